@@ -1,0 +1,183 @@
+"""Prometheus as a metrics source, against a real Prometheus server with backfilled data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import httpx
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from incidentlens.errors import InputError, SourceError
+from incidentlens.telemetry.prometheus import (
+    MAX_POINTS_PER_SERIES,
+    PrometheusAuth,
+    PrometheusClient,
+    choose_step,
+    fetch_metrics,
+    parse_promql_options,
+)
+from prom_server import TEST_PASSWORD, PromServer, free_port, prometheus_serving
+
+pytestmark = pytest.mark.prometheus
+
+START = datetime(2024, 5, 1)
+MINUTES = 600
+
+
+def synthetic_metrics() -> pa.Table:
+    """Two services, a gauge each and a counter, one point a minute for ten hours."""
+    rng = np.random.default_rng(7)
+    minutes = (np.datetime64(START, "ms") + np.arange(MINUTES).astype("timedelta64[m]")).astype("datetime64[ms]")
+    blocks = [
+        ("checkout", "p95_ms", 180 + rng.normal(0, 5, MINUTES)),
+        ("payments", "p95_ms", 90 + rng.normal(0, 3, MINUTES)),
+        ("payments", "requests_total", np.cumsum(np.full(MINUTES, 120.0))),
+    ]
+    return pa.table(
+        {
+            "ts": np.tile(minutes, len(blocks)),
+            "service": np.repeat([b[0] for b in blocks], MINUTES),
+            "metric": np.repeat([b[1] for b in blocks], MINUTES),
+            "value": np.concatenate([b[2] for b in blocks]),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def source_metrics() -> pa.Table:
+    return synthetic_metrics()
+
+
+@pytest.fixture(scope="module")
+def prom(source_metrics: pa.Table, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromServer]:
+    with prometheus_serving(source_metrics, tmp_path_factory.mktemp("prom")) as server:
+        yield server
+
+
+def test_discovered_series_come_back_as_canonical_metrics(prom: PromServer, source_metrics: pa.Table):
+    with PrometheusClient(prom.url) as client:
+        pulled = fetch_metrics(client, START, START + timedelta(minutes=MINUTES - 1))
+
+    assert pulled.schema.names == ["ts", "service", "metric", "value"]
+    con = duckdb.connect()
+    con.register("pulled", pulled)
+    con.register("source", source_metrics)
+    series = con.sql("SELECT service, metric, count(*) FROM pulled GROUP BY ALL ORDER BY ALL").fetchall()
+    assert series == [
+        ("checkout", "p95_ms", MINUTES),
+        ("payments", "p95_ms", MINUTES),
+        ("payments", "requests_total:rate", MINUTES - 1),  # rate() needs two samples: none at the first minute
+    ]
+    worst_gauge_error = con.execute(
+        "SELECT max(abs(p.value - s.value)) FROM pulled p JOIN source s USING (ts, service, metric)"
+    ).fetchone()[0]
+    assert worst_gauge_error < 1e-9
+    # The counter grows 120 a minute: Prometheus's rate() is 2 per second once its window is full.
+    rates = con.execute(
+        "SELECT min(value), max(value) FROM pulled WHERE metric = 'requests_total:rate' "
+        "AND ts >= TIMESTAMP '2024-05-01 01:00:00'"
+    ).fetchone()
+    assert rates == pytest.approx((2.0, 2.0))
+
+
+def test_named_promql_queries_become_metrics_named_after_them(prom: PromServer):
+    queries = parse_promql_options(["worst_p95=max by (service) (p95_ms)", "fleet_p95=avg(p95_ms)"])
+    with PrometheusClient(prom.url) as client:
+        pulled = fetch_metrics(client, START, START + timedelta(hours=1), queries=queries, discover=False)
+
+    con = duckdb.connect()
+    con.register("pulled", pulled)
+    assert con.sql("SELECT DISTINCT service, metric FROM pulled ORDER BY ALL").fetchall() == [
+        ("checkout", "worst_p95"),
+        ("global", "fleet_p95"),
+        ("payments", "worst_p95"),
+    ]
+
+
+def test_the_step_keeps_every_series_under_the_point_limit(prom: PromServer):
+    month = timedelta(days=30)
+    step = choose_step(START, START + month)
+    assert month.total_seconds() / step < MAX_POINTS_PER_SERIES
+    # Prometheus itself refuses a range with more points: the chosen step must be accepted over a month.
+    with PrometheusClient(prom.url) as client:
+        pulled = fetch_metrics(client, START - month + timedelta(hours=10), START + timedelta(hours=10))
+    assert pulled.num_rows > 0
+
+
+def test_a_query_error_carries_prometheus_message(prom: PromServer):
+    with PrometheusClient(prom.url) as client, pytest.raises(SourceError, match=r"query_range failed: .*parse"):
+        fetch_metrics(client, START, START + timedelta(hours=1), queries={"broken": "rate(p95_ms["}, discover=False)
+
+
+def test_an_empty_range_says_what_was_looked_for(prom: PromServer):
+    with PrometheusClient(prom.url) as client, pytest.raises(SourceError, match="no series with a service"):
+        fetch_metrics(client, datetime(2020, 1, 1), datetime(2020, 1, 2))
+
+
+def test_an_unreachable_server_is_one_line_after_retries():
+    client = PrometheusClient(f"http://127.0.0.1:{free_port()}", retries=1, backoff=0.01)
+    with client, pytest.raises(SourceError, match=r"unreachable .* after 2 attempts") as raised:
+        fetch_metrics(client, START, START + timedelta(hours=1))
+    assert "\n" not in str(raised.value)
+
+
+def test_basic_auth_is_checked_by_a_real_server(
+    source_metrics: pa.Table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    one_hour = source_metrics.slice(0, 60)
+    with prometheus_serving(one_hour, tmp_path, basic_auth_user="admin") as server:
+        monkeypatch.setenv("PROMETHEUS_PASSWORD", TEST_PASSWORD)
+        with PrometheusClient(server.url, PrometheusAuth.from_options(user="admin")) as client:
+            assert fetch_metrics(client, START, START + timedelta(minutes=59)).num_rows == 60
+
+        monkeypatch.setenv("PROMETHEUS_PASSWORD", "wrong-password")
+        client = PrometheusClient(server.url, PrometheusAuth.from_options(user="admin"))
+        with client, pytest.raises(SourceError, match=r"authentication refused \(HTTP 401\)") as raised:
+            fetch_metrics(client, START, START + timedelta(minutes=59))
+        assert "wrong-password" not in str(raised.value)
+
+
+def test_basic_auth_needs_the_password_in_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("PROMETHEUS_PASSWORD", raising=False)
+    with pytest.raises(InputError, match="PROMETHEUS_PASSWORD"):
+        PrometheusAuth.from_options(user="admin")
+
+
+def test_the_bearer_token_comes_from_the_environment_and_is_never_printed(monkeypatch: pytest.MonkeyPatch):
+    seen: list[str | None] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(403, text="forbidden")
+
+    monkeypatch.setenv("PROMETHEUS_TOKEN", "s3cret-token")
+    auth = PrometheusAuth.from_options()
+    client = PrometheusClient("http://prom.example", auth, transport=httpx.MockTransport(refuse))
+    with client, pytest.raises(SourceError, match=r"authentication refused \(HTTP 403\)") as raised:
+        fetch_metrics(client, START, START + timedelta(hours=1))
+    assert seen == ["Bearer s3cret-token"]
+    assert "s3cret" not in str(raised.value)
+
+
+def test_server_errors_are_retried_with_backoff():
+    answers = iter([httpx.Response(503), httpx.Response(502)])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/series"):
+            return next(answers, httpx.Response(200, json={"status": "success", "data": []}))
+        return httpx.Response(200, json={"status": "success", "data": {}})
+
+    client = PrometheusClient("http://prom.example", retries=2, backoff=0.01, transport=httpx.MockTransport(flaky))
+    with client, pytest.raises(SourceError, match="no series with a service"):
+        fetch_metrics(client, START, START + timedelta(hours=1))
+
+
+@pytest.mark.parametrize("option", ["p95", "=up", "bad name=up", "p95="])
+def test_promql_options_must_be_name_equals_query(option: str):
+    with pytest.raises(InputError, match="--promql"):
+        parse_promql_options([option])
