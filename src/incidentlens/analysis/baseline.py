@@ -1,0 +1,120 @@
+"""A baseline the incident cannot contaminate: a robust smoother fitted with the anomalous points weighted out.
+
+The expected value of a series is a Whittaker smoother (penalised second differences, a banded solve: O(n)) fitted
+by iteratively reweighted least squares with Tukey's bisquare weights. Points far from the fit get weight zero,
+so an incident's own points do not pull the baseline towards them, and inside the incident the baseline is the
+smooth continuation of the data around it. The smoother is stiff enough not to follow a change shorter than
+`smoothness` (hours) but follows a daily pattern and slow trends. The first fit starts from a rolling median over
+`smoothness`, so a long incident is already mostly weighted out before the first least-squares fit.
+
+Long series are fitted on at most `MAX_BINS` equal-count bins (each bin's median), then interpolated back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.linalg import solveh_banded
+
+MAX_BINS = 3000
+BISQUARE_C = 4.685
+IRLS_ITERATIONS = 6
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class Baseline:
+    expected: np.ndarray  # per input point
+    scale: float  # robust standard deviation of the residuals (over the reference points)
+
+
+def robust_scale(residuals: np.ndarray) -> float:
+    """Robust standard deviation: MAD, falling back to the mean absolute deviation when over half are equal."""
+    if residuals.size == 0:
+        return 0.0
+    centre = np.median(residuals)
+    deviations = np.abs(residuals - centre)
+    mad = MAD_TO_SIGMA * float(np.median(deviations))
+    if mad > 0:
+        return mad
+    return 1.2533 * float(np.mean(deviations))
+
+
+def fit_baseline(t_ns: np.ndarray, y: np.ndarray, smoothness_ns: int, reference: np.ndarray | None = None) -> Baseline:
+    """Fit the robust baseline of one series (times as int64 ns, sorted) and its residual scale.
+
+    `reference` (booleans per point) restricts where the scale is measured, e.g. the period before an alert.
+    """
+    bin_t, bin_y, bin_size = _bin_medians(t_ns, y)
+    bin_step = float(np.median(np.diff(bin_t))) if len(bin_t) > 1 else 1.0
+    samples_per_period = max(smoothness_ns / max(bin_step, 1.0), 3.0)
+    fit = _robust_whittaker(bin_y, samples_per_period)
+    expected = np.interp(t_ns.astype(np.float64), bin_t, fit) if bin_size > 1 else fit
+    residuals = y - expected
+    if reference is not None and reference.sum() >= 10:
+        residuals = residuals[reference]
+    return Baseline(expected=expected, scale=robust_scale(residuals))
+
+
+def _bin_medians(t_ns: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Equal-count bins: (bin centre times as float ns, bin medians, points per bin)."""
+    n = len(y)
+    size = max(1, int(np.ceil(n / MAX_BINS)))
+    if size == 1:
+        return t_ns.astype(np.float64), y, 1
+    padded = int(np.ceil(n / size)) * size
+    y_bins = np.full(padded, np.nan)
+    y_bins[:n] = y
+    t_bins = np.full(padded, np.nan)
+    t_bins[:n] = (t_ns - t_ns[0]).astype(np.float64)
+    medians = np.nanmedian(y_bins.reshape(-1, size), axis=1)
+    centres = np.nanmean(t_bins.reshape(-1, size), axis=1) + float(t_ns[0])
+    return centres, medians, size
+
+
+def _robust_whittaker(y: np.ndarray, samples_per_period: float) -> np.ndarray:
+    """IRLS Whittaker smoother with bisquare weights, started from a rolling median's residuals."""
+    lam = (samples_per_period / (2 * np.pi)) ** 4
+    fit = _rolling_median(y, round(samples_per_period))
+    for _ in range(IRLS_ITERATIONS):
+        weights = _bisquare(y - fit)
+        fit = _whittaker(y, weights, lam)
+    return fit
+
+
+def _bisquare(residuals: np.ndarray) -> np.ndarray:
+    scale = robust_scale(residuals)
+    if scale == 0:
+        return np.ones_like(residuals)
+    u = residuals / (BISQUARE_C * scale)
+    return np.where(np.abs(u) < 1, (1 - u**2) ** 2, 0.0)
+
+
+def _whittaker(y: np.ndarray, weights: np.ndarray, lam: float) -> np.ndarray:
+    """Minimise sum w (y - z)^2 + lam * sum (second difference of z)^2 by a banded Cholesky solve."""
+    m = len(y)
+    if m < 5 or np.count_nonzero(weights) < 3:
+        return np.full(m, np.median(y))
+    # Upper banded form of W + lam * D'D, D the (m-2) x m second-difference matrix.
+    main = np.full(m, 6.0)
+    main[[0, -1]] = 1.0
+    main[[1, -2]] = 5.0
+    first = np.full(m - 1, -4.0)
+    first[[0, -1]] = -2.0
+    bands = np.zeros((3, m))
+    bands[0, 2:] = lam
+    bands[1, 1:] = lam * first
+    bands[2] = lam * main + weights
+    return solveh_banded(bands, weights * y, check_finite=False)
+
+
+def _rolling_median(y: np.ndarray, window: int) -> np.ndarray:
+    """Centred rolling median, the window clipped to the series and edges reflected."""
+    window = max(3, min(window, len(y) // 2 * 2 - 1))
+    if len(y) < 3:
+        return np.full(len(y), np.median(y))
+    half = window // 2
+    padded = np.pad(y, half, mode="reflect")
+    return np.median(sliding_window_view(padded, 2 * half + 1), axis=1)
