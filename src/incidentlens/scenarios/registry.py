@@ -1,0 +1,54 @@
+"""The scenario catalogue: names, one-line descriptions, and `generate`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from incidentlens.errors import InputError
+from incidentlens.scenarios.output import check_format
+from incidentlens.scenarios.tutorial import generate_tutorial
+
+Builder = Callable[[Path, int, float, "int | None", str], dict[str, Path]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    build: Builder
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "seed-tutorial",
+            "the original tutorial's day: rps, p95_ms, error_rate and a ramped incident at 62-72% of the range",
+            generate_tutorial,
+        ),
+    )
+}
+
+
+def list_scenarios() -> list[tuple[str, str]]:
+    """(name, one-line description) of every scenario, in catalogue order."""
+    return [(s.name, s.description) for s in SCENARIOS.values()]
+
+
+def generate(
+    name: str, out_dir: str | Path, seed: int = 1, hours: float = 24, logs: int | None = None, fmt: str = "csv"
+) -> dict[str, Path]:
+    """Write scenario `name` into out_dir: metrics, logs, events (when it has any) and truth.json.
+
+    Returns the written paths by role (`metrics`, `logs`, `events`, `truth`).
+    """
+    if name not in SCENARIOS:
+        raise InputError(f"unknown scenario '{name}': choose one of {', '.join(SCENARIOS)}")
+    check_format(fmt)
+    if logs is not None and logs < 0:
+        raise InputError(f"--logs {logs}: the number of log lines cannot be negative")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return SCENARIOS[name].build(out, seed, hours, logs, fmt)

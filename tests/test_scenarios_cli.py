@@ -1,0 +1,53 @@
+"""The `scenarios` and `generate` commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from incidentlens.cli import app
+
+runner = CliRunner()
+
+
+def test_scenarios_lists_every_scenario_with_one_line():
+    result = runner.invoke(app, ["scenarios"], terminal_width=200)
+    assert result.exit_code == 0
+    for name in ("seed-tutorial",):
+        assert name in result.output
+
+
+def test_generate_writes_the_requested_format_range_and_line_count(tmp_path):
+    result = runner.invoke(
+        app,
+        ["generate", "--scenario", "seed-tutorial", "--out", str(tmp_path), "--seed", "3", "--hours", "6",
+         "--logs", "500", "--format", "jsonl"],
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs.jsonl", "metrics.jsonl", "truth.json"]
+    assert len((tmp_path / "logs.jsonl").read_text().splitlines()) == 500
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 6 * 60
+    assert json.loads((tmp_path / "truth.json").read_text())["seed"] == 3
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from incidentlens.cli import main; main()", *args],
+        capture_output=True, text=True, check=False,
+    )
+
+
+def test_unknown_scenario_exits_2_with_one_line_naming_the_choices(tmp_path):
+    completed = _run_cli("generate", "--scenario", "no-such-thing", "--out", str(tmp_path))
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1
+    assert "no-such-thing" in completed.stderr and "seed-tutorial" in completed.stderr
+
+
+def test_unknown_format_exits_2_with_one_line(tmp_path):
+    completed = _run_cli("generate", "--scenario", "seed-tutorial", "--out", str(tmp_path), "--format", "xml")
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == "error: unknown format 'xml': choose one of csv, parquet, jsonl"
