@@ -1,0 +1,343 @@
+"""ClickHouse as a logs source: queries over the canonical `logs` view are pushed down, only their results return.
+
+`--logs clickhouse://user:pass@host:8123/db.table` names a table. Its columns are detected like a file's (time,
+service, level, message; `--map role=column` overrides) and exposed by a ClickHouse subquery with the canonical
+columns. `ClickHouseLogs.fetch(sql)` takes the analysis's DuckDB SQL over `logs`, rewrites it for ClickHouse
+(`dialect.to_clickhouse`), runs it there and returns the result as arrow, shaped exactly as DuckDB would have
+shaped it (names and types from running the same SQL over an empty canonical table).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import duckdb
+import pyarrow as pa
+
+from incidentlens.errors import IncidentLensError, InputError, SourceError
+from incidentlens.telemetry.columns import CANDIDATES, candidate_columns, find_column, is_pod_column, quote
+from incidentlens.telemetry.dialect import referenced_tables, to_clickhouse
+from incidentlens.telemetry.views import _LEVEL_ALIASES, _LEVEL_WORDS, _POD_SUFFIX
+
+Runner = Callable[[str], pa.Table]
+
+CANONICAL_COLUMNS = ("ts", "service", "level", "message")
+# The same level words, aliases and pod-name suffix as the file views, so both paths give the same logs view.
+LEVEL_WORDS = _LEVEL_WORDS
+LEVEL_ALIASES = _LEVEL_ALIASES
+POD_SUFFIX = _POD_SUFFIX
+_WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
+
+
+@dataclass(frozen=True)
+class ClickHouseTarget:
+    """Where the logs live, parsed from clickhouse://user:pass@host:port/db.table (clickhouses:// for TLS)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    table: str
+    secure: bool
+
+    @classmethod
+    def parse(cls, url: str) -> ClickHouseTarget:
+        parts = urlsplit(url)
+        if parts.scheme not in ("clickhouse", "clickhouses"):
+            raise InputError(f"{redact(url)}: expected clickhouse://user:pass@host:8123/db.table")
+        database, _, table = parts.path.lstrip("/").partition(".")
+        if not parts.hostname or not database or not table:
+            raise InputError(f"{redact(url)}: expected clickhouse://user:pass@host:8123/db.table")
+        secure = parts.scheme == "clickhouses"
+        password = unquote(parts.password) if parts.password else os.environ.get("CLICKHOUSE_PASSWORD", "")
+        return cls(
+            host=parts.hostname, port=parts.port or (8443 if secure else 8123),
+            user=unquote(parts.username or "default"), password=password,
+            database=database, table=table, secure=secure,
+        )
+
+    @property
+    def name(self) -> str:
+        """The source as the user should see it: no password."""
+        scheme = "clickhouses" if self.secure else "clickhouse"
+        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}.{self.table}"
+
+    @property
+    def qualified_table(self) -> str:
+        return f"{quote_identifier(self.database)}.{quote_identifier(self.table)}"
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def quote_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def connect_clickhouse_logs(
+    url: str, mapping: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> ClickHouseLogs:
+    """Open the logs table behind a clickhouse:// URL with the official clickhouse-connect client."""
+    import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    target = ClickHouseTarget.parse(url)
+    try:
+        client = clickhouse_connect.get_client(
+            host=target.host, port=target.port, username=target.user, password=target.password,
+            database=target.database, secure=target.secure, connect_timeout=timeout, send_receive_timeout=timeout,
+        )
+    except ClickHouseError as err:
+        raise SourceError(f"ClickHouse {target.name}: {describe_clickhouse_error(err)}") from None
+
+    def run(sql: str) -> pa.Table:
+        return client.query_arrow(sql, use_strings=True)
+
+    return ClickHouseLogs(run, target.qualified_table, target.name, mapping)
+
+
+def describe_clickhouse_error(err: BaseException) -> str:
+    """One line for a ClickHouse or client error: auth refusals and unreachable servers said plainly."""
+    text = " ".join(str(err).split())
+    if "AUTHENTICATION_FAILED" in text or "Code: 516" in text or "HTTP 401" in text or "HTTP 403" in text:
+        return "authentication refused"
+    if any(word in text for word in ("Connection refused", "Failed to resolve", "timed out", "Max retries")):
+        return f"unreachable ({text[:200]})"
+    code = re.search(r"Code: \d+\. DB::Exception: (.*?)(?: \(\w+\))?(?: \(version [^)]*\))?$", text)
+    return (code.group(1) if code else text)[:300]
+
+
+class ClickHouseLogs:
+    """A ClickHouse table seen as the canonical `logs` view; every query is pushed down (a store QueryBackend)."""
+
+    views = frozenset({"logs"})
+
+    def __init__(self, run: Runner, table: str, source: str, mapping: Mapping[str, str] | None = None) -> None:
+        self._run_raw = run
+        self.table = table
+        self.source = source
+        self.columns = self._describe()
+        self.roles = detect_roles(self.columns, mapping or {}, source)
+        self.canonical_sql = self._canonical_sql()
+        self.warnings = self._check_times()
+        self._shape = _empty_canonical_table(
+            {name: self.columns[column] for name, column in self.rest_columns().items()}
+        )
+
+    def fetch(self, sql: str) -> pa.Table:
+        """Run DuckDB SQL over `logs` in ClickHouse; the result has the names and types DuckDB would give it."""
+        others = referenced_tables(sql) - {"logs"}
+        if others:
+            raise InputError(
+                f"query reads logs (in ClickHouse {self.source}) together with {', '.join(sorted(others))}: "
+                "query the logs on their own"
+            )
+        result = self._run(to_clickhouse(sql, {"logs": self.canonical_sql}))
+        return _reshape(result, self._expected_schema(sql))
+
+    def references_logs(self, sql: str) -> bool:
+        return "logs" in referenced_tables(sql)
+
+    def _run(self, sql: str) -> pa.Table:
+        try:
+            return self._run_raw(sql)
+        except IncidentLensError:
+            raise
+        except Exception as err:  # the client boundary: any driver failure becomes one line
+            raise SourceError(f"ClickHouse {self.source}: {describe_clickhouse_error(err)}") from None
+
+    def _describe(self) -> dict[str, str]:
+        described = self._run(f"DESCRIBE TABLE {self.table}")
+        names, types = described.column("name").to_pylist(), described.column("type").to_pylist()
+        return dict(zip(names, types, strict=True))
+
+    def _canonical_sql(self) -> str:
+        roles = self.roles
+        message = _message_expr(roles["message"])
+        select = {
+            "ts": self._time_expr(),
+            "service": _service_expr(roles.get("service")),
+            "level": _level_expr(roles.get("level"), message),
+            "message": message,
+        }
+        for name, column in self.rest_columns().items():
+            select[name] = f"src.{quote_identifier(column)}"
+        body = ", ".join(f"{expr} AS {quote_identifier(name)}" for name, expr in select.items())
+        return f"SELECT {body} FROM {self.table} AS src WHERE ts IS NOT NULL"
+
+    def rest_columns(self) -> dict[str, str]:
+        """Every column not consumed by a role, names kept (`source_<name>` on a clash), as for files.
+
+        A pod column stays too: the service is derived from it, the pod itself is worth keeping.
+        """
+        consumed = {self.roles[role] for role in ("time", "level", "message") if role in self.roles}
+        service = self.roles.get("service")
+        if service and not is_pod_column(service):
+            consumed.add(service)
+        return {
+            (f"source_{column}" if column.lower() in CANONICAL_COLUMNS else column): column
+            for column in self.columns if column not in consumed
+        }
+
+    def _time_expr(self) -> str:
+        column = self.roles["time"]
+        quoted = f"src.{quote_identifier(column)}"
+        kind = base_type(self.columns[column])
+        if kind.startswith(("DateTime", "Date")):
+            return f"toDateTime64({quoted}, 6, 'UTC')"
+        if kind.startswith("String"):
+            return f"parseDateTime64BestEffortOrNull({quoted}, 6, 'UTC')"
+        if kind.startswith(("Int", "UInt", "Float", "Decimal")):
+            return _epoch_expr(quoted, self._largest(quoted))
+        raise InputError(f"{self.source}: column '{column}' ({self.columns[column]}) cannot be read as a time")
+
+    def _largest(self, quoted: str) -> float:
+        value = self._run(f"SELECT toFloat64(max({quoted})) AS m FROM {self.table} AS src").column("m")[0].as_py()
+        return value or 0.0
+
+    def _check_times(self) -> list[str]:
+        """One pass: a time that does not parse is an error naming it; rows without a time are left out, counted."""
+        column = self.roles["time"]
+        raw = f"src.{quote_identifier(column)}"
+        missing = f"(isNull({raw}) OR trimBoth(toString({raw})) = '')"
+        bad = f"(NOT {missing} AND isNull({self._time_expr()}))"
+        counts = self._run(
+            f"SELECT countIf({missing}) AS missing, countIf({bad}) AS bad, anyIf(toString({raw}), {bad}) AS example "
+            f"FROM {self.table} AS src"
+        ).to_pylist()[0]
+        if counts["bad"]:
+            raise InputError(
+                f"{self.source}: column {column!r}: cannot parse {counts['example']!r} as a time "
+                f"({counts['bad']} rows like it)"
+            )
+        if counts["missing"]:
+            return [f"{self.source}: column {column!r}: {counts['missing']} rows have no time, left out"]
+        return []
+
+    def _expected_schema(self, sql: str) -> pa.Schema:
+        try:
+            return self._shape.cursor().sql(sql).to_arrow_table().schema
+        except duckdb.Error as err:
+            raise InputError(f"query over logs: {' '.join(str(err).split())[:300]}") from None
+
+
+def detect_roles(columns: Mapping[str, str], mapping: Mapping[str, str], source: str) -> dict[str, str]:
+    """The column for each role, chosen as for files: `--map` first, then the candidates in order of preference."""
+    names = list(columns)
+    for role, column in mapping.items():
+        if role in ("time", "service", "level", "message") and column not in columns:
+            raise InputError(
+                f"{source}: column {column!r} (mapped to {role}) is not in the table (columns: {', '.join(names)})"
+            )
+    roles: dict[str, str] = {}
+    times = [c for c in candidate_columns(names, "time", dict(mapping)) if _can_be_time(columns[c])]
+    message = find_column(names, "message", dict(mapping), exclude=times[:1])
+    for role, found in (("time", times[0] if times else None), ("message", message)):
+        if found is None:
+            raise InputError(
+                f"{source}: no {role} column (looked for {', '.join(CANDIDATES[role])}; columns: {', '.join(names)}); "
+                f"use --map {role}=COLUMN"
+            )
+        roles[role] = found
+    level = find_column(names, "level", dict(mapping), exclude=roles.values())
+    service = find_column(names, "service", dict(mapping), exclude=[*roles.values(), *([level] if level else [])])
+    roles.update({role: column for role, column in (("level", level), ("service", service)) if column})
+    return roles
+
+
+def _can_be_time(clickhouse_type: str) -> bool:
+    return base_type(clickhouse_type).startswith(("DateTime", "Date", "String", "Int", "UInt", "Float", "Decimal"))
+
+
+def base_type(clickhouse_type: str) -> str:
+    """`LowCardinality(Nullable(String))` -> `String`."""
+    while match := _WRAPPERS.match(clickhouse_type):
+        clickhouse_type = match.group(1)
+    return clickhouse_type
+
+
+def _service_expr(column: str | None) -> str:
+    if column is None:
+        return "'global'"
+    text = f"toString(src.{quote_identifier(column)})"
+    return f"replaceRegexpOne({text}, {POD_SUFFIX}, '')" if is_pod_column(column) else text
+
+
+def _epoch_expr(quoted: str, largest: float) -> str:
+    """Epoch seconds, ms, us or ns, told apart by magnitude as for files."""
+    if largest > 1e17:
+        return f"toDateTime64(fromUnixTimestamp64Nano(toInt64({quoted}), 'UTC'), 6, 'UTC')"
+    if largest > 1e14:
+        return f"toDateTime64(fromUnixTimestamp64Micro(toInt64({quoted}), 'UTC'), 6, 'UTC')"
+    if largest > 1e11:
+        return f"toDateTime64(fromUnixTimestamp64Milli(toInt64({quoted}), 'UTC'), 6, 'UTC')"
+    return f"toDateTime64(toFloat64({quoted}), 6, 'UTC')"
+
+
+def _message_expr(column: str) -> str:
+    """The message, unwrapped from a container runtime JSON line (`{"log": "...\\n", "stream": ...}`)."""
+    raw = f"toString(src.{quote_identifier(column)})"
+    wrapped = f"startsWith({raw}, '{{') AND isValidJSON({raw}) AND JSONHas({raw}, 'log')"
+    return f"if({wrapped}, replaceRegexpOne(JSONExtractString({raw}, 'log'), '\\n+$', ''), {raw})"
+
+
+def _level_expr(column: str | None, message: str) -> str:
+    """Upper-cased, normalised level (WARNING->WARN, ERR->ERROR, CRITICAL->FATAL); from the message when absent."""
+    if column:
+        return _normalised_level(f"toString(src.{quote_identifier(column)})")
+    head = f"left({message}, 200)"
+    word = f"nullIf(extract({head}, '\\b({LEVEL_WORDS})\\b'), '')"
+    logfmt = f"nullIf(extract({head}, '(?i)\\blevel[=:]\\s*\"?([a-z]+)'), '')"
+    return _normalised_level(f"coalesce({word}, {logfmt})")
+
+
+def _normalised_level(text: str) -> str:
+    upper = f"upper(trimBoth({text}))"
+    aliases = " ".join(f"WHEN '{alias}' THEN '{level}'" for alias, level in LEVEL_ALIASES.items())
+    return f"CASE {upper} {aliases} WHEN '' THEN NULL ELSE {upper} END"
+
+
+_DUCKDB_TYPES = (("DateTime", "TIMESTAMP"), ("Date", "DATE"), ("Int", "BIGINT"), ("UInt", "BIGINT"),
+                 ("Float", "DOUBLE"), ("Decimal", "DOUBLE"), ("Bool", "BOOLEAN"))
+
+
+def _empty_canonical_table(rest: Mapping[str, str]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection holding an empty `logs` table with the canonical columns, to learn result shapes."""
+    rest = [f"{quote(name)} {_duckdb_type(kind)}" for name, kind in rest.items()]
+    shape = duckdb.connect()
+    definition = ", ".join(["ts TIMESTAMP", "service VARCHAR", "level VARCHAR", "message VARCHAR", *rest])
+    shape.execute(f"CREATE TABLE logs ({definition})")
+    return shape
+
+
+def _duckdb_type(clickhouse_type: str) -> str:
+    kind = base_type(clickhouse_type)
+    return next((duck for prefix, duck in _DUCKDB_TYPES if kind.startswith(prefix)), "VARCHAR")
+
+
+def _reshape(result: pa.Table, expected: pa.Schema) -> pa.Table:
+    """Give ClickHouse's answer DuckDB's column names and types (UInt64 counts, zoned times, ...)."""
+    if result.num_columns != len(expected):
+        raise SourceError(f"ClickHouse returned {result.num_columns} columns where {len(expected)} were expected")
+    columns = [_cast(result.column(i), field.type) for i, field in enumerate(expected)]
+    return pa.Table.from_arrays(columns, schema=expected)
+
+
+def _cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
+    if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+        # Zoned UTC instants: the store's times are naive UTC, and the stored integers already are.
+        column = column.cast(pa.timestamp(column.type.unit))
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    try:
+        return column.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return column.cast(target, safe=False)
+

@@ -1,0 +1,101 @@
+"""Which source column plays which canonical role: auto-detection by name, and `--map role=column` overrides.
+
+Names are compared normalised (lower case, letters and digits only), so `service.name`, `service_name` and
+`ServiceName` are one candidate, and `Timestamp`, `TimeStamp` and `@timestamp` another.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from incidentlens.errors import InputError
+
+# Candidates in order of preference, written normalised.
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "time": ("ts", "time", "timestamp", "datetime", "timeunixnano", "eventtime", "date"),
+    "service": (
+        "service", "servicename", "app", "application", "job", "podname", "pod", "k8spodname", "kubernetespodname",
+    ),
+    "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname"),
+    "message": ("message", "msg", "body", "log", "content", "text"),
+    "metric": ("metric", "metricname", "name"),
+    "value": ("value", "val", "metricvalue"),
+    "trace_id": ("traceid",),
+    "span_id": ("spanid",),
+    "parent_id": ("parentid", "parentspanid", "parentspan"),
+    "operation": ("operationname", "operation", "spanname", "name"),
+    "start": ("starttimeunixnano", "starttime", "start", "startts", "starttimestamp", "timestamp", "ts", "time"),
+    "end": ("endtimeunixnano", "endtime", "end", "endts"),
+    "duration": (
+        "duration", "durationms", "durationus", "durationmicros", "durationns", "durationnano", "durationnanos",
+        "elapsed", "elapsedms",
+    ),
+    "status": ("status", "statuscode", "otelstatuscode", "error", "iserror", "haserror"),
+    "kind": ("kind", "type", "eventtype", "event", "category", "action"),
+    "description": ("description", "desc", "details", "summary", "message", "msg", "text", "body"),
+}
+ROLES: tuple[str, ...] = tuple(CANDIDATES)
+
+# Columns holding a Kubernetes pod name: the service is the pod name without its replica-set/StatefulSet suffix.
+POD_COLUMNS = frozenset({"podname", "pod", "k8spodname", "kubernetespodname"})
+
+
+def normalise(name: str) -> str:
+    """`Service.Name` -> `servicename`: the form candidate names are compared in."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def quote(name: str) -> str:
+    """A column name as a DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A Python string as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def find_column(
+    columns: Sequence[str], role: str, mapping: dict[str, str] | None = None, exclude: Iterable[str] = ()
+) -> str | None:
+    """The source column for `role`: the `--map` override if it names a column here, else the best candidate."""
+    matches = candidate_columns(columns, role, mapping, exclude)
+    return matches[0] if matches else None
+
+
+def candidate_columns(
+    columns: Sequence[str], role: str, mapping: dict[str, str] | None = None, exclude: Iterable[str] = ()
+) -> list[str]:
+    """Every column that could play `role`, best first; a `--map` override present here is the only candidate."""
+    mapped = (mapping or {}).get(role)
+    if mapped is not None:
+        exact = [c for c in columns if c == mapped] or [c for c in columns if c.lower() == mapped.lower()]
+        if exact:
+            return exact[:1]
+    excluded = set(exclude)
+    by_key: dict[str, list[str]] = {}
+    for column in columns:
+        if column not in excluded:
+            by_key.setdefault(normalise(column), []).append(column)
+    return [column for key in CANDIDATES[role] for column in by_key.get(key, [])]
+
+
+def is_pod_column(column: str) -> bool:
+    """True when the column holds Kubernetes pod names (by its name)."""
+    key = normalise(column)
+    return key in POD_COLUMNS or "pod" in key
+
+
+def parse_mapping(items: Iterable[str] | None) -> dict[str, str]:
+    """`["time=when", "message=text"]` (the CLI's repeated `--map role=column`) -> `{"time": "when", ...}`."""
+    mapping: dict[str, str] = {}
+    for item in items or ():
+        role, sep, column = item.partition("=")
+        role, column = role.strip(), column.strip()
+        if not sep or not role or not column:
+            raise InputError(f"--map {item!r}: expected role=column, e.g. --map time=when")
+        if role not in CANDIDATES:
+            raise InputError(f"--map {item!r}: unknown role {role!r}; roles are {', '.join(ROLES)}")
+        mapping[role] = column
+    return mapping

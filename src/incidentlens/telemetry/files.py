@@ -1,0 +1,173 @@
+"""Input files -> DuckDB table functions: path and glob resolution, format detection, one reader per file shape.
+
+Every reader yields VARCHAR columns for text formats (CSV, JSON lines) so that typing is decided in one place
+(`views.py`) with TRY_CAST and bad values are counted instead of failing a query halfway through an analysis.
+Parquet keeps its own types.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import duckdb
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry.columns import literal
+
+PathLike = str | Path
+PathsArg = PathLike | Sequence[PathLike] | None
+
+_FORMATS_BY_SUFFIX = {
+    ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+}
+_FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One relation to canonicalise: files of one format and shape, or an in-database table, named for messages."""
+
+    label: str
+    files: tuple[Path, ...] = ()
+    fmt: str = "table"
+    table: str | None = None
+    text_columns: tuple[str, ...] = ()  # columns or JSON fields, all read as VARCHAR (filled by `with_schema`)
+    delimiter: str = ","
+
+    @property
+    def format_name(self) -> str:
+        return _FORMAT_NAMES.get(self.fmt, self.fmt)
+
+    @property
+    def from_sql(self) -> str:
+        """The FROM item reading this source."""
+        return self.table or reader_sql(self.fmt, self.files, self.text_columns, self.delimiter)
+
+    def for_file(self, path: Path) -> Source:
+        """The same reader over one of its files (to locate a bad row)."""
+        return replace(self, label=str(path), files=(path,))
+
+
+def reader_sql(fmt: str, files: Sequence[Path], text_columns: Sequence[str] = (), delimiter: str = ",") -> str:
+    """The DuckDB table function reading `files` (all of format `fmt`); text columns given skip re-sniffing."""
+    file_list = "[" + ", ".join(literal(str(p)) for p in files) + "]"
+    columns = "{" + ", ".join(f"{literal(n)}: 'VARCHAR'" for n in text_columns) + "}"
+    if fmt == "csv" and text_columns:
+        # Files of one group share a header, so one sniff (in `with_schema`) serves every query and file.
+        return (f"read_csv({file_list}, auto_detect=false, header=true, delim={literal(delimiter)}, quote='\"', "
+                f"escape='\"', columns={columns})")
+    if fmt == "csv":
+        return f"read_csv({file_list}, all_varchar=true, header=true)"
+    if fmt == "parquet":
+        return f"read_parquet({file_list}, union_by_name=true)"
+    json_format = "newline_delimited" if fmt == "jsonl" else "auto"
+    typed = f", columns={columns}" if text_columns else ""
+    return f"read_json({file_list}, format='{json_format}', union_by_name=true{typed})"
+
+
+def resolve_paths(paths: PathsArg) -> list[Path]:
+    """Expand globs; every plain path must exist and every glob must match, else InputError naming it."""
+    if paths is None:
+        return []
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    resolved: list[Path] = []
+    for item in items:
+        text = str(item)
+        if glob.has_magic(text):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise InputError(f"{text}: no file matches this pattern")
+            resolved.extend(matches)
+        elif Path(text).is_dir():
+            raise InputError(f"{text}: is a directory; give a file or a glob such as '{text}/*.csv'")
+        elif not Path(text).is_file():
+            raise InputError(f"{text}: no such file")
+        else:
+            resolved.append(Path(text))
+    return list(dict.fromkeys(resolved))
+
+
+def file_format(path: Path) -> str:
+    """csv, parquet, jsonl or json, from the suffix (ignoring .gz) or, failing that, from the first bytes."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".gzip", ".zst"):
+        suffixes = suffixes[:-1]
+    if suffixes and suffixes[-1] in _FORMATS_BY_SUFFIX:
+        return _FORMATS_BY_SUFFIX[suffixes[-1]]
+    head = _first_bytes(path, 4)
+    if head == b"PAR1":
+        return "parquet"
+    return "jsonl" if head.lstrip()[:1] == b"{" else "csv"
+
+
+def sources_for(files: Iterable[Path]) -> list[Source]:
+    """Group files by format and (for CSV) header line: each group is read by one DuckDB table function."""
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for path in files:
+        fmt = file_format(path)
+        shape = _first_line(path) if fmt == "csv" else ""
+        groups.setdefault((fmt, shape), []).append(path)
+    return [_source(fmt, paths) for (fmt, _), paths in groups.items()]
+
+
+def _source(fmt: str, paths: list[Path]) -> Source:
+    label = str(paths[0]) if len(paths) == 1 else f"{paths[0]} (and {len(paths) - 1} more)"
+    return Source(label, tuple(paths), fmt)
+
+
+def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
+    """CSV and JSON readers with every column as VARCHAR (typing happens later, with TRY_CAST and counts)."""
+    if source.fmt == "csv":
+        sniffed = con.execute(f"SELECT Delimiter, Columns FROM sniff_csv({literal(str(source.files[0]))})").fetchone()
+        return replace(source, delimiter=sniffed[0], text_columns=tuple(c["name"] for c in sniffed[1]))
+    if source.fmt in ("json", "jsonl"):
+        names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source.from_sql}").fetchall()]
+        return replace(source, text_columns=tuple(names))
+    return source
+
+
+def read_error(source: Source, err: duckdb.Error) -> InputError:
+    """A DuckDB reader failure as one line naming the file."""
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    return InputError(f"{source.label}: cannot read as {source.format_name}: {first}")
+
+
+def locate_first(
+    con: duckdb.DuckDBPyConnection, source: Source, condition_sql: str, value_sql: str
+) -> tuple[str, int, object]:
+    """(file, 1-based data row, value) of the first row matching `condition_sql`; the error path, so it rescans."""
+    single = source
+    if len(source.files) > 1:
+        hit = con.execute(f"SELECT filename FROM {source.from_sql} WHERE {condition_sql} LIMIT 1").fetchone()
+        single = source.for_file(Path(hit[0]) if hit else source.files[0])
+    row = con.execute(
+        f"SELECT rn, value FROM (SELECT row_number() OVER () AS rn, {value_sql} AS value, * FROM {single.from_sql}) "
+        f"WHERE {condition_sql} ORDER BY rn LIMIT 1"
+    ).fetchone()
+    return single.label, (row[0] if row else 0), (row[1] if row else None)
+
+
+def _first_bytes(path: Path, count: int) -> bytes:
+    opener = gzip.open if _is_gzip(path) else open
+    with opener(path, "rb") as handle:
+        return handle.read(count)
+
+
+def _first_line(path: Path) -> str:
+    opener = gzip.open if _is_gzip(path) else open
+    try:
+        with opener(path, "rb") as handle:
+            return handle.readline(1 << 16).decode("utf-8", errors="replace").strip()
+    except (OSError, EOFError) as err:
+        raise InputError(f"{path}: cannot read: {err}") from None
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"

@@ -1,0 +1,165 @@
+"""The canonical telemetry store: DuckDB views over the user's files, and `fetch` as the one query path.
+
+Each input (a file, a glob, a list) becomes one or more *sources* (files of one format and header); each source
+becomes a canonical view `_<view>_<n>` and the public view (`metrics`, `logs`, `spans`, `events`) is their
+`UNION ALL BY NAME`. Nothing is copied: queries stream from the files.
+
+Extension points for other sources:
+- `store.add_arrow(view, table, label)` makes a view from an Arrow table (copied into DuckDB, e.g. Prometheus
+  query results), canonicalised exactly like a file.
+- `store.logs_backend`: a `QueryBackend` (e.g. ClickHouse) that answers queries over the views it lists; `fetch`
+  sends a query there when every table it reads is one of those views, otherwise runs it in DuckDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+import sqlglot.expressions as exp
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry.columns import quote
+from incidentlens.telemetry.files import PathsArg, Source, resolve_paths, sources_for
+from incidentlens.telemetry.views import build_select
+
+VIEWS = ("metrics", "logs", "spans", "events")
+_TIME_COLUMN = {"metrics": "ts", "logs": "ts", "spans": "start_ts", "events": "ts"}
+
+
+class QueryBackend(Protocol):
+    """A remote store answering portable (DuckDB-dialect) SQL over some canonical views, e.g. logs in ClickHouse."""
+
+    views: frozenset[str]
+
+    def fetch(self, sql: str) -> pa.Table: ...
+
+
+def utc_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose session time zone is UTC (naive ISO times are read as UTC)."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    return con
+
+
+@dataclass
+class TelemetryStore:
+    """Canonical views over the user's telemetry; query them with `fetch(sql)`."""
+
+    con: duckdb.DuckDBPyConnection = field(default_factory=utc_connection)
+    paths: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    logs_backend: QueryBackend | None = None
+    _parts: dict[str, list[str]] = field(default_factory=dict)
+    _source_columns: set[str] = field(default_factory=set)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor on the store's database (one per query or thread), its session in UTC."""
+        cursor = self.con.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+    def has(self, view: str) -> bool:
+        return view in self._parts or (self.logs_backend is not None and view in self.logs_backend.views)
+
+    @property
+    def views(self) -> list[str]:
+        """The canonical views present, in the usual order."""
+        return [view for view in VIEWS if self.has(view)]
+
+    def columns(self, view: str) -> list[str]:
+        """The view's column names: canonical first, then the source's other columns."""
+        if not self.has(view):
+            raise InputError(f"no {view} loaded")
+        return self.fetch(f"SELECT * FROM {view} LIMIT 0").column_names
+
+    def fetch(self, sql: str) -> pa.Table:
+        """Run a query over the canonical views and return its result (pushed down to `logs_backend` if it can)."""
+        if self.logs_backend is not None and _tables_read(sql) <= self.logs_backend.views:
+            return self.logs_backend.fetch(sql)
+        return self.cursor().sql(sql).to_arrow_table()
+
+    def time_range(self) -> tuple[datetime, datetime] | None:
+        """(first, last) time over every view, naive UTC; None when the store is empty."""
+        bounds = [
+            self.fetch(f"SELECT min({_TIME_COLUMN[v]}) AS lo, max({_TIME_COLUMN[v]}) AS hi FROM {v}").to_pylist()[0]
+            for v in self.views
+        ]
+        los = [b["lo"] for b in bounds if b["lo"] is not None]
+        his = [b["hi"] for b in bounds if b["hi"] is not None]
+        return (min(los), max(his)) if los else None
+
+    def add_files(self, view: str, paths: PathsArg, mapping: dict[str, str] | None = None) -> None:
+        """Add files (a path, a glob, or a list of them) to a canonical view."""
+        files = resolve_paths(paths)
+        for source in sources_for(files):
+            self._add_source(view, source, mapping or {})
+        self.paths.extend(f for f in files if f not in self.paths)
+
+    def add_arrow(self, view: str, table: pa.Table, label: str, mapping: dict[str, str] | None = None) -> None:
+        """Add an Arrow table (e.g. a Prometheus query result) to a canonical view; `label` names it in messages."""
+        name = f"_{view}_arrow_{len(self._parts.get(view, []))}"
+        self.con.register("_incidentlens_arrow", table)
+        try:
+            self.con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT * FROM _incidentlens_arrow")
+        finally:
+            self.con.unregister("_incidentlens_arrow")
+        self._add_source(view, Source(label, table=quote(name)), mapping or {})
+
+    def check_mapping(self, mapping: dict[str, str]) -> None:
+        """Every `--map role=column` must name a column of some loaded source (a typo is not silently ignored)."""
+        known = {c.lower() for c in self._source_columns}
+        for role, column in mapping.items():
+            if column.lower() not in known:
+                raise InputError(f"--map {role}={column}: no column {column!r} in {', '.join(map(str, self.paths))}")
+
+    def _add_source(self, view: str, source: Source, mapping: dict[str, str]) -> None:
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; views are {', '.join(VIEWS)}")
+        built = build_select(self.con, source, view, mapping, self.warnings)
+        self._source_columns.update(built.columns)
+        parts = self._parts.setdefault(view, [])
+        part = f"_{view}_{len(parts)}"
+        self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS {built.sql}")
+        parts.append(part)
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {quote(p)}" for p in parts)
+        self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {union}")
+
+
+def load_telemetry(
+    metrics: PathsArg = None,
+    logs: PathsArg = None,
+    traces: PathsArg = None,
+    events: PathsArg = None,
+    mapping: dict[str, str] | None = None,
+) -> TelemetryStore:
+    """Files -> a TelemetryStore with canonical views; each argument is a path, a glob, or a list of them.
+
+    Validates eagerly: a missing or unreadable file, no time column or an unparseable time raise InputError now.
+    """
+    inputs = {"metrics": metrics, "logs": logs, "spans": traces, "events": events}
+    if all(paths is None or (isinstance(paths, Sequence) and not isinstance(paths, str) and not paths)
+           for paths in inputs.values()):
+        raise InputError("no telemetry given: pass metrics and/or logs files")
+    store = TelemetryStore()
+    for view, paths in inputs.items():
+        if paths is not None:
+            store.add_files(view, paths, mapping)
+    store.check_mapping(mapping or {})
+    return store
+
+
+def _tables_read(sql: str) -> set[str]:
+    """The tables and views a query reads (CTE names excluded); unparseable SQL reads 'everything'."""
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError:
+        return {"*"}
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    return {table.name for table in tree.find_all(exp.Table)} - ctes or {"*"}

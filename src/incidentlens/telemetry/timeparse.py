@@ -1,0 +1,112 @@
+"""Time columns -> SQL expressions giving a naive UTC `TIMESTAMP`.
+
+Supported: native timestamp types (with or without zone), ISO-8601 text with or without a zone (a `Z` or an
+offset is converted to UTC, a naive time is read as UTC), Go's `time.Time.String()` form
+(`2023-01-29 08:41:09.47 +0000 UTC m=+0.54`), and epoch numbers in seconds, milliseconds, microseconds or
+nanoseconds, the unit detected from the magnitude.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+# Epoch magnitudes: 1e11 s is year 5138, 1e11 ms is 1973, so a value's size says its unit for any real date.
+_EPOCH_UNITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"), (float("inf"), "ns"))
+_MICROS_PER_UNIT = {"s": "* 1000000", "ms": "* 1000", "us": "", "ns": "// 1000"}
+_GO_SUFFIX = r"' ([+-][0-9]{2}:?[0-9]{2}) [A-Za-z]+( m=[-+][0-9.]+)?$'"
+
+TEMPORAL_TYPES = ("TIMESTAMP", "DATE")
+NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
+
+
+@dataclass(frozen=True)
+class TimeFormat:
+    """How a column holds times: `native`, `native_tz`, `iso`, `go` or `epoch` (with `unit` and `integer`)."""
+
+    kind: str
+    unit: str = ""
+    integer: bool = True
+
+    def describe(self) -> str:
+        return f"epoch {self.unit}" if self.kind == "epoch" else self.kind
+
+
+def epoch_unit(magnitude: float) -> str:
+    """The epoch unit (s, ms, us, ns) of a typical absolute value."""
+    return next(unit for limit, unit in _EPOCH_UNITS if magnitude < limit)
+
+
+def is_numeric_type(sql_type: str) -> bool:
+    return sql_type.upper().startswith(NUMERIC_TYPES)
+
+
+def is_integer_type(sql_type: str) -> bool:
+    upper = sql_type.upper()
+    return is_numeric_type(upper) and not upper.startswith(("FLOAT", "DOUBLE", "DECIMAL", "REAL"))
+
+
+def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
+    """A SQL expression turning `column_sql` into a naive UTC TIMESTAMP (NULL where it does not parse)."""
+    if fmt.kind == "native_tz":
+        return f"timezone('UTC', {column_sql})"
+    if fmt.kind == "native":
+        return f"CAST({column_sql} AS TIMESTAMP)"
+    if fmt.kind == "iso":
+        return f"timezone('UTC', TRY_CAST({column_sql} AS TIMESTAMPTZ))"
+    if fmt.kind == "go":
+        return f"timezone('UTC', TRY_CAST(regexp_replace({column_sql}, {_GO_SUFFIX}, '\\1') AS TIMESTAMPTZ))"
+    scale = _MICROS_PER_UNIT[fmt.unit]
+    if fmt.integer:
+        return f"make_timestamp(TRY_CAST({column_sql} AS BIGINT) {scale})"
+    return f"make_timestamp(CAST(round(TRY_CAST({column_sql} AS DOUBLE) {scale}) AS BIGINT))"
+
+
+def detect_format(
+    con: duckdb.DuckDBPyConnection, table: str, column_sql: str, sql_type: str
+) -> tuple[TimeFormat | None, float]:
+    """The best format for the column in `table` (a sample) and the share of its non-empty values it parses."""
+    upper = sql_type.upper()
+    if upper.startswith("TIMESTAMP WITH TIME ZONE") or upper == "TIMESTAMPTZ":
+        return TimeFormat("native_tz"), 1.0
+    if upper.startswith(TEMPORAL_TYPES):
+        return TimeFormat("native"), 1.0
+    if is_numeric_type(upper):
+        fmt = _epoch_format(con, table, column_sql, integer=is_integer_type(upper))
+        return fmt, 1.0 if fmt else 0.0
+    if not upper.startswith("VARCHAR"):
+        return None, 0.0
+    present = f"nullif(trim({column_sql}), '')"
+    nonempty, as_bigint, as_double = con.execute(
+        f"SELECT count({present}), count(TRY_CAST({present} AS BIGINT)), count(TRY_CAST({present} AS DOUBLE)) "
+        f"FROM {table}"
+    ).fetchone()
+    if nonempty == 0:
+        return None, 0.0
+    if as_double > nonempty / 2:
+        fmt = _epoch_format(con, table, f"TRY_CAST({present} AS DOUBLE)", integer=as_bigint == as_double)
+        return fmt, as_double / nonempty if fmt else 0.0
+    best: tuple[TimeFormat | None, float] = (None, 0.0)
+    for fmt in (TimeFormat("iso"), TimeFormat("go")):
+        parsed = con.execute(f"SELECT count({to_utc_sql(present, fmt)}) FROM {table}").fetchone()[0]
+        if parsed / nonempty > best[1]:
+            best = (fmt, parsed / nonempty)
+    return best
+
+
+def _epoch_format(con: duckdb.DuckDBPyConnection, table: str, number_sql: str, integer: bool) -> TimeFormat | None:
+    magnitude = con.execute(f"SELECT median(abs(CAST({number_sql} AS DOUBLE))) FROM {table}").fetchone()[0]
+    if magnitude is None or magnitude < 1e8:
+        # Below 1e8 s (1973) a number is more likely a counter than a time.
+        return None
+    return TimeFormat("epoch", epoch_unit(magnitude), integer)
+
+
+def sql_ts(moment: datetime) -> str:
+    """A datetime as a portable SQL literal, `TIMESTAMP '2024-05-01 10:00:00'`, in UTC (naive means UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return f"TIMESTAMP '{moment.isoformat(sep=' ')}'"

@@ -1,0 +1,373 @@
+"""One source -> the SELECT of a canonical view (metrics, logs, spans, events), validated eagerly.
+
+A small sample decides the column roles, the time format and which text columns are numbers; one aggregate query
+over the whole source then validates the time column and counts values that do not fit their column's type. Bad
+times are an error naming file, column, row and value; other bad values are kept as NULL and reported as warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry.columns import (
+    CANDIDATES,
+    candidate_columns,
+    find_column,
+    is_pod_column,
+    literal,
+    normalise,
+    quote,
+)
+from incidentlens.telemetry.files import Source, locate_first, read_error, with_schema
+from incidentlens.telemetry.timeparse import TimeFormat, detect_format, is_numeric_type, to_utc_sql
+
+SAMPLE_ROWS = 10_000
+# A text column is numeric when more than this share of its non-empty sampled values are numbers (the rest
+# become NULL and are counted).
+NUMERIC_SHARE = 0.5
+_SAMPLE = "_incidentlens_sample"
+
+_LEVEL_WORDS = "TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|FATAL|PANIC"
+_LEVEL_ALIASES = {
+    "WARNING": "WARN", "ERR": "ERROR", "CRITICAL": "FATAL", "CRIT": "FATAL", "PANIC": "FATAL", "EMERG": "FATAL",
+    "EMERGENCY": "FATAL", "ALERT": "FATAL", "NOTICE": "INFO", "INFORMATION": "INFO", "DBG": "DEBUG",
+}
+# A Kubernetes pod name without its replica-set (`-866bd68c97-xcqfx`) or StatefulSet (`-0`) suffix.
+_POD_SUFFIX = r"'-([a-z0-9]{6,10}-[a-z0-9]{5}|[0-9]+)$'"
+_ERROR_STATUSES = "'ERROR', 'STATUS_CODE_ERROR', 'TRUE', 'FAIL', 'FAILED', 'FAILURE'"
+_OK_STATUSES = "'OK', 'UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_UNSET', 'FALSE', 'SUCCESS'"
+
+
+@dataclass
+class Columns:
+    """What the sample says about a source's columns."""
+
+    types: dict[str, str]
+    numeric: dict[str, str] = field(default_factory=dict)  # text columns holding numbers -> BIGINT or DOUBLE
+
+    def is_number(self, column: str) -> bool:
+        return is_numeric_type(self.types[column]) or column in self.numeric
+
+    def number_sql(self, column: str, cast: str | None = None) -> str:
+        """The column as a number (TRY_CAST for text)."""
+        target = cast or self.numeric.get(column) or self.types[column]
+        if is_numeric_type(self.types[column]):
+            return f"CAST({quote(column)} AS {target})"
+        return f"TRY_CAST({quote(column)} AS {target})"
+
+
+@dataclass
+class Canonical:
+    """A canonical SELECT under construction: named expressions, then the source's other columns."""
+
+    source: Source
+    columns: Columns
+    exprs: dict[str, str] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    checks: dict[str, str] = field(default_factory=dict)  # column -> condition of a value not fitting its type
+    time_column: str | None = None
+    time_sql: str | None = None
+    time_format: TimeFormat | None = None
+    unnest: bool = False
+
+    def rest(self) -> dict[str, str]:
+        """Every source column not consumed by a role, names kept (prefixed `source_` on a clash)."""
+        taken = {name.lower() for name in self.exprs}
+        rest: dict[str, str] = {}
+        for column in self.columns.types:
+            if column in self.used:
+                continue
+            name = column if column.lower() not in taken else f"source_{column}"
+            if column in self.columns.numeric:
+                rest[name] = self.columns.number_sql(column)
+                self.checks[column] = _not_a_number(column, self.columns.numeric[column])
+            else:
+                rest[name] = quote(column)
+        return rest
+
+    def select_sql(self, keep_missing_times: bool) -> str:
+        items = {**self.exprs, **self.rest()}
+        body = ", ".join(f"{expr} AS {quote(name)}" for name, expr in items.items())
+        sql = f"SELECT {body} FROM {self.source.from_sql}"
+        ts_name = "start_ts" if "start_ts" in self.exprs else "ts"
+        return sql if keep_missing_times else f"SELECT * FROM ({sql}) WHERE {quote(ts_name)} IS NOT NULL"
+
+
+@dataclass(frozen=True)
+class Built:
+    """A source's canonical SELECT and the names of its source columns."""
+
+    sql: str
+    columns: tuple[str, ...]
+
+
+def build_select(
+    con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str]
+) -> Built:
+    """The validated canonical SELECT of `source` as view `view`; warnings about kept bad values are appended."""
+    source = _readable(con, source)
+    columns = _profile(con, source)
+    canonical = Canonical(source, columns)
+    {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events}[view](con, canonical, mapping)
+    canonical.rest()
+    missing = _validate(con, canonical, warnings)
+    con.execute(f"DROP TABLE IF EXISTS {_SAMPLE}")
+    return Built(canonical.select_sql(keep_missing_times=missing == 0), tuple(columns.types))
+
+
+def _readable(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
+    try:
+        source = with_schema(con, source)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_SAMPLE} AS SELECT * FROM {source.from_sql} LIMIT {SAMPLE_ROWS}")
+    except duckdb.Error as err:
+        raise read_error(source, err) from None
+    if con.execute(f"SELECT count(*) FROM {_SAMPLE}").fetchone()[0] == 0:
+        raise InputError(f"{source.label}: no rows (the file is empty or has only a header)")
+    return source
+
+
+def _profile(con: duckdb.DuckDBPyConnection, source: Source) -> Columns:
+    """Column types; for text formats, which VARCHAR columns hold numbers (decided on the sample)."""
+    types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {_SAMPLE}").fetchall()}
+    columns = Columns(types)
+    if source.fmt not in ("csv", "json", "jsonl"):
+        return columns
+    text = [c for c, t in types.items() if t.upper() == "VARCHAR"]
+    if not text:
+        return columns
+    aggregates = ", ".join(
+        f"count(nullif(trim({quote(c)}), '')), count(TRY_CAST({quote(c)} AS DOUBLE)), "
+        f"count(TRY_CAST({quote(c)} AS BIGINT))"
+        for c in text
+    )
+    counts = con.execute(f"SELECT {aggregates} FROM {_SAMPLE}").fetchone()
+    for i, column in enumerate(text):
+        nonempty, doubles, bigints = counts[3 * i: 3 * i + 3]
+        if nonempty and doubles > NUMERIC_SHARE * nonempty:
+            columns.numeric[column] = "BIGINT" if bigints == doubles else "DOUBLE"
+    return columns
+
+
+def _not_a_number(column: str, cast: str) -> str:
+    return f"nullif(trim({quote(column)}), '') IS NOT NULL AND TRY_CAST({quote(column)} AS {cast}) IS NULL"
+
+
+def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mapping: dict[str, str]) -> None:
+    """Pick the first time candidate that parses the whole sample (else the one parsing most) and its format."""
+    names = list(c.columns.types)
+    candidates = candidate_columns(names, role, mapping)
+    if not candidates:
+        looked = ", ".join(CANDIDATES[role])
+        raise InputError(f"{c.source.label}: no time column (looked for {looked}); use --map {role}=COLUMN")
+    best: tuple[str, TimeFormat | None, float] = (candidates[0], None, 0.0)
+    for column in candidates:
+        fmt, share = detect_format(con, _SAMPLE, quote(column), c.columns.types[column])
+        if fmt is not None and share == 1.0:
+            best = (column, fmt, share)
+            break
+        if fmt is not None and share > best[2]:
+            best = (column, fmt, share)
+    column, fmt, _ = best
+    if fmt is None:
+        file, row, value = locate_first(con, c.source, f"{quote(column)} IS NOT NULL", quote(column))
+        raise InputError(f"{file}: column {column!r} row {row}: cannot parse {value!r} as a time")
+    c.time_column, c.time_format = column, fmt
+    c.time_sql = to_utc_sql(quote(column), fmt)
+    c.used.add(column)
+
+
+def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...] = ()) -> str:
+    column = find_column(list(c.columns.types), "service", mapping, exclude)
+    if column is None:
+        return "'global'"
+    text = f"CAST({quote(column)} AS VARCHAR)"
+    if is_pod_column(column):
+        return f"regexp_replace({text}, {_POD_SUFFIX}, '')"
+    c.used.add(column)
+    return text
+
+
+def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
+    _choose_time(con, c, "time", mapping)
+    names = list(c.columns.types)
+    c.exprs["ts"] = c.time_sql
+    c.exprs["service"] = _service_sql(c, mapping)
+    metric = find_column(names, "metric", mapping)
+    value = find_column(names, "value", mapping)
+    if metric and value and c.columns.is_number(value) and not c.columns.is_number(metric):
+        c.exprs["metric"] = f"CAST({quote(metric)} AS VARCHAR)"
+        c.exprs["value"] = c.columns.number_sql(value, "DOUBLE")
+        c.used.update({metric, value})
+        if value in c.columns.numeric:
+            c.checks[value] = _not_a_number(value, "DOUBLE")
+        return
+    time_like = set(candidate_columns(names, "time"))
+    service_like = set(candidate_columns(names, "service", mapping))
+    wide = [n for n in names if c.columns.is_number(n) and n not in time_like | service_like | c.used]
+    if not wide:
+        raise InputError(
+            f"{c.source.label}: no metric columns: expected numeric columns (wide form) or metric and value "
+            "columns (long form); use --map metric=COLUMN --map value=COLUMN"
+        )
+    c.exprs["metric"] = "unnest([" + ", ".join(literal(n) for n in wide) + "])"
+    c.exprs["value"] = "unnest([" + ", ".join(c.columns.number_sql(n, "DOUBLE") for n in wide) + "])"
+    c.used.update(wide)
+    for column in wide:
+        if column in c.columns.numeric:
+            c.checks[column] = _not_a_number(column, "DOUBLE")
+
+
+def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
+    _choose_time(con, c, "time", mapping)
+    names = list(c.columns.types)
+    message = find_column(names, "message", mapping, exclude=c.used)
+    if message is None:
+        looked = ", ".join(CANDIDATES["message"])
+        raise InputError(f"{c.source.label}: no message column (looked for {looked}); use --map message=COLUMN")
+    message_sql = _message_sql(con, quote(message))
+    level = find_column(names, "level", mapping, exclude=c.used | {message})
+    c.exprs["ts"] = c.time_sql
+    c.exprs["service"] = _service_sql(c, mapping, exclude=(message,))
+    c.exprs["level"] = _level_sql(quote(level)) if level else _level_from_text_sql(message_sql)
+    c.exprs["message"] = message_sql
+    c.used.update({message} | ({level} if level else set()))
+
+
+def _message_sql(con: duckdb.DuckDBPyConnection, column_sql: str) -> str:
+    """The message text; container-runtime JSON lines (`{"log": "...\\n", ...}`) unwrapped when the sample has them."""
+    text = f"CAST({column_sql} AS VARCHAR)"
+    is_container_json = f"(starts_with({text}, '{{') AND json_valid({text}) AND {text} LIKE '%\"log\"%')"
+    wrapped = con.execute(f"SELECT count(*) FILTER ({is_container_json}) FROM {_SAMPLE}").fetchone()[0]
+    if not wrapped:
+        return text
+    unwrapped = f"rtrim(json_extract_string({text}, '$.log'), chr(10))"
+    return f"CASE WHEN {is_container_json} THEN coalesce({unwrapped}, {text}) ELSE {text} END"
+
+
+def _level_sql(text_sql: str) -> str:
+    """Upper-cased, normalised level: WARNING->WARN, ERR->ERROR, CRITICAL/FATAL/PANIC->FATAL."""
+    upper = f"upper(trim(CAST({text_sql} AS VARCHAR)))"
+    aliases = " ".join(f"WHEN '{alias}' THEN '{level}'" for alias, level in _LEVEL_ALIASES.items())
+    return f"CASE {upper} {aliases} WHEN '' THEN NULL ELSE {upper} END"
+
+
+def _level_from_text_sql(message_sql: str) -> str:
+    """The level word near the start of a message (`16:42:22.382 INFO  t.s.Travel...`, `level=error`), else NULL."""
+    head = f"left({message_sql}, 200)"
+    word = f"nullif(regexp_extract({head}, '\\b({_LEVEL_WORDS})\\b', 1), '')"
+    logfmt = f"nullif(regexp_extract({head}, '(?i)\\blevel[=:]\\s*\"?([a-z]+)', 1), '')"
+    return _level_sql(f"coalesce({word}, {logfmt})")
+
+
+def _spans(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
+    names = list(c.columns.types)
+    required = {}
+    for role in ("trace_id", "span_id"):
+        required[role] = find_column(names, role, mapping)
+        if required[role] is None:
+            looked = ", ".join(CANDIDATES[role])
+            raise InputError(f"{c.source.label}: no {role} column (looked for {looked}); use --map {role}=COLUMN")
+    c.used.update(required.values())
+    _choose_time(con, c, "start", mapping)
+    parent = find_column(names, "parent_id", mapping, exclude=c.used)
+    operation = find_column(names, "operation", mapping, exclude=c.used)
+    c.exprs["trace_id"] = f"CAST({quote(required['trace_id'])} AS VARCHAR)"
+    c.exprs["span_id"] = f"CAST({quote(required['span_id'])} AS VARCHAR)"
+    c.exprs["parent_id"] = _parent_sql(parent) if parent else "CAST(NULL AS VARCHAR)"
+    c.exprs["service"] = _service_sql(c, mapping, exclude=tuple(c.used))
+    c.exprs["operation"] = f"CAST({quote(operation)} AS VARCHAR)" if operation else "CAST(NULL AS VARCHAR)"
+    c.exprs["start_ts"] = c.time_sql
+    c.exprs["duration_ms"] = _duration_sql(con, c, mapping)
+    status = find_column(names, "status", mapping, exclude=c.used)
+    c.exprs["is_error"] = _is_error_sql(status) if status else "CAST(NULL AS BOOLEAN)"
+    c.used.update(x for x in (parent, operation, status) if x)
+
+
+def _parent_sql(column: str) -> str:
+    text = f"trim(CAST({quote(column)} AS VARCHAR))"
+    return f"CASE WHEN lower({text}) IN ('', 'root', 'null', 'none') OR regexp_full_match({text}, '0+') " \
+           f"THEN NULL ELSE {text} END"
+
+
+def duration_unit(column: str) -> str:
+    """The unit of a duration column by its name; a bare `duration` is microseconds (Zipkin, Jaeger, Nezha)."""
+    key = normalise(column)
+    if "nano" in key or key.endswith("ns"):
+        return "ns"
+    if "milli" in key or key.endswith("ms"):
+        return "ms"
+    if key.endswith(("sec", "seconds", "secs")) or (key.endswith("s") and not key.endswith("us")):
+        return "s"
+    return "us"
+
+
+def _duration_sql(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> str:
+    names = list(c.columns.types)
+    duration = find_column(names, "duration", mapping, exclude=c.used)
+    if duration is not None and c.columns.is_number(duration):
+        c.used.add(duration)
+        if duration in c.columns.numeric:
+            c.checks[duration] = _not_a_number(duration, "DOUBLE")
+        per_ms = {"ns": 1e6, "us": 1e3, "ms": 1.0, "s": 1e-3}[duration_unit(duration)]
+        return f"{c.columns.number_sql(duration, 'DOUBLE')} / {per_ms}"
+    end = find_column(names, "end", mapping, exclude=c.used)
+    if end is not None and c.time_format is not None:
+        fmt, _ = detect_format(con, _SAMPLE, quote(end), c.columns.types[end])
+        if fmt is not None:
+            return f"epoch_us({to_utc_sql(quote(end), fmt)} - {c.time_sql}) / 1000.0"
+    return "CAST(NULL AS DOUBLE)"
+
+
+def _is_error_sql(column: str) -> str:
+    text = f"upper(trim(CAST({quote(column)} AS VARCHAR)))"
+    code = f"TRY_CAST({text} AS INTEGER)"
+    if normalise(column) in ("error", "iserror", "haserror"):
+        return f"TRY_CAST({text} AS BOOLEAN)"
+    # OpenTelemetry's numeric status 2 is ERROR; a number >= 500 is an HTTP server error.
+    return (f"CASE WHEN {text} IN ({_ERROR_STATUSES}) THEN true WHEN {text} IN ({_OK_STATUSES}) THEN false "
+            f"WHEN {code} IS NOT NULL THEN {code} = 2 OR {code} >= 500 ELSE NULL END")
+
+
+def _events(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
+    _choose_time(con, c, "time", mapping)
+    names = list(c.columns.types)
+    c.exprs["ts"] = c.time_sql
+    c.exprs["service"] = _service_sql(c, mapping)
+    for role in ("kind", "description"):
+        column = find_column(names, role, mapping, exclude=c.used)
+        c.exprs[role] = f"CAST({quote(column)} AS VARCHAR)" if column else "CAST(NULL AS VARCHAR)"
+        if column:
+            c.used.add(column)
+
+
+def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str]) -> int:
+    """One pass over the whole source: bad times raise, other bad values become warnings; returns missing times."""
+    column = quote(c.time_column)
+    present = f"nullif(trim(CAST({column} AS VARCHAR)), '') IS NOT NULL"
+    bad_time = f"{present} AND ({c.time_sql}) IS NULL"
+    checks = list(c.checks.items())
+    counters = "".join(f", count(*) FILTER ({condition})" for _, condition in checks)
+    try:
+        total, bad, missing, *bad_values = con.execute(
+            f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present}) OR {column} IS NULL)"
+            f"{counters} FROM {c.source.from_sql}"
+        ).fetchone()
+    except duckdb.Error as err:
+        raise read_error(c.source, err) from None
+    if total == 0:
+        raise InputError(f"{c.source.label}: no rows (the file is empty or has only a header)")
+    if bad:
+        file, row, value = locate_first(con, c.source, bad_time, column)
+        raise InputError(
+            f"{file}: column {c.time_column!r} row {row}: cannot parse {value!r} as a time "
+            f"(the column's other values read as {c.time_format.describe()})"
+        )
+    if missing:
+        warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing} rows have no time, left out")
+    for (name, _), count in zip(checks, bad_values, strict=True):
+        if count:
+            warnings.append(f"{c.source.label}: column {name!r}: {count} rows not numeric, kept as NULL")
+    return missing
