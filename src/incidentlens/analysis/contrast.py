@@ -1,0 +1,394 @@
+"""Contrast analysis, the way Honeycomb's BubbleUp does it: what is different about the incident.
+
+Logs: the problem lines (WARN/ERROR/FATAL) in the incident window are compared with the baseline, value by value,
+for every categorical column of the logs view. The columns are discovered from the view's schema and their
+cardinality (ids and free text are skipped); all of them are counted in one scan with GROUPING SETS. For each value
+we report its share of the window population against its share of the baseline population, the lift, the
+difference in proportions and a one-sided two-proportion z-test, and rank over-represented values by the difference
+in proportions (the value that explains most of the change comes first).
+
+Metrics: per service and metric, a robust standardised shift: (window median - baseline median) divided by
+1.4826 x the baseline MAD, with a floor on the MAD so flat series do not explode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel
+from scipy.stats import norm
+
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.periods import (
+    PROBLEM_LEVELS,
+    Span,
+    UtcTime,
+    check_span,
+    in_span,
+    quote_ident,
+    sql_in,
+)
+
+#: columns that define the populations or are free text, never contrast dimensions
+RESERVED_COLUMNS = ("ts", "message", "level")
+#: a dimension with more distinct values than this is an id, not a category
+MAX_CARDINALITY = 500
+#: a category repeats: on average each value covers at least this many lines
+MIN_LINES_PER_VALUE = 20
+#: below this many problem lines in the baseline, the baseline population is every line instead
+MIN_BASELINE_PROBLEMS = 50
+#: reported contributors: significant at this level (one-sided) ...
+MAX_P_VALUE = 1e-3
+#: ... with at least this difference in proportions ...
+MIN_DIFFERENCE = 0.05
+#: ... and at least this many lines in the window
+MIN_WINDOW_COUNT = 5
+#: the MAD floor, relative to the baseline median's size
+MAD_FLOOR_RELATIVE = 0.05
+MAD_TO_SIGMA = 1.4826
+
+
+class Contributor(BaseModel):
+    """A value over-represented in the incident's problem lines."""
+
+    dimension: str
+    value: str
+    window_share: float
+    baseline_share: float
+    lift: float
+    difference: float
+    p_value: float
+    window_count: int
+    baseline_count: int
+    evidence: str
+
+
+class MetricShift(BaseModel):
+    """One series' robust standardised shift, window median against baseline median."""
+
+    series: str
+    service: str
+    metric: str
+    direction: Literal["up", "down"]
+    baseline_median: float
+    baseline_mad: float
+    window_median: float
+    peak: float
+    peak_at: UtcTime | None
+    shift: float
+    evidence: str
+
+
+class LogContrast(BaseModel):
+    contributors: list[Contributor] = []
+    dimensions: list[str] = []
+    skipped: dict[str, str] = {}
+    populations: dict[str, Any] = {}
+    evidence: list[Evidence] = []
+
+
+class MetricShifts(BaseModel):
+    shifts: list[MetricShift] = []
+    series_checked: int = 0
+    evidence: list[Evidence] = []
+
+
+class ContrastResult(BaseModel):
+    contributors: list[Contributor] = []
+    metric_shifts: list[MetricShift] = []
+    evidence: list[Evidence] = []
+
+
+def contrast(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> ContrastResult:
+    """Log contrast and metric shifts for the window against the baseline, whichever views the store has."""
+    logs = contrast_logs(store, window, baseline, limit=limit) if store.has("logs") else LogContrast()
+    metrics = metric_shifts(store, window, baseline, limit=limit) if store.has("metrics") else MetricShifts()
+    return ContrastResult(
+        contributors=logs.contributors, metric_shifts=metrics.shifts, evidence=logs.evidence + metrics.evidence
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- logs
+
+
+def contrast_logs(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> LogContrast:
+    """Which values of which log columns are over-represented in the incident's problem lines, ranked."""
+    window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
+    dimensions, skipped, discovery_sql = discover_dimensions(store, window, baseline)
+    discovery = Evidence.make(
+        "contrast",
+        f"contrast dimensions: {len(dimensions)} compared, {len(skipped)} skipped",
+        discovery_sql,
+        {"dimensions": dimensions, "skipped": skipped},
+    )
+    if not dimensions:
+        return LogContrast(skipped=skipped, evidence=[discovery])
+    sql = contrast_sql(dimensions, window, baseline)
+    counts = store.fetch(sql)
+    populations = _choose_populations(counts, dimensions[0])
+    rows = _score(counts, dimensions, populations)
+    contributors, evidence = _contributors(rows, populations, sql, limit)
+    return LogContrast(
+        contributors=contributors,
+        dimensions=dimensions,
+        skipped=skipped,
+        populations=populations,
+        evidence=[discovery, *evidence],
+    )
+
+
+def discover_dimensions(store: Any, window: Span, baseline: Span) -> tuple[list[str], dict[str, str], str]:
+    """The categorical columns of the logs view (by type and cardinality), those skipped and why, and the SQL."""
+    schema = store.fetch("SELECT * FROM logs LIMIT 0").schema
+    candidates: list[str] = []
+    skipped: dict[str, str] = {}
+    for field in schema:
+        if field.name in RESERVED_COLUMNS:
+            continue
+        if _is_categorical_type(field.type):
+            candidates.append(field.name)
+        else:
+            skipped[field.name] = f"type {field.type} is not categorical"
+    if not candidates:
+        return [], skipped, "SELECT * FROM logs LIMIT 0"
+    distinct = ", ".join(f"approx_count_distinct({quote_ident(c)}) AS {quote_ident(c)}" for c in candidates)
+    sql = (
+        f"SELECT count(*) AS lines__, {distinct} FROM logs "
+        f"WHERE ({in_span('ts', window)}) OR ({in_span('ts', baseline)})"
+    )
+    row = store.fetch(sql).to_pylist()[0]
+    lines = int(row["lines__"])
+    dimensions = []
+    for column in candidates:
+        cardinality = int(row[column] or 0)
+        if cardinality < 2:
+            skipped[column] = f"{cardinality} distinct value(s)"
+        elif cardinality > MAX_CARDINALITY or cardinality * MIN_LINES_PER_VALUE > lines:
+            skipped[column] = f"~{cardinality} distinct values in {lines} lines: an id, not a category"
+        else:
+            dimensions.append(column)
+    return dimensions, skipped, sql
+
+
+def _is_categorical_type(data_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or pa.types.is_boolean(data_type)
+        or pa.types.is_integer(data_type)
+        or pa.types.is_dictionary(data_type)
+    )
+
+
+def contrast_sql(dimensions: list[str], window: Span, baseline: Span) -> str:
+    """One scan: line counts per (period, problem, value) for every dimension, via GROUPING SETS."""
+    values = ", ".join(f"CAST({quote_ident(d)} AS VARCHAR) AS {quote_ident(d)}" for d in dimensions)
+    columns = ", ".join(quote_ident(d) for d in dimensions)
+    grouping = ", ".join(f"GROUPING({quote_ident(d)}) AS {quote_ident('g__' + d)}" for d in dimensions)
+    sets = ", ".join(f"(period, problem, {quote_ident(d)})" for d in dimensions)
+    return (
+        f"SELECT period, problem, {columns}, {grouping}, count(*) AS n\n"
+        f"FROM (\n"
+        f"    SELECT CASE WHEN {in_span('ts', window)} THEN 'window' ELSE 'baseline' END AS period,\n"
+        f"           CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END AS problem,\n"
+        f"           {values}\n"
+        f"    FROM logs WHERE ({in_span('ts', window)}) OR ({in_span('ts', baseline)})\n"
+        f") AS lines\n"
+        f"GROUP BY GROUPING SETS ({sets})"
+    )
+
+
+def _choose_populations(counts: pa.Table, first_dimension: str) -> dict[str, Any]:
+    """Window: its problem lines (every line if it has none). Baseline: its problem lines when there are enough."""
+    in_set = pc.equal(counts[f"g__{first_dimension}"], 0)
+    totals = counts.filter(in_set).group_by(["period", "problem"]).aggregate([("n", "sum")]).to_pylist()
+    total = {(r["period"], int(r["problem"])): int(r["n_sum"]) for r in totals}
+    window_problems, baseline_problems = total.get(("window", 1), 0), total.get(("baseline", 1), 0)
+    window_all = window_problems + total.get(("window", 0), 0)
+    baseline_all = baseline_problems + total.get(("baseline", 0), 0)
+    window_focus = window_problems > 0
+    baseline_focus = window_focus and baseline_problems >= MIN_BASELINE_PROBLEMS
+    levels = "/".join(PROBLEM_LEVELS)
+    return {
+        "window": f"{levels} lines in the incident window" if window_focus else "all lines in the incident window",
+        "baseline": f"{levels} lines in the baseline" if baseline_focus else "all lines in the baseline",
+        "window_problems_only": window_focus,
+        "baseline_problems_only": baseline_focus,
+        "window_total": window_problems if window_focus else window_all,
+        "baseline_total": baseline_problems if baseline_focus else baseline_all,
+    }
+
+
+def _score(counts: pa.Table, dimensions: list[str], populations: dict[str, Any]) -> list[dict[str, Any]]:
+    """Effect size and significance of every (dimension, value), vectorised per dimension."""
+    n_window, n_baseline = populations["window_total"], populations["baseline_total"]
+    if n_window == 0 or n_baseline == 0:
+        return []
+    in_window = _population_mask(counts, "window", populations["window_problems_only"])
+    in_baseline = _population_mask(counts, "baseline", populations["baseline_problems_only"])
+    rows: list[dict[str, Any]] = []
+    for dimension in dimensions:
+        in_set = pc.equal(counts[f"g__{dimension}"], 0)
+        window_counts = _counts_by_value(counts.filter(pc.and_(in_set, in_window)), dimension)
+        baseline_counts = _counts_by_value(counts.filter(pc.and_(in_set, in_baseline)), dimension)
+        values = sorted(set(window_counts) | set(baseline_counts))
+        x1 = np.array([window_counts.get(v, 0) for v in values], dtype=float)
+        x2 = np.array([baseline_counts.get(v, 0) for v in values], dtype=float)
+        p1, p2 = x1 / n_window, x2 / n_baseline
+        lift = p1 / np.maximum(p2, 0.5 / n_baseline)
+        rows.extend(
+            {
+                "dimension": dimension,
+                "value": value,
+                "window_count": int(w),
+                "baseline_count": int(b),
+                "window_share": float(s1),
+                "baseline_share": float(s2),
+                "lift": float(lf),
+                "difference": float(s1 - s2),
+                "p_value": float(p),
+            }
+            for value, w, b, s1, s2, lf, p in zip(
+                values, x1, x2, p1, p2, lift, two_proportion_p(x1, n_window, x2, n_baseline), strict=True
+            )
+        )
+    return rows
+
+
+def _population_mask(counts: pa.Table, period: str, problems_only: bool) -> pa.ChunkedArray:
+    mask = pc.equal(counts["period"], period)
+    return pc.and_(mask, pc.equal(counts["problem"], 1)) if problems_only else mask
+
+
+def _counts_by_value(rows: pa.Table, dimension: str) -> dict[str, int]:
+    """Count per value of one dimension (problem and other lines summed); NULL values are not contributors."""
+    summed = rows.group_by(dimension).aggregate([("n", "sum")])
+    return {v: int(n) for v, n in zip(summed[dimension].to_pylist(), summed["n_sum"].to_pylist(), strict=True)
+            if v is not None}
+
+
+def two_proportion_p(x1: np.ndarray, n1: int, x2: np.ndarray, n2: int) -> np.ndarray:
+    """One-sided p-value that proportion x1/n1 exceeds x2/n2 (pooled two-proportion z-test), element-wise."""
+    pooled = (x1 + x2) / (n1 + n2)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, (x1 / n1 - x2 / n2) / se, 0.0)
+    return norm.sf(z)
+
+
+def _contributors(
+    rows: list[dict[str, Any]], populations: dict[str, Any], sql: str, limit: int
+) -> tuple[list[Contributor], list[Evidence]]:
+    over = [
+        r for r in rows
+        if r["p_value"] < MAX_P_VALUE and r["difference"] >= MIN_DIFFERENCE and r["window_count"] >= MIN_WINDOW_COUNT
+    ]
+    over.sort(key=lambda r: (-r["difference"], r["p_value"]))
+    contributors, evidence = [], []
+    for row in over[:limit]:
+        item = Evidence.make(
+            "contrast",
+            f"{row['dimension']}={row['value']}: {row['window_share']:.0%} of {populations['window']} "
+            f"vs {row['baseline_share']:.0%} of {populations['baseline']}",
+            sql,
+            {
+                **row,
+                "window_population": populations["window"],
+                "window_total": populations["window_total"],
+                "baseline_population": populations["baseline"],
+                "baseline_total": populations["baseline_total"],
+                "test": "one-sided two-proportion z-test (pooled)",
+            },
+        )
+        evidence.append(item)
+        contributors.append(Contributor(**row, evidence=item.id))
+    return contributors, evidence
+
+
+# ------------------------------------------------------------------------------------------------- metrics
+
+
+def metric_shifts(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> MetricShifts:
+    """Every service/metric's robust standardised shift, largest first (the top `limit` carry evidence)."""
+    window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
+    sql = metric_shift_sql(window, baseline)
+    table = store.fetch(sql)
+    if table.num_rows == 0:
+        return MetricShifts()
+    col = shift_columns(table)
+    base_median, window_median, base_mad = col["baseline_median"], col["window_median"], col["baseline_mad"]
+    scale = shift_scale(col)
+    shift = (window_median - base_median) / scale
+    order = np.argsort(-np.abs(shift), kind="stable")[:limit]
+    shifts, evidence = [], []
+    peak_at = {"up": table["at_max"].to_pylist(), "down": table["at_min"].to_pylist()}
+    for i in order:
+        direction: Literal["up", "down"] = "up" if shift[i] >= 0 else "down"
+        peak = float(col["window_max"][i] if direction == "up" else col["window_min"][i])
+        data = {
+            "series": f"{col['service'][i]}/{col['metric'][i]}",
+            "direction": direction,
+            "baseline_median": float(base_median[i]),
+            "baseline_mad": float(base_mad[i]),
+            "scale": float(scale[i]),
+            "window_median": float(window_median[i]),
+            "peak": peak,
+            "peak_at": peak_at[direction][i],
+            "shift": round(float(shift[i]), 3),
+            "rule": "shift = (window median - baseline median) / max(1.4826*MAD, 5% of |baseline median|, "
+            "0.1% of the series' magnitude)",
+        }
+        item = Evidence.make("metric_shift", f"{data['series']} shifted {direction} by {abs(shift[i]):.1f} robust sd",
+                             sql, data)
+        evidence.append(item)
+        shifts.append(MetricShift(service=str(col["service"][i]), metric=str(col["metric"][i]),
+                                  **{k: v for k, v in data.items() if k in MetricShift.model_fields},
+                                  evidence=item.id))
+    return MetricShifts(shifts=shifts, series_checked=table.num_rows, evidence=evidence)
+
+
+def shift_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """The columns of a `metric_shift_sql` result as numpy arrays (numbers as float, a missing MAD as 0)."""
+    col = {name: table[name].to_numpy(zero_copy_only=False) for name in ("service", "metric")}
+    col |= {name: table[name].to_numpy(zero_copy_only=False).astype(float)
+            for name in ("baseline_median", "baseline_mad", "window_median", "window_max", "window_min")}
+    col["baseline_mad"] = np.nan_to_num(col["baseline_mad"])
+    return col
+
+
+def shift_scale(col: dict[str, np.ndarray]) -> np.ndarray:
+    """1.4826 x baseline MAD, floored at 5% of the baseline median and 0.1% of the series' magnitude."""
+    base_median = col["baseline_median"]
+    magnitude = np.maximum.reduce([np.abs(base_median), np.abs(col["window_max"]), np.abs(col["window_min"])])
+    floors = [MAD_FLOOR_RELATIVE * np.abs(base_median), 1e-3 * magnitude, np.full_like(base_median, 1e-12)]
+    return np.maximum.reduce([MAD_TO_SIGMA * col["baseline_mad"], *floors])
+
+
+def metric_shift_sql(window: Span, baseline: Span, metrics: list[str] | None = None) -> str:
+    """Per series (of every metric, or of the named ones): baseline median and MAD, window median, extremes and
+    when they happened."""
+    only = f" AND metric IN {sql_in(metrics)}" if metrics else ""
+    return f"""WITH base AS (
+    SELECT service, metric, median(value) AS baseline_median
+    FROM metrics WHERE {in_span('ts', baseline)} AND value IS NOT NULL{only}
+    GROUP BY service, metric
+), spread AS (
+    SELECT m.service, m.metric, median(abs(m.value - base.baseline_median)) AS baseline_mad
+    FROM metrics AS m JOIN base ON m.service = base.service AND m.metric = base.metric
+    WHERE {in_span('m.ts', baseline)} AND m.value IS NOT NULL
+    GROUP BY m.service, m.metric
+), win AS (
+    SELECT service, metric, median(value) AS window_median, max(value) AS window_max, min(value) AS window_min,
+           arg_max(ts, value) AS at_max, arg_min(ts, value) AS at_min
+    FROM metrics WHERE {in_span('ts', window)} AND value IS NOT NULL{only}
+    GROUP BY service, metric
+)
+SELECT win.service, win.metric, base.baseline_median, spread.baseline_mad, win.window_median,
+       win.window_max, win.window_min, win.at_max, win.at_min
+FROM win
+JOIN base ON win.service = base.service AND win.metric = base.metric
+JOIN spread ON win.service = spread.service AND win.metric = spread.metric
+ORDER BY win.service, win.metric"""

@@ -1,0 +1,63 @@
+"""The incident window and its baseline as SQL: time predicates, identifiers and literals, ISO times.
+
+Analysis functions take the incident window and the baseline as `(start, end)` pairs of naive UTC datetimes,
+half-open (`start <= ts < end`), and write portable SQL over the canonical views with these helpers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import PlainSerializer
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry import sql_ts
+
+Span = tuple[datetime, datetime]
+
+#: log levels that mark a line as a problem (levels are normalised by the store)
+PROBLEM_LEVELS = ("WARN", "ERROR", "FATAL")
+#: log levels that mark a line as a failure
+ERROR_LEVELS = ("ERROR", "FATAL")
+
+
+def iso_z(moment: datetime) -> str:
+    """A naive UTC datetime as ISO-8601 with `Z`, the way analysis.json writes times."""
+    return moment.replace(tzinfo=None).isoformat() + "Z"
+
+
+#: a datetime that serialises to JSON as ISO-8601 UTC with `Z`
+UtcTime = Annotated[datetime, PlainSerializer(iso_z, return_type=str, when_used="json")]
+
+
+def check_span(span: Span, name: str) -> Span:
+    """Return the span as a (start, end) tuple, refusing an empty or reversed one."""
+    start, end = span
+    if not start < end:
+        raise InputError(f"{name}: start {iso_z(start)} is not before end {iso_z(end)}")
+    return start, end
+
+
+def in_span(column: str, span: Span) -> str:
+    """SQL predicate: `column` lies in the half-open span."""
+    return f"{column} >= {sql_ts(span[0])} AND {column} < {sql_ts(span[1])}"
+
+
+def span_minutes(span: Span) -> float:
+    return (span[1] - span[0]).total_seconds() / 60.0
+
+
+def quote_ident(name: str) -> str:
+    """A column name as a quoted SQL identifier (source columns keep their names, spaces and all)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_str(value: str) -> str:
+    """A string as a SQL literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_in(values: tuple[str, ...] | list[str]) -> str:
+    """`('a', 'b')` for an IN list."""
+    return "(" + ", ".join(sql_str(v) for v in values) + ")"

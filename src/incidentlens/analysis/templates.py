@@ -1,0 +1,219 @@
+"""Log templates: which message patterns are new or surging in the incident window.
+
+The expensive part runs in the database in one scan: every message is pre-masked (`masking.masked_sql`) and the
+lines are grouped by (masked text, service, period) with their count, problem count, first time and a first and a
+last real line. Drain3 then mines templates over the DISTINCT masked messages only (most frequent first, so common
+lines shape the templates), and the counts are merged per template. A template is `new` when it was never seen
+before the window, `surging` when its rate (per minute) is at least `SURGE_RATIO` times the baseline's and a Poisson
+test says that is no accident.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from drain3.drain import Drain
+from pydantic import BaseModel
+from scipy.stats import poisson
+
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.masking import MASK, masked_sql
+from incidentlens.analysis.periods import (
+    PROBLEM_LEVELS,
+    Span,
+    UtcTime,
+    check_span,
+    in_span,
+    span_minutes,
+    sql_in,
+    sql_str,
+)
+
+#: a surging template's window rate is at least this many times its baseline rate ...
+SURGE_RATIO = 3.0
+#: ... and this unlikely under the baseline rate (one-sided Poisson)
+MAX_P_VALUE = 1e-3
+#: a reported template has at least this many lines in the window
+MIN_WINDOW_COUNT = 3
+#: Drain's similarity threshold (Drain3's default) and tree depth
+DRAIN_SIMILARITY = 0.4
+DRAIN_DEPTH = 4
+SAMPLES = 3
+#: masked variants listed in a template's evidence
+VARIANTS_SHOWN = 10
+
+
+class LogTemplate(BaseModel):
+    template: str
+    status: Literal["new", "surging"]
+    count_window: int
+    count_baseline: int
+    count_problems_window: int
+    rate_ratio: float | None  # window rate / baseline rate (per minute); None when the baseline has none
+    p_value: float
+    first_seen: UtcTime  # in the window
+    first_seen_overall: UtcTime
+    services: list[str]  # in order of their first line in the window
+    samples: list[str]
+    evidence: str
+
+
+class TemplateResult(BaseModel):
+    templates: list[LogTemplate] = []
+    templates_mined: int = 0
+    distinct_masked: int = 0
+    lines: int = 0
+    evidence: list[Evidence] = []
+
+
+def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> TemplateResult:
+    """Templates new or surging in the window against the baseline, problem templates first, then by excess."""
+    window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
+    sql = template_counts_sql(window, baseline)
+    groups = store.fetch(sql)
+    if groups.num_rows == 0:
+        return TemplateResult()
+    masked = pc.unique(groups["masked"])
+    template_of_masked, templates = mine_templates(masked, _totals_by_masked(groups, masked))
+    per_row = np.asarray(template_of_masked)[pc.index_in(groups["masked"], masked).to_numpy()]
+    groups = groups.append_column("template_id", pa.array(per_row))
+    stats = _template_stats(groups, len(templates), window, baseline)
+    reported = _reported(stats, limit)
+    result = TemplateResult(
+        templates_mined=len(templates), distinct_masked=len(masked), lines=int(pc.sum(groups["n"]).as_py())
+    )
+    for template_id in reported:
+        item, evidence = _describe(template_id, templates[template_id], stats, groups, sql, window)
+        result.templates.append(item)
+        result.evidence.append(evidence)
+    return result
+
+
+def template_counts_sql(window: Span, baseline: Span) -> str:
+    """One scan: lines per (masked message, service, period) with problems, first time and two real lines."""
+    return f"""SELECT masked, service, period, count(*) AS n,
+       sum(CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
+       min(ts) AS first_seen, arg_min(message, ts) AS first_line, arg_max(message, ts) AS last_line
+FROM (
+    SELECT {masked_sql("message")} AS masked, service, level, ts, message,
+           CASE WHEN {in_span('ts', window)} THEN 'window'
+                WHEN {in_span('ts', baseline)} THEN 'baseline' ELSE 'other' END AS period
+    FROM logs WHERE message IS NOT NULL AND ts IS NOT NULL
+) AS lines
+GROUP BY masked, service, period"""
+
+
+def _totals_by_masked(groups: pa.Table, masked: pa.Array) -> np.ndarray:
+    index = pc.index_in(groups["masked"], masked).to_numpy()
+    return np.bincount(index, weights=groups["n"].to_numpy().astype(float), minlength=len(masked))
+
+
+def mine_templates(masked: pa.Array, weights: np.ndarray) -> tuple[list[int], list[str]]:
+    """Drain3 over distinct masked messages, heaviest first: each message's template index, and the templates."""
+    drain = Drain(sim_th=DRAIN_SIMILARITY, depth=DRAIN_DEPTH, param_str=MASK)
+    texts = masked.to_pylist()
+    cluster_of = [0] * len(texts)
+    for i in np.argsort(-weights, kind="stable"):
+        cluster, _ = drain.add_log_message(texts[i])
+        cluster_of[i] = cluster.cluster_id
+    # Clusters generalise as they absorb messages: read every template once all messages are in.
+    ids = sorted(set(cluster_of))
+    position = {cluster_id: k for k, cluster_id in enumerate(ids)}
+    templates = [drain.id_to_cluster[cluster_id].get_template() for cluster_id in ids]
+    return [position[c] for c in cluster_of], templates
+
+
+def _template_stats(groups: pa.Table, count: int, window: Span, baseline: Span) -> dict[str, np.ndarray]:
+    """Per template: counts per period, window problems, first times, rate ratio, Poisson p-value."""
+    ids = groups["template_id"].to_numpy()
+    n = groups["n"].to_numpy().astype(float)
+    period = groups["period"].to_numpy(zero_copy_only=False)
+
+    def total(mask: np.ndarray, weights: np.ndarray = n) -> np.ndarray:
+        return np.bincount(ids[mask], weights=weights[mask], minlength=count)
+
+    is_window, is_baseline = period == "window", period == "baseline"
+    window_count, baseline_count = total(is_window), total(is_baseline)
+    first_seen = groups["first_seen"].to_numpy().astype("datetime64[us]")
+    never = np.datetime64("9999-12-31T00:00:00", "us")
+    first_overall = np.full(count, never)
+    np.minimum.at(first_overall, ids, first_seen)
+    first_window = np.full(count, never)
+    np.minimum.at(first_window, ids[is_window], first_seen[is_window])
+    minutes_ratio = span_minutes(window) / span_minutes(baseline)
+    # A template absent from the baseline gets half a line there, so its expected count is small but not zero.
+    expected = np.maximum(baseline_count, 0.5) * minutes_ratio
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate_ratio = np.where(baseline_count > 0, window_count / (baseline_count * minutes_ratio), np.nan)
+    return {
+        "window": window_count,
+        "baseline": baseline_count,
+        "problems": total(is_window, groups["problems"].to_numpy().astype(float)),
+        "first_window": first_window,
+        "first_overall": first_overall,
+        "is_new": (first_overall >= np.datetime64(window[0], "us")) & (window_count > 0),
+        "rate_ratio": rate_ratio,
+        "excess": window_count - expected,
+        "p_value": poisson.sf(window_count - 1, expected),
+    }
+
+
+def _reported(stats: dict[str, np.ndarray], limit: int) -> list[int]:
+    """Template ids that are new or surging, problem templates first, then by lines above the expected count."""
+    enough = stats["window"] >= MIN_WINDOW_COUNT
+    surging = (np.nan_to_num(stats["rate_ratio"], nan=np.inf) >= SURGE_RATIO) & (stats["p_value"] < MAX_P_VALUE)
+    chosen = np.flatnonzero(enough & (stats["is_new"] | surging))
+    mostly_problems = stats["problems"][chosen] * 2 >= stats["window"][chosen]
+    order = np.lexsort((-stats["excess"][chosen], ~mostly_problems))
+    return [int(i) for i in chosen[order][:limit]]
+
+
+def _describe(
+    template_id: int, template: str, stats: dict[str, np.ndarray], groups: pa.Table, sql: str, window: Span
+) -> tuple[LogTemplate, Evidence]:
+    rows = groups.filter(
+        pc.and_(pc.equal(groups["template_id"], template_id), pc.equal(groups["period"], "window"))
+    ).sort_by("first_seen")
+    services = list(dict.fromkeys(rows["service"].to_pylist()))
+    samples = list(dict.fromkeys(rows["first_line"].to_pylist() + rows["last_line"].to_pylist()))[:SAMPLES]
+    variants = list(dict.fromkeys(rows["masked"].to_pylist()))
+    rate_ratio = stats["rate_ratio"][template_id]
+    fields = {
+        "template": template,
+        "status": "new" if stats["is_new"][template_id] else "surging",
+        "count_window": int(stats["window"][template_id]),
+        "count_baseline": int(stats["baseline"][template_id]),
+        "count_problems_window": int(stats["problems"][template_id]),
+        "rate_ratio": None if np.isnan(rate_ratio) else round(float(rate_ratio), 3),
+        "p_value": float(stats["p_value"][template_id]),
+        "first_seen": stats["first_window"][template_id].astype(object),
+        "first_seen_overall": stats["first_overall"][template_id].astype(object),
+        "services": [str(s) for s in services],
+        "samples": samples,
+    }
+    data = {
+        **fields,
+        "first_seen": str(fields["first_seen"]),
+        "first_seen_overall": str(fields["first_seen_overall"]),
+        "masked_variants": variants[:VARIANTS_SHOWN],
+        "masked_variants_total": len(variants),
+        "sample_query": sample_sql(variants[:VARIANTS_SHOWN], window),
+        "computation": "the query groups pre-masked lines; Drain3 merged these masked variants into the template",
+    }
+    title = (
+        f"{fields['status']} log template in {', '.join(fields['services'][:3])}: {template[:80]!r} "
+        f"x{fields['count_window']} in the window, x{fields['count_baseline']} in the baseline"
+    )
+    evidence = Evidence.make("template", title, sql, data)
+    return LogTemplate(**fields, evidence=evidence.id), evidence
+
+
+def sample_sql(variants: list[str], window: Span, limit: int = SAMPLES) -> str:
+    """Runnable query for real lines of a template in the window (its masked variants), first ones first."""
+    return (
+        f"SELECT ts, service, level, message FROM logs WHERE {in_span('ts', window)} "
+        f"AND {masked_sql('message')} IN ({', '.join(sql_str(v) for v in variants)}) ORDER BY ts LIMIT {limit}"
+    )

@@ -1,0 +1,143 @@
+"""Contrast analysis: which log values and which metrics set the incident apart from the baseline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from incidentlens.analysis.contrast import contrast, contrast_logs, metric_shifts, two_proportion_p
+from incidentlens.errors import InputError
+
+START = datetime(2024, 5, 1, 0, 0)
+BASELINE = (START, datetime(2024, 5, 1, 2, 0))
+WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
+
+
+class DuckStore:
+    """The slice of the telemetry store that analysis uses: views on a DuckDB connection and fetch(sql)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.queries: list[str] = []
+
+    def has(self, view: str) -> bool:
+        return view in {row[0] for row in self.con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+
+    def fetch(self, sql: str) -> pa.Table:
+        self.queries.append(sql)
+        return self.con.sql(sql).to_arrow_table()
+
+
+@pytest.fixture
+def region_outage() -> DuckStore:
+    """2.5 h of one line a second across 3 services x 3 regions; from 02:00 eu-west lines fail."""
+    con = duckdb.connect()
+    con.execute("""
+        CREATE VIEW logs AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i) AS ts,
+               ['api', 'db', 'web'][i % 3 + 1] AS service,
+               CASE WHEN region = 'eu-west' AND i >= 7200 THEN 'ERROR'
+                    WHEN i % 50 = 0 THEN 'ERROR' ELSE 'INFO' END AS level,
+               'request ' || i || ' done' AS message,
+               region,
+               'u' || (i % 997) AS user_id,
+               uuid()::VARCHAR AS trace_id,
+               (i % 300) * 1.5 AS latency_ms,
+               200 + (i % 2) AS status
+        FROM (SELECT i, ['eu-west', 'us-east', 'ap-south'][(i // 3) % 3 + 1] AS region FROM range(9000) t(i))
+    """)
+    con.execute("""
+        CREATE VIEW metrics AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
+               CASE WHEN service = 'db' AND metric = 'p95_ms' AND i >= 120 THEN 900 + i % 7
+                    WHEN metric = 'p95_ms' THEN 100 + i % 9 ELSE 50 + i % 5 END AS value
+        FROM range(150) t(i), (VALUES ('api'), ('db'), ('web')) s(service), (VALUES ('p95_ms'), ('rps')) m(metric)
+    """)
+    return DuckStore(con)
+
+
+def test_region_outage_ranks_the_failing_region_first(region_outage: DuckStore) -> None:
+    result = contrast_logs(region_outage, WINDOW, BASELINE)
+
+    top = result.contributors[0]
+    assert (top.dimension, top.value) == ("region", "eu-west")
+    assert top.window_share > 0.9
+    assert 0.25 < top.baseline_share < 0.42
+    assert top.lift == pytest.approx(top.window_share / top.baseline_share)
+    assert top.p_value < 1e-12
+    assert all(c.dimension != "service" for c in result.contributors), "services are spread evenly"
+
+
+def test_dimensions_are_discovered_and_ids_skipped(region_outage: DuckStore) -> None:
+    result = contrast_logs(region_outage, WINDOW, BASELINE)
+
+    assert set(result.dimensions) == {"service", "region", "status"}
+    assert {"user_id", "trace_id", "latency_ms"} <= set(result.skipped)
+    assert "id, not a category" in result.skipped["trace_id"]
+
+
+def test_contributor_evidence_reruns_to_the_same_counts(region_outage: DuckStore) -> None:
+    result = contrast_logs(region_outage, WINDOW, BASELINE)
+    top = result.contributors[0]
+    evidence = next(e for e in result.evidence if e.id == top.evidence)
+
+    rows = region_outage.fetch(evidence.query).to_pylist()
+    window_errors = sum(r["n"] for r in rows if r["g__region"] == 0 and r["period"] == "window"
+                        and r["problem"] == 1 and r["region"] == "eu-west")
+    assert window_errors == top.window_count == evidence.data["window_count"]
+    assert "ERROR" in evidence.data["window_population"]
+
+
+def test_logs_are_scanned_twice_at_most(region_outage: DuckStore) -> None:
+    contrast_logs(region_outage, WINDOW, BASELINE)
+
+    scans = [q for q in region_outage.queries if "FROM logs WHERE" in q]
+    assert len(scans) == 2, "one cardinality pass and one GROUPING SETS pass"
+
+
+def test_metric_shift_finds_the_latency_jump(region_outage: DuckStore) -> None:
+    result = metric_shifts(region_outage, WINDOW, BASELINE)
+
+    top = result.shifts[0]
+    assert top.series == "db/p95_ms"
+    assert top.direction == "up"
+    assert top.window_median > 900
+    assert top.shift > 50
+    assert result.series_checked == 6
+    assert all(abs(s.shift) < 3 for s in result.shifts[1:])
+
+
+def test_flat_baseline_does_not_explode() -> None:
+    con = duckdb.connect()
+    con.execute("""
+        CREATE VIEW metrics AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'svc' AS service, 'cpu' AS metric,
+               CASE WHEN i >= 120 THEN 51.0 ELSE 50.0 END AS value
+        FROM range(150) t(i)
+    """)
+    shift = metric_shifts(DuckStore(con), WINDOW, BASELINE).shifts[0]
+
+    assert shift.baseline_mad == 0
+    assert shift.shift == pytest.approx(1 / (0.05 * 50))
+
+
+def test_contrast_combines_logs_and_metrics(region_outage: DuckStore) -> None:
+    result = contrast(region_outage, WINDOW, BASELINE)
+
+    cited = {c.evidence for c in result.contributors} | {s.evidence for s in result.metric_shifts}
+    assert cited <= {e.id for e in result.evidence}
+    assert result.model_dump(mode="json")["metric_shifts"][0]["peak_at"].endswith("Z")
+
+
+def test_two_proportion_test_matches_the_textbook() -> None:
+    # 60/100 vs 40/100: pooled p = 0.5, se = sqrt(0.5 * 0.5 * 0.02) = 0.0707, z = 2.828, one-sided p = 0.00234
+    p = two_proportion_p(pa.array([60.0]).to_numpy(), 100, pa.array([40.0]).to_numpy(), 100)
+    assert p[0] == pytest.approx(0.00234, rel=1e-2)
+
+
+def test_reversed_window_is_refused(region_outage: DuckStore) -> None:
+    with pytest.raises(InputError, match="incident window"):
+        contrast_logs(region_outage, (WINDOW[1], WINDOW[0]), BASELINE)

@@ -1,0 +1,123 @@
+"""Log templates: Drain3 over pre-masked messages finds the patterns that are new or surging in the incident."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from incidentlens.analysis.masking import mask, masked_sql
+from incidentlens.analysis.templates import find_templates
+
+BASELINE = (datetime(2024, 5, 1, 0, 0), datetime(2024, 5, 1, 2, 0))
+WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
+
+
+class DuckStore:
+    """The slice of the telemetry store that analysis uses: views on a DuckDB connection and fetch(sql)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.queries: list[str] = []
+
+    def fetch(self, sql: str) -> pa.Table:
+        self.queries.append(sql)
+        return self.con.sql(sql).to_arrow_table()
+
+
+@pytest.fixture(scope="module")
+def pool_exhaustion() -> DuckStore:
+    """2.5 h, a line a second. From 02:05 db-proxy times out on its pool and api's upstream errors surge."""
+    con = duckdb.connect()
+    con.execute("""
+        CREATE VIEW logs AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i) AS ts,
+               CASE WHEN kind IN ('pool', 'query') THEN 'db-proxy' ELSE 'api' END AS service,
+               CASE WHEN kind IN ('pool', 'upstream') THEN 'ERROR' ELSE 'INFO' END AS level,
+               CASE kind
+                   WHEN 'pool' THEN 'Timeout acquiring connection from pool main after ' || (5000 + i % 7) || ' ms'
+                   WHEN 'upstream' THEN 'upstream db-proxy failed with 503 for request ' || uuid()::VARCHAR
+                   WHEN 'query' THEN 'query ok rows=' || (i % 40) || ' in ' || (i % 90) || 'ms'
+                   ELSE 'GET /api/orders/' || (i * 7919 % 100000) || ' 200 from 10.0.' || (i % 9) || '.'
+                        || (i % 250) || ' in ' || (i % 120) || 'ms'
+               END AS message
+        FROM (
+            SELECT i, CASE WHEN i >= 7500 AND i % 4 = 0 THEN 'pool'
+                           WHEN i >= 7560 AND i % 4 = 1 THEN 'upstream'
+                           WHEN i % 997 = 0 THEN 'upstream'
+                           WHEN i % 2 = 0 THEN 'query' ELSE 'request' END AS kind
+            FROM range(9000) t(i)
+        )
+    """)
+    return DuckStore(con)
+
+
+def test_new_pool_timeout_template_comes_first_from_the_root_service(pool_exhaustion: DuckStore) -> None:
+    result = find_templates(pool_exhaustion, WINDOW, BASELINE)
+
+    top = result.templates[0]
+    assert top.template == "Timeout acquiring connection from pool main after <*> ms"
+    assert top.status == "new"
+    assert top.count_baseline == 0
+    assert top.count_window == 375  # i in [7500, 9000) with i % 4 == 0
+    assert top.services == ["db-proxy"]
+    assert top.first_seen == top.first_seen_overall == datetime(2024, 5, 1, 2, 5)
+    assert top.rate_ratio is None
+    assert 2 <= len(top.samples) <= 3
+    assert all(s.startswith("Timeout acquiring connection from pool main after 50") for s in top.samples)
+
+
+def test_upstream_errors_surge_against_their_baseline_rate(pool_exhaustion: DuckStore) -> None:
+    result = find_templates(pool_exhaustion, WINDOW, BASELINE)
+
+    upstream = next(t for t in result.templates if t.template.startswith("upstream db-proxy failed"))
+    assert upstream.status == "surging"
+    assert upstream.count_baseline == 8  # i % 997 == 0 below 7200, all odd kinds aside: 0, 997, ..., 6979
+    assert upstream.rate_ratio == pytest.approx(upstream.count_window / (upstream.count_baseline / 4))
+    assert upstream.first_seen == datetime(2024, 5, 1, 2, 6, 1)
+    assert upstream.services == ["api"]
+
+
+def test_steady_templates_are_not_reported(pool_exhaustion: DuckStore) -> None:
+    result = find_templates(pool_exhaustion, WINDOW, BASELINE)
+
+    assert {t.template.split()[0] for t in result.templates} == {"Timeout", "upstream"}
+    assert result.templates_mined <= 6
+    assert result.distinct_masked < 20, "masking in SQL collapses ids, addresses and numbers"
+
+
+def test_template_evidence_reruns_and_its_sample_query_returns_real_lines(pool_exhaustion: DuckStore) -> None:
+    result = find_templates(pool_exhaustion, WINDOW, BASELINE)
+    top = result.templates[0]
+    evidence = next(e for e in result.evidence if e.id == top.evidence)
+
+    rerun = pool_exhaustion.fetch(evidence.query).to_pylist()
+    assert sum(r["n"] for r in rerun if r["period"] == "window" and r["masked"].startswith("Timeout")) == 375
+    samples = pool_exhaustion.fetch(evidence.data["sample_query"]).to_pylist()
+    assert samples[0]["message"] == top.samples[0]
+    assert result.model_dump(mode="json")["templates"][0]["first_seen"] == "2024-05-01T02:05:00Z"
+
+
+def test_logs_are_scanned_once(pool_exhaustion: DuckStore) -> None:
+    pool_exhaustion.queries.clear()
+    find_templates(pool_exhaustion, WINDOW, BASELINE)
+
+    assert len(pool_exhaustion.queries) == 1
+
+
+def test_masking_in_sql_matches_masking_in_python() -> None:
+    lines = [
+        "request 3f2a1b4c-1d2e-4f5a-9b8c-123456789abc from 10.0.3.17:8080 took 1.5s",
+        "pod ts-contacts-service-866bd68c97-xcqfx restarted, addr 0x7ffe12, sha a3f9c2e",
+        "deploy v2.3.1 done, p95_ms=610.5 for user42",
+    ]
+    con = duckdb.connect()
+    con.register("messages", pa.table({"message": lines}))
+    in_sql = con.sql(f"SELECT {masked_sql('message')} AS m FROM messages").fetchall()
+
+    assert [m for (m,) in in_sql] == [mask(line) for line in lines]
+    assert mask(lines[0]) == "request <*> from <*> took <*>"
+    assert mask(lines[1]) == "pod ts-contacts-service-<*>-xcqfx restarted, addr <*>, sha <*>"
+    assert mask(lines[2]) == "deploy <*> done, p95_ms=<*> for user42"
