@@ -1,0 +1,316 @@
+"""Impact: how long, how many requests and users, which services and regions, how bad at the peak.
+
+Rules (each number's evidence repeats its rule and carries its SQL):
+- requests are counted at the entry service: a service whose name marks it as the front door (gateway, frontend,
+  edge, ingress, api, web), else the busiest one; a request-rate metric (per second) times the window's seconds,
+  failed = mean(rate x error ratio) x seconds. Without such metrics, log lines of the entry service stand in for
+  requests and its ERROR/FATAL lines for failures.
+- users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window.
+- a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
+  `SURGE_RATIO` times the baseline's (and a Poisson test agrees), or, for services, when one of its latency or
+  error metrics shifted up by at least `METRIC_SHIFT` robust standard deviations.
+- peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel
+from scipy.stats import poisson
+
+from incidentlens.analysis.contrast import metric_shift_sql, shift_columns, shift_scale
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.periods import (
+    ERROR_LEVELS,
+    PROBLEM_LEVELS,
+    Span,
+    UtcTime,
+    check_span,
+    in_span,
+    quote_ident,
+    span_minutes,
+    sql_in,
+    sql_str,
+)
+
+REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
+ERROR_RATIO = re.compile(r"err\w*_(ratio|rate|pct|percent)|fail\w*_(ratio|rate)", re.IGNORECASE)
+LATENCY = re.compile(r"latency|duration|response_time|(^|_)p\d{2,3}(_|$)|_ms$", re.IGNORECASE)
+ENTRY_SERVICE = re.compile(r"gateway|frontend|front-end|front_end|edge|ingress|(^|[-_])(api|web)([-_]|$)", re.I)
+USER_COLUMN = re.compile(r"^(user|customer|account|client)([-_ ]?id)?$", re.IGNORECASE)
+REGION_COLUMN = re.compile(r"^(region|zone|availability_zone|az|datacenter|dc|location)$", re.IGNORECASE)
+#: a service or region is affected when its problem lines per minute rise this many times ...
+SURGE_RATIO = 3.0
+#: ... to at least this many lines, unlikely under the baseline rate (one-sided Poisson)
+MIN_PROBLEMS = 5
+MAX_P_VALUE = 1e-3
+#: a latency or error metric shifted up this many robust standard deviations marks its service affected
+METRIC_SHIFT = 5.0
+
+
+class Peak(BaseModel):
+    metric: str
+    service: str
+    value: float
+    baseline: float
+    at: UtcTime
+
+
+class Impact(BaseModel):
+    duration_minutes: int
+    requests_total: int | None = None
+    requests_failed: int | None = None
+    users_affected: int | None = None
+    services_affected: list[str] = []
+    regions_affected: list[str] = []
+    peak_latency: Peak | None = None
+    peak_error_rate: Peak | None = None
+    evidence: list[str] = []
+
+
+class ImpactResult(BaseModel):
+    impact: Impact
+    evidence: list[Evidence] = []
+
+
+def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
+    """The `impact` block of analysis.json, each number with its evidence."""
+    window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
+    impact = Impact(duration_minutes=round(span_minutes(window)))
+    evidence = [_duration_evidence(window)]
+    series = _metric_catalogue(store, window, baseline) if store.has("metrics") else {}
+    shifted: list[str] = []
+    if series:
+        shifted, peaks = _metric_peaks(store, window, baseline, series, evidence)
+        impact.peak_latency, impact.peak_error_rate = peaks.get("latency"), peaks.get("error")
+    log_columns = _log_columns(store) if store.has("logs") else []
+    entry = _entry_service(series, store, window, baseline, log_columns)
+    if entry is not None:
+        impact.requests_total, impact.requests_failed = _requests(store, window, entry, series, evidence)
+    if log_columns:
+        impact.users_affected = _users(store, window, log_columns, evidence)
+        surging = _surging_values(store, window, baseline, log_columns, evidence)
+        impact.services_affected = _merge(surging.get("service", []), shifted)
+        impact.regions_affected = surging.get("region", [])
+    else:
+        impact.services_affected = shifted
+    impact.evidence = [e.id for e in evidence]
+    return ImpactResult(impact=impact, evidence=evidence)
+
+
+def _duration_evidence(window: Span) -> Evidence:
+    return Evidence.make(
+        "impact",
+        f"incident lasted {span_minutes(window):.0f} min",
+        "duration = incident window end - start",
+        {"duration_minutes": round(span_minutes(window), 2), "start": window[0], "end": window[1]},
+    )
+
+
+# ------------------------------------------------------------------------------------------------- metrics
+
+
+def _metric_catalogue(store: Any, window: Span, baseline: Span) -> dict[str, list[str]]:
+    """Metric names per role (request_rate, error, latency) among those present in the window and baseline."""
+    sql = (
+        f"SELECT DISTINCT metric FROM metrics WHERE ({in_span('ts', window)}) OR ({in_span('ts', baseline)})"
+    )
+    names = [str(m) for m in store.fetch(sql)["metric"].to_pylist() if m is not None]
+    return {
+        role: sorted(n for n in names if pattern.search(n))
+        for role, pattern in (("request_rate", REQUEST_RATE), ("error", ERROR_RATIO), ("latency", LATENCY))
+    }
+
+
+def _metric_peaks(
+    store: Any, window: Span, baseline: Span, series: dict[str, list[str]], evidence: list[Evidence]
+) -> tuple[list[str], dict[str, Peak]]:
+    """Services whose latency/error metrics shifted up, and the worst latency and error series at their peak."""
+    watched = series["latency"] + series["error"]
+    if not watched:
+        return [], {}
+    sql = metric_shift_sql(window, baseline, watched)
+    table = store.fetch(sql)
+    if table.num_rows == 0:
+        return [], {}
+    col = shift_columns(table)
+    peak_shift = (col["window_max"] - col["baseline_median"]) / shift_scale(col)
+    order = np.argsort(-peak_shift, kind="stable")
+    shifted = list(dict.fromkeys(str(col["service"][i]) for i in order if peak_shift[i] >= METRIC_SHIFT))
+    at = table["at_max"].to_pylist()
+    peaks: dict[str, Peak] = {}
+    for role in ("latency", "error"):
+        candidates = np.flatnonzero(np.isin(col["metric"], series[role]))
+        if len(candidates) == 0:
+            continue
+        i = candidates[np.argmax(peak_shift[candidates])]
+        peaks[role] = Peak(metric=str(col["metric"][i]), service=str(col["service"][i]),
+                           value=float(col["window_max"][i]), baseline=float(col["baseline_median"][i]), at=at[i])
+    evidence.append(Evidence.make(
+        "impact",
+        "peak latency and error rate against baseline; services whose latency/error metrics shifted up",
+        sql,
+        {
+            "peak_latency": peaks["latency"].model_dump(mode="json") if "latency" in peaks else None,
+            "peak_error_rate": peaks["error"].model_dump(mode="json") if "error" in peaks else None,
+            "services_shifted": shifted,
+            "rule": f"peak = window max of the series with the largest (max - baseline median) / robust scale; "
+            f"a service is affected at a shift >= {METRIC_SHIFT:g}",
+        },
+    ))
+    return shifted, peaks
+
+
+# ---------------------------------------------------------------------------------------------- requests
+
+
+def _entry_service(
+    series: dict[str, list[str]], store: Any, window: Span, baseline: Span, log_columns: list[str]
+) -> tuple[str, str] | None:
+    """(source, service) where requests are counted: 'metrics' when a request-rate metric exists, else 'logs'."""
+    if series.get("request_rate"):
+        sql = (
+            f"SELECT service, avg(value) AS rate FROM metrics WHERE {in_span('ts', baseline)} "
+            f"AND metric IN {sql_in(series['request_rate'])} GROUP BY service"
+        )
+        source = "metrics"
+    elif "service" in log_columns:
+        sql = f"SELECT service, count(*) AS rate FROM logs WHERE {in_span('ts', baseline)} GROUP BY service"
+        source = "logs"
+    else:
+        return None
+    rates = store.fetch(sql).to_pylist()
+    if not rates:
+        return None
+    named = [r for r in rates if r["service"] is not None and ENTRY_SERVICE.search(str(r["service"]))]
+    busiest = max(named or rates, key=lambda r: r["rate"] or 0)
+    return source, busiest["service"]
+
+
+def _requests(
+    store: Any, window: Span, entry: tuple[str, str], series: dict[str, list[str]], evidence: list[Evidence]
+) -> tuple[int | None, int | None]:
+    source, service = entry
+    seconds = span_minutes(window) * 60
+    if source == "metrics":
+        sql, rule = _request_metrics_sql(window, service, series), (
+            f"at the entry service {service}: mean(request rate/s) x {seconds:.0f} s; "
+            "failed = mean(rate x error ratio) x seconds"
+        )
+        row = store.fetch(sql).to_pylist()[0]
+        if row["mean_rate"] is None:
+            return None, None
+        total = round(row["mean_rate"] * seconds)
+        failed = None if row["mean_failed_rate"] is None else round(row["mean_failed_rate"] * seconds)
+    else:
+        sql = (
+            f"SELECT count(*) AS lines, sum(CASE WHEN level IN {sql_in(ERROR_LEVELS)} THEN 1 ELSE 0 END) AS failed "
+            f"FROM logs WHERE {in_span('ts', window)} AND service = {sql_str(service)}"
+        )
+        rule = f"no request-rate metric: log lines of the entry service {service} as requests, ERROR/FATAL as failed"
+        row = store.fetch(sql).to_pylist()[0]
+        total, failed = int(row["lines"]), int(row["failed"] or 0)
+    evidence.append(Evidence.make(
+        "impact", f"requests during the incident: {total} total, {failed} failed ({service})", sql,
+        {"requests_total": total, "requests_failed": failed, "service": service, "rule": rule},
+    ))
+    return total, failed
+
+
+def _request_metrics_sql(window: Span, service: str, series: dict[str, list[str]]) -> str:
+    """Rate and error ratio paired per timestamp at one service; a percentage ratio (max > 1) is divided by 100."""
+    rate = series["request_rate"][0]
+    errors = series["error"]
+    ratio = (
+        f"max(CASE WHEN metric IN {sql_in(errors)} THEN value END)" if errors else "CAST(NULL AS DOUBLE)"
+    )
+    return f"""WITH points AS (
+    SELECT ts, max(CASE WHEN metric = {sql_str(rate)} THEN value END) AS rate, {ratio} AS ratio
+    FROM metrics WHERE {in_span('ts', window)} AND service = {sql_str(service)}
+    GROUP BY ts
+), scaled AS (
+    SELECT rate, CASE WHEN max(ratio) OVER () > 1 THEN ratio / 100 ELSE ratio END AS ratio FROM points
+)
+SELECT avg(rate) AS mean_rate, avg(rate * ratio) AS mean_failed_rate, count(rate) AS points FROM scaled"""
+
+
+# --------------------------------------------------------------------------------------------------- logs
+
+
+def _log_columns(store: Any) -> list[str]:
+    return store.fetch("SELECT * FROM logs LIMIT 0").schema.names
+
+
+def _users(store: Any, window: Span, columns: list[str], evidence: list[Evidence]) -> int | None:
+    user = next((c for c in columns if USER_COLUMN.match(c)), None)
+    if user is None:
+        return None
+    sql = (
+        f"SELECT count(DISTINCT {quote_ident(user)}) AS users FROM logs "
+        f"WHERE {in_span('ts', window)} AND level IN {sql_in(PROBLEM_LEVELS)}"
+    )
+    users = int(store.fetch(sql)["users"][0].as_py())
+    evidence.append(Evidence.make(
+        "impact", f"{users} distinct users on WARN/ERROR/FATAL lines during the incident", sql,
+        {"users_affected": users, "column": user},
+    ))
+    return users
+
+
+def _surging_values(
+    store: Any, window: Span, baseline: Span, columns: list[str], evidence: list[Evidence]
+) -> dict[str, list[str]]:
+    """Services (and regions) whose problem lines per minute surged in the window, most excess first."""
+    dims = {"service": "service"} if "service" in columns else {}
+    region = next((c for c in columns if REGION_COLUMN.match(c)), None)
+    if region is not None:
+        dims["region"] = region
+    if not dims:
+        return {}
+    sql = _problem_counts_sql(window, baseline, list(dims.values()))
+    table = store.fetch(sql)
+    ratio = span_minutes(window) / span_minutes(baseline)
+    found: dict[str, list[str]] = {}
+    for role, column in dims.items():
+        found[role] = _surging(table, column, ratio)
+    evidence.append(Evidence.make(
+        "impact",
+        f"affected: {len(found.get('service', []))} services, {len(found.get('region', []))} regions by WARN/ERROR",
+        sql,
+        {"services_affected": found.get("service"), "regions_affected": found.get("region"), "region_column": region,
+         "rule": f"problem lines per minute >= {SURGE_RATIO:g}x baseline, >= {MIN_PROBLEMS} lines, Poisson p < "
+                 f"{MAX_P_VALUE:g}"},
+    ))
+    return found
+
+
+def _problem_counts_sql(window: Span, baseline: Span, columns: list[str]) -> str:
+    grouped = ", ".join(quote_ident(c) for c in columns)
+    grouping = ", ".join(f"GROUPING({quote_ident(c)}) AS {quote_ident('g__' + c)}" for c in columns)
+    sets = ", ".join(f"({quote_ident(c)})" for c in columns)
+    return f"""SELECT {grouped}, {grouping},
+       sum(CASE WHEN {in_span('ts', window)} THEN 1 ELSE 0 END) AS window_problems,
+       sum(CASE WHEN {in_span('ts', baseline)} THEN 1 ELSE 0 END) AS baseline_problems
+FROM logs
+WHERE level IN {sql_in(PROBLEM_LEVELS)} AND (({in_span('ts', window)}) OR ({in_span('ts', baseline)}))
+GROUP BY GROUPING SETS ({sets})"""
+
+
+def _surging(table: pa.Table, column: str, minutes_ratio: float) -> list[str]:
+    rows = [r for r in table.to_pylist() if r[f"g__{column}"] == 0 and r[column] is not None]
+    if not rows:
+        return []
+    window = np.array([r["window_problems"] for r in rows], dtype=float)
+    expected = np.maximum(np.array([r["baseline_problems"] for r in rows], dtype=float), 0.5) * minutes_ratio
+    significant = poisson.sf(window - 1, expected) < MAX_P_VALUE
+    hit = (window >= SURGE_RATIO * expected) & (window >= MIN_PROBLEMS) & significant
+    order = np.argsort(-(window - expected), kind="stable")
+    return [str(rows[i][column]) for i in order if hit[i]]
+
+
+def _merge(first: list[str], second: list[str]) -> list[str]:
+    return list(dict.fromkeys([*first, *second]))
