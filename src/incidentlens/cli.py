@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from incidentlens import __version__
 from incidentlens.errors import IncidentLensError
+
+if TYPE_CHECKING:
+    from incidentlens.analysis.detection import DetectionResult
 
 app = typer.Typer(
     name="incidentlens",
@@ -76,6 +79,94 @@ def generate_command(
         paths = generate(scenario, out, seed=seed, hours=hours, logs=logs, fmt=fmt)
     for role, path in paths.items():
         console.print(f"{role:8} {path}")
+
+
+@app.command("detect")
+def detect_command(
+    metrics: Annotated[list[Path], typer.Option("--metrics", help="Metrics file(s): wide or long csv/parquet/jsonl.")],
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", help="Only these metric names (repeatable; default: all).")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Alert time (ISO-8601): the window containing or nearest to it.")
+    ] = None,
+    detector: Annotated[str, typer.Option("--detector", help="robust, or seed-zscore (the original).")] = "robust",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the detection as JSON.")] = False,
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
+    ] = None,
+) -> None:
+    """Find the incident window in metrics: when, how severe, and which series moved."""
+    import json
+
+    from incidentlens.analysis.detection import detect, parse_time
+    from incidentlens.telemetry import load_telemetry, parse_mapping
+
+    anchor = parse_time(at) if at else None
+    store = load_telemetry(metrics=[str(p) for p in metrics], mapping=parse_mapping(mapping))
+    result = detect(store, metrics=metric or None, at=anchor, detector=detector)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    _print_detection(result)
+
+
+def _print_detection(result: DetectionResult) -> None:
+    from rich.table import Table
+
+    from incidentlens.analysis.detection import iso_z
+
+    if not result.detected:
+        console.print(f"no incident found ({result.detector}): {result.reason}")
+    else:
+        table = Table("", "start", "end", "minutes", "peak", "severity", "series moved (robust shift)", box=None)
+        for window in result.windows:
+            moved = ", ".join(f"{s.series} {s.direction} {s.shift:+.1f}" for s in window.series[:4])
+            if len(window.series) > 4:
+                moved += f" (+{len(window.series) - 4} more)"
+            minutes = (window.end - window.start).total_seconds() / 60
+            table.add_row("*" if window == result.window else "", iso_z(window.start), iso_z(window.end),
+                          f"{minutes:.0f}", iso_z(window.peak), f"{window.severity:.1f}", moved)
+        console.print(table)
+        start, end = result.baseline_window
+        console.print(f"* incident window ({result.detector}); baseline {iso_z(start)} .. {iso_z(end)}")
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/dim]")
+
+
+@eval_app.command("nab")
+def eval_nab_command(
+    data: Annotated[Path, typer.Option("--data", help="The NAB directory (data/, labels/).")] = Path(
+        "../shared/datasets/nab"
+    ),
+    detector: Annotated[
+        list[str] | None,
+        typer.Option("--detector", help="Detectors to score (repeatable; default: robust and seed-zscore)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score the detectors on the Numenta Anomaly Benchmark: event-level recall, precision, F1, false alarms."""
+    import json
+
+    from rich.table import Table
+
+    from incidentlens.eval.nab import evaluate_nab
+
+    with console.status("scoring NAB series"):
+        report = evaluate_nab(data, detectors=detector or ("robust", "seed-zscore"))
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    table = Table(box=None, caption="found: labelled windows with a detection; FA/day: false alarms per day")
+    table.add_column("detector", no_wrap=True)
+    for header in ("found", "recall", "detections", "precision", "F1", "FA/day", "delay min"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in (score.summary() for score in report.scores):
+        delay = "-" if row["mean_delay_minutes"] is None else f"{row['mean_delay_minutes']:.0f}"
+        table.add_row(str(row["detector"]), f"{row['found']}/{row['windows']}", f"{row['recall']:.3f}",
+                      str(row["detections"]), f"{row['precision']:.3f}", f"{row['f1']:.3f}",
+                      f"{row['false_alarms_per_day']:.3f}", delay)
+    console.print(table)
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ sustained duration so one spike is not an incident.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ class RobustSettings:
     merge_gap_steps: int = 5  # runs closer than this many steps are one window
     smoothness: timedelta = timedelta(hours=12)  # the baseline does not follow changes faster than this
     min_points: int = 30  # shorter series have no baseline
+    tail_factor: float = 0.0  # > 0, with a reference period: also open only past tail_factor x its largest |score|
 
 
 DEFAULT_SETTINGS = RobustSettings()
@@ -60,6 +61,10 @@ def detect_points(
     base = fit_baseline(t_ns, series.y, smoothness_ns, reference)
     scale = max(base.scale, _scale_floor(series.y))
     score = (series.y - base.expected) / scale
+    if reference is not None and reference.sum() >= settings.min_points and settings.tail_factor > 0:
+        # A heavy-tailed series sets its own bar: what it already did in the reference period is not news.
+        bar = settings.tail_factor * float(np.max(np.abs(score[reference])))
+        settings = replace(settings, open_threshold=max(settings.open_threshold, bar))
     spans = find_spans(score, series, base.expected, settings)
     reason = None if spans else f"no sustained deviation past {settings.open_threshold:g} robust σ"
     return SeriesDetection(series=series, spans=spans, score=score, baseline=base.expected, reason=reason)
@@ -195,6 +200,18 @@ class DetectionResult(BaseModel):
             },
             "evidence": [e.to_dict() for e in self.evidence],
         }
+
+
+def parse_time(text: str, option: str = "--at") -> datetime:
+    """A user's time (ISO-8601; a zone is converted, none means UTC) as naive UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        example = "2024-05-01T16:00:00Z"
+        raise InputError(f"{option} {text!r}: cannot parse as a time (use ISO-8601, e.g. {example})") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
 
 
 def iso_z(moment: datetime) -> str:
