@@ -30,6 +30,8 @@ CANONICAL_COLUMNS = ("ts", "service", "level", "message")
 LEVEL_WORDS = _LEVEL_WORDS
 LEVEL_ALIASES = _LEVEL_ALIASES
 POD_SUFFIX = _POD_SUFFIX
+LEVEL_WORD_PATTERN = rf"\b({LEVEL_WORDS})\b"
+LOGFMT_LEVEL_PATTERN = r'(?i)\blevel[=:]\s*"?([a-z]+)'
 _WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
 
 
@@ -75,6 +77,11 @@ class ClickHouseTarget:
 def redact(url: str) -> str:
     """The URL with its password replaced, for messages."""
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def string_literal(text: str) -> str:
+    """A Python string as a ClickHouse string literal (backslashes and quotes escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def quote_identifier(name: str) -> str:
@@ -139,8 +146,8 @@ class ClickHouseLogs:
                 f"query reads logs (in ClickHouse {self.source}) together with {', '.join(sorted(others))}: "
                 "query the logs on their own"
             )
-        result = self._run(to_clickhouse(sql, {"logs": self.canonical_sql}))
-        return _reshape(result, self._expected_schema(sql))
+        expected = self._expected_schema(sql)  # DuckDB-invalid SQL fails here, before a round trip
+        return _reshape(self._run(to_clickhouse(sql, {"logs": self.canonical_sql})), expected)
 
     def references_logs(self, sql: str) -> bool:
         return "logs" in referenced_tables(sql)
@@ -285,7 +292,8 @@ def _message_expr(column: str) -> str:
     """The message, unwrapped from a container runtime JSON line (`{"log": "...\\n", "stream": ...}`)."""
     raw = f"toString(src.{quote_identifier(column)})"
     wrapped = f"startsWith({raw}, '{{') AND isValidJSON({raw}) AND JSONHas({raw}, 'log')"
-    return f"if({wrapped}, replaceRegexpOne(JSONExtractString({raw}, 'log'), '\\n+$', ''), {raw})"
+    trailing_newlines = string_literal("\n+$")
+    return f"if({wrapped}, replaceRegexpOne(JSONExtractString({raw}, 'log'), {trailing_newlines}, ''), {raw})"
 
 
 def _level_expr(column: str | None, message: str) -> str:
@@ -293,8 +301,8 @@ def _level_expr(column: str | None, message: str) -> str:
     if column:
         return _normalised_level(f"toString(src.{quote_identifier(column)})")
     head = f"left({message}, 200)"
-    word = f"nullIf(extract({head}, '\\b({LEVEL_WORDS})\\b'), '')"
-    logfmt = f"nullIf(extract({head}, '(?i)\\blevel[=:]\\s*\"?([a-z]+)'), '')"
+    word = f"nullIf(extract({head}, {string_literal(LEVEL_WORD_PATTERN)}), '')"
+    logfmt = f"nullIf(extract({head}, {string_literal(LOGFMT_LEVEL_PATTERN)}), '')"
     return _normalised_level(f"coalesce({word}, {logfmt})")
 
 
@@ -334,6 +342,9 @@ def _cast(column: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray:
     if pa.types.is_timestamp(column.type) and column.type.tz is not None:
         # Zoned UTC instants: the store's times are naive UTC, and the stored integers already are.
         column = column.cast(pa.timestamp(column.type.unit))
+    if pa.types.is_timestamp(target) and pa.types.is_integer(column.type):
+        # ClickHouse's DateTime (whole seconds) can arrive as its raw UInt32 count of seconds since the epoch.
+        column = column.cast(pa.int64()).cast(pa.timestamp("s"))
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     try:

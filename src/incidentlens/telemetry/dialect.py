@@ -33,7 +33,7 @@ def referenced_tables(sql: str) -> set[str]:
 
 def to_clickhouse(sql: str, views: dict[str, str]) -> str:
     """Rewrite DuckDB SQL for ClickHouse, replacing each view name in `views` by its ClickHouse subquery."""
-    tree = _parse(sql).transform(_clickhouse_node)
+    tree = _rewrite_bottom_up(_parse(sql))
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     # The view becomes a placeholder table, swapped for its subquery text after generation: the subquery is
     # ClickHouse SQL already and must not go through a parse/generate round trip.
@@ -45,6 +45,18 @@ def to_clickhouse(sql: str, views: dict[str, str]) -> str:
     for name, subquery in views.items():
         clickhouse_sql = clickhouse_sql.replace(_placeholder(name), f"({subquery})")
     return clickhouse_sql
+
+
+def _rewrite_bottom_up(tree: exp.Expression) -> exp.Expression:
+    """Apply `_clickhouse_node` children first, so nested calls (a replace inside a replace) are all rewritten."""
+    for node in reversed(list(tree.walk())):
+        rewritten = _clickhouse_node(node)
+        if rewritten is not node:
+            if node is tree:
+                tree = rewritten
+            else:
+                node.replace(rewritten)
+    return tree
 
 
 def _placeholder(view: str) -> str:

@@ -1,0 +1,273 @@
+"""ClickHouse as a logs source: the analysis's DuckDB SQL, pushed down, gives the answers DuckDB gives.
+
+The ClickHouse SQL runs on a real ClickHouse engine: chdb (ClickHouse in-process). A live server is used too when
+INCIDENTLENS_CLICKHOUSE_URL names a table the test may create and drop.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from incidentlens.errors import InputError, SourceError
+from incidentlens.telemetry import load_telemetry
+from incidentlens.telemetry.clickhouse import ClickHouseLogs, ClickHouseTarget, connect_clickhouse_logs, redact
+from incidentlens.telemetry.dialect import to_clickhouse
+
+chdb_session = pytest.importorskip("chdb.session", reason="chdb (ClickHouse in-process) is a dev dependency")
+
+WINDOW = "ts >= TIMESTAMP '2024-05-01 15:00:00' AND ts < TIMESTAMP '2024-05-01 17:30:00'"
+BASELINE = "ts >= TIMESTAMP '2024-05-01 10:00:00' AND ts < TIMESTAMP '2024-05-01 15:00:00'"
+
+# The kinds of query the evidence engine writes over `logs`: counts by dimension and time bucket, window-vs-baseline
+# contrasts, masked-template counts, samples, quantiles. Written once, in DuckDB's dialect.
+ANALYSIS_QUERIES = {
+    "per-minute counts by service and level": f"""
+        SELECT date_trunc('minute', ts) AS minute, service, level, count(*) AS n
+        FROM logs WHERE {WINDOW} GROUP BY ALL ORDER BY ALL""",
+    "error share by region, window against baseline": f"""
+        SELECT region,
+               count(*) FILTER (WHERE {WINDOW} AND level = 'ERROR') AS window_errors,
+               count(*) FILTER (WHERE {BASELINE} AND level = 'ERROR') AS baseline_errors,
+               count(*) FILTER (WHERE {WINDOW})::DOUBLE / greatest(count(*), 1) AS window_share
+        FROM logs GROUP BY region ORDER BY region""",
+    "masked templates with first sighting": f"""
+        SELECT regexp_replace(regexp_replace(message, '[0-9a-f]{{16,}}', '<HEX>', 'g'), '[0-9]+', '<N>', 'g')
+                   AS template,
+               count(*) AS n, min(ts) AS first_seen, min(message) AS example, count(DISTINCT service) AS services
+        FROM logs WHERE {WINDOW} GROUP BY template ORDER BY n DESC, template LIMIT 20""",
+    "first match only without the g flag": """
+        SELECT regexp_replace(message, '[0-9]+', '<N>') AS once, count(*) AS n FROM logs
+        GROUP BY once ORDER BY n DESC, once LIMIT 10""",
+    "error samples": f"""
+        SELECT ts, service, level, message FROM logs WHERE level IN ('ERROR', 'FATAL') AND {WINDOW}
+        ORDER BY ts, message LIMIT 5""",
+    "five-minute buckets": """
+        SELECT time_bucket(INTERVAL '5 minutes', ts) AS bucket, count(*) AS n, count(DISTINCT user_id) AS users
+        FROM logs GROUP BY bucket ORDER BY bucket""",
+    "latency quantiles by endpoint": """
+        SELECT endpoint, quantile_cont(latency_ms, 0.95) AS p95, median(latency_ms) AS p50, avg(latency_ms) AS mean
+        FROM logs GROUP BY endpoint ORDER BY endpoint""",
+    "time range in epoch seconds": "SELECT min(ts) AS lo, max(ts) AS hi, min(epoch(ts)) AS lo_epoch FROM logs",
+    "a CTE with a case expression and a having clause": f"""
+        WITH tagged AS (
+            SELECT service, CASE WHEN {WINDOW} THEN 'window' ELSE 'other' END AS period, level FROM logs
+        )
+        SELECT service, period, count(*) FILTER (WHERE level = 'ERROR') AS errors, count(*) AS n
+        FROM tagged GROUP BY service, period HAVING count(*) > 10 ORDER BY service, period""",
+    "a message search": """
+        SELECT service, count(*) AS n FROM logs
+        WHERE message ILIKE '%timeout%' OR regexp_matches(message, 'pool|exhaust') GROUP BY service ORDER BY service""",
+}
+
+
+@pytest.fixture(scope="module")
+def chdb() -> Iterator[object]:
+    session = chdb_session.Session()
+    yield session
+    session.close()
+
+
+def chdb_runner(session: object) -> Callable[[str], pa.Table]:
+    return lambda sql: session.query(sql, "ArrowTable")
+
+
+@pytest.fixture(scope="module")
+def logs_csv(scenario_dir: Callable[..., Path]) -> Path:
+    return scenario_dir("seed-tutorial") / "logs.csv"
+
+
+@pytest.fixture(scope="module")
+def pushed_down(chdb: object, logs_csv: Path) -> ClickHouseLogs:
+    """The scenario's logs in a ClickHouse table, exactly as the file holds them (ClickHouse infers the types)."""
+    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
+    chdb.query(
+        "CREATE TABLE incidents.app_logs ENGINE = MergeTree ORDER BY tuple() "
+        f"AS SELECT * FROM file('{logs_csv}', CSVWithNames)"
+    )
+    return ClickHouseLogs(chdb_runner(chdb), "incidents.app_logs", "chdb incidents.app_logs")
+
+
+@pytest.mark.parametrize("name", list(ANALYSIS_QUERIES))
+def test_pushed_down_queries_answer_like_duckdb(name: str, pushed_down: ClickHouseLogs, logs_csv: Path):
+    sql = ANALYSIS_QUERIES[name]
+    expected = load_telemetry(logs=logs_csv).fetch(sql)
+    answered = pushed_down.fetch(sql)
+
+    assert answered.schema == expected.schema
+    assert expected.num_rows > 0
+    assert_same_rows(answered, expected)
+
+
+def assert_same_rows(answered: pa.Table, expected: pa.Table) -> None:
+    assert answered.num_rows == expected.num_rows
+    for got, want in zip(answered.to_pylist(), expected.to_pylist(), strict=True):
+        for column, value in want.items():
+            if isinstance(value, float) and not math.isnan(value):
+                assert got[column] == pytest.approx(value, rel=1e-9), column
+            else:
+                assert got[column] == value, column
+
+
+def test_only_the_aggregate_comes_back(pushed_down: ClickHouseLogs):
+    answered = pushed_down.fetch("SELECT service, count(*) AS n FROM logs GROUP BY service ORDER BY service")
+    assert answered.num_rows == len({row["service"] for row in answered.to_pylist()}) <= 10
+    assert sum(answered.column("n").to_pylist()) == 9000
+
+
+def test_the_logs_view_is_substituted_and_times_are_utc():
+    sql = "SELECT count(*) FROM logs AS l WHERE l.ts >= TIMESTAMP '2024-05-01 10:00:00'"
+    clickhouse = to_clickhouse(sql, {"logs": "SELECT 1 AS ts FROM db.t AS src"})
+    assert "FROM (SELECT 1 AS ts FROM db.t AS src) AS l" in clickhouse
+    assert "toDateTime64('2024-05-01 10:00:00', 6, 'UTC')" in clickhouse
+
+
+def test_container_json_lines_and_pod_names_read_like_files(chdb: object, tmp_path: Path):
+    lines = tmp_path / "pods.csv"
+    lines.write_text(
+        "Timestamp,PodName,Log\n"
+        '2023-01-29T08:40:01Z,ts-contacts-service-866bd68c97-xcqfx,'
+        '"{""log"":""08:40:01.010 ERROR c.Contacts: boom\\n"",""stream"":""stdout""}"\n'
+        '2023-01-29T08:40:02Z,ts-route-service-b6c59fb57-zv8dt,"{""log"":""level=warning route slow\\n""}"\n'
+    )
+    chdb.query(
+        "CREATE TABLE incidents.pods ENGINE = MergeTree ORDER BY tuple() "
+        f"AS SELECT * FROM file('{lines}', CSVWithNames)"
+    )
+    logs = ClickHouseLogs(chdb_runner(chdb), "incidents.pods", "chdb incidents.pods")
+    sql = "SELECT ts, service, level, message, PodName FROM logs ORDER BY ts"
+
+    assert logs.fetch(sql).to_pylist() == load_telemetry(logs=lines).fetch(sql).to_pylist()
+    assert logs.fetch(sql).column("service").to_pylist() == ["ts-contacts-service", "ts-route-service"]
+
+
+def test_a_table_without_a_time_column_is_refused(chdb: object):
+    chdb.query("CREATE TABLE incidents.no_time (service String, message String) ENGINE = Memory")
+    with pytest.raises(InputError, match=r"incidents.no_time: no time column .* --map time=COLUMN"):
+        ClickHouseLogs(chdb_runner(chdb), "incidents.no_time", "chdb incidents.no_time")
+
+
+def test_a_mapped_column_must_exist(chdb: object, pushed_down: ClickHouseLogs):
+    with pytest.raises(InputError, match=r"column 'when' \(mapped to time\) is not in the table"):
+        ClickHouseLogs(chdb_runner(chdb), "incidents.app_logs", "chdb incidents.app_logs", mapping={"time": "when"})
+
+
+def test_an_unparseable_time_names_the_value(chdb: object):
+    chdb.query("CREATE TABLE incidents.bad_time (ts String, message String) ENGINE = Memory")
+    chdb.query("INSERT INTO incidents.bad_time VALUES ('2024-05-01 10:00:00', 'ok'), ('yesterday-ish', 'bad')")
+    with pytest.raises(InputError, match=r"column 'ts': cannot parse 'yesterday-ish' as a time"):
+        ClickHouseLogs(chdb_runner(chdb), "incidents.bad_time", "chdb incidents.bad_time")
+
+
+def test_a_query_clickhouse_rejects_is_one_line(pushed_down: ClickHouseLogs):
+    # DuckDB has hamming(); ClickHouse does not.
+    with pytest.raises(SourceError, match=r"^ClickHouse chdb incidents.app_logs: .*hamming") as raised:
+        pushed_down.fetch("SELECT hamming(message, 'ab') AS distance FROM logs")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_query_duckdb_rejects_is_an_input_error(pushed_down: ClickHouseLogs):
+    with pytest.raises(InputError, match="no_such_column"):
+        pushed_down.fetch("SELECT no_such_column FROM logs")
+
+
+def test_a_missing_table_is_a_source_error(chdb: object):
+    with pytest.raises(SourceError, match=r"incidents\.nowhere"):
+        ClickHouseLogs(chdb_runner(chdb), "incidents.nowhere", "chdb incidents.nowhere")
+
+
+def test_the_url_names_host_port_database_and_table_and_hides_the_password(monkeypatch: pytest.MonkeyPatch):
+    target = ClickHouseTarget.parse("clickhouse://reader:s3cret@ch.internal:9000/prod.app_logs")
+    assert (target.host, target.port, target.user, target.password) == ("ch.internal", 9000, "reader", "s3cret")
+    assert (target.database, target.table) == ("prod", "app_logs")
+    assert "s3cret" not in target.name
+    assert redact("clickhouse://reader:s3cret@ch.internal/prod.t") == "clickhouse://reader:***@ch.internal/prod.t"
+    monkeypatch.setenv("CLICKHOUSE_PASSWORD", "from-env")
+    assert ClickHouseTarget.parse("clickhouses://ch.internal/prod.t").password == "from-env"
+    with pytest.raises(InputError, match=r"db\.table"):
+        ClickHouseTarget.parse("clickhouse://ch.internal/just_a_db")
+
+
+def test_an_unreachable_server_is_a_source_error():
+    with pytest.raises(SourceError, match=r"^ClickHouse clickhouse://default@127.0.0.1:\d+/db.t: unreachable"):
+        connect_clickhouse_logs(f"clickhouse://127.0.0.1:{_free_port()}/db.t", timeout=2)
+
+
+def test_refused_credentials_are_a_source_error():
+    """A server answering like ClickHouse does to a wrong password (HTTP 516 error body)."""
+    with _refusing_server() as port, pytest.raises(SourceError, match="authentication refused") as raised:
+        connect_clickhouse_logs(f"clickhouse://reader:wrong-password@127.0.0.1:{port}/db.t", timeout=5)
+    assert "wrong-password" not in str(raised.value)
+
+
+@pytest.mark.skipif(not os.environ.get("INCIDENTLENS_CLICKHOUSE_URL"), reason="set INCIDENTLENS_CLICKHOUSE_URL")
+def test_a_live_server_answers_like_duckdb(logs_csv: Path):
+    """INCIDENTLENS_CLICKHOUSE_URL=clickhouse://user:pass@host:8123/db.table (the table is created and dropped)."""
+    import clickhouse_connect
+
+    url = os.environ["INCIDENTLENS_CLICKHOUSE_URL"]
+    target = ClickHouseTarget.parse(url)
+    client = clickhouse_connect.get_client(
+        host=target.host, port=target.port, username=target.user, password=target.password, secure=target.secure
+    )
+    rows = load_telemetry(logs=logs_csv).fetch("SELECT * EXCLUDE (level, message) FROM logs")
+    client.command(f"DROP TABLE IF EXISTS {target.qualified_table}")
+    client.command(
+        f"CREATE TABLE {target.qualified_table} (ts DateTime64(3, 'UTC'), service String, region String, "
+        "endpoint String, latency_ms Nullable(Float64), user_id String, level String, message String) "
+        "ENGINE = MergeTree ORDER BY ts"
+    )
+    try:
+        source = load_telemetry(logs=logs_csv).fetch(
+            "SELECT ts, service, region, endpoint, latency_ms::DOUBLE AS latency_ms, user_id, level, message FROM logs"
+        )
+        client.insert_arrow(target.qualified_table, source)
+        logs = connect_clickhouse_logs(url)
+        sql = ANALYSIS_QUERIES["per-minute counts by service and level"]
+        assert_same_rows(logs.fetch(sql), load_telemetry(logs=logs_csv).fetch(sql))
+        assert rows.num_rows == 9000
+    finally:
+        client.command(f"DROP TABLE IF EXISTS {target.qualified_table}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _RefuseCredentials(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"Code: 516. DB::Exception: reader: Authentication failed: password is incorrect. " \
+               b"(AUTHENTICATION_FAILED)"
+        self.send_response(516)
+        self.send_header("X-ClickHouse-Exception-Code", "516")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _refusing_server:
+    def __enter__(self) -> int:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _RefuseCredentials)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self.server.server_address[1]
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
