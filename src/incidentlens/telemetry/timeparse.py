@@ -30,6 +30,7 @@ class TimeFormat:
     kind: str
     unit: str = ""
     integer: bool = True
+    text: bool = True  # epoch numbers written as text (CSV, JSON) rather than a numeric column
 
     def describe(self) -> str:
         return f"epoch {self.unit}" if self.kind == "epoch" else self.kind
@@ -49,6 +50,12 @@ def is_integer_type(sql_type: str) -> bool:
     return is_numeric_type(upper) and not upper.startswith(("FLOAT", "DOUBLE", "DECIMAL", "REAL"))
 
 
+def try_cast_text(text_sql: str, sql_type: str) -> str:
+    """TRY_CAST of a text column; the trim also stops DuckDB 2.0 from pushing the cast into read_csv as a strict
+    CAST, which fails the whole query on the first bad value."""
+    return f"TRY_CAST(trim({text_sql}) AS {sql_type})"
+
+
 def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
     """A SQL expression turning `column_sql` into a naive UTC TIMESTAMP (NULL where it does not parse)."""
     if fmt.kind == "native_tz":
@@ -56,13 +63,16 @@ def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
     if fmt.kind == "native":
         return f"CAST({column_sql} AS TIMESTAMP)"
     if fmt.kind == "iso":
-        return f"timezone('UTC', TRY_CAST({column_sql} AS TIMESTAMPTZ))"
+        return f"timezone('UTC', {try_cast_text(column_sql, 'TIMESTAMPTZ')})"
     if fmt.kind == "go":
-        return f"timezone('UTC', TRY_CAST(regexp_replace({column_sql}, {_GO_SUFFIX}, '\\1') AS TIMESTAMPTZ))"
+        stripped = f"regexp_replace({column_sql}, {_GO_SUFFIX}, '\\1')"
+        return f"timezone('UTC', {try_cast_text(stripped, 'TIMESTAMPTZ')})"
     scale = _MICROS_PER_UNIT[fmt.unit]
+    number_type = "BIGINT" if fmt.integer else "DOUBLE"
+    number = try_cast_text(column_sql, number_type) if fmt.text else f"CAST({column_sql} AS {number_type})"
     if fmt.integer:
-        return f"make_timestamp(TRY_CAST({column_sql} AS BIGINT) {scale})"
-    return f"make_timestamp(CAST(round(TRY_CAST({column_sql} AS DOUBLE) {scale}) AS BIGINT))"
+        return f"make_timestamp({number} {scale})"
+    return f"make_timestamp(CAST(round({number} {scale}) AS BIGINT))"
 
 
 def detect_format(
@@ -75,19 +85,19 @@ def detect_format(
     if upper.startswith(TEMPORAL_TYPES):
         return TimeFormat("native"), 1.0
     if is_numeric_type(upper):
-        fmt = _epoch_format(con, table, column_sql, integer=is_integer_type(upper))
+        fmt = _epoch_format(con, table, column_sql, integer=is_integer_type(upper), text=False)
         return fmt, 1.0 if fmt else 0.0
     if not upper.startswith("VARCHAR"):
         return None, 0.0
     present = f"nullif(trim({column_sql}), '')"
+    integers = f"count(*) FILTER (regexp_full_match({present}, '[-+]?[0-9]+'))"
     nonempty, as_bigint, as_double = con.execute(
-        f"SELECT count({present}), count(TRY_CAST({present} AS BIGINT)), count(TRY_CAST({present} AS DOUBLE)) "
-        f"FROM {table}"
+        f"SELECT count({present}), {integers}, count({try_cast_text(present, 'DOUBLE')}) FROM {table}"
     ).fetchone()
     if nonempty == 0:
         return None, 0.0
     if as_double > nonempty / 2:
-        fmt = _epoch_format(con, table, f"TRY_CAST({present} AS DOUBLE)", integer=as_bigint == as_double)
+        fmt = _epoch_format(con, table, try_cast_text(present, "DOUBLE"), integer=as_bigint == as_double, text=True)
         return fmt, as_double / nonempty if fmt else 0.0
     best: tuple[TimeFormat | None, float] = (None, 0.0)
     for fmt in (TimeFormat("iso"), TimeFormat("go")):
@@ -97,12 +107,14 @@ def detect_format(
     return best
 
 
-def _epoch_format(con: duckdb.DuckDBPyConnection, table: str, number_sql: str, integer: bool) -> TimeFormat | None:
+def _epoch_format(
+    con: duckdb.DuckDBPyConnection, table: str, number_sql: str, integer: bool, text: bool
+) -> TimeFormat | None:
     magnitude = con.execute(f"SELECT median(abs(CAST({number_sql} AS DOUBLE))) FROM {table}").fetchone()[0]
     if magnitude is None or magnitude < 1e8:
         # Below 1e8 s (1973) a number is more likely a counter than a time.
         return None
-    return TimeFormat("epoch", epoch_unit(magnitude), integer)
+    return TimeFormat("epoch", epoch_unit(magnitude), integer, text)
 
 
 def sql_ts(moment: datetime) -> str:

@@ -22,7 +22,7 @@ from incidentlens.telemetry.columns import (
     quote,
 )
 from incidentlens.telemetry.files import Source, locate_first, read_error, with_schema
-from incidentlens.telemetry.timeparse import TimeFormat, detect_format, is_numeric_type, to_utc_sql
+from incidentlens.telemetry.timeparse import TimeFormat, detect_format, is_numeric_type, to_utc_sql, try_cast_text
 
 SAMPLE_ROWS = 10_000
 # A text column is numeric when more than this share of its non-empty sampled values are numbers (the rest
@@ -56,7 +56,7 @@ class Columns:
         target = cast or self.numeric.get(column) or self.types[column]
         if is_numeric_type(self.types[column]):
             return f"CAST({quote(column)} AS {target})"
-        return f"TRY_CAST({quote(column)} AS {target})"
+        return try_cast_text(quote(column), target)
 
 
 @dataclass
@@ -139,8 +139,8 @@ def _profile(con: duckdb.DuckDBPyConnection, source: Source) -> Columns:
     if not text:
         return columns
     aggregates = ", ".join(
-        f"count(nullif(trim({quote(c)}), '')), count(TRY_CAST({quote(c)} AS DOUBLE)), "
-        f"count(TRY_CAST({quote(c)} AS BIGINT))"
+        f"count(nullif(trim({quote(c)}), '')), count({try_cast_text(quote(c), 'DOUBLE')}), "
+        f"count(*) FILTER (regexp_full_match(trim({quote(c)}), '[-+]?[0-9]{{1,18}}'))"
         for c in text
     )
     counts = con.execute(f"SELECT {aggregates} FROM {_SAMPLE}").fetchone()
@@ -152,7 +152,7 @@ def _profile(con: duckdb.DuckDBPyConnection, source: Source) -> Columns:
 
 
 def _not_a_number(column: str, cast: str) -> str:
-    return f"nullif(trim({quote(column)}), '') IS NOT NULL AND TRY_CAST({quote(column)} AS {cast}) IS NULL"
+    return f"nullif(trim({quote(column)}), '') IS NOT NULL AND {try_cast_text(quote(column), cast)} IS NULL"
 
 
 def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mapping: dict[str, str]) -> None:

@@ -1,0 +1,357 @@
+"""Loading telemetry files into canonical views: formats, compression, globs, wide/long metrics, logs, spans, events."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
+
+T0 = datetime(2024, 5, 1, 10, 0, 0)
+
+
+def write_csv(path: Path, header: str, rows: list[str]) -> Path:
+    text = "\n".join([header, *rows]) + "\n"
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rows(store: TelemetryStore, sql: str) -> list[dict]:
+    return store.fetch(sql).to_pylist()
+
+
+# --- metrics ---------------------------------------------------------------------------------------------------
+
+
+def test_wide_metrics_are_unpivoted_to_long_form_with_a_global_service(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "metrics.csv", "ts,rps,p95_ms,error_rate",
+                     [f"{iso(T0 + timedelta(minutes=i))},{100 + i},{200 + i},0.0{i}" for i in range(3)])
+    store = load_telemetry(metrics=path)
+    assert store.columns("metrics")[:4] == ["ts", "service", "metric", "value"]
+    got = rows(store, "SELECT metric, count(*) AS n, sum(value) AS total FROM metrics GROUP BY metric ORDER BY metric")
+    assert got == [{"metric": "error_rate", "n": 3, "total": pytest.approx(0.03)},
+                   {"metric": "p95_ms", "n": 3, "total": 603.0},
+                   {"metric": "rps", "n": 3, "total": 303.0}]
+    assert rows(store, "SELECT DISTINCT service FROM metrics") == [{"service": "global"}]
+    assert store.warnings == []
+
+
+def test_long_metrics_keep_service_metric_value_and_label_columns(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "metrics.csv", "ts,service,region,metric,value", [
+        f"{iso(T0)},api,eu,rps,10", f"{iso(T0)},db,us,rps,5", f"{iso(T0 + timedelta(minutes=1))},api,eu,p95_ms,250.5",
+    ])
+    store = load_telemetry(metrics=path)
+    assert store.columns("metrics") == ["ts", "service", "metric", "value", "region"]
+    assert rows(store, "SELECT service, metric, value, region FROM metrics ORDER BY ts, service") == [
+        {"service": "api", "metric": "rps", "value": 10.0, "region": "eu"},
+        {"service": "db", "metric": "rps", "value": 5.0, "region": "us"},
+        {"service": "api", "metric": "p95_ms", "value": 250.5, "region": "eu"},
+    ]
+
+
+def test_bad_metric_values_are_kept_as_null_and_counted(tmp_path: Path) -> None:
+    values = [str(i) for i in range(20)]
+    values[16] = "oops"
+    path = write_csv(tmp_path / "metrics.csv", "ts,p95_ms",
+                     [f"{iso(T0 + timedelta(minutes=i))},{v}" for i, v in enumerate(values)])
+    store = load_telemetry(metrics=path)
+    assert rows(store, "SELECT count(*) AS n, count(value) AS numbers FROM metrics") == [{"n": 20, "numbers": 19}]
+    assert store.warnings == [f"{path}: column 'p95_ms': 1 rows not numeric, kept as NULL"]
+
+
+# --- time formats ------------------------------------------------------------------------------------------------
+
+EPOCH = T0.replace(tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-05-01 10:00:00", T0),
+    ("2024-05-01T10:00:00", T0),
+    ("2024-05-01T10:00:00Z", T0),
+    ("2024-05-01T10:00:00.250Z", T0 + timedelta(milliseconds=250)),
+    ("2024-05-01T12:00:00+02:00", T0),
+    ("2024-05-01T05:00:00-0500", T0),
+    ("2024-05-01 10:00:00.470514006 +0000 UTC m=+0.546675867", T0 + timedelta(microseconds=470514)),
+    (str(int(EPOCH)), T0),
+    (str(EPOCH + 0.5), T0 + timedelta(milliseconds=500)),
+    (str(int(EPOCH * 1e3)), T0),
+    (str(int(EPOCH * 1e6) + 7), T0 + timedelta(microseconds=7)),
+    (str(int(EPOCH) * 10**9 + 7000), T0 + timedelta(microseconds=7)),
+])
+def test_every_time_format_becomes_naive_utc(tmp_path: Path, text: str, expected: datetime) -> None:
+    path = write_csv(tmp_path / "metrics.csv", "ts,value", [f'"{text}",1', f'"{text}",2'])
+    store = load_telemetry(metrics=path)
+    assert rows(store, "SELECT DISTINCT ts FROM metrics") == [{"ts": expected}]
+
+
+def test_native_parquet_timestamps_with_a_zone_are_converted_to_utc(tmp_path: Path) -> None:
+    zoned = datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    table = pa.table({"timestamp": pa.array([zoned], pa.timestamp("us", tz="+02:00")), "cpu": [0.5]})
+    pq.write_table(table, tmp_path / "metrics.parquet")
+    store = load_telemetry(metrics=tmp_path / "metrics.parquet")
+    assert rows(store, "SELECT ts, metric, value FROM metrics") == [{"ts": T0, "metric": "cpu", "value": 0.5}]
+
+
+def test_the_first_time_candidate_that_parses_is_used(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "metrics.csv", "time,TimeStamp,cpu", [f"not a time,{int(EPOCH)},1"])
+    store = load_telemetry(metrics=path)
+    assert rows(store, "SELECT ts, metric FROM metrics") == [{"ts": T0, "metric": "cpu"}]
+
+
+def test_sql_ts_inlines_a_utc_timestamp_literal() -> None:
+    assert sql_ts(T0) == "TIMESTAMP '2024-05-01 10:00:00'"
+    assert sql_ts(datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))) == sql_ts(T0)
+
+
+# --- formats, compression, globs -----------------------------------------------------------------------------------
+
+
+def _log_records(n: int, start: datetime = T0) -> list[dict]:
+    return [{"ts": iso(start + timedelta(seconds=i)), "service": "api", "level": "info", "message": f"line {i}"}
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv.gz", "jsonl", "jsonl.gz", "parquet"])
+def test_logs_load_from_each_format(tmp_path: Path, fmt: str) -> None:
+    records = _log_records(5)
+    path = tmp_path / f"logs.{fmt}"
+    if fmt.startswith("csv"):
+        write_csv(path, "ts,service,level,message", [",".join(r.values()) for r in records])
+    elif fmt.startswith("jsonl"):
+        text = "".join(json.dumps(r) + "\n" for r in records).encode()
+        path.write_bytes(gzip.compress(text) if fmt.endswith(".gz") else text)
+    else:
+        pq.write_table(pa.Table.from_pylist(records), path)
+    store = load_telemetry(logs=path)
+    assert store.columns("logs") == ["ts", "service", "level", "message"]
+    assert rows(store, "SELECT ts, service, level, message FROM logs ORDER BY ts LIMIT 1") == [
+        {"ts": T0, "service": "api", "level": "INFO", "message": "line 0"}]
+    assert store.paths == [path]
+
+
+def test_a_glob_loads_every_matching_file_even_with_different_headers(tmp_path: Path) -> None:
+    write_csv(tmp_path / "a_metrics.csv.gz", "ts,service,metric,value", [f"{iso(T0)},api,rps,1"])
+    write_csv(tmp_path / "b_metrics.csv.gz", "ts,service,metric,value", [f"{iso(T0)},db,rps,2"])
+    write_csv(tmp_path / "c_metrics.csv", "timestamp,cpu", [f"{iso(T0)},0.5"])
+    store = load_telemetry(metrics=str(tmp_path / "*_metrics.csv*"))
+    assert rows(store, "SELECT service, metric, value FROM metrics ORDER BY value") == [
+        {"service": "global", "metric": "cpu", "value": 0.5},
+        {"service": "api", "metric": "rps", "value": 1.0},
+        {"service": "db", "metric": "rps", "value": 2.0},
+    ]
+    assert len(store.paths) == 3
+
+
+def test_a_list_of_paths_is_one_view(tmp_path: Path) -> None:
+    first = write_jsonl(tmp_path / "one.jsonl", _log_records(2))
+    second = write_jsonl(tmp_path / "two.jsonl", _log_records(3, T0 + timedelta(hours=1)))
+    store = load_telemetry(logs=[first, second])
+    assert rows(store, "SELECT count(*) AS n FROM logs") == [{"n": 5}]
+    assert store.time_range() == (T0, T0 + timedelta(hours=1, seconds=2))
+
+
+# --- logs ----------------------------------------------------------------------------------------------------------
+
+
+def test_container_runtime_json_messages_are_unwrapped(tmp_path: Path) -> None:
+    wrapped = json.dumps({"log": "16:42:22.382 ERROR t.s.Travel boom\n", "stream": "stdout", "time": iso(T0)})
+    path = write_jsonl(tmp_path / "logs.jsonl", [
+        {"Timestamp": iso(T0), "PodName": "ts-travel-service-64469b5b48-25zj6", "Log": wrapped},
+        {"Timestamp": iso(T0), "PodName": "ts-travel-service-64469b5b48-25zj6", "Log": "plain {text"},
+    ])
+    store = load_telemetry(logs=path)
+    assert rows(store, "SELECT service, level, message FROM logs") == [
+        {"service": "ts-travel-service", "level": "ERROR", "message": "16:42:22.382 ERROR t.s.Travel boom"},
+        {"service": "ts-travel-service", "level": None, "message": "plain {text"},
+    ]
+
+
+@pytest.mark.parametrize(("message", "level"), [
+    ("16:42:22.382 INFO  t.s.TravelServiceImpl#532 done", "INFO"),
+    ("2024-05-01 WARNING disk almost full", "WARN"),
+    ("[ERR] cannot connect", "ERROR"),
+    ('ts=2024 level=error msg="pool exhausted"', "ERROR"),
+    ("CRITICAL: out of memory", "FATAL"),
+    ("user said error in passing", None),
+])
+def test_the_level_is_read_from_the_message_when_there_is_no_level_column(
+    tmp_path: Path, message: str, level: str | None
+) -> None:
+    path = write_jsonl(tmp_path / "logs.jsonl", [{"ts": iso(T0), "msg": message}])
+    assert rows(load_telemetry(logs=path), "SELECT level FROM logs") == [{"level": level}]
+
+
+@pytest.mark.parametrize(("raw", "level"), [
+    ("warning", "WARN"), ("Warn", "WARN"), ("err", "ERROR"), ("critical", "FATAL"), ("fatal", "FATAL"),
+    ("debug", "DEBUG"), ("INFO", "INFO"), ("", None),
+])
+def test_level_values_are_upper_cased_and_normalised(tmp_path: Path, raw: str, level: str | None) -> None:
+    path = write_jsonl(tmp_path / "logs.jsonl", [{"ts": iso(T0), "level": raw, "message": "m"}])
+    assert rows(load_telemetry(logs=path), "SELECT level FROM logs") == [{"level": level}]
+
+
+@pytest.mark.parametrize(("pod", "service"), [
+    ("ts-contacts-service-866bd68c97-xcqfx", "ts-contacts-service"),
+    ("ts-gateway-service-6f6cfc45b-h5m2n", "ts-gateway-service"),
+    ("redis-0", "redis"),
+    ("kafka-broker-12", "kafka-broker"),
+    ("plain-service", "plain-service"),
+])
+def test_a_pod_name_maps_to_its_service(tmp_path: Path, pod: str, service: str) -> None:
+    path = write_jsonl(tmp_path / "logs.jsonl", [{"ts": iso(T0), "pod": pod, "message": "m"}])
+    store = load_telemetry(logs=path)
+    assert rows(store, "SELECT service, pod FROM logs") == [{"service": service, "pod": pod}]
+
+
+def test_log_rest_columns_are_typed_and_bad_numbers_counted(tmp_path: Path) -> None:
+    latencies = ["12", "15", "n/a", "9"]
+    path = write_csv(tmp_path / "logs.csv", "ts,service,message,latency_ms,region",
+                     [f"{iso(T0)},api,GET /x,{lat},eu" for lat in latencies])
+    store = load_telemetry(logs=path)
+    assert store.columns("logs") == ["ts", "service", "level", "message", "latency_ms", "region"]
+    assert rows(store, "SELECT sum(latency_ms) AS total, count(*) AS n FROM logs") == [{"total": 36, "n": 4}]
+    assert store.warnings == [f"{path}: column 'latency_ms': 1 rows not numeric, kept as NULL"]
+
+
+def test_rows_without_a_time_are_left_out_and_counted(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "logs.csv", "ts,message", [f"{iso(T0)},a", ",b", f"{iso(T0)},c"])
+    store = load_telemetry(logs=path)
+    assert rows(store, "SELECT message FROM logs ORDER BY message") == [{"message": "a"}, {"message": "c"}]
+    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out"]
+
+
+# --- spans and events ------------------------------------------------------------------------------------------------
+
+NEZHA_TRACE_HEADER = "TraceID,SpanID,ParentID,PodName,OperationName,StartTimeUnixNano,EndTimeUnixNano,Duration"
+
+
+def test_nezha_shaped_traces_become_spans(tmp_path: Path) -> None:
+    start = int(EPOCH) * 10**9
+    path = write_csv(tmp_path / "trace.csv.gz", NEZHA_TRACE_HEADER, [
+        f"t1,s1,root,ts-gateway-service-6f6cfc45b-h5m2n,/*,{start},{start + 318_316_530},318316",
+        f"t1,s2,s1,ts-order-service-5d8f7c8b9-abcde,getOrder,{start + 1000},{start + 101000},100",
+    ])
+    store = load_telemetry(traces=path)
+    assert store.columns("spans")[:8] == ["trace_id", "span_id", "parent_id", "service", "operation", "start_ts",
+                                          "duration_ms", "is_error"]
+    assert rows(store, "SELECT trace_id, span_id, parent_id, service, operation, start_ts, duration_ms, is_error "
+                       "FROM spans ORDER BY span_id") == [
+        {"trace_id": "t1", "span_id": "s1", "parent_id": None, "service": "ts-gateway-service", "operation": "/*",
+         "start_ts": T0, "duration_ms": 318.316, "is_error": None},
+        {"trace_id": "t1", "span_id": "s2", "parent_id": "s1", "service": "ts-order-service",
+         "operation": "getOrder", "start_ts": T0 + timedelta(microseconds=1), "duration_ms": 0.1, "is_error": None},
+    ]
+
+
+def test_opentelemetry_style_spans_with_status_and_nanosecond_durations(tmp_path: Path) -> None:
+    start = int(EPOCH) * 10**9
+    path = write_jsonl(tmp_path / "spans.jsonl", [
+        {"traceId": "t", "spanId": "a", "parentSpanId": "", "service.name": "api", "name": "GET /",
+         "startTimeUnixNano": start, "durationNano": 2_500_000, "status": "STATUS_CODE_ERROR"},
+        {"traceId": "t", "spanId": "b", "parentSpanId": "a", "service.name": "db", "name": "SELECT",
+         "startTimeUnixNano": start, "durationNano": 1_000_000, "status": "STATUS_CODE_OK"},
+        {"traceId": "t", "spanId": "c", "parentSpanId": "a", "service.name": "db", "name": "SELECT",
+         "startTimeUnixNano": start, "durationNano": 1_000_000, "status": "503"},
+    ])
+    store = load_telemetry(traces=path)
+    assert rows(store, "SELECT span_id, parent_id, service, operation, duration_ms, is_error FROM spans "
+                       "ORDER BY span_id") == [
+        {"span_id": "a", "parent_id": None, "service": "api", "operation": "GET /", "duration_ms": 2.5,
+         "is_error": True},
+        {"span_id": "b", "parent_id": "a", "service": "db", "operation": "SELECT", "duration_ms": 1.0,
+         "is_error": False},
+        {"span_id": "c", "parent_id": "a", "service": "db", "operation": "SELECT", "duration_ms": 1.0,
+         "is_error": True},
+    ]
+
+
+def test_span_duration_comes_from_end_minus_start_without_a_duration_column(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "spans.csv", "trace_id,span_id,start_time,end_time",
+                     [f"t,a,{iso(T0)},2024-05-01T10:00:01.5Z"])
+    assert rows(load_telemetry(traces=path), "SELECT duration_ms FROM spans") == [{"duration_ms": 1500.0}]
+
+
+def test_events_view(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "events.csv", "timestamp,service,type,description,version",
+                     [f"{iso(T0)},checkout,deploy,deploy v2.3.1,2.3.1"])
+    store = load_telemetry(events=path)
+    assert rows(store, "SELECT * FROM events") == [
+        {"ts": T0, "service": "checkout", "kind": "deploy", "description": "deploy v2.3.1", "version": "2.3.1"}]
+
+
+# --- the store -------------------------------------------------------------------------------------------------------
+
+
+def test_store_api(tmp_path: Path) -> None:
+    metrics = write_csv(tmp_path / "metrics.csv", "ts,rps", [f"{iso(T0)},1", f"{iso(T0 + timedelta(hours=2))},2"])
+    logs = write_jsonl(tmp_path / "logs.jsonl", _log_records(1, T0 - timedelta(minutes=5)))
+    store = load_telemetry(metrics=metrics, logs=logs)
+    assert (store.has("metrics"), store.has("logs"), store.has("spans")) == (True, True, False)
+    assert store.views == ["metrics", "logs"]
+    assert store.time_range() == (T0 - timedelta(minutes=5), T0 + timedelta(hours=2))
+    assert store.paths == [metrics, logs]
+    window = f"ts >= {sql_ts(T0)} AND ts < {sql_ts(T0 + timedelta(hours=1))}"
+    assert store.fetch(f"SELECT count(*) AS n FROM metrics WHERE {window}").to_pylist() == [{"n": 1}]
+    cursor = store.cursor()
+    assert cursor.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+    assert cursor.execute("SELECT count(*) FROM logs").fetchone() == (1,)
+
+
+def test_views_read_the_files_lazily(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "metrics.csv", "ts,rps", [f"{iso(T0)},1"])
+    store = load_telemetry(metrics=path)
+    with path.open("a") as handle:
+        handle.write(f"{iso(T0 + timedelta(minutes=1))},2\n")
+    assert rows(store, "SELECT count(*) AS n FROM metrics") == [{"n": 2}]
+
+
+def test_an_arrow_table_becomes_a_canonical_view() -> None:
+    store = TelemetryStore()
+    table = pa.table({"timestamp": pa.array([T0], pa.timestamp("s")), "job": ["api"], "metric": ["up"],
+                      "value": [1.0], "instance": ["host:9090"]})
+    store.add_arrow("metrics", table, "prometheus up")
+    assert rows(store, "SELECT * FROM metrics") == [
+        {"ts": T0, "service": "api", "metric": "up", "value": 1.0, "instance": "host:9090"}]
+
+
+class FakeLogsBackend:
+    """A stand-in for a remote logs store: answers any query over `logs` with a marker table."""
+
+    views = frozenset({"logs"})
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def fetch(self, sql: str) -> pa.Table:
+        self.queries.append(sql)
+        return pa.table({"answered_by": ["backend"]})
+
+
+def test_fetch_routes_queries_over_logs_only_to_the_logs_backend(tmp_path: Path) -> None:
+    metrics = write_csv(tmp_path / "metrics.csv", "ts,rps", [f"{iso(T0)},1"])
+    store = load_telemetry(metrics=metrics)
+    backend = FakeLogsBackend()
+    store.logs_backend = backend
+    assert store.has("logs")
+    assert store.fetch("WITH w AS (SELECT * FROM logs) SELECT count(*) FROM w").to_pylist() == [
+        {"answered_by": "backend"}]
+    assert store.fetch("SELECT count(*) AS n FROM metrics").to_pylist() == [{"n": 1}]
+    assert len(backend.queries) == 1
