@@ -4,8 +4,8 @@ The expensive part runs in the database in one scan: every message is pre-masked
 lines are grouped by (masked text, service, period) with their count, problem count, first time and a first and a
 last real line. Drain3 then mines templates over the DISTINCT masked messages only (most frequent first, so common
 lines shape the templates), and the counts are merged per template. A template is `new` when it was never seen
-before the window, `surging` when its rate (per minute) is at least `SURGE_RATIO` times the baseline's and a Poisson
-test says that is no accident.
+before the baseline's end, `surging` when its rate (per minute) is at least `SURGE_RATIO` times the baseline's and
+a Poisson test says that is no accident.
 """
 
 from __future__ import annotations
@@ -154,7 +154,8 @@ def _template_stats(groups: pa.Table, count: int, window: Span, baseline: Span) 
         "problems": total(is_window, groups["problems"].to_numpy().astype(float)),
         "first_window": first_window,
         "first_overall": first_overall,
-        "is_new": (first_overall >= np.datetime64(window[0], "us")) & (window_count > 0),
+        # new: never seen before the trouble began (the baseline's end; a detected window can start late)
+        "is_new": (first_overall >= np.datetime64(min(baseline[1], window[0]), "us")) & (window_count > 0),
         "rate_ratio": rate_ratio,
         "excess": window_count - expected,
         "p_value": poisson.sf(window_count - 1, expected),

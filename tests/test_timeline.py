@@ -1,0 +1,112 @@
+"""Timeline: sorted entries from the data — onsets, deploys, first template lines, error propagation, peak, recovery."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from incidentlens.analysis.templates import find_templates
+from incidentlens.analysis.timeline import build_timeline
+
+BASELINE = (datetime(2024, 5, 1, 0, 0), datetime(2024, 5, 1, 1, 45))
+WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
+DATA_END = datetime(2024, 5, 1, 2, 59, 59)
+
+# A line a second for 3 h, alternating db / api. From 01:58 db's pool times out; api's upstream errors follow from
+# 02:03; both stop at 02:30. A WARN every 10 minutes in each before. A deploy of db at 01:55, a config change on
+# api an hour and a half before the window (too early to list).
+LOGS = """
+    CREATE VIEW logs AS
+    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i) AS ts, service,
+           CASE WHEN bad OR i % 600 < 2 THEN CASE WHEN bad THEN 'ERROR' ELSE 'WARN' END ELSE 'INFO' END AS level,
+           CASE WHEN bad AND service = 'db' THEN 'pool timeout after ' || (i % 50) || ' ms'
+                WHEN bad THEN 'upstream db failed' ELSE 'ok ' || i END AS message
+    FROM (SELECT i, ['db', 'api'][i % 2 + 1] AS service,
+                 (i % 2 = 0 AND i >= 7080 AND i < 9000) OR (i % 2 = 1 AND i >= 7380 AND i < 9000) AS bad
+          FROM range(10800) t(i))
+"""
+EVENTS = """
+    CREATE VIEW events AS
+    SELECT * FROM (VALUES (TIMESTAMP '2024-05-01 01:55:00', 'db', 'deploy', 'deploy db v2.3.1'),
+                          (TIMESTAMP '2024-05-01 00:30:00', 'api', 'config', 'raise timeout'))
+                  AS e(ts, service, kind, description)
+"""
+
+
+class DuckStore:
+    """The slice of the telemetry store that analysis uses: views on a DuckDB connection and fetch(sql)."""
+
+    def __init__(self, *views: str) -> None:
+        self.con = duckdb.connect()
+        for view in views:
+            self.con.execute(view)
+
+    def has(self, view: str) -> bool:
+        return view in {row[0] for row in self.con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+
+    def fetch(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    def time_range(self) -> tuple[datetime, datetime]:
+        return self.con.sql("SELECT min(ts), max(ts) FROM logs").fetchall()[0]
+
+
+@pytest.fixture(scope="module")
+def store() -> DuckStore:
+    return DuckStore(LOGS, EVENTS)
+
+
+@pytest.fixture(scope="module")
+def timeline(store: DuckStore):
+    templates = find_templates(store, WINDOW, BASELINE).templates
+    return build_timeline(
+        store, WINDOW, BASELINE,
+        onsets=[("api/error_ratio", datetime(2024, 5, 1, 2, 4)), ("db/p95_ms", datetime(2024, 5, 1, 2, 1))],
+        peak=datetime(2024, 5, 1, 2, 15),
+        detection_evidence=["detection-0000abcd"],
+        templates=templates,
+    )
+
+
+def test_entries_are_sorted_inside_the_data_and_cite_evidence(timeline) -> None:
+    times = [e.t for e in timeline.entries]
+    known = {e.id for e in timeline.evidence} | {"detection-0000abcd"}
+    template_ids = {e.evidence[0] for e in timeline.entries if "log template" in e.event}
+
+    assert times == sorted(times)
+    assert all(datetime(2024, 5, 1) <= t <= DATA_END for t in times)
+    assert all(e.evidence and set(e.evidence) <= known | template_ids for e in timeline.entries)
+
+
+def test_deploy_near_the_window_is_listed_and_the_old_config_change_is_not(timeline) -> None:
+    events = [e for e in timeline.entries if e.evidence[0].startswith("event-")]
+
+    assert [(e.t, e.event) for e in events] == [(datetime(2024, 5, 1, 1, 55), "deploy db: deploy db v2.3.1")]
+
+
+def test_errors_propagate_from_db_to_api(timeline) -> None:
+    firsts = [(e.t, e.event.split(": ")[1].split(" ")[0]) for e in timeline.entries if "errors" in e.event]
+
+    assert firsts == [(datetime(2024, 5, 1, 1, 58), "db"), (datetime(2024, 5, 1, 2, 3, 1), "api")]
+
+
+def test_detection_template_peak_and_recovery(timeline) -> None:
+    events = {e.event: e.t for e in timeline.entries}
+
+    assert events["first anomalous point: db/p95_ms"] == datetime(2024, 5, 1, 2, 1)
+    assert events["api/error_ratio becomes anomalous"] == datetime(2024, 5, 1, 2, 4)
+    assert events["peak of the incident"] == datetime(2024, 5, 1, 2, 15)
+    assert events["recovery: signals back within baseline"] == WINDOW[1]
+    pool = next(e for e in timeline.entries if "pool timeout after <*> ms" in e.event)
+    assert pool.t == datetime(2024, 5, 1, 1, 58)  # before the detected window, after the baseline
+    assert "new log template, db" in pool.event
+
+
+def test_to_list_is_the_analysis_json_block(timeline) -> None:
+    first = timeline.to_list()[0]
+
+    assert set(first) == {"t", "event", "evidence"}
+    assert first["t"] == "2024-05-01T01:55:00Z"
