@@ -169,6 +169,124 @@ def eval_nab_command(
     console.print(table)
 
 
+@app.command("analyze")
+def analyze_command(
+    metrics: Annotated[
+        list[str] | None, typer.Option("--metrics", help="Metrics file(s) or glob: wide or long csv/parquet/jsonl.")
+    ] = None,
+    logs: Annotated[list[str] | None, typer.Option("--logs", help="Log file(s) or glob.")] = None,
+    traces: Annotated[list[str] | None, typer.Option("--traces", help="Span file(s) or glob.")] = None,
+    events: Annotated[list[str] | None, typer.Option("--events", help="Deploy/config event file(s).")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Alert time (ISO-8601): the incident containing or nearest to it.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write analysis.json into.")] = Path("."),
+    detector: Annotated[str, typer.Option("--detector", help="robust, or seed-zscore (the original).")] = "robust",
+    as_json: Annotated[bool, typer.Option("--json", help="Print analysis.json instead of the summary.")] = False,
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
+    ] = None,
+) -> None:
+    """Find the incident and explain it: window, root-cause hypotheses with tests, contributors, evidence."""
+    import json
+
+    from incidentlens.analysis import analyze
+    from incidentlens.analysis.detection import parse_time
+    from incidentlens.telemetry import load_telemetry, parse_mapping
+
+    anchor = parse_time(at) if at else None
+    store = load_telemetry(metrics=metrics or None, logs=logs or None, traces=traces or None,
+                           events=events or None, mapping=parse_mapping(mapping))
+    with console.status("analyzing", spinner="dots"):
+        result = analyze(store, at=anchor, detector=detector)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "analysis.json"
+    text = json.dumps(result.to_dict(), indent=2)
+    path.write_text(text + "\n")
+    if as_json:
+        print(text)
+        return
+    _print_analysis(result.to_dict())
+    console.print(f"[dim]wrote {path}[/dim]")
+
+
+def _print_analysis(analysis: dict) -> None:
+    from rich.table import Table
+
+    if not analysis["detected"]:
+        console.print(f"[bold]no incident found[/bold]: {analysis['reason']}")
+        return
+    window, baseline = analysis["incident_window"], analysis["baseline_window"]
+    console.print(f"[bold]incident[/bold] {window['start']} .. {window['end']}  peak {analysis['peak']}")
+    console.print(f"[dim]baseline {baseline['start']} .. {baseline['end']} ({baseline.get('rule', '')})[/dim]")
+    table = Table("#", "service", "kind", "confidence", "test", box=None, title="root-cause hypotheses")
+    for rank, hypothesis in enumerate(analysis["hypotheses"], 1):
+        verdict = {True: "[green]passed[/green]", False: "[red]failed[/red]", None: "-"}[hypothesis["test_passed"]]
+        table.add_row(str(rank), hypothesis["service"], hypothesis["kind"], f"{hypothesis['confidence']:.0%}",
+                      verdict)
+    console.print(table)
+    for hypothesis in analysis["hypotheses"][:1]:
+        console.print(f"  {hypothesis['mechanism']}\n  test: {hypothesis['test']}")
+    if analysis["trigger"]:
+        trigger = analysis["trigger"]
+        console.print(f"[bold]trigger[/bold] {trigger['t']} {trigger['kind']} {trigger['service']}: "
+                      f"{trigger['description']}")
+    if analysis["contributors"]:
+        contributors = Table("dimension", "value", "window", "baseline", "lift", box=None, title="contributors")
+        for c in analysis["contributors"][:5]:
+            contributors.add_row(c["dimension"], str(c["value"]), f"{c['window_share']:.0%}",
+                                 f"{c['baseline_share']:.0%}", f"{c['lift']:.1f}")
+        console.print(contributors)
+    for template in analysis["templates"][:5]:
+        console.print(f"[bold]{template['status']}[/bold] x{template['count_window']} {template['template']}")
+    console.print(f"[dim]{len(analysis['evidence'])} pieces of evidence, each with its query[/dim]")
+
+
+@eval_app.command("scenarios")
+def eval_scenarios_command(
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds: a range like 1-10, or 1,4,7.")] = "1-10",
+    scenario: Annotated[
+        list[str] | None, typer.Option("--scenario", help="Only these scenarios (repeatable; default: all).")
+    ] = None,
+    logs: Annotated[
+        int | None, typer.Option("--logs", help="Log lines per scenario (default: the scenario's own).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Analyze every generated scenario over several seeds: window IoU, root cause top-1/top-3, false incidents."""
+    import json
+
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from incidentlens.eval.scenarios import evaluate_scenarios, parse_seeds
+    from incidentlens.scenarios import list_scenarios
+
+    seed_list = parse_seeds(seeds)
+    names = scenario or [name for name, _ in list_scenarios()]
+    with Progress(console=console, transient=True, disable=as_json) as progress:
+        task = progress.add_task("scenarios", total=len(names) * len(seed_list))
+
+        def advance(run: object) -> None:
+            progress.update(task, advance=1, description=f"{run.scenario} seed {run.seed}")
+
+        report = evaluate_scenarios(names, seed_list, logs=logs, on_run=advance)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    table = Table(box=None, caption=f"seeds {seeds}; top-1/top-3: the true root-cause service ranked first/in three")
+    for header in ("scenario", "runs", "window IoU", "top-1", "top-3", "kind", "false incidents", "missed", "s/run"):
+        table.add_column(header, justify="left" if header == "scenario" else "right", no_wrap=True)
+    for s in report.summaries:
+        table.add_row(s.scenario, str(s.runs), _rate(s.mean_iou, "{:.3f}"), _rate(s.top1), _rate(s.top3),
+                      _rate(s.kind_accuracy), str(s.false_incidents), str(s.missed), f"{s.mean_seconds:.2f}")
+    console.print(table)
+
+
+def _rate(value: float | None, fmt: str = "{:.0%}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
 def main() -> None:
     """Console entry point: user-fixable errors become one line on stderr and exit code 2."""
     try:

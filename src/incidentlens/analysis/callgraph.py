@@ -1,0 +1,151 @@
+"""Who calls whom: the service call graph, from spans, from logs sharing a trace id, or from log messages.
+
+Root-cause ranking needs the call direction because callers fail after their callees. Three sources, best first:
+spans (a child span of another service is a call to it), logs of several services sharing a trace id (the service
+that logs first in a trace is upstream of those that log later), and WARN/ERROR messages that name another service
+("upstream db-proxy timed out"). Every edge keeps the source that gave it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.telemetry import sql_ts
+
+Span = tuple[datetime, datetime]
+
+#: traces sampled for the log-based graph: enough to see every edge, bounded so the join stays cheap
+TRACE_SAMPLE = 20000
+#: how much of the baseline's end the log-based graph reads
+TRACE_LOOKBACK = timedelta(hours=1)
+PROBLEM_LEVELS = "('WARN', 'ERROR', 'FATAL')"
+
+
+class CallEdge(BaseModel):
+    caller: str
+    callee: str
+    weight: int
+    source: str  # spans | trace_logs | messages
+
+
+class CallGraph(BaseModel):
+    edges: list[CallEdge] = []
+    evidence: list[str] = []
+
+    def callees(self, service: str) -> set[str]:
+        return {e.callee for e in self.edges if e.caller == service}
+
+    def callers(self, service: str) -> set[str]:
+        return {e.caller for e in self.edges if e.callee == service}
+
+    def downstream(self, service: str) -> set[str]:
+        """Every service reachable from `service` along calls (its callees, their callees, ...)."""
+        seen: set[str] = set()
+        frontier = {service}
+        while frontier:
+            frontier = {c for s in frontier for c in self.callees(s)} - seen - {service}
+            seen |= frontier
+        return seen
+
+    def upstream(self, service: str) -> set[str]:
+        """Every service that reaches `service` along calls (its callers, their callers, ...)."""
+        seen: set[str] = set()
+        frontier = {service}
+        while frontier:
+            frontier = {c for s in frontier for c in self.callers(s)} - seen - {service}
+            seen |= frontier
+        return seen
+
+    @property
+    def known(self) -> bool:
+        return bool(self.edges)
+
+
+def spans_edges_sql() -> str:
+    return """SELECT parent.service AS caller, child.service AS callee, count(*) AS calls
+FROM spans child JOIN spans parent ON child.parent_id = parent.span_id AND child.trace_id = parent.trace_id
+WHERE child.service IS NOT NULL AND parent.service IS NOT NULL AND child.service <> parent.service
+GROUP BY parent.service, child.service
+ORDER BY calls DESC"""
+
+
+def trace_logs_edges_sql(span: Span) -> str:
+    """Service pairs that log in the same trace, earlier service first, over a bounded sample of traces."""
+    return f"""WITH per_trace AS (
+    SELECT trace_id, service, min(ts) AS first_ts
+    FROM logs
+    WHERE ts >= {sql_ts(span[0])} AND ts <= {sql_ts(span[1])} AND trace_id IS NOT NULL AND service IS NOT NULL
+    GROUP BY trace_id, service
+), shared AS (
+    SELECT trace_id FROM per_trace GROUP BY trace_id HAVING count(*) > 1 LIMIT {TRACE_SAMPLE}
+)
+SELECT a.service AS caller, b.service AS callee, count(*) AS calls
+FROM per_trace a JOIN per_trace b ON a.trace_id = b.trace_id
+WHERE a.trace_id IN (SELECT trace_id FROM shared) AND a.first_ts < b.first_ts AND a.service <> b.service
+GROUP BY a.service, b.service"""
+
+
+def named_upstream_sql(window: Span, services: list[str]) -> str:
+    """WARN/ERROR lines in the window that name another service, by (logging service, named service)."""
+    names = "|".join(re.escape(s) for s in sorted(services, key=len, reverse=True))
+    # a service named as a word, not inside a path or an identifier ("/api/search", "search-7f9c")
+    pattern = f"(?:^|[^A-Za-z0-9_./-])({names})(?:[^A-Za-z0-9_/-]|$)".replace("'", "''")
+    return f"""SELECT service AS caller, named AS callee, count(*) AS calls
+FROM (
+    SELECT service, regexp_extract(message, '{pattern}', 1) AS named
+    FROM logs
+    WHERE ts >= {sql_ts(window[0])} AND ts <= {sql_ts(window[1])} AND level IN {PROBLEM_LEVELS}
+) AS problems
+WHERE named <> '' AND named <> service
+GROUP BY service, named"""
+
+
+def infer_call_graph(store: Any, window: Span, baseline: Span, services: list[str]) -> tuple[CallGraph, list[Evidence]]:
+    """The call graph from the best source available, with the evidence of each source used."""
+    evidence: list[Evidence] = []
+    edges: list[CallEdge] = []
+    if store.has("spans"):
+        edges = _edges(store, spans_edges_sql(), "spans", evidence, "call graph from spans (parent -> child)")
+    if not edges and store.has("logs") and "trace_id" in _columns(store, "logs"):
+        # a clean stretch just before the window: normal call order, not the incident's retries and timeouts
+        span = (max(baseline[0], baseline[1] - TRACE_LOOKBACK), baseline[1])
+        candidates = _edges(store, trace_logs_edges_sql(span), "trace_logs", [], "")
+        edges = _dominant_direction(candidates)
+        if edges:
+            title = "call graph from logs sharing a trace id"
+            evidence.append(_edge_evidence(trace_logs_edges_sql(span), edges, title))
+    if store.has("logs") and len(services) > 1:
+        named = _edges(store, named_upstream_sql(window, services), "messages", evidence,
+                       "WARN/ERROR messages naming another service")
+        known = {(e.caller, e.callee) for e in edges}
+        edges += [e for e in named if (e.caller, e.callee) not in known and (e.callee, e.caller) not in known]
+    return CallGraph(edges=edges, evidence=[e.id for e in evidence]), evidence
+
+
+def _edges(store: Any, sql: str, source: str, evidence: list[Evidence], title: str) -> list[CallEdge]:
+    rows = store.fetch(sql).to_pylist()
+    edges = [CallEdge(caller=r["caller"], callee=r["callee"], weight=int(r["calls"]), source=source) for r in rows]
+    if edges and title:
+        evidence.append(_edge_evidence(sql, edges, title))
+    return edges
+
+
+def _dominant_direction(edges: list[CallEdge]) -> list[CallEdge]:
+    """Keep a -> b only where a logs before b in clearly more shared traces than the other way round."""
+    weight = {(e.caller, e.callee): e.weight for e in edges}
+    return [e for e in edges if e.weight >= 2 * weight.get((e.callee, e.caller), 0) and e.weight >= 3]
+
+
+def _edge_evidence(sql: str, edges: list[CallEdge], title: str) -> Evidence:
+    top = sorted(edges, key=lambda e: -e.weight)
+    data = {"edges": [[e.caller, e.callee, e.weight] for e in top[:20]], "cut": max(0, len(top) - 20)}
+    return Evidence.make("trace", f"{title}: {len(edges)} edges", sql, data)
+
+
+def _columns(store: Any, view: str) -> list[str]:
+    return list(store.columns(view))

@@ -1,0 +1,210 @@
+"""What kind of failure it was: classify a candidate root service's mechanism from what moved and what it logged.
+
+The vocabulary is the scenario module's `root_cause.kind`. Cues, each a small number of points:
+its metrics that shifted (pool utilisation up, cache hit ratio down, memory or restarts up, CPU up), the words of
+its WARN/ERROR lines in the window (one aggregate query, counted per service), the contrast's concentration (one
+region, a new version), and a deploy or config change at the service shortly before the onset.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.shifts import MetricShift
+from incidentlens.telemetry import sql_ts
+
+Span = tuple[datetime, datetime]
+
+KINDS = (
+    "connection_pool_exhaustion",
+    "cache_miss_storm",
+    "bad_deploy",
+    "region_outage",
+    "oom_restart_loop",
+    "provider_throttling",
+    "cpu_saturation",
+    "unknown",
+)
+
+#: words in WARN/ERROR lines that point at a mechanism (RE2 syntax: runs in DuckDB and ClickHouse alike)
+LOG_CUES: dict[str, str] = {
+    "connection_pool_exhaustion": r"(?i)(\bpool\b|acquir\w* connection|too many connections|connections? exhausted)",
+    "cache_miss_storm": r"(?i)(cache miss|cache.{0,20}(miss|evict|stampede|cold)|miss(es)? .{0,20}cache)",
+    "oom_restart_loop": r"(?i)(out of memory|outofmemory|\boom|oomkill|heap space|crashloop|restart(ed|ing)|killed)",
+    "provider_throttling": r"(?i)(\b429\b|throttl|rate.?limit|quota|too many requests)",
+    "cpu_saturation": r"(?i)(\bcpu\b|saturat|starv|run queue)",
+}
+
+#: metrics whose shift at a service points at a mechanism: (name pattern, direction, kind, points)
+METRIC_CUES: list[tuple[str, str, str, float]] = [
+    (r"pool|connections", "up", "connection_pool_exhaustion", 3.0),
+    (r"cache.*(hit|ratio)", "down", "cache_miss_storm", 3.0),
+    (r"cache.*miss", "up", "cache_miss_storm", 3.0),
+    (r"restart", "up", "oom_restart_loop", 3.0),
+    (r"mem", "up", "oom_restart_loop", 1.5),
+    (r"throttl|429|rate_limited", "up", "provider_throttling", 3.0),
+    (r"cpu", "up", "cpu_saturation", 1.5),
+]
+
+MECHANISMS: dict[str, str] = {
+    "connection_pool_exhaustion": "{s} ran out of database connections: requests queued for the pool and timed out, "
+    "and the services calling it failed behind it",
+    "cache_miss_storm": "{s}'s cache stopped absorbing reads: misses surged and pushed the load onto the backing "
+    "store, slowing everything behind it",
+    "bad_deploy": "a change to {s} shortly before the onset{trigger} introduced failures that propagated to its "
+    "callers",
+    "region_outage": "{s} failed in {region} only: requests served there errored while other regions stayed healthy",
+    "oom_restart_loop": "{s} exhausted its memory and restarted repeatedly, dropping in-flight requests",
+    "provider_throttling": "{s}'s calls to a third-party provider were throttled, failing only the requests that "
+    "depend on it",
+    "cpu_saturation": "{s} saturated its CPU: requests queued and latency rose for its callers",
+    "unknown": "{s} misbehaved first{moved}; the data does not show which mechanism",
+}
+
+
+class MechanismCues(BaseModel):
+    """Per-service WARN/ERROR word counts in the window, by mechanism."""
+
+    problems: dict[str, int] = {}
+    counts: dict[str, dict[str, int]] = {}
+    evidence: str | None = None
+
+    def share(self, service: str, kind: str) -> float:
+        total = self.problems.get(service, 0)
+        return self.counts.get(service, {}).get(kind, 0) / total if total else 0.0
+
+
+class Classification(BaseModel):
+    kind: str
+    points: dict[str, float]
+    region: str | None = None
+    supporting: list[str] = []
+
+
+def log_cues_sql(window: Span) -> str:
+    counts = ",\n       ".join(
+        f"count(*) FILTER (WHERE regexp_matches(message, '{pattern}')) AS {kind}" for kind, pattern in LOG_CUES.items()
+    )
+    return f"""SELECT service, count(*) AS problems,
+       {counts}
+FROM logs
+WHERE ts >= {sql_ts(window[0])} AND ts <= {sql_ts(window[1])} AND level IN ('WARN', 'ERROR', 'FATAL')
+GROUP BY service"""
+
+
+def mechanism_cues(store: Any, window: Span) -> tuple[MechanismCues, list[Evidence]]:
+    if not store.has("logs"):
+        return MechanismCues(), []
+    sql = log_cues_sql(window)
+    rows = store.fetch(sql).to_pylist()
+    rows = [r for r in rows if r["service"] is not None]
+    if not rows:
+        return MechanismCues(), []
+    cues = MechanismCues(
+        problems={r["service"]: int(r["problems"]) for r in rows},
+        counts={r["service"]: {k: int(r[k]) for k in LOG_CUES} for r in rows},
+    )
+    data = {
+        "patterns": LOG_CUES,
+        "services": sorted(
+            ({"service": r["service"], "problems": r["problems"], **{k: r[k] for k in LOG_CUES}} for r in rows),
+            key=lambda d: -d["problems"],
+        )[:20],
+    }
+    item = Evidence.make("sql", "WARN/ERROR words by service in the window (mechanism cues)", sql, data)
+    cues.evidence = item.id
+    return cues, [item]
+
+
+def classify(
+    service: str,
+    shifts: list[MetricShift],
+    cues: MechanismCues,
+    contributors: list[Any],
+    trigger: dict[str, Any] | None,
+) -> Classification:
+    """Score every kind for one service and pick the best; `unknown` when nothing points anywhere."""
+    points = dict.fromkeys(KINDS, 0.0)
+    supporting: list[str] = []
+    for shift in shifts:
+        if shift.service != service or not shift.significant:
+            continue
+        for pattern, direction, kind, weight in METRIC_CUES:
+            if shift.direction == direction and re.search(pattern, shift.metric, re.IGNORECASE):
+                points[kind] += weight
+                supporting.append(shift.evidence)
+    for kind in LOG_CUES:
+        share = cues.share(service, kind)
+        if share >= 0.05:
+            points[kind] += 3.0 * min(1.0, share * 2)
+            if cues.evidence:
+                supporting.append(cues.evidence)
+    for contributor in contributors:
+        for kind, pattern in LOG_CUES.items():
+            if _value(contributor, "lift", 0) >= 2 and re.search(pattern, str(_value(contributor, "value", ""))):
+                points[kind] += 1.0
+                supporting.append(_value(contributor, "evidence", ""))
+    region = _concentrated(contributors, "region")
+    if region is not None:
+        points["region_outage"] += 3.5
+        supporting.append(_value(region, "evidence", ""))
+    if trigger and trigger.get("service") in (service, None):
+        points["bad_deploy"] += 4.0
+        supporting += trigger.get("evidence", [])
+    new_version = _concentrated(contributors, "version")
+    if new_version is not None and _value(new_version, "baseline_share", 1) < 0.05:
+        points["bad_deploy"] += 2.0
+        supporting.append(_value(new_version, "evidence", ""))
+    best = max(points, key=lambda k: points[k])
+    kind = best if points[best] >= 1.5 else "unknown"
+    return Classification(
+        kind=kind,
+        points={k: round(v, 2) for k, v in points.items() if v},
+        region=str(_value(region, "value", "")) if region is not None else None,
+        supporting=list(dict.fromkeys(s for s in supporting if s)),
+    )
+
+
+def specificity(service: str, shifts: list[MetricShift], cues: MechanismCues) -> float:
+    """0..1: how much a service's own signals name a mechanism (pool, cache, memory, throttling, CPU) rather than
+    a generic symptom (timeouts, 5xx). Causes tend to be specific; their callers' symptoms generic."""
+    words = max((cues.share(service, kind) for kind in LOG_CUES), default=0.0)
+    resource = any(
+        shift.service == service and shift.significant and shift.direction == direction
+        and re.search(pattern, shift.metric, re.IGNORECASE)
+        for shift in shifts for pattern, direction, _, weight in METRIC_CUES if weight >= 3
+    )
+    return max(min(1.0, 2 * words), 1.0 if resource else 0.0)
+
+
+def mechanism_sentence(service: str, classification: Classification, trigger: dict[str, Any] | None,
+                       moved: list[MetricShift]) -> str:
+    trigger_text = f" ({trigger['description']})" if trigger and trigger.get("description") else ""
+    moved_text = f" ({', '.join(f'{m.metric} {m.direction}' for m in moved[:2])})" if moved else ""
+    return MECHANISMS[classification.kind].format(
+        s=service, trigger=trigger_text, region=classification.region or "one region", moved=moved_text
+    )
+
+
+def _concentrated(contributors: list[Any], dimension: str) -> Any | None:
+    """The contributor that holds most of the window's problems on one dimension, if there is one."""
+    for contributor in contributors:
+        if (
+            _value(contributor, "dimension", "") == dimension
+            and _value(contributor, "window_share", 0) >= 0.7
+            and _value(contributor, "lift", 0) >= 1.8
+        ):
+            return contributor
+    return None
+
+
+def _value(item: Any, key: str, default: Any) -> Any:
+    """Read a field from a pydantic result or a plain dict (contrast results arrive as either)."""
+    if isinstance(item, dict):
+        return item.get(key, default)
+    return getattr(item, key, default)

@@ -1,0 +1,180 @@
+"""`analyze`: the evidence engine end to end — detect, compare, rank, explain — as one `AnalysisResult`.
+
+Steps, each a pure function over the store returning results with evidence:
+detection (the window) -> a clean baseline before it -> per-service metric shifts and WARN/ERROR surges -> log
+contrast (which regions, versions, hosts ...) -> log templates -> impact -> call graph -> mechanism cues ->
+trigger -> root-cause ranking with tests -> timeline. `AnalysisResult.to_dict()` is analysis.json.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from incidentlens.analysis.callgraph import infer_call_graph
+from incidentlens.analysis.contrast import contrast_logs
+from incidentlens.analysis.detection import DetectionResult, detect
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.impact import estimate_impact
+from incidentlens.analysis.mechanism import mechanism_cues
+from incidentlens.analysis.rootcause import Hypothesis, collect_signals, find_trigger, rank_root_causes
+from incidentlens.analysis.shifts import log_surges, metric_shifts
+from incidentlens.analysis.templates import find_templates
+
+Span = tuple[datetime, datetime]
+
+#: the baseline ends this long before the first anomalous point, so a slow start does not leak into it
+BASELINE_MARGIN = timedelta(minutes=15)
+#: and lasts this long at least (or as long as the incident, if longer), clipped to the data's start
+BASELINE_MIN_LENGTH = timedelta(hours=2)
+#: the smallest baseline worth comparing against
+BASELINE_SHORTEST = timedelta(minutes=20)
+
+KEYS = ("detected", "reason", "incident_window", "baseline_window", "peak", "detection", "hypotheses",
+        "contributors", "templates", "impact", "trigger", "timeline", "evidence")
+
+
+class AnalysisResult(BaseModel):
+    """Everything `analyze` found; `to_dict()` is analysis.json (docs/architecture.md)."""
+
+    detected: bool
+    reason: str | None = None
+    incident_window: dict[str, str] | None = None
+    baseline_window: dict[str, str] | None = None
+    peak: str | None = None
+    detection: dict[str, Any] = Field(default_factory=dict)
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+    contributors: list[dict[str, Any]] = Field(default_factory=list)
+    templates: list[dict[str, Any]] = Field(default_factory=list)
+    impact: dict[str, Any] | None = None
+    trigger: dict[str, Any] | None = None
+    timeline: list[dict[str, Any]] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        return {key: data[key] for key in KEYS}
+
+    def evidence_by_id(self) -> dict[str, Evidence]:
+        return {e.id: e for e in self.evidence}
+
+
+def analyze(store: Any, at: datetime | None = None, detector: str = "robust") -> AnalysisResult:
+    """Find the incident in the store's telemetry and explain it: window, root-cause hypotheses, evidence."""
+    detection = detect(store, at=at, detector=detector)
+    evidence = _Ledger(detection.evidence)
+    if not detection.detected or detection.window is None:
+        return _not_detected(detection, evidence)
+    window = (detection.window.start, detection.window.end)
+    first_anomalous = min(s.onset for s in detection.window.series)
+    baseline, rule = choose_baseline(store, window, first_anomalous)
+    if baseline is None:
+        return _not_detected(detection, evidence, reason=rule)
+
+    shifts = evidence.add(metric_shifts(store, window, baseline))
+    surges = evidence.add(log_surges(store, window, baseline))
+    signals = collect_signals(shifts, surges)
+    contributors = _contributors(store, window, baseline, evidence)
+    templates = _templates(store, window, baseline, evidence)
+    impact = estimate_impact(store, window, baseline)
+    evidence.extend(impact.evidence)
+    services = sorted({*signals, *(s.service for s in surges)})
+    graph = evidence.add(infer_call_graph(store, window, baseline, services))
+    cues = evidence.add(mechanism_cues(store, window))
+    earliest = min((s.onset for s in signals.values() if s.onset is not None), default=first_anomalous)
+    trigger = evidence.add(find_trigger(store, window, baseline, earliest))
+    ranking = evidence.add(
+        rank_root_causes(store, window, baseline, signals, graph, cues, contributors, trigger)
+    )
+    result = detection.to_dict()
+    return AnalysisResult(
+        detected=True,
+        incident_window=result["incident_window"],
+        baseline_window={**_span_dict(baseline), "rule": rule},
+        peak=result["peak"],
+        detection=result["detection"],
+        hypotheses=ranking.hypotheses,
+        contributors=[c.model_dump(mode="json") for c in contributors],
+        templates=[t.model_dump(mode="json") for t in templates],
+        impact=impact.impact.model_dump(mode="json"),
+        trigger=trigger,
+        evidence=evidence.items,
+    )
+
+
+def choose_baseline(store: Any, window: Span, first_anomalous: datetime) -> tuple[Span | None, str]:
+    """A clean stretch before the incident: it ends a margin before the first anomalous point and lasts at least
+    two hours (or the incident's length), clipped to the data's start. Returns (span or None, the rule or why not)."""
+    data_start, _ = store.time_range()
+    end = min(first_anomalous, window[0]) - BASELINE_MARGIN
+    length = max(BASELINE_MIN_LENGTH, window[1] - window[0])
+    start = max(data_start, end - length)
+    if end - start < BASELINE_SHORTEST:
+        return None, (
+            f"too little data before the incident for a baseline: it starts {_minutes(first_anomalous - data_start)} "
+            f"after the data begins, need {_minutes(BASELINE_SHORTEST + BASELINE_MARGIN)}"
+        )
+    rule = (
+        f"{_minutes(end - start)} ending {_minutes(BASELINE_MARGIN)} before the first anomalous point"
+        + (" (clipped to the start of the data)" if start == data_start else "")
+    )
+    return (start, end), rule
+
+
+def _contributors(store: Any, window: Span, baseline: Span, evidence: _Ledger) -> list[Any]:
+    if not store.has("logs"):
+        return []
+    result = contrast_logs(store, window, baseline)
+    evidence.extend(result.evidence)
+    return list(result.contributors)
+
+
+def _templates(store: Any, window: Span, baseline: Span, evidence: _Ledger) -> list[Any]:
+    if not store.has("logs"):
+        return []
+    result = find_templates(store, window, baseline)
+    evidence.extend(result.evidence)
+    return list(result.templates)
+
+
+def _not_detected(detection: DetectionResult, evidence: _Ledger, reason: str | None = None) -> AnalysisResult:
+    result = detection.to_dict()
+    return AnalysisResult(
+        detected=False,
+        reason=reason or detection.reason or "no incident found",
+        detection=result["detection"],
+        evidence=evidence.items,
+    )
+
+
+class _Ledger:
+    """The evidence gathered so far, each id once, in the order found."""
+
+    def __init__(self, items: list[Evidence]):
+        self.items: list[Evidence] = []
+        self.extend(items)
+
+    def extend(self, items: list[Evidence]) -> None:
+        known = {e.id for e in self.items}
+        self.items.extend(e for e in items if e.id not in known)
+
+    def add(self, pair: tuple[Any, list[Evidence]]) -> Any:
+        """Record a step's evidence and hand back its result."""
+        result, items = pair
+        self.extend(items)
+        return result
+
+
+def _span_dict(span: Span) -> dict[str, str]:
+    return {"start": _iso(span[0]), "end": _iso(span[1])}
+
+
+def _iso(t: datetime) -> str:
+    return t.replace(microsecond=0).isoformat() + "Z"
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = delta.total_seconds() / 60
+    return f"{minutes / 60:g} h" if minutes >= 120 and minutes % 60 == 0 else f"{minutes:.0f} min"

@@ -1,0 +1,340 @@
+"""Root-cause ranking: which service broke first, how, and a falsification test run on the data for each guess.
+
+Per candidate service (one that moved: a sustained metric shift or a WARN/ERROR surge) the ranking weighs
+- earliness: its onset against the earliest onset of all candidates (callers fail after their callees),
+- strength: how far its metrics moved (BARO's robust shift) and how much its error rate rose,
+- call direction: a service whose own callees (spans, shared trace ids, or messages naming them) also moved no
+  later than it did is a victim, not a root; a service other services' errors name ("upstream db-proxy timed
+  out") is blamed by them,
+- a trigger: a deploy or config change at the service shortly before the onset.
+Scores become confidences by a softmax that keeps room for "none of these" (they sum to less than 1).
+Each of the top three hypotheses gets a precedence test, run as SQL: if the service were the cause, its onset
+would precede those of the services that depend on it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from incidentlens.analysis.callgraph import CallGraph
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.mechanism import Classification, MechanismCues, classify, mechanism_sentence, specificity
+from incidentlens.analysis.shifts import ONSET_RULE, LogSurge, MetricShift, log_surge_sql, surges_from_counts
+from incidentlens.telemetry import sql_ts
+
+Span = tuple[datetime, datetime]
+
+TOP = 3
+#: e-folding time of the earliness score: a service that moved 5 minutes after the first scores 1/e of it
+EARLINESS_MINUTES = 5.0
+#: the softmax's score for "none of the candidates" (keeps confidences honest when the evidence is thin)
+NONE_OF_THESE = 1.5
+#: the synthetic service of wide (service-less) metrics: a place, not a culprit
+GLOBAL = "global"
+#: how long before the onset a deploy or config change still counts as its trigger
+TRIGGER_LOOKBACK = timedelta(hours=3)
+TRIGGER_SLACK = timedelta(minutes=2)
+
+
+class Hypothesis(BaseModel):
+    service: str
+    kind: str
+    mechanism: str
+    confidence: float
+    supporting: list[str]
+    contradicting: list[str]
+    test: str
+    test_passed: bool | None
+
+
+class ServiceSignals(BaseModel):
+    """Everything the ranking knows about one service."""
+
+    service: str
+    metric_onset: datetime | None = None
+    log_onset: datetime | None = None
+    metric_strength: float = 0.0
+    log_ratio: float = 0.0
+    moved: list[MetricShift] = []
+    evidence: list[str] = []
+
+    @property
+    def onset(self) -> datetime | None:
+        onsets = [t for t in (self.metric_onset, self.log_onset) if t is not None]
+        return min(onsets) if onsets else None
+
+
+class Ranking(BaseModel):
+    hypotheses: list[Hypothesis]
+    scores: dict[str, dict[str, float]]
+
+
+def collect_signals(shifts: list[MetricShift], surges: list[LogSurge]) -> dict[str, ServiceSignals]:
+    """Candidate services: those with a sustained metric shift or a WARN/ERROR surge (not `global`, if others)."""
+    signals: dict[str, ServiceSignals] = {}
+    for shift in shifts:
+        if not shift.significant:
+            continue
+        s = signals.setdefault(shift.service, ServiceSignals(service=shift.service))
+        s.moved.append(shift)
+        s.metric_strength = max(s.metric_strength, min(abs(shift.shift), 30.0))
+        s.metric_onset = min(t for t in (s.metric_onset, shift.onset) if t is not None)
+        s.evidence.append(shift.evidence)
+    for surge in surges:
+        if not surge.significant:
+            continue
+        s = signals.setdefault(surge.service, ServiceSignals(service=surge.service))
+        s.log_ratio = surge.ratio
+        s.log_onset = surge.first_problem or surge.onset
+        s.evidence.append(surge.evidence)
+    for s in signals.values():
+        s.moved.sort(key=lambda m: -abs(m.shift))
+        s.evidence = list(dict.fromkeys(e for e in s.evidence if e))
+    if len(signals) > 1:
+        signals.pop(GLOBAL, None)
+    return signals
+
+
+def rank_root_causes(
+    store: Any,
+    window: Span,
+    baseline: Span,
+    signals: dict[str, ServiceSignals],
+    graph: CallGraph,
+    cues: MechanismCues,
+    contributors: list[Any],
+    trigger: dict[str, Any] | None,
+) -> tuple[Ranking, list[Evidence]]:
+    """The top hypotheses, best first, each with a confidence, its evidence and a test run on the data."""
+    if not signals:
+        return Ranking(hypotheses=[], scores={}), []
+    scores = {name: _score(s, signals, graph, trigger, cues) for name, s in signals.items()}
+    ranked = sorted(signals, key=lambda name: (-scores[name]["total"], _onset_key(signals[name]), name))
+    totals = [scores[name]["total"] for name in ranked]
+    norm = sum(math.exp(t) for t in totals) + math.exp(NONE_OF_THESE)
+    hypotheses: list[Hypothesis] = []
+    evidence: list[Evidence] = []
+    for name in ranked[:TOP]:
+        s = signals[name]
+        classification = classify(name, s.moved, cues, contributors, trigger if _trigger_at(trigger, s) else None)
+        test, passed, test_evidence = precedence_test(store, s, signals, graph, window, baseline)
+        evidence.append(test_evidence)
+        supporting, contradicting = _evidence_for_and_against(s, classification, graph, test_evidence.id, passed)
+        hypotheses.append(
+            Hypothesis(
+                service=name,
+                kind=classification.kind,
+                mechanism=mechanism_sentence(name, classification, trigger if _trigger_at(trigger, s) else None,
+                                             s.moved),
+                confidence=round(math.exp(scores[name]["total"]) / norm, 3),
+                supporting=supporting,
+                contradicting=contradicting,
+                test=test,
+                test_passed=passed,
+            )
+        )
+    return Ranking(hypotheses=hypotheses, scores=scores), evidence
+
+
+def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph,
+           trigger: dict[str, Any] | None, cues: MechanismCues) -> dict[str, float]:
+    onsets = [o.onset for o in signals.values() if o.onset is not None]
+    earliest = min(onsets) if onsets else None
+    early = 0.0
+    if s.onset is not None and earliest is not None:
+        early = math.exp(-(s.onset - earliest).total_seconds() / 60 / EARLINESS_MINUTES)
+    strength = 0.5 * s.metric_strength / 30 + 0.5 * min(1.0, math.log10(1 + s.log_ratio) / 2)
+    victim = bool(_earlier_downstream(s, signals, graph))
+    blamed = _blame_share(s.service, signals, graph)
+    blames = any(e.callee in signals for e in graph.edges if e.source == "messages" and e.caller == s.service)
+    deploy = 1.0 if _trigger_at(trigger, s) else 0.0
+    parts = {
+        "early": 3.0 * early,
+        "strength": 1.5 * strength,
+        "not_victim": 0.0 if not graph.known else (0.0 if victim else 1.5),
+        "blamed": 2.0 * blamed,
+        "blames_other": -1.0 if blames else 0.0,
+        "trigger": 1.5 * deploy,
+        "specific": 1.5 * specificity(s.service, s.moved, cues),
+    }
+    parts["total"] = round(sum(parts.values()), 4)
+    return {k: round(v, 4) for k, v in parts.items()}
+
+
+def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph) -> list[str]:
+    """Services `s` calls (directly or not) that also moved, no later than a minute after `s` did."""
+    if s.onset is None:
+        return [d for d in graph.downstream(s.service) if d in signals]
+    limit = s.onset + timedelta(minutes=1)
+    return [
+        d for d in graph.downstream(s.service)
+        if d in signals and signals[d].onset is not None and signals[d].onset <= limit
+    ]
+
+
+def _blame_share(service: str, signals: dict[str, ServiceSignals], graph: CallGraph) -> float:
+    """The share of problem lines naming another moved service that name this one."""
+    naming = [e for e in graph.edges if e.source == "messages" and e.caller in signals]
+    total = sum(e.weight for e in naming)
+    return sum(e.weight for e in naming if e.callee == service) / total if total else 0.0
+
+
+def _trigger_at(trigger: dict[str, Any] | None, s: ServiceSignals) -> bool:
+    return bool(trigger) and trigger.get("service") == s.service
+
+
+def _onset_key(s: ServiceSignals) -> datetime:
+    return s.onset or datetime.max
+
+
+def _evidence_for_and_against(s: ServiceSignals, classification: Classification, graph: CallGraph, test_id: str,
+                              passed: bool | None) -> tuple[list[str], list[str]]:
+    supporting = list(dict.fromkeys([*s.evidence, *classification.supporting]))
+    contradicting: list[str] = []
+    if graph.evidence and graph.known:
+        supporting.extend(e for e in graph.evidence if e not in supporting)
+    (supporting if passed is not False else contradicting).append(test_id)
+    return supporting, contradicting
+
+
+def precedence_test(
+    store: Any,
+    s: ServiceSignals,
+    signals: dict[str, ServiceSignals],
+    graph: CallGraph,
+    window: Span,
+    baseline: Span,
+) -> tuple[str, bool | None, Evidence]:
+    """If `s` were the cause, the services depending on it would move after it and none of the services it calls
+    would move before it. Run it on the data (onsets by SQL); say what happened."""
+    callers = sorted(d for d in graph.upstream(s.service) if d in signals) if graph.known else []
+    callees = sorted(d for d in graph.downstream(s.service) if d in signals) if graph.known else []
+    scope = "its callers" if callers else "the other services that moved"
+    followers = callers or sorted(d for d in signals if d != s.service and d not in callees)
+    involved = [s.service, *followers, *callees]
+    onsets, sql, data = _onsets(store, involved, signals, window, baseline)
+    data = {"hypothesis": s.service, "prediction": f"{s.service} moves before {scope}"
+            + (f" and after none of its callees ({', '.join(callees)})" if callees else ""), **data}
+    own = onsets[s.service]
+    ahead = {d: onsets[d] for d in callees if onsets[d] is not None and own is not None and onsets[d] < own}
+    after = {d: onsets[d] for d in followers if onsets[d] is not None}
+    passed: bool | None
+    if own is None:
+        text, passed = f"if {s.service} were the cause it would move first: it has no onset to compare", None
+    elif not followers and not callees:
+        text = f"if {s.service} were the cause it would be the first to move: it is the only one that moved"
+        passed = True
+    else:
+        text, passed = _precedence_outcome(s.service, own, scope, followers, after, ahead, data)
+    data["passed"] = passed
+    evidence = Evidence.make("hypothesis_test", text, sql, data)
+    return text, passed, evidence
+
+
+def _precedence_outcome(service: str, own: datetime, scope: str, followers: list[str], after: dict[str, datetime],
+                        ahead: dict[str, datetime], data: dict[str, Any]) -> tuple[str, bool | None]:
+    prefix = f"if {service} were the cause its anomalies would precede those of {scope} ({', '.join(followers[:4])})"
+    if not followers:
+        prefix = f"if {service} were the cause none of the services it calls would move before it"
+    parts: list[str] = []
+    passed: bool | None = True
+    if after:
+        first = min(after, key=lambda d: after[d])
+        lead = (after[first] - own).total_seconds() / 60
+        data["lead_minutes"] = round(lead, 1)
+        if lead > 0:
+            parts.append(f"they do, by {_minutes(lead)}")
+        elif lead == 0:
+            parts.append("they start in the same minute, which does not refute it")
+        else:
+            parts.append(f"they do not, {first} moved {_minutes(-lead)} earlier")
+            passed = False
+    elif followers:
+        parts.append(f"{', '.join(followers[:4])} show no onset to compare")
+        passed = None
+    if ahead:
+        deepest = min(ahead, key=lambda d: ahead[d])
+        lag = (own - ahead[deepest]).total_seconds() / 60
+        data["callee_ahead_minutes"] = round(lag, 1)
+        parts.append(f"but {deepest}, which it calls, moved {_minutes(lag)} before it")
+        passed = False
+    elif not followers:
+        parts.append("none did")
+    return f"{prefix}: {', '.join(parts)}", passed
+
+
+def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals], window: Span,
+            baseline: Span) -> tuple[dict[str, datetime | None], str, dict[str, Any]]:
+    """Each involved service's onset: the earlier of its WARN/ERROR onset (re-run now from the logs, only these
+    services) and its metric onset (from the metric shift test)."""
+    log_onsets: dict[str, datetime] = {}
+    sql = "-- no logs: onsets from the metric shift test (see metric_shift evidence)"
+    if store.has("logs"):
+        sql = log_surge_sql(window, baseline, involved)
+        surges = surges_from_counts(store.fetch(sql), window, baseline)
+        log_onsets = {s.service: s.first_problem or s.onset for s in surges if s.significant}
+    onsets = {name: _first(log_onsets.get(name), signals[name].metric_onset) for name in involved}
+    data = {
+        "rule": "onset = the earlier of the log onset and the metric onset; " + ONSET_RULE,
+        "log_onsets": {k: _iso(v) for k, v in log_onsets.items()},
+        "metric_onsets": {n: _iso(signals[n].metric_onset) for n in involved if signals[n].metric_onset},
+        "onsets": {k: _iso(v) for k, v in onsets.items()},
+    }
+    return onsets, sql, data
+
+
+def find_trigger(store: Any, window: Span, baseline: Span, onset: datetime | None) -> tuple[dict[str, Any] | None,
+                                                                                         list[Evidence]]:
+    """The change that set it off: the last deploy/config event (or a new version in the logs) before the onset."""
+    anchor = onset or window[0]
+    lower, upper = anchor - TRIGGER_LOOKBACK, anchor + TRIGGER_SLACK
+    if store.has("events"):
+        sql = f"""SELECT ts, service, kind, description FROM events
+WHERE ts >= {sql_ts(lower)} AND ts <= {sql_ts(upper)}
+ORDER BY ts DESC LIMIT 20"""
+        rows = store.fetch(sql).to_pylist()
+        if rows:
+            event = rows[0]
+            data = {"events": [{**r, "ts": _iso(r["ts"])} for r in rows]}
+            item = Evidence.make("event", f"{event['kind']} at {event['service']}: {event['description']}", sql, data)
+            return _trigger(event["kind"], event["ts"], event["service"], event["description"], item), [item]
+    if store.has("logs") and "version" in store.columns("logs"):
+        sql = f"""SELECT service, version, min(ts) AS first_seen, count(*) AS lines
+FROM logs
+WHERE ts >= {sql_ts(baseline[0])} AND ts <= {sql_ts(upper)} AND version IS NOT NULL AND service IS NOT NULL
+GROUP BY service, version
+HAVING min(ts) >= {sql_ts(max(lower, baseline[0] + timedelta(minutes=10)))}
+ORDER BY first_seen DESC LIMIT 20"""
+        rows = store.fetch(sql).to_pylist()
+        if rows:
+            row = rows[0]
+            description = f"version {row['version']} first seen in {row['service']} logs"
+            data = {"new_versions": [{**r, "first_seen": _iso(r["first_seen"])} for r in rows]}
+            item = Evidence.make("event", f"new version at {row['service']}: {row['version']}", sql, data)
+            return _trigger("deploy", row["first_seen"], row["service"], description, item), [item]
+    return None, []
+
+
+def _trigger(kind: str, t: datetime, service: str | None, description: str, item: Evidence) -> dict[str, Any]:
+    return {"kind": kind, "t": _iso(t), "service": service, "description": description, "evidence": [item.id]}
+
+
+def _first(*times: datetime | None) -> datetime | None:
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
+def _minutes(minutes: float) -> str:
+    return f"{minutes:.0f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ")

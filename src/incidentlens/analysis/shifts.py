@@ -1,0 +1,310 @@
+"""Per-service before/after tests: which metrics and which services' error logs moved, how much, and when.
+
+The metric test is BARO's (RCAEval): every series is scaled by its baseline median and inter-quartile range, so a
+shift is "how many robust standard deviations away from normal"; the onset is the first point of a sustained run
+(three points in a row) beyond the threshold. The log test does the same for each service's WARN/ERROR lines per
+minute against the baseline's Poisson rate. Both run as one aggregate query each; numpy does the rest.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel
+
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.telemetry import sql_ts
+
+Span = tuple[datetime, datetime]
+
+#: robust z beyond which a point counts as shifted
+SHIFT_THRESHOLD = 3.0
+#: how far before the detected window an onset may lie (detected edges can be a little late)
+ONSET_MARGIN = timedelta(minutes=15)
+PROBLEM_LEVELS = "('WARN', 'ERROR', 'FATAL')"
+
+
+class MetricShift(BaseModel):
+    """One series' robust before/after shift (z units = baseline IQR / 1.349)."""
+
+    service: str
+    metric: str
+    direction: Literal["up", "down"]
+    baseline: float
+    window_median: float
+    peak: float
+    peak_at: datetime | None
+    shift: float
+    peak_shift: float
+    onset: datetime | None
+    evidence: str
+
+    @property
+    def series(self) -> str:
+        return f"{self.service}/{self.metric}"
+
+    @property
+    def significant(self) -> bool:
+        """A sustained shift: a run beyond the threshold, and either a large typical or a very large peak shift."""
+        strong = abs(self.shift) >= SHIFT_THRESHOLD or abs(self.peak_shift) >= 2 * SHIFT_THRESHOLD
+        return self.onset is not None and strong
+
+
+class LogSurge(BaseModel):
+    """One service's WARN/ERROR log rate in the window against its baseline."""
+
+    service: str
+    baseline_per_minute: float
+    window_per_minute: float
+    window_problems: int
+    ratio: float
+    onset: datetime | None
+    first_problem: datetime | None
+    evidence: str
+
+    @property
+    def significant(self) -> bool:
+        return self.onset is not None and self.ratio >= 3.0 and self.window_problems >= 5
+
+
+def metric_shift_sql(window: Span, baseline: Span, service: str | None = None) -> str:
+    """The BARO-style before/after query over the metrics view, for every series (or one service's)."""
+    only = f" AND service = '{_quote(service)}'" if service else ""
+    t = SHIFT_THRESHOLD
+    w0, w1 = sql_ts(window[0]), sql_ts(window[1])
+    return f"""WITH base AS (
+    SELECT service, metric, median(value) AS base_median,
+           quantile_cont(value, 0.75) - quantile_cont(value, 0.25) AS base_iqr, count(*) AS base_points
+    FROM metrics
+    WHERE ts >= {sql_ts(baseline[0])} AND ts < {sql_ts(baseline[1])} AND isfinite(value){only}
+    GROUP BY service, metric
+), points AS (
+    SELECT service, metric, ts, avg(value) AS value
+    FROM metrics
+    WHERE ts >= {sql_ts(window[0] - ONSET_MARGIN)} AND ts <= {w1} AND isfinite(value){only}
+    GROUP BY service, metric, ts
+), scored AS (
+    SELECT p.service, p.metric, p.ts, p.value, b.base_median,
+           (p.value - b.base_median) / greatest(b.base_iqr / 1.349, abs(b.base_median) * 0.02, 1e-6) AS z
+    FROM points p JOIN base b ON p.service = b.service AND p.metric = b.metric
+), runs AS (
+    SELECT *,
+           min(CASE WHEN z > {t} THEN 1 ELSE 0 END) OVER next3 = 1 AS up_run,
+           min(CASE WHEN z < -{t} THEN 1 ELSE 0 END) OVER next3 = 1 AS down_run
+    FROM scored
+    WINDOW next3 AS (PARTITION BY service, metric ORDER BY ts ROWS BETWEEN CURRENT ROW AND 2 FOLLOWING)
+)
+SELECT service, metric, any_value(base_median) AS baseline,
+       median(value) FILTER (WHERE ts >= {w0}) AS window_median,
+       median(z) FILTER (WHERE ts >= {w0}) AS median_z,
+       max(z) FILTER (WHERE ts >= {w0}) AS max_z, min(z) FILTER (WHERE ts >= {w0}) AS min_z,
+       arg_max(value, z) FILTER (WHERE ts >= {w0}) AS up_peak, arg_max(ts, z) FILTER (WHERE ts >= {w0}) AS up_peak_at,
+       arg_min(value, z) FILTER (WHERE ts >= {w0}) AS down_peak,
+       arg_min(ts, z) FILTER (WHERE ts >= {w0}) AS down_peak_at,
+       min(ts) FILTER (WHERE up_run) AS up_onset, min(ts) FILTER (WHERE down_run) AS down_onset
+FROM runs
+GROUP BY service, metric
+ORDER BY service, metric"""
+
+
+def metric_shifts(store: Any, window: Span, baseline: Span) -> tuple[list[MetricShift], list[Evidence]]:
+    """Every metric series' before/after shift, strongest first, with one `metric_shift` evidence per service."""
+    if not store.has("metrics"):
+        return [], []
+    rows = store.fetch(metric_shift_sql(window, baseline)).to_pylist()
+    shifts = [_shift_from_row(row) for row in rows if row["median_z"] is not None]
+    evidence: list[Evidence] = []
+    by_service: dict[str, list[MetricShift]] = {}
+    for shift in shifts:
+        by_service.setdefault(shift.service, []).append(shift)
+    for service, service_shifts in by_service.items():
+        moved = sorted((s for s in service_shifts if s.significant), key=lambda s: -abs(s.shift))
+        if not moved:
+            continue
+        item = Evidence.make(
+            "metric_shift",
+            f"{service}: {', '.join(f'{s.metric} {s.direction} {abs(s.shift):.1f}σ' for s in moved[:4])}",
+            metric_shift_sql(window, baseline, service),
+            {"service": service, "series": [_shift_data(s) for s in moved[:20]], "cut": max(0, len(moved) - 20)},
+        )
+        evidence.append(item)
+        for s in service_shifts:
+            s.evidence = item.id
+    shifts.sort(key=lambda s: -abs(s.shift))
+    return shifts, evidence
+
+
+def _shift_from_row(row: dict[str, Any]) -> MetricShift:
+    median_z = float(row["median_z"])
+    up = median_z > 0 if abs(median_z) >= 1 else (row["max_z"] or 0) >= -(row["min_z"] or 0)
+    peak_shift = float(row["max_z"] if up else row["min_z"])
+    return MetricShift(
+        service=row["service"],
+        metric=row["metric"],
+        direction="up" if up else "down",
+        baseline=float(row["baseline"]),
+        window_median=float(row["window_median"]),
+        peak=float(row["up_peak"] if up else row["down_peak"]),
+        peak_at=row["up_peak_at"] if up else row["down_peak_at"],
+        shift=round(median_z, 3),
+        peak_shift=round(peak_shift, 3),
+        onset=row["up_onset"] if up else row["down_onset"],
+        evidence="",
+    )
+
+
+def _shift_data(shift: MetricShift) -> dict[str, Any]:
+    return {
+        "metric": shift.metric,
+        "direction": shift.direction,
+        "baseline": round(shift.baseline, 4),
+        "window_median": round(shift.window_median, 4),
+        "peak": round(shift.peak, 4),
+        "shift": round(shift.shift, 2),
+        "peak_shift": round(shift.peak_shift, 2),
+        "onset": _iso(shift.onset),
+    }
+
+
+def log_surge_sql(window: Span, baseline: Span, services: list[str] | None = None) -> str:
+    """Per service and minute: all lines, WARN/ERROR/FATAL lines, and the first problem line's time."""
+    only = ""
+    if services:
+        only = " AND service IN (" + ", ".join(f"'{_quote(name)}'" for name in sorted(services)) + ")"
+    return f"""SELECT service, date_trunc('minute', ts) AS minute, count(*) AS lines,
+       count(*) FILTER (WHERE level IN {PROBLEM_LEVELS}) AS problems,
+       min(ts) FILTER (WHERE level IN {PROBLEM_LEVELS}) AS first_problem
+FROM logs
+WHERE ts >= {sql_ts(baseline[0])} AND ts <= {sql_ts(window[1])} AND service IS NOT NULL{only}
+GROUP BY service, date_trunc('minute', ts)"""
+
+
+#: CUSUM on each service's problems per minute, standardised by its baseline Poisson rate: the allowance per
+#: minute (in sigmas) and the decision threshold; the onset is the start of the excess that crossed it
+CUSUM_ALLOWANCE = 1.0
+CUSUM_THRESHOLD = 5.0
+ONSET_RULE = (
+    f"per service, problems per minute x standardised by the baseline rate r: (x - r) / sqrt(max(r, 1)); CUSUM with "
+    f"allowance {CUSUM_ALLOWANCE:g} and threshold {CUSUM_THRESHOLD:g} from {ONSET_MARGIN.seconds // 60} min before "
+    "the window; onset = the first problem line of the minute the crossing excess began"
+)
+
+
+def log_surges(store: Any, window: Span, baseline: Span,
+               services: list[str] | None = None) -> tuple[list[LogSurge], list[Evidence]]:
+    """Each service's WARN/ERROR surge in the window: rate ratio against the baseline and onset (by CUSUM)."""
+    if not store.has("logs"):
+        return [], []
+    sql = log_surge_sql(window, baseline, services)
+    surges = surges_from_counts(store.fetch(sql), window, baseline)
+    moved = [s for s in surges if s.significant]
+    if not moved:
+        return surges, []
+    item = Evidence.make(
+        "metric_shift",
+        "WARN/ERROR log surge by service: " + ", ".join(f"{s.service} x{s.ratio:.0f}" for s in moved[:5]),
+        sql,
+        {"rule": ONSET_RULE, "services": [_surge_data(s) for s in moved[:20]], "cut": max(0, len(moved) - 20)},
+    )
+    for surge in surges:
+        surge.evidence = item.id
+    return surges, [item]
+
+
+def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[LogSurge]:
+    """Surges (strongest first) from the per-service, per-minute counts of `log_surge_sql`."""
+    if table.num_rows == 0:
+        return []
+    grid = _MinuteGrid.build(table, baseline[0], window[1])
+    base_minutes = max(1, int((baseline[1] - baseline[0]).total_seconds() // 60))
+    start, stop = grid.index(window[0]), grid.index(window[1]) + 1
+    onset_from = grid.index(window[0] - ONSET_MARGIN)
+    base_rate = grid.problems[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
+    window_counts = grid.problems[:, start:stop]
+    window_rate = window_counts.sum(axis=1) / max(1, stop - start)
+    has_onset, onset_offset = cusum_onsets(grid.problems[:, onset_from:stop], base_rate)
+    onset_index = onset_from + onset_offset
+    ratio = window_rate / np.maximum(base_rate, 1.0 / base_minutes)
+    rows = np.arange(len(grid.services))
+    first = grid.first_problem[rows, onset_index]
+    surges = [
+        LogSurge(
+            service=service,
+            baseline_per_minute=round(float(base_rate[i]), 4),
+            window_per_minute=round(float(window_rate[i]), 4),
+            window_problems=int(window_counts[i].sum()),
+            ratio=round(float(ratio[i]), 2),
+            onset=grid.minutes[onset_index[i]].astype("datetime64[us]").item() if has_onset[i] else None,
+            first_problem=first[i].astype("datetime64[us]").item() if has_onset[i] and not np.isnat(first[i]) else None,
+            evidence="",
+        )
+        for i, service in enumerate(grid.services)
+    ]
+    return sorted(surges, key=lambda s: -s.ratio)
+
+
+def cusum_onsets(counts: np.ndarray, base_rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (service) of per-minute counts: whether an upward CUSUM alarm fires, and the column where the
+    excess that fired it began (the minute after the cumulative sum's last minimum before the alarm)."""
+    increments = (counts - base_rate[:, None]) / np.sqrt(np.maximum(base_rate, 1.0))[:, None] - CUSUM_ALLOWANCE
+    cumulative = np.concatenate([np.zeros((len(counts), 1)), np.cumsum(increments, axis=1)], axis=1)
+    excess = cumulative - np.minimum.accumulate(cumulative, axis=1)
+    fired = excess > CUSUM_THRESHOLD
+    has_alarm = fired.any(axis=1)
+    alarm = np.argmax(fired, axis=1)
+    columns = np.arange(cumulative.shape[1])[None, :]
+    before_alarm = np.where(columns <= alarm[:, None], cumulative, np.inf)
+    # the last minimum: argmin over the reversed prefix
+    last_min = cumulative.shape[1] - 1 - np.argmin(before_alarm[:, ::-1], axis=1)
+    return has_alarm, np.minimum(last_min, counts.shape[1] - 1)
+
+
+def _surge_data(surge: LogSurge) -> dict[str, Any]:
+    return {
+        "service": surge.service,
+        "baseline_per_minute": surge.baseline_per_minute,
+        "window_per_minute": surge.window_per_minute,
+        "window_problems": surge.window_problems,
+        "ratio": surge.ratio,
+        "onset": _iso(surge.onset),
+        "first_problem": _iso(surge.first_problem),
+    }
+
+
+class _MinuteGrid:
+    """Dense service x minute matrices from the sparse per-minute aggregate (minutes with no lines are zero)."""
+
+    def __init__(self, services: list[str], minutes: np.ndarray, problems: np.ndarray, first_problem: np.ndarray):
+        self.services = services
+        self.minutes = minutes
+        self.problems = problems
+        self.first_problem = first_problem
+
+    @classmethod
+    def build(cls, table: pa.Table, start: datetime, end: datetime) -> _MinuteGrid:
+        first_minute = np.datetime64(start.replace(second=0, microsecond=0), "m")
+        minutes = np.arange(first_minute, np.datetime64(end, "m") + 1)
+        names = np.asarray(table["service"].to_pylist(), dtype=object)
+        service_names, service_idx = np.unique(names, return_inverse=True)
+        minute_idx = (table["minute"].to_numpy().astype("datetime64[m]") - first_minute).astype(int)
+        keep = (minute_idx >= 0) & (minute_idx < len(minutes))
+        problems = np.zeros((len(service_names), len(minutes)), dtype=float)
+        first_problem = np.full((len(service_names), len(minutes)), np.datetime64("NaT"), dtype="datetime64[us]")
+        problems[service_idx[keep], minute_idx[keep]] = table["problems"].to_numpy(zero_copy_only=False)[keep]
+        first = table["first_problem"].to_numpy(zero_copy_only=False).astype("datetime64[us]")
+        first_problem[service_idx[keep], minute_idx[keep]] = first[keep]
+        return cls([str(s) for s in service_names], minutes, problems, first_problem)
+
+    def index(self, t: datetime) -> int:
+        return int(np.clip((np.datetime64(t, "m") - self.minutes[0]).astype(int), 0, len(self.minutes) - 1))
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,106 @@
+"""`analyze` end to end: generated scenarios in, analysis.json out, in the shape docs/architecture.md fixes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from incidentlens.analysis import AnalysisResult, analyze
+from incidentlens.cli import app
+from incidentlens.eval.scenarios import window_iou
+from incidentlens.telemetry import load_telemetry
+
+KEYS = ["detected", "reason", "incident_window", "baseline_window", "peak", "detection", "hypotheses",
+        "contributors", "templates", "impact", "trigger", "timeline", "evidence"]
+
+
+def _load(directory: Path):
+    events = directory / "events.parquet"
+    return load_telemetry(metrics=directory / "metrics.parquet", logs=directory / "logs.parquet",
+                          events=events if events.exists() else None)
+
+
+def _truth(directory: Path) -> dict:
+    return json.loads((directory / "truth.json").read_text())
+
+
+def cited_ids(analysis: dict) -> set[str]:
+    """Every evidence id the analysis cites anywhere outside the evidence list itself."""
+    cited = set(analysis["detection"].get("evidence", []))
+    for hypothesis in analysis["hypotheses"]:
+        cited |= set(hypothesis["supporting"]) | set(hypothesis["contradicting"])
+    cited |= {c["evidence"] for c in analysis["contributors"]} | {t["evidence"] for t in analysis["templates"]}
+    cited |= set((analysis["impact"] or {}).get("evidence", [])) | set((analysis["trigger"] or {}).get("evidence", []))
+    for entry in analysis["timeline"]:
+        cited |= set(entry["evidence"])
+    return cited
+
+
+@pytest.fixture(scope="module")
+def tutorial(scenario_dir) -> tuple[Path, dict]:
+    directory = scenario_dir("seed-tutorial", seed=1, fmt="parquet")
+    return directory, analyze(_load(directory)).to_dict()
+
+
+def test_tutorial_window_matches_the_truth(tutorial):
+    directory, analysis = tutorial
+    assert analysis["detected"] is True and analysis["reason"] is None
+    assert window_iou(_truth(directory)["window"], analysis["incident_window"]) >= 0.9
+
+
+def test_tutorial_root_cause_is_the_database_pool(tutorial):
+    _, analysis = tutorial
+    top = analysis["hypotheses"][0]
+    assert (top["service"], top["kind"]) == ("db-proxy", "connection_pool_exhaustion")
+    assert {h["service"] for h in analysis["hypotheses"]} == {"db-proxy", "payments", "api-gateway"}
+    assert sum(h["confidence"] for h in analysis["hypotheses"]) <= 1
+
+
+def test_analysis_json_has_the_documented_shape(tutorial):
+    _, analysis = tutorial
+    assert list(analysis) == KEYS
+    assert analysis["baseline_window"]["end"] <= analysis["incident_window"]["start"]
+    for moment in (analysis["incident_window"]["start"], analysis["baseline_window"]["start"], analysis["peak"]):
+        assert moment.endswith("Z") and datetime.fromisoformat(moment[:-1])
+    assert json.loads(json.dumps(analysis)) == analysis
+
+
+def test_every_cited_evidence_id_exists_and_keeps_its_query(tutorial):
+    _, analysis = tutorial
+    listed = {e["id"]: e for e in analysis["evidence"]}
+    assert cited_ids(analysis) <= set(listed)
+    assert all(e["query"].strip() for e in listed.values())
+    tests = [e for e in listed.values() if e["kind"] == "hypothesis_test"]
+    assert len(tests) == len(analysis["hypotheses"])
+    assert all("FROM logs" in e["query"] and "passed" in e["data"] for e in tests)
+
+
+def test_result_keeps_evidence_objects_for_in_process_callers(scenario_dir):
+    result = analyze(_load(scenario_dir("seed-tutorial", seed=1, fmt="parquet")))
+    assert isinstance(result, AnalysisResult)
+    top = result.hypotheses[0]
+    assert all(e in result.evidence_by_id() for e in top.supporting)
+
+
+def test_cli_analyze_writes_analysis_json_and_prints_a_summary(scenario_dir, tmp_path):
+    directory = scenario_dir("seed-tutorial", seed=1, fmt="parquet")
+    args = ["analyze", "--metrics", str(directory / "metrics.parquet"), "--logs", str(directory / "logs.parquet"),
+            "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "db-proxy" in result.output and "connection_pool_exhaustion" in result.output
+    written = json.loads((tmp_path / "analysis.json").read_text())
+    assert list(written) == KEYS and written["detected"] is True
+
+
+def test_cli_analyze_json_prints_the_same_document(scenario_dir, tmp_path):
+    directory = scenario_dir("seed-tutorial", seed=1, fmt="parquet")
+    args = ["analyze", "--metrics", str(directory / "metrics.parquet"), "--logs", str(directory / "logs.parquet"),
+            "--out", str(tmp_path), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == json.loads((tmp_path / "analysis.json").read_text())

@@ -1,0 +1,148 @@
+"""Root-cause ranking on a small hand-made incident: db fails first, payments (its caller) 3 min later, gateway 6.
+
+The fixture is a 10-hour day of one-minute metrics and logs for three services in a chain gateway -> payments -> db;
+at minute 400 db's connection pool runs out, payments starts timing out on db at 403 and gateway on payments at 406.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from incidentlens.analysis.callgraph import infer_call_graph
+from incidentlens.analysis.mechanism import mechanism_cues
+from incidentlens.analysis.rootcause import collect_signals, find_trigger, rank_root_causes
+from incidentlens.analysis.shifts import log_surges, metric_shifts
+from incidentlens.telemetry import load_telemetry
+
+START = datetime(2024, 5, 1)
+MINUTES = 600
+ONSET = {"db": 400, "payments": 403, "gateway": 406}
+END = 460
+WINDOW = (START + timedelta(minutes=398), START + timedelta(minutes=462))
+BASELINE = (START + timedelta(minutes=200), START + timedelta(minutes=385))
+PROBLEM_MESSAGES = {
+    "db": "Timeout acquiring connection from pool primary (active=50/50, waiting=213)",
+    "payments": "upstream db timed out after 3000 ms",
+    "gateway": "upstream payments returned 503 after 3001 ms",
+}
+
+
+def _minute_ts(minutes: np.ndarray) -> np.ndarray:
+    return np.datetime64(START, "ms") + minutes.astype("timedelta64[m]")
+
+
+def write_chain_incident(out: Path, seed: int = 7) -> dict[str, Path]:
+    """Metrics (long) and logs (one parquet each) for the three-service chain incident."""
+    rng = np.random.default_rng(seed)
+    minute = np.arange(MINUTES)
+    metric_parts = []
+    for service, onset in ONSET.items():
+        hot = (minute >= onset) & (minute < END)
+        series = {
+            "latency_p95_ms": 120 + rng.normal(0, 4, MINUTES) + hot * 900,
+            "error_ratio": 0.004 + np.abs(rng.normal(0, 0.001, MINUTES)) + hot * 0.2,
+        }
+        if service == "db":
+            series["db_pool_utilization"] = 0.4 + rng.normal(0, 0.03, MINUTES) + hot * 0.58
+        for metric, values in series.items():
+            metric_parts.append(pa.table({
+                "ts": pa.array(_minute_ts(minute)), "service": [service] * MINUTES, "metric": [metric] * MINUTES,
+                "value": values,
+            }))
+    pq.write_table(pa.concat_tables(metric_parts), out / "metrics.parquet")
+
+    log_parts = []
+    for service, onset in ONSET.items():
+        info_minutes = np.repeat(minute, 6)
+        problem_minutes = np.repeat(np.arange(onset, END), 8)
+        ts = _minute_ts(np.concatenate([info_minutes, problem_minutes]))
+        ts = ts + rng.integers(0, 60_000, len(ts)).astype("timedelta64[ms]")
+        n_info, n_problem = len(info_minutes), len(problem_minutes)
+        log_parts.append(pa.table({
+            "ts": pa.array(ts),
+            "service": [service] * (n_info + n_problem),
+            "level": ["INFO"] * n_info + ["ERROR"] * n_problem,
+            "region": rng.choice(["us-east-1", "eu-west-1"], n_info + n_problem),
+            "message": [f"GET /{service} 200"] * n_info + [PROBLEM_MESSAGES[service]] * n_problem,
+        }))
+    logs = pa.concat_tables(log_parts)
+    pq.write_table(logs.take(pa.array(np.argsort(logs["ts"].to_numpy(), kind="stable"))), out / "logs.parquet")
+    return {"metrics": out / "metrics.parquet", "logs": out / "logs.parquet"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory):
+    paths = write_chain_incident(tmp_path_factory.mktemp("chain"))
+    return load_telemetry(metrics=paths["metrics"], logs=paths["logs"])
+
+
+def test_metric_shifts_find_each_services_onset_in_call_order(store):
+    shifts, evidence = metric_shifts(store, WINDOW, BASELINE)
+    onsets = {(s.service, s.metric): s.onset for s in shifts if s.significant}
+    assert onsets[("db", "db_pool_utilization")] == START + timedelta(minutes=400)
+    assert onsets[("payments", "error_ratio")] == START + timedelta(minutes=403)
+    assert onsets[("gateway", "latency_p95_ms")] == START + timedelta(minutes=406)
+    assert {e.kind for e in evidence} == {"metric_shift"}
+    assert all("FROM metrics" in e.query for e in evidence)
+
+
+def test_log_surges_order_the_services_by_their_first_errors(store):
+    surges, _ = log_surges(store, WINDOW, BASELINE)
+    onset = {s.service: s.onset for s in surges}
+    assert onset["db"] < onset["payments"] < onset["gateway"]
+    assert all(s.significant for s in surges)
+
+
+def test_call_graph_comes_from_messages_naming_an_upstream(store):
+    graph, evidence = infer_call_graph(store, WINDOW, BASELINE, ["db", "gateway", "payments"])
+    assert {(e.caller, e.callee) for e in graph.edges} == {("payments", "db"), ("gateway", "payments")}
+    assert graph.upstream("db") == {"payments", "gateway"}
+    assert evidence and evidence[0].kind == "trace"
+
+
+def _rank(store):
+    shifts, _ = metric_shifts(store, WINDOW, BASELINE)
+    surges, _ = log_surges(store, WINDOW, BASELINE)
+    signals = collect_signals(shifts, surges)
+    graph, _ = infer_call_graph(store, WINDOW, BASELINE, sorted(signals))
+    cues, _ = mechanism_cues(store, WINDOW)
+    return rank_root_causes(store, WINDOW, BASELINE, signals, graph, cues, [], None)
+
+
+def test_ranking_puts_the_callee_that_failed_first_on_top_as_pool_exhaustion(store):
+    ranking, _ = _rank(store)
+    top = ranking.hypotheses[0]
+    assert [h.service for h in ranking.hypotheses] == ["db", "payments", "gateway"]
+    assert top.kind == "connection_pool_exhaustion"
+    assert 0 < sum(h.confidence for h in ranking.hypotheses) <= 1
+    assert top.confidence > 0.5
+    assert top.test_passed is True
+    assert "they do, by 3 min" in top.test
+
+
+def test_the_falsification_test_runs_as_sql_and_refutes_a_victim(store):
+    ranking, evidence = _rank(store)
+    tests = {e.data["hypothesis"]: e for e in evidence if e.kind == "hypothesis_test"}
+    assert set(tests) == {"db", "payments", "gateway"}
+    assert all("FROM logs" in e.query for e in tests.values())
+    assert tests["db"].data["passed"] is True
+    assert tests["payments"].data["passed"] is False  # its callee, db, moved 3 minutes earlier
+    victim = next(h for h in ranking.hypotheses if h.service == "payments")
+    assert tests["payments"].id in victim.contradicting
+    assert tests["db"].data["onsets"] == {
+        "db": "2024-05-01T06:40:00Z", "payments": "2024-05-01T06:43:00Z", "gateway": "2024-05-01T06:46:00Z"
+    }
+    # the query is runnable and reads exactly the services the test compares
+    counts = store.fetch(tests["db"].query)
+    assert set(counts["service"].to_pylist()) == {"db", "payments", "gateway"}
+
+
+def test_no_events_and_no_version_column_means_no_trigger(store):
+    trigger, evidence = find_trigger(store, WINDOW, BASELINE, START + timedelta(minutes=400))
+    assert trigger is None and evidence == []
