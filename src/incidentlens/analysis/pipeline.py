@@ -22,6 +22,7 @@ from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.rootcause import Hypothesis, collect_signals, find_trigger, rank_root_causes
 from incidentlens.analysis.shifts import log_surges, metric_shifts
 from incidentlens.analysis.templates import find_templates
+from incidentlens.analysis.timeline import build_timeline, detection_inputs
 
 Span = tuple[datetime, datetime]
 
@@ -88,6 +89,8 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust") ->
     ranking = evidence.add(
         rank_root_causes(store, window, baseline, signals, graph, cues, contributors, trigger)
     )
+    timeline = build_timeline(store, window, baseline, templates=templates, **detection_inputs(detection))
+    evidence.extend(timeline.evidence)
     result = detection.to_dict()
     return AnalysisResult(
         detected=True,
@@ -100,6 +103,7 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust") ->
         templates=[t.model_dump(mode="json") for t in templates],
         impact=impact.impact.model_dump(mode="json"),
         trigger=trigger,
+        timeline=timeline.to_list(),
         evidence=evidence.items,
     )
 
