@@ -1,0 +1,55 @@
+"""Downsampled metric series for charts: one aggregate query, at most `max_points` buckets per series."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from incidentlens.telemetry import sql_ts
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """One `service/metric` series: bucket start times (datetime64[us], UTC) and the mean value per bucket."""
+
+    name: str
+    t: np.ndarray
+    value: np.ndarray
+
+
+def key_series(store: Any, names: Sequence[str], window: tuple[datetime, datetime],
+               max_points: int = 240) -> list[MetricSeries]:
+    """The named `service/metric` series over `window`, averaged into at most `max_points` equal time buckets.
+
+    Series are returned in the order of `names`; a name the store does not hold is left out.
+    """
+    if not names or not store.has("metrics"):
+        return []
+    start, end = (_naive_utc(w) for w in window)
+    bucket_s = max(1, math.ceil((end - start).total_seconds() / max(1, max_points)))
+    wanted = ", ".join("'" + name.replace("'", "''") + "'" for name in names)
+    table = store.fetch(f"""
+        SELECT service || '/' || metric AS name,
+               time_bucket(INTERVAL '{bucket_s} seconds', ts, {sql_ts(start)}) AS t,
+               avg(value) AS value
+        FROM metrics
+        WHERE ts >= {sql_ts(start)} AND ts < {sql_ts(end)} AND value IS NOT NULL
+          AND service || '/' || metric IN ({wanted})
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+    """)
+    all_names = table.column("name").to_numpy(zero_copy_only=False)
+    all_t = table.column("t").to_numpy().astype("datetime64[us]")
+    all_values = table.column("value").to_numpy(zero_copy_only=False).astype(float)
+    present = set(np.unique(all_names).tolist())
+    return [MetricSeries(name, all_t[all_names == name], all_values[all_names == name])
+            for name in names if name in present]
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -1,0 +1,444 @@
+"""Build the incident review from an analysis result.
+
+Every section is derived from the analysis by rule and template; a model's prose (`narrative`) replaces a section's
+template text only when `check_grounding` finds every number and time in it among the evidence. Action items and
+the runbook come from the mitigation catalogue (`playbooks`), chosen by the root cause's kind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from incidentlens.report import formatting as fmt
+from incidentlens.report.grounding import Facts, check_grounding
+from incidentlens.report.playbooks import mitigations_for, playbook, playbook_kind, runbook_for
+from incidentlens.report.schema import (
+    ActionItem,
+    ContributingFactor,
+    Detection,
+    DetectionSeries,
+    EvidenceItem,
+    GeneratedBy,
+    Hypothesis,
+    Impact,
+    Lessons,
+    Narrative,
+    Peak,
+    Postmortem,
+    Recovery,
+    RootCause,
+    TimelineEntry,
+    Trigger,
+    Window,
+)
+from incidentlens.report.severity import RULE, derive_severity
+
+NARRATIVE_SECTIONS = ("summary", "impact", "root_cause", "detection", "response", "recovery", "lessons")
+
+
+def build_postmortem(analysis: Any, narrative: Mapping[str, str] | None = None,
+                     generated_by: Mapping[str, Any] | GeneratedBy | None = None) -> Postmortem:
+    """The postmortem for an analysis result (an `AnalysisResult` or the dict analysis.json holds).
+
+    `narrative` maps section names (see NARRATIVE_SECTIONS) to a model's prose; a section whose prose states a
+    number or time the evidence does not hold is written by template instead and lists the reasons.
+    """
+    data = _as_dict(analysis)
+    author = GeneratedBy.model_validate(generated_by or {})
+    if not data.get("detected"):
+        return _no_incident(data, author)
+    return _Builder(data, narrative or {}, author).build()
+
+
+def executive_summary(pm: Postmortem) -> list[str]:
+    """At most ten lines for a terminal or a chat message: what, when, how bad, why, what next."""
+    if not pm.detected:
+        return [f"No incident detected: {pm.reason or 'no metric left its baseline band'}",
+                *[f"checked: {item}" for item in pm.checked[:8]]][:10]
+    lines = [f"{pm.severity} ({pm.status}): {pm.title}"]
+    if pm.incident_window:
+        lines.append(f"When: {fmt.when(pm.incident_window.start)} to {fmt.when(pm.incident_window.end)}"
+                     + (f" ({fmt.minutes(pm.impact.duration_minutes)})" if pm.impact and pm.impact.duration_minutes
+                        else ""))
+    if pm.impact:
+        lines.append(f"Impact: {_impact_line(pm.impact)}")
+    if pm.root_cause:
+        lines.append(f"Root cause: {playbook(pm.root_cause.kind).label} in {pm.root_cause.service} "
+                     f"(confidence {fmt.pct(pm.root_cause.confidence, 0)})")
+    if pm.trigger:
+        lines.append(f"Trigger: {pm.trigger.description}" + (f" at {fmt.when(pm.trigger.t)}" if pm.trigger.t else ""))
+    if pm.detection.detected_at:
+        detector = pm.detection.detector or "anomaly"
+        lines.append(f"Detected: {fmt.when(pm.detection.detected_at)} by the {detector} detector")
+    lines += [f"Next [{a.priority}] {a.description} ({a.owner}, {a.eta})" for a in pm.action_items[:3]]
+    return lines[:10]
+
+
+def runbook_checklist(pm: Postmortem) -> list[str]:
+    """The runbook as a checklist, one `[ ] step` per line."""
+    return [f"[ ] {step}" for step in pm.runbook]
+
+
+class _Builder:
+    def __init__(self, data: dict[str, Any], narrative: Mapping[str, str], author: GeneratedBy) -> None:
+        self.data = data
+        self.narrative = narrative
+        self.author = author
+        self.facts = Facts(data)
+        self.window = Window.model_validate(data["incident_window"])
+        self.hypotheses = _ranked_hypotheses(data.get("hypotheses") or [])
+        self.top = self.hypotheses[0] if self.hypotheses else None
+        self.trigger = _trigger(data.get("trigger"))
+        self.detection_series = [DetectionSeries.model_validate(s)
+                                 for s in (data.get("detection") or {}).get("series") or []]
+
+    def build(self) -> Postmortem:
+        impact = self._impact()
+        severity, severity_rule = derive_severity(impact)
+        root_cause = self._root_cause()
+        return Postmortem(
+            detected=True,
+            title=self._title(),
+            date=self.window.start.date(),
+            severity=severity,
+            severity_rule=severity_rule,
+            incident_window=self.window,
+            baseline_window=_window(self.data.get("baseline_window")),
+            peak=fmt.utc(self.data.get("peak")),
+            summary=self._narrate("summary", self._summary_text(impact)),
+            impact=impact,
+            root_cause=root_cause,
+            trigger=self.trigger,
+            hypotheses=self.hypotheses,
+            contributing_factors=self._contributing_factors(),
+            detection=self._detection(),
+            response=self._narrate("response", self._response_text()),
+            recovery=self._recovery(),
+            timeline=self._timeline(),
+            action_items=self._action_items(),
+            lessons=self._lessons(impact),
+            runbook=runbook_for(self.kind, self.service),
+            checked=_checked(self.data),
+            templates=list(self.data.get("templates") or []),
+            contributors=list(self.data.get("contributors") or []),
+            evidence=_evidence(self.data),
+            generated_by=self.author,
+        )
+
+    @property
+    def kind(self) -> str:
+        return self.top.kind if self.top else "unknown"
+
+    @property
+    def service(self) -> str:
+        if self.top:
+            return self.top.service
+        first = self.detection_series[0].series if self.detection_series else "the affected service"
+        return first.split("/")[0]
+
+    def _narrate(self, section: str, template_text: str) -> Narrative:
+        text = (self.narrative.get(section) or "").strip()
+        if not text:
+            return Narrative(text=template_text, grounded_by="template")
+        reasons = check_grounding(text, self.facts)
+        if reasons:
+            return Narrative(text=template_text, grounded_by="template", rejected=reasons)
+        return Narrative(text=text, grounded_by="model")
+
+    def _title(self) -> str:
+        label = playbook(self.kind).label if self.top else "Degradation"
+        title = f"{label[0].upper()}{label[1:]} in {self.service}"
+        if self.trigger and self.trigger.description and playbook_kind(self.kind) != "bad_deploy":
+            title += f" after {self.trigger.description}"
+        return title
+
+    def _impact(self) -> Impact:
+        raw = self.data.get("impact") or {}
+        total, failed = raw.get("requests_total"), raw.get("requests_failed")
+        impact = Impact(
+            duration_minutes=raw.get("duration_minutes", _span_minutes(self.window.start, self.window.end)),
+            requests_total=total,
+            requests_failed=failed,
+            failed_share=failed / total if total and failed is not None else None,
+            users_affected=raw.get("users_affected"),
+            services_affected=list(raw.get("services_affected") or []),
+            regions_affected=list(raw.get("regions_affected") or []),
+            peak_latency=_peak(raw.get("peak_latency")),
+            peak_error_rate=_peak(raw.get("peak_error_rate")),
+            narrative=Narrative(text=""),
+            evidence=list(raw.get("evidence") or []),
+        )
+        impact.narrative = self._narrate("impact", _impact_text(impact))
+        return impact
+
+    def _summary_text(self, impact: Impact) -> str:
+        services = ", ".join(impact.services_affected) or self.service
+        parts = [f"From {fmt.when(self.window.start)} to {fmt.when(self.window.end)}"
+                 f" ({fmt.minutes(impact.duration_minutes)}), {services} degraded: {_impact_line(impact)}."]
+        if self.top:
+            parts.append(f"The most likely cause is {playbook(self.kind).label} in {self.top.service} "
+                         f"(confidence {fmt.pct(self.top.confidence, 0)}): {fmt.sentence(self.top.mechanism)}")
+        if self.trigger:
+            when = f" at {fmt.when(self.trigger.t)}" if self.trigger.t else ""
+            parts.append(f"It was set off by {self.trigger.description}{when}.")
+        return " ".join(parts)
+
+    def _root_cause(self) -> RootCause | None:
+        if not self.top:
+            return None
+        top = self.top
+        test = f" Test: {fmt.sentence(top.test)}" if top.test else ""
+        verdict = "" if top.test_passed is None else (" It passed." if top.test_passed else " It did not pass.")
+        template = (f"{top.service}: {playbook(top.kind).label}. {fmt.sentence(top.mechanism)}{test}{verdict} "
+                    f"Confidence {fmt.pct(top.confidence, 0)}, from {len(top.supporting)} supporting and "
+                    f"{len(top.contradicting)} contradicting findings.")
+        return RootCause(service=top.service, kind=top.kind, mechanism=top.mechanism, confidence=top.confidence,
+                         evidence=top.supporting, test=top.test, test_passed=top.test_passed,
+                         narrative=self._narrate("root_cause", template))
+
+    def _contributing_factors(self) -> list[ContributingFactor]:
+        factors = [
+            ContributingFactor(
+                description=f"{c['dimension']}={c['value']} held {fmt.pct(c['window_share'])} of problem events in the "
+                            f"incident against {fmt.pct(c['baseline_share'])} before it ({_ratio(c.get('lift'))})",
+                evidence=[c["evidence"]] if c.get("evidence") else [])
+            for c in self.data.get("contributors") or [] if {"dimension", "value", "window_share",
+                                                              "baseline_share"} <= c.keys()
+        ]
+        factors += [
+            ContributingFactor(
+                description=f"{t.get('status', 'surging')} log template in {', '.join(t.get('services') or [])}: "
+                            f"'{t['template']}' ({t.get('count_window')} in the incident, "
+                            f"{t.get('count_baseline')} before)",
+                evidence=[t["evidence"]] if t.get("evidence") else [])
+            for t in (self.data.get("templates") or [])[:3] if t.get("template")
+        ]
+        factors += [ContributingFactor(description=f"Hypothesis #{h.rank} (not retained as the root cause): "
+                                                   f"{h.service} {h.kind.replace('_', ' ')}",
+                                       evidence=h.supporting)
+                    for h in self.hypotheses[1:3] if h.confidence >= 0.3]
+        return factors
+
+    def _detection(self) -> Detection:
+        raw = self.data.get("detection") or {}
+        detected_at = fmt.utc(raw.get("first_anomalous"))
+        ttd = _span_minutes(self.window.start, detected_at) if detected_at else None
+        detection = Detection(detector=raw.get("detector"), detected_at=detected_at, time_to_detect_minutes=ttd,
+                              series=self.detection_series, sooner=self._sooner(detected_at),
+                              narrative=Narrative(text=""), evidence=list(raw.get("evidence") or []))
+        series = ", ".join(s.series for s in self.detection_series[:3]) or "the metrics"
+        how = (f"The {detection.detector or 'anomaly'} detector flagged {series}; its first anomalous point was "
+               f"{fmt.when(detected_at)}" if detected_at else f"The detector flagged {series}")
+        lag = f", {fmt.minutes(ttd)} after the incident window opened." if ttd else "."
+        detection.narrative = self._narrate("detection", how + lag + " The data holds no record of a page or alert.")
+        return detection
+
+    def _sooner(self, detected_at: dt.datetime | None) -> list[str]:
+        """Signals in the data that moved before the detector fired, and the catalogue's detection advice."""
+        ideas = []
+        onsets = [s for s in self.detection_series if s.onset]
+        if onsets:
+            first = min(onsets, key=lambda s: s.onset)
+            ideas.append(f"An alert on {first.series} (baseline {fmt.num(first.baseline)}, peak {fmt.num(first.peak)}) "
+                         f"would have fired at its onset, {fmt.when(first.onset)}")
+        early_templates = [t for t in self.data.get("templates") or []
+                           if t.get("first_seen") and detected_at and fmt.utc(t["first_seen"]) < detected_at]
+        ideas += [f"A log alert on the new template '{t['template']}' (first seen "
+                  f"{fmt.when(fmt.utc(t['first_seen']))}) would have fired before the metrics detector"
+                  for t in early_templates[:2]]
+        ideas += [a.description for a in mitigations_for(self.kind, self.service) if a.type == "detect"]
+        return ideas
+
+    def _response_text(self) -> str:
+        actions = [e for e in self._events() if e[0] >= self.window.start]
+        if actions:
+            listed = "; ".join(f"{fmt.when(t)} {text}" for t, text, _ in actions[:5])
+            return f"Changes recorded during the incident: {listed}. The data holds no record of pages or " \
+                   f"acknowledgements."
+        return ("The data holds no record of responder actions (pages, acknowledgements, rollbacks or config "
+                "changes) during the incident; response times cannot be measured from it.")
+
+    def _recovery(self) -> Recovery:
+        end = self.window.end
+        minutes = _span_minutes(self.window.start, end)
+        template = (f"Metrics were back within their baseline band at {fmt.when(end)}, {fmt.minutes(minutes)} "
+                    "after the incident window opened.")
+        return Recovery(recovered_at=end, time_to_recover_minutes=minutes,
+                        narrative=self._narrate("recovery", template))
+
+    def _events(self) -> list[tuple[dt.datetime, str, list[str]]]:
+        """Deploys and config changes in the evidence: (time, description, evidence ids)."""
+        found = []
+        for ev in self.data.get("evidence") or []:
+            if ev.get("kind") != "event":
+                continue
+            rows = ev.get("data") if isinstance(ev.get("data"), list) else [ev.get("data")]
+            for row in rows:
+                when = fmt.utc((row or {}).get("ts") or (row or {}).get("t")) if isinstance(row, dict) else None
+                if when:
+                    what = " ".join(str(row[k]) for k in ("service", "kind", "description") if row.get(k))
+                    found.append((when, what, [ev["id"]]))
+        return sorted(found, key=lambda e: e[0])
+
+    def _timeline(self) -> list[TimelineEntry]:
+        """The analysis's timeline, plus the trigger, window bounds and peak where it has no entry at that time."""
+        entries = [(fmt.utc(e["t"]), e["event"], list(e.get("evidence") or []))
+                   for e in self.data.get("timeline") or [] if e.get("t")]
+        detection_evidence = list((self.data.get("detection") or {}).get("evidence") or [])
+        landmarks = [(self.window.start, "incident window opens", detection_evidence),
+                     (fmt.utc(self.data.get("peak")), "peak of the incident", detection_evidence),
+                     (self.window.end, "metrics back within their baseline band (incident window closes)",
+                      detection_evidence)]
+        if self.trigger:
+            landmarks.append((self.trigger.t, f"trigger: {self.trigger.description}", self.trigger.evidence))
+        covered = {when for when, _, _ in entries}
+        entries += [mark for mark in landmarks if mark[0] and mark[0] not in covered]
+        return [TimelineEntry(t=when, event=event, phase=self._phase(when, event), evidence=evidence)
+                for when, event, evidence in sorted(entries, key=lambda e: e[0])]
+
+    def _phase(self, when: dt.datetime, event: str) -> str:
+        text = event.lower()
+        if when < self.window.start:
+            return "lead-up"
+        if "peak" in text:
+            return "peak"
+        if when >= self.window.end or "recover" in text or "back within" in text:
+            return "recovery"
+        if when == self.window.start or "onset" in text or "first" in text:
+            return "onset"
+        if "detect" in text or "anomal" in text:
+            return "detection"
+        if "rollback" in text or "roll back" in text or "restart" in text:
+            return "response"
+        return "other"
+
+    def _action_items(self) -> list[ActionItem]:
+        cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
+        items = mitigations_for(self.kind, self.service, cited)
+        trigger_is_change = self.trigger and self.trigger.kind in ("deploy", "config", "config_change", "release")
+        if trigger_is_change and playbook_kind(self.kind) != "bad_deploy" and self.trigger.service:
+            canary = next(a for a in mitigations_for("bad_deploy", self.trigger.service, self.trigger.evidence)
+                          if a.type == "prevent")
+            items.insert(1, canary)
+        return items
+
+    def _lessons(self, impact: Impact) -> Lessons:
+        well, wrong, lucky = [], [], []
+        detection = self.data.get("detection") or {}
+        if detection.get("first_anomalous"):
+            well.append(f"The anomaly was caught in the metrics at {fmt.when(fmt.utc(detection['first_anomalous']))}")
+        if self.top and self.top.test_passed:
+            well.append(f"The leading hypothesis ({self.top.service}) passed its falsification test")
+        new_templates = [t for t in self.data.get("templates") or [] if t.get("status") == "new"]
+        if new_templates:
+            well.append("Logs named the failure directly: new error templates appeared with the onset")
+        if self.trigger:
+            wrong.append(f"{self.trigger.description} reached production and set off the incident")
+        if self.top:
+            wrong.append(f"{self.top.service} had no guard against {playbook(self.kind).label}")
+        wrong.append("No page or alert is recorded in the data: nobody can be shown to have been notified")
+        if impact.regions_affected and len(impact.regions_affected) == 1:
+            lucky.append(f"The failure stayed in one region ({impact.regions_affected[0]})")
+        if not self._events() or all(t < self.window.start for t, _, _ in self._events()):
+            lucky.append("The system recovered without a recorded intervention")
+        lessons = Lessons(went_well=well, went_wrong=wrong, got_lucky=lucky)
+        if self.narrative.get("lessons"):
+            # The lists above are the template; a rejected model text leaves an empty note with its reasons.
+            lessons.narrative = self._narrate("lessons", "")
+        return lessons
+
+
+def _no_incident(data: dict[str, Any], author: GeneratedBy) -> Postmortem:
+    reason = data.get("reason") or "no metric left its baseline band"
+    checked = _checked(data)
+    baseline = _window(data.get("baseline_window"))
+    text = (f"No incident was detected. {fmt.sentence(reason)} IncidentLens checked {len(checked)} things, listed "
+            "below with their queries; none showed an anomaly worth a review.")
+    return Postmortem(
+        detected=False, reason=reason, title="No incident detected",
+        date=baseline.end.date() if baseline else dt.datetime.now(dt.UTC).date(),
+        severity=None, severity_rule=f"not applicable: no incident (rule: {RULE})",
+        baseline_window=baseline, summary=Narrative(text=text),
+        detection=Detection(detector=(data.get("detection") or {}).get("detector"),
+                            narrative=Narrative(text=f"Nothing crossed the detector's threshold: {reason}"),
+                            evidence=list((data.get("detection") or {}).get("evidence") or [])),
+        response=Narrative(text="Not applicable: no incident."),
+        lessons=Lessons(), checked=checked, evidence=_evidence(data), generated_by=author,
+    )
+
+
+def _as_dict(analysis: Any) -> dict[str, Any]:
+    if hasattr(analysis, "to_dict"):
+        return analysis.to_dict()
+    if hasattr(analysis, "model_dump"):
+        return analysis.model_dump(mode="json")
+    return dict(analysis)
+
+
+def _ranked_hypotheses(raw: list[dict[str, Any]]) -> list[Hypothesis]:
+    ordered = sorted(raw, key=lambda h: -float(h.get("confidence") or 0))
+    return [Hypothesis(rank=i, **{k: v for k, v in h.items() if k in Hypothesis.model_fields})
+            for i, h in enumerate(ordered, start=1)]
+
+
+def _trigger(raw: dict[str, Any] | None) -> Trigger | None:
+    if not raw:
+        return None
+    return Trigger(kind=raw.get("kind") or "change", t=fmt.utc(raw.get("t")), service=raw.get("service"),
+                   description=raw.get("description") or raw.get("kind") or "change",
+                   evidence=list(raw.get("evidence") or []))
+
+
+def _checked(data: dict[str, Any]) -> list[str]:
+    return [f"{ev['title']} [{ev['id']}]" for ev in data.get("evidence") or []]
+
+
+def _evidence(data: dict[str, Any]) -> list[EvidenceItem]:
+    return [EvidenceItem.model_validate(ev) for ev in data.get("evidence") or []]
+
+
+def _peak(raw: dict[str, Any] | None) -> Peak | None:
+    return Peak.model_validate(raw) if raw and raw.get("value") is not None else None
+
+
+def _window(raw: dict[str, Any] | None) -> Window | None:
+    return Window.model_validate(raw) if raw else None
+
+
+def _span_minutes(start: dt.datetime, end: dt.datetime) -> float:
+    return round((fmt.utc(end) - fmt.utc(start)).total_seconds() / 60, 1)
+
+
+def _impact_text(impact: Impact) -> str:
+    parts = [_impact_line(impact) + "."]
+    if impact.services_affected:
+        parts.append(f"Services affected: {', '.join(impact.services_affected)}.")
+    if impact.regions_affected:
+        parts.append(f"Regions affected: {', '.join(impact.regions_affected)}.")
+    if impact.duration_minutes:
+        parts.append(f"The incident lasted {fmt.minutes(impact.duration_minutes)}.")
+    return " ".join(parts)
+
+
+def _impact_line(impact: Impact) -> str:
+    parts = []
+    if impact.peak_error_rate:
+        e = impact.peak_error_rate
+        parts.append(f"error rate peaked at {fmt.pct(e.value)}" + (f" against a {fmt.pct(e.baseline)} baseline"
+                                                                 if e.baseline is not None else ""))
+    if impact.peak_latency:
+        lat = impact.peak_latency
+        parts.append(f"{lat.metric} peaked at {fmt.measure(lat.metric, lat.value)}"
+                     + (f" against {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""))
+    if impact.requests_failed is not None and impact.requests_total:
+        parts.append(f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} requests failed "
+                     f"({fmt.pct(impact.failed_share)})")
+    if impact.users_affected is not None:
+        parts.append(f"{fmt.num(impact.users_affected)} users affected")
+    return "; ".join(parts) or "no request-level impact could be measured"
+
+
+def _ratio(lift: float | None) -> str:
+    return f"{lift:.1f}x lift" if lift else "lift n/a"

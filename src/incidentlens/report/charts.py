@@ -1,0 +1,192 @@
+"""Chart geometry for the HTML review, computed server-side with numpy.
+
+These functions turn series and findings into coordinates, tick labels and SVG path strings; the Jinja template
+draws them as inline SVG (autoescaped), so the page needs no script and no network to show its charts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from incidentlens.analysis.series import MetricSeries
+
+WIDTH, HEIGHT = 560, 210
+LEFT, RIGHT, TOP, BOTTOM = 56, 14, 22, 28
+_NICE_MINUTES = np.array([1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440])
+
+
+@dataclass(frozen=True)
+class Tick:
+    pos: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Marker:
+    x: float
+    label: str
+    kind: str  # onset | peak | recovery | trigger
+
+
+@dataclass
+class LineChart:
+    title: str
+    line: str
+    area: str
+    shade_x: float | None
+    shade_width: float
+    markers: list[Marker]
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    baseline_y: float | None
+    width: int = WIDTH
+    height: int = HEIGHT
+    plot_left: int = LEFT
+    plot_right: int = WIDTH - RIGHT
+    plot_top: int = TOP
+    plot_bottom: int = HEIGHT - BOTTOM
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    y: float
+    window_width: float
+    baseline_width: float
+    window_label: str
+    baseline_label: str
+
+
+@dataclass
+class BarChart:
+    bars: list[Bar]
+    width: int
+    height: int
+    label_width: int
+    bar_height: float
+
+
+@dataclass(frozen=True)
+class Dot:
+    x: float
+    number: int
+    phase: str
+
+
+@dataclass
+class TimelineChart:
+    dots: list[Dot]
+    shade_x: float | None
+    shade_width: float
+    ticks: list[Tick] = field(default_factory=list)
+    width: int = 1000
+    height: int = 74
+
+
+def line_chart(series: MetricSeries, window: tuple[dt.datetime, dt.datetime], view: tuple[dt.datetime, dt.datetime],
+               markers: dict[str, dt.datetime | None], baseline: float | None = None) -> LineChart:
+    """A line chart of `series` over `view`, the incident `window` shaded and onset/peak/recovery marked."""
+    t0, t1 = (_epoch_s(np.datetime64(_naive(v))) for v in view)
+    x_of = _scale(t0, t1, LEFT, WIDTH - RIGHT)
+    values = series.value
+    lo = min(0.0, float(np.nanmin(values))) if values.size else 0.0
+    hi = float(np.nanmax(values)) if values.size else 1.0
+    if baseline is not None:
+        hi = max(hi, baseline)
+    step = _nice_step((hi - lo) / 4 or 1.0)
+    hi = lo + step * max(1, np.ceil((hi - lo) / step))
+    y_of = _scale(lo, hi, HEIGHT - BOTTOM, TOP)
+    x = x_of(_epoch_s(series.t))
+    y = y_of(values)
+    points = " L".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
+    line = f"M{points}" if points else ""
+    area = f"{line} L{x[-1]:.1f},{HEIGHT - BOTTOM} L{x[0]:.1f},{HEIGHT - BOTTOM} Z" if points else ""
+    ws, we = (float(x_of(_epoch_s(np.datetime64(_naive(w)))) ) for w in window)
+    ws, we = max(ws, LEFT), min(we, WIDTH - RIGHT)
+    return LineChart(
+        title=series.name, line=line, area=area,
+        shade_x=ws if we > ws else None, shade_width=max(0.0, we - ws),
+        markers=[Marker(float(x_of(_epoch_s(np.datetime64(_naive(when))))), kind, kind)
+                 for kind, when in markers.items() if when is not None and view[0] <= when <= view[1]],
+        x_ticks=_time_ticks(t0, t1, x_of),
+        y_ticks=[Tick(float(y_of(v)), _compact(v, series.name)) for v in np.arange(lo, hi + step / 2, step)],
+        baseline_y=float(y_of(baseline)) if baseline is not None else None,
+    )
+
+
+def bar_chart(rows: list[tuple[str, float, float]], percent: bool = True) -> BarChart:
+    """Paired horizontal bars: (label, value in the incident, value before it) per row."""
+    width, label_width, bar_height, gap = 560, 170, 11.0, 14.0
+    top = max([max(w, b) for _, w, b in rows] + [1e-12])
+    scale = (width - label_width - 70) / top
+    row_height = 2 * bar_height + gap
+    bars = [Bar(label=label, y=i * row_height + 6, window_width=max(1.0, w * scale), baseline_width=max(1.0, b * scale),
+                window_label=_share(w) if percent else _count(w), baseline_label=_share(b) if percent else _count(b))
+            for i, (label, w, b) in enumerate(rows)]
+    return BarChart(bars=bars, width=width, height=int(len(rows) * row_height + 10), label_width=label_width,
+                    bar_height=bar_height)
+
+
+def timeline_chart(times: list[dt.datetime], phases: list[str],
+                   window: tuple[dt.datetime, dt.datetime] | None) -> TimelineChart:
+    """Numbered dots on a time axis, one per timeline entry, the incident window shaded."""
+    epochs = _epoch_s(np.array([np.datetime64(_naive(t)) for t in times], dtype="datetime64[us]"))
+    if window is not None:
+        bounds = np.concatenate([epochs, [_epoch_s(np.datetime64(_naive(w))) for w in window]])
+    else:
+        bounds = epochs
+    span = float(bounds.max() - bounds.min()) or 60.0
+    t0, t1 = float(bounds.min()) - 0.04 * span, float(bounds.max()) + 0.04 * span
+    x_of = _scale(t0, t1, 20, 980)
+    shade = None if window is None else [float(x_of(_epoch_s(np.datetime64(_naive(w))))) for w in window]
+    return TimelineChart(
+        dots=[Dot(float(x), i, phase) for i, (x, phase) in enumerate(zip(x_of(epochs), phases, strict=True), 1)],
+        shade_x=shade[0] if shade else None, shade_width=(shade[1] - shade[0]) if shade else 0.0,
+        ticks=_time_ticks(t0, t1, x_of, count=8),
+    )
+
+
+def _scale(d0: float, d1: float, r0: float, r1: float):
+    span = (d1 - d0) or 1.0
+    return lambda v: r0 + (np.asarray(v, dtype=float) - d0) * (r1 - r0) / span
+
+
+def _epoch_s(t: np.ndarray | np.datetime64) -> np.ndarray:
+    return np.asarray(t, dtype="datetime64[us]").astype("int64") / 1e6
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _nice_step(raw: float) -> float:
+    magnitude = 10 ** np.floor(np.log10(raw))
+    return float(magnitude * next(m for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw))
+
+
+def _time_ticks(t0: float, t1: float, x_of, count: int = 6) -> list[Tick]:
+    minutes = (t1 - t0) / 60 / count
+    step = int(_NICE_MINUTES[min(np.searchsorted(_NICE_MINUTES, minutes), _NICE_MINUTES.size - 1)]) * 60
+    first = np.ceil(t0 / step) * step
+    ticks = np.arange(first, t1, step)
+    fmt = "%H:%M" if t1 - t0 < 86400 * 2 else "%m-%d %H:%M"
+    return [Tick(float(x_of(t)), dt.datetime.fromtimestamp(t, dt.UTC).strftime(fmt)) for t in ticks]
+
+
+def _compact(value: float, name: str) -> str:
+    if any(word in name for word in ("ratio", "rate")) and "rps" not in name and abs(value) <= 1:
+        return f"{value * 100:.0f}%" if value * 100 >= 1 or value == 0 else f"{value * 100:.1f}%"
+    if abs(value) >= 1000:
+        return f"{value / 1000:.3g}k"
+    return f"{value:.3g}"
+
+
+def _share(value: float) -> str:
+    return f"{value * 100:.0f}%"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}"

@@ -1,0 +1,63 @@
+"""How the review writes numbers and times: one place, so prose, tables and cards agree (and stay grounded)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+def utc(value: Any) -> dt.datetime | None:
+    """An ISO text or datetime as an aware UTC datetime; naive means UTC."""
+    if value is None or value == "":
+        return None
+    parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def when(moment: dt.datetime | None, clock: bool = False) -> str:
+    """'2024-05-01 10:12 UTC' (seconds only when they are not zero); `clock` drops the date."""
+    if moment is None:
+        return "unknown"
+    moment = utc(moment)
+    pattern = "%H:%M" if moment.second == 0 else "%H:%M:%S"
+    return moment.strftime(pattern + " UTC" if clock else "%Y-%m-%d " + pattern + " UTC")
+
+
+def minutes(value: float | None, short: bool = False) -> str:
+    if value is None:
+        return "unknown"
+    whole = round(value)
+    if short and whole >= 120 and abs(value - whole) < 0.05:
+        return f"{whole // 60}h {whole % 60:02d}m"
+    unit = "min" if short else "minutes"
+    return f"{whole} {unit}" if abs(value - whole) < 0.05 else f"{value:.1f} {unit}"
+
+
+def pct(fraction: float | None, decimals: int = 1) -> str:
+    if fraction is None:
+        return "n/a"
+    value = fraction * 100
+    if 0 < abs(value) < 0.1:
+        return f"{value:.2g}%"
+    return f"{value:.{decimals}f}%"
+
+
+def num(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def measure(metric: str, value: float | None) -> str:
+    """A metric's value with the unit its name carries (`p95_ms` -> '2,450 ms')."""
+    if value is None:
+        return "n/a"
+    unit = next((f" {u}" for u in ("ms", "s", "bytes") if metric.lower().endswith(f"_{u}")), "")
+    return f"{num(value)}{unit}"
+
+
+def sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."

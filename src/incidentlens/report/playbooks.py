@@ -1,0 +1,250 @@
+"""The mitigation catalogue: what to do about each root-cause mechanism.
+
+Action items and runbook steps come from here, chosen by the root cause's kind and filled in with its service,
+never written from nothing. One playbook per mechanism the analysis names (connection-pool exhaustion, cache-miss
+storm, bad deploy, region outage, OOM restart loop, provider throttling, CPU saturation) and one for a cause it
+could not pin down.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from incidentlens.report.schema import ActionItem, ActionType, Priority
+
+
+@dataclass(frozen=True)
+class _Action:
+    type: ActionType
+    priority: Priority
+    eta: str
+    description: str  # "{service}" is filled in
+    owner: str = "{service} team"
+
+
+@dataclass(frozen=True)
+class Playbook:
+    kind: str
+    label: str
+    actions: tuple[_Action, ...]
+    runbook: tuple[str, ...]
+
+
+_PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
+    Playbook(
+        "connection_pool_exhaustion", "database connection pool exhaustion",
+        (
+            _Action("mitigate", "P0", "24 hours",
+                    "Give {service}'s connection pool headroom: raise its ceiling (only where the database has spare "
+                    "connections) or add replicas, and recycle connections held by stuck requests"),
+            _Action("prevent", "P1", "2 weeks",
+                    "Bound how long a request may hold a pooled connection in {service}: acquire and statement "
+                    "timeouts shorter than the caller's timeout, failing fast when the pool is saturated"),
+            _Action("prevent", "P2", "1 month",
+                    "Find connection leaks in {service}: audit paths that acquire without releasing and turn on the "
+                    "pool's leak detection"),
+            _Action("detect", "P1", "1 week",
+                    "Alert on {service} pool utilisation and connection-acquire wait time, which saturate before "
+                    "requests fail", "SRE"),
+            _Action("process", "P2", "1 month",
+                    "Load-test {service} with production pool settings at peak traffic before each release", "SRE"),
+        ),
+        (
+            "Confirm: {service} has every pooled connection in use and 'timeout acquiring connection' errors rising",
+            "Check the database behind {service}: active sessions, long-running queries, lock waits",
+            "Mitigate: cancel runaway queries, then restart stuck {service} instances one at a time",
+            "Mitigate: raise {service}'s pool size only if the database can take the extra connections",
+            "Verify: error rate and latency back to baseline and pool utilisation well below its ceiling",
+        ),
+    ),
+    Playbook(
+        "cache_miss_storm", "cache-miss storm",
+        (
+            _Action("mitigate", "P0", "24 hours",
+                    "Warm {service}'s cache with the hottest keys and rate-limit the traffic that misses, to take "
+                    "load off the backing store"),
+            _Action("prevent", "P1", "2 weeks",
+                    "Add request coalescing (single-flight) and jittered TTLs in {service} so expiring keys cannot "
+                    "stampede the backend"),
+            _Action("prevent", "P2", "1 month",
+                    "Serve stale entries while revalidating when {service}'s backend is slow"),
+            _Action("detect", "P1", "1 week",
+                    "Alert on {service} cache hit ratio leaving its baseline band and on backend query-rate surges",
+                    "SRE"),
+            _Action("process", "P2", "1 month",
+                    "Make cache flushes and cold starts of {service} a reviewed, rate-limited operation", "SRE"),
+        ),
+        (
+            "Confirm: {service} cache hit ratio dropped while backend query rate and latency rose",
+            "Find what emptied the cache: a flush, a key-format change in a deploy, a mass TTL expiry",
+            "Mitigate: throttle the missing traffic and pre-warm the hottest keys",
+            "Verify: hit ratio, backend load and error rate back to baseline",
+        ),
+    ),
+    Playbook(
+        "bad_deploy", "bad deploy",
+        (
+            _Action("mitigate", "P0", "immediately",
+                    "Roll {service} back to the last known-good release and hold further rollouts until a fix is "
+                    "verified"),
+            _Action("prevent", "P1", "2 weeks",
+                    "Gate {service} rollouts behind a canary stage that rolls back automatically on error-rate and "
+                    "latency regressions"),
+            _Action("prevent", "P2", "1 month",
+                    "Add a regression test that reproduces this failure to {service}'s CI"),
+            _Action("detect", "P1", "1 week",
+                    "Mark deploys on dashboards and alert on an error-rate change that follows a {service} rollout",
+                    "SRE"),
+            _Action("process", "P2", "1 month",
+                    "Require a rollback plan and an on-call owner for every {service} release", "SRE"),
+        ),
+        (
+            "Confirm: the onset follows a {service} deploy or config change and new error templates appear with it",
+            "Mitigate: roll {service} back to the previous release (or revert the config change)",
+            "Verify: error rate and latency back to baseline, the new error templates gone",
+            "Hold: freeze {service} rollouts until the fix ships with a regression test",
+        ),
+    ),
+    Playbook(
+        "region_outage", "regional outage",
+        (
+            _Action("mitigate", "P0", "immediately",
+                    "Fail {service} traffic over away from the affected region and drain it at the load balancer"),
+            _Action("prevent", "P1", "1 month",
+                    "Run {service} active-active across regions with the capacity to lose one region"),
+            _Action("detect", "P1", "1 week",
+                    "Alert on per-region error rate and latency for {service}, not only the global aggregate", "SRE"),
+            _Action("process", "P2", "1 month",
+                    "Rehearse regional failover of {service} in a scheduled game day", "SRE"),
+        ),
+        (
+            "Confirm: errors concentrate in one region while the others stay at baseline",
+            "Check the cloud provider's status page and the region's network and load-balancer health",
+            "Mitigate: shift {service} traffic to the healthy regions and drain the affected one",
+            "Verify: global error rate back to baseline; keep the region drained until it is healthy",
+        ),
+    ),
+    Playbook(
+        "oom_restart_loop", "out-of-memory restart loop",
+        (
+            _Action("mitigate", "P0", "24 hours",
+                    "Raise {service}'s memory limit for now and cap the per-request or per-batch work that drives "
+                    "memory growth"),
+            _Action("prevent", "P1", "2 weeks",
+                    "Fix the memory growth in {service} from a heap profile under production load; bound caches and "
+                    "queues by size"),
+            _Action("detect", "P1", "1 week",
+                    "Alert on {service} restarts (OOMKilled) and on memory approaching its limit", "SRE"),
+            _Action("process", "P2", "1 month",
+                    "Add a soak test that checks {service} memory stays flat over hours of load", "SRE"),
+        ),
+        (
+            "Confirm: {service} restarts repeatedly (OOMKilled) with memory at its limit before each restart",
+            "Capture a heap profile from one instance before it is killed",
+            "Mitigate: roll back a recent {service} deploy if one precedes the onset; else raise limits or scale out",
+            "Verify: restarts stop and memory stays flat under load",
+        ),
+    ),
+    Playbook(
+        "provider_throttling", "third-party provider throttling",
+        (
+            _Action("mitigate", "P0", "24 hours",
+                    "Cut {service}'s request rate to the provider (backoff with jitter, queueing, or degrading the "
+                    "feature) and ask the provider for more quota"),
+            _Action("prevent", "P1", "2 weeks",
+                    "Put client-side rate limiting and a circuit breaker around {service}'s provider calls"),
+            _Action("prevent", "P2", "1 month",
+                    "Cache or batch {service}'s provider calls and evaluate a secondary provider"),
+            _Action("detect", "P1", "1 week",
+                    "Alert on throttled (HTTP 429) responses to {service}'s provider calls and on quota use nearing "
+                    "its limit", "SRE"),
+            _Action("process", "P2", "1 month",
+                    "Review {service}'s provider quotas against its traffic forecast on a regular schedule", "SRE"),
+        ),
+        (
+            "Confirm: {service}'s provider calls return throttling responses (HTTP 429 / quota exceeded)",
+            "Mitigate: lower the call rate (backoff, queue, feature flag) and contact the provider about quota",
+            "Verify: throttling responses stop and dependent error rate returns to baseline",
+        ),
+    ),
+    Playbook(
+        "cpu_saturation", "CPU saturation",
+        (
+            _Action("mitigate", "P0", "24 hours",
+                    "Scale {service} out (or up) and shed low-priority work until CPU has headroom again"),
+            _Action("prevent", "P1", "2 weeks",
+                    "Profile {service} under production load and remove the hot path that saturated it; autoscale on "
+                    "CPU and queue depth"),
+            _Action("detect", "P1", "1 week",
+                    "Alert on {service} CPU utilisation and run-queue length, which saturate before latency climbs",
+                    "SRE"),
+            _Action("process", "P2", "1 month",
+                    "Capacity-plan {service} against peak traffic with a load test each quarter", "SRE"),
+        ),
+        (
+            "Confirm: {service} CPU pinned near its limit with latency rising for its callers",
+            "Check what changed: traffic mix, a deploy, a batch job sharing the hosts",
+            "Mitigate: scale {service} out and shed or defer non-critical work",
+            "Verify: CPU below its limit and latency back to baseline",
+        ),
+    ),
+    Playbook(
+        "unknown", "an undetermined cause",
+        (
+            _Action("mitigate", "P1", "24 hours",
+                    "Revert the latest change to {service} if one precedes the onset; otherwise scale it out while "
+                    "the cause is investigated"),
+            _Action("prevent", "P2", "2 weeks",
+                    "Add the telemetry that would have named the cause: per-dependency error and latency metrics "
+                    "for {service}"),
+            _Action("detect", "P2", "1 week",
+                    "Alert on {service} error rate and latency against their baseline band", "SRE"),
+            _Action("process", "P2", "2 weeks",
+                    "Review the leading hypotheses with {service}'s owners and confirm or refute them"),
+        ),
+        (
+            "Confirm: {service} shows the first and largest shift in errors or latency",
+            "Check recent changes to {service} and its dependencies (deploys, config, traffic)",
+            "Mitigate: revert the latest change or scale {service} out",
+            "Verify: error rate and latency back to baseline",
+        ),
+    ),
+)}
+
+_KIND_KEYWORDS = (
+    ("connection_pool_exhaustion", ("pool", "connection")),
+    ("cache_miss_storm", ("cache",)),
+    ("oom_restart_loop", ("oom", "memory", "restart")),
+    ("cpu_saturation", ("cpu", "saturat")),
+    ("provider_throttling", ("throttl", "rate_limit", "quota", "429", "provider")),
+    ("region_outage", ("region", "zone", "datacenter")),
+    ("bad_deploy", ("deploy", "release", "rollout", "config", "version")),
+)
+
+
+def playbook_kind(kind: str | None) -> str:
+    """The catalogue entry for a root-cause kind as the analysis spells it ('db_pool_exhaustion' -> pool)."""
+    normalized = re.sub(r"[^a-z0-9]+", "_", (kind or "").lower())
+    if normalized in _PLAYBOOKS:
+        return normalized
+    return next((k for k, words in _KIND_KEYWORDS if any(w in normalized for w in words)), "unknown")
+
+
+def playbook(kind: str | None) -> Playbook:
+    return _PLAYBOOKS[playbook_kind(kind)]
+
+
+def mitigations_for(kind: str | None, service: str, evidence: list[str] | None = None) -> list[ActionItem]:
+    """Action items for a root cause of `kind` in `service`, citing `evidence` ids when given."""
+    return [
+        ActionItem(type=a.type, description=a.description.format(service=service),
+                   owner=a.owner.format(service=service), priority=a.priority, eta=a.eta,
+                   evidence=list(evidence or []))
+        for a in playbook(kind).actions
+    ]
+
+
+def runbook_for(kind: str | None, service: str) -> list[str]:
+    """The runbook steps for a root cause of `kind` in `service`."""
+    return [step.format(service=service) for step in playbook(kind).runbook]

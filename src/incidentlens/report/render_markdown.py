@@ -1,0 +1,53 @@
+"""The incident review as Markdown for a code review or a wiki: headings, tables, queries in code blocks.
+
+Text from the data is escaped for Markdown (`md` filter: no stray tables, links, emphasis or raw HTML), log lines and
+queries go in fences longer than any backtick run inside them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from incidentlens.report import formatting as fmt
+from incidentlens.report.build import executive_summary
+from incidentlens.report.playbooks import playbook
+from incidentlens.report.schema import Postmortem
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def render_markdown(pm: Postmortem) -> str:
+    env = Environment(loader=PackageLoader("incidentlens.report", "templates"), autoescape=False,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(md=md_escape, code=md_code, fence=md_fence, to_json=lambda data: json.dumps(data, indent=2))
+    env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num, measure=fmt.measure, minutes=fmt.minutes)
+    text = env.get_template("report.md.j2").render(
+        pm=pm,
+        headline=executive_summary(pm),
+        root_cause_label=playbook(pm.root_cause.kind).label if pm.root_cause else "",
+    )
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def md_escape(value: Any) -> str:
+    """Untrusted text as inert Markdown: special characters backslash-escaped, newlines folded."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def md_code(value: Any) -> str:
+    """Inline code that survives backticks in the value."""
+    text = " ".join(str(value).split())
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def md_fence(value: Any, lang: str = "") -> str:
+    """A fenced block longer than any backtick run in the value."""
+    text = str(value)
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"

@@ -1,0 +1,210 @@
+"""The incident review (postmortem) as a typed document.
+
+Sections follow Google's SRE-book example postmortem (summary, impact, root causes, trigger, detection, action
+items, lessons learned: what went well / wrong / where we got lucky, timeline, supporting information) with the
+response/recovery and contributing-factor sections of PagerDuty's and Atlassian's templates. Every number in it comes
+from an analysis result; every timeline entry and finding cites evidence ids listed in the `evidence` appendix.
+`docs/postmortem.schema.json` is this model's JSON Schema (`postmortem_json_schema()`), kept current by a test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+
+def _as_utc(moment: dt.datetime) -> dt.datetime:
+    """Naive times are UTC (the store's convention); every time in the review is UTC and serialises with Z."""
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+UtcTime = Annotated[dt.datetime, AfterValidator(_as_utc)]
+
+Severity = Literal["SEV1", "SEV2", "SEV3", "SEV4"]
+ActionType = Literal["mitigate", "prevent", "detect", "process"]
+Priority = Literal["P0", "P1", "P2", "P3"]
+GroundedBy = Literal["model", "template"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Window(_Model):
+    start: UtcTime
+    end: UtcTime
+
+
+class Narrative(_Model):
+    """Prose for one section: a model's text when every number and time in it checked out, else the template's."""
+
+    text: str
+    grounded_by: GroundedBy = "template"
+    rejected: list[str] = Field(default_factory=list, description="why the model's text was replaced, if it was")
+
+
+class Peak(_Model):
+    metric: str
+    value: float
+    baseline: float | None = None
+    at: UtcTime | None = None
+
+
+class Impact(_Model):
+    duration_minutes: float | None = None
+    requests_total: int | None = Field(None, description="requests in the incident window")
+    requests_failed: int | None = Field(None, description="estimated from request rate x error ratio over the window")
+    failed_share: float | None = Field(None, description="requests_failed / requests_total")
+    users_affected: int | None = Field(None, description="distinct user ids in failing requests, when logs carry them")
+    services_affected: list[str] = Field(default_factory=list)
+    regions_affected: list[str] = Field(default_factory=list)
+    peak_latency: Peak | None = None
+    peak_error_rate: Peak | None = None
+    narrative: Narrative
+    evidence: list[str] = Field(default_factory=list)
+
+
+class Hypothesis(_Model):
+    rank: int
+    service: str
+    kind: str
+    mechanism: str
+    confidence: float
+    supporting: list[str] = Field(default_factory=list)
+    contradicting: list[str] = Field(default_factory=list)
+    test: str | None = None
+    test_passed: bool | None = None
+
+
+class RootCause(_Model):
+    """The top-ranked hypothesis, kept apart from the trigger that set it off."""
+
+    service: str
+    kind: str
+    mechanism: str
+    confidence: float
+    evidence: list[str] = Field(default_factory=list)
+    test: str | None = None
+    test_passed: bool | None = None
+    narrative: Narrative
+
+
+class Trigger(_Model):
+    kind: str
+    t: UtcTime | None = None
+    service: str | None = None
+    description: str
+    evidence: list[str] = Field(default_factory=list)
+
+
+class ContributingFactor(_Model):
+    description: str
+    evidence: list[str] = Field(default_factory=list)
+
+
+class DetectionSeries(_Model):
+    series: str
+    direction: str | None = None
+    baseline: float | None = None
+    peak: float | None = None
+    shift: float | None = None
+    onset: UtcTime | None = None
+
+
+class Detection(_Model):
+    detector: str | None = None
+    detected_at: UtcTime | None = Field(None, description="first anomalous point the detector flagged")
+    time_to_detect_minutes: float | None = Field(None, description="from the incident start to detected_at")
+    series: list[DetectionSeries] = Field(default_factory=list)
+    sooner: list[str] = Field(default_factory=list, description="what would have detected it sooner")
+    narrative: Narrative
+    evidence: list[str] = Field(default_factory=list)
+
+
+class Recovery(_Model):
+    recovered_at: UtcTime | None = None
+    time_to_recover_minutes: float | None = Field(None, description="from the incident start to recovered_at")
+    narrative: Narrative
+
+
+class TimelineEntry(_Model):
+    t: UtcTime
+    event: str
+    phase: Literal["lead-up", "onset", "detection", "peak", "response", "recovery", "other"] = "other"
+    evidence: list[str] = Field(default_factory=list)
+
+
+class ActionItem(_Model):
+    type: ActionType
+    description: str
+    owner: str = Field(description="owning team")
+    priority: Priority
+    eta: str = Field(description="target, relative to the review: e.g. '24 hours', '2 weeks'")
+    evidence: list[str] = Field(default_factory=list)
+
+
+class Lessons(_Model):
+    went_well: list[str] = Field(default_factory=list)
+    went_wrong: list[str] = Field(default_factory=list)
+    got_lucky: list[str] = Field(default_factory=list)
+    narrative: Narrative | None = None
+
+
+class EvidenceItem(_Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$", description="<kind>-<8 hex>; cited by the sections above")
+    kind: str
+    title: str
+    query: str
+    data: Any = None
+
+
+class GeneratedBy(_Model):
+    llm: str = "offline"
+    model: str | None = None
+    degraded: bool = False
+
+
+class Postmortem(_Model):
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    detected: bool
+    reason: str | None = Field(None, description="why no incident was reported, when detected is false")
+    title: str
+    date: dt.date
+    status: Literal["draft"] = "draft"
+    severity: Severity | None = None
+    severity_rule: str = Field(description="the rule that derived severity from impact, with the figures it used")
+    incident_window: Window | None = None
+    baseline_window: Window | None = None
+    peak: UtcTime | None = None
+    summary: Narrative
+    impact: Impact | None = None
+    root_cause: RootCause | None = None
+    trigger: Trigger | None = None
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+    contributing_factors: list[ContributingFactor] = Field(default_factory=list)
+    detection: Detection
+    response: Narrative
+    recovery: Recovery | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    action_items: list[ActionItem] = Field(default_factory=list)
+    lessons: Lessons
+    runbook: list[str] = Field(default_factory=list)
+    checked: list[str] = Field(default_factory=list, description="what the analysis examined")
+    templates: list[dict[str, Any]] = Field(default_factory=list, description="surging log templates with samples")
+    contributors: list[dict[str, Any]] = Field(default_factory=list, description="over-represented dimensions")
+    evidence: list[EvidenceItem] = Field(default_factory=list)
+    generated_by: GeneratedBy = Field(default_factory=GeneratedBy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def postmortem_json_schema() -> dict[str, Any]:
+    """The JSON Schema docs/postmortem.schema.json holds."""
+    schema = Postmortem.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

@@ -1,0 +1,69 @@
+"""Severity from impact, by a stated rule.
+
+The first level whose any condition holds wins:
+
+| level | peak error rate | failed requests | users affected | peak latency vs baseline |
+|---|---|---|---|---|
+| SEV1 | >= 20% | >= 10% of requests | >= 10,000 | |
+| SEV2 | >= 5% | >= 1% of requests | >= 1,000 | >= 3x for >= 30 min |
+| SEV3 | >= 1% and >= 2x baseline | any | any | >= 1.5x |
+| SEV4 | otherwise: a measurable shift with no user-visible impact in the data | | | |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from incidentlens.report.schema import Impact, Severity
+
+RULE = ("SEV1: peak error rate >= 20%, or >= 10% of requests failed, or >= 10,000 users; "
+        "SEV2: >= 5%, >= 1%, >= 1,000 users, or latency >= 3x baseline for >= 30 min; "
+        "SEV3: error rate >= 1% and >= 2x baseline, any failed requests or users, or latency >= 1.5x; else SEV4")
+
+
+@dataclass(frozen=True)
+class _Figures:
+    error_rate: float | None
+    error_baseline: float | None
+    failed_share: float | None
+    users: int | None
+    latency_ratio: float | None
+    minutes: float | None
+
+
+def derive_severity(impact: Impact) -> tuple[Severity, str]:
+    """The severity level and the rule, with the figures that decided it."""
+    f = _figures(impact)
+    level, why = _level(f)
+    return level, f"{level} because {why} (rule: {RULE})"
+
+
+def _figures(impact: Impact) -> _Figures:
+    err = impact.peak_error_rate
+    lat = impact.peak_latency
+    latency_ratio = lat.value / lat.baseline if lat and lat.baseline else None
+    return _Figures(err.value if err else None, err.baseline if err else None, impact.failed_share,
+                    impact.users_affected, latency_ratio, impact.duration_minutes)
+
+
+def _level(f: _Figures) -> tuple[Severity, str]:
+    def at_least(value: float | None, floor: float) -> bool:
+        return value is not None and value >= floor
+
+    long_enough = at_least(f.minutes, 30)
+    checks: list[tuple[Severity, bool, str]] = [
+        ("SEV1", at_least(f.error_rate, 0.20), "peak error rate >= 20%"),
+        ("SEV1", at_least(f.failed_share, 0.10), ">= 10% of requests failed"),
+        ("SEV1", at_least(f.users, 10_000), ">= 10,000 users affected"),
+        ("SEV2", at_least(f.error_rate, 0.05), "peak error rate >= 5%"),
+        ("SEV2", at_least(f.failed_share, 0.01), ">= 1% of requests failed"),
+        ("SEV2", at_least(f.users, 1_000), ">= 1,000 users affected"),
+        ("SEV2", at_least(f.latency_ratio, 3.0) and long_enough, "latency >= 3x baseline for >= 30 min"),
+        ("SEV3", at_least(f.error_rate, 0.01) and (f.error_baseline is None or f.error_rate >= 2 * f.error_baseline),
+         "peak error rate >= 1% and >= 2x baseline"),
+        ("SEV3", at_least(f.failed_share, 1e-12), "requests failed"),
+        ("SEV3", at_least(f.users, 1), "users affected"),
+        ("SEV3", at_least(f.latency_ratio, 1.5), "latency >= 1.5x baseline"),
+    ]
+    return next(((level, why) for level, hit, why in checks if hit),
+                ("SEV4", "no user-visible impact reached the SEV3 floor"))

@@ -1,0 +1,101 @@
+"""The written review: report.json round-trips, report.md has every section, report.html is self-contained and safe."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from incidentlens.analysis.series import key_series
+from incidentlens.report import Postmortem, build_postmortem, write_reports
+from test_report_data import END, START, metrics_store, no_incident_analysis, pool_exhaustion_analysis
+
+HOSTILE_LOG_LINE = "Request failed: <script>alert(1)</script> user=<img src=x onerror=alert(2)>"
+MARKDOWN_SECTIONS = ["Summary", "Impact", "Root cause", "Trigger", "Hypotheses", "Contributing factors", "Detection",
+                     "Response", "Recovery", "Timeline", "Action items", "Lessons learned", "Runbook", "Evidence"]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory):
+    analysis = pool_exhaustion_analysis()
+    analysis["templates"][0]["samples"].append(HOSTILE_LOG_LINE)
+    out = tmp_path_factory.mktemp("report")
+    return write_reports(build_postmortem(analysis), out, store=metrics_store())
+
+
+def test_write_reports_writes_json_markdown_and_html(written):
+    assert {path.name for path in written.values()} == {"report.json", "report.md", "report.html"}
+    document = json.loads(written["json"].read_text())
+    assert Postmortem.model_validate(document).title == document["title"]
+
+
+def test_markdown_has_every_section_and_the_queries_in_code_blocks(written):
+    markdown = written["markdown"].read_text()
+    headings = re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
+    assert headings == MARKDOWN_SECTIONS
+    assert "```sql\nSELECT region, count(*) FROM logs WHERE level = 'ERROR' GROUP BY region\n```" in markdown
+    assert "| P0 | mitigate |" in markdown
+    assert "- [ ] Confirm: db-proxy" in markdown
+
+
+def test_markdown_keeps_log_text_inert(written):
+    markdown = written["markdown"].read_text()
+    assert f"```text\n{HOSTILE_LOG_LINE}\n```" in markdown  # in a fence, where Markdown renders no HTML
+    outside_fences = re.sub(r"```.*?```", "", markdown, flags=re.DOTALL)
+    assert "<script>" not in outside_fences
+
+
+def test_html_is_one_self_contained_file(written):
+    html = written["html"].read_text()
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html, flags=re.IGNORECASE)
+    assert not re.search(r"<script\b", html, flags=re.IGNORECASE)
+    assert not re.search(r"<link\b|@import|url\(", html, flags=re.IGNORECASE)
+    assert "<style>" in html
+
+
+def test_html_escapes_log_text(written):
+    html = written["html"].read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img" not in html
+
+
+def test_html_charts_each_key_metric_with_the_incident_shaded(written):
+    html = written["html"].read_text()
+    figures = re.findall(r'<figure class="chart">(.*?)</figure>', html, flags=re.DOTALL)
+    assert len(figures) == 3
+    for figure in figures:
+        assert re.search(r'<path class="line" d="M[\d.]+,[\d.]+( L[\d.]+,[\d.]+){50,}"', figure)
+        assert '<rect class="shade"' in figure
+        assert all(f"mk-{kind}" in figure for kind in ("onset", "peak", "recovery", "trigger"))
+
+
+def test_html_header_shows_severity_status_and_duration(written):
+    html = written["html"].read_text()
+    assert 'class="pill sev sev-SEV2"' in html
+    assert "Status: draft" in html and "Duration: 54 minutes" in html
+
+
+def test_html_without_metrics_says_charts_need_them(tmp_path):
+    paths = write_reports(build_postmortem(pool_exhaustion_analysis()), tmp_path)
+    html = paths["html"].read_text()
+    assert "Metric charts need the metrics" in html
+    assert '<figure class="chart">' not in html
+    assert "<svg" in html  # contributors, templates and timeline come from the analysis alone
+
+
+def test_no_incident_report_says_so_plainly(tmp_path):
+    paths = write_reports(build_postmortem(no_incident_analysis()), tmp_path)
+    html, markdown = paths["html"].read_text(), paths["markdown"].read_text()
+    assert "No incident detected" in html and "What was checked" in html
+    assert "# No incident detected" in markdown and "## What was checked" in markdown
+    assert "Robust detector over 6 series" in markdown
+
+
+def test_key_series_downsamples_in_the_store():
+    store = metrics_store()
+    series = key_series(store, ["payments/error_ratio", "api-gateway/p95_ms", "nope/none"], (START, END),
+                        max_points=18)
+    assert [s.name for s in series] == ["payments/error_ratio", "api-gateway/p95_ms"]
+    assert all(s.t.size == 18 for s in series)  # 54 one-minute points into 3-minute buckets
+    assert series[0].value.max() > 0.1 and (series[0].t[1:] > series[0].t[:-1]).all()
