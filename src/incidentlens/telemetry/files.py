@@ -7,8 +7,10 @@ Parquet keeps its own types.
 
 from __future__ import annotations
 
+import csv
 import glob
 import gzip
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +28,9 @@ _FORMATS_BY_SUFFIX = {
     ".parquet": "parquet", ".pq": "parquet",
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
 }
+# Lines of DuckDB's CSV errors that are advice or context rather than the problem itself.
+_DUCKDB_ADVICE = ("Original Line", "Possible", "*", "file =")
+_DELIMITERS = (",", "\t", ";", "|")
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON"}
 
 
@@ -124,8 +129,8 @@ def _source(fmt: str, paths: list[Path]) -> Source:
 def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
     """CSV and JSON readers with every column as VARCHAR (typing happens later, with TRY_CAST and counts)."""
     if source.fmt == "csv":
-        sniffed = con.execute(f"SELECT Delimiter, Columns FROM sniff_csv({literal(str(source.files[0]))})").fetchone()
-        return replace(source, delimiter=sniffed[0], text_columns=tuple(c["name"] for c in sniffed[1]))
+        delimiter, names = csv_header(_first_line(source.files[0]))
+        return replace(source, delimiter=delimiter, text_columns=names)
     if source.fmt in ("json", "jsonl"):
         names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source.from_sql}").fetchall()]
         return replace(source, text_columns=tuple(names))
@@ -133,9 +138,15 @@ def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
 
 
 def read_error(source: Source, err: duckdb.Error) -> InputError:
-    """A DuckDB reader failure as one line naming the file."""
-    first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
-    return InputError(f"{source.label}: cannot read as {source.format_name}: {first}")
+    """A DuckDB reader failure as one line naming the file (and, for CSV, the line and what was wrong with it)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    file = next((line.split("=", 1)[1].strip() for line in lines if line.startswith("file =")), source.label)
+    reason = re.sub(r"^[A-Za-z ]*Error: ", "", lines[0]) if lines else type(err).__name__
+    csv_line = re.match(r"CSV Error on Line: (\d+)", reason)
+    if csv_line:
+        detail = next((line for line in lines[1:] if not line.startswith(_DUCKDB_ADVICE)), "")
+        reason = f"line {csv_line.group(1)}: {detail}" if detail else f"line {csv_line.group(1)}"
+    return InputError(f"{file}: cannot read as {source.format_name}: {reason}")
 
 
 def locate_first(
@@ -153,6 +164,21 @@ def locate_first(
     return single.label, (row[0] if row else 0), (row[1] if row else None)
 
 
+def csv_header(line: str) -> tuple[str, tuple[str, ...]]:
+    """(delimiter, column names) of a CSV header line; blank names become `column<i>`, repeats get `_<n>`."""
+    delimiter = max(_DELIMITERS, key=line.count)
+    fields = next(csv.reader([line.lstrip("\ufeff")], delimiter=delimiter), [])
+    names: list[str] = []
+    for i, name in enumerate(fields):
+        name = name.strip() or f"column{i}"
+        base, n = name, 0
+        while name.lower() in (known.lower() for known in names):
+            n += 1
+            name = f"{base}_{n}"
+        names.append(name)
+    return delimiter, tuple(names)
+
+
 def _first_bytes(path: Path, count: int) -> bytes:
     opener = gzip.open if _is_gzip(path) else open
     with opener(path, "rb") as handle:
@@ -160,10 +186,17 @@ def _first_bytes(path: Path, count: int) -> bytes:
 
 
 def _first_line(path: Path) -> str:
+    """The first line of a (possibly gzipped) text file; binary or non-UTF-8 content is an InputError."""
     opener = gzip.open if _is_gzip(path) else open
     try:
         with opener(path, "rb") as handle:
-            return handle.readline(1 << 16).decode("utf-8", errors="replace").strip()
+            raw = handle.readline(1 << 16)
+        if b"\x00" in raw:
+            raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL byte")
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: cannot read as CSV: line 1: not UTF-8 text (a binary file or another encoding)")\
+            from None
     except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot read: {err}") from None
 

@@ -33,7 +33,10 @@ class TimeFormat:
     text: bool = True  # epoch numbers written as text (CSV, JSON) rather than a numeric column
 
     def describe(self) -> str:
-        return f"epoch {self.unit}" if self.kind == "epoch" else self.kind
+        """How the column's times are written, for messages."""
+        if self.kind == "epoch":
+            return f"epoch {self.unit}"
+        return {"iso": "ISO-8601 text", "go": "Go time strings"}.get(self.kind, "timestamps")
 
 
 def epoch_unit(magnitude: float) -> str:

@@ -1,0 +1,129 @@
+"""Bad input gets one clear line naming the file, the column and (where it applies) the row — at load time."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry import load_telemetry
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_bytes(gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode())
+    return path
+
+
+def load_error(**inputs: object) -> str:
+    with pytest.raises(InputError) as caught:
+        load_telemetry(**inputs)
+    message = str(caught.value)
+    assert "\n" not in message, "errors are one line"
+    return message
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    assert load_error(metrics=tmp_path / "nope.csv") == f"{tmp_path / 'nope.csv'}: no such file"
+
+
+def test_a_glob_matching_nothing_is_named(tmp_path: Path) -> None:
+    assert load_error(logs=str(tmp_path / "*.jsonl")) == f"{tmp_path / '*.jsonl'}: no file matches this pattern"
+
+
+def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
+    assert load_error(metrics=tmp_path).startswith(f"{tmp_path}: is a directory")
+
+
+def test_nothing_to_load_is_an_error() -> None:
+    assert load_error() == "no telemetry given: pass metrics and/or logs files"
+
+
+@pytest.mark.parametrize("text", ["", "ts,value\n"], ids=["zero bytes", "header only"])
+def test_an_empty_file_is_named(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path / "metrics.csv", text)
+    assert load_error(metrics=path) == f"{path}: no rows (the file is empty or has only a header)"
+
+
+def test_an_empty_gzip_file_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "logs.jsonl.gz", "")
+    assert load_error(logs=path).startswith(f"{path}: ")
+
+
+def test_an_unparseable_time_names_file_column_row_and_value(tmp_path: Path) -> None:
+    rows = [f"2024-05-01T10:{m:02d}:00Z,{m}" for m in range(20)]
+    rows[16] = "2024-13-45,16"
+    path = write(tmp_path / "metrics.csv", "ts,rps\n" + "\n".join(rows) + "\n")
+    assert load_error(metrics=path) == (
+        f"{path}: column 'ts' row 17: cannot parse '2024-13-45' as a time "
+        "(the column's other values read as ISO-8601 text)"
+    )
+
+
+def test_an_unparseable_time_in_one_of_many_files_names_that_file(tmp_path: Path) -> None:
+    good = write(tmp_path / "a.csv.gz", "ts,rps\n2024-05-01T10:00:00Z,1\n2024-05-01T10:01:00Z,2\n")
+    bad = write(tmp_path / "b.csv.gz", "ts,rps\n2024-05-01T10:02:00Z,3\nyesterday,4\n")
+    message = load_error(metrics=[good, bad])
+    assert message.startswith(f"{bad}: column 'ts' row 2: cannot parse 'yesterday' as a time")
+
+
+def test_a_bad_epoch_time_is_reported_with_its_unit(tmp_path: Path) -> None:
+    path = write(tmp_path / "logs.jsonl", '{"ts": 1714557600000, "msg": "a"}\n{"ts": "soon", "msg": "b"}\n'
+                                          '{"ts": 1714557660000, "msg": "c"}\n')
+    assert load_error(logs=path) == (
+        f"{path}: column 'ts' row 2: cannot parse 'soon' as a time (the column's other values read as epoch ms)"
+    )
+
+
+def test_a_time_column_with_no_parseable_value_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "logs.csv", "time,message\nlunch,a\n")
+    assert load_error(logs=path) == f"{path}: column 'time' row 1: cannot parse 'lunch' as a time"
+
+
+def test_no_time_column_says_what_was_looked_for(tmp_path: Path) -> None:
+    path = write(tmp_path / "metrics.csv", "when,rps\n2024-05-01,1\n")
+    message = load_error(metrics=path)
+    assert message.startswith(f"{path}: no time column (looked for ts, time, timestamp")
+    assert message.endswith("use --map time=COLUMN")
+
+
+def test_logs_without_a_message_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "logs.csv", "ts,service\n2024-05-01,api\n")
+    assert load_error(logs=path).startswith(f"{path}: no message column (looked for message, msg")
+
+
+def test_spans_without_ids(tmp_path: Path) -> None:
+    path = write(tmp_path / "spans.csv", "ts,operation\n2024-05-01,GET\n")
+    assert load_error(traces=path).startswith(f"{path}: no trace_id column")
+
+
+def test_metrics_with_no_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path / "metrics.csv", "ts,host\n2024-05-01,a\n")
+    assert load_error(metrics=path).startswith(f"{path}: no metric columns")
+
+
+def test_a_corrupt_parquet_file_is_unreadable(tmp_path: Path) -> None:
+    path = write(tmp_path / "logs.parquet", "PAR1 this is not parquet PAR1")
+    assert load_error(logs=path).startswith(f"{path}: cannot read as Parquet: ")
+
+
+def test_malformed_json_lines_are_unreadable(tmp_path: Path) -> None:
+    path = write(tmp_path / "logs.jsonl", '{"ts": "2024-05-01", "msg": "a"}\n{"ts": \n')
+    assert load_error(logs=path).startswith(f"{path}: cannot read as JSON lines: ")
+
+
+def test_a_binary_file_named_csv_is_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(b"\xff\xfe\x00\x01binary\x00\xff")
+    assert load_error(metrics=path).startswith(f"{path}: cannot read as CSV: line 1: ")
+
+
+def test_a_ragged_csv_row_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "metrics.csv", "ts,rps,p95\n2024-05-01,1,2\n2024-05-02,1\n")
+    assert load_error(metrics=path).startswith(f"{path}: cannot read as CSV: line 3: ")
+
+
+def test_a_mapping_to_an_absent_column_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "logs.csv", "ts,msg\n2024-05-01,a\n")
+    assert load_error(logs=path, mapping={"message": "text"}) == f"--map message=text: no column 'text' in {path}"
