@@ -184,6 +184,8 @@ def fetch_metrics(
     if end <= start:
         raise InputError(f"Prometheus range: start {start:%Y-%m-%d %H:%M:%S} is not before end {end:%Y-%m-%d %H:%M:%S}")
     step = step or choose_step(start, end)
+    # Evaluate on a grid of whole steps (as dashboards do) so points land on round times like a file's rows.
+    start = datetime.fromtimestamp(_unix(start) // step * step, UTC).replace(tzinfo=None)
     planned = discovered_queries(client, start, end, step, max_series) if discover else {}
     planned.update(queries or {})
     if not planned:
