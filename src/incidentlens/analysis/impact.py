@@ -8,7 +8,7 @@ Rules (each number's evidence repeats its rule and carries its SQL):
 - users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window.
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
   `SURGE_RATIO` times the baseline's (and a Poisson test agrees), or, for services, when one of its latency or
-  error metrics shifted up by at least `METRIC_SHIFT` robust standard deviations.
+  error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations.
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum.
 """
 
@@ -138,9 +138,12 @@ def _metric_peaks(
     if table.num_rows == 0:
         return [], {}
     col = shift_columns(table)
-    peak_shift = (col["window_max"] - col["baseline_median"]) / shift_scale(col)
-    order = np.argsort(-peak_shift, kind="stable")
-    shifted = list(dict.fromkeys(str(col["service"][i]) for i in order if peak_shift[i] >= METRIC_SHIFT))
+    scale = shift_scale(col)
+    peak_shift = (col["window_max"] - col["baseline_median"]) / scale
+    # affected means a sustained rise (the window median), not one noisy maximum
+    typical_shift = (col["window_median"] - col["baseline_median"]) / scale
+    order = np.argsort(-typical_shift, kind="stable")
+    shifted = list(dict.fromkeys(str(col["service"][i]) for i in order if typical_shift[i] >= METRIC_SHIFT))
     at = table["at_max"].to_pylist()
     peaks: dict[str, Peak] = {}
     for role in ("latency", "error"):
@@ -159,7 +162,7 @@ def _metric_peaks(
             "peak_error_rate": peaks["error"].model_dump(mode="json") if "error" in peaks else None,
             "services_shifted": shifted,
             "rule": f"peak = window max of the series with the largest (max - baseline median) / robust scale; "
-            f"a service is affected at a shift >= {METRIC_SHIFT:g}",
+            f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}",
         },
     ))
     return shifted, peaks

@@ -20,10 +20,12 @@ _IPV4 = r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
 _HEX_PREFIXED = r"\b0x[0-9a-fA-F]+\b"
 # lower-case hex words holding both a digit and a letter (commit shas, pod suffixes, span ids)
 _HEX_WORD = r"\b[0-9a-f]*(?:[0-9][0-9a-f]*[a-f]|[a-f][0-9a-f]*[0-9])[0-9a-f]*\b"
+# ids with a short type prefix: ch_1d0296468c3deb0c, pm_2f87, ord_cd3c (not p95_ms: its prefix holds a digit)
+_PREFIXED_ID = r"\b[a-zA-Z]{1,5}_\w*\d\w*\b"
 # numbers and versions with an optional unit: 42, 1.5s, 120ms, v2.3.1
 _NUMBER = r"\b[vV]?\d+(?:\.\d+)*(?:[a-zA-Z]+\b)?"
 
-VARIABLE_PATTERN = "|".join((_UUID, _IPV4, _HEX_PREFIXED, _HEX_WORD, _NUMBER))
+VARIABLE_PATTERN = "|".join((_UUID, _IPV4, _HEX_PREFIXED, _HEX_WORD, _PREFIXED_ID, _NUMBER))
 _VARIABLE = re.compile(VARIABLE_PATTERN)
 
 

@@ -34,8 +34,10 @@ EVENT_LEAD = timedelta(hours=1)
 MAX_ONSETS = 5
 MAX_TEMPLATES = 5
 MAX_EVENTS = 20
-#: a service's minute counts as a surge when a count this unlikely under its baseline rate (one-sided Poisson)
+#: a service's minute counts as a surge when a count this unlikely under its baseline rate (one-sided Poisson,
+#: Bonferroni-corrected over the minutes searched) and at least MIN_SURGE_LINES lines
 SURGE_P_VALUE = 1e-3
+MIN_SURGE_LINES = 3
 
 
 class TimelineEntry(BaseModel):
@@ -147,7 +149,9 @@ def _add_first_problems(timeline: Timeline, store: Any, window: Span, baseline: 
     base_counts = {r["service"]: r["n"] for r in rows if r["minute"] is None}
     minutes = sorted((r for r in rows if r["minute"] is not None), key=lambda r: r["minute"])
     rate = {s: base_counts.get(s, 0) / span_minutes(baseline) for s in {r["service"] for r in minutes}}
-    threshold = {s: poisson.isf(SURGE_P_VALUE, max(lam, 1e-9)) for s, lam in rate.items()}
+    # every minute of every service is a test: Bonferroni over the minutes searched
+    p_value = SURGE_P_VALUE / max(span_minutes(search), 1.0)
+    threshold = {s: max(poisson.isf(p_value, max(lam, 1e-9)), MIN_SURGE_LINES - 1) for s, lam in rate.items()}
     firsts: dict[str, dict[str, Any]] = {}
     for row in minutes:
         if row["service"] not in firsts and row["n"] > threshold[row["service"]]:
@@ -165,7 +169,8 @@ def _add_first_problems(timeline: Timeline, store: Any, window: Span, baseline: 
         "first minute of WARN/ERROR/FATAL lines above the baseline rate, per service (propagation order)",
         sql,
         {"services": data, "cut": max(0, len(ordered) - 20),
-         "rule": f"a minute whose count exceeds the baseline Poisson rate's {1 - SURGE_P_VALUE:.1%} quantile"},
+         "rule": f"the first minute with >= {MIN_SURGE_LINES} lines, more than the baseline's Poisson rate allows at "
+                 f"p < {SURGE_P_VALUE:g} / minutes searched"},
     )
     timeline.evidence.append(item)
     for rank, row in enumerate(ordered):
