@@ -112,6 +112,10 @@ def _statement_name(tree: exp.Expression) -> str:
     return tree.key.upper()
 
 
+def _cte_names(tree: exp.Expression) -> set[str]:
+    return {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+
+
 def _refuse_forbidden_nodes(tree: exp.Expression) -> None:
     for node in tree.walk():
         if isinstance(node, _FORBIDDEN_NODES):
@@ -121,8 +125,7 @@ def _refuse_forbidden_nodes(tree: exp.Expression) -> None:
 
 
 def _refuse_unknown_tables(tree: exp.Expression, known: set[str]) -> None:
-    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    allowed = known | cte_names
+    allowed = known | _cte_names(tree)
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             name = table.this.sql(dialect="duckdb") if table.this is not None else "?"
@@ -150,16 +153,22 @@ class SqlSandbox:
         self.row_cap = row_cap
         self.timeout_s = timeout_s
         self._dir = Path(tempfile.mkdtemp(prefix="incidentlens-sql-"))
+        self._backend = getattr(store, "logs_backend", None)
         try:
-            self.tables = _copy_catalog(store.con, self._dir / "sandbox.duckdb")
+            copied = _copy_catalog(store.con, self._dir / "sandbox.duckdb")
             self._con = _open_locked(self._dir / "sandbox.duckdb", _input_paths(store))
+            remote = set(getattr(self._backend, "views", ()) or ())
+            self.tables = [view for view in CANONICAL_VIEWS if view in copied or view in remote]
         except BaseException:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
 
     def run(self, sql: str) -> SandboxResult:
         """Check and run one query; raise SqlRefused (one line) for anything not allowed or failing."""
-        check_query(sql, self.tables)
+        tree = check_query(sql, self.tables)
+        remote = set(getattr(self._backend, "views", ()) or ())
+        if remote and {t.name.lower() for t in tree.find_all(exp.Table)} - _cte_names(tree) <= remote:
+            return self._run_remote(sql)
         cursor = self._con.cursor()
         timer = threading.Timer(self.timeout_s, cursor.interrupt)
         started = time.perf_counter()
@@ -182,6 +191,23 @@ class SqlSandbox:
             rows=[[_json_safe(v) for v in row] for row in rows[: self.row_cap]],
             truncated=len(rows) > self.row_cap,
             elapsed_ms=round(elapsed_ms, 1),
+            row_cap=self.row_cap,
+        )
+
+    def _run_remote(self, sql: str) -> SandboxResult:
+        """Logs kept in a remote backend (ClickHouse): the checked query is pushed down, capped by an outer LIMIT."""
+        started = time.perf_counter()
+        try:
+            table = self._backend.fetch(f"SELECT * FROM ({sql.strip().rstrip(';')}) AS q LIMIT {self.row_cap + 1}")
+        except Exception as err:
+            raise SqlRefused(f"sql: {_one_line(err)}") from err
+        rows = [list(row.values()) for row in table.to_pylist()]
+        return SandboxResult(
+            sql=sql.strip(),
+            columns=table.column_names,
+            rows=[[_json_safe(v) for v in row] for row in rows[: self.row_cap]],
+            truncated=len(rows) > self.row_cap,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
             row_cap=self.row_cap,
         )
 
@@ -244,6 +270,7 @@ def _open_locked(database: Path, input_paths: list[Path]) -> duckdb.DuckDBPyConn
         con.execute("SET allowed_paths = ?", [files])
     if directories:
         con.execute("SET allowed_directories = ?", [directories])
+    con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con

@@ -1,0 +1,217 @@
+"""Brains: which chat generator plays each agent, and what happens when a model misbehaves.
+
+`--llm offline` is the deterministic planner. `openai` uses OPENAI_API_KEY and `--model`. `openai-compatible` talks
+to any OpenAI-style endpoint (`--llm-url`: Ollama, vLLM, llama.cpp server). `auto` picks openai when a key is set,
+else offline.
+
+A model is wrapped in `ResilientChatGenerator`: timeouts, connection errors, HTTP 429 and 5xx, and empty replies are
+retried with bounded exponential backoff; when a model keeps failing, the wrapper hands the transcript to the
+offline planner for this and every later call of the investigation (all agents share one `BrainHealth`), and the
+run is marked degraded. The API key lives only inside the generator's Secret; it is never logged or returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from haystack import component, default_from_dict, default_to_dict
+from haystack.components.generators.chat import OpenAIChatGenerator
+from haystack.dataclasses import ChatMessage
+from haystack.utils import Secret
+
+from incidentlens.agents.planner import OfflinePlanner
+from incidentlens.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+LLM_CHOICES = ("auto", "offline", "openai", "openai-compatible")
+DEFAULT_MODEL = "gpt-4o-mini"
+DUMMY_KEY = "not-needed"
+
+
+@dataclass(frozen=True)
+class BrainChoice:
+    """The brain an investigation runs on, after `auto` is resolved."""
+
+    llm: str
+    model: str | None
+    url: str | None = None
+
+    def describe(self) -> str:
+        if self.llm == "offline":
+            return "offline (deterministic planner, no model)"
+        where = f" at {self.url}" if self.url else ""
+        return f"{self.llm} ({self.model}{where})"
+
+
+def resolve_brain(llm: str, model: str | None, llm_url: str | None, env: dict[str, str] | None = None) -> BrainChoice:
+    """Resolve `--llm`, `--model`, `--llm-url` into a BrainChoice; bad combinations raise InputError (one line)."""
+    env = dict(os.environ) if env is None else env
+    if llm not in LLM_CHOICES:
+        raise InputError(f"--llm: unknown brain {llm!r}; choose one of {', '.join(LLM_CHOICES)}")
+    if llm == "auto":
+        llm = "openai-compatible" if llm_url else "openai" if env.get("OPENAI_API_KEY") else "offline"
+    if llm == "offline":
+        return BrainChoice("offline", None)
+    if llm == "openai":
+        if not env.get("OPENAI_API_KEY"):
+            raise InputError("--llm openai: OPENAI_API_KEY is not set (use --llm offline to run without a model)")
+        return BrainChoice("openai", model or DEFAULT_MODEL, llm_url)
+    if not llm_url:
+        raise InputError("--llm openai-compatible: --llm-url is required (e.g. http://localhost:11434/v1)")
+    return BrainChoice("openai-compatible", model or DEFAULT_MODEL, llm_url)
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded retries: `attempts` tries per call, backoff base * 2**n, capped; `timeout_s` per HTTP request."""
+
+    attempts: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 8.0
+    timeout_s: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.backoff_s * 2**attempt, self.max_backoff_s)
+
+
+@dataclass
+class BrainHealth:
+    """Shared by every agent of one investigation: once the model is given up on, all agents run offline."""
+
+    degraded: bool = False
+    reason: str | None = None
+    retries: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def give_up(self, reason: str) -> None:
+        if not self.degraded:
+            self.degraded = True
+            self.reason = reason
+            logger.warning("model failed, handing over to the offline planner: %s", reason)
+
+
+class EmptyReply(Exception):
+    """The model answered with neither text nor a usable tool call (e.g. only malformed tool arguments)."""
+
+
+def _is_retryable(error: BaseException) -> bool:
+    import openai
+
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code == 429 or error.status_code >= 500
+    return isinstance(error, openai.APITimeoutError | openai.APIConnectionError | httpx.TimeoutException | EmptyReply)
+
+
+def _describe_error(error: BaseException) -> str:
+    import openai
+
+    if isinstance(error, openai.APIStatusError):
+        return f"HTTP {error.status_code}"
+    if isinstance(error, openai.APITimeoutError | httpx.TimeoutException):
+        return "timeout"
+    if isinstance(error, openai.APIConnectionError):
+        return "connection error"
+    return type(error).__name__
+
+
+@component
+class ResilientChatGenerator:
+    """A model with bounded retries and a hand-over to the offline planner; see the module docstring."""
+
+    def __init__(
+        self,
+        primary: Any,
+        role: str = "coordinator",
+        retry: RetryPolicy | None = None,
+        health: BrainHealth | None = None,
+    ) -> None:
+        self.primary = primary
+        self.role = role
+        self.retry = retry or RetryPolicy()
+        self.health = health or BrainHealth()
+        self.fallback = OfflinePlanner(role=role)
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(
+            self,
+            primary=self.primary.to_dict(),
+            role=self.role,
+            retry={"attempts": self.retry.attempts, "backoff_s": self.retry.backoff_s,
+                   "max_backoff_s": self.retry.max_backoff_s, "timeout_s": self.retry.timeout_s},
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResilientChatGenerator:
+        params = data["init_parameters"]
+        params["primary"] = OpenAIChatGenerator.from_dict(params["primary"])
+        params["retry"] = RetryPolicy(**params["retry"])
+        return default_from_dict(cls, data)
+
+    def warm_up(self) -> None:
+        if hasattr(self.primary, "warm_up"):
+            self.primary.warm_up()
+
+    @component.output_types(replies=list[ChatMessage])
+    def run(
+        self,
+        messages: list[ChatMessage],
+        streaming_callback: Any = None,
+        generation_kwargs: dict[str, Any] | None = None,
+        *,
+        tools: Any = None,
+        tools_strict: bool | None = None,
+    ) -> dict[str, list[ChatMessage]]:
+        if not self.health.degraded:
+            reply = self._ask_model(messages, generation_kwargs, tools)
+            if reply is not None:
+                return reply
+        return self.fallback.run(messages, tools=tools)
+
+    def _ask_model(self, messages: list[ChatMessage], generation_kwargs: Any, tools: Any) -> dict[str, Any] | None:
+        for attempt in range(self.retry.attempts):
+            try:
+                result = self.primary.run(messages=messages, generation_kwargs=generation_kwargs, tools=tools)
+                _require_usable(result)
+                return result
+            except Exception as error:  # any model failure ends in the hand-over, never a crash
+                described = _describe_error(error)
+                self.health.failures.append(f"{self.role}: {described}")
+                if not _is_retryable(error) or attempt == self.retry.attempts - 1:
+                    self.health.give_up(f"{described} after {attempt + 1} attempt(s)")
+                    return None
+                self.health.retries += 1
+                time.sleep(self.retry.delay(attempt))
+        return None
+
+
+def _require_usable(result: dict[str, Any]) -> None:
+    replies = result.get("replies") or []
+    if not replies or not (replies[0].text or replies[0].tool_calls):
+        raise EmptyReply("the model's reply had no text and no usable tool call")
+
+
+def make_generator(choice: BrainChoice, role: str, health: BrainHealth, retry: RetryPolicy | None = None) -> Any:
+    """The chat generator for one agent `role` on `choice`: the planner itself, or a model with a fallback."""
+    if choice.llm == "offline":
+        return OfflinePlanner(role=role)
+    retry = retry or RetryPolicy()
+    key = (
+        Secret.from_env_var("OPENAI_API_KEY")
+        if choice.llm == "openai" or os.environ.get("OPENAI_API_KEY")
+        else Secret.from_token(DUMMY_KEY)
+    )
+    model = OpenAIChatGenerator(
+        api_key=key,
+        model=choice.model or DEFAULT_MODEL,
+        api_base_url=choice.url,
+        timeout=retry.timeout_s,
+        max_retries=0,  # ResilientChatGenerator owns retries, so they stay bounded and visible
+        generation_kwargs={"temperature": 0},
+    )
+    return ResilientChatGenerator(model, role=role, retry=retry, health=health)

@@ -1,0 +1,106 @@
+"""`investigate()`: run the agent team on a store and hand its result to the report.
+
+Whatever the model does (wanders, fails, runs out of steps), the investigation ends with a postmortem built from the
+evidence engine's analysis plus every piece of evidence the agents gathered, with the narrative sections the
+writer got through the grounding check; `generated_by` says which brain ran and whether it degraded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from haystack.dataclasses import ChatMessage
+
+from incidentlens.agents.brains import DEFAULT_MODEL, BrainHealth, RetryPolicy, make_generator, resolve_brain
+from incidentlens.agents.context import InvestigationContext
+from incidentlens.agents.planner import ROLES
+from incidentlens.agents.team import build_team
+from incidentlens.agents.trace import TraceRecorder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class InvestigationResult:
+    postmortem: Any  # report.Postmortem
+    analysis: Any  # analysis.AnalysisResult, with the agents' extra evidence
+    generated_by: dict[str, Any]
+    tokens: dict[str, int]
+    model_calls: int
+    steps: int
+    exit_reason: str
+    answer: str
+    state: dict[str, Any] = field(default_factory=dict)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    trace_path: Path | None = None
+
+
+def investigate(
+    store: Any,
+    llm: str = "auto",
+    model: str | None = DEFAULT_MODEL,
+    llm_url: str | None = None,
+    max_steps: int = 30,
+    at: datetime | None = None,
+    trace_path: Path | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    detector: str = "robust",
+) -> InvestigationResult:
+    """Investigate the incident in `store` with the agent team on the chosen brain; see the module docstring."""
+    from incidentlens.report.build import build_postmortem
+
+    choice = resolve_brain(llm, model, llm_url)
+    health = BrainHealth()
+    generators = {role: make_generator(choice, role, health, retry) for role in ROLES}
+    ctx = InvestigationContext(store, at=at, detector=detector)
+    ctx.generated_by = {"llm": choice.llm, "model": choice.model, "degraded": False}
+    coordinator = build_team(ctx, generators, max_steps=max_steps)
+    recorder = TraceRecorder(trace_path)
+    output: dict[str, Any] = {}
+    try:
+        with recorder.installed():
+            output = coordinator.run(messages=[ChatMessage.from_user(_brief(store, at))], evidence=[], hypotheses=[])
+    except Exception as error:  # the report must still be written from the evidence gathered
+        logger.warning("the agent run failed, writing the report from the evidence gathered: %s", error)
+        health.give_up(f"agent run failed: {type(error).__name__}")
+        output = {"exit_reason": "error"}
+    finally:
+        ctx.close()
+    ctx.generated_by["degraded"] = health.degraded
+    analysis = ctx.analysis()
+    postmortem = build_postmortem(analysis, ctx.narrative or None, ctx.generated_by)
+    return InvestigationResult(
+        postmortem=postmortem,
+        analysis=analysis,
+        generated_by=dict(ctx.generated_by),
+        tokens=dict(recorder.tokens),
+        model_calls=recorder.model_calls,
+        steps=int(output.get("step_count") or 0),
+        exit_reason=str(output.get("exit_reason")),
+        answer=_answer(output, max_steps),
+        state={key: output.get(key) for key in ("incident_window", "evidence", "hypotheses", "mitigation_plan",
+                                                 "postmortem")},
+        trace=list(recorder.lines),
+        trace_path=trace_path,
+    )
+
+
+def _brief(store: Any, at: datetime | None) -> str:
+    near = f" near {at.isoformat()}Z" if at else ""
+    return (f"Investigate the incident{near} in the loaded telemetry (views: {', '.join(store.views)}). "
+            "Find the window, the root cause with evidence, mitigations, and have the postmortem drafted.")
+
+
+def _answer(output: dict[str, Any], max_steps: int) -> str:
+    last = output.get("last_message")
+    if output.get("exit_reason") == "max_agent_steps":
+        return (f"The step budget ({max_steps}) ran out before the team finished; the report is built from the "
+                "evidence gathered so far.")
+    if last is not None and last.text:
+        return last.text
+    return "The team ended without a final answer; the report is built from the evidence gathered."

@@ -1,0 +1,397 @@
+"""The agents' tools: thin, read-only Haystack tools over the evidence engine.
+
+Each tool acts on the investigation context (the store and the evidence so far), returns compact JSON (lists and
+text capped, with a note saying what was cut), names the evidence ids the report can cite, and writes its findings
+into the agents' shared state. Every result reaches the model fenced as inert data (`wire.as_tool_data`).
+Problems become tool errors the model can read: unknown or malformed arguments, a refused SQL query, a repeated
+identical call; nothing a tool does can write to the data.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from haystack.tools import Tool
+
+from incidentlens.agents.context import InvestigationContext
+from incidentlens.agents.wire import as_tool_data
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.errors import IncidentLensError
+
+RESULT_CHAR_LIMIT = 4000
+LIST_LIMIT = 10
+TEXT_LIMIT = 300
+
+
+class ToolError(Exception):
+    """A problem the model should read and act on; the Agent turns it into an error tool message."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    run: Callable[..., tuple[dict[str, Any], dict[str, Any]]]  # -> (payload for the model, state updates)
+    outputs_to_state: tuple[str, ...] = ("evidence",)
+
+
+# --- compact output -------------------------------------------------------------------------------------------------
+def compact(value: Any, list_limit: int = LIST_LIMIT, text_limit: int = TEXT_LIMIT) -> Any:
+    """Cap lists and strings recursively; a capped list ends with a note of how many items were cut."""
+    if isinstance(value, dict):
+        return {k: compact(v, list_limit, text_limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        items = [compact(v, list_limit, text_limit) for v in value[:list_limit]]
+        if len(value) > list_limit:
+            items.append(f"... {len(value) - list_limit} more cut")
+        return items
+    if isinstance(value, str) and len(value) > text_limit:
+        return value[:text_limit] + f"... ({len(value) - text_limit} chars cut)"
+    if isinstance(value, datetime):
+        return value.replace(microsecond=0).isoformat() + "Z"
+    if isinstance(value, float):
+        return round(value, 4)
+    return value
+
+
+def bounded(payload: dict[str, Any], limit: int = RESULT_CHAR_LIMIT) -> dict[str, Any]:
+    """`payload` compacted until its JSON fits in `limit` characters (tighter caps each round)."""
+    list_limit, text_limit = LIST_LIMIT, TEXT_LIMIT
+    result = compact(payload, list_limit, text_limit)
+    while len(json.dumps(result, default=str)) > limit and list_limit > 1:
+        list_limit, text_limit = max(1, list_limit // 2), max(40, text_limit // 2)
+        result = compact(payload, list_limit, text_limit)
+        result["cut"] = f"result shortened to fit {limit} characters; ask a narrower question for detail"
+    return result
+
+
+# --- the tools ------------------------------------------------------------------------------------------------------
+NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+def _require_window(ctx: InvestigationContext, view: str | None = None) -> None:
+    if view is not None and not ctx.store.has(view):
+        raise ToolError(f"no {view} were loaded, so there is nothing to scan")
+    if ctx.spans() is None:
+        detection = ctx.detection()
+        reason = detection.reason if not detection.detected else ctx.baseline()[1]
+        raise ToolError(f"no incident window to examine ({reason}); nothing to compare")
+
+
+def _with_evidence(result: Any) -> tuple[Any, list[Evidence]]:
+    return result, list(result.evidence)
+
+
+def load_inputs(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    store = ctx.store
+    views: dict[str, Any] = {}
+    for view in store.views:
+        time_column = "start_ts" if view == "spans" else "ts"
+        row = store.fetch(
+            f"SELECT count(*) AS rows, count(DISTINCT service) AS services, min({time_column}) AS first, "
+            f"max({time_column}) AS last FROM {view}"
+        ).to_pylist()[0]
+        views[view] = row
+    if store.has("metrics"):
+        series = store.fetch(
+            "SELECT service || '/' || metric AS series FROM metrics GROUP BY ALL ORDER BY series LIMIT 50"
+        ).column("series").to_pylist()
+        views["metrics"]["series"] = series
+    inputs = {"views": views, "files": [str(p) for p in store.paths], "warnings": list(store.warnings)}
+    return inputs, {"inputs": compact(inputs)}
+
+
+def detect_incident_window(ctx: InvestigationContext, at: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    if at is not None:
+        ctx.at = _parse_time(at, "at")
+    detection = ctx.detection().to_dict()
+    baseline, rule = ctx.baseline()
+    payload = {
+        "detected": detection["detected"] and baseline is not None,
+        "reason": detection.get("reason") if baseline is not None or not detection["detected"] else rule,
+        "incident_window": detection.get("incident_window") if baseline is not None else None,
+        "baseline_window": {**_span_dict(baseline), "rule": rule} if baseline else None,
+        "peak": detection.get("peak"),
+        "series": (detection.get("detection") or {}).get("series", []),
+        "evidence": (detection.get("detection") or {}).get("evidence", []),
+    }
+    return payload, {"incident_window": payload["incident_window"] or {}, "evidence": payload["evidence"]}
+
+
+def sql_investigate(ctx: InvestigationContext, query: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    if not isinstance(query, str):
+        raise ToolError("argument 'query' must be one SQL SELECT statement, as a string")
+    result = ctx.sandbox.run(query)
+    data = result.to_dict()
+    item = Evidence.make("sql", f"SQL: {result.sql[:80]}", result.sql, data)
+    ctx.record([item])
+    return {**data, "evidence": [item.id]}, {"evidence": [item.id]}
+
+
+def log_pattern_scan(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    from incidentlens.analysis.shifts import log_surges
+
+    _require_window(ctx, "logs")
+    surges = [s.model_dump(mode="json") for s in ctx.step("surges", log_surges) if s.significant]
+    ids = list(dict.fromkeys(s["evidence"] for s in surges if s.get("evidence")))
+    return {"surges": surges, "evidence": ids}, {"evidence": ids}
+
+
+def contrast_dimensions(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    from incidentlens.analysis.contrast import contrast_logs
+    from incidentlens.analysis.shifts import metric_shifts
+
+    _require_window(ctx)
+    shifts = [s.model_dump(mode="json") for s in ctx.step("shifts", metric_shifts) if s.significant]
+    contributors: list[dict[str, Any]] = []
+    if ctx.store.has("logs"):
+        result = ctx.step("contrast", lambda store, w, b: _with_evidence(contrast_logs(store, w, b)))
+        contributors = [c.model_dump(mode="json") for c in result.contributors]
+    ids = list(dict.fromkeys([c["evidence"] for c in contributors if c.get("evidence")]
+                             + [s["evidence"] for s in shifts if s.get("evidence")]))
+    payload = {"contributors": contributors, "metric_shifts": shifts, "evidence": ids}
+    return payload, {"evidence": ids}
+
+
+def surging_templates(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    from incidentlens.analysis.templates import find_templates
+
+    _require_window(ctx, "logs")
+    result = ctx.step("templates", lambda store, w, b: _with_evidence(find_templates(store, w, b)))
+    templates = [t.model_dump(mode="json", exclude={"samples"}) | {"sample": (t.samples or [None])[0]}
+                 for t in result.templates]
+    ids = [t["evidence"] for t in templates]
+    payload = {"templates": templates, "templates_mined": result.templates_mined, "lines": result.lines,
+               "evidence": ids}
+    return payload, {"evidence": ids}
+
+
+def rank_root_causes(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    _require_window(ctx)
+    hypotheses = [h.model_dump(mode="json") for h in ctx.findings().hypotheses]
+    ids = list(dict.fromkeys(i for h in hypotheses for i in h["supporting"] + h["contradicting"]))
+    note = {} if hypotheses else {"note": "no service moved enough to be a candidate"}
+    return {"hypotheses": hypotheses, **note, "evidence": ids}, {"hypotheses": hypotheses, "evidence": ids}
+
+
+def build_timeline(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    _require_window(ctx)
+    findings = ctx.findings()
+    timeline = list(findings.timeline)
+    trigger = findings.trigger
+    ids = list(dict.fromkeys([i for entry in timeline for i in entry.get("evidence", [])]
+                             + list((trigger or {}).get("evidence", []))))
+    return {"trigger": trigger, "timeline": timeline, "evidence": ids}, {"evidence": ids}
+
+
+def test_hypothesis(ctx: InvestigationContext, service: str, kind: str | None = None) -> tuple[dict[str, Any],
+                                                                                             dict[str, Any]]:
+    """The engine runs a precedence test (as SQL, on the data) for each ranked candidate; this reads it out."""
+    _require_window(ctx)
+    ranked = [h.model_dump(mode="json") for h in ctx.findings().hypotheses]
+    tested = next((h for h in ranked if h["service"] == service), None)
+    if tested is None:
+        candidates = ", ".join(h["service"] for h in ranked) or "none"
+        raise ToolError(f"service {service!r} is not a ranked candidate, so it has no test; candidates: {candidates}")
+    tests = [e for e in ctx.evidence(tested["supporting"] + tested["contradicting"]) if e.kind == "hypothesis_test"]
+    outcome = {
+        "service": service,
+        "kind": tested["kind"],
+        "asked_kind": kind if kind and kind != tested["kind"] else None,
+        "test": tested["test"],
+        "passed": tested["test_passed"],
+        "supporting": tested["supporting"],
+        "contradicting": tested["contradicting"],
+        "key_facts": [fact for e in tests for fact in _key_facts(e.data)],
+    }
+    ctx.hypothesis_tests.append(outcome)
+    ids = list(dict.fromkeys(tested["supporting"] + tested["contradicting"]))
+    others = [h for h in ranked if h["service"] != service]
+    return {**outcome, "evidence": ids}, {"hypotheses": [tested, *others], "evidence": ids}
+
+
+def propose_mitigations(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    from incidentlens.report.playbooks import mitigations_for, runbook_for
+
+    hypotheses = ctx.findings().hypotheses
+    top = hypotheses[0] if hypotheses else None
+    kind, service = (top.kind, top.service) if top else ("unknown", _first_service(ctx))
+    evidence = top.supporting if top else []
+    actions = [a.model_dump(mode="json") for a in mitigations_for(kind, service, evidence)]
+    ctx.mitigation_plan = actions
+    payload = {"for": {"service": service, "kind": kind}, "actions": actions, "runbook": runbook_for(kind, service)}
+    return payload, {"mitigation_plan": actions, "evidence": evidence}
+
+
+def draft_postmortem(ctx: InvestigationContext, narrative: dict[str, str] | None = None) -> tuple[dict[str, Any],
+                                                                                                dict[str, Any]]:
+    from incidentlens.report.build import NARRATIVE_SECTIONS, build_postmortem
+
+    narrative = narrative or {}
+    if not isinstance(narrative, dict) or not all(isinstance(v, str) for v in narrative.values()):
+        raise ToolError("argument 'narrative' must map section names to text, e.g. {\"summary\": \"...\"}")
+    unknown = sorted(set(narrative) - set(NARRATIVE_SECTIONS))
+    if unknown:
+        raise ToolError(f"unknown sections {', '.join(unknown)}; sections are {', '.join(NARRATIVE_SECTIONS)}")
+    ctx.draft_attempts += 1
+    pm = build_postmortem(ctx.analysis(), narrative, ctx.generated_by)
+    rejected = {name: reasons for name in narrative if (reasons := _rejections(pm, name))}
+    accepted = [name for name in narrative if name not in rejected]
+    if rejected and ctx.draft_attempts == 1:
+        status = "retry"
+    else:
+        status = "accepted" if not rejected else "fallback"
+        ctx.narrative = {name: narrative[name] for name in accepted}
+    payload = {
+        "status": status,
+        "attempt": ctx.draft_attempts,
+        "accepted": accepted,
+        "rejected": rejected,
+        "template_sections": [s for s in NARRATIVE_SECTIONS if s not in accepted],
+        "title": pm.title,
+        "severity": pm.severity,
+    }
+    if status == "retry":
+        payload["instruction"] = ("rewrite the rejected sections using only numbers and times from the evidence, "
+                                  "or leave them out; this is the one retry, after it they fall back to the template")
+    return payload, {"postmortem": {k: payload[k] for k in ("status", "accepted", "template_sections", "title")}}
+
+
+def _rejections(pm: Any, section: str) -> list[str]:
+    node = getattr(pm, section, None)
+    if section == "lessons" and node is not None:
+        node = node.narrative
+    if section == "root_cause" and node is not None:
+        node = getattr(node, "narrative", None)
+    return list(getattr(node, "rejected", None) or [])
+
+
+def _key_facts(data: Any) -> list[str]:
+    if not isinstance(data, dict):
+        return []
+    facts = [f"onset of {name}: {t}" for name, t in (data.get("onsets") or {}).items() if t]
+    if "lead_minutes" in data:
+        facts.append(f"lead over the first dependent: {data['lead_minutes']} min")
+    return facts
+
+
+def _first_service(ctx: InvestigationContext) -> str:
+    series = (ctx.detection().to_dict().get("detection") or {}).get("series") or []
+    return series[0]["series"].split("/")[0] if series else "the affected service"
+
+
+def _span_dict(span: tuple[datetime, datetime]) -> dict[str, str]:
+    return {"start": compact(span[0]), "end": compact(span[1])}
+
+
+def _parse_time(text: Any, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError as err:
+        raise ToolError(f"argument {name!r}: cannot read {text!r} as an ISO-8601 time") from err
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
+
+
+TOOL_SPECS: dict[str, ToolSpec] = {
+    spec.name: spec
+    for spec in (
+        ToolSpec("load_inputs", "List what was loaded: views, row counts, services, metric series, time range.",
+                 NO_PARAMETERS, load_inputs, ("inputs",)),
+        ToolSpec("detect_incident_window",
+                 "Find the incident window (robust detector over every metric series) and a clean baseline before "
+                 "it. Optional 'at': an ISO time the incident is near.",
+                 {"type": "object", "properties": {"at": {"type": "string", "description": "ISO-8601 UTC time"}}},
+                 detect_incident_window, ("incident_window", "evidence")),
+        ToolSpec("sql_investigate",
+                 "Run ONE read-only SQL SELECT (DuckDB dialect) over the views metrics(ts, service, metric, value), "
+                 "logs(ts, service, level, message, ...), spans, events. Aggregate; rows are capped.",
+                 {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+                 sql_investigate),
+        ToolSpec("log_pattern_scan", "Per service: WARN/ERROR log volume in the window against the baseline.",
+                 NO_PARAMETERS, log_pattern_scan),
+        ToolSpec("contrast_dimensions",
+                 "Which dimension values (region, version, host, ...) are over-represented in the window's problem "
+                 "logs, and which metrics shifted, per service.", NO_PARAMETERS, contrast_dimensions),
+        ToolSpec("surging_templates", "Log message templates (Drain) new or surging in the window, with a sample.",
+                 NO_PARAMETERS, surging_templates),
+        ToolSpec("rank_root_causes",
+                 "Rank candidate root-cause services with confidence, mechanism, evidence and a precedence test.",
+                 NO_PARAMETERS, rank_root_causes, ("hypotheses", "evidence")),
+        ToolSpec("build_timeline", "The incident timeline and the trigger (deploy/config change) if any.",
+                 NO_PARAMETERS, build_timeline),
+        ToolSpec("test_hypothesis",
+                 "Falsification test for 'service is the root cause': does it move before the services depending "
+                 "on it? Runs SQL on the data.",
+                 {"type": "object", "properties": {"service": {"type": "string"}, "kind": {"type": "string"}},
+                  "required": ["service"]},
+                 test_hypothesis, ("hypotheses", "evidence")),
+        ToolSpec("propose_mitigations", "Mitigation, prevention and detection actions for the leading hypothesis.",
+                 NO_PARAMETERS, propose_mitigations, ("mitigation_plan", "evidence")),
+        ToolSpec("draft_postmortem",
+                 "Submit narrative prose per section (summary, impact, root_cause, detection, response, recovery, "
+                 "lessons). Each section is grounding-checked: every number and time must come from the evidence. "
+                 "Rejected sections come back once with reasons; after that they fall back to the template.",
+                 {"type": "object", "properties": {"narrative": {
+                     "type": "object", "additionalProperties": {"type": "string"}}}},
+                 draft_postmortem, ("postmortem",)),
+    )
+}
+
+
+class _Guard:
+    """Runs one tool for one agent: checks arguments, refuses repeats, turns failures into readable tool errors."""
+
+    def __init__(self, ctx: InvestigationContext, spec: ToolSpec) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.seen: set[str] = set()
+        self.signature = inspect.signature(spec.run)
+
+    def __call__(self, **arguments: Any) -> dict[str, Any]:
+        try:
+            self.signature.bind(self.ctx, **arguments)
+        except TypeError as err:
+            raise ToolError(f"{self.spec.name}: bad arguments ({err}); expected {self._expected()}") from err
+        key = json.dumps(arguments, sort_keys=True, default=str)
+        if key in self.seen:
+            raise ToolError(f"{self.spec.name} was already called with these arguments; its result is above. "
+                            "Use it, call another tool, or finish.")
+        self.seen.add(key)
+        try:
+            payload, state = self.spec.run(self.ctx, **arguments)
+        except ToolError:
+            raise
+        except IncidentLensError as err:
+            raise ToolError(str(err)) from err
+        except Exception as err:
+            detail = " ".join(str(err).split())[:300]
+            raise ToolError(f"{self.spec.name} failed: {type(err).__name__}: {detail}") from err
+        return {"for_model": as_tool_data(self.spec.name, bounded(payload)), **state}
+
+    def _expected(self) -> str:
+        properties = self.spec.parameters.get("properties", {})
+        return ", ".join(properties) if properties else "no arguments"
+
+
+def build_tools(ctx: InvestigationContext, names: list[str]) -> list[Tool]:
+    """Haystack tools for one agent (each with its own repeat memory), in the order given."""
+    unknown = [n for n in names if n not in TOOL_SPECS]
+    if unknown:
+        raise ValueError(f"unknown tools: {', '.join(unknown)}")
+    return [
+        Tool(
+            name=spec.name,
+            description=spec.description,
+            parameters=spec.parameters,
+            function=_Guard(ctx, spec),
+            outputs_to_string={"source": "for_model"},
+            outputs_to_state={key: {"source": key} for key in spec.outputs_to_state},
+        )
+        for spec in (TOOL_SPECS[name] for name in names)
+    ]
