@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from incidentlens.errors import InputError, SourceError
+from incidentlens.telemetry import load_telemetry
 from incidentlens.telemetry.prometheus import (
     MAX_POINTS_PER_SERIES,
     PrometheusAuth,
@@ -21,6 +23,7 @@ from incidentlens.telemetry.prometheus import (
     fetch_metrics,
     parse_promql_options,
 )
+from incidentlens.telemetry.sources import PrometheusOptions, open_store
 from prom_server import TEST_PASSWORD, PromServer, free_port, prometheus_serving
 
 pytestmark = pytest.mark.prometheus
@@ -181,3 +184,40 @@ def test_server_errors_are_retried_with_backoff():
 def test_promql_options_must_be_name_equals_query(option: str):
     with pytest.raises(InputError, match="--promql"):
         parse_promql_options([option])
+
+
+def causal_scenario(scenario_dir: Callable[..., Path], name: str = "db-pool-exhaustion") -> Path:
+    from incidentlens.scenarios import list_scenarios
+
+    if name not in {scenario for scenario, _ in list_scenarios()}:
+        pytest.skip(f"scenario {name} is not available yet")
+    return scenario_dir(name)
+
+
+def analysis_or_skip() -> Callable[..., object]:
+    try:
+        from incidentlens.analysis import analyze
+    except (ImportError, AttributeError):
+        pytest.skip("incidentlens.analysis.analyze is not available yet")
+    return analyze
+
+
+@pytest.mark.slow
+def test_the_investigation_through_prometheus_finds_the_same_root_cause(
+    scenario_dir: Callable[..., Path], tmp_path: Path
+):
+    analyze = analysis_or_skip()
+    data = causal_scenario(scenario_dir)
+    truth = json.loads((data / "truth.json").read_text())
+    others = {"logs": data / "logs.csv", "events": data / "events.csv" if (data / "events.csv").exists() else None}
+    from_files = load_telemetry(metrics=data / "metrics.csv", **others)
+    canonical = "SELECT ts, service, metric, value FROM metrics ORDER BY ALL"
+
+    with prometheus_serving(from_files.fetch(canonical), tmp_path) as server:
+        through_prometheus = open_store(**others, prometheus=PrometheusOptions(url=server.url))
+        assert through_prometheus.fetch(canonical).equals(from_files.fetch(canonical))
+        found = analyze(through_prometheus)
+    expected = analyze(from_files)
+
+    assert found.hypotheses[0].service == expected.hypotheses[0].service == truth["root_cause"]["service"]
+    assert found.incident_window == expected.incident_window
