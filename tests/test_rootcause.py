@@ -100,18 +100,25 @@ def test_log_surges_order_the_services_by_their_first_errors(store):
 
 
 def test_call_graph_comes_from_messages_naming_an_upstream(store):
-    graph, evidence = infer_call_graph(store, WINDOW, BASELINE, ["db", "gateway", "payments"])
+    cues, evidence = mechanism_cues(store, WINDOW, ["db", "gateway", "payments"])
+    graph, _ = infer_call_graph(store, WINDOW, BASELINE, cues.named, cues.evidence)
     assert {(e.caller, e.callee) for e in graph.edges} == {("payments", "db"), ("gateway", "payments")}
     assert graph.upstream("db") == {"payments", "gateway"}
-    assert evidence and evidence[0].kind == "trace"
+    assert graph.evidence == [evidence[0].id]
+
+
+def test_mechanism_words_count_for_the_service_a_line_is_about(store):
+    cues, _ = mechanism_cues(store, WINDOW, ["db", "gateway", "payments"])
+    assert cues.share("db", "connection_pool_exhaustion") > 0.5  # its own pool timeouts, and lines blaming it
+    assert cues.share("gateway", "connection_pool_exhaustion") == 0
 
 
 def _rank(store):
     shifts, _ = metric_shifts(store, WINDOW, BASELINE)
     surges, _ = log_surges(store, WINDOW, BASELINE)
     signals = collect_signals(shifts, surges)
-    graph, _ = infer_call_graph(store, WINDOW, BASELINE, sorted(signals))
-    cues, _ = mechanism_cues(store, WINDOW)
+    cues, _ = mechanism_cues(store, WINDOW, sorted(signals))
+    graph, _ = infer_call_graph(store, WINDOW, BASELINE, cues.named, cues.evidence)
     return rank_root_causes(store, WINDOW, BASELINE, signals, graph, cues, [], None)
 
 

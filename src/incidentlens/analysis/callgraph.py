@@ -8,7 +8,6 @@ that logs first in a trace is upstream of those that log later), and WARN/ERROR 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +22,6 @@ Span = tuple[datetime, datetime]
 TRACE_SAMPLE = 20000
 #: how much of the baseline's end the log-based graph reads
 TRACE_LOOKBACK = timedelta(hours=1)
-PROBLEM_LEVELS = "('WARN', 'ERROR', 'FATAL')"
 
 
 class CallEdge(BaseModel):
@@ -90,23 +88,12 @@ WHERE a.trace_id IN (SELECT trace_id FROM shared) AND a.first_ts < b.first_ts AN
 GROUP BY a.service, b.service"""
 
 
-def named_upstream_sql(window: Span, services: list[str]) -> str:
-    """WARN/ERROR lines in the window that name another service, by (logging service, named service)."""
-    names = "|".join(re.escape(s) for s in sorted(services, key=len, reverse=True))
-    # a service named as a word, not inside a path or an identifier ("/api/search", "search-7f9c")
-    pattern = f"(?:^|[^A-Za-z0-9_./-])({names})(?:[^A-Za-z0-9_/-]|$)".replace("'", "''")
-    return f"""SELECT service AS caller, named AS callee, count(*) AS calls
-FROM (
-    SELECT service, regexp_extract(message, '{pattern}', 1) AS named
-    FROM logs
-    WHERE ts >= {sql_ts(window[0])} AND ts <= {sql_ts(window[1])} AND level IN {PROBLEM_LEVELS}
-) AS problems
-WHERE named <> '' AND named <> service
-GROUP BY service, named"""
+def infer_call_graph(store: Any, window: Span, baseline: Span, named: list[tuple[str, str, int]] = (),
+                     named_evidence: str | None = None) -> tuple[CallGraph, list[Evidence]]:
+    """The call graph from the best source available, with the evidence of each source used.
 
-
-def infer_call_graph(store: Any, window: Span, baseline: Span, services: list[str]) -> tuple[CallGraph, list[Evidence]]:
-    """The call graph from the best source available, with the evidence of each source used."""
+    `named`: (logging service, named service, lines) from the window's WARN/ERROR lines (mechanism cues), whose
+    evidence id is `named_evidence`; they add the edges the other sources do not know."""
     evidence: list[Evidence] = []
     edges: list[CallEdge] = []
     if store.has("spans"):
@@ -119,12 +106,14 @@ def infer_call_graph(store: Any, window: Span, baseline: Span, services: list[st
         if edges:
             title = "call graph from logs sharing a trace id"
             evidence.append(_edge_evidence(trace_logs_edges_sql(span), edges, title))
-    if store.has("logs") and len(services) > 1:
-        named = _edges(store, named_upstream_sql(window, services), "messages", evidence,
-                       "WARN/ERROR messages naming another service")
-        known = {(e.caller, e.callee) for e in edges}
-        edges += [e for e in named if (e.caller, e.callee) not in known and (e.callee, e.caller) not in known]
-    return CallGraph(edges=edges, evidence=[e.id for e in evidence]), evidence
+    known = {(e.caller, e.callee) for e in edges}
+    from_messages = [
+        CallEdge(caller=caller, callee=callee, weight=lines, source="messages")
+        for caller, callee, lines in named
+        if (caller, callee) not in known and (callee, caller) not in known
+    ]
+    ids = [e.id for e in evidence] + ([named_evidence] if from_messages and named_evidence else [])
+    return CallGraph(edges=edges + from_messages, evidence=ids), evidence
 
 
 def _edges(store: Any, sql: str, source: str, evidence: list[Evidence], title: str) -> list[CallEdge]:

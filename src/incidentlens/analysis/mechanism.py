@@ -34,7 +34,8 @@ KINDS = (
 #: words in WARN/ERROR lines that point at a mechanism (RE2 syntax: runs in DuckDB and ClickHouse alike)
 LOG_CUES: dict[str, str] = {
     "connection_pool_exhaustion": r"(?i)(\bpool\b|acquir\w* connection|too many connections|connections? exhausted)",
-    "cache_miss_storm": r"(?i)(cache miss|cache.{0,20}(miss|evict|stampede|cold)|miss(es)? .{0,20}cache)",
+    "cache_miss_storm": r"(?i)(cache.{0,20}(miss|evict|stampede|cold)|miss(es)? .{0,20}(cache|hit ratio)|keyspace miss"
+    r"|expired \d+ keys)",
     "oom_restart_loop": r"(?i)(out of memory|outofmemory|\boom|oomkill|heap space|crashloop|restart(ed|ing)|killed)",
     "provider_throttling": r"(?i)(\b429\b|throttl|rate.?limit|quota|too many requests)",
     "cpu_saturation": r"(?i)(\bcpu\b|saturat|starv|run queue)",
@@ -68,10 +69,12 @@ MECHANISMS: dict[str, str] = {
 
 
 class MechanismCues(BaseModel):
-    """Per-service WARN/ERROR word counts in the window, by mechanism."""
+    """WARN/ERROR word counts in the window, by mechanism, attributed to the service a line is about: the service
+    it names ("payment-provider responded 429" is about payment-provider), else the service that logged it."""
 
     problems: dict[str, int] = {}
     counts: dict[str, dict[str, int]] = {}
+    named: list[tuple[str, str, int]] = []  # (logging service, named service, lines): who blames whom
     evidence: str | None = None
 
     def share(self, service: str, kind: str) -> float:
@@ -86,37 +89,54 @@ class Classification(BaseModel):
     supporting: list[str] = []
 
 
-def log_cues_sql(window: Span) -> str:
+def log_cues_sql(window: Span, services: list[str]) -> str:
+    """The window's WARN/ERROR lines by (logging service, service named in the message) with mechanism words."""
     counts = ",\n       ".join(
         f"count(*) FILTER (WHERE regexp_matches(message, '{pattern}')) AS {kind}" for kind, pattern in LOG_CUES.items()
     )
-    return f"""SELECT service, count(*) AS problems,
+    return f"""SELECT service, {named_service_sql(services)} AS named, count(*) AS problems,
        {counts}
 FROM logs
 WHERE ts >= {sql_ts(window[0])} AND ts <= {sql_ts(window[1])} AND level IN ('WARN', 'ERROR', 'FATAL')
-GROUP BY service"""
+  AND service IS NOT NULL
+GROUP BY ALL"""
 
 
-def mechanism_cues(store: Any, window: Span) -> tuple[MechanismCues, list[Evidence]]:
+def named_service_sql(services: list[str]) -> str:
+    """SQL for the first known service a message names as a word (not inside a path or an id: "/api/search")."""
+    if not services:
+        return "''"
+    names = "|".join(re.escape(s) for s in sorted(services, key=len, reverse=True))
+    pattern = f"(?:^|[^A-Za-z0-9_./-])({names})(?:[^A-Za-z0-9_/-]|$)".replace("'", "''")
+    return f"regexp_extract(message, '{pattern}', 1)"
+
+
+def mechanism_cues(store: Any, window: Span, services: list[str]) -> tuple[MechanismCues, list[Evidence]]:
     if not store.has("logs"):
         return MechanismCues(), []
-    sql = log_cues_sql(window)
+    sql = log_cues_sql(window, services)
     rows = store.fetch(sql).to_pylist()
-    rows = [r for r in rows if r["service"] is not None]
     if not rows:
         return MechanismCues(), []
-    cues = MechanismCues(
-        problems={r["service"]: int(r["problems"]) for r in rows},
-        counts={r["service"]: {k: int(r[k]) for k in LOG_CUES} for r in rows},
-    )
+    cues = MechanismCues()
+    for row in rows:
+        about = row["named"] if row["named"] and row["named"] != row["service"] else row["service"]
+        cues.problems[about] = cues.problems.get(about, 0) + int(row["problems"])
+        counts = cues.counts.setdefault(about, dict.fromkeys(LOG_CUES, 0))
+        for kind in LOG_CUES:
+            counts[kind] += int(row[kind])
+        if about != row["service"]:
+            cues.named.append((row["service"], about, int(row["problems"])))
     data = {
         "patterns": LOG_CUES,
+        "attribution": "a line counts for the service it names, else for the service that logged it",
         "services": sorted(
-            ({"service": r["service"], "problems": r["problems"], **{k: r[k] for k in LOG_CUES}} for r in rows),
+            ({"service": name, "problems": cues.problems[name], **cues.counts[name]} for name in cues.problems),
             key=lambda d: -d["problems"],
         )[:20],
+        "named": [list(edge) for edge in sorted(cues.named, key=lambda e: -e[2])[:20]],
     }
-    item = Evidence.make("sql", "WARN/ERROR words by service in the window (mechanism cues)", sql, data)
+    item = Evidence.make("sql", "WARN/ERROR words by the service they are about (mechanism cues)", sql, data)
     cues.evidence = item.id
     return cues, [item]
 

@@ -19,7 +19,7 @@ from incidentlens.analysis.detection import DetectionResult, detect
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import mechanism_cues
-from incidentlens.analysis.rootcause import Hypothesis, collect_signals, find_trigger, rank_root_causes
+from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_trigger, rank_root_causes
 from incidentlens.analysis.shifts import log_surges, metric_shifts
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
@@ -81,9 +81,9 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust") ->
     templates = _templates(store, window, baseline, evidence)
     impact = estimate_impact(store, window, baseline)
     evidence.extend(impact.evidence)
-    services = sorted({*signals, *(s.service for s in surges)})
-    graph = evidence.add(infer_call_graph(store, window, baseline, services))
-    cues = evidence.add(mechanism_cues(store, window))
+    services = sorted({s.service for s in shifts} | {s.service for s in surges} - {GLOBAL})
+    cues = evidence.add(mechanism_cues(store, window, services))
+    graph = evidence.add(infer_call_graph(store, window, baseline, cues.named, cues.evidence))
     earliest = min((s.onset for s in signals.values() if s.onset is not None), default=first_anomalous)
     trigger = evidence.add(find_trigger(store, window, baseline, earliest))
     ranking = evidence.add(
