@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from incidentlens.errors import InputError
+from incidentlens.scenarios.causal import generate_causal
+from incidentlens.scenarios.faults import FAULTS
 from incidentlens.scenarios.output import check_format
 from incidentlens.scenarios.tutorial import generate_tutorial
 
@@ -28,6 +31,9 @@ SCENARIOS: dict[str, Scenario] = {
             "the original tutorial's day: rps, p95_ms, error_rate and a ramped incident at 62-72% of the range",
             generate_tutorial,
         ),
+        *(Scenario(fault.scenario, fault.description, partial(generate_causal, fault.scenario)) for fault in FAULTS),
+        Scenario("quiet", "an ordinary day on the same services: seasonality, noise, benign spikes, no incident",
+                 partial(generate_causal, "quiet")),
     )
 }
 

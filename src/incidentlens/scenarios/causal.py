@@ -1,0 +1,191 @@
+"""The causal scenarios (and `quiet`): a service graph, one fault spreading from its root, and benign noise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from incidentlens.scenarios.faults import FAULTS_BY_SCENARIO, OUTAGE_PEERS, Fault
+from incidentlens.scenarios.incident import IncidentPlan, plan_incident
+from incidentlens.scenarios.metrics import (
+    add_error_burst,
+    add_spikes,
+    apply_incident,
+    baseline,
+    memory_limit_mb,
+    metrics_table,
+)
+from incidentlens.scenarios.output import iso, time_column, write_table, write_truth
+from incidentlens.scenarios.servicelogs import Burst, VersionHistory, causal_logs
+from incidentlens.scenarios.timegrid import TimeGrid
+from incidentlens.scenarios.topology import BY_NAME, REGIONS, SERVICES
+
+DEFAULT_LINES_PER_DAY = 50_000
+KEEP_CLEAR = {"spike": 45, "burst": 45, "deploy": 90, "config_change": 60}  # minutes around the incident
+
+
+@dataclass(frozen=True)
+class Event:
+    minute: int
+    service: str
+    kind: str
+    description: str
+
+
+def generate_causal(
+    scenario: str, out_dir: Path, seed: int, hours: float, logs: int | None, fmt: str
+) -> dict[str, Path]:
+    """Write one causal scenario (or `quiet` when it has no fault)."""
+    rng = np.random.default_rng(seed)
+    grid = TimeGrid.for_hours(hours)
+    fault = FAULTS_BY_SCENARIO.get(scenario)
+    plan = plan_incident(rng, fault, grid) if fault else None
+    clear = _free_minutes(grid, plan)
+
+    series = {service.name: baseline(rng, grid, service) for service in SERVICES}
+    if plan is not None:
+        apply_incident(rng, series, plan)
+    spikes = add_spikes(rng, series, rng.choice(clear(KEEP_CLEAR["spike"]), _scaled(rng, 5, 10, grid), False))
+    bursts = _bursts(rng, grid, clear(KEEP_CLEAR["burst"]))
+    for burst in bursts:
+        add_error_burst(series[burst.service], burst.start, burst.length, float(rng.uniform(0.02, 0.05)))
+    events = _events(rng, grid, plan, clear)
+    history = _version_history(rng, grid, events)
+
+    lines = logs if logs is not None else round(DEFAULT_LINES_PER_DAY * grid.minutes / 1440)
+    paths = {
+        "metrics": write_table(metrics_table(grid, series, fmt), out_dir, "metrics", fmt),
+        "logs": write_table(
+            causal_logs(rng, grid, plan, bursts, history, _constants(rng, plan), lines, fmt), out_dir, "logs", fmt
+        ),
+        "events": write_table(_events_table(grid, events, fmt), out_dir, "events", fmt),
+    }
+    truth = _truth(scenario, seed, grid, plan, events)
+    truth["distractors"] = (
+        [{"kind": "spike", "t": iso(grid.at(s.minute)), "series": f"{s.service}/{s.metric}"} for s in spikes]
+        + [{"kind": "error_burst", "start": iso(grid.at(b.start)), "end": iso(grid.at(b.start + b.length)),
+            "service": b.service} for b in bursts]
+        + [{"kind": e.kind, "t": iso(grid.at(e.minute)), "service": e.service, "description": e.description}
+           for e in events if not _is_trigger(e, plan)]
+    )
+    paths["truth"] = write_truth(truth, out_dir)
+    return paths
+
+
+def _scaled(rng: np.random.Generator, low: int, high: int, grid: TimeGrid) -> int:
+    """A count drawn for a day, scaled to the range (at least one)."""
+    return max(1, round(int(rng.integers(low, high + 1)) * grid.minutes / 1440))
+
+
+def _free_minutes(grid: TimeGrid, plan: IncidentPlan | None):
+    """A function giving the minutes at least `margin` away from the incident (every minute when there is none)."""
+    minute = np.arange(grid.minutes)
+
+    def clear(margin: int) -> np.ndarray:
+        if plan is None:
+            return minute[5:-5]
+        return minute[((minute < plan.start - margin) | (minute >= plan.end + margin)) & (minute >= 5)
+                      & (minute < grid.minutes - 5)]
+
+    return clear
+
+
+def _bursts(rng: np.random.Generator, grid: TimeGrid, free: np.ndarray) -> list[Burst]:
+    names = [s.name for s in SERVICES if not s.third_party]
+    starts = rng.choice(free, _scaled(rng, 2, 3, grid), replace=False)
+    return [Burst(str(rng.choice(names)), int(start), int(rng.integers(1, 4))) for start in np.sort(starts)]
+
+
+def _events(rng: np.random.Generator, grid: TimeGrid, plan: IncidentPlan | None, clear) -> list[Event]:
+    """Benign deploys and config changes away from the incident, plus the bad deploy and its rollback."""
+    affected = {impact.service for impact in plan.impacts} if plan else set()
+    quiet_services = [s.name for s in SERVICES if not s.third_party and s.name not in affected]
+    events = []
+    for minute in rng.choice(clear(KEEP_CLEAR["deploy"]), _scaled(rng, 2, 3, grid), replace=False).tolist():
+        events.append(Event(minute, str(rng.choice(quiet_services)), "deploy", ""))
+    for minute in rng.choice(clear(KEEP_CLEAR["config_change"]), _scaled(rng, 1, 2, grid), replace=False).tolist():
+        service = str(rng.choice(quiet_services))
+        old = int(rng.choice([100, 200, 400]))
+        events.append(Event(minute, service, "config_change",
+                            f"raised {service} rate limit for client partner-acme from {old} to {old * 2} rps"))
+    if plan is not None and plan.fault.deploy:
+        events.append(Event(plan.start, plan.root, "deploy", ""))
+        events.append(Event(plan.impacts[0].end, plan.root, "rollback", ""))
+    return sorted(events, key=lambda e: e.minute)
+
+
+def _version_history(rng: np.random.Generator, grid: TimeGrid, events: list[Event]) -> VersionHistory:
+    """Each service starts on its own version; a deploy bumps it, a rollback returns to the one before."""
+    since: dict[str, list[int]] = {}
+    versions: dict[str, list[str]] = {}
+    for service in SERVICES:
+        major, minor, patch = 1 + int(rng.integers(0, 4)), int(rng.integers(0, 30)), int(rng.integers(0, 12))
+        since[service.name], versions[service.name] = [grid.start_ms], [f"v{major}.{minor}.{patch}"]
+    for index, event in enumerate(events):
+        if event.kind not in ("deploy", "rollback"):
+            continue
+        own = versions[event.service]
+        if event.kind == "rollback":
+            new, description = own[-2], f"rollback {event.service} to {own[-2]} (from {own[-1]})"
+        else:
+            major, minor, patch = (int(part) for part in own[-1][1:].split("."))
+            new = f"v{major}.{minor + 1}.0" if rng.random() < 0.5 else f"v{major}.{minor}.{patch + 1}"
+            description = f"deploy {event.service} {new} (from {own[-1]})"
+        events[index] = Event(event.minute, event.service, event.kind, description)
+        since[event.service].append(grid.at(event.minute))
+        own.append(new)
+    return VersionHistory(since, versions)
+
+
+def _events_table(grid: TimeGrid, events: list[Event], fmt: str) -> pa.Table:
+    return pa.table({
+        "ts": time_column(np.array([grid.at(e.minute) for e in events], dtype=np.int64), fmt, with_millis=False),
+        "service": pa.array([e.service for e in events], type=pa.string()),
+        "kind": pa.array([e.kind for e in events], type=pa.string()),
+        "description": pa.array([e.description for e in events], type=pa.string()),
+    })
+
+
+def _constants(rng: np.random.Generator, plan: IncidentPlan | None) -> dict[str, str]:
+    """Scenario-wide values the log text quotes: pool size, client timeout, memory limit, the unreachable peer."""
+    root = plan.root if plan else "db-proxy"
+    region = REGIONS[plan.region] if plan and plan.region is not None else REGIONS[0]
+    return {
+        "pool_max": str(int(rng.choice([40, 50, 64, 100]))),
+        "timeout_ms": str(int(rng.choice([1000, 2000, 3000, 5000]))),
+        "mem_limit": str(memory_limit_mb(BY_NAME[root])) if not BY_NAME[root].third_party else "0",
+        "peer": OUTAGE_PEERS.get(root, "backend.{region}.internal:443").format(region=region),
+    }
+
+
+def _is_trigger(event: Event, plan: IncidentPlan | None) -> bool:
+    return plan is not None and plan.fault.deploy and event.service == plan.root
+
+
+def _truth(
+    scenario: str, seed: int, grid: TimeGrid, plan: IncidentPlan | None, events: list[Event]
+) -> dict[str, Any]:
+    if plan is None:
+        return {"scenario": scenario, "seed": seed, "window": None, "root_cause": None,
+                "affected_services": [], "trigger": None}
+    fault: Fault = plan.fault
+    trigger = None
+    if fault.deploy:
+        deploy = next(e for e in events if e.kind == "deploy" and e.service == plan.root and e.minute == plan.start)
+        trigger = {"kind": "deploy", "t": iso(grid.at(deploy.minute)), "service": deploy.service,
+                   "description": deploy.description}
+    return {
+        "scenario": scenario,
+        "seed": seed,
+        "window": {"start": iso(grid.at(plan.start)), "end": iso(grid.at(plan.end))},
+        "root_cause": {"service": plan.root, "kind": fault.kind,
+                       "region": REGIONS[plan.region] if plan.region is not None else None},
+        "affected_services": [i.service for i in sorted(plan.impacts, key=lambda i: (i.onset, i.role != "root"))],
+        "trigger": trigger,
+        "intensity": round(plan.intensity, 3),
+    }
+
