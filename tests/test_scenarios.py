@@ -15,7 +15,11 @@ from incidentlens.scenarios import generate, list_scenarios
 CAUSAL = ["db-pool-exhaustion", "cache-miss-storm", "bad-deploy", "region-outage", "oom-restart-loop",
           "provider-throttling"]
 LOG_COLUMNS = ["ts", "service", "region", "host", "version", "level", "endpoint", "trace_id", "user_id", "message"]
-READERS = {"csv": "read_csv('{}')", "parquet": "read_parquet('{}')", "jsonl": "read_json('{}', format='newline_delimited')"}
+READERS = {
+    "csv": "read_csv('{}')",
+    "parquet": "read_parquet('{}')",
+    "jsonl": "read_json('{}', format='newline_delimited')",
+}
 
 
 def _truth(directory):
@@ -89,7 +93,7 @@ def _surge_onsets(directory) -> dict[str, datetime]:
 def _metric_onsets(directory) -> dict[str, datetime]:
     """Per service, the first minute near the window that starts 3 minutes of error ratio or latency > 8 MADs off."""
     truth = _truth(directory)
-    start = _time(truth["window"]["start"])
+    start, end = _time(truth["window"]["start"]), _time(truth["window"]["end"])
     rows = _query(
         f"""WITH m AS (SELECT ts::TIMESTAMP AS ts, service, metric, value FROM read_csv('{directory / 'metrics.csv'}')
                        WHERE metric IN ('error_ratio', 'latency_p95_ms')),
@@ -100,7 +104,7 @@ def _metric_onsets(directory) -> dict[str, datetime]:
             runs AS (SELECT service, ts, off AND lead(off, 1) OVER w AND lead(off, 2) OVER w AS sustained
                      FROM flagged WINDOW w AS (PARTITION BY service, metric ORDER BY ts))
             SELECT service, min(ts) FROM runs
-            WHERE sustained AND ts BETWEEN TIMESTAMP '{start}' - INTERVAL 30 MINUTE AND '{_time(truth['window']['end'])}'
+            WHERE sustained AND ts BETWEEN TIMESTAMP '{start}' - INTERVAL 30 MINUTE AND '{end}'
             GROUP BY service"""
     )
     return dict(rows)
