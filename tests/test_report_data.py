@@ -143,11 +143,11 @@ def no_incident_analysis() -> dict[str, Any]:
 def metrics_store() -> TelemetryStore:
     """A telemetry store whose `metrics` view holds series that match the analysis above."""
     store = TelemetryStore()
-    store.add_arrow("metrics", _metrics_table(), "pool-exhaustion fixture")
+    store.add_arrow("metrics", metrics_table(), "pool-exhaustion fixture")
     return store
 
 
-def _metrics_table() -> pa.Table:
+def metrics_table() -> pa.Table:
     """Per-minute series from 06:00 to 14:00 that rise in the incident window and peak at PEAK."""
     minutes = np.arange(np.datetime64("2024-05-01T06:00"), np.datetime64("2024-05-01T14:00"),
                         np.timedelta64(1, "m"))

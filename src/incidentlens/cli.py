@@ -274,8 +274,10 @@ def eval_scenarios_command(
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return
-    table = Table(box=None, caption=f"seeds {seeds}; top-1/top-3: the true root-cause service ranked first/in three")
-    for header in ("scenario", "runs", "window IoU", "top-1", "top-3", "kind", "false incidents", "missed", "s/run"):
+    table = Table(box=None, caption=f"seeds {seeds}. IoU: window overlap with the truth; top-1/top-3: the true "
+                  "root-cause service ranked first/in the first three; kind: its mechanism; false: incidents "
+                  "reported on a day without one")
+    for header in ("scenario", "runs", "IoU", "top-1", "top-3", "kind", "false", "missed", "s/run"):
         table.add_column(header, justify="left" if header == "scenario" else "right", no_wrap=True)
     for s in report.summaries:
         table.add_row(s.scenario, str(s.runs), _rate(s.mean_iou, "{:.3f}"), _rate(s.top1), _rate(s.top3),
@@ -285,6 +287,161 @@ def eval_scenarios_command(
 
 def _rate(value: float | None, fmt: str = "{:.0%}") -> str:
     return "-" if value is None else fmt.format(value)
+
+
+@app.command("sql")
+def sql_command(
+    query: Annotated[str, typer.Argument(help="One SELECT/WITH query over metrics, logs, spans, events.")],
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Metrics file(s) or glob.")] = None,
+    logs: Annotated[list[str] | None, typer.Option("--logs", help="Log file(s) or glob.")] = None,
+    traces: Annotated[list[str] | None, typer.Option("--traces", help="Span file(s) or glob.")] = None,
+    events: Annotated[list[str] | None, typer.Option("--events", help="Deploy/config event file(s).")] = None,
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
+    ] = None,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Row cap.")] = 200,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds before the query is interrupted.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Run one read-only query in the SQL sandbox (the one the agents use): no writes, no files, capped."""
+    import json
+
+    from rich.table import Table
+
+    from incidentlens.analysis.sql_sandbox import SqlSandbox
+    from incidentlens.telemetry import load_telemetry, parse_mapping
+
+    store = load_telemetry(metrics=metrics or None, logs=logs or None, traces=traces or None,
+                           events=events or None, mapping=parse_mapping(mapping))
+    with SqlSandbox(store, row_cap=max_rows, timeout_s=timeout) as sandbox:
+        result = sandbox.run(query)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    table = Table(*result.columns, box=None)
+    for row in result.rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+    cut = f", first {result.row_cap} shown" if result.truncated else ""
+    console.print(f"[dim]{len(result.rows)} rows{cut} in {result.elapsed_ms:.0f} ms[/dim]")
+
+
+@app.command("report")
+def report_command(
+    analysis: Annotated[Path, typer.Option("--analysis", help="analysis.json written by `incidentlens analyze`.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for report.json, report.md and report.html.")],
+    metrics: Annotated[
+        list[str] | None, typer.Option("--metrics", help="Metrics file(s) or glob, to chart the key series.")
+    ] = None,
+    logs: Annotated[list[str] | None, typer.Option("--logs", help="Log file(s) or glob.")] = None,
+    traces: Annotated[list[str] | None, typer.Option("--traces", help="Span file(s) or glob.")] = None,
+    events: Annotated[list[str] | None, typer.Option("--events", help="Deploy/config event file(s).")] = None,
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
+    ] = None,
+) -> None:
+    """Write the incident review from an analysis.json, without agents; charts need --metrics."""
+    from incidentlens.report import (
+        build_postmortem,
+        executive_summary,
+        read_analysis,
+        runbook_checklist,
+        write_reports,
+    )
+    from incidentlens.telemetry import load_telemetry, parse_mapping
+
+    pm = build_postmortem(read_analysis(analysis), source=str(analysis))
+    store = None
+    if metrics or logs or traces or events:
+        store = load_telemetry(metrics=metrics or None, logs=logs or None, traces=traces or None,
+                               events=events or None, mapping=parse_mapping(mapping))
+    paths = write_reports(pm, out, store=store)
+    # Summary lines carry log text and service names: print them verbatim, never as rich markup.
+    for line in [*executive_summary(pm), "", *runbook_checklist(pm)]:
+        console.print(line, markup=False, highlight=False)
+    for path in paths.values():
+        console.print(f"wrote {path}", markup=False, highlight=False)
+
+
+@app.command("investigate")
+def investigate_command(
+    metrics: Annotated[
+        list[str] | None, typer.Option("--metrics", help="Metrics file(s) or glob: wide or long csv/parquet/jsonl.")
+    ] = None,
+    logs: Annotated[list[str] | None, typer.Option("--logs", help="Log file(s) or glob.")] = None,
+    traces: Annotated[list[str] | None, typer.Option("--traces", help="Span file(s) or glob.")] = None,
+    events: Annotated[list[str] | None, typer.Option("--events", help="Deploy/config event file(s).")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Alert time (ISO-8601): the incident containing or nearest to it.")
+    ] = None,
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
+    ] = None,
+    llm: Annotated[
+        str, typer.Option("--llm", help="auto (openai if OPENAI_API_KEY is set, else offline), offline, openai, "
+                                        "openai-compatible.")
+    ] = "auto",
+    model: Annotated[str, typer.Option("--model", help="Model name for openai / openai-compatible.")] = "gpt-4o-mini",
+    llm_url: Annotated[
+        str | None, typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory for report.json/.md/.html and trace.jsonl.")] = Path(
+        "."
+    ),
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Step budget of the coordinator agent.")] = 30,
+) -> None:
+    """Investigate with the agent team (coordinator, profiler, writer) and write the incident review."""
+    from incidentlens.analysis.detection import parse_time
+    from incidentlens.telemetry import load_telemetry, parse_mapping
+
+    anchor = parse_time(at) if at else None
+    store = load_telemetry(metrics=metrics or None, logs=logs or None, traces=traces or None,
+                           events=events or None, mapping=parse_mapping(mapping))
+    _investigate_and_report(store, out, llm=llm, model=model, llm_url=llm_url, max_steps=max_steps, at=anchor)
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the demo's data and report.")] = Path(
+        "incidentlens-demo"
+    ),
+) -> None:
+    """Generate the seed-tutorial day and investigate it offline: the quickest look at IncidentLens."""
+    from incidentlens.scenarios import generate
+    from incidentlens.telemetry import load_telemetry
+
+    with console.status("generating the seed-tutorial day"):
+        paths = generate("seed-tutorial", out / "data", seed=1)
+    store = load_telemetry(metrics=paths.get("metrics"), logs=paths.get("logs"), events=paths.get("events"))
+    _investigate_and_report(store, out, llm="offline", model=None, llm_url=None, max_steps=30, at=None)
+    console.print(f"[dim]demo data in {out / 'data'}; try: incidentlens sql --metrics {paths['metrics']} "
+                  f"--logs {paths['logs']} \"SELECT level, count(*) FROM logs GROUP BY level\"[/dim]")
+
+
+def _investigate_and_report(store: object, out: Path, **options: object) -> None:
+    from incidentlens.agents import investigate
+    from incidentlens.report import executive_summary, runbook_checklist, write_reports
+
+    out.mkdir(parents=True, exist_ok=True)
+    with console.status("investigating: coordinator, profiler, writer", spinner="dots"):
+        result = investigate(store, trace_path=out / "trace.jsonl", **options)
+    paths = write_reports(result.postmortem, out, store=store)
+    console.print(f"[bold]brain[/bold] {result.brain}"
+                  + (f"  [yellow]degraded: {result.degraded_reason}, finished offline[/yellow]"
+                     if result.generated_by.get("degraded") else ""))
+    console.print(f"[bold]tokens[/bold] {result.tokens['prompt']} in, {result.tokens['completion']} out "
+                  f"({result.model_calls} model calls, {len(result.trace)} trace lines)")
+    console.print()
+    for line in executive_summary(result.postmortem)[:10]:
+        console.print(line)
+    checklist = runbook_checklist(result.postmortem)
+    if checklist:
+        console.print("\n[bold]runbook[/bold]")
+        for item in checklist:
+            console.print(f"  {item}")
+    console.print()
+    for path in [*paths.values(), out / "trace.jsonl"]:
+        console.print(f"wrote {path}")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The incident review: schema, grounding check, builder and renderers (see docs/architecture.md, "Report")."""
 
-from incidentlens.report.build import build_postmortem, executive_summary, runbook_checklist
+from incidentlens.report.build import build_postmortem, executive_summary, read_analysis, runbook_checklist
 from incidentlens.report.grounding import check_grounding
 from incidentlens.report.playbooks import mitigations_for
 from incidentlens.report.schema import ActionItem, Postmortem, postmortem_json_schema
@@ -14,6 +14,7 @@ __all__ = [
     "executive_summary",
     "mitigations_for",
     "postmortem_json_schema",
+    "read_analysis",
     "runbook_checklist",
     "write_reports",
 ]

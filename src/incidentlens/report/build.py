@@ -8,9 +8,14 @@ the runbook come from the mitigation catalogue (`playbooks`), chosen by the root
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
 from incidentlens.report.grounding import Facts, check_grounding
 from incidentlens.report.playbooks import mitigations_for, playbook, playbook_kind, runbook_for
@@ -32,6 +37,7 @@ from incidentlens.report.schema import (
     TimelineEntry,
     Trigger,
     Window,
+    pick,
 )
 from incidentlens.report.severity import RULE, derive_severity
 
@@ -39,17 +45,26 @@ NARRATIVE_SECTIONS = ("summary", "impact", "root_cause", "detection", "response"
 
 
 def build_postmortem(analysis: Any, narrative: Mapping[str, str] | None = None,
-                     generated_by: Mapping[str, Any] | GeneratedBy | None = None) -> Postmortem:
+                     generated_by: Mapping[str, Any] | GeneratedBy | None = None,
+                     source: str = "analysis") -> Postmortem:
     """The postmortem for an analysis result (an `AnalysisResult` or the dict analysis.json holds).
 
     `narrative` maps section names (see NARRATIVE_SECTIONS) to a model's prose; a section whose prose states a
-    number or time the evidence does not hold is written by template instead and lists the reasons.
+    number or time the evidence does not hold is written by template instead and lists the reasons. A malformed
+    analysis raises InputError naming `source` and the field.
     """
     data = _as_dict(analysis)
     author = GeneratedBy.model_validate(generated_by or {})
-    if not data.get("detected"):
-        return _no_incident(data, author)
-    return _Builder(data, narrative or {}, author).build()
+    try:
+        if not data.get("detected"):
+            return _no_incident(data, author)
+        return _Builder(data, narrative or {}, author).build()
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        raise InputError(f"{source}: field '{where}': {first['msg']}") from err
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InputError(f"{source}: not an analysis result ({type(err).__name__}: {err})") from err
 
 
 def executive_summary(pm: Postmortem) -> list[str]:
@@ -68,7 +83,8 @@ def executive_summary(pm: Postmortem) -> list[str]:
         lines.append(f"Root cause: {playbook(pm.root_cause.kind).label} in {pm.root_cause.service} "
                      f"(confidence {fmt.pct(pm.root_cause.confidence, 0)})")
     if pm.trigger:
-        lines.append(f"Trigger: {pm.trigger.description}" + (f" at {fmt.when(pm.trigger.t)}" if pm.trigger.t else ""))
+        label = "Trigger" if pm.trigger.on_failing_path else "Preceding change (not on the failing path)"
+        lines.append(f"{label}: {pm.trigger.description}" + (f" at {fmt.when(pm.trigger.t)}" if pm.trigger.t else ""))
     if pm.detection.detected_at:
         detector = pm.detection.detector or "anomaly"
         lines.append(f"Detected: {fmt.when(pm.detection.detected_at)} by the {detector} detector")
@@ -87,17 +103,19 @@ class _Builder:
         self.narrative = narrative
         self.author = author
         self.facts = Facts(data)
-        self.window = Window.model_validate(data["incident_window"])
+        self.window = Window.model_validate(pick(Window, data["incident_window"]))
         self.hypotheses = _ranked_hypotheses(data.get("hypotheses") or [])
         self.top = self.hypotheses[0] if self.hypotheses else None
         self.trigger = _trigger(data.get("trigger"))
-        self.detection_series = [DetectionSeries.model_validate(s)
+        self.detection_series = [DetectionSeries.model_validate(pick(DetectionSeries, s))
                                  for s in (data.get("detection") or {}).get("series") or []]
 
     def build(self) -> Postmortem:
         impact = self._impact()
         severity, severity_rule = derive_severity(impact)
         root_cause = self._root_cause()
+        if self.trigger:
+            self.trigger.on_failing_path = self.trigger_on_path
         return Postmortem(
             detected=True,
             title=self._title(),
@@ -132,6 +150,17 @@ class _Builder:
         return self.top.kind if self.top else "unknown"
 
     @property
+    def trigger_on_path(self) -> bool:
+        """Whether the trigger touched a service on the failing path (the root cause or an affected service).
+
+        A change elsewhere is reported as preceding the incident, not as what set it off.
+        """
+        if not self.trigger:
+            return False
+        affected = set((self.data.get("impact") or {}).get("services_affected") or []) | {self.service}
+        return self.trigger.service is None or self.trigger.service in affected
+
+    @property
     def service(self) -> str:
         if self.top:
             return self.top.service
@@ -150,7 +179,7 @@ class _Builder:
     def _title(self) -> str:
         label = playbook(self.kind).label if self.top else "Degradation"
         title = f"{label[0].upper()}{label[1:]} in {self.service}"
-        if self.trigger and self.trigger.description and playbook_kind(self.kind) != "bad_deploy":
+        if self.trigger_on_path and playbook_kind(self.kind) != "bad_deploy":
             title += f" after {self.trigger.description}"
         return title
 
@@ -182,7 +211,11 @@ class _Builder:
                          f"(confidence {fmt.pct(self.top.confidence, 0)}): {fmt.sentence(self.top.mechanism)}")
         if self.trigger:
             when = f" at {fmt.when(self.trigger.t)}" if self.trigger.t else ""
-            parts.append(f"It was set off by {self.trigger.description}{when}.")
+            if self.trigger_on_path:
+                parts.append(f"It was set off by {self.trigger.description}{when}.")
+            else:
+                parts.append(f"A change preceded it, {self.trigger.description}{when}, but {self.trigger.service} "
+                             "is not among the affected services.")
         return " ".join(parts)
 
     def _root_cause(self) -> RootCause | None:
@@ -317,7 +350,8 @@ class _Builder:
     def _action_items(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
         items = mitigations_for(self.kind, self.service, cited)
-        trigger_is_change = self.trigger and self.trigger.kind in ("deploy", "config", "config_change", "release")
+        trigger_is_change = self.trigger_on_path and self.trigger.kind in ("deploy", "config", "config_change",
+                                                                           "release")
         if trigger_is_change and playbook_kind(self.kind) != "bad_deploy" and self.trigger.service:
             canary = next(a for a in mitigations_for("bad_deploy", self.trigger.service, self.trigger.evidence)
                           if a.type == "prevent")
@@ -334,7 +368,7 @@ class _Builder:
         new_templates = [t for t in self.data.get("templates") or [] if t.get("status") == "new"]
         if new_templates:
             well.append("Logs named the failure directly: new error templates appeared with the onset")
-        if self.trigger:
+        if self.trigger_on_path:
             wrong.append(f"{self.trigger.description} reached production and set off the incident")
         if self.top:
             wrong.append(f"{self.top.service} had no guard against {playbook(self.kind).label}")
@@ -374,7 +408,23 @@ def _as_dict(analysis: Any) -> dict[str, Any]:
         return analysis.to_dict()
     if hasattr(analysis, "model_dump"):
         return analysis.model_dump(mode="json")
+    if not isinstance(analysis, Mapping):
+        raise InputError(f"analysis: expected a JSON object, got {type(analysis).__name__}")
     return dict(analysis)
+
+
+def read_analysis(path: str | Path) -> dict[str, Any]:
+    """analysis.json as a dict; a missing or unreadable file raises InputError naming it (and the line)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror})") from err
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: line {err.lineno} column {err.colno}: not valid JSON ({err.msg})") from err
+    if not isinstance(data, dict) or "detected" not in data:
+        raise InputError(f"{path}: not an analysis result (no 'detected' key); write one with `incidentlens analyze`")
+    return data
 
 
 def _ranked_hypotheses(raw: list[dict[str, Any]]) -> list[Hypothesis]:
@@ -396,15 +446,15 @@ def _checked(data: dict[str, Any]) -> list[str]:
 
 
 def _evidence(data: dict[str, Any]) -> list[EvidenceItem]:
-    return [EvidenceItem.model_validate(ev) for ev in data.get("evidence") or []]
+    return [EvidenceItem.model_validate(pick(EvidenceItem, ev)) for ev in data.get("evidence") or []]
 
 
 def _peak(raw: dict[str, Any] | None) -> Peak | None:
-    return Peak.model_validate(raw) if raw and raw.get("value") is not None else None
+    return Peak.model_validate(pick(Peak, raw)) if raw and raw.get("value") is not None else None
 
 
 def _window(raw: dict[str, Any] | None) -> Window | None:
-    return Window.model_validate(raw) if raw else None
+    return Window.model_validate(pick(Window, raw)) if raw else None
 
 
 def _span_minutes(start: dt.datetime, end: dt.datetime) -> float:

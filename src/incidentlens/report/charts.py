@@ -14,7 +14,8 @@ import numpy as np
 from incidentlens.analysis.series import MetricSeries
 
 WIDTH, HEIGHT = 560, 210
-LEFT, RIGHT, TOP, BOTTOM = 56, 14, 22, 28
+LEFT, RIGHT, TOP, BOTTOM = 56, 14, 34, 28
+_LABEL_GAP = 44  # px: closer marker labels go on a second row
 _NICE_MINUTES = np.array([1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440])
 
 
@@ -29,6 +30,7 @@ class Marker:
     x: float
     label: str
     kind: str  # onset | peak | recovery | trigger
+    row: int = 0  # label row, so neighbouring labels do not overlap
 
 
 @dataclass
@@ -109,12 +111,23 @@ def line_chart(series: MetricSeries, window: tuple[dt.datetime, dt.datetime], vi
     return LineChart(
         title=series.name, line=line, area=area,
         shade_x=ws if we > ws else None, shade_width=max(0.0, we - ws),
-        markers=[Marker(float(x_of(_epoch_s(np.datetime64(_naive(when))))), kind, kind)
-                 for kind, when in markers.items() if when is not None and view[0] <= when <= view[1]],
+        markers=_stagger([Marker(float(x_of(_epoch_s(np.datetime64(_naive(when))))), kind, kind)
+                          for kind, when in markers.items() if when is not None and view[0] <= when <= view[1]]),
         x_ticks=_time_ticks(t0, t1, x_of),
         y_ticks=[Tick(float(y_of(v)), _compact(v, series.name)) for v in np.arange(lo, hi + step / 2, step)],
         baseline_y=float(y_of(baseline)) if baseline is not None else None,
     )
+
+
+def _stagger(markers: list[Marker]) -> list[Marker]:
+    """Put a marker's label on the second row when it would collide with the previous label on the first."""
+    placed: list[Marker] = []
+    last_x = {0: -1e9, 1: -1e9}
+    for m in sorted(markers, key=lambda m: m.x):
+        row = 0 if m.x - last_x[0] >= _LABEL_GAP else 1
+        last_x[row] = m.x
+        placed.append(Marker(m.x, m.label, m.kind, row))
+    return placed
 
 
 def bar_chart(rows: list[tuple[str, float, float]], percent: bool = True) -> BarChart:

@@ -32,8 +32,7 @@ class _Card:
 class _ImpactRow:
     label: str
     value: str
-    baseline: str
-    evidence: list[str]
+    baseline: str = ""
 
 
 def render_html(pm: Postmortem, store: Any = None) -> str:
@@ -69,8 +68,8 @@ def _cards(pm: Postmortem) -> list[_Card]:
                            f"baseline {fmt.pct(e.baseline)}" if e.baseline is not None else e.metric))
     if impact and impact.peak_latency:
         lat = impact.peak_latency
-        cards.append(_Card(f"Peak {lat.metric}", fmt.measure(lat.metric, lat.value),
-                           f"baseline {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""))
+        baseline = f", baseline {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""
+        cards.append(_Card("Peak latency", fmt.measure(lat.metric, lat.value), f"{lat.metric}{baseline}"))
     if impact and impact.requests_failed is not None:
         cards.append(_Card("Requests failed", fmt.num(impact.requests_failed),
                            f"{fmt.pct(impact.failed_share)} of {fmt.num(impact.requests_total)}"
@@ -81,9 +80,9 @@ def _cards(pm: Postmortem) -> list[_Card]:
         cards.append(_Card("Services affected", str(len(impact.services_affected)),
                            ", ".join(impact.services_affected[:3]) + ("…" if len(impact.services_affected) > 3
                                                                       else "")))
-    if pm.detection.time_to_detect_minutes is not None:
-        cards.append(_Card("Time to detect", fmt.minutes(pm.detection.time_to_detect_minutes, short=True),
-                           f"by the {pm.detection.detector or 'anomaly'} detector"))
+    if pm.detection.detected_at is not None:
+        cards.append(_Card("Detected", fmt.when(pm.detection.detected_at, clock=True),
+                           f"first anomalous point ({pm.detection.detector or 'detector'})"))
     return cards
 
 
@@ -91,28 +90,26 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
     impact = pm.impact
     if not impact:
         return []
-    ev = impact.evidence
-    rows = [_ImpactRow("Duration", fmt.minutes(impact.duration_minutes), "", ev)]
+    rows = [_ImpactRow("Duration", fmt.minutes(impact.duration_minutes))]
     if impact.peak_error_rate:
         e = impact.peak_error_rate
         at = f" at {fmt.when(e.at, clock=True)}" if e.at else ""
-        rows.append(_ImpactRow(f"Peak error rate ({e.metric}){at}", fmt.pct(e.value), fmt.pct(e.baseline), ev))
+        rows.append(_ImpactRow(f"Peak error rate ({e.metric}){at}", fmt.pct(e.value), fmt.pct(e.baseline)))
     if impact.peak_latency:
         lat = impact.peak_latency
         at = f" at {fmt.when(lat.at, clock=True)}" if lat.at else ""
         rows.append(_ImpactRow(f"Peak latency ({lat.metric}){at}", fmt.measure(lat.metric, lat.value),
-                               fmt.measure(lat.metric, lat.baseline), ev))
+                               fmt.measure(lat.metric, lat.baseline)))
     if impact.requests_total is not None:
-        rows.append(_ImpactRow("Requests in the window", fmt.num(impact.requests_total), "", ev))
+        rows.append(_ImpactRow("Requests in the window", fmt.num(impact.requests_total)))
     if impact.requests_failed is not None:
-        rows.append(_ImpactRow("Requests failed (rate x error ratio)", fmt.num(impact.requests_failed),
-                               "", ev))
+        rows.append(_ImpactRow("Requests failed (rate x error ratio)", fmt.num(impact.requests_failed)))
     if impact.users_affected is not None:
-        rows.append(_ImpactRow("Users affected", fmt.num(impact.users_affected), "", ev))
+        rows.append(_ImpactRow("Users affected", fmt.num(impact.users_affected)))
     if impact.services_affected:
-        rows.append(_ImpactRow("Services affected", ", ".join(impact.services_affected), "", ev))
+        rows.append(_ImpactRow("Services affected", ", ".join(impact.services_affected)))
     if impact.regions_affected:
-        rows.append(_ImpactRow("Regions affected", ", ".join(impact.regions_affected), "", ev))
+        rows.append(_ImpactRow("Regions affected", ", ".join(impact.regions_affected)))
     return rows
 
 
@@ -128,10 +125,11 @@ def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     if not series:
         return [], "The metrics hold none of the detected series."
     baselines = {s.series: s.baseline for s in pm.detection.series}
-    onsets = {s.series: s.onset for s in pm.detection.series}
+    detected = {s.series: s for s in pm.detection.series}
     charts = []
     for s in series:
-        markers = {"onset": onsets.get(s.name) or window[0], "peak": pm.peak, "recovery": window[1]}
+        onset, peak_at = detected[s.name].onset, detected[s.name].peak_at
+        markers = {"onset": onset or window[0], "peak": peak_at or pm.peak, "recovery": window[1]}
         if pm.trigger and pm.trigger.t:
             markers["trigger"] = pm.trigger.t
         charts.append(line_chart(s, window, view, markers, baselines.get(s.name)))

@@ -49,6 +49,7 @@ class Narrative(_Model):
 
 class Peak(_Model):
     metric: str
+    service: str | None = None
     value: float
     baseline: float | None = None
     at: UtcTime | None = None
@@ -98,6 +99,8 @@ class Trigger(_Model):
     t: UtcTime | None = None
     service: str | None = None
     description: str
+    on_failing_path: bool = Field(True, description="whether it touched the root-cause or an affected service; a "
+                                                    "change elsewhere only preceded the incident")
     evidence: list[str] = Field(default_factory=list)
 
 
@@ -113,6 +116,7 @@ class DetectionSeries(_Model):
     peak: float | None = None
     shift: float | None = None
     onset: UtcTime | None = None
+    peak_at: UtcTime | None = None
 
 
 class Detection(_Model):
@@ -201,6 +205,11 @@ class Postmortem(_Model):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def pick(model: type[BaseModel], raw: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `raw` that `model` declares: analysis results may carry more than the review shows."""
+    return {key: value for key, value in raw.items() if key in model.model_fields}
 
 
 def postmortem_json_schema() -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""`incidentlens report` and the review of a real analysis of a generated incident, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pytest
+from typer.testing import CliRunner
+
+from incidentlens.cli import app
+from incidentlens.errors import InputError
+from incidentlens.report import build_postmortem, check_grounding, write_reports
+from test_report_data import metrics_table, no_incident_analysis, pool_exhaustion_analysis
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def analysis_file(tmp_path: Path) -> Path:
+    path = tmp_path / "analysis.json"
+    path.write_text(json.dumps(pool_exhaustion_analysis()))
+    return path
+
+
+def test_report_command_writes_the_review_and_prints_the_summary(analysis_file, tmp_path):
+    metrics = tmp_path / "metrics.csv"
+    pacsv.write_csv(metrics_table(), metrics)
+    result = runner.invoke(app, ["report", "--analysis", str(analysis_file), "--metrics", str(metrics),
+                                 "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("SEV2 (draft): Database connection pool exhaustion in db-proxy")
+    assert "[ ] Confirm: db-proxy" in result.output
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count('<figure class="chart">') == 3
+
+
+def test_report_command_without_metrics_still_writes_every_file(analysis_file, tmp_path):
+    result = runner.invoke(app, ["report", "--analysis", str(analysis_file), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html", "report.json", "report.md"]
+
+
+def test_a_bad_analysis_file_is_one_line_and_exit_code_2(tmp_path):
+    bad = tmp_path / "analysis.json"
+    bad.write_text('{"detected": true,')
+    completed = subprocess.run(
+        [sys.executable, "-c", "from incidentlens.cli import main; main()", "report", "--analysis", str(bad),
+         "--out", str(tmp_path / "out")], capture_output=True, text=True, check=False)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().splitlines() == [
+        f"error: {bad}: line 1 column 19: not valid JSON (Expecting property name enclosed in double quotes)"]
+
+
+def test_a_malformed_analysis_names_the_field():
+    analysis = pool_exhaustion_analysis()
+    analysis["incident_window"]["start"] = "last tuesday"
+    with pytest.raises(InputError, match=r"^analysis\.json: field 'start': Input should be a valid datetime"):
+        build_postmortem(analysis, source="analysis.json")
+
+
+def test_a_change_off_the_failing_path_is_not_called_the_trigger():
+    analysis = pool_exhaustion_analysis()
+    analysis["trigger"].update(service="search", description="deploy search v3.29.0")
+    pm = build_postmortem(analysis)
+    assert not pm.trigger.on_failing_path
+    assert "set off" not in pm.summary.text and "search" not in pm.title
+    assert not any(a.owner == "search team" for a in pm.action_items)
+
+
+def test_no_incident_report_from_the_command(tmp_path):
+    path = tmp_path / "analysis.json"
+    path.write_text(json.dumps(no_incident_analysis()))
+    result = runner.invoke(app, ["report", "--analysis", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0
+    assert result.output.startswith("No incident detected: no series left its baseline band")
+
+
+@pytest.mark.slow
+def test_review_of_a_real_analysis_of_a_generated_pool_exhaustion(scenario_dir, tmp_path):
+    from incidentlens.analysis import analyze
+    from incidentlens.telemetry import load_telemetry
+
+    data = scenario_dir("db-pool-exhaustion")
+    truth = json.loads((data / "truth.json").read_text())
+    store = load_telemetry(metrics=data / "metrics.csv", logs=data / "logs.csv",
+                           events=data / "events.csv" if (data / "events.csv").exists() else None)
+    analysis = analyze(store).to_dict()
+    pm = build_postmortem(analysis)
+    assert pm.root_cause.service == truth["root_cause"]["service"]
+    assert pm.root_cause.kind == truth["root_cause"]["kind"]
+    assert {a.type for a in pm.action_items} == {"mitigate", "prevent", "detect", "process"}
+    for text in (pm.summary.text, pm.impact.narrative.text, pm.root_cause.narrative.text,
+                 *[entry.event for entry in pm.timeline]):
+        assert check_grounding(text, analysis) == [], text
+    paths = write_reports(pm, tmp_path, store=store)
+    html = paths["html"].read_text()
+    assert html.count('<figure class="chart">') >= 3
+    assert "No incident detected" not in html
