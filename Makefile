@@ -27,7 +27,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 test: $(VENV)/.installed-dev system-deps
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev
