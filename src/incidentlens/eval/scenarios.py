@@ -8,6 +8,7 @@ incident (`quiet`) whether an incident was (falsely) reported. Per scenario: mea
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -69,17 +70,11 @@ class ScenarioEval(BaseModel):
 def parse_seeds(text: str) -> list[int]:
     """`1-10`, `3`, `1,4,7` or `1-3,8` -> sorted seeds."""
     seeds: set[int] = set()
-    try:
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            low, _, high = part.partition("-")
-            first, last = int(low), int(high or low)
-            if first > last:
-                raise ValueError
-            seeds.update(range(first, last + 1))
-    except ValueError:
-        raise InputError(f"--seeds '{text}': expected seeds like 1-10, 3 or 1,4,7") from None
-    if not seeds:
-        raise InputError(f"--seeds '{text}': no seeds given")
+    for part in (p.strip() for p in text.split(",")):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match or int(match[1]) > int(match[2] or match[1]):
+            raise InputError(f"--seeds '{text}': expected seeds like 1-10, 3 or 1,4,7")
+        seeds.update(range(int(match[1]), int(match[2] or match[1]) + 1))
     return sorted(seeds)
 
 

@@ -1,0 +1,85 @@
+"""`eval scenarios`: scoring one analysis against truth.json, seed parsing, and the command on a small subset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from incidentlens.cli import app
+from incidentlens.errors import InputError
+from incidentlens.eval.scenarios import parse_seeds, score_run, window_iou
+
+TRUTH = {"window": {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T11:00:00Z"},
+         "root_cause": {"service": "db-proxy", "kind": "connection_pool_exhaustion", "region": None}}
+
+
+def _analysis(start: str, end: str, ranked: list[str], kind: str = "connection_pool_exhaustion") -> dict:
+    return {"detected": True, "reason": None, "incident_window": {"start": start, "end": end},
+            "hypotheses": [{"service": s, "kind": kind} for s in ranked]}
+
+
+def test_window_iou_is_overlap_over_union():
+    assert window_iou(TRUTH["window"], {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T11:00:00Z"}) == 1
+    half = window_iou(TRUTH["window"], {"start": "2024-05-01T10:30:00Z", "end": "2024-05-01T11:30:00Z"})
+    assert half == pytest.approx(30 / 90)
+    assert window_iou(TRUTH["window"], {"start": "2024-05-01T12:00:00Z", "end": "2024-05-01T13:00:00Z"}) == 0
+    assert window_iou(TRUTH["window"], None) == 0
+
+
+def test_a_run_scores_top1_top3_and_kind():
+    run = score_run("db-pool-exhaustion", 1, TRUTH,
+                    _analysis("2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z", ["payments", "db-proxy"]), 1.0)
+    assert (run.top1, run.top3, run.kind_match, run.iou) == (False, True, True, 1.0)
+    assert run.false_incident is None
+
+
+def test_an_incident_on_a_quiet_day_is_a_false_incident():
+    quiet = {"window": None, "root_cause": None}
+    run = score_run("quiet", 1, quiet, _analysis("2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z", ["auth"]), 1.0)
+    assert run.false_incident is True and run.top1 is None and run.iou is None
+
+
+def test_a_missed_incident_scores_zero_overlap():
+    missed = {"detected": False, "reason": "nothing", "incident_window": None, "hypotheses": []}
+    run = score_run("db-pool-exhaustion", 1, TRUTH, missed, 1.0)
+    assert (run.iou, run.top1, run.top3) == (0.0, False, False)
+
+
+@pytest.mark.parametrize(("text", "seeds"), [("1-3", [1, 2, 3]), ("4", [4]), ("1,4,7", [1, 4, 7]),
+                                             ("1-2,5", [1, 2, 5])])
+def test_seeds_parse_as_ranges_and_lists(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["", "a-b", "5-1", "1-"])
+def test_bad_seeds_are_one_line_errors(text):
+    with pytest.raises(InputError, match="--seeds"):
+        parse_seeds(text)
+
+
+def test_cli_evaluates_a_small_subset_as_json():
+    args = ["eval", "scenarios", "--seeds", "1", "--scenario", "db-pool-exhaustion", "--scenario", "quiet",
+            "--logs", "20000", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    summary = {s["scenario"]: s for s in report["summaries"]}
+    assert summary["db-pool-exhaustion"]["top1"] == 1.0
+    assert summary["db-pool-exhaustion"]["mean_iou"] >= 0.8
+    assert summary["quiet"]["false_incidents"] == 0
+    assert [r["scenario"] for r in report["runs"]] == ["db-pool-exhaustion", "quiet"]
+
+
+def test_cli_prints_a_table():
+    args = ["eval", "scenarios", "--seeds", "2", "--scenario", "seed-tutorial"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "seed-tutorial" in result.output and "IoU" in result.output
+
+
+def test_cli_unknown_scenario_is_a_one_line_error():
+    result = CliRunner().invoke(app, ["eval", "scenarios", "--scenario", "nope"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InputError) and "nope" in str(result.exception)
