@@ -76,17 +76,18 @@ def test_planner_only_calls_tools_it_was_given_and_then_answers():
 
 
 def test_writer_sends_a_rejected_draft_back_once_without_the_rejected_sections():
-    facts = {"hypotheses": [{"service": "db", "kind": "pool", "mechanism": "db pool ran dry for 99 minutes"}],
-             "profiler_findings": "db pool exhausted"}
+    facts = {"hypotheses": [{"service": "db", "kind": "pool", "mechanism": "db pool ran dry for 99 minutes",
+                             "test": "db moved first, by 3 min", "test_passed": True}]}
     brief = ChatMessage.from_user(f"Draft.\n```json\n{json.dumps(facts)}\n```")
     first = next_move("writer", [brief], {"draft_postmortem"})
     narrative = first.tool_calls[0].arguments["narrative"]
-    assert set(narrative) == {"root_cause", "summary"}
+    assert narrative == {"root_cause": "db pool ran dry for 99 minutes. Falsification test: db moved first, by 3 min; "
+                                       "it held."}
     rejected = {"status": "retry", "rejected": {"root_cause": ["number '99' is not in the evidence"]}}
     messages = [brief, *tool_result("draft_postmortem", rejected, "w1")]
     second = next_move("writer", messages, {"draft_postmortem"})
-    assert second.tool_calls[0].arguments["narrative"] == {"summary": "db pool exhausted"}
-    messages += tool_result("draft_postmortem", {"status": "accepted", "accepted": ["summary"]}, "w2")
+    assert second.tool_calls[0].arguments["narrative"] == {}
+    messages += tool_result("draft_postmortem", {"status": "fallback", "accepted": []}, "w2")
     assert not next_move("writer", messages, {"draft_postmortem"}).tool_calls
 
 

@@ -1,16 +1,16 @@
 """The investigation context the tools act on: the loaded store and the evidence gathered so far.
 
-The evidence engine runs on first use and is cached (detection alone for `detect_incident_window`, the pipeline's
-full `analyze` for the tools that read its findings), each once, whichever agent or tool asks first; tools run in
-threads, so each is guarded by its own lock. Every piece of evidence the agents' own tools produce (SQL they ran) is
-kept in the ledger, in the order found, and ends up in the report: evidence is never lost, even when a model wanders.
+The evidence engine (the pipeline's `analyze`) runs on first use and is cached, as are the single steps tools re-run
+for detail, each once, whichever agent or tool asks first; tools run in threads, so each is guarded by its own
+lock. Every piece of evidence the agents' own tools produce (SQL they ran) is kept in the ledger, in the order
+found, and ends up in the report: evidence is never lost, even when a model wanders.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from incidentlens.analysis.evidence import Evidence
@@ -59,39 +59,13 @@ class InvestigationContext:
         if "sandbox" in self._cache:
             self._cache["sandbox"].close()
 
-    # --- the evidence engine's steps, in pipeline order -----------------------------------------------------------
-    def detection(self) -> Any:
-        def run() -> Any:
-            from incidentlens.analysis.detection import detect
-
-            result = detect(self.store, at=self.at, detector=self.detector)
-            self.record(result.evidence)
-            return result
-
-        return self.once(f"detection@{self.at}", run)
-
-    def window(self) -> Span | None:
-        detection = self.detection()
-        if not detection.detected or detection.window is None:
-            return None
-        return detection.window.start, detection.window.end
-
-    def baseline(self) -> tuple[Span | None, str]:
-        def run() -> tuple[Span | None, str]:
-            from incidentlens.analysis.pipeline import choose_baseline
-
-            window = self.window()
-            if window is None:
-                return None, "no incident window"
-            first_anomalous = min(s.onset for s in self.detection().window.series)
-            return choose_baseline(self.store, window, first_anomalous)
-
-        return self.once(f"baseline@{self.at}", run)
-
+    # --- the evidence engine -------------------------------------------------------------------------------------
     def spans(self) -> tuple[Span, Span] | None:
-        """(incident window, baseline) when both exist, else None."""
-        window, (baseline, _) = self.window(), self.baseline()
-        return (window, baseline) if window is not None and baseline is not None else None
+        """(incident window, baseline) as the engine chose them, or None when it found no incident."""
+        found = self.findings()
+        if not found.detected or not found.incident_window or not found.baseline_window:
+            return None
+        return _span(found.incident_window), _span(found.baseline_window)
 
     def step(self, name: str, compute: Callable[[Any, Span, Span], tuple[Any, list[Evidence]]]) -> Any:
         """An evidence-engine step over (store, window, baseline), run once; its evidence goes to the ledger."""
@@ -105,7 +79,8 @@ class InvestigationContext:
         return self.once(f"{name}@{self.at}", run)
 
     def findings(self) -> Any:
-        """The evidence engine's analysis (the pipeline's own assembly), computed once per `at`."""
+        """The evidence engine's analysis (the pipeline's own assembly: detection, baseline, ranking, timeline...),
+        computed once per `at`; the tools read their findings from it and re-run single steps for detail."""
 
         def run() -> Any:
             from incidentlens.analysis.pipeline import analyze
@@ -126,3 +101,12 @@ class InvestigationContext:
         known = {e.id for e in result.evidence}
         result.evidence.extend(e for e in list(self.ledger.values()) if e.id not in known)
         return result
+
+
+def _span(window: dict[str, str]) -> Span:
+    return _naive(window["start"]), _naive(window["end"])
+
+
+def _naive(iso: str) -> datetime:
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -29,12 +29,14 @@ class InvestigationResult:
     postmortem: Any  # report.Postmortem
     analysis: Any  # analysis.AnalysisResult, with the agents' extra evidence
     generated_by: dict[str, Any]
+    brain: str  # which brain ran, in words
     tokens: dict[str, int]
     model_calls: int
     steps: int
     exit_reason: str
     answer: str
     state: dict[str, Any] = field(default_factory=dict)
+    degraded_reason: str | None = None
     trace: list[dict[str, Any]] = field(default_factory=list)
     trace_path: Path | None = None
 
@@ -78,6 +80,7 @@ def investigate(
         postmortem=postmortem,
         analysis=analysis,
         generated_by=dict(ctx.generated_by),
+        brain=choice.describe(),
         tokens=dict(recorder.tokens),
         model_calls=recorder.model_calls,
         steps=int(output.get("step_count") or 0),
@@ -85,6 +88,7 @@ def investigate(
         answer=_answer(output, max_steps),
         state={key: output.get(key) for key in ("incident_window", "evidence", "hypotheses", "mitigation_plan",
                                                  "postmortem")},
+        degraded_reason=health.reason,
         trace=list(recorder.lines),
         trace_path=trace_path,
     )

@@ -179,17 +179,18 @@ PROFILER_RUNBOOK: list[Step] = [
 
 
 def _narrative(t: Transcript) -> dict[str, Any]:
-    """Sections written only from the facts handed over; the grounding check has the last word."""
+    """The root cause told from the handed-over facts (mechanism and its test); the other sections stay with the
+    template, which already says them from the evidence. The grounding check has the last word."""
     facts = find_json_block(t.brief) or {}
-    sections: dict[str, str] = {}
     hypotheses = facts.get("hypotheses") or []
-    if hypotheses and hypotheses[0].get("mechanism"):
-        top = hypotheses[0]
-        sections["root_cause"] = f"{top['mechanism']} (service {top.get('service')}, {top.get('kind')})."
-    findings = facts.get("profiler_findings")
-    if findings:
-        sections["summary"] = findings.split("\n")[0][:400]
-    return {"narrative": sections}
+    if not hypotheses or not hypotheses[0].get("mechanism"):
+        return {"narrative": {}}
+    top = hypotheses[0]
+    text = top["mechanism"].rstrip(".") + "."
+    if top.get("test"):
+        verdict = {True: "it held", False: "it failed"}.get(top.get("test_passed"), "it was inconclusive")
+        text += f" Falsification test: {top['test']}; {verdict}."
+    return {"narrative": {"root_cause": text}}
 
 
 def _retry_narrative(t: Transcript) -> dict[str, Any]:

@@ -79,9 +79,7 @@ def _require_window(ctx: InvestigationContext, view: str | None = None) -> None:
     if view is not None and not ctx.store.has(view):
         raise ToolError(f"no {view} were loaded, so there is nothing to scan")
     if ctx.spans() is None:
-        detection = ctx.detection()
-        reason = detection.reason if not detection.detected else ctx.baseline()[1]
-        raise ToolError(f"no incident window to examine ({reason}); nothing to compare")
+        raise ToolError(f"no incident window to examine ({ctx.findings().reason}); nothing to compare")
 
 
 def _with_evidence(result: Any) -> tuple[Any, list[Evidence]]:
@@ -110,18 +108,19 @@ def load_inputs(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, An
 def detect_incident_window(ctx: InvestigationContext, at: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     if at is not None:
         ctx.at = _parse_time(at, "at")
-    detection = ctx.detection().to_dict()
-    baseline, rule = ctx.baseline()
+    found = ctx.findings()
+    detection = found.detection or {}
     payload = {
-        "detected": detection["detected"] and baseline is not None,
-        "reason": detection.get("reason") if baseline is not None or not detection["detected"] else rule,
-        "incident_window": detection.get("incident_window") if baseline is not None else None,
-        "baseline_window": {**_span_dict(baseline), "rule": rule} if baseline else None,
-        "peak": detection.get("peak"),
-        "series": (detection.get("detection") or {}).get("series", []),
-        "evidence": (detection.get("detection") or {}).get("evidence", []),
+        "detected": found.detected,
+        "reason": found.reason,
+        "incident_window": found.incident_window,
+        "baseline_window": found.baseline_window,
+        "peak": found.peak,
+        "first_anomalous": detection.get("first_anomalous"),
+        "series": detection.get("series", []),
+        "evidence": detection.get("evidence", []),
     }
-    return payload, {"incident_window": payload["incident_window"] or {}, "evidence": payload["evidence"]}
+    return payload, {"incident_window": found.incident_window or {}, "evidence": payload["evidence"]}
 
 
 def sql_investigate(ctx: InvestigationContext, query: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -282,7 +281,7 @@ def _key_facts(data: Any) -> list[str]:
 
 
 def _first_service(ctx: InvestigationContext) -> str:
-    series = (ctx.detection().to_dict().get("detection") or {}).get("series") or []
+    series = (ctx.findings().detection or {}).get("series") or []
     return series[0]["series"].split("/")[0] if series else "the affected service"
 
 

@@ -93,17 +93,15 @@ class TraceRecorder(Tracer):
 
     def _emit(self, lines: list[dict[str, Any]]) -> None:
         with self._lock:
+            self.model_calls += sum(1 for line in lines if line.pop("llm_call", False))
             for line in lines:
                 self.lines.append(line)
                 self.tokens["prompt"] += line.get("tokens_in", 0)
                 self.tokens["completion"] += line.get("tokens_out", 0)
                 if self._file is not None:
                     self._file.write(json.dumps(line, default=str) + "\n")
-            self.model_calls += sum(1 for line in lines if line.get("llm_call"))
             if self._file is not None:
                 self._file.flush()
-            for line in lines:
-                line.pop("llm_call", None)
 
     def close(self) -> None:
         if self._file is not None:

@@ -1,0 +1,167 @@
+"""`investigate`, `demo` and `sql` end to end: the team runs offline and against a local fake OpenAI server over real
+HTTP (well-behaved, misbehaving, failing), and every run ends with a report while the data stays intact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fake_openai import FakeOpenAI, Stall, Status, replay_planner, role_of, tool_call
+from incidentlens.agents import investigate
+from incidentlens.agents.brains import RetryPolicy
+from incidentlens.cli import app, main
+from incidentlens.report import write_reports
+from incidentlens.telemetry import load_telemetry
+
+runner = CliRunner()
+SECRET = "sk-test-not-a-real-key-4242"
+RUNBOOK_ORDER = [
+    "load_inputs", "detect_incident_window", "sql_investigate", "log_pattern_scan", "contrast_dimensions",
+    "surging_templates", "rank_root_causes", "build_timeline", "profiler_specialist", "propose_mitigations",
+    "postmortem_writer_specialist",
+]
+FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01, timeout_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def tutorial(scenario_dir) -> Path:
+    return scenario_dir("seed-tutorial")
+
+
+@pytest.fixture
+def store(tutorial: Path):
+    return load_telemetry(metrics=tutorial / "metrics.csv", logs=tutorial / "logs.csv")
+
+
+def read_trace(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def coordinator_tools(trace: list[dict]) -> list[str]:
+    return [line["tool"] for line in trace if line["agent"] == "coordinator" and line["tool"] and not line["error"]]
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.csv"))}
+
+
+def test_investigate_offline_runs_the_whole_team_and_writes_the_report(tutorial: Path, tmp_path: Path):
+    out = tmp_path / "review"
+    result = runner.invoke(app, ["investigate", "--metrics", str(tutorial / "metrics.csv"), "--logs",
+                                 str(tutorial / "logs.csv"), "--llm", "offline", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "brain offline" in result.output
+    assert "db-proxy" in result.output  # the executive summary names the root cause
+    for name in ("report.json", "report.md", "report.html", "trace.jsonl"):
+        assert (out / name).stat().st_size > 0
+    trace = read_trace(out / "trace.jsonl")
+    assert coordinator_tools(trace) == RUNBOOK_ORDER
+    agents = {line["agent"] for line in trace}
+    assert agents == {"coordinator", "profiler_specialist", "postmortem_writer_specialist"}
+    assert [line["tool"] for line in trace if line["agent"] == "profiler_specialist"][:2] == [
+        "rank_root_causes", "test_hypothesis"]
+    assert "draft_postmortem" in [line["tool"] for line in trace if line["agent"] == "postmortem_writer_specialist"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["generated_by"] == {"llm": "offline", "model": None, "degraded": False}
+    assert report["root_cause"]["service"] == "db-proxy"
+    assert any(e["kind"] == "sql" and "FROM logs" in e["query"] for e in report["evidence"])
+
+
+def test_demo_writes_a_report_and_says_where_to_look(tmp_path: Path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "demo" / "report.html").exists() and (tmp_path / "demo" / "trace.jsonl").exists()
+    assert "report.html" in result.output
+
+
+def test_a_scripted_model_over_http_calls_the_tools_in_the_original_order(store, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with FakeOpenAI(replay_planner) as fake:
+        result = investigate(store, llm="openai-compatible", model="scripted", llm_url=fake.url,
+                             trace_path=tmp_path / "trace.jsonl", retry=FAST_RETRY)
+    assert result.generated_by == {"llm": "openai-compatible", "model": "scripted", "degraded": False}
+    assert coordinator_tools(result.trace) == RUNBOOK_ORDER
+    assert result.model_calls == len(fake.requests) and result.tokens["prompt"] > 0
+    assert {role_of(body) for body in fake.requests} == {"coordinator", "profiler", "writer"}
+    tools_offered = {t["function"]["name"] for t in fake.requests[0]["tools"]}
+    assert {"sql_investigate", "profiler_specialist", "postmortem_writer_specialist"} <= tools_offered
+    assert result.postmortem.root_cause.service == "db-proxy"
+    paths = write_reports(result.postmortem, tmp_path, store=store)
+    for path in [*paths.values(), tmp_path / "trace.jsonl"]:
+        assert SECRET not in path.read_text()
+
+
+def misbehaving(body: dict, n: int) -> dict:
+    """Malformed JSON arguments and an unknown tool, DROP TABLE through the sandbox, a missing argument, a repeated
+    identical call; then it behaves (the runbook), so the run can finish."""
+    if role_of(body) != "coordinator":
+        return replay_planner(body, n)
+    turn = sum(1 for m in body["messages"] if m["role"] == "assistant")
+    script = [
+        {"role": "assistant", "content": None, "tool_calls": [
+            tool_call("sql_investigate", "{not json", "bad-1")["tool_calls"][0],
+            tool_call("delete_everything", {}, "bad-2")["tool_calls"][0]]},
+        tool_call("sql_investigate", {"query": "DROP TABLE metrics"}, "bad-3"),
+        tool_call("sql_investigate", {}, "bad-4"),
+        tool_call("load_inputs", {}, "ok-5"),
+        tool_call("load_inputs", {}, "bad-6"),
+    ]
+    return script[turn] if turn < len(script) else replay_planner(body, n)
+
+
+def test_a_misbehaving_model_gets_tool_errors_and_the_data_stays_intact(store, tutorial: Path, tmp_path: Path):
+    before = fingerprint(tutorial)
+    rows_before = store.fetch("SELECT count(*) AS n FROM metrics").to_pylist()
+    with FakeOpenAI(misbehaving) as fake:
+        result = investigate(store, llm="openai-compatible", llm_url=fake.url, trace_path=tmp_path / "trace.jsonl",
+                             retry=FAST_RETRY)
+    errors = {line["tool"]: line["error"] for line in result.trace if line["error"]}
+    assert "unknown tool" in errors["delete_everything"]
+    assert "only SELECT/WITH" in errors["sql_investigate"] or "bad arguments" in errors["sql_investigate"]
+    sql_errors = [line["error"] for line in result.trace if line["tool"] == "sql_investigate" and line["error"]]
+    assert any("DROP" in e for e in sql_errors) and any("bad arguments" in e for e in sql_errors)
+    assert "already called with these arguments" in errors["load_inputs"]
+    assert not result.generated_by["degraded"]
+    assert result.postmortem.root_cause.service == "db-proxy"
+    assert store.fetch("SELECT count(*) AS n FROM metrics").to_pylist() == rows_before
+    assert fingerprint(tutorial) == before
+
+
+def failing(body: dict, n: int) -> dict | Status | Stall:
+    return [Status(429, "rate limited"), Status(500, "upstream broke"), Stall(3.0)][min(n, 3) - 1]
+
+
+def test_a_failing_model_is_retried_then_handed_to_the_offline_planner(store, tmp_path: Path):
+    with FakeOpenAI(failing) as fake:
+        result = investigate(store, llm="openai-compatible", llm_url=fake.url, trace_path=tmp_path / "trace.jsonl",
+                             retry=FAST_RETRY)
+    assert fake.statuses[:2] == [429, 500] and len(fake.requests) == 3
+    assert result.generated_by["degraded"] is True
+    assert "timeout" in result.degraded_reason
+    assert coordinator_tools(result.trace) == RUNBOOK_ORDER
+    paths = write_reports(result.postmortem, tmp_path, store=store)
+    assert json.loads(paths["json"].read_text())["generated_by"]["degraded"] is True
+
+
+def test_a_step_budget_ends_in_an_answer_and_a_report(store, tmp_path: Path):
+    result = investigate(store, llm="offline", max_steps=3, trace_path=tmp_path / "trace.jsonl")
+    assert result.exit_reason == "max_agent_steps"
+    assert "step budget (3)" in result.answer
+    assert result.postmortem.root_cause.service == "db-proxy"
+
+
+def test_sql_command_prints_rows_and_refuses_writes_in_one_line(tutorial: Path, monkeypatch, capsys):
+    files = ["--metrics", str(tutorial / "metrics.csv"), "--logs", str(tutorial / "logs.csv")]
+    ok = runner.invoke(app, ["sql", *files, "--json", "SELECT level, count(*) AS n FROM logs GROUP BY level"])
+    assert ok.exit_code == 0, ok.output
+    assert {row[0] for row in json.loads(ok.output)["rows"]} >= {"ERROR", "INFO"}
+    monkeypatch.setattr(sys, "argv", ["incidentlens", "sql", *files, "DROP TABLE logs"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "error: sql: only SELECT/WITH queries are allowed, not DROP\n"
