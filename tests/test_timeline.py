@@ -110,3 +110,12 @@ def test_to_list_is_the_analysis_json_block(timeline) -> None:
 
     assert set(first) == {"t", "event", "evidence"}
     assert first["t"] == "2024-05-01T01:55:00Z"
+
+
+def test_an_incident_running_to_the_end_of_the_data_has_no_recovery(store: DuckStore) -> None:
+    timeline = build_timeline(store, WINDOW, BASELINE, data_end=WINDOW[1])
+
+    last = timeline.entries[-1]
+    assert (last.t, last.event) == (WINDOW[1], "end of data: incident still ongoing")
+    assert not any(e.event.startswith("recovery") for e in timeline.entries)
+    assert last.evidence == [timeline.evidence[0].id]  # no detection given: the window itself is the evidence

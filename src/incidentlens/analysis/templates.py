@@ -55,7 +55,7 @@ class LogTemplate(BaseModel):
     rate_ratio: float | None  # window rate / baseline rate (per minute); None when the baseline has none
     p_value: float
     first_seen: UtcTime  # in the window
-    first_seen_overall: UtcTime
+    first_seen_overall: UtcTime  # from the baseline's start on (the scan covers baseline to window end)
     services: list[str]  # in order of their first line in the window
     samples: list[str]
     evidence: str
@@ -93,7 +93,9 @@ def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20)
 
 
 def template_counts_sql(window: Span, baseline: Span) -> str:
-    """One scan: lines per (masked message, service, period) with problems, first time and two real lines."""
+    """One scan from the first to the last of the two spans (`other` is the stretch between them): lines per
+    (masked message, service, period) with problems, first time and two real lines."""
+    scanned = (min(window[0], baseline[0]), max(window[1], baseline[1]))
     return f"""SELECT masked, service, period, count(*) AS n,
        sum(CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
        min(ts) AS first_seen, arg_min(message, ts) AS first_line, arg_max(message, ts) AS last_line
@@ -101,7 +103,7 @@ FROM (
     SELECT {masked_sql("message")} AS masked, service, level, ts, message,
            CASE WHEN {in_span('ts', window)} THEN 'window'
                 WHEN {in_span('ts', baseline)} THEN 'baseline' ELSE 'other' END AS period
-    FROM logs WHERE message IS NOT NULL AND ts IS NOT NULL
+    FROM logs WHERE message IS NOT NULL AND {in_span('ts', scanned)}
 ) AS lines
 GROUP BY masked, service, period"""
 

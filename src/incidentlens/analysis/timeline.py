@@ -64,9 +64,11 @@ def build_timeline(
     peak: datetime | None = None,
     detection_evidence: Sequence[str] = (),
     templates: Sequence[LogTemplate] = (),
+    data_end: datetime | None = None,
 ) -> Timeline:
     """Sorted timeline entries for the incident. `onsets` are (series, onset) pairs from detection, `peak` its
-    peak time, `detection_evidence` the ids that back them; `templates` the reported log templates, top first."""
+    peak time, `detection_evidence` the ids that back them; `templates` the reported log templates, top first;
+    `data_end` the last time in the data (asked of the store when not given: a scan of every view)."""
     window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
     timeline = Timeline()
     detection_ids = list(detection_evidence) or [_window_evidence(window, timeline)]
@@ -84,7 +86,11 @@ def build_timeline(
         _add_events(timeline, store, window)
     if store.has("logs"):
         _add_first_problems(timeline, store, window, baseline)
-    _add_recovery(timeline, store, window, detection_ids)
+    if data_end is None:
+        data_range = store.time_range()
+        data_end = data_range[1] if data_range else None
+    if data_end is not None:
+        _add_recovery(timeline, window, data_end, detection_ids)
     timeline.entries.sort(key=lambda entry: entry.t)
     return timeline
 
@@ -190,11 +196,7 @@ WHERE level IN {sql_in(PROBLEM_LEVELS)} AND (({in_span('ts', search)}) OR ({in_s
 GROUP BY service, minute"""
 
 
-def _add_recovery(timeline: Timeline, store: Any, window: Span, ids: list[str]) -> None:
-    data_range = store.time_range()
-    if data_range is None:
-        return
-    data_end = data_range[1]
+def _add_recovery(timeline: Timeline, window: Span, data_end: datetime, ids: list[str]) -> None:
     if data_end > window[1]:
         timeline.entries.append(TimelineEntry(t=window[1], event="recovery: signals back within baseline",
                                               evidence=ids))
