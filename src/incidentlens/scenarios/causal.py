@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,8 @@ def generate_causal(
     scenario: str, out_dir: Path, seed: int, hours: float, logs: int | None, fmt: str
 ) -> dict[str, Path]:
     """Write one causal scenario (or `quiet` when it has no fault)."""
-    rng = np.random.default_rng(seed)
+    # the scenario's name joins the seed so that scenarios drawn with the same seed still differ in time and shape
+    rng = np.random.default_rng([seed, zlib.crc32(scenario.encode())])
     grid = TimeGrid.for_hours(hours)
     fault = FAULTS_BY_SCENARIO.get(scenario)
     plan = plan_incident(rng, fault, grid) if fault else None
@@ -49,8 +52,8 @@ def generate_causal(
     series = {service.name: baseline(rng, grid, service) for service in SERVICES}
     if plan is not None:
         apply_incident(rng, series, plan)
-    spikes = add_spikes(rng, series, rng.choice(clear(KEEP_CLEAR["spike"]), _scaled(rng, 5, 10, grid), False))
-    bursts = _bursts(rng, grid, clear(KEEP_CLEAR["burst"]))
+    spikes = add_spikes(rng, series, _some(rng, clear("spike"), _scaled(rng, 5, 10, grid)))
+    bursts = _bursts(rng, grid, clear("burst"))
     for burst in bursts:
         add_error_burst(series[burst.service], burst.start, burst.length, float(rng.uniform(0.02, 0.05)))
     events = _events(rng, grid, plan, clear)
@@ -81,33 +84,45 @@ def _scaled(rng: np.random.Generator, low: int, high: int, grid: TimeGrid) -> in
     return max(1, round(int(rng.integers(low, high + 1)) * grid.minutes / 1440))
 
 
-def _free_minutes(grid: TimeGrid, plan: IncidentPlan | None):
-    """A function giving the minutes at least `margin` away from the incident (every minute when there is none)."""
-    minute = np.arange(grid.minutes)
+def _some(rng: np.random.Generator, minutes: np.ndarray, count: int) -> np.ndarray:
+    """Up to `count` distinct minutes drawn from `minutes`, sorted."""
+    return np.sort(rng.choice(minutes, min(count, len(minutes)), replace=False))
 
-    def clear(margin: int) -> np.ndarray:
+
+def _free_minutes(grid: TimeGrid, plan: IncidentPlan | None) -> Callable[[str], np.ndarray]:
+    """A function giving the minutes where a distractor of a kind may go: clear of the incident by its margin.
+
+    Margins shrink with shorter ranges so that a few-hour range still has room for distractors.
+    """
+    minute = np.arange(grid.minutes)
+    edge = min(5, grid.minutes // 20)
+    inside_range = (minute >= edge) & (minute < grid.minutes - edge)
+
+    def clear(kind: str) -> np.ndarray:
         if plan is None:
-            return minute[5:-5]
-        return minute[((minute < plan.start - margin) | (minute >= plan.end + margin)) & (minute >= 5)
-                      & (minute < grid.minutes - 5)]
+            return minute[inside_range]
+        margin = round(KEEP_CLEAR[kind] * min(1.0, grid.minutes / 1440))
+        return minute[inside_range & ((minute < plan.start - margin) | (minute >= plan.end + margin))]
 
     return clear
 
 
 def _bursts(rng: np.random.Generator, grid: TimeGrid, free: np.ndarray) -> list[Burst]:
     names = [s.name for s in SERVICES if not s.third_party]
-    starts = rng.choice(free, _scaled(rng, 2, 3, grid), replace=False)
-    return [Burst(str(rng.choice(names)), int(start), int(rng.integers(1, 4))) for start in np.sort(starts)]
+    starts = _some(rng, free[free < grid.minutes - 3], _scaled(rng, 2, 3, grid))
+    return [Burst(str(rng.choice(names)), int(start), int(rng.integers(1, 4))) for start in starts]
 
 
-def _events(rng: np.random.Generator, grid: TimeGrid, plan: IncidentPlan | None, clear) -> list[Event]:
+def _events(
+    rng: np.random.Generator, grid: TimeGrid, plan: IncidentPlan | None, clear: Callable[[str], np.ndarray]
+) -> list[Event]:
     """Benign deploys and config changes away from the incident, plus the bad deploy and its rollback."""
     affected = {impact.service for impact in plan.impacts} if plan else set()
     quiet_services = [s.name for s in SERVICES if not s.third_party and s.name not in affected]
     events = []
-    for minute in rng.choice(clear(KEEP_CLEAR["deploy"]), _scaled(rng, 2, 3, grid), replace=False).tolist():
+    for minute in _some(rng, clear("deploy"), _scaled(rng, 2, 3, grid)).tolist():
         events.append(Event(minute, str(rng.choice(quiet_services)), "deploy", ""))
-    for minute in rng.choice(clear(KEEP_CLEAR["config_change"]), _scaled(rng, 1, 2, grid), replace=False).tolist():
+    for minute in _some(rng, clear("config_change"), _scaled(rng, 1, 2, grid)).tolist():
         service = str(rng.choice(quiet_services))
         old = int(rng.choice([100, 200, 400]))
         events.append(Event(minute, service, "config_change",

@@ -53,6 +53,8 @@ def generate(
     if name not in SCENARIOS:
         raise InputError(f"unknown scenario '{name}': choose one of {', '.join(SCENARIOS)}")
     check_format(fmt)
+    if seed < 0:
+        raise InputError(f"--seed {seed}: the seed must be a non-negative integer")
     if logs is not None and logs < 0:
         raise InputError(f"--logs {logs}: the number of log lines cannot be negative")
     out = Path(out_dir)

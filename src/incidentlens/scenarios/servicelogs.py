@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from incidentlens.scenarios import columns, logtext
 from incidentlens.scenarios.incident import IncidentPlan
 from incidentlens.scenarios.messages import Template, choose_templates, render_lines
 from incidentlens.scenarios.output import time_column
 from incidentlens.scenarios.timegrid import TimeGrid, allocate_lines, spread_within_minutes
-from incidentlens.scenarios.topology import REGION_SHARE, REGIONS, SERVICES, callees_of, pod_names
+from incidentlens.scenarios.topology import REGION_SHARE, REGIONS, ROUTES, SERVICES, callees_of, pod_names
 
 NORMAL, INCIDENT, BURST = 0, 1, 2
 INCIDENT_RATE = {"root": 4.0, "caller": 2.0, "downstream": 2.0}  # extra lines per normal line at full level
@@ -128,11 +127,10 @@ def causal_logs(
     row_columns: dict[str, pa.Array | str] = {
         "service": columns.pick([s.name for s in SERVICES], service),
         "region": columns.pick(REGIONS, region),
-        "endpoint": _per_service_choice(rng, service, [list(s.endpoints) for s in SERVICES]),
         "user_id": columns.zero_padded(np.arange(USERS), 7, prefix="u-").take(pa.array(rng.integers(0, USERS, n))),
-        "upstream": _upstreams(rng, service, kind, plan),
         **constants,
     }
+    row_columns["endpoint"], row_columns["upstream"] = _endpoints_and_upstreams(rng, service, kind, plan)
     row_columns["host"], row_columns["version"] = _hosts_and_versions(rng, ts, service, region, history)
     return pa.table({
         "ts": time_column(ts, fmt, with_millis=True),
@@ -160,26 +158,35 @@ def _choose(rng: np.random.Generator, book: TemplateBook, kind: np.ndarray, serv
     return template
 
 
-def _per_service_choice(rng: np.random.Generator, service: np.ndarray, options: list[list[str]]) -> pa.Array:
-    """For every line, one of its service's options, uniformly."""
-    flat = [option for own in options for option in own]
-    first = np.cumsum([0, *[len(own) for own in options]])[:-1]
-    count = np.array([len(own) for own in options])
-    return columns.pick(flat, first[service] + (rng.random(len(service)) * count[service]).astype(np.int64))
+def _endpoints_and_upstreams(
+    rng: np.random.Generator, service: np.ndarray, kind: np.ndarray, plan: IncidentPlan | None
+) -> tuple[pa.Array, pa.Array]:
+    """Each line's endpoint and the callee it talks to.
 
-
-def _upstreams(rng: np.random.Generator, service: np.ndarray, kind: np.ndarray, plan: IncidentPlan | None) -> pa.Array:
-    """The callee a line talks about: random for everyday lines, the one the trouble came through for incident lines."""
-    options = [callees_of(s.name) or [""] for s in SERVICES]
-    upstream = _per_service_choice(rng, service, options)
-    if plan is None:
-        return upstream
-    through = [""] * len(SERVICES)
-    names = [s.name for s in SERVICES]
-    for impact in plan.impacts:
-        through[names.index(impact.service)] = impact.upstream or ""
-    incident_upstream = columns.pick(through, service)
-    return pc.if_else(pa.array(kind == INCIDENT), incident_upstream, upstream)
+    Where a service routes each endpoint to one callee (the gateway, checkout) the callee follows the endpoint, and
+    an incident line's endpoint is one routed to the callee the trouble came through. Elsewhere an everyday line
+    talks to any callee and an incident line to the one the trouble came through.
+    """
+    through = {impact.service: impact.upstream for impact in plan.impacts} if plan else {}
+    endpoints: list[list[str]] = []
+    upstreams: list[list[str]] = []
+    for incident in (False, True):
+        for spec in SERVICES:
+            trouble = through.get(spec.name) if incident else None
+            routes = ROUTES.get(spec.name)
+            if routes:
+                pairs = [(e, u) for e, u in routes.items() if trouble in (None, u)] or list(routes.items())
+            else:
+                callees = [trouble] if trouble else callees_of(spec.name) or [""]
+                pairs = [(e, u) for e in spec.endpoints for u in callees]
+            endpoints.append([e for e, _ in pairs])
+            upstreams.append([u for _, u in pairs])
+    group = service + len(SERVICES) * (kind == INCIDENT)
+    sizes = np.array([len(options) for options in endpoints])
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    index = first[group] + (rng.random(len(group)) * sizes[group]).astype(np.int64)
+    return (columns.pick([e for own in endpoints for e in own], index),
+            columns.pick([u for own in upstreams for u in own], index))
 
 
 def _hosts_and_versions(

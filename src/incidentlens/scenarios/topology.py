@@ -60,6 +60,13 @@ CALLS: tuple[tuple[str, str, float], ...] = (
     ("cache", "db-proxy", 0.3),  # only misses reach the database
 )
 
+# services whose endpoints each go to one callee: the route decides which callee a request (and its error) involves
+ROUTES: dict[str, dict[str, str]] = {
+    "api-gateway": {"POST /v1/checkout": "checkout", "GET /v1/search": "search", "POST /v1/login": "auth",
+                    "GET /v1/cart": "checkout"},
+    "checkout": {"POST /v1/checkout": "payments", "GET /v1/cart": "inventory", "PUT /v1/cart/items": "inventory"},
+}
+
 
 def callers_of(name: str) -> list[tuple[str, float]]:
     return [(caller, weight) for caller, callee, weight in CALLS if callee == name]

@@ -1,0 +1,34 @@
+"""How long `generate` takes for 1 million and 10 million log lines (parquet), per scenario kind.
+
+Run: .venv/bin/python benchmarks/bench_generate.py [--lines 1000000 10000000] [--scenario db-pool-exhaustion]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from incidentlens.scenarios import generate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--scenario", nargs="+", default=["db-pool-exhaustion", "seed-tutorial"])
+    parser.add_argument("--format", default="parquet", choices=["csv", "parquet", "jsonl"])
+    args = parser.parse_args()
+    print(f"{'scenario':22} {'lines':>12} {'format':>8} {'seconds':>9} {'lines/s':>12} {'logs MB':>9}")
+    for scenario in args.scenario:
+        for lines in args.lines:
+            with tempfile.TemporaryDirectory() as out:
+                started = time.perf_counter()
+                paths = generate(scenario, Path(out), seed=1, logs=lines, fmt=args.format)
+                seconds = time.perf_counter() - started
+                size = paths["logs"].stat().st_size / 1e6
+            print(f"{scenario:22} {lines:>12,} {args.format:>8} {seconds:>9.1f} {lines / seconds:>12,.0f} {size:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
