@@ -141,3 +141,21 @@ def test_two_proportion_test_matches_the_textbook() -> None:
 def test_reversed_window_is_refused(region_outage: DuckStore) -> None:
     with pytest.raises(InputError, match="incident window"):
         contrast_logs(region_outage, (WINDOW[1], WINDOW[0]), BASELINE)
+
+
+def test_region_outage_scenario_ranks_its_region_first(scenario_dir) -> None:
+    import json
+
+    from incidentlens.scenarios import list_scenarios
+    from incidentlens.telemetry import load_telemetry
+
+    if "region-outage" not in dict(list_scenarios()):
+        pytest.skip("the region-outage scenario is not in this build")
+    directory = scenario_dir("region-outage")
+    truth = json.loads((directory / "truth.json").read_text())
+    start, end = (datetime.fromisoformat(truth["window"][k].rstrip("Z")) for k in ("start", "end"))
+    store = load_telemetry(metrics=directory / "metrics.csv", logs=directory / "logs.csv")
+
+    top = contrast_logs(store, (start, end), (start - (end - start) * 2, start)).contributors[0]
+
+    assert (top.dimension, top.value) == ("region", truth["root_cause"]["region"])

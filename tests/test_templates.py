@@ -121,3 +121,24 @@ def test_masking_in_sql_matches_masking_in_python() -> None:
     assert mask(lines[0]) == "request <*> from <*> took <*>"
     assert mask(lines[1]) == "pod ts-contacts-service-<*>-xcqfx restarted, addr <*>, sha <*>"
     assert mask(lines[2]) == "deploy <*> done, p95_ms=<*> for user42"
+
+
+def test_db_pool_scenario_has_a_new_pool_timeout_template_from_the_root_service(scenario_dir) -> None:
+    import json
+
+    from incidentlens.scenarios import list_scenarios
+    from incidentlens.telemetry import load_telemetry
+
+    if "db-pool-exhaustion" not in dict(list_scenarios()):
+        pytest.skip("the db-pool-exhaustion scenario is not in this build")
+    directory = scenario_dir("db-pool-exhaustion")
+    truth = json.loads((directory / "truth.json").read_text())
+    start, end = (datetime.fromisoformat(truth["window"][k].rstrip("Z")) for k in ("start", "end"))
+    store = load_telemetry(logs=directory / "logs.csv")
+
+    templates = find_templates(store, (start, end), (start - (end - start) * 2, start)).templates
+
+    pool = [t for t in templates if "pool" in t.template.lower() and t.status == "new"]
+    assert pool, [t.template for t in templates]
+    assert all(t.services[0] == truth["root_cause"]["service"] for t in pool)
+    assert min(t.first_seen_overall for t in pool) >= start
