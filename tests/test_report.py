@@ -173,3 +173,14 @@ def test_no_incident_says_so_and_lists_what_was_checked():
     assert pm.checked and "Robust detector over 6 series" in pm.checked[0]
     assert executive_summary(pm)[0].startswith("No incident detected")
     jsonschema.validate(pm.to_dict(), json.loads(SCHEMA_FILE.read_text()))
+
+
+def test_every_narrative_section_reports_its_own_rejection(analysis):
+    invented = "It cost 98,765 requests."
+    sections = ("summary", "impact", "root_cause", "detection", "response", "recovery", "lessons")
+    pm = build_postmortem(analysis, narrative=dict.fromkeys(sections, invented))
+    narratives = pm.narratives()
+    assert set(narratives) == set(sections)
+    for name in sections:
+        assert narratives[name].grounded_by == "template"
+        assert narratives[name].rejected == ["number '98,765' is not in the evidence"], name

@@ -9,6 +9,7 @@ import pytest
 
 from incidentlens.analysis.series import key_series
 from incidentlens.report import Postmortem, build_postmortem, write_reports
+from incidentlens.report.render_markdown import md_escape
 from test_report_data import END, START, metrics_store, no_incident_analysis, pool_exhaustion_analysis
 
 HOSTILE_LOG_LINE = "Request failed: <script>alert(1)</script> user=<img src=x onerror=alert(2)>"
@@ -99,3 +100,17 @@ def test_key_series_downsamples_in_the_store():
     assert [s.name for s in series] == ["payments/error_ratio", "api-gateway/p95_ms"]
     assert all(s.t.size == 18 for s in series)  # 54 one-minute points into 3-minute buckets
     assert series[0].value.max() > 0.1 and (series[0].t[1:] > series[0].t[:-1]).all()
+
+
+@pytest.mark.parametrize(("untrusted", "inert"), [
+    ("<script>alert(1)</script>", "\\<script\\>alert(1)\\</script\\>"),
+    ("a | b", "a \\| b"),
+    ("see [this](javascript:alert(1))", "see \\[this\\](javascript:alert(1))"),
+    ("*bold* and _em_", "\\*bold\\* and \\_em\\_"),
+    ("# not a heading", "\\# not a heading"),
+    ("1. not a list", "1\\. not a list"),
+    ("latency_p95_ms at 2024-05-01 10:12", "latency_p95_ms at 2024-05-01 10:12"),
+    ("two\nlines", "two lines"),
+])
+def test_markdown_escaping_makes_untrusted_text_inert_and_keeps_it_readable(untrusted, inert):
+    assert md_escape(untrusted) == inert

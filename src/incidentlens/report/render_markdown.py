@@ -17,7 +17,10 @@ from incidentlens.report.build import executive_summary
 from incidentlens.report.playbooks import playbook
 from incidentlens.report.schema import Postmortem
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+# What can start markup inline: emphasis, code, links, raw HTML, table cells, strikethrough. Parentheses only matter
+# after a "]" (escaped) and intraword underscores never emphasise, so `latency_p95_ms` stays readable.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>|~]|(?<!\w)_|_(?!\w)|&(?=#?\w+;))")
+_MD_BLOCK_START = re.compile(r"^(\d+(?=[.)]\s)|)([.)]|[#+\-=>](?=\s|$))")
 
 
 def render_markdown(pm: Postmortem) -> str:
@@ -35,7 +38,8 @@ def render_markdown(pm: Postmortem) -> str:
 
 def md_escape(value: Any) -> str:
     """Untrusted text as inert Markdown: special characters backslash-escaped, newlines folded."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    text = _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    return _MD_BLOCK_START.sub(r"\1\\\2", text)  # a heading, list or quote marker at the start, made literal
 
 
 def md_code(value: Any) -> str:

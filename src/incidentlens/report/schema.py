@@ -206,6 +206,14 @@ class Postmortem(_Model):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def narratives(self) -> dict[str, Narrative]:
+        """Each prose section by the name `build_postmortem(narrative=...)` takes (summary, impact, root_cause, ...)."""
+        found = {"summary": self.summary, "impact": self.impact and self.impact.narrative,
+                 "root_cause": self.root_cause and self.root_cause.narrative, "detection": self.detection.narrative,
+                 "response": self.response, "recovery": self.recovery and self.recovery.narrative,
+                 "lessons": self.lessons.narrative}
+        return {name: narrative for name, narrative in found.items() if narrative is not None}
+
 
 def pick(model: type[BaseModel], raw: dict[str, Any]) -> dict[str, Any]:
     """The fields of `raw` that `model` declares: analysis results may carry more than the review shows."""
