@@ -7,8 +7,8 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   requests and its ERROR/FATAL lines for failures.
 - users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window.
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
-  `SURGE_RATIO` times the baseline's (and a Poisson test agrees), or, for services, when one of its latency or
-  error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations.
+  `SURGE_RATIO` times the baseline's (and a Bonferroni-corrected Poisson test agrees), or, for services, when one
+  of its latency or error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations.
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum.
 """
 
@@ -286,7 +286,7 @@ def _surging_values(
         sql,
         {"services_affected": found.get("service"), "regions_affected": found.get("region"), "region_column": region,
          "rule": f"problem lines per minute >= {SURGE_RATIO:g}x baseline, >= {MIN_PROBLEMS} lines, Poisson p < "
-                 f"{MAX_P_VALUE:g}"},
+                 f"{MAX_P_VALUE:g} / values compared"},
     ))
     return found
 
@@ -309,7 +309,8 @@ def _surging(table: pa.Table, column: str, minutes_ratio: float) -> list[str]:
         return []
     window = np.array([r["window_problems"] for r in rows], dtype=float)
     expected = np.maximum(np.array([r["baseline_problems"] for r in rows], dtype=float), 0.5) * minutes_ratio
-    significant = poisson.sf(window - 1, expected) < MAX_P_VALUE
+    # one test per value: Bonferroni over the values, so a quiet service's few extra lines do not count
+    significant = poisson.sf(window - 1, expected) < MAX_P_VALUE / len(rows)
     hit = (window >= SURGE_RATIO * expected) & (window >= MIN_PROBLEMS) & significant
     order = np.argsort(-(window - expected), kind="stable")
     return [str(rows[i][column]) for i in order if hit[i]]
