@@ -158,8 +158,8 @@ class SeriesShift(BaseModel):
 
 
 class IncidentWindow(BaseModel):
-    start: datetime
-    end: datetime
+    start: datetime  # first anomalous sample
+    end: datetime  # exclusive: one step after the last anomalous sample
     peak: datetime
     severity: float  # sum over moved series of |robust shift| capped at SHIFT_CAP
     series: list[SeriesShift]
@@ -373,17 +373,16 @@ def _qualifies(group: list[tuple[int, int, str, Span]]) -> bool:
 def _seed_windows(detections: dict[str, SeriesDetection]) -> list[IncidentWindow]:
     """The tutorial's rule: the longest flagged run over all series is the window (every run is kept, longest
     first); series moved are those flagged inside it."""
-    spans = [(name, d, s) for name, d in detections.items() for s in d.spans]
-    by_length = sorted(spans, key=lambda item: item[2].end - item[2].start, reverse=True)
+    timed = [_timed(name, d, s) for name, d in detections.items() for s in d.spans]
+    by_length = sorted(timed, key=lambda item: item[1] - item[0], reverse=True)
     windows = []
     seen: set[tuple[int, int]] = set()
-    for name, detection, span in by_length:
-        longest = _timed(name, detection, span)
+    for longest in by_length:
         if longest[:2] in seen:
             continue
         seen.add(longest[:2])
-        overlapping = [_timed(other, d, s) for other, d, s in spans if other != name]
-        group = [longest] + [item for item in overlapping if item[0] <= longest[1] and item[1] >= longest[0]]
+        group = [longest] + [item for item in timed
+                             if item[2] != longest[2] and item[0] < longest[1] and item[1] > longest[0]]
         window = _window(group, detections)
         windows.append(window.model_copy(update={"start": _ns_to_datetime(longest[0]),
                                                  "end": _ns_to_datetime(longest[1])}))
@@ -393,9 +392,13 @@ def _seed_windows(detections: dict[str, SeriesDetection]) -> list[IncidentWindow
 
 
 def _timed(name: str, detection: SeriesDetection, span: Span) -> tuple[int, int, str, Span]:
-    """(start ns, end ns, series name, span) for sorting and merging spans of different series."""
+    """(start ns, end ns, series name, span) for sorting and merging spans of different series.
+
+    The end is exclusive: a sample at t stands for [t, t + step), so the window ends one step after its last
+    anomalous sample (a one-sample span lasts one step, and windows compare with end-exclusive truth)."""
     t = detection.series.t
-    return int(t[span.start].astype(np.int64)), int(t[span.end].astype(np.int64)), name, span
+    end = int(t[span.end].astype(np.int64)) + detection.series.step_ns
+    return int(t[span.start].astype(np.int64)), end, name, span
 
 
 def _window(group: list[tuple[int, int, str, Span]], detections: dict[str, SeriesDetection]) -> IncidentWindow:

@@ -7,6 +7,7 @@ multi-series logic and the NAB scorer can treat them alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -23,7 +24,7 @@ class PreparedSeries:
     missing: int = 0  # NaN values dropped
     gaps: int = 0  # holes longer than three regular steps
 
-    @property
+    @cached_property
     def step_ns(self) -> int:
         """The regular step: the median spacing (0 for fewer than two points)."""
         if len(self.t) < 2:

@@ -1,0 +1,173 @@
+"""`detect(store)` and `incidentlens detect`: incident windows over many series read from the store."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from typer.testing import CliRunner
+
+from incidentlens.analysis.detection import detect
+from incidentlens.cli import app
+from incidentlens.errors import InputError
+from incidentlens.telemetry import load_telemetry
+
+DAY_START = datetime(2024, 5, 1)
+MINUTES = 1440
+
+
+def truth_window(directory: Path) -> tuple[datetime, datetime]:
+    window = json.loads((directory / "truth.json").read_text())["window"]
+    return tuple(datetime.fromisoformat(window[k].rstrip("Z")) for k in ("start", "end"))
+
+
+def iou(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> float:
+    overlap = max(timedelta(0), min(a[1], b[1]) - max(a[0], b[0]))
+    return overlap / (max(a[1], b[1]) - min(a[0], b[0]))
+
+
+def write_long_metrics(path: Path, series: dict[str, np.ndarray], seed: int = 0) -> Path:
+    """Write `service/metric -> values` (one value a minute from DAY_START) as a long csv."""
+    ts = np.datetime64(DAY_START, "s") + np.arange(MINUTES).astype("timedelta64[m]")
+    parts = []
+    for name, values in series.items():
+        service, metric = name.split("/")
+        parts.append(pa.table({"ts": ts, "service": [service] * len(values), "metric": [metric] * len(values),
+                               "value": values}))
+    pacsv.write_csv(pa.concat_tables(parts), path)
+    return path
+
+
+def quiet(seed: int, level: float = 100.0, noise: float = 4.0) -> np.ndarray:
+    return level + np.random.default_rng(seed).normal(0, noise, MINUTES)
+
+
+def shifted(seed: int, start: int, stop: int, by: float) -> np.ndarray:
+    values = quiet(seed)
+    values[start:stop] += by
+    return values
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_tutorial_incident_is_found_onset_to_recovery(scenario_dir, seed):
+    directory = scenario_dir("seed-tutorial", seed=seed)
+    store = load_telemetry(metrics=str(directory / "metrics.csv"))
+    robust = detect(store)
+    original = detect(store, detector="seed-zscore")
+    truth = truth_window(directory)
+    assert robust.detected
+    assert iou((robust.window.start, robust.window.end), truth) >= 0.95
+    assert iou((original.window.start, original.window.end), truth) <= 0.15  # the original's failure
+
+
+def test_the_result_serialises_to_the_analysis_json_blocks(scenario_dir):
+    store = load_telemetry(metrics=str(scenario_dir("seed-tutorial", seed=1) / "metrics.csv"))
+    result = detect(store).to_dict()
+    window, baseline = result["incident_window"], result["baseline_window"]
+    assert result["detected"] is True and result["reason"] is None
+    assert baseline["end"] == window["start"] and baseline["start"] < baseline["end"]
+    assert window["start"] <= result["peak"] <= window["end"]
+    moved = {s["series"]: s for s in result["detection"]["series"]}
+    assert moved["global/p95_ms"]["direction"] == "up" and moved["global/error_rate"]["direction"] == "up"
+    assert moved["global/p95_ms"]["peak"] > moved["global/p95_ms"]["baseline"] + 300
+    assert result["detection"]["first_anomalous"] == window["start"]
+    evidence = result["evidence"][0]
+    assert result["detection"]["evidence"] == [evidence["id"]] and evidence["kind"] == "detection"
+    assert "FROM metrics" in evidence["query"]
+
+
+def test_services_agreeing_make_an_incident(tmp_path):
+    path = write_long_metrics(tmp_path / "m.csv", {
+        "checkout/latency_ms": shifted(1, 600, 700, 40),
+        "payments/error_ratio": shifted(2, 610, 700, 30),
+        "search/latency_ms": quiet(3),
+    })
+    result = detect(load_telemetry(metrics=str(path)))
+    assert result.detected
+    assert (result.window.start, result.window.end) == (DAY_START + timedelta(minutes=600),
+                                                        DAY_START + timedelta(minutes=700))
+    onsets = {s.series: s.onset for s in result.window.series}
+    assert onsets == {"checkout/latency_ms": DAY_START + timedelta(minutes=600),
+                      "payments/error_ratio": DAY_START + timedelta(minutes=610)}
+
+
+def test_a_short_burst_on_one_series_is_not_an_incident(tmp_path):
+    path = write_long_metrics(tmp_path / "m.csv", {
+        "checkout/rps": shifted(1, 600, 608, 60),  # an 8-minute burst, one series
+        "checkout/latency_ms": quiet(2),
+    })
+    result = detect(load_telemetry(metrics=str(path)))
+    assert not result.detected
+    assert "short or isolated" in result.reason
+    assert result.to_dict()["incident_window"] is None
+    assert result.evidence[0].data["series_checked"] == 2
+
+
+def test_a_quiet_day_has_no_incident_and_says_so(tmp_path):
+    path = write_long_metrics(tmp_path / "m.csv", {f"svc{i}/latency_ms": quiet(i) for i in range(6)})
+    result = detect(load_telemetry(metrics=str(path)))
+    assert not result.detected
+    assert result.reason == "no series deviated from its baseline for a sustained time (6 series checked)"
+
+
+def test_at_anchors_on_the_window_nearest_the_alert(tmp_path):
+    path = write_long_metrics(tmp_path / "m.csv", {
+        "api/latency_ms": shifted(1, 300, 360, 50) + shifted(2, 900, 1000, 50) - 100,
+        "api/error_ratio": shifted(3, 300, 360, 50) + shifted(4, 900, 1000, 50) - 100,
+    })
+    store = load_telemetry(metrics=str(path))
+    morning = detect(store, at=DAY_START + timedelta(hours=5, minutes=10))  # inside the first
+    evening = detect(store, at=DAY_START + timedelta(hours=17))  # after the second
+    assert morning.window.start == DAY_START + timedelta(minutes=300)
+    assert evening.window.start == DAY_START + timedelta(minutes=900)
+    assert len(morning.windows) == 2
+
+
+def test_unusable_series_give_reasons_not_crashes(tmp_path):
+    path = write_long_metrics(tmp_path / "m.csv", {"db/connections": np.full(MINUTES, 50.0)})
+    result = detect(load_telemetry(metrics=str(path)))
+    assert not result.detected
+    assert result.reason == "no series could be scored: constant series: every value is 50"
+    assert result.notes == ["db/connections: skipped: constant series: every value is 50"]
+
+
+def test_duplicated_timestamps_are_averaged_and_noted(tmp_path):
+    path = write_long_metrics(tmp_path / "m.csv", {"api/latency_ms": shifted(1, 600, 700, 40),
+                                                   "api/error_ratio": shifted(2, 600, 700, 40)})
+    with path.open("a") as extra:  # the same minute reported twice
+        extra.write('"2024-05-01T00:00:00",api,latency_ms,100.0\n')
+    result = detect(load_telemetry(metrics=str(path)))
+    assert result.detected
+    assert "api/latency_ms: 1 duplicated timestamps averaged" in result.notes
+
+
+def test_an_unknown_metric_name_is_an_input_error(tmp_path):
+    path = write_long_metrics(tmp_path / "m.csv", {"api/latency_ms": quiet(1)})
+    with pytest.raises(InputError, match="no series for metric p99"):
+        detect(load_telemetry(metrics=str(path)), metrics=["p99"])
+
+
+def test_detect_cli_prints_a_table_and_json(scenario_dir):
+    metrics = str(scenario_dir("seed-tutorial", seed=1) / "metrics.csv")
+    runner = CliRunner()
+    table = runner.invoke(app, ["detect", "--metrics", metrics, "--metric", "p95_ms", "--metric", "error_rate"])
+    assert table.exit_code == 0, table.output
+    assert "2024-05-01T14:53:00Z" in table.output and "global/p95_ms" in table.output
+    as_json = runner.invoke(app, ["detect", "--metrics", metrics, "--json", "--detector", "seed-zscore",
+                                  "--at", "2024-05-01T15:00:00+00:00"])
+    assert as_json.exit_code == 0, as_json.output
+    result = json.loads(as_json.output)
+    assert result["detection"]["detector"] == "seed-zscore"
+    assert result["incident_window"]["start"] == "2024-05-01T14:53:00Z"
+
+
+def test_detect_cli_rejects_a_bad_time_in_one_line(scenario_dir):
+    metrics = str(scenario_dir("seed-tutorial", seed=1) / "metrics.csv")
+    result = CliRunner().invoke(app, ["detect", "--metrics", metrics, "--at", "yesterday"])
+    assert result.exit_code != 0
+    assert str(result.exception) == "--at 'yesterday': cannot parse as a time (use ISO-8601, e.g. 2024-05-01T16:00:00Z)"
