@@ -7,6 +7,9 @@ import re
 from datetime import datetime, timedelta
 
 import duckdb
+import pyarrow.csv
+import pyarrow.json
+import pyarrow.parquet
 import pytest
 
 from incidentlens.errors import InputError
@@ -15,11 +18,7 @@ from incidentlens.scenarios import generate, list_scenarios
 CAUSAL = ["db-pool-exhaustion", "cache-miss-storm", "bad-deploy", "region-outage", "oom-restart-loop",
           "provider-throttling"]
 LOG_COLUMNS = ["ts", "service", "region", "host", "version", "level", "endpoint", "trace_id", "user_id", "message"]
-READERS = {
-    "csv": "read_csv('{}')",
-    "parquet": "read_parquet('{}')",
-    "jsonl": "read_json('{}', format='newline_delimited')",
-}
+READERS = {"csv": pyarrow.csv.read_csv, "parquet": pyarrow.parquet.read_table, "jsonl": pyarrow.json.read_json}
 
 
 def _truth(directory):
@@ -47,14 +46,11 @@ def test_every_causal_scenario_writes_every_format(scenario_dir, name, fmt):
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"metrics.{fmt}", f"logs.{fmt}", f"events.{fmt}", "truth.json"]
     )
-    logs = READERS[fmt].format(out / f"logs.{fmt}")
-    metrics = READERS[fmt].format(out / f"metrics.{fmt}")
-    assert [row[0] for row in _query(f"DESCRIBE SELECT * FROM {logs}")] == LOG_COLUMNS
-    assert [row[0] for row in _query(f"DESCRIBE SELECT * FROM {metrics}")] == ["ts", "service", "metric", "value"]
-    (line_count,) = _query(f"SELECT count(*) FROM {logs}")[0]
-    assert line_count == 5_000
-    (steps,) = _query(f"SELECT count(DISTINCT ts) FROM {metrics}")[0]
-    assert steps == 6 * 60
+    logs = READERS[fmt](out / f"logs.{fmt}")
+    metrics = READERS[fmt](out / f"metrics.{fmt}")
+    assert logs.column_names == LOG_COLUMNS and logs.num_rows == 5_000
+    assert metrics.column_names == ["ts", "service", "metric", "value"]
+    assert len(set(metrics.column("ts").to_pylist())) == 6 * 60
 
 
 def test_text_formats_write_iso_utc_times_with_z(scenario_dir):
@@ -110,7 +106,7 @@ def _metric_onsets(directory) -> dict[str, datetime]:
     return dict(rows)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("name", CAUSAL)
 def test_the_root_misbehaves_first_and_its_callers_later(scenario_dir, name, seed):
     out = scenario_dir(name, seed=seed)
@@ -168,14 +164,17 @@ def test_benign_spikes_and_bursts_sit_outside_the_window_and_show_in_the_data(sc
         for distractor in spikes + bursts:
             t = _time(distractor.get("t") or distractor["start"])
             assert t < start - timedelta(minutes=30) or t > end + timedelta(minutes=30)
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE m AS SELECT ts::TIMESTAMP AS ts, * EXCLUDE (ts) FROM read_csv('{out / 'metrics.csv'}')")
     for spike in spikes:
         service, metric = spike["series"].split("/")
-        at, neighbours = _query(
-            f"""SELECT max(value) FILTER (WHERE ts = '{spike["t"]}'), median(value) FILTER (WHERE ts != '{spike["t"]}')
-                FROM read_csv('{out / 'metrics.csv'}', types={{'ts': 'VARCHAR'}})
-                WHERE service = '{service}' AND metric = '{metric}'
-                  AND abs(epoch(ts::TIMESTAMP) - epoch(TIMESTAMP '{_time(spike["t"])}')) <= 300"""
-        )[0]
+        at, neighbours = con.execute(
+            f"""SELECT max(value) FILTER (WHERE ts = '{_time(spike["t"])}'),
+                       median(value) FILTER (WHERE ts != '{_time(spike["t"])}')
+                FROM m WHERE service = '{service}' AND metric = '{metric}'
+                  AND ts BETWEEN TIMESTAMP '{_time(spike["t"])}' - INTERVAL 5 MINUTE
+                             AND TIMESTAMP '{_time(spike["t"])}' + INTERVAL 5 MINUTE"""
+        ).fetchone()
         assert abs(at - neighbours) > 0.25 * abs(neighbours) or abs(at - neighbours) > 0.02, spike
 
 
