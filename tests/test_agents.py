@@ -62,7 +62,7 @@ def test_planner_skips_window_steps_when_nothing_was_detected_and_still_drafts_t
     messages = [ChatMessage.from_user("investigate")]
     messages += tool_result("load_inputs", {"views": {"metrics": {}}}, "c1")
     messages += tool_result("detect_incident_window", {"detected": False, "reason": "flat"}, "c2")
-    assert next_move("coordinator", messages, ALL_COORDINATOR_TOOLS).tool_calls[0].tool_name == "propose_mitigations"
+    assert next_move("coordinator", messages, ALL_COORDINATOR_TOOLS).tool_calls[0].tool_name == "profiler_specialist"
 
 
 def test_planner_only_calls_tools_it_was_given_and_then_answers():
@@ -107,7 +107,7 @@ def test_planner_serialises_and_runs_in_a_real_agent_loop():
     result = agent.run(messages=[ChatMessage.from_user("profile")])
     assert calls == ["rank"]
     assert result["exit_reason"] == "text"
-    assert "No hypothesis" in result["last_message"].text
+    assert "No falsifiable hypothesis" in result["last_message"].text
 
 
 # --- tool guards and output caps -----------------------------------------------------------------------------------

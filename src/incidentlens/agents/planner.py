@@ -152,7 +152,7 @@ COORDINATOR_RUNBOOK: list[Step] = [
     ("surging_templates", _found_with_logs, _no_arguments),
     ("rank_root_causes", _found, _no_arguments),
     ("build_timeline", _found, _no_arguments),
-    (PROFILER, _found, _delegate(
+    (PROFILER, _always, _delegate(
         "Turn this evidence into one falsifiable hypothesis about the root cause, test it, and list the key facts."
     )),
     ("propose_mitigations", _always, _no_arguments),
@@ -228,7 +228,9 @@ def _coordinator_answer(t: Transcript) -> str:
 def _profiler_answer(t: Transcript) -> str:
     top = _top_hypothesis(t)
     if top is None:
-        return "No hypothesis could be formed: the ranking found no candidate cause in the evidence."
+        ranking = (t.results.get("rank_root_causes") or [{}])[-1]
+        why = ranking.get("text") if ranking.get("error") else "the ranking found no candidate cause in the evidence"
+        return f"No falsifiable hypothesis could be formed: {why}"
     test = t.latest("test_hypothesis")
     lines = [
         f"Hypothesis: {top.get('mechanism') or top.get('kind')} (service {top.get('service')}, kind {top.get('kind')},"
