@@ -92,8 +92,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     if entry is not None:
         impact.requests_total, impact.requests_failed = _requests(store, window, entry, series, evidence)
     if log_columns:
-        impact.users_affected = _users(store, window, log_columns, evidence)
-        surging = _surging_values(store, window, baseline, log_columns, evidence)
+        impact.users_affected, surging = _log_impact(store, window, baseline, log_columns, evidence)
         impact.services_affected = _merge(surging.get("service", []), shifted)
         impact.regions_affected = surging.get("region", [])
     else:
@@ -248,59 +247,60 @@ def _log_columns(store: Any) -> list[str]:
     return store.fetch("SELECT * FROM logs LIMIT 0").schema.names
 
 
-def _users(store: Any, window: Span, columns: list[str], evidence: list[Evidence]) -> int | None:
-    user = next((c for c in columns if USER_COLUMN.match(c)), None)
-    if user is None:
-        return None
-    sql = (
-        f"SELECT count(DISTINCT {quote_ident(user)}) AS users FROM logs "
-        f"WHERE {in_span('ts', window)} AND level IN {sql_in(PROBLEM_LEVELS)}"
-    )
-    users = int(store.fetch(sql)["users"][0].as_py())
-    evidence.append(Evidence.make(
-        "impact", f"{users} distinct users on WARN/ERROR/FATAL lines during the incident", sql,
-        {"users_affected": users, "column": user},
-    ))
-    return users
-
-
-def _surging_values(
+def _log_impact(
     store: Any, window: Span, baseline: Span, columns: list[str], evidence: list[Evidence]
-) -> dict[str, list[str]]:
-    """Services (and regions) whose problem lines per minute surged in the window, most excess first."""
+) -> tuple[int | None, dict[str, list[str]]]:
+    """One scan of the problem lines: distinct users in the window, and the services and regions whose problem
+    lines per minute surged (most excess first)."""
     dims = {"service": "service"} if "service" in columns else {}
     region = next((c for c in columns if REGION_COLUMN.match(c)), None)
     if region is not None:
         dims["region"] = region
-    if not dims:
-        return {}
-    sql = _problem_counts_sql(window, baseline, list(dims.values()))
+    user = next((c for c in columns if USER_COLUMN.match(c)), None)
+    if not dims and user is None:
+        return None, {}
+    sql = _problem_counts_sql(window, baseline, list(dims.values()), user)
     table = store.fetch(sql)
+    users = None
+    if user is not None:
+        overall = table.to_pylist()[-1] if not dims else next(
+            r for r in table.to_pylist() if all(r[f"g__{c}"] == 1 for c in dims.values())
+        )
+        users = int(overall["users"])
+        evidence.append(Evidence.make(
+            "impact", f"{users} distinct users on WARN/ERROR/FATAL lines during the incident", sql,
+            {"users_affected": users, "column": user},
+        ))
     ratio = span_minutes(window) / span_minutes(baseline)
-    found: dict[str, list[str]] = {}
-    for role, column in dims.items():
-        found[role] = _surging(table, column, ratio)
-    evidence.append(Evidence.make(
-        "impact",
-        f"affected: {len(found.get('service', []))} services, {len(found.get('region', []))} regions by WARN/ERROR",
-        sql,
-        {"services_affected": found.get("service"), "regions_affected": found.get("region"), "region_column": region,
-         "rule": f"problem lines per minute >= {SURGE_RATIO:g}x baseline, >= {MIN_PROBLEMS} lines, Poisson p < "
-                 f"{MAX_P_VALUE:g} / values compared"},
-    ))
-    return found
+    found = {role: _surging(table, column, ratio) for role, column in dims.items()}
+    if dims:
+        evidence.append(Evidence.make(
+            "impact",
+            f"affected: {len(found.get('service', []))} services, {len(found.get('region', []))} regions by "
+            "WARN/ERROR/FATAL lines",
+            sql,
+            {"services_affected": found.get("service"), "regions_affected": found.get("region"),
+             "region_column": region,
+             "rule": f"problem lines per minute >= {SURGE_RATIO:g}x baseline, >= {MIN_PROBLEMS} lines, Poisson p < "
+                     f"{MAX_P_VALUE:g} / values compared"},
+        ))
+    return users, found
 
 
-def _problem_counts_sql(window: Span, baseline: Span, columns: list[str]) -> str:
-    grouped = ", ".join(quote_ident(c) for c in columns)
-    grouping = ", ".join(f"GROUPING({quote_ident(c)}) AS {quote_ident('g__' + c)}" for c in columns)
-    sets = ", ".join(f"({quote_ident(c)})" for c in columns)
-    return f"""SELECT {grouped}, {grouping},
-       sum(CASE WHEN {in_span('ts', window)} THEN 1 ELSE 0 END) AS window_problems,
-       sum(CASE WHEN {in_span('ts', baseline)} THEN 1 ELSE 0 END) AS baseline_problems
+def _problem_counts_sql(window: Span, baseline: Span, columns: list[str], user: str | None) -> str:
+    """WARN/ERROR/FATAL lines in the window and the baseline per value of each column, plus a grand total row with
+    the window's distinct users."""
+    users = (
+        f",\n       count(DISTINCT CASE WHEN {in_span('ts', window)} THEN {quote_ident(user)} END) AS users"
+        if user else ""
+    )
+    select = "".join(f"{quote_ident(c)}, GROUPING({quote_ident(c)}) AS {quote_ident('g__' + c)}, " for c in columns)
+    sets = "".join(f"({quote_ident(c)}), " for c in columns)
+    group = f"\nGROUP BY GROUPING SETS ({sets}())" if columns else ""
+    return f"""SELECT {select}sum(CASE WHEN {in_span('ts', window)} THEN 1 ELSE 0 END) AS window_problems,
+       sum(CASE WHEN {in_span('ts', baseline)} THEN 1 ELSE 0 END) AS baseline_problems{users}
 FROM logs
-WHERE level IN {sql_in(PROBLEM_LEVELS)} AND (({in_span('ts', window)}) OR ({in_span('ts', baseline)}))
-GROUP BY GROUPING SETS ({sets})"""
+WHERE level IN {sql_in(PROBLEM_LEVELS)} AND (({in_span('ts', window)}) OR ({in_span('ts', baseline)})){group}"""
 
 
 def _surging(table: pa.Table, column: str, minutes_ratio: float) -> list[str]:
