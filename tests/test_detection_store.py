@@ -65,6 +65,27 @@ def test_the_tutorial_incident_is_found_onset_to_recovery(scenario_dir, seed):
     assert iou((original.window.start, original.window.end), truth) <= 0.15  # the original's failure
 
 
+CAUSAL = ["db-pool-exhaustion", "cache-miss-storm", "bad-deploy", "region-outage", "oom-restart-loop",
+          "provider-throttling"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("name", CAUSAL)
+def test_causal_incidents_are_found_despite_spikes_and_benign_bursts(scenario_dir, name, seed):
+    directory = scenario_dir(name, seed=seed)
+    result = detect(load_telemetry(metrics=str(directory / "metrics.csv")))
+    assert result.detected, result.reason
+    assert iou((result.window.start, result.window.end), truth_window(directory)) >= 0.9
+    assert len(result.windows) == 1  # the scenario's one-point spikes and error bursts are not incidents
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_quiet_scenario_day_has_no_incident(scenario_dir, seed):
+    result = detect(load_telemetry(metrics=str(scenario_dir("quiet", seed=seed) / "metrics.csv")))
+    assert not result.detected
+    assert result.reason.startswith("no series deviated") or "short or isolated" in result.reason
+
+
 def test_the_result_serialises_to_the_analysis_json_blocks(scenario_dir):
     store = load_telemetry(metrics=str(scenario_dir("seed-tutorial", seed=1) / "metrics.csv"))
     result = detect(store).to_dict()
