@@ -103,11 +103,14 @@ GROUP BY ALL"""
 
 
 def named_service_sql(services: list[str]) -> str:
-    """SQL for the first known service a message names as a word (not inside a path or an id: "/api/search")."""
+    """SQL for the first known service a message names as a dependency: at the start of the message or a clause, or
+    after a word like "upstream", "to", "for" ("upstream db-proxy timed out", "payment-provider responded 429"),
+    and as a whole word — not inside a path ("/api/search") nor as plain English ("connection checkout timed out")."""
     if not services:
         return "''"
     names = "|".join(re.escape(s) for s in sorted(services, key=len, reverse=True))
-    pattern = f"(?:^|[^A-Za-z0-9_./-])({names})(?:[^A-Za-z0-9_/-]|$)".replace("'", "''")
+    lead = "(?:^|: |(?i:upstream|downstream|service|backend|provider|dependency|to|from|for|calling|via) )"
+    pattern = f"{lead}({names})(?:[^A-Za-z0-9_/-]|$)".replace("'", "''")
     return f"regexp_extract(message, '{pattern}', 1)"
 
 

@@ -20,7 +20,7 @@ from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_trigger, rank_root_causes
-from incidentlens.analysis.shifts import log_surges, metric_shifts
+from incidentlens.analysis.shifts import fetch_log_counts, log_surges, metric_shifts
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
 
@@ -75,7 +75,8 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust") ->
         return _not_detected(detection, evidence, reason=rule)
 
     shifts = evidence.add(metric_shifts(store, window, baseline))
-    surges = evidence.add(log_surges(store, window, baseline))
+    log_counts = fetch_log_counts(store, window, baseline)
+    surges = evidence.add(log_surges(store, window, baseline, log_counts))
     signals = collect_signals(shifts, surges)
     contributors = _contributors(store, window, baseline, evidence)
     templates = _templates(store, window, baseline, evidence)
@@ -87,7 +88,7 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust") ->
     earliest = min((s.onset for s in signals.values() if s.onset is not None), default=first_anomalous)
     trigger = evidence.add(find_trigger(store, window, baseline, earliest))
     ranking = evidence.add(
-        rank_root_causes(store, window, baseline, signals, graph, cues, contributors, trigger)
+        rank_root_causes(store, window, baseline, signals, graph, cues, contributors, trigger, log_counts)
     )
     timeline = build_timeline(store, window, baseline, templates=templates, **detection_inputs(detection))
     evidence.extend(timeline.evidence)

@@ -18,6 +18,8 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from incidentlens.analysis.callgraph import CallGraph
@@ -108,8 +110,10 @@ def rank_root_causes(
     cues: MechanismCues,
     contributors: list[Any],
     trigger: dict[str, Any] | None,
+    log_counts: pa.Table | None = None,
 ) -> tuple[Ranking, list[Evidence]]:
-    """The top hypotheses, best first, each with a confidence, its evidence and a test run on the data."""
+    """The top hypotheses, best first, each with a confidence, its evidence and a test run on the data.
+    `log_counts`: the per-service, per-minute WARN/ERROR counts (`shifts.fetch_log_counts`), if fetched already."""
     if not signals:
         return Ranking(hypotheses=[], scores={}), []
     scores = {name: _score(s, signals, graph, trigger, cues) for name, s in signals.items()}
@@ -121,7 +125,7 @@ def rank_root_causes(
     for name in ranked[:TOP]:
         s = signals[name]
         classification = classify(name, s.moved, cues, contributors, trigger if _trigger_at(trigger, s) else None)
-        test, passed, test_evidence = precedence_test(store, s, signals, graph, window, baseline)
+        test, passed, test_evidence = precedence_test(store, s, signals, graph, window, baseline, log_counts)
         evidence.append(test_evidence)
         supporting, contradicting = _evidence_for_and_against(s, classification, graph, test_evidence.id, passed)
         hypotheses.append(
@@ -208,6 +212,7 @@ def precedence_test(
     graph: CallGraph,
     window: Span,
     baseline: Span,
+    log_counts: pa.Table | None = None,
 ) -> tuple[str, bool | None, Evidence]:
     """If `s` were the cause, the services depending on it would move after it and none of the services it calls
     would move before it. Run it on the data (onsets by SQL); say what happened."""
@@ -216,7 +221,7 @@ def precedence_test(
     scope = "its callers" if callers else "the other services that moved"
     followers = callers or sorted(d for d in signals if d != s.service and d not in callees)
     involved = [s.service, *followers, *callees]
-    onsets, sql, data = _onsets(store, involved, signals, window, baseline)
+    onsets, sql, data = _onsets(store, involved, signals, window, baseline, log_counts)
     data = {"hypothesis": s.service, "prediction": f"{s.service} moves before {scope}"
             + (f" and after none of its callees ({', '.join(callees)})" if callees else ""), **data}
     own = onsets[s.service]
@@ -267,15 +272,19 @@ def _precedence_outcome(service: str, own: datetime, scope: str, followers: list
     return f"{prefix}: {', '.join(parts)}", passed
 
 
-def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals], window: Span,
-            baseline: Span) -> tuple[dict[str, datetime | None], str, dict[str, Any]]:
-    """Each involved service's onset: the earlier of its WARN/ERROR onset (re-run now from the logs, only these
-    services) and its metric onset (from the metric shift test)."""
+def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals], window: Span, baseline: Span,
+            log_counts: pa.Table | None) -> tuple[dict[str, datetime | None], str, dict[str, Any]]:
+    """Each involved service's onset: the earlier of its WARN/ERROR onset (from the per-minute counts of only
+    these services: the query) and its metric onset (from the metric shift test)."""
     log_onsets: dict[str, datetime] = {}
     sql = "-- no logs: onsets from the metric shift test (see metric_shift evidence)"
     if store.has("logs"):
         sql = log_surge_sql(window, baseline, involved)
-        surges = surges_from_counts(store.fetch(sql), window, baseline)
+        if log_counts is None:
+            counts = store.fetch(sql)
+        else:  # the same rows the query returns, without scanning the logs again
+            counts = log_counts.filter(pc.is_in(log_counts["service"], value_set=pa.array(involved)))
+        surges = surges_from_counts(counts, window, baseline)
         log_onsets = {s.service: s.first_problem or s.onset for s in surges if s.significant}
     onsets = {name: _first(log_onsets.get(name), signals[name].metric_onset) for name in involved}
     data = {

@@ -193,20 +193,27 @@ ONSET_RULE = (
 )
 
 
+def fetch_log_counts(store: Any, window: Span, baseline: Span) -> pa.Table | None:
+    """The per-service, per-minute counts of `log_surge_sql` (one scan; the surges and the tests both use it)."""
+    return store.fetch(log_surge_sql(window, baseline)) if store.has("logs") else None
+
+
 def log_surges(store: Any, window: Span, baseline: Span,
-               services: list[str] | None = None) -> tuple[list[LogSurge], list[Evidence]]:
-    """Each service's WARN/ERROR surge in the window: rate ratio against the baseline and onset (by CUSUM)."""
-    if not store.has("logs"):
+               counts: pa.Table | None = None) -> tuple[list[LogSurge], list[Evidence]]:
+    """Each service's WARN/ERROR surge in the window: rate ratio against the baseline and onset (by CUSUM).
+    `counts`: the result of `fetch_log_counts`, if already fetched."""
+    if counts is None:
+        counts = fetch_log_counts(store, window, baseline)
+    if counts is None:
         return [], []
-    sql = log_surge_sql(window, baseline, services)
-    surges = surges_from_counts(store.fetch(sql), window, baseline)
+    surges = surges_from_counts(counts, window, baseline)
     moved = [s for s in surges if s.significant]
     if not moved:
         return surges, []
     item = Evidence.make(
         "metric_shift",
         "WARN/ERROR log surge by service: " + ", ".join(f"{s.service} x{s.ratio:.0f}" for s in moved[:5]),
-        sql,
+        log_surge_sql(window, baseline),
         {"rule": ONSET_RULE, "services": [_surge_data(s) for s in moved[:20]], "cut": max(0, len(moved) - 20)},
     )
     for surge in surges:
