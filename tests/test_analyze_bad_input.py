@@ -1,0 +1,113 @@
+"""`analyze` on awkward input: every case gives an answer with a stated reason, never a crash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from typer.testing import CliRunner
+
+from incidentlens.analysis import analyze
+from incidentlens.cli import app
+from incidentlens.telemetry import load_telemetry
+
+START = np.datetime64("2024-05-01T00:00:00", "s")
+
+
+def write_metrics(path: Path, minutes: np.ndarray, values: dict[str, np.ndarray], service: str = "api") -> Path:
+    """Long metrics CSV: one row per minute offset and metric."""
+    ts = np.datetime_as_string(START + minutes.astype("timedelta64[m]"), unit="s")
+    tables = [pa.table({"ts": [t + "Z" for t in ts], "service": [service] * len(ts), "metric": [name] * len(ts),
+                        "value": series}) for name, series in values.items()]
+    pacsv.write_csv(pa.concat_tables(tables), path)
+    return path
+
+
+def write_logs(path: Path, minutes: np.ndarray, level: str = "INFO", service: str = "api") -> Path:
+    ts = np.datetime_as_string(START + minutes.astype("timedelta64[m]"), unit="s")
+    pacsv.write_csv(pa.table({"ts": [t + "Z" for t in ts], "service": [service] * len(ts),
+                              "level": [level] * len(ts), "message": ["GET /items 200"] * len(ts)}), path)
+    return path
+
+
+def incident_series(minutes: np.ndarray, start: int, end: int, seed: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    hot = (minutes >= start) & (minutes < end)
+    return {"latency_p95_ms": 150 + rng.normal(0, 5, len(minutes)) + hot * 800,
+            "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, len(minutes))) + hot * 0.3}
+
+
+def test_a_series_too_short_for_a_baseline_is_not_an_incident(tmp_path):
+    minutes = np.arange(12)
+    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, incident_series(minutes, 6, 12)))
+    result = analyze(store).to_dict()
+    assert result["detected"] is False
+    assert "too short" in result["reason"]
+    assert result["incident_window"] is None and result["hypotheses"] == []
+    assert result["evidence"], "the evidence still lists what was checked"
+
+
+def test_a_constant_series_is_not_an_incident(tmp_path):
+    minutes = np.arange(600)
+    path = write_metrics(tmp_path / "m.csv", minutes, {"latency_p95_ms": np.full(600, 120.0)})
+    result = analyze(load_telemetry(metrics=path)).to_dict()
+    assert result["detected"] is False
+    assert "constant" in result["reason"]
+
+
+def test_an_incident_at_the_very_start_has_no_baseline(tmp_path):
+    minutes = np.arange(600)
+    path = write_metrics(tmp_path / "m.csv", minutes, incident_series(minutes, 0, 60))
+    result = analyze(load_telemetry(metrics=path)).to_dict()
+    assert result["detected"] is False
+    assert result["reason"]
+
+
+def test_gaps_and_duplicated_timestamps_still_find_the_incident(tmp_path):
+    minutes = np.arange(720)
+    kept = minutes[(minutes % 17 != 0) | (minutes > 500)]  # gaps before the incident
+    doubled = np.sort(np.concatenate([kept, kept[::50]]))  # some timestamps twice
+    path = write_metrics(tmp_path / "m.csv", doubled, incident_series(doubled, 400, 460))
+    logs = write_logs(tmp_path / "l.csv", minutes)
+    result = analyze(load_telemetry(metrics=path, logs=logs)).to_dict()
+    assert result["detected"] is True
+    assert "06:40:00" in result["incident_window"]["start"]
+    assert result["hypotheses"][0]["service"] == "api"
+
+
+def test_an_incident_with_no_logs_in_its_window_is_explained_from_metrics(tmp_path):
+    minutes = np.arange(720)
+    metrics = write_metrics(tmp_path / "m.csv", minutes, incident_series(minutes, 400, 460))
+    logs = write_logs(tmp_path / "l.csv", np.arange(0, 300))  # the logs stop long before the incident
+    result = analyze(load_telemetry(metrics=metrics, logs=logs)).to_dict()
+    assert result["detected"] is True
+    assert result["hypotheses"][0]["service"] == "api"
+    assert result["templates"] == [] and result["contributors"] == []
+    listed = {e["id"] for e in result["evidence"]}
+    assert set(result["hypotheses"][0]["supporting"]) <= listed
+
+
+def test_logs_without_metrics_say_why_nothing_was_detected(tmp_path):
+    logs = write_logs(tmp_path / "l.csv", np.arange(0, 300), level="ERROR")
+    result = analyze(load_telemetry(logs=logs)).to_dict()
+    assert result["detected"] is False and "metrics" in result["reason"]
+
+
+def test_cli_reports_no_incident_plainly(tmp_path):
+    minutes = np.arange(600)
+    path = write_metrics(tmp_path / "m.csv", minutes, {"latency_p95_ms": np.full(600, 120.0)})
+    result = CliRunner().invoke(app, ["analyze", "--metrics", str(path), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "no incident found" in result.output
+    assert json.loads((tmp_path / "analysis.json").read_text())["detected"] is False
+
+
+def test_cli_bad_at_time_is_a_one_line_error(tmp_path):
+    minutes = np.arange(600)
+    path = write_metrics(tmp_path / "m.csv", minutes, incident_series(minutes, 400, 460))
+    result = CliRunner().invoke(app, ["analyze", "--metrics", str(path), "--at", "yesterday", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "--at" in str(result.exception)
