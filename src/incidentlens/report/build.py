@@ -341,6 +341,8 @@ class _Builder:
             return "recovery"
         if when == self.window.start or "onset" in text or "first" in text:
             return "onset"
+        if "reach" in text or "propagat" in text or "spread" in text:
+            return "propagation"
         if "detect" in text or "anomal" in text:
             return "detection"
         if "rollback" in text or "roll back" in text or "restart" in text:

@@ -73,9 +73,13 @@ class BarChart:
 
 @dataclass(frozen=True)
 class Dot:
+    """One timeline entry, or a run of entries too close in time to tell apart ("2–8")."""
+
     x: float
-    number: int
+    y: float
+    label: str
     phase: str
+    width: float
 
 
 @dataclass
@@ -83,9 +87,16 @@ class TimelineChart:
     dots: list[Dot]
     shade_x: float | None
     shade_width: float
+    lanes_bottom: float
     ticks: list[Tick] = field(default_factory=list)
     width: int = 1000
-    height: int = 74
+
+    @property
+    def height(self) -> int:
+        return int(self.lanes_bottom + 26)
+
+
+_LANE_TOP, _LANE_STEP, _MAX_LANES, _CLUSTER_PX = 16.0, 20.0, 4, 12.0
 
 
 def line_chart(series: MetricSeries, window: tuple[dt.datetime, dt.datetime], view: tuple[dt.datetime, dt.datetime],
@@ -155,11 +166,42 @@ def timeline_chart(times: list[dt.datetime], phases: list[str],
     t0, t1 = float(bounds.min()) - 0.04 * span, float(bounds.max()) + 0.04 * span
     x_of = _scale(t0, t1, 20, 980)
     shade = None if window is None else [float(x_of(_epoch_s(np.datetime64(_naive(w))))) for w in window]
+    clusters = _clusters([float(x) for x in x_of(epochs)], phases)
+    lanes = _lanes(clusters)
+    dots = [Dot(x, _LANE_TOP + lane * _LANE_STEP, label, phase, width)
+            for (x, label, phase, width), lane in zip(clusters, lanes, strict=True)]
     return TimelineChart(
-        dots=[Dot(float(x), i, phase) for i, (x, phase) in enumerate(zip(x_of(epochs), phases, strict=True), 1)],
-        shade_x=shade[0] if shade else None, shade_width=(shade[1] - shade[0]) if shade else 0.0,
-        ticks=_time_ticks(t0, t1, x_of, count=8),
+        dots=dots, shade_x=shade[0] if shade else None, shade_width=(shade[1] - shade[0]) if shade else 0.0,
+        lanes_bottom=_LANE_TOP + max(lanes, default=0) * _LANE_STEP + 12, ticks=_time_ticks(t0, t1, x_of, count=8),
     )
+
+
+def _clusters(xs: list[float], phases: list[str]) -> list[tuple[float, str, str, float]]:
+    """Runs of entries within a few pixels of each other as one marker: (x, label, phase, width)."""
+    runs: list[list[int]] = []
+    for i, x in enumerate(xs):
+        if runs and x - xs[runs[-1][0]] <= _CLUSTER_PX:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    clusters = []
+    for run in runs:
+        label = str(run[0] + 1) if len(run) == 1 else f"{run[0] + 1}–{run[-1] + 1}"
+        x = sum(xs[i] for i in run) / len(run)
+        clusters.append((x, label, phases[run[0]], max(16.0, 7.0 + 6.2 * len(label))))
+    return clusters
+
+
+def _lanes(clusters: list[tuple[float, str, str, float]]) -> list[int]:
+    """A lane per marker so that neighbours stack instead of overlapping (first free lane, in time order)."""
+    ends = [-1e9] * _MAX_LANES
+    lanes = []
+    for x, _, _, width in clusters:
+        left = x - width / 2
+        lane = next((i for i, end in enumerate(ends) if left >= end + 3), int(np.argmin(ends)))
+        ends[lane] = x + width / 2
+        lanes.append(lane)
+    return lanes
 
 
 def _scale(d0: float, d1: float, r0: float, r1: float):

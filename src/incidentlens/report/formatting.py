@@ -58,6 +58,14 @@ def measure(metric: str, value: float | None) -> str:
     return f"{num(value)}{unit}"
 
 
+def series_value(series: str, value: float | None) -> str:
+    """A value of a `service/metric` series: ratios and rates as percentages, others with their unit."""
+    metric = series.rsplit("/", 1)[-1].lower()
+    if value is not None and any(w in metric for w in ("ratio", "error_rate")) and abs(value) <= 1:
+        return pct(value, 2 if abs(value) < 0.01 else 1)
+    return measure(metric, value)
+
+
 def sentence(text: str) -> str:
     text = text.strip()
     return text if text.endswith((".", "!", "?")) else f"{text}."

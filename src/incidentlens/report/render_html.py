@@ -40,7 +40,8 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
     env = Environment(loader=PackageLoader("incidentlens.report", "templates"),
                       autoescape=select_autoescape(["html", "html.j2"], default=True), undefined=StrictUndefined,
                       trim_blocks=False, lstrip_blocks=False)
-    env.globals.update(when=fmt.when, when_text=lambda text: fmt.when(fmt.utc(text)), pct=fmt.pct, num=fmt.num)
+    env.globals.update(when=fmt.when, when_text=lambda text: fmt.when(fmt.utc(text)), pct=fmt.pct, num=fmt.num,
+                       series_value=fmt.series_value)
     line_charts, charts_note = _line_charts(pm, store)
     return env.get_template("report.html.j2").render(
         pm=pm,
@@ -143,9 +144,13 @@ def _view(window: tuple[dt.datetime, dt.datetime]) -> tuple[dt.datetime, dt.date
 
 
 def _contributor_chart(pm: Postmortem) -> BarChart | None:
-    rows = [(f"{c['dimension']}={c['value']}", float(c["window_share"]), float(c["baseline_share"]))
+    rows = [(_shorten(f"{c['dimension']}={c['value']}"), float(c["window_share"]), float(c["baseline_share"]))
             for c in pm.contributors[:8] if {"dimension", "value", "window_share", "baseline_share"} <= c.keys()]
     return bar_chart(rows) if rows else None
+
+
+def _shorten(label: str, width: int = 26) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
 
 
 def _template_chart(pm: Postmortem) -> BarChart | None:

@@ -138,7 +138,7 @@ class Recovery(_Model):
 class TimelineEntry(_Model):
     t: UtcTime
     event: str
-    phase: Literal["lead-up", "onset", "detection", "peak", "response", "recovery", "other"] = "other"
+    phase: Literal["lead-up", "onset", "detection", "propagation", "peak", "response", "recovery", "other"] = "other"
     evidence: list[str] = Field(default_factory=list)
 
 
