@@ -153,3 +153,50 @@ def test_the_falsification_test_runs_as_sql_and_refutes_a_victim(store):
 def test_no_events_and_no_version_column_means_no_trigger(store):
     trigger, evidence = find_trigger(store, WINDOW, BASELINE, START + timedelta(minutes=400))
     assert trigger is None and evidence == []
+
+
+def _table_store(tmp_path: Path, **tables: pa.Table):
+    """A store over small parquet files written from the given tables (view name -> table)."""
+    paths = {}
+    for view, table in tables.items():
+        pq.write_table(table, tmp_path / f"{view}.parquet")
+        paths[view] = tmp_path / f"{view}.parquet"
+    return load_telemetry(**paths)
+
+
+def test_call_graph_from_spans_follows_parent_to_child(tmp_path):
+    start = np.datetime64(START, "ms")
+    spans = pa.table({
+        "trace_id": ["t1", "t1", "t1", "t2", "t2"],
+        "span_id": ["a", "b", "c", "d", "e"],
+        "parent_id": ["root", "a", "b", "root", "d"],
+        "service": ["gateway", "payments", "db", "gateway", "payments"],
+        "operation": ["GET /pay", "charge", "query", "GET /pay", "charge"],
+        "start_ts": pa.array([start] * 5),
+        "duration_ms": [30.0, 20.0, 5.0, 31.0, 21.0],
+    })
+    logs = pa.table({"ts": pa.array([start]), "service": ["db"], "level": ["INFO"], "message": ["ok"]})
+    store = _table_store(tmp_path, traces=spans, logs=logs)
+    graph, evidence = infer_call_graph(store, WINDOW, BASELINE)
+    assert {(e.caller, e.callee, e.weight) for e in graph.edges} == {("gateway", "payments", 2), ("payments", "db", 1)}
+    assert graph.downstream("gateway") == {"payments", "db"}
+    assert evidence[0].kind == "trace" and "FROM spans" in evidence[0].query
+
+
+def test_call_graph_from_logs_sharing_a_trace_id_orders_services_in_time(tmp_path):
+    # 20 requests in the baseline's last hour, each logged by gateway, then payments, then db (ms apart)
+    first = np.datetime64(BASELINE[1], "ms") - np.timedelta64(30, "m")
+    starts = first + (np.arange(20) * 60_000).astype("timedelta64[ms]")
+    ts = np.concatenate([starts, starts + np.timedelta64(5, "ms"), starts + np.timedelta64(9, "ms")])
+    logs = pa.table({
+        "ts": pa.array(ts),
+        "service": ["gateway"] * 20 + ["payments"] * 20 + ["db"] * 20,
+        "level": ["INFO"] * 60,
+        "trace_id": [f"trace-{i}" for i in range(20)] * 3,
+        "message": ["handled"] * 60,
+    })
+    graph, evidence = infer_call_graph(_table_store(tmp_path, logs=logs), WINDOW, BASELINE)
+    assert {(e.caller, e.callee) for e in graph.edges} == {("gateway", "payments"), ("payments", "db"),
+                                                           ("gateway", "db")}
+    assert all(e.source == "trace_logs" for e in graph.edges)
+    assert "trace_id" in evidence[0].query

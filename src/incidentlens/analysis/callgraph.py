@@ -8,6 +8,7 @@ that logs first in a trace is upstream of those that log later), and WARN/ERROR 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,7 +89,7 @@ WHERE a.trace_id IN (SELECT trace_id FROM shared) AND a.first_ts < b.first_ts AN
 GROUP BY a.service, b.service"""
 
 
-def infer_call_graph(store: Any, window: Span, baseline: Span, named: list[tuple[str, str, int]] = (),
+def infer_call_graph(store: Any, window: Span, baseline: Span, named: Sequence[tuple[str, str, int]] = (),
                      named_evidence: str | None = None) -> tuple[CallGraph, list[Evidence]]:
     """The call graph from the best source available, with the evidence of each source used.
 
