@@ -127,3 +127,22 @@ def test_a_ragged_csv_row_names_its_line(tmp_path: Path) -> None:
 def test_a_mapping_to_an_absent_column_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.csv", "ts,msg\n2024-05-01,a\n")
     assert load_error(logs=path, mapping={"message": "text"}) == f"--map message=text: no column 'text' in {path}"
+
+
+def test_a_few_malformed_csv_lines_are_skipped_and_counted(tmp_path: Path) -> None:
+    rows = [f"2024-05-01T10:{m // 60:02d}:{m % 60:02d}Z,api,line {m}" for m in range(300)]
+    rows[150] = "2024-05-01T10:02:30Z,api,line 150 cut2024-05-01T10:02:30Z,api,x"  # two log lines run together
+    bad = write(tmp_path / "b.csv.gz", "ts,service,message\n" + "\n".join(rows) + "\n")
+    clean = write(tmp_path / "a.csv.gz", "ts,service,message\n2024-05-01T09:00:00Z,db,ok\n")
+    store = load_telemetry(logs=[clean, bad])
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 300}]
+    assert len(store.warnings) == 1
+    assert store.warnings[0].startswith(f"{clean} (and 1 more): 1 malformed lines skipped; the first: {bad}: "
+                                        "cannot read as CSV: line 152: Expected Number of Columns: 3")
+
+
+def test_an_unterminated_quote_is_an_error_not_a_lost_file(tmp_path: Path) -> None:
+    rows = [f"2024-05-01T10:{m // 60:02d}:{m % 60:02d}Z,api,line {m}" for m in range(300)]
+    rows[150] = '2024-05-01T10:02:30Z,api,"cut short'  # swallows every later line into one quoted value
+    path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + "\n")
+    assert load_error(logs=path).startswith(f"{path}: cannot read as CSV: line 152: Value with unterminated quote")

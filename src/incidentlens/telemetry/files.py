@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import glob
 import gzip
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -28,9 +29,10 @@ _FORMATS_BY_SUFFIX = {
     ".parquet": "parquet", ".pq": "parquet",
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
 }
-# Lines of DuckDB's CSV errors that are advice or context rather than the problem itself.
-_DUCKDB_ADVICE = ("Original Line", "Possible", "*", "file =")
+# Where DuckDB's CSV errors turn from the problem to advice and context.
+_DUCKDB_ADVICE = ("Possible", "*", "file =")
 _DELIMITERS = (",", "\t", ";", "|")
+MAX_MALFORMED_SHARE = 0.01
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON"}
 
 
@@ -44,6 +46,7 @@ class Source:
     table: str | None = None
     text_columns: tuple[str, ...] = ()  # columns or JSON fields, all read as VARCHAR (filled by `with_schema`)
     delimiter: str = ","
+    skip_malformed: bool = False  # CSV: skip (counted) malformed lines instead of failing
 
     @property
     def format_name(self) -> str:
@@ -52,28 +55,90 @@ class Source:
     @property
     def from_sql(self) -> str:
         """The FROM item reading this source."""
-        return self.table or reader_sql(self.fmt, self.files, self.text_columns, self.delimiter)
+        return self.table or reader_sql(self)
 
     def for_file(self, path: Path) -> Source:
         """The same reader over one of its files (to locate a bad row)."""
         return replace(self, label=str(path), files=(path,))
 
 
-def reader_sql(fmt: str, files: Sequence[Path], text_columns: Sequence[str] = (), delimiter: str = ",") -> str:
-    """The DuckDB table function reading `files` (all of format `fmt`); text columns given skip re-sniffing."""
-    file_list = "[" + ", ".join(literal(str(p)) for p in files) + "]"
-    columns = "{" + ", ".join(f"{literal(n)}: 'VARCHAR'" for n in text_columns) + "}"
-    if fmt == "csv" and text_columns:
-        # Files of one group share a header, so one sniff (in `with_schema`) serves every query and file.
-        return (f"read_csv({file_list}, auto_detect=false, header=true, delim={literal(delimiter)}, quote='\"', "
-                f"escape='\"', columns={columns})")
-    if fmt == "csv":
+def reader_sql(source: Source, extra_options: str = "") -> str:
+    """The DuckDB table function reading the source's files; text columns already known skip re-sniffing."""
+    file_list = _file_list(source.files)
+    columns = "{" + ", ".join(f"{literal(n)}: 'VARCHAR'" for n in source.text_columns) + "}"
+    if source.fmt == "csv" and source.text_columns:
+        # Files of one group share a header, so one header read (in `with_schema`) serves every query and file.
+        # DuckDB's parallel CSV reader loses good rows after a malformed one, so skipping is single-threaded.
+        skipping = ", ignore_errors=true, parallel=false" if source.skip_malformed else ""
+        return (f"read_csv({file_list}, auto_detect=false, header=true, delim={literal(source.delimiter)}, "
+                f"quote='\"', escape='\"', columns={columns}{skipping}{extra_options})")
+    if source.fmt == "csv":
         return f"read_csv({file_list}, all_varchar=true, header=true)"
-    if fmt == "parquet":
+    if source.fmt == "parquet":
         return f"read_parquet({file_list}, union_by_name=true)"
-    json_format = "newline_delimited" if fmt == "jsonl" else "auto"
-    typed = f", columns={columns}" if text_columns else ""
+    json_format = "newline_delimited" if source.fmt == "jsonl" else "auto"
+    typed = f", columns={columns}" if source.text_columns else ""
     return f"read_json({file_list}, format='{json_format}', union_by_name=true{typed})"
+
+
+def is_malformed_csv(source: Source, err: duckdb.Error) -> bool:
+    """True for a CSV structure error (a ragged row, an unterminated quote) that skipping lines could get past."""
+    return source.fmt == "csv" and not source.skip_malformed and "CSV Error on Line" in str(err)
+
+
+def split_malformed(
+    con: duckdb.DuckDBPyConnection, source: Source, err: duckdb.Error
+) -> tuple[list[Source], str]:
+    """The source as parts that read: its clean files as before, the files with malformed lines skipping them
+    (single-threaded, see `reader_sql`); and the warning counting the lines lost.
+
+    A few lost lines (at most MAX_MALFORMED_SHARE of a file's lines) are real-world noise, e.g. a log line cut
+    short. More mean the file is not the CSV it looks like (an unterminated quote swallows the rest of a file),
+    and that is an InputError naming the first bad line. Lost lines are counted against the file's newlines, since
+    DuckDB reports one rejected line where a broken quote may have swallowed many.
+    """
+    tolerant = replace(source, skip_malformed=True)
+    rejected = _rejected_lines(con, tolerant)
+    if not rejected:
+        raise read_error(source, err)
+    file, line, reason = rejected[0]
+    first = f"{file}: cannot read as CSV: line {line}: {reason}"
+    bad_files = sorted({Path(path) for path, _, _ in rejected})
+    lines = sum(_data_lines(path) for path in bad_files)
+    kept = con.execute(
+        f"SELECT count(*) FROM {replace(tolerant, files=tuple(bad_files)).from_sql}").fetchall()[0][0]
+    if lines - kept > MAX_MALFORMED_SHARE * lines:
+        raise InputError(f"{first} ({lines - kept} of {lines} lines unreadable)")
+    clean = tuple(path for path in source.files if path not in bad_files)
+    parts = [replace(source, files=clean)] if clean else []
+    parts.append(replace(tolerant, files=tuple(bad_files)))
+    return parts, f"{source.label}: {lines - kept} malformed lines skipped; the first: {first}"
+
+
+def _rejected_lines(con: duckdb.DuckDBPyConnection, tolerant: Source) -> list[tuple[str, int, str]]:
+    """(file, line, reason) of every line DuckDB rejects, in file and line order."""
+    rejects, scans = "_incidentlens_rejects", "_incidentlens_reject_scans"
+    options = f", store_rejects=true, rejects_table='{rejects}', rejects_scan='{scans}'"
+    try:
+        # fetchall, not fetchone: DuckDB writes the rejects tables when the result is fully consumed.
+        con.execute(f"SELECT count(*) FROM {reader_sql(tolerant, options)}").fetchall()
+        return con.execute(
+            f"SELECT DISTINCT s.file_path, r.line, r.error_message FROM {rejects} r JOIN {scans} s "
+            "USING (scan_id, file_id) ORDER BY s.file_path, r.line"
+        ).fetchall()
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {scans}")
+
+
+def _data_lines(path: Path) -> int:
+    """Lines after the header (a final line without a newline counts), read in chunks."""
+    opener = gzip.open if _is_gzip(path) else open
+    newlines, last = 0, b"\n"
+    with opener(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return newlines - 1 + (last != b"\n")
 
 
 def resolve_paths(paths: PathsArg) -> list[Path]:
@@ -144,7 +209,9 @@ def read_error(source: Source, err: duckdb.Error) -> InputError:
     reason = re.sub(r"^[A-Za-z ]*Error: ", "", lines[0]) if lines else type(err).__name__
     csv_line = re.match(r"CSV Error on Line: (\d+)", reason)
     if csv_line:
-        detail = next((line for line in lines[1:] if not line.startswith(_DUCKDB_ADVICE)), "")
+        # The reason is the last line before DuckDB's advice (the quoted original line may span many lines).
+        before_advice = list(itertools.takewhile(lambda line: not line.startswith(_DUCKDB_ADVICE), lines[1:]))
+        detail = before_advice[-1] if before_advice else ""
         reason = f"line {csv_line.group(1)}: {detail}" if detail else f"line {csv_line.group(1)}"
     return InputError(f"{file}: cannot read as {source.format_name}: {reason}")
 
@@ -177,6 +244,10 @@ def csv_header(line: str) -> tuple[str, tuple[str, ...]]:
             name = f"{base}_{n}"
         names.append(name)
     return delimiter, tuple(names)
+
+
+def _file_list(paths: Sequence[Path]) -> str:
+    return "[" + ", ".join(literal(str(p)) for p in paths) + "]"
 
 
 def _first_bytes(path: Path, count: int) -> bytes:

@@ -45,6 +45,7 @@ def utc_connection() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB whose session time zone is UTC (naive ISO times are read as UTC)."""
     con = duckdb.connect(":memory:")
     con.execute("SET GLOBAL TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
@@ -62,7 +63,7 @@ class TelemetryStore:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new cursor on the store's database (one per query or thread), its session in UTC."""
         cursor = self.con.cursor()
-        cursor.execute("SET TimeZone = 'UTC'")
+        cursor.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         return cursor
 
     def has(self, view: str) -> bool:
@@ -122,12 +123,12 @@ class TelemetryStore:
     def _add_source(self, view: str, source: Source, mapping: dict[str, str]) -> None:
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r}; views are {', '.join(VIEWS)}")
-        built = build_select(self.con, source, view, mapping, self.warnings)
-        self._source_columns.update(built.columns)
         parts = self._parts.setdefault(view, [])
-        part = f"_{view}_{len(parts)}"
-        self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS {built.sql}")
-        parts.append(part)
+        for built in build_select(self.con, source, view, mapping, self.warnings):
+            self._source_columns.update(built.columns)
+            part = f"_{view}_{len(parts)}"
+            self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS {built.sql}")
+            parts.append(part)
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM {quote(p)}" for p in parts)
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {union}")
 

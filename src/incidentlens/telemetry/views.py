@@ -21,7 +21,14 @@ from incidentlens.telemetry.columns import (
     normalise,
     quote,
 )
-from incidentlens.telemetry.files import Source, locate_first, read_error, with_schema
+from incidentlens.telemetry.files import (
+    Source,
+    is_malformed_csv,
+    locate_first,
+    read_error,
+    split_malformed,
+    with_schema,
+)
 from incidentlens.telemetry.timeparse import TimeFormat, detect_format, is_numeric_type, to_utc_sql, try_cast_text
 
 SAMPLE_ROWS = 10_000
@@ -106,9 +113,32 @@ class Built:
 
 def build_select(
     con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str]
+) -> list[Built]:
+    """The validated canonical SELECT of `source` as view `view` (in parts when some of its CSV files have
+    malformed lines); warnings about kept bad values and skipped lines are appended."""
+    try:
+        source = with_schema(con, source)
+    except duckdb.Error as err:
+        raise read_error(source, err) from None
+    try:
+        return [_build(con, source, view, mapping, warnings)]
+    except _MalformedCsv as malformed:
+        parts, warning = split_malformed(con, malformed.source, malformed.error)
+        built = [_build(con, part, view, mapping, warnings) for part in parts]
+        warnings.append(warning)
+        return built
+
+
+class _MalformedCsv(Exception):
+    def __init__(self, source: Source, error: duckdb.Error) -> None:
+        super().__init__(source.label)
+        self.source, self.error = source, error
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str]
 ) -> Built:
-    """The validated canonical SELECT of `source` as view `view`; warnings about kept bad values are appended."""
-    source = _readable(con, source)
+    _sample(con, source)
     columns = _profile(con, source)
     canonical = Canonical(source, columns)
     {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events}[view](con, canonical, mapping)
@@ -118,15 +148,17 @@ def build_select(
     return Built(canonical.select_sql(keep_missing_times=missing == 0), tuple(columns.types))
 
 
-def _readable(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
+def _sample(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     try:
-        source = with_schema(con, source)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_SAMPLE} AS SELECT * FROM {source.from_sql} LIMIT {SAMPLE_ROWS}")
     except duckdb.Error as err:
-        raise read_error(source, err) from None
+        raise _read_failure(source, err) from None
     if con.execute(f"SELECT count(*) FROM {_SAMPLE}").fetchone()[0] == 0:
         raise InputError(f"{source.label}: no rows (the file is empty or has only a header)")
-    return source
+
+
+def _read_failure(source: Source, err: duckdb.Error) -> Exception:
+    return _MalformedCsv(source, err) if is_malformed_csv(source, err) else read_error(source, err)
 
 
 def _profile(con: duckdb.DuckDBPyConnection, source: Source) -> Columns:
@@ -359,7 +391,7 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
             f"{counters} FROM {c.source.from_sql}"
         ).fetchone()
     except duckdb.Error as err:
-        raise read_error(c.source, err) from None
+        raise _read_failure(c.source, err) from None
     if total == 0:
         raise InputError(f"{c.source.label}: no rows (the file is empty or has only a header)")
     if bad:
