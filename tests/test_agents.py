@@ -18,7 +18,7 @@ from incidentlens.agents.trace import TraceRecorder
 from incidentlens.agents.wire import as_tool_data, read_tool_data
 from incidentlens.errors import InputError
 
-ALL_COORDINATOR_TOOLS = {name for name, _, _ in COORDINATOR_RUNBOOK}
+ALL_COORDINATOR_TOOLS = {name for stage in COORDINATOR_RUNBOOK for name, _, _ in stage}
 
 
 def tool_result(name: str, payload: dict, call_id: str) -> list[ChatMessage]:
@@ -53,7 +53,10 @@ def test_planner_decides_from_the_transcript_alone():
     messages += tool_result("detect_incident_window", {"detected": True, "incident_window": window}, "c2")
     first = next_move("coordinator", messages, ALL_COORDINATOR_TOOLS)
     again = next_move("coordinator", messages, ALL_COORDINATOR_TOOLS)
-    assert first.tool_calls[0].tool_name == again.tool_calls[0].tool_name == "sql_investigate"
+    assert [c.tool_name for c in first.tool_calls] == [c.tool_name for c in again.tool_calls] == [
+        "sql_investigate", "log_pattern_scan", "contrast_dimensions", "surging_templates", "rank_root_causes",
+        "build_timeline"]
+    assert len({c.id for c in first.tool_calls}) == 6
     query = first.tool_calls[0].arguments["query"]
     assert "FROM logs" in query and "TIMESTAMP '2024-05-01 10:00:00'" in query
 
@@ -62,7 +65,8 @@ def test_planner_skips_window_steps_when_nothing_was_detected_and_still_drafts_t
     messages = [ChatMessage.from_user("investigate")]
     messages += tool_result("load_inputs", {"views": {"metrics": {}}}, "c1")
     messages += tool_result("detect_incident_window", {"detected": False, "reason": "flat"}, "c2")
-    assert next_move("coordinator", messages, ALL_COORDINATOR_TOOLS).tool_calls[0].tool_name == "profiler_specialist"
+    calls = next_move("coordinator", messages, ALL_COORDINATOR_TOOLS).tool_calls
+    assert [c.tool_name for c in calls] == ["profiler_specialist", "propose_mitigations"]
 
 
 def test_planner_only_calls_tools_it_was_given_and_then_answers():

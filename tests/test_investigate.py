@@ -63,8 +63,7 @@ def test_investigate_offline_runs_the_whole_team_and_writes_the_report(tutorial:
     assert coordinator_tools(trace) == RUNBOOK_ORDER
     agents = {line["agent"] for line in trace}
     assert agents == {"coordinator", "profiler_specialist", "postmortem_writer_specialist"}
-    assert [line["tool"] for line in trace if line["agent"] == "profiler_specialist"][:2] == [
-        "rank_root_causes", "test_hypothesis"]
+    assert [line["tool"] for line in trace if line["agent"] == "profiler_specialist"] == ["test_hypothesis", None]
     assert "draft_postmortem" in [line["tool"] for line in trace if line["agent"] == "postmortem_writer_specialist"]
     report = json.loads((out / "report.json").read_text())
     assert report["generated_by"] == {"llm": "offline", "model": None, "degraded": False}

@@ -143,22 +143,28 @@ def _delegate(task: str) -> Callable[[Transcript], dict[str, Any]]:
     return arguments
 
 
-COORDINATOR_RUNBOOK: list[Step] = [
-    ("load_inputs", _always, _no_arguments),
-    ("detect_incident_window", _always, _no_arguments),
-    ("sql_investigate", _found, _window_sql),
-    ("log_pattern_scan", _found_with_logs, _no_arguments),
-    ("contrast_dimensions", _found, _no_arguments),
-    ("surging_templates", _found_with_logs, _no_arguments),
-    ("rank_root_causes", _found, _no_arguments),
-    ("build_timeline", _found, _no_arguments),
-    (PROFILER, _always, _delegate(
-        "Turn this evidence into one falsifiable hypothesis about the root cause, test it, and list the key facts."
-    )),
-    ("propose_mitigations", _always, _no_arguments),
-    (WRITER, _always, _delegate(
+# A runbook is a list of stages; the tools of one stage are independent of each other, so they are requested in one
+# assistant message and run in parallel (fewer model round trips, a shorter transcript to resend).
+COORDINATOR_RUNBOOK: list[list[Step]] = [
+    [("load_inputs", _always, _no_arguments)],
+    [("detect_incident_window", _always, _no_arguments)],
+    [
+        ("sql_investigate", _found, _window_sql),
+        ("log_pattern_scan", _found_with_logs, _no_arguments),
+        ("contrast_dimensions", _found, _no_arguments),
+        ("surging_templates", _found_with_logs, _no_arguments),
+        ("rank_root_causes", _found, _no_arguments),
+        ("build_timeline", _found, _no_arguments),
+    ],
+    [
+        (PROFILER, _always, _delegate(
+            "Turn this evidence into one falsifiable hypothesis about the root cause, test it, and list the key facts."
+        )),
+        ("propose_mitigations", _always, _no_arguments),
+    ],
+    [(WRITER, _always, _delegate(
         "Draft the postmortem narrative from this evidence; every number and time must come from the evidence."
-    )),
+    ))],
 ]
 
 
@@ -172,9 +178,13 @@ def _test_arguments(t: Transcript) -> dict[str, Any]:
     return {"service": top.get("service"), "kind": top.get("kind")}
 
 
-PROFILER_RUNBOOK: list[Step] = [
-    ("rank_root_causes", _always, _no_arguments),
-    ("test_hypothesis", lambda t: _top_hypothesis(t) is not None, _test_arguments),
+def _brief_lacks_hypotheses(t: Transcript) -> bool:
+    return not (find_json_block(t.brief) or {}).get("hypotheses")
+
+
+PROFILER_RUNBOOK: list[list[Step]] = [
+    [("rank_root_causes", _brief_lacks_hypotheses, _no_arguments)],
+    [("test_hypothesis", lambda t: _top_hypothesis(t) is not None, _test_arguments)],
 ]
 
 
@@ -204,8 +214,8 @@ def _draft_needs_retry(t: Transcript) -> bool:
     return len(t.results.get("draft_postmortem", [])) == 1 and t.latest("draft_postmortem").get("status") == "retry"
 
 
-WRITER_RUNBOOK: list[Step] = [
-    ("draft_postmortem", _always, _narrative),
+WRITER_RUNBOOK: list[list[Step]] = [
+    [("draft_postmortem", _always, _narrative)],
 ]
 
 
@@ -251,7 +261,7 @@ def _writer_answer(t: Transcript) -> str:
     return f"Postmortem drafted. Sections written by the writer: {accepted}. Sections from the template: {fallback}."
 
 
-RUNBOOKS: dict[str, tuple[list[Step], Callable[[Transcript], str]]] = {
+RUNBOOKS: dict[str, tuple[list[list[Step]], Callable[[Transcript], str]]] = {
     "coordinator": (COORDINATOR_RUNBOOK, _coordinator_answer),
     "profiler": (PROFILER_RUNBOOK, _profiler_answer),
     "writer": (WRITER_RUNBOOK, _writer_answer),
@@ -259,20 +269,24 @@ RUNBOOKS: dict[str, tuple[list[Step], Callable[[Transcript], str]]] = {
 
 
 def next_move(role: str, messages: list[ChatMessage], tool_names: set[str]) -> ChatMessage:
-    """The planner's decision for `role` given the transcript: the next runbook tool call, or the final answer."""
+    """The planner's decision for `role` given the transcript: the next runbook stage's tool calls, or the answer."""
     transcript = Transcript.read(messages)
     runbook, answer = RUNBOOKS[role]
     if role == "writer" and "draft_postmortem" in tool_names and _draft_needs_retry(transcript):
-        return _call("draft_postmortem", _retry_narrative(transcript), role, transcript)
-    for tool, ready, arguments in runbook:
-        if tool in tool_names and not transcript.attempted(tool) and ready(transcript):
-            return _call(tool, arguments(transcript), role, transcript)
+        return _calls([("draft_postmortem", _retry_narrative(transcript))], role, transcript)
+    for stage in runbook:
+        due = [(tool, arguments(transcript)) for tool, ready, arguments in stage
+               if tool in tool_names and not transcript.attempted(tool) and ready(transcript)]
+        if due:
+            return _calls(due, role, transcript)
     return ChatMessage.from_assistant(answer(transcript), meta=_meta("stop"))
 
 
-def _call(tool: str, arguments: dict[str, Any], role: str, transcript: Transcript) -> ChatMessage:
-    call = ToolCall(tool_name=tool, arguments=arguments, id=f"offline-{role}-{transcript.steps + 1}")
-    return ChatMessage.from_assistant(tool_calls=[call], meta=_meta("tool_calls"))
+def _calls(due: list[tuple[str, dict[str, Any]]], role: str, transcript: Transcript) -> ChatMessage:
+    step = transcript.steps + 1
+    calls = [ToolCall(tool_name=tool, arguments=arguments, id=f"offline-{role}-{step}-{i}")
+             for i, (tool, arguments) in enumerate(due, 1)]
+    return ChatMessage.from_assistant(tool_calls=calls, meta=_meta("tool_calls"))
 
 
 def _meta(finish_reason: str) -> dict[str, Any]:

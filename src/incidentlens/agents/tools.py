@@ -23,7 +23,7 @@ from incidentlens.agents.wire import as_tool_data
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.errors import IncidentLensError
 
-RESULT_CHAR_LIMIT = 4000
+RESULT_CHAR_LIMIT = 2500
 LIST_LIMIT = 10
 TEXT_LIMIT = 300
 
@@ -56,8 +56,16 @@ def compact(value: Any, list_limit: int = LIST_LIMIT, text_limit: int = TEXT_LIM
     if isinstance(value, datetime):
         return value.replace(microsecond=0).isoformat() + "Z"
     if isinstance(value, float):
-        return round(value, 4)
+        return float(f"{value:.4g}")
     return value
+
+
+def pick(rows: list[dict[str, Any]], keys: tuple[str, ...], limit: int = 5) -> list[dict[str, Any]]:
+    """The fields a model needs from each row, for the first `limit` rows (the full rows stay in the evidence)."""
+    picked = [{k: row[k] for k in keys if row.get(k) is not None} for row in rows[:limit]]
+    if len(rows) > limit:
+        picked.append({"cut": f"{len(rows) - limit} more, see the evidence"})
+    return picked
 
 
 def bounded(payload: dict[str, Any], limit: int = RESULT_CHAR_LIMIT) -> dict[str, Any]:
@@ -139,7 +147,8 @@ def log_pattern_scan(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[st
     _require_window(ctx, "logs")
     surges = [s.model_dump(mode="json") for s in ctx.step("surges", log_surges) if s.significant]
     ids = list(dict.fromkeys(s["evidence"] for s in surges if s.get("evidence")))
-    return {"surges": surges, "evidence": ids}, {"evidence": ids}
+    fields = ("service", "baseline_per_minute", "window_per_minute", "ratio", "onset", "first_problem", "evidence")
+    return {"surges": pick(surges, fields), "evidence": ids}, {"evidence": ids}
 
 
 def contrast_dimensions(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -154,7 +163,13 @@ def contrast_dimensions(ctx: InvestigationContext) -> tuple[dict[str, Any], dict
         contributors = [c.model_dump(mode="json") for c in result.contributors]
     ids = list(dict.fromkeys([c["evidence"] for c in contributors if c.get("evidence")]
                              + [s["evidence"] for s in shifts if s.get("evidence")]))
-    payload = {"contributors": contributors, "metric_shifts": shifts, "evidence": ids}
+    payload = {
+        "contributors": pick(contributors, ("dimension", "value", "window_share", "baseline_share", "lift",
+                                            "evidence")),
+        "metric_shifts": pick(shifts, ("service", "metric", "direction", "baseline", "peak", "shift", "onset",
+                                       "evidence")),
+        "evidence": ids,
+    }
     return payload, {"evidence": ids}
 
 
@@ -166,8 +181,9 @@ def surging_templates(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[s
     templates = [t.model_dump(mode="json", exclude={"samples"}) | {"sample": (t.samples or [None])[0]}
                  for t in result.templates]
     ids = [t["evidence"] for t in templates]
-    payload = {"templates": templates, "templates_mined": result.templates_mined, "lines": result.lines,
-               "evidence": ids}
+    payload = {"templates": pick(templates, ("template", "status", "count_window", "count_baseline", "first_seen",
+                                             "services", "sample", "evidence")),
+               "templates_mined": result.templates_mined, "lines": result.lines, "evidence": ids}
     return payload, {"evidence": ids}
 
 
@@ -176,7 +192,9 @@ def rank_root_causes(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[st
     hypotheses = [h.model_dump(mode="json") for h in ctx.findings().hypotheses]
     ids = list(dict.fromkeys(i for h in hypotheses for i in h["supporting"] + h["contradicting"]))
     note = {} if hypotheses else {"note": "no service moved enough to be a candidate"}
-    return {"hypotheses": hypotheses, **note, "evidence": ids}, {"hypotheses": hypotheses, "evidence": ids}
+    shown = pick(hypotheses, ("service", "kind", "confidence", "mechanism", "test", "test_passed", "supporting",
+                              "contradicting"), limit=3)
+    return {"hypotheses": shown, **note, "evidence": ids}, {"hypotheses": hypotheses, "evidence": ids}
 
 
 def build_timeline(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -186,7 +204,8 @@ def build_timeline(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str,
     trigger = findings.trigger
     ids = list(dict.fromkeys([i for entry in timeline for i in entry.get("evidence", [])]
                              + list((trigger or {}).get("evidence", []))))
-    return {"trigger": trigger, "timeline": timeline, "evidence": ids}, {"evidence": ids}
+    shown = pick(timeline, ("t", "event", "evidence"), limit=12)
+    return {"trigger": trigger, "timeline": shown, "evidence": ids}, {"evidence": ids}
 
 
 def test_hypothesis(ctx: InvestigationContext, service: str, kind: str | None = None) -> tuple[dict[str, Any],
@@ -224,7 +243,9 @@ def propose_mitigations(ctx: InvestigationContext) -> tuple[dict[str, Any], dict
     evidence = top.supporting if top else []
     actions = [a.model_dump(mode="json") for a in mitigations_for(kind, service, evidence)]
     ctx.mitigation_plan = actions
-    payload = {"for": {"service": service, "kind": kind}, "actions": actions, "runbook": runbook_for(kind, service)}
+    payload = {"for": {"service": service, "kind": kind},
+               "actions": pick(actions, ("type", "priority", "description", "owner", "eta")),
+               "runbook": runbook_for(kind, service)}
     return payload, {"mitigation_plan": actions, "evidence": evidence}
 
 

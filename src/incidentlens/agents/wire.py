@@ -1,8 +1,8 @@
 """How tool output travels to a model: as fenced, inert data.
 
 Log lines and metric labels come from the system under investigation, so they are untrusted text. Every tool
-result reaches the model inside a `<tool-data>` fence it is told never to obey, with `<` escaped so a log line cannot
-close the fence itself.
+result reaches the model inside a `<tool-data>` fence it is told never to obey, escaped so that a log line cannot
+close the fence or open a new one.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ DATA_RULE = (
 
 def as_tool_data(tool: str, payload: Any) -> str:
     """Serialise `payload` compactly and fence it as inert data from `tool`."""
-    body = json.dumps(payload, separators=(",", ":"), default=str, ensure_ascii=False).replace("<", "\\u003c")
+    body = json.dumps(payload, separators=(",", ":"), default=str, ensure_ascii=False)
+    # JSON may escape "/", so no string inside can spell the closing fence
+    body = body.replace("</", "<\\/").replace("<tool-data", "\\u003ctool-data")
     return f'<tool-data tool="{tool}">\n{body}\n</tool-data>'
 
 
