@@ -78,25 +78,22 @@ class Canonical:
     time_column: str | None = None
     time_sql: str | None = None
     time_format: TimeFormat | None = None
-    unnest: bool = False
+    rest: dict[str, str] = field(default_factory=dict)
 
-    def rest(self) -> dict[str, str]:
-        """Every source column not consumed by a role, names kept (prefixed `source_` on a clash)."""
+    def add_rest(self) -> None:
+        """Every source column not consumed by a role, names kept (prefixed `source_` on a clash); text columns
+        holding numbers are cast, and their bad values checked."""
         taken = {name.lower() for name in self.exprs}
-        rest: dict[str, str] = {}
         for column in self.columns.types:
             if column in self.used:
                 continue
             name = column if column.lower() not in taken else f"source_{column}"
+            self.rest[name] = self.columns.number_sql(column) if column in self.columns.numeric else quote(column)
             if column in self.columns.numeric:
-                rest[name] = self.columns.number_sql(column)
                 self.checks[column] = _not_a_number(column, self.columns.numeric[column])
-            else:
-                rest[name] = quote(column)
-        return rest
 
     def select_sql(self, keep_missing_times: bool) -> str:
-        items = {**self.exprs, **self.rest()}
+        items = {**self.exprs, **self.rest}
         body = ", ".join(f"{expr} AS {quote(name)}" for name, expr in items.items())
         sql = f"SELECT {body} FROM {self.source.from_sql}"
         ts_name = "start_ts" if "start_ts" in self.exprs else "ts"
@@ -142,7 +139,7 @@ def _build(
     columns = _profile(con, source)
     canonical = Canonical(source, columns)
     {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events}[view](con, canonical, mapping)
-    canonical.rest()
+    canonical.add_rest()
     missing = _validate(con, canonical, warnings)
     con.execute(f"DROP TABLE IF EXISTS {_SAMPLE}")
     return Built(canonical.select_sql(keep_missing_times=missing == 0), tuple(columns.types))
