@@ -142,6 +142,9 @@ def test_the_falsification_test_runs_as_sql_and_refutes_a_victim(store):
     assert tests["payments"].data["passed"] is False  # its callee, db, moved 3 minutes earlier
     victim = next(h for h in ranking.hypotheses if h.service == "payments")
     assert tests["payments"].id in victim.contradicting
+    _, shift_evidence = metric_shifts(store, WINDOW, BASELINE)
+    db_shift = next(e.id for e in shift_evidence if e.data["service"] == "db")
+    assert db_shift in victim.contradicting  # its callee's earlier shift speaks against it
     assert tests["db"].data["onsets"] == {
         "db": "2024-05-01T06:40:00Z", "payments": "2024-05-01T06:43:00Z", "gateway": "2024-05-01T06:46:00Z"
     }

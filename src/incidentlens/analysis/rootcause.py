@@ -127,7 +127,9 @@ def rank_root_causes(
         classification = classify(name, s.moved, cues, contributors, trigger if _trigger_at(trigger, s) else None)
         test, passed, test_evidence = precedence_test(store, s, signals, graph, window, baseline, log_counts)
         evidence.append(test_evidence)
-        supporting, contradicting = _evidence_for_and_against(s, classification, graph, test_evidence.id, passed)
+        earlier = [signals[d] for d in _earlier_downstream(s, signals, graph)]
+        supporting, contradicting = _evidence_for_and_against(s, classification, graph, test_evidence.id, passed,
+                                                              earlier)
         hypotheses.append(
             Hypothesis(
                 service=name,
@@ -196,12 +198,16 @@ def _onset_key(s: ServiceSignals) -> datetime:
 
 
 def _evidence_for_and_against(s: ServiceSignals, classification: Classification, graph: CallGraph, test_id: str,
-                              passed: bool | None) -> tuple[list[str], list[str]]:
+                              passed: bool | None, earlier: list[ServiceSignals]) -> tuple[list[str], list[str]]:
+    """For: its own shifts and surges, its mechanism cues, the call graph, a passed test. Against: a failed test and
+    the shifts of services it calls that moved no later than it did (the cause may lie deeper)."""
     supporting = list(dict.fromkeys([*s.evidence, *classification.supporting]))
     contradicting: list[str] = []
     if graph.evidence and graph.known:
         supporting.extend(e for e in graph.evidence if e not in supporting)
     (supporting if passed is not False else contradicting).append(test_id)
+    deeper = (e for callee in earlier for e in callee.evidence)
+    contradicting.extend(dict.fromkeys(e for e in deeper if e not in supporting and e not in contradicting))
     return supporting, contradicting
 
 
