@@ -123,6 +123,7 @@ def test_a_misbehaving_model_gets_tool_errors_and_the_data_stays_intact(store, t
     assert "unknown tool" in errors["delete_everything"]
     assert "only SELECT/WITH" in errors["sql_investigate"] or "bad arguments" in errors["sql_investigate"]
     sql_errors = [line["error"] for line in result.trace if line["tool"] == "sql_investigate" and line["error"]]
+    assert any("not valid JSON ('{not json')" in e for e in sql_errors)
     assert any("DROP" in e for e in sql_errors) and any("bad arguments" in e for e in sql_errors)
     assert "already called with these arguments" in errors["load_inputs"]
     assert not result.generated_by["degraded"]

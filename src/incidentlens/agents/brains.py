@@ -12,6 +12,7 @@ run is marked degraded. The API key lives only inside the generator's Secret; it
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from haystack.dataclasses import ChatMessage
 from haystack.utils import Secret
 
 from incidentlens.agents.planner import OfflinePlanner
+from incidentlens.agents.wire import MALFORMED_ARGUMENTS
 from incidentlens.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -196,6 +198,50 @@ def _require_usable(result: dict[str, Any]) -> None:
         raise EmptyReply("the model's reply had no text and no usable tool call")
 
 
+class ArgumentRepairTransport(httpx.BaseTransport):
+    """Keeps a tool call whose arguments are not valid JSON, as `{MALFORMED_ARGUMENTS: raw}`.
+
+    Haystack's OpenAI generator silently drops such a call; kept, it reaches its tool, which answers with a tool
+    error the model can read and fix.
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        if response.status_code != 200 or not request.url.path.endswith("/chat/completions"):
+            return response
+        content = response.read()
+        try:
+            body = json.loads(content)
+        except ValueError:
+            return response
+        if not _repair_arguments(body):
+            return response
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
+        return httpx.Response(200, headers=headers, content=json.dumps(body).encode(), request=request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _repair_arguments(body: dict[str, Any]) -> bool:
+    repaired = False
+    for choice in body.get("choices") or []:
+        for call in (choice.get("message") or {}).get("tool_calls") or []:
+            function = call.get("function") or {}
+            raw = function.get("arguments") or "{}"
+            try:
+                valid = isinstance(json.loads(raw), dict)
+            except ValueError:
+                valid = False
+            if not valid:
+                function["arguments"] = json.dumps({MALFORMED_ARGUMENTS: str(raw)[:300]})
+                repaired = True
+    return repaired
+
+
 def make_generator(choice: BrainChoice, role: str, health: BrainHealth, retry: RetryPolicy | None = None) -> Any:
     """The chat generator for one agent `role` on `choice`: the planner itself, or a model with a fallback."""
     if choice.llm == "offline":
@@ -213,5 +259,6 @@ def make_generator(choice: BrainChoice, role: str, health: BrainHealth, retry: R
         timeout=retry.timeout_s,
         max_retries=0,  # ResilientChatGenerator owns retries, so they stay bounded and visible
         generation_kwargs={"temperature": 0},
+        http_client_kwargs={"transport": ArgumentRepairTransport()},
     )
     return ResilientChatGenerator(model, role=role, retry=retry, health=health)

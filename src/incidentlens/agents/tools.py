@@ -19,7 +19,7 @@ from typing import Any
 from haystack.tools import Tool
 
 from incidentlens.agents.context import InvestigationContext
-from incidentlens.agents.wire import as_tool_data
+from incidentlens.agents.wire import MALFORMED_ARGUMENTS, as_tool_data
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.errors import IncidentLensError
 
@@ -374,6 +374,10 @@ class _Guard:
         self.signature = inspect.signature(spec.run)
 
     def __call__(self, **arguments: Any) -> dict[str, Any]:
+        if MALFORMED_ARGUMENTS in arguments:
+            raw = arguments[MALFORMED_ARGUMENTS]
+            raise ToolError(f"{self.spec.name}: the arguments were not valid JSON ({raw!r}); "
+                            f"send one JSON object with {self._expected()}")
         try:
             self.signature.bind(self.ctx, **arguments)
         except TypeError as err:
