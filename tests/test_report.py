@@ -169,7 +169,7 @@ def test_executive_summary_fits_ten_lines(analysis):
 def test_no_incident_says_so_and_lists_what_was_checked():
     pm = build_postmortem(no_incident_analysis())
     assert not pm.detected and pm.severity is None and pm.root_cause is None
-    assert pm.summary.text.startswith("No incident was detected.")
+    assert pm.summary.text.startswith("No incident was detected: no series left its baseline band")
     assert pm.checked and "Robust detector over 6 series" in pm.checked[0]
     assert executive_summary(pm)[0].startswith("No incident detected")
     jsonschema.validate(pm.to_dict(), json.loads(SCHEMA_FILE.read_text()))

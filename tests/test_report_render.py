@@ -114,3 +114,12 @@ def test_key_series_downsamples_in_the_store():
 ])
 def test_markdown_escaping_makes_untrusted_text_inert_and_keeps_it_readable(untrusted, inert):
     assert md_escape(untrusted) == inert
+
+
+def test_no_incident_with_metrics_charts_the_error_and_latency_series_checked(tmp_path):
+    paths = write_reports(build_postmortem(no_incident_analysis()), tmp_path, store=metrics_store())
+    html = paths["html"].read_text()
+    assert "Error and latency series checked" in html
+    titles = re.findall(r'<figcaption>(.*?)</figcaption>', html)
+    assert titles == ["payments/error_ratio", "api-gateway/p95_ms"]
+    assert '<rect class="shade"' not in html  # no incident window to shade

@@ -51,5 +51,23 @@ def key_series(store: Any, names: Sequence[str], window: tuple[datetime, datetim
             for name in names if name in present]
 
 
+def overview_names(store: Any, limit: int = 4) -> list[str]:
+    """The series a reader checks first when nothing was found: error ratios/rates, then latencies, busiest first."""
+    if not store.has("metrics"):
+        return []
+    table = store.fetch(f"""
+        SELECT service || '/' || metric AS name,
+               CASE WHEN regexp_matches(lower(metric), 'error|fail|5xx') THEN 0
+                    WHEN regexp_matches(lower(metric), 'latency|p9[59]|duration') THEN 1 END AS rank,
+               count(*) AS n
+        FROM metrics
+        WHERE regexp_matches(lower(metric), 'error|fail|5xx|latency|p9[59]|duration')
+        GROUP BY 1, 2
+        ORDER BY rank, n DESC, name
+        LIMIT {int(limit)}
+    """)
+    return table.column("name").to_pylist()
+
+
 def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

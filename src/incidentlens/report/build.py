@@ -388,10 +388,11 @@ class _Builder:
 
 def _no_incident(data: dict[str, Any], author: GeneratedBy) -> Postmortem:
     reason = data.get("reason") or "no metric left its baseline band"
-    checked = _checked(data)
+    detection = data.get("detection") or {}
+    checked = _detector_checks(detection) + _checked(data)
     baseline = _window(data.get("baseline_window"))
-    text = (f"No incident was detected. {fmt.sentence(reason)} IncidentLens checked {len(checked)} things, listed "
-            "below with their queries; none showed an anomaly worth a review.")
+    text = (f"No incident was detected: {fmt.sentence(reason)} What the analysis examined is listed below, each "
+            "item with the query that reruns it.")
     return Postmortem(
         detected=False, reason=reason, title="No incident detected",
         date=baseline.end.date() if baseline else dt.datetime.now(dt.UTC).date(),
@@ -441,6 +442,15 @@ def _trigger(raw: dict[str, Any] | None) -> Trigger | None:
     return Trigger(kind=raw.get("kind") or "change", t=fmt.utc(raw.get("t")), service=raw.get("service"),
                    description=raw.get("description") or raw.get("kind") or "change",
                    evidence=list(raw.get("evidence") or []))
+
+
+def _detector_checks(detection: dict[str, Any]) -> list[str]:
+    """What the detector looked at, in its own words: how many series, and the ones it had to skip."""
+    checks = []
+    if detection.get("series_checked"):
+        checks.append(f"{detection['series_checked']} metric series with the {detection.get('detector') or ''} "
+                      "detector".replace("  ", " "))
+    return checks + [str(note) for note in (detection.get("notes") or [])[:10]]
 
 
 def _checked(data: dict[str, Any]) -> list[str]:

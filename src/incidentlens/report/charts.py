@@ -99,9 +99,10 @@ class TimelineChart:
 _LANE_TOP, _LANE_STEP, _MAX_LANES, _CLUSTER_PX = 16.0, 20.0, 4, 12.0
 
 
-def line_chart(series: MetricSeries, window: tuple[dt.datetime, dt.datetime], view: tuple[dt.datetime, dt.datetime],
-               markers: dict[str, dt.datetime | None], baseline: float | None = None) -> LineChart:
-    """A line chart of `series` over `view`, the incident `window` shaded and onset/peak/recovery marked."""
+def line_chart(series: MetricSeries, window: tuple[dt.datetime, dt.datetime] | None,
+               view: tuple[dt.datetime, dt.datetime], markers: dict[str, dt.datetime | None],
+               baseline: float | None = None) -> LineChart:
+    """A line chart of `series` over `view`, the incident `window` (if any) shaded and onset/peak/recovery marked."""
     t0, t1 = (_epoch_s(np.datetime64(_naive(v))) for v in view)
     x_of = _scale(t0, t1, LEFT, WIDTH - RIGHT)
     values = series.value
@@ -117,15 +118,16 @@ def line_chart(series: MetricSeries, window: tuple[dt.datetime, dt.datetime], vi
     points = " L".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
     line = f"M{points}" if points else ""
     area = f"{line} L{x[-1]:.1f},{HEIGHT - BOTTOM} L{x[0]:.1f},{HEIGHT - BOTTOM} Z" if points else ""
-    ws, we = (float(x_of(_epoch_s(np.datetime64(_naive(w)))) ) for w in window)
+    ws, we = (float(x_of(_epoch_s(np.datetime64(_naive(w))))) for w in window) if window else (0.0, 0.0)
     ws, we = max(ws, LEFT), min(we, WIDTH - RIGHT)
     return LineChart(
         title=series.name, line=line, area=area,
         shade_x=ws if we > ws else None, shade_width=max(0.0, we - ws),
         markers=_stagger([Marker(float(x_of(_epoch_s(np.datetime64(_naive(when))))), kind, kind)
-                          for kind, when in markers.items() if when is not None and view[0] <= when <= view[1]]),
+                          for kind, when in markers.items()
+                          if when is not None and _naive(view[0]) <= _naive(when) <= _naive(view[1])]),
         x_ticks=_time_ticks(t0, t1, x_of),
-        y_ticks=[Tick(float(y_of(v)), _compact(v, series.name)) for v in np.arange(lo, hi + step / 2, step)],
+        y_ticks=[Tick(float(y_of(v)), _compact(v, step, series.name)) for v in np.arange(lo, hi + step / 2, step)],
         baseline_y=float(y_of(baseline)) if baseline is not None else None,
     )
 
@@ -231,12 +233,14 @@ def _time_ticks(t0: float, t1: float, x_of, count: int = 6) -> list[Tick]:
     return [Tick(float(x_of(t)), dt.datetime.fromtimestamp(t, dt.UTC).strftime(fmt)) for t in ticks]
 
 
-def _compact(value: float, name: str) -> str:
-    if any(word in name for word in ("ratio", "rate")) and "rps" not in name and abs(value) <= 1:
-        return f"{value * 100:.0f}%" if value * 100 >= 1 or value == 0 else f"{value * 100:.1f}%"
-    if abs(value) >= 1000:
-        return f"{value / 1000:.3g}k"
-    return f"{value:.3g}"
+def _compact(value: float, step: float, name: str) -> str:
+    """A tick label with just enough decimals to tell neighbouring ticks apart (ratios as percentages)."""
+    is_ratio = any(word in name for word in ("ratio", "rate")) and "rps" not in name and abs(step) <= 1
+    shown, shown_step, suffix = (value * 100, step * 100, "%") if is_ratio else (value, step, "")
+    if not is_ratio and abs(value) >= 1000 and step >= 100:
+        return f"{value / 1000:g}k"
+    decimals = next((d for d in range(7) if abs(round(shown_step, d) - shown_step) <= 1e-9 * shown_step), 6)
+    return f"{shown:.{decimals}f}{suffix}"
 
 
 def _share(value: float) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from incidentlens.analysis.series import key_series
+from incidentlens.analysis.series import key_series, overview_names
 from incidentlens.report import formatting as fmt
 from incidentlens.report.charts import BarChart, LineChart, bar_chart, line_chart, timeline_chart
 from incidentlens.report.playbooks import playbook
@@ -115,10 +115,10 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
 
 
 def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
-    if not pm.detected or pm.incident_window is None:
-        return [], "No incident window to chart."
     if store is None:
         return [], "Metric charts need the metrics: pass --metrics to `incidentlens report`."
+    if not pm.detected or pm.incident_window is None:
+        return _overview_charts(store), "The metrics hold no error or latency series to show."
     names = [s.series for s in pm.detection.series][:MAX_METRIC_CHARTS]
     window = (pm.incident_window.start, pm.incident_window.end)
     view = _view(window)
@@ -135,6 +135,14 @@ def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
             markers["trigger"] = pm.trigger.t
         charts.append(line_chart(s, window, view, markers, baselines.get(s.name)))
     return charts, ""
+
+
+def _overview_charts(store: Any) -> list[LineChart]:
+    """With no incident, the error and latency series over the whole range: what the detector looked at."""
+    span = store.time_range()
+    if span is None:
+        return []
+    return [line_chart(s, None, span, {}) for s in key_series(store, overview_names(store), span)]
 
 
 def _view(window: tuple[dt.datetime, dt.datetime]) -> tuple[dt.datetime, dt.datetime]:
