@@ -107,3 +107,9 @@ def test_without_request_metrics_log_lines_stand_in() -> None:
     assert impact.requests_failed == 0
     assert impact.peak_latency is None
     assert impact.services_affected == ["db"]
+    # every minute of the window: 10 of its 60 lines are db's eu-west errors; before it only WARNs, no errors
+    assert impact.peak_error_rate is not None
+    assert impact.peak_error_rate.metric == "log_error_ratio"
+    assert impact.peak_error_rate.value == pytest.approx(10 / 60)
+    assert impact.peak_error_rate.baseline == 0
+    assert impact.peak_error_rate.at == WINDOW[0]

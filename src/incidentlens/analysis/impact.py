@@ -9,7 +9,8 @@ Rules (each number's evidence repeats its rule and carries its SQL):
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
   `SURGE_RATIO` times the baseline's (and a Bonferroni-corrected Poisson test agrees), or, for services, when one
   of its latency or error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations.
-- peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum.
+- peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum;
+  without an error metric, the worst minute's share of ERROR/FATAL log lines.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ SURGE_RATIO = 3.0
 #: ... to at least this many lines, unlikely under the baseline rate (one-sided Poisson)
 MIN_PROBLEMS = 5
 MAX_P_VALUE = 1e-3
+#: a minute needs this many log lines for its error share to count as a peak
+MIN_LINES_PER_MINUTE = 10
 #: a latency or error metric shifted up this many robust standard deviations marks its service affected
 METRIC_SHIFT = 5.0
 
@@ -91,6 +94,8 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     entry = _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
         impact.requests_total, impact.requests_failed = _requests(store, window, entry, series, evidence)
+    if log_columns and impact.peak_error_rate is None:
+        impact.peak_error_rate = _log_error_peak(store, window, baseline, evidence)
     if log_columns:
         impact.users_affected, surging = _log_impact(store, window, baseline, log_columns, evidence)
         impact.services_affected = _merge(surging.get("service", []), shifted)
@@ -245,6 +250,33 @@ SELECT avg(rate) AS mean_rate, avg(rate * ratio) AS mean_failed_rate, count(rate
 
 def _log_columns(store: Any) -> list[str]:
     return store.fetch("SELECT * FROM logs LIMIT 0").schema.names
+
+
+def _log_error_peak(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> Peak | None:
+    """Without an error metric: the worst minute's share of ERROR/FATAL lines against the baseline's share."""
+    errors = f"sum(CASE WHEN level IN {sql_in(ERROR_LEVELS)} THEN 1 ELSE 0 END)"
+    sql = f"""SELECT minute, count(*) AS lines, {errors} AS errors
+FROM (
+    SELECT CASE WHEN {in_span('ts', window)} THEN date_trunc('minute', ts) END AS minute, level
+    FROM logs WHERE ({in_span('ts', window)}) OR ({in_span('ts', baseline)})
+) AS lines
+GROUP BY minute"""
+    rows = store.fetch(sql).to_pylist()
+    base = next((r for r in rows if r["minute"] is None), None)
+    minutes = [r for r in rows if r["minute"] is not None and r["lines"] >= MIN_LINES_PER_MINUTE]
+    if base is None or not minutes:
+        return None
+    worst = max(minutes, key=lambda r: (r["errors"] / r["lines"], -r["minute"].timestamp()))
+    peak = Peak(metric="log_error_ratio", service="all", value=float(worst["errors"] / worst["lines"]),
+                baseline=float(base["errors"] / base["lines"]), at=worst["minute"])
+    evidence.append(Evidence.make(
+        "impact", f"peak share of ERROR/FATAL log lines: {peak.value:.1%} at {peak.at:%H:%M} vs {peak.baseline:.1%}",
+        sql,
+        {"peak_error_rate": peak.model_dump(mode="json"),
+         "rule": f"no error-ratio metric: ERROR/FATAL lines / all lines per minute (minutes with >= "
+                 f"{MIN_LINES_PER_MINUTE} lines), baseline over the whole baseline"},
+    ))
+    return peak
 
 
 def _log_impact(
