@@ -159,3 +159,19 @@ def test_region_outage_scenario_ranks_its_region_first(scenario_dir) -> None:
     top = contrast_logs(store, (start, end), (start - (end - start) * 2, start)).contributors[0]
 
     assert (top.dimension, top.value) == ("region", truth["root_cause"]["region"])
+
+
+def test_a_value_naming_the_same_lines_as_a_higher_one_says_so() -> None:
+    con = duckdb.connect()
+    con.execute("""
+        CREATE VIEW logs AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i) AS ts, service,
+               CASE WHEN service = 'db' THEN 'v7' ELSE 'v1' END AS version,
+               CASE WHEN (service = 'db' AND i >= 7200) OR i % 50 = 0 THEN 'ERROR' ELSE 'INFO' END AS level,
+               'line' AS message
+        FROM (SELECT i, ['api', 'db', 'web'][i % 3 + 1] AS service FROM range(9000) t(i))
+    """)
+    contributors = contrast_logs(DuckStore(con), WINDOW, BASELINE).contributors
+
+    assert [(c.dimension, c.value, c.same_lines_as) for c in contributors] == [
+        ("service", "db", None), ("version", "v7", "service=db")]

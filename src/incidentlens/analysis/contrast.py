@@ -65,6 +65,7 @@ class Contributor(BaseModel):
     p_value: float
     window_count: int
     baseline_count: int
+    same_lines_as: str | None = None  # a higher-ranked `dimension=value` with the very same counts
     evidence: str
 
 
@@ -293,7 +294,12 @@ def _contributors(
     ]
     over.sort(key=lambda r: (-r["difference"], r["p_value"]))
     contributors, evidence = [], []
+    first_with_counts: dict[tuple[int, int], str] = {}
     for row in over[:limit]:
+        # the same lines under another name (a service's only version, a host's region): say so, keep both
+        label = f"{row['dimension']}={row['value']}"
+        alias = first_with_counts.setdefault((row["window_count"], row["baseline_count"]), label)
+        row = {**row, "same_lines_as": alias if alias != label else None}
         item = Evidence.make(
             "contrast",
             f"{row['dimension']}={row['value']}: {row['window_share']:.0%} of {populations['window']} "
