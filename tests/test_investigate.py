@@ -143,6 +143,7 @@ def test_a_failing_model_is_retried_then_handed_to_the_offline_planner(store, tm
     assert fake.statuses[:2] == [429, 500] and len(fake.requests) == 3
     assert result.generated_by["degraded"] is True
     assert "timeout" in result.degraded_reason
+    assert result.trace[0]["llm_errors"] == ["HTTP 429", "HTTP 500", "timeout"]
     assert coordinator_tools(result.trace) == RUNBOOK_ORDER
     paths = write_reports(result.postmortem, tmp_path, store=store)
     assert json.loads(paths["json"].read_text())["generated_by"]["degraded"] is True

@@ -95,7 +95,7 @@ class BrainHealth:
         if not self.degraded:
             self.degraded = True
             self.reason = reason
-            logger.warning("model failed, handing over to the offline planner: %s", reason)
+            logger.info("model failed, handing over to the offline planner: %s", reason)
 
 
 class EmptyReply(Exception):
@@ -169,13 +169,20 @@ class ResilientChatGenerator:
         tools: Any = None,
         tools_strict: bool | None = None,
     ) -> dict[str, list[ChatMessage]]:
+        errors: list[str] = []
+        result = None
         if not self.health.degraded:
-            reply = self._ask_model(messages, generation_kwargs, tools)
-            if reply is not None:
-                return reply
-        return self.fallback.run(messages, tools=tools)
+            result = self._ask_model(messages, generation_kwargs, tools, errors)
+        if result is None:
+            result = self.fallback.run(messages, tools=tools)
+        if errors:
+            # the trace shows what the model did wrong in this step, even when a retry or the planner saved it
+            result["replies"][0].meta["llm_errors"] = errors
+        return result
 
-    def _ask_model(self, messages: list[ChatMessage], generation_kwargs: Any, tools: Any) -> dict[str, Any] | None:
+    def _ask_model(
+        self, messages: list[ChatMessage], generation_kwargs: Any, tools: Any, errors: list[str]
+    ) -> dict[str, Any] | None:
         for attempt in range(self.retry.attempts):
             try:
                 result = self.primary.run(messages=messages, generation_kwargs=generation_kwargs, tools=tools)
@@ -183,6 +190,7 @@ class ResilientChatGenerator:
                 return result
             except Exception as error:  # any model failure ends in the hand-over, never a crash
                 described = _describe_error(error)
+                errors.append(described)
                 self.health.failures.append(f"{self.role}: {described}")
                 if not _is_retryable(error) or attempt == self.retry.attempts - 1:
                     self.health.give_up(f"{described} after {attempt + 1} attempt(s)")

@@ -2,7 +2,8 @@
 
 `TraceRecorder` is a Haystack `Tracer` (trace() and current_span()). Haystack opens `haystack.agent.run`, `.step`,
 `.step.llm` and `.step.tool` spans; when a step span closes the recorder writes one line per tool call of that step
-(agent, step, tool, arguments, duration, tokens in and out, error), or one line with `tool: null` for a final
+(agent, step, tool, arguments, duration, tokens in and out, error; plus `llm_errors` when the model failed and
+was retried or replaced in that step), or one line with `tool: null` for a final
 answer. The agent is named by the delegation that started it (`profiler_specialist`, ...), else `coordinator`.
 
 Only the tool arguments, the token usage and error text are kept from the spans' content: never the messages, never
@@ -122,7 +123,7 @@ class TraceRecorder(Tracer):
 
 def _lines_for_step(step: RecordedSpan) -> list[dict[str, Any]]:
     llm = next((c for c in step.children if c.operation == "haystack.agent.step.llm"), None)
-    usage, requested, model = _llm_output(llm)
+    usage, requested, model, llm_errors = _llm_output(llm)
     common = {
         "agent": step.agent,
         "step": step.tags.get("haystack.agent.step"),
@@ -146,18 +147,19 @@ def _lines_for_step(step: RecordedSpan) -> list[dict[str, Any]]:
     lines[0]["tokens_in"] = int(usage.get("prompt_tokens") or 0)
     lines[0]["tokens_out"] = int(usage.get("completion_tokens") or 0)
     lines[0]["llm_call"] = llm is not None and model not in (None, "offline-planner")
+    if llm_errors:
+        lines[0]["llm_errors"] = llm_errors
     return lines
 
 
-def _llm_output(llm: RecordedSpan | None) -> tuple[dict[str, Any], list[Any], str | None]:
-    if llm is None:
-        return {}, [], None
-    output = llm.tags.get("haystack.agent.step.llm.output") or {}
+def _llm_output(llm: RecordedSpan | None) -> tuple[dict[str, Any], list[Any], str | None, list[str]]:
+    output = (llm.tags.get("haystack.agent.step.llm.output") or {}) if llm is not None else {}
     replies = output.get("replies") or []
     if not replies:
-        return {}, [], None
+        return {}, [], None, []
     reply = replies[0]
-    return reply.meta.get("usage") or {}, list(reply.tool_calls), reply.meta.get("model")
+    meta = reply.meta
+    return meta.get("usage") or {}, list(reply.tool_calls), meta.get("model"), list(meta.get("llm_errors") or [])
 
 
 def _take_matching_span(spans: list[RecordedSpan], call: Any) -> RecordedSpan | None:
