@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from incidentlens.analysis.detection import detect_points
+from incidentlens.analysis.detection import RobustSettings, detect_points
 from incidentlens.analysis.seed_zscore import seed_points
 
 MINUTES_PER_DAY = 1440
@@ -142,6 +142,18 @@ def test_the_reference_period_sets_the_noise_scale():
     whole_day = detect_points(minutes(len(y)), y)
     assert quiet_reference.spans  # against the quiet morning, the noisy afternoon is anomalous
     assert np.abs(quiet_reference.score[900:]).max() > 1.4 * np.abs(whole_day.score[900:]).max()
+
+
+def test_with_history_only_a_near_record_opens_a_window():
+    y = noise(4000)
+    y[[1000, 2000, 3000]] += [100, 60, 120]  # 20, 12 and 24 sigma: the second is smaller than one already seen
+    settings = RobustSettings(min_sustained_steps=1, tail_factor=1.1, history_factor=1.0)
+    reference_end = START + np.timedelta64(600 * 5, "m")
+    found = detect_points(minutes(len(y), step_minutes=5), y, reference_end=reference_end, settings=settings)
+    assert [s.peak for s in found.spans] == [1000, 3000]
+    without_history = detect_points(minutes(len(y), step_minutes=5), y, reference_end=reference_end,
+                                    settings=RobustSettings(min_sustained_steps=1))
+    assert [s.peak for s in without_history.spans] == [1000, 2000, 3000]
 
 
 def test_one_million_points_take_well_under_a_second():

@@ -9,7 +9,7 @@ sustained duration so one spike is not an incident.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,9 @@ class RobustSettings:
     merge_gap_steps: int = 5  # runs closer than this many steps are one window
     smoothness: timedelta = timedelta(hours=12)  # the baseline does not follow changes faster than this
     min_points: int = 30  # shorter series have no baseline
-    tail_factor: float = 0.0  # > 0, with a reference period: also open only past tail_factor x its largest |score|
+    # With a reference period (see opening_bar); 0 turns each off:
+    tail_factor: float = 0.0  # open only past this x the reference's largest |score|
+    history_factor: float = 0.0  # ... and past this x the largest |score| of every earlier point
 
 
 DEFAULT_SETTINGS = RobustSettings()
@@ -61,13 +63,27 @@ def detect_points(
     base = fit_baseline(t_ns, series.y, smoothness_ns, reference)
     scale = max(base.scale, _scale_floor(series.y))
     score = (series.y - base.expected) / scale
-    if reference is not None and reference.sum() >= settings.min_points and settings.tail_factor > 0:
-        # A heavy-tailed series sets its own bar: what it already did in the reference period is not news.
-        bar = settings.tail_factor * float(np.max(np.abs(score[reference])))
-        settings = replace(settings, open_threshold=max(settings.open_threshold, bar))
-    spans = find_spans(score, series, base.expected, settings)
-    reason = None if spans else f"no sustained deviation past {settings.open_threshold:g} robust σ"
+    bar = opening_bar(score, reference, settings)
+    spans = find_spans(score, series, base.expected, settings, bar)
+    reason = None if spans else f"no sustained deviation past {float(bar.min()):g} robust σ"
     return SeriesDetection(series=series, spans=spans, score=score, baseline=base.expected, reason=reason)
+
+
+def opening_bar(score: np.ndarray, reference: np.ndarray | None, settings: RobustSettings) -> np.ndarray:
+    """Per point, the |score| that opens a window: `open_threshold`, raised by the series' own history when a
+    reference period is given: past `tail_factor` x the largest |score| of the reference, and past
+    `history_factor` x the largest |score| of every earlier point (what a heavy-tailed series already did, it may
+    do again: only what comes close to a record is news)."""
+    bar = np.full(len(score), settings.open_threshold)
+    if reference is None or reference.sum() < settings.min_points:
+        return bar
+    magnitude = np.abs(score)
+    if settings.tail_factor > 0:
+        bar = np.maximum(bar, settings.tail_factor * float(magnitude[reference].max()))
+    if settings.history_factor > 0:
+        record_before = np.concatenate(([0.0], np.maximum.accumulate(magnitude)[:-1]))
+        bar = np.maximum(bar, settings.history_factor * record_before)
+    return bar
 
 
 def unusable_reason(series: PreparedSeries, settings: RobustSettings) -> str | None:
@@ -85,14 +101,14 @@ def _scale_floor(y: np.ndarray) -> float:
 
 
 def find_spans(
-    score: np.ndarray, series: PreparedSeries, expected: np.ndarray, settings: RobustSettings
+    score: np.ndarray, series: PreparedSeries, expected: np.ndarray, settings: RobustSettings, bar: np.ndarray
 ) -> list[Span]:
     """Hysteresis windows on the signed score, per direction, merged across short gaps, sustained only."""
     spans = [
         span
         for direction, past_extend in (("up", score >= settings.extend_threshold),
                                        ("down", score <= -settings.extend_threshold))
-        for span in _direction_spans(score, past_extend, direction, series, expected, settings)
+        for span in _direction_spans(score, past_extend, direction, series, expected, settings, bar)
     ]
     return sorted(spans, key=lambda span: span.start)
 
@@ -104,18 +120,21 @@ def _direction_spans(
     series: PreparedSeries,
     expected: np.ndarray,
     settings: RobustSettings,
+    bar: np.ndarray,
 ) -> list[Span]:
     starts, ends = runs(past_extend)
     if len(starts) == 0:
         return []
     starts, ends = _merge_close(starts, ends, series.t.astype(np.int64), settings.merge_gap_steps * series.step_ns)
     sustained = np.concatenate(([0], np.cumsum(past_extend)))
-    opened = np.concatenate(([0], np.cumsum(np.abs(score) >= settings.open_threshold)))
+    opened = np.concatenate(([0], np.cumsum(np.abs(score) >= bar)))
     keep = ((sustained[ends + 1] - sustained[starts]) >= settings.min_sustained_steps) & (
         opened[ends + 1] - opened[starts] > 0
     )
-    return [_span(int(s), int(e), direction, score, series, expected) for s, e in zip(starts[keep], ends[keep],
-                                                                                       strict=True)]
+    return [
+        _span(int(s), int(e), direction, score, series, expected, int(opened[e + 1] - opened[s]))
+        for s, e in zip(starts[keep], ends[keep], strict=True)
+    ]
 
 
 def _merge_close(
@@ -128,10 +147,10 @@ def _merge_close(
 
 
 def _span(start: int, end: int, direction: str, score: np.ndarray, series: PreparedSeries,
-          expected: np.ndarray) -> Span:
+          expected: np.ndarray, strong_points: int) -> Span:
     peak = start + int(np.argmax(np.abs(score[start:end + 1])))
     return Span(start=start, end=end, peak=peak, direction=direction, baseline=float(expected[peak]),
-                peak_value=float(series.y[peak]), shift=float(score[peak]))
+                peak_value=float(series.y[peak]), shift=float(score[peak]), strong_points=strong_points)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -367,7 +386,7 @@ def _robust_windows(detections: dict[str, SeriesDetection], merge_gap_ns: int) -
 def _qualifies(group: list[tuple[int, int, str, Span]]) -> bool:
     if len({name for _, _, name, _ in group}) >= MIN_AGREEING_SERIES:
         return True
-    return any(span.end - span.start + 1 >= STRONG_SUSTAINED_STEPS for *_, span in group)
+    return any(span.strong_points >= STRONG_SUSTAINED_STEPS for *_, span in group)
 
 
 def _seed_windows(detections: dict[str, SeriesDetection]) -> list[IncidentWindow]:
@@ -451,7 +470,7 @@ def _why_nothing(detections: dict[str, SeriesDetection]) -> str:
         return "no series could be scored: " + "; ".join(reasons[:3])
     if any(d.spans for d in usable):
         return (f"deviations in {sum(bool(d.spans) for d in usable)} of {len(usable)} series were short or isolated "
-                f"(one series, under {STRONG_SUSTAINED_STEPS} steps): not an incident")
+                f"(one series, under {STRONG_SUSTAINED_STEPS} points past the opening bar): not an incident")
     return f"no series deviated from its baseline for a sustained time ({len(usable)} series checked)"
 
 

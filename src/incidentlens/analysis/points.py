@@ -54,6 +54,7 @@ class Span:
     baseline: float  # expected value at the peak
     peak_value: float
     shift: float  # robust score at the peak: (peak - baseline) / scale
+    strong_points: int = 1  # points past the detector's opening bar (a long span of many is a sustained shift)
 
 
 @dataclass(frozen=True)

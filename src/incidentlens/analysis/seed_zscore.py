@@ -49,4 +49,5 @@ def trailing_mean_std(y: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarra
 def _span(start: int, end: int, score: np.ndarray, y: np.ndarray, mean: np.ndarray) -> Span:
     peak = start + int(np.argmax(np.abs(score[start:end + 1])))
     return Span(start=start, end=end, peak=peak, direction="up" if score[peak] > 0 else "down",
-                baseline=float(mean[peak]), peak_value=float(y[peak]), shift=float(score[peak]))
+                baseline=float(mean[peak]), peak_value=float(y[peak]), shift=float(score[peak]),
+                strong_points=end - start + 1)
