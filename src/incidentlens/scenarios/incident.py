@@ -13,7 +13,7 @@ from incidentlens.scenarios.topology import REGIONS, callers_of
 
 PROPAGATION_LOSS = 0.85  # a caller feels at most this share of its callee's trouble (timeouts, retries, fallbacks)
 MIN_STRENGTH = 0.2  # weaker than this and the caller absorbs it
-ONSET_LEVEL = 0.35  # a fault is visible from its first minute, then ramps up to full strength
+ONSET_LEVEL = (0.15, 0.4)  # a fault is visible from its first minute at this share, then ramps up to full strength
 PULSE_FLOOR = {"root": 0.5, "caller": 0.1, "downstream": 0.1}  # between restarts: GC pressure at the root only
 
 
@@ -60,13 +60,14 @@ def plan_incident(rng: np.random.Generator, fault: Fault, grid: TimeGrid) -> Inc
     # leave a clean baseline before (>= 25% of the range) and room to recover after
     latest = max(round(0.25 * minutes), round(0.85 * minutes) - duration - 20)
     start = int(rng.integers(round(0.25 * minutes), latest + 1))
-    intensity = float(rng.uniform(0.6, 1.0))
+    intensity = float(rng.uniform(0.4, 1.0))
+    onset_level = float(rng.uniform(*ONSET_LEVEL))
     spans = _propagate(rng, fault, root, start, start + duration)
     kills = _kill_minutes(rng, start, start + duration) if fault.pulsed else np.array([], dtype=np.int64)
     impacts = tuple(
         Impact(service, role, strength, upstream, onset, end,
-               _level(rng, minutes, onset, end, intensity * strength, _pulse(kills, onset - start, role, minutes)
-                      if fault.pulsed else None))
+               _level(rng, minutes, onset, end, onset_level, intensity * strength,
+                      _pulse(kills, onset - start, role, minutes) if fault.pulsed else None))
         for service, role, strength, upstream, onset, end in spans
     )
     return IncidentPlan(fault, root, region, intensity, impacts, kills)
@@ -78,7 +79,7 @@ def _propagate(
     """Breadth-first up the call graph from the root: each hop starts later and recovers later."""
     spans = [(root, "root", 1.0, None, start, end)]
     if fault.downstream:
-        spans.append((fault.downstream, "downstream", 0.8, None, start + int(rng.integers(1, 4)),
+        spans.append((fault.downstream, "downstream", 0.8, None, start + int(rng.integers(2, 6)),
                       end + int(rng.integers(1, 4))))
     queue = deque([(root, 1.0, 0, start, end)])
     reached = {root}
@@ -99,13 +100,19 @@ def _propagate(
 
 
 def _level(
-    rng: np.random.Generator, minutes: int, onset: int, end: int, peak: float, pulse: np.ndarray | None
+    rng: np.random.Generator,
+    minutes: int,
+    onset: int,
+    end: int,
+    onset_level: float,
+    peak: float,
+    pulse: np.ndarray | None,
 ) -> np.ndarray:
-    """0 outside [onset, end); inside, a jump to ONSET_LEVEL, a ramp to 1, a plateau and a ramp down; times peak."""
+    """0 outside [onset, end); inside, a jump to onset_level, a ramp to 1, a plateau and a ramp down; times peak."""
     minute = np.arange(minutes)
-    ramp_up = int(rng.integers(3, 9))
+    ramp_up = int(rng.integers(3, 13))
     ramp_down = int(rng.integers(2, 6))
-    rising = ONSET_LEVEL + (1 - ONSET_LEVEL) * np.clip((minute - onset + 1) / ramp_up, 0, 1)
+    rising = onset_level + (1 - onset_level) * np.clip((minute - onset + 1) / ramp_up, 0, 1)
     falling = np.clip((end - minute) / ramp_down, 0, 1)
     level = np.where((minute >= onset) & (minute < end), np.minimum(rising, falling), 0.0) * peak
     return level * pulse if pulse is not None else level

@@ -92,7 +92,9 @@ def line_weights(
         for impact in plan.impacts:
             row = index[impact.service]
             if (INCIDENT, impact.service) in book.groups:
-                weights[INCIDENT, row] = weights[NORMAL, row] * INCIDENT_RATE[impact.role] * impact.level
+                # logs react faster than averaged metrics: a failing request logs at once, even while few fail
+                loudness = np.sqrt(impact.level * impact.level.max())
+                weights[INCIDENT, row] = weights[NORMAL, row] * INCIDENT_RATE[impact.role] * loudness
             # failing requests replace some of the everyday success lines
             weights[NORMAL, row] *= 1 - 0.5 * np.clip(impact.level, 0, 1)
     for burst in bursts:
