@@ -184,3 +184,22 @@ def test_every_narrative_section_reports_its_own_rejection(analysis):
     for name in sections:
         assert narratives[name].grounded_by == "template"
         assert narratives[name].rejected == ["number '98,765' is not in the evidence"], name
+
+
+@pytest.mark.parametrize(("text", "unsupported"), [
+    ("It started at 3pm.", "3pm"),
+    ("The error budget burned for 3 days.", "3 days"),
+    ("The cluster ran out of its 8GB of memory.", "8GB"),
+    ("Latency reached 4.2 s.", "4.2 s"),
+])
+def test_grounding_reads_units_and_clock_hours(analysis, text, unsupported):
+    assert [f"'{unsupported}'" in reason for reason in check_grounding(text, analysis)] == [True]
+
+
+def test_grounding_skips_names_that_contain_digits(analysis):
+    text = "p95 and 5xx errors on the 1st retry in eu-west-1, request 7a01e364ff9fc10d, evidence impact-7ddefa3c."
+    assert check_grounding(text, analysis) == []
+
+
+def test_grounding_converts_milliseconds_to_seconds(analysis):
+    assert check_grounding("p95 latency reached 2.45 s, timeouts fired after 5 s.", analysis) == []

@@ -42,14 +42,18 @@ _COMPOSITE_DURATION = re.compile(
 _DOTTED_LITERAL = re.compile(r"(?<![\w.])v?\d+(?:\.\d+){2,}(?![\w.]?\d)")
 _NUMBER = re.compile(
     r"(?<![\w.])(?<![A-Za-z_]-)(?P<sign>[-+−])?(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
-    r"(?P<unit>%|\s?percent\b|×|x\b|\s(?:times)\b|k\b|K\b|M\b|\s?ms\b|\s?(?:seconds?|secs?|s)\b"
-    r"|\s?(?:minutes?|mins?|m)\b|\s?(?:hours?|hrs?|h)\b)?(?![\w])(?!\.\d)")
+    r"(?P<unit>%|×|\s?percent\b|[A-Za-z][A-Za-z/]*|\s(?:times|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?"
+    r"|ms|s|h)\b)?(?![\w])(?!\.\d)")
+# A number glued to these letters names a thing, not a quantity: 5xx, 1st, 2nd.
+_NOT_QUANTITIES = {"xx", "st", "nd", "rd", "th"}
+_HOUR_OF_DAY = re.compile(r"(?<![\w:.])(?P<hh>\d{1,2})\s?(?P<ampm>[AaPp]\.?[Mm]\b)" + _ZONE)
 
 _UNIT_CLASS = {"%": "percent", "percent": "percent", "×": "ratio", "x": "ratio", "times": "ratio",
-               "k": "thousand", "K": "thousand", "M": "million", "ms": "plain"}
+               "k": "thousand", "K": "thousand", "M": "million"}
 _DURATION_SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
                      "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-                     "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600}
+                     "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+                     "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800}
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,11 @@ class Facts:
         self.ratios = np.unique(np.asarray(ratios, dtype=float))
         self.times = sorted(times)
         epoch = np.asarray([_epoch(t) for t in self.times], dtype=float)
-        gaps = np.abs(epoch[:, None] - epoch[None, :]).ravel() if epoch.size else epoch
+        anchors = np.asarray([_epoch(t) for t in _anchor_times(plain)], dtype=float)
+        # A stated duration runs from a landmark (window bounds, peak, trigger, first anomaly) to another time; between
+        # any two of dozens of timeline times nearly every minute count would be "supported".
+        ends = anchors if anchors.size else epoch
+        gaps = np.abs(epoch[:, None] - ends[None, :]).ravel()
         self.gaps_s = np.unique(gaps[gaps > 0])
         self.epoch = np.sort(epoch)
         self.clock_s = np.unique(np.mod(epoch, 86400.0))
@@ -110,6 +118,8 @@ class Facts:
     def supports_number(self, stated: _Stated) -> bool:
         candidates = [self.numbers]
         if stated.unit == "duration":
+            # raw figures are minutes (duration_minutes, lead_minutes) or seconds, or milliseconds written as seconds
+            candidates = {60: [self.numbers], 1: [self.numbers, self.numbers / 1000]}.get(stated.seconds_per_unit, [])
             candidates.append(self.gaps_s / stated.seconds_per_unit)
         elif stated.unit == "percent":
             candidates += [self.numbers * 100, self.ratios * 100]
@@ -149,6 +159,8 @@ def _stated_numbers(text: str) -> Iterator[_Stated]:
         tolerance = _tolerance(digits)
         unit_word = (m["unit"] or "").strip()
         unit = _UNIT_CLASS.get(unit_word, "plain")
+        if unit_word.lower() in _NOT_QUANTITIES:
+            continue
         if unit_word in _DURATION_SECONDS:
             yield _Stated(m.group(0).strip(), value, tolerance, "duration", _DURATION_SECONDS[unit_word])
         elif unit in ("thousand", "million"):
@@ -177,7 +189,7 @@ def _stated_times(text: str) -> tuple[list[_StatedTime], str]:
     """The times written in `text`, and the text with them blanked out (so their digits are not read as numbers)."""
     found: list[_StatedTime] = []
     for pattern, reader in ((_ISO_DATETIME, _read_iso), (_NAMED_DATETIME, _read_named), (_ISO_DATE, _read_date),
-                            (_TIME_OF_DAY, _read_clock)):
+                            (_TIME_OF_DAY, _read_clock), (_HOUR_OF_DAY, _read_hour)):
         def take(m: re.Match[str], reader: Any = reader) -> str:
             stated = reader(m)
             if stated is None:
@@ -216,6 +228,16 @@ def _read_clock(m: re.Match[str]) -> _StatedTime | None:
     return _StatedTime(m.group(0).strip(), "clock", seconds, 1 if m["ss"] else 60)
 
 
+def _read_hour(m: re.Match[str]) -> _StatedTime | None:
+    """'3pm': any evidence time in that hour."""
+    hour = int(m["hh"])
+    if not 1 <= hour <= 12:
+        return None
+    hour = hour % 12 + (12 if m["ampm"][0].lower() == "p" else 0)
+    seconds = (hour * 3600 - _zone_offset_s(m["zone"])) % 86400
+    return _StatedTime(m.group(0).strip(), "clock", seconds, 3600)
+
+
 def _datetime(m: re.Match[str], year: int, month: int, day: int) -> _StatedTime | None:
     hour = _hour(m)
     if hour is None:
@@ -241,7 +263,7 @@ def _hour(m: re.Match[str]) -> int | None:
     if ampm:
         if not 1 <= hour <= 12:
             return None
-        hour = hour % 12 + (12 if ampm == "pm" else 0)
+        hour = hour % 12 + (12 if ampm.startswith("p") else 0)
     return hour if hour <= 23 else None
 
 
@@ -287,6 +309,16 @@ def _parse_iso(text: str) -> dt.datetime | None:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed
+
+
+def _anchor_times(plain: Any) -> list[dt.datetime]:
+    """The landmarks of an analysis result: window bounds, peak, trigger and first anomalous point."""
+    if not isinstance(plain, dict):
+        return []
+    window = plain.get("incident_window") or {}
+    candidates = [window.get("start"), window.get("end"), plain.get("peak"), (plain.get("trigger") or {}).get("t"),
+                  (plain.get("detection") or {}).get("first_anomalous")]
+    return [t for t in (_parse_iso(c) for c in candidates if isinstance(c, str)) if t is not None]
 
 
 def _epoch(naive_utc: dt.datetime) -> float:
