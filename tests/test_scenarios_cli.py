@@ -9,6 +9,7 @@ import sys
 from typer.testing import CliRunner
 
 from incidentlens.cli import app
+from incidentlens.scenarios import list_scenarios
 
 runner = CliRunner()
 
@@ -16,8 +17,8 @@ runner = CliRunner()
 def test_scenarios_lists_every_scenario_with_one_line():
     result = runner.invoke(app, ["scenarios"], terminal_width=200)
     assert result.exit_code == 0
-    for name in ("seed-tutorial",):
-        assert name in result.output
+    for name, description in list_scenarios():
+        assert any(line.split()[:1] == [name] and description in line for line in result.output.splitlines()), name
 
 
 def test_generate_writes_the_requested_format_range_and_line_count(tmp_path):
@@ -45,6 +46,16 @@ def test_unknown_scenario_exits_2_with_one_line_naming_the_choices(tmp_path):
     assert completed.returncode == 2
     assert completed.stderr.count("\n") == 1
     assert "no-such-thing" in completed.stderr and "seed-tutorial" in completed.stderr
+
+
+def test_generate_a_causal_scenario_writes_its_events_file(tmp_path):
+    result = runner.invoke(app, ["generate", "--scenario", "bad-deploy", "--out", str(tmp_path), "--hours", "4",
+                                 "--format", "parquet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "events.parquet", "logs.parquet", "metrics.parquet", "truth.json"
+    ]
+    assert json.loads((tmp_path / "truth.json").read_text())["trigger"]["kind"] == "deploy"
 
 
 def test_unknown_format_exits_2_with_one_line(tmp_path):

@@ -32,6 +32,57 @@ app.add_typer(eval_app, name="eval")
 
 console = Console()
 
+# Remote sources, shared by the commands that read telemetry: metrics from Prometheus, logs from ClickHouse
+# (`--logs clickhouse://user:pass@host:8123/db.table`). Secrets come from the environment, never from output.
+_REMOTE = "Remote sources"
+PrometheusUrl = Annotated[
+    str | None, typer.Option("--prometheus", help="Prometheus base URL: pull metrics over the range (series with "
+                             "a service/app/job label, plus --promql).", rich_help_panel=_REMOTE)
+]
+PromQL = Annotated[
+    list[str] | None, typer.Option("--promql", help="NAME=QUERY: a named PromQL query as metric NAME (repeatable).",
+                                   rich_help_panel=_REMOTE)
+]
+PromToken = Annotated[
+    str | None, typer.Option("--prom-token", help="Bearer token for Prometheus (better: env PROMETHEUS_TOKEN).",
+                             show_default=False, rich_help_panel=_REMOTE)
+]
+PromUser = Annotated[
+    str | None, typer.Option("--prom-user", help="Basic-auth user; the password is read from env PROMETHEUS_PASSWORD.",
+                             rich_help_panel=_REMOTE)
+]
+PromStart = Annotated[
+    str | None, typer.Option("--prom-start", help="Range start (ISO-8601; default: the other telemetry's start, "
+                             "else 24 h before the end).", rich_help_panel=_REMOTE)
+]
+PromEnd = Annotated[
+    str | None, typer.Option("--prom-end", help="Range end (ISO-8601; default: the other telemetry's end, else an "
+                             "hour after --at, else now).", rich_help_panel=_REMOTE)
+]
+PromStep = Annotated[
+    int | None, typer.Option("--prom-step", help="Step in seconds (default: 60 s, more if the range needs it to "
+                             "stay under 11,000 points a series).", rich_help_panel=_REMOTE)
+]
+
+
+def _open_store(metrics: list | None, logs: list | None, traces: list | None, events: list | None,
+                mapping: list[str] | None, at: object, prometheus: str | None, promql: list[str] | None,
+                prom_token: str | None, prom_user: str | None, prom_start: str | None, prom_end: str | None,
+                prom_step: int | None) -> object:
+    """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store)."""
+    from incidentlens.errors import InputError
+    from incidentlens.telemetry import parse_mapping
+    from incidentlens.telemetry.sources import PrometheusOptions, open_store
+
+    if (promql or prom_token or prom_user or prom_start or prom_end or prom_step) and not prometheus:
+        raise InputError("--promql/--prom-* need --prometheus URL")
+    remote = PrometheusOptions(
+        url=prometheus, promql=tuple(promql or ()), token=prom_token, user=prom_user, start=prom_start, end=prom_end,
+        step=prom_step,
+    ) if prometheus else None
+    return open_store(metrics=metrics or None, logs=logs or None, traces=traces or None, events=events or None,
+                      mapping=parse_mapping(mapping), prometheus=remote, at=at)
+
 
 def _version(value: bool) -> None:
     if value:
@@ -50,15 +101,13 @@ def root(
 
 @app.command("scenarios")
 def scenarios_command() -> None:
-    """List the scenarios `generate` can write."""
-    from rich.table import Table
-
+    """List the scenarios `generate` can write, one line each."""
     from incidentlens.scenarios import list_scenarios
 
-    table = Table("scenario", "what happens", box=None, show_header=True)
-    for name, description in list_scenarios():
-        table.add_row(name, description)
-    console.print(table)
+    scenarios = list_scenarios()
+    width = max(len(name) for name, _ in scenarios)
+    for name, description in scenarios:
+        typer.echo(f"{name:{width}}  {description}")
 
 
 @app.command("generate")
@@ -186,17 +235,18 @@ def analyze_command(
     mapping: Annotated[
         list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
     ] = None,
+    prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
+    prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
     """Find the incident and explain it: window, root-cause hypotheses with tests, contributors, evidence."""
     import json
 
     from incidentlens.analysis import analyze
     from incidentlens.analysis.detection import parse_time
-    from incidentlens.telemetry import load_telemetry, parse_mapping
 
     anchor = parse_time(at) if at else None
-    store = load_telemetry(metrics=metrics or None, logs=logs or None, traces=traces or None,
-                           events=events or None, mapping=parse_mapping(mapping))
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, prometheus, promql, prom_token, prom_user,
+                        prom_start, prom_end, prom_step)
     with console.status("analyzing", spinner="dots"):
         result = analyze(store, at=anchor, detector=detector)
     out.mkdir(parents=True, exist_ok=True)
@@ -389,14 +439,15 @@ def investigate_command(
         "."
     ),
     max_steps: Annotated[int, typer.Option("--max-steps", help="Step budget of the coordinator agent.")] = 30,
+    prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
+    prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
     """Investigate with the agent team (coordinator, profiler, writer) and write the incident review."""
     from incidentlens.analysis.detection import parse_time
-    from incidentlens.telemetry import load_telemetry, parse_mapping
 
     anchor = parse_time(at) if at else None
-    store = load_telemetry(metrics=metrics or None, logs=logs or None, traces=traces or None,
-                           events=events or None, mapping=parse_mapping(mapping))
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, prometheus, promql, prom_token, prom_user,
+                        prom_start, prom_end, prom_step)
     _investigate_and_report(store, out, llm=llm, model=model, llm_url=llm_url, max_steps=max_steps, at=anchor)
 
 
@@ -442,6 +493,43 @@ def _investigate_and_report(store: object, out: Path, **options: object) -> None
     console.print()
     for path in [*paths.values(), out / "trace.jsonl"]:
         console.print(f"wrote {path}")
+
+
+@eval_app.command("nezha")
+def eval_nezha_command(
+    data: Annotated[Path, typer.Option("--data", help="The nezha-trainticket directory (rca_data/, construct_data/).")
+                    ] = Path("../shared/datasets/nezha-trainticket"),
+    ranker: Annotated[
+        str, typer.Option("--ranker", help="analysis (analyze(store, at=inject_time)), or signals (generic "
+                                           "before/after contrasts fused by rank).")
+    ] = "analysis",
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N faults.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
+) -> None:
+    """Root-cause ranking on Nezha's TrainTicket day: top-1/top-3 per fault type and seconds per fault."""
+    import json
+
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from incidentlens.eval.nezha import evaluate_nezha
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("scoring faults", total=None)
+        report = evaluate_nezha(data, ranker=ranker, limit=limit,
+                                progress=lambda done, total, _: progress.update(task, completed=done, total=total))
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    summary = report.summary()
+    paper = summary["paper"]
+    table = Table("fault type", "faults", "top-1", "top-3", "s/fault", box=None,
+                  caption=f"ranker {ranker}; Nezha (paper, 45 TrainTicket faults): top-1 {paper['top1']:.1%}, "
+                          f"top-3 {paper['top3']:.1%}")
+    for kind, scores in [*summary["by_type"].items(), ("all", summary)]:
+        table.add_row(kind, str(scores["faults"]), f"{scores['top1']:.1%} ({scores['top1_count']})",
+                      f"{scores['top3']:.1%} ({scores['top3_count']})", f"{scores['mean_seconds']:.1f}")
+    console.print(table)
 
 
 def main() -> None:
