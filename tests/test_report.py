@@ -17,6 +17,7 @@ from incidentlens.report import (
     postmortem_json_schema,
     runbook_checklist,
 )
+from incidentlens.report.build import validate_grounding
 from incidentlens.report.playbooks import playbook_kind
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis
 
@@ -74,6 +75,15 @@ def test_every_timeline_entry_cites_evidence_in_the_appendix(analysis):
     assert pm.timeline == sorted(pm.timeline, key=lambda e: e.t)
     assert all(entry.evidence and set(entry.evidence) <= ids for entry in pm.timeline)
     assert {e.phase for e in pm.timeline} >= {"lead-up", "onset", "peak", "recovery"}
+
+
+def test_the_validator_checks_every_statement_before_the_review_is_written(analysis):
+    pm = build_postmortem(analysis)
+    assert pm.grounding.statements >= 20
+    assert pm.grounding.issues == []
+    pm.timeline[0].event = "deploy payments v2.3.1 took 17 minutes"
+    issues = validate_grounding(pm, analysis).issues
+    assert issues == ["timeline[1]: number '17 minutes' is not in the evidence"]
 
 
 def test_template_prose_is_itself_grounded(analysis):

@@ -93,9 +93,8 @@ def test_review_of_a_real_analysis_of_a_generated_pool_exhaustion(scenario_dir, 
     assert pm.root_cause.service == truth["root_cause"]["service"]
     assert pm.root_cause.kind == truth["root_cause"]["kind"]
     assert {a.type for a in pm.action_items} == {"mitigate", "prevent", "detect", "process"}
-    for text in (pm.summary.text, pm.impact.narrative.text, pm.root_cause.narrative.text,
-                 *[entry.event for entry in pm.timeline]):
-        assert check_grounding(text, analysis) == [], text
+    assert pm.grounding.issues == [] and pm.grounding.statements >= 20
+    assert check_grounding(pm.summary.text, analysis) == []
     paths = write_reports(pm, tmp_path, store=store)
     html = paths["html"].read_text()
     assert html.count('<figure class="chart">') >= 3

@@ -26,6 +26,7 @@ from incidentlens.report.schema import (
     DetectionSeries,
     EvidenceItem,
     GeneratedBy,
+    GroundingCheck,
     Hypothesis,
     Impact,
     Lessons,
@@ -116,7 +117,7 @@ class _Builder:
         root_cause = self._root_cause()
         if self.trigger:
             self.trigger.on_failing_path = self.trigger_on_path
-        return Postmortem(
+        pm = Postmortem(
             detected=True,
             title=self._title(),
             date=self.window.start.date(),
@@ -144,6 +145,8 @@ class _Builder:
             evidence=_evidence(self.data),
             generated_by=self.author,
         )
+        pm.grounding = validate_grounding(pm, self.facts)
+        return pm
 
     @property
     def kind(self) -> str:
@@ -386,6 +389,20 @@ class _Builder:
         return lessons
 
 
+def validate_grounding(pm: Postmortem, evidence: Any) -> GroundingCheck:
+    """Check every statement of the review (prose, timeline, findings, lessons) against the evidence."""
+    facts = evidence if isinstance(evidence, Facts) else Facts(evidence)
+    statements = {"title": pm.title}
+    statements |= {f"{name}": n.text for name, n in pm.narratives().items() if n.text}
+    statements |= {f"timeline[{i}]": f"{fmt.when(e.t)} {e.event}" for i, e in enumerate(pm.timeline, 1)}
+    statements |= {f"contributing_factors[{i}]": f.description for i, f in enumerate(pm.contributing_factors, 1)}
+    statements |= {f"detection.sooner[{i}]": text for i, text in enumerate(pm.detection.sooner, 1)}
+    for part in ("went_well", "went_wrong", "got_lucky"):
+        statements |= {f"lessons.{part}[{i}]": text for i, text in enumerate(getattr(pm.lessons, part), 1)}
+    issues = [f"{where}: {reason}" for where, text in statements.items() for reason in check_grounding(text, facts)]
+    return GroundingCheck(statements=len(statements), issues=issues)
+
+
 def _no_incident(data: dict[str, Any], author: GeneratedBy) -> Postmortem:
     reason = data.get("reason") or "no metric left its baseline band"
     detection = data.get("detection") or {}
@@ -393,7 +410,7 @@ def _no_incident(data: dict[str, Any], author: GeneratedBy) -> Postmortem:
     baseline = _window(data.get("baseline_window"))
     text = (f"No incident was detected: {fmt.sentence(reason)} What the analysis examined is listed below, each "
             "item with the query that reruns it.")
-    return Postmortem(
+    pm = Postmortem(
         detected=False, reason=reason, title="No incident detected",
         date=baseline.end.date() if baseline else dt.datetime.now(dt.UTC).date(),
         severity=None, severity_rule=f"not applicable: no incident (rule: {RULE})",
@@ -404,6 +421,8 @@ def _no_incident(data: dict[str, Any], author: GeneratedBy) -> Postmortem:
         response=Narrative(text="Not applicable: no incident."),
         lessons=Lessons(), checked=checked, evidence=_evidence(data), generated_by=author,
     )
+    pm.grounding = validate_grounding(pm, data)
+    return pm
 
 
 def _as_dict(analysis: Any) -> dict[str, Any]:

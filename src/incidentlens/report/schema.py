@@ -166,6 +166,13 @@ class EvidenceItem(_Model):
     data: Any = None
 
 
+class GroundingCheck(_Model):
+    """The validator's verdict, run over every statement of the review before it is written."""
+
+    statements: int = Field(0, description="statements whose numbers and times were checked against the evidence")
+    issues: list[str] = Field(default_factory=list, description="'<where>: <reason>' for each unsupported figure")
+
+
 class GeneratedBy(_Model):
     llm: str = "offline"
     model: str | None = None
@@ -201,6 +208,7 @@ class Postmortem(_Model):
     templates: list[dict[str, Any]] = Field(default_factory=list, description="surging log templates with samples")
     contributors: list[dict[str, Any]] = Field(default_factory=list, description="over-represented dimensions")
     evidence: list[EvidenceItem] = Field(default_factory=list)
+    grounding: GroundingCheck = Field(default_factory=GroundingCheck)
     generated_by: GeneratedBy = Field(default_factory=GeneratedBy)
 
     def to_dict(self) -> dict[str, Any]:
