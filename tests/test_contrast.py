@@ -45,6 +45,7 @@ def region_outage() -> DuckStore:
                region,
                'u' || (i % 997) AS user_id,
                uuid()::VARCHAR AS trace_id,
+               's' || (i % 4000) AS session,
                (i % 300) * 1.5 AS latency_ms,
                200 + (i % 2) AS status
         FROM (SELECT i, ['eu-west', 'us-east', 'ap-south'][(i // 3) % 3 + 1] AS region FROM range(9000) t(i))
@@ -75,8 +76,9 @@ def test_dimensions_are_discovered_and_ids_skipped(region_outage: DuckStore) -> 
     result = contrast_logs(region_outage, WINDOW, BASELINE)
 
     assert set(result.dimensions) == {"service", "region", "status"}
-    assert {"user_id", "trace_id", "latency_ms"} <= set(result.skipped)
-    assert "id, not a category" in result.skipped["trace_id"]
+    assert {"user_id", "trace_id", "session", "latency_ms"} <= set(result.skipped)
+    assert result.skipped["trace_id"] == "named like an id"
+    assert "an id, not a category" in result.skipped["session"]
 
 
 def test_contributor_evidence_reruns_to_the_same_counts(region_outage: DuckStore) -> None:

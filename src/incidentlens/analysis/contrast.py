@@ -2,10 +2,10 @@
 
 Logs: the problem lines (WARN/ERROR/FATAL) in the incident window are compared with the baseline, value by value,
 for every categorical column of the logs view. The columns are discovered from the view's schema and their
-cardinality (ids and free text are skipped); all of them are counted in one scan with GROUPING SETS. For each value
-we report its share of the window population against its share of the baseline population, the lift, the
-difference in proportions and a one-sided two-proportion z-test, and rank over-represented values by the difference
-in proportions (the value that explains most of the change comes first).
+cardinality (ids, by name or by cardinality, and free text are skipped); all of them are counted in one scan with
+GROUPING SETS. For each value we report its share of the window population against its share of the baseline
+population, the lift, the difference in proportions and a one-sided two-proportion z-test, and rank
+over-represented values by the difference in proportions (the value that explains most of the change comes first).
 
 Metrics: per service and metric, a robust standardised shift: (window median - baseline median) divided by
 1.4826 x the baseline MAD, with a floor on the MAD so flat series do not explode.
@@ -13,6 +13,7 @@ Metrics: per service and metric, a robust standardised shift: (window median - b
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +33,8 @@ from incidentlens.analysis.periods import (
     sql_in,
 )
 
+#: `trace_id`, `user-id`, `TraceID`, `spanId`, `request_uuid`: identifiers, never categories
+ID_NAME = re.compile(r"(?:^|[_\-. ])(?:id|ID|Id|uuid|UUID|guid|GUID)$|[a-z0-9](?:ID|Id|UUID|Uuid)$")
 #: columns that define the populations or are free text, never contrast dimensions
 RESERVED_COLUMNS = ("ts", "message", "level")
 #: a dimension with more distinct values than this is an id, not a category
@@ -151,7 +154,10 @@ def discover_dimensions(store: Any, window: Span, baseline: Span) -> tuple[list[
     for field in schema:
         if field.name in RESERVED_COLUMNS:
             continue
-        if _is_categorical_type(field.type):
+        if ID_NAME.search(field.name):
+            # on a short stretch of logs an id column can look like a category (lines per trace id repeat)
+            skipped[field.name] = "named like an id"
+        elif _is_categorical_type(field.type):
             candidates.append(field.name)
         else:
             skipped[field.name] = f"type {field.type} is not categorical"
