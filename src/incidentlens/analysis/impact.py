@@ -267,6 +267,8 @@ GROUP BY minute"""
     if base is None or not minutes:
         return None
     worst = max(minutes, key=lambda r: (r["errors"] / r["lines"], -r["minute"].timestamp()))
+    if worst["errors"] / worst["lines"] <= base["errors"] / base["lines"]:
+        return None  # no minute worse than the baseline: nothing to call a peak
     peak = Peak(metric="log_error_ratio", service="all", value=float(worst["errors"] / worst["lines"]),
                 baseline=float(base["errors"] / base["lines"]), at=worst["minute"])
     evidence.append(Evidence.make(

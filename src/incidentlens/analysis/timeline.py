@@ -200,5 +200,5 @@ def _add_recovery(timeline: Timeline, window: Span, data_end: datetime, ids: lis
     if data_end > window[1]:
         timeline.entries.append(TimelineEntry(t=window[1], event="recovery: signals back within baseline",
                                               evidence=ids))
-    else:
+    elif data_end >= window[0]:
         timeline.entries.append(TimelineEntry(t=data_end, event="end of data: incident still ongoing", evidence=ids))
