@@ -113,3 +113,18 @@ def test_without_request_metrics_log_lines_stand_in() -> None:
     assert impact.peak_error_rate.value == pytest.approx(10 / 60)
     assert impact.peak_error_rate.baseline == 0
     assert impact.peak_error_rate.at == WINDOW[0]
+
+
+def test_quiet_logs_have_no_peak_and_no_affected_users() -> None:
+    quiet = DuckStore("""
+        CREATE VIEW logs AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i) AS ts, 'api' AS service, 'INFO' AS level,
+               'ok' AS message, 'u' || (i % 5) AS user_id
+        FROM range(9000) t(i)
+    """)
+    impact = estimate_impact(quiet, WINDOW, BASELINE).impact
+
+    assert impact.peak_error_rate is None
+    assert impact.users_affected == 0
+    assert impact.services_affected == []
+    assert (impact.requests_total, impact.requests_failed) == (1800, 0)
