@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,7 +14,9 @@ import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
+from typer.testing import CliRunner
 
+from incidentlens.cli import app
 from incidentlens.errors import InputError, SourceError
 from incidentlens.telemetry import load_telemetry
 from incidentlens.telemetry.prometheus import (
@@ -213,11 +217,29 @@ def test_the_investigation_through_prometheus_finds_the_same_root_cause(
     from_files = load_telemetry(metrics=data / "metrics.csv", **others)
     canonical = "SELECT ts, service, metric, value FROM metrics ORDER BY ALL"
 
-    with prometheus_serving(from_files.fetch(canonical), tmp_path) as server:
+    with prometheus_serving(from_files.fetch(canonical), tmp_path / "prom") as server:
         through_prometheus = open_store(**others, prometheus=PrometheusOptions(url=server.url))
         assert through_prometheus.fetch(canonical).equals(from_files.fetch(canonical))
-        found = analyze(through_prometheus)
-    expected = analyze(from_files)
+        command = ["analyze", "--prometheus", server.url, "--logs", str(others["logs"]), "--out", str(tmp_path)]
+        if others["events"]:
+            command += ["--events", str(others["events"])]
+        ran = CliRunner().invoke(app, command)
+    expected = analyze(from_files).to_dict()
 
-    assert found.hypotheses[0].service == expected.hypotheses[0].service == truth["root_cause"]["service"]
-    assert found.incident_window == expected.incident_window
+    assert ran.exit_code == 0, ran.output
+    found = json.loads((tmp_path / "analysis.json").read_text())
+    assert found["hypotheses"][0]["service"] == expected["hypotheses"][0]["service"] == truth["root_cause"]["service"]
+    assert found["incident_window"] == expected["incident_window"]
+
+
+def test_the_cli_says_in_one_line_when_prometheus_is_unreachable(tmp_path: Path):
+    completed = subprocess.run(
+        [sys.executable, "-c", "from incidentlens.cli import main; main()", "analyze",
+         "--prometheus", f"http://127.0.0.1:{free_port()}", "--prom-start", "2024-05-01T00:00:00Z",
+         "--prom-end", "2024-05-01T06:00:00Z", "--out", str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("error: Prometheus at http://127.0.0.1:")
+    assert "unreachable" in completed.stderr
+    assert completed.stderr.count("\n") == 1

@@ -503,6 +503,9 @@ def eval_nezha_command(
         str, typer.Option("--ranker", help="analysis (analyze(store, at=inject_time)), or signals (generic "
                                            "before/after contrasts fused by rank).")
     ] = "analysis",
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Only faults of this type: exception, return, cpu_contention.")
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N faults.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
 ) -> None:
@@ -516,7 +519,7 @@ def eval_nezha_command(
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("scoring faults", total=None)
-        report = evaluate_nezha(data, ranker=ranker, limit=limit,
+        report = evaluate_nezha(data, ranker=ranker, kinds=kind, limit=limit,
                                 progress=lambda done, total, _: progress.update(task, completed=done, total=total))
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -9,6 +9,7 @@ shaped it (names and types from running the same SQL over an empty canonical tab
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -96,6 +97,9 @@ def connect_clickhouse_logs(
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
     target = ClickHouseTarget.parse(url)
+    # The driver logs failures before raising them; the error reaches the user once, as our one line.
+    logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
+    logging.getLogger("clickhouse_connect").propagate = False
     try:
         client = clickhouse_connect.get_client(
             host=target.host, port=target.port, username=target.user, password=target.password,
@@ -110,13 +114,21 @@ def connect_clickhouse_logs(
     return ClickHouseLogs(run, target.qualified_table, target.name, mapping)
 
 
+_UNREACHABLE = {
+    "Connection refused": "connection refused", "Failed to resolve": "cannot resolve the host",
+    "Name or service not known": "cannot resolve the host", "timed out": "timed out",
+    "Max retries": "no answer after retries",
+}
+
+
 def describe_clickhouse_error(err: BaseException) -> str:
     """One line for a ClickHouse or client error: auth refusals and unreachable servers said plainly."""
     text = " ".join(str(err).split())
     if "AUTHENTICATION_FAILED" in text or "Code: 516" in text or "HTTP 401" in text or "HTTP 403" in text:
         return "authentication refused"
-    if any(word in text for word in ("Connection refused", "Failed to resolve", "timed out", "Max retries")):
-        return f"unreachable ({text[:200]})"
+    for symptom, reason in _UNREACHABLE.items():
+        if symptom in text:
+            return f"unreachable ({reason})"
     code = re.search(r"Code: \d+\. DB::Exception: (.*?)(?: \(\w+\))?(?: \(version [^)]*\))?$", text)
     return (code.group(1) if code else text)[:300]
 

@@ -1,0 +1,65 @@
+"""`eval nezha`: the labelled TrainTicket faults, the files around each, and the scores (needs ../shared/datasets)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from incidentlens.cli import app
+from incidentlens.errors import InputError
+from incidentlens.eval.nezha import DAY, fault_files, load_faults, service_of_pod
+
+pytestmark = pytest.mark.dataset
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def nezha(datasets: Path) -> Path:
+    path = datasets / "nezha-trainticket"
+    if not path.is_dir():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+def test_the_day_has_28_labelled_faults_in_utc(nezha: Path):
+    faults = load_faults(nezha)
+    assert len(faults) == 28
+    assert {f.kind for f in faults} == {"exception", "return", "cpu_contention"}
+    first = faults[0]
+    # inject_time is UTC; inject_timestamp (1674953044) would say 00:44, eight hours off.
+    assert first.inject_time == datetime(2023, 1, 29, 8, 43, 4)
+    assert first.service == "ts-contacts-service"
+
+
+def test_a_fault_is_covered_by_the_minute_before_and_two_after(nezha: Path):
+    fault = load_faults(nezha)[0]
+    files = fault_files(nezha / "rca_data" / DAY, fault)
+    assert [p.name for p in files["logs"]] == ["08_43_log.csv.gz", "08_44_log.csv.gz", "08_45_log.csv.gz"]
+    assert [p.name for p in files["traces"]] == ["08_43_trace.csv.gz", "08_44_trace.csv.gz", "08_45_trace.csv.gz"]
+
+
+def test_the_root_cause_service_is_the_pod_without_its_replica_set():
+    assert service_of_pod("ts-food-service-f5756978c-k8vqf") == "ts-food-service"
+
+
+@pytest.mark.slow
+def test_cpu_contention_is_found_by_the_signals_ranker_from_the_cli(nezha: Path):
+    ran = runner.invoke(app, ["eval", "nezha", "--data", str(nezha), "--ranker", "signals",
+                              "--kind", "cpu_contention", "--json"])
+    assert ran.exit_code == 0, ran.output
+    report = json.loads(ran.output)
+    assert report["faults"] == 4
+    # CPU contention shows in the pod's cpu metrics and its spans' own time: all four are ranked first.
+    assert report["top1"] == 1.0
+    faults = report["per_fault"]
+    assert [(f["ranked"][0], f["rank"]) for f in faults] == [(f["service"], 1) for f in faults]
+    assert report["by_type"]["cpu_contention"]["mean_seconds"] > 0
+
+
+def test_a_directory_without_the_labels_is_refused(tmp_path: Path):
+    with pytest.raises(InputError, match=r"fault_list\.json: not found"):
+        load_faults(tmp_path)
