@@ -138,3 +138,25 @@ def test_the_engine_itself_refuses_files_even_if_the_parser_let_them_through(san
 def test_check_query_knows_ctes_are_tables():
     tree = check_query("WITH w AS (SELECT * FROM metrics) SELECT * FROM w")
     assert tree.key == "select"
+
+
+def test_logs_kept_in_clickhouse_are_queried_there_through_the_same_checks(store: FileBackedStore, tmp_path: Path):
+    chdb_session = pytest.importorskip("chdb.session", reason="chdb (ClickHouse in-process) is a dev dependency")
+    from incidentlens.telemetry.clickhouse import ClickHouseLogs
+
+    session = chdb_session.Session()
+    try:
+        session.query("CREATE DATABASE IF NOT EXISTS incidents")
+        session.query("CREATE TABLE incidents.logs ENGINE = MergeTree ORDER BY tuple() AS SELECT * FROM "
+                      f"file('{store.paths['logs']}', CSVWithNames)")
+        store.con.execute("DROP VIEW logs")
+        store.logs_backend = ClickHouseLogs(lambda sql: session.query(sql, "ArrowTable"), "incidents.logs", "chdb")
+        with SqlSandbox(store, row_cap=1) as sandbox:
+            result = sandbox.run("SELECT level, count(*) AS n FROM logs GROUP BY level ORDER BY n DESC, level")
+            assert result.rows == [["ERROR", 1]] and result.truncated
+            with pytest.raises(SqlRefused, match="only SELECT/WITH"):
+                sandbox.run("DROP TABLE logs")
+            with pytest.raises(SqlRefused, match="remote store"):
+                sandbox.run("SELECT * FROM logs JOIN metrics USING (ts)")
+    finally:
+        session.close()

@@ -343,7 +343,9 @@ def _rate(value: float | None, fmt: str = "{:.0%}") -> str:
 def sql_command(
     query: Annotated[str, typer.Argument(help="One SELECT/WITH query over metrics, logs, spans, events.")],
     metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Metrics file(s) or glob.")] = None,
-    logs: Annotated[list[str] | None, typer.Option("--logs", help="Log file(s) or glob.")] = None,
+    logs: Annotated[
+        list[str] | None, typer.Option("--logs", help="Log file(s) or glob, or a clickhouse:// table URL.")
+    ] = None,
     traces: Annotated[list[str] | None, typer.Option("--traces", help="Span file(s) or glob.")] = None,
     events: Annotated[list[str] | None, typer.Option("--events", help="Deploy/config event file(s).")] = None,
     mapping: Annotated[
@@ -359,10 +361,8 @@ def sql_command(
     from rich.table import Table
 
     from incidentlens.analysis.sql_sandbox import SqlSandbox
-    from incidentlens.telemetry import load_telemetry, parse_mapping
 
-    store = load_telemetry(metrics=metrics or None, logs=logs or None, traces=traces or None,
-                           events=events or None, mapping=parse_mapping(mapping))
+    store = _open_store(metrics, logs, traces, events, mapping, None, None, None, None, None, None, None, None)
     with SqlSandbox(store, row_cap=max_rows, timeout_s=timeout) as sandbox:
         result = sandbox.run(query)
     if as_json:

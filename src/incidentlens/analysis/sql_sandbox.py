@@ -167,8 +167,12 @@ class SqlSandbox:
         """Check and run one query; raise SqlRefused (one line) for anything not allowed or failing."""
         tree = check_query(sql, self.tables)
         remote = set(getattr(self._backend, "views", ()) or ())
-        if remote and {t.name.lower() for t in tree.find_all(exp.Table)} - _cte_names(tree) <= remote:
+        read = {t.name.lower() for t in tree.find_all(exp.Table)} - _cte_names(tree)
+        if remote and read and read <= remote:
             return self._run_remote(sql)
+        if read & remote:
+            names = ", ".join(sorted(read & remote))
+            raise SqlRefused(f"sql: {names} live in a remote store: query them on their own, without local views")
         cursor = self._con.cursor()
         timer = threading.Timer(self.timeout_s, cursor.interrupt)
         started = time.perf_counter()
