@@ -77,9 +77,10 @@ def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20)
     if groups.num_rows == 0:
         return TemplateResult()
     masked = pc.unique(groups["masked"])
-    template_of_masked, templates = mine_templates(masked, _totals_by_masked(groups, masked))
-    per_row = np.asarray(template_of_masked)[pc.index_in(groups["masked"], masked).to_numpy()]
-    groups = groups.append_column("template_id", pa.array(per_row))
+    masked_of_row = pc.index_in(groups["masked"], masked).to_numpy()
+    weights = np.bincount(masked_of_row, weights=groups["n"].to_numpy().astype(float), minlength=len(masked))
+    template_of_masked, templates = mine_templates(masked, weights)
+    groups = groups.append_column("template_id", pa.array(np.asarray(template_of_masked)[masked_of_row]))
     stats = _template_stats(groups, len(templates), window, baseline)
     reported = _reported(stats, limit)
     result = TemplateResult(
@@ -106,11 +107,6 @@ FROM (
     FROM logs WHERE message IS NOT NULL AND {in_span('ts', scanned)}
 ) AS lines
 GROUP BY masked, service, period"""
-
-
-def _totals_by_masked(groups: pa.Table, masked: pa.Array) -> np.ndarray:
-    index = pc.index_in(groups["masked"], masked).to_numpy()
-    return np.bincount(index, weights=groups["n"].to_numpy().astype(float), minlength=len(masked))
 
 
 def mine_templates(masked: pa.Array, weights: np.ndarray) -> tuple[list[int], list[str]]:
