@@ -213,3 +213,11 @@ def test_grounding_skips_names_that_contain_digits(analysis):
 
 def test_grounding_converts_milliseconds_to_seconds(analysis):
     assert check_grounding("p95 latency reached 2.45 s, timeouts fired after 5 s.", analysis) == []
+
+
+def test_a_hypothesis_whose_test_failed_is_only_suspected(analysis):
+    analysis["hypotheses"][0]["test_passed"] = False
+    pm = build_postmortem(analysis)
+    assert pm.title.startswith("Suspected database connection pool exhaustion in db-proxy")
+    assert "The leading hypothesis, which the data does not confirm, is" in pm.summary.text
+    assert pm.grounding.issues == []

@@ -42,6 +42,7 @@ from incidentlens.report.schema import (
 )
 from incidentlens.report.severity import RULE, derive_severity
 
+CONFIRMED_CONFIDENCE = 0.5
 NARRATIVE_SECTIONS = ("summary", "impact", "root_cause", "detection", "response", "recovery", "lessons")
 
 
@@ -153,6 +154,11 @@ class _Builder:
         return self.top.kind if self.top else "unknown"
 
     @property
+    def confirmed(self) -> bool:
+        """Whether the top hypothesis earns the name root cause: its test did not fail and confidence >= 50%."""
+        return bool(self.top) and self.top.test_passed is not False and self.top.confidence >= CONFIRMED_CONFIDENCE
+
+    @property
     def trigger_on_path(self) -> bool:
         """Whether the trigger touched a service on the failing path (the root cause or an affected service).
 
@@ -182,6 +188,8 @@ class _Builder:
     def _title(self) -> str:
         label = playbook(self.kind).label if self.top else "Degradation"
         title = f"{label[0].upper()}{label[1:]} in {self.service}"
+        if self.top and not self.confirmed:
+            title = f"Suspected {label} in {self.service}"
         if self.trigger_on_path and playbook_kind(self.kind) != "bad_deploy":
             title += f" after {self.trigger.description}"
         return title
@@ -210,7 +218,9 @@ class _Builder:
         parts = [f"From {fmt.when(self.window.start)} to {fmt.when(self.window.end)}"
                  f" ({fmt.minutes(impact.duration_minutes)}), {services} degraded: {_impact_line(impact)}."]
         if self.top:
-            parts.append(f"The most likely cause is {playbook(self.kind).label} in {self.top.service} "
+            lead = ("The most likely cause is" if self.confirmed
+                    else "The leading hypothesis, which the data does not confirm, is")
+            parts.append(f"{lead} {playbook(self.kind).label} in {self.top.service} "
                          f"(confidence {fmt.pct(self.top.confidence, 0)}): {fmt.sentence(self.top.mechanism)}")
         if self.trigger:
             when = f" at {fmt.when(self.trigger.t)}" if self.trigger.t else ""
