@@ -201,7 +201,8 @@ def test_the_level_is_read_from_the_message_when_there_is_no_level_column(
 
 @pytest.mark.parametrize(("raw", "level"), [
     ("warning", "WARN"), ("Warn", "WARN"), ("err", "ERROR"), ("critical", "FATAL"), ("fatal", "FATAL"),
-    ("debug", "DEBUG"), ("INFO", "INFO"), ("", None),
+    ("debug", "DEBUG"), ("INFO", "INFO"), ("", None), ("30", "INFO"), ("50", "ERROR"), ("60", "FATAL"),
+    ("3", "ERROR"), ("4", "WARN"),
 ])
 def test_level_values_are_upper_cased_and_normalised(tmp_path: Path, raw: str, level: str | None) -> None:
     path = write_jsonl(tmp_path / "logs.jsonl", [{"ts": iso(T0), "level": raw, "message": "m"}])

@@ -166,7 +166,7 @@ def resolve_paths(paths: PathsArg) -> list[Path]:
 def file_format(path: Path) -> str:
     """csv, parquet, jsonl or json, from the suffix (ignoring .gz) or, failing that, from the first bytes."""
     suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".gz", ".gzip", ".zst"):
+    if suffixes and suffixes[-1] in (".gz", ".gzip"):
         suffixes = suffixes[:-1]
     if suffixes and suffixes[-1] in _FORMATS_BY_SUFFIX:
         return _FORMATS_BY_SUFFIX[suffixes[-1]]

@@ -42,6 +42,12 @@ _LEVEL_ALIASES = {
     "WARNING": "WARN", "ERR": "ERROR", "CRITICAL": "FATAL", "CRIT": "FATAL", "PANIC": "FATAL", "EMERG": "FATAL",
     "EMERGENCY": "FATAL", "ALERT": "FATAL", "NOTICE": "INFO", "INFORMATION": "INFO", "DBG": "DEBUG",
 }
+# pino/bunyan levels, then syslog severities.
+_NUMERIC_LEVELS = {
+    "10": "TRACE", "20": "DEBUG", "30": "INFO", "40": "WARN", "50": "ERROR", "60": "FATAL",
+    "0": "FATAL", "1": "FATAL", "2": "FATAL", "3": "ERROR", "4": "WARN", "5": "INFO", "6": "INFO", "7": "DEBUG",
+}
+_LEVEL_MAP = "MAP {" + ", ".join(f"'{k}': '{v}'" for k, v in {**_LEVEL_ALIASES, **_NUMERIC_LEVELS}.items()) + "}"
 # A Kubernetes pod name without its replica-set (`-866bd68c97-xcqfx`) or StatefulSet (`-0`) suffix.
 _POD_SUFFIX = r"'-([a-z0-9]{6,10}-[a-z0-9]{5}|[0-9]+)$'"
 _ERROR_STATUSES = "'ERROR', 'STATUS_CODE_ERROR', 'TRUE', 'FAIL', 'FAILED', 'FAILURE'"
@@ -277,21 +283,25 @@ def _message_sql(con: duckdb.DuckDBPyConnection, column_sql: str) -> str:
 
 
 def _level_sql(text_sql: str) -> str:
-    """Upper-cased, normalised level: WARNING->WARN, ERR->ERROR, CRITICAL/FATAL/PANIC->FATAL."""
+    """Upper-cased, normalised level: WARNING->WARN, ERR->ERROR, CRITICAL/FATAL/PANIC->FATAL; numbers read on the
+    pino/bunyan scale (10 TRACE ... 60 FATAL) or the syslog one (0 EMERG ... 7 DEBUG).
+
+    A MAP lookup, not a CASE: DuckDB expands `CASE x WHEN ...` into one copy of x per branch.
+    """
     upper = f"upper(trim(CAST({text_sql} AS VARCHAR)))"
-    aliases = " ".join(f"WHEN '{alias}' THEN '{level}'" for alias, level in _LEVEL_ALIASES.items())
-    return f"CASE {upper} {aliases} WHEN '' THEN NULL ELSE {upper} END"
+    return f"coalesce({_LEVEL_MAP}[{upper}], nullif({upper}, ''))"
 
 
 def _level_from_text_sql(message_sql: str) -> str:
     """The level word in a message (`16:42:22.382 INFO  t.s.Travel...`, `level=error`), else NULL.
 
-    RE2 stops at the leftmost match, so the usual early level word costs little; the logfmt pattern only runs on
-    messages without a level word (coalesce is lazy). No `left(...)`: cutting UTF-8 text costs more than it saves.
+    RE2 stops at the leftmost match, so the usual early level word costs little. The logfmt pattern runs only on
+    messages containing `level` (a CASE is lazy, a coalesce is not), keeping the no-level-word case at one regex.
     """
     word = f"nullif(regexp_extract({message_sql}, '\\b({_LEVEL_WORDS})\\b', 1), '')"
+    says_level = " OR ".join(f"contains({message_sql}, '{spelling}')" for spelling in ("level", "LEVEL", "Level"))
     logfmt = f"nullif(regexp_extract({message_sql}, '(?i)\\blevel[=:]\\s*\"?([a-z]+)', 1), '')"
-    return _level_sql(f"coalesce({word}, {logfmt})")
+    return _level_sql(f"coalesce({word}, CASE WHEN {says_level} THEN {logfmt} END)")
 
 
 def _spans(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
