@@ -27,6 +27,7 @@ from incidentlens.analysis.periods import (
     UtcTime,
     check_span,
     in_span,
+    iso_z,
     span_minutes,
     sql_in,
     sql_str,
@@ -195,8 +196,8 @@ def _describe(
     }
     data = {
         **fields,
-        "first_seen": str(fields["first_seen"]),
-        "first_seen_overall": str(fields["first_seen_overall"]),
+        "first_seen": iso_z(fields["first_seen"]),
+        "first_seen_overall": iso_z(fields["first_seen_overall"]),
         "masked_variants": variants[:VARIANTS_SHOWN],
         "masked_variants_total": len(variants),
         "sample_query": sample_sql(variants[:VARIANTS_SHOWN], window),
