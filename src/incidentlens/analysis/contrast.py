@@ -344,26 +344,29 @@ def metric_shifts(store: Any, window: Span, baseline: Span, *, limit: int = 20) 
     peak_at = {"up": table["at_max"].to_pylist(), "down": table["at_min"].to_pylist()}
     for i in order:
         direction: Literal["up", "down"] = "up" if shift[i] >= 0 else "down"
-        peak = float(col["window_max"][i] if direction == "up" else col["window_min"][i])
+        shifted = MetricShift(
+            series=f"{col['service'][i]}/{col['metric'][i]}",
+            service=str(col["service"][i]),
+            metric=str(col["metric"][i]),
+            direction=direction,
+            baseline_median=float(base_median[i]),
+            baseline_mad=float(base_mad[i]),
+            window_median=float(window_median[i]),
+            peak=float(col["window_max"][i] if direction == "up" else col["window_min"][i]),
+            peak_at=peak_at[direction][i],
+            shift=round(float(shift[i]), 3),
+            evidence="",
+        )
         data = {
-            "series": f"{col['service'][i]}/{col['metric'][i]}",
-            "direction": direction,
-            "baseline_median": float(base_median[i]),
-            "baseline_mad": float(base_mad[i]),
+            **shifted.model_dump(mode="json", exclude={"evidence"}),
             "scale": float(scale[i]),
-            "window_median": float(window_median[i]),
-            "peak": peak,
-            "peak_at": peak_at[direction][i],
-            "shift": round(float(shift[i]), 3),
             "rule": "shift = (window median - baseline median) / max(1.4826*MAD, 5% of |baseline median|, "
             "0.1% of the series' magnitude)",
         }
-        item = Evidence.make("metric_shift", f"{data['series']} shifted {direction} by {abs(shift[i]):.1f} robust sd",
+        item = Evidence.make("metric_shift", f"{shifted.series} shifted {direction} by {abs(shift[i]):.1f} robust sd",
                              sql, data)
         evidence.append(item)
-        shifts.append(MetricShift(service=str(col["service"][i]), metric=str(col["metric"][i]),
-                                  **{k: v for k, v in data.items() if k in MetricShift.model_fields},
-                                  evidence=item.id))
+        shifts.append(shifted.model_copy(update={"evidence": item.id}))
     return MetricShifts(shifts=shifts, series_checked=table.num_rows, evidence=evidence)
 
 

@@ -32,6 +32,7 @@ from incidentlens.analysis.periods import (
     UtcTime,
     check_span,
     in_span,
+    iso_z,
     quote_ident,
     span_minutes,
     sql_in,
@@ -111,7 +112,7 @@ def _duration_evidence(window: Span) -> Evidence:
         "impact",
         f"incident lasted {span_minutes(window):.0f} min",
         "duration = incident window end - start",
-        {"duration_minutes": round(span_minutes(window), 2), "start": window[0], "end": window[1]},
+        {"duration_minutes": round(span_minutes(window), 2), "start": iso_z(window[0]), "end": iso_z(window[1])},
     )
 
 
