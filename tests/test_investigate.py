@@ -152,7 +152,7 @@ def test_a_failing_model_is_retried_then_handed_to_the_offline_planner(store, tm
 def test_a_step_budget_ends_in_an_answer_and_a_report(store, tmp_path: Path):
     result = investigate(store, llm="offline", max_steps=3, trace_path=tmp_path / "trace.jsonl")
     assert result.exit_reason == "max_agent_steps"
-    assert "step budget (3)" in result.answer
+    assert "step budget (3)" in result.answer and "Incident window 2024-05-01T14:53:00Z" in result.answer
     assert result.postmortem.root_cause.service == "db-proxy"
 
 

@@ -17,7 +17,7 @@ from haystack.dataclasses import ChatMessage
 
 from incidentlens.agents.brains import DEFAULT_MODEL, BrainHealth, RetryPolicy, make_generator, resolve_brain
 from incidentlens.agents.context import InvestigationContext
-from incidentlens.agents.planner import ROLES
+from incidentlens.agents.planner import ROLES, final_answer
 from incidentlens.agents.team import build_team
 from incidentlens.agents.trace import TraceRecorder
 
@@ -104,7 +104,7 @@ def _answer(output: dict[str, Any], max_steps: int) -> str:
     last = output.get("last_message")
     if output.get("exit_reason") == "max_agent_steps":
         return (f"The step budget ({max_steps}) ran out before the team finished; the report is built from the "
-                "evidence gathered so far.")
+                "evidence gathered so far. " + final_answer("coordinator", output.get("messages") or []))
     if last is not None and last.text:
         return last.text
     return "The team ended without a final answer; the report is built from the evidence gathered."

@@ -282,6 +282,11 @@ def next_move(role: str, messages: list[ChatMessage], tool_names: set[str]) -> C
     return ChatMessage.from_assistant(answer(transcript), meta=_meta("stop"))
 
 
+def final_answer(role: str, messages: list[ChatMessage]) -> str:
+    """What `role` would answer now, from the transcript so far (e.g. when a step budget ran out)."""
+    return RUNBOOKS[role][1](Transcript.read(messages))
+
+
 def _calls(due: list[tuple[str, dict[str, Any]]], role: str, transcript: Transcript) -> ChatMessage:
     step = transcript.steps + 1
     calls = [ToolCall(tool_name=tool, arguments=arguments, id=f"offline-{role}-{step}-{i}")

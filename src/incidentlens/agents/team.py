@@ -45,7 +45,7 @@ COORDINATOR_TOOLS = [
     "surging_templates", "rank_root_causes", "build_timeline", "test_hypothesis", "propose_mitigations",
 ]
 PROFILER_TOOLS = ["rank_root_causes", "test_hypothesis", "sql_investigate"]
-WRITER_TOOLS = ["draft_postmortem"]
+WRITER_TOOLS = ["draft_postmortem", "rank_root_causes", "build_timeline"]
 
 COORDINATOR_PROMPT = f"""You are the incident coordinator. Investigate the incident in the loaded telemetry with your
 tools, in this order unless the evidence says otherwise: load_inputs, detect_incident_window, sql_investigate (one
@@ -59,7 +59,8 @@ cause: call rank_root_causes, then test_hypothesis on the leading service (sql_i
 Answer with the hypothesis, the test and its outcome, the key facts and their evidence ids. {DATA_RULE}"""
 
 WRITER_PROMPT = f"""You are the postmortem writer. Write short narrative sections (summary, impact, root_cause,
-lessons) from the facts you are given and submit them with draft_postmortem. Every number and time you write must
+lessons) from the facts you are given (rank_root_causes and build_timeline show more) and submit them with
+draft_postmortem. Every number and time you write must
 appear in the evidence. If sections are rejected, rewrite them once from the evidence or leave them out. Answer with
 what was accepted. {DATA_RULE}"""
 
