@@ -221,3 +221,10 @@ def test_a_hypothesis_whose_test_failed_is_only_suspected(analysis):
     assert pm.title.startswith("Suspected database connection pool exhaustion in db-proxy")
     assert "The leading hypothesis, which the data does not confirm, is" in pm.summary.text
     assert pm.grounding.issues == []
+
+
+def test_an_unknown_mechanism_is_named_as_such(analysis):
+    analysis["hypotheses"][0]["kind"] = "unknown"
+    pm = build_postmortem(analysis)
+    assert pm.title == "Failure in db-proxy, mechanism undetermined"
+    assert {a.type for a in pm.action_items} >= {"mitigate", "detect"}

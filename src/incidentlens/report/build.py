@@ -188,7 +188,9 @@ class _Builder:
     def _title(self) -> str:
         label = playbook(self.kind).label if self.top else "Degradation"
         title = f"{label[0].upper()}{label[1:]} in {self.service}"
-        if self.top and not self.confirmed:
+        if playbook_kind(self.kind) == "unknown":
+            title = f"Failure in {self.service}, mechanism undetermined"
+        elif self.top and not self.confirmed:
             title = f"Suspected {label} in {self.service}"
         if self.trigger_on_path and playbook_kind(self.kind) != "bad_deploy":
             title += f" after {self.trigger.description}"
@@ -385,7 +387,7 @@ class _Builder:
             well.append("Logs named the failure directly: new error templates appeared with the onset")
         if self.trigger_on_path:
             wrong.append(f"{self.trigger.description} reached production and set off the incident")
-        if self.top:
+        if self.top and playbook_kind(self.kind) != "unknown":
             wrong.append(f"{self.top.service} had no guard against {playbook(self.kind).label}")
         wrong.append("No page or alert is recorded in the data: nobody can be shown to have been notified")
         if impact.regions_affected and len(impact.regions_affected) == 1:

@@ -190,7 +190,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         ),
     ),
     Playbook(
-        "unknown", "an undetermined cause",
+        "unknown", "a failure of undetermined mechanism",
         (
             _Action("mitigate", "P1", "24 hours",
                     "Revert the latest change to {service} if one precedes the onset; otherwise scale it out while "
