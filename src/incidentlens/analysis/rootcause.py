@@ -165,7 +165,9 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
         "blamed": 2.0 * blamed,
         "blames_other": -1.0 if blames else 0.0,
         "trigger": 1.5 * deploy,
-        "specific": 1.5 * specificity(s.service, s.moved, cues),
+        # without a call graph the order of onsets is the only structural clue, and it is noisy at low log
+        # volumes: then a service's own words about a mechanism weigh more
+        "specific": (1.5 if graph.known else 3.0) * specificity(s.service, s.moved, cues),
     }
     parts["total"] = round(sum(parts.values()), 4)
     return {k: round(v, 4) for k, v in parts.items()}
