@@ -34,6 +34,8 @@ EVENT_LEAD = timedelta(hours=1)
 MAX_ONSETS = 5
 MAX_TEMPLATES = 5
 MAX_EVENTS = 20
+#: services whose first errors are listed (the first few show the propagation; the evidence lists up to 20)
+MAX_SERVICES = 8
 #: a service's minute counts as a surge when a count this unlikely under its baseline rate (one-sided Poisson,
 #: Bonferroni-corrected over the minutes searched) and at least MIN_SURGE_LINES lines
 SURGE_P_VALUE = 1e-3
@@ -179,7 +181,7 @@ def _add_first_problems(timeline: Timeline, store: Any, window: Span, baseline: 
                  f"p < {SURGE_P_VALUE:g} / minutes searched"},
     )
     timeline.evidence.append(item)
-    for rank, row in enumerate(ordered):
+    for rank, row in enumerate(ordered[:MAX_SERVICES]):
         label = "first errors" if rank == 0 else "errors reach"
         timeline.entries.append(TimelineEntry(
             t=row["first_ts"], event=f"{label}: {row['service']} ({row['n']} WARN/ERROR lines that minute)",
