@@ -293,7 +293,10 @@ def evaluate_nezha(
 def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: Ranker) -> FaultScore:
     started = time.perf_counter()
     store, skipped = fault_store(fault_files(day_dir, fault), metrics.around(fault.inject_time))
-    ranking = ranker(store, fault.inject_time)
+    try:
+        ranking = ranker(store, fault.inject_time)
+    except Exception as err:  # one fault's crash is that fault's result, reported; the other faults still run
+        ranking = Ranking([], note=f"ranker failed: {type(err).__name__}: {' '.join(str(err).split())[:200]}")
     ranked = ranking.services
     rank = ranked.index(fault.service) + 1 if fault.service in ranked else None
     notes = [n for n in (ranking.note, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
