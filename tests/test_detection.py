@@ -67,6 +67,17 @@ def test_the_tutorial_detector_reproduces_the_original_failure_on_the_ramp():
     assert np.mean(seed_iou) <= 0.15  # the tutorial's detector sees only the first minutes or the recovery
 
 
+def test_over_several_days_a_daily_pattern_is_learned_and_a_long_shift_stands_out():
+    rng = np.random.default_rng(2)
+    n = 7 * MINUTES_PER_DAY
+    daily = 40 * np.sin(np.arange(n) * 2 * np.pi / MINUTES_PER_DAY) + 15 * np.sin(np.arange(n) * 4 * np.pi / 1440)
+    y = 100 + daily + rng.normal(0, 5, n)
+    start = 5 * MINUTES_PER_DAY + 600
+    y[start:start + 240] += 30  # four hours, 6 sigma, on a swing of +-11 sigma a day
+    found = detect_points(minutes(n), y)
+    assert [(s.start, s.end) for s in found.spans] == [(start, start + 239)]
+
+
 def test_a_single_spike_is_not_an_incident():
     y = noise(MINUTES_PER_DAY)
     y[700] += 200  # 40 sigma, one point

@@ -19,6 +19,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.linalg import solveh_banded
 
 MAX_BINS = 3000
+DAY_NS = 86_400 * 10**9
+SEASONAL_MIN_DAYS = 3  # a daily profile needs several days: an incident must be the odd one out at its hour
+SEASONAL_GAIN = 0.9  # keep the seasonal fit only when it shrinks the residual scale by 10% or more
+SEASONAL_TREND_DAYS = 3  # the trend under the profile is this stiff, so the daily swing goes to the profile
+PHASES_PER_DAY = 288  # the profile's resolution: five minutes
 BISQUARE_C = 4.685
 IRLS_ITERATIONS = 6
 MAD_TO_SIGMA = 1.4826
@@ -42,21 +47,62 @@ def robust_scale(residuals: np.ndarray) -> float:
     return 1.2533 * float(np.mean(deviations))
 
 
-def fit_baseline(t_ns: np.ndarray, y: np.ndarray, smoothness_ns: int, reference: np.ndarray | None = None) -> Baseline:
+def fit_baseline(t_ns: np.ndarray, y: np.ndarray, smoothness_ns: int, reference: np.ndarray | None = None,
+                 seasonal: bool = True) -> Baseline:
     """Fit the robust baseline of one series (times as int64 ns, sorted) and its residual scale.
 
-    `reference` (booleans per point) restricts where the scale is measured, e.g. the period before an alert.
+    Over at least SEASONAL_MIN_DAYS days the baseline may be seasonal: a robust time-of-day profile plus the
+    smoother over what the profile leaves, kept when it explains the series clearly better than the smoother alone.
+    Both are fitted on at most MAX_BINS bin medians and interpolated back to every point.
+    `reference` (booleans per point) restricts where the scale is measured, e.g. the period before an alert;
+    `seasonal=False` keeps to the smoother.
     """
     bin_t, bin_y, bin_size = _bin_medians(t_ns, y)
-    bin_step = float(np.median(np.diff(bin_t))) if len(bin_t) > 1 else 1.0
-    samples_per_period = max(smoothness_ns / max(bin_step, 1.0), 3.0)
     point_noise = robust_scale(np.diff(y)) / np.sqrt(2) if len(y) > 2 else 0.0
-    fit = _robust_whittaker(bin_y, samples_per_period, point_noise)
+    fit = _smooth_fit(bin_t, bin_y, smoothness_ns, point_noise)
+    if seasonal and t_ns[-1] - t_ns[0] >= SEASONAL_MIN_DAYS * DAY_NS:
+        with_profile = _seasonal_fit(bin_t, bin_y, smoothness_ns, point_noise)
+        if robust_scale(bin_y - with_profile) < SEASONAL_GAIN * robust_scale(bin_y - fit):
+            fit = with_profile
     expected = np.interp(t_ns.astype(np.float64), bin_t, fit) if bin_size > 1 else fit
     residuals = y - expected
     if reference is not None and reference.sum() >= 10:
         residuals = residuals[reference]
     return Baseline(expected=expected, scale=robust_scale(residuals))
+
+
+def _smooth_fit(t: np.ndarray, y: np.ndarray, smoothness_ns: float, point_noise: float) -> np.ndarray:
+    """The robust smoother over (roughly regular) times t (float ns)."""
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    samples_per_period = max(smoothness_ns / max(step, 1.0), 3.0)
+    return _robust_whittaker(y, samples_per_period, point_noise)
+
+
+def _seasonal_fit(t: np.ndarray, y: np.ndarray, smoothness_ns: float, point_noise: float) -> np.ndarray:
+    """Time-of-day profile (median per phase over the days: an incident is one day of several, so it does not
+    move it) around a stiff trend, then the regular smoother over the deseasonalised series."""
+    step = float(np.median(np.diff(t)))
+    phase_width = max(step, DAY_NS / PHASES_PER_DAY)
+    phase = (((t - t[0]) % DAY_NS) // phase_width).astype(np.int64)
+    profile = np.zeros_like(y)
+    for _ in range(2):
+        trend = _smooth_fit(t, y - profile, SEASONAL_TREND_DAYS * DAY_NS, point_noise)
+        per_phase = _group_medians(phase, y - trend)
+        profile = per_phase[phase] - np.median(per_phase)
+    return profile + _smooth_fit(t, y - profile, smoothness_ns, point_noise)
+
+
+def _group_medians(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Median of `values` per integer group 0..max (NaN-free; empty groups get 0)."""
+    order = np.lexsort((values, groups))
+    sorted_groups, sorted_values = groups[order], values[order]
+    size = int(groups.max()) + 1
+    starts = np.searchsorted(sorted_groups, np.arange(size), side="left")
+    ends = np.searchsorted(sorted_groups, np.arange(size), side="right")
+    counts = ends - starts
+    low = np.clip(starts + (counts - 1) // 2, 0, len(values) - 1)
+    high = np.clip(starts + counts // 2, 0, len(values) - 1)
+    return np.where(counts > 0, (sorted_values[low] + sorted_values[high]) / 2, 0.0)
 
 
 def _bin_medians(t_ns: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

@@ -31,6 +31,7 @@ class RobustSettings:
     merge_gap_steps: int = 5  # runs closer than this many steps are one window
     smoothness: timedelta = timedelta(hours=12)  # the baseline does not follow changes faster than this
     min_points: int = 30  # shorter series have no baseline
+    seasonal: bool = True  # over 3+ days, try a time-of-day profile (baseline.py)
     # With a reference period (see opening_bar); 0 turns each off:
     tail_factor: float = 0.0  # open only past this x the reference's largest |score|
     history_factor: float = 0.0  # ... and past this x the largest |score| of every earlier point
@@ -60,7 +61,7 @@ def detect_points(
     if reference_end is not None:
         reference = t_ns < np.datetime64(reference_end, "ns").astype(np.int64)
     smoothness_ns = int(settings.smoothness / timedelta(microseconds=1)) * 1000
-    base = fit_baseline(t_ns, series.y, smoothness_ns, reference)
+    base = fit_baseline(t_ns, series.y, smoothness_ns, reference, seasonal=settings.seasonal)
     scale = max(base.scale, _scale_floor(series.y))
     score = (series.y - base.expected) / scale
     bar = opening_bar(score, reference, settings)
