@@ -119,3 +119,30 @@ def test_an_incident_running_to_the_end_of_the_data_has_no_recovery(store: DuckS
     assert (last.t, last.event) == (WINDOW[1], "end of data: incident still ongoing")
     assert not any(e.event.startswith("recovery") for e in timeline.entries)
     assert last.evidence == [timeline.evidence[0].id]  # no detection given: the window itself is the evidence
+
+
+def test_bad_deploy_scenario_shows_the_deploy_before_the_first_errors(scenario_dir) -> None:
+    import json
+
+    from incidentlens.scenarios import list_scenarios
+    from incidentlens.telemetry import load_telemetry
+
+    if "bad-deploy" not in dict(list_scenarios()):
+        pytest.skip("the bad-deploy scenario is not in this build")
+    directory = scenario_dir("bad-deploy")
+    truth = json.loads((directory / "truth.json").read_text())
+    start, end = (datetime.fromisoformat(truth["window"][k].rstrip("Z")) for k in ("start", "end"))
+    store = load_telemetry(logs=directory / "logs.csv", events=directory / "events.csv")
+    baseline = (start - (end - start) * 2, start)
+    templates = find_templates(store, (start, end), baseline).templates
+
+    timeline = build_timeline(store, (start, end), baseline, templates=templates)
+
+    data_start, data_end = store.time_range()
+    times = [e.t for e in timeline.entries]
+    assert times == sorted(times) and data_start <= times[0] and times[-1] <= data_end
+    assert all(e.evidence for e in timeline.entries)
+    deploy = next(e for e in timeline.entries if e.event.startswith("deploy " + truth["root_cause"]["service"]))
+    first_errors = next(e for e in timeline.entries if e.event.startswith("first errors"))
+    assert deploy.t == datetime.fromisoformat(truth["trigger"]["t"].rstrip("Z")) <= first_errors.t
+    assert truth["root_cause"]["service"] in first_errors.event
