@@ -35,6 +35,8 @@ TOP = 3
 EARLINESS_MINUTES = 5.0
 #: the softmax's score for "none of the candidates" (keeps confidences honest when the evidence is thin)
 NONE_OF_THESE = 1.5
+#: ... and never less than the best score minus this: the data can rank causes, not prove one (top <= ~95%)
+MAX_MARGIN = 3.0
 #: the synthetic service of wide (service-less) metrics: a place, not a culprit
 GLOBAL = "global"
 #: how long before the onset a deploy or config change still counts as its trigger
@@ -119,7 +121,7 @@ def rank_root_causes(
     scores = {name: _score(s, signals, graph, trigger, cues) for name, s in signals.items()}
     ranked = sorted(signals, key=lambda name: (-scores[name]["total"], _onset_key(signals[name]), name))
     totals = [scores[name]["total"] for name in ranked]
-    norm = sum(math.exp(t) for t in totals) + math.exp(NONE_OF_THESE)
+    norm = sum(math.exp(t) for t in totals) + math.exp(max(NONE_OF_THESE, totals[0] - MAX_MARGIN))
     hypotheses: list[Hypothesis] = []
     evidence: list[Evidence] = []
     for name in ranked[:TOP]:
