@@ -118,13 +118,17 @@ def _window_sql(t: Transcript) -> dict[str, Any]:
     return {"query": query}
 
 
+HYPOTHESIS_FACTS = ("service", "kind", "confidence", "mechanism", "test", "test_passed")
+
+
 def _facts(t: Transcript) -> dict[str, Any]:
     """The compact facts a coordinator hands a specialist: window, leading hypotheses, contributors, trigger."""
     detection = t.latest("detect_incident_window")
     facts: dict[str, Any] = {
         "incident_window": detection.get("incident_window"),
         "series": detection.get("series", [])[:3],
-        "hypotheses": t.latest("rank_root_causes").get("hypotheses", [])[:3],
+        "hypotheses": [{k: h[k] for k in HYPOTHESIS_FACTS if k in h}
+                       for h in t.latest("rank_root_causes").get("hypotheses", [])[:2] if "service" in h],
         "contributors": t.latest("contrast_dimensions").get("contributors", [])[:3],
         "templates": [row.get("template") for row in t.latest("surging_templates").get("templates", [])[:3]],
         "trigger": t.latest("build_timeline").get("trigger"),
@@ -136,7 +140,7 @@ def _delegate(task: str) -> Callable[[Transcript], dict[str, Any]]:
     def arguments(t: Transcript) -> dict[str, Any]:
         facts = _facts(t)
         if PROFILER in t.results:
-            facts["profiler_findings"] = t.latest_text(PROFILER)[:1500]
+            facts["profiler_findings"] = t.latest_text(PROFILER)[:800]
         content = f"{task}\n\nFacts gathered so far:\n```json\n{json.dumps(facts, default=str)}\n```"
         return {"messages": [{"role": "user", "content": content}]}
 
