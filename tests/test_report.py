@@ -226,5 +226,5 @@ def test_a_hypothesis_whose_test_failed_is_only_suspected(analysis):
 def test_an_unknown_mechanism_is_named_as_such(analysis):
     analysis["hypotheses"][0]["kind"] = "unknown"
     pm = build_postmortem(analysis)
-    assert pm.title == "Failure in db-proxy, mechanism undetermined"
+    assert pm.title == "Failure in db-proxy after deploy payments v2.3.1 (mechanism undetermined)"
     assert {a.type for a in pm.action_items} >= {"mitigate", "detect"}

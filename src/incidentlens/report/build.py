@@ -186,15 +186,17 @@ class _Builder:
         return Narrative(text=text, grounded_by="model")
 
     def _title(self) -> str:
-        label = playbook(self.kind).label if self.top else "Degradation"
-        title = f"{label[0].upper()}{label[1:]} in {self.service}"
-        if playbook_kind(self.kind) == "unknown":
-            title = f"Failure in {self.service}, mechanism undetermined"
-        elif self.top and not self.confirmed:
+        label = playbook(self.kind).label
+        unknown = playbook_kind(self.kind) == "unknown"
+        if unknown:
+            title = f"Failure in {self.service}"
+        elif self.confirmed:
+            title = f"{label[0].upper()}{label[1:]} in {self.service}"
+        else:
             title = f"Suspected {label} in {self.service}"
         if self.trigger_on_path and playbook_kind(self.kind) != "bad_deploy":
             title += f" after {self.trigger.description}"
-        return title
+        return title + (" (mechanism undetermined)" if unknown else "")
 
     def _impact(self) -> Impact:
         raw = self.data.get("impact") or {}
