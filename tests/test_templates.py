@@ -142,3 +142,21 @@ def test_db_pool_scenario_has_a_new_pool_timeout_template_from_the_root_service(
     assert pool, [t.template for t in templates]
     assert all(t.services[0] == truth["root_cause"]["service"] for t in pool)
     assert min(t.first_seen_overall for t in pool) >= start
+
+
+def test_in_a_cascade_the_cause_comes_first_though_its_callers_log_more() -> None:
+    con = duckdb.connect()
+    con.execute("""
+        CREATE VIEW logs AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i) AS ts,
+               CASE WHEN kind = 'pool' THEN 'db' ELSE 'api' END AS service,
+               CASE WHEN kind = 'ok' THEN 'INFO' ELSE 'ERROR' END AS level,
+               CASE kind WHEN 'pool' THEN 'pool exhausted after ' || i || ' ms'
+                         WHEN 'upstream' THEN 'upstream db failed after ' || i || ' ms' ELSE 'ok' END AS message
+        FROM (SELECT i, CASE WHEN i >= 7500 AND i % 4 = 0 THEN 'pool'
+                             WHEN i >= 7620 AND i % 2 = 1 THEN 'upstream' ELSE 'ok' END AS kind
+              FROM range(9000) t(i))
+    """)
+    templates = find_templates(DuckStore(con), WINDOW, BASELINE).templates
+
+    assert [(t.services[0], t.count_window) for t in templates] == [("db", 375), ("api", 690)]

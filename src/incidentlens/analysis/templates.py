@@ -39,6 +39,8 @@ SURGE_RATIO = 3.0
 MAX_P_VALUE = 1e-3
 #: a reported template has at least this many lines in the window
 MIN_WINDOW_COUNT = 3
+#: a template with less than this share of the largest excess is listed after the substantial ones
+SUBSTANTIAL = 0.1
 #: Drain's similarity threshold (Drain3's default) and tree depth
 DRAIN_SIMILARITY = 0.4
 DRAIN_DEPTH = 4
@@ -71,7 +73,7 @@ class TemplateResult(BaseModel):
 
 
 def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> TemplateResult:
-    """Templates new or surging in the window against the baseline, problem templates first, then by excess."""
+    """Templates new or surging in the window against the baseline, in reading order (see `_reported`)."""
     window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
     sql = template_counts_sql(window, baseline)
     groups = store.fetch(sql)
@@ -162,12 +164,21 @@ def _template_stats(groups: pa.Table, count: int, window: Span, baseline: Span) 
 
 
 def _reported(stats: dict[str, np.ndarray], limit: int) -> list[int]:
-    """Template ids that are new or surging, problem templates first, then by lines above the expected count."""
+    """Template ids that are new or surging, in the order an SRE reads them: problem templates first, substantial
+    ones (at least `SUBSTANTIAL` of the largest excess) before minor ones, new before surging, then by the minute
+    they first appeared (in a cascade the cause logs first), then by lines above the expected count."""
     enough = stats["window"] >= MIN_WINDOW_COUNT
     surging = (np.nan_to_num(stats["rate_ratio"], nan=np.inf) >= SURGE_RATIO) & (stats["p_value"] < MAX_P_VALUE)
     chosen = np.flatnonzero(enough & (stats["is_new"] | surging))
+    if len(chosen) == 0:
+        return []
+    excess = stats["excess"][chosen]
     mostly_problems = stats["problems"][chosen] * 2 >= stats["window"][chosen]
-    order = np.lexsort((-stats["excess"][chosen], ~mostly_problems))
+    largest = excess[mostly_problems].max() if mostly_problems.any() else excess.max()
+    minor = excess < SUBSTANTIAL * largest
+    is_new = stats["is_new"][chosen]
+    first = np.where(is_new, stats["first_overall"][chosen], stats["first_window"][chosen]).astype("datetime64[m]")
+    order = np.lexsort((-excess, first, ~is_new, minor, ~mostly_problems))
     return [int(i) for i in chosen[order][:limit]]
 
 
