@@ -272,14 +272,18 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
 
 
 def _message_sql(con: duckdb.DuckDBPyConnection, column_sql: str) -> str:
-    """The message text; container-runtime JSON lines (`{"log": "...\\n", ...}`) unwrapped when the sample has them."""
+    """The message text; container-runtime JSON lines (`{"log": "...\\n", ...}`) unwrapped when the sample has them.
+
+    The trailing newline goes with regexp_replace: DuckDB's rtrim(text, characters) costs ~2 us a row.
+    """
     text = f"CAST({column_sql} AS VARCHAR)"
-    is_container_json = f"(starts_with({text}, '{{') AND json_valid({text}) AND {text} LIKE '%\"log\"%')"
-    wrapped = con.execute(f"SELECT count(*) FILTER ({is_container_json}) FROM {_SAMPLE}").fetchone()[0]
+    is_json = f"(starts_with({text}, '{{') AND json_valid({text}))"
+    log_field = f"json_extract_string({text}, '$.log')"
+    # CASE, not AND: only CASE guards json_extract_string from invalid JSON.
+    wrapped = con.execute(f"SELECT count(CASE WHEN {is_json} THEN {log_field} END) FROM {_SAMPLE}").fetchone()[0]
     if not wrapped:
         return text
-    unwrapped = f"rtrim(json_extract_string({text}, '$.log'), chr(10))"
-    return f"CASE WHEN {is_container_json} THEN coalesce({unwrapped}, {text}) ELSE {text} END"
+    return f"CASE WHEN {is_json} THEN coalesce(regexp_replace({log_field}, '\\r?\\n$', ''), {text}) ELSE {text} END"
 
 
 def _level_sql(text_sql: str) -> str:
