@@ -71,6 +71,18 @@ def pick(choices: Sequence[str], index: np.ndarray) -> pa.Array:
     return pa.array(list(choices), type=pa.string()).take(pa.array(np.asarray(index, dtype=np.int64)))
 
 
+def categorical(choices: Sequence[str], index: np.ndarray) -> pa.DictionaryArray:
+    """choices[index] for every row, dictionary-encoded: no string copied per row (service, host, level...)."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.asarray(index, dtype=np.int32)), pa.array(list(choices), type=pa.string())
+    )
+
+
+def as_text(values: pa.Array) -> pa.Array:
+    """Plain strings, decoding a dictionary-encoded column."""
+    return values.dictionary_decode() if isinstance(values, pa.DictionaryArray) else values
+
+
 def join(parts: Sequence[pa.Array | str], n: int) -> pa.Array:
     """Concatenate literal and per-row parts into one string array of length n."""
     if not any(isinstance(part, pa.Array) for part in parts):

@@ -88,7 +88,10 @@ def render(
             continue
         if field in row_columns:
             column = row_columns[field]
-            parts.append(column if rows is None or isinstance(column, str) else column.take(rows))
+            if isinstance(column, str):
+                parts.append(column)
+            else:
+                parts.append(columns.as_text(column if rows is None else column.take(rows)))
         else:
             parts.append(VARIABLES[field](rng, n, spec or ""))
     return columns.join(parts, n)
@@ -101,17 +104,35 @@ def render_lines(
     row_columns: Mapping[str, pa.Array | str],
 ) -> pa.Array:
     """Messages for every line, each line rendered with its own template; lines keep their order."""
-    order = np.argsort(template_of_line, kind="stable")
-    used, starts = np.unique(template_of_line[order], return_index=True)
-    bounds = [*starts.tolist(), len(order)]
-    chunks = []
-    for slot, template_index in enumerate(used.tolist()):
-        rows = pa.array(order[bounds[slot] : bounds[slot + 1]])
-        chunks.append(render(templates[template_index], rng, row_columns, len(rows), rows))
+    groups = _rows_by_key(template_of_line, len(templates))
+    chunks = [
+        render(templates[index], rng, row_columns, len(rows), pa.array(rows))
+        for index, rows in enumerate(groups)
+        if len(rows)
+    ]
     grouped = pa.concat_arrays(chunks) if chunks else pa.array([], type=pa.string())
+    order = np.concatenate(groups) if groups else np.array([], dtype=np.int64)
     back = np.empty_like(order)
     back[order] = np.arange(len(order))
     return grouped.take(pa.array(back))
+
+
+def choose_per_group(
+    rng: np.random.Generator, group: np.ndarray, candidates: Sequence[Sequence[int]], weights: Sequence[Sequence[float]]
+) -> np.ndarray:
+    """For every line, one of its group's candidate templates (`candidates[group]`), drawn by weight."""
+    template = np.full(len(group), -1, dtype=np.int64)
+    for key, rows in enumerate(_rows_by_key(group, len(candidates))):
+        if len(rows):
+            template[rows] = choose_templates(rng, candidates[key], weights[key], len(rows))
+    return template
+
+
+def _rows_by_key(keys: np.ndarray, key_count: int) -> list[np.ndarray]:
+    """The row numbers holding each key 0..key_count-1 (one linear-time radix sort for small keys)."""
+    order = np.argsort(keys.astype(np.uint16), kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=key_count))])
+    return [order[bounds[key] : bounds[key + 1]] for key in range(key_count)]
 
 
 def choose_templates(

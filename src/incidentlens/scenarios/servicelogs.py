@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from incidentlens.scenarios import columns, logtext
 from incidentlens.scenarios.incident import IncidentPlan
-from incidentlens.scenarios.messages import Template, choose_templates, render_lines
+from incidentlens.scenarios.messages import Template, choose_per_group, render_lines
 from incidentlens.scenarios.output import time_column
 from incidentlens.scenarios.timegrid import TimeGrid, allocate_lines, spread_within_minutes
 from incidentlens.scenarios.topology import REGION_SHARE, REGIONS, ROUTES, SERVICES, callees_of, pod_names
@@ -127,9 +127,11 @@ def causal_logs(
         region[kind == INCIDENT] = plan.region
     template = _choose(rng, book, kind, service)
     row_columns: dict[str, pa.Array | str] = {
-        "service": columns.pick([s.name for s in SERVICES], service),
-        "region": columns.pick(REGIONS, region),
-        "user_id": columns.zero_padded(np.arange(USERS), 7, prefix="u-").take(pa.array(rng.integers(0, USERS, n))),
+        "service": columns.categorical([s.name for s in SERVICES], service),
+        "region": columns.categorical(REGIONS, region),
+        "user_id": pa.DictionaryArray.from_arrays(
+            pa.array(rng.integers(0, USERS, n, dtype=np.int32)), columns.zero_padded(np.arange(USERS), 7, prefix="u-")
+        ),
         **constants,
     }
     row_columns["endpoint"], row_columns["upstream"] = _endpoints_and_upstreams(rng, service, kind, plan)
@@ -140,7 +142,7 @@ def causal_logs(
         "region": row_columns["region"],
         "host": row_columns["host"],
         "version": row_columns["version"],
-        "level": columns.pick([t.level for t in book.templates], template),
+        "level": columns.categorical([t.level for t in book.templates], template),
         "endpoint": row_columns["endpoint"],
         "trace_id": columns.hex_ids(rng, n),
         "user_id": row_columns["user_id"],
@@ -150,14 +152,10 @@ def causal_logs(
 
 def _choose(rng: np.random.Generator, book: TemplateBook, kind: np.ndarray, service: np.ndarray) -> np.ndarray:
     """A template for every line from its (kind, service) group's candidates."""
-    template = np.full(len(kind), -1, dtype=np.int64)
-    group = kind * len(SERVICES) + service
-    order = np.argsort(group, kind="stable")
-    present, starts, counts = np.unique(group[order], return_index=True, return_counts=True)
-    for key, start, count in zip(present.tolist(), starts.tolist(), counts.tolist(), strict=True):
-        candidates, weights = book.groups[(key // len(SERVICES), SERVICES[key % len(SERVICES)].name)]
-        template[order[start : start + count]] = choose_templates(rng, candidates, weights, count)
-    return template
+    keys = [(k, spec.name) for k in (NORMAL, INCIDENT, BURST) for spec in SERVICES]
+    candidates = [book.groups.get(key, ([], []))[0] for key in keys]
+    weights = [book.groups.get(key, ([], []))[1] for key in keys]
+    return choose_per_group(rng, kind * len(SERVICES) + service, candidates, weights)
 
 
 def _endpoints_and_upstreams(
@@ -187,8 +185,8 @@ def _endpoints_and_upstreams(
     sizes = np.array([len(options) for options in endpoints])
     first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     index = first[group] + (rng.random(len(group)) * sizes[group]).astype(np.int64)
-    return (columns.pick([e for own in endpoints for e in own], index),
-            columns.pick([u for own in upstreams for u in own], index))
+    return (columns.categorical([e for own in endpoints for e in own], index),
+            columns.categorical([u for own in upstreams for u in own], index))
 
 
 def _hosts_and_versions(
@@ -213,4 +211,4 @@ def _hosts_and_versions(
         version_index[mine] = len(versions) + slot
         pods.extend(pod_names(rng, spec, len(slots)))
         versions.extend(slots)
-    return columns.pick(pods, host_index), columns.pick(versions, version_index)
+    return columns.categorical(pods, host_index), columns.categorical(versions, version_index)
