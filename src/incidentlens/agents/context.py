@@ -18,6 +18,9 @@ from incidentlens.analysis.sql_sandbox import SqlSandbox
 
 Span = tuple[datetime, datetime]
 
+#: rows a model's query may bring back (it should aggregate; the cut is said)
+SQL_ROW_CAP = 50
+
 
 class InvestigationContext:
     def __init__(self, store: Any, at: datetime | None = None, detector: str = "robust") -> None:
@@ -53,7 +56,7 @@ class InvestigationContext:
 
     @property
     def sandbox(self) -> SqlSandbox:
-        return self.once("sandbox", lambda: SqlSandbox(self.store))
+        return self.once("sandbox", lambda: SqlSandbox(self.store, row_cap=SQL_ROW_CAP))
 
     def close(self) -> None:
         if "sandbox" in self._cache:

@@ -26,6 +26,7 @@ from incidentlens.errors import IncidentLensError
 RESULT_CHAR_LIMIT = 2500
 LIST_LIMIT = 10
 TEXT_LIMIT = 300
+EVIDENCE_ROWS = 20
 
 
 class ToolError(Exception):
@@ -136,7 +137,8 @@ def sql_investigate(ctx: InvestigationContext, query: str) -> tuple[dict[str, An
         raise ToolError("argument 'query' must be one SQL SELECT statement, as a string")
     result = ctx.sandbox.run(query)
     data = result.to_dict()
-    item = Evidence.make("sql", f"SQL: {result.sql[:80]}", result.sql, data)
+    # evidence keeps about twenty rows, like the engine's own; the query is there to re-run for the rest
+    item = Evidence.make("sql", f"SQL: {result.sql[:80]}", result.sql, compact(data, list_limit=EVIDENCE_ROWS))
     ctx.record([item])
     return {**data, "evidence": [item.id]}, {"evidence": [item.id]}
 
