@@ -2,7 +2,8 @@
 
 Supported: native timestamp types (with or without zone), ISO-8601 text with or without a zone (a `Z` or an
 offset is converted to UTC, a naive time is read as UTC), Go's `time.Time.String()` form
-(`2023-01-29 08:41:09.47 +0000 UTC m=+0.54`), and epoch numbers in seconds, milliseconds, microseconds or
+(`2023-01-29 08:41:09.47 +0000 UTC m=+0.54`), web access-log times (`01/May/2024:10:00:00 +0200`), year-first
+slashed dates (`2024/05/01 10:00:00`), and epoch numbers in seconds, milliseconds, microseconds or
 nanoseconds, the unit detected from the magnitude.
 """
 
@@ -18,6 +19,9 @@ _EPOCH_UNITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"), (float("inf"), "ns"))
 _MICROS_PER_UNIT = {"s": "* 1000000", "ms": "* 1000", "us": "", "ns": "// 1000"}
 _GO_SUFFIX = r"' ([+-][0-9]{2}:?[0-9]{2}) [A-Za-z]+( m=[-+][0-9.]+)?$'"
 
+# Web server access logs: `01/May/2024:10:00:00 +0000`; and year-first slashed dates, read as UTC.
+_CLF = "%d/%b/%Y:%H:%M:%S %z"
+_SLASHED = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y/%m/%d %H:%M', '%Y/%m/%d']"
 TEMPORAL_TYPES = ("TIMESTAMP", "DATE")
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
@@ -36,7 +40,8 @@ class TimeFormat:
         """How the column's times are written, for messages."""
         if self.kind == "epoch":
             return f"epoch {self.unit}"
-        return {"iso": "ISO-8601 text", "go": "Go time strings"}.get(self.kind, "timestamps")
+        names = {"iso": "ISO-8601 text", "go": "Go time strings", "clf": "access-log times", "slashed": "yyyy/mm/dd"}
+        return names.get(self.kind, "timestamps")
 
 
 def epoch_unit(magnitude: float) -> str:
@@ -67,6 +72,10 @@ def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
         return f"CAST({column_sql} AS TIMESTAMP)"
     if fmt.kind == "iso":
         return f"timezone('UTC', {try_cast_text(column_sql, 'TIMESTAMPTZ')})"
+    if fmt.kind == "clf":
+        return f"timezone('UTC', try_strptime(trim({column_sql}), '{_CLF}'))"
+    if fmt.kind == "slashed":
+        return f"try_strptime(trim({column_sql}), {_SLASHED})"
     if fmt.kind == "go":
         stripped = f"regexp_replace({column_sql}, {_GO_SUFFIX}, '\\1')"
         return f"timezone('UTC', {try_cast_text(stripped, 'TIMESTAMPTZ')})"
@@ -103,7 +112,7 @@ def detect_format(
         fmt = _epoch_format(con, table, try_cast_text(present, "DOUBLE"), integer=as_bigint == as_double, text=True)
         return fmt, as_double / nonempty if fmt else 0.0
     best: tuple[TimeFormat | None, float] = (None, 0.0)
-    for fmt in (TimeFormat("iso"), TimeFormat("go")):
+    for fmt in (TimeFormat(kind) for kind in ("iso", "go", "clf", "slashed")):
         parsed = con.execute(f"SELECT count({to_utc_sql(present, fmt)}) FROM {table}").fetchone()[0]
         if parsed / nonempty > best[1]:
             best = (fmt, parsed / nonempty)
