@@ -6,6 +6,11 @@ result = investigate(store, llm="offline", trace_path=Path("out/trace.jsonl"))
 ```
 """
 
+import os
+
+# An offline investigation makes no network calls; Haystack's usage telemetry stays off unless the user opts in.
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
 from incidentlens.agents.investigation import InvestigationResult, investigate
 
 __all__ = ["InvestigationResult", "investigate"]
