@@ -29,6 +29,7 @@ PAPER = {"top1": 0.867, "top3": 0.978}
 FILE_MINUTES_FROM_INJECTION = (0, 1, 2)
 METRIC_HISTORY = timedelta(minutes=60)
 METRIC_FUTURE = timedelta(minutes=5)
+ANCHORED_BASELINE = timedelta(minutes=30)
 POD_SUFFIX = r"-[a-z0-9]{6,10}-[a-z0-9]{5}$"
 
 
@@ -262,7 +263,33 @@ def _cpu_saturation(store: TelemetryStore, at: datetime) -> dict[str, float]:
         FROM before JOIN after USING (service, metric) GROUP BY service""")
 
 
-RANKERS: dict[str, Ranker] = {"analysis": analysis_ranker, "signals": signals_ranker}
+def anchored_ranker(store: TelemetryStore, at: datetime) -> Ranking:
+    """The evidence engine's own ranking stages with the window known: [at, end of data] against the half hour
+    before `at` (what `analyze` would do if it took the alert time as the incident's start)."""
+    from incidentlens.analysis.callgraph import infer_call_graph
+    from incidentlens.analysis.contrast import contrast_logs
+    from incidentlens.analysis.mechanism import mechanism_cues
+    from incidentlens.analysis.rootcause import GLOBAL, collect_signals, find_trigger, rank_root_causes
+    from incidentlens.analysis.shifts import fetch_log_counts, log_surges, metric_shifts
+
+    _, data_end = store.time_range()
+    window, baseline = (at, data_end), (at - ANCHORED_BASELINE, at)
+    # Each stage answers (result, evidence); the ranking is all this scorer needs.
+    shifts, _ = metric_shifts(store, window, baseline)
+    log_counts = fetch_log_counts(store, window, baseline)
+    surges, _ = log_surges(store, window, baseline, log_counts)
+    signals = collect_signals(shifts, surges)
+    contributors = list(contrast_logs(store, window, baseline).contributors) if store.has("logs") else []
+    services = sorted({s.service for s in shifts} | {s.service for s in surges} - {GLOBAL})
+    cues, _ = mechanism_cues(store, window, services)
+    graph, _ = infer_call_graph(store, window, baseline, cues.named, cues.evidence)
+    earliest = min((s.onset for s in signals.values() if s.onset is not None), default=at)
+    trigger, _ = find_trigger(store, window, baseline, earliest)
+    ranking, _ = rank_root_causes(store, window, baseline, signals, graph, cues, contributors, trigger, log_counts)
+    return Ranking(_unique(h.service for h in ranking.hypotheses))
+
+
+RANKERS: dict[str, Ranker] = {"analysis": analysis_ranker, "anchored": anchored_ranker, "signals": signals_ranker}
 
 
 def evaluate_nezha(
