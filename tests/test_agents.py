@@ -166,6 +166,11 @@ def test_auto_is_offline_without_a_key_and_openai_with_one():
     assert resolve_brain("auto", None, None, env={"OPENAI_API_KEY": "k"}).model == "gpt-4o-mini"
 
 
+def test_a_brain_is_described_without_credentials_in_its_url():
+    choice = resolve_brain("openai-compatible", "qwen", "http://user:s3cret@llm.internal:8000/v1", env={})
+    assert choice.describe() == "openai-compatible (qwen at http://llm.internal:8000/v1)"
+
+
 @pytest.mark.parametrize(
     ("llm", "url", "env", "message"),
     [("openai", None, {}, "OPENAI_API_KEY is not set"), ("openai-compatible", None, {}, "--llm-url is required"),

@@ -47,7 +47,8 @@ class BrainChoice:
     def describe(self) -> str:
         if self.llm == "offline":
             return "offline (deterministic planner, no model)"
-        where = f" at {self.url}" if self.url else ""
+        # a URL may carry credentials (http://user:token@host): they are never printed
+        where = f" at {httpx.URL(self.url).copy_with(userinfo=b'')}" if self.url else ""
         return f"{self.llm} ({self.model}{where})"
 
 
