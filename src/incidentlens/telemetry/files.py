@@ -252,8 +252,11 @@ def _file_list(paths: Sequence[Path]) -> str:
 
 def _first_bytes(path: Path, count: int) -> bytes:
     opener = gzip.open if _is_gzip(path) else open
-    with opener(path, "rb") as handle:
-        return handle.read(count)
+    try:
+        with opener(path, "rb") as handle:
+            return handle.read(count)
+    except (OSError, EOFError) as err:
+        raise InputError(f"{path}: cannot read: {err}") from None
 
 
 def _first_line(path: Path) -> str:
