@@ -37,6 +37,8 @@ from incidentlens.analysis.periods import (
 ID_NAME = re.compile(r"(?:^|[_\-. ])(?:id|ID|Id|uuid|UUID|guid|GUID)$|[a-z0-9](?:ID|Id|UUID|Uuid)$")
 #: columns that define the populations or are free text, never contrast dimensions
 RESERVED_COLUMNS = ("ts", "message", "level")
+#: names the contrast queries give their own columns
+INTERNAL_NAMES = ("period", "problem", "n", "lines__")
 #: a dimension with more distinct values than this is an id, not a category
 MAX_CARDINALITY = 500
 #: lines sampled to measure each column's cardinality
@@ -154,7 +156,9 @@ def discover_dimensions(store: Any, window: Span, baseline: Span) -> tuple[list[
     for field in schema:
         if field.name in RESERVED_COLUMNS:
             continue
-        if ID_NAME.search(field.name):
+        if field.name in INTERNAL_NAMES or field.name.startswith("g__"):
+            skipped[field.name] = "its name clashes with a column of the contrast query"
+        elif ID_NAME.search(field.name):
             # on a short stretch of logs an id column can look like a category (lines per trace id repeat)
             skipped[field.name] = "named like an id"
         elif _is_categorical_type(field.type):
