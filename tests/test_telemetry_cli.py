@@ -1,0 +1,47 @@
+"""From the command line: --map overrides reach the loader, and bad input is one `error:` line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LOGS = """when,component,text,latency_ms
+2024-05-01T10:00:00Z,api,GET /a,12
+2024-05-01T10:00:01Z,db,slow query,n/a
+2024-05-01T10:00:02Z,api,GET /b,15
+"""
+
+
+def incidentlens(*args: str) -> subprocess.CompletedProcess:
+    """Run the real console entry point (cli.main), as a user would."""
+    code = "from incidentlens.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_map_options_name_the_columns(tmp_path: Path) -> None:
+    logs = tmp_path / "logs.csv"
+    logs.write_text(LOGS)
+    result = incidentlens("sql", "SELECT service, count(*) AS n, sum(latency_ms) AS total FROM logs "
+                          "GROUP BY service ORDER BY service", "--logs", str(logs), "--map", "time=when",
+                          "--map", "service=component", "--map", "message=text", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rows"] == [["api", 2, 27], ["db", 1, None]]
+
+
+def test_bad_input_is_one_error_line_and_exit_code_2(tmp_path: Path) -> None:
+    logs = tmp_path / "logs.csv"
+    logs.write_text(LOGS)
+    result = incidentlens("sql", "SELECT 1", "--logs", str(logs))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {logs}: no time column (looked for ts, time, timestamp")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_bad_map_option_is_one_error_line(tmp_path: Path) -> None:
+    logs = tmp_path / "logs.csv"
+    logs.write_text(LOGS)
+    result = incidentlens("sql", "SELECT 1", "--logs", str(logs), "--map", "when")
+    assert (result.returncode, result.stderr) == (2, "error: --map 'when': expected role=column, e.g. --map "
+                                                      "time=when\n")
