@@ -1,9 +1,12 @@
-"""Incident detection: the robust detector's numpy core for one series.
+"""Incident detection: the robust detector's numpy core for one series, and `detect` over the store's series.
 
-Per series: a robust baseline that the incident cannot contaminate (`baseline.py`), a robust score
+Per series (`detect_points`): a robust baseline that the incident cannot contaminate (`baseline.py`), a robust score
 `(value - expected) / scale`, hysteresis (a window opens at `open_threshold` and extends while the score stays past
-`extend_threshold`, so a ramp is covered from its onset to its recovery), nearby runs merged, and a minimum
-sustained duration so one spike is not an incident.
+`extend_threshold`, so a ramp is covered from its onset to its recovery: the edges are where the data leaves and
+rejoins its baseline), nearby runs merged, and a minimum sustained duration so one spike is not an incident.
+
+Over many series (`detect`): spans of all `service/metric` series are merged where they overlap into incident
+windows; a window needs two series moving together, or one series far past the bar for a sustained time.
 """
 
 from __future__ import annotations
