@@ -197,3 +197,19 @@ def test_a_log_line_with_instructions_stays_data_even_for_a_gullible_model(tutor
     assert "only SELECT/WITH" in obeyed["error"]
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == lines_before
     assert result.postmortem.root_cause.service == "db-proxy"
+
+
+def test_a_draft_with_an_invented_number_is_sent_back_once_then_falls_back_to_the_template(store):
+    from incidentlens.agents.context import InvestigationContext
+    from incidentlens.agents.tools import draft_postmortem
+
+    ctx = InvestigationContext(store)
+    grounded = "db-proxy ran out of database connections and its callers failed behind it."
+    first, _ = draft_postmortem(ctx, {"summary": grounded, "impact": "12345 users could not pay."})
+    assert first["status"] == "retry"
+    assert first["rejected"] == {"impact": ["number '12345' is not in the evidence"]}
+    assert ctx.narrative == {"summary": grounded}  # what passed is kept even if the writer never returns
+    second, state = draft_postmortem(ctx, {"impact": "Still 12345 users."})
+    assert second["status"] == "fallback" and "impact" in second["template_sections"]
+    assert ctx.narrative == {"summary": grounded}
+    assert state["postmortem"]["status"] == "fallback"

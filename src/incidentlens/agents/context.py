@@ -29,8 +29,6 @@ class InvestigationContext:
         self.detector = detector
         self.ledger: dict[str, Evidence] = {}
         self.narrative: dict[str, str] = {}
-        self.mitigation_plan: list[dict[str, Any]] = []
-        self.hypothesis_tests: list[dict[str, Any]] = []
         self.draft_attempts = 0
         self.generated_by: dict[str, Any] = {"llm": "offline", "model": None, "degraded": False}
         self._cache: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -230,7 +231,6 @@ def test_hypothesis(ctx: InvestigationContext, service: str, kind: str | None = 
         "contradicting": tested["contradicting"],
         "key_facts": [fact for e in tests for fact in _key_facts(e.data)],
     }
-    ctx.hypothesis_tests.append(outcome)
     ids = list(dict.fromkeys(tested["supporting"] + tested["contradicting"]))
     others = [h for h in ranked if h["service"] != service]
     return {**outcome, "evidence": ids}, {"hypotheses": [tested, *others], "evidence": ids}
@@ -244,7 +244,6 @@ def propose_mitigations(ctx: InvestigationContext) -> tuple[dict[str, Any], dict
     kind, service = (top.kind, top.service) if top else ("unknown", _first_service(ctx))
     evidence = top.supporting if top else []
     actions = [a.model_dump(mode="json") for a in mitigations_for(kind, service, evidence)]
-    ctx.mitigation_plan = actions
     payload = {"for": {"service": service, "kind": kind},
                "actions": pick(actions, ("type", "priority", "description", "owner", "eta")),
                "runbook": runbook_for(kind, service)}
@@ -265,11 +264,14 @@ def draft_postmortem(ctx: InvestigationContext, narrative: dict[str, str] | None
     pm = build_postmortem(ctx.analysis(), narrative, ctx.generated_by)
     rejected = {name: reasons for name in narrative if (reasons := _rejections(pm, name))}
     accepted = [name for name in narrative if name not in rejected]
-    if rejected and ctx.draft_attempts == 1:
+    # what passed is kept at once, so a writer that never comes back still leaves its grounded sections
+    ctx.narrative = {**ctx.narrative, **{name: narrative[name] for name in accepted}}
+    if not rejected:
+        status = "accepted"
+    elif ctx.draft_attempts == 1:
         status = "retry"
     else:
-        status = "accepted" if not rejected else "fallback"
-        ctx.narrative = {name: narrative[name] for name in accepted}
+        status = "fallback"
     payload = {
         "status": status,
         "attempt": ctx.draft_attempts,
@@ -286,12 +288,8 @@ def draft_postmortem(ctx: InvestigationContext, narrative: dict[str, str] | None
 
 
 def _rejections(pm: Any, section: str) -> list[str]:
-    node = getattr(pm, section, None)
-    if section == "lessons" and node is not None:
-        node = node.narrative
-    if section == "root_cause" and node is not None:
-        node = getattr(node, "narrative", None)
-    return list(getattr(node, "rejected", None) or [])
+    narrative = pm.narratives().get(section)
+    return list(narrative.rejected or []) if narrative is not None else []
 
 
 def _key_facts(data: Any) -> list[str]:
@@ -374,6 +372,7 @@ class _Guard:
         self.spec = spec
         self.seen: set[str] = set()
         self.signature = inspect.signature(spec.run)
+        self._lock = threading.Lock()  # the calls of one step run in parallel threads
 
     def __call__(self, **arguments: Any) -> dict[str, Any]:
         if MALFORMED_ARGUMENTS in arguments:
@@ -385,10 +384,12 @@ class _Guard:
         except TypeError as err:
             raise ToolError(f"{self.spec.name}: bad arguments ({err}); expected {self._expected()}") from err
         key = json.dumps(arguments, sort_keys=True, default=str)
-        if key in self.seen:
+        with self._lock:
+            repeated = key in self.seen
+            self.seen.add(key)
+        if repeated:
             raise ToolError(f"{self.spec.name} was already called with these arguments; its result is above. "
                             "Use it, call another tool, or finish.")
-        self.seen.add(key)
         try:
             payload, state = self.spec.run(self.ctx, **arguments)
         except ToolError:
