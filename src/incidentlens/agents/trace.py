@@ -2,9 +2,9 @@
 
 `TraceRecorder` is a Haystack `Tracer` (trace() and current_span()). Haystack opens `haystack.agent.run`, `.step`,
 `.step.llm` and `.step.tool` spans; when a step span closes the recorder writes one line per tool call of that step
-(agent, step, tool, arguments, duration, tokens in and out, error; plus `llm_errors` when the model failed and
-was retried or replaced in that step), or one line with `tool: null` for a final
-answer. The agent is named by the delegation that started it (`profiler_specialist`, ...), else `coordinator`.
+(agent, step, start offset, tool, arguments, duration, tokens in and out, error; plus `llm_errors` when the model
+failed and was retried or replaced in that step), or one line with `tool: null` for a final answer. The agent is
+named by the delegation that started it (`profiler_specialist`, ...), else `coordinator`.
 
 Only the tool arguments, the token usage and error text are kept from the spans' content: never the messages, never
 an API key.
@@ -66,6 +66,7 @@ class TraceRecorder(Tracer):
         self.tokens = {"prompt": 0, "completion": 0}
         self.model_calls = 0
         self._lock = threading.Lock()
+        self._started = time.perf_counter()
         self._file = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,7 @@ class TraceRecorder(Tracer):
             span.duration_ms = (time.perf_counter() - span.started) * 1000
             _current.reset(token)
             if operation_name == "haystack.agent.step":
-                self._emit(_lines_for_step(span))
+                self._emit(_lines_for_step(span, started_s=span.started - self._started))
 
     def current_span(self) -> Span | None:
         return _current.get()
@@ -121,12 +122,13 @@ class TraceRecorder(Tracer):
             self.close()
 
 
-def _lines_for_step(step: RecordedSpan) -> list[dict[str, Any]]:
+def _lines_for_step(step: RecordedSpan, started_s: float) -> list[dict[str, Any]]:
     llm = next((c for c in step.children if c.operation == "haystack.agent.step.llm"), None)
     usage, requested, model, llm_errors = _llm_output(llm)
     common = {
         "agent": step.agent,
         "step": step.tags.get("haystack.agent.step"),
+        "started_s": round(started_s, 3),
         "model": model,
         "llm_ms": round(llm.duration_ms, 1) if llm else None,
     }
