@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from incidentlens.errors import InputError
 from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
 
 T0 = datetime(2024, 5, 1, 10, 0, 0)
@@ -148,6 +149,21 @@ def test_logs_load_from_each_format(tmp_path: Path, fmt: str) -> None:
     assert rows(store, "SELECT ts, service, level, message FROM logs ORDER BY ts LIMIT 1") == [
         {"ts": T0, "service": "api", "level": "INFO", "message": "line 0"}]
     assert store.paths == [path]
+
+
+@pytest.mark.parametrize(("name", "delimiter"), [("metrics.tsv", "\t"), ("metrics.csv", ";"), ("metrics.txt", "|")])
+def test_csv_delimiters_are_read_from_the_header(tmp_path: Path, name: str, delimiter: str) -> None:
+    path = write_csv(tmp_path / name, delimiter.join(["ts", "service", "p95_ms"]),
+                     [delimiter.join([iso(T0), "api", "1.5"])])
+    assert rows(load_telemetry(metrics=path), "SELECT service, metric, value FROM metrics") == [
+        {"service": "api", "metric": "p95_ms", "value": 1.5}]
+
+
+def test_a_json_array_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps([{"time": iso(T0), "app": "checkout", "kind": "deploy", "description": "v2"}]))
+    assert rows(load_telemetry(events=path), "SELECT ts, service, kind, description FROM events") == [
+        {"ts": T0, "service": "checkout", "kind": "deploy", "description": "v2"}]
 
 
 def test_a_glob_loads_every_matching_file_even_with_different_headers(tmp_path: Path) -> None:
@@ -334,6 +350,19 @@ def test_an_arrow_table_becomes_a_canonical_view() -> None:
     store.add_arrow("metrics", table, "prometheus up")
     assert rows(store, "SELECT * FROM metrics") == [
         {"ts": T0, "service": "api", "metric": "up", "value": 1.0, "instance": "host:9090"}]
+
+
+def test_an_arrow_table_with_bad_times_is_named_by_its_label() -> None:
+    store = TelemetryStore()
+    table = pa.table({"ts": ["2024-05-01T10:00:00Z", "later"], "metric": ["up", "up"], "value": [1.0, 0.0]})
+    with pytest.raises(InputError, match=r"^prometheus up: column 'ts' row 2: cannot parse 'later' as a time"):
+        store.add_arrow("metrics", table, "prometheus up")
+
+
+def test_asking_for_the_columns_of_a_view_not_loaded_is_an_error(tmp_path: Path) -> None:
+    store = load_telemetry(metrics=write_csv(tmp_path / "metrics.csv", "ts,rps", [f"{iso(T0)},1"]))
+    with pytest.raises(InputError, match=r"^no spans loaded$"):
+        store.columns("spans")
 
 
 class FakeLogsBackend:
