@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -203,6 +204,15 @@ def test_container_json_lines_and_pod_names_read_like_files(chdb: object, tmp_pa
 
     assert logs.fetch(sql).to_pylist() == load_telemetry(logs=lines).fetch(sql).to_pylist()
     assert logs.fetch(sql).column("service").to_pylist() == ["ts-contacts-service", "ts-route-service"]
+
+
+def test_go_time_strings_read_as_utc(chdb: object):
+    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
+    chdb.query("CREATE TABLE incidents.go_times (Time String, Log String) ENGINE = Memory")
+    chdb.query("INSERT INTO incidents.go_times VALUES "
+               "('2023-01-29 16:41:09.858280782 +0800 CST m=+0.934442642', 'started')")
+    logs = ClickHouseLogs(chdb_runner(chdb), "incidents.go_times", "chdb incidents.go_times")
+    assert logs.fetch("SELECT ts FROM logs").column("ts").to_pylist() == [datetime(2023, 1, 29, 8, 41, 9, 858280)]
 
 
 def test_a_table_without_a_time_column_is_refused(chdb: object):

@@ -31,6 +31,7 @@ CANONICAL_COLUMNS = ("ts", "service", "level", "message")
 LEVEL_WORDS = _LEVEL_WORDS
 LEVEL_ALIASES = _LEVEL_ALIASES
 POD_SUFFIX = _POD_SUFFIX
+GO_TIME_TAIL = r" [A-Za-z]+( m=[-+][0-9.]+)?$"
 LEVEL_WORD_PATTERN = rf"\b({LEVEL_WORDS})\b"
 LOGFMT_LEVEL_PATTERN = r'(?i)\blevel[=:]\s*"?([a-z]+)'
 _WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
@@ -212,7 +213,9 @@ class ClickHouseLogs:
         if kind.startswith(("DateTime", "Date")):
             return f"toDateTime64({quoted}, 6, 'UTC')"
         if kind.startswith("String"):
-            return f"parseDateTime64BestEffortOrNull({quoted}, 6, 'UTC')"
+            # Go's time.Time.String() (`2023-01-29 08:41:09.85 +0000 UTC m=+0.93`) parses once its tail is cut.
+            go_tail = string_literal(GO_TIME_TAIL)
+            return f"parseDateTime64BestEffortOrNull(replaceRegexpOne({quoted}, {go_tail}, ''), 6, 'UTC')"
         if kind.startswith(("Int", "UInt", "Float", "Decimal")):
             return _epoch_expr(quoted, self._largest(quoted))
         raise InputError(f"{self.source}: column '{column}' ({self.columns[column]}) cannot be read as a time")
