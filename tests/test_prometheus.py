@@ -37,11 +37,11 @@ MINUTES = 600
 
 
 def synthetic_metrics() -> pa.Table:
-    """Two services, a gauge each and a counter, one point a minute for ten hours."""
+    """Two services, a gauge each and a counter, one point a minute for ten hours; checkout slow 07:00-08:00."""
     rng = np.random.default_rng(7)
     minutes = (np.datetime64(START, "ms") + np.arange(MINUTES).astype("timedelta64[m]")).astype("datetime64[ms]")
     blocks = [
-        ("checkout", "p95_ms", 180 + rng.normal(0, 5, MINUTES)),
+        ("checkout", "p95_ms", 180 + rng.normal(0, 5, MINUTES) + np.where(np.arange(MINUTES) // 60 == 7, 150, 0)),
         ("payments", "p95_ms", 90 + rng.normal(0, 3, MINUTES)),
         ("payments", "requests_total", np.cumsum(np.full(MINUTES, 120.0))),
     ]
@@ -90,6 +90,15 @@ def test_discovered_series_come_back_as_canonical_metrics(prom: PromServer, sour
         "AND ts >= TIMESTAMP '2024-05-01 01:00:00'"
     ).fetchone()
     assert rates == pytest.approx((2.0, 2.0))
+
+
+def test_detect_reads_metrics_from_prometheus(prom: PromServer):
+    ran = CliRunner().invoke(app, ["detect", "--prometheus", prom.url, "--prom-start", "2024-05-01T00:00:00Z",
+                                   "--prom-end", "2024-05-01T09:59:00Z", "--json"])
+    assert ran.exit_code == 0, ran.output
+    found = json.loads(ran.output)
+    assert found["incident_window"]["start"] <= "2024-05-01T07:01:00Z" < found["incident_window"]["end"]
+    assert "checkout/p95_ms" in [s["series"] for s in found["detection"]["series"]]
 
 
 def test_named_promql_queries_become_metrics_named_after_them(prom: PromServer):

@@ -132,7 +132,9 @@ def generate_command(
 
 @app.command("detect")
 def detect_command(
-    metrics: Annotated[list[Path], typer.Option("--metrics", help="Metrics file(s): wide or long csv/parquet/jsonl.")],
+    metrics: Annotated[
+        list[Path] | None, typer.Option("--metrics", help="Metrics file(s): wide or long csv/parquet/jsonl.")
+    ] = None,
     metric: Annotated[
         list[str] | None, typer.Option("--metric", help="Only these metric names (repeatable; default: all).")
     ] = None,
@@ -144,15 +146,17 @@ def detect_command(
     mapping: Annotated[
         list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
     ] = None,
+    prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
+    prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
     """Find the incident window in metrics: when, how severe, and which series moved."""
     import json
 
     from incidentlens.analysis.detection import detect, parse_time
-    from incidentlens.telemetry import load_telemetry, parse_mapping
 
     anchor = parse_time(at) if at else None
-    store = load_telemetry(metrics=[str(p) for p in metrics], mapping=parse_mapping(mapping))
+    store = _open_store([str(p) for p in metrics or []], None, None, None, mapping, anchor, prometheus, promql,
+                        prom_token, prom_user, prom_start, prom_end, prom_step)
     result = detect(store, metrics=metric or None, at=anchor, detector=detector)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
