@@ -46,6 +46,15 @@ def test_an_empty_file_is_named(tmp_path: Path, text: str) -> None:
     assert load_error(metrics=path) == f"{path}: no rows (the file is empty or has only a header)"
 
 
+def test_an_empty_file_beside_files_with_rows_is_left_out_with_a_warning(tmp_path: Path) -> None:
+    full = write(tmp_path / "10_00.csv.gz", "ts,msg\n2024-05-01T10:00:00Z,a\n")
+    empty = write(tmp_path / "10_01.csv.gz", "")
+    store = load_telemetry(logs=str(tmp_path / "*.csv.gz"))
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 1}]
+    assert store.warnings == [f"{empty}: no rows (the file is empty or has only a header), left out"]
+    assert store.paths == [full, empty]
+
+
 def test_an_empty_gzip_file_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.jsonl.gz", "")
     assert load_error(logs=path).startswith(f"{path}: ")

@@ -27,7 +27,7 @@ import sqlglot.expressions as exp
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import quote
 from incidentlens.telemetry.files import PathsArg, Source, resolve_paths, sources_for
-from incidentlens.telemetry.views import build_select
+from incidentlens.telemetry.views import EmptySourceError, build_select
 
 VIEWS = ("metrics", "logs", "spans", "events")
 _TIME_COLUMN = {"metrics": "ts", "logs": "ts", "spans": "start_ts", "events": "ts"}
@@ -99,8 +99,16 @@ class TelemetryStore:
     def add_files(self, view: str, paths: PathsArg, mapping: dict[str, str] | None = None) -> None:
         """Add files (a path, a glob, or a list of them) to a canonical view."""
         files = resolve_paths(paths)
+        empty: list[EmptySourceError] = []
         for source in sources_for(files):
-            self._add_source(view, source, mapping or {})
+            try:
+                self._add_source(view, source, mapping or {})
+            except EmptySourceError as err:
+                empty.append(err)
+        if empty and not self.has(view):
+            raise empty[0]
+        # An empty file beside others with rows (a quiet minute's log file) is left out, not fatal.
+        self.warnings.extend(f"{err}, left out" for err in empty)
         self.paths.extend(f for f in files if f not in self.paths)
 
     def add_arrow(self, view: str, table: pa.Table, label: str, mapping: dict[str, str] | None = None) -> None:
@@ -123,8 +131,9 @@ class TelemetryStore:
     def _add_source(self, view: str, source: Source, mapping: dict[str, str]) -> None:
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r}; views are {', '.join(VIEWS)}")
+        selects = build_select(self.con, source, view, mapping, self.warnings)
         parts = self._parts.setdefault(view, [])
-        for built in build_select(self.con, source, view, mapping, self.warnings):
+        for built in selects:
             self._source_columns.update(built.columns)
             part = f"_{view}_{len(parts)}"
             self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS {built.sql}")
