@@ -267,7 +267,6 @@ def make_generator(choice: BrainChoice, role: str, health: BrainHealth, retry: R
         api_base_url=choice.url,
         timeout=retry.timeout_s,
         max_retries=0,  # ResilientChatGenerator owns retries, so they stay bounded and visible
-        generation_kwargs={"temperature": 0},
         http_client_kwargs={"transport": ArgumentRepairTransport()},
     )
     return ResilientChatGenerator(model, role=role, retry=retry, health=health)
