@@ -77,6 +77,12 @@ def test_an_unparseable_time_in_one_of_many_files_names_that_file(tmp_path: Path
     assert message.startswith(f"{bad}: column 'ts' row 2: cannot parse 'yesterday' as a time")
 
 
+def test_the_bad_file_is_found_even_with_a_column_called_filename(tmp_path: Path) -> None:
+    good = write(tmp_path / "a.csv", "ts,filename,rps\n2024-05-01T10:00:00Z,x.log,1\n")
+    bad = write(tmp_path / "b.csv", "ts,filename,rps\n2024-05-01T10:02:00Z,y.log,3\nnever,z.log,4\n")
+    assert load_error(metrics=[good, bad]).startswith(f"{bad}: column 'ts' row 2: cannot parse 'never'")
+
+
 def test_a_bad_epoch_time_is_reported_with_its_unit(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.jsonl", '{"ts": 1714557600000, "msg": "a"}\n{"ts": "soon", "msg": "b"}\n'
                                           '{"ts": 1714557660000, "msg": "c"}\n')

@@ -220,15 +220,20 @@ def locate_first(
     con: duckdb.DuckDBPyConnection, source: Source, condition_sql: str, value_sql: str
 ) -> tuple[str, int, object]:
     """(file, 1-based data row, value) of the first row matching `condition_sql`; the error path, so it rescans."""
-    single = source
+    candidates = [source] if len(source.files) <= 1 else [source.for_file(path) for path in source.files]
     if len(source.files) > 1:
+        # DuckDB's virtual `filename` column names the file, unless a source column of that name hides it.
         hit = con.execute(f"SELECT filename FROM {source.from_sql} WHERE {condition_sql} LIMIT 1").fetchone()
-        single = source.for_file(Path(hit[0]) if hit else source.files[0])
-    row = con.execute(
-        f"SELECT rn, value FROM (SELECT row_number() OVER () AS rn, {value_sql} AS value, * FROM {single.from_sql}) "
-        f"WHERE {condition_sql} ORDER BY rn LIMIT 1"
-    ).fetchone()
-    return single.label, (row[0] if row else 0), (row[1] if row else None)
+        if hit and Path(hit[0]) in source.files:
+            candidates = [source.for_file(Path(hit[0]))]
+    for single in candidates:
+        row = con.execute(
+            f"SELECT rn, value FROM (SELECT row_number() OVER () AS rn, {value_sql} AS value, * "
+            f"FROM {single.from_sql}) WHERE {condition_sql} ORDER BY rn LIMIT 1"
+        ).fetchone()
+        if row:
+            return single.label, row[0], row[1]
+    return source.label, 0, None
 
 
 def csv_header(line: str) -> tuple[str, tuple[str, ...]]:
