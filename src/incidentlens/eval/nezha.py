@@ -172,14 +172,16 @@ def analysis_ranker(store: TelemetryStore, at: datetime) -> Ranking:
 def signals_ranker(store: TelemetryStore, at: datetime) -> Ranking:
     """Rank services by generic before/after contrasts around a known injection time, fused by reciprocal rank.
 
-    Four families, each from the canonical views only (nothing Nezha-specific): error/warn lines of templates not
-    seen before `at`; the shift of the service's log-template mix (total variation distance); the shift of its
-    spans' exclusive time (duration minus children, p90); and CPU saturation (robust z of `*cpu*` metrics
-    against the half hour before). A service's score is the sum over families of 1 / (1 + its rank there).
+    Five families, each from the canonical views only (nothing Nezha-specific): error/warn lines of templates not
+    seen before `at`; the shift of the service's log-template mix (total variation distance); the most surprising
+    template count (one that vanishes or appears while the service's other templates keep their pace); the shift
+    of its spans' exclusive time (duration minus children, p90); and CPU saturation (robust z of `*cpu*` metrics
+    against the half hour before). A service's score is the sum over families of 1 / (2 + its 0-based rank).
     """
     families = [
         _new_error_templates(store, at) if store.has("logs") else {},
         _template_shift(store, at) if store.has("logs") else {},
+        _template_surprise(store, at) if store.has("logs") else {},
         _exclusive_latency_shift(store, at) if store.has("spans") else {},
         _cpu_saturation(store, at) if store.has("metrics") else {},
     ]
@@ -229,6 +231,28 @@ def _template_shift(store: TelemetryStore, at: datetime) -> dict[str, float]:
         )
         SELECT service, 0.5 * sum(abs(coalesce(p, 0) - coalesce(q, 0))) * least(1.0, max(lines_before) / 20.0) AS score
         FROM shares GROUP BY service HAVING max(lines_before) > 0""")
+
+
+def _template_surprise(store: TelemetryStore, at: datetime) -> dict[str, float]:
+    """Largest Poisson-like surprise of one template's count after `at`, against what the pace of the service's
+    other templates predicts: a line that stops being logged (an exception cutting a code path short) or starts."""
+    from incidentlens.analysis.masking import masked_sql
+
+    return _by_service(store, f"""
+        WITH counts AS (
+            SELECT service, {masked_sql()} AS template, count(*) FILTER (WHERE ts < {sql_ts(at)}) AS before,
+                   count(*) FILTER (WHERE ts >= {sql_ts(at)}) AS after
+            FROM logs GROUP BY ALL
+        ),
+        paced AS (
+            SELECT service, before, after,
+                   before * (sum(after) OVER (PARTITION BY service) - after + 1.0)
+                          / (sum(before) OVER (PARTITION BY service) - before + 1.0) AS expected,
+                   sum(before) OVER (PARTITION BY service) AS service_before
+            FROM counts
+        )
+        SELECT service, max(abs(after - expected) / sqrt(expected + 1)) AS score
+        FROM paced WHERE service_before > 0 GROUP BY service""")
 
 
 def _exclusive_latency_shift(store: TelemetryStore, at: datetime) -> dict[str, float]:
