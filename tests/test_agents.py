@@ -241,3 +241,21 @@ def test_trace_has_one_line_per_step_with_agent_tool_arguments_and_errors(tmp_pa
     assert lines[0]["tokens_in"] == 10 and lines[0]["tokens_out"] == 2
     assert recorder.tokens == {"prompt": 20, "completion": 4}
     assert all(line["duration_ms"] is not None for line in lines[:1])
+
+
+def test_concurrent_runs_each_record_only_their_own_steps(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(name: str) -> list[dict]:
+        recorder = TraceRecorder()
+        with recorder.installed():
+            Agent(chat_generator=OfflinePlanner(role="profiler"), tools=[
+                Tool(name="rank_root_causes", description=name, parameters={"type": "object", "properties": {}},
+                     function=lambda: {"for_model": as_tool_data("rank_root_causes", {"hypotheses": []})},
+                     outputs_to_string={"source": "for_model"}),
+            ]).run(messages=[ChatMessage.from_user(name)])
+        return recorder.lines
+
+    with ThreadPoolExecutor(4) as pool:
+        traces = list(pool.map(run, [f"run-{i}" for i in range(8)]))
+    assert all([line["tool"] for line in lines] == ["rank_root_causes", None] for lines in traces)

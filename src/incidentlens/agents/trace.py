@@ -112,14 +112,48 @@ class TraceRecorder(Tracer):
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[TraceRecorder]:
-        """Make this the Haystack tracer for the duration of a run, then put back whatever was there."""
-        previous = tracing.tracer.actual_tracer
-        tracing.enable_tracing(self)
+        """Record the Haystack spans of this context (and the tool threads it starts) while the block runs.
+
+        Concurrent investigations each get their own recorder: spans are routed by context, not by a global swap.
+        """
+        _install_router()
+        token = _active.set(self)
         try:
             yield self
         finally:
-            tracing.enable_tracing(previous)
+            _active.reset(token)
             self.close()
+
+
+_active: contextvars.ContextVar[TraceRecorder | None] = contextvars.ContextVar("incidentlens_recorder", default=None)
+
+
+class _Router(Tracer):
+    """Haystack's tracer, installed once: sends spans to the recorder active in the caller's context, and anything
+    else to the tracer that was installed before (a user's own tracing keeps working)."""
+
+    def __init__(self, fallback: Tracer) -> None:
+        self.fallback = fallback
+
+    def trace(
+        self, operation_name: str, tags: dict[str, Any] | None = None, parent_span: Span | None = None
+    ) -> contextlib.AbstractContextManager[Span]:
+        recorder = _active.get()
+        target = recorder if recorder is not None else self.fallback
+        return target.trace(operation_name, tags=tags, parent_span=parent_span)
+
+    def current_span(self) -> Span | None:
+        recorder = _active.get()
+        return recorder.current_span() if recorder is not None else self.fallback.current_span()
+
+
+_router_lock = threading.Lock()
+
+
+def _install_router() -> None:
+    with _router_lock:
+        if not isinstance(tracing.tracer.actual_tracer, _Router):
+            tracing.enable_tracing(_Router(tracing.tracer.actual_tracer))
 
 
 def _lines_for_step(step: RecordedSpan, started_s: float) -> list[dict[str, Any]]:
