@@ -13,6 +13,7 @@ import pytest
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
+from incidentlens.telemetry.views import duration_unit
 
 T0 = datetime(2024, 5, 1, 10, 0, 0)
 
@@ -301,6 +302,15 @@ def test_opentelemetry_style_spans_with_status_and_nanosecond_durations(tmp_path
         {"span_id": "c", "parent_id": "a", "service": "db", "operation": "SELECT", "duration_ms": 1.0,
          "is_error": True},
     ]
+
+
+@pytest.mark.parametrize(("column", "unit"), [
+    ("Duration", "us"), ("durationNano", "ns"), ("duration_ns", "ns"), ("duration_us", "us"),
+    ("durationMicros", "us"), ("duration_ms", "ms"), ("elapsedMillis", "ms"), ("duration_s", "s"),
+    ("duration_seconds", "s"),
+])
+def test_span_duration_units_come_from_the_column_name(column: str, unit: str) -> None:
+    assert duration_unit(column) == unit
 
 
 def test_span_duration_comes_from_end_minus_start_without_a_duration_column(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ times are an error naming file, column, row and value; other bad values are kept
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import duckdb
@@ -50,6 +51,9 @@ _NUMERIC_LEVELS = {
 _LEVEL_MAP = "MAP {" + ", ".join(f"'{k}': '{v}'" for k, v in {**_LEVEL_ALIASES, **_NUMERIC_LEVELS}.items()) + "}"
 # A Kubernetes pod name without its replica-set (`-866bd68c97-xcqfx`) or StatefulSet (`-0`) suffix.
 _POD_SUFFIX = r"'-([a-z0-9]{6,10}-[a-z0-9]{5}|[0-9]+)$'"
+_DURATION_SUFFIXES = {
+    "ns": ("nano", "ns"), "us": ("micro", "us"), "ms": ("milli", "ms"), "s": ("sec", "s"),
+}
 _ERROR_STATUSES = "'ERROR', 'STATUS_CODE_ERROR', 'TRUE', 'FAIL', 'FAILED', 'FAILURE'"
 _OK_STATUSES = "'OK', 'UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_UNSET', 'FALSE', 'SUCCESS'"
 
@@ -343,14 +347,12 @@ def _parent_sql(column: str) -> str:
 
 
 def duration_unit(column: str) -> str:
-    """The unit of a duration column by its name; a bare `duration` is microseconds (Zipkin, Jaeger, Nezha)."""
-    key = normalise(column)
-    if "nano" in key or key.endswith("ns"):
-        return "ns"
-    if "milli" in key or key.endswith("ms"):
-        return "ms"
-    if key.endswith(("sec", "seconds", "secs")) or (key.endswith("s") and not key.endswith("us")):
-        return "s"
+    """The unit of a duration column by its name's suffix; a bare `duration` is microseconds (Zipkin, Jaeger,
+    Nezha)."""
+    suffix = re.sub(r"^(duration|elapsed|latency|took)", "", normalise(column))
+    for unit, spellings in _DURATION_SUFFIXES.items():
+        if suffix.startswith(spellings):
+            return unit
     return "us"
 
 
