@@ -61,6 +61,18 @@ def test_planner_decides_from_the_transcript_alone():
     assert "FROM logs" in query and "TIMESTAMP '2024-05-01 10:00:00'" in query
 
 
+def test_an_unfenced_tool_answer_counts_as_an_error_even_without_the_flag():
+    window = {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T11:00:00Z"}
+    repeat = ToolCall(tool_name="detect_incident_window", arguments={}, id="c3")
+    messages = [ChatMessage.from_user("investigate"),
+                *tool_result("load_inputs", {"views": {"metrics": {}, "logs": {}}}, "c1"),
+                *tool_result("detect_incident_window", {"detected": True, "incident_window": window}, "c2"),
+                ChatMessage.from_assistant(tool_calls=[repeat]),
+                ChatMessage.from_tool("detect_incident_window was already called with these arguments", repeat)]
+    calls = next_move("coordinator", messages, ALL_COORDINATOR_TOOLS).tool_calls
+    assert calls[0].tool_name == "sql_investigate"  # the window found first still counts
+
+
 def test_planner_skips_window_steps_when_nothing_was_detected_and_still_drafts_the_postmortem():
     messages = [ChatMessage.from_user("investigate")]
     messages += tool_result("load_inputs", {"views": {"metrics": {}}}, "c1")
