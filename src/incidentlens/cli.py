@@ -181,8 +181,9 @@ def _print_detection(result: DetectionResult) -> None:
             table.add_row("*" if window == result.window else "", iso_z(window.start), iso_z(window.end),
                           f"{minutes:.0f}", iso_z(window.peak), f"{window.severity:.1f}", moved)
         console.print(table)
-        start, end = result.baseline_window
-        console.print(f"* incident window ({result.detector}); baseline {iso_z(start)} .. {iso_z(end)}")
+        baseline = result.baseline_window
+        compared = f"baseline {iso_z(baseline[0])} .. {iso_z(baseline[1])}" if baseline else "no baseline period"
+        console.print(f"* incident window ({result.detector}); {compared}")
     for note in result.notes:
         console.print(f"[dim]note: {note}[/dim]")
 

@@ -27,6 +27,7 @@ PHASES_PER_DAY = 288  # the profile's resolution: five minutes
 BISQUARE_C = 4.685
 IRLS_ITERATIONS = 6
 MAD_TO_SIGMA = 1.4826
+BODY_QUANTILE_Z = 1.2816  # the standard normal's 80th percentile
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,20 @@ def robust_scale(residuals: np.ndarray) -> float:
     centre = np.median(residuals)
     deviations = np.abs(residuals - centre)
     mad = MAD_TO_SIGMA * float(np.median(deviations))
-    if mad > 0:
+    mean_deviation = 1.2533 * float(np.mean(deviations))
+    # Over half the values equal (a quantised or mostly idle series) leaves a MAD of zero or rounding noise.
+    if mad > 1e-6 * mean_deviation:
         return mad
-    return 1.2533 * float(np.mean(deviations))
+    return mean_deviation
+
+
+def body_scale(residuals: np.ndarray) -> float:
+    """The standard deviation implied by the 80th percentile of absolute deviations (equal to the MAD's for normal
+    noise). On a quantised or heavy-tailed series, where over half the values sit on one level, the MAD says
+    nearly nothing varies; this still sees the body's spread, and up to 20% anomalous points do not move it."""
+    if residuals.size == 0:
+        return 0.0
+    return float(np.quantile(np.abs(residuals - np.median(residuals)), 0.8)) / BODY_QUANTILE_Z
 
 
 def fit_baseline(t_ns: np.ndarray, y: np.ndarray, smoothness_ns: int, reference: np.ndarray | None = None,
@@ -68,7 +80,7 @@ def fit_baseline(t_ns: np.ndarray, y: np.ndarray, smoothness_ns: int, reference:
     residuals = y - expected
     if reference is not None and reference.sum() >= 10:
         residuals = residuals[reference]
-    return Baseline(expected=expected, scale=robust_scale(residuals))
+    return Baseline(expected=expected, scale=max(robust_scale(residuals), body_scale(residuals)))
 
 
 def _smooth_fit(t: np.ndarray, y: np.ndarray, smoothness_ns: float, point_noise: float) -> np.ndarray:

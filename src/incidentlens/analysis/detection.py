@@ -372,25 +372,57 @@ def _merge_gap_ns(detections: dict[str, SeriesDetection]) -> int:
     return DEFAULT_SETTINGS.merge_gap_steps * int(np.median(steps)) if steps else 0
 
 
+Timed = tuple[int, int, str, Span]  # (start ns, exclusive end ns, series name, span)
+
+
 def _robust_windows(detections: dict[str, SeriesDetection], merge_gap_ns: int) -> list[IncidentWindow]:
-    """Union of overlapping (or nearly touching) spans across series; keep the windows enough series support."""
+    """Incident windows: cores where two or more series are anomalous at once (or one far past the bar for a
+    sustained time), each widened to the spans that touch it, so the first series to move sets the onset and the
+    last to recover the end, while single-series spans strung one after another do not chain incidents together."""
     spans = sorted((_timed(name, d, s) for name, d in detections.items() for s in d.spans), key=lambda i: i[0])
-    groups: list[list[tuple[int, int, str, Span]]] = []
-    group_end = None
-    for item in spans:
-        if group_end is None or item[0] > group_end + merge_gap_ns:
-            groups.append([])
-            group_end = item[1]
-        groups[-1].append(item)
-        group_end = max(group_end, item[1])
-    windows = [_window(group, detections) for group in groups if _qualifies(group)]
+    if not spans:
+        return []
+    groups = [
+        [item for item in spans if item[0] <= core_end + merge_gap_ns and item[1] >= core_start - merge_gap_ns]
+        for core_start, core_end in _cores(spans, merge_gap_ns)
+    ]
+    windows = [_window(group, detections) for group in _merge_overlapping(groups)]
     return sorted(windows, key=lambda w: w.severity, reverse=True)
 
 
-def _qualifies(group: list[tuple[int, int, str, Span]]) -> bool:
-    if len({name for _, _, name, _ in group}) >= MIN_AGREEING_SERIES:
-        return True
-    return any(span.strong_points >= STRONG_SUSTAINED_STEPS for *_, span in group)
+def _cores(spans: list[Timed], merge_gap_ns: int) -> list[tuple[int, int]]:
+    """Intervals covered by at least MIN_AGREEING_SERIES spans at once, plus strong sustained single spans;
+    merged across gaps up to merge_gap_ns."""
+    times = np.array([item[0] for item in spans] + [item[1] for item in spans], dtype=np.int64)
+    delta = np.concatenate((np.ones(len(spans)), -np.ones(len(spans))))
+    order = np.lexsort((delta, times))  # at the same time, an end before a start: touching is not overlapping
+    coverage = np.cumsum(delta[order])
+    agreed_starts, agreed_ends = runs(coverage[:-1] >= MIN_AGREEING_SERIES)
+    sorted_times = times[order]
+    cores = list(zip(sorted_times[agreed_starts].tolist(), sorted_times[agreed_ends + 1].tolist(), strict=True))
+    cores += [(item[0], item[1]) for item in spans if item[3].strong_points >= STRONG_SUSTAINED_STEPS]
+    merged: list[tuple[int, int]] = []
+    for core_start, core_end in sorted(cores):
+        if merged and core_start <= merged[-1][1] + merge_gap_ns:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], core_end))
+        else:
+            merged.append((core_start, core_end))
+    return merged
+
+
+def _merge_overlapping(groups: list[list[Timed]]) -> list[list[Timed]]:
+    """Groups whose extents overlap (they share spans) become one."""
+    merged: list[list[Timed]] = []
+    extent_end = None
+    for group in sorted(groups, key=lambda g: min(item[0] for item in g)):
+        group_start = min(item[0] for item in group)
+        if merged and extent_end is not None and group_start < extent_end:
+            known = {(item[2], item[0]) for item in merged[-1]}
+            merged[-1].extend(item for item in group if (item[2], item[0]) not in known)
+        else:
+            merged.append(list(group))
+        extent_end = max(item[1] for item in merged[-1])
+    return merged
 
 
 def _seed_windows(detections: dict[str, SeriesDetection]) -> list[IncidentWindow]:
@@ -458,13 +490,17 @@ def _anchor(windows: list[IncidentWindow], at: datetime) -> IncidentWindow:
     return min(windows, key=distance)
 
 
-def _baseline_window(window: IncidentWindow, data_start: datetime, data_end: datetime) -> tuple[datetime, datetime]:
+def _baseline_window(
+    window: IncidentWindow, data_start: datetime, data_end: datetime
+) -> tuple[datetime, datetime] | None:
     """A comparison period as long as the incident (at least an hour) just before it; after it when the incident
-    starts with the data."""
+    starts with the data; None when the incident covers all of it."""
     length = max(window.end - window.start, timedelta(hours=1))
     if window.start > data_start:
         return max(data_start, window.start - length), window.start
-    return window.end, min(data_end, window.end + length)
+    if window.end < data_end:
+        return window.end, min(data_end, window.end + length)
+    return None
 
 
 def _why_nothing(detections: dict[str, SeriesDetection]) -> str:
