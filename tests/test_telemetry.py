@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from incidentlens.errors import InputError
-from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
+from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts, views
 from incidentlens.telemetry.views import duration_unit
 
 T0 = datetime(2024, 5, 1, 10, 0, 0)
@@ -250,6 +250,20 @@ def test_log_rest_columns_are_typed_and_bad_numbers_counted(tmp_path: Path) -> N
     assert store.columns("logs") == ["ts", "service", "level", "message", "latency_ms", "region"]
     assert rows(store, "SELECT sum(latency_ms) AS total, count(*) AS n FROM logs") == [{"total": 36, "n": 4}]
     assert store.warnings == [f"{path}: column 'latency_ms': 1 rows not numeric, kept as NULL"]
+
+
+def test_a_decimal_makes_a_column_decimal_or_if_unseen_null_never_rounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counts = [str(i) for i in range(20)]
+    counts[15] = "15.5"
+    path = write_csv(tmp_path / "logs.csv", "ts,message,retries", [f"{iso(T0)},m,{n}" for n in counts])
+    assert rows(load_telemetry(logs=path), "SELECT max(retries) AS top FROM logs WHERE retries < 16") == [
+        {"top": 15.5}]
+    monkeypatch.setattr(views, "SAMPLE_ROWS", 10)  # the sample sees whole numbers only: the column is BIGINT
+    store = load_telemetry(logs=path)
+    assert rows(store, "SELECT count(retries) AS n, max(retries) AS top FROM logs") == [{"n": 19, "top": 19}]
+    assert store.warnings == [f"{path}: column 'retries': 1 rows not numeric, kept as NULL"]
 
 
 def test_rows_without_a_time_are_left_out_and_counted(tmp_path: Path) -> None:

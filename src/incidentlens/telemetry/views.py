@@ -77,6 +77,9 @@ class Columns:
         target = cast or self.numeric.get(column) or self.types[column]
         if is_numeric_type(self.types[column]):
             return f"CAST({quote(column)} AS {target})"
+        if target == "BIGINT":
+            # TRY_CAST('1.5' AS BIGINT) is 2: only whole numbers may become integers, the rest NULL (counted).
+            return f"CASE WHEN {_is_integer_text(column)} THEN {try_cast_text(quote(column), target)} END"
         return try_cast_text(quote(column), target)
 
 
@@ -183,7 +186,7 @@ def _profile(con: duckdb.DuckDBPyConnection, source: Source) -> Columns:
         return columns
     aggregates = ", ".join(
         f"count(nullif(trim({quote(c)}), '')), count({try_cast_text(quote(c), 'DOUBLE')}), "
-        f"count(*) FILTER (regexp_full_match(trim({quote(c)}), '[-+]?[0-9]{{1,18}}'))"
+        f"count(*) FILTER ({_is_integer_text(c)})"
         for c in text
     )
     counts = con.execute(f"SELECT {aggregates} FROM {_SAMPLE}").fetchone()
@@ -195,7 +198,14 @@ def _profile(con: duckdb.DuckDBPyConnection, source: Source) -> Columns:
 
 
 def _not_a_number(column: str, cast: str) -> str:
-    return f"nullif(trim({quote(column)}), '') IS NOT NULL AND {try_cast_text(quote(column), cast)} IS NULL"
+    present = f"nullif(trim({quote(column)}), '') IS NOT NULL"
+    if cast == "BIGINT":
+        return f"{present} AND NOT {_is_integer_text(column)}"
+    return f"{present} AND {try_cast_text(quote(column), cast)} IS NULL"
+
+
+def _is_integer_text(column: str) -> str:
+    return f"regexp_full_match(trim({quote(column)}), '[-+]?[0-9]{{1,18}}')"
 
 
 def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mapping: dict[str, str]) -> None:
