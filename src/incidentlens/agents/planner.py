@@ -47,11 +47,12 @@ class Transcript:
                 outcome = message.tool_call_result
                 name = outcome.origin.tool_name
                 payload = None if outcome.error else read_tool_data(outcome.result)
-                # our tools always answer in a data fence and specialists in prose: anything else is an error
-                # message, even where the error flag was lost on the way (an OpenAI-format transcript has none)
-                failed = bool(outcome.error) or (payload is None and name not in (PROFILER, WRITER))
+                # tools and specialists always answer in a data fence: anything else is an error message, even
+                # where the error flag was lost on the way (an OpenAI-format transcript has none)
+                failed = bool(outcome.error) or payload is None
+                text = (payload or {}).get("answer", outcome.result)
                 transcript.results.setdefault(name, []).append(
-                    {"error": failed, "payload": payload or {}, "text": outcome.result}
+                    {"error": failed, "payload": payload or {}, "text": text}
                 )
         return transcript
 

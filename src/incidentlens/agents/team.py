@@ -15,11 +15,12 @@ from typing import Any
 from haystack.components.agents import Agent
 from haystack.components.agents.state import replace_values
 from haystack.tools import AgentTool
+from haystack.tools.agent_tool import agent_result_to_string
 
 from incidentlens.agents.context import InvestigationContext
 from incidentlens.agents.planner import PROFILER, WRITER
 from incidentlens.agents.tools import build_tools
-from incidentlens.agents.wire import DATA_RULE
+from incidentlens.agents.wire import DATA_RULE, as_tool_data
 
 
 def merge_unique(current: list[Any] | None, new: list[Any] | Any) -> list[Any]:
@@ -29,6 +30,15 @@ def merge_unique(current: list[Any] | None, new: list[Any] | Any) -> list[Any]:
         if item not in items:
             items.append(item)
     return items
+
+
+def profiler_answer_as_data(result: dict[str, Any]) -> str:
+    """A specialist's answer may quote log lines it read: it reaches the coordinator fenced, like any tool output."""
+    return as_tool_data(PROFILER, {"answer": agent_result_to_string(result)})
+
+
+def writer_answer_as_data(result: dict[str, Any]) -> str:
+    return as_tool_data(WRITER, {"answer": agent_result_to_string(result)})
 
 
 STATE_SCHEMA: dict[str, dict[str, Any]] = {
@@ -89,6 +99,7 @@ def build_team(ctx: InvestigationContext, generators: dict[str, Any], max_steps:
             description="Delegate: turn the evidence so far into one falsifiable root-cause hypothesis, tested.",
             inputs_from_state=shared_in,
             outputs_to_state={"hypotheses": {"source": "hypotheses"}, "evidence": {"source": "evidence"}},
+            outputs_to_string={"handler": profiler_answer_as_data},
         ),
         AgentTool(
             agent=writer,
@@ -96,6 +107,7 @@ def build_team(ctx: InvestigationContext, generators: dict[str, Any], max_steps:
             description="Delegate: draft the postmortem narrative from the facts (grounding-checked).",
             inputs_from_state={**shared_in, "mitigation_plan": "mitigation_plan"},
             outputs_to_state={"postmortem": {"source": "postmortem"}},
+            outputs_to_string={"handler": writer_answer_as_data},
         ),
     ]
     return Agent(
