@@ -101,6 +101,16 @@ def test_works_on_any_regular_step():
     assert [(s.start, s.end) for s in found.spans] == [(2500, 2539)]
 
 
+def test_a_quantised_series_is_scored_by_its_body_not_its_most_common_value():
+    rng = np.random.default_rng(3)
+    y = np.where(rng.random(MINUTES_PER_DAY) < 0.6, 0.005, rng.choice([0.024, 0.049], MINUTES_PER_DAY))
+    quiet_day = detect_points(minutes(len(y)), y)
+    assert quiet_day.spans == []  # its usual jumps between levels are not anomalies
+    y[800:900] = 5.0  # a hundred minutes of five-second latency is
+    found = detect_points(minutes(len(y)), y)
+    assert [(s.start, s.end) for s in found.spans] == [(800, 899)]
+
+
 def test_a_constant_series_gets_a_reason():
     found = detect_points(minutes(100), np.full(100, 3.0))
     assert found.spans == [] and found.score is None

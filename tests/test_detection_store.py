@@ -136,6 +136,24 @@ def test_a_quiet_day_has_no_incident_and_says_so(tmp_path):
     assert result.reason == "no series deviated from its baseline for a sustained time (6 series checked)"
 
 
+def test_single_series_blips_in_a_row_do_not_chain_two_incidents_together(tmp_path):
+    def blip(seed: int, start: int) -> np.ndarray:
+        values = shifted(seed, start, start + 75, 12)  # 3 sigma for 75 minutes: past 2.5, not past 5 ...
+        values[start + 30] += 40  # ... but for one point
+        return values
+
+    series = {
+        "api/latency_ms": shifted(1, 300, 360, 50) + shifted(2, 900, 960, 50) - 100,
+        "api/error_ratio": shifted(3, 300, 360, 50) + shifted(4, 900, 960, 50) - 100,
+    }
+    # one series after another, each starting a few minutes after the previous ends: 360 .. 960
+    series |= {f"worker{i}/queue_depth": blip(10 + i, 362 + 80 * i) for i in range(7)}
+    result = detect(load_telemetry(metrics=str(write_long_metrics(tmp_path / "m.csv", series))))
+    starts = sorted(w.start for w in result.windows)
+    assert starts == [DAY_START + timedelta(minutes=300), DAY_START + timedelta(minutes=900)]
+    assert all(w.end - w.start < timedelta(hours=4) for w in result.windows)
+
+
 def test_at_anchors_on_the_window_nearest_the_alert(tmp_path):
     path = write_long_metrics(tmp_path / "m.csv", {
         "api/latency_ms": shifted(1, 300, 360, 50) + shifted(2, 900, 1000, 50) - 100,
