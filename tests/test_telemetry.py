@@ -115,6 +115,17 @@ def test_native_parquet_timestamps_with_a_zone_are_converted_to_utc(tmp_path: Pa
     assert rows(store, "SELECT ts, metric, value FROM metrics") == [{"ts": T0, "metric": "cpu", "value": 0.5}]
 
 
+@pytest.mark.parametrize(("column", "expected"), [
+    (pa.array([T0], pa.timestamp("ns")), T0),
+    (pa.array([int(EPOCH * 1000)], pa.int64()), T0),
+    (pa.array([EPOCH], pa.float64()), T0),
+    (pa.array([T0.date()], pa.date32()), datetime(2024, 5, 1)),
+], ids=["timestamp ns", "epoch ms int64", "epoch s double", "date"])
+def test_typed_parquet_time_columns(tmp_path: Path, column: pa.Array, expected: datetime) -> None:
+    pq.write_table(pa.table({"ts": column, "cpu": [0.5]}), tmp_path / "metrics.parquet")
+    assert rows(load_telemetry(metrics=tmp_path / "metrics.parquet"), "SELECT ts FROM metrics") == [{"ts": expected}]
+
+
 def test_the_first_time_candidate_that_parses_is_used(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "metrics.csv", "time,TimeStamp,cpu", [f"not a time,{int(EPOCH)},1"])
     store = load_telemetry(metrics=path)
