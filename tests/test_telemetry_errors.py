@@ -96,6 +96,11 @@ def test_a_time_column_with_no_parseable_value_is_named(tmp_path: Path) -> None:
     assert load_error(logs=path) == f"{path}: column 'time' row 1: cannot parse 'lunch' as a time"
 
 
+def test_an_empty_time_column_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "logs.csv", "ts,message\n,a\n,b\n")
+    assert load_error(logs=path) == f"{path}: column 'ts': no time values (every row is empty)"
+
+
 def test_no_time_column_says_what_was_looked_for(tmp_path: Path) -> None:
     path = write(tmp_path / "metrics.csv", "when,rps\n2024-05-01,1\n")
     message = load_error(metrics=path)

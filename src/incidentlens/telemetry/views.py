@@ -225,7 +225,10 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
             best = (column, fmt, share)
     column, fmt, _ = best
     if fmt is None:
-        file, row, value = locate_first(con, c.source, f"{quote(column)} IS NOT NULL", quote(column))
+        present = f"nullif(trim(CAST({quote(column)} AS VARCHAR)), '') IS NOT NULL"
+        file, row, value = locate_first(con, c.source, present, quote(column))
+        if value is None:
+            raise InputError(f"{c.source.label}: column {column!r}: no time values (every row is empty)")
         raise InputError(f"{file}: column {column!r} row {row}: cannot parse {value!r} as a time")
     c.time_column, c.time_format = column, fmt
     c.time_sql = to_utc_sql(quote(column), fmt)
