@@ -60,7 +60,7 @@ def is_integer_type(sql_type: str) -> bool:
 
 def try_cast_text(text_sql: str, sql_type: str) -> str:
     """TRY_CAST of a text column; the trim also stops DuckDB 2.0 from pushing the cast into read_csv as a strict
-    CAST, which fails the whole query on the first bad value."""
+    CAST, which fails the whole query on the first bad value (duckdb/duckdb#23818)."""
     return f"TRY_CAST(trim({text_sql}) AS {sql_type})"
 
 
