@@ -191,6 +191,13 @@ def test_a_glob_loads_every_matching_file_even_with_different_headers(tmp_path: 
     assert len(store.paths) == 3
 
 
+def test_a_json_field_first_seen_late_in_the_file_is_kept(tmp_path: Path) -> None:
+    records = _log_records(25_000)
+    records[-1]["region"] = "eu-west-1"
+    store = load_telemetry(logs=write_jsonl(tmp_path / "logs.jsonl", records))
+    assert rows(store, "SELECT region FROM logs WHERE region IS NOT NULL") == [{"region": "eu-west-1"}]
+
+
 def test_a_list_of_paths_is_one_view(tmp_path: Path) -> None:
     first = write_jsonl(tmp_path / "one.jsonl", _log_records(2))
     second = write_jsonl(tmp_path / "two.jsonl", _log_records(3, T0 + timedelta(hours=1)))

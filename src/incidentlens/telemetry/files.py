@@ -33,6 +33,7 @@ _FORMATS_BY_SUFFIX = {
 _DUCKDB_ADVICE = ("Possible", "*", "file =")
 _DELIMITERS = (",", "\t", ";", "|")
 MAX_MALFORMED_SHARE = 0.01
+JSON_FULL_SCHEMA_BYTES = 64 << 20
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON"}
 
 
@@ -78,7 +79,7 @@ def reader_sql(source: Source, extra_options: str = "") -> str:
         return f"read_parquet({file_list}, union_by_name=true)"
     json_format = "newline_delimited" if source.fmt == "jsonl" else "auto"
     typed = f", columns={columns}" if source.text_columns else ""
-    return f"read_json({file_list}, format='{json_format}', union_by_name=true{typed})"
+    return f"read_json({file_list}, format='{json_format}', union_by_name=true{typed}{extra_options})"
 
 
 def is_malformed_csv(source: Source, err: duckdb.Error) -> bool:
@@ -197,7 +198,11 @@ def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
         delimiter, names = csv_header(_first_line(source.files[0]))
         return replace(source, delimiter=delimiter, text_columns=names)
     if source.fmt in ("json", "jsonl"):
-        names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source.from_sql}").fetchall()]
+        # DuckDB finds JSON fields in the first 20,480 records; a field first seen later would be left out, so
+        # inputs small enough to scan in about a second are scanned whole.
+        whole = sum(path.stat().st_size for path in source.files) <= JSON_FULL_SCHEMA_BYTES
+        reader = reader_sql(source, ", sample_size=-1" if whole else "")
+        names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
         return replace(source, text_columns=tuple(names))
     return source
 
