@@ -8,6 +8,7 @@ import re
 import pytest
 
 from incidentlens.analysis.series import key_series
+from incidentlens.errors import InputError
 from incidentlens.report import Postmortem, build_postmortem, write_reports
 from incidentlens.report.render_markdown import md_escape
 from test_report_data import END, START, metrics_store, no_incident_analysis, pool_exhaustion_analysis
@@ -123,3 +124,17 @@ def test_no_incident_with_metrics_charts_the_error_and_latency_series_checked(tm
     titles = re.findall(r'<figcaption>(.*?)</figcaption>', html)
     assert titles == ["payments/error_ratio", "api-gateway/p95_ms"]
     assert '<rect class="shade"' not in html  # no incident window to shade
+
+
+def test_an_evidence_id_that_is_not_an_id_is_refused():
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0]["supporting"].append("x)<img src=x onerror=alert(1)>")
+    with pytest.raises(InputError, match=r"^analysis: field '[a-z_.0-9]+': String should match pattern"):
+        build_postmortem(analysis)
+
+
+def test_markdown_escapes_the_template_fields_it_prints(tmp_path):
+    analysis = pool_exhaustion_analysis()
+    analysis["templates"][0].update(status="<b>new</b>")
+    markdown = write_reports(build_postmortem(analysis), tmp_path)["markdown"].read_text()
+    assert "(\\<b\\>new\\</b\\>)" in markdown and "<b>" not in markdown

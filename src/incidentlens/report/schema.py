@@ -23,6 +23,9 @@ def _as_utc(moment: dt.datetime) -> dt.datetime:
 
 
 UtcTime = Annotated[dt.datetime, AfterValidator(_as_utc)]
+EVIDENCE_ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+# Evidence ids become anchors and links in HTML and Markdown: only safe characters.
+EvidenceId = Annotated[str, Field(pattern=EVIDENCE_ID_PATTERN)]
 
 Severity = Literal["SEV1", "SEV2", "SEV3", "SEV4"]
 ActionType = Literal["mitigate", "prevent", "detect", "process"]
@@ -66,7 +69,7 @@ class Impact(_Model):
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
     narrative: Narrative
-    evidence: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceId] = Field(default_factory=list)
 
 
 class Hypothesis(_Model):
@@ -75,8 +78,8 @@ class Hypothesis(_Model):
     kind: str
     mechanism: str
     confidence: float
-    supporting: list[str] = Field(default_factory=list)
-    contradicting: list[str] = Field(default_factory=list)
+    supporting: list[EvidenceId] = Field(default_factory=list)
+    contradicting: list[EvidenceId] = Field(default_factory=list)
     test: str | None = None
     test_passed: bool | None = None
 
@@ -88,7 +91,7 @@ class RootCause(_Model):
     kind: str
     mechanism: str
     confidence: float
-    evidence: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceId] = Field(default_factory=list)
     test: str | None = None
     test_passed: bool | None = None
     narrative: Narrative
@@ -101,12 +104,12 @@ class Trigger(_Model):
     description: str
     on_failing_path: bool = Field(True, description="whether it touched the root-cause or an affected service; a "
                                                     "change elsewhere only preceded the incident")
-    evidence: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceId] = Field(default_factory=list)
 
 
 class ContributingFactor(_Model):
     description: str
-    evidence: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceId] = Field(default_factory=list)
 
 
 class DetectionSeries(_Model):
@@ -126,7 +129,7 @@ class Detection(_Model):
     series: list[DetectionSeries] = Field(default_factory=list)
     sooner: list[str] = Field(default_factory=list, description="what would have detected it sooner")
     narrative: Narrative
-    evidence: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceId] = Field(default_factory=list)
 
 
 class Recovery(_Model):
@@ -139,7 +142,7 @@ class TimelineEntry(_Model):
     t: UtcTime
     event: str
     phase: Literal["lead-up", "onset", "detection", "propagation", "peak", "response", "recovery", "other"] = "other"
-    evidence: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceId] = Field(default_factory=list)
 
 
 class ActionItem(_Model):
@@ -148,7 +151,7 @@ class ActionItem(_Model):
     owner: str = Field(description="owning team")
     priority: Priority
     eta: str = Field(description="target, relative to the review: e.g. '24 hours', '2 weeks'")
-    evidence: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceId] = Field(default_factory=list)
 
 
 class Lessons(_Model):
@@ -159,7 +162,7 @@ class Lessons(_Model):
 
 
 class EvidenceItem(_Model):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$", description="<kind>-<8 hex>; cited by the sections above")
+    id: str = Field(pattern=EVIDENCE_ID_PATTERN, description="<kind>-<8 hex>; cited by the sections above")
     kind: str
     title: str
     query: str
