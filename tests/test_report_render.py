@@ -138,3 +138,10 @@ def test_markdown_escapes_the_template_fields_it_prints(tmp_path):
     analysis["templates"][0].update(status="<b>new</b>")
     markdown = write_reports(build_postmortem(analysis), tmp_path)["markdown"].read_text()
     assert "(\\<b\\>new\\</b\\>)" in markdown and "<b>" not in markdown
+
+
+def test_a_malformed_template_count_is_one_line_input_error():
+    analysis = pool_exhaustion_analysis()
+    analysis["templates"][0]["count_window"] = "lots"
+    with pytest.raises(InputError, match=r"^analysis: field 'count_window': Input should be a valid integer"):
+        build_postmortem(analysis)

@@ -22,6 +22,7 @@ from incidentlens.report.playbooks import mitigations_for, playbook, playbook_ki
 from incidentlens.report.schema import (
     ActionItem,
     ContributingFactor,
+    Contributor,
     Detection,
     DetectionSeries,
     EvidenceItem,
@@ -30,6 +31,7 @@ from incidentlens.report.schema import (
     Hypothesis,
     Impact,
     Lessons,
+    LogTemplate,
     Narrative,
     Peak,
     Postmortem,
@@ -141,8 +143,9 @@ class _Builder:
             lessons=self._lessons(impact),
             runbook=runbook_for(self.kind, self.service),
             checked=_checked(self.data),
-            templates=list(self.data.get("templates") or []),
-            contributors=list(self.data.get("contributors") or []),
+            templates=[LogTemplate.model_validate(pick(LogTemplate, t)) for t in self.data.get("templates") or []],
+            contributors=[Contributor.model_validate(pick(Contributor, {**c, "value": str(c.get("value"))}))
+                          for c in self.data.get("contributors") or []],
             evidence=_evidence(self.data),
             generated_by=self.author,
         )

@@ -40,7 +40,7 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
     env = Environment(loader=PackageLoader("incidentlens.report", "templates"),
                       autoescape=select_autoescape(["html", "html.j2"], default=True), undefined=StrictUndefined,
                       trim_blocks=False, lstrip_blocks=False)
-    env.globals.update(when=fmt.when, when_text=lambda text: fmt.when(fmt.utc(text)), pct=fmt.pct, num=fmt.num,
+    env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num,
                        series_value=fmt.series_value)
     line_charts, charts_note = _line_charts(pm, store)
     return env.get_template("report.html.j2").render(
@@ -152,8 +152,7 @@ def _view(window: tuple[dt.datetime, dt.datetime]) -> tuple[dt.datetime, dt.date
 
 
 def _contributor_chart(pm: Postmortem) -> BarChart | None:
-    rows = [(_shorten(f"{c['dimension']}={c['value']}"), float(c["window_share"]), float(c["baseline_share"]))
-            for c in pm.contributors[:8] if {"dimension", "value", "window_share", "baseline_share"} <= c.keys()]
+    rows = [(_shorten(f"{c.dimension}={c.value}"), c.window_share, c.baseline_share) for c in pm.contributors[:8]]
     return bar_chart(rows) if rows else None
 
 
@@ -162,8 +161,7 @@ def _shorten(label: str, width: int = 26) -> str:
 
 
 def _template_chart(pm: Postmortem) -> BarChart | None:
-    rows = [(f"T{i}", float(t.get("count_window") or 0), float(t.get("count_baseline") or 0))
-            for i, t in enumerate(pm.templates[:8], start=1)]
+    rows = [(f"T{i}", float(t.count_window), float(t.count_baseline)) for i, t in enumerate(pm.templates[:8], start=1)]
     return bar_chart(rows, percent=False) if rows else None
 
 

@@ -161,6 +161,31 @@ class Lessons(_Model):
     narrative: Narrative | None = None
 
 
+class LogTemplate(_Model):
+    """A log template that surged or appeared in the incident, with sample lines (untrusted text)."""
+
+    template: str
+    status: str | None = None
+    count_window: int = 0
+    count_baseline: int = 0
+    first_seen: UtcTime | None = None
+    services: list[str] = Field(default_factory=list)
+    samples: list[str] = Field(default_factory=list)
+    evidence: EvidenceId | None = None
+
+
+class Contributor(_Model):
+    """A dimension value over-represented among the incident's problem events."""
+
+    dimension: str
+    value: str
+    window_share: float
+    baseline_share: float
+    lift: float | None = None
+    p_value: float | None = None
+    evidence: EvidenceId | None = None
+
+
 class EvidenceItem(_Model):
     id: str = Field(pattern=EVIDENCE_ID_PATTERN, description="<kind>-<8 hex>; cited by the sections above")
     kind: str
@@ -208,8 +233,8 @@ class Postmortem(_Model):
     lessons: Lessons
     runbook: list[str] = Field(default_factory=list)
     checked: list[str] = Field(default_factory=list, description="what the analysis examined")
-    templates: list[dict[str, Any]] = Field(default_factory=list, description="surging log templates with samples")
-    contributors: list[dict[str, Any]] = Field(default_factory=list, description="over-represented dimensions")
+    templates: list[LogTemplate] = Field(default_factory=list, description="surging log templates with samples")
+    contributors: list[Contributor] = Field(default_factory=list, description="over-represented dimensions")
     evidence: list[EvidenceItem] = Field(default_factory=list)
     grounding: GroundingCheck = Field(default_factory=GroundingCheck)
     generated_by: GeneratedBy = Field(default_factory=GeneratedBy)
