@@ -16,7 +16,7 @@ import pytest
 
 from incidentlens.analysis.callgraph import infer_call_graph
 from incidentlens.analysis.mechanism import mechanism_cues
-from incidentlens.analysis.rootcause import collect_signals, find_trigger, rank_root_causes
+from incidentlens.analysis.rootcause import collect_signals, find_changes, rank_root_causes
 from incidentlens.analysis.shifts import log_surges, metric_shifts
 from incidentlens.telemetry import load_telemetry
 
@@ -119,7 +119,7 @@ def _rank(store):
     signals = collect_signals(shifts, surges)
     cues, _ = mechanism_cues(store, WINDOW, sorted(signals))
     graph, _ = infer_call_graph(store, WINDOW, BASELINE, cues.named, cues.evidence)
-    return rank_root_causes(store, WINDOW, BASELINE, signals, graph, cues, [], None)
+    return rank_root_causes(store, WINDOW, BASELINE, signals, graph, cues, [], [])
 
 
 def test_ranking_puts_the_callee_that_failed_first_on_top_as_pool_exhaustion(store):
@@ -154,8 +154,10 @@ def test_the_falsification_test_runs_as_sql_and_refutes_a_victim(store):
 
 
 def test_no_events_and_no_version_column_means_no_trigger(store):
-    trigger, evidence = find_trigger(store, WINDOW, BASELINE, START + timedelta(minutes=400))
-    assert trigger is None and evidence == []
+    changes, evidence = find_changes(store, WINDOW, BASELINE)
+    assert changes == [] and evidence == []
+    ranking, _ = _rank(store)
+    assert ranking.trigger is None
 
 
 def _table_store(tmp_path: Path, **tables: pa.Table):

@@ -220,7 +220,9 @@ def _concentrated(contributors: list[Any], dimension: str) -> Any | None:
         if (
             _value(contributor, "dimension", "") == dimension
             and _value(contributor, "window_share", 0) >= 0.7
-            and _value(contributor, "lift", 0) >= 1.8
+            # a value already common before (57% of traffic) cannot lift much: a large gain in share counts too
+            and (_value(contributor, "lift", 0) >= 1.8
+                 or _value(contributor, "window_share", 0) - _value(contributor, "baseline_share", 1) >= 0.3)
         ):
             return contributor
     return None

@@ -19,7 +19,7 @@ from incidentlens.analysis.detection import DetectionResult, detect
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import mechanism_cues
-from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_trigger, rank_root_causes
+from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_changes, rank_root_causes
 from incidentlens.analysis.shifts import fetch_log_counts, log_surges, metric_shifts
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
@@ -85,10 +85,9 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust") ->
     services = sorted({s.service for s in shifts} | {s.service for s in surges} - {GLOBAL})
     cues = evidence.add(mechanism_cues(store, window, services))
     graph = evidence.add(infer_call_graph(store, window, baseline, cues.named, cues.evidence))
-    earliest = min((s.onset for s in signals.values() if s.onset is not None), default=first_anomalous)
-    trigger = evidence.add(find_trigger(store, window, baseline, earliest))
+    changes = evidence.add(find_changes(store, window, baseline))
     ranking = evidence.add(
-        rank_root_causes(store, window, baseline, signals, graph, cues, contributors, trigger, log_counts)
+        rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes, log_counts)
     )
     timeline = build_timeline(store, window, baseline, templates=templates, **detection_inputs(detection))
     evidence.extend(timeline.evidence)
@@ -103,7 +102,7 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust") ->
         contributors=[c.model_dump(mode="json") for c in contributors],
         templates=[t.model_dump(mode="json") for t in templates],
         impact=impact.impact.model_dump(mode="json"),
-        trigger=trigger,
+        trigger=ranking.trigger,
         timeline=timeline.to_list(),
         evidence=evidence.items,
     )

@@ -72,9 +72,25 @@ class ServiceSignals(BaseModel):
         return min(onsets) if onsets else None
 
 
+class Change(BaseModel):
+    """A deploy or config change (from the events view, or a version first seen in the logs)."""
+
+    kind: str
+    t: datetime
+    service: str | None
+    description: str
+    evidence: str
+
+    def as_trigger(self) -> dict[str, Any]:
+        """The `trigger` block of analysis.json."""
+        return {"kind": self.kind, "t": _iso(self.t), "service": self.service, "description": self.description,
+                "evidence": [self.evidence]}
+
+
 class Ranking(BaseModel):
     hypotheses: list[Hypothesis]
     scores: dict[str, dict[str, float]]
+    trigger: dict[str, Any] | None = None  # the change at the top hypothesis' service shortly before its onset
 
 
 def collect_signals(shifts: list[MetricShift], surges: list[LogSurge]) -> dict[str, ServiceSignals]:
@@ -111,14 +127,15 @@ def rank_root_causes(
     graph: CallGraph,
     cues: MechanismCues,
     contributors: list[Any],
-    trigger: dict[str, Any] | None,
+    changes: list[Change],
     log_counts: pa.Table | None = None,
 ) -> tuple[Ranking, list[Evidence]]:
     """The top hypotheses, best first, each with a confidence, its evidence and a test run on the data.
     `log_counts`: the per-service, per-minute WARN/ERROR counts (`shifts.fetch_log_counts`), if fetched already."""
     if not signals:
         return Ranking(hypotheses=[], scores={}), []
-    scores = {name: _score(s, signals, graph, trigger, cues) for name, s in signals.items()}
+    change_at = {name: _change_before(s, changes, window) for name, s in signals.items()}
+    scores = {name: _score(s, signals, graph, change_at[name], cues) for name, s in signals.items()}
     ranked = sorted(signals, key=lambda name: (-scores[name]["total"], _onset_key(signals[name]), name))
     totals = [scores[name]["total"] for name in ranked]
     norm = sum(math.exp(t) for t in totals) + math.exp(max(NONE_OF_THESE, totals[0] - MAX_MARGIN))
@@ -126,7 +143,8 @@ def rank_root_causes(
     evidence: list[Evidence] = []
     for name in ranked[:TOP]:
         s = signals[name]
-        classification = classify(name, s.moved, cues, contributors, trigger if _trigger_at(trigger, s) else None)
+        trigger = change_at[name].as_trigger() if change_at[name] else None
+        classification = classify(name, s.moved, cues, contributors, trigger)
         test, passed, test_evidence = precedence_test(store, s, signals, graph, window, baseline, log_counts)
         evidence.append(test_evidence)
         earlier = [signals[d] for d in _earlier_downstream(s, signals, graph)]
@@ -136,8 +154,7 @@ def rank_root_causes(
             Hypothesis(
                 service=name,
                 kind=classification.kind,
-                mechanism=mechanism_sentence(name, classification, trigger if _trigger_at(trigger, s) else None,
-                                             s.moved),
+                mechanism=mechanism_sentence(name, classification, trigger, s.moved),
                 confidence=round(math.exp(scores[name]["total"]) / norm, 3),
                 supporting=supporting,
                 contradicting=contradicting,
@@ -145,11 +162,13 @@ def rank_root_causes(
                 test_passed=passed,
             )
         )
-    return Ranking(hypotheses=hypotheses, scores=scores), evidence
+    top = ranked[0]
+    trigger = change_at[top].as_trigger() if change_at[top] else None
+    return Ranking(hypotheses=hypotheses, scores=scores, trigger=trigger), evidence
 
 
 def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph,
-           trigger: dict[str, Any] | None, cues: MechanismCues) -> dict[str, float]:
+           change: Change | None, cues: MechanismCues) -> dict[str, float]:
     onsets = [o.onset for o in signals.values() if o.onset is not None]
     earliest = min(onsets) if onsets else None
     early = 0.0
@@ -159,7 +178,7 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
     victim = bool(_earlier_downstream(s, signals, graph))
     blamed = _blame_share(s.service, signals, graph)
     blames = any(e.callee in signals for e in graph.edges if e.source == "messages" and e.caller == s.service)
-    deploy = 1.0 if _trigger_at(trigger, s) else 0.0
+    deploy = 1.0 if change else 0.0
     parts = {
         "early": 3.0 * early,
         "strength": 1.5 * strength,
@@ -193,8 +212,11 @@ def _blame_share(service: str, signals: dict[str, ServiceSignals], graph: CallGr
     return sum(e.weight for e in naming if e.callee == service) / total if total else 0.0
 
 
-def _trigger_at(trigger: dict[str, Any] | None, s: ServiceSignals) -> bool:
-    return bool(trigger) and trigger.get("service") == s.service
+def _change_before(s: ServiceSignals, changes: list[Change], window: Span) -> Change | None:
+    """The latest change at this service in the few hours before its onset (a trigger precedes what it sets off)."""
+    onset = s.onset or window[0]
+    mine = [c for c in changes if c.service == s.service and onset - TRIGGER_LOOKBACK <= c.t <= onset + TRIGGER_SLACK]
+    return max(mine, key=lambda c: c.t) if mine else None
 
 
 def _onset_key(s: ServiceSignals) -> datetime:
@@ -306,40 +328,38 @@ def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals],
     return onsets, sql, data
 
 
-def find_trigger(store: Any, window: Span, baseline: Span, onset: datetime | None) -> tuple[dict[str, Any] | None,
-                                                                                         list[Evidence]]:
-    """The change that set it off: the last deploy/config event (or a new version in the logs) before the onset."""
-    anchor = onset or window[0]
-    lower, upper = anchor - TRIGGER_LOOKBACK, anchor + TRIGGER_SLACK
+def find_changes(store: Any, window: Span, baseline: Span) -> tuple[list[Change], list[Evidence]]:
+    """Deploys and config changes from a few hours before the window to its end: the events view (rollbacks and
+    reverts are responses, not triggers) or, without one, versions first seen in the logs in that time."""
+    lower, upper = window[0] - TRIGGER_LOOKBACK, window[1]
     if store.has("events"):
         sql = f"""SELECT ts, service, kind, description FROM events
 WHERE ts >= {sql_ts(lower)} AND ts <= {sql_ts(upper)}
-ORDER BY ts DESC LIMIT 20"""
+  AND NOT regexp_matches(coalesce(kind, '') || ' ' || coalesce(description, ''), '(?i)rollback|revert|rolled back')
+ORDER BY ts DESC LIMIT 50"""
         rows = store.fetch(sql).to_pylist()
         if rows:
-            event = rows[0]
-            data = {"events": [{**r, "ts": _iso(r["ts"])} for r in rows]}
-            item = Evidence.make("event", f"{event['kind']} at {event['service']}: {event['description']}", sql, data)
-            return _trigger(event["kind"], event["ts"], event["service"], event["description"], item), [item]
+            data = {"changes": [{**r, "ts": _iso(r["ts"])} for r in rows[:20]], "cut": max(0, len(rows) - 20)}
+            item = Evidence.make("event", f"{len(rows)} deploys or config changes near the window", sql, data)
+            return [Change(kind=r["kind"] or "change", t=r["ts"], service=r["service"],
+                           description=r["description"] or r["kind"] or "change", evidence=item.id)
+                    for r in rows], [item]
     if store.has("logs") and "version" in store.columns("logs"):
         sql = f"""SELECT service, version, min(ts) AS first_seen, count(*) AS lines
 FROM logs
 WHERE ts >= {sql_ts(baseline[0])} AND ts <= {sql_ts(upper)} AND version IS NOT NULL AND service IS NOT NULL
 GROUP BY service, version
 HAVING min(ts) >= {sql_ts(max(lower, baseline[0] + timedelta(minutes=10)))}
-ORDER BY first_seen DESC LIMIT 20"""
+ORDER BY first_seen DESC LIMIT 50"""
         rows = store.fetch(sql).to_pylist()
         if rows:
-            row = rows[0]
-            description = f"version {row['version']} first seen in {row['service']} logs"
-            data = {"new_versions": [{**r, "first_seen": _iso(r["first_seen"])} for r in rows]}
-            item = Evidence.make("event", f"new version at {row['service']}: {row['version']}", sql, data)
-            return _trigger("deploy", row["first_seen"], row["service"], description, item), [item]
-    return None, []
-
-
-def _trigger(kind: str, t: datetime, service: str | None, description: str, item: Evidence) -> dict[str, Any]:
-    return {"kind": kind, "t": _iso(t), "service": service, "description": description, "evidence": [item.id]}
+            data = {"new_versions": [{**r, "first_seen": _iso(r["first_seen"])} for r in rows[:20]],
+                    "cut": max(0, len(rows) - 20)}
+            item = Evidence.make("event", f"{len(rows)} versions first seen in the logs near the window", sql, data)
+            return [Change(kind="deploy", t=r["first_seen"], service=r["service"],
+                           description=f"version {r['version']} first seen in {r['service']} logs", evidence=item.id)
+                    for r in rows], [item]
+    return [], []
 
 
 def _first(*times: datetime | None) -> datetime | None:
