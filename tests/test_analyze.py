@@ -104,3 +104,46 @@ def test_cli_analyze_json_prints_the_same_document(scenario_dir, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == json.loads((tmp_path / "analysis.json").read_text())
+
+
+CAUSAL = ["db-pool-exhaustion", "cache-miss-storm", "bad-deploy", "region-outage", "oom-restart-loop",
+          "provider-throttling"]
+
+
+@pytest.fixture(scope="module")
+def causal(scenario_dir) -> dict[str, tuple[dict, dict]]:
+    """Each causal scenario at seed 1 (20,000 log lines): its truth and its analysis."""
+    found = {}
+    for name in CAUSAL:
+        directory = scenario_dir(name, seed=1, fmt="parquet", logs=20_000)
+        found[name] = (_truth(directory), analyze(_load(directory)).to_dict())
+    return found
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+def test_causal_scenario_root_cause_is_ranked_first_with_its_kind(causal, name):
+    truth, analysis = causal[name]
+    top = analysis["hypotheses"][0]
+    assert (top["service"], top["kind"]) == (truth["root_cause"]["service"], truth["root_cause"]["kind"])
+    assert top["test_passed"] is True
+    assert window_iou(truth["window"], analysis["incident_window"]) >= 0.8
+    assert cited_ids(analysis) <= {e["id"] for e in analysis["evidence"]}
+
+
+def test_bad_deploy_names_the_deploy_as_the_trigger(causal):
+    truth, analysis = causal["bad-deploy"]
+    assert analysis["trigger"]["service"] == truth["trigger"]["service"]
+    assert analysis["trigger"]["t"] == truth["trigger"]["t"]
+    assert analysis["trigger"]["evidence"][0] in {e["id"] for e in analysis["evidence"]}
+
+
+def test_region_outage_names_the_region(causal):
+    truth, analysis = causal["region-outage"]
+    assert truth["root_cause"]["region"] in analysis["hypotheses"][0]["mechanism"]
+
+
+def test_quiet_day_is_no_incident_with_a_reason(scenario_dir):
+    analysis = analyze(_load(scenario_dir("quiet", seed=1, fmt="parquet", logs=20_000))).to_dict()
+    assert analysis["detected"] is False and analysis["reason"]
+    assert analysis["hypotheses"] == [] and analysis["incident_window"] is None
+    assert analysis["evidence"]
