@@ -293,7 +293,7 @@ def anchored_ranker(store: TelemetryStore, at: datetime) -> Ranking:
     from incidentlens.analysis.callgraph import infer_call_graph
     from incidentlens.analysis.contrast import contrast_logs
     from incidentlens.analysis.mechanism import mechanism_cues
-    from incidentlens.analysis.rootcause import GLOBAL, collect_signals, find_trigger, rank_root_causes
+    from incidentlens.analysis.rootcause import GLOBAL, collect_signals, find_changes, rank_root_causes
     from incidentlens.analysis.shifts import fetch_log_counts, log_surges, metric_shifts
 
     _, data_end = store.time_range()
@@ -307,9 +307,8 @@ def anchored_ranker(store: TelemetryStore, at: datetime) -> Ranking:
     services = sorted({s.service for s in shifts} | {s.service for s in surges} - {GLOBAL})
     cues, _ = mechanism_cues(store, window, services)
     graph, _ = infer_call_graph(store, window, baseline, cues.named, cues.evidence)
-    earliest = min((s.onset for s in signals.values() if s.onset is not None), default=at)
-    trigger, _ = find_trigger(store, window, baseline, earliest)
-    ranking, _ = rank_root_causes(store, window, baseline, signals, graph, cues, contributors, trigger, log_counts)
+    changes, _ = find_changes(store, window, baseline)
+    ranking, _ = rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes, log_counts)
     return Ranking(_unique(h.service for h in ranking.hypotheses))
 
 
