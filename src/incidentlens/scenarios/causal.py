@@ -124,13 +124,23 @@ def _events(
         events.append(Event(minute, str(rng.choice(quiet_services)), "deploy", ""))
     for minute in _some(rng, clear("config_change"), _scaled(rng, 1, 2, grid)).tolist():
         service = str(rng.choice(quiet_services))
-        old = int(rng.choice([100, 200, 400]))
-        events.append(Event(minute, service, "config_change",
-                            f"raised {service} rate limit for client partner-acme from {old} to {old * 2} rps"))
+        events.append(Event(minute, service, "config_change", _config_change(rng, service)))
     if plan is not None and plan.fault.deploy:
         events.append(Event(plan.start, plan.root, "deploy", ""))
         events.append(Event(plan.impacts[0].end, plan.root, "rollback", ""))
     return sorted(events, key=lambda e: e.minute)
+
+
+def _config_change(rng: np.random.Generator, service: str) -> str:
+    """An everyday, harmless configuration change's description."""
+    size = int(rng.choice([100, 200, 400]))
+    replicas = int(rng.integers(4, 9))
+    return str(rng.choice([
+        f"raised {service} rate limit for client partner-acme from {size} to {size * 2} rps",
+        f"enabled feature flag {service}.new-ui-{int(rng.integers(2, 9))} for {int(rng.choice([5, 10, 25]))}% of users",
+        f"raised {service} autoscaler max replicas from {replicas} to {replicas + 2}",
+        f"rotated TLS certificate for {service}.internal",
+    ]))
 
 
 def _version_history(rng: np.random.Generator, grid: TimeGrid, events: list[Event]) -> VersionHistory:

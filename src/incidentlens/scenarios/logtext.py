@@ -18,6 +18,7 @@ EVERYDAY: dict[str, tuple[Template, ...]] = {
         Template(INFO, "{endpoint} 200 {ms:20-400}ms bytes={int:800-64000} session={hex:12}", 5),
         Template(INFO, "Rendered {pick:home|product|cart|search} page in {ms:30-600} ms (ssr)", 3),
         Template(INFO, "Served static bundle app.{hex:8}.js from CDN edge in {ms:2-40} ms", 1),
+        Template(INFO, "Health check OK: frontend {version} on {host}, uptime {int:600-900000}s", 0.3),
     ),
     "api-gateway": (
         Template(INFO, "{endpoint} -> {upstream} 200 in {ms:15-400} ms (request {hex:16})", 6),
@@ -42,12 +43,14 @@ EVERYDAY: dict[str, tuple[Template, ...]] = {
     "payments": (
         Template(INFO, "Charge ch_{hex:16} authorized for {money:5-900} USD in {ms:150-900} ms", 5),
         Template(INFO, "Refund re_{hex:14} settled ({money:5-200} USD)", 1),
+        Template(INFO, "Provider client {version}: {int:40-120} requests in flight, circuit CLOSED", 0.3),
         Template(INFO, "Payment method pm_{hex:14} tokenized for user {user_id}", 2),
     ),
     "inventory": (
         Template(INFO, "Reservation res_{hex:10} committed for sku SKU-{int:10000-99999} ({int:1-5} units)", 4),
         Template(INFO, "Stock level for sku SKU-{int:10000-99999}: {int:0-900} units", 3),
         Template(INFO, "Released expired reservation res_{hex:10}", 1),
+        Template(INFO, "inventory {version} ready: {int:20-64} workers, db pool size {pool_max}", 0.2),
     ),
     "notifications": (
         Template(INFO, "Sent order confirmation to user {user_id} (message id {hex:24})", 4),
@@ -64,6 +67,7 @@ EVERYDAY: dict[str, tuple[Template, ...]] = {
         Template(INFO, "Query executed on pool primary in {ms:1-40} ms (rows={int:0-200})", 6),
         Template(INFO, "Pool primary stats: active={int:3-15}/{pool_max}, idle={int:5-30}, waiting=0", 2),
         Template(INFO, "Health check OK for backend pg-primary-{int:0-2} ({ms:1-5} ms)", 1),
+        Template(INFO, "db-proxy {version} config reloaded: pool primary max={pool_max}, timeout={timeout_ms}ms", 0.1),
     ),
 }
 
