@@ -260,31 +260,6 @@ def test_unknown_scenario_or_format_is_an_input_error_naming_the_choices(tmp_pat
         generate(name, tmp_path, fmt=fmt)
 
 
-def test_a_benign_traffic_surge_raises_traffic_but_not_errors(scenario_dir):
-    out, surge = next(
-        (directory, distractor)
-        for directory in (scenario_dir("quiet", seed=seed) for seed in range(1, 6))
-        for distractor in _truth(directory)["distractors"]
-        if distractor["kind"] == "traffic_surge"
-    )
-    start, end = _time(surge["start"]), _time(surge["end"])
-    middle = start + (end - start) / 2
-    before = start - timedelta(minutes=30)
-    rate_mid, rate_before, errors_mid, errors_before = _query(
-        f"""WITH f AS (SELECT ts::TIMESTAMP AS ts, metric, value FROM read_csv('{out / 'metrics.csv'}')
-                       WHERE service = 'frontend')
-            SELECT median(value) FILTER (WHERE metric = 'request_rate'
-                                           AND ts BETWEEN TIMESTAMP '{middle}' - INTERVAL 3 MINUTE
-                                                      AND TIMESTAMP '{middle}' + INTERVAL 3 MINUTE),
-                   median(value) FILTER (WHERE metric = 'request_rate' AND ts BETWEEN '{before}' AND '{start}'),
-                   median(value) FILTER (WHERE metric = 'error_ratio' AND ts BETWEEN '{start}' AND '{end}'),
-                   median(value) FILTER (WHERE metric = 'error_ratio' AND ts BETWEEN '{before}' AND '{start}')
-            FROM f"""
-    )[0]
-    assert rate_mid > 1.15 * rate_before
-    assert errors_mid < 2 * errors_before
-
-
 def test_a_red_herring_deploy_sometimes_lands_just_before_a_non_deploy_incident(scenario_dir):
     near = 0
     for seed in range(1, 6):

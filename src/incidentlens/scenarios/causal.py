@@ -14,10 +14,8 @@ import pyarrow as pa
 from incidentlens.scenarios.faults import FAULTS_BY_SCENARIO, OUTAGE_PEERS, Fault
 from incidentlens.scenarios.incident import IncidentPlan, plan_incident
 from incidentlens.scenarios.metrics import (
-    TrafficSurge,
     add_error_burst,
     add_spikes,
-    add_traffic_surge,
     apply_incident,
     baseline,
     memory_limit_mb,
@@ -29,8 +27,7 @@ from incidentlens.scenarios.timegrid import TimeGrid
 from incidentlens.scenarios.topology import BY_NAME, REGIONS, SERVICES
 
 DEFAULT_LINES_PER_DAY = 50_000
-KEEP_CLEAR = {"spike": 45, "burst": 45, "surge": 60, "deploy": 90, "config_change": 60}  # minutes around the incident
-SURGE_PATHS = (("frontend", "api-gateway", "search"), ("frontend", "api-gateway", "checkout"))
+KEEP_CLEAR = {"spike": 45, "burst": 45, "deploy": 90, "config_change": 60}  # minutes around the incident
 
 
 @dataclass(frozen=True)
@@ -59,9 +56,6 @@ def generate_causal(
     bursts = _bursts(rng, grid, clear("burst"))
     for burst in bursts:
         add_error_burst(series[burst.service], burst.start, burst.length, float(rng.uniform(0.02, 0.05)))
-    surges = _surges(rng, grid, clear("surge"))
-    for surge in surges:
-        add_traffic_surge(series, surge)
     events = _events(rng, grid, plan, clear)
     history = _version_history(rng, grid, events)
 
@@ -69,8 +63,7 @@ def generate_causal(
     paths = {
         "metrics": write_table(metrics_table(grid, series, fmt), out_dir, "metrics", fmt),
         "logs": write_table(
-            causal_logs(rng, grid, plan, bursts, history, _constants(rng, plan), lines, fmt, surges),
-            out_dir, "logs", fmt,
+            causal_logs(rng, grid, plan, bursts, history, _constants(rng, plan), lines, fmt), out_dir, "logs", fmt
         ),
         "events": write_table(_events_table(grid, events, fmt), out_dir, "events", fmt),
     }
@@ -79,8 +72,6 @@ def generate_causal(
         [{"kind": "spike", "t": iso(grid.at(s.minute)), "series": f"{s.service}/{s.metric}"} for s in spikes]
         + [{"kind": "error_burst", "start": iso(grid.at(b.start)), "end": iso(grid.at(b.start + b.length)),
             "service": b.service} for b in bursts]
-        + [{"kind": "traffic_surge", "start": iso(grid.at(s.start)), "end": iso(grid.at(s.start + s.length)),
-            "services": list(s.services), "lift": round(s.lift, 2)} for s in surges]
         + [{"kind": e.kind, "t": iso(grid.at(e.minute)), "service": e.service, "description": e.description}
            for e in events if not _is_trigger(e, plan)]
     )
@@ -120,17 +111,6 @@ def _bursts(rng: np.random.Generator, grid: TimeGrid, free: np.ndarray) -> list[
     names = [s.name for s in SERVICES if not s.third_party]
     starts = _some(rng, free[free < grid.minutes - 3], _scaled(rng, 2, 3, grid))
     return [Burst(str(rng.choice(names)), int(start), int(rng.integers(1, 4))) for start in starts]
-
-
-def _surges(rng: np.random.Generator, grid: TimeGrid, free: np.ndarray) -> list[TrafficSurge]:
-    """Usually one benign traffic surge through the entry services, wholly in `free` minutes."""
-    length = max(10, round(int(rng.integers(30, 61)) * min(1.0, grid.minutes / 1440)))
-    # a start fits when every minute up to start + length is free: `free` is sorted, so count them
-    fits = free[np.searchsorted(free, free + length, side="right") - np.arange(len(free)) == length + 1]
-    if rng.random() > 0.7 or not len(fits):
-        return []
-    path = SURGE_PATHS[int(rng.integers(len(SURGE_PATHS)))]
-    return [TrafficSurge(int(rng.choice(fits)), length, float(rng.uniform(0.25, 0.45)), path)]
 
 
 def _events(

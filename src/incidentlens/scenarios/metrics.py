@@ -115,31 +115,6 @@ def add_error_burst(series: dict[str, np.ndarray], start: int, length: int, extr
     series["error_ratio"][start : start + length] += extra_ratio
 
 
-@dataclass(frozen=True)
-class TrafficSurge:
-    """More users than usual (a newsletter, a sale): traffic rises smoothly and falls back, nothing fails."""
-
-    start: int
-    length: int
-    lift: float
-    services: tuple[str, ...]
-
-    def shape(self, minutes: int) -> np.ndarray:
-        """Relative extra traffic per minute: a smooth bump from 0 to `lift` and back."""
-        minute = np.arange(minutes)
-        phase = np.clip((minute - self.start) / self.length, 0, 1)
-        return self.lift * np.sin(np.pi * phase) ** 2
-
-
-def add_traffic_surge(series: dict[str, dict[str, np.ndarray]], surge: TrafficSurge) -> None:
-    for service in surge.services:
-        own = series[service]
-        extra = surge.shape(len(own["request_rate"]))
-        own["request_rate"] = own["request_rate"] * (1 + extra)
-        own["cpu_utilization"] = own["cpu_utilization"] * (1 + 0.6 * extra)
-        own["latency_p95_ms"] = own["latency_p95_ms"] * (1 + 0.08 * extra)
-
-
 def metrics_table(grid: TimeGrid, series: dict[str, dict[str, np.ndarray]], fmt: str) -> pa.Table:
     """Long form `ts,service,metric,value`, clipped to each metric's valid range."""
     names = [(service, metric) for service, own in series.items() for metric in own]

@@ -15,7 +15,6 @@ import pyarrow as pa
 from incidentlens.scenarios import columns, logtext
 from incidentlens.scenarios.incident import IncidentPlan
 from incidentlens.scenarios.messages import Template, choose_per_group, render_lines
-from incidentlens.scenarios.metrics import TrafficSurge
 from incidentlens.scenarios.output import time_column
 from incidentlens.scenarios.timegrid import TimeGrid, allocate_lines, spread_within_minutes
 from incidentlens.scenarios.topology import REGION_SHARE, REGIONS, ROUTES, SERVICES, callees_of, pod_names
@@ -81,11 +80,7 @@ def build_book(plan: IncidentPlan | None) -> TemplateBook:
 
 
 def line_weights(
-    grid: TimeGrid,
-    plan: IncidentPlan | None,
-    bursts: Sequence[Burst],
-    book: TemplateBook,
-    surges: Sequence[TrafficSurge] = (),
+    grid: TimeGrid, plan: IncidentPlan | None, bursts: Sequence[Burst], book: TemplateBook
 ) -> np.ndarray:
     """Expected lines per (kind, service, minute): traffic share times daily load, plus incident and bursts."""
     load = grid.daily_load()
@@ -93,9 +88,6 @@ def line_weights(
     share = np.array([s.log_share for s in SERVICES])
     weights[NORMAL] = share[:, None] * load[None, :]
     index = {s.name: i for i, s in enumerate(SERVICES)}
-    for surge in surges:
-        for service in surge.services:
-            weights[NORMAL, index[service]] *= 1 + surge.shape(grid.minutes)
     if plan is not None:
         for impact in plan.impacts:
             row = index[impact.service]
@@ -120,10 +112,9 @@ def causal_logs(
     constants: dict[str, str],
     lines: int,
     fmt: str,
-    surges: Sequence[TrafficSurge] = (),
 ) -> pa.Table:
     book = build_book(plan)
-    cell = allocate_lines(rng, lines, line_weights(grid, plan, bursts, book, surges))
+    cell = allocate_lines(rng, lines, line_weights(grid, plan, bursts, book))
     kind, rest = np.divmod(cell, len(SERVICES) * grid.minutes)
     service, minute = np.divmod(rest, grid.minutes)
     ts = spread_within_minutes(rng, grid, minute)
