@@ -111,3 +111,19 @@ def test_cli_bad_at_time_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["analyze", "--metrics", str(path), "--at", "yesterday", "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "--at" in str(result.exception)
+
+
+def test_a_traffic_surge_without_errors_or_latency_is_load_not_an_incident(tmp_path):
+    minutes = np.arange(720)
+    rng = np.random.default_rng(5)
+    busy = (minutes >= 400) & (minutes < 460)
+    values = {"request_rate": 200 + rng.normal(0, 4, 720) + busy * 300,
+              "cpu_utilization": 0.4 + rng.normal(0, 0.01, 720) + busy * 0.3,
+              "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, 720)),
+              "latency_p95_ms": 150 + rng.normal(0, 5, 720)}
+    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, values),
+                           logs=write_logs(tmp_path / "l.csv", minutes))
+    result = analyze(store).to_dict()
+    assert result["detected"] is False
+    assert result["reason"].startswith("only load moved") and "api/request_rate" in result["reason"]
+    assert result["detection"]["series"], "what the detector saw is still reported"

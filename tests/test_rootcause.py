@@ -17,7 +17,7 @@ import pytest
 from incidentlens.analysis.callgraph import infer_call_graph
 from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.rootcause import collect_signals, find_changes, rank_root_causes
-from incidentlens.analysis.shifts import log_surges, metric_shifts
+from incidentlens.analysis.shifts import log_surges, metric_shifts, surges_from_counts
 from incidentlens.telemetry import load_telemetry
 
 START = datetime(2024, 5, 1)
@@ -205,3 +205,18 @@ def test_call_graph_from_logs_sharing_a_trace_id_orders_services_in_time(tmp_pat
                                                            ("gateway", "db")}
     assert all(e.source == "trace_logs" for e in graph.edges)
     assert "trace_id" in evidence[0].query
+
+
+def test_logs_that_start_late_in_the_baseline_do_not_fake_a_surge():
+    """Only the last 5 baseline minutes have logs (a few files around an alert): the rate is per logged minute."""
+    minutes = np.arange(380, 462)  # BASELINE ends at 385, WINDOW is 398..462
+    counts = pa.table({
+        "service": ["api"] * len(minutes),
+        "minute": pa.array(_minute_ts(minutes)).cast(pa.timestamp("us")),
+        "lines": [10] * len(minutes),
+        "problems": [2] * len(minutes),
+        "first_problem": pa.array(_minute_ts(minutes)).cast(pa.timestamp("us")),
+    })
+    (surge,) = surges_from_counts(counts, WINDOW, BASELINE)
+    assert surge.baseline_per_minute == 2.0
+    assert surge.ratio == pytest.approx(1, abs=0.05) and not surge.significant

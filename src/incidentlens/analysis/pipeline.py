@@ -8,6 +8,7 @@ trigger -> root-cause ranking with tests -> timeline. `AnalysisResult.to_dict()`
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_changes, rank_root_causes
-from incidentlens.analysis.shifts import fetch_log_counts, log_surges, metric_shifts
+from incidentlens.analysis.shifts import LogSurge, MetricShift, fetch_log_counts, log_surges, metric_shifts
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
 
@@ -77,6 +78,9 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust") ->
     shifts = evidence.add(metric_shifts(store, window, baseline))
     log_counts = fetch_log_counts(store, window, baseline)
     surges = evidence.add(log_surges(store, window, baseline, log_counts))
+    load_only = _load_without_harm(detection, shifts, surges)
+    if load_only:
+        return _not_detected(detection, evidence, reason=load_only)
     signals = collect_signals(shifts, surges)
     contributors = _contributors(store, window, baseline, evidence)
     templates = _templates(store, window, baseline, evidence)
@@ -125,6 +129,35 @@ def choose_baseline(store: Any, window: Span, first_anomalous: datetime) -> tupl
         + (" (clipped to the start of the data)" if start == data_start else "")
     )
     return (start, end), rule
+
+
+def _load_without_harm(detection: DetectionResult, shifts: list[MetricShift], surges: list[LogSurge]) -> str | None:
+    """Why the window is load, not an incident: only demand and resource series moved (traffic, CPU), while no
+    error, latency or availability series and no service's WARN/ERROR lines did. None when there was harm, or when
+    the metrics have no series that could show harm (then the detector's word stands)."""
+    if any(s.significant for s in surges) or detection.window is None:
+        return None
+    if not any(HARM.search(s.metric) for s in shifts):
+        return None
+    moved = [s.series for s in detection.window.series]
+    if any(_harmful(s.series.rsplit("/", 1)[-1], s.direction) for s in detection.window.series):
+        return None
+    harm_shifted = [s.series for s in shifts if s.significant and _harmful(s.metric, s.direction)]
+    if harm_shifted:
+        return None
+    return (f"only load moved ({', '.join(moved[:4])}{' ...' if len(moved) > 4 else ''}): no error, latency or "
+            "availability series and no service's WARN/ERROR lines shifted, so this is demand, not an incident")
+
+
+#: metric names that show harm to users: errors, latency, restarts up; success or availability down
+HARM = re.compile(r"(?i)err|fail|5xx|latency|p9\d|_ms$|duration|timeout|restart|success|availab|apdex")
+HARM_DOWN = re.compile(r"(?i)success|availab|apdex")
+
+
+def _harmful(metric: str, direction: str) -> bool:
+    if not HARM.search(metric):
+        return False
+    return (direction == "down") == bool(HARM_DOWN.search(metric))
 
 
 def _contributors(store: Any, window: Span, baseline: Span, evidence: _Ledger) -> list[Any]:

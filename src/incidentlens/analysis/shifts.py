@@ -226,7 +226,7 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
     if table.num_rows == 0:
         return []
     grid = _MinuteGrid.build(table, baseline[0], window[1])
-    base_minutes = max(1, int((baseline[1] - baseline[0]).total_seconds() // 60))
+    base_minutes = grid.logged_minutes(baseline)
     start, stop = grid.index(window[0]), grid.index(window[1]) + 1
     onset_from = grid.index(window[0] - ONSET_MARGIN)
     base_rate = grid.problems[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
@@ -284,10 +284,12 @@ def _surge_data(surge: LogSurge) -> dict[str, Any]:
 class _MinuteGrid:
     """Dense service x minute matrices from the sparse per-minute aggregate (minutes with no lines are zero)."""
 
-    def __init__(self, services: list[str], minutes: np.ndarray, problems: np.ndarray, first_problem: np.ndarray):
+    def __init__(self, services: list[str], minutes: np.ndarray, problems: np.ndarray, lines: np.ndarray,
+                 first_problem: np.ndarray):
         self.services = services
         self.minutes = minutes
         self.problems = problems
+        self.lines = lines
         self.first_problem = first_problem
 
     @classmethod
@@ -301,9 +303,20 @@ class _MinuteGrid:
         problems = np.zeros((len(service_names), len(minutes)), dtype=float)
         first_problem = np.full((len(service_names), len(minutes)), np.datetime64("NaT"), dtype="datetime64[us]")
         problems[service_idx[keep], minute_idx[keep]] = table["problems"].to_numpy(zero_copy_only=False)[keep]
+        lines = np.zeros_like(problems)
+        lines[service_idx[keep], minute_idx[keep]] = table["lines"].to_numpy(zero_copy_only=False)[keep]
         first = table["first_problem"].to_numpy(zero_copy_only=False).astype("datetime64[us]")
         first_problem[service_idx[keep], minute_idx[keep]] = first[keep]
-        return cls([str(s) for s in service_names], minutes, problems, first_problem)
+        return cls([str(s) for s in service_names], minutes, problems, lines, first_problem)
+
+    def logged_minutes(self, span: Span) -> int:
+        """Minutes of the span from its first logged minute on: logs that start late (a few files around an
+        alert) must not make the baseline's rate look lower than it was."""
+        inside = (self.minutes >= np.datetime64(span[0], "m")) & (self.minutes < np.datetime64(span[1], "m"))
+        logged = np.flatnonzero(inside & (self.lines.sum(axis=0) > 0))
+        if len(logged) == 0:
+            return max(1, int(inside.sum()))
+        return max(1, int(inside[logged[0]:].sum()))
 
     def index(self, t: datetime) -> int:
         return int(np.clip((np.datetime64(t, "m") - self.minutes[0]).astype(int), 0, len(self.minutes) - 1))
