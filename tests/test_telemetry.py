@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -120,10 +121,49 @@ def test_native_parquet_timestamps_with_a_zone_are_converted_to_utc(tmp_path: Pa
     (pa.array([int(EPOCH * 1000)], pa.int64()), T0),
     (pa.array([EPOCH], pa.float64()), T0),
     (pa.array([T0.date()], pa.date32()), datetime(2024, 5, 1)),
-], ids=["timestamp ns", "epoch ms int64", "epoch s double", "date"])
+    (pa.array([T0.replace(tzinfo=UTC)], pa.timestamp("ns", tz="UTC")), T0),
+], ids=["timestamp ns", "epoch ms int64", "epoch s double", "date", "timestamp ns with zone (pandas)"])
 def test_typed_parquet_time_columns(tmp_path: Path, column: pa.Array, expected: datetime) -> None:
     pq.write_table(pa.table({"ts": column, "cpu": [0.5]}), tmp_path / "metrics.parquet")
     assert rows(load_telemetry(metrics=tmp_path / "metrics.parquet"), "SELECT ts FROM metrics") == [{"ts": expected}]
+
+
+def write_hourly_row_groups(path: Path, hours: int, zone: str | None = "UTC", every_nth_time_missing: int = 0) -> Path:
+    """A Parquet log file with one row group per hour (600 lines each), times typed as the generator writes them."""
+    times = [T0 + timedelta(seconds=6 * i) for i in range(600 * hours)]
+    if every_nth_time_missing:
+        times = [None if i % every_nth_time_missing == 0 else t for i, t in enumerate(times)]
+    table = pa.table({"ts": pa.array(times, pa.timestamp("ms", tz=zone)), "message": ["GET /"] * len(times)})
+    pq.write_table(table, path, row_group_size=600)
+    return path
+
+
+def row_groups_scanned(store: TelemetryStore, sql: str) -> str:
+    """`k / n` from the Parquet scan of the query's profile (an aggregate's profile prints no operators, so
+    `sql` selects rows)."""
+    plan = store.cursor().execute(f"EXPLAIN ANALYZE {sql}").fetchone()[1]
+    return re.search(r"Row Groups Scanned: *(\d+ / \d+)", plan).group(1)
+
+
+@pytest.mark.parametrize("zone", ["UTC", None], ids=["TIMESTAMPTZ", "TIMESTAMP"])
+@pytest.mark.parametrize("every_nth_time_missing", [0, 7], ids=["all times", "some times missing"])
+def test_a_time_filter_on_the_logs_view_skips_parquet_row_groups(
+    tmp_path: Path, zone: str | None, every_nth_time_missing: int
+) -> None:
+    path = write_hourly_row_groups(tmp_path / "logs.parquet", hours=6, zone=zone,
+                                   every_nth_time_missing=every_nth_time_missing)
+    store = load_telemetry(logs=path)
+    hour = f"ts >= {sql_ts(T0 + timedelta(hours=2))} AND ts < {sql_ts(T0 + timedelta(hours=3))}"
+    with_a_time = sum(1 for i in range(1200, 1800) if not every_nth_time_missing or i % every_nth_time_missing)
+    assert rows(store, f"SELECT count(*) AS n FROM logs WHERE {hour}") == [{"n": with_a_time}]
+    assert row_groups_scanned(store, f"SELECT ts FROM logs WHERE {hour}") == "1 / 6"
+
+
+def test_zoned_times_read_as_utc_whatever_the_session_zone(tmp_path: Path) -> None:
+    store = load_telemetry(logs=write_hourly_row_groups(tmp_path / "logs.parquet", hours=1))
+    cursor = store.con.cursor()
+    cursor.execute("SET TimeZone = 'America/New_York'")
+    assert cursor.execute("SELECT min(ts) FROM logs").fetchone() == (T0,)
 
 
 def test_the_first_time_candidate_that_parses_is_used(tmp_path: Path) -> None:

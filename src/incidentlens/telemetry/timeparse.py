@@ -23,6 +23,8 @@ _GO_SUFFIX = r"' ([+-][0-9]{2}:?[0-9]{2}) [A-Za-z]+( m=[-+][0-9.]+)?$'"
 _CLF = "%d/%b/%Y:%H:%M:%S %z"
 _SLASHED = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y/%m/%d %H:%M', '%Y/%m/%d']"
 TEMPORAL_TYPES = ("TIMESTAMP", "DATE")
+# Zoned instants, e.g. Parquet `timestamp[ms, tz=UTC]`; pandas writes `timestamp[ns, tz=...]`: TIMESTAMPTZ_NS.
+ZONED_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
 
@@ -35,6 +37,11 @@ class TimeFormat:
     unit: str = ""
     integer: bool = True
     text: bool = True  # epoch numbers written as text (CSV, JSON) rather than a numeric column
+
+    @property
+    def typed(self) -> bool:
+        """The column holds times or numbers (Parquet, a database), not text: a missing value is NULL."""
+        return self.kind in ("native", "native_tz") or (self.kind == "epoch" and not self.text)
 
     def describe(self) -> str:
         """How the column's times are written, for messages."""
@@ -67,18 +74,18 @@ def try_cast_text(text_sql: str, sql_type: str) -> str:
 def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
     """A SQL expression turning `column_sql` into a naive UTC TIMESTAMP (NULL where it does not parse)."""
     if fmt.kind == "native_tz":
-        return f"timezone('UTC', {column_sql})"
+        return utc_naive_sql(f"CAST({column_sql} AS TIMESTAMPTZ)")
     if fmt.kind == "native":
         return f"CAST({column_sql} AS TIMESTAMP)"
     if fmt.kind == "iso":
-        return f"timezone('UTC', {try_cast_text(column_sql, 'TIMESTAMPTZ')})"
+        return utc_naive_sql(try_cast_text(column_sql, "TIMESTAMPTZ"))
     if fmt.kind == "clf":
-        return f"timezone('UTC', try_strptime(trim({column_sql}), '{_CLF}'))"
+        return utc_naive_sql(f"try_strptime(trim({column_sql}), '{_CLF}')")
     if fmt.kind == "slashed":
         return f"try_strptime(trim({column_sql}), {_SLASHED})"
     if fmt.kind == "go":
         stripped = f"regexp_replace({column_sql}, {_GO_SUFFIX}, '\\1')"
-        return f"timezone('UTC', {try_cast_text(stripped, 'TIMESTAMPTZ')})"
+        return utc_naive_sql(try_cast_text(stripped, "TIMESTAMPTZ"))
     scale = _MICROS_PER_UNIT[fmt.unit]
     number_type = "BIGINT" if fmt.integer else "DOUBLE"
     number = try_cast_text(column_sql, number_type) if fmt.text else f"CAST({column_sql} AS {number_type})"
@@ -87,12 +94,22 @@ def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
     return f"make_timestamp(CAST(round({number} {scale}) AS BIGINT))"
 
 
+def utc_naive_sql(instant_sql: str) -> str:
+    """A TIMESTAMPTZ expression as the naive UTC TIMESTAMP of the same instant, whatever the session's zone.
+
+    Not `timezone('UTC', x)`: DuckDB cannot push a filter on that into a Parquet scan, so `ts >= TIMESTAMP '...'`
+    over a view read every row group (0.76 CPU-s for an hour of a 10M-row file against 0.04 s); it can through
+    `make_timestamp(epoch_us(x))`, which also costs ~20x less a row than the ICU zone conversion.
+    """
+    return f"make_timestamp(epoch_us({instant_sql}))"
+
+
 def detect_format(
     con: duckdb.DuckDBPyConnection, table: str, column_sql: str, sql_type: str
 ) -> tuple[TimeFormat | None, float]:
     """The best format for the column in `table` (a sample) and the share of its non-empty values it parses."""
     upper = sql_type.upper()
-    if upper.startswith("TIMESTAMP WITH TIME ZONE") or upper == "TIMESTAMPTZ":
+    if upper.startswith(ZONED_TYPES):
         return TimeFormat("native_tz"), 1.0
     if upper.startswith(TEMPORAL_TYPES):
         return TimeFormat("native"), 1.0

@@ -109,12 +109,20 @@ class Canonical:
             if column in self.columns.numeric:
                 self.checks[column] = _not_a_number(column, self.columns.numeric[column])
 
+    def time_present_sql(self) -> str:
+        """The condition of a source row having a time: non-NULL in a typed column, non-empty in a text one."""
+        column = quote(self.time_column)
+        if self.time_format.typed:
+            return f"{column} IS NOT NULL"
+        return f"nullif(trim(CAST({column} AS VARCHAR)), '') IS NOT NULL"
+
     def select_sql(self, keep_missing_times: bool) -> str:
         items = {**self.exprs, **self.rest}
         body = ", ".join(f"{expr} AS {quote(name)}" for name, expr in items.items())
         sql = f"SELECT {body} FROM {self.source.from_sql}"
-        ts_name = "start_ts" if "start_ts" in self.exprs else "ts"
-        return sql if keep_missing_times else f"SELECT * FROM ({sql}) WHERE {quote(ts_name)} IS NOT NULL"
+        # On the source column, not on the canonical time: a filter there would stop DuckDB pushing the caller's
+        # time range into a Parquet scan. Every present time parses (validated), so both leave out the same rows.
+        return sql if keep_missing_times else f"{sql} WHERE {self.time_present_sql()}"
 
 
 @dataclass(frozen=True)
@@ -411,13 +419,13 @@ def _events(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str
 def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str]) -> int:
     """One pass over the whole source: bad times raise, other bad values become warnings; returns missing times."""
     column = quote(c.time_column)
-    present = f"nullif(trim(CAST({column} AS VARCHAR)), '') IS NOT NULL"
+    present = c.time_present_sql()
     bad_time = f"{present} AND ({c.time_sql}) IS NULL"
     checks = list(c.checks.items())
     counters = "".join(f", count(*) FILTER ({condition})" for _, condition in checks)
     try:
         total, bad, missing, *bad_values = con.execute(
-            f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present}) OR {column} IS NULL)"
+            f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present}))"
             f"{counters} FROM {c.source.from_sql}"
         ).fetchone()
     except duckdb.Error as err:
