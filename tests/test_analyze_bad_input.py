@@ -127,3 +127,20 @@ def test_a_traffic_surge_without_errors_or_latency_is_load_not_an_incident(tmp_p
     assert result["detected"] is False
     assert result["reason"].startswith("only load moved") and "api/request_rate" in result["reason"]
     assert result["detection"]["series"], "what the detector saw is still reported"
+
+
+def test_a_bigger_load_surge_does_not_hide_a_real_incident(tmp_path):
+    minutes = np.arange(900)
+    rng = np.random.default_rng(6)
+    busy = (minutes >= 300) & (minutes < 420)  # a long, large traffic surge: the most severe window
+    broken = (minutes >= 700) & (minutes < 740)  # later, a smaller real incident
+    values = {"request_rate": 200 + rng.normal(0, 4, 900) + busy * 600,
+              "cpu_utilization": 0.3 + rng.normal(0, 0.01, 900) + busy * 0.5,
+              "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, 900)) + broken * 0.05,
+              "latency_p95_ms": 150 + rng.normal(0, 5, 900) + broken * 100}
+    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, values),
+                           logs=write_logs(tmp_path / "l.csv", minutes))
+    result = analyze(store).to_dict()
+    assert result["detected"] is True
+    assert result["incident_window"]["start"].startswith("2024-05-01T11:40")
+    assert any("set aside: only load moved" in e["title"] for e in result["evidence"])

@@ -33,6 +33,8 @@ BASELINE_MARGIN = timedelta(minutes=15)
 BASELINE_MIN_LENGTH = timedelta(hours=2)
 #: the smallest baseline worth comparing against
 BASELINE_SHORTEST = timedelta(minutes=20)
+#: detected windows examined, most severe first, when the first ones turn out to be load without harm
+MAX_WINDOWS_TRIED = 3
 
 KEYS = ("detected", "reason", "incident_window", "baseline_window", "peak", "detection", "hypotheses",
         "contributors", "templates", "impact", "trigger", "timeline", "evidence")
@@ -64,23 +66,48 @@ class AnalysisResult(BaseModel):
 
 
 def analyze(store: Any, at: datetime | None = None, detector: str = "robust") -> AnalysisResult:
-    """Find the incident in the store's telemetry and explain it: window, root-cause hypotheses, evidence."""
+    """Find the incident in the store's telemetry and explain it: window, root-cause hypotheses, evidence.
+
+    The detector's most severe window (or the one at `at`) is explained; when it turns out to be load without
+    harm, the next most severe window is tried (up to three), and the skipped ones stay in the evidence."""
     detection = detect(store, at=at, detector=detector)
     evidence = _Ledger(detection.evidence)
     if not detection.detected or detection.window is None:
         return _not_detected(detection, evidence)
-    window = (detection.window.start, detection.window.end)
-    first_anomalous = min(s.onset for s in detection.window.series)
+    candidates = [detection.window]
+    if at is None:
+        candidates += [w for w in detection.windows if w != detection.window]
+    reasons: list[str] = []
+    for found in candidates[:MAX_WINDOWS_TRIED]:
+        chosen = detection.model_copy(update={"window": found})
+        outcome = explain_window(store, chosen, evidence)
+        if isinstance(outcome, AnalysisResult):
+            return outcome
+        reasons.append(outcome)
+        evidence.extend([Evidence.make(
+            "detection", f"window {_iso(found.start)} .. {_iso(found.end)} set aside: {outcome}",
+            "the pipeline's check of a detected window (see the detection evidence for its series query)",
+            {"window": {"start": _iso(found.start), "end": _iso(found.end)}, "reason": outcome},
+        )])
+    return _not_detected(detection, evidence, reason=reasons[0])
+
+
+def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger) -> AnalysisResult | str:
+    """Explain the detection's window; or say why it is not an incident to explain (no baseline, load only)."""
+    incident = detection.window
+    if incident is None:
+        return detection.reason or "no incident window"
+    window = (incident.start, incident.end)
+    first_anomalous = min(s.onset for s in incident.series)
     baseline, rule = choose_baseline(store, window, first_anomalous)
     if baseline is None:
-        return _not_detected(detection, evidence, reason=rule)
-
+        return rule
     shifts = evidence.add(metric_shifts(store, window, baseline))
     log_counts = fetch_log_counts(store, window, baseline)
     surges = evidence.add(log_surges(store, window, baseline, log_counts))
     load_only = _load_without_harm(detection, shifts, surges)
     if load_only:
-        return _not_detected(detection, evidence, reason=load_only)
+        return load_only
     signals = collect_signals(shifts, surges)
     contributors = _contributors(store, window, baseline, evidence)
     templates = _templates(store, window, baseline, evidence)
