@@ -213,3 +213,16 @@ def test_a_draft_with_an_invented_number_is_sent_back_once_then_falls_back_to_th
     assert second["status"] == "fallback" and "impact" in second["template_sections"]
     assert ctx.narrative == {"summary": grounded}
     assert state["postmortem"]["status"] == "fallback"
+
+
+def test_an_invented_number_in_any_narrative_section_gets_its_retry(store):
+    from incidentlens.agents.context import InvestigationContext
+    from incidentlens.agents.tools import draft_postmortem
+    from incidentlens.report.build import NARRATIVE_SECTIONS
+
+    ctx = InvestigationContext(store)
+    draft = {section: f"The {section} section says 12345 requests failed." for section in NARRATIVE_SECTIONS}
+    payload, _ = draft_postmortem(ctx, draft)
+    assert payload["status"] == "retry"
+    assert payload["rejected"] == {section: ["number '12345' is not in the evidence"] for section in NARRATIVE_SECTIONS}
+    assert ctx.narrative == {}

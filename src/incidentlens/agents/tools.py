@@ -262,7 +262,9 @@ def draft_postmortem(ctx: InvestigationContext, narrative: dict[str, str] | None
         raise ToolError(f"unknown sections {', '.join(unknown)}; sections are {', '.join(NARRATIVE_SECTIONS)}")
     ctx.draft_attempts += 1
     pm = build_postmortem(ctx.analysis(), narrative, ctx.generated_by)
-    rejected = {name: reasons for name in narrative if (reasons := _rejections(pm, name))}
+    verdicts = pm.narratives()  # every prose section, impact, detection and recovery included
+    rejected = {name: list(verdicts[name].rejected) for name in narrative
+                if name in verdicts and verdicts[name].rejected}
     accepted = [name for name in narrative if name not in rejected]
     # what passed is kept at once, so a writer that never comes back still leaves its grounded sections
     ctx.narrative = {**ctx.narrative, **{name: narrative[name] for name in accepted}}
@@ -285,11 +287,6 @@ def draft_postmortem(ctx: InvestigationContext, narrative: dict[str, str] | None
         payload["instruction"] = ("rewrite the rejected sections using only numbers and times from the evidence, "
                                   "or leave them out; this is the one retry, after it they fall back to the template")
     return payload, {"postmortem": {k: payload[k] for k in ("status", "accepted", "template_sections", "title")}}
-
-
-def _rejections(pm: Any, section: str) -> list[str]:
-    narrative = pm.narratives().get(section)
-    return list(narrative.rejected or []) if narrative is not None else []
 
 
 def _key_facts(data: Any) -> list[str]:
