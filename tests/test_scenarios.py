@@ -272,3 +272,10 @@ def test_a_red_herring_deploy_sometimes_lands_just_before_a_non_deploy_incident(
                 assert distractor["service"] not in affected
                 near += 1
     assert 1 <= near <= 4
+
+
+@pytest.mark.parametrize("name", ["seed-tutorial", "region-outage"])
+def test_zero_log_lines_writes_metrics_and_an_empty_log_file(tmp_path, name):
+    paths = generate(name, tmp_path, hours=2, logs=0, fmt="parquet")
+    assert pyarrow.parquet.read_table(paths["logs"]).num_rows == 0
+    assert pyarrow.parquet.read_table(paths["metrics"]).num_rows > 0

@@ -12,7 +12,6 @@ _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 # byte value -> its two hex digits, so one lookup per random byte
 _HEX_PAIRS = np.stack([_HEX_DIGITS[np.arange(256) >> 4], _HEX_DIGITS[np.arange(256) & 0x0F]], axis=1).reshape(-1)
 _HEX_PAIRS = _HEX_PAIRS.view(np.uint16)
-_ALNUM = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", dtype=np.uint8)
 
 
 def _bytes_matrix_to_strings(chars: np.ndarray) -> pa.Array:
@@ -28,14 +27,8 @@ def _bytes_matrix_to_strings(chars: np.ndarray) -> pa.Array:
 
 def hex_ids(rng: np.random.Generator, n: int, width: int = 32, prefix: str = "") -> pa.Array:
     """n random lowercase hex ids of `width` digits (trace ids, request ids), optionally prefixed."""
-    raw = np.frombuffer(rng.bytes(n * ((width + 1) // 2)), dtype=np.uint8).reshape(n, -1)
-    chars = _HEX_PAIRS[raw].view(np.uint8).reshape(n, -1)[:, :width]
-    return with_prefix(_bytes_matrix_to_strings(chars), prefix)
-
-
-def alnum_ids(rng: np.random.Generator, n: int, width: int, prefix: str = "") -> pa.Array:
-    """n random ids from [a-z0-9] (pod suffixes, cart ids)."""
-    chars = _ALNUM[rng.integers(0, len(_ALNUM), size=(n, width), dtype=np.uint8)]
+    raw = np.frombuffer(rng.bytes(n * ((width + 1) // 2)), dtype=np.uint8).reshape(n, (width + 1) // 2)
+    chars = _HEX_PAIRS[raw].view(np.uint8).reshape(n, raw.shape[1] * 2)[:, :width]
     return with_prefix(_bytes_matrix_to_strings(chars), prefix)
 
 

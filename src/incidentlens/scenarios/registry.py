@@ -13,7 +13,7 @@ from incidentlens.scenarios.faults import FAULTS
 from incidentlens.scenarios.output import check_format
 from incidentlens.scenarios.tutorial import generate_tutorial
 
-Builder = Callable[[Path, int, float, "int | None", str], dict[str, Path]]
+Builder = Callable[[Path, int, float, int | None, str], dict[str, Path]]
 
 
 @dataclass(frozen=True)
