@@ -239,6 +239,15 @@ def test_same_seed_same_files_and_different_seeds_differ(tmp_path):
     assert _truth(tmp_path / "a")["window"] != _truth(tmp_path / "c")["window"]
 
 
+def test_the_format_changes_only_the_encoding(tmp_path):
+    as_csv = generate("region-outage", tmp_path / "csv", seed=4, hours=3, fmt="csv")
+    as_parquet = generate("region-outage", tmp_path / "parquet", seed=4, hours=3, fmt="parquet")
+    assert as_csv["truth"].read_text() == as_parquet["truth"].read_text()
+    from_csv = pyarrow.csv.read_csv(as_csv["logs"]).column("message").to_pylist()
+    from_parquet = pyarrow.parquet.read_table(as_parquet["logs"]).column("message").to_pylist()
+    assert from_csv == from_parquet
+
+
 def test_hours_and_logs_options_are_honoured(tmp_path):
     paths = generate("cache-miss-storm", tmp_path, seed=2, hours=6, logs=2_500, fmt="parquet")
     (lines,) = _query(f"SELECT count(*) FROM read_parquet('{paths['logs']}')")[0]
