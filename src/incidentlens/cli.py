@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from incidentlens import __version__
 from incidentlens.errors import IncidentLensError
@@ -170,7 +172,7 @@ def _print_detection(result: DetectionResult) -> None:
     from incidentlens.analysis.detection import iso_z
 
     if not result.detected:
-        console.print(f"no incident found ({result.detector}): {result.reason}")
+        _print_data(f"no incident found ({result.detector}): {result.reason}")
     else:
         table = Table("", "start", "end", "minutes", "peak", "severity", "series moved (robust shift)", box=None)
         for window in result.windows:
@@ -179,13 +181,13 @@ def _print_detection(result: DetectionResult) -> None:
                 moved += f" (+{len(window.series) - 4} more)"
             minutes = (window.end - window.start).total_seconds() / 60
             table.add_row("*" if window == result.window else "", iso_z(window.start), iso_z(window.end),
-                          f"{minutes:.0f}", iso_z(window.peak), f"{window.severity:.1f}", moved)
+                          f"{minutes:.0f}", iso_z(window.peak), f"{window.severity:.1f}", Text(moved))
         console.print(table)
         baseline = result.baseline_window
         compared = f"baseline {iso_z(baseline[0])} .. {iso_z(baseline[1])}" if baseline else "no baseline period"
         console.print(f"* incident window ({result.detector}); {compared}")
     for note in result.notes:
-        console.print(f"[dim]note: {note}[/dim]")
+        console.print(Text(f"note: {note}", style="dim"))
 
 
 @eval_app.command("nab")
@@ -269,31 +271,33 @@ def _print_analysis(analysis: dict) -> None:
     from rich.table import Table
 
     if not analysis["detected"]:
-        console.print(f"[bold]no incident found[/bold]: {analysis['reason']}")
+        console.print(f"[bold]no incident found[/bold]: {escape(str(analysis['reason']))}")
         return
     window, baseline = analysis["incident_window"], analysis["baseline_window"]
     console.print(f"[bold]incident[/bold] {window['start']} .. {window['end']}  peak {analysis['peak']}")
     console.print(f"[dim]baseline {baseline['start']} .. {baseline['end']} ({baseline.get('rule', '')})[/dim]")
+    # Service names, descriptions, dimension values and templates are the user's data: escaped, never markup.
     table = Table("#", "service", "kind", "confidence", "test", box=None, title="root-cause hypotheses")
     for rank, hypothesis in enumerate(analysis["hypotheses"], 1):
         verdict = {True: "[green]passed[/green]", False: "[red]failed[/red]", None: "-"}[hypothesis["test_passed"]]
-        table.add_row(str(rank), hypothesis["service"], hypothesis["kind"], f"{hypothesis['confidence']:.0%}",
-                      verdict)
+        table.add_row(str(rank), escape(hypothesis["service"]), hypothesis["kind"],
+                      f"{hypothesis['confidence']:.0%}", verdict)
     console.print(table)
     for hypothesis in analysis["hypotheses"][:1]:
-        console.print(f"  {hypothesis['mechanism']}\n  test: {hypothesis['test']}")
+        _print_data(f"  {hypothesis['mechanism']}\n  test: {hypothesis['test']}")
     if analysis["trigger"]:
         trigger = analysis["trigger"]
-        console.print(f"[bold]trigger[/bold] {trigger['t']} {trigger['kind']} {trigger['service']}: "
-                      f"{trigger['description']}")
+        console.print(f"[bold]trigger[/bold] {trigger['t']} {escape(str(trigger['kind']))} "
+                      f"{escape(str(trigger['service']))}: {escape(str(trigger['description']))}", highlight=False)
     if analysis["contributors"]:
         contributors = Table("dimension", "value", "window", "baseline", "lift", box=None, title="contributors")
         for c in analysis["contributors"][:5]:
-            contributors.add_row(c["dimension"], str(c["value"]), f"{c['window_share']:.0%}",
+            contributors.add_row(escape(c["dimension"]), escape(str(c["value"])), f"{c['window_share']:.0%}",
                                  f"{c['baseline_share']:.0%}", f"{c['lift']:.1f}")
         console.print(contributors)
     for template in analysis["templates"][:5]:
-        console.print(f"[bold]{template['status']}[/bold] x{template['count_window']} {template['template']}")
+        console.print(f"[bold]{template['status']}[/bold] x{template['count_window']} {escape(template['template'])}",
+                      highlight=False)
     console.print(f"[dim]{len(analysis['evidence'])} pieces of evidence, each with its query[/dim]")
 
 
@@ -373,9 +377,11 @@ def sql_command(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return
-    table = Table(*result.columns, box=None)
+    table = Table(box=None)
+    for column in result.columns:
+        table.add_column(Text(column))
     for row in result.rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
     cut = f", first {result.row_cap} shown" if result.truncated else ""
     console.print(f"[dim]{len(result.rows)} rows{cut} in {result.elapsed_ms:.0f} ms[/dim]")
@@ -482,22 +488,29 @@ def _investigate_and_report(store: object, out: Path, **options: object) -> None
     with console.status("investigating: coordinator, profiler, writer", spinner="dots"):
         result = investigate(store, trace_path=out / "trace.jsonl", **options)
     paths = write_reports(result.postmortem, out, store=store)
-    console.print(f"[bold]brain[/bold] {result.brain}"
-                  + (f"  [yellow]degraded: {result.degraded_reason}, finished offline[/yellow]"
-                     if result.generated_by.get("degraded") else ""))
+    brain = Text.assemble(("brain", "bold"), f" {result.brain}")
+    if result.generated_by.get("degraded"):
+        brain.append(f"  degraded: {result.degraded_reason}, finished offline", style="yellow")
+    console.print(brain, highlight=False)
     console.print(f"[bold]tokens[/bold] {result.tokens['prompt']} in, {result.tokens['completion']} out "
                   f"({result.model_calls} model calls, {len(result.trace)} trace lines)")
     console.print()
     for line in executive_summary(result.postmortem)[:10]:
-        console.print(line)
+        _print_data(line)
     checklist = runbook_checklist(result.postmortem)
     if checklist:
         console.print("\n[bold]runbook[/bold]")
         for item in checklist:
-            console.print(f"  {item}")
+            _print_data(f"  {item}")
     console.print()
     for path in [*paths.values(), out / "trace.jsonl"]:
-        console.print(f"wrote {path}")
+        _print_data(f"wrote {path}")
+
+
+def _print_data(text: str) -> None:
+    """Print a line carrying data (log text, service names, an error's words) verbatim: rich markup would eat a
+    `[bold]` in it and fail on a `[/x]`."""
+    console.print(text, markup=False, highlight=False)
 
 
 @eval_app.command("nezha")
