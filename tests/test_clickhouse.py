@@ -206,6 +206,26 @@ def test_container_json_lines_and_pod_names_read_like_files(chdb: object, tmp_pa
     assert logs.fetch(sql).column("service").to_pylist() == ["ts-contacts-service", "ts-route-service"]
 
 
+@pytest.mark.parametrize(("level_type", "raw", "expected"), [
+    ("UInt8", [30, 50, 4, 60, 20], ["INFO", "ERROR", "WARN", "FATAL", "DEBUG"]),
+    ("String", ["30", " warning ", "err", "Critical", ""], ["INFO", "WARN", "ERROR", "FATAL", None]),
+], ids=["pino and syslog numbers", "aliases"])
+def test_levels_normalise_as_in_files(chdb: object, tmp_path: Path, level_type: str, raw: list, expected: list):
+    lines = tmp_path / "levels.csv"
+    lines.write_text("ts,level,message\n" + "".join(f'2024-05-01T10:00:0{i}Z,"{value}",line {i}\n'
+                                                     for i, value in enumerate(raw)))
+    table = f"incidents.levels_{level_type.lower()}"
+    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
+    chdb.query(f"CREATE TABLE {table} (ts String, level {level_type}, message String) ENGINE = Memory")
+    chdb.query(f"INSERT INTO {table} SELECT * FROM file('{lines}', CSVWithNames, "
+               f"'ts String, level {level_type}, message String')")
+    logs = ClickHouseLogs(chdb_runner(chdb), table, f"chdb {table}")
+    sql = "SELECT level FROM logs ORDER BY ts"
+
+    assert load_telemetry(logs=lines).fetch(sql).column("level").to_pylist() == expected
+    assert logs.fetch(sql).column("level").to_pylist() == expected
+
+
 def test_go_time_strings_read_as_utc(chdb: object):
     chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
     chdb.query("CREATE TABLE incidents.go_times (Time String, Log String) ENGINE = Memory")

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from incidentlens.cli import app
 from incidentlens.errors import InputError
-from incidentlens.eval.nezha import DAY, fault_files, load_faults, service_of_pod
+from incidentlens.eval.nezha import DAY, fault_files, load_faults
+from incidentlens.telemetry.logfields import service_of_pod
 
 pytestmark = pytest.mark.dataset
 runner = CliRunner()

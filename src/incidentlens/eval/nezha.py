@@ -20,6 +20,7 @@ from typing import Any
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
+from incidentlens.telemetry.logfields import service_of_pod
 
 DAY = "2023-01-29"
 # The paper's figures on its two TrainTicket days (45 faults), for the table.
@@ -30,8 +31,6 @@ FILE_MINUTES_FROM_INJECTION = (0, 1, 2)
 METRIC_HISTORY = timedelta(minutes=60)
 METRIC_FUTURE = timedelta(minutes=5)
 ANCHORED_BASELINE = timedelta(minutes=30)
-POD_SUFFIX = r"-[a-z0-9]{6,10}-[a-z0-9]{5}$"
-
 
 
 @dataclass(frozen=True)
@@ -100,13 +99,6 @@ def _scores(faults: Sequence[FaultScore]) -> dict[str, Any]:
         "mean_seconds": sum(seconds) / count if count else 0.0,
         "max_seconds": max(seconds, default=0.0),
     }
-
-
-def service_of_pod(pod: str) -> str:
-    """`ts-contacts-service-866bd68c97-xcqfx` -> `ts-contacts-service`."""
-    import re
-
-    return re.sub(POD_SUFFIX, "", pod)
 
 
 def load_faults(data: Path) -> list[NezhaFault]:

@@ -22,15 +22,11 @@ import pyarrow as pa
 from incidentlens.errors import IncidentLensError, InputError, SourceError
 from incidentlens.telemetry.columns import CANDIDATES, candidate_columns, find_column, is_pod_column, quote
 from incidentlens.telemetry.dialect import referenced_tables, to_clickhouse
-from incidentlens.telemetry.views import _LEVEL_ALIASES, _LEVEL_WORDS, _POD_SUFFIX
+from incidentlens.telemetry.logfields import LEVEL_NAMES, LEVEL_WORDS, POD_SUFFIX
 
 Runner = Callable[[str], pa.Table]
 
 CANONICAL_COLUMNS = ("ts", "service", "level", "message")
-# The same level words, aliases and pod-name suffix as the file views, so both paths give the same logs view.
-LEVEL_WORDS = _LEVEL_WORDS
-LEVEL_ALIASES = _LEVEL_ALIASES
-POD_SUFFIX = _POD_SUFFIX
 GO_TIME_TAIL = r" [A-Za-z]+( m=[-+][0-9.]+)?$"
 LEVEL_WORD_PATTERN = rf"\b({LEVEL_WORDS})\b"
 LOGFMT_LEVEL_PATTERN = r'(?i)\blevel[=:]\s*"?([a-z]+)'
@@ -289,7 +285,7 @@ def _service_expr(column: str | None) -> str:
     if column is None:
         return "'global'"
     text = f"toString(src.{quote_identifier(column)})"
-    return f"replaceRegexpOne({text}, {POD_SUFFIX}, '')" if is_pod_column(column) else text
+    return f"replaceRegexpOne({text}, {string_literal(POD_SUFFIX)}, '')" if is_pod_column(column) else text
 
 
 def _epoch_expr(quoted: str, largest: float) -> str:
@@ -322,9 +318,10 @@ def _level_expr(column: str | None, message: str) -> str:
 
 
 def _normalised_level(text: str) -> str:
+    """The level as the file views normalise it (logfields.LEVEL_NAMES: aliases and pino/syslog numbers)."""
     upper = f"upper(trimBoth({text}))"
-    aliases = " ".join(f"WHEN '{alias}' THEN '{level}'" for alias, level in LEVEL_ALIASES.items())
-    return f"CASE {upper} {aliases} WHEN '' THEN NULL ELSE {upper} END"
+    names = " ".join(f"WHEN {string_literal(name)} THEN {string_literal(level)}" for name, level in LEVEL_NAMES.items())
+    return f"CASE {upper} {names} WHEN '' THEN NULL ELSE {upper} END"
 
 
 _DUCKDB_TYPES = (("DateTime", "TIMESTAMP"), ("Date", "DATE"), ("Int", "BIGINT"), ("UInt", "BIGINT"),

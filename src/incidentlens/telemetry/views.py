@@ -30,6 +30,7 @@ from incidentlens.telemetry.files import (
     split_malformed,
     with_schema,
 )
+from incidentlens.telemetry.logfields import LEVEL_NAMES, LEVEL_WORDS, POD_SUFFIX
 from incidentlens.telemetry.timeparse import TimeFormat, detect_format, is_numeric_type, to_utc_sql, try_cast_text
 
 SAMPLE_ROWS = 10_000
@@ -38,19 +39,7 @@ SAMPLE_ROWS = 10_000
 NUMERIC_SHARE = 0.5
 _SAMPLE = "_incidentlens_sample"
 
-_LEVEL_WORDS = "TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|FATAL|PANIC"
-_LEVEL_ALIASES = {
-    "WARNING": "WARN", "ERR": "ERROR", "CRITICAL": "FATAL", "CRIT": "FATAL", "PANIC": "FATAL", "EMERG": "FATAL",
-    "EMERGENCY": "FATAL", "ALERT": "FATAL", "NOTICE": "INFO", "INFORMATION": "INFO", "DBG": "DEBUG",
-}
-# pino/bunyan levels, then syslog severities.
-_NUMERIC_LEVELS = {
-    "10": "TRACE", "20": "DEBUG", "30": "INFO", "40": "WARN", "50": "ERROR", "60": "FATAL",
-    "0": "FATAL", "1": "FATAL", "2": "FATAL", "3": "ERROR", "4": "WARN", "5": "INFO", "6": "INFO", "7": "DEBUG",
-}
-_LEVEL_MAP = "MAP {" + ", ".join(f"'{k}': '{v}'" for k, v in {**_LEVEL_ALIASES, **_NUMERIC_LEVELS}.items()) + "}"
-# A Kubernetes pod name without its replica-set (`-866bd68c97-xcqfx`) or StatefulSet (`-0`) suffix.
-_POD_SUFFIX = r"'-([a-z0-9]{6,10}-[a-z0-9]{5}|[0-9]+)$'"
+_LEVEL_MAP = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in LEVEL_NAMES.items()) + "}"
 _DURATION_SUFFIXES = {
     "ns": ("nano", "ns"), "us": ("micro", "us"), "ms": ("milli", "ms"), "s": ("sec", "s"),
 }
@@ -249,7 +238,7 @@ def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...]
         return "'global'"
     text = f"CAST({quote(column)} AS VARCHAR)"
     if is_pod_column(column):
-        return f"regexp_replace({text}, {_POD_SUFFIX}, '')"
+        return f"regexp_replace({text}, {literal(POD_SUFFIX)}, '')"
     c.used.add(column)
     return text
 
@@ -331,7 +320,7 @@ def _level_from_text_sql(message_sql: str) -> str:
     RE2 stops at the leftmost match, so the usual early level word costs little. The logfmt pattern runs only on
     messages containing `level` (a CASE is lazy, a coalesce is not), keeping the no-level-word case at one regex.
     """
-    word = f"nullif(regexp_extract({message_sql}, '\\b({_LEVEL_WORDS})\\b', 1), '')"
+    word = f"nullif(regexp_extract({message_sql}, '\\b({LEVEL_WORDS})\\b', 1), '')"
     says_level = " OR ".join(f"contains({message_sql}, '{spelling}')" for spelling in ("level", "LEVEL", "Level"))
     logfmt = f"nullif(regexp_extract({message_sql}, '(?i)\\blevel[=:]\\s*\"?([a-z]+)', 1), '')"
     return _level_sql(f"coalesce({word}, CASE WHEN {says_level} THEN {logfmt} END)")

@@ -1,0 +1,33 @@
+"""How a log's level and service are normalised: one definition for every logs source (files read by DuckDB, a
+ClickHouse table, the Nezha labels), so each gives the same `logs` view.
+
+Each source writes these rules in its own SQL dialect; the words, spellings and pattern live here only.
+"""
+
+from __future__ import annotations
+
+import re
+
+# The level words looked for in a message's text when there is no level column.
+LEVEL_WORDS = "TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|FATAL|PANIC"
+LEVEL_ALIASES = {
+    "WARNING": "WARN", "ERR": "ERROR", "CRITICAL": "FATAL", "CRIT": "FATAL", "PANIC": "FATAL", "EMERG": "FATAL",
+    "EMERGENCY": "FATAL", "ALERT": "FATAL", "NOTICE": "INFO", "INFORMATION": "INFO", "DBG": "DEBUG",
+}
+# pino/bunyan levels, then syslog severities.
+NUMERIC_LEVELS = {
+    "10": "TRACE", "20": "DEBUG", "30": "INFO", "40": "WARN", "50": "ERROR", "60": "FATAL",
+    "0": "FATAL", "1": "FATAL", "2": "FATAL", "3": "ERROR", "4": "WARN", "5": "INFO", "6": "INFO", "7": "DEBUG",
+}
+# Every spelling (upper-cased, trimmed) that is not already a canonical level -> its canonical level; any other
+# non-empty value is kept upper-cased, an empty one is NULL.
+LEVEL_NAMES = {**LEVEL_ALIASES, **NUMERIC_LEVELS}
+
+# A Kubernetes pod name's replica-set (`-866bd68c97-xcqfx`) or StatefulSet (`-0`) suffix: dropped, the rest is the
+# service (`ts-contacts-service-866bd68c97-xcqfx` -> `ts-contacts-service`). RE2 and ClickHouse's re2 agree on it.
+POD_SUFFIX = r"-([a-z0-9]{6,10}-[a-z0-9]{5}|[0-9]+)$"
+
+
+def service_of_pod(pod: str) -> str:
+    """The service a pod name belongs to, as the logs view names it."""
+    return re.sub(POD_SUFFIX, "", pod)
