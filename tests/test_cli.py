@@ -47,3 +47,33 @@ def test_sql_prints_bracketed_values_and_names_verbatim(scenario_dir):
     result = runner.invoke(app, ["sql", "--logs", str(logs), "SELECT '[/x] [bold]b[/bold]' AS \"[/c]\""])
     assert result.exit_code == 0, result.output
     assert [line.strip() for line in result.output.splitlines()[:2]] == ["[/c]", "[/x] [bold]b[/bold]"]
+
+
+def commands(group=None, prefix=""):
+    """(name, click command) for every command, `eval` subcommands included."""
+    import typer.main
+
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def test_every_command_has_a_one_line_help_and_every_option_a_help():
+    for name, command in commands():
+        assert command.help and len(command.help.strip().splitlines()) == 1, name
+        for option in command.params:
+            assert option.help, f"{name} {option.opts}"
+
+
+def test_telemetry_options_read_alike_in_every_command_that_reads_telemetry():
+    seen: dict[str, set[str]] = {}
+    for name, command in commands():
+        if name in ("detect", "analyze", "investigate", "report", "sql"):
+            for option in command.params:
+                if option.opts[0] in ("--metrics", "--logs", "--traces", "--events", "--map", "--at", "--detector"):
+                    seen.setdefault(option.opts[0], set()).add(f"{option.metavar} {option.help}")
+    assert set(seen) == {"--metrics", "--logs", "--traces", "--events", "--map", "--at", "--detector"}
+    assert {option: len(helps) for option, helps in seen.items()} == dict.fromkeys(seen, 1)

@@ -67,23 +67,54 @@ PromStep = Annotated[
 ]
 
 
-def _open_store(metrics: list | None, logs: list | None, traces: list | None, events: list | None,
-                mapping: list[str] | None, at: object, prometheus: str | None, promql: list[str] | None,
-                prom_token: str | None, prom_user: str | None, prom_start: str | None, prom_end: str | None,
-                prom_step: int | None) -> object:
-    """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store)."""
+# Telemetry inputs, named and explained alike in every command that reads them.
+MetricsFiles = Annotated[
+    list[str] | None, typer.Option("--metrics", metavar="PATH", help="Metrics file(s) or glob: wide or long "
+                                   "csv/parquet/jsonl (repeatable).")
+]
+LogFiles = Annotated[
+    list[str] | None, typer.Option("--logs", metavar="PATH", help="Log file(s) or glob (repeatable), or a "
+                                   "clickhouse://user:pass@host:8123/db.table URL.")
+]
+TraceFiles = Annotated[list[str] | None, typer.Option("--traces", metavar="PATH", help="Span file(s) or glob "
+                                                      "(repeatable).")]
+EventFiles = Annotated[list[str] | None, typer.Option("--events", metavar="PATH", help="Deploy/config event file(s) "
+                                                      "or glob (repeatable).")]
+ColumnMap = Annotated[
+    list[str] | None, typer.Option("--map", metavar="ROLE=COLUMN", help="The source column for a role, e.g. --map "
+                                   "time=when (repeatable).")
+]
+AlertTime = Annotated[
+    str | None, typer.Option("--at", metavar="TIME", help="Alert time (ISO-8601): the incident containing or nearest "
+                             "to it.")
+]
+Detector = Annotated[str, typer.Option("--detector", help="robust, or seed-zscore (the original).")]
+
+
+def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_token: str | None,
+                        prom_user: str | None, prom_start: str | None, prom_end: str | None,
+                        prom_step: int | None) -> object:
+    """The --prometheus/--prom-*/--promql options as telemetry.sources.PrometheusOptions, None without a URL."""
     from incidentlens.errors import InputError
-    from incidentlens.telemetry import parse_mapping
-    from incidentlens.telemetry.sources import PrometheusOptions, open_store
+    from incidentlens.telemetry.sources import PrometheusOptions
 
     if (promql or prom_token or prom_user or prom_start or prom_end or prom_step) and not prometheus:
         raise InputError("--promql/--prom-* need --prometheus URL")
-    remote = PrometheusOptions(
+    return PrometheusOptions(
         url=prometheus, promql=tuple(promql or ()), token=prom_token, user=prom_user, start=prom_start, end=prom_end,
         step=prom_step,
     ) if prometheus else None
+
+
+def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[str] | None,
+                events: list[str] | None, mapping: list[str] | None, at: object = None,
+                prometheus: object = None) -> object:
+    """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store)."""
+    from incidentlens.telemetry import parse_mapping
+    from incidentlens.telemetry.sources import open_store
+
     return open_store(metrics=metrics or None, logs=logs or None, traces=traces or None, events=events or None,
-                      mapping=parse_mapping(mapping), prometheus=remote, at=at)
+                      mapping=parse_mapping(mapping), prometheus=prometheus, at=at)
 
 
 def _version(value: bool) -> None:
@@ -134,20 +165,14 @@ def generate_command(
 
 @app.command("detect")
 def detect_command(
-    metrics: Annotated[
-        list[Path] | None, typer.Option("--metrics", help="Metrics file(s): wide or long csv/parquet/jsonl.")
-    ] = None,
+    metrics: MetricsFiles = None,
     metric: Annotated[
         list[str] | None, typer.Option("--metric", help="Only these metric names (repeatable; default: all).")
     ] = None,
-    at: Annotated[
-        str | None, typer.Option("--at", help="Alert time (ISO-8601): the window containing or nearest to it.")
-    ] = None,
-    detector: Annotated[str, typer.Option("--detector", help="robust, or seed-zscore (the original).")] = "robust",
+    at: AlertTime = None,
+    detector: Detector = "robust",
     as_json: Annotated[bool, typer.Option("--json", help="Print the detection as JSON.")] = False,
-    mapping: Annotated[
-        list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
-    ] = None,
+    mapping: ColumnMap = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
@@ -157,8 +182,8 @@ def detect_command(
     from incidentlens.analysis.detection import detect, parse_time
 
     anchor = parse_time(at) if at else None
-    store = _open_store([str(p) for p in metrics or []], None, None, None, mapping, anchor, prometheus, promql,
-                        prom_token, prom_user, prom_start, prom_end, prom_step)
+    remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
+    store = _open_store(metrics, None, None, None, mapping, anchor, remote)
     result = detect(store, metrics=metric or None, at=anchor, detector=detector)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -227,21 +252,15 @@ def eval_nab_command(
 
 @app.command("analyze")
 def analyze_command(
-    metrics: Annotated[
-        list[str] | None, typer.Option("--metrics", help="Metrics file(s) or glob: wide or long csv/parquet/jsonl.")
-    ] = None,
-    logs: Annotated[list[str] | None, typer.Option("--logs", help="Log file(s) or glob.")] = None,
-    traces: Annotated[list[str] | None, typer.Option("--traces", help="Span file(s) or glob.")] = None,
-    events: Annotated[list[str] | None, typer.Option("--events", help="Deploy/config event file(s).")] = None,
-    at: Annotated[
-        str | None, typer.Option("--at", help="Alert time (ISO-8601): the incident containing or nearest to it.")
-    ] = None,
+    metrics: MetricsFiles = None,
+    logs: LogFiles = None,
+    traces: TraceFiles = None,
+    events: EventFiles = None,
+    at: AlertTime = None,
     out: Annotated[Path, typer.Option("--out", help="Directory to write analysis.json into.")] = Path("."),
-    detector: Annotated[str, typer.Option("--detector", help="robust, or seed-zscore (the original).")] = "robust",
+    detector: Detector = "robust",
     as_json: Annotated[bool, typer.Option("--json", help="Print analysis.json instead of the summary.")] = False,
-    mapping: Annotated[
-        list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
-    ] = None,
+    mapping: ColumnMap = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
@@ -252,8 +271,8 @@ def analyze_command(
     from incidentlens.analysis.detection import parse_time
 
     anchor = parse_time(at) if at else None
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, prometheus, promql, prom_token, prom_user,
-                        prom_start, prom_end, prom_step)
+    remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote)
     with console.status("analyzing", spinner="dots"):
         result = analyze(store, at=anchor, detector=detector)
     out.mkdir(parents=True, exist_ok=True)
@@ -351,15 +370,11 @@ def _rate(value: float | None, fmt: str = "{:.0%}") -> str:
 @app.command("sql")
 def sql_command(
     query: Annotated[str, typer.Argument(help="One SELECT/WITH query over metrics, logs, spans, events.")],
-    metrics: Annotated[list[str] | None, typer.Option("--metrics", help="Metrics file(s) or glob.")] = None,
-    logs: Annotated[
-        list[str] | None, typer.Option("--logs", help="Log file(s) or glob, or a clickhouse:// table URL.")
-    ] = None,
-    traces: Annotated[list[str] | None, typer.Option("--traces", help="Span file(s) or glob.")] = None,
-    events: Annotated[list[str] | None, typer.Option("--events", help="Deploy/config event file(s).")] = None,
-    mapping: Annotated[
-        list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
-    ] = None,
+    metrics: MetricsFiles = None,
+    logs: LogFiles = None,
+    traces: TraceFiles = None,
+    events: EventFiles = None,
+    mapping: ColumnMap = None,
     max_rows: Annotated[int, typer.Option("--max-rows", help="Row cap.")] = 200,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before the query is interrupted.")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -371,7 +386,7 @@ def sql_command(
 
     from incidentlens.analysis.sql_sandbox import SqlSandbox
 
-    store = _open_store(metrics, logs, traces, events, mapping, None, None, None, None, None, None, None, None)
+    store = _open_store(metrics, logs, traces, events, mapping)
     with SqlSandbox(store, row_cap=max_rows, timeout_s=timeout) as sandbox:
         result = sandbox.run(query)
     if as_json:
@@ -391,15 +406,11 @@ def sql_command(
 def report_command(
     analysis: Annotated[Path, typer.Option("--analysis", help="analysis.json written by `incidentlens analyze`.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for report.json, report.md and report.html.")],
-    metrics: Annotated[
-        list[str] | None, typer.Option("--metrics", help="Metrics file(s) or glob, to chart the key series.")
-    ] = None,
-    logs: Annotated[list[str] | None, typer.Option("--logs", help="Log file(s) or glob.")] = None,
-    traces: Annotated[list[str] | None, typer.Option("--traces", help="Span file(s) or glob.")] = None,
-    events: Annotated[list[str] | None, typer.Option("--events", help="Deploy/config event file(s).")] = None,
-    mapping: Annotated[
-        list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
-    ] = None,
+    metrics: MetricsFiles = None,
+    logs: LogFiles = None,
+    traces: TraceFiles = None,
+    events: EventFiles = None,
+    mapping: ColumnMap = None,
 ) -> None:
     """Write the incident review from an analysis.json, without agents; charts need --metrics."""
     from incidentlens.report import (
@@ -409,35 +420,24 @@ def report_command(
         runbook_checklist,
         write_reports,
     )
-    from incidentlens.telemetry import load_telemetry, parse_mapping
 
     pm = build_postmortem(read_analysis(analysis), source=str(analysis))
-    store = None
-    if metrics or logs or traces or events:
-        store = load_telemetry(metrics=metrics or None, logs=logs or None, traces=traces or None,
-                               events=events or None, mapping=parse_mapping(mapping))
+    store = _open_store(metrics, logs, traces, events, mapping) if metrics or logs or traces or events else None
     paths = write_reports(pm, out, store=store)
-    # Summary lines carry log text and service names: print them verbatim, never as rich markup.
     for line in [*executive_summary(pm), "", *runbook_checklist(pm)]:
-        console.print(line, markup=False, highlight=False)
+        _print_data(line)
     for path in paths.values():
-        console.print(f"wrote {path}", markup=False, highlight=False)
+        _print_data(f"wrote {path}")
 
 
 @app.command("investigate")
 def investigate_command(
-    metrics: Annotated[
-        list[str] | None, typer.Option("--metrics", help="Metrics file(s) or glob: wide or long csv/parquet/jsonl.")
-    ] = None,
-    logs: Annotated[list[str] | None, typer.Option("--logs", help="Log file(s) or glob.")] = None,
-    traces: Annotated[list[str] | None, typer.Option("--traces", help="Span file(s) or glob.")] = None,
-    events: Annotated[list[str] | None, typer.Option("--events", help="Deploy/config event file(s).")] = None,
-    at: Annotated[
-        str | None, typer.Option("--at", help="Alert time (ISO-8601): the incident containing or nearest to it.")
-    ] = None,
-    mapping: Annotated[
-        list[str] | None, typer.Option("--map", help="Column for a role, e.g. --map time=when (repeatable).")
-    ] = None,
+    metrics: MetricsFiles = None,
+    logs: LogFiles = None,
+    traces: TraceFiles = None,
+    events: EventFiles = None,
+    at: AlertTime = None,
+    mapping: ColumnMap = None,
     llm: Annotated[
         str, typer.Option("--llm", help="auto (openai if OPENAI_API_KEY is set, else offline), offline, openai, "
                                         "openai-compatible.")
@@ -457,8 +457,8 @@ def investigate_command(
     from incidentlens.analysis.detection import parse_time
 
     anchor = parse_time(at) if at else None
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, prometheus, promql, prom_token, prom_user,
-                        prom_start, prom_end, prom_step)
+    remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote)
     _investigate_and_report(store, out, llm=llm, model=model, llm_url=llm_url, max_steps=max_steps, at=anchor)
 
 
