@@ -27,7 +27,7 @@ from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
     UtcTime,
-    check_span,
+    check_periods,
     in_span,
     quote_ident,
     sql_in,
@@ -124,7 +124,7 @@ def contrast(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> Co
 
 def contrast_logs(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> LogContrast:
     """Which values of which log columns are over-represented in the incident's problem lines, ranked."""
-    window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
+    window, baseline = check_periods(window, baseline)
     dimensions, skipped, discovery_sql = discover_dimensions(store, window, baseline)
     discovery = Evidence.make(
         "contrast",
@@ -334,7 +334,7 @@ def _contributors(
 
 def metric_shifts(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> MetricShifts:
     """Every service/metric's robust standardised shift, largest first (the top `limit` carry evidence)."""
-    window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
+    window, baseline = check_periods(window, baseline)
     sql = metric_shift_sql(window, baseline)
     table = store.fetch(sql)
     if table.num_rows == 0:

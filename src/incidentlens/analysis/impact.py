@@ -30,7 +30,7 @@ from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
     UtcTime,
-    check_span,
+    check_periods,
     in_span,
     iso_z,
     quote_ident,
@@ -83,7 +83,7 @@ class ImpactResult(BaseModel):
 
 def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     """The `impact` block of analysis.json, each number with its evidence."""
-    window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
+    window, baseline = check_periods(window, baseline)
     impact = Impact(duration_minutes=round(span_minutes(window)))
     evidence = [_duration_evidence(window)]
     series = _metric_catalogue(store, window, baseline) if store.has("metrics") else {}

@@ -39,6 +39,11 @@ def check_span(span: Span, name: str) -> Span:
     return start, end
 
 
+def check_periods(window: Span, baseline: Span) -> tuple[Span, Span]:
+    """The incident window and the baseline, each checked by `check_span`."""
+    return check_span(window, "incident window"), check_span(baseline, "baseline window")
+
+
 def in_span(column: str, span: Span) -> str:
     """SQL predicate: `column` lies in the half-open span."""
     return f"{column} >= {sql_ts(span[0])} AND {column} < {sql_ts(span[1])}"

@@ -25,7 +25,7 @@ from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
     UtcTime,
-    check_span,
+    check_periods,
     in_span,
     iso_z,
     span_minutes,
@@ -74,7 +74,7 @@ class TemplateResult(BaseModel):
 
 def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> TemplateResult:
     """Templates new or surging in the window against the baseline, in reading order (see `_reported`)."""
-    window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
+    window, baseline = check_periods(window, baseline)
     sql = template_counts_sql(window, baseline)
     groups = store.fetch(sql)
     if groups.num_rows == 0:

@@ -20,7 +20,7 @@ from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
     UtcTime,
-    check_span,
+    check_periods,
     in_span,
     iso_z,
     span_minutes,
@@ -71,7 +71,7 @@ def build_timeline(
     """Sorted timeline entries for the incident. `onsets` are (series, onset) pairs from detection, `peak` its
     peak time, `detection_evidence` the ids that back them; `templates` the reported log templates, top first;
     `data_end` the last time in the data (asked of the store when not given: a scan of every view)."""
-    window, baseline = check_span(window, "incident window"), check_span(baseline, "baseline window")
+    window, baseline = check_periods(window, baseline)
     timeline = Timeline()
     detection_ids = list(detection_evidence) or [_window_evidence(window, timeline)]
     _add_detection(timeline, window, onsets, peak, detection_ids)
