@@ -8,27 +8,13 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from duck_store import DuckStore
 from incidentlens.analysis.contrast import contrast, contrast_logs, metric_shifts, two_proportion_p
 from incidentlens.errors import InputError
 
 START = datetime(2024, 5, 1, 0, 0)
 BASELINE = (START, datetime(2024, 5, 1, 2, 0))
 WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
-
-
-class DuckStore:
-    """The slice of the telemetry store that analysis uses: views on a DuckDB connection and fetch(sql)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-        self.queries: list[str] = []
-
-    def has(self, view: str) -> bool:
-        return view in {row[0] for row in self.con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
-
-    def fetch(self, sql: str) -> pa.Table:
-        self.queries.append(sql)
-        return self.con.sql(sql).to_arrow_table()
 
 
 @pytest.fixture
@@ -57,7 +43,7 @@ def region_outage() -> DuckStore:
                     WHEN metric = 'p95_ms' THEN 100 + i % 9 ELSE 50 + i % 5 END AS value
         FROM range(150) t(i), (VALUES ('api'), ('db'), ('web')) s(service), (VALUES ('p95_ms'), ('rps')) m(metric)
     """)
-    return DuckStore(con)
+    return DuckStore(con=con)
 
 
 def test_region_outage_ranks_the_failing_region_first(region_outage: DuckStore) -> None:
@@ -120,7 +106,7 @@ def test_flat_baseline_does_not_explode() -> None:
                CASE WHEN i >= 120 THEN 51.0 ELSE 50.0 END AS value
         FROM range(150) t(i)
     """)
-    shift = metric_shifts(DuckStore(con), WINDOW, BASELINE).shifts[0]
+    shift = metric_shifts(DuckStore(con=con), WINDOW, BASELINE).shifts[0]
 
     assert shift.baseline_mad == 0
     assert shift.shift == pytest.approx(1 / (0.05 * 50))
@@ -173,7 +159,7 @@ def test_a_value_naming_the_same_lines_as_a_higher_one_says_so() -> None:
                'line' AS message
         FROM (SELECT i, ['api', 'db', 'web'][i % 3 + 1] AS service FROM range(9000) t(i))
     """)
-    contributors = contrast_logs(DuckStore(con), WINDOW, BASELINE).contributors
+    contributors = contrast_logs(DuckStore(con=con), WINDOW, BASELINE).contributors
 
     assert [(c.dimension, c.value, c.same_lines_as) for c in contributors] == [
         ("service", "db", None), ("version", "v7", "service=db")]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
-import pyarrow as pa
 import pytest
 
+from duck_store import DuckStore
 from incidentlens.analysis.impact import estimate_impact
 
 BASELINE = (datetime(2024, 5, 1, 0, 0), datetime(2024, 5, 1, 2, 0))
@@ -39,21 +38,6 @@ LOGS = """
     FROM (SELECT i, ['api-gateway', 'db'][i % 2 + 1] AS service,
                  ['eu-west', 'us-east', 'ap-south'][(i // 2) % 3 + 1] AS region FROM range(9000) t(i))
 """
-
-
-class DuckStore:
-    """The slice of the telemetry store that analysis uses: views on a DuckDB connection and fetch(sql)."""
-
-    def __init__(self, *views: str) -> None:
-        self.con = duckdb.connect()
-        for view in views:
-            self.con.execute(view)
-
-    def has(self, view: str) -> bool:
-        return view in {row[0] for row in self.con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
-
-    def fetch(self, sql: str) -> pa.Table:
-        return self.con.sql(sql).to_arrow_table()
 
 
 @pytest.fixture(scope="module")

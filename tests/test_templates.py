@@ -8,23 +8,12 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from duck_store import DuckStore
 from incidentlens.analysis.masking import mask, masked_sql
 from incidentlens.analysis.templates import find_templates
 
 BASELINE = (datetime(2024, 5, 1, 0, 0), datetime(2024, 5, 1, 2, 0))
 WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
-
-
-class DuckStore:
-    """The slice of the telemetry store that analysis uses: views on a DuckDB connection and fetch(sql)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-        self.queries: list[str] = []
-
-    def fetch(self, sql: str) -> pa.Table:
-        self.queries.append(sql)
-        return self.con.sql(sql).to_arrow_table()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +40,7 @@ def pool_exhaustion() -> DuckStore:
             FROM range(9000) t(i)
         )
     """)
-    return DuckStore(con)
+    return DuckStore(con=con)
 
 
 def test_new_pool_timeout_template_comes_first_from_the_root_service(pool_exhaustion: DuckStore) -> None:
@@ -157,6 +146,6 @@ def test_in_a_cascade_the_cause_comes_first_though_its_callers_log_more() -> Non
                              WHEN i >= 7620 AND i % 2 = 1 THEN 'upstream' ELSE 'ok' END AS kind
               FROM range(9000) t(i))
     """)
-    templates = find_templates(DuckStore(con), WINDOW, BASELINE).templates
+    templates = find_templates(DuckStore(con=con), WINDOW, BASELINE).templates
 
     assert [(t.services[0], t.count_window) for t in templates] == [("db", 375), ("api", 690)]

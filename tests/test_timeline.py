@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
-import pyarrow as pa
 import pytest
 
+from duck_store import DuckStore
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline
 
@@ -34,24 +33,6 @@ EVENTS = """
                           (TIMESTAMP '2024-05-01 00:30:00', 'api', 'config', 'raise timeout'))
                   AS e(ts, service, kind, description)
 """
-
-
-class DuckStore:
-    """The slice of the telemetry store that analysis uses: views on a DuckDB connection and fetch(sql)."""
-
-    def __init__(self, *views: str) -> None:
-        self.con = duckdb.connect()
-        for view in views:
-            self.con.execute(view)
-
-    def has(self, view: str) -> bool:
-        return view in {row[0] for row in self.con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
-
-    def fetch(self, sql: str) -> pa.Table:
-        return self.con.sql(sql).to_arrow_table()
-
-    def time_range(self) -> tuple[datetime, datetime]:
-        return self.con.sql("SELECT min(ts), max(ts) FROM logs").fetchall()[0]
 
 
 @pytest.fixture(scope="module")

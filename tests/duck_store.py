@@ -1,0 +1,29 @@
+"""A test double of the telemetry store for analysis tests: views on a DuckDB connection, queried with fetch(sql)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+
+class DuckStore:
+    """The slice of the telemetry store that analysis uses: `has(view)`, `fetch(sql)` (every query is kept in
+    `queries`, to count scans) and `time_range()` of the logs; built from CREATE VIEW statements or a connection."""
+
+    def __init__(self, *views: str, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        self.con = con or duckdb.connect()
+        self.queries: list[str] = []
+        for view in views:
+            self.con.execute(view)
+
+    def has(self, view: str) -> bool:
+        return view in {row[0] for row in self.con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+
+    def fetch(self, sql: str) -> pa.Table:
+        self.queries.append(sql)
+        return self.con.sql(sql).to_arrow_table()
+
+    def time_range(self) -> tuple[datetime, datetime]:
+        return self.con.sql("SELECT min(ts), max(ts) FROM logs").fetchall()[0]
