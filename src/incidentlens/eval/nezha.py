@@ -205,15 +205,20 @@ def _new_error_templates(store: TelemetryStore, at: datetime) -> dict[str, float
         GROUP BY service""")
 
 
-def _template_shift(store: TelemetryStore, at: datetime) -> dict[str, float]:
-    """Total variation distance between a service's template mix before and after, damped below 20 lines before."""
+def _template_counts_sql(at: datetime) -> str:
+    """Each service's masked templates with their line counts before and after `at`."""
     from incidentlens.analysis.masking import masked_sql
 
-    return _by_service(store, f"""
-        WITH counts AS (
+    return f"""
             SELECT service, {masked_sql()} AS template, count(*) FILTER (WHERE ts < {sql_ts(at)}) AS before,
                    count(*) FILTER (WHERE ts >= {sql_ts(at)}) AS after
-            FROM logs GROUP BY ALL
+            FROM logs GROUP BY ALL"""
+
+
+def _template_shift(store: TelemetryStore, at: datetime) -> dict[str, float]:
+    """Total variation distance between a service's template mix before and after, damped below 20 lines before."""
+    return _by_service(store, f"""
+        WITH counts AS ({_template_counts_sql(at)}
         ),
         shares AS (
             SELECT service, sum(before) OVER (PARTITION BY service) AS lines_before,
@@ -228,13 +233,8 @@ def _template_shift(store: TelemetryStore, at: datetime) -> dict[str, float]:
 def _template_surprise(store: TelemetryStore, at: datetime) -> dict[str, float]:
     """Largest Poisson-like surprise of one template's count after `at`, against what the pace of the service's
     other templates predicts: a line that stops being logged (an exception cutting a code path short) or starts."""
-    from incidentlens.analysis.masking import masked_sql
-
     return _by_service(store, f"""
-        WITH counts AS (
-            SELECT service, {masked_sql()} AS template, count(*) FILTER (WHERE ts < {sql_ts(at)}) AS before,
-                   count(*) FILTER (WHERE ts >= {sql_ts(at)}) AS after
-            FROM logs GROUP BY ALL
+        WITH counts AS ({_template_counts_sql(at)}
         ),
         paced AS (
             SELECT service, before, after,
