@@ -1,8 +1,11 @@
 """report.html in a real browser: headless Chromium opens it from disk, offline, and draws every chart.
 
 Chromium is driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`: JSON messages separated by NUL
-on file descriptors 3 and 4), so the test needs no extra Python package and no browser download. Set
-INCIDENTLENS_UPDATE_SCREENSHOT=1 to refresh docs/images/report.png from the screenshot.
+on file descriptors 3 and 4), so the test needs no extra Python package and no browser download.
+
+Two reviews are opened: the demo's (the seed-tutorial day investigated offline, exactly what `incidentlens demo`
+writes) and a hand-written one whose log sample tries to inject a script. Set INCIDENTLENS_UPDATE_SCREENSHOT=1 to
+refresh docs/images/report.png, the README's screenshot, from the demo's review.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import select
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from incidentlens.agents import investigate
 from incidentlens.report import build_postmortem, write_reports
+from incidentlens.telemetry import load_telemetry
 from test_report_data import metrics_store, pool_exhaustion_analysis
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -114,14 +120,10 @@ class DevTools:
         os.close(self._from_chrome)
 
 
-@pytest.fixture(scope="module")
-def opened(tmp_path_factory: pytest.TempPathFactory):
-    """report.html loaded in headless Chromium: the browser, its page session, and the report's URL."""
-    out = tmp_path_factory.mktemp("browser")
-    analysis = pool_exhaustion_analysis()
-    analysis["templates"][0]["samples"].append("Request failed: <script>alert(1)</script>")
-    html = write_reports(build_postmortem(analysis), out / "report", store=metrics_store())["html"]
-    browser = DevTools(out / "profile")
+@contextlib.contextmanager
+def open_in_chromium(html: Path, profile: Path) -> Iterator[Page]:
+    """`html` loaded in headless Chromium at 1280 px wide, until the block ends."""
+    browser = DevTools(profile)
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -132,56 +134,123 @@ def opened(tmp_path_factory: pytest.TempPathFactory):
         url = html.resolve().as_uri()
         browser.send("Page.navigate", {"url": url}, session=session)
         browser.wait_event("Page.loadEventFired")
-        yield browser, session, url, out
+        yield Page(browser, session, url)
     finally:
         browser.close()
 
 
-def test_the_page_loads_offline_with_no_console_errors(opened):
-    browser, session, url, _ = opened
-    browser.send("Runtime.evaluate", {"expression": "1"}, session=session)  # flush pending events
-    errors = [e for e in browser.events if e["method"] in ("Runtime.exceptionThrown",)
-              or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-              or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
-    assert errors == []
-    requested = [e["params"]["request"]["url"] for e in browser.events if e["method"] == "Network.requestWillBeSent"]
-    assert requested == [url]  # the report itself, nothing else: no fonts, no scripts, no images
+class Page:
+    """One loaded report: evaluate JavaScript in it, read what the browser reported while loading it."""
+
+    def __init__(self, browser: DevTools, session: str, url: str) -> None:
+        self.browser, self.session, self.url = browser, session, url
+
+    def evaluate(self, expression: str) -> Any:
+        reply = self.browser.send("Runtime.evaluate", {"expression": expression, "returnByValue": True},
+                                  session=self.session)
+        return reply["result"]["value"]
+
+    def errors(self) -> list[dict[str, Any]]:
+        self.evaluate("1")  # flush pending events
+        return [e for e in self.browser.events if e["method"] == "Runtime.exceptionThrown"
+                or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+                or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+
+    def requested(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in self.browser.events
+                if e["method"] == "Network.requestWillBeSent"]
+
+    def charts(self) -> list[dict[str, Any]]:
+        return self.evaluate(CHARTS_JS)
+
+    def screenshot(self, max_height: int) -> bytes:
+        height = self.evaluate("document.documentElement.scrollHeight")
+        shot = self.browser.send("Page.captureScreenshot",
+                                 {"format": "png", "captureBeyondViewport": True,
+                                  "clip": {"x": 0, "y": 0, "width": 1280, "height": min(height, max_height),
+                                           "scale": 1}},
+                                 session=self.session)
+        return base64.b64decode(shot["data"])
 
 
-def test_the_log_line_stays_text(opened):
-    browser, session, _, _ = opened
-    result = browser.send("Runtime.evaluate", {"expression": "document.scripts.length", "returnByValue": True},
-                          session=session)
-    assert result["result"]["value"] == 0
-    shown = browser.send("Runtime.evaluate", {"expression": "document.body.innerText.includes('<script>alert(1)')",
-                                              "returnByValue": True}, session=session)
-    assert shown["result"]["value"] is True
+@pytest.fixture(scope="module")
+def fixture_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    """The hand-written pool-exhaustion review, with a log sample that tries to inject a script."""
+    out = tmp_path_factory.mktemp("browser-fixture")
+    analysis = pool_exhaustion_analysis()
+    analysis["templates"][0]["samples"].append("Request failed: <script>alert(1)</script>")
+    html = write_reports(build_postmortem(analysis), out / "report", store=metrics_store())["html"]
+    with open_in_chromium(html, out / "profile") as page:
+        yield page
 
 
-def test_every_chart_renders_with_size_and_shapes(opened):
-    browser, session, _, _ = opened
-    charts = browser.send("Runtime.evaluate", {"expression": CHARTS_JS, "returnByValue": True},
-                          session=session)["result"]["value"]
+@pytest.fixture(scope="module")
+def demo_page(scenario_dir, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    """What `incidentlens demo` writes: the seed-tutorial day (seed 1) investigated offline, then reported."""
+    data = scenario_dir("seed-tutorial")
+    out = tmp_path_factory.mktemp("browser-demo")
+    store = load_telemetry(metrics=data / "metrics.csv", logs=data / "logs.csv")
+    result = investigate(store, llm="offline", trace_path=out / "trace.jsonl")
+    html = write_reports(result.postmortem, out / "report", store=store)["html"]
+    with open_in_chromium(html, out / "profile") as page:
+        yield page
+
+
+@pytest.mark.parametrize("page_name", ["fixture_page", "demo_page"])
+def test_the_page_loads_offline_with_no_console_errors(page_name: str, request: pytest.FixtureRequest):
+    page = request.getfixturevalue(page_name)
+    assert page.errors() == []
+    assert page.requested() == [page.url]  # the report itself, nothing else: no fonts, no scripts, no images
+
+
+def test_a_log_line_that_looks_like_a_script_stays_text(fixture_page: Page):
+    assert fixture_page.evaluate("document.scripts.length") == 0
+    assert fixture_page.evaluate("document.body.innerText.includes('<script>alert(1)')") is True
+
+
+def test_every_chart_of_the_fixture_renders_with_size_and_shapes(fixture_page: Page):
+    charts = fixture_page.charts()
     labels = [c["label"] for c in charts]
     assert labels.count("top contributors") == 1 and labels.count("timeline") == 1
     assert sum(1 for label in labels if label.endswith("over time")) == 3
+    assert_drawn(charts)
+
+
+def test_the_demo_review_draws_its_metrics_contributors_and_timeline(demo_page: Page):
+    charts = demo_page.charts()
+    labels = [c["label"] for c in charts]
+    assert labels.count("top contributors") == 1 and labels.count("timeline") == 1
+    # the seed-tutorial day has three wide metrics, all of which moved: each gets its chart
+    assert {"global/p95_ms over time", "global/error_rate over time", "global/rps over time"} <= set(labels)
+    assert_drawn(charts)
+
+
+def test_the_demo_review_leads_with_its_headline_and_numbers(demo_page: Page):
+    top = demo_page.evaluate("document.body.innerText.slice(0, 1500)")
+    assert "db-proxy" in top and "SEV" in top
+    assert "144 minutes" in top  # the seed-tutorial surge lasts 14:53 to 17:17 UTC
+
+
+def test_the_demo_review_says_who_wrote_it_and_names_real_services(demo_page: Page):
+    cards = demo_page.evaluate("[...document.querySelectorAll('.card')].map(c => c.innerText)")
+    services = next(card for card in cards if card.upper().startswith("SERVICES AFFECTED"))
+    # wide metrics file under the placeholder service `global`; the logs name the three services that failed
+    assert services.split("\n")[1:] == ["3", "api-gateway, db-proxy, payments"]
+    root_cause = demo_page.evaluate("document.querySelector('#root-cause').innerText")
+    assert "offline writer, grounded" in root_cause and "model, grounded" not in root_cause
+
+
+def assert_drawn(charts: list[dict[str, Any]]) -> None:
     for chart in charts:
         assert chart["width"] > 200 and chart["height"] > 40, chart
         assert chart["shapes"] >= 2, chart
     assert all(c["paths"] >= 2 for c in charts if c["label"].endswith("over time"))
 
 
-def test_screenshot(opened):
-    browser, session, _, out = opened
-    height = browser.send("Runtime.evaluate", {"expression": "document.documentElement.scrollHeight",
-                                               "returnByValue": True}, session=session)["result"]["value"]
-    shot = browser.send("Page.captureScreenshot",
-                        {"format": "png", "captureBeyondViewport": True,
-                         "clip": {"x": 0, "y": 0, "width": 1280, "height": min(height, 2000), "scale": 1}},
-                        session=session)
-    png = base64.b64decode(shot["data"])
+def test_the_readme_screenshot_is_the_demo_review(demo_page: Page, tmp_path: Path):
+    png = demo_page.screenshot(max_height=2000)
     assert png.startswith(b"\x89PNG") and 20_000 < len(png) < 500_000
-    (out / "report.png").write_bytes(png)
+    (tmp_path / "report.png").write_bytes(png)
     if os.environ.get("INCIDENTLENS_UPDATE_SCREENSHOT"):
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         SCREENSHOT.write_bytes(png)

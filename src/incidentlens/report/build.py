@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from incidentlens.analysis.rootcause import GLOBAL
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
 from incidentlens.report.grounding import Facts, check_grounding
@@ -84,8 +85,11 @@ def executive_summary(pm: Postmortem) -> list[str]:
     if pm.impact:
         lines.append(f"Impact: {_impact_line(pm.impact)}")
     if pm.root_cause:
-        lines.append(f"Root cause: {playbook(pm.root_cause.kind).label} in {pm.root_cause.service} "
-                     f"(confidence {fmt.pct(pm.root_cause.confidence, 0)})")
+        rc = pm.root_cause
+        confirmed = rc.test_passed is not False and rc.confidence >= CONFIRMED_CONFIDENCE
+        caveat = "; its falsification test failed" if rc.test_passed is False else ""
+        lines.append(f"{'Root cause' if confirmed else 'Suspected cause'}: {playbook(rc.kind).label} in {rc.service} "
+                     f"(confidence {fmt.pct(rc.confidence, 0)}{caveat})")
     if pm.trigger:
         label = "Trigger" if pm.trigger.on_failing_path else "Preceding change (not on the failing path)"
         lines.append(f"{label}: {pm.trigger.description}" + (f" at {fmt.when(pm.trigger.t)}" if pm.trigger.t else ""))
@@ -210,7 +214,7 @@ class _Builder:
             requests_failed=failed,
             failed_share=failed / total if total and failed is not None else None,
             users_affected=raw.get("users_affected"),
-            services_affected=list(raw.get("services_affected") or []),
+            services_affected=_named_services(raw.get("services_affected") or []),
             regions_affected=list(raw.get("regions_affected") or []),
             peak_latency=_peak(raw.get("peak_latency")),
             peak_error_rate=_peak(raw.get("peak_error_rate")),
@@ -503,6 +507,13 @@ def _peak(raw: dict[str, Any] | None) -> Peak | None:
 
 def _window(raw: dict[str, Any] | None) -> Window | None:
     return Window.model_validate(pick(Window, raw)) if raw else None
+
+
+def _named_services(services: list[str]) -> list[str]:
+    """The affected services a reader can act on: `global` (the placeholder service of wide metrics) only when no
+    real service is named."""
+    named = [s for s in services if s != GLOBAL]
+    return named or list(services)
 
 
 def _span_minutes(start: dt.datetime, end: dt.datetime) -> float:

@@ -145,7 +145,8 @@ def _stagger(markers: list[Marker]) -> list[Marker]:
 
 def bar_chart(rows: list[tuple[str, float, float]], percent: bool = True) -> BarChart:
     """Paired horizontal bars: (label, value in the incident, value before it) per row."""
-    width, label_width, bar_height, gap = 560, 170, 11.0, 14.0
+    # 196 px holds a 26-character label at 11.5 px even in a wide fallback font (DejaVu Sans)
+    width, label_width, bar_height, gap = 560, 196, 11.0, 14.0
     top = max([max(w, b) for _, w, b in rows] + [1e-12])
     scale = (width - label_width - 70) / top
     row_height = 2 * bar_height + gap
