@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from incidentlens import __version__
 from incidentlens.cli import app
+from incidentlens.errors import InputError
 
 runner = CliRunner()
 
@@ -77,3 +78,9 @@ def test_telemetry_options_read_alike_in_every_command_that_reads_telemetry():
                     seen.setdefault(option.opts[0], set()).add(f"{option.metavar} {option.help}")
     assert set(seen) == {"--metrics", "--logs", "--traces", "--events", "--map", "--at", "--detector"}
     assert {option: len(helps) for option, helps in seen.items()} == dict.fromkeys(seen, 1)
+
+
+def test_a_bracketed_scenario_name_is_the_unknown_scenario_error(tmp_path):
+    result = runner.invoke(app, ["generate", "--scenario", "[/x]", "--out", str(tmp_path)])
+    assert isinstance(result.exception, InputError), result.exception
+    assert str(result.exception).startswith("unknown scenario '[/x]'")

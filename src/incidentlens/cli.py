@@ -157,10 +157,10 @@ def generate_command(
     """Write a generated scenario: telemetry with a known incident and its ground truth."""
     from incidentlens.scenarios import generate
 
-    with console.status(f"generating {scenario}"):
+    with console.status(Text(f"generating {scenario}")):
         paths = generate(scenario, out, seed=seed, hours=hours, logs=logs, fmt=fmt)
     for role, path in paths.items():
-        console.print(f"{role:8} {path}")
+        _print_data(f"{role:8} {path}")
 
 
 @app.command("detect")
@@ -476,8 +476,8 @@ def demo_command(
         paths = generate("seed-tutorial", out / "data", seed=1)
     store = load_telemetry(metrics=paths.get("metrics"), logs=paths.get("logs"), events=paths.get("events"))
     _investigate_and_report(store, out, llm="offline", model=None, llm_url=None, max_steps=30, at=None)
-    console.print(f"[dim]demo data in {out / 'data'}; try: incidentlens sql --metrics {paths['metrics']} "
-                  f"--logs {paths['logs']} \"SELECT level, count(*) FROM logs GROUP BY level\"[/dim]")
+    console.print(Text(f"demo data in {out / 'data'}; try: incidentlens sql --metrics {paths['metrics']} "
+                       f"--logs {paths['logs']} \"SELECT level, count(*) FROM logs GROUP BY level\"", style="dim"))
 
 
 def _investigate_and_report(store: object, out: Path, **options: object) -> None:
