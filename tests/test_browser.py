@@ -196,7 +196,19 @@ def demo_page(scenario_dir, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield page
 
 
-@pytest.mark.parametrize("page_name", ["fixture_page", "demo_page"])
+@pytest.fixture(scope="module")
+def quiet_page(scenario_dir, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    """The review of an ordinary day: no incident, the error and latency series that were checked."""
+    data = scenario_dir("quiet")
+    out = tmp_path_factory.mktemp("browser-quiet")
+    store = load_telemetry(metrics=data / "metrics.csv", logs=data / "logs.csv", events=data / "events.csv")
+    result = investigate(store, llm="offline", trace_path=out / "trace.jsonl")
+    html = write_reports(result.postmortem, out / "report", store=store)["html"]
+    with open_in_chromium(html, out / "profile") as page:
+        yield page
+
+
+@pytest.mark.parametrize("page_name", ["fixture_page", "demo_page", "quiet_page"])
 def test_the_page_loads_offline_with_no_console_errors(page_name: str, request: pytest.FixtureRequest):
     page = request.getfixturevalue(page_name)
     assert page.errors() == []
@@ -238,6 +250,20 @@ def test_the_demo_review_says_who_wrote_it_and_names_real_services(demo_page: Pa
     assert services.split("\n")[1:] == ["3", "api-gateway, db-proxy, payments"]
     root_cause = demo_page.evaluate("document.querySelector('#root-cause').innerText")
     assert "offline writer, grounded" in root_cause and "model, grounded" not in root_cause
+
+
+def test_the_quiet_review_shows_the_data_it_checked(quiet_page: Page):
+    assert quiet_page.evaluate("document.querySelector('h1').innerText") == "No incident detected"
+    # no incident date to show: the header names the span of data examined instead of the day the review was written
+    assert quiet_page.evaluate("document.querySelector('.eyebrow').textContent").startswith(
+        "Review of the data from 2024-05-01 00:00 UTC")
+    checked = quiet_page.evaluate("[...document.querySelectorAll('#checked li')].map(li => li.textContent)")
+    # the ten services' constant restart counters are one line, not ten
+    assert sum("restarts" in line for line in checked) == 1
+    assert any(line.startswith("10 series skipped, constant series") for line in checked)
+    charts = quiet_page.charts()
+    assert charts and all(c["label"].endswith("over time") for c in charts)
+    assert_drawn(charts)
 
 
 def assert_drawn(charts: list[dict[str, Any]]) -> None:

@@ -490,7 +490,24 @@ def _detector_checks(detection: dict[str, Any]) -> list[str]:
     if detection.get("series_checked"):
         checks.append(f"{detection['series_checked']} metric series with the {detection.get('detector') or ''} "
                       "detector".replace("  ", " "))
-    return checks + [str(note) for note in (detection.get("notes") or [])[:10]]
+    return checks + _grouped_skips([str(note) for note in detection.get("notes") or []])
+
+
+def _grouped_skips(notes: list[str], shown: int = 6) -> list[str]:
+    """The detector's notes, with series skipped for the same reason (`<series>: skipped: <why>`) on one line: ten
+    constant `restarts` series must not crowd the other checks out of a ten-line summary."""
+    skipped: dict[str, list[str]] = {}
+    others = []
+    for note in notes:
+        series, marker, why = note.partition(": skipped: ")
+        if marker:
+            skipped.setdefault(why, []).append(series)
+        else:
+            others.append(note)
+    lines = [f"{len(names)} series skipped, {why}: {', '.join(names[:shown])}"
+             + (f" and {len(names) - shown} more" if len(names) > shown else "") if len(names) > 1
+             else f"{names[0]}: skipped: {why}" for why, names in skipped.items()]
+    return lines + others[:10]
 
 
 def _checked(data: dict[str, Any]) -> list[str]:

@@ -54,7 +54,14 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
         contributor_chart=_contributor_chart(pm),
         template_chart=_template_chart(pm),
         timeline_svg=_timeline(pm),
+        examined=_examined(pm, store),
     )
+
+
+def _examined(pm: Postmortem, store: Any) -> str:
+    """With no incident, the span of data that was checked (the review has no incident date to show)."""
+    span = store.time_range() if store is not None and not pm.detected else None
+    return f"{fmt.when(span[0])} → {fmt.when(span[1])}" if span else ""
 
 
 def _cards(pm: Postmortem) -> list[_Card]:
