@@ -28,7 +28,8 @@ def render_markdown(pm: Postmortem) -> str:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(md=md_escape, code=md_code, fence=md_fence, to_json=lambda data: json.dumps(data, indent=2))
     env.tests["evidence_id"] = lambda value: isinstance(value, str) and re.fullmatch(EVIDENCE_ID_PATTERN, value)
-    env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num, measure=fmt.measure, minutes=fmt.minutes)
+    env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num, measure=fmt.measure, minutes=fmt.minutes,
+                       series_value=fmt.series_value)
     text = env.get_template("report.md.j2").render(
         pm=pm,
         headline=executive_summary(pm),
