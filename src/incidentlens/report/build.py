@@ -298,7 +298,8 @@ class _Builder:
         onsets = [s for s in self.detection_series if s.onset]
         if onsets:
             first = min(onsets, key=lambda s: s.onset)
-            ideas.append(f"An alert on {first.series} (baseline {fmt.num(first.baseline)}, peak {fmt.num(first.peak)}) "
+            ideas.append(f"An alert on {first.series} (baseline {fmt.series_value(first.series, first.baseline)}, peak "
+                         f"{fmt.series_value(first.series, first.peak)}) "
                          f"would have fired at its onset, {fmt.when(first.onset)}")
         early_templates = [t for t in self.data.get("templates") or []
                            if t.get("first_seen") and detected_at and fmt.utc(t["first_seen"]) < detected_at]
