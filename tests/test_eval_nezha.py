@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from incidentlens.cli import app
 from incidentlens.errors import InputError
-from incidentlens.eval.nezha import DAY, fault_files, load_faults
+from incidentlens.eval.nezha import DAY, evaluate_nezha, fault_files, load_faults, reference_files
 from incidentlens.telemetry.logfields import service_of_pod
 
 pytestmark = pytest.mark.dataset
@@ -65,3 +65,20 @@ def test_cpu_contention_is_found_by_the_signals_ranker_from_the_cli(nezha: Path)
 def test_a_directory_without_the_labels_is_refused(tmp_path: Path):
     with pytest.raises(InputError, match=r"fault_list\.json: not found"):
         load_faults(tmp_path)
+
+
+def test_the_analysis_ranker_finds_the_first_faults_with_a_known_onset(nezha: Path):
+    # the product path: analyze(store, at=inject_time, onset="at") over the fault's logs, traces and metrics
+    report = evaluate_nezha(nezha, ranker="analysis", limit=3)
+    assert [f.service for f in report.faults] == ["ts-contacts-service"] * 3
+    assert all(f.note is None or "ranker failed" not in f.note for f in report.faults)
+    # measured: all three first (contacts' "No contacts account" ERROR replaces its "Find contacts" line)
+    assert report.summary()["top1_count"] >= 2
+    assert all(f.rank is not None and f.rank <= 3 for f in report.faults)
+
+
+def test_fault_free_reference_minutes_are_history_only_before_the_fault(nezha: Path):
+    reference = nezha / "construct_data" / DAY
+    first, second = load_faults(nezha)[:2]
+    assert reference_files(reference, first) == {"logs": [], "traces": []}  # 08:43: the reference minute is later
+    assert [p.name for p in reference_files(reference, second)["logs"]] == ["08_50_log.csv.gz"]

@@ -214,7 +214,8 @@ class DetectionResult(BaseModel):
             "peak": iso_z(window.peak) if window else None,
             "detection": {
                 "detector": self.detector,
-                "first_anomalous": iso_z(min(s.onset for s in window.series)) if window else None,
+                "first_anomalous": (iso_z(min((s.onset for s in window.series), default=window.start)) if window
+                                    else None),
                 "series": [_shift_dict(s) for s in window.series] if window else [],
                 "windows": [_window_summary(w) for w in self.windows],
                 "series_checked": self.series_checked,

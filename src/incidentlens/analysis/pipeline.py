@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from incidentlens.analysis.anchored import check_onset, known_onset_detection
 from incidentlens.analysis.callgraph import infer_call_graph
 from incidentlens.analysis.contrast import contrast_logs
 from incidentlens.analysis.detection import DetectionResult, detect
@@ -22,6 +23,7 @@ from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_changes, rank_root_causes
 from incidentlens.analysis.shifts import LogSurge, MetricShift, fetch_log_counts, log_surges, metric_shifts
+from incidentlens.analysis.spans import trace_signals
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
 
@@ -65,11 +67,19 @@ class AnalysisResult(BaseModel):
         return {e.id: e for e in self.evidence}
 
 
-def analyze(store: Any, at: datetime | None = None, detector: str = "robust") -> AnalysisResult:
+def analyze(store: Any, at: datetime | None = None, detector: str = "robust", onset: str = "detect") -> AnalysisResult:
     """Find the incident in the store's telemetry and explain it: window, root-cause hypotheses, evidence.
 
     The detector's most severe window (or the one at `at`) is explained; when it turns out to be load without
-    harm, the next most severe window is tried (up to three), and the skipped ones stay in the evidence."""
+    harm, the next most severe window is tried (up to three), and the skipped ones stay in the evidence.
+    `onset="at"`: `at` is the incident's known start (an alert, an injection): the window is [at, end of data] and
+    the baseline everything before it (`anchored.py`); nothing is detected or set aside."""
+    check_onset(onset, at)
+    if onset == "at" and at is not None:
+        known, baseline, rule = known_onset_detection(store, at)
+        ledger = _Ledger(known.evidence)
+        outcome = explain_window(store, known, ledger, given_baseline=(baseline, rule))
+        return outcome if isinstance(outcome, AnalysisResult) else _not_detected(known, ledger, reason=outcome)
     detection = detect(store, at=at, detector=detector)
     evidence = _Ledger(detection.evidence)
     if not detection.detected or detection.window is None:
@@ -92,23 +102,28 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust") ->
     return _not_detected(detection, evidence, reason=reasons[0])
 
 
-def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger) -> AnalysisResult | str:
-    """Explain the detection's window; or say why it is not an incident to explain (no baseline, load only)."""
+def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
+                   given_baseline: tuple[Span, str] | None = None) -> AnalysisResult | str:
+    """Explain the detection's window; or say why it is not an incident to explain (no baseline, load only).
+    `given_baseline`: (span, rule) of a known onset's baseline; the window is then trusted as an incident."""
     incident = detection.window
     if incident is None:
         return detection.reason or "no incident window"
     window = (incident.start, incident.end)
-    first_anomalous = min(s.onset for s in incident.series)
-    baseline, rule = choose_baseline(store, window, first_anomalous)
+    if given_baseline is None:
+        baseline, rule = choose_baseline(store, window, min(s.onset for s in incident.series))
+    else:
+        baseline, rule = given_baseline
     if baseline is None:
         return rule
     shifts = evidence.add(metric_shifts(store, window, baseline))
     log_counts = fetch_log_counts(store, window, baseline)
     surges = evidence.add(log_surges(store, window, baseline, log_counts))
-    load_only = _load_without_harm(detection, shifts, surges)
+    load_only = _load_without_harm(detection, shifts, surges) if given_baseline is None else None
     if load_only:
         return load_only
-    signals = collect_signals(shifts, surges)
+    traces = evidence.add(trace_signals(store, window, baseline))
+    signals = collect_signals(shifts, surges, traces)
     contributors = _contributors(store, window, baseline, evidence)
     templates = _templates(store, window, baseline, evidence)
     impact = estimate_impact(store, window, baseline)

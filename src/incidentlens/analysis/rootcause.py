@@ -26,6 +26,7 @@ from incidentlens.analysis.callgraph import CallGraph
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.mechanism import Classification, MechanismCues, classify, mechanism_sentence, specificity
 from incidentlens.analysis.shifts import ONSET_RULE, LogSurge, MetricShift, log_surge_sql, surges_from_counts
+from incidentlens.analysis.spans import TraceSignal
 from incidentlens.telemetry import sql_ts
 
 Span = tuple[datetime, datetime]
@@ -37,6 +38,8 @@ EARLINESS_MINUTES = 5.0
 NONE_OF_THESE = 1.5
 #: ... and never less than the best score minus this: the data can rank causes, not prove one (top <= ~95%)
 MAX_MARGIN = 3.0
+#: weight of the span-derived signals (the most changed service's requests score this much)
+TRACE_WEIGHT = 6.0
 #: the synthetic service of wide (service-less) metrics: a place, not a culprit
 GLOBAL = "global"
 #: how long before the onset a deploy or config change still counts as its trigger
@@ -63,6 +66,7 @@ class ServiceSignals(BaseModel):
     log_onset: datetime | None = None
     metric_strength: float = 0.0
     log_ratio: float = 0.0
+    trace_strength: float = 0.0  # how far its requests changed in the traces (`spans.TraceSignal.strength`)
     moved: list[MetricShift] = []
     evidence: list[str] = []
 
@@ -93,8 +97,10 @@ class Ranking(BaseModel):
     trigger: dict[str, Any] | None = None  # the change at the top hypothesis' service shortly before its onset
 
 
-def collect_signals(shifts: list[MetricShift], surges: list[LogSurge]) -> dict[str, ServiceSignals]:
-    """Candidate services: those with a sustained metric shift or a WARN/ERROR surge (not `global`, if others)."""
+def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
+                    traces: dict[str, TraceSignal] | None = None) -> dict[str, ServiceSignals]:
+    """Candidate services: those with a sustained metric shift, a WARN/ERROR surge or requests that changed in the
+    traces (not `global`, if others)."""
     signals: dict[str, ServiceSignals] = {}
     for shift in shifts:
         if not shift.significant:
@@ -111,6 +117,11 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge]) -> dict[s
         s.log_ratio = surge.ratio
         s.log_onset = surge.first_problem or surge.onset
         s.evidence.append(surge.evidence)
+    for trace in (traces or {}).values():
+        if trace.significant:
+            s = signals.setdefault(trace.service, ServiceSignals(service=trace.service))
+            s.trace_strength = trace.strength
+            s.evidence.append(trace.evidence)
     for s in signals.values():
         s.moved.sort(key=lambda m: -abs(m.shift))
         s.evidence = list(dict.fromkeys(e for e in s.evidence if e))
@@ -179,6 +190,7 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
     blamed = _blame_share(s.service, signals, graph)
     blames = any(e.callee in signals for e in graph.edges if e.source == "messages" and e.caller == s.service)
     deploy = 1.0 if change else 0.0
+    strongest_trace = max(o.trace_strength for o in signals.values())
     parts = {
         "early": 3.0 * early,
         "strength": 1.5 * strength,
@@ -186,6 +198,8 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
         "blamed": 2.0 * blamed,
         "blames_other": -1.0 if blames else 0.0,
         "trigger": 1.5 * deploy,
+        # how far its requests changed, against the service whose requests changed most (0 without spans)
+        "traces": TRACE_WEIGHT * s.trace_strength / strongest_trace if strongest_trace else 0.0,
         # without a call graph the order of onsets is the only structural clue, and it is noisy at low log
         # volumes: then a service's own words about a mechanism weigh more
         "specific": (1.5 if graph.known else 3.0) * specificity(s.service, s.moved, cues),

@@ -129,6 +129,28 @@ def fault_files(day_dir: Path, fault: NezhaFault) -> dict[str, list[Path]]:
     return {role: [p for p in paths if p.is_file()] for role, paths in files.items()}
 
 
+def reference_files(reference_dir: Path, fault: NezhaFault) -> dict[str, list[Path]]:
+    """The fault-free log and trace minutes of the same day (`construct_data/`) that end before the fault's own
+    files begin: more history for the baseline, the way a user keeps yesterday's or the last hour's telemetry."""
+    first_covered = fault.inject_time.replace(second=0, microsecond=0) - timedelta(minutes=1)
+    found: dict[str, list[Path]] = {"logs": [], "traces": []}
+    for role, folder, suffix in (("logs", "log", "_log.csv.gz"), ("traces", "trace", "_trace.csv.gz")):
+        for path in sorted((reference_dir / folder).glob(f"*{suffix}")):
+            ends = _file_minute(path.name.removesuffix(suffix), fault.inject_time)
+            if ends is not None and ends <= first_covered:
+                found[role].append(path)
+    return found
+
+
+def _file_minute(name: str, day: datetime) -> datetime | None:
+    """`HH_MM` -> that minute of the fault's day (the file holds the minute before it); None for other names."""
+    try:
+        hour, minute = (int(part) for part in name.split("_"))
+        return day.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError:
+        return None
+
+
 class MetricsCut:
     """The day's per-pod metrics read once; `around(fault)` writes the fault's slice as canonical Parquet."""
 
@@ -157,7 +179,7 @@ def analysis_ranker(store: TelemetryStore, at: datetime) -> Ranking:
     """The services in the order `analyze` ranks them as root cause."""
     from incidentlens.analysis import analyze
 
-    result = analyze(store, at=at)
+    result = analyze(store, at=at, onset="at")
     return Ranking(_unique(h.service for h in result.hypotheses), note=result.reason)
 
 
@@ -334,7 +356,10 @@ def evaluate_nezha(
 
 def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: Ranker) -> FaultScore:
     started = time.perf_counter()
-    store, skipped = fault_store(fault_files(day_dir, fault), metrics.around(fault.inject_time))
+    files = fault_files(day_dir, fault)
+    reference = reference_files(day_dir.parent.parent / "construct_data" / DAY, fault)
+    files = {role: reference[role] + paths for role, paths in files.items()}
+    store, skipped = fault_store(files, metrics.around(fault.inject_time))
     try:
         ranking = ranker(store, fault.inject_time)
     except Exception as err:  # one fault's crash is that fault's result, reported; the other faults still run

@@ -1,0 +1,95 @@
+"""A known onset: when the caller knows when the incident started (an alert, an injection, a page), trust it.
+
+Detection looks for the window itself; with a known onset there is nothing to look for: the window is `[at, end of
+the data]` (at most `MAX_WINDOW` long) and the baseline is the data before `at` (at most `MAX_BASELINE` of it).
+Short bursts of logs and traces around an alert leave too little history for detection's baseline rule (which
+ends 15 minutes before the first anomalous point); here every line before `at` counts, however little.
+`known_onset_detection` states this window in the shape of a detection result (the series that moved in it, by
+the before/after shift test) so the rest of the pipeline reads it like a detected one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from incidentlens.analysis.detection import DetectionResult, IncidentWindow, SeriesShift, iso_z
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.shifts import MetricShift, metric_shift_sql, metric_shifts
+from incidentlens.errors import InputError
+
+Span = tuple[datetime, datetime]
+
+#: how `analyze` finds the incident's start: detect it, or trust `at`
+ONSETS = ("detect", "at")
+KNOWN_ONSET = "known onset"
+#: the window runs to the end of the data, at most this long
+MAX_WINDOW = timedelta(hours=6)
+#: the baseline is the data before the onset, at most this much of it
+MAX_BASELINE = timedelta(hours=24)
+#: a window end is exclusive: one step past the last sample
+END_STEP = timedelta(seconds=1)
+#: detection lists at most this many series
+SERIES_CAP = 20
+
+
+def check_onset(onset: str, at: datetime | None) -> None:
+    """Refuse an unknown onset mode, or `at` mode without a time."""
+    if onset not in ONSETS:
+        raise InputError(f"--onset {onset}: expected one of {', '.join(ONSETS)}")
+    if onset == "at" and at is None:
+        raise InputError("--onset at needs --at TIME (the incident's known start)")
+
+
+def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
+    """(window, baseline, the baseline's rule) for an incident known to start at `at`."""
+    bounds = store.time_range()
+    if bounds is None:
+        raise InputError("--at: the store holds no data")
+    data_start, data_end = bounds
+    if not data_start < at <= data_end:
+        raise InputError(f"--at {iso_z(at)}: outside the data ({iso_z(data_start)} .. {iso_z(data_end)}); with "
+                         "--onset at it must lie after the data's first sample")
+    window = (at, min(data_end + END_STEP, at + MAX_WINDOW))
+    start = max(data_start, at - MAX_BASELINE)
+    rule = (f"known onset: every sample before {iso_z(at)}"
+            + (f" (the last {MAX_BASELINE.total_seconds() / 3600:g} h)" if start > data_start else " (from the start "
+               "of the data)"))
+    return window, (start, at), rule
+
+
+def known_onset_detection(store: Any, at: datetime) -> tuple[DetectionResult, Span, str]:
+    """The incident as the caller knows it, as a detection result: window `[at, end]`, the metric series that moved
+    in it against everything before `at` (strongest first), and the baseline with its rule.
+
+    `detected` is true even when no metric moved: the caller says there is an incident (logs or traces may hold
+    it)."""
+    window, baseline, rule = known_periods(store, at)
+    shifts, _ = metric_shifts(store, window, baseline)
+    moved = [s for s in shifts if s.significant]
+    series = [_series_shift(s, at) for s in moved]
+    peak = max(moved, key=lambda s: abs(s.peak_shift)).peak_at if moved else None
+    incident = IncidentWindow(start=window[0], end=window[1], peak=peak or at,
+                              severity=round(sum(min(abs(s.shift), 50.0) for s in moved), 3), series=series)
+    sql = metric_shift_sql(window, baseline) if store.has("metrics") else "-- no metrics: the window is the known onset"
+    evidence = Evidence.make(
+        "detection",
+        f"{KNOWN_ONSET}: the incident starts at {iso_z(at)} (given); {len(series)} series moved after it",
+        sql,
+        {"window": {"start": iso_z(window[0]), "end": iso_z(window[1])}, "baseline_rule": rule,
+         "series": [{"series": s.series, "direction": s.direction, "shift": round(s.shift, 2),
+                     "onset": iso_z(s.onset)} for s in series[:SERIES_CAP]],
+         "series_cut": max(0, len(series) - SERIES_CAP)},
+    )
+    detection = DetectionResult(
+        detector=KNOWN_ONSET, detected=True, window=incident, baseline_window=baseline, windows=[incident],
+        series_checked=len(shifts), evidence=[evidence],
+    )
+    return detection, baseline, rule
+
+
+def _series_shift(shift: MetricShift, at: datetime) -> SeriesShift:
+    """A before/after shift as a detection series; an onset found in the margin before `at` counts from `at`."""
+    onset = max(shift.onset or at, at)
+    return SeriesShift(series=shift.series, direction=shift.direction, baseline=shift.baseline, peak=shift.peak,
+                       shift=shift.shift, onset=onset, peak_at=shift.peak_at or onset)

@@ -1,0 +1,201 @@
+"""Span-derived signals per service: how each service's requests changed, read from traces (and the log lines that
+carry a trace id).
+
+Two measures, each one aggregate query:
+- **behaviour shift**: per service, the traces it took part in and, per trace, its events: the log templates it
+  wrote in that trace (logs with a trace id column) and the calls it made to other services (child spans). An
+  event's share of the service's traces before and after is compared by a two-proportion z: a code path cut short
+  by an exception or an early return drops a line or a call from every request; a failure adds an error line. A
+  problem line (WARN/ERROR) that stops is recovery, not a fault, so only its rise counts.
+- **own time**: the p90 of the service's spans' exclusive time (duration minus its children's), after against
+  before: a starved CPU slows the service's own work, not the calls it waits on.
+
+The call direction (a caller whose callee moved no later is its victim, not its cause) is the ranking's
+(`rootcause.py`, with the call graph from the same spans).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.masking import masked_sql
+from incidentlens.analysis.periods import PROBLEM_LEVELS, in_span, quote_ident
+from incidentlens.telemetry.columns import normalise
+
+Span = tuple[datetime, datetime]
+
+#: traces a service needs on each side before its event shares are compared
+MIN_TRACES = 3
+#: spans a service needs on each side before its own-time p90 is compared
+MIN_SPANS = 5
+#: rows of events kept in the evidence
+EVIDENCE_ROWS = 20
+#: own time's weight against the behaviour z in a service's strength: p90 own time x3.5 (ln 4.5 = 1.5) counts
+#: like z 3 (chosen on the Nezha TrainTicket faults: busy services' own time moves up to ~x2.5 by chance)
+OWN_TIME_WEIGHT = 2.0
+#: the strength that makes a service a root-cause candidate
+SIGNIFICANT_STRENGTH = 2.5
+
+
+class TraceSignal(BaseModel):
+    """One service's behaviour shift and own-time shift between the baseline and the window."""
+
+    service: str
+    traces_before: int = 0
+    traces_after: int = 0
+    behaviour_shift: float = 0.0  # the largest two-proportion z over its per-trace events
+    event: str | None = None  # the event behind it ("log <template>" or "call <service> <operation>")
+    share_before: float | None = None
+    share_after: float | None = None
+    own_p90_before_ms: float | None = None
+    own_p90_after_ms: float | None = None
+    own_time_shift: float = 0.0  # ln((1 + p90 after) / (1 + p90 before))
+    evidence: str = ""
+
+    @property
+    def strength(self) -> float:
+        """How far the service's requests changed: the larger of the behaviour z and the weighted own-time shift."""
+        return max(self.behaviour_shift, OWN_TIME_WEIGHT * self.own_time_shift)
+
+    @property
+    def significant(self) -> bool:
+        return self.strength >= SIGNIFICANT_STRENGTH
+
+
+def log_trace_column(store: Any) -> str | None:
+    """The logs' trace id column (`trace_id`, `TraceID`, `traceId` ...), if the logs have one."""
+    if not store.has("logs"):
+        return None
+    return next((c for c in store.columns("logs") if normalise(c) == "traceid"), None)
+
+
+def trace_events_sql(window: Span, baseline: Span, log_trace: str | None) -> str:
+    """Per service and event: in how many of the service's traces it occurred before and after, with the z."""
+    levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
+    events = [
+        "SELECT DISTINCT parent.service, parent.trace_id, 'call ' || child.service || ' ' || child.operation AS event, "
+        "FALSE AS problem\n    FROM spans AS parent JOIN spans AS child "
+        "ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id\n"
+        "    WHERE child.service <> parent.service"
+    ]
+    if log_trace is not None:
+        events.append(
+            f"SELECT DISTINCT service, {quote_ident(log_trace)} AS trace_id, 'log ' || {masked_sql()} AS event, "
+            f"level IN ({levels}) AS problem\n    FROM logs WHERE {quote_ident(log_trace)} IS NOT NULL "
+            f"AND service IS NOT NULL AND ({in_span('ts', (baseline[0], window[1]))})"
+        )
+    union = "\n    UNION ALL ".join(events)
+    return f"""WITH traces AS (
+    SELECT trace_id, min(start_ts) AS started FROM spans GROUP BY trace_id
+), sides AS (
+    SELECT trace_id, {in_span('started', window)} AS after FROM traces
+    WHERE {in_span('started', window)} OR {in_span('started', baseline)}
+), units AS (
+    SELECT service, count(*) FILTER (WHERE NOT after) AS traces_before, count(*) FILTER (WHERE after) AS traces_after
+    FROM (SELECT DISTINCT service, trace_id FROM spans WHERE service IS NOT NULL) JOIN sides USING (trace_id)
+    GROUP BY service
+), events AS (
+    {union}
+), counted AS (
+    SELECT service, event, bool_or(problem) AS problem, count(*) FILTER (WHERE NOT after) AS hits_before,
+           count(*) FILTER (WHERE after) AS hits_after
+    FROM (SELECT DISTINCT * FROM events) JOIN sides USING (trace_id)
+    GROUP BY service, event
+), scored AS (
+    SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after,
+           hits_before / traces_before AS share_before, hits_after / traces_after AS share_after,
+           (hits_before + hits_after + 1.0) / (traces_before + traces_after + 2.0) AS pooled
+    FROM counted JOIN units USING (service)
+    WHERE traces_before >= {MIN_TRACES} AND traces_after >= {MIN_TRACES}
+)
+SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, share_before, share_after,
+       (share_after - share_before) / sqrt(pooled * (1 - pooled) * (1.0 / traces_before + 1.0 / traces_after)) AS z
+FROM scored
+-- a problem line that stops is recovery, not a fault
+WHERE NOT (problem AND share_after < share_before)
+QUALIFY row_number() OVER (PARTITION BY service ORDER BY abs(z) DESC, event) = 1
+ORDER BY abs(z) DESC, service"""
+
+
+def own_time_sql(window: Span, baseline: Span) -> str:
+    """Per service: p90 of its spans' exclusive time (duration minus the direct children's) before and after."""
+    return f"""WITH own AS (
+    SELECT parent.service, {in_span('parent.start_ts', window)} AS after,
+           greatest(parent.duration_ms - coalesce(sum(child.duration_ms), 0), 0) AS own_ms
+    FROM spans AS parent
+    LEFT JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
+    WHERE parent.service IS NOT NULL
+      AND ({in_span('parent.start_ts', window)} OR {in_span('parent.start_ts', baseline)})
+    GROUP BY parent.trace_id, parent.span_id, parent.service, parent.start_ts, parent.duration_ms
+)
+SELECT service, quantile_cont(own_ms, 0.9) FILTER (WHERE NOT after) AS p90_before,
+       quantile_cont(own_ms, 0.9) FILTER (WHERE after) AS p90_after
+FROM own GROUP BY service
+HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS} AND count(*) FILTER (WHERE NOT after) >= {MIN_SPANS}
+ORDER BY service"""
+
+
+def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, TraceSignal], list[Evidence]]:
+    """Each traced service's behaviour and own-time shift, with one `trace` evidence for each measure."""
+    if not store.has("spans"):
+        return {}, []
+    signals: dict[str, TraceSignal] = {}
+    events_sql = trace_events_sql(window, baseline, log_trace_column(store))
+    events = store.fetch(events_sql).to_pylist()
+    for row in events:
+        signals[row["service"]] = TraceSignal(
+            service=row["service"], traces_before=row["traces_before"], traces_after=row["traces_after"],
+            behaviour_shift=round(abs(float(row["z"])), 3), event=row["event"],
+            share_before=round(float(row["share_before"]), 4), share_after=round(float(row["share_after"]), 4),
+        )
+    times_sql = own_time_sql(window, baseline)
+    times = store.fetch(times_sql).to_pylist()
+    for row in times:
+        s = signals.setdefault(row["service"], TraceSignal(service=row["service"]))
+        s.own_p90_before_ms = round(float(row["p90_before"]), 3)
+        s.own_p90_after_ms = round(float(row["p90_after"]), 3)
+        s.own_time_shift = round(math.log1p(s.own_p90_after_ms) - math.log1p(s.own_p90_before_ms), 4)
+    evidence = _evidence(signals, events, events_sql, times_sql)
+    return signals, evidence
+
+
+def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], events_sql: str,
+              times_sql: str) -> list[Evidence]:
+    items: list[Evidence] = []
+    if events:
+        rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                for row in events[:EVIDENCE_ROWS]]
+        top = events[0]
+        item = Evidence.make(
+            "trace",
+            f"behaviour shift by service (per-trace events): {top['service']} z {abs(top['z']):.1f} on "
+            f"{_short(top['event'])}",
+            events_sql, {"rule": "per service, the event whose share of its traces moved most (two-proportion z); "
+                                 "a problem line that stops is not counted", "services": rows,
+                         "cut": max(0, len(events) - EVIDENCE_ROWS)},
+        )
+        items.append(item)
+        for row in events:
+            signals[row["service"]].evidence = item.id
+    slowed = sorted((s for s in signals.values() if s.own_p90_after_ms is not None), key=lambda s: -s.own_time_shift)
+    if slowed:
+        item = Evidence.make(
+            "trace", f"own span time p90 by service: {slowed[0].service} {slowed[0].own_p90_before_ms:g} -> "
+                     f"{slowed[0].own_p90_after_ms:g} ms", times_sql,
+            {"services": [{"service": s.service, "p90_before_ms": s.own_p90_before_ms,
+                           "p90_after_ms": s.own_p90_after_ms, "shift": s.own_time_shift}
+                          for s in slowed[:EVIDENCE_ROWS]], "cut": max(0, len(slowed) - EVIDENCE_ROWS)},
+        )
+        items.append(item)
+        for s in slowed:
+            s.evidence = s.evidence or item.id
+    return items
+
+
+def _short(event: str, width: int = 80) -> str:
+    return event if len(event) <= width else event[: width - 3] + "..."

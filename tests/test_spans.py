@@ -1,0 +1,108 @@
+"""Span-derived signals and the known-onset analysis on a small generated system: gateway -> order -> payment.
+
+Every 10 s a request runs gateway -> order -> payment; each service logs one line with the trace id. From `AT` on,
+payment fails first: its own work slows from ~5 ms to ~60 ms and its "charged" line gives way to an ERROR; order,
+its caller, then logs a WARN about the failed payment (a victim's symptom). Gateway only waits longer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from incidentlens.analysis import analyze
+from incidentlens.analysis.anchored import known_periods
+from incidentlens.analysis.spans import trace_signals
+from incidentlens.errors import InputError
+from incidentlens.telemetry import load_telemetry
+
+START = datetime(2024, 5, 1, 10, 0)
+AT = START + timedelta(minutes=20)
+END = AT + timedelta(minutes=6)
+STEP = timedelta(seconds=10)
+
+
+def _system(tmp_path: Path) -> tuple[Path, Path]:
+    """spans.parquet and logs.parquet of the three services, the failure starting at AT in payment."""
+    rng = np.random.default_rng(7)
+    count = int((END - START) / STEP)
+    starts = np.datetime64(START, "ms") + (np.arange(count) * STEP.total_seconds() * 1000).astype("timedelta64[ms]")
+    failing = starts >= np.datetime64(AT, "ms")
+    payment_ms = np.where(failing, 60.0, 5.0) + rng.uniform(0, 1, count)
+    order_ms = payment_ms + 8.0 + rng.uniform(0, 1, count)
+    gateway_ms = order_ms + 3.0 + rng.uniform(0, 1, count)
+    trace = np.array([f"trace-{i:04d}" for i in range(count)])
+    spans = pa.table({
+        "trace_id": np.concatenate([trace, trace, trace]),
+        "span_id": np.concatenate([np.char.add(trace, "-g"), np.char.add(trace, "-o"), np.char.add(trace, "-p")]),
+        "parent_id": np.concatenate([np.full(count, "root"), np.char.add(trace, "-g"), np.char.add(trace, "-o")]),
+        "service": ["gateway"] * count + ["order"] * count + ["payment"] * count,
+        "operation": ["POST /orders"] * count + ["createOrder"] * count + ["charge"] * count,
+        "start_ts": pa.array(np.concatenate([starts, starts + np.timedelta64(1, "ms"),
+                                             starts + np.timedelta64(2, "ms")])),
+        "duration_ms": np.concatenate([gateway_ms, order_ms, payment_ms]),
+    })
+    order_ids = np.arange(count).astype(str)
+    payment_line = np.where(failing, np.char.add("charge failed for order ", order_ids),
+                            np.char.add("charged card for order ", order_ids))
+    order_line = np.where(failing, np.char.add("payment for order ", np.char.add(order_ids, " failed, retry later")),
+                          np.char.add("order created ", order_ids))
+    logs = pa.table({
+        "ts": pa.array(np.concatenate([starts, starts + np.timedelta64(2, "ms"), starts + np.timedelta64(9, "ms")])),
+        "service": ["gateway"] * count + ["payment"] * count + ["order"] * count,
+        "level": ["INFO"] * count + np.where(failing, "ERROR", "INFO").tolist() + np.where(failing, "WARN",
+                                                                                           "INFO").tolist(),
+        "message": np.concatenate([np.full(count, "POST /orders accepted"), payment_line, order_line]),
+        "trace_id": np.concatenate([trace, trace, trace]),
+    })
+    pq.write_table(spans, tmp_path / "spans.parquet")
+    pq.write_table(logs, tmp_path / "logs.parquet")
+    return tmp_path / "spans.parquet", tmp_path / "logs.parquet"
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    spans, logs = _system(tmp_path)
+    return load_telemetry(traces=spans, logs=logs)
+
+
+def test_the_failing_service_own_time_and_behaviour_change_while_its_callers_only_wait(store):
+    window, baseline, _ = known_periods(store, AT)
+    signals, evidence = trace_signals(store, window, baseline)
+    payment, order, gateway = signals["payment"], signals["order"], signals["gateway"]
+    # payment's own work went from ~5 to ~60 ms; order and gateway spend the same time on their own work
+    assert payment.own_time_shift > 2.0
+    assert abs(order.own_time_shift) < 0.2 and abs(gateway.own_time_shift) < 0.2
+    # every request after AT lost payment's "charged" line or gained its ERROR: the largest z of all three
+    assert payment.event is not None and "charge" in payment.event
+    assert payment.strength > order.strength * 0.99 and payment.significant
+    assert not gateway.significant
+    assert {e.kind for e in evidence} == {"trace"}
+    assert all(s.evidence in {e.id for e in evidence} for s in (payment, order))
+
+
+def test_a_known_onset_ranks_the_callee_that_failed_first_above_its_callers(store):
+    result = analyze(store, at=AT, onset="at")
+    assert result.detected
+    assert result.incident_window["start"] == "2024-05-01T10:20:00Z"
+    assert result.baseline_window["end"] == "2024-05-01T10:20:00Z" and "known onset" in result.baseline_window["rule"]
+    ranked = [h.service for h in result.hypotheses]
+    assert ranked[0] == "payment"
+    assert "order" in ranked and "gateway" not in ranked[:1]
+    cited = {e.id for e in result.evidence}
+    assert any(e.startswith("trace-") for e in result.hypotheses[0].supporting)
+    assert set(result.hypotheses[0].supporting) <= cited
+
+
+def test_a_known_onset_needs_a_time_inside_the_data(store):
+    with pytest.raises(InputError, match="--onset at needs --at"):
+        analyze(store, onset="at")
+    with pytest.raises(InputError, match="outside the data"):
+        analyze(store, at=START - timedelta(hours=1), onset="at")
+    with pytest.raises(InputError, match="--onset later: expected one of detect, at"):
+        analyze(store, at=AT, onset="later")
