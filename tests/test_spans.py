@@ -7,6 +7,7 @@ its caller, then logs a WARN about the failed payment (a victim's symptom). Gate
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -106,3 +107,17 @@ def test_a_known_onset_needs_a_time_inside_the_data(store):
         analyze(store, at=START - timedelta(hours=1), onset="at")
     with pytest.raises(InputError, match="--onset later: expected one of detect, at"):
         analyze(store, at=AT, onset="later")
+
+
+def test_analyze_from_the_cli_with_a_known_onset(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from incidentlens.cli import app
+
+    spans, logs = _system(tmp_path)
+    ran = CliRunner().invoke(app, ["analyze", "--traces", str(spans), "--logs", str(logs), "--at",
+                                   "2024-05-01T10:20:00Z", "--onset", "at", "--json", "--out", str(tmp_path)])
+    assert ran.exit_code == 0, ran.output
+    analysis = json.loads(ran.output)
+    assert analysis["detection"]["detector"] == "known onset"
+    assert analysis["hypotheses"][0]["service"] == "payment"

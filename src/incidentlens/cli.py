@@ -257,6 +257,9 @@ def analyze_command(
     traces: TraceFiles = None,
     events: EventFiles = None,
     at: AlertTime = None,
+    onset: Annotated[str, typer.Option("--onset", help="detect: the detected incident containing or nearest --at; "
+                                       "at: --at is the known start (an alert, an injection): the window is --at to "
+                                       "the end of the data, the baseline everything before it.")] = "detect",
     out: Annotated[Path, typer.Option("--out", help="Directory to write analysis.json into.")] = Path("."),
     detector: Detector = "robust",
     as_json: Annotated[bool, typer.Option("--json", help="Print analysis.json instead of the summary.")] = False,
@@ -274,7 +277,7 @@ def analyze_command(
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote)
     with console.status("analyzing", spinner="dots"):
-        result = analyze(store, at=anchor, detector=detector)
+        result = analyze(store, at=anchor, detector=detector, onset=onset)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "analysis.json"
     text = json.dumps(result.to_dict(), indent=2)
@@ -518,7 +521,7 @@ def eval_nezha_command(
     data: Annotated[Path, typer.Option("--data", help="The nezha-trainticket directory (rca_data/, construct_data/).")
                     ] = Path("../shared/datasets/nezha-trainticket"),
     ranker: Annotated[
-        str, typer.Option("--ranker", help="analysis (analyze(store, at=inject_time)), or signals (generic "
+        str, typer.Option("--ranker", help="analysis (analyze(store, at=inject_time, onset='at')), or signals (generic "
                                            "before/after contrasts fused by rank).")
     ] = "analysis",
     kind: Annotated[
