@@ -252,6 +252,12 @@ def test_the_demo_review_says_who_wrote_it_and_names_real_services(demo_page: Pa
     assert "offline writer, grounded" in root_cause and "model, grounded" not in root_cause
 
 
+def test_the_demo_runbook_names_the_log_line_to_search_for(demo_page: Page):
+    steps = demo_page.evaluate("[...document.querySelectorAll('#runbook li')].map(li => li.textContent)")
+    assert steps[0].startswith("Confirm: db-proxy")
+    assert steps[1].startswith("Search db-proxy's logs for lines matching 'db pool exhausted: <*>/<*> connections")
+
+
 def test_the_quiet_review_shows_the_data_it_checked(quiet_page: Page):
     assert quiet_page.evaluate("document.querySelector('h1').innerText") == "No incident detected"
     # no incident date to show: the header names the span of data examined instead of the day the review was written

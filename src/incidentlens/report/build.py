@@ -145,7 +145,7 @@ class _Builder:
             timeline=self._timeline(),
             action_items=self._action_items(),
             lessons=self._lessons(impact),
-            runbook=runbook_for(self.kind, self.service),
+            runbook=self._runbook(),
             checked=_checked(self.data),
             templates=[LogTemplate.model_validate(pick(LogTemplate, t)) for t in self.data.get("templates") or []],
             contributors=[Contributor.model_validate(pick(Contributor, {**c, "value": str(c.get("value"))}))
@@ -182,6 +182,18 @@ class _Builder:
             return self.top.service
         first = self.detection_series[0].series if self.detection_series else "the affected service"
         return first.split("/")[0]
+
+    def _runbook(self) -> list[str]:
+        """The catalogue's steps for the cause, with the log line that marked it in this incident right after the
+        first: what the next on-call searches for."""
+        steps = runbook_for(self.kind, self.service)
+        signature = next((t for t in self.data.get("templates") or [] if self.top and t.get("template")
+                          and self.top.service in (t.get("services") or [])), None)
+        if signature and steps:
+            change = "appeared" if signature.get("status") == "new" else "surged"
+            steps.insert(1, f"Search {self.service}'s logs for lines matching '{signature['template']}': they "
+                            f"{change} with this incident")
+        return steps
 
     def _narrate(self, section: str, template_text: str) -> Narrative:
         text = (self.narrative.get(section) or "").strip()
