@@ -183,6 +183,13 @@ class _Builder:
         first = self.detection_series[0].series if self.detection_series else "the affected service"
         return first.split("/")[0]
 
+    def _population(self, contributor: dict[str, Any], period: str) -> str:
+        """What a contributor's share in `period` is a share of, as its contrast evidence names it: with few problem
+        lines before the incident the baseline is all lines, and saying "problem events" there would mislead."""
+        cited = next((e for e in self.data.get("evidence") or [] if e.get("id") == contributor.get("evidence")), {})
+        named = (cited.get("data") or {}).get(f"{period}_population")
+        return named or ("problem events in the incident" if period == "window" else "problem events before it")
+
     def _runbook(self) -> list[str]:
         """The catalogue's steps for the cause, with the log line that marked it in this incident right after the
         first: what the next on-call searches for."""
@@ -270,8 +277,9 @@ class _Builder:
     def _contributing_factors(self) -> list[ContributingFactor]:
         factors = [
             ContributingFactor(
-                description=f"{c['dimension']}={c['value']} held {fmt.pct(c['window_share'])} of problem events in the "
-                            f"incident against {fmt.pct(c['baseline_share'])} before it ({_ratio(c.get('lift'))})",
+                description=f"{c['dimension']}={c['value']} held {fmt.pct(c['window_share'])} of "
+                            f"{self._population(c, 'window')} against {fmt.pct(c['baseline_share'])} of "
+                            f"{self._population(c, 'baseline')} ({_ratio(c.get('lift'))})",
                 evidence=[c["evidence"]] if c.get("evidence") else [])
             for c in self.data.get("contributors") or [] if {"dimension", "value", "window_share",
                                                               "baseline_share"} <= c.keys()
