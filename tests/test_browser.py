@@ -252,6 +252,14 @@ def test_the_demo_review_says_who_wrote_it_and_names_real_services(demo_page: Pa
     assert "offline writer, grounded" in root_cause and "model, grounded" not in root_cause
 
 
+def test_the_demo_root_cause_card_is_amber_exactly_when_the_headline_says_suspected(demo_page: Page):
+    title = demo_page.evaluate("document.querySelector('h1').textContent")
+    card = demo_page.evaluate("document.querySelector('#root-cause .rc').className")
+    colour = demo_page.evaluate("getComputedStyle(document.querySelector('#root-cause .rc')).borderLeftColor")
+    assert ("suspected" in card.split()) == title.startswith("Suspected")
+    assert colour == ("rgb(217, 119, 6)" if title.startswith("Suspected") else "rgb(220, 38, 38)")
+
+
 def test_the_demo_contributors_say_what_their_shares_are_of(demo_page: Page):
     factors = demo_page.evaluate("[...document.querySelectorAll('#root-cause li')].map(li => li.textContent)")
     timeout = next(f for f in factors if f.startswith("error_kind=timeout held"))

@@ -86,7 +86,7 @@ def executive_summary(pm: Postmortem) -> list[str]:
         lines.append(f"Impact: {_impact_line(pm.impact)}")
     if pm.root_cause:
         rc = pm.root_cause
-        confirmed = rc.test_passed is not False and rc.confidence >= CONFIRMED_CONFIDENCE
+        confirmed = is_confirmed(rc)
         caveat = "; its falsification test failed" if rc.test_passed is False else ""
         lines.append(f"{'Root cause' if confirmed else 'Suspected cause'}: {playbook(rc.kind).label} in {rc.service} "
                      f"(confidence {fmt.pct(rc.confidence, 0)}{caveat})")
@@ -98,6 +98,11 @@ def executive_summary(pm: Postmortem) -> list[str]:
         lines.append(f"Detected: {fmt.when(pm.detection.detected_at)} by the {detector} detector")
     lines += [f"Next [{a.priority}] {a.description} ({a.owner}, {a.eta})" for a in pm.action_items[:3]]
     return lines[:10]
+
+
+def is_confirmed(cause: RootCause | Hypothesis) -> bool:
+    """Whether a cause earns the name root cause: its test did not fail and its confidence is >= 50%."""
+    return cause.test_passed is not False and cause.confidence >= CONFIRMED_CONFIDENCE
 
 
 def runbook_checklist(pm: Postmortem) -> list[str]:
@@ -163,7 +168,7 @@ class _Builder:
     @property
     def confirmed(self) -> bool:
         """Whether the top hypothesis earns the name root cause: its test did not fail and confidence >= 50%."""
-        return bool(self.top) and self.top.test_passed is not False and self.top.confidence >= CONFIRMED_CONFIDENCE
+        return bool(self.top) and is_confirmed(self.top)
 
     @property
     def trigger_on_path(self) -> bool:

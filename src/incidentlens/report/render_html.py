@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from incidentlens.analysis.series import key_series, overview_names
 from incidentlens.report import formatting as fmt
+from incidentlens.report.build import is_confirmed
 from incidentlens.report.charts import BarChart, LineChart, bar_chart, line_chart, timeline_chart
 from incidentlens.report.playbooks import playbook
 from incidentlens.report.schema import Postmortem
@@ -55,6 +56,7 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
         template_chart=_template_chart(pm),
         timeline_svg=_timeline(pm),
         examined=_examined(pm, store),
+        suspected=pm.root_cause is not None and not is_confirmed(pm.root_cause),
     )
 
 
