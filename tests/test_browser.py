@@ -260,6 +260,13 @@ def test_the_demo_root_cause_card_is_amber_exactly_when_the_headline_says_suspec
     assert colour == ("rgb(217, 119, 6)" if title.startswith("Suspected") else "rgb(220, 38, 38)")
 
 
+def test_the_demo_hypotheses_name_their_mechanisms_in_words(demo_page: Page):
+    kinds = demo_page.evaluate("[...document.querySelectorAll('#root-cause table tr')].slice(1)"
+                               ".map(tr => tr.children[2].textContent)")
+    assert kinds and all("_" not in kind for kind in kinds)  # 'connection pool exhaustion', not an identifier
+    assert "unknown" not in kinds
+
+
 def test_the_demo_contributors_say_what_their_shares_are_of(demo_page: Page):
     factors = demo_page.evaluate("[...document.querySelectorAll('#root-cause li')].map(li => li.textContent)")
     timeout = next(f for f in factors if f.startswith("error_kind=timeout held"))

@@ -235,6 +235,13 @@ def playbook(kind: str | None) -> Playbook:
     return _PLAYBOOKS[playbook_kind(kind)]
 
 
+def kind_label(kind: str | None) -> str:
+    """A hypothesis' kind in words: the catalogue's label when it knows the mechanism, else the kind as given."""
+    if playbook_kind(kind) != "unknown":
+        return playbook(kind).label
+    return kind.replace("_", " ") if kind and kind != "unknown" else "undetermined"
+
+
 def mitigations_for(kind: str | None, service: str, evidence: list[str] | None = None) -> list[ActionItem]:
     """Action items for a root cause of `kind` in `service`, citing `evidence` ids when given."""
     return [

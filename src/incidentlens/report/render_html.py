@@ -16,7 +16,7 @@ from incidentlens.analysis.series import key_series, overview_names
 from incidentlens.report import formatting as fmt
 from incidentlens.report.build import is_confirmed
 from incidentlens.report.charts import BarChart, LineChart, bar_chart, line_chart, timeline_chart
-from incidentlens.report.playbooks import playbook
+from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.schema import Postmortem
 
 MAX_METRIC_CHARTS = 6
@@ -42,7 +42,7 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
                       autoescape=select_autoescape(["html", "html.j2"], default=True), undefined=StrictUndefined,
                       trim_blocks=False, lstrip_blocks=False)
     env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num,
-                       series_value=fmt.series_value)
+                       series_value=fmt.series_value, kind_label=kind_label)
     line_charts, charts_note = _line_charts(pm, store)
     return env.get_template("report.html.j2").render(
         pm=pm,

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from incidentlens.report import formatting as fmt
 from incidentlens.report.build import executive_summary
-from incidentlens.report.playbooks import playbook
+from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.schema import EVIDENCE_ID_PATTERN, Postmortem
 
 # What can start markup inline: emphasis, code, links, raw HTML, table cells, strikethrough. Parentheses only matter
@@ -29,7 +29,7 @@ def render_markdown(pm: Postmortem) -> str:
     env.filters.update(md=md_escape, code=md_code, fence=md_fence, to_json=lambda data: json.dumps(data, indent=2))
     env.tests["evidence_id"] = lambda value: isinstance(value, str) and re.fullmatch(EVIDENCE_ID_PATTERN, value)
     env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num, measure=fmt.measure, minutes=fmt.minutes,
-                       series_value=fmt.series_value)
+                       series_value=fmt.series_value, kind_label=kind_label)
     text = env.get_template("report.md.j2").render(
         pm=pm,
         headline=executive_summary(pm),
