@@ -67,12 +67,13 @@ class ServiceSignals(BaseModel):
     metric_strength: float = 0.0
     log_ratio: float = 0.0
     trace_strength: float = 0.0  # how far its requests changed in the traces (`spans.TraceSignal.strength`)
+    trace_onset: datetime | None = None  # the first trace that showed the change
     moved: list[MetricShift] = []
     evidence: list[str] = []
 
     @property
     def onset(self) -> datetime | None:
-        onsets = [t for t in (self.metric_onset, self.log_onset) if t is not None]
+        onsets = [t for t in (self.metric_onset, self.log_onset, self.trace_onset) if t is not None]
         return min(onsets) if onsets else None
 
 
@@ -121,6 +122,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
         if trace.significant:
             s = signals.setdefault(trace.service, ServiceSignals(service=trace.service))
             s.trace_strength = trace.strength
+            s.trace_onset = trace.onset
             s.evidence.append(trace.evidence)
     for s in signals.values():
         s.moved.sort(key=lambda m: -abs(m.shift))
@@ -209,14 +211,17 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
 
 
 def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph) -> list[str]:
-    """Services `s` calls (directly or not) that also moved, no later than a minute after `s` did."""
+    """Services `s` calls (directly or not) that also moved, no later than a minute after `s` did; where both
+    changed in the traces, only a callee whose requests changed at least as much can explain the caller's."""
+    moved = [d for d in graph.downstream(s.service) if d in signals and _explains(signals[d], s)]
     if s.onset is None:
-        return [d for d in graph.downstream(s.service) if d in signals]
+        return moved
     limit = s.onset + timedelta(minutes=1)
-    return [
-        d for d in graph.downstream(s.service)
-        if d in signals and signals[d].onset is not None and signals[d].onset <= limit
-    ]
+    return [d for d in moved if signals[d].onset is not None and signals[d].onset <= limit]
+
+
+def _explains(callee: ServiceSignals, caller: ServiceSignals) -> bool:
+    return not (callee.trace_strength and caller.trace_strength) or callee.trace_strength >= caller.trace_strength
 
 
 def _blame_share(service: str, signals: dict[str, ServiceSignals], graph: CallGraph) -> float:

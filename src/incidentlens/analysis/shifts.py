@@ -70,6 +70,17 @@ class LogSurge(BaseModel):
         return self.onset is not None and self.ratio >= 3.0 and self.window_problems >= 5
 
 
+#: a series' scale is at least its baseline's 1%-99% range over this many sigmas (the width of that range for normal
+#: noise): a series flat at one value with rare spikes (quantised latency buckets) is not shifted by one more spike
+RANGE_SIGMAS = 4.65
+
+
+def onset_search_start(window: Span, baseline: Span) -> datetime:
+    """Onsets are searched from `ONSET_MARGIN` before the window (detected edges can be late), never inside the
+    baseline: with a known onset the baseline ends where the window starts, and what began before is not news."""
+    return max(window[0] - ONSET_MARGIN, min(baseline[1], window[0]))
+
+
 def metric_shift_sql(window: Span, baseline: Span, service: str | None = None) -> str:
     """The BARO-style before/after query over the metrics view, for every series (or one service's)."""
     only = f" AND service = '{_quote(service)}'" if service else ""
@@ -77,18 +88,20 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None) -
     w0, w1 = sql_ts(window[0]), sql_ts(window[1])
     return f"""WITH base AS (
     SELECT service, metric, median(value) AS base_median,
-           quantile_cont(value, 0.75) - quantile_cont(value, 0.25) AS base_iqr, count(*) AS base_points
+           quantile_cont(value, 0.75) - quantile_cont(value, 0.25) AS base_iqr,
+           quantile_cont(value, 0.99) - quantile_cont(value, 0.01) AS base_range, count(*) AS base_points
     FROM metrics
     WHERE ts >= {sql_ts(baseline[0])} AND ts < {sql_ts(baseline[1])} AND isfinite(value){only}
     GROUP BY service, metric
 ), points AS (
     SELECT service, metric, ts, avg(value) AS value
     FROM metrics
-    WHERE ts >= {sql_ts(window[0] - ONSET_MARGIN)} AND ts <= {w1} AND isfinite(value){only}
+    WHERE ts >= {sql_ts(onset_search_start(window, baseline))} AND ts <= {w1} AND isfinite(value){only}
     GROUP BY service, metric, ts
 ), scored AS (
     SELECT p.service, p.metric, p.ts, p.value, b.base_median,
-           (p.value - b.base_median) / greatest(b.base_iqr / 1.349, abs(b.base_median) * 0.02, 1e-6) AS z
+           (p.value - b.base_median) / greatest(b.base_iqr / 1.349, b.base_range / {RANGE_SIGMAS},
+                                                abs(b.base_median) * 0.02, 1e-6) AS z
     FROM points p JOIN base b ON p.service = b.service AND p.metric = b.metric
 ), runs AS (
     SELECT *,
@@ -189,7 +202,7 @@ CUSUM_THRESHOLD = 5.0
 ONSET_RULE = (
     f"per service, problems per minute x standardised by the baseline rate r: (x - r) / sqrt(max(r, 1)); CUSUM with "
     f"allowance {CUSUM_ALLOWANCE:g} and threshold {CUSUM_THRESHOLD:g} from {ONSET_MARGIN.seconds // 60} min before "
-    "the window; onset = the first problem line of the minute the crossing excess began"
+    "the window (never inside the baseline); onset = the first problem line of the minute the crossing excess began"
 )
 
 
@@ -228,7 +241,7 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
     grid = _MinuteGrid.build(table, baseline[0], window[1])
     base_minutes = grid.logged_minutes(baseline)
     start, stop = grid.index(window[0]), grid.index(window[1]) + 1
-    onset_from = grid.index(window[0] - ONSET_MARGIN)
+    onset_from = grid.index(onset_search_start(window, baseline))
     base_rate = grid.problems[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
     window_counts = grid.problems[:, start:stop]
     window_rate = window_counts.sum(axis=1) / max(1, stop - start)
@@ -310,13 +323,12 @@ class _MinuteGrid:
         return cls([str(s) for s in service_names], minutes, problems, lines, first_problem)
 
     def logged_minutes(self, span: Span) -> int:
-        """Minutes of the span from its first logged minute on: logs that start late (a few files around an
-        alert) must not make the baseline's rate look lower than it was."""
+        """Minutes of the span in which any service logged: logs that start late or come in pieces (a few files
+        around an alert, a reference minute from hours before) must not make the baseline's rate look lower than
+        it was."""
         inside = (self.minutes >= np.datetime64(span[0], "m")) & (self.minutes < np.datetime64(span[1], "m"))
-        logged = np.flatnonzero(inside & (self.lines.sum(axis=0) > 0))
-        if len(logged) == 0:
-            return max(1, int(inside.sum()))
-        return max(1, int(inside[logged[0]:].sum()))
+        logged = int((inside & (self.lines.sum(axis=0) > 0)).sum())
+        return max(1, logged if logged else int(inside.sum()))
 
     def index(self, t: datetime) -> int:
         return int(np.clip((np.datetime64(t, "m") - self.minutes[0]).astype(int), 0, len(self.minutes) - 1))

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.masking import masked_sql
-from incidentlens.analysis.periods import PROBLEM_LEVELS, in_span, quote_ident
+from incidentlens.analysis.periods import PROBLEM_LEVELS, in_span, iso_z, quote_ident
 from incidentlens.telemetry.columns import normalise
 
 Span = tuple[datetime, datetime]
@@ -52,6 +52,7 @@ class TraceSignal(BaseModel):
     event: str | None = None  # the event behind it ("log <template>" or "call <service> <operation>")
     share_before: float | None = None
     share_after: float | None = None
+    onset: datetime | None = None  # the first trace in the window that showed the change
     own_p90_before_ms: float | None = None
     own_p90_after_ms: float | None = None
     own_time_shift: float = 0.0  # ln((1 + p90 after) / (1 + p90 before))
@@ -93,27 +94,30 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None) -> str
     return f"""WITH traces AS (
     SELECT trace_id, min(start_ts) AS started FROM spans GROUP BY trace_id
 ), sides AS (
-    SELECT trace_id, {in_span('started', window)} AS after FROM traces
+    SELECT trace_id, started, {in_span('started', window)} AS after FROM traces
     WHERE {in_span('started', window)} OR {in_span('started', baseline)}
 ), units AS (
-    SELECT service, count(*) FILTER (WHERE NOT after) AS traces_before, count(*) FILTER (WHERE after) AS traces_after
+    SELECT service, count(*) FILTER (WHERE NOT after) AS traces_before, count(*) FILTER (WHERE after) AS traces_after,
+           min(started) FILTER (WHERE after) AS first_trace_after
     FROM (SELECT DISTINCT service, trace_id FROM spans WHERE service IS NOT NULL) JOIN sides USING (trace_id)
     GROUP BY service
 ), events AS (
     {union}
 ), counted AS (
     SELECT service, event, bool_or(problem) AS problem, count(*) FILTER (WHERE NOT after) AS hits_before,
-           count(*) FILTER (WHERE after) AS hits_after
+           count(*) FILTER (WHERE after) AS hits_after, min(started) FILTER (WHERE after) AS first_hit_after
     FROM (SELECT DISTINCT * FROM events) JOIN sides USING (trace_id)
     GROUP BY service, event
 ), scored AS (
-    SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after,
-           hits_before / traces_before AS share_before, hits_after / traces_after AS share_after,
+    SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, first_hit_after,
+           first_trace_after, hits_before / traces_before AS share_before, hits_after / traces_after AS share_after,
            (hits_before + hits_after + 1.0) / (traces_before + traces_after + 2.0) AS pooled
     FROM counted JOIN units USING (service)
     WHERE traces_before >= {MIN_TRACES} AND traces_after >= {MIN_TRACES}
 )
 SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, share_before, share_after,
+       -- the change shows from the first trace with a new event, or from the first trace that lacks a lost one
+       CASE WHEN share_after > share_before THEN first_hit_after ELSE first_trace_after END AS onset,
        (share_after - share_before) / sqrt(pooled * (1 - pooled) * (1.0 / traces_before + 1.0 / traces_after)) AS z
 FROM scored
 -- a problem line that stops is recovery, not a fault
@@ -152,6 +156,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
             service=row["service"], traces_before=row["traces_before"], traces_after=row["traces_after"],
             behaviour_shift=round(abs(float(row["z"])), 3), event=row["event"],
             share_before=round(float(row["share_before"]), 4), share_after=round(float(row["share_after"]), 4),
+            onset=row["onset"],
         )
     times_sql = own_time_sql(window, baseline)
     times = store.fetch(times_sql).to_pylist()
@@ -168,8 +173,7 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
               times_sql: str) -> list[Evidence]:
     items: list[Evidence] = []
     if events:
-        rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
-                for row in events[:EVIDENCE_ROWS]]
+        rows = [{k: _json_value(v) for k, v in row.items()} for row in events[:EVIDENCE_ROWS]]
         top = events[0]
         item = Evidence.make(
             "trace",
@@ -195,6 +199,12 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
         for s in slowed:
             s.evidence = s.evidence or item.id
     return items
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    return iso_z(value) if isinstance(value, datetime) else value
 
 
 def _short(event: str, width: int = 80) -> str:
