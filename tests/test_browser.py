@@ -45,10 +45,14 @@ pytestmark = [
 CHARTS_JS = """
 (() => [...document.querySelectorAll('svg')].map(svg => {
   const box = svg.getBoundingClientRect();
+  const labels = [...svg.querySelectorAll('text[class^="mkl-"]')].map(t => t.getBoundingClientRect());
+  const overlaps = labels.flatMap((a, i) => labels.slice(i + 1).filter(b =>
+    a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)).length;
   const shapes = [...svg.querySelectorAll('path, rect, circle')].filter(el => {
     const b = el.getBBox(); return b.width > 0 || b.height > 0;
   });
   return {label: svg.getAttribute('aria-label'), width: box.width, height: box.height, shapes: shapes.length,
+          overlapping_marker_labels: overlaps,
           paths: [...svg.querySelectorAll('path')].filter(p => p.getTotalLength() > 0).length};
 }))()
 """
@@ -299,6 +303,7 @@ def assert_drawn(charts: list[dict[str, Any]]) -> None:
     for chart in charts:
         assert chart["width"] > 200 and chart["height"] > 40, chart
         assert chart["shapes"] >= 2, chart
+        assert chart["overlapping_marker_labels"] == 0, chart
     assert all(c["paths"] >= 2 for c in charts if c["label"].endswith("over time"))
 
 

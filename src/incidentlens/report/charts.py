@@ -13,9 +13,10 @@ import numpy as np
 
 from incidentlens.analysis.series import MetricSeries
 
-WIDTH, HEIGHT = 560, 210
-LEFT, RIGHT, TOP, BOTTOM = 56, 14, 34, 28
-_LABEL_GAP = 44  # px: closer marker labels go on a second row
+WIDTH, HEIGHT = 560, 222
+LEFT, RIGHT, TOP, BOTTOM = 56, 14, 46, 28  # TOP holds three rows of marker labels
+_LABEL_GAP = 44  # px: closer marker labels go on another row
+_LABEL_ROWS = 3
 _NICE_MINUTES = np.array([1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440])
 
 
@@ -133,11 +134,12 @@ def line_chart(series: MetricSeries, window: tuple[dt.datetime, dt.datetime] | N
 
 
 def _stagger(markers: list[Marker]) -> list[Marker]:
-    """Put a marker's label on the second row when it would collide with the previous label on the first."""
+    """Each marker's label on the first row where it clears the last label placed on that row (trigger, onset and
+    peak minutes apart would otherwise print over each other); when none does, the row with the most room."""
     placed: list[Marker] = []
-    last_x = {0: -1e9, 1: -1e9}
+    last_x = [-1e9] * _LABEL_ROWS
     for m in sorted(markers, key=lambda m: m.x):
-        row = 0 if m.x - last_x[0] >= _LABEL_GAP else 1
+        row = next((r for r in range(_LABEL_ROWS) if m.x - last_x[r] >= _LABEL_GAP), int(np.argmin(last_x)))
         last_x[row] = m.x
         placed.append(Marker(m.x, m.label, m.kind, row))
     return placed
