@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.linalg import solveh_banded
+from scipy.linalg import LinAlgError, solveh_banded
 
 MAX_BINS = 3000
 DAY_NS = 86_400 * 10**9
@@ -170,7 +170,20 @@ def _whittaker(y: np.ndarray, weights: np.ndarray, lam: float) -> np.ndarray:
     bands[0, 2:] = lam
     bands[1, 1:] = lam * first
     bands[2] = lam * main + weights
-    return solveh_banded(bands, weights * y, check_finite=False)
+    # Solve for the departure from the weighted straight line: lines are the penalty's null space, where a stiff
+    # penalty over a long, mostly weighted-out series leaves the system ill-conditioned (wrong fits, or a Cholesky
+    # failure); the residual of the weighted line has no component there, so the solve stays accurate.
+    line = _weighted_line(y, weights)
+    try:
+        return line + solveh_banded(bands, weights * (y - line), check_finite=False)
+    except LinAlgError:
+        return line
+
+
+def _weighted_line(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    x = np.arange(len(y), dtype=np.float64)
+    slope, intercept = np.polyfit(x, y, 1, w=np.sqrt(weights))
+    return intercept + slope * x
 
 
 def _rolling_median(y: np.ndarray, window: int) -> np.ndarray:

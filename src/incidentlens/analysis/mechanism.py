@@ -118,7 +118,8 @@ def mechanism_cues(store: Any, window: Span, services: list[str]) -> tuple[Mecha
     if not store.has("logs"):
         return MechanismCues(), []
     sql = log_cues_sql(window, services)
-    rows = store.fetch(sql).to_pylist()
+    # engines return groups in any order: sort them so the cues and their evidence id are the same everywhere
+    rows = sorted(store.fetch(sql).to_pylist(), key=lambda r: (r["service"], r["named"] or ""))
     if not rows:
         return MechanismCues(), []
     cues = MechanismCues()
@@ -135,9 +136,9 @@ def mechanism_cues(store: Any, window: Span, services: list[str]) -> tuple[Mecha
         "attribution": "a line counts for the service it names, else for the service that logged it",
         "services": sorted(
             ({"service": name, "problems": cues.problems[name], **cues.counts[name]} for name in cues.problems),
-            key=lambda d: -d["problems"],
+            key=lambda d: (-d["problems"], d["service"]),
         )[:20],
-        "named": [list(edge) for edge in sorted(cues.named, key=lambda e: -e[2])[:20]],
+        "named": [list(edge) for edge in sorted(cues.named, key=lambda e: (-e[2], e[0], e[1]))[:20]],
     }
     item = Evidence.make("sql", "WARN/ERROR words by the service they are about (mechanism cues)", sql, data)
     cues.evidence = item.id
