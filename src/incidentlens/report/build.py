@@ -255,7 +255,7 @@ class _Builder:
         if self.top:
             lead = ("The most likely cause is" if self.confirmed
                     else "The leading hypothesis, which the data does not confirm, is")
-            parts.append(f"{lead} {playbook(self.kind).label} in {self.top.service} "
+            parts.append(f"{lead} {playbook(self.kind).phrase} in {self.top.service} "
                          f"(confidence {fmt.pct(self.top.confidence, 0)}): {fmt.sentence(self.top.mechanism)}")
         if self.trigger:
             when = f" at {fmt.when(self.trigger.t)}" if self.trigger.t else ""
@@ -423,7 +423,7 @@ class _Builder:
         if self.trigger_on_path:
             wrong.append(f"{self.trigger.description} reached production and set off the incident")
         if self.top and playbook_kind(self.kind) != "unknown":
-            wrong.append(f"{self.top.service} had no guard against {playbook(self.kind).label}")
+            wrong.append(f"{self.top.service} had no guard against {playbook(self.kind).phrase}")
         wrong.append("No page or alert is recorded in the data: nobody can be shown to have been notified")
         if impact.regions_affected and len(impact.regions_affected) == 1:
             lucky.append(f"The failure stayed in one region ({impact.regions_affected[0]})")

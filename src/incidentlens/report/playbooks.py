@@ -30,6 +30,17 @@ class Playbook:
     actions: tuple[_Action, ...]
     runbook: tuple[str, ...]
 
+    @property
+    def phrase(self) -> str:
+        """The label inside a sentence: 'a bad deploy', 'an out-of-memory restart loop', 'CPU saturation'."""
+        if self.kind not in _COUNTABLE:
+            return self.label
+        return f"{'an' if self.label[0] in 'aeiou' else 'a'} {self.label}"
+
+
+#: the kinds whose label is a countable noun and so takes an article in a sentence
+_COUNTABLE = frozenset({"cache_miss_storm", "bad_deploy", "region_outage", "oom_restart_loop"})
+
 
 _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
     Playbook(

@@ -1,0 +1,60 @@
+"""How the review words what the analysis found: sentences a reader can take at face value."""
+
+from __future__ import annotations
+
+from incidentlens.report import build_postmortem, executive_summary, runbook_checklist
+from incidentlens.report.playbooks import kind_label, playbook
+from test_report_data import no_incident_analysis, pool_exhaustion_analysis
+
+
+def test_countable_mechanisms_take_an_article_in_a_sentence():
+    assert playbook("bad_deploy").phrase == "a bad deploy"
+    assert playbook("oom_restart_loop").phrase == "an out-of-memory restart loop"
+    assert playbook("connection_pool_exhaustion").phrase == "database connection pool exhaustion"
+
+
+def test_a_bad_deploy_summary_reads_as_english():
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"] = analysis["hypotheses"][1:]
+    analysis["hypotheses"][0].update(confidence=0.7, test_passed=True, contradicting=[])
+    assert "The most likely cause is a bad deploy in payments" in build_postmortem(analysis).summary.text
+
+
+def test_hypothesis_kinds_in_words():
+    assert kind_label("connection_pool_exhaustion") == "database connection pool exhaustion"
+    assert kind_label("unknown") == "undetermined"
+    assert kind_label("disk_full") == "disk full"  # a kind the catalogue does not know, kept as the model said it
+
+
+def test_wide_metrics_placeholder_service_is_not_an_affected_service():
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"]["services_affected"] = ["global", "db-proxy"]
+    assert build_postmortem(analysis).impact.services_affected == ["db-proxy"]
+    analysis["impact"]["services_affected"] = ["global"]  # nothing else named: the only place we know it happened
+    assert build_postmortem(analysis).impact.services_affected == ["global"]
+
+
+def test_an_unconfirmed_root_cause_is_only_suspected_in_the_summary_lines():
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0]["test_passed"] = False
+    lines = executive_summary(build_postmortem(analysis))
+    assert any(line.startswith("Suspected cause: database connection pool exhaustion in db-proxy (confidence 82%; "
+                               "its falsification test failed)") for line in lines)
+
+
+def test_the_runbook_names_the_log_line_that_marked_the_cause():
+    checklist = runbook_checklist(build_postmortem(pool_exhaustion_analysis()))
+    assert checklist[1].startswith("[ ] Search db-proxy's logs for lines matching 'Timeout acquiring connection")
+    assert checklist[1].endswith("they appeared with this incident")
+
+
+def test_series_skipped_for_the_same_reason_are_one_line():
+    analysis = no_incident_analysis()
+    analysis["detection"]["series_checked"] = 12
+    analysis["detection"]["notes"] = [f"svc{i}/restarts: skipped: constant series: every value is 0" for i in range(9)]
+    analysis["detection"]["notes"].append("cache/hits: 3 non-numeric values dropped")
+    checked = build_postmortem(analysis).checked
+    assert checked[:3] == ["12 metric series with the robust detector",
+                           "9 series skipped, constant series: every value is 0: svc0/restarts, svc1/restarts, "
+                           "svc2/restarts, svc3/restarts, svc4/restarts, svc5/restarts and 3 more",
+                           "cache/hits: 3 non-numeric values dropped"]
