@@ -58,3 +58,9 @@ def test_series_skipped_for_the_same_reason_are_one_line():
                            "9 series skipped, constant series: every value is 0: svc0/restarts, svc1/restarts, "
                            "svc2/restarts, svc3/restarts, svc4/restarts, svc5/restarts and 3 more",
                            "cache/hits: 3 non-numeric values dropped"]
+
+
+def test_a_regional_outage_names_its_region_in_the_title():
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0]["kind"] = "region_outage"
+    assert build_postmortem(analysis).title.startswith("Regional outage in db-proxy (eu-west)")

@@ -225,6 +225,9 @@ class _Builder:
             title = f"{label[0].upper()}{label[1:]} in {self.service}"
         else:
             title = f"Suspected {label} in {self.service}"
+        regions = (self.data.get("impact") or {}).get("regions_affected") or []
+        if playbook_kind(self.kind) == "region_outage" and len(regions) == 1:
+            title += f" ({regions[0]})"  # which region failed is the first thing the on-call needs
         if self.trigger_on_path and playbook_kind(self.kind) != "bad_deploy":
             title += f" after {self.trigger.description}"
         return title + (" (mechanism undetermined)" if unknown else "")
