@@ -64,3 +64,11 @@ def test_a_regional_outage_names_its_region_in_the_title():
     analysis = pool_exhaustion_analysis()
     analysis["hypotheses"][0]["kind"] = "region_outage"
     assert build_postmortem(analysis).title.startswith("Regional outage in db-proxy (eu-west)")
+
+
+def test_a_series_that_turns_anomalous_after_the_onset_is_propagation():
+    analysis = pool_exhaustion_analysis()
+    analysis["timeline"].append({"t": "2024-05-01T10:30:00Z", "event": "payments/rps becomes anomalous",
+                                 "evidence": analysis["detection"]["evidence"]})
+    entry = next(e for e in build_postmortem(analysis).timeline if e.event == "payments/rps becomes anomalous")
+    assert entry.phase == "propagation"

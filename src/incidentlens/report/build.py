@@ -394,7 +394,8 @@ class _Builder:
             return "recovery"
         if when == self.window.start or "onset" in text or "first" in text:
             return "onset"
-        if "reach" in text or "propagat" in text or "spread" in text:
+        # another series leaving its band after the onset is the incident spreading, not its detection
+        if "reach" in text or "propagat" in text or "spread" in text or "becomes anomalous" in text:
             return "propagation"
         if "detect" in text or "anomal" in text:
             return "detection"
