@@ -568,7 +568,8 @@ def _span_minutes(start: dt.datetime, end: dt.datetime) -> float:
 
 
 def _impact_text(impact: Impact) -> str:
-    parts = [_impact_line(impact) + "."]
+    line = _impact_line(impact)
+    parts = [line[0].upper() + line[1:] + "."]
     if impact.services_affected:
         parts.append(f"Services affected: {', '.join(impact.services_affected)}.")
     if impact.regions_affected:
@@ -586,7 +587,7 @@ def _impact_line(impact: Impact) -> str:
                                                                  if e.baseline is not None else ""))
     if impact.peak_latency:
         lat = impact.peak_latency
-        parts.append(f"{lat.metric} peaked at {fmt.measure(lat.metric, lat.value)}"
+        parts.append(f"latency ({lat.metric}) peaked at {fmt.measure(lat.metric, lat.value)}"
                      + (f" against {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""))
     if impact.requests_failed is not None and impact.requests_total:
         parts.append(f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} requests failed "
