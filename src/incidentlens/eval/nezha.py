@@ -1,10 +1,12 @@
 """Score root-cause ranking on Nezha's TrainTicket day (2023-01-29): 28 injected faults with labelled services.
 
 For each fault the telemetry around its `inject_time` is loaded as a user would give it: the three one-minute log
-and trace files that cover it (`HH_MM_*.csv.gz` holds about [HH:MM-1min, HH:MM)), and the per-pod metrics of the
-hour before through a few minutes after (cut once from the day's per-pod files into a canonical Parquet file in a
-scratch directory). Then `analyze(store, at=inject_time)` ranks the services; the labelled root cause is the
-injected pod without its replica-set suffix. Scores: top-1, top-3, per fault type, and seconds per fault.
+and trace files that cover it (`HH_MM_*.csv.gz` holds about [HH:MM-1min, HH:MM)), the day's fault-free reference
+minute (`construct_data/`) when it lies before them, and the per-pod metrics of the hour before through a few
+minutes after (cut once from the day's per-pod files into a canonical Parquet file in a scratch directory). Then
+`analyze(store, at=inject_time, onset="at")` ranks the services, the injection time taken as the incident's known
+start; the labelled root cause is the injected pod without its replica-set suffix. Scores: top-1, top-3, per fault
+type, and seconds per fault.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ PAPER = {"top1": 0.867, "top3": 0.978}
 FILE_MINUTES_FROM_INJECTION = (0, 1, 2)
 METRIC_HISTORY = timedelta(minutes=60)
 METRIC_FUTURE = timedelta(minutes=5)
-ANCHORED_BASELINE = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ class MetricsCut:
 
 
 def analysis_ranker(store: TelemetryStore, at: datetime) -> Ranking:
-    """The services in the order `analyze` ranks them as root cause."""
+    """The services in the order `analyze` ranks them as root cause, `at` the incident's known start (its top
+    three hypotheses: a service ranked lower counts as not found)."""
     from incidentlens.analysis import analyze
 
     result = analyze(store, at=at, onset="at")
@@ -301,32 +303,7 @@ def _cpu_saturation(store: TelemetryStore, at: datetime) -> dict[str, float]:
         FROM before JOIN after USING (service, metric) GROUP BY service""")
 
 
-def anchored_ranker(store: TelemetryStore, at: datetime) -> Ranking:
-    """The evidence engine's own ranking stages with the window known: [at, end of data] against the half hour
-    before `at` (what `analyze` would do if it took the alert time as the incident's start)."""
-    from incidentlens.analysis.callgraph import infer_call_graph
-    from incidentlens.analysis.contrast import contrast_logs
-    from incidentlens.analysis.mechanism import mechanism_cues
-    from incidentlens.analysis.rootcause import GLOBAL, collect_signals, find_changes, rank_root_causes
-    from incidentlens.analysis.shifts import fetch_log_counts, log_surges, metric_shifts
-
-    _, data_end = store.time_range()
-    window, baseline = (at, data_end), (at - ANCHORED_BASELINE, at)
-    # Each stage answers (result, evidence); the ranking is all this scorer needs.
-    shifts, _ = metric_shifts(store, window, baseline)
-    log_counts = fetch_log_counts(store, window, baseline)
-    surges, _ = log_surges(store, window, baseline, log_counts)
-    signals = collect_signals(shifts, surges)
-    contributors = list(contrast_logs(store, window, baseline).contributors) if store.has("logs") else []
-    services = sorted({s.service for s in shifts} | {s.service for s in surges} - {GLOBAL})
-    cues, _ = mechanism_cues(store, window, services)
-    graph, _ = infer_call_graph(store, window, baseline, cues.named, cues.evidence)
-    changes, _ = find_changes(store, window, baseline)
-    ranking, _ = rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes, log_counts)
-    return Ranking(_unique(h.service for h in ranking.hypotheses))
-
-
-RANKERS: dict[str, Ranker] = {"analysis": analysis_ranker, "anchored": anchored_ranker, "signals": signals_ranker}
+RANKERS: dict[str, Ranker] = {"analysis": analysis_ranker, "signals": signals_ranker}
 
 
 def evaluate_nezha(
