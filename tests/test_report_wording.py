@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from incidentlens.report import build_postmortem, executive_summary, runbook_checklist
+from incidentlens.report import build_postmortem, executive_summary, runbook_checklist, write_reports
 from incidentlens.report.playbooks import kind_label, playbook
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis
 
@@ -72,3 +72,11 @@ def test_a_series_that_turns_anomalous_after_the_onset_is_propagation():
                                  "evidence": analysis["detection"]["evidence"]})
     entry = next(e for e in build_postmortem(analysis).timeline if e.event == "payments/rps becomes anomalous")
     assert entry.phase == "propagation"
+
+
+def test_a_low_confidence_root_cause_is_suspected_in_both_renderings(tmp_path):
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0]["confidence"] = 0.45  # its test passed, but the data cannot single it out
+    paths = write_reports(build_postmortem(analysis), tmp_path)
+    assert "(confidence 45%; suspected: confidence under 50%)" in paths["markdown"].read_text()
+    assert "suspected: confidence under 50%" in paths["html"].read_text()
