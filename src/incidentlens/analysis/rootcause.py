@@ -211,8 +211,8 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
 
 
 def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph) -> list[str]:
-    """Services `s` calls (directly or not) that also moved, no later than a minute after `s` did; where both
-    changed in the traces, only a callee whose requests changed at least as much can explain the caller's."""
+    """Services `s` calls (directly or not) that also moved, no later than a minute after `s` did, and that can
+    explain its move (`_explains`)."""
     moved = [d for d in graph.downstream(s.service) if d in signals and _explains(signals[d], s)]
     if s.onset is None:
         return moved
@@ -221,7 +221,9 @@ def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], g
 
 
 def _explains(callee: ServiceSignals, caller: ServiceSignals) -> bool:
-    return not (callee.trace_strength and caller.trace_strength) or callee.trace_strength >= caller.trace_strength
+    """Whether the callee's move can explain the caller's: when the caller's requests changed in the traces, only a
+    callee whose own requests changed at least as much can (the graph of the same spans traces both)."""
+    return not caller.trace_strength or callee.trace_strength >= caller.trace_strength
 
 
 def _blame_share(service: str, signals: dict[str, ServiceSignals], graph: CallGraph) -> float:
