@@ -215,15 +215,19 @@ def test_a_draft_with_an_invented_number_is_sent_back_once_then_falls_back_to_th
     assert state["postmortem"]["status"] == "fallback"
 
 
-def test_bracketed_data_reaches_the_printed_summary_verbatim(tutorial: Path, tmp_path: Path):
-    # rich markup would fail on the `[/x]` and swallow the `[bold]` of this change's description
+def test_bracketed_log_and_event_text_reach_the_printed_summary_and_runbook_verbatim(tutorial: Path, tmp_path: Path):
+    # rich markup would fail on a `[/x]` and swallow a `[bold]`: here in a change's description and in the log line
+    # the runbook tells the on-call to search for
     events = tmp_path / "events.csv"
     events.write_text('ts,service,kind,description\n2024-05-01T14:40:00Z,db-proxy,config,"pool [/x] [bold]5[/bold]"\n')
-    result = runner.invoke(app, ["investigate", "--metrics", str(tutorial / "metrics.csv"), "--logs",
-                                 str(tutorial / "logs.csv"), "--events", str(events), "--llm", "offline",
-                                 "--out", str(tmp_path / "review")])
+    logs = tmp_path / "logs.csv"
+    logs.write_text((tutorial / "logs.csv").read_text().replace("db pool exhausted:", "[/x] db pool [bold]exhausted:"))
+    result = runner.invoke(app, ["investigate", "--metrics", str(tutorial / "metrics.csv"), "--logs", str(logs),
+                                 "--events", str(events), "--llm", "offline", "--out", str(tmp_path / "review")])
     assert result.exit_code == 0, result.output
-    assert "Trigger: pool [/x] [bold]5[/bold] at 2024-05-01 14:40 UTC" in result.output
+    printed = " ".join(result.output.split())  # rich wraps long lines
+    assert "Trigger: pool [/x] [bold]5[/bold] at 2024-05-01 14:40 UTC" in printed
+    assert "lines matching '[/x] db pool [bold]exhausted: <*>/<*> connections in use, <*> waiting'" in printed
 
 
 def test_an_invented_number_in_any_narrative_section_gets_its_retry(store):
