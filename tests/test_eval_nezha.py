@@ -67,14 +67,15 @@ def test_a_directory_without_the_labels_is_refused(tmp_path: Path):
         load_faults(tmp_path)
 
 
-def test_the_analysis_ranker_finds_the_first_faults_with_a_known_onset(nezha: Path):
+@pytest.mark.slow
+def test_the_analysis_ranker_finds_cpu_contention_with_a_known_onset(nezha: Path):
     # the product path: analyze(store, at=inject_time, onset="at") over the fault's logs, traces and metrics
-    report = evaluate_nezha(nezha, ranker="analysis", limit=3)
-    assert [f.service for f in report.faults] == ["ts-contacts-service"] * 3
+    report = evaluate_nezha(nezha, ranker="analysis", kinds=["cpu_contention"])
+    assert [f.service for f in report.faults] == ["ts-contacts-service", "ts-verification-code-service",
+                                                  "ts-food-service", "ts-preserve-service"]
     assert all(f.note is None or "ranker failed" not in f.note for f in report.faults)
-    # measured: ranks 1, 2, 2. The first is clean: contacts' "No contacts account" ERROR replaces its "Find
-    # contacts" line in its traces; before the next two the minute before inject_time already shows it in half of them
-    assert report.faults[0].rank == 1
+    # measured: all four first (the starved pod's own span time p90 rises 8-30x; its callers only wait)
+    assert report.summary()["top1_count"] >= 3
     assert all(f.rank is not None and f.rank <= 3 for f in report.faults)
 
 
