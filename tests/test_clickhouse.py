@@ -226,6 +226,23 @@ def test_levels_normalise_as_in_files(chdb: object, tmp_path: Path, level_type: 
     assert logs.fetch(sql).column("level").to_pylist() == expected
 
 
+def test_levels_read_from_the_message_text_as_in_files(chdb: object, tmp_path: Path):
+    messages = ["16:42:22.382 INFO  t.s.Travel: ok", "x" * 250 + " ERROR after a long prefix", "msg=slow Level=warn",
+                "LeVeL=error in an odd case", "nothing to read"]
+    lines = tmp_path / "text_levels.csv"
+    lines.write_text("ts,message\n" + "".join(f"2024-05-01T10:00:0{i}Z,{m}\n" for i, m in enumerate(messages)))
+    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
+    chdb.query("CREATE TABLE incidents.text_levels (ts String, message String) ENGINE = Memory")
+    chdb.query(f"INSERT INTO incidents.text_levels SELECT * FROM file('{lines}', CSVWithNames, "
+               "'ts String, message String')")
+    logs = ClickHouseLogs(chdb_runner(chdb), "incidents.text_levels", "chdb incidents.text_levels")
+    sql = "SELECT level FROM logs ORDER BY ts"
+
+    expected = ["INFO", "ERROR", "WARN", None, None]  # a `level=` key is looked for in three spellings only
+    assert load_telemetry(logs=lines).fetch(sql).column("level").to_pylist() == expected
+    assert logs.fetch(sql).column("level").to_pylist() == expected
+
+
 def test_go_time_strings_read_as_utc(chdb: object):
     chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
     chdb.query("CREATE TABLE incidents.go_times (Time String, Log String) ENGINE = Memory")

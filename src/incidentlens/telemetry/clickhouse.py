@@ -22,14 +22,18 @@ import pyarrow as pa
 from incidentlens.errors import IncidentLensError, InputError, SourceError
 from incidentlens.telemetry.columns import CANDIDATES, candidate_columns, find_column, is_pod_column, quote
 from incidentlens.telemetry.dialect import referenced_tables, to_clickhouse
-from incidentlens.telemetry.logfields import LEVEL_NAMES, LEVEL_WORDS, POD_SUFFIX
+from incidentlens.telemetry.logfields import (
+    LEVEL_KEYS,
+    LEVEL_NAMES,
+    LEVEL_WORD_PATTERN,
+    LOGFMT_LEVEL_PATTERN,
+    POD_SUFFIX,
+)
 
 Runner = Callable[[str], pa.Table]
 
 CANONICAL_COLUMNS = ("ts", "service", "level", "message")
 GO_TIME_TAIL = r" [A-Za-z]+( m=[-+][0-9.]+)?$"
-LEVEL_WORD_PATTERN = rf"\b({LEVEL_WORDS})\b"
-LOGFMT_LEVEL_PATTERN = r'(?i)\blevel[=:]\s*"?([a-z]+)'
 _WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
 
 
@@ -308,12 +312,14 @@ def _message_expr(column: str) -> str:
 
 
 def _level_expr(column: str | None, message: str) -> str:
-    """Upper-cased, normalised level (WARNING->WARN, ERR->ERROR, CRITICAL->FATAL); from the message when absent."""
+    """Upper-cased, normalised level (WARNING->WARN, ERR->ERROR, CRITICAL->FATAL); from the message when absent,
+    read exactly as the file views read it (logfields: the first level word, else a `level=` in a line naming one)."""
     if column:
         return _normalised_level(f"toString(src.{quote_identifier(column)})")
-    head = f"left({message}, 200)"
-    word = f"nullIf(extract({head}, {string_literal(LEVEL_WORD_PATTERN)}), '')"
-    logfmt = f"nullIf(extract({head}, {string_literal(LOGFMT_LEVEL_PATTERN)}), '')"
+    word = f"nullIf(extract({message}, {string_literal(LEVEL_WORD_PATTERN)}), '')"
+    keys = "[" + ", ".join(string_literal(key) for key in LEVEL_KEYS) + "]"
+    logfmt = f"nullIf(extract({message}, {string_literal(LOGFMT_LEVEL_PATTERN)}), '')"
+    logfmt = f"if(multiSearchAny({message}, {keys}), {logfmt}, NULL)"
     return _normalised_level(f"coalesce({word}, {logfmt})")
 
 

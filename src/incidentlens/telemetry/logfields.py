@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 
-# The level words looked for in a message's text when there is no level column.
-LEVEL_WORDS = "TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|FATAL|PANIC"
 LEVEL_ALIASES = {
     "WARNING": "WARN", "ERR": "ERROR", "CRITICAL": "FATAL", "CRIT": "FATAL", "PANIC": "FATAL", "EMERG": "FATAL",
     "EMERGENCY": "FATAL", "ALERT": "FATAL", "NOTICE": "INFO", "INFORMATION": "INFO", "DBG": "DEBUG",
@@ -22,6 +20,14 @@ NUMERIC_LEVELS = {
 # Every spelling (upper-cased, trimmed) that is not already a canonical level -> its canonical level; any other
 # non-empty value is kept upper-cased, an empty one is NULL.
 LEVEL_NAMES = {**LEVEL_ALIASES, **NUMERIC_LEVELS}
+
+# Without a level column, the level is read from the message: its first level word, else a logfmt/JSON-ish
+# `level=...`, looked for only in messages holding one of LEVEL_KEYS (a cheap test: lines without a level word cost
+# one regex).
+LEVEL_WORDS = "TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|FATAL|PANIC"
+LEVEL_WORD_PATTERN = rf"\b({LEVEL_WORDS})\b"
+LOGFMT_LEVEL_PATTERN = r'(?i)\blevel[=:]\s*"?([a-z]+)'
+LEVEL_KEYS = ("level", "LEVEL", "Level")
 
 # A Kubernetes pod name's replica-set (`-866bd68c97-xcqfx`) or StatefulSet (`-0`) suffix: dropped, the rest is the
 # service (`ts-contacts-service-866bd68c97-xcqfx` -> `ts-contacts-service`). RE2 and ClickHouse's re2 agree on it.

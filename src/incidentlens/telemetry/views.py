@@ -30,7 +30,13 @@ from incidentlens.telemetry.files import (
     split_malformed,
     with_schema,
 )
-from incidentlens.telemetry.logfields import LEVEL_NAMES, LEVEL_WORDS, POD_SUFFIX
+from incidentlens.telemetry.logfields import (
+    LEVEL_KEYS,
+    LEVEL_NAMES,
+    LEVEL_WORD_PATTERN,
+    LOGFMT_LEVEL_PATTERN,
+    POD_SUFFIX,
+)
 from incidentlens.telemetry.timeparse import TimeFormat, detect_format, is_numeric_type, to_utc_sql, try_cast_text
 
 SAMPLE_ROWS = 10_000
@@ -320,9 +326,9 @@ def _level_from_text_sql(message_sql: str) -> str:
     RE2 stops at the leftmost match, so the usual early level word costs little. The logfmt pattern runs only on
     messages containing `level` (a CASE is lazy, a coalesce is not), keeping the no-level-word case at one regex.
     """
-    word = f"nullif(regexp_extract({message_sql}, '\\b({LEVEL_WORDS})\\b', 1), '')"
-    says_level = " OR ".join(f"contains({message_sql}, '{spelling}')" for spelling in ("level", "LEVEL", "Level"))
-    logfmt = f"nullif(regexp_extract({message_sql}, '(?i)\\blevel[=:]\\s*\"?([a-z]+)', 1), '')"
+    word = f"nullif(regexp_extract({message_sql}, {literal(LEVEL_WORD_PATTERN)}, 1), '')"
+    says_level = " OR ".join(f"contains({message_sql}, {literal(key)})" for key in LEVEL_KEYS)
+    logfmt = f"nullif(regexp_extract({message_sql}, {literal(LOGFMT_LEVEL_PATTERN)}, 1), '')"
     return _level_sql(f"coalesce({word}, CASE WHEN {says_level} THEN {logfmt} END)")
 
 
