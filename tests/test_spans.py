@@ -94,6 +94,8 @@ def test_a_known_onset_ranks_the_callee_that_failed_first_above_its_callers(stor
     assert result.baseline_window["end"] == "2024-05-01T10:20:00Z" and "known onset" in result.baseline_window["rule"]
     ranked = [h.service for h in result.hypotheses]
     assert ranked[0] == "payment"
+    # the hypothesis says what changed in payment's requests
+    assert "in the traces, 'log charge" in result.hypotheses[0].mechanism
     assert "order" in ranked and "gateway" not in ranked[:1]
     cited = {e.id for e in result.evidence}
     assert any(e.startswith("trace-") for e in result.hypotheses[0].supporting)

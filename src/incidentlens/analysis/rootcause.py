@@ -68,6 +68,7 @@ class ServiceSignals(BaseModel):
     log_ratio: float = 0.0
     trace_strength: float = 0.0  # how far its requests changed in the traces (`spans.TraceSignal.strength`)
     trace_onset: datetime | None = None  # the first trace that showed the change
+    trace_change: str | None = None  # the change in words (`TraceSignal.describe`)
     moved: list[MetricShift] = []
     evidence: list[str] = []
 
@@ -123,6 +124,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             s = signals.setdefault(trace.service, ServiceSignals(service=trace.service))
             s.trace_strength = trace.strength
             s.trace_onset = trace.onset
+            s.trace_change = trace.describe()
             s.evidence.append(trace.evidence)
     for s in signals.values():
         s.moved.sort(key=lambda m: -abs(m.shift))
@@ -167,7 +169,7 @@ def rank_root_causes(
             Hypothesis(
                 service=name,
                 kind=classification.kind,
-                mechanism=mechanism_sentence(name, classification, trigger, s.moved),
+                mechanism=_with_trace_change(mechanism_sentence(name, classification, trigger, s.moved), s),
                 confidence=round(math.exp(scores[name]["total"]) / norm, 3),
                 supporting=supporting,
                 contradicting=contradicting,
@@ -208,6 +210,10 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
     }
     parts["total"] = round(sum(parts.values()), 4)
     return {k: round(v, 4) for k, v in parts.items()}
+
+
+def _with_trace_change(sentence: str, s: ServiceSignals) -> str:
+    return f"{sentence}; in the traces, {s.trace_change}" if s.trace_change else sentence
 
 
 def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph) -> list[str]:
@@ -339,11 +345,14 @@ def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals],
             counts = log_counts.filter(pc.is_in(log_counts["service"], value_set=pa.array(involved)))
         surges = surges_from_counts(counts, window, baseline)
         log_onsets = {s.service: s.first_problem or s.onset for s in surges if s.significant}
-    onsets = {name: _first(log_onsets.get(name), signals[name].metric_onset) for name in involved}
+    onsets = {name: _first(log_onsets.get(name), signals[name].metric_onset, signals[name].trace_onset)
+              for name in involved}
     data = {
-        "rule": "onset = the earlier of the log onset and the metric onset; " + ONSET_RULE,
+        "rule": "onset = the earliest of the log onset, the metric onset and the first trace that showed the "
+                "service's change; " + ONSET_RULE,
         "log_onsets": {k: _iso(v) for k, v in log_onsets.items()},
         "metric_onsets": {n: _iso(signals[n].metric_onset) for n in involved if signals[n].metric_onset},
+        "trace_onsets": {n: _iso(signals[n].trace_onset) for n in involved if signals[n].trace_onset},
         "onsets": {k: _iso(v) for k, v in onsets.items()},
     }
     return onsets, sql, data

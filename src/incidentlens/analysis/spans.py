@@ -67,6 +67,15 @@ class TraceSignal(BaseModel):
     def significant(self) -> bool:
         return self.strength >= SIGNIFICANT_STRENGTH
 
+    def describe(self) -> str:
+        """The change in words: the slower own work, or the event whose share of the traces moved."""
+        if OWN_TIME_WEIGHT * self.own_time_shift >= self.behaviour_shift and self.own_p90_after_ms is not None:
+            return f"its own span time p90 went from {self.own_p90_before_ms:g} to {self.own_p90_after_ms:g} ms"
+        if self.event is None or self.share_before is None or self.share_after is None:
+            return "its requests changed"
+        return (f"'{_short(self.event, 120)}' in {self.share_after:.0%} of its traces after the onset, "
+                f"{self.share_before:.0%} before")
+
 
 def log_trace_column(store: Any) -> str | None:
     """The logs' trace id column (`trace_id`, `TraceID`, `traceId` ...), if the logs have one."""
