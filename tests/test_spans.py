@@ -123,3 +123,25 @@ def test_analyze_from_the_cli_with_a_known_onset(tmp_path: Path):
     analysis = json.loads(ran.output)
     assert analysis["detection"]["detector"] == "known onset"
     assert analysis["hypotheses"][0]["service"] == "payment"
+
+
+def test_an_error_status_that_appears_on_a_services_spans_is_its_behaviour_change(tmp_path: Path):
+    # OpenTelemetry-style spans with a status: from AT on, half of db's "query" spans fail
+    starts = [START + STEP * i for i in range(180)]
+    rows = []
+    for i, start in enumerate(starts):
+        failing = start >= AT and i % 2 == 0
+        rows += [
+            {"trace_id": f"t{i}", "span_id": f"a{i}", "parent_id": "", "service": "api", "operation": "GET /",
+             "start": start.isoformat() + "Z", "duration_ms": 20.0, "status": "ERROR" if failing else "OK"},
+            {"trace_id": f"t{i}", "span_id": f"b{i}", "parent_id": f"a{i}", "service": "db", "operation": "query",
+             "start": start.isoformat() + "Z", "duration_ms": 5.0, "status": "ERROR" if failing else "OK"},
+        ]
+    path = tmp_path / "spans.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    store = load_telemetry(traces=path)
+    window, baseline, _ = known_periods(store, AT)
+    signals, _ = trace_signals(store, window, baseline)
+    assert signals["db"].event == "error query"
+    assert signals["db"].share_before == 0 and signals["db"].share_after == pytest.approx(0.5, abs=0.05)
+    assert signals["db"].significant

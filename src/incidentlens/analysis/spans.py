@@ -3,10 +3,11 @@ carry a trace id).
 
 Two measures, each one aggregate query:
 - **behaviour shift**: per service, the traces it took part in and, per trace, its events: the log templates it
-  wrote in that trace (logs with a trace id column) and the calls it made to other services (child spans). An
-  event's share of the service's traces before and after is compared by a two-proportion z: a code path cut short
-  by an exception or an early return drops a line or a call from every request; a failure adds an error line. A
-  problem line (WARN/ERROR) that stops is recovery, not a fault, so only its rise counts.
+  wrote in that trace (logs with a trace id column), the calls it made to other services (child spans) and the
+  operations whose spans carry an error status. An event's share of the service's traces before and after is
+  compared by a two-proportion z: a code path cut short by an exception or an early return drops a line or a call
+  from every request; a failure adds an error line or status. A problem (a WARN/ERROR line, an error status) that
+  stops is recovery, not a fault, so only its rise counts.
 - **own time**: the p90 of the service's spans' exclusive time (duration minus its children's), after against
   before: a starved CPU slows the service's own work, not the calls it waits on.
 
@@ -91,7 +92,9 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None) -> str
         "SELECT DISTINCT parent.service, parent.trace_id, 'call ' || child.service || ' ' || child.operation AS event, "
         "FALSE AS problem\n    FROM spans AS parent JOIN spans AS child "
         "ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id\n"
-        "    WHERE child.service <> parent.service"
+        "    WHERE child.service <> parent.service",
+        "SELECT DISTINCT service, trace_id, 'error ' || operation AS event, TRUE AS problem\n"
+        "    FROM spans WHERE is_error AND service IS NOT NULL",
     ]
     if log_trace is not None:
         events.append(
