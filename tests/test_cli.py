@@ -84,3 +84,18 @@ def test_a_bracketed_scenario_name_is_the_unknown_scenario_error(tmp_path):
     result = runner.invoke(app, ["generate", "--scenario", "[/x]", "--out", str(tmp_path)])
     assert isinstance(result.exception, InputError), result.exception
     assert str(result.exception).startswith("unknown scenario '[/x]'")
+
+
+def test_an_investigation_with_no_incident_prints_no_tool_failure_noise(tmp_path):
+    from incidentlens.scenarios import generate
+
+    generate("quiet", tmp_path / "data", seed=1, logs=5000)
+    completed = subprocess.run(
+        [sys.executable, "-c", "from incidentlens.cli import main; main()", "investigate", "--llm", "offline",
+         "--metrics", str(tmp_path / "data" / "metrics.csv"), "--logs", str(tmp_path / "data" / "logs.csv"),
+         "--out", str(tmp_path / "review")],
+        capture_output=True, text=True, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "No incident detected" in completed.stdout
+    assert "Failed to invoke Tool" not in completed.stdout + completed.stderr

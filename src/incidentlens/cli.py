@@ -5,6 +5,7 @@ Every command is thin. Errors the user can fix (IncidentLensError) become one li
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -558,6 +559,9 @@ def eval_nezha_command(
 
 def main() -> None:
     """Console entry point: user-fixable errors become one line on stderr and exit code 2."""
+    # A failed tool call is answered to the model and recorded in trace.jsonl; Haystack also logs it, which on a
+    # console reads as if the run had failed.
+    logging.getLogger("haystack").setLevel(logging.CRITICAL)
     try:
         app()
     except IncidentLensError as err:
