@@ -127,6 +127,17 @@ def plain_scan(logs: Path) -> float:
     return time.perf_counter() - began
 
 
+def peak_resident_gb() -> float:
+    """This process's own peak resident memory (VmHWM, reset at exec; ru_maxrss is not: after a fork and exec it
+    still counts the parent's pages, such as the data generator's, when the data was generated in this run)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024**2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
 def run_analysis(metrics: Path, logs: Path) -> None:
     """Child process: load, analyze, print the timings and the top hypothesis as JSON."""
     from incidentlens.analysis import analyze
@@ -138,8 +149,7 @@ def run_analysis(metrics: Path, logs: Path) -> None:
     result = analyze(store)
     done = time.perf_counter()
     top = result.hypotheses[0] if result.hypotheses else None
-    # measured here: a forked child starts with its parent's resident pages, which would count the generator's
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    peak_gb = peak_resident_gb()
     print(json.dumps({"load_s": loaded - began, "analyze_s": done - loaded, "total_s": done - began, "peak_gb": peak_gb,
                       "window": result.incident_window, "top": top.service if top else None,
                       "kind": top.kind if top else None}))
