@@ -220,3 +220,13 @@ def test_logs_that_start_late_in_the_baseline_do_not_fake_a_surge():
     (surge,) = surges_from_counts(counts, WINDOW, BASELINE)
     assert surge.baseline_per_minute == 2.0
     assert surge.ratio == pytest.approx(1, abs=0.05) and not surge.significant
+
+
+def test_a_callee_that_changed_about_as_much_as_its_caller_explains_it_one_that_changed_far_less_does_not():
+    from incidentlens.analysis.rootcause import ServiceSignals, _explains
+
+    caller = ServiceSignals(service="travel", trace_strength=4.4)
+    assert _explains(ServiceSignals(service="price", trace_strength=3.8), caller)  # within a z's sampling noise
+    assert not _explains(ServiceSignals(service="route", trace_strength=2.0), caller)
+    # a caller whose traces did not change is explained by any callee that moved
+    assert _explains(ServiceSignals(service="price", trace_strength=0.5), ServiceSignals(service="travel"))

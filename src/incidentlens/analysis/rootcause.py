@@ -40,6 +40,9 @@ NONE_OF_THESE = 1.5
 MAX_MARGIN = 3.0
 #: weight of the span-derived signals (the most changed service's requests score this much)
 TRACE_WEIGHT = 6.0
+#: two services' trace strengths (z-like) closer than this are the same change within sampling noise (a z has
+#: standard error ~1): a callee that changed about as much as its caller explains it
+SAME_CHANGE_Z = 1.0
 #: the synthetic service of wide (service-less) metrics: a place, not a culprit
 GLOBAL = "global"
 #: how long before the onset a deploy or config change still counts as its trigger
@@ -228,8 +231,8 @@ def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], g
 
 def _explains(callee: ServiceSignals, caller: ServiceSignals) -> bool:
     """Whether the callee's move can explain the caller's: when the caller's requests changed in the traces, only a
-    callee whose own requests changed at least as much can (the graph of the same spans traces both)."""
-    return not caller.trace_strength or callee.trace_strength >= caller.trace_strength
+    callee whose own requests changed about as much or more can (the graph of the same spans traces both)."""
+    return not caller.trace_strength or callee.trace_strength >= caller.trace_strength - SAME_CHANGE_Z
 
 
 def _blame_share(service: str, signals: dict[str, ServiceSignals], graph: CallGraph) -> float:
