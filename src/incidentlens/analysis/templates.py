@@ -100,29 +100,24 @@ def template_counts_sql(window: Span, baseline: Span) -> str:
     """One scan from the first to the last of the two spans (`other` is the stretch between them): lines per
     (masked message, service, period) with problems, first time and two real lines.
 
-    The lines are first grouped by their raw message, and only the distinct raw messages are masked: the regular
-    expression is the costly part, and a message repeats many times. Within a raw-message group the first and last
-    lines are the message itself, so re-grouping by the masked text gives the same first and last real lines."""
+    The regular expression is the costly part and a message repeats many times, so only the distinct messages are
+    masked (a cheap second pass over the same range) and each line looks its masked text up by a join."""
     scanned = (min(window[0], baseline[0]), max(window[1], baseline[1]))
-    return f"""WITH raw AS (
-    SELECT message, service, period, count(*) AS n,
-           sum(CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
-           min(ts) AS first_seen, max(ts) AS last_seen
-    FROM (
-        SELECT message, service, level, ts,
-               CASE WHEN {in_span('ts', window)} THEN 'window'
-                    WHEN {in_span('ts', baseline)} THEN 'baseline' ELSE 'other' END AS period
-        FROM logs WHERE message IS NOT NULL AND {in_span('ts', scanned)}
-    ) AS lines
-    GROUP BY message, service, period
-), masks AS (
-    SELECT message, {masked_sql("message")} AS masked FROM (SELECT DISTINCT message FROM raw) AS messages
-)
-SELECT masks.masked AS masked, raw.service AS service, raw.period AS period, CAST(sum(raw.n) AS BIGINT) AS n,
-       sum(raw.problems) AS problems, min(raw.first_seen) AS first_seen,
-       arg_min(raw.message, raw.first_seen) AS first_line, arg_max(raw.message, raw.last_seen) AS last_line
-FROM raw JOIN masks ON raw.message = masks.message
-GROUP BY masks.masked, raw.service, raw.period"""
+    lines_in_range = f"FROM logs WHERE message IS NOT NULL AND {in_span('ts', scanned)}"
+    return f"""SELECT masks.masked AS masked, lines.service AS service, lines.period AS period, count(*) AS n,
+       sum(CASE WHEN lines.level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
+       min(lines.ts) AS first_seen, arg_min(lines.message, lines.ts) AS first_line,
+       arg_max(lines.message, lines.ts) AS last_line
+FROM (
+    SELECT message, service, level, ts,
+           CASE WHEN {in_span('ts', window)} THEN 'window'
+                WHEN {in_span('ts', baseline)} THEN 'baseline' ELSE 'other' END AS period
+    {lines_in_range}
+) AS lines
+JOIN (
+    SELECT message, {masked_sql("message")} AS masked FROM (SELECT DISTINCT message {lines_in_range}) AS messages
+) AS masks ON lines.message = masks.message
+GROUP BY masks.masked, lines.service, lines.period"""
 
 
 def mine_templates(masked: pa.Array, weights: np.ndarray) -> tuple[list[int], list[str]]:
