@@ -101,22 +101,22 @@ def template_counts_sql(window: Span, baseline: Span) -> str:
     (masked message, service, period) with problems, first time and two real lines.
 
     The regular expression is the costly part and a message repeats many times, so only the distinct messages are
-    masked (a cheap second pass over the same range) and each line looks its masked text up by a join."""
+    masked and each line looks its masked text up by a join. The lines are one CTE read twice, which DuckDB
+    materialises: both sides see the same lines even when the view is not deterministic."""
     scanned = (min(window[0], baseline[0]), max(window[1], baseline[1]))
-    lines_in_range = f"FROM logs WHERE message IS NOT NULL AND {in_span('ts', scanned)}"
-    return f"""SELECT masks.masked AS masked, lines.service AS service, lines.period AS period, count(*) AS n,
-       sum(CASE WHEN lines.level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
-       min(lines.ts) AS first_seen, arg_min(lines.message, lines.ts) AS first_line,
-       arg_max(lines.message, lines.ts) AS last_line
-FROM (
+    return f"""WITH lines AS (
     SELECT message, service, level, ts,
            CASE WHEN {in_span('ts', window)} THEN 'window'
                 WHEN {in_span('ts', baseline)} THEN 'baseline' ELSE 'other' END AS period
-    {lines_in_range}
-) AS lines
-JOIN (
-    SELECT message, {masked_sql("message")} AS masked FROM (SELECT DISTINCT message {lines_in_range}) AS messages
-) AS masks ON lines.message = masks.message
+    FROM logs WHERE message IS NOT NULL AND {in_span('ts', scanned)}
+), masks AS (
+    SELECT message, {masked_sql("message")} AS masked FROM (SELECT DISTINCT message FROM lines) AS messages
+)
+SELECT masks.masked AS masked, lines.service AS service, lines.period AS period, count(*) AS n,
+       sum(CASE WHEN lines.level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
+       min(lines.ts) AS first_seen, arg_min(lines.message, lines.ts) AS first_line,
+       arg_max(lines.message, lines.ts) AS last_line
+FROM lines JOIN masks ON lines.message = masks.message
 GROUP BY masks.masked, lines.service, lines.period"""
 
 
