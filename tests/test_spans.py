@@ -145,3 +145,48 @@ def test_an_error_status_that_appears_on_a_services_spans_is_its_behaviour_chang
     assert signals["db"].event == "error query"
     assert signals["db"].share_before == 0 and signals["db"].share_after == pytest.approx(0.5, abs=0.05)
     assert signals["db"].significant
+
+
+def _loop_cut_short(tmp_path: Path) -> tuple[Path, Path]:
+    """Every request asks travel for 2-4 trips; travel logs a request line and a distance line per trip, station one
+    lookup line per trip. From AT travel's loop stops after the first distance line; station is unchanged."""
+    rng = np.random.default_rng(3)
+    count = int((END - START) / STEP)
+    starts = np.datetime64(START, "ms") + (np.arange(count) * STEP.total_seconds() * 1000).astype("timedelta64[ms]")
+    trips = rng.integers(2, 5, count)
+    distances = np.where(starts >= np.datetime64(AT, "ms"), 1, trips)
+    trace = np.array([f"trace-{i:04d}" for i in range(count)])
+    spans = pa.table({
+        "trace_id": np.concatenate([trace, trace]),
+        "span_id": np.concatenate([np.char.add(trace, "-t"), np.char.add(trace, "-s")]),
+        "parent_id": np.concatenate([np.full(count, "root"), np.char.add(trace, "-t")]),
+        "service": ["travel"] * count + ["station"] * count,
+        "operation": ["GET /trips"] * count + ["GET /stations"] * count,
+        "start_ts": pa.array(np.concatenate([starts, starts + np.timedelta64(1, "ms")])),
+        "duration_ms": np.full(2 * count, 5.0),
+    })
+    line_trace = np.concatenate([np.repeat(trace, trips), np.repeat(trace, distances), np.repeat(trace, trips)])
+    line_ts = np.concatenate([np.repeat(starts, trips), np.repeat(starts, distances), np.repeat(starts, trips)])
+    logs = pa.table({
+        "ts": pa.array(line_ts),
+        "service": ["travel"] * int(trips.sum() + distances.sum()) + ["station"] * int(trips.sum()),
+        "level": ["INFO"] * len(line_trace),
+        "message": ["seat request for trip"] * int(trips.sum()) + ["calculate distance of trip"] * int(distances.sum())
+        + ["query station by name"] * int(trips.sum()),
+        "trace_id": line_trace,
+    })
+    pq.write_table(spans, tmp_path / "spans.parquet")
+    pq.write_table(logs, tmp_path / "logs.parquet")
+    return tmp_path / "spans.parquet", tmp_path / "logs.parquet"
+
+
+def test_a_line_written_less_often_per_request_is_a_behaviour_change_though_every_request_still_writes_it(tmp_path):
+    spans, logs = _loop_cut_short(tmp_path)
+    store = load_telemetry(traces=spans, logs=logs)
+    window, baseline, _ = known_periods(store, AT)
+    signals, _ = trace_signals(store, window, baseline)
+    travel = signals["travel"]
+    assert travel.significant and travel.behaviour_shift > 5
+    assert "of its lines in the trace" in (travel.event or "")
+    # station writes its line once per trip, more or fewer trips per request: its lines' fractions do not move
+    assert not signals["station"].significant

@@ -6,7 +6,9 @@ Two measures, each one aggregate query:
   wrote in that trace (logs with a trace id column), the calls it made to other services (child spans) and the
   operations whose spans carry an error status. An event's share of the service's traces before and after is
   compared by a two-proportion z: a code path cut short by an exception or an early return drops a line or a call
-  from every request; a failure adds an error line or status. A problem (a WARN/ERROR line, an error status) that
+  from every request, or writes a line fewer times in it (each line also counts as its reduced fraction of the
+  service's lines in the trace, which a loop over more or fewer items keeps); a failure adds an error line or
+  status. A problem (a WARN/ERROR line, an error status) that
   stops is recovery, not a fault, so only its rise counts.
 - **own time**: the p90 of the service's spans' exclusive time (duration minus its children's), after against
   before: a starved CPU slows the service's own work, not the calls it waits on.
@@ -97,10 +99,20 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None) -> str
         "    FROM spans WHERE is_error AND service IS NOT NULL",
     ]
     if log_trace is not None:
-        events.append(
-            f"SELECT DISTINCT service, {quote_ident(log_trace)} AS trace_id, 'log ' || {masked_sql()} AS event, "
+        lines = (
+            f"SELECT service, {quote_ident(log_trace)} AS trace_id, {masked_sql()} AS template, "
             f"level IN ({levels}) AS problem\n    FROM logs WHERE {quote_ident(log_trace)} IS NOT NULL "
             f"AND service IS NOT NULL AND ({in_span('ts', (baseline[0], window[1]))})"
+        )
+        events.append(f"SELECT DISTINCT service, trace_id, 'log ' || template AS event, problem FROM ({lines})")
+        # the line's share of the service's lines in one request, as a reduced fraction: a loop cut short writes
+        # it less often though still once; a loop that runs more or fewer times keeps the fraction
+        events.append(
+            "SELECT service, trace_id, 'log ' || template || ' (' || (hits // gcd(hits, lines_in_trace)) || '/' || "
+            "(lines_in_trace // gcd(hits, lines_in_trace)) || ' of its lines in the trace)' AS event, problem\n"
+            "    FROM (SELECT service, trace_id, template, count(*) AS hits, bool_or(problem) AS problem, "
+            "sum(count(*)) OVER (PARTITION BY service, trace_id)::BIGINT AS lines_in_trace\n"
+            f"    FROM ({lines}) GROUP BY service, trace_id, template)"
         )
     union = "\n    UNION ALL ".join(events)
     return f"""WITH traces AS (
