@@ -100,24 +100,27 @@ def template_counts_sql(window: Span, baseline: Span) -> str:
     """One scan from the first to the last of the two spans (`other` is the stretch between them): lines per
     (masked message, service, period) with problems, first time and two real lines.
 
-    The regular expression is the costly part and a message repeats many times, so only the distinct messages are
-    masked and each line looks its masked text up by a join. The lines are one CTE read twice, which DuckDB
-    materialises: both sides see the same lines even when the view is not deterministic."""
+    The regular expression is the costly part and a message repeats many times, so the distinct messages of the
+    range are masked once (a cheap second pass) and each line looks its masked text up. A line whose message the
+    lookup lacks (a view that is not deterministic, e.g. one generating ids) is masked on its own."""
     scanned = (min(window[0], baseline[0]), max(window[1], baseline[1]))
-    return f"""WITH lines AS (
-    SELECT message, service, level, ts,
-           CASE WHEN {in_span('ts', window)} THEN 'window'
-                WHEN {in_span('ts', baseline)} THEN 'baseline' ELSE 'other' END AS period
-    FROM logs WHERE message IS NOT NULL AND {in_span('ts', scanned)}
-), masks AS (
-    SELECT message, {masked_sql("message")} AS masked FROM (SELECT DISTINCT message FROM lines) AS messages
-)
-SELECT masks.masked AS masked, lines.service AS service, lines.period AS period, count(*) AS n,
-       sum(CASE WHEN lines.level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
-       min(lines.ts) AS first_seen, arg_min(lines.message, lines.ts) AS first_line,
-       arg_max(lines.message, lines.ts) AS last_line
-FROM lines JOIN masks ON lines.message = masks.message
-GROUP BY masks.masked, lines.service, lines.period"""
+    lines_in_range = f"FROM logs WHERE message IS NOT NULL AND {in_span('ts', scanned)}"
+    return f"""SELECT masked, service, period, count(*) AS n,
+       sum(CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
+       min(ts) AS first_seen, arg_min(message, ts) AS first_line, arg_max(message, ts) AS last_line
+FROM (
+    SELECT coalesce(masks.masked, {masked_sql("message")}) AS masked, message, service, level, ts, period
+    FROM (
+        SELECT message, service, level, ts,
+               CASE WHEN {in_span('ts', window)} THEN 'window'
+                    WHEN {in_span('ts', baseline)} THEN 'baseline' ELSE 'other' END AS period
+        {lines_in_range}
+    ) AS lines
+    LEFT JOIN (
+        SELECT message AS raw, {masked_sql("message")} AS masked FROM (SELECT DISTINCT message {lines_in_range}) AS m
+    ) AS masks ON lines.message = masks.raw
+) AS masked_lines
+GROUP BY masked, service, period"""
 
 
 def mine_templates(masked: pa.Array, weights: np.ndarray) -> tuple[list[int], list[str]]:
