@@ -15,10 +15,9 @@ from typing import Any
 
 from incidentlens.analysis.detection import DetectionResult, IncidentWindow, SeriesShift, iso_z
 from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.periods import Span
 from incidentlens.analysis.shifts import MetricShift, metric_shift_sql, metric_shifts
 from incidentlens.errors import InputError
-
-Span = tuple[datetime, datetime]
 
 #: how `analyze` finds the incident's start: detect it, or trust `at`
 ONSETS = ("detect", "at")

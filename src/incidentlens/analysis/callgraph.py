@@ -9,15 +9,14 @@ that logs first in a trace is upstream of those that log later), and WARN/ERROR 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.periods import Span
 from incidentlens.telemetry import sql_ts
-
-Span = tuple[datetime, datetime]
 
 #: traces sampled for the log-based graph: enough to see every edge, bounded so the join stays cheap
 TRACE_SAMPLE = 20000

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from incidentlens.analysis.baseline import fit_baseline
 from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.periods import sql_in
 from incidentlens.analysis.points import PreparedSeries, SeriesDetection, Span, prepare_series, runs
 from incidentlens.analysis.seed_zscore import seed_points
 from incidentlens.errors import InputError
@@ -262,8 +263,7 @@ def series_sql(metrics: list[str] | None = None) -> str:
     """The one query that reads every series: one row per series and timestamp (duplicates averaged, NaN as NULL)."""
     where = ""
     if metrics:
-        names = ", ".join("'" + name.replace("'", "''") + "'" for name in metrics)
-        where = f"WHERE metric IN ({names}) "
+        where = f"WHERE metric IN {sql_in(metrics)} "
     return (
         "SELECT service || '/' || metric AS series, ts, "
         "avg(value) FILTER (WHERE NOT isnan(value)) AS value, count(*) AS n_rows "

@@ -9,16 +9,14 @@ region, a new version), and a deploy or config change at the service shortly bef
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.periods import Span
 from incidentlens.analysis.shifts import MetricShift
 from incidentlens.telemetry import sql_ts
-
-Span = tuple[datetime, datetime]
 
 KINDS = (
     "connection_pool_exhaustion",

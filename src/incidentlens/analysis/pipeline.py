@@ -21,13 +21,12 @@ from incidentlens.analysis.detection import DetectionResult, detect
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import mechanism_cues
+from incidentlens.analysis.periods import Span
 from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_changes, rank_root_causes
 from incidentlens.analysis.shifts import LogSurge, MetricShift, fetch_log_counts, log_surges, metric_shifts
 from incidentlens.analysis.spans import trace_signals
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
-
-Span = tuple[datetime, datetime]
 
 #: the baseline ends this long before the first anomalous point, so a slow start does not leak into it
 BASELINE_MARGIN = timedelta(minutes=15)

@@ -25,11 +25,10 @@ from pydantic import BaseModel
 from incidentlens.analysis.callgraph import CallGraph
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.mechanism import Classification, MechanismCues, classify, mechanism_sentence, specificity
+from incidentlens.analysis.periods import Span
 from incidentlens.analysis.shifts import ONSET_RULE, LogSurge, MetricShift, log_surge_sql, surges_from_counts
 from incidentlens.analysis.spans import TraceSignal
 from incidentlens.telemetry import sql_ts
-
-Span = tuple[datetime, datetime]
 
 TOP = 3
 #: e-folding time of the earliness score: a service that moved 5 minutes after the first scores 1/e of it
@@ -403,9 +402,6 @@ def _first(*times: datetime | None) -> datetime | None:
 def _minutes(minutes: float) -> str:
     return f"{minutes:.0f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
 
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _iso(t: datetime | None) -> str | None:

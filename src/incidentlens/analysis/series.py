@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from incidentlens.analysis.periods import sql_in
 from incidentlens.telemetry import sql_ts
 
 
@@ -32,14 +33,13 @@ def key_series(store: Any, names: Sequence[str], window: tuple[datetime, datetim
         return []
     start, end = (_naive_utc(w) for w in window)
     bucket_s = max(1, math.ceil((end - start).total_seconds() / max(1, max_points)))
-    wanted = ", ".join("'" + name.replace("'", "''") + "'" for name in names)
     table = store.fetch(f"""
         SELECT service || '/' || metric AS name,
                time_bucket(INTERVAL '{bucket_s} seconds', ts, {sql_ts(start)}) AS t,
                avg(value) AS value
         FROM metrics
         WHERE ts >= {sql_ts(start)} AND ts < {sql_ts(end)} AND value IS NOT NULL
-          AND service || '/' || metric IN ({wanted})
+          AND service || '/' || metric IN {sql_in(list(names))}
         GROUP BY 1, 2
         ORDER BY 1, 2
     """)

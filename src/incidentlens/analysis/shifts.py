@@ -16,15 +16,13 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.periods import PROBLEM_LEVELS, Span, sql_in, sql_str
 from incidentlens.telemetry import sql_ts
-
-Span = tuple[datetime, datetime]
 
 #: robust z beyond which a point counts as shifted
 SHIFT_THRESHOLD = 3.0
 #: how far before the detected window an onset may lie (detected edges can be a little late)
 ONSET_MARGIN = timedelta(minutes=15)
-PROBLEM_LEVELS = "('WARN', 'ERROR', 'FATAL')"
 
 
 class MetricShift(BaseModel):
@@ -83,7 +81,7 @@ def onset_search_start(window: Span, baseline: Span) -> datetime:
 
 def metric_shift_sql(window: Span, baseline: Span, service: str | None = None) -> str:
     """The BARO-style before/after query over the metrics view, for every series (or one service's)."""
-    only = f" AND service = '{_quote(service)}'" if service else ""
+    only = f" AND service = {sql_str(service)}" if service else ""
     t = SHIFT_THRESHOLD
     w0, w1 = sql_ts(window[0]), sql_ts(window[1])
     return f"""WITH base AS (
@@ -186,10 +184,10 @@ def log_surge_sql(window: Span, baseline: Span, services: list[str] | None = Non
     """Per service and minute: all lines, WARN/ERROR/FATAL lines, and the first problem line's time."""
     only = ""
     if services:
-        only = " AND service IN (" + ", ".join(f"'{_quote(name)}'" for name in sorted(services)) + ")"
+        only = " AND service IN " + sql_in(sorted(services))
     return f"""SELECT service, date_trunc('minute', ts) AS minute, count(*) AS lines,
-       count(*) FILTER (WHERE level IN {PROBLEM_LEVELS}) AS problems,
-       min(ts) FILTER (WHERE level IN {PROBLEM_LEVELS}) AS first_problem
+       count(*) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS problems,
+       min(ts) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS first_problem
 FROM logs
 WHERE ts >= {sql_ts(baseline[0])} AND ts <= {sql_ts(window[1])} AND service IS NOT NULL{only}
 GROUP BY service, date_trunc('minute', ts)"""
@@ -333,9 +331,6 @@ class _MinuteGrid:
     def index(self, t: datetime) -> int:
         return int(np.clip((np.datetime64(t, "m") - self.minutes[0]).astype(int), 0, len(self.minutes) - 1))
 
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _iso(t: datetime | None) -> str | None:

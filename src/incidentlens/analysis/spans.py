@@ -27,10 +27,8 @@ from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.masking import masked_sql
-from incidentlens.analysis.periods import PROBLEM_LEVELS, in_span, iso_z, quote_ident
+from incidentlens.analysis.periods import PROBLEM_LEVELS, Span, in_span, iso_z, quote_ident
 from incidentlens.telemetry.columns import normalise
-
-Span = tuple[datetime, datetime]
 
 #: traces a service needs on each side before its event shares are compared
 MIN_TRACES = 3
