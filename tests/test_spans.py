@@ -18,7 +18,7 @@ import pytest
 
 from incidentlens.analysis import analyze
 from incidentlens.analysis.anchored import known_periods
-from incidentlens.analysis.spans import trace_signals
+from incidentlens.analysis.spans import adjusted_z, trace_signals
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 
@@ -190,3 +190,61 @@ def test_a_line_written_less_often_per_request_is_a_behaviour_change_though_ever
     assert "of its lines in the trace" in (travel.event or "")
     # station writes its line once per trip, more or fewer trips per request: its lines' fractions do not move
     assert not signals["station"].significant
+
+
+def _web_requests(tmp_path: Path, *, cart_share_before: float, cart_share_after: float,
+                  unreachable_after: float = 0.0) -> Path:
+    """spans.jsonl and logs.jsonl of web -> cart: a "GET /cart" request always calls cart, a "GET /home" never. From
+    AT, `unreachable_after` of the cart requests find no cart instance: web logs an ERROR naming cart, calls nothing."""
+    rng = np.random.default_rng(11)
+    spans, logs = [], []
+    for i in range(int((END - START) / STEP)):
+        start = START + STEP * i
+        after = start >= AT
+        cart = rng.random() < (cart_share_after if after else cart_share_before)
+        unreachable = cart and after and rng.random() < unreachable_after
+        at = start.isoformat() + "Z"
+        spans.append({"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web",
+                      "operation": "GET /cart" if cart else "GET /home", "start": at, "duration_ms": 20.0})
+        logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served", "trace_id": f"t{i}"})
+        if unreachable:
+            logs.append({"ts": at, "service": "web", "level": "ERROR", "trace_id": f"t{i}",
+                         "message": "Request processing failed: No instances available for cart"})
+        elif cart:
+            spans.append({"trace_id": f"t{i}", "span_id": f"c{i}", "parent_id": f"w{i}", "service": "cart",
+                          "operation": "GET /items", "start": at, "duration_ms": 5.0})
+    for name, rows in (("spans", spans), ("logs", logs)):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return tmp_path
+
+
+def test_more_requests_of_a_kind_that_always_calls_a_service_is_not_a_behaviour_change(tmp_path: Path):
+    # the traffic moves from 20% to 80% cart requests; each kind of request does what it always did
+    folder = _web_requests(tmp_path, cart_share_before=0.2, cart_share_after=0.8)
+    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    signals, _ = trace_signals(store, window, baseline)
+    assert not signals["web"].significant and signals["web"].raw_shift < 1
+
+
+def test_requests_in_which_a_service_reports_its_callees_trouble_are_not_its_own_change(tmp_path: Path):
+    # from AT, half of web's cart requests log "No instances available for cart" and call nothing: cart's trouble
+    folder = _web_requests(tmp_path, cart_share_before=0.5, cart_share_after=0.5, unreachable_after=0.5)
+    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    signals, _ = trace_signals(store, window, baseline)
+    assert not signals["web"].significant
+    # the same requests, without the line that names cart, are web's own change: it stopped calling cart
+    logs = [json.loads(line) for line in (folder / "logs.jsonl").read_text().splitlines()]
+    silent = [r for r in logs if r["level"] != "ERROR"]
+    (folder / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in silent) + "\n")
+    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
+    signals, _ = trace_signals(store, window, baseline)
+    assert signals["web"].significant and signals["web"].event == "call cart GET /items"
+
+
+def test_one_new_error_line_outweighs_the_largest_of_many_wandering_info_lines():
+    # a z of 3 on the service's only problem event against a z of 3.5, the largest of its 50 other events
+    assert adjusted_z(3.0, tested=1) > adjusted_z(3.5, tested=50)
+    assert adjusted_z(3.0, tested=1) == pytest.approx(2.78, abs=0.01)
+    assert adjusted_z(1.0, tested=50) == 0.0 and adjusted_z(40.0, tested=50) == 40.0

@@ -100,16 +100,17 @@ WHERE ts >= {sql_ts(window[0])} AND ts <= {sql_ts(window[1])} AND level IN ('WAR
 GROUP BY ALL"""
 
 
-def named_service_sql(services: list[str]) -> str:
+def named_service_sql(services: list[str], column: str = "message") -> str:
     """SQL for the first known service a message names as a dependency: at the start of the message or a clause, or
-    after a word like "upstream", "to", "for" ("upstream db-proxy timed out", "payment-provider responded 429"),
-    and as a whole word — not inside a path ("/api/search") nor as plain English ("connection checkout timed out")."""
+    after a word like "upstream", "to", "for" ("upstream db-proxy timed out", "payment-provider responded 429",
+    "No instances available for ts-basic-service"), and as a whole word — not inside a path ("/api/search") nor as
+    plain English ("connection checkout timed out")."""
     if not services:
         return "''"
     names = "|".join(re.escape(s) for s in sorted(services, key=len, reverse=True))
     lead = "(?:^|: |(?i:upstream|downstream|service|backend|provider|dependency|to|from|for|calling|via) )"
     pattern = f"{lead}({names})(?:[^A-Za-z0-9_/-]|$)".replace("'", "''")
-    return f"regexp_extract(message, '{pattern}', 1)"
+    return f"regexp_extract({column}, '{pattern}', 1)"
 
 
 def mechanism_cues(store: Any, window: Span, services: list[str]) -> tuple[MechanismCues, list[Evidence]]:

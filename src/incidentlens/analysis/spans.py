@@ -4,12 +4,19 @@ carry a trace id).
 Two measures, each one aggregate query:
 - **behaviour shift**: per service, the traces it took part in and, per trace, its events: the log templates it
   wrote in that trace (logs with a trace id column), the calls it made to other services (child spans) and the
-  operations whose spans carry an error status. An event's share of the service's traces before and after is
-  compared by a two-proportion z: a code path cut short by an exception or an early return drops a line or a call
-  from every request, or writes a line fewer times in it (each line also counts as its reduced fraction of the
-  service's lines in the trace, which a loop over more or fewer items keeps); a failure adds an error line or
-  status. A problem (a WARN/ERROR line, an error status) that
-  stops is recovery, not a fault, so only its rise counts.
+  operations whose spans carry an error status. A code path cut short by an exception or an early return drops a
+  line or a call from every request, or writes a line fewer times in it (each line also counts as its reduced
+  fraction of the service's lines in the trace, which a loop over more or fewer items keeps); a failure adds an
+  error line or status. A problem (a WARN/ERROR line, an error status) that stops is recovery, not a fault, so only
+  its rise counts. Three things keep ordinary variation from passing for a change:
+  - *request kinds*: an event's share is compared within each kind of request the service served (its entry
+    operations in the trace) and the kinds are pooled by Mantel-Haenszel, so more requests of a kind that always
+    calls X is not "calls X more often";
+  - *deflected requests*: a request in which the service logged a problem naming a service it calls ("No instances
+    available for ts-basic-service") shows that callee's trouble, not the service's own, and is left out;
+  - *multiplicity*: the largest of a service's many INFO-line and call shifts is large by chance; its z is
+    corrected for the events tested (weighted Bonferroni: half the error budget for its problem events, half for
+    the rest), so one new error line outweighs the largest of fifty wandering INFO lines.
 - **own time**: the p90 of the service's spans' exclusive time (duration minus its children's), after against
   before: a starved CPU slows the service's own work, not the calls it waits on.
 
@@ -20,13 +27,16 @@ The call direction (a caller whose callee moved no later is its victim, not its 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
+from statistics import NormalDist
 from typing import Any
 
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.masking import masked_sql
+from incidentlens.analysis.mechanism import named_service_sql
 from incidentlens.analysis.periods import PROBLEM_LEVELS, Span, in_span, iso_z, quote_ident
 from incidentlens.telemetry.columns import normalise
 
@@ -34,6 +44,10 @@ from incidentlens.telemetry.columns import normalise
 MIN_TRACES = 3
 #: spans a service needs on each side before its own-time p90 is compared
 MIN_SPANS = 5
+#: the families of events a service's error budget is split over: problem events and the rest
+FAMILIES = 2
+#: added to a behaviour z's variance: the variance of one coin flip, so no change looks large on less evidence
+VARIANCE_FLOOR = 0.25
 #: rows of events kept in the evidence
 EVIDENCE_ROWS = 20
 #: own time's weight against the behaviour z in a service's strength: p90 own time x3.5 (ln 4.5 = 1.5) counts
@@ -49,7 +63,8 @@ class TraceSignal(BaseModel):
     service: str
     traces_before: int = 0
     traces_after: int = 0
-    behaviour_shift: float = 0.0  # the largest two-proportion z over its per-trace events
+    behaviour_shift: float = 0.0  # the largest per-trace event z, corrected for the events tested (`adjusted_z`)
+    raw_shift: float = 0.0  # that event's z before the correction
     event: str | None = None  # the event behind it ("log <template>" or "call <service> <operation>")
     share_before: float | None = None
     share_after: float | None = None
@@ -66,7 +81,9 @@ class TraceSignal(BaseModel):
 
     @property
     def significant(self) -> bool:
-        return self.strength >= SIGNIFICANT_STRENGTH
+        """Whether the service is a root-cause candidate: an event moved by the uncorrected bar, or its own time did
+        (the correction orders the candidates; the call graph and the other signals weigh in on each)."""
+        return max(self.raw_shift, OWN_TIME_WEIGHT * self.own_time_shift) >= SIGNIFICANT_STRENGTH
 
     def describe(self) -> str:
         """The change in words: the slower own work, or the event whose share of the traces moved."""
@@ -85,8 +102,10 @@ def log_trace_column(store: Any) -> str | None:
     return next((c for c in store.columns("logs") if normalise(c) == "traceid"), None)
 
 
-def trace_events_sql(window: Span, baseline: Span, log_trace: str | None) -> str:
-    """Per service and event: in how many of the service's traces it occurred before and after, with the z."""
+def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str] = ()) -> str:
+    """Per service and event: in how many of the service's traces it occurred before and after, with the z.
+    `services`: the known service names; a request in which the service logged a problem naming one it calls ("No
+    instances available for ts-basic-service") reports that callee's trouble and is left out of its own."""
     levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
     events = [
         "SELECT DISTINCT parent.service, parent.trace_id, 'call ' || child.service || ' ' || child.operation AS event, "
@@ -113,39 +132,90 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None) -> str
             f"    FROM ({lines}) GROUP BY service, trace_id, template)"
         )
     union = "\n    UNION ALL ".join(events)
+    deflected = "SELECT NULL AS service, NULL AS trace_id WHERE FALSE"
+    if log_trace is not None and services:
+        problems = (
+            f"SELECT service, {quote_ident(log_trace)} AS trace_id, {named_service_sql(sorted(services))} AS named\n"
+            f"        FROM logs WHERE level IN ({levels}) AND {quote_ident(log_trace)} IS NOT NULL "
+            f"AND ({in_span('ts', (baseline[0], window[1]))})"
+        )
+        deflected = (
+            f"SELECT DISTINCT service, trace_id FROM ({problems})\n"
+            "    WHERE (service, named) IN (SELECT DISTINCT parent.service, child.service FROM spans AS parent\n"
+            "        JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id)"
+        )
     return f"""WITH traces AS (
     SELECT trace_id, min(start_ts) AS started FROM spans GROUP BY trace_id
 ), sides AS (
     SELECT trace_id, started, {in_span('started', window)} AS after FROM traces
     WHERE {in_span('started', window)} OR {in_span('started', baseline)}
-), units AS (
-    SELECT service, count(*) FILTER (WHERE NOT after) AS traces_before, count(*) FILTER (WHERE after) AS traces_after,
+), entries AS (
+    -- the operations by which each service was entered in each trace (a span whose parent is another service's)
+    SELECT DISTINCT span.service, span.trace_id, span.operation
+    FROM spans AS span LEFT JOIN spans AS parent ON parent.trace_id = span.trace_id AND parent.span_id = span.parent_id
+    WHERE span.service IS NOT NULL AND parent.service IS DISTINCT FROM span.service
+), deflected AS (
+    -- requests in which the service logged a problem naming a service it calls ("No instances available for X"):
+    -- it reports X's trouble there, so these requests do not show its own behaviour
+    {deflected}
+), kinds AS (
+    -- the kind of request the service served in the trace: its entry operations
+    SELECT service, trace_id, string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, ''))
+           AS kind
+    FROM entries ANTI JOIN deflected USING (service, trace_id) GROUP BY service, trace_id
+), strata AS (
+    -- request kinds seen on both sides: a kind that only one side has says nothing about a change
+    SELECT service, kind, count(*) FILTER (WHERE NOT after) AS n_before, count(*) FILTER (WHERE after) AS n_after,
            min(started) FILTER (WHERE after) AS first_trace_after
-    FROM (SELECT DISTINCT service, trace_id FROM spans WHERE service IS NOT NULL) JOIN sides USING (trace_id)
-    GROUP BY service
+    FROM kinds JOIN sides USING (trace_id) GROUP BY service, kind
+    HAVING count(*) FILTER (WHERE NOT after) > 0 AND count(*) FILTER (WHERE after) > 0
+), units AS (
+    SELECT service, sum(n_before) AS traces_before, sum(n_after) AS traces_after,
+           min(first_trace_after) AS first_trace_after
+    FROM strata GROUP BY service
 ), events AS (
     {union}
 ), counted AS (
-    SELECT service, event, bool_or(problem) AS problem, count(*) FILTER (WHERE NOT after) AS hits_before,
+    SELECT service, kind, event, bool_or(problem) AS problem, count(*) FILTER (WHERE NOT after) AS hits_before,
            count(*) FILTER (WHERE after) AS hits_after, min(started) FILTER (WHERE after) AS first_hit_after
-    FROM (SELECT DISTINCT * FROM events) JOIN sides USING (trace_id)
+    FROM (SELECT DISTINCT * FROM events) JOIN kinds USING (service, trace_id) JOIN sides USING (trace_id)
+    GROUP BY service, kind, event
+), stratified AS (
+    -- Mantel-Haenszel: within each request kind, the hits after against what the kind's pooled share predicts
+    SELECT service, event, bool_or(problem) AS problem, sum(hits_before) AS hits_before,
+           sum(hits_after) AS hits_after, min(first_hit_after) AS first_hit_after,
+           sum(hits_after - hits * n_after / n) AS excess,
+           sum(hits * (n - hits) * n_before * n_after / (n * n * greatest(n - 1, 1))) AS variance
+    FROM (SELECT *, hits_before + hits_after AS hits, n_before + n_after AS n FROM counted JOIN strata
+          USING (service, kind))
     GROUP BY service, event
 ), scored AS (
     SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, first_hit_after,
            first_trace_after, hits_before / traces_before AS share_before, hits_after / traces_after AS share_after,
-           (hits_before + hits_after + 1.0) / (traces_before + traces_after + 2.0) AS pooled
-    FROM counted JOIN units USING (service)
+           excess / sqrt(variance + {VARIANCE_FLOOR}) AS z
+    FROM stratified JOIN units USING (service)
     WHERE traces_before >= {MIN_TRACES} AND traces_after >= {MIN_TRACES}
 )
 SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, share_before, share_after,
        -- the change shows from the first trace with a new event, or from the first trace that lacks a lost one
-       CASE WHEN share_after > share_before THEN first_hit_after ELSE first_trace_after END AS onset,
-       (share_after - share_before) / sqrt(pooled * (1 - pooled) * (1.0 / traces_before + 1.0 / traces_after)) AS z
+       CASE WHEN z > 0 THEN first_hit_after ELSE first_trace_after END AS onset, z,
+       count(*) OVER (PARTITION BY service, problem) AS tested
 FROM scored
 -- a problem line that stops is recovery, not a fault
-WHERE NOT (problem AND share_after < share_before)
-QUALIFY row_number() OVER (PARTITION BY service ORDER BY abs(z) DESC, event) = 1
+WHERE NOT (problem AND z < 0)
+QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, event) = 1
 ORDER BY abs(z) DESC, service"""
+
+
+def adjusted_z(z: float, tested: int) -> float:
+    """The z of the event's p-value after a weighted Bonferroni correction: half the error budget for a service's
+    problem events (error lines and statuses), half for the rest, each half split over the events tested in it.
+    The largest of many shifting INFO lines and calls is expected to be large by chance; one error line is not."""
+    p = math.erfc(abs(z) / math.sqrt(2))
+    if p == 0.0:
+        return abs(z)
+    corrected = min(1.0, p * FAMILIES * tested)
+    return 0.0 if corrected >= 1.0 else -NormalDist().inv_cdf(corrected / 2)
 
 
 def own_time_sql(window: Span, baseline: Span) -> str:
@@ -171,12 +241,18 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
     if not store.has("spans"):
         return {}, []
     signals: dict[str, TraceSignal] = {}
-    events_sql = trace_events_sql(window, baseline, log_trace_column(store))
-    events = store.fetch(events_sql).to_pylist()
+    services = store.fetch("SELECT DISTINCT service FROM spans WHERE service IS NOT NULL").column(0).to_pylist()
+    events_sql = trace_events_sql(window, baseline, log_trace_column(store), services)
+    rows = store.fetch(events_sql).to_pylist()
+    for row in rows:
+        row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"])), 3)
+    events = sorted(rows, key=lambda r: (-r["adjusted_z"], r["service"]))
     for row in events:
+        if row["service"] in signals:
+            continue
         signals[row["service"]] = TraceSignal(
             service=row["service"], traces_before=row["traces_before"], traces_after=row["traces_after"],
-            behaviour_shift=round(abs(float(row["z"])), 3), event=row["event"],
+            behaviour_shift=row["adjusted_z"], raw_shift=round(abs(float(row["z"])), 3), event=row["event"],
             share_before=round(float(row["share_before"]), 4), share_after=round(float(row["share_after"]), 4),
             onset=row["onset"],
         )
@@ -199,10 +275,12 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
         top = events[0]
         item = Evidence.make(
             "trace",
-            f"behaviour shift by service (per-trace events): {top['service']} z {abs(top['z']):.1f} on "
+            f"behaviour shift by service (per-trace events): {top['service']} z {top['adjusted_z']:.1f} on "
             f"{_short(top['event'])}",
-            events_sql, {"rule": "per service, the event whose share of its traces moved most (two-proportion z); "
-                                 "a problem line that stops is not counted", "services": rows,
+            events_sql, {"rule": "per service and family (problem events, the rest), the event whose share of its "
+                                 "traces moved most within request kinds (Mantel-Haenszel z); adjusted_z corrects it "
+                                 "for the events tested (weighted Bonferroni); a problem line that stops is not "
+                                 "counted; requests reporting a callee's trouble are left out", "services": rows,
                          "cut": max(0, len(events) - EVIDENCE_ROWS)},
         )
         items.append(item)
