@@ -187,6 +187,17 @@ def test_the_logs_view_is_substituted_and_times_are_utc():
     assert "toDateTime64('2024-05-01 10:00:00', 6, 'UTC')" in clickhouse
 
 
+def test_log_masking_reads_the_same_in_clickhouse(chdb: object):
+    # the masking keeps a source line (a backreference in the replacement) and masks every value, on both engines
+    from incidentlens.analysis.masking import mask, masked_sql
+
+    line = "18:45:08.130 INFO t.s.TravelServiceImpl#372 TraceID: fb4cfd3ae1e4 took 42 ms from 10.0.3.17:8080"
+    sql = to_clickhouse(f"SELECT {masked_sql('message')} AS template FROM logs",
+                        {"logs": f"SELECT '{line}' AS message"})
+    answered = chdb_runner(chdb)(sql).column("template").to_pylist()
+    assert answered == [mask(line)] == ["<*>:<*>:<*> INFO t.s.TravelServiceImpl#L372 TraceID: <*> took <*> ms from <*>"]
+
+
 def test_container_json_lines_and_pod_names_read_like_files(chdb: object, tmp_path: Path):
     lines = tmp_path / "pods.csv"
     lines.write_text(
