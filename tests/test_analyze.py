@@ -142,6 +142,14 @@ def test_region_outage_names_the_region(causal):
     assert truth["root_cause"]["region"] in analysis["hypotheses"][0]["mechanism"]
 
 
+def test_a_busy_day_is_demand_not_an_incident(scenario_dir):
+    analysis = analyze(_load(scenario_dir("busy-day", seed=1, fmt="parquet", logs=20_000))).to_dict()
+    assert analysis["detected"] is False and analysis["hypotheses"] == []
+    assert "request_rate" in analysis["reason"] and "demand, not an incident" in analysis["reason"]
+    # the surge was found and set aside, and the evidence says so
+    assert any("set aside" in e["title"] for e in analysis["evidence"])
+
+
 def test_quiet_day_is_no_incident_with_a_reason(scenario_dir):
     analysis = analyze(_load(scenario_dir("quiet", seed=1, fmt="parquet", logs=20_000))).to_dict()
     assert analysis["detected"] is False and analysis["reason"]

@@ -33,14 +33,14 @@ def _query(sql: str) -> list[tuple]:
     return duckdb.connect().execute(sql).fetchall()
 
 
-def test_list_scenarios_names_tutorial_six_causal_faults_and_quiet():
+def test_list_scenarios_names_tutorial_six_causal_faults_and_two_days_without_incident():
     names = [name for name, _ in list_scenarios()]
-    assert names == ["seed-tutorial", *CAUSAL, "quiet"]
+    assert names == ["seed-tutorial", *CAUSAL, "quiet", "busy-day"]
     assert all(description and "\n" not in description for _, description in list_scenarios())
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
-@pytest.mark.parametrize("name", [*CAUSAL, "quiet"])
+@pytest.mark.parametrize("name", [*CAUSAL, "quiet", "busy-day"])
 def test_every_causal_scenario_writes_every_format(scenario_dir, name, fmt):
     out = scenario_dir(name, fmt=fmt, hours=6, logs=5_000)
     assert sorted(p.name for p in out.iterdir()) == sorted(
@@ -157,6 +157,32 @@ def test_quiet_has_no_incident_and_no_sustained_surge(scenario_dir):
                 FROM read_csv('{out / 'logs.csv'}') WHERE level IN ('WARN', 'ERROR') GROUP BY ALL) WHERE n >= 3"""
     )[0][0]
     assert busy_minutes < 15
+
+
+def test_busy_day_doubles_demand_for_a_while_and_harms_nobody(scenario_dir):
+    out = scenario_dir("busy-day", fmt="parquet")
+    truth = _truth(out)
+    assert truth["window"] is None and truth["root_cause"] is None
+    (surge,) = [d for d in truth["distractors"] if d["kind"] == "traffic_surge"]
+    start, end = _time(surge["start"]), _time(surge["end"])
+    plateau = _between(start + timedelta(minutes=15), end - timedelta(minutes=15))
+    hour_before = _between(start - timedelta(minutes=60), start)
+    # per metric over all services: the plateau's mean against the hour before's
+    ratio = dict(_query(f"""
+        SELECT metric, avg(value) FILTER (WHERE {plateau}) / avg(value) FILTER (WHERE {hour_before})
+        FROM read_parquet('{out / 'metrics.parquet'}') GROUP BY metric"""))
+    assert ratio["request_rate"] > 1 + 0.8 * surge["extra_traffic"] and ratio["cpu_utilization"] > 1.4
+    assert 0.85 < ratio["error_ratio"] < 1.15 and ratio["latency_p95_ms"] < 1.1
+    # more requests, more log lines per minute
+    plateau_minutes = (end - start).total_seconds() / 60 - 30
+    (lines,) = _query(f"""
+        SELECT (count(*) FILTER (WHERE {plateau}) / {plateau_minutes}) / (count(*) FILTER (WHERE {hour_before}) / 60)
+        FROM read_parquet('{out / 'logs.parquet'}')""")[0]
+    assert lines > 1.4
+
+
+def _between(start: datetime, end: datetime) -> str:
+    return f"ts >= TIMESTAMP '{start}' AND ts < TIMESTAMP '{end}'"
 
 
 @pytest.mark.parametrize("name", ["db-pool-exhaustion", "quiet"])

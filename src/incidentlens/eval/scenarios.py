@@ -2,7 +2,7 @@
 
 Per run: the window IoU with the truth window, whether the true root-cause service is the top hypothesis (top-1)
 or among the first three (top-3), whether the top hypothesis has the true kind, and for a scenario without an
-incident (`quiet`) whether an incident was (falsely) reported. Per scenario: means and rates over the seeds.
+incident (`quiet`, `busy-day`) whether an incident was (falsely) reported. Per scenario: means and rates over the seeds.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The causal scenarios (and `quiet`): a service graph, one fault spreading from its root, and benign noise."""
+"""The causal scenarios (and `quiet`, `busy-day`): a service graph, one fault spreading from its root, and benign
+noise; `busy-day` adds a benign surge of demand (more requests and CPU everywhere, nobody harmed)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pyarrow as pa
 from incidentlens.scenarios.faults import FAULTS_BY_SCENARIO, OUTAGE_PEERS, Fault
 from incidentlens.scenarios.incident import IncidentPlan, plan_incident
 from incidentlens.scenarios.metrics import (
+    TrafficSurge,
     add_error_burst,
     add_spikes,
+    add_traffic_surge,
     apply_incident,
     baseline,
     memory_limit_mb,
@@ -27,6 +30,7 @@ from incidentlens.scenarios.timegrid import TimeGrid
 from incidentlens.scenarios.topology import BY_NAME, REGIONS, SERVICES
 
 DEFAULT_LINES_PER_DAY = 50_000
+BUSY_DAY = "busy-day"
 KEEP_CLEAR = {"spike": 45, "burst": 45, "deploy": 90, "config_change": 60}  # minutes around the incident
 
 
@@ -58,12 +62,17 @@ def generate_causal(
         add_error_burst(series[burst.service], burst.start, burst.length, float(rng.uniform(0.02, 0.05)))
     events = _events(rng, grid, plan, clear)
     history = _version_history(rng, grid, events)
+    surge = _traffic_surge(rng, grid) if scenario == BUSY_DAY else None
+    traffic = surge.traffic(grid.minutes) if surge else None
+    if traffic is not None:
+        add_traffic_surge(series, traffic)
 
     lines = logs if logs is not None else round(DEFAULT_LINES_PER_DAY * grid.minutes / 1440)
     paths = {
         "metrics": write_table(metrics_table(grid, series, fmt), out_dir, "metrics", fmt),
         "logs": write_table(
-            causal_logs(rng, grid, plan, bursts, history, _constants(rng, plan), lines, fmt), out_dir, "logs", fmt
+            causal_logs(rng, grid, plan, bursts, history, _constants(rng, plan), lines, fmt, traffic),
+            out_dir, "logs", fmt,
         ),
         "events": write_table(_events_table(grid, events, fmt), out_dir, "events", fmt),
     }
@@ -74,9 +83,18 @@ def generate_causal(
             "service": b.service} for b in bursts]
         + [{"kind": e.kind, "t": iso(grid.at(e.minute)), "service": e.service, "description": e.description}
            for e in events if not _is_trigger(e, plan)]
+        + ([{"kind": "traffic_surge", "start": iso(grid.at(surge.start)), "end": iso(grid.at(surge.end)),
+             "extra_traffic": round(surge.extra, 2)}] if surge else [])
     )
     paths["truth"] = write_truth(truth, out_dir)
     return paths
+
+
+def _traffic_surge(rng: np.random.Generator, grid: TimeGrid) -> TrafficSurge:
+    """One to two and a half hours of 1.6-2.5x the demand, in the middle half of the range."""
+    length = max(20, round(int(rng.integers(60, 151)) * min(1.0, grid.minutes / 1440)))
+    start = int(rng.integers(grid.minutes // 4, max(grid.minutes // 4 + 1, 3 * grid.minutes // 4 - length)))
+    return TrafficSurge(start, min(grid.minutes, start + length), float(rng.uniform(0.6, 1.5)))
 
 
 def _scaled(rng: np.random.Generator, low: int, high: int, grid: TimeGrid) -> int:

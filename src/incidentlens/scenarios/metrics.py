@@ -110,6 +110,35 @@ def add_spikes(rng: np.random.Generator, series: dict[str, dict[str, np.ndarray]
     return spikes
 
 
+@dataclass(frozen=True)
+class TrafficSurge:
+    """A benign surge of demand (a campaign, a sale): more requests everywhere, ramping up and down, no harm."""
+
+    start: int
+    end: int
+    extra: float  # extra traffic at the plateau: 1.0 doubles it
+
+    def traffic(self, minutes: int, ramp: int = 10) -> np.ndarray:
+        """Relative traffic per minute: 1 outside the surge, 1 + extra on its plateau, linear ramps between."""
+        minute = np.arange(minutes)
+        level = np.clip(np.minimum(minute - self.start, self.end - minute) / ramp, 0, 1)
+        return 1 + self.extra * level
+
+
+def add_traffic_surge(series: dict[str, dict[str, np.ndarray]], traffic: np.ndarray) -> None:
+    """More demand on every service: requests and CPU scale with it, memory and p95 latency barely move (there is
+    headroom), the error ratio stays where it was."""
+    for own in series.values():
+        own["request_rate"] = own["request_rate"] * traffic
+        own["latency_p95_ms"] = own["latency_p95_ms"] * (1 + 0.03 * (traffic - 1))
+        if "cpu_utilization" in own:
+            own["cpu_utilization"] = own["cpu_utilization"] * traffic
+        if "memory_mb" in own:
+            own["memory_mb"] = own["memory_mb"] * (1 + 0.01 * (traffic - 1))
+        if "db_pool_utilization" in own:
+            own["db_pool_utilization"] = own["db_pool_utilization"] * (1 + 0.5 * (traffic - 1))
+
+
 def add_error_burst(series: dict[str, np.ndarray], start: int, length: int, extra_ratio: float) -> None:
     """A short, benign error burst (a client sending bad requests) in one service's error ratio."""
     series["error_ratio"][start : start + length] += extra_ratio

@@ -34,6 +34,9 @@ SCENARIOS: dict[str, Scenario] = {
         *(Scenario(fault.scenario, fault.description, partial(generate_causal, fault.scenario)) for fault in FAULTS),
         Scenario("quiet", "an ordinary day on the same services: seasonality, noise, benign spikes, no incident",
                  partial(generate_causal, "quiet")),
+        Scenario("busy-day", "a quiet day with a benign surge of demand (a campaign): 1.6-2.5x requests, CPU and "
+                             "log lines for 1-2.5 h, error ratio and latency unchanged, no incident",
+                 partial(generate_causal, "busy-day")),
     )
 }
 

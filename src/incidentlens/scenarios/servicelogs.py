@@ -80,10 +80,12 @@ def build_book(plan: IncidentPlan | None) -> TemplateBook:
 
 
 def line_weights(
-    grid: TimeGrid, plan: IncidentPlan | None, bursts: Sequence[Burst], book: TemplateBook
+    grid: TimeGrid, plan: IncidentPlan | None, bursts: Sequence[Burst], book: TemplateBook,
+    traffic: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Expected lines per (kind, service, minute): traffic share times daily load, plus incident and bursts."""
-    load = grid.daily_load()
+    """Expected lines per (kind, service, minute): traffic share times daily load (times `traffic`, relative demand
+    per minute, if given), plus incident and bursts."""
+    load = grid.daily_load() * (1 if traffic is None else traffic)
     weights = np.zeros((3, len(SERVICES), grid.minutes))
     share = np.array([s.log_share for s in SERVICES])
     weights[NORMAL] = share[:, None] * load[None, :]
@@ -112,9 +114,10 @@ def causal_logs(
     constants: dict[str, str],
     lines: int,
     fmt: str,
+    traffic: np.ndarray | None = None,
 ) -> pa.Table:
     book = build_book(plan)
-    cell = allocate_lines(rng, lines, line_weights(grid, plan, bursts, book))
+    cell = allocate_lines(rng, lines, line_weights(grid, plan, bursts, book, traffic))
     kind, rest = np.divmod(cell, len(SERVICES) * grid.minutes)
     service, minute = np.divmod(rest, grid.minutes)
     ts = spread_within_minutes(rng, grid, minute)
