@@ -90,6 +90,9 @@ AlertTime = Annotated[
                              "to it.")
 ]
 Detector = Annotated[str, typer.Option("--detector", help="robust, or seed-zscore (the original).")]
+Onset = Annotated[str, typer.Option("--onset", help="detect: the detected incident containing or nearest --at; "
+                                    "at: --at is the known start (an alert, an injection): the window is --at to the "
+                                    "end of the data, the baseline everything before it.")]
 
 
 def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_token: str | None,
@@ -258,9 +261,7 @@ def analyze_command(
     traces: TraceFiles = None,
     events: EventFiles = None,
     at: AlertTime = None,
-    onset: Annotated[str, typer.Option("--onset", help="detect: the detected incident containing or nearest --at; "
-                                       "at: --at is the known start (an alert, an injection): the window is --at to "
-                                       "the end of the data, the baseline everything before it.")] = "detect",
+    onset: Onset = "detect",
     out: Annotated[Path, typer.Option("--out", help="Directory to write analysis.json into.")] = Path("."),
     detector: Detector = "robust",
     as_json: Annotated[bool, typer.Option("--json", help="Print analysis.json instead of the summary.")] = False,
@@ -441,6 +442,7 @@ def investigate_command(
     traces: TraceFiles = None,
     events: EventFiles = None,
     at: AlertTime = None,
+    onset: Onset = "detect",
     mapping: ColumnMap = None,
     llm: Annotated[
         str, typer.Option("--llm", help="auto (openai if OPENAI_API_KEY is set, else offline), offline, openai, "
@@ -458,12 +460,15 @@ def investigate_command(
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
     """Investigate with the agent team (coordinator, profiler, writer) and write the incident review."""
+    from incidentlens.analysis.anchored import check_onset
     from incidentlens.analysis.detection import parse_time
 
     anchor = parse_time(at) if at else None
+    check_onset(onset, anchor)  # before any data is read
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote)
-    _investigate_and_report(store, out, llm=llm, model=model, llm_url=llm_url, max_steps=max_steps, at=anchor)
+    _investigate_and_report(store, out, llm=llm, model=model, llm_url=llm_url, max_steps=max_steps, at=anchor,
+                            onset=onset)
 
 
 @app.command("demo")

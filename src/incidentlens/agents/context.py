@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from incidentlens.analysis.anchored import check_onset
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.sql_sandbox import SqlSandbox
 
@@ -23,10 +24,17 @@ SQL_ROW_CAP = 50
 
 
 class InvestigationContext:
-    def __init__(self, store: Any, at: datetime | None = None, detector: str = "robust") -> None:
+    """`onset` is how the engine finds the incident's start (`analysis.anchored.ONSETS`): "detect" it near `at`, or
+    trust `at` as the known start ("at": an alert, an injection, a page). It is the user's choice and stays fixed
+    for the whole investigation; in "at" mode `at` is fixed too."""
+
+    def __init__(self, store: Any, at: datetime | None = None, detector: str = "robust",
+                 onset: str = "detect") -> None:
+        check_onset(onset, at)
         self.store = store
         self.at = at
         self.detector = detector
+        self.onset = onset
         self.ledger: dict[str, Evidence] = {}
         self.narrative: dict[str, str] = {}
         self.draft_attempts = 0
@@ -61,6 +69,19 @@ class InvestigationContext:
             self._cache["sandbox"].close()
 
     # --- the evidence engine -------------------------------------------------------------------------------------
+    @property
+    def onset_known(self) -> bool:
+        """Whether the incident's start was given (`onset="at"`) rather than detected."""
+        return self.onset == "at"
+
+    def look_near(self, at: datetime) -> bool:
+        """Look for the incident near `at` (a model's pick); refused, returning False, when the start was given: the
+        user's known start is not the model's to move or to switch back to detection."""
+        if self.onset_known:
+            return False
+        self.at = at
+        return True
+
     def spans(self) -> tuple[Span, Span] | None:
         """(incident window, baseline) as the engine chose them, or None when it found no incident."""
         found = self.findings()
@@ -77,7 +98,7 @@ class InvestigationContext:
             self.record(list(items))
             return result
 
-        return self.once(f"{name}@{self.at}", run)
+        return self.once(f"{name}@{self._key}", run)
 
     def findings(self) -> Any:
         """The evidence engine's analysis (the pipeline's own assembly: detection, baseline, ranking, timeline...),
@@ -86,9 +107,13 @@ class InvestigationContext:
         def run() -> Any:
             from incidentlens.analysis.pipeline import analyze
 
-            return analyze(self.store, at=self.at, detector=self.detector)
+            return analyze(self.store, at=self.at, detector=self.detector, onset=self.onset)
 
-        return self.once(f"analysis@{self.at}", run)
+        return self.once(f"analysis@{self._key}", run)
+
+    @property
+    def _key(self) -> str:
+        return f"{self.onset}:{self.at}"
 
     def evidence(self, ids: list[str]) -> list[Evidence]:
         """The evidence items with these ids, from the analysis or the ledger, in the order asked."""

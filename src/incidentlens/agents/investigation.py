@@ -20,6 +20,7 @@ from incidentlens.agents.context import InvestigationContext
 from incidentlens.agents.planner import ROLES, final_answer
 from incidentlens.agents.team import build_team
 from incidentlens.agents.trace import TraceRecorder
+from incidentlens.analysis.anchored import MAX_WINDOW, check_onset
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +53,28 @@ def investigate(
     *,
     retry: RetryPolicy | None = None,
     detector: str = "robust",
+    onset: str = "detect",
 ) -> InvestigationResult:
-    """Investigate the incident in `store` with the agent team on the chosen brain; see the module docstring."""
+    """Investigate the incident in `store` with the agent team on the chosen brain; see the module docstring.
+
+    `onset="at"`: `at` is the incident's known start (an alert, an injection, a page), as in `analyze(onset="at")`:
+    the window runs from it, the baseline is everything before it, and no agent can move it or switch detection
+    back on. `onset="at"` without `at` is an InputError."""
     from incidentlens.report.build import build_postmortem
 
+    check_onset(onset, at)
     choice = resolve_brain(llm, model, llm_url)
     health = BrainHealth()
     generators = {role: make_generator(choice, role, health, retry) for role in ROLES}
-    ctx = InvestigationContext(store, at=at, detector=detector)
+    ctx = InvestigationContext(store, at=at, detector=detector, onset=onset)
     ctx.generated_by = {"llm": choice.llm, "model": choice.model, "degraded": False}
     coordinator = build_team(ctx, generators, max_steps=max_steps)
     recorder = TraceRecorder(trace_path)
     output: dict[str, Any] = {}
     try:
         with recorder.installed():
-            output = coordinator.run(messages=[ChatMessage.from_user(_brief(store, at))], evidence=[], hypotheses=[])
+            brief = ChatMessage.from_user(_brief(store, at, onset))
+            output = coordinator.run(messages=[brief], evidence=[], hypotheses=[])
     except Exception as error:  # the report must still be written from the evidence gathered
         logger.warning("the agent run failed, writing the report from the evidence gathered: %s", error)
         health.give_up(f"agent run failed: {type(error).__name__}")
@@ -94,9 +102,16 @@ def investigate(
     )
 
 
-def _brief(store: Any, at: datetime | None) -> str:
+def _brief(store: Any, at: datetime | None, onset: str = "detect") -> str:
+    views = f"in the loaded telemetry (views: {', '.join(store.views)})"
+    if onset == "at" and at is not None:
+        hours = f"{MAX_WINDOW.total_seconds() / 3600:g}"
+        return (f"Investigate the incident {views}. Its start is known: {at.isoformat()}Z, given by the user (an "
+                "alert, an injection, a page), not detected; the window runs from it to the end of the data (at most "
+                f"{hours} h) and the baseline is everything before it. Find the root cause with evidence, "
+                "mitigations, and have the postmortem drafted.")
     near = f" near {at.isoformat()}Z" if at else ""
-    return (f"Investigate the incident{near} in the loaded telemetry (views: {', '.join(store.views)}). "
+    return (f"Investigate the incident{near} {views}. "
             "Find the window, the root cause with evidence, mitigations, and have the postmortem drafted.")
 
 

@@ -134,7 +134,9 @@ def _facts(t: Transcript) -> dict[str, Any]:
         "hypotheses": [{k: h[k] for k in HYPOTHESIS_FACTS if k in h}
                        for h in t.latest("rank_root_causes").get("hypotheses", [])[:2] if "service" in h],
         "contributors": t.latest("contrast_dimensions").get("contributors", [])[:3],
-        "templates": [row.get("template") for row in t.latest("surging_templates").get("templates", [])[:3]],
+        # a shortened result ends its lists with a "... N more cut" note, not a row
+        "templates": [row.get("template") for row in t.latest("surging_templates").get("templates", [])[:3]
+                      if isinstance(row, dict)],
         "trigger": t.latest("build_timeline").get("trigger"),
     }
     return {key: value for key, value in facts.items() if value}

@@ -116,11 +116,11 @@ def load_inputs(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, An
 
 
 def detect_incident_window(ctx: InvestigationContext, at: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    if at is not None:
-        ctx.at = _parse_time(at, "at")
+    ignored = at is not None and not ctx.look_near(_parse_time(at, "at"))
     found = ctx.findings()
     detection = found.detection or {}
     payload = {
+        **_onset_note(ctx, at if ignored else None),
         "detected": found.detected,
         "reason": found.reason,
         "incident_window": found.incident_window,
@@ -131,6 +131,18 @@ def detect_incident_window(ctx: InvestigationContext, at: str | None = None) -> 
         "evidence": detection.get("evidence", []),
     }
     return payload, {"incident_window": found.incident_window or {}, "evidence": payload["evidence"]}
+
+
+def _onset_note(ctx: InvestigationContext, ignored_at: str | None) -> dict[str, Any]:
+    """How the window's start was found, said to the model (and why its own `at` was not used, if it sent one)."""
+    if not ctx.onset_known:
+        return {"onset": "detected"}
+    note = {"onset": "given", "start_given": compact(ctx.at),
+            "note": "the incident's start was given by the user (an alert, an injection, a page): the window runs "
+                    "from it to the end of the data and nothing was detected"}
+    if ignored_at is not None:
+        note["at_ignored"] = f"'at' {ignored_at!r} was not used: the start is the user's, not the model's to move"
+    return note
 
 
 def sql_investigate(ctx: InvestigationContext, query: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -322,7 +334,8 @@ TOOL_SPECS: dict[str, ToolSpec] = {
                  NO_PARAMETERS, load_inputs, ("inputs",)),
         ToolSpec("detect_incident_window",
                  "Find the incident window (robust detector over every metric series) and a clean baseline before "
-                 "it. Optional 'at': an ISO time the incident is near.",
+                 "it. Optional 'at': an ISO time the incident is near. When the brief gives the incident's start, "
+                 "the window starts there and 'at' is not used.",
                  {"type": "object", "properties": {"at": {"type": "string", "description": "ISO-8601 UTC time"}}},
                  detect_incident_window, ("incident_window", "evidence")),
         ToolSpec("sql_investigate",

@@ -1,0 +1,125 @@
+"""`investigate --onset at`: the agent team and the incident review when the incident's start is known (an alert, an
+injection, a page) — on a small generated gateway -> order -> payment system and on a real Nezha TrainTicket fault."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from incidentlens.agents import investigate
+from incidentlens.agents.context import InvestigationContext
+from incidentlens.agents.investigation import _brief
+from incidentlens.agents.tools import detect_incident_window
+from incidentlens.cli import app
+from incidentlens.errors import InputError
+from incidentlens.telemetry import load_telemetry
+from test_spans import AT, _system
+
+runner = CliRunner()
+AT_ISO = "2024-05-01T10:20:00Z"
+ROUTE_EXCEPTION = datetime(2023, 1, 29, 11, 4, 5)
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _system(tmp_path_factory.mktemp("gateway-order-payment"))
+
+
+@pytest.fixture(scope="module")
+def known_onset_run(system: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory):
+    spans, logs = system
+    trace = tmp_path_factory.mktemp("trace") / "trace.jsonl"
+    store = load_telemetry(traces=spans, logs=logs)
+    return investigate(store, llm="offline", at=AT, onset="at", trace_path=trace)
+
+
+def test_the_offline_team_with_a_known_onset_names_payment_from_the_given_start(known_onset_run):
+    pm = known_onset_run.postmortem
+    assert known_onset_run.exit_reason != "error"
+    assert pm.root_cause is not None and pm.root_cause.service == "payment"
+    assert pm.incident_window.start.replace(tzinfo=None) == AT
+    assert known_onset_run.analysis.detection["detector"] == "known onset"
+    assert known_onset_run.trace_path.is_file()
+    assert len(known_onset_run.trace_path.read_text().splitlines()) == len(known_onset_run.trace) > 0
+    assert pm.grounding.issues == []
+
+
+def test_the_coordinator_is_told_the_start_is_known(system: tuple[Path, Path]):
+    store = load_telemetry(traces=system[0], logs=system[1])
+    known = _brief(store, AT, "at")
+    assert f"Its start is known: {AT.isoformat()}Z" in known and "not detected" in known
+    detected = _brief(store, AT, "detect")
+    assert "known" not in detected and f"near {AT.isoformat()}Z" in detected
+
+
+def test_a_model_cannot_move_a_given_start_or_switch_detection_back_on(system: tuple[Path, Path]):
+    store = load_telemetry(traces=system[0], logs=system[1])
+    ctx = InvestigationContext(store, at=AT, onset="at")
+    payload, state = detect_incident_window(ctx, at="2024-05-01T10:05:00Z")
+    assert ctx.at == AT and ctx.onset == "at"
+    assert payload["onset"] == "given" and payload["start_given"] == AT_ISO
+    assert "was not used" in payload["at_ignored"]
+    assert state["incident_window"]["start"] == AT_ISO
+    # in detect mode the model's pick still steers detection
+    free = InvestigationContext(store, at=None, onset="detect")
+    payload, _ = detect_incident_window(free, at="2024-05-01T10:05:00Z")
+    assert free.at == datetime(2024, 5, 1, 10, 5) and payload["onset"] == "detected"
+
+
+def test_a_known_onset_needs_a_time(system: tuple[Path, Path]):
+    store = load_telemetry(traces=system[0], logs=system[1])
+    with pytest.raises(InputError, match="--onset at needs --at"):
+        investigate(store, llm="offline", onset="at")
+    with pytest.raises(InputError, match="--onset sometime: expected one of detect, at"):
+        InvestigationContext(store, at=AT, onset="sometime")
+
+
+def test_investigate_from_the_cli_with_a_known_onset(system: tuple[Path, Path], tmp_path: Path):
+    spans, logs = system
+    ran = runner.invoke(app, ["investigate", "--traces", str(spans), "--logs", str(logs), "--at", AT_ISO,
+                              "--onset", "at", "--llm", "offline", "--out", str(tmp_path)])
+    assert ran.exit_code == 0, ran.output
+    for name in ("report.json", "report.md", "report.html", "trace.jsonl"):
+        assert (tmp_path / name).is_file(), name
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["root_cause"]["service"] == "payment"
+    assert report["incident_window"]["start"] == AT_ISO
+
+
+def test_investigate_onset_at_without_at_is_one_line_and_exit_2(system: tuple[Path, Path], tmp_path: Path):
+    spans, logs = system
+    completed = subprocess.run(
+        [sys.executable, "-c", "from incidentlens.cli import main; main()", "investigate", "--traces", str(spans),
+         "--logs", str(logs), "--onset", "at", "--llm", "offline", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == "error: --onset at needs --at TIME (the incident's known start)\n"
+    assert not (tmp_path / "report.json").exists()
+
+
+@pytest.mark.dataset
+def test_a_real_nezha_fault_investigated_from_its_injection_time_names_ts_route_service(datasets: Path,
+                                                                                        tmp_path: Path):
+    from incidentlens.eval.nezha import DAY, MetricsCut, fault_files, fault_store, load_faults
+
+    data = datasets / "nezha-trainticket"
+    if not data.is_dir():
+        pytest.skip(f"{data} not found")
+    fault = next(f for f in load_faults(data) if f.inject_time == ROUTE_EXCEPTION)
+    day = data / "rca_data" / DAY
+    with tempfile.TemporaryDirectory(prefix="incidentlens-nezha-") as scratch:
+        store, _ = fault_store(fault_files(day, fault), MetricsCut(day, Path(scratch)).around(fault.inject_time))
+        result = investigate(store, llm="offline", at=fault.inject_time, onset="at",
+                             trace_path=tmp_path / "trace.jsonl")
+    assert result.exit_reason != "error"
+    report = result.postmortem.to_dict()  # what report.json holds
+    assert report["root_cause"]["service"] == fault.service == "ts-route-service"
+    assert report["incident_window"]["start"] == "2023-01-29T11:04:05Z"
