@@ -10,6 +10,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+import jsonschema
 import pytest
 from typer.testing import CliRunner
 
@@ -19,12 +20,14 @@ from incidentlens.agents.investigation import _brief
 from incidentlens.agents.tools import detect_incident_window
 from incidentlens.cli import app
 from incidentlens.errors import InputError
+from incidentlens.report import write_reports
 from incidentlens.telemetry import load_telemetry
 from test_spans import AT, _system
 
 runner = CliRunner()
 AT_ISO = "2024-05-01T10:20:00Z"
 ROUTE_EXCEPTION = datetime(2023, 1, 29, 11, 4, 5)
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "postmortem.schema.json"
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +52,36 @@ def test_the_offline_team_with_a_known_onset_names_payment_from_the_given_start(
     assert known_onset_run.trace_path.is_file()
     assert len(known_onset_run.trace_path.read_text().splitlines()) == len(known_onset_run.trace) > 0
     assert pm.grounding.issues == []
+
+
+def test_the_review_says_the_start_was_given_and_claims_no_detection_or_recovery(known_onset_run, tmp_path: Path):
+    pm = known_onset_run.postmortem
+    detection = pm.detection
+    assert detection.onset == "given" and detection.detected_at is None and detection.time_to_detect_minutes is None
+    assert detection.narrative.text.startswith("The incident's start was given (an alert, an injection or a page at "
+                                               "2024-05-01 10:20 UTC); IncidentLens did not detect it")
+    # the first signals after the start, each placed against it, then the catalogue's detection advice
+    assert "would have fired at its first line, 2024-05-01 10:20 UTC, at the given start" in detection.sooner[0]
+    assert pm.recovery.recovered_at is None and pm.recovery.time_to_recover_minutes is None
+    assert pm.recovery.narrative.text.startswith("Not measured: with a given start the window runs to")
+    start, *_, end = pm.timeline
+    assert start.t.replace(tzinfo=None) == AT and start.event.startswith("incident start given")
+    assert end.event == "end of the examined window (the end of the data); recovery not assessed"
+    assert "recovery" not in {entry.phase for entry in pm.timeline}
+    assert not any("peak" in entry.event for entry in pm.timeline)  # no metric moved: no peak was measured
+    assert pm.peak is None
+    assert any(line.startswith("Time to detect cannot be measured") for line in pm.lessons.went_wrong)
+    assert pm.lessons.got_lucky == []  # "recovered without an intervention" is not known
+    paths = write_reports(pm, tmp_path)
+    jsonschema.validate(pm.to_dict(), json.loads(SCHEMA_FILE.read_text()))
+    for path in paths.values():
+        text = path.read_text()
+        for claim in ("detector flagged", "Detected:", "back within their baseline band", "recovered without",
+                      "caught in the metrics", "The incident lasted", "detected it sooner"):
+            assert claim not in text, (path.name, claim)
+    summary = "Start: given (an alert, an injection or a page), not detected by IncidentLens"
+    assert summary in paths["markdown"].read_text()
+    assert "Start (given)" in paths["html"].read_text()
 
 
 def test_the_coordinator_is_told_the_start_is_known(system: tuple[Path, Path]):
@@ -123,3 +156,4 @@ def test_a_real_nezha_fault_investigated_from_its_injection_time_names_ts_route_
     report = result.postmortem.to_dict()  # what report.json holds
     assert report["root_cause"]["service"] == fault.service == "ts-route-service"
     assert report["incident_window"]["start"] == "2023-01-29T11:04:05Z"
+    assert report["detection"]["onset"] == "given" and report["grounding"]["issues"] == []

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW
 from incidentlens.analysis.rootcause import GLOBAL
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
@@ -47,6 +48,10 @@ from incidentlens.report.severity import RULE, derive_severity
 
 CONFIRMED_CONFIDENCE = 0.5
 NARRATIVE_SECTIONS = ("summary", "impact", "root_cause", "detection", "response", "recovery", "lessons")
+#: what a given start (`--onset at`) may have been; the review cannot tell which
+GIVEN_START = "an alert, an injection or a page"
+#: the analysis timeline's closing entries, which assume a detected window's end (`analysis.timeline`)
+DETECTED_END_EVENTS = ("recovery:", "end of data:")
 
 
 def build_postmortem(analysis: Any, narrative: Mapping[str, str] | None = None,
@@ -78,10 +83,12 @@ def executive_summary(pm: Postmortem) -> list[str]:
         return [f"No incident detected: {pm.reason or 'no metric left its baseline band'}",
                 *[f"checked: {item}" for item in pm.checked[:8]]][:10]
     lines = [f"{pm.severity} ({pm.status}): {pm.title}"]
+    given = pm.detection.onset == "given"
     if pm.incident_window:
-        lines.append(f"When: {fmt.when(pm.incident_window.start)} to {fmt.when(pm.incident_window.end)}"
-                     + (f" ({fmt.minutes(pm.impact.duration_minutes)})" if pm.impact and pm.impact.duration_minutes
-                        else ""))
+        duration = (f" ({fmt.minutes(pm.impact.duration_minutes)}{' examined' if given else ''})"
+                    if pm.impact and pm.impact.duration_minutes else "")
+        lines.append(f"When: {fmt.when(pm.incident_window.start)}{' (start given)' if given else ''} to "
+                     f"{fmt.when(pm.incident_window.end)}{duration}")
     if pm.impact:
         lines.append(f"Impact: {_impact_line(pm.impact)}")
     if pm.root_cause:
@@ -93,7 +100,9 @@ def executive_summary(pm: Postmortem) -> list[str]:
     if pm.trigger:
         label = "Trigger" if pm.trigger.on_failing_path else "Preceding change (not on the failing path)"
         lines.append(f"{label}: {pm.trigger.description}" + (f" at {fmt.when(pm.trigger.t)}" if pm.trigger.t else ""))
-    if pm.detection.detected_at:
+    if given:
+        lines.append(f"Start: given ({GIVEN_START}), not detected by IncidentLens")
+    elif pm.detection.detected_at:
         detector = pm.detection.detector or "anomaly"
         lines.append(f"Detected: {fmt.when(pm.detection.detected_at)} by the {detector} detector")
     lines += [f"Next [{a.priority}] {a.description} ({a.owner}, {a.eta})" for a in pm.action_items[:3]]
@@ -122,6 +131,8 @@ class _Builder:
         self.trigger = _trigger(data.get("trigger"))
         self.detection_series = [DetectionSeries.model_validate(pick(DetectionSeries, s))
                                  for s in (data.get("detection") or {}).get("series") or []]
+        # the caller gave the start (`--onset at`): nothing was detected, and the window's end is not a recovery
+        self.onset_given = (data.get("detection") or {}).get("detector") == KNOWN_ONSET
 
     def build(self) -> Postmortem:
         impact = self._impact()
@@ -137,7 +148,7 @@ class _Builder:
             severity_rule=severity_rule,
             incident_window=self.window,
             baseline_window=_window(self.data.get("baseline_window")),
-            peak=fmt.utc(self.data.get("peak")),
+            peak=self.peak,
             summary=self._narrate("summary", self._summary_text(impact)),
             impact=impact,
             root_cause=root_cause,
@@ -187,6 +198,21 @@ class _Builder:
             return self.top.service
         first = self.detection_series[0].series if self.detection_series else "the affected service"
         return first.split("/")[0]
+
+    @property
+    def peak(self) -> dt.datetime | None:
+        """The incident's peak; with a given start and no metric series moving there is none to report (the analysis
+        puts it at the start)."""
+        if self.onset_given and not self.detection_series:
+            return None
+        return fmt.utc(self.data.get("peak"))
+
+    @property
+    def window_end_reason(self) -> str:
+        """Why a given start's window ends where it does: the data ends there, or the window's longest span."""
+        if self.window.end - self.window.start >= MAX_WINDOW:
+            return f"{MAX_WINDOW.total_seconds() / 3600:g} h after the given start, the longest window examined"
+        return "the end of the data"
 
     def _population(self, contributor: dict[str, Any], period: str) -> str:
         """What a contributor's share in `period` is a share of, as its contrast evidence names it: with few problem
@@ -248,13 +274,18 @@ class _Builder:
             narrative=Narrative(text=""),
             evidence=list(raw.get("evidence") or []),
         )
-        impact.narrative = self._narrate("impact", _impact_text(impact))
+        impact.narrative = self._narrate("impact", _impact_text(impact, examined=self.onset_given))
         return impact
 
     def _summary_text(self, impact: Impact) -> str:
         services = ", ".join(impact.services_affected) or self.service
-        parts = [f"From {fmt.when(self.window.start)} to {fmt.when(self.window.end)}"
-                 f" ({fmt.minutes(impact.duration_minutes)}), {services} degraded: {_impact_line(impact)}."]
+        if self.onset_given:
+            parts = [f"From {fmt.when(self.window.start)}, the given start, to {fmt.when(self.window.end)}, "
+                     f"{self.window_end_reason} ({fmt.minutes(impact.duration_minutes)} examined), {services} "
+                     f"degraded: {_impact_line(impact)}."]
+        else:
+            parts = [f"From {fmt.when(self.window.start)} to {fmt.when(self.window.end)}"
+                     f" ({fmt.minutes(impact.duration_minutes)}), {services} degraded: {_impact_line(impact)}."]
         if self.top:
             lead = ("The most likely cause is" if self.confirmed
                     else "The leading hypothesis, which the data does not confirm, is")
@@ -307,6 +338,8 @@ class _Builder:
         return factors
 
     def _detection(self) -> Detection:
+        if self.onset_given:
+            return self._given_start()
         raw = self.data.get("detection") or {}
         detected_at = fmt.utc(raw.get("first_anomalous"))
         ttd = _span_minutes(self.window.start, detected_at) if detected_at else None
@@ -319,6 +352,48 @@ class _Builder:
         lag = f", {fmt.minutes(ttd)} after the incident window opened." if ttd else "."
         detection.narrative = self._narrate("detection", how + lag + " The data holds no record of a page or alert.")
         return detection
+
+    def _given_start(self) -> Detection:
+        """The detection section when the caller gave the start: nothing was detected, so there is no detection time
+        and no time to detect; what the data shows is which series moved after the start."""
+        raw = self.data.get("detection") or {}
+        detection = Detection(onset="given", detector=raw.get("detector"), series=self.detection_series,
+                              sooner=self._alert_candidates(), narrative=Narrative(text=""),
+                              evidence=list(raw.get("evidence") or []))
+        given = (f"The incident's start was given ({GIVEN_START} at {fmt.when(self.window.start)}); IncidentLens "
+                 "did not detect it, and time to detect is not something this data shows.")
+        onsets = sorted((s for s in self.detection_series if s.onset), key=lambda s: s.onset)
+        if onsets:
+            listed = ", ".join(s.series for s in onsets[:3])
+            moved = (f" Against the data before the start, {len(self.detection_series)} metric series moved after "
+                     f"it ({listed}); the first at {fmt.when(onsets[0].onset)}.")
+        else:
+            moved = " No metric series moved against the data before the start."
+        detection.narrative = self._narrate("detection", given + moved + " The data holds no record of a page or "
+                                                                         "alert.")
+        return detection
+
+    def _alert_candidates(self) -> list[str]:
+        """With a given start: the first signals after it that an alert could watch, each with how long after the
+        start it would have fired, and the catalogue's detection advice."""
+        ideas = []
+        onsets = [s for s in self.detection_series if s.onset]
+        if onsets:
+            first = min(onsets, key=lambda s: s.onset)
+            ideas.append(f"An alert on {first.series} (baseline {fmt.series_value(first.series, first.baseline)}, peak "
+                         f"{fmt.series_value(first.series, first.peak)}) would have fired at its onset, "
+                         f"{fmt.when(first.onset)}{self._after_start(first.onset)}")
+        new_templates = [t for t in self.data.get("templates") or []
+                         if t.get("status") == "new" and t.get("first_seen")]
+        ideas += [f"A log alert on the new template '{t['template']}' would have fired at its first line, "
+                  f"{fmt.when(fmt.utc(t['first_seen']))}{self._after_start(fmt.utc(t['first_seen']))}"
+                  for t in new_templates[:2]]
+        ideas += [a.description for a in mitigations_for(self.kind, self.service) if a.type == "detect"]
+        return ideas
+
+    def _after_start(self, moment: dt.datetime) -> str:
+        lag = _span_minutes(self.window.start, moment)
+        return f", {fmt.minutes(lag)} after the given start" if lag > 0 else ", at the given start"
 
     def _sooner(self, detected_at: dt.datetime | None) -> list[str]:
         """Signals in the data that moved before the detector fired, and the catalogue's detection advice."""
@@ -348,6 +423,11 @@ class _Builder:
 
     def _recovery(self) -> Recovery:
         end = self.window.end
+        if self.onset_given:
+            return Recovery(narrative=self._narrate(
+                "recovery", f"Not measured: with a given start the window runs to {fmt.when(end)} "
+                            f"({self.window_end_reason}) and IncidentLens does not look for the incident's end, so "
+                            "whether and when the signals returned to their baseline is not in this review."))
         minutes = _span_minutes(self.window.start, end)
         template = (f"Metrics were back within their baseline band at {fmt.when(end)}, {fmt.minutes(minutes)} "
                     "after the incident window opened.")
@@ -373,21 +453,42 @@ class _Builder:
         entries = [(fmt.utc(e["t"]), e["event"], list(e.get("evidence") or []))
                    for e in self.data.get("timeline") or [] if e.get("t")]
         detection_evidence = list((self.data.get("detection") or {}).get("evidence") or [])
-        landmarks = [(self.window.start, "incident window opens", detection_evidence),
-                     (fmt.utc(self.data.get("peak")), "peak of the incident", detection_evidence),
-                     (self.window.end, "metrics back within their baseline band (incident window closes)",
-                      detection_evidence)]
+        if self.onset_given:
+            entries, given = self._given_start_entries(entries, detection_evidence)
+        else:
+            given = []
+        landmarks = [] if self.onset_given else [
+            (self.window.start, "incident window opens", detection_evidence),
+            (self.window.end, "metrics back within their baseline band (incident window closes)", detection_evidence)]
+        landmarks.append((self.peak, "peak of the incident", detection_evidence))
         if self.trigger:
             landmarks.append((self.trigger.t, f"trigger: {self.trigger.description}", self.trigger.evidence))
-        covered = {when for when, _, _ in entries}
-        entries += [mark for mark in landmarks if mark[0] and mark[0] not in covered]
+        # the analysis's own entry for a landmark may carry sub-second digits the landmark's time lacks
+        covered = {when for when, _, _ in entries} | {event for _, event, _ in entries}
+        entries += given + [mark for mark in landmarks if mark[0] and not {mark[0], mark[1]} & covered]
         return [TimelineEntry(t=when, event=event, phase=self._phase(when, event), evidence=evidence)
                 for when, event, evidence in sorted(entries, key=lambda e: e[0])]
+
+    def _given_start_entries(self, entries: list[tuple[dt.datetime, str, list[str]]], evidence: list[str]
+                             ) -> tuple[list[tuple[dt.datetime, str, list[str]]], list[tuple[dt.datetime, str,
+                                                                                              list[str]]]]:
+        """With a given start: the analysis's entries less those that assume a detected window (its close read as a
+        recovery, a peak put at the start when no metric moved), and the start and end of the examined window."""
+        kept = [(when, event, ids) for when, event, ids in entries
+                if not event.startswith(DETECTED_END_EVENTS)
+                and not (event == "peak of the incident" and self.peak is None)]
+        bounds = [(self.window.start, f"incident start given ({GIVEN_START}); not detected by IncidentLens",
+                   evidence),
+                  (self.window.end, f"end of the examined window ({self.window_end_reason}); recovery not assessed",
+                   evidence)]
+        return kept, bounds
 
     def _phase(self, when: dt.datetime, event: str) -> str:
         text = event.lower()
         if when < self.window.start:
             return "lead-up"
+        if self.onset_given and when >= self.window.end:
+            return "other"  # the examined window's end, not a recovery
         if "peak" in text:
             return "peak"
         if when >= self.window.end or "recover" in text or "back within" in text:
@@ -417,7 +518,7 @@ class _Builder:
     def _lessons(self, impact: Impact) -> Lessons:
         well, wrong, lucky = [], [], []
         detection = self.data.get("detection") or {}
-        if detection.get("first_anomalous"):
+        if detection.get("first_anomalous") and not self.onset_given:
             well.append(f"The anomaly was caught in the metrics at {fmt.when(fmt.utc(detection['first_anomalous']))}")
         if self.top and self.top.test_passed:
             well.append(f"The leading hypothesis ({self.top.service}) passed its falsification test")
@@ -428,10 +529,15 @@ class _Builder:
             wrong.append(f"{self.trigger.description} reached production and set off the incident")
         if self.top and playbook_kind(self.kind) != "unknown":
             wrong.append(f"{self.top.service} had no guard against {playbook(self.kind).phrase}")
-        wrong.append("No page or alert is recorded in the data: nobody can be shown to have been notified")
+        if self.onset_given:
+            wrong.append(f"Time to detect cannot be measured: the start was given ({GIVEN_START}), not found in the "
+                         "data, and no page or acknowledgement is recorded in it")
+        else:
+            wrong.append("No page or alert is recorded in the data: nobody can be shown to have been notified")
         if impact.regions_affected and len(impact.regions_affected) == 1:
             lucky.append(f"The failure stayed in one region ({impact.regions_affected[0]})")
-        if not self._events() or all(t < self.window.start for t, _, _ in self._events()):
+        no_intervention = not self._events() or all(t < self.window.start for t, _, _ in self._events())
+        if no_intervention and not self.onset_given:  # a given start's window end is no recovery
             lucky.append("The system recovered without a recorded intervention")
         lessons = Lessons(went_well=well, went_wrong=wrong, got_lucky=lucky)
         if self.narrative.get("lessons"):
@@ -567,14 +673,18 @@ def _span_minutes(start: dt.datetime, end: dt.datetime) -> float:
     return round((fmt.utc(end) - fmt.utc(start)).total_seconds() / 60, 1)
 
 
-def _impact_text(impact: Impact) -> str:
+def _impact_text(impact: Impact, examined: bool = False) -> str:
+    """The impact in prose; `examined`: the window ran from a given start to the end of what was examined, so its
+    length is not the incident's duration."""
     line = _impact_line(impact)
     parts = [line[0].upper() + line[1:] + "."]
     if impact.services_affected:
         parts.append(f"Services affected: {', '.join(impact.services_affected)}.")
     if impact.regions_affected:
         parts.append(f"Regions affected: {', '.join(impact.regions_affected)}.")
-    if impact.duration_minutes:
+    if impact.duration_minutes and examined:
+        parts.append(f"The window examined from the given start lasts {fmt.minutes(impact.duration_minutes)}.")
+    elif impact.duration_minutes:
         parts.append(f"The incident lasted {fmt.minutes(impact.duration_minutes)}.")
     return " ".join(parts)
 

@@ -90,7 +90,10 @@ def _cards(pm: Postmortem) -> list[_Card]:
         cards.append(_Card("Services affected", str(len(impact.services_affected)),
                            ", ".join(impact.services_affected[:3]) + ("…" if len(impact.services_affected) > 3
                                                                       else "")))
-    if pm.detection.detected_at is not None:
+    if pm.detection.onset == "given" and pm.incident_window:
+        cards.append(_Card("Start (given)", fmt.when(pm.incident_window.start, clock=True),
+                           "alert, injection or page; not detected"))
+    elif pm.detection.detected_at is not None:
         cards.append(_Card("Detected", fmt.when(pm.detection.detected_at, clock=True),
                            f"first anomalous point ({pm.detection.detector or 'detector'})"))
     return cards
@@ -139,7 +142,8 @@ def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     charts = []
     for s in series:
         onset, peak_at = detected[s.name].onset, detected[s.name].peak_at
-        markers = {"onset": onset or window[0], "peak": peak_at or pm.peak, "recovery": window[1]}
+        markers = {"onset": onset or window[0], "peak": peak_at or pm.peak,
+                   "recovery": pm.recovery.recovered_at if pm.recovery else None}  # None: a given start's window
         if pm.trigger and pm.trigger.t:
             markers["trigger"] = pm.trigger.t
         charts.append(line_chart(s, window, view, markers, baselines.get(s.name)))

@@ -123,6 +123,10 @@ class DetectionSeries(_Model):
 
 
 class Detection(_Model):
+    onset: Literal["detected", "given"] = Field(
+        "detected", description="how the incident's start was found: detected in the data, or given by the caller "
+                                "(an alert, an injection, a page: `--onset at`); when given, nothing was detected "
+                                "and detected_at and time_to_detect_minutes are null")
     detector: str | None = None
     detected_at: UtcTime | None = Field(None, description="first anomalous point the detector flagged")
     time_to_detect_minutes: float | None = Field(None, description="from the incident start to detected_at")
