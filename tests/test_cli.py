@@ -74,9 +74,10 @@ def test_telemetry_options_read_alike_in_every_command_that_reads_telemetry():
     for name, command in commands():
         if name in ("detect", "analyze", "investigate", "report", "sql"):
             for option in command.params:
-                if option.opts[0] in ("--metrics", "--logs", "--traces", "--events", "--map", "--at", "--detector"):
+                if option.opts[0] in ("--metrics", "--logs", "--traces", "--events", "--map", "--at", "--detector",
+                                      "--onset"):
                     seen.setdefault(option.opts[0], set()).add(f"{option.metavar} {option.help}")
-    assert set(seen) == {"--metrics", "--logs", "--traces", "--events", "--map", "--at", "--detector"}
+    assert set(seen) == {"--metrics", "--logs", "--traces", "--events", "--map", "--at", "--detector", "--onset"}
     assert {option: len(helps) for option, helps in seen.items()} == dict.fromkeys(seen, 1)
 
 
