@@ -20,7 +20,7 @@ from incidentlens.agents.investigation import _brief
 from incidentlens.agents.tools import detect_incident_window
 from incidentlens.cli import app
 from incidentlens.errors import InputError
-from incidentlens.report import write_reports
+from incidentlens.report import build_postmortem, write_reports
 from incidentlens.telemetry import load_telemetry
 from test_spans import AT, _system
 
@@ -82,6 +82,29 @@ def test_the_review_says_the_start_was_given_and_claims_no_detection_or_recovery
     summary = "Start: given (an alert, an injection or a page), not detected by IncidentLens"
     assert summary in paths["markdown"].read_text()
     assert "Start (given)" in paths["html"].read_text()
+
+
+def test_prose_that_has_a_given_start_detected_or_recovered_falls_back_to_the_template(known_onset_run):
+    narrative = {"detection": "The incident was detected at 10:20 UTC.",
+                 "recovery": "Payment recovered at 10:25:51 UTC.",
+                 "summary": "Payment failed from 10:20 UTC; the start was given and was not detected by IncidentLens."}
+    pm = build_postmortem(known_onset_run.analysis, narrative)
+    verdicts = pm.narratives()
+    assert verdicts["detection"].grounded_by == "template" and "'detected at'" in verdicts["detection"].rejected[0]
+    assert verdicts["recovery"].grounded_by == "template" and "'recovered'" in verdicts["recovery"].rejected[0]
+    assert verdicts["summary"].grounded_by == "model"
+
+
+def test_report_from_an_analyze_onset_at_analysis_says_the_start_was_given(system: tuple[Path, Path],
+                                                                          tmp_path: Path):
+    spans, logs = system
+    analyzed = runner.invoke(app, ["analyze", "--traces", str(spans), "--logs", str(logs), "--at", AT_ISO, "--onset",
+                                   "at", "--out", str(tmp_path)])
+    assert analyzed.exit_code == 0, analyzed.output
+    reported = runner.invoke(app, ["report", "--analysis", str(tmp_path / "analysis.json"), "--out", str(tmp_path)])
+    assert reported.exit_code == 0, reported.output
+    assert "Start: given (an alert, an injection or a page), not detected by IncidentLens" in reported.output
+    assert json.loads((tmp_path / "report.json").read_text())["detection"]["onset"] == "given"
 
 
 def test_the_coordinator_is_told_the_start_is_known(system: tuple[Path, Path]):

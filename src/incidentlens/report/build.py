@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ NARRATIVE_SECTIONS = ("summary", "impact", "root_cause", "detection", "response"
 GIVEN_START = "an alert, an injection or a page"
 #: the analysis timeline's closing entries, which assume a detected window's end (`analysis.timeline`)
 DETECTED_END_EVENTS = ("recovery:", "end of data:")
+#: prose that has a given start detected, or the incident recovered at the window's end ("not detected by" is fine)
+_GIVEN_START_CONTRADICTIONS = re.compile(
+    r"(?<!not )(?<!never )\b(?:detected|flagged|caught)\s+(?:at|by|on|in)\b|\btime to detect(?:ion)?\s+(?:was|of)\b"
+    r"|(?<!not )(?<!never )(?<!yet )\brecovered\b|\bback (?:within|to) (?:its |their )?baseline", re.IGNORECASE)
 
 
 def build_postmortem(analysis: Any, narrative: Mapping[str, str] | None = None,
@@ -107,6 +112,12 @@ def executive_summary(pm: Postmortem) -> list[str]:
         lines.append(f"Detected: {fmt.when(pm.detection.detected_at)} by the {detector} detector")
     lines += [f"Next [{a.priority}] {a.description} ({a.owner}, {a.eta})" for a in pm.action_items[:3]]
     return lines[:10]
+
+
+def duration_label(pm: Postmortem) -> str:
+    """What the window's length is: the incident's duration, or with a given start only how much was examined (the
+    window runs to the end of the data, which need not be the incident's end)."""
+    return "Examined (start given)" if pm.detection.onset == "given" else "Duration"
 
 
 def is_confirmed(cause: RootCause | Hypothesis) -> bool:
@@ -237,10 +248,17 @@ class _Builder:
         text = (self.narrative.get(section) or "").strip()
         if not text:
             return Narrative(text=template_text, grounded_by="template")
-        reasons = check_grounding(text, self.facts)
+        reasons = check_grounding(text, self.facts) + self._given_start_contradictions(text)
         if reasons:
             return Narrative(text=template_text, grounded_by="template", rejected=reasons)
         return Narrative(text=text, grounded_by="model")
+
+    def _given_start_contradictions(self, text: str) -> list[str]:
+        """With a given start, prose claiming detection or recovery contradicts the evidence (neither was measured)."""
+        if not self.onset_given:
+            return []
+        return [f"'{m.group(0)}': with a given start (--onset at) the data shows neither when the incident was "
+                "detected nor whether it recovered" for m in _GIVEN_START_CONTRADICTIONS.finditer(text)]
 
     def _title(self) -> str:
         label = playbook(self.kind).label

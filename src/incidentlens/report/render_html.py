@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from incidentlens.analysis.series import key_series, overview_names
 from incidentlens.report import formatting as fmt
-from incidentlens.report.build import is_confirmed
+from incidentlens.report.build import duration_label, is_confirmed
 from incidentlens.report.charts import BarChart, LineChart, bar_chart, line_chart, timeline_chart
 from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.schema import Postmortem
@@ -47,6 +47,7 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
     return env.get_template("report.html.j2").render(
         pm=pm,
         duration=fmt.minutes(pm.impact.duration_minutes) if pm.impact else "",
+        duration_label=duration_label(pm),
         cards=_cards(pm) if pm.detected else [],
         impact_rows=_impact_rows(pm),
         line_charts=line_charts,
@@ -70,7 +71,7 @@ def _cards(pm: Postmortem) -> list[_Card]:
     impact = pm.impact
     cards = []
     if impact and impact.duration_minutes is not None:
-        cards.append(_Card("Duration", fmt.minutes(impact.duration_minutes, short=True),
+        cards.append(_Card(duration_label(pm), fmt.minutes(impact.duration_minutes, short=True),
                            f"from {fmt.when(pm.incident_window.start, clock=True)}" if pm.incident_window else ""))
     if impact and impact.peak_error_rate:
         e = impact.peak_error_rate
@@ -103,7 +104,7 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
     impact = pm.impact
     if not impact:
         return []
-    rows = [_ImpactRow("Duration", fmt.minutes(impact.duration_minutes))]
+    rows = [_ImpactRow(duration_label(pm), fmt.minutes(impact.duration_minutes))]
     if impact.peak_error_rate:
         e = impact.peak_error_rate
         at = f" at {fmt.when(e.at, clock=True)}" if e.at else ""
