@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from duck_store import DuckStore
-from incidentlens.analysis.contrast import contrast, contrast_logs, metric_shifts, two_proportion_p
+from incidentlens.analysis.contrast import contrast_logs, two_proportion_p
+from incidentlens.analysis.shifts import NOISE_FLOOR, metric_shifts
 from incidentlens.errors import InputError
 
 START = datetime(2024, 5, 1, 0, 0)
@@ -87,15 +88,15 @@ def test_logs_are_scanned_twice_at_most(region_outage: DuckStore) -> None:
 
 
 def test_metric_shift_finds_the_latency_jump(region_outage: DuckStore) -> None:
-    result = metric_shifts(region_outage, WINDOW, BASELINE)
+    shifts, _ = metric_shifts(region_outage, WINDOW, BASELINE)
 
-    top = result.shifts[0]
+    top = shifts[0]
     assert top.series == "db/p95_ms"
     assert top.direction == "up"
     assert top.window_median > 900
     assert top.shift > 50
-    assert result.series_checked == 6
-    assert all(abs(s.shift) < 3 for s in result.shifts[1:])
+    assert len(shifts) == 6
+    assert all(abs(s.shift) < 3 for s in shifts[1:])
 
 
 def test_flat_baseline_does_not_explode() -> None:
@@ -106,18 +107,22 @@ def test_flat_baseline_does_not_explode() -> None:
                CASE WHEN i >= 120 THEN 51.0 ELSE 50.0 END AS value
         FROM range(150) t(i)
     """)
-    shift = metric_shifts(DuckStore(con=con), WINDOW, BASELINE).shifts[0]
+    shift = metric_shifts(DuckStore(con=con), WINDOW, BASELINE)[0][0]
 
-    assert shift.baseline_mad == 0
-    assert shift.shift == pytest.approx(1 / (0.05 * 50))
+    # no spread at all in the baseline: the noise floor (a fraction of the baseline median) is the scale
+    assert shift.shift == pytest.approx(1 / (NOISE_FLOOR * 50))
+    assert not shift.significant
 
 
-def test_contrast_combines_logs_and_metrics(region_outage: DuckStore) -> None:
-    result = contrast(region_outage, WINDOW, BASELINE)
+def test_contributors_and_moved_series_cite_evidence_that_is_returned(region_outage: DuckStore) -> None:
+    logs = contrast_logs(region_outage, WINDOW, BASELINE)
+    shifts, shift_evidence = metric_shifts(region_outage, WINDOW, BASELINE)
+    moved = [s for s in shifts if s.significant]
 
-    cited = {c.evidence for c in result.contributors} | {s.evidence for s in result.metric_shifts}
-    assert cited <= {e.id for e in result.evidence}
-    assert result.model_dump(mode="json")["metric_shifts"][0]["peak_at"].endswith("Z")
+    cited = {c.evidence for c in logs.contributors} | {s.evidence for s in moved}
+    assert logs.contributors and moved
+    assert cited <= {e.id for e in logs.evidence + shift_evidence}
+    assert moved[0].model_dump(mode="json")["peak_at"].endswith("Z")
 
 
 def test_two_proportion_test_matches_the_textbook() -> None:

@@ -72,6 +72,20 @@ def test_peaks_against_baseline(store: DuckStore) -> None:
     assert (impact.peak_error_rate.service, impact.peak_error_rate.value) == ("api-gateway", 0.2)
 
 
+def test_a_small_rise_on_a_flat_series_is_not_impact() -> None:
+    flat = DuckStore("""
+        CREATE VIEW metrics AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, 'p95_ms' AS metric,
+               CAST(CASE WHEN i < 120 THEN 100 WHEN service = 'db' THEN 160 ELSE 110 END AS DOUBLE) AS value
+        FROM range(150) t(i), (VALUES ('api'), ('db')) s(service)
+    """)
+    impact = estimate_impact(flat, WINDOW, BASELINE).impact
+
+    # api's 10% is 2 robust sd under impact's 5% noise floor (5 under the root-cause tests' 2%); db's 60% is 12
+    assert impact.services_affected == ["db"]
+    assert impact.peak_latency is not None and (impact.peak_latency.service, impact.peak_latency.value) == ("db", 160)
+
+
 def test_every_number_cites_evidence_with_its_query(store: DuckStore) -> None:
     result = estimate_impact(store, WINDOW, BASELINE)
     by_id = {e.id: e for e in result.evidence}

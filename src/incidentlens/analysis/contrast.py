@@ -1,20 +1,18 @@
-"""Contrast analysis, the way Honeycomb's BubbleUp does it: what is different about the incident.
+"""Log contrast, the way Honeycomb's BubbleUp does it: which log values set the incident apart.
 
-Logs: the problem lines (WARN/ERROR/FATAL) in the incident window are compared with the baseline, value by value,
+The problem lines (WARN/ERROR/FATAL) in the incident window are compared with the baseline, value by value,
 for every categorical column of the logs view. The columns are discovered from the view's schema and their
 cardinality (ids, by name or by cardinality, and free text are skipped); all of them are counted in one scan with
 GROUPING SETS. For each value we report its share of the window population against its share of the baseline
 population, the lift, the difference in proportions and a one-sided two-proportion z-test, and rank
 over-represented values by the difference in proportions (the value that explains most of the change comes first).
-
-Metrics: per service and metric, a robust standardised shift: (window median - baseline median) divided by
-1.4826 x the baseline MAD, with a floor on the MAD so flat series do not explode.
+Which metrics moved, and how far, is `shifts.metric_shifts`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +24,6 @@ from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
-    UtcTime,
     check_periods,
     in_span,
     quote_ident,
@@ -53,9 +50,6 @@ MAX_P_VALUE = 1e-3
 MIN_DIFFERENCE = 0.05
 #: ... and at least this many lines in the window
 MIN_WINDOW_COUNT = 5
-#: the MAD floor, relative to the baseline median's size
-MAD_FLOOR_RELATIVE = 0.05
-MAD_TO_SIGMA = 1.4826
 
 
 class Contributor(BaseModel):
@@ -74,52 +68,12 @@ class Contributor(BaseModel):
     evidence: str
 
 
-class MetricShift(BaseModel):
-    """One series' robust standardised shift, window median against baseline median."""
-
-    series: str
-    service: str
-    metric: str
-    direction: Literal["up", "down"]
-    baseline_median: float
-    baseline_mad: float
-    window_median: float
-    peak: float
-    peak_at: UtcTime | None
-    shift: float
-    evidence: str
-
-
 class LogContrast(BaseModel):
     contributors: list[Contributor] = []
     dimensions: list[str] = []
     skipped: dict[str, str] = {}
     populations: dict[str, Any] = {}
     evidence: list[Evidence] = []
-
-
-class MetricShifts(BaseModel):
-    shifts: list[MetricShift] = []
-    series_checked: int = 0
-    evidence: list[Evidence] = []
-
-
-class ContrastResult(BaseModel):
-    contributors: list[Contributor] = []
-    metric_shifts: list[MetricShift] = []
-    evidence: list[Evidence] = []
-
-
-def contrast(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> ContrastResult:
-    """Log contrast and metric shifts for the window against the baseline, whichever views the store has."""
-    logs = contrast_logs(store, window, baseline, limit=limit) if store.has("logs") else LogContrast()
-    metrics = metric_shifts(store, window, baseline, limit=limit) if store.has("metrics") else MetricShifts()
-    return ContrastResult(
-        contributors=logs.contributors, metric_shifts=metrics.shifts, evidence=logs.evidence + metrics.evidence
-    )
-
-
-# ---------------------------------------------------------------------------------------------------- logs
 
 
 def contrast_logs(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> LogContrast:
@@ -328,91 +282,3 @@ def _contributors(
         contributors.append(Contributor(**row, evidence=item.id))
     return contributors, evidence
 
-
-# ------------------------------------------------------------------------------------------------- metrics
-
-
-def metric_shifts(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> MetricShifts:
-    """Every service/metric's robust standardised shift, largest first (the top `limit` carry evidence)."""
-    window, baseline = check_periods(window, baseline)
-    sql = metric_shift_sql(window, baseline)
-    table = store.fetch(sql)
-    if table.num_rows == 0:
-        return MetricShifts()
-    col = shift_columns(table)
-    base_median, window_median, base_mad = col["baseline_median"], col["window_median"], col["baseline_mad"]
-    scale = shift_scale(col)
-    shift = (window_median - base_median) / scale
-    order = np.argsort(-np.abs(shift), kind="stable")[:limit]
-    shifts, evidence = [], []
-    peak_at = {"up": table["at_max"].to_pylist(), "down": table["at_min"].to_pylist()}
-    for i in order:
-        direction: Literal["up", "down"] = "up" if shift[i] >= 0 else "down"
-        shifted = MetricShift(
-            series=f"{col['service'][i]}/{col['metric'][i]}",
-            service=str(col["service"][i]),
-            metric=str(col["metric"][i]),
-            direction=direction,
-            baseline_median=float(base_median[i]),
-            baseline_mad=float(base_mad[i]),
-            window_median=float(window_median[i]),
-            peak=float(col["window_max"][i] if direction == "up" else col["window_min"][i]),
-            peak_at=peak_at[direction][i],
-            shift=round(float(shift[i]), 3),
-            evidence="",
-        )
-        data = {
-            **shifted.model_dump(mode="json", exclude={"evidence"}),
-            "scale": float(scale[i]),
-            "rule": "shift = (window median - baseline median) / max(1.4826*MAD, 5% of |baseline median|, "
-            "0.1% of the series' magnitude)",
-        }
-        item = Evidence.make("metric_shift", f"{shifted.series} shifted {direction} by {abs(shift[i]):.1f} robust sd",
-                             sql, data)
-        evidence.append(item)
-        shifts.append(shifted.model_copy(update={"evidence": item.id}))
-    return MetricShifts(shifts=shifts, series_checked=table.num_rows, evidence=evidence)
-
-
-def shift_columns(table: pa.Table) -> dict[str, np.ndarray]:
-    """The columns of a `metric_shift_sql` result as numpy arrays (numbers as float, a missing MAD as 0)."""
-    col = {name: table[name].to_numpy(zero_copy_only=False) for name in ("service", "metric")}
-    col |= {name: table[name].to_numpy(zero_copy_only=False).astype(float)
-            for name in ("baseline_median", "baseline_mad", "window_median", "window_max", "window_min")}
-    col["baseline_mad"] = np.nan_to_num(col["baseline_mad"])
-    return col
-
-
-def shift_scale(col: dict[str, np.ndarray]) -> np.ndarray:
-    """1.4826 x baseline MAD, floored at 5% of the baseline median and 0.1% of the series' magnitude."""
-    base_median = col["baseline_median"]
-    magnitude = np.maximum.reduce([np.abs(base_median), np.abs(col["window_max"]), np.abs(col["window_min"])])
-    floors = [MAD_FLOOR_RELATIVE * np.abs(base_median), 1e-3 * magnitude, np.full_like(base_median, 1e-12)]
-    return np.maximum.reduce([MAD_TO_SIGMA * col["baseline_mad"], *floors])
-
-
-def metric_shift_sql(window: Span, baseline: Span, metrics: list[str] | None = None) -> str:
-    """Per series (of every metric, or of the named ones): baseline median and MAD, window median, extremes and
-    when they happened."""
-    only = f" AND metric IN {sql_in(metrics)}" if metrics else ""
-    return f"""WITH base AS (
-    SELECT service, metric, median(value) AS baseline_median
-    FROM metrics WHERE {in_span('ts', baseline)} AND value IS NOT NULL{only}
-    GROUP BY service, metric
-), spread AS (
-    SELECT m.service, m.metric, median(abs(m.value - base.baseline_median)) AS baseline_mad
-    FROM metrics AS m JOIN base ON m.service = base.service AND m.metric = base.metric
-    WHERE {in_span('m.ts', baseline)} AND m.value IS NOT NULL
-    GROUP BY m.service, m.metric
-), win AS (
-    SELECT service, metric, median(value) AS window_median, max(value) AS window_max, min(value) AS window_min,
-           arg_max(ts, value) AS at_max, arg_min(ts, value) AS at_min
-    FROM metrics WHERE {in_span('ts', window)} AND value IS NOT NULL{only}
-    GROUP BY service, metric
-)
-SELECT win.service, win.metric, base.baseline_median, spread.baseline_mad, win.window_median,
-       win.window_max, win.window_min, win.at_max, win.at_min
-FROM win
-JOIN base ON win.service = base.service AND win.metric = base.metric
-JOIN spread ON win.service = spread.service AND win.metric = spread.metric
-ORDER BY win.service, win.metric"""

@@ -8,7 +8,8 @@ Rules (each number's evidence repeats its rule and carries its SQL):
 - users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window.
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
   `SURGE_RATIO` times the baseline's (and a Bonferroni-corrected Poisson test agrees), or, for services, when one
-  of its latency or error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations.
+  of its latency or error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations
+  (`shifts.metric_shift_sql`, with the noise floor `IMPACT_NOISE_FLOOR`).
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum;
   without an error metric, the worst minute's share of ERROR/FATAL log lines.
 """
@@ -23,7 +24,6 @@ import pyarrow as pa
 from pydantic import BaseModel
 from scipy.stats import poisson
 
-from incidentlens.analysis.contrast import metric_shift_sql, shift_columns, shift_scale
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
     ERROR_LEVELS,
@@ -38,6 +38,7 @@ from incidentlens.analysis.periods import (
     sql_in,
     sql_str,
 )
+from incidentlens.analysis.shifts import metric_shift_sql
 
 REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
 ERROR_RATIO = re.compile(r"err\w*_(ratio|rate|pct|percent)|fail\w*_(ratio|rate)", re.IGNORECASE)
@@ -54,6 +55,9 @@ MAX_P_VALUE = 1e-3
 MIN_LINES_PER_MINUTE = 10
 #: a latency or error metric shifted up this many robust standard deviations marks its service affected
 METRIC_SHIFT = 5.0
+#: impact counts harm: a change under 5% of the baseline is one robust standard deviation at most, however flat the
+#: series was before (the root-cause tests credit any series with 2%)
+IMPACT_NOISE_FLOOR = 0.05
 
 
 class Peak(BaseModel):
@@ -138,26 +142,26 @@ def _metric_peaks(
     watched = series["latency"] + series["error"]
     if not watched:
         return [], {}
-    sql = metric_shift_sql(window, baseline, watched)
+    sql = metric_shift_sql(window, baseline, metrics=watched, noise_floor=IMPACT_NOISE_FLOOR)
     table = store.fetch(sql)
+    table = table.filter(table["median_z"].is_valid())  # series with no point in the window have no shift
     if table.num_rows == 0:
         return [], {}
-    col = shift_columns(table)
-    scale = shift_scale(col)
-    peak_shift = (col["window_max"] - col["baseline_median"]) / scale
+    service, metric = (table[name].to_numpy(zero_copy_only=False) for name in ("service", "metric"))
+    peak_shift = table["max_z"].to_numpy(zero_copy_only=False)
     # affected means a sustained rise (the window median), not one noisy maximum
-    typical_shift = (col["window_median"] - col["baseline_median"]) / scale
+    typical_shift = table["median_z"].to_numpy(zero_copy_only=False)
     order = np.argsort(-typical_shift, kind="stable")
-    shifted = list(dict.fromkeys(str(col["service"][i]) for i in order if typical_shift[i] >= METRIC_SHIFT))
-    at = table["at_max"].to_pylist()
+    shifted = list(dict.fromkeys(str(service[i]) for i in order if typical_shift[i] >= METRIC_SHIFT))
+    peak, baseline_median, at = (table[name].to_pylist() for name in ("up_peak", "baseline", "up_peak_at"))
     peaks: dict[str, Peak] = {}
     for role in ("latency", "error"):
-        candidates = np.flatnonzero(np.isin(col["metric"], series[role]))
+        candidates = np.flatnonzero(np.isin(metric, series[role]))
         if len(candidates) == 0:
             continue
         i = candidates[np.argmax(peak_shift[candidates])]
-        peaks[role] = Peak(metric=str(col["metric"][i]), service=str(col["service"][i]),
-                           value=float(col["window_max"][i]), baseline=float(col["baseline_median"][i]), at=at[i])
+        peaks[role] = Peak(metric=str(metric[i]), service=str(service[i]), value=float(peak[i]),
+                           baseline=float(baseline_median[i]), at=at[i])
     evidence.append(Evidence.make(
         "impact",
         "peak latency and error rate against baseline; services whose latency/error metrics shifted up",

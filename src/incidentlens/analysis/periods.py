@@ -27,6 +27,11 @@ def iso_z(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat() + "Z"
 
 
+def iso_seconds(moment: datetime | None) -> str | None:
+    """`iso_z` to the whole second, the way evidence data writes times; None when there is no time (no onset)."""
+    return None if moment is None else iso_z(moment.replace(microsecond=0))
+
+
 #: a datetime that serialises to JSON as ISO-8601 UTC with `Z`
 UtcTime = Annotated[datetime, PlainSerializer(iso_z, return_type=str, when_used="json")]
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from incidentlens.analysis.callgraph import CallGraph
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.mechanism import Classification, MechanismCues, classify, mechanism_sentence, specificity
-from incidentlens.analysis.periods import Span
+from incidentlens.analysis.periods import Span, iso_seconds
 from incidentlens.analysis.shifts import ONSET_RULE, LogSurge, MetricShift, log_surge_sql, surges_from_counts
 from incidentlens.analysis.spans import TraceSignal
 from incidentlens.telemetry import sql_ts
@@ -91,7 +91,7 @@ class Change(BaseModel):
 
     def as_trigger(self) -> dict[str, Any]:
         """The `trigger` block of analysis.json."""
-        return {"kind": self.kind, "t": _iso(self.t), "service": self.service, "description": self.description,
+        return {"kind": self.kind, "t": iso_seconds(self.t), "service": self.service, "description": self.description,
                 "evidence": [self.evidence]}
 
 
@@ -352,10 +352,10 @@ def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals],
     data = {
         "rule": "onset = the earliest of the log onset, the metric onset and the first trace that showed the "
                 "service's change; " + ONSET_RULE,
-        "log_onsets": {k: _iso(v) for k, v in log_onsets.items()},
-        "metric_onsets": {n: _iso(signals[n].metric_onset) for n in involved if signals[n].metric_onset},
-        "trace_onsets": {n: _iso(signals[n].trace_onset) for n in involved if signals[n].trace_onset},
-        "onsets": {k: _iso(v) for k, v in onsets.items()},
+        "log_onsets": {k: iso_seconds(v) for k, v in log_onsets.items()},
+        "metric_onsets": {n: iso_seconds(signals[n].metric_onset) for n in involved if signals[n].metric_onset},
+        "trace_onsets": {n: iso_seconds(signals[n].trace_onset) for n in involved if signals[n].trace_onset},
+        "onsets": {k: iso_seconds(v) for k, v in onsets.items()},
     }
     return onsets, sql, data
 
@@ -371,7 +371,7 @@ WHERE ts >= {sql_ts(lower)} AND ts <= {sql_ts(upper)}
 ORDER BY ts DESC LIMIT 50"""
         rows = store.fetch(sql).to_pylist()
         if rows:
-            data = {"changes": [{**r, "ts": _iso(r["ts"])} for r in rows[:20]], "cut": max(0, len(rows) - 20)}
+            data = {"changes": [{**r, "ts": iso_seconds(r["ts"])} for r in rows[:20]], "cut": max(0, len(rows) - 20)}
             item = Evidence.make("event", f"{len(rows)} deploys or config changes near the window", sql, data)
             return [Change(kind=r["kind"] or "change", t=r["ts"], service=r["service"],
                            description=r["description"] or r["kind"] or "change", evidence=item.id)
@@ -385,7 +385,7 @@ HAVING min(ts) >= {sql_ts(max(lower, baseline[0] + timedelta(minutes=10)))}
 ORDER BY first_seen DESC LIMIT 50"""
         rows = store.fetch(sql).to_pylist()
         if rows:
-            data = {"new_versions": [{**r, "first_seen": _iso(r["first_seen"])} for r in rows[:20]],
+            data = {"new_versions": [{**r, "first_seen": iso_seconds(r["first_seen"])} for r in rows[:20]],
                     "cut": max(0, len(rows) - 20)}
             item = Evidence.make("event", f"{len(rows)} versions first seen in the logs near the window", sql, data)
             return [Change(kind="deploy", t=r["first_seen"], service=r["service"],
@@ -402,7 +402,3 @@ def _first(*times: datetime | None) -> datetime | None:
 def _minutes(minutes: float) -> str:
     return f"{minutes:.0f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
 
-
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,9 +1,12 @@
 """Per-service before/after tests: which metrics and which services' error logs moved, how much, and when.
 
-The metric test is BARO's (RCAEval): every series is scaled by its baseline median and inter-quartile range, so a
-shift is "how many robust standard deviations away from normal"; the onset is the first point of a sustained run
-(three points in a row) beyond the threshold. The log test does the same for each service's WARN/ERROR lines per
-minute against the baseline's Poisson rate. Both run as one aggregate query each; numpy does the rest.
+The metric test is BARO's (RCAEval): every series is scaled by its baseline median and a robust scale (the
+inter-quartile range, floored by the 1%-99% range and by a noise floor relative to the median), so a shift is "how
+many robust standard deviations away from normal"; the onset is the first point of a sustained run (three points in
+a row) beyond the threshold. `metric_shift_sql` is the one query for it: the root-cause ranking, the known-onset
+window and impact (with its own noise floor) all read their metric shifts from it. The log test does the same for
+each service's WARN/ERROR lines per minute against the baseline's Poisson rate. Both run as one aggregate query each;
+numpy does the rest.
 """
 
 from __future__ import annotations
@@ -16,17 +19,21 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import PROBLEM_LEVELS, Span, sql_in, sql_str
+from incidentlens.analysis.periods import PROBLEM_LEVELS, Span, UtcTime, iso_seconds, sql_in, sql_str
 from incidentlens.telemetry import sql_ts
 
 #: robust z beyond which a point counts as shifted
 SHIFT_THRESHOLD = 3.0
 #: how far before the detected window an onset may lie (detected edges can be a little late)
 ONSET_MARGIN = timedelta(minutes=15)
+#: the least noise a series is credited with, as a fraction of its baseline median: a series flat at one value is
+#: not "many sigmas" away after a change of a few percent
+NOISE_FLOOR = 0.02
 
 
 class MetricShift(BaseModel):
-    """One series' robust before/after shift (z units = baseline IQR / 1.349)."""
+    """One series' robust before/after shift, in robust standard deviations of its baseline (`metric_shift_sql`):
+    `shift` of the window's median point, `peak_shift` of its most extreme point in `direction`."""
 
     service: str
     metric: str
@@ -34,10 +41,10 @@ class MetricShift(BaseModel):
     baseline: float
     window_median: float
     peak: float
-    peak_at: datetime | None
+    peak_at: UtcTime | None
     shift: float
     peak_shift: float
-    onset: datetime | None
+    onset: UtcTime | None
     evidence: str
 
     @property
@@ -79,9 +86,13 @@ def onset_search_start(window: Span, baseline: Span) -> datetime:
     return max(window[0] - ONSET_MARGIN, min(baseline[1], window[0]))
 
 
-def metric_shift_sql(window: Span, baseline: Span, service: str | None = None) -> str:
-    """The BARO-style before/after query over the metrics view, for every series (or one service's)."""
+def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *, metrics: list[str] | None = None,
+                     noise_floor: float = NOISE_FLOOR) -> str:
+    """The BARO-style before/after query over the metrics view, for every series (or one service's, or the named
+    metrics'): per series the baseline median, the window's median, extreme (z, value, time) each way, and onsets.
+    z = (value - baseline median) / max(IQR / 1.349, 1%-99% range / `RANGE_SIGMAS`, `noise_floor` x |median|)."""
     only = f" AND service = {sql_str(service)}" if service else ""
+    only += f" AND metric IN {sql_in(metrics)}" if metrics else ""
     t = SHIFT_THRESHOLD
     w0, w1 = sql_ts(window[0]), sql_ts(window[1])
     return f"""WITH base AS (
@@ -99,7 +110,7 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None) -
 ), scored AS (
     SELECT p.service, p.metric, p.ts, p.value, b.base_median,
            (p.value - b.base_median) / greatest(b.base_iqr / 1.349, b.base_range / {RANGE_SIGMAS},
-                                                abs(b.base_median) * 0.02, 1e-6) AS z
+                                                abs(b.base_median) * {noise_floor:g}, 1e-6) AS z
     FROM points p JOIN base b ON p.service = b.service AND p.metric = b.metric
 ), runs AS (
     SELECT *,
@@ -176,7 +187,7 @@ def _shift_data(shift: MetricShift) -> dict[str, Any]:
         "peak": round(shift.peak, 4),
         "shift": round(shift.shift, 2),
         "peak_shift": round(shift.peak_shift, 2),
-        "onset": _iso(shift.onset),
+        "onset": iso_seconds(shift.onset),
     }
 
 
@@ -287,8 +298,8 @@ def _surge_data(surge: LogSurge) -> dict[str, Any]:
         "window_per_minute": surge.window_per_minute,
         "window_problems": surge.window_problems,
         "ratio": surge.ratio,
-        "onset": _iso(surge.onset),
-        "first_problem": _iso(surge.first_problem),
+        "onset": iso_seconds(surge.onset),
+        "first_problem": iso_seconds(surge.first_problem),
     }
 
 
@@ -331,7 +342,3 @@ class _MinuteGrid:
     def index(self, t: datetime) -> int:
         return int(np.clip((np.datetime64(t, "m") - self.minutes[0]).astype(int), 0, len(self.minutes) - 1))
 
-
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%SZ")
