@@ -14,7 +14,9 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
+from fake_openai import FakeOpenAI, replay_planner, role_of, tool_call
 from incidentlens.agents import investigate
+from incidentlens.agents.brains import RetryPolicy
 from incidentlens.agents.context import InvestigationContext
 from incidentlens.agents.investigation import _brief
 from incidentlens.agents.tools import detect_incident_window
@@ -127,6 +129,28 @@ def test_a_model_cannot_move_a_given_start_or_switch_detection_back_on(system: t
     free = InvestigationContext(store, at=None, onset="detect")
     payload, _ = detect_incident_window(free, at="2024-05-01T10:05:00Z")
     assert free.at == datetime(2024, 5, 1, 10, 5) and payload["onset"] == "detected"
+
+
+def test_a_model_over_http_that_asks_for_another_start_still_gets_the_given_one(system: tuple[Path, Path]):
+    def wanders(body: dict, n: int) -> dict:
+        """A model whose first move asks detection to look at 10:05, fifteen minutes before the given start."""
+        first = role_of(body) == "coordinator" and not any(m["role"] == "assistant" for m in body["messages"])
+        if first:
+            return tool_call("detect_incident_window", {"at": "2024-05-01T10:05:00Z"}, "wander-1")
+        return replay_planner(body, n)
+
+    store = load_telemetry(traces=system[0], logs=system[1])
+    with FakeOpenAI(wanders) as fake:
+        result = investigate(store, llm="openai-compatible", llm_url=fake.url, at=AT, onset="at",
+                             retry=RetryPolicy(attempts=2, backoff_s=0.01, timeout_s=5.0))
+    brief = next(m["content"] for m in fake.requests[0]["messages"] if m["role"] == "user")
+    assert f"Its start is known: {AT.isoformat()}Z" in brief
+    answered = next(m["content"] for m in fake.requests[1]["messages"] if m["role"] == "tool")
+    assert '"onset":"given"' in answered and "was not used" in answered
+    assert not result.generated_by["degraded"]
+    assert result.postmortem.incident_window.start.replace(tzinfo=None) == AT
+    assert result.postmortem.detection.onset == "given"
+    assert result.postmortem.root_cause.service == "payment"
 
 
 def test_a_known_onset_needs_a_time(system: tuple[Path, Path]):
