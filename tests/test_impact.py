@@ -72,6 +72,15 @@ def test_peaks_against_baseline(store: DuckStore) -> None:
     assert (impact.peak_error_rate.service, impact.peak_error_rate.value) == ("api-gateway", 0.2)
 
 
+def test_the_peak_evidence_reruns_to_the_peak_and_states_its_scale(store: DuckStore) -> None:
+    result = estimate_impact(store, WINDOW, BASELINE)
+    peaks = next(e for e in result.evidence if "peak_latency" in e.data)
+
+    rows = {(r["service"], r["metric"]): r for r in store.fetch(peaks.query).to_pylist()}
+    assert rows["db", "p95_ms"]["up_peak"] == peaks.data["peak_latency"]["value"] == 450
+    assert "5% of |baseline median|" in peaks.data["rule"]
+
+
 def test_a_small_rise_on_a_flat_series_is_not_impact() -> None:
     flat = DuckStore("""
         CREATE VIEW metrics AS

@@ -38,7 +38,7 @@ from incidentlens.analysis.periods import (
     sql_in,
     sql_str,
 )
-from incidentlens.analysis.shifts import metric_shift_sql
+from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
 
 REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
 ERROR_RATIO = re.compile(r"err\w*_(ratio|rate|pct|percent)|fail\w*_(ratio|rate)", re.IGNORECASE)
@@ -171,7 +171,8 @@ def _metric_peaks(
             "peak_error_rate": peaks["error"].model_dump(mode="json") if "error" in peaks else None,
             "services_shifted": shifted,
             "rule": f"peak = window max of the series with the largest (max - baseline median) / robust scale; "
-            f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}",
+            f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}; "
+            f"robust scale = {robust_scale_rule(IMPACT_NOISE_FLOOR)}",
         },
     ))
     return shifted, peaks

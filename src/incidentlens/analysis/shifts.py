@@ -86,11 +86,17 @@ def onset_search_start(window: Span, baseline: Span) -> datetime:
     return max(window[0] - ONSET_MARGIN, min(baseline[1], window[0]))
 
 
+def robust_scale_rule(noise_floor: float = NOISE_FLOOR) -> str:
+    """The scale `metric_shift_sql` divides by, in words (for evidence)."""
+    return (f"max(baseline IQR / 1.349, baseline 1%-99% range / {RANGE_SIGMAS:g}, "
+            f"{noise_floor:.0%} of |baseline median|)")
+
+
 def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *, metrics: list[str] | None = None,
                      noise_floor: float = NOISE_FLOOR) -> str:
     """The BARO-style before/after query over the metrics view, for every series (or one service's, or the named
     metrics'): per series the baseline median, the window's median, extreme (z, value, time) each way, and onsets.
-    z = (value - baseline median) / max(IQR / 1.349, 1%-99% range / `RANGE_SIGMAS`, `noise_floor` x |median|)."""
+    z = (value - baseline median) / `robust_scale_rule(noise_floor)`."""
     only = f" AND service = {sql_str(service)}" if service else ""
     only += f" AND metric IN {sql_in(metrics)}" if metrics else ""
     t = SHIFT_THRESHOLD
