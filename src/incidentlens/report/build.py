@@ -53,6 +53,8 @@ NARRATIVE_SECTIONS = ("summary", "impact", "root_cause", "detection", "response"
 GIVEN_START = "an alert, an injection or a page"
 #: the analysis timeline's closing entries, which assume a detected window's end (`analysis.timeline`)
 DETECTED_END_EVENTS = ("recovery:", "end of data:")
+#: a timeline entry in the making: (time, event, evidence ids)
+_Entry = tuple[dt.datetime, str, list[str]]
 #: prose that has a given start detected, or the incident recovered at the window's end ("not detected by" is fine)
 _GIVEN_START_CONTRADICTIONS = re.compile(
     r"(?<!not )(?<!never )\b(?:detected|flagged|caught)\s+(?:at|by|on|in)\b|\btime to detect(?:ion)?\s+(?:was|of)\b"
@@ -471,13 +473,14 @@ class _Builder:
         entries = [(fmt.utc(e["t"]), e["event"], list(e.get("evidence") or []))
                    for e in self.data.get("timeline") or [] if e.get("t")]
         detection_evidence = list((self.data.get("detection") or {}).get("evidence") or [])
-        if self.onset_given:
+        given: list[_Entry] = []
+        if self.onset_given:  # the examined window's bounds replace the detected window's, whatever else is there
             entries, given = self._given_start_entries(entries, detection_evidence)
+            landmarks = []
         else:
-            given = []
-        landmarks = [] if self.onset_given else [
-            (self.window.start, "incident window opens", detection_evidence),
-            (self.window.end, "metrics back within their baseline band (incident window closes)", detection_evidence)]
+            landmarks = [(self.window.start, "incident window opens", detection_evidence),
+                         (self.window.end, "metrics back within their baseline band (incident window closes)",
+                          detection_evidence)]
         landmarks.append((self.peak, "peak of the incident", detection_evidence))
         if self.trigger:
             landmarks.append((self.trigger.t, f"trigger: {self.trigger.description}", self.trigger.evidence))
@@ -487,9 +490,7 @@ class _Builder:
         return [TimelineEntry(t=when, event=event, phase=self._phase(when, event), evidence=evidence)
                 for when, event, evidence in sorted(entries, key=lambda e: e[0])]
 
-    def _given_start_entries(self, entries: list[tuple[dt.datetime, str, list[str]]], evidence: list[str]
-                             ) -> tuple[list[tuple[dt.datetime, str, list[str]]], list[tuple[dt.datetime, str,
-                                                                                              list[str]]]]:
+    def _given_start_entries(self, entries: list[_Entry], evidence: list[str]) -> tuple[list[_Entry], list[_Entry]]:
         """With a given start: the analysis's entries less those that assume a detected window (its close read as a
         recovery, a peak put at the start when no metric moved), and the start and end of the examined window."""
         kept = [(when, event, ids) for when, event, ids in entries
