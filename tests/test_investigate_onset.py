@@ -19,7 +19,8 @@ from incidentlens.agents import investigate
 from incidentlens.agents.brains import RetryPolicy
 from incidentlens.agents.context import InvestigationContext
 from incidentlens.agents.investigation import _brief
-from incidentlens.agents.tools import detect_incident_window
+from incidentlens.agents.planner import Transcript, _facts
+from incidentlens.agents.tools import bounded, detect_incident_window
 from incidentlens.cli import app
 from incidentlens.errors import InputError
 from incidentlens.report import build_postmortem, write_reports
@@ -151,6 +152,17 @@ def test_a_model_over_http_that_asks_for_another_start_still_gets_the_given_one(
     assert result.postmortem.incident_window.start.replace(tzinfo=None) == AT
     assert result.postmortem.detection.onset == "given"
     assert result.postmortem.root_cause.service == "payment"
+
+
+def test_a_shortened_templates_result_still_hands_the_specialists_their_facts():
+    # long Java log lines (as on Nezha) shorten a tool result until its lists end in a "... N more cut" note
+    rows = [{"template": f"error {i} " + "x" * 280, "sample": "y" * 280, "services": ["s" * 200] * 10}
+            for i in range(6)]
+    shortened = bounded({"templates": rows})
+    assert isinstance(shortened["templates"][-1], str) and len(shortened["templates"]) <= 3
+    transcript = Transcript(results={"surging_templates": [{"error": False, "payload": shortened, "text": ""}]})
+    facts = _facts(transcript)
+    assert [name.split()[:2] for name in facts["templates"]] == [["error", "0"], ["error", "1"]]
 
 
 def test_a_known_onset_needs_a_time(system: tuple[Path, Path]):
