@@ -1,15 +1,18 @@
-"""Robustness the known-onset path leans on: the baseline smoother on long, mostly weighted-out series, and
-mechanism cues whose evidence is the same whatever order the engine returns groups in."""
+"""The known-onset path: its window, and the robustness it leans on (the baseline smoother on long, mostly
+weighted-out series; mechanism cues whose evidence is the same whatever order the engine returns groups in)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 
+from incidentlens.analysis.anchored import WINDOW_RULE, known_onset_detection, known_periods
 from incidentlens.analysis.baseline import _whittaker
 from incidentlens.analysis.mechanism import mechanism_cues
+from incidentlens.telemetry import load_telemetry
 
 
 def test_a_stiff_smoother_over_a_long_mostly_weighted_out_series_stays_accurate():
@@ -45,3 +48,22 @@ def test_mechanism_cue_evidence_does_not_depend_on_the_engines_group_order():
     second, second_evidence = mechanism_cues(_Rows(rows[::-1]), window, ["api", "web", "db", "cache"])
     assert first_evidence[0].id == second_evidence[0].id
     assert first.named == second.named
+
+
+def test_a_known_onset_window_ends_where_the_shortest_source_ends(tmp_path):
+    # a day of metrics beside three minutes of logs around an alert: the window is the stretch every source covers
+    day = datetime(2024, 5, 1)
+    at = day + timedelta(hours=10, minutes=1)
+    metrics = [{"ts": (day + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
+                "value": 20.0} for m in range(1440)]
+    logs = [{"ts": (day + timedelta(hours=10, seconds=s)).isoformat() + "Z", "service": "api", "level": "INFO",
+             "message": "request served"} for s in range(0, 180, 5)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in logs) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
+
+    window, baseline, _ = known_periods(store, at)
+    assert window == (at, day + timedelta(hours=10, minutes=2, seconds=55) + timedelta(seconds=1))
+    assert baseline == (day, at)  # every sample before the alert, metrics from midnight on
+    detection, _, _ = known_onset_detection(store, at)
+    assert detection.evidence[0].data["window_rule"] == WINDOW_RULE

@@ -92,7 +92,7 @@ AlertTime = Annotated[
 Detector = Annotated[str, typer.Option("--detector", help="robust, or seed-zscore (the original).")]
 Onset = Annotated[str, typer.Option("--onset", help="detect: the detected incident containing or nearest --at; "
                                     "at: --at is the known start (an alert, an injection): the window is --at to the "
-                                    "end of the data, the baseline everything before it.")]
+                                    "end of the shortest source, the baseline everything before it.")]
 
 
 def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_token: str | None,

@@ -1,7 +1,9 @@
 """A known onset: when the caller knows when the incident started (an alert, an injection, a page), trust it.
 
-Detection looks for the window itself; with a known onset there is nothing to look for: the window is `[at, end of
-the data]` (at most `MAX_WINDOW` long) and the baseline is the data before `at` (at most `MAX_BASELINE` of it).
+Detection looks for the window itself; with a known onset there is nothing to look for: the window runs from `at` to
+the end of the shortest source that runs past it (a day of metrics beside three minutes of logs and traces: the
+three minutes, where every source speaks), at most `MAX_WINDOW` long, and the baseline is the data before `at` (at
+most `MAX_BASELINE` of it).
 Short bursts of logs and traces around an alert leave too little history for detection's baseline rule (which
 ends 15 minutes before the first anomalous point); here every line before `at` counts, however little.
 `known_onset_detection` states this window in the shape of a detection result (the series that moved in it, by
@@ -22,8 +24,11 @@ from incidentlens.errors import InputError
 #: how `analyze` finds the incident's start: detect it, or trust `at`
 ONSETS = ("detect", "at")
 KNOWN_ONSET = "known onset"
-#: the window runs to the end of the data, at most this long
+#: the window runs to the end of the shortest source that runs past the onset, at most this long
 MAX_WINDOW = timedelta(hours=6)
+#: the window's rule, in the detection evidence
+WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, logs, spans) that runs past it, "
+               f"at most {MAX_WINDOW.total_seconds() / 3600:g} h")
 #: the baseline is the data before the onset, at most this much of it
 MAX_BASELINE = timedelta(hours=24)
 #: a window end is exclusive: one step past the last sample
@@ -42,19 +47,26 @@ def check_onset(onset: str, at: datetime | None) -> None:
 
 def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
     """(window, baseline, the baseline's rule) for an incident known to start at `at`."""
-    bounds = store.time_range()
-    if bounds is None:
+    ranges = store.view_ranges()
+    if not ranges:
         raise InputError("--at: the store holds no data")
-    data_start, data_end = bounds
+    data_start, data_end = min(lo for lo, _ in ranges.values()), max(hi for _, hi in ranges.values())
     if not data_start < at <= data_end:
         raise InputError(f"--at {iso_z(at)}: outside the data ({iso_z(data_start)} .. {iso_z(data_end)}); with "
                          "--onset at it must lie after the data's first sample")
-    window = (at, min(data_end + END_STEP, at + MAX_WINDOW))
+    window = (at, min(_covered_end(ranges, at, data_end) + END_STEP, at + MAX_WINDOW))
     start = max(data_start, at - MAX_BASELINE)
     rule = (f"known onset: every sample before {iso_z(at)}"
             + (f" (the last {MAX_BASELINE.total_seconds() / 3600:g} h)" if start > data_start else " (from the start "
                "of the data)"))
     return window, (start, at), rule
+
+
+def _covered_end(ranges: dict[str, tuple[datetime, datetime]], at: datetime, data_end: datetime) -> datetime:
+    """The end of the shortest source that runs past `at`: the stretch every source covers. Events (deploys,
+    config changes) are sparse, so where their list ends says nothing about coverage."""
+    ends = [hi for view, (_, hi) in ranges.items() if view != "events" and hi >= at]
+    return min(ends) if ends else data_end
 
 
 def known_onset_detection(store: Any, at: datetime) -> tuple[DetectionResult, Span, str]:
@@ -75,7 +87,8 @@ def known_onset_detection(store: Any, at: datetime) -> tuple[DetectionResult, Sp
         "detection",
         f"{KNOWN_ONSET}: the incident starts at {iso_z(at)} (given); {len(series)} series moved after it",
         sql,
-        {"window": {"start": iso_z(window[0]), "end": iso_z(window[1])}, "baseline_rule": rule,
+        {"window": {"start": iso_z(window[0]), "end": iso_z(window[1])}, "window_rule": WINDOW_RULE,
+         "baseline_rule": rule,
          "series": [{"series": s.series, "direction": s.direction, "shift": round(s.shift, 2),
                      "onset": iso_z(s.onset)} for s in series[:SERIES_CAP]],
          "series_cut": max(0, len(series) - SERIES_CAP)},

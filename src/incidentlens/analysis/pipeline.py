@@ -71,8 +71,8 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust", on
 
     The detector's most severe window (or the one at `at`) is explained; when it turns out to be load without
     harm, the next most severe window is tried (up to three), and the skipped ones stay in the evidence.
-    `onset="at"`: `at` is the incident's known start (an alert, an injection): the window is [at, end of data] and
-    the baseline everything before it (`anchored.py`); nothing is detected or set aside."""
+    `onset="at"`: `at` is the incident's known start (an alert, an injection): the window is [at, end of the
+    shortest source] and the baseline everything before it (`anchored.py`); nothing is detected or set aside."""
     check_onset(onset, at)
     if onset == "at" and at is not None:
         known, baseline, rule = known_onset_detection(store, at)

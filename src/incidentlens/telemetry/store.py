@@ -88,13 +88,18 @@ class TelemetryStore:
 
     def time_range(self) -> tuple[datetime, datetime] | None:
         """(first, last) time over every view, naive UTC; None when the store is empty."""
-        bounds = [
-            self.fetch(f"SELECT min({_TIME_COLUMN[v]}) AS lo, max({_TIME_COLUMN[v]}) AS hi FROM {v}").to_pylist()[0]
-            for v in self.views
-        ]
-        los = [b["lo"] for b in bounds if b["lo"] is not None]
-        his = [b["hi"] for b in bounds if b["hi"] is not None]
-        return (min(los), max(his)) if los else None
+        ranges = self.view_ranges().values()
+        return (min(lo for lo, _ in ranges), max(hi for _, hi in ranges)) if ranges else None
+
+    def view_ranges(self) -> dict[str, tuple[datetime, datetime]]:
+        """(first, last) time of each view that has rows, naive UTC."""
+        ranges: dict[str, tuple[datetime, datetime]] = {}
+        for view in self.views:
+            time = _TIME_COLUMN[view]
+            row = self.fetch(f"SELECT min({time}) AS lo, max({time}) AS hi FROM {view}").to_pylist()[0]
+            if row["lo"] is not None:
+                ranges[view] = (row["lo"], row["hi"])
+        return ranges
 
     def add_files(self, view: str, paths: PathsArg, mapping: dict[str, str] | None = None) -> None:
         """Add files (a path, a glob, or a list of them) to a canonical view."""
