@@ -188,14 +188,14 @@ def test_the_logs_view_is_substituted_and_times_are_utc():
 
 
 def test_log_masking_reads_the_same_in_clickhouse(chdb: object):
-    # the masking keeps a source line (a backreference in the replacement) and masks every value, on both engines
+    # every value masked alike on both engines: times, ids, numbers, addresses
     from incidentlens.analysis.masking import mask, masked_sql
 
     line = "18:45:08.130 INFO t.s.TravelServiceImpl#372 TraceID: fb4cfd3ae1e4 took 42 ms from 10.0.3.17:8080"
     sql = to_clickhouse(f"SELECT {masked_sql('message')} AS template FROM logs",
                         {"logs": f"SELECT '{line}' AS message"})
     answered = chdb_runner(chdb)(sql).column("template").to_pylist()
-    assert answered == [mask(line)] == ["<*>:<*>:<*> INFO t.s.TravelServiceImpl#L372 TraceID: <*> took <*> ms from <*>"]
+    assert answered == [mask(line)] == ["<*>:<*>:<*> INFO t.s.TravelServiceImpl#<*> TraceID: <*> took <*> ms from <*>"]
 
 
 def test_container_json_lines_and_pod_names_read_like_files(chdb: object, tmp_path: Path):

@@ -8,6 +8,7 @@ its caller, then logs a WARN about the failed payment (a victim's symptom). Gate
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -245,6 +246,11 @@ def test_requests_in_which_a_service_reports_its_callees_trouble_are_not_its_own
 
 def test_one_new_error_line_outweighs_the_largest_of_many_wandering_info_lines():
     # a z of 3 on the service's only problem event against a z of 3.5, the largest of its 50 other events
-    assert adjusted_z(3.0, tested=1) > adjusted_z(3.5, tested=50)
+    assert adjusted_z(3.0, tested=1, one_sided=True) > adjusted_z(3.5, tested=50)
+    # a rise tested one-sided keeps its z with half the budget; a two-sided change pays for its second tail
+    assert adjusted_z(3.0, tested=1, one_sided=True) == pytest.approx(3.0)
     assert adjusted_z(3.0, tested=1) == pytest.approx(2.78, abs=0.01)
-    assert adjusted_z(1.0, tested=50) == 0.0 and adjusted_z(40.0, tested=50) == 40.0
+    assert adjusted_z(-3.0, tested=1, one_sided=True) == 0.0  # a problem that stops is no fault
+    assert adjusted_z(1.0, tested=50) == 0.0
+    # beyond double precision the correction still applies: z^2 shifts by 2 ln(its inflation)
+    assert adjusted_z(40.0, tested=50) == pytest.approx((1600 - 2 * math.log(100)) ** 0.5)

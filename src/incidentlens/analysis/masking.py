@@ -27,19 +27,13 @@ _NUMBER = r"\b[vV]?\d+(?:\.\d+)*(?:[a-zA-Z]+\b)?"
 
 VARIABLE_PATTERN = "|".join((_UUID, _IPV4, _HEX_PREFIXED, _HEX_WORD, _PREFIXED_ID, _NUMBER))
 _VARIABLE = re.compile(VARIABLE_PATTERN)
-#: a source location, logback's `%logger#%line` ("c.s.ContactsServiceImpl#31"): the line number names the log
-#: statement, not a value, so it is kept, written `#L31` (no longer a number on its own, it escapes the mask)
-SOURCE_LINE_PATTERN = r"([A-Za-z_][\w$]*#)(\d+)\b"
-_SOURCE_LINE = re.compile(SOURCE_LINE_PATTERN)
 
 
 def masked_sql(column: str = "message") -> str:
-    """SQL expression: the column's text with every variable replaced by `<*>` (source line numbers kept)."""
-    text = f"substr({quote_ident(column)}, 1, {MAX_MESSAGE_CHARS})"
-    located = f"regexp_replace({text}, '{SOURCE_LINE_PATTERN}', '\\1L\\2', 'g')"
-    return f"regexp_replace({located}, '{VARIABLE_PATTERN}', '{MASK}', 'g')"
+    """SQL expression: the column's text with every variable replaced by `<*>`."""
+    return f"regexp_replace(substr({quote_ident(column)}, 1, {MAX_MESSAGE_CHARS}), '{VARIABLE_PATTERN}', '{MASK}', 'g')"
 
 
 def mask(text: str) -> str:
     """The same masking in Python, for one line (tests and single messages; bulk work runs in SQL)."""
-    return _VARIABLE.sub(MASK, _SOURCE_LINE.sub(r"\1L\2", text[:MAX_MESSAGE_CHARS]))
+    return _VARIABLE.sub(MASK, text[:MAX_MESSAGE_CHARS])

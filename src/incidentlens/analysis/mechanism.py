@@ -9,6 +9,7 @@ region, a new version), and a deploy or config change at the service shortly bef
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -100,7 +101,7 @@ WHERE ts >= {sql_ts(window[0])} AND ts <= {sql_ts(window[1])} AND level IN ('WAR
 GROUP BY ALL"""
 
 
-def named_service_sql(services: list[str], column: str = "message") -> str:
+def named_service_sql(services: Sequence[str]) -> str:
     """SQL for the first known service a message names as a dependency: at the start of the message or a clause, or
     after a word like "upstream", "to", "for" ("upstream db-proxy timed out", "payment-provider responded 429",
     "No instances available for ts-basic-service"), and as a whole word — not inside a path ("/api/search") nor as
@@ -110,7 +111,7 @@ def named_service_sql(services: list[str], column: str = "message") -> str:
     names = "|".join(re.escape(s) for s in sorted(services, key=len, reverse=True))
     lead = "(?:^|: |(?i:upstream|downstream|service|backend|provider|dependency|to|from|for|calling|via) )"
     pattern = f"{lead}({names})(?:[^A-Za-z0-9_/-]|$)".replace("'", "''")
-    return f"regexp_extract({column}, '{pattern}', 1)"
+    return f"regexp_extract(message, '{pattern}', 1)"
 
 
 def mechanism_cues(store: Any, window: Span, services: list[str]) -> tuple[MechanismCues, list[Evidence]]:

@@ -1,7 +1,7 @@
 """Span-derived signals per service: how each service's requests changed, read from traces (and the log lines that
 carry a trace id).
 
-Two measures, each one aggregate query:
+Two measures, each one aggregate query over the canonical views:
 - **behaviour shift**: per service, the traces it took part in and, per trace, its events: the log templates it
   wrote in that trace (logs with a trace id column), the calls it made to other services (child spans) and the
   operations whose spans carry an error status. A code path cut short by an exception or an early return drops a
@@ -13,10 +13,12 @@ Two measures, each one aggregate query:
     operations in the trace) and the kinds are pooled by Mantel-Haenszel, so more requests of a kind that always
     calls X is not "calls X more often";
   - *deflected requests*: a request in which the service logged a problem naming a service it calls ("No instances
-    available for ts-basic-service") shows that callee's trouble, not the service's own, and is left out;
+    available for ts-basic-service") shows that callee's trouble, not the service's own, and is left out (a bug of
+    its own that it words as trouble calling a callee is left out too: the rule trusts what the service says);
   - *multiplicity*: the largest of a service's many INFO-line and call shifts is large by chance; its z is
-    corrected for the events tested (weighted Bonferroni: half the error budget for its problem events, half for
-    the rest), so one new error line outweighs the largest of fifty wandering INFO lines.
+    corrected for the events tested (weighted Bonferroni: half the error budget for its problem events, tested
+    one-sided, half for the rest), so one new error line outweighs the largest of fifty wandering INFO lines. A
+    service is a candidate when any of its events moves past the uncorrected bar; the correction orders them.
 - **own time**: the p90 of the service's spans' exclusive time (duration minus its children's), after against
   before: a starved CPU slows the service's own work, not the calls it waits on.
 
@@ -46,8 +48,6 @@ MIN_TRACES = 3
 MIN_SPANS = 5
 #: the families of events a service's error budget is split over: problem events and the rest
 FAMILIES = 2
-#: added to a behaviour z's variance: the variance of one coin flip, so no change looks large on less evidence
-VARIANCE_FLOOR = 0.25
 #: rows of events kept in the evidence
 EVIDENCE_ROWS = 20
 #: own time's weight against the behaviour z in a service's strength: p90 own time x3.5 (ln 4.5 = 1.5) counts
@@ -64,7 +64,7 @@ class TraceSignal(BaseModel):
     traces_before: int = 0
     traces_after: int = 0
     behaviour_shift: float = 0.0  # the largest per-trace event z, corrected for the events tested (`adjusted_z`)
-    raw_shift: float = 0.0  # that event's z before the correction
+    raw_shift: float = 0.0  # the largest z over all its events, before the correction
     event: str | None = None  # the event behind it ("log <template>" or "call <service> <operation>")
     share_before: float | None = None
     share_after: float | None = None
@@ -87,7 +87,8 @@ class TraceSignal(BaseModel):
 
     def describe(self) -> str:
         """The change in words: the slower own work, or the event whose share of the traces moved."""
-        if OWN_TIME_WEIGHT * self.own_time_shift >= self.behaviour_shift and self.own_p90_after_ms is not None:
+        own_time = OWN_TIME_WEIGHT * self.own_time_shift
+        if own_time >= max(self.behaviour_shift, self.raw_shift) and self.own_p90_after_ms is not None:
             return f"its own span time p90 went from {self.own_p90_before_ms:g} to {self.own_p90_after_ms:g} ms"
         if self.event is None or self.share_before is None or self.share_after is None:
             return "its requests changed"
@@ -102,48 +103,45 @@ def log_trace_column(store: Any) -> str | None:
     return next((c for c in store.columns("logs") if normalise(c) == "traceid"), None)
 
 
-def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str] = ()) -> str:
-    """Per service and event: in how many of the service's traces it occurred before and after, with the z.
+def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str]) -> str:
+    """Per service and family (problem events, the rest): the event whose share of the service's traces moved most
+    within request kinds (Mantel-Haenszel z), with the number of events tested in the family.
+
     `services`: the known service names; a request in which the service logged a problem naming one it calls ("No
     instances available for ts-basic-service") reports that callee's trouble and is left out of its own."""
     levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
     events = [
-        "SELECT DISTINCT parent.service, parent.trace_id, 'call ' || child.service || ' ' || child.operation AS event, "
-        "FALSE AS problem\n    FROM spans AS parent JOIN spans AS child "
-        "ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id\n"
-        "    WHERE child.service <> parent.service",
-        "SELECT DISTINCT service, trace_id, 'error ' || operation AS event, TRUE AS problem\n"
+        "SELECT DISTINCT caller AS service, trace_id, 'call ' || callee || ' ' || operation AS event, "
+        "FALSE AS problem, FALSE AS variant FROM calls",
+        "SELECT DISTINCT service, trace_id, 'error ' || operation AS event, TRUE AS problem, FALSE AS variant\n"
         "    FROM spans WHERE is_error AND service IS NOT NULL",
     ]
+    log_ctes = ""
+    deflected = "SELECT NULL AS service, NULL AS trace_id WHERE FALSE"
     if log_trace is not None:
-        lines = (
-            f"SELECT service, {quote_ident(log_trace)} AS trace_id, {masked_sql()} AS template, "
-            f"level IN ({levels}) AS problem\n    FROM logs WHERE {quote_ident(log_trace)} IS NOT NULL "
-            f"AND service IS NOT NULL AND ({in_span('ts', (baseline[0], window[1]))})"
-        )
-        events.append(f"SELECT DISTINCT service, trace_id, 'log ' || template AS event, problem FROM ({lines})")
+        named = f"CASE WHEN level IN ({levels}) THEN {named_service_sql(services)} END" if services else "NULL"
+        log_ctes = f"""
+), log_lines AS (
+    SELECT service, {quote_ident(log_trace)} AS trace_id, {masked_sql()} AS template, level IN ({levels}) AS problem,
+           {named} AS named
+    FROM logs WHERE {quote_ident(log_trace)} IS NOT NULL AND service IS NOT NULL
+      AND ({in_span('ts', (baseline[0], window[1]))})"""
+        deflected = ("SELECT DISTINCT service, trace_id FROM log_lines\n"
+                     "    WHERE problem AND (service, named) IN (SELECT caller, callee FROM calls)")
+        events.append("SELECT DISTINCT service, trace_id, 'log ' || template AS event, problem, FALSE AS variant "
+                      "FROM log_lines")
         # the line's share of the service's lines in one request, as a reduced fraction: a loop cut short writes
-        # it less often though still once; a loop that runs more or fewer times keeps the fraction
+        # it less often though still once; a loop that runs more or fewer times keeps the fraction. A variant of
+        # its line's event, not an event of its own when the tests are counted
         events.append(
             "SELECT service, trace_id, 'log ' || template || ' (' || (hits // gcd(hits, lines_in_trace)) || '/' || "
-            "(lines_in_trace // gcd(hits, lines_in_trace)) || ' of its lines in the trace)' AS event, problem\n"
+            "(lines_in_trace // gcd(hits, lines_in_trace)) || ' of its lines in the trace)' AS event, problem, "
+            "TRUE AS variant\n"
             "    FROM (SELECT service, trace_id, template, count(*) AS hits, bool_or(problem) AS problem, "
             "sum(count(*)) OVER (PARTITION BY service, trace_id)::BIGINT AS lines_in_trace\n"
-            f"    FROM ({lines}) GROUP BY service, trace_id, template)"
+            "    FROM log_lines GROUP BY service, trace_id, template)"
         )
     union = "\n    UNION ALL ".join(events)
-    deflected = "SELECT NULL AS service, NULL AS trace_id WHERE FALSE"
-    if log_trace is not None and services:
-        problems = (
-            f"SELECT service, {quote_ident(log_trace)} AS trace_id, {named_service_sql(sorted(services))} AS named\n"
-            f"        FROM logs WHERE level IN ({levels}) AND {quote_ident(log_trace)} IS NOT NULL "
-            f"AND ({in_span('ts', (baseline[0], window[1]))})"
-        )
-        deflected = (
-            f"SELECT DISTINCT service, trace_id FROM ({problems})\n"
-            "    WHERE (service, named) IN (SELECT DISTINCT parent.service, child.service FROM spans AS parent\n"
-            "        JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id)"
-        )
     return f"""WITH traces AS (
     SELECT trace_id, min(start_ts) AS started FROM spans GROUP BY trace_id
 ), sides AS (
@@ -154,6 +152,10 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     SELECT DISTINCT span.service, span.trace_id, span.operation
     FROM spans AS span LEFT JOIN spans AS parent ON parent.trace_id = span.trace_id AND parent.span_id = span.parent_id
     WHERE span.service IS NOT NULL AND parent.service IS DISTINCT FROM span.service
+), calls AS (
+    SELECT parent.service AS caller, child.service AS callee, parent.trace_id, child.operation
+    FROM spans AS parent JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
+    WHERE child.service <> parent.service{log_ctes}
 ), deflected AS (
     -- requests in which the service logged a problem naming a service it calls ("No instances available for X"):
     -- it reports X's trouble there, so these requests do not show its own behaviour
@@ -176,45 +178,53 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
 ), events AS (
     {union}
 ), counted AS (
-    SELECT service, kind, event, bool_or(problem) AS problem, count(*) FILTER (WHERE NOT after) AS hits_before,
-           count(*) FILTER (WHERE after) AS hits_after, min(started) FILTER (WHERE after) AS first_hit_after
+    SELECT service, kind, event, bool_or(problem) AS problem, bool_or(variant) AS variant,
+           count(*) FILTER (WHERE NOT after) AS hits_before, count(*) FILTER (WHERE after) AS hits_after,
+           min(started) FILTER (WHERE after) AS first_hit_after
     FROM (SELECT DISTINCT * FROM events) JOIN kinds USING (service, trace_id) JOIN sides USING (trace_id)
     GROUP BY service, kind, event
 ), stratified AS (
     -- Mantel-Haenszel: within each request kind, the hits after against what the kind's pooled share predicts
-    SELECT service, event, bool_or(problem) AS problem, sum(hits_before) AS hits_before,
-           sum(hits_after) AS hits_after, min(first_hit_after) AS first_hit_after,
+    -- (strata hold two requests or more: one on each side)
+    SELECT service, event, bool_or(problem) AS problem, bool_or(variant) AS variant,
+           sum(hits_before) AS hits_before, sum(hits_after) AS hits_after, min(first_hit_after) AS first_hit_after,
            sum(hits_after - hits * n_after / n) AS excess,
-           sum(hits * (n - hits) * n_before * n_after / (n * n * greatest(n - 1, 1))) AS variance
+           sum(hits * (n - hits) * n_before * n_after / (n * n * (n - 1))) AS variance
     FROM (SELECT *, hits_before + hits_after AS hits, n_before + n_after AS n FROM counted JOIN strata
           USING (service, kind))
     GROUP BY service, event
 ), scored AS (
     SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, first_hit_after,
            first_trace_after, hits_before / traces_before AS share_before, hits_after / traces_after AS share_after,
-           excess / sqrt(variance + {VARIANCE_FLOOR}) AS z
+           -- an event in every request or in none of each kind has nothing to compare
+           CASE WHEN variance > 0 THEN excess / sqrt(variance) ELSE 0 END AS z,
+           count(*) FILTER (WHERE NOT variant) OVER (PARTITION BY service, problem) AS tested
     FROM stratified JOIN units USING (service)
     WHERE traces_before >= {MIN_TRACES} AND traces_after >= {MIN_TRACES}
 )
 SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, share_before, share_after,
        -- the change shows from the first trace with a new event, or from the first trace that lacks a lost one
-       CASE WHEN z > 0 THEN first_hit_after ELSE first_trace_after END AS onset, z,
-       count(*) OVER (PARTITION BY service, problem) AS tested
+       CASE WHEN z > 0 THEN first_hit_after ELSE first_trace_after END AS onset, z, tested,
+       max(abs(z)) OVER (PARTITION BY service) AS largest_z
 FROM scored
--- a problem line that stops is recovery, not a fault
+-- a problem that stops is recovery, not a fault
 WHERE NOT (problem AND z < 0)
 QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, event) = 1
 ORDER BY abs(z) DESC, service"""
 
 
-def adjusted_z(z: float, tested: int) -> float:
-    """The z of the event's p-value after a weighted Bonferroni correction: half the error budget for a service's
-    problem events (error lines and statuses), half for the rest, each half split over the events tested in it.
-    The largest of many shifting INFO lines and calls is expected to be large by chance; one error line is not."""
-    p = math.erfc(abs(z) / math.sqrt(2))
-    if p == 0.0:
-        return abs(z)
-    corrected = min(1.0, p * FAMILIES * tested)
+def adjusted_z(z: float, tested: int, one_sided: bool = False) -> float:
+    """The event's z after a weighted Bonferroni correction, as the z whose two-sided p-value is the corrected one:
+    half the error budget for a service's problem events (error lines and statuses; only their rise counts, so
+    their test is one-sided), half for the rest, each half split over the events tested in it. The largest of many
+    shifting INFO lines and calls is expected to be large by chance; one error line is not."""
+    z = max(z, 0.0) if one_sided else abs(z)
+    # the corrected p over the two-sided p of the corrected z: FAMILIES x tests, a one-sided test's tail counted once
+    inflation = FAMILIES * max(tested, 1) * (1 if one_sided else 2) / 2
+    tail = 0.5 * math.erfc(z / math.sqrt(2))
+    if tail == 0.0:  # beyond double precision: ln p ~ -z^2/2, so the inflation shifts z^2 by 2 ln(inflation)
+        return math.sqrt(max(z * z - 2 * math.log(inflation), 0.0))
+    corrected = 2 * tail * inflation
     return 0.0 if corrected >= 1.0 else -NormalDist().inv_cdf(corrected / 2)
 
 
@@ -240,22 +250,13 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
     """Each traced service's behaviour and own-time shift, with one `trace` evidence for each measure."""
     if not store.has("spans"):
         return {}, []
-    signals: dict[str, TraceSignal] = {}
     services = store.fetch("SELECT DISTINCT service FROM spans WHERE service IS NOT NULL").column(0).to_pylist()
     events_sql = trace_events_sql(window, baseline, log_trace_column(store), services)
     rows = store.fetch(events_sql).to_pylist()
     for row in rows:
-        row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"])), 3)
-    events = sorted(rows, key=lambda r: (-r["adjusted_z"], r["service"]))
-    for row in events:
-        if row["service"] in signals:
-            continue
-        signals[row["service"]] = TraceSignal(
-            service=row["service"], traces_before=row["traces_before"], traces_after=row["traces_after"],
-            behaviour_shift=row["adjusted_z"], raw_shift=round(abs(float(row["z"])), 3), event=row["event"],
-            share_before=round(float(row["share_before"]), 4), share_after=round(float(row["share_after"]), 4),
-            onset=row["onset"],
-        )
+        row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"]), one_sided=row["problem"]), 3)
+    events = _most_surprising_per_service(rows)
+    signals = {row["service"]: _behaviour(row) for row in events}
     times_sql = own_time_sql(window, baseline)
     times = store.fetch(times_sql).to_pylist()
     for row in times:
@@ -265,6 +266,24 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.own_time_shift = round(math.log1p(s.own_p90_after_ms) - math.log1p(s.own_p90_before_ms), 4)
     evidence = _evidence(signals, events, events_sql, times_sql)
     return signals, evidence
+
+
+def _most_surprising_per_service(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per service, the row of the family (problem events, the rest) whose event is the more surprising after the
+    correction; most surprising service first."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: (-r["adjusted_z"], r["service"])):
+        chosen.setdefault(row["service"], row)
+    return list(chosen.values())
+
+
+def _behaviour(row: dict[str, Any]) -> TraceSignal:
+    return TraceSignal(
+        service=row["service"], traces_before=row["traces_before"], traces_after=row["traces_after"],
+        behaviour_shift=row["adjusted_z"], raw_shift=round(float(row["largest_z"]), 3), event=row["event"],
+        share_before=round(float(row["share_before"]), 4), share_after=round(float(row["share_after"]), 4),
+        onset=row["onset"],
+    )
 
 
 def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], events_sql: str,
