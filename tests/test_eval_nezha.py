@@ -84,3 +84,15 @@ def test_fault_free_reference_minutes_are_history_only_before_the_fault(nezha: P
     first, second = load_faults(nezha)[:2]
     assert reference_files(reference, first) == {"logs": [], "traces": []}  # 08:43: the reference minute is later
     assert [p.name for p in reference_files(reference, second)["logs"]] == ["08_50_log.csv.gz"]
+
+
+def test_the_null_check_counts_false_leads_where_no_fault_is_yet(nezha: Path):
+    ran = runner.invoke(app, ["eval", "nezha", "--data", str(nezha), "--null", "--limit", "3", "--json"])
+    assert ran.exit_code == 0, ran.output
+    found = json.loads(ran.output)
+    assert found["runs"] == 3 and len(found["per_run"]) == 3
+    # the pseudo-onset lies 30 s before the injection's minute: 08:42:30 for the 08:43:04 fault
+    assert found["per_run"][0]["pseudo_onset"] == "2023-01-29T08:42:30Z"
+    assert found["mean_candidates"] == sum(len(r["candidates"]) for r in found["per_run"]) / 3
+    # measured on all 28: 1.3 false leads per run; a handful at most on these three
+    assert found["mean_candidates"] <= 3 and 0 <= found["mean_largest_corrected_z"] < 4

@@ -535,6 +535,8 @@ def eval_nezha_command(
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N faults.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
+    null: Annotated[bool, typer.Option("--null", help="Instead: the span signals' false leads at a pseudo-onset 30 s "
+                                                      "before each fault, where nothing has happened yet.")] = False,
 ) -> None:
     """Root-cause ranking on Nezha's TrainTicket day: top-1/top-3 per fault type and seconds per fault."""
     import json
@@ -542,7 +544,20 @@ def eval_nezha_command(
     from rich.progress import Progress
     from rich.table import Table
 
-    from incidentlens.eval.nezha import evaluate_nezha
+    from incidentlens.eval.nezha import evaluate_nezha, null_calibration
+
+    if null:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("pseudo-onsets", total=None)
+            found = null_calibration(data, limit=limit,
+                                     progress=lambda done, total, _: progress.update(task, completed=done, total=total))
+        if as_json:
+            print(json.dumps(found, indent=2))
+            return
+        console.print(f"{found['runs']} pseudo-onsets (no fault yet): {found['mean_candidates']:.2f} services per run "
+                      f"past the candidate bar on their span events, {found['runs_with_any']} runs with any; mean "
+                      f"largest corrected z {found['mean_largest_corrected_z']:.2f}", highlight=False)
+        return
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("scoring faults", total=None)

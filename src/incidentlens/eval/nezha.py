@@ -305,6 +305,54 @@ def _cpu_saturation(store: TelemetryStore, at: datetime) -> dict[str, float]:
 
 RANKERS: dict[str, Ranker] = {"analysis": analysis_ranker, "signals": signals_ranker}
 
+#: the null check's pseudo-onset: this long before each injection's minute, where no fault is yet
+NULL_LEAD = timedelta(seconds=30)
+
+
+@dataclass
+class NullRun:
+    """The span signals at a pseudo-onset before one fault: what passed the candidate bar where nothing happened."""
+
+    pseudo_onset: str
+    candidates: list[str]
+    largest_corrected_z: float
+
+
+def null_calibration(data: Path, limit: int | None = None,
+                     progress: Callable[[int, int, NullRun], None] | None = None) -> dict[str, Any]:
+    """False leads of the span signals: for each fault, a pseudo-onset `NULL_LEAD` before its injection minute, the
+    logs and traces up to that minute (the day's reference minute and the minute before the fault), and the services
+    whose span events pass the uncorrected candidate bar there. Fewer is better; none would be perfect."""
+    from incidentlens.analysis.anchored import known_periods
+    from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH, trace_signals
+
+    day_dir = data / "rca_data" / DAY
+    runs: list[NullRun] = []
+    faults = load_faults(data)[:limit]
+    for number, fault in enumerate(faults, start=1):
+        before = fault_files(day_dir, fault)
+        reference = reference_files(day_dir.parent.parent / "construct_data" / DAY, fault)
+        store = load_telemetry(logs=reference["logs"] + before["logs"][:1],
+                               traces=reference["traces"] + before["traces"][:1])
+        at = fault.inject_time.replace(second=0, microsecond=0) - NULL_LEAD
+        window, baseline, _ = known_periods(store, at)
+        signals, _ = trace_signals(store, window, baseline)
+        runs.append(NullRun(
+            pseudo_onset=at.isoformat() + "Z",
+            candidates=sorted(name for name, s in signals.items() if s.raw_shift >= SIGNIFICANT_STRENGTH),
+            largest_corrected_z=round(max((s.behaviour_shift for s in signals.values()), default=0.0), 3),
+        ))
+        if progress:
+            progress(number, len(faults), runs[-1])
+    count = len(runs)
+    return {
+        "runs": count,
+        "mean_candidates": sum(len(r.candidates) for r in runs) / count if count else 0.0,
+        "runs_with_any": sum(1 for r in runs if r.candidates),
+        "mean_largest_corrected_z": sum(r.largest_corrected_z for r in runs) / count if count else 0.0,
+        "per_run": [asdict(r) for r in runs],
+    }
+
 
 def evaluate_nezha(
     data: Path,
