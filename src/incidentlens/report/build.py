@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -396,20 +396,15 @@ class _Builder:
     def _alert_candidates(self) -> list[str]:
         """With a given start: the first signals after it that an alert could watch, each with how long after the
         start it would have fired, and the catalogue's detection advice."""
-        ideas = []
-        onsets = [s for s in self.detection_series if s.onset]
-        if onsets:
-            first = min(onsets, key=lambda s: s.onset)
-            ideas.append(f"An alert on {first.series} (baseline {fmt.series_value(first.series, first.baseline)}, peak "
-                         f"{fmt.series_value(first.series, first.peak)}) would have fired at its onset, "
-                         f"{fmt.when(first.onset)}{self._after_start(first.onset)}")
         new_templates = [t for t in self.data.get("templates") or []
                          if t.get("status") == "new" and t.get("first_seen")]
-        ideas += [f"A log alert on the new template '{t['template']}' would have fired at its first line, "
-                  f"{fmt.when(fmt.utc(t['first_seen']))}{self._after_start(fmt.utc(t['first_seen']))}"
-                  for t in new_templates[:2]]
-        ideas += [a.description for a in mitigations_for(self.kind, self.service) if a.type == "detect"]
-        return ideas
+        return [
+            *self._first_series_alert(self._after_start),
+            *(f"A log alert on the new template '{t['template']}' would have fired at its first line, "
+              f"{fmt.when(fmt.utc(t['first_seen']))}{self._after_start(fmt.utc(t['first_seen']))}"
+              for t in new_templates[:2]),
+            *self._detection_advice(),
+        ]
 
     def _after_start(self, moment: dt.datetime) -> str:
         lag = _span_minutes(self.window.start, moment)
@@ -417,20 +412,29 @@ class _Builder:
 
     def _sooner(self, detected_at: dt.datetime | None) -> list[str]:
         """Signals in the data that moved before the detector fired, and the catalogue's detection advice."""
-        ideas = []
-        onsets = [s for s in self.detection_series if s.onset]
-        if onsets:
-            first = min(onsets, key=lambda s: s.onset)
-            ideas.append(f"An alert on {first.series} (baseline {fmt.series_value(first.series, first.baseline)}, peak "
-                         f"{fmt.series_value(first.series, first.peak)}) "
-                         f"would have fired at its onset, {fmt.when(first.onset)}")
         early_templates = [t for t in self.data.get("templates") or []
                            if t.get("first_seen") and detected_at and fmt.utc(t["first_seen"]) < detected_at]
-        ideas += [f"A log alert on the new template '{t['template']}' (first seen "
-                  f"{fmt.when(fmt.utc(t['first_seen']))}) would have fired before the metrics detector"
-                  for t in early_templates[:2]]
-        ideas += [a.description for a in mitigations_for(self.kind, self.service) if a.type == "detect"]
-        return ideas
+        return [
+            *self._first_series_alert(lambda _: ""),
+            *(f"A log alert on the new template '{t['template']}' (first seen "
+              f"{fmt.when(fmt.utc(t['first_seen']))}) would have fired before the metrics detector"
+              for t in early_templates[:2]),
+            *self._detection_advice(),
+        ]
+
+    def _first_series_alert(self, after: Callable[[dt.datetime], str]) -> list[str]:
+        """An alert on the series that moved first, fired at its onset (`after` words its lag, if any)."""
+        onsets = [s for s in self.detection_series if s.onset]
+        if not onsets:
+            return []
+        first = min(onsets, key=lambda s: s.onset)
+        return [f"An alert on {first.series} (baseline {fmt.series_value(first.series, first.baseline)}, peak "
+                f"{fmt.series_value(first.series, first.peak)}) would have fired at its onset, "
+                f"{fmt.when(first.onset)}{after(first.onset)}"]
+
+    def _detection_advice(self) -> list[str]:
+        """The mechanism catalogue's detection actions for the top hypothesis."""
+        return [a.description for a in mitigations_for(self.kind, self.service) if a.type == "detect"]
 
     def _response_text(self) -> str:
         actions = [e for e in self._events() if e[0] >= self.window.start]
