@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from incidentlens.agents import investigate
-from incidentlens.eval.nezha import DAY, MetricsCut, NezhaFault, fault_files, fault_store, load_faults, reference_files
+from incidentlens.eval.nezha import DAY, MetricsCut, NezhaFault, fault_inputs, fault_store, load_faults
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nezha-trainticket"
 
@@ -24,10 +24,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nezha-trai
 def run(fault: NezhaFault, metrics: MetricsCut) -> dict[str, object]:
     started = time.perf_counter()
     day = DATA / "rca_data" / DAY
-    files = fault_files(day, fault)
-    reference = reference_files(DATA / "construct_data" / DAY, fault)
-    store, _ = fault_store({role: reference[role] + paths for role, paths in files.items()},
-                           metrics.around(fault.inject_time))
+    store, _ = fault_store(fault_inputs(day, fault), metrics.around(fault.inject_time))
     result = investigate(store, llm="offline", at=fault.inject_time, onset="at")
     pm = result.postmortem
     ranked = [h.service for h in pm.hypotheses]

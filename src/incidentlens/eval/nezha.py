@@ -119,10 +119,12 @@ def load_faults(data: Path) -> list[NezhaFault]:
     return sorted(faults, key=lambda f: f.inject_time)
 
 
-def fault_files(day_dir: Path, fault: NezhaFault) -> dict[str, list[Path]]:
-    """The log and trace files that cover the fault: the minute before it to two minutes after."""
+def fault_files(day_dir: Path, fault: NezhaFault,
+                minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION) -> dict[str, list[Path]]:
+    """The log and trace files that cover the fault: the minute before it to two minutes after (`minutes`: which
+    of the files, counted from the injection's minute)."""
     minute = fault.inject_time.replace(second=0, microsecond=0)
-    names = [f"{minute + timedelta(minutes=k):%H_%M}" for k in FILE_MINUTES_FROM_INJECTION]
+    names = [f"{minute + timedelta(minutes=k):%H_%M}" for k in minutes]
     files = {
         "logs": [day_dir / "log" / f"{name}_log.csv.gz" for name in names],
         "traces": [day_dir / "trace" / f"{name}_trace.csv.gz" for name in names],
@@ -141,6 +143,14 @@ def reference_files(reference_dir: Path, fault: NezhaFault) -> dict[str, list[Pa
             if ends is not None and ends <= first_covered:
                 found[role].append(path)
     return found
+
+
+def fault_inputs(day_dir: Path, fault: NezhaFault,
+                 minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION) -> dict[str, list[Path]]:
+    """The fault's log and trace files (`fault_files`) after the day's fault-free reference minutes before them."""
+    files = fault_files(day_dir, fault, minutes)
+    reference = reference_files(day_dir.parent.parent / "construct_data" / DAY, fault)
+    return {role: reference[role] + paths for role, paths in files.items()}
 
 
 def _file_minute(name: str, day: datetime) -> datetime | None:
@@ -330,10 +340,7 @@ def null_calibration(data: Path, limit: int | None = None,
     runs: list[NullRun] = []
     faults = load_faults(data)[:limit]
     for number, fault in enumerate(faults, start=1):
-        before = fault_files(day_dir, fault)
-        reference = reference_files(day_dir.parent.parent / "construct_data" / DAY, fault)
-        store = load_telemetry(logs=reference["logs"] + before["logs"][:1],
-                               traces=reference["traces"] + before["traces"][:1])
+        store, _ = fault_store(fault_inputs(day_dir, fault, minutes=(0,)))  # the files up to the injection's minute
         at = fault.inject_time.replace(second=0, microsecond=0) - NULL_LEAD
         window, baseline, _ = known_periods(store, at)
         signals, _ = trace_signals(store, window, baseline)
@@ -381,10 +388,7 @@ def evaluate_nezha(
 
 def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: Ranker) -> FaultScore:
     started = time.perf_counter()
-    files = fault_files(day_dir, fault)
-    reference = reference_files(day_dir.parent.parent / "construct_data" / DAY, fault)
-    files = {role: reference[role] + paths for role, paths in files.items()}
-    store, skipped = fault_store(files, metrics.around(fault.inject_time))
+    store, skipped = fault_store(fault_inputs(day_dir, fault), metrics.around(fault.inject_time))
     try:
         ranking = ranker(store, fault.inject_time)
     except Exception as err:  # one fault's crash is that fault's result, reported; the other faults still run
@@ -398,7 +402,7 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: R
     )
 
 
-def fault_store(files: dict[str, list[Path]], metrics: Path) -> tuple[TelemetryStore, list[Path]]:
+def fault_store(files: dict[str, list[Path]], metrics: Path | None = None) -> tuple[TelemetryStore, list[Path]]:
     """The fault's store; a file the loader refuses (the day has a truncated log) is left out and reported."""
     try:
         return load_telemetry(metrics=metrics, logs=files["logs"] or None, traces=files["traces"] or None), []
