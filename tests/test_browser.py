@@ -182,7 +182,7 @@ def fixture_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
     """The hand-written pool-exhaustion review, with a log sample that tries to inject a script."""
     out = tmp_path_factory.mktemp("browser-fixture")
     analysis = pool_exhaustion_analysis()
-    analysis["templates"][0]["samples"].append("Request failed: <script>alert(1)</script>")
+    analysis["templates"][0]["samples"].insert(0, "Request failed: <script>alert(1)</script>")
     html = write_reports(build_postmortem(analysis), out / "report", store=metrics_store())["html"]
     with open_in_chromium(html, out / "profile") as page:
         yield page

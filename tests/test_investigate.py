@@ -57,7 +57,7 @@ def test_investigate_offline_runs_the_whole_team_and_writes_the_report(tutorial:
     assert result.exit_code == 0, result.output
     assert "brain offline" in result.output
     assert "db-proxy" in result.output  # the executive summary names the root cause
-    for name in ("report.json", "report.md", "report.html", "trace.jsonl"):
+    for name in ("report.json", "report.md", "report.html", "evidence.json", "trace.jsonl"):
         assert (out / name).stat().st_size > 0
     trace = read_trace(out / "trace.jsonl")
     assert coordinator_tools(trace) == RUNBOOK_ORDER
@@ -76,6 +76,9 @@ def test_demo_writes_a_report_and_says_where_to_look(tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "demo" / "report.html").exists() and (tmp_path / "demo" / "trace.jsonl").exists()
     assert "report.html" in result.output
+    markdown = (tmp_path / "demo" / "report.md").read_text()
+    assert len(markdown.splitlines()) <= 300  # readable in a code review: the evidence is in evidence.json
+    assert "[evidence.json](evidence.json)" in markdown
 
 
 def test_a_scripted_model_over_http_calls_the_tools_in_the_original_order(store, tmp_path: Path, monkeypatch):

@@ -178,7 +178,7 @@ def test_investigate_from_the_cli_with_a_known_onset(system: tuple[Path, Path], 
     ran = runner.invoke(app, ["investigate", "--traces", str(spans), "--logs", str(logs), "--at", AT_ISO,
                               "--onset", "at", "--llm", "offline", "--out", str(tmp_path)])
     assert ran.exit_code == 0, ran.output
-    for name in ("report.json", "report.md", "report.html", "trace.jsonl"):
+    for name in ("report.json", "report.md", "report.html", "evidence.json", "trace.jsonl"):
         assert (tmp_path / name).is_file(), name
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["root_cause"]["service"] == "payment"

@@ -41,7 +41,8 @@ def test_report_command_writes_the_review_and_prints_the_summary(analysis_file, 
 def test_report_command_without_metrics_still_writes_every_file(analysis_file, tmp_path):
     result = runner.invoke(app, ["report", "--analysis", str(analysis_file), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html", "report.json", "report.md"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["evidence.json", "report.html", "report.json",
+                                                                   "report.md"]
 
 
 def test_a_bad_analysis_file_is_one_line_and_exit_code_2(tmp_path):

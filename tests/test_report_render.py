@@ -10,6 +10,7 @@ import pytest
 from incidentlens.analysis.series import key_series
 from incidentlens.errors import InputError
 from incidentlens.report import Postmortem, build_postmortem, write_reports
+from incidentlens.report.formatting import readable_pattern
 from incidentlens.report.render_markdown import md_escape
 from test_report_data import END, START, metrics_store, no_incident_analysis, pool_exhaustion_analysis
 
@@ -21,22 +22,34 @@ MARKDOWN_SECTIONS = ["Summary", "Impact", "Root cause", "Trigger", "Hypotheses",
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory):
     analysis = pool_exhaustion_analysis()
-    analysis["templates"][0]["samples"].append(HOSTILE_LOG_LINE)
+    analysis["templates"][0]["samples"].insert(0, HOSTILE_LOG_LINE)  # the line shown
     out = tmp_path_factory.mktemp("report")
     return write_reports(build_postmortem(analysis), out, store=metrics_store())
 
 
-def test_write_reports_writes_json_markdown_and_html(written):
-    assert {path.name for path in written.values()} == {"report.json", "report.md", "report.html"}
+def test_write_reports_writes_json_markdown_html_and_the_evidence_beside_them(written):
+    assert {path.name for path in written.values()} == {"report.json", "report.md", "report.html", "evidence.json"}
     document = json.loads(written["json"].read_text())
     assert Postmortem.model_validate(document).title == document["title"]
 
 
-def test_markdown_has_every_section_and_the_queries_in_code_blocks(written):
+def test_the_evidence_appendix_lives_in_evidence_json_and_the_review_lists_ids_and_titles(written):
+    evidence = json.loads(written["evidence"].read_text())["evidence"]
+    contrast = next(e for e in evidence if e["kind"] == "contrast")
+    assert contrast["query"] == "SELECT region, count(*) FROM logs WHERE level = 'ERROR' GROUP BY region"
+    assert contrast["data"]
+    markdown, html = written["markdown"].read_text(), written["html"].read_text()
+    assert "SELECT region, count(*)" not in markdown and "SELECT region, count(*)" not in html
+    for item in evidence:  # every id keeps its anchor and title, so a citation still lands somewhere
+        assert f'<a id="{item["id"]}"></a>`{item["id"]}`' in markdown
+        assert f'<tr id="{item["id"]}">' in html
+    assert "[evidence.json](evidence.json)" in markdown and '<a href="evidence.json">' in html
+
+
+def test_markdown_has_every_section(written):
     markdown = written["markdown"].read_text()
     headings = re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
     assert headings == MARKDOWN_SECTIONS
-    assert "```sql\nSELECT region, count(*) FROM logs WHERE level = 'ERROR' GROUP BY region\n```" in markdown
     assert "| P0 | mitigate |" in markdown
     assert "- [ ] Confirm: db-proxy" in markdown
 
@@ -137,7 +150,7 @@ def test_markdown_escapes_the_template_fields_it_prints(tmp_path):
     analysis = pool_exhaustion_analysis()
     analysis["templates"][0].update(status="<b>new</b>")
     markdown = write_reports(build_postmortem(analysis), tmp_path)["markdown"].read_text()
-    assert "(\\<b\\>new\\</b\\>)" in markdown and "<b>" not in markdown
+    assert "**T1** \\<b\\>new\\</b\\> in" in markdown and "<b>" not in markdown
 
 
 def test_a_malformed_template_count_is_one_line_input_error():
@@ -145,3 +158,27 @@ def test_a_malformed_template_count_is_one_line_input_error():
     analysis["templates"][0]["count_window"] = "lots"
     with pytest.raises(InputError, match=r"^analysis: field 'count_window': Input should be a valid integer"):
         build_postmortem(analysis)
+
+
+def test_a_template_is_shown_with_its_representative_line_then_its_pattern(tmp_path):
+    analysis = pool_exhaustion_analysis()
+    analysis["templates"][0]["template"] = "<*>:<*>:<*> WARN Pool TraceID: <*> timeout after <*> ms"
+    analysis["templates"][0]["samples"] = ["10:04:35 WARN Pool TraceID: 55b9 timeout after 5000 ms", "second line"]
+    written = write_reports(build_postmortem(analysis), tmp_path)
+    markdown, html = written["markdown"].read_text(), written["html"].read_text()
+    shown = ("```text\n10:04:35 WARN Pool TraceID: 55b9 timeout after 5000 ms\n```\n"
+             "Pattern: `WARN Pool timeout after <*> ms`")
+    assert shown in markdown
+    assert "second line" not in markdown  # one representative line; the rest stay in evidence.json
+    assert '<span class="mono">WARN Pool timeout after &lt;*&gt; ms</span>' in html
+
+
+@pytest.mark.parametrize(("template", "readable"), [
+    ("<*>:<*>:<*> WARN o.s.Orders#<*> TraceID: <*> SpanID: <*> [seat from date: <*>-<*>-<*> <*>:<*>:<*>]",
+     "WARN o.s.Orders#<*> [seat from date: <*>]"),
+    ("db pool exhausted: <*>/<*> connections in use, <*> waiting",
+     "db pool exhausted: <*>/<*> connections in use, <*> waiting"),
+    ("request_id=<*> user=<*> failed", "user=<*> failed"),
+])
+def test_readable_pattern_drops_masked_noise_and_keeps_the_words(template, readable):
+    assert readable_pattern(template) == readable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 
@@ -69,3 +70,18 @@ def series_value(series: str, value: float | None) -> str:
 def sentence(text: str) -> str:
     text = text.strip()
     return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+# A run of masked fields with only punctuation between them (a date, a clock time, an IP:port) reads as one field.
+_MASK_RUN = re.compile(r"<\*>(?:[ :.\-]{1,2}<\*>)+")
+# `TraceID: <*>`, `request_id=<*>`: an identifier's masked value says nothing about the pattern.
+_MASKED_ID = re.compile(r"\s*\b(\w*(?:ID|Id|_id|uuid|UUID))\s*[:=]\s*<\*>")
+
+
+def readable_pattern(template: str) -> str:
+    """A log template without its masked noise: runs of `<*>` folded into one, masked identifiers and a leading
+    masked timestamp dropped (`<*>:<*>:<*> WARN Foo TraceID: <*> failed after <*> ms` -> `WARN Foo failed after <*>
+    ms`). The pattern's words stay as mined."""
+    text = _MASKED_ID.sub("", _MASK_RUN.sub("<*>", template))
+    text = re.sub(r"^\s*<\*>\s+", "", text)
+    return " ".join(text.split()) or template

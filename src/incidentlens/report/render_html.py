@@ -17,7 +17,7 @@ from incidentlens.report import formatting as fmt
 from incidentlens.report.build import duration_label, is_confirmed
 from incidentlens.report.charts import BarChart, LineChart, bar_chart, line_chart, timeline_chart
 from incidentlens.report.playbooks import kind_label, playbook
-from incidentlens.report.schema import Postmortem
+from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
 
 MAX_METRIC_CHARTS = 6
 
@@ -42,10 +42,12 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
                       autoescape=select_autoescape(["html", "html.j2"], default=True), undefined=StrictUndefined,
                       trim_blocks=False, lstrip_blocks=False)
     env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num,
-                       series_value=fmt.series_value, kind_label=kind_label)
+                       series_value=fmt.series_value, kind_label=kind_label,
+                       readable_pattern=fmt.readable_pattern)
     line_charts, charts_note = _line_charts(pm, store)
     return env.get_template("report.html.j2").render(
         pm=pm,
+        evidence_file=EVIDENCE_FILE,
         duration=fmt.minutes(pm.impact.duration_minutes) if pm.impact else "",
         duration_label=duration_label(pm),
         cards=_cards(pm) if pm.detected else [],

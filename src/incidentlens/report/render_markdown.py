@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from incidentlens.report import formatting as fmt
 from incidentlens.report.build import duration_label, executive_summary, is_confirmed
 from incidentlens.report.playbooks import kind_label, playbook
-from incidentlens.report.schema import EVIDENCE_ID_PATTERN, Postmortem
+from incidentlens.report.schema import EVIDENCE_FILE, EVIDENCE_ID_PATTERN, Postmortem
 
 # What can start markup inline: emphasis, code, links, raw HTML, table cells, strikethrough. Parentheses only matter
 # after a "]" (escaped) and intraword underscores never emphasise, so `latency_p95_ms` stays readable.
@@ -29,9 +29,11 @@ def render_markdown(pm: Postmortem) -> str:
     env.filters.update(md=md_escape, code=md_code, fence=md_fence, to_json=lambda data: json.dumps(data, indent=2))
     env.tests["evidence_id"] = lambda value: isinstance(value, str) and re.fullmatch(EVIDENCE_ID_PATTERN, value)
     env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num, measure=fmt.measure, minutes=fmt.minutes,
-                       series_value=fmt.series_value, kind_label=kind_label)
+                       series_value=fmt.series_value, kind_label=kind_label,
+                       readable_pattern=fmt.readable_pattern)
     text = env.get_template("report.md.j2").render(
         pm=pm,
+        evidence_file=EVIDENCE_FILE,
         headline=executive_summary(pm),
         duration_label=duration_label(pm),
         suspected=pm.root_cause is not None and not is_confirmed(pm.root_cause),

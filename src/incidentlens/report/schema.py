@@ -24,6 +24,8 @@ def _as_utc(moment: dt.datetime) -> dt.datetime:
 
 UtcTime = Annotated[dt.datetime, AfterValidator(_as_utc)]
 EVIDENCE_ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+#: the file beside report.md/.html holding the evidence appendix: every query and its data
+EVIDENCE_FILE = "evidence.json"
 # Evidence ids become anchors and links in HTML and Markdown: only safe characters.
 EvidenceId = Annotated[str, Field(pattern=EVIDENCE_ID_PATTERN)]
 

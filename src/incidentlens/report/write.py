@@ -1,4 +1,8 @@
-"""Write the review to disk: report.json (the schema's document), report.md and report.html."""
+"""Write the review to disk: report.json (the schema's document), report.md, report.html and evidence.json.
+
+The evidence appendix (every query and its data) lives in `evidence.json` beside the review; the Markdown and HTML
+list each item's id, kind and title and link to it, so they stay readable on a large incident.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,12 @@ from typing import Any
 from incidentlens.errors import InputError
 from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
-from incidentlens.report.schema import Postmortem
+from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
 
 
 def write_reports(pm: Postmortem, out_dir: str | Path, store: Any = None) -> dict[str, Path]:
-    """Write report.json, report.md and report.html into `out_dir` (created if missing); charts need `store`."""
+    """Write report.json, report.md, report.html and evidence.json into `out_dir` (created if missing); charts
+    need `store`."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -23,9 +28,17 @@ def write_reports(pm: Postmortem, out_dir: str | Path, store: Any = None) -> dic
         "json": ("report.json", json.dumps(pm.to_dict(), indent=2) + "\n"),
         "markdown": ("report.md", render_markdown(pm)),
         "html": ("report.html", render_html(pm, store)),
+        "evidence": (EVIDENCE_FILE, json.dumps(evidence_document(pm), indent=2) + "\n"),
     }
     paths = {}
     for key, (name, text) in documents.items():
         paths[key] = out / name
         paths[key].write_text(text, encoding="utf-8")
     return paths
+
+
+def evidence_document(pm: Postmortem) -> dict[str, Any]:
+    """evidence.json: the review it belongs to, its grounding verdict and every evidence item with query and data."""
+    return {"title": pm.title, "schema_version": pm.schema_version,
+            "grounding": pm.grounding.model_dump(mode="json"),
+            "evidence": [item.model_dump(mode="json") for item in pm.evidence]}
