@@ -16,24 +16,53 @@ MASK = "<*>"
 MAX_MESSAGE_CHARS = 1000
 
 _UUID = r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
+# an embedded time (an application's own prefix, a date, a time of day), before the numbers inside it
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_TIMESTAMP = (r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+              r"|\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b"
+              rf"|\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +)?{_MONTH} +\d{{1,2}}\b")
+_URL = r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+"
+# a path of two or more segments: /var/lib/x, /api/orders/42
+_PATH = r"(?:\B|\b)/[\w.@%+~-]+(?:/[\w.@%+~-]*)+"
+# host:port (a name or IPv4) and bare IPv4 addresses
+_HOST_PORT = r"\b(?:[a-zA-Z0-9-]+\.)+[a-zA-Z0-9-]+:\d+\b"
 _IPV4 = r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
+# a quoted value: key="..." / key: '...', and any single-quoted text ("table 'users' not found")
+_QUOTED = r"""[=:]\s*"[^"]*"|'[^'\s][^']*'"""
 _HEX_PREFIXED = r"\b0x[0-9a-fA-F]+\b"
 # lower-case hex words holding both a digit and a letter (commit shas, pod suffixes, span ids)
 _HEX_WORD = r"\b[0-9a-f]*(?:[0-9][0-9a-f]*[a-f]|[a-f][0-9a-f]*[0-9])[0-9a-f]*\b"
 # ids with a short type prefix: ch_1d0296468c3deb0c, pm_2f87, ord_cd3c (not p95_ms: its prefix holds a digit)
 _PREFIXED_ID = r"\b[a-zA-Z]{1,5}_\w*\d\w*\b"
-# numbers and versions with an optional unit: 42, 1.5s, 120ms, v2.3.1
-_NUMBER = r"\b[vV]?\d+(?:\.\d+)*(?:[a-zA-Z]+\b)?"
+# a number with its unit, as one value: 1288 bytes, 1.25 KB, <1 sec, 120ms, 99.5%
+_QUANTITY = (r"[<>~]?\b\d+(?:[.,]\d+)*\s?(?:[KMGTP]i?B|[kKMGT]b|bytes?|ms|us|ns|sec|secs|seconds?|mins?|minutes?"
+             r"|hours?|days?|s|h|m)\b|\b\d+(?:\.\d+)?%")
+# any other token holding a digit is a value (numbers, versions, blk_-42, node R02-M1, HTTP/1.1, host-10-1):
+# the token runs to whitespace, a bracket, a quote or a separator that starts a new field (`uid=0` -> `uid=<*>`)
+_DIGIT_TOKEN = r"""[^\s()\[\]{}<>"',;=:|]*\d[^\s()\[\]{}<>"',;=:|]*"""
 
-VARIABLE_PATTERN = "|".join((_UUID, _IPV4, _HEX_PREFIXED, _HEX_WORD, _PREFIXED_ID, _NUMBER))
+VARIABLE_PATTERN = "|".join((_UUID, _TIMESTAMP, _URL, _PATH, _HOST_PORT, _IPV4, _QUOTED, _HEX_PREFIXED, _HEX_WORD,
+                             _PREFIXED_ID, _QUANTITY, _DIGIT_TOKEN))
 _VARIABLE = re.compile(VARIABLE_PATTERN)
+# masks side by side (separated by spaces or punctuation only) are one variable: `1288 bytes (1.25 KB)` and
+# `0 bytes` both read `<*>` (an empty value beside one, `()`, joins it too), so a value's length in tokens does not split a template
+ADJACENT_MASKS = r"<\*>(?:[\s:/.,;_-]*(?:[(\[{]?<\*>[)\]}]?|\(\)|\[\]|\{\}))+"
+_ADJACENT = re.compile(ADJACENT_MASKS)
 
 
 def masked_sql(column: str = "message") -> str:
-    """SQL expression: the column's text with every variable replaced by `<*>`."""
-    return f"regexp_replace(substr({quote_ident(column)}, 1, {MAX_MESSAGE_CHARS}), '{VARIABLE_PATTERN}', '{MASK}', 'g')"
+    """SQL expression: the first line of the column's text with every variable replaced by `<*>` (a multi-line
+    entry, e.g. a stack trace, is templated by its first line)."""
+    first_line = f"substr(split_part({quote_ident(column)}, chr(10), 1), 1, {MAX_MESSAGE_CHARS})"
+    variables = f"regexp_replace({first_line}, {_literal(VARIABLE_PATTERN)}, '{MASK}', 'g')"
+    return f"regexp_replace({variables}, {_literal(ADJACENT_MASKS)}, '{MASK}', 'g')"
 
 
 def mask(text: str) -> str:
     """The same masking in Python, for one line (tests and single messages; bulk work runs in SQL)."""
-    return _VARIABLE.sub(MASK, text[:MAX_MESSAGE_CHARS])
+    first_line = text.split("\n", 1)[0][:MAX_MESSAGE_CHARS]
+    return _ADJACENT.sub(MASK, _VARIABLE.sub(MASK, first_line))
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -123,9 +123,55 @@ FROM (
 GROUP BY masked, service, period"""
 
 
-def mine_templates(masked: pa.Array, weights: np.ndarray) -> tuple[list[int], list[str]]:
+class MinedTemplates(BaseModel):
+    """Every entry of the logs view with its template: `templates` (template_id, template, count) and `lines`
+    (file, line, template_id; line = the 1-based line of the file where the entry starts), as Arrow tables."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    templates: pa.Table
+    lines: pa.Table
+
+
+def mine_all_templates(store: Any, similarity: float = DRAIN_SIMILARITY) -> MinedTemplates:
+    """Templates of every entry in the logs view, whatever its time: the distinct masked messages are counted in
+    one scan, Drain3 mines them (heaviest first), and a second scan gives each entry its template id.
+
+    Entries from sources without file lines (CSV, JSON, Parquet) are numbered in view order."""
+    masks = f"SELECT DISTINCT message AS raw, {masked_sql('message')} AS masked FROM logs WHERE message IS NOT NULL"
+    counted = store.fetch(
+        f"SELECT masked, count(*) AS n FROM logs JOIN ({masks}) AS masks ON logs.message = masks.raw "
+        "GROUP BY masked ORDER BY masked"
+    )
+    masked = counted["masked"]
+    template_of_masked, templates = mine_templates(
+        masked, counted["n"].to_numpy().astype(float), similarity=similarity)
+    ids = pa.array(np.asarray(template_of_masked, dtype=np.int64) + 1)
+    counts = np.bincount(np.asarray(template_of_masked, dtype=np.int64),
+                         weights=counted["n"].to_numpy(), minlength=len(templates))
+    template_table = pa.table({
+        "template_id": pa.array(np.arange(1, len(templates) + 1)),
+        "template": pa.array(templates, pa.string()),
+        "count": pa.array(counts.astype(np.int64)),
+    })
+    columns = set(store.columns("logs"))
+    file_sql = 'CAST("file" AS VARCHAR)' if "file" in columns else "CAST(NULL AS VARCHAR)"
+    line_sql = 'coalesce("line", row_number() OVER ())' if "line" in columns else "row_number() OVER ()"
+    con = store.cursor()
+    con.register("_template_of_masked", pa.table({"masked": masked, "template_id": ids}))
+    lines = con.sql(
+        f"SELECT file, line, template_id FROM (SELECT {file_sql} AS file, CAST({line_sql} AS BIGINT) AS line, "
+        f"message FROM logs) AS entries LEFT JOIN ({masks}) AS masks ON entries.message = masks.raw "
+        "LEFT JOIN _template_of_masked USING (masked) ORDER BY file NULLS LAST, line"
+    ).to_arrow_table()
+    return MinedTemplates(templates=template_table, lines=lines)
+
+
+def mine_templates(
+    masked: pa.Array, weights: np.ndarray, similarity: float = DRAIN_SIMILARITY
+) -> tuple[list[int], list[str]]:
     """Drain3 over distinct masked messages, heaviest first: each message's template index, and the templates."""
-    drain = Drain(sim_th=DRAIN_SIMILARITY, depth=DRAIN_DEPTH, param_str=MASK)
+    drain = Drain(sim_th=similarity, depth=DRAIN_DEPTH, param_str=MASK)
     texts = masked.to_pylist()
     cluster_of = [0] * len(texts)
     for i in np.argsort(-weights, kind="stable"):

@@ -20,21 +20,26 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal
+from incidentlens.telemetry.textlogs import UNKNOWN, detect_line_format, sample_lines
 
 PathLike = str | Path
 PathsArg = PathLike | Sequence[PathLike] | None
 
 _FORMATS_BY_SUFFIX = {
-    ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+    ".csv": "csv", ".tsv": "csv",
     ".parquet": "parquet", ".pq": "parquet",
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
 }
+# Plain-text logs, unless they hold JSON lines; any other suffix is sniffed (`_sniff_text`).
+_TEXT_SUFFIXES = (".log", ".out", ".err", ".syslog", ".messages")
 # Where DuckDB's CSV errors turn from the problem to advice and context.
 _DUCKDB_ADVICE = ("Possible", "*", "file =")
 _DELIMITERS = (",", "\t", ";", "|")
 MAX_MALFORMED_SHARE = 0.01
 JSON_FULL_SCHEMA_BYTES = 64 << 20
-_FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON"}
+_FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log"}
+# A CSV header's delimiter repeats as often on at least this share of the lines after it.
+_CSV_CONSISTENCY = 0.8
 
 
 @dataclass(frozen=True)
@@ -165,16 +170,36 @@ def resolve_paths(paths: PathsArg) -> list[Path]:
 
 
 def file_format(path: Path) -> str:
-    """csv, parquet, jsonl or json, from the suffix (ignoring .gz) or, failing that, from the first bytes."""
+    """csv, parquet, jsonl, json or text (a plain-text log), from the suffix (ignoring .gz and rotation numbers)
+    or, failing that, from the first bytes and lines."""
     suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".gz", ".gzip"):
+    while suffixes and (suffixes[-1] in (".gz", ".gzip") or suffixes[-1][1:].isdigit()):
         suffixes = suffixes[:-1]
     if suffixes and suffixes[-1] in _FORMATS_BY_SUFFIX:
         return _FORMATS_BY_SUFFIX[suffixes[-1]]
     head = _first_bytes(path, 4)
     if head == b"PAR1":
         return "parquet"
-    return "jsonl" if head.lstrip()[:1] == b"{" else "csv"
+    if head.lstrip()[:1] == b"{":
+        return "jsonl"
+    if suffixes and suffixes[-1] in _TEXT_SUFFIXES:
+        return "text"
+    return _sniff_text(path)
+
+
+def _sniff_text(path: Path) -> str:
+    """csv when the first line reads as a header whose delimiter recurs as often on the next lines and no log line
+    format fits; else text."""
+    lines = [line for line in sample_lines(path, 50) if line.strip()]
+    if not lines or detect_line_format(lines) is not UNKNOWN:
+        return "text"
+    delimiter = max(_DELIMITERS, key=lines[0].count)
+    fields = lines[0].count(delimiter)
+    rest = lines[1:]
+    consistent = sum(1 for line in rest if line.count(delimiter) == fields)
+    if fields and (not rest or consistent >= _CSV_CONSISTENCY * len(rest)):
+        return "csv"
+    return "text"
 
 
 def sources_for(files: Iterable[Path]) -> list[Source]:

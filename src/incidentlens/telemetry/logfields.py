@@ -11,6 +11,9 @@ import re
 LEVEL_ALIASES = {
     "WARNING": "WARN", "ERR": "ERROR", "CRITICAL": "FATAL", "CRIT": "FATAL", "PANIC": "FATAL", "EMERG": "FATAL",
     "EMERGENCY": "FATAL", "ALERT": "FATAL", "NOTICE": "INFO", "INFORMATION": "INFO", "DBG": "DEBUG",
+    "SEVERE": "ERROR", "FINE": "DEBUG", "FINER": "TRACE", "FINEST": "TRACE",
+    # one-letter levels: klog (I, W, E, F), Android logcat (V, D, I, W, E, F, A)
+    "V": "TRACE", "D": "DEBUG", "I": "INFO", "W": "WARN", "E": "ERROR", "F": "FATAL", "A": "FATAL",
 }
 # pino/bunyan levels, then syslog severities.
 NUMERIC_LEVELS = {

@@ -27,6 +27,7 @@ import sqlglot.expressions as exp
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import quote
 from incidentlens.telemetry.files import PathsArg, Source, resolve_paths, sources_for
+from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, read_text_log
 from incidentlens.telemetry.views import EmptySourceError, build_select
 
 VIEWS = ("metrics", "logs", "spans", "events")
@@ -101,13 +102,18 @@ class TelemetryStore:
                 ranges[view] = (row["lo"], row["hi"])
         return ranges
 
-    def add_files(self, view: str, paths: PathsArg, mapping: dict[str, str] | None = None) -> None:
-        """Add files (a path, a glob, or a list of them) to a canonical view."""
+    def add_files(self, view: str, paths: PathsArg, mapping: dict[str, str] | None = None,
+                  text: TextLogOptions | None = None) -> None:
+        """Add files (a path, a glob, or a list of them) to a canonical view; `text` says what plain-text logs
+        cannot (the year of year-less times, the service)."""
         files = resolve_paths(paths)
         empty: list[EmptySourceError] = []
         for source in sources_for(files):
             try:
-                self._add_source(view, source, mapping or {})
+                if source.fmt == "text":
+                    self._add_text_logs(view, source, text)
+                else:
+                    self._add_source(view, source, mapping or {})
             except EmptySourceError as err:
                 empty.append(err)
         if empty and not self.has(view):
@@ -125,6 +131,24 @@ class TelemetryStore:
         finally:
             self.con.unregister("_incidentlens_arrow")
         self._add_source(view, Source(label, table=quote(name)), mapping or {})
+
+    def _add_text_logs(self, view: str, source: Source, options: TextLogOptions | None) -> None:
+        """Each plain-text log file parsed into a table of entries (see `textlogs`), then canonicalised."""
+        if view != "logs":
+            raise InputError(f"{source.label}: a plain-text log can only be read as --logs (its lines have no "
+                             f"{view} columns)")
+        for path in source.files:
+            table = f"_logs_text_{len(self._parts.get(view, []))}"
+            fmt = read_text_log(self.con, path, table, options)
+            entries, untimed = self.con.execute(
+                f"SELECT count(*), count(*) FILTER (ts IS NULL) FROM {quote(table)}").fetchone()
+            if fmt is UNKNOWN:
+                self.warnings.append(f"{path}: line format not recognised: one entry per line, with no time "
+                                     "(templates work; time-based analysis has no times from it)")
+            elif untimed:
+                self.warnings.append(f"{path}: {untimed} of {entries} entries ({fmt.name}) have no time that parses: "
+                                     "kept, left out of time-based analysis")
+            self._add_source(view, Source(str(path), (path,), fmt="text", table=quote(table)), {})
 
     def check_mapping(self, mapping: dict[str, str]) -> None:
         """Every `--map role=column` must name a column of some loaded source (a typo is not silently ignored)."""
@@ -153,6 +177,7 @@ def load_telemetry(
     traces: PathsArg = None,
     events: PathsArg = None,
     mapping: dict[str, str] | None = None,
+    text: TextLogOptions | None = None,
 ) -> TelemetryStore:
     """Files -> a TelemetryStore with canonical views; each argument is a path, a glob, or a list of them.
 
@@ -165,7 +190,7 @@ def load_telemetry(
     store = TelemetryStore()
     for view, paths in inputs.items():
         if paths is not None:
-            store.add_files(view, paths, mapping)
+            store.add_files(view, paths, mapping, text)
     store.check_mapping(mapping or {})
     return store
 

@@ -162,7 +162,9 @@ def _build(
     canonical.add_rest()
     missing = _validate(con, canonical, warnings)
     con.execute(f"DROP TABLE IF EXISTS {_SAMPLE}")
-    return Built(canonical.select_sql(keep_missing_times=missing == 0), tuple(columns.types))
+    # A plain-text log keeps its entries without a time (an unknown line format): templates still read them.
+    keep = missing == 0 or source.fmt == "text"
+    return Built(canonical.select_sql(keep_missing_times=keep), tuple(columns.types))
 
 
 def _sample(con: duckdb.DuckDBPyConnection, source: Source) -> None:
@@ -433,7 +435,7 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
             f"{file}: column {c.time_column!r} row {row}: cannot parse {value!r} as a time "
             f"(the column's other values read as {c.time_format.describe()})"
         )
-    if missing:
+    if missing and c.source.fmt != "text":
         warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing} rows have no time, left out")
     for (name, _), count in zip(checks, bad_values, strict=True):
         if count:

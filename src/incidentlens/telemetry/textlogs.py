@@ -1,0 +1,344 @@
+"""Plain-text log files -> a DuckDB table of log entries: `ts, service, level, message, file, line[, host]`.
+
+The line format is detected per file from a sample of its first lines (`detect_line_format`): the catalogue below
+holds ISO-8601/RFC 3339 prefixes (log4j/logback, Python's asctime, Windows CBS...), syslog (RFC 3164 and 5424),
+Go/klog, Android logcat, Python logging's default, nginx/Apache access and error logs, bracketed and compact times
+and epoch seconds. The format that matches most sample lines wins (ties: the more specific, listed first); a file
+no format fits still reads, one entry per line with no time.
+
+The whole file is then read by DuckDB in one scan (`read_csv` with one column, no quoting) and every line is
+split by the format's regular expression (RE2) in SQL. A line the format does not match (a Java stack trace, a
+continuation) belongs to the entry above it: entries are numbered by a running count of matching lines and their
+lines joined. `line` is the 1-based line of the file on which the entry starts.
+
+Times without a year (syslog, logcat, klog) take `TextLogOptions.year`, else the year of the file's modification
+time; times of day alone take the modification date. The service is `TextLogOptions.service`, else the syslog app
+field, else the file name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.logfields import LEVEL_WORD_PATTERN
+from incidentlens.telemetry.timeparse import utc_naive_sql
+
+#: lines read to choose a file's format
+SAMPLE_LINES = 2000
+#: a format is taken when it matches this share of the sample's non-blank lines (or the first line and a few)
+MIN_FORMAT_SHARE = 0.3
+MIN_SHARE_FROM_FIRST_LINE = 0.05
+#: a level word at the same field of this share of the sample's messages, within the first fields, ends a header
+HEADER_SHARE = 0.8
+MAX_HEADER_FIELDS = 8
+
+_LEVELS = r"(?i:TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|ERR|CRITICAL|CRIT|FATAL|SEVERE|ALERT|EMERG|PANIC)"
+_ISO = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2}| ?UTC)?"
+# A logger: a dotted (or $- or /-joined) name such as `org.example.Api`, `dfs.DataNode$PacketResponder` or
+# `chrome.exe`, with an optional process qualifier (`[123]`, `*64`). A bare word is not taken: `payments: timeout`
+# keeps its first word in the message.
+_LOGGER = r"[\w$][\w$-]*(?:[.$/][\w$-]+)+(?:\[\d+\]| \*\d+)?"
+# After a time: separators, an optional pid, level (bare or bracketed), [thread], then a logger followed by a colon
+# or a dash, or by a bracketed context (`[req-... - - -]`, an MDC); the rest is the message.
+_TAIL = (
+    r"[\s,|]*(?:-\s+)?(?:(?P<pid>\d+)\s+)?"
+    rf"(?:[\[<]?(?P<level>{_LEVELS})[\]>]?(?:[\s:|,]+|\s*-\s+))?"
+    r"(?:\[(?P<thread>(?:[^\[\]]|\[[^\]]*\])*)\]\s*(?:-\s+)?)?"
+    rf"(?:(?P<logger>{_LOGGER})\s+\[(?P<context>[^\]]*)\]\s+|(?P<logger_>{_LOGGER})(?:\s*:\s+|\s+-\s+))?"
+    r"(?P<msg>.*)"
+)
+_SYSLOG_APP = r"(?:(?P<app>[^\s:\[]+)(?:\[(?P<procid>\d+)\])?: )?"
+
+
+@dataclass(frozen=True)
+class LineFormat:
+    """One line format: a regular expression (valid in Python and RE2) whose named groups give the entry's parts
+    (`ts`, `level`, `app`, `pri`, `status`, `host`, `msg`), and the time formats tried on `ts` (strptime
+    patterns; `iso`; `epoch`). A pattern without a year takes the year given or the file's; one without a day the
+    file's date."""
+
+    name: str
+    pattern: str
+    times: tuple[str, ...] = ()
+
+    @property
+    def groups(self) -> list[str]:
+        index = re.compile(self.pattern).groupindex
+        return sorted(index, key=index.__getitem__)
+
+    @property
+    def key_group(self) -> str:
+        """A group that is non-empty exactly when a line matches (the line starts an entry)."""
+        return "ts" if "ts" in self.groups else "level"
+
+
+FORMATS: tuple[LineFormat, ...] = (
+    LineFormat(
+        "syslog-rfc5424",
+        rf"^<(?P<pri>\d{{1,3}})>\d{{1,2}} (?P<ts>{_ISO}|-) (?P<host>\S+) (?P<app>\S+) \S+ \S+ "
+        r"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+) ?(?P<msg>.*)",
+        ("iso",),
+    ),
+    LineFormat(
+        "syslog-rfc3164",
+        rf"^(?:<(?P<pri>\d{{1,3}})>)?(?P<ts>[A-Z][a-z]{{2}} +\d{{1,2}} \d{{2}}:\d{{2}}:\d{{2}}) (?P<host>\S+) "
+        rf"{_SYSLOG_APP}(?P<msg>.*)",
+        ("%b %d %H:%M:%S",),
+    ),
+    LineFormat(
+        "klog",
+        r"^(?P<level>[IWEF])(?P<ts>\d{4} \d{2}:\d{2}:\d{2}\.\d+) +(?P<pid>\d+) (?P<logger>[^\]\s]+)\] (?P<msg>.*)",
+        ("%m%d %H:%M:%S.%f",),
+    ),
+    LineFormat(
+        "android-logcat",
+        r"^(?P<ts>\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}) +(?P<pid>\d+) +\d+ (?P<level>[VDIWEFA]) "
+        r"(?:(?P<logger>[^:]*?)\s*: )?(?P<msg>.*)",
+        ("%m-%d %H:%M:%S.%f",),
+    ),
+    LineFormat(
+        "access-log",
+        r"^(?P<host>\S+) \S+ \S+ \[(?P<ts>\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
+        r'(?P<msg>"(?:[^"\\]|\\.)*" (?P<status>\d{3}) .*)',
+        ("%d/%b/%Y:%H:%M:%S %z",),
+    ),
+    LineFormat(
+        "python-asctime",
+        rf"^(?P<ts>{_ISO}) - (?P<msg>\S+ - (?P<level>{_LEVELS}) - .*)",
+        ("iso",),
+    ),
+    LineFormat("iso-8601", rf"^(?P<ts>{_ISO}){_TAIL}", ("iso",)),
+    # one field before the time: a host or file name that collectors put first
+    LineFormat("field-then-iso-8601", rf"^\S+ (?P<ts>{_ISO}){_TAIL}", ("iso",)),
+    LineFormat(
+        "slashed-date",
+        rf"^(?P<ts>\d{{2,4}}/\d{{2}}/\d{{2}}[ T]\d{{2}}:\d{{2}}:\d{{2}}(?:[.,]\d+)?){_TAIL}",
+        # two-digit years first: %Y would read `17/06/09` as the year 17
+        ("%y/%m/%d %H:%M:%S.%f", "%y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M:%S.%f", "%Y/%m/%d %H:%M:%S"),
+    ),
+    LineFormat(
+        "bracketed-time",
+        rf"^\[(?P<ts>[^\]]{{8,40}})\]{_TAIL}",
+        ("iso", "%a %b %d %H:%M:%S %Y", "%a %b %d %H:%M:%S.%f %Y", "%d/%b/%Y:%H:%M:%S %z", "%d/%b/%Y:%H:%M:%S",
+         "%m.%d %H:%M:%S", "%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%H:%M:%S.%f", "%H:%M:%S"),
+    ),
+    LineFormat(
+        "compact-date",
+        rf"^(?P<ts>\d{{6}}(?:\d{{2}})?[ -]\d{{6}}|\d{{8}}-\d{{1,2}}:\d{{1,2}}:\d{{1,2}}(?::\d{{1,3}})?){_TAIL}",
+        ("%y%m%d %H%M%S", "%Y%m%d %H%M%S", "%Y%m%d-%H%M%S", "%Y%m%d-%H:%M:%S:%g", "%Y%m%d-%H:%M:%S"),
+    ),
+    LineFormat("epoch-seconds", rf"^(?:\S+ ){{0,4}}?(?P<ts>1\d{{9}}(?:\.\d{{1,9}})?)\b{_TAIL}", ("epoch",)),
+    LineFormat(
+        "time-of-day",
+        rf"^(?P<ts>\d{{2}}:\d{{2}}:\d{{2}}(?:[.,]\d{{1,6}})?){_TAIL}",
+        ("%H:%M:%S.%f", "%H:%M:%S"),
+    ),
+    LineFormat("python-logging", r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL):(?P<msg>[^:\s]*:.*)"),
+)
+UNKNOWN = LineFormat("unknown", r"^(?P<msg>.*)")
+
+
+@dataclass(frozen=True)
+class TextLogOptions:
+    """What a plain-text log cannot say itself: the year of year-less times, the service of every entry."""
+
+    year: int | None = None
+    service: str | None = None
+
+
+def detect_line_format(lines: list[str]) -> LineFormat:
+    """The format matching most of the sample's non-blank lines (the first listed on a tie), else UNKNOWN."""
+    sample = [line for line in lines if line.strip()]
+    if not sample:
+        return UNKNOWN
+    best, best_count = UNKNOWN, 0
+    for fmt in FORMATS:
+        compiled = re.compile(fmt.pattern)
+        count = sum(1 for line in sample if compiled.match(line))
+        if count > best_count:
+            best, best_count = fmt, count
+    share = best_count / len(sample)
+    first_matches = best is not UNKNOWN and re.match(best.pattern, sample[0]) is not None
+    if share >= MIN_FORMAT_SHARE or (first_matches and share >= MIN_SHARE_FROM_FIRST_LINE):
+        return best
+    return UNKNOWN
+
+
+def read_text_log(
+    con: duckdb.DuckDBPyConnection, path: Path, table: str, options: TextLogOptions | None = None
+) -> LineFormat:
+    """Parse one plain-text log file into the DuckDB table `table`; returns the format it was read as."""
+    options = options or TextLogOptions()
+    sample = sample_lines(path)
+    fmt = detect_line_format(sample)
+    groups = fmt.groups
+    extract = f"regexp_extract(text, {literal(fmt.pattern)}, [{', '.join(literal(g) for g in groups)}])"
+    msg, level = "g.msg", "NULL"
+    if "level" in groups:
+        level = "nullif(g.level, '')"
+    header = _level_field_position(fmt, sample)
+    if header is not None:
+        # Header fields up to a level word at a fixed position (`... RAS KERNEL INFO msg`) are no message.
+        fields = rf"^(?:\S+\s+){{{header}}}[\[<]?({_LEVELS})[\]>]?(?:\s+(.*))?$"
+        split = f"regexp_extract(g.msg, {literal(fields)}, ['level', 'rest'])"
+        msg = f"CASE WHEN h.level <> '' THEN h.rest ELSE g.msg END"
+        level = "coalesce(nullif(h.level, ''), nullif(g.level, ''))" if "level" in groups else "nullif(h.level, '')"
+        extract = f"{extract} AS g, {split.replace('g.msg', f'{extract}.msg')} AS h"
+    else:
+        extract = f"{extract} AS g"
+    logger = [f"nullif(g.{name}, '')" for name in ("logger", "logger_") if name in groups]
+    logger_sql = f"coalesce({', '.join(logger)})" if logger else "NULL"
+    parsed = (f"SELECT line, text, g, {msg} AS msg, {level} AS lvl, {logger_sql} AS logger "
+              f"FROM (SELECT line, text, {extract} FROM ({_lines_sql(path)}) AS raw) AS split")
+    con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {parsed}")
+    has_continuations = fmt is not UNKNOWN and con.execute(
+        f"SELECT count(*) FROM {quote(table)} WHERE text IS NOT NULL AND g.{fmt.key_group} = ''"
+    ).fetchone()[0] > 0
+    entries = _entries_sql(table, fmt, has_continuations)
+    time_sql = _time_sql(con, table, fmt, path, options) if fmt.times else "CAST(NULL AS TIMESTAMP)"
+    columns = {
+        "ts": time_sql,
+        "service": _service_sql(fmt, path, options),
+        "level": _level_sql(fmt),
+        "message": "message",
+        "logger": "logger",
+        "file": literal(str(path)),
+        "line": "line",
+    }
+    if "host" in groups:
+        columns["host"] = "nullif(g.host, '')"
+    if not logger:
+        del columns["logger"]
+    select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in columns.items())
+    con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT {select} FROM ({entries}) AS entries "
+                "ORDER BY line")
+    return fmt
+
+
+def _level_field_position(fmt: LineFormat, sample: list[str]) -> int | None:
+    """k when most sample messages hold a level word as their (k+1)-th field, k >= 1 (header fields before it),
+    and the format has no level of its own there; else None."""
+    compiled = re.compile(fmt.pattern)
+    level_word = re.compile(rf"[\[<]?{_LEVELS}[\]>]?")
+    positions: list[int] = []
+    for line in sample:
+        match = compiled.match(line)
+        if match is None or match.groupdict().get("level"):
+            continue
+        fields = match.group("msg").split()[:MAX_HEADER_FIELDS + 1]
+        positions.append(next((k for k, f in enumerate(fields) if level_word.fullmatch(f)), -1))
+    if not positions:
+        return None
+    position = max(set(positions), key=positions.count)
+    return position if position >= 1 and positions.count(position) >= HEADER_SHARE * len(positions) else None
+
+
+def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
+    """The first `count` lines of a (possibly gzipped) text file; binary content is an InputError."""
+    opener = gzip.open if _is_gzip(path) else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = [handle.readline(1 << 16) for _ in range(count)]
+    except (OSError, EOFError) as err:
+        raise InputError(f"{path}: cannot read: {err}") from None
+    for number, line in enumerate(raw, 1):
+        if b"\x00" in line:
+            raise InputError(f"{path}: line {number}: not text (a NUL byte): a binary file?")
+    return [line.decode("utf-8", errors="replace").rstrip("\r\n") for line in raw if line]
+
+
+def _lines_sql(path: Path) -> str:
+    """Every line of the file with its 1-based number; a blank line is NULL (kept, so numbers stay right)."""
+    # One VARCHAR column, no quote or escape character, a delimiter that text does not hold: each line is a row.
+    reader = (f"read_csv({literal(str(path))}, columns={{'text': 'VARCHAR'}}, header=false, auto_detect=false, "
+              "delim='\\x01', quote='', escape='', strict_mode=false, null_padding=true, max_line_size=16777216)")
+    return f"SELECT row_number() OVER () AS line, text FROM {reader}"
+
+
+def _entries_sql(table: str, fmt: LineFormat, has_continuations: bool) -> str:
+    """One row per entry: its first line's number and groups, and its message (continuation lines joined)."""
+    # Blank lines are no entries (a stack trace's blank line is dropped from its entry too).
+    lines = f"(SELECT * FROM {quote(table)} WHERE length(trim(text)) > 0) AS lines"
+    if not has_continuations:
+        return f"SELECT line, g, lvl, logger, msg AS message FROM {lines}"
+    starts = f"CASE WHEN g.{fmt.key_group} <> '' THEN 1 ELSE 0 END"
+    # Lines before the first entry (running count 0) are entries of their own.
+    numbered = (f"SELECT line, text, g, lvl, logger, msg, {starts} AS starts, "
+                f"sum({starts}) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING) AS running FROM {lines}")
+    entry = "CASE WHEN running = 0 THEN -line ELSE running END"
+    part = "CASE WHEN starts = 1 THEN msg ELSE text END"
+    return (f"SELECT min(line) AS line, arg_min(g, line) AS g, arg_min(lvl, line) AS lvl, "
+            f"arg_min(logger, line) AS logger, string_agg({part}, chr(10) ORDER BY line) AS message "
+            f"FROM ({numbered}) AS numbered GROUP BY {entry}")
+
+
+def _time_sql(con: duckdb.DuckDBPyConnection, table: str, fmt: LineFormat, path: Path,
+              options: TextLogOptions) -> str:
+    """The entry's time as naive UTC: the candidate time format that parses most of the file's first times."""
+    modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    year = options.year or modified.year
+    ts = "regexp_replace(replace(g.ts, ',', '.'), ' +', ' ', 'g')"
+    candidates = [_parse_sql(ts, pattern, year, modified) for pattern in fmt.times]
+    if len(candidates) == 1:
+        return candidates[0]
+    sample = f"(SELECT g FROM {quote(table)} WHERE g.{fmt.key_group} <> '' LIMIT {SAMPLE_LINES})"
+    counts = con.execute(f"SELECT {', '.join(f'count({c})' for c in candidates)} FROM {sample}").fetchone()
+    return candidates[max(range(len(candidates)), key=lambda i: counts[i])]
+
+
+def _parse_sql(ts: str, pattern: str, year: int, modified: datetime) -> str:
+    if pattern == "iso":
+        return utc_naive_sql(f"TRY_CAST({ts} AS TIMESTAMPTZ)")
+    if pattern == "epoch":
+        return f"make_timestamp(CAST(round(TRY_CAST({ts} AS DOUBLE) * 1000000) AS BIGINT))"
+    if "%d" not in pattern:
+        ts, pattern = f"{literal(modified.strftime('%Y-%m-%d '))} || {ts}", f"%Y-%m-%d {pattern}"
+    elif "%Y" not in pattern and "%y" not in pattern:
+        ts, pattern = f"'{year} ' || {ts}", f"%Y {pattern}"
+    parsed = f"try_strptime({ts}, {literal(pattern)})"
+    return utc_naive_sql(parsed) if "%z" in pattern else parsed
+
+
+def _service_sql(fmt: LineFormat, path: Path, options: TextLogOptions) -> str:
+    if options.service:
+        return literal(options.service)
+    by_file = literal(file_service(path))
+    return f"coalesce(nullif(g.app, ''), {by_file})" if "app" in fmt.groups else by_file
+
+
+def file_service(path: Path) -> str:
+    """`/var/log/payments.log.1.gz` -> `payments`: the file name without its log, rotation and gzip suffixes."""
+    name = path.name
+    previous = None
+    while name != previous:
+        previous = name
+        name = re.sub(r"(?i)\.(gz|gzip|log|txt|out|err|\d+)$", "", name)
+    return name or path.name
+
+
+def _level_sql(fmt: LineFormat) -> str:
+    """The level: the format's level field, syslog's priority or an access log's status, else the first level
+    word of the entry's first line."""
+    first_line = "split_part(message, chr(10), 1)"
+    from_text = f"nullif(regexp_extract({first_line}, {literal(LEVEL_WORD_PATTERN)}, 1), '')"
+    fields = ["lvl"]
+    if "pri" in fmt.groups:
+        fields.append("CAST(TRY_CAST(nullif(g.pri, '') AS INTEGER) % 8 AS VARCHAR)")
+    if "status" in fmt.groups:
+        status = "TRY_CAST(g.status AS INTEGER)"
+        fields.append(f"CASE WHEN {status} >= 500 THEN 'ERROR' WHEN {status} >= 400 THEN 'WARN' "
+                      f"WHEN {status} IS NOT NULL THEN 'INFO' END")
+    return f"coalesce({', '.join([*fields, from_text])})"
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
