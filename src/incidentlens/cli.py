@@ -85,6 +85,14 @@ ColumnMap = Annotated[
     list[str] | None, typer.Option("--map", metavar="ROLE=COLUMN", help="The source column for a role, e.g. --map "
                                    "time=when (repeatable).")
 ]
+LogYear = Annotated[
+    int | None, typer.Option("--year", help="Year of plain-text log times written without one (syslog, logcat; "
+                             "default: the file's modification year).")
+]
+LogService = Annotated[
+    str | None, typer.Option("--service", help="Service of plain-text log entries (default: the syslog app field, "
+                             "else the file name).")
+]
 AlertTime = Annotated[
     str | None, typer.Option("--at", metavar="TIME", help="Alert time (ISO-8601): the incident containing or nearest "
                              "to it.")
@@ -112,13 +120,15 @@ def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_t
 
 def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[str] | None,
                 events: list[str] | None, mapping: list[str] | None, at: object = None,
-                prometheus: object = None) -> object:
+                prometheus: object = None, year: int | None = None, service: str | None = None) -> object:
     """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store)."""
     from incidentlens.telemetry import parse_mapping
     from incidentlens.telemetry.sources import open_store
+    from incidentlens.telemetry.textlogs import TextLogOptions
 
     return open_store(metrics=metrics or None, logs=logs or None, traces=traces or None, events=events or None,
-                      mapping=parse_mapping(mapping), prometheus=prometheus, at=at)
+                      mapping=parse_mapping(mapping), prometheus=prometheus, at=at,
+                      text=TextLogOptions(year=year, service=service))
 
 
 def _version(value: bool) -> None:
@@ -266,6 +276,8 @@ def analyze_command(
     detector: Detector = "robust",
     as_json: Annotated[bool, typer.Option("--json", help="Print analysis.json instead of the summary.")] = False,
     mapping: ColumnMap = None,
+    year: LogYear = None,
+    service: LogService = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
@@ -277,7 +289,7 @@ def analyze_command(
 
     anchor = parse_time(at) if at else None
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service)
     with console.status("analyzing", spinner="dots"):
         result = analyze(store, at=anchor, detector=detector, onset=onset)
     out.mkdir(parents=True, exist_ok=True)
@@ -372,6 +384,77 @@ def _rate(value: float | None, fmt: str = "{:.0%}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+@app.command("templates")
+def templates_command(
+    logs: LogFiles = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory for templates.csv and lines.csv.")] = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the templates as JSON.")] = False,
+    mapping: ColumnMap = None,
+    year: LogYear = None,
+    service: LogService = None,
+) -> None:
+    """Mine the log templates of every entry: templates.csv (template_id,template,count) and lines.csv
+    (file,line,template_id; line = the line of the file where the entry starts)."""
+    import json
+
+    import pyarrow.csv as pacsv
+
+    from incidentlens.analysis.templates import mine_all_templates
+    from incidentlens.errors import InputError
+
+    if not logs:
+        raise InputError("templates: give --logs PATH (files or globs)")
+    store = _open_store(None, logs, None, None, mapping, year=year, service=service)
+    mined = mine_all_templates(store)
+    out.mkdir(parents=True, exist_ok=True)
+    pacsv.write_csv(mined.templates, out / "templates.csv")
+    pacsv.write_csv(mined.lines, out / "lines.csv")
+    if as_json:
+        print(json.dumps(mined.templates.to_pylist(), indent=2))
+        return
+    ordered = mined.templates.sort_by([("count", "descending")])
+    for row in ordered.slice(0, 15).to_pylist():
+        _print_data(f"{row['count']:>9}  {row['template']}")
+    more = f" ({mined.templates.num_rows - 15} more in templates.csv)" if mined.templates.num_rows > 15 else ""
+    _print_data(f"{mined.templates.num_rows} templates over {mined.lines.num_rows} entries{more}")
+    _print_data(f"wrote {out / 'templates.csv'}")
+    _print_data(f"wrote {out / 'lines.csv'}")
+
+
+@eval_app.command("templates")
+def eval_templates_command(
+    data: Annotated[Path, typer.Option("--data", help="The Loghub-2k directory (<S>/<S>_2k.log per system).")] = Path(
+        "../shared/datasets/loghub-2k"
+    ),
+    similarity: Annotated[
+        float | None, typer.Option("--similarity", help="Drain's similarity threshold (default: the one shipped).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Grouping accuracy of the log templates on Loghub-2k, per system and on average (each raw log read as a
+    user's file is)."""
+    import json
+
+    from rich.table import Table
+
+    from incidentlens.analysis.templates import DRAIN_SIMILARITY
+    from incidentlens.eval.templates import evaluate_templates
+
+    with console.status("mining templates"):
+        report = evaluate_templates(data, similarity=DRAIN_SIMILARITY if similarity is None else similarity)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    table = Table("system", "lines", "templates (truth)", "templates (mined)", "GA", "Drain (published)", box=None,
+                  caption=f"grouping accuracy; Drain similarity {report.similarity}")
+    for row in report.to_dict()["systems"]:
+        published = row["drain_published"]
+        table.add_row(row["system"], str(row["lines"]), str(row["templates_truth"]), str(row["templates_mined"]),
+                      f"{row['grouping_accuracy']:.3f}", "-" if published is None else f"{published:.3f}")
+    table.add_row("average", "", "", "", f"{report.average:.3f}", "")
+    console.print(table)
+
+
 @app.command("sql")
 def sql_command(
     query: Annotated[str, typer.Argument(help="One SELECT/WITH query over metrics, logs, spans, events.")],
@@ -383,6 +466,8 @@ def sql_command(
     max_rows: Annotated[int, typer.Option("--max-rows", help="Row cap.")] = 200,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before the query is interrupted.")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    year: LogYear = None,
+    service: LogService = None,
 ) -> None:
     """Run one read-only query in the SQL sandbox (the one the agents use): no writes, no files, capped."""
     import json
@@ -391,7 +476,7 @@ def sql_command(
 
     from incidentlens.analysis.sql_sandbox import SqlSandbox
 
-    store = _open_store(metrics, logs, traces, events, mapping)
+    store = _open_store(metrics, logs, traces, events, mapping, year=year, service=service)
     with SqlSandbox(store, row_cap=max_rows, timeout_s=timeout) as sandbox:
         result = sandbox.run(query)
     if as_json:
@@ -456,6 +541,8 @@ def investigate_command(
         "."
     ),
     max_steps: Annotated[int, typer.Option("--max-steps", help="Step budget of the coordinator agent.")] = 30,
+    year: LogYear = None,
+    service: LogService = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
@@ -466,7 +553,7 @@ def investigate_command(
     anchor = parse_time(at) if at else None
     check_onset(onset, anchor)  # before any data is read
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service)
     _investigate_and_report(store, out, llm=llm, model=model, llm_url=llm_url, max_steps=max_steps, at=anchor,
                             onset=onset)
 

@@ -23,12 +23,13 @@ _TIMESTAMP = (r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z
               rf"|\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +)?{_MONTH} +\d{{1,2}}\b")
 _URL = r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+"
 # a path of two or more segments: /var/lib/x, /api/orders/42
-_PATH = r"(?:\B|\b)/[\w.@%+~-]+(?:/[\w.@%+~-]*)+"
+_PATH = r"(?:\B|\b)/[\w.@%+~-]+(?:/[\w.@%+~-]*)+(?:\?[^\s\"'<>]*)?"
 # host:port (a name or IPv4) and bare IPv4 addresses
 _HOST_PORT = r"\b(?:[a-zA-Z0-9-]+\.)+[a-zA-Z0-9-]+:\d+\b"
 _IPV4 = r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
-# a quoted value: key="..." / key: '...', and any single-quoted text ("table 'users' not found")
-_QUOTED = r"""[=:]\s*"[^"]*"|'[^'\s][^']*'"""
+# a quoted value: key="..." (masked first, keeping its key) and any single-quoted text ("table 'users' not found")
+KEYED_QUOTE = r'([=:]\s*)"[^"]*"'
+_QUOTED = r"""'[^'\s][^']*'"""
 _HEX_PREFIXED = r"\b0x[0-9a-fA-F]+\b"
 # lower-case hex words holding both a digit and a letter (commit shas, pod suffixes, span ids)
 _HEX_WORD = r"\b[0-9a-f]*(?:[0-9][0-9a-f]*[a-f]|[a-f][0-9a-f]*[0-9])[0-9a-f]*\b"
@@ -44,8 +45,10 @@ _DIGIT_TOKEN = r"""[^\s()\[\]{}<>"',;=:|]*\d[^\s()\[\]{}<>"',;=:|]*"""
 VARIABLE_PATTERN = "|".join((_UUID, _TIMESTAMP, _URL, _PATH, _HOST_PORT, _IPV4, _QUOTED, _HEX_PREFIXED, _HEX_WORD,
                              _PREFIXED_ID, _QUANTITY, _DIGIT_TOKEN))
 _VARIABLE = re.compile(VARIABLE_PATTERN)
+_KEYED_QUOTE = re.compile(KEYED_QUOTE)
 # masks side by side (separated by spaces or punctuation only) are one variable: `1288 bytes (1.25 KB)` and
-# `0 bytes` both read `<*>` (an empty value beside one, `()`, joins it too), so a value's length in tokens does not split a template
+# `0 bytes` both read `<*>` (an empty value beside one, `()`, joins it too), so a value's length in tokens does
+# not split a template
 ADJACENT_MASKS = r"<\*>(?:[\s:/.,;_-]*(?:[(\[{]?<\*>[)\]}]?|\(\)|\[\]|\{\}))+"
 _ADJACENT = re.compile(ADJACENT_MASKS)
 
@@ -54,14 +57,16 @@ def masked_sql(column: str = "message") -> str:
     """SQL expression: the first line of the column's text with every variable replaced by `<*>` (a multi-line
     entry, e.g. a stack trace, is templated by its first line)."""
     first_line = f"substr(split_part({quote_ident(column)}, chr(10), 1), 1, {MAX_MESSAGE_CHARS})"
-    variables = f"regexp_replace({first_line}, {_literal(VARIABLE_PATTERN)}, '{MASK}', 'g')"
+    quoted = f"regexp_replace({first_line}, {_literal(KEYED_QUOTE)}, '\\1{MASK}', 'g')"
+    variables = f"regexp_replace({quoted}, {_literal(VARIABLE_PATTERN)}, '{MASK}', 'g')"
     return f"regexp_replace({variables}, {_literal(ADJACENT_MASKS)}, '{MASK}', 'g')"
 
 
 def mask(text: str) -> str:
     """The same masking in Python, for one line (tests and single messages; bulk work runs in SQL)."""
     first_line = text.split("\n", 1)[0][:MAX_MESSAGE_CHARS]
-    return _ADJACENT.sub(MASK, _VARIABLE.sub(MASK, first_line))
+    quoted = _KEYED_QUOTE.sub(rf"\1{MASK}", first_line)
+    return _ADJACENT.sub(MASK, _VARIABLE.sub(MASK, quoted))
 
 
 def _literal(text: str) -> str:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from incidentlens.analysis.templates import DRAIN_SIMILARITY, mine_all_templates
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
+from incidentlens.telemetry.columns import literal
 
 #: Drain's published grouping accuracy on Loghub-2k (Zhu et al., ICSE-SEIP 2019; the 8 systems here)
 DRAIN_PUBLISHED = {"HDFS": 0.998, "Spark": 0.920, "OpenStack": 0.733, "BGL": 0.963, "Linux": 0.690,
@@ -73,9 +74,10 @@ def evaluate_templates(data: Path, systems: list[str] | None = None,
         folder = data / system
         store = load_telemetry(logs=str(folder / f"{system}_2k.log"))
         mined = mine_all_templates(store, similarity=similarity)
-        truth = duckdb.read_csv(str(folder / f"{system}_2k.log_structured_corrected.csv"), all_varchar=True)
-        report.systems.append(score_system(system, mined.lines, truth.arrow().read_all()
-                                           if hasattr(truth.arrow(), "read_all") else truth.arrow()))
+        truth_csv = folder / f"{system}_2k.log_structured_corrected.csv"
+        truth = duckdb.connect().sql(
+            f"SELECT LineId, EventId FROM read_csv({literal(str(truth_csv))}, all_varchar=true)").to_arrow_table()
+        report.systems.append(score_system(system, mined.lines, truth))
     return report
 
 

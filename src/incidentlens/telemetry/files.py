@@ -188,10 +188,10 @@ def file_format(path: Path) -> str:
 
 
 def _sniff_text(path: Path) -> str:
-    """csv when the first line reads as a header whose delimiter recurs as often on the next lines and no log line
-    format fits; else text."""
+    """csv when the first line reads as a header (no log line format fits it) whose delimiter recurs as often on
+    the next lines; else text (a plain-text log)."""
     lines = [line for line in sample_lines(path, 50) if line.strip()]
-    if not lines or detect_line_format(lines) is not UNKNOWN:
+    if not lines or detect_line_format(lines[:1]) is not UNKNOWN:
         return "text"
     delimiter = max(_DELIMITERS, key=lines[0].count)
     fields = lines[0].count(delimiter)

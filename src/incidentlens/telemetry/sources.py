@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from incidentlens.errors import InputError
 from incidentlens.telemetry.files import PathsArg
 from incidentlens.telemetry.store import TelemetryStore, load_telemetry
+from incidentlens.telemetry.textlogs import TextLogOptions
 
 CLICKHOUSE_SCHEMES = ("clickhouse://", "clickhouses://")
 # With neither --prom-start nor other telemetry to take the range from, pull this much before the end.
@@ -45,12 +46,15 @@ def open_store(
     mapping: dict[str, str] | None = None,
     prometheus: PrometheusOptions | None = None,
     at: datetime | None = None,
+    text: TextLogOptions | None = None,
 ) -> TelemetryStore:
-    """Files, a `clickhouse://` logs URL and a Prometheus server -> one TelemetryStore."""
+    """Files, a `clickhouse://` logs URL and a Prometheus server -> one TelemetryStore; `text` is what plain-text
+    logs cannot say (the year of year-less times, the service)."""
     clickhouse_url, log_files = split_clickhouse(logs)
     has_files = any(_given(p) for p in (metrics, log_files, traces, events))
     if has_files:
-        store = load_telemetry(metrics=metrics, logs=log_files, traces=traces, events=events, mapping=mapping)
+        store = load_telemetry(metrics=metrics, logs=log_files, traces=traces, events=events, mapping=mapping,
+                               text=text)
     elif clickhouse_url or prometheus:
         store = TelemetryStore()
     else:

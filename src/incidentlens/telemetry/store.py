@@ -14,7 +14,7 @@ Extension points for other sources:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -135,8 +135,9 @@ class TelemetryStore:
     def _add_text_logs(self, view: str, source: Source, options: TextLogOptions | None) -> None:
         """Each plain-text log file parsed into a table of entries (see `textlogs`), then canonicalised."""
         if view != "logs":
-            raise InputError(f"{source.label}: a plain-text log can only be read as --logs (its lines have no "
-                             f"{view} columns)")
+            # Only logs have plain-text lines: anything else is read as the CSV it must be (and errors say so).
+            self._add_source(view, replace(source, fmt="csv"), {})
+            return
         for path in source.files:
             table = f"_logs_text_{len(self._parts.get(view, []))}"
             fmt = read_text_log(self.con, path, table, options)

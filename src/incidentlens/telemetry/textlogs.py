@@ -189,7 +189,7 @@ def read_text_log(
         # Header fields up to a level word at a fixed position (`... RAS KERNEL INFO msg`) are no message.
         fields = rf"^(?:\S+\s+){{{header}}}[\[<]?({_LEVELS})[\]>]?(?:\s+(.*))?$"
         split = f"regexp_extract(g.msg, {literal(fields)}, ['level', 'rest'])"
-        msg = f"CASE WHEN h.level <> '' THEN h.rest ELSE g.msg END"
+        msg = "CASE WHEN h.level <> '' THEN h.rest ELSE g.msg END"
         level = "coalesce(nullif(h.level, ''), nullif(g.level, ''))" if "level" in groups else "nullif(h.level, '')"
         extract = f"{extract} AS g, {split.replace('g.msg', f'{extract}.msg')} AS h"
     else:

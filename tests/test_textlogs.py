@@ -1,0 +1,196 @@
+"""Plain-text logs read as a user has them: the line format is detected per file, continuation lines join the entry
+above, year-less times take --year or the file's year, and templates are mined from every entry."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from incidentlens.telemetry import load_telemetry
+from incidentlens.telemetry.textlogs import TextLogOptions, detect_line_format, file_service
+
+JAVA_LOG = """2024-05-01 10:00:00,120 INFO  [main] com.shop.Checkout - order 1 placed
+2024-05-01 10:00:01,250 ERROR [pool-1-thread-3] com.shop.Payments - payment failed for order 2
+java.lang.IllegalStateException: gateway timeout after 3000 ms
+\tat com.shop.Payments.charge(Payments.java:42)
+\tat com.shop.Checkout.run(Checkout.java:17)
+
+2024-05-01 10:00:02,003 WARN  [main] com.shop.Checkout - retrying order 2 (ERROR above)
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def entries(store, columns: str = "ts, service, level, message, line") -> list[dict]:
+    return store.fetch(f"SELECT {columns} FROM logs ORDER BY line").to_pylist()
+
+
+def test_an_iso_prefixed_app_log_reads_without_options(tmp_path: Path) -> None:
+    log = write(tmp_path / "app.log", "2024-05-01T10:00:17Z ERROR payments timeout after 3000ms\n"
+                                      "2024-05-01T10:00:18.5+02:00 INFO payments recovered\n")
+
+    rows = entries(load_telemetry(logs=log))
+
+    assert rows == [
+        {"ts": datetime(2024, 5, 1, 10, 0, 17), "service": "app", "level": "ERROR",
+         "message": "payments timeout after 3000ms", "line": 1},
+        {"ts": datetime(2024, 5, 1, 8, 0, 18, 500000), "service": "app", "level": "INFO",
+         "message": "payments recovered", "line": 2},
+    ]
+
+
+def test_a_stack_trace_joins_its_entry_which_counts_once_with_the_level_of_its_first_line(tmp_path: Path) -> None:
+    store = load_telemetry(logs=write(tmp_path / "shop.log", JAVA_LOG))
+
+    rows = entries(store, "level, message, logger, line")
+
+    assert [row["line"] for row in rows] == [1, 2, 7]
+    failed = rows[1]
+    assert failed["level"] == "ERROR" and failed["logger"] == "com.shop.Payments"
+    assert failed["message"].splitlines() == [
+        "payment failed for order 2", "java.lang.IllegalStateException: gateway timeout after 3000 ms",
+        "\tat com.shop.Payments.charge(Payments.java:42)", "\tat com.shop.Checkout.run(Checkout.java:17)"]
+    assert rows[2]["level"] == "WARN", "the level word of the line, not a later ERROR in the text"
+
+
+def test_syslog_takes_its_service_from_the_app_field_and_its_year_from_the_option(tmp_path: Path) -> None:
+    log = write(tmp_path / "messages", "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure\n"
+                                       "<11>Jun  3 09:00:00 web nginx: upstream timed out\n")
+
+    store = load_telemetry(logs=log, text=TextLogOptions(year=2023))
+
+    assert entries(store, "ts, service, level, host, message") == [
+        {"ts": datetime(2023, 6, 14, 15, 16, 1), "service": "sshd(pam_unix)", "level": None, "host": "combo",
+         "message": "authentication failure"},
+        {"ts": datetime(2023, 6, 3, 9, 0), "service": "nginx", "level": "ERROR", "host": "web",
+         "message": "upstream timed out"},
+    ]
+
+
+def test_year_less_times_take_the_files_modification_year_and_service_can_be_given(tmp_path: Path) -> None:
+    log = write(tmp_path / "device.txt", "03-17 16:13:38.811  1702  2395 D WindowManager: freezing display\n"
+                                         "03-17 16:13:39.001  1702  2395 E AndroidRuntime: FATAL EXCEPTION: main\n")
+    os.utime(log, (datetime(2021, 4, 1).timestamp(),) * 2)
+
+    store = load_telemetry(logs=log, text=TextLogOptions(service="phone"))
+
+    assert entries(store, "ts, service, level, logger") == [
+        {"ts": datetime(2021, 3, 17, 16, 13, 38, 811000), "service": "phone", "level": "DEBUG",
+         "logger": "WindowManager"},
+        {"ts": datetime(2021, 3, 17, 16, 13, 39, 1000), "service": "phone", "level": "ERROR",
+         "logger": "AndroidRuntime"},
+    ]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ('<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - BOM su root failed',
+     {"ts": datetime(2003, 10, 11, 22, 14, 15, 3000), "service": "su", "level": "FATAL",
+      "message": "BOM su root failed"}),
+    ("I0102 15:04:05.000123   12345 controller.go:42] Synced pod web-0",
+     {"ts": datetime(2024, 1, 2, 15, 4, 5, 123), "service": "k", "level": "INFO", "message": "Synced pod web-0"}),
+    ("ERROR:payments.gateway:card declined",
+     {"ts": None, "service": "k", "level": "ERROR", "message": "payments.gateway:card declined"}),
+    ('10.0.0.7 - bob [01/May/2024:10:00:00 +0200] "GET /api/orders/42 HTTP/1.1" 503 120 "-" "curl/8"',
+     {"ts": datetime(2024, 5, 1, 8, 0), "service": "k", "level": "ERROR",
+      "message": '"GET /api/orders/42 HTTP/1.1" 503 120 "-" "curl/8"'}),
+    ("2024/05/01 10:00:00 [error] 7#7: *1 connect() failed (111: Connection refused)",
+     {"ts": datetime(2024, 5, 1, 10, 0), "service": "k", "level": "ERROR",
+      "message": "7#7: *1 connect() failed (111: Connection refused)"}),
+    ("[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+     {"ts": datetime(2005, 12, 4, 4, 47, 44), "service": "k", "level": "ERROR",
+      "message": "mod_jk child workerEnv in error state 6"}),
+    ("1714557600 WARN disk almost full",
+     {"ts": datetime(2024, 5, 1, 10, 0), "service": "k", "level": "WARN", "message": "disk almost full"}),
+    ("2024-05-01 10:00:00,123 - payments - INFO - charged",
+     {"ts": datetime(2024, 5, 1, 10, 0, 0, 123000), "service": "k", "level": "INFO",
+      "message": "payments - INFO - charged"}),
+    ("081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 terminating",
+     {"ts": datetime(2008, 11, 9, 20, 36, 15), "service": "k", "level": "INFO",
+      "message": "PacketResponder 1 terminating"}),
+])
+def test_each_common_line_format_reads_its_time_level_and_message(tmp_path: Path, line: str, expected: dict) -> None:
+    log = write(tmp_path / "k.log", line + "\n")
+
+    rows = entries(load_telemetry(logs=log, text=TextLogOptions(year=2024)), "ts, service, level, message")
+
+    assert rows == [expected]
+
+
+def test_an_unknown_format_still_reads_one_entry_per_line_with_no_time(tmp_path: Path) -> None:
+    log = write(tmp_path / "notes.log", "something happened\nsomething else happened\n\nERROR it broke\n")
+
+    store = load_telemetry(logs=log)
+
+    assert entries(store, "ts, level, message, line") == [
+        {"ts": None, "level": None, "message": "something happened", "line": 1},
+        {"ts": None, "level": None, "message": "something else happened", "line": 2},
+        {"ts": None, "level": "ERROR", "message": "ERROR it broke", "line": 4},
+    ]
+    assert any("line format not recognised" in w for w in store.warnings)
+    assert store.time_range() is None
+
+
+def test_gzip_and_globs_read_as_for_csv(tmp_path: Path) -> None:
+    with gzip.open(tmp_path / "api.log.1.gz", "wt") as handle:
+        handle.write("2024-05-01T10:00:00Z INFO old line\n")
+    write(tmp_path / "api.log", "2024-05-01T11:00:00Z INFO new line\n")
+
+    store = load_telemetry(logs=str(tmp_path / "api.log*"))
+
+    assert store.fetch("SELECT service, message FROM logs ORDER BY ts").to_pylist() == [
+        {"service": "api", "message": "old line"}, {"service": "api", "message": "new line"}]
+
+
+def test_a_csv_with_a_header_is_still_a_csv_whatever_its_suffix(tmp_path: Path) -> None:
+    log = write(tmp_path / "export.txt", "time,service,message\n2024-05-01T10:00:00Z,api,hello\n")
+
+    store = load_telemetry(logs=log)
+
+    assert store.fetch("SELECT service, message FROM logs").to_pylist() == [{"service": "api", "message": "hello"}]
+
+
+def test_format_detection_tolerates_continuations_and_needs_a_real_share() -> None:
+    assert detect_line_format(JAVA_LOG.splitlines()).name == "iso-8601"
+    assert detect_line_format(["free text", "more text", "1714557600 once"]).name == "epoch-seconds"
+    assert detect_line_format(["free text"] * 20 + ["1714557600 once"]).name == "unknown"
+    assert file_service(Path("/var/log/payments.log.1.gz")) == "payments"
+
+
+def incidentlens(*args: str) -> subprocess.CompletedProcess:
+    code = "from incidentlens.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_templates_command_writes_templates_and_the_line_each_entry_starts_on(tmp_path: Path) -> None:
+    log = write(tmp_path / "shop.log", JAVA_LOG + "2024-05-01 10:00:03,000 INFO  [main] com.shop.Checkout - order "
+                                                  "3 placed\n")
+
+    result = incidentlens("templates", "--logs", str(log), "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "out" / "templates.csv") as handle:
+        templates = {row["template"]: int(row["count"]) for row in csv.DictReader(handle)}
+    assert templates["order <*> placed"] == 2
+    with open(tmp_path / "out" / "lines.csv") as handle:
+        lines = list(csv.DictReader(handle))
+    assert [int(row["line"]) for row in lines] == [1, 2, 7, 8]
+    assert lines[0]["file"] == str(log) and lines[0]["template_id"] == lines[3]["template_id"]
+
+
+def test_loghub_systems_read_without_options_and_group_like_the_ground_truth(datasets: Path) -> None:
+    from incidentlens.eval.templates import evaluate_templates
+
+    report = evaluate_templates(datasets / "loghub-2k", systems=["Apache", "HDFS"])
+
+    assert {s.system: s.lines for s in report.systems} == {"Apache": 2000, "HDFS": 2000}
+    assert all(s.grouping_accuracy > 0.95 for s in report.systems)
