@@ -393,8 +393,7 @@ def templates_command(
     year: LogYear = None,
     service: LogService = None,
 ) -> None:
-    """Mine the log templates of every entry: templates.csv (template_id,template,count) and lines.csv
-    (file,line,template_id; line = the line of the file where the entry starts)."""
+    """Mine the log templates of every entry: writes templates.csv and lines.csv (each entry's template)."""
     import json
 
     import pyarrow.csv as pacsv
@@ -431,8 +430,7 @@ def eval_templates_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
-    """Grouping accuracy of the log templates on Loghub-2k, per system and on average (each raw log read as a
-    user's file is)."""
+    """Grouping accuracy of the log templates on Loghub-2k, per system and on average."""
     import json
 
     from rich.table import Table

@@ -56,7 +56,8 @@ _ADJACENT = re.compile(ADJACENT_MASKS)
 def masked_sql(column: str = "message") -> str:
     """SQL expression: the first line of the column's text with every variable replaced by `<*>` (a multi-line
     entry, e.g. a stack trace, is templated by its first line)."""
-    first_line = f"substr(split_part({quote_ident(column)}, chr(10), 1), 1, {MAX_MESSAGE_CHARS})"
+    # regexp_replace, not split_part: ClickHouse has no split_part (masking is pushed down there too)
+    first_line = f"regexp_replace(substr({quote_ident(column)}, 1, {MAX_MESSAGE_CHARS}), '(?s)[\\r\\n].*', '')"
     quoted = f"regexp_replace({first_line}, {_literal(KEYED_QUOTE)}, '\\1{MASK}', 'g')"
     variables = f"regexp_replace({quoted}, {_literal(VARIABLE_PATTERN)}, '{MASK}', 'g')"
     return f"regexp_replace({variables}, {_literal(ADJACENT_MASKS)}, '{MASK}', 'g')"
@@ -64,7 +65,7 @@ def masked_sql(column: str = "message") -> str:
 
 def mask(text: str) -> str:
     """The same masking in Python, for one line (tests and single messages; bulk work runs in SQL)."""
-    first_line = text.split("\n", 1)[0][:MAX_MESSAGE_CHARS]
+    first_line = re.sub(r"(?s)[\r\n].*", "", text[:MAX_MESSAGE_CHARS], count=1)
     quoted = _KEYED_QUOTE.sub(rf"\1{MASK}", first_line)
     return _ADJACENT.sub(MASK, _VARIABLE.sub(MASK, quoted))
 
