@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fake_openai import FakeOpenAI, Stall, Status, replay_planner, role_of, tool_call
 from incidentlens.agents import investigate
-from incidentlens.agents.brains import RetryPolicy
+from incidentlens.agents.brains import ModelBudget, RetryPolicy
 from incidentlens.cli import app, main
 from incidentlens.report import write_reports
 from incidentlens.telemetry import load_telemetry
@@ -66,7 +66,9 @@ def test_investigate_offline_runs_the_whole_team_and_writes_the_report(tutorial:
     assert [line["tool"] for line in trace if line["agent"] == "profiler_specialist"] == ["test_hypothesis", None]
     assert "draft_postmortem" in [line["tool"] for line in trace if line["agent"] == "postmortem_writer_specialist"]
     report = json.loads((out / "report.json").read_text())
-    assert report["generated_by"] == {"llm": "offline", "model": None, "degraded": False}
+    author = report["generated_by"]
+    assert (author["llm"], author["model"], author["degraded"], author["model_requests"]) == ("offline", None, False, 0)
+    assert author["planner_tool_calls"] == len([line for line in trace if line["tool"]]) and not author["model_tool_calls"]
     assert report["root_cause"]["service"] == "db-proxy"
     assert any(e["kind"] == "sql" and "FROM logs" in e["query"] for e in report["evidence"])
 
@@ -86,7 +88,12 @@ def test_a_scripted_model_over_http_calls_the_tools_in_the_original_order(store,
     with FakeOpenAI(replay_planner) as fake:
         result = investigate(store, llm="openai-compatible", model="scripted", llm_url=fake.url,
                              trace_path=tmp_path / "trace.jsonl", retry=FAST_RETRY)
-    assert result.generated_by == {"llm": "openai-compatible", "model": "scripted", "degraded": False}
+    author = result.generated_by
+    assert (author["llm"], author["model"], author["degraded"]) == ("openai-compatible", "scripted", False)
+    assert author["model_requests"] == author["http_requests"] == len(fake.requests)
+    assert author["model_tool_calls"] == len([line for line in result.trace if line["tool"]])
+    assert author["planner_tool_calls"] == 0 and author["tokens"] == result.tokens
+    assert all(body["max_tokens"] == 1024 for body in fake.requests)
     assert coordinator_tools(result.trace) == RUNBOOK_ORDER
     assert result.model_calls == len(fake.requests) and result.tokens["prompt"] > 0
     assert {role_of(body) for body in fake.requests} == {"coordinator", "profiler", "writer"}
@@ -147,9 +154,39 @@ def test_a_failing_model_is_retried_then_handed_to_the_offline_planner(store, tm
     assert result.generated_by["degraded"] is True
     assert "timeout" in result.degraded_reason
     assert result.trace[0]["llm_errors"] == ["HTTP 429", "HTTP 500", "timeout"]
+    assert sum(line.get("http_requests", 0) for line in result.trace) == 3  # every HTTP request counted, retries too
+    assert result.generated_by["http_requests"] == 3 and result.generated_by["model_requests"] == 1
+    assert result.generated_by["planner_tool_calls"] > 0 and result.generated_by["model_tool_calls"] == 0
     assert coordinator_tools(result.trace) == RUNBOOK_ORDER
     paths = write_reports(result.postmortem, tmp_path, store=store)
     assert json.loads(paths["json"].read_text())["generated_by"]["degraded"] is True
+
+
+def chatty(body: dict, n: int) -> dict:
+    """A small model that answers every request in text and never calls a tool."""
+    return {"role": "assistant", "content": "The incident was probably caused by the database. " * 20}
+
+
+def test_a_model_that_only_answers_in_text_leaves_a_degraded_run(store, tmp_path: Path):
+    with FakeOpenAI(chatty) as fake:
+        result = investigate(store, llm="openai-compatible", model="smol", llm_url=fake.url, retry=FAST_RETRY,
+                             budget=ModelBudget(max_tokens=256, context_tokens=4096))
+    assert fake.requests and all(body["max_tokens"] == 256 for body in fake.requests)
+    author = result.generated_by
+    assert author["degraded"] is True and author["model_tool_calls"] == 0
+    assert "made no tool call" in author["degraded_reason"] == result.degraded_reason
+    assert result.postmortem.generated_by.degraded  # and the review says so
+    assert result.postmortem.root_cause.service == "db-proxy"  # from the evidence engine
+
+
+def test_a_request_over_the_context_budget_sends_the_oldest_tool_results_as_their_evidence_ids(store):
+    with FakeOpenAI(replay_planner) as fake:
+        investigate(store, llm="openai-compatible", llm_url=fake.url, retry=FAST_RETRY,
+                    budget=ModelBudget(max_tokens=512, context_tokens=3000))
+    last = [body for body in fake.requests if role_of(body) == "coordinator"][-1]
+    results = [m["content"] for m in last["messages"] if m["role"] == "tool"]
+    assert '"elided"' in results[0] and "detection-" in results[1]  # the detection result was shortened to its id
+    assert len(json.dumps(last["messages"])) < 3 * 2488 + 2000
 
 
 def test_a_step_budget_ends_in_an_answer_and_a_report(store, tmp_path: Path):

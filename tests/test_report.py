@@ -139,8 +139,11 @@ def test_a_narrative_that_invents_a_number_and_a_time_is_replaced_by_the_templat
 
 
 def test_generated_by_is_recorded(analysis):
-    pm = build_postmortem(analysis, generated_by={"llm": "openai", "model": "gpt-4o-mini", "degraded": True})
-    assert pm.to_dict()["generated_by"] == {"llm": "openai", "model": "gpt-4o-mini", "degraded": True}
+    author = {"llm": "openai", "model": "gpt-4o-mini", "degraded": True, "degraded_reason": "HTTP 429 after 3 attempt(s)",
+              "model_requests": 1, "http_requests": 3, "model_tool_calls": 0, "planner_tool_calls": 11,
+              "tokens": {"prompt": 0, "completion": 0}}
+    pm = build_postmortem(analysis, generated_by=author)
+    assert pm.to_dict()["generated_by"] == author
 
 
 def test_action_items_and_runbook_come_from_the_root_cause_playbook(analysis):

@@ -7,7 +7,10 @@ else offline.
 A model is wrapped in `ResilientChatGenerator`: timeouts, connection errors, HTTP 429 and 5xx, and empty replies are
 retried with bounded exponential backoff; when a model keeps failing, the wrapper hands the transcript to the
 offline planner for this and every later call of the investigation (all agents share one `BrainHealth`), and the
-run is marked degraded. The API key lives only inside the generator's Secret; it is never logged or returned.
+run is marked degraded. `BrainHealth` also counts what the model was asked: model requests and the HTTP attempts
+they took. Every request carries `max_tokens` and fits a per-request context budget (`ModelBudget`): past it, the
+oldest tool results are shortened to their evidence ids. The API key lives only inside the generator's Secret; it is
+never logged or returned.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from haystack.components.generators.chat import OpenAIChatGenerator
 from haystack.dataclasses import ChatMessage
 from haystack.utils import Secret
 
+from incidentlens.agents.budget import fit_context
 from incidentlens.agents.planner import OfflinePlanner
 from incidentlens.agents.wire import MALFORMED_ARGUMENTS
 from incidentlens.errors import InputError
@@ -83,14 +87,37 @@ class RetryPolicy:
         return min(self.backoff_s * 2**attempt, self.max_backoff_s)
 
 
+@dataclass(frozen=True)
+class ModelBudget:
+    """What one request to a model may cost: `max_tokens` to answer (sent with every request) and `context_tokens`
+    for the whole request, prompt and answer (a small local model's context window, or a cost ceiling)."""
+
+    max_tokens: int = 1024
+    context_tokens: int = 16384
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 16 or self.context_tokens < self.max_tokens + 256:
+            raise InputError(f"model budget: --llm-max-tokens {self.max_tokens} must be at least 16 and "
+                             f"--llm-context {self.context_tokens} at least 256 tokens more")
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.context_tokens - self.max_tokens
+
+
 @dataclass
 class BrainHealth:
-    """Shared by every agent of one investigation: once the model is given up on, all agents run offline."""
+    """Shared by every agent of one investigation: once the model is given up on, all agents run offline.
+
+    `model_requests` counts the calls an agent made to the model, `http_requests` the HTTP requests they took
+    (retries included)."""
 
     degraded: bool = False
     reason: str | None = None
     retries: int = 0
     failures: list[str] = field(default_factory=list)
+    model_requests: int = 0
+    http_requests: int = 0
 
     def give_up(self, reason: str) -> None:
         if not self.degraded:
@@ -133,11 +160,13 @@ class ResilientChatGenerator:
         role: str = "coordinator",
         retry: RetryPolicy | None = None,
         health: BrainHealth | None = None,
+        budget: ModelBudget | None = None,
     ) -> None:
         self.primary = primary
         self.role = role
         self.retry = retry or RetryPolicy()
         self.health = health or BrainHealth()
+        self.budget = budget or ModelBudget()
         self.fallback = OfflinePlanner(role=role)
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +176,7 @@ class ResilientChatGenerator:
             role=self.role,
             retry={"attempts": self.retry.attempts, "backoff_s": self.retry.backoff_s,
                    "max_backoff_s": self.retry.max_backoff_s, "timeout_s": self.retry.timeout_s},
+            budget={"max_tokens": self.budget.max_tokens, "context_tokens": self.budget.context_tokens},
         )
 
     @classmethod
@@ -154,6 +184,7 @@ class ResilientChatGenerator:
         params = data["init_parameters"]
         params["primary"] = OpenAIChatGenerator.from_dict(params["primary"])
         params["retry"] = RetryPolicy(**params["retry"])
+        params["budget"] = ModelBudget(**params["budget"])
         return default_from_dict(cls, data)
 
     def warm_up(self) -> None:
@@ -171,22 +202,31 @@ class ResilientChatGenerator:
         tools_strict: bool | None = None,
     ) -> dict[str, list[ChatMessage]]:
         errors: list[str] = []
+        attempts = [0]
         result = None
         if not self.health.degraded:
-            result = self._ask_model(messages, generation_kwargs, tools, errors)
+            self.health.model_requests += 1
+            result = self._ask_model(messages, generation_kwargs, tools, errors, attempts)
         if result is None:
             result = self.fallback.run(messages, tools=tools)
+        meta = result["replies"][0].meta
+        meta["http_requests"] = attempts[0]  # trace.jsonl counts every HTTP request, retries included
         if errors:
             # the trace shows what the model did wrong in this step, even when a retry or the planner saved it
-            result["replies"][0].meta["llm_errors"] = errors
+            meta["llm_errors"] = errors
         return result
 
     def _ask_model(
-        self, messages: list[ChatMessage], generation_kwargs: Any, tools: Any, errors: list[str]
+        self, messages: list[ChatMessage], generation_kwargs: Any, tools: Any, errors: list[str],
+        attempts: list[int],
     ) -> dict[str, Any] | None:
+        messages = fit_context(messages, tools, self.budget.prompt_tokens)
+        kwargs = {**(generation_kwargs or {}), "max_tokens": self.budget.max_tokens}
         for attempt in range(self.retry.attempts):
             try:
-                result = self.primary.run(messages=messages, generation_kwargs=generation_kwargs, tools=tools)
+                attempts[0] += 1
+                self.health.http_requests += 1
+                result = self.primary.run(messages=messages, generation_kwargs=kwargs, tools=tools)
                 _require_usable(result)
                 return result
             except Exception as error:  # any model failure ends in the hand-over, never a crash
@@ -251,11 +291,13 @@ def _repair_arguments(body: dict[str, Any]) -> bool:
     return repaired
 
 
-def make_generator(choice: BrainChoice, role: str, health: BrainHealth, retry: RetryPolicy | None = None) -> Any:
+def make_generator(choice: BrainChoice, role: str, health: BrainHealth, retry: RetryPolicy | None = None,
+                   budget: ModelBudget | None = None) -> Any:
     """The chat generator for one agent `role` on `choice`: the planner itself, or a model with a fallback."""
     if choice.llm == "offline":
         return OfflinePlanner(role=role)
     retry = retry or RetryPolicy()
+    budget = budget or ModelBudget()
     key = (
         Secret.from_env_var("OPENAI_API_KEY")
         if choice.llm == "openai" or os.environ.get("OPENAI_API_KEY")
@@ -269,4 +311,4 @@ def make_generator(choice: BrainChoice, role: str, health: BrainHealth, retry: R
         max_retries=0,  # ResilientChatGenerator owns retries, so they stay bounded and visible
         http_client_kwargs={"transport": ArgumentRepairTransport()},
     )
-    return ResilientChatGenerator(model, role=role, retry=retry, health=health)
+    return ResilientChatGenerator(model, role=role, retry=retry, health=health, budget=budget)

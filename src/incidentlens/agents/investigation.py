@@ -2,7 +2,9 @@
 
 Whatever the model does (wanders, fails, runs out of steps), the investigation ends with a postmortem built from the
 evidence engine's analysis plus every piece of evidence the agents gathered, with the narrative sections the
-writer got through the grounding check; `generated_by` says which brain ran and whether it degraded.
+writer got through the grounding check. `generated_by` says which brain ran, what it was asked (model requests, HTTP
+requests, tool calls by the model and by the planner, tokens) and whether it degraded: a model that made no tool
+call, or was replaced by the offline planner, leaves a degraded run, with the reason.
 """
 
 from __future__ import annotations
@@ -15,9 +17,16 @@ from typing import Any
 
 from haystack.dataclasses import ChatMessage
 
-from incidentlens.agents.brains import DEFAULT_MODEL, BrainHealth, RetryPolicy, make_generator, resolve_brain
+from incidentlens.agents.brains import (
+    DEFAULT_MODEL,
+    BrainHealth,
+    ModelBudget,
+    RetryPolicy,
+    make_generator,
+    resolve_brain,
+)
 from incidentlens.agents.context import InvestigationContext
-from incidentlens.agents.planner import ROLES, final_answer
+from incidentlens.agents.planner import PLANNER_MODEL, ROLES, final_answer
 from incidentlens.agents.team import build_team
 from incidentlens.agents.trace import TraceRecorder
 from incidentlens.analysis.anchored import MAX_WINDOW, check_onset
@@ -52,6 +61,7 @@ def investigate(
     trace_path: Path | None = None,
     *,
     retry: RetryPolicy | None = None,
+    budget: ModelBudget | None = None,
     detector: str = "robust",
     onset: str = "detect",
 ) -> InvestigationResult:
@@ -65,7 +75,7 @@ def investigate(
     check_onset(onset, at)
     choice = resolve_brain(llm, model, llm_url)
     health = BrainHealth()
-    generators = {role: make_generator(choice, role, health, retry) for role in ROLES}
+    generators = {role: make_generator(choice, role, health, retry, budget) for role in ROLES}
     ctx = InvestigationContext(store, at=at, detector=detector, onset=onset)
     ctx.generated_by = {"llm": choice.llm, "model": choice.model, "degraded": False}
     coordinator = build_team(ctx, generators, max_steps=max_steps)
@@ -81,7 +91,7 @@ def investigate(
         output = {"exit_reason": "error"}
     finally:
         ctx.close()
-    ctx.generated_by["degraded"] = health.degraded
+    ctx.generated_by.update(_usage(choice.llm, health, recorder))
     analysis = ctx.analysis()
     postmortem = build_postmortem(analysis, ctx.narrative or None, ctx.generated_by)
     return InvestigationResult(
@@ -96,10 +106,24 @@ def investigate(
         answer=_answer(output, max_steps),
         state={key: output.get(key) for key in ("incident_window", "evidence", "hypotheses", "mitigation_plan",
                                                  "postmortem")},
-        degraded_reason=health.reason,
+        degraded_reason=ctx.generated_by["degraded_reason"],
         trace=list(recorder.lines),
         trace_path=trace_path,
     )
+
+
+def _usage(llm: str, health: BrainHealth, recorder: TraceRecorder) -> dict[str, Any]:
+    """What the run asked of the model and of the planner, and whether it degraded (why)."""
+    calls = [line for line in recorder.lines if line.get("tool")]
+    by_planner = sum(1 for line in calls if line.get("model") in (None, PLANNER_MODEL))
+    by_model = len(calls) - by_planner
+    reason = health.reason
+    if llm != "offline" and reason is None and by_model == 0:
+        reason = ("the model made no tool call (it answered in text only), so the review comes from the evidence "
+                  "engine alone")
+    return {"degraded": reason is not None, "degraded_reason": reason, "model_requests": health.model_requests,
+            "http_requests": health.http_requests, "model_tool_calls": by_model, "planner_tool_calls": by_planner,
+            "tokens": dict(recorder.tokens)}
 
 
 def _brief(store: Any, at: datetime | None, onset: str = "detect") -> str:
@@ -122,4 +146,6 @@ def _answer(output: dict[str, Any], max_steps: int) -> str:
                 "evidence gathered so far. " + final_answer("coordinator", output.get("messages") or []))
     if last is not None and last.text:
         return last.text
+    if output.get("messages"):  # ended by delegating to the writer: the answer is told from the transcript
+        return final_answer("coordinator", output["messages"])
     return "The team ended without a final answer; the report is built from the evidence gathered."

@@ -34,6 +34,7 @@ class Transcript:
     results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
     steps: int = 0
+    handed: dict[str, Any] = field(default_factory=dict)  # the facts of the latest delegation to a specialist
 
     @classmethod
     def read(cls, messages: list[ChatMessage]) -> Transcript:
@@ -43,6 +44,7 @@ class Transcript:
                 transcript.brief = message.text or ""
             elif message.is_from(ChatRole.ASSISTANT):
                 transcript.steps += 1
+                transcript.handed = _delegated_facts(message) or transcript.handed
             elif message.is_from(ChatRole.TOOL) and message.tool_call_result is not None:
                 outcome = message.tool_call_result
                 name = outcome.origin.tool_name
@@ -80,6 +82,15 @@ class Transcript:
     def has_logs(self) -> bool:
         views = self.latest("load_inputs").get("views")
         return views is None or "logs" in views
+
+
+def _delegated_facts(message: ChatMessage) -> dict[str, Any] | None:
+    """The facts block an assistant message handed a specialist, if it delegated."""
+    for call in message.tool_calls:
+        if call.tool_name in (PROFILER, WRITER):
+            brief = ((call.arguments.get("messages") or [{}])[0] or {}).get("content")
+            return find_json_block(brief if isinstance(brief, str) else None)
+    return None
 
 
 Step = tuple[str, Callable[[Transcript], bool], Callable[[Transcript], dict[str, Any]]]
@@ -123,6 +134,8 @@ def _window_sql(t: Transcript) -> dict[str, Any]:
 
 
 HYPOTHESIS_FACTS = ("service", "kind", "confidence", "mechanism", "test", "test_passed")
+SERIES_FACTS = ("series", "direction", "baseline", "peak", "onset")
+CONTRIBUTOR_FACTS = ("dimension", "value", "window_share", "baseline_share", "evidence")
 
 
 def _facts(t: Transcript) -> dict[str, Any]:
@@ -130,10 +143,11 @@ def _facts(t: Transcript) -> dict[str, Any]:
     detection = t.latest("detect_incident_window")
     facts: dict[str, Any] = {
         "incident_window": detection.get("incident_window"),
-        "series": detection.get("series", [])[:3],
+        "series": [{k: row[k] for k in SERIES_FACTS if k in row} for row in detection.get("series", [])[:3]],
         "hypotheses": [{k: h[k] for k in HYPOTHESIS_FACTS if k in h}
                        for h in t.latest("rank_root_causes").get("hypotheses", [])[:2] if "service" in h],
-        "contributors": t.latest("contrast_dimensions").get("contributors", [])[:3],
+        "contributors": [{k: row[k] for k in CONTRIBUTOR_FACTS if k in row}
+                         for row in t.latest("contrast_dimensions").get("contributors", [])[:3]],
         # a shortened result ends its lists with a "... N more cut" note, not a row
         "templates": [row.get("template") for row in t.latest("surging_templates").get("templates", [])[:3]
                       if isinstance(row, dict)],
@@ -144,10 +158,12 @@ def _facts(t: Transcript) -> dict[str, Any]:
 
 def _delegate(task: str) -> Callable[[Transcript], dict[str, Any]]:
     def arguments(t: Transcript) -> dict[str, Any]:
-        facts = _facts(t)
+        # results already handed to a specialist may reach a model shortened to their ids: their facts carry on
+        handed = {key: value for key, value in t.handed.items() if key != "profiler_findings"}
+        facts = {**handed, **_facts(t)}
         if PROFILER in t.results:
             facts["profiler_findings"] = t.latest_text(PROFILER)[:800]
-        content = f"{task}\n\nFacts gathered so far:\n```json\n{json.dumps(facts, default=str)}\n```"
+        content = f"{task}\n\nFacts gathered so far:\n```json\n{json.dumps(facts, default=str, separators=(',', ':'))}\n```"
         return {"messages": [{"role": "user", "content": content}]}
 
     return arguments
@@ -156,8 +172,7 @@ def _delegate(task: str) -> Callable[[Transcript], dict[str, Any]]:
 # A runbook is a list of stages; the tools of one stage are independent of each other, so they are requested in one
 # assistant message and run in parallel (fewer model round trips, a shorter transcript to resend).
 COORDINATOR_RUNBOOK: list[list[Step]] = [
-    [("load_inputs", _always, _no_arguments)],
-    [("detect_incident_window", _always, _no_arguments)],
+    [("load_inputs", _always, _no_arguments), ("detect_incident_window", _always, _no_arguments)],
     [
         ("sql_investigate", _found, _window_sql),
         ("log_pattern_scan", _found_with_logs, _no_arguments),

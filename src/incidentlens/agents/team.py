@@ -52,8 +52,8 @@ STATE_SCHEMA: dict[str, dict[str, Any]] = {
 
 COORDINATOR_TOOLS = [
     "load_inputs", "detect_incident_window", "sql_investigate", "log_pattern_scan", "contrast_dimensions",
-    "surging_templates", "rank_root_causes", "build_timeline", "test_hypothesis", "propose_mitigations",
-]
+    "surging_templates", "rank_root_causes", "build_timeline", "propose_mitigations",
+]  # test_hypothesis is the profiler's: offered to the coordinator too, its schema was resent with every request
 PROFILER_TOOLS = ["rank_root_causes", "test_hypothesis", "sql_investigate"]
 WRITER_TOOLS = ["draft_postmortem", "rank_root_causes", "build_timeline"]
 
@@ -61,8 +61,9 @@ COORDINATOR_PROMPT = f"""You are the incident coordinator. Investigate the incid
 tools, in this order unless the evidence says otherwise: load_inputs, detect_incident_window, sql_investigate (one
 aggregate query inside the window), log_pattern_scan, contrast_dimensions, surging_templates, rank_root_causes,
 build_timeline; then delegate to {PROFILER} for a falsifiable hypothesis, call propose_mitigations, and delegate to
-{WRITER} to draft the postmortem. Finish with a short answer: the window, the root cause, the evidence ids.
-Cite evidence ids. Never call a tool twice with the same arguments. {DATA_RULE}"""
+{WRITER} to draft the postmortem: that delegation ends the investigation, so make it last. If you finish without it,
+answer briefly: the window, the root cause, the evidence ids. Never call a tool twice with the same arguments.
+{DATA_RULE}"""
 
 PROFILER_PROMPT = f"""You are the incident profiler. Turn the evidence into ONE falsifiable hypothesis about the root
 cause: call rank_root_causes, then test_hypothesis on the leading service (sql_investigate if you need a fact).
@@ -73,6 +74,18 @@ lessons) from the facts you are given (rank_root_causes and build_timeline show 
 draft_postmortem. Every number and time you write must
 appear in the evidence. If sections are rejected, rewrite them once from the evidence or leave them out. Answer with
 what was accepted. {DATA_RULE}"""
+
+
+#: a delegation's one argument, stated once and briefly (Haystack's generated schema is twice as long, and every tool
+#: schema is resent with each request)
+DELEGATION_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"messages": {
+        "type": "array", "minItems": 1, "maxItems": 1, "description": "One user message: the task and its facts.",
+        "items": {"type": "object", "properties": {"role": {"const": "user"}, "content": {"type": "string"}},
+                  "required": ["role", "content"]}}},
+    "required": ["messages"],
+}
 
 
 def build_team(ctx: InvestigationContext, generators: dict[str, Any], max_steps: int = 30) -> Agent:
@@ -97,6 +110,7 @@ def build_team(ctx: InvestigationContext, generators: dict[str, Any], max_steps:
             agent=profiler,
             name=PROFILER,
             description="Delegate: turn the evidence so far into one falsifiable root-cause hypothesis, tested.",
+            parameters=DELEGATION_PARAMETERS,
             inputs_from_state=shared_in,
             outputs_to_state={"hypotheses": {"source": "hypotheses"}, "evidence": {"source": "evidence"}},
             outputs_to_string={"handler": profiler_answer_as_data},
@@ -105,6 +119,7 @@ def build_team(ctx: InvestigationContext, generators: dict[str, Any], max_steps:
             agent=writer,
             name=WRITER,
             description="Delegate: draft the postmortem narrative from the facts (grounding-checked).",
+            parameters=DELEGATION_PARAMETERS,
             inputs_from_state={**shared_in, "mitigation_plan": "mitigation_plan"},
             outputs_to_state={"postmortem": {"source": "postmortem"}},
             outputs_to_string={"handler": writer_answer_as_data},
@@ -116,4 +131,7 @@ def build_team(ctx: InvestigationContext, generators: dict[str, Any], max_steps:
         system_prompt=COORDINATOR_PROMPT,
         state_schema=STATE_SCHEMA,
         max_agent_steps=max_steps,
+        # the drafted postmortem is the team's product: the run ends there, without one more round trip that
+        # resends the whole transcript for a closing sentence (the answer is then composed from the transcript)
+        exit_conditions=["text", WRITER],
     )

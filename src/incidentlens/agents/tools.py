@@ -256,9 +256,10 @@ def propose_mitigations(ctx: InvestigationContext) -> tuple[dict[str, Any], dict
     kind, service = (top.kind, top.service) if top else ("unknown", _first_service(ctx))
     evidence = top.supporting if top else []
     actions = [a.model_dump(mode="json") for a in mitigations_for(kind, service, evidence)]
+    # the runbook and owners go to the review from the playbook; the coordinator needs what will be done, by priority
     payload = {"for": {"service": service, "kind": kind},
-               "actions": pick(actions, ("type", "priority", "description", "owner", "eta")),
-               "runbook": runbook_for(kind, service)}
+               "actions": pick(actions, ("priority", "type", "description")),
+               "runbook_steps": len(runbook_for(kind, service))}
     return payload, {"mitigation_plan": actions, "evidence": evidence}
 
 

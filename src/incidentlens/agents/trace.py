@@ -2,8 +2,9 @@
 
 `TraceRecorder` is a Haystack `Tracer` (trace() and current_span()). Haystack opens `haystack.agent.run`, `.step`,
 `.step.llm` and `.step.tool` spans; when a step span closes the recorder writes one line per tool call of that step
-(agent, step, start offset, tool, arguments, duration, tokens in and out, error; plus `llm_errors` when the model
-failed and was retried or replaced in that step), or one line with `tool: null` for a final answer. The agent is
+(agent, step, start offset, tool, arguments, duration, tokens in and out, error; the step's first line also carries
+`http_requests`, the HTTP requests its model call took, retries included, and `llm_errors` when the model failed
+and was retried or replaced in that step), or one line with `tool: null` for a final answer. The agent is
 named by the delegation that started it (`profiler_specialist`, ...), else `coordinator`.
 
 Only the tool arguments, the token usage and error text are kept from the spans' content: never the messages, never
@@ -65,6 +66,7 @@ class TraceRecorder(Tracer):
         self.lines: list[dict[str, Any]] = []
         self.tokens = {"prompt": 0, "completion": 0}
         self.model_calls = 0
+        self.http_requests = 0
         self._lock = threading.Lock()
         self._started = time.perf_counter()
         self._file = None
@@ -96,6 +98,7 @@ class TraceRecorder(Tracer):
     def _emit(self, lines: list[dict[str, Any]]) -> None:
         with self._lock:
             self.model_calls += sum(1 for line in lines if line.pop("llm_call", False))
+            self.http_requests += sum(line.get("http_requests", 0) for line in lines)
             for line in lines:
                 self.lines.append(line)
                 self.tokens["prompt"] += line.get("tokens_in", 0)
@@ -158,7 +161,7 @@ def _install_router() -> None:
 
 def _lines_for_step(step: RecordedSpan, started_s: float) -> list[dict[str, Any]]:
     llm = next((c for c in step.children if c.operation == "haystack.agent.step.llm"), None)
-    usage, requested, model, llm_errors = _llm_output(llm)
+    usage, requested, model, meta = _llm_output(llm)
     common = {
         "agent": step.agent,
         "step": step.tags.get("haystack.agent.step"),
@@ -183,19 +186,20 @@ def _lines_for_step(step: RecordedSpan, started_s: float) -> list[dict[str, Any]
     lines[0]["tokens_in"] = int(usage.get("prompt_tokens") or 0)
     lines[0]["tokens_out"] = int(usage.get("completion_tokens") or 0)
     lines[0]["llm_call"] = llm is not None and model not in (None, "offline-planner")
-    if llm_errors:
-        lines[0]["llm_errors"] = llm_errors
+    lines[0]["http_requests"] = int(meta.get("http_requests") or 0)
+    if meta.get("llm_errors"):
+        lines[0]["llm_errors"] = list(meta["llm_errors"])
     return lines
 
 
-def _llm_output(llm: RecordedSpan | None) -> tuple[dict[str, Any], list[Any], str | None, list[str]]:
+def _llm_output(llm: RecordedSpan | None) -> tuple[dict[str, Any], list[Any], str | None, dict[str, Any]]:
     output = (llm.tags.get("haystack.agent.step.llm.output") or {}) if llm is not None else {}
     replies = output.get("replies") or []
     if not replies:
-        return {}, [], None, []
+        return {}, [], None, {}
     reply = replies[0]
     meta = reply.meta
-    return meta.get("usage") or {}, list(reply.tool_calls), meta.get("model"), list(meta.get("llm_errors") or [])
+    return meta.get("usage") or {}, list(reply.tool_calls), meta.get("model"), meta
 
 
 def _take_matching_span(spans: list[RecordedSpan], call: Any) -> RecordedSpan | None:

@@ -207,10 +207,24 @@ class GroundingCheck(_Model):
     issues: list[str] = Field(default_factory=list, description="'<where>: <reason>' for each unsupported figure")
 
 
+class TokenCount(_Model):
+    prompt: int = 0
+    completion: int = 0
+
+
 class GeneratedBy(_Model):
+    """Which brain wrote the review and what it was asked. `degraded`: a model was chosen but could not do the work
+    (it failed and the offline planner took over, or it made no tool call), `degraded_reason` says which."""
+
     llm: str = "offline"
     model: str | None = None
     degraded: bool = False
+    degraded_reason: str | None = None
+    model_requests: int = Field(0, description="calls the agents made to the model")
+    http_requests: int = Field(0, description="HTTP requests those calls took, retries included")
+    model_tool_calls: int = Field(0, description="tool calls the model asked for")
+    planner_tool_calls: int = Field(0, description="tool calls the offline planner asked for")
+    tokens: TokenCount = Field(default_factory=TokenCount)
 
 
 class Postmortem(_Model):
