@@ -9,11 +9,15 @@ export HAYSTACK_TELEMETRY_ENABLED := false
 .PHONY: demo test lint bench system-deps clean
 
 $(BIN)/python:
+	@echo "==> creating $(VENV) (step 1 of 3)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install --progress-bar on --upgrade pip
 
+# pip's own lines ("Collecting ...", "Installing ...") are the progress of the longest step
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q -c constraints.txt -e .
+	@echo "==> installing IncidentLens and its dependencies into $(VENV) (step 2 of 3, about a minute)"
+	$(BIN)/python -m pip install --progress-bar on -c constraints.txt -e .
+	@echo "==> step 3 of 3: the demo"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python

@@ -139,7 +139,8 @@ def test_a_narrative_that_invents_a_number_and_a_time_is_replaced_by_the_templat
 
 
 def test_generated_by_is_recorded(analysis):
-    author = {"llm": "openai", "model": "gpt-4o-mini", "degraded": True, "degraded_reason": "HTTP 429 after 3 attempt(s)",
+    author = {"llm": "openai", "model": "gpt-4o-mini", "degraded": True,
+              "degraded_reason": "HTTP 429 after 3 attempt(s)",
               "model_requests": 1, "http_requests": 3, "model_tool_calls": 0, "planner_tool_calls": 11,
               "tokens": {"prompt": 0, "completion": 0}}
     pm = build_postmortem(analysis, generated_by=author)

@@ -61,4 +61,5 @@ def test_generate_a_causal_scenario_writes_its_events_file(tmp_path):
 def test_unknown_format_exits_2_with_one_line(tmp_path):
     completed = _run_cli("generate", "--scenario", "seed-tutorial", "--out", str(tmp_path), "--format", "xml")
     assert completed.returncode == 2
-    assert completed.stderr.strip() == "error: unknown format 'xml': choose one of csv, parquet, jsonl"
+    assert completed.stderr == ("error: Invalid value for '--format': Value error, 'xml' is not one of 'csv', "
+                                "'parquet', 'jsonl'. (see incidentlens generate --help)\n")

@@ -5,15 +5,23 @@ Every command is thin. Errors the user can fix (IncidentLensError) become one li
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import shutil
 import sys
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from rich.text import Text
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer.core import TyperArgument, TyperOption
 
 from incidentlens import __version__
 from incidentlens.errors import IncidentLensError
@@ -35,36 +43,101 @@ app.add_typer(eval_app, name="eval")
 
 console = Console()
 
+#: exit code when --require-llm is given and the model could not be used (2 is for bad input)
+EXIT_NO_MODEL = 3
+
+
+# Choices, listed in --help by Typer; the library's own tuples are the truth (tests/test_cli.py checks they agree).
+class Brain(StrEnum):
+    auto = "auto"
+    offline = "offline"
+    openai = "openai"
+    openai_compatible = "openai-compatible"
+
+
+class OnsetMode(StrEnum):
+    detect = "detect"
+    at = "at"
+
+
+class DetectorName(StrEnum):
+    robust = "robust"
+    seed_zscore = "seed-zscore"
+
+
+class FileFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
+class NezhaRanker(StrEnum):
+    analysis = "analysis"
+    signals = "signals"
+
+
+class FaultKind(StrEnum):
+    exception = "exception"
+    return_ = "return"
+    cpu_contention = "cpu_contention"
+
+
+def _placeholder(param: Any, ctx: Any) -> str | None:
+    """One placeholder style in --help: a flag shows none, a choice its values as [a|b], any other value an
+    UPPERCASE word (TEXT, INTEGER, NUMBER, PATH) unless the option names its own (TIME, ROLE=COLUMN)."""
+    if isinstance(param, TyperOption) and param.is_flag:
+        return None
+    if param.metavar is not None:
+        return param.metavar
+    label = re.sub(r"^list\[(.*)\]$", r"\1", param.display_type(ctx).strip("<>"))
+    if param.type_descriptor.is_choice:
+        return f"[{label}]"
+    return {"str": "TEXT", "int": "INTEGER", "float": "NUMBER"}.get(label, label.upper())
+
+
+def _usage_name(argument: Any) -> str:
+    """An argument in the usage line as click writes it: QUERY when required, [QUERY] when not (Typer: {QUERY})."""
+    name = argument.display_name_raw
+    return (name if argument.required else f"[{name}]") + ("..." if argument.nargs != 1 else "")
+
+
+# Typer's rich help prints `<bool>` after a flag, `<str>`/`<path>` beside our PATH/TIME and `{query}` in the usage
+# line; one rule for all.
+TyperOption.display_type_rich = _placeholder
+TyperArgument.display_type_rich = _placeholder
+TyperArgument._usage_display_name = _usage_name
+
 # Remote sources, shared by the commands that read telemetry: metrics from Prometheus, logs from ClickHouse
 # (`--logs clickhouse://user:pass@host:8123/db.table`). Secrets come from the environment, never from output.
 _REMOTE = "Remote sources"
+_MODEL = "Model"
 PrometheusUrl = Annotated[
-    str | None, typer.Option("--prometheus", help="Prometheus base URL: pull metrics over the range (series with "
-                             "a service/app/job label, plus --promql).", rich_help_panel=_REMOTE)
+    str | None, typer.Option("--prometheus", metavar="URL", help="Prometheus base URL: pull metrics over the range "
+                             "(series with a service/app/job label, plus --promql).", rich_help_panel=_REMOTE)
 ]
 PromQL = Annotated[
-    list[str] | None, typer.Option("--promql", help="NAME=QUERY: a named PromQL query as metric NAME (repeatable).",
-                                   rich_help_panel=_REMOTE)
+    list[str] | None, typer.Option("--promql", metavar="NAME=QUERY", help="A named PromQL query as metric NAME "
+                                   "(repeatable).", rich_help_panel=_REMOTE)
 ]
 PromToken = Annotated[
-    str | None, typer.Option("--prom-token", help="Bearer token for Prometheus (better: env PROMETHEUS_TOKEN).",
-                             show_default=False, rich_help_panel=_REMOTE)
+    str | None, typer.Option("--prom-token", metavar="TOKEN", help="Bearer token for Prometheus (better: env "
+                             "PROMETHEUS_TOKEN).", show_default=False, rich_help_panel=_REMOTE)
 ]
 PromUser = Annotated[
-    str | None, typer.Option("--prom-user", help="Basic-auth user; the password is read from env PROMETHEUS_PASSWORD.",
-                             rich_help_panel=_REMOTE)
+    str | None, typer.Option("--prom-user", metavar="USER", help="Basic-auth user; the password is read from env "
+                             "PROMETHEUS_PASSWORD.", rich_help_panel=_REMOTE)
 ]
 PromStart = Annotated[
-    str | None, typer.Option("--prom-start", help="Range start (ISO-8601; default: the other telemetry's start, "
-                             "else 24 h before the end).", rich_help_panel=_REMOTE)
+    str | None, typer.Option("--prom-start", metavar="TIME", help="Range start (ISO-8601; default: the other "
+                             "telemetry's start, else 24 h before the end).", rich_help_panel=_REMOTE)
 ]
 PromEnd = Annotated[
-    str | None, typer.Option("--prom-end", help="Range end (ISO-8601; default: the other telemetry's end, else an "
-                             "hour after --at, else now).", rich_help_panel=_REMOTE)
+    str | None, typer.Option("--prom-end", metavar="TIME", help="Range end (ISO-8601; default: the other "
+                             "telemetry's end, else an hour after --at, else now).", rich_help_panel=_REMOTE)
 ]
 PromStep = Annotated[
-    int | None, typer.Option("--prom-step", help="Step in seconds (default: 60 s, more if the range needs it to "
-                             "stay under 11,000 points a series).", rich_help_panel=_REMOTE)
+    int | None, typer.Option("--prom-step", metavar="SECONDS", help="Step in seconds (default: 60 s, more if the "
+                             "range needs it to stay under 11,000 points a series).", rich_help_panel=_REMOTE)
 ]
 
 
@@ -97,10 +170,11 @@ AlertTime = Annotated[
     str | None, typer.Option("--at", metavar="TIME", help="Alert time (ISO-8601): the incident containing or nearest "
                              "to it.")
 ]
-Detector = Annotated[str, typer.Option("--detector", help="robust, or seed-zscore (the original).")]
-Onset = Annotated[str, typer.Option("--onset", help="detect: the detected incident containing or nearest --at; "
-                                    "at: --at is the known start (an alert, an injection): the window is --at to the "
-                                    "end of the shortest source, the baseline everything before it.")]
+Detector = Annotated[DetectorName, typer.Option("--detector", help="robust, or seed-zscore (the original).")]
+Onset = Annotated[OnsetMode, typer.Option("--onset", help="detect: the detected incident containing or nearest --at; "
+                                          "at: --at is the known start (an alert, an injection): the window is --at to "
+                                          "the end of the shortest source, the baseline everything before it.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else on stdout).")]
 
 
 def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_token: str | None,
@@ -147,11 +221,14 @@ def root(
 
 
 @app.command("scenarios")
-def scenarios_command() -> None:
+def scenarios_command(as_json: AsJson = False) -> None:
     """List the scenarios `generate` can write, one line each."""
     from incidentlens.scenarios import list_scenarios
 
     scenarios = list_scenarios()
+    if as_json:
+        _print_json([{"name": name, "description": description} for name, description in scenarios])
+        return
     width = max(len(name) for name, _ in scenarios)
     for name, description in scenarios:
         typer.echo(f"{name:{width}}  {description}")
@@ -166,13 +243,17 @@ def generate_command(
     logs: Annotated[
         int | None, typer.Option("--logs", help="Number of log lines (default: scaled to the range).")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="File format: csv, parquet or jsonl.")] = "csv",
+    fmt: Annotated[FileFormat, typer.Option("--format", help="File format.")] = FileFormat.csv,
+    as_json: AsJson = False,
 ) -> None:
     """Write a generated scenario: telemetry with a known incident and its ground truth."""
     from incidentlens.scenarios import generate
 
     with console.status(Text(f"generating {scenario}")):
-        paths = generate(scenario, out, seed=seed, hours=hours, logs=logs, fmt=fmt)
+        paths = generate(scenario, out, seed=seed, hours=hours, logs=logs, fmt=fmt.value)
+    if as_json:
+        _print_json({role: str(path) for role, path in paths.items()})
+        return
     for role, path in paths.items():
         _print_data(f"{role:8} {path}")
 
@@ -184,44 +265,42 @@ def detect_command(
         list[str] | None, typer.Option("--metric", help="Only these metric names (repeatable; default: all).")
     ] = None,
     at: AlertTime = None,
-    detector: Detector = "robust",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the detection as JSON.")] = False,
+    detector: Detector = DetectorName.robust,
+    as_json: AsJson = False,
     mapping: ColumnMap = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
     """Find the incident window in metrics: when, how severe, and which series moved."""
-    import json
-
     from incidentlens.analysis.detection import detect, parse_time
 
     anchor = parse_time(at) if at else None
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, None, None, None, mapping, anchor, remote)
-    result = detect(store, metrics=metric or None, at=anchor, detector=detector)
+    result = detect(store, metrics=metric or None, at=anchor, detector=detector.value)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
+        _print_json(result.to_dict())
         return
     _print_detection(result)
 
 
 def _print_detection(result: DetectionResult) -> None:
-    from rich.table import Table
-
     from incidentlens.analysis.detection import iso_z
 
     if not result.detected:
         _print_data(f"no incident found ({result.detector}): {result.reason}")
     else:
-        table = Table("", "start", "end", "minutes", "peak", "severity", "series moved (robust shift)", box=None)
+        rows = []
         for window in result.windows:
             moved = ", ".join(f"{s.series} {s.direction} {s.shift:+.1f}" for s in window.series[:4])
             if len(window.series) > 4:
                 moved += f" (+{len(window.series) - 4} more)"
             minutes = (window.end - window.start).total_seconds() / 60
-            table.add_row("*" if window == result.window else "", iso_z(window.start), iso_z(window.end),
-                          f"{minutes:.0f}", iso_z(window.peak), f"{window.severity:.1f}", Text(moved))
-        console.print(table)
+            rows.append(["*" if window == result.window else "", iso_z(window.start), iso_z(window.end),
+                         f"{minutes:.0f}", iso_z(window.peak), f"{window.severity:.1f}", moved])
+        console.print(fitted_table([Col(""), Col("start", TIME), Col("end", TIME), Col("minutes", NUMBER),
+                                    Col("peak", TIME, drop=2), Col("severity", NUMBER, drop=1),
+                                    Col("series moved (robust shift)")], rows, console.width))
         baseline = result.baseline_window
         compared = f"baseline {iso_z(baseline[0])} .. {iso_z(baseline[1])}" if baseline else "no baseline period"
         console.print(f"* incident window ({result.detector}); {compared}")
@@ -235,22 +314,18 @@ def eval_nab_command(
         "../shared/datasets/nab"
     ),
     detector: Annotated[
-        list[str] | None,
+        list[DetectorName] | None,
         typer.Option("--detector", help="Detectors to score (repeatable; default: robust and seed-zscore)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Score the detectors on the Numenta Anomaly Benchmark: event-level recall, precision, F1, false alarms."""
-    import json
-
-    from rich.table import Table
-
     from incidentlens.eval.nab import evaluate_nab
 
     with console.status("scoring NAB series"):
-        report = evaluate_nab(data, detectors=detector or ("robust", "seed-zscore"))
+        report = evaluate_nab(data, detectors=[d.value for d in detector] if detector else ("robust", "seed-zscore"))
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        _print_json(report.to_dict())
         return
     table = Table(box=None, caption="found: labelled windows with a detection; FA/day: false alarms per day")
     table.add_column("detector", no_wrap=True)
@@ -271,9 +346,9 @@ def analyze_command(
     traces: TraceFiles = None,
     events: EventFiles = None,
     at: AlertTime = None,
-    onset: Onset = "detect",
+    onset: Onset = OnsetMode.detect,
     out: Annotated[Path, typer.Option("--out", help="Directory to write analysis.json into.")] = Path("."),
-    detector: Detector = "robust",
+    detector: Detector = DetectorName.robust,
     as_json: Annotated[bool, typer.Option("--json", help="Print analysis.json instead of the summary.")] = False,
     mapping: ColumnMap = None,
     year: LogYear = None,
@@ -282,8 +357,6 @@ def analyze_command(
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
     """Find the incident and explain it: window, root-cause hypotheses with tests, contributors, evidence."""
-    import json
-
     from incidentlens.analysis import analyze
     from incidentlens.analysis.detection import parse_time
 
@@ -291,7 +364,7 @@ def analyze_command(
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service)
     with console.status("analyzing", spinner="dots"):
-        result = analyze(store, at=anchor, detector=detector, onset=onset)
+        result = analyze(store, at=anchor, detector=detector.value, onset=onset.value)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "analysis.json"
     text = json.dumps(result.to_dict(), indent=2)
@@ -304,8 +377,6 @@ def analyze_command(
 
 
 def _print_analysis(analysis: dict) -> None:
-    from rich.table import Table
-
     if not analysis["detected"]:
         console.print(f"[bold]no incident found[/bold]: {escape(str(analysis['reason']))}")
         return
@@ -313,12 +384,11 @@ def _print_analysis(analysis: dict) -> None:
     console.print(f"[bold]incident[/bold] {window['start']} .. {window['end']}  peak {analysis['peak']}")
     console.print(f"[dim]baseline {baseline['start']} .. {baseline['end']} ({baseline.get('rule', '')})[/dim]")
     # Service names, descriptions, dimension values and templates are the user's data: escaped, never markup.
-    table = Table("#", "service", "kind", "confidence", "test", box=None, title="root-cause hypotheses")
-    for rank, hypothesis in enumerate(analysis["hypotheses"], 1):
-        verdict = {True: "[green]passed[/green]", False: "[red]failed[/red]", None: "-"}[hypothesis["test_passed"]]
-        table.add_row(str(rank), escape(hypothesis["service"]), hypothesis["kind"],
-                      f"{hypothesis['confidence']:.0%}", verdict)
-    console.print(table)
+    rows = [[str(rank), h["service"], h["kind"], f"{h['confidence']:.0%}",
+             {True: "passed", False: "failed", None: "-"}[h["test_passed"]]]
+            for rank, h in enumerate(analysis["hypotheses"], 1)]
+    console.print(fitted_table([Col("#", NUMBER), Col("service"), Col("kind"), Col("confidence", NUMBER),
+                                Col("test")], rows, console.width, title="root-cause hypotheses"))
     for hypothesis in analysis["hypotheses"][:1]:
         _print_data(f"  {hypothesis['mechanism']}\n  test: {hypothesis['test']}")
     if analysis["trigger"]:
@@ -326,11 +396,10 @@ def _print_analysis(analysis: dict) -> None:
         console.print(f"[bold]trigger[/bold] {trigger['t']} {escape(str(trigger['kind']))} "
                       f"{escape(str(trigger['service']))}: {escape(str(trigger['description']))}", highlight=False)
     if analysis["contributors"]:
-        contributors = Table("dimension", "value", "window", "baseline", "lift", box=None, title="contributors")
-        for c in analysis["contributors"][:5]:
-            contributors.add_row(escape(c["dimension"]), escape(str(c["value"])), f"{c['window_share']:.0%}",
-                                 f"{c['baseline_share']:.0%}", f"{c['lift']:.1f}")
-        console.print(contributors)
+        rows = [[c["dimension"], str(c["value"]), f"{c['window_share']:.1%}", f"{c['baseline_share']:.1%}",
+                 f"{c['lift']:.1f}"] for c in analysis["contributors"][:5]]
+        console.print(fitted_table([Col("dimension"), Col("value"), Col("window", NUMBER), Col("baseline", NUMBER),
+                                    Col("lift", NUMBER)], rows, console.width, title="contributors"))
     for template in analysis["templates"][:5]:
         console.print(f"[bold]{template['status']}[/bold] x{template['count_window']} {escape(template['template'])}",
                       highlight=False)
@@ -346,13 +415,10 @@ def eval_scenarios_command(
     logs: Annotated[
         int | None, typer.Option("--logs", help="Log lines per scenario (default: the scenario's own).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Analyze every generated scenario over several seeds: window IoU, root cause top-1/top-3, false incidents."""
-    import json
-
     from rich.progress import Progress
-    from rich.table import Table
 
     from incidentlens.eval.scenarios import evaluate_scenarios, parse_seeds
     from incidentlens.scenarios import list_scenarios
@@ -367,7 +433,7 @@ def eval_scenarios_command(
 
         report = evaluate_scenarios(names, seed_list, logs=logs, on_run=advance)
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        _print_json(report.to_dict())
         return
     table = Table(box=None, caption=f"seeds {seeds}. IoU: window overlap with the truth; top-1/top-3: the true "
                   "root-cause service ranked first/in the first three; kind: its mechanism; false: incidents "
@@ -455,39 +521,37 @@ def eval_templates_command(
 
 @app.command("sql")
 def sql_command(
-    query: Annotated[str, typer.Argument(help="One SELECT/WITH query over metrics, logs, spans, events.")],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="One SELECT/WITH query over metrics, logs, spans, "
+                                                               "events.")],
     metrics: MetricsFiles = None,
     logs: LogFiles = None,
     traces: TraceFiles = None,
     events: EventFiles = None,
     mapping: ColumnMap = None,
-    max_rows: Annotated[int, typer.Option("--max-rows", help="Row cap.")] = 200,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds before the query is interrupted.")] = 10.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Row cap: rows past it are not shown.")] = 200,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS",
+                                           help="Seconds before the query is interrupted.")] = 10.0,
+    as_json: AsJson = False,
     year: LogYear = None,
     service: LogService = None,
 ) -> None:
     """Run one read-only query in the SQL sandbox (the one the agents use): no writes, no files, capped."""
-    import json
-
-    from rich.table import Table
-
     from incidentlens.analysis.sql_sandbox import SqlSandbox
 
     store = _open_store(metrics, logs, traces, events, mapping, year=year, service=service)
     with SqlSandbox(store, row_cap=max_rows, timeout_s=timeout) as sandbox:
         result = sandbox.run(query)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2, default=str))
+        _print_json(result.to_dict())
         return
-    table = Table(box=None)
-    for column in result.columns:
-        table.add_column(Text(column))
-    for row in result.rows:
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))
-    console.print(table)
-    cut = f", first {result.row_cap} shown" if result.truncated else ""
-    console.print(f"[dim]{len(result.rows)} rows{cut} in {result.elapsed_ms:.0f} ms[/dim]")
+    rows = [["" if v is None else str(v) for v in row] for row in result.rows]
+    columns = [Col(name, TIME if _all_times(rows, i) else TEXT) for i, name in enumerate(result.columns)]
+    console.print(fitted_table(columns, rows, console.width))
+    if result.truncated:
+        _print_note(f"the query returned more than {result.row_cap} rows; the first {result.row_cap} are shown "
+                    f"(raise --max-rows, or aggregate with GROUP BY) - {result.elapsed_ms:.0f} ms")
+    else:
+        _print_note(f"{len(result.rows)} rows in {result.elapsed_ms:.0f} ms")
 
 
 @app.command("report")
@@ -499,6 +563,7 @@ def report_command(
     traces: TraceFiles = None,
     events: EventFiles = None,
     mapping: ColumnMap = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print report.json instead of the summary.")] = False,
 ) -> None:
     """Write the incident review from an analysis.json, without agents; charts need --metrics."""
     from incidentlens.report import (
@@ -512,6 +577,9 @@ def report_command(
     pm = build_postmortem(read_analysis(analysis), source=str(analysis))
     store = _open_store(metrics, logs, traces, events, mapping) if metrics or logs or traces or events else None
     paths = write_reports(pm, out, store=store)
+    if as_json:
+        _print_json(pm.to_dict())
+        return
     for line in [*executive_summary(pm), "", *runbook_checklist(pm)]:
         _print_data(line)
     for path in paths.values():
@@ -525,35 +593,61 @@ def investigate_command(
     traces: TraceFiles = None,
     events: EventFiles = None,
     at: AlertTime = None,
-    onset: Onset = "detect",
+    onset: Onset = OnsetMode.detect,
     mapping: ColumnMap = None,
     llm: Annotated[
-        str, typer.Option("--llm", help="auto (openai if OPENAI_API_KEY is set, else offline), offline, openai, "
-                                        "openai-compatible.")
-    ] = "auto",
-    model: Annotated[str, typer.Option("--model", help="Model name for openai / openai-compatible.")] = "gpt-4o-mini",
+        Brain, typer.Option("--llm", help="auto: openai if OPENAI_API_KEY is set, openai-compatible with --llm-url, "
+                                          "else offline (the deterministic planner, no model).", rich_help_panel=_MODEL)
+    ] = Brain.auto,
+    model: Annotated[str, typer.Option("--model", help="Model name for openai / openai-compatible.",
+                                       rich_help_panel=_MODEL)] = "gpt-4o-mini",
     llm_url: Annotated[
-        str | None, typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1.")
+        str | None, typer.Option("--llm-url", metavar="URL", help="OpenAI-compatible endpoint, e.g. "
+                                 "http://localhost:11434/v1.", rich_help_panel=_MODEL)
     ] = None,
-    out: Annotated[Path, typer.Option("--out", help="Directory for report.json/.md/.html and trace.jsonl.")] = Path(
-        "."
-    ),
+    llm_timeout: Annotated[float, typer.Option("--llm-timeout", metavar="SECONDS", help="Seconds an HTTP request to "
+                                               "the model may take before it is retried.", rich_help_panel=_MODEL)
+                           ] = 60.0,
+    llm_max_tokens: Annotated[int, typer.Option("--llm-max-tokens", help="max_tokens sent with every request: the "
+                                                "longest answer the model may write.", rich_help_panel=_MODEL)] = 1024,
+    llm_context: Annotated[int, typer.Option("--llm-context", help="Tokens one request may use, prompt and answer "
+                                             "(the model's context window); past it the oldest tool results are "
+                                             "sent as their evidence ids.", rich_help_panel=_MODEL)] = 16384,
+    require_llm: Annotated[bool, typer.Option("--require-llm", help="Exit with code 3 when the model could not be "
+                                              "used (unreachable, replaced by the planner, or no tool call); the "
+                                              "review is still written.", rich_help_panel=_MODEL)] = False,
+    out: Annotated[Path, typer.Option("--out", help="Directory for report.json/.md/.html, evidence.json and "
+                                      "trace.jsonl.")] = Path("."),
     max_steps: Annotated[int, typer.Option("--max-steps", help="Step budget of the coordinator agent.")] = 30,
     year: LogYear = None,
     service: LogService = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print report.json instead of the summary.")] = False,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
     """Investigate with the agent team (coordinator, profiler, writer) and write the incident review."""
+    from incidentlens.agents.brains import ModelBudget, RetryPolicy, resolve_brain
     from incidentlens.analysis.anchored import check_onset
     from incidentlens.analysis.detection import parse_time
 
     anchor = parse_time(at) if at else None
-    check_onset(onset, anchor)  # before any data is read
+    check_onset(onset.value, anchor)  # before any data is read
+    budget = ModelBudget(max_tokens=llm_max_tokens, context_tokens=llm_context)
+    if require_llm and resolve_brain(llm.value, model, llm_url).llm == "offline":
+        _exit_no_model("--require-llm: no model to use (--llm offline, or auto with neither OPENAI_API_KEY nor "
+                       "--llm-url)")
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service)
-    _investigate_and_report(store, out, llm=llm, model=model, llm_url=llm_url, max_steps=max_steps, at=anchor,
-                            onset=onset)
+    result = _investigate_and_report(store, out, as_json=as_json, llm=llm.value, model=model, llm_url=llm_url,
+                                     max_steps=max_steps, at=anchor, onset=onset.value, budget=budget,
+                                     retry=RetryPolicy(timeout_s=llm_timeout))
+    if require_llm and result.generated_by.get("degraded"):
+        _exit_no_model(f"--require-llm: the model could not be used: {result.degraded_reason}")
+
+
+def _exit_no_model(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(EXIT_NO_MODEL)
 
 
 @app.command("demo")
@@ -561,6 +655,7 @@ def demo_command(
     out: Annotated[Path, typer.Option("--out", help="Directory for the demo's data and report.")] = Path(
         "incidentlens-demo"
     ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print report.json instead of the summary.")] = False,
 ) -> None:
     """Generate the seed-tutorial day and investigate it offline: the quickest look at IncidentLens."""
     from incidentlens.scenarios import generate
@@ -569,12 +664,27 @@ def demo_command(
     with console.status("generating the seed-tutorial day"):
         paths = generate("seed-tutorial", out / "data", seed=1)
     store = load_telemetry(metrics=paths.get("metrics"), logs=paths.get("logs"), events=paths.get("events"))
-    _investigate_and_report(store, out, llm="offline", model=None, llm_url=None, max_steps=30, at=None)
-    console.print(Text(f"demo data in {out / 'data'}; try: incidentlens sql --metrics {paths['metrics']} "
-                       f"--logs {paths['logs']} \"SELECT level, count(*) FROM logs GROUP BY level\"", style="dim"))
+    _investigate_and_report(store, out, as_json=as_json, llm="offline", model=None, llm_url=None, max_steps=30,
+                            at=None)
+    if not as_json:
+        _print_note(f"demo data in {out / 'data'}; try: {_self_command()} sql --metrics {paths['metrics']} "
+                    f"--logs {paths['logs']} \"SELECT level, count(*) FROM logs GROUP BY level\"")
 
 
-def _investigate_and_report(store: object, out: Path, **options: object) -> None:
+def _self_command() -> str:
+    """How to run IncidentLens again from here, as the user just did: `incidentlens` when that is on the PATH,
+    else the path of the script that is running (`.venv/bin/incidentlens` after `make demo`)."""
+    script = Path(sys.argv[0])
+    on_path = shutil.which("incidentlens")
+    if on_path and script.name == "incidentlens" and Path(on_path).resolve() == script.resolve():
+        return "incidentlens"
+    if script.name == "incidentlens" and script.exists():
+        return str(script)
+    installed = Path(sys.executable).parent / "incidentlens"
+    return str(installed) if installed.exists() else "incidentlens"
+
+
+def _investigate_and_report(store: object, out: Path, as_json: bool = False, **options: object) -> Any:
     from incidentlens.agents import investigate
     from incidentlens.report import executive_summary, runbook_checklist, write_reports
 
@@ -582,12 +692,22 @@ def _investigate_and_report(store: object, out: Path, **options: object) -> None
     with console.status("investigating: coordinator, profiler, writer", spinner="dots"):
         result = investigate(store, trace_path=out / "trace.jsonl", **options)
     paths = write_reports(result.postmortem, out, store=store)
+    if as_json:
+        _print_json(result.postmortem.to_dict())
+        return result
+    author = result.generated_by
     brain = Text.assemble(("brain", "bold"), f" {result.brain}")
-    if result.generated_by.get("degraded"):
-        brain.append(f"  degraded: {result.degraded_reason}, finished offline", style="yellow")
+    if author.get("degraded"):
+        brain.append(f"  degraded: {result.degraded_reason}", style="yellow")
     console.print(brain, highlight=False)
-    console.print(f"[bold]tokens[/bold] {result.tokens['prompt']} in, {result.tokens['completion']} out "
-                  f"({result.model_calls} model calls, {len(result.trace)} trace lines)")
+    if author["llm"] != "offline":
+        console.print(f"[bold]model[/bold] {author['model_requests']} requests ({author['http_requests']} HTTP), "
+                      f"{author['model_tool_calls']} tool calls by the model, {author['planner_tool_calls']} by the "
+                      f"planner; {result.tokens['prompt']} prompt and {result.tokens['completion']} completion tokens",
+                      highlight=False)
+    else:
+        console.print(f"[bold]planner[/bold] {author['planner_tool_calls']} tool calls, no model "
+                      f"({len(result.trace)} trace lines)", highlight=False)
     console.print()
     for line in executive_summary(result.postmortem)[:10]:
         _print_data(line)
@@ -599,6 +719,75 @@ def _investigate_and_report(store: object, out: Path, **options: object) -> None
     console.print()
     for path in [*paths.values(), out / "trace.jsonl"]:
         _print_data(f"wrote {path}")
+    return result
+
+
+def _print_json(data: object) -> None:
+    """A command's result as JSON on stdout, nothing else (progress and notes go to stderr or are not printed)."""
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _print_note(text: str) -> None:
+    console.print(Text(text, style="dim"), highlight=False)
+
+
+TEXT, TIME, NUMBER = "text", "time", "number"
+_TIME_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?$")
+_MAX_NAME = 30  # a name this long (a service, a series) is kept on one line; longer text folds
+
+
+@dataclass(frozen=True)
+class Col:
+    """A table column: `kind` TIME and NUMBER never wrap, TEXT wraps at spaces (a long word folds); `drop` > 0 lets a
+    narrow terminal leave the column out, lowest `drop` first."""
+
+    header: str
+    kind: str = TEXT
+    drop: int = 0
+
+
+def fitted_table(columns: list[Col], rows: list[list[str]], width: int, title: str | None = None) -> Table:
+    """A table that keeps whole times and names within `width` (80 when piped): wrap text, or leave out the
+    droppable columns, never cut a time. The caption names any column left out and the width that shows it."""
+    shown = list(range(len(columns)))
+    for rank in sorted({c.drop for c in columns if c.drop}):
+        if _min_width(columns, rows, shown) <= width:
+            break
+        shown = [i for i in shown if columns[i].drop != rank]
+    left_out = [columns[i].header for i in range(len(columns)) if i not in shown]
+    caption = (f"{', '.join(left_out)} left out to fit {width} columns (COLUMNS="
+               f"{_min_width(columns, rows, list(range(len(columns))))} shows all)") if left_out else None
+    table = Table(box=None, title=title, caption=caption, caption_justify="left", pad_edge=False)
+    for i in shown:
+        column = columns[i]
+        if column.kind == TEXT:
+            table.add_column(Text(column.header), overflow="fold", min_width=_text_min(column, rows, i))
+        else:
+            table.add_column(Text(column.header), no_wrap=True, justify="right" if column.kind == NUMBER else "left",
+                             min_width=_longest(column, rows, i))
+    for row in rows:
+        table.add_row(*(Text(row[i]) for i in shown))
+    return table
+
+
+def _longest(column: Col, rows: list[list[str]], i: int) -> int:
+    return max([len(column.header), *(len(row[i]) for row in rows)])
+
+
+def _text_min(column: Col, rows: list[list[str]], i: int) -> int:
+    words = [len(word) for text in [column.header, *(row[i] for row in rows)] for word in text.split()]
+    return min(max(words, default=1), _MAX_NAME)
+
+
+def _min_width(columns: list[Col], rows: list[list[str]], shown: list[int]) -> int:
+    widths = [_text_min(columns[i], rows, i) if columns[i].kind == TEXT else _longest(columns[i], rows, i)
+              for i in shown]
+    return sum(widths) + 2 * max(0, len(widths) - 1)
+
+
+def _all_times(rows: list[list[str]], i: int) -> bool:
+    values = [row[i] for row in rows if row[i]]
+    return bool(values) and all(_TIME_VALUE.match(value) for value in values)
 
 
 def _print_data(text: str) -> None:
@@ -612,11 +801,11 @@ def eval_nezha_command(
     data: Annotated[Path, typer.Option("--data", help="The nezha-trainticket directory (rca_data/, construct_data/).")
                     ] = Path("../shared/datasets/nezha-trainticket"),
     ranker: Annotated[
-        str, typer.Option("--ranker", help="analysis (analyze(store, at=inject_time, onset='at')), or signals (generic "
-                                           "before/after contrasts fused by rank).")
-    ] = "analysis",
+        NezhaRanker, typer.Option("--ranker", help="analysis (analyze(store, at=inject_time, onset='at')), or "
+                                                   "signals (generic before/after contrasts fused by rank).")
+    ] = NezhaRanker.analysis,
     kind: Annotated[
-        list[str] | None, typer.Option("--kind", help="Only faults of this type: exception, return, cpu_contention.")
+        list[FaultKind] | None, typer.Option("--kind", help="Only faults of this type (repeatable).")
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N faults.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
@@ -624,10 +813,7 @@ def eval_nezha_command(
                                                       "before each fault, where nothing has happened yet.")] = False,
 ) -> None:
     """Root-cause ranking on Nezha's TrainTicket day: top-1/top-3 per fault type and seconds per fault."""
-    import json
-
     from rich.progress import Progress
-    from rich.table import Table
 
     from incidentlens.eval.nezha import evaluate_nezha, null_calibration
 
@@ -637,7 +823,7 @@ def eval_nezha_command(
             found = null_calibration(data, limit=limit,
                                      progress=lambda done, total, _: progress.update(task, completed=done, total=total))
         if as_json:
-            print(json.dumps(found, indent=2))
+            _print_json(found)
             return
         console.print(f"{found['runs']} pseudo-onsets (no fault yet): {found['mean_candidates']:.2f} services per run "
                       f"past the candidate bar on their span events, {found['runs_with_any']} runs with any; mean "
@@ -646,15 +832,15 @@ def eval_nezha_command(
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("scoring faults", total=None)
-        report = evaluate_nezha(data, ranker=ranker, kinds=kind, limit=limit,
+        report = evaluate_nezha(data, ranker=ranker.value, kinds=[k.value for k in kind] if kind else None, limit=limit,
                                 progress=lambda done, total, _: progress.update(task, completed=done, total=total))
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        _print_json(report.to_dict())
         return
     summary = report.summary()
     paper = summary["paper"]
     table = Table("fault type", "faults", "top-1", "top-3", "s/fault", box=None,
-                  caption=f"ranker {ranker}; Nezha (paper, 45 TrainTicket faults): top-1 {paper['top1']:.1%}, "
+                  caption=f"ranker {ranker.value}; Nezha (paper, 45 TrainTicket faults): top-1 {paper['top1']:.1%}, "
                           f"top-3 {paper['top3']:.1%}")
     for kind, scores in [*summary["by_type"].items(), ("all", summary)]:
         table.add_row(kind, str(scores["faults"]), f"{scores['top1']:.1%} ({scores['top1_count']})",
@@ -668,7 +854,17 @@ def main() -> None:
     # console reads as if the run had failed.
     logging.getLogger("haystack").setLevel(logging.CRITICAL)
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError:  # the help is printed already
+        sys.exit(2)
+    except UsageError as err:  # a misspelt option, a value that is not one of the choices: one line too
+        command = f" {err.ctx.info_name}" if err.ctx is not None and err.ctx.parent is not None else ""
+        print(f"error: {' '.join(err.format_message().split())} (see incidentlens{command} --help)", file=sys.stderr)
+        sys.exit(2)
     except IncidentLensError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -163,7 +163,8 @@ def _delegate(task: str) -> Callable[[Transcript], dict[str, Any]]:
         facts = {**handed, **_facts(t)}
         if PROFILER in t.results:
             facts["profiler_findings"] = t.latest_text(PROFILER)[:800]
-        content = f"{task}\n\nFacts gathered so far:\n```json\n{json.dumps(facts, default=str, separators=(',', ':'))}\n```"
+        block = json.dumps(facts, default=str, separators=(",", ":"))
+        content = f"{task}\n\nFacts gathered so far:\n```json\n{block}\n```"
         return {"messages": [{"role": "user", "content": content}]}
 
     return arguments
