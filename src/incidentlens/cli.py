@@ -47,39 +47,18 @@ console = Console()
 EXIT_NO_MODEL = 3
 
 
-# Choices, listed in --help by Typer; the library's own tuples are the truth (tests/test_cli.py checks they agree).
-class Brain(StrEnum):
-    auto = "auto"
-    offline = "offline"
-    openai = "openai"
-    openai_compatible = "openai-compatible"
+# Choices, listed in --help by Typer; the library's own tuples are the truth (tests/test_cli_consistency.py checks
+# they agree, so importing the heavy modules that hold them is not needed to print --help).
+def _choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
+    return StrEnum(name, {value.replace("-", "_"): value for value in values})
 
 
-class OnsetMode(StrEnum):
-    detect = "detect"
-    at = "at"
-
-
-class DetectorName(StrEnum):
-    robust = "robust"
-    seed_zscore = "seed-zscore"
-
-
-class FileFormat(StrEnum):
-    csv = "csv"
-    parquet = "parquet"
-    jsonl = "jsonl"
-
-
-class NezhaRanker(StrEnum):
-    analysis = "analysis"
-    signals = "signals"
-
-
-class FaultKind(StrEnum):
-    exception = "exception"
-    return_ = "return"
-    cpu_contention = "cpu_contention"
+Brain = _choices("Brain", ("auto", "offline", "openai", "openai-compatible"))
+OnsetMode = _choices("OnsetMode", ("detect", "at"))
+DetectorName = _choices("DetectorName", ("robust", "seed-zscore"))
+FileFormat = _choices("FileFormat", ("csv", "parquet", "jsonl"))
+NezhaRanker = _choices("NezhaRanker", ("analysis", "signals"))
+FaultKind = _choices("FaultKind", ("exception", "return", "cpu_contention"))
 
 
 def _placeholder(param: Any, ctx: Any) -> str | None:
