@@ -23,7 +23,8 @@ from incidentlens.cli import EXIT_NO_MODEL, app
 from incidentlens.scenarios.output import FORMATS
 
 runner = CliRunner()
-COMMANDS = [["scenarios"], ["generate"], ["detect"], ["analyze"], ["sql"], ["report"], ["investigate"], ["demo"],
+COMMANDS = [["scenarios"], ["generate"], ["detect"], ["analyze"], ["templates"], ["sql"], ["report"], ["investigate"],
+            ["demo"], ["eval", "templates"],
             ["eval", "nab"], ["eval", "scenarios"], ["eval", "nezha"]]
 REPO = Path(__file__).resolve().parents[1]
 

@@ -467,7 +467,7 @@ def templates_command(
 
 @eval_app.command("templates")
 def eval_templates_command(
-    data: Annotated[Path, typer.Option("--data", help="The Loghub-2k directory (<S>/<S>_2k.log per system).")] = Path(
+    data: Annotated[Path, typer.Option("--data", help="The Loghub-2k directory (SYSTEM/SYSTEM_2k.log each).")] = Path(
         "../shared/datasets/loghub-2k"
     ),
     similarity: Annotated[
