@@ -117,16 +117,20 @@ def test_services_agreeing_make_an_incident(tmp_path):
                       "payments/error_ratio": DAY_START + timedelta(minutes=610)}
 
 
-def test_a_short_burst_on_one_series_is_not_an_incident(tmp_path):
+def test_a_short_burst_on_one_series_is_not_an_incident_and_is_the_closest_miss(tmp_path):
     path = write_long_metrics(tmp_path / "m.csv", {
-        "checkout/rps": shifted(1, 600, 608, 60),  # an 8-minute burst, one series
+        "checkout/rps": shifted(1, 600, 603, 60),  # a 3-minute burst, one series
         "checkout/latency_ms": quiet(2),
     })
     result = detect(load_telemetry(metrics=str(path)))
     assert not result.detected
-    assert "short or isolated" in result.reason
     assert result.to_dict()["incident_window"] is None
     assert result.evidence[0].data["series_checked"] == 2
+    miss = result.to_dict()["detection"]["closest_miss"]
+    assert miss["series"] == "checkout/rps" and miss["start"] == "2024-05-01T10:00:00Z"
+    assert miss["baseline"] == pytest.approx(100, abs=2) and miss["peak"] > 150
+    assert "lasted 3 min, under the 5 min a window needs" in miss["why_short"]
+    assert result.evidence[0].data["closest_miss"] == miss
 
 
 def test_a_quiet_day_has_no_incident_and_says_so(tmp_path):
@@ -149,9 +153,10 @@ def test_single_series_blips_in_a_row_do_not_chain_two_incidents_together(tmp_pa
     # one series after another, each starting a few minutes after the previous ends: 360 .. 960
     series |= {f"worker{i}/queue_depth": blip(10 + i, 362 + 80 * i) for i in range(7)}
     result = detect(load_telemetry(metrics=str(write_long_metrics(tmp_path / "m.csv", series))))
-    starts = sorted(w.start for w in result.windows)
-    assert starts == [DAY_START + timedelta(minutes=300), DAY_START + timedelta(minutes=900)]
-    assert all(w.end - w.start < timedelta(hours=4) for w in result.windows)
+    # the two incidents where services agree are the most severe; each worker's blip is at most its own window
+    assert sorted(w.start for w in result.windows[:2]) == [DAY_START + timedelta(minutes=300),
+                                                          DAY_START + timedelta(minutes=900)]
+    assert all(w.end - w.start < timedelta(hours=2) for w in result.windows)
 
 
 def test_at_anchors_on_the_window_nearest_the_alert(tmp_path):

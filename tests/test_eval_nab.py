@@ -1,15 +1,18 @@
-"""`incidentlens eval nab`: event-level scores of the robust and the original detector on NAB series."""
+"""`incidentlens eval nab`: NAB's own score, event-level measures, the fixed halves and the resampled cadences."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from incidentlens.analysis.points import SeriesDetection, Span, prepare_series
 from incidentlens.cli import app
-from incidentlens.eval.nab import evaluate_nab, score_series
+from incidentlens.eval.nab import anomaly_rows, evaluate_nab, resample, score_series, split_of
+from incidentlens.eval.nab_score import CostMatrix, nab_score, optimise_threshold, scaled_sigmoid, sweep_file
 
 SUBSET = [
     "realKnownCause/ec2_request_latency_system_failure.csv",
@@ -17,54 +20,100 @@ SUBSET = [
     "realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv",
     "artificialNoAnomaly/art_noisy.csv",
 ]
+STANDARD = CostMatrix(tp=1.0, fp=0.11, fn=1.0)
+TS = np.datetime64("2024-01-01T00:00", "ns") + (np.arange(1000) * 5).astype("timedelta64[m]")
 
 
-def flags_at(*indices: int):
-    """A detector double that flags exactly the given points, one run each."""
-
-    def detector(ts, values, reference_end):
-        series = prepare_series(ts, values)
-        spans = [Span(start=i, end=i, peak=i, direction="up", baseline=0.0, peak_value=1.0, shift=9.0)
-                 for i in indices]
-        return SeriesDetection(series=series, spans=spans)
-
-    return detector
+def flagged(*indices: int, strength: float = 9.0) -> SeriesDetection:
+    """A detection that opened a one-point window at each given row."""
+    spans = [Span(start=i, end=i, peak=i, direction="up", baseline=0.0, peak_value=1.0, shift=strength,
+                  strength=strength) for i in indices]
+    return SeriesDetection(series=prepare_series(TS, np.zeros(len(TS))), spans=spans, candidates=spans)
 
 
 def test_detections_are_counted_as_events_against_the_windows():
-    ts = np.datetime64("2024-01-01T00:00", "ns") + (np.arange(1000) * 5).astype("timedelta64[m]")
-    windows = np.array([[ts[400], ts[450]], [ts[800], ts[850]]])
+    windows = np.array([[TS[400], TS[450]], [TS[800], TS[850]]])
     # 100 is probationary (not scored); 410 and 420 both land in the first window; 600 is a false alarm.
-    scored = score_series("s", ts, np.zeros(1000), windows, flags_at(100, 410, 420, 600))
+    scored = score_series("s", TS, windows, flagged(100, 410, 420, 600))
     assert (scored.windows, scored.found, scored.detections, scored.false_alarms) == (2, 1, 3, 1)
     assert scored.delays_minutes == [50.0]  # 10 steps of 5 minutes after the window opened
     assert scored.days == (999 - 150) * 5 / 1440
 
 
+def test_nab_rewards_the_left_edge_of_a_window_and_charges_false_positives_by_distance():
+    windows = np.array([[TS[400], TS[499]]])
+    at_left_edge = sweep_file("s", TS, anomaly_rows(flagged(400), TS), windows, 0)
+    assert nab_score([at_left_edge], 1.0, STANDARD, "standard").raw == pytest.approx(1.0)  # tpWeight, full
+    halfway = sweep_file("s", TS, anomaly_rows(flagged(450), TS), windows, 0)
+    expected = float(scaled_sigmoid(np.array(-50 / 100)) / scaled_sigmoid(np.array(-1.0)))
+    assert nab_score([halfway], 1.0, STANDARD, "standard").raw == pytest.approx(expected)
+    # a false positive before any window costs the full fpWeight; the missed window costs fnWeight
+    early_false = sweep_file("s", TS, anomaly_rows(flagged(200), TS), windows, 0)
+    score = nab_score([early_false], 1.0, STANDARD, "standard")
+    assert score.raw == pytest.approx(-1.0 - 0.11)
+    assert score.normalized == pytest.approx(100 * (-1.11 + 1) / 2)  # null -1, perfect +1
+    # right after the window's end a false positive costs almost nothing (scaled sigmoid near 0)
+    just_after = sweep_file("s", TS, anomaly_rows(flagged(400, 501), TS), windows, 0)
+    assert nab_score([just_after], 1.0, STANDARD, "standard").raw == pytest.approx(1.0 - 0.11 * 0.0494, abs=1e-3)
+
+
+def test_the_threshold_is_the_one_with_the_best_total():
+    windows = np.array([[TS[400], TS[499]]])
+    rows = anomaly_rows(flagged(410), TS) + anomaly_rows(flagged(700, 800, 900, strength=5.0), TS)
+    swept = sweep_file("s", TS, rows, windows, 0)
+    # the three weaker rows are all false: the best threshold keeps only the strong one
+    assert optimise_threshold([swept], STANDARD) == pytest.approx(9.0)
+
+
+def test_the_halves_alternate_inside_each_category():
+    keys = ["b/x.csv", "a/2.csv", "a/1.csv", "a/3.csv", "b/y.csv"]
+    assert split_of(keys) == {"a/1.csv": "shaping", "a/2.csv": "held-out", "a/3.csv": "shaping",
+                              "b/x.csv": "shaping", "b/y.csv": "held-out"}
+
+
+def test_resampling_averages_each_step_and_maps_the_windows_to_the_steps_they_touch():
+    values = np.arange(1000, dtype=float)
+    windows = np.array([[TS[100], TS[130]]])  # 08:20 .. 10:50
+    ts, means, mapped = resample(TS, values, windows, 3600 * 10**9)
+    assert len(ts) == int(np.ceil(1000 / 12)) and means[0] == pytest.approx(5.5)
+    assert mapped.tolist() == np.array([[ts[8], ts[10]]]).tolist()
+
+
 def test_robust_beats_the_original_on_a_nab_subset(datasets):
     report = evaluate_nab(datasets / "nab", only=SUBSET)
-    robust, seed = report.scores
-    assert robust.detector == "robust" and seed.detector == "seed-zscore"
-    assert robust.windows == seed.windows == 8
-    assert robust.f1 >= 1.5 * seed.f1
-    assert robust.false_alarms_per_day < seed.false_alarms_per_day
-    assert robust.precision > 0.5
+    by_detector = {}
+    for scores in report.scores.values():
+        for score in scores:
+            by_detector.setdefault(score.detector, []).append(score)
+    robust_f1 = np.mean([s.f1 for s in by_detector["robust"]])
+    seed_f1 = np.mean([s.f1 for s in by_detector["seed-zscore"]])
+    assert robust_f1 >= 1.5 * seed_f1
+    assert sum(s.windows for s in by_detector["robust"]) == 8
 
 
-def test_eval_nab_cli_prints_a_table_and_json(datasets, monkeypatch):
-    import incidentlens.eval.nab as nab
-
-    full = nab.evaluate_nab
-    monkeypatch.setattr(nab, "evaluate_nab", lambda data, detectors: full(data, detectors, only=SUBSET[:2]))
+def test_eval_nab_cli_prints_the_nab_score_and_json(datasets, tmp_path):
+    nab = tmp_path / "nab"  # a two-file NAB: one of each half (links to the real files, nothing copied)
+    shutil.copytree(datasets / "nab" / "config", nab / "config")
+    (nab / "labels").mkdir()
+    labels = json.loads((datasets / "nab" / "labels" / "combined_windows.json").read_text())
+    keep = ["realKnownCause/ambient_temperature_system_failure.csv",
+            "realKnownCause/ec2_request_latency_system_failure.csv"]
+    (nab / "labels" / "combined_windows.json").write_text(json.dumps({k: labels[k] for k in keep}))
+    for key in keep:
+        (nab / "data" / key).parent.mkdir(parents=True, exist_ok=True)
+        (nab / "data" / key).symlink_to(datasets / "nab" / "data" / key)
     runner = CliRunner()
-    table = runner.invoke(app, ["eval", "nab", "--data", str(datasets / "nab")])
+    table = runner.invoke(app, ["eval", "nab", "--data", str(nab), "--cadence", "native"])
     assert table.exit_code == 0, table.output
-    assert "robust" in table.output and "seed-zscore" in table.output
-    as_json = runner.invoke(app, ["eval", "nab", "--data", str(datasets / "nab"), "--json", "--detector", "robust"])
+    assert "held-out" in table.output and "reward_low_FP" in table.output and "seed-zscore" in table.output
+    as_json = runner.invoke(app, ["eval", "nab", "--data", str(nab), "--json", "--detector", "robust",
+                                  "--cadence", "native", "--cadence", "1h"])
     assert as_json.exit_code == 0, as_json.output
-    scores = json.loads(as_json.output)["detectors"]
-    assert [s["detector"] for s in scores] == ["robust"]
-    assert scores[0]["windows"] == 7
+    result = json.loads(as_json.output)
+    assert set(result["nab_score"]["robust"]) == {"standard", "reward_low_FP", "reward_low_FN"}
+    assert result["split"] == {"shaping": [keep[0]], "held-out": [keep[1]]}
+    assert set(result["event"]) == {"native/shaping", "native/held-out", "1h/shaping", "1h/held-out"}
+    assert "1h" in result["nab_score_by_cadence"]
 
 
 def test_a_missing_nab_directory_is_one_line_of_error(tmp_path):

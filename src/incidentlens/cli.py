@@ -56,6 +56,7 @@ def _choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
 Brain = _choices("Brain", ("auto", "offline", "openai", "openai-compatible"))
 OnsetMode = _choices("OnsetMode", ("detect", "at"))
 DetectorName = _choices("DetectorName", ("robust", "seed-zscore"))
+CadenceName = _choices("CadenceName", ("native", "1h", "1d"))
 FileFormat = _choices("FileFormat", ("csv", "parquet", "jsonl"))
 NezhaRanker = _choices("NezhaRanker", ("analysis", "signals"))
 FaultKind = _choices("FaultKind", ("exception", "return", "cpu_contention"))
@@ -150,6 +151,11 @@ AlertTime = Annotated[
                              "to it.")
 ]
 Detector = Annotated[DetectorName, typer.Option("--detector", help="robust, or seed-zscore (the original).")]
+Sensitivity = Annotated[
+    str | None, typer.Option("--sensitivity", metavar="LEVEL", help="low, medium (default) or high, or the opening "
+                             "bar itself in robust σ (medium = 5, high = 4, low = 7): how far from its baseline a "
+                             "series must move to open a window.")
+]
 Onset = Annotated[OnsetMode, typer.Option("--onset", help="detect: the detected incident containing or nearest --at; "
                                           "at: --at is the known start (an alert, an injection): the window is --at to "
                                           "the end of the shortest source, the baseline everything before it.")]
@@ -245,18 +251,20 @@ def detect_command(
     ] = None,
     at: AlertTime = None,
     detector: Detector = DetectorName.robust,
+    sensitivity: Sensitivity = None,
     as_json: AsJson = False,
     mapping: ColumnMap = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
-    """Find the incident window in metrics: when, how severe, and which series moved."""
-    from incidentlens.analysis.detection import detect, parse_time
+    """Find every incident window in metrics, most severe first (or, when none, what came closest)."""
+    from incidentlens.analysis.detection import detect, parse_time, settings_for
 
     anchor = parse_time(at) if at else None
+    settings_for(sensitivity)  # a bad value stops here, before any file is read
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, None, None, None, mapping, anchor, remote)
-    result = detect(store, metrics=metric or None, at=anchor, detector=detector.value)
+    result = detect(store, metrics=metric or None, at=anchor, detector=detector.value, sensitivity=sensitivity)
     if as_json:
         _print_json(result.to_dict())
         return
@@ -268,6 +276,12 @@ def _print_detection(result: DetectionResult) -> None:
 
     if not result.detected:
         _print_data(f"no incident found ({result.detector}): {result.reason}")
+        miss = result.closest_miss
+        if miss:
+            _print_data(f"closest: {miss['series']} {miss['direction']} at {miss['peak_at']} "
+                        f"({miss['start']} .. {miss['end']}): {miss['peak']:g} against a baseline of "
+                        f"{miss['baseline']:g}, {abs(miss['shift']):.1f} σ; fell short: {miss['why_short']}")
+            _print_data(f"to ask for more: {miss['ask_for_more']}")
     else:
         rows = []
         for window in result.windows:
@@ -282,40 +296,61 @@ def _print_detection(result: DetectionResult) -> None:
                                     Col("series moved (robust shift)")], rows, console.width))
         baseline = result.baseline_window
         compared = f"baseline {iso_z(baseline[0])} .. {iso_z(baseline[1])}" if baseline else "no baseline period"
-        console.print(f"* incident window ({result.detector}); {compared}")
+        others = len(result.windows) - 1
+        console.print(f"* incident window ({result.detector}); {compared}"
+                      + (f"; {others} other window(s) listed, most severe first" if others else ""))
     for note in result.notes:
         console.print(Text(f"note: {note}", style="dim"))
 
 
 @eval_app.command("nab")
 def eval_nab_command(
-    data: Annotated[Path, typer.Option("--data", help="The NAB directory (data/, labels/).")] = Path(
+    data: Annotated[Path, typer.Option("--data", help="The NAB directory (data/, labels/, config/).")] = Path(
         "../shared/datasets/nab"
     ),
     detector: Annotated[
         list[DetectorName] | None,
         typer.Option("--detector", help="Detectors to score (repeatable; default: robust and seed-zscore)."),
     ] = None,
+    cadence: Annotated[
+        list[CadenceName] | None,
+        typer.Option("--cadence", help="Cadences to score at (repeatable; default: all three)."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Score the detectors on the Numenta Anomaly Benchmark: event-level recall, precision, F1, false alarms."""
+    """Score the detectors on NAB: NAB's own score per profile and half, and event-level F1 per cadence."""
     from incidentlens.eval.nab import evaluate_nab
 
     with console.status("scoring NAB series"):
-        report = evaluate_nab(data, detectors=[d.value for d in detector] if detector else ("robust", "seed-zscore"))
+        report = evaluate_nab(data, detectors=[d.value for d in detector] if detector else ("robust", "seed-zscore"),
+                              cadences=[c.value for c in cadence] if cadence else ("native", "1h", "1d"))
     if as_json:
         _print_json(report.to_dict())
         return
-    table = Table(box=None, caption="found: labelled windows with a detection; FA/day: false alarms per day")
-    table.add_column("detector", no_wrap=True)
+    profiles = list(report.profiles)
+    nab = Table(box=None, title="NAB score (threshold chosen on the shaping half, per profile)")
+    for header in ("cadence", "detector", "half", *profiles):
+        nab.add_column(header, justify="right" if header in profiles else "left", no_wrap=True)
+    for cadence_name in report.cadences():
+        for name, by_half in report.nab_scores(cadence_name).items():
+            for half, scores in by_half.items():
+                nab.add_row(cadence_name, name, half, *(f"{scores[p]['score']:.1f}" for p in profiles if p in scores))
+    console.print(nab)
+    table = Table(box=None, title="event level, at each detector's own bar",
+                  caption="found: labelled windows with a detection; FA/day: false alarms per day")
+    for header in ("cadence", "detector", "half"):
+        table.add_column(header, no_wrap=True)
     for header in ("found", "recall", "detections", "precision", "F1", "FA/day", "delay min"):
         table.add_column(header, justify="right", no_wrap=True)
-    for row in (score.summary() for score in report.scores):
-        delay = "-" if row["mean_delay_minutes"] is None else f"{row['mean_delay_minutes']:.0f}"
-        table.add_row(str(row["detector"]), f"{row['found']}/{row['windows']}", f"{row['recall']:.3f}",
-                      str(row["detections"]), f"{row['precision']:.3f}", f"{row['f1']:.3f}",
-                      f"{row['false_alarms_per_day']:.3f}", delay)
+    for (cadence_name, half), scores in report.scores.items():
+        for row in (score.summary() for score in scores):
+            delay = "-" if row["mean_delay_minutes"] is None else f"{row['mean_delay_minutes']:.0f}"
+            table.add_row(cadence_name, str(row["detector"]), half, f"{row['found']}/{row['windows']}",
+                          f"{row['recall']:.3f}", str(row["detections"]), f"{row['precision']:.3f}",
+                          f"{row['f1']:.3f}", f"{row['false_alarms_per_day']:.3f}", delay)
     console.print(table)
+    console.print("[dim]halves fixed in code (incidentlens.eval.nab.split_of): inside each category, files sorted by "
+                  "name, 1st, 3rd, ... shaping; 2nd, 4th, ... held-out[/dim]")
 
 
 @app.command("analyze")

@@ -11,37 +11,64 @@ windows; a window needs two series moving together, or one series far past the b
 
 from __future__ import annotations
 
+import heapq
 import itertools
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, Field
 
 from incidentlens.analysis.baseline import fit_baseline
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import sql_in
-from incidentlens.analysis.points import PreparedSeries, SeriesDetection, Span, prepare_series, runs
+from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
 from incidentlens.analysis.seed_zscore import seed_points
 from incidentlens.errors import InputError
 
 
 @dataclass(frozen=True)
 class RobustSettings:
-    open_threshold: float = 5.0  # robust score that opens a window
-    extend_threshold: float = 2.5  # robust score that keeps it open
-    min_sustained_steps: int = 5  # points past extend_threshold a window needs (one spike is not an incident)
+    """The robust detector's rules. Every duration is in time or in steps of the series' own cadence, so the same
+    incident is found whether it was sampled every 10 s or once a day."""
+
+    open_threshold: float = 5.0  # robust score that opens a window (see SENSITIVITY)
+    extend_threshold: float = 3.0  # robust score that keeps it open
+    min_duration: timedelta = timedelta(minutes=5)  # time past extend_threshold a window needs (at least one step)
     merge_gap_steps: int = 5  # runs closer than this many steps are one window
-    smoothness: timedelta = timedelta(hours=12)  # the baseline does not follow changes faster than this
-    min_points: int = 30  # shorter series have no baseline
+    smoothness: timedelta = timedelta(hours=12)  # the baseline does not follow changes faster than this ...
+    smoothness_steps: int = 144  # ... nor faster than this many steps (12 h at 5-minute steps; hourly or daily data)
+    min_points: int = 12  # shorter series have no baseline
     seasonal: bool = True  # over 3+ days, try a time-of-day profile (baseline.py)
-    # With a reference period (see opening_bar); 0 turns each off:
-    tail_factor: float = 0.0  # open only past this x the reference's largest |score|
-    history_factor: float = 0.0  # ... and past this x the largest |score| of every earlier point
+    history_factor: float = 1.3  # open only past this x the history_rank-th largest earlier peak; 0: off
+    history_rank: int = 3
 
 
 DEFAULT_SETTINGS = RobustSettings()
+# `--sensitivity`: the opening bar in robust standard deviations. medium is the default.
+SENSITIVITY = {"low": 7.0, "medium": 5.0, "high": 4.0}
+
+
+def settings_for(sensitivity: str | float | None) -> RobustSettings:
+    """The settings for a `--sensitivity` (low, medium, high, or the opening bar itself as a number)."""
+    if sensitivity is None:
+        return DEFAULT_SETTINGS
+    if isinstance(sensitivity, str) and sensitivity in SENSITIVITY:
+        bar = SENSITIVITY[sensitivity]
+    else:
+        try:
+            bar = float(sensitivity)
+        except ValueError:
+            raise InputError(f"--sensitivity {sensitivity!r}: use low, medium, high or a number of robust σ "
+                             f"(medium = {SENSITIVITY['medium']:g})") from None
+        if not bar > DEFAULT_SETTINGS.extend_threshold:
+            raise InputError(f"--sensitivity {bar:g}: the opening bar must be above "
+                             f"{DEFAULT_SETTINGS.extend_threshold:g} robust σ")
+    return replace(DEFAULT_SETTINGS, open_threshold=bar)
 
 
 def detect_points(
@@ -64,31 +91,42 @@ def detect_points(
     reference = None
     if reference_end is not None:
         reference = t_ns < np.datetime64(reference_end, "ns").astype(np.int64)
-    smoothness_ns = int(settings.smoothness / timedelta(microseconds=1)) * 1000
+    smoothness_ns = max(_ns(settings.smoothness), settings.smoothness_steps * series.step_ns)
     base = fit_baseline(t_ns, series.y, smoothness_ns, reference, seasonal=settings.seasonal)
     scale = max(base.scale, _scale_floor(series.y))
     score = (series.y - base.expected) / scale
-    bar = opening_bar(score, reference, settings)
-    spans = find_spans(score, series, base.expected, settings, bar)
-    reason = None if spans else f"no sustained deviation past {float(bar.min()):g} robust σ"
-    return SeriesDetection(series=series, spans=spans, score=score, baseline=base.expected, reason=reason)
+    runs_any = find_runs(score, series, base.expected, settings)
+    needed = _min_sustained_ns(series, settings)
+    weighed = weigh_against_history(runs_any, score, settings)
+    candidates = [span for span in weighed if span.sustained_ns >= needed]
+    spans = [span for span in candidates if span.strength >= settings.open_threshold]
+    near_miss = None if spans else _near_miss(weighed, score, series, base.expected, settings, needed)
+    reason = None if spans else f"no sustained deviation past {settings.open_threshold:g} robust σ"
+    return SeriesDetection(series=series, spans=spans, score=score, baseline=base.expected, reason=reason,
+                           candidates=candidates, near_miss=near_miss)
 
 
-def opening_bar(score: np.ndarray, reference: np.ndarray | None, settings: RobustSettings) -> np.ndarray:
-    """Per point, the |score| that opens a window: `open_threshold`, raised by the series' own history when a
-    reference period is given: past `tail_factor` x the largest |score| of the reference, and past
-    `history_factor` x the largest |score| of every earlier point (what a heavy-tailed series already did, it may
-    do again: only what comes close to a record is news)."""
-    bar = np.full(len(score), settings.open_threshold)
-    if reference is None or reference.sum() < settings.min_points:
-        return bar
-    magnitude = np.abs(score)
-    if settings.tail_factor > 0:
-        bar = np.maximum(bar, settings.tail_factor * float(magnitude[reference].max()))
-    if settings.history_factor > 0:
-        record_before = np.concatenate(([0.0], np.maximum.accumulate(magnitude)[:-1]))
-        bar = np.maximum(bar, settings.history_factor * record_before)
-    return bar
+def _ns(duration: timedelta) -> int:
+    return int(duration / timedelta(microseconds=1)) * 1000
+
+
+def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: RobustSettings) -> list[Span]:
+    """Each run's strength: its peak |score| measured against the bar where it starts, scaled to the opening
+    threshold (strength >= open_threshold opens a window). The bar is `open_threshold`, raised to `history_factor`
+    x the `history_rank`-th largest peak of the series' earlier runs: what a heavy-tailed series has already done
+    several times, it will do again, so only what comes close to that is news; an incident seen once or twice
+    before does not hide the next one."""
+    largest: list[float] = []  # a min-heap of the `history_rank` largest earlier peaks
+    weighed = []
+    for span in sorted(candidates, key=lambda s: s.start):
+        record = largest[0] if len(largest) == settings.history_rank else 0.0
+        bar = max(settings.open_threshold, settings.history_factor * record)
+        weighed.append(replace(span, strength=abs(span.shift) * settings.open_threshold / bar))
+        if len(largest) < settings.history_rank:
+            heapq.heappush(largest, abs(span.shift))
+        else:
+            heapq.heappushpop(largest, abs(span.shift))
+    return weighed
 
 
 def unusable_reason(series: PreparedSeries, settings: RobustSettings) -> str | None:
@@ -105,40 +143,34 @@ def _scale_floor(y: np.ndarray) -> float:
     return 1e-3 * float(np.median(np.abs(y - np.median(y)))) + 1e-9 * float(np.max(np.abs(y))) + 1e-12
 
 
-def find_spans(
-    score: np.ndarray, series: PreparedSeries, expected: np.ndarray, settings: RobustSettings, bar: np.ndarray
-) -> list[Span]:
-    """Hysteresis windows on the signed score, per direction, merged across short gaps, sustained only."""
-    spans = [
+def find_runs(score: np.ndarray, series: PreparedSeries, expected: np.ndarray,
+              settings: RobustSettings) -> list[Span]:
+    """Hysteresis runs on the signed score, per direction, past the extend threshold and merged across short gaps,
+    each with how long it stayed past that threshold."""
+    return [
         span
         for direction, past_extend in (("up", score >= settings.extend_threshold),
                                        ("down", score <= -settings.extend_threshold))
-        for span in _direction_spans(score, past_extend, direction, series, expected, settings, bar)
+        for span in _direction_runs(score, past_extend, direction, series, expected, settings)
     ]
-    return sorted(spans, key=lambda span: span.start)
 
 
-def _direction_spans(
-    score: np.ndarray,
-    past_extend: np.ndarray,
-    direction: str,
-    series: PreparedSeries,
-    expected: np.ndarray,
-    settings: RobustSettings,
-    bar: np.ndarray,
-) -> list[Span]:
+def _min_sustained_ns(series: PreparedSeries, settings: RobustSettings) -> int:
+    return max(series.step_ns, _ns(settings.min_duration))
+
+
+def _direction_runs(score: np.ndarray, past_extend: np.ndarray, direction: str, series: PreparedSeries,
+                    expected: np.ndarray, settings: RobustSettings) -> list[Span]:
     starts, ends = runs(past_extend)
     if len(starts) == 0:
         return []
     starts, ends = _merge_close(starts, ends, series.t.astype(np.int64), settings.merge_gap_steps * series.step_ns)
     sustained = np.concatenate(([0], np.cumsum(past_extend)))
-    opened = np.concatenate(([0], np.cumsum(np.abs(score) >= bar)))
-    keep = ((sustained[ends + 1] - sustained[starts]) >= settings.min_sustained_steps) & (
-        opened[ends + 1] - opened[starts] > 0
-    )
+    opened = np.concatenate(([0], np.cumsum(np.abs(score) >= settings.open_threshold)))
     return [
-        _span(int(s), int(e), direction, score, series, expected, int(opened[e + 1] - opened[s]))
-        for s, e in zip(starts[keep], ends[keep], strict=True)
+        _span(int(s), int(e), direction, score, series, expected, int(opened[e + 1] - opened[s]),
+              int(sustained[e + 1] - sustained[s]) * series.step_ns)
+        for s, e in zip(starts, ends, strict=True)
     ]
 
 
@@ -152,10 +184,43 @@ def _merge_close(
 
 
 def _span(start: int, end: int, direction: str, score: np.ndarray, series: PreparedSeries,
-          expected: np.ndarray, strong_points: int) -> Span:
+          expected: np.ndarray, strong_points: int, sustained_ns: int) -> Span:
     peak = start + int(np.argmax(np.abs(score[start:end + 1])))
     return Span(start=start, end=end, peak=peak, direction=direction, baseline=float(expected[peak]),
-                peak_value=float(series.y[peak]), shift=float(score[peak]), strong_points=strong_points)
+                peak_value=float(series.y[peak]), shift=float(score[peak]), strong_points=strong_points,
+                strength=float(abs(score[peak])), sustained_ns=sustained_ns)
+
+
+def _near_miss(weighed: list[Span], score: np.ndarray, series: PreparedSeries, expected: np.ndarray,
+               settings: RobustSettings, needed_ns: int) -> NearMiss:
+    """The strongest run past the extend threshold (of any duration) and why it did not open a window; without
+    one, the largest |score| of the series."""
+    if not weighed:
+        peak = int(np.argmax(np.abs(score)))
+        span = _span(peak, peak, "up" if score[peak] > 0 else "down", score, series, expected, 0, 0)
+        return NearMiss(span, f"it stayed under the {settings.extend_threshold:g} σ a window needs to open")
+    best = max(weighed, key=lambda span: span.strength)
+    shortfalls = []
+    if best.strength < settings.open_threshold:
+        raised = best.strength < abs(best.shift) * (1 - 1e-9)
+        shortfalls.append(f"{abs(best.shift):.1f} σ is under the "
+                          + (f"{abs(best.shift) * settings.open_threshold / best.strength:.1f} σ bar (the series' own "
+                             "earlier peaks raised it)" if raised else f"{settings.open_threshold:g} σ bar"))
+    if best.sustained_ns < needed_ns:
+        shortfalls.append(f"it lasted {_duration_text(best.sustained_ns)}, under the {_duration_text(needed_ns)} "
+                          "a window needs")
+    return NearMiss(best, "; ".join(shortfalls) or "it did not open a window")
+
+
+def _duration_text(ns: int) -> str:
+    seconds = ns / 1e9
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -163,8 +228,7 @@ def _span(start: int, end: int, direction: str, score: np.ndarray, series: Prepa
 # ---------------------------------------------------------------------------------------------------------------
 
 DETECTORS = ("robust", "seed-zscore")
-MIN_AGREEING_SERIES = 2  # a window one series alone moved needs a strong sustained shift instead
-STRONG_SUSTAINED_STEPS = 15  # ... at least this many points past the open threshold
+MIN_AGREEING_SERIES = 2  # a window one series alone moved needs a higher bar when many series were checked
 SHIFT_CAP = 50.0  # one enormous score should not outweigh many series moving together
 SERIES_CAP = 20  # evidence lists at most this many series
 
@@ -199,6 +263,8 @@ class DetectionResult(BaseModel):
     series_checked: int = 0
     notes: list[str] = Field(default_factory=list)  # data cleaning and unusable series, one line each
     evidence: list[Evidence] = Field(default_factory=list)
+    closest_miss: dict[str, Any] | None = None  # when nothing qualified: what came closest, and why it fell short
+    sensitivity: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The `detected`, `reason`, `incident_window`, `baseline_window`, `peak` and `detection` blocks of
@@ -220,6 +286,8 @@ class DetectionResult(BaseModel):
                 "series": [_shift_dict(s) for s in window.series] if window else [],
                 "windows": [_window_summary(w) for w in self.windows],
                 "series_checked": self.series_checked,
+                "sensitivity": self.sensitivity,
+                "closest_miss": self.closest_miss,
                 "notes": self.notes,
                 "evidence": [e.id for e in self.evidence],
             },
@@ -252,7 +320,8 @@ def _shift_dict(shift: SeriesShift) -> dict[str, Any]:
 
 def _window_summary(window: IncidentWindow) -> dict[str, Any]:
     return {"start": iso_z(window.start), "end": iso_z(window.end), "peak": iso_z(window.peak),
-            "severity": round(window.severity, 2), "series": [s.series for s in window.series][:SERIES_CAP]}
+            "severity": round(window.severity, 2), "series": [s.series for s in window.series][:SERIES_CAP],
+            "moved": [_shift_dict(s) for s in window.series[:SERIES_CAP]]}
 
 
 def _round(value: float) -> float:
@@ -260,13 +329,14 @@ def _round(value: float) -> float:
 
 
 def series_sql(metrics: list[str] | None = None) -> str:
-    """The one query that reads every series: one row per series and timestamp (duplicates averaged, NaN as NULL)."""
+    """The one query that reads every series: one row per series and timestamp (duplicates averaged; no value,
+    or only NaN, as NaN)."""
     where = ""
     if metrics:
         where = f"WHERE metric IN {sql_in(metrics)} "
     return (
         "SELECT service || '/' || metric AS series, ts, "
-        "avg(value) FILTER (WHERE NOT isnan(value)) AS value, count(*) AS n_rows "
+        "coalesce(avg(value) FILTER (WHERE NOT isnan(value)), CAST('NaN' AS DOUBLE)) AS value, count(*) AS n_rows "
         f"FROM metrics {where}GROUP BY ALL ORDER BY series, ts"
     )
 
@@ -280,16 +350,19 @@ class _Series:
 
 
 def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = None,
-           detector: str = "robust") -> DetectionResult:
+           detector: str = "robust", sensitivity: str | float | None = None) -> DetectionResult:
     """Find incident windows over every `service/metric` series of the store's `metrics` view.
 
     robust: per-series spans (`detect_points`) merged across series into windows; a window counts when at least
-    two series moved, or one moved strongly for a sustained time. seed-zscore: the tutorial's rule, the longest
-    flagged run over all series. `at` (naive UTC) anchors on an alert: the window containing it or nearest to it,
-    and the noise scale is measured before it.
+    two series moved together, or one moved past the lone-series bar (`lone_series_bar`). Every window is listed,
+    most severe first. seed-zscore: the tutorial's rule, every flagged run, longest first. `at` (naive UTC) anchors
+    on an alert: the window containing it or nearest to it, and the noise scale is measured before it.
+    `sensitivity`: low, medium (default), high, or the opening bar in robust σ (`SENSITIVITY`). When nothing
+    qualifies, the result says what came closest and why it fell short.
     """
     if detector not in DETECTORS:
         raise InputError(f"unknown detector '{detector}': choose one of {', '.join(DETECTORS)}")
+    settings = settings_for(sensitivity)
     sql = series_sql(metrics)
     if not store.has("metrics"):
         return _nothing(detector, "no metrics were loaded: detection needs a metrics source", sql, [], 0)
@@ -299,29 +372,51 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
     if not all_series:
         return _nothing(detector, "the metrics view has no rows", sql, [], 0)
     reference_end = np.datetime64(at, "ns") if at is not None else None
-    detections = {s.name: _run_detector(detector, s, reference_end) for s in all_series}
+    detections = {s.name: _run_detector(detector, s, reference_end, settings) for s in all_series}
     notes = _cleaning_notes(all_series, detections)
+    lone_bar = lone_series_bar(len(detections), settings)
     if detector == "seed-zscore":
         windows = _seed_windows(detections)
     else:
-        windows = _robust_windows(detections, _merge_gap_ns(detections))
+        windows = _robust_windows(detections, _merge_gap_ns(detections, settings), lone_bar)
     if not windows:
-        return _nothing(detector, _why_nothing(detections), sql, notes, len(all_series))
+        miss = closest_miss(detections, lone_bar, settings) if detector == "robust" else None
+        return _nothing(detector, _why_nothing(detections, lone_bar), sql, notes, len(all_series), miss)
     chosen = _anchor(windows, at) if at is not None else windows[0]
     data_start = min(d.series.t[0] for d in detections.values() if len(d.series.t))
     data_end = max(d.series.t[-1] for d in detections.values() if len(d.series.t))
     baseline_window = _baseline_window(chosen, _to_datetime(data_start), _to_datetime(data_end))
+    others = [_window_summary(w) for w in windows if w is not chosen][:SERIES_CAP]
     evidence = Evidence.make(
         "detection",
-        f"{detector}: {len(chosen.series)} series moved between {iso_z(chosen.start)} and {iso_z(chosen.end)}",
+        f"{detector}: {len(chosen.series)} series moved between {iso_z(chosen.start)} and {iso_z(chosen.end)}"
+        + (f"; {len(windows) - 1} other window(s) in the range" if len(windows) > 1 else ""),
         sql,
         {"window": {"start": iso_z(chosen.start), "end": iso_z(chosen.end), "peak": iso_z(chosen.peak)},
          "severity": round(chosen.severity, 2), "series": [_shift_dict(s) for s in chosen.series[:SERIES_CAP]],
          "series_cut": max(0, len(chosen.series) - SERIES_CAP), "windows_found": len(windows),
+         "other_windows": others, "chosen_by": _chosen_by(at, chosen),
          "series_checked": len(all_series), "notes": notes[:SERIES_CAP]},
     )
     return DetectionResult(detector=detector, detected=True, window=chosen, baseline_window=baseline_window,
-                           windows=windows, series_checked=len(all_series), notes=notes, evidence=[evidence])
+                           windows=windows, series_checked=len(all_series), notes=notes, evidence=[evidence],
+                           sensitivity=_sensitivity_text(sensitivity, settings))
+
+
+def _chosen_by(at: datetime | None, chosen: IncidentWindow) -> str:
+    if at is None:
+        return "the most severe window"
+    if chosen.start <= at <= chosen.end:
+        return f"the window containing --at {iso_z(at)}"
+    return f"the window nearest --at {iso_z(at)}"
+
+
+def _sensitivity_text(sensitivity: str | float | None, settings: RobustSettings) -> str:
+    name = sensitivity if isinstance(sensitivity, str) and sensitivity in SENSITIVITY else None
+    if sensitivity is None:
+        name = "medium"
+    label = f"{name}: " if name else ""
+    return f"{label}opening bar {settings.open_threshold:g} robust σ"
 
 
 def _read_series(store: Any, sql: str) -> list[_Series]:
@@ -329,16 +424,27 @@ def _read_series(store: Any, sql: str) -> list[_Series]:
     if table.num_rows == 0:
         return []
     names = table.column("series").combine_chunks().dictionary_encode()
-    codes = names.indices.to_numpy(zero_copy_only=False)
-    t = table.column("ts").to_numpy().astype("datetime64[ns]")
-    y = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64)
-    rows = table.column("n_rows").to_numpy(zero_copy_only=False)
+    codes = _numbers(names.indices, pa.int64())
+    t = _numbers(table.column("ts").cast(pa.timestamp("ns")), pa.int64()).view("datetime64[ns]")
+    y = _numbers(table.column("value"), pa.float64())
+    rows = _numbers(table.column("n_rows"), pa.int64())
     bounds = np.concatenate(([0], np.flatnonzero(np.diff(codes)) + 1, [len(codes)]))
     dictionary = names.dictionary.to_pylist()
     return [
         _Series(name=dictionary[codes[a]], t=t[a:b], y=y[a:b], duplicates=int((rows[a:b] > 1).sum()))
         for a, b in itertools.pairwise(bounds)
     ]
+
+
+def _numbers(column: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> np.ndarray:
+    """A numeric arrow column without nulls as numpy, read from its buffer: pyarrow's own to_numpy (and its
+    compute functions taking a Python scalar) import pandas, a second of start-up for a command that needs none."""
+    array = column.cast(kind)
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    if array.null_count:
+        raise ValueError("_numbers: the query must not return nulls")
+    dtype = np.int64 if kind == pa.int64() else np.float64
+    return np.frombuffer(array.buffers()[1], dtype=dtype)[array.offset:array.offset + len(array)]
 
 
 def _check_metric_names(metrics: list[str], all_series: list[_Series]) -> None:
@@ -348,10 +454,11 @@ def _check_metric_names(metrics: list[str], all_series: list[_Series]) -> None:
         raise InputError(f"metrics: no series for metric {', '.join(missing)}")
 
 
-def _run_detector(detector: str, series: _Series, reference_end: np.datetime64 | None) -> SeriesDetection:
+def _run_detector(detector: str, series: _Series, reference_end: np.datetime64 | None,
+                  settings: RobustSettings) -> SeriesDetection:
     if detector == "seed-zscore":
         return seed_points(series.t, series.y)
-    return detect_points(series.t, series.y, reference_end=reference_end)
+    return detect_points(series.t, series.y, reference_end=reference_end, settings=settings)
 
 
 def _cleaning_notes(all_series: list[_Series], detections: dict[str, SeriesDetection]) -> list[str]:
@@ -368,15 +475,26 @@ def _cleaning_notes(all_series: list[_Series], detections: dict[str, SeriesDetec
     return notes
 
 
-def _merge_gap_ns(detections: dict[str, SeriesDetection]) -> int:
+def _merge_gap_ns(detections: dict[str, SeriesDetection], settings: RobustSettings) -> int:
     steps = [d.series.step_ns for d in detections.values() if d.series.step_ns > 0]
-    return DEFAULT_SETTINGS.merge_gap_steps * int(np.median(steps)) if steps else 0
+    return settings.merge_gap_steps * int(np.median(steps)) if steps else 0
 
 
 Timed = tuple[int, int, str, Span]  # (start ns, exclusive end ns, series name, span)
 
 
-def _robust_windows(detections: dict[str, SeriesDetection], merge_gap_ns: int) -> list[IncidentWindow]:
+def lone_series_bar(series_count: int, settings: RobustSettings) -> float:
+    """The strength one series moving alone needs to make a window: the opening bar when it is the only series;
+    over n series, the bar whose normal tail probability is the opening bar's divided by n (Bonferroni: the chance
+    that any one of n quiet series crosses it stays the chance that one series crosses the opening bar)."""
+    if series_count <= 1:
+        return settings.open_threshold
+    tail = 0.5 * math.erfc(settings.open_threshold / math.sqrt(2)) / series_count  # P(Z > bar) / n
+    return -NormalDist().inv_cdf(tail)
+
+
+def _robust_windows(detections: dict[str, SeriesDetection], merge_gap_ns: int,
+                    lone_bar: float) -> list[IncidentWindow]:
     """Incident windows: cores where two or more series are anomalous at once (or one far past the bar for a
     sustained time), each widened to the spans that touch it, so the first series to move sets the onset and the
     last to recover the end, while single-series spans strung one after another do not chain incidents together."""
@@ -385,14 +503,14 @@ def _robust_windows(detections: dict[str, SeriesDetection], merge_gap_ns: int) -
         return []
     groups = [
         [item for item in spans if item[0] <= core_end + merge_gap_ns and item[1] >= core_start - merge_gap_ns]
-        for core_start, core_end in _cores(spans, merge_gap_ns)
+        for core_start, core_end in _cores(spans, merge_gap_ns, lone_bar)
     ]
     windows = [_window(group, detections) for group in _merge_overlapping(groups)]
     return sorted(windows, key=lambda w: w.severity, reverse=True)
 
 
-def _cores(spans: list[Timed], merge_gap_ns: int) -> list[tuple[int, int]]:
-    """Intervals covered by at least MIN_AGREEING_SERIES spans at once, plus strong sustained single spans;
+def _cores(spans: list[Timed], merge_gap_ns: int, lone_bar: float) -> list[tuple[int, int]]:
+    """Intervals covered by at least MIN_AGREEING_SERIES spans at once, plus single spans past `lone_bar`;
     merged across gaps up to merge_gap_ns."""
     times = np.array([item[0] for item in spans] + [item[1] for item in spans], dtype=np.int64)
     delta = np.concatenate((np.ones(len(spans)), -np.ones(len(spans))))
@@ -401,7 +519,7 @@ def _cores(spans: list[Timed], merge_gap_ns: int) -> list[tuple[int, int]]:
     agreed_starts, agreed_ends = runs(coverage[:-1] >= MIN_AGREEING_SERIES)
     sorted_times = times[order]
     cores = list(zip(sorted_times[agreed_starts].tolist(), sorted_times[agreed_ends + 1].tolist(), strict=True))
-    cores += [(item[0], item[1]) for item in spans if item[3].strong_points >= STRONG_SUSTAINED_STEPS]
+    cores += [(item[0], item[1]) for item in spans if item[3].strength >= lone_bar]
     merged: list[tuple[int, int]] = []
     for core_start, core_end in sorted(cores):
         if merged and core_start <= merged[-1][1] + merge_gap_ns:
@@ -504,22 +622,55 @@ def _baseline_window(
     return None
 
 
-def _why_nothing(detections: dict[str, SeriesDetection]) -> str:
+def _why_nothing(detections: dict[str, SeriesDetection], lone_bar: float) -> str:
     usable = [d for d in detections.values() if d.score is not None]
     if not usable:
         reasons = sorted({d.reason for d in detections.values() if d.reason})
         return "no series could be scored: " + "; ".join(reasons[:3])
     if any(d.spans for d in usable):
-        return (f"deviations in {sum(bool(d.spans) for d in usable)} of {len(usable)} series were short or isolated "
-                f"(one series, under {STRONG_SUSTAINED_STEPS} points past the opening bar): not an incident")
+        return (f"deviations in {sum(bool(d.spans) for d in usable)} of {len(usable)} series were isolated: one "
+                f"series alone, under the {lone_bar:.1f} σ one series needs when {len(usable)} are checked; "
+                "not an incident")
     return f"no series deviated from its baseline for a sustained time ({len(usable)} series checked)"
 
 
-def _nothing(detector: str, reason: str, sql: str, notes: list[str], checked: int) -> DetectionResult:
-    evidence = Evidence.make("detection", f"{detector}: no incident found", sql,
-                             {"reason": reason, "series_checked": checked, "notes": notes[:SERIES_CAP]})
+def closest_miss(detections: dict[str, SeriesDetection], lone_bar: float,
+                 settings: RobustSettings) -> dict[str, Any] | None:
+    """What came closest to an incident: the series, when, its size against its baseline, and why it fell short
+    (under the bar, too short, or one series alone among many); None when no series could be scored."""
+    best: tuple[float, str, SeriesDetection, Span, str] | None = None
+    for name, found in detections.items():
+        for span in found.spans:  # opened a window on its own series, but stood alone
+            why = (f"it moved alone: one series of {len(detections)} needs {lone_bar:.1f} σ, it reached "
+                   f"{span.strength:.1f} σ against its bar")
+            if best is None or span.strength / lone_bar > best[0]:
+                best = (span.strength / lone_bar, name, found, span, why)
+        miss = found.near_miss
+        if miss is not None and (best is None or miss.span.strength / settings.open_threshold > best[0]):
+            best = (miss.span.strength / settings.open_threshold, name, found, miss.span, miss.why)
+    if best is None:
+        return None
+    _, name, found, span, why = best
+    t = found.series.t
+    end = int(t[span.end].astype(np.int64)) + found.series.step_ns
+    return {
+        "series": name, "start": iso_z(_to_datetime(t[span.start])), "end": iso_z(_ns_to_datetime(end)),
+        "peak_at": iso_z(_to_datetime(t[span.peak])), "direction": span.direction,
+        "baseline": _round(span.baseline), "peak": _round(span.peak_value), "shift": round(span.shift, 2),
+        "strength": round(span.strength, 2), "bar": settings.open_threshold, "why_short": why,
+        "ask_for_more": "--sensitivity high (opening bar "
+                        f"{SENSITIVITY['high']:g} σ) or --sensitivity <σ> lowers the bar",
+    }
+
+
+def _nothing(detector: str, reason: str, sql: str, notes: list[str], checked: int,
+             miss: dict[str, Any] | None = None) -> DetectionResult:
+    data: dict[str, Any] = {"reason": reason, "series_checked": checked, "notes": notes[:SERIES_CAP]}
+    if miss is not None:
+        data["closest_miss"] = miss
+    evidence = Evidence.make("detection", f"{detector}: no incident found", sql, data)
     return DetectionResult(detector=detector, detected=False, reason=reason, series_checked=checked, notes=notes,
-                           evidence=[evidence])
+                           evidence=[evidence], closest_miss=miss)
 
 
 def _to_datetime(moment: np.datetime64) -> datetime:

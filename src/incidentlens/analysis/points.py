@@ -55,6 +55,16 @@ class Span:
     peak_value: float
     shift: float  # robust score at the peak: (peak - baseline) / scale
     strong_points: int = 1  # points past the detector's opening bar (a long span of many is a sustained shift)
+    strength: float = 0.0  # the largest |score| measured against the bar where it happened (>= the bar: opens)
+    sustained_ns: int = 0  # how long the series stayed past the extend threshold inside the span
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """The deviation that came closest to opening a window, and why it fell short."""
+
+    span: Span
+    why: str
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class SeriesDetection:
     score: np.ndarray | None = None  # per-point signed score (z-like); None when the series was unusable
     baseline: np.ndarray | None = None  # per-point expected value
     reason: str | None = None  # why nothing was found, or why the series could not be used
+    candidates: list[Span] = field(default_factory=list)  # every sustained run past the extend bar, any strength
+    near_miss: NearMiss | None = None  # the strongest deviation that did not open a window
 
     @property
     def flags(self) -> np.ndarray:

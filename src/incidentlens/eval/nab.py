@@ -1,21 +1,26 @@
-"""Score the detectors on the Numenta Anomaly Benchmark (NAB) with simple event-level measures.
+"""Score the detectors on the Numenta Anomaly Benchmark (NAB): NAB's own score and event-level measures.
 
-Per series, each detector's point flags become detections: one detection per contiguous flagged run, at the run's
-first point. Detections inside NAB's probationary period (the first 15% of each series) are not counted, as in NAB.
-The same probationary period is the robust detector's reference: its noise scale is measured there only. (The
-robust baseline itself is a smoother fitted over the whole series, so it sees ahead: this is not a streaming run.)
+**Halves.** NAB's files are split in two, fixed here (`split_of`): inside each category, files sorted by name, the
+1st, 3rd, 5th ... are the *shaping* half (where the detector's settings and NAB's threshold were chosen) and the
+2nd, 4th, 6th ... the *held-out* half (reported, never tuned on).
 
-The robust detector runs with `NAB_SETTINGS`: NAB labels point anomalies (one extreme sample is an anomaly
-there, while for an incident it is not), so one point past the bar is enough; and the bar is raised by the series'
-own past (`detection.opening_bar`): past 1.1 x the largest score of the probationary period, and past the largest
-score of every earlier point, so a heavy-tailed series alarms only on what comes close to a record. These three
-settings were chosen on NAB itself (no held-out split); neighbouring values score within a few F1 points. The
-time-of-day profile is off: on NAB it lowers F1 (0.58 -> 0.53; many NAB series have no stable daily shape).
+**Cadences.** Each file is scored at its native step (mostly 5 minutes), and resampled to 1 hour and to 1 day
+(the mean of each step; a labelled window becomes the steps it touches), to show the result does not depend on the
+sampling step.
 
-- a labelled window is found when a detection falls inside it (recall over windows);
-- a detection outside every window is a false alarm (precision over detections);
-- F1 of those two; false alarms per day of scored data; detection delay = first detection in a found window
-  minus the window's start.
+**The detector under test** is the one `incidentlens detect` runs on one series, at its default settings
+(`detection.DEFAULT_SETTINGS`), with NAB's first 15% of each file as its reference period (the noise scale is
+measured there, as NAB lets a detector learn on it). The robust baseline is a smoother fitted over the whole
+series, so this is a batch run, not NAB's streaming protocol: it sees the series' future when it fits the baseline.
+
+**NAB score** (`nab_score.py`): per row an anomaly score: the window's strength (its peak robust score against the
+bar) at the first row of each candidate window, 0 elsewhere; NAB's sweep over thresholds per profile, the threshold
+chosen on the shaping half and applied to both halves; normalised to NAB's 0 (null detector) .. 100 (perfect).
+
+**Event level** (at the detector's own bar, as `detect` reports): one detection per window the detector opens, at
+its first row; a labelled window is found when a detection falls inside it; detections outside every window are
+false alarms (those in the first 15% are not scored); F1; false alarms per day of scored data; detection delay =
+first detection in a found window minus the window's start.
 """
 
 from __future__ import annotations
@@ -28,35 +33,50 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from incidentlens.analysis.detection import RobustSettings, detect_points
-from incidentlens.analysis.points import SeriesDetection
+from incidentlens.analysis.detection import DEFAULT_SETTINGS, detect_points
+from incidentlens.analysis.points import SeriesDetection, Span
 from incidentlens.analysis.seed_zscore import seed_points
 from incidentlens.errors import InputError
+from incidentlens.eval.nab_score import (
+    CostMatrix,
+    ScoredFile,
+    load_profiles,
+    nab_score,
+    optimise_threshold,
+    sweep_file,
+)
 
 PROBATIONARY_FRACTION = 0.15
 NS_PER_DAY = 86_400 * 10**9
 NS_PER_MINUTE = 60 * 10**9
-NAB_SETTINGS = RobustSettings(min_sustained_steps=1, extend_threshold=3.0, tail_factor=1.1, history_factor=1.0,
-                              seasonal=False)
+HALVES = ("shaping", "held-out")
+CADENCES: dict[str, int | None] = {"native": None, "1h": 3600 * 10**9, "1d": NS_PER_DAY}
+
+Detector = Callable[[np.ndarray, np.ndarray, np.datetime64], SeriesDetection]
 
 
 def _robust(ts: np.ndarray, values: np.ndarray, reference_end: np.datetime64) -> SeriesDetection:
-    return detect_points(ts, values, reference_end=reference_end, settings=NAB_SETTINGS)
+    return detect_points(ts, values, reference_end=reference_end, settings=DEFAULT_SETTINGS)
 
 
 def _seed(ts: np.ndarray, values: np.ndarray, reference_end: np.datetime64) -> SeriesDetection:
     return seed_points(ts, values)
 
 
-NAB_DETECTORS: dict[str, Callable[[np.ndarray, np.ndarray, np.datetime64], SeriesDetection]] = {
-    "robust": _robust,
-    "seed-zscore": _seed,
-}
+NAB_DETECTORS: dict[str, Detector] = {"robust": _robust, "seed-zscore": _seed}
+
+
+def split_of(keys: Iterable[str]) -> dict[str, str]:
+    """{file key: "shaping" | "held-out"}: alternate files, sorted by name, inside each category."""
+    by_category: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        by_category.setdefault(key.split("/", 1)[0], []).append(key)
+    return {key: HALVES[i % 2] for members in by_category.values() for i, key in enumerate(members)}
 
 
 @dataclass
 class SeriesScore:
-    """One detector on one NAB series."""
+    """One detector on one NAB series at one cadence (event level)."""
 
     name: str
     windows: int
@@ -69,10 +89,11 @@ class SeriesScore:
 
 @dataclass
 class DetectorScore:
-    """One detector over the whole benchmark (or the files scored)."""
+    """One detector over a set of files at one cadence: event-level counts and NAB's per-row view of them."""
 
     detector: str
     series: list[SeriesScore] = field(default_factory=list)
+    swept: list[ScoredFile] = field(default_factory=list)
 
     @property
     def windows(self) -> int:
@@ -126,25 +147,68 @@ class DetectorScore:
 
 @dataclass
 class NabReport:
-    scores: list[DetectorScore]
     data_dir: Path
+    split: dict[str, str]
+    # (cadence, half) -> one DetectorScore per detector
+    scores: dict[tuple[str, str], list[DetectorScore]]
+    profiles: dict[str, CostMatrix]
+
+    def nab_scores(self, cadence: str = "native") -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+        """{detector: {half: {profile: {score, threshold, windows found...}}}}: thresholds chosen on the shaping
+        half (NAB's optimisation, per profile) and applied to both halves."""
+        shaping = {s.detector: s for s in self.scores.get((cadence, "shaping"), [])}
+        held_out = {s.detector: s for s in self.scores.get((cadence, "held-out"), [])}
+        table: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+        for detector, shaped in shaping.items():
+            table[detector] = {"shaping": {}, "held-out": {}}
+            for profile, cost in self.profiles.items():
+                threshold = optimise_threshold(shaped.swept, cost)
+                for half, score in (("shaping", shaped), ("held-out", held_out.get(detector))):
+                    if score is None:
+                        continue
+                    result = nab_score(score.swept, threshold, cost, profile)
+                    table[detector][half][profile] = {
+                        "score": round(result.normalized, 2), "threshold": round(threshold, 3),
+                        "windows": result.windows, "windows_found": result.true_positives,
+                        "false_positive_rows": result.false_positive_rows}
+        return table
 
     def to_dict(self) -> dict[str, object]:
+        nab = self.nab_scores("native")
         return {
             "data": str(self.data_dir),
-            "method": "event-level: a window is found when a detection (the first point of a flagged run) falls "
-                      "inside it; detections outside every window are false alarms; the first 15% of each series "
-                      "is probationary (not scored, and the robust detector's noise reference)",
-            "detectors": [s.summary() for s in self.scores],
-            "per_series": {s.detector: [vars(x) for x in s.series] for s in self.scores},
+            "split": {half: sorted(k for k, h in self.split.items() if h == half) for half in HALVES},
+            "split_rule": "inside each category, files sorted by name: 1st, 3rd, ... shaping; 2nd, 4th, ... held-out",
+            "nab_score": {detector: by_half["held-out"] for detector, by_half in nab.items()},
+            "nab_score_by_half": nab,
+            "nab_method": "NAB's sweeper rules (windows, scaled sigmoid over relative position, profile weights from "
+                          "config/profiles.json, 15% probation capped at 750 rows); one threshold per profile, "
+                          "chosen on the shaping half, applied to both halves",
+            "event_method": "event-level: a window is found when a detection (the first row of a window the "
+                            "detector opens) falls inside it; detections outside every window are false alarms; the "
+                            "first 15% of each series is probationary (not scored, and the robust detector's noise "
+                            "reference)",
+            "event": {
+                f"{cadence}/{half}": [s.summary() for s in scores] for (cadence, half), scores in self.scores.items()
+            },
+            "nab_score_by_cadence": {cadence: self.nab_scores(cadence) for cadence in self.cadences()
+                                     if cadence != "native"},
         }
+
+    def cadences(self) -> list[str]:
+        return list(dict.fromkeys(cadence for cadence, _ in self.scores))
 
 
 def evaluate_nab(
-    data_dir: Path, detectors: Iterable[str] = ("robust", "seed-zscore"), only: Iterable[str] | None = None
+    data_dir: Path,
+    detectors: Iterable[str] = ("robust", "seed-zscore"),
+    only: Iterable[str] | None = None,
+    cadences: Iterable[str] = ("native",),
 ) -> NabReport:
-    """Run each detector over every labelled NAB series (or the `only` keys, e.g. 'realKnownCause/nyc_taxi.csv')."""
+    """Run each detector over every labelled NAB series (or the `only` keys, e.g. 'realKnownCause/nyc_taxi.csv')
+    at each cadence, kept apart by half."""
     labels = load_labels(data_dir)
+    profiles = load_profiles(data_dir)
     keys = sorted(labels) if only is None else list(only)
     unknown = [k for k in keys if k not in labels]
     if unknown:
@@ -153,13 +217,23 @@ def evaluate_nab(
     for name in chosen:
         if name not in NAB_DETECTORS:
             raise InputError(f"unknown detector '{name}': choose from {', '.join(NAB_DETECTORS)}")
-    scores = [DetectorScore(detector=name) for name in chosen]
+    for cadence in cadences:
+        if cadence not in CADENCES:
+            raise InputError(f"unknown cadence '{cadence}': choose from {', '.join(CADENCES)}")
+    split = split_of(labels)
+    scores: dict[tuple[str, str], list[DetectorScore]] = {}
+    window_ids = 0
     for key in keys:
-        ts, values = load_series(data_dir / "data" / key)
-        windows = labels[key]
-        for score in scores:
-            score.series.append(score_series(key, ts, values, windows, NAB_DETECTORS[score.detector]))
-    return NabReport(scores=scores, data_dir=data_dir)
+        native_ts, native_values = load_series(data_dir / "data" / key)
+        for cadence in cadences:
+            ts, values, windows = resample(native_ts, native_values, labels[key], CADENCES[cadence])
+            bucket = scores.setdefault((cadence, split[key]), [DetectorScore(detector=name) for name in chosen])
+            for score in bucket:
+                found = run_detector(NAB_DETECTORS[score.detector], ts, values)
+                score.series.append(score_series(key, ts, windows, found))
+                score.swept.append(sweep_file(key, ts, anomaly_rows(found, ts), windows, window_ids))
+            window_ids += len(windows)
+    return NabReport(data_dir=data_dir, split={k: split[k] for k in keys}, scores=scores, profiles=profiles)
 
 
 def load_labels(data_dir: Path) -> dict[str, np.ndarray]:
@@ -183,16 +257,47 @@ def load_series(path: Path) -> tuple[np.ndarray, np.ndarray]:
             table.column("value").to_numpy(zero_copy_only=False).astype(np.float64))
 
 
-def score_series(
-    name: str,
-    ts: np.ndarray,
-    values: np.ndarray,
-    windows: np.ndarray,
-    detector: Callable[[np.ndarray, np.ndarray, np.datetime64], SeriesDetection],
-) -> SeriesScore:
-    """Event-level counts of one detector on one series against its labelled windows."""
+def resample(ts: np.ndarray, values: np.ndarray, windows: np.ndarray,
+             step_ns: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The series at a coarser step (the mean of each step, stamped at its start) and its windows mapped to the steps
+    they touch; unchanged when `step_ns` is None."""
+    if step_ns is None:
+        return ts, values, windows
+    t = ts.astype(np.int64)
+    bucket = t - t % step_ns
+    starts, first = np.unique(bucket, return_index=True)
+    sums = np.add.reduceat(np.nan_to_num(values), first)
+    counts = np.add.reduceat((~np.isnan(values)).astype(np.int64), first)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    edges = windows.astype("datetime64[ns]").astype(np.int64)
+    mapped = (edges - edges % step_ns).astype("datetime64[ns]")
+    return starts.astype("datetime64[ns]"), means, mapped
+
+
+def run_detector(detector: Detector, ts: np.ndarray, values: np.ndarray) -> SeriesDetection:
+    """The detector with NAB's probationary period (the first 15% of rows) as its reference."""
+    return detector(ts, values, ts[int(PROBATIONARY_FRACTION * len(ts))])
+
+
+def anomaly_rows(found: SeriesDetection, ts: np.ndarray) -> np.ndarray:
+    """NAB's per-row anomaly score: each candidate window's strength at its first row, 0 elsewhere (the detector
+    opens a window where the strength reaches its bar; NAB's threshold sweep plays the part of that bar)."""
+    scores = np.zeros(len(ts))
+    spans = found.candidates or found.spans
+    if spans:
+        rows = np.searchsorted(ts, found.series.t[[span.start for span in spans]])
+        np.maximum.at(scores, rows, [_strength(span) for span in spans])
+    return scores
+
+
+def _strength(span: Span) -> float:
+    return span.strength if span.strength > 0 else abs(span.shift)
+
+
+def score_series(name: str, ts: np.ndarray, windows: np.ndarray, found: SeriesDetection) -> SeriesScore:
+    """Event-level counts of one detector's windows on one series against its labelled windows."""
     probation_end = ts[int(PROBATIONARY_FRACTION * len(ts))]
-    found = detector(ts, values, probation_end)
     onsets = found.series.t[[span.start for span in found.spans]] if found.spans else np.array([], "datetime64[ns]")
     onsets = onsets[onsets >= probation_end]
     inside = (onsets[:, None] >= windows[None, :, 0]) & (onsets[:, None] <= windows[None, :, 1])

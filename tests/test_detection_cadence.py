@@ -1,0 +1,143 @@
+"""Detection rules in time: the same incident at any sampling step, every incident listed, and the closest miss
+when nothing qualifies."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from typer.testing import CliRunner
+
+from incidentlens.analysis.detection import detect, detect_points
+from incidentlens.cli import app
+from incidentlens.errors import InputError
+from incidentlens.telemetry import load_telemetry
+
+START = np.datetime64("2024-05-01T00:00", "ns")
+STEPS = {"10 s": 10, "1 min": 60, "5 min": 300, "1 h": 3600, "1 day": 86400}
+
+
+def incident_series(seed: int = 1, n: int = 2000) -> np.ndarray:
+    """Noise around a slow drift, and a 40-step shift of 8 sigma at step 1200."""
+    rng = np.random.default_rng(seed)
+    y = 50 + 5 * np.sin(np.arange(n) * 2 * np.pi / 5000) + rng.normal(0, 1, n)
+    y[1200:1240] += 8
+    return y
+
+
+@pytest.mark.parametrize("label", list(STEPS))
+def test_the_same_incident_is_found_at_every_sampling_step(label):
+    step = np.timedelta64(STEPS[label], "s")
+    ts = START + np.arange(2000) * step
+    found = detect_points(ts, incident_series())
+    assert [(s.start, s.end) for s in found.spans] == [(1200, 1239)], label
+
+
+@pytest.mark.parametrize("label", ["1 min", "1 h", "1 day"])
+def test_irregular_sampling_and_gaps_do_not_move_the_incident(label):
+    step = STEPS[label]
+    rng = np.random.default_rng(3)
+    jitter = rng.uniform(-0.2, 0.2, 2000) * step  # samples up to a fifth of a step early or late
+    ts = START + ((np.arange(2000) * step + jitter) * 1e9).astype("timedelta64[ns]")
+    keep = np.ones(2000, dtype=bool)
+    keep[400:460] = False  # a hole of 60 steps before the incident
+    keep[1215] = False  # and one missing sample inside it
+    found = detect_points(ts[keep], incident_series()[keep])
+    assert found.series.gaps == 1
+    assert len(found.spans) == 1
+    span = found.spans[0]
+    assert (found.series.t[span.start], found.series.t[span.end]) == (ts[1200], ts[1239])
+
+
+def test_a_blip_shorter_than_five_minutes_is_not_an_incident_at_fine_steps_but_one_step_is_at_coarse_ones():
+    y = incident_series()
+    y[1200:1240] -= 8
+    y[1200:1220] += 12  # 20 steps at 12 sigma
+    fine = detect_points(START + np.arange(2000) * np.timedelta64(10, "s"), y)  # 200 s
+    hourly = detect_points(START + np.arange(2000) * np.timedelta64(1, "h"), y)  # 20 h
+    assert fine.spans == [] and "under the 5 min a window needs" in fine.near_miss.why
+    assert [(s.start, s.end) for s in hourly.spans] == [(1200, 1219)]
+
+
+DAY = datetime(2024, 5, 1)
+
+
+def write_day(path: Path, series: dict[str, np.ndarray]) -> Path:
+    """`service/metric -> values`, one value a minute from DAY, as a long csv."""
+    ts = np.datetime64(DAY, "s") + np.arange(1440).astype("timedelta64[m]")
+    parts = [pa.table({"ts": ts, "service": [name.split("/")[0]] * 1440, "metric": [name.split("/")[1]] * 1440,
+                       "value": values}) for name, values in series.items()]
+    pacsv.write_csv(pa.concat_tables(parts), path)
+    return path
+
+
+def day_of(seed: int, *shifts: tuple[int, int, float]) -> np.ndarray:
+    values = 100 + np.random.default_rng(seed).normal(0, 4, 1440)
+    for start, stop, by in shifts:
+        values[start:stop] += by
+    return values
+
+
+def test_two_incidents_in_one_day_are_both_listed_most_severe_first(tmp_path):
+    path = write_day(tmp_path / "m.csv", {
+        "checkout/latency_ms": day_of(1, (300, 360, 120), (900, 940, 48)),  # 30 sigma, later 12 sigma
+        "checkout/error_ratio": day_of(2, (305, 360, 100), (905, 940, 40)),
+        "search/latency_ms": day_of(3),
+    })
+    store = load_telemetry(metrics=str(path))
+    result = detect(store)
+    assert [(w.start, w.end) for w in result.windows] == [
+        (DAY + timedelta(minutes=300), DAY + timedelta(minutes=360)),
+        (DAY + timedelta(minutes=900), DAY + timedelta(minutes=940)),
+    ]
+    assert result.windows[0].severity > result.windows[1].severity
+    assert result.window == result.windows[0]
+    assert result.evidence[0].data["other_windows"][0]["start"] == "2024-05-01T15:00:00Z"
+    later = detect(store, at=DAY + timedelta(hours=15, minutes=20))
+    assert later.window.start == DAY + timedelta(minutes=900)
+    assert later.evidence[0].data["chosen_by"] == "the window containing --at 2024-05-01T15:20:00Z"
+    table = CliRunner().invoke(app, ["detect", "--metrics", str(path)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "2024-05-01T05:00:00Z" in table.output and "2024-05-01T15:00:00Z" in table.output
+    assert "1 other window(s) listed, most severe first" in table.output
+
+
+def test_a_quiet_day_says_what_came_closest_and_how_to_ask_for_more(tmp_path):
+    bump = day_of(1)
+    bump[600:630] = 117  # half an hour at about 4 sigma: under the default bar of 5
+    path = write_day(tmp_path / "m.csv", {"api/latency_ms": bump})
+    runner = CliRunner()
+    table = runner.invoke(app, ["detect", "--metrics", str(path)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "no incident found" in table.output
+    assert "closest: api/latency_ms up" in table.output and "under the 5 σ bar" in table.output
+    assert "--sensitivity high" in table.output
+    as_json = json.loads(runner.invoke(app, ["detect", "--metrics", str(path), "--json"]).output)
+    miss = as_json["detection"]["closest_miss"]
+    assert miss["series"] == "api/latency_ms"
+    assert (miss["start"], miss["end"]) == ("2024-05-01T10:00:00Z", "2024-05-01T10:30:00Z")
+    assert miss["baseline"] == pytest.approx(100, abs=2) and miss["peak"] == 117 and 3 < miss["shift"] < 5
+    high = json.loads(runner.invoke(app, ["detect", "--metrics", str(path), "--json", "--sensitivity",
+                                          "high"]).output)
+    assert high["detected"] and high["incident_window"]["start"] == "2024-05-01T10:00:00Z"
+    assert high["detection"]["sensitivity"] == "high: opening bar 4 robust σ"
+
+
+def test_a_bad_sensitivity_is_one_line_of_error(tmp_path):
+    path = write_day(tmp_path / "m.csv", {"api/latency_ms": day_of(1)})
+    result = CliRunner().invoke(app, ["detect", "--metrics", str(path), "--sensitivity", "extreme"])
+    assert result.exit_code != 0
+    assert "--sensitivity 'extreme': use low, medium, high or a number" in str(result.exception)
+
+
+def test_sensitivity_as_a_number_must_be_above_the_extend_threshold():
+    from incidentlens.analysis.detection import settings_for
+
+    assert settings_for("6.5").open_threshold == 6.5
+    with pytest.raises(InputError, match="must be above 3"):
+        settings_for("2")
