@@ -41,8 +41,8 @@ def incident_series(minutes: np.ndarray, start: int, end: int, seed: int = 3) ->
 
 
 def test_a_series_too_short_for_a_baseline_is_not_an_incident(tmp_path):
-    minutes = np.arange(12)
-    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, incident_series(minutes, 6, 12)))
+    minutes = np.arange(10)  # a baseline needs 12 points
+    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, incident_series(minutes, 5, 10)))
     result = analyze(store).to_dict()
     assert result["detected"] is False
     assert "too short" in result["reason"]
