@@ -810,6 +810,86 @@ def _print_data(text: str) -> None:
     console.print(text, markup=False, highlight=False)
 
 
+_SERVE = "Server"
+
+
+@app.command("serve")
+def serve_command(
+    metrics: MetricsFiles = None,
+    logs: LogFiles = None,
+    traces: TraceFiles = None,
+    events: EventFiles = None,
+    mapping: ColumnMap = None,
+    prometheus: PrometheusUrl = None, promql: PromQL = None, prom_user: PromUser = None,
+    prom_step: PromStep = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).",
+                                             rich_help_panel=_SERVE)] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 8080).", rich_help_panel=_SERVE)] = None,
+    state: Annotated[Path | None, typer.Option("--state", help="Directory for the SQLite state and the reviews "
+                                               "(default ./incidentlens-state).", rich_help_panel=_SERVE)] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="INCIDENTLENS_TOKEN", show_default=False,
+                                              help="Bearer token every endpoint but /healthz requires (better: env "
+                                              "INCIDENTLENS_TOKEN).", rich_help_panel=_SERVE)] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML (or YAML) file with these settings and the "
+                                                "outbound notifications; options given here win.",
+                                                rich_help_panel=_SERVE)] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Investigations at once (default 1).",
+                                                rich_help_panel=_SERVE)] = None,
+    queue_size: Annotated[int | None, typer.Option("--queue-size", help="Queued investigations before a manual "
+                                                   "start is refused with 429 (default 100).",
+                                                   rich_help_panel=_SERVE)] = None,
+    llm: Annotated[str | None, typer.Option("--llm", help="auto, offline, openai, openai-compatible (default auto).",
+                                            rich_help_panel=_SERVE)] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model for openai / openai-compatible.",
+                                              rich_help_panel=_SERVE)] = None,
+    llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible endpoint.",
+                                                rich_help_panel=_SERVE)] = None,
+    public_url: Annotated[str | None, typer.Option("--public-url", help="The UI's address for links in "
+                                                   "notifications (default http://HOST:PORT).",
+                                                   rich_help_panel=_SERVE)] = None,
+) -> None:
+    """Run the service: Alertmanager webhooks in, investigations in the background, reviews in a web UI, MCP at /mcp."""
+    import uvicorn
+
+    from incidentlens.server.app import create_app
+    from incidentlens.server.settings import build_settings, check_serve_settings
+
+    settings = build_settings(config, {
+        "metrics": metrics, "logs": logs, "traces": traces, "events": events, "map": mapping,
+        "prometheus": prometheus, "promql": promql, "prom_user": prom_user, "prom_step": prom_step, "host": host,
+        "port": port, "state": state, "token": token, "workers": workers, "queue_size": queue_size, "llm": llm,
+        "model": model, "llm_url": llm_url, "public_url": public_url})
+    check_serve_settings(settings)
+    application = create_app(settings)
+    auth = "bearer token required" if settings.token else "NO TOKEN: loopback only"
+    print(f"incidentlens serve: http://{settings.host}:{settings.port} ({auth}), state {settings.state}",
+          file=sys.stderr)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+@app.command("mcp")
+def mcp_command(
+    metrics: MetricsFiles = None,
+    logs: LogFiles = None,
+    traces: TraceFiles = None,
+    events: EventFiles = None,
+    mapping: ColumnMap = None,
+    prometheus: PrometheusUrl = None, promql: PromQL = None, prom_user: PromUser = None,
+    prom_step: PromStep = None,
+    state: Annotated[Path | None, typer.Option("--state", help="A `serve` state directory: adds the incidents and "
+                                               "their reviews.")] = None,
+) -> None:
+    """Serve the read-only MCP tools (analyze, detect, sql, templates, list_incidents, get_review) on stdio."""
+    from incidentlens.server.mcp_tools import build_mcp
+    from incidentlens.server.settings import Sources
+    from incidentlens.server.state import StateDB
+
+    sources = Sources(metrics=metrics or [], logs=logs or [], traces=traces or [], events=events or [],
+                      map=mapping or [], prometheus=prometheus, promql=promql or [], prom_user=prom_user,
+                      prom_step=prom_step)
+    build_mcp(sources, StateDB(state) if state else None).run()  # stdout is the protocol: nothing else prints
+
+
 @eval_app.command("nezha")
 def eval_nezha_command(
     data: Annotated[Path, typer.Option("--data", help="The nezha-trainticket directory (rca_data/, construct_data/).")

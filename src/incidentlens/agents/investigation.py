@@ -64,12 +64,14 @@ def investigate(
     budget: ModelBudget | None = None,
     detector: str = "robust",
     onset: str = "detect",
+    service_hint: str | None = None,
 ) -> InvestigationResult:
     """Investigate the incident in `store` with the agent team on the chosen brain; see the module docstring.
 
     `onset="at"`: `at` is the incident's known start (an alert, an injection, a page), as in `analyze(onset="at")`:
     the window runs from it, the baseline is everything before it, and no agent can move it or switch detection
-    back on. `onset="at"` without `at` is an InputError."""
+    back on. `onset="at"` without `at` is an InputError. `service_hint` (an alert's service label) is told to the
+    coordinator as a lead to test, never as the answer."""
     from incidentlens.report.build import build_postmortem
 
     check_onset(onset, at)
@@ -83,7 +85,7 @@ def investigate(
     output: dict[str, Any] = {}
     try:
         with recorder.installed():
-            brief = ChatMessage.from_user(_brief(store, at, onset))
+            brief = ChatMessage.from_user(_brief(store, at, onset) + _hint(service_hint))
             output = coordinator.run(messages=[brief], evidence=[], hypotheses=[])
     except Exception as error:  # the report must still be written from the evidence gathered
         logger.warning("the agent run failed, writing the report from the evidence gathered: %s", error)
@@ -137,6 +139,13 @@ def _brief(store: Any, at: datetime | None, onset: str = "detect") -> str:
     near = f" near {at.isoformat()}Z" if at else ""
     return (f"Investigate the incident{near} {views}. "
             "Find the window, the root cause with evidence, mitigations, and have the postmortem drafted.")
+
+
+def _hint(service: str | None) -> str:
+    if not service:
+        return ""
+    return (f" The alert names the service {service!r}: a lead to test against the evidence, not a conclusion (the "
+            "alerting service is often a victim of the cause).")
 
 
 def _answer(output: dict[str, Any], max_steps: int) -> str:

@@ -1,0 +1,173 @@
+"""`incidentlens serve` settings: the command's options, or a TOML (or YAML) file holding the same settings plus the
+outbound notifications. Options given on the command line win over the file.
+
+```toml
+host = "0.0.0.0"
+port = 8080
+state = "/var/lib/incidentlens"
+workers = 2            # investigations at once
+queue_size = 100       # queued investigations before a manual start is refused (429)
+llm = "offline"
+public_url = "http://incidentlens.example:8080"   # the link in notifications
+
+[sources]
+metrics = ["/data/metrics/*.parquet"]
+logs = ["/data/logs/*.parquet"]     # or "clickhouse://reader@ch:8123/prod.logs"
+prometheus = "http://prometheus:9090"
+
+[[notifications]]
+name = "oncall"
+kind = "slack"                       # Slack incoming webhook; "json" for the generic form
+url_env = "SLACK_WEBHOOK_URL"        # the URL is a secret: read from the environment (or url = "...")
+```
+The bearer token comes from `--token` or the environment (`INCIDENTLENS_TOKEN`), never from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from incidentlens.errors import InputError
+
+TOKEN_ENV = "INCIDENTLENS_TOKEN"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Sources(_Strict):
+    """The telemetry every investigation reads: the same sources as `incidentlens analyze`."""
+
+    metrics: list[str] = Field(default_factory=list)
+    logs: list[str] = Field(default_factory=list)
+    traces: list[str] = Field(default_factory=list)
+    events: list[str] = Field(default_factory=list)
+    map: list[str] = Field(default_factory=list, description="ROLE=COLUMN, as --map")
+    prometheus: str | None = None
+    promql: list[str] = Field(default_factory=list)
+    prom_user: str | None = None
+    prom_step: int | None = None
+
+    def given(self) -> bool:
+        return bool(self.metrics or self.logs or self.traces or self.events or self.prometheus)
+
+    def open(self, at: datetime | None = None) -> Any:
+        """A TelemetryStore over these sources, as `incidentlens analyze` opens it (Prometheus pulled around `at`)."""
+        from incidentlens.telemetry import parse_mapping
+        from incidentlens.telemetry.sources import PrometheusOptions, open_store
+
+        prometheus = PrometheusOptions(url=self.prometheus, promql=tuple(self.promql), user=self.prom_user,
+                                       step=self.prom_step) if self.prometheus else None
+        return open_store(metrics=self.metrics or None, logs=self.logs or None, traces=self.traces or None,
+                          events=self.events or None, mapping=parse_mapping(self.map), prometheus=prometheus, at=at)
+
+
+class NotificationTarget(_Strict):
+    """An outbound webhook called when a review is done."""
+
+    name: str = "webhook"
+    kind: Literal["slack", "json"] = "json"
+    url: str | None = None
+    url_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_url(self) -> NotificationTarget:
+        if not self.url and not self.url_env:
+            raise ValueError(f"notification {self.name!r}: give url or url_env")
+        return self
+
+    def resolved_url(self) -> str:
+        url = self.url or os.environ.get(self.url_env or "", "")
+        if not url:
+            raise InputError(f"notification {self.name!r}: environment variable {self.url_env} is not set")
+        return url
+
+
+class ServeSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    state: Path = Path("incidentlens-state")
+    token: str | None = Field(default=None, exclude=True)
+    workers: int = Field(default=1, ge=1, le=32)
+    queue_size: int = Field(default=100, ge=1)
+    llm: str = "auto"
+    model: str = "gpt-4o-mini"
+    llm_url: str | None = None
+    max_steps: int = Field(default=30, ge=1)
+    public_url: str | None = None
+    sources: Sources = Field(default_factory=Sources)
+    notifications: list[NotificationTarget] = Field(default_factory=list)
+    notify_attempts: int = Field(default=4, ge=1, le=10)
+    notify_backoff_s: float = Field(default=1.0, ge=0)
+
+    def base_url(self) -> str:
+        """Where people reach the UI: `public_url`, else the address the server listens on."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A TOML file (or YAML, `.yaml`/`.yml`) as a dict; InputError naming the file when it cannot be read."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise InputError(f"{path}: cannot read the config file ({err.strerror})") from err
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml  # PyYAML comes with haystack-ai
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise InputError(f"{path}: not valid TOML ({err})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: the config must be a table of settings")
+    if "token" in data:
+        raise InputError(f"{path}: keep the token out of files: pass --token or set {TOKEN_ENV}")
+    return data
+
+
+def build_settings(config: Path | None, overrides: dict[str, Any]) -> ServeSettings:
+    """The file's settings with the command line's on top (options left unset are None and do not override)."""
+    data = read_config(config) if config else {}
+    sources = dict(data.get("sources") or {})
+    for key in list(overrides):
+        if key in Sources.model_fields:
+            value = overrides.pop(key)
+            if value:
+                sources[key] = value
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    data["sources"] = sources
+    if not data.get("token"):
+        data["token"] = os.environ.get(TOKEN_ENV) or None
+    try:
+        return ServeSettings.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InputError(f"{config or 'serve options'}: {where}: {first['msg']}") from None
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_serve_settings(settings: ServeSettings) -> None:
+    """Refuse to start a server that could not investigate, or that would be open beyond this machine."""
+    if not settings.sources.given():
+        raise InputError("serve: no telemetry given: pass --metrics/--logs/--traces files, --prometheus URL or "
+                         "--logs clickhouse://... (or [sources] in --config)")
+    if settings.token is None and settings.host not in LOOPBACK:
+        raise InputError(f"serve: --host {settings.host} without a token: pass --token or set {TOKEN_ENV}")

@@ -1,0 +1,118 @@
+"""Background investigations: a pool of worker threads over the queue kept in the state DB.
+
+The queue lives in SQLite, so it survives a restart: investigations left `running` by a killed process go back to
+`queued` when the pool starts, and pending notifications are sent again. `workers` threads investigate at once;
+the intake only inserts a row and wakes them, so it never waits on an investigation. A separate notifier thread
+delivers the webhooks, so a slow receiver's retries never hold up the next investigation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from incidentlens.errors import IncidentLensError
+from incidentlens.server.notify import deliver
+from incidentlens.server.settings import ServeSettings
+from incidentlens.server.state import StateDB
+
+logger = logging.getLogger(__name__)
+IDLE_POLL_S = 2.0  # a worker with nothing to do looks again this often even without a wake-up
+
+
+def run_investigation(settings: ServeSettings, job: dict[str, Any], out: Path) -> list[str]:
+    """Investigate one incident with the library (as `incidentlens investigate --at`): the review files go to
+    `out`; returns the executive summary."""
+    from incidentlens.agents import investigate
+    from incidentlens.analysis.detection import parse_time
+    from incidentlens.report import executive_summary, write_reports
+
+    at = parse_time(job["at"], option="startsAt")
+    store = settings.sources.open(at)
+    out.mkdir(parents=True, exist_ok=True)
+    result = investigate(store, llm=settings.llm, model=settings.model, llm_url=settings.llm_url,
+                         max_steps=settings.max_steps, at=at, trace_path=out / "trace.jsonl",
+                         service_hint=job.get("service"))
+    write_reports(result.postmortem, out, store=store)
+    return executive_summary(result.postmortem)
+
+
+Runner = Callable[[ServeSettings, dict[str, Any], Path], list[str]]
+
+
+class WorkerPool:
+    def __init__(self, settings: ServeSettings, state: StateDB, runner: Runner = run_investigation) -> None:
+        self.settings = settings
+        self.state = state
+        self.runner = runner
+        self._stop = threading.Event()
+        self._work = threading.Condition()
+        self._deliveries = threading.Condition()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> int:
+        """Requeue what a previous process left running, then start the threads; returns how many were requeued."""
+        resumed = self.state.requeue_unfinished()
+        for number in range(self.settings.workers):
+            self._spawn(self._investigate_loop, f"incidentlens-worker-{number}")
+        self._spawn(self._notify_loop, "incidentlens-notifier")
+        return resumed
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def wake(self) -> None:
+        """New work was queued: let an idle worker take it now."""
+        with self._work:
+            self._work.notify()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking work; a running investigation is left to finish or, if the process ends first, to resume."""
+        self._stop.set()
+        for condition in (self._work, self._deliveries):
+            with condition:
+                condition.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _investigate_loop(self) -> None:
+        while not self._stop.is_set():
+            job = self.state.claim_next()
+            if job is None:
+                with self._work:
+                    self._work.wait(IDLE_POLL_S)
+                continue
+            self._run(job)
+
+    def _run(self, job: dict[str, Any]) -> None:
+        out = self.state.review_dir(job["incident_id"])
+        try:
+            summary = self.runner(self.settings, job, out)
+        except IncidentLensError as err:
+            self.state.fail(job["id"], str(err))
+            return
+        except Exception as err:  # any failure is recorded on the investigation, never lost in a thread
+            logger.exception("investigation %s failed", job["id"])
+            self.state.fail(job["id"], f"{type(err).__name__}: {err}")
+            return
+        targets = [(target.name, target.kind) for target in self.settings.notifications]
+        self.state.finish(job["id"], out, summary, targets)
+        if targets:
+            with self._deliveries:
+                self._deliveries.notify()
+
+    def _notify_loop(self) -> None:
+        while not self._stop.is_set():
+            pending = self.state.pending_deliveries()
+            for delivery in pending:
+                if self._stop.is_set():
+                    return
+                deliver(self.state, self.settings, delivery, self._stop)
+            if not pending:
+                with self._deliveries:
+                    self._deliveries.wait(IDLE_POLL_S)
