@@ -130,7 +130,8 @@ def _known_episode(con: sqlite3.Connection, group_key: str, alert: Alert) -> tup
     row = con.execute(
         "SELECT i.id, i.status = 'resolved' FROM alerts a JOIN incidents i ON i.id = a.incident_id "
         "WHERE a.fingerprint = ? AND i.group_key = ? AND (i.status = 'firing' OR a.starts_at = ?) "
-        "ORDER BY i.status = 'firing' DESC, i.id DESC LIMIT 1", (alert.fingerprint, group_key, _iso(alert.starts_at))).fetchone()
+        "ORDER BY i.status = 'firing' DESC, i.id DESC LIMIT 1",
+        (alert.fingerprint, group_key, _iso(alert.starts_at))).fetchone()
     return (None, False) if row is None else (int(row[0]), bool(row[1]))
 
 
