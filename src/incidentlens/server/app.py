@@ -95,8 +95,8 @@ def create_app(settings: ServeSettings, runner: Runner = run_investigation) -> F
         pool.start()
         async with mcp.session_manager.run():
             yield
-        pool.stop()
-        state.close()
+        if pool.stop():
+            state.close()  # else a thread still holds it; the process exit ends both
 
     app = FastAPI(title="IncidentLens", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)

@@ -71,14 +71,16 @@ class WorkerPool:
         with self._work:
             self._work.notify()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop taking work; a running investigation is left to finish or, if the process ends first, to resume."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop taking work and wait up to `timeout` s for the threads; False if an investigation still runs (it
+        finishes if the process lives on, else it resumes after the restart)."""
         self._stop.set()
         for condition in (self._work, self._deliveries):
             with condition:
                 condition.notify_all()
         for thread in self._threads:
             thread.join(timeout)
+        return not any(thread.is_alive() for thread in self._threads)
 
     def _investigate_loop(self) -> None:
         while not self._stop.is_set():
