@@ -1,0 +1,116 @@
+"""`incidentlens serve --config`: TOML or YAML with the same settings as the options, plus the notifications;
+options win; the token never comes from a file; unsafe or useless set-ups are refused with one line, exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from incidentlens.errors import InputError
+from incidentlens.server.settings import build_settings, check_serve_settings
+
+TOML = """
+host = "0.0.0.0"
+port = 9000
+state = "/var/lib/incidentlens"
+workers = 2
+queue_size = 50
+llm = "offline"
+public_url = "https://lens.example"
+
+[sources]
+metrics = ["/data/metrics/*.parquet"]
+logs = ["clickhouse://reader@ch:8123/prod.logs"]
+map = ["time=when"]
+prometheus = "http://prometheus:9090"
+
+[[notifications]]
+name = "oncall"
+kind = "slack"
+url_env = "SLACK_WEBHOOK_URL"
+
+[[notifications]]
+name = "pager"
+url = "https://pager.example/hook"
+"""
+
+YAML = """
+port: 9001
+sources:
+  metrics: [/data/metrics.csv]
+notifications:
+  - {name: oncall, kind: slack, url: "https://hooks.slack.example/T0/B0/x"}
+"""
+
+
+def test_a_toml_config_holds_every_setting_and_the_notifications(tmp_path: Path) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text(TOML)
+    settings = build_settings(config, {"port": None, "metrics": None, "token": "from-option"})
+    assert (settings.host, settings.port, settings.workers, settings.queue_size) == ("0.0.0.0", 9000, 2, 50)
+    assert settings.state == Path("/var/lib/incidentlens")
+    assert settings.sources.metrics == ["/data/metrics/*.parquet"]
+    assert settings.sources.logs == ["clickhouse://reader@ch:8123/prod.logs"]
+    assert settings.sources.prometheus == "http://prometheus:9090" and settings.sources.map == ["time=when"]
+    assert [(n.name, n.kind) for n in settings.notifications] == [("oncall", "slack"), ("pager", "json")]
+    assert settings.base_url() == "https://lens.example"
+    assert settings.token == "from-option"
+
+
+def test_options_win_over_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text(TOML)
+    settings = build_settings(config, {"port": 8181, "metrics": ["/elsewhere.csv"], "workers": None})
+    assert (settings.port, settings.workers, settings.sources.metrics) == (8181, 2, ["/elsewhere.csv"])
+    assert settings.sources.logs == ["clickhouse://reader@ch:8123/prod.logs"]  # not given: the file's
+
+
+def test_a_yaml_config_reads_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INCIDENTLENS_TOKEN", "from-env")
+    config = tmp_path / "serve.yaml"
+    config.write_text(YAML)
+    settings = build_settings(config, {})
+    assert (settings.port, settings.sources.metrics, settings.token) == (9001, ["/data/metrics.csv"], "from-env")
+    assert settings.notifications[0].resolved_url() == "https://hooks.slack.example/T0/B0/x"
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("a.toml", 'token = "s3cret"\n', "keep the token out of files"),
+    ("a.toml", "port = \n", "not valid TOML"),
+    ("a.yaml", "port: [\n", "not valid YAML"),
+    ("a.toml", 'colour = "blue"\n', "colour: Extra inputs are not permitted"),
+    ("a.toml", "port = 99999\n", "port: Input should be less than or equal to 65535"),
+    ("a.toml", "[[notifications]]\nname = 'x'\n", "notification 'x': give url or url_env"),
+    ("a.toml", "[[notifications]]\nurl = 'https://x'\nkind = 'email'\n", "notifications.0.kind"),
+])
+def test_a_bad_config_is_one_line_naming_the_file(tmp_path: Path, name: str, text: str, message: str) -> None:
+    config = tmp_path / name
+    config.write_text(text)
+    with pytest.raises(InputError, match="a\\.(toml|yaml)") as caught:
+        build_settings(config, {})
+    assert message in str(caught.value)
+
+
+def test_the_server_refuses_to_listen_beyond_loopback_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INCIDENTLENS_TOKEN", raising=False)
+    open_wide = build_settings(None, {"host": "0.0.0.0", "metrics": ["m.csv"]})
+    with pytest.raises(InputError, match="--host 0.0.0.0 without a token"):
+        check_serve_settings(open_wide)
+    check_serve_settings(build_settings(None, {"host": "127.0.0.1", "metrics": ["m.csv"]}))  # loopback: allowed
+
+
+def test_serve_without_telemetry_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", "from incidentlens.cli import main; main()", "serve", "--state",
+                             str(tmp_path / "state"), "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: serve: no telemetry given") and result.stderr.count("\n") == 1
+
+
+def test_a_missing_notification_url_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    settings = build_settings(None, {"metrics": ["m.csv"], "notifications": [{"url_env": "NOT_SET_ANYWHERE"}]})
+    with pytest.raises(InputError, match="environment variable NOT_SET_ANYWHERE is not set"):
+        settings.notifications[0].resolved_url()
