@@ -89,7 +89,7 @@ def test_a_yaml_config_reads_the_same(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_a_bad_config_is_one_line_naming_the_file(tmp_path: Path, name: str, text: str, message: str) -> None:
     config = tmp_path / name
     config.write_text(text)
-    with pytest.raises(InputError, match="a\\.(toml|yaml)") as caught:
+    with pytest.raises(InputError, match=r"a\.(toml|yaml)") as caught:
         build_settings(config, {})
     assert message in str(caught.value)
 
@@ -97,7 +97,7 @@ def test_a_bad_config_is_one_line_naming_the_file(tmp_path: Path, name: str, tex
 def test_the_server_refuses_to_listen_beyond_loopback_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("INCIDENTLENS_TOKEN", raising=False)
     open_wide = build_settings(None, {"host": "0.0.0.0", "metrics": ["m.csv"]})
-    with pytest.raises(InputError, match="--host 0.0.0.0 without a token"):
+    with pytest.raises(InputError, match=r"--host 0\.0\.0\.0 without a token"):
         check_serve_settings(open_wide)
     check_serve_settings(build_settings(None, {"host": "127.0.0.1", "metrics": ["m.csv"]}))  # loopback: allowed
 

@@ -1,0 +1,91 @@
+"""The MCP tools through the official SDK's own client: `incidentlens mcp` on stdio, and `/mcp` on a running
+`incidentlens serve` over streamable HTTP with the bearer token."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from serve_helpers import AUTH, alert, notification, running_server, source_args, wait_for
+
+TOOLS = {"analyze", "detect", "sql", "templates", "list_incidents", "get_review"}
+
+
+@pytest.fixture(scope="module")
+def data(scenario_dir) -> Path:
+    return scenario_dir("db-pool-exhaustion", hours=6, logs=5000)
+
+
+def structured(result: Any) -> Any:
+    assert not result.is_error, result.content
+    return result.structured_content if result.structured_content is not None else json.loads(result.content[0].text)
+
+
+def stdio_server(data: Path, *extra: str) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=[
+        "-c", "from incidentlens.cli import main; main()", "mcp", *source_args(data), *extra],
+        env={**os.environ, "HAYSTACK_TELEMETRY_ENABLED": "false"})
+
+
+def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
+    async def session() -> dict[str, Any]:
+        async with Client(stdio_server(data)) as client:
+            tools = (await client.list_tools()).tools
+            return {
+                "tools": {tool.name: tool for tool in tools},
+                "count": structured(await client.call_tool("sql", {"query": "SELECT count(*) AS n FROM logs"})),
+                "analysis": structured(await client.call_tool("analyze", {"at": "2024-05-01T03:10:00Z"})),
+                "templates": structured(await client.call_tool("templates", {})),
+                "drop": await client.call_tool("sql", {"query": "DROP TABLE logs"}),
+                "bad_at": await client.call_tool("detect", {"at": "teatime"}),
+                "no_state": await client.call_tool("list_incidents", {}),
+            }
+
+    found = anyio.run(session)
+    assert set(found["tools"]) == TOOLS
+    assert all(tool.annotations.read_only_hint for tool in found["tools"].values())
+    assert found["count"]["rows"] == [[5000]]
+    assert found["analysis"]["hypotheses"][0]["service"] == "db-proxy"
+    assert found["templates"]["templates"] and found["templates"]["incident_window"]["start"].startswith("2024-05-01")
+    assert found["drop"].is_error and "SELECT" in found["drop"].content[0].text
+    assert found["bad_at"].is_error and "at 'teatime': cannot parse as a time" in found["bad_at"].content[0].text
+    assert found["no_state"].is_error and "--state" in found["no_state"].content[0].text
+
+
+def test_mcp_over_http_on_the_server_needs_the_token_and_reads_the_incidents(data: Path, tmp_path: Path) -> None:
+    with running_server([*source_args(data), "--state", str(tmp_path / "state"), "--llm", "offline"],
+                        tmp_path / "server.log") as server:
+        server.client.post("/api/v1/alerts/alertmanager", json=notification("HighErrorRate", [alert("fp-1")]))
+        wait_for(lambda: server.client.get("/api/v1/incidents/1").json()["investigation"]["state"] == "done",
+                 timeout=120)
+        assert httpx2.post(f"{server.url}/mcp", json={}).status_code == 401
+
+        async def session() -> dict[str, Any]:
+            async with create_mcp_http_client(headers=AUTH) as http, \
+                    Client(streamable_http_client(f"{server.url}/mcp", http_client=http)) as client:
+                return {
+                    "tools": {tool.name for tool in (await client.list_tools()).tools},
+                    "incidents": structured(await client.call_tool("list_incidents", {})),
+                    "review": structured(await client.call_tool("get_review", {"incident_id": 1})),
+                    "missing": await client.call_tool("get_review", {"incident_id": 7}),
+                    "detect": structured(await client.call_tool("detect", {"at": "2024-05-01T03:10:00Z"})),
+                }
+
+        found = anyio.run(session)
+    assert found["tools"] == TOOLS
+    [incident] = found["incidents"]["incidents"]
+    assert incident["title"].startswith("HighErrorRate on checkout") and incident["investigation"]["state"] == "done"
+    assert found["review"]["root_cause"]["service"] == "db-proxy"
+    assert found["missing"].is_error and "no incident 7" in found["missing"].content[0].text
+    assert found["detect"]["incident_window"]["start"] == "2024-05-01T03:04:00Z"
