@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real: headless Chromium (the HTML report and server UI tests),
-# Prometheus with promtool (the Prometheus source test) and Alertmanager (the `serve` webhook test). Installed only when missing; tests that need
-# them skip with a clear message when they cannot be had (for example, not root).
+# Prometheus with promtool (the Prometheus source test) and Alertmanager (the `serve` webhook test).
+# Installed only when missing; tests that need them skip with a clear message when they cannot be had (for example, not root).
 set -u
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
