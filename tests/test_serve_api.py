@@ -41,7 +41,7 @@ class GatedRunner:
             raise RuntimeError(self.fail)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps({"title": "stand-in review", "at": job["at"]}))
-        (out / "report.html").write_text("<html><body><h1>stand-in review</h1></body></html>")
+        (out / "report.html").write_text("<html><head></head><body><h1>stand-in review</h1></body></html>")
         return [f"stand-in review of the alert at {job['at']}"]
 
 

@@ -76,9 +76,12 @@ def test_the_incident_page_refreshes_while_running_and_embeds_the_review_when_do
     wait_for(lambda: browser.get("/api/v1/incidents/1", headers=AUTH).json()["investigation"]["state"] == "done")
     done = browser.get("/incidents/1", headers=AUTH)
     assert 'http-equiv="refresh"' not in done.text
-    assert '<iframe class="review" title="incident review" sandbox srcdoc="&lt;html&gt;' in done.text
+    frame = ('<iframe class="review" title="incident review" sandbox="allow-top-navigation-by-user-activation" '
+             'srcdoc="&lt;html&gt;&lt;head&gt;&lt;base href=&#34;/incidents/1/&#34; target=&#34;_top&#34;&gt;')
+    assert frame in done.text  # the review's own links (evidence.json) point at this incident's files
     assert "script-src" not in done.headers["content-security-policy"]  # no script runs on these pages
     assert browser.get("/incidents/1/report.md", headers=AUTH).status_code == 404  # the stand-in wrote none
+    assert browser.get("/incidents/1/secrets.txt", headers=AUTH).status_code == 404  # only the review's files
     assert "stand-in review" in browser.get("/incidents/1/report.html", headers=AUTH).text
 
 

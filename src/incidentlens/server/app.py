@@ -39,6 +39,8 @@ COOKIE = "incidentlens_session"
 REFRESH_S = 3  # the incident page reloads this often while its investigation is queued or running
 # A review file holds log text: no script runs, nothing loads from elsewhere.
 FILE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+REVIEW_FILES = {"report.md": "text/markdown; charset=utf-8", "report.json": "application/json",
+                "report.html": "text/html; charset=utf-8", "evidence.json": "application/json"}
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(["html", "j2"]))
 
@@ -192,7 +194,7 @@ def create_app(settings: ServeSettings, runner: Runner = run_investigation) -> F
         if token is None or not hmac.compare_digest(given.encode(), token.encode()):
             return RedirectResponse(f"/login?failed=1&next={quote(target)}", status_code=303)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, session_value(token), httponly=True, samesite="strict", max_age=30 * 86400)
+        response.set_cookie(COOKIE, session_value(token), httponly=True, samesite="lax", max_age=30 * 86400)
         return response
 
     @app.post("/logout")
@@ -219,17 +221,18 @@ def create_app(settings: ServeSettings, runner: Runner = run_investigation) -> F
         review = state.review_path(incident_id, "report.html") if investigation.get("state") == DONE else None
         waiting = investigation.get("state") in ("queued", "running")
         return _page("incident.html.j2", incident=incident, investigation=investigation, token_set=token is not None,
-                     review_html=review.read_text() if review else None, refresh=REFRESH_S if waiting else None)
+                     review_html=_embeddable(review.read_text(), incident_id) if review else None,
+                     refresh=REFRESH_S if waiting else None)
 
-    @app.get("/incidents/{incident_id}/report.{ext}")
-    def review_file(request: Request, incident_id: int, ext: str) -> Response:
+    @app.get("/incidents/{incident_id}/{name}")
+    def review_file(request: Request, incident_id: int, name: str) -> Response:
         if not page_ok(request):
             return _to_login(request)
-        media = {"md": "text/markdown; charset=utf-8", "json": "application/json", "html": "text/html; charset=utf-8"}
-        path = state.review_path(incident_id, f"report.{ext}") if ext in media else None
+        path = state.review_path(incident_id, name) if name in REVIEW_FILES else None
         if path is None:
             return PlainTextResponse("no such review file", status_code=404)
-        return Response(path.read_bytes(), media_type=media[ext], headers={"Content-Security-Policy": FILE_POLICY})
+        return Response(path.read_bytes(), media_type=REVIEW_FILES[name],
+                        headers={"Content-Security-Policy": FILE_POLICY})
 
     return app
 
@@ -239,6 +242,11 @@ def _parse_at(text: str) -> str:
 
     moment: datetime = parse_time(text, option="at")
     return iso_z(moment)
+
+
+def _embeddable(html: str, incident_id: int) -> str:
+    """The review's own links (evidence.json beside it) resolve to this incident's files and open in the page."""
+    return html.replace("<head>", f'<head><base href="/incidents/{incident_id}/" target="_top">', 1)
 
 
 def _local(target: str) -> str:

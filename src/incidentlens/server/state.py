@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     id INTEGER PRIMARY KEY,
     group_key TEXT,                 -- Alertmanager's groupKey; NULL for a manual investigation
     title TEXT NOT NULL,
-    status TEXT NOT NULL,           -- firing | resolved
+    status TEXT NOT NULL,           -- firing | resolved (alerts); open (a manual start)
     source TEXT NOT NULL,           -- alertmanager | manual
     receiver TEXT,
     opened_at TEXT NOT NULL,
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY,
     incident_id INTEGER NOT NULL REFERENCES incidents(id),
     fingerprint TEXT NOT NULL,
-    status TEXT NOT NULL,           -- firing | resolved
+    status TEXT NOT NULL,           -- firing | resolved (alerts); open (a manual start)
     alertname TEXT,
     service TEXT,
     labels TEXT NOT NULL,
@@ -144,7 +144,7 @@ class StateDB:
         with self.transaction() as con:
             stamp = now_iso()
             incident_id = con.execute(
-                "INSERT INTO incidents (title, status, source, opened_at, updated_at) VALUES (?, 'firing', "
+                "INSERT INTO incidents (title, status, source, opened_at, updated_at) VALUES (?, 'open', "
                 "'manual', ?, ?)", (title, stamp, stamp)).lastrowid
             self.add_investigation(con, incident_id, at, service)
         return int(incident_id)
