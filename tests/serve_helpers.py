@@ -60,6 +60,17 @@ def source_args(data: Path) -> list[str]:
             "--events", str(data / "events.csv")]
 
 
+def terminate(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 15 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 class ServerProcess:
     """`incidentlens serve` on a loopback port in a subprocess, as a user starts it."""
 
@@ -90,13 +101,7 @@ class ServerProcess:
         self.close()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process)
         self.close()
 
     def close(self) -> None:

@@ -14,7 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve_helpers import TOKEN, ServerProcess, alert, free_port, notification, running_server, source_args, wait_for
+from serve_helpers import (
+    TOKEN,
+    ServerProcess,
+    alert,
+    free_port,
+    notification,
+    running_server,
+    source_args,
+    terminate,
+    wait_for,
+)
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 pytestmark = pytest.mark.slow
@@ -97,12 +107,7 @@ def alertmanager(config: str, workdir: Path) -> Iterator[str]:
         wait_for(ready, timeout=30)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        terminate(process)
         log.close()
 
 
