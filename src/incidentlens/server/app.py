@@ -33,7 +33,7 @@ from incidentlens.server.alertmanager import PayloadError, ingest, parse_notific
 from incidentlens.server.mcp_tools import build_mcp
 from incidentlens.server.settings import ServeSettings
 from incidentlens.server.state import DONE, StateDB
-from incidentlens.server.worker import Runner, WorkerPool, run_investigation
+from incidentlens.server.worker import Runner, WorkerPool, investigate_in_child
 
 COOKIE = "incidentlens_session"
 REFRESH_S = 3  # the incident page reloads this often while its investigation is queued or running
@@ -82,7 +82,7 @@ def _unauthorized() -> JSONResponse:
                         headers={"WWW-Authenticate": 'Bearer realm="incidentlens"'})
 
 
-def create_app(settings: ServeSettings, runner: Runner = run_investigation) -> FastAPI:
+def create_app(settings: ServeSettings, runner: Runner = investigate_in_child) -> FastAPI:
     """The application over `settings.state`; `runner` investigates one incident (tests pass a quick one)."""
     state = StateDB(settings.state)
     pool = WorkerPool(settings, state, runner)

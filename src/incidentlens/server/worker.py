@@ -1,15 +1,20 @@
 """Background investigations: a pool of worker threads over the queue kept in the state DB.
 
 The queue lives in SQLite, so it survives a restart: investigations left `running` by a killed process go back to
-`queued` when the pool starts, and pending notifications are sent again. `workers` threads investigate at once;
-the intake only inserts a row and wakes them, so it never waits on an investigation. A separate notifier thread
-delivers the webhooks, so a slow receiver's retries never hold up the next investigation.
+`queued` when the pool starts, and pending notifications are sent again. `workers` threads investigate at once,
+each investigation in a child process of its own (`investigate_in_child`), so its CPU-heavy Python never holds
+the server's interpreter lock: the intake only inserts a row and wakes a worker, and never waits on an
+investigation. A child whose server died (`kill -9`) ends itself; the investigation resumes after the restart. A
+separate notifier thread delivers the webhooks, so a slow receiver's retries never hold up the next investigation.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,10 +46,60 @@ def run_investigation(settings: ServeSettings, job: dict[str, Any], out: Path) -
 
 
 Runner = Callable[[ServeSettings, dict[str, Any], Path], list[str]]
+ORPHAN_CHECK_S = 1.0  # how often a child looks whether its server still lives
+
+
+class InvestigationFailed(IncidentLensError):
+    """The investigation ended with an error; the message is the reason recorded on it."""
+
+
+def investigate_in_child(settings: ServeSettings, job: dict[str, Any], out: Path) -> list[str]:
+    """`run_investigation` in a spawned child process; its summary, or InvestigationFailed with the reason."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(settings.model_dump(mode="json"), job, str(out), sender,
+                                                      os.getpid()), name=f"incidentlens-investigation-{job['id']}",
+                            daemon=True)
+    child.start()
+    sender.close()
+    try:
+        outcome = receiver.recv()
+    except EOFError:
+        outcome = None
+    finally:
+        receiver.close()
+        child.join()
+    if outcome is None:
+        raise InvestigationFailed(f"the investigation process ended without a result (exit code {child.exitcode})")
+    if "error" in outcome:
+        raise InvestigationFailed(outcome["error"])
+    return outcome["summary"]
+
+
+def _child_main(settings: dict[str, Any], job: dict[str, Any], out: str, sender: Any, server_pid: int) -> None:
+    """In the child: investigate, send the summary or the reason back; end at once if the server is gone."""
+    threading.Thread(target=_exit_when_orphaned, args=(server_pid,), daemon=True).start()
+    logging.getLogger("haystack").setLevel(logging.CRITICAL)
+    try:
+        summary = run_investigation(ServeSettings.model_validate(settings), job, Path(out))
+        sender.send({"summary": summary})
+    except IncidentLensError as err:
+        sender.send({"error": str(err)})
+    except Exception as err:  # the reason goes to the investigation's record
+        logger.exception("investigation %s failed", job["id"])
+        sender.send({"error": f"{type(err).__name__}: {err}"})
+    finally:
+        sender.close()
+
+
+def _exit_when_orphaned(server_pid: int) -> None:
+    while os.getppid() == server_pid:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(1)  # the server was killed: its restart requeues this investigation
 
 
 class WorkerPool:
-    def __init__(self, settings: ServeSettings, state: StateDB, runner: Runner = run_investigation) -> None:
+    def __init__(self, settings: ServeSettings, state: StateDB, runner: Runner = investigate_in_child) -> None:
         self.settings = settings
         self.state = state
         self.runner = runner
