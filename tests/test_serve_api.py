@@ -287,3 +287,15 @@ def test_a_done_review_is_posted_to_slack_and_json_webhooks_with_retries(tmp_pat
     assert body["event"] == "review.done" and body["incident"]["id"] == 1
     assert body["link"] == "https://lens.example/incidents/1"
     assert body["review_json"] == "https://lens.example/api/v1/incidents/1/review"
+
+
+def test_workers_set_how_many_investigations_run_at_once(tmp_path: Path, runner: GatedRunner) -> None:
+    with TestClient(create_app(make_settings(tmp_path, workers=2), runner=runner), headers=AUTH) as client:
+        for number in range(3):
+            client.post(WEBHOOK, json=notification(f"Group{number}", [alert(f"fp-{number}")]))
+        wait_for(lambda: len(runner.jobs) == 2)
+        time.sleep(0.5)  # a third worker, if there were one, would have taken the third by now
+        assert sorted(i["investigation"]["state"] for i in incidents(client)) == ["queued", "running", "running"]
+        runner.release.set()
+        wait_for(lambda: {i["investigation"]["state"] for i in incidents(client)} == {"done"})
+    assert len(runner.jobs) == 3
