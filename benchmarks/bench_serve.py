@@ -12,7 +12,9 @@ per distinct alert). Investigations keep running during the burst: the intake ne
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import os
 import random
 import sys
 import tempfile
@@ -23,13 +25,12 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
 
-import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from incidentlens.scenarios import generate
-from serve_helpers import ServerProcess, alert, notification, source_args
+from serve_helpers import TOKEN, ServerProcess, alert, notification, source_args
 
 SERVICES = ("checkout", "payments", "inventory", "cache", "api-gateway")
 
@@ -52,8 +53,12 @@ def burst(webhooks: int, groups: int, seed: int = 7) -> tuple[list[dict[str, Any
     return [bodies[i] for i in order], sent
 
 
-def client_loop(url: str, token: str, work: Queue, latencies: list[float], errors: list[str]) -> None:
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0) as client:
+def client_loop(port: int, token: str, work: Queue, latencies: list[float], errors: list[str]) -> None:
+    """One client: a keep-alive connection posting notifications until the work runs out. Plain http.client, so
+    the clients' own CPU (on the same two cores as the server) stays small."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
         while True:
             try:
                 body = work.get_nowait()
@@ -61,12 +66,18 @@ def client_loop(url: str, token: str, work: Queue, latencies: list[float], error
                 return
             begun = time.perf_counter()
             try:
-                answer = client.post("/api/v1/alerts/alertmanager", json=body)
+                connection.request("POST", "/api/v1/alerts/alertmanager", body=body, headers=headers)
+                answer = connection.getresponse()
+                answer.read()
                 latencies.append(time.perf_counter() - begun)
-                if answer.status_code != 200:
-                    errors.append(f"HTTP {answer.status_code}")
-            except httpx.HTTPError as err:
+                if answer.status != 200:
+                    errors.append(f"HTTP {answer.status}")
+            except (OSError, http.client.HTTPException) as err:
                 errors.append(type(err).__name__)
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    finally:
+        connection.close()
 
 
 def main() -> None:
@@ -83,15 +94,14 @@ def main() -> None:
         server = ServerProcess([*source_args(work_dir / "data"), "--state", str(work_dir / "state"),
                                 "--llm", "offline", "--workers", "1"], work_dir / "server.log")
         try:
-            from serve_helpers import TOKEN
-
             work: Queue = Queue()
             for body in bodies:
-                work.put(body)
+                work.put(json.dumps(body).encode())
             latencies: list[float] = []
             errors: list[str] = []
-            threads = [threading.Thread(target=client_loop, args=(server.url, TOKEN, work, latencies, errors))
+            threads = [threading.Thread(target=client_loop, args=(server.port, TOKEN, work, latencies, errors))
                        for _ in range(options.clients)]
+            load_before = os.getloadavg()[0]
             begun = time.perf_counter()
             for thread in threads:
                 thread.start()
@@ -119,6 +129,7 @@ def main() -> None:
         "notifications_counted": sum(i["notifications"] for i in incidents),
         "receipts_match": receipts == sent,
         "investigations_at_end": dict(investigations),
+        "machine_load_1min_before": round(load_before, 1), "cores": os.cpu_count(),
     }
     print(json.dumps(figures, indent=2))
     lost = figures["notifications_counted"] != len(bodies) or not figures["receipts_match"] or errors
