@@ -14,6 +14,7 @@ import pytest
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts, views
+from incidentlens.telemetry import store as store_module
 from incidentlens.telemetry.views import duration_unit
 
 T0 = datetime(2024, 5, 1, 10, 0, 0)
@@ -417,7 +418,24 @@ def test_store_api(tmp_path: Path) -> None:
     assert cursor.execute("SELECT count(*) FROM logs").fetchone() == (1,)
 
 
-def test_views_read_the_files_lazily(tmp_path: Path) -> None:
+def test_parquet_views_read_the_files_lazily(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.parquet"
+    pq.write_table(pa.table({"ts": [T0], "rps": [1.0]}), path)
+    store = load_telemetry(metrics=path)
+    pq.write_table(pa.table({"ts": [T0, T0 + timedelta(minutes=1)], "rps": [1.0, 2.0]}), path)
+    assert rows(store, "SELECT count(*) AS n FROM metrics") == [{"n": 2}]
+
+
+def test_small_text_files_are_parsed_once_at_load(tmp_path: Path) -> None:
+    """A CSV would be parsed again by every query; up to CACHED_TEXT_BYTES it is read once, into memory."""
+    path = write_csv(tmp_path / "metrics.csv", "ts,rps", [f"{iso(T0)},1"])
+    store = load_telemetry(metrics=path)
+    path.write_text("ts,rps\n")
+    assert rows(store, "SELECT count(*) AS n FROM metrics") == [{"n": 1}]
+
+
+def test_large_text_files_stay_read_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "CACHED_TEXT_BYTES", 10)
     path = write_csv(tmp_path / "metrics.csv", "ts,rps", [f"{iso(T0)},1"])
     store = load_telemetry(metrics=path)
     with path.open("a") as handle:

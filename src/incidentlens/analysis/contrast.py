@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
-from scipy.stats import norm
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
@@ -29,6 +28,7 @@ from incidentlens.analysis.periods import (
     quote_ident,
     sql_in,
 )
+from incidentlens.analysis.tails import normal_sf
 
 #: `trace_id`, `user-id`, `TraceID`, `spanId`, `request_uuid`: identifiers, never categories
 ID_NAME = re.compile(r"(?:^|[_\-. ])(?:id|ID|Id|uuid|UUID|guid|GUID)$|[a-z0-9](?:ID|Id|UUID|Uuid)$")
@@ -246,7 +246,7 @@ def two_proportion_p(x1: np.ndarray, n1: int, x2: np.ndarray, n2: int) -> np.nda
     se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, (x1 / n1 - x2 / n2) / se, 0.0)
-    return norm.sf(z)
+    return normal_sf(z)
 
 
 def _contributors(

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
-from scipy.stats import poisson
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
@@ -39,6 +38,7 @@ from incidentlens.analysis.periods import (
     sql_str,
 )
 from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
+from incidentlens.analysis.tails import poisson_at_least
 
 REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
 ERROR_RATIO = re.compile(r"err\w*_(ratio|rate|pct|percent)|fail\w*_(ratio|rate)", re.IGNORECASE)
@@ -350,7 +350,7 @@ def _surging(table: pa.Table, column: str, minutes_ratio: float) -> list[str]:
     window = np.array([r["window_problems"] for r in rows], dtype=float)
     expected = np.maximum(np.array([r["baseline_problems"] for r in rows], dtype=float), 0.5) * minutes_ratio
     # one test per value: Bonferroni over the values, so a quiet service's few extra lines do not count
-    significant = poisson.sf(window - 1, expected) < MAX_P_VALUE / len(rows)
+    significant = poisson_at_least(window, expected) < MAX_P_VALUE / len(rows)
     hit = (window >= SURGE_RATIO * expected) & (window >= MIN_PROBLEMS) & significant
     order = np.argsort(-(window - expected), kind="stable")
     return [str(rows[i][column]) for i in order if hit[i]]

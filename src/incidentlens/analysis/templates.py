@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from drain3.drain import Drain
 from pydantic import BaseModel
-from scipy.stats import poisson
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.masking import MASK, masked_sql
@@ -32,6 +31,7 @@ from incidentlens.analysis.periods import (
     sql_in,
     sql_str,
 )
+from incidentlens.analysis.tails import poisson_at_least
 
 #: a surging template's window rate is at least this many times its baseline rate ...
 SURGE_RATIO = 3.0
@@ -174,7 +174,8 @@ def mine_templates(
     drain = Drain(sim_th=similarity, depth=DRAIN_DEPTH, param_str=MASK)
     texts = masked.to_pylist()
     cluster_of = [0] * len(texts)
-    for i in np.argsort(-weights, kind="stable"):
+    # Ties in weight by text: the query's row order is not fixed, and Drain's clusters depend on the order it reads.
+    for i in np.lexsort((np.array(texts, dtype=object), -weights)):
         cluster, _ = drain.add_log_message(texts[i])
         cluster_of[i] = cluster.cluster_id
     # Clusters generalise as they absorb messages: read every template once all messages are in.
@@ -216,7 +217,7 @@ def _template_stats(groups: pa.Table, count: int, window: Span, baseline: Span) 
         "is_new": (first_overall >= np.datetime64(min(baseline[1], window[0]), "us")) & (window_count > 0),
         "rate_ratio": rate_ratio,
         "excess": window_count - expected,
-        "p_value": poisson.sf(window_count - 1, expected),
+        "p_value": poisson_at_least(window_count, expected),
     }
 
 

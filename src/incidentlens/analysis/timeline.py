@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from scipy.stats import poisson
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
@@ -26,6 +25,7 @@ from incidentlens.analysis.periods import (
     span_minutes,
     sql_in,
 )
+from incidentlens.analysis.tails import poisson_at_least
 from incidentlens.analysis.templates import LogTemplate
 
 #: deploys and config changes this long before the window count as near it
@@ -159,10 +159,10 @@ def _add_first_problems(timeline: Timeline, store: Any, window: Span, baseline: 
     rate = {s: base_counts.get(s, 0) / span_minutes(baseline) for s in {r["service"] for r in minutes}}
     # every minute of every service is a test: Bonferroni over the minutes searched
     p_value = SURGE_P_VALUE / max(span_minutes(search), 1.0)
-    threshold = {s: max(poisson.isf(p_value, max(lam, 1e-9)), MIN_SURGE_LINES - 1) for s, lam in rate.items()}
     firsts: dict[str, dict[str, Any]] = {}
     for row in minutes:
-        if row["service"] not in firsts and row["n"] > threshold[row["service"]]:
+        surged = row["n"] >= MIN_SURGE_LINES and poisson_at_least(row["n"], max(rate[row["service"]], 1e-9)) <= p_value
+        if row["service"] not in firsts and surged:
             firsts[row["service"]] = row
     if not firsts:
         return

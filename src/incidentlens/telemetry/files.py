@@ -249,7 +249,10 @@ def read_error(source: Source, err: duckdb.Error) -> InputError:
 def locate_first(
     con: duckdb.DuckDBPyConnection, source: Source, condition_sql: str, value_sql: str
 ) -> tuple[str, int, object]:
-    """(file, 1-based data row, value) of the first row matching `condition_sql`; the error path, so it rescans."""
+    """(file, 1-based data row, value) of the first row matching `condition_sql`; the error path, so it rescans
+    the files (not a table the rows were read into)."""
+    if source.files:
+        source = replace(source, table=None)
     candidates = [source] if len(source.files) <= 1 else [source.for_file(path) for path in source.files]
     if len(source.files) > 1:
         # DuckDB's virtual `filename` column names the file, unless a source column of that name hides it.

@@ -8,7 +8,7 @@ times are an error naming file, column, row and value; other bad values are kept
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 
@@ -91,6 +91,7 @@ class Canonical:
     time_sql: str | None = None
     time_format: TimeFormat | None = None
     rest: dict[str, str] = field(default_factory=dict)
+    unnested: set[str] = field(default_factory=set)  # exprs that are lists, one row per element (wide metrics)
 
     def add_rest(self) -> None:
         """Every source column not consumed by a role, names kept (prefixed `source_` on a clash); text columns
@@ -117,7 +118,14 @@ class Canonical:
         sql = f"SELECT {body} FROM {self.source.from_sql}"
         # On the source column, not on the canonical time: a filter there would stop DuckDB pushing the caller's
         # time range into a Parquet scan. Every present time parses (validated), so both leave out the same rows.
-        return sql if keep_missing_times else f"{sql} WHERE {self.time_present_sql()}"
+        if not keep_missing_times:
+            sql = f"{sql} WHERE {self.time_present_sql()}"
+        if not self.unnested:
+            return sql
+        # Unnested in an outer SELECT: the time (often a regex over text) is then parsed once per source row, not
+        # once per metric of the row.
+        outer = ", ".join(f"unnest({quote(n)}) AS {quote(n)}" if n in self.unnested else quote(n) for n in items)
+        return f"SELECT {outer} FROM ({sql})"
 
 
 @dataclass(frozen=True)
@@ -129,21 +137,37 @@ class Built:
 
 
 def build_select(
-    con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str]
+    con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str],
+    raw_table: str | None = None,
 ) -> list[Built]:
     """The validated canonical SELECT of `source` as view `view` (in parts when some of its CSV files have
-    malformed lines); warnings about kept bad values and skipped lines are appended."""
+    malformed lines); warnings about kept bad values and skipped lines are appended.
+
+    `raw_table`: read the files once into tables of that name (`<raw_table>`, `<raw_table>_1`, ...), and sample,
+    validate and select from them instead of parsing the files for each step; the caller drops them."""
     try:
         source = with_schema(con, source)
     except duckdb.Error as err:
         raise read_error(source, err) from None
     try:
-        return [_build(con, source, view, mapping, warnings)]
+        return [_build(con, _read_once(con, source, raw_table), view, mapping, warnings)]
     except _MalformedCsv as malformed:
         parts, warning = split_malformed(con, malformed.source, malformed.error)
-        built = [_build(con, part, view, mapping, warnings) for part in parts]
+        built = [_build(con, _read_once(con, part, raw_table and f"{raw_table}_{i}"), view, mapping, warnings)
+                 for i, part in enumerate(parts, 1)]
         warnings.append(warning)
         return built
+
+
+def _read_once(con: duckdb.DuckDBPyConnection, source: Source, table: str | None) -> Source:
+    """The source's rows as read into `table` (None: the source as it is, read on every query)."""
+    if table is None:
+        return source
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM {source.from_sql}")
+    except duckdb.Error as err:
+        raise _read_failure(source, err) from None
+    return replace(source, table=quote(table))
 
 
 class _MalformedCsv(Exception):
@@ -273,8 +297,9 @@ def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, st
             f"{c.source.label}: no metric columns: expected numeric columns (wide form) or metric and value "
             "columns (long form); use --map metric=COLUMN --map value=COLUMN"
         )
-    c.exprs["metric"] = "unnest([" + ", ".join(literal(n) for n in wide) + "])"
-    c.exprs["value"] = "unnest([" + ", ".join(c.columns.number_sql(n, "DOUBLE") for n in wide) + "])"
+    c.exprs["metric"] = "[" + ", ".join(literal(n) for n in wide) + "]"
+    c.exprs["value"] = "[" + ", ".join(c.columns.number_sql(n, "DOUBLE") for n in wide) + "]"
+    c.unnested.update({"metric", "value"})
     c.used.update(wide)
     for column in wide:
         if column in c.columns.numeric:

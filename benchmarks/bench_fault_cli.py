@@ -1,0 +1,93 @@
+"""Seconds per fault for `incidentlens analyze --at T --onset at` given a whole day's metric folder, as a user runs it.
+
+For each Nezha day found (TrainTicket 2023-01-29: 47 per-pod files, about 800k metric rows; OnlineBoutique
+2022-08-23), every labelled fault (or the first N) is analysed by the CLI in a fresh process:
+
+    incidentlens analyze --at <inject_time> --onset at --metrics '<day>/metric/<glob>' \
+        --logs <the fault's log minute files> --traces <its trace minute files> --json --out <scratch>
+
+so the figure includes starting Python, loading and validating the day's metrics, the analysis and writing
+analysis.json. The metric glob is `*_metric.csv` plus `front_service.csv` (the per-pod files and the front end's;
+OnlineBoutique's `dependency.csv` is a call list with no time column). Prints each fault's wall seconds and the
+process's CPU seconds, then the median and the worst per day. Needs ../shared/datasets/nezha-*.
+
+    .venv/bin/python benchmarks/bench_fault_cli.py [faults per day]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SYSTEMS = ("nezha-trainticket", "nezha-onlineboutique")
+METRIC_GLOBS = ("*_metric.csv", "front_service.csv")
+# Log/trace files are one minute each, named for the minute they end at: the injection's minute and the next two.
+FILE_MINUTES = (0, 1, 2)
+
+
+def faults_of(day_dir: Path) -> list[datetime]:
+    """The day's injection times (`inject_time`, UTC), in order."""
+    labels = next(day_dir.glob("*-fault_list.json"))
+    by_hour = json.loads(labels.read_text())
+    return sorted(datetime.fromisoformat(item["inject_time"]) for items in by_hour.values() for item in items)
+
+
+def command(day_dir: Path, at: datetime, out: Path) -> list[str]:
+    """The CLI call a user would make for the fault at `at`."""
+    minute = at.replace(second=0)
+    names = [f"{minute + timedelta(minutes=k):%H_%M}" for k in FILE_MINUTES]
+    args = [str(Path(sys.executable).parent / "incidentlens"), "analyze", "--at", f"{at.isoformat()}Z",
+            "--onset", "at", "--json", "--out", str(out)]
+    for glob in METRIC_GLOBS:
+        args += ["--metrics", str(day_dir / "metric" / glob)]
+    for option, folder, suffix in (("--logs", "log", "_log.csv.gz"), ("--traces", "trace", "_trace.csv.gz")):
+        for name in names:
+            path = day_dir / folder / f"{name}{suffix}"
+            if path.is_file():
+                args += [option, str(path)]
+    return args
+
+
+def run(args: list[str]) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of the child, exit code)."""
+    before = os.times()
+    started = time.perf_counter()
+    done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    wall = time.perf_counter() - started
+    after = os.times()
+    if done.returncode:
+        print(f"    exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}")
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return wall, cpu, done.returncode
+
+
+def main() -> None:
+    limit = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    days = [d for system in SYSTEMS for d in sorted((DATASETS / system / "rca_data").glob("*")) if d.is_dir()]
+    if not days:
+        print(f"skipped: no Nezha days under {DATASETS}")
+        return
+    with tempfile.TemporaryDirectory(prefix="incidentlens-bench-fault-") as scratch:
+        for day_dir in days:
+            walls, cpus = [], []
+            for at in faults_of(day_dir)[:limit]:
+                wall, cpu, code = run(command(day_dir, at, Path(scratch)))
+                print(f"  {day_dir.parts[-3]} {at:%Y-%m-%d %H:%M:%S}  {wall:.1f} s (cpu {cpu:.1f} s)"
+                      + (f"  exit {code}" if code else ""), flush=True)
+                walls.append(wall)
+                cpus.append(cpu)
+            print(f"{day_dir.parts[-3]} {day_dir.name}: {len(walls)} faults, seconds per fault median "
+                  f"{statistics.median(walls):.1f}, worst {max(walls):.1f} (cpu median {statistics.median(cpus):.1f})",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
