@@ -9,15 +9,18 @@ from typer.testing import CliRunner
 
 from incidentlens.cli import app
 from incidentlens.errors import InputError
-from incidentlens.eval.scenarios import parse_seeds, score_run, window_iou
+from incidentlens.eval.calibration import calibration
+from incidentlens.eval.scenarios import confidence_pairs, parse_seeds, score_run, window_iou
 
 TRUTH = {"window": {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T11:00:00Z"},
          "root_cause": {"service": "db-proxy", "kind": "connection_pool_exhaustion", "region": None}}
 
 
-def _analysis(start: str, end: str, ranked: list[str], kind: str = "connection_pool_exhaustion") -> dict:
+def _analysis(start: str, end: str, ranked: list[str], kind: str = "connection_pool_exhaustion",
+              verdict: dict | None = None) -> dict:
     return {"detected": True, "reason": None, "incident_window": {"start": start, "end": end},
-            "hypotheses": [{"service": s, "kind": kind} for s in ranked]}
+            "hypotheses": [{"service": s, "kind": kind, "confidence": 0.6 / (i + 1)} for i, s in enumerate(ranked)],
+            "verdict": verdict}
 
 
 def test_window_iou_is_overlap_over_union():
@@ -33,6 +36,40 @@ def test_a_run_scores_top1_top3_and_kind():
                     _analysis("2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z", ["payments", "db-proxy"]), 1.0)
     assert (run.top1, run.top3, run.kind_match, run.iou) == (False, True, True, 1.0)
     assert run.false_incident is None
+
+
+def test_the_verdict_is_right_when_it_names_the_true_root_cause():
+    named = {"status": "root_cause", "service": "db-proxy"}
+    run = score_run("db-pool-exhaustion", 1, TRUTH,
+                    _analysis("2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z", ["db-proxy"], verdict=named), 1.0)
+    assert (run.verdict, run.verdict_right) == ("root_cause", True)
+    unsure = {"status": "inconclusive", "service": None}
+    run = score_run("db-pool-exhaustion", 1, TRUTH,
+                    _analysis("2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z", ["db-proxy"], verdict=unsure), 1.0)
+    assert run.verdict_right is False
+
+
+def test_no_single_root_cause_is_right_where_the_truth_has_none():
+    spread = {"window": TRUTH["window"], "root_cause": None}
+    unsure = {"status": "inconclusive", "service": None}
+    run = score_run("seed-tutorial", 1, spread, _analysis("2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z",
+                                                          ["db-proxy", "api"], verdict=unsure), 1.0)
+    assert run.verdict_right is True and run.top1 is None
+    assert confidence_pairs(run) == [(0.6, False), (0.3, False)]  # no hypothesis is right: none is the cause
+    named = {"status": "root_cause", "service": "db-proxy"}
+    run = score_run("seed-tutorial", 1, spread, _analysis("2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z",
+                                                          ["db-proxy"], verdict=named), 1.0)
+    assert run.verdict_right is False
+
+
+def test_calibration_compares_stated_confidence_with_the_share_right():
+    # ten hypotheses at 80% of which 8 right, ten at 20% of which 2 right: calibrated; at 95% with half right: not
+    calibrated = calibration([(0.8, i < 8) for i in range(10)] + [(0.2, i < 2) for i in range(10)])
+    assert calibrated.ece == pytest.approx(0.0)
+    assert [(b.hypotheses, b.share_right) for b in calibrated.bins if b.hypotheses] == [(10, 0.2), (10, 0.8)]
+    overconfident = calibration([(0.95, i < 5) for i in range(10)])
+    assert overconfident.ece == pytest.approx(0.45)
+    assert overconfident.lines() == ["90%-100%: 10 hypotheses, 95% confident on average, 50% right"]
 
 
 def test_an_incident_on_a_quiet_day_is_a_false_incident():

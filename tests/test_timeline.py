@@ -8,7 +8,7 @@ import pytest
 
 from duck_store import DuckStore
 from incidentlens.analysis.templates import find_templates
-from incidentlens.analysis.timeline import build_timeline
+from incidentlens.analysis.timeline import ServiceOnset, build_timeline
 
 BASELINE = (datetime(2024, 5, 1, 0, 0), datetime(2024, 5, 1, 1, 45))
 WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
@@ -69,9 +69,22 @@ def test_deploy_near_the_window_is_listed_and_the_old_config_change_is_not(timel
 
 
 def test_errors_propagate_from_db_to_api(timeline) -> None:
-    firsts = [(e.t, e.event.split(": ")[1].split(" ")[0]) for e in timeline.entries if "errors" in e.event]
+    moves = [(e.t, e.event) for e in timeline.entries if "move" in e.event]
 
-    assert firsts == [(datetime(2024, 5, 1, 1, 58), "db"), (datetime(2024, 5, 1, 2, 3, 1), "api")]
+    assert [(t, event.split(" (")[0]) for t, event in moves] == [
+        (datetime(2024, 5, 1, 1, 58), "first to move: db"), (datetime(2024, 5, 1, 2, 3, 1), "api moves")]
+    assert all("WARN/ERROR lines at" in event for _, event in moves)
+
+
+def test_given_service_onsets_are_the_ones_listed(store: DuckStore) -> None:
+    # the pipeline hands the ranking's onsets in: the timeline cites them, not a rule of its own
+    onsets = [ServiceOnset(service="db", t=datetime(2024, 5, 1, 1, 57, 30), sign="db/p95_ms from 20 to 900",
+                           evidence=["metric_shift-0000abcd"])]
+    timeline = build_timeline(store, WINDOW, BASELINE, data_end=DATA_END, service_onsets=onsets)
+
+    moves = [(e.t, e.event, e.evidence) for e in timeline.entries if "move" in e.event]
+    assert moves == [(datetime(2024, 5, 1, 1, 57, 30), "first to move: db (db/p95_ms from 20 to 900)",
+                      ["metric_shift-0000abcd"])]
 
 
 def test_detection_template_peak_and_recovery(timeline) -> None:
@@ -124,6 +137,6 @@ def test_bad_deploy_scenario_shows_the_deploy_before_the_first_errors(scenario_d
     assert times == sorted(times) and data_start <= times[0] and times[-1] <= data_end
     assert all(e.evidence for e in timeline.entries)
     deploy = next(e for e in timeline.entries if e.event.startswith("deploy " + truth["root_cause"]["service"]))
-    first_errors = next(e for e in timeline.entries if e.event.startswith("first errors"))
+    first_errors = next(e for e in timeline.entries if e.event.startswith("first to move"))
     assert deploy.t == datetime.fromisoformat(truth["trigger"]["t"].rstrip("Z")) <= first_errors.t
     assert truth["root_cause"]["service"] in first_errors.event

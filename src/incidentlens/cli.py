@@ -450,14 +450,21 @@ def eval_scenarios_command(
         _print_json(report.to_dict())
         return
     table = Table(box=None, caption=f"seeds {seeds}. IoU: window overlap with the truth; top-1/top-3: the true "
-                  "root-cause service ranked first/in the first three; kind: its mechanism; false: incidents "
-                  "reported on a day without one")
-    for header in ("scenario", "runs", "IoU", "top-1", "top-3", "kind", "false", "missed", "s/run"):
+                  "root-cause service ranked first/in the first three; kind: its mechanism; verdict: the root cause "
+                  "named, or 'no single root cause' where the truth has none; false: incidents reported on a day "
+                  "without one")
+    for header in ("scenario", "runs", "IoU", "top-1", "top-3", "kind", "verdict", "false", "missed", "s/run"):
         table.add_column(header, justify="left" if header == "scenario" else "right", no_wrap=True)
     for s in report.summaries:
         table.add_row(s.scenario, str(s.runs), _rate(s.mean_iou, "{:.3f}"), _rate(s.top1), _rate(s.top3),
-                      _rate(s.kind_accuracy), str(s.false_incidents), str(s.missed), f"{s.mean_seconds:.2f}")
+                      _rate(s.kind_accuracy), _rate(s.verdict_accuracy), str(s.false_incidents), str(s.missed),
+                      f"{s.mean_seconds:.2f}")
     console.print(table)
+    if report.calibration and report.calibration.hypotheses:
+        console.print(f"calibration of {report.calibration.hypotheses} hypotheses (ECE "
+                      f"{report.calibration.ece:.3f}; of those given about X% confidence, about X% should be right):")
+        for line in report.calibration.lines():
+            console.print(f"  {line}", markup=False)
 
 
 def _rate(value: float | None, fmt: str = "{:.0%}") -> str:

@@ -251,8 +251,8 @@ def test_hypothesis(ctx: InvestigationContext, service: str, kind: str | None = 
 def propose_mitigations(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, Any]]:
     from incidentlens.report.playbooks import mitigations_for, runbook_for
 
-    hypotheses = ctx.findings().hypotheses
-    top = hypotheses[0] if hypotheses else None
+    findings = ctx.findings()
+    top = findings.hypotheses[0] if findings.hypotheses else None
     kind, service = (top.kind, top.service) if top else ("unknown", _first_service(ctx))
     evidence = top.supporting if top else []
     actions = [a.model_dump(mode="json") for a in mitigations_for(kind, service, evidence)]

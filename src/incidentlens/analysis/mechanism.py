@@ -4,6 +4,12 @@ The vocabulary is the scenario module's `root_cause.kind`. Cues, each a small nu
 its metrics that shifted (pool utilisation up, cache hit ratio down, memory or restarts up, CPU up), the words of
 its WARN/ERROR lines in the window (one aggregate query, counted per service), the contrast's concentration (one
 region, a new version), and a deploy or config change at the service shortly before the onset.
+
+A metric counts only when its change is practically large, not merely beyond the baseline's noise (a flat series
+moves many sigmas on a change of a few percent): a utilisation near its limit (memory, CPU, a pool), a restart or a
+throttled request seen, a hit ratio down by a fifth of its scale, a count at least doubled. An amount with no known
+limit (memory in MiB, CPU in millicores) names no mechanism, nor does a host's metric (`node_...`: the machine the
+service shares with others). Otherwise the kind is `undetermined`, and the sentence says what moved and by how much.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ KINDS = (
     "oom_restart_loop",
     "provider_throttling",
     "cpu_saturation",
-    "unknown",
+    "undetermined",
 )
+UNDETERMINED = "undetermined"
 
 #: words in WARN/ERROR lines that point at a mechanism (RE2 syntax: runs in DuckDB and ClickHouse alike)
 LOG_CUES: dict[str, str] = {
@@ -40,16 +47,28 @@ LOG_CUES: dict[str, str] = {
     "cpu_saturation": r"(?i)(\bcpu\b|saturat|starv|run queue)",
 }
 
-#: metrics whose shift at a service points at a mechanism: (name pattern, direction, kind, points)
-METRIC_CUES: list[tuple[str, str, str, float]] = [
-    (r"pool|connections", "up", "connection_pool_exhaustion", 3.0),
-    (r"cache.*(hit|ratio)", "down", "cache_miss_storm", 3.0),
-    (r"cache.*miss", "up", "cache_miss_storm", 3.0),
-    (r"restart", "up", "oom_restart_loop", 3.0),
-    (r"mem", "up", "oom_restart_loop", 1.5),
-    (r"throttl|429|rate_limited", "up", "provider_throttling", 3.0),
-    (r"cpu", "up", "cpu_saturation", 1.5),
+#: metrics whose shift at a service points at a mechanism: (name pattern, direction, kind, points, how large the
+#: change must be to count: see `practically_large`)
+METRIC_CUES: list[tuple[str, str, str, float, str]] = [
+    (r"pool|connections", "up", "connection_pool_exhaustion", 3.0, "near_limit_or_doubled"),
+    (r"cache.*(hit|ratio)", "down", "cache_miss_storm", 3.0, "fell_a_fifth"),
+    (r"cache.*miss", "up", "cache_miss_storm", 3.0, "doubled"),
+    (r"restart", "up", "oom_restart_loop", 3.0, "events_seen"),
+    (r"mem", "up", "oom_restart_loop", 1.5, "near_limit"),
+    (r"cpu.*throttl|throttl.*cpu", "up", "cpu_saturation", 3.0, "events_seen"),
+    (r"^(?!.*cpu).*(throttl|429|rate_limited)", "up", "provider_throttling", 3.0, "doubled"),
+    (r"cpu", "up", "cpu_saturation", 1.5, "near_limit"),
 ]
+#: a utilisation at least this share of its full scale is near its limit (saturated)
+NEAR_LIMIT = 0.8
+#: a ratio that fell by this share of its full scale fell materially
+MATERIAL_DROP = 0.2
+#: a metric of the machine, not of the service (`node_memory_...`, `NodeCpuUsageRate(%)`)
+HOST_METRIC = r"^[Nn]ode(?=[^a-z])|(^|[_.:])node[_.:]"
+#: a metric that is a share of a limit: a percentage (scale 100) or a ratio or utilisation (scale 1, or 100 when its
+#: values run past 1.5)
+PERCENT_NAME = r"(?i)%|percent|pct"
+RATIO_NAME = r"(?i)ratio|utili[sz]|usage_?rate|fraction|saturation"
 
 MECHANISMS: dict[str, str] = {
     "connection_pool_exhaustion": "{s} ran out of database connections: requests queued for the pool and timed out, "
@@ -63,7 +82,8 @@ MECHANISMS: dict[str, str] = {
     "provider_throttling": "{s}'s calls to a third-party provider were throttled, failing only the requests that "
     "depend on it",
     "cpu_saturation": "{s} saturated its CPU: requests queued and latency rose for its callers",
-    "unknown": "{s} misbehaved first{moved}; the data does not show which mechanism",
+    UNDETERMINED: "{s} changed{moved}; no change large enough to name a mechanism (a resource near its limit, a "
+    "restart, throttling, mechanism words in its errors)",
 }
 
 
@@ -86,6 +106,8 @@ class Classification(BaseModel):
     points: dict[str, float]
     region: str | None = None
     supporting: list[str] = []
+    #: metric cues set aside as too small to name a mechanism, in words
+    too_small: list[str] = []
 
 
 def log_cues_sql(window: Span, services: list[str]) -> str:
@@ -155,13 +177,14 @@ def classify(
     """Score every kind for one service and pick the best; `unknown` when nothing points anywhere."""
     points = dict.fromkeys(KINDS, 0.0)
     supporting: list[str] = []
-    for shift in shifts:
-        if shift.service != service or not shift.significant:
-            continue
-        for pattern, direction, kind, weight in METRIC_CUES:
-            if shift.direction == direction and re.search(pattern, shift.metric, re.IGNORECASE):
-                points[kind] += weight
-                supporting.append(shift.evidence)
+    too_small: list[str] = []
+    for shift, kind, weight, rule in _metric_cues(service, shifts):
+        large, why = practically_large(shift, rule)
+        if large:
+            points[kind] += weight
+            supporting.append(shift.evidence)
+        else:
+            too_small.append(f"{kind.replace('_', ' ')}: {why}")
     for kind in LOG_CUES:
         share = cues.share(service, kind)
         if share >= 0.05:
@@ -185,34 +208,92 @@ def classify(
         points["bad_deploy"] += 2.0
         supporting.append(_value(new_version, "evidence", ""))
     best = max(points, key=lambda k: points[k])
-    kind = best if points[best] >= 1.5 else "unknown"
+    kind = best if points[best] >= 1.5 else UNDETERMINED
     return Classification(
         kind=kind,
         points={k: round(v, 2) for k, v in points.items() if v},
         region=str(_value(region, "value", "")) if region is not None else None,
         supporting=list(dict.fromkeys(s for s in supporting if s)),
+        too_small=list(dict.fromkeys(too_small)) if kind == UNDETERMINED else [],
     )
+
+
+def _metric_cues(service: str, shifts: list[MetricShift]) -> list[tuple[MetricShift, str, float, str]]:
+    """(shift, kind, points, size rule) for each of the service's own significant shifts a metric cue matches (the
+    first cue that matches a metric; a host's metrics are not the service's)."""
+    found = []
+    for shift in shifts:
+        if shift.service != service or not shift.significant or re.search(HOST_METRIC, shift.metric):
+            continue
+        for pattern, direction, kind, weight, rule in METRIC_CUES:
+            if shift.direction == direction and re.search(pattern, shift.metric, re.IGNORECASE):
+                found.append((shift, kind, weight, rule))
+                break
+    return found
+
+
+def full_scale(shift: MetricShift) -> float | None:
+    """100 for a percentage, 1 for a ratio (100 if its values run past 1.5), None for an amount with no limit."""
+    if re.search(PERCENT_NAME, shift.metric):
+        return 100.0
+    if re.search(RATIO_NAME, shift.metric):
+        return 1.0 if max(abs(shift.baseline), abs(shift.peak)) <= 1.5 else 100.0
+    return None
+
+
+def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
+    """Whether a shift is large enough in practice to name a mechanism by `rule`, and the change in words:
+    `near_limit` a utilisation at `NEAR_LIMIT` of its scale or more; `near_limit_or_doubled` that, or an amount
+    with no known limit at least doubled; `fell_a_fifth` a ratio down by `MATERIAL_DROP` of its scale; `doubled` at
+    least twice the baseline (or up from zero); `events_seen` a count up by at least one (a restart seen)."""
+    before, peak = shift.baseline, shift.peak
+    change = f"{shift.metric} {describe_change(before, peak)}"
+    scale = full_scale(shift)
+    doubled = peak >= 2 * before if before > 0 else peak > 0
+    if rule == "events_seen":
+        return peak - before >= 1, change
+    if rule == "doubled":
+        return doubled, change
+    if rule == "fell_a_fifth":
+        return scale is not None and before - peak >= MATERIAL_DROP * scale, change
+    if scale is None:
+        large = rule == "near_limit_or_doubled" and doubled
+        return large, change + ("" if large else ": an amount with no known limit")
+    share = peak / scale
+    return share >= NEAR_LIMIT, f"{change} ({share:.0%} of its limit)"
+
+
+def describe_change(before: float, after: float) -> str:
+    """`from 1.45 to 1.58 (+9%)`: a move in words with its relative size."""
+    text = f"from {_number(before)} to {_number(after)}"
+    if before:
+        text += f" ({(after - before) / abs(before):+.0%})"
+    return text
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def specificity(service: str, shifts: list[MetricShift], cues: MechanismCues) -> float:
     """0..1: how much a service's own signals name a mechanism (pool, cache, memory, throttling, CPU) rather than
     a generic symptom (timeouts, 5xx). Causes tend to be specific; their callers' symptoms generic."""
     words = max((cues.share(service, kind) for kind in LOG_CUES), default=0.0)
-    resource = any(
-        shift.service == service and shift.significant and shift.direction == direction
-        and re.search(pattern, shift.metric, re.IGNORECASE)
-        for shift in shifts for pattern, direction, _, weight in METRIC_CUES if weight >= 3
-    )
+    resource = any(weight >= 3 for _, _, weight, _ in _metric_cues(service, shifts))
     return max(min(1.0, 2 * words), 1.0 if resource else 0.0)
 
 
 def mechanism_sentence(service: str, classification: Classification, trigger: dict[str, Any] | None,
                        moved: list[MetricShift]) -> str:
     trigger_text = f" ({trigger['description']})" if trigger and trigger.get("description") else ""
-    moved_text = f" ({', '.join(f'{m.metric} {m.direction}' for m in moved[:2])})" if moved else ""
-    return MECHANISMS[classification.kind].format(
+    moved_text = f" ({'; '.join(f'{m.metric} {describe_change(m.baseline, m.peak)}' for m in moved[:2])})" \
+        if moved else ""
+    sentence = MECHANISMS[classification.kind].format(
         s=service, trigger=trigger_text, region=classification.region or "one region", moved=moved_text
     )
+    if classification.too_small:
+        sentence += f"; set aside as too small: {'; '.join(classification.too_small[:3])}"
+    return sentence
 
 
 def _concentrated(contributors: list[Any], dimension: str) -> Any | None:

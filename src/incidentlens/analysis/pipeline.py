@@ -27,6 +27,7 @@ from incidentlens.analysis.shifts import LogSurge, MetricShift, fetch_log_counts
 from incidentlens.analysis.spans import trace_signals
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
+from incidentlens.analysis.verdict import Verdict, checked_counts, decide
 
 #: the baseline ends this long before the first anomalous point, so a slow start does not leak into it
 BASELINE_MARGIN = timedelta(minutes=15)
@@ -37,7 +38,7 @@ BASELINE_SHORTEST = timedelta(minutes=20)
 #: detected windows examined, most severe first, when the first ones turn out to be load without harm
 MAX_WINDOWS_TRIED = 3
 
-KEYS = ("detected", "reason", "incident_window", "baseline_window", "peak", "detection", "hypotheses",
+KEYS = ("detected", "reason", "incident_window", "baseline_window", "peak", "detection", "hypotheses", "verdict",
         "contributors", "templates", "impact", "trigger", "timeline", "evidence")
 
 
@@ -51,6 +52,7 @@ class AnalysisResult(BaseModel):
     peak: str | None = None
     detection: dict[str, Any] = Field(default_factory=dict)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
+    verdict: Verdict | None = None
     contributors: list[dict[str, Any]] = Field(default_factory=list)
     templates: list[dict[str, Any]] = Field(default_factory=list)
     impact: dict[str, Any] | None = None
@@ -132,9 +134,11 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     graph = evidence.add(infer_call_graph(store, window, baseline, cues.named, cues.evidence))
     changes = evidence.add(find_changes(store, window, baseline))
     ranking = evidence.add(
-        rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes, log_counts)
+        rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes)
     )
-    timeline = build_timeline(store, window, baseline, templates=templates, **detection_inputs(detection))
+    verdict = decide(ranking.hypotheses, signals, checked_counts(shifts, surges, traces))
+    timeline = build_timeline(store, window, baseline, templates=templates, service_onsets=verdict.onsets(),
+                              **detection_inputs(detection))
     evidence.extend(timeline.evidence)
     result = detection.to_dict()
     return AnalysisResult(
@@ -144,6 +148,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
         peak=result["peak"],
         detection=result["detection"],
         hypotheses=ranking.hypotheses,
+        verdict=verdict,
         contributors=[c.model_dump(mode="json") for c in contributors],
         templates=[t.model_dump(mode="json") for t in templates],
         impact=impact.impact.model_dump(mode="json"),

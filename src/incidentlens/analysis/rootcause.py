@@ -9,7 +9,9 @@ Per candidate service (one that moved: a sustained metric shift or a WARN/ERROR 
 - a trigger: a deploy or config change at the service shortly before the onset.
 Scores become confidences by a softmax that keeps room for "none of these" (they sum to less than 1).
 Each of the top three hypotheses gets a precedence test, run as SQL: if the service were the cause, its onset
-would precede those of the services that depend on it.
+would precede those of the services that depend on it. A failed test is evidence against: it costs its hypothesis
+`FAILED_TEST_COST` and never leaves it above a hypothesis whose test did not fail, so the headline is the
+best-supported hypothesis that survived its test.
 """
 
 from __future__ import annotations
@@ -18,15 +20,13 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from incidentlens.analysis.callgraph import CallGraph
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.mechanism import Classification, MechanismCues, classify, mechanism_sentence, specificity
 from incidentlens.analysis.periods import Span, iso_seconds
-from incidentlens.analysis.shifts import ONSET_RULE, LogSurge, MetricShift, log_surge_sql, surges_from_counts
+from incidentlens.analysis.shifts import ONSET_RULE, LogSurge, MetricShift, log_surge_sql
 from incidentlens.analysis.spans import TraceSignal
 from incidentlens.telemetry import sql_ts
 
@@ -42,6 +42,11 @@ TRACE_WEIGHT = 6.0
 #: two services' trace strengths (z-like) closer than this are the same change within sampling noise (a z has
 #: standard error ~1): a callee that changed about as much as its caller explains it
 SAME_CHANGE_Z = 1.0
+#: what a failed precedence test costs a hypothesis' score (log-odds: its odds fall by e)
+FAILED_TEST_COST = 1.0
+#: onsets this close are one moment to the data, which cannot order them: log onsets come from per-minute counts
+#: and metrics are sampled about once a minute, so a test is refuted only by a gap larger than this
+SAME_MOMENT = timedelta(minutes=1)
 #: the synthetic service of wide (service-less) metrics: a place, not a culprit
 GLOBAL = "global"
 #: how long before the onset a deploy or config change still counts as its trigger
@@ -145,24 +150,24 @@ def rank_root_causes(
     cues: MechanismCues,
     contributors: list[Any],
     changes: list[Change],
-    log_counts: pa.Table | None = None,
 ) -> tuple[Ranking, list[Evidence]]:
-    """The top hypotheses, best first, each with a confidence, its evidence and a test run on the data.
-    `log_counts`: the per-service, per-minute WARN/ERROR counts (`shifts.fetch_log_counts`), if fetched already."""
+    """The top hypotheses, best first, each with a confidence, its evidence and a test run on the data."""
     if not signals:
         return Ranking(hypotheses=[], scores={}), []
     change_at = {name: _change_before(s, changes, window) for name, s in signals.items()}
     scores = {name: _score(s, signals, graph, change_at[name], cues) for name, s in signals.items()}
     ranked = sorted(signals, key=lambda name: (-scores[name]["total"], _onset_key(signals[name]), name))
+    tests = {name: precedence_test(store, signals[name], signals, graph, window, baseline) for name in ranked[:TOP]}
+    ranked = _demote_failed(ranked, scores, {name: passed for name, (_, passed, _) in tests.items()})
     totals = [scores[name]["total"] for name in ranked]
-    norm = sum(math.exp(t) for t in totals) + math.exp(max(NONE_OF_THESE, totals[0] - MAX_MARGIN))
+    norm = sum(math.exp(t) for t in totals) + math.exp(max(NONE_OF_THESE, max(totals) - MAX_MARGIN))
     hypotheses: list[Hypothesis] = []
     evidence: list[Evidence] = []
     for name in ranked[:TOP]:
         s = signals[name]
         trigger = change_at[name].as_trigger() if change_at[name] else None
         classification = classify(name, s.moved, cues, contributors, trigger)
-        test, passed, test_evidence = precedence_test(store, s, signals, graph, window, baseline, log_counts)
+        test, passed, test_evidence = tests[name]
         evidence.append(test_evidence)
         earlier = [signals[d] for d in _earlier_downstream(s, signals, graph)]
         supporting, contradicting = _evidence_for_and_against(s, classification, graph, test_evidence.id, passed,
@@ -182,6 +187,24 @@ def rank_root_causes(
     top = ranked[0]
     trigger = change_at[top].as_trigger() if change_at[top] else None
     return Ranking(hypotheses=hypotheses, scores=scores, trigger=trigger), evidence
+
+
+def _demote_failed(ranked: list[str], scores: dict[str, dict[str, float]],
+                   passed: dict[str, bool | None]) -> list[str]:
+    """The ranking after the tests: a failed test costs `FAILED_TEST_COST` (`scores[...]["failed_test"]`) and puts
+    the hypothesis after every tested one whose test did not fail, its score no higher than theirs."""
+    failed = [name for name, ok in passed.items() if ok is False]
+    if not failed:
+        return ranked
+    survivors = [name for name in passed if passed[name] is not False]
+    ceiling = min((scores[name]["total"] for name in survivors), default=math.inf)
+    for name in failed:
+        total = scores[name]["total"]
+        demoted = min(total - FAILED_TEST_COST, ceiling)
+        scores[name]["failed_test"] = round(demoted - total, 4)
+        scores[name]["total"] = round(demoted, 4)
+    tested = [*survivors, *sorted(failed, key=lambda name: -scores[name]["total"])]
+    return tested + [name for name in ranked if name not in passed]
 
 
 def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph,
@@ -273,7 +296,6 @@ def precedence_test(
     graph: CallGraph,
     window: Span,
     baseline: Span,
-    log_counts: pa.Table | None = None,
 ) -> tuple[str, bool | None, Evidence]:
     """If `s` were the cause, the services depending on it would move after it and none of the services it calls
     would move before it. Run it on the data (onsets by SQL); say what happened."""
@@ -282,11 +304,13 @@ def precedence_test(
     scope = "its callers" if callers else "the other services that moved"
     followers = callers or sorted(d for d in signals if d != s.service and d not in callees)
     involved = [s.service, *followers, *callees]
-    onsets, sql, data = _onsets(store, involved, signals, window, baseline, log_counts)
+    onsets, sql, data = _onsets(store, involved, signals, window, baseline)
     data = {"hypothesis": s.service, "prediction": f"{s.service} moves before {scope}"
             + (f" and after none of its callees ({', '.join(callees)})" if callees else ""), **data}
     own = onsets[s.service]
-    ahead = {d: onsets[d] for d in callees if onsets[d] is not None and own is not None and onsets[d] < own}
+    # a callee that moved first refutes it only if its change can explain this one's (the ranking's rule)
+    ahead = {d: onsets[d] for d in callees if onsets[d] is not None and own is not None
+             and own - onsets[d] > SAME_MOMENT and _explains(signals[d], s)}
     after = {d: onsets[d] for d in followers if onsets[d] is not None}
     passed: bool | None
     if own is None:
@@ -314,8 +338,9 @@ def _precedence_outcome(service: str, own: datetime, scope: str, followers: list
         data["lead_minutes"] = round(lead, 1)
         if lead > 0:
             parts.append(f"they do, by {_minutes(lead)}")
-        elif lead == 0:
-            parts.append("they start in the same minute, which does not refute it")
+        elif -lead <= SAME_MOMENT.total_seconds() / 60:
+            parts.append(f"they start within {_minutes(SAME_MOMENT.total_seconds() / 60)} of it ({first} "
+                         f"{_minutes(-lead)} earlier), which the data cannot order: that does not refute it")
         else:
             parts.append(f"they do not, {first} moved {_minutes(-lead)} earlier")
             passed = False
@@ -333,26 +358,19 @@ def _precedence_outcome(service: str, own: datetime, scope: str, followers: list
     return f"{prefix}: {', '.join(parts)}", passed
 
 
-def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals], window: Span, baseline: Span,
-            log_counts: pa.Table | None) -> tuple[dict[str, datetime | None], str, dict[str, Any]]:
-    """Each involved service's onset: the earlier of its WARN/ERROR onset (from the per-minute counts of only
-    these services: the query) and its metric onset (from the metric shift test)."""
-    log_onsets: dict[str, datetime] = {}
+def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals], window: Span,
+            baseline: Span) -> tuple[dict[str, datetime | None], str, dict[str, Any]]:
+    """Each involved service's onset, as the ranking computed it once (`ServiceSignals.onset`: the earliest of its
+    WARN/ERROR surge, its metric shift and its first changed trace), so the test, the timeline and the verdict cite
+    one value; the query is the per-minute WARN/ERROR counts the log onsets come from."""
     sql = "-- no logs: onsets from the metric shift test (see metric_shift evidence)"
     if store.has("logs"):
         sql = log_surge_sql(window, baseline, involved)
-        if log_counts is None:
-            counts = store.fetch(sql)
-        else:  # the same rows the query returns, without scanning the logs again
-            counts = log_counts.filter(pc.is_in(log_counts["service"], value_set=pa.array(involved)))
-        surges = surges_from_counts(counts, window, baseline)
-        log_onsets = {s.service: s.first_problem or s.onset for s in surges if s.significant}
-    onsets = {name: _first(log_onsets.get(name), signals[name].metric_onset, signals[name].trace_onset)
-              for name in involved}
+    onsets = {name: signals[name].onset for name in involved}
     data = {
         "rule": "onset = the earliest of the log onset, the metric onset and the first trace that showed the "
                 "service's change; " + ONSET_RULE,
-        "log_onsets": {k: iso_seconds(v) for k, v in log_onsets.items()},
+        "log_onsets": {n: iso_seconds(signals[n].log_onset) for n in involved if signals[n].log_onset},
         "metric_onsets": {n: iso_seconds(signals[n].metric_onset) for n in involved if signals[n].metric_onset},
         "trace_onsets": {n: iso_seconds(signals[n].trace_onset) for n in involved if signals[n].trace_onset},
         "onsets": {k: iso_seconds(v) for k, v in onsets.items()},
@@ -392,11 +410,6 @@ ORDER BY first_seen DESC LIMIT 50"""
                            description=f"version {r['version']} first seen in {r['service']} logs", evidence=item.id)
                     for r in rows], [item]
     return [], []
-
-
-def _first(*times: datetime | None) -> datetime | None:
-    present = [t for t in times if t is not None]
-    return min(present) if present else None
 
 
 def _minutes(minutes: float) -> str:

@@ -1,9 +1,9 @@
 """The incident's timeline, from the data: each entry is a time the data gives and the evidence it came from.
 
 Entries: the first anomalous point and the next series' onsets (from detection), deploys and config changes from
-the `events` view near the window, the first line of each top log template, each service's first minute of
-WARN/ERROR/FATAL lines above its baseline rate (in order, this shows how the failure propagated), the peak, and
-the recovery (the window's end, when the data goes on after it).
+the `events` view near the window, the first line of each top log template, when each service started to move (in
+order, this shows how the failure propagated: the one onset per service that the ranking's tests and the verdict
+cite), the peak, and the recovery (the window's end, when the data goes on after it).
 """
 
 from __future__ import annotations
@@ -15,17 +15,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import (
-    PROBLEM_LEVELS,
-    Span,
-    UtcTime,
-    check_periods,
-    in_span,
-    iso_z,
-    span_minutes,
-    sql_in,
-)
-from incidentlens.analysis.tails import poisson_at_least
+from incidentlens.analysis.periods import Span, UtcTime, check_periods, in_span, iso_z
+from incidentlens.analysis.shifts import log_surges
 from incidentlens.analysis.templates import LogTemplate
 
 #: deploys and config changes this long before the window count as near it
@@ -34,12 +25,17 @@ EVENT_LEAD = timedelta(hours=1)
 MAX_ONSETS = 5
 MAX_TEMPLATES = 5
 MAX_EVENTS = 20
-#: services whose first errors are listed (the first few show the propagation; the evidence lists up to 20)
+#: services whose onsets are listed (the first few show the propagation)
 MAX_SERVICES = 8
-#: a service's minute counts as a surge when a count this unlikely under its baseline rate (one-sided Poisson,
-#: Bonferroni-corrected over the minutes searched) and at least MIN_SURGE_LINES lines
-SURGE_P_VALUE = 1e-3
-MIN_SURGE_LINES = 3
+
+
+class ServiceOnset(BaseModel):
+    """When a service started to move, what showed it, and the evidence: one value per service."""
+
+    service: str
+    t: datetime
+    sign: str
+    evidence: list[str]
 
 
 class TimelineEntry(BaseModel):
@@ -67,10 +63,13 @@ def build_timeline(
     detection_evidence: Sequence[str] = (),
     templates: Sequence[LogTemplate] = (),
     data_end: datetime | None = None,
+    service_onsets: Sequence[ServiceOnset] | None = None,
 ) -> Timeline:
     """Sorted timeline entries for the incident. `onsets` are (series, onset) pairs from detection, `peak` its
     peak time, `detection_evidence` the ids that back them; `templates` the reported log templates, top first;
-    `data_end` the last time in the data (asked of the store when not given: a scan of every view)."""
+    `data_end` the last time in the data (asked of the store when not given: a scan of every view);
+    `service_onsets` when each service started to move (the ranking's, `verdict.service_onsets`), else the onsets
+    of the services' WARN/ERROR surges (`shifts.log_surges`, the same test)."""
     window, baseline = check_periods(window, baseline)
     timeline = Timeline()
     detection_ids = list(detection_evidence) or [_window_evidence(window, timeline)]
@@ -86,8 +85,9 @@ def build_timeline(
         ))
     if store.has("events"):
         _add_events(timeline, store, window)
-    if store.has("logs"):
-        _add_first_problems(timeline, store, window, baseline)
+    if service_onsets is None and store.has("logs"):
+        service_onsets = _surge_onsets(store, window, baseline, timeline)
+    _add_service_onsets(timeline, service_onsets or [])
     if data_end is None:
         data_range = store.time_range()
         data_end = data_range[1] if data_range else None
@@ -145,57 +145,21 @@ def _add_events(timeline: Timeline, store: Any, window: Span) -> None:
         timeline.entries.append(TimelineEntry(t=row["ts"], event=f"{what}{description}", evidence=[item.id]))
 
 
-def _add_first_problems(timeline: Timeline, store: Any, window: Span, baseline: Span) -> None:
-    """Each service's first minute of WARN/ERROR/FATAL lines above its baseline rate, between baseline and window
-    end (the detected window can start late; the baseline ends before the trouble)."""
-    search = (min(baseline[1], window[0]), window[1])
-    sql = first_problem_sql(search, baseline)
-    table = store.fetch(sql)
-    if table.num_rows == 0:
-        return
-    rows = table.to_pylist()
-    base_counts = {r["service"]: r["n"] for r in rows if r["minute"] is None}
-    minutes = sorted((r for r in rows if r["minute"] is not None), key=lambda r: r["minute"])
-    rate = {s: base_counts.get(s, 0) / span_minutes(baseline) for s in {r["service"] for r in minutes}}
-    # every minute of every service is a test: Bonferroni over the minutes searched
-    p_value = SURGE_P_VALUE / max(span_minutes(search), 1.0)
-    firsts: dict[str, dict[str, Any]] = {}
-    for row in minutes:
-        surged = row["n"] >= MIN_SURGE_LINES and poisson_at_least(row["n"], max(rate[row["service"]], 1e-9)) <= p_value
-        if row["service"] not in firsts and surged:
-            firsts[row["service"]] = row
-    if not firsts:
-        return
-    ordered = sorted(firsts.values(), key=lambda r: r["first_ts"])
-    data = [
-        {"service": r["service"], "first": iso_z(r["first_ts"]), "lines_that_minute": r["n"],
-         "baseline_per_minute": round(rate[r["service"]], 4)}
-        for r in ordered[:20]
-    ]
-    item = Evidence.make(
-        "sql",
-        "first minute of WARN/ERROR/FATAL lines above the baseline rate, per service (propagation order)",
-        sql,
-        {"services": data, "cut": max(0, len(ordered) - 20),
-         "rule": f"the first minute with >= {MIN_SURGE_LINES} lines, more than the baseline's Poisson rate allows at "
-                 f"p < {SURGE_P_VALUE:g} / minutes searched"},
-    )
-    timeline.evidence.append(item)
-    for rank, row in enumerate(ordered[:MAX_SERVICES]):
-        label = "first errors" if rank == 0 else "errors reach"
-        timeline.entries.append(TimelineEntry(
-            t=row["first_ts"], event=f"{label}: {row['service']} ({row['n']} WARN/ERROR lines that minute)",
-            evidence=[item.id],
-        ))
+def _surge_onsets(store: Any, window: Span, baseline: Span, timeline: Timeline) -> list[ServiceOnset]:
+    """Each service's WARN/ERROR surge onset (its first problem line), by the ranking's test."""
+    surges, evidence = log_surges(store, window, baseline)
+    timeline.evidence.extend(evidence)
+    return [ServiceOnset(service=s.service, t=(s.first_problem or s.onset).replace(microsecond=0),
+                         sign=f"WARN/ERROR lines at {s.ratio:.3g}x their baseline rate", evidence=[s.evidence])
+            for s in surges if s.significant]
 
 
-def first_problem_sql(search: Span, baseline: Span) -> str:
-    """Problem lines per service: per minute in the search span, one total (minute NULL) in the baseline."""
-    return f"""SELECT service, CASE WHEN {in_span('ts', search)} THEN date_trunc('minute', ts) END AS minute,
-       count(*) AS n, min(ts) AS first_ts
-FROM logs
-WHERE level IN {sql_in(PROBLEM_LEVELS)} AND (({in_span('ts', search)}) OR ({in_span('ts', baseline)}))
-GROUP BY service, minute"""
+def _add_service_onsets(timeline: Timeline, onsets: Sequence[ServiceOnset]) -> None:
+    """`first to move: db (...)`, then `db-proxy moves (...)`, in time order."""
+    ordered = sorted(onsets, key=lambda o: (o.t, o.service))[:MAX_SERVICES]
+    for rank, onset in enumerate(ordered):
+        label = f"first to move: {onset.service}" if rank == 0 else f"{onset.service} moves"
+        timeline.entries.append(TimelineEntry(t=onset.t, event=f"{label} ({onset.sign})", evidence=onset.evidence))
 
 
 def _add_recovery(timeline: Timeline, window: Span, data_end: datetime, ids: list[str]) -> None:

@@ -1,8 +1,11 @@
 """`eval scenarios`: run `analyze` on every generated scenario over several seeds and score it against truth.json.
 
 Per run: the window IoU with the truth window, whether the true root-cause service is the top hypothesis (top-1)
-or among the first three (top-3), whether the top hypothesis has the true kind, and for a scenario without an
-incident (`quiet`, `busy-day`) whether an incident was (falsely) reported. Per scenario: means and rates over the seeds.
+or among the first three (top-3), whether the top hypothesis has the true kind, whether the verdict is right (the
+true service named the root cause; or, where the truth has an incident but no single root cause, "no single root
+cause found"), and for a scenario without an incident (`quiet`, `busy-day`) whether an incident was (falsely)
+reported. Per scenario: means and rates over the seeds. Over all runs: the calibration of the hypotheses'
+confidences (`eval.calibration`: a hypothesis is right when its service is the true root cause).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pydantic import BaseModel
 
 from incidentlens.analysis import analyze
 from incidentlens.errors import InputError
+from incidentlens.eval.calibration import Calibration, calibration
 from incidentlens.scenarios import generate, list_scenarios
 from incidentlens.telemetry import load_telemetry
 
@@ -39,6 +43,9 @@ class ScenarioRun(BaseModel):
     top1: bool | None
     top3: bool | None
     kind_match: bool | None
+    verdict: str | None = None
+    verdict_right: bool | None = None
+    confidences: list[float] = []
     false_incident: bool | None
     seconds: float
     reason: str | None = None
@@ -53,6 +60,7 @@ class ScenarioSummary(BaseModel):
     top1: float | None
     top3: float | None
     kind_accuracy: float | None
+    verdict_accuracy: float | None = None
     false_incidents: int
     missed: int
     mean_seconds: float
@@ -62,6 +70,7 @@ class ScenarioEval(BaseModel):
     seeds: list[int]
     summaries: list[ScenarioSummary]
     runs: list[ScenarioRun]
+    calibration: Calibration | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -100,7 +109,8 @@ def evaluate_scenarios(
                 runs.append(run)
                 if on_run:
                     on_run(run)
-    return ScenarioEval(seeds=seed_list, summaries=[summarize(name, runs) for name in chosen], runs=runs)
+    return ScenarioEval(seeds=seed_list, summaries=[summarize(name, runs) for name in chosen], runs=runs,
+                        calibration=calibration(pair for run in runs for pair in confidence_pairs(run)))
 
 
 def run_scenario(name: str, seed: int, out_dir: Path, logs: int | None = None) -> ScenarioRun:
@@ -124,6 +134,7 @@ def score_run(name: str, seed: int, truth: dict[str, Any], result: dict[str, Any
     if truth_window:
         iou = window_iou(truth_window, result["incident_window"]) if result["detected"] else 0.0
     truth_root = root.get("service")
+    verdict = (result.get("verdict") or {}) if result["detected"] else {}
     return ScenarioRun(
         scenario=name,
         seed=seed,
@@ -137,10 +148,31 @@ def score_run(name: str, seed: int, truth: dict[str, Any], result: dict[str, Any
         top1=None if truth_root is None else ranked[:1] == [truth_root],
         top3=None if truth_root is None else truth_root in ranked[:3],
         kind_match=None if not root.get("kind") else kinds[:1] == [root["kind"]],
+        verdict=verdict.get("status"),
+        verdict_right=verdict_right(truth, verdict) if truth_window and result["detected"] else None,
+        confidences=[h["confidence"] for h in result["hypotheses"]],
         false_incident=None if truth_window else result["detected"],
         seconds=round(seconds, 3),
         reason=result.get("reason"),
     )
+
+
+def verdict_right(truth: dict[str, Any], verdict: dict[str, Any]) -> bool:
+    """Whether the verdict matches the truth: the true service named the root cause, or, where the truth has no
+    single root cause (`root_cause: null`), "no single root cause found"."""
+    root = (truth.get("root_cause") or {}).get("service")
+    if root is None:
+        return verdict.get("status") == "inconclusive"
+    return verdict.get("status") == "root_cause" and verdict.get("service") == root
+
+
+def confidence_pairs(run: ScenarioRun) -> list[tuple[float, bool]]:
+    """(confidence, right) for each hypothesis of a run with an incident in its truth: right when its service is
+    the true root cause (none is, where the truth has no single root cause)."""
+    if not run.truth_window or not run.detected:
+        return []
+    return [(confidence, service == run.truth_root) for confidence, service in zip(run.confidences, run.ranked,
+                                                                                    strict=True)]
 
 
 def window_iou(truth: dict[str, str], found: dict[str, str] | None) -> float:
@@ -163,6 +195,7 @@ def summarize(name: str, runs: list[ScenarioRun]) -> ScenarioSummary:
         top1=_mean([r.top1 for r in mine]),
         top3=_mean([r.top3 for r in mine]),
         kind_accuracy=_mean([r.kind_match for r in mine]),
+        verdict_accuracy=_mean([r.verdict_right for r in mine]),
         false_incidents=sum(bool(r.false_incident) for r in mine),
         missed=sum(r.truth_window and not r.detected for r in mine),
         mean_seconds=round(sum(r.seconds for r in mine) / max(1, len(mine)), 3),

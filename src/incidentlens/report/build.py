@@ -21,7 +21,7 @@ from incidentlens.analysis.rootcause import GLOBAL
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
 from incidentlens.report.grounding import Facts, check_grounding
-from incidentlens.report.playbooks import mitigations_for, playbook, playbook_kind, runbook_for
+from incidentlens.report.playbooks import log_text_of, mitigations_for, playbook, playbook_kind, runbook_for
 from incidentlens.report.schema import (
     ActionItem,
     ContributingFactor,
@@ -40,8 +40,10 @@ from incidentlens.report.schema import (
     Postmortem,
     Recovery,
     RootCause,
+    ServiceShowing,
     TimelineEntry,
     Trigger,
+    Verdict,
     Window,
     pick,
 )
@@ -146,6 +148,9 @@ class _Builder:
                                  for s in (data.get("detection") or {}).get("series") or []]
         # the caller gave the start (`--onset at`): nothing was detected, and the window's end is not a recovery
         self.onset_given = (data.get("detection") or {}).get("detector") == KNOWN_ONSET
+        self.verdict = _verdict(data.get("verdict"))
+        # no hypothesis stands out: the review names no root cause and says what each service showed
+        self.inconclusive = self.verdict is not None and self.verdict.status == "inconclusive"
 
     def build(self) -> Postmortem:
         impact = self._impact()
@@ -165,6 +170,7 @@ class _Builder:
             summary=self._narrate("summary", self._summary_text(impact)),
             impact=impact,
             root_cause=root_cause,
+            verdict=self.verdict,
             trigger=self.trigger,
             hypotheses=self.hypotheses,
             contributing_factors=self._contributing_factors(),
@@ -187,12 +193,13 @@ class _Builder:
 
     @property
     def kind(self) -> str:
-        return self.top.kind if self.top else "unknown"
+        return self.top.kind if self.top and not self.inconclusive else "unknown"
 
     @property
     def confirmed(self) -> bool:
-        """Whether the top hypothesis earns the name root cause: its test did not fail and confidence >= 50%."""
-        return bool(self.top) and is_confirmed(self.top)
+        """Whether the top hypothesis earns the name root cause: it stands out (the verdict), its test did not fail
+        and its confidence is >= 50%."""
+        return bool(self.top) and not self.inconclusive and is_confirmed(self.top)
 
     @property
     def trigger_on_path(self) -> bool:
@@ -237,8 +244,13 @@ class _Builder:
     def _runbook(self) -> list[str]:
         """The catalogue's steps for the cause, with the log line that marked it in this incident right after the
         first: what the next on-call searches for."""
-        steps = runbook_for(self.kind, self.service)
-        signature = next((t for t in self.data.get("templates") or [] if self.top and t.get("template")
+        templates = self.data.get("templates") or []
+        steps = runbook_for(self.kind, self.service, log_text_of(templates))
+        if self.inconclusive:
+            names = ", ".join(s.service for s in self.verdict.services[:5])
+            steps[0] = f"Find which of {names} moved first in its own telemetry: the review lists what each showed"
+            return steps
+        signature = next((t for t in templates if self.top and t.get("template")
                           and self.top.service in (t.get("services") or [])), None)
         if signature and steps:
             change = "appeared" if signature.get("status") == "new" else "surged"
@@ -263,6 +275,9 @@ class _Builder:
                 "detected nor whether it recovered" for m in _GIVEN_START_CONTRADICTIONS.finditer(text)]
 
     def _title(self) -> str:
+        if self.inconclusive:
+            shown = [s.service for s in self.verdict.services[:3]]
+            return f"No single root cause found: {', '.join(shown) or self.service} degraded"
         label = playbook(self.kind).label
         unknown = playbook_kind(self.kind) == "unknown"
         if unknown:
@@ -306,7 +321,9 @@ class _Builder:
         else:
             parts = [f"From {fmt.when(self.window.start)} to {fmt.when(self.window.end)}"
                      f" ({fmt.minutes(impact.duration_minutes)}), {services} degraded: {_impact_line(impact)}."]
-        if self.top:
+        if self.inconclusive:
+            parts.append(f"{fmt.sentence(self.verdict.reason)} {self._what_services_showed()}")
+        elif self.top:
             lead = ("The most likely cause is" if self.confirmed
                     else "The leading hypothesis, which the data does not confirm, is")
             parts.append(f"{lead} {playbook(self.kind).phrase} in {self.top.service} "
@@ -320,8 +337,14 @@ class _Builder:
                              "is not among the affected services.")
         return " ".join(parts)
 
+    def _what_services_showed(self) -> str:
+        """`api-gateway from 14:53:06 UTC: ...; db-proxy from ...`: each candidate's onset and what moved."""
+        return " ".join(
+            f"{s.service}{f' from {fmt.when(s.onset)}' if s.onset else ''}: {'; '.join(s.showed[:2]) or 'moved'}."
+            for s in self.verdict.services[:5])
+
     def _root_cause(self) -> RootCause | None:
-        if not self.top:
+        if not self.top or self.inconclusive:
             return None
         top = self.top
         test = f" Test: {fmt.sentence(top.test)}" if top.test else ""
@@ -633,6 +656,13 @@ def _ranked_hypotheses(raw: list[dict[str, Any]]) -> list[Hypothesis]:
     ordered = sorted(raw, key=lambda h: -float(h.get("confidence") or 0))
     return [Hypothesis(rank=i, **{k: v for k, v in h.items() if k in Hypothesis.model_fields})
             for i, h in enumerate(ordered, start=1)]
+
+
+def _verdict(raw: dict[str, Any] | None) -> Verdict | None:
+    if not raw:
+        return None
+    services = [ServiceShowing.model_validate(pick(ServiceShowing, s)) for s in raw.get("services") or []]
+    return Verdict.model_validate({**pick(Verdict, raw), "services": services})
 
 
 def _trigger(raw: dict[str, Any] | None) -> Trigger | None:

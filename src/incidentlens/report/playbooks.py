@@ -3,12 +3,14 @@
 Action items and runbook steps come from here, chosen by the root cause's kind and filled in with its service,
 never written from nothing. One playbook per mechanism the analysis names (connection-pool exhaustion, cache-miss
 storm, bad deploy, region outage, OOM restart loop, provider throttling, CPU saturation) and one for a cause it
-could not pin down.
+could not pin down. A step may give an example of what the logs say, as a quoted phrase in parentheses; it stays
+only when the data's log text holds it (a runbook cites only strings that exist in the data).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from incidentlens.report.schema import ActionItem, ActionType, Priority
@@ -62,7 +64,8 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
                     "Load-test {service} with production pool settings at peak traffic before each release", "SRE"),
         ),
         (
-            "Confirm: {service} has every pooled connection in use and 'timeout acquiring connection' errors rising",
+            "Confirm: {service} has every pooled connection in use and its connection-acquire errors rising "
+            "('timeout acquiring connection')",
             "Check the database behind {service}: active sessions, long-running queries, lock waits",
             "Mitigate: cancel runaway queries, then restart stuck {service} instances one at a time",
             "Mitigate: raise {service}'s pool size only if the database can take the extra connections",
@@ -263,6 +266,24 @@ def mitigations_for(kind: str | None, service: str, evidence: list[str] | None =
     ]
 
 
-def runbook_for(kind: str | None, service: str) -> list[str]:
-    """The runbook steps for a root cause of `kind` in `service`."""
-    return [step.format(service=service) for step in playbook(kind).runbook]
+def runbook_for(kind: str | None, service: str, log_text: Sequence[str] | None = None) -> list[str]:
+    """The runbook steps for a root cause of `kind` in `service`. `log_text`: the log templates and lines the data
+    holds; an example phrase a step quotes is dropped when none of them contains it."""
+    steps = [step.format(service=service) for step in playbook(kind).runbook]
+    if log_text is None:
+        return steps
+    return [_EXAMPLE_PHRASE.sub(lambda m: m.group(0) if _seen(m.group(1), log_text) else "", step) for step in steps]
+
+
+#: an example of what the logs say, in a catalogue step: ` ('timeout acquiring connection')`
+_EXAMPLE_PHRASE = re.compile(r" \('([^']+)'\)")
+
+
+def log_text_of(templates: Sequence[dict]) -> list[str]:
+    """The log text an analysis' `templates` hold (patterns and sample lines): what a runbook may quote."""
+    return [text for t in templates for text in [t.get("template") or "", *(t.get("samples") or [])]]
+
+
+def _seen(phrase: str, log_text: Sequence[str]) -> bool:
+    wanted = phrase.lower()
+    return any(wanted in text.lower() for text in log_text)

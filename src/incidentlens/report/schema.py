@@ -86,6 +86,26 @@ class Hypothesis(_Model):
     test_passed: bool | None = None
 
 
+class ServiceShowing(_Model):
+    """What one service showed: when it started to move (the one onset the tests and timeline cite) and how."""
+
+    service: str
+    onset: UtcTime | None = None
+    showed: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceId] = Field(default_factory=list)
+
+
+class Verdict(_Model):
+    """Whether the evidence names one root cause (`root_cause`) or not (`inconclusive`: no single root cause found;
+    then `services` says what each one showed)."""
+
+    status: Literal["root_cause", "inconclusive"]
+    service: str | None = None
+    reason: str
+    rule: str = ""
+    services: list[ServiceShowing] = Field(default_factory=list)
+
+
 class RootCause(_Model):
     """The top-ranked hypothesis, kept apart from the trigger that set it off."""
 
@@ -242,6 +262,7 @@ class Postmortem(_Model):
     summary: Narrative
     impact: Impact | None = None
     root_cause: RootCause | None = None
+    verdict: Verdict | None = Field(None, description="whether one root cause stands out; inconclusive: none does")
     trigger: Trigger | None = None
     hypotheses: list[Hypothesis] = Field(default_factory=list)
     contributing_factors: list[ContributingFactor] = Field(default_factory=list)

@@ -1,0 +1,114 @@
+"""Whether the evidence names one root cause, and what each service showed.
+
+The headline is the best-supported hypothesis that survived its test (`rootcause._demote_failed`). It is called the
+root cause only when it stands out: its confidence at least `STANDS_OUT` times the next hypothesis' and its own test
+not failed. Otherwise the answer is `inconclusive` — no single root cause found — with the reason (nothing moved
+beyond the baseline's noise; the support is spread over several services; every candidate failed its test), what
+was checked, and what each service showed, so the reader sees the evidence instead of a confident guess.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from incidentlens.analysis.mechanism import describe_change
+from incidentlens.analysis.periods import UtcTime
+from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
+from incidentlens.analysis.timeline import ServiceOnset
+
+#: the headline stands out when its confidence is at least this many times the next hypothesis'
+STANDS_OUT = 2.0
+#: services listed with what they showed
+MAX_SERVICES = 10
+ROOT_CAUSE, INCONCLUSIVE = "root_cause", "inconclusive"
+NO_SINGLE_ROOT_CAUSE = "No single root cause found"
+
+
+class ServiceShowing(BaseModel):
+    """What one service showed: when it started to move (`onset`: the one value the test and timeline cite) and
+    how."""
+
+    service: str
+    onset: UtcTime | None
+    sign: str  # what moved first
+    showed: list[str]
+    evidence: list[str]
+
+
+class Verdict(BaseModel):
+    """The `verdict` block of analysis.json."""
+
+    status: Literal["root_cause", "inconclusive"]
+    service: str | None = None
+    reason: str
+    rule: str = (f"root cause: the best hypothesis' test did not fail and its confidence is at least {STANDS_OUT:g}x "
+                 "the next one's; otherwise inconclusive")
+    checked: dict[str, int] = {}
+    services: list[ServiceShowing] = []
+
+    def onsets(self) -> list[ServiceOnset]:
+        """Each listed service's onset, for the timeline."""
+        return [ServiceOnset(service=s.service, t=s.onset, sign=s.sign, evidence=s.evidence)
+                for s in self.services if s.onset is not None]
+
+
+def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], checked: dict[str, int]) -> Verdict:
+    """The verdict on the ranked hypotheses (best first) and the candidates' signals."""
+    showing = services_showing(signals)
+    if not hypotheses:
+        return Verdict(status=INCONCLUSIVE, checked=checked, services=showing,
+                       reason=f"{NO_SINGLE_ROOT_CAUSE}: no service moved beyond its baseline's noise")
+    top = hypotheses[0]
+    if top.test_passed is False:
+        return Verdict(status=INCONCLUSIVE, checked=checked, services=showing,
+                       reason=f"{NO_SINGLE_ROOT_CAUSE}: every candidate failed its falsification test")
+    runner_up = hypotheses[1] if len(hypotheses) > 1 else None
+    if runner_up is not None and top.confidence < STANDS_OUT * runner_up.confidence:
+        close = [h.service for h in hypotheses if top.confidence < STANDS_OUT * h.confidence]
+        return Verdict(status=INCONCLUSIVE, checked=checked, services=showing,
+                       reason=f"{NO_SINGLE_ROOT_CAUSE}: the evidence is spread over {', '.join(close)} "
+                              f"({', '.join(f'{h.confidence:.0%}' for h in hypotheses if h.service in close)})")
+    return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing,
+                   reason=f"{top.service} stands out: {top.confidence:.0%}"
+                          + (f" against {runner_up.confidence:.0%} for {runner_up.service}" if runner_up else ""))
+
+
+def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]:
+    """What each candidate showed, earliest first."""
+    ordered = sorted(signals.values(), key=lambda s: (s.onset or datetime.max, s.service))
+    return [ServiceShowing(service=s.service, onset=s.onset.replace(microsecond=0) if s.onset else None,
+                           sign=onset_sign(s), showed=_showed(s), evidence=s.evidence[:5])
+            for s in ordered[:MAX_SERVICES]]
+
+
+def onset_sign(s: ServiceSignals) -> str:
+    """What moved at the service's onset: its WARN/ERROR lines, a metric, or its requests in the traces."""
+    if s.onset is None:
+        return "no onset"
+    if s.onset == s.log_onset:
+        return _log_words(s.log_ratio)
+    if s.onset == s.metric_onset:
+        first = next((m for m in s.moved if m.onset == s.metric_onset), s.moved[0] if s.moved else None)
+        return f"{first.metric} {describe_change(first.baseline, first.peak)}" if first else "a metric shifted"
+    return f"in the traces, {s.trace_change}" if s.trace_change else "its requests changed in the traces"
+
+
+def _log_words(ratio: float) -> str:
+    return f"WARN/ERROR lines at {ratio:.3g}x their baseline rate"
+
+
+def _showed(s: ServiceSignals) -> list[str]:
+    items = [f"{m.metric} {describe_change(m.baseline, m.peak)}" for m in s.moved[:3]]
+    if s.log_ratio:
+        items.append(_log_words(s.log_ratio))
+    if s.trace_change:
+        items.append(f"in the traces, {s.trace_change}")
+    return items
+
+
+def checked_counts(shifts: list[Any], surges: list[Any], traces: dict[str, Any]) -> dict[str, int]:
+    """What the before/after tests looked at: metric series, services' logs, services in the traces."""
+    return {"metric_series": len(shifts), "services_with_logs": len(surges), "services_in_traces": len(traces)}

@@ -1,0 +1,173 @@
+"""Calibrated claims: a mechanism is named only for a change large enough to matter, a failed test demotes its
+hypothesis, no stand-out service means "no single root cause found", and each service's onset is one value.
+
+The fixtures are a few services' one-minute metrics (long form, CSV) around a known start, written by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from incidentlens.analysis import analyze
+from incidentlens.analysis.rootcause import _demote_failed
+from incidentlens.report import build_postmortem
+from incidentlens.report.playbooks import runbook_for
+from incidentlens.telemetry import load_telemetry
+
+START = datetime(2024, 5, 1, 8)
+MINUTES = 180
+AT = START + timedelta(minutes=120)
+
+# (before, after, noise): a series flat before the start that moves to `after` from it
+Moves = dict[str, dict[str, tuple[float, float, float]]]
+
+
+def write_metrics(path: Path, moves: Moves, seed: int = 3) -> Path:
+    """Long-form metrics: every service's series, each stepping from `before` to `after` at AT."""
+    rng = np.random.default_rng(seed)
+    minutes = np.arange(MINUTES)
+    rows = ["ts,service,metric,value"]
+    for service, series in moves.items():
+        for metric, (before, after, noise) in series.items():
+            values = np.where(minutes >= 120, after, before) + rng.normal(0, noise, MINUTES)
+            rows += [f"{(START + timedelta(minutes=int(m))).isoformat()}Z,{service},{metric},{v:.6g}"
+                     for m, v in zip(minutes, values, strict=True)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def quiet(service: str) -> dict[str, tuple[float, float, float]]:
+    return {"latency_p95_ms": (120.0, 120.0, 3.0), "error_ratio": (0.01, 0.01, 0.001)}
+
+
+def analysed(tmp_path: Path, moves: Moves) -> dict:
+    store = load_telemetry(metrics=write_metrics(tmp_path / "metrics.csv", moves))
+    return analyze(store, at=AT, onset="at").to_dict()
+
+
+def test_a_memory_change_too_small_to_matter_names_no_out_of_memory(tmp_path: Path) -> None:
+    # the Nezha fault of 09:42:26 without its reference minute: memory 1.45 -> 1.58 MiB at 0.08% of the limit
+    news = {**quiet("news"), "MemoryUsage(Mi)": (1.45, 1.58, 0.002), "MemoryUsageRate(%)": (0.0726, 0.079, 0.0001)}
+    analysis = analysed(tmp_path, {"news": news, "api": quiet("api"), "web": quiet("web")})
+
+    top = analysis["hypotheses"][0]
+    assert top["service"] == "news"
+    assert top["kind"] == "undetermined"
+    assert "from 1.45 to 1.58 (+9%)" in top["mechanism"]
+    assert "too small" in top["mechanism"]
+    review = build_postmortem(analysis)
+    assert "memory" not in review.title.lower()
+    assert not any("memory limit" in item.description for item in review.action_items)
+
+
+def test_memory_near_its_limit_is_named_out_of_memory(tmp_path: Path) -> None:
+    news = {**quiet("news"), "MemoryUsageRate(%)": (55.0, 97.0, 0.5)}
+    analysis = analysed(tmp_path, {"news": news, "api": quiet("api")})
+
+    assert analysis["hypotheses"][0]["kind"] == "oom_restart_loop"
+
+
+def test_cpu_saturation_needs_cpu_near_its_limit(tmp_path: Path) -> None:
+    busy = {**quiet("busy"), "cpu_utilization": (0.2, 0.95, 0.01)}
+    idle = {**quiet("idle"), "cpu_utilization": (0.02, 0.06, 0.001)}  # tripled, yet far from saturation
+    analysis = analysed(tmp_path, {"busy": busy, "idle": idle})
+
+    kinds = {h["service"]: h["kind"] for h in analysis["hypotheses"]}
+    assert kinds == {"busy": "cpu_saturation", "idle": "undetermined"}
+
+
+def test_a_hosts_metric_is_not_the_services_mechanism(tmp_path: Path) -> None:
+    news = {**quiet("news"), "NodeMemoryUsageRate(%)": (50.0, 96.0, 0.5)}
+    analysis = analysed(tmp_path, {"news": news, "api": quiet("api")})
+
+    assert analysis["hypotheses"][0]["kind"] == "undetermined"
+
+
+def test_no_stand_out_service_is_inconclusive(tmp_path: Path) -> None:
+    # three services slow down together, by as much, in the same minute: nothing singles one out
+    slow = {"latency_p95_ms": (120.0, 480.0, 3.0), "error_ratio": (0.01, 0.01, 0.001)}
+    analysis = analysed(tmp_path, {name: slow for name in ("cart", "checkout", "shipping")})
+
+    verdict = analysis["verdict"]
+    assert verdict["status"] == "inconclusive"
+    assert verdict["reason"].startswith("No single root cause found")
+    assert {s["service"] for s in verdict["services"]} == {"cart", "checkout", "shipping"}
+    assert all(s["showed"][0].startswith("latency_p95_ms from 120 to 4") for s in verdict["services"])
+    review = build_postmortem(analysis)
+    assert review.title.startswith("No single root cause found")
+    assert review.root_cause is None
+    assert "No single root cause found" in review.summary.text and "checkout" in review.summary.text
+    assert review.grounding.issues == []
+
+
+def test_a_service_that_stands_out_is_named_the_root_cause(tmp_path: Path) -> None:
+    db = {"latency_p95_ms": (120.0, 2500.0, 3.0), "error_ratio": (0.01, 0.4, 0.001),
+          "db_pool_utilization": (0.4, 1.0, 0.01)}
+    analysis = analysed(tmp_path, {"db": db, "api": quiet("api"), "web": quiet("web")})
+
+    assert analysis["verdict"]["status"] == "root_cause"
+    assert analysis["verdict"]["service"] == "db"
+    assert analysis["hypotheses"][0]["kind"] == "connection_pool_exhaustion"
+
+
+def test_a_failed_test_costs_its_hypothesis_and_puts_it_below_one_that_passed() -> None:
+    scores = {"db": {"total": 5.0}, "api": {"total": 2.0}, "web": {"total": 1.0}, "cache": {"total": 0.5}}
+
+    ranked = _demote_failed(["db", "api", "web", "cache"], scores, {"db": False, "api": True, "web": None})
+
+    assert ranked == ["api", "web", "db", "cache"]
+    assert scores["db"]["total"] == 1.0  # no higher than the survivors'
+    assert scores["db"]["failed_test"] == -4.0
+
+
+def test_when_every_test_fails_each_costs_the_same(tmp_path: Path) -> None:
+    scores = {"db": {"total": 5.0}, "api": {"total": 2.0}}
+
+    assert _demote_failed(["db", "api"], scores, {"db": False, "api": False}) == ["db", "api"]
+    assert (scores["db"]["total"], scores["api"]["total"]) == (4.0, 1.0)
+
+
+def test_the_demo_day_has_no_single_root_cause_and_one_onset_per_service(scenario_dir) -> None:
+    directory = scenario_dir("seed-tutorial")
+    assert json.loads((directory / "truth.json").read_text())["root_cause"] is None
+    store = load_telemetry(metrics=directory / "metrics.csv", logs=directory / "logs.csv")
+    analysis = analyze(store).to_dict()
+
+    hypotheses = analysis["hypotheses"]
+    passed = [h for h in hypotheses if h["test_passed"]]
+    failed = [h for h in hypotheses if h["test_passed"] is False]
+    assert passed and failed
+    assert max(hypotheses.index(h) for h in passed) < min(hypotheses.index(h) for h in failed)
+    assert hypotheses[0]["confidence"] == max(h["confidence"] for h in hypotheses)
+    assert analysis["verdict"]["status"] == "inconclusive"
+
+    # each service's onset is one value: the verdict's, the timeline's and every falsification test's
+    onsets = {s["service"]: s["onset"] for s in analysis["verdict"]["services"]}
+    timeline = {e["event"].split(" ")[0] if not e["event"].startswith("first to move") else
+                e["event"].split(": ")[1].split(" ")[0]: e["t"] for e in analysis["timeline"]
+                if " moves (" in e["event"] or e["event"].startswith("first to move")}
+    assert timeline == onsets
+    tests = [e["data"] for e in analysis["evidence"] if e["kind"] == "hypothesis_test"]
+    assert tests and all(onsets[name] == t for test in tests for name, t in test["onsets"].items())
+
+    # the runbook quotes no log text the data lacks
+    review = build_postmortem(analysis)
+    assert not any("timeout acquiring connection" in step.lower() for step in review.runbook)
+
+
+def test_the_runbook_quotes_a_log_phrase_only_when_the_data_holds_it() -> None:
+    seen = runbook_for("connection_pool_exhaustion", "db", ["Timeout acquiring connection from pool primary"])
+    unseen = runbook_for("connection_pool_exhaustion", "db", ["db pool exhausted: 50/50 connections in use"])
+
+    assert "('timeout acquiring connection')" in seen[0]
+    assert "'" not in unseen[0] and unseen[0].startswith("Confirm: db has every pooled connection in use")
+
+
+@pytest.mark.parametrize("kind", ["connection_pool_exhaustion", "oom_restart_loop", "provider_throttling", "unknown"])
+def test_runbook_steps_name_the_service_they_are_for(kind: str) -> None:
+    assert any("db-proxy" in step for step in runbook_for(kind, "db-proxy", []))
