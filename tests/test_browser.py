@@ -253,15 +253,18 @@ def test_the_demo_review_says_who_wrote_it_and_names_real_services(demo_page: Pa
     # wide metrics file under the placeholder service `global`; the logs name the three services that failed
     assert services.split("\n")[1:] == ["3", "api-gateway, db-proxy, payments"]
     root_cause = demo_page.evaluate("document.querySelector('#root-cause').innerText")
-    assert "offline writer, grounded" in root_cause and "model, grounded" not in root_cause
+    # the demo day has no single root cause (three services degrade together): no cause is named, and what each
+    # service showed is listed instead
+    assert "No single root cause found" in root_cause and "model, grounded" not in root_cause
+    assert all(f"{name} from" in root_cause for name in ("api-gateway", "db-proxy", "payments"))
 
 
-def test_the_demo_root_cause_card_is_amber_exactly_when_the_headline_says_suspected(demo_page: Page):
+def test_the_demo_root_cause_card_is_amber_when_no_cause_is_confirmed(demo_page: Page):
     title = demo_page.evaluate("document.querySelector('h1').textContent")
     card = demo_page.evaluate("document.querySelector('#root-cause .rc').className")
     colour = demo_page.evaluate("getComputedStyle(document.querySelector('#root-cause .rc')).borderLeftColor")
-    assert ("suspected" in card.split()) == title.startswith("Suspected")
-    assert colour == ("rgb(217, 119, 6)" if title.startswith("Suspected") else "rgb(220, 38, 38)")
+    assert title.startswith(("Suspected", "No single root cause found"))
+    assert "suspected" in card.split() and colour == "rgb(217, 119, 6)"
 
 
 def test_the_demo_hypotheses_name_their_mechanisms_in_words(demo_page: Page):
@@ -279,10 +282,12 @@ def test_the_demo_contributors_say_what_their_shares_are_of(demo_page: Page):
     assert "of all lines in the baseline" in timeout
 
 
-def test_the_demo_runbook_names_the_log_line_to_search_for(demo_page: Page):
+def test_the_demo_runbook_starts_from_what_each_service_showed(demo_page: Page):
     steps = demo_page.evaluate("[...document.querySelectorAll('#runbook li')].map(li => li.textContent)")
-    assert steps[0].startswith("Confirm: db-proxy")
-    assert steps[1].startswith("Search db-proxy's logs for lines matching 'db pool exhausted: <*> connections")
+    assert steps[0].startswith("Find which of api-gateway, payments, db-proxy moved first")
+    assert any(step.startswith("Search db-proxy's logs for lines matching 'db pool exhausted: <*> connections")
+               for step in steps)
+    assert not any("timeout acquiring connection" in step for step in steps)  # a text the demo's logs never hold
 
 
 def test_the_quiet_review_shows_the_data_it_checked(quiet_page: Page):

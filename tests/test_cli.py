@@ -36,11 +36,12 @@ def test_console_script_runs():
 def test_analyze_prints_bracketed_data_verbatim(scenario_dir, tmp_path):
     tutorial = scenario_dir("seed-tutorial")
     events = tmp_path / "events.csv"
-    events.write_text('ts,service,kind,description\n2024-05-01T14:40:00Z,db-proxy,config,"pool [/x] [bold]5[/bold]"\n')
+    events.write_text('ts,service,kind,description\n'
+                      '2024-05-01T14:40:00Z,api-gateway,config,"pool [/x] [bold]5[/bold]"\n')
     result = runner.invoke(app, ["analyze", "--metrics", str(tutorial / "metrics.csv"), "--logs",
                                  str(tutorial / "logs.csv"), "--events", str(events), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "config db-proxy: pool [/x] [bold]5[/bold]" in result.output
+    assert "config api-gateway: pool [/x] [bold]5[/bold]" in result.output
 
 
 def test_sql_prints_bracketed_values_and_names_verbatim(scenario_dir):

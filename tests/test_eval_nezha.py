@@ -96,3 +96,12 @@ def test_the_null_check_counts_false_leads_where_no_fault_is_yet(nezha: Path):
     assert found["mean_candidates"] == sum(len(r["candidates"]) for r in found["per_run"]) / 3
     # measured on all 28: 1.3 false leads per run; a handful at most on these three
     assert found["mean_candidates"] <= 3 and 0 <= found["mean_largest_corrected_z"] < 4
+
+
+def test_the_analysis_ranker_reports_how_well_its_confidences_are_calibrated(nezha: Path):
+    report = evaluate_nezha(nezha, ranker="analysis", limit=2)
+    found = report.summary()["calibration"]
+    assert found["hypotheses"] == sum(len(f.confidences) for f in report.faults) > 0
+    assert all(0 <= c <= 1 for f in report.faults for c in f.confidences)
+    assert sum(b["hypotheses"] for b in found["bins"]) == found["hypotheses"]
+    assert 0 <= found["ece"] <= 1

@@ -50,6 +50,12 @@ def fingerprint(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.csv"))}
 
 
+def assert_no_single_root_cause(pm) -> None:
+    """The tutorial day's review: no root cause named, db-proxy's pool exhaustion among the hypotheses."""
+    assert pm.root_cause is None and pm.verdict.status == "inconclusive"
+    assert "db-proxy" in [h.service for h in pm.hypotheses]
+
+
 def test_investigate_offline_runs_the_whole_team_and_writes_the_report(tutorial: Path, tmp_path: Path):
     out = tmp_path / "review"
     result = runner.invoke(app, ["investigate", "--metrics", str(tutorial / "metrics.csv"), "--logs",
@@ -70,7 +76,9 @@ def test_investigate_offline_runs_the_whole_team_and_writes_the_report(tutorial:
     assert (author["llm"], author["model"], author["degraded"], author["model_requests"]) == ("offline", None, False, 0)
     assert author["planner_tool_calls"] == len([line for line in trace if line["tool"]])
     assert author["model_tool_calls"] == 0
-    assert report["root_cause"]["service"] == "db-proxy"
+    # the tutorial day has no single root cause (three services degrade together): the review says so
+    assert report["root_cause"] is None and report["verdict"]["status"] == "inconclusive"
+    assert "db-proxy" in [h["service"] for h in report["hypotheses"]]
     assert any(e["kind"] == "sql" and "FROM logs" in e["query"] for e in report["evidence"])
 
 
@@ -100,7 +108,7 @@ def test_a_scripted_model_over_http_calls_the_tools_in_the_original_order(store,
     assert {role_of(body) for body in fake.requests} == {"coordinator", "profiler", "writer"}
     tools_offered = {t["function"]["name"] for t in fake.requests[0]["tools"]}
     assert {"sql_investigate", "profiler_specialist", "postmortem_writer_specialist"} <= tools_offered
-    assert result.postmortem.root_cause.service == "db-proxy"
+    assert_no_single_root_cause(result.postmortem)
     paths = write_reports(result.postmortem, tmp_path, store=store)
     for path in [*paths.values(), tmp_path / "trace.jsonl"]:
         assert SECRET not in path.read_text()
@@ -138,7 +146,7 @@ def test_a_misbehaving_model_gets_tool_errors_and_the_data_stays_intact(store, t
     assert any("DROP" in e for e in sql_errors) and any("bad arguments" in e for e in sql_errors)
     assert "already called with these arguments" in errors["load_inputs"]
     assert not result.generated_by["degraded"]
-    assert result.postmortem.root_cause.service == "db-proxy"
+    assert_no_single_root_cause(result.postmortem)
     assert store.fetch("SELECT count(*) AS n FROM metrics").to_pylist() == rows_before
     assert fingerprint(tutorial) == before
 
@@ -194,7 +202,7 @@ def test_a_step_budget_ends_in_an_answer_and_a_report(store, tmp_path: Path):
     result = investigate(store, llm="offline", max_steps=3, trace_path=tmp_path / "trace.jsonl")
     assert result.exit_reason == "max_agent_steps"
     assert "step budget (3)" in result.answer and "Incident window 2024-05-01T14:53:00Z" in result.answer
-    assert result.postmortem.root_cause.service == "db-proxy"
+    assert_no_single_root_cause(result.postmortem)
 
 
 def test_sql_command_prints_rows_and_refuses_writes_in_one_line(tutorial: Path, monkeypatch, capsys):
@@ -237,7 +245,7 @@ def test_a_log_line_with_instructions_stays_data_even_for_a_gullible_model(tutor
     obeyed = next(line for line in result.trace if line["arguments"] == {"query": "DROP TABLE logs"})
     assert "only SELECT/WITH" in obeyed["error"]
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == lines_before
-    assert result.postmortem.root_cause.service == "db-proxy"
+    assert_no_single_root_cause(result.postmortem)
 
 
 def test_a_draft_with_an_invented_number_is_sent_back_once_then_falls_back_to_the_template(store):
@@ -260,15 +268,16 @@ def test_bracketed_log_and_event_text_reach_the_printed_summary_and_runbook_verb
     # rich markup would fail on a `[/x]` and swallow a `[bold]`: here in a change's description and in the log line
     # the runbook tells the on-call to search for
     events = tmp_path / "events.csv"
-    events.write_text('ts,service,kind,description\n2024-05-01T14:40:00Z,db-proxy,config,"pool [/x] [bold]5[/bold]"\n')
+    events.write_text('ts,service,kind,description\n'
+                      '2024-05-01T14:40:00Z,api-gateway,config,"pool [/x] [bold]5[/bold]"\n')
     logs = tmp_path / "logs.csv"
-    logs.write_text((tutorial / "logs.csv").read_text().replace("db pool exhausted:", "[/x] db pool [bold]exhausted:"))
+    logs.write_text((tutorial / "logs.csv").read_text().replace("upstream returned", "[/x] upstream [bold]returned"))
     result = runner.invoke(app, ["investigate", "--metrics", str(tutorial / "metrics.csv"), "--logs", str(logs),
                                  "--events", str(events), "--llm", "offline", "--out", str(tmp_path / "review")])
     assert result.exit_code == 0, result.output
     printed = " ".join(result.output.split())  # rich wraps long lines
     assert "Trigger: pool [/x] [bold]5[/bold] at 2024-05-01 14:40 UTC" in printed
-    assert "lines matching '[/x] db pool [bold]exhausted: <*> connections in use, <*> waiting'" in printed
+    assert "lines matching '[/x] upstream [bold]returned <*> for <*> after <*> ms'" in printed
 
 
 def test_an_invented_number_in_any_narrative_section_gets_its_retry(store):
@@ -280,5 +289,7 @@ def test_an_invented_number_in_any_narrative_section_gets_its_retry(store):
     draft = {section: f"The {section} section says 12345 requests failed." for section in NARRATIVE_SECTIONS}
     payload, _ = draft_postmortem(ctx, draft)
     assert payload["status"] == "retry"
-    assert payload["rejected"] == {section: ["number '12345' is not in the evidence"] for section in NARRATIVE_SECTIONS}
+    # the tutorial day names no single root cause, so its review has no root-cause section to write
+    written = [section for section in NARRATIVE_SECTIONS if section != "root_cause"]
+    assert payload["rejected"] == {section: ["number '12345' is not in the evidence"] for section in written}
     assert ctx.narrative == {}

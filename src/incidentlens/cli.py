@@ -460,11 +460,18 @@ def eval_scenarios_command(
                       _rate(s.kind_accuracy), _rate(s.verdict_accuracy), str(s.false_incidents), str(s.missed),
                       f"{s.mean_seconds:.2f}")
     console.print(table)
-    if report.calibration and report.calibration.hypotheses:
-        console.print(f"calibration of {report.calibration.hypotheses} hypotheses (ECE "
-                      f"{report.calibration.ece:.3f}; of those given about X% confidence, about X% should be right):")
-        for line in report.calibration.lines():
-            console.print(f"  {line}", markup=False)
+    if report.calibration:
+        _print_calibration(report.calibration)
+
+
+def _print_calibration(found: object) -> None:
+    """The reliability table of `eval.calibration`: of hypotheses at about X% confidence, the share right."""
+    if not found.hypotheses:
+        return
+    console.print(f"calibration of {found.hypotheses} hypotheses (ECE {found.ece:.3f}; of those given about X% "
+                  "confidence, about X% should be right):", markup=False)
+    for line in found.lines():
+        console.print(f"  {line}", markup=False)
 
 
 def _rate(value: float | None, fmt: str = "{:.0%}") -> str:
@@ -947,6 +954,7 @@ def eval_nezha_command(
         table.add_row(kind, str(scores["faults"]), f"{scores['top1']:.1%} ({scores['top1_count']})",
                       f"{scores['top3']:.1%} ({scores['top3_count']})", f"{scores['mean_seconds']:.1f}")
     console.print(table)
+    _print_calibration(report.calibration())
 
 
 def main() -> None:

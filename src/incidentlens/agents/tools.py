@@ -278,7 +278,8 @@ def draft_postmortem(ctx: InvestigationContext, narrative: dict[str, str] | None
     verdicts = pm.narratives()  # every prose section, impact, detection and recovery included
     rejected = {name: list(verdicts[name].rejected) for name in narrative
                 if name in verdicts and verdicts[name].rejected}
-    accepted = [name for name in narrative if name not in rejected]
+    # a section the review does not hold (no root cause named: no root-cause prose) is not kept either
+    accepted = [name for name in narrative if name not in rejected and name in verdicts]
     # what passed is kept at once, so a writer that never comes back still leaves its grounded sections
     ctx.narrative = {**ctx.narrative, **{name: narrative[name] for name in accepted}}
     if not rejected:

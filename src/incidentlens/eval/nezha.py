@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from incidentlens.errors import InputError
+from incidentlens.eval.calibration import Calibration, calibration
 from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
 from incidentlens.telemetry.logfields import service_of_pod
 
@@ -40,6 +41,7 @@ class Ranking:
 
     services: list[str]
     note: str | None = None
+    confidences: list[float] = field(default_factory=list)  # each service's stated confidence, when the ranker has one
 
 
 Ranker = Callable[[TelemetryStore, datetime], Ranking]
@@ -66,6 +68,7 @@ class FaultScore:
     rank: int | None
     seconds: float
     note: str | None = None
+    confidences: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -76,7 +79,13 @@ class NezhaReport:
     faults: list[FaultScore] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {"ranker": self.ranker, **_scores(self.faults), "by_type": self.by_type(), "paper": PAPER}
+        return {"ranker": self.ranker, **_scores(self.faults), "by_type": self.by_type(), "paper": PAPER,
+                "calibration": self.calibration().model_dump()}
+
+    def calibration(self) -> Calibration:
+        """Of the hypotheses stated at about X% confidence, the share naming the injected service."""
+        return calibration((confidence, service == f.service) for f in self.faults
+                           for confidence, service in zip(f.confidences, f.ranked, strict=False))
 
     def by_type(self) -> dict[str, dict[str, Any]]:
         kinds = sorted({f.kind for f in self.faults})
@@ -192,7 +201,8 @@ def analysis_ranker(store: TelemetryStore, at: datetime) -> Ranking:
     from incidentlens.analysis import analyze
 
     result = analyze(store, at=at, onset="at")
-    return Ranking(_unique(h.service for h in result.hypotheses), note=result.reason)
+    return Ranking(_unique(h.service for h in result.hypotheses), note=result.reason,
+                   confidences=[h.confidence for h in result.hypotheses])
 
 
 def signals_ranker(store: TelemetryStore, at: datetime) -> Ranking:
@@ -399,6 +409,7 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: R
     return FaultScore(
         inject_time=fault.inject_time.isoformat() + "Z", service=fault.service, kind=fault.kind, ranked=ranked[:5],
         rank=rank, seconds=round(time.perf_counter() - started, 2), note="; ".join(notes) or None,
+        confidences=ranking.confidences[:5],
     )
 
 

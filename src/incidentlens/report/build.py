@@ -220,6 +220,15 @@ class _Builder:
         return first.split("/")[0]
 
     @property
+    def subject(self) -> str:
+        """Whom the action items and runbook are about: the root cause's service, or with no single root cause the
+        services that moved (`api-gateway, payments and db-proxy`)."""
+        if not self.inconclusive or not self.verdict.services:
+            return self.service
+        names = [s.service for s in self.verdict.services[:3]]
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+    @property
     def peak(self) -> dt.datetime | None:
         """The incident's peak; with a given start and no metric series moving there is none to report (the analysis
         puts it at the start)."""
@@ -243,20 +252,18 @@ class _Builder:
 
     def _runbook(self) -> list[str]:
         """The catalogue's steps for the cause, with the log line that marked it in this incident right after the
-        first: what the next on-call searches for."""
+        first: what the next on-call searches for. With no single root cause: find which service moved first, and
+        the log line that marked each."""
         templates = self.data.get("templates") or []
-        steps = runbook_for(self.kind, self.service, log_text_of(templates))
+        steps = runbook_for(self.kind, self.subject, log_text_of(templates))
+        services = [s.service for s in self.verdict.services[:3]] if self.inconclusive else [self.service]
         if self.inconclusive:
-            names = ", ".join(s.service for s in self.verdict.services[:5])
-            steps[0] = f"Find which of {names} moved first in its own telemetry: the review lists what each showed"
-            return steps
-        signature = next((t for t in templates if self.top and t.get("template")
-                          and self.top.service in (t.get("services") or [])), None)
-        if signature and steps:
-            change = "appeared" if signature.get("status") == "new" else "surged"
-            steps.insert(1, f"Search {self.service}'s logs for lines matching '{signature['template']}': they "
-                            f"{change} with this incident")
-        return steps
+            steps[0] = (f"Find which of {', '.join(services)} moved first in its own telemetry: the review lists what "
+                        "each showed")
+        searches = [_search_step(name, t) for name in services if self.top
+                    for t in [next((t for t in templates if t.get("template") and name in (t.get("services") or [])),
+                                   None)] if t]
+        return steps[:1] + searches + steps[1:]
 
     def _narrate(self, section: str, template_text: str) -> Narrative:
         text = (self.narrative.get(section) or "").strip()
@@ -513,9 +520,12 @@ class _Builder:
             landmarks.append((self.trigger.t, f"trigger: {self.trigger.description}", self.trigger.evidence))
         # the analysis's own entry for a landmark may carry sub-second digits the landmark's time lacks
         covered = {when for when, _, _ in entries} | {event for _, event, _ in entries}
-        entries += given + [mark for mark in landmarks if mark[0] and not {mark[0], mark[1]} & covered]
+        entries += [mark for mark in landmarks if mark[0] and not {mark[0], mark[1]} & covered]
+        # at the same second, the given start comes first and the examined window's end last
+        ranked = [(when, 1, event, ids) for when, event, ids in entries]
+        ranked += [(when, 0 if i == 0 else 2, event, ids) for i, (when, event, ids) in enumerate(given)]
         return [TimelineEntry(t=when, event=event, phase=self._phase(when, event), evidence=evidence)
-                for when, event, evidence in sorted(entries, key=lambda e: e[0])]
+                for when, _, event, evidence in sorted(ranked, key=lambda e: (e[0], e[1]))]
 
     def _given_start_entries(self, entries: list[_Entry], evidence: list[str]) -> tuple[list[_Entry], list[_Entry]]:
         """With a given start: the analysis's entries less those that assume a detected window (its close read as a
@@ -552,7 +562,7 @@ class _Builder:
 
     def _action_items(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
-        items = mitigations_for(self.kind, self.service, cited)
+        items = mitigations_for(self.kind, self.subject, cited)
         trigger_is_change = self.trigger_on_path and self.trigger.kind in ("deploy", "config", "config_change",
                                                                            "release")
         if trigger_is_change and playbook_kind(self.kind) != "bad_deploy" and self.trigger.service:
@@ -656,6 +666,12 @@ def _ranked_hypotheses(raw: list[dict[str, Any]]) -> list[Hypothesis]:
     ordered = sorted(raw, key=lambda h: -float(h.get("confidence") or 0))
     return [Hypothesis(rank=i, **{k: v for k, v in h.items() if k in Hypothesis.model_fields})
             for i, h in enumerate(ordered, start=1)]
+
+
+def _search_step(service: str, template: dict[str, Any]) -> str:
+    """The runbook step naming the log line that marked a service in this incident."""
+    change = "appeared" if template.get("status") == "new" else "surged"
+    return f"Search {service}'s logs for lines matching '{template['template']}': they {change} with this incident"
 
 
 def _verdict(raw: dict[str, Any] | None) -> Verdict | None:
