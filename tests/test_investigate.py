@@ -277,7 +277,7 @@ def test_bracketed_log_and_event_text_reach_the_printed_summary_and_runbook_verb
     assert result.exit_code == 0, result.output
     printed = " ".join(result.output.split())  # rich wraps long lines
     assert "Trigger: pool [/x] [bold]5[/bold] at 2024-05-01 14:40 UTC" in printed
-    assert "lines matching '[/x] upstream [bold]returned <*> for <*> after <*> ms'" in printed
+    assert "lines matching '[/x] upstream [bold]returned <*> for <*> after <*>'" in printed
 
 
 def test_an_invented_number_in_any_narrative_section_gets_its_retry(store):
