@@ -185,7 +185,7 @@ def test_a_model_that_only_answers_in_text_leaves_a_degraded_run(store, tmp_path
     assert author["degraded"] is True and author["model_tool_calls"] == 0
     assert "made no tool call" in author["degraded_reason"] == result.degraded_reason
     assert result.postmortem.generated_by.degraded  # and the review says so
-    assert result.postmortem.root_cause.service == "db-proxy"  # from the evidence engine
+    assert_no_single_root_cause(result.postmortem)  # from the evidence engine
 
 
 def test_a_request_over_the_context_budget_sends_the_oldest_tool_results_as_their_evidence_ids(store):
