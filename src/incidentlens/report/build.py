@@ -258,8 +258,8 @@ class _Builder:
         steps = runbook_for(self.kind, self.subject, log_text_of(templates))
         services = [s.service for s in self.verdict.services[:3]] if self.inconclusive else [self.service]
         if self.inconclusive:
-            steps[0] = (f"Find which of {', '.join(services)} moved first in its own telemetry: the review lists what "
-                        "each showed")
+            steps[0] = (f"Find which of {', '.join(services)} moved first, each in its own metrics, logs and traces "
+                        "(the review lists what each showed)")
         searches = [_search_step(name, t) for name in services if self.top
                     for t in [next((t for t in templates if t.get("template") and name in (t.get("services") or [])),
                                    None)] if t]
