@@ -185,3 +185,13 @@ def test_one_million_points_take_well_under_a_second():
     elapsed = time.perf_counter() - began
     assert any(s.start <= 600_000 <= s.end for s in found.spans)
     assert elapsed < 3.0  # about 0.2 s on an idle core (benchmarks/bench_detect.py); headroom for a busy CI box
+
+
+def test_a_shorter_series_has_a_lower_bar_and_a_longer_one_a_higher():
+    from incidentlens.analysis.detection import DEFAULT_SETTINGS, length_bar
+
+    assert length_bar(8000, DEFAULT_SETTINGS) == pytest.approx(5.0)
+    assert length_bar(1440, DEFAULT_SETTINGS) == pytest.approx(4.66, abs=0.01)  # a day of minutes
+    assert length_bar(14, DEFAULT_SETTINGS) == pytest.approx(3.59, abs=0.01)  # two weeks of days
+    assert length_bar(1_000_000, DEFAULT_SETTINGS) == pytest.approx(5.87, abs=0.01)
+    assert length_bar(3, DEFAULT_SETTINGS) == 3.5  # never below the extend threshold + 0.5

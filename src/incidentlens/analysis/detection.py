@@ -46,6 +46,7 @@ class RobustSettings:
     seasonal: bool = True  # over 3+ days, try a time-of-day profile (baseline.py)
     history_factor: float = 1.3  # open only past this x the history_rank-th largest earlier peak; 0: off
     history_rank: int = 3
+    bar_points: int = 8000  # open_threshold is the bar of a series this long; see length_bar
 
 
 DEFAULT_SETTINGS = RobustSettings()
@@ -97,11 +98,12 @@ def detect_points(
     score = (series.y - base.expected) / scale
     runs_any = find_runs(score, series, base.expected, settings)
     needed = _min_sustained_ns(series, settings)
-    weighed = weigh_against_history(runs_any, score, settings)
+    floor = length_bar(len(series.y), settings)
+    weighed = weigh_against_history(runs_any, score, settings, floor)
     candidates = [span for span in weighed if span.sustained_ns >= needed]
     spans = [span for span in candidates if span.strength >= settings.open_threshold]
-    near_miss = None if spans else _near_miss(weighed, score, series, base.expected, settings, needed)
-    reason = None if spans else f"no sustained deviation past {settings.open_threshold:g} robust σ"
+    near_miss = None if spans else _near_miss(weighed, score, series, base.expected, settings, needed, floor)
+    reason = None if spans else f"no sustained deviation past {floor:.1f} robust σ"
     return SeriesDetection(series=series, spans=spans, score=score, baseline=base.expected, reason=reason,
                            candidates=candidates, near_miss=near_miss)
 
@@ -110,9 +112,19 @@ def _ns(duration: timedelta) -> int:
     return int(duration / timedelta(microseconds=1)) * 1000
 
 
-def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: RobustSettings) -> list[Span]:
+def length_bar(points: int, settings: RobustSettings) -> float:
+    """The opening bar of a series of this many points: `open_threshold` for `bar_points`, lower for a shorter
+    series and higher for a longer one, so every series has the same chance of a false window (the normal tail
+    past the bar, times the number of points, stays that of `bar_points` points past `open_threshold`); never
+    below the extend threshold."""
+    tail = 0.5 * math.erfc(settings.open_threshold / math.sqrt(2)) * settings.bar_points / max(points, 1)
+    return max(-NormalDist().inv_cdf(min(tail, 0.5)), settings.extend_threshold + 0.5)
+
+
+def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: RobustSettings,
+                          floor: float) -> list[Span]:
     """Each run's strength: its peak |score| measured against the bar where it starts, scaled to the opening
-    threshold (strength >= open_threshold opens a window). The bar is `open_threshold`, raised to `history_factor`
+    threshold (strength >= open_threshold opens a window). The bar is `floor` (`length_bar`), raised to `history_factor`
     x the `history_rank`-th largest peak of the series' earlier runs: what a heavy-tailed series has already done
     several times, it will do again, so only what comes close to that is news; an incident seen once or twice
     before does not hide the next one."""
@@ -120,7 +132,7 @@ def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: R
     weighed = []
     for span in sorted(candidates, key=lambda s: s.start):
         record = largest[0] if len(largest) == settings.history_rank else 0.0
-        bar = max(settings.open_threshold, settings.history_factor * record)
+        bar = max(floor, settings.history_factor * record)
         weighed.append(replace(span, strength=abs(span.shift) * settings.open_threshold / bar))
         if len(largest) < settings.history_rank:
             heapq.heappush(largest, abs(span.shift))
@@ -192,7 +204,7 @@ def _span(start: int, end: int, direction: str, score: np.ndarray, series: Prepa
 
 
 def _near_miss(weighed: list[Span], score: np.ndarray, series: PreparedSeries, expected: np.ndarray,
-               settings: RobustSettings, needed_ns: int) -> NearMiss:
+               settings: RobustSettings, needed_ns: int, floor: float) -> NearMiss:
     """The strongest run past the extend threshold (of any duration) and why it did not open a window; without
     one, the largest |score| of the series."""
     if not weighed:
@@ -202,10 +214,9 @@ def _near_miss(weighed: list[Span], score: np.ndarray, series: PreparedSeries, e
     best = max(weighed, key=lambda span: span.strength)
     shortfalls = []
     if best.strength < settings.open_threshold:
-        raised = best.strength < abs(best.shift) * (1 - 1e-9)
-        shortfalls.append(f"{abs(best.shift):.1f} σ is under the "
-                          + (f"{abs(best.shift) * settings.open_threshold / best.strength:.1f} σ bar (the series' own "
-                             "earlier peaks raised it)" if raised else f"{settings.open_threshold:g} σ bar"))
+        bar = abs(best.shift) * settings.open_threshold / best.strength
+        raised = " (the series' own earlier peaks raised it)" if bar > floor * (1 + 1e-9) else ""
+        shortfalls.append(f"{abs(best.shift):.1f} σ is under the {bar:.1f} σ bar{raised}")
     if best.sustained_ns < needed_ns:
         shortfalls.append(f"it lasted {_duration_text(best.sustained_ns)}, under the {_duration_text(needed_ns)} "
                           "a window needs")
@@ -416,7 +427,8 @@ def _sensitivity_text(sensitivity: str | float | None, settings: RobustSettings)
     if sensitivity is None:
         name = "medium"
     label = f"{name}: " if name else ""
-    return f"{label}opening bar {settings.open_threshold:g} robust σ"
+    return (f"{label}opening bar {settings.open_threshold:g} robust σ for a series of {settings.bar_points:,} points "
+            "(lower for a shorter series, higher for a longer one)")
 
 
 def _read_series(store: Any, sql: str) -> list[_Series]:
@@ -657,7 +669,7 @@ def closest_miss(detections: dict[str, SeriesDetection], lone_bar: float,
         "series": name, "start": iso_z(_to_datetime(t[span.start])), "end": iso_z(_ns_to_datetime(end)),
         "peak_at": iso_z(_to_datetime(t[span.peak])), "direction": span.direction,
         "baseline": _round(span.baseline), "peak": _round(span.peak_value), "shift": round(span.shift, 2),
-        "strength": round(span.strength, 2), "bar": settings.open_threshold, "why_short": why,
+        "strength": round(span.strength, 2), "why_short": why,
         "ask_for_more": "--sensitivity high (opening bar "
                         f"{SENSITIVITY['high']:g} σ) or --sensitivity <σ> lowers the bar",
     }
