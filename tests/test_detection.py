@@ -195,3 +195,15 @@ def test_a_shorter_series_has_a_lower_bar_and_a_longer_one_a_higher():
     assert length_bar(14, DEFAULT_SETTINGS) == pytest.approx(3.59, abs=0.01)  # two weeks of days
     assert length_bar(1_000_000, DEFAULT_SETTINGS) == pytest.approx(5.87, abs=0.01)
     assert length_bar(3, DEFAULT_SETTINGS) == 3.5  # never below the extend threshold + 0.5
+
+
+def test_over_several_weeks_a_weekly_pattern_is_learned_and_a_weekday_as_quiet_as_a_sunday_stands_out():
+    hours = 6 * 7 * 24
+    rng = np.random.default_rng(5)
+    day_of_week = (np.arange(hours) // 24) % 7
+    daily = 30 * np.sin(np.arange(hours) * 2 * np.pi / 24)
+    y = np.where(day_of_week >= 5, 40.0, 100.0) + daily * (day_of_week < 5) + rng.normal(0, 2, hours)
+    wednesday = (4 * 7 + 2) * 24 + 9  # 09:00 to 17:00 of the fifth week's Wednesday: weekend traffic
+    y[wednesday:wednesday + 8] = 40 + rng.normal(0, 2, 8)
+    found = detect_points(minutes(hours, step_minutes=60), y)
+    assert [(s.start, s.end, s.direction) for s in found.spans] == [(wednesday, wednesday + 7, "down")]

@@ -64,7 +64,8 @@ def fit_baseline(t_ns: np.ndarray, y: np.ndarray, smoothness_ns: int, reference:
     """Fit the robust baseline of one series (times as int64 ns, sorted) and its residual scale.
 
     Over at least SEASONAL_MIN_DAYS days the baseline may be seasonal: a robust time-of-day profile plus the
-    smoother over what the profile leaves, kept when it explains the series clearly better than the smoother alone.
+    smoother over what the profile leaves, kept when it explains the series clearly better than the smoother alone;
+    over as many weeks, a time-of-week profile (weekdays and weekends differ), kept when it is clearly better still.
     Both are fitted on at most MAX_BINS bin medians and interpolated back to every point.
     `reference` (booleans per point) restricts where the scale is measured, e.g. the period before an alert;
     `seasonal=False` keeps to the smoother.
@@ -72,10 +73,11 @@ def fit_baseline(t_ns: np.ndarray, y: np.ndarray, smoothness_ns: int, reference:
     bin_t, bin_y, bin_size = _bin_medians(t_ns, y)
     point_noise = robust_scale(np.diff(y)) / np.sqrt(2) if len(y) > 2 else 0.0
     fit = _smooth_fit(bin_t, bin_y, smoothness_ns, point_noise)
-    if seasonal and t_ns[-1] - t_ns[0] >= SEASONAL_MIN_DAYS * DAY_NS:
-        with_profile = _seasonal_fit(bin_t, bin_y, smoothness_ns, point_noise)
-        if robust_scale(bin_y - with_profile) < SEASONAL_GAIN * robust_scale(bin_y - fit):
-            fit = with_profile
+    for period in (DAY_NS, 7 * DAY_NS):
+        if seasonal and t_ns[-1] - t_ns[0] >= SEASONAL_MIN_DAYS * period:
+            with_profile = _seasonal_fit(bin_t, bin_y, smoothness_ns, point_noise, period)
+            if robust_scale(bin_y - with_profile) < SEASONAL_GAIN * robust_scale(bin_y - fit):
+                fit = with_profile
     expected = np.interp(t_ns.astype(np.float64), bin_t, fit) if bin_size > 1 else fit
     residuals = y - expected
     if reference is not None and reference.sum() >= 10:
@@ -90,15 +92,17 @@ def _smooth_fit(t: np.ndarray, y: np.ndarray, smoothness_ns: float, point_noise:
     return _robust_whittaker(y, samples_per_period, point_noise)
 
 
-def _seasonal_fit(t: np.ndarray, y: np.ndarray, smoothness_ns: float, point_noise: float) -> np.ndarray:
-    """Time-of-day profile (median per phase over the days: an incident is one day of several, so it does not
-    move it) around a stiff trend, then the regular smoother over the deseasonalised series."""
+def _seasonal_fit(t: np.ndarray, y: np.ndarray, smoothness_ns: float, point_noise: float,
+                  period: int = DAY_NS) -> np.ndarray:
+    """Time-of-day (or of-week: `period`) profile (median per phase over the periods: an incident is one period of
+    several, so it does not move it) around a stiff trend, then the regular smoother over the deseasonalised
+    series."""
     step = float(np.median(np.diff(t)))
-    phase_width = max(step, DAY_NS / PHASES_PER_DAY)
-    phase = (((t - t[0]) % DAY_NS) // phase_width).astype(np.int64)
+    phase_width = max(step, period / PHASES_PER_DAY)
+    phase = (((t - t[0]) % period) // phase_width).astype(np.int64)
     profile = np.zeros_like(y)
     for _ in range(2):
-        trend = _smooth_fit(t, y - profile, SEASONAL_TREND_DAYS * DAY_NS, point_noise)
+        trend = _smooth_fit(t, y - profile, SEASONAL_TREND_DAYS * period, point_noise)
         per_phase = _group_medians(phase, y - trend)
         profile = per_phase[phase] - np.median(per_phase)
     return profile + _smooth_fit(t, y - profile, smoothness_ns, point_noise)
