@@ -53,7 +53,7 @@ def burst(webhooks: int, groups: int, seed: int = 7) -> tuple[list[dict[str, Any
     return [bodies[i] for i in order], sent
 
 
-def client_loop(port: int, token: str, work: Queue, latencies: list[float], errors: list[str]) -> None:
+def client_loop(port: int, token: str, work: Queue, latencies: list[tuple[float, float]], errors: list[str]) -> None:
     """One client: a keep-alive connection posting notifications until the work runs out. Plain http.client, so
     the clients' own CPU (on the same two cores as the server) stays small."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -69,7 +69,7 @@ def client_loop(port: int, token: str, work: Queue, latencies: list[float], erro
                 connection.request("POST", "/api/v1/alerts/alertmanager", body=body, headers=headers)
                 answer = connection.getresponse()
                 answer.read()
-                latencies.append(time.perf_counter() - begun)
+                latencies.append((begun, time.perf_counter() - begun))
                 if answer.status != 200:
                     errors.append(f"HTTP {answer.status}")
             except (OSError, http.client.HTTPException) as err:
@@ -97,7 +97,7 @@ def main() -> None:
             work: Queue = Queue()
             for body in bodies:
                 work.put(json.dumps(body).encode())
-            latencies: list[float] = []
+            latencies: list[tuple[float, float]] = []
             errors: list[str] = []
             threads = [threading.Thread(target=client_loop, args=(server.port, TOKEN, work, latencies, errors))
                        for _ in range(options.clients)]
@@ -118,7 +118,8 @@ def main() -> None:
         finally:
             server.stop()
 
-    ms = np.array(latencies) * 1000
+    ms = np.array([latency for _, latency in latencies]) * 1000
+    slowest = sorted(latencies, key=lambda pair: -pair[1])[:10]
     figures = {
         "webhooks": len(bodies), "groups": options.groups, "clients": options.clients,
         "answered_2xx": len(bodies) - len(errors), "errors": len(errors),
@@ -130,6 +131,7 @@ def main() -> None:
         "receipts_match": receipts == sent,
         "investigations_at_end": dict(investigations),
         "machine_load_1min_before": round(load_before, 1), "cores": os.cpu_count(),
+        "slowest_started_at_s": [round(start - begun, 2) for start, _ in slowest],
     }
     print(json.dumps(figures, indent=2))
     lost = figures["notifications_counted"] != len(bodies) or not figures["receipts_match"] or errors

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from incidentlens.server.state import StateDB
 
 logger = logging.getLogger(__name__)
 IDLE_POLL_S = 2.0  # a worker with nothing to do looks again this often even without a wake-up
+CHECKPOINT_S = 2.0  # how often the state DB's write-ahead log is folded into the database file
 
 
 def run_investigation(settings: ServeSettings, job: dict[str, Any], out: Path) -> list[str]:
@@ -114,6 +116,7 @@ class WorkerPool:
         for number in range(self.settings.workers):
             self._spawn(self._investigate_loop, f"incidentlens-worker-{number}")
         self._spawn(self._notify_loop, "incidentlens-notifier")
+        self._spawn(self._checkpoint_loop, "incidentlens-checkpoint")
         return resumed
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -162,6 +165,13 @@ class WorkerPool:
         if targets:
             with self._deliveries:
                 self._deliveries.notify()
+
+    def _checkpoint_loop(self) -> None:
+        while not self._stop.wait(CHECKPOINT_S):
+            try:
+                self.state.checkpoint()
+            except sqlite3.Error as err:  # busy or locked: the next round goes on
+                logger.debug("checkpoint: %s", err)
 
     def _notify_loop(self) -> None:
         while not self._stop.is_set():
