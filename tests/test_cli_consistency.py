@@ -24,7 +24,7 @@ from incidentlens.scenarios.output import FORMATS
 
 runner = CliRunner()
 COMMANDS = [["scenarios"], ["generate"], ["detect"], ["analyze"], ["templates"], ["sql"], ["report"], ["investigate"],
-            ["demo"], ["eval", "templates"],
+            ["demo"], ["serve"], ["mcp"], ["eval", "templates"],
             ["eval", "nab"], ["eval", "scenarios"], ["eval", "nezha"]]
 REPO = Path(__file__).resolve().parents[1]
 

@@ -836,29 +836,31 @@ def serve_command(
     mapping: ColumnMap = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_user: PromUser = None,
     prom_step: PromStep = None,
-    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).",
-                                             rich_help_panel=_SERVE)] = None,
+    host: Annotated[str | None, typer.Option("--host", metavar="ADDRESS", help="Address to listen on (default "
+                                             "127.0.0.1).", rich_help_panel=_SERVE)] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default 8080).", rich_help_panel=_SERVE)] = None,
-    state: Annotated[Path | None, typer.Option("--state", help="Directory for the SQLite state and the reviews "
-                                               "(default ./incidentlens-state).", rich_help_panel=_SERVE)] = None,
-    token: Annotated[str | None, typer.Option("--token", envvar="INCIDENTLENS_TOKEN", show_default=False,
-                                              help="Bearer token every endpoint but /healthz requires (better: env "
-                                              "INCIDENTLENS_TOKEN).", rich_help_panel=_SERVE)] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML (or YAML) file with these settings and the "
-                                                "outbound notifications; options given here win.",
+    state: Annotated[Path | None, typer.Option("--state", metavar="DIR", help="Directory for the SQLite state and "
+                                               "the reviews (default ./incidentlens-state).",
+                                               rich_help_panel=_SERVE)] = None,
+    token: Annotated[str | None, typer.Option("--token", metavar="TOKEN", envvar="INCIDENTLENS_TOKEN",
+                                              show_default=False, help="Bearer token every endpoint but /healthz "
+                                              "requires (better: env INCIDENTLENS_TOKEN).",
+                                              rich_help_panel=_SERVE)] = None,
+    config: Annotated[Path | None, typer.Option("--config", metavar="FILE", help="TOML (or YAML) file with these "
+                                                "settings and the outbound notifications; options given here win.",
                                                 rich_help_panel=_SERVE)] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Investigations at once (default 1).",
                                                 rich_help_panel=_SERVE)] = None,
     queue_size: Annotated[int | None, typer.Option("--queue-size", help="Queued investigations before a manual "
                                                    "start is refused with 429 (default 100).",
                                                    rich_help_panel=_SERVE)] = None,
-    llm: Annotated[str | None, typer.Option("--llm", help="auto, offline, openai, openai-compatible (default auto).",
-                                            rich_help_panel=_SERVE)] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model for openai / openai-compatible.",
+    llm: Annotated[Brain | None, typer.Option("--llm", help="The investigations' brain (default auto).",
                                               rich_help_panel=_SERVE)] = None,
-    llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible endpoint.",
+    model: Annotated[str | None, typer.Option("--model", metavar="NAME", help="Model for openai / "
+                                              "openai-compatible.", rich_help_panel=_SERVE)] = None,
+    llm_url: Annotated[str | None, typer.Option("--llm-url", metavar="URL", help="OpenAI-compatible endpoint.",
                                                 rich_help_panel=_SERVE)] = None,
-    public_url: Annotated[str | None, typer.Option("--public-url", help="The UI's address for links in "
+    public_url: Annotated[str | None, typer.Option("--public-url", metavar="URL", help="The UI's address for links in "
                                                    "notifications (default http://HOST:PORT).",
                                                    rich_help_panel=_SERVE)] = None,
 ) -> None:
@@ -890,8 +892,8 @@ def mcp_command(
     mapping: ColumnMap = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_user: PromUser = None,
     prom_step: PromStep = None,
-    state: Annotated[Path | None, typer.Option("--state", help="A `serve` state directory: adds the incidents and "
-                                               "their reviews.")] = None,
+    state: Annotated[Path | None, typer.Option("--state", metavar="DIR", help="A `serve` state directory: adds the "
+                                               "incidents and their reviews.")] = None,
 ) -> None:
     """Serve the read-only MCP tools (analyze, detect, sql, templates, list_incidents, get_review) on stdio."""
     from incidentlens.server.mcp_tools import build_mcp
