@@ -236,8 +236,9 @@ def test_the_demo_review_draws_its_metrics_contributors_and_timeline(demo_page: 
     charts = demo_page.charts()
     labels = [c["label"] for c in charts]
     assert labels.count("top contributors") == 1 and labels.count("timeline") == 1
-    # the seed-tutorial day has three wide metrics, all of which moved: each gets its chart
-    assert {"global/p95_ms over time", "global/error_rate over time", "global/rps over time"} <= set(labels)
+    # the seed-tutorial day has three wide metrics, all of which moved: each gets its chart, named with its unit
+    assert {"moved most: p95_ms (ms) over time", "moved most: error_rate (%) over time",
+            "moved most: rps (req/s) over time"} <= set(labels)
     assert_drawn(charts)
 
 

@@ -135,3 +135,41 @@ def test_quiet_logs_have_no_peak_and_no_affected_users() -> None:
     assert impact.users_affected == 0
     assert impact.services_affected == []
     assert (impact.requests_total, impact.requests_failed) == (1800, 0)
+
+
+# Two latency series: `cache` was already at 900 ms for the 5 minutes before the start and creeps to 910 after it;
+# `db` is at 100 ms until the start, then climbs to 400 ms. Only db's rise is the incident's.
+ALREADY_HIGH = """
+    CREATE VIEW metrics AS
+    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, 'p95_ms' AS metric,
+           CAST(CASE
+               WHEN service = 'cache' AND i >= 115 THEN 900 + CASE WHEN i >= 120 THEN 10 ELSE 0 END
+               WHEN service = 'db' AND i >= 120 THEN 400
+               ELSE 100 + i % 5
+           END AS DOUBLE) AS value
+    FROM range(150) t(i), (VALUES ('cache'), ('db')) s(service)
+"""
+
+
+def test_impact_counts_only_what_changed_at_or_after_the_start() -> None:
+    result = estimate_impact(DuckStore(ALREADY_HIGH), WINDOW, BASELINE)
+    peak = result.impact.peak_latency
+    assert (peak.service, peak.value) == ("db", 400.0)  # not cache's 910, which it nearly had before the start
+    assert result.impact.services_affected == ["db"]
+    said = next(e for e in result.evidence if "high_before_the_start" in e.data)
+    assert said.data["high_before_the_start"] == ["cache/p95_ms"]
+
+
+SPANS = """
+    CREATE VIEW spans AS
+    SELECT 't' || i AS trace_id, 's' || i AS span_id, CAST(NULL AS VARCHAR) AS parent_id, 'edge-proxy' AS service,
+           'GET /' AS operation, TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i * 10) AS start_ts,
+           12.0 AS duration_ms, i >= 720 AND i % 4 = 0 AS is_error
+    FROM range(900) t(i)
+"""
+
+
+def test_with_traces_requests_are_the_root_spans_where_they_entered(store: DuckStore) -> None:
+    impact = estimate_impact(DuckStore(METRICS, LOGS, SPANS), WINDOW, BASELINE).impact
+    assert impact.entry_service == "edge-proxy"  # not the busiest service by rate: where requests entered
+    assert impact.requests_total == 180 and impact.requests_failed == 45  # one a 10 s for 30 min, every 4th failed

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -44,3 +45,19 @@ def test_a_nezha_fault_review_stays_readable_and_keeps_its_evidence_beside_it(tr
     evidence = json.loads(paths["evidence"].read_text())["evidence"]
     assert {e["id"] for e in evidence} == {e.id for e in result.postmortem.evidence}
     assert all(e["query"] for e in evidence)
+
+
+@pytest.mark.dataset
+def test_the_nezha_review_charts_the_root_cause_and_counts_impact_from_what_changed(travel_review):
+    result, paths = travel_review
+    pm = result.postmortem
+    html = paths["html"].read_text()
+    titles = re.findall(r"<figcaption>(.*?)</figcaption>", html)
+    assert titles[0].startswith(f"root cause: {pm.root_cause.service}/")
+    assert any(t.startswith("entry service: ts-gateway-service/") for t in titles)
+    # ts-security-service's client latency was at 28.4 s for minutes before the given start: not this incident's
+    assert not (pm.impact.peak_latency.service == "ts-security-service" and pm.impact.peak_latency.value > 28)
+    assert pm.impact.entry_service == "ts-gateway-service"  # where the traces' requests entered
+    summary = pm.impact.narrative.text
+    assert f"atency ({pm.impact.peak_latency.service}/" in summary and " s against " in summary
+    assert "zoom: the" in html  # a window of a minute or two gets a panel of its own

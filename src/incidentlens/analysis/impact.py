@@ -1,10 +1,11 @@
 """Impact: how long, how many requests and users, which services and regions, how bad at the peak.
 
 Rules (each number's evidence repeats its rule and carries its SQL):
-- requests are counted at the entry service: a service whose name marks it as the front door (gateway, frontend,
-  edge, ingress, api, web), else the busiest one; a request-rate metric (per second) times the window's seconds,
-  failed = mean(rate x error ratio) x seconds. Without such metrics, log lines of the entry service stand in for
-  requests and its ERROR/FATAL lines for failures.
+- requests are counted where they enter: with traces, the root spans in the window (requests as the entry service
+  received them; failed = root spans marked as errors). Else at the entry service: a service whose name marks it as
+  the front door (gateway, frontend, edge, ingress, api, web), else the busiest one; a request-rate metric (per
+  second) times the window's seconds, failed = mean(rate x error ratio) x seconds. Without such metrics, log lines of
+  the entry service stand in for requests and its ERROR/FATAL lines for failures.
 - users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window.
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
   `SURGE_RATIO` times the baseline's (and a Bonferroni-corrected Poisson test agrees), or, for services, when one
@@ -12,11 +13,15 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   (`shifts.metric_shift_sql`, with the noise floor `IMPACT_NOISE_FLOOR`).
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum;
   without an error metric, the worst minute's share of ERROR/FATAL log lines.
+- only what changed at or after the start counts: a series whose window maximum does not rise above its own level in
+  the `PRE_START` before the start (by the noise floor, and by half of any excursion from the baseline it had already
+  made by then) was already there, and neither peaks nor marks its service.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -39,6 +44,7 @@ from incidentlens.analysis.periods import (
 )
 from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
 from incidentlens.analysis.tails import poisson_at_least
+from incidentlens.telemetry import sql_ts
 
 REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
 ERROR_RATIO = re.compile(r"err\w*_(ratio|rate|pct|percent)|fail\w*_(ratio|rate)", re.IGNORECASE)
@@ -58,6 +64,8 @@ METRIC_SHIFT = 5.0
 #: impact counts harm: a change under 5% of the baseline is one robust standard deviation at most, however flat the
 #: series was before (the root-cause tests credit any series with 2%)
 IMPACT_NOISE_FLOOR = 0.05
+#: the stretch just before the start a series' window maximum must rise above to count as changed by the incident
+PRE_START = timedelta(minutes=5)
 
 
 class Peak(BaseModel):
@@ -72,6 +80,7 @@ class Impact(BaseModel):
     duration_minutes: int
     requests_total: int | None = None
     requests_failed: int | None = None
+    entry_service: str | None = None  # where requests were counted
     users_affected: int | None = None
     services_affected: list[str] = []
     regions_affected: list[str] = []
@@ -96,9 +105,12 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
         shifted, peaks = _metric_peaks(store, window, baseline, series, evidence)
         impact.peak_latency, impact.peak_error_rate = peaks.get("latency"), peaks.get("error")
     log_columns = _log_columns(store) if store.has("logs") else []
-    entry = _entry_service(series, store, window, baseline, log_columns)
+    counted = _requests(store, window, ("spans", None), series, evidence) if store.has("spans") else None
+    entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
-        impact.requests_total, impact.requests_failed = _requests(store, window, entry, series, evidence)
+        counted = _requests(store, window, entry, series, evidence)
+    if counted:
+        impact.requests_total, impact.requests_failed, impact.entry_service = counted
     if log_columns and impact.peak_error_rate is None:
         impact.peak_error_rate = _log_error_peak(store, window, baseline, evidence)
     if log_columns:
@@ -151,12 +163,17 @@ def _metric_peaks(
     peak_shift = table["max_z"].to_numpy(zero_copy_only=False)
     # affected means a sustained rise (the window median), not one noisy maximum
     typical_shift = table["median_z"].to_numpy(zero_copy_only=False)
-    order = np.argsort(-typical_shift, kind="stable")
-    shifted = list(dict.fromkeys(str(service[i]) for i in order if typical_shift[i] >= METRIC_SHIFT))
     peak, baseline_median, at = (table[name].to_pylist() for name in ("up_peak", "baseline", "up_peak_at"))
+    before = _pre_start_levels(store, window, watched)
+    changed = np.array([_rose(peak[i], before.get((str(service[i]), str(metric[i]))), baseline_median[i])
+                        for i in range(table.num_rows)], dtype=bool)
+    order = np.argsort(-typical_shift, kind="stable")
+    shifted = list(dict.fromkeys(str(service[i]) for i in order if typical_shift[i] >= METRIC_SHIFT and changed[i]))
+    already = sorted({f"{service[i]}/{metric[i]}" for i in range(table.num_rows) if not changed[i]
+                      and _rose(before.get((str(service[i]), str(metric[i]))), baseline_median[i])})
     peaks: dict[str, Peak] = {}
     for role in ("latency", "error"):
-        candidates = np.flatnonzero(np.isin(metric, series[role]))
+        candidates = np.flatnonzero(np.isin(metric, series[role]) & changed)
         if len(candidates) == 0:
             continue
         i = candidates[np.argmax(peak_shift[candidates])]
@@ -170,12 +187,70 @@ def _metric_peaks(
             "peak_latency": peaks["latency"].model_dump(mode="json") if "latency" in peaks else None,
             "peak_error_rate": peaks["error"].model_dump(mode="json") if "error" in peaks else None,
             "services_shifted": shifted,
+            "high_before_the_start": already[:20],
             "rule": f"peak = window max of the series with the largest (max - baseline median) / robust scale; "
             f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}; "
-            f"robust scale = {robust_scale_rule(IMPACT_NOISE_FLOOR)}",
+            f"robust scale = {robust_scale_rule(IMPACT_NOISE_FLOOR)}; a series counts only when its window max "
+            f"rises above its max in the {PRE_START.total_seconds() / 60:g} min before the start by "
+            f"{IMPACT_NOISE_FLOOR:.0%}",
         },
     ))
     return shifted, peaks
+
+
+def _pre_start_levels(store: Any, window: Span, metrics: list[str]) -> dict[tuple[str, str], float]:
+    """Each watched series' maximum in the `PRE_START` before the window starts."""
+    before = (window[0] - PRE_START, window[0])
+    sql = (f"SELECT service, metric, max(value) AS level FROM metrics WHERE {in_span('ts', before)} "
+           f"AND metric IN {sql_in(metrics)} AND isfinite(value) GROUP BY service, metric")
+    return {(str(r["service"]), str(r["metric"])): float(r["level"]) for r in store.fetch(sql).to_pylist()}
+
+
+def moved_after_start(store: Any, window: Span, series: list[tuple[str, str, str, float | None]]) -> set[str]:
+    """Of `series` ((service, metric, direction "up"|"down", baseline median)), the `service/metric` names whose
+    window extreme went past their own level in the `PRE_START` before the start (see `_rose`): what the incident
+    changed, not what was already high (or low) when it began."""
+    if not series or not store.has("metrics"):
+        return set()
+    before = (window[0] - PRE_START, window[0])
+    names = sorted({f"{service}/{metric}" for service, metric, _, _ in series})
+    pre, during = in_span("ts", before), in_span("ts", window)
+    sql = f"""SELECT service || '/' || metric AS name,
+       max(value) FILTER (WHERE {pre}) AS pre_max, min(value) FILTER (WHERE {pre}) AS pre_min,
+       max(value) FILTER (WHERE {during}) AS top, min(value) FILTER (WHERE {during}) AS bottom
+FROM metrics WHERE ts >= {sql_ts(before[0])} AND ts < {sql_ts(window[1])} AND isfinite(value)
+  AND service || '/' || metric IN {sql_in(names)}
+GROUP BY 1"""
+    rows = {r["name"]: r for r in store.fetch(sql).to_pylist()}
+    moved = set()
+    for service, metric, direction, base in series:
+        row = rows.get(f"{service}/{metric}")
+        if row is None:
+            continue
+        if direction == "down":  # a fall is a rise of the negated series
+            flip = None if base is None else -base
+            went = _rose(_negated(row["bottom"]), _negated(row["pre_min"]), flip)
+        else:
+            went = _rose(row["top"], row["pre_max"], base)
+        if went:
+            moved.add(f"{service}/{metric}")
+    return moved
+
+
+def _negated(value: float | None) -> float | None:
+    return None if value is None else -value
+
+
+def _rose(peak: float | None, before: float | None, base: float | None = None) -> bool:
+    """Whether a window maximum rose above the level just before the start: by the noise floor, and by half of the
+    excursion from the baseline median the series had already made before the start (a series at 28.4 s against a
+    0.02 s baseline before the start that peaks at 28.6 s after it was already there)."""
+    if peak is None:
+        return False
+    if before is None:
+        return True
+    excursion = max(0.0, before - base) if base is not None else 0.0
+    return peak > before + max(IMPACT_NOISE_FLOOR * abs(before), excursion / 2)
 
 
 # ---------------------------------------------------------------------------------------------- requests
@@ -205,18 +280,29 @@ def _entry_service(
 
 
 def _requests(
-    store: Any, window: Span, entry: tuple[str, str], series: dict[str, list[str]], evidence: list[Evidence]
-) -> tuple[int | None, int | None]:
+    store: Any, window: Span, entry: tuple[str, str | None], series: dict[str, list[str]], evidence: list[Evidence]
+) -> tuple[int, int | None, str] | None:
+    """(requests, failed, where counted) in the window, with their evidence; None when nothing counts them."""
     source, service = entry
     seconds = span_minutes(window) * 60
-    if source == "metrics":
+    if source == "spans":
+        sql = (f"SELECT service, count(*) AS requests, sum(CASE WHEN is_error THEN 1 ELSE 0 END) AS failed "
+               f"FROM spans WHERE parent_id IS NULL AND {in_span('start_ts', window)} GROUP BY service "
+               f"ORDER BY requests DESC")
+        rows = store.fetch(sql).to_pylist()
+        if not rows:
+            return None
+        total, failed = sum(int(r["requests"]) for r in rows), sum(int(r["failed"] or 0) for r in rows)
+        service = ", ".join(str(r["service"]) for r in rows[:3]) + (" and more" if len(rows) > 3 else "")
+        rule = "root spans (requests as they entered the system) in the window; failed = root spans marked as errors"
+    elif source == "metrics":
         sql, rule = _request_metrics_sql(window, service, series), (
             f"at the entry service {service}: mean(request rate/s) x {seconds:.0f} s; "
             "failed = mean(rate x error ratio) x seconds"
         )
         row = store.fetch(sql).to_pylist()[0]
         if row["mean_rate"] is None:
-            return None, None
+            return None
         total = round(row["mean_rate"] * seconds)
         failed = None if row["mean_failed_rate"] is None else round(row["mean_failed_rate"] * seconds)
     else:
@@ -231,7 +317,7 @@ def _requests(
         "impact", f"requests during the incident: {total} total, {failed} failed ({service})", sql,
         {"requests_total": total, "requests_failed": failed, "service": service, "rule": rule},
     ))
-    return total, failed
+    return total, failed, service
 
 
 def _request_metrics_sql(window: Span, service: str, series: dict[str, list[str]]) -> str:

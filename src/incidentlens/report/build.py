@@ -307,6 +307,7 @@ class _Builder:
             duration_minutes=raw.get("duration_minutes", _span_minutes(self.window.start, self.window.end)),
             requests_total=total,
             requests_failed=failed,
+            entry_service=raw.get("entry_service"),
             failed_share=failed / total if total and failed is not None else None,
             users_affected=raw.get("users_affected"),
             services_affected=_named_services(raw.get("services_affected") or []),
@@ -762,14 +763,16 @@ def _impact_line(impact: Impact) -> str:
     parts = []
     if impact.peak_error_rate:
         e = impact.peak_error_rate
-        parts.append(f"error rate peaked at {fmt.pct(e.value)}" + (f" against a {fmt.pct(e.baseline)} baseline"
-                                                                 if e.baseline is not None else ""))
+        parts.append(f"error rate ({fmt.series_name(e.service, e.metric)}) peaked at {fmt.pct(e.value)}"
+                     + (f" against a {fmt.pct(e.baseline)} baseline" if e.baseline is not None else ""))
     if impact.peak_latency:
         lat = impact.peak_latency
-        parts.append(f"latency ({lat.metric}) peaked at {fmt.measure(lat.metric, lat.value)}"
+        parts.append(f"latency ({fmt.series_name(lat.service, lat.metric)}) peaked at "
+                     f"{fmt.measure(lat.metric, lat.value)}"
                      + (f" against {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""))
     if impact.requests_failed is not None and impact.requests_total:
-        parts.append(f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} requests failed "
+        at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
+        parts.append(f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} requests{at} failed "
                      f"({fmt.pct(impact.failed_share)})")
     if impact.users_affected is not None:
         parts.append(f"{fmt.num(impact.users_affected)} users affected")

@@ -7,16 +7,19 @@ draws them as inline SVG (autoescaped), so the page needs no script and no netwo
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from incidentlens.analysis.series import MetricSeries
 
-WIDTH, HEIGHT = 560, 222
-LEFT, RIGHT, TOP, BOTTOM = 56, 14, 46, 28  # TOP holds three rows of marker labels
-_LABEL_GAP = 44  # px: closer marker labels go on another row
+WIDTH, HEIGHT = 520, 236
+LEFT, RIGHT, TOP, BOTTOM = 60, 16, 50, 34  # TOP holds three rows of marker labels, BOTTOM the time ticks
 _LABEL_ROWS = 3
+_CHAR_PX = 6.6  # width of a character of the charts' 12 px labels (a wide fallback font included)
+#: an incident window narrower than this on its chart gets a zoomed panel of its own
+MIN_SHADE_PX = 40.0
 _NICE_MINUTES = np.array([1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440])
 
 
@@ -37,6 +40,7 @@ class Marker:
 @dataclass
 class LineChart:
     title: str
+    unit: str | None
     line: str
     area: str
     shade_x: float | None
@@ -51,11 +55,17 @@ class LineChart:
     plot_right: int = WIDTH - RIGHT
     plot_top: int = TOP
     plot_bottom: int = HEIGHT - BOTTOM
+    zoom: LineChart | None = None  # a short window drawn again on its own time scale
+    zoom_note: str = ""
 
 
 @dataclass(frozen=True)
 class Bar:
-    label: str
+    """One row: its label wrapped onto whole lines above the two bars (nothing cut), the incident's bar, the
+    baseline's."""
+
+    lines: list[str]
+    label_y: float
     y: float
     window_width: float
     baseline_width: float
@@ -68,7 +78,7 @@ class BarChart:
     bars: list[Bar]
     width: int
     height: int
-    label_width: int
+    label_width: int  # the bars' left edge
     bar_height: float
 
 
@@ -102,8 +112,10 @@ _LANE_TOP, _LANE_STEP, _MAX_LANES, _CLUSTER_PX = 16.0, 20.0, 4, 12.0
 
 def line_chart(series: MetricSeries, window: tuple[dt.datetime, dt.datetime] | None,
                view: tuple[dt.datetime, dt.datetime], markers: dict[str, dt.datetime | None],
-               baseline: float | None = None) -> LineChart:
-    """A line chart of `series` over `view`, the incident `window` (if any) shaded and onset/peak/recovery marked."""
+               baseline: float | None = None, title: str | None = None, unit: str | None = None) -> LineChart:
+    """A line chart of `series` over `view`, the incident `window` (if any) shaded and its moments marked (`markers`:
+    label -> time; labels closer than their own width share a row no more: they move up a row, or join as one
+    label). `unit` labels the value axis; a percentage unit turns ratios into percent ticks."""
     t0, t1 = (_epoch_s(np.datetime64(_naive(v))) for v in view)
     x_of = _scale(t0, t1, LEFT, WIDTH - RIGHT)
     values = series.value
@@ -122,10 +134,10 @@ def line_chart(series: MetricSeries, window: tuple[dt.datetime, dt.datetime] | N
     ws, we = (float(x_of(_epoch_s(np.datetime64(_naive(w))))) for w in window) if window else (0.0, 0.0)
     ws, we = max(ws, LEFT), min(we, WIDTH - RIGHT)
     return LineChart(
-        title=series.name, line=line, area=area,
+        title=title or series.name, unit=unit, line=line, area=area,
         shade_x=ws if we > ws else None, shade_width=max(0.0, we - ws),
-        markers=_stagger([Marker(float(x_of(_epoch_s(np.datetime64(_naive(when))))), kind, kind)
-                          for kind, when in markers.items()
+        markers=_stagger([Marker(float(x_of(_epoch_s(np.datetime64(_naive(when))))), label, _kind(label))
+                          for label, when in markers.items()
                           if when is not None and _naive(view[0]) <= _naive(when) <= _naive(view[1])]),
         x_ticks=_time_ticks(t0, t1, x_of),
         y_ticks=[Tick(float(y_of(v)), _compact(v, step, series.name)) for v in np.arange(lo, hi + step / 2, step)],
@@ -133,30 +145,51 @@ def line_chart(series: MetricSeries, window: tuple[dt.datetime, dt.datetime] | N
     )
 
 
+def _kind(label: str) -> str:
+    """The marker's colour class: onset (start, moved), peak (peak, trough), recovery, trigger."""
+    return {"start": "onset", "given start": "onset", "moved": "onset", "trough": "peak"}.get(label, label)
+
+
 def _stagger(markers: list[Marker]) -> list[Marker]:
-    """Each marker's label on the first row where it clears the last label placed on that row (trigger, onset and
-    peak minutes apart would otherwise print over each other); when none does, the row with the most room."""
-    placed: list[Marker] = []
-    last_x = [-1e9] * _LABEL_ROWS
+    """Each label on the first row where it clears the labels already there (trigger, start and peak minutes apart
+    would otherwise print over each other); when no row has room, it joins the label it would overlap ("peak ·
+    recovery"), so two labels never print over each other."""
+    rows: list[list[Marker]] = [[] for _ in range(_LABEL_ROWS)]
     for m in sorted(markers, key=lambda m: m.x):
-        row = next((r for r in range(_LABEL_ROWS) if m.x - last_x[r] >= _LABEL_GAP), int(np.argmin(last_x)))
-        last_x[row] = m.x
-        placed.append(Marker(m.x, m.label, m.kind, row))
-    return placed
+        row = next((r for r in range(_LABEL_ROWS) if not rows[r] or _clear(rows[r][-1], m)), None)
+        if row is not None:
+            rows[row].append(Marker(m.x, m.label, m.kind, row))
+            continue
+        nearest = min(range(_LABEL_ROWS), key=lambda r: m.x - rows[r][-1].x)
+        last = rows[nearest][-1]
+        rows[nearest][-1] = Marker(last.x, f"{last.label} · {m.label}", last.kind, nearest)
+        placed_line = Marker(m.x, "", m.kind, nearest)  # its line is still drawn, its label joined the other
+        rows[nearest].insert(-1, placed_line)
+    return sorted((m for row in rows for m in row), key=lambda m: m.x)
+
+
+def _clear(left: Marker, right: Marker) -> bool:
+    """Whether two centred labels leave a gap between them."""
+    return right.x - left.x >= (len(left.label) + len(right.label)) * _CHAR_PX / 2 + 6
 
 
 def bar_chart(rows: list[tuple[str, float, float]], percent: bool = True) -> BarChart:
-    """Paired horizontal bars: (label, value in the incident, value before it) per row."""
-    # 196 px holds a 26-character label at 11.5 px even in a wide fallback font (DejaVu Sans)
-    width, label_width, bar_height, gap = 560, 196, 11.0, 14.0
+    """Paired horizontal bars: (label, value in the incident, value before it) per row; each label in full, wrapped
+    onto as many lines as it needs above its bars."""
+    width, left, bar_height, line_height, gap = 560, 4, 12.0, 15.0, 12.0
     top = max([max(w, b) for _, w, b in rows] + [1e-12])
-    scale = (width - label_width - 70) / top
-    row_height = 2 * bar_height + gap
-    bars = [Bar(label=label, y=i * row_height + 6, window_width=max(1.0, w * scale), baseline_width=max(1.0, b * scale),
-                window_label=_share(w) if percent else _count(w), baseline_label=_share(b) if percent else _count(b))
-            for i, (label, w, b) in enumerate(rows)]
-    return BarChart(bars=bars, width=width, height=int(len(rows) * row_height + 10), label_width=label_width,
-                    bar_height=bar_height)
+    scale = (width - left - 64) / top
+    chars = int((width - left) / _CHAR_PX)
+    bars, y = [], 4.0
+    for label, w, b in rows:
+        lines = textwrap.wrap(label, chars, break_long_words=True, break_on_hyphens=False) or [""]
+        label_y = y + line_height - 3
+        y += len(lines) * line_height + 2
+        bars.append(Bar(lines=lines, label_y=label_y, y=y, window_width=max(1.0, w * scale),
+                        baseline_width=max(1.0, b * scale), window_label=_share(w) if percent else _count(w),
+                        baseline_label=_share(b) if percent else _count(b)))
+        y += 2 * bar_height + 1 + gap
+    return BarChart(bars=bars, width=width, height=int(y), label_width=left, bar_height=bar_height)
 
 
 def timeline_chart(times: list[dt.datetime], phases: list[str],
@@ -247,7 +280,11 @@ def _compact(value: float, step: float, name: str) -> str:
 
 
 def _share(value: float) -> str:
-    return f"{value * 100:.0f}%"
+    """A share as the review's text writes it (0.3%, not 0%)."""
+    value *= 100
+    if 0 < abs(value) < 0.1:
+        return f"{value:.2g}%"
+    return f"{value:.1f}%" if abs(value) < 10 else f"{value:.0f}%"
 
 
 def _count(value: float) -> str:

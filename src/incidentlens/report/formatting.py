@@ -51,12 +51,38 @@ def num(value: float | None) -> str:
     return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+# the unit a metric's name carries: `p95_ms`, `latency_seconds`, `PodClientLatencyP99(s)`, `MemoryUsage(Mi)`
+_UNIT_IN_PARENS = re.compile(r"\(([^()]{1,8})\)$")
+_UNIT_SUFFIXES = {"ms": "ms", "s": "s", "seconds": "s", "sec": "s", "bytes": "bytes", "pct": "%", "percent": "%",
+                  "rps": "req/s", "qps": "req/s"}
+
+
+def unit_of(metric: str) -> str | None:
+    """The unit a metric's name states (ms, s, bytes, %, req/s, Mi, ...), or None when it states none."""
+    found = _UNIT_IN_PARENS.search(metric)
+    if found:
+        return found[1]
+    suffix = re.split(r"[_\-.]", metric.lower())[-1]
+    if suffix in _UNIT_SUFFIXES:
+        return _UNIT_SUFFIXES[suffix]
+    if metric.lower() in _UNIT_SUFFIXES:
+        return _UNIT_SUFFIXES[metric.lower()]
+    return None
+
+
+def series_name(service: str | None, metric: str) -> str:
+    """`service/metric`, or the metric alone when there is no real service (wide metrics: `global`)."""
+    return f"{service}/{metric}" if service and service not in ("global", "all") else metric
+
+
 def measure(metric: str, value: float | None) -> str:
-    """A metric's value with the unit its name carries (`p95_ms` -> '2,450 ms')."""
+    """A metric's value with the unit its name carries (`p95_ms` -> '2,450 ms', `LatencyP99(s)` -> '28.6 s')."""
     if value is None:
         return "n/a"
-    unit = next((f" {u}" for u in ("ms", "s", "bytes") if metric.lower().endswith(f"_{u}")), "")
-    return f"{num(value)}{unit}"
+    unit = unit_of(metric)
+    if unit == "%":
+        return f"{num(value)}%"
+    return f"{num(value)} {unit}" if unit else num(value)
 
 
 def series_value(series: str, value: float | None) -> str:

@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from incidentlens.analysis.series import key_series, overview_names
 from incidentlens.report import formatting as fmt
 from incidentlens.report.build import duration_label, is_confirmed
-from incidentlens.report.charts import BarChart, LineChart, bar_chart, line_chart, timeline_chart
+from incidentlens.report.charts import MIN_SHADE_PX, BarChart, LineChart, bar_chart, line_chart, timeline_chart
 from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
 
@@ -56,6 +56,7 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
         charts_note=charts_note,
         root_cause_label=playbook(pm.root_cause.kind).label if pm.root_cause else "",
         contributor_chart=_contributor_chart(pm),
+        populations=_contributor_populations(pm),
         template_chart=_template_chart(pm),
         timeline_svg=_timeline(pm),
         examined=_examined(pm, store),
@@ -82,7 +83,8 @@ def _cards(pm: Postmortem) -> list[_Card]:
     if impact and impact.peak_latency:
         lat = impact.peak_latency
         baseline = f", baseline {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""
-        cards.append(_Card("Peak latency", fmt.measure(lat.metric, lat.value), f"{lat.metric}{baseline}"))
+        cards.append(_Card("Peak latency", fmt.measure(lat.metric, lat.value),
+                           f"{fmt.series_name(lat.service, lat.metric)}{baseline}"))
     if impact and impact.requests_failed is not None:
         cards.append(_Card("Requests failed", fmt.num(impact.requests_failed),
                            f"{fmt.pct(impact.failed_share)} of {fmt.num(impact.requests_total)}"
@@ -110,16 +112,18 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
     if impact.peak_error_rate:
         e = impact.peak_error_rate
         at = f" at {fmt.when(e.at, clock=True)}" if e.at else ""
-        rows.append(_ImpactRow(f"Peak error rate ({e.metric}){at}", fmt.pct(e.value), fmt.pct(e.baseline)))
+        rows.append(_ImpactRow(f"Peak error rate ({fmt.series_name(e.service, e.metric)}){at}", fmt.pct(e.value),
+                               fmt.pct(e.baseline)))
     if impact.peak_latency:
         lat = impact.peak_latency
         at = f" at {fmt.when(lat.at, clock=True)}" if lat.at else ""
-        rows.append(_ImpactRow(f"Peak latency ({lat.metric}){at}", fmt.measure(lat.metric, lat.value),
+        rows.append(_ImpactRow(f"Peak latency ({fmt.series_name(lat.service, lat.metric)}){at}",
+                               fmt.measure(lat.metric, lat.value),
                                fmt.measure(lat.metric, lat.baseline)))
     if impact.requests_total is not None:
-        rows.append(_ImpactRow("Requests in the window", fmt.num(impact.requests_total)))
+        rows.append(_ImpactRow(f"Requests in the window{_counted_at(impact)}", fmt.num(impact.requests_total)))
     if impact.requests_failed is not None:
-        rows.append(_ImpactRow("Requests failed (rate x error ratio)", fmt.num(impact.requests_failed)))
+        rows.append(_ImpactRow(f"Requests failed{_counted_at(impact)}", fmt.num(impact.requests_failed)))
     if impact.users_affected is not None:
         rows.append(_ImpactRow("Users affected", fmt.num(impact.users_affected)))
     if impact.services_affected:
@@ -129,28 +133,118 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
     return rows
 
 
+def _counted_at(impact: Any) -> str:
+    """Where requests were counted, for a label: ' (at ts-gateway-service)'; nothing for wide metrics' `global`."""
+    entry = impact.entry_service
+    return f" (at {entry})" if entry and entry not in ("global", "all") else ""
+
+
 def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     if store is None:
         return [], "Metric charts need the metrics: pass --metrics to `incidentlens report`."
     if not pm.detected or pm.incident_window is None:
         return _overview_charts(store), "The metrics hold no error or latency series to show."
-    names = [s.series for s in pm.detection.series][:MAX_METRIC_CHARTS]
     window = (pm.incident_window.start, pm.incident_window.end)
     view = _view(window)
-    series = key_series(store, names, view)
+    picked = key_metrics(pm, store)
+    series = {s.name: s for s in key_series(store, [name for name, _ in picked], view)}
     if not series:
-        return [], "The metrics hold none of the detected series."
-    baselines = {s.series: s.baseline for s in pm.detection.series}
+        return [], "The metrics hold none of the series that moved."
     detected = {s.series: s for s in pm.detection.series}
     charts = []
-    for s in series:
-        onset, peak_at = detected[s.name].onset, detected[s.name].peak_at
-        markers = {"onset": onset or window[0], "peak": peak_at or pm.peak,
-                   "recovery": pm.recovery.recovered_at if pm.recovery else None}  # None: a given start's window
-        if pm.trigger and pm.trigger.t:
-            markers["trigger"] = pm.trigger.t
-        charts.append(line_chart(s, window, view, markers, baselines.get(s.name)))
+    for name, role in picked:
+        if name not in series:
+            continue
+        markers = _markers(pm, detected.get(name), window)
+        baseline = detected[name].baseline if name in detected else None
+        title, unit = _chart_title(name, role)
+        chart = line_chart(series[name], window, view, markers, baseline, title=title, unit=unit)
+        if chart.shade_x is None or chart.shade_width < MIN_SHADE_PX:
+            chart.zoom, chart.zoom_note = _zoom(store, name, window, markers, baseline, title, unit)
+        charts.append(chart)
     return charts, ""
+
+
+def key_metrics(pm: Postmortem, store: Any) -> list[tuple[str, str]]:
+    """The series to chart, each with why: the root cause's, the entry service's, then the others that moved most
+    after the start (strongest shift first), at most `MAX_METRIC_CHARTS`."""
+    from incidentlens.analysis.impact import moved_after_start
+
+    window = (_naive(pm.incident_window.start), _naive(pm.incident_window.end))
+    candidates = [s for s in pm.detection.series if "/" in s.series]
+    changed = moved_after_start(store, window, [(*s.series.rsplit("/", 1), s.direction or "up", s.baseline)
+                                                for s in candidates])
+    moved = sorted((s for s in pm.detection.series if s.series in changed or "/" not in s.series),
+                   key=lambda s: -abs(s.shift or 0))
+    picked: dict[str, str] = {}
+    focus = [(pm.root_cause.service, "root cause", 2)] if pm.root_cause else []
+    entry = (pm.impact.entry_service or "").split(",")[0].strip() if pm.impact else ""
+    if entry and entry not in ("global", "all"):
+        focus.append((entry, "entry service", 1))
+    for service, role, count in focus:
+        own = [s.series for s in moved if s.series.rsplit("/", 1)[0] == service]
+        for name in (own or _strongest_series(store, service, pm, prefer_felt=role == "entry service"))[:count]:
+            picked.setdefault(name, role)
+    for s in moved:
+        picked.setdefault(s.series, "moved most")
+    return list(picked.items())[:MAX_METRIC_CHARTS]
+
+
+def _strongest_series(store: Any, service: str, pm: Postmortem, prefer_felt: bool = False) -> list[str]:
+    """A service's series that shifted most in the incident (the detection lists only what crossed its bar); with
+    `prefer_felt`, its latency and error series first: what the service's callers feel."""
+    from incidentlens.analysis.impact import ERROR_RATIO, LATENCY
+    from incidentlens.analysis.shifts import metric_shift_sql
+
+    if pm.incident_window is None or pm.baseline_window is None:
+        return []
+    window = (_naive(pm.incident_window.start), _naive(pm.incident_window.end))
+    baseline = (_naive(pm.baseline_window.start), _naive(pm.baseline_window.end))
+    rows = [r for r in store.fetch(metric_shift_sql(window, baseline, service)).to_pylist()
+            if r["median_z"] is not None]
+    rows.sort(key=lambda r: (not (prefer_felt and (LATENCY.search(r["metric"]) or ERROR_RATIO.search(r["metric"]))),
+                             -max(abs(r["max_z"] or 0), abs(r["min_z"] or 0))))
+    return [f"{r['service']}/{r['metric']}" for r in rows[:2]]
+
+
+def _chart_title(name: str, role: str) -> tuple[str, str | None]:
+    service, _, metric = name.rpartition("/")
+    unit = fmt.unit_of(metric)
+    if unit is None and any(w in metric.lower() for w in ("ratio", "error_rate")):
+        unit = "%"
+    shown = fmt.series_name(service, metric)
+    return f"{role}: {shown}" + (f" ({unit})" if unit and f"({unit})" not in metric else ""), unit
+
+
+def _markers(pm: Postmortem, series: Any, window: tuple[dt.datetime, dt.datetime]) -> dict[str, dt.datetime | None]:
+    """What a chart marks, each only where it means what it says: the start (given or detected), where this series
+    itself moved when that is later, its peak (a trough when it fell), the recovery, the trigger."""
+    markers: dict[str, dt.datetime | None] = {"given start" if pm.detection.onset == "given" else "start": window[0]}
+    if series is not None and series.onset and _naive(series.onset) > _naive(window[0]):
+        markers["moved"] = series.onset
+    if series is not None and series.peak_at:
+        markers["trough" if series.direction == "down" else "peak"] = series.peak_at
+    if pm.recovery and pm.recovery.recovered_at:
+        markers["recovery"] = pm.recovery.recovered_at
+    if pm.trigger and pm.trigger.t:
+        markers["trigger"] = pm.trigger.t
+    return markers
+
+
+def _zoom(store: Any, name: str, window: tuple[dt.datetime, dt.datetime], markers: dict[str, dt.datetime | None],
+          baseline: float | None, title: str, unit: str | None) -> tuple[LineChart | None, str]:
+    """The same series around a short window, on a scale where the window is wide enough to read."""
+    span = max(window[1] - window[0], dt.timedelta(minutes=1))
+    view = (window[0] - 2 * span, window[1] + 2 * span)
+    found = key_series(store, [name], view, max_points=120)
+    if not found or found[0].t.size < 2:
+        return None, ""
+    note = f"zoom: the {fmt.minutes((window[1] - window[0]).total_seconds() / 60)} window with twice as long around it"
+    return line_chart(found[0], window, view, markers, baseline, title=title, unit=unit), note
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _overview_charts(store: Any) -> list[LineChart]:
@@ -168,16 +262,22 @@ def _view(window: tuple[dt.datetime, dt.datetime]) -> tuple[dt.datetime, dt.date
 
 
 def _contributor_chart(pm: Postmortem) -> BarChart | None:
-    rows = [(_shorten(f"{c.dimension}={c.value}"), c.window_share, c.baseline_share) for c in pm.contributors[:8]]
+    rows = [(f"{c.dimension}={c.value}", c.window_share, c.baseline_share) for c in pm.contributors[:8]]
     return bar_chart(rows) if rows else None
 
 
-def _shorten(label: str, width: int = 26) -> str:
-    return label if len(label) <= width else label[: width - 1] + "…"
+def _contributor_populations(pm: Postmortem) -> tuple[str, str]:
+    """What the contributor shares are shares of, as the contrast evidence names it (one statement for the chart)."""
+    ids = {c.evidence for c in pm.contributors if c.evidence}
+    data = next((e.data for e in pm.evidence if e.id in ids and isinstance(e.data, dict)
+                 and e.data.get("window_population")), {})
+    return (data.get("window_population") or "problem lines in the incident",
+            data.get("baseline_population") or "problem lines before it")
 
 
 def _template_chart(pm: Postmortem) -> BarChart | None:
-    rows = [(f"T{i}", float(t.count_window), float(t.count_baseline)) for i, t in enumerate(pm.templates[:8], start=1)]
+    rows = [(f"T{i} · {', '.join(t.services[:2]) + ' · ' if t.services else ''}{fmt.readable_pattern(t.template)}",
+             float(t.count_window), float(t.count_baseline)) for i, t in enumerate(pm.templates[:8], start=1)]
     return bar_chart(rows, percent=False) if rows else None
 
 

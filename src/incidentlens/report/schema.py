@@ -64,6 +64,8 @@ class Impact(_Model):
     duration_minutes: float | None = None
     requests_total: int | None = Field(None, description="requests in the incident window")
     requests_failed: int | None = Field(None, description="estimated from request rate x error ratio over the window")
+    entry_service: str | None = Field(None, description="where requests were counted (root spans' services, or the "
+                                                        "entry service's rate)")
     failed_share: float | None = Field(None, description="requests_failed / requests_total")
     users_affected: int | None = Field(None, description="distinct user ids in failing requests, when logs carry them")
     services_affected: list[str] = Field(default_factory=list)
