@@ -170,6 +170,8 @@ def key_metrics(pm: Postmortem, store: Any) -> list[tuple[str, str]]:
     after the start (strongest shift first), at most `MAX_METRIC_CHARTS`."""
     from incidentlens.analysis.impact import moved_after_start
 
+    if not store.has("metrics"):
+        return []
     window = (_naive(pm.incident_window.start), _naive(pm.incident_window.end))
     candidates = [s for s in pm.detection.series if "/" in s.series]
     changed = moved_after_start(store, window, [(*s.series.rsplit("/", 1), s.direction or "up", s.baseline)
