@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 from incidentlens.agents import investigate
-from incidentlens.eval.nezha import DAY, MetricsCut, NezhaFault, fault_inputs, fault_store, load_faults
+from incidentlens.eval.nezha import MetricsCut, NezhaFault, fault_inputs, fault_store, load_faults, rca_dir
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nezha-trainticket"
 
 
 def run(fault: NezhaFault, metrics: MetricsCut) -> dict[str, object]:
     started = time.perf_counter()
-    day = DATA / "rca_data" / DAY
+    day = rca_dir(DATA, fault.day)
     store, _ = fault_store(fault_inputs(day, fault), metrics.around(fault.inject_time))
     result = investigate(store, llm="offline", at=fault.inject_time, onset="at")
     pm = result.postmortem
@@ -44,7 +44,7 @@ def main() -> None:
     limit = int(sys.argv[1]) if len(sys.argv) > 1 else None
     faults = load_faults(DATA)[:limit]
     with tempfile.TemporaryDirectory(prefix="incidentlens-bench-nezha-") as scratch:
-        metrics = MetricsCut(DATA / "rca_data" / DAY, Path(scratch))
+        metrics = MetricsCut(rca_dir(DATA, faults[0].day), Path(scratch))
         rows = []
         for fault in faults:
             rows.append(run(fault, metrics))

@@ -11,8 +11,10 @@ from typer.testing import CliRunner
 
 from incidentlens.cli import app
 from incidentlens.errors import InputError
-from incidentlens.eval.nezha import DAY, evaluate_nezha, fault_files, load_faults, reference_files
+from incidentlens.eval.nezha import evaluate_nezha, fault_files, load_faults, reference_files
 from incidentlens.telemetry.logfields import service_of_pod
+
+DAY = "2023-01-29"  # the shared TrainTicket day
 
 pytestmark = pytest.mark.dataset
 runner = CliRunner()

@@ -200,13 +200,13 @@ def test_investigate_onset_at_without_at_is_one_line_and_exit_2(system: tuple[Pa
 @pytest.mark.dataset
 def test_a_real_nezha_fault_investigated_from_its_injection_time_names_ts_route_service(datasets: Path,
                                                                                         tmp_path: Path):
-    from incidentlens.eval.nezha import DAY, MetricsCut, fault_files, fault_store, load_faults
+    from incidentlens.eval.nezha import MetricsCut, fault_files, fault_store, load_faults, rca_dir
 
     data = datasets / "nezha-trainticket"
     if not data.is_dir():
         pytest.skip(f"{data} not found")
     fault = next(f for f in load_faults(data) if f.inject_time == ROUTE_EXCEPTION)
-    day = data / "rca_data" / DAY
+    day = rca_dir(data, fault.day)
     with tempfile.TemporaryDirectory(prefix="incidentlens-nezha-") as scratch:
         store, _ = fault_store(fault_files(day, fault), MetricsCut(day, Path(scratch)).around(fault.inject_time))
         result = investigate(store, llm="offline", at=fault.inject_time, onset="at",

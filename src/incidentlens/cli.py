@@ -59,7 +59,7 @@ DetectorName = _choices("DetectorName", ("robust", "seed-zscore"))
 CadenceName = _choices("CadenceName", ("native", "1h", "1d"))
 FileFormat = _choices("FileFormat", ("csv", "parquet", "jsonl"))
 NezhaRanker = _choices("NezhaRanker", ("analysis", "signals"))
-FaultKind = _choices("FaultKind", ("exception", "return", "cpu_contention"))
+FaultKind = _choices("FaultKind", ("exception", "return", "cpu_contention", "cpu_consumed", "network_delay"))
 
 
 def _placeholder(param: Any, ctx: Any) -> str | None:
@@ -908,8 +908,11 @@ def mcp_command(
 
 @eval_app.command("nezha")
 def eval_nezha_command(
-    data: Annotated[Path, typer.Option("--data", help="The nezha-trainticket directory (rca_data/, construct_data/).")
+    data: Annotated[Path, typer.Option("--data", help="A Nezha dataset directory (rca_data/<day>/, construct_data/): "
+                                                      "nezha-trainticket or nezha-onlineboutique.")
                     ] = Path("../shared/datasets/nezha-trainticket"),
+    day: Annotated[str | None, typer.Option("--day", help="Only this day (rca_data/<DAY>/); every day found when "
+                                                          "not given.")] = None,
     ranker: Annotated[
         NezhaRanker, typer.Option("--ranker", help="analysis (analyze(store, at=inject_time, onset='at')), or "
                                                    "signals (generic before/after contrasts fused by rank).")
@@ -918,11 +921,18 @@ def eval_nezha_command(
         list[FaultKind] | None, typer.Option("--kind", help="Only faults of this type (repeatable).")
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N faults.")] = None,
+    reference: Annotated[bool, typer.Option("--reference", help="Also give each fault the day's fault-free "
+                                                                "reference minutes before it (construct_data/).")
+                         ] = False,
+    history: Annotated[int, typer.Option("--history", help="Minutes of metrics before each fault (1440: the whole "
+                                                           "day before it, earlier faults included).")] = 60,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
     null: Annotated[bool, typer.Option("--null", help="Instead: the span signals' false leads at a pseudo-onset 30 s "
                                                       "before each fault, where nothing has happened yet.")] = False,
 ) -> None:
-    """Root-cause ranking on Nezha's TrainTicket day: top-1/top-3 per fault type and seconds per fault."""
+    """Root-cause ranking on Nezha's fault days: top-1/top-3 overall, per fault type and per day, seconds per fault."""
+    from datetime import timedelta
+
     from rich.progress import Progress
 
     from incidentlens.eval.nezha import evaluate_nezha, null_calibration
@@ -930,7 +940,7 @@ def eval_nezha_command(
     if null:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("pseudo-onsets", total=None)
-            found = null_calibration(data, limit=limit,
+            found = null_calibration(data, limit=limit, day=day, reference=reference,
                                      progress=lambda done, total, _: progress.update(task, completed=done, total=total))
         if as_json:
             _print_json(found)
@@ -943,17 +953,21 @@ def eval_nezha_command(
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("scoring faults", total=None)
         report = evaluate_nezha(data, ranker=ranker.value, kinds=[k.value for k in kind] if kind else None, limit=limit,
+                                day=day, reference=reference, history=timedelta(minutes=history),
                                 progress=lambda done, total, _: progress.update(task, completed=done, total=total))
     if as_json:
         _print_json(report.to_dict())
         return
     summary = report.summary()
-    paper = summary["paper"]
-    table = Table("fault type", "faults", "top-1", "top-3", "s/fault", box=None,
-                  caption=f"ranker {ranker.value}; Nezha (paper, 45 TrainTicket faults): top-1 {paper['top1']:.1%}, "
-                          f"top-3 {paper['top3']:.1%}")
-    for kind, scores in [*summary["by_type"].items(), ("all", summary)]:
-        table.add_row(kind, str(scores["faults"]), f"{scores['top1']:.1%} ({scores['top1_count']})",
+    papers = "; ".join(f"{system} top-1 {p['top1']:.1%}, top-3 {p['top3']:.1%}"
+                       for system, p in summary["paper"].items())
+    table = Table("fault type / day", "faults", "top-1", "top-3", "s/fault", box=None,
+                  caption=f"ranker {ranker.value}{' with the reference minutes' if reference else ''}; Nezha (paper): "
+                          f"{papers}")
+    rows = [*summary["by_type"].items(), *(summary["by_day"].items() if len(summary["by_day"]) > 1 else []),
+            ("all", summary)]
+    for name, scores in rows:
+        table.add_row(name, str(scores["faults"]), f"{scores['top1']:.1%} ({scores['top1_count']})",
                       f"{scores['top3']:.1%} ({scores['top3_count']})", f"{scores['mean_seconds']:.1f}")
     console.print(table)
     _print_calibration(report.calibration())

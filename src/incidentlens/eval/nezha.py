@@ -1,9 +1,12 @@
-"""Score root-cause ranking on Nezha's TrainTicket day (2023-01-29): 28 injected faults with labelled services.
+"""Score root-cause ranking on Nezha's fault days (TrainTicket, OnlineBoutique: any day in that layout).
 
+The layout: `rca_data/<day>/<day>-fault_list.json` (the labels), `rca_data/<day>/{log,trace}/HH_MM_*.csv.gz` (one
+minute each) and `rca_data/<day>/metric/<pod>_metric.csv` (one row per minute per pod; pods are named
+`<service>-<replicaset>-<id>`), with fault-free reference minutes in `construct_data/<day>/`.
 For each fault the telemetry around its `inject_time` is loaded as a user would give it: the three one-minute log
-and trace files that cover it (`HH_MM_*.csv.gz` holds about [HH:MM-1min, HH:MM)), the day's fault-free reference
-minute (`construct_data/`) when it lies before them, and the per-pod metrics of the hour before through a few
-minutes after (cut once from the day's per-pod files into a canonical Parquet file in a scratch directory). Then
+and trace files that cover it (`HH_MM_*.csv.gz` holds about [HH:MM-1min, HH:MM)), optionally the day's fault-free
+reference minute (`construct_data/`) when it lies before them, and the per-pod metrics of the hour before through a
+few minutes after (cut once from the day's per-pod files into a canonical Parquet file in a scratch directory). Then
 `analyze(store, at=inject_time, onset="at")` ranks the services, the injection time taken as the incident's known
 start; the labelled root cause is the injected pod without its replica-set suffix. Scores: top-1, top-3, per fault
 type, and seconds per fault.
@@ -25,9 +28,10 @@ from incidentlens.eval.calibration import Calibration, calibration
 from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
 from incidentlens.telemetry.logfields import service_of_pod
 
-DAY = "2023-01-29"
-# The paper's figures on its two TrainTicket days (45 faults), for the table.
-PAPER = {"top1": 0.867, "top3": 0.978}
+# The paper's figures per system (45 TrainTicket faults on two days, 56 OnlineBoutique faults on two), for the table.
+PAPER = {"trainticket": {"top1": 0.867, "top3": 0.978}, "onlineboutique": {"top1": 0.929, "top3": 0.964}}
+LABELS_SUFFIX = "-fault_list.json"
+POD_METRIC_SUFFIX = "_metric.csv"
 # Log/trace files are one minute each and named for the minute they end at: HH_MM holds [HH:MM-1, HH:MM), so the
 # files of the injection's minute and the next two cover a minute before it to two minutes after.
 FILE_MINUTES_FROM_INJECTION = (0, 1, 2)
@@ -55,6 +59,7 @@ class NezhaFault:
     pod: str
     service: str
     kind: str
+    day: str = ""
 
 
 @dataclass
@@ -64,6 +69,7 @@ class FaultScore:
     inject_time: str
     service: str
     kind: str
+    day: str
     ranked: list[str]
     rank: int | None
     seconds: float
@@ -79,13 +85,17 @@ class NezhaReport:
     faults: list[FaultScore] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {"ranker": self.ranker, **_scores(self.faults), "by_type": self.by_type(), "paper": PAPER,
-                "calibration": self.calibration().model_dump()}
+        return {"ranker": self.ranker, **_scores(self.faults), "by_type": self.by_type(), "by_day": self.by_day(),
+                "paper": PAPER, "calibration": self.calibration().model_dump()}
 
     def calibration(self) -> Calibration:
         """Of the hypotheses stated at about X% confidence, the share naming the injected service."""
         return calibration((confidence, service == f.service) for f in self.faults
                            for confidence, service in zip(f.confidences, f.ranked, strict=False))
+
+    def by_day(self) -> dict[str, dict[str, Any]]:
+        days = sorted({f.day for f in self.faults})
+        return {day: _scores([f for f in self.faults if f.day == day]) for day in days}
 
     def by_type(self) -> dict[str, dict[str, Any]]:
         kinds = sorted({f.kind for f in self.faults})
@@ -111,20 +121,38 @@ def _scores(faults: Sequence[FaultScore]) -> dict[str, Any]:
     }
 
 
-def load_faults(data: Path) -> list[NezhaFault]:
-    """The day's labelled faults in time order (`inject_time` is UTC; `inject_timestamp` is ~8 h off that day)."""
-    labels = data / "rca_data" / DAY / f"{DAY}-fault_list.json"
-    if not labels.is_file():
-        raise InputError(f"{labels}: not found (--data should be the nezha-trainticket directory)")
-    try:
-        by_hour = json.loads(labels.read_text())
-        faults = [
-            NezhaFault(datetime.fromisoformat(item["inject_time"]), item["inject_pod"],
-                       service_of_pod(item["inject_pod"]), item["inject_type"])
-            for items in by_hour.values() for item in items
-        ]
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{labels}: not a Nezha fault list ({type(err).__name__}: {err})") from None
+def find_days(data: Path) -> list[str]:
+    """The days under `data/rca_data` that carry a fault list, in order."""
+    root = data / "rca_data"
+    days = sorted(p.name for p in root.glob("*") if (p / f"{p.name}{LABELS_SUFFIX}").is_file()) if root.is_dir() else []
+    if not days:
+        raise InputError(f"{root}/<day>/<day>{LABELS_SUFFIX}: not found (--data should be a Nezha dataset directory "
+                         "such as nezha-trainticket or nezha-onlineboutique)")
+    return days
+
+
+def rca_dir(data: Path, day: str) -> Path:
+    """Where one day's labels, metrics, logs and traces are."""
+    return data / "rca_data" / day
+
+
+def load_faults(data: Path, day: str | None = None) -> list[NezhaFault]:
+    """The labelled faults of `day` (every day found when None) in time order. `inject_time` is UTC (on one
+    TrainTicket day `inject_timestamp` is ~8 h off it)."""
+    faults: list[NezhaFault] = []
+    for name in [day] if day else find_days(data):
+        labels = rca_dir(data, name) / f"{name}{LABELS_SUFFIX}"
+        if not labels.is_file():
+            raise InputError(f"{labels}: not found (--day {name}: days found: {', '.join(find_days(data))})")
+        try:
+            by_hour = json.loads(labels.read_text())
+            faults.extend(
+                NezhaFault(datetime.fromisoformat(item["inject_time"]), item["inject_pod"],
+                           service_of_pod(item["inject_pod"]), item["inject_type"], name)
+                for items in by_hour.values() for item in items
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise InputError(f"{labels}: not a Nezha fault list ({type(err).__name__}: {err})") from None
     return sorted(faults, key=lambda f: f.inject_time)
 
 
@@ -154,12 +182,15 @@ def reference_files(reference_dir: Path, fault: NezhaFault) -> dict[str, list[Pa
     return found
 
 
-def fault_inputs(day_dir: Path, fault: NezhaFault,
-                 minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION) -> dict[str, list[Path]]:
-    """The fault's log and trace files (`fault_files`) after the day's fault-free reference minutes before them."""
+def fault_inputs(day_dir: Path, fault: NezhaFault, minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION,
+                 reference: bool = False) -> dict[str, list[Path]]:
+    """The fault's log and trace files (`fault_files`), after the day's fault-free reference minutes before them
+    when `reference` (a user who keeps some quiet telemetry of the same day)."""
     files = fault_files(day_dir, fault, minutes)
-    reference = reference_files(day_dir.parent.parent / "construct_data" / DAY, fault)
-    return {role: reference[role] + paths for role, paths in files.items()}
+    if not reference:
+        return files
+    quiet = reference_files(day_dir.parent.parent / "construct_data" / day_dir.name, fault)
+    return {role: quiet[role] + paths for role, paths in files.items()}
 
 
 def _file_minute(name: str, day: datetime) -> datetime | None:
@@ -175,9 +206,10 @@ class MetricsCut:
     """The day's per-pod metrics read once; `around(fault)` writes the fault's slice as canonical Parquet."""
 
     def __init__(self, day_dir: Path, scratch: Path) -> None:
-        pods = sorted((day_dir / "metric").glob("ts-*_metric.csv"))
+        pods = sorted((day_dir / "metric").glob(f"*{POD_METRIC_SUFFIX}"))
         if not pods:
-            raise InputError(f"{day_dir / 'metric'}: no per-pod metric files (ts-*_metric.csv)")
+            raise InputError(f"{day_dir / 'metric'}: no per-pod metric files (<pod>{POD_METRIC_SUFFIX})")
+        scratch.mkdir(parents=True, exist_ok=True)
         self.scratch = scratch
         self.day = scratch / "metrics-day.parquet"
         store = load_telemetry(metrics=[str(p) for p in pods])
@@ -338,7 +370,7 @@ class NullRun:
     largest_corrected_z: float
 
 
-def null_calibration(data: Path, limit: int | None = None,
+def null_calibration(data: Path, limit: int | None = None, day: str | None = None, reference: bool = False,
                      progress: Callable[[int, int, NullRun], None] | None = None) -> dict[str, Any]:
     """False leads of the span signals: for each fault, a pseudo-onset `NULL_LEAD` before its injection minute, the
     logs and traces up to that minute (the day's reference minute and the minute before the fault), and the services
@@ -346,11 +378,14 @@ def null_calibration(data: Path, limit: int | None = None,
     from incidentlens.analysis.anchored import known_periods
     from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH, trace_signals
 
-    day_dir = data / "rca_data" / DAY
     runs: list[NullRun] = []
-    faults = load_faults(data)[:limit]
+    faults = load_faults(data, day)[:limit]
     for number, fault in enumerate(faults, start=1):
-        store, _ = fault_store(fault_inputs(day_dir, fault, minutes=(0,)))  # the files up to the injection's minute
+        # the files up to the injection's minute
+        inputs = fault_inputs(rca_dir(data, fault.day), fault, minutes=(0,), reference=reference)
+        if not inputs["traces"]:
+            continue
+        store, _ = fault_store(inputs)
         at = fault.inject_time.replace(second=0, microsecond=0) - NULL_LEAD
         window, baseline, _ = known_periods(store, at)
         signals, _ = trace_signals(store, window, baseline)
@@ -377,28 +412,36 @@ def evaluate_nezha(
     kinds: Sequence[str] | None = None,
     limit: int | None = None,
     progress: Callable[[int, int, FaultScore], None] | None = None,
+    day: str | None = None,
+    reference: bool = False,
 ) -> NezhaReport:
-    """Rank every fault's services and score against the labels."""
-    day_dir = data / "rca_data" / DAY
+    """Rank every fault's services and score against the labels: the faults of `day` (every day found when None),
+    with the day's fault-free reference minutes as extra history when `reference`."""
     if ranker not in RANKERS:
         raise InputError(f"--ranker {ranker}: expected one of {', '.join(RANKERS)}")
-    faults = [f for f in load_faults(data) if not kinds or f.kind in kinds][:limit]
+    every = load_faults(data, day)
+    faults = [f for f in every if not kinds or f.kind in kinds][:limit]
     if not faults:
-        raise InputError(f"--kind {', '.join(kinds or [])}: no such faults (types: exception, return, cpu_contention)")
+        types = ", ".join(sorted({f.kind for f in every}))
+        raise InputError(f"--kind {', '.join(kinds or [])}: no such faults (types: {types})")
     report = NezhaReport(ranker=ranker)
     with tempfile.TemporaryDirectory(prefix="incidentlens-nezha-") as scratch:
-        metrics = MetricsCut(day_dir, Path(scratch))
+        cuts: dict[str, MetricsCut] = {}
         for number, fault in enumerate(faults, start=1):
-            score = score_fault(day_dir, fault, metrics, RANKERS[ranker])
+            folder = rca_dir(data, fault.day)
+            if fault.day not in cuts:  # one day's metrics at a time: the last day's cut is no longer needed
+                cuts = {fault.day: MetricsCut(folder, Path(scratch) / fault.day)}
+            score = score_fault(folder, fault, cuts[fault.day], RANKERS[ranker], reference)
             report.faults.append(score)
             if progress:
                 progress(number, len(faults), score)
     return report
 
 
-def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: Ranker) -> FaultScore:
+def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: Ranker,
+                reference: bool = False) -> FaultScore:
     started = time.perf_counter()
-    store, skipped = fault_store(fault_inputs(day_dir, fault), metrics.around(fault.inject_time))
+    store, skipped = fault_store(fault_inputs(day_dir, fault, reference=reference), metrics.around(fault.inject_time))
     try:
         ranking = ranker(store, fault.inject_time)
     except Exception as err:  # one fault's crash is that fault's result, reported; the other faults still run
@@ -407,7 +450,8 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: R
     rank = ranked.index(fault.service) + 1 if fault.service in ranked else None
     notes = [n for n in (ranking.note, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
     return FaultScore(
-        inject_time=fault.inject_time.isoformat() + "Z", service=fault.service, kind=fault.kind, ranked=ranked[:5],
+        inject_time=fault.inject_time.isoformat() + "Z", service=fault.service, kind=fault.kind, day=fault.day,
+        ranked=ranked[:5],
         rank=rank, seconds=round(time.perf_counter() - started, 2), note="; ".join(notes) or None,
         confidences=ranking.confidences[:5],
     )
