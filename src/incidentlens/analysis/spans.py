@@ -20,7 +20,14 @@ Two measures, each one aggregate query over the canonical views:
     one-sided, half for the rest), so one new error line outweighs the largest of fifty wandering INFO lines. A
     service is a candidate when any of its events moves past the uncorrected bar; the correction orders them.
 - **own time**: the p90 of the service's spans' exclusive time (duration minus its children's), after against
-  before: a starved CPU slows the service's own work, not the calls it waits on.
+  before: a starved CPU slows the service's own work, not the calls it waits on. A client span (one whose children
+  all run in another service) is left out: its exclusive time is the wait around the call, not the caller's work.
+- **wait on its calls**: for each call into the service, the caller's client span's duration minus the service's
+  server span's (the time on the network and in queues around the call), median after against before per caller;
+  a network delay on the service shows on the calls of every caller into it while its own time stays flat. The
+  service's shift is the smallest over its callers (a caller whose own network is slow slows only its own calls).
+  When a call has too few samples before the onset (a missing trace minute), the system's typical wait (the median
+  over all calls in the window) stands in for its history.
 
 The call direction (a caller whose callee moved no later is its victim, not its cause) is the ranking's
 (`rootcause.py`, with the call graph from the same spans).
@@ -55,6 +62,8 @@ EVIDENCE_ROWS = 20
 OWN_TIME_WEIGHT = 2.0
 #: the strength that makes a service a root-cause candidate
 SIGNIFICANT_STRENGTH = 2.5
+#: the wait on a service's calls weighs as its own time does: both are time ratios on the same log scale
+WAIT_WEIGHT = OWN_TIME_WEIGHT
 
 
 class TraceSignal(BaseModel):
@@ -72,22 +81,36 @@ class TraceSignal(BaseModel):
     own_p90_before_ms: float | None = None
     own_p90_after_ms: float | None = None
     own_time_shift: float = 0.0  # ln((1 + p90 after) / (1 + p90 before))
+    wait_before_ms: float | None = None  # the median wait on calls into the service before (or the system's typical)
+    wait_after_ms: float | None = None
+    wait_shift: float = 0.0  # ln((1 + wait after) / (1 + wait before)), the smallest over its callers
+    wait_baseline: str | None = None  # "history" (its calls before the onset) or "peers" (all calls in the window)
     evidence: str = ""
 
     @property
     def strength(self) -> float:
-        """How far the service's requests changed: the larger of the behaviour z and the weighted own-time shift."""
-        return max(self.behaviour_shift, OWN_TIME_WEIGHT * self.own_time_shift)
+        """How far the service's requests changed: the largest of the behaviour z and the weighted own-time and
+        wait shifts."""
+        return max(self.behaviour_shift, OWN_TIME_WEIGHT * self.own_time_shift, WAIT_WEIGHT * self.wait_shift)
 
     @property
     def significant(self) -> bool:
-        """Whether the service is a root-cause candidate: an event moved by the uncorrected bar, or its own time did
-        (the correction orders the candidates; the call graph and the other signals weigh in on each)."""
-        return max(self.raw_shift, OWN_TIME_WEIGHT * self.own_time_shift) >= SIGNIFICANT_STRENGTH
+        """Whether the service is a root-cause candidate: an event moved by the uncorrected bar, or its own time or
+        the wait on its calls did (the correction orders the candidates; the call graph and the other signals weigh
+        in on each)."""
+        return max(self.raw_shift, OWN_TIME_WEIGHT * self.own_time_shift,
+                   WAIT_WEIGHT * self.wait_shift) >= SIGNIFICANT_STRENGTH
 
     def describe(self) -> str:
-        """The change in words: the slower own work, or the event whose share of the traces moved."""
+        """The change in words: the longer wait on its calls, the slower own work, or the event whose share of the
+        traces moved."""
         own_time = OWN_TIME_WEIGHT * self.own_time_shift
+        wait = WAIT_WEIGHT * self.wait_shift
+        if wait >= max(own_time, self.behaviour_shift, self.raw_shift) and self.wait_after_ms is not None:
+            before = "before" if self.wait_baseline == "history" else "typical of the other calls"
+            return (f"its callers waited {self.wait_after_ms:g} ms around each call into it beyond its own server "
+                    f"time (median; {self.wait_before_ms:g} ms {before}): the delay lies between them, on its "
+                    "network")
         if own_time >= max(self.behaviour_shift, self.raw_shift) and self.own_p90_after_ms is not None:
             return f"its own span time p90 went from {self.own_p90_before_ms:g} to {self.own_p90_after_ms:g} ms"
         if self.event is None or self.share_before is None or self.share_after is None:
@@ -229,21 +252,60 @@ def adjusted_z(z: float, tested: int, one_sided: bool = False) -> float:
 
 
 def own_time_sql(window: Span, baseline: Span) -> str:
-    """Per service: p90 of its spans' exclusive time (duration minus the direct children's) before and after."""
+    """Per service: p90 of its spans' exclusive time (duration minus the direct children's) before and after; client
+    spans (every child in another service) are the wait on a call, not the service's work, and are left out."""
     return f"""WITH own AS (
     SELECT parent.service, {in_span('parent.start_ts', window)} AS after,
-           greatest(parent.duration_ms - coalesce(sum(child.duration_ms), 0), 0) AS own_ms
+           greatest(parent.duration_ms - coalesce(sum(child.duration_ms), 0), 0) AS own_ms,
+           count(child.span_id) > 0 AND bool_and(child.service IS DISTINCT FROM parent.service) AS client
     FROM spans AS parent
     LEFT JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
     WHERE parent.service IS NOT NULL
       AND ({in_span('parent.start_ts', window)} OR {in_span('parent.start_ts', baseline)})
     GROUP BY parent.trace_id, parent.span_id, parent.service, parent.start_ts, parent.duration_ms
+    HAVING NOT client
 )
 SELECT service, quantile_cont(own_ms, 0.9) FILTER (WHERE NOT after) AS p90_before,
        quantile_cont(own_ms, 0.9) FILTER (WHERE after) AS p90_after
 FROM own GROUP BY service
 HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS} AND count(*) FILTER (WHERE NOT after) >= {MIN_SPANS}
 ORDER BY service"""
+
+
+def wait_sql(window: Span, baseline: Span) -> str:
+    """Per call edge (caller, callee): the median wait around the calls (the caller's span minus the callee's server
+    span under it) before and after, with the number of calls on each side and the first call after."""
+    return f"""WITH calls AS (
+    SELECT parent.service AS caller, child.service AS callee, {in_span('parent.start_ts', window)} AS after,
+           parent.start_ts, greatest(parent.duration_ms - child.duration_ms, 0) AS wait_ms
+    FROM spans AS parent JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
+    WHERE child.service <> parent.service
+      AND ({in_span('parent.start_ts', window)} OR {in_span('parent.start_ts', baseline)})
+)
+SELECT caller, callee, count(*) FILTER (WHERE NOT after) AS calls_before, count(*) FILTER (WHERE after) AS calls_after,
+       median(wait_ms) FILTER (WHERE NOT after) AS wait_before, median(wait_ms) FILTER (WHERE after) AS wait_after,
+       min(start_ts) FILTER (WHERE after) AS first_after
+FROM calls GROUP BY caller, callee HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS}
+ORDER BY callee, caller"""
+
+
+def wait_shifts(edges: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per callee, the wait shift of the caller edge that moved least (each edge against its own calls before the
+    onset when it has `MIN_SPANS` of them, else against the system's typical wait: the median over the edges)."""
+    if not edges:
+        return {}
+    typical = float(sorted(e["wait_after"] for e in edges)[len(edges) // 2])
+    per_callee: dict[str, dict[str, Any]] = {}
+    for edge in edges:
+        history = edge["calls_before"] >= MIN_SPANS
+        before = float(edge["wait_before"]) if history else typical
+        shift = math.log1p(float(edge["wait_after"])) - math.log1p(before)
+        current = per_callee.get(edge["callee"])
+        if current is None or shift < current["shift"]:
+            per_callee[edge["callee"]] = {"shift": shift, "before": before, "after": float(edge["wait_after"]),
+                                          "baseline": "history" if history else "peers", "caller": edge["caller"],
+                                          "onset": edge["first_after"]}
+    return per_callee
 
 
 def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, TraceSignal], list[Evidence]]:
@@ -264,7 +326,16 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.own_p90_before_ms = round(float(row["p90_before"]), 3)
         s.own_p90_after_ms = round(float(row["p90_after"]), 3)
         s.own_time_shift = round(math.log1p(s.own_p90_after_ms) - math.log1p(s.own_p90_before_ms), 4)
+    edges_sql = wait_sql(window, baseline)
+    edges = store.fetch(edges_sql).to_pylist()
+    for callee, wait in wait_shifts(edges).items():
+        s = signals.setdefault(callee, TraceSignal(service=callee))
+        s.wait_before_ms, s.wait_after_ms = round(wait["before"], 3), round(wait["after"], 3)
+        s.wait_shift, s.wait_baseline = round(wait["shift"], 4), wait["baseline"]
+        if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
+            s.onset = wait["onset"]
     evidence = _evidence(signals, events, events_sql, times_sql)
+    evidence.extend(_wait_evidence(signals, edges, edges_sql))
     return signals, evidence
 
 
@@ -318,6 +389,28 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
         for s in slowed:
             s.evidence = s.evidence or item.id
     return items
+
+
+def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]], sql: str) -> list[Evidence]:
+    waited = sorted((s for s in signals.values() if s.wait_after_ms is not None), key=lambda s: -s.wait_shift)
+    if not waited:
+        return []
+    top = waited[0]
+    item = Evidence.make(
+        "trace", f"wait around calls by callee: {top.service} {top.wait_before_ms:g} -> {top.wait_after_ms:g} ms "
+                 "(median, caller's span minus the callee's server span)", sql,
+        {"rule": "per callee, the median wait of each caller's calls into it, after against the calls before (or "
+                 "the system's typical wait when a call has too few before); the callee's shift is the smallest "
+                 "over its callers",
+         "services": [{"service": s.service, "wait_before_ms": s.wait_before_ms, "wait_after_ms": s.wait_after_ms,
+                       "shift": s.wait_shift, "baseline": s.wait_baseline} for s in waited[:EVIDENCE_ROWS]],
+         "edges": [{k: _json_value(v) for k, v in e.items()} for e in edges[:EVIDENCE_ROWS]],
+         "cut": max(0, len(edges) - EVIDENCE_ROWS)},
+    )
+    for s in waited:
+        if WAIT_WEIGHT * s.wait_shift >= max(s.behaviour_shift, OWN_TIME_WEIGHT * s.own_time_shift) or not s.evidence:
+            s.evidence = item.id
+    return [item]
 
 
 def _json_value(value: Any) -> Any:
