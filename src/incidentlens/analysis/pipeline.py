@@ -24,6 +24,7 @@ from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.periods import Span
 from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_changes, rank_root_causes
 from incidentlens.analysis.shifts import LogSurge, MetricShift, fetch_log_counts, log_surges, metric_shifts
+from incidentlens.analysis.sources import data_sources
 from incidentlens.analysis.spans import trace_signals
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
@@ -51,6 +52,8 @@ class AnalysisResult(BaseModel):
     baseline_window: dict[str, str] | None = None
     peak: str | None = None
     detection: dict[str, Any] = Field(default_factory=dict)
+    #: which telemetry held data in the window and before it (`sources.data_sources`)
+    sources: dict[str, Any] | None = None
     hypotheses: list[Hypothesis] = Field(default_factory=list)
     verdict: Verdict | None = None
     contributors: list[dict[str, Any]] = Field(default_factory=list)
@@ -147,6 +150,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
         baseline_window={**_span_dict(baseline), "rule": rule},
         peak=result["peak"],
         detection=result["detection"],
+        sources=data_sources(store, window, baseline),
         hypotheses=ranking.hypotheses,
         verdict=verdict,
         contributors=[c.model_dump(mode="json") for c in contributors],

@@ -294,7 +294,7 @@ def wait_shifts(edges: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     onset when it has `MIN_SPANS` of them, else against the system's typical wait: the median over the edges)."""
     if not edges:
         return {}
-    typical = float(sorted(e["wait_after"] for e in edges)[len(edges) // 2])
+    typical = float(sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2])  # the lower median
     per_callee: dict[str, dict[str, Any]] = {}
     for edge in edges:
         history = edge["calls_before"] >= MIN_SPANS

@@ -1,0 +1,33 @@
+"""Which telemetry the analysis could read for the incident, and which it could not.
+
+A root cause read from metrics alone says less than one read from metrics, logs and traces; the result says which
+sources held data in the window and before it, so a reader knows what was checked ("no logs for this period").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from incidentlens.analysis.periods import Span, in_span
+
+#: the sources the root cause reads, with the view and its time column
+SOURCES = {"metrics": ("metrics", "ts"), "logs": ("logs", "ts"), "traces": ("spans", "start_ts")}
+
+
+def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
+    """`used`: the sources with rows in the window; `missing`: the others; per source the rows in the window and in
+    the baseline; `notes`: what is missing, in words ("no logs for this period", "no traces before the onset")."""
+    rows: dict[str, dict[str, int]] = {}
+    for name, (view, column) in SOURCES.items():
+        if not store.has(view):
+            continue
+        counts = store.fetch(f"SELECT count(*) FILTER (WHERE {in_span(column, window)}) AS window_rows, "
+                             f"count(*) FILTER (WHERE {in_span(column, baseline)}) AS baseline_rows "
+                             f"FROM {view}").to_pylist()[0]
+        rows[name] = {key: int(value or 0) for key, value in counts.items()}
+    used = [name for name in SOURCES if rows.get(name, {}).get("window_rows")]
+    missing = [name for name in SOURCES if name not in used]
+    notes = [f"no {name} for this period" for name in missing]
+    notes += [f"no {name} before the onset: compared with the rest of the window only" for name in used
+              if not rows[name]["baseline_rows"]]
+    return {"used": used, "missing": missing, "rows": rows, "notes": notes}

@@ -1,0 +1,118 @@
+"""Root cause from whatever telemetry is there, one generated fixture per way a service fails.
+
+The system: a frontend serving requests every 2 s; each request calls `cart`, `catalog` and `currency` through
+client spans (the frontend's span around the call, the callee's server span under it), as OpenTelemetry records
+them. Per-pod metrics every minute for three hours: CPU, memory, server latency. The fault starts at `AT`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from incidentlens.analysis import analyze
+from incidentlens.telemetry import load_telemetry
+
+START = datetime(2024, 5, 1, 9, 0)
+AT = datetime(2024, 5, 1, 12, 0)
+END = AT + timedelta(minutes=3)
+TRACES_FROM = AT - timedelta(minutes=2)
+SERVICES = ("frontend", "cart", "catalog", "currency")
+NETWORK_DELAY_MS = 200.0
+
+
+def _spans(path: Path, delayed: str | None, since: datetime = TRACES_FROM) -> Path:
+    """Requests every 2 s from `since` to END: frontend root -> client span -> server span in cart and in catalog.
+    From AT, each call into `delayed` waits NETWORK_DELAY_MS more between the client span and the server span
+    (the server's own time does not change)."""
+    rng = np.random.default_rng(3)
+    count = int((END - since).total_seconds() // 2)
+    rows: dict[str, list] = {k: [] for k in ("trace_id", "span_id", "parent_id", "service", "operation", "start_ts",
+                                             "duration_ms")}
+
+    def add(trace: str, span: str, parent: str, service: str, operation: str, start: datetime, ms: float) -> None:
+        for key, value in zip(rows, (trace, span, parent, service, operation, start, ms), strict=True):
+            rows[key].append(value)
+
+    for i in range(count):
+        start = since + timedelta(seconds=2 * i)
+        trace, total = f"t{i:05d}", 1.0
+        for callee, server_ms in (("cart", 1.0), ("catalog", 2.5), ("currency", 0.8)):
+            wait = 1.5 + rng.uniform(0, 1) + (NETWORK_DELAY_MS if callee == delayed and start >= AT else 0.0)
+            own = server_ms + rng.uniform(0, 0.3)
+            add(trace, f"{trace}-{callee}-client", f"{trace}-root", "frontend", f"{callee}/Get", start, own + wait)
+            add(trace, f"{trace}-{callee}-server", f"{trace}-{callee}-client", callee, f"{callee}/Get",
+                start + timedelta(milliseconds=wait / 2), own)
+            total += own + wait
+        add(trace, f"{trace}-root", "root", "frontend", "GET /", start, total + rng.uniform(0, 0.5))
+    pq.write_table(pa.table(rows), path)
+    return path
+
+
+def _metrics(path: Path, hot: str | None) -> Path:
+    """One-minute per-service CPU %, memory MiB and server latency p90 s from START to END; from AT `hot` runs at
+    ~95% CPU and serves 8x slower, and the frontend that calls it slows a little."""
+    rng = np.random.default_rng(5)
+    minutes = int((END - START).total_seconds() // 60)
+    times = [START + timedelta(minutes=m) for m in range(minutes)]
+    after = np.array([t >= AT for t in times])
+    parts = []
+    for service in SERVICES:
+        cpu = 20 + rng.normal(0, 1.5, minutes)
+        latency = 0.005 + rng.normal(0, 0.0003, minutes)
+        if service == hot:
+            cpu = np.where(after, 95 + rng.normal(0, 1, minutes), cpu)
+            latency = np.where(after, latency * 8, latency)
+        elif hot and service == "frontend":
+            latency = np.where(after, latency * 1.5, latency)
+        memory = 300 + rng.normal(0, 2, minutes)
+        for metric, values in (("cpu_usage_rate", cpu), ("memory_mib", memory), ("server_latency_p90_s", latency)):
+            parts.append(pa.table({"ts": times, "service": [service] * minutes, "metric": [metric] * minutes,
+                                   "value": values}))
+    pq.write_table(pa.concat_tables(parts), path)
+    return path
+
+
+def test_a_delayed_callee_whose_own_metrics_stay_flat_is_found_from_the_wait_around_its_calls(tmp_path: Path):
+    store = load_telemetry(metrics=_metrics(tmp_path / "metrics.parquet", hot=None),
+                           traces=_spans(tmp_path / "spans.parquet", delayed="cart"))
+    result = analyze(store, at=AT, onset="at")
+    top = result.hypotheses[0]
+    # cart's CPU, memory, latency and server spans are flat: only its callers' wait on it moved
+    assert top.service == "cart"
+    assert "waited" in top.mechanism and "network" in top.mechanism
+    # the caller whose client spans carry the wait is not blamed for it
+    assert "frontend" not in [h.service for h in result.hypotheses[:1]]
+    assert result.sources["used"] == ["metrics", "traces"]
+    assert "no logs for this period" in result.sources["notes"]
+
+
+def test_a_delay_is_found_when_the_traces_before_the_onset_are_missing(tmp_path: Path):
+    # the trace minute before the onset is lost: each call's wait is compared with the system's typical wait
+    store = load_telemetry(metrics=_metrics(tmp_path / "metrics.parquet", hot=None),
+                           traces=_spans(tmp_path / "spans.parquet", delayed="catalog", since=AT))
+    result = analyze(store, at=AT, onset="at")
+    assert result.hypotheses[0].service == "catalog"
+    assert "typical of the other calls" in result.hypotheses[0].mechanism
+    assert "no traces before the onset: compared with the rest of the window only" in result.sources["notes"]
+
+
+def test_a_fault_seen_in_metrics_only_is_found_and_the_result_says_logs_and_traces_were_missing(tmp_path: Path):
+    store = load_telemetry(metrics=_metrics(tmp_path / "metrics.parquet", hot="catalog"))
+    result = analyze(store, at=AT, onset="at")
+    assert result.hypotheses[0].service == "catalog"
+    assert result.sources["used"] == ["metrics"] and result.sources["missing"] == ["logs", "traces"]
+    assert {"no logs for this period", "no traces for this period"} <= set(result.sources["notes"])
+    assert result.to_dict()["sources"] == result.sources  # analysis.json carries it
+
+
+def test_nothing_moved_means_no_culprit_from_the_traces(tmp_path: Path):
+    # the same system with no fault: no service's wait or own time stands out
+    store = load_telemetry(metrics=_metrics(tmp_path / "metrics.parquet", hot=None),
+                           traces=_spans(tmp_path / "spans.parquet", delayed=None))
+    result = analyze(store, at=AT, onset="at")
+    assert all("waited" not in h.mechanism for h in result.hypotheses)
