@@ -40,7 +40,7 @@ BASELINE_SHORTEST = timedelta(minutes=20)
 MAX_WINDOWS_TRIED = 3
 
 KEYS = ("detected", "reason", "incident_window", "baseline_window", "peak", "detection", "hypotheses", "verdict",
-        "contributors", "templates", "impact", "trigger", "timeline", "evidence")
+        "contributors", "templates", "impact", "trigger", "timeline", "evidence", "sources")
 
 
 class AnalysisResult(BaseModel):
