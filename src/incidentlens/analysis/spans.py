@@ -25,7 +25,8 @@ Two measures, each one aggregate query over the canonical views:
 - **wait on its calls**: for each call into the service, the caller's client span's duration minus the service's
   server span's (the time on the network and in queues around the call), median after against before per caller;
   a network delay on the service shows on the calls of every caller into it while its own time stays flat. The
-  service's shift is the smallest over its callers (a caller whose own network is slow slows only its own calls).
+  service's shift is the smallest over its callers (a caller whose own network is slow slows only its own calls),
+  or over its callees when that is larger (a delayed caller with no callers of its own: its calls to everyone).
   When a call has too few samples before the onset (a missing trace minute), the system's typical wait (the median
   over all calls in the window) stands in for its history.
 
@@ -85,6 +86,7 @@ class TraceSignal(BaseModel):
     wait_after_ms: float | None = None
     wait_shift: float = 0.0  # ln((1 + wait after) / (1 + wait before)), the smallest over its callers
     wait_baseline: str | None = None  # "history" (its calls before the onset) or "peers" (all calls in the window)
+    wait_direction: str | None = None  # "in": the calls into it waited longer; "out": its calls to others did
     evidence: str = ""
 
     @property
@@ -108,9 +110,11 @@ class TraceSignal(BaseModel):
         wait = WAIT_WEIGHT * self.wait_shift
         if wait >= max(own_time, self.behaviour_shift, self.raw_shift) and self.wait_after_ms is not None:
             before = "before" if self.wait_baseline == "history" else "typical of the other calls"
-            return (f"its callers waited {self.wait_after_ms:g} ms around each call into it beyond its own server "
-                    f"time (median; {self.wait_before_ms:g} ms {before}): the delay lies between them, on its "
-                    "network")
+            calls = "its callers waited" if self.wait_direction == "in" else "it waited"
+            around = "each call into it beyond its own server time" if self.wait_direction == "in" else (
+                "each of its calls beyond the callee's server time, on every callee")
+            return (f"{calls} {self.wait_after_ms:g} ms around {around} (median; {self.wait_before_ms:g} ms "
+                    f"{before}): the delay lies between the services, on its network")
         if own_time >= max(self.behaviour_shift, self.raw_shift) and self.own_p90_after_ms is not None:
             return f"its own span time p90 went from {self.own_p90_before_ms:g} to {self.own_p90_after_ms:g} ms"
         if self.event is None or self.share_before is None or self.share_after is None:
@@ -290,22 +294,29 @@ ORDER BY callee, caller"""
 
 
 def wait_shifts(edges: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per callee, the wait shift of the caller edge that moved least (each edge against its own calls before the
-    onset when it has `MIN_SPANS` of them, else against the system's typical wait: the median over the edges)."""
+    """Per service, the wait shift of its calls: each call edge against its own calls before the onset when it has
+    `MIN_SPANS` of them, else against the system's typical wait (the lower median over the edges). A delay on a
+    service's network slows every edge into it (or, when it is a caller only, every edge out of it), so a service
+    scores the smallest shift over its callers' edges, or over its callees' when that is larger."""
     if not edges:
         return {}
     typical = float(sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2])  # the lower median
-    per_callee: dict[str, dict[str, Any]] = {}
+    found: dict[tuple[str, str], dict[str, Any]] = {}
     for edge in edges:
         history = edge["calls_before"] >= MIN_SPANS
         before = float(edge["wait_before"]) if history else typical
         shift = math.log1p(float(edge["wait_after"])) - math.log1p(before)
-        current = per_callee.get(edge["callee"])
-        if current is None or shift < current["shift"]:
-            per_callee[edge["callee"]] = {"shift": shift, "before": before, "after": float(edge["wait_after"]),
-                                          "baseline": "history" if history else "peers", "caller": edge["caller"],
-                                          "onset": edge["first_after"]}
-    return per_callee
+        seen = {"shift": shift, "before": before, "after": float(edge["wait_after"]),
+                "baseline": "history" if history else "peers", "onset": edge["first_after"]}
+        for service, direction in ((edge["callee"], "in"), (edge["caller"], "out")):
+            current = found.get((service, direction))
+            if current is None or shift < current["shift"]:
+                found[(service, direction)] = {**seen, "direction": direction}
+    per_service: dict[str, dict[str, Any]] = {}
+    for (service, _), wait in sorted(found.items(), key=lambda item: item[0][1]):  # "in" before "out"
+        if service not in per_service or wait["shift"] > per_service[service]["shift"]:
+            per_service[service] = wait
+    return per_service
 
 
 def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, TraceSignal], list[Evidence]]:
@@ -328,10 +339,10 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.own_time_shift = round(math.log1p(s.own_p90_after_ms) - math.log1p(s.own_p90_before_ms), 4)
     edges_sql = wait_sql(window, baseline)
     edges = store.fetch(edges_sql).to_pylist()
-    for callee, wait in wait_shifts(edges).items():
-        s = signals.setdefault(callee, TraceSignal(service=callee))
+    for service, wait in wait_shifts(edges).items():
+        s = signals.setdefault(service, TraceSignal(service=service))
         s.wait_before_ms, s.wait_after_ms = round(wait["before"], 3), round(wait["after"], 3)
-        s.wait_shift, s.wait_baseline = round(wait["shift"], 4), wait["baseline"]
+        s.wait_shift, s.wait_baseline, s.wait_direction = round(wait["shift"], 4), wait["baseline"], wait["direction"]
         if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
             s.onset = wait["onset"]
     evidence = _evidence(signals, events, events_sql, times_sql)
@@ -397,13 +408,14 @@ def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]],
         return []
     top = waited[0]
     item = Evidence.make(
-        "trace", f"wait around calls by callee: {top.service} {top.wait_before_ms:g} -> {top.wait_after_ms:g} ms "
+        "trace", f"wait around calls by service: {top.service} {top.wait_before_ms:g} -> {top.wait_after_ms:g} ms "
                  "(median, caller's span minus the callee's server span)", sql,
-        {"rule": "per callee, the median wait of each caller's calls into it, after against the calls before (or "
-                 "the system's typical wait when a call has too few before); the callee's shift is the smallest "
-                 "over its callers",
+        {"rule": "per call edge, the median wait (caller's span minus the callee's server span), after against the "
+                 "calls before (or the system's typical wait when an edge has too few before); a service's shift is "
+                 "the smallest over the edges into it, or over the edges out of it when that is larger",
          "services": [{"service": s.service, "wait_before_ms": s.wait_before_ms, "wait_after_ms": s.wait_after_ms,
-                       "shift": s.wait_shift, "baseline": s.wait_baseline} for s in waited[:EVIDENCE_ROWS]],
+                       "shift": s.wait_shift, "baseline": s.wait_baseline, "direction": s.wait_direction}
+                      for s in waited[:EVIDENCE_ROWS]],
          "edges": [{k: _json_value(v) for k, v in e.items()} for e in edges[:EVIDENCE_ROWS]],
          "cut": max(0, len(edges) - EVIDENCE_ROWS)},
     )

@@ -31,6 +31,8 @@ from incidentlens.telemetry.logfields import service_of_pod
 # The paper's figures per system (45 TrainTicket faults on two days, 56 OnlineBoutique faults on two), for the table.
 PAPER = {"trainticket": {"top1": 0.867, "top3": 0.978}, "onlineboutique": {"top1": 0.929, "top3": 0.964}}
 LABELS_SUFFIX = "-fault_list.json"
+#: the shared TrainTicket day, for callers that name it (`rca_dir(data, fault.day)` serves any day)
+DAY = "2023-01-29"
 POD_METRIC_SUFFIX = "_metric.csv"
 # Log/trace files are one minute each and named for the minute they end at: HH_MM holds [HH:MM-1, HH:MM), so the
 # files of the injection's minute and the next two cover a minute before it to two minutes after.
@@ -205,12 +207,13 @@ def _file_minute(name: str, day: datetime) -> datetime | None:
 class MetricsCut:
     """The day's per-pod metrics read once; `around(fault)` writes the fault's slice as canonical Parquet."""
 
-    def __init__(self, day_dir: Path, scratch: Path) -> None:
+    def __init__(self, day_dir: Path, scratch: Path, history: timedelta = METRIC_HISTORY) -> None:
         pods = sorted((day_dir / "metric").glob(f"*{POD_METRIC_SUFFIX}"))
         if not pods:
             raise InputError(f"{day_dir / 'metric'}: no per-pod metric files (<pod>{POD_METRIC_SUFFIX})")
         scratch.mkdir(parents=True, exist_ok=True)
         self.scratch = scratch
+        self.history = history
         self.day = scratch / "metrics-day.parquet"
         store = load_telemetry(metrics=[str(p) for p in pods])
         store.cursor().execute(
@@ -219,7 +222,7 @@ class MetricsCut:
 
     def around(self, moment: datetime) -> Path:
         path = self.scratch / f"metrics-{moment:%H%M%S}.parquet"
-        start, end = sql_ts(moment - METRIC_HISTORY), sql_ts(moment + METRIC_FUTURE)
+        start, end = sql_ts(moment - self.history), sql_ts(moment + METRIC_FUTURE)
         load = load_telemetry(metrics=self.day)
         load.cursor().execute(
             f"COPY (SELECT * FROM metrics WHERE ts >= {start} AND ts < {end}) TO '{path}' (FORMAT parquet)"
@@ -414,9 +417,11 @@ def evaluate_nezha(
     progress: Callable[[int, int, FaultScore], None] | None = None,
     day: str | None = None,
     reference: bool = False,
+    history: timedelta = METRIC_HISTORY,
 ) -> NezhaReport:
     """Rank every fault's services and score against the labels: the faults of `day` (every day found when None),
-    with the day's fault-free reference minutes as extra history when `reference`."""
+    with the day's fault-free reference minutes as extra history when `reference`, and `history` of metrics before
+    each fault (a day's worth: every metric sample of the day before the fault, earlier faults included)."""
     if ranker not in RANKERS:
         raise InputError(f"--ranker {ranker}: expected one of {', '.join(RANKERS)}")
     every = load_faults(data, day)
@@ -430,7 +435,7 @@ def evaluate_nezha(
         for number, fault in enumerate(faults, start=1):
             folder = rca_dir(data, fault.day)
             if fault.day not in cuts:  # one day's metrics at a time: the last day's cut is no longer needed
-                cuts = {fault.day: MetricsCut(folder, Path(scratch) / fault.day)}
+                cuts = {fault.day: MetricsCut(folder, Path(scratch) / fault.day, history)}
             score = score_fault(folder, fault, cuts[fault.day], RANKERS[ranker], reference)
             report.faults.append(score)
             if progress:
