@@ -75,9 +75,13 @@ class LogSurge(BaseModel):
         return self.onset is not None and self.ratio >= 3.0 and self.window_problems >= 5
 
 
-#: a series' scale is at least its baseline's 1%-99% range over this many sigmas (the width of that range for normal
-#: noise): a series flat at one value with rare spikes (quantised latency buckets) is not shifted by one more spike
-RANGE_SIGMAS = 4.65
+#: a series' scale is at least its baseline's `RANGE_TAIL`..1-`RANGE_TAIL` quantile range over this many sigmas (the
+#: width of that range for normal noise): a series flat at one value with occasional spikes (quantised latency
+#: buckets) is not shifted by a few more. The tail is 5%, not 1%, so that earlier incidents in the history (a few
+#: minutes of a day, or of the hour before, at this service) do not set the scale: the range stays robust to 5%
+#: of the baseline being anomalous on either side, as the IQR is to 25%
+RANGE_TAIL = 0.05
+RANGE_SIGMAS = 3.29
 
 
 def onset_search_start(window: Span, baseline: Span) -> datetime:
@@ -88,7 +92,7 @@ def onset_search_start(window: Span, baseline: Span) -> datetime:
 
 def robust_scale_rule(noise_floor: float = NOISE_FLOOR) -> str:
     """The scale `metric_shift_sql` divides by, in words (for evidence)."""
-    return (f"max(baseline IQR / 1.349, baseline 1%-99% range / {RANGE_SIGMAS:g}, "
+    return (f"max(baseline IQR / 1.349, baseline {RANGE_TAIL:.0%}-{1 - RANGE_TAIL:.0%} range / {RANGE_SIGMAS:g}, "
             f"{noise_floor:.0%} of |baseline median|)")
 
 
@@ -104,7 +108,8 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
     return f"""WITH base AS (
     SELECT service, metric, median(value) AS base_median,
            quantile_cont(value, 0.75) - quantile_cont(value, 0.25) AS base_iqr,
-           quantile_cont(value, 0.99) - quantile_cont(value, 0.01) AS base_range, count(*) AS base_points
+           quantile_cont(value, {1 - RANGE_TAIL}) - quantile_cont(value, {RANGE_TAIL}) AS base_range,
+           count(*) AS base_points
     FROM metrics
     WHERE ts >= {sql_ts(baseline[0])} AND ts < {sql_ts(baseline[1])} AND isfinite(value){only}
     GROUP BY service, metric

@@ -293,22 +293,28 @@ FROM calls GROUP BY caller, callee HAVING count(*) FILTER (WHERE after) >= {MIN_
 ORDER BY callee, caller"""
 
 
-def wait_shifts(edges: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", "out"),
+                peers: bool = True) -> dict[str, dict[str, Any]]:
     """Per service, the wait shift of its calls: each call edge against its own calls before the onset when it has
     `MIN_SPANS` of them, else against the system's typical wait (the lower median over the edges). A delay on a
     service's network slows every edge into it (or, when it is a caller only, every edge out of it), so a service
-    scores the smallest shift over its callers' edges, or over its callees' when that is larger."""
+    scores the smallest shift over its callers' edges, or over its callees' when that is larger. (`directions` and
+    `peers`, which leaves out edges with no history, are for ablations.)"""
     if not edges:
         return {}
     typical = float(sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2])  # the lower median
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for edge in edges:
         history = edge["calls_before"] >= MIN_SPANS
+        if not history and not peers:
+            continue
         before = float(edge["wait_before"]) if history else typical
         shift = math.log1p(float(edge["wait_after"])) - math.log1p(before)
         seen = {"shift": shift, "before": before, "after": float(edge["wait_after"]),
                 "baseline": "history" if history else "peers", "onset": edge["first_after"]}
         for service, direction in ((edge["callee"], "in"), (edge["caller"], "out")):
+            if direction not in directions:
+                continue
             current = found.get((service, direction))
             if current is None or shift < current["shift"]:
                 found[(service, direction)] = {**seen, "direction": direction}

@@ -1,0 +1,81 @@
+"""Ablations and leave-one-system-out figures of the root-cause ranking on the Nezha days (no reference minute).
+
+Each variant switches off one rule of the ranking and scores every fault of each dataset given, the way
+`incidentlens eval nezha --data DIR` does (known onset, the fault's log and trace minutes, an hour of metrics).
+A rule is kept when it helps on more than one system, or helps on one and costs nothing on the other.
+
+    .venv/bin/python benchmarks/ablate_nezha.py [variant ...]     # all variants when none is named
+
+Needs ../shared/datasets/nezha-trainticket and nezha-onlineboutique.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+from incidentlens.analysis import shifts, spans
+from incidentlens.eval.nezha import evaluate_nezha
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SYSTEMS = {"TrainTicket": DATASETS / "nezha-trainticket", "OnlineBoutique": DATASETS / "nezha-onlineboutique"}
+
+
+def _own_time_with_client_spans(window: spans.Span, baseline: spans.Span) -> str:
+    return _ORIGINAL_OWN_TIME(window, baseline).replace("HAVING NOT client", "")
+
+
+_ORIGINAL_OWN_TIME = spans.own_time_sql
+
+#: variant -> the patches that switch its rule off
+VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
+    "full": lambda: [],
+    "no wait on calls": lambda: [mock.patch.object(spans, "wait_shifts", lambda edges: {})],
+    "wait into a service only": lambda: [
+        mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, directions=("in",)))],
+    "no typical-wait baseline": lambda: [
+        mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers=False))],
+    "client spans in own time": lambda: [mock.patch.object(spans, "own_time_sql", _own_time_with_client_spans)],
+    "metric scale 1%-99% range": lambda: [mock.patch.object(shifts, "RANGE_TAIL", 0.01),
+                                          mock.patch.object(shifts, "RANGE_SIGMAS", 4.65)],
+}
+
+
+@contextmanager
+def applied(variant: str) -> Iterator[None]:
+    patches = VARIANTS[variant]()
+    for patch in patches:
+        patch.start()
+    try:
+        yield
+    finally:
+        for patch in reversed(patches):
+            patch.stop()
+
+
+def main() -> None:
+    missing = [str(path) for path in SYSTEMS.values() if not path.is_dir()]
+    if missing:
+        print(f"skipped: {', '.join(missing)} not found")
+        return
+    variants = sys.argv[1:] or list(VARIANTS)
+    print("| variant | " + " | ".join(f"{name} top-1 | {name} top-3" for name in SYSTEMS) + " | by type (top-1) |")
+    print("|---|" + "---|---|" * len(SYSTEMS) + "---|")
+    for variant in variants:
+        cells, types = [], []
+        with applied(variant):
+            for name, data in SYSTEMS.items():
+                summary = evaluate_nezha(data).summary()
+                faults = summary["faults"]
+                cells += [f"{summary['top1_count']}/{faults}", f"{summary['top3_count']}/{faults}"]
+                types += [f"{name[:2]} {kind} {s['top1_count']}/{s['faults']}"
+                          for kind, s in summary["by_type"].items()]
+        print(f"| {variant} | " + " | ".join(cells) + f" | {', '.join(types)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
