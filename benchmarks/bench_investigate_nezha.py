@@ -24,7 +24,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nezha-trai
 def run(fault: NezhaFault, metrics: MetricsCut) -> dict[str, object]:
     started = time.perf_counter()
     day = rca_dir(DATA, fault.day)
-    store, _ = fault_store(fault_inputs(day, fault), metrics.around(fault.inject_time))
+    store, _ = fault_store(fault_inputs(day, fault, reference=True), metrics.around(fault.inject_time))
     result = investigate(store, llm="offline", at=fault.inject_time, onset="at")
     pm = result.postmortem
     ranked = [h.service for h in pm.hypotheses]
