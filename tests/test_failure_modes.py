@@ -83,7 +83,7 @@ def test_a_delayed_callee_whose_own_metrics_stay_flat_is_found_from_the_wait_aro
     result = analyze(store, at=AT, onset="at")
     top = result.hypotheses[0]
     # cart's CPU, memory, latency and server spans are flat: only its callers' wait on it moved
-    assert top.service == "cart"
+    assert top.service == "cart" and top.kind == "network_delay"
     assert "waited" in top.mechanism and "network" in top.mechanism
     # the caller whose client spans carry the wait is not blamed for it
     assert "frontend" not in [h.service for h in result.hypotheses[:1]]

@@ -47,6 +47,8 @@ FAILED_TEST_COST = 1.0
 #: onsets this close are one moment to the data, which cannot order them: log onsets come from per-minute counts
 #: and metrics are sampled about once a minute, so a test is refuted only by a gap larger than this
 SAME_MOMENT = timedelta(minutes=1)
+#: the kind of a service whose strongest change is the wait around its calls (`spans.TraceSignal.delayed`)
+NETWORK_DELAY = "network_delay"
 #: the synthetic service of wide (service-less) metrics: a place, not a culprit
 GLOBAL = "global"
 #: how long before the onset a deploy or config change still counts as its trigger
@@ -76,6 +78,7 @@ class ServiceSignals(BaseModel):
     trace_strength: float = 0.0  # how far its requests changed in the traces (`spans.TraceSignal.strength`)
     trace_onset: datetime | None = None  # the first trace that showed the change
     trace_change: str | None = None  # the change in words (`TraceSignal.describe`)
+    delayed: bool = False  # the wait around its calls is its strongest change (`TraceSignal.delayed`)
     moved: list[MetricShift] = []
     evidence: list[str] = []
 
@@ -132,6 +135,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             s.trace_strength = trace.strength
             s.trace_onset = trace.onset
             s.trace_change = trace.describe()
+            s.delayed = trace.delayed
             s.evidence.append(trace.evidence)
     for s in signals.values():
         s.moved.sort(key=lambda m: -abs(m.shift))
@@ -167,6 +171,8 @@ def rank_root_causes(
         s = signals[name]
         trigger = change_at[name].as_trigger() if change_at[name] else None
         classification = classify(name, s.moved, cues, contributors, trigger)
+        if s.delayed and not trigger:  # the time went between the services, not into its work: its network
+            classification = Classification(kind=NETWORK_DELAY, points={NETWORK_DELAY: 1.0})
         test, passed, test_evidence = tests[name]
         evidence.append(test_evidence)
         earlier = [signals[d] for d in _earlier_downstream(s, signals, graph)]
@@ -176,7 +182,7 @@ def rank_root_causes(
             Hypothesis(
                 service=name,
                 kind=classification.kind,
-                mechanism=_with_trace_change(mechanism_sentence(name, classification, trigger, s.moved), s),
+                mechanism=_mechanism(name, classification, trigger, s),
                 confidence=round(math.exp(scores[name]["total"]) / norm, 3),
                 supporting=supporting,
                 contradicting=contradicting,
@@ -237,7 +243,12 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
     return {k: round(v, 4) for k, v in parts.items()}
 
 
-def _with_trace_change(sentence: str, s: ServiceSignals) -> str:
+def _mechanism(name: str, classification: Classification, trigger: dict[str, Any] | None, s: ServiceSignals) -> str:
+    """The mechanism in one sentence, with the change the traces showed."""
+    if classification.kind == NETWORK_DELAY:
+        sentence = f"{name}'s calls were delayed on the network while its own work kept its pace"
+    else:
+        sentence = mechanism_sentence(name, classification, trigger, s.moved)
     return f"{sentence}; in the traces, {s.trace_change}" if s.trace_change else sentence
 
 

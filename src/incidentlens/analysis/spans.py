@@ -103,12 +103,17 @@ class TraceSignal(BaseModel):
         return max(self.raw_shift, OWN_TIME_WEIGHT * self.own_time_shift,
                    WAIT_WEIGHT * self.wait_shift) >= SIGNIFICANT_STRENGTH
 
+    @property
+    def delayed(self) -> bool:
+        """Whether the wait around its calls is its strongest change, past the candidate bar: a network delay."""
+        wait = WAIT_WEIGHT * self.wait_shift
+        return wait >= SIGNIFICANT_STRENGTH and wait >= max(self.behaviour_shift, OWN_TIME_WEIGHT * self.own_time_shift)
+
     def describe(self) -> str:
         """The change in words: the longer wait on its calls, the slower own work, or the event whose share of the
         traces moved."""
         own_time = OWN_TIME_WEIGHT * self.own_time_shift
-        wait = WAIT_WEIGHT * self.wait_shift
-        if wait >= max(own_time, self.behaviour_shift, self.raw_shift) and self.wait_after_ms is not None:
+        if self.delayed and self.wait_after_ms is not None:
             before = "before" if self.wait_baseline == "history" else "typical of the other calls"
             calls = "its callers waited" if self.wait_direction == "in" else "it waited"
             around = "each call into it beyond its own server time" if self.wait_direction == "in" else (
