@@ -908,10 +908,10 @@ def mcp_command(
 
 @eval_app.command("nezha")
 def eval_nezha_command(
-    data: Annotated[Path, typer.Option("--data", help="A Nezha dataset directory (rca_data/<day>/, construct_data/): "
+    data: Annotated[Path, typer.Option("--data", help="A Nezha dataset directory (rca_data/DAY/, construct_data/): "
                                                       "nezha-trainticket or nezha-onlineboutique.")
                     ] = Path("../shared/datasets/nezha-trainticket"),
-    day: Annotated[str | None, typer.Option("--day", help="Only this day (rca_data/<DAY>/); every day found when "
+    day: Annotated[str | None, typer.Option("--day", help="Only this day (rca_data/DAY/); every day found when "
                                                           "not given.")] = None,
     ranker: Annotated[
         NezhaRanker, typer.Option("--ranker", help="analysis (analyze(store, at=inject_time, onset='at')), or "
