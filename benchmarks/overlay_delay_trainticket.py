@@ -1,0 +1,80 @@
+"""A network delay overlaid on TrainTicket spans: the wait-on-calls rule, shaped on OnlineBoutique, scored on the
+other system's span shapes (the shared TrainTicket day has no network-delay fault).
+
+The day's fault-free reference minute (`construct_data/`, logs and traces) with, from its middle on, DELAY ms added
+to every call into one service: the caller's client span and each of its ancestors last that much longer, the
+service's own spans do not change (a delay on its network). For each of the busiest services in turn, the rank
+`analyze(store, at=middle, onset="at")` gives it.
+
+    .venv/bin/python benchmarks/overlay_delay_trainticket.py [DELAY_MS] [SERVICES]     # default 30 ms, 20 services
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from incidentlens.analysis import analyze
+from incidentlens.telemetry import load_telemetry
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nezha-trainticket" / "construct_data" / \
+    "2023-01-29"
+AT = datetime(2023, 1, 29, 8, 49, 30)
+SERVICE = "regexp_replace({}, '-[a-z0-9]+-[a-z0-9]+$', '')"  # the pod name without its replica-set suffix
+
+
+def overlay(con: duckdb.DuckDBPyConnection, service: str, delay_ms: float, out: Path) -> None:
+    """The reference spans with `delay_ms` added to each call into `service` from AT on, and to its ancestors."""
+    at_ns = int((AT - datetime(1970, 1, 1)).total_seconds() * 1e9)
+    con.execute(f"""COPY (
+        WITH RECURSIVE hit AS (
+            SELECT p.TraceID AS t, p.SpanID AS id
+            FROM s AS p JOIN s AS c ON c.TraceID = p.TraceID AND c.ParentID = p.SpanID
+            WHERE {SERVICE.format('c.PodName')} = '{service}' AND {SERVICE.format('p.PodName')} <> '{service}'
+              AND CAST(p.StartTimeUnixNano AS HUGEINT) >= {at_ns}
+        ), ancestors(t, id) AS (
+            SELECT t, id FROM hit
+            UNION ALL
+            SELECT s.TraceID, s.ParentID FROM ancestors JOIN s ON s.TraceID = ancestors.t AND s.SpanID = ancestors.id
+            WHERE s.ParentID <> 'root'
+        ), bumps AS (SELECT t, id, count(*) AS n FROM ancestors GROUP BY ALL)
+        SELECT s.TraceID, s.SpanID, s.ParentID, s.PodName, s.OperationName, s.StartTimeUnixNano,
+               CAST(CAST(s.EndTimeUnixNano AS HUGEINT) + coalesce(b.n, 0) * {int(delay_ms * 1e6)} AS VARCHAR)
+                   AS EndTimeUnixNano,
+               CAST(CAST(s.Duration AS BIGINT) + coalesce(b.n, 0) * {int(delay_ms * 1e3)} AS VARCHAR) AS Duration
+        FROM s LEFT JOIN bumps AS b ON b.t = s.TraceID AND b.id = s.SpanID
+    ) TO '{out}' (HEADER)""")
+
+
+def main() -> None:
+    if not REFERENCE.is_dir():
+        print(f"skipped: {REFERENCE} not found")
+        return
+    delay_ms = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE s AS SELECT * FROM read_csv('{REFERENCE}/trace/08_50_trace.csv.gz', header=true, "
+                "all_varchar=true)")
+    services = [row[0] for row in con.execute(
+        f"SELECT {SERVICE.format('PodName')} AS service, count(*) FROM s GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()]
+    first = 0
+    with tempfile.TemporaryDirectory(prefix="incidentlens-overlay-") as scratch:
+        for service in services[:count]:
+            started = time.perf_counter()
+            spans = Path(scratch) / "spans.csv"
+            overlay(con, service, delay_ms, spans)
+            store = load_telemetry(traces=spans, logs=REFERENCE / "log" / "08_50_log.csv.gz")
+            ranked = [h.service for h in analyze(store, at=AT, onset="at").hypotheses]
+            rank = ranked.index(service) + 1 if service in ranked else None
+            first += rank == 1
+            print(f"{service:34s} rank {rank}  top {ranked[:3]}  {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"{delay_ms:g} ms into each of {min(count, len(services))} services: first for {first}")
+
+
+if __name__ == "__main__":
+    main()
