@@ -3,7 +3,7 @@ other system's span shapes (the shared TrainTicket day has no network-delay faul
 
 The day's fault-free reference minute (`construct_data/`, logs and traces) with, from its middle on, DELAY ms added
 to every call into one service: the caller's client span and each of its ancestors last that much longer, the
-service's own spans do not change (a delay on its network). For each of the busiest services in turn, the rank
+service's own spans do not change (a delay on its network). For each of the most called services in turn, the rank
 `analyze(store, at=middle, onset="at")` gives it.
 
     .venv/bin/python benchmarks/overlay_delay_trainticket.py [DELAY_MS] [SERVICES]     # default 30 ms, 20 services
@@ -60,8 +60,12 @@ def main() -> None:
     con = duckdb.connect()
     con.execute(f"CREATE TABLE s AS SELECT * FROM read_csv('{REFERENCE}/trace/08_50_trace.csv.gz', header=true, "
                 "all_varchar=true)")
-    services = [row[0] for row in con.execute(
-        f"SELECT {SERVICE.format('PodName')} AS service, count(*) FROM s GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()]
+    # the services other services call (a delay on the calls into one with no callers adds nothing)
+    services = [row[0] for row in con.execute(f"""
+        SELECT {SERVICE.format('c.PodName')} AS service, count(*) FROM s AS p JOIN s AS c
+            ON c.TraceID = p.TraceID AND c.ParentID = p.SpanID
+        WHERE {SERVICE.format('c.PodName')} <> {SERVICE.format('p.PodName')}
+        GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()]
     first = 0
     with tempfile.TemporaryDirectory(prefix="incidentlens-overlay-") as scratch:
         for service in services[:count]:
