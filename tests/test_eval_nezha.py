@@ -20,12 +20,16 @@ pytestmark = pytest.mark.dataset
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def nezha(datasets: Path) -> Path:
-    path = datasets / "nezha-trainticket"
+def _dataset(datasets: Path, name: str) -> Path:
+    path = datasets / name
     if not path.is_dir():
         pytest.skip(f"{path} not found")
     return path
+
+
+@pytest.fixture(scope="module")
+def nezha(datasets: Path) -> Path:
+    return _dataset(datasets, "nezha-trainticket")
 
 
 def test_the_day_has_28_labelled_faults_in_utc(nezha: Path):
@@ -111,10 +115,7 @@ def test_the_analysis_ranker_reports_how_well_its_confidences_are_calibrated(nez
 
 @pytest.fixture(scope="module")
 def boutique(datasets: Path) -> Path:
-    path = datasets / "nezha-onlineboutique"
-    if not path.is_dir():
-        pytest.skip(f"{path} not found")
-    return path
+    return _dataset(datasets, "nezha-onlineboutique")
 
 
 def test_every_day_of_either_system_is_found_with_its_fault_types(nezha: Path, boutique: Path):
