@@ -31,7 +31,8 @@ def travel_review(tmp_path_factory: pytest.TempPathFactory):
     day = data / "rca_data" / DAY
     out = tmp_path_factory.mktemp("nezha-review")
     with tempfile.TemporaryDirectory(prefix="incidentlens-nezha-") as scratch:
-        store, _ = fault_store(fault_inputs(day, fault), MetricsCut(day, Path(scratch)).around(fault.inject_time))
+        store, _ = fault_store(fault_inputs(day, fault, reference=True),  # the fault-free minute before it too
+                               MetricsCut(day, Path(scratch)).around(fault.inject_time))
         result = investigate(store, llm="offline", at=fault.inject_time, onset="at")
         paths = write_reports(result.postmortem, out, store=store)
     return result, paths
