@@ -72,6 +72,15 @@ def test_memory_near_its_limit_is_named_out_of_memory(tmp_path: Path) -> None:
     assert analysis["hypotheses"][0]["kind"] == "oom_restart_loop"
 
 
+def test_a_share_past_its_scale_is_not_near_a_limit(tmp_path: Path) -> None:
+    # memory at 180% of its reference: that reference is a request, not a limit the service would be killed at
+    news = {**quiet("news"), "MemoryUsageRate(%)": (87.0, 180.0, 0.5)}
+    analysis = analysed(tmp_path, {"news": news, "api": quiet("api")})
+
+    top = analysis["hypotheses"][0]
+    assert top["kind"] == "undetermined" and "not a share of a hard limit" in top["mechanism"]
+
+
 def test_cpu_saturation_needs_cpu_near_its_limit(tmp_path: Path) -> None:
     busy = {**quiet("busy"), "cpu_utilization": (0.2, 0.95, 0.01)}
     idle = {**quiet("idle"), "cpu_utilization": (0.02, 0.06, 0.001)}  # tripled, yet far from saturation

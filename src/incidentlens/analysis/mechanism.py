@@ -61,6 +61,9 @@ METRIC_CUES: list[tuple[str, str, str, float, str]] = [
 ]
 #: a utilisation at least this share of its full scale is near its limit (saturated)
 NEAR_LIMIT = 0.8
+#: ... unless it runs past this share: a share of a hard limit cannot pass it by much, so the scale is a request or a
+#: reference, not a limit the service is about to hit
+PAST_LIMIT = 1.1
 #: a ratio that fell by this share of its full scale fell materially
 MATERIAL_DROP = 0.2
 #: a metric of the machine, not of the service (`node_memory_...`, `NodeCpuUsageRate(%)`)
@@ -243,9 +246,10 @@ def full_scale(shift: MetricShift) -> float | None:
 
 def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
     """Whether a shift is large enough in practice to name a mechanism by `rule`, and the change in words:
-    `near_limit` a utilisation at `NEAR_LIMIT` of its scale or more; `near_limit_or_doubled` that, or an amount
-    with no known limit at least doubled; `fell_a_fifth` a ratio down by `MATERIAL_DROP` of its scale; `doubled` at
-    least twice the baseline (or up from zero); `events_seen` a count up by at least one (a restart seen)."""
+    `near_limit` a utilisation at `NEAR_LIMIT` of its scale or more (and not past `PAST_LIMIT` of it);
+    `near_limit_or_doubled` that, or an amount with no known limit at least doubled; `fell_a_fifth` a ratio down by
+    `MATERIAL_DROP` of its scale; `doubled` at least twice the baseline (or up from zero); `events_seen` a count up
+    by at least one (a restart seen)."""
     before, peak = shift.baseline, shift.peak
     change = f"{shift.metric} {describe_change(before, peak)}"
     scale = full_scale(shift)
@@ -260,6 +264,8 @@ def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
         large = rule == "near_limit_or_doubled" and doubled
         return large, change + ("" if large else ": an amount with no known limit")
     share = peak / scale
+    if share > PAST_LIMIT:
+        return False, f"{change} ({share:.0%}: past its scale, so not a share of a hard limit)"
     return share >= NEAR_LIMIT, f"{change} ({share:.0%} of its limit)"
 
 
