@@ -42,6 +42,7 @@ eval_app = typer.Typer(
 app.add_typer(eval_app, name="eval")
 
 console = Console()
+warnings_console = Console(stderr=True)
 
 #: exit code when --require-llm is given and the model could not be used (2 is for bad input)
 EXIT_NO_MODEL = 3
@@ -185,9 +186,12 @@ def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[
     from incidentlens.telemetry.sources import open_store
     from incidentlens.telemetry.textlogs import TextLogOptions
 
-    return open_store(metrics=metrics or None, logs=logs or None, traces=traces or None, events=events or None,
-                      mapping=parse_mapping(mapping), prometheus=prometheus, at=at,
-                      text=TextLogOptions(year=year, service=service))
+    store = open_store(metrics=metrics or None, logs=logs or None, traces=traces or None, events=events or None,
+                       mapping=parse_mapping(mapping), prometheus=prometheus, at=at,
+                       text=TextLogOptions(year=year, service=service))
+    for warning in store.warnings:  # bad values set aside at load: counted, and the count shown
+        warnings_console.print(Text(f"warning: {warning}", style="yellow"), highlight=False, soft_wrap=True)
+    return store
 
 
 def _version(value: bool) -> None:
@@ -373,16 +377,16 @@ def analyze_command(
     """Find the incident and explain it: window, root-cause hypotheses with tests, contributors, evidence."""
     from incidentlens.analysis import analyze
     from incidentlens.analysis.detection import parse_time
+    from incidentlens.outfiles import output_dir, write_text
 
     anchor = parse_time(at) if at else None
+    out = output_dir(out)  # before the analysis, not after it
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service)
     with console.status("analyzing", spinner="dots"):
         result = analyze(store, at=anchor, detector=detector.value, onset=onset.value)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "analysis.json"
     text = json.dumps(result.to_dict(), indent=2)
-    path.write_text(text + "\n")
+    path = write_text(out / "analysis.json", text + "\n")
     if as_json:
         print(text)
         return
@@ -594,6 +598,7 @@ def report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json instead of the summary.")] = False,
 ) -> None:
     """Write the incident review from an analysis.json, without agents; charts need --metrics."""
+    from incidentlens.outfiles import output_dir
     from incidentlens.report import (
         build_postmortem,
         executive_summary,
@@ -602,6 +607,7 @@ def report_command(
         write_reports,
     )
 
+    out = output_dir(out)
     pm = build_postmortem(read_analysis(analysis), source=str(analysis))
     store = _open_store(metrics, logs, traces, events, mapping) if metrics or logs or traces or events else None
     paths = write_reports(pm, out, store=store)
@@ -657,9 +663,11 @@ def investigate_command(
     from incidentlens.agents.brains import ModelBudget, RetryPolicy, resolve_brain
     from incidentlens.analysis.anchored import check_onset
     from incidentlens.analysis.detection import parse_time
+    from incidentlens.outfiles import output_dir
 
     anchor = parse_time(at) if at else None
     check_onset(onset.value, anchor)  # before any data is read
+    out = output_dir(out)
     budget = ModelBudget(max_tokens=llm_max_tokens, context_tokens=llm_context)
     if require_llm and resolve_brain(llm.value, model, llm_url).llm == "offline":
         _exit_no_model("--require-llm: no model to use (--llm offline, or auto with neither OPENAI_API_KEY nor "
@@ -714,9 +722,10 @@ def _self_command() -> str:
 
 def _investigate_and_report(store: object, out: Path, as_json: bool = False, **options: object) -> Any:
     from incidentlens.agents import investigate
+    from incidentlens.outfiles import output_dir
     from incidentlens.report import executive_summary, runbook_checklist, write_reports
 
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out)
     with console.status("investigating: coordinator, profiler, writer", spinner="dots"):
         result = investigate(store, trace_path=out / "trace.jsonl", **options)
     paths = write_reports(result.postmortem, out, store=store)

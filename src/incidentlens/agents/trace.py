@@ -25,6 +25,8 @@ from typing import Any
 from haystack import tracing
 from haystack.tracing import Span, Tracer
 
+from incidentlens.outfiles import StagedFile, output_dir
+
 _current: contextvars.ContextVar[RecordedSpan | None] = contextvars.ContextVar("incidentlens_span", default=None)
 
 ERROR_TEXT_LIMIT = 300
@@ -69,10 +71,9 @@ class TraceRecorder(Tracer):
         self.http_requests = 0
         self._lock = threading.Lock()
         self._started = time.perf_counter()
-        self._file = None
+        self._file: StagedFile | None = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("w", encoding="utf-8")
+            self._file = StagedFile(output_dir(path.parent) / path.name)
 
     @contextlib.contextmanager
     def trace(
@@ -104,13 +105,14 @@ class TraceRecorder(Tracer):
                 self.tokens["prompt"] += line.get("tokens_in", 0)
                 self.tokens["completion"] += line.get("tokens_out", 0)
                 if self._file is not None:
-                    self._file.write(json.dumps(line, default=str) + "\n")
+                    self._file.handle.write(json.dumps(line, default=str) + "\n")
             if self._file is not None:
-                self._file.flush()
+                self._file.handle.flush()
 
     def close(self) -> None:
+        """Close the trace and move it into place (it was streamed under a temporary name beside it)."""
         if self._file is not None:
-            self._file.close()
+            self._file.commit()
             self._file = None
 
     @contextlib.contextmanager

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from incidentlens.errors import InputError
+from incidentlens.outfiles import output_dir, write_text
 from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
@@ -19,11 +19,7 @@ from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
 def write_reports(pm: Postmortem, out_dir: str | Path, store: Any = None) -> dict[str, Path]:
     """Write report.json, report.md, report.html and evidence.json into `out_dir` (created if missing); charts
     need `store`."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"{out}: cannot create the output directory ({err.strerror})") from err
+    out = output_dir(out_dir)
     documents = {
         "json": ("report.json", json.dumps(pm.to_dict(), indent=2) + "\n"),
         "markdown": ("report.md", render_markdown(pm)),
@@ -32,8 +28,7 @@ def write_reports(pm: Postmortem, out_dir: str | Path, store: Any = None) -> dic
     }
     paths = {}
     for key, (name, text) in documents.items():
-        paths[key] = out / name
-        paths[key].write_text(text, encoding="utf-8")
+        paths[key] = write_text(out / name, text)
     return paths
 
 

@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from incidentlens.errors import InputError
+from incidentlens.outfiles import write_text, write_with
 from incidentlens.scenarios.columns import iso_times, utc_timestamps
 
 FORMATS = ("csv", "parquet", "jsonl")
@@ -36,12 +37,11 @@ def write_table(table: pa.Table, out_dir: Path, stem: str, fmt: str) -> Path:
     """Write `table` as DIR/<stem>.<fmt>."""
     path = out_dir / f"{stem}.{fmt}"
     if fmt == "csv":
-        pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
-    elif fmt == "parquet":
-        pq.write_table(table, path, compression="zstd")
-    else:
-        _write_jsonl(table, path)
-    return path
+        return write_with(path, lambda staged: pacsv.write_csv(
+            table, staged, write_options=pacsv.WriteOptions(quoting_style="needed")))
+    if fmt == "parquet":
+        return write_with(path, lambda staged: pq.write_table(table, staged, compression="zstd"))
+    return write_with(path, lambda staged: _write_jsonl(table, staged))
 
 
 def _write_jsonl(table: pa.Table, path: Path) -> None:
@@ -62,6 +62,4 @@ def iso(epoch_ms: int | float | None) -> str | None:
 
 
 def write_truth(truth: dict[str, Any], out_dir: Path) -> Path:
-    path = out_dir / "truth.json"
-    path.write_text(json.dumps(truth, indent=2) + "\n")
-    return path
+    return write_text(out_dir / "truth.json", json.dumps(truth, indent=2) + "\n")

@@ -8,6 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from incidentlens.errors import InputError
+from incidentlens.outfiles import output_dir
 from incidentlens.scenarios.causal import generate_causal
 from incidentlens.scenarios.faults import FAULTS
 from incidentlens.scenarios.output import check_format
@@ -60,6 +61,5 @@ def generate(
         raise InputError(f"--seed {seed}: the seed must be a non-negative integer")
     if logs is not None and logs < 0:
         raise InputError(f"--logs {logs}: the number of log lines cannot be negative")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     return SCENARIOS[name].build(out, seed, hours, logs, fmt)

@@ -43,6 +43,9 @@ SAMPLE_ROWS = 10_000
 # A text column is numeric when more than this share of its non-empty sampled values are numbers (the rest
 # become NULL and are counted).
 NUMERIC_SHARE = 0.5
+# Metric values beyond this magnitude are treated like NaN and Infinity: their square (any variance) overflows a
+# double, so no statistic can use them; no real gauge or counter comes near it.
+MAX_METRIC_MAGNITUDE = 1e150
 _SAMPLE = "_incidentlens_sample"
 
 _LEVEL_MAP = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in LEVEL_NAMES.items()) + "}"
@@ -87,6 +90,7 @@ class Canonical:
     exprs: dict[str, str] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     checks: dict[str, str] = field(default_factory=dict)  # column -> condition of a value not fitting its type
+    nonfinite: dict[str, str] = field(default_factory=dict)  # metric value column -> condition of NaN or +-Infinity
     time_column: str | None = None
     time_sql: str | None = None
     time_format: TimeFormat | None = None
@@ -284,7 +288,7 @@ def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, st
     value = find_column(names, "value", mapping)
     if metric and value and c.columns.is_number(value) and not c.columns.is_number(metric):
         c.exprs["metric"] = f"CAST({quote(metric)} AS VARCHAR)"
-        c.exprs["value"] = c.columns.number_sql(value, "DOUBLE")
+        c.exprs["value"] = _finite_value(c, value)
         c.used.update({metric, value})
         if value in c.columns.numeric:
             c.checks[value] = _not_a_number(value, "DOUBLE")
@@ -298,12 +302,22 @@ def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, st
             "columns (long form); use --map metric=COLUMN --map value=COLUMN"
         )
     c.exprs["metric"] = "[" + ", ".join(literal(n) for n in wide) + "]"
-    c.exprs["value"] = "[" + ", ".join(c.columns.number_sql(n, "DOUBLE") for n in wide) + "]"
+    c.exprs["value"] = "[" + ", ".join(_finite_value(c, n) for n in wide) + "]"
     c.unnested.update({"metric", "value"})
     c.used.update(wide)
     for column in wide:
         if column in c.columns.numeric:
             c.checks[column] = _not_a_number(column, "DOUBLE")
+
+
+def _finite_value(c: Canonical, column: str) -> str:
+    """A metric value column as DOUBLE with NaN, +-Infinity and magnitudes past MAX_METRIC_MAGNITUDE left out
+    (NULL, counted): no fit, chart or impact figure can use them, and one would swamp every mean and scale it
+    touches. (DuckDB orders NaN above every number, so the comparison also leaves NaN out.)"""
+    number = c.columns.number_sql(column, "DOUBLE")
+    usable = f"abs({number}) <= {MAX_METRIC_MAGNITUDE:g}"
+    c.nonfinite[column] = f"NOT ({usable})"
+    return f"CASE WHEN {usable} THEN {number} END"
 
 
 def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
@@ -444,7 +458,8 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     present = c.time_present_sql()
     bad_time = f"{present} AND ({c.time_sql}) IS NULL"
     checks = list(c.checks.items())
-    counters = "".join(f", count(*) FILTER ({condition})" for _, condition in checks)
+    nonfinite = list(c.nonfinite.items())
+    counters = "".join(f", count(*) FILTER ({condition})" for _, condition in [*checks, *nonfinite])
     try:
         total, bad, missing, *bad_values = con.execute(
             f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present}))"
@@ -462,7 +477,11 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
         )
     if missing and c.source.fmt != "text":
         warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing} rows have no time, left out")
-    for (name, _), count in zip(checks, bad_values, strict=True):
+    for (name, _), count in zip(checks, bad_values[: len(checks)], strict=True):
         if count:
             warnings.append(f"{c.source.label}: column {name!r}: {count} rows not numeric, kept as NULL")
+    for (name, _), count in zip(nonfinite, bad_values[len(checks):], strict=True):
+        if count:
+            warnings.append(f"{c.source.label}: column {name!r}: {count} values not finite (NaN, Infinity or "
+                            f"beyond +-{MAX_METRIC_MAGNITUDE:g}), left out")
     return missing

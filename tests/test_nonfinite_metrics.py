@@ -1,0 +1,70 @@
+"""NaN, +-Infinity and overflowing magnitudes in metrics are bad values: counted at load, left out of every fit,
+chart and impact figure, and the incident is still found where the clean copy finds it."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from incidentlens.analysis import analyze
+from incidentlens.analysis.detection import detect, iso_z
+from incidentlens.report import build_postmortem, write_reports
+from incidentlens.telemetry import load_telemetry
+
+
+def test_non_finite_values_are_counted_and_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    values = ["1.5", "NaN", "Infinity", "-Infinity", "1e308", "-inf", "2.5", "nan"]
+    path.write_text("ts,service,metric,value\n" + "".join(
+        f"2024-05-01T10:0{i}:00Z,api,latency,{v}\n" for i, v in enumerate(values)))
+    store = load_telemetry(metrics=path)
+    assert store.warnings == [
+        f"{path}: column 'value': 6 values not finite (NaN, Infinity or beyond +-1e+150), left out"]
+    got = store.fetch("SELECT count(*) AS n, count(value) AS kept, sum(value) AS total FROM metrics").to_pylist()
+    assert got == [{"n": 8, "kept": 2, "total": 4.0}]
+
+
+def test_a_typed_parquet_column_and_a_wide_file_are_checked_too(tmp_path: Path) -> None:
+    parquet = tmp_path / "metrics.parquet"
+    pq.write_table(pa.table({"ts": pa.array(np.arange(3) * 60_000, pa.int64()).cast(pa.timestamp("ms")),
+                             "rps": [1.0, float("nan"), float("inf")], "p95": [1.0, 2.0, 3.0]}), parquet)
+    store = load_telemetry(metrics=parquet)
+    assert store.warnings == [f"{parquet}: column 'rps': 2 values not finite (NaN, Infinity or beyond +-1e+150), "
+                              "left out"]
+    got = store.fetch("SELECT metric, count(value) AS kept FROM metrics GROUP BY metric ORDER BY metric").to_pylist()
+    assert got == [{"metric": "p95", "kept": 3}, {"metric": "rps", "kept": 1}]
+
+
+def _spoiled_copy(clean: Path, target: Path, bad: list[str], share: float = 0.01) -> Path:
+    """The clean metrics file with `share` of its values replaced by the `bad` texts."""
+    lines = clean.read_text().splitlines()
+    rng = np.random.default_rng(7)
+    picks = rng.random(len(lines) - 1) < share
+    out = [lines[0]]
+    for line, pick, choice in zip(lines[1:], picks, rng.integers(0, len(bad), len(lines) - 1), strict=True):
+        out.append(line.rsplit(",", 1)[0] + "," + bad[choice] if pick else line)
+    target.write_text("\n".join(out) + "\n")
+    return target
+
+
+@pytest.mark.parametrize("bad", [["NaN"], ["Infinity", "-Infinity"], ["1e308", "-1e308"]],
+                         ids=["nan", "infinity", "1e308"])
+def test_the_incident_is_found_where_the_clean_copy_finds_it(scenario_dir, tmp_path: Path, bad: list[str]) -> None:
+    data = scenario_dir("db-pool-exhaustion")
+    spoiled = _spoiled_copy(data / "metrics.csv", tmp_path / "metrics.csv", bad)
+    clean = detect(load_telemetry(metrics=data / "metrics.csv"))
+    store = load_telemetry(metrics=spoiled, logs=data / "logs.csv")
+    assert "values not finite" in store.warnings[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even a numpy RuntimeWarning on the way
+        window = detect(store).window
+        found = analyze(store)
+        paths = write_reports(build_postmortem(found.to_dict()), tmp_path / "review", store=store)
+    assert (window.start, window.end) == (clean.window.start, clean.window.end)
+    assert found.to_dict()["incident_window"] == {"start": iso_z(clean.window.start), "end": iso_z(clean.window.end)}
+    assert paths["html"].read_text().count("<svg") >= 1
