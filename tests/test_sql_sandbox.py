@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from incidentlens.analysis.sql_sandbox import SqlRefused, SqlSandbox, check_query
+from incidentlens.analysis.sql_sandbox import SqlRefused, SqlSandbox, check_query, open_locked
 
 
 @dataclass
@@ -119,9 +119,10 @@ def test_a_query_running_past_the_time_limit_is_interrupted(sandbox: SqlSandbox)
     assert sandbox.run("SELECT count(*) FROM metrics").rows == [[60]]
 
 
-def test_the_engine_itself_refuses_files_even_if_the_parser_let_them_through(sandbox: SqlSandbox):
-    """The second wall: the sandbox connection is read-only, locked, and blind to files beyond the inputs."""
-    cursor = sandbox._con.cursor()
+def test_the_engine_itself_refuses_files_even_if_the_parser_let_them_through(sandbox: SqlSandbox,
+                                                                            store: FileBackedStore):
+    """The last wall: the sandbox database opens read-only, locked, and blind to files beyond the inputs."""
+    cursor = open_locked(sandbox._dir / "sandbox.duckdb", list(store.paths.values())).cursor()
     for statement in (
         "SELECT * FROM read_csv('/etc/passwd')",
         "COPY (SELECT 1) TO '/tmp/incidentlens-should-not-exist.csv'",

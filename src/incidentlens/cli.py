@@ -560,18 +560,22 @@ def sql_command(
     traces: TraceFiles = None,
     events: EventFiles = None,
     mapping: ColumnMap = None,
-    max_rows: Annotated[int, typer.Option("--max-rows", help="Row cap: rows past it are not shown.")] = 200,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Row cap: rows past it are not shown (1-100000).")
+                        ] = 200,
     timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS",
-                                           help="Seconds before the query is interrupted.")] = 10.0,
+                                           help="Seconds the query may take, parsing included (0.1-3600).")] = 10.0,
+    memory_mb: Annotated[int, typer.Option("--memory-mb", metavar="MB", help="Memory budget of the query (DuckDB's "
+                                           "memory_limit; 64-16384).")] = 512,
     as_json: AsJson = False,
     year: LogYear = None,
     service: LogService = None,
 ) -> None:
     """Run one read-only query in the SQL sandbox (the one the agents use): no writes, no files, capped."""
-    from incidentlens.analysis.sql_sandbox import SqlSandbox
+    from incidentlens.analysis.sql_sandbox import Budget, SqlSandbox
 
+    budget = Budget(timeout_s=timeout, row_cap=max_rows, memory_mb=memory_mb)  # checked before any data is read
     store = _open_store(metrics, logs, traces, events, mapping, year=year, service=service)
-    with SqlSandbox(store, row_cap=max_rows, timeout_s=timeout) as sandbox:
+    with SqlSandbox(store, budget=budget) as sandbox:
         result = sandbox.run(query)
     if as_json:
         _print_json(result.to_dict())
@@ -579,7 +583,9 @@ def sql_command(
     rows = [["" if v is None else str(v) for v in row] for row in result.rows]
     columns = [Col(name, TIME if _all_times(rows, i) else TEXT) for i, name in enumerate(result.columns)]
     console.print(fitted_table(columns, rows, console.width))
-    if result.truncated:
+    if result.cut_by == "bytes":
+        _print_note(f"{result.cut_note()} (select fewer or shorter values) - {result.elapsed_ms:.0f} ms")
+    elif result.truncated:
         _print_note(f"the query returned more than {result.row_cap} rows; the first {result.row_cap} are shown "
                     f"(raise --max-rows, or aggregate with GROUP BY) - {result.elapsed_ms:.0f} ms")
     else:

@@ -15,12 +15,14 @@ from typing import Any
 
 from incidentlens.analysis.anchored import check_onset
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.sql_sandbox import SqlSandbox
+from incidentlens.analysis.sql_sandbox import Budget, SqlSandbox
 
 Span = tuple[datetime, datetime]
 
 #: rows a model's query may bring back (it should aggregate; the cut is said)
 SQL_ROW_CAP = 50
+#: and bytes: a result is read by a model, within its context window
+SQL_RESULT_BYTES = 16_000
 
 
 class InvestigationContext:
@@ -62,7 +64,8 @@ class InvestigationContext:
 
     @property
     def sandbox(self) -> SqlSandbox:
-        return self.once("sandbox", lambda: SqlSandbox(self.store, row_cap=SQL_ROW_CAP))
+        budget = Budget(row_cap=SQL_ROW_CAP, result_bytes=SQL_RESULT_BYTES)
+        return self.once("sandbox", lambda: SqlSandbox(self.store, budget=budget))
 
     def close(self) -> None:
         if "sandbox" in self._cache:
