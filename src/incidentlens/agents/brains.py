@@ -32,6 +32,7 @@ from incidentlens.agents.budget import fit_context
 from incidentlens.agents.planner import OfflinePlanner
 from incidentlens.agents.wire import MALFORMED_ARGUMENTS
 from incidentlens.errors import InputError
+from incidentlens.urls import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ class BrainChoice:
     def describe(self) -> str:
         if self.llm == "offline":
             return "offline (deterministic planner, no model)"
-        # a URL may carry credentials (http://user:token@host): they are never printed
-        where = f" at {httpx.URL(self.url).copy_with(userinfo=b'')}" if self.url else ""
+        # a URL may carry credentials (http://user:token@host, ?api_key=...): they are never printed
+        where = f" at {redact_url(httpx.URL(self.url).copy_with(userinfo=b''))}" if self.url else ""
         return f"{self.llm} ({self.model}{where})"
 
 

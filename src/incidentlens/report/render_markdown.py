@@ -20,6 +20,9 @@ from incidentlens.report.schema import EVIDENCE_FILE, EVIDENCE_ID_PATTERN, Postm
 # What can start markup inline: emphasis, code, links, raw HTML, table cells, strikethrough. Parentheses only matter
 # after a "]" (escaped) and intraword underscores never emphasise, so `latency_p95_ms` stays readable.
 _MD_SPECIAL = re.compile(r"([\\`*\[\]<>|~]|(?<!\w)_|_(?!\w)|&(?=#?\w+;))")
+# What GitHub-flavoured renderers turn into a link without any markup: `scheme://...`, `www....` and `name@host`.
+# Such a word from the data goes in a code span, which no renderer links (backslash escapes do not stop them all).
+_MD_AUTOLINK = re.compile(r"[A-Za-z][\w+.-]*://\S+|\b[Ww]{3}\.\S+|[\w.+-]+@[\w-]+\.[\w.-]+")
 _MD_BLOCK_START = re.compile(r"^(\d+(?=[.)]\s)|)([.)]|[#+\-=>](?=\s|$))")
 
 
@@ -43,8 +46,13 @@ def render_markdown(pm: Postmortem) -> str:
 
 
 def md_escape(value: Any) -> str:
-    """Untrusted text as inert Markdown: special characters backslash-escaped, newlines folded."""
-    text = _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    """Untrusted text as inert Markdown: special characters backslash-escaped, newlines folded, bare URLs and
+    addresses not clickable."""
+    text, parts, start = " ".join(str(value).split()), [], 0
+    for link in _MD_AUTOLINK.finditer(text):
+        parts += [_MD_SPECIAL.sub(r"\\\1", text[start:link.start()]), md_code(link.group(0))]
+        start = link.end()
+    text = "".join([*parts, _MD_SPECIAL.sub(r"\\\1", text[start:])])
     return _MD_BLOCK_START.sub(r"\1\\\2", text)  # a heading, list or quote marker at the start, made literal
 
 

@@ -29,6 +29,7 @@ from incidentlens.telemetry.logfields import (
     LOGFMT_LEVEL_PATTERN,
     POD_SUFFIX,
 )
+from incidentlens.urls import redact_url
 
 Runner = Callable[[str], pa.Table]
 
@@ -77,8 +78,8 @@ class ClickHouseTarget:
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    """The URL with its password (and any query-string value) replaced, for messages."""
+    return redact_url(url)
 
 
 def string_literal(text: str) -> str:

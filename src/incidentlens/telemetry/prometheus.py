@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from incidentlens.errors import InputError, SourceError
+from incidentlens.urls import redact_url
 
 # Prometheus refuses a query_range that would return more than 11,000 points per series.
 MAX_POINTS_PER_SERIES = 11_000
@@ -96,8 +97,9 @@ class PrometheusClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise InputError(f"--prometheus {url}: expected an http:// or https:// URL")
+            raise InputError(f"--prometheus {redact_url(url)}: expected an http:// or https:// URL")
         self.url = url.rstrip("/")
+        self.shown_url = redact_url(self.url)  # what messages print
         self.retries = retries
         self.backoff = backoff
         auth = auth or PrometheusAuth()
@@ -118,16 +120,16 @@ class PrometheusClient:
         """Call /api/v1/<path> (POST is form-encoded, so long selectors fit) and return the `data` field."""
         response = self._request_with_retries(method, path, params)
         if response.status_code in (401, 403):
-            raise SourceError(f"Prometheus at {self.url}: authentication refused (HTTP {response.status_code})")
+            raise SourceError(f"Prometheus at {self.shown_url}: authentication refused (HTTP {response.status_code})")
         try:
             body = response.json()
         except ValueError:
             raise SourceError(
-                f"Prometheus at {self.url}: /api/v1/{path} answered HTTP {response.status_code} without JSON"
+                f"Prometheus at {self.shown_url}: /api/v1/{path} answered HTTP {response.status_code} without JSON"
             ) from None
         if body.get("status") != "success":
             message = str(body.get("error") or f"HTTP {response.status_code}").replace("\n", " ")
-            raise SourceError(f"Prometheus at {self.url}: {path} failed: {message}")
+            raise SourceError(f"Prometheus at {self.shown_url}: {path} failed: {message}")
         return body.get("data")
 
     def _request_with_retries(
@@ -148,7 +150,7 @@ class PrometheusClient:
             if response.status_code not in RETRYABLE_STATUS:
                 return response
             last_problem = f"HTTP {response.status_code}"
-        raise SourceError(f"Prometheus at {self.url}: {last_problem} after {self.retries + 1} attempts")
+        raise SourceError(f"Prometheus at {self.shown_url}: {last_problem} after {self.retries + 1} attempts")
 
     def series(self, matchers: Iterable[str], start: datetime, end: datetime) -> list[dict[str, str]]:
         params = [("match[]", m) for m in matchers] + [("start", _unix(start)), ("end", _unix(end))]
@@ -162,7 +164,7 @@ class PrometheusClient:
     def query_range(self, query: str, start: datetime, end: datetime, step: int) -> list[dict[str, Any]]:
         data = self.api("query_range", {"query": query, "start": _unix(start), "end": _unix(end), "step": step})
         if data.get("resultType") != "matrix":
-            raise SourceError(f"Prometheus at {self.url}: query {query!r} returned a {data.get('resultType')}")
+            raise SourceError(f"Prometheus at {self.shown_url}: query {query!r} returned a {data.get('resultType')}")
         return list(data.get("result") or [])
 
 

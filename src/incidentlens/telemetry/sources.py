@@ -18,6 +18,7 @@ from incidentlens.errors import InputError
 from incidentlens.telemetry.files import PathsArg
 from incidentlens.telemetry.store import TelemetryStore, load_telemetry
 from incidentlens.telemetry.textlogs import TextLogOptions
+from incidentlens.urls import redact_url
 
 CLICKHOUSE_SCHEMES = ("clickhouse://", "clickhouses://")
 # With neither --prom-start nor other telemetry to take the range from, pull this much before the end.
@@ -96,7 +97,7 @@ def add_prometheus_metrics(store: TelemetryStore, options: PrometheusOptions, at
     start, end = prometheus_range(store, options, at)
     with PrometheusClient(options.url, PrometheusAuth.from_options(options.token, options.user)) as client:
         table = fetch_metrics(client, start, end, queries=queries, discover=options.discover, step=options.step)
-    store.add_arrow("metrics", table, label=f"Prometheus {options.url}")
+    store.add_arrow("metrics", table, label=f"Prometheus {redact_url(options.url)}")
 
 
 def prometheus_range(

@@ -1,0 +1,52 @@
+"""A URL on the command line may carry a key (`--llm-url ...?api_key=`, `http://user:token@host`): no console line,
+report or trace ever shows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fake_openai import FakeOpenAI, replay_planner
+from typer.testing import CliRunner
+
+from incidentlens.agents.brains import BrainChoice
+from incidentlens.cli import app
+from incidentlens.errors import InputError
+from incidentlens.telemetry.prometheus import PrometheusClient
+from incidentlens.urls import redact_url
+
+KEY = "sk-url-key-not-real-7731"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    (f"http://localhost:11434/v1?api_key={KEY}", "http://localhost:11434/v1?api_key=***"),
+    (f"https://h/v1?model=m&token={KEY}#{KEY}", "https://h/v1?model=***&token=***#***"),
+    (f"clickhouse://reader:{KEY}@ch.internal/prod.t", "clickhouse://reader:***@ch.internal/prod.t"),
+    ("http://localhost:9090", "http://localhost:9090"),
+])
+def test_keys_are_redacted_from_urls(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_the_brain_line_and_prometheus_messages_show_no_key() -> None:
+    choice = BrainChoice("openai-compatible", "qwen", f"http://me:{KEY}@localhost:11434/v1?api_key={KEY}")
+    assert KEY not in choice.describe() and "api_key=***" in choice.describe()
+    with pytest.raises(InputError) as refused:
+        PrometheusClient(f"prom.internal:9090/?token={KEY}")
+    assert KEY not in str(refused.value)
+    client = PrometheusClient(f"http://prom.internal:9090/?token={KEY}")
+    assert KEY not in client.shown_url
+    client.close()
+
+
+def test_investigate_over_an_llm_url_with_a_key_prints_and_writes_none_of_it(scenario_dir, tmp_path: Path) -> None:
+    tutorial = scenario_dir("seed-tutorial")
+    with FakeOpenAI(replay_planner) as fake:
+        result = CliRunner().invoke(app, [
+            "investigate", "--metrics", str(tutorial / "metrics.csv"), "--logs", str(tutorial / "logs.csv"),
+            "--llm", "openai-compatible", "--model", "scripted", "--llm-url", f"{fake.url}?api_key={KEY}",
+            "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "api_key=***" in result.output and KEY not in result.output
+    for path in tmp_path.iterdir():
+        assert KEY not in path.read_text(), path.name
