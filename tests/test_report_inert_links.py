@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_report_data import pool_exhaustion_analysis
 
 from incidentlens.report import build_postmortem, write_reports
 from incidentlens.report.render_markdown import md_escape
+from test_report_data import pool_exhaustion_analysis
 
 
 @pytest.mark.parametrize(("untrusted", "inert"), [

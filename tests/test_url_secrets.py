@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, replay_planner
 from typer.testing import CliRunner
 
+from fake_openai import FakeOpenAI, replay_planner
 from incidentlens.agents.brains import BrainChoice
 from incidentlens.cli import app
 from incidentlens.errors import InputError
