@@ -19,13 +19,13 @@ def data(scenario_dir) -> list[str]:
     return ["--metrics", str(tutorial / "metrics.csv"), "--logs", str(tutorial / "logs.csv")]
 
 
-@pytest.mark.parametrize("command", ["analyze", "investigate", "generate", "report"])
+@pytest.mark.parametrize("command", ["analyze", "investigate", "generate", "report", "templates"])
 def test_an_out_that_is_a_file_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
     taken = tmp_path / "taken"
     taken.write_text("keep me")
     args = {"analyze": ["analyze", "--metrics", "x.csv"], "investigate": ["investigate", "--metrics", "x.csv"],
             "generate": ["generate", "--scenario", "seed-tutorial"],
-            "report": ["report", "--analysis", str(taken)]}[command]
+            "report": ["report", "--analysis", str(taken)], "templates": ["templates", "--logs", "x.log"]}[command]
     assert_one_line_error(run_cli(*args, "--out", str(taken)), str(taken), "not a directory")
     assert taken.read_text() == "keep me"
 

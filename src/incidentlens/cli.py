@@ -498,14 +498,15 @@ def templates_command(
 
     from incidentlens.analysis.templates import mine_all_templates
     from incidentlens.errors import InputError
+    from incidentlens.outfiles import output_dir, write_with
 
     if not logs:
         raise InputError("templates: give --logs PATH (files or globs)")
+    out = output_dir(out)
     store = _open_store(None, logs, None, None, mapping, year=year, service=service)
     mined = mine_all_templates(store)
-    out.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(mined.templates, out / "templates.csv")
-    pacsv.write_csv(mined.lines, out / "lines.csv")
+    write_with(out / "templates.csv", lambda staged: pacsv.write_csv(mined.templates, staged))
+    write_with(out / "lines.csv", lambda staged: pacsv.write_csv(mined.lines, staged))
     if as_json:
         print(json.dumps(mined.templates.to_pylist(), indent=2))
         return
