@@ -17,6 +17,7 @@ import pytest
 
 from cli_process import SRC
 from incidentlens.analysis.sql_sandbox import Budget, SqlRefused, SqlSandbox
+from incidentlens.analysis.sql_worker import Worker
 from incidentlens.cli import main
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
@@ -183,3 +184,19 @@ def test_a_timestamptz_result_prints_as_utc_text(logs_file: str, monkeypatch, ca
                           "SELECT TIMESTAMPTZ '2024-05-01 10:00:00+02' AS t")
     assert code == 0 and err == "", err
     assert json.loads(out)["rows"] == [["2024-05-01T08:00:00Z"]]
+
+
+def test_a_tiny_time_limit_never_stops_the_worker_from_starting(logs_store) -> None:
+    with SqlSandbox(logs_store, budget=Budget(timeout_s=0.1)) as box:
+        try:
+            assert box.run("SELECT 1 AS one").rows == [[1]]
+        except SqlRefused as refused:
+            assert "0.1 s time limit" in str(refused)
+
+
+def test_an_interrupt_surfacing_from_the_row_stream_is_the_time_limit() -> None:
+    """pyarrow's reader raises DuckDB's interrupt as an OSError: still a one-line refusal, the worker goes on."""
+    worker = Worker(con=None, budget=Budget(timeout_s=2.0), tables=[], remote=[])
+    assert worker._failure(OSError("INTERRUPT Error: Interrupted!")) == (
+        "sql: query interrupted after the 2 s time limit")
+    assert "512 MB memory budget" in worker._failure(OSError("Out of Memory Error: could not allocate block"))

@@ -48,7 +48,8 @@ def main() -> None:
     con = open_locked(directory / "sandbox.duckdb", [Path(p) for p in config["inputs"]], budget,
                       temp_dir=directory / "tmp")
     worker = Worker(con, budget, config["tables"], config["remote"])
-    worker.handle("SELECT 1 AS warm_up")  # imports sqlglot's dialect and DuckDB's JSON code before any clock runs
+    # imports sqlglot's dialect and DuckDB's JSON code before any clock runs (with time to spare on a busy machine)
+    worker.handle("SELECT 1 AS warm_up", timeout_s=60)
     _answer({"ready": True})
     for line in sys.stdin:
         _answer(worker.handle(json.loads(line)["sql"]))
@@ -58,26 +59,31 @@ class Worker:
     def __init__(self, con: duckdb.DuckDBPyConnection, budget: Budget, tables: list[str], remote: list[str]) -> None:
         self.con, self.budget, self.tables, self.remote = con, budget, tables, set(remote)
 
-    def handle(self, sql: str) -> dict[str, Any]:
+    def handle(self, sql: str, timeout_s: float | None = None) -> dict[str, Any]:
+        """One request's answer; never raises (a failure is a one-line refusal, and the worker goes on)."""
         started = time.perf_counter()
         cursor = self.con.cursor()
-        timer = threading.Timer(self.budget.timeout_s, cursor.interrupt)
+        timer = threading.Timer(timeout_s or self.budget.timeout_s, cursor.interrupt)
         timer.start()
         try:
             return self._checked_run(cursor, sql, started)
         except SqlRefused as refused:
             return {"refused": str(refused)}
-        except duckdb.InterruptException:
-            return {"refused": f"sql: query interrupted after the {self.budget.timeout_s:g} s time limit"}
-        except duckdb.OutOfMemoryException as err:
-            return {"refused": self._over_memory(err)}
-        except duckdb.Error as err:
-            return {"refused": f"sql: {one_line(err)}"}
         except MemoryError:
             return {"refused": f"sql: query stopped: over the {self.budget.memory_mb} MB memory budget"}
+        except Exception as err:  # DuckDB's errors, and the same errors as pyarrow's stream reader raises them
+            return {"refused": self._failure(err)}
         finally:
             timer.cancel()
             cursor.close()
+
+    def _failure(self, err: Exception) -> str:
+        text = str(err)
+        if isinstance(err, duckdb.InterruptException) or text.startswith("INTERRUPT Error"):
+            return f"sql: query interrupted after the {self.budget.timeout_s:g} s time limit"
+        if isinstance(err, duckdb.OutOfMemoryException) or text.startswith("Out of Memory Error"):
+            return self._over_memory(err)
+        return f"sql: {one_line(err)}"
 
     def _checked_run(self, cursor: duckdb.DuckDBPyConnection, sql: str, started: float) -> dict[str, Any]:
         tree = check_query(sql, self.tables)
@@ -110,7 +116,7 @@ class Worker:
                     return rows
         return rows
 
-    def _over_memory(self, err: duckdb.Error) -> str:
+    def _over_memory(self, err: Exception) -> str:
         if "temp" in str(err).lower() and "director" in str(err).lower():
             budget = f"{self.budget.temp_disk_mb} MB temporary-disk budget"
         else:
