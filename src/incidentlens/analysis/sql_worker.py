@@ -4,15 +4,13 @@ It opens the sandbox database locked and within its budget, says `{"ready": true
 request line on stdin (`{"sql": ...}`): `{"result": ...}`, `{"refused": "sql: ..."}` or `{"remote": true}` (the
 query reads only views kept in a remote store: the parent runs it there). The time limit starts when a request
 arrives, so it covers the checks as well as the run; DuckDB is interrupted at the limit, and the parent kills a
-worker that does not answer soon after. It exits when stdin closes, and dies with its parent (Linux).
+worker that does not answer soon after. It exits when stdin closes (its parent closed it or died). (No
+PR_SET_PDEATHSIG: Linux sends it when the parent *thread* ends, and the agents start the sandbox in a tool thread.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
-import signal
 import sys
 import threading
 import time
@@ -40,7 +38,6 @@ _BATCH_ROWS = 64
 
 
 def main() -> None:
-    _die_with_parent()
     config = json.loads(sys.argv[1])
     budget = Budget(**config["budget"])
     directory = Path(config["dir"])
@@ -128,12 +125,6 @@ def _answer(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
 
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when its parent dies (prctl PR_SET_PDEATHSIG); elsewhere, stdin closing ends
-    it."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 if __name__ == "__main__":
