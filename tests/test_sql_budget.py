@@ -78,7 +78,8 @@ def test_one_long_string_operation_is_stopped_by_the_time_limit_or_the_memory_wa
 
 def test_parsing_counts_against_the_time_limit(small: SqlSandbox) -> None:
     message, _ = _refused_within(small, "SELECT " + "1+" * 49_000 + "1", LIMIT_S + STOP_SLACK_S)
-    assert "time limit" in message or "nested too deeply" in message
+    # a busy machine stops it at the limit; an idle one parses it and DuckDB refuses the depth: one line either way
+    assert any(reason in message for reason in ("time limit", "nested too deeply", "expression depth"))
 
 
 def test_a_query_over_the_length_budget_is_refused_before_parsing(small: SqlSandbox) -> None:
