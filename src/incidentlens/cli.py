@@ -179,15 +179,28 @@ def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_t
 
 def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[str] | None,
                 events: list[str] | None, mapping: list[str] | None, at: object = None,
-                prometheus: object = None, year: int | None = None, service: str | None = None) -> object:
-    """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store)."""
+                prometheus: object = None, year: int | None = None, service: str | None = None,
+                out: Path | None = None) -> object:
+    """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store).
+
+    Unreadable lines the store set aside are said on stderr, one line per file, and listed in
+    `<out>/rejected/<file>.txt` when the command writes to a directory."""
     from incidentlens.telemetry import parse_mapping
     from incidentlens.telemetry.sources import open_store
     from incidentlens.telemetry.textlogs import TextLogOptions
 
-    return open_store(metrics=metrics or None, logs=logs or None, traces=traces or None, events=events or None,
-                      mapping=parse_mapping(mapping), prometheus=prometheus, at=at,
-                      text=TextLogOptions(year=year, service=service))
+    store = open_store(metrics=metrics or None, logs=logs or None, traces=traces or None, events=events or None,
+                       mapping=parse_mapping(mapping), prometheus=prometheus, at=at,
+                       text=TextLogOptions(year=year, service=service))
+    for rejected in store.rejected:
+        where = ""
+        if out is not None:
+            listing = out / "rejected" / rejected.listing_name
+            listing.parent.mkdir(parents=True, exist_ok=True)
+            listing.write_text(rejected.listing(), encoding="utf-8")
+            where = f": see {listing}"
+        print(f"warning: {rejected.note()}, set aside{where}", file=sys.stderr)
+    return store
 
 
 def _version(value: bool) -> None:
@@ -376,7 +389,7 @@ def analyze_command(
 
     anchor = parse_time(at) if at else None
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out)
     with console.status("analyzing", spinner="dots"):
         result = analyze(store, at=anchor, detector=detector.value, onset=onset.value)
     out.mkdir(parents=True, exist_ok=True)
@@ -497,7 +510,7 @@ def templates_command(
 
     if not logs:
         raise InputError("templates: give --logs PATH (files or globs)")
-    store = _open_store(None, logs, None, None, mapping, year=year, service=service)
+    store = _open_store(None, logs, None, None, mapping, year=year, service=service, out=out)
     mined = mine_all_templates(store)
     out.mkdir(parents=True, exist_ok=True)
     pacsv.write_csv(mined.templates, out / "templates.csv")
@@ -665,7 +678,7 @@ def investigate_command(
         _exit_no_model("--require-llm: no model to use (--llm offline, or auto with neither OPENAI_API_KEY nor "
                        "--llm-url)")
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out)
     result = _investigate_and_report(store, out, as_json=as_json, llm=llm.value, model=model, llm_url=llm_url,
                                      max_steps=max_steps, at=anchor, onset=onset.value, budget=budget,
                                      retry=RetryPolicy(timeout_s=llm_timeout))

@@ -249,7 +249,7 @@ def _copy_catalog(source: duckdb.DuckDBPyConnection, target: Path) -> list[str]:
         sandbox = duckdb.connect(str(target))
         try:
             for (name,) in tables:
-                sandbox.register("_source_table", cursor.execute(f'SELECT * FROM "{name}"').to_arrow_table())
+                sandbox.register("_source_table", cursor.sql(f'SELECT * FROM "{name}"').to_arrow_table())
                 sandbox.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _source_table')
                 sandbox.unregister("_source_table")
             for _name, view_sql in views:

@@ -27,7 +27,7 @@ import sqlglot.expressions as exp
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import quote
-from incidentlens.telemetry.files import PathsArg, Source, resolve_paths, sources_for
+from incidentlens.telemetry.files import PathsArg, RejectedRows, Source, resolve_paths, sources_for
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, read_text_log
 from incidentlens.telemetry.views import EmptySourceError, build_select
 
@@ -65,6 +65,7 @@ class TelemetryStore:
     con: duckdb.DuckDBPyConnection = field(default_factory=utc_connection)
     paths: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    rejected: list[RejectedRows] = field(default_factory=list)  # unreadable lines set aside, per file
     logs_backend: QueryBackend | None = None
     _parts: dict[str, list[str]] = field(default_factory=dict)
     _source_columns: set[str] = field(default_factory=set)
@@ -181,7 +182,8 @@ class TelemetryStore:
             raise ValueError(f"unknown view {view!r}; views are {', '.join(VIEWS)}")
         raw = f"_{view}_raw" if _is_small_text(source) else None
         try:
-            selects = build_select(self.con, source, view, mapping, self.warnings, raw_table=raw)
+            selects = build_select(self.con, source, view, mapping, self.warnings, raw_table=raw,
+                                   rejected=self.rejected)
             parts = self._parts.setdefault(view, [])
             for built in selects:
                 self._source_columns.update(built.columns)

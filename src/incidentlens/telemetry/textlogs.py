@@ -197,7 +197,7 @@ def read_text_log(
     logger = [f"nullif(g.{name}, '')" for name in ("logger", "logger_") if name in groups]
     logger_sql = f"coalesce({', '.join(logger)})" if logger else "NULL"
     parsed = (f"SELECT line, text, g, {msg} AS msg, {level} AS lvl, {logger_sql} AS logger "
-              f"FROM (SELECT line, text, {extract} FROM ({_lines_sql(path)}) AS raw) AS split")
+              f"FROM (SELECT line, text, {extract} FROM ({lines_sql(path)}) AS raw) AS split")
     con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {parsed}")
     has_continuations = fmt is not UNKNOWN and con.execute(
         f"SELECT count(*) FROM {quote(table)} WHERE text IS NOT NULL AND g.{fmt.key_group} = ''"
@@ -255,8 +255,9 @@ def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
     return [line.decode("utf-8", errors="replace").rstrip("\r\n") for line in raw if line]
 
 
-def _lines_sql(path: Path) -> str:
-    """Every line of the file with its 1-based number; a blank line is NULL (kept, so numbers stay right)."""
+def lines_sql(path: Path) -> str:
+    """`SELECT line, text`: every line of the file with its 1-based number; a blank line is NULL (kept, so numbers
+    stay right)."""
     # One VARCHAR column, no quote or escape character, a delimiter that text does not hold: each line is a row.
     reader = (f"read_csv({literal(str(path))}, columns={{'text': 'VARCHAR'}}, header=false, auto_detect=false, "
               "delim='\\x01', quote='', escape='', strict_mode=false, null_padding=true, max_line_size=16777216)")
