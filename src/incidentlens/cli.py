@@ -542,11 +542,11 @@ def eval_templates_command(
 
     from rich.table import Table
 
-    from incidentlens.analysis.templates import DRAIN_SIMILARITY
+    from incidentlens.analysis.templates import MINING_SIMILARITY
     from incidentlens.eval.templates import evaluate_templates
 
     with console.status("mining templates"):
-        report = evaluate_templates(data, similarity=DRAIN_SIMILARITY if similarity is None else similarity)
+        report = evaluate_templates(data, similarity=MINING_SIMILARITY if similarity is None else similarity)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return

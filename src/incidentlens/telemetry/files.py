@@ -20,7 +20,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
-from incidentlens.telemetry.textlogs import UNKNOWN, detect_line_format, lines_sql, sample_lines
+from incidentlens.telemetry.textlogs import UNKNOWN, detect_line_format, is_gzip, lines_sql, sample_lines
 
 PathLike = str | Path
 PathsArg = PathLike | Sequence[PathLike] | None
@@ -40,7 +40,8 @@ JSON_FULL_SCHEMA_BYTES = 64 << 20
 MAX_UNREADABLE_SHARE = 0.5
 _JSON_TABLES = itertools.count()
 
-_FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log"}
+_FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
+                 "otlp": "OTLP JSON"}
 # A CSV header's delimiter repeats as often on at least this share of the lines after it.
 _CSV_CONSISTENCY = 0.8
 
@@ -182,30 +183,9 @@ def is_malformed_json(source: Source, err: duckdb.Error) -> bool:
 
 
 def set_aside_bad_json(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[Source, list[RejectedRows]]:
-    """The source's good JSON lines as a table of text columns, and the lines set aside (not a JSON object).
-
-    Each file is scanned as lines (as a plain-text log is); a file with more than MAX_UNREADABLE_SHARE of its
-    non-blank lines unreadable is an InputError naming its first bad line."""
+    """The source's good JSON lines as a table of text columns, and the lines set aside (see `scan_json_lines`)."""
     table = f"_incidentlens_json_{next(_JSON_TABLES)}"
-    scans = " UNION ALL ".join(
-        f"SELECT {literal(str(path))} AS file, line, text FROM ({lines_sql(path)}) AS lines "
-        "WHERE length(trim(text)) > 0" for path in source.files)
-    is_object = "CASE WHEN json_valid(text) THEN json_type(text) = 'OBJECT' ELSE false END"
-    con.execute(f"CREATE OR REPLACE TABLE {table}_lines AS SELECT file, line, text, {is_object} AS good FROM ({scans})")
-    rejected = []
-    for path in source.files:
-        total, bad = con.execute(f"SELECT count(*), count(*) FILTER (NOT good) FROM {table}_lines "
-                                 f"WHERE file = {literal(str(path))}").fetchone()
-        if not bad:
-            continue
-        rows = con.execute(
-            f"SELECT line, CASE WHEN json_valid(text) THEN 'not a JSON object' ELSE 'not valid JSON' END, text "
-            f"FROM {table}_lines WHERE file = {literal(str(path))} AND NOT good ORDER BY line").fetchall()
-        if bad > MAX_UNREADABLE_SHARE * total:
-            line, reason, _ = rows[0]
-            raise InputError(f"{path}: cannot read as JSON lines: {bad} of {total} lines unreadable (line {line}: "
-                             f"{reason})")
-        rejected.append(RejectedRows(str(path), int(total), tuple((int(n), r, t) for n, r, t in rows)))
+    rejected = scan_json_lines(con, source.files, f"{table}_lines", source.format_name)
     keys = [k for (k,) in con.execute(
         f"SELECT key FROM (SELECT unnest(json_keys(text)) AS key, line FROM {table}_lines WHERE good) "
         "GROUP BY key ORDER BY min(line), key").fetchall()]
@@ -216,13 +196,39 @@ def set_aside_bad_json(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[
     return replace(source, table=table, text_columns=tuple(keys)), rejected
 
 
+def scan_json_lines(con: duckdb.DuckDBPyConnection, files: Sequence[Path], table: str, what: str) -> list[RejectedRows]:
+    """Every non-blank line of the files into `table` (file, line, text, good: a JSON object) and the lines that
+    are not, per file. Each file is scanned as lines (as a plain-text log is); a file with more than
+    MAX_UNREADABLE_SHARE of its non-blank lines unreadable is an InputError naming its first bad line."""
+    scans = " UNION ALL ".join(
+        f"SELECT {literal(str(path))} AS file, line, text FROM ({lines_sql(path)}) AS lines "
+        "WHERE length(trim(text)) > 0" for path in files)
+    is_object = "CASE WHEN json_valid(text) THEN json_type(text) = 'OBJECT' ELSE false END"
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file, line, text, {is_object} AS good FROM ({scans})")
+    rejected = []
+    for path in files:
+        total, bad = con.execute(f"SELECT count(*), count(*) FILTER (NOT good) FROM {table} "
+                                 f"WHERE file = {literal(str(path))}").fetchone()
+        if not bad:
+            continue
+        rows = con.execute(
+            f"SELECT line, CASE WHEN json_valid(text) THEN 'not a JSON object' ELSE 'not valid JSON' END, text "
+            f"FROM {table} WHERE file = {literal(str(path))} AND NOT good ORDER BY line").fetchall()
+        if bad > MAX_UNREADABLE_SHARE * total:
+            line, reason, _ = rows[0]
+            raise InputError(f"{path}: cannot read as {what}: {bad} of {total} lines unreadable (line {line}: "
+                             f"{reason})")
+        rejected.append(RejectedRows(str(path), int(total), tuple((int(n), r, t) for n, r, t in rows)))
+    return rejected
+
+
 def _json_pointer(key: str) -> str:
     return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
 def _data_lines(path: Path) -> int:
     """Lines after the header (a final line without a newline counts), read in chunks."""
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     newlines, last = 0, b"\n"
     with opener(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -260,15 +266,21 @@ def file_format(path: Path) -> str:
     while suffixes and (suffixes[-1] in (".gz", ".gzip") or suffixes[-1][1:].isdigit()):
         suffixes = suffixes[:-1]
     if suffixes and suffixes[-1] in _FORMATS_BY_SUFFIX:
-        return _FORMATS_BY_SUFFIX[suffixes[-1]]
+        fmt = _FORMATS_BY_SUFFIX[suffixes[-1]]
+        return "otlp" if fmt in ("json", "jsonl") and _starts_otlp(path) else fmt
     head = _first_bytes(path, 4)
     if head == b"PAR1":
         return "parquet"
     if head.lstrip()[:1] == b"{":
-        return "jsonl"
+        return "otlp" if _starts_otlp(path) else "jsonl"
     if suffixes and suffixes[-1] in _TEXT_SUFFIXES:
         return "text"
     return _sniff_text(path)
+
+
+def _starts_otlp(path: Path) -> bool:
+    """The file opens with an OTLP document (`{"resourceSpans": ...`): read by `otlp.py`, not as JSON records."""
+    return re.match(rb'\s*\{\s*"resource(Spans|Logs|Metrics)"', _first_bytes(path, 256)) is not None
 
 
 def _sniff_text(path: Path) -> str:
@@ -375,7 +387,7 @@ def _file_list(paths: Sequence[Path]) -> str:
 
 
 def _first_bytes(path: Path, count: int) -> bytes:
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rb") as handle:
             return handle.read(count)
@@ -385,7 +397,7 @@ def _first_bytes(path: Path, count: int) -> bytes:
 
 def _first_line(path: Path) -> str:
     """The first line of a (possibly gzipped) text file; binary or non-UTF-8 content is an InputError."""
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rb") as handle:
             raw = handle.readline(1 << 16)
@@ -397,8 +409,3 @@ def _first_line(path: Path) -> str:
             from None
     except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot read: {err}") from None
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"

@@ -28,6 +28,7 @@ import sqlglot.expressions as exp
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import quote
 from incidentlens.telemetry.files import PathsArg, RejectedRows, Source, resolve_paths, sources_for
+from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, read_text_log
 from incidentlens.telemetry.views import EmptySourceError, build_select
 
@@ -124,6 +125,8 @@ class TelemetryStore:
             try:
                 if source.fmt == "text":
                     self._add_text_logs(view, source, text)
+                elif source.fmt == "otlp":
+                    self._add_otlp(view, source)
                 else:
                     self._add_source(view, source, mapping or {})
             except EmptySourceError as err:
@@ -162,6 +165,17 @@ class TelemetryStore:
                 self.warnings.append(f"{path}: {untimed} of {entries} entries ({fmt.name}) have no time that parses: "
                                      "kept, left out of time-based analysis")
             self._add_source(view, Source(str(path), (path,), fmt="text", table=quote(table)), {})
+
+    def _add_otlp(self, view: str, source: Source) -> None:
+        """Each OTLP JSON file unnested into a table of its view's canonical columns, then canonicalised."""
+        for path in source.files:
+            holds = otlp_view(path)
+            if holds != view:
+                raise InputError(f"{path}: holds OpenTelemetry {holds} ({OTLP_FIELDS[holds]}): pass it with "
+                                 f"{option_for(holds)}")
+            table = f"_{view}_otlp_{len(self._parts.get(view, []))}"
+            self.rejected.extend(read_otlp(self.con, path, view, table))
+            self._add_source(view, Source(str(path), (path,), fmt="otlp", table=quote(table)), {})
 
     def _drop_tables(self, prefix: str) -> None:
         """Drop the tables whose names start with `prefix` (a source's raw rows, once selected from)."""
