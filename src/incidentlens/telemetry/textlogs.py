@@ -182,50 +182,65 @@ def detect_line_format(lines: list[str]) -> LineFormat:
 def read_text_log(
     con: duckdb.DuckDBPyConnection, path: Path, table: str, options: TextLogOptions | None = None
 ) -> LineFormat:
-    """Parse one plain-text log file into the DuckDB table `table`; returns the format it was read as."""
+    """Parse one plain-text log file into the DuckDB table `table`; returns the format it was read as.
+
+    One scan splits every non-blank line into its header fields and message (`{table}_lines`, only the columns
+    used); the entries are then built from it and the line table dropped."""
     options = options or TextLogOptions()
     sample = sample_lines(path)
     fmt = detect_line_format(sample)
-    groups = fmt.groups
-    extract = f"regexp_extract(text, {literal(fmt.pattern)}, [{', '.join(literal(g) for g in groups)}])"
-    # The message is the line after its header (a line the format does not match keeps it whole).
-    split = (f"SELECT line, text, g, substr(text, length(g.head) + 1) AS rest "
-             f"FROM (SELECT line, text, {extract} AS g FROM ({lines_sql(path)}) AS raw) AS split")
-    msg, level = "rest", "nullif(g.level, '')" if "level" in groups else "NULL"
-    header = _level_field_position(fmt, sample)
-    if header is not None:
-        # Header fields up to a level word at a fixed position (`... RAS KERNEL INFO msg`) are no message.
-        fields = rf"^((?:\S+\s+){{{header}}}[\[<]?({_LEVELS})[\]>]?(?:\s+|$))"
-        split = (f"SELECT *, regexp_extract(rest, {literal(fields)}, ['head', 'level']) AS h "
-                 f"FROM ({split}) AS fields")
-        msg = "CASE WHEN h.level <> '' THEN substr(rest, length(h.head) + 1) ELSE rest END"
-        level = f"coalesce(nullif(h.level, ''), {level})"
-    logger = [f"nullif(g.{name}, '')" for name in ("logger", "logger_") if name in groups]
-    logger_sql = f"coalesce({', '.join(logger)})" if logger else "NULL"
-    parsed = f"SELECT line, text, g, {msg} AS msg, {level} AS lvl, {logger_sql} AS logger FROM ({split}) AS parts"
-    con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {parsed}")
-    has_continuations = fmt is not UNKNOWN and con.execute(
-        f"SELECT count(*) FROM {quote(table)} WHERE text IS NOT NULL AND g.{fmt.key_group} = ''"
-    ).fetchone()[0] > 0
-    entries = _entries_sql(table, fmt, has_continuations)
-    time_sql = _time_sql(con, table, fmt, path, options) if fmt.times else "CAST(NULL AS TIMESTAMP)"
+    lines = f"{table}_lines"
+    con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample)}")
+    has_continuations = con.execute(f"SELECT count(*) FILTER (NOT start) FROM {quote(lines)}").fetchone()[0] > 0
     columns = {
-        "ts": time_sql,
+        "ts": _time_sql(con, lines, fmt, path, options) if fmt.times else "CAST(NULL AS TIMESTAMP)",
         "service": _service_sql(fmt, path, options),
         "level": _level_sql(fmt),
         "message": "message",
         "logger": "logger",
         "file": literal(str(path)),
         "line": "line",
+        "host": "host",
     }
-    if "host" in groups:
-        columns["host"] = "nullif(g.host, '')"
-    if not logger:
+    if not {"logger", "logger_"} & set(fmt.groups):
         del columns["logger"]
+    if "host" not in fmt.groups:
+        del columns["host"]
     select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in columns.items())
+    entries = _entries_sql(lines, has_continuations)
     con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT {select} FROM ({entries}) AS entries "
                 "ORDER BY line")
+    con.execute(f"DROP TABLE {quote(lines)}")
     return fmt
+
+
+def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str]) -> str:
+    """Every non-blank line: its number, whether it starts an entry, its header fields (text as written) and its
+    message (the rest of the line after the header; the whole line for a continuation)."""
+    groups = fmt.groups
+    extract = f"regexp_extract(text, {literal(fmt.pattern)}, [{', '.join(literal(g) for g in groups)}])"
+    # Blank lines are no entries (a stack trace's blank line is dropped from its entry too).
+    split = (f"SELECT line, text, g, substr(text, length(g.head) + 1) AS rest FROM (SELECT line, text, "
+             f"{extract} AS g FROM ({lines_sql(path)}) AS raw WHERE length(trim(text)) > 0) AS split")
+    msg, level = "rest", "nullif(g.level, '')" if "level" in groups else "NULL"
+    header = _level_field_position(fmt, sample)
+    if header is not None:
+        # Header fields up to a level word at a fixed position (`... RAS KERNEL INFO msg`) are no message.
+        fields = rf"^((?:\S+\s+){{{header}}}[\[<]?({_LEVELS})[\]>]?(?:\s+|$))"
+        split = f"SELECT *, regexp_extract(rest, {literal(fields)}, ['head', 'level']) AS h FROM ({split}) AS s"
+        msg = "CASE WHEN h.level <> '' THEN substr(rest, length(h.head) + 1) ELSE rest END"
+        level = f"coalesce(nullif(h.level, ''), {level})"
+    start = "true" if fmt is UNKNOWN else f"g.{fmt.key_group} <> ''"
+    loggers = [f"nullif(g.{name}, '')" for name in ("logger", "logger_") if name in groups]
+    fields = {
+        "ts": "g.ts" if "ts" in groups else "NULL",
+        "lvl": level,
+        "logger": f"coalesce({', '.join(loggers)})" if loggers else "NULL",
+        **{name: f"nullif(g.{name}, '')" for name in ("app", "host", "pri") if name in groups},
+    }
+    columns = ", ".join(f"{expr} AS {name}" for name, expr in fields.items())
+    return (f"SELECT line, {start} AS start, {columns}, CASE WHEN {start} THEN {msg} ELSE text END AS msg "
+            f"FROM ({split}) AS parts")
 
 
 def _level_field_position(fmt: LineFormat, sample: list[str]) -> int | None:
@@ -269,32 +284,29 @@ def lines_sql(path: Path) -> str:
     return f"SELECT row_number() OVER () AS line, text FROM {reader}"
 
 
-def _entries_sql(table: str, fmt: LineFormat, has_continuations: bool) -> str:
-    """One row per entry: its first line's number and groups, and its message (continuation lines joined).
+def _entries_sql(lines: str, has_continuations: bool) -> str:
+    """One row per entry: its first line's number and fields, and its message (continuation lines joined).
 
     Continuation lines are few: each finds the entry it belongs to by an ASOF join on the line number (the last
     starting line at or before it), is joined to its entry's other continuations, and the entries take them in one
     hash join; no window or GROUP BY runs over every line."""
-    # Blank lines are no entries (a stack trace's blank line is dropped from its entry too).
-    lines = f"(SELECT * FROM {quote(table)} WHERE length(trim(text)) > 0)"
+    table = quote(lines)
     if not has_continuations:
-        return f"SELECT line, g, lvl, logger, msg AS message FROM {lines} AS lines"
-    is_start = f"g.{fmt.key_group} <> ''"
+        return f"SELECT * EXCLUDE (start, msg), msg AS message FROM {table}"
     continued = f"""
-        SELECT starts.line AS entry, string_agg(rest.text, chr(10) ORDER BY rest.line) AS more
-        FROM (SELECT line, text FROM {lines} AS l WHERE NOT {is_start}) AS rest
-        ASOF JOIN (SELECT line FROM {lines} AS l WHERE {is_start}) AS starts ON rest.line >= starts.line
+        SELECT starts.line AS entry, string_agg(rest.msg, chr(10) ORDER BY rest.line) AS more
+        FROM (SELECT line, msg FROM {table} WHERE NOT start) AS rest
+        ASOF JOIN (SELECT line FROM {table} WHERE start) AS starts ON rest.line >= starts.line
         GROUP BY starts.line"""
     # Lines before the first entry have no entry above them: each is an entry of its own.
     orphans = f"""
-        SELECT line, g, lvl, logger, text AS message FROM {lines} AS l
-        WHERE NOT {is_start} AND line < (SELECT coalesce(min(line), 9223372036854775807) FROM {lines} AS s
-                                         WHERE {is_start})"""
+        SELECT * EXCLUDE (start, msg), msg AS message FROM {table}
+        WHERE NOT start AND line < (SELECT coalesce(min(line), 9223372036854775807) FROM {table} WHERE start)"""
     return f"""
-        SELECT line, g, lvl, logger, CASE WHEN more IS NULL THEN msg ELSE msg || chr(10) || more END AS message
-        FROM (SELECT * FROM {lines} AS l WHERE {is_start}) AS starts LEFT JOIN ({continued}) AS c
-             ON starts.line = c.entry
-        UNION ALL {orphans}"""
+        SELECT starts.* EXCLUDE (start, msg),
+               CASE WHEN more IS NULL THEN msg ELSE msg || chr(10) || more END AS message
+        FROM (SELECT * FROM {table} WHERE start) AS starts LEFT JOIN ({continued}) AS c ON starts.line = c.entry
+        UNION ALL BY NAME {orphans}"""
 
 
 def _time_sql(con: duckdb.DuckDBPyConnection, table: str, fmt: LineFormat, path: Path,
@@ -302,11 +314,11 @@ def _time_sql(con: duckdb.DuckDBPyConnection, table: str, fmt: LineFormat, path:
     """The entry's time as naive UTC: the candidate time format that parses most of the file's first times."""
     modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     year = options.year or modified.year
-    ts = "replace(g.ts, ',', '.')"
+    ts = "replace(ts, ',', '.')"
     candidates = [_parse_sql(ts, pattern, year, modified) for pattern in fmt.times]
     if len(candidates) == 1:
         return candidates[0]
-    sample = f"(SELECT g FROM {quote(table)} WHERE g.{fmt.key_group} <> '' LIMIT {SAMPLE_LINES})"
+    sample = f"(SELECT ts FROM {quote(table)} WHERE start LIMIT {SAMPLE_LINES})"
     counts = con.execute(f"SELECT {', '.join(f'count({c})' for c in candidates)} FROM {sample}").fetchone()
     return candidates[max(range(len(candidates)), key=lambda i: counts[i])]
 
@@ -328,7 +340,7 @@ def _service_sql(fmt: LineFormat, path: Path, options: TextLogOptions) -> str:
     if options.service:
         return literal(options.service)
     by_file = literal(file_service(path))
-    return f"coalesce(nullif(g.app, ''), {by_file})" if "app" in fmt.groups else by_file
+    return f"coalesce(app, {by_file})" if "app" in fmt.groups else by_file
 
 
 def file_service(path: Path) -> str:
@@ -348,7 +360,7 @@ def _level_sql(fmt: LineFormat) -> str:
     from_text = f"nullif(regexp_extract({first_line}, {literal(LEVEL_WORD_PATTERN)}, 1), '')"
     fields = ["lvl"]
     if "pri" in fmt.groups:
-        fields.append("CAST(TRY_CAST(nullif(g.pri, '') AS INTEGER) % 8 AS VARCHAR)")
+        fields.append("CAST(TRY_CAST(pri AS INTEGER) % 8 AS VARCHAR)")
     if fmt.status:
         status = f"TRY_CAST(regexp_extract(message, {literal(fmt.status)}, 1) AS INTEGER)"
         fields.append(f"CASE WHEN {status} >= 500 THEN 'ERROR' WHEN {status} >= 400 THEN 'WARN' "
