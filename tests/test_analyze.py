@@ -15,7 +15,7 @@ from incidentlens.eval.scenarios import window_iou
 from incidentlens.telemetry import load_telemetry
 
 KEYS = ["detected", "reason", "incident_window", "baseline_window", "peak", "detection", "hypotheses", "verdict",
-        "contributors", "templates", "impact", "trigger", "timeline", "evidence", "sources"]
+        "contributors", "templates", "impact", "trigger", "timeline", "data_quality", "evidence", "sources"]
 
 
 def _load(directory: Path):

@@ -195,7 +195,7 @@ def test_log_masking_reads_the_same_in_clickhouse(chdb: object):
     sql = to_clickhouse(f"SELECT {masked_sql('message')} AS template FROM logs",
                         {"logs": f"SELECT '{line}' AS message"})
     answered = chdb_runner(chdb)(sql).column("template").to_pylist()
-    assert answered == [mask(line)] == ["<*> INFO <*> TraceID: <*> took <*> from <*>"]
+    assert answered == [mask(line)] == ["<*> INFO t.s.TravelServiceImpl#<*> TraceID: <*> took <*> from <*>"]
 
 
 def test_container_json_lines_and_pod_names_read_like_files(chdb: object, tmp_path: Path):

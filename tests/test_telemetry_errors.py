@@ -128,9 +128,24 @@ def test_a_corrupt_parquet_file_is_unreadable(tmp_path: Path) -> None:
     assert load_error(logs=path).startswith(f"{path}: cannot read as Parquet: ")
 
 
-def test_malformed_json_lines_are_unreadable(tmp_path: Path) -> None:
-    path = write(tmp_path / "logs.jsonl", '{"ts": "2024-05-01", "msg": "a"}\n{"ts": \n')
-    assert load_error(logs=path).startswith(f"{path}: cannot read as JSON lines: ")
+def test_a_mostly_garbage_json_lines_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "logs.jsonl", '{"ts": "2024-05-01", "msg": "a"}\n{"ts": \nGET / HTTP/1.1\n')
+    assert load_error(logs=path) == (f"{path}: cannot read as JSON lines: 2 of 3 lines unreadable "
+                                     "(line 2: not valid JSON)")
+
+
+def test_one_broken_json_line_is_set_aside_with_its_line_number(tmp_path: Path) -> None:
+    lines = [f'{{"ts": "2024-05-01T10:{i // 60:02d}:{i % 60:02d}Z", "msg": "req {i}", "ms": {i}}}' for i in range(200)]
+    lines[57] = '{"ts": "2024-05-01T10:00:57Z", "msg": "cut sh'
+    path = write(tmp_path / "logs.jsonl", "\n".join(lines) + "\n")
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT count(*) AS n, max(ms) AS top FROM logs").to_pylist() == [{"n": 199, "top": 199}]
+    [rejected] = store.rejected
+    assert rejected.note() == "1 of 200 lines of logs.jsonl unreadable (line 58)"
+    assert rejected.rows == ((58, "not valid JSON", lines[57]),)
+    assert store.warnings == [f"{path}: 1 of 200 lines of logs.jsonl unreadable (line 58), set aside"]
 
 
 def test_a_binary_file_named_csv_is_unreadable(tmp_path: Path) -> None:
@@ -139,8 +154,8 @@ def test_a_binary_file_named_csv_is_unreadable(tmp_path: Path) -> None:
     assert load_error(metrics=path).startswith(f"{path}: cannot read as CSV: line 1: ")
 
 
-def test_a_ragged_csv_row_names_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path / "metrics.csv", "ts,rps,p95\n2024-05-01,1,2\n2024-05-02,1\n")
+def test_a_mostly_ragged_csv_names_its_first_bad_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "metrics.csv", "ts,rps,p95\n2024-05-01,1,2\n2024-05-02,1\n2024-05-03,1\n")
     assert load_error(metrics=path).startswith(f"{path}: cannot read as CSV: line 3: ")
 
 
@@ -157,12 +172,15 @@ def test_a_few_malformed_csv_lines_are_skipped_and_counted(tmp_path: Path) -> No
     store = load_telemetry(logs=[clean, bad])
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 300}]
     assert len(store.warnings) == 1
-    assert store.warnings[0].startswith(f"{clean} (and 1 more): 1 malformed lines skipped; the first: {bad}: "
+    assert store.warnings[0].startswith(f"{clean} (and 1 more): 1 malformed lines set aside; the first: {bad}: "
                                         "cannot read as CSV: line 152: Expected Number of Columns: 3")
+    [rejected] = store.rejected
+    assert rejected.note() == "1 of 300 lines of b.csv.gz unreadable (line 152)"
+    assert rejected.rows[0][2] == rows[150]
 
 
 def test_an_unterminated_quote_is_an_error_not_a_lost_file(tmp_path: Path) -> None:
     rows = [f"2024-05-01T10:{m // 60:02d}:{m % 60:02d}Z,api,line {m}" for m in range(300)]
-    rows[150] = '2024-05-01T10:02:30Z,api,"cut short'  # swallows every later line into one quoted value
+    rows[100] = '2024-05-01T10:01:40Z,api,"cut short'  # swallows every later line into one quoted value
     path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + "\n")
-    assert load_error(logs=path).startswith(f"{path}: cannot read as CSV: line 152: Value with unterminated quote")
+    assert load_error(logs=path).startswith(f"{path}: cannot read as CSV: line 102: Value with unterminated quote")

@@ -113,8 +113,8 @@ def test_masking_in_sql_matches_masking_in_python() -> None:
     assert mask(lines[0]) == "request <*> from <*> took <*>"
     assert mask(lines[1]) == "pod <*> restarted, addr <*>, sha <*>"
     assert mask(lines[2]) == "deploy <*> done, <*>=<*> for <*>"
-    assert mask(lines[3]) == "<*> INFO <*> TraceID: <*> [getTickets][calculate time: <*>]"
-    assert mask(lines[4]) == "refund for <*> queued"
+    assert mask(lines[3]) == "<*> INFO t.s.TravelServiceImpl#<*> TraceID: <*> [getTickets][calculate time: <*>]"
+    assert mask(lines[4]) == "refund for Order#<*> queued"
 
 
 def test_masking_holds_on_real_log_values() -> None:

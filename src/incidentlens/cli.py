@@ -180,8 +180,13 @@ def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_t
 
 def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[str] | None,
                 events: list[str] | None, mapping: list[str] | None, at: object = None,
-                prometheus: object = None, year: int | None = None, service: str | None = None) -> object:
-    """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store)."""
+                prometheus: object = None, year: int | None = None, service: str | None = None,
+                out: Path | None = None) -> object:
+    """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store).
+
+    Unreadable lines the store set aside are said on stderr, one line per file, and listed in
+    `<out>/rejected/<file>.txt` when the command writes to a directory."""
+    from incidentlens.outfiles import output_dir, write_text
     from incidentlens.telemetry import parse_mapping
     from incidentlens.telemetry.sources import open_store
     from incidentlens.telemetry.textlogs import TextLogOptions
@@ -191,6 +196,13 @@ def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[
                        text=TextLogOptions(year=year, service=service))
     for warning in store.warnings:  # bad values set aside at load: counted, and the count shown
         warnings_console.print(Text(f"warning: {warning}", style="yellow"), highlight=False, soft_wrap=True)
+    for rejected in store.rejected:
+        where = ""
+        if out is not None:
+            listing = write_text(output_dir(out / "rejected") / rejected.listing_name, rejected.listing())
+            where = f": see {listing}"
+        warnings_console.print(Text(f"warning: {rejected.note()}, set aside{where}", style="yellow"),
+                               highlight=False, soft_wrap=True)
     return store
 
 
@@ -382,7 +394,7 @@ def analyze_command(
     anchor = parse_time(at) if at else None
     out = output_dir(out)  # before the analysis, not after it
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out)
     with console.status("analyzing", spinner="dots"):
         result = analyze(store, at=anchor, detector=detector.value, onset=onset.value)
     text = json.dumps(result.to_dict(), indent=2)
@@ -503,7 +515,7 @@ def templates_command(
     if not logs:
         raise InputError("templates: give --logs PATH (files or globs)")
     out = output_dir(out)
-    store = _open_store(None, logs, None, None, mapping, year=year, service=service)
+    store = _open_store(None, logs, None, None, mapping, year=year, service=service, out=out)
     mined = mine_all_templates(store)
     write_with(out / "templates.csv", lambda staged: pacsv.write_csv(mined.templates, staged))
     write_with(out / "lines.csv", lambda staged: pacsv.write_csv(mined.lines, staged))
@@ -534,11 +546,11 @@ def eval_templates_command(
 
     from rich.table import Table
 
-    from incidentlens.analysis.templates import DRAIN_SIMILARITY
+    from incidentlens.analysis.templates import MINING_SIMILARITY
     from incidentlens.eval.templates import evaluate_templates
 
     with console.status("mining templates"):
-        report = evaluate_templates(data, similarity=DRAIN_SIMILARITY if similarity is None else similarity)
+        report = evaluate_templates(data, similarity=MINING_SIMILARITY if similarity is None else similarity)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return
@@ -680,7 +692,7 @@ def investigate_command(
         _exit_no_model("--require-llm: no model to use (--llm offline, or auto with neither OPENAI_API_KEY nor "
                        "--llm-url)")
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out)
     result = _investigate_and_report(store, out, as_json=as_json, llm=llm.value, model=model, llm_url=llm_url,
                                      max_steps=max_steps, at=anchor, onset=onset.value, budget=budget,
                                      retry=RetryPolicy(timeout_s=llm_timeout))

@@ -27,6 +27,12 @@ _PATH = r"(?:\B|\b)/[\w.@%+~-]+(?:/[\w.@%+~-]*)+(?:\?[^\s\"'<>]*)?"
 # host:port (a name or IPv4) and bare IPv4 addresses
 _HOST_PORT = r"\b(?:[a-zA-Z0-9-]+\.)+[a-zA-Z0-9-]+:\d+\b"
 _IPV4 = r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
+# host names: a generic top-level domain, or a country code after two dots (`proxy.cse.cuhk.edu.hk`); a Java
+# package starts with its domain (`com.example.Api`) and a file name ends in its extension, neither is taken
+_HOSTNAME = (r"\b(?:[a-zA-Z0-9-]+\.)+(?:com|net|org|edu|gov|mil|int|io|info|biz|local|internal)\b"
+             r"|\b[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+){2,}\.[a-z]{2}\b")
+# a boolean is a value: `overlap:false`, `enabled=True`
+_BOOLEAN = r"\b(?:true|false|True|False|TRUE|FALSE)\b"
 # a quoted value: key="..." (masked first, keeping its key) and any single-quoted text ("table 'users' not found")
 KEYED_QUOTE = r'([=:]\s*)"[^"]*"'
 _QUOTED = r"""'[^'\s][^']*'"""
@@ -39,11 +45,12 @@ _PREFIXED_ID = r"\b[a-zA-Z]{1,5}_\w*\d\w*\b"
 _QUANTITY = (r"[<>~]?\b\d+(?:[.,]\d+)*\s?(?:[KMGTP]i?B|[kKMGT]b|bytes?|ms|us|ns|sec|secs|seconds?|mins?|minutes?"
              r"|hours?|days?|s|h|m)\b|\b\d+(?:\.\d+)?%")
 # any other token holding a digit is a value (numbers, versions, blk_-42, node R02-M1, HTTP/1.1, host-10-1):
-# the token runs to whitespace, a bracket, a quote or a separator that starts a new field (`uid=0` -> `uid=<*>`)
-_DIGIT_TOKEN = r"""[^\s()\[\]{}<>"',;=:|]*\d[^\s()\[\]{}<>"',;=:|]*"""
+# the token runs to whitespace, a bracket, a quote or a separator that starts a new field (`uid=0` -> `uid=<*>`,
+# `FoodServiceImpl#372` -> `FoodServiceImpl#<*>`: the code location's class stays)
+_DIGIT_TOKEN = r"""[^\s()\[\]{}<>"',;=:|#@]*\d[^\s()\[\]{}<>"',;=:|#@]*"""
 
-VARIABLE_PATTERN = "|".join((_UUID, _TIMESTAMP, _URL, _PATH, _HOST_PORT, _IPV4, _QUOTED, _HEX_PREFIXED, _HEX_WORD,
-                             _PREFIXED_ID, _QUANTITY, _DIGIT_TOKEN))
+VARIABLE_PATTERN = "|".join((_UUID, _TIMESTAMP, _URL, _PATH, _HOST_PORT, _IPV4, _HOSTNAME, _BOOLEAN, _QUOTED,
+                             _HEX_PREFIXED, _HEX_WORD, _PREFIXED_ID, _QUANTITY, _DIGIT_TOKEN))
 _VARIABLE = re.compile(VARIABLE_PATTERN)
 _KEYED_QUOTE = re.compile(KEYED_QUOTE)
 # masks side by side (separated by spaces or punctuation only) are one variable: `1288 bytes (1.25 KB)` and

@@ -40,7 +40,7 @@ BASELINE_SHORTEST = timedelta(minutes=20)
 MAX_WINDOWS_TRIED = 3
 
 KEYS = ("detected", "reason", "incident_window", "baseline_window", "peak", "detection", "hypotheses", "verdict",
-        "contributors", "templates", "impact", "trigger", "timeline", "evidence", "sources")
+        "contributors", "templates", "impact", "trigger", "timeline", "data_quality", "evidence", "sources")
 
 
 class AnalysisResult(BaseModel):
@@ -61,6 +61,8 @@ class AnalysisResult(BaseModel):
     impact: dict[str, Any] | None = None
     trigger: dict[str, Any] | None = None
     timeline: list[dict[str, Any]] = Field(default_factory=list)
+    # unreadable input lines set aside, per file: {file, lines, unreadable, first_line, note}
+    data_quality: list[dict[str, Any]] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +79,14 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust", on
     The detector's most severe window (or the one at `at`) is explained; when it turns out to be load without
     harm, the next most severe window is tried (up to three), and the skipped ones stay in the evidence.
     `onset="at"`: `at` is the incident's known start (an alert, an injection): the window is [at, end of the
-    shortest source] and the baseline everything before it (`anchored.py`); nothing is detected or set aside."""
+    shortest source] and the baseline everything before it (`anchored.py`); nothing is detected or set aside.
+    `data_quality` lists the input lines the store could not read and set aside."""
+    result = _analyze(store, at, detector, onset)
+    result.data_quality = [r.to_dict() for r in getattr(store, "rejected", [])]
+    return result
+
+
+def _analyze(store: Any, at: datetime | None, detector: str, onset: str) -> AnalysisResult:
     check_onset(onset, at)
     if onset == "at" and at is not None:
         known, baseline, rule = known_onset_detection(store, at)

@@ -41,8 +41,13 @@ MAX_P_VALUE = 1e-3
 MIN_WINDOW_COUNT = 3
 #: a template with less than this share of the largest excess is listed after the substantial ones
 SUBSTANTIAL = 0.1
-#: Drain's similarity threshold and tree depth (0.5: see the README's leave-one-system-out figures on Loghub-2k)
-DRAIN_SIMILARITY = 0.5
+#: Drain's similarity threshold for the incident's templates (Drain3's default): coarse groups count more lines each,
+#: so a surge in a family of variants shows
+DRAIN_SIMILARITY = 0.4
+#: and for the catalogue of every entry's template (`mine_all_templates`, `incidentlens templates`): the masking
+#: already merges what varies, so only near-identical masked messages are merged (chosen leaving each Loghub-2k
+#: system out: `benchmarks/bench_templates.py`)
+MINING_SIMILARITY = 0.8
 DRAIN_DEPTH = 4
 SAMPLES = 3
 #: masked variants listed in a template's evidence
@@ -133,7 +138,7 @@ class MinedTemplates(BaseModel):
     lines: pa.Table
 
 
-def mine_all_templates(store: Any, similarity: float = DRAIN_SIMILARITY) -> MinedTemplates:
+def mine_all_templates(store: Any, similarity: float = MINING_SIMILARITY) -> MinedTemplates:
     """Templates of every entry in the logs view, whatever its time: the distinct masked messages are counted in
     one scan, Drain3 mines them (heaviest first), and a second scan gives each entry its template id.
 

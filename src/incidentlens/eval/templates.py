@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from incidentlens.analysis.templates import DRAIN_SIMILARITY, mine_all_templates
+from incidentlens.analysis.templates import MINING_SIMILARITY, mine_all_templates
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 from incidentlens.telemetry.columns import literal
@@ -67,7 +67,7 @@ def loghub_systems(data: Path) -> list[str]:
 
 
 def evaluate_templates(data: Path, systems: list[str] | None = None,
-                       similarity: float = DRAIN_SIMILARITY) -> TemplateReport:
+                       similarity: float = MINING_SIMILARITY) -> TemplateReport:
     """Grouping accuracy of the mined templates for each system (all of `data`'s by default)."""
     report = TemplateReport(similarity=similarity)
     for system in systems or loghub_systems(data):

@@ -717,7 +717,9 @@ def _grouped_skips(notes: list[str], shown: int = 6) -> list[str]:
 
 
 def _checked(data: dict[str, Any]) -> list[str]:
-    return [f"{ev['title']} [{ev['id']}]" for ev in data.get("evidence") or []]
+    """The data-quality notes (input lines set aside), then every piece of evidence."""
+    notes = [f"data quality: {item['note']}" for item in data.get("data_quality") or []]
+    return notes + [f"{ev['title']} [{ev['id']}]" for ev in data.get("evidence") or []]
 
 
 def _evidence(data: dict[str, Any]) -> list[EvidenceItem]:

@@ -13,11 +13,13 @@ from incidentlens.errors import InputError
 
 # Candidates in order of preference, written normalised.
 CANDIDATES: dict[str, tuple[str, ...]] = {
-    "time": ("ts", "time", "timestamp", "datetime", "timeunixnano", "eventtime", "date"),
+    # journald's JSON export (`journalctl -o json`): __REALTIME_TIMESTAMP, SYSLOG_IDENTIFIER or _SYSTEMD_UNIT, PRIORITY
+    "time": ("ts", "time", "timestamp", "datetime", "timeunixnano", "eventtime", "date", "realtimetimestamp"),
     "service": (
         "service", "servicename", "app", "application", "job", "podname", "pod", "k8spodname", "kubernetespodname",
+        "syslogidentifier", "systemdunit",
     ),
-    "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname"),
+    "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority"),
     "message": ("message", "msg", "body", "log", "content", "text"),
     "metric": ("metric", "metricname", "name"),
     "value": ("value", "val", "metricvalue"),

@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 
 from incidentlens.errors import InputError
-from incidentlens.telemetry.columns import literal
-from incidentlens.telemetry.textlogs import UNKNOWN, detect_line_format, sample_lines
+from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.textlogs import UNKNOWN, detect_line_format, is_gzip, lines_sql, sample_lines
 
 PathLike = str | Path
 PathsArg = PathLike | Sequence[PathLike] | None
@@ -35,11 +35,46 @@ _TEXT_SUFFIXES = (".log", ".out", ".err", ".syslog", ".messages")
 # Where DuckDB's CSV errors turn from the problem to advice and context.
 _DUCKDB_ADVICE = ("Possible", "*", "file =")
 _DELIMITERS = (",", "\t", ";", "|")
-MAX_MALFORMED_SHARE = 0.01
 JSON_FULL_SCHEMA_BYTES = 64 << 20
-_FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log"}
+#: a file with more unreadable lines than this share is refused (one error line), not read in part
+MAX_UNREADABLE_SHARE = 0.5
+_JSON_TABLES = itertools.count()
+
+_FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
+                 "otlp": "OTLP JSON"}
 # A CSV header's delimiter repeats as often on at least this share of the lines after it.
 _CSV_CONSISTENCY = 0.8
+
+
+@dataclass(frozen=True)
+class RejectedRows:
+    """The lines of one file that could not be read and were set aside: (line, reason, text) each, 1-based lines."""
+
+    file: str
+    lines: int
+    rows: tuple[tuple[int, str, str], ...]
+
+    @property
+    def first_line(self) -> int:
+        return self.rows[0][0]
+
+    def note(self) -> str:
+        """`1 of 200 lines of logs.jsonl unreadable (line 58)`."""
+        return f"{len(self.rows)} of {self.lines} lines of {Path(self.file).name} unreadable (line {self.first_line})"
+
+    @property
+    def listing_name(self) -> str:
+        """The file name under `<out>/rejected/`."""
+        return f"{Path(self.file).name}.txt"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": self.file, "lines": self.lines, "unreadable": len(self.rows), "first_line": self.first_line,
+                "note": f"{self.note()}: see rejected/{self.listing_name}"}
+
+    def listing(self) -> str:
+        """The text of `<out>/rejected/<file>.txt`: one line per set-aside line, its number, reason and text."""
+        header = f"# {self.file}: {self.note()}; each line: line number, reason, the line as read\n"
+        return header + "".join(f"{line}\t{reason}\t{text}\n" for line, reason, text in self.rows)
 
 
 @dataclass(frozen=True)
@@ -94,51 +129,106 @@ def is_malformed_csv(source: Source, err: duckdb.Error) -> bool:
 
 def split_malformed(
     con: duckdb.DuckDBPyConnection, source: Source, err: duckdb.Error
-) -> tuple[list[Source], str]:
+) -> tuple[list[Source], str, list[RejectedRows]]:
     """The source as parts that read: its clean files as before, the files with malformed lines skipping them
-    (single-threaded, see `reader_sql`); and the warning counting the lines lost.
+    (single-threaded, see `reader_sql`); the warning counting the lines set aside, and those lines per file.
 
-    A few lost lines (at most MAX_MALFORMED_SHARE of a file's lines) are real-world noise, e.g. a log line cut
-    short. More mean the file is not the CSV it looks like (an unterminated quote swallows the rest of a file),
-    and that is an InputError naming the first bad line. Lost lines are counted against the file's newlines, since
-    DuckDB reports one rejected line where a broken quote may have swallowed many.
+    Lines set aside are real-world noise, e.g. a log line cut short. A file with more than MAX_UNREADABLE_SHARE of
+    its lines lost is not the CSV it looks like (an unterminated quote swallows the rest of a file), and that is an
+    InputError naming the first bad line. Lost lines are counted against the file's newlines, since DuckDB reports
+    one rejected line where a broken quote may have swallowed many.
     """
     tolerant = replace(source, skip_malformed=True)
     rejected = _rejected_lines(con, tolerant)
     if not rejected:
         raise read_error(source, err)
-    file, line, reason = rejected[0]
+    file, line, reason, _ = rejected[0]
     first = f"{file}: cannot read as CSV: line {line}: {reason}"
-    bad_files = sorted({Path(path) for path, _, _ in rejected})
-    lines = sum(_data_lines(path) for path in bad_files)
-    kept = con.execute(
-        f"SELECT count(*) FROM {replace(tolerant, files=tuple(bad_files)).from_sql}").fetchall()[0][0]
-    if lines - kept > MAX_MALFORMED_SHARE * lines:
-        raise InputError(f"{first} ({lines - kept} of {lines} lines unreadable)")
+    bad_files = sorted({Path(path) for path, _, _, _ in rejected})
+    set_aside = []
+    for path in bad_files:
+        lines = _data_lines(path)
+        kept = con.execute(f"SELECT count(*) FROM {replace(tolerant, files=(path,)).from_sql}").fetchall()[0][0]
+        if lines - kept > MAX_UNREADABLE_SHARE * lines:
+            raise InputError(f"{first} ({lines - kept} of {lines} lines unreadable)")
+        # one row per line (DuckDB may report a line twice, once per problem), its first reason
+        rows = {int(n): (int(n), str(why), str(text or "")) for name, n, why, text in reversed(rejected)
+                if Path(name) == path}
+        set_aside.append(RejectedRows(str(path), lines, tuple(rows[n] for n in sorted(rows))))
     clean = tuple(path for path in source.files if path not in bad_files)
     parts = [replace(source, files=clean)] if clean else []
     parts.append(replace(tolerant, files=tuple(bad_files)))
-    return parts, f"{source.label}: {lines - kept} malformed lines skipped; the first: {first}"
+    count = sum(len(r.rows) for r in set_aside)
+    return parts, f"{source.label}: {count} malformed lines set aside; the first: {first}", set_aside
 
 
-def _rejected_lines(con: duckdb.DuckDBPyConnection, tolerant: Source) -> list[tuple[str, int, str]]:
-    """(file, line, reason) of every line DuckDB rejects, in file and line order."""
+def _rejected_lines(con: duckdb.DuckDBPyConnection, tolerant: Source) -> list[tuple[str, int, str, str]]:
+    """(file, line, reason, text) of every line DuckDB rejects, in file and line order."""
     rejects, scans = "_incidentlens_rejects", "_incidentlens_reject_scans"
     options = f", store_rejects=true, rejects_table='{rejects}', rejects_scan='{scans}'"
     try:
         # fetchall, not fetchone: DuckDB writes the rejects tables when the result is fully consumed.
         con.execute(f"SELECT count(*) FROM {reader_sql(tolerant, options)}").fetchall()
         return con.execute(
-            f"SELECT DISTINCT s.file_path, r.line, r.error_message FROM {rejects} r JOIN {scans} s "
+            f"SELECT DISTINCT s.file_path, r.line, r.error_message, r.csv_line FROM {rejects} r JOIN {scans} s "
             "USING (scan_id, file_id) ORDER BY s.file_path, r.line"
         ).fetchall()
     finally:
         con.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {scans}")
 
 
+def is_malformed_json(source: Source, err: duckdb.Error) -> bool:
+    """True for a JSON-lines parse error that setting the bad lines aside could get past."""
+    return source.fmt in ("jsonl", "json") and source.table is None and "JSON" in str(err)
+
+
+def set_aside_bad_json(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[Source, list[RejectedRows]]:
+    """The source's good JSON lines as a table of text columns, and the lines set aside (see `scan_json_lines`)."""
+    table = f"_incidentlens_json_{next(_JSON_TABLES)}"
+    rejected = scan_json_lines(con, source.files, f"{table}_lines", source.format_name)
+    keys = [k for (k,) in con.execute(
+        f"SELECT key FROM (SELECT unnest(json_keys(text)) AS key, line FROM {table}_lines WHERE good) "
+        "GROUP BY key ORDER BY min(line), key").fetchall()]
+    fields = ", ".join(f"json_extract_string(text, {literal(_json_pointer(k))}) AS {quote(k)}" for k in keys)
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {fields} FROM {table}_lines WHERE good "
+                "ORDER BY file, line")
+    con.execute(f"DROP TABLE {table}_lines")
+    return replace(source, table=table, text_columns=tuple(keys)), rejected
+
+
+def scan_json_lines(con: duckdb.DuckDBPyConnection, files: Sequence[Path], table: str, what: str) -> list[RejectedRows]:
+    """Every non-blank line of the files into `table` (file, line, text, good: a JSON object) and the lines that
+    are not, per file. Each file is scanned as lines (as a plain-text log is); a file with more than
+    MAX_UNREADABLE_SHARE of its non-blank lines unreadable is an InputError naming its first bad line."""
+    scans = " UNION ALL ".join(
+        f"SELECT {literal(str(path))} AS file, line, text FROM ({lines_sql(path)}) AS lines "
+        "WHERE length(trim(text)) > 0" for path in files)
+    is_object = "CASE WHEN json_valid(text) THEN json_type(text) = 'OBJECT' ELSE false END"
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file, line, text, {is_object} AS good FROM ({scans})")
+    rejected = []
+    for path in files:
+        total, bad = con.execute(f"SELECT count(*), count(*) FILTER (NOT good) FROM {table} "
+                                 f"WHERE file = {literal(str(path))}").fetchone()
+        if not bad:
+            continue
+        rows = con.execute(
+            f"SELECT line, CASE WHEN json_valid(text) THEN 'not a JSON object' ELSE 'not valid JSON' END, text "
+            f"FROM {table} WHERE file = {literal(str(path))} AND NOT good ORDER BY line").fetchall()
+        if bad > MAX_UNREADABLE_SHARE * total:
+            line, reason, _ = rows[0]
+            raise InputError(f"{path}: cannot read as {what}: {bad} of {total} lines unreadable (line {line}: "
+                             f"{reason})")
+        rejected.append(RejectedRows(str(path), int(total), tuple((int(n), r, t) for n, r, t in rows)))
+    return rejected
+
+
+def _json_pointer(key: str) -> str:
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
 def _data_lines(path: Path) -> int:
     """Lines after the header (a final line without a newline counts), read in chunks."""
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     newlines, last = 0, b"\n"
     with opener(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -176,15 +266,21 @@ def file_format(path: Path) -> str:
     while suffixes and (suffixes[-1] in (".gz", ".gzip") or suffixes[-1][1:].isdigit()):
         suffixes = suffixes[:-1]
     if suffixes and suffixes[-1] in _FORMATS_BY_SUFFIX:
-        return _FORMATS_BY_SUFFIX[suffixes[-1]]
+        fmt = _FORMATS_BY_SUFFIX[suffixes[-1]]
+        return "otlp" if fmt in ("json", "jsonl") and _starts_otlp(path) else fmt
     head = _first_bytes(path, 4)
     if head == b"PAR1":
         return "parquet"
     if head.lstrip()[:1] == b"{":
-        return "jsonl"
+        return "otlp" if _starts_otlp(path) else "jsonl"
     if suffixes and suffixes[-1] in _TEXT_SUFFIXES:
         return "text"
     return _sniff_text(path)
+
+
+def _starts_otlp(path: Path) -> bool:
+    """The file opens with an OTLP document (`{"resourceSpans": ...`): read by `otlp.py`, not as JSON records."""
+    return re.match(rb'\s*\{\s*"resource(Spans|Logs|Metrics)"', _first_bytes(path, 256)) is not None
 
 
 def _sniff_text(path: Path) -> str:
@@ -219,6 +315,8 @@ def _source(fmt: str, paths: list[Path]) -> Source:
 
 def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
     """CSV and JSON readers with every column as VARCHAR (typing happens later, with TRY_CAST and counts)."""
+    if source.table is not None:
+        return source
     if source.fmt == "csv":
         delimiter, names = csv_header(_first_line(source.files[0]))
         return replace(source, delimiter=delimiter, text_columns=names)
@@ -289,7 +387,7 @@ def _file_list(paths: Sequence[Path]) -> str:
 
 
 def _first_bytes(path: Path, count: int) -> bytes:
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rb") as handle:
             return handle.read(count)
@@ -299,7 +397,7 @@ def _first_bytes(path: Path, count: int) -> bytes:
 
 def _first_line(path: Path) -> str:
     """The first line of a (possibly gzipped) text file; binary or non-UTF-8 content is an InputError."""
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rb") as handle:
             raw = handle.readline(1 << 16)
@@ -311,8 +409,3 @@ def _first_line(path: Path) -> str:
             from None
     except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot read: {err}") from None
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"

@@ -27,7 +27,8 @@ import sqlglot.expressions as exp
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import quote
-from incidentlens.telemetry.files import PathsArg, Source, resolve_paths, sources_for
+from incidentlens.telemetry.files import PathsArg, RejectedRows, Source, resolve_paths, sources_for
+from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, read_text_log
 from incidentlens.telemetry.views import EmptySourceError, build_select
 
@@ -65,6 +66,7 @@ class TelemetryStore:
     con: duckdb.DuckDBPyConnection = field(default_factory=utc_connection)
     paths: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    rejected: list[RejectedRows] = field(default_factory=list)  # unreadable lines set aside, per file
     logs_backend: QueryBackend | None = None
     _parts: dict[str, list[str]] = field(default_factory=dict)
     _source_columns: set[str] = field(default_factory=set)
@@ -123,6 +125,8 @@ class TelemetryStore:
             try:
                 if source.fmt == "text":
                     self._add_text_logs(view, source, text)
+                elif source.fmt == "otlp":
+                    self._add_otlp(view, source)
                 else:
                     self._add_source(view, source, mapping or {})
             except EmptySourceError as err:
@@ -162,6 +166,17 @@ class TelemetryStore:
                                      "kept, left out of time-based analysis")
             self._add_source(view, Source(str(path), (path,), fmt="text", table=quote(table)), {})
 
+    def _add_otlp(self, view: str, source: Source) -> None:
+        """Each OTLP JSON file unnested into a table of its view's canonical columns, then canonicalised."""
+        for path in source.files:
+            holds = otlp_view(path)
+            if holds != view:
+                raise InputError(f"{path}: holds OpenTelemetry {holds} ({OTLP_FIELDS[holds]}): pass it with "
+                                 f"{option_for(holds)}")
+            table = f"_{view}_otlp_{len(self._parts.get(view, []))}"
+            self.rejected.extend(read_otlp(self.con, path, view, table))
+            self._add_source(view, Source(str(path), (path,), fmt="otlp", table=quote(table)), {})
+
     def _drop_tables(self, prefix: str) -> None:
         """Drop the tables whose names start with `prefix` (a source's raw rows, once selected from)."""
         names = self.con.execute(
@@ -181,7 +196,8 @@ class TelemetryStore:
             raise ValueError(f"unknown view {view!r}; views are {', '.join(VIEWS)}")
         raw = f"_{view}_raw" if _is_small_text(source) else None
         try:
-            selects = build_select(self.con, source, view, mapping, self.warnings, raw_table=raw)
+            selects = build_select(self.con, source, view, mapping, self.warnings, raw_table=raw,
+                                   rejected=self.rejected)
             parts = self._parts.setdefault(view, [])
             for built in selects:
                 self._source_columns.update(built.columns)

@@ -49,25 +49,32 @@ _LOGGER = r"[\w$][\w$-]*(?:[.$/][\w$-]+)+(?:\[\d+\]| \*\d+)?"
 # After a time: separators, an optional pid, level (bare or bracketed), [thread], then a logger followed by a colon
 # or a dash, or by a bracketed context (`[req-... - - -]`, an MDC); the rest is the message.
 _TAIL = (
-    r"[\s,|]*(?:-\s+)?(?:(?P<pid>\d+)\s+)?"
+    r"[\s,|]*(?:-\s+)?(?:(?:\d+)\s+)?"
     rf"(?:[\[<]?(?P<level>{_LEVELS})[\]>]?(?:[\s:|,]+|\s*-\s+))?"
-    r"(?:\[(?P<thread>(?:[^\[\]]|\[[^\]]*\])*)\]\s*(?:-\s+)?)?"
-    rf"(?:(?P<logger>{_LOGGER})\s+\[(?P<context>[^\]]*)\]\s+|(?P<logger_>{_LOGGER})(?:\s*:\s+|\s+-\s+))?"
-    r"(?P<msg>.*)"
+    r"(?:\[(?:(?:[^\[\]]|\[[^\]]*\])*)\]\s*(?:-\s+)?)?"
+    rf"(?:(?P<logger>{_LOGGER})\s+\[(?:[^\]]*)\]\s+|(?P<logger_>{_LOGGER})(?:\s*:\s+|\s+-\s+))?"
 )
-_SYSLOG_APP = r"(?:(?P<app>[^\s:\[]+)(?:\[(?P<procid>\d+)\])?: )?"
+_SYSLOG_APP = r"(?:(?P<app>[^\s:\[]+)(?:\[(?:\d+)\])?: )?"
 
 
 @dataclass(frozen=True)
 class LineFormat:
-    """One line format: a regular expression (valid in Python and RE2) whose named groups give the entry's parts
-    (`ts`, `level`, `app`, `pri`, `status`, `host`, `msg`), and the time formats tried on `ts` (strptime
-    patterns; `iso`; `epoch`). A pattern without a year takes the year given or the file's; one without a day the
-    file's date."""
+    """One line format: a regular expression (valid in Python and RE2) matching a line's header, whose named
+    groups give the entry's parts (`ts`, `level`, `app`, `pri`, `host`, `logger`); the rest of the line is the
+    message. The header alone is matched (no trailing `.*`), so the cost does not grow with the line. `times` are
+    the formats tried on `ts` (strptime patterns; `iso`; `epoch`): a pattern without a year takes the year given or
+    the file's, one without a day the file's date. `status`: a regular expression giving an HTTP status from the
+    message (access logs: the level follows from it)."""
 
     name: str
-    pattern: str
+    header: str
     times: tuple[str, ...] = ()
+    status: str | None = None
+
+    @property
+    def pattern(self) -> str:
+        """The header as group `head` (its length is where the message starts), its parts inside."""
+        return f"^(?P<head>{self.header.removeprefix('^')})"
 
     @property
     def groups(self) -> list[str]:
@@ -84,35 +91,35 @@ FORMATS: tuple[LineFormat, ...] = (
     LineFormat(
         "syslog-rfc5424",
         rf"^<(?P<pri>\d{{1,3}})>\d{{1,2}} (?P<ts>{_ISO}|-) (?P<host>\S+) (?P<app>\S+) \S+ \S+ "
-        r"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+) ?(?P<msg>.*)",
+        r"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+) ?",
         ("iso",),
     ),
     LineFormat(
         "syslog-rfc3164",
         rf"^(?:<(?P<pri>\d{{1,3}})>)?(?P<ts>[A-Z][a-z]{{2}} +\d{{1,2}} \d{{2}}:\d{{2}}:\d{{2}}) (?P<host>\S+) "
-        rf"{_SYSLOG_APP}(?P<msg>.*)",
+        rf"{_SYSLOG_APP}",
         ("%b %d %H:%M:%S",),
     ),
     LineFormat(
         "klog",
-        r"^(?P<level>[IWEF])(?P<ts>\d{4} \d{2}:\d{2}:\d{2}\.\d+) +(?P<pid>\d+) (?P<logger>[^\]\s]+)\] (?P<msg>.*)",
+        r"^(?P<level>[IWEF])(?P<ts>\d{4} \d{2}:\d{2}:\d{2}\.\d+) +(?:\d+) (?P<logger>[^\]\s]+)\] ",
         ("%m%d %H:%M:%S.%f",),
     ),
     LineFormat(
         "android-logcat",
-        r"^(?P<ts>\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}) +(?P<pid>\d+) +\d+ (?P<level>[VDIWEFA]) "
-        r"(?:(?P<logger>[^:]*?)\s*: )?(?P<msg>.*)",
+        r"^(?P<ts>\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}) +(?:\d+) +\d+ (?P<level>[VDIWEFA]) "
+        r"(?:(?P<logger>[^:]*?)\s*: )?",
         ("%m-%d %H:%M:%S.%f",),
     ),
     LineFormat(
         "access-log",
-        r"^(?P<host>\S+) \S+ \S+ \[(?P<ts>\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
-        r'(?P<msg>"(?:[^"\\]|\\.)*" (?P<status>\d{3}) .*)',
+        r"^(?P<host>\S+) \S+ \S+ \[(?P<ts>\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] ",
         ("%d/%b/%Y:%H:%M:%S %z",),
+        status=r'^"(?:[^"\\]|\\.)*" (\d{3}) ',
     ),
     LineFormat(
         "python-asctime",
-        rf"^(?P<ts>{_ISO}) - (?P<msg>\S+ - (?P<level>{_LEVELS}) - .*)",
+        rf"^(?P<ts>{_ISO}) - (?P<logger>\S+) - (?P<level>{_LEVELS}) - ",
         ("iso",),
     ),
     LineFormat("iso-8601", rf"^(?P<ts>{_ISO}){_TAIL}", ("iso",)),
@@ -141,9 +148,9 @@ FORMATS: tuple[LineFormat, ...] = (
         rf"^(?P<ts>\d{{2}}:\d{{2}}:\d{{2}}(?:[.,]\d{{1,6}})?){_TAIL}",
         ("%H:%M:%S.%f", "%H:%M:%S"),
     ),
-    LineFormat("python-logging", r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL):(?P<msg>[^:\s]*:.*)"),
+    LineFormat("python-logging", r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL):(?P<logger>[^:\s]*):"),
 )
-UNKNOWN = LineFormat("unknown", r"^(?P<msg>.*)")
+UNKNOWN = LineFormat("unknown", "")
 
 
 @dataclass(frozen=True)
@@ -175,52 +182,65 @@ def detect_line_format(lines: list[str]) -> LineFormat:
 def read_text_log(
     con: duckdb.DuckDBPyConnection, path: Path, table: str, options: TextLogOptions | None = None
 ) -> LineFormat:
-    """Parse one plain-text log file into the DuckDB table `table`; returns the format it was read as."""
+    """Parse one plain-text log file into the DuckDB table `table`; returns the format it was read as.
+
+    One scan splits every non-blank line into its header fields and message (`{table}_lines`, only the columns
+    used); the entries are then built from it and the line table dropped."""
     options = options or TextLogOptions()
     sample = sample_lines(path)
     fmt = detect_line_format(sample)
-    groups = fmt.groups
-    extract = f"regexp_extract(text, {literal(fmt.pattern)}, [{', '.join(literal(g) for g in groups)}])"
-    msg, level = "g.msg", "NULL"
-    if "level" in groups:
-        level = "nullif(g.level, '')"
-    header = _level_field_position(fmt, sample)
-    if header is not None:
-        # Header fields up to a level word at a fixed position (`... RAS KERNEL INFO msg`) are no message.
-        fields = rf"^(?:\S+\s+){{{header}}}[\[<]?({_LEVELS})[\]>]?(?:\s+(.*))?$"
-        split = f"regexp_extract(g.msg, {literal(fields)}, ['level', 'rest'])"
-        msg = "CASE WHEN h.level <> '' THEN h.rest ELSE g.msg END"
-        level = "coalesce(nullif(h.level, ''), nullif(g.level, ''))" if "level" in groups else "nullif(h.level, '')"
-        extract = f"{extract} AS g, {split.replace('g.msg', f'{extract}.msg')} AS h"
-    else:
-        extract = f"{extract} AS g"
-    logger = [f"nullif(g.{name}, '')" for name in ("logger", "logger_") if name in groups]
-    logger_sql = f"coalesce({', '.join(logger)})" if logger else "NULL"
-    parsed = (f"SELECT line, text, g, {msg} AS msg, {level} AS lvl, {logger_sql} AS logger "
-              f"FROM (SELECT line, text, {extract} FROM ({_lines_sql(path)}) AS raw) AS split")
-    con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {parsed}")
-    has_continuations = fmt is not UNKNOWN and con.execute(
-        f"SELECT count(*) FROM {quote(table)} WHERE text IS NOT NULL AND g.{fmt.key_group} = ''"
-    ).fetchone()[0] > 0
-    entries = _entries_sql(table, fmt, has_continuations)
-    time_sql = _time_sql(con, table, fmt, path, options) if fmt.times else "CAST(NULL AS TIMESTAMP)"
+    lines = f"{table}_lines"
+    con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample)}")
+    has_continuations = con.execute(f"SELECT count(*) FILTER (NOT start) FROM {quote(lines)}").fetchone()[0] > 0
     columns = {
-        "ts": time_sql,
+        "ts": _time_sql(con, lines, fmt, path, options) if fmt.times else "CAST(NULL AS TIMESTAMP)",
         "service": _service_sql(fmt, path, options),
         "level": _level_sql(fmt),
         "message": "message",
         "logger": "logger",
         "file": literal(str(path)),
         "line": "line",
+        "host": "host",
     }
-    if "host" in groups:
-        columns["host"] = "nullif(g.host, '')"
-    if not logger:
+    if not {"logger", "logger_"} & set(fmt.groups):
         del columns["logger"]
+    if "host" not in fmt.groups:
+        del columns["host"]
     select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in columns.items())
+    entries = _entries_sql(lines, has_continuations)
     con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT {select} FROM ({entries}) AS entries "
                 "ORDER BY line")
+    con.execute(f"DROP TABLE {quote(lines)}")
     return fmt
+
+
+def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str]) -> str:
+    """Every non-blank line: its number, whether it starts an entry, its header fields (text as written) and its
+    message (the rest of the line after the header; the whole line for a continuation)."""
+    groups = fmt.groups
+    extract = f"regexp_extract(text, {literal(fmt.pattern)}, [{', '.join(literal(g) for g in groups)}])"
+    # Blank lines are no entries (a stack trace's blank line is dropped from its entry too).
+    split = (f"SELECT line, text, g, substr(text, length(g.head) + 1) AS rest FROM (SELECT line, text, "
+             f"{extract} AS g FROM ({lines_sql(path)}) AS raw WHERE length(trim(text)) > 0) AS split")
+    msg, level = "rest", "nullif(g.level, '')" if "level" in groups else "NULL"
+    header = _level_field_position(fmt, sample)
+    if header is not None:
+        # Header fields up to a level word at a fixed position (`... RAS KERNEL INFO msg`) are no message.
+        fields = rf"^((?:\S+\s+){{{header}}}[\[<]?({_LEVELS})[\]>]?(?:\s+|$))"
+        split = f"SELECT *, regexp_extract(rest, {literal(fields)}, ['head', 'level']) AS h FROM ({split}) AS s"
+        msg = "CASE WHEN h.level <> '' THEN substr(rest, length(h.head) + 1) ELSE rest END"
+        level = f"coalesce(nullif(h.level, ''), {level})"
+    start = "true" if fmt is UNKNOWN else f"g.{fmt.key_group} <> ''"
+    loggers = [f"nullif(g.{name}, '')" for name in ("logger", "logger_") if name in groups]
+    fields = {
+        "ts": "g.ts" if "ts" in groups else "NULL",
+        "lvl": level,
+        "logger": f"coalesce({', '.join(loggers)})" if loggers else "NULL",
+        **{name: f"nullif(g.{name}, '')" for name in ("app", "host", "pri") if name in groups},
+    }
+    columns = ", ".join(f"{expr} AS {name}" for name, expr in fields.items())
+    return (f"SELECT line, {start} AS start, {columns}, CASE WHEN {start} THEN {msg} ELSE text END AS msg "
+            f"FROM ({split}) AS parts")
 
 
 def _level_field_position(fmt: LineFormat, sample: list[str]) -> int | None:
@@ -233,7 +253,7 @@ def _level_field_position(fmt: LineFormat, sample: list[str]) -> int | None:
         match = compiled.match(line)
         if match is None or match.groupdict().get("level"):
             continue
-        fields = match.group("msg").split()[:MAX_HEADER_FIELDS + 1]
+        fields = line[match.end():].split()[:MAX_HEADER_FIELDS + 1]
         positions.append(next((k for k, f in enumerate(fields) if level_word.fullmatch(f)), -1))
     if not positions:
         return None
@@ -243,7 +263,7 @@ def _level_field_position(fmt: LineFormat, sample: list[str]) -> int | None:
 
 def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
     """The first `count` lines of a (possibly gzipped) text file; binary content is an InputError."""
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rb") as handle:
             raw = [handle.readline(1 << 16) for _ in range(count)]
@@ -255,29 +275,38 @@ def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
     return [line.decode("utf-8", errors="replace").rstrip("\r\n") for line in raw if line]
 
 
-def _lines_sql(path: Path) -> str:
-    """Every line of the file with its 1-based number; a blank line is NULL (kept, so numbers stay right)."""
+def lines_sql(path: Path) -> str:
+    """`SELECT line, text`: every line of the file with its 1-based number; a blank line is NULL (kept, so numbers
+    stay right)."""
     # One VARCHAR column, no quote or escape character, a delimiter that text does not hold: each line is a row.
     reader = (f"read_csv({literal(str(path))}, columns={{'text': 'VARCHAR'}}, header=false, auto_detect=false, "
               "delim='\\x01', quote='', escape='', strict_mode=false, null_padding=true, max_line_size=16777216)")
     return f"SELECT row_number() OVER () AS line, text FROM {reader}"
 
 
-def _entries_sql(table: str, fmt: LineFormat, has_continuations: bool) -> str:
-    """One row per entry: its first line's number and groups, and its message (continuation lines joined)."""
-    # Blank lines are no entries (a stack trace's blank line is dropped from its entry too).
-    lines = f"(SELECT * FROM {quote(table)} WHERE length(trim(text)) > 0) AS lines"
+def _entries_sql(lines: str, has_continuations: bool) -> str:
+    """One row per entry: its first line's number and fields, and its message (continuation lines joined).
+
+    Continuation lines are few: each finds the entry it belongs to by an ASOF join on the line number (the last
+    starting line at or before it), is joined to its entry's other continuations, and the entries take them in one
+    hash join; no window or GROUP BY runs over every line."""
+    table = quote(lines)
     if not has_continuations:
-        return f"SELECT line, g, lvl, logger, msg AS message FROM {lines}"
-    starts = f"CASE WHEN g.{fmt.key_group} <> '' THEN 1 ELSE 0 END"
-    # Lines before the first entry (running count 0) are entries of their own.
-    numbered = (f"SELECT line, text, g, lvl, logger, msg, {starts} AS starts, "
-                f"sum({starts}) OVER (ORDER BY line ROWS UNBOUNDED PRECEDING) AS running FROM {lines}")
-    entry = "CASE WHEN running = 0 THEN -line ELSE running END"
-    part = "CASE WHEN starts = 1 THEN msg ELSE text END"
-    return (f"SELECT min(line) AS line, arg_min(g, line) AS g, arg_min(lvl, line) AS lvl, "
-            f"arg_min(logger, line) AS logger, string_agg({part}, chr(10) ORDER BY line) AS message "
-            f"FROM ({numbered}) AS numbered GROUP BY {entry}")
+        return f"SELECT * EXCLUDE (start, msg), msg AS message FROM {table}"
+    continued = f"""
+        SELECT starts.line AS entry, string_agg(rest.msg, chr(10) ORDER BY rest.line) AS more
+        FROM (SELECT line, msg FROM {table} WHERE NOT start) AS rest
+        ASOF JOIN (SELECT line FROM {table} WHERE start) AS starts ON rest.line >= starts.line
+        GROUP BY starts.line"""
+    # Lines before the first entry have no entry above them: each is an entry of its own.
+    orphans = f"""
+        SELECT * EXCLUDE (start, msg), msg AS message FROM {table}
+        WHERE NOT start AND line < (SELECT coalesce(min(line), 9223372036854775807) FROM {table} WHERE start)"""
+    return f"""
+        SELECT starts.* EXCLUDE (start, msg),
+               CASE WHEN more IS NULL THEN msg ELSE msg || chr(10) || more END AS message
+        FROM (SELECT * FROM {table} WHERE start) AS starts LEFT JOIN ({continued}) AS c ON starts.line = c.entry
+        UNION ALL BY NAME {orphans}"""
 
 
 def _time_sql(con: duckdb.DuckDBPyConnection, table: str, fmt: LineFormat, path: Path,
@@ -285,11 +314,11 @@ def _time_sql(con: duckdb.DuckDBPyConnection, table: str, fmt: LineFormat, path:
     """The entry's time as naive UTC: the candidate time format that parses most of the file's first times."""
     modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     year = options.year or modified.year
-    ts = "regexp_replace(replace(g.ts, ',', '.'), ' +', ' ', 'g')"
+    ts = "replace(ts, ',', '.')"
     candidates = [_parse_sql(ts, pattern, year, modified) for pattern in fmt.times]
     if len(candidates) == 1:
         return candidates[0]
-    sample = f"(SELECT g FROM {quote(table)} WHERE g.{fmt.key_group} <> '' LIMIT {SAMPLE_LINES})"
+    sample = f"(SELECT ts FROM {quote(table)} WHERE start LIMIT {SAMPLE_LINES})"
     counts = con.execute(f"SELECT {', '.join(f'count({c})' for c in candidates)} FROM {sample}").fetchone()
     return candidates[max(range(len(candidates)), key=lambda i: counts[i])]
 
@@ -311,7 +340,7 @@ def _service_sql(fmt: LineFormat, path: Path, options: TextLogOptions) -> str:
     if options.service:
         return literal(options.service)
     by_file = literal(file_service(path))
-    return f"coalesce(nullif(g.app, ''), {by_file})" if "app" in fmt.groups else by_file
+    return f"coalesce(app, {by_file})" if "app" in fmt.groups else by_file
 
 
 def file_service(path: Path) -> str:
@@ -331,14 +360,15 @@ def _level_sql(fmt: LineFormat) -> str:
     from_text = f"nullif(regexp_extract({first_line}, {literal(LEVEL_WORD_PATTERN)}, 1), '')"
     fields = ["lvl"]
     if "pri" in fmt.groups:
-        fields.append("CAST(TRY_CAST(nullif(g.pri, '') AS INTEGER) % 8 AS VARCHAR)")
-    if "status" in fmt.groups:
-        status = "TRY_CAST(g.status AS INTEGER)"
+        fields.append("CAST(TRY_CAST(pri AS INTEGER) % 8 AS VARCHAR)")
+    if fmt.status:
+        status = f"TRY_CAST(regexp_extract(message, {literal(fmt.status)}, 1) AS INTEGER)"
         fields.append(f"CASE WHEN {status} >= 500 THEN 'ERROR' WHEN {status} >= 400 THEN 'WARN' "
                       f"WHEN {status} IS NOT NULL THEN 'INFO' END")
     return f"coalesce({', '.join([*fields, from_text])})"
 
 
-def _is_gzip(path: Path) -> bool:
+def is_gzip(path: Path) -> bool:
+    """The file starts with gzip's magic bytes."""
     with open(path, "rb") as handle:
         return handle.read(2) == b"\x1f\x8b"

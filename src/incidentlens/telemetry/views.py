@@ -23,10 +23,13 @@ from incidentlens.telemetry.columns import (
     quote,
 )
 from incidentlens.telemetry.files import (
+    RejectedRows,
     Source,
     is_malformed_csv,
+    is_malformed_json,
     locate_first,
     read_error,
+    set_aside_bad_json,
     split_malformed,
     with_schema,
 )
@@ -142,24 +145,31 @@ class Built:
 
 def build_select(
     con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str],
-    raw_table: str | None = None,
+    raw_table: str | None = None, rejected: list[RejectedRows] | None = None,
 ) -> list[Built]:
     """The validated canonical SELECT of `source` as view `view` (in parts when some of its CSV files have
-    malformed lines); warnings about kept bad values and skipped lines are appended.
+    malformed lines); warnings about kept bad values are appended, and unreadable lines set aside to `rejected`.
 
     `raw_table`: read the files once into tables of that name (`<raw_table>`, `<raw_table>_1`, ...), and sample,
     validate and select from them instead of parsing the files for each step; the caller drops them."""
+    set_aside = rejected if rejected is not None else []
     try:
         source = with_schema(con, source)
     except duckdb.Error as err:
-        raise read_error(source, err) from None
+        if not is_malformed_json(source, err):
+            raise read_error(source, err) from None
+        source = _without_bad_json(con, source, warnings, set_aside)
     try:
         return [_build(con, _read_once(con, source, raw_table), view, mapping, warnings)]
-    except _MalformedCsv as malformed:
-        parts, warning = split_malformed(con, malformed.source, malformed.error)
+    except _Malformed as malformed:
+        if malformed.source.fmt != "csv":
+            clean = _without_bad_json(con, malformed.source, warnings, set_aside)
+            return [_build(con, clean, view, mapping, warnings)]
+        parts, warning, lines = split_malformed(con, malformed.source, malformed.error)
         built = [_build(con, _read_once(con, part, raw_table and f"{raw_table}_{i}"), view, mapping, warnings)
                  for i, part in enumerate(parts, 1)]
         warnings.append(warning)
+        set_aside.extend(lines)
         return built
 
 
@@ -174,7 +184,18 @@ def _read_once(con: duckdb.DuckDBPyConnection, source: Source, table: str | None
     return replace(source, table=quote(table))
 
 
-class _MalformedCsv(Exception):
+def _without_bad_json(
+    con: duckdb.DuckDBPyConnection, source: Source, warnings: list[str], rejected: list[RejectedRows]
+) -> Source:
+    clean, lines = set_aside_bad_json(con, source)
+    rejected.extend(lines)
+    warnings.extend(f"{r.file}: {r.note()}, set aside" for r in lines)
+    return clean
+
+
+class _Malformed(Exception):
+    """A CSV structure error or a bad JSON line: setting lines aside may get past it."""
+
     def __init__(self, source: Source, error: duckdb.Error) -> None:
         super().__init__(source.label)
         self.source, self.error = source, error
@@ -205,7 +226,9 @@ def _sample(con: duckdb.DuckDBPyConnection, source: Source) -> None:
 
 
 def _read_failure(source: Source, err: duckdb.Error) -> Exception:
-    return _MalformedCsv(source, err) if is_malformed_csv(source, err) else read_error(source, err)
+    if is_malformed_csv(source, err) or is_malformed_json(source, err):
+        return _Malformed(source, err)
+    return read_error(source, err)
 
 
 def _profile(con: duckdb.DuckDBPyConnection, source: Source) -> Columns:

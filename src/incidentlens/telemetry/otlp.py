@@ -1,0 +1,126 @@
+"""OpenTelemetry's OTLP JSON file format (the collector's file exporter, `otlpjsonfile`): one `TracesData`,
+`LogsData` or `MetricsData` object per line -> a DuckDB table of spans, log records or metric points.
+
+Spans sit under `resourceSpans -> scopeSpans -> spans`, log records under `resourceLogs -> scopeLogs ->
+logRecords`, metric points under `resourceMetrics -> scopeMetrics -> metrics -> gauge|sum|histogram ->
+dataPoints`. Ids are hex text; int64 values (the `...UnixNano` times, `asInt`) are JSON strings or numbers; enums
+(span kind, status code, severity number) are integers. The service is the resource attribute `service.name`.
+Everything is unnested in SQL over the file's lines (no Python loop over rows); a line that is not JSON is set
+aside like a broken JSON-lines row.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import duckdb
+
+from incidentlens.telemetry.columns import quote
+from incidentlens.telemetry.files import RejectedRows, scan_json_lines
+from incidentlens.telemetry.textlogs import is_gzip
+
+#: the top-level field of each OTLP document, by the view it feeds
+OTLP_FIELDS = {"spans": "resourceSpans", "logs": "resourceLogs", "metrics": "resourceMetrics"}
+_OPTIONS = {"spans": "--traces", "logs": "--logs", "metrics": "--metrics"}
+_FIRST_FIELD = re.compile(rb'^\s*\{\s*"(resourceSpans|resourceLogs|resourceMetrics)"')
+# SpanKind and the severity number's ranges (OTLP's enums)
+_SPAN_KINDS = "['unspecified', 'internal', 'server', 'client', 'producer', 'consumer']"
+_SEVERITIES = "['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL']"
+
+
+def otlp_view(path: Path) -> str | None:
+    """The view an OTLP JSON file feeds (spans, logs, metrics), from its first bytes; None when it is no OTLP."""
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as handle:
+        head = handle.read(4096)
+    match = _FIRST_FIELD.match(head)
+    if match is None:
+        return None
+    return {field.encode(): view for view, field in OTLP_FIELDS.items()}[match.group(1)]
+
+
+def option_for(view: str) -> str:
+    """The CLI option that reads files into `view`."""
+    return _OPTIONS[view]
+
+
+def read_otlp(con: duckdb.DuckDBPyConnection, path: Path, view: str, table: str) -> list[RejectedRows]:
+    """Unnest one OTLP JSON file into `table` with the view's canonical columns; returns the lines set aside."""
+    lines = f"{table}_lines"
+    rejected = scan_json_lines(con, [path], lines, "OTLP JSON")
+    select = {"spans": _spans_sql, "logs": _logs_sql, "metrics": _metrics_sql}[view](lines)
+    con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {select}")
+    con.execute(f"DROP TABLE {lines}")
+    return rejected
+
+
+def _items_sql(lines: str, resource_field: str, scope_field: str, items_field: str) -> str:
+    """One row per item (span, log record, metric) with its resource's service."""
+    return f"""
+        WITH documents AS (SELECT line, CAST(text AS JSON) AS doc FROM {lines} WHERE good),
+        resources AS (SELECT line, unnest(CAST(doc->'{resource_field}' AS JSON[])) AS r FROM documents),
+        scopes AS (SELECT line, r->'resource' AS resource, unnest(CAST(r->'{scope_field}' AS JSON[])) AS s
+                   FROM resources),
+        items AS (SELECT line, resource, unnest(CAST(s->'{items_field}' AS JSON[])) AS x FROM scopes)
+        SELECT line, {_service_sql('resource')} AS service, x FROM items"""
+
+
+def _service_sql(resource: str) -> str:
+    named = f"list_filter(CAST({resource}->'attributes' AS JSON[]), lambda a: (a->>'key') = 'service.name')"
+    return f"coalesce({named}[1]->'value'->>'stringValue', 'global')"
+
+
+def _nanos_sql(value: str) -> str:
+    """An int64 of nanoseconds since the epoch (JSON string or number) as a naive UTC timestamp; 0 is none."""
+    return f"make_timestamp(CAST(nullif(TRY_CAST({value} AS HUGEINT), 0) // 1000 AS BIGINT))"
+
+
+def _spans_sql(lines: str) -> str:
+    start, end = "x->>'startTimeUnixNano'", "x->>'endTimeUnixNano'"
+    code = "(x->'status'->>'code')"
+    kind = "TRY_CAST(x->>'kind' AS INTEGER)"
+    return f"""
+        SELECT lower(x->>'traceId') AS trace_id, lower(x->>'spanId') AS span_id,
+               lower(nullif(x->>'parentSpanId', '')) AS parent_id, service, x->>'name' AS operation,
+               {_nanos_sql(start)} AS start_ts,
+               (TRY_CAST({end} AS HUGEINT) - TRY_CAST({start} AS HUGEINT)) / 1e6 AS duration_ms,
+               {code} IN ('2', 'STATUS_CODE_ERROR') AS is_error,
+               coalesce({_SPAN_KINDS}[{kind} + 1], lower(replace(x->>'kind', 'SPAN_KIND_', ''))) AS span_kind,
+               nullif(x->'status'->>'message', '') AS status_message
+        FROM ({_items_sql(lines, 'resourceSpans', 'scopeSpans', 'spans')}) AS spans
+        ORDER BY line"""
+
+
+def _logs_sql(lines: str) -> str:
+    number = "TRY_CAST(x->>'severityNumber' AS INTEGER)"
+    body = "x->'body'"
+    return f"""
+        SELECT coalesce({_nanos_sql("x->>'timeUnixNano'")}, {_nanos_sql("x->>'observedTimeUnixNano'")}) AS ts,
+               service,
+               coalesce(nullif(x->>'severityText', ''), {_SEVERITIES}[({number} - 1) // 4 + 1]) AS level,
+               coalesce({body}->>'stringValue', CAST({body} AS VARCHAR)) AS message,
+               lower(nullif(x->>'traceId', '')) AS trace_id, lower(nullif(x->>'spanId', '')) AS span_id
+        FROM ({_items_sql(lines, 'resourceLogs', 'scopeLogs', 'logRecords')}) AS records
+        ORDER BY line"""
+
+
+def _metrics_sql(lines: str) -> str:
+    """Gauge and sum points as `value`; a histogram's points as `<name>.count` and `<name>.sum`."""
+    number = "coalesce(TRY_CAST(p->>'asDouble' AS DOUBLE), TRY_CAST(p->>'asInt' AS DOUBLE))"
+    points = f"""
+        SELECT line, service, x->>'name' AS name, unnest(CAST(coalesce(x->'gauge'->'dataPoints',
+               x->'sum'->'dataPoints') AS JSON[])) AS p, 'value' AS shape
+        FROM ({_items_sql(lines, 'resourceMetrics', 'scopeMetrics', 'metrics')}) AS metrics
+        UNION ALL
+        SELECT line, service, x->>'name' AS name, unnest(CAST(x->'histogram'->'dataPoints' AS JSON[])) AS p,
+               'histogram' AS shape
+        FROM ({_items_sql(lines, 'resourceMetrics', 'scopeMetrics', 'metrics')}) AS histograms"""
+    return f"""
+        SELECT {_nanos_sql("p->>'timeUnixNano'")} AS ts, service,
+               unnest(CASE WHEN shape = 'value' THEN [name] ELSE [name || '.count', name || '.sum'] END) AS metric,
+               unnest(CASE WHEN shape = 'value' THEN [{number}]
+                           ELSE [TRY_CAST(p->>'count' AS DOUBLE), TRY_CAST(p->>'sum' AS DOUBLE)] END) AS value
+        FROM ({points}) AS points
+        ORDER BY line"""

@@ -1,0 +1,110 @@
+"""OpenTelemetry OTLP JSON files (the collector's file exporter: one TracesData/LogsData/MetricsData per line) read
+into spans, logs and metrics with --traces/--logs/--metrics and no other flag."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry import load_telemetry
+
+T0 = 1714557600_000_000_000  # 2024-05-01T10:00:00Z in ns
+
+
+def resource(service: str) -> dict:
+    return {"attributes": [{"key": "host.name", "value": {"stringValue": "node-1"}},
+                           {"key": "service.name", "value": {"stringValue": service}}]}
+
+
+def span(trace: str, span_id: str, parent: str, name: str, start_ms: int, ms: int, kind: int, code: int) -> dict:
+    return {"traceId": trace, "spanId": span_id, "parentSpanId": parent, "name": name, "kind": kind,
+            "startTimeUnixNano": str(T0 + start_ms * 1_000_000), "endTimeUnixNano": str(T0 + (start_ms + ms) * 10**6),
+            "status": {"code": code, "message": "deadline exceeded" if code == 2 else ""}}
+
+
+TRACES = [
+    {"resourceSpans": [{"resource": resource("frontend"), "scopeSpans": [{"scope": {"name": "http"}, "spans": [
+        span("5B8EFFF798038103D269B633813FC60C", "EEE19B7EC3C1B174", "", "GET /checkout", 0, 250, 2, 2)]}]},
+        {"resource": resource("payments"), "scopeSpans": [{"scope": {}, "spans": [
+            span("5B8EFFF798038103D269B633813FC60C", "EEE19B7EC3C1B175", "EEE19B7EC3C1B174", "charge", 10, 200, 3, 2),
+            span("5B8EFFF798038103D269B633813FC60C", "EEE19B7EC3C1B176", "EEE19B7EC3C1B175", "db", 20, 5, 3, 1)]}]}]},
+    {"resourceSpans": [{"resource": resource("frontend"), "scopeSpans": [{"scope": {}, "spans": [
+        span("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "", "GET /", 1000, 12, 2, 0)]}]}]},
+]
+LOGS = [{"resourceLogs": [{"resource": resource("payments"), "scopeLogs": [{"scope": {}, "logRecords": [
+    {"timeUnixNano": str(T0), "severityNumber": 17, "severityText": "", "body": {"stringValue": "charge failed"},
+     "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b175"},
+    {"timeUnixNano": "0", "observedTimeUnixNano": str(T0 + 10**9), "severityNumber": 9, "severityText": "Information",
+     "body": {"kvlistValue": {"values": [{"key": "order", "value": {"intValue": "42"}}]}}},
+]}]}]}]
+METRICS = [{"resourceMetrics": [{"resource": resource("payments"), "scopeMetrics": [{"scope": {}, "metrics": [
+    {"name": "queue.depth", "gauge": {"dataPoints": [{"timeUnixNano": str(T0), "asInt": "7"}]}},
+    {"name": "http.requests", "sum": {"aggregationTemporality": 2, "isMonotonic": True,
+                                      "dataPoints": [{"timeUnixNano": str(T0), "asDouble": 120.5}]}},
+    {"name": "latency", "histogram": {"dataPoints": [{"timeUnixNano": str(T0), "count": "4", "sum": 1.25,
+                                                      "bucketCounts": ["1", "3"], "explicitBounds": [0.5]}]}},
+]}]}]}]
+
+
+def write_lines(path: Path, documents: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(doc) + "\n" for doc in documents))
+    return path
+
+
+def test_otlp_spans_read_with_hex_ids_service_from_the_resource_and_error_status(tmp_path: Path) -> None:
+    store = load_telemetry(traces=write_lines(tmp_path / "traces.json", TRACES))
+
+    rows = store.fetch("SELECT trace_id, span_id, parent_id, service, operation, start_ts, duration_ms, is_error, "
+                       "span_kind FROM spans ORDER BY start_ts").to_pylist()
+
+    assert rows[:2] == [
+        {"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b174", "parent_id": None,
+         "service": "frontend", "operation": "GET /checkout", "start_ts": datetime(2024, 5, 1, 10, 0),
+         "duration_ms": 250.0, "is_error": True, "span_kind": "server"},
+        {"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b175",
+         "parent_id": "eee19b7ec3c1b174", "service": "payments", "operation": "charge",
+         "start_ts": datetime(2024, 5, 1, 10, 0, 0, 10000), "duration_ms": 200.0, "is_error": True,
+         "span_kind": "client"},
+    ]
+    assert [(r["operation"], r["is_error"]) for r in rows[2:]] == [("db", False), ("GET /", False)]
+
+
+def test_otlp_logs_read_severity_body_and_trace_context(tmp_path: Path) -> None:
+    store = load_telemetry(logs=write_lines(tmp_path / "logs.jsonl", LOGS))
+
+    rows = store.fetch("SELECT ts, service, level, message, trace_id FROM logs ORDER BY ts").to_pylist()
+
+    assert rows[0] == {"ts": datetime(2024, 5, 1, 10, 0), "service": "payments", "level": "ERROR",
+                       "message": "charge failed", "trace_id": "5b8efff798038103d269b633813fc60c"}
+    assert rows[1]["ts"] == datetime(2024, 5, 1, 10, 0, 1), "no time: the observed time"
+    assert rows[1]["level"] == "INFO"
+    assert json.loads(rows[1]["message"]) == {"kvlistValue": {"values": [{"key": "order",
+                                                                          "value": {"intValue": "42"}}]}}
+
+
+def test_otlp_metrics_read_gauges_sums_and_histogram_counts(tmp_path: Path) -> None:
+    store = load_telemetry(metrics=write_lines(tmp_path / "metrics.json", METRICS))
+
+    rows = store.fetch("SELECT service, metric, value FROM metrics ORDER BY metric").to_pylist()
+
+    assert rows == [{"service": "payments", "metric": "http.requests", "value": 120.5},
+                    {"service": "payments", "metric": "latency.count", "value": 4.0},
+                    {"service": "payments", "metric": "latency.sum", "value": 1.25},
+                    {"service": "payments", "metric": "queue.depth", "value": 7.0}]
+
+
+def test_a_broken_otlp_line_is_set_aside_and_a_misplaced_file_named(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "traces.json", TRACES)
+    path.write_text(path.read_text() + '{"resourceSpans": [{"resource": \n')
+
+    store = load_telemetry(traces=path)
+
+    assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 4}]
+    assert [r.note() for r in store.rejected] == ["1 of 3 lines of traces.json unreadable (line 3)"]
+    with pytest.raises(InputError, match=r"traces.json: holds OpenTelemetry spans \(resourceSpans\): pass it with "
+                                         r"--traces"):
+        load_telemetry(logs=path)

@@ -1,0 +1,69 @@
+"""Bad rows are set aside, never a whole file refused for a few: each unreadable line is listed with its number and
+reason under <out>/rejected/, counted in analysis.json and the review, and said on stderr; a mostly unreadable file
+is still one error line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from incidentlens.report import build_postmortem
+
+
+def incidentlens(*args: str) -> subprocess.CompletedProcess:
+    code = "from incidentlens.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+
+
+def logs_with_one_cut_line(tmp_path: Path) -> Path:
+    lines = [json.dumps({"ts": f"2024-05-01T10:{i // 60:02d}:{i % 60:02d}Z", "service": "api", "msg": f"req {i}"})
+             for i in range(200)]
+    lines[57] = '{"ts": "2024-05-01T10:00:57Z", "service": "api", "msg": "cut sh'
+    path = tmp_path / "logs.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_analyze_sets_the_line_aside_lists_it_and_counts_it(tmp_path: Path) -> None:
+    logs = logs_with_one_cut_line(tmp_path)
+    out = tmp_path / "out"
+
+    result = incidentlens("analyze", "--logs", str(logs), "--out", str(out))
+
+    assert result.returncode == 0, result.stderr
+    listing = out / "rejected" / "logs.jsonl.txt"
+    assert result.stderr.splitlines() == [
+        f"warning: 1 of 200 lines of logs.jsonl unreadable (line 58), set aside: see {listing}"]
+    assert listing.read_text().splitlines()[1:] == ['58\tnot valid JSON\t{"ts": "2024-05-01T10:00:57Z", '
+                                                    '"service": "api", "msg": "cut sh']
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert analysis["data_quality"] == [{
+        "file": str(logs), "lines": 200, "unreadable": 1, "first_line": 58,
+        "note": "1 of 200 lines of logs.jsonl unreadable (line 58): see rejected/logs.jsonl.txt"}]
+    review = build_postmortem(analysis)
+    assert review.checked[0] == "data quality: 1 of 200 lines of logs.jsonl unreadable (line 58): see " \
+                                "rejected/logs.jsonl.txt"
+
+
+def test_a_command_without_out_still_says_it_on_one_stderr_line(tmp_path: Path) -> None:
+    logs = logs_with_one_cut_line(tmp_path)
+
+    result = incidentlens("sql", "SELECT count(*) AS n FROM logs", "--logs", str(logs), "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rows"] == [[199]]
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+        "warning: 1 of 200 lines of logs.jsonl unreadable (line 58), set aside"]
+
+
+def test_a_mostly_garbage_file_is_one_error_line_and_exit_code_2(tmp_path: Path) -> None:
+    logs = tmp_path / "logs.jsonl"
+    logs.write_text('{"ts": "2024-05-01T10:00:00Z", "msg": "ok"}\n' + "\x1b[31mnot json at all\n" * 9)
+
+    result = incidentlens("analyze", "--logs", str(logs), "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 2
+    assert result.stderr == (f"error: {logs}: cannot read as JSON lines: 9 of 10 lines unreadable "
+                             "(line 2: not valid JSON)\n")
