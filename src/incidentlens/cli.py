@@ -194,7 +194,10 @@ def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[
     store = open_store(metrics=metrics or None, logs=logs or None, traces=traces or None, events=events or None,
                        mapping=parse_mapping(mapping), prometheus=prometheus, at=at,
                        text=TextLogOptions(year=year, service=service))
+    rejected_notes = {f"{rejected.file}: {rejected.note()}, set aside" for rejected in store.rejected}
     for warning in store.warnings:  # bad values set aside at load: counted, and the count shown
+        if warning in rejected_notes:
+            continue  # said below, with where its lines were listed
         warnings_console.print(Text(f"warning: {warning}", style="yellow"), highlight=False, soft_wrap=True)
     for rejected in store.rejected:
         where = ""
