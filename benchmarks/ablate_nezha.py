@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from incidentlens.analysis import shifts, spans
+from incidentlens.analysis import spans
 from incidentlens.eval.nezha import evaluate_nezha
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -40,8 +40,6 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "no typical-wait baseline": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers=False))],
     "client spans in own time": lambda: [mock.patch.object(spans, "own_time_sql", _own_time_with_client_spans)],
-    "metric scale 1%-99% range": lambda: [mock.patch.object(shifts, "RANGE_TAIL", 0.01),
-                                          mock.patch.object(shifts, "RANGE_SIGMAS", 4.65)],
 }
 
 
