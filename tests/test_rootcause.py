@@ -216,6 +216,8 @@ def test_logs_that_start_late_in_the_baseline_do_not_fake_a_surge():
         "lines": [10] * len(minutes),
         "problems": [2] * len(minutes),
         "first_problem": pa.array(_minute_ts(minutes)).cast(pa.timestamp("us")),
+        "errors": [0] * len(minutes),
+        "first_error": pa.array([None] * len(minutes), pa.timestamp("us")),
     })
     (surge,) = surges_from_counts(counts, WINDOW, BASELINE)
     assert surge.baseline_per_minute == 2.0
@@ -230,3 +232,28 @@ def test_a_callee_that_changed_about_as_much_as_its_caller_explains_it_one_that_
     assert not _explains(ServiceSignals(service="route", trace_strength=2.0), caller)
     # a caller whose traces did not change is explained by any callee that moved
     assert _explains(ServiceSignals(service="price", trace_strength=0.5), ServiceSignals(service="travel"))
+
+
+def _moved(service: str, metric: str, baseline: float, peak: float, shift: float = 6.0):
+    from incidentlens.analysis.shifts import MetricShift
+
+    at = START + timedelta(minutes=400)
+    return MetricShift(service=service, metric=metric, direction="up" if peak > baseline else "down",
+                       baseline=baseline, window_median=peak, peak=peak, peak_at=at, shift=shift, peak_shift=shift,
+                       onset=at, evidence="")
+
+
+def test_a_service_whose_only_change_is_the_traffic_it_receives_is_not_a_suspect():
+    """Bytes received and requests served are set by the callers: they say where load went, not what broke."""
+    signals = collect_signals([_moved("news", "NetworkReceiveBytes", 470, 27_000, shift=30.0),
+                               _moved("news", "PodWorkload(Ops)", 2, 9),
+                               _moved("verify", "CpuUsageRate(%)", 5, 60)], [])
+    assert list(signals) == ["verify"]
+
+
+def test_a_cpu_at_its_limit_names_a_mechanism_a_cpu_that_rose_but_stays_low_does_not():
+    from incidentlens.analysis.mechanism import MechanismCues, specificity
+
+    no_words = MechanismCues()
+    assert specificity("ads", [_moved("ads", "CpuUsageRate(%)", 4.7, 86.6)], no_words) == 1.0
+    assert specificity("ads", [_moved("ads", "CpuUsageRate(%)", 4.7, 20.0)], no_words) == 0.0

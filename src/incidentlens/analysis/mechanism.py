@@ -283,9 +283,11 @@ def _number(value: float) -> str:
 
 def specificity(service: str, shifts: list[MetricShift], cues: MechanismCues) -> float:
     """0..1: how much a service's own signals name a mechanism (pool, cache, memory, throttling, CPU) rather than
-    a generic symptom (timeouts, 5xx). Causes tend to be specific; their callers' symptoms generic."""
+    a generic symptom (timeouts, 5xx). Causes tend to be specific; their callers' symptoms generic. A resource
+    metric names one when its cue is a strong one or its change is practically large (CPU at its limit)."""
     words = max((cues.share(service, kind) for kind in LOG_CUES), default=0.0)
-    resource = any(weight >= 3 for _, _, weight, _ in _metric_cues(service, shifts))
+    resource = any(weight >= 3 or practically_large(shift, rule)[0]
+                   for shift, _, weight, rule in _metric_cues(service, shifts))
     return max(min(1.0, 2 * words), 1.0 if resource else 0.0)
 
 

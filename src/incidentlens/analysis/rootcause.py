@@ -17,6 +17,7 @@ best-supported hypothesis that survived its test.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,14 @@ from pydantic import BaseModel
 
 from incidentlens.analysis.callgraph import CallGraph
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.mechanism import Classification, MechanismCues, classify, mechanism_sentence, specificity
+from incidentlens.analysis.mechanism import (
+    HOST_METRIC,
+    Classification,
+    MechanismCues,
+    classify,
+    mechanism_sentence,
+    specificity,
+)
 from incidentlens.analysis.periods import Span, iso_seconds
 from incidentlens.analysis.shifts import ONSET_RULE, LogSurge, MetricShift, log_surge_sql
 from incidentlens.analysis.spans import TraceSignal
@@ -115,7 +123,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
     traces (not `global`, if others)."""
     signals: dict[str, ServiceSignals] = {}
     for shift in shifts:
-        if not shift.significant:
+        if not shift.significant or not own_health(shift.metric):
             continue
         s = signals.setdefault(shift.service, ServiceSignals(service=shift.service))
         s.moved.append(shift)
@@ -143,6 +151,18 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
     if len(signals) > 1:
         signals.pop(GLOBAL, None)
     return signals
+
+
+#: metrics a service's callers set (the traffic it receives and sends) or its host shares with other pods: a change
+#: in them alone says where load went, not what broke
+DEMAND_METRIC = re.compile(
+    r"(?i)network|bytes|receive|transmit|workload|(^|[_.])ops\b|rps|qps|requests?(_|$)|throughput")
+
+
+def own_health(metric: str) -> bool:
+    """Whether a metric describes the service's own work (CPU, memory, latency, errors ...), not its demand or
+    its host."""
+    return not DEMAND_METRIC.search(metric) or bool(re.search(HOST_METRIC, metric))
 
 
 def rank_root_causes(

@@ -11,6 +11,7 @@ numpy does the rest.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import PROBLEM_LEVELS, Span, UtcTime, iso_seconds, sql_in, sql_str
+from incidentlens.analysis.periods import ERROR_LEVELS, PROBLEM_LEVELS, Span, UtcTime, iso_seconds, sql_in, sql_str
 from incidentlens.telemetry import sql_ts
 
 #: robust z beyond which a point counts as shifted
@@ -201,16 +202,21 @@ def _shift_data(shift: MetricShift) -> dict[str, Any]:
 
 
 def log_surge_sql(window: Span, baseline: Span, services: list[str] | None = None) -> str:
-    """Per service and minute: all lines, WARN/ERROR/FATAL lines, and the first problem line's time."""
+    """Per service and minute: all lines, WARN/ERROR/FATAL lines, and the first problem line's time. The minutes
+    are counted from the window's start, so no minute holds lines from both sides of it (a calendar minute that
+    straddles an onset at 10:45:10 would put the incident's first lines into the baseline)."""
     only = ""
     if services:
         only = " AND service IN " + sql_in(sorted(services))
-    return f"""SELECT service, date_trunc('minute', ts) AS minute, count(*) AS lines,
+    minute = f"time_bucket(INTERVAL 1 MINUTE, ts, {sql_ts(window[0])})"
+    return f"""SELECT service, {minute} AS minute, count(*) AS lines,
        count(*) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS problems,
-       min(ts) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS first_problem
+       min(ts) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS first_problem,
+       count(*) FILTER (WHERE level IN {sql_in(ERROR_LEVELS)}) AS errors,
+       min(ts) FILTER (WHERE level IN {sql_in(ERROR_LEVELS)}) AS first_error
 FROM logs
 WHERE ts >= {sql_ts(baseline[0])} AND ts <= {sql_ts(window[1])} AND service IS NOT NULL{only}
-GROUP BY service, date_trunc('minute', ts)"""
+GROUP BY service, {minute}"""
 
 
 #: CUSUM on each service's problems per minute, standardised by its baseline Poisson rate: the allowance per
@@ -253,22 +259,37 @@ def log_surges(store: Any, window: Span, baseline: Span,
 
 
 def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[LogSurge]:
-    """Surges (strongest first) from the per-service, per-minute counts of `log_surge_sql`."""
+    """Surges (strongest first) from the per-service, per-minute counts of `log_surge_sql`. Each service's surge
+    is the stronger of its WARN/ERROR/FATAL lines' and its ERROR/FATAL lines' alone: a service that logs a WARN
+    on every request must not hide its first errors in that steady stream."""
     if table.num_rows == 0:
         return []
-    grid = _MinuteGrid.build(table, baseline[0], window[1])
+    grid = _MinuteGrid.build(table, baseline[0], window[1], origin=window[0])
+    problems = _surges(grid, grid.problems, grid.first_problem, window, baseline)
+    errors = _surges(grid, grid.errors, grid.first_error, window, baseline)
+    surges = [max(pair, key=_surge_strength) for pair in zip(problems, errors, strict=True)]
+    return sorted(surges, key=lambda s: -s.ratio)
+
+
+def _surge_strength(surge: LogSurge) -> tuple[bool, float]:
+    return surge.significant, surge.ratio
+
+
+def _surges(grid: _MinuteGrid, counts: np.ndarray, first_line: np.ndarray, window: Span,
+            baseline: Span) -> list[LogSurge]:
+    """Each service's surge of the lines `counts` counts (per service and minute of `grid`)."""
     base_minutes = grid.logged_minutes(baseline)
     start, stop = grid.index(window[0]), grid.index(window[1]) + 1
     onset_from = grid.index(onset_search_start(window, baseline))
-    base_rate = grid.problems[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
-    window_counts = grid.problems[:, start:stop]
+    base_rate = counts[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
+    window_counts = counts[:, start:stop]
     window_rate = window_counts.sum(axis=1) / max(1, stop - start)
-    has_onset, onset_offset = cusum_onsets(grid.problems[:, onset_from:stop], base_rate)
+    has_onset, onset_offset = cusum_onsets(counts[:, onset_from:stop], base_rate)
     onset_index = onset_from + onset_offset
     ratio = window_rate / np.maximum(base_rate, 1.0 / base_minutes)
     rows = np.arange(len(grid.services))
-    first = grid.first_problem[rows, onset_index]
-    surges = [
+    first = first_line[rows, onset_index]
+    return [
         LogSurge(
             service=service,
             baseline_per_minute=round(float(base_rate[i]), 4),
@@ -281,7 +302,6 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
         )
         for i, service in enumerate(grid.services)
     ]
-    return sorted(surges, key=lambda s: -s.ratio)
 
 
 def cusum_onsets(counts: np.ndarray, base_rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -315,39 +335,51 @@ def _surge_data(surge: LogSurge) -> dict[str, Any]:
 class _MinuteGrid:
     """Dense service x minute matrices from the sparse per-minute aggregate (minutes with no lines are zero)."""
 
-    def __init__(self, services: list[str], minutes: np.ndarray, problems: np.ndarray, lines: np.ndarray,
-                 first_problem: np.ndarray):
+    def __init__(self, services: list[str], minutes: np.ndarray, lines: np.ndarray,
+                 counts: dict[str, np.ndarray], firsts: dict[str, np.ndarray]):
         self.services = services
         self.minutes = minutes
-        self.problems = problems
         self.lines = lines
-        self.first_problem = first_problem
+        self.problems, self.errors = counts["problems"], counts["errors"]
+        self.first_problem, self.first_error = firsts["first_problem"], firsts["first_error"]
 
     @classmethod
-    def build(cls, table: pa.Table, start: datetime, end: datetime) -> _MinuteGrid:
-        first_minute = np.datetime64(start.replace(second=0, microsecond=0), "m")
-        minutes = np.arange(first_minute, np.datetime64(end, "m") + 1)
+    def build(cls, table: pa.Table, start: datetime, end: datetime, origin: datetime) -> _MinuteGrid:
+        """The minutes from `start` to `end`, counted from `origin` (`log_surge_sql`'s buckets)."""
+        first_minute = np.datetime64(origin, "us") - _minutes_between(start, origin) * MINUTE
+        minutes = np.arange(first_minute, np.datetime64(end, "us") + MINUTE, MINUTE)
         names = np.asarray(table["service"].to_pylist(), dtype=object)
         service_names, service_idx = np.unique(names, return_inverse=True)
-        minute_idx = (table["minute"].to_numpy().astype("datetime64[m]") - first_minute).astype(int)
+        minute_idx = (table["minute"].to_numpy().astype("datetime64[us]") - first_minute) // MINUTE
         keep = (minute_idx >= 0) & (minute_idx < len(minutes))
-        problems = np.zeros((len(service_names), len(minutes)), dtype=float)
-        first_problem = np.full((len(service_names), len(minutes)), np.datetime64("NaT"), dtype="datetime64[us]")
-        problems[service_idx[keep], minute_idx[keep]] = table["problems"].to_numpy(zero_copy_only=False)[keep]
-        lines = np.zeros_like(problems)
-        lines[service_idx[keep], minute_idx[keep]] = table["lines"].to_numpy(zero_copy_only=False)[keep]
-        first = table["first_problem"].to_numpy(zero_copy_only=False).astype("datetime64[us]")
-        first_problem[service_idx[keep], minute_idx[keep]] = first[keep]
-        return cls([str(s) for s in service_names], minutes, problems, lines, first_problem)
+        cells = service_idx[keep], minute_idx[keep]
+
+        def dense(column: str, fill: Any, dtype: str) -> np.ndarray:
+            matrix = np.full((len(service_names), len(minutes)), fill, dtype=dtype)
+            matrix[cells] = table[column].to_numpy(zero_copy_only=False).astype(dtype)[keep]
+            return matrix
+
+        counts = {column: dense(column, 0.0, "float64") for column in ("problems", "errors")}
+        firsts = {column: dense(column, np.datetime64("NaT"), "datetime64[us]")
+                  for column in ("first_problem", "first_error")}
+        return cls([str(s) for s in service_names], minutes, dense("lines", 0.0, "float64"), counts, firsts)
 
     def logged_minutes(self, span: Span) -> int:
         """Minutes of the span in which any service logged: logs that start late or come in pieces (a few files
         around an alert, a reference minute from hours before) must not make the baseline's rate look lower than
         it was."""
-        inside = (self.minutes >= np.datetime64(span[0], "m")) & (self.minutes < np.datetime64(span[1], "m"))
+        inside = (self.minutes > np.datetime64(span[0], "us") - MINUTE) & (self.minutes < np.datetime64(span[1], "us"))
         logged = int((inside & (self.lines.sum(axis=0) > 0)).sum())
         return max(1, logged if logged else int(inside.sum()))
 
     def index(self, t: datetime) -> int:
-        return int(np.clip((np.datetime64(t, "m") - self.minutes[0]).astype(int), 0, len(self.minutes) - 1))
+        return int(np.clip((np.datetime64(t, "us") - self.minutes[0]) // MINUTE, 0, len(self.minutes) - 1))
+
+
+MINUTE = np.timedelta64(60_000_000, "us")
+
+
+def _minutes_between(start: datetime, origin: datetime) -> int:
+    """Whole minutes from the one holding `start` to `origin` (`start` before `origin`; 0 otherwise)."""
+    return max(0, math.ceil((origin - start).total_seconds() / 60))
 

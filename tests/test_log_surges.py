@@ -1,0 +1,56 @@
+"""A service's WARN/ERROR surge around a known onset, from a few minutes of logs as a user hands them over."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from incidentlens.analysis.shifts import log_surges
+from incidentlens.telemetry import load_telemetry
+
+AT = datetime(2024, 5, 1, 10, 45, 10)  # the known onset, 10 s into a calendar minute
+LOGS_FROM = datetime(2024, 5, 1, 10, 44, 0)
+LOGS_TO = datetime(2024, 5, 1, 10, 47, 0)
+
+
+def _store(tmp_path: Path, lines: list[tuple[datetime, str, str]]):
+    """Each service logs an INFO line every 2 s from LOGS_FROM to LOGS_TO, plus `lines` (time, service, level)."""
+    rows: dict[str, list] = {"ts": [], "service": [], "level": [], "message": []}
+    t = LOGS_FROM
+    while t < LOGS_TO:
+        for service in ("travel", "price", "verify"):
+            rows["ts"].append(t), rows["service"].append(service), rows["level"].append("INFO")
+            rows["message"].append("request served")
+        t += timedelta(seconds=2)
+    for ts, service, level in lines:
+        rows["ts"].append(ts), rows["service"].append(service), rows["level"].append(level)
+        rows["message"].append(f"{level.lower()} while serving the request")
+    path = tmp_path / "logs.parquet"
+    pq.write_table(pa.table(rows), path)
+    return load_telemetry(logs=[path])
+
+
+def _surge(store, service: str):
+    surges, _ = log_surges(store, (AT, LOGS_TO), (LOGS_FROM, AT))
+    return next(s for s in surges if s.service == service)
+
+
+def test_errors_that_begin_seconds_before_a_known_onset_in_its_minute_are_not_counted_as_baseline(tmp_path):
+    """The errors start at 10:45:08 and run every 8 s; the onset given is 10:45:10. Counting calendar minutes would
+    put the whole 10:45 minute, errors and all, into the baseline; minutes counted from the onset do not."""
+    errors = [(AT - timedelta(seconds=2) + timedelta(seconds=8 * i), "travel", "ERROR") for i in range(14)]
+    surge = _surge(_store(tmp_path, errors), "travel")
+    assert surge.significant
+    assert surge.baseline_per_minute <= 1.0 and surge.ratio >= 5
+
+
+def test_new_errors_stand_out_in_a_service_that_warns_on_every_request(tmp_path):
+    """`verify` writes a WARN on each request (routine), and from the onset an ERROR on every fourth: the surge of
+    its ERROR lines is not diluted by the steady WARNs."""
+    warns = [(LOGS_FROM + timedelta(seconds=2 * i), "verify", "WARN") for i in range(90)]
+    errors = [(AT + timedelta(seconds=8 * i + 1), "verify", "ERROR") for i in range(13)]
+    surge = _surge(_store(tmp_path, warns + errors), "verify")
+    assert surge.significant and surge.ratio >= 5
