@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from incidentlens.analysis import spans
+from incidentlens.analysis import mechanism, rootcause, shifts, spans
 from incidentlens.eval.nezha import evaluate_nezha
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -30,6 +30,28 @@ def _own_time_with_client_spans(window: spans.Span, baseline: spans.Span) -> str
 
 
 _ORIGINAL_OWN_TIME = spans.own_time_sql
+_ORIGINAL_GRID = shifts._MinuteGrid.build.__func__
+_ORIGINAL_SURGE_SQL = shifts.log_surge_sql
+
+
+def _calendar_minute(t):
+    return t.replace(second=0, microsecond=0)
+
+
+def _calendar_surge_sql(window, baseline, services=None):
+    return _ORIGINAL_SURGE_SQL((_calendar_minute(window[0]), window[1]), baseline, services)
+
+
+def _calendar_grid(cls, table, start, end, origin):
+    return _ORIGINAL_GRID(cls, table, start, end, _calendar_minute(origin))
+
+
+def _specificity_strong_cues_only(service, moved, cues):
+    """The rule before a CPU at its limit counted: only strong metric cues (pool, cache, restarts, throttling)."""
+    words = max((cues.share(service, kind) for kind in mechanism.LOG_CUES), default=0.0)
+    resource = any(weight >= 3 for _, _, weight, _ in mechanism._metric_cues(service, moved))
+    return max(min(1.0, 2 * words), 1.0 if resource else 0.0)
+
 
 #: variant -> the patches that switch its rule off
 VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
@@ -40,6 +62,12 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "no typical-wait baseline": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers=False))],
     "client spans in own time": lambda: [mock.patch.object(spans, "own_time_sql", _own_time_with_client_spans)],
+    "log minutes by the calendar": lambda: [
+        mock.patch.object(shifts, "log_surge_sql", _calendar_surge_sql),
+        mock.patch.object(shifts._MinuteGrid, "build", classmethod(_calendar_grid))],
+    "traffic counters make suspects": lambda: [mock.patch.object(rootcause, "own_health", lambda metric: True)],
+    "CPU at its limit not a mechanism": lambda: [
+        mock.patch.object(rootcause, "specificity", _specificity_strong_cues_only)],
 }
 
 

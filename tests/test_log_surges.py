@@ -45,12 +45,3 @@ def test_errors_that_begin_seconds_before_a_known_onset_in_its_minute_are_not_co
     surge = _surge(_store(tmp_path, errors), "travel")
     assert surge.significant
     assert surge.baseline_per_minute <= 1.0 and surge.ratio >= 5
-
-
-def test_new_errors_stand_out_in_a_service_that_warns_on_every_request(tmp_path):
-    """`verify` writes a WARN on each request (routine), and from the onset an ERROR on every fourth: the surge of
-    its ERROR lines is not diluted by the steady WARNs."""
-    warns = [(LOGS_FROM + timedelta(seconds=2 * i), "verify", "WARN") for i in range(90)]
-    errors = [(AT + timedelta(seconds=8 * i + 1), "verify", "ERROR") for i in range(13)]
-    surge = _surge(_store(tmp_path, warns + errors), "verify")
-    assert surge.significant and surge.ratio >= 5

@@ -20,7 +20,7 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import ERROR_LEVELS, PROBLEM_LEVELS, Span, UtcTime, iso_seconds, sql_in, sql_str
+from incidentlens.analysis.periods import PROBLEM_LEVELS, Span, UtcTime, iso_seconds, sql_in, sql_str
 from incidentlens.telemetry import sql_ts
 
 #: robust z beyond which a point counts as shifted
@@ -211,9 +211,7 @@ def log_surge_sql(window: Span, baseline: Span, services: list[str] | None = Non
     minute = f"time_bucket(INTERVAL 1 MINUTE, ts, {sql_ts(window[0])})"
     return f"""SELECT service, {minute} AS minute, count(*) AS lines,
        count(*) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS problems,
-       min(ts) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS first_problem,
-       count(*) FILTER (WHERE level IN {sql_in(ERROR_LEVELS)}) AS errors,
-       min(ts) FILTER (WHERE level IN {sql_in(ERROR_LEVELS)}) AS first_error
+       min(ts) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS first_problem
 FROM logs
 WHERE ts >= {sql_ts(baseline[0])} AND ts <= {sql_ts(window[1])} AND service IS NOT NULL{only}
 GROUP BY service, {minute}"""
@@ -259,37 +257,22 @@ def log_surges(store: Any, window: Span, baseline: Span,
 
 
 def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[LogSurge]:
-    """Surges (strongest first) from the per-service, per-minute counts of `log_surge_sql`. Each service's surge
-    is the stronger of its WARN/ERROR/FATAL lines' and its ERROR/FATAL lines' alone: a service that logs a WARN
-    on every request must not hide its first errors in that steady stream."""
+    """Surges (strongest first) from the per-service, per-minute counts of `log_surge_sql`."""
     if table.num_rows == 0:
         return []
     grid = _MinuteGrid.build(table, baseline[0], window[1], origin=window[0])
-    problems = _surges(grid, grid.problems, grid.first_problem, window, baseline)
-    errors = _surges(grid, grid.errors, grid.first_error, window, baseline)
-    surges = [max(pair, key=_surge_strength) for pair in zip(problems, errors, strict=True)]
-    return sorted(surges, key=lambda s: -s.ratio)
-
-
-def _surge_strength(surge: LogSurge) -> tuple[bool, float]:
-    return surge.significant, surge.ratio
-
-
-def _surges(grid: _MinuteGrid, counts: np.ndarray, first_line: np.ndarray, window: Span,
-            baseline: Span) -> list[LogSurge]:
-    """Each service's surge of the lines `counts` counts (per service and minute of `grid`)."""
     base_minutes = grid.logged_minutes(baseline)
     start, stop = grid.index(window[0]), grid.index(window[1]) + 1
     onset_from = grid.index(onset_search_start(window, baseline))
-    base_rate = counts[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
-    window_counts = counts[:, start:stop]
+    base_rate = grid.problems[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
+    window_counts = grid.problems[:, start:stop]
     window_rate = window_counts.sum(axis=1) / max(1, stop - start)
-    has_onset, onset_offset = cusum_onsets(counts[:, onset_from:stop], base_rate)
+    has_onset, onset_offset = cusum_onsets(grid.problems[:, onset_from:stop], base_rate)
     onset_index = onset_from + onset_offset
     ratio = window_rate / np.maximum(base_rate, 1.0 / base_minutes)
     rows = np.arange(len(grid.services))
-    first = first_line[rows, onset_index]
-    return [
+    first = grid.first_problem[rows, onset_index]
+    surges = [
         LogSurge(
             service=service,
             baseline_per_minute=round(float(base_rate[i]), 4),
@@ -302,6 +285,7 @@ def _surges(grid: _MinuteGrid, counts: np.ndarray, first_line: np.ndarray, windo
         )
         for i, service in enumerate(grid.services)
     ]
+    return sorted(surges, key=lambda s: -s.ratio)
 
 
 def cusum_onsets(counts: np.ndarray, base_rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -335,13 +319,13 @@ def _surge_data(surge: LogSurge) -> dict[str, Any]:
 class _MinuteGrid:
     """Dense service x minute matrices from the sparse per-minute aggregate (minutes with no lines are zero)."""
 
-    def __init__(self, services: list[str], minutes: np.ndarray, lines: np.ndarray,
-                 counts: dict[str, np.ndarray], firsts: dict[str, np.ndarray]):
+    def __init__(self, services: list[str], minutes: np.ndarray, lines: np.ndarray, problems: np.ndarray,
+                 first_problem: np.ndarray):
         self.services = services
         self.minutes = minutes
         self.lines = lines
-        self.problems, self.errors = counts["problems"], counts["errors"]
-        self.first_problem, self.first_error = firsts["first_problem"], firsts["first_error"]
+        self.problems = problems
+        self.first_problem = first_problem
 
     @classmethod
     def build(cls, table: pa.Table, start: datetime, end: datetime, origin: datetime) -> _MinuteGrid:
@@ -359,10 +343,8 @@ class _MinuteGrid:
             matrix[cells] = table[column].to_numpy(zero_copy_only=False).astype(dtype)[keep]
             return matrix
 
-        counts = {column: dense(column, 0.0, "float64") for column in ("problems", "errors")}
-        firsts = {column: dense(column, np.datetime64("NaT"), "datetime64[us]")
-                  for column in ("first_problem", "first_error")}
-        return cls([str(s) for s in service_names], minutes, dense("lines", 0.0, "float64"), counts, firsts)
+        return cls([str(s) for s in service_names], minutes, dense("lines", 0.0, "float64"),
+                   dense("problems", 0.0, "float64"), dense("first_problem", np.datetime64("NaT"), "datetime64[us]"))
 
     def logged_minutes(self, span: Span) -> int:
         """Minutes of the span in which any service logged: logs that start late or come in pieces (a few files
