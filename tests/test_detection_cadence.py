@@ -30,6 +30,33 @@ def incident_series(seed: int = 1, n: int = 2000) -> np.ndarray:
     return y
 
 
+def hourly_days(seed: int, *shifts: tuple[int, int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Eight weeks of hourly values: a daily cycle, noise of σ 3, and shifts (start hour, end hour, by)."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(1344)
+    values = 100 + 20 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 3, len(hours))
+    for start, stop, by in shifts:
+        values[start:stop] += by
+    return START + hours * np.timedelta64(1, "h"), values
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_few_hours_held_near_4_sigma_are_an_event_though_no_single_hour_need_pass_the_bar(seed):
+    # three events of 4-6 hours at about 4 σ: a single hour of one may stay under the 4.7 σ bar of 1,344 points,
+    # but the mean of 2 or 4 hours is far past it (the scan evidence); an event seen before does not hide the next
+    events = [(300, 305), (700, 704), (1100, 1106)]
+    ts, values = hourly_days(seed, *((a, b, 12.5) for a, b in events))
+    found = detect_points(ts, values)
+    for a, b in events:
+        assert any(a <= span.start < b for span in found.spans), (a, [span.start for span in found.spans])
+    assert all(span.evidence > abs(span.shift) for span in found.spans)
+
+
+def test_the_same_level_for_one_hour_is_not_an_event():
+    ts, values = hourly_days(1, (700, 701, 12.5))
+    assert not any(span.start <= 700 <= span.end for span in detect_points(ts, values).spans)
+
+
 @pytest.mark.parametrize("label", list(STEPS))
 def test_the_same_incident_is_found_at_every_sampling_step(label):
     step = np.timedelta64(STEPS[label], "s")
@@ -109,7 +136,7 @@ def test_two_incidents_in_one_day_are_both_listed_most_severe_first(tmp_path):
 
 def test_a_quiet_day_says_what_came_closest_and_how_to_ask_for_more(tmp_path):
     bump = day_of(1)
-    bump[600:630] = 117  # half an hour at about 4 sigma: under the default bar of 5
+    bump[600] = 117  # one minute at about 4 sigma: under the bar (a few minutes held there would be an incident)
     path = write_day(tmp_path / "m.csv", {"api/latency_ms": bump})
     runner = CliRunner()
     table = runner.invoke(app, ["detect", "--metrics", str(path)], env={"COLUMNS": "200"})
@@ -121,11 +148,14 @@ def test_a_quiet_day_says_what_came_closest_and_how_to_ask_for_more(tmp_path):
     as_json = json.loads(runner.invoke(app, ["detect", "--metrics", str(path), "--json"]).output)
     miss = as_json["detection"]["closest_miss"]
     assert miss["series"] == "api/latency_ms"
-    assert (miss["start"], miss["end"]) == ("2024-05-01T10:00:00Z", "2024-05-01T10:30:00Z")
+    assert (miss["start"], miss["end"]) == ("2024-05-01T10:00:00Z", "2024-05-01T10:01:00Z")
     assert miss["baseline"] == pytest.approx(100, abs=2) and miss["peak"] == 117 and 3 < miss["shift"] < 5
+    assert "it lasted 60 s, under the 5 min a window needs" in miss["why_short"]
     high = json.loads(runner.invoke(app, ["detect", "--metrics", str(path), "--json", "--sensitivity",
                                           "high"]).output)
-    assert high["detected"] and high["incident_window"]["start"] == "2024-05-01T10:00:00Z"
+    # a lower bar clears the size, not the duration: still one minute, still no incident
+    assert not high["detected"]
+    assert high["detection"]["closest_miss"]["why_short"] == "it lasted 60 s, under the 5 min a window needs"
     assert high["detection"]["sensitivity"].startswith("high: opening bar 4 robust σ for a series of 8,000 points")
 
 

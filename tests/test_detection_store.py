@@ -153,9 +153,11 @@ def test_single_series_blips_in_a_row_do_not_chain_two_incidents_together(tmp_pa
     # one series after another, each starting a few minutes after the previous ends: 360 .. 960
     series |= {f"worker{i}/queue_depth": blip(10 + i, 362 + 80 * i) for i in range(7)}
     result = detect(load_telemetry(metrics=str(write_long_metrics(tmp_path / "m.csv", series))))
-    # the two incidents where services agree are the most severe; each worker's blip is at most its own window
-    assert sorted(w.start for w in result.windows[:2]) == [DAY_START + timedelta(minutes=300),
-                                                          DAY_START + timedelta(minutes=900)]
+    # the two incidents where services agree are the most severe (the last worker's shift, held for 75 minutes,
+    # touches the second and may open it earlier); each other worker's shift is at most its own window
+    first, second = sorted(result.windows[:2], key=lambda w: w.start)
+    assert first.start == DAY_START + timedelta(minutes=300)
+    assert DAY_START + timedelta(minutes=842) <= second.start <= DAY_START + timedelta(minutes=900) < second.end
     assert all(w.end - w.start < timedelta(hours=2) for w in result.windows)
 
 

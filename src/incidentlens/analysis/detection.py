@@ -4,6 +4,9 @@ Per series (`detect_points`): a robust baseline that the incident cannot contami
 `(value - expected) / scale`, hysteresis (a window opens at `open_threshold` and extends while the score stays past
 `extend_threshold`, so a ramp is covered from its onset to its recovery: the edges are where the data leaves and
 rejoins its baseline), nearby runs merged, and a minimum sustained duration so one spike is not an incident.
+A run's size is its peak score or, when larger, its scan evidence: the z of the mean score over 2 or 4 steps
+(corrected for neighbouring residuals being correlated), so a shift held for a few steps counts for what it is
+even when no single point is extreme (`with_scan_evidence`).
 
 Over many series (`detect`): spans of all `service/metric` series are merged where they overlap into incident
 windows; a window needs two series moving together, or one series far past the bar for a sustained time.
@@ -23,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from incidentlens.analysis.baseline import fit_baseline
+from incidentlens.analysis.baseline import fit_baseline, robust_scale
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import sql_in
 from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
@@ -47,6 +50,7 @@ class RobustSettings:
     history_factor: float = 1.3  # open only past this x the history_rank-th largest earlier peak; 0: off
     history_rank: int = 3
     bar_points: int = 8000  # open_threshold is the bar of a series this long; see length_bar
+    scan_steps: tuple[int, ...] = (1, 2, 4)  # window means (in steps) a run's evidence is measured over
 
 
 DEFAULT_SETTINGS = RobustSettings()
@@ -97,6 +101,7 @@ def detect_points(
     scale = max(base.scale, _scale_floor(series.y))
     score = (series.y - base.expected) / scale
     runs_any = find_runs(score, series, base.expected, settings)
+    runs_any = with_scan_evidence(runs_any, score, settings.scan_steps)
     needed = _min_sustained_ns(series, settings)
     floor = length_bar(len(series.y), settings)
     weighed = weigh_against_history(runs_any, score, settings, floor)
@@ -121,9 +126,57 @@ def length_bar(points: int, settings: RobustSettings) -> float:
     return max(-NormalDist().inv_cdf(min(tail, 0.5)), settings.extend_threshold + 0.5)
 
 
+def with_scan_evidence(spans: list[Span], score: np.ndarray, steps: tuple[int, ...]) -> list[Span]:
+    """Each run's evidence: the largest z of a window mean of the score over windows of `steps` points that overlap
+    it (a scan statistic). A shift held for several points is stronger evidence than its peak alone: the mean
+    of w points has a smaller standard deviation, by how much depends on how correlated neighbouring residuals
+    are (`mean_sd`)."""
+    if not spans:
+        return spans
+    rho = lag_one_correlation(score)
+    scans = {w: _trailing_means(score, w) / mean_sd(w, rho) for w in steps if w <= len(score)}
+    return [replace(span, evidence=_run_evidence(span, scans)) for span in spans]
+
+
+def _run_evidence(span: Span, scans: dict[int, np.ndarray]) -> float:
+    """The largest signed window-mean z over the windows that overlap the run (they end inside it or up to w - 1
+    points after it: the points just after a run that dipped under the extend threshold still belong to it)."""
+    sign = 1.0 if span.direction == "up" else -1.0
+    return max(float(np.max(sign * z[span.start:span.end + w])) for w, z in scans.items())
+
+
+def lag_one_correlation(score: np.ndarray) -> float:
+    """The residuals' lag-one correlation, robustly: first differences of an AR(1) series with correlation ρ have
+    variance 2σ²(1 - ρ); clipped to [0, 0.9]."""
+    spread = robust_scale(score)
+    if spread == 0:
+        return 0.0
+    ratio = robust_scale(np.diff(score)) / (np.sqrt(2) * spread)
+    return float(np.clip(1 - ratio**2, 0.0, 0.9))
+
+
+def mean_sd(window: int, rho: float) -> float:
+    """Standard deviation of the mean of `window` consecutive unit-variance AR(1) values with correlation `rho`."""
+    lags = np.arange(1, window)
+    return float(np.sqrt((1 + 2 * np.sum((1 - lags / window) * rho**lags)) / window))
+
+
+def _trailing_means(score: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the `window` points ending at each index; 0 where fewer points came before."""
+    total = np.concatenate(([0.0], np.cumsum(score)))
+    means = np.zeros(len(score))
+    means[window - 1:] = (total[window:] - total[:-window]) / window
+    return means
+
+
+def run_size(span: Span) -> float:
+    """How far a run went, in robust σ: its peak |score|, or its scan evidence when that is larger."""
+    return max(abs(span.shift), span.evidence)
+
+
 def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: RobustSettings,
                           floor: float) -> list[Span]:
-    """Each run's strength: its peak |score| measured against the bar where it starts, scaled to the opening
+    """Each run's strength: its size (`run_size`) measured against the bar where it starts, scaled to the opening
     threshold (strength >= open_threshold opens a window). The bar is `floor` (`length_bar`), raised to `history_factor`
     x the `history_rank`-th largest peak of the series' earlier runs: what a heavy-tailed series has already done
     several times, it will do again, so only what comes close to that is news; an incident seen once or twice
@@ -133,11 +186,12 @@ def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: R
     for span in sorted(candidates, key=lambda s: s.start):
         record = largest[0] if len(largest) == settings.history_rank else 0.0
         bar = max(floor, settings.history_factor * record)
-        weighed.append(replace(span, strength=abs(span.shift) * settings.open_threshold / bar))
+        size = run_size(span)
+        weighed.append(replace(span, strength=size * settings.open_threshold / bar))
         if len(largest) < settings.history_rank:
-            heapq.heappush(largest, abs(span.shift))
+            heapq.heappush(largest, size)
         else:
-            heapq.heappushpop(largest, abs(span.shift))
+            heapq.heappushpop(largest, size)
     return weighed
 
 
@@ -214,9 +268,9 @@ def _near_miss(weighed: list[Span], score: np.ndarray, series: PreparedSeries, e
     best = max(weighed, key=lambda span: span.strength)
     shortfalls = []
     if best.strength < settings.open_threshold:
-        bar = abs(best.shift) * settings.open_threshold / best.strength
+        bar = run_size(best) * settings.open_threshold / best.strength
         raised = " (the series' own earlier peaks raised it)" if bar > floor * (1 + 1e-9) else ""
-        shortfalls.append(f"{abs(best.shift):.1f} σ is under the {bar:.1f} σ bar{raised}")
+        shortfalls.append(f"{run_size(best):.1f} σ is under the {bar:.1f} σ bar{raised}")
     if best.sustained_ns < needed_ns:
         shortfalls.append(f"it lasted {_duration_text(best.sustained_ns)}, under the {_duration_text(needed_ns)} "
                           "a window needs")
@@ -392,7 +446,8 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
         windows = _robust_windows(detections, _merge_gap_ns(detections, settings), lone_bar)
     if not windows:
         miss = closest_miss(detections, lone_bar, settings) if detector == "robust" else None
-        return _nothing(detector, _why_nothing(detections, lone_bar), sql, notes, len(all_series), miss)
+        return _nothing(detector, _why_nothing(detections, lone_bar), sql, notes, len(all_series), miss,
+                        _sensitivity_text(sensitivity, settings) if detector == "robust" else None)
     chosen = _anchor(windows, at) if at is not None else windows[0]
     data_start = min(d.series.t[0] for d in detections.values() if len(d.series.t))
     data_end = max(d.series.t[-1] for d in detections.values() if len(d.series.t))
@@ -676,13 +731,13 @@ def closest_miss(detections: dict[str, SeriesDetection], lone_bar: float,
 
 
 def _nothing(detector: str, reason: str, sql: str, notes: list[str], checked: int,
-             miss: dict[str, Any] | None = None) -> DetectionResult:
+             miss: dict[str, Any] | None = None, sensitivity: str | None = None) -> DetectionResult:
     data: dict[str, Any] = {"reason": reason, "series_checked": checked, "notes": notes[:SERIES_CAP]}
     if miss is not None:
         data["closest_miss"] = miss
     evidence = Evidence.make("detection", f"{detector}: no incident found", sql, data)
     return DetectionResult(detector=detector, detected=False, reason=reason, series_checked=checked, notes=notes,
-                           evidence=[evidence], closest_miss=miss)
+                           evidence=[evidence], closest_miss=miss, sensitivity=sensitivity)
 
 
 def _to_datetime(moment: np.datetime64) -> datetime:

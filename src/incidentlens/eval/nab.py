@@ -19,8 +19,8 @@ chosen on the shaping half and applied to both halves; normalised to NAB's 0 (nu
 
 **Event level** (at the detector's own bar, as `detect` reports): one detection per window the detector opens, at
 its first row; a labelled window is found when a detection falls inside it; detections outside every window are
-false alarms (those in the first 15% are not scored); F1; false alarms per day of scored data; detection delay =
-first detection in a found window minus the window's start.
+false alarms (those in the first 15% are not scored, nor are windows that end inside it, as NAB does); F1; false
+alarms per day of scored data; detection delay = first detection in a found window minus the window's start.
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ class NabReport:
                           "chosen on the shaping half, applied to both halves",
             "event_method": "event-level: a window is found when a detection (the first row of a window the "
                             "detector opens) falls inside it; detections outside every window are false alarms; the "
-                            "first 15% of each series is probationary (not scored, and the robust detector's noise "
-                            "reference)",
+                            "first 15% of each series is probationary (not scored: neither detections nor windows "
+                            "that end inside it; the robust detector's noise reference)",
             "event": {
                 f"{cadence}/{half}": [s.summary() for s in scores] for (cadence, half), scores in self.scores.items()
             },
@@ -298,6 +298,7 @@ def _strength(span: Span) -> float:
 def score_series(name: str, ts: np.ndarray, windows: np.ndarray, found: SeriesDetection) -> SeriesScore:
     """Event-level counts of one detector's windows on one series against its labelled windows."""
     probation_end = ts[int(PROBATIONARY_FRACTION * len(ts))]
+    windows = windows[windows[:, 1] >= probation_end]  # a window over before scoring starts cannot be found
     onsets = found.series.t[[span.start for span in found.spans]] if found.spans else np.array([], "datetime64[ns]")
     onsets = onsets[onsets >= probation_end]
     inside = (onsets[:, None] >= windows[None, :, 0]) & (onsets[:, None] <= windows[None, :, 1])
