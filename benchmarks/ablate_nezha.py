@@ -60,7 +60,9 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "wait into a service only": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, directions=("in",)))],
     "no typical-wait baseline": lambda: [
-        mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers=False))],
+        mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers="never"))],
+    "typical wait only without history": lambda: [
+        mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers="missing"))],
     "client spans in own time": lambda: [mock.patch.object(spans, "own_time_sql", _own_time_with_client_spans)],
     "log minutes by the calendar": lambda: [
         mock.patch.object(shifts, "log_surge_sql", _calendar_surge_sql),

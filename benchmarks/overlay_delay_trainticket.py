@@ -6,7 +6,8 @@ to every call into one service: the caller's client span and each of its ancesto
 service's own spans do not change (a delay on its network). For each of the most called services in turn, the rank
 `analyze(store, at=middle, onset="at")` gives it.
 
-    .venv/bin/python benchmarks/overlay_delay_trainticket.py [DELAY_MS] [SERVICES]     # default 30 ms, 20 services
+    .venv/bin/python benchmarks/overlay_delay_trainticket.py [DELAY_MS] [SERVICES] [--already]
+    # default 30 ms into each of 20 services; --already: the delay runs from the minute's start, before the alert
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ AT = datetime(2023, 1, 29, 8, 49, 30)
 SERVICE = "regexp_replace({}, '-[a-z0-9]+-[a-z0-9]+$', '')"  # the pod name without its replica-set suffix
 
 
-def overlay(con: duckdb.DuckDBPyConnection, service: str, delay_ms: float, out: Path) -> None:
-    """The reference spans with `delay_ms` added to each call into `service` from AT on, and to its ancestors."""
-    at_ns = int((AT - datetime(1970, 1, 1)).total_seconds() * 1e9)
+def overlay(con: duckdb.DuckDBPyConnection, service: str, delay_ms: float, out: Path, since: datetime = AT) -> None:
+    """The reference spans with `delay_ms` added to each call into `service` from `since` on, and to its
+    ancestors."""
+    at_ns = int((since - datetime(1970, 1, 1)).total_seconds() * 1e9)
     con.execute(f"""COPY (
         WITH RECURSIVE hit AS (
             SELECT p.TraceID AS t, p.SpanID AS id
@@ -55,8 +57,11 @@ def main() -> None:
     if not REFERENCE.is_dir():
         print(f"skipped: {REFERENCE} not found")
         return
-    delay_ms = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
-    count = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    args = [a for a in sys.argv[1:] if a != "--already"]
+    # --already: the delay is there from the first span on, before the alert too (an earlier injection still going)
+    since = datetime(1970, 1, 1) if "--already" in sys.argv else AT
+    delay_ms = float(args[0]) if args else 30.0
+    count = int(args[1]) if len(args) > 1 else 20
     con = duckdb.connect()
     con.execute(f"CREATE TABLE s AS SELECT * FROM read_csv('{REFERENCE}/trace/08_50_trace.csv.gz', header=true, "
                 "all_varchar=true)")
@@ -71,7 +76,7 @@ def main() -> None:
         for service in services[:count]:
             started = time.perf_counter()
             spans = Path(scratch) / "spans.csv"
-            overlay(con, service, delay_ms, spans)
+            overlay(con, service, delay_ms, spans, since)
             store = load_telemetry(traces=spans, logs=REFERENCE / "log" / "08_50_log.csv.gz")
             ranked = [h.service for h in analyze(store, at=AT, onset="at").hypotheses]
             rank = ranked.index(service) + 1 if service in ranked else None

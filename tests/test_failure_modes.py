@@ -25,10 +25,10 @@ SERVICES = ("frontend", "cart", "catalog", "currency")
 NETWORK_DELAY_MS = 200.0
 
 
-def _spans(path: Path, delayed: str | None, since: datetime = TRACES_FROM) -> Path:
+def _spans(path: Path, delayed: str | None, since: datetime = TRACES_FROM, delay_from: datetime = AT) -> Path:
     """Requests every 2 s from `since` to END: frontend root -> client span -> server span in cart and in catalog.
-    From AT, each call into `delayed` waits NETWORK_DELAY_MS more between the client span and the server span
-    (the server's own time does not change)."""
+    From `delay_from`, each call into `delayed` waits NETWORK_DELAY_MS more between the client span and the server
+    span (the server's own time does not change)."""
     rng = np.random.default_rng(3)
     count = int((END - since).total_seconds() // 2)
     rows: dict[str, list] = {k: [] for k in ("trace_id", "span_id", "parent_id", "service", "operation", "start_ts",
@@ -42,7 +42,7 @@ def _spans(path: Path, delayed: str | None, since: datetime = TRACES_FROM) -> Pa
         start = since + timedelta(seconds=2 * i)
         trace, total = f"t{i:05d}", 1.0
         for callee, server_ms in (("cart", 1.0), ("catalog", 2.5), ("currency", 0.8)):
-            wait = 1.5 + rng.uniform(0, 1) + (NETWORK_DELAY_MS if callee == delayed and start >= AT else 0.0)
+            wait = 1.5 + rng.uniform(0, 1) + (NETWORK_DELAY_MS if callee == delayed and start >= delay_from else 0.0)
             own = server_ms + rng.uniform(0, 0.3)
             add(trace, f"{trace}-{callee}-client", f"{trace}-root", "frontend", f"{callee}/Get", start, own + wait)
             add(trace, f"{trace}-{callee}-server", f"{trace}-{callee}-client", callee, f"{callee}/Get",
@@ -99,6 +99,16 @@ def test_a_delay_is_found_when_the_traces_before_the_onset_are_missing(tmp_path:
     assert result.hypotheses[0].service == "catalog"
     assert "typical of the other calls" in result.hypotheses[0].mechanism
     assert "no traces before the onset: compared with the rest of the window only" in result.sources["notes"]
+
+
+def test_a_delay_already_under_way_before_the_alert_still_stands_out_from_the_other_calls(tmp_path: Path):
+    # the delay began before the traces do (an earlier incident still going): the calls' own history is delayed
+    # too, so only the comparison with the system's typical wait can show it
+    store = load_telemetry(metrics=_metrics(tmp_path / "metrics.parquet", hot=None),
+                           traces=_spans(tmp_path / "spans.parquet", delayed="cart", delay_from=START))
+    top = analyze(store, at=AT, onset="at").hypotheses[0]
+    assert top.service == "cart" and top.kind == "network_delay"
+    assert "typical of the other calls" in top.mechanism
 
 
 def test_a_fault_seen_in_metrics_only_is_found_and_the_result_says_logs_and_traces_were_missing(tmp_path: Path):

@@ -27,8 +27,10 @@ Two measures, each one aggregate query over the canonical views:
   a network delay on the service shows on the calls of every caller into it while its own time stays flat. The
   service's shift is the smallest over its callers (a caller whose own network is slow slows only its own calls),
   or over its callees when that is larger (a delayed caller with no callers of its own: its calls to everyone).
-  When a call has too few samples before the onset (a missing trace minute), the system's typical wait (the median
-  over all calls in the window) stands in for its history.
+  Each call is also held against the system's typical wait (the lower median over all calls in the window), and the
+  lower of the two counts: a delay already under way before the onset (an earlier incident still going, the same
+  fault injected again) has become the call's own history, but still stands out from the other calls; and a call
+  with too few samples before the onset (a missing trace minute) has only the typical wait.
 
 The call direction (a caller whose callee moved no later is its victim, not its cause) is the ranking's
 (`rootcause.py`, with the call graph from the same spans).
@@ -85,7 +87,8 @@ class TraceSignal(BaseModel):
     wait_before_ms: float | None = None  # the median wait on calls into the service before (or the system's typical)
     wait_after_ms: float | None = None
     wait_shift: float = 0.0  # ln((1 + wait after) / (1 + wait before)), the smallest over its callers
-    wait_baseline: str | None = None  # "history" (its calls before the onset) or "peers" (all calls in the window)
+    wait_baseline: str | None = None  # "history" (its calls before the onset) or "peers" (all calls in the window),
+    # whichever waited less
     wait_direction: str | None = None  # "in": the calls into it waited longer; "out": its calls to others did
     evidence: str = ""
 
@@ -299,24 +302,28 @@ ORDER BY callee, caller"""
 
 
 def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", "out"),
-                peers: bool = True) -> dict[str, dict[str, Any]]:
-    """Per service, the wait shift of its calls: each call edge against its own calls before the onset when it has
-    `MIN_SPANS` of them, else against the system's typical wait (the lower median over the edges). A delay on a
-    service's network slows every edge into it (or, when it is a caller only, every edge out of it), so a service
-    scores the smallest shift over its callers' edges, or over its callees' when that is larger. (`directions` and
-    `peers`, which leaves out edges with no history, are for ablations.)"""
+                peers: str = "lower") -> dict[str, dict[str, Any]]:
+    """Per service, the wait shift of its calls: each call edge against the lower of its own calls before the onset
+    (when it has `MIN_SPANS` of them) and the system's typical wait (the lower median over the edges). Its own
+    history shows a delay that began at the onset; the typical wait shows one already under way before it (an
+    earlier incident still going, a fault injected again), which its history has absorbed. A delay on a service's
+    network slows every edge into it (or, when it is a caller only, every edge out of it), so a service scores the
+    smallest shift over its callers' edges, or over its callees' when that is larger. (`directions` and `peers`,
+    "missing" for the typical wait only on edges with no history, "never" for no typical wait, are for
+    ablations.)"""
     if not edges:
         return {}
     typical = float(sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2])  # the lower median
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for edge in edges:
         history = edge["calls_before"] >= MIN_SPANS
-        if not history and not peers:
+        if not history and peers == "never":
             continue
-        before = float(edge["wait_before"]) if history else typical
+        own = float(edge["wait_before"]) if history else math.inf
+        before = min(own, typical) if peers == "lower" or not history else own
         shift = math.log1p(float(edge["wait_after"])) - math.log1p(before)
         seen = {"shift": shift, "before": before, "after": float(edge["wait_after"]),
-                "baseline": "history" if history else "peers", "onset": edge["first_after"]}
+                "baseline": "history" if before == own else "peers", "onset": edge["first_after"]}
         for service, direction in ((edge["callee"], "in"), (edge["caller"], "out")):
             if direction not in directions:
                 continue
@@ -422,8 +429,8 @@ def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]],
         "trace", f"wait around calls by service: {top.service} {top.wait_before_ms:g} -> {top.wait_after_ms:g} ms "
                  "(median, caller's span minus the callee's server span)", sql,
         {"rule": "per call edge, the median wait (caller's span minus the callee's server span), after against the "
-                 "calls before (or the system's typical wait when an edge has too few before); a service's shift is "
-                 "the smallest over the edges into it, or over the edges out of it when that is larger",
+                 "lower of the calls before and the system's typical wait (the lower median over the edges); a "
+                 "service's shift is the smallest over the edges into it, or over the edges out of it when larger",
          "services": [{"service": s.service, "wait_before_ms": s.wait_before_ms, "wait_after_ms": s.wait_after_ms,
                        "shift": s.wait_shift, "baseline": s.wait_baseline, "direction": s.wait_direction}
                       for s in waited[:EVIDENCE_ROWS]],

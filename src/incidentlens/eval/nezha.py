@@ -377,9 +377,10 @@ def null_calibration(data: Path, limit: int | None = None, day: str | None = Non
                      progress: Callable[[int, int, NullRun], None] | None = None) -> dict[str, Any]:
     """False leads of the span signals: for each fault, a pseudo-onset `NULL_LEAD` before its injection minute, the
     logs and traces up to that minute (the day's reference minute and the minute before the fault), and the services
-    whose span events pass the uncorrected candidate bar there. Fewer is better; none would be perfect."""
+    whose span signals (events, own time, the wait on their calls) make them candidates there. Fewer is better; none
+    would be perfect."""
     from incidentlens.analysis.anchored import known_periods
-    from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH, trace_signals
+    from incidentlens.analysis.spans import trace_signals
 
     runs: list[NullRun] = []
     faults = load_faults(data, day)[:limit]
@@ -394,7 +395,7 @@ def null_calibration(data: Path, limit: int | None = None, day: str | None = Non
         signals, _ = trace_signals(store, window, baseline)
         runs.append(NullRun(
             pseudo_onset=at.isoformat() + "Z",
-            candidates=sorted(name for name, s in signals.items() if s.raw_shift >= SIGNIFICANT_STRENGTH),
+            candidates=sorted(name for name, s in signals.items() if s.significant),
             largest_corrected_z=round(max((s.behaviour_shift for s in signals.values()), default=0.0), 3),
         ))
         if progress:
