@@ -126,3 +126,29 @@ def test_nothing_moved_means_no_culprit_from_the_traces(tmp_path: Path):
                            traces=_spans(tmp_path / "spans.parquet", delayed=None))
     result = analyze(store, at=AT, onset="at")
     assert all("waited" not in h.mechanism for h in result.hypotheses)
+
+
+def test_a_service_that_moved_one_scrape_earlier_does_not_refute_the_cause(tmp_path: Path):
+    """Metrics only, scraped once a minute a second apart: catalog's CPU saturates and cart's latency creeps up in
+    the same minute, but cart's scrape comes first and shows it 61 s before catalog's. One sample apart is one
+    moment to minute data: the precedence test does not fail, and catalog stays first."""
+    rng = np.random.default_rng(11)
+    at = AT - timedelta(minutes=1)
+    parts = []
+    for service, second in (("catalog", 10), ("cart", 9)):
+        times = [START + timedelta(minutes=m, seconds=second) for m in range(int((END - START).total_seconds() // 60))]
+        changed = np.array([t >= at for t in times])
+        cpu = 20 + rng.normal(0, 1.5, len(times))
+        latency = 0.005 + rng.normal(0, 0.0003, len(times))
+        if service == "catalog":
+            changed[np.argmax(changed)] = False  # its first sample after the change is the next minute's
+            cpu = np.where(changed, 95 + rng.normal(0, 1, len(times)), cpu)
+        else:
+            latency = np.where(changed, latency * 1.6, latency)
+        for metric, values in (("cpu_usage_rate", cpu), ("server_latency_p90_s", latency)):
+            parts.append(pa.table({"ts": times, "service": [service] * len(times), "metric": [metric] * len(times),
+                                   "value": values}))
+    pq.write_table(pa.concat_tables(parts), tmp_path / "metrics.parquet")
+    result = analyze(load_telemetry(metrics=tmp_path / "metrics.parquet"), at=at, onset="at")
+    top = result.hypotheses[0]
+    assert top.service == "catalog" and top.test_passed is not False

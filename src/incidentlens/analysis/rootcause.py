@@ -53,8 +53,9 @@ SAME_CHANGE_Z = 1.0
 #: what a failed precedence test costs a hypothesis' score (log-odds: its odds fall by e)
 FAILED_TEST_COST = 1.0
 #: onsets this close are one moment to the data, which cannot order them: log onsets come from per-minute counts
-#: and metrics are sampled about once a minute, so a test is refuted only by a gap larger than this
-SAME_MOMENT = timedelta(minutes=1)
+#: and metrics are sampled about once a minute at scrape times a few seconds apart, so two changes in the same
+#: minute can show one sample apart (60 s plus the jitter); a test is refuted only by a gap larger than this
+SAME_MOMENT = timedelta(seconds=90)
 #: the kind of a service whose strongest change is the wait around its calls (`spans.TraceSignal.delayed`)
 NETWORK_DELAY = "network_delay"
 #: the synthetic service of wide (service-less) metrics: a place, not a culprit
