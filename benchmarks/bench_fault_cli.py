@@ -7,11 +7,14 @@ For each Nezha day found (TrainTicket 2023-01-29: 47 per-pod files, about 800k m
         --logs <the fault's log minute files> --traces <its trace minute files> --json --out <scratch>
 
 so the figure includes starting Python, loading and validating the day's metrics, the analysis and writing
-analysis.json. The metric glob is `*_metric.csv` plus `front_service.csv` (the per-pod files and the front end's;
-OnlineBoutique's `dependency.csv` is a call list with no time column). Prints each fault's wall seconds and the
-process's CPU seconds, then the median and the worst per day. Needs ../shared/datasets/nezha-*.
+analysis.json. Each fault's rank of the labelled service (the injected pod without its replica-set suffix) in
+analysis.json's hypotheses is printed too, with top-1 and top-3 per day: the accuracy of this path, where nothing
+cuts the metrics to the hour around the fault as `incidentlens eval nezha` does. The metric glob is
+`*_metric.csv` plus `front_service.csv` (the per-pod files and the front end's; OnlineBoutique's `dependency.csv`
+is a call list with no time column). Prints each fault's wall seconds and the process's CPU seconds, then the
+median and the worst per day. Needs ../shared/datasets/nezha-*.
 
-    .venv/bin/python benchmarks/bench_fault_cli.py [faults per day]
+    .venv/bin/python benchmarks/bench_fault_cli.py [faults per day] [nezha-trainticket|nezha-onlineboutique ...]
 """
 
 from __future__ import annotations
@@ -26,18 +29,30 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from incidentlens.telemetry.logfields import service_of_pod
+
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-SYSTEMS = ("nezha-trainticket", "nezha-onlineboutique")
+SYSTEMS = tuple(sys.argv[2:]) or ("nezha-trainticket", "nezha-onlineboutique")
 METRIC_GLOBS = ("*_metric.csv", "front_service.csv")
 # Log/trace files are one minute each, named for the minute they end at: the injection's minute and the next two.
 FILE_MINUTES = (0, 1, 2)
 
 
-def faults_of(day_dir: Path) -> list[datetime]:
-    """The day's injection times (`inject_time`, UTC), in order."""
+def faults_of(day_dir: Path) -> list[tuple[datetime, str]]:
+    """The day's injections (`inject_time`, UTC, and the injected service), in order."""
     labels = next(day_dir.glob("*-fault_list.json"))
     by_hour = json.loads(labels.read_text())
-    return sorted(datetime.fromisoformat(item["inject_time"]) for items in by_hour.values() for item in items)
+    return sorted((datetime.fromisoformat(item["inject_time"]), service_of_pod(item["inject_pod"]))
+                  for items in by_hour.values() for item in items)
+
+
+def rank_of(service: str, out: Path) -> int | None:
+    """The labelled service's place among analysis.json's hypotheses (None: not among them)."""
+    analysis = out / "analysis.json"
+    if not analysis.is_file():
+        return None
+    ranked = [h["service"] for h in json.loads(analysis.read_text()).get("hypotheses", [])]
+    return ranked.index(service) + 1 if service in ranked else None
 
 
 def command(day_dir: Path, at: datetime, out: Path) -> list[str]:
@@ -77,16 +92,20 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="incidentlens-bench-fault-") as scratch:
         for day_dir in days:
-            walls, cpus = [], []
-            for at in faults_of(day_dir)[:limit]:
-                wall, cpu, code = run(command(day_dir, at, Path(scratch)))
-                print(f"  {day_dir.parts[-3]} {at:%Y-%m-%d %H:%M:%S}  {wall:.1f} s (cpu {cpu:.1f} s)"
-                      + (f"  exit {code}" if code else ""), flush=True)
+            walls, cpus, ranks = [], [], []
+            for at, service in faults_of(day_dir)[:limit]:
+                out = Path(scratch) / f"{at:%H%M%S}"
+                wall, cpu, code = run(command(day_dir, at, out))
+                ranks.append(rank_of(service, out))
+                print(f"  {day_dir.parts[-3]} {at:%Y-%m-%d %H:%M:%S}  {wall:.1f} s (cpu {cpu:.1f} s)  {service} rank "
+                      f"{ranks[-1]}" + (f"  exit {code}" if code else ""), flush=True)
                 walls.append(wall)
                 cpus.append(cpu)
+            top1 = sum(rank == 1 for rank in ranks)
+            top3 = sum(rank is not None and rank <= 3 for rank in ranks)
             print(f"{day_dir.parts[-3]} {day_dir.name}: {len(walls)} faults, seconds per fault median "
-                  f"{statistics.median(walls):.1f}, worst {max(walls):.1f} (cpu median {statistics.median(cpus):.1f})",
-                  flush=True)
+                  f"{statistics.median(walls):.1f}, worst {max(walls):.1f} (cpu median {statistics.median(cpus):.1f}); "
+                  f"top-1 {top1}/{len(ranks)}, top-3 {top3}/{len(ranks)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -152,3 +152,21 @@ def test_a_service_that_moved_one_scrape_earlier_does_not_refute_the_cause(tmp_p
     result = analyze(load_telemetry(metrics=tmp_path / "metrics.parquet"), at=at, onset="at")
     top = result.hypotheses[0]
     assert top.service == "catalog" and top.test_passed is not False
+
+
+def test_with_metrics_alone_the_window_is_the_alerts_change_not_the_rest_of_the_day(tmp_path: Path):
+    """A day of one-minute metrics: catalog's CPU saturates at the alert for five minutes; ten minutes later cart's
+    saturates for an hour. Given the alert's time, the window spans five samples past it: catalog, not cart."""
+    rng = np.random.default_rng(13)
+    times = [START + timedelta(minutes=m) for m in range(6 * 60)]
+    minutes_from_at = np.array([(t - AT).total_seconds() / 60 for t in times])
+    parts = []
+    for service, hot in (("catalog", (minutes_from_at >= 0) & (minutes_from_at < 5)),
+                         ("cart", (minutes_from_at >= 15) & (minutes_from_at < 75))):
+        cpu = np.where(hot, 95 + rng.normal(0, 1, len(times)), 20 + rng.normal(0, 1.5, len(times)))
+        parts.append(pa.table({"ts": times, "service": [service] * len(times),
+                               "metric": ["cpu_usage_rate"] * len(times), "value": cpu}))
+    pq.write_table(pa.concat_tables(parts), tmp_path / "metrics.parquet")
+    result = analyze(load_telemetry(metrics=tmp_path / "metrics.parquet"), at=AT, onset="at")
+    assert result.hypotheses[0].service == "catalog"
+    assert result.incident_window["end"] <= (AT + timedelta(minutes=5, seconds=1)).isoformat() + "Z"

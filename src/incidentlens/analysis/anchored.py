@@ -2,8 +2,9 @@
 
 Detection looks for the window itself; with a known onset there is nothing to look for: the window runs from `at` to
 the end of the shortest source that runs past it (a day of metrics beside three minutes of logs and traces: the
-three minutes, where every source speaks), at most `MAX_WINDOW` long, and the baseline is the data before `at` (at
-most `MAX_BASELINE` of it).
+three minutes, where every source speaks; metrics alone: `METRIC_WINDOW_STEPS` of their samples, the change the alert
+is about and not the rest of the day), at most `MAX_WINDOW` long, and the baseline is the data before `at` (at most
+`MAX_BASELINE` of it).
 Short bursts of logs and traces around an alert leave too little history for detection's baseline rule (which
 ends 15 minutes before the first anomalous point); here every line before `at` counts, however little.
 `known_onset_detection` states this window in the shape of a detection result (the series that moved in it, by
@@ -20,15 +21,20 @@ from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import Span
 from incidentlens.analysis.shifts import MetricShift, metric_shift_sql, metric_shifts
 from incidentlens.errors import InputError
+from incidentlens.telemetry import sql_ts
 
 #: how `analyze` finds the incident's start: detect it, or trust `at`
 ONSETS = ("detect", "at")
 KNOWN_ONSET = "known onset"
 #: the window runs to the end of the shortest source that runs past the onset, at most this long
 MAX_WINDOW = timedelta(hours=6)
+#: ... and when the metrics are that source, over this many of their samples (5 min of one-minute metrics, 5 h of
+#: hourly ones): the change the alert is about, not whatever the rest of a day of metrics went on to hold
+METRIC_WINDOW_STEPS = 5
 #: the window's rule, in the detection evidence
 WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, logs, spans) that runs past it, "
-               f"at most {MAX_WINDOW.total_seconds() / 3600:g} h")
+               f"at most {METRIC_WINDOW_STEPS} metric samples when the metrics are that source and at most "
+               f"{MAX_WINDOW.total_seconds() / 3600:g} h")
 #: the baseline is the data before the onset, at most this much of it
 MAX_BASELINE = timedelta(hours=24)
 #: a window end is exclusive: one step past the last sample
@@ -54,7 +60,11 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
     if not data_start < at <= data_end:
         raise InputError(f"--at {iso_z(at)}: outside the data ({iso_z(data_start)} .. {iso_z(data_end)}); with "
                          "--onset at it must lie after the data's first sample")
-    window = (at, min(_covered_end(ranges, at, data_end) + END_STEP, at + MAX_WINDOW))
+    end = _covered_end(ranges, at, data_end)
+    if "metrics" in ranges and end >= ranges["metrics"][1]:
+        step = _metric_step(store, (max(data_start, at - MAX_BASELINE), at))
+        end = min(end, at + METRIC_WINDOW_STEPS * step) if step else end
+    window = (at, min(end + END_STEP, at + MAX_WINDOW))
     start = max(data_start, at - MAX_BASELINE)
     rule = (f"known onset: every sample before {iso_z(at)}"
             + (f" (the last {MAX_BASELINE.total_seconds() / 3600:g} h)" if start > data_start else " (from the start "
@@ -67,6 +77,15 @@ def _covered_end(ranges: dict[str, tuple[datetime, datetime]], at: datetime, dat
     config changes) are sparse, so where their list ends says nothing about coverage."""
     ends = [hi for view, (_, hi) in ranges.items() if view != "events" and hi >= at]
     return min(ends) if ends else data_end
+
+
+def _metric_step(store: Any, span: Span) -> timedelta | None:
+    """The metrics' typical sampling step in `span`: the median over series of each one's mean gap."""
+    row = store.fetch(f"""SELECT median(seconds / (samples - 1)) AS step FROM (
+    SELECT epoch(max(ts)) - epoch(min(ts)) AS seconds, count(DISTINCT ts) AS samples FROM metrics
+    WHERE ts >= {sql_ts(span[0])} AND ts < {sql_ts(span[1])} GROUP BY service, metric HAVING count(DISTINCT ts) > 1
+)""").to_pylist()[0]
+    return timedelta(seconds=float(row["step"])) if row["step"] else None
 
 
 def known_onset_detection(store: Any, at: datetime) -> tuple[DetectionResult, Span, str]:
