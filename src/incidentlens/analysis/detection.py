@@ -4,9 +4,10 @@ Per series (`detect_points`): a robust baseline that the incident cannot contami
 `(value - expected) / scale`, hysteresis (a window opens at `open_threshold` and extends while the score stays past
 `extend_threshold`, so a ramp is covered from its onset to its recovery: the edges are where the data leaves and
 rejoins its baseline), nearby runs merged, and a minimum sustained duration so one spike is not an incident.
-A run's size is its peak score or, when larger, its scan evidence: the z of the mean score over 2 or 4 steps
-(corrected for neighbouring residuals being correlated), so a shift held for a few steps counts for what it is
-even when no single point is extreme (`with_scan_evidence`).
+A run is measured at several time scales: its peak score, and its scan evidence, the z of the mean score over 2
+or 4 steps (corrected for neighbouring residuals being correlated), each against the series' own history at that
+scale, so a shift held for a few steps counts for what it is even when no single point is extreme
+(`with_scan_evidence`, `weigh_against_history`).
 
 Over many series (`detect`): spans of all `service/metric` series are merged where they overlap into incident
 windows; a window needs two series moving together, or one series far past the bar for a sustained time.
@@ -127,22 +128,23 @@ def length_bar(points: int, settings: RobustSettings) -> float:
 
 
 def with_scan_evidence(spans: list[Span], score: np.ndarray, steps: tuple[int, ...]) -> list[Span]:
-    """Each run's evidence: the largest z of a window mean of the score over windows of `steps` points that overlap
-    it (a scan statistic). A shift held for several points is stronger evidence than its peak alone: the mean
-    of w points has a smaller standard deviation, by how much depends on how correlated neighbouring residuals
-    are (`mean_sd`)."""
+    """Each run's scan evidence (`Span.scales`): per window length w of `steps`, the largest z of a w-point mean of
+    the score over the windows that overlap it (a scan statistic). A shift held for several points is stronger
+    evidence than its peak alone: the mean of w points has a smaller standard deviation, by how much depends on how
+    correlated neighbouring residuals are (`mean_sd`)."""
     if not spans:
         return spans
     rho = lag_one_correlation(score)
     scans = {w: _trailing_means(score, w) / mean_sd(w, rho) for w in steps if w <= len(score)}
-    return [replace(span, evidence=_run_evidence(span, scans)) for span in spans]
+    return [replace(span, scales=_run_scales(span, scans)) for span in spans]
 
 
-def _run_evidence(span: Span, scans: dict[int, np.ndarray]) -> float:
-    """The largest signed window-mean z over the windows that overlap the run (they end inside it or up to w - 1
-    points after it: the points just after a run that dipped under the extend threshold still belong to it)."""
+def _run_scales(span: Span, scans: dict[int, np.ndarray]) -> tuple[float, ...]:
+    """Per window length, the largest signed window-mean z over the windows that overlap the run (they end inside
+    it or up to w - 1 points after it: the points just after a run that dipped under the extend threshold still
+    belong to it)."""
     sign = 1.0 if span.direction == "up" else -1.0
-    return max(float(np.max(sign * z[span.start:span.end + w])) for w, z in scans.items())
+    return tuple(float(np.max(sign * z[span.start:span.end + w])) for w, z in scans.items())
 
 
 def lag_one_correlation(score: np.ndarray) -> float:
@@ -170,28 +172,33 @@ def _trailing_means(score: np.ndarray, window: int) -> np.ndarray:
 
 
 def run_size(span: Span) -> float:
-    """How far a run went, in robust σ: its peak |score|, or its scan evidence when that is larger."""
-    return max(abs(span.shift), span.evidence)
+    """How far a run went, in robust σ, at the scan window its strength came from (its peak without a scan)."""
+    return span.evidence if span.evidence > 0 else abs(span.shift)
 
 
 def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: RobustSettings,
                           floor: float) -> list[Span]:
-    """Each run's strength: its size (`run_size`) measured against the bar where it starts, scaled to the opening
-    threshold (strength >= open_threshold opens a window). The bar is `floor` (`length_bar`), raised to `history_factor`
-    x the `history_rank`-th largest peak of the series' earlier runs: what a heavy-tailed series has already done
-    several times, it will do again, so only what comes close to that is news; an incident seen once or twice
-    before does not hide the next one."""
-    largest: list[float] = []  # a min-heap of the `history_rank` largest earlier peaks
+    """Each run's strength: its size measured against the bar where it starts, scaled to the opening threshold
+    (strength >= open_threshold opens a window). Per scan window (`Span.scales`; its peak without a scan), the bar
+    is `floor` (`length_bar`), raised to `history_factor` x the `history_rank`-th largest size of the series'
+    earlier runs at that window: what a heavy-tailed series has already done several times, it will do again, so
+    only what comes close to that is news, and an incident seen once or twice before does not hide the next one.
+    The history is kept per window length, so one-point spikes set the bar for one-point peaks, not for a shift held
+    for hours. The strength is the best over the windows (`Span.evidence` the size it came from)."""
+    heaps: dict[int, list[float]] = {}  # per scan window, a min-heap of the `history_rank` largest earlier sizes
     weighed = []
     for span in sorted(candidates, key=lambda s: s.start):
-        record = largest[0] if len(largest) == settings.history_rank else 0.0
-        bar = max(floor, settings.history_factor * record)
-        size = run_size(span)
-        weighed.append(replace(span, strength=size * settings.open_threshold / bar))
-        if len(largest) < settings.history_rank:
-            heapq.heappush(largest, size)
-        else:
-            heapq.heappushpop(largest, size)
+        best = (0.0, 0.0)  # (strength, size)
+        for window, size in enumerate(span.scales or (abs(span.shift),)):
+            largest = heaps.setdefault(window, [])
+            record = largest[0] if len(largest) == settings.history_rank else 0.0
+            bar = max(floor, settings.history_factor * record)
+            best = max(best, (size * settings.open_threshold / bar, size))
+            if len(largest) < settings.history_rank:
+                heapq.heappush(largest, size)
+            else:
+                heapq.heappushpop(largest, size)
+        weighed.append(replace(span, strength=best[0], evidence=best[1]))
     return weighed
 
 

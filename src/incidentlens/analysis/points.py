@@ -57,7 +57,8 @@ class Span:
     strong_points: int = 1  # points past the detector's opening bar (a long span of many is a sustained shift)
     strength: float = 0.0  # the largest |score| measured against the bar where it happened (>= the bar: opens)
     sustained_ns: int = 0  # how long the series stayed past the extend threshold inside the span
-    evidence: float = 0.0  # the run's largest window-mean z (detection.with_scan_evidence); 0: its peak alone
+    scales: tuple[float, ...] = ()  # per scan window, the run's largest window-mean z (detection.with_scan_evidence)
+    evidence: float = 0.0  # the one of `scales` its strength came from (where it stood out most); 0: its peak alone
 
 
 @dataclass(frozen=True)
