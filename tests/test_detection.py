@@ -78,6 +78,23 @@ def test_over_several_days_a_daily_pattern_is_learned_and_a_long_shift_stands_ou
     assert [(s.start, s.end) for s in found.spans] == [(start, start + 239)]
 
 
+def test_an_hour_that_is_noisy_every_day_is_judged_against_its_own_noise():
+    # two weeks of 5-minute data; every day 17:00-18:00 is five times noisier (a daily job), and on day 11 the
+    # series shifts by 8 σ for an hour at 08:20, a quiet time of day
+    rng = np.random.default_rng(1)
+    n = 14 * 288
+    ts = np.datetime64("2024-05-01", "ns") + np.arange(n) * np.timedelta64(300, "s")
+    phase = np.arange(n) % 288
+    values = 50 + 10 * np.sin(2 * np.pi * phase / 288) + rng.normal(0, 1, n)
+    busy = (phase >= 204) & (phase < 216)
+    values[busy] += rng.normal(0, 5, int(busy.sum()))
+    values[10 * 288 + 100:10 * 288 + 112] += 8
+    found = detect_points(ts, values)
+    assert any(span.start == 10 * 288 + 100 for span in found.spans)
+    # with one noise scale for the whole day, seven windows opened in the busy hour
+    assert sum(bool(busy[span.start]) for span in found.spans) <= 1
+
+
 def test_a_single_spike_is_not_an_incident():
     y = noise(MINUTES_PER_DAY)
     y[700] += 200  # 40 sigma, one point

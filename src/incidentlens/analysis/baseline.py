@@ -24,6 +24,7 @@ SEASONAL_MIN_DAYS = 3  # a daily profile needs several days: an incident must be
 SEASONAL_GAIN = 0.9  # keep the seasonal fit only when it shrinks the residual scale by 10% or more
 SEASONAL_TREND_DAYS = 3  # the trend under the profile is this stiff, so the daily swing goes to the profile
 PHASES_PER_DAY = 288  # the profile's resolution: five minutes
+SPREAD_WINDOW = 3600 * 10**9  # the time-of-day noise is averaged over an hour either side
 BISQUARE_C = 4.685
 IRLS_ITERATIONS = 6
 MAD_TO_SIGMA = 1.4826
@@ -34,6 +35,7 @@ BODY_QUANTILE_Z = 1.2816  # the standard normal's 80th percentile
 class Baseline:
     expected: np.ndarray  # per input point
     scale: float  # robust standard deviation of the residuals (over the reference points)
+    spread: np.ndarray | None = None  # per point, how much noisier its time of day is (>= 1); None: not seasonal
 
 
 def robust_scale(residuals: np.ndarray) -> float:
@@ -73,16 +75,39 @@ def fit_baseline(t_ns: np.ndarray, y: np.ndarray, smoothness_ns: int, reference:
     bin_t, bin_y, bin_size = _bin_medians(t_ns, y)
     point_noise = robust_scale(np.diff(y)) / np.sqrt(2) if len(y) > 2 else 0.0
     fit = _smooth_fit(bin_t, bin_y, smoothness_ns, point_noise)
+    is_seasonal = False
     for period in (DAY_NS, 7 * DAY_NS):
         if seasonal and t_ns[-1] - t_ns[0] >= SEASONAL_MIN_DAYS * period:
             with_profile = _seasonal_fit(bin_t, bin_y, smoothness_ns, point_noise, period)
             if robust_scale(bin_y - with_profile) < SEASONAL_GAIN * robust_scale(bin_y - fit):
-                fit = with_profile
+                fit, is_seasonal = with_profile, True
     expected = np.interp(t_ns.astype(np.float64), bin_t, fit) if bin_size > 1 else fit
     residuals = y - expected
+    spread = time_of_day_spread(t_ns, residuals) if is_seasonal else None
     if reference is not None and reference.sum() >= 10:
         residuals = residuals[reference]
-    return Baseline(expected=expected, scale=max(robust_scale(residuals), body_scale(residuals)))
+    return Baseline(expected=expected, scale=max(robust_scale(residuals), body_scale(residuals)), spread=spread)
+
+
+def time_of_day_spread(t_ns: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """Per point, how much noisier the residuals are at its time of day than over the whole series (never below
+    1): the median absolute residual per five-minute phase (or per step, when coarser), averaged over the phases
+    within SPREAD_WINDOW either side, over the series' median. A daily job or a busy hour that is noisy every day
+    is then judged against its own noise; an incident is one day of several at its hour, so it moves that median
+    little."""
+    step = int(np.median(np.diff(t_ns)))
+    phase_width = max(step, DAY_NS // PHASES_PER_DAY)
+    phases = max(1, DAY_NS // phase_width)
+    phase = ((t_ns - t_ns[0]) % DAY_NS) // phase_width % phases
+    deviation = np.abs(residuals - np.median(residuals))
+    overall = float(np.median(deviation))
+    if overall == 0:
+        return np.ones(len(residuals))
+    per_phase = _group_medians(phase, deviation)
+    reach = int(SPREAD_WINDOW // phase_width)
+    circular = np.concatenate((per_phase[-reach:], per_phase, per_phase[:reach])) if reach else per_phase
+    smoothed = np.convolve(circular, np.ones(2 * reach + 1) / (2 * reach + 1), mode="valid")
+    return np.maximum(1.0, smoothed[phase] / overall)
 
 
 def _smooth_fit(t: np.ndarray, y: np.ndarray, smoothness_ns: float, point_noise: float) -> np.ndarray:

@@ -100,6 +100,8 @@ def detect_points(
     smoothness_ns = max(_ns(settings.smoothness), settings.smoothness_steps * series.step_ns)
     base = fit_baseline(t_ns, series.y, smoothness_ns, reference, seasonal=settings.seasonal)
     scale = max(base.scale, _scale_floor(series.y))
+    if base.spread is not None:
+        scale = scale * base.spread
     score = (series.y - base.expected) / scale
     runs_any = find_runs(score, series, base.expected, settings)
     runs_any = with_scan_evidence(runs_any, score, settings.scan_steps)
