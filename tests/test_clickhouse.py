@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from incidentlens.analysis.shifts import log_surge_sql
 from incidentlens.errors import InputError, SourceError
 from incidentlens.telemetry import load_telemetry
 from incidentlens.telemetry.clickhouse import ClickHouseLogs, ClickHouseTarget, connect_clickhouse_logs, redact
@@ -66,6 +67,9 @@ ANALYSIS_QUERIES = {
         )
         SELECT service, period, count(*) FILTER (WHERE level = 'ERROR') AS errors, count(*) AS n
         FROM tagged GROUP BY service, period HAVING count(*) > 10 ORDER BY service, period""",
+    "the log surge counts, in minutes from an onset 10 s into a minute": log_surge_sql(
+        (datetime(2024, 5, 1, 15, 0, 10), datetime(2024, 5, 1, 17, 30)),
+        (datetime(2024, 5, 1, 10, 0), datetime(2024, 5, 1, 15, 0, 10))) + " ORDER BY service, minute",
     "a message search": """
         SELECT service, count(*) AS n FROM logs
         WHERE message ILIKE '%timeout%' OR regexp_matches(message, 'pool|exhaust') GROUP BY service ORDER BY service""",

@@ -212,7 +212,7 @@ def test_logs_that_start_late_in_the_baseline_do_not_fake_a_surge():
     minutes = np.arange(380, 462)  # BASELINE ends at 385, WINDOW is 398..462
     counts = pa.table({
         "service": ["api"] * len(minutes),
-        "minute": pa.array(_minute_ts(minutes)).cast(pa.timestamp("us")),
+        "minute": minutes - 398,  # minutes from the window's start
         "lines": [10] * len(minutes),
         "problems": [2] * len(minutes),
         "first_problem": pa.array(_minute_ts(minutes)).cast(pa.timestamp("us")),
