@@ -61,6 +61,8 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, directions=("in",)))],
     "no typical-wait baseline": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers="never"))],
+    "no parsimony over delayed calls": lambda: [
+        mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, parsimony=False))],
     "typical wait only without history": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers="missing"))],
     "client spans in own time": lambda: [mock.patch.object(spans, "own_time_sql", _own_time_with_client_spans)],

@@ -6,8 +6,9 @@ to every call into one service: the caller's client span and each of its ancesto
 service's own spans do not change (a delay on its network). For each of the most called services in turn, the rank
 `analyze(store, at=middle, onset="at")` gives it.
 
-    .venv/bin/python benchmarks/overlay_delay_trainticket.py [DELAY_MS] [SERVICES] [--already]
-    # default 30 ms into each of 20 services; --already: the delay runs from the minute's start, before the alert
+    .venv/bin/python benchmarks/overlay_delay_trainticket.py [DELAY_MS] [SERVICES] [--already] [--both-ways]
+    # default 30 ms into each of 20 services; --already: the delay runs from the minute's start, before the alert;
+    # --both-ways: the service's calls to others are delayed too
 """
 
 from __future__ import annotations
@@ -29,16 +30,19 @@ AT = datetime(2023, 1, 29, 8, 49, 30)
 SERVICE = "regexp_replace({}, '-[a-z0-9]+-[a-z0-9]+$', '')"  # the pod name without its replica-set suffix
 
 
-def overlay(con: duckdb.DuckDBPyConnection, service: str, delay_ms: float, out: Path, since: datetime = AT) -> None:
-    """The reference spans with `delay_ms` added to each call into `service` from `since` on, and to its
-    ancestors."""
+def overlay(con: duckdb.DuckDBPyConnection, service: str, delay_ms: float, out: Path, since: datetime = AT,
+            outgoing: bool = False) -> None:
+    """The reference spans with `delay_ms` added to each call into `service` from `since` on (and, `outgoing`, to
+    each of its calls to other services: a delay on its network slows both ways), and to their ancestors."""
     at_ns = int((since - datetime(1970, 1, 1)).total_seconds() * 1e9)
+    into = f"{SERVICE.format('c.PodName')} = '{service}' AND {SERVICE.format('p.PodName')} <> '{service}'"
+    out_of = f"{SERVICE.format('p.PodName')} = '{service}' AND {SERVICE.format('c.PodName')} <> '{service}'"
+    calls = f"(({into}) OR ({out_of}))" if outgoing else f"({into})"
     con.execute(f"""COPY (
         WITH RECURSIVE hit AS (
             SELECT p.TraceID AS t, p.SpanID AS id
             FROM s AS p JOIN s AS c ON c.TraceID = p.TraceID AND c.ParentID = p.SpanID
-            WHERE {SERVICE.format('c.PodName')} = '{service}' AND {SERVICE.format('p.PodName')} <> '{service}'
-              AND CAST(p.StartTimeUnixNano AS HUGEINT) >= {at_ns}
+            WHERE {calls} AND CAST(p.StartTimeUnixNano AS HUGEINT) >= {at_ns}
         ), ancestors(t, id) AS (
             SELECT t, id FROM hit
             UNION ALL
@@ -57,9 +61,10 @@ def main() -> None:
     if not REFERENCE.is_dir():
         print(f"skipped: {REFERENCE} not found")
         return
-    args = [a for a in sys.argv[1:] if a != "--already"]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
     # --already: the delay is there from the first span on, before the alert too (an earlier injection still going)
     since = datetime(1970, 1, 1) if "--already" in sys.argv else AT
+    outgoing = "--both-ways" in sys.argv  # its calls to other services are delayed too
     delay_ms = float(args[0]) if args else 30.0
     count = int(args[1]) if len(args) > 1 else 20
     con = duckdb.connect()
@@ -76,7 +81,7 @@ def main() -> None:
         for service in services[:count]:
             started = time.perf_counter()
             spans = Path(scratch) / "spans.csv"
-            overlay(con, service, delay_ms, spans, since)
+            overlay(con, service, delay_ms, spans, since, outgoing)
             store = load_telemetry(traces=spans, logs=REFERENCE / "log" / "08_50_log.csv.gz")
             ranked = [h.service for h in analyze(store, at=AT, onset="at").hypotheses]
             rank = ranked.index(service) + 1 if service in ranked else None

@@ -170,3 +170,47 @@ def test_with_metrics_alone_the_window_is_the_alerts_change_not_the_rest_of_the_
     result = analyze(load_telemetry(metrics=tmp_path / "metrics.parquet"), at=AT, onset="at")
     assert result.hypotheses[0].service == "catalog"
     assert result.incident_window["end"] <= (AT + timedelta(minutes=5, seconds=1)).isoformat() + "Z"
+
+
+def _checkout_spans(path: Path) -> Path:
+    """Requests every 2 s: frontend -> checkout -> payment (only checkout calls payment), and frontend -> cart.
+    From AT, checkout's network is delayed both ways: the frontend's calls into it and its calls to payment each
+    wait NETWORK_DELAY_MS more."""
+    rng = np.random.default_rng(17)
+    rows: dict[str, list] = {k: [] for k in ("trace_id", "span_id", "parent_id", "service", "operation", "start_ts",
+                                             "duration_ms")}
+
+    def add(*values: object) -> None:
+        for key, value in zip(rows, values, strict=True):
+            rows[key].append(value)
+
+    for i in range(int((END - TRACES_FROM).total_seconds() // 2)):
+        start, trace = TRACES_FROM + timedelta(seconds=2 * i), f"t{i:05d}"
+        delay = NETWORK_DELAY_MS if start >= AT else 0.0
+        pay_wait, pay_own = 1.5 + rng.uniform(0, 1) + delay, 2.0 + rng.uniform(0, 0.3)
+        checkout_own = 3.0 + rng.uniform(0, 0.3)
+        checkout_server = checkout_own + pay_own + pay_wait
+        checkout_wait = 1.5 + rng.uniform(0, 1) + delay
+        cart_wait, cart_own = 1.5 + rng.uniform(0, 1), 1.0 + rng.uniform(0, 0.3)
+        add(trace, f"{trace}-root", "root", "frontend", "POST /checkout", start,
+            checkout_server + checkout_wait + cart_own + cart_wait + 1.0)
+        add(trace, f"{trace}-co-client", f"{trace}-root", "frontend", "checkout/Place", start,
+            checkout_server + checkout_wait)
+        add(trace, f"{trace}-co-server", f"{trace}-co-client", "checkout", "checkout/Place", start,
+            checkout_server)
+        add(trace, f"{trace}-pay-client", f"{trace}-co-server", "checkout", "payment/Charge", start,
+            pay_own + pay_wait)
+        add(trace, f"{trace}-pay-server", f"{trace}-pay-client", "payment", "payment/Charge", start, pay_own)
+        add(trace, f"{trace}-cart-client", f"{trace}-root", "frontend", "cart/Get", start, cart_own + cart_wait)
+        add(trace, f"{trace}-cart-server", f"{trace}-cart-client", "cart", "cart/Get", start, cart_own)
+    pq.write_table(pa.table(rows), path)
+    return path
+
+
+def test_a_delay_on_a_callers_network_is_its_own_not_that_of_the_callee_only_it_calls(tmp_path: Path):
+    """Payment's only caller is checkout, so the delay on checkout's calls to it looks like payment's too; but
+    checkout's calls in and out are all slow and payment's one slow call is among them: one delay, at checkout."""
+    result = analyze(load_telemetry(traces=_checkout_spans(tmp_path / "spans.parquet")), at=AT, onset="at")
+    top = result.hypotheses[0]
+    assert top.service == "checkout" and top.kind == "network_delay"
+    assert "payment" not in [h.service for h in result.hypotheses[:1]]

@@ -30,7 +30,9 @@ Two measures, each one aggregate query over the canonical views:
   Each call is also held against the system's typical wait (the lower median over all calls in the window), and the
   lower of the two counts: a delay already under way before the onset (an earlier incident still going, the same
   fault injected again) has become the call's own history, but still stands out from the other calls; and a call
-  with too few samples before the onset (a missing trace minute) has only the typical wait.
+  with too few samples before the onset (a missing trace minute) has only the typical wait. A delay on a service's
+  network slows its calls out too, so a callee only it calls waits as long: a service whose delayed calls are all
+  among another's is explained by that one (parsimony: one delay where it accounts for every slow call).
 
 The call direction (a caller whose callee moved no later is its victim, not its cause) is the ranking's
 (`rootcause.py`, with the call graph from the same spans).
@@ -90,6 +92,7 @@ class TraceSignal(BaseModel):
     wait_baseline: str | None = None  # "history" (its calls before the onset) or "peers" (all calls in the window),
     # whichever waited less
     wait_direction: str | None = None  # "in": the calls into it waited longer; "out": its calls to others did
+    wait_explained_by: str | None = None  # the service whose delayed calls include all of its own (a delay there)
     evidence: str = ""
 
     @property
@@ -302,19 +305,21 @@ ORDER BY callee, caller"""
 
 
 def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", "out"),
-                peers: str = "lower") -> dict[str, dict[str, Any]]:
+                peers: str = "lower", parsimony: bool = True) -> dict[str, dict[str, Any]]:
     """Per service, the wait shift of its calls: each call edge against the lower of its own calls before the onset
     (when it has `MIN_SPANS` of them) and the system's typical wait (the lower median over the edges). Its own
     history shows a delay that began at the onset; the typical wait shows one already under way before it (an
     earlier incident still going, a fault injected again), which its history has absorbed. A delay on a service's
     network slows every edge into it (or, when it is a caller only, every edge out of it), so a service scores the
-    smallest shift over its callers' edges, or over its callees' when that is larger. (`directions` and `peers`,
-    "missing" for the typical wait only on edges with no history, "never" for no typical wait, are for
-    ablations.)"""
+    smallest shift over its callers' edges, or over its callees' when that is larger. The delay slows its calls out
+    too, so a callee it alone calls waits as long: the service whose delayed calls, in and out, include all of
+    another's explains that one (`_explain_by_parsimony`). (`directions`, `peers` — "missing" for the typical wait
+    only on edges with no history, "never" for none — and `parsimony` are for ablations.)"""
     if not edges:
         return {}
     typical = float(sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2])  # the lower median
     found: dict[tuple[str, str], dict[str, Any]] = {}
+    delayed_edges: set[tuple[str, str]] = set()
     for edge in edges:
         history = edge["calls_before"] >= MIN_SPANS
         if not history and peers == "never":
@@ -322,6 +327,8 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
         own = float(edge["wait_before"]) if history else math.inf
         before = min(own, typical) if peers == "lower" or not history else own
         shift = math.log1p(float(edge["wait_after"])) - math.log1p(before)
+        if WAIT_WEIGHT * shift >= SIGNIFICANT_STRENGTH:
+            delayed_edges.add((edge["caller"], edge["callee"]))
         seen = {"shift": shift, "before": before, "after": float(edge["wait_after"]),
                 "baseline": "history" if before == own else "peers", "onset": edge["first_after"]}
         for service, direction in ((edge["callee"], "in"), (edge["caller"], "out")):
@@ -334,7 +341,23 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
     for (service, _), wait in sorted(found.items(), key=lambda item: item[0][1]):  # "in" before "out"
         if service not in per_service or wait["shift"] > per_service[service]["shift"]:
             per_service[service] = wait
+    if parsimony:
+        _explain_by_parsimony(per_service, delayed_edges)
     return per_service
+
+
+def _explain_by_parsimony(per_service: dict[str, dict[str, Any]], delayed: set[tuple[str, str]]) -> None:
+    """A delay on a service's network slows its calls both ways, so the callee it alone calls waits too: a service
+    whose delayed calls are all among another's (a strict subset) is explained by that one, and its wait no longer
+    counts (`explained_by` says by whom)."""
+    touching = {service: {edge for edge in delayed if service in edge} for service in per_service}
+    for service, wait in per_service.items():
+        mine = touching[service]
+        if not mine or WAIT_WEIGHT * wait["shift"] < SIGNIFICANT_STRENGTH:
+            continue
+        wider = next((other for other, theirs in touching.items() if other != service and mine < theirs), None)
+        if wider is not None:
+            wait["shift"], wait["explained_by"] = 0.0, wider
 
 
 def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, TraceSignal], list[Evidence]]:
@@ -361,6 +384,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s = signals.setdefault(service, TraceSignal(service=service))
         s.wait_before_ms, s.wait_after_ms = round(wait["before"], 3), round(wait["after"], 3)
         s.wait_shift, s.wait_baseline, s.wait_direction = round(wait["shift"], 4), wait["baseline"], wait["direction"]
+        s.wait_explained_by = wait.get("explained_by")
         if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
             s.onset = wait["onset"]
     evidence = _evidence(signals, events, events_sql, times_sql)
@@ -432,7 +456,8 @@ def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]],
                  "lower of the calls before and the system's typical wait (the lower median over the edges); a "
                  "service's shift is the smallest over the edges into it, or over the edges out of it when larger",
          "services": [{"service": s.service, "wait_before_ms": s.wait_before_ms, "wait_after_ms": s.wait_after_ms,
-                       "shift": s.wait_shift, "baseline": s.wait_baseline, "direction": s.wait_direction}
+                       "shift": s.wait_shift, "baseline": s.wait_baseline, "direction": s.wait_direction,
+                       "explained_by": s.wait_explained_by}
                       for s in waited[:EVIDENCE_ROWS]],
          "edges": [{k: _json_value(v) for k, v in e.items()} for e in edges[:EVIDENCE_ROWS]],
          "cut": max(0, len(edges) - EVIDENCE_ROWS)},
