@@ -30,6 +30,15 @@ def _own_time_with_client_spans(window: spans.Span, baseline: spans.Span) -> str
 
 
 _ORIGINAL_OWN_TIME = spans.own_time_sql
+_ORIGINAL_WAIT_SHIFTS = spans.wait_shifts
+
+
+def _typical_wait_always(edges, directions=("in", "out"), peers="lower", parsimony=True):
+    """Every call against the lower of its history and the typical wait, whether or not any call changed."""
+    typical = sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2] if edges else 0.0
+    lowered = [{**e, "wait_before": min(e["wait_before"], typical)} if e["calls_before"] >= spans.MIN_SPANS else e
+               for e in edges]
+    return _ORIGINAL_WAIT_SHIFTS(lowered, directions, peers, parsimony)
 _ORIGINAL_GRID = shifts._MinuteGrid.build.__func__
 _ORIGINAL_SURGE_SQL = shifts.log_surge_sql
 
@@ -63,6 +72,7 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers="never"))],
     "no parsimony over delayed calls": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, parsimony=False))],
+    "typical wait always": lambda: [mock.patch.object(spans, "wait_shifts", _typical_wait_always)],
     "typical wait only without history": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers="missing"))],
     "client spans in own time": lambda: [mock.patch.object(spans, "own_time_sql", _own_time_with_client_spans)],

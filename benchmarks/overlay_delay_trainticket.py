@@ -6,13 +6,15 @@ to every call into one service: the caller's client span and each of its ancesto
 service's own spans do not change (a delay on its network). For each of the most called services in turn, the rank
 `analyze(store, at=middle, onset="at")` gives it.
 
-    .venv/bin/python benchmarks/overlay_delay_trainticket.py [DELAY_MS] [SERVICES] [--already] [--both-ways]
+    .venv/bin/python benchmarks/overlay_delay_trainticket.py [DELAY_MS] [SERVICES] [--already] [--both-ways] [--pairs]
     # default 30 ms into each of 20 services; --already: the delay runs from the minute's start, before the alert;
-    # --both-ways: the service's calls to others are delayed too
+    # --both-ways: the service's calls to others are delayed too; --pairs: two delays, one already under way on
+    # another service (SERVICES: how many of the most called to pair, e.g. 6)
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import tempfile
 import time
@@ -27,6 +29,7 @@ from incidentlens.telemetry import load_telemetry
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nezha-trainticket" / "construct_data" / \
     "2023-01-29"
 AT = datetime(2023, 1, 29, 8, 49, 30)
+EPOCH = datetime(1970, 1, 1)
 SERVICE = "regexp_replace({}, '-[a-z0-9]+-[a-z0-9]+$', '')"  # the pod name without its replica-set suffix
 
 
@@ -63,31 +66,58 @@ def main() -> None:
         return
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     # --already: the delay is there from the first span on, before the alert too (an earlier injection still going)
-    since = datetime(1970, 1, 1) if "--already" in sys.argv else AT
+    since = EPOCH if "--already" in sys.argv else AT
     outgoing = "--both-ways" in sys.argv  # its calls to other services are delayed too
     delay_ms = float(args[0]) if args else 30.0
     count = int(args[1]) if len(args) > 1 else 20
     con = duckdb.connect()
-    con.execute(f"CREATE TABLE s AS SELECT * FROM read_csv('{REFERENCE}/trace/08_50_trace.csv.gz', header=true, "
+    con.execute(f"CREATE TABLE base AS SELECT * FROM read_csv('{REFERENCE}/trace/08_50_trace.csv.gz', header=true, "
                 "all_varchar=true)")
+    con.execute("CREATE TABLE s AS SELECT * FROM base")
     # the services other services call (a delay on the calls into one with no callers adds nothing)
     services = [row[0] for row in con.execute(f"""
         SELECT {SERVICE.format('c.PodName')} AS service, count(*) FROM s AS p JOIN s AS c
             ON c.TraceID = p.TraceID AND c.ParentID = p.SpanID
         WHERE {SERVICE.format('c.PodName')} <> {SERVICE.format('p.PodName')}
         GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()]
-    first = 0
     with tempfile.TemporaryDirectory(prefix="incidentlens-overlay-") as scratch:
+        if "--pairs" in sys.argv:
+            pairs(con, services[:count], delay_ms, outgoing, Path(scratch))
+            return
+        first = 0
         for service in services[:count]:
             started = time.perf_counter()
             spans = Path(scratch) / "spans.csv"
             overlay(con, service, delay_ms, spans, since, outgoing)
-            store = load_telemetry(traces=spans, logs=REFERENCE / "log" / "08_50_log.csv.gz")
-            ranked = [h.service for h in analyze(store, at=AT, onset="at").hypotheses]
-            rank = ranked.index(service) + 1 if service in ranked else None
+            rank, ranked = _rank(spans, service)
             first += rank == 1
             print(f"{service:34s} rank {rank}  top {ranked[:3]}  {time.perf_counter() - started:.1f} s", flush=True)
     print(f"{delay_ms:g} ms into each of {min(count, len(services))} services: first for {first}")
+
+
+def pairs(con: duckdb.DuckDBPyConnection, services: list[str], delay_ms: float, outgoing: bool,
+          scratch: Path) -> None:
+    """Two delays: one on `old`'s calls from the minute's start (still going when the alert fires), one on `new`'s
+    from the alert on; for each ordered pair of `services`, whether `new` comes first."""
+    first = total = 0
+    for old, new in itertools.permutations(services, 2):
+        con.execute("CREATE OR REPLACE TABLE s AS SELECT * FROM base")
+        overlay(con, old, delay_ms, scratch / "old.csv", EPOCH, outgoing)
+        con.execute(f"CREATE OR REPLACE TABLE s AS SELECT * FROM read_csv('{scratch / 'old.csv'}', header=true, "
+                    "all_varchar=true)")
+        overlay(con, new, delay_ms, scratch / "spans.csv", AT, outgoing)
+        rank, ranked = _rank(scratch / "spans.csv", new)
+        first += rank == 1
+        total += 1
+        print(f"{old:30s} (already) {new:30s} rank {rank}  top {ranked[:3]}", flush=True)
+    print(f"{delay_ms:g} ms from the alert on one service, another's already under way: the new one first in "
+          f"{first} of {total} pairs")
+
+
+def _rank(spans: Path, service: str) -> tuple[int | None, list[str]]:
+    store = load_telemetry(traces=spans, logs=REFERENCE / "log" / "08_50_log.csv.gz")
+    ranked = [h.service for h in analyze(store, at=AT, onset="at").hypotheses]
+    return (ranked.index(service) + 1 if service in ranked else None), ranked
 
 
 if __name__ == "__main__":

@@ -27,10 +27,12 @@ Two measures, each one aggregate query over the canonical views:
   a network delay on the service shows on the calls of every caller into it while its own time stays flat. The
   service's shift is the smallest over its callers (a caller whose own network is slow slows only its own calls),
   or over its callees when that is larger (a delayed caller with no callers of its own: its calls to everyone).
-  Each call is also held against the system's typical wait (the lower median over all calls in the window), and the
-  lower of the two counts: a delay already under way before the onset (an earlier incident still going, the same
-  fault injected again) has become the call's own history, but still stands out from the other calls; and a call
-  with too few samples before the onset (a missing trace minute) has only the typical wait. A delay on a service's
+  A call with too few samples before the onset (a missing trace minute) is held against the system's typical wait
+  (the lower median over all calls in the window); and when no service's calls changed against their own history,
+  every call is held against the lower of the two: a delay already under way before the onset (an earlier incident
+  still going, the same fault injected again) has become the call's own history, but still stands out from the
+  other calls. A change comes first: a delay still going on one service must not take the place of the one that
+  began at the alert. A delay on a service's
   network slows its calls out too, so a callee only it calls waits as long: a service whose delayed calls are all
   among another's is explained by that one (parsimony: one delay where it accounts for every slow call).
 
@@ -306,43 +308,62 @@ ORDER BY callee, caller"""
 
 def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", "out"),
                 peers: str = "lower", parsimony: bool = True) -> dict[str, dict[str, Any]]:
-    """Per service, the wait shift of its calls: each call edge against the lower of its own calls before the onset
-    (when it has `MIN_SPANS` of them) and the system's typical wait (the lower median over the edges). Its own
-    history shows a delay that began at the onset; the typical wait shows one already under way before it (an
-    earlier incident still going, a fault injected again), which its history has absorbed. A delay on a service's
-    network slows every edge into it (or, when it is a caller only, every edge out of it), so a service scores the
-    smallest shift over its callers' edges, or over its callees' when that is larger. The delay slows its calls out
-    too, so a callee it alone calls waits as long: the service whose delayed calls, in and out, include all of
-    another's explains that one (`_explain_by_parsimony`). (`directions`, `peers` — "missing" for the typical wait
-    only on edges with no history, "never" for none — and `parsimony` are for ablations.)"""
+    """Per service, the wait shift of its calls. Each call edge is held against its own calls before the onset (when
+    it has `MIN_SPANS` of them; else against the system's typical wait, the lower median over the edges): a delay
+    that began at the onset. Only when no service's calls changed so, each edge is held against the lower of the two:
+    a delay already under way before the onset (an earlier incident still going, a fault injected again) has become
+    its history but still stands out from the other calls; an alert is about what changed, so a delay that did
+    comes first. A delay on a service's network slows every edge into it (or, when it is a caller only, every edge
+    out of it), so a service scores the smallest shift over its callers' edges, or over its callees' when that is
+    larger. The delay slows its calls out too, so a callee it alone calls waits as long: the service whose delayed
+    calls, in and out, include all of another's explains that one (`_explain_by_parsimony`). (`directions`, `peers`
+    — "missing" for the typical wait only on edges with no history, "never" for none — and `parsimony` are for
+    ablations.)"""
     if not edges:
         return {}
     typical = float(sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2])  # the lower median
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    delayed_edges: set[tuple[str, str]] = set()
+    changed: dict[tuple[str, str], dict[str, Any]] = {}
+    lowered: dict[tuple[str, str], dict[str, Any]] = {}
     for edge in edges:
         history = edge["calls_before"] >= MIN_SPANS
         if not history and peers == "never":
             continue
-        own = float(edge["wait_before"]) if history else math.inf
-        before = min(own, typical) if peers == "lower" or not history else own
-        shift = math.log1p(float(edge["wait_after"])) - math.log1p(before)
-        if WAIT_WEIGHT * shift >= SIGNIFICANT_STRENGTH:
-            delayed_edges.add((edge["caller"], edge["callee"]))
-        seen = {"shift": shift, "before": before, "after": float(edge["wait_after"]),
-                "baseline": "history" if before == own else "peers", "onset": edge["first_after"]}
-        for service, direction in ((edge["callee"], "in"), (edge["caller"], "out")):
-            if direction not in directions:
-                continue
+        key = (edge["caller"], edge["callee"])
+        changed[key] = _edge_wait(edge, float(edge["wait_before"]) if history else typical,
+                                  "history" if history else "peers")
+        lowered[key] = _edge_wait(edge, typical, "peers") if history and typical < edge["wait_before"] \
+            else changed[key]
+    per_service = _per_service(changed, directions)
+    if peers == "lower" and not any(_delayed(wait) for wait in per_service.values()):
+        changed = lowered
+        per_service = _per_service(lowered, directions)
+    if parsimony:
+        _explain_by_parsimony(per_service, {key for key, wait in changed.items() if _delayed(wait)})
+    return per_service
+
+
+def _edge_wait(edge: dict[str, Any], before: float, baseline: str) -> dict[str, Any]:
+    after = float(edge["wait_after"])
+    return {"shift": math.log1p(after) - math.log1p(before), "before": before, "after": after, "baseline": baseline,
+            "onset": edge["first_after"]}
+
+
+def _delayed(wait: dict[str, Any]) -> bool:
+    return WAIT_WEIGHT * wait["shift"] >= SIGNIFICANT_STRENGTH
+
+
+def _per_service(waits: dict[tuple[str, str], dict[str, Any]], directions: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per service, the smallest edge shift into it, or out of it when that is larger."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for (caller, callee), wait in waits.items():
+        for service, direction in ((callee, "in"), (caller, "out")):
             current = found.get((service, direction))
-            if current is None or shift < current["shift"]:
-                found[(service, direction)] = {**seen, "direction": direction}
+            if direction in directions and (current is None or wait["shift"] < current["shift"]):
+                found[(service, direction)] = {**wait, "direction": direction}
     per_service: dict[str, dict[str, Any]] = {}
     for (service, _), wait in sorted(found.items(), key=lambda item: item[0][1]):  # "in" before "out"
         if service not in per_service or wait["shift"] > per_service[service]["shift"]:
             per_service[service] = wait
-    if parsimony:
-        _explain_by_parsimony(per_service, delayed_edges)
     return per_service
 
 
