@@ -36,16 +36,23 @@ SERVICE = "regexp_replace({}, '-[a-z0-9]+-[a-z0-9]+$', '')"  # the pod name with
 def overlay(con: duckdb.DuckDBPyConnection, service: str, delay_ms: float, out: Path, since: datetime = AT,
             outgoing: bool = False) -> None:
     """The reference spans with `delay_ms` added to each call into `service` from `since` on (and, `outgoing`, to
-    each of its calls to other services: a delay on its network slows both ways), and to their ancestors."""
+    each of its calls to other services and to its database round trips: a delay on its network slows both ways),
+    and to their ancestors."""
     at_ns = int((since - datetime(1970, 1, 1)).total_seconds() * 1e9)
     into = f"{SERVICE.format('c.PodName')} = '{service}' AND {SERVICE.format('p.PodName')} <> '{service}'"
     out_of = f"{SERVICE.format('p.PodName')} = '{service}' AND {SERVICE.format('c.PodName')} <> '{service}'"
     calls = f"(({into}) OR ({out_of}))" if outgoing else f"({into})"
+    # its database round trips: the spans of its own with no children (JDBC statements), when its calls out are hit
+    database = (f"""UNION ALL SELECT l.TraceID, l.SpanID FROM s AS l
+            WHERE {SERVICE.format('l.PodName')} = '{service}' AND CAST(l.StartTimeUnixNano AS HUGEINT) >= {at_ns}
+              AND NOT EXISTS (SELECT 1 FROM s AS k WHERE k.TraceID = l.TraceID AND k.ParentID = l.SpanID)"""
+                if outgoing else "")
     con.execute(f"""COPY (
         WITH RECURSIVE hit AS (
             SELECT p.TraceID AS t, p.SpanID AS id
             FROM s AS p JOIN s AS c ON c.TraceID = p.TraceID AND c.ParentID = p.SpanID
             WHERE {calls} AND CAST(p.StartTimeUnixNano AS HUGEINT) >= {at_ns}
+            {database}
         ), ancestors(t, id) AS (
             SELECT t, id FROM hit
             UNION ALL
