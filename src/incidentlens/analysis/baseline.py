@@ -25,6 +25,7 @@ SEASONAL_GAIN = 0.9  # keep the seasonal fit only when it shrinks the residual s
 SEASONAL_TREND_DAYS = 3  # the trend under the profile is this stiff, so the daily swing goes to the profile
 PHASES_PER_DAY = 288  # the profile's resolution: five minutes
 SPREAD_WINDOW = 3600 * 10**9  # the time-of-day noise is averaged over an hour either side
+SPREAD_SAMPLE = 100_000  # points enough for the time-of-day medians (a million-point series uses every 10th)
 BISQUARE_C = 4.685
 IRLS_ITERATIONS = 6
 MAD_TO_SIGMA = 1.4826
@@ -103,7 +104,8 @@ def time_of_day_spread(t_ns: np.ndarray, residuals: np.ndarray) -> np.ndarray:
     overall = float(np.median(deviation))
     if overall == 0:
         return np.ones(len(residuals))
-    per_phase = _group_medians(phase, deviation)
+    every = max(1, len(residuals) // SPREAD_SAMPLE)  # a long series: every k-th point gives the same medians
+    per_phase = _group_medians(phase[::every], deviation[::every])
     reach = int(SPREAD_WINDOW // phase_width)
     circular = np.concatenate((per_phase[-reach:], per_phase, per_phase[:reach])) if reach else per_phase
     smoothed = np.convolve(circular, np.ones(2 * reach + 1) / (2 * reach + 1), mode="valid")
