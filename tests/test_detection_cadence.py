@@ -159,6 +159,13 @@ def test_a_quiet_day_says_what_came_closest_and_how_to_ask_for_more(tmp_path):
     assert high["detection"]["sensitivity"].startswith("high: opening bar 4 robust σ for a series of 8,000 points")
 
 
+def test_a_near_miss_measured_over_several_steps_says_so():
+    # a quiet day whose closest miss is two minutes in a row (about 2.3 and 3.3 σ down): their mean came closest
+    miss = detect_points(START + np.arange(1440) * np.timedelta64(1, "m"), day_of(3)).near_miss
+    assert miss is not None
+    assert miss.why.startswith("4.0 σ over 2 steps is under the 4.7 σ bar")
+
+
 def test_a_bad_sensitivity_is_one_line_of_error(tmp_path):
     path = write_day(tmp_path / "m.csv", {"api/latency_ms": day_of(1)})
     result = CliRunner().invoke(app, ["detect", "--metrics", str(path), "--sensitivity", "extreme"])

@@ -279,11 +279,18 @@ def _near_miss(weighed: list[Span], score: np.ndarray, series: PreparedSeries, e
     if best.strength < settings.open_threshold:
         bar = run_size(best) * settings.open_threshold / best.strength
         raised = " (the series' own earlier peaks raised it)" if bar > floor * (1 + 1e-9) else ""
-        shortfalls.append(f"{run_size(best):.1f} σ is under the {bar:.1f} σ bar{raised}")
+        shortfalls.append(f"{_size_text(best, settings)} is under the {bar:.1f} σ bar{raised}")
     if best.sustained_ns < needed_ns:
         shortfalls.append(f"it lasted {_duration_text(best.sustained_ns)}, under the {_duration_text(needed_ns)} "
                           "a window needs")
     return NearMiss(best, "; ".join(shortfalls) or "it did not open a window")
+
+
+def _size_text(span: Span, settings: RobustSettings) -> str:
+    """`4.2 σ`, or `3.9 σ over 4 steps` when the run's strength came from a window mean."""
+    steps = [w for w, size in zip(settings.scan_steps, span.scales, strict=False) if size == span.evidence]
+    over = f" over {steps[0]} steps" if steps and steps[0] > 1 else ""
+    return f"{run_size(span):.1f} σ{over}"
 
 
 def _duration_text(ns: int) -> str:
