@@ -154,15 +154,16 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
     return signals
 
 
-#: metrics a service's callers set (the traffic it receives and sends) or its host shares with other pods: a change
-#: in them alone says where load went, not what broke
+#: metrics a service's callers set (the traffic it receives and sends): a change in them alone says where load went,
+#: not what broke
 DEMAND_METRIC = re.compile(
     r"(?i)network|bytes|receive|transmit|workload|(^|[_.])ops\b|rps|qps|requests?(_|$)|throughput")
 
 
 def own_health(metric: str) -> bool:
-    """Whether a metric describes the service's own work (CPU, memory, latency, errors ...), not its demand or
-    its host."""
+    """Whether a metric can make the service a suspect: its own work (CPU, memory, latency, errors ...), not the
+    demand its callers set. A host's metrics (`node_...`) stay, traffic ones included: they are the machine's, not
+    the pod's demand (leaving every host metric out cost a TrainTicket fault and an OnlineBoutique top-3 place)."""
     return not DEMAND_METRIC.search(metric) or bool(re.search(HOST_METRIC, metric))
 
 

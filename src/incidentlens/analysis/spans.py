@@ -32,9 +32,9 @@ Two measures, each one aggregate query over the canonical views:
   every call is held against the lower of the two: a delay already under way before the onset (an earlier incident
   still going, the same fault injected again) has become the call's own history, but still stands out from the
   other calls. A change comes first: a delay still going on one service must not take the place of the one that
-  began at the alert. A delay on a service's
-  network slows its calls out too, so a callee only it calls waits as long: a service whose delayed calls are all
-  among another's is explained by that one (parsimony: one delay where it accounts for every slow call).
+  began at the alert. A delay on a service's network slows its calls out too, so a callee only it calls waits as
+  long: a service whose delayed calls are all among another's is explained by that one (parsimony: one delay where
+  it accounts for every slow call).
 
 The call direction (a caller whose callee moved no later is its victim, not its cause) is the ranking's
 (`rootcause.py`, with the call graph from the same spans).
@@ -91,8 +91,7 @@ class TraceSignal(BaseModel):
     wait_before_ms: float | None = None  # the median wait on calls into the service before (or the system's typical)
     wait_after_ms: float | None = None
     wait_shift: float = 0.0  # ln((1 + wait after) / (1 + wait before)), the smallest over its callers
-    wait_baseline: str | None = None  # "history" (its calls before the onset) or "peers" (all calls in the window),
-    # whichever waited less
+    wait_baseline: str | None = None  # "history" (its calls before the onset) or "peers" (all calls in the window)
     wait_direction: str | None = None  # "in": the calls into it waited longer; "out": its calls to others did
     wait_explained_by: str | None = None  # the service whose delayed calls include all of its own (a delay there)
     evidence: str = ""
@@ -374,7 +373,7 @@ def _explain_by_parsimony(per_service: dict[str, dict[str, Any]], delayed: set[t
     touching = {service: {edge for edge in delayed if service in edge} for service in per_service}
     for service, wait in per_service.items():
         mine = touching[service]
-        if not mine or WAIT_WEIGHT * wait["shift"] < SIGNIFICANT_STRENGTH:
+        if not mine or not _delayed(wait):
             continue
         wider = next((other for other, theirs in touching.items() if other != service and mine < theirs), None)
         if wider is not None:
@@ -474,8 +473,10 @@ def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]],
         "trace", f"wait around calls by service: {top.service} {top.wait_before_ms:g} -> {top.wait_after_ms:g} ms "
                  "(median, caller's span minus the callee's server span)", sql,
         {"rule": "per call edge, the median wait (caller's span minus the callee's server span), after against the "
-                 "lower of the calls before and the system's typical wait (the lower median over the edges); a "
-                 "service's shift is the smallest over the edges into it, or over the edges out of it when larger",
+                 "calls before (the system's typical wait, the lower median over the edges, when an edge has too "
+                 "few), and against the lower of the two only when no service's calls changed so; a service's shift "
+                 "is the smallest over the edges into it, or over the edges out of it when larger; a service whose "
+                 "delayed calls are all among another's is explained by that one (explained_by)",
          "services": [{"service": s.service, "wait_before_ms": s.wait_before_ms, "wait_after_ms": s.wait_after_ms,
                        "shift": s.wait_shift, "baseline": s.wait_baseline, "direction": s.wait_direction,
                        "explained_by": s.wait_explained_by}
