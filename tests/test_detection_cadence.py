@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 import pytest
 from typer.testing import CliRunner
 
-from incidentlens.analysis.detection import detect, detect_points
+from incidentlens.analysis.detection import detect, detect_points, settings_for
 from incidentlens.cli import app
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
@@ -174,8 +174,17 @@ def test_a_bad_sensitivity_is_one_line_of_error(tmp_path):
 
 
 def test_sensitivity_as_a_number_must_be_above_the_extend_threshold():
-    from incidentlens.analysis.detection import settings_for
-
     assert settings_for("6.5").open_threshold == 6.5
     with pytest.raises(InputError, match="must be above 3"):
         settings_for("2")
+
+
+def test_high_sensitivity_also_lowers_the_history_bar_so_a_recurring_incident_is_listed():
+    # the same six-hour shift of 8 σ every ten days or so: the default takes the fourth for what the series does
+    # (1.3 x its third-largest earlier peak); asking for more lowers that bar in proportion and lists it
+    ts, values = hourly_days(1, *[(start, start + 6, 24.0) for start in (300, 550, 800, 1050)])
+    medium = [span.start for span in detect_points(ts, values, settings=settings_for("medium")).spans]
+    high = [span.start for span in detect_points(ts, values, settings=settings_for("high")).spans]
+    assert medium == [300, 550, 800]
+    assert {300, 550, 800, 1050} <= set(high)
+    assert settings_for("high").history_factor == pytest.approx(1.3 * 4 / 5)

@@ -55,12 +55,15 @@ class RobustSettings:
 
 
 DEFAULT_SETTINGS = RobustSettings()
-# `--sensitivity`: the opening bar in robust standard deviations. medium is the default.
+# `--sensitivity`: the opening bar in robust standard deviations. medium is the default. The history bar moves in
+# proportion, so a user asking for more also sees a series' recurring incidents (which the history bar hides).
 SENSITIVITY = {"low": 7.0, "medium": 5.0, "high": 4.0}
 
 
 def settings_for(sensitivity: str | float | None) -> RobustSettings:
-    """The settings for a `--sensitivity` (low, medium, high, or the opening bar itself as a number)."""
+    """The settings for a `--sensitivity` (low, medium, high, or the opening bar itself as a number): the opening
+    bar, and the history bar's factor scaled by the same ratio to the default (high: 1.04 x the third-largest earlier
+    peak instead of 1.3 x)."""
     if sensitivity is None:
         return DEFAULT_SETTINGS
     if isinstance(sensitivity, str) and sensitivity in SENSITIVITY:
@@ -74,7 +77,8 @@ def settings_for(sensitivity: str | float | None) -> RobustSettings:
         if not bar > DEFAULT_SETTINGS.extend_threshold:
             raise InputError(f"--sensitivity {bar:g}: the opening bar must be above "
                              f"{DEFAULT_SETTINGS.extend_threshold:g} robust σ")
-    return replace(DEFAULT_SETTINGS, open_threshold=bar)
+    ratio = bar / DEFAULT_SETTINGS.open_threshold
+    return replace(DEFAULT_SETTINGS, open_threshold=bar, history_factor=DEFAULT_SETTINGS.history_factor * ratio)
 
 
 def detect_points(
@@ -499,7 +503,8 @@ def _sensitivity_text(sensitivity: str | float | None, settings: RobustSettings)
         name = "medium"
     label = f"{name}: " if name else ""
     return (f"{label}opening bar {settings.open_threshold:g} robust σ for a series of {settings.bar_points:,} points "
-            "(lower for a shorter series, higher for a longer one)")
+            "(lower for a shorter series, higher for a longer one), or past "
+            f"{settings.history_factor:.2g} x the third-largest earlier peak of the series")
 
 
 def _read_series(store: Any, sql: str) -> list[_Series]:
@@ -742,7 +747,7 @@ def closest_miss(detections: dict[str, SeriesDetection], lone_bar: float,
         "baseline": _round(span.baseline), "peak": _round(span.peak_value), "shift": round(span.shift, 2),
         "strength": round(span.strength, 2), "why_short": why,
         "ask_for_more": "--sensitivity high (opening bar "
-                        f"{SENSITIVITY['high']:g} σ) or --sensitivity <σ> lowers the bar",
+                        f"{SENSITIVITY['high']:g} σ) or --sensitivity <σ> lowers the bars",
     }
 
 
