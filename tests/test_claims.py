@@ -124,6 +124,33 @@ def test_a_service_that_stands_out_is_named_the_root_cause(tmp_path: Path) -> No
     assert analysis["hypotheses"][0]["kind"] == "connection_pool_exhaustion"
 
 
+def test_a_shift_that_names_no_mechanism_is_no_better_than_none_of_these(tmp_path: Path) -> None:
+    # one service's latency far beyond its noise, nothing else: where something moved, not that it broke there (a
+    # fault already under way before the start, hidden in the baseline, leaves the same picture)
+    slow = {**quiet("search"), "latency_p95_ms": (120.0, 900.0, 3.0)}
+    analysis = analysed(tmp_path, {"search": slow, "api": quiet("api"), "web": quiet("web")})
+
+    top = analysis["hypotheses"][0]
+    assert (top["service"], top["kind"]) == ("search", "undetermined")
+    assert top["confidence"] <= 0.5  # even odds at most, not 95%
+    verdict = analysis["verdict"]
+    assert verdict["status"] == "inconclusive"
+    assert "a shift that names no mechanism" in verdict["reason"]
+    assert verdict["unexplained"] >= top["confidence"]
+    assert build_postmortem(analysis).root_cause is None
+
+
+def test_a_named_mechanism_stands_out_yet_short_of_certainty(tmp_path: Path) -> None:
+    # the same slow service with its CPU at its limit: named, at what such hypotheses were right (about 9 in 10)
+    busy = {**quiet("search"), "latency_p95_ms": (120.0, 900.0, 3.0), "cpu_utilization": (0.2, 0.97, 0.01)}
+    analysis = analysed(tmp_path, {"search": busy, "api": quiet("api"), "web": quiet("web")})
+
+    top = analysis["hypotheses"][0]
+    assert (top["service"], top["kind"]) == ("search", "cpu_saturation")
+    assert 0.8 < top["confidence"] < 0.9
+    assert analysis["verdict"]["status"] == "root_cause"
+
+
 def test_a_failed_test_costs_its_hypothesis_and_puts_it_below_one_that_passed() -> None:
     scores = {"db": {"total": 5.0}, "api": {"total": 2.0}, "web": {"total": 1.0}, "cache": {"total": 0.5}}
 

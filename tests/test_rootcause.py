@@ -16,7 +16,13 @@ import pytest
 
 from incidentlens.analysis.callgraph import infer_call_graph
 from incidentlens.analysis.mechanism import mechanism_cues
-from incidentlens.analysis.rootcause import collect_signals, find_changes, rank_root_causes
+from incidentlens.analysis.rootcause import (
+    ServiceSignals,
+    collect_signals,
+    find_changes,
+    rank_root_causes,
+    stands_on_its_own,
+)
 from incidentlens.analysis.shifts import log_surges, metric_shifts, surges_from_counts
 from incidentlens.telemetry import load_telemetry
 
@@ -255,3 +261,14 @@ def test_a_cpu_at_its_limit_names_a_mechanism_a_cpu_that_rose_but_stays_low_does
     no_words = MechanismCues()
     assert specificity("ads", [_moved("ads", "CpuUsageRate(%)", 4.7, 86.6)], no_words) == 1.0
     assert specificity("ads", [_moved("ads", "CpuUsageRate(%)", 4.7, 20.0)], no_words) == 0.0
+
+
+def test_a_hypothesis_stands_on_its_own_only_with_more_than_its_timing_and_a_shift():
+    # Nezha TrainTicket 08:58: the largest of a service's many trace events moved (z 2.6), 0.74 after the correction
+    # for the events tested; that and being first is all it has
+    seat = ServiceSignals(service="seat", trace_strength=0.74)
+    assert not stands_on_its_own(seat, "undetermined", {"early": 3.0, "traces": 6.0})
+    assert stands_on_its_own(seat.model_copy(update={"trace_strength": 2.7}), "undetermined", {})  # past the bar
+    assert stands_on_its_own(seat.model_copy(update={"log_ratio": 4.0}), "undetermined", {})  # its errors surged
+    assert stands_on_its_own(seat, "cpu_saturation", {})  # a named mechanism
+    assert stands_on_its_own(seat, "undetermined", {"trigger": 1.5})  # a deploy just before it

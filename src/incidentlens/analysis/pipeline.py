@@ -148,7 +148,8 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     ranking = evidence.add(
         rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes)
     )
-    verdict = decide(ranking.hypotheses, signals, checked_counts(shifts, surges, traces))
+    verdict = decide(ranking.hypotheses, signals, checked_counts(shifts, surges, traces), ranking.unexplained,
+                     ranking.stands_on_its_own)
     timeline = build_timeline(store, window, baseline, templates=templates, service_onsets=verdict.onsets(),
                               **detection_inputs(detection))
     evidence.extend(timeline.evidence)

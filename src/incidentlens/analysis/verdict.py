@@ -1,14 +1,17 @@
 """Whether the evidence names one root cause, and what each service showed.
 
 The headline is the best-supported hypothesis that survived its test (`rootcause._demote_failed`). It is called the
-root cause only when it stands out: its confidence at least `STANDS_OUT` times the next hypothesis' and its own test
-not failed. Otherwise the answer is `inconclusive` — no single root cause found — with the reason (nothing moved
-beyond the baseline's noise; the support is spread over several services; every candidate failed its test), what
-was checked, and what each service showed, so the reader sees the evidence instead of a confident guess.
+root cause only when it stands out: its confidence at least `STANDS_OUT` times the next hypothesis' and the confidence
+left to "none of these", and its own test not failed. Otherwise the answer is `inconclusive` — no single root cause
+found — with the reason (nothing moved beyond the baseline's noise; the support is spread over several services; the
+best does not stand out from none of these, as when all it rests on is when its service moved and a shift that names
+no mechanism; every candidate failed its test), what was checked, and what each service showed, so the reader sees
+the evidence instead of a confident guess.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,7 +22,7 @@ from incidentlens.analysis.periods import UtcTime
 from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
 from incidentlens.analysis.timeline import ServiceOnset
 
-#: the headline stands out when its confidence is at least this many times the next hypothesis'
+#: the headline stands out when its confidence is at least this many times the next hypothesis' and none of these'
 STANDS_OUT = 2.0
 #: services listed with what they showed
 MAX_SERVICES = 10
@@ -45,7 +48,8 @@ class Verdict(BaseModel):
     service: str | None = None
     reason: str
     rule: str = (f"root cause: the best hypothesis' test did not fail and its confidence is at least {STANDS_OUT:g}x "
-                 "the next one's; otherwise inconclusive")
+                 "the next one's and that left to none of these; otherwise inconclusive")
+    unexplained: float | None = None  # the confidence left to "none of these"
     checked: dict[str, int] = {}
     services: list[ServiceShowing] = []
 
@@ -55,23 +59,33 @@ class Verdict(BaseModel):
                 for s in self.services if s.onset is not None]
 
 
-def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], checked: dict[str, int]) -> Verdict:
-    """The verdict on the ranked hypotheses (best first) and the candidates' signals."""
+def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], checked: dict[str, int],
+           unexplained: float = 0.0, stands_on_its_own: bool = True) -> Verdict:
+    """The verdict on the ranked hypotheses (best first) and the candidates' signals; `unexplained`: the confidence
+    left to none of these, and whether the best hypothesis rests on more than its timing and a shift
+    (`rootcause.stands_on_its_own`)."""
     showing = services_showing(signals)
     if not hypotheses:
         return Verdict(status=INCONCLUSIVE, checked=checked, services=showing,
                        reason=f"{NO_SINGLE_ROOT_CAUSE}: no service moved beyond its baseline's noise")
+    inconclusive = functools.partial(Verdict, status=INCONCLUSIVE, checked=checked, services=showing,
+                                     unexplained=unexplained)
     top = hypotheses[0]
     if top.test_passed is False:
-        return Verdict(status=INCONCLUSIVE, checked=checked, services=showing,
-                       reason=f"{NO_SINGLE_ROOT_CAUSE}: every candidate failed its falsification test")
+        return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: every candidate failed its falsification test")
     runner_up = hypotheses[1] if len(hypotheses) > 1 else None
     if runner_up is not None and top.confidence < STANDS_OUT * runner_up.confidence:
         close = [h.service for h in hypotheses if top.confidence < STANDS_OUT * h.confidence]
-        return Verdict(status=INCONCLUSIVE, checked=checked, services=showing,
-                       reason=f"{NO_SINGLE_ROOT_CAUSE}: the evidence is spread over {', '.join(close)} "
-                              f"({', '.join(f'{h.confidence:.0%}' for h in hypotheses if h.service in close)})")
-    return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing,
+        return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: the evidence is spread over {', '.join(close)} "
+                                   f"({', '.join(f'{h.confidence:.0%}' for h in hypotheses if h.service in close)})")
+    if top.confidence < STANDS_OUT * unexplained:
+        why = (f"all {top.service} shows is when it moved and a shift that names no mechanism (no error surge, no "
+               "change in its traces past the bar, no resource near its limit), which a fault already under way "
+               "before the start would leave too" if not stands_on_its_own else
+               f"{top.service} does not stand out from none of the candidates")
+        return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {why} ({top.confidence:.0%}, and {unexplained:.0%} that "
+                                   "it is none of the candidates)")
+    return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing, unexplained=unexplained,
                    reason=f"{top.service} stands out: {top.confidence:.0%}"
                           + (f" against {runner_up.confidence:.0%} for {runner_up.service}" if runner_up else ""))
 
