@@ -82,6 +82,10 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "traffic counters make suspects": lambda: [mock.patch.object(rootcause, "own_health", lambda metric: True)],
     "CPU at its limit not a mechanism": lambda: [
         mock.patch.object(rootcause, "specificity", _specificity_strong_cues_only)],
+    # calibration only: the ranking (top-1/top-3) is the same, the stated confidences are not (ECE)
+    "a shift alone stands on its own": lambda: [
+        mock.patch.object(rootcause, "stands_on_its_own", lambda s, kind, parts: True)],
+    "best alone at 95% (the last round's cap)": lambda: [mock.patch.object(rootcause, "MAX_MARGIN", 3.0)],
 }
 
 
@@ -103,15 +107,18 @@ def main() -> None:
         print(f"skipped: {', '.join(missing)} not found")
         return
     variants = sys.argv[1:] or list(VARIANTS)
-    print("| variant | " + " | ".join(f"{name} top-1 | {name} top-3" for name in SYSTEMS) + " | by type (top-1) |")
-    print("|---|" + "---|---|" * len(SYSTEMS) + "---|")
+    print("| variant | " + " | ".join(f"{name} top-1 | {name} top-3 | {name} ECE" for name in SYSTEMS)
+          + " | by type (top-1) |")
+    print("|---|" + "---|---|---|" * len(SYSTEMS) + "---|")
     for variant in variants:
         cells, types = [], []
         with applied(variant):
             for name, data in SYSTEMS.items():
-                summary = evaluate_nezha(data).summary()
+                report = evaluate_nezha(data)
+                summary = report.summary()
                 faults = summary["faults"]
-                cells += [f"{summary['top1_count']}/{faults}", f"{summary['top3_count']}/{faults}"]
+                cells += [f"{summary['top1_count']}/{faults}", f"{summary['top3_count']}/{faults}",
+                          f"{report.calibration().ece:.3f}"]
                 types += [f"{name[:2]} {kind} {s['top1_count']}/{s['faults']}"
                           for kind, s in summary["by_type"].items()]
         print(f"| {variant} | " + " | ".join(cells) + f" | {', '.join(types)} |", flush=True)

@@ -1,0 +1,131 @@
+"""Calibration of the root-cause confidences, leaving one dataset out: the margin over "none of these" shaped on one
+of the Nezha days or the scenarios, scored on the other two.
+
+Every fault of both Nezha days (as `incidentlens eval nezha --data DIR`, no reference minute) and the scenarios at
+seeds 1-3 (as `incidentlens eval scenarios --seeds 1-3`) are ranked once; each ranking's scores are kept, and the
+confidences are recomputed for each cap `rootcause.MAX_MARGIN` on a grid (the ranking does not depend on it). Per
+dataset and cap: the log loss (smooth: it chooses the cap) and the ECE (`eval.calibration`, what the README reports).
+Then, per dataset, the cap that minimises its log loss and the ECE it gives on the other two.
+
+    .venv/bin/python benchmarks/calibrate_nezha.py
+
+Needs ../shared/datasets/nezha-trainticket and nezha-onlineboutique.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+
+from incidentlens.analysis import pipeline, rootcause
+from incidentlens.eval.calibration import calibration
+from incidentlens.eval.nezha import evaluate_nezha
+from incidentlens.eval.scenarios import evaluate_scenarios
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+NEZHA = {"TrainTicket": DATASETS / "nezha-trainticket", "OnlineBoutique": DATASETS / "nezha-onlineboutique"}
+CAPS = [round(float(c), 2) for c in np.arange(1.0, 3.51, 0.25)]
+
+
+@dataclass
+class Scored:
+    """One ranking: every candidate's score, the top three with theirs, whether the best stands on its own, the
+    truth."""
+
+    totals: list[float]
+    top: list[tuple[str, float]]
+    standing: bool
+    truth: str | None = None
+
+    def pairs(self, cap: float) -> list[tuple[float, bool]]:
+        """(confidence, right) of the top three with the cap `cap` (as `rank_root_causes` computes them)."""
+        if not self.top:
+            return []
+        margin = cap if self.standing else rootcause.THIN_MARGIN
+        none_of_these = max(rootcause.NONE_OF_THESE, max(self.totals) - margin)
+        norm = sum(math.exp(t) for t in self.totals) + math.exp(none_of_these)
+        return [(math.exp(total) / norm, service == self.truth) for service, total in self.top]
+
+
+@contextmanager
+def recording(into: list[Scored]) -> Iterator[None]:
+    """Keep each ranking's scores as `analyze` ranks (one ranking per analysed incident)."""
+    original = pipeline.rank_root_causes
+
+    def rank(*args: Any, **kwargs: Any) -> Any:
+        ranking, evidence = original(*args, **kwargs)
+        top = [(h.service, ranking.scores[h.service]["total"]) for h in ranking.hypotheses]
+        into.append(Scored(totals=[s["total"] for s in ranking.scores.values()], top=top,
+                           standing=ranking.stands_on_its_own))
+        return ranking, evidence
+
+    with mock.patch.object(pipeline, "rank_root_causes", rank):
+        yield
+
+
+def nezha_rankings(data: Path) -> list[Scored]:
+    kept: list[Scored] = []
+    labelled: list[Scored] = []
+
+    def label(_: int, __: int, score: Any) -> None:
+        if kept:  # a fault whose analysis found nothing to rank has no ranking
+            kept[-1].truth = score.service
+            labelled.append(kept.pop())
+
+    with recording(kept):
+        evaluate_nezha(data, progress=label)
+    return labelled
+
+
+def scenario_rankings() -> list[Scored]:
+    kept: list[Scored] = []
+    labelled: list[Scored] = []
+
+    def label(run: Any) -> None:
+        scored = kept.pop() if kept else None
+        if scored is not None and run.truth_window and run.detected:  # as `scenarios.confidence_pairs`
+            scored.truth = run.truth_root
+            labelled.append(scored)
+        kept.clear()
+
+    with recording(kept):
+        evaluate_scenarios(seeds=range(1, 4), on_run=label)
+    return labelled
+
+
+def log_loss(pairs: list[tuple[float, bool]]) -> float:
+    return -float(np.mean([math.log(max(1e-4, c if right else 1 - c)) for c, right in pairs]))
+
+
+def main() -> None:
+    missing = [str(path) for path in NEZHA.values() if not path.is_dir()]
+    if missing:
+        print(f"skipped: {', '.join(missing)} not found")
+        return
+    sets = {name: nezha_rankings(data) for name, data in NEZHA.items()}
+    sets["scenarios"] = scenario_rankings()
+
+    def pairs(name: str, cap: float) -> list[tuple[float, bool]]:
+        return [p for scored in sets[name] for p in scored.pairs(cap)]
+
+    print("| cap | " + " | ".join(f"{name} ECE / log loss" for name in sets) + " |")
+    print("|---|" + "---|" * len(sets))
+    for cap in CAPS:
+        cells = [f"{calibration(pairs(name, cap)).ece:.3f} / {log_loss(pairs(name, cap)):.3f}" for name in sets]
+        print(f"| {cap:g}{' (shipped)' if cap == rootcause.MAX_MARGIN else ''} | " + " | ".join(cells) + " |")
+    print("\nleave one out: the cap shaped on one (least log loss), the ECE on the others")
+    for shaped in sets:
+        cap = min(CAPS, key=lambda c: log_loss(pairs(shaped, c)))
+        scored = ", ".join(f"{name} {calibration(pairs(name, cap)).ece:.3f}" for name in sets if name != shaped)
+        print(f"  shaped on {shaped}: cap {cap:g}; {scored}")
+
+
+if __name__ == "__main__":
+    main()
