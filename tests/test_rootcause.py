@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from incidentlens.analysis.callgraph import infer_call_graph
-from incidentlens.analysis.mechanism import mechanism_cues
+from incidentlens.analysis.callgraph import CallGraph, infer_call_graph
+from incidentlens.analysis.mechanism import MechanismCues, mechanism_cues
 from incidentlens.analysis.rootcause import (
     ServiceSignals,
     collect_signals,
@@ -272,3 +272,31 @@ def test_a_hypothesis_stands_on_its_own_only_with_more_than_its_timing_and_a_shi
     assert stands_on_its_own(seat.model_copy(update={"log_ratio": 4.0}), "undetermined", {})  # its errors surged
     assert stands_on_its_own(seat, "cpu_saturation", {})  # a named mechanism
     assert stands_on_its_own(seat, "undetermined", {"trigger": 1.5})  # a deploy just before it
+
+
+def _two_services_an_hour_apart(tmp_path: Path, step: timedelta):
+    """api moved an hour after cache, on metrics sampled every `step`; api's move is the larger."""
+    onset = START + timedelta(days=5)
+    rows = ["ts,service,metric,value"]
+    for k in range(int(timedelta(days=6) / step)):
+        stamp = f"{(START + k * step).isoformat()}Z"
+        rows += [f"{stamp},api,latency_ms,{100 + (k % 3)}", f"{stamp},cache,latency_ms,{50 + (k % 2)}"]
+    (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.csv")
+    signals = {"api": ServiceSignals(service="api", metric_onset=onset + timedelta(hours=1), metric_strength=30.0),
+               "cache": ServiceSignals(service="cache", metric_onset=onset, metric_strength=3.0)}
+    ranking, _ = rank_root_causes(store, (onset, onset + timedelta(hours=12)), (START, onset), signals, CallGraph(),
+                                  MechanismCues(), [], [])
+    return {h.service: h for h in ranking.hypotheses}["api"]
+
+
+def test_onsets_one_sample_apart_are_one_moment_at_the_metrics_own_step(tmp_path: Path):
+    hourly = _two_services_an_hour_apart(tmp_path, timedelta(hours=1))
+    assert hourly.test_passed is not False
+    assert "within 90 min of it" in hourly.test and "cannot order" in hourly.test
+
+
+def test_on_minute_metrics_an_hour_earlier_refutes_the_later_service(tmp_path: Path):
+    by_minute = _two_services_an_hour_apart(tmp_path, timedelta(minutes=1))
+    assert by_minute.test_passed is False
+    assert "cache moved 60 min earlier" in by_minute.test

@@ -62,7 +62,7 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
                          "--onset at it must lie after the data's first sample")
     end = _covered_end(ranges, at, data_end)
     if "metrics" in ranges and end >= ranges["metrics"][1]:
-        step = _metric_step(store, (max(data_start, at - MAX_BASELINE), at))
+        step = metric_step(store, (max(data_start, at - MAX_BASELINE), at))
         end = min(end, at + METRIC_WINDOW_STEPS * step) if step else end
     window = (at, min(end + END_STEP, at + MAX_WINDOW))
     start = max(data_start, at - MAX_BASELINE)
@@ -79,7 +79,7 @@ def _covered_end(ranges: dict[str, tuple[datetime, datetime]], at: datetime, dat
     return min(ends) if ends else data_end
 
 
-def _metric_step(store: Any, span: Span) -> timedelta | None:
+def metric_step(store: Any, span: Span) -> timedelta | None:
     """The metrics' typical sampling step in `span`: the median over series of each one's mean gap."""
     row = store.fetch(f"""SELECT median(seconds / (samples - 1)) AS step FROM (
     SELECT epoch(max(ts)) - epoch(min(ts)) AS seconds, count(DISTINCT ts) AS samples FROM metrics

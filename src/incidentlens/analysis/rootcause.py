@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from incidentlens.analysis.anchored import metric_step
 from incidentlens.analysis.callgraph import CallGraph
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.mechanism import (
@@ -61,10 +62,11 @@ TRACE_WEIGHT = 6.0
 SAME_CHANGE_Z = 1.0
 #: what a failed precedence test costs a hypothesis' score (log-odds: its odds fall by e)
 FAILED_TEST_COST = 1.0
-#: onsets this close are one moment to the data, which cannot order them: log onsets come from per-minute counts
-#: and metrics are sampled about once a minute at scrape times a few seconds apart, so two changes in the same
-#: minute can show one sample apart (60 s plus the jitter); a test is refuted only by a gap larger than this
-SAME_MOMENT = timedelta(seconds=90)
+#: onsets closer than this many samples are one moment to the data, which cannot order them: two changes in the same
+#: step can show one sample apart (one step plus the scrape jitter); a test is refuted only by a larger gap
+SAME_MOMENT_STEPS = 1.5
+#: ... counted in the metrics' step, and never finer than the per-minute counts log onsets come from (`same_moment`)
+LOG_COUNT_STEP = timedelta(minutes=1)
 #: the kind of a service whose strongest change is the wait around its calls (`spans.TraceSignal.delayed`)
 NETWORK_DELAY = "network_delay"
 #: the synthetic service of wide (service-less) metrics: a place, not a culprit
@@ -194,7 +196,9 @@ def rank_root_causes(
     change_at = {name: _change_before(s, changes, window) for name, s in signals.items()}
     scores = {name: _score(s, signals, graph, change_at[name], cues) for name, s in signals.items()}
     ranked = sorted(signals, key=lambda name: (-scores[name]["total"], _onset_key(signals[name]), name))
-    tests = {name: precedence_test(store, signals[name], signals, graph, window, baseline) for name in ranked[:TOP]}
+    moment = same_moment(store, baseline)
+    tests = {name: precedence_test(store, signals[name], signals, graph, window, baseline, moment)
+             for name in ranked[:TOP]}
     ranked = _demote_failed(ranked, scores, {name: passed for name, (_, passed, _) in tests.items()})
     triggers = {name: change_at[name].as_trigger() if change_at[name] else None for name in ranked[:TOP]}
     kinds = {name: _classification(name, signals[name], cues, contributors, triggers[name]) for name in ranked[:TOP]}
@@ -354,6 +358,14 @@ def _evidence_for_and_against(s: ServiceSignals, classification: Classification,
     return supporting, contradicting
 
 
+def same_moment(store: Any, baseline: Span) -> timedelta:
+    """How close two onsets can be and still be one moment to the data: `SAME_MOMENT_STEPS` samples of the metrics'
+    step in the baseline, or of the per-minute log counts when that is coarser (90 s on one-minute data, 90 min on
+    hourly metrics)."""
+    step = metric_step(store, baseline) if store.has("metrics") else None
+    return SAME_MOMENT_STEPS * max(step or LOG_COUNT_STEP, LOG_COUNT_STEP)
+
+
 def precedence_test(
     store: Any,
     s: ServiceSignals,
@@ -361,9 +373,11 @@ def precedence_test(
     graph: CallGraph,
     window: Span,
     baseline: Span,
+    moment: timedelta,
 ) -> tuple[str, bool | None, Evidence]:
     """If `s` were the cause, the services depending on it would move after it and none of the services it calls
-    would move before it. Run it on the data (onsets by SQL); say what happened."""
+    would move before it. Run it on the data (onsets by SQL); say what happened. Onsets closer than `moment`
+    (`same_moment`) order nothing."""
     callers = sorted(d for d in graph.upstream(s.service) if d in signals) if graph.known else []
     callees = sorted(d for d in graph.downstream(s.service) if d in signals) if graph.known else []
     scope = "its callers" if callers else "the other services that moved"
@@ -375,7 +389,7 @@ def precedence_test(
     own = onsets[s.service]
     # a callee that moved first refutes it only if its change can explain this one's (the ranking's rule)
     ahead = {d: onsets[d] for d in callees if onsets[d] is not None and own is not None
-             and own - onsets[d] > SAME_MOMENT and _explains(signals[d], s)}
+             and own - onsets[d] > moment and _explains(signals[d], s)}
     after = {d: onsets[d] for d in followers if onsets[d] is not None}
     passed: bool | None
     if own is None:
@@ -384,14 +398,16 @@ def precedence_test(
         text = f"if {s.service} were the cause it would be the first to move: it is the only one that moved"
         passed = True
     else:
-        text, passed = _precedence_outcome(s.service, own, scope, followers, after, ahead, data)
+        text, passed = _precedence_outcome(s.service, own, scope, followers, after, ahead, data, moment)
     data["passed"] = passed
+    data["same_moment_seconds"] = moment.total_seconds()
     evidence = Evidence.make("hypothesis_test", text, sql, data)
     return text, passed, evidence
 
 
 def _precedence_outcome(service: str, own: datetime, scope: str, followers: list[str], after: dict[str, datetime],
-                        ahead: dict[str, datetime], data: dict[str, Any]) -> tuple[str, bool | None]:
+                        ahead: dict[str, datetime], data: dict[str, Any],
+                        moment: timedelta) -> tuple[str, bool | None]:
     prefix = f"if {service} were the cause its anomalies would precede those of {scope} ({', '.join(followers[:4])})"
     if not followers:
         prefix = f"if {service} were the cause none of the services it calls would move before it"
@@ -403,8 +419,8 @@ def _precedence_outcome(service: str, own: datetime, scope: str, followers: list
         data["lead_minutes"] = round(lead, 1)
         if lead > 0:
             parts.append(f"they do, by {_minutes(lead)}")
-        elif -lead <= SAME_MOMENT.total_seconds() / 60:
-            parts.append(f"they start within {_minutes(SAME_MOMENT.total_seconds() / 60)} of it ({first} "
+        elif -lead <= moment.total_seconds() / 60:
+            parts.append(f"they start within {_minutes(moment.total_seconds() / 60)} of it ({first} "
                          f"{_minutes(-lead)} earlier), which the data cannot order: that does not refute it")
         else:
             parts.append(f"they do not, {first} moved {_minutes(-lead)} earlier")
