@@ -13,7 +13,14 @@ import pyarrow.csv as pacsv
 import pytest
 from typer.testing import CliRunner
 
-from incidentlens.analysis.detection import detect, detect_points, settings_for
+from incidentlens.analysis.detection import (
+    detect,
+    detect_points,
+    lag_one_correlation,
+    mean_sd,
+    settings_for,
+    window_mean_spread,
+)
 from incidentlens.cli import app
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
@@ -188,3 +195,26 @@ def test_high_sensitivity_also_lowers_the_history_bar_so_a_recurring_incident_is
     assert medium == [300, 550, 800]
     assert {300, 550, 800, 1050} <= set(high)
     assert settings_for("high").history_factor == pytest.approx(1.3 * 4 / 5)
+
+
+def test_a_level_held_for_hours_stands_apart_from_routine_spikes_to_that_level():
+    # two weeks of five-minute CPU at 0.1 %, a five-step spike to 90 % twice a day (routine: the history bar learns
+    # it), then 90 % held for 200 minutes: only a 8- or 16-step mean tells it from the spikes
+    rng = np.random.default_rng(3)
+    values = 0.1 + rng.normal(0, 0.01, 4032)
+    for start in rng.choice(np.arange(100, 3000, 60), 30, replace=False):
+        values[start:start + 5] = 90 + rng.normal(0, 3, 5)
+    values[3500:3540] = 92 + rng.normal(0, 3, 40)
+    found = detect_points(START + np.arange(4032) * np.timedelta64(5, "m"), values)
+    assert [span.start for span in found.spans][-1] == 3500
+    assert len(found.spans) < 10  # the spikes after the first few are the series' routine
+
+
+def test_long_window_means_are_measured_against_the_series_own_spread_of_such_means():
+    # residuals with slow structure (a baseline off by a little for hours): the lag-one model would take a 16-step
+    # mean of them for far more unusual than it is
+    rng = np.random.default_rng(0)
+    score = rng.normal(0, 1, 5000) + np.repeat(rng.normal(0, 0.5, 50), 100)
+    rho = lag_one_correlation(score)
+    assert window_mean_spread(score, 16, rho) > 1.5 * mean_sd(16, rho)
+    assert window_mean_spread(score, 1, rho) == mean_sd(1, rho)

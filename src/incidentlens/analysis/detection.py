@@ -4,9 +4,10 @@ Per series (`detect_points`): a robust baseline that the incident cannot contami
 `(value - expected) / scale`, hysteresis (a window opens at `open_threshold` and extends while the score stays past
 `extend_threshold`, so a ramp is covered from its onset to its recovery: the edges are where the data leaves and
 rejoins its baseline), nearby runs merged, and a minimum sustained duration so one spike is not an incident.
-A run is measured at several time scales: its peak score, and its scan evidence, the z of the mean score over 2
-or 4 steps (corrected for neighbouring residuals being correlated), each against the series' own history at that
-scale, so a shift held for a few steps counts for what it is even when no single point is extreme
+A run is measured at several time scales: its peak score, and its scan evidence, the z of the mean score over 2,
+4, 8 or 16 steps (against the spread such means have in this series), each against the series' own history at that
+scale, so a shift held for a few steps counts for what it is even when no single point is extreme, and a level held
+for hours stands apart from short spikes to the same level
 (`with_scan_evidence`, `weigh_against_history`).
 
 Over many series (`detect`): spans of all `service/metric` series are merged where they overlap into incident
@@ -51,7 +52,7 @@ class RobustSettings:
     history_factor: float = 1.3  # open only past this x the history_rank-th largest earlier peak; 0: off
     history_rank: int = 3
     bar_points: int = 8000  # open_threshold is the bar of a series this long; see length_bar
-    scan_steps: tuple[int, ...] = (1, 2, 4)  # window means (in steps) a run's evidence is measured over
+    scan_steps: tuple[int, ...] = (1, 2, 4, 8, 16)  # window means (in steps) a run's evidence is measured over
 
 
 DEFAULT_SETTINGS = RobustSettings()
@@ -137,12 +138,23 @@ def with_scan_evidence(spans: list[Span], score: np.ndarray, steps: tuple[int, .
     """Each run's scan evidence (`Span.scales`): per window length w of `steps`, the largest z of a w-point mean of
     the score over the windows that overlap it (a scan statistic). A shift held for several points is stronger
     evidence than its peak alone: the mean of w points has a smaller standard deviation, by how much depends on how
-    correlated neighbouring residuals are (`mean_sd`)."""
+    correlated the residuals are (`window_mean_spread`)."""
     if not spans:
         return spans
     rho = lag_one_correlation(score)
-    scans = {w: _trailing_means(score, w) / mean_sd(w, rho) for w in steps if w <= len(score)}
+    scans = {w: _trailing_means(score, w) / window_mean_spread(score, w, rho) for w in steps if w <= len(score)}
     return [replace(span, scales=_run_scales(span, scans)) for span in spans]
+
+
+def window_mean_spread(score: np.ndarray, window: int, rho: float) -> float:
+    """The yardstick of a `window`-point mean of the score: the larger of what residuals as correlated as `rho`
+    give (`mean_sd`) and the robust spread of the series' own window means. The lag-one model misses slower
+    structure (a baseline a little off for hours, the edges of the day), which only long windows add up; the
+    empirical spread sees it, and a run's few windows cannot move a median-based spread."""
+    spread = mean_sd(window, rho)
+    if window > 1:
+        spread = max(spread, robust_scale(_trailing_means(score, window)[window - 1:]))
+    return spread
 
 
 def _run_scales(span: Span, scans: dict[int, np.ndarray]) -> tuple[float, ...]:
