@@ -2,7 +2,7 @@
 of the Nezha days or the scenarios, scored on the other two.
 
 Every fault of both Nezha days (as `incidentlens eval nezha --data DIR`, no reference minute) and the scenarios at
-seeds 1-3 (as `incidentlens eval scenarios --seeds 1-3`) are ranked once; each ranking's scores are kept, and the
+seeds 1-10 (as `incidentlens eval scenarios --seeds 1-10`) are ranked once; each ranking's scores are kept, and the
 confidences are recomputed for each cap `rootcause.MAX_MARGIN` on a grid (the ranking does not depend on it). Per
 dataset and cap: the log loss (smooth: it chooses the cap) and the ECE (`eval.calibration`, what the README reports).
 Then, per dataset, the cap that minimises its log loss and the ECE it gives on the other two. TrainTicket with its
@@ -52,7 +52,7 @@ class Scored:
         margin = cap if self.standing else rootcause.THIN_MARGIN
         none_of_these = max(rootcause.NONE_OF_THESE, max(self.totals) - margin)
         norm = sum(math.exp(t) for t in self.totals) + math.exp(none_of_these)
-        return [(math.exp(total) / norm, service == self.truth) for service, total in self.top]
+        return [(round(math.exp(total) / norm, 3), service == self.truth) for service, total in self.top]
 
 
 @contextmanager
@@ -97,7 +97,7 @@ def scenario_rankings() -> list[Scored]:
         kept.clear()
 
     with recording(kept):
-        evaluate_scenarios(seeds=range(1, 4), on_run=label)
+        evaluate_scenarios(seeds=range(1, 11), on_run=label)
     return labelled
 
 
