@@ -164,6 +164,20 @@ def test_a_quiet_day_says_what_came_closest_and_how_to_ask_for_more(tmp_path):
     assert not high["detected"]
     assert high["detection"]["closest_miss"]["why_short"] == "it lasted 60 s, under the 5 min a window needs"
     assert high["detection"]["sensitivity"].startswith("high: opening bar 4 robust σ for a series of 8,000 points")
+    # the history bar moves with it (1.3 x 4 / 5), and a run must clear both bars
+    assert "raised to 1.04 x the least of the series' 3 largest earlier peaks" in high["detection"]["sensitivity"]
+
+
+def test_analyze_on_a_quiet_day_names_the_command_that_takes_a_sensitivity(tmp_path):
+    bump = day_of(1)
+    bump[600] = 117
+    path = write_day(tmp_path / "m.csv", {"api/latency_ms": bump})
+    result = CliRunner().invoke(app, ["analyze", "--metrics", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    analysis = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert not analysis["detected"]
+    # analyze has no --sensitivity of its own: the hint names detect, which lists what a lower bar finds
+    assert analysis["detection"]["closest_miss"]["ask_for_more"].startswith("incidentlens detect --sensitivity high")
 
 
 def test_a_near_miss_measured_over_several_steps_says_so():
@@ -199,7 +213,7 @@ def test_high_sensitivity_also_lowers_the_history_bar_so_a_recurring_incident_is
 
 def test_a_level_held_for_hours_stands_apart_from_routine_spikes_to_that_level():
     # two weeks of five-minute CPU at 0.1 %, a five-step spike to 90 % twice a day (routine: the history bar learns
-    # it), then 90 % held for 200 minutes: only a 8- or 16-step mean tells it from the spikes
+    # it), then 90 % held for 200 minutes: only an 8- or 16-step mean tells it from the spikes
     rng = np.random.default_rng(3)
     values = 0.1 + rng.normal(0, 0.01, 4032)
     for start in rng.choice(np.arange(100, 3000, 60), 30, replace=False):

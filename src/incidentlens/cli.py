@@ -155,7 +155,8 @@ Detector = Annotated[DetectorName, typer.Option("--detector", help="robust, or s
 Sensitivity = Annotated[
     str | None, typer.Option("--sensitivity", metavar="LEVEL", help="low, medium (default) or high, or the opening "
                              "bar itself in robust σ (medium = 5, high = 4, low = 7): how far from its baseline a "
-                             "series must move to open a window.")
+                             "series must move to open a window; the bar over the series' own earlier peaks moves "
+                             "in proportion.")
 ]
 Onset = Annotated[OnsetMode, typer.Option("--onset", help="detect: the detected incident containing or nearest --at; "
                                           "at: --at is the known start (an alert, an injection): the window is --at to "

@@ -510,13 +510,16 @@ def _chosen_by(at: datetime | None, chosen: IncidentWindow) -> str:
 
 
 def _sensitivity_text(sensitivity: str | float | None, settings: RobustSettings) -> str:
+    """The bars a `--sensitivity` sets, as the result states them: the opening bar, and the history bar it moves
+    (a run must clear both: `weigh_against_history`)."""
     name = sensitivity if isinstance(sensitivity, str) and sensitivity in SENSITIVITY else None
     if sensitivity is None:
         name = "medium"
     label = f"{name}: " if name else ""
     return (f"{label}opening bar {settings.open_threshold:g} robust σ for a series of {settings.bar_points:,} points "
-            "(lower for a shorter series, higher for a longer one), or past "
-            f"{settings.history_factor:.2g} x the third-largest earlier peak of the series")
+            "(lower for a shorter series, higher for a longer one), raised to "
+            f"{settings.history_factor:.3g} x the least of the series' {settings.history_rank} largest earlier peaks "
+            "at the same time scale when that is higher")
 
 
 def _read_series(store: Any, sql: str) -> list[_Series]:
@@ -758,7 +761,8 @@ def closest_miss(detections: dict[str, SeriesDetection], lone_bar: float,
         "peak_at": iso_z(_to_datetime(t[span.peak])), "direction": span.direction,
         "baseline": _round(span.baseline), "peak": _round(span.peak_value), "shift": round(span.shift, 2),
         "strength": round(span.strength, 2), "why_short": why,
-        "ask_for_more": "--sensitivity high (opening bar "
+        # analyze and investigate carry this too, and take no --sensitivity: name the command that does
+        "ask_for_more": "incidentlens detect --sensitivity high (opening bar "
                         f"{SENSITIVITY['high']:g} σ) or --sensitivity <σ> lowers the bars",
     }
 
