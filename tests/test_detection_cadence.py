@@ -194,10 +194,22 @@ def test_a_bad_sensitivity_is_one_line_of_error(tmp_path):
     assert "--sensitivity 'extreme': use low, medium, high or a number" in str(result.exception)
 
 
-def test_sensitivity_as_a_number_must_be_above_the_extend_threshold():
+def test_sensitivity_as_a_number_must_be_above_the_extend_threshold_and_finite():
     assert settings_for("6.5").open_threshold == 6.5
     with pytest.raises(InputError, match="must be above 3"):
         settings_for("2")
+    # past about 38 σ the normal tail the bars are set from is 0 in floating point
+    for too_high in ("40", "inf", "nan"):
+        with pytest.raises(InputError, match="and at most 30"):
+            settings_for(too_high)
+
+
+def test_a_very_high_sensitivity_bar_is_one_line_of_error_not_a_traceback(tmp_path):
+    path = write_day(tmp_path / "m.csv", {"api/latency_ms": day_of(1)})
+    result = CliRunner().invoke(app, ["detect", "--metrics", str(path), "--sensitivity", "40"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InputError)
+    assert str(result.exception) == "--sensitivity 40: the opening bar must be above 3 robust σ and at most 30"
 
 
 def test_high_sensitivity_also_lowers_the_history_bar_so_a_recurring_incident_is_listed():

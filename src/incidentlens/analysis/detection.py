@@ -59,6 +59,7 @@ DEFAULT_SETTINGS = RobustSettings()
 # `--sensitivity`: the opening bar in robust standard deviations. medium is the default. The history bar moves in
 # proportion, so a user asking for more also sees a series' recurring incidents (which the history bar hides).
 SENSITIVITY = {"low": 7.0, "medium": 5.0, "high": 4.0}
+MAX_OPENING_BAR = 30.0  # the normal tail past about 38 σ is below the smallest float: the bars could not be set
 
 
 def settings_for(sensitivity: str | float | None) -> RobustSettings:
@@ -75,9 +76,9 @@ def settings_for(sensitivity: str | float | None) -> RobustSettings:
         except ValueError:
             raise InputError(f"--sensitivity {sensitivity!r}: use low, medium, high or a number of robust σ "
                              f"(medium = {SENSITIVITY['medium']:g})") from None
-        if not bar > DEFAULT_SETTINGS.extend_threshold:
+        if not DEFAULT_SETTINGS.extend_threshold < bar <= MAX_OPENING_BAR:
             raise InputError(f"--sensitivity {bar:g}: the opening bar must be above "
-                             f"{DEFAULT_SETTINGS.extend_threshold:g} robust σ")
+                             f"{DEFAULT_SETTINGS.extend_threshold:g} robust σ and at most {MAX_OPENING_BAR:g}")
     ratio = bar / DEFAULT_SETTINGS.open_threshold
     return replace(DEFAULT_SETTINGS, open_threshold=bar, history_factor=DEFAULT_SETTINGS.history_factor * ratio)
 
@@ -150,7 +151,9 @@ def window_mean_spread(score: np.ndarray, window: int, rho: float) -> float:
     """The yardstick of a `window`-point mean of the score: the larger of what residuals as correlated as `rho`
     give (`mean_sd`) and the robust spread of the series' own window means. The lag-one model misses slower
     structure (a baseline a little off for hours, the edges of the day), which only long windows add up; the
-    empirical spread sees it, and a run's few windows cannot move a median-based spread."""
+    empirical spread sees it, and a run's few windows cannot move a median-based spread. On a mostly idle series,
+    where over half the window means are equal, `robust_scale` falls back to their mean deviation, which the run's
+    windows do enter: there a long mean's yardstick is about one point's (no credit for averaging)."""
     spread = mean_sd(window, rho)
     if window > 1:
         spread = max(spread, robust_scale(_trailing_means(score, window)[window - 1:]))
