@@ -143,20 +143,25 @@ def with_scan_evidence(spans: list[Span], score: np.ndarray, steps: tuple[int, .
     if not spans:
         return spans
     rho = lag_one_correlation(score)
-    scans = {w: _trailing_means(score, w) / window_mean_spread(score, w, rho) for w in steps if w <= len(score)}
+    scans: dict[int, np.ndarray] = {}
+    for w in steps:
+        if w <= len(score):
+            means = _trailing_means(score, w)
+            scans[w] = means / window_mean_spread(means[w - 1:], w, rho)
     return [replace(span, scales=_run_scales(span, scans)) for span in spans]
 
 
-def window_mean_spread(score: np.ndarray, window: int, rho: float) -> float:
+def window_mean_spread(means: np.ndarray, window: int, rho: float) -> float:
     """The yardstick of a `window`-point mean of the score: the larger of what residuals as correlated as `rho`
-    give (`mean_sd`) and the robust spread of the series' own window means. The lag-one model misses slower
-    structure (a baseline a little off for hours, the edges of the day), which only long windows add up; the
-    empirical spread sees it, and a run's few windows cannot move a median-based spread. On a mostly idle series,
-    where over half the window means are equal, `robust_scale` falls back to their mean deviation, which the run's
-    windows do enter: there a long mean's yardstick is about one point's (no credit for averaging)."""
+    give (`mean_sd`) and the robust spread of the series' own window means (`means`, one per full window of the
+    score). The lag-one model misses slower structure (a baseline a little off for hours, the edges of the day),
+    which only long windows add up; the empirical spread sees it, and a run's few windows cannot move a
+    median-based spread. On a mostly idle series, where over half the window means are equal, `robust_scale` falls
+    back to their mean deviation, which the run's windows do enter: there a long mean's yardstick is about one
+    point's (no credit for averaging)."""
     spread = mean_sd(window, rho)
     if window > 1:
-        spread = max(spread, robust_scale(_trailing_means(score, window)[window - 1:]))
+        spread = max(spread, robust_scale(means))
     return spread
 
 
