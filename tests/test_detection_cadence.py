@@ -168,7 +168,7 @@ def test_a_quiet_day_says_what_came_closest_and_how_to_ask_for_more(tmp_path):
     assert "raised to 1.04 x the least of the series' 3 largest earlier peaks" in high["detection"]["sensitivity"]
 
 
-def test_analyze_on_a_quiet_day_names_the_command_that_takes_a_sensitivity(tmp_path):
+def test_analyze_takes_the_sensitivity_too_and_its_closest_miss_says_so(tmp_path):
     bump = day_of(1)
     bump[600] = 117
     path = write_day(tmp_path / "m.csv", {"api/latency_ms": bump})
@@ -176,8 +176,23 @@ def test_analyze_on_a_quiet_day_names_the_command_that_takes_a_sensitivity(tmp_p
     assert result.exit_code == 0, result.output
     analysis = json.loads((tmp_path / "out" / "analysis.json").read_text())
     assert not analysis["detected"]
-    # analyze has no --sensitivity of its own: the hint names detect, which lists what a lower bar finds
-    assert analysis["detection"]["closest_miss"]["ask_for_more"].startswith("incidentlens detect --sensitivity high")
+    assert analysis["detection"]["closest_miss"]["ask_for_more"].startswith(
+        "--sensitivity high (detect, analyze, investigate")
+    # the fourth of four identical shifts: medium takes it for what the series does, high explains it
+    ts, values = hourly_days(1, *[(start, start + 6, 24.0) for start in (300, 550, 800, 1050)])
+    hourly = tmp_path / "hourly.csv"
+    pacsv.write_csv(pa.table({"ts": ts, "service": ["api"] * len(ts), "metric": ["latency_ms"] * len(ts),
+                              "value": values}), hourly)
+    fourth = str(ts[1052].astype("datetime64[s]")) + "Z"
+    windows = {}
+    for sensitivity in ("medium", "high"):
+        out = tmp_path / sensitivity
+        result = CliRunner().invoke(app, ["analyze", "--metrics", str(hourly), "--at", fourth, "--sensitivity",
+                                          sensitivity, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        windows[sensitivity] = json.loads((out / "analysis.json").read_text())["incident_window"]
+    assert windows["high"]["start"] == str(ts[1050].astype("datetime64[s]")) + "Z"
+    assert windows["medium"]["start"] == str(ts[800].astype("datetime64[s]")) + "Z"  # the nearest it lists
 
 
 def test_a_near_miss_measured_over_several_steps_says_so():
@@ -187,11 +202,14 @@ def test_a_near_miss_measured_over_several_steps_says_so():
     assert miss.why.startswith("4.0 σ over 2 steps is under the 4.7 σ bar")
 
 
-def test_a_bad_sensitivity_is_one_line_of_error(tmp_path):
+@pytest.mark.parametrize("command", ["detect", "analyze", "investigate"])
+def test_a_bad_sensitivity_is_one_line_of_error(tmp_path, command):
     path = write_day(tmp_path / "m.csv", {"api/latency_ms": day_of(1)})
-    result = CliRunner().invoke(app, ["detect", "--metrics", str(path), "--sensitivity", "extreme"])
+    result = CliRunner().invoke(app, [command, "--metrics", str(path), "--sensitivity", "extreme",
+                                      *([] if command == "detect" else ["--out", str(tmp_path / "out")])])
     assert result.exit_code != 0
     assert "--sensitivity 'extreme': use low, medium, high or a number" in str(result.exception)
+    assert not (tmp_path / "out").exists()  # stopped before anything was read or written
 
 
 def test_sensitivity_as_a_number_must_be_above_the_extend_threshold_and_finite():

@@ -383,6 +383,7 @@ def analyze_command(
     onset: Onset = OnsetMode.detect,
     out: Annotated[Path, typer.Option("--out", help="Directory to write analysis.json into.")] = Path("."),
     detector: Detector = DetectorName.robust,
+    sensitivity: Sensitivity = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print analysis.json instead of the summary.")] = False,
     mapping: ColumnMap = None,
     year: LogYear = None,
@@ -392,15 +393,16 @@ def analyze_command(
 ) -> None:
     """Find the incident and explain it: window, root-cause hypotheses with tests, contributors, evidence."""
     from incidentlens.analysis import analyze
-    from incidentlens.analysis.detection import parse_time
+    from incidentlens.analysis.detection import parse_time, settings_for
     from incidentlens.outfiles import output_dir, write_text
 
     anchor = parse_time(at) if at else None
+    settings_for(sensitivity)  # a bad value stops here, before any file is read
     out = output_dir(out)  # before the analysis, not after it
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out)
     with console.status("analyzing", spinner="dots"):
-        result = analyze(store, at=anchor, detector=detector.value, onset=onset.value)
+        result = analyze(store, at=anchor, detector=detector.value, onset=onset.value, sensitivity=sensitivity)
     text = json.dumps(result.to_dict(), indent=2)
     path = write_text(out / "analysis.json", text + "\n")
     if as_json:
@@ -651,6 +653,7 @@ def investigate_command(
     events: EventFiles = None,
     at: AlertTime = None,
     onset: Onset = OnsetMode.detect,
+    sensitivity: Sensitivity = None,
     mapping: ColumnMap = None,
     llm: Annotated[
         Brain, typer.Option("--llm", help="auto: openai if OPENAI_API_KEY is set, openai-compatible with --llm-url, "
@@ -685,11 +688,12 @@ def investigate_command(
     """Investigate with the agent team (coordinator, profiler, writer) and write the incident review."""
     from incidentlens.agents.brains import ModelBudget, RetryPolicy, resolve_brain
     from incidentlens.analysis.anchored import check_onset
-    from incidentlens.analysis.detection import parse_time
+    from incidentlens.analysis.detection import parse_time, settings_for
     from incidentlens.outfiles import output_dir
 
     anchor = parse_time(at) if at else None
     check_onset(onset.value, anchor)  # before any data is read
+    settings_for(sensitivity)
     out = output_dir(out)
     budget = ModelBudget(max_tokens=llm_max_tokens, context_tokens=llm_context)
     if require_llm and resolve_brain(llm.value, model, llm_url).llm == "offline":
@@ -699,7 +703,7 @@ def investigate_command(
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out)
     result = _investigate_and_report(store, out, as_json=as_json, llm=llm.value, model=model, llm_url=llm_url,
                                      max_steps=max_steps, at=anchor, onset=onset.value, budget=budget,
-                                     retry=RetryPolicy(timeout_s=llm_timeout))
+                                     retry=RetryPolicy(timeout_s=llm_timeout), sensitivity=sensitivity)
     if require_llm and result.generated_by.get("degraded"):
         _exit_no_model(f"--require-llm: the model could not be used: {result.degraded_reason}")
 

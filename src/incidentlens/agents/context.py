@@ -31,12 +31,13 @@ class InvestigationContext:
     for the whole investigation; in "at" mode `at` is fixed too."""
 
     def __init__(self, store: Any, at: datetime | None = None, detector: str = "robust",
-                 onset: str = "detect") -> None:
+                 onset: str = "detect", sensitivity: str | None = None) -> None:
         check_onset(onset, at)
         self.store = store
         self.at = at
         self.detector = detector
         self.onset = onset
+        self.sensitivity = sensitivity
         self.ledger: dict[str, Evidence] = {}
         self.narrative: dict[str, str] = {}
         self.draft_attempts = 0
@@ -110,7 +111,8 @@ class InvestigationContext:
         def run() -> Any:
             from incidentlens.analysis.pipeline import analyze
 
-            return analyze(self.store, at=self.at, detector=self.detector, onset=self.onset)
+            return analyze(self.store, at=self.at, detector=self.detector, onset=self.onset,
+                           sensitivity=self.sensitivity)
 
         return self.once(f"analysis@{self._key}", run)
 

@@ -65,20 +65,21 @@ def investigate(
     detector: str = "robust",
     onset: str = "detect",
     service_hint: str | None = None,
+    sensitivity: str | None = None,
 ) -> InvestigationResult:
     """Investigate the incident in `store` with the agent team on the chosen brain; see the module docstring.
 
     `onset="at"`: `at` is the incident's known start (an alert, an injection, a page), as in `analyze(onset="at")`:
     the window runs from it, the baseline is everything before it, and no agent can move it or switch detection
     back on. `onset="at"` without `at` is an InputError. `service_hint` (an alert's service label) is told to the
-    coordinator as a lead to test, never as the answer."""
+    coordinator as a lead to test, never as the answer. `sensitivity`: the detector's (`detection.settings_for`)."""
     from incidentlens.report.build import build_postmortem
 
     check_onset(onset, at)
     choice = resolve_brain(llm, model, llm_url)
     health = BrainHealth()
     generators = {role: make_generator(choice, role, health, retry, budget) for role in ROLES}
-    ctx = InvestigationContext(store, at=at, detector=detector, onset=onset)
+    ctx = InvestigationContext(store, at=at, detector=detector, onset=onset, sensitivity=sensitivity)
     ctx.generated_by = {"llm": choice.llm, "model": choice.model, "degraded": False}
     coordinator = build_team(ctx, generators, max_steps=max_steps)
     recorder = TraceRecorder(trace_path)

@@ -769,8 +769,7 @@ def closest_miss(detections: dict[str, SeriesDetection], lone_bar: float,
         "peak_at": iso_z(_to_datetime(t[span.peak])), "direction": span.direction,
         "baseline": _round(span.baseline), "peak": _round(span.peak_value), "shift": round(span.shift, 2),
         "strength": round(span.strength, 2), "why_short": why,
-        # analyze and investigate carry this too, and take no --sensitivity: name the command that does
-        "ask_for_more": "incidentlens detect --sensitivity high (opening bar "
+        "ask_for_more": "--sensitivity high (detect, analyze, investigate; opening bar "
                         f"{SENSITIVITY['high']:g} σ) or --sensitivity <σ> lowers the bars",
     }
 

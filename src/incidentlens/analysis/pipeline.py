@@ -73,27 +73,29 @@ class AnalysisResult(BaseModel):
         return {e.id: e for e in self.evidence}
 
 
-def analyze(store: Any, at: datetime | None = None, detector: str = "robust", onset: str = "detect") -> AnalysisResult:
+def analyze(store: Any, at: datetime | None = None, detector: str = "robust", onset: str = "detect",
+            sensitivity: str | None = None) -> AnalysisResult:
     """Find the incident in the store's telemetry and explain it: window, root-cause hypotheses, evidence.
 
     The detector's most severe window (or the one at `at`) is explained; when it turns out to be load without
     harm, the next most severe window is tried (up to three), and the skipped ones stay in the evidence.
     `onset="at"`: `at` is the incident's known start (an alert, an injection): the window is [at, end of the
     shortest source] and the baseline everything before it (`anchored.py`); nothing is detected or set aside.
+    `sensitivity`: the detector's (`detection.settings_for`; None: medium).
     `data_quality` lists the input lines the store could not read and set aside."""
-    result = _analyze(store, at, detector, onset)
+    result = _analyze(store, at, detector, onset, sensitivity)
     result.data_quality = [r.to_dict() for r in getattr(store, "rejected", [])]
     return result
 
 
-def _analyze(store: Any, at: datetime | None, detector: str, onset: str) -> AnalysisResult:
+def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensitivity: str | None) -> AnalysisResult:
     check_onset(onset, at)
     if onset == "at" and at is not None:
         known, baseline, rule = known_onset_detection(store, at)
         ledger = _Ledger(known.evidence)
         outcome = explain_window(store, known, ledger, given_baseline=(baseline, rule))
         return outcome if isinstance(outcome, AnalysisResult) else _not_detected(known, ledger, reason=outcome)
-    detection = detect(store, at=at, detector=detector)
+    detection = detect(store, at=at, detector=detector, sensitivity=sensitivity)
     evidence = _Ledger(detection.evidence)
     if not detection.detected or detection.window is None:
         return _not_detected(detection, evidence)
