@@ -49,6 +49,8 @@ def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
                 "templates": structured(await client.call_tool("templates", {})),
                 "drop": await client.call_tool("sql", {"query": "DROP TABLE logs"}),
                 "bad_at": await client.call_tool("detect", {"at": "teatime"}),
+                "bad_sensitivity": await client.call_tool("detect", {"sensitivity": "extreme"}),
+                "low": structured(await client.call_tool("detect", {"sensitivity": "low"})),
                 "no_state": await client.call_tool("list_incidents", {}),
             }
 
@@ -60,6 +62,8 @@ def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
     assert found["templates"]["templates"] and found["templates"]["incident_window"]["start"].startswith("2024-05-01")
     assert found["drop"].is_error and "SELECT" in found["drop"].content[0].text
     assert found["bad_at"].is_error and "at 'teatime': cannot parse as a time" in found["bad_at"].content[0].text
+    assert found["bad_sensitivity"].is_error and "--sensitivity 'extreme'" in found["bad_sensitivity"].content[0].text
+    assert found["low"]["detection"]["sensitivity"].startswith("low: opening bar 7 robust σ")
     assert found["no_state"].is_error and "--state" in found["no_state"].content[0].text
 
 

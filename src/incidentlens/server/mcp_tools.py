@@ -61,24 +61,31 @@ def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
 
     @mcp.tool(annotations=READ_ONLY)
     @_user_errors
-    def analyze(at: str | None = None, onset: str = "detect") -> dict[str, Any]:
+    def analyze(at: str | None = None, onset: str = "detect", sensitivity: str | None = None) -> dict[str, Any]:
         """Find the incident and explain it: window, baseline, root-cause hypotheses with their tests, contributors,
         log templates, impact, timeline and every piece of evidence with the query that produced it. `at`: an alert
-        time (ISO-8601); onset "detect" finds the incident containing or nearest to it, "at" takes it as the start."""
+        time (ISO-8601); onset "detect" finds the incident containing or nearest to it, "at" takes it as the start.
+        `sensitivity`: low, medium (default), high, or the opening bar in robust σ."""
         from incidentlens.analysis import analyze as run_analysis
+        from incidentlens.analysis.detection import settings_for
 
         anchor = _time(at)
-        return run_analysis(_store(anchor), at=anchor, onset=onset).to_dict()
+        settings_for(sensitivity)
+        return run_analysis(_store(anchor), at=anchor, onset=onset, sensitivity=sensitivity).to_dict()
 
     @mcp.tool(annotations=READ_ONLY)
     @_user_errors
-    def detect(at: str | None = None, metrics: list[str] | None = None) -> dict[str, Any]:
+    def detect(at: str | None = None, metrics: list[str] | None = None,
+               sensitivity: str | None = None) -> dict[str, Any]:
         """Detect anomalous windows over every service/metric series (the robust detector); `at` anchors on an
-        alert, `metrics` limits the metric names."""
+        alert, `metrics` limits the metric names, `sensitivity` (low, medium (default), high, or the opening bar in
+        robust σ) asks for fewer or more windows."""
         from incidentlens.analysis.detection import detect as run_detect
+        from incidentlens.analysis.detection import settings_for
 
         anchor = _time(at)
-        return run_detect(_store(anchor), metrics=metrics or None, at=anchor).to_dict()
+        settings_for(sensitivity)
+        return run_detect(_store(anchor), metrics=metrics or None, at=anchor, sensitivity=sensitivity).to_dict()
 
     @mcp.tool(annotations=READ_ONLY)
     @_user_errors
