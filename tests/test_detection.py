@@ -201,7 +201,7 @@ def test_one_million_points_take_well_under_a_second():
     found = detect_points(ts, y)
     elapsed = time.perf_counter() - began
     assert any(s.start <= 600_000 <= s.end for s in found.spans)
-    assert elapsed < 3.0  # about 0.2 s on an idle core (benchmarks/bench_detect.py); headroom for a busy CI box
+    assert elapsed < 3.0  # about 0.5 s on an idle core (benchmarks/bench_detect.py); headroom for a busy CI box
 
 
 def test_a_shorter_series_has_a_lower_bar_and_a_longer_one_a_higher():
