@@ -221,6 +221,41 @@ def test_container_json_lines_and_pod_names_read_like_files(chdb: object, tmp_pa
     assert logs.fetch(sql).column("service").to_pylist() == ["ts-contacts-service", "ts-route-service"]
 
 
+def test_structured_json_lines_read_like_files(chdb: object, tmp_path: Path):
+    # logrus in a container wrapper, pino's numeric level, ECS's nested `log`, a JSON line with no message field,
+    # a JSON line with no level field, plain text: message and level as the file views read them
+    app_lines = [
+        json.dumps({"log": json.dumps({"message": "List products end", "severity": "error"}) + "\n",
+                    "stream": "stdout"}),
+        json.dumps({"level": 40, "pid": 1, "msg": "conversion slow", "v": 1}),
+        json.dumps({"@timestamp": "2022-08-23T13:28:02Z", "log": {"level": "error"}, "message": "card declined"}),
+        json.dumps({"severity": "INFO", "path": "/cart"}),
+        json.dumps({"event": "WARN cache cold"}),
+        "13:28:43.812 INFO  - Get Ads by Category",
+    ]
+    lines = tmp_path / "structured.csv"
+    lines.write_text("Timestamp,PodName,Log\n" + "".join(
+        f'2022-08-23T13:28:0{i}Z,frontend-6b7d7f8b9-abcde,"{line.replace(chr(34), chr(34) * 2)}"\n'
+        for i, line in enumerate(app_lines)))
+    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
+    chdb.query("CREATE TABLE incidents.structured (Timestamp String, PodName String, Log String) ENGINE = Memory")
+    chdb.query(f"INSERT INTO incidents.structured SELECT * FROM file('{lines}', CSVWithNames, "
+               "'Timestamp String, PodName String, Log String')")
+    logs = ClickHouseLogs(chdb_runner(chdb), "incidents.structured", "chdb incidents.structured")
+    sql = "SELECT level, message FROM logs ORDER BY ts"
+
+    expected = [
+        {"level": "ERROR", "message": "List products end"},
+        {"level": "WARN", "message": "conversion slow"},
+        {"level": "ERROR", "message": "card declined"},
+        {"level": "INFO", "message": app_lines[3]},
+        {"level": "WARN", "message": "WARN cache cold"},
+        {"level": "INFO", "message": app_lines[5]},
+    ]
+    assert load_telemetry(logs=lines).fetch(sql).to_pylist() == expected
+    assert logs.fetch(sql).to_pylist() == expected
+
+
 @pytest.mark.parametrize(("level_type", "raw", "expected"), [
     ("UInt8", [30, 50, 4, 60, 20], ["INFO", "ERROR", "WARN", "FATAL", "DEBUG"]),
     ("String", ["30", " warning ", "err", "Critical", ""], ["INFO", "WARN", "ERROR", "FATAL", None]),

@@ -23,6 +23,8 @@ from incidentlens.errors import IncidentLensError, InputError, SourceError
 from incidentlens.telemetry.columns import CANDIDATES, candidate_columns, find_column, is_pod_column, quote
 from incidentlens.telemetry.dialect import referenced_tables, to_clickhouse
 from incidentlens.telemetry.logfields import (
+    JSON_LEVEL_FIELDS,
+    JSON_MESSAGE_FIELDS,
     LEVEL_KEYS,
     LEVEL_NAMES,
     LEVEL_WORD_PATTERN,
@@ -35,6 +37,8 @@ Runner = Callable[[str], pa.Table]
 
 CANONICAL_COLUMNS = ("ts", "service", "level", "message")
 GO_TIME_TAIL = r" [A-Za-z]+( m=[-+][0-9.]+)?$"
+# The columns the canonical SELECT's subqueries add: the (unwrapped) line and its message.
+LINE, MESSAGE = "_incidentlens_line", "_incidentlens_message"
 _WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
 
 
@@ -180,18 +184,23 @@ class ClickHouseLogs:
         return dict(zip(names, types, strict=True))
 
     def _canonical_sql(self) -> str:
+        """The canonical SELECT. The (unwrapped) line and its message are computed once, each in a subquery: written
+        inline, the level's expression would repeat them and pass ClickHouse's query size limit."""
         roles = self.roles
-        message = _message_expr(roles["message"])
         select = {
             "ts": self._time_expr(),
             "service": _service_expr(roles.get("service")),
-            "level": _level_expr(roles.get("level"), message),
-            "message": message,
+            "level": _level_expr(roles.get("level"), f"src.{LINE}", f"src.{MESSAGE}"),
+            "message": f"src.{MESSAGE}",
         }
         for name, column in self.rest_columns().items():
             select[name] = f"src.{quote_identifier(column)}"
         body = ", ".join(f"{expr} AS {quote_identifier(name)}" for name, expr in select.items())
-        return f"SELECT {body} FROM {self.table} AS src WHERE ts IS NOT NULL"
+        # The table's columns by name: `*` would leave out its ALIAS and MATERIALIZED ones.
+        columns = ", ".join(f"src.{quote_identifier(c)} AS {quote_identifier(c)}" for c in self.columns)
+        lines = f"SELECT {columns}, {_line_expr(roles['message'])} AS {LINE} FROM {self.table} AS src"
+        messages = f"SELECT *, {_message_expr(f'src.{LINE}')} AS {MESSAGE} FROM ({lines}) AS src"
+        return f"SELECT {body} FROM ({messages}) AS src WHERE ts IS NOT NULL"
 
     def rest_columns(self) -> dict[str, str]:
         """Every column not consumed by a role, names kept (`source_<name>` on a clash), as for files.
@@ -304,24 +313,53 @@ def _epoch_expr(quoted: str, largest: float) -> str:
     return f"toDateTime64(toFloat64({quoted}), 6, 'UTC')"
 
 
-def _message_expr(column: str) -> str:
-    """The message, unwrapped from a container runtime JSON line (`{"log": "...\\n", "stream": ...}`)."""
+def _line_expr(column: str) -> str:
+    """The line, unwrapped from a container runtime JSON line (`{"log": "...\\n", "stream": ...}`)."""
     raw = f"toString(src.{quote_identifier(column)})"
-    wrapped = f"startsWith({raw}, '{{') AND isValidJSON({raw}) AND JSONHas({raw}, 'log')"
+    log = _json_string(raw, ("log",))
     trailing_newlines = string_literal("\n+$")
-    return f"if({wrapped}, replaceRegexpOne(JSONExtractString({raw}, 'log'), {trailing_newlines}, ''), {raw})"
+    return f"if({_is_json_object(raw)} AND isNotNull({log}), replaceRegexpOne({log}, {trailing_newlines}, ''), {raw})"
 
 
-def _level_expr(column: str | None, message: str) -> str:
-    """Upper-cased, normalised level (WARNING->WARN, ERR->ERROR, CRITICAL->FATAL); from the message when absent,
-    read exactly as the file views read it (logfields: the first level word, else a `level=` in a line naming one)."""
-    if column:
-        return _normalised_level(f"toString(src.{quote_identifier(column)})")
+def _is_json_object(text: str) -> str:
+    return f"(startsWith({text}, '{{') AND isValidJSON({text}))"
+
+
+def _json_string(text: str, keys: tuple[str, ...]) -> str:
+    """A field holding a non-empty string, else NULL (ClickHouse's JSONExtractString also renders numbers and
+    objects)."""
+    path = ", ".join(string_literal(key) for key in keys)
+    return f"if(JSONType({text}, {path}) = 'String', nullIf(JSONExtractString({text}, {path}), ''), NULL)"
+
+
+def _json_level(text: str, keys: tuple[str, ...]) -> str:
+    """A level field: a non-empty string, or a number as written (pino's 30); else NULL."""
+    path = ", ".join(string_literal(key) for key in keys)
+    number = f"JSONType({text}, {path}) IN ('Int64', 'UInt64', 'Double')"
+    return f"if({number}, JSONExtractRaw({text}, {path}), {_json_string(text, keys)})"
+
+
+def _message_expr(line: str) -> str:
+    """A JSON line's message field (logfields.JSON_MESSAGE_FIELDS), else the line itself, as the file views read it."""
+    fields = ", ".join(_json_string(line, keys) for keys in JSON_MESSAGE_FIELDS)
+    return f"if({_is_json_object(line)}, coalesce({fields}, {line}), {line})"
+
+
+def _level_expr(column: str | None, line: str, message: str) -> str:
+    """Upper-cased, normalised level (WARNING->WARN, ERR->ERROR, CRITICAL->FATAL), read exactly as the file views
+    read it: the level column; else (and where it is empty, for a JSON line) a JSON line's level field, else the
+    first level word of its message, else a `level=` in a message naming one (logfields)."""
     word = f"nullIf(extract({message}, {string_literal(LEVEL_WORD_PATTERN)}), '')"
     keys = "[" + ", ".join(string_literal(key) for key in LEVEL_KEYS) + "]"
     logfmt = f"nullIf(extract({message}, {string_literal(LOGFMT_LEVEL_PATTERN)}), '')"
     logfmt = f"if(multiSearchAny({message}, {keys}), {logfmt}, NULL)"
-    return _normalised_level(f"coalesce({word}, {logfmt})")
+    fields = ", ".join(_json_level(line, keys) for keys in JSON_LEVEL_FIELDS)
+    json_level = f"if({_is_json_object(line)}, coalesce({fields}), NULL)"
+    said = _normalised_level(f"coalesce({json_level}, {word}, {logfmt})")
+    if column is None:
+        return said
+    return f"coalesce({_normalised_level(f'toString(src.{quote_identifier(column)})')}, " \
+           f"if({_is_json_object(line)}, {said}, NULL))"
 
 
 def _normalised_level(text: str) -> str:

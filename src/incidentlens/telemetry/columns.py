@@ -58,6 +58,11 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def json_object_sql(text_sql: str) -> str:
+    """DuckDB's condition of a text being a JSON object (a structured log line, a container runtime's wrapper)."""
+    return f"(starts_with({text_sql}, '{{') AND json_valid({text_sql}))"
+
+
 def find_column(
     columns: Sequence[str], role: str, mapping: dict[str, str] | None = None, exclude: Iterable[str] = ()
 ) -> str | None:

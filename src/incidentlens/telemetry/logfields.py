@@ -1,5 +1,5 @@
-"""How a log's level and service are normalised: one definition for every logs source (files read by DuckDB, a
-ClickHouse table, the Nezha labels), so each gives the same `logs` view.
+"""How a log's level, message and service are read and normalised: one definition for every logs source (files
+read by DuckDB, a ClickHouse table, plain-text files, the Nezha labels), so each gives the same `logs` view.
 
 Each source writes these rules in its own SQL dialect; the words, spellings and pattern live here only.
 """
@@ -12,6 +12,8 @@ LEVEL_ALIASES = {
     "WARNING": "WARN", "ERR": "ERROR", "CRITICAL": "FATAL", "CRIT": "FATAL", "PANIC": "FATAL", "EMERG": "FATAL",
     "EMERGENCY": "FATAL", "ALERT": "FATAL", "NOTICE": "INFO", "INFORMATION": "INFO", "DBG": "DEBUG",
     "SEVERE": "ERROR", "FINE": "DEBUG", "FINER": "TRACE", "FINEST": "TRACE",
+    # Serilog and .NET (Verbose, Information), zap's development panic
+    "VERBOSE": "TRACE", "DPANIC": "ERROR",
     # one-letter levels: klog (I, W, E, F), Android logcat (V, D, I, W, E, F, A)
     "V": "TRACE", "D": "DEBUG", "I": "INFO", "W": "WARN", "E": "ERROR", "F": "FATAL", "A": "FATAL",
 }
@@ -31,6 +33,22 @@ LEVEL_WORDS = "TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|FATAL|PAN
 LEVEL_WORD_PATTERN = rf"\b({LEVEL_WORDS})\b"
 LOGFMT_LEVEL_PATTERN = r'(?i)\blevel[=:]\s*"?([a-z]+)'
 LEVEL_KEYS = ("level", "LEVEL", "Level")
+
+# A structured log line: a JSON object, the default of Go (logrus, zap, zerolog, slog), Node (pino, bunyan,
+# winston), Python (structlog, python-json-logger), .NET (Serilog compact, ILogger's JSON console), Java (logstash
+# encoder, ECS) and journald. Its message is the first of these fields holding a non-empty string (none: the line is
+# kept whole), its level the first holding a non-empty string or a number, normalised as a level column is; a
+# plain-text line (and a JSON line with no level field) is read for level words as above. Each field is a key path:
+# ("log", "level") is nested, ("log.level",) one dotted key.
+JSON_MESSAGE_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("message",), ("msg",), ("@message",), ("event",), ("@m",), ("@mt",), ("body",), ("Body",), ("Message",),
+    ("MESSAGE",), ("RenderedMessage",), ("textPayload",),
+)
+JSON_LEVEL_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("level",), ("severity",), ("lvl",), ("levelname",), ("log.level",), ("log", "level"), ("@l",),
+    ("severity_text",), ("SeverityText",), ("loglevel",), ("log_level",), ("LogLevel",), ("Level",), ("Severity",),
+    ("PRIORITY",),
+)
 
 # A Kubernetes pod name's replica-set (`-866bd68c97-xcqfx`) or StatefulSet (`-0`) suffix: dropped, the rest is the
 # service (`ts-contacts-service-866bd68c97-xcqfx` -> `ts-contacts-service`). RE2 and ClickHouse's re2 agree on it.

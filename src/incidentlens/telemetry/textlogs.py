@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from incidentlens.errors import InputError
-from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.columns import json_object_sql, literal, quote
 from incidentlens.telemetry.logfields import LEVEL_WORD_PATTERN
 from incidentlens.telemetry.timeparse import utc_naive_sql
 
@@ -122,6 +122,8 @@ FORMATS: tuple[LineFormat, ...] = (
         rf"^(?P<ts>{_ISO}) - (?P<logger>\S+) - (?P<level>{_LEVELS}) - ",
         ("iso",),
     ),
+    # Kubernetes node logs (CRI: containerd, CRI-O): time, stream, full or partial line tag, the container's line
+    LineFormat("cri", rf"^(?P<ts>{_ISO}) (?:stdout|stderr) [FP] ", ("iso",)),
     LineFormat("iso-8601", rf"^(?P<ts>{_ISO}){_TAIL}", ("iso",)),
     # one field before the time: a host or file name that collectors put first
     LineFormat("field-then-iso-8601", rf"^\S+ (?P<ts>{_ISO}){_TAIL}", ("iso",)),
@@ -251,7 +253,8 @@ def _level_field_position(fmt: LineFormat, sample: list[str]) -> int | None:
     positions: list[int] = []
     for line in sample:
         match = compiled.match(line)
-        if match is None or match.groupdict().get("level"):
+        # A JSON line's words are no header fields: its level is a field of the object.
+        if match is None or match.groupdict().get("level") or line[match.end():].startswith("{"):
             continue
         fields = line[match.end():].split()[:MAX_HEADER_FIELDS + 1]
         positions.append(next((k for k, f in enumerate(fields) if level_word.fullmatch(f)), -1))
@@ -355,9 +358,11 @@ def file_service(path: Path) -> str:
 
 def _level_sql(fmt: LineFormat) -> str:
     """The level: the format's level field, syslog's priority or an access log's status, else the first level
-    word of the entry's first line."""
+    word of the entry's first line; an entry that is a JSON object has its level field instead (the logs view
+    reads it with its message field, as for every source)."""
     first_line = "split_part(message, chr(10), 1)"
-    from_text = f"nullif(regexp_extract({first_line}, {literal(LEVEL_WORD_PATTERN)}, 1), '')"
+    word = f"nullif(regexp_extract({first_line}, {literal(LEVEL_WORD_PATTERN)}, 1), '')"
+    from_text = f"CASE WHEN NOT {json_object_sql('message')} THEN {word} END"
     fields = ["lvl"]
     if "pri" in fmt.groups:
         fields.append("CAST(TRY_CAST(pri AS INTEGER) % 8 AS VARCHAR)")

@@ -18,6 +18,7 @@ from incidentlens.telemetry.columns import (
     candidate_columns,
     find_column,
     is_pod_column,
+    json_object_sql,
     literal,
     normalise,
     quote,
@@ -34,6 +35,8 @@ from incidentlens.telemetry.files import (
     with_schema,
 )
 from incidentlens.telemetry.logfields import (
+    JSON_LEVEL_FIELDS,
+    JSON_MESSAGE_FIELDS,
     LEVEL_KEYS,
     LEVEL_NAMES,
     LEVEL_WORD_PATTERN,
@@ -350,28 +353,75 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     if message is None:
         looked = ", ".join(CANDIDATES["message"])
         raise InputError(f"{c.source.label}: no message column (looked for {looked}); use --map message=COLUMN")
-    message_sql = _message_sql(con, quote(message))
+    line = _unwrapped_sql(con, quote(message))
+    structured = _sample_holds_json_objects(con, line)
+    message_sql = _json_message_sql(line) if structured else line
     level = find_column(names, "level", mapping, exclude=c.used | {message})
     c.exprs["ts"] = c.time_sql
     c.exprs["service"] = _service_sql(c, mapping, exclude=(message,))
-    c.exprs["level"] = _level_sql(quote(level)) if level else _level_from_text_sql(message_sql)
+    c.exprs["level"] = _level_sql(quote(level)) if level else _line_level_sql(line, message_sql, structured)
+    if level and structured:
+        # A level column comes first; a JSON line whose column is empty still has its own.
+        own = f"CASE WHEN {json_object_sql(line)} THEN {_line_level_sql(line, message_sql, structured)} END"
+        c.exprs["level"] = f"coalesce({c.exprs['level']}, {own})"
     c.exprs["message"] = message_sql
     c.used.update({message} | ({level} if level else set()))
 
 
-def _message_sql(con: duckdb.DuckDBPyConnection, column_sql: str) -> str:
-    """The message text; container-runtime JSON lines (`{"log": "...\\n", ...}`) unwrapped when the sample has them.
+def _line_level_sql(line_sql: str, message_sql: str, structured: bool) -> str:
+    """The level a line says: a JSON line's level field, else a level word of its message (logfields)."""
+    words = _text_level_sql(message_sql)
+    return _level_sql(f"coalesce({_json_level_sql(line_sql)}, {words})" if structured else words)
+
+
+def _unwrapped_sql(con: duckdb.DuckDBPyConnection, column_sql: str) -> str:
+    """The line as text; container-runtime JSON lines (`{"log": "...\\n", ...}`) unwrapped when the sample has
+    them (an object whose `log` is no string, such as ECS's `{"log": {"level": ...}}`, is no wrapper).
 
     The trailing newline goes with regexp_replace: DuckDB's rtrim(text, characters) costs ~2 us a row.
     """
     text = f"CAST({column_sql} AS VARCHAR)"
-    is_json = f"(starts_with({text}, '{{') AND json_valid({text}))"
-    log_field = f"json_extract_string({text}, '$.log')"
-    # CASE, not AND: only CASE guards json_extract_string from invalid JSON.
-    wrapped = con.execute(f"SELECT count(CASE WHEN {is_json} THEN {log_field} END) FROM {_SAMPLE}").fetchone()[0]
+    # CASE, not AND: only CASE guards json_extract from invalid JSON.
+    log_field = f"CASE WHEN {json_object_sql(text)} THEN {_first_json_value_sql(text, (('log',),))} END"
+    wrapped = con.execute(f"SELECT count({log_field}) FROM {_SAMPLE}").fetchone()[0]
     if not wrapped:
         return text
-    return f"CASE WHEN {is_json} THEN coalesce(regexp_replace({log_field}, '\\r?\\n$', ''), {text}) ELSE {text} END"
+    return f"coalesce(regexp_replace({log_field}, '\\r?\\n$', ''), {text})"
+
+
+def _sample_holds_json_objects(con: duckdb.DuckDBPyConnection, line_sql: str) -> bool:
+    """Whether any sampled line is a JSON object: only then do lines pay for the structured-log reading."""
+    holds = f"CASE WHEN {json_object_sql(line_sql)} THEN true END"
+    return con.execute(f"SELECT count({holds}) FROM {_SAMPLE}").fetchone()[0] > 0
+
+
+def _json_paths(fields: tuple[tuple[str, ...], ...]) -> str:
+    """logfields' key paths as a DuckDB list of JSON paths (`$."log"."level"`, `$."log.level"`)."""
+    return "[" + ", ".join(literal("$." + ".".join(f'"{key}"' for key in keys)) for keys in fields) + "]"
+
+
+def _first_json_value_sql(line_sql: str, fields: tuple[tuple[str, ...], ...], numbers: bool = False) -> str:
+    """The first of the fields holding a non-empty string (or, with `numbers`, a number) as text; NULL when none.
+
+    One parse of the line for every field (a list of paths); a value is told by its JSON text's first character,
+    so objects, arrays, booleans and nulls are passed over."""
+    wanted = "(starts_with(v, '\"') AND v <> '\"\"')"
+    if numbers:
+        wanted = f"({wanted} OR TRY_CAST(v AS DOUBLE) IS NOT NULL)"
+    values = f"list_filter(json_extract({line_sql}, {_json_paths(fields)}), lambda v: {wanted})"
+    return f"({values}[1] ->> '$')"
+
+
+def _json_message_sql(line_sql: str) -> str:
+    """A JSON line's message field (JSON_MESSAGE_FIELDS), else the line itself."""
+    field_value = _first_json_value_sql(line_sql, JSON_MESSAGE_FIELDS)
+    return f"CASE WHEN {json_object_sql(line_sql)} THEN coalesce({field_value}, {line_sql}) ELSE {line_sql} END"
+
+
+def _json_level_sql(line_sql: str) -> str:
+    """A JSON line's level field (JSON_LEVEL_FIELDS: text or a pino number), as written; NULL for other lines."""
+    field_value = _first_json_value_sql(line_sql, JSON_LEVEL_FIELDS, numbers=True)
+    return f"CASE WHEN {json_object_sql(line_sql)} THEN {field_value} END"
 
 
 def _level_sql(text_sql: str) -> str:
@@ -384,8 +434,8 @@ def _level_sql(text_sql: str) -> str:
     return f"coalesce({_LEVEL_MAP}[{upper}], nullif({upper}, ''))"
 
 
-def _level_from_text_sql(message_sql: str) -> str:
-    """The level word in a message (`16:42:22.382 INFO  t.s.Travel...`, `level=error`), else NULL.
+def _text_level_sql(message_sql: str) -> str:
+    """The level word in a message (`16:42:22.382 INFO  t.s.Travel...`, `level=error`) as written, else NULL.
 
     RE2 stops at the leftmost match, so the usual early level word costs little. The logfmt pattern runs only on
     messages containing `level` (a CASE is lazy, a coalesce is not), keeping the no-level-word case at one regex.
@@ -393,7 +443,7 @@ def _level_from_text_sql(message_sql: str) -> str:
     word = f"nullif(regexp_extract({message_sql}, {literal(LEVEL_WORD_PATTERN)}, 1), '')"
     says_level = " OR ".join(f"contains({message_sql}, {literal(key)})" for key in LEVEL_KEYS)
     logfmt = f"nullif(regexp_extract({message_sql}, {literal(LOGFMT_LEVEL_PATTERN)}, 1), '')"
-    return _level_sql(f"coalesce({word}, CASE WHEN {says_level} THEN {logfmt} END)")
+    return f"coalesce({word}, CASE WHEN {says_level} THEN {logfmt} END)"
 
 
 def _spans(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:

@@ -1,0 +1,211 @@
+"""Structured (JSON) application log lines: their message and level come from their fields, whatever the source.
+
+Every fixture is generated here: lines shaped like logrus, pino, structlog, python-json-logger and Serilog's output.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from incidentlens.analysis.templates import mine_all_templates
+from incidentlens.telemetry import TelemetryStore, load_telemetry
+
+T0 = datetime(2022, 8, 23, 13, 28, 0)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def container_line(app_line: str, at: datetime) -> str:
+    """What a container runtime's json-file driver writes for one line of the application."""
+    return json.dumps({"log": app_line + "\n", "stream": "stdout", "time": iso(at)})
+
+
+def logrus(message: str, severity: str, at: datetime) -> str:
+    return json.dumps({"message": message, "severity": severity, "timestamp": iso(at)})
+
+
+def pino(message: str, level: int | str, at: datetime, service: str) -> str:
+    return json.dumps({"level": level, "time": int(at.timestamp() * 1000), "pid": 1, "hostname": f"{service}-7d9f",
+                       "name": service, "msg": message, "v": 1})
+
+
+def structlog(event: str, level: str, at: datetime) -> str:
+    return json.dumps({"event": event, "level": level, "timestamp": iso(at), "logger": "recommendations"})
+
+
+def nezha_csv(path: Path, lines: list[tuple[datetime, str, str]]) -> Path:
+    """A Nezha-shaped log file: one row per container line, the pod's name, the wrapped line in `Log`."""
+    body = "".join(f'{iso(at)},{pod},"{container_line(app, at).replace(chr(34), chr(34) * 2)}"\n'
+                   for at, pod, app in lines)
+    path.write_text("Timestamp,PodName,Log\n" + body)
+    return path
+
+
+@pytest.fixture
+def onlineboutique_like(tmp_path: Path) -> TelemetryStore:
+    """Go, Node and Python services logging JSON (each in its library's shape), a C# service logging plain text."""
+    lines = []
+    for i in range(30):
+        at = T0 + timedelta(seconds=i)
+        lines += [
+            (at, "productcatalogservice-668d5f85fb-jhwx9",
+             logrus(f"TraceID: {i:032x} SpanID: {i:016x} List products end", "info", at)),
+            (at, "currencyservice-cf787dd48-vpjrd",
+             pino(f"TraceID: {i:032x} SpanID: {i:016x} conversion request successful", 30, at, "currencyservice")),
+            (at, "recommendationservice-5f8c456796-mlrz5",
+             structlog(f"[Recv ListRecommendations] product_ids=['{i:08X}']", "info", at)),
+            (at, "cartservice-74f56fd4b-tg9vl", f"TraceID: {i:032x} GetCartAsync called with userId={i}"),
+        ]
+    at = T0 + timedelta(seconds=31)
+    lines.append((at, "currencyservice-cf787dd48-vpjrd",
+                  pino("conversion failed: upstream unavailable", 50, at, "currencyservice")))
+    lines.append((at, "productcatalogservice-668d5f85fb-jhwx9",
+                  logrus("failed to read catalog file", "error", at)))
+    return load_telemetry(logs=nezha_csv(tmp_path / "13_29_log.csv", lines))
+
+
+def test_an_error_in_a_json_field_is_counted_as_an_error(onlineboutique_like: TelemetryStore) -> None:
+    errors = onlineboutique_like.fetch(
+        "SELECT service, message FROM logs WHERE level = 'ERROR' ORDER BY service").to_pylist()
+
+    assert errors == [
+        {"service": "currencyservice", "message": "conversion failed: upstream unavailable"},
+        {"service": "productcatalogservice", "message": "failed to read catalog file"},
+    ]
+
+
+def test_every_json_line_has_its_level_and_plain_text_keeps_none(onlineboutique_like: TelemetryStore) -> None:
+    levels = onlineboutique_like.fetch(
+        "SELECT service, level, count(*) AS n FROM logs GROUP BY ALL ORDER BY ALL").to_pylist()
+
+    assert levels == [
+        {"service": "cartservice", "level": None, "n": 30},
+        {"service": "currencyservice", "level": "ERROR", "n": 1},
+        {"service": "currencyservice", "level": "INFO", "n": 30},
+        {"service": "productcatalogservice", "level": "ERROR", "n": 1},
+        {"service": "productcatalogservice", "level": "INFO", "n": 30},
+        {"service": "recommendationservice", "level": "INFO", "n": 30},
+    ]
+
+
+def test_templates_are_mined_from_the_messages_not_the_json_skeleton(onlineboutique_like: TelemetryStore) -> None:
+    templates = set(mine_all_templates(onlineboutique_like).templates.column("template").to_pylist())
+
+    assert "TraceID: <*> SpanID: <*> List products end" in templates
+    assert "TraceID: <*> SpanID: <*> conversion request successful" in templates
+    assert "[Recv ListRecommendations] product_ids=[<*>]" in templates
+    assert not [t for t in templates if t.startswith("{")]
+
+
+@pytest.mark.parametrize(("level", "expected"), [
+    (10, "TRACE"), (20, "DEBUG"), (30, "INFO"), (40, "WARN"), (50, "ERROR"), (60, "FATAL"),
+])
+def test_pino_and_bunyan_numeric_levels(tmp_path: Path, level: int, expected: str) -> None:
+    # Docker's json-file log of a Node service: the `log` field is the message column, and it holds pino's line.
+    app_line = pino("request handled", level, T0, "paymentservice")
+    path = tmp_path / "container-json.log"
+    path.write_text(container_line(app_line, T0) + "\n")
+
+    assert load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist() == [
+        {"level": expected, "message": "request handled"}]
+
+
+@pytest.mark.parametrize(("app_line", "level", "message"), [
+    ('{"level":"warn","ts":1661261299.49,"caller":"pool/pool.go:88","msg":"pool nearly full"}',  # zap
+     "WARN", "pool nearly full"),
+    ('{"time":"2022-08-23T13:28:00Z","level":"ERROR","msg":"db timeout","attempt":3}',  # Go slog
+     "ERROR", "db timeout"),
+    ('{"asctime":"2022-08-23 13:28:00","levelname":"WARNING","name":"email","message":"slow SMTP"}',  # Python
+     "WARN", "slow SMTP"),
+    ('{"@t":"2022-08-23T13:28:00Z","@mt":"Order {OrderId} failed","@l":"Error","OrderId":7}',  # Serilog compact
+     "ERROR", "Order {OrderId} failed"),
+    ('{"@timestamp":"2022-08-23T13:28:00Z","log.level":"error","message":"card declined"}',  # ECS
+     "ERROR", "card declined"),
+    ('{"severity":"info","message":"","msg":"the first non-empty one"}', "INFO", "the first non-empty one"),
+    ('{"level":"info","event":{"kind":"audit"},"msg":"an object is not a message"}',
+     "INFO", "an object is not a message"),
+])
+def test_common_json_log_shapes(tmp_path: Path, app_line: str, level: str, message: str) -> None:
+    path = tmp_path / "logs.jsonl"
+    path.write_text(json.dumps({"ts": iso(T0), "log": app_line}) + "\n")
+
+    assert load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist() == [
+        {"level": level, "message": message}]
+
+
+def test_a_json_line_without_a_message_field_is_kept_whole(tmp_path: Path) -> None:
+    app_line = '{"severity":"error","http.status":503,"path":"/cart"}'
+    path = tmp_path / "logs.jsonl"
+    path.write_text(json.dumps({"ts": iso(T0), "message": app_line}) + "\n")
+
+    assert load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist() == [
+        {"level": "ERROR", "message": app_line}]
+
+
+def test_a_json_line_without_a_level_field_has_the_level_word_of_its_message(tmp_path: Path) -> None:
+    path = tmp_path / "logs.jsonl"
+    path.write_text(json.dumps({"ts": iso(T0), "message": '{"msg":"WARN disk 91% full","path":"/data"}'}) + "\n")
+
+    assert load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist() == [
+        {"level": "WARN", "message": "WARN disk 91% full"}]
+
+
+@pytest.mark.parametrize(("line", "level"), [
+    ("13:28:43.812 INFO  - TraceID: 0200bd Get Ads by Category", "INFO"),
+    ("the user reported an error in passing", None),  # lower-case prose is no level
+    ("{not json} level=error", "ERROR"),  # not JSON: read as text, as before
+    ('["level", "error"]', None),  # JSON, but no object
+])
+def test_lines_that_are_not_json_objects_read_as_text(tmp_path: Path, line: str, level: str | None) -> None:
+    structured = logrus("a JSON line elsewhere in the file", "info", T0)
+    path = tmp_path / "logs.jsonl"
+    path.write_text("".join(json.dumps({"ts": iso(T0), "message": m}) + "\n" for m in (structured, line)))
+
+    read = load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist()
+    assert read[1] == {"level": level, "message": line}
+
+
+def test_a_level_column_comes_first_and_a_json_field_fills_its_gaps(tmp_path: Path) -> None:
+    path = tmp_path / "logs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"ts": iso(T0), "level": "warning", "message": logrus("column says warn", "info", T0)},
+        {"ts": iso(T0), "level": "", "message": logrus("the field says error", "error", T0)},
+        {"ts": iso(T0), "level": "", "message": "plain text ERROR, no column level"},
+    ]))
+
+    assert load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist() == [
+        {"level": "WARN", "message": "column says warn"},
+        {"level": "ERROR", "message": "the field says error"},
+        {"level": None, "message": "plain text ERROR, no column level"},
+    ]
+
+
+def test_kubernetes_node_log_files_with_json_lines(tmp_path: Path) -> None:
+    # /var/log/pods/...: containerd's CRI format, the application's JSON after the stream and tag
+    path = tmp_path / "currencyservice.log"
+    path.write_text(
+        f"{iso(T0)} stdout F {pino('Getting supported currencies', 30, T0, 'currencyservice')}\n"
+        f"{iso(T0)} stderr F {pino('the lower-case word error in a message', 30, T0, 'currencyservice')}\n"
+        f"{iso(T0)} stderr F ERROR: OCI runtime hook failed\n"
+    )
+
+    assert load_telemetry(logs=path).fetch("SELECT service, level, message FROM logs").to_pylist() == [
+        {"service": "currencyservice", "level": "INFO", "message": "Getting supported currencies"},
+        {"service": "currencyservice", "level": "INFO", "message": "the lower-case word error in a message"},
+        {"service": "currencyservice", "level": "ERROR", "message": "ERROR: OCI runtime hook failed"},
+    ]
+
+
+def test_a_plain_text_log_file_of_json_lines_reads_their_fields(tmp_path: Path) -> None:
+    # A text log whose lines are JSON after a time prefix: the level word INFO in the message is not its level.
+    path = tmp_path / "api.log"
+    path.write_text(f'{iso(T0)} {{"level":"error","msg":"retrying after INFO from upstream"}}\n')
+
+    assert load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist() == [
+        {"level": "ERROR", "message": "retrying after INFO from upstream"}]
