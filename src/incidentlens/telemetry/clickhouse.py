@@ -316,9 +316,9 @@ def _epoch_expr(quoted: str, largest: float) -> str:
 def _line_expr(column: str) -> str:
     """The line, unwrapped from a container runtime JSON line (`{"log": "...\\n", "stream": ...}`)."""
     raw = f"toString(src.{quote_identifier(column)})"
-    log = _json_string(raw, ("log",))
+    wrapped = f"{_is_json_object(raw)} AND JSONType({raw}, 'log') = 'String'"
     trailing_newlines = string_literal("\n+$")
-    return f"if({_is_json_object(raw)} AND isNotNull({log}), replaceRegexpOne({log}, {trailing_newlines}, ''), {raw})"
+    return f"if({wrapped}, replaceRegexpOne(JSONExtractString({raw}, 'log'), {trailing_newlines}, ''), {raw})"
 
 
 def _is_json_object(text: str) -> str:

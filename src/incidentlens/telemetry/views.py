@@ -376,17 +376,17 @@ def _line_level_sql(line_sql: str, message_sql: str, structured: bool) -> str:
 
 def _unwrapped_sql(con: duckdb.DuckDBPyConnection, column_sql: str) -> str:
     """The line as text; container-runtime JSON lines (`{"log": "...\\n", ...}`) unwrapped when the sample has
-    them (an object whose `log` is no string, such as ECS's `{"log": {"level": ...}}`, is no wrapper).
+    them: objects whose `log` is a string (ECS's `{"log": {"level": ...}, "message": ...}` is no wrapper).
 
     The trailing newline goes with regexp_replace: DuckDB's rtrim(text, characters) costs ~2 us a row.
     """
     text = f"CAST({column_sql} AS VARCHAR)"
-    # CASE, not AND: only CASE guards json_extract from invalid JSON.
-    log_field = f"CASE WHEN {json_object_sql(text)} THEN {_first_json_value_sql(text, (('log',),))} END"
-    wrapped = con.execute(f"SELECT count({log_field}) FROM {_SAMPLE}").fetchone()[0]
-    if not wrapped:
+    # CASE, not AND: only CASE guards the JSON functions from invalid JSON.
+    wrapped = f"CASE WHEN {json_object_sql(text)} THEN json_type({text}, '$.log') = 'VARCHAR' END"
+    if not con.execute(f"SELECT count(*) FILTER ({wrapped}) FROM {_SAMPLE}").fetchone()[0]:
         return text
-    return f"coalesce(regexp_replace({log_field}, '\\r?\\n$', ''), {text})"
+    log_field = f"json_extract_string({text}, '$.log')"
+    return f"CASE WHEN {wrapped} THEN regexp_replace({log_field}, '\\r?\\n$', '') ELSE {text} END"
 
 
 def _sample_holds_json_objects(con: duckdb.DuckDBPyConnection, line_sql: str) -> bool:
@@ -400,7 +400,7 @@ def _json_paths(fields: tuple[tuple[str, ...], ...]) -> str:
     return "[" + ", ".join(literal("$." + ".".join(f'"{key}"' for key in keys)) for keys in fields) + "]"
 
 
-def _first_json_value_sql(line_sql: str, fields: tuple[tuple[str, ...], ...], numbers: bool = False) -> str:
+def _first_json_value_sql(line_sql: str, fields: tuple[tuple[str, ...], ...], numbers: bool) -> str:
     """The first of the fields holding a non-empty string (or, with `numbers`, a number) as text; NULL when none.
 
     One parse of the line for every field (a list of paths); a value is told by its JSON text's first character,
@@ -414,7 +414,7 @@ def _first_json_value_sql(line_sql: str, fields: tuple[tuple[str, ...], ...], nu
 
 def _json_message_sql(line_sql: str) -> str:
     """A JSON line's message field (JSON_MESSAGE_FIELDS), else the line itself."""
-    field_value = _first_json_value_sql(line_sql, JSON_MESSAGE_FIELDS)
+    field_value = _first_json_value_sql(line_sql, JSON_MESSAGE_FIELDS, numbers=False)
     return f"CASE WHEN {json_object_sql(line_sql)} THEN coalesce({field_value}, {line_sql}) ELSE {line_sql} END"
 
 
