@@ -87,6 +87,14 @@ def chdb_runner(session: object) -> Callable[[str], pa.Table]:
     return lambda sql: session.query(sql, "ArrowTable")
 
 
+def clickhouse_logs_of(chdb: object, table: str, csv: Path, schema: str) -> ClickHouseLogs:
+    """A CSV file as a ClickHouse table of the given column types, seen as the logs view."""
+    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
+    chdb.query(f"CREATE TABLE {table} ({schema}) ENGINE = Memory")
+    chdb.query(f"INSERT INTO {table} SELECT * FROM file('{csv}', CSVWithNames, '{schema}')")
+    return ClickHouseLogs(chdb_runner(chdb), table, f"chdb {table}")
+
+
 @pytest.fixture(scope="module")
 def logs_csv(scenario_dir: Callable[..., Path]) -> Path:
     return scenario_dir("seed-tutorial") / "logs.csv"
@@ -237,11 +245,7 @@ def test_structured_json_lines_read_like_files(chdb: object, tmp_path: Path):
     lines.write_text("Timestamp,PodName,Log\n" + "".join(
         f'2022-08-23T13:28:0{i}Z,frontend-6b7d7f8b9-abcde,"{line.replace(chr(34), chr(34) * 2)}"\n'
         for i, line in enumerate(app_lines)))
-    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
-    chdb.query("CREATE TABLE incidents.structured (Timestamp String, PodName String, Log String) ENGINE = Memory")
-    chdb.query(f"INSERT INTO incidents.structured SELECT * FROM file('{lines}', CSVWithNames, "
-               "'Timestamp String, PodName String, Log String')")
-    logs = ClickHouseLogs(chdb_runner(chdb), "incidents.structured", "chdb incidents.structured")
+    logs = clickhouse_logs_of(chdb, "incidents.structured", lines, "Timestamp String, PodName String, Log String")
     sql = "SELECT level, message FROM logs ORDER BY ts"
 
     expected = [
@@ -264,12 +268,8 @@ def test_levels_normalise_as_in_files(chdb: object, tmp_path: Path, level_type: 
     lines = tmp_path / "levels.csv"
     lines.write_text("ts,level,message\n" + "".join(f'2024-05-01T10:00:0{i}Z,"{value}",line {i}\n'
                                                      for i, value in enumerate(raw)))
-    table = f"incidents.levels_{level_type.lower()}"
-    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
-    chdb.query(f"CREATE TABLE {table} (ts String, level {level_type}, message String) ENGINE = Memory")
-    chdb.query(f"INSERT INTO {table} SELECT * FROM file('{lines}', CSVWithNames, "
-               f"'ts String, level {level_type}, message String')")
-    logs = ClickHouseLogs(chdb_runner(chdb), table, f"chdb {table}")
+    logs = clickhouse_logs_of(chdb, f"incidents.levels_{level_type.lower()}", lines,
+                              f"ts String, level {level_type}, message String")
     sql = "SELECT level FROM logs ORDER BY ts"
 
     assert load_telemetry(logs=lines).fetch(sql).column("level").to_pylist() == expected
@@ -281,11 +281,7 @@ def test_levels_read_from_the_message_text_as_in_files(chdb: object, tmp_path: P
                 "LeVeL=error in an odd case", "nothing to read"]
     lines = tmp_path / "text_levels.csv"
     lines.write_text("ts,message\n" + "".join(f"2024-05-01T10:00:0{i}Z,{m}\n" for i, m in enumerate(messages)))
-    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
-    chdb.query("CREATE TABLE incidents.text_levels (ts String, message String) ENGINE = Memory")
-    chdb.query(f"INSERT INTO incidents.text_levels SELECT * FROM file('{lines}', CSVWithNames, "
-               "'ts String, message String')")
-    logs = ClickHouseLogs(chdb_runner(chdb), "incidents.text_levels", "chdb incidents.text_levels")
+    logs = clickhouse_logs_of(chdb, "incidents.text_levels", lines, "ts String, message String")
     sql = "SELECT level FROM logs ORDER BY ts"
 
     expected = ["INFO", "ERROR", "WARN", None, None]  # a `level=` key is looked for in three spellings only
