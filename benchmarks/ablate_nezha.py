@@ -76,6 +76,8 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "typical wait only without history": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers="missing"))],
     "client spans in own time": lambda: [mock.patch.object(spans, "own_time_sql", _own_time_with_client_spans)],
+    "own time without the tail test": lambda: [mock.patch.object(
+        spans.TraceSignal, "own_time", property(lambda s: spans.OWN_TIME_WEIGHT * s.own_time_shift))],
     "log minutes by the calendar": lambda: [
         mock.patch.object(shifts, "log_surge_sql", _calendar_surge_sql),
         mock.patch.object(shifts._MinuteGrid, "build", classmethod(_calendar_grid))],
@@ -85,7 +87,7 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     # calibration only: the ranking (top-1/top-3) is the same, the stated confidences are not (ECE)
     "a shift alone stands on its own": lambda: [
         mock.patch.object(rootcause, "stands_on_its_own", lambda s, kind, parts: True)],
-    "best alone at 95% (the last round's cap)": lambda: [mock.patch.object(rootcause, "MAX_MARGIN", 3.0)],
+    "best alone at 88% (the last round's cap)": lambda: [mock.patch.object(rootcause, "MAX_MARGIN", 2.0)],
 }
 
 

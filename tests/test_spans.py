@@ -19,7 +19,7 @@ import pytest
 
 from incidentlens.analysis import analyze
 from incidentlens.analysis.anchored import known_periods
-from incidentlens.analysis.spans import adjusted_z, trace_signals
+from incidentlens.analysis.spans import adjusted_z, tail_z, trace_signals
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 
@@ -86,6 +86,48 @@ def test_the_failing_service_own_time_and_behaviour_change_while_its_callers_onl
     assert not gateway.significant
     assert {e.kind for e in evidence} == {"trace"}
     assert all(s.evidence in {e.id for e in evidence} for s in (payment, order))
+
+
+def _quiet_calls(tmp_path: Path, slow_after: list[float]) -> Path:
+    """A lightly used service: `api` calls `cancel` every 30 s, its work 10-16 ms before AT; after AT the calls take
+    `slow_after` ms in turn."""
+    rows = []
+    for i in range(52):
+        start = AT + timedelta(seconds=30 * (i - 40))
+        own = slow_after[(i - 40) % len(slow_after)] if i >= 40 else 10.0 + (i * 37 % 60) / 10
+        rows += [
+            {"trace_id": f"t{i}", "span_id": f"a{i}", "parent_id": "", "service": "api", "operation": "POST /cancel",
+             "start": start.isoformat() + "Z", "duration_ms": own + 2.0},
+            {"trace_id": f"t{i}", "span_id": f"c{i}", "parent_id": f"a{i}", "service": "cancel",
+             "operation": "cancel", "start": start.isoformat() + "Z", "duration_ms": own},
+        ]
+    path = tmp_path / "spans.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_one_or_two_slow_calls_on_a_quiet_service_do_not_make_it_a_suspect(tmp_path: Path):
+    # after AT cancel's p90 own time rises tenfold on the strength of two slow calls in twelve; the rest as before
+    store = load_telemetry(traces=_quiet_calls(tmp_path, [12.0, 11.0, 150.0, 13.0, 10.0, 12.0]))
+    window, baseline, _ = known_periods(store, AT)
+    cancel = trace_signals(store, window, baseline)[0]["cancel"]
+    assert cancel.own_time_shift > 1.5
+    assert cancel.own_tail_z < 2.5 and not cancel.significant
+
+
+def test_a_quiet_service_whose_every_call_slowed_is_a_suspect(tmp_path: Path):
+    store = load_telemetry(traces=_quiet_calls(tmp_path, [60.0, 75.0, 68.0]))
+    window, baseline, _ = known_periods(store, AT)
+    cancel = trace_signals(store, window, baseline)[0]["cancel"]
+    assert cancel.own_tail_z > 2.5 and cancel.significant
+    assert "own span time p90" in cancel.describe()
+
+
+def test_the_tail_test_counts_spans_past_the_slowest_tenth_before():
+    assert tail_z(2, 20, 18, 20) > 5  # nearly every span after the onset ran past the old p90
+    assert abs(tail_z(2, 20, 2, 20)) < 1e-9  # as often as before
+    assert tail_z(1, 6, 3, 14) < 1  # a few more on a handful of spans: no evidence
+    assert tail_z(0, 10, 0, 10) == 0.0
 
 
 def test_a_known_onset_ranks_the_callee_that_failed_first_above_its_callers(store):

@@ -22,6 +22,9 @@ Two measures, each one aggregate query over the canonical views:
 - **own time**: the p90 of the service's spans' exclusive time (duration minus its children's), after against
   before: a starved CPU slows the service's own work, not the calls it waits on. A client span (one whose children
   all run in another service) is left out: its exclusive time is the wait around the call, not the caller's work.
+  The shift counts only when the tail test carries it (`tail_z`: more of its spans past its p90 before, after than
+  before, past the candidate bar): on a quiet service the p90 is one or two spans, and one slow call is not a
+  slower service.
 - **wait on its calls**: for each call into the service, the caller's client span's duration minus the service's
   server span's (the time on the network and in queues around the call), median after against before per caller;
   a network delay on the service shows on the calls of every caller into it while its own time stays flat. The
@@ -88,6 +91,7 @@ class TraceSignal(BaseModel):
     own_p90_before_ms: float | None = None
     own_p90_after_ms: float | None = None
     own_time_shift: float = 0.0  # ln((1 + p90 after) / (1 + p90 before))
+    own_tail_z: float = 0.0  # how surely more of its spans ran past the pooled p90 after than before (`tail_z`)
     wait_before_ms: float | None = None  # the median wait on calls into the service before (or the system's typical)
     wait_after_ms: float | None = None
     wait_shift: float = 0.0  # ln((1 + wait after) / (1 + wait before)), the smallest over its callers
@@ -97,29 +101,35 @@ class TraceSignal(BaseModel):
     evidence: str = ""
 
     @property
+    def own_time(self) -> float:
+        """The weighted own-time shift, counted only when the tail test carries it: a p90 over a handful of spans
+        is one or two of them, and one slow call is not a slower service."""
+        return OWN_TIME_WEIGHT * self.own_time_shift if self.own_tail_z >= SIGNIFICANT_STRENGTH else 0.0
+
+    @property
     def strength(self) -> float:
         """How far the service's requests changed: the largest of the behaviour z and the weighted own-time and
         wait shifts."""
-        return max(self.behaviour_shift, OWN_TIME_WEIGHT * self.own_time_shift, WAIT_WEIGHT * self.wait_shift)
+        return max(self.behaviour_shift, self.own_time, WAIT_WEIGHT * self.wait_shift)
 
     @property
     def significant(self) -> bool:
         """Whether the service is a root-cause candidate: an event moved by the uncorrected bar, or its own time or
         the wait on its calls did (the correction orders the candidates; the call graph and the other signals weigh
         in on each)."""
-        return max(self.raw_shift, OWN_TIME_WEIGHT * self.own_time_shift,
+        return max(self.raw_shift, self.own_time,
                    WAIT_WEIGHT * self.wait_shift) >= SIGNIFICANT_STRENGTH
 
     @property
     def delayed(self) -> bool:
         """Whether the wait around its calls is its strongest change, past the candidate bar: a network delay."""
         wait = WAIT_WEIGHT * self.wait_shift
-        return wait >= SIGNIFICANT_STRENGTH and wait >= max(self.behaviour_shift, OWN_TIME_WEIGHT * self.own_time_shift)
+        return wait >= SIGNIFICANT_STRENGTH and wait >= max(self.behaviour_shift, self.own_time)
 
     def describe(self) -> str:
         """The change in words: the longer wait on its calls, the slower own work, or the event whose share of the
         traces moved."""
-        own_time = OWN_TIME_WEIGHT * self.own_time_shift
+        own_time = self.own_time
         if self.delayed and self.wait_after_ms is not None:
             before = "before" if self.wait_baseline == "history" else "typical of the other calls"
             calls = "its callers waited" if self.wait_direction == "in" else "it waited"
@@ -268,8 +278,9 @@ def adjusted_z(z: float, tested: int, one_sided: bool = False) -> float:
 
 
 def own_time_sql(window: Span, baseline: Span) -> str:
-    """Per service: p90 of its spans' exclusive time (duration minus the direct children's) before and after; client
-    spans (every child in another service) are the wait on a call, not the service's work, and are left out."""
+    """Per service: p90 of its spans' exclusive time (duration minus the direct children's) before and after, and
+    how many spans on each side ran past the p90 before (`tail_z`); client spans (every child in
+    another service) are the wait on a call, not the service's work, and are left out."""
     return f"""WITH own AS (
     SELECT parent.service, {in_span('parent.start_ts', window)} AS after,
            greatest(parent.duration_ms - coalesce(sum(child.duration_ms), 0), 0) AS own_ms,
@@ -280,12 +291,28 @@ def own_time_sql(window: Span, baseline: Span) -> str:
       AND ({in_span('parent.start_ts', window)} OR {in_span('parent.start_ts', baseline)})
     GROUP BY parent.trace_id, parent.span_id, parent.service, parent.start_ts, parent.duration_ms
     HAVING NOT client
+), before AS (
+    SELECT service, quantile_cont(own_ms, 0.9) AS p90 FROM own WHERE NOT after GROUP BY service
 )
 SELECT service, quantile_cont(own_ms, 0.9) FILTER (WHERE NOT after) AS p90_before,
-       quantile_cont(own_ms, 0.9) FILTER (WHERE after) AS p90_after
-FROM own GROUP BY service
+       quantile_cont(own_ms, 0.9) FILTER (WHERE after) AS p90_after,
+       count(*) FILTER (WHERE NOT after) AS spans_before, count(*) FILTER (WHERE after) AS spans_after,
+       count(*) FILTER (WHERE NOT after AND own_ms > before.p90) AS tail_before,
+       count(*) FILTER (WHERE after AND own_ms > before.p90) AS tail_after
+FROM own JOIN before USING (service) GROUP BY service
 HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS} AND count(*) FILTER (WHERE NOT after) >= {MIN_SPANS}
 ORDER BY service"""
+
+
+def tail_z(tail_before: int, spans_before: int, tail_after: int, spans_after: int) -> float:
+    """The two-proportion z of spans past the p90 before the onset, after against before: positive when more of
+    the service's spans ran past what was its slowest tenth, as sure as the counts on both sides allow (a p90 over
+    a handful of spans is one or two of them)."""
+    pooled = (tail_before + tail_after) / (spans_before + spans_after)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / spans_before + 1 / spans_after))
+    if spread == 0:
+        return 0.0
+    return (tail_after / spans_after - tail_before / spans_before) / spread
 
 
 def wait_sql(window: Span, baseline: Span) -> str:
@@ -398,6 +425,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.own_p90_before_ms = round(float(row["p90_before"]), 3)
         s.own_p90_after_ms = round(float(row["p90_after"]), 3)
         s.own_time_shift = round(math.log1p(s.own_p90_after_ms) - math.log1p(s.own_p90_before_ms), 4)
+        s.own_tail_z = round(tail_z(row["tail_before"], row["spans_before"], row["tail_after"], row["spans_after"]), 3)
     edges_sql = wait_sql(window, baseline)
     edges = store.fetch(edges_sql).to_pylist()
     for service, wait in wait_shifts(edges).items():
@@ -485,7 +513,7 @@ def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]],
          "cut": max(0, len(edges) - EVIDENCE_ROWS)},
     )
     for s in waited:
-        if WAIT_WEIGHT * s.wait_shift >= max(s.behaviour_shift, OWN_TIME_WEIGHT * s.own_time_shift) or not s.evidence:
+        if WAIT_WEIGHT * s.wait_shift >= max(s.behaviour_shift, s.own_time) or not s.evidence:
             s.evidence = item.id
     return [item]
 
