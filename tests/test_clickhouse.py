@@ -230,13 +230,14 @@ def test_container_json_lines_and_pod_names_read_like_files(chdb: object, tmp_pa
 
 
 def test_structured_json_lines_read_like_files(chdb: object, tmp_path: Path):
-    # logrus in a container wrapper, pino's numeric level, ECS's nested `log`, a JSON line with no message field,
-    # a JSON line with no level field, plain text: message and level as the file views read them
+    # logrus and ECS (its `log` an object) in container wrappers, pino's numeric level, a JSON line with no message
+    # field, a JSON line with no level field, plain text: message and level as the file views read them
     app_lines = [
         json.dumps({"log": json.dumps({"message": "List products end", "severity": "error"}) + "\n",
                     "stream": "stdout"}),
         json.dumps({"level": 40, "pid": 1, "msg": "conversion slow", "v": 1}),
-        json.dumps({"@timestamp": "2022-08-23T13:28:02Z", "log": {"level": "error"}, "message": "card declined"}),
+        json.dumps({"log": json.dumps({"@timestamp": "2022-08-23T13:28:02Z", "log": {"level": "error"},
+                                       "message": "card declined"}), "stream": "stderr"}),
         json.dumps({"severity": "INFO", "path": "/cart"}),
         json.dumps({"event": "WARN cache cold"}),
         "13:28:43.812 INFO  - Get Ads by Category",

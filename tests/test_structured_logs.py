@@ -9,10 +9,13 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from incidentlens.analysis.templates import mine_all_templates
-from incidentlens.telemetry import TelemetryStore, load_telemetry
+from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
+from test_telemetry import row_groups_scanned
 
 T0 = datetime(2022, 8, 23, 13, 28, 0)
 
@@ -127,9 +130,11 @@ def test_pino_and_bunyan_numeric_levels(tmp_path: Path, level: int, expected: st
      "ERROR", "Order {OrderId} failed"),
     ('{"@timestamp":"2022-08-23T13:28:00Z","log.level":"error","message":"card declined"}',  # ECS
      "ERROR", "card declined"),
+    ('{"@timestamp":"2022-08-23T13:28:00Z","log":{"level":"warn","logger":"pay"},"message":"retrying"}',  # nested
+     "WARN", "retrying"),
     ('{"severity":"info","message":"","msg":"the first non-empty one"}', "INFO", "the first non-empty one"),
-    ('{"level":"info","event":{"kind":"audit"},"msg":"an object is not a message"}',
-     "INFO", "an object is not a message"),
+    ('{"level":"info","event":{"kind":"audit"},"msg":"msg is looked for before event"}',
+     "INFO", "msg is looked for before event"),
 ])
 def test_common_json_log_shapes(tmp_path: Path, app_line: str, level: str, message: str) -> None:
     path = tmp_path / "logs.jsonl"
@@ -209,3 +214,18 @@ def test_a_plain_text_log_file_of_json_lines_reads_their_fields(tmp_path: Path) 
 
     assert load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist() == [
         {"level": "ERROR", "message": "retrying after INFO from upstream"}]
+
+
+def test_a_time_filter_still_reaches_the_parquet_row_groups(tmp_path: Path) -> None:
+    # the line and its message are computed below the view's SELECT: a time filter must still skip row groups
+    times = [T0 + timedelta(seconds=6 * i) for i in range(600 * 6)]
+    logs = [container_line(logrus(f"request {i} done", "info", at), at) for i, at in enumerate(times)]
+    path = tmp_path / "logs.parquet"
+    pq.write_table(pa.table({"ts": pa.array(times, pa.timestamp("ms", tz="UTC")), "log": logs}), path,
+                   row_group_size=600)
+    store = load_telemetry(logs=path)
+    hour = f"ts >= {sql_ts(T0 + timedelta(hours=2))} AND ts < {sql_ts(T0 + timedelta(hours=3))}"
+
+    assert store.fetch(f"SELECT count(*) AS n, min(message) AS first FROM logs WHERE {hour}").to_pylist() == [
+        {"n": 600, "first": "request 1200 done"}]
+    assert row_groups_scanned(store, f"SELECT ts, level, message FROM logs WHERE {hour}") == "1 / 6"

@@ -325,23 +325,14 @@ def _is_json_object(text: str) -> str:
     return f"(startsWith({text}, '{{') AND isValidJSON({text}))"
 
 
-def _json_string(text: str, keys: tuple[str, ...]) -> str:
-    """A field holding a non-empty string, else NULL (ClickHouse's JSONExtractString also renders numbers and
-    objects)."""
-    path = ", ".join(string_literal(key) for key in keys)
-    return f"if(JSONType({text}, {path}) = 'String', nullIf(JSONExtractString({text}, {path}), ''), NULL)"
-
-
-def _json_level(text: str, keys: tuple[str, ...]) -> str:
-    """A level field: a non-empty string, or a number as written (pino's 30); else NULL."""
-    path = ", ".join(string_literal(key) for key in keys)
-    number = f"JSONType({text}, {path}) IN ('Int64', 'UInt64', 'Double')"
-    return f"if({number}, JSONExtractRaw({text}, {path}), {_json_string(text, keys)})"
+def _json_field(text: str, keys: tuple[str, ...]) -> str:
+    """A field present and not empty, as text (a number as written), else NULL: as the file views read it."""
+    return f"nullIf(JSONExtractString({text}, {', '.join(string_literal(key) for key in keys)}), '')"
 
 
 def _message_expr(line: str) -> str:
     """A JSON line's message field (logfields.JSON_MESSAGE_FIELDS), else the line itself, as the file views read it."""
-    fields = ", ".join(_json_string(line, keys) for keys in JSON_MESSAGE_FIELDS)
+    fields = ", ".join(_json_field(line, keys) for keys in JSON_MESSAGE_FIELDS)
     return f"if({_is_json_object(line)}, coalesce({fields}, {line}), {line})"
 
 
@@ -353,7 +344,7 @@ def _level_expr(column: str | None, line: str, message: str) -> str:
     keys = "[" + ", ".join(string_literal(key) for key in LEVEL_KEYS) + "]"
     logfmt = f"nullIf(extract({message}, {string_literal(LOGFMT_LEVEL_PATTERN)}), '')"
     logfmt = f"if(multiSearchAny({message}, {keys}), {logfmt}, NULL)"
-    fields = ", ".join(_json_level(line, keys) for keys in JSON_LEVEL_FIELDS)
+    fields = ", ".join(_json_field(line, keys) for keys in JSON_LEVEL_FIELDS)
     json_level = f"if({_is_json_object(line)}, coalesce({fields}), NULL)"
     said = _normalised_level(f"coalesce({json_level}, {word}, {logfmt})")
     if column is None:

@@ -36,8 +36,8 @@ LEVEL_KEYS = ("level", "LEVEL", "Level")
 
 # A structured log line: a JSON object, the default of Go (logrus, zap, zerolog, slog), Node (pino, bunyan,
 # winston), Python (structlog, python-json-logger), .NET (Serilog compact, ILogger's JSON console), Java (logstash
-# encoder, ECS) and journald. Its message is the first of these fields holding a non-empty string (none: the line is
-# kept whole), its level the first holding a non-empty string or a number, normalised as a level column is; a
+# encoder, ECS) and journald. Its message is the first of these fields present and not empty (none: the line is kept
+# whole), its level the first of those (a number such as pino's 30 as written), normalised as a level column is; a
 # plain-text line (and a JSON line with no level field) is read for level words as above. Each field is a key path:
 # ("log", "level") is nested, ("log.level",) one dotted key.
 JSON_MESSAGE_FIELDS: tuple[tuple[str, ...], ...] = (

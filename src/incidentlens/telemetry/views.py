@@ -53,6 +53,7 @@ NUMERIC_SHARE = 0.5
 # double, so no statistic can use them; no real gauge or counter comes near it.
 MAX_METRIC_MAGNITUDE = 1e150
 _SAMPLE = "_incidentlens_sample"
+_LAYER, _LAYER_TIME = "_incidentlens_layer", "_incidentlens_ts"
 
 _LEVEL_MAP = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in LEVEL_NAMES.items()) + "}"
 _DURATION_SUFFIXES = {
@@ -102,6 +103,14 @@ class Canonical:
     time_format: TimeFormat | None = None
     rest: dict[str, str] = field(default_factory=dict)
     unnested: set[str] = field(default_factory=set)  # exprs that are lists, one row per element (wide metrics)
+    # Helper columns computed once each, in nested SELECTs below the canonical one, for exprs that read them many
+    # times (the logs' unwrapped line, its message): inline, DuckDB would compute them again at every use.
+    layers: list[dict[str, str]] = field(default_factory=list)
+
+    def computed(self, helpers: dict[str, str]) -> list[str]:
+        """The helpers (name -> expr) as columns of a new layer; returns the columns as exprs read them."""
+        self.layers.append(helpers)
+        return [quote(name) for name in helpers]
 
     def add_rest(self) -> None:
         """Every source column not consumed by a role, names kept (prefixed `source_` on a clash); text columns
@@ -124,18 +133,34 @@ class Canonical:
 
     def select_sql(self, keep_missing_times: bool) -> str:
         items = {**self.exprs, **self.rest}
-        body = ", ".join(f"{expr} AS {quote(name)}" for name, expr in items.items())
-        sql = f"SELECT {body} FROM {self.source.from_sql}"
         # On the source column, not on the canonical time: a filter there would stop DuckDB pushing the caller's
         # time range into a Parquet scan. Every present time parses (validated), so both leave out the same rows.
-        if not keep_missing_times:
-            sql = f"{sql} WHERE {self.time_present_sql()}"
+        where = "" if keep_missing_times else f" WHERE {self.time_present_sql()}"
+        source = f"{self.source.from_sql}{where}"
+        if self.layers:
+            source = self._layered_source(source)
+            items = {name: quote(_LAYER_TIME) if expr == self.time_sql else expr for name, expr in items.items()}
+        body = _aliased(items)
+        sql = f"SELECT {body} FROM {source}"
         if not self.unnested:
             return sql
         # Unnested in an outer SELECT: the time (often a regex over text) is then parsed once per source row, not
         # once per metric of the row.
         outer = ", ".join(f"unnest({quote(n)}) AS {quote(n)}" if n in self.unnested else quote(n) for n in items)
         return f"SELECT {outer} FROM ({sql})"
+
+    def _layered_source(self, source: str) -> str:
+        """The source under the layers of helper columns. The time is computed in the innermost one, on the source
+        column: computed above a layer, a time filter would no longer reach a Parquet scan's row groups."""
+        first, *others = self.layers
+        source = f"(SELECT *, {self.time_sql} AS {quote(_LAYER_TIME)}, {_aliased(first)} FROM {source}) AS {_LAYER}"
+        for layer in others:
+            source = f"(SELECT *, {_aliased(layer)} FROM {source}) AS {_LAYER}"
+        return source
+
+
+def _aliased(exprs: dict[str, str]) -> str:
+    return ", ".join(f"{expr} AS {quote(name)}" for name, expr in exprs.items())
 
 
 @dataclass(frozen=True)
@@ -355,38 +380,53 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
         raise InputError(f"{c.source.label}: no message column (looked for {looked}); use --map message=COLUMN")
     line = _unwrapped_sql(con, quote(message))
     structured = _sample_holds_json_objects(con, line)
-    message_sql = _json_message_sql(line) if structured else line
+    if line != _as_text(quote(message)):
+        [line] = c.computed({"_incidentlens_line": line})
+    message_sql, level_field = line, None
+    if structured:
+        message_sql, level_field = c.computed({"_incidentlens_message": _json_message_sql(line),
+                                               "_incidentlens_level_field": _json_level_sql(line)})
+    said = _said_level_sql(message_sql, level_field)
     level = find_column(names, "level", mapping, exclude=c.used | {message})
     c.exprs["ts"] = c.time_sql
     c.exprs["service"] = _service_sql(c, mapping, exclude=(message,))
-    c.exprs["level"] = _level_sql(quote(level)) if level else _line_level_sql(line, message_sql, structured)
+    c.exprs["level"] = _level_sql(quote(level)) if level else said
     if level and structured:
         # A level column comes first; a JSON line whose column is empty still has its own.
-        own = f"CASE WHEN {json_object_sql(line)} THEN {_line_level_sql(line, message_sql, structured)} END"
-        c.exprs["level"] = f"coalesce({c.exprs['level']}, {own})"
+        c.exprs["level"] = f"coalesce({c.exprs['level']}, CASE WHEN {json_object_sql(line)} THEN {said} END)"
     c.exprs["message"] = message_sql
     c.used.update({message} | ({level} if level else set()))
 
 
-def _line_level_sql(line_sql: str, message_sql: str, structured: bool) -> str:
+def _said_level_sql(message_sql: str, level_field_sql: str | None) -> str:
     """The level a line says: a JSON line's level field, else a level word of its message (logfields)."""
     words = _text_level_sql(message_sql)
-    return _level_sql(f"coalesce({_json_level_sql(line_sql)}, {words})" if structured else words)
+    if level_field_sql is None:
+        return _level_sql(words)
+    # CASE, not coalesce: only a CASE is lazy, so the words are looked for only in lines without a level field.
+    return _level_sql(f"CASE WHEN {level_field_sql} IS NULL THEN {words} ELSE {level_field_sql} END")
 
 
 def _unwrapped_sql(con: duckdb.DuckDBPyConnection, column_sql: str) -> str:
     """The line as text; container-runtime JSON lines (`{"log": "...\\n", ...}`) unwrapped when the sample has
-    them: objects whose `log` is a string (ECS's `{"log": {"level": ...}, "message": ...}` is no wrapper).
+    them, objects whose `log` is a string (ECS's `{"log": {"level": ...}, "message": ...}` is no wrapper).
 
-    The trailing newline goes with regexp_replace: DuckDB's rtrim(text, characters) costs ~2 us a row.
+    Per line, the wrapper is not told from such an object again: that would cost a third of the unwrapping, for
+    a column mixing both. The trailing newline goes with regexp_replace: DuckDB's rtrim(text, characters) costs
+    ~2 us a row.
     """
-    text = f"CAST({column_sql} AS VARCHAR)"
+    text = _as_text(column_sql)
+    is_json = json_object_sql(text)
     # CASE, not AND: only CASE guards the JSON functions from invalid JSON.
-    wrapped = f"CASE WHEN {json_object_sql(text)} THEN json_type({text}, '$.log') = 'VARCHAR' END"
-    if not con.execute(f"SELECT count(*) FILTER ({wrapped}) FROM {_SAMPLE}").fetchone()[0]:
+    wrapper = f"CASE WHEN {is_json} THEN json_type({text}, '$.log') = 'VARCHAR' END"
+    if not con.execute(f"SELECT count(*) FILTER ({wrapper}) FROM {_SAMPLE}").fetchone()[0]:
         return text
     log_field = f"json_extract_string({text}, '$.log')"
-    return f"CASE WHEN {wrapped} THEN regexp_replace({log_field}, '\\r?\\n$', '') ELSE {text} END"
+    return f"CASE WHEN {is_json} THEN coalesce(regexp_replace({log_field}, '\\r?\\n$', ''), {text}) ELSE {text} END"
+
+
+def _as_text(column_sql: str) -> str:
+    return f"CAST({column_sql} AS VARCHAR)"
 
 
 def _sample_holds_json_objects(con: duckdb.DuckDBPyConnection, line_sql: str) -> bool:
@@ -400,28 +440,24 @@ def _json_paths(fields: tuple[tuple[str, ...], ...]) -> str:
     return "[" + ", ".join(literal("$." + ".".join(f'"{key}"' for key in keys)) for keys in fields) + "]"
 
 
-def _first_json_value_sql(line_sql: str, fields: tuple[tuple[str, ...], ...], numbers: bool) -> str:
-    """The first of the fields holding a non-empty string (or, with `numbers`, a number) as text; NULL when none.
+def _first_json_value_sql(line_sql: str, fields: tuple[tuple[str, ...], ...]) -> str:
+    """The first of the fields present and not empty, as text (a number as written); NULL when none is.
 
-    One parse of the line for every field (a list of paths); a value is told by its JSON text's first character,
-    so objects, arrays, booleans and nulls are passed over."""
-    wanted = "(starts_with(v, '\"') AND v <> '\"\"')"
-    if numbers:
-        wanted = f"({wanted} OR TRY_CAST(v AS DOUBLE) IS NOT NULL)"
-    values = f"list_filter(json_extract({line_sql}, {_json_paths(fields)}), lambda v: {wanted})"
-    return f"({values}[1] ->> '$')"
+    One parse of the line for every field (a list of paths)."""
+    values = f"json_extract_string({line_sql}, {_json_paths(fields)})"
+    return f"list_filter({values}, lambda v: v <> '')[1]"
 
 
 def _json_message_sql(line_sql: str) -> str:
     """A JSON line's message field (JSON_MESSAGE_FIELDS), else the line itself."""
-    field_value = _first_json_value_sql(line_sql, JSON_MESSAGE_FIELDS, numbers=False)
+    field_value = _first_json_value_sql(line_sql, JSON_MESSAGE_FIELDS)
     return f"CASE WHEN {json_object_sql(line_sql)} THEN coalesce({field_value}, {line_sql}) ELSE {line_sql} END"
 
 
 def _json_level_sql(line_sql: str) -> str:
-    """A JSON line's level field (JSON_LEVEL_FIELDS: text or a pino number), as written; NULL for other lines."""
-    field_value = _first_json_value_sql(line_sql, JSON_LEVEL_FIELDS, numbers=True)
-    return f"CASE WHEN {json_object_sql(line_sql)} THEN {field_value} END"
+    """A JSON line's level field (JSON_LEVEL_FIELDS: text, or a number such as pino's 30), as written; NULL for
+    other lines."""
+    return f"CASE WHEN {json_object_sql(line_sql)} THEN {_first_json_value_sql(line_sql, JSON_LEVEL_FIELDS)} END"
 
 
 def _level_sql(text_sql: str) -> str:
