@@ -95,6 +95,10 @@ def clickhouse_logs_of(chdb: object, table: str, csv: Path, schema: str) -> Clic
     return ClickHouseLogs(chdb_runner(chdb), table, f"chdb {table}")
 
 
+def csv_quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
 @pytest.fixture(scope="module")
 def logs_csv(scenario_dir: Callable[..., Path]) -> Path:
     return scenario_dir("seed-tutorial") / "logs.csv"
@@ -244,8 +248,7 @@ def test_structured_json_lines_read_like_files(chdb: object, tmp_path: Path):
     ]
     lines = tmp_path / "structured.csv"
     lines.write_text("Timestamp,PodName,Log\n" + "".join(
-        f'2022-08-23T13:28:0{i}Z,frontend-6b7d7f8b9-abcde,"{line.replace(chr(34), chr(34) * 2)}"\n'
-        for i, line in enumerate(app_lines)))
+        f"2022-08-23T13:28:0{i}Z,frontend-6b7d7f8b9-abcde,{csv_quoted(line)}\n" for i, line in enumerate(app_lines)))
     logs = clickhouse_logs_of(chdb, "incidents.structured", lines, "Timestamp String, PodName String, Log String")
     sql = "SELECT level, message FROM logs ORDER BY ts"
 
@@ -257,6 +260,22 @@ def test_structured_json_lines_read_like_files(chdb: object, tmp_path: Path):
         {"level": "WARN", "message": "WARN cache cold"},
         {"level": "INFO", "message": app_lines[5]},
     ]
+    assert load_telemetry(logs=lines).fetch(sql).to_pylist() == expected
+    assert logs.fetch(sql).to_pylist() == expected
+
+
+def test_a_level_column_comes_first_and_a_json_field_fills_its_gaps_as_in_files(chdb: object, tmp_path: Path):
+    rows = [("warning", json.dumps({"message": "column says warn", "severity": "info"})),
+            ("", json.dumps({"message": "the field says error", "severity": "error"})),
+            ("", "plain text ERROR, no column level")]
+    lines = tmp_path / "level_and_json.csv"
+    lines.write_text("ts,level,message\n" + "".join(f"2024-05-01T10:00:0{i}Z,{level},{csv_quoted(message)}\n"
+                                                     for i, (level, message) in enumerate(rows)))
+    logs = clickhouse_logs_of(chdb, "incidents.level_and_json", lines, "ts String, level String, message String")
+    sql = "SELECT level, message FROM logs ORDER BY ts"
+
+    expected = [{"level": "WARN", "message": "column says warn"}, {"level": "ERROR", "message": "the field says error"},
+                {"level": None, "message": "plain text ERROR, no column level"}]
     assert load_telemetry(logs=lines).fetch(sql).to_pylist() == expected
     assert logs.fetch(sql).to_pylist() == expected
 
