@@ -264,6 +264,12 @@ def test_structured_json_lines_read_like_files(chdb: object, tmp_path: Path):
     assert logs.fetch(sql).to_pylist() == expected
 
 
+def test_plain_text_logs_pay_nothing_for_json(pushed_down: ClickHouseLogs):
+    # the sample holds no wrapper and no JSON line: the canonical SELECT reads the message column as it is
+    assert (pushed_down.wrapped, pushed_down.structured) == (False, False)
+    assert "JSON" not in pushed_down.canonical_sql
+
+
 def test_a_level_column_comes_first_and_a_json_field_fills_its_gaps_as_in_files(chdb: object, tmp_path: Path):
     rows = [("warning", json.dumps({"message": "column says warn", "severity": "info"})),
             ("", json.dumps({"message": "the field says error", "severity": "error"})),

@@ -31,14 +31,15 @@ from incidentlens.telemetry.logfields import (
     LOGFMT_LEVEL_PATTERN,
     POD_SUFFIX,
 )
+from incidentlens.telemetry.views import SAMPLE_ROWS
 from incidentlens.urls import redact_url
 
 Runner = Callable[[str], pa.Table]
 
 CANONICAL_COLUMNS = ("ts", "service", "level", "message")
 GO_TIME_TAIL = r" [A-Za-z]+( m=[-+][0-9.]+)?$"
-# The columns the canonical SELECT's subqueries add: the (unwrapped) line and its message.
-LINE, MESSAGE = "_incidentlens_line", "_incidentlens_message"
+# The columns the canonical SELECT's subqueries add: the unwrapped line, a JSON line's message and level field.
+LINE, MESSAGE, LEVEL_FIELD = "_incidentlens_line", "_incidentlens_message", "_incidentlens_level_field"
 _WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
 
 
@@ -150,6 +151,7 @@ class ClickHouseLogs:
         self.source = source
         self.columns = self._describe()
         self.roles = detect_roles(self.columns, mapping or {}, source)
+        self.wrapped, self.structured = self._sample_lines()
         self.canonical_sql = self._canonical_sql()
         self.warnings = self._check_times()
         self._shape = _empty_canonical_table(
@@ -183,24 +185,49 @@ class ClickHouseLogs:
         names, types = described.column("name").to_pylist(), described.column("type").to_pylist()
         return dict(zip(names, types, strict=True))
 
+    def _sample_lines(self) -> tuple[bool, bool]:
+        """Whether the first SAMPLE_ROWS messages hold container-runtime wrappers, and JSON objects once unwrapped:
+        as for files, only then do lines pay for reading them (a ClickHouse `if` copies every string it passes)."""
+        raw = f"toString(src.{quote_identifier(self.roles['message'])})"
+        sample = f"SELECT {raw} AS raw, {_unwrapped_expr('raw')} AS line FROM {self.table} AS src LIMIT {SAMPLE_ROWS}"
+        counts = self._run(f"SELECT countIf({_is_wrapper('raw')}) AS wrapped, "
+                           f"countIf({_is_json_object('line')}) AS objects FROM ({sample})").to_pylist()[0]
+        return counts["wrapped"] > 0, counts["objects"] > 0
+
     def _canonical_sql(self) -> str:
-        """The canonical SELECT. The (unwrapped) line and its message are computed once, each in a subquery: written
-        inline, the level's expression would repeat them and pass ClickHouse's query size limit."""
+        """The canonical SELECT. The unwrapped line and a JSON line's message and level field are computed once
+        each, in subqueries: written inline, the level's expression would repeat them and pass ClickHouse's query
+        size limit."""
         roles = self.roles
+        line = message = f"toString(src.{quote_identifier(roles['message'])})"
+        level_field = None
+        layers: list[dict[str, str]] = []
+        if self.wrapped:
+            layers.append({LINE: _unwrapped_expr(line)})
+            line = message = f"src.{LINE}"
+        if self.structured:
+            layers.append({MESSAGE: _message_expr(line), LEVEL_FIELD: _level_field_expr(line)})
+            message, level_field = f"src.{MESSAGE}", f"src.{LEVEL_FIELD}"
         select = {
             "ts": self._time_expr(),
             "service": _service_expr(roles.get("service")),
-            "level": _level_expr(roles.get("level"), f"src.{LINE}", f"src.{MESSAGE}"),
-            "message": f"src.{MESSAGE}",
+            "level": _level_expr(roles.get("level"), message, level_field, line),
+            "message": message,
         }
         for name, column in self.rest_columns().items():
             select[name] = f"src.{quote_identifier(column)}"
-        body = ", ".join(f"{expr} AS {quote_identifier(name)}" for name, expr in select.items())
+        return f"SELECT {_aliased(select)} FROM {self._layered(layers)} AS src WHERE ts IS NOT NULL"
+
+    def _layered(self, layers: list[dict[str, str]]) -> str:
+        """The table under subqueries adding the helper columns, layer by layer."""
+        if not layers:
+            return self.table
         # The table's columns by name: `*` would leave out its ALIAS and MATERIALIZED ones.
-        columns = ", ".join(f"src.{quote_identifier(c)} AS {quote_identifier(c)}" for c in self.columns)
-        lines = f"SELECT {columns}, {_line_expr(roles['message'])} AS {LINE} FROM {self.table} AS src"
-        messages = f"SELECT *, {_message_expr(f'src.{LINE}')} AS {MESSAGE} FROM ({lines}) AS src"
-        return f"SELECT {body} FROM ({messages}) AS src WHERE ts IS NOT NULL"
+        source = f"(SELECT {', '.join(f'src.{quote_identifier(c)} AS {quote_identifier(c)}' for c in self.columns)}" \
+                 f" FROM {self.table} AS src)"
+        for helpers in layers:
+            source = f"(SELECT *, {_aliased(helpers)} FROM {source} AS src)"
+        return source
 
     def rest_columns(self) -> dict[str, str]:
         """Every column not consumed by a role, names kept (`source_<name>` on a clash), as for files.
@@ -313,30 +340,45 @@ def _epoch_expr(quoted: str, largest: float) -> str:
     return f"toDateTime64(toFloat64({quoted}), 6, 'UTC')"
 
 
-def _line_expr(column: str) -> str:
-    """The line, unwrapped from a container runtime JSON line (`{"log": "...\\n", "stream": ...}`)."""
-    raw = f"toString(src.{quote_identifier(column)})"
-    wrapped = f"{_is_json_object(raw)} AND JSONType({raw}, 'log') = 'String'"
-    trailing_newlines = string_literal("\n+$")
-    return f"if({wrapped}, replaceRegexpOne(JSONExtractString({raw}, 'log'), {trailing_newlines}, ''), {raw})"
+def _aliased(exprs: Mapping[str, str]) -> str:
+    return ", ".join(f"{expr} AS {quote_identifier(name)}" for name, expr in exprs.items())
+
+
+def _is_wrapper(text: str) -> str:
+    """A container runtime's JSON line (`{"log": "...\\n", "stream": ...}`): its `log` a string (ECS's `log` object
+    is no wrapper)."""
+    return f"{_is_json_object(text)} AND JSONType({text}, 'log') = 'String'"
+
+
+def _unwrapped_expr(text: str) -> str:
+    """The line, unwrapped from a container runtime's JSON line."""
+    log = f"replaceRegexpOne(JSONExtractString({text}, 'log'), {string_literal(chr(10) + '+$')}, '')"
+    return f"if({_is_wrapper(text)}, {log}, {text})"
 
 
 def _is_json_object(text: str) -> str:
     return f"(startsWith({text}, '{{') AND isValidJSON({text}))"
 
 
-def _json_field(text: str, keys: tuple[str, ...]) -> str:
-    """A field present and not empty, as text (a number as written), else NULL: as the file views read it."""
-    return f"nullIf(JSONExtractString({text}, {', '.join(string_literal(key) for key in keys)}), '')"
+def _first_json_field(text: str, fields: tuple[tuple[str, ...], ...]) -> str:
+    """The first of the fields present and not empty, as text (a number as written), else NULL: as the file views
+    read it."""
+    values = (f"nullIf(JSONExtractString({text}, {', '.join(string_literal(key) for key in keys)}), '')"
+              for keys in fields)
+    return f"coalesce({', '.join(values)})"
 
 
 def _message_expr(line: str) -> str:
-    """A JSON line's message field (logfields.JSON_MESSAGE_FIELDS), else the line itself, as the file views read it."""
-    fields = ", ".join(_json_field(line, keys) for keys in JSON_MESSAGE_FIELDS)
-    return f"if({_is_json_object(line)}, coalesce({fields}, {line}), {line})"
+    """A JSON line's message field (logfields.JSON_MESSAGE_FIELDS), else the line itself."""
+    return f"if({_is_json_object(line)}, coalesce({_first_json_field(line, JSON_MESSAGE_FIELDS)}, {line}), {line})"
 
 
-def _level_expr(column: str | None, line: str, message: str) -> str:
+def _level_field_expr(line: str) -> str:
+    """A JSON line's level field (logfields.JSON_LEVEL_FIELDS) as written; NULL for other lines."""
+    return f"if({_is_json_object(line)}, {_first_json_field(line, JSON_LEVEL_FIELDS)}, NULL)"
+
+
+def _level_expr(column: str | None, message: str, level_field: str | None, line: str) -> str:
     """Upper-cased, normalised level (WARNING->WARN, ERR->ERROR, CRITICAL->FATAL), read exactly as the file views
     read it: the level column; else (and where it is empty, for a JSON line) a JSON line's level field, else the
     first level word of its message, else a `level=` in a message naming one (logfields)."""
@@ -344,13 +386,13 @@ def _level_expr(column: str | None, line: str, message: str) -> str:
     keys = "[" + ", ".join(string_literal(key) for key in LEVEL_KEYS) + "]"
     logfmt = f"nullIf(extract({message}, {string_literal(LOGFMT_LEVEL_PATTERN)}), '')"
     logfmt = f"if(multiSearchAny({message}, {keys}), {logfmt}, NULL)"
-    fields = ", ".join(_json_field(line, keys) for keys in JSON_LEVEL_FIELDS)
-    json_level = f"if({_is_json_object(line)}, coalesce({fields}), NULL)"
-    said = _normalised_level(f"coalesce({json_level}, {word}, {logfmt})")
+    said = _normalised_level(f"coalesce({level_field or 'NULL'}, {word}, {logfmt})")
     if column is None:
         return said
-    return f"coalesce({_normalised_level(f'toString(src.{quote_identifier(column)})')}, " \
-           f"if({_is_json_object(line)}, {said}, NULL))"
+    declared = _normalised_level(f"toString(src.{quote_identifier(column)})")
+    if level_field is None:
+        return declared
+    return f"coalesce({declared}, if({_is_json_object(line)}, {said}, NULL))"
 
 
 def _normalised_level(text: str) -> str:
