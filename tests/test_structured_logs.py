@@ -16,6 +16,7 @@ import pytest
 from incidentlens.analysis.templates import mine_all_templates
 from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
 from test_telemetry import row_groups_scanned
+from test_telemetry_cli import incidentlens
 
 T0 = datetime(2022, 8, 23, 13, 28, 0)
 
@@ -229,3 +230,26 @@ def test_a_time_filter_still_reaches_the_parquet_row_groups(tmp_path: Path) -> N
     assert store.fetch(f"SELECT count(*) AS n, min(message) AS first FROM logs WHERE {hour}").to_pylist() == [
         {"n": 600, "first": "request 1200 done"}]
     assert row_groups_scanned(store, f"SELECT ts, level, message FROM logs WHERE {hour}") == "1 / 6"
+
+
+def test_analyze_from_the_command_line_finds_the_errors_a_json_field_reports(tmp_path: Path) -> None:
+    # Two services logging JSON; after 13:40 currencyservice logs pino errors (level 50) beside its usual lines.
+    lines = []
+    for i in range(600):
+        at = T0 + timedelta(seconds=6 * i)
+        lines.append((at, "productcatalogservice-668d5f85fb-jhwx9",
+                      logrus(f"TraceID: {i:032x} List products end", "info", at)))
+        lines.append((at, "currencyservice-cf787dd48-vpjrd",
+                      pino(f"conversion request {i} successful", 30, at, "currencyservice")))
+        if at >= datetime(2022, 8, 23, 13, 40):
+            lines.append((at, "currencyservice-cf787dd48-vpjrd",
+                          pino(f"conversion failed for request {i}: upstream unavailable", 50, at, "currencyservice")))
+    logs = nezha_csv(tmp_path / "logs.csv", lines)
+
+    result = incidentlens("analyze", "--logs", str(logs), "--at", "2022-08-23T13:40:00Z", "--onset", "at",
+                          "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    analysis = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert analysis["verdict"]["service"] == "currencyservice"
+    assert [(t["template"], t["status"], t["services"]) for t in analysis["templates"]] == [
+        ("conversion failed for request <*>: upstream unavailable", "new", ["currencyservice"])]
