@@ -208,6 +208,19 @@ def test_kubernetes_node_log_files_with_json_lines(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("path", [
+    "containers/currencyservice-cf787dd48-vpjrd_default_server-" + "0a" * 32 + ".log",
+    "pods/default_currencyservice-cf787dd48-vpjrd_3f1c2a9e-8d4b-4c1e-9f0a-2b6d7e8f9a01/server/0.log",
+], ids=["/var/log/containers", "/var/log/pods"])
+def test_a_kubernetes_node_log_file_names_its_pod_whose_service_it_is(tmp_path: Path, path: str) -> None:
+    log = tmp_path / path
+    log.parent.mkdir(parents=True)
+    log.write_text(f"{iso(T0)} stdout F {pino('Getting supported currencies', 30, T0, 'currencyservice')}\n")
+
+    assert load_telemetry(logs=log).fetch("SELECT service FROM logs").to_pylist() == [
+        {"service": "currencyservice"}]
+
+
 def test_a_plain_text_log_file_of_json_lines_reads_their_fields(tmp_path: Path) -> None:
     # A text log whose lines are JSON after a time prefix: the level word INFO in the message is not its level.
     path = tmp_path / "api.log"

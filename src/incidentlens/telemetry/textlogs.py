@@ -13,7 +13,7 @@ lines joined. `line` is the 1-based line of the file on which the entry starts.
 
 Times without a year (syslog, logcat, klog) take `TextLogOptions.year`, else the year of the file's modification
 time; times of day alone take the modification date. The service is `TextLogOptions.service`, else the syslog app
-field, else the file name.
+field, else the file name (a Kubernetes container log's: its pod's service).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import json_object_sql, literal, quote
-from incidentlens.telemetry.logfields import LEVEL_WORD_PATTERN
+from incidentlens.telemetry.logfields import LEVEL_WORD_PATTERN, service_of_pod
 from incidentlens.telemetry.timeparse import utc_naive_sql
 
 #: lines read to choose a file's format
@@ -347,7 +347,15 @@ def _service_sql(fmt: LineFormat, path: Path, options: TextLogOptions) -> str:
 
 
 def file_service(path: Path) -> str:
-    """`/var/log/payments.log.1.gz` -> `payments`: the file name without its log, rotation and gzip suffixes."""
+    """`/var/log/payments.log.1.gz` -> `payments`: the file name without its log, rotation and gzip suffixes.
+
+    A Kubernetes node's container log names its pod, whose service it is (`service_of_pod`):
+    `/var/log/containers/<pod>_<namespace>_<container>-<id>.log` and `/var/log/pods/<namespace>_<pod>_<uid>/
+    <container>/0.log`."""
+    if match := re.fullmatch(r"([^_]+)_[^_]+_.+-[0-9a-f]{64}\.log", path.name):
+        return service_of_pod(match.group(1))
+    if len(path.parts) >= 3 and (match := re.fullmatch(r"[^_]+_([^_]+)_[0-9a-f-]{36}", path.parts[-3])):
+        return service_of_pod(match.group(1))
     name = path.name
     previous = None
     while name != previous:
