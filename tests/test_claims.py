@@ -65,11 +65,23 @@ def test_a_memory_change_too_small_to_matter_names_no_out_of_memory(tmp_path: Pa
     assert not any("memory limit" in item.description for item in review.action_items)
 
 
-def test_memory_near_its_limit_is_named_out_of_memory(tmp_path: Path) -> None:
+def test_memory_near_its_limit_is_named_out_of_memory_but_no_restart_is_claimed_unseen(tmp_path: Path) -> None:
     news = {**quiet("news"), "MemoryUsageRate(%)": (55.0, 97.0, 0.5)}
     analysis = analysed(tmp_path, {"news": news, "api": quiet("api")})
 
-    assert analysis["hypotheses"][0]["kind"] == "oom_restart_loop"
+    top = analysis["hypotheses"][0]
+    assert top["kind"] == "oom_restart_loop"
+    assert "ran its memory near its limit" in top["mechanism"] and "restarted repeatedly" not in top["mechanism"]
+    assert "seen: MemoryUsageRate(%) from 55" in top["mechanism"]
+    assert top["mechanism"].endswith("no restart or out-of-memory line seen")
+
+
+def test_restarts_seen_with_memory_at_its_limit_are_a_restart_loop(tmp_path: Path) -> None:
+    news = {**quiet("news"), "MemoryUsageRate(%)": (55.0, 97.0, 0.5), "container_restarts": (0.0, 3.0, 0.0)}
+    top = analysed(tmp_path, {"news": news, "api": quiet("api")})["hypotheses"][0]
+
+    assert top["kind"] == "oom_restart_loop"
+    assert "restarted repeatedly" in top["mechanism"] and "no restart" not in top["mechanism"]
 
 
 def test_a_share_past_its_scale_is_not_near_a_limit(tmp_path: Path) -> None:

@@ -94,6 +94,16 @@ def test_a_delayed_callee_whose_own_metrics_stay_flat_is_found_from_the_wait_aro
     assert "no logs for this period" in result.sources["notes"]
 
 
+def test_a_cpu_starved_callee_keeps_its_callers_waiting_but_is_not_called_a_network_delay(tmp_path: Path):
+    # cart's CPU runs at 95% and its server latency rises: requests queue before its server spans start, so its
+    # callers wait longer around each call, as for a delay on its network; but its own work moved too
+    store = load_telemetry(metrics=_metrics(tmp_path / "metrics.parquet", hot="cart"),
+                           traces=_spans(tmp_path / "spans.parquet", delayed="cart"))
+    top = analyze(store, at=AT, onset="at").hypotheses[0]
+    assert top.service == "cart" and top.kind == "cpu_saturation"
+    assert "its own work slowed too" in top.mechanism and "on its network" not in top.mechanism
+
+
 def test_a_delay_is_found_when_the_traces_before_the_onset_are_missing(tmp_path: Path):
     # the trace minute before the onset is lost: each call's wait is compared with the system's typical wait
     store = load_telemetry(metrics=_metrics(tmp_path / "metrics.parquet", hot=None),

@@ -82,6 +82,9 @@ MECHANISMS: dict[str, str] = {
     "callers",
     "region_outage": "{s} failed in {region} only: requests served there errored while other regions stayed healthy",
     "oom_restart_loop": "{s} exhausted its memory and restarted repeatedly, dropping in-flight requests",
+    # the same kind when only its memory near the limit was seen: the restarts are the risk, not a fact
+    "memory_near_limit": "{s} ran its memory near its limit, where an out-of-memory kill restarts it and drops "
+    "in-flight requests",
     "provider_throttling": "{s}'s calls to a third-party provider were throttled, failing only the requests that "
     "depend on it",
     "cpu_saturation": "{s} saturated its CPU: requests queued and latency rose for its callers",
@@ -111,6 +114,10 @@ class Classification(BaseModel):
     supporting: list[str] = []
     #: metric cues set aside as too small to name a mechanism, in words
     too_small: list[str] = []
+    #: the metric changes that named the mechanism, in words
+    seen: list[str] = []
+    #: whether a restart or an out-of-memory line was seen (else an out-of-memory kind rests on memory alone)
+    restart_seen: bool = False
 
 
 def log_cues_sql(window: Span, services: list[str]) -> str:
@@ -181,17 +188,22 @@ def classify(
     points = dict.fromkeys(KINDS, 0.0)
     supporting: list[str] = []
     too_small: list[str] = []
+    seen: dict[str, list[str]] = {}
+    restart_seen = False
     for shift, kind, weight, rule in _metric_cues(service, shifts):
         large, why = practically_large(shift, rule)
         if large:
             points[kind] += weight
             supporting.append(shift.evidence)
+            seen.setdefault(kind, []).append(why)
+            restart_seen |= rule == "events_seen" and kind == "oom_restart_loop"
         else:
             too_small.append(f"{kind.replace('_', ' ')}: {why}")
     for kind in LOG_CUES:
         share = cues.share(service, kind)
         if share >= 0.05:
             points[kind] += 3.0 * min(1.0, share * 2)
+            restart_seen |= kind == "oom_restart_loop"
             if cues.evidence:
                 supporting.append(cues.evidence)
     for contributor in contributors:
@@ -218,6 +230,8 @@ def classify(
         region=str(_value(region, "value", "")) if region is not None else None,
         supporting=list(dict.fromkeys(s for s in supporting if s)),
         too_small=list(dict.fromkeys(too_small)) if kind == UNDETERMINED else [],
+        seen=seen.get(kind, []),
+        restart_seen=restart_seen,
     )
 
 
@@ -296,9 +310,15 @@ def mechanism_sentence(service: str, classification: Classification, trigger: di
     trigger_text = f" ({trigger['description']})" if trigger and trigger.get("description") else ""
     moved_text = f" ({'; '.join(f'{m.metric} {describe_change(m.baseline, m.peak)}' for m in moved[:2])})" \
         if moved else ""
-    sentence = MECHANISMS[classification.kind].format(
+    template = "memory_near_limit" if classification.kind == "oom_restart_loop" and not classification.restart_seen \
+        else classification.kind
+    sentence = MECHANISMS[template].format(
         s=service, trigger=trigger_text, region=classification.region or "one region", moved=moved_text
     )
+    if classification.seen:
+        sentence += f"; seen: {'; '.join(classification.seen[:2])}"
+    if template == "memory_near_limit":
+        sentence += "; no restart or out-of-memory line seen"
     if classification.too_small:
         sentence += f"; set aside as too small: {'; '.join(classification.too_small[:3])}"
     return sentence

@@ -68,8 +68,11 @@ FAILED_TEST_COST = 1.0
 SAME_MOMENT_STEPS = 1.5
 #: ... counted in the metrics' step, and never finer than the per-minute counts log onsets come from (`same_moment`)
 LOG_COUNT_STEP = timedelta(minutes=1)
-#: the kind of a service whose strongest change is the wait around its calls (`spans.TraceSignal.delayed`)
+#: the kind of a service whose strongest change is the wait around its calls (`spans.TraceSignal.delayed`) while its
+#: own work stayed flat
 NETWORK_DELAY = "network_delay"
+#: a service's own work: its CPU, or the latency its own server measures (not its calls as a client, not its host's)
+OWN_WORK_METRIC = re.compile(r"(?i)cpu|server.*(latency|duration)|(latency|duration).*server")
 #: the synthetic service of wide (service-less) metrics: a place, not a culprit
 GLOBAL = "global"
 #: how long before the onset a deploy or config change still counts as its trigger
@@ -157,8 +160,11 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             s = signals.setdefault(trace.service, ServiceSignals(service=trace.service))
             s.trace_strength = trace.strength
             s.trace_onset = trace.onset
-            s.trace_change = trace.describe()
-            s.delayed = trace.delayed
+            slowed = own_work_slowed(s.moved) if trace.delayed else None
+            s.delayed = trace.delayed and slowed is None
+            s.trace_change = trace.describe(network=slowed is None)
+            if slowed is not None:
+                s.trace_change += f", while its own work slowed too ({slowed} up): not its network alone"
             s.evidence.append(trace.evidence)
     for s in signals.values():
         s.moved.sort(key=lambda m: -abs(m.shift))
@@ -172,6 +178,15 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
 #: not what broke
 DEMAND_METRIC = re.compile(
     r"(?i)network|bytes|receive|transmit|workload|(^|[_.])ops\b|rps|qps|requests?(_|$)|throughput")
+
+
+def own_work_slowed(moved: list[MetricShift]) -> str | None:
+    """The first of a service's metrics of its own work (CPU, its server's latency) that rose, or None. A delay on
+    its network leaves them flat: the callers wait, the service does not work longer; a CPU-starved service also
+    keeps its callers waiting beyond its server spans (requests queue before it reads them), but its CPU or its
+    server's latency rises with it."""
+    return next((m.metric for m in moved if m.direction == "up" and OWN_WORK_METRIC.search(m.metric)
+                 and not re.search(HOST_METRIC, m.metric)), None)
 
 
 def own_health(metric: str) -> bool:

@@ -126,17 +126,18 @@ class TraceSignal(BaseModel):
         wait = WAIT_WEIGHT * self.wait_shift
         return wait >= SIGNIFICANT_STRENGTH and wait >= max(self.behaviour_shift, self.own_time)
 
-    def describe(self) -> str:
-        """The change in words: the longer wait on its calls, the slower own work, or the event whose share of the
-        traces moved."""
+    def describe(self, network: bool = True) -> str:
+        """The change in words: the longer wait on its calls (read as a delay on its network unless `network` is
+        False), the slower own work, or the event whose share of the traces moved."""
         own_time = self.own_time
         if self.delayed and self.wait_after_ms is not None:
             before = "before" if self.wait_baseline == "history" else "typical of the other calls"
             calls = "its callers waited" if self.wait_direction == "in" else "it waited"
             around = "each call into it beyond its own server time" if self.wait_direction == "in" else (
                 "each of its calls beyond the callee's server time, on every callee")
-            return (f"{calls} {self.wait_after_ms:g} ms around {around} (median; {self.wait_before_ms:g} ms "
-                    f"{before}): the delay lies between the services, on its network")
+            wait = (f"{calls} {self.wait_after_ms:g} ms around {around} (median; {self.wait_before_ms:g} ms "
+                    f"{before})")
+            return f"{wait}: the delay lies between the services, on its network" if network else wait
         if own_time >= max(self.behaviour_shift, self.raw_shift) and self.own_p90_after_ms is not None:
             return f"its own span time p90 went from {self.own_p90_before_ms:g} to {self.own_p90_after_ms:g} ms"
         if self.event is None or self.share_before is None or self.share_after is None:
