@@ -135,3 +135,12 @@ def test_a_network_delay_is_found_from_the_wait_around_the_calls_into_the_delaye
     report = evaluate_nezha(boutique, kinds=["network_delay"], limit=2)
     assert [(f.service, f.rank) for f in report.faults] == [("cartservice", 1), ("checkoutservice", 1)]
     assert report.summary()["by_day"]["2022-08-23"]["top1_count"] == 2
+    assert report.summary()["by_type"]["network_delay"]["mechanisms"] == {"network_delay": 2}
+
+
+def test_a_cpu_starved_service_found_first_is_not_called_a_network_delay(boutique: Path):
+    # paymentservice at 14:21: its callers wait longer around its calls, but its CPU rose too
+    report = evaluate_nezha(boutique, kinds=["cpu_contention"], limit=5)
+    payment = next(f for f in report.faults if f.service == "paymentservice")
+    assert payment.rank == 1 and payment.mechanism == "cpu_saturation"
+    assert "network_delay" not in report.summary()["mechanisms"]

@@ -997,14 +997,15 @@ def eval_nezha_command(
     summary = report.summary()
     papers = "; ".join(f"{system} top-1 {p['top1']:.1%}, top-3 {p['top3']:.1%}"
                        for system, p in summary["paper"].items())
-    table = Table("fault type / day", "faults", "top-1", "top-3", "s/fault", box=None,
+    table = Table("fault type / day", "faults", "top-1", "top-3", "s/fault", "mechanism named (top-1)", box=None,
                   caption=f"ranker {ranker.value}{' with the reference minutes' if reference else ''}; Nezha (paper): "
                           f"{papers}")
     rows = [*summary["by_type"].items(), *(summary["by_day"].items() if len(summary["by_day"]) > 1 else []),
             ("all", summary)]
     for name, scores in rows:
         table.add_row(name, str(scores["faults"]), f"{scores['top1']:.1%} ({scores['top1_count']})",
-                      f"{scores['top3']:.1%} ({scores['top3_count']})", f"{scores['mean_seconds']:.1f}")
+                      f"{scores['top3']:.1%} ({scores['top3_count']})", f"{scores['mean_seconds']:.1f}",
+                      ", ".join(f"{kind} {count}" for kind, count in scores["mechanisms"].items()))
     console.print(table)
     _print_calibration(report.calibration())
 

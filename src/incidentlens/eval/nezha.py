@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -48,6 +49,7 @@ class Ranking:
     services: list[str]
     note: str | None = None
     confidences: list[float] = field(default_factory=list)  # each service's stated confidence, when the ranker has one
+    mechanisms: list[str] = field(default_factory=list)  # each service's mechanism (kind), when the ranker names one
 
 
 Ranker = Callable[[TelemetryStore, datetime], Ranking]
@@ -77,6 +79,7 @@ class FaultScore:
     seconds: float
     note: str | None = None
     confidences: list[float] = field(default_factory=list)
+    mechanism: str | None = None  # the kind named for the injected service, when it is ranked and the ranker names one
 
 
 @dataclass
@@ -120,6 +123,8 @@ def _scores(faults: Sequence[FaultScore]) -> dict[str, Any]:
         "top3_count": top3,
         "mean_seconds": sum(seconds) / count if count else 0.0,
         "max_seconds": max(seconds, default=0.0),
+        # the mechanism named for the injected service where it was ranked first (does a CPU fault read as one?)
+        "mechanisms": dict(sorted(Counter(f.mechanism for f in faults if f.rank == 1 and f.mechanism).items())),
     }
 
 
@@ -237,7 +242,8 @@ def analysis_ranker(store: TelemetryStore, at: datetime) -> Ranking:
 
     result = analyze(store, at=at, onset="at")
     return Ranking(_unique(h.service for h in result.hypotheses), note=result.reason,
-                   confidences=[h.confidence for h in result.hypotheses])
+                   confidences=[h.confidence for h in result.hypotheses],
+                   mechanisms=[h.kind for h in result.hypotheses])
 
 
 def signals_ranker(store: TelemetryStore, at: datetime) -> Ranking:
@@ -460,6 +466,7 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: R
         ranked=ranked[:5],
         rank=rank, seconds=round(time.perf_counter() - started, 2), note="; ".join(notes) or None,
         confidences=ranking.confidences[:5],
+        mechanism=ranking.mechanisms[rank - 1] if rank is not None and rank <= len(ranking.mechanisms) else None,
     )
 
 
