@@ -115,12 +115,29 @@ def test_one_or_two_slow_calls_on_a_quiet_service_do_not_make_it_a_suspect(tmp_p
     assert cancel.own_tail_z < 2.5 and not cancel.significant
 
 
+def test_an_own_time_shift_the_tail_test_does_not_carry_is_not_given_as_a_change(tmp_path: Path):
+    # the same two slow calls in twelve: the p90 is reported, and said not to count, in words and in the evidence
+    store = load_telemetry(traces=_quiet_calls(tmp_path, [12.0, 11.0, 150.0, 13.0, 10.0, 12.0]))
+    window, baseline, _ = known_periods(store, AT)
+    signals, evidence = trace_signals(store, window, baseline)
+    assert signals["cancel"].describe() == ("its own span time p90 went from 15.21 to 136.3 ms, on too few of its "
+                                            "spans to count (tail test z 0.634, short of 2.5)")
+    own = next(e for e in evidence if e.title.startswith("own span time p90"))
+    assert own.title.endswith("not carried by the tail test")
+    assert own.data["services"] == [{
+        "service": "cancel", "p90_before_ms": 15.21, "p90_after_ms": 136.3, "shift": 2.1365,
+        "spans_past_p90_before": [4, 2], "spans": [40, 12], "tail_z": 0.634, "counted": False}]
+
+
 def test_a_quiet_service_whose_every_call_slowed_is_a_suspect(tmp_path: Path):
     store = load_telemetry(traces=_quiet_calls(tmp_path, [60.0, 75.0, 68.0]))
     window, baseline, _ = known_periods(store, AT)
-    cancel = trace_signals(store, window, baseline)[0]["cancel"]
+    signals, evidence = trace_signals(store, window, baseline)
+    cancel = signals["cancel"]
     assert cancel.own_tail_z > 2.5 and cancel.significant
-    assert "own span time p90" in cancel.describe()
+    assert cancel.describe() == "its own span time p90 went from 15.21 to 75 ms"
+    own = next(e for e in evidence if e.title.startswith("own span time p90"))
+    assert own.title == "own span time p90 by service: cancel 15.21 -> 75 ms" and own.data["services"][0]["counted"]
 
 
 def test_the_tail_test_counts_spans_past_the_slowest_tenth_before():

@@ -91,7 +91,7 @@ class TraceSignal(BaseModel):
     own_p90_before_ms: float | None = None
     own_p90_after_ms: float | None = None
     own_time_shift: float = 0.0  # ln((1 + p90 after) / (1 + p90 before))
-    own_tail_z: float = 0.0  # how surely more of its spans ran past the pooled p90 after than before (`tail_z`)
+    own_tail_z: float = 0.0  # how surely more of its spans ran past its p90 before, after than before (`tail_z`)
     wait_before_ms: float | None = None  # the median wait on calls into the service before (or the system's typical)
     wait_after_ms: float | None = None
     wait_shift: float = 0.0  # ln((1 + wait after) / (1 + wait before)), the smallest over its callers
@@ -128,7 +128,8 @@ class TraceSignal(BaseModel):
 
     def describe(self, network: bool = True) -> str:
         """The change in words: the longer wait on its calls (read as a delay on its network unless `network` is
-        False), the slower own work, or the event whose share of the traces moved."""
+        False), the slower own work (said not to count when the tail test does not carry it), or the event whose
+        share of the traces moved."""
         own_time = self.own_time
         if self.delayed and self.wait_after_ms is not None:
             before = "before" if self.wait_baseline == "history" else "typical of the other calls"
@@ -138,8 +139,11 @@ class TraceSignal(BaseModel):
             wait = (f"{calls} {self.wait_after_ms:g} ms around {around} (median; {self.wait_before_ms:g} ms "
                     f"{before})")
             return f"{wait}: the delay lies between the services, on its network" if network else wait
-        if own_time >= max(self.behaviour_shift, self.raw_shift) and self.own_p90_after_ms is not None:
-            return f"its own span time p90 went from {self.own_p90_before_ms:g} to {self.own_p90_after_ms:g} ms"
+        if self.own_time_shift > 0 and own_time >= max(self.behaviour_shift, self.raw_shift) \
+                and self.own_p90_after_ms is not None:
+            said = f"its own span time p90 went from {self.own_p90_before_ms:g} to {self.own_p90_after_ms:g} ms"
+            return said if own_time > 0 else (f"{said}, on too few of its spans to count (tail test z "
+                                              f"{self.own_tail_z:g}, short of {SIGNIFICANT_STRENGTH:g})")
         if self.event is None or self.share_before is None or self.share_after is None:
             return "its requests changed"
         return (f"'{_short(self.event, 120)}' in {self.share_after:.0%} of its traces after the onset, "
@@ -436,7 +440,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.wait_explained_by = wait.get("explained_by")
         if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
             s.onset = wait["onset"]
-    evidence = _evidence(signals, events, events_sql, times_sql)
+    evidence = _evidence(signals, events, events_sql, times, times_sql)
     evidence.extend(_wait_evidence(signals, edges, edges_sql))
     return signals, evidence
 
@@ -460,7 +464,9 @@ def _behaviour(row: dict[str, Any]) -> TraceSignal:
 
 
 def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], events_sql: str,
-              times_sql: str) -> list[Evidence]:
+              times: list[dict[str, Any]], times_sql: str) -> list[Evidence]:
+    tails = {row["service"]: {"spans_past_p90_before": [row["tail_before"], row["tail_after"]],
+                              "spans": [row["spans_before"], row["spans_after"]]} for row in times}
     items: list[Evidence] = []
     if events:
         rows = [{k: _json_value(v) for k, v in row.items()} for row in events[:EVIDENCE_ROWS]]
@@ -478,13 +484,22 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
         items.append(item)
         for row in events:
             signals[row["service"]].evidence = item.id
-    slowed = sorted((s for s in signals.values() if s.own_p90_after_ms is not None), key=lambda s: -s.own_time_shift)
+    # the shifts the tail test carries first: the summary names the largest that counts, not one that did not
+    slowed = sorted((s for s in signals.values() if s.own_p90_after_ms is not None),
+                    key=lambda s: (s.own_time <= 0, -s.own_time_shift))
     if slowed:
+        top = slowed[0]
+        counted = "" if top.own_time > 0 else ", not carried by the tail test"
         item = Evidence.make(
-            "trace", f"own span time p90 by service: {slowed[0].service} {slowed[0].own_p90_before_ms:g} -> "
-                     f"{slowed[0].own_p90_after_ms:g} ms", times_sql,
-            {"services": [{"service": s.service, "p90_before_ms": s.own_p90_before_ms,
-                           "p90_after_ms": s.own_p90_after_ms, "shift": s.own_time_shift}
+            "trace", f"own span time p90 by service: {top.service} {top.own_p90_before_ms:g} -> "
+                     f"{top.own_p90_after_ms:g} ms{counted}", times_sql,
+            {"rule": "per service, the p90 of its spans' exclusive time after against before (client spans left "
+                     "out); the shift counts only when more of its spans ran past its p90 before, after than before "
+                     "(spans_past_p90_before of spans, before and after): a two-proportion "
+                     f"z (tail_z) of at least {SIGNIFICANT_STRENGTH:g}",
+             "services": [{"service": s.service, "p90_before_ms": s.own_p90_before_ms,
+                           "p90_after_ms": s.own_p90_after_ms, "shift": s.own_time_shift,
+                           **tails.get(s.service, {}), "tail_z": s.own_tail_z, "counted": s.own_time > 0}
                           for s in slowed[:EVIDENCE_ROWS]], "cut": max(0, len(slowed) - EVIDENCE_ROWS)},
         )
         items.append(item)
