@@ -88,13 +88,14 @@ def test_the_failing_service_own_time_and_behaviour_change_while_its_callers_onl
     assert all(s.evidence in {e.id for e in evidence} for s in (payment, order))
 
 
-def _quiet_calls(tmp_path: Path, slow_after: list[float]) -> Path:
-    """A lightly used service: `api` calls `cancel` every 30 s, its work 10-16 ms before AT; after AT the calls take
-    `slow_after` ms in turn."""
+def _quiet_calls(tmp_path: Path, slow_after: list[float], before: list[float] | None = None) -> Path:
+    """A lightly used service: `api` calls `cancel` every 30 s, its work 10-16 ms before AT (or `before` ms in turn);
+    after AT the calls take `slow_after` ms in turn."""
     rows = []
     for i in range(52):
         start = AT + timedelta(seconds=30 * (i - 40))
-        own = slow_after[(i - 40) % len(slow_after)] if i >= 40 else 10.0 + (i * 37 % 60) / 10
+        usual = before[i % len(before)] if before else 10.0 + (i * 37 % 60) / 10
+        own = slow_after[(i - 40) % len(slow_after)] if i >= 40 else usual
         rows += [
             {"trace_id": f"t{i}", "span_id": f"a{i}", "parent_id": "", "service": "api", "operation": "POST /cancel",
              "start": start.isoformat() + "Z", "duration_ms": own + 2.0},
@@ -127,6 +128,17 @@ def test_an_own_time_shift_the_tail_test_does_not_carry_is_not_given_as_a_change
     assert own.data["services"] == [{
         "service": "cancel", "p90_before_ms": 15.21, "p90_after_ms": 136.3, "shift": 2.1365,
         "spans_past_p90_before": [4, 2], "spans": [40, 12], "tail_z": 0.634, "counted": False}]
+
+
+def test_two_slow_calls_are_no_new_tail_when_the_usual_calls_all_took_the_same_time(tmp_path: Path):
+    # timed to the millisecond: before AT every call took 11 or 12 ms, so its p90 is 12 ms and no call ran past it;
+    # the calls at the p90 count half past it, and two slow calls in twelve are still no slower service
+    calls = _quiet_calls(tmp_path, [12.0, 12.0, 150.0, 12.0, 12.0, 12.0], before=[12.0, 11.0, 12.0])
+    store = load_telemetry(traces=calls)
+    window, baseline, _ = known_periods(store, AT)
+    cancel = trace_signals(store, window, baseline)[0]["cancel"]
+    assert (cancel.own_p90_before_ms, cancel.own_p90_after_ms) == (12.0, 136.2)
+    assert cancel.own_tail_z < 2.5 and not cancel.significant
 
 
 def test_a_quiet_service_whose_every_call_slowed_is_a_suspect(tmp_path: Path):

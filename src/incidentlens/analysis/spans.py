@@ -284,8 +284,8 @@ def adjusted_z(z: float, tested: int, one_sided: bool = False) -> float:
 
 def own_time_sql(window: Span, baseline: Span) -> str:
     """Per service: p90 of its spans' exclusive time (duration minus the direct children's) before and after, and
-    how many spans on each side ran past the p90 before (`tail_z`); client spans (every child in
-    another service) are the wait on a call, not the service's work, and are left out."""
+    how many spans on each side ran past the p90 before (`tail_z`; one at it counts half); client spans (every
+    child in another service) are the wait on a call, not the service's work, and are left out."""
     return f"""WITH own AS (
     SELECT parent.service, {in_span('parent.start_ts', window)} AS after,
            greatest(parent.duration_ms - coalesce(sum(child.duration_ms), 0), 0) AS own_ms,
@@ -298,18 +298,22 @@ def own_time_sql(window: Span, baseline: Span) -> str:
     HAVING NOT client
 ), before AS (
     SELECT service, quantile_cont(own_ms, 0.9) AS p90 FROM own WHERE NOT after GROUP BY service
+), placed AS (
+    -- a span at the p90 before counts half past it (as a tie in a rank test): with coarse timings most of a quiet
+    -- service's spans can sit on it, and counting them as not past would make one slow call look like a new tail
+    SELECT own.*, CASE WHEN own_ms > p90 THEN 1.0 WHEN own_ms = p90 THEN 0.5 ELSE 0.0 END::DOUBLE AS past
+    FROM own JOIN before USING (service)
 )
 SELECT service, quantile_cont(own_ms, 0.9) FILTER (WHERE NOT after) AS p90_before,
        quantile_cont(own_ms, 0.9) FILTER (WHERE after) AS p90_after,
        count(*) FILTER (WHERE NOT after) AS spans_before, count(*) FILTER (WHERE after) AS spans_after,
-       count(*) FILTER (WHERE NOT after AND own_ms > before.p90) AS tail_before,
-       count(*) FILTER (WHERE after AND own_ms > before.p90) AS tail_after
-FROM own JOIN before USING (service) GROUP BY service
+       sum(past) FILTER (WHERE NOT after) AS tail_before, sum(past) FILTER (WHERE after) AS tail_after
+FROM placed GROUP BY service
 HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS} AND count(*) FILTER (WHERE NOT after) >= {MIN_SPANS}
 ORDER BY service"""
 
 
-def tail_z(tail_before: int, spans_before: int, tail_after: int, spans_after: int) -> float:
+def tail_z(tail_before: float, spans_before: int, tail_after: float, spans_after: int) -> float:
     """The two-proportion z of spans past the p90 before the onset, after against before: positive when more of
     the service's spans ran past what was its slowest tenth, as sure as the counts on both sides allow (a p90 over
     a handful of spans is one or two of them)."""
@@ -495,7 +499,7 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
                      f"{top.own_p90_after_ms:g} ms{counted}", times_sql,
             {"rule": "per service, the p90 of its spans' exclusive time after against before (client spans left "
                      "out); the shift counts only when more of its spans ran past its p90 before, after than before "
-                     "(spans_past_p90_before of spans, before and after): a two-proportion "
+                     "(spans_past_p90_before of spans, before and after; one at it counts half): a two-proportion "
                      f"z (tail_z) of at least {SIGNIFICANT_STRENGTH:g}",
              "services": [{"service": s.service, "p90_before_ms": s.own_p90_before_ms,
                            "p90_after_ms": s.own_p90_after_ms, "shift": s.own_time_shift,
