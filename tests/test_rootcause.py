@@ -300,3 +300,20 @@ def test_on_minute_metrics_an_hour_earlier_refutes_the_later_service(tmp_path: P
     by_minute = _two_services_an_hour_apart(tmp_path, timedelta(minutes=1))
     assert by_minute.test_passed is False
     assert "cache moved 60 min earlier" in by_minute.test
+
+
+def test_own_work_is_cpu_or_server_latency_by_the_names_users_have_not_a_limit_a_client_or_the_host():
+    """A network delay leaves a service's own work flat; these names say its own work rose."""
+    from incidentlens.analysis.rootcause import own_work_slowed
+
+    for metric in ("container_cpu_usage_seconds_total", "process_cpu_seconds_total", "CpuUsageRate(%)",
+                   "http_server_request_duration_seconds", "grpc_server_handling_seconds", "http.server.duration",
+                   "PodServerLatencyP90(s)"):
+        assert own_work_slowed([_moved("cart", metric, 1, 9)]) == metric
+    for metric in ("http_client_request_duration_seconds", "grpc_client_handling_seconds", "node_cpu_seconds_total",
+                   "NodeCpuUsageRate(%)", "cpu_limit", "container_spec_cpu_quota", "process_cpu_idle_ratio"):
+        assert own_work_slowed([_moved("cart", metric, 1, 9)]) is None, metric
+    assert own_work_slowed([_moved("cart", "CpuUsageRate(%)", 9, 1)]) is None  # fell: not more work
+    # the largest rise is the one named
+    assert own_work_slowed([_moved("cart", "CpuUsageRate(%)", 1, 9, shift=4.0),
+                            _moved("cart", "PodServerLatencyP90(s)", 1, 9, shift=12.0)]) == "PodServerLatencyP90(s)"

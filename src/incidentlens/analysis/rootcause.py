@@ -71,8 +71,12 @@ LOG_COUNT_STEP = timedelta(minutes=1)
 #: the kind of a service whose strongest change is the wait around its calls (`spans.TraceSignal.delayed`) while its
 #: own work stayed flat
 NETWORK_DELAY = "network_delay"
-#: a service's own work: its CPU, or the latency its own server measures (not its calls as a client, not its host's)
-OWN_WORK_METRIC = re.compile(r"(?i)cpu|server.*(latency|duration)|(latency|duration).*server")
+#: a service's own work: its CPU, or the latency its own server measures (not its calls as a client, not its host's):
+#: `container_cpu_usage_seconds_total`, `CpuUsageRate(%)`, `http_server_request_duration_seconds`,
+#: `http.server.duration`, `grpc_server_handling_seconds`, `PodServerLatencyP90(s)`
+OWN_WORK_METRIC = re.compile(r"(?i)cpu|server.*(latency|duration|handling)|(latency|duration).*server")
+#: ... but not a setting or the work not done: a CPU limit, quota, share or request raised, or idle time that rose
+NOT_OWN_WORK_METRIC = re.compile(r"(?i)limit|quota|shares|request.?cpu|cpu.?request|capacity|allocatable|idle")
 #: the synthetic service of wide (service-less) metrics: a place, not a culprit
 GLOBAL = "global"
 #: how long before the onset a deploy or config change still counts as its trigger
@@ -181,12 +185,13 @@ DEMAND_METRIC = re.compile(
 
 
 def own_work_slowed(moved: list[MetricShift]) -> str | None:
-    """The first of a service's metrics of its own work (CPU, its server's latency) that rose, or None. A delay on
+    """The most shifted metric of its own work (CPU, its server's latency) that rose, or None. A delay on
     its network leaves them flat: the callers wait, the service does not work longer; a CPU-starved service also
     keeps its callers waiting beyond its server spans (requests queue before it reads them), but its CPU or its
     server's latency rises with it."""
-    return next((m.metric for m in moved if m.direction == "up" and OWN_WORK_METRIC.search(m.metric)
-                 and not re.search(HOST_METRIC, m.metric)), None)
+    rose = [m for m in moved if m.direction == "up" and OWN_WORK_METRIC.search(m.metric)
+            and not NOT_OWN_WORK_METRIC.search(m.metric) and not re.search(HOST_METRIC, m.metric)]
+    return max(rose, key=lambda m: abs(m.shift)).metric if rose else None
 
 
 def own_health(metric: str) -> bool:
