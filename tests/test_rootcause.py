@@ -317,3 +317,6 @@ def test_own_work_is_cpu_or_server_latency_by_the_names_users_have_not_a_limit_a
     # the largest rise is the one named
     assert own_work_slowed([_moved("cart", "CpuUsageRate(%)", 1, 9, shift=4.0),
                             _moved("cart", "PodServerLatencyP90(s)", 1, 9, shift=12.0)]) == "PodServerLatencyP90(s)"
+    # when the wait is on its own calls to others, its server latency holds that wait: only its CPU says more work
+    assert own_work_slowed([_moved("cart", "PodServerLatencyP90(s)", 1, 9)], server_latency=False) is None
+    assert own_work_slowed([_moved("cart", "CpuUsageRate(%)", 1, 9)], server_latency=False) == "CpuUsageRate(%)"
