@@ -74,6 +74,10 @@ def test_memory_near_its_limit_is_named_out_of_memory_but_no_restart_is_claimed_
     assert "ran its memory near its limit" in top["mechanism"] and "restarted repeatedly" not in top["mechanism"]
     assert "seen: MemoryUsageRate(%) from 55" in top["mechanism"]
     assert top["mechanism"].endswith("no restart or out-of-memory line seen")
+    assert "(+77%, 98% of its limit)" in top["mechanism"]  # one pair of parentheses
+    review = build_postmortem(analysis)
+    assert review.title == "Memory exhaustion in news"
+    assert "restart loop" not in review.summary.text and "restarted repeatedly" not in review.summary.text
 
 
 def test_restarts_seen_with_memory_at_its_limit_are_a_restart_loop(tmp_path: Path) -> None:

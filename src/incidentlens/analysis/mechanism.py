@@ -279,16 +279,19 @@ def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
         return large, change + ("" if large else ": an amount with no known limit")
     share = peak / scale
     if share > PAST_LIMIT:
-        return False, f"{change} ({share:.0%}: past its scale, so not a share of a hard limit)"
-    return share >= NEAR_LIMIT, f"{change} ({share:.0%} of its limit)"
+        return False, f"{shift.metric} {describe_change(before, peak, f'{share:.0%}: past its scale')}, so not a " \
+            "share of a hard limit"
+    return share >= NEAR_LIMIT, f"{shift.metric} {describe_change(before, peak, f'{share:.0%} of its limit')}"
 
 
-def describe_change(before: float, after: float) -> str:
-    """`from 1.45 to 1.58 (+9%)`: a move in words with its relative size."""
+def describe_change(before: float, after: float, note: str = "") -> str:
+    """`from 1.45 to 1.58 (+9%)`: a move in words with its relative size, and `note` in the same parentheses
+    (`from 55 to 97 (+77%, 97% of its limit)`)."""
     text = f"from {_number(before)} to {_number(after)}"
-    if before:
-        text += f" ({(after - before) / abs(before):+.0%})"
-    return text
+    notes = [f"{(after - before) / abs(before):+.0%}"] if before else []
+    if note:
+        notes.append(note)
+    return f"{text} ({', '.join(notes)})" if notes else text
 
 
 def _number(value: float) -> str:

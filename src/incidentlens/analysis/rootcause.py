@@ -168,7 +168,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             s.delayed = trace.delayed and slowed is None
             s.trace_change = trace.describe(network=slowed is None)
             if slowed is not None:
-                s.trace_change += f", while its own work slowed too ({slowed} up): not its network alone"
+                s.trace_change += f", while its own work slowed too ({slowed} rose), so not its network alone"
             s.evidence.append(trace.evidence)
     for s in signals.values():
         s.moved.sort(key=lambda m: -abs(m.shift))

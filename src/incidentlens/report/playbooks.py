@@ -2,7 +2,7 @@
 
 Action items and runbook steps come from here, chosen by the root cause's kind and filled in with its service,
 never written from nothing. One playbook per mechanism the analysis names (connection-pool exhaustion, cache-miss
-storm, bad deploy, region outage, OOM restart loop, provider throttling, CPU saturation) and one for a cause it
+storm, bad deploy, region outage, memory exhaustion, provider throttling, CPU saturation) and one for a cause it
 could not pin down. A step may give an example of what the logs say, as a quoted phrase in parentheses; it stays
 only when the data's log text holds it (a runbook cites only strings that exist in the data).
 """
@@ -34,14 +34,14 @@ class Playbook:
 
     @property
     def phrase(self) -> str:
-        """The label inside a sentence: 'a bad deploy', 'an out-of-memory restart loop', 'CPU saturation'."""
+        """The label inside a sentence: 'a bad deploy', 'memory exhaustion', 'CPU saturation'."""
         if self.kind not in _COUNTABLE:
             return self.label
         return f"{'an' if self.label[0] in 'aeiou' else 'a'} {self.label}"
 
 
 #: the kinds whose label is a countable noun and so takes an article in a sentence
-_COUNTABLE = frozenset({"cache_miss_storm", "bad_deploy", "region_outage", "oom_restart_loop"})
+_COUNTABLE = frozenset({"cache_miss_storm", "bad_deploy", "region_outage"})
 
 
 _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
@@ -140,7 +140,9 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         ),
     ),
     Playbook(
-        "oom_restart_loop", "out-of-memory restart loop",
+        # named for what every case of the kind shows, memory at its limit: restarts are seen only in some
+        # (`mechanism.Classification.restart_seen`), and the title must not claim them where none was
+        "oom_restart_loop", "memory exhaustion",
         (
             _Action("mitigate", "P0", "24 hours",
                     "Raise {service}'s memory limit for now and cap the per-request or per-batch work that drives "
