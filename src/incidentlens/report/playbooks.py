@@ -159,7 +159,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
             "Confirm: {service} restarts repeatedly (OOMKilled) with memory at its limit before each restart",
             "Capture a heap profile from one instance before it is killed",
             "Mitigate: roll back a recent {service} deploy if one precedes the onset; else raise limits or scale out",
-            "Verify: restarts stop and memory stays flat under load",
+            "Verify: no restarts and memory flat under load",
         ),
     ),
     Playbook(
