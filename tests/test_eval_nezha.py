@@ -145,3 +145,12 @@ def test_a_cpu_starved_service_found_first_is_not_called_a_network_delay(boutiqu
     payment = next(f for f in report.faults if f.service == "paymentservice")
     assert payment.rank == 1 and payment.mechanism == "cpu_saturation"
     assert "network_delay" not in report.summary()["mechanisms"]
+
+
+@pytest.mark.slow
+def test_the_cli_table_names_the_mechanism_found_per_fault_type(boutique: Path):
+    ran = runner.invoke(app, ["eval", "nezha", "--data", str(boutique), "--kind", "network_delay", "--limit", "2"])
+    assert ran.exit_code == 0, ran.output
+    assert "mechanism named" in ran.output
+    assert [line.split()[-2:] for line in ran.output.splitlines() if line.split()[:1] == ["network_delay"]] == \
+        [["network_delay", "2"]]
