@@ -71,10 +71,11 @@ LOG_COUNT_STEP = timedelta(minutes=1)
 #: the kind of a service whose strongest change is the wait around its calls (`spans.TraceSignal.delayed`) while its
 #: own work stayed flat
 NETWORK_DELAY = "network_delay"
-#: a service's own work: its CPU, or the latency its own server measures (not its calls as a client, not its host's):
-#: `container_cpu_usage_seconds_total`, `CpuUsageRate(%)`, `http_server_request_duration_seconds`,
-#: `http.server.duration`, `grpc_server_handling_seconds`, `PodServerLatencyP90(s)`
-OWN_WORK_METRIC = re.compile(r"(?i)cpu|server.*(latency|duration|handling)|(latency|duration).*server")
+#: a service's own work: its CPU (`container_cpu_usage_seconds_total`, `CpuUsageRate(%)`) ...
+CPU_METRIC = re.compile(r"(?i)cpu")
+#: ... or the latency its own server measures, not its calls' as a client (`http_server_request_duration_seconds`,
+#: `http.server.duration`, `grpc_server_handling_seconds`, `PodServerLatencyP90(s)`); never its host's
+SERVER_LATENCY_METRIC = re.compile(r"(?i)server.*(latency|duration|handling)|(latency|duration).*server")
 #: ... but not a setting or the work not done: a CPU limit, quota, share or request raised, or idle time that rose
 NOT_OWN_WORK_METRIC = re.compile(r"(?i)limit|quota|shares|request.?cpu|cpu.?request|capacity|allocatable|idle")
 #: the synthetic service of wide (service-less) metrics: a place, not a culprit
@@ -190,9 +191,9 @@ def own_work_slowed(moved: list[MetricShift], server_latency: bool = True) -> st
     keeps its callers waiting beyond its server spans (requests queue before it reads them), but its CPU or its
     server's latency rises with it. Without `server_latency` only its CPU counts: when the wait is on its own calls
     to others, its server's latency holds that wait and rises with a delay on its network too."""
-    rose = [m for m in moved if m.direction == "up" and OWN_WORK_METRIC.search(m.metric)
-            and not NOT_OWN_WORK_METRIC.search(m.metric) and not re.search(HOST_METRIC, m.metric)
-            and (server_latency or "cpu" in m.metric.lower())]
+    rose = [m for m in moved if m.direction == "up"
+            and (CPU_METRIC.search(m.metric) or (server_latency and SERVER_LATENCY_METRIC.search(m.metric)))
+            and not NOT_OWN_WORK_METRIC.search(m.metric) and not re.search(HOST_METRIC, m.metric)]
     return max(rose, key=lambda m: abs(m.shift)).metric if rose else None
 
 
