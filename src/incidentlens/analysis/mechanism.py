@@ -265,7 +265,11 @@ def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
     `MATERIAL_DROP` of its scale; `doubled` at least twice the baseline (or up from zero); `events_seen` a count up
     by at least one (a restart seen)."""
     before, peak = shift.baseline, shift.peak
-    change = f"{shift.metric} {describe_change(before, peak)}"
+
+    def said(note: str = "") -> str:
+        return f"{shift.metric} {describe_change(before, peak, note)}"
+
+    change = said()
     scale = full_scale(shift)
     doubled = peak >= 2 * before if before > 0 else peak > 0
     if rule == "events_seen":
@@ -279,9 +283,8 @@ def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
         return large, change + ("" if large else ": an amount with no known limit")
     share = peak / scale
     if share > PAST_LIMIT:
-        return False, f"{shift.metric} {describe_change(before, peak, f'{share:.0%}: past its scale')}, so not a " \
-            "share of a hard limit"
-    return share >= NEAR_LIMIT, f"{shift.metric} {describe_change(before, peak, f'{share:.0%} of its limit')}"
+        return False, f"{said(f'{share:.0%}: past its scale')}, so not a share of a hard limit"
+    return share >= NEAR_LIMIT, said(f"{share:.0%} of its limit")
 
 
 def describe_change(before: float, after: float, note: str = "") -> str:
