@@ -38,6 +38,9 @@ def test_detections_are_counted_as_events_against_the_windows():
     assert (scored.windows, scored.found, scored.detections, scored.false_alarms) == (2, 1, 3, 1)
     assert scored.delays_minutes == [50.0]  # 10 steps of 5 minutes after the window opened
     assert scored.days == (999 - 150) * 5 / 1440
+    # per file, what a false alarm and a miss have in common can be looked up: when each opened, which were missed
+    assert scored.false_alarms_at == ["2024-01-03T02:00Z"]  # row 600: 3000 minutes in
+    assert scored.missed == [("2024-01-03T18:40Z", "2024-01-03T22:50Z")]  # rows 800-850
 
 
 def test_a_window_over_before_scoring_starts_is_not_counted():
@@ -121,6 +124,9 @@ def test_eval_nab_cli_prints_the_nab_score_and_json(datasets, tmp_path):
     assert result["split"] == {"shaping": [keep[0]], "held-out": [keep[1]]}
     assert set(result["event"]) == {"native/shaping", "native/held-out", "1h/shaping", "1h/held-out"}
     assert "1h" in result["nab_score_by_cadence"]
+    per_file = result["event_by_file"]["native/held-out"]["robust"]
+    assert [f["file"] for f in per_file] == [keep[1]]
+    assert {"false_alarms_at", "missed", "delays_minutes"} <= set(per_file[0])
 
 
 def test_a_missing_nab_directory_is_one_line_of_error(tmp_path):

@@ -21,6 +21,7 @@ chosen on the shaping half and applied to both halves; normalised to NAB's 0 (nu
 its first row; a labelled window is found when a detection falls inside it; detections outside every window are
 false alarms (those in the first 15% are not scored, nor are windows that end inside it, as NAB does); F1; false
 alarms per day of scored data; detection delay = first detection in a found window minus the window's start.
+Per file (JSON `event_by_file`): the same counts, when each false alarm opened and which windows were missed.
 """
 
 from __future__ import annotations
@@ -85,6 +86,14 @@ class SeriesScore:
     false_alarms: int
     days: float
     delays_minutes: list[float] = field(default_factory=list)
+    false_alarms_at: list[str] = field(default_factory=list)  # first row of each window opened outside the labels
+    missed: list[tuple[str, str]] = field(default_factory=list)  # labelled windows (start, end) nothing opened in
+
+    def detail(self) -> dict[str, object]:
+        """This file's events, for finding what false alarms and misses have in common."""
+        return {"file": self.name, "windows": self.windows, "found": self.found, "detections": self.detections,
+                "false_alarms": self.false_alarms, "false_alarms_at": self.false_alarms_at, "missed": self.missed,
+                "delays_minutes": [round(d, 1) for d in self.delays_minutes]}
 
 
 @dataclass
@@ -190,6 +199,10 @@ class NabReport:
                             "that end inside it; the robust detector's noise reference)",
             "event": {
                 f"{cadence}/{half}": [s.summary() for s in scores] for (cadence, half), scores in self.scores.items()
+            },
+            "event_by_file": {
+                f"{cadence}/{half}": {s.detector: [series.detail() for series in s.series] for s in scores}
+                for (cadence, half), scores in self.scores.items()
             },
             "nab_score_by_cadence": {cadence: self.nab_scores(cadence) for cadence in self.cadences()
                                      if cadence != "native"},
@@ -302,12 +315,20 @@ def score_series(name: str, ts: np.ndarray, windows: np.ndarray, found: SeriesDe
     onsets = found.series.t[[span.start for span in found.spans]] if found.spans else np.array([], "datetime64[ns]")
     onsets = onsets[onsets >= probation_end]
     inside = (onsets[:, None] >= windows[None, :, 0]) & (onsets[:, None] <= windows[None, :, 1])
+    found_windows = inside.any(axis=0)
     delays = [
         float((onsets[inside[:, w]].min() - windows[w, 0]).astype(np.int64)) / NS_PER_MINUTE
         for w in range(len(windows)) if inside[:, w].any()
     ]
     return SeriesScore(
-        name=name, windows=len(windows), found=int(inside.any(axis=0).sum()), detections=len(onsets),
+        name=name, windows=len(windows), found=int(found_windows.sum()), detections=len(onsets),
         false_alarms=int((~inside.any(axis=1)).sum()),
         days=float((ts[-1] - probation_end).astype(np.int64)) / NS_PER_DAY, delays_minutes=delays,
+        false_alarms_at=[_minute(t) for t in onsets[~inside.any(axis=1)]],
+        missed=[(_minute(start), _minute(end)) for start, end in windows[~found_windows]],
     )
+
+
+def _minute(moment: np.datetime64) -> str:
+    """A time as ISO text to the minute, UTC (`2014-04-10T09:00Z`)."""
+    return f"{np.datetime_as_string(moment, unit='m')}Z"
