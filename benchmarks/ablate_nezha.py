@@ -29,6 +29,13 @@ def _own_time_with_client_spans(window: spans.Span, baseline: spans.Span) -> str
     return _ORIGINAL_OWN_TIME(window, baseline).replace("HAVING NOT client", "")
 
 
+def _tail_cut_at_the_p90_before(window: spans.Span, baseline: spans.Span) -> str:
+    """The last round's tail test: the cut at the p90 of the spans before the onset, not of both sides."""
+    return _ORIGINAL_OWN_TIME(window, baseline).replace(
+        "quantile_cont(own_ms, 0.9) AS p90 FROM own GROUP BY", "quantile_cont(own_ms, 0.9) AS p90 FROM own WHERE NOT "
+                                                                "after GROUP BY")
+
+
 _ORIGINAL_OWN_TIME = spans.own_time_sql
 _ORIGINAL_WAIT_SHIFTS = spans.wait_shifts
 
@@ -80,6 +87,8 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(rootcause, "own_work_slowed", lambda moved: None)],
     "own time without the tail test": lambda: [mock.patch.object(
         spans.TraceSignal, "own_time", property(lambda s: spans.OWN_TIME_WEIGHT * s.own_time_shift))],
+    "the tail test's cut at the p90 before": lambda: [
+        mock.patch.object(spans, "own_time_sql", _tail_cut_at_the_p90_before)],
     "log minutes by the calendar": lambda: [
         mock.patch.object(shifts, "log_surge_sql", _calendar_surge_sql),
         mock.patch.object(shifts._MinuteGrid, "build", classmethod(_calendar_grid))],

@@ -127,7 +127,7 @@ def test_an_own_time_shift_the_tail_test_does_not_carry_is_not_given_as_a_change
     assert own.title.endswith("not carried by the tail test")
     assert own.data["services"] == [{
         "service": "cancel", "p90_before_ms": 15.21, "p90_after_ms": 136.3, "shift": 2.1365,
-        "spans_past_p90_before": [4, 2], "spans": [40, 12], "tail_z": 0.634, "counted": False}]
+        "spans_past_pooled_p90": [4, 2], "spans": [40, 12], "tail_z": 0.634, "counted": False}]
 
 
 def test_two_slow_calls_are_no_new_tail_when_the_usual_calls_all_took_the_same_time(tmp_path: Path):
@@ -152,8 +152,18 @@ def test_a_quiet_service_whose_every_call_slowed_is_a_suspect(tmp_path: Path):
     assert own.title == "own span time p90 by service: cancel 15.21 -> 75 ms" and own.data["services"][0]["counted"]
 
 
-def test_the_tail_test_counts_spans_past_the_slowest_tenth_before():
-    assert tail_z(2, 20, 18, 20) > 5  # nearly every span after the onset ran past the old p90
+def test_a_third_of_a_quiet_service_calls_slowed_far_past_anything_before_is_a_suspect(tmp_path: Path):
+    # four of twelve calls take 100 ms, six times the slowest of the forty before: the slowest tenth of all 52 calls
+    # is nearly all after the onset. A cut at the p90 before alone would put a tenth of the calls before past it
+    # whatever the slow calls' size, and count 4 of 12 against 4 of 40 (z 1.96)
+    store = load_telemetry(traces=_quiet_calls(tmp_path, [100.0, 12.0, 13.0]))
+    window, baseline, _ = known_periods(store, AT)
+    cancel = trace_signals(store, window, baseline)[0]["cancel"]
+    assert cancel.own_tail_z > 2.5 and cancel.significant
+
+
+def test_the_tail_test_counts_spans_past_the_slowest_tenth_of_both_sides():
+    assert tail_z(2, 20, 18, 20) > 5  # nearly every span past the p90 ran after the onset
     assert abs(tail_z(2, 20, 2, 20)) < 1e-9  # as often as before
     assert tail_z(1, 6, 3, 14) < 1  # a few more on a handful of spans: no evidence
     assert tail_z(0, 10, 0, 10) == 0.0

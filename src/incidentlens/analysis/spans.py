@@ -22,9 +22,9 @@ Two measures, each one aggregate query over the canonical views:
 - **own time**: the p90 of the service's spans' exclusive time (duration minus its children's), after against
   before: a starved CPU slows the service's own work, not the calls it waits on. A client span (one whose children
   all run in another service) is left out: its exclusive time is the wait around the call, not the caller's work.
-  The shift counts only when the tail test carries it (`tail_z`: more of its spans past its p90 before, after than
-  before, past the candidate bar): on a quiet service the p90 is one or two spans, and one slow call is not a
-  slower service.
+  The shift counts only when the tail test carries it (`tail_z`, Mood's test at the p90: more of its spans after
+  than before lie past the p90 of both sides together, past the candidate bar): on a quiet service the p90 is one
+  or two spans, and one slow call is not a slower service.
 - **wait on its calls**: for each call into the service, the caller's client span's duration minus the service's
   server span's (the time on the network and in queues around the call), median after against before per caller;
   a network delay on the service shows on the calls of every caller into it while its own time stays flat. The
@@ -91,7 +91,7 @@ class TraceSignal(BaseModel):
     own_p90_before_ms: float | None = None
     own_p90_after_ms: float | None = None
     own_time_shift: float = 0.0  # ln((1 + p90 after) / (1 + p90 before))
-    own_tail_z: float = 0.0  # how surely more of its spans ran past its p90 before, after than before (`tail_z`)
+    own_tail_z: float = 0.0  # how surely its slowest tenth lies more after the onset than before (`tail_z`)
     wait_before_ms: float | None = None  # the median wait on calls into the service before (or the system's typical)
     wait_after_ms: float | None = None
     wait_shift: float = 0.0  # ln((1 + wait after) / (1 + wait before)), the smallest over its callers
@@ -284,8 +284,8 @@ def adjusted_z(z: float, tested: int, one_sided: bool = False) -> float:
 
 def own_time_sql(window: Span, baseline: Span) -> str:
     """Per service: p90 of its spans' exclusive time (duration minus the direct children's) before and after, and
-    how many spans on each side ran past the p90 before (`tail_z`; one at it counts half); client spans (every
-    child in another service) are the wait on a call, not the service's work, and are left out."""
+    how many spans on each side ran past the p90 of both sides together (`tail_z`; one at it counts half); client
+    spans (every child in another service) are the wait on a call, not the service's work, and are left out."""
     return f"""WITH own AS (
     SELECT parent.service, {in_span('parent.start_ts', window)} AS after,
            greatest(parent.duration_ms - coalesce(sum(child.duration_ms), 0), 0) AS own_ms,
@@ -296,13 +296,15 @@ def own_time_sql(window: Span, baseline: Span) -> str:
       AND ({in_span('parent.start_ts', window)} OR {in_span('parent.start_ts', baseline)})
     GROUP BY parent.trace_id, parent.span_id, parent.service, parent.start_ts, parent.duration_ms
     HAVING NOT client
-), before AS (
-    SELECT service, quantile_cont(own_ms, 0.9) AS p90 FROM own WHERE NOT after GROUP BY service
+), pooled AS (
+    -- the cut is the p90 of both sides together (Mood's quantile test), not of the side before: a cut from the
+    -- side before puts a tenth of it past by construction, however far past it the slow calls after run
+    SELECT service, quantile_cont(own_ms, 0.9) AS p90 FROM own GROUP BY service
 ), placed AS (
-    -- a span at the p90 before counts half past it (as a tie in a rank test): with coarse timings most of a quiet
+    -- a span at the p90 counts half past it (as a tie in a rank test): with coarse timings most of a quiet
     -- service's spans can sit on it, and counting them as not past would make one slow call look like a new tail
     SELECT own.*, CASE WHEN own_ms > p90 THEN 1.0 WHEN own_ms = p90 THEN 0.5 ELSE 0.0 END::DOUBLE AS past
-    FROM own JOIN before USING (service)
+    FROM own JOIN pooled USING (service)
 )
 SELECT service, quantile_cont(own_ms, 0.9) FILTER (WHERE NOT after) AS p90_before,
        quantile_cont(own_ms, 0.9) FILTER (WHERE after) AS p90_after,
@@ -314,9 +316,9 @@ ORDER BY service"""
 
 
 def tail_z(tail_before: float, spans_before: int, tail_after: float, spans_after: int) -> float:
-    """The two-proportion z of spans past the p90 before the onset, after against before: positive when more of
-    the service's spans ran past what was its slowest tenth, as sure as the counts on both sides allow (a p90 over
-    a handful of spans is one or two of them)."""
+    """The two-proportion z of spans past the p90 of both sides together, after against before: positive when the
+    slowest tenth of the service's spans lies more after the onset than before, as sure as the counts on both sides
+    allow (a p90 over a handful of spans is one or two of them)."""
     pooled = (tail_before + tail_after) / (spans_before + spans_after)
     spread = math.sqrt(pooled * (1 - pooled) * (1 / spans_before + 1 / spans_after))
     if spread == 0:
@@ -469,7 +471,7 @@ def _behaviour(row: dict[str, Any]) -> TraceSignal:
 
 def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], events_sql: str,
               times: list[dict[str, Any]], times_sql: str) -> list[Evidence]:
-    tails = {row["service"]: {"spans_past_p90_before": [row["tail_before"], row["tail_after"]],
+    tails = {row["service"]: {"spans_past_pooled_p90": [row["tail_before"], row["tail_after"]],
                               "spans": [row["spans_before"], row["spans_after"]]} for row in times}
     items: list[Evidence] = []
     if events:
@@ -498,9 +500,9 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
             "trace", f"own span time p90 by service: {top.service} {top.own_p90_before_ms:g} -> "
                      f"{top.own_p90_after_ms:g} ms{counted}", times_sql,
             {"rule": "per service, the p90 of its spans' exclusive time after against before (client spans left "
-                     "out); the shift counts only when more of its spans ran past its p90 before, after than before "
-                     "(spans_past_p90_before of spans, before and after; one at it counts half): a two-proportion "
-                     f"z (tail_z) of at least {SIGNIFICANT_STRENGTH:g}",
+                     "out); the shift counts only when more of its spans after than before ran past the p90 of both "
+                     "sides together (spans_past_pooled_p90 of spans, before and after; one at it counts half): a "
+                     f"two-proportion z (tail_z) of at least {SIGNIFICANT_STRENGTH:g}",
              "services": [{"service": s.service, "p90_before_ms": s.own_p90_before_ms,
                            "p90_after_ms": s.own_p90_after_ms, "shift": s.own_time_shift,
                            **tails.get(s.service, {}), "tail_z": s.own_tail_z, "counted": s.own_time > 0}
