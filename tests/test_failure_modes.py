@@ -56,19 +56,22 @@ def _spans(path: Path, delayed: str | None, since: datetime = TRACES_FROM, delay
     return path
 
 
-def _metrics(path: Path, hot: str | None) -> Path:
+def _metrics(path: Path, hot: str | None, waiting: str | None = None,
+             services: tuple[str, ...] = SERVICES) -> Path:
     """One-minute per-service CPU %, memory MiB and server latency p90 s from START to END; from AT `hot` runs at
-    ~95% CPU and serves 8x slower, and the frontend that calls it slows a little."""
+    ~95% CPU and serves 8x slower, and the frontend that calls it slows a little; `waiting` serves 8x slower at the
+    same CPU (it waits on its own calls)."""
     rng = np.random.default_rng(5)
     minutes = int((END - START).total_seconds() // 60)
     times = [START + timedelta(minutes=m) for m in range(minutes)]
     after = np.array([t >= AT for t in times])
     parts = []
-    for service in SERVICES:
+    for service in services:
         cpu = 20 + rng.normal(0, 1.5, minutes)
         latency = 0.005 + rng.normal(0, 0.0003, minutes)
         if service == hot:
             cpu = np.where(after, 95 + rng.normal(0, 1, minutes), cpu)
+        if service in (hot, waiting):
             latency = np.where(after, latency * 8, latency)
         elif hot and service == "frontend":
             latency = np.where(after, latency * 1.5, latency)
@@ -234,3 +237,14 @@ def test_a_delay_on_a_callers_network_is_its_own_not_that_of_the_callee_only_it_
     top = result.hypotheses[0]
     assert top.service == "checkout" and top.kind == "network_delay"
     assert "payment" not in [h.service for h in result.hypotheses[:1]]
+
+
+def test_a_delay_both_ways_is_a_network_delay_though_the_services_own_server_latency_rose(tmp_path: Path):
+    """Checkout's network is delayed both ways: its calls to payment wait longer, so its server answers later too
+    (its server latency rose 8x at the same CPU). That latency holds the wait on its own calls, not more work."""
+    metrics = _metrics(tmp_path / "metrics.parquet", hot=None, waiting="checkout",
+                       services=("frontend", "checkout", "payment", "cart"))
+    store = load_telemetry(metrics=metrics, traces=_checkout_spans(tmp_path / "spans.parquet"))
+    top = analyze(store, at=AT, onset="at").hypotheses[0]
+    assert top.service == "checkout" and top.kind == "network_delay"
+    assert "on its network" in top.mechanism and "own work slowed" not in top.mechanism

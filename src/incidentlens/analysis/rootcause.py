@@ -165,7 +165,9 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             s = signals.setdefault(trace.service, ServiceSignals(service=trace.service))
             s.trace_strength = trace.strength
             s.trace_onset = trace.onset
-            slowed = own_work_slowed(s.moved, server_latency=trace.wait_direction == "in") if trace.delayed else None
+            # its server's latency is own work only while its own calls did not wait longer too
+            waits_only_in = trace.wait_direction == "in" and not trace.wait_both_ways
+            slowed = own_work_slowed(s.moved, server_latency=waits_only_in) if trace.delayed else None
             s.delayed = trace.delayed and slowed is None
             s.trace_change = trace.describe(network=slowed is None)
             if slowed is not None:
@@ -189,8 +191,8 @@ def own_work_slowed(moved: list[MetricShift], server_latency: bool = True) -> st
     """The most shifted metric of a service's own work (CPU, its server's latency) that rose, or None. A delay on
     its network leaves them flat: the callers wait, the service does not work longer; a CPU-starved service also
     keeps its callers waiting beyond its server spans (requests queue before it reads them), but its CPU or its
-    server's latency rises with it. Without `server_latency` only its CPU counts: when the wait is on its own calls
-    to others, its server's latency holds that wait and rises with a delay on its network too."""
+    server's latency rises with it. Without `server_latency` only its CPU counts: when the wait is (also) on its own
+    calls to others, its server's latency holds that wait and rises with a delay on its network too."""
     rose = [m for m in moved if m.direction == "up"
             and (CPU_METRIC.search(m.metric) or (server_latency and SERVER_LATENCY_METRIC.search(m.metric)))
             and not NOT_OWN_WORK_METRIC.search(m.metric) and not re.search(HOST_METRIC, m.metric)]

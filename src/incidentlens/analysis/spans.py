@@ -98,6 +98,7 @@ class TraceSignal(BaseModel):
     wait_baseline: str | None = None  # "history" (its calls before the onset) or "peers" (all calls in the window)
     wait_direction: str | None = None  # "in": the calls into it waited longer; "out": its calls to others did
     wait_explained_by: str | None = None  # the service whose delayed calls include all of its own (a delay there)
+    wait_both_ways: bool = False  # the calls into it and its calls to others both waited longer, past the bar
     evidence: str = ""
 
     @property
@@ -137,7 +138,7 @@ class TraceSignal(BaseModel):
             around = "each call into it beyond its own server time" if self.wait_direction == "in" else (
                 "each of its calls beyond the callee's server time, on every callee")
             wait = (f"{calls} {self.wait_after_ms:g} ms around {around} (median; {self.wait_before_ms:g} ms "
-                    f"{before})")
+                    f"{before})" + (", and its own calls to others waited longer too" if self.wait_both_ways else ""))
             return f"{wait}: the delay lies between the services, on its network" if network else wait
         if self.own_time_shift > 0 and own_time >= max(self.behaviour_shift, self.raw_shift) \
                 and self.own_p90_after_ms is not None:
@@ -390,7 +391,8 @@ def _delayed(wait: dict[str, Any]) -> bool:
 
 
 def _per_service(waits: dict[tuple[str, str], dict[str, Any]], directions: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per service, the smallest edge shift into it, or out of it when that is larger."""
+    """Per service, the smallest edge shift into it, or out of it when that is larger; `both_ways` when each
+    direction alone is delayed (a delay on its network slows its calls both ways)."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for (caller, callee), wait in waits.items():
         for service, direction in ((callee, "in"), (caller, "out")):
@@ -401,6 +403,8 @@ def _per_service(waits: dict[tuple[str, str], dict[str, Any]], directions: Seque
     for (service, _), wait in sorted(found.items(), key=lambda item: item[0][1]):  # "in" before "out"
         if service not in per_service or wait["shift"] > per_service[service]["shift"]:
             per_service[service] = wait
+    for service, wait in per_service.items():
+        wait["both_ways"] = all((service, d) in found and _delayed(found[(service, d)]) for d in ("in", "out"))
     return per_service
 
 
@@ -443,7 +447,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s = signals.setdefault(service, TraceSignal(service=service))
         s.wait_before_ms, s.wait_after_ms = round(wait["before"], 3), round(wait["after"], 3)
         s.wait_shift, s.wait_baseline, s.wait_direction = round(wait["shift"], 4), wait["baseline"], wait["direction"]
-        s.wait_explained_by = wait.get("explained_by")
+        s.wait_explained_by, s.wait_both_ways = wait.get("explained_by"), wait["both_ways"]
         if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
             s.onset = wait["onset"]
     evidence = _evidence(signals, events, events_sql, times, times_sql)
@@ -526,10 +530,11 @@ def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]],
                  "calls before (the system's typical wait, the lower median over the edges, when an edge has too "
                  "few), and against the lower of the two only when no service's calls changed so; a service's shift "
                  "is the smallest over the edges into it, or over the edges out of it when larger; a service whose "
-                 "delayed calls are all among another's is explained by that one (explained_by)",
+                 "delayed calls are all among another's is explained by that one (explained_by); both_ways: the edges "
+                 "into it and out of it were each delayed",
          "services": [{"service": s.service, "wait_before_ms": s.wait_before_ms, "wait_after_ms": s.wait_after_ms,
                        "shift": s.wait_shift, "baseline": s.wait_baseline, "direction": s.wait_direction,
-                       "explained_by": s.wait_explained_by}
+                       "explained_by": s.wait_explained_by, "both_ways": s.wait_both_ways}
                       for s in waited[:EVIDENCE_ROWS]],
          "edges": [{k: _json_value(v) for k, v in e.items()} for e in edges[:EVIDENCE_ROWS]],
          "cut": max(0, len(edges) - EVIDENCE_ROWS)},
