@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from incidentlens.analysis.detection import detect_points, detect_series
 from incidentlens.analysis.points import SeriesDetection, Span, prepare_series
 from incidentlens.cli import app
 from incidentlens.eval.nab import anomaly_rows, evaluate_nab, resample, score_series, split_of
@@ -133,3 +134,63 @@ def test_a_missing_nab_directory_is_one_line_of_error(tmp_path):
     result = CliRunner().invoke(app, ["eval", "nab", "--data", str(tmp_path)])
     assert result.exit_code != 0
     assert "combined_windows.json: not found" in str(result.exception)
+
+
+def quiet_start_nab(root):
+    """A one-file NAB whose first 15% (its probation) is three times quieter than the rest, with a labelled 40-step
+    shift of 8 σ: the case where a noise scale measured on the probation alone opens windows `detect` does not."""
+    rng = np.random.default_rng(1)
+    ts = np.datetime64("2024-01-01T00:00", "ns") + (np.arange(2000) * 5).astype("timedelta64[m]")
+    values = 50 + rng.normal(0, 1, len(ts))
+    values[:300] = 50 + rng.normal(0, 0.3, 300)
+    values[1400:1440] += 8
+    key = "realKnownCause/quiet_start.csv"
+    (root / "data" / "realKnownCause").mkdir(parents=True)
+    (root / "data" / key).write_text("timestamp,value\n" + "".join(
+        f"{np.datetime_as_string(t, unit='s').replace('T', ' ')},{v:.4f}\n" for t, v in zip(ts, values, strict=True)))
+    (root / "labels").mkdir()
+    window = [np.datetime_as_string(ts[i], unit="s").replace("T", " ") + ".000000" for i in (1380, 1480)]
+    (root / "labels" / "combined_windows.json").write_text(json.dumps({key: [window]}))
+    (root / "config").mkdir()
+    weights = {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0}
+    (root / "config" / "profiles.json").write_text(json.dumps({"standard": {"CostMatrix": weights}}))
+    return root / "data" / key, ts, values
+
+
+def test_eval_nab_scores_the_robust_detector_exactly_as_detect_runs_one_series(tmp_path):
+    path, ts, values = quiet_start_nab(tmp_path / "nab")
+    cli = CliRunner().invoke(app, ["detect", "--metrics", str(path), "--json"])
+    assert cli.exit_code == 0, cli.output
+    windows = json.loads(cli.output)["detection"]["windows"]
+    # the library function the CLI runs per series, and eval nab with it, give the CLI's windows
+    step = np.timedelta64(5, "m")
+    own = detect_series(ts, values).spans
+    assert sorted((w["start"], w["end"]) for w in windows) == [
+        (f"{np.datetime_as_string(ts[s.start], unit='s')}Z", f"{np.datetime_as_string(ts[s.end] + step, unit='s')}Z")
+        for s in own]
+    scored = evaluate_nab(tmp_path / "nab", detectors=["robust"]).scores[("native", "shaping")][0].series[0]
+    label_start, label_end = "2024-01-05T19:00", "2024-01-06T03:20"  # rows 1380 and 1480
+    onsets = sorted(w["start"][:16] for w in windows if w["start"][:16] >= "2024-01-02T01:00")  # past row 300
+    assert scored.detections == len(onsets) == 1
+    assert scored.false_alarms_at == [f"{t}Z" for t in onsets if not label_start <= t <= label_end] == []
+    assert scored.found == 1
+    # the noise scale of the quiet probation alone (what eval nab once ran) opened a false window soon after it
+    probation_scale = detect_points(ts, values, reference_end=ts[300]).spans
+    assert len(probation_scale) > len(own) and ts[probation_scale[0].start] < ts[400]
+
+
+def test_eval_nab_takes_detects_sensitivity(tmp_path):
+    path, _, _ = quiet_start_nab(tmp_path / "nab")
+    runner = CliRunner()
+    for level in ("high", "4.5"):
+        detected = runner.invoke(app, ["detect", "--metrics", str(path), "--json", "--sensitivity", level])
+        onsets = [w["start"] for w in json.loads(detected.output)["detection"]["windows"]]
+        scored = runner.invoke(app, ["eval", "nab", "--data", str(tmp_path / "nab"), "--json", "--detector", "robust",
+                                     "--cadence", "native", "--sensitivity", level])
+        assert scored.exit_code == 0, scored.output
+        result = json.loads(scored.output)
+        assert result["sensitivity"] == level
+        per_file = result["event_by_file"]["native/shaping"]["robust"][0]
+        assert per_file["detections"] == len([t for t in onsets if t >= "2024-01-02T01:00"])  # past the probation
+    bad = runner.invoke(app, ["eval", "nab", "--data", str(tmp_path / "missing"), "--sensitivity", "extreme"])
+    assert "--sensitivity 'extreme': use low, medium, high" in str(bad.exception)  # before any file is read

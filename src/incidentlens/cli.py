@@ -336,14 +336,17 @@ def eval_nab_command(
         list[CadenceName] | None,
         typer.Option("--cadence", help="Cadences to score at (repeatable; default: all three)."),
     ] = None,
+    sensitivity: Sensitivity = None,
     as_json: AsJson = False,
 ) -> None:
-    """Score the detectors on NAB: NAB's own score per profile and half, and event-level F1 per cadence."""
+    """Score the detectors on NAB, each run as `detect` runs one series without --at: NAB's own score per profile
+    and half, and event-level F1 per cadence."""
     from incidentlens.eval.nab import evaluate_nab
 
     with console.status("scoring NAB series"):
         report = evaluate_nab(data, detectors=[d.value for d in detector] if detector else ("robust", "seed-zscore"),
-                              cadences=[c.value for c in cadence] if cadence else ("native", "1h", "1d"))
+                              cadences=[c.value for c in cadence] if cadence else ("native", "1h", "1d"),
+                              sensitivity=sensitivity)
     if as_json:
         _print_json(report.to_dict())
         return

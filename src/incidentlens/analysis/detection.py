@@ -476,8 +476,8 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
         _check_metric_names(metrics, all_series)
     if not all_series:
         return _nothing(detector, "the metrics view has no rows", sql, [], 0)
-    reference_end = np.datetime64(at, "ns") if at is not None else None
-    detections = {s.name: _run_detector(detector, s, reference_end, settings) for s in all_series}
+    detections = {s.name: detect_series(s.t, s.y, detector=detector, at=at, sensitivity=sensitivity)
+                  for s in all_series}
     notes = _cleaning_notes(all_series, detections)
     lone_bar = lone_series_bar(len(detections), settings)
     if detector == "seed-zscore":
@@ -565,11 +565,15 @@ def _check_metric_names(metrics: list[str], all_series: list[_Series]) -> None:
         raise InputError(f"metrics: no series for metric {', '.join(missing)}")
 
 
-def _run_detector(detector: str, series: _Series, reference_end: np.datetime64 | None,
-                  settings: RobustSettings) -> SeriesDetection:
+def detect_series(t: np.ndarray, y: np.ndarray, *, detector: str = "robust", at: datetime | None = None,
+                  sensitivity: str | float | None = None) -> SeriesDetection:
+    """One series as `detect` (so `incidentlens detect`) runs it: the robust detector at the settings of
+    `--sensitivity`, its noise scale measured before `at` (naive UTC), or over the whole series without `at`; or the
+    seed z-score. `eval nab` scores this function, so the benchmark measures the detector a user runs."""
     if detector == "seed-zscore":
-        return seed_points(series.t, series.y)
-    return detect_points(series.t, series.y, reference_end=reference_end, settings=settings)
+        return seed_points(t, y)
+    reference_end = np.datetime64(at, "ns") if at is not None else None
+    return detect_points(t, y, reference_end=reference_end, settings=settings_for(sensitivity))
 
 
 def _cleaning_notes(all_series: list[_Series], detections: dict[str, SeriesDetection]) -> list[str]:

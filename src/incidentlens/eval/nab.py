@@ -8,10 +8,11 @@
 (the mean of each step; a labelled window becomes the steps it touches), to show the result does not depend on the
 sampling step.
 
-**The detector under test** is the one `incidentlens detect` runs on one series, at its default settings
-(`detection.DEFAULT_SETTINGS`), with NAB's first 15% of each file as its reference period (the noise scale is
-measured there, as NAB lets a detector learn on it). The robust baseline is a smoother fitted over the whole
-series, so this is a batch run, not NAB's streaming protocol: it sees the series' future when it fits the baseline.
+**The detector under test** is the one `incidentlens detect --metrics series.csv` runs on one series without
+`--at`: the same function (`detection.detect_series`), at the default settings or those of `--sensitivity`, with its
+noise scale measured over the whole series, as a user gets it (the eval once measured it on NAB's first 15% only,
+which no user's run does). The robust baseline is a smoother fitted over the whole series, so this is a
+batch run, not NAB's streaming protocol: it sees the series' future when it fits the baseline.
 
 **NAB score** (`nab_score.py`): per row an anomaly score: the window's strength (its peak robust score against the
 bar) at the first row of each candidate window, 0 elsewhere; NAB's sweep over thresholds per profile, the threshold
@@ -27,16 +28,15 @@ Per file (JSON `event_by_file`): the same counts, when each false alarm opened a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import numpy as np
 
-from incidentlens.analysis.detection import DEFAULT_SETTINGS, detect_points
+from incidentlens.analysis.detection import DETECTORS, detect_series, settings_for
 from incidentlens.analysis.points import SeriesDetection, Span
-from incidentlens.analysis.seed_zscore import seed_points
 from incidentlens.errors import InputError
 from incidentlens.eval.nab_score import (
     CostMatrix,
@@ -52,20 +52,6 @@ NS_PER_DAY = 86_400 * 10**9
 NS_PER_MINUTE = 60 * 10**9
 HALVES = ("shaping", "held-out")
 CADENCES: dict[str, int | None] = {"native": None, "1h": 3600 * 10**9, "1d": NS_PER_DAY}
-
-Detector = Callable[[np.ndarray, np.ndarray, np.datetime64], SeriesDetection]
-
-
-def _robust(ts: np.ndarray, values: np.ndarray, reference_end: np.datetime64) -> SeriesDetection:
-    return detect_points(ts, values, reference_end=reference_end, settings=DEFAULT_SETTINGS)
-
-
-def _seed(ts: np.ndarray, values: np.ndarray, reference_end: np.datetime64) -> SeriesDetection:
-    return seed_points(ts, values)
-
-
-NAB_DETECTORS: dict[str, Detector] = {"robust": _robust, "seed-zscore": _seed}
-
 
 def split_of(keys: Iterable[str]) -> dict[str, str]:
     """{file key: "shaping" | "held-out"}: alternate files, sorted by name, inside each category."""
@@ -161,6 +147,7 @@ class NabReport:
     # (cadence, half) -> one DetectorScore per detector
     scores: dict[tuple[str, str], list[DetectorScore]]
     profiles: dict[str, CostMatrix]
+    sensitivity: str | float | None = None  # `--sensitivity` the robust detector ran at (None: medium, the default)
 
     def nab_scores(self, cadence: str = "native") -> dict[str, dict[str, dict[str, dict[str, float]]]]:
         """{detector: {half: {profile: {score, threshold, windows found...}}}}: thresholds chosen on the shaping
@@ -188,6 +175,7 @@ class NabReport:
             "data": str(self.data_dir),
             "split": {half: sorted(k for k, h in self.split.items() if h == half) for half in HALVES},
             "split_rule": "inside each category, files sorted by name: 1st, 3rd, ... shaping; 2nd, 4th, ... held-out",
+            "sensitivity": "medium" if self.sensitivity is None else self.sensitivity,
             "nab_score": {detector: by_half["held-out"] for detector, by_half in nab.items()},
             "nab_score_by_half": nab,
             "nab_method": "NAB's sweeper rules (windows, scaled sigmoid over relative position, profile weights from "
@@ -196,7 +184,8 @@ class NabReport:
             "event_method": "event-level: a window is found when a detection (the first row of a window the "
                             "detector opens) falls inside it; detections outside every window are false alarms; the "
                             "first 15% of each series is probationary (not scored: neither detections nor windows "
-                            "that end inside it; the robust detector's noise reference)",
+                            "that end inside it); each detector runs as `incidentlens detect` runs it on one series "
+                            "without --at (the robust detector's noise scale over the whole series)",
             "event": {
                 f"{cadence}/{half}": [s.summary() for s in scores] for (cadence, half), scores in self.scores.items()
             },
@@ -217,9 +206,11 @@ def evaluate_nab(
     detectors: Iterable[str] = ("robust", "seed-zscore"),
     only: Iterable[str] | None = None,
     cadences: Iterable[str] = ("native",),
+    sensitivity: str | float | None = None,
 ) -> NabReport:
     """Run each detector over every labelled NAB series (or the `only` keys, e.g. 'realKnownCause/nyc_taxi.csv')
-    at each cadence, kept apart by half."""
+    at each cadence, kept apart by half, as `incidentlens detect [--sensitivity S]` runs it on one series."""
+    settings_for(sensitivity)  # a bad value stops here, before any file is read
     labels = load_labels(data_dir)
     profiles = load_profiles(data_dir)
     keys = sorted(labels) if only is None else list(only)
@@ -228,8 +219,8 @@ def evaluate_nab(
         raise InputError(f"{data_dir / 'labels' / 'combined_windows.json'}: no labels for {', '.join(unknown)}")
     chosen = list(detectors)
     for name in chosen:
-        if name not in NAB_DETECTORS:
-            raise InputError(f"unknown detector '{name}': choose from {', '.join(NAB_DETECTORS)}")
+        if name not in DETECTORS:
+            raise InputError(f"unknown detector '{name}': choose from {', '.join(DETECTORS)}")
     for cadence in cadences:
         if cadence not in CADENCES:
             raise InputError(f"unknown cadence '{cadence}': choose from {', '.join(CADENCES)}")
@@ -242,11 +233,12 @@ def evaluate_nab(
             ts, values, windows = resample(native_ts, native_values, labels[key], CADENCES[cadence])
             bucket = scores.setdefault((cadence, split[key]), [DetectorScore(detector=name) for name in chosen])
             for score in bucket:
-                found = run_detector(NAB_DETECTORS[score.detector], ts, values)
+                found = detect_series(ts, values, detector=score.detector, sensitivity=sensitivity)
                 score.series.append(score_series(key, ts, windows, found))
                 score.swept.append(sweep_file(key, ts, anomaly_rows(found, ts), windows, window_ids))
             window_ids += len(windows)
-    return NabReport(data_dir=data_dir, split={k: split[k] for k in keys}, scores=scores, profiles=profiles)
+    return NabReport(data_dir=data_dir, split={k: split[k] for k in keys}, scores=scores, profiles=profiles,
+                     sensitivity=sensitivity)
 
 
 def load_labels(data_dir: Path) -> dict[str, np.ndarray]:
@@ -286,11 +278,6 @@ def resample(ts: np.ndarray, values: np.ndarray, windows: np.ndarray,
     edges = windows.astype("datetime64[ns]").astype(np.int64)
     mapped = (edges - edges % step_ns).astype("datetime64[ns]")
     return starts.astype("datetime64[ns]"), means, mapped
-
-
-def run_detector(detector: Detector, ts: np.ndarray, values: np.ndarray) -> SeriesDetection:
-    """The detector with NAB's probationary period (the first 15% of rows) as its reference."""
-    return detector(ts, values, ts[int(PROBATIONARY_FRACTION * len(ts))])
 
 
 def anomaly_rows(found: SeriesDetection, ts: np.ndarray) -> np.ndarray:
