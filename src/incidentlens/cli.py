@@ -339,8 +339,7 @@ def eval_nab_command(
     sensitivity: Sensitivity = None,
     as_json: AsJson = False,
 ) -> None:
-    """Score the detectors on NAB, each run as `detect` runs one series without --at: NAB's own score per profile
-    and half, and event-level F1 per cadence."""
+    """Score the detectors on NAB as `detect` runs each file: NAB's score per profile and half, event F1 per cadence."""
     from incidentlens.eval.nab import evaluate_nab
 
     with console.status("scoring NAB series"):
