@@ -58,6 +58,13 @@ def span_minutes(span: Span) -> float:
     return (span[1] - span[0]).total_seconds() / 60.0
 
 
+def minute_from_sql(column: str, origin: datetime) -> str:
+    """SQL: whole minutes from `origin` to `column` (negative before it), so no minute holds lines from both sides
+    of an onset at `origin`; plain arithmetic on epoch seconds, which reads the same pushed down to ClickHouse."""
+    start = (origin.replace(tzinfo=None) - datetime(1970, 1, 1)).total_seconds()
+    return f"CAST(floor((epoch({column}) - {start!r}) / 60) AS BIGINT)"
+
+
 def quote_ident(name: str) -> str:
     """A column name as a quoted SQL identifier (source columns keep their names, spaces and all)."""
     return '"' + name.replace('"', '""') + '"'

@@ -20,10 +20,16 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import PROBLEM_LEVELS, Span, UtcTime, iso_seconds, sql_in, sql_str
+from incidentlens.analysis.periods import (
+    PROBLEM_LEVELS,
+    Span,
+    UtcTime,
+    iso_seconds,
+    minute_from_sql,
+    sql_in,
+    sql_str,
+)
 from incidentlens.telemetry import sql_ts
-
-EPOCH = datetime(1970, 1, 1)
 
 #: robust z beyond which a point counts as shifted
 SHIFT_THRESHOLD = 3.0
@@ -211,8 +217,7 @@ def log_surge_sql(window: Span, baseline: Span, services: list[str] | None = Non
     only = ""
     if services:
         only = " AND service IN " + sql_in(sorted(services))
-    start = (window[0].replace(tzinfo=None) - EPOCH).total_seconds()
-    minute = f"CAST(floor((epoch(ts) - {start!r}) / 60) AS BIGINT)"
+    minute = minute_from_sql("ts", window[0])
     return f"""SELECT service, {minute} AS minute, count(*) AS lines,
        count(*) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS problems,
        min(ts) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS first_problem

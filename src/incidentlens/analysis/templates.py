@@ -5,7 +5,8 @@ lines are grouped by (masked text, service, period) with their count, problem co
 last real line. Drain3 then mines templates over the DISTINCT masked messages only (most frequent first, so common
 lines shape the templates), and the counts are merged per template. A template is `new` when it was never seen
 before the baseline's end, `surging` when its rate (per minute) is at least `SURGE_RATIO` times the baseline's and
-a Poisson test says that is no accident.
+a Poisson test says that is no accident. A rate is per minute the logs cover (`logged_minutes_sql`): log files
+that start an hour after the metrics, or come in pieces around an alert, must not make the baseline look quiet.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from incidentlens.analysis.periods import (
     check_periods,
     in_span,
     iso_z,
+    minute_from_sql,
     span_minutes,
     sql_in,
     sql_str,
@@ -89,7 +91,9 @@ def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20)
     weights = np.bincount(masked_of_row, weights=groups["n"].to_numpy().astype(float), minlength=len(masked))
     template_of_masked, templates = mine_templates(masked, weights)
     groups = groups.append_column("template_id", pa.array(np.asarray(template_of_masked)[masked_of_row]))
-    stats = _template_stats(groups, len(templates), window, baseline)
+    logged = store.fetch(logged_minutes_sql(window, baseline)).to_pylist()[0]
+    minutes = (logged["window_minutes"] or span_minutes(window), logged["baseline_minutes"] or span_minutes(baseline))
+    stats = _template_stats(groups, len(templates), minutes, baseline, window)
     reported = _reported(stats, limit)
     result = TemplateResult(
         templates_mined=len(templates), distinct_masked=len(masked), lines=int(pc.sum(groups["n"]).as_py())
@@ -108,8 +112,7 @@ def template_counts_sql(window: Span, baseline: Span) -> str:
     The regular expression is the costly part and a message repeats many times, so the distinct messages of the
     range are masked once (a cheap second pass) and each line looks its masked text up. A line whose message the
     lookup lacks (a view that is not deterministic, e.g. one generating ids) is masked on its own."""
-    scanned = (min(window[0], baseline[0]), max(window[1], baseline[1]))
-    lines_in_range = f"FROM logs WHERE message IS NOT NULL AND {in_span('ts', scanned)}"
+    lines_in_range = f"FROM logs WHERE message IS NOT NULL AND {in_span('ts', _scanned(window, baseline))}"
     return f"""SELECT masked, service, period, count(*) AS n,
        sum(CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
        min(ts) AS first_seen, arg_min(message, ts) AS first_line, arg_max(message, ts) AS last_line
@@ -126,6 +129,20 @@ FROM (
     ) AS masks ON lines.message = masks.raw
 ) AS masked_lines
 GROUP BY masked, service, period"""
+
+
+def logged_minutes_sql(window: Span, baseline: Span) -> str:
+    """The minutes of the window and of the baseline in which any line was logged (minutes counted from the
+    window's start, as the log surges count them)."""
+    minute = minute_from_sql("ts", window[0])
+    return f"""SELECT count(DISTINCT CASE WHEN {in_span('ts', window)} THEN {minute} END) AS window_minutes,
+       count(DISTINCT CASE WHEN {in_span('ts', baseline)} THEN {minute} END) AS baseline_minutes
+FROM logs WHERE {in_span('ts', _scanned(window, baseline))}"""
+
+
+def _scanned(window: Span, baseline: Span) -> Span:
+    """From the first to the last of the two spans."""
+    return min(window[0], baseline[0]), max(window[1], baseline[1])
 
 
 class MinedTemplates(BaseModel):
@@ -190,8 +207,10 @@ def mine_templates(
     return [position[c] for c in cluster_of], templates
 
 
-def _template_stats(groups: pa.Table, count: int, window: Span, baseline: Span) -> dict[str, np.ndarray]:
-    """Per template: counts per period, window problems, first times, rate ratio, Poisson p-value."""
+def _template_stats(groups: pa.Table, count: int, minutes: tuple[float, float], baseline: Span,
+                    window: Span) -> dict[str, np.ndarray]:
+    """Per template: counts per period, window problems, first times, rate ratio (per logged minute: `minutes` of
+    the window and of the baseline), Poisson p-value."""
     ids = groups["template_id"].to_numpy()
     n = groups["n"].to_numpy().astype(float)
     period = groups["period"].to_numpy(zero_copy_only=False)
@@ -207,7 +226,7 @@ def _template_stats(groups: pa.Table, count: int, window: Span, baseline: Span) 
     np.minimum.at(first_overall, ids, first_seen)
     first_window = np.full(count, never)
     np.minimum.at(first_window, ids[is_window], first_seen[is_window])
-    minutes_ratio = span_minutes(window) / span_minutes(baseline)
+    minutes_ratio = minutes[0] / minutes[1]
     # A template absent from the baseline gets half a line there, so its expected count is small but not zero.
     expected = np.maximum(baseline_count, 0.5) * minutes_ratio
     with np.errstate(divide="ignore", invalid="ignore"):
