@@ -101,7 +101,9 @@ def test_a_browser_logs_in_once_and_watches_an_investigation_finish(scenario_dir
         tab.evaluate(f"document.querySelector('#token').value = {TOKEN!r}; document.querySelector('form').submit()")
         tab.settle()
         assert tab.evaluate("location.pathname") == "/incidents/1"
-        state = tab.evaluate("document.querySelector('#investigation-state .badge').textContent")
+        # read between the page's self-reloads (every 3 s): mid-reload the document has no badge yet
+        badge = "document.querySelector('#investigation-state .badge')?.textContent"
+        state = wait_for(lambda: tab._eval_quietly(badge), timeout=10, interval=0.1)
         assert state in ("queued", "running")  # the page was opened before the review existed ...
 
         began = time.monotonic()  # ... and reloads itself every 3 s until it does
