@@ -173,3 +173,24 @@ def test_with_traces_requests_are_the_root_spans_where_they_entered(store: DuckS
     impact = estimate_impact(DuckStore(METRICS, LOGS, SPANS), WINDOW, BASELINE).impact
     assert impact.entry_service == "edge-proxy"  # not the busiest service by rate: where requests entered
     assert impact.requests_total == 180 and impact.requests_failed == 45  # one a 10 s for 30 min, every 4th failed
+
+
+# Logs that cover only the last 2 minutes of the 2 h baseline and the window's first 2 minutes (a fault's log
+# files under a day of metrics): 'orders' logs 6 WARN lines a minute throughout, 'pay' 1 a minute before the start
+# and 6 after it.
+SHORT_LOGS = """
+    CREATE VIEW logs AS
+    SELECT TIMESTAMP '2024-05-01 01:58:00' + to_seconds(i) AS ts, service,
+           CASE WHEN service = 'orders' AND i % 10 = 0 THEN 'WARN'
+                WHEN service = 'pay' AND (i % 60 = 1 OR (i >= 120 AND i % 10 = 1)) THEN 'WARN'
+                ELSE 'INFO' END AS level,
+           'line ' || i AS message
+    FROM range(240) t(i), (VALUES ('orders'), ('pay')) s(service)
+"""
+
+
+def test_affected_services_compare_rates_over_the_minutes_the_logs_cover() -> None:
+    impact = estimate_impact(DuckStore(SHORT_LOGS), WINDOW, BASELINE).impact
+    # per minute of the 2 h baseline orders' 12 lines would be 0.1 a minute against 6 in the window: 'affected'
+    assert impact.services_affected == ["pay"]
+

@@ -8,7 +8,9 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   the entry service stand in for requests and its ERROR/FATAL lines for failures.
 - users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window.
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
-  `SURGE_RATIO` times the baseline's (and a Bonferroni-corrected Poisson test agrees), or, for services, when one
+  `SURGE_RATIO` times the baseline's (per minute the logs cover, `periods.logged_minutes`: logs that cover a minute
+  of a day-long metrics baseline must not make every steady error line a surge), and a Bonferroni-corrected
+  Poisson test agrees; or, for services, when one
   of its latency or error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations
   (`shifts.metric_shift_sql`, with the noise floor `IMPACT_NOISE_FLOOR`).
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum;
@@ -37,6 +39,7 @@ from incidentlens.analysis.periods import (
     check_periods,
     in_span,
     iso_z,
+    logged_minutes,
     quote_ident,
     span_minutes,
     sql_in,
@@ -397,8 +400,8 @@ def _log_impact(
             "impact", f"{users} distinct users on WARN/ERROR/FATAL lines during the incident", sql,
             {"users_affected": users, "column": user},
         ))
-    ratio = span_minutes(window) / span_minutes(baseline)
-    found = {role: _surging(table, column, ratio) for role, column in dims.items()}
+    window_minutes, baseline_minutes = logged_minutes(store, window, baseline)
+    found = {role: _surging(table, column, window_minutes / baseline_minutes) for role, column in dims.items()}
     if dims:
         evidence.append(Evidence.make(
             "impact",

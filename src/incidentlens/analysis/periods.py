@@ -7,7 +7,7 @@ half-open (`start <= ts < end`), and write portable SQL over the canonical views
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import PlainSerializer
 
@@ -63,6 +63,28 @@ def minute_from_sql(column: str, origin: datetime) -> str:
     of an onset at `origin`; plain arithmetic on epoch seconds, which reads the same pushed down to ClickHouse."""
     start = (origin.replace(tzinfo=None) - datetime(1970, 1, 1)).total_seconds()
     return f"CAST(floor((epoch({column}) - {start!r}) / 60) AS BIGINT)"
+
+
+def covering(window: Span, baseline: Span) -> Span:
+    """From the first to the last of the two spans."""
+    return min(window[0], baseline[0]), max(window[1], baseline[1])
+
+
+def logged_minutes_sql(window: Span, baseline: Span) -> str:
+    """The minutes of the window and of the baseline in which any line was logged (minutes counted from the
+    window's start, as the log surges count them)."""
+    minute = minute_from_sql("ts", window[0])
+    return f"""SELECT count(DISTINCT CASE WHEN {in_span('ts', window)} THEN {minute} END) AS window_minutes,
+       count(DISTINCT CASE WHEN {in_span('ts', baseline)} THEN {minute} END) AS baseline_minutes
+FROM logs WHERE {in_span('ts', covering(window, baseline))}"""
+
+
+def logged_minutes(store: Any, window: Span, baseline: Span) -> tuple[float, float]:
+    """(window, baseline) minutes the logs cover, each the span's length when no line was logged in it: a rate of
+    log lines is per minute the logs cover, since log files that start an hour after the metrics, or come in pieces
+    around an alert, must not make the baseline look quiet."""
+    logged = store.fetch(logged_minutes_sql(window, baseline)).to_pylist()[0]
+    return (logged["window_minutes"] or span_minutes(window), logged["baseline_minutes"] or span_minutes(baseline))
 
 
 def quote_ident(name: str) -> str:

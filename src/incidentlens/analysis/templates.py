@@ -5,7 +5,7 @@ lines are grouped by (masked text, service, period) with their count, problem co
 last real line. Drain3 then mines templates over the DISTINCT masked messages only (most frequent first, so common
 lines shape the templates), and the counts are merged per template. A template is `new` when it was never seen
 before the baseline's end, `surging` when its rate (per minute) is at least `SURGE_RATIO` times the baseline's and
-a Poisson test says that is no accident. A rate is per minute the logs cover (`logged_minutes_sql`): log files
+a Poisson test says that is no accident. A rate is per minute the logs cover (`periods.logged_minutes`): log files
 that start an hour after the metrics, or come in pieces around an alert, must not make the baseline look quiet.
 """
 
@@ -26,10 +26,10 @@ from incidentlens.analysis.periods import (
     Span,
     UtcTime,
     check_periods,
+    covering,
     in_span,
     iso_z,
-    minute_from_sql,
-    span_minutes,
+    logged_minutes,
     sql_in,
     sql_str,
 )
@@ -91,8 +91,7 @@ def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20)
     weights = np.bincount(masked_of_row, weights=groups["n"].to_numpy().astype(float), minlength=len(masked))
     template_of_masked, templates = mine_templates(masked, weights)
     groups = groups.append_column("template_id", pa.array(np.asarray(template_of_masked)[masked_of_row]))
-    logged = store.fetch(logged_minutes_sql(window, baseline)).to_pylist()[0]
-    minutes = (logged["window_minutes"] or span_minutes(window), logged["baseline_minutes"] or span_minutes(baseline))
+    minutes = logged_minutes(store, window, baseline)
     stats = _template_stats(groups, len(templates), minutes, baseline, window)
     reported = _reported(stats, limit)
     result = TemplateResult(
@@ -112,7 +111,7 @@ def template_counts_sql(window: Span, baseline: Span) -> str:
     The regular expression is the costly part and a message repeats many times, so the distinct messages of the
     range are masked once (a cheap second pass) and each line looks its masked text up. A line whose message the
     lookup lacks (a view that is not deterministic, e.g. one generating ids) is masked on its own."""
-    lines_in_range = f"FROM logs WHERE message IS NOT NULL AND {in_span('ts', _scanned(window, baseline))}"
+    lines_in_range = f"FROM logs WHERE message IS NOT NULL AND {in_span('ts', covering(window, baseline))}"
     return f"""SELECT masked, service, period, count(*) AS n,
        sum(CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
        min(ts) AS first_seen, arg_min(message, ts) AS first_line, arg_max(message, ts) AS last_line
@@ -129,20 +128,6 @@ FROM (
     ) AS masks ON lines.message = masks.raw
 ) AS masked_lines
 GROUP BY masked, service, period"""
-
-
-def logged_minutes_sql(window: Span, baseline: Span) -> str:
-    """The minutes of the window and of the baseline in which any line was logged (minutes counted from the
-    window's start, as the log surges count them)."""
-    minute = minute_from_sql("ts", window[0])
-    return f"""SELECT count(DISTINCT CASE WHEN {in_span('ts', window)} THEN {minute} END) AS window_minutes,
-       count(DISTINCT CASE WHEN {in_span('ts', baseline)} THEN {minute} END) AS baseline_minutes
-FROM logs WHERE {in_span('ts', _scanned(window, baseline))}"""
-
-
-def _scanned(window: Span, baseline: Span) -> Span:
-    """From the first to the last of the two spans."""
-    return min(window[0], baseline[0]), max(window[1], baseline[1])
 
 
 class MinedTemplates(BaseModel):
