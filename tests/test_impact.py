@@ -194,3 +194,11 @@ def test_affected_services_compare_rates_over_the_minutes_the_logs_cover() -> No
     # per minute of the 2 h baseline orders' 12 lines would be 0.1 a minute against 6 in the window: 'affected'
     assert impact.services_affected == ["pay"]
 
+
+def test_spans_without_an_error_status_leave_failures_uncounted() -> None:
+    # traces with no status column: is_error is NULL on every span, which says nothing about failures
+    no_status = SPANS.replace("i >= 720 AND i % 4 = 0 AS is_error", "CAST(NULL AS BOOLEAN) AS is_error")
+    result = estimate_impact(DuckStore(no_status), WINDOW, BASELINE)
+    assert result.impact.requests_total == 180
+    assert result.impact.requests_failed is None  # not "0 failed (0.0%)"
+    assert any("failures not recorded" in e.title for e in result.evidence)

@@ -18,6 +18,7 @@ from incidentlens.report import (
     runbook_checklist,
 )
 from incidentlens.report.build import validate_grounding
+from incidentlens.report.render_markdown import render_markdown
 from incidentlens.report.playbooks import playbook_kind
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis
 
@@ -232,3 +233,13 @@ def test_an_unknown_mechanism_is_named_as_such(analysis):
     pm = build_postmortem(analysis)
     assert pm.title == "Failure in db-proxy after deploy payments v2.3.1 (mechanism undetermined)"
     assert {a.type for a in pm.action_items} >= {"mitigate", "detect"}
+
+
+def test_requests_whose_failures_the_data_does_not_record_are_not_called_unfailed(analysis):
+    analysis["impact"]["requests_failed"] = None  # e.g. traces with no status column
+    pm = build_postmortem(analysis)
+    text = pm.impact.narrative.text
+    assert "162,000 requests" in text and "records no failures" in text
+    assert "of 162,000 requests" not in text  # no "0 of N requests failed (0.0%)"
+    assert "| Requests failed | not recorded in the data |" in render_markdown(pm)
+    assert not check_grounding(pm.impact.narrative.text, analysis)

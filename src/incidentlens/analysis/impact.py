@@ -2,7 +2,7 @@
 
 Rules (each number's evidence repeats its rule and carries its SQL):
 - requests are counted where they enter: with traces, the root spans in the window (requests as the entry service
-  received them; failed = root spans marked as errors). Else at the entry service: a service whose name marks it as
+  received them; failed = root spans marked as errors, not counted when no span carries an error status). Else at the entry service: a service whose name marks it as
   the front door (gateway, frontend, edge, ingress, api, web), else the busiest one; a request-rate metric (per
   second) times the window's seconds, failed = mean(rate x error ratio) x seconds. Without such metrics, log lines of
   the entry service stand in for requests and its ERROR/FATAL lines for failures.
@@ -289,15 +289,21 @@ def _requests(
     source, service = entry
     seconds = span_minutes(window) * 60
     if source == "spans":
-        sql = (f"SELECT service, count(*) AS requests, sum(CASE WHEN is_error THEN 1 ELSE 0 END) AS failed "
+        sql = (f"SELECT service, count(*) AS requests, sum(CASE WHEN is_error THEN 1 ELSE 0 END) AS failed, "
+               f"count(is_error) AS with_status "
                f"FROM spans WHERE parent_id IS NULL AND {in_span('start_ts', window)} GROUP BY service "
                f"ORDER BY requests DESC")
         rows = store.fetch(sql).to_pylist()
         if not rows:
             return None
-        total, failed = sum(int(r["requests"]) for r in rows), sum(int(r["failed"] or 0) for r in rows)
+        total = sum(int(r["requests"]) for r in rows)
+        # spans with no status column (is_error NULL) say nothing about failures: not "0 failed"
+        recorded = any(r["with_status"] for r in rows)
+        failed = sum(int(r["failed"] or 0) for r in rows) if recorded else None
         service = ", ".join(str(r["service"]) for r in rows[:3]) + (" and more" if len(rows) > 3 else "")
         rule = "root spans (requests as they entered the system) in the window; failed = root spans marked as errors"
+        if not recorded:
+            rule += " (the spans record no error status: failures not counted)"
     elif source == "metrics":
         sql, rule = _request_metrics_sql(window, service, series), (
             f"at the entry service {service}: mean(request rate/s) x {seconds:.0f} s; "
@@ -316,8 +322,9 @@ def _requests(
         rule = f"no request-rate metric: log lines of the entry service {service} as requests, ERROR/FATAL as failed"
         row = store.fetch(sql).to_pylist()[0]
         total, failed = int(row["lines"]), int(row["failed"] or 0)
+    failures = "failures not recorded" if failed is None else f"{failed} failed"
     evidence.append(Evidence.make(
-        "impact", f"requests during the incident: {total} total, {failed} failed ({service})", sql,
+        "impact", f"requests during the incident: {total} total, {failures} ({service})", sql,
         {"requests_total": total, "requests_failed": failed, "service": service, "rule": rule},
     ))
     return total, failed, service

@@ -776,6 +776,10 @@ def _impact_line(impact: Impact) -> str:
         at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
         parts.append(f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} requests{at} failed "
                      f"({fmt.pct(impact.failed_share)})")
+    elif impact.requests_total:
+        at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
+        parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window (the data records no failures "
+                     "for them: not counted)")
     if impact.users_affected is not None:
         parts.append(f"{fmt.num(impact.users_affected)} users affected")
     return "; ".join(parts) or "no request-level impact could be measured"

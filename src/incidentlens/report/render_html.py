@@ -124,6 +124,8 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
         rows.append(_ImpactRow(f"Requests in the window{_counted_at(impact)}", fmt.num(impact.requests_total)))
     if impact.requests_failed is not None:
         rows.append(_ImpactRow(f"Requests failed{_counted_at(impact)}", fmt.num(impact.requests_failed)))
+    elif impact.requests_total is not None:
+        rows.append(_ImpactRow(f"Requests failed{_counted_at(impact)}", "not recorded in the data"))
     if impact.users_affected is not None:
         rows.append(_ImpactRow("Users affected", fmt.num(impact.users_affected)))
     if impact.services_affected:
