@@ -18,8 +18,8 @@ from incidentlens.report import (
     runbook_checklist,
 )
 from incidentlens.report.build import validate_grounding
-from incidentlens.report.render_markdown import render_markdown
 from incidentlens.report.playbooks import playbook_kind
+from incidentlens.report.render_markdown import render_markdown
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "postmortem.schema.json"

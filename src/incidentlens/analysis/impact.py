@@ -2,10 +2,11 @@
 
 Rules (each number's evidence repeats its rule and carries its SQL):
 - requests are counted where they enter: with traces, the root spans in the window (requests as the entry service
-  received them; failed = root spans marked as errors, not counted when no span carries an error status). Else at the entry service: a service whose name marks it as
-  the front door (gateway, frontend, edge, ingress, api, web), else the busiest one; a request-rate metric (per
-  second) times the window's seconds, failed = mean(rate x error ratio) x seconds. Without such metrics, log lines of
-  the entry service stand in for requests and its ERROR/FATAL lines for failures.
+  received them; failed = root spans marked as errors, not counted when no span carries an error status). Else at
+  the entry service: a service whose name marks it as the front door (gateway, frontend, edge, ingress, api, web),
+  else the busiest one; a request-rate metric (per second) times the window's seconds, failed = mean(rate x error
+  ratio) x seconds. Without such metrics, log lines of the entry service stand in for requests and its ERROR/FATAL
+  lines for failures.
 - users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window.
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
   `SURGE_RATIO` times the baseline's (per minute the logs cover, `periods.logged_minutes`: logs that cover a minute
