@@ -130,6 +130,22 @@ def test_no_stand_out_service_is_inconclusive(tmp_path: Path) -> None:
     assert review.grounding.issues == []
 
 
+
+def test_an_inconclusive_review_reads_as_one(tmp_path: Path) -> None:
+    # no service stands out: the review must neither act on one (revert, scale out) nor praise a lead it lacks
+    slow = {"latency_p95_ms": (120.0, 480.0, 3.0), "error_ratio": (0.01, 0.01, 0.001)}
+    review = build_postmortem(analysed(tmp_path, {name: slow for name in ("cart", "checkout", "shipping")}))
+
+    assert review.verdict.status == "inconclusive"
+    first = review.action_items[0]
+    assert (first.priority, first.type, first.owner) == ("P1", "process", "SRE")
+    assert first.description.startswith("Find which of cart, checkout and shipping moved first")
+    assert not any("Revert" in a.description or "scale it out" in a.description for a in review.action_items)
+    assert not any("revert the latest change or scale cart" in step for step in review.runbook)
+    assert not any("passed its falsification test" in line for line in review.lessons.went_well)
+    assert any(line.startswith("No single root cause could be named") for line in review.lessons.went_wrong)
+    assert review.grounding.issues == []
+
 def test_a_service_that_stands_out_is_named_the_root_cause(tmp_path: Path) -> None:
     db = {"latency_p95_ms": (120.0, 2500.0, 3.0), "error_ratio": (0.01, 0.4, 0.001),
           "db_pool_utilization": (0.4, 1.0, 0.01)}

@@ -243,3 +243,12 @@ def test_requests_whose_failures_the_data_does_not_record_are_not_called_unfaile
     assert "of 162,000 requests" not in text  # no "0 of N requests failed (0.0%)"
     assert "| Requests failed | not recorded in the data |" in render_markdown(pm)
     assert not check_grounding(pm.impact.narrative.text, analysis)
+
+
+def test_only_new_problem_lines_are_said_to_name_the_failure(analysis):
+    named = "Logs named the failure directly: new error templates appeared with the onset"
+    analysis["templates"][0]["count_problems_window"] = 812  # the pool timeouts, logged as errors
+    assert named in build_postmortem(analysis).lessons.went_well
+    analysis["templates"][0]["count_problems_window"] = 0  # a new INFO line: a request type, not a failure
+    assert named not in build_postmortem(analysis).lessons.went_well
+

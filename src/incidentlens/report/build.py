@@ -260,6 +260,9 @@ class _Builder:
         if self.inconclusive:
             steps[0] = (f"Find which of {', '.join(services)} moved first, each in its own metrics, logs and traces "
                         "(the review lists what each showed)")
+            steps = [step if not step.startswith("Mitigate:") else
+                     "Mitigate the service shown to have moved first: revert its latest change or scale it out"
+                     for step in steps]
         searches = [_search_step(name, t) for name in services if self.top
                     for t in [next((t for t in templates if t.get("template") and name in (t.get("services") or [])),
                                    None)] if t]
@@ -564,6 +567,11 @@ class _Builder:
     def _action_items(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
         items = mitigations_for(self.kind, self.subject, cited)
+        if self.inconclusive:
+            items[0] = ActionItem(
+                type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
+                description=f"Find which of {self.subject} moved first, in its own metrics, logs and traces, before "
+                            "reverting or scaling any of them: the data names no single root cause")
         trigger_is_change = self.trigger_on_path and self.trigger.kind in ("deploy", "config", "config_change",
                                                                            "release")
         if trigger_is_change and playbook_kind(self.kind) != "bad_deploy" and self.trigger.service:
@@ -577,11 +585,15 @@ class _Builder:
         detection = self.data.get("detection") or {}
         if detection.get("first_anomalous") and not self.onset_given:
             well.append(f"The anomaly was caught in the metrics at {fmt.when(fmt.utc(detection['first_anomalous']))}")
-        if self.top and self.top.test_passed:
+        if self.top and self.top.test_passed and not self.inconclusive:
             well.append(f"The leading hypothesis ({self.top.service}) passed its falsification test")
-        new_templates = [t for t in self.data.get("templates") or [] if t.get("status") == "new"]
-        if new_templates:
+        new_problems = [t for t in self.data.get("templates") or []
+                        if t.get("status") == "new" and (t.get("count_problems_window") or 0) > 0]
+        if new_problems and not self.inconclusive:
             well.append("Logs named the failure directly: new error templates appeared with the onset")
+        if self.inconclusive:
+            wrong.append(f"No single root cause could be named from this data: {self.subject} moved, and nothing in "
+                         "it says which one led or why")
         if self.trigger_on_path:
             wrong.append(f"{self.trigger.description} reached production and set off the incident")
         if self.top and playbook_kind(self.kind) != "unknown":
