@@ -252,3 +252,8 @@ def test_only_new_problem_lines_are_said_to_name_the_failure(analysis):
     analysis["templates"][0]["count_problems_window"] = 0  # a new INFO line: a request type, not a failure
     assert named not in build_postmortem(analysis).lessons.went_well
 
+
+def test_a_share_from_an_empty_baseline_has_no_lift(analysis):
+    analysis["contributors"][0].update(baseline_share=0.0, lift=36.0)  # the lift of a floor of half a line
+    factor = build_postmortem(analysis).contributing_factors[0].description
+    assert "against 0.0% of" in factor and "none in the baseline" in factor and "36.0x" not in factor

@@ -372,7 +372,7 @@ class _Builder:
             ContributingFactor(
                 description=f"{c['dimension']}={c['value']} held {fmt.pct(c['window_share'])} of "
                             f"{self._population(c, 'window')} against {fmt.pct(c['baseline_share'])} of "
-                            f"{self._population(c, 'baseline')} ({_ratio(c.get('lift'))})",
+                            f"{self._population(c, 'baseline')} ({_ratio(c.get('lift'), c['baseline_share'])})",
                 evidence=[c["evidence"]] if c.get("evidence") else [])
             for c in self.data.get("contributors") or [] if {"dimension", "value", "window_share",
                                                               "baseline_share"} <= c.keys()
@@ -797,5 +797,9 @@ def _impact_line(impact: Impact) -> str:
     return "; ".join(parts) or "no request-level impact could be measured"
 
 
-def _ratio(lift: float | None) -> str:
+def _ratio(lift: float | None, baseline_share: float) -> str:
+    """The lift of a share; none against an empty baseline, where the analysis' floor (half a line) is no figure
+    of the data's."""
+    if baseline_share == 0:
+        return "none in the baseline"
     return f"{lift:.1f}x lift" if lift else "lift n/a"
