@@ -195,10 +195,10 @@ def test_with_metrics_alone_the_window_is_the_alerts_change_not_the_rest_of_the_
     assert result.incident_window["end"] <= (AT + timedelta(minutes=5, seconds=1)).isoformat() + "Z"
 
 
-def _checkout_spans(path: Path) -> Path:
+def _checkout_spans(path: Path, delay_out: float = NETWORK_DELAY_MS) -> Path:
     """Requests every 2 s: frontend -> checkout -> payment (only checkout calls payment), and frontend -> cart.
-    From AT, checkout's network is delayed both ways: the frontend's calls into it and its calls to payment each
-    wait NETWORK_DELAY_MS more."""
+    From AT, checkout's network is delayed both ways: the frontend's calls into it wait NETWORK_DELAY_MS more, its
+    calls to payment `delay_out` more."""
     rng = np.random.default_rng(17)
     rows: dict[str, list] = {k: [] for k in ("trace_id", "span_id", "parent_id", "service", "operation", "start_ts",
                                              "duration_ms")}
@@ -210,7 +210,7 @@ def _checkout_spans(path: Path) -> Path:
     for i in range(int((END - TRACES_FROM).total_seconds() // 2)):
         start, trace = TRACES_FROM + timedelta(seconds=2 * i), f"t{i:05d}"
         delay = NETWORK_DELAY_MS if start >= AT else 0.0
-        pay_wait, pay_own = 1.5 + rng.uniform(0, 1) + delay, 2.0 + rng.uniform(0, 0.3)
+        pay_wait, pay_own = 1.5 + rng.uniform(0, 1) + (delay_out if start >= AT else 0.0), 2.0 + rng.uniform(0, 0.3)
         checkout_own = 3.0 + rng.uniform(0, 0.3)
         checkout_server = checkout_own + pay_own + pay_wait
         checkout_wait = 1.5 + rng.uniform(0, 1) + delay
@@ -248,3 +248,14 @@ def test_a_delay_both_ways_is_a_network_delay_though_the_services_own_server_lat
     top = analyze(store, at=AT, onset="at").hypotheses[0]
     assert top.service == "checkout" and top.kind == "network_delay"
     assert "on its network" in top.mechanism and "own work slowed" not in top.mechanism
+
+
+def test_a_delay_both_ways_larger_on_the_services_own_calls_says_its_callers_waited_too(tmp_path: Path):
+    """Checkout's calls to payment wait 400 ms more, the frontend's calls into it 200 ms more: the sentence leads
+    with its own calls' wait (the larger) and adds that the calls into it waited too, not its own calls again."""
+    store = load_telemetry(traces=_checkout_spans(tmp_path / "spans.parquet", delay_out=2 * NETWORK_DELAY_MS))
+    top = analyze(store, at=AT, onset="at").hypotheses[0]
+    assert top.service == "checkout" and top.kind == "network_delay"
+    assert "it waited 40" in top.mechanism and "beyond the callee's server time, on every callee" in top.mechanism
+    assert "and its callers on the calls into it waited longer too" in top.mechanism
+    assert "its own calls to others waited longer too" not in top.mechanism

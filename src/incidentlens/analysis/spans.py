@@ -137,8 +137,10 @@ class TraceSignal(BaseModel):
             calls = "its callers waited" if self.wait_direction == "in" else "it waited"
             around = "each call into it beyond its own server time" if self.wait_direction == "in" else (
                 "each of its calls beyond the callee's server time, on every callee")
+            # both ways: the other direction than the one measured (the larger) waited longer too
+            other = "its own calls to others" if self.wait_direction == "in" else "its callers on the calls into it"
             wait = (f"{calls} {self.wait_after_ms:g} ms around {around} (median; {self.wait_before_ms:g} ms "
-                    f"{before})" + (", and its own calls to others waited longer too" if self.wait_both_ways else ""))
+                    f"{before})" + (f", and {other} waited longer too" if self.wait_both_ways else ""))
             return f"{wait}: the delay lies between the services, on its network" if network else wait
         if self.own_time_shift > 0 and own_time >= max(self.behaviour_shift, self.raw_shift) \
                 and self.own_p90_after_ms is not None:
