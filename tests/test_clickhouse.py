@@ -21,6 +21,7 @@ import pyarrow as pa
 import pytest
 
 from incidentlens.analysis.shifts import log_surge_sql
+from incidentlens.analysis.templates import logged_minutes_sql
 from incidentlens.errors import InputError, SourceError
 from incidentlens.telemetry import load_telemetry
 from incidentlens.telemetry.clickhouse import ClickHouseLogs, ClickHouseTarget, connect_clickhouse_logs, redact
@@ -70,6 +71,9 @@ ANALYSIS_QUERIES = {
     "the log surge counts, in minutes from an onset 10 s into a minute": log_surge_sql(
         (datetime(2024, 5, 1, 15, 0, 10), datetime(2024, 5, 1, 17, 30)),
         (datetime(2024, 5, 1, 10, 0), datetime(2024, 5, 1, 15, 0, 10))) + " ORDER BY service, minute",
+    "the minutes the logs cover, window and baseline, from an onset 10 s into a minute": logged_minutes_sql(
+        (datetime(2024, 5, 1, 15, 0, 10), datetime(2024, 5, 1, 17, 30)),
+        (datetime(2024, 5, 1, 10, 0), datetime(2024, 5, 1, 15, 0, 10))),
     "a message search": """
         SELECT service, count(*) AS n FROM logs
         WHERE message ILIKE '%timeout%' OR regexp_matches(message, 'pool|exhaust') GROUP BY service ORDER BY service""",
