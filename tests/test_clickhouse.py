@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from incidentlens.analysis.periods import logged_minutes_sql
 from incidentlens.analysis.shifts import log_surge_sql
-from incidentlens.analysis.templates import logged_minutes_sql
 from incidentlens.errors import InputError, SourceError
 from incidentlens.telemetry import load_telemetry
 from incidentlens.telemetry.clickhouse import ClickHouseLogs, ClickHouseTarget, connect_clickhouse_logs, redact

@@ -112,6 +112,23 @@ def test_a_steady_template_is_not_surging_when_the_logs_cover_only_the_end_of_th
     assert find_templates(DuckStore(con=con), WINDOW, BASELINE).templates == []
 
 
+def test_a_window_that_ends_seconds_into_a_minute_counts_those_seconds_not_the_minute() -> None:
+    # a retry logged once a minute for two hours, then every 15 s from the onset at 02:00 to the data's end at
+    # 02:02:10 (the window of a known onset ends at the last line): 9 lines in 2 min 10 s, four times the rate
+    # before. Counted as three whole minutes the window's rate would look three times the baseline's and no surge
+    con = duckdb.connect()
+    con.execute("""
+        CREATE VIEW logs AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i) AS ts, 'api' AS service, 'ERROR' AS level,
+               'Retrying charge for order ' || i AS message
+        FROM (SELECT * FROM range(0, 7200, 60) UNION ALL SELECT * FROM range(7200, 7330, 15)) t(i)
+    """)
+    window = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 2, 10))
+    [retry] = find_templates(DuckStore(con=con), window, BASELINE).templates
+    assert (retry.status, retry.count_window, retry.count_baseline) == ("surging", 9, 120)
+    assert retry.rate_ratio == pytest.approx(9 / (2 + 10 / 60), abs=0.01)
+
+
 def test_masking_in_sql_matches_masking_in_python() -> None:
     lines = [
         "request 3f2a1b4c-1d2e-4f5a-9b8c-123456789abc from 10.0.3.17:8080 took 1.5s",

@@ -72,11 +72,20 @@ def covering(window: Span, baseline: Span) -> Span:
 
 def logged_minutes_sql(window: Span, baseline: Span) -> str:
     """The minutes of the window and of the baseline in which any line was logged (minutes counted from the
-    window's start, as the log surges count them)."""
+    window's start, as the log surges count them), each minute clipped to its span: a window that ends at the
+    data's last line, 5 s into a minute, has 5 s of that minute, not all of it."""
     minute = minute_from_sql("ts", window[0])
-    return f"""SELECT count(DISTINCT CASE WHEN {in_span('ts', window)} THEN {minute} END) AS window_minutes,
-       count(DISTINCT CASE WHEN {in_span('ts', baseline)} THEN {minute} END) AS baseline_minutes
-FROM logs WHERE {in_span('ts', covering(window, baseline))}"""
+
+    def covered(side: str, span: Span) -> str:
+        start, end = span_minutes((window[0], span[0])), span_minutes((window[0], span[1]))
+        return f"sum(least(minute + 1, {end!r}) - greatest(minute, {start!r})) FILTER (WHERE side = '{side}')"
+
+    return f"""SELECT {covered('window', window)} AS window_minutes, {covered('baseline', baseline)} AS baseline_minutes
+FROM (
+    SELECT DISTINCT CASE WHEN {in_span('ts', window)} THEN 'window' WHEN {in_span('ts', baseline)} THEN 'baseline'
+                    END AS side, CAST({minute} AS DOUBLE) AS minute
+    FROM logs WHERE {in_span('ts', covering(window, baseline))}
+)"""
 
 
 def logged_minutes(store: Any, window: Span, baseline: Span) -> tuple[float, float]:
