@@ -167,6 +167,9 @@ def test_the_tail_test_counts_spans_past_the_slowest_tenth_of_both_sides():
     assert abs(tail_z(2, 20, 2, 20)) < 1e-9  # as often as before
     assert tail_z(1, 6, 3, 14) < 1  # a few more on a handful of spans: no evidence
     assert tail_z(0, 10, 0, 10) == 0.0
+    # its ceiling: a tenth of all spans lie past the cut, so 12 calls a side, every one after the onset slower than
+    # every one before, put only 3 of 12 past it: short of the candidate bar (about 26 a side are needed)
+    assert 1.8 < tail_z(0, 12, 3, 12) < 2.5 < tail_z(0, 26, 6, 26)
 
 
 def test_a_known_onset_ranks_the_callee_that_failed_first_above_its_callers(store):

@@ -321,7 +321,8 @@ ORDER BY service"""
 def tail_z(tail_before: float, spans_before: int, tail_after: float, spans_after: int) -> float:
     """The two-proportion z of spans past the p90 of both sides together, after against before: positive when the
     slowest tenth of the service's spans lies more after the onset than before, as sure as the counts on both sides
-    allow (a p90 over a handful of spans is one or two of them)."""
+    allow (a p90 over a handful of spans is one or two of them). Only a tenth of all spans lie past that cut, so z
+    has a ceiling: with as many spans on each side, it passes the candidate bar only from about 26 a side."""
     pooled = (tail_before + tail_after) / (spans_before + spans_after)
     spread = math.sqrt(pooled * (1 - pooled) * (1 / spans_before + 1 / spans_after))
     if spread == 0:
