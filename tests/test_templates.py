@@ -99,32 +99,34 @@ def test_logs_are_masked_in_one_scan(pool_exhaustion: DuckStore) -> None:
     assert sum("regexp_replace" in sql for sql in pool_exhaustion.queries) == 1
 
 
+def api_errors(start: str, message: str, seconds: str) -> DuckStore:
+    """A logs view of one ERROR line of `api`, `message` and a number, at each of the `seconds` (a SQL relation of
+    one column) after `start`."""
+    con = duckdb.connect()
+    con.execute(f"""
+        CREATE VIEW logs AS
+        SELECT TIMESTAMP '{start}' + to_seconds(i) AS ts, 'api' AS service, 'ERROR' AS level,
+               '{message} ' || i AS message
+        FROM ({seconds}) t(i)
+    """)
+    return DuckStore(con=con)
+
+
 def test_a_steady_template_is_not_surging_when_the_logs_cover_only_the_end_of_the_baseline() -> None:
     # the metrics give a two-hour baseline, but the log files begin at 01:55 (the few files around an alert): the
     # lines a minute stay as they were, and the rate before is per minute logged, not per minute of the baseline
-    con = duckdb.connect()
-    con.execute("""
-        CREATE VIEW logs AS
-        SELECT TIMESTAMP '2024-05-01 01:55:00' + to_seconds(i) AS ts, 'api' AS service, 'ERROR' AS level,
-               'No contacts according to contactsId ' || i AS message
-        FROM range(0, 900, 10) t(i)
-    """)
-    assert find_templates(DuckStore(con=con), WINDOW, BASELINE).templates == []
+    logs = api_errors("2024-05-01 01:55:00", "No contacts according to contactsId", "SELECT * FROM range(0, 900, 10)")
+    assert find_templates(logs, WINDOW, BASELINE).templates == []
 
 
 def test_a_window_that_ends_seconds_into_a_minute_counts_those_seconds_not_the_minute() -> None:
     # a retry logged once a minute for two hours, then every 15 s from the onset at 02:00 to the data's end at
     # 02:02:10 (the window of a known onset ends at the last line): 9 lines in 2 min 10 s, four times the rate
     # before. Counted as three whole minutes the window's rate would look three times the baseline's and no surge
-    con = duckdb.connect()
-    con.execute("""
-        CREATE VIEW logs AS
-        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i) AS ts, 'api' AS service, 'ERROR' AS level,
-               'Retrying charge for order ' || i AS message
-        FROM (SELECT * FROM range(0, 7200, 60) UNION ALL SELECT * FROM range(7200, 7330, 15)) t(i)
-    """)
+    logs = api_errors("2024-05-01 00:00:00", "Retrying charge for order",
+                      "SELECT * FROM range(0, 7200, 60) UNION ALL SELECT * FROM range(7200, 7330, 15)")
     window = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 2, 10))
-    [retry] = find_templates(DuckStore(con=con), window, BASELINE).templates
+    [retry] = find_templates(logs, window, BASELINE).templates
     assert (retry.status, retry.count_window, retry.count_baseline) == ("surging", 9, 120)
     assert retry.rate_ratio == pytest.approx(9 / (2 + 10 / 60), abs=0.01)
 
