@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -202,3 +202,12 @@ def test_spans_without_an_error_status_leave_failures_uncounted() -> None:
     assert result.impact.requests_total == 180
     assert result.impact.requests_failed is None  # not "0 failed (0.0%)"
     assert any("failures not recorded" in e.title for e in result.evidence)
+
+
+def test_the_window_is_not_called_the_incidents_duration() -> None:
+    # with a given start the window runs to the end of the data, which need not be the incident's end
+    ninety_seconds = (WINDOW[0], WINDOW[0] + timedelta(seconds=90))
+    result = estimate_impact(DuckStore(SHORT_LOGS), ninety_seconds, BASELINE)
+    titles = [e.title for e in result.evidence]
+    assert "incident window: 1.5 min from its start to its end" in titles
+    assert not any("lasted" in title for title in titles)

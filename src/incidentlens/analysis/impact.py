@@ -130,7 +130,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
 def _duration_evidence(window: Span) -> Evidence:
     return Evidence.make(
         "impact",
-        f"incident lasted {span_minutes(window):.0f} min",
+        f"incident window: {round(span_minutes(window), 1):g} min from its start to its end",
         "duration = incident window end - start",
         {"duration_minutes": round(span_minutes(window), 2), "start": iso_z(window[0]), "end": iso_z(window[1])},
     )
