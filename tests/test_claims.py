@@ -137,6 +137,7 @@ def test_an_inconclusive_review_reads_as_one(tmp_path: Path) -> None:
     review = build_postmortem(analysed(tmp_path, {name: slow for name in ("cart", "checkout", "shipping")}))
 
     assert review.verdict.status == "inconclusive"
+    assert review.title.endswith(": cart, checkout, shipping moved")  # candidates that moved, not 'degraded'
     first = review.action_items[0]
     assert (first.priority, first.type, first.owner) == ("P1", "process", "SRE")
     assert first.description.startswith("Find which of cart, checkout and shipping moved first")

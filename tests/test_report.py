@@ -17,6 +17,7 @@ from incidentlens.report import (
     postmortem_json_schema,
     runbook_checklist,
 )
+from incidentlens.report import formatting as fmt
 from incidentlens.report.build import validate_grounding
 from incidentlens.report.playbooks import playbook_kind
 from incidentlens.report.render_markdown import render_markdown
@@ -239,7 +240,7 @@ def test_requests_whose_failures_the_data_does_not_record_are_not_called_unfaile
     analysis["impact"]["requests_failed"] = None  # e.g. traces with no status column
     pm = build_postmortem(analysis)
     text = pm.impact.narrative.text
-    assert "162,000 requests" in text and "records no failures" in text
+    assert "162,000 requests" in text and "whether they failed is not recorded" in text
     assert "of 162,000 requests" not in text  # no "0 of N requests failed (0.0%)"
     assert "| Requests failed | not recorded in the data |" in render_markdown(pm)
     assert not check_grounding(pm.impact.narrative.text, analysis)
@@ -257,3 +258,9 @@ def test_a_share_from_an_empty_baseline_has_no_lift(analysis):
     analysis["contributors"][0].update(baseline_share=0.0, lift=36.0)  # the lift of a floor of half a line
     factor = build_postmortem(analysis).contributing_factors[0].description
     assert "against 0.0% of" in factor and "none in the baseline" in factor and "36.0x" not in factor
+
+
+@pytest.mark.parametrize(("minutes", "text"), [(1, "1 minute"), (2, "2 minutes"), (1.5, "1.5 minutes"),
+                                               (0, "0 minutes")])
+def test_minutes_read_as_english(minutes, text):
+    assert fmt.minutes(minutes) == text

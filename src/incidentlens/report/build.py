@@ -287,7 +287,7 @@ class _Builder:
     def _title(self) -> str:
         if self.inconclusive:
             shown = [s.service for s in self.verdict.services[:3]]
-            return f"No single root cause found: {', '.join(shown) or self.service} degraded"
+            return f"No single root cause found: {', '.join(shown) or self.service} moved"
         label = playbook(self.kind).label
         unknown = playbook_kind(self.kind) == "unknown"
         if unknown:
@@ -790,8 +790,8 @@ def _impact_line(impact: Impact) -> str:
                      f"({fmt.pct(impact.failed_share)})")
     elif impact.requests_total:
         at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
-        parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window (the data records no failures "
-                     "for them: not counted)")
+        parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window (whether they failed is not "
+                     "recorded in the data)")
     if impact.users_affected is not None:
         parts.append(f"{fmt.num(impact.users_affected)} users affected")
     return "; ".join(parts) or "no request-level impact could be measured"

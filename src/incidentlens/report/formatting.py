@@ -30,7 +30,7 @@ def minutes(value: float | None, short: bool = False) -> str:
     whole = round(value)
     if short and whole >= 120 and abs(value - whole) < 0.05:
         return f"{whole // 60}h {whole % 60:02d}m"
-    unit = "min" if short else "minutes"
+    unit = "min" if short else "minute" if abs(value - 1) < 0.05 else "minutes"
     return f"{whole} {unit}" if abs(value - whole) < 0.05 else f"{value:.1f} {unit}"
 
 
