@@ -119,6 +119,14 @@ def test_a_steady_template_is_not_surging_when_the_logs_cover_only_the_end_of_th
     assert find_templates(logs, WINDOW, BASELINE).templates == []
 
 
+def test_a_steady_template_is_not_surging_when_the_log_files_begin_seconds_before_the_onset() -> None:
+    # a line every second from 01:59:45, when the first log file begins, to 02:02: the baseline's logs cover 15 s,
+    # not the whole minute before the onset (counted as one, the steady line read as surging x4)
+    logs = api_errors("2024-05-01 01:59:45", "No contacts according to contactsId", "SELECT * FROM range(0, 135)")
+    window = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 2))
+    assert find_templates(logs, window, BASELINE).templates == []
+
+
 def test_a_window_that_ends_seconds_into_a_minute_counts_those_seconds_not_the_minute() -> None:
     # a retry logged once a minute for two hours, then every 15 s from the onset at 02:00 to the data's end at
     # 02:02:10 (the window of a known onset ends at the last line): 9 lines in 2 min 10 s, four times the rate

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import PlainSerializer
 
 from incidentlens.errors import InputError
@@ -71,29 +72,39 @@ def covering(window: Span, baseline: Span) -> Span:
 
 
 def logged_minutes_sql(window: Span, baseline: Span) -> str:
-    """The minutes of the window and of the baseline in which any line was logged (minutes counted from the
-    window's start, as the log surges count them), each minute clipped to its span: a window that ends at the
-    data's last line, 5 s into a minute, has 5 s of that minute, not all of it."""
+    """Per side (`window`, `baseline`) and minute (counted from the window's start, as the log surges count them)
+    in which any line was logged: the minute's first line."""
     minute = minute_from_sql("ts", window[0])
-
-    def covered(side: str, span: Span) -> str:
-        start, end = span_minutes((window[0], span[0])), span_minutes((window[0], span[1]))
-        return f"sum(least(minute + 1, {end!r}) - greatest(minute, {start!r})) FILTER (WHERE side = '{side}')"
-
-    return f"""SELECT {covered('window', window)} AS window_minutes, {covered('baseline', baseline)} AS baseline_minutes
+    return f"""SELECT side, minute, min(ts) AS first_line
 FROM (
-    SELECT DISTINCT CASE WHEN {in_span('ts', window)} THEN 'window' WHEN {in_span('ts', baseline)} THEN 'baseline'
-                    END AS side, CAST({minute} AS DOUBLE) AS minute
+    SELECT ts, CASE WHEN {in_span('ts', window)} THEN 'window' WHEN {in_span('ts', baseline)} THEN 'baseline'
+               END AS side, {minute} AS minute
     FROM logs WHERE {in_span('ts', covering(window, baseline))}
-)"""
+)
+WHERE side IS NOT NULL
+GROUP BY side, minute ORDER BY side, minute"""
 
 
 def logged_minutes(store: Any, window: Span, baseline: Span) -> tuple[float, float]:
-    """(window, baseline) minutes the logs cover, each the span's length when no line was logged in it: a rate of
-    log lines is per minute the logs cover, since log files that start an hour after the metrics, or come in pieces
-    around an alert, must not make the baseline look quiet."""
-    logged = store.fetch(logged_minutes_sql(window, baseline)).to_pylist()[0]
-    return (logged["window_minutes"] or span_minutes(window), logged["baseline_minutes"] or span_minutes(baseline))
+    """(window, baseline) minutes the logs cover: the minutes of each span in which any line was logged, each cut
+    to its span, and from the logs' first line on (log files that begin 50 s into a minute cover its last 10 s; a
+    window that ends 5 s into a minute has 5 s of it); each the span's length when no line was logged in it. A rate
+    of log lines is per minute the logs cover, since log files that start an hour after the metrics, or come in
+    pieces around an alert, must not make the baseline look quiet. (Not cut at the last line: a window whose few
+    lines all came in its first seconds would read as a burst.)"""
+    logged = store.fetch(logged_minutes_sql(window, baseline))
+    if logged.num_rows == 0:
+        return span_minutes(window), span_minutes(baseline)
+    minute = logged["minute"].to_numpy().astype(float)
+    side = np.asarray(logged["side"].to_pylist(), dtype=object)
+    first = min(logged["first_line"].to_pylist())
+
+    def covered(name: str, span: Span) -> float:
+        start, end = span_minutes((window[0], max(span[0], first))), span_minutes((window[0], span[1]))
+        mine = minute[side == name]
+        return float(np.clip(np.minimum(mine + 1, end) - np.maximum(mine, start), 0, None).sum()) or span_minutes(span)
+
+    return covered("window", window), covered("baseline", baseline)
 
 
 def quote_ident(name: str) -> str:
