@@ -211,3 +211,22 @@ def test_the_window_is_not_called_the_incidents_duration() -> None:
     titles = [e.title for e in result.evidence]
     assert "incident window: 1.5 min from its start to its end" in titles
     assert not any("lasted" in title for title in titles)
+
+
+# Two minutes of baseline without errors, two whole minutes of the window at 1 error in 100 lines, then 8 s in
+# which 4 of 20 lines fail, where the data ends
+SLIVER_LOGS = """
+    CREATE VIEW logs AS
+    SELECT TIMESTAMP '2024-05-01 01:58:00' + to_milliseconds(i * 100) AS ts, 'api' AS service,
+           CASE WHEN i >= 2400 AND i % 5 = 0 THEN 'ERROR' WHEN i >= 1200 AND i % 100 = 0 THEN 'ERROR'
+                ELSE 'INFO' END AS level,
+           'line ' || i AS message
+    FROM range(2480) t(i) WHERE i < 2400 OR i % 4 = 0
+"""
+
+
+def test_the_error_peak_is_a_whole_minute_not_the_sliver_where_the_data_ends() -> None:
+    ends_inside_a_minute = (WINDOW[0], WINDOW[0] + timedelta(seconds=128))
+    peak = estimate_impact(DuckStore(SLIVER_LOGS), ends_inside_a_minute, BASELINE).impact.peak_error_rate
+    # the last 8 s hold 4 errors in 20 lines: 20%, of a sliver; every whole minute of the window is at 1%
+    assert (peak.value, peak.baseline, peak.at) == (pytest.approx(0.01), 0.0, WINDOW[0])

@@ -15,7 +15,7 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   of its latency or error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations
   (`shifts.metric_shift_sql`, with the noise floor `IMPACT_NOISE_FLOOR`).
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum;
-  without an error metric, the worst minute's share of ERROR/FATAL log lines.
+  without an error metric, the worst whole minute's share of ERROR/FATAL log lines (minutes from the start).
 - only what changed at or after the start counts: a series whose window maximum does not rise above its own level in
   the `PRE_START` before the start (by the noise floor, and by half of any excursion from the baseline it had already
   made by then) was already there, and neither peaks nor marks its service.
@@ -41,6 +41,7 @@ from incidentlens.analysis.periods import (
     in_span,
     iso_z,
     logged_minutes,
+    minute_from_sql,
     quote_ident,
     span_minutes,
     sql_in,
@@ -356,30 +357,37 @@ def _log_columns(store: Any) -> list[str]:
 
 
 def _log_error_peak(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> Peak | None:
-    """Without an error metric: the worst minute's share of ERROR/FATAL lines against the baseline's share."""
+    """Without an error metric: the worst minute's share of ERROR/FATAL lines against the baseline's share. Minutes
+    count from the window's start and only whole ones are compared (the whole window when it is shorter): a window
+    that ends at the data's last line seconds into a minute leaves a sliver of a few lines, whose share is noise."""
     errors = f"sum(CASE WHEN level IN {sql_in(ERROR_LEVELS)} THEN 1 ELSE 0 END)"
     sql = f"""SELECT minute, count(*) AS lines, {errors} AS errors
 FROM (
-    SELECT CASE WHEN {in_span('ts', window)} THEN date_trunc('minute', ts) END AS minute, level
+    SELECT CASE WHEN {in_span('ts', window)} THEN {minute_from_sql('ts', window[0])} END AS minute, level
     FROM logs WHERE ({in_span('ts', window)}) OR ({in_span('ts', baseline)})
 ) AS lines
 GROUP BY minute"""
     rows = store.fetch(sql).to_pylist()
     base = next((r for r in rows if r["minute"] is None), None)
-    minutes = [r for r in rows if r["minute"] is not None and r["lines"] >= MIN_LINES_PER_MINUTE]
+    whole = max(1, int(span_minutes(window)))
+    minutes = [r for r in rows
+               if r["minute"] is not None and r["minute"] < whole and r["lines"] >= MIN_LINES_PER_MINUTE]
     if base is None or not minutes:
         return None
-    worst = max(minutes, key=lambda r: (r["errors"] / r["lines"], -r["minute"].timestamp()))
+    worst = max(minutes, key=lambda r: (r["errors"] / r["lines"], -r["minute"]))
     if worst["errors"] / worst["lines"] <= base["errors"] / base["lines"]:
         return None  # no minute worse than the baseline: nothing to call a peak
     peak = Peak(metric="log_error_ratio", service="all", value=float(worst["errors"] / worst["lines"]),
-                baseline=float(base["errors"] / base["lines"]), at=worst["minute"])
+                baseline=float(base["errors"] / base["lines"]),
+                at=window[0] + timedelta(minutes=int(worst["minute"])))
     evidence.append(Evidence.make(
-        "impact", f"peak share of ERROR/FATAL log lines: {peak.value:.1%} at {peak.at:%H:%M} vs {peak.baseline:.1%}",
+        "impact", f"peak share of ERROR/FATAL log lines: {peak.value:.1%} in the minute from {peak.at:%H:%M:%S} vs "
+                  f"{peak.baseline:.1%}",
         sql,
         {"peak_error_rate": peak.model_dump(mode="json"),
-         "rule": f"no error-ratio metric: ERROR/FATAL lines / all lines per minute (minutes with >= "
-                 f"{MIN_LINES_PER_MINUTE} lines), baseline over the whole baseline"},
+         "rule": f"no error-ratio metric: ERROR/FATAL lines / all lines per whole minute from the window's start "
+                 f"(minutes with >= {MIN_LINES_PER_MINUTE} lines; a window under a minute is one), baseline over "
+                 "the whole baseline"},
     ))
     return peak
 
