@@ -264,3 +264,15 @@ def test_a_share_from_an_empty_baseline_has_no_lift(analysis):
                                                (0, "0 minutes")])
 def test_minutes_read_as_english(minutes, text):
     assert fmt.minutes(minutes) == text
+
+
+def test_a_new_template_of_info_lines_alone_is_no_contributing_factor(analysis):
+    def factors() -> list[str]:
+        return [f.description for f in build_postmortem(analysis).contributing_factors]
+
+    analysis["templates"][0]["count_problems_window"] = 812  # the pool timeouts, logged as errors
+    assert any("Timeout acquiring connection" in f for f in factors())
+    analysis["templates"][0]["count_problems_window"] = 0  # a request type the baseline did not happen to hold
+    assert not any("Timeout acquiring connection" in f for f in factors())
+    analysis["templates"][0]["status"] = "surging"  # INFO lines at many times their rate: a retry storm, say
+    assert any("Timeout acquiring connection" in f for f in factors())

@@ -383,7 +383,7 @@ class _Builder:
                             f"'{t['template']}' ({t.get('count_window')} in the incident, "
                             f"{t.get('count_baseline')} before)",
                 evidence=[t["evidence"]] if t.get("evidence") else [])
-            for t in (self.data.get("templates") or [])[:3] if t.get("template")
+            for t in [t for t in self.data.get("templates") or [] if _contributes(t)][:3]
         ]
         factors += [ContributingFactor(description=f"Hypothesis #{h.rank} (not retained as the root cause): "
                                                    f"{h.service} {h.kind.replace('_', ' ')}",
@@ -795,6 +795,16 @@ def _impact_line(impact: Impact) -> str:
     if impact.users_affected is not None:
         parts.append(f"{fmt.num(impact.users_affected)} users affected")
     return "; ".join(parts) or "no request-level impact could be measured"
+
+
+def _contributes(template: dict[str, Any]) -> bool:
+    """Whether a log template counts as a contributing factor: its lines include WARN/ERROR/FATAL ones, or it
+    surged. A new template of INFO lines alone is a request type the baseline's minutes did not happen to hold, not
+    a cause; it stays in the review's list of templates."""
+    if not template.get("template"):
+        return False
+    problems = template.get("count_problems_window")
+    return template.get("status") == "surging" or problems is None or problems > 0
 
 
 def _ratio(lift: float | None, baseline_share: float) -> str:
