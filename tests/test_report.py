@@ -276,3 +276,13 @@ def test_a_new_template_of_info_lines_alone_is_no_contributing_factor(analysis):
     assert not any("Timeout acquiring connection" in f for f in factors())
     analysis["templates"][0]["status"] = "surging"  # INFO lines at many times their rate: a retry storm, say
     assert any("Timeout acquiring connection" in f for f in factors())
+
+
+def test_the_runbook_searches_for_lines_that_mark_the_failure_not_a_new_info_line(analysis):
+    def searches() -> list[str]:
+        return [step for step in build_postmortem(analysis).runbook if step.startswith("Search ")]
+
+    analysis["templates"][0]["count_problems_window"] = 812
+    assert searches() and "Timeout acquiring connection" in searches()[0]
+    analysis["templates"][0]["count_problems_window"] = 0
+    assert searches() == []

@@ -264,7 +264,7 @@ class _Builder:
                      "Mitigate the service shown to have moved first: revert its latest change or scale it out"
                      for step in steps]
         searches = [_search_step(name, t) for name in services if self.top
-                    for t in [next((t for t in templates if t.get("template") and name in (t.get("services") or [])),
+                    for t in [next((t for t in templates if _contributes(t) and name in (t.get("services") or [])),
                                    None)] if t]
         return steps[:1] + searches + steps[1:]
 
