@@ -230,3 +230,19 @@ def test_the_error_peak_is_a_whole_minute_not_the_sliver_where_the_data_ends() -
     peak = estimate_impact(DuckStore(SLIVER_LOGS), ends_inside_a_minute, BASELINE).impact.peak_error_rate
     # the last 8 s hold 4 errors in 20 lines: 20%, of a sliver; every whole minute of the window is at 1%
     assert (peak.value, peak.baseline, peak.at) == (pytest.approx(0.01), 0.0, WINDOW[0])
+
+
+def test_the_peak_latency_is_the_one_requests_were_served_with_not_a_clients_wait() -> None:
+    # db serves 2x slower from the start; api's client-side p99 on its calls holds a 3,456 s outlier (a client
+    # percentile's quirk): the peak the users saw is db's server latency
+    metrics = DuckStore("""
+        CREATE VIEW metrics AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
+               CAST(CASE WHEN metric = 'client_latency_p99_s' THEN (CASE WHEN i = 140 THEN 3456 ELSE 0.2 END)
+                         WHEN i >= 120 THEN 0.2 ELSE 0.1 + (i % 3) * 0.001 END AS DOUBLE) AS value
+        FROM range(150) t(i),
+             (VALUES ('api', 'client_latency_p99_s'), ('db', 'server_latency_p99_s')) s(service, metric)
+    """)
+    peak = estimate_impact(metrics, WINDOW, BASELINE).impact.peak_latency
+
+    assert peak is not None and (peak.service, peak.metric, peak.value) == ("db", "server_latency_p99_s", 0.2)

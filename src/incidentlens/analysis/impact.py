@@ -15,7 +15,10 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   of its latency or error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations
   (`shifts.metric_shift_sql`, with the noise floor `IMPACT_NOISE_FLOOR`).
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum;
-  without an error metric, the worst whole minute's share of ERROR/FATAL log lines (minutes from the start).
+  the latency requests were served with when such a series rose, not a service's wait as a client on its own calls
+  (`CLIENT_SIDE`: that is its callees' latency, and a client-side percentile can hold outliers of seconds to hours
+  the requests did not see); without an error metric, the worst whole minute's share of ERROR/FATAL log lines
+  (minutes from the start).
 - only what changed at or after the start counts: a series whose window maximum does not rise above its own level in
   the `PRE_START` before the start (by the noise floor, and by half of any excursion from the baseline it had already
   made by then) was already there, and neither peaks nor marks its service.
@@ -54,6 +57,9 @@ from incidentlens.telemetry import sql_ts
 REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
 ERROR_RATIO = re.compile(r"err\w*_(ratio|rate|pct|percent)|fail\w*_(ratio|rate)", re.IGNORECASE)
 LATENCY = re.compile(r"latency|duration|response_time|(^|_)p\d{2,3}(_|$)|_ms$", re.IGNORECASE)
+#: a latency a service measures as a client of others (`http_client_request_duration_seconds`,
+#: `PodClientLatencyP99(s)`, `grpc_client_handling_seconds`)
+CLIENT_SIDE = re.compile(r"client", re.IGNORECASE)
 ENTRY_SERVICE = re.compile(r"gateway|frontend|front-end|front_end|edge|ingress|(^|[-_])(api|web)([-_]|$)", re.I)
 USER_COLUMN = re.compile(r"^(user|customer|account|client)([-_ ]?id)?$", re.IGNORECASE)
 REGION_COLUMN = re.compile(r"^(region|zone|availability_zone|az|datacenter|dc|location)$", re.IGNORECASE)
@@ -177,8 +183,11 @@ def _metric_peaks(
     already = sorted({f"{service[i]}/{metric[i]}" for i in range(table.num_rows) if not changed[i]
                       and _rose(before.get((str(service[i]), str(metric[i]))), baseline_median[i])})
     peaks: dict[str, Peak] = {}
+    served = np.array([not CLIENT_SIDE.search(str(m)) for m in metric], dtype=bool)
     for role in ("latency", "error"):
         candidates = np.flatnonzero(np.isin(metric, series[role]) & changed)
+        if role == "latency" and (candidates.size and served[candidates].any()):
+            candidates = candidates[served[candidates]]
         if len(candidates) == 0:
             continue
         i = candidates[np.argmax(peak_shift[candidates])]
