@@ -59,7 +59,7 @@ def test_a_memory_change_too_small_to_matter_names_no_out_of_memory(tmp_path: Pa
     assert top["service"] == "news"
     assert top["kind"] == "undetermined"
     assert "from 1.45 to 1.58 (+9%)" in top["mechanism"]
-    assert "too small" in top["mechanism"]
+    assert "set aside as not enough to name it" in top["mechanism"]
     review = build_postmortem(analysis)
     assert "memory" not in review.title.lower()
     assert not any("memory limit" in item.description for item in review.action_items)
@@ -240,3 +240,12 @@ def test_the_runbook_quotes_a_log_phrase_only_when_the_data_holds_it() -> None:
 @pytest.mark.parametrize("kind", ["connection_pool_exhaustion", "oom_restart_loop", "provider_throttling", "unknown"])
 def test_runbook_steps_name_the_service_they_are_for(kind: str) -> None:
     assert any("db-proxy" in step for step in runbook_for(kind, "db-proxy", []))
+
+
+def test_a_large_cpu_rise_short_of_its_limit_is_set_aside_without_being_called_small(tmp_path: Path) -> None:
+    # OnlineBoutique 13:45: CPU from 0.49% to 56% of its limit names no saturation, and is no small change either
+    mail = {**quiet("mail"), "CpuUsageRate(%)": (0.49, 56.2, 0.05)}
+    top = analysed(tmp_path, {"mail": mail, "api": quiet("api")})["hypotheses"][0]
+
+    assert (top["service"], top["kind"]) == ("mail", "undetermined")
+    assert "56% of its limit" in top["mechanism"] and "too small" not in top["mechanism"]

@@ -112,7 +112,7 @@ class Classification(BaseModel):
     points: dict[str, float]
     region: str | None = None
     supporting: list[str] = []
-    #: metric cues set aside as too small to name a mechanism, in words
+    #: metric cues set aside as not enough to name a mechanism, in words
     too_small: list[str] = []
     #: the metric changes that named the mechanism, in words
     seen: list[str] = []
@@ -326,7 +326,8 @@ def mechanism_sentence(service: str, classification: Classification, trigger: di
     if template == "memory_near_limit":
         sentence += "; no restart or out-of-memory line seen"
     if classification.too_small:
-        sentence += f"; set aside as too small: {'; '.join(classification.too_small[:3])}"
+        # "not enough", not "too small": a CPU from 0.5% to 56% of its limit is a large rise, but not saturation
+        sentence += f"; set aside as not enough to name it: {'; '.join(classification.too_small[:3])}"
     return sentence
 
 
