@@ -177,6 +177,24 @@ def test_a_service_that_moved_one_scrape_earlier_does_not_refute_the_cause(tmp_p
     assert top.service == "catalog" and top.test_passed is not False
 
 
+def test_a_lead_of_one_scrape_is_not_claimed_as_an_order(tmp_path: Path):
+    """Metrics only, once a minute: catalog's CPU saturates at the alert and cart's latency rises at the next scrape.
+    One sample apart is one moment to minute data, so the test does not say catalog moved first by a minute."""
+    rng = np.random.default_rng(13)
+    times = [START + timedelta(minutes=m) for m in range(int((END - START).total_seconds() // 60))]
+    parts = []
+    for service, metric, since, level in (("catalog", "cpu_usage_rate", AT, 95.0),
+                                          ("cart", "server_latency_p90_s", AT + timedelta(minutes=1), 0.009)):
+        usual = 20.0 if metric == "cpu_usage_rate" else 0.005
+        values = [level if t >= since else usual for t in times] + rng.normal(0, usual * 0.05, len(times))
+        parts.append(pa.table({"ts": times, "service": [service] * len(times), "metric": [metric] * len(times),
+                               "value": values}))
+    pq.write_table(pa.concat_tables(parts), tmp_path / "metrics.parquet")
+    test = analyze(load_telemetry(metrics=tmp_path / "metrics.parquet"), at=AT, onset="at").hypotheses[0].test
+
+    assert "cart 1 min later), which the data cannot order" in test and "they do, by" not in test
+
+
 def test_with_metrics_alone_the_window_is_the_alerts_change_not_the_rest_of_the_day(tmp_path: Path):
     """A day of one-minute metrics: catalog's CPU saturates at the alert for five minutes; ten minutes later cart's
     saturates for an hour. Given the alert's time, the window spans five samples past it: catalog, not cart."""

@@ -443,11 +443,13 @@ def _precedence_outcome(service: str, own: datetime, scope: str, followers: list
         first = min(after, key=lambda d: after[d])
         lead = (after[first] - own).total_seconds() / 60
         data["lead_minutes"] = round(lead, 1)
-        if lead > 0:
+        if lead > moment.total_seconds() / 60:
             parts.append(f"they do, by {_minutes(lead)}")
-        elif -lead <= moment.total_seconds() / 60:
+        elif abs(lead) <= moment.total_seconds() / 60:
+            # a lead the data cannot resolve confirms nothing, as a lag that small refutes nothing
             parts.append(f"they start within {_minutes(moment.total_seconds() / 60)} of it ({first} "
-                         f"{_minutes(-lead)} earlier), which the data cannot order: that does not refute it")
+                         f"{_minutes(abs(lead))} {'later' if lead > 0 else 'earlier'}), which the data cannot "
+                         "order: that does not refute it")
         else:
             parts.append(f"they do not, {first} moved {_minutes(-lead)} earlier")
             passed = False
