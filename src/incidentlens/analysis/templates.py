@@ -92,7 +92,7 @@ def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20)
     template_of_masked, templates = mine_templates(masked, weights)
     groups = groups.append_column("template_id", pa.array(np.asarray(template_of_masked)[masked_of_row]))
     minutes = logged_minutes(store, window, baseline)
-    stats = _template_stats(groups, len(templates), minutes, baseline, window)
+    stats = _template_stats(groups, len(templates), window, baseline, minutes)
     reported = _reported(stats, limit)
     result = TemplateResult(
         templates_mined=len(templates), distinct_masked=len(masked), lines=int(pc.sum(groups["n"]).as_py())
@@ -192,8 +192,8 @@ def mine_templates(
     return [position[c] for c in cluster_of], templates
 
 
-def _template_stats(groups: pa.Table, count: int, minutes: tuple[float, float], baseline: Span,
-                    window: Span) -> dict[str, np.ndarray]:
+def _template_stats(groups: pa.Table, count: int, window: Span, baseline: Span,
+                    minutes: tuple[float, float]) -> dict[str, np.ndarray]:
     """Per template: counts per period, window problems, first times, rate ratio (per logged minute: `minutes` of
     the window and of the baseline), Poisson p-value."""
     ids = groups["template_id"].to_numpy()
