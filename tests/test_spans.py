@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -338,3 +339,54 @@ def test_one_new_error_line_outweighs_the_largest_of_many_wandering_info_lines()
     assert adjusted_z(1.0, tested=50) == 0.0
     # beyond double precision the correction still applies: z^2 shifts by 2 ln(its inflation)
     assert adjusted_z(40.0, tested=50) == pytest.approx((1600 - 2 * math.log(100)) ** 0.5)
+
+
+def _cart_hour(tmp_path: Path, *, cart_share: Callable[[int], float], logged_from: datetime = START) -> Path:
+    """spans.jsonl and logs.jsonl of web -> cart over START..END, a request every 10 s; `cart_share(minute)` is the
+    share of web's requests that call cart in that minute (counted from START); web logs "request served" in every
+    request from `logged_from` on (the log file may begin later than the spans)."""
+    rng = np.random.default_rng(5)
+    spans, logs = [], []
+    for i in range(int((END - START) / STEP)):
+        start = START + STEP * i
+        at = start.isoformat() + "Z"
+        spans.append({"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web",
+                      "operation": "GET /", "start": at, "duration_ms": 20.0})
+        if rng.random() < cart_share(int((start - START).total_seconds() // 60)):
+            spans.append({"trace_id": f"t{i}", "span_id": f"c{i}", "parent_id": f"w{i}", "service": "cart",
+                          "operation": "GET /items", "start": at, "duration_ms": 5.0})
+        if start >= logged_from:
+            logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served",
+                         "trace_id": f"t{i}"})
+    for name, rows in (("spans", spans), ("logs", logs)):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return tmp_path
+
+
+def test_a_line_is_not_new_because_the_logs_begin_later_than_the_traces(tmp_path: Path):
+    # twenty minutes of traces before the onset, but the log file holds only the minute before it and after
+    folder = _cart_hour(tmp_path, cart_share=lambda minute: 0.5, logged_from=AT - timedelta(minutes=1))
+    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    signals, _ = trace_signals(store, window, baseline)
+    # every request still logs its line: the traces of the unlogged minutes did not lack it, they went unlogged
+    assert not signals["web"].significant
+
+
+def test_a_call_share_back_to_its_usual_level_after_a_few_disturbed_minutes_is_no_change(tmp_path: Path):
+    # web calls cart in 80% of its requests, except for four minutes of an earlier incident (20%) in the hour before
+    usual = _cart_hour(tmp_path, cart_share=lambda minute: 0.2 if 8 <= minute < 12 else 0.8)
+    store = load_telemetry(traces=usual / "spans.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    signals, _ = trace_signals(store, window, baseline)
+    # pooled over the twenty minutes the share before is 68%: against that, 80% after would be a rise
+    assert not signals["web"].significant
+
+
+def test_a_call_that_stops_is_a_change_though_an_earlier_incident_stopped_it_for_a_few_minutes(tmp_path: Path):
+    # the same earlier incident, and from the onset web stops calling cart altogether
+    stopped = _cart_hour(tmp_path, cart_share=lambda minute: 0.0 if minute >= 20 or 8 <= minute < 12 else 0.8)
+    store = load_telemetry(traces=stopped / "spans.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    signals, _ = trace_signals(store, window, baseline)
+    assert signals["web"].significant and signals["web"].event == "call cart GET /items"

@@ -964,6 +964,10 @@ def eval_nezha_command(
                          ] = False,
     history: Annotated[int, typer.Option("--history", help="Minutes of metrics before each fault (1440: the whole "
                                                            "day before it, earlier faults included).")] = 60,
+    log_history: Annotated[int, typer.Option("--log-history", min=0, help="Minutes of the day's log and trace files "
+                                                                          "before each fault's own (earlier faults' "
+                                                                          "minutes included; 0: the fault's own "
+                                                                          "three minutes alone).")] = 60,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
     null: Annotated[bool, typer.Option("--null", help="Instead: the span signals' false leads at a pseudo-onset 30 s "
                                                       "before each fault, where nothing has happened yet.")] = False,
@@ -979,6 +983,7 @@ def eval_nezha_command(
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("pseudo-onsets", total=None)
             found = null_calibration(data, limit=limit, day=day, reference=reference,
+                                     log_history=timedelta(minutes=log_history),
                                      progress=lambda done, total, _: progress.update(task, completed=done, total=total))
         if as_json:
             _print_json(found)
@@ -992,6 +997,7 @@ def eval_nezha_command(
         task = progress.add_task("scoring faults", total=None)
         report = evaluate_nezha(data, ranker=ranker.value, kinds=[k.value for k in kind] if kind else None, limit=limit,
                                 day=day, reference=reference, history=timedelta(minutes=history),
+                                log_history=timedelta(minutes=log_history),
                                 progress=lambda done, total, _: progress.update(task, completed=done, total=total))
     if as_json:
         _print_json(report.to_dict())
@@ -1000,8 +1006,8 @@ def eval_nezha_command(
     papers = "; ".join(f"{system} top-1 {p['top1']:.1%}, top-3 {p['top3']:.1%}"
                        for system, p in summary["paper"].items())
     table = Table("fault type / day", "faults", "top-1", "top-3", "s/fault", "mechanism named (top-1)", box=None,
-                  caption=f"ranker {ranker.value}{' with the reference minutes' if reference else ''}; Nezha (paper): "
-                          f"{papers}")
+                  caption=f"ranker {ranker.value}{' with the reference minutes' if reference else ''}; logs and traces "
+                          f"of {log_history} min before each fault's own; Nezha (paper): {papers}")
     rows = [*summary["by_type"].items(), *(summary["by_day"].items() if len(summary["by_day"]) > 1 else []),
             ("all", summary)]
     for name, scores in rows:

@@ -56,11 +56,22 @@ from pydantic import BaseModel
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.masking import masked_sql
 from incidentlens.analysis.mechanism import named_service_sql
-from incidentlens.analysis.periods import PROBLEM_LEVELS, Span, in_span, iso_z, quote_ident
+from incidentlens.analysis.periods import (
+    PROBLEM_LEVELS,
+    Span,
+    covering,
+    in_span,
+    iso_z,
+    minute_from_sql,
+    quote_ident,
+)
 from incidentlens.telemetry.columns import normalise
 
 #: traces a service needs on each side before its event shares are compared
 MIN_TRACES = 3
+#: minutes before the onset needed to measure how much an event's share varies between minutes
+DISPERSION_MINUTES = 5
+CHI2_1_MEDIAN = 0.4549364
 #: spans a service needs on each side before its own-time p90 is compared
 MIN_SPANS = 5
 #: the families of events a service's error budget is split over: problem events and the rest
@@ -169,9 +180,9 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
     events = [
         "SELECT DISTINCT caller AS service, trace_id, 'call ' || callee || ' ' || operation AS event, "
-        "FALSE AS problem, FALSE AS variant FROM calls",
-        "SELECT DISTINCT service, trace_id, 'error ' || operation AS event, TRUE AS problem, FALSE AS variant\n"
-        "    FROM spans WHERE is_error AND service IS NOT NULL",
+        "FALSE AS problem, FALSE AS variant, FALSE AS logs_only FROM calls",
+        "SELECT DISTINCT service, trace_id, 'error ' || operation AS event, TRUE AS problem, FALSE AS variant, "
+        "FALSE AS logs_only\n    FROM spans WHERE is_error AND service IS NOT NULL",
     ]
     log_ctes = ""
     deflected = "SELECT NULL AS service, NULL AS trace_id WHERE FALSE"
@@ -185,24 +196,26 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
       AND ({in_span('ts', (baseline[0], window[1]))})"""
         deflected = ("SELECT DISTINCT service, trace_id FROM log_lines\n"
                      "    WHERE problem AND (service, named) IN (SELECT caller, callee FROM calls)")
-        events.append("SELECT DISTINCT service, trace_id, 'log ' || template AS event, problem, FALSE AS variant "
-                      "FROM log_lines")
+        events.append("SELECT DISTINCT service, trace_id, 'log ' || template AS event, problem, FALSE AS variant, "
+                      "TRUE AS logs_only FROM log_lines")
         # the line's share of the service's lines in one request, as a reduced fraction: a loop cut short writes
         # it less often though still once; a loop that runs more or fewer times keeps the fraction. A variant of
         # its line's event, not an event of its own when the tests are counted
         events.append(
             "SELECT service, trace_id, 'log ' || template || ' (' || (hits // gcd(hits, lines_in_trace)) || '/' || "
             "(lines_in_trace // gcd(hits, lines_in_trace)) || ' of its lines in the trace)' AS event, problem, "
-            "TRUE AS variant\n"
+            "TRUE AS variant, TRUE AS logs_only\n"
             "    FROM (SELECT service, trace_id, template, count(*) AS hits, bool_or(problem) AS problem, "
             "sum(count(*)) OVER (PARTITION BY service, trace_id)::BIGINT AS lines_in_trace\n"
             "    FROM log_lines GROUP BY service, trace_id, template)"
         )
     union = "\n    UNION ALL ".join(events)
+    logged = _logged_sql(window, baseline) if log_trace is not None else "TRUE"
     return f"""WITH traces AS (
     SELECT trace_id, min(start_ts) AS started FROM spans GROUP BY trace_id
 ), sides AS (
-    SELECT trace_id, started, {in_span('started', window)} AS after FROM traces
+    SELECT trace_id, started, {in_span('started', window)} AS after, {logged} AS logged,
+           {minute_from_sql('started', window[0])} AS minute FROM traces
     WHERE {in_span('started', window)} OR {in_span('started', baseline)}
 ), entries AS (
     -- the operations by which each service was entered in each trace (a span whose parent is another service's)
@@ -223,41 +236,83 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
            AS kind
     FROM entries ANTI JOIN deflected USING (service, trace_id) GROUP BY service, trace_id
 ), strata AS (
-    -- request kinds seen on both sides: a kind that only one side has says nothing about a change
-    SELECT service, kind, count(*) FILTER (WHERE NOT after) AS n_before, count(*) FILTER (WHERE after) AS n_after,
-           min(started) FILTER (WHERE after) AS first_trace_after
-    FROM kinds JOIN sides USING (trace_id) GROUP BY service, kind
+    -- request kinds seen on both sides: a kind that only one side has says nothing about a change. Log lines are
+    -- counted only over the traces that began while the logs were being written (`logs_only`): a trace from a
+    -- minute no log file covers did not lack the line, it went unlogged
+    SELECT service, kind, logs_only, count(*) FILTER (WHERE NOT after) AS n_before,
+           count(*) FILTER (WHERE after) AS n_after, min(started) FILTER (WHERE after) AS first_trace_after
+    FROM kinds JOIN sides USING (trace_id) CROSS JOIN (VALUES (FALSE), (TRUE)) AS scopes(logs_only)
+    WHERE logged OR NOT logs_only
+    GROUP BY service, kind, logs_only
     HAVING count(*) FILTER (WHERE NOT after) > 0 AND count(*) FILTER (WHERE after) > 0
 ), units AS (
-    SELECT service, sum(n_before) AS traces_before, sum(n_after) AS traces_after,
+    SELECT service, logs_only, sum(n_before) AS traces_before, sum(n_after) AS traces_after,
            min(first_trace_after) AS first_trace_after
-    FROM strata GROUP BY service
+    FROM strata GROUP BY service, logs_only
 ), events AS (
     {union}
 ), counted AS (
-    SELECT service, kind, event, bool_or(problem) AS problem, bool_or(variant) AS variant,
+    SELECT service, kind, event, logs_only, bool_or(problem) AS problem, bool_or(variant) AS variant,
            count(*) FILTER (WHERE NOT after) AS hits_before, count(*) FILTER (WHERE after) AS hits_after,
            min(started) FILTER (WHERE after) AS first_hit_after
     FROM (SELECT DISTINCT * FROM events) JOIN kinds USING (service, trace_id) JOIN sides USING (trace_id)
-    GROUP BY service, kind, event
+    WHERE logged OR NOT logs_only
+    GROUP BY service, kind, event, logs_only
 ), stratified AS (
     -- Mantel-Haenszel: within each request kind, the hits after against what the kind's pooled share predicts
     -- (strata hold two requests or more: one on each side)
-    SELECT service, event, bool_or(problem) AS problem, bool_or(variant) AS variant,
+    SELECT service, event, logs_only, bool_or(problem) AS problem, bool_or(variant) AS variant,
            sum(hits_before) AS hits_before, sum(hits_after) AS hits_after, min(first_hit_after) AS first_hit_after,
            sum(hits_after - hits * n_after / n) AS excess,
            sum(hits * (n - hits) * n_before * n_after / (n * n * (n - 1))) AS variance
     FROM (SELECT *, hits_before + hits_after AS hits, n_before + n_after AS n FROM counted JOIN strata
-          USING (service, kind))
-    GROUP BY service, event
+          USING (service, kind, logs_only))
+    GROUP BY service, event, logs_only
+), minute_traces AS (
+    -- each service's traces per minute before the onset, per scope
+    SELECT service, logs_only, minute, count(*) AS n
+    FROM kinds JOIN sides USING (trace_id) CROSS JOIN (VALUES (FALSE), (TRUE)) AS scopes(logs_only)
+    WHERE NOT after AND (logged OR NOT logs_only)
+    GROUP BY service, logs_only, minute HAVING count(*) >= {MIN_TRACES}
+), minute_hits AS (
+    SELECT service, event, logs_only, minute, count(*) AS hits
+    FROM (SELECT DISTINCT service, trace_id, event, logs_only FROM events) JOIN kinds USING (service, trace_id)
+    JOIN sides USING (trace_id)
+    WHERE NOT after AND (logged OR NOT logs_only)
+    GROUP BY service, event, logs_only, minute
+), per_minute AS (
+    SELECT service, event, logs_only, n, coalesce(hits, 0) AS hits,
+           median(coalesce(hits, 0) / n) OVER per_event AS p
+    FROM (SELECT DISTINCT service, event, logs_only FROM stratified) JOIN minute_traces USING (service, logs_only)
+    LEFT JOIN minute_hits USING (service, event, logs_only, minute)
+    WINDOW per_event AS (PARTITION BY service, event, logs_only)
+), dispersion AS (
+    -- the event's share in a typical minute before the onset (the median over those minutes: an earlier incident in
+    -- a few of them does not move it), and how much more the share varied from minute to minute than chance alone
+    -- makes it vary (quasi-binomial: the median Pearson term over the minutes, by that of chi-square with one
+    -- degree of freedom). A request mix that drifts from minute to minute is not a change at the onset, however
+    -- many traces an hour of baseline holds
+    SELECT service, event, logs_only, any_value(p) AS typical,
+           coalesce(median(power(hits - n * p, 2) / nullif(n * p * (1 - p), 0)) / {CHI2_1_MEDIAN}, 1) AS phi
+    FROM per_minute
+    GROUP BY service, event, logs_only HAVING count(*) >= {DISPERSION_MINUTES}
+), tested AS (
+    SELECT *, hits_after / traces_after AS share_after,
+           CASE WHEN variance > 0 THEN excess / sqrt(variance * greatest(coalesce(phi, 1), 1)) ELSE 0 END AS z_pooled,
+           (hits_after / traces_after + typical) / 2 AS midpoint
+    FROM stratified JOIN units USING (service, logs_only) LEFT JOIN dispersion USING (service, event, logs_only)
+    WHERE traces_before >= {MIN_TRACES} AND traces_after >= {MIN_TRACES}
 ), scored AS (
     SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, first_hit_after,
-           first_trace_after, hits_before / traces_before AS share_before, hits_after / traces_after AS share_after,
-           -- an event in every request or in none of each kind has nothing to compare
-           CASE WHEN variance > 0 THEN excess / sqrt(variance) ELSE 0 END AS z,
+           first_trace_after, hits_before / traces_before AS share_before, share_after,
+           -- the change must hold against the baseline pooled (within request kinds) and against its typical minute
+           CASE WHEN typical IS NULL THEN z_pooled
+                WHEN z_pooled > 0 THEN least(z_pooled, greatest(z_typical, 0))
+                ELSE greatest(z_pooled, least(z_typical, 0)) END AS z,
            count(*) FILTER (WHERE NOT variant) OVER (PARTITION BY service, problem) AS tested
-    FROM stratified JOIN units USING (service)
-    WHERE traces_before >= {MIN_TRACES} AND traces_after >= {MIN_TRACES}
+    FROM (SELECT *, coalesce((share_after - typical)
+                             / nullif(sqrt(greatest(phi, 1) * midpoint * (1 - midpoint) / traces_after), 0), 0)
+                    AS z_typical FROM tested)
 )
 SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, share_before, share_after,
        -- the change shows from the first trace with a new event, or from the first trace that lacks a lost one
@@ -268,6 +323,17 @@ FROM scored
 WHERE NOT (problem AND z < 0)
 QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, event) = 1
 ORDER BY abs(z) DESC, service"""
+
+
+def _logged_sql(window: Span, baseline: Span) -> str:
+    """SQL over a trace's `started`: true when the trace began while logs were being written, in a minute (counted
+    from the window's start, as the log rates count them) in which any line was logged, and not before the logs'
+    first line. Logs that cover less than the traces (a file for the alert's minute beside an hour of spans) say
+    nothing about the traces of the minutes they miss."""
+    span = covering(window, baseline)
+    return (f"(started >= (SELECT min(ts) FROM logs WHERE {in_span('ts', span)}) AND "
+            f"{minute_from_sql('started', window[0])} IN (SELECT DISTINCT {minute_from_sql('ts', window[0])} "
+            f"FROM logs WHERE {in_span('ts', span)}))")
 
 
 def adjusted_z(z: float, tested: int, one_sided: bool = False) -> float:

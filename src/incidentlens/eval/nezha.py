@@ -38,7 +38,11 @@ POD_METRIC_SUFFIX = "_metric.csv"
 # Log/trace files are one minute each and named for the minute they end at: HH_MM holds [HH:MM-1, HH:MM), so the
 # files of the injection's minute and the next two cover a minute before it to two minutes after.
 FILE_MINUTES_FROM_INJECTION = (0, 1, 2)
+_ROLES = (("logs", "log", "_log.csv.gz"), ("traces", "trace", "_trace.csv.gz"))
 METRIC_HISTORY = timedelta(minutes=60)
+#: the day's log and trace files of this long before the fault's own are given too (earlier faults' minutes
+#: included), as a user with a log store has the hour before an alert
+LOG_HISTORY = timedelta(minutes=60)
 METRIC_FUTURE = timedelta(minutes=5)
 
 
@@ -180,24 +184,38 @@ def reference_files(reference_dir: Path, fault: NezhaFault) -> dict[str, list[Pa
     """The fault-free log and trace minutes of the same day (`construct_data/`) that end before the fault's own
     files begin: more history for the baseline, the way a user keeps yesterday's or the last hour's telemetry."""
     first_covered = fault.inject_time.replace(second=0, microsecond=0) - timedelta(minutes=1)
-    found: dict[str, list[Path]] = {"logs": [], "traces": []}
-    for role, folder, suffix in (("logs", "log", "_log.csv.gz"), ("traces", "trace", "_trace.csv.gz")):
-        for path in sorted((reference_dir / folder).glob(f"*{suffix}")):
-            ends = _file_minute(path.name.removesuffix(suffix), fault.inject_time)
-            if ends is not None and ends <= first_covered:
-                found[role].append(path)
-    return found
+    return {role: [path for path, ends in _minute_files(reference_dir / folder, suffix, fault.inject_time)
+                   if ends <= first_covered]
+            for role, folder, suffix in _ROLES}
 
 
 def fault_inputs(day_dir: Path, fault: NezhaFault, minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION,
-                 reference: bool = False) -> dict[str, list[Path]]:
-    """The fault's log and trace files (`fault_files`), after the day's fault-free reference minutes before them
-    when `reference` (a user who keeps some quiet telemetry of the same day)."""
+                 reference: bool = False, history: timedelta = LOG_HISTORY) -> dict[str, list[Path]]:
+    """The fault's log and trace files (`fault_files`), after the day's files of `history` before them (earlier
+    faults' minutes and all) and the day's fault-free reference minutes when `reference` (a user who keeps some
+    quiet telemetry of the same day)."""
     files = fault_files(day_dir, fault, minutes)
-    if not reference:
-        return files
-    quiet = reference_files(day_dir.parent.parent / "construct_data" / day_dir.name, fault)
-    return {role: quiet[role] + paths for role, paths in files.items()}
+    earlier = earlier_files(day_dir, fault, history)
+    quiet = reference_files(day_dir.parent.parent / "construct_data" / day_dir.name, fault) if reference else {}
+    return {role: _unique_paths([*quiet.get(role, []), *earlier[role], *paths]) for role, paths in files.items()}
+
+
+def earlier_files(day_dir: Path, fault: NezhaFault, history: timedelta) -> dict[str, list[Path]]:
+    """The day's log and trace files that end within `history` before the fault's own files begin."""
+    first_covered = fault.inject_time.replace(second=0, microsecond=0) - timedelta(minutes=1)
+    return {role: [path for path, ends in _minute_files(day_dir / folder, suffix, fault.inject_time)
+                   if first_covered - history < ends <= first_covered]
+            for role, folder, suffix in _ROLES}
+
+
+def _minute_files(folder: Path, suffix: str, day: datetime) -> list[tuple[Path, datetime]]:
+    """The folder's `HH_MM<suffix>` files with the minute each ends at, in time order."""
+    named = ((path, _file_minute(path.name.removesuffix(suffix), day)) for path in sorted(folder.glob(f"*{suffix}")))
+    return [(path, ends) for path, ends in named if ends is not None]
+
+
+def _unique_paths(paths: list[Path]) -> list[Path]:
+    return list(dict.fromkeys(paths))
 
 
 def _file_minute(name: str, day: datetime) -> datetime | None:
@@ -380,9 +398,11 @@ class NullRun:
 
 
 def null_calibration(data: Path, limit: int | None = None, day: str | None = None, reference: bool = False,
-                     progress: Callable[[int, int, NullRun], None] | None = None) -> dict[str, Any]:
+                     progress: Callable[[int, int, NullRun], None] | None = None,
+                     log_history: timedelta = LOG_HISTORY) -> dict[str, Any]:
     """False leads of the span signals: for each fault, a pseudo-onset `NULL_LEAD` before its injection minute, the
-    logs and traces up to that minute (the day's reference minute and the minute before the fault), and the services
+    logs and traces up to that minute (`log_history` of the day's files before it, the day's reference minute when
+    `reference`, and the minute before the fault), and the services
     whose span signals (events, own time, the wait on their calls) make them candidates there. Fewer is better; none
     would be perfect."""
     from incidentlens.analysis.anchored import known_periods
@@ -392,9 +412,10 @@ def null_calibration(data: Path, limit: int | None = None, day: str | None = Non
     faults = load_faults(data, day)[:limit]
     for number, fault in enumerate(faults, start=1):
         # the files up to the injection's minute
-        inputs = fault_inputs(rca_dir(data, fault.day), fault, minutes=(0,), reference=reference)
-        if not inputs["traces"]:
-            continue
+        if not fault_files(rca_dir(data, fault.day), fault, minutes=(0,))["traces"]:
+            continue  # no trace minute reaches the pseudo-onset
+        inputs = fault_inputs(rca_dir(data, fault.day), fault, minutes=(0,), reference=reference,
+                              history=log_history)
         store, _ = fault_store(inputs)
         at = fault.inject_time.replace(second=0, microsecond=0) - NULL_LEAD
         window, baseline, _ = known_periods(store, at)
@@ -425,10 +446,12 @@ def evaluate_nezha(
     day: str | None = None,
     reference: bool = False,
     history: timedelta = METRIC_HISTORY,
+    log_history: timedelta = LOG_HISTORY,
 ) -> NezhaReport:
     """Rank every fault's services and score against the labels: the faults of `day` (every day found when None),
-    with the day's fault-free reference minutes as extra history when `reference`, and `history` of metrics before
-    each fault (a day's worth: every metric sample of the day before the fault, earlier faults included)."""
+    with the day's fault-free reference minutes as extra history when `reference`, `history` of metrics before
+    each fault (a day's worth: every metric sample of the day before the fault, earlier faults included) and
+    `log_history` of the day's log and trace files before the fault's own (zero: its own three minutes alone)."""
     if ranker not in RANKERS:
         raise InputError(f"--ranker {ranker}: expected one of {', '.join(RANKERS)}")
     every = load_faults(data, day)
@@ -443,7 +466,7 @@ def evaluate_nezha(
             folder = rca_dir(data, fault.day)
             if fault.day not in cuts:  # one day's metrics at a time: the last day's cut is no longer needed
                 cuts = {fault.day: MetricsCut(folder, Path(scratch) / fault.day, history)}
-            score = score_fault(folder, fault, cuts[fault.day], RANKERS[ranker], reference)
+            score = score_fault(folder, fault, cuts[fault.day], RANKERS[ranker], reference, log_history)
             report.faults.append(score)
             if progress:
                 progress(number, len(faults), score)
@@ -451,9 +474,10 @@ def evaluate_nezha(
 
 
 def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: Ranker,
-                reference: bool = False) -> FaultScore:
+                reference: bool = False, log_history: timedelta = LOG_HISTORY) -> FaultScore:
     started = time.perf_counter()
-    store, skipped = fault_store(fault_inputs(day_dir, fault, reference=reference), metrics.around(fault.inject_time))
+    inputs = fault_inputs(day_dir, fault, reference=reference, history=log_history)
+    store, skipped = fault_store(inputs, metrics.around(fault.inject_time))
     try:
         ranking = ranker(store, fault.inject_time)
     except Exception as err:  # one fault's crash is that fault's result, reported; the other faults still run
