@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from incidentlens.cli import app
 from incidentlens.errors import InputError
-from incidentlens.eval.nezha import evaluate_nezha, fault_files, load_faults, reference_files
+from incidentlens.eval.nezha import evaluate_nezha, fault_files, fault_inputs, load_faults, reference_files
 from incidentlens.telemetry.logfields import service_of_pod
 
 DAY = "2023-01-29"  # the shared TrainTicket day
@@ -48,6 +48,20 @@ def test_a_fault_is_covered_by_the_minute_before_and_two_after(nezha: Path):
     assert [p.name for p in files["logs"]] == ["08_43_log.csv.gz", "08_44_log.csv.gz", "08_45_log.csv.gz"]
     assert [p.name for p in files["traces"]] == ["08_43_trace.csv.gz", "08_44_trace.csv.gz", "08_45_trace.csv.gz"]
 
+
+
+def test_a_fault_is_given_the_days_logs_and_traces_of_the_hour_before_its_own_minutes(nezha: Path):
+    basic = next(f for f in load_faults(nezha) if f.inject_time == datetime(2023, 1, 29, 9, 12, 56))
+    day = nezha / "rca_data" / DAY
+    files = fault_inputs(day, basic)
+    # the earlier faults' minutes of the hour (contacts at 08:43, 08:52, 08:58; basic at 09:03), then its own
+    assert [p.name[:5] for p in files["logs"]] == ["08_43", "08_44", "08_45", "08_52", "08_53", "08_54", "08_58",
+                                                   "08_59", "09_00", "09_03", "09_04", "09_05", "09_12", "09_13",
+                                                   "09_14"]
+    # a quarter of an hour: the files that end after 08:56 (its own files begin at 09:11)
+    assert [p.name[:5] for p in fault_inputs(day, basic, history=timedelta(minutes=15))["traces"]] == [
+        "08_58", "08_59", "09_00", "09_03", "09_04", "09_05", "09_12", "09_13", "09_14"]
+    assert fault_inputs(day, basic, history=timedelta(0)) == fault_files(day, basic)
 
 def test_the_root_cause_service_is_the_pod_without_its_replica_set():
     assert service_of_pod("ts-food-service-f5756978c-k8vqf") == "ts-food-service"
