@@ -218,6 +218,17 @@ def test_log_masking_reads_the_same_in_clickhouse(chdb: object):
     assert answered == [mask(line)] == ["<*> INFO t.s.TravelServiceImpl#<*> TraceID: <*> took <*> from <*>"]
 
 
+def test_a_long_line_of_other_scripts_is_cut_at_the_same_character_in_clickhouse(chdb: object):
+    # a template is the first 200 masked characters: ClickHouse must count characters, not the bytes of UTF-8
+    from incidentlens.analysis.masking import MAX_TEMPLATE_CHARS, mask, masked_sql
+
+    line = "WARN 订单服务 " + "车票已售出, café fermé " * 40
+    sql = to_clickhouse(f"SELECT {masked_sql('message')} AS template FROM logs",
+                        {"logs": f"SELECT '{line}' AS message"})
+    answered = chdb_runner(chdb)(sql).column("template").to_pylist()
+    assert answered == [mask(line)] and len(answered[0]) == MAX_TEMPLATE_CHARS
+
+
 def test_container_json_lines_and_pod_names_read_like_files(chdb: object, tmp_path: Path):
     lines = tmp_path / "pods.csv"
     lines.write_text(

@@ -2,8 +2,8 @@
 
 Analysis writes DuckDB SQL over `logs`; `to_clickhouse` swaps the `logs` table for a ClickHouse subquery that
 exposes the canonical columns, transpiles (read="duckdb", write="clickhouse") and fixes what sqlglot leaves in a
-form ClickHouse rejects or reads differently: UTC timestamps, global regex replacement, time buckets, epoch and
-exact quantiles.
+form ClickHouse rejects or reads differently: UTC timestamps, global regex replacement, time buckets, epoch,
+exact quantiles and substrings counted in characters, not bytes.
 """
 
 from __future__ import annotations
@@ -86,6 +86,9 @@ def _clickhouse_node(node: exp.Expression) -> exp.Expression:
         return _exact_quantile(node.expression, node.this)
     if isinstance(node, exp.Median):
         return _exact_quantile(exp.Literal.number(0.5), node.this)
+    if isinstance(node, exp.Substring):
+        # ClickHouse's substring counts bytes: a cut inside a multi-byte character is not valid UTF-8
+        return _call("substringUTF8", *(a for a in (node.this, node.args.get("start"), node.args.get("length")) if a))
     return node
 
 
