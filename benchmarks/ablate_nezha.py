@@ -1,7 +1,8 @@
 """Ablations and leave-one-system-out figures of the root-cause ranking on the Nezha days (no reference minute).
 
 Each variant switches off one rule of the ranking and scores every fault of each dataset given, the way
-`incidentlens eval nezha --data DIR` does (known onset, the fault's log and trace minutes, an hour of metrics).
+`incidentlens eval nezha --data DIR` does (known onset, the fault's log and trace minutes after the day's files of
+the hour before them, an hour of metrics).
 A rule is kept when it helps on more than one system, or helps on one and costs nothing on the other.
 
     .venv/bin/python benchmarks/ablate_nezha.py [variant ...]     # all variants when none is named
@@ -18,7 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from incidentlens.analysis import mechanism, rootcause, shifts, spans
+from incidentlens.analysis import masking, mechanism, rootcause, shifts, spans
+from incidentlens.eval import nezha
 from incidentlens.eval.nezha import evaluate_nezha
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -72,6 +74,15 @@ def _specificity_strong_cues_only(service, moved, cues):
 #: variant -> the patches that switch its rule off
 VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "full": lambda: [],
+    # the hour of logs and traces before each fault, and the three rules that read a long baseline right
+    "the fault's own three minutes alone (--log-history 0)": lambda: [
+        mock.patch.object(nezha, "earlier_files", lambda day_dir, fault, history: {"logs": [], "traces": []})],
+    "log lines over every trace, logged or not": lambda: [
+        mock.patch.object(spans, "_logged_sql", lambda window, baseline: "TRUE")],
+    "a line's template is the whole masked line": lambda: [
+        mock.patch.object(masking, "MAX_TEMPLATE_CHARS", masking.MAX_MESSAGE_CHARS)],
+    "no typical minute (the pooled share alone)": lambda: [mock.patch.object(spans, "DISPERSION_MINUTES", 10**6)],
+    "the typical minute from 3 minutes": lambda: [mock.patch.object(spans, "DISPERSION_MINUTES", 3)],
     "no wait on calls": lambda: [mock.patch.object(spans, "wait_shifts", lambda edges: {})],
     "wait into a service only": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, directions=("in",)))],

@@ -4,7 +4,8 @@ For each Nezha day found (TrainTicket 2023-01-29: 47 per-pod files, about 800k m
 2022-08-23), every labelled fault (or the first N) is analysed by the CLI in a fresh process:
 
     incidentlens analyze --at <inject_time> --onset at --metrics '<day>/metric/<glob>' \
-        --logs <the fault's log minute files> --traces <its trace minute files> --json --out <scratch>
+        --logs <the day's log minute files of the hour before the fault's and its own> --traces <the same for traces> \
+        --json --out <scratch>
 
 so the figure includes starting Python, loading and validating the day's metrics, the analysis and writing
 analysis.json. Each fault's rank of the labelled service (the injected pod without its replica-set suffix) in
@@ -12,9 +13,11 @@ analysis.json's hypotheses is printed too, with top-1 and top-3 per day: the acc
 cuts the metrics to the hour around the fault as `incidentlens eval nezha` does. The metric glob is
 `*_metric.csv` plus `front_service.csv` (the per-pod files and the front end's; OnlineBoutique's `dependency.csv`
 is a call list with no time column). Prints each fault's wall seconds and the process's CPU seconds, then the
-median and the worst per day. Needs ../shared/datasets/nezha-*.
+median and the worst per day. `--log-history MIN` (first; default 60, as `incidentlens eval nezha`): the minutes of
+the day's log and trace files before the fault's own given too; 0, the fault's own three minutes alone. Needs
+../shared/datasets/nezha-*.
 
-    .venv/bin/python benchmarks/bench_fault_cli.py [faults per day] [nezha-trainticket|nezha-onlineboutique ...]
+    .venv/bin/python benchmarks/bench_fault_cli.py [--log-history MIN] [faults per day] [nezha-trainticket ...]
 """
 
 from __future__ import annotations
@@ -32,10 +35,14 @@ from pathlib import Path
 from incidentlens.telemetry.logfields import service_of_pod
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-SYSTEMS = tuple(sys.argv[2:]) or ("nezha-trainticket", "nezha-onlineboutique")
+ARGS = sys.argv[1:]
+LOG_HISTORY = int(ARGS[1]) if ARGS[:1] == ["--log-history"] else 60
+ARGS = ARGS[2:] if ARGS[:1] == ["--log-history"] else ARGS
+SYSTEMS = tuple(ARGS[1:]) or ("nezha-trainticket", "nezha-onlineboutique")
 METRIC_GLOBS = ("*_metric.csv", "front_service.csv")
-# Log/trace files are one minute each, named for the minute they end at: the injection's minute and the next two.
-FILE_MINUTES = (0, 1, 2)
+# Log/trace files are one minute each, named for the minute they end at: the injection's minute and the next two,
+# after the day's files of the LOG_HISTORY minutes before them (the files there are earlier faults' minutes)
+FILE_MINUTES = range(-LOG_HISTORY, 3)
 
 
 def faults_of(day_dir: Path) -> list[tuple[datetime, str]]:
@@ -85,7 +92,7 @@ def run(args: list[str]) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    limit = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    limit = int(ARGS[0]) if ARGS else None
     days = [d for system in SYSTEMS for d in sorted((DATASETS / system / "rca_data").glob("*")) if d.is_dir()]
     if not days:
         print(f"skipped: no Nezha days under {DATASETS}")
@@ -105,7 +112,7 @@ def main() -> None:
             top3 = sum(rank is not None and rank <= 3 for rank in ranks)
             print(f"{day_dir.parts[-3]} {day_dir.name}: {len(walls)} faults, seconds per fault median "
                   f"{statistics.median(walls):.1f}, worst {max(walls):.1f} (cpu median {statistics.median(cpus):.1f}); "
-                  f"top-1 {top1}/{len(ranks)}, top-3 {top3}/{len(ranks)}", flush=True)
+                  f"top-1 {top1}/{len(ranks)}, top-3 {top3}/{len(ranks)}; log history {LOG_HISTORY} min", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """The agent team on every labelled Nezha TrainTicket fault with a known onset (`investigate --at T --onset at`).
 
-For each of the 28 faults: the fault's logs and traces (with the same day's fault-free minutes before them) and the
-metrics around it, investigated by the offline team from the injection time; prints the review's root cause and the
-labelled service's rank among its hypotheses, the statements the grounding check could not trace to evidence, how
-the run ended, and the seconds it took. Needs ../shared/datasets/nezha-trainticket.
+For each of the 28 faults: the fault's logs and traces (after the day's files of the hour before them, as
+`incidentlens eval nezha`, and the same day's fault-free minutes) and the metrics around it, investigated by the
+offline team from the injection time; prints the review's root cause and the labelled service's rank among its
+hypotheses, the statements the grounding check could not trace to evidence, how the run ended, and the seconds it
+took. `--log-history MIN` (first; default 60): the minutes of the day's files before the fault's own; 0, its own
+three minutes alone. Needs ../shared/datasets/nezha-trainticket.
 
-    .venv/bin/python benchmarks/bench_investigate_nezha.py [limit]
+    .venv/bin/python benchmarks/bench_investigate_nezha.py [--log-history MIN] [limit]
 """
 
 from __future__ import annotations
@@ -13,18 +15,22 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from incidentlens.agents import investigate
-from incidentlens.eval.nezha import MetricsCut, NezhaFault, fault_inputs, fault_store, load_faults, rca_dir
+from incidentlens.eval.nezha import LOG_HISTORY, MetricsCut, NezhaFault, fault_inputs, fault_store, load_faults, rca_dir
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nezha-trainticket"
+ARGS = sys.argv[1:]
+HISTORY = timedelta(minutes=int(ARGS[1])) if ARGS[:1] == ["--log-history"] else LOG_HISTORY
+ARGS = ARGS[2:] if ARGS[:1] == ["--log-history"] else ARGS
 
 
 def run(fault: NezhaFault, metrics: MetricsCut) -> dict[str, object]:
     started = time.perf_counter()
     day = rca_dir(DATA, fault.day)
-    store, _ = fault_store(fault_inputs(day, fault, reference=True), metrics.around(fault.inject_time))
+    store, _ = fault_store(fault_inputs(day, fault, reference=True, history=HISTORY), metrics.around(fault.inject_time))
     result = investigate(store, llm="offline", at=fault.inject_time, onset="at")
     pm = result.postmortem
     ranked = [h.service for h in pm.hypotheses]
@@ -41,7 +47,7 @@ def main() -> None:
     if not DATA.is_dir():
         print(f"skipped: {DATA} not found")
         return
-    limit = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    limit = int(ARGS[0]) if ARGS else None
     faults = load_faults(DATA)[:limit]
     with tempfile.TemporaryDirectory(prefix="incidentlens-bench-nezha-") as scratch:
         metrics = MetricsCut(rca_dir(DATA, faults[0].day), Path(scratch))
@@ -55,7 +61,7 @@ def main() -> None:
     errors = sum(row["exit"] == "error" for row in rows)
     seconds = sum(row["seconds"] for row in rows) / len(rows)
     print(f"faults {len(rows)}: top-1 {top1}, top-3 {top3}, ungrounded statements {ungrounded}, runs ended in error "
-          f"{errors}, seconds per fault {seconds:.1f}")
+          f"{errors}, seconds per fault {seconds:.1f}; log history {HISTORY.total_seconds() / 60:g} min")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,6 @@ def test_a_fault_is_covered_by_the_minute_before_and_two_after(nezha: Path):
     assert [p.name for p in files["traces"]] == ["08_43_trace.csv.gz", "08_44_trace.csv.gz", "08_45_trace.csv.gz"]
 
 
-
 def test_a_fault_is_given_the_days_logs_and_traces_of_the_hour_before_its_own_minutes(nezha: Path):
     basic = next(f for f in load_faults(nezha) if f.inject_time == datetime(2023, 1, 29, 9, 12, 56))
     day = nezha / "rca_data" / DAY
@@ -62,6 +61,7 @@ def test_a_fault_is_given_the_days_logs_and_traces_of_the_hour_before_its_own_mi
     assert [p.name[:5] for p in fault_inputs(day, basic, history=timedelta(minutes=15))["traces"]] == [
         "08_58", "08_59", "09_00", "09_03", "09_04", "09_05", "09_12", "09_13", "09_14"]
     assert fault_inputs(day, basic, history=timedelta(0)) == fault_files(day, basic)
+
 
 def test_the_root_cause_service_is_the_pod_without_its_replica_set():
     assert service_of_pod("ts-food-service-f5756978c-k8vqf") == "ts-food-service"

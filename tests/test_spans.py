@@ -390,3 +390,27 @@ def test_a_call_that_stops_is_a_change_though_an_earlier_incident_stopped_it_for
     window, baseline, _ = known_periods(store, AT)
     signals, _ = trace_signals(store, window, baseline)
     assert signals["web"].significant and signals["web"].event == "call cart GET /items"
+
+
+def test_a_rise_within_the_only_request_kind_after_the_onset_is_not_hidden_by_kinds_it_lacks(tmp_path: Path):
+    # web is entered two ways: GET /a calls cart in 10% of its requests, GET /b in 90%, half each before the onset.
+    # From the onset only GET /a arrives, and it calls cart in about half of them: against GET /a before, a rise
+    rng = np.random.default_rng(1)
+    spans = []
+    for i in range(int((END - START) / (STEP / 2))):
+        start = START + STEP / 2 * i
+        kind = "GET /a" if start >= AT or i % 2 == 0 else "GET /b"
+        share = 0.45 if start >= AT else 0.1 if kind == "GET /a" else 0.9
+        at = start.isoformat() + "Z"
+        spans.append({"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web",
+                      "operation": kind, "start": at, "duration_ms": 20.0})
+        if rng.random() < share:
+            spans.append({"trace_id": f"t{i}", "span_id": f"c{i}", "parent_id": f"w{i}", "service": "cart",
+                          "operation": "GET /items", "start": at, "duration_ms": 5.0})
+    (tmp_path / "spans.jsonl").write_text("\n".join(json.dumps(r) for r in spans) + "\n")
+    store = load_telemetry(traces=tmp_path / "spans.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    signals, _ = trace_signals(store, window, baseline)
+    # the typical minute is taken over GET /a alone (with both kinds pooled, about 50%, it would hide the rise)
+    assert signals["web"].significant and signals["web"].event == "call cart GET /items"
+    assert signals["web"].share_before < 0.2 < 0.4 < signals["web"].share_after

@@ -159,7 +159,6 @@ def test_masking_in_sql_matches_masking_in_python() -> None:
     assert mask(lines[4]) == "refund for Order#<*> queued"
 
 
-
 def test_a_line_that_dumps_a_growing_list_stays_one_line_as_the_list_grows() -> None:
     # TrainTicket's seat service lists the tickets sold so far: as the hour goes on, the line gets longer
     def sold(count: int) -> str:
@@ -172,6 +171,7 @@ def test_a_line_that_dumps_a_growing_list_stays_one_line_as_the_list_grows() -> 
     con.register("messages", pa.table({"message": lines}))
     in_sql = {m for (m,) in con.sql(f"SELECT {masked_sql('message')} AS m FROM messages").fetchall()}
     assert in_sql == {mask(line) for line in lines} and len(in_sql) == 1
+
 
 def test_masking_holds_on_real_log_values() -> None:
     """Embedded times, ids, quantities, addresses, paths and quoted values are variables; a value of several

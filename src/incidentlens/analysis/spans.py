@@ -71,6 +71,7 @@ from incidentlens.telemetry.columns import normalise
 MIN_TRACES = 3
 #: minutes before the onset needed to measure how much an event's share varies between minutes
 DISPERSION_MINUTES = 5
+#: the median of chi-square with one degree of freedom: a minute's Pearson term when its share varies by chance alone
 CHI2_1_MEDIAN = 0.4549364
 #: spans a service needs on each side before its own-time p90 is compared
 MIN_SPANS = 5
@@ -173,7 +174,8 @@ def log_trace_column(store: Any) -> str | None:
 
 def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str]) -> str:
     """Per service and family (problem events, the rest): the event whose share of the service's traces moved most
-    within request kinds (Mantel-Haenszel z), with the number of events tested in the family.
+    within request kinds (Mantel-Haenszel z; with `DISPERSION_MINUTES` or more before the onset, no larger than its
+    change against the typical minute there), with the number of events tested in the family.
 
     `services`: the known service names; a request in which the service logged a problem naming one it calls ("No
     instances available for ts-basic-service") reports that callee's trouble and is left out of its own."""
@@ -269,15 +271,16 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
           USING (service, kind, logs_only))
     GROUP BY service, event, logs_only
 ), minute_traces AS (
-    -- each service's traces per minute before the onset, per scope
+    -- each service's traces per minute before the onset, per scope, of the request kinds seen on both sides (as the
+    -- share after: a kind the onset's minutes lack would move the typical share away from what they hold)
     SELECT service, logs_only, minute, count(*) AS n
-    FROM kinds JOIN sides USING (trace_id) CROSS JOIN (VALUES (FALSE), (TRUE)) AS scopes(logs_only)
+    FROM kinds JOIN sides USING (trace_id) JOIN strata USING (service, kind)
     WHERE NOT after AND (logged OR NOT logs_only)
     GROUP BY service, logs_only, minute HAVING count(*) >= {MIN_TRACES}
 ), minute_hits AS (
     SELECT service, event, logs_only, minute, count(*) AS hits
     FROM (SELECT DISTINCT service, trace_id, event, logs_only FROM events) JOIN kinds USING (service, trace_id)
-    JOIN sides USING (trace_id)
+    JOIN sides USING (trace_id) JOIN strata USING (service, kind, logs_only)
     WHERE NOT after AND (logged OR NOT logs_only)
     GROUP BY service, event, logs_only, minute
 ), per_minute AS (
