@@ -95,7 +95,7 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers="missing"))],
     "client spans in own time": lambda: [mock.patch.object(spans, "own_time_sql", _own_time_with_client_spans)],
     "a delay named while its own work slowed": lambda: [
-        mock.patch.object(rootcause, "own_work_slowed", lambda moved: None)],
+        mock.patch.object(rootcause, "own_work_slowed", lambda moved, server_latency=True: None)],
     "own time without the tail test": lambda: [mock.patch.object(
         spans.TraceSignal, "own_time", property(lambda s: spans.OWN_TIME_WEIGHT * s.own_time_shift))],
     "the tail test's cut at the p90 before": lambda: [
