@@ -229,6 +229,39 @@ def test_a_long_line_of_other_scripts_is_cut_at_the_same_character_in_clickhouse
     assert answered == [mask(line)] and len(answered[0]) == MAX_TEMPLATE_CHARS
 
 
+def test_logs_in_clickhouse_with_trace_ids_beside_trace_files_leave_the_span_signals_to_the_spans(
+        chdb: object, tmp_path: Path):
+    # web calls cart in every request until 10:20, then stops; each request logs a line with its trace id. The logs
+    # are in ClickHouse, the spans in a file: the two cannot meet in one query, so the spans are read on their own
+    from datetime import timedelta
+
+    from incidentlens.analysis.anchored import known_periods
+    from incidentlens.analysis.spans import trace_signals
+
+    start, at = datetime(2024, 5, 1, 10, 0), datetime(2024, 5, 1, 10, 20)
+    spans, lines = [], ["ts,service,level,message,trace_id"]
+    for i in range(156):
+        begun = start + timedelta(seconds=10 * i)
+        when = begun.isoformat() + "Z"
+        spans.append({"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web",
+                      "operation": "GET /", "start": when, "duration_ms": 20.0})
+        if begun < at:
+            spans.append({"trace_id": f"t{i}", "span_id": f"c{i}", "parent_id": f"w{i}", "service": "cart",
+                          "operation": "GET /items", "start": when, "duration_ms": 5.0})
+        lines.append(f"{when},web,INFO,request served,t{i}")
+    (tmp_path / "spans.jsonl").write_text("\n".join(json.dumps(span) for span in spans) + "\n")
+    (tmp_path / "logs.csv").write_text("\n".join(lines) + "\n")
+    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
+    chdb.query("CREATE TABLE incidents.traced ENGINE = MergeTree ORDER BY tuple() "
+               f"AS SELECT * FROM file('{tmp_path / 'logs.csv'}', CSVWithNames)")
+    store = load_telemetry(traces=tmp_path / "spans.jsonl")
+    store.logs_backend = ClickHouseLogs(chdb_runner(chdb), "incidents.traced", "chdb incidents.traced")
+
+    window, baseline, _ = known_periods(store, at)
+    signals, _ = trace_signals(store, window, baseline)
+    assert signals["web"].significant and signals["web"].event == "call cart GET /items"
+
+
 def test_container_json_lines_and_pod_names_read_like_files(chdb: object, tmp_path: Path):
     lines = tmp_path / "pods.csv"
     lines.write_text(

@@ -166,8 +166,11 @@ class TraceSignal(BaseModel):
 
 
 def log_trace_column(store: Any) -> str | None:
-    """The logs' trace id column (`trace_id`, `TraceID`, `traceId` ...), if the logs have one."""
-    if not store.has("logs"):
+    """The logs' trace id column (`trace_id`, `TraceID`, `traceId` ...), if the logs have one and can be joined to the
+    spans: logs a query backend serves (ClickHouse) are queried there on their own, so their lines are read by the
+    log surges and templates, not per trace."""
+    backend = getattr(store, "logs_backend", None)
+    if not store.has("logs") or (backend is not None and "logs" in backend.views):
         return None
     return next((c for c in store.columns("logs") if normalise(c) == "traceid"), None)
 
