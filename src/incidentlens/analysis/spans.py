@@ -216,6 +216,8 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
         )
     union = "\n    UNION ALL ".join(events)
     logged = _logged_sql(window, baseline) if log_trace is not None else "TRUE"
+    # the scopes events are counted over: every trace, and the logged ones when log lines are events
+    scopes = "(VALUES (FALSE), (TRUE))" if log_trace is not None else "(VALUES (FALSE))"
     return f"""WITH traces AS (
     SELECT trace_id, min(start_ts) AS started FROM spans GROUP BY trace_id
 ), sides AS (
@@ -246,7 +248,7 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     -- minute no log file covers did not lack the line, it went unlogged
     SELECT service, kind, logs_only, count(*) FILTER (WHERE NOT after) AS n_before,
            count(*) FILTER (WHERE after) AS n_after, min(started) FILTER (WHERE after) AS first_trace_after
-    FROM kinds JOIN sides USING (trace_id) CROSS JOIN (VALUES (FALSE), (TRUE)) AS scopes(logs_only)
+    FROM kinds JOIN sides USING (trace_id) CROSS JOIN {scopes} AS scopes(logs_only)
     WHERE logged OR NOT logs_only
     GROUP BY service, kind, logs_only
     HAVING count(*) FILTER (WHERE NOT after) > 0 AND count(*) FILTER (WHERE after) > 0
