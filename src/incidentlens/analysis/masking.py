@@ -16,7 +16,7 @@ MASK = "<*>"
 MAX_MESSAGE_CHARS = 1000
 #: a masked line is its statement by its first characters: what a log statement writes as fixed text comes first,
 #: and a dump of data after it (a list of sold tickets that grows by the hour) must not make each length a line of
-#: its own. Loghub-2k's eight systems group the same with this cut as without it (`incidentlens eval templates`)
+#: its own. Loghub-2k's eight systems group as without it, Android a little better (`incidentlens eval templates`)
 MAX_TEMPLATE_CHARS = 200
 
 _UUID = r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
