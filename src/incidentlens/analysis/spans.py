@@ -59,9 +59,9 @@ from incidentlens.analysis.mechanism import named_service_sql
 from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
-    covering,
     in_span,
     iso_z,
+    logged_minutes_sql,
     minute_from_sql,
     quote_ident,
 )
@@ -338,10 +338,9 @@ def _logged_sql(window: Span, baseline: Span) -> str:
     from the window's start, as the log rates count them) in which any line was logged, and not before the logs'
     first line. Logs that cover less than the traces (a file for the alert's minute beside an hour of spans) say
     nothing about the traces of the minutes they miss."""
-    span = covering(window, baseline)
-    return (f"(started >= (SELECT min(ts) FROM logs WHERE {in_span('ts', span)}) AND "
-            f"{minute_from_sql('started', window[0])} IN (SELECT DISTINCT {minute_from_sql('ts', window[0])} "
-            f"FROM logs WHERE {in_span('ts', span)}))")
+    logged = logged_minutes_sql(window, baseline)
+    return (f"(started >= (SELECT min(first_line) FROM ({logged})) AND "
+            f"{minute_from_sql('started', window[0])} IN (SELECT minute FROM ({logged})))")
 
 
 def adjusted_z(z: float, tested: int, one_sided: bool = False) -> float:
