@@ -11,7 +11,17 @@ from typer.testing import CliRunner
 
 from incidentlens.cli import app
 from incidentlens.errors import InputError
-from incidentlens.eval.nezha import evaluate_nezha, fault_files, fault_inputs, load_faults, reference_files
+from incidentlens.eval.nezha import (
+    MetricsCut,
+    Ranking,
+    evaluate_nezha,
+    fault_files,
+    fault_inputs,
+    load_faults,
+    rca_dir,
+    reference_files,
+    score_fault,
+)
 from incidentlens.telemetry.logfields import service_of_pod
 
 DAY = "2023-01-29"  # the shared TrainTicket day
@@ -105,6 +115,37 @@ def test_fault_free_reference_minutes_are_history_only_before_the_fault(nezha: P
     first, second = load_faults(nezha)[:2]
     assert reference_files(reference, first) == {"logs": [], "traces": []}  # 08:43: the reference minute is later
     assert [p.name for p in reference_files(reference, second)["logs"]] == ["08_50_log.csv.gz"]
+
+
+def test_a_source_left_out_is_not_in_the_store_the_ranker_reads(nezha: Path, tmp_path: Path):
+    fault = load_faults(nezha)[1]
+    day_dir = rca_dir(nezha, fault.day)
+    cut = MetricsCut(day_dir, tmp_path)
+    seen: dict[str, bool] = {}
+
+    def ranker(store, at) -> Ranking:
+        seen.update({view: store.has(view) for view in ("metrics", "logs", "spans")})
+        return Ranking([])
+
+    score_fault(day_dir, fault, cut, ranker)
+    assert seen == {"metrics": True, "logs": True, "spans": True}
+    score_fault(day_dir, fault, cut, ranker, without=["logs"])
+    assert seen == {"metrics": True, "logs": False, "spans": True}
+    score_fault(day_dir, fault, cut, ranker, without=["metrics", "traces"])
+    assert seen == {"metrics": False, "logs": True, "spans": False}
+
+
+def test_leaving_out_every_source_or_an_unknown_one_is_refused(nezha: Path):
+    with pytest.raises(InputError, match="nothing would be left to rank on"):
+        evaluate_nezha(nezha, without=["metrics", "logs", "traces"])
+    with pytest.raises(InputError, match=r"--without spans: expected one of metrics, logs, traces"):
+        evaluate_nezha(nezha, without=["spans"])
+
+
+def test_the_cli_says_which_sources_it_left_out(nezha: Path):
+    ran = runner.invoke(app, ["eval", "nezha", "--data", str(nezha), "--without", "logs", "--limit", "1", "--json"])
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.output)["without"] == ["logs"]
 
 
 def test_the_null_check_counts_false_leads_where_no_fault_is_yet(nezha: Path):

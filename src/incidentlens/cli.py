@@ -61,6 +61,7 @@ CadenceName = _choices("CadenceName", ("native", "1h", "1d"))
 FileFormat = _choices("FileFormat", ("csv", "parquet", "jsonl"))
 NezhaRanker = _choices("NezhaRanker", ("analysis", "signals"))
 FaultKind = _choices("FaultKind", ("exception", "return", "cpu_contention", "cpu_consumed", "network_delay"))
+Source = _choices("Source", ("metrics", "logs", "traces"))
 
 
 def _placeholder(param: Any, ctx: Any) -> str | None:
@@ -971,6 +972,10 @@ def eval_nezha_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
     null: Annotated[bool, typer.Option("--null", help="Instead: the span signals' false leads at a pseudo-onset 30 s "
                                                       "before each fault, where nothing has happened yet.")] = False,
+    without: Annotated[
+        list[Source] | None, typer.Option("--without", help="Leave this source out, as a user without it would run "
+                                                            "(repeatable).")
+    ] = None,
 ) -> None:
     """Root-cause ranking on Nezha's fault days: top-1/top-3 overall, per fault type and per day, seconds per fault."""
     from datetime import timedelta
@@ -979,11 +984,12 @@ def eval_nezha_command(
 
     from incidentlens.eval.nezha import evaluate_nezha, null_calibration
 
+    left_out = [source.value for source in without or []]
     if null:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("pseudo-onsets", total=None)
             found = null_calibration(data, limit=limit, day=day, reference=reference,
-                                     log_history=timedelta(minutes=log_history),
+                                     log_history=timedelta(minutes=log_history), without=left_out,
                                      progress=lambda done, total, _: progress.update(task, completed=done, total=total))
         if as_json:
             _print_json(found)
@@ -997,7 +1003,7 @@ def eval_nezha_command(
         task = progress.add_task("scoring faults", total=None)
         report = evaluate_nezha(data, ranker=ranker.value, kinds=[k.value for k in kind] if kind else None, limit=limit,
                                 day=day, reference=reference, history=timedelta(minutes=history),
-                                log_history=timedelta(minutes=log_history),
+                                log_history=timedelta(minutes=log_history), without=left_out,
                                 progress=lambda done, total, _: progress.update(task, completed=done, total=total))
     if as_json:
         _print_json(report.to_dict())
@@ -1006,7 +1012,8 @@ def eval_nezha_command(
     papers = "; ".join(f"{system} top-1 {p['top1']:.1%}, top-3 {p['top3']:.1%}"
                        for system, p in summary["paper"].items())
     table = Table("fault type / day", "faults", "top-1", "top-3", "s/fault", "mechanism named (top-1)", box=None,
-                  caption=f"ranker {ranker.value}{' with the reference minutes' if reference else ''}; logs and traces "
+                  caption=f"ranker {ranker.value}{' with the reference minutes' if reference else ''}"
+                          f"{''.join(f', without {source}' for source in left_out)}; logs and traces "
                           f"of {log_history} min before each fault's own; Nezha (paper): {papers}")
     rows = [*summary["by_type"].items(), *(summary["by_day"].items() if len(summary["by_day"]) > 1 else []),
             ("all", summary)]

@@ -39,6 +39,8 @@ POD_METRIC_SUFFIX = "_metric.csv"
 # files of the injection's minute and the next two cover a minute before it to two minutes after.
 FILE_MINUTES_FROM_INJECTION = (0, 1, 2)
 _ROLES = (("logs", "log", "_log.csv.gz"), ("traces", "trace", "_trace.csv.gz"))
+#: the sources a run can leave out (`--without`), to score the ranking on what a user without them has
+SOURCES = ("metrics", "logs", "traces")
 METRIC_HISTORY = timedelta(minutes=60)
 #: the day's log and trace files of this long before the fault's own are given too (earlier faults' minutes
 #: included), as a user with a log store has the hour before an alert
@@ -92,9 +94,11 @@ class NezhaReport:
 
     ranker: str
     faults: list[FaultScore] = field(default_factory=list)
+    without: list[str] = field(default_factory=list)  # the sources left out
 
     def summary(self) -> dict[str, Any]:
-        return {"ranker": self.ranker, **_scores(self.faults), "by_type": self.by_type(), "by_day": self.by_day(),
+        return {"ranker": self.ranker, "without": self.without, **_scores(self.faults), "by_type": self.by_type(),
+                "by_day": self.by_day(),
                 "paper": PAPER, "calibration": self.calibration().model_dump()}
 
     def calibration(self) -> Calibration:
@@ -399,23 +403,26 @@ class NullRun:
 
 def null_calibration(data: Path, limit: int | None = None, day: str | None = None, reference: bool = False,
                      progress: Callable[[int, int, NullRun], None] | None = None,
-                     log_history: timedelta = LOG_HISTORY) -> dict[str, Any]:
+                     log_history: timedelta = LOG_HISTORY, without: Sequence[str] = ()) -> dict[str, Any]:
     """False leads of the span signals: for each fault, a pseudo-onset `NULL_LEAD` before its injection minute, the
     logs and traces up to that minute (`log_history` of the day's files before it, the day's reference minute when
-    `reference`, and the minute before the fault), and the services
+    `reference`, and the minute before the fault; no logs when `without` names them), and the services
     whose span signals (events, own time, the wait on their calls) make them candidates there. Fewer is better; none
     would be perfect."""
     from incidentlens.analysis.anchored import known_periods
     from incidentlens.analysis.spans import trace_signals
 
+    _check_sources(without)
+    if "traces" in without:
+        raise InputError("--null --without traces: the check reads the span signals, which need the traces")
     runs: list[NullRun] = []
     faults = load_faults(data, day)[:limit]
     for number, fault in enumerate(faults, start=1):
         # the files up to the injection's minute
         if not fault_files(rca_dir(data, fault.day), fault, minutes=(0,))["traces"]:
             continue  # no trace minute reaches the pseudo-onset
-        inputs = fault_inputs(rca_dir(data, fault.day), fault, minutes=(0,), reference=reference,
-                              history=log_history)
+        inputs = _leave_out(fault_inputs(rca_dir(data, fault.day), fault, minutes=(0,), reference=reference,
+                                         history=log_history), without)
         store, _ = fault_store(inputs)
         at = fault.inject_time.replace(second=0, microsecond=0) - NULL_LEAD
         window, baseline, _ = known_periods(store, at)
@@ -447,26 +454,29 @@ def evaluate_nezha(
     reference: bool = False,
     history: timedelta = METRIC_HISTORY,
     log_history: timedelta = LOG_HISTORY,
+    without: Sequence[str] = (),
 ) -> NezhaReport:
     """Rank every fault's services and score against the labels: the faults of `day` (every day found when None),
     with the day's fault-free reference minutes as extra history when `reference`, `history` of metrics before
     each fault (a day's worth: every metric sample of the day before the fault, earlier faults included) and
-    `log_history` of the day's log and trace files before the fault's own (zero: its own three minutes alone)."""
+    `log_history` of the day's log and trace files before the fault's own (zero: its own three minutes alone), and
+    none of the sources in `without` (`SOURCES`)."""
     if ranker not in RANKERS:
         raise InputError(f"--ranker {ranker}: expected one of {', '.join(RANKERS)}")
+    _check_sources(without)
     every = load_faults(data, day)
     faults = [f for f in every if not kinds or f.kind in kinds][:limit]
     if not faults:
         types = ", ".join(sorted({f.kind for f in every}))
         raise InputError(f"--kind {', '.join(kinds or [])}: no such faults (types: {types})")
-    report = NezhaReport(ranker=ranker)
+    report = NezhaReport(ranker=ranker, without=sorted(set(without)))
     with tempfile.TemporaryDirectory(prefix="incidentlens-nezha-") as scratch:
         cuts: dict[str, MetricsCut] = {}
         for number, fault in enumerate(faults, start=1):
             folder = rca_dir(data, fault.day)
             if fault.day not in cuts:  # one day's metrics at a time: the last day's cut is no longer needed
                 cuts = {fault.day: MetricsCut(folder, Path(scratch) / fault.day, history)}
-            score = score_fault(folder, fault, cuts[fault.day], RANKERS[ranker], reference, log_history)
+            score = score_fault(folder, fault, cuts[fault.day], RANKERS[ranker], reference, log_history, without)
             report.faults.append(score)
             if progress:
                 progress(number, len(faults), score)
@@ -474,10 +484,11 @@ def evaluate_nezha(
 
 
 def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: Ranker,
-                reference: bool = False, log_history: timedelta = LOG_HISTORY) -> FaultScore:
+                reference: bool = False, log_history: timedelta = LOG_HISTORY,
+                without: Sequence[str] = ()) -> FaultScore:
     started = time.perf_counter()
-    inputs = fault_inputs(day_dir, fault, reference=reference, history=log_history)
-    store, skipped = fault_store(inputs, metrics.around(fault.inject_time))
+    inputs = _leave_out(fault_inputs(day_dir, fault, reference=reference, history=log_history), without)
+    store, skipped = fault_store(inputs, None if "metrics" in without else metrics.around(fault.inject_time))
     try:
         ranking = ranker(store, fault.inject_time)
     except Exception as err:  # one fault's crash is that fault's result, reported; the other faults still run
@@ -492,6 +503,19 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: R
         confidences=ranking.confidences[:5],
         mechanism=ranking.mechanisms[rank - 1] if rank is not None and rank <= len(ranking.mechanisms) else None,
     )
+
+
+def _check_sources(without: Sequence[str]) -> None:
+    unknown = sorted(set(without) - set(SOURCES))
+    if unknown:
+        raise InputError(f"--without {', '.join(unknown)}: expected one of {', '.join(SOURCES)}")
+    if set(SOURCES) <= set(without):
+        raise InputError(f"--without {', '.join(SOURCES)}: nothing would be left to rank on")
+
+
+def _leave_out(files: dict[str, list[Path]], without: Sequence[str]) -> dict[str, list[Path]]:
+    """The fault's log and trace files, with none of a role that `without` names."""
+    return {role: [] if role in without else paths for role, paths in files.items()}
 
 
 def fault_store(files: dict[str, list[Path]], metrics: Path | None = None) -> tuple[TelemetryStore, list[Path]]:
