@@ -26,11 +26,11 @@ NETWORK_DELAY_MS = 200.0
 
 
 def _spans(path: Path, delayed: str | None, since: datetime = TRACES_FROM, delay_from: datetime = AT,
-           delayed_throughout: str | None = None) -> Path:
+           delayed_throughout: str | None = None, cut_after: str | None = None) -> Path:
     """Requests every 2 s from `since` to END: frontend root -> client span -> server span in each of five services.
     From `delay_from`, each call into `delayed` waits NETWORK_DELAY_MS more between the client span and the server
     span (the server's own time does not change); each call into `delayed_throughout` waits twice that from the
-    start."""
+    start. From AT, every second request ends after its call to `cut_after` (the frontend makes no call after it)."""
     rng = np.random.default_rng(3)
     count = int((END - since).total_seconds() // 2)
     rows: dict[str, list] = {k: [] for k in ("trace_id", "span_id", "parent_id", "service", "operation", "start_ts",
@@ -43,6 +43,7 @@ def _spans(path: Path, delayed: str | None, since: datetime = TRACES_FROM, delay
     for i in range(count):
         start = since + timedelta(seconds=2 * i)
         trace, total = f"t{i:05d}", 1.0
+        cut = cut_after is not None and start >= AT and i % 2 == 0
         for callee, server_ms in (("cart", 1.0), ("catalog", 2.5), ("currency", 0.8), ("ads", 1.2), ("shipping", 0.9)):
             late = 1.0 if callee == delayed and start >= delay_from else 2.0 if callee == delayed_throughout else 0.0
             wait = 1.5 + rng.uniform(0, 1) + late * NETWORK_DELAY_MS
@@ -51,6 +52,8 @@ def _spans(path: Path, delayed: str | None, since: datetime = TRACES_FROM, delay
             add(trace, f"{trace}-{callee}-server", f"{trace}-{callee}-client", callee, f"{callee}/Get",
                 start + timedelta(milliseconds=wait / 2), own)
             total += own + wait
+            if cut and callee == cut_after:
+                break
         add(trace, f"{trace}-root", "root", "frontend", "GET /", start, total + rng.uniform(0, 0.5))
     pq.write_table(pa.table(rows), path)
     return path
@@ -95,6 +98,20 @@ def test_a_delayed_callee_whose_own_metrics_stay_flat_is_found_from_the_wait_aro
     assert "frontend" not in [h.service for h in result.hypotheses[:1]]
     assert result.sources["used"] == ["metrics", "traces"]
     assert "no logs for this period" in result.sources["notes"]
+
+
+def test_requests_cut_short_after_a_call_are_not_blamed_on_the_caller_with_confidence(tmp_path: Path):
+    # half the frontend's requests end after calling catalog: catalog returning an error or a wrong value does that
+    # as surely as a bug in the frontend, and with no status, error line or resource to tell them apart the answer is
+    # inconclusive, not the frontend at 94%
+    store = load_telemetry(metrics=_metrics(tmp_path / "metrics.parquet", hot=None),
+                           traces=_spans(tmp_path / "spans.parquet", delayed=None, cut_after="catalog"))
+    result = analyze(store, at=AT, onset="at")
+    top = result.hypotheses[0]
+    assert top.service == "frontend" and "in 49% of its traces after the onset, 100% before" in top.mechanism
+    assert top.confidence <= 0.5
+    assert result.verdict.status == "inconclusive"
+    assert "its requests now end sooner, with a call fewer" in result.verdict.reason
 
 
 def test_a_cpu_starved_callee_keeps_its_callers_waiting_but_is_not_called_a_network_delay(tmp_path: Path):

@@ -269,6 +269,8 @@ def test_a_hypothesis_stands_on_its_own_only_with_more_than_its_timing_and_a_shi
     seat = ServiceSignals(service="seat", trace_strength=0.74)
     assert not stands_on_its_own(seat, "undetermined", {"early": 3.0, "traces": 6.0})
     assert stands_on_its_own(seat.model_copy(update={"trace_strength": 2.7}), "undetermined", {})  # past the bar
+    # ... unless that change is a call fewer of its requests made: a callee's error cuts them there as well
+    assert not stands_on_its_own(seat.model_copy(update={"trace_strength": 2.7, "cut_short": True}), "undetermined", {})
     assert stands_on_its_own(seat.model_copy(update={"log_ratio": 4.0}), "undetermined", {})  # its errors surged
     assert stands_on_its_own(seat, "cpu_saturation", {})  # a named mechanism
     assert stands_on_its_own(seat, "undetermined", {"trigger": 1.5})  # a deploy just before it

@@ -134,6 +134,15 @@ class TraceSignal(BaseModel):
                    WAIT_WEIGHT * self.wait_shift) >= SIGNIFICANT_STRENGTH
 
     @property
+    def cut_short(self) -> bool:
+        """Whether its strongest change is a call fewer of its requests made: a request ends early where it fails,
+        and it fails as surely when a callee it called before returned an error or a wrong value, so this says
+        where its requests were cut, not that the cut is its own."""
+        return (self.event is not None and self.event.startswith("call ") and self.share_before is not None
+                and self.share_after is not None and self.share_after < self.share_before
+                and self.behaviour_shift >= max(self.own_time, WAIT_WEIGHT * self.wait_shift))
+
+    @property
     def delayed(self) -> bool:
         """Whether the wait around its calls is its strongest change, past the candidate bar: a network delay."""
         wait = WAIT_WEIGHT * self.wait_shift

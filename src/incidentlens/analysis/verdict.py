@@ -79,15 +79,23 @@ def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], che
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: the evidence is spread over {', '.join(close)} "
                                    f"({', '.join(f'{h.confidence:.0%}' for h in hypotheses if h.service in close)})")
     if top.confidence < STANDS_OUT * unexplained:
-        why = (f"all {top.service} shows is when it moved and a shift that names no mechanism (no error surge, no "
-               "change in its traces past the bar, no resource near its limit), which a fault already under way "
-               "before the start would leave too" if not stands_on_its_own else
-               f"{top.service} does not stand out from none of the candidates")
-        return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {why} ({top.confidence:.0%}, and {unexplained:.0%} that "
-                                   "it is none of the candidates)")
+        return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {_why_not_alone(top.service, signals, stands_on_its_own)}"
+                                   f" ({top.confidence:.0%}, and {unexplained:.0%} that it is none of the candidates)")
     return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing, unexplained=unexplained,
                    reason=f"{top.service} stands out: {top.confidence:.0%}"
                           + (f" against {runner_up.confidence:.0%} for {runner_up.service}" if runner_up else ""))
+
+
+def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_its_own: bool) -> str:
+    if stands_on_its_own:
+        return f"{service} does not stand out from none of the candidates"
+    if service in signals and signals[service].cut_short:
+        return (f"what {service} shows is that its requests now end sooner, with a call fewer; a service it calls "
+                "before that call, returning an error or a wrong value, cuts them short as well, and nothing else it "
+                "shows (errors of its own, a resource near its limit) says the cut is its own")
+    return (f"all {service} shows is when it moved and a shift that names no mechanism (no error surge, no change in "
+            "its traces past the bar, no resource near its limit), which a fault already under way before the start "
+            "would leave too")
 
 
 def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]:
