@@ -110,6 +110,8 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "a shift alone stands on its own": lambda: [
         mock.patch.object(rootcause, "stands_on_its_own", lambda s, kind, parts: True)],
     "best alone at 88% (the last round's cap)": lambda: [mock.patch.object(rootcause, "MAX_MARGIN", 2.0)],
+    "a call fewer stands on its own": lambda: [
+        mock.patch.object(spans.TraceSignal, "cut_short", property(lambda s: False))],
 }
 
 

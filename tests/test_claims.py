@@ -174,13 +174,14 @@ def test_a_shift_that_names_no_mechanism_is_no_better_than_none_of_these(tmp_pat
 
 
 def test_a_named_mechanism_stands_out_yet_short_of_certainty(tmp_path: Path) -> None:
-    # the same slow service with its CPU at its limit: named, at what such hypotheses were right (about 93 in 100)
+    # the same slow service with its CPU at its limit: named, at what such hypotheses were right (on the Nezha days,
+    # 46 of the 47 stated at 90% or more: 96%), and short of certainty
     busy = {**quiet("search"), "latency_p95_ms": (120.0, 900.0, 3.0), "cpu_utilization": (0.2, 0.97, 0.01)}
     analysis = analysed(tmp_path, {"search": busy, "api": quiet("api"), "web": quiet("web")})
 
     top = analysis["hypotheses"][0]
     assert (top["service"], top["kind"]) == ("search", "cpu_saturation")
-    assert 0.9 < top["confidence"] < 0.95
+    assert 0.9 < top["confidence"] < 0.97
     assert analysis["verdict"]["status"] == "root_cause"
 
 
