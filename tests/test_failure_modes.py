@@ -48,9 +48,10 @@ def _spans(path: Path, delayed: str | None, since: datetime = TRACES_FROM, delay
             late = 1.0 if callee == delayed and start >= delay_from else 2.0 if callee == delayed_throughout else 0.0
             wait = 1.5 + rng.uniform(0, 1) + late * NETWORK_DELAY_MS
             own = server_ms + rng.uniform(0, 0.3)
-            add(trace, f"{trace}-{callee}-client", f"{trace}-root", "frontend", f"{callee}/Get", start, own + wait)
+            called = start + timedelta(milliseconds=total)  # one call after the other
+            add(trace, f"{trace}-{callee}-client", f"{trace}-root", "frontend", f"{callee}/Get", called, own + wait)
             add(trace, f"{trace}-{callee}-server", f"{trace}-{callee}-client", callee, f"{callee}/Get",
-                start + timedelta(milliseconds=wait / 2), own)
+                called + timedelta(milliseconds=wait / 2), own)
             total += own + wait
             if cut and callee == cut_after:
                 break
@@ -110,8 +111,11 @@ def test_requests_cut_short_after_a_call_are_not_blamed_on_the_caller_with_confi
     top = result.hypotheses[0]
     assert top.service == "frontend" and "in 49% of its traces after the onset, 100% before" in top.mechanism
     assert top.confidence <= 0.5
+    # where they were cut is said, and whom that points to
+    assert "requests without it last called catalog catalog/Get (100% of them)" in top.mechanism
     assert result.verdict.status == "inconclusive"
     assert "its requests now end sooner, with a call fewer" in result.verdict.reason
+    assert "(catalog, the call they now end after)" in result.verdict.reason
 
 
 def test_a_cpu_starved_callee_keeps_its_callers_waiting_but_is_not_called_a_network_delay(tmp_path: Path):

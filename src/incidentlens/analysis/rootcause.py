@@ -110,6 +110,7 @@ class ServiceSignals(BaseModel):
     trace_change: str | None = None  # the change in words (`TraceSignal.describe`)
     delayed: bool = False  # the wait around its calls is its strongest change (`TraceSignal.delayed`)
     cut_short: bool = False  # its strongest trace change is a call fewer of its requests made (`TraceSignal.cut_short`)
+    cut_after: str | None = None  # ... and the service its requests without that call called last
     moved: list[MetricShift] = []
     evidence: list[str] = []
 
@@ -167,7 +168,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             s = signals.setdefault(trace.service, ServiceSignals(service=trace.service))
             s.trace_strength = trace.strength
             s.trace_onset = trace.onset
-            s.cut_short = trace.cut_short
+            s.cut_short, s.cut_after = trace.cut_short, trace.last_callee
             # its server's latency is own work only while its own calls did not wait longer too
             waits_only_in = trace.wait_direction == "in" and not trace.wait_both_ways
             slowed = own_work_slowed(s.moved, server_latency=waits_only_in) if trace.delayed else None

@@ -64,6 +64,7 @@ from incidentlens.analysis.periods import (
     logged_minutes_sql,
     minute_from_sql,
     quote_ident,
+    sql_str,
 )
 from incidentlens.telemetry.columns import normalise
 
@@ -111,6 +112,10 @@ class TraceSignal(BaseModel):
     wait_direction: str | None = None  # "in": the calls into it waited longer; "out": its calls to others did
     wait_explained_by: str | None = None  # the service whose delayed calls include all of its own (a delay there)
     wait_both_ways: bool = False  # the calls into it and its calls to others both waited longer, past the bar
+    last_call: str | None = None  # when `cut_short`: the call its requests without the lost one made last
+    last_callee: str | None = None  # ... the service that call went to
+    last_call_share: float | None = None  # ... the share of those requests whose last call it was
+    cut_requests: int = 0  # ... how many such requests after the onset
     evidence: str = ""
 
     @property
@@ -170,8 +175,12 @@ class TraceSignal(BaseModel):
                                               f"{self.own_tail_z:g}, short of {SIGNIFICANT_STRENGTH:g})")
         if self.event is None or self.share_before is None or self.share_after is None:
             return "its requests changed"
-        return (f"'{_short(self.event, 120)}' in {self.share_after:.0%} of its traces after the onset, "
+        said = (f"'{_short(self.event, 120)}' in {self.share_after:.0%} of its traces after the onset, "
                 f"{self.share_before:.0%} before")
+        if self.cut_short and self.last_call is not None and self.last_call_share is not None:
+            said += (f"; the {self.cut_requests} requests without it last called {_short(self.last_call, 120)} "
+                     f"({self.last_call_share:.0%} of them)")
+        return said
 
 
 def log_trace_column(store: Any) -> str | None:
@@ -535,9 +544,45 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.wait_explained_by, s.wait_both_ways = wait.get("explained_by"), wait["both_ways"]
         if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
             s.onset = wait["onset"]
+    for row in events:
+        _where_cut(store, window, signals[row["service"]], row)
     evidence = _evidence(signals, events, events_sql, times, times_sql)
     evidence.extend(_wait_evidence(signals, edges, edges_sql))
     return signals, evidence
+
+
+def _where_cut(store: Any, window: Span, signal: TraceSignal, row: dict[str, Any]) -> None:
+    """For a service whose requests were cut short (`TraceSignal.cut_short`): the call its requests after the onset
+    without the lost call made last (where they were cut), into the signal and its evidence row."""
+    if not signal.cut_short or signal.event is None:
+        return
+    found = store.fetch(last_call_sql(window, signal.service, signal.event)).to_pylist()
+    if not found:
+        return
+    signal.last_call, signal.last_callee = found[0]["last_call"], found[0]["callee"]
+    signal.cut_requests = int(found[0]["cut_requests"])
+    signal.last_call_share = round(found[0]["requests"] / signal.cut_requests, 4)
+    row.update(last_call=signal.last_call, last_call_share=signal.last_call_share, cut_requests=signal.cut_requests)
+
+
+def last_call_sql(window: Span, service: str, event: str) -> str:
+    """The call (callee and operation) that `service`'s requests begun in the window without the call `event` made
+    last, with how many such requests there were: where a request that ends early was cut."""
+    return f"""WITH calls AS (
+    SELECT parent.trace_id, child.service AS callee, child.service || ' ' || child.operation AS call, child.start_ts
+    FROM spans AS parent JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
+    WHERE parent.service = {sql_str(service)} AND child.service <> parent.service
+), begun AS (
+    SELECT trace_id FROM spans GROUP BY trace_id HAVING {in_span('min(start_ts)', window)}
+), cut AS (
+    SELECT trace_id FROM calls JOIN begun USING (trace_id) GROUP BY trace_id
+    HAVING NOT bool_or('call ' || call = {sql_str(event)})
+), last AS (
+    SELECT callee, call FROM calls JOIN cut USING (trace_id)
+    QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_ts DESC, call) = 1
+)
+SELECT callee, call AS last_call, count(*) AS requests, sum(count(*)) OVER () AS cut_requests
+FROM last GROUP BY callee, call ORDER BY requests DESC, call LIMIT 1"""
 
 
 def _most_surprising_per_service(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

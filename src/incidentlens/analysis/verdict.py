@@ -90,9 +90,11 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
     if stands_on_its_own:
         return f"{service} does not stand out from none of the candidates"
     if service in signals and signals[service].cut_short:
+        after = signals[service].cut_after
+        callee = f" ({after}, the call they now end after)" if after else ""
         return (f"what {service} shows is that its requests now end sooner, with a call fewer; a service it calls "
-                "before that call, returning an error or a wrong value, cuts them short as well, and nothing else it "
-                "shows (errors of its own, a resource near its limit) says the cut is its own")
+                f"before that call{callee}, returning an error or a wrong value, cuts them short as well, and nothing "
+                "else it shows (errors of its own, a resource near its limit) says the cut is its own")
     return (f"all {service} shows is when it moved and a shift that names no mechanism (no error surge, no change in "
             "its traces past the bar, no resource near its limit), which a fault already under way before the start "
             "would leave too")
