@@ -70,6 +70,13 @@ def test_a_value_that_is_not_a_choice_is_one_line_and_exit_2():
     assert "(see incidentlens investigate --help)" in completed.stderr
 
 
+def test_the_help_a_bad_value_points_to_is_the_subcommands_own():
+    completed = run_cli("eval", "nezha", "--without", "spans")
+    assert completed.returncode == 2 and completed.stderr.count("\n") == 1
+    assert completed.stderr.startswith("error: Invalid value for '--without'")
+    assert completed.stderr.rstrip().endswith("(see incidentlens eval nezha --help)")
+
+
 def test_every_command_that_prints_a_result_prints_json_with_json(tutorial: Path, tmp_path: Path):
     files = ["--metrics", str(tutorial / "metrics.csv"), "--logs", str(tutorial / "logs.csv")]
     scenarios = json.loads(runner.invoke(app, ["scenarios", "--json"]).output)
