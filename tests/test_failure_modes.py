@@ -116,6 +116,10 @@ def test_requests_cut_short_after_a_call_are_not_blamed_on_the_caller_with_confi
     assert result.verdict.status == "inconclusive"
     assert "its requests now end sooner, with a call fewer" in result.verdict.reason
     assert "(catalog, the call they now end after)" in result.verdict.reason
+    # ... from evidence the hypothesis cites, whose query finds that call again when re-run
+    cited = [result.evidence_by_id()[e] for e in top.supporting if e.startswith("trace-")]
+    where = next(e for e in cited if e.title.startswith("where frontend's requests"))
+    assert store.fetch(where.query).to_pylist()[0]["last_call"] == where.data["last_call"] == "catalog catalog/Get"
 
 
 def test_a_cpu_starved_callee_keeps_its_callers_waiting_but_is_not_called_a_network_delay(tmp_path: Path):

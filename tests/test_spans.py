@@ -20,7 +20,7 @@ import pytest
 
 from incidentlens.analysis import analyze
 from incidentlens.analysis.anchored import known_periods
-from incidentlens.analysis.spans import adjusted_z, tail_z, trace_signals
+from incidentlens.analysis.spans import WAIT_WEIGHT, TraceSignal, adjusted_z, last_call_sql, tail_z, trace_signals
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 
@@ -414,3 +414,35 @@ def test_a_rise_within_the_only_request_kind_after_the_onset_is_not_hidden_by_ki
     # the typical minute is taken over GET /a alone (with both kinds pooled, about 50%, it would hide the rise)
     assert signals["web"].significant and signals["web"].event == "call cart GET /items"
     assert signals["web"].share_before < 0.2 < 0.4 < signals["web"].share_after
+
+
+def test_where_requests_were_cut_is_read_through_quotes_unnamed_operations_and_simultaneous_calls(tmp_path: Path):
+    # after AT, four of web's five requests no longer call pay: two end after a call to cart whose span names no
+    # operation, one after "it's" get 'x', one after two calls begun at the same moment (the first name is taken)
+    calls = {"t1": [("it's", "get 'x'", 0)], "t2": [("it's", "get 'x'", 0), ("cart", None, 5)],
+             "t3": [("cart", None, 5)], "t4": [("b", "y", 3), ("a", "z", 3)],
+             "t5": [("cart", None, 1), ("pay", "go", 2)]}
+    rows: dict[str, list] = {k: [] for k in ("trace_id", "span_id", "parent_id", "service", "operation", "start_ts",
+                                             "duration_ms")}
+    for trace, made in calls.items():
+        for row in ((trace, f"{trace}-root", None, "web", "GET /", AT + timedelta(seconds=1), 20.0),
+                    *((trace, f"{trace}-{i}", f"{trace}-root", callee, op, AT + timedelta(seconds=1, milliseconds=ms),
+                       1.0) for i, (callee, op, ms) in enumerate(made))):
+            for key, value in zip(rows, row, strict=True):
+                rows[key].append(value)
+    pq.write_table(pa.table(rows), tmp_path / "spans.parquet")
+    store = load_telemetry(traces=tmp_path / "spans.parquet")
+
+    found = store.fetch(last_call_sql((AT, END), "web", "call pay go")).to_pylist()
+    assert found == [{"callee": "cart", "last_call": "cart", "requests": 2, "cut_requests": 4}]
+    # t3, t4 and t5 lack the quoted call, each last calling another: of equal counts the first name, a z (not b y)
+    found = store.fetch(last_call_sql((AT, END), "web", "call it's get 'x'")).to_pylist()
+    assert found == [{"callee": "a", "last_call": "a z", "requests": 1, "cut_requests": 3}]
+
+
+def test_a_change_that_is_as_much_a_delay_as_a_call_fewer_is_told_as_the_delay_throughout():
+    # the description leads with the delay; the even-odds rule for a call fewer must not apply to a delay
+    tied = TraceSignal(service="web", behaviour_shift=4.0, wait_shift=4.0 / WAIT_WEIGHT, event="call pay go",
+                       share_before=0.9, share_after=0.4, wait_before_ms=2.0, wait_after_ms=50.0, wait_direction="in")
+    assert tied.delayed and not tied.cut_short
+    assert tied.model_copy(update={"wait_shift": 3.0 / WAIT_WEIGHT}).cut_short

@@ -176,7 +176,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             s.trace_change = trace.describe(network=slowed is None)
             if slowed is not None:
                 s.trace_change += f", while its own work slowed too ({slowed} rose), so not its network alone"
-            s.evidence.append(trace.evidence)
+            s.evidence.extend((trace.evidence, trace.cut_evidence))
     for s in signals.values():
         s.moved.sort(key=lambda m: -abs(m.shift))
         s.evidence = list(dict.fromkeys(e for e in s.evidence if e))

@@ -116,6 +116,7 @@ class TraceSignal(BaseModel):
     last_callee: str | None = None  # ... the service that call went to
     last_call_share: float | None = None  # ... the share of those requests whose last call it was
     cut_requests: int = 0  # ... how many such requests after the onset
+    cut_evidence: str = ""  # ... the evidence whose query (`last_call_sql`) finds that call
     evidence: str = ""
 
     @property
@@ -145,7 +146,7 @@ class TraceSignal(BaseModel):
         where its requests were cut, not that the cut is its own."""
         return (self.event is not None and self.event.startswith("call ") and self.share_before is not None
                 and self.share_after is not None and self.share_after < self.share_before
-                and self.behaviour_shift >= max(self.own_time, WAIT_WEIGHT * self.wait_shift))
+                and self.behaviour_shift >= max(self.own_time, WAIT_WEIGHT * self.wait_shift) and not self.delayed)
 
     @property
     def delayed(self) -> bool:
@@ -544,32 +545,42 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.wait_explained_by, s.wait_both_ways = wait.get("explained_by"), wait["both_ways"]
         if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
             s.onset = wait["onset"]
-    for row in events:
-        _where_cut(store, window, signals[row["service"]], row)
+    cuts = [cut for row in events if (cut := _where_cut(store, window, signals[row["service"]], row)) is not None]
     evidence = _evidence(signals, events, events_sql, times, times_sql)
     evidence.extend(_wait_evidence(signals, edges, edges_sql))
-    return signals, evidence
+    return signals, evidence + cuts
 
 
-def _where_cut(store: Any, window: Span, signal: TraceSignal, row: dict[str, Any]) -> None:
+def _where_cut(store: Any, window: Span, signal: TraceSignal, row: dict[str, Any]) -> Evidence | None:
     """For a service whose requests were cut short (`TraceSignal.cut_short`): the call its requests after the onset
-    without the lost call made last (where they were cut), into the signal and its evidence row."""
+    without the lost call made last (where they were cut), into the signal and its evidence row, and the evidence
+    whose query finds it (the behaviour evidence's query does not)."""
     if not signal.cut_short or signal.event is None:
-        return
-    found = store.fetch(last_call_sql(window, signal.service, signal.event)).to_pylist()
+        return None
+    sql = last_call_sql(window, signal.service, signal.event)
+    found = store.fetch(sql).to_pylist()
     if not found:
-        return
-    signal.last_call, signal.last_callee = found[0]["last_call"], found[0]["callee"]
-    signal.cut_requests = int(found[0]["cut_requests"])
-    signal.last_call_share = round(found[0]["requests"] / signal.cut_requests, 4)
-    row.update(last_call=signal.last_call, last_call_share=signal.last_call_share, cut_requests=signal.cut_requests)
+        return None
+    last_call: str = found[0]["last_call"]
+    requests, cut_requests = int(found[0]["requests"]), int(found[0]["cut_requests"])
+    share = round(requests / cut_requests, 4)
+    signal.last_call, signal.last_callee = last_call, found[0]["callee"]
+    signal.cut_requests, signal.last_call_share = cut_requests, share
+    row.update(last_call=last_call, last_call_share=share, cut_requests=cut_requests)
+    item = Evidence.make("trace", f"where {signal.service}'s requests without {_short(signal.event)} were cut: "
+                                  f"after {_short(last_call)} ({share:.0%} of {cut_requests})", sql,
+                         {"service": signal.service, "lost_call": signal.event, "last_call": last_call,
+                          "requests": requests, "cut_requests": cut_requests, "last_call_share": share})
+    signal.cut_evidence = item.id
+    return item
 
 
 def last_call_sql(window: Span, service: str, event: str) -> str:
     """The call (callee and operation) that `service`'s requests begun in the window without the call `event` made
     last, with how many such requests there were: where a request that ends early was cut."""
     return f"""WITH calls AS (
-    SELECT parent.trace_id, child.service AS callee, child.service || ' ' || child.operation AS call, child.start_ts
+    SELECT parent.trace_id, child.service AS callee,
+           coalesce(child.service || ' ' || child.operation, child.service) AS call, child.start_ts
     FROM spans AS parent JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
     WHERE parent.service = {sql_str(service)} AND child.service <> parent.service
 ), begun AS (
