@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli_process import assert_one_line_error, run_cli
 from incidentlens.cli import app
 from incidentlens.errors import InputError
 from incidentlens.eval.nezha import (
@@ -140,6 +141,12 @@ def test_leaving_out_every_source_or_an_unknown_one_is_refused(nezha: Path):
         evaluate_nezha(nezha, without=["metrics", "logs", "traces"])
     with pytest.raises(InputError, match=r"--without spans: expected one of metrics, logs, traces"):
         evaluate_nezha(nezha, without=["spans"])
+
+
+def test_the_null_check_without_traces_is_refused_in_one_line(nezha: Path):
+    # the false leads it counts are the span signals' own: without the traces there is nothing to count
+    ran = run_cli("eval", "nezha", "--data", str(nezha), "--null", "--without", "traces")
+    assert_one_line_error(ran, "--null --without traces: the check reads the span signals, which need the traces")
 
 
 def test_the_cli_says_which_sources_it_left_out(nezha: Path):
