@@ -112,7 +112,7 @@ def test_requests_cut_short_after_a_call_are_not_blamed_on_the_caller_with_confi
     assert top.service == "frontend" and "in 49% of its traces after the onset, 100% before" in top.mechanism
     assert top.confidence <= 0.5
     # where they were cut is said, and whom that points to
-    assert "requests without it last called catalog catalog/Get (100% of them)" in top.mechanism
+    assert "requests without it that called another service, 100% called catalog catalog/Get last" in top.mechanism
     assert result.verdict.status == "inconclusive"
     assert "its requests now end sooner, with a call fewer" in result.verdict.reason
     assert "(catalog, the call they now end after)" in result.verdict.reason

@@ -445,4 +445,8 @@ def test_a_change_that_is_as_much_a_delay_as_a_call_fewer_is_told_as_the_delay_t
     tied = TraceSignal(service="web", behaviour_shift=4.0, wait_shift=4.0 / WAIT_WEIGHT, event="call pay go",
                        share_before=0.9, share_after=0.4, wait_before_ms=2.0, wait_after_ms=50.0, wait_direction="in")
     assert tied.delayed and not tied.cut_short
-    assert tied.model_copy(update={"wait_shift": 3.0 / WAIT_WEIGHT}).cut_short
+    # a call fewer stands alone only while nothing else in its traces passed the bar: a wait or its own time that did
+    # is a change of its own, though smaller
+    assert tied.model_copy(update={"wait_shift": 2.0 / WAIT_WEIGHT}).cut_short
+    assert not tied.model_copy(update={"wait_shift": 3.0 / WAIT_WEIGHT}).cut_short
+    assert not tied.model_copy(update={"wait_shift": 0.0, "own_time_shift": 1.5, "own_tail_z": 3.0}).cut_short

@@ -141,12 +141,13 @@ class TraceSignal(BaseModel):
 
     @property
     def cut_short(self) -> bool:
-        """Whether its strongest change is a call fewer of its requests made: a request ends early where it fails,
-        and it fails as surely when a callee it called before returned an error or a wrong value, so this says
-        where its requests were cut, not that the cut is its own."""
+        """Whether the change in its traces is a call fewer of its requests made, and nothing else there (its own
+        time, the wait on its calls) passed the candidate bar: a request ends early where it fails, and it fails as
+        surely when a callee it called before returned an error or a wrong value, so this says where its requests
+        were cut, not that the cut is its own."""
         return (self.event is not None and self.event.startswith("call ") and self.share_before is not None
                 and self.share_after is not None and self.share_after < self.share_before
-                and self.behaviour_shift >= max(self.own_time, WAIT_WEIGHT * self.wait_shift) and not self.delayed)
+                and max(self.own_time, WAIT_WEIGHT * self.wait_shift) < SIGNIFICANT_STRENGTH)
 
     @property
     def delayed(self) -> bool:
@@ -179,8 +180,8 @@ class TraceSignal(BaseModel):
         said = (f"'{_short(self.event, 120)}' in {self.share_after:.0%} of its traces after the onset, "
                 f"{self.share_before:.0%} before")
         if self.cut_short and self.last_call is not None and self.last_call_share is not None:
-            said += (f"; the {self.cut_requests} requests without it last called {_short(self.last_call, 120)} "
-                     f"({self.last_call_share:.0%} of them)")
+            said += (f"; of the {self.cut_requests} requests without it that called another service, "
+                     f"{self.last_call_share:.0%} called {_short(self.last_call, 120)} last")
         return said
 
 
@@ -578,15 +579,17 @@ def _where_cut(store: Any, window: Span, signal: TraceSignal, row: dict[str, Any
 def last_call_sql(window: Span, service: str, event: str) -> str:
     """The call (callee and operation) that `service`'s requests begun in the window without the call `event` made
     last, with how many such requests there were: where a request that ends early was cut."""
-    return f"""WITH calls AS (
+    return f"""WITH begun AS (
+    SELECT trace_id FROM spans GROUP BY trace_id HAVING {in_span('min(start_ts)', window)}
+), calls AS (
+    -- only the window's traces are joined: the hour before holds most of the spans
     SELECT parent.trace_id, child.service AS callee,
            coalesce(child.service || ' ' || child.operation, child.service) AS call, child.start_ts
-    FROM spans AS parent JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
+    FROM begun JOIN spans AS parent ON parent.trace_id = begun.trace_id
+    JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
     WHERE parent.service = {sql_str(service)} AND child.service <> parent.service
-), begun AS (
-    SELECT trace_id FROM spans GROUP BY trace_id HAVING {in_span('min(start_ts)', window)}
 ), cut AS (
-    SELECT trace_id FROM calls JOIN begun USING (trace_id) GROUP BY trace_id
+    SELECT trace_id FROM calls GROUP BY trace_id
     HAVING NOT bool_or('call ' || call = {sql_str(event)})
 ), last AS (
     SELECT callee, call FROM calls JOIN cut USING (trace_id)
