@@ -87,6 +87,7 @@ def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], che
 
 
 def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_its_own: bool) -> str:
+    """Why the best hypothesis does not stand out from none of the candidates, in words."""
     if stands_on_its_own:
         return f"{service} does not stand out from none of the candidates"
     if service in signals and signals[service].cut_short:

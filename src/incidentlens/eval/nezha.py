@@ -98,8 +98,7 @@ class NezhaReport:
 
     def summary(self) -> dict[str, Any]:
         return {"ranker": self.ranker, "without": self.without, **_scores(self.faults), "by_type": self.by_type(),
-                "by_day": self.by_day(),
-                "paper": PAPER, "calibration": self.calibration().model_dump()}
+                "by_day": self.by_day(), "paper": PAPER, "calibration": self.calibration().model_dump()}
 
     def calibration(self) -> Calibration:
         """Of the hypotheses stated at about X% confidence, the share naming the injected service."""
@@ -506,6 +505,7 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: R
 
 
 def _check_sources(without: Sequence[str]) -> None:
+    """Refuse an unknown source, or leaving out every one."""
     unknown = sorted(set(without) - set(SOURCES))
     if unknown:
         raise InputError(f"--without {', '.join(unknown)}: expected one of {', '.join(SOURCES)}")
