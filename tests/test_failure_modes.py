@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from incidentlens.analysis import analyze
+from incidentlens.report import build_postmortem
 from incidentlens.telemetry import load_telemetry
 
 START = datetime(2024, 5, 1, 9, 0)
@@ -116,6 +117,10 @@ def test_requests_cut_short_after_a_call_are_not_blamed_on_the_caller_with_confi
     assert result.verdict.status == "inconclusive"
     assert "its requests now end sooner, with a call fewer" in result.verdict.reason
     assert "(catalog, the call they now end after)" in result.verdict.reason
+    # and the review's first action starts there
+    first = build_postmortem(result).action_items[0].description
+    assert first.endswith("; start with catalog: frontend's requests now end right after calling it, as its errors "
+                          "or a wrong return would make them")
     # ... from evidence the hypothesis cites, whose query finds that call again when re-run
     cited = [result.evidence_by_id()[e] for e in top.supporting if e.startswith("trace-")]
     where = next(e for e in cited if e.title.startswith("where frontend's requests"))

@@ -39,6 +39,7 @@ class ServiceShowing(BaseModel):
     sign: str  # what moved first
     showed: list[str]
     evidence: list[str]
+    ends_after: str | None = None  # its requests were cut short (`ServiceSignals.cut_short`): after calling whom
 
 
 class Verdict(BaseModel):
@@ -105,7 +106,8 @@ def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]
     """What each candidate showed, earliest first."""
     ordered = sorted(signals.values(), key=lambda s: (s.onset or datetime.max, s.service))
     return [ServiceShowing(service=s.service, onset=s.onset.replace(microsecond=0) if s.onset else None,
-                           sign=onset_sign(s), showed=_showed(s), evidence=s.evidence[:5])
+                           sign=onset_sign(s), showed=_showed(s), evidence=s.evidence[:5],
+                           ends_after=s.cut_after if s.cut_short else None)
             for s in ordered[:MAX_SERVICES]]
 
 

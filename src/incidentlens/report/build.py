@@ -571,7 +571,7 @@ class _Builder:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
                 description=f"Find which of {self.subject} moved first, in its own metrics, logs and traces, before "
-                            "reverting or scaling any of them: the data names no single root cause")
+                            "reverting or scaling any of them: the data names no single root cause" + self._cut_hint())
         trigger_is_change = self.trigger_on_path and self.trigger.kind in ("deploy", "config", "config_change",
                                                                            "release")
         if trigger_is_change and playbook_kind(self.kind) != "bad_deploy" and self.trigger.service:
@@ -579,6 +579,15 @@ class _Builder:
                           if a.type == "prevent")
             items.insert(1, canary)
         return items
+
+    def _cut_hint(self) -> str:
+        """Where to look first when the leading service's requests were cut short after a call."""
+        top = self.top.service if self.top else None
+        showing = next((s for s in self.verdict.services if s.service == top), None) if self.verdict else None
+        if showing is None or not showing.ends_after:
+            return ""
+        return (f"; start with {showing.ends_after}: {top}'s requests now end right after calling it, as its errors "
+                "or a wrong return would make them")
 
     def _lessons(self, impact: Impact) -> Lessons:
         well, wrong, lucky = [], [], []

@@ -95,6 +95,8 @@ class ServiceShowing(_Model):
     onset: UtcTime | None = None
     showed: list[str] = Field(default_factory=list)
     evidence: list[EvidenceId] = Field(default_factory=list)
+    ends_after: str | None = Field(default=None, description="When its requests were cut short (a call fewer, and "
+                                   "nothing else in its traces past the bar): the service they now end after calling")
 
 
 class Verdict(_Model):
