@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from typer._click import Context
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperArgument, TyperOption
 
@@ -1026,15 +1025,6 @@ def eval_nezha_command(
     _print_calibration(report.calibration())
 
 
-def _subcommands(ctx: Context | None) -> list[str]:
-    """The subcommand names from the root down to `ctx` ("eval", "nezha"): what `--help` is asked of."""
-    names: list[str] = []
-    while ctx is not None and ctx.parent is not None:
-        names.insert(0, ctx.info_name or "")
-        ctx = ctx.parent
-    return names
-
-
 def main() -> None:
     """Console entry point: user-fixable errors become one line on stderr and exit code 2."""
     # A failed tool call is answered to the model and recorded in trace.jsonl; Haystack also logs it, which on a
@@ -1045,7 +1035,8 @@ def main() -> None:
     except NoArgsIsHelpError:  # the help is printed already
         sys.exit(2)
     except UsageError as err:  # a misspelt option, a value that is not one of the choices: one line too
-        command = "".join(f" {name}" for name in _subcommands(err.ctx))
+        # the subcommands below the program's own name ("eval nezha"), whatever the program was started as
+        command = "".join(f" {name}" for name in err.ctx.command_path.split()[1:]) if err.ctx is not None else ""
         print(f"error: {' '.join(err.format_message().split())} (see incidentlens{command} --help)", file=sys.stderr)
         sys.exit(2)
     except IncidentLensError as err:

@@ -546,16 +546,16 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.wait_explained_by, s.wait_both_ways = wait.get("explained_by"), wait["both_ways"]
         if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
             s.onset = wait["onset"]
-    cuts = [cut for row in events if (cut := _where_cut(store, window, signals[row["service"]], row)) is not None]
+    cuts = [cut for signal in signals.values() if (cut := _where_cut(store, window, signal)) is not None]
     evidence = _evidence(signals, events, events_sql, times, times_sql)
     evidence.extend(_wait_evidence(signals, edges, edges_sql))
     return signals, evidence + cuts
 
 
-def _where_cut(store: Any, window: Span, signal: TraceSignal, row: dict[str, Any]) -> Evidence | None:
+def _where_cut(store: Any, window: Span, signal: TraceSignal) -> Evidence | None:
     """For a service whose requests were cut short (`TraceSignal.cut_short`): the call its requests after the onset
-    without the lost call made last (where they were cut), into the signal and its evidence row, and the evidence
-    whose query finds it (the behaviour evidence's query does not)."""
+    without the lost call made last (where they were cut), into the signal, and the evidence whose query finds it
+    (the behaviour evidence's query does not, so its rows do not carry it)."""
     if not signal.cut_short or signal.event is None:
         return None
     sql = last_call_sql(window, signal.service, signal.event)
@@ -567,7 +567,6 @@ def _where_cut(store: Any, window: Span, signal: TraceSignal, row: dict[str, Any
     share = round(requests / cut_requests, 4)
     signal.last_call, signal.last_callee = last_call, found[0]["callee"]
     signal.cut_requests, signal.last_call_share = cut_requests, share
-    row.update(last_call=last_call, last_call_share=share, cut_requests=cut_requests)
     item = Evidence.make("trace", f"where {signal.service}'s requests without {_short(signal.event)} were cut: "
                                   f"after {_short(last_call)} ({share:.0%} of {cut_requests})", sql,
                          {"service": signal.service, "lost_call": signal.event, "last_call": last_call,
