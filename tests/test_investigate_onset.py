@@ -126,10 +126,12 @@ def test_a_model_cannot_move_a_given_start_or_switch_detection_back_on(system: t
     assert payload["onset"] == "given" and payload["start_given"] == AT_ISO
     assert "was not used" in payload["at_ignored"]
     assert state["incident_window"]["start"] == AT_ISO
-    # in detect mode the model's pick still steers detection
+    # in detect mode the model's pick still steers detection (no metrics to detect in: the analysis runs from the
+    # model's pick, and says why)
     free = InvestigationContext(store, at=None, onset="detect")
     payload, _ = detect_incident_window(free, at="2024-05-01T10:05:00Z")
-    assert free.at == datetime(2024, 5, 1, 10, 5) and payload["onset"] == "detected"
+    assert free.at == datetime(2024, 5, 1, 10, 5) and payload["onset"] == "the at time"
+    assert "no metrics" in payload["note"]
 
 
 def test_a_model_over_http_that_asks_for_another_start_still_gets_the_given_one(system: tuple[Path, Path]):

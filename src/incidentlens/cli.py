@@ -24,7 +24,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperArgument, TyperOption
 
 from incidentlens import __version__
-from incidentlens.errors import IncidentLensError
+from incidentlens.errors import IncidentLensError, InputError
 
 if TYPE_CHECKING:
     from incidentlens.analysis.detection import DetectionResult
@@ -159,9 +159,11 @@ Sensitivity = Annotated[
                              "series must move to open a window; the bar over the series' own earlier peaks moves "
                              "in proportion.")
 ]
-Onset = Annotated[OnsetMode, typer.Option("--onset", help="detect: the detected incident containing or nearest --at; "
-                                          "at: --at is the known start (an alert, an injection): the window is --at to "
-                                          "the end of the shortest source, the baseline everything before it.")]
+Onset = Annotated[OnsetMode, typer.Option("--onset", help="detect: the detected incident containing or nearest --at "
+                                          "(none found or explainable there: --at is taken as the start, and the "
+                                          "result says why); at: --at is the known start (an alert, an "
+                                          "injection): the window is --at to the end of the shortest source, the "
+                                          "baseline everything before it.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else on stdout).")]
 
 
@@ -169,7 +171,6 @@ def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_t
                         prom_user: str | None, prom_start: str | None, prom_end: str | None,
                         prom_step: int | None) -> object:
     """The --prometheus/--prom-*/--promql options as telemetry.sources.PrometheusOptions, None without a URL."""
-    from incidentlens.errors import InputError
     from incidentlens.telemetry.sources import PrometheusOptions
 
     if (promql or prom_token or prom_user or prom_start or prom_end or prom_step) and not prometheus:
@@ -518,7 +519,6 @@ def templates_command(
     import pyarrow.csv as pacsv
 
     from incidentlens.analysis.templates import mine_all_templates
-    from incidentlens.errors import InputError
     from incidentlens.outfiles import output_dir, write_with
 
     if not logs:
@@ -976,6 +976,12 @@ def eval_nezha_command(
         list[Source] | None, typer.Option("--without", help="Leave this source out, as a user without it would run "
                                                             "(repeatable).")
     ] = None,
+    alert_after: Annotated[
+        int | None, typer.Option("--alert-after", min=0, help="Analyse each fault as an alert this many seconds after "
+                                                              "its injection, the incident detected at it (analyze "
+                                                              "--at T without --onset at, as the Alertmanager "
+                                                              "service runs it).")
+    ] = None,
 ) -> None:
     """Root-cause ranking on Nezha's fault days: top-1/top-3 overall, per fault type and per day, seconds per fault."""
     from datetime import timedelta
@@ -985,6 +991,8 @@ def eval_nezha_command(
     from incidentlens.eval.nezha import evaluate_nezha, null_calibration
 
     left_out = [source.value for source in without or []]
+    if null and alert_after is not None:
+        raise InputError("--null and --alert-after: the pseudo-onsets are not alerts; use one or the other")
     if null:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("pseudo-onsets", total=None)
@@ -1004,6 +1012,7 @@ def eval_nezha_command(
         report = evaluate_nezha(data, ranker=ranker.value, kinds=[k.value for k in kind] if kind else None, limit=limit,
                                 day=day, reference=reference, history=timedelta(minutes=history),
                                 log_history=timedelta(minutes=log_history), without=left_out,
+                                alert_after=None if alert_after is None else timedelta(seconds=alert_after),
                                 progress=lambda done, total, _: progress.update(task, completed=done, total=total))
     if as_json:
         _print_json(report.to_dict())
@@ -1013,7 +1022,9 @@ def eval_nezha_command(
                        for system, p in summary["paper"].items())
     table = Table("fault type / day", "faults", "top-1", "top-3", "s/fault", "mechanism named (top-1)", box=None,
                   caption=f"ranker {ranker.value}{' with the reference minutes' if reference else ''}"
-                          f"{''.join(f', without {source}' for source in left_out)}; logs and traces "
+                          f"{''.join(f', without {source}' for source in left_out)}"
+                          f"{f', an alert {alert_after} s after each injection' if alert_after is not None else ''}"
+                          f"; logs and traces "
                           f"of {log_history} min before each fault's own; Nezha (paper): {papers}")
     rows = [*summary["by_type"].items(), *(summary["by_day"].items() if len(summary["by_day"]) > 1 else []),
             ("all", summary)]

@@ -120,7 +120,7 @@ def detect_incident_window(ctx: InvestigationContext, at: str | None = None) -> 
     found = ctx.findings()
     detection = found.detection or {}
     payload = {
-        **_onset_note(ctx, at if ignored else None),
+        **_onset_note(ctx, at if ignored else None, detection.get("undetected")),
         "detected": found.detected,
         "reason": found.reason,
         "incident_window": found.incident_window,
@@ -133,8 +133,13 @@ def detect_incident_window(ctx: InvestigationContext, at: str | None = None) -> 
     return payload, {"incident_window": found.incident_window or {}, "evidence": payload["evidence"]}
 
 
-def _onset_note(ctx: InvestigationContext, ignored_at: str | None) -> dict[str, Any]:
+def _onset_note(ctx: InvestigationContext, ignored_at: str | None,
+                undetected: str | None = None) -> dict[str, Any]:
     """How the window's start was found, said to the model (and why its own `at` was not used, if it sent one)."""
+    if undetected:
+        return {"onset": "the at time", "start_given": compact(ctx.at),
+                "note": f"no incident window was detected at this time ({undetected}): the window runs from it to "
+                        "the end of the data"}
     if not ctx.onset_known:
         return {"onset": "detected"}
     note = {"onset": "given", "start_given": compact(ctx.at),

@@ -88,12 +88,14 @@ def metric_step(store: Any, span: Span) -> timedelta | None:
     return timedelta(seconds=float(row["step"])) if row["step"] else None
 
 
-def known_onset_detection(store: Any, at: datetime) -> tuple[DetectionResult, Span, str]:
+def known_onset_detection(store: Any, at: datetime,
+                          undetected: str | None = None) -> tuple[DetectionResult, Span, str]:
     """The incident as the caller knows it, as a detection result: window `[at, end]`, the metric series that moved
     in it against everything before `at` (strongest first), and the baseline with its rule.
 
     `detected` is true even when no metric moved: the caller says there is an incident (logs or traces may hold
-    it)."""
+    it). `undetected`: why detection found no window to explain at `at`, when `at` is taken as the start for that
+    reason (an alert time, `--onset detect`) rather than given as the start (`--onset at`)."""
     window, baseline, rule = known_periods(store, at)
     shifts, _ = metric_shifts(store, window, baseline)
     moved = [s for s in shifts if s.significant]
@@ -102,19 +104,20 @@ def known_onset_detection(store: Any, at: datetime) -> tuple[DetectionResult, Sp
     incident = IncidentWindow(start=window[0], end=window[1], peak=peak or at,
                               severity=round(sum(min(abs(s.shift), 50.0) for s in moved), 3), series=series)
     sql = metric_shift_sql(window, baseline) if store.has("metrics") else "-- no metrics: the window is the known onset"
+    how = "given" if undetected is None else "the --at time: no window detected there"
     evidence = Evidence.make(
         "detection",
-        f"{KNOWN_ONSET}: the incident starts at {iso_z(at)} (given); {len(series)} series moved after it",
+        f"{KNOWN_ONSET}: the incident starts at {iso_z(at)} ({how}); {len(series)} series moved after it",
         sql,
         {"window": {"start": iso_z(window[0]), "end": iso_z(window[1])}, "window_rule": WINDOW_RULE,
-         "baseline_rule": rule,
+         "baseline_rule": rule, **({"undetected": undetected} if undetected else {}),
          "series": [{"series": s.series, "direction": s.direction, "shift": round(s.shift, 2),
                      "onset": iso_z(s.onset)} for s in series[:SERIES_CAP]],
          "series_cut": max(0, len(series) - SERIES_CAP)},
     )
     detection = DetectionResult(
         detector=KNOWN_ONSET, detected=True, window=incident, baseline_window=baseline, windows=[incident],
-        series_checked=len(shifts), evidence=[evidence],
+        series_checked=len(shifts), evidence=[evidence], undetected=undetected,
     )
     return detection, baseline, rule
 

@@ -370,6 +370,8 @@ class DetectionResult(BaseModel):
     evidence: list[Evidence] = Field(default_factory=list)
     closest_miss: dict[str, Any] | None = None  # when nothing qualified: what came closest, and why it fell short
     sensitivity: str | None = None
+    #: with a known onset taken from --at because no window could be detected or explained there: why not
+    undetected: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The `detected`, `reason`, `incident_window`, `baseline_window`, `peak` and `detection` blocks of
@@ -393,6 +395,7 @@ class DetectionResult(BaseModel):
                 "series_checked": self.series_checked,
                 "sensitivity": self.sensitivity,
                 "closest_miss": self.closest_miss,
+                "undetected": self.undetected,
                 "notes": self.notes,
                 "evidence": [e.id for e in self.evidence],
             },

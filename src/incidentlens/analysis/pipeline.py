@@ -91,13 +91,12 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust", on
 def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensitivity: str | None) -> AnalysisResult:
     check_onset(onset, at)
     if onset == "at" and at is not None:
-        known, baseline, rule = known_onset_detection(store, at)
-        ledger = _Ledger(known.evidence)
-        outcome = explain_window(store, known, ledger, given_baseline=(baseline, rule))
-        return outcome if isinstance(outcome, AnalysisResult) else _not_detected(known, ledger, reason=outcome)
+        return _from_known_onset(store, at)
     detection = detect(store, at=at, detector=detector, sensitivity=sensitivity)
     evidence = _Ledger(detection.evidence)
     if not detection.detected or detection.window is None:
+        if at is not None:
+            return _from_known_onset(store, at, undetected=detection.reason or "no incident window", ledger=evidence)
         return _not_detected(detection, evidence)
     candidates = [detection.window]
     if at is None:
@@ -114,7 +113,24 @@ def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensiti
             "the pipeline's check of a detected window (see the detection evidence for its series query)",
             {"window": {"start": _iso(found.start), "end": _iso(found.end)}, "reason": outcome},
         )])
+    if at is not None:
+        return _from_known_onset(store, at, undetected=f"the window found there was set aside: {reasons[0]}",
+                                 ledger=evidence)
     return _not_detected(detection, evidence, reason=reasons[0])
+
+
+def _from_known_onset(store: Any, at: datetime, undetected: str | None = None,
+                      ledger: _Ledger | None = None) -> AnalysisResult:
+    """The analysis from `at` as the incident's start (`anchored.py`): given (`--onset at`), or taken from the
+    alert time because detection found no window to explain there (`undetected` says why; the detector's own
+    records in `ledger` stay, not the evidence of a window it set aside). The user says something happened at `at`:
+    the before/after contrasts of every source still speak where no detector window could."""
+    known, baseline, rule = known_onset_detection(store, at, undetected)
+    evidence = _Ledger(known.evidence)
+    if ledger is not None:
+        evidence.extend([e for e in ledger.items if e.kind == "detection"])
+    outcome = explain_window(store, known, evidence, given_baseline=(baseline, rule))
+    return outcome if isinstance(outcome, AnalysisResult) else _not_detected(known, evidence, reason=outcome)
 
 
 def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,

@@ -14,6 +14,7 @@ type, and seconds per fault.
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import time
@@ -95,9 +96,11 @@ class NezhaReport:
     ranker: str
     faults: list[FaultScore] = field(default_factory=list)
     without: list[str] = field(default_factory=list)  # the sources left out
+    alert_after: float | None = None  # seconds after each injection of the alert time, when analysed as an alert
 
     def summary(self) -> dict[str, Any]:
-        return {"ranker": self.ranker, "without": self.without, **_scores(self.faults), "by_type": self.by_type(),
+        return {"ranker": self.ranker, "without": self.without, "alert_after": self.alert_after,
+                **_scores(self.faults), "by_type": self.by_type(),
                 "by_day": self.by_day(), "paper": PAPER, "calibration": self.calibration().model_dump()}
 
     def calibration(self) -> Calibration:
@@ -256,12 +259,13 @@ class MetricsCut:
         return path
 
 
-def analysis_ranker(store: TelemetryStore, at: datetime) -> Ranking:
+def analysis_ranker(store: TelemetryStore, at: datetime, onset: str = "at") -> Ranking:
     """The services in the order `analyze` ranks them as root cause, `at` the incident's known start (its top
-    three hypotheses: a service ranked lower counts as not found)."""
+    three hypotheses: a service ranked lower counts as not found); `onset="detect"`: `at` an alert time, the
+    incident detected at it (`analyze --at T` without `--onset at`)."""
     from incidentlens.analysis import analyze
 
-    result = analyze(store, at=at, onset="at")
+    result = analyze(store, at=at, onset=onset)
     return Ranking(_unique(h.service for h in result.hypotheses), note=result.reason,
                    confidences=[h.confidence for h in result.hypotheses],
                    mechanisms=[h.kind for h in result.hypotheses])
@@ -454,32 +458,46 @@ def evaluate_nezha(
     history: timedelta = METRIC_HISTORY,
     log_history: timedelta = LOG_HISTORY,
     without: Sequence[str] = (),
+    alert_after: timedelta | None = None,
 ) -> NezhaReport:
     """Rank every fault's services and score against the labels: the faults of `day` (every day found when None),
     with the day's fault-free reference minutes as extra history when `reference`, `history` of metrics before
     each fault (a day's worth: every metric sample of the day before the fault, earlier faults included) and
     `log_history` of the day's log and trace files before the fault's own (zero: its own three minutes alone), and
-    none of the sources in `without` (`SOURCES`)."""
+    none of the sources in `without` (`SOURCES`). `alert_after`: analyse each fault as an alert this long after the
+    injection, the incident detected at it (`analyze --at T`, as the Alertmanager service runs it), not at the
+    injection time as its known start."""
     if ranker not in RANKERS:
         raise InputError(f"--ranker {ranker}: expected one of {', '.join(RANKERS)}")
+    rank = RANKERS[ranker]
+    if alert_after is not None:
+        if ranker != "analysis":
+            raise InputError("--alert-after: only with --ranker analysis (the signals ranker detects nothing)")
+        rank = functools.partial(_at_alert, delay=alert_after)
     _check_sources(without)
     every = load_faults(data, day)
     faults = [f for f in every if not kinds or f.kind in kinds][:limit]
     if not faults:
         types = ", ".join(sorted({f.kind for f in every}))
         raise InputError(f"--kind {', '.join(kinds or [])}: no such faults (types: {types})")
-    report = NezhaReport(ranker=ranker, without=sorted(set(without)))
+    report = NezhaReport(ranker=ranker, without=sorted(set(without)),
+                         alert_after=None if alert_after is None else alert_after.total_seconds())
     with tempfile.TemporaryDirectory(prefix="incidentlens-nezha-") as scratch:
         cuts: dict[str, MetricsCut] = {}
         for number, fault in enumerate(faults, start=1):
             folder = rca_dir(data, fault.day)
             if fault.day not in cuts:  # one day's metrics at a time: the last day's cut is no longer needed
                 cuts = {fault.day: MetricsCut(folder, Path(scratch) / fault.day, history)}
-            score = score_fault(folder, fault, cuts[fault.day], RANKERS[ranker], reference, log_history, without)
+            score = score_fault(folder, fault, cuts[fault.day], rank, reference, log_history, without)
             report.faults.append(score)
             if progress:
                 progress(number, len(faults), score)
     return report
+
+
+def _at_alert(store: TelemetryStore, inject_time: datetime, delay: timedelta) -> Ranking:
+    """The analysis ranker at an alert `delay` after the injection, the onset detected there."""
+    return analysis_ranker(store, inject_time + delay, onset="detect")
 
 
 def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: Ranker,

@@ -109,7 +109,9 @@ def executive_summary(pm: Postmortem) -> list[str]:
     if pm.trigger:
         label = "Trigger" if pm.trigger.on_failing_path else "Preceding change (not on the failing path)"
         lines.append(f"{label}: {pm.trigger.description}" + (f" at {fmt.when(pm.trigger.t)}" if pm.trigger.t else ""))
-    if given:
+    if given and pm.detection.undetected:
+        lines.append(f"Start: the --at time; no incident window detected there ({pm.detection.undetected})")
+    elif given:
         lines.append(f"Start: given ({GIVEN_START}), not detected by IncidentLens")
     elif pm.detection.detected_at:
         detector = pm.detection.detector or "anomaly"
@@ -411,11 +413,17 @@ class _Builder:
         """The detection section when the caller gave the start: nothing was detected, so there is no detection time
         and no time to detect; what the data shows is which series moved after the start."""
         raw = self.data.get("detection") or {}
-        detection = Detection(onset="given", detector=raw.get("detector"), series=self.detection_series,
-                              sooner=self._alert_candidates(), narrative=Narrative(text=""),
-                              evidence=list(raw.get("evidence") or []))
-        given = (f"The incident's start was given ({GIVEN_START} at {fmt.when(self.window.start)}); IncidentLens "
-                 "did not detect it, and time to detect is not something this data shows.")
+        undetected = raw.get("undetected")
+        detection = Detection(onset="given", detector=raw.get("detector"), undetected=undetected,
+                              series=self.detection_series, sooner=self._alert_candidates(),
+                              narrative=Narrative(text=""), evidence=list(raw.get("evidence") or []))
+        if undetected:
+            given = (f"IncidentLens detected no incident window at the time given ({fmt.when(self.window.start)}): "
+                     f"{undetected}. That time ({GIVEN_START}) is taken as the start; time to detect is not "
+                     "something this data shows.")
+        else:
+            given = (f"The incident's start was given ({GIVEN_START} at {fmt.when(self.window.start)}); "
+                     "IncidentLens did not detect it, and time to detect is not something this data shows.")
         onsets = sorted((s for s in self.detection_series if s.onset), key=lambda s: s.onset)
         if onsets:
             listed = ", ".join(s.series for s in onsets[:3])

@@ -154,6 +154,8 @@ class Detection(_Model):
                                 "(an alert, an injection, a page: `--onset at`); when given, nothing was detected "
                                 "and detected_at and time_to_detect_minutes are null")
     detector: str | None = None
+    undetected: str | None = Field(None, description="when the start is the --at time because no incident window "
+                                                     "could be detected or explained there (`--onset detect`): why")
     detected_at: UtcTime | None = Field(None, description="first anomalous point the detector flagged")
     time_to_detect_minutes: float | None = Field(None, description="from the incident start to detected_at")
     series: list[DetectionSeries] = Field(default_factory=list)
