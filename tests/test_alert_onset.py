@@ -63,9 +63,10 @@ def test_the_review_says_the_start_is_the_at_time_and_why_nothing_was_detected(a
     assert pm.grounding.issues == []
 
 
-def test_the_cli_reports_why_the_at_time_became_the_start(system: tuple[Path, Path]):
+def test_the_cli_reports_why_the_at_time_became_the_start(system: tuple[Path, Path], tmp_path: Path):
     spans, logs = system
-    result = runner.invoke(app, ["analyze", "--traces", str(spans), "--logs", str(logs), "--at", AT_ISO, "--json"])
+    result = runner.invoke(app, ["analyze", "--traces", str(spans), "--logs", str(logs), "--at", AT_ISO, "--json",
+                                 "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     detection = json.loads(result.output)["detection"]
     assert detection["detector"] == "known onset" and "no metrics" in detection["undetected"]
