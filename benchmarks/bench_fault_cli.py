@@ -32,6 +32,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from incidentlens.eval.nezha import ROLES, minute_file
 from incidentlens.telemetry.logfields import service_of_pod
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -70,10 +71,10 @@ def command(day_dir: Path, at: datetime, out: Path) -> list[str]:
             "--onset", "at", "--json", "--out", str(out)]
     for glob in METRIC_GLOBS:
         args += ["--metrics", str(day_dir / "metric" / glob)]
-    for option, folder, suffix in (("--logs", "log", "_log.csv.gz"), ("--traces", "trace", "_trace.csv.gz")):
+    for option, (_, folder, kind) in zip(("--logs", "--traces"), ROLES, strict=True):
         for name in names:
-            path = day_dir / folder / f"{name}{suffix}"
-            if path.is_file():
+            path = minute_file(day_dir / folder, f"{name}{kind}")  # gzipped or plain
+            if path is not None:
                 args += [option, str(path)]
     return args
 

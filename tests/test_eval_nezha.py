@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -58,6 +60,43 @@ def test_a_fault_is_covered_by_the_minute_before_and_two_after(nezha: Path):
     files = fault_files(nezha / "rca_data" / DAY, fault)
     assert [p.name for p in files["logs"]] == ["08_43_log.csv.gz", "08_44_log.csv.gz", "08_45_log.csv.gz"]
     assert [p.name for p in files["traces"]] == ["08_43_trace.csv.gz", "08_44_trace.csv.gz", "08_45_trace.csv.gz"]
+
+
+def _plain_csv_day(nezha: Path, root: Path, minutes: list[str]) -> Path:
+    """The shared day's labels and metrics beside these log and trace minutes as plain `.csv`, as Nezha's own
+    repository ships them (the shared copy gzips them)."""
+    source, day = nezha / "rca_data" / DAY, root / "rca_data" / DAY
+    (day / "log").mkdir(parents=True)
+    (day / "trace").mkdir()
+    (day / "metric").symlink_to(source / "metric")
+    shutil.copy(source / f"{DAY}-fault_list.json", day)
+    for minute in minutes:
+        for folder, kind in (("log", "_log"), ("trace", "_trace")):
+            with gzip.open(source / folder / f"{minute}{kind}.csv.gz") as packed:
+                (day / folder / f"{minute}{kind}.csv").write_bytes(packed.read())
+    return root
+
+
+def test_plain_csv_minutes_as_in_nezhas_repository_are_read_as_the_gzipped_ones(nezha: Path, tmp_path: Path):
+    plain = _plain_csv_day(nezha, tmp_path, ["08_43", "08_44", "08_45"])
+    fault = load_faults(plain)[0]
+    files = fault_files(plain / "rca_data" / DAY, fault)
+    assert [p.name for p in files["traces"]] == ["08_43_trace.csv", "08_44_trace.csv", "08_45_trace.csv"]
+    # the same minute in both forms is one file, the gzipped one
+    (plain / "rca_data" / DAY / "log" / "08_44_log.csv.gz").symlink_to(nezha / "rca_data" / DAY / "log" /
+                                                                      "08_44_log.csv.gz")
+    assert [p.name for p in fault_files(plain / "rca_data" / DAY, fault)["logs"]] == [
+        "08_43_log.csv", "08_44_log.csv.gz", "08_45_log.csv"]
+    score = evaluate_nezha(plain, limit=1).faults[0]
+    assert score.rank == 1 and score.note is None
+
+
+def test_a_fault_without_trace_files_for_its_minutes_says_so(nezha: Path, tmp_path: Path):
+    plain = _plain_csv_day(nezha, tmp_path, ["08_43", "08_44", "08_45"])
+    for path in (plain / "rca_data" / DAY / "trace").iterdir():
+        path.unlink()
+    score = evaluate_nezha(plain, limit=1).faults[0]
+    assert score.note == "no trace file for its minutes"
 
 
 def test_a_fault_is_given_the_days_logs_and_traces_of_the_hour_before_its_own_minutes(nezha: Path):

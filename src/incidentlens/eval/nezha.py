@@ -1,10 +1,11 @@
 """Score root-cause ranking on Nezha's fault days (TrainTicket, OnlineBoutique: any day in that layout).
 
-The layout: `rca_data/<day>/<day>-fault_list.json` (the labels), `rca_data/<day>/{log,trace}/HH_MM_*.csv.gz` (one
-minute each) and `rca_data/<day>/metric/<pod>_metric.csv` (one row per minute per pod; pods are named
+The layout: `rca_data/<day>/<day>-fault_list.json` (the labels), `rca_data/<day>/{log,trace}/HH_MM_*.csv` (one
+minute each; gzipped `.csv.gz` as in the shared copy, or plain `.csv` as in Nezha's repository) and
+`rca_data/<day>/metric/<pod>_metric.csv` (one row per minute per pod; pods are named
 `<service>-<replicaset>-<id>`), with fault-free reference minutes in `construct_data/<day>/`.
 For each fault the telemetry around its `inject_time` is loaded as a user would give it: the three one-minute log
-and trace files that cover it (`HH_MM_*.csv.gz` holds about [HH:MM-1min, HH:MM)), optionally the day's fault-free
+and trace files that cover it (`HH_MM_*` holds about [HH:MM-1min, HH:MM)), optionally the day's fault-free
 reference minute (`construct_data/`) when it lies before them, and the per-pod metrics of the hour before through a
 few minutes after (cut once from the day's per-pod files into a canonical Parquet file in a scratch directory). Then
 `analyze(store, at=inject_time, onset="at")` ranks the services, the injection time taken as the incident's known
@@ -39,7 +40,10 @@ POD_METRIC_SUFFIX = "_metric.csv"
 # Log/trace files are one minute each and named for the minute they end at: HH_MM holds [HH:MM-1, HH:MM), so the
 # files of the injection's minute and the next two cover a minute before it to two minutes after.
 FILE_MINUTES_FROM_INJECTION = (0, 1, 2)
-_ROLES = (("logs", "log", "_log.csv.gz"), ("traces", "trace", "_trace.csv.gz"))
+#: (source, folder, the minute file's kind): `log/HH_MM_log.csv.gz`, `trace/HH_MM_trace.csv`, ...
+ROLES = (("logs", "log", "_log"), ("traces", "trace", "_trace"))
+#: a minute's file is `HH_MM_log` / `HH_MM_trace` with one of these, gzipped first (when a minute has both, that one)
+MINUTE_FILE_SUFFIXES = (".csv.gz", ".csv")
 #: the sources a run can leave out (`--without`), to score the ranking on what a user without them has
 SOURCES = ("metrics", "logs", "traces")
 METRIC_HISTORY = timedelta(minutes=60)
@@ -179,20 +183,23 @@ def fault_files(day_dir: Path, fault: NezhaFault,
     of the files, counted from the injection's minute)."""
     minute = fault.inject_time.replace(second=0, microsecond=0)
     names = [f"{minute + timedelta(minutes=k):%H_%M}" for k in minutes]
-    files = {
-        "logs": [day_dir / "log" / f"{name}_log.csv.gz" for name in names],
-        "traces": [day_dir / "trace" / f"{name}_trace.csv.gz" for name in names],
-    }
-    return {role: [p for p in paths if p.is_file()] for role, paths in files.items()}
+    files = {role: [minute_file(day_dir / folder, f"{name}{kind}") for name in names] for role, folder, kind in ROLES}
+    return {role: [p for p in paths if p is not None] for role, paths in files.items()}
+
+
+def minute_file(folder: Path, stem: str) -> Path | None:
+    """The file of one minute (`HH_MM_log`, `HH_MM_trace`) in whichever of MINUTE_FILE_SUFFIXES it has."""
+    return next((folder / f"{stem}{suffix}" for suffix in MINUTE_FILE_SUFFIXES
+                 if (folder / f"{stem}{suffix}").is_file()), None)
 
 
 def reference_files(reference_dir: Path, fault: NezhaFault) -> dict[str, list[Path]]:
     """The fault-free log and trace minutes of the same day (`construct_data/`) that end before the fault's own
     files begin: more history for the baseline, the way a user keeps yesterday's or the last hour's telemetry."""
     first_covered = fault.inject_time.replace(second=0, microsecond=0) - timedelta(minutes=1)
-    return {role: [path for path, ends in _minute_files(reference_dir / folder, suffix, fault.inject_time)
+    return {role: [path for path, ends in _minute_files(reference_dir / folder, kind, fault.inject_time)
                    if ends <= first_covered]
-            for role, folder, suffix in _ROLES}
+            for role, folder, kind in ROLES}
 
 
 def fault_inputs(day_dir: Path, fault: NezhaFault, minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION,
@@ -209,15 +216,18 @@ def fault_inputs(day_dir: Path, fault: NezhaFault, minutes: Sequence[int] = FILE
 def earlier_files(day_dir: Path, fault: NezhaFault, history: timedelta) -> dict[str, list[Path]]:
     """The day's log and trace files that end within `history` before the fault's own files begin."""
     first_covered = fault.inject_time.replace(second=0, microsecond=0) - timedelta(minutes=1)
-    return {role: [path for path, ends in _minute_files(day_dir / folder, suffix, fault.inject_time)
+    return {role: [path for path, ends in _minute_files(day_dir / folder, kind, fault.inject_time)
                    if first_covered - history < ends <= first_covered]
-            for role, folder, suffix in _ROLES}
+            for role, folder, kind in ROLES}
 
 
-def _minute_files(folder: Path, suffix: str, day: datetime) -> list[tuple[Path, datetime]]:
-    """The folder's `HH_MM<suffix>` files with the minute each ends at, in time order."""
-    named = ((path, _file_minute(path.name.removesuffix(suffix), day)) for path in sorted(folder.glob(f"*{suffix}")))
-    return [(path, ends) for path, ends in named if ends is not None]
+def _minute_files(folder: Path, kind: str, day: datetime) -> list[tuple[Path, datetime]]:
+    """The folder's `HH_MM<kind>` files (`_log`, `_trace`, in any of MINUTE_FILE_SUFFIXES) with the minute each
+    ends at, in time order; one file per minute."""
+    stems = sorted({path.name.removesuffix(suffix).removesuffix(kind) for suffix in MINUTE_FILE_SUFFIXES
+                    for path in folder.glob(f"*{kind}{suffix}")})
+    named = ((minute_file(folder, f"{stem}{kind}"), _file_minute(stem, day)) for stem in stems)
+    return [(path, ends) for path, ends in named if path is not None and ends is not None]
 
 
 def _unique_paths(paths: list[Path]) -> list[Path]:
@@ -512,7 +522,9 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: R
         ranking = Ranking([], note=f"ranker failed: {type(err).__name__}: {' '.join(str(err).split())[:200]}")
     ranked = ranking.services
     rank = ranked.index(fault.service) + 1 if fault.service in ranked else None
-    notes = [n for n in (ranking.note, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
+    own = fault_files(day_dir, fault)
+    missing = [f"no {role[:-1]} file for its minutes" for role, _, _ in ROLES if role not in without and not own[role]]
+    notes = [n for n in (ranking.note, *missing, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
     return FaultScore(
         inject_time=fault.inject_time.isoformat() + "Z", service=fault.service, kind=fault.kind, day=fault.day,
         ranked=ranked[:5],
