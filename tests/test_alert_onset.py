@@ -6,9 +6,10 @@ the detector's windows into one that starts with the data)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from incidentlens.cli import app
 from incidentlens.eval.nezha import evaluate_nezha
 from incidentlens.report import build_postmortem, executive_summary
 from incidentlens.telemetry import load_telemetry
+from test_analyze_bad_input import write_logs, write_metrics
 from test_spans import AT, _system
 
 runner = CliRunner()
@@ -54,12 +56,58 @@ def test_without_an_alert_time_nothing_is_taken_as_a_start(system: tuple[Path, P
     assert not result.detected and "no metrics" in result.reason
 
 
+def test_an_alert_after_the_data_is_not_taken_as_the_start(system: tuple[Path, Path], tmp_path: Path):
+    # an alert whose time the data does not reach (a lagging export): the detector's answer, not an input error
+    spans, logs = system
+    result = runner.invoke(app, ["analyze", "--traces", str(spans), "--logs", str(logs), "--at",
+                                 "2024-05-02T10:20:00Z", "--json", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    analysis = json.loads(result.output)
+    assert analysis["detected"] is False and "no metrics" in analysis["reason"]
+    assert analysis["detection"]["undetected"] is None
+
+
+def test_an_alert_in_a_surge_of_demand_without_harm_is_not_made_an_incident(tmp_path: Path):
+    # 200 -> 500 requests a minute and CPU up for an hour from 06:40, errors and latency flat: the detector's window
+    # is load, and T taken as the start shows the same load, so nothing is explained; a start the user gives
+    # (--onset at) is still an incident's
+    minutes = np.arange(720)
+    rng = np.random.default_rng(5)
+    busy = (minutes >= 400) & (minutes < 460)
+    values = {"request_rate": 200 + rng.normal(0, 4, 720) + busy * 300,
+              "cpu_utilization": 0.4 + rng.normal(0, 0.01, 720) + busy * 0.3,
+              "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, 720)),
+              "latency_p95_ms": 150 + rng.normal(0, 5, 720)}
+    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, values),
+                           logs=write_logs(tmp_path / "l.csv", minutes))
+    alert = datetime(2024, 5, 1, 6, 50)
+    result = analyze(store, at=alert)
+    assert result.detected is False and result.reason.startswith("only load moved")
+    assert result.detection["detector"] == "robust" and result.hypotheses == []
+    assert analyze(store, at=alert, onset="at").detected
+
+
+def test_an_alert_on_a_quiet_day_names_nothing(tmp_path: Path):
+    # noise around a steady level all day, the alert at 06:40: nothing is detected there and nothing moved after it
+    minutes = np.arange(720)
+    rng = np.random.default_rng(7)
+    values = {"request_rate": 200 + rng.normal(0, 4, 720), "cpu_utilization": 0.4 + rng.normal(0, 0.01, 720),
+              "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, 720)), "latency_p95_ms": 150 + rng.normal(0, 5, 720)}
+    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, values),
+                           logs=write_logs(tmp_path / "l.csv", minutes))
+    result = analyze(store, at=datetime(2024, 5, 1, 6, 40))
+    assert result.detected is False and result.hypotheses == [] and result.verdict is None
+    assert result.reason.startswith("no incident window detected at 2024-05-01T06:40:00Z and nothing moved after it")
+    titles = [e.title for e in result.evidence]
+    assert any("2024-05-01T06:40:00Z taken as the start" in t for t in titles), "what was tried is cited"
+
+
 def test_the_review_says_the_start_is_the_at_time_and_why_nothing_was_detected(at_alert):
     pm = build_postmortem(at_alert)
     assert pm.detection.onset == "given" and "no metrics" in pm.detection.undetected
     assert "detected no incident window at the time given" in pm.detection.narrative.text
-    assert any(line.startswith("Start: the --at time; no incident window detected there")
-               for line in executive_summary(pm))
+    start = "Start: the alert time given (--at, or an alert's startsAt); no incident window detected there"
+    assert any(line.startswith(start) for line in executive_summary(pm))
     assert pm.grounding.issues == []
 
 

@@ -126,12 +126,16 @@ def test_a_model_cannot_move_a_given_start_or_switch_detection_back_on(system: t
     assert payload["onset"] == "given" and payload["start_given"] == AT_ISO
     assert "was not used" in payload["at_ignored"]
     assert state["incident_window"]["start"] == AT_ISO
-    # in detect mode the model's pick still steers detection (no metrics to detect in: the analysis runs from the
-    # model's pick, and says why)
+    # in detect mode the model's pick still steers detection, and is not taken as a start where nothing can be
+    # detected (no metrics to detect in): only the user's alert time is
     free = InvestigationContext(store, at=None, onset="detect")
     payload, _ = detect_incident_window(free, at="2024-05-01T10:05:00Z")
-    assert free.at == datetime(2024, 5, 1, 10, 5) and payload["onset"] == "the at time"
-    assert "no metrics" in payload["note"]
+    assert free.at == datetime(2024, 5, 1, 10, 5) and payload["onset"] == "detected"
+    assert payload["detected"] is False and "no metrics" in payload["reason"]
+    alert = InvestigationContext(store, at=AT, onset="detect")
+    payload, _ = detect_incident_window(alert, at=AT_ISO)
+    assert payload["onset"] == "the at time" and "no metrics" in payload["note"]
+    assert payload["incident_window"]["start"] == AT_ISO
 
 
 def test_a_model_over_http_that_asks_for_another_start_still_gets_the_given_one(system: tuple[Path, Path]):

@@ -161,7 +161,8 @@ Sensitivity = Annotated[
 ]
 Onset = Annotated[OnsetMode, typer.Option("--onset", help="detect: the detected incident containing or nearest --at "
                                           "(none found or explainable there: --at is taken as the start, and the "
-                                          "result says why); at: --at is the known start (an alert, an "
+                                          "result says why; only load, or nothing, moving after it is still no "
+                                          "incident); at: --at is the known start (an alert, an "
                                           "injection): the window is --at to the end of the shortest source, the "
                                           "baseline everything before it.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else on stdout).")]

@@ -35,6 +35,7 @@ class InvestigationContext:
         check_onset(onset, at)
         self.store = store
         self.at = at
+        self.alert_at = at  # the user's: only it is taken as the start where nothing can be detected there
         self.detector = detector
         self.onset = onset
         self.sensitivity = sensitivity
@@ -112,7 +113,7 @@ class InvestigationContext:
             from incidentlens.analysis.pipeline import analyze
 
             return analyze(self.store, at=self.at, detector=self.detector, onset=self.onset,
-                           sensitivity=self.sensitivity)
+                           sensitivity=self.sensitivity, start_at_alert=self.at == self.alert_at)
 
         return self.once(f"analysis@{self._key}", run)
 

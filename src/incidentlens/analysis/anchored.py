@@ -51,13 +51,19 @@ def check_onset(onset: str, at: datetime | None) -> None:
         raise InputError("--onset at needs --at TIME (the incident's known start)")
 
 
+def can_start_at(store: Any, at: datetime) -> bool:
+    """Whether `at` can be an incident's start: after the data's first sample and not past its last."""
+    ranges = store.view_ranges()
+    return bool(ranges) and min(lo for lo, _ in ranges.values()) < at <= max(hi for _, hi in ranges.values())
+
+
 def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
     """(window, baseline, the baseline's rule) for an incident known to start at `at`."""
     ranges = store.view_ranges()
     if not ranges:
         raise InputError("--at: the store holds no data")
     data_start, data_end = min(lo for lo, _ in ranges.values()), max(hi for _, hi in ranges.values())
-    if not data_start < at <= data_end:
+    if not can_start_at(store, at):
         raise InputError(f"--at {iso_z(at)}: outside the data ({iso_z(data_start)} .. {iso_z(data_end)}); with "
                          "--onset at it must lie after the data's first sample")
     end = _covered_end(ranges, at, data_end)
@@ -104,10 +110,11 @@ def known_onset_detection(store: Any, at: datetime,
     incident = IncidentWindow(start=window[0], end=window[1], peak=peak or at,
                               severity=round(sum(min(abs(s.shift), 50.0) for s in moved), 3), series=series)
     sql = metric_shift_sql(window, baseline) if store.has("metrics") else "-- no metrics: the window is the known onset"
-    how = "given" if undetected is None else "the --at time: no window detected there"
+    start = (f"the incident starts at {iso_z(at)} (given)" if undetected is None
+             else f"{iso_z(at)} taken as the start (the --at time: no window detected there)")
     evidence = Evidence.make(
         "detection",
-        f"{KNOWN_ONSET}: the incident starts at {iso_z(at)} ({how}); {len(series)} series moved after it",
+        f"{KNOWN_ONSET}: {start}; {len(series)} series moved after it",
         sql,
         {"window": {"start": iso_z(window[0]), "end": iso_z(window[1])}, "window_rule": WINDOW_RULE,
          "baseline_rule": rule, **({"undetected": undetected} if undetected else {}),

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from incidentlens.analysis.anchored import check_onset, known_onset_detection
+from incidentlens.analysis.anchored import can_start_at, check_onset, known_onset_detection
 from incidentlens.analysis.callgraph import infer_call_graph
 from incidentlens.analysis.contrast import contrast_logs
 from incidentlens.analysis.detection import DetectionResult, detect
@@ -25,7 +25,7 @@ from incidentlens.analysis.periods import Span
 from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_changes, rank_root_causes
 from incidentlens.analysis.shifts import LogSurge, MetricShift, fetch_log_counts, log_surges, metric_shifts
 from incidentlens.analysis.sources import data_sources
-from incidentlens.analysis.spans import trace_signals
+from incidentlens.analysis.spans import TraceSignal, trace_signals
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
 from incidentlens.analysis.verdict import Verdict, checked_counts, decide
@@ -74,29 +74,35 @@ class AnalysisResult(BaseModel):
 
 
 def analyze(store: Any, at: datetime | None = None, detector: str = "robust", onset: str = "detect",
-            sensitivity: str | None = None) -> AnalysisResult:
+            sensitivity: str | None = None, start_at_alert: bool = True) -> AnalysisResult:
     """Find the incident in the store's telemetry and explain it: window, root-cause hypotheses, evidence.
 
     The detector's most severe window (or the one at `at`) is explained; when it turns out to be load without
     harm, the next most severe window is tried (up to three), and the skipped ones stay in the evidence.
     `onset="at"`: `at` is the incident's known start (an alert, an injection): the window is [at, end of the
     shortest source] and the baseline everything before it (`anchored.py`); nothing is detected or set aside.
+    `onset="detect"` with `at` (an alert time): where no window can be detected or explained there, `at` is taken
+    as the start (`detection.undetected` says why) when it lies in the data and `start_at_alert`; False when `at`
+    is not the user's (a model's pick of where to look), which only steers detection.
     `sensitivity`: the detector's (`detection.settings_for`; None: medium).
     `data_quality` lists the input lines the store could not read and set aside."""
-    result = _analyze(store, at, detector, onset, sensitivity)
+    result = _analyze(store, at, detector, onset, sensitivity, start_at_alert)
     result.data_quality = [r.to_dict() for r in getattr(store, "rejected", [])]
     return result
 
 
-def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensitivity: str | None) -> AnalysisResult:
+def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensitivity: str | None,
+             start_at_alert: bool) -> AnalysisResult:
     check_onset(onset, at)
     if onset == "at" and at is not None:
         return _from_known_onset(store, at)
     detection = detect(store, at=at, detector=detector, sensitivity=sensitivity)
     evidence = _Ledger(detection.evidence)
+    take_start = at is not None and start_at_alert and can_start_at(store, at)
     if not detection.detected or detection.window is None:
-        if at is not None:
-            return _from_known_onset(store, at, undetected=detection.reason or "no incident window", ledger=evidence)
+        if take_start:
+            return _from_known_onset(store, at, undetected=detection.reason or "no incident window",
+                                     detected=(detection, evidence))
         return _not_detected(detection, evidence)
     candidates = [detection.window]
     if at is None:
@@ -113,30 +119,34 @@ def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensiti
             "the pipeline's check of a detected window (see the detection evidence for its series query)",
             {"window": {"start": _iso(found.start), "end": _iso(found.end)}, "reason": outcome},
         )])
-    if at is not None:
+    if take_start:
         return _from_known_onset(store, at, undetected=f"the window found there was set aside: {reasons[0]}",
-                                 ledger=evidence)
+                                 detected=(detection, evidence))
     return _not_detected(detection, evidence, reason=reasons[0])
 
 
 def _from_known_onset(store: Any, at: datetime, undetected: str | None = None,
-                      ledger: _Ledger | None = None) -> AnalysisResult:
+                      detected: tuple[DetectionResult, _Ledger] | None = None) -> AnalysisResult:
     """The analysis from `at` as the incident's start (`anchored.py`): given (`--onset at`), or taken from the
-    alert time because detection found no window to explain there (`undetected` says why; the detector's own
-    records in `ledger` stay, not the evidence of a window it set aside). The user says something happened at `at`:
-    the before/after contrasts of every source still speak where no detector window could."""
+    alert time because detection found no window to explain there (`undetected` says why; `detected`: the
+    detector's result and records, whose `detection` evidence stays cited, and which stands as the answer when
+    nothing after `at` can be explained either). The user says something happened at `at`: the before/after
+    contrasts of every source still speak where no detector window could."""
     known, baseline, rule = known_onset_detection(store, at, undetected)
     evidence = _Ledger(known.evidence)
-    if ledger is not None:
-        evidence.extend([e for e in ledger.items if e.kind == "detection"])
+    if detected is not None:
+        evidence.extend([e for e in detected[1].items if e.kind == "detection"])
     outcome = explain_window(store, known, evidence, given_baseline=(baseline, rule))
-    return outcome if isinstance(outcome, AnalysisResult) else _not_detected(known, evidence, reason=outcome)
+    if isinstance(outcome, AnalysisResult):
+        return outcome
+    return _not_detected(known if detected is None else detected[0], evidence, reason=outcome)
 
 
 def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
                    given_baseline: tuple[Span, str] | None = None) -> AnalysisResult | str:
     """Explain the detection's window; or say why it is not an incident to explain (no baseline, load only).
-    `given_baseline`: (span, rule) of a known onset's baseline; the window is then trusted as an incident."""
+    `given_baseline`: (span, rule) of a known onset's baseline; the window is then trusted as an incident, unless
+    its start was only taken from an alert time (`detection.undetected`): then load without harm is still none."""
     incident = detection.window
     if incident is None:
         return detection.reason or "no incident window"
@@ -150,11 +160,16 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     shifts = evidence.add(metric_shifts(store, window, baseline))
     log_counts = fetch_log_counts(store, window, baseline)
     surges = evidence.add(log_surges(store, window, baseline, log_counts))
-    load_only = _load_without_harm(detection, shifts, surges) if given_baseline is None else None
+    # a start the user gave is an incident's; one taken from an alert time says where to look, not that anything hurt
+    traces = evidence.add(trace_signals(store, window, baseline))
+    trusted = given_baseline is not None and not detection.undetected
+    load_only = None if trusted else _load_without_harm(detection, shifts, surges, traces)
     if load_only:
         return load_only
-    traces = evidence.add(trace_signals(store, window, baseline))
     signals = collect_signals(shifts, surges, traces)
+    if detection.undetected and not signals:  # the alert time was taken as the start, and nothing answers it
+        return (f"no incident window detected at {_iso(incident.start)} and nothing moved after it: no service's "
+                "metric series, WARN/ERROR lines or traced requests shifted against the data before it")
     contributors = _contributors(store, window, baseline, evidence)
     templates = _templates(store, window, baseline, evidence)
     impact = estimate_impact(store, window, baseline)
@@ -209,22 +224,25 @@ def choose_baseline(store: Any, window: Span, first_anomalous: datetime) -> tupl
     return (start, end), rule
 
 
-def _load_without_harm(detection: DetectionResult, shifts: list[MetricShift], surges: list[LogSurge]) -> str | None:
+def _load_without_harm(detection: DetectionResult, shifts: list[MetricShift], surges: list[LogSurge],
+                       traces: dict[str, TraceSignal]) -> str | None:
     """Why the window is load, not an incident: only demand and resource series moved (traffic, CPU), while no
-    error, latency or availability series and no service's WARN/ERROR lines did. None when there was harm, or when
-    the metrics have no series that could show harm (then the detector's word stands)."""
-    if any(s.significant for s in surges) or detection.window is None:
-        return None
-    if not any(HARM.search(s.metric) for s in shifts):
+    error, latency or availability series, no service's WARN/ERROR lines and no service's requests in the traces
+    did. None when there was harm, when nothing moved, or when the metrics have no series that could show harm
+    (then the detector's word stands)."""
+    if any(s.significant for s in [*surges, *traces.values()]) or detection.window is None:
         return None
     moved = [s.series for s in detection.window.series]
+    if not moved or not any(HARM.search(s.metric) for s in shifts):
+        return None
     if any(_harmful(s.series.rsplit("/", 1)[-1], s.direction) for s in detection.window.series):
         return None
     harm_shifted = [s.series for s in shifts if s.significant and _harmful(s.metric, s.direction)]
     if harm_shifted:
         return None
     return (f"only load moved ({', '.join(moved[:4])}{' ...' if len(moved) > 4 else ''}): no error, latency or "
-            "availability series and no service's WARN/ERROR lines shifted, so this is demand, not an incident")
+            "availability series, no service's WARN/ERROR lines and no service's requests in the traces shifted, so "
+            "this is demand, not an incident")
 
 
 #: metric names that show harm to users: errors, latency, restarts up; success or availability down

@@ -110,7 +110,8 @@ def executive_summary(pm: Postmortem) -> list[str]:
         label = "Trigger" if pm.trigger.on_failing_path else "Preceding change (not on the failing path)"
         lines.append(f"{label}: {pm.trigger.description}" + (f" at {fmt.when(pm.trigger.t)}" if pm.trigger.t else ""))
     if given and pm.detection.undetected:
-        lines.append(f"Start: the --at time; no incident window detected there ({pm.detection.undetected})")
+        lines.append(f"Start: the alert time given (--at, or an alert's startsAt); no incident window detected there "
+                     f"({pm.detection.undetected})")
     elif given:
         lines.append(f"Start: given ({GIVEN_START}), not detected by IncidentLens")
     elif pm.detection.detected_at:
