@@ -18,7 +18,7 @@ from incidentlens.cli import app
 from incidentlens.eval.nezha import evaluate_nezha
 from incidentlens.report import build_postmortem, executive_summary
 from incidentlens.telemetry import load_telemetry
-from test_analyze_bad_input import write_logs, write_metrics
+from test_analyze_bad_input import traffic_surge, write_logs, write_metrics
 from test_spans import AT, _system
 
 runner = CliRunner()
@@ -68,18 +68,9 @@ def test_an_alert_after_the_data_is_not_taken_as_the_start(system: tuple[Path, P
 
 
 def test_an_alert_in_a_surge_of_demand_without_harm_is_not_made_an_incident(tmp_path: Path):
-    # 200 -> 500 requests a minute and CPU up for an hour from 06:40, errors and latency flat: the detector's window
-    # is load, and T taken as the start shows the same load, so nothing is explained; a start the user gives
-    # (--onset at) is still an incident's
-    minutes = np.arange(720)
-    rng = np.random.default_rng(5)
-    busy = (minutes >= 400) & (minutes < 460)
-    values = {"request_rate": 200 + rng.normal(0, 4, 720) + busy * 300,
-              "cpu_utilization": 0.4 + rng.normal(0, 0.01, 720) + busy * 0.3,
-              "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, 720)),
-              "latency_p95_ms": 150 + rng.normal(0, 5, 720)}
-    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, values),
-                           logs=write_logs(tmp_path / "l.csv", minutes))
+    # the detector's window is load, and T taken as the start shows the same load, so nothing is explained; a
+    # start the user gives (--onset at) is still an incident's
+    store = traffic_surge(tmp_path)
     alert = datetime(2024, 5, 1, 6, 50)
     result = analyze(store, at=alert)
     assert result.detected is False and result.reason.startswith("only load moved")

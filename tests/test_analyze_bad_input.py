@@ -113,7 +113,8 @@ def test_cli_bad_at_time_is_a_one_line_error(tmp_path):
     assert "--at" in str(result.exception)
 
 
-def test_a_traffic_surge_without_errors_or_latency_is_load_not_an_incident(tmp_path):
+def traffic_surge(tmp_path: Path):
+    """A store of 12 h: 200 -> 500 requests a minute and CPU up for an hour from 06:40, errors and latency flat."""
     minutes = np.arange(720)
     rng = np.random.default_rng(5)
     busy = (minutes >= 400) & (minutes < 460)
@@ -121,9 +122,12 @@ def test_a_traffic_surge_without_errors_or_latency_is_load_not_an_incident(tmp_p
               "cpu_utilization": 0.4 + rng.normal(0, 0.01, 720) + busy * 0.3,
               "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, 720)),
               "latency_p95_ms": 150 + rng.normal(0, 5, 720)}
-    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, values),
-                           logs=write_logs(tmp_path / "l.csv", minutes))
-    result = analyze(store).to_dict()
+    return load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, values),
+                          logs=write_logs(tmp_path / "l.csv", minutes))
+
+
+def test_a_traffic_surge_without_errors_or_latency_is_load_not_an_incident(tmp_path):
+    result = analyze(traffic_surge(tmp_path)).to_dict()
     assert result["detected"] is False
     assert result["reason"].startswith("only load moved") and "api/request_rate" in result["reason"]
     assert result["detection"]["series"], "what the detector saw is still reported"
