@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from cli_process import assert_one_line_error, run_cli
 from incidentlens.analysis import analyze
 from incidentlens.cli import app
 from incidentlens.eval.nezha import evaluate_nezha
@@ -122,3 +123,16 @@ def test_onlineboutique_faults_are_named_from_an_alert_a_minute_after_them(datas
     ranks = {f.inject_time[11:16]: f.rank for f in report.faults}
     assert ranks["12:10"] == 1 and ranks["12:18"] == 1
     assert report.summary()["alert_after"] == 60
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    (["-1"], ("--alert-after", "greater than or equal to 0")),
+    (["soon"], ("--alert-after", "valid integer")),
+    (["60", "--ranker", "signals"], ("--alert-after: only with --ranker analysis",)),
+    (["60", "--null"], ("--null and --alert-after",)),
+])
+def test_a_bad_alert_delay_is_one_line_and_exit_2_with_nothing_on_stdout(tmp_path: Path, value: list[str],
+                                                                        words: tuple[str, ...]):
+    ran = run_cli("eval", "nezha", "--data", str(tmp_path), "--json", "--alert-after", *value)
+    assert_one_line_error(ran, *words)
+    assert ran.stdout == ""

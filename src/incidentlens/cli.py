@@ -995,7 +995,7 @@ def eval_nezha_command(
     if null and alert_after is not None:
         raise InputError("--null and --alert-after: the pseudo-onsets are not alerts; use one or the other")
     if null:
-        with Progress(console=console, transient=True) as progress:
+        with Progress(console=console, transient=True, disable=as_json) as progress:
             task = progress.add_task("pseudo-onsets", total=None)
             found = null_calibration(data, limit=limit, day=day, reference=reference,
                                      log_history=timedelta(minutes=log_history), without=left_out,
@@ -1008,7 +1008,7 @@ def eval_nezha_command(
                       f"largest corrected z {found['mean_largest_corrected_z']:.2f}", highlight=False)
         return
 
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task("scoring faults", total=None)
         report = evaluate_nezha(data, ranker=ranker.value, kinds=[k.value for k in kind] if kind else None, limit=limit,
                                 day=day, reference=reference, history=timedelta(minutes=history),
