@@ -111,7 +111,7 @@ def known_onset_detection(store: Any, at: datetime,
                               severity=round(sum(min(abs(s.shift), 50.0) for s in moved), 3), series=series)
     sql = metric_shift_sql(window, baseline) if store.has("metrics") else "-- no metrics: the window is the known onset"
     start = (f"the incident starts at {iso_z(at)} (given)" if undetected is None
-             else f"{iso_z(at)} taken as the start (the --at time: no window detected there)")
+             else f"{iso_z(at)} taken as the start (the alert time given: no window detected there)")
     evidence = Evidence.make(
         "detection",
         f"{KNOWN_ONSET}: {start}; {len(series)} series moved after it",
