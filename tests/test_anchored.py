@@ -9,9 +9,11 @@ from datetime import datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
+from incidentlens.analysis import analyze
 from incidentlens.analysis.anchored import WINDOW_RULE, known_onset_detection, known_periods
 from incidentlens.analysis.baseline import _whittaker
 from incidentlens.analysis.mechanism import mechanism_cues
+from incidentlens.report import build_postmortem
 from incidentlens.telemetry import load_telemetry
 
 
@@ -67,3 +69,21 @@ def test_a_known_onset_window_ends_where_the_shortest_source_ends(tmp_path):
     assert baseline == (day, at)  # every sample before the alert, metrics from midnight on
     detection, _, _ = known_onset_detection(store, at)
     assert detection.evidence[0].data["window_rule"] == WINDOW_RULE
+    assert detection.evidence[0].data["window_end"] == "the end of the data"
+
+
+def test_a_known_onset_window_over_metrics_alone_says_it_ends_after_five_samples(tmp_path):
+    # a day of metrics alone, the start at 09:30: the window is five samples, not the rest of the day, and the
+    # review's end of the examined window says so rather than "the end of the data"
+    day = datetime(2024, 5, 1)
+    metrics = [{"ts": (day + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
+                "value": 20.0 + (m % 7)} for m in range(1440)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.jsonl")
+    at = day + timedelta(hours=9, minutes=30)
+    detection, _, _ = known_onset_detection(store, at)
+    assert detection.window.end == at + timedelta(minutes=5, seconds=1)
+    assert detection.evidence[0].data["window_end"].startswith("5 metric samples after the start")
+    pm = build_postmortem(analyze(store, at=at, onset="at"))
+    assert "5 metric samples after the start" in pm.recovery.narrative.text
+    assert "the end of the data" not in pm.recovery.narrative.text

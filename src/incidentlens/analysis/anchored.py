@@ -78,6 +78,18 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
     return window, (start, at), rule
 
 
+def window_end(store: Any, window: Span) -> str:
+    """Why a known onset's window ends where it does (`known_periods`): its longest span, the metric samples it
+    keeps when the metrics are the shortest source, or the end of the stretch every source covers."""
+    at, end = window
+    if end - at >= MAX_WINDOW:
+        return f"{MAX_WINDOW.total_seconds() / 3600:g} h after the start, the longest window examined"
+    ranges = store.view_ranges()
+    if end - END_STEP < _covered_end(ranges, at, max(hi for _, hi in ranges.values())):
+        return f"{METRIC_WINDOW_STEPS} metric samples after the start, the longest window the metrics alone give"
+    return "the end of the data"
+
+
 def _covered_end(ranges: dict[str, tuple[datetime, datetime]], at: datetime, data_end: datetime) -> datetime:
     """The end of the shortest source that runs past `at`: the stretch every source covers. Events (deploys,
     config changes) are sparse, so where their list ends says nothing about coverage."""
@@ -117,6 +129,7 @@ def known_onset_detection(store: Any, at: datetime,
         f"{KNOWN_ONSET}: {start}; {len(series)} series moved after it",
         sql,
         {"window": {"start": iso_z(window[0]), "end": iso_z(window[1])}, "window_rule": WINDOW_RULE,
+         "window_end": window_end(store, window),
          "baseline_rule": rule, **({"undetected": undetected} if undetected else {}),
          "series": [{"series": s.series, "direction": s.direction, "shift": round(s.shift, 2),
                      "onset": iso_z(s.onset)} for s in series[:SERIES_CAP]],

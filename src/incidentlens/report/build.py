@@ -241,7 +241,13 @@ class _Builder:
 
     @property
     def window_end_reason(self) -> str:
-        """Why a given start's window ends where it does: the data ends there, or the window's longest span."""
+        """Why a given start's window ends where it does, as its detection evidence says (`anchored.window_end`);
+        an older analysis: the data ends there, or the window's longest span."""
+        ids = set((self.data.get("detection") or {}).get("evidence") or [])
+        said = [e["data"]["window_end"] for e in self.data.get("evidence") or []
+                if e.get("id") in ids and isinstance(e.get("data"), dict) and e["data"].get("window_end")]
+        if said:
+            return said[0]
         if self.window.end - self.window.start >= MAX_WINDOW:
             return f"{MAX_WINDOW.total_seconds() / 3600:g} h after the given start, the longest window examined"
         return "the end of the data"
