@@ -53,16 +53,16 @@ def check_onset(onset: str, at: datetime | None) -> None:
 
 def can_start_at(store: Any, at: datetime) -> bool:
     """Whether `at` can be an incident's start: after the data's first sample and not past its last."""
-    ranges = store.view_ranges()
-    return bool(ranges) and min(lo for lo, _ in ranges.values()) < at <= max(hi for _, hi in ranges.values())
+    span = store.time_range()
+    return span is not None and span[0] < at <= span[1]
 
 
 def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
     """(window, baseline, the baseline's rule) for an incident known to start at `at`."""
-    ranges = store.view_ranges()
-    if not ranges:
+    ranges, span = store.view_ranges(), store.time_range()
+    if span is None:
         raise InputError("--at: the store holds no data")
-    data_start, data_end = min(lo for lo, _ in ranges.values()), max(hi for _, hi in ranges.values())
+    data_start, data_end = span
     if not can_start_at(store, at):
         raise InputError(f"--at {iso_z(at)}: outside the data ({iso_z(data_start)} .. {iso_z(data_end)}); with "
                          "--onset at it must lie after the data's first sample")
@@ -84,8 +84,7 @@ def window_end(store: Any, window: Span) -> str:
     at, end = window
     if end - at >= MAX_WINDOW:
         return f"{MAX_WINDOW.total_seconds() / 3600:g} h after the start, the longest window examined"
-    ranges = store.view_ranges()
-    if end - END_STEP < _covered_end(ranges, at, max(hi for _, hi in ranges.values())):
+    if end - END_STEP < _covered_end(store.view_ranges(), at, store.time_range()[1]):
         return f"{METRIC_WINDOW_STEPS} metric samples after the start, the longest window the metrics alone give"
     return "the end of the data"
 
