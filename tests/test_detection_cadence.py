@@ -4,6 +4,7 @@ when nothing qualifies."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -96,6 +97,47 @@ def test_a_blip_shorter_than_five_minutes_is_not_an_incident_at_fine_steps_but_o
     hourly = detect_points(START + np.arange(2000) * np.timedelta64(1, "h"), y)  # 20 h
     assert fine.spans == [] and "under the 5 min a window needs" in fine.near_miss.why
     assert [(s.start, s.end) for s in hourly.spans] == [(1200, 1219)]
+
+
+
+def shifted_month(seed: int, per_day: int, by: float) -> tuple[np.ndarray, np.ndarray]:
+    """A month at `per_day` steps a day: a daily cycle, noise of σ 1, and the level `by` higher on days 18-21."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(30 * per_day)
+    values = 50 + 10 * np.sin(2 * np.pi * steps / per_day) + rng.normal(0, 1, len(steps))
+    values[18 * per_day:22 * per_day] += by
+    return START + steps * np.timedelta64(86400 // per_day, "s"), values
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("per_day", "by"), [(288, 2.0), (24, 3.0)])
+def test_a_level_held_for_days_is_found_at_its_change_point_though_the_baseline_follows_it(seed, per_day, by):
+    # four days 2 σ higher at 5-minute steps (3 σ at hourly ones): the baseline takes the new level for its own
+    # within hours, so no point stands out for long; the median of the day after against the day before does
+    ts, values = shifted_month(seed, per_day, by)
+    change = START + np.timedelta64(18, "D")
+    found = detect_points(ts, values)
+    onsets = [found.series.t[s.start] for s in found.spans if s.direction == "up"]
+    assert any(abs(onset - change) <= np.timedelta64(4, "h") for onset in onsets), onsets
+    if per_day == 288:  # the day's median is what finds it: without it, nothing at 5-minute steps
+        without = detect_points(ts, values, settings=replace(settings_for(None), shift_periods=()))
+        assert without.spans == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_return_to_the_level_before_is_the_shift_s_recovery_not_a_second_incident(seed):
+    ts, values = shifted_month(seed, 288, 2.0)
+    found = detect_points(ts, values)
+    assert len(found.spans) == 1 and found.spans[0].direction == "up"
+    span = found.spans[0]  # the level before and after the change
+    assert span.baseline == pytest.approx(50, abs=0.3) and span.peak_value == pytest.approx(52, abs=0.3)
+
+
+@pytest.mark.parametrize("per_day", [288, 24, 1])
+def test_a_month_without_a_shift_opens_no_window_from_the_day_s_median(per_day):
+    for seed in (3, 4, 5):
+        ts, values = shifted_month(seed, per_day, 0.0)
+        assert detect_points(ts, values).spans == []
 
 
 DAY = datetime(2024, 5, 1)

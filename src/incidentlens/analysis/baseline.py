@@ -37,6 +37,7 @@ class Baseline:
     expected: np.ndarray  # per input point
     scale: float  # robust standard deviation of the residuals (over the reference points)
     spread: np.ndarray | None = None  # per point, how much noisier its time of day is (>= 1); None: not seasonal
+    profile: np.ndarray | None = None  # per point, the time-of-day (or week) part of `expected`; None: not seasonal
 
 
 def robust_scale(residuals: np.ndarray) -> float:
@@ -76,18 +77,25 @@ def fit_baseline(t_ns: np.ndarray, y: np.ndarray, smoothness_ns: int, reference:
     bin_t, bin_y, bin_size = _bin_medians(t_ns, y)
     point_noise = robust_scale(np.diff(y)) / np.sqrt(2) if len(y) > 2 else 0.0
     fit = _smooth_fit(bin_t, bin_y, smoothness_ns, point_noise)
-    is_seasonal = False
+    profile = None
     for period in (DAY_NS, 7 * DAY_NS):
         if seasonal and t_ns[-1] - t_ns[0] >= SEASONAL_MIN_DAYS * period:
-            with_profile = _seasonal_fit(bin_t, bin_y, smoothness_ns, point_noise, period)
+            with_profile, its_profile = _seasonal_fit(bin_t, bin_y, smoothness_ns, point_noise, period)
             if robust_scale(bin_y - with_profile) < SEASONAL_GAIN * robust_scale(bin_y - fit):
-                fit, is_seasonal = with_profile, True
-    expected = np.interp(t_ns.astype(np.float64), bin_t, fit) if bin_size > 1 else fit
+                fit, profile = with_profile, its_profile
+    expected, profile = (_to_points(t_ns, bin_t, part, bin_size) if part is not None else None
+                         for part in (fit, profile))
     residuals = y - expected
-    spread = time_of_day_spread(t_ns, residuals) if is_seasonal else None
+    spread = time_of_day_spread(t_ns, residuals) if profile is not None else None
     if reference is not None and reference.sum() >= 10:
         residuals = residuals[reference]
-    return Baseline(expected=expected, scale=max(robust_scale(residuals), body_scale(residuals)), spread=spread)
+    return Baseline(expected=expected, scale=max(robust_scale(residuals), body_scale(residuals)), spread=spread,
+                    profile=profile)
+
+
+def _to_points(t_ns: np.ndarray, bin_t: np.ndarray, per_bin: np.ndarray, bin_size: int) -> np.ndarray:
+    """Values fitted per bin, back at every point (interpolated when bins hold several points)."""
+    return np.interp(t_ns.astype(np.float64), bin_t, per_bin) if bin_size > 1 else per_bin
 
 
 def time_of_day_spread(t_ns: np.ndarray, residuals: np.ndarray) -> np.ndarray:
@@ -120,10 +128,10 @@ def _smooth_fit(t: np.ndarray, y: np.ndarray, smoothness_ns: float, point_noise:
 
 
 def _seasonal_fit(t: np.ndarray, y: np.ndarray, smoothness_ns: float, point_noise: float,
-                  period: int = DAY_NS) -> np.ndarray:
+                  period: int = DAY_NS) -> tuple[np.ndarray, np.ndarray]:
     """Time-of-day (or of-week: `period`) profile (median per phase over the periods: an incident is one period of
     several, so it does not move it) around a stiff trend, then the regular smoother over the deseasonalised
-    series."""
+    series: (the fit, its profile)."""
     step = float(np.median(np.diff(t)))
     phase_width = max(step, period / PHASES_PER_DAY)
     phase = (((t - t[0]) % period) // phase_width).astype(np.int64)
@@ -132,7 +140,7 @@ def _seasonal_fit(t: np.ndarray, y: np.ndarray, smoothness_ns: float, point_nois
         trend = _smooth_fit(t, y - profile, SEASONAL_TREND_DAYS * period, point_noise)
         per_phase = _group_medians(phase, y - trend)
         profile = per_phase[phase] - np.median(per_phase)
-    return profile + _smooth_fit(t, y - profile, smoothness_ns, point_noise)
+    return profile + _smooth_fit(t, y - profile, smoothness_ns, point_noise), profile
 
 
 def _group_medians(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -171,7 +179,7 @@ def _robust_whittaker(y: np.ndarray, samples_per_period: float, point_noise: flo
     noisy than a point, and without the floor the smoother's own small bias would weight good bins out.
     """
     lam = (samples_per_period / (2 * np.pi)) ** 4
-    fit = _rolling_median(y, round(samples_per_period))
+    fit = rolling_median(y, round(samples_per_period))
     for _ in range(IRLS_ITERATIONS):
         weights = _bisquare(y - fit, point_noise)
         fit = _whittaker(y, weights, lam)
@@ -217,7 +225,7 @@ def _weighted_line(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return intercept + slope * x
 
 
-def _rolling_median(y: np.ndarray, window: int) -> np.ndarray:
+def rolling_median(y: np.ndarray, window: int) -> np.ndarray:
     """Centred rolling median over `window` samples (clipped to the series).
 
     A wide window is computed on block medians (at most ~31 blocks a window) and interpolated back: the same

@@ -8,7 +8,10 @@ A run is measured at several time scales: its peak score, and its scan evidence,
 4, 8 or 16 steps (against the spread such means have in this series), each against the series' own history at that
 scale, so a shift held for a few steps counts for what it is even when no single point is extreme, and a level held
 for hours stands apart from short spikes to the same level
-(`with_scan_evidence`, `weigh_against_history`).
+(`with_scan_evidence`, `weigh_against_history`). A level held for days, which the baseline follows within hours, is
+found as a change of level: the median of the day after each point against the day before, weighed against the
+series' own such changes (`level_shift_runs`); its return to the level before is its recovery, not a new incident
+(`with_level_shifts`).
 
 Over many series (`detect`): spans of all `service/metric` series are merged where they overlap into incident
 windows; a window needs two series moving together, or one series far past the bar for a sustained time.
@@ -28,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from incidentlens.analysis.baseline import fit_baseline, robust_scale
+from incidentlens.analysis.baseline import fit_baseline, robust_scale, rolling_median
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import sql_in
 from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
@@ -53,6 +56,7 @@ class RobustSettings:
     history_rank: int = 3
     bar_points: int = 8000  # open_threshold is the bar of a series this long; see length_bar
     scan_steps: tuple[int, ...] = (1, 2, 4, 8, 16)  # window means (in steps) a run's evidence is measured over
+    shift_periods: tuple[timedelta, ...] = (timedelta(days=1),)  # level shifts: median after vs before
 
 
 DEFAULT_SETTINGS = RobustSettings()
@@ -114,6 +118,8 @@ def detect_points(
     needed = _min_sustained_ns(series, settings)
     floor = length_bar(len(series.y), settings)
     weighed = weigh_against_history(runs_any, score, settings, floor)
+    shifts = level_shift_runs(series, score, scale, base.profile, settings, floor)
+    weighed = with_level_shifts(weighed, shifts, settings.open_threshold)
     candidates = [span for span in weighed if span.sustained_ns >= needed]
     spans = [span for span in candidates if span.strength >= settings.open_threshold]
     near_miss = None if spans else _near_miss(weighed, score, series, base.expected, settings, needed, floor)
@@ -226,6 +232,77 @@ def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: R
                 heapq.heappushpop(largest, size)
         weighed.append(replace(span, strength=best[0], evidence=best[1]))
     return weighed
+
+
+def level_shift_runs(series: PreparedSeries, score: np.ndarray, scale: float | np.ndarray,
+                     profile: np.ndarray | None, settings: RobustSettings, floor: float) -> list[Span]:
+    """Level shifts the smoother follows (a level held for days is the baseline after a few hours): per period p
+    of `shift_periods`, the median of the p points after each point minus the median of the p before it (of the
+    series less its time-of-day or time-of-week profile, when the baseline has one), in robust σ of the points, as
+    a z against the larger of the standard error such a difference has in residuals as correlated as the series'
+    own (`mean_sd`, x sqrt(π) for a difference of two medians) and the robust spread of that difference over the
+    series (slower structure, as for window means); each run past the extend threshold is weighed against the
+    series' own earlier runs at that period (`weigh_against_history`). A shift starts at its largest change (the
+    change point) and lasts p; its baseline and peak value are the levels before and after."""
+    n, step = len(series.y), series.step_ns
+    level = series.y if profile is None else series.y - profile  # less its time-of-day (or week) profile
+    sigma = float(np.median(scale))
+    rho = lag_one_correlation(score)
+    found: list[Span] = []
+    for period in settings.shift_periods:
+        h = _ns(period) // step if step > 0 else 0
+        if h < MIN_SHIFT_STEPS or 4 * h > n:
+            continue
+        levels = rolling_median(level, h) / sigma  # centred: levels[i + h // 2], the median of points i..i+h-1
+        after, before = levels[h + h // 2:n - h + h // 2 + 1], levels[h // 2:n - 2 * h + h // 2 + 1]
+        change = np.zeros(n)
+        change[h:n - h + 1] = after - before
+        spread = max(math.sqrt(math.pi) * mean_sd(h, rho), robust_scale(change[h:n - h + 1]))
+        shifts = [_shift(change / spread, sign, int(a), int(b), h, levels * sigma, change, step)
+                  for sign in (1.0, -1.0) for a, b in zip(*runs(sign * change / spread >= settings.extend_threshold),
+                                                           strict=True)]
+        found += weigh_against_history(shifts, score, settings, floor)
+    return found
+
+
+MIN_SHIFT_STEPS = 4  # a median of fewer points is no level
+
+
+def _shift(z: np.ndarray, sign: float, first: int, last: int, period: int, levels: np.ndarray, change: np.ndarray,
+           step_ns: int) -> Span:
+    """One level shift from a run of its change z (indices first..last): at its largest change, lasting `period`."""
+    at = first + int(np.argmax(sign * z[first:last + 1]))
+    end = min(at + period - 1, len(z) - 1)
+    return Span(start=at, end=end, peak=at, direction="up" if sign > 0 else "down",
+                baseline=float(levels[at - period + period // 2]), peak_value=float(levels[at + period // 2]),
+                shift=float(change[at]), strong_points=end - at + 1, sustained_ns=period * step_ns,
+                scales=(float(sign * z[at]),))
+
+
+def with_level_shifts(weighed: list[Span], shifts: list[Span], bar: float) -> list[Span]:
+    """The runs with the level shifts joined in, in time order. A shift back to the level before the last shift
+    that opened a window (its level after nearer that shift's level before than its level after) is that shift's
+    recovery, not a new incident. A shift whose change point lies in a run in the same direction lends that run its
+    strength when larger; one that only overlaps a run that opens on its own adds nothing (that run reports it);
+    any other is a run of its own."""
+    merged = list(weighed)
+    opened: Span | None = None
+    for shift in sorted(shifts, key=lambda s: s.start):
+        if opened is not None and opened.direction != shift.direction and \
+                abs(shift.peak_value - opened.baseline) < abs(shift.peak_value - opened.peak_value):
+            opened = None
+            continue
+        if shift.strength >= bar:
+            opened = shift
+        same = [i for i, run in enumerate(merged)
+                if run.direction == shift.direction and run.start <= shift.end and shift.start <= run.end]
+        holding = [i for i in same if merged[i].start <= shift.start]
+        if holding:
+            if shift.strength > merged[holding[0]].strength:
+                merged[holding[0]] = replace(merged[holding[0]], strength=shift.strength, evidence=shift.evidence)
+        elif not any(merged[i].strength >= bar for i in same):
+            merged.append(shift)
+    return sorted(merged, key=lambda s: s.start)
 
 
 def unusable_reason(series: PreparedSeries, settings: RobustSettings) -> str | None:
