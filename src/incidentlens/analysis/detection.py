@@ -114,11 +114,12 @@ def detect_points(
         scale = scale * base.spread
     score = (series.y - base.expected) / scale
     runs_any = find_runs(score, series, base.expected, settings)
-    runs_any = with_scan_evidence(runs_any, score, settings.scan_steps)
+    rho = lag_one_correlation(score)
+    runs_any = with_scan_evidence(runs_any, score, settings.scan_steps, rho)
     needed = _min_sustained_ns(series, settings)
     floor = length_bar(len(series.y), settings)
     weighed = weigh_against_history(runs_any, score, settings, floor)
-    shifts = level_shift_runs(series, score, scale, base.profile, settings, floor)
+    shifts = level_shift_runs(series, score, scale, rho, base.profile, settings, floor)
     weighed = with_level_shifts(weighed, shifts, settings.open_threshold)
     candidates = [span for span in weighed if span.sustained_ns >= needed]
     spans = [span for span in candidates if span.strength >= settings.open_threshold]
@@ -141,14 +142,13 @@ def length_bar(points: int, settings: RobustSettings) -> float:
     return max(-NormalDist().inv_cdf(min(tail, 0.5)), settings.extend_threshold + 0.5)
 
 
-def with_scan_evidence(spans: list[Span], score: np.ndarray, steps: tuple[int, ...]) -> list[Span]:
+def with_scan_evidence(spans: list[Span], score: np.ndarray, steps: tuple[int, ...], rho: float) -> list[Span]:
     """Each run's scan evidence (`Span.scales`): per window length w of `steps`, the largest z of a w-point mean of
     the score over the windows that overlap it (a scan statistic). A shift held for several points is stronger
     evidence than its peak alone: the mean of w points has a smaller standard deviation, by how much depends on how
-    correlated the residuals are (`window_mean_spread`)."""
+    correlated the residuals are (`rho`, their lag-one correlation: `window_mean_spread`)."""
     if not spans:
         return spans
-    rho = lag_one_correlation(score)
     scans: dict[int, np.ndarray] = {}
     for w in steps:
         if w <= len(score):
@@ -234,7 +234,7 @@ def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: R
     return weighed
 
 
-def level_shift_runs(series: PreparedSeries, score: np.ndarray, scale: float | np.ndarray,
+def level_shift_runs(series: PreparedSeries, score: np.ndarray, scale: float | np.ndarray, rho: float,
                      profile: np.ndarray | None, settings: RobustSettings, floor: float) -> list[Span]:
     """Level shifts the smoother follows (a level held for days is the baseline after a few hours): per period p
     of `shift_periods`, the median of the p points after each point minus the median of the p before it (of the
@@ -247,7 +247,6 @@ def level_shift_runs(series: PreparedSeries, score: np.ndarray, scale: float | n
     n, step = len(series.y), series.step_ns
     level = series.y if profile is None else series.y - profile  # less its time-of-day (or week) profile
     sigma = float(np.median(scale))
-    rho = lag_one_correlation(score)
     found: list[Span] = []
     for period in settings.shift_periods:
         h = _ns(period) // step if step > 0 else 0
