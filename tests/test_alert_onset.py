@@ -18,6 +18,7 @@ from incidentlens.analysis import analyze
 from incidentlens.cli import app
 from incidentlens.eval.nezha import evaluate_nezha
 from incidentlens.report import build_postmortem, executive_summary
+from incidentlens.report.render_markdown import render_markdown
 from incidentlens.telemetry import load_telemetry
 from test_analyze_bad_input import traffic_surge, write_logs, write_metrics
 from test_spans import AT, _system
@@ -97,10 +98,20 @@ def test_an_alert_on_a_quiet_day_names_nothing(tmp_path: Path):
 def test_the_review_says_the_start_is_the_at_time_and_why_nothing_was_detected(at_alert):
     pm = build_postmortem(at_alert)
     assert pm.detection.onset == "given" and "no metrics" in pm.detection.undetected
-    assert "detected no incident window at the time given" in pm.detection.narrative.text
+    assert "detected no incident window at the alert time" in pm.detection.narrative.text
     start = "Start: the alert time given (--at, or an alert's startsAt); no incident window detected there"
     assert any(line.startswith(start) for line in executive_summary(pm))
     assert pm.grounding.issues == []
+
+
+def test_the_review_calls_a_start_taken_from_an_alert_the_alert_time_not_the_given_start(at_alert):
+    pm = build_postmortem(at_alert)
+    text = render_markdown(pm)
+    assert "given start" not in text and "start was given" not in text and "(start given)" not in text
+    assert pm.summary.text.startswith("From 2024-05-01 10:20 UTC, the alert time, to ")
+    assert pm.timeline[0].event == "the alert time taken as the incident's start; no incident window detected there"
+    assert "at the alert time" in pm.detection.sooner[0]
+    assert "| **Examined (from the alert time)** |" in text
 
 
 def test_the_cli_reports_why_the_at_time_became_the_start(system: tuple[Path, Path], tmp_path: Path):

@@ -97,6 +97,7 @@ class Impact(BaseModel):
     regions_affected: list[str] = []
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
+    harm_checked: list[str] = []  # what could mark a service affected here: its latency/error metrics, its log lines
     evidence: list[str] = []
 
 
@@ -115,6 +116,8 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     if series:
         shifted, peaks = _metric_peaks(store, window, baseline, series, evidence)
         impact.peak_latency, impact.peak_error_rate = peaks.get("latency"), peaks.get("error")
+    if series.get("latency") or series.get("error"):
+        impact.harm_checked.append("latency and error metrics")
     log_columns = _log_columns(store) if store.has("logs") else []
     counted = _requests(store, window, ("spans", None), series, evidence) if store.has("spans") else None
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
@@ -125,6 +128,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     if log_columns and impact.peak_error_rate is None:
         impact.peak_error_rate = _log_error_peak(store, window, baseline, evidence)
     if log_columns:
+        impact.harm_checked.append("WARN/ERROR lines")
         impact.users_affected, surging = _log_impact(store, window, baseline, log_columns, evidence)
         impact.services_affected = _merge(surging.get("service", []), shifted)
         impact.regions_affected = surging.get("region", [])

@@ -47,12 +47,19 @@ from incidentlens.report.schema import (
     Window,
     pick,
 )
-from incidentlens.report.severity import RULE, derive_severity
+from incidentlens.report.severity import RULE, derive_severity, no_harm, shows_harm
 
 CONFIRMED_CONFIDENCE = 0.5
+#: what an inconclusive verdict with no service showing anything found
+NOTHING_MOVED = "nothing moved beyond its baseline's noise"
+#: what to do first when nothing moved: the data does not hold what the alert (or page) saw
+CHECK_THE_ALERT = ("Check what raised the alert against this data before acting: no service's metrics, WARN/ERROR "
+                   "lines or traced requests moved beyond their baseline's noise after the start")
 NARRATIVE_SECTIONS = ("summary", "impact", "root_cause", "detection", "response", "recovery", "lessons")
 #: what a given start (`--onset at`) may have been; the review cannot tell which
 GIVEN_START = "an alert, an injection or a page"
+#: the start when detection found no window at an alert time (`--at` without `--onset at`, or serve's startsAt)
+ALERT_TIME = "the alert time"
 #: the analysis timeline's closing entries, which assume a detected window's end (`analysis.timeline`)
 DETECTED_END_EVENTS = ("recovery:", "end of data:")
 #: a timeline entry in the making: (time, event, evidence ids)
@@ -91,15 +98,17 @@ def executive_summary(pm: Postmortem) -> list[str]:
     if not pm.detected:
         return [f"No incident detected: {pm.reason or 'no metric left its baseline band'}",
                 *[f"checked: {item}" for item in pm.checked[:8]]][:10]
-    lines = [f"{pm.severity} ({pm.status}): {pm.title}"]
+    lines = [f"{pm.severity or 'Severity undetermined, no impact measured'} ({pm.status}): {pm.title}"]
     given = pm.detection.onset == "given"
     if pm.incident_window:
         duration = (f" ({fmt.minutes(pm.impact.duration_minutes)}{' examined' if given else ''})"
                     if pm.impact and pm.impact.duration_minutes else "")
-        lines.append(f"When: {fmt.when(pm.incident_window.start)}{' (start given)' if given else ''} to "
+        start = (" (the alert time)" if pm.detection.undetected else " (start given)") if given else ""
+        lines.append(f"When: {fmt.when(pm.incident_window.start)}{start} to "
                      f"{fmt.when(pm.incident_window.end)}{duration}")
     if pm.impact:
-        lines.append(f"Impact: {_impact_line(pm.impact)}")
+        lines.append(f"Impact: {_impact_line(pm.impact)}" if shows_harm(pm.impact)
+                     else f"Impact: none measured, {no_harm(pm.impact)}; in the window {_impact_line(pm.impact)}")
     if pm.root_cause:
         rc = pm.root_cause
         confirmed = is_confirmed(rc)
@@ -124,7 +133,9 @@ def executive_summary(pm: Postmortem) -> list[str]:
 def duration_label(pm: Postmortem) -> str:
     """What the window's length is: the incident's duration, or with a given start only how much was examined (the
     window runs to the end of the data, which need not be the incident's end)."""
-    return "Examined (start given)" if pm.detection.onset == "given" else "Duration"
+    if pm.detection.onset != "given":
+        return "Duration"
+    return "Examined (from the alert time)" if pm.detection.undetected else "Examined (start given)"
 
 
 def is_confirmed(cause: RootCause | Hypothesis) -> bool:
@@ -151,13 +162,15 @@ class _Builder:
                                  for s in (data.get("detection") or {}).get("series") or []]
         # the caller gave the start (`--onset at`): nothing was detected, and the window's end is not a recovery
         self.onset_given = (data.get("detection") or {}).get("detector") == KNOWN_ONSET
+        # ... or took it from an alert time where detection found no window (`analyze --at T`, serve's startsAt)
+        self.at_alert = self.onset_given and bool((data.get("detection") or {}).get("undetected"))
         self.verdict = _verdict(data.get("verdict"))
         # no hypothesis stands out: the review names no root cause and says what each service showed
         self.inconclusive = self.verdict is not None and self.verdict.status == "inconclusive"
 
     def build(self) -> Postmortem:
         impact = self._impact()
-        severity, severity_rule = derive_severity(impact)
+        severity, severity_rule = derive_severity(impact, moved=self.moved)
         root_cause = self._root_cause()
         if self.trigger:
             self.trigger.on_failing_path = self.trigger_on_path
@@ -193,6 +206,16 @@ class _Builder:
         )
         pm.grounding = validate_grounding(pm, self.facts)
         return pm
+
+    @property
+    def start_name(self) -> str:
+        """What the window's start is called in prose: the alert time it was taken from, or the given start."""
+        return ALERT_TIME if self.at_alert else "the given start"
+
+    @property
+    def moved(self) -> bool:
+        """Whether anything moved in the window: a metric series, or a service with a hypothesis."""
+        return bool(self.detection_series or self.hypotheses)
 
     @property
     def kind(self) -> str:
@@ -268,7 +291,7 @@ class _Builder:
         services = [s.service for s in self.verdict.services[:3]] if self.inconclusive else [self.service]
         if self.inconclusive:
             steps[0] = (f"Find which of {', '.join(services)} moved first, each in its own metrics, logs and traces "
-                        "(the review lists what each showed)")
+                        "(the review lists what each showed)" if services else CHECK_THE_ALERT)
             steps = [step if not step.startswith("Mitigate:") else
                      "Mitigate the service shown to have moved first: revert its latest change or scale it out"
                      for step in steps]
@@ -296,7 +319,7 @@ class _Builder:
     def _title(self) -> str:
         if self.inconclusive:
             shown = [s.service for s in self.verdict.services[:3]]
-            return f"No single root cause found: {', '.join(shown) or self.service} moved"
+            return f"No single root cause found: {', '.join(shown) + ' moved' if shown else NOTHING_MOVED}"
         label = playbook(self.kind).label
         unknown = playbook_kind(self.kind) == "unknown"
         if unknown:
@@ -326,21 +349,25 @@ class _Builder:
             regions_affected=list(raw.get("regions_affected") or []),
             peak_latency=_peak(raw.get("peak_latency")),
             peak_error_rate=_peak(raw.get("peak_error_rate")),
+            harm_checked=list(raw.get("harm_checked") or []),
             narrative=Narrative(text=""),
             evidence=list(raw.get("evidence") or []),
         )
-        impact.narrative = self._narrate("impact", _impact_text(impact, examined=self.onset_given))
+        text = _impact_text(impact, examined=self.start_name if self.onset_given else None)
+        if not shows_harm(impact):
+            text = (f"No impact measured: {no_harm(impact)}{self._checked_words()}. In the window, "
+                    f"{text[0].lower()}{text[1:]}")
+        impact.narrative = self._narrate("impact", text)
         return impact
 
     def _summary_text(self, impact: Impact) -> str:
-        services = ", ".join(impact.services_affected) or self.service
         if self.onset_given:
-            parts = [f"From {fmt.when(self.window.start)}, the given start, to {fmt.when(self.window.end)}, "
-                     f"{self.window_end_reason} ({fmt.minutes(impact.duration_minutes)} examined), {services} "
-                     f"degraded: {_impact_line(impact)}."]
+            parts = [f"From {fmt.when(self.window.start)}, {self.start_name}, to {fmt.when(self.window.end)}, "
+                     f"{self.window_end_reason} ({fmt.minutes(impact.duration_minutes)} examined), "
+                     f"{self._what_happened(impact)}"]
         else:
             parts = [f"From {fmt.when(self.window.start)} to {fmt.when(self.window.end)}"
-                     f" ({fmt.minutes(impact.duration_minutes)}), {services} degraded: {_impact_line(impact)}."]
+                     f" ({fmt.minutes(impact.duration_minutes)}), {self._what_happened(impact)}"]
         if self.inconclusive:
             parts.append(f"{fmt.sentence(self.verdict.reason)} {self._what_services_showed()}")
         elif self.top:
@@ -356,6 +383,24 @@ class _Builder:
                 parts.append(f"A change preceded it, {self.trigger.description}{when}, but {self.trigger.service} "
                              "is not among the affected services.")
         return " ".join(parts)
+
+    def _what_happened(self, impact: Impact) -> str:
+        """`payments degraded: <impact>.`, or where no harm was seen, that none was measured and what was checked."""
+        if shows_harm(impact):
+            services = ", ".join(impact.services_affected) or self.service
+            return f"{services} degraded: {_impact_line(impact)}."
+        moved = "" if self.moved else ", and nothing moved beyond its baseline's noise"
+        return (f"no impact was measured: {no_harm(impact)}{moved}{self._checked_words()}. In the window, "
+                f"{_impact_line(impact)}.")
+
+    def _checked_words(self) -> str:
+        """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at."""
+        checked = (self.data.get("verdict") or {}).get("checked") or {}
+        words = [f"{checked[key]} {what}" for key, what in (("metric_series", "metric series"),
+                                                            ("services_with_logs", "services' logs"),
+                                                            ("services_in_traces", "services' traces"))
+                 if checked.get(key)]
+        return f" (checked: {', '.join(words)})" if words else ""
 
     def _what_services_showed(self) -> str:
         """`api-gateway from 14:53:06 UTC: ...; db-proxy from ...`: each candidate's onset and what moved."""
@@ -425,9 +470,9 @@ class _Builder:
                               series=self.detection_series, sooner=self._alert_candidates(),
                               narrative=Narrative(text=""), evidence=list(raw.get("evidence") or []))
         if undetected:
-            given = (f"IncidentLens detected no incident window at the time given ({fmt.when(self.window.start)}): "
-                     f"{undetected}. That time ({GIVEN_START}) is taken as the start; time to detect is not "
-                     "something this data shows.")
+            given = (f"IncidentLens detected no incident window at the alert time ({fmt.when(self.window.start)}): "
+                     f"{undetected}. That alert time is taken as the start; time to detect is not something this "
+                     "data shows.")
         else:
             given = (f"The incident's start was given ({GIVEN_START} at {fmt.when(self.window.start)}); "
                      "IncidentLens did not detect it, and time to detect is not something this data shows.")
@@ -457,7 +502,7 @@ class _Builder:
 
     def _after_start(self, moment: dt.datetime) -> str:
         lag = _span_minutes(self.window.start, moment)
-        return f", {fmt.minutes(lag)} after the given start" if lag > 0 else ", at the given start"
+        return f", {fmt.minutes(lag)} after {self.start_name}" if lag > 0 else f", at {self.start_name}"
 
     def _sooner(self, detected_at: dt.datetime | None) -> list[str]:
         """Signals in the data that moved before the detector fired, and the catalogue's detection advice."""
@@ -497,8 +542,9 @@ class _Builder:
     def _recovery(self) -> Recovery:
         end = self.window.end
         if self.onset_given:
+            start = f"the start taken from {ALERT_TIME}" if self.at_alert else "a given start"
             return Recovery(narrative=self._narrate(
-                "recovery", f"Not measured: with a given start the window runs to {fmt.when(end)} "
+                "recovery", f"Not measured: with {start} the window runs to {fmt.when(end)} "
                             f"({self.window_end_reason}) and IncidentLens does not look for the incident's end, so "
                             "whether and when the signals returned to their baseline is not in this review."))
         minutes = _span_minutes(self.window.start, end)
@@ -552,8 +598,9 @@ class _Builder:
         kept = [(when, event, ids) for when, event, ids in entries
                 if not event.startswith(DETECTED_END_EVENTS)
                 and not (event == "peak of the incident" and self.peak is None)]
-        bounds = [(self.window.start, f"incident start given ({GIVEN_START}); not detected by IncidentLens",
-                   evidence),
+        start = (f"{ALERT_TIME} taken as the incident's start; no incident window detected there" if self.at_alert
+                 else f"incident start given ({GIVEN_START}); not detected by IncidentLens")
+        bounds = [(self.window.start, start, evidence),
                   (self.window.end, f"end of the examined window ({self.window_end_reason}); recovery not assessed",
                    evidence)]
         return kept, bounds
@@ -586,7 +633,8 @@ class _Builder:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
                 description=f"Find which of {self.subject} moved first, in its own metrics, logs and traces, before "
-                            "reverting or scaling any of them: the data names no single root cause" + self._cut_hint())
+                            "reverting or scaling any of them: the data names no single root cause" + self._cut_hint()
+                if self.verdict.services else CHECK_THE_ALERT)
         trigger_is_change = self.trigger_on_path and self.trigger.kind in ("deploy", "config", "config_change",
                                                                            "release")
         if trigger_is_change and playbook_kind(self.kind) != "bad_deploy" and self.trigger.service:
@@ -615,16 +663,19 @@ class _Builder:
                         if t.get("status") == "new" and (t.get("count_problems_window") or 0) > 0]
         if new_problems and not self.inconclusive:
             well.append("Logs named the failure directly: new error templates appeared with the onset")
-        if self.inconclusive:
+        if self.inconclusive and self.verdict.services:
             wrong.append(f"No single root cause could be named from this data: {self.subject} moved, and nothing in "
                          "it says which one led or why")
+        elif self.inconclusive:
+            wrong.append(f"No single root cause could be named from this data: {NOTHING_MOVED}")
         if self.trigger_on_path:
             wrong.append(f"{self.trigger.description} reached production and set off the incident")
         if self.top and playbook_kind(self.kind) != "unknown":
             wrong.append(f"{self.top.service} had no guard against {playbook(self.kind).phrase}")
         if self.onset_given:
-            wrong.append(f"Time to detect cannot be measured: the start was given ({GIVEN_START}), not found in the "
-                         "data, and no page or acknowledgement is recorded in it")
+            start = f"the start is {ALERT_TIME}" if self.at_alert else f"the start was given ({GIVEN_START})"
+            wrong.append(f"Time to detect cannot be measured: {start}, not found in the data, and no page or "
+                         "acknowledgement is recorded in it")
         else:
             wrong.append("No page or alert is recorded in the data: nobody can be shown to have been notified")
         if impact.regions_affected and len(impact.regions_affected) == 1:
@@ -781,9 +832,9 @@ def _span_minutes(start: dt.datetime, end: dt.datetime) -> float:
     return round((fmt.utc(end) - fmt.utc(start)).total_seconds() / 60, 1)
 
 
-def _impact_text(impact: Impact, examined: bool = False) -> str:
-    """The impact in prose; `examined`: the window ran from a given start to the end of what was examined, so its
-    length is not the incident's duration."""
+def _impact_text(impact: Impact, examined: str | None = None) -> str:
+    """The impact in prose; `examined`: the start the window ran from (`the given start`, `the alert time`) to the
+    end of what was examined, so its length is not the incident's duration."""
     line = _impact_line(impact)
     parts = [line[0].upper() + line[1:] + "."]
     if impact.services_affected:
@@ -791,7 +842,7 @@ def _impact_text(impact: Impact, examined: bool = False) -> str:
     if impact.regions_affected:
         parts.append(f"Regions affected: {', '.join(impact.regions_affected)}.")
     if impact.duration_minutes and examined:
-        parts.append(f"The window examined from the given start lasts {fmt.minutes(impact.duration_minutes)}.")
+        parts.append(f"The window examined from {examined} lasts {fmt.minutes(impact.duration_minutes)}.")
     elif impact.duration_minutes:
         parts.append(f"The incident lasted {fmt.minutes(impact.duration_minutes)}.")
     return " ".join(parts)
@@ -817,7 +868,8 @@ def _impact_line(impact: Impact) -> str:
         parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window (whether they failed is not "
                      "recorded in the data)")
     if impact.users_affected is not None:
-        parts.append(f"{fmt.num(impact.users_affected)} users affected")
+        parts.append(f"{fmt.num(impact.users_affected)} users affected" if shows_harm(impact)
+                     else f"{fmt.num(impact.users_affected)} users on WARN/ERROR lines")
     return "; ".join(parts) or "no request-level impact could be measured"
 
 

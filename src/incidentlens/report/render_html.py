@@ -95,7 +95,10 @@ def _cards(pm: Postmortem) -> list[_Card]:
         cards.append(_Card("Services affected", str(len(impact.services_affected)),
                            ", ".join(impact.services_affected[:3]) + ("…" if len(impact.services_affected) > 3
                                                                       else "")))
-    if pm.detection.onset == "given" and pm.incident_window:
+    if pm.detection.onset == "given" and pm.incident_window and pm.detection.undetected:
+        cards.append(_Card("Start (alert time)", fmt.when(pm.incident_window.start, clock=True),
+                           "no incident window detected there"))
+    elif pm.detection.onset == "given" and pm.incident_window:
         cards.append(_Card("Start (given)", fmt.when(pm.incident_window.start, clock=True),
                            "alert, injection or page; not detected"))
     elif pm.detection.detected_at is not None:

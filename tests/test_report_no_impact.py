@@ -1,0 +1,70 @@
+"""A review says only what the data carries: where the window shows no harm (no service's latency or error metrics
+rose and no WARN/ERROR lines surged against the baseline), its severity and summary claim no degradation: the
+severity is undetermined when nothing moved at all, SEV4 when only load did, and the window's ordinary failed
+requests and users no longer make it SEV3."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from incidentlens.analysis import analyze
+from incidentlens.report import build_postmortem, executive_summary
+from incidentlens.report.render_markdown import render_markdown
+from incidentlens.telemetry import load_telemetry
+from test_analyze_bad_input import traffic_surge, write_logs, write_metrics
+
+ALERT = datetime(2024, 5, 1, 6, 40)
+
+
+@pytest.fixture(scope="module")
+def quiet_day(tmp_path_factory: pytest.TempPathFactory):
+    """12 h of noise around a steady level (1% of requests failing all day), the start given at 06:40."""
+    path = tmp_path_factory.mktemp("quiet")
+    minutes = np.arange(720)
+    rng = np.random.default_rng(7)
+    values = {"request_rate": 200 + rng.normal(0, 4, 720), "cpu_utilization": 0.4 + rng.normal(0, 0.01, 720),
+              "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, 720)), "latency_p95_ms": 150 + rng.normal(0, 5, 720)}
+    store = load_telemetry(metrics=write_metrics(path / "m.csv", minutes, values),
+                           logs=write_logs(path / "l.csv", minutes))
+    return build_postmortem(analyze(store, at=ALERT, onset="at"))
+
+
+def test_a_given_start_where_nothing_moved_has_no_severity_and_claims_no_degradation(quiet_day):
+    assert quiet_day.verdict.status == "inconclusive" and quiet_day.verdict.services == []
+    assert quiet_day.impact.requests_failed > 0, "the day's ordinary failures are still in the window"
+    assert quiet_day.severity is None  # was SEV3, "because requests failed"
+    assert quiet_day.severity_rule.startswith("undetermined: no impact measured (no service's latency and error "
+                                              "metrics or WARN/ERROR lines rose against the baseline)")
+    summary = quiet_day.summary.text
+    assert "degraded" not in summary
+    assert ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose against the "
+            "baseline, and nothing moved beyond its baseline's noise (checked: 4 metric series, 1 services' logs)"
+            in summary)
+    assert quiet_day.impact.narrative.text.startswith("No impact measured:")
+
+
+def test_where_nothing_moved_the_title_and_first_steps_name_no_service(quiet_day):
+    assert quiet_day.title == "No single root cause found: nothing moved beyond its baseline's noise"
+    assert quiet_day.runbook[0].startswith("Check what raised the alert against this data before acting")
+    assert quiet_day.action_items[0].description.startswith("Check what raised the alert")
+    assert "Find which of  moved first" not in render_markdown(quiet_day)
+
+
+def test_the_headline_and_the_rendered_review_say_undetermined(quiet_day):
+    lines = executive_summary(quiet_day)
+    assert lines[0].startswith("Severity undetermined, no impact measured (draft): ")
+    assert any(line.startswith("Impact: none measured, no service's") for line in lines)
+    assert "| **Severity** | undetermined (no impact measured) |" in render_markdown(quiet_day)
+
+
+def test_load_alone_after_a_given_start_is_a_shift_without_impact_not_sev3(tmp_path: Path):
+    # requests and CPU up, errors (1% all day) and latency flat: the failures in the window are the day's own
+    pm = build_postmortem(analyze(traffic_surge(tmp_path), at=ALERT, onset="at"))
+    assert pm.severity == "SEV4"  # was SEV3, "because requests failed"
+    assert "no service's latency and error metrics or WARN/ERROR lines rose against the baseline" in pm.severity_rule
+    assert "degraded" not in pm.summary.text
+    assert "users affected" not in pm.summary.text
