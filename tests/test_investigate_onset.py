@@ -222,3 +222,20 @@ def test_a_real_nezha_fault_investigated_from_its_injection_time_names_ts_route_
     assert report["root_cause"]["service"] == fault.service == "ts-route-service"
     assert report["incident_window"]["start"] == "2023-01-29T11:04:05Z"
     assert report["detection"]["onset"] == "given" and report["grounding"]["issues"] == []
+
+
+def test_the_model_is_told_where_a_given_start_window_over_metrics_alone_ends(tmp_path: Path):
+    # a day of metrics alone, latency up from 09:30: the window is five samples, not the rest of the day, and what
+    # the coordinator and the detection tool say must match the review's detection evidence
+    day = datetime(2024, 5, 1)
+    metrics = [{"ts": f"2024-05-01T{m // 60:02d}:{m % 60:02d}:00Z", "service": "api", "metric": "latency_ms",
+                "value": 20.0 + (m % 7) + (60.0 if m >= 570 else 0.0)} for m in range(1440)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.jsonl")
+    at = day.replace(hour=9, minute=30)
+    five_samples = "5 metric samples after the start, the longest window the metrics alone give"
+    brief = _brief(store, at, "at")
+    assert f"the window runs from it to {five_samples}" in brief and "end of the data" not in brief
+    payload, _ = detect_incident_window(InvestigationContext(store, at=at, onset="at"))
+    assert f"the window runs from it to {five_samples}" in payload["note"]
+    assert "end of the data" not in payload["note"]

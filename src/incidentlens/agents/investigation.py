@@ -29,7 +29,7 @@ from incidentlens.agents.context import InvestigationContext
 from incidentlens.agents.planner import PLANNER_MODEL, ROLES, final_answer
 from incidentlens.agents.team import build_team
 from incidentlens.agents.trace import TraceRecorder
-from incidentlens.analysis.anchored import MAX_WINDOW, check_onset
+from incidentlens.analysis.anchored import check_onset, known_periods, window_end
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def investigate(
     from incidentlens.report.build import build_postmortem
 
     check_onset(onset, at)
+    brief = ChatMessage.from_user(_brief(store, at, onset) + _hint(service_hint))  # a start outside the data: refused
     choice = resolve_brain(llm, model, llm_url)
     health = BrainHealth()
     generators = {role: make_generator(choice, role, health, retry, budget) for role in ROLES}
@@ -86,7 +87,6 @@ def investigate(
     output: dict[str, Any] = {}
     try:
         with recorder.installed():
-            brief = ChatMessage.from_user(_brief(store, at, onset) + _hint(service_hint))
             output = coordinator.run(messages=[brief], evidence=[], hypotheses=[])
     except Exception as error:  # the report must still be written from the evidence gathered
         logger.warning("the agent run failed, writing the report from the evidence gathered: %s", error)
@@ -132,11 +132,11 @@ def _usage(llm: str, health: BrainHealth, recorder: TraceRecorder) -> dict[str, 
 def _brief(store: Any, at: datetime | None, onset: str = "detect") -> str:
     views = f"in the loaded telemetry (views: {', '.join(store.views)})"
     if onset == "at" and at is not None:
-        hours = f"{MAX_WINDOW.total_seconds() / 3600:g}"
+        window, _, _ = known_periods(store, at)
         return (f"Investigate the incident {views}. Its start is known: {at.isoformat()}Z, given by the user (an "
-                "alert, an injection, a page), not detected; the window runs from it to the end of the data (at most "
-                f"{hours} h) and the baseline is everything before it. Find the root cause with evidence, "
-                "mitigations, and have the postmortem drafted.")
+                f"alert, an injection, a page), not detected; the window runs from it to {window_end(store, window)} "
+                "and the baseline is everything before it. Find the root cause with evidence, mitigations, and have "
+                "the postmortem drafted.")
     near = f" near {at.isoformat()}Z" if at else ""
     return (f"Investigate the incident{near} {views}. "
             "Find the window, the root cause with evidence, mitigations, and have the postmortem drafted.")

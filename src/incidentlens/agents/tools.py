@@ -139,15 +139,23 @@ def _onset_note(ctx: InvestigationContext, ignored_at: str | None,
     if undetected:
         return {"onset": "the at time", "start_given": compact(ctx.at),
                 "note": f"no incident window was detected at this time ({undetected}): the window runs from it to "
-                        "the end of the data"}
+                        f"{_window_end(ctx)}"}
     if not ctx.onset_known:
         return {"onset": "detected"}
     note = {"onset": "given", "start_given": compact(ctx.at),
             "note": "the incident's start was given by the user (an alert, an injection, a page): the window runs "
-                    "from it to the end of the data and nothing was detected"}
+                    f"from it to {_window_end(ctx)} and nothing was detected"}
     if ignored_at is not None:
         note["at_ignored"] = f"'at' {ignored_at!r} was not used: the start is the user's, not the model's to move"
     return note
+
+
+def _window_end(ctx: InvestigationContext) -> str:
+    """Where a known start's window ends, as its detection evidence says (`anchored.window_end`: five metric samples
+    after the start over metrics alone, the longest window, or the end of the data)."""
+    cited = ctx.evidence(list((ctx.findings().detection or {}).get("evidence") or []))
+    return next((e.data["window_end"] for e in cited if isinstance(e.data, dict) and e.data.get("window_end")),
+                "the end of the data")
 
 
 def sql_investigate(ctx: InvestigationContext, query: str) -> tuple[dict[str, Any], dict[str, Any]]:
