@@ -220,9 +220,10 @@ def test_a_lead_of_one_scrape_is_not_claimed_as_an_order(tmp_path: Path):
         parts.append(pa.table({"ts": times, "service": [service] * len(times), "metric": [metric] * len(times),
                                "value": values}))
     pq.write_table(pa.concat_tables(parts), tmp_path / "metrics.parquet")
-    test = analyze(load_telemetry(metrics=tmp_path / "metrics.parquet"), at=AT, onset="at").hypotheses[0].test
+    top = analyze(load_telemetry(metrics=tmp_path / "metrics.parquet"), at=AT, onset="at").hypotheses[0]
 
-    assert "cart 1 min later), which the data cannot order" in test and "they do, by" not in test
+    assert "cart 1 min later), which the data cannot order" in top.test and "they do, by" not in top.test
+    assert top.test_passed is None, "an order the data cannot tell neither refutes nor passes the test"
 
 
 def test_with_metrics_alone_the_window_is_the_alerts_change_not_the_rest_of_the_day(tmp_path: Path):

@@ -458,6 +458,7 @@ def _precedence_outcome(service: str, own: datetime, scope: str, followers: list
             parts.append(f"they start within {_minutes(moment.total_seconds() / 60)} of it ({first} "
                          f"{_minutes(abs(lead))} {'later' if lead > 0 else 'earlier'}), which the data cannot "
                          "order: that does not refute it")
+            passed = None  # nor does it pass: the test could not tell
         else:
             parts.append(f"they do not, {first} moved {_minutes(-lead)} earlier")
             passed = False

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW
 from incidentlens.analysis.rootcause import GLOBAL
+from incidentlens.analysis.verdict import STANDS_OUT
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
 from incidentlens.report.grounding import Facts, check_grounding
@@ -47,7 +48,7 @@ from incidentlens.report.schema import (
     Window,
     pick,
 )
-from incidentlens.report.severity import RULE, derive_severity, no_harm, shows_harm
+from incidentlens.report.severity import RULE, derive_severity, harm, no_harm
 
 CONFIRMED_CONFIDENCE = 0.5
 #: what an inconclusive verdict with no service showing anything found
@@ -62,6 +63,8 @@ GIVEN_START = "an alert, an injection or a page"
 ALERT_TIME = "the alert time"
 #: the analysis timeline's closing entries, which assume a detected window's end (`analysis.timeline`)
 DETECTED_END_EVENTS = ("recovery:", "end of data:")
+#: the closing entry of a detected window that runs to the end of the data: no recovery is in it
+ONGOING_EVENT = "end of data:"
 #: a timeline entry in the making: (time, event, evidence ids)
 _Entry = tuple[dt.datetime, str, list[str]]
 #: prose that has a given start detected, or the incident recovered at the window's end ("not detected by" is fine)
@@ -101,14 +104,18 @@ def executive_summary(pm: Postmortem) -> list[str]:
     lines = [f"{pm.severity or 'Severity undetermined, no impact measured'} ({pm.status}): {pm.title}"]
     given = pm.detection.onset == "given"
     if pm.incident_window:
-        duration = (f" ({fmt.minutes(pm.impact.duration_minutes)}{' examined' if given else ''})"
+        ongoing = not given and pm.recovery is not None and pm.recovery.recovered_at is None
+        what = " examined" if given else ", still under way when the data ends" if ongoing else ""
+        duration = (f" ({fmt.minutes(pm.impact.duration_minutes)}{what})"
                     if pm.impact and pm.impact.duration_minutes else "")
         start = (" (the alert time)" if pm.detection.undetected else " (start given)") if given else ""
         lines.append(f"When: {fmt.when(pm.incident_window.start)}{start} to "
                      f"{fmt.when(pm.incident_window.end)}{duration}")
     if pm.impact:
-        lines.append(f"Impact: {_impact_line(pm.impact)}" if shows_harm(pm.impact)
-                     else f"Impact: none measured, {no_harm(pm.impact)}; in the window {_impact_line(pm.impact)}")
+        shown = harm(pm.impact, pm.severity)
+        said = {"seen": "", "peak": f"no sustained impact ({no_harm(pm.impact)}), only at its peak: ",
+                "none": f"none measured, {no_harm(pm.impact)}; in the window "}[shown]
+        lines.append(f"Impact: {said}{_impact_line(pm.impact, pm.severity)}")
     if pm.root_cause:
         rc = pm.root_cause
         confirmed = is_confirmed(rc)
@@ -140,7 +147,16 @@ def duration_label(pm: Postmortem) -> str:
 
 def is_confirmed(cause: RootCause | Hypothesis) -> bool:
     """Whether a cause earns the name root cause: its test did not fail and its confidence is >= 50%."""
-    return cause.test_passed is not False and cause.confidence >= CONFIRMED_CONFIDENCE
+    return suspicion(cause) is None
+
+
+def suspicion(cause: RootCause | Hypothesis) -> str | None:
+    """Why a cause is only suspected, in words (None: it earns the name root cause)."""
+    if cause.test_passed is False:
+        return "its falsification test failed"
+    if cause.confidence < CONFIRMED_CONFIDENCE:
+        return "confidence under 50%"
+    return None
 
 
 def runbook_checklist(pm: Postmortem) -> list[str]:
@@ -165,12 +181,15 @@ class _Builder:
         # ... or took it from an alert time where detection found no window (`analyze --at T`, serve's startsAt)
         self.at_alert = self.onset_given and bool((data.get("detection") or {}).get("undetected"))
         self.verdict = _verdict(data.get("verdict"))
+        # a detected window that runs to the end of the data: the incident was still on when the data ends
+        self.ongoing = not self.onset_given and any(str(e.get("event", "")).startswith(ONGOING_EVENT)
+                                                    for e in data.get("timeline") or [])
         # no hypothesis stands out: the review names no root cause and says what each service showed
         self.inconclusive = self.verdict is not None and self.verdict.status == "inconclusive"
 
     def build(self) -> Postmortem:
         impact = self._impact()
-        severity, severity_rule = derive_severity(impact, moved=self.moved)
+        severity, severity_rule = self.severity
         root_cause = self._root_cause()
         if self.trigger:
             self.trigger.on_failing_path = self.trigger_on_path
@@ -246,13 +265,27 @@ class _Builder:
         return first.split("/")[0]
 
     @property
+    def contenders(self) -> list[str]:
+        """With no single root cause because the best hypothesis does not stand out from the next (the verdict's
+        rule, `verdict.STANDS_OUT`): the services whose hypotheses are that close, best first; otherwise none."""
+        if not self.inconclusive or len(self.hypotheses) < 2 or self.top.test_passed is False:
+            return []
+        close = [h.service for h in self.hypotheses if self.top.confidence < STANDS_OUT * h.confidence]
+        return close[:3] if len(close) > 1 else []
+
+    @property
+    def leads(self) -> list[str]:
+        """With no single root cause, the services to look at first: the close contenders, else the first three
+        services that moved."""
+        return self.contenders or [s.service for s in self.verdict.services[:3]]
+
+    @property
     def subject(self) -> str:
         """Whom the action items and runbook are about: the root cause's service, or with no single root cause the
-        services that moved (`api-gateway, payments and db-proxy`)."""
-        if not self.inconclusive or not self.verdict.services:
+        leads (`api-gateway, payments and db-proxy`)."""
+        if not self.inconclusive or not self.leads:
             return self.service
-        names = [s.service for s in self.verdict.services[:3]]
-        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        return _and(self.leads)
 
     @property
     def peak(self) -> dt.datetime | None:
@@ -288,7 +321,7 @@ class _Builder:
         the log line that marked each."""
         templates = self.data.get("templates") or []
         steps = runbook_for(self.kind, self.subject, log_text_of(templates))
-        services = [s.service for s in self.verdict.services[:3]] if self.inconclusive else [self.service]
+        services = self.leads if self.inconclusive else [self.service]
         if self.inconclusive:
             steps[0] = (f"Find which of {', '.join(services)} moved first, each in its own metrics, logs and traces "
                         "(the review lists what each showed)" if services else CHECK_THE_ALERT)
@@ -317,13 +350,15 @@ class _Builder:
                 "detected nor whether it recovered" for m in _GIVEN_START_CONTRADICTIONS.finditer(text)]
 
     def _title(self) -> str:
+        if self.inconclusive and self.contenders:
+            return f"No single root cause found: the evidence is split between {_and(self.contenders)}"
         if self.inconclusive:
             shown = [s.service for s in self.verdict.services[:3]]
             return f"No single root cause found: {', '.join(shown) + ' moved' if shown else NOTHING_MOVED}"
         label = playbook(self.kind).label
         unknown = playbook_kind(self.kind) == "unknown"
         if unknown:
-            title = f"Failure in {self.service}"
+            title = f"{'Failure' if self.confirmed else 'Suspected failure'} in {self.service}"
         elif self.confirmed:
             title = f"{label[0].upper()}{label[1:]} in {self.service}"
         else:
@@ -353,10 +388,14 @@ class _Builder:
             narrative=Narrative(text=""),
             evidence=list(raw.get("evidence") or []),
         )
-        text = _impact_text(impact, examined=self.start_name if self.onset_given else None)
-        if not shows_harm(impact):
-            text = (f"No impact measured: {no_harm(impact)}{self._checked_words()}. In the window, "
-                    f"{text[0].lower()}{text[1:]}")
+        self.severity = derive_severity(impact, moved=self.moved)
+        text = _impact_text(impact, self.severity[0], examined=self.start_name if self.onset_given else None,
+                            ongoing=self.ongoing)
+        shown = harm(impact, self.severity[0])
+        if shown != "seen":
+            lead = "No impact measured" if shown == "none" else "No sustained impact measured"
+            text = (f"{lead}: {no_harm(impact)}{self._checked_words()}. "
+                    f"{'In the window' if shown == 'none' else 'Only at its peak'}, {text[0].lower()}{text[1:]}")
         impact.narrative = self._narrate("impact", text)
         return impact
 
@@ -366,8 +405,9 @@ class _Builder:
                      f"{self.window_end_reason} ({fmt.minutes(impact.duration_minutes)} examined), "
                      f"{self._what_happened(impact)}"]
         else:
+            still = ", still under way when the data ends" if self.ongoing else ""
             parts = [f"From {fmt.when(self.window.start)} to {fmt.when(self.window.end)}"
-                     f" ({fmt.minutes(impact.duration_minutes)}), {self._what_happened(impact)}"]
+                     f" ({fmt.minutes(impact.duration_minutes)}{still}), {self._what_happened(impact)}"]
         if self.inconclusive:
             parts.append(f"{fmt.sentence(self.verdict.reason)} {self._what_services_showed()}")
         elif self.top:
@@ -385,13 +425,19 @@ class _Builder:
         return " ".join(parts)
 
     def _what_happened(self, impact: Impact) -> str:
-        """`payments degraded: <impact>.`, or where no harm was seen, that none was measured and what was checked."""
-        if shows_harm(impact):
+        """`payments degraded: <impact>.`, or where no harm was seen, that none was measured (or only at a peak) and
+        what was checked."""
+        level = self.severity[0]
+        shown = harm(impact, level)
+        if shown == "seen":
             services = ", ".join(impact.services_affected) or self.service
-            return f"{services} degraded: {_impact_line(impact)}."
+            return f"{services} degraded: {_impact_line(impact, level)}."
+        if shown == "peak":
+            return (f"no sustained impact was measured ({no_harm(impact)}{self._checked_words()}), only at its peak: "
+                    f"{_impact_line(impact, level)}.")
         moved = "" if self.moved else ", and nothing moved beyond its baseline's noise"
         return (f"no impact was measured: {no_harm(impact)}{moved}{self._checked_words()}. In the window, "
-                f"{_impact_line(impact)}.")
+                f"{_impact_line(impact, level)}.")
 
     def _checked_words(self) -> str:
         """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at."""
@@ -413,7 +459,8 @@ class _Builder:
             return None
         top = self.top
         test = f" Test: {fmt.sentence(top.test)}" if top.test else ""
-        verdict = "" if top.test_passed is None else (" It passed." if top.test_passed else " It did not pass.")
+        verdict = {True: " It passed.", False: " It did not pass."}.get(top.test_passed, " It was undecided."
+                                                                       if top.test else "")
         template = (f"{top.service}: {playbook(top.kind).label}. {fmt.sentence(top.mechanism)}{test}{verdict} "
                     f"Confidence {fmt.pct(top.confidence, 0)}, from {len(top.supporting)} supporting and "
                     f"{len(top.contradicting)} contradicting findings.")
@@ -548,6 +595,11 @@ class _Builder:
                             f"({self.window_end_reason}) and IncidentLens does not look for the incident's end, so "
                             "whether and when the signals returned to their baseline is not in this review."))
         minutes = _span_minutes(self.window.start, end)
+        if self.ongoing:
+            return Recovery(narrative=self._narrate(
+                "recovery", f"Not in the data: the incident was still under way when the data ends at "
+                            f"{fmt.when(end)}, {fmt.minutes(minutes)} after the incident window opened, so whether "
+                            "and when the signals returned to their baseline is not in this review."))
         template = (f"Metrics were back within their baseline band at {fmt.when(end)}, {fmt.minutes(minutes)} "
                     "after the incident window opened.")
         return Recovery(recovered_at=end, time_to_recover_minutes=minutes,
@@ -577,9 +629,10 @@ class _Builder:
             entries, given = self._given_start_entries(entries, detection_evidence)
             landmarks = []
         else:
-            landmarks = [(self.window.start, "incident window opens", detection_evidence),
-                         (self.window.end, "metrics back within their baseline band (incident window closes)",
-                          detection_evidence)]
+            landmarks = [(self.window.start, "incident window opens", detection_evidence)]
+            if not self.ongoing:
+                landmarks.append((self.window.end, "metrics back within their baseline band (incident window closes)",
+                                  detection_evidence))
         landmarks.append((self.peak, "peak of the incident", detection_evidence))
         if self.trigger:
             landmarks.append((self.trigger.t, f"trigger: {self.trigger.description}", self.trigger.evidence))
@@ -609,8 +662,8 @@ class _Builder:
         text = event.lower()
         if when < self.window.start:
             return "lead-up"
-        if self.onset_given and when >= self.window.end:
-            return "other"  # the examined window's end, not a recovery
+        if (self.onset_given or self.ongoing) and when >= self.window.end:
+            return "other"  # the examined window's end, or the data's, not a recovery
         if "peak" in text:
             return "peak"
         if when >= self.window.end or "recover" in text or "back within" in text:
@@ -670,8 +723,10 @@ class _Builder:
             wrong.append(f"No single root cause could be named from this data: {NOTHING_MOVED}")
         if self.trigger_on_path:
             wrong.append(f"{self.trigger.description} reached production and set off the incident")
-        if self.top and playbook_kind(self.kind) != "unknown":
-            wrong.append(f"{self.top.service} had no guard against {playbook(self.kind).phrase}")
+        if self.confirmed and playbook_kind(self.kind) != "unknown":
+            # the data shows the failure got through, not what guards the service had
+            wrong.append(f"Nothing in the data shows a guard in {self.top.service} that stopped "
+                         f"{playbook(self.kind).phrase}")
         if self.onset_given:
             start = f"the start is {ALERT_TIME}" if self.at_alert else f"the start was given ({GIVEN_START})"
             wrong.append(f"Time to detect cannot be measured: {start}, not found in the data, and no page or "
@@ -681,7 +736,7 @@ class _Builder:
         if impact.regions_affected and len(impact.regions_affected) == 1:
             lucky.append(f"The failure stayed in one region ({impact.regions_affected[0]})")
         no_intervention = not self._events() or all(t < self.window.start for t, _, _ in self._events())
-        if no_intervention and not self.onset_given:  # a given start's window end is no recovery
+        if no_intervention and not self.onset_given and not self.ongoing:  # neither window end is a recovery
             lucky.append("The system recovered without a recorded intervention")
         lessons = Lessons(went_well=well, went_wrong=wrong, got_lucky=lucky)
         if self.narrative.get("lessons"):
@@ -828,14 +883,20 @@ def _named_services(services: list[str]) -> list[str]:
     return named or list(services)
 
 
+def _and(names: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _span_minutes(start: dt.datetime, end: dt.datetime) -> float:
     return round((fmt.utc(end) - fmt.utc(start)).total_seconds() / 60, 1)
 
 
-def _impact_text(impact: Impact, examined: str | None = None) -> str:
+def _impact_text(impact: Impact, severity: str | None, examined: str | None = None, ongoing: bool = False) -> str:
     """The impact in prose; `examined`: the start the window ran from (`the given start`, `the alert time`) to the
-    end of what was examined, so its length is not the incident's duration."""
-    line = _impact_line(impact)
+    end of what was examined, so its length is not the incident's duration; `ongoing`: the detected window runs to the
+    end of the data, so its length is the least the incident lasted."""
+    line = _impact_line(impact, severity)
     parts = [line[0].upper() + line[1:] + "."]
     if impact.services_affected:
         parts.append(f"Services affected: {', '.join(impact.services_affected)}.")
@@ -843,12 +904,16 @@ def _impact_text(impact: Impact, examined: str | None = None) -> str:
         parts.append(f"Regions affected: {', '.join(impact.regions_affected)}.")
     if impact.duration_minutes and examined:
         parts.append(f"The window examined from {examined} lasts {fmt.minutes(impact.duration_minutes)}.")
+    elif impact.duration_minutes and ongoing:
+        parts.append(f"The incident lasted at least {fmt.minutes(impact.duration_minutes)}: it was still under way "
+                     "when the data ends.")
     elif impact.duration_minutes:
         parts.append(f"The incident lasted {fmt.minutes(impact.duration_minutes)}.")
     return " ".join(parts)
 
 
-def _impact_line(impact: Impact) -> str:
+def _impact_line(impact: Impact, severity: str | None) -> str:
+    """The impact's figures in one line; users on WARN/ERROR lines are `affected` only where harm was seen."""
     parts = []
     if impact.peak_error_rate:
         e = impact.peak_error_rate
@@ -868,7 +933,7 @@ def _impact_line(impact: Impact) -> str:
         parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window (whether they failed is not "
                      "recorded in the data)")
     if impact.users_affected is not None:
-        parts.append(f"{fmt.num(impact.users_affected)} users affected" if shows_harm(impact)
+        parts.append(f"{fmt.num(impact.users_affected)} users affected" if harm(impact, severity) == "seen"
                      else f"{fmt.num(impact.users_affected)} users on WARN/ERROR lines")
     return "; ".join(parts) or "no request-level impact could be measured"
 

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from incidentlens.analysis.series import key_series, overview_names
 from incidentlens.report import formatting as fmt
-from incidentlens.report.build import duration_label, is_confirmed
+from incidentlens.report.build import duration_label, suspicion
 from incidentlens.report.charts import MIN_SHADE_PX, BarChart, LineChart, bar_chart, line_chart, timeline_chart
 from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
@@ -60,7 +60,7 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
         template_chart=_template_chart(pm),
         timeline_svg=_timeline(pm),
         examined=_examined(pm, store),
-        suspected=pm.root_cause is not None and not is_confirmed(pm.root_cause),
+        suspected=suspicion(pm.root_cause) if pm.root_cause else None,
     )
 
 

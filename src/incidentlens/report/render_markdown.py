@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from incidentlens.report import formatting as fmt
-from incidentlens.report.build import duration_label, executive_summary, is_confirmed
+from incidentlens.report.build import duration_label, executive_summary, suspicion
 from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.schema import EVIDENCE_FILE, EVIDENCE_ID_PATTERN, Postmortem
 
@@ -39,7 +39,7 @@ def render_markdown(pm: Postmortem) -> str:
         evidence_file=EVIDENCE_FILE,
         headline=executive_summary(pm),
         duration_label=duration_label(pm),
-        suspected=pm.root_cause is not None and not is_confirmed(pm.root_cause),
+        suspected=suspicion(pm.root_cause) if pm.root_cause else None,
         root_cause_label=playbook(pm.root_cause.kind).label if pm.root_cause else "",
     )
     return re.sub(r"\n{3,}", "\n\n", text)

@@ -95,3 +95,11 @@ def no_harm(impact: Impact) -> str:
     """What was checked for harm and not seen, in words: `no service's latency and error metrics or WARN/ERROR lines
     rose against the baseline`."""
     return f"no service's {' or '.join(impact.harm_checked)} rose against the baseline"
+
+
+def harm(impact: Impact, severity: Severity | None) -> str:
+    """What the window shows of harm: `seen` (a service affected, or nothing here could show one), `peak` (none
+    sustained, but a peak reached SEV3 or worse) or `none` (no impact measured)."""
+    if shows_harm(impact):
+        return "seen"
+    return "none" if severity in (None, "SEV4") else "peak"

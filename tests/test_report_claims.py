@@ -1,0 +1,100 @@
+"""A review claims no more than its evidence: close hypotheses are named as such, a test that could not tell is not
+"passed", an incident still under way when the data ends has not recovered, a peak is not sustained harm, and the
+lessons do not assert what the data cannot show (a missing guard).
+
+The examples are the analysis.json of a db-proxy pool exhaustion (`test_report_data`), changed the way each case
+needs, and a day of one-minute metrics whose incident runs to its last sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from incidentlens.analysis import analyze
+from incidentlens.report import build_postmortem, executive_summary
+from incidentlens.report.render_markdown import render_markdown
+from incidentlens.telemetry import load_telemetry
+from test_analyze_bad_input import incident_series, write_metrics
+from test_report_data import pool_exhaustion_analysis
+
+
+def split_between_db_proxy_and_payments() -> dict:
+    """db-proxy at 50% and payments at 40%: neither stands out; api-gateway moved first but ranks far below."""
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0]["confidence"] = 0.5
+    analysis["hypotheses"][1].update(confidence=0.4, test_passed=True, test="if payments were the cause ...: they do")
+    showing = [{"service": name, "onset": f"2024-05-01T10:1{k}:00Z", "showed": [f"error_ratio up at {name}"],
+                "evidence": []} for k, name in enumerate(("api-gateway", "db-proxy", "payments"))]
+    analysis["verdict"] = {"status": "inconclusive", "services": showing,
+                           "reason": "No single root cause found: the evidence is spread over db-proxy, payments "
+                                     "(50%, 40%)"}
+    return analysis
+
+
+def test_with_the_evidence_spread_the_title_and_first_action_name_the_close_hypotheses():
+    pm = build_postmortem(split_between_db_proxy_and_payments())
+    # was "No single root cause found: api-gateway, db-proxy, payments moved" (the first three to move)
+    assert pm.title == "No single root cause found: the evidence is split between db-proxy and payments"
+    assert pm.action_items[0].description.startswith("Find which of db-proxy and payments moved first")
+
+
+def test_what_each_service_showed_is_one_markdown_list_item_each():
+    text = render_markdown(build_postmortem(split_between_db_proxy_and_payments()))
+    for name in ("api-gateway", "db-proxy", "payments"):
+        assert any(line.startswith(f"- {name} from ") for line in text.splitlines()), name
+
+
+def test_a_test_the_data_could_not_decide_is_not_called_passed():
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0].update(
+        test_passed=None, test="if db-proxy were the cause its anomalies would precede those of its callers "
+                               "(payments): they start within 2 min of it (payments 52 s later), which the data "
+                               "cannot order: that does not refute it")
+    pm = build_postmortem(analysis)
+    assert "It passed" not in pm.root_cause.narrative.text and "It was undecided." in pm.root_cause.narrative.text
+    assert "(confidence 82%; falsification test undecided)" in render_markdown(pm)
+    assert not any("passed its falsification test" in line for line in pm.lessons.went_well)
+
+
+def test_an_incident_still_under_way_when_the_data_ends_is_not_called_recovered(tmp_path: Path):
+    minutes = np.arange(600)  # errors and latency up from 09:20 to the last sample, 10:00
+    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, incident_series(minutes, 560, 600)))
+    pm = build_postmortem(analyze(store))
+    assert pm.recovery.recovered_at is None  # was 10:00, "Metrics were back within their baseline band"
+    assert pm.recovery.narrative.text.startswith("Not in the data: the incident was still under way when the data "
+                                                 "ends at 2024-05-01 10:00 UTC")
+    assert not any("back within" in e.event for e in pm.timeline)
+    assert pm.timeline[-1].phase == "other"
+    assert "The system recovered without a recorded intervention" not in pm.lessons.got_lucky
+    assert "The incident lasted at least 40 minutes: it was still under way" in pm.impact.narrative.text
+    assert "(40 minutes, still under way when the data ends)" in executive_summary(pm)[1]
+
+
+def test_a_peak_without_a_sustained_rise_is_not_called_degradation():
+    analysis = pool_exhaustion_analysis()
+    # latency twice its baseline at one point, but no service's latency or errors rose over the window
+    analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], requests_failed=0,
+                              peak_error_rate=None, users_affected=None,
+                              peak_latency={"metric": "p95_ms", "value": 360.0, "baseline": 180.0})
+    pm = build_postmortem(analysis)
+    assert pm.severity == "SEV3" and "latency >= 1.5x baseline" in pm.severity_rule
+    assert "degraded" not in pm.summary.text
+    assert ("no sustained impact was measured (no service's latency and error metrics rose against the baseline), "
+            "only at its peak: latency (p95_ms) peaked at 360 ms against 180 ms") in pm.summary.text
+    assert pm.impact.narrative.text.startswith("No sustained impact measured: ")
+
+
+def test_the_lessons_say_the_data_shows_no_guard_not_that_there_was_none():
+    confirmed = build_postmortem(pool_exhaustion_analysis())
+    assert ("Nothing in the data shows a guard in db-proxy that stopped database connection pool exhaustion"
+            in confirmed.lessons.went_wrong)  # was "db-proxy had no guard against ..."
+    suspected = pool_exhaustion_analysis()
+    suspected["hypotheses"][0]["confidence"] = 0.45
+    assert not any("guard" in line for line in build_postmortem(suspected).lessons.went_wrong)
+
+
+def test_a_failure_of_undetermined_mechanism_below_the_bar_is_titled_suspected():
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0].update(kind="undetermined", confidence=0.45)
+    assert build_postmortem(analysis).title.startswith("Suspected failure in db-proxy")  # was "Failure in db-proxy"
