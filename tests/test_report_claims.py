@@ -16,6 +16,7 @@ from incidentlens.report import build_postmortem, executive_summary
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.telemetry import load_telemetry
 from test_analyze_bad_input import incident_series, write_metrics
+from test_claims import analysed, quiet
 from test_report_data import pool_exhaustion_analysis
 
 
@@ -98,3 +99,16 @@ def test_a_failure_of_undetermined_mechanism_below_the_bar_is_titled_suspected()
     analysis = pool_exhaustion_analysis()
     analysis["hypotheses"][0].update(kind="undetermined", confidence=0.45)
     assert build_postmortem(analysis).title.startswith("Suspected failure in db-proxy")  # was "Failure in db-proxy"
+
+
+def test_a_test_that_cannot_fail_passes_nothing(tmp_path: Path):
+    # db alone moves: "it is the only one that moved" orders nothing, so the review does not call its test passed
+    db = {"latency_p95_ms": (120.0, 2500.0, 3.0), "error_ratio": (0.01, 0.4, 0.001),
+          "db_pool_utilization": (0.4, 1.0, 0.01)}
+    analysis = analysed(tmp_path, {"db": db, "api": quiet("api"), "web": quiet("web")})
+    top = analysis["hypotheses"][0]
+    assert top["service"] == "db" and "the only one that moved" in top["test"]
+    assert top["test_passed"] is None  # was True
+    pm = build_postmortem(analysis)
+    assert "It passed" not in pm.root_cause.narrative.text
+    assert not any("passed its falsification test" in line for line in pm.lessons.went_well)

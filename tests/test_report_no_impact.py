@@ -16,6 +16,7 @@ from incidentlens.report import build_postmortem, executive_summary
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.telemetry import load_telemetry
 from test_analyze_bad_input import traffic_surge, write_logs, write_metrics
+from test_report_data import pool_exhaustion_analysis
 
 ALERT = datetime(2024, 5, 1, 6, 40)
 
@@ -68,3 +69,18 @@ def test_load_alone_after_a_given_start_is_a_shift_without_impact_not_sev3(tmp_p
     assert "no service's latency and error metrics or WARN/ERROR lines rose against the baseline" in pm.severity_rule
     assert "degraded" not in pm.summary.text
     assert "users affected" not in pm.summary.text
+
+
+def test_a_lone_latency_peak_where_nothing_moved_does_not_set_a_severity():
+    # nothing moved (no series, no hypothesis) and no service's latency rose over the window: a P90 six times its
+    # baseline at one sample is the noise the shift tests saw through
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["series"], analysis["hypotheses"] = [], []
+    analysis["verdict"] = {"status": "inconclusive", "services": [],
+                           "reason": "No single root cause found: no service moved beyond its baseline's noise"}
+    analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], peak_error_rate=None,
+                              requests_failed=None, users_affected=None,
+                              peak_latency={"metric": "p90_s", "value": 0.0302, "baseline": 0.00496})
+    pm = build_postmortem(analysis)
+    assert pm.severity is None  # was SEV3, "because latency >= 1.5x baseline"
+    assert "no impact was measured" in pm.summary.text

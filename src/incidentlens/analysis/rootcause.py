@@ -429,8 +429,9 @@ def precedence_test(
     if own is None:
         text, passed = f"if {s.service} were the cause it would move first: it has no onset to compare", None
     elif not followers and not callees:
-        text = f"if {s.service} were the cause it would be the first to move: it is the only one that moved"
-        passed = True
+        text = (f"if {s.service} were the cause it would be the first to move: it is the only one that moved, so "
+                "there is nothing to order it against")
+        passed = None  # a test that cannot fail passes nothing
     else:
         text, passed = _precedence_outcome(s.service, own, scope, followers, after, ahead, data, moment)
     data["passed"] = passed

@@ -13,7 +13,7 @@ Failed requests and users count only where harm was seen (the impact's `services
 or error metrics rose, or whose WARN/ERROR lines surged, against the baseline) or could not be looked for (no such
 metrics or lines, `harm_checked` empty): where it was looked for and not seen they are the window's ordinary failures,
 which the baseline held as well. With no harm seen and nothing moved (no series, no hypothesis), there is no shift to
-call SEV4 either: the severity is undetermined (None).
+call SEV4 either, and a lone peak is noise the shift tests saw through: the severity is undetermined (None).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ RULE = ("SEV1: peak error rate >= 20%, or >= 10% of requests failed, or >= 10,00
         "SEV2: >= 5%, >= 1%, >= 1,000 users, or latency >= 3x baseline for >= 30 min; "
         "SEV3: error rate >= 1% and >= 2x baseline, any failed requests or users, or latency >= 1.5x; else SEV4; "
         "failed requests and users count only where a service's latency, errors or WARN/ERROR lines rose against "
-        "the baseline; with none and nothing moved: undetermined")
+        "the baseline; with none and nothing moved (whatever a lone peak reached): undetermined")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def derive_severity(impact: Impact, moved: bool = True) -> tuple[Severity | None
     window (a metric series, a hypothesis). None: undetermined, no impact measured and nothing moved."""
     harm_seen = shows_harm(impact)
     level, why = _level(_figures(impact, harm_seen))
-    if level == "SEV4" and not harm_seen and not moved:
+    if not harm_seen and not moved:  # a lone peak where nothing moved is noise the shift tests saw through
         return None, (f"undetermined: no impact measured ({no_harm(impact)}) and nothing moved beyond its baseline's "
                       f"noise (rule: {RULE})")
     if level == "SEV4" and not harm_seen:
