@@ -137,7 +137,8 @@ def test_an_inconclusive_review_reads_as_one(tmp_path: Path) -> None:
     review = build_postmortem(analysed(tmp_path, {name: slow for name in ("cart", "checkout", "shipping")}))
 
     assert review.verdict.status == "inconclusive"
-    assert review.title.endswith(": cart, checkout, shipping moved")  # candidates that moved, not 'degraded'
+    # the candidates the evidence is split between, not 'degraded'
+    assert review.title.endswith(": the evidence is split between cart, checkout and shipping")
     first = review.action_items[0]
     assert (first.priority, first.type, first.owner) == ("P1", "process", "SRE")
     assert first.description.startswith("Find which of cart, checkout and shipping moved first")
@@ -209,10 +210,10 @@ def test_the_demo_day_has_no_single_root_cause_and_one_onset_per_service(scenari
     analysis = analyze(store).to_dict()
 
     hypotheses = analysis["hypotheses"]
-    passed = [h for h in hypotheses if h["test_passed"]]
+    survived = [h for h in hypotheses if h["test_passed"] is not False]  # undecided: onsets 22 s apart
     failed = [h for h in hypotheses if h["test_passed"] is False]
-    assert passed and failed
-    assert max(hypotheses.index(h) for h in passed) < min(hypotheses.index(h) for h in failed)
+    assert survived and failed
+    assert max(hypotheses.index(h) for h in survived) < min(hypotheses.index(h) for h in failed)
     assert hypotheses[0]["confidence"] == max(h["confidence"] for h in hypotheses)
     assert analysis["verdict"]["status"] == "inconclusive"
 

@@ -61,7 +61,8 @@ def test_a_test_the_data_could_not_decide_is_not_called_passed():
 def test_an_incident_still_under_way_when_the_data_ends_is_not_called_recovered(tmp_path: Path):
     minutes = np.arange(600)  # errors and latency up from 09:20 to the last sample, 10:00
     store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, incident_series(minutes, 560, 600)))
-    pm = build_postmortem(analyze(store))
+    analysis = analyze(store)
+    pm = build_postmortem(analysis)
     assert pm.recovery.recovered_at is None  # was 10:00, "Metrics were back within their baseline band"
     assert pm.recovery.narrative.text.startswith("Not in the data: the incident was still under way when the data "
                                                  "ends at 2024-05-01 10:00 UTC")
@@ -70,6 +71,9 @@ def test_an_incident_still_under_way_when_the_data_ends_is_not_called_recovered(
     assert "The system recovered without a recorded intervention" not in pm.lessons.got_lucky
     assert "The incident lasted at least 40 minutes: it was still under way" in pm.impact.narrative.text
     assert "(40 minutes, still under way when the data ends)" in executive_summary(pm)[1]
+    # nor may a model's prose say so
+    told = build_postmortem(analysis, {"recovery": "The API recovered at 10:00 UTC."}).recovery.narrative
+    assert told.grounded_by == "template" and "still under way when the data ends" in told.rejected[0]
 
 
 def test_a_peak_without_a_sustained_rise_is_not_called_degradation():
@@ -81,8 +85,8 @@ def test_a_peak_without_a_sustained_rise_is_not_called_degradation():
     pm = build_postmortem(analysis)
     assert pm.severity == "SEV3" and "latency >= 1.5x baseline" in pm.severity_rule
     assert "degraded" not in pm.summary.text
-    assert ("no sustained impact was measured (no service's latency and error metrics rose against the baseline), "
-            "only at its peak: latency (p95_ms) peaked at 360 ms against 180 ms") in pm.summary.text
+    assert ("no sustained impact was measured: no service's latency and error metrics rose against the baseline; "
+            "only at its peak, latency (p95_ms) peaked at 360 ms against 180 ms") in pm.summary.text
     assert pm.impact.narrative.text.startswith("No sustained impact measured: ")
 
 

@@ -68,9 +68,12 @@ ONGOING_EVENT = "end of data:"
 #: a timeline entry in the making: (time, event, evidence ids)
 _Entry = tuple[dt.datetime, str, list[str]]
 #: prose that has a given start detected, or the incident recovered at the window's end ("not detected by" is fine)
+_RECOVERY_CLAIM = r"(?<!not )(?<!never )(?<!yet )\brecovered\b|\bback (?:within|to) (?:its |their )?baseline"
 _GIVEN_START_CONTRADICTIONS = re.compile(
     r"(?<!not )(?<!never )\b(?:detected|flagged|caught)\s+(?:at|by|on|in)\b|\btime to detect(?:ion)?\s+(?:was|of)\b"
-    r"|(?<!not )(?<!never )(?<!yet )\brecovered\b|\bback (?:within|to) (?:its |their )?baseline", re.IGNORECASE)
+    rf"|{_RECOVERY_CLAIM}", re.IGNORECASE)
+#: prose that has an incident still under way when the data ends recovered
+_RECOVERY_CLAIMS = re.compile(_RECOVERY_CLAIM, re.IGNORECASE)
 
 
 def build_postmortem(analysis: Any, narrative: Mapping[str, str] | None = None,
@@ -338,6 +341,9 @@ class _Builder:
         if not text:
             return Narrative(text=template_text, grounded_by="template")
         reasons = check_grounding(text, self.facts) + self._given_start_contradictions(text)
+        if self.ongoing:
+            reasons += [f"'{m.group(0)}': the incident was still under way when the data ends; no recovery is in it"
+                        for m in _RECOVERY_CLAIMS.finditer(text)]
         if reasons:
             return Narrative(text=template_text, grounded_by="template", rejected=reasons)
         return Narrative(text=text, grounded_by="model")
@@ -433,7 +439,7 @@ class _Builder:
             services = ", ".join(impact.services_affected) or self.service
             return f"{services} degraded: {_impact_line(impact, level)}."
         if shown == "peak":
-            return (f"no sustained impact was measured ({no_harm(impact)}{self._checked_words()}), only at its peak: "
+            return (f"no sustained impact was measured: {no_harm(impact)}{self._checked_words()}; only at its peak, "
                     f"{_impact_line(impact, level)}.")
         moved = "" if self.moved else ", and nothing moved beyond its baseline's noise"
         return (f"no impact was measured: {no_harm(impact)}{moved}{self._checked_words()}. In the window, "
