@@ -20,7 +20,16 @@ import pytest
 
 from incidentlens.analysis import analyze
 from incidentlens.analysis.anchored import known_periods
-from incidentlens.analysis.spans import WAIT_WEIGHT, TraceSignal, adjusted_z, last_call_sql, tail_z, trace_signals
+from incidentlens.analysis.spans import (
+    SIGNIFICANT_STRENGTH,
+    WAIT_WEIGHT,
+    TraceSignal,
+    adjusted_z,
+    last_call_sql,
+    tail_z,
+    trace_signals,
+    wait_shifts,
+)
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 
@@ -450,3 +459,25 @@ def test_a_change_that_is_as_much_a_delay_as_a_call_fewer_is_told_as_the_delay_t
     assert tied.model_copy(update={"wait_shift": 2.0 / WAIT_WEIGHT}).cut_short
     assert not tied.model_copy(update={"wait_shift": 3.0 / WAIT_WEIGHT}).cut_short
     assert not tied.model_copy(update={"wait_shift": 0.0, "own_time_shift": 1.5, "own_tail_z": 3.0}).cut_short
+
+
+def _edge(caller: str, callee: str, before_ms: float, after_ms: float, calls: int = 20) -> dict:
+    return {"caller": caller, "callee": callee, "calls_before": calls, "calls_after": calls,
+            "wait_before": before_ms, "wait_after": after_ms, "first_after": datetime(2023, 1, 29, 8, 52)}
+
+
+def test_an_ordinary_history_is_not_swapped_for_the_other_calls_typical_wait():
+    # users' calls waited 4.5 ms before (about the others' 3.4 ms) and 15 ms after: x2.9 on its own history is
+    # under the bar, and a history like the other calls' is no earlier delay to look past
+    others = [_edge("web", f"svc{i}", 3.4, 3.4) for i in range(4)]
+    waits = wait_shifts([*others, _edge("cancel", "users", 4.5, 15.2)])
+    assert waits["users"]["baseline"] == "history"
+    assert WAIT_WEIGHT * waits["users"]["shift"] < SIGNIFICANT_STRENGTH
+
+
+def test_a_history_already_delayed_is_held_against_the_other_calls():
+    # the delay was under way before the onset: its own history is slow too, but it stands out from the others
+    others = [_edge("web", f"svc{i}", 3.4, 3.4) for i in range(4)]
+    waits = wait_shifts([*others, _edge("web", "cart", 60.0, 61.0)])
+    assert waits["cart"]["baseline"] == "peers"
+    assert WAIT_WEIGHT * waits["cart"]["shift"] >= SIGNIFICANT_STRENGTH

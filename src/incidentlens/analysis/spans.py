@@ -32,9 +32,10 @@ Two measures, each one aggregate query over the canonical views:
   or over its callees when that is larger (a delayed caller with no callers of its own: its calls to everyone).
   A call with too few samples before the onset (a missing trace minute) is held against the system's typical wait
   (the lower median over all calls in the window); and when no service's calls changed against their own history,
-  every call is held against the lower of the two: a delay already under way before the onset (an earlier incident
-  still going, the same fault injected again) has become the call's own history, but still stands out from the
-  other calls. A change comes first: a delay still going on one service must not take the place of the one that
+  a call whose history itself stands out from the typical wait (past the candidate bar) is held against the typical
+  wait: a delay already under way before the onset (an earlier incident still going, the same fault injected again)
+  has become the call's own history, but still stands out from the other calls. A history like the other calls' is
+  no earlier delay, and the call is held against it alone. A change comes first: a delay still going on one service must not take the place of the one that
   began at the alert. A delay on a service's network slows its calls out too, so a callee only it calls waits as
   long: a service whose delayed calls are all among another's is explained by that one (parsimony: one delay where
   it accounts for every slow call).
@@ -444,9 +445,10 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
                 peers: str = "lower", parsimony: bool = True) -> dict[str, dict[str, Any]]:
     """Per service, the wait shift of its calls. Each call edge is held against its own calls before the onset (when
     it has `MIN_SPANS` of them; else against the system's typical wait, the lower median over the edges): a delay
-    that began at the onset. Only when no service's calls changed so, each edge is held against the lower of the two:
-    a delay already under way before the onset (an earlier incident still going, a fault injected again) has become
-    its history but still stands out from the other calls; an alert is about what changed, so a delay that did
+    that began at the onset. Only when no service's calls changed so, an edge whose history itself stands out from the
+    typical wait past the bar is held against the typical wait: a delay already under way before the onset (an
+    earlier incident still going, a fault injected again) has become its history but still stands out from the other
+    calls (an ordinary history is no such delay: a call that waited as the others did is held against it alone); an alert is about what changed, so a delay that did
     comes first. A delay on a service's network slows every edge into it (or, when it is a caller only, every edge
     out of it), so a service scores the smallest shift over its callers' edges, or over its callees' when that is
     larger. The delay slows its calls out too, so a callee it alone calls waits as long: the service whose delayed
@@ -465,8 +467,8 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
         key = (edge["caller"], edge["callee"])
         changed[key] = _edge_wait(edge, float(edge["wait_before"]) if history else typical,
                                   "history" if history else "peers")
-        lowered[key] = _edge_wait(edge, typical, "peers") if history and typical < edge["wait_before"] \
-            else changed[key]
+        lowered[key] = _edge_wait(edge, typical, "peers") if history and _delayed(
+            _edge_wait({**edge, "wait_after": edge["wait_before"]}, typical, "peers")) else changed[key]
     per_service = _per_service(changed, directions)
     if peers == "lower" and not any(_delayed(wait) for wait in per_service.values()):
         changed = lowered
