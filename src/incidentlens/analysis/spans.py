@@ -35,10 +35,10 @@ Two measures, each one aggregate query over the canonical views:
   a call whose history itself stands out from the typical wait (past the candidate bar) is held against the typical
   wait: a delay already under way before the onset (an earlier incident still going, the same fault injected again)
   has become the call's own history, but still stands out from the other calls. A history like the other calls' is
-  no earlier delay, and the call is held against it alone. A change comes first: a delay still going on one service must not take the place of the one that
-  began at the alert. A delay on a service's network slows its calls out too, so a callee only it calls waits as
-  long: a service whose delayed calls are all among another's is explained by that one (parsimony: one delay where
-  it accounts for every slow call).
+  no earlier delay, and the call is held against it alone. A change comes first: a delay still going on one service
+  must not take the place of the one that began at the alert. A delay on a service's network slows its calls out
+  too, so a callee only it calls waits as long: a service whose delayed calls are all among another's is explained
+  by that one (parsimony: one delay where it accounts for every slow call).
 
 The call direction (a caller whose callee moved no later is its victim, not its cause) is the ranking's
 (`rootcause.py`, with the call graph from the same spans).
@@ -448,10 +448,10 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
     that began at the onset. Only when no service's calls changed so, an edge whose history itself stands out from the
     typical wait past the bar is held against the typical wait: a delay already under way before the onset (an
     earlier incident still going, a fault injected again) has become its history but still stands out from the other
-    calls (an ordinary history is no such delay: a call that waited as the others did is held against it alone); an alert is about what changed, so a delay that did
-    comes first. A delay on a service's network slows every edge into it (or, when it is a caller only, every edge
-    out of it), so a service scores the smallest shift over its callers' edges, or over its callees' when that is
-    larger. The delay slows its calls out too, so a callee it alone calls waits as long: the service whose delayed
+    calls (an ordinary history is no such delay: a call that waited as the others did is held against it alone); an
+    alert is about what changed, so a delay that did comes first. A delay on a service's network slows every edge
+    into it (or, when it is a caller only, every edge out of it), so a service scores the smallest shift over its
+    callers' edges, or over its callees' when that is larger. The delay slows its calls out too, so a callee it alone calls waits as long: the service whose delayed
     calls, in and out, include all of another's explains that one (`_explain_by_parsimony`). (`directions`, `peers`
     — "missing" for the typical wait only on edges with no history, "never" for none — and `parsimony` are for
     ablations.)"""
