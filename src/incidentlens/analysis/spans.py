@@ -451,10 +451,10 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
     calls (an ordinary history is no such delay: a call that waited as the others did is held against it alone); an
     alert is about what changed, so a delay that did comes first. A delay on a service's network slows every edge
     into it (or, when it is a caller only, every edge out of it), so a service scores the smallest shift over its
-    callers' edges, or over its callees' when that is larger. The delay slows its calls out too, so a callee it alone calls waits as long: the service whose delayed
-    calls, in and out, include all of another's explains that one (`_explain_by_parsimony`). (`directions`, `peers`
-    — "missing" for the typical wait only on edges with no history, "never" for none — and `parsimony` are for
-    ablations.)"""
+    callers' edges, or over its callees' when that is larger. The delay slows its calls out too, so a callee it alone
+    calls waits as long: the service whose delayed calls, in and out, include all of another's explains that one
+    (`_explain_by_parsimony`). (`directions`, `peers` — "missing" for the typical wait only on edges with no history,
+    "never" for none — and `parsimony` are for ablations.)"""
     if not edges:
         return {}
     typical = float(sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2])  # the lower median
