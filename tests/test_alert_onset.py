@@ -9,7 +9,6 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -20,7 +19,7 @@ from incidentlens.eval.nezha import evaluate_nezha
 from incidentlens.report import build_postmortem, executive_summary
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.telemetry import load_telemetry
-from test_analyze_bad_input import traffic_surge, write_logs, write_metrics
+from test_analyze_bad_input import quiet_store, traffic_surge
 from test_spans import AT, _system
 
 runner = CliRunner()
@@ -82,13 +81,7 @@ def test_an_alert_in_a_surge_of_demand_without_harm_is_not_made_an_incident(tmp_
 
 def test_an_alert_on_a_quiet_day_names_nothing(tmp_path: Path):
     # noise around a steady level all day, the alert at 06:40: nothing is detected there and nothing moved after it
-    minutes = np.arange(720)
-    rng = np.random.default_rng(7)
-    values = {"request_rate": 200 + rng.normal(0, 4, 720), "cpu_utilization": 0.4 + rng.normal(0, 0.01, 720),
-              "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, 720)), "latency_p95_ms": 150 + rng.normal(0, 5, 720)}
-    store = load_telemetry(metrics=write_metrics(tmp_path / "m.csv", minutes, values),
-                           logs=write_logs(tmp_path / "l.csv", minutes))
-    result = analyze(store, at=datetime(2024, 5, 1, 6, 40))
+    result = analyze(quiet_store(tmp_path), at=datetime(2024, 5, 1, 6, 40))
     assert result.detected is False and result.hypotheses == [] and result.verdict is None
     assert result.reason.startswith("no incident window detected at 2024-05-01T06:40:00Z and nothing moved after it")
     titles = [e.title for e in result.evidence]

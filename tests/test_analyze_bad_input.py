@@ -115,9 +115,20 @@ def test_cli_bad_at_time_is_a_one_line_error(tmp_path):
 
 def traffic_surge(tmp_path: Path):
     """A store of 12 h: 200 -> 500 requests a minute and CPU up for an hour from 06:40, errors and latency flat."""
+    return steady_day(tmp_path, surge=True, seed=5)
+
+
+def quiet_store(tmp_path: Path):
+    """A store of 12 h of noise around a steady level, 1% of requests failing all day."""
+    return steady_day(tmp_path, surge=False, seed=7)
+
+
+def steady_day(tmp_path: Path, surge: bool, seed: int):
+    """12 h of one service's requests, CPU, errors and latency around a steady level, with `surge`: 200 -> 500
+    requests a minute and CPU up for an hour from 06:40."""
     minutes = np.arange(720)
-    rng = np.random.default_rng(5)
-    busy = (minutes >= 400) & (minutes < 460)
+    rng = np.random.default_rng(seed)
+    busy = surge & (minutes >= 400) & (minutes < 460)
     values = {"request_rate": 200 + rng.normal(0, 4, 720) + busy * 300,
               "cpu_utilization": 0.4 + rng.normal(0, 0.01, 720) + busy * 0.3,
               "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, 720)),

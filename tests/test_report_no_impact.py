@@ -8,14 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from incidentlens.analysis import analyze
 from incidentlens.report import build_postmortem, executive_summary
 from incidentlens.report.render_markdown import render_markdown
-from incidentlens.telemetry import load_telemetry
-from test_analyze_bad_input import traffic_surge, write_logs, write_metrics
+from test_analyze_bad_input import quiet_store, traffic_surge
 from test_report_data import pool_exhaustion_analysis
 
 ALERT = datetime(2024, 5, 1, 6, 40)
@@ -24,14 +22,7 @@ ALERT = datetime(2024, 5, 1, 6, 40)
 @pytest.fixture(scope="module")
 def quiet_day(tmp_path_factory: pytest.TempPathFactory):
     """12 h of noise around a steady level (1% of requests failing all day), the start given at 06:40."""
-    path = tmp_path_factory.mktemp("quiet")
-    minutes = np.arange(720)
-    rng = np.random.default_rng(7)
-    values = {"request_rate": 200 + rng.normal(0, 4, 720), "cpu_utilization": 0.4 + rng.normal(0, 0.01, 720),
-              "error_ratio": 0.01 + np.abs(rng.normal(0, 0.002, 720)), "latency_p95_ms": 150 + rng.normal(0, 5, 720)}
-    store = load_telemetry(metrics=write_metrics(path / "m.csv", minutes, values),
-                           logs=write_logs(path / "l.csv", minutes))
-    return build_postmortem(analyze(store, at=ALERT, onset="at"))
+    return build_postmortem(analyze(quiet_store(tmp_path_factory.mktemp("quiet")), at=ALERT, onset="at"))
 
 
 def test_a_given_start_where_nothing_moved_has_no_severity_and_claims_no_degradation(quiet_day):
