@@ -64,11 +64,11 @@ def test_the_review_carries_the_analysis_findings(analysis):
 
 
 def test_severity_follows_the_stated_rule(analysis):
-    assert build_postmortem(analysis).severity == "SEV2"  # peak error rate 18.7%: >= 5%, < 20%
+    assert build_postmortem(analysis).severity == "SEV2"  # peak error rate 18.7% against 0.4%: >= 5, < 20 points
     analysis["impact"]["peak_error_rate"]["value"] = 0.31
     pm = build_postmortem(analysis)
     assert pm.severity == "SEV1"
-    assert "peak error rate >= 20%" in pm.severity_rule
+    assert "peak error rate >= 20 points over its baseline (error_ratio 31.0% against 0.4% before)" in pm.severity_rule
 
 
 def test_every_timeline_entry_cites_evidence_in_the_appendix(analysis):

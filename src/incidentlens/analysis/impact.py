@@ -7,6 +7,8 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   else the busiest one; a request-rate metric (per second) times the window's seconds, failed = mean(rate x error
   ratio) x seconds. Without such metrics, log lines of the entry service stand in for requests and its ERROR/FATAL
   lines for failures.
+- the baseline's share of failed requests, counted the same way over the baseline: what the window's requests would
+  have lost had nothing happened (a service that always fails 6% of its requests fails 6% in the window too).
 - users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window.
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
   `SURGE_RATIO` times the baseline's (per minute the logs cover, `periods.logged_minutes`: logs that cover a minute
@@ -92,6 +94,8 @@ class Impact(BaseModel):
     requests_total: int | None = None
     requests_failed: int | None = None
     entry_service: str | None = None  # where requests were counted
+    baseline_failed_share: float | None = None  # failed / requests in the baseline, counted the same way
+    requests_failed_excess: int | None = None  # failed beyond the baseline's share of the window's requests
     users_affected: int | None = None
     services_affected: list[str] = []
     regions_affected: list[str] = []
@@ -119,12 +123,14 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     if series.get("latency") or series.get("error"):
         impact.harm_checked.append("latency and error metrics")
     log_columns = _log_columns(store) if store.has("logs") else []
-    counted = _requests(store, window, ("spans", None), series, evidence) if store.has("spans") else None
+    spans = ("spans", None)
+    counted = _requests(store, window, baseline, spans, series, evidence) if store.has("spans") else None
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
-        counted = _requests(store, window, entry, series, evidence)
+        counted = _requests(store, window, baseline, entry, series, evidence)
     if counted:
-        impact.requests_total, impact.requests_failed, impact.entry_service = counted
+        (impact.requests_total, impact.requests_failed, impact.entry_service, impact.baseline_failed_share,
+         impact.requests_failed_excess) = counted
     if log_columns and impact.peak_error_rate is None:
         impact.peak_error_rate = _log_error_peak(store, window, baseline, evidence)
     if log_columns:
@@ -298,15 +304,42 @@ def _entry_service(
 
 
 def _requests(
-    store: Any, window: Span, entry: tuple[str, str | None], series: dict[str, list[str]], evidence: list[Evidence]
-) -> tuple[int, int | None, str] | None:
-    """(requests, failed, where counted) in the window, with their evidence; None when nothing counts them."""
+    store: Any, window: Span, baseline: Span, entry: tuple[str, str | None], series: dict[str, list[str]],
+    evidence: list[Evidence],
+) -> tuple[int, int | None, str, float | None, int | None] | None:
+    """(requests, failed, where counted, the baseline's failed share, failed beyond that share) in the window, with
+    their evidence; None when nothing counts them. The baseline is counted the same way: its share of failed
+    requests is what the window's requests would have lost had nothing happened."""
+    counted = _count_requests(store, window, entry, series)
+    if counted is None:
+        return None
+    sql, rule, total, failed, service = counted
+    before = _count_requests(store, baseline, entry, series) if failed is not None else None
+    usual = before[3] / before[2] if before and before[2] and before[3] is not None else None
+    excess = failed if failed is None or usual is None else max(0, round(failed - usual * total))
+    failures = "failures not recorded" if failed is None else f"{failed} failed"
+    if usual is not None:
+        failures += f", {excess} more than the baseline's {usual:.1%} of requests predicts"
+    evidence.append(Evidence.make(
+        "impact", f"requests during the incident: {total} total, {failures} ({service})", sql,
+        {"requests_total": total, "requests_failed": failed, "service": service, "baseline_failed_share": usual,
+         "requests_failed_excess": excess,
+         "rule": rule + "; the baseline counted the same way; excess = failed - baseline failed share x requests "
+                        "(all failed where the baseline has no share)"},
+    ))
+    return total, failed, service, usual, excess
+
+
+def _count_requests(
+    store: Any, span: Span, entry: tuple[str, str | None], series: dict[str, list[str]]
+) -> tuple[str, str, int, int | None, str] | None:
+    """(sql, rule, requests, failed, where counted) in a span; None when nothing counts them."""
     source, service = entry
-    seconds = span_minutes(window) * 60
+    seconds = span_minutes(span) * 60
     if source == "spans":
         sql = (f"SELECT service, count(*) AS requests, sum(CASE WHEN is_error THEN 1 ELSE 0 END) AS failed, "
                f"count(is_error) AS with_status "
-               f"FROM spans WHERE parent_id IS NULL AND {in_span('start_ts', window)} GROUP BY service "
+               f"FROM spans WHERE parent_id IS NULL AND {in_span('start_ts', span)} GROUP BY service "
                f"ORDER BY requests DESC")
         rows = store.fetch(sql).to_pylist()
         if not rows:
@@ -320,7 +353,7 @@ def _requests(
         if not recorded:
             rule += " (the spans record no error status: failures not counted)"
     elif source == "metrics":
-        sql, rule = _request_metrics_sql(window, service, series), (
+        sql, rule = _request_metrics_sql(span, service, series), (
             f"at the entry service {service}: mean(request rate/s) x {seconds:.0f} s; "
             "failed = mean(rate x error ratio) x seconds"
         )
@@ -332,17 +365,12 @@ def _requests(
     else:
         sql = (
             f"SELECT count(*) AS lines, sum(CASE WHEN level IN {sql_in(ERROR_LEVELS)} THEN 1 ELSE 0 END) AS failed "
-            f"FROM logs WHERE {in_span('ts', window)} AND service = {sql_str(service)}"
+            f"FROM logs WHERE {in_span('ts', span)} AND service = {sql_str(service)}"
         )
         rule = f"no request-rate metric: log lines of the entry service {service} as requests, ERROR/FATAL as failed"
         row = store.fetch(sql).to_pylist()[0]
         total, failed = int(row["lines"]), int(row["failed"] or 0)
-    failures = "failures not recorded" if failed is None else f"{failed} failed"
-    evidence.append(Evidence.make(
-        "impact", f"requests during the incident: {total} total, {failures} ({service})", sql,
-        {"requests_total": total, "requests_failed": failed, "service": service, "rule": rule},
-    ))
-    return total, failed, service
+    return sql, rule, total, failed, str(service)
 
 
 def _request_metrics_sql(window: Span, service: str, series: dict[str, list[str]]) -> str:

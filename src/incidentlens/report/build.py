@@ -385,6 +385,8 @@ class _Builder:
             requests_failed=failed,
             entry_service=raw.get("entry_service"),
             failed_share=failed / total if total and failed is not None else None,
+            baseline_failed_share=raw.get("baseline_failed_share"),
+            failed_excess=raw.get("requests_failed_excess", failed),  # all failed where the analysis predates it
             users_affected=raw.get("users_affected"),
             services_affected=_named_services(raw.get("services_affected") or []),
             regions_affected=list(raw.get("regions_affected") or []),
@@ -924,7 +926,8 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
     if impact.peak_error_rate:
         e = impact.peak_error_rate
         parts.append(f"error rate ({fmt.series_name(e.service, e.metric)}) peaked at {fmt.pct(e.value)}"
-                     + (f" against a {fmt.pct(e.baseline)} baseline" if e.baseline is not None else ""))
+                     + (f" against {fmt.pct(e.baseline)} before" if e.baseline is not None
+                        else " (no baseline to compare against)"))
     if impact.peak_latency:
         lat = impact.peak_latency
         parts.append(f"latency ({fmt.series_name(lat.service, lat.metric)}) peaked at "
@@ -932,8 +935,13 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
                      + (f" against {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""))
     if impact.requests_failed is not None and impact.requests_total:
         at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
+        raw = (f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} failed, "
+               f"{fmt.pct(impact.failed_share)}")
         parts.append(f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} requests{at} failed "
-                     f"({fmt.pct(impact.failed_share)})")
+                     f"({fmt.pct(impact.failed_share)}; no baseline share to compare against)"
+                     if impact.baseline_failed_share is None else
+                     f"{fmt.num(impact.failed_excess)} more requests{at} failed than the baseline's "
+                     f"{fmt.pct(impact.baseline_failed_share)} predicts ({raw})")
     elif impact.requests_total:
         at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
         parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window (whether they failed is not "

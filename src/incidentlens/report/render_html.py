@@ -86,8 +86,10 @@ def _cards(pm: Postmortem) -> list[_Card]:
         cards.append(_Card("Peak latency", fmt.measure(lat.metric, lat.value),
                            f"{fmt.series_name(lat.service, lat.metric)}{baseline}"))
     if impact and impact.requests_failed is not None:
+        beyond = (f"; {fmt.num(impact.failed_excess)} beyond the baseline's {fmt.pct(impact.baseline_failed_share)}"
+                  if impact.baseline_failed_share is not None else "")
         cards.append(_Card("Requests failed", fmt.num(impact.requests_failed),
-                           f"{fmt.pct(impact.failed_share)} of {fmt.num(impact.requests_total)}"
+                           f"{fmt.pct(impact.failed_share)} of {fmt.num(impact.requests_total)}{beyond}"
                            if impact.requests_total else ""))
     if impact and impact.users_affected is not None:
         cards.append(_Card("Users affected", fmt.num(impact.users_affected), "distinct user ids"))
@@ -126,7 +128,11 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
     if impact.requests_total is not None:
         rows.append(_ImpactRow(f"Requests in the window{_counted_at(impact)}", fmt.num(impact.requests_total)))
     if impact.requests_failed is not None:
-        rows.append(_ImpactRow(f"Requests failed{_counted_at(impact)}", fmt.num(impact.requests_failed)))
+        usual = impact.baseline_failed_share
+        rows.append(_ImpactRow(f"Requests failed{_counted_at(impact)}", fmt.num(impact.requests_failed),
+                               "" if usual is None else f"{fmt.pct(usual)} of requests"))
+        if usual is not None:
+            rows.append(_ImpactRow("Requests failed beyond the baseline's share", fmt.num(impact.failed_excess)))
     elif impact.requests_total is not None:
         rows.append(_ImpactRow(f"Requests failed{_counted_at(impact)}", "not recorded in the data"))
     if impact.users_affected is not None:

@@ -67,6 +67,12 @@ class Impact(_Model):
     entry_service: str | None = Field(None, description="where requests were counted (root spans' services, or the "
                                                         "entry service's rate)")
     failed_share: float | None = Field(None, description="requests_failed / requests_total")
+    baseline_failed_share: float | None = Field(None, description="failed / requests in the baseline, counted the "
+                                                                  "same way: the share the window would have lost "
+                                                                  "had nothing happened")
+    failed_excess: int | None = Field(None, description="requests_failed beyond what the baseline's failed share "
+                                                        "predicts for the window's requests (requests_failed where "
+                                                        "the baseline's share is unknown); severity reads this")
     users_affected: int | None = Field(None, description="distinct user ids in failing requests, when logs carry them")
     services_affected: list[str] = Field(default_factory=list)
     regions_affected: list[str] = Field(default_factory=list)

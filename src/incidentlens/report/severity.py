@@ -2,12 +2,17 @@
 
 The first level whose any condition holds wins:
 
-| level | peak error rate | failed requests | users affected | peak latency vs baseline |
+| level | error rate over baseline | failed requests beyond baseline share | users | latency vs baseline |
 |---|---|---|---|---|
-| SEV1 | >= 20% | >= 10% of requests | >= 10,000 | |
-| SEV2 | >= 5% | >= 1% of requests | >= 1,000 | >= 3x for >= 30 min |
-| SEV3 | >= 1% and >= 2x baseline | any | any | >= 1.5x |
+| SEV1 | >= 20 points | >= 10% of requests | >= 10,000 | |
+| SEV2 | >= 5 points | >= 1% of requests | >= 1,000 | >= 3x for >= 30 min |
+| SEV3 | peak >= 1% and >= 2x baseline | any | any | >= 1.5x |
 | SEV4 | otherwise: a measurable shift with no user-visible impact in the data | | | |
+
+Severity rests on what the incident changed, not on the system's normal state: the error rate counts by its rise,
+the peak less the same series' baseline (a service that always fails 6% of its requests is not SEV2 for it), and
+failed requests by how many more failed than the baseline's share of failed requests predicts for the window's
+requests; both figures are stated beside the raw ones. Where there is no baseline to subtract, the raw figure counts.
 
 Failed requests and users count only where harm was seen (the impact's `services_affected`: a service whose latency
 or error metrics rose, or whose WARN/ERROR lines surged, against the baseline) or could not be looked for (no such
@@ -20,11 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from incidentlens.report import formatting as fmt
 from incidentlens.report.schema import Impact, Severity
 
-RULE = ("SEV1: peak error rate >= 20%, or >= 10% of requests failed, or >= 10,000 users; "
-        "SEV2: >= 5%, >= 1%, >= 1,000 users, or latency >= 3x baseline for >= 30 min; "
-        "SEV3: error rate >= 1% and >= 2x baseline, any failed requests or users, or latency >= 1.5x; else SEV4; "
+RULE = ("SEV1: peak error rate >= 20 points over its baseline, or >= 10% of requests failed beyond the baseline's "
+        "share of failed requests, or >= 10,000 users; "
+        "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline for >= 30 min; "
+        "SEV3: error rate >= 1% and >= 2x baseline, any failed requests beyond the baseline's share or users, or "
+        "latency >= 1.5x; else SEV4; "
         "failed requests and users count only where a service's latency, errors or WARN/ERROR lines rose against "
         "the baseline; with none and nothing moved (whatever a lone peak reached): undetermined")
 
@@ -33,7 +41,8 @@ RULE = ("SEV1: peak error rate >= 20%, or >= 10% of requests failed, or >= 10,00
 class _Figures:
     error_rate: float | None
     error_baseline: float | None
-    failed_share: float | None
+    error_rise: float | None  # the peak less its baseline; the peak where there is no baseline
+    failed_share: float | None  # failed requests beyond the baseline's share, as a share of the window's
     users: int | None
     latency_ratio: float | None
     minutes: float | None
@@ -44,6 +53,7 @@ def derive_severity(impact: Impact, moved: bool = True) -> tuple[Severity | None
     window (a metric series, a hypothesis). None: undetermined, no impact measured and nothing moved."""
     harm_seen = shows_harm(impact)
     level, why = _level(_figures(impact, harm_seen))
+    why += _decided_by(impact, why)
     if not harm_seen and not moved:  # a lone peak where nothing moved is noise the shift tests saw through
         return None, (f"undetermined: no impact measured ({no_harm(impact)}) and nothing moved beyond its baseline's "
                       f"noise (rule: {RULE})")
@@ -57,9 +67,11 @@ def _figures(impact: Impact, harm_seen: bool) -> _Figures:
     err = impact.peak_error_rate
     lat = impact.peak_latency
     latency_ratio = lat.value / lat.baseline if lat and lat.baseline else None
-    return _Figures(err.value if err else None, err.baseline if err else None,
-                    impact.failed_share if harm_seen else None, impact.users_affected if harm_seen else None,
-                    latency_ratio, impact.duration_minutes)
+    rise = None if err is None else err.value - (err.baseline or 0.0)
+    excess = impact.failed_excess
+    failed = excess / impact.requests_total if harm_seen and excess is not None and impact.requests_total else None
+    return _Figures(err.value if err else None, err.baseline if err else None, rise,
+                    failed, impact.users_affected if harm_seen else None, latency_ratio, impact.duration_minutes)
 
 
 def _level(f: _Figures) -> tuple[Severity, str]:
@@ -68,21 +80,44 @@ def _level(f: _Figures) -> tuple[Severity, str]:
 
     long_enough = at_least(f.minutes, 30)
     checks: list[tuple[Severity, bool, str]] = [
-        ("SEV1", at_least(f.error_rate, 0.20), "peak error rate >= 20%"),
-        ("SEV1", at_least(f.failed_share, 0.10), ">= 10% of requests failed"),
+        ("SEV1", at_least(f.error_rise, 0.20), "peak error rate >= 20 points over its baseline"),
+        ("SEV1", at_least(f.failed_share, 0.10), ">= 10% of requests failed beyond the baseline's share"),
         ("SEV1", at_least(f.users, 10_000), ">= 10,000 users affected"),
-        ("SEV2", at_least(f.error_rate, 0.05), "peak error rate >= 5%"),
-        ("SEV2", at_least(f.failed_share, 0.01), ">= 1% of requests failed"),
+        ("SEV2", at_least(f.error_rise, 0.05), "peak error rate >= 5 points over its baseline"),
+        ("SEV2", at_least(f.failed_share, 0.01), ">= 1% of requests failed beyond the baseline's share"),
         ("SEV2", at_least(f.users, 1_000), ">= 1,000 users affected"),
         ("SEV2", at_least(f.latency_ratio, 3.0) and long_enough, "latency >= 3x baseline for >= 30 min"),
         ("SEV3", at_least(f.error_rate, 0.01) and (f.error_baseline is None or f.error_rate >= 2 * f.error_baseline),
          "peak error rate >= 1% and >= 2x baseline"),
-        ("SEV3", at_least(f.failed_share, 1e-12), "requests failed"),
+        ("SEV3", at_least(f.failed_share, 1e-12), "requests failed beyond the baseline's share"),
         ("SEV3", at_least(f.users, 1), "users affected"),
         ("SEV3", at_least(f.latency_ratio, 1.5), "latency >= 1.5x baseline"),
     ]
     return next(((level, why) for level, hit, why in checks if hit),
                 ("SEV4", "no user-visible impact reached the SEV3 floor"))
+
+
+def _decided_by(impact: Impact, why: str) -> str:
+    """The figures behind an error-rate or failed-request reason, raw beside the rise: ` (api/error_ratio 7.1%
+    against 6.2% before)`."""
+    err = impact.peak_error_rate
+    if why.startswith("peak error rate") and err is not None:
+        before = "no baseline" if err.baseline is None else f"{fmt.pct(err.baseline)} before"
+        return f" ({fmt.series_name(err.service, err.metric)} {fmt.pct(err.value)} against {before})"
+    if "requests failed" in why and impact.failed_excess is not None:
+        return f" ({failed_words(impact)})"
+    return ""
+
+
+def failed_words(impact: Impact) -> str:
+    """Failed requests, raw and beyond the baseline's share: `52,000 of 720,000 failed, 7.2%; 9,000 more than the
+    baseline's 6.0% predicts`."""
+    raw = (f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} failed, "
+           f"{fmt.pct(impact.failed_share)}")
+    if impact.baseline_failed_share is None:
+        return f"{raw}; no baseline share to compare against"
+    return (f"{raw}; {fmt.num(impact.failed_excess)} more than the baseline's "
+            f"{fmt.pct(impact.baseline_failed_share)} predicts")
 
 
 def shows_harm(impact: Impact) -> bool:
