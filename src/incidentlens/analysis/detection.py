@@ -120,7 +120,7 @@ def detect_points(
     floor = length_bar(len(series.y), settings)
     weighed = weigh_against_history(runs_any, score, settings, floor)
     shifts = level_shift_runs(series, score, scale, rho, base.profile, settings, floor)
-    weighed = with_level_shifts(weighed, shifts, settings.open_threshold)
+    weighed = with_level_shifts(weighed, shifts, settings.open_threshold, needed)
     candidates = [span for span in weighed if span.sustained_ns >= needed]
     spans = [span for span in candidates if span.strength >= settings.open_threshold]
     near_miss = None if spans else _near_miss(weighed, score, series, base.expected, settings, needed, floor)
@@ -278,12 +278,13 @@ def _shift(z: np.ndarray, sign: float, first: int, last: int, period: int, level
                 scales=(float(sign * z[at]),))
 
 
-def with_level_shifts(weighed: list[Span], shifts: list[Span], bar: float) -> list[Span]:
+def with_level_shifts(weighed: list[Span], shifts: list[Span], bar: float, needed: int) -> list[Span]:
     """The runs with the level shifts joined in, in time order. A shift back to the level before the last shift
     that opened a window (its level after nearer that shift's level before than its level after) is that shift's
     recovery, not a new incident. A shift whose change point lies in a run in the same direction lends that run its
     strength when larger; one that only overlaps a run that opens on its own adds nothing (that run reports it);
-    any other is a run of its own."""
+    any other is a run of its own. Only runs sustained for `needed` ns count: a shorter one (a one-minute spike
+    inside the shift's day) could not carry the shift into a window."""
     merged = list(weighed)
     opened: Span | None = None
     for shift in sorted(shifts, key=lambda s: s.start):
@@ -294,7 +295,8 @@ def with_level_shifts(weighed: list[Span], shifts: list[Span], bar: float) -> li
         if shift.strength >= bar:
             opened = shift
         same = [i for i, run in enumerate(merged)
-                if run.direction == shift.direction and run.start <= shift.end and shift.start <= run.end]
+                if run.direction == shift.direction and run.sustained_ns >= needed
+                and run.start <= shift.end and shift.start <= run.end]
         holding = [i for i in same if merged[i].start <= shift.start]
         if holding:
             if shift.strength > merged[holding[0]].strength:
