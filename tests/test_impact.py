@@ -8,6 +8,9 @@ import pytest
 
 from duck_store import DuckStore
 from incidentlens.analysis.impact import estimate_impact
+from incidentlens.report.schema import Impact as ReportImpact
+from incidentlens.report.schema import Narrative
+from incidentlens.report.severity import derive_severity
 
 BASELINE = (datetime(2024, 5, 1, 0, 0), datetime(2024, 5, 1, 2, 0))
 WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
@@ -246,3 +249,33 @@ def test_the_peak_latency_is_the_one_requests_were_served_with_not_a_clients_wai
     peak = estimate_impact(metrics, WINDOW, BASELINE).impact.peak_latency
 
     assert peak is not None and (peak.service, peak.metric, peak.value) == ("db", "server_latency_p99_s", 0.2)
+
+
+# edge-proxy's latency and error ratio flat all day: only its root spans show the failures
+FLAT_METRICS = """
+    CREATE VIEW metrics AS
+    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'edge-proxy' AS service, metric,
+           CAST(CASE metric WHEN 'rps' THEN 10 WHEN 'error_ratio' THEN 0.01 + (i % 3) * 0.001 ELSE 100 + i % 5 END
+                AS DOUBLE) AS value
+    FROM range(150) t(i), (VALUES ('rps'), ('error_ratio'), ('p95_ms')) m(metric)
+"""
+
+
+def test_root_spans_failing_from_the_start_mark_their_service_affected_and_count_toward_severity() -> None:
+    impact = estimate_impact(DuckStore(FLAT_METRICS, SPANS), WINDOW, BASELINE).impact
+    assert impact.harm_checked == ["latency and error metrics", "failed root spans"]
+    assert impact.services_affected == ["edge-proxy"]  # 45 of 180 failed in the window, none in the baseline
+    assert (impact.requests_failed, impact.requests_failed_excess) == (45, 45)
+    report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
+                                 failed_share=45 / 180, failed_excess=45, narrative=Narrative(text=""))
+    level, why = derive_severity(report_impact)
+    assert (level, why.split(" (")[0]) == ("SEV1", "SEV1 because >= 10% of requests failed beyond the baseline's "
+                                                   "share")  # was SEV4, "no user-visible impact"
+
+
+def test_root_spans_failing_as_often_as_before_the_start_are_the_window_s_ordinary_failures() -> None:
+    all_day = SPANS.replace("i >= 720 AND i % 4 = 0 AS is_error", "i % 4 = 0 AS is_error")
+    impact = estimate_impact(DuckStore(FLAT_METRICS, all_day), WINDOW, BASELINE).impact
+    assert impact.requests_failed == 45
+    assert impact.harm_checked == ["latency and error metrics", "failed root spans"]
+    assert impact.services_affected == []

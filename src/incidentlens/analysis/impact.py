@@ -15,7 +15,8 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   of a day-long metrics baseline must not make every steady error line a surge), and a Bonferroni-corrected
   Poisson test agrees; or, for services, when one
   of its latency or error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations
-  (`shifts.metric_shift_sql`, with the noise floor `IMPACT_NOISE_FLOOR`).
+  (`shifts.metric_shift_sql`, with the noise floor `IMPACT_NOISE_FLOOR`), or its root spans failed `SURGE_RATIO`
+  times as often as in the baseline by the same test (`_failing_entries`).
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum;
   the latency requests were served with when such a series rose, not a service's wait as a client on its own calls
   (`CLIENT_SIDE`: that is its callees' latency, and a client-side percentile can hold outliers of seconds to hours
@@ -101,7 +102,7 @@ class Impact(BaseModel):
     regions_affected: list[str] = []
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
-    harm_checked: list[str] = []  # what could mark a service affected here: its latency/error metrics, its log lines
+    harm_checked: list[str] = []  # what could mark a service affected: latency/error metrics, root spans, log lines
     evidence: list[str] = []
 
 
@@ -125,6 +126,10 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     log_columns = _log_columns(store) if store.has("logs") else []
     spans = ("spans", None)
     counted = _requests(store, window, baseline, spans, series, evidence) if store.has("spans") else None
+    failing = _failing_entries(store, window, baseline, evidence) if counted and counted[1] is not None else None
+    if failing is not None:
+        impact.harm_checked.append("failed root spans")
+        shifted = _merge(shifted, failing)
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
         counted = _requests(store, window, baseline, entry, series, evidence)
@@ -500,6 +505,35 @@ def _surging(table: pa.Table, column: str, minutes_ratio: float) -> list[str]:
     hit = (window >= SURGE_RATIO * expected) & (window >= MIN_PROBLEMS) & significant
     order = np.argsort(-(window - expected), kind="stable")
     return [str(rows[i][column]) for i in order if hit[i]]
+
+
+def _failing_entries(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[str] | None:
+    """Services whose root spans failed more often in the window than in the baseline (the log lines' surge test
+    on failed requests: `SURGE_RATIO` x the baseline's failed share, >= `MIN_PROBLEMS`, Poisson p < `MAX_P_VALUE`
+    / services), most excess first; None when the baseline has no root span with an error status to compare."""
+    sql = (f"SELECT service, sum(CASE WHEN {in_span('start_ts', window)} THEN 1 ELSE 0 END) AS window_requests, "
+           f"sum(CASE WHEN {in_span('start_ts', window)} AND is_error THEN 1 ELSE 0 END) AS window_failed, "
+           f"sum(CASE WHEN {in_span('start_ts', baseline)} THEN 1 ELSE 0 END) AS baseline_requests, "
+           f"sum(CASE WHEN {in_span('start_ts', baseline)} AND is_error THEN 1 ELSE 0 END) AS baseline_failed "
+           f"FROM spans WHERE parent_id IS NULL AND is_error IS NOT NULL "
+           f"AND (({in_span('start_ts', window)}) OR ({in_span('start_ts', baseline)})) GROUP BY service")
+    rows = [r for r in store.fetch(sql).to_pylist() if r["baseline_requests"] and r["window_requests"]]
+    if not rows:
+        return None
+    failed = np.array([r["window_failed"] for r in rows], dtype=float)
+    share = np.array([max(float(r["baseline_failed"]), 0.5) / float(r["baseline_requests"]) for r in rows])
+    expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
+    hit = (failed >= SURGE_RATIO * expected) & (failed >= MIN_PROBLEMS) & \
+        (poisson_at_least(failed, expected) < MAX_P_VALUE / len(rows))
+    order = np.argsort(-(failed - expected), kind="stable")
+    found = [str(rows[i]["service"]) for i in order if hit[i]]
+    evidence.append(Evidence.make(
+        "impact", f"affected: {len(found)} services by failed root spans", sql,
+        {"services_affected": found,
+         "rule": f"failed root spans in the window >= {SURGE_RATIO:g}x the baseline's failed share of them, >= "
+                 f"{MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / services compared"},
+    ))
+    return found
 
 
 def _merge(first: list[str], second: list[str]) -> list[str]:

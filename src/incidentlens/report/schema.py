@@ -79,8 +79,9 @@ class Impact(_Model):
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
     harm_checked: list[str] = Field(default_factory=list, description="what could mark a service affected in this "
-                                    "data (latency and error metrics, WARN/ERROR lines); with none affected, failed "
-                                    "requests and users are the window's ordinary ones, not the incident's")
+                                    "data (latency and error metrics, failed root spans, WARN/ERROR lines); with none "
+                                    "affected, failed requests and users are the window's ordinary ones, not the "
+                                    "incident's")
     narrative: Narrative
     evidence: list[EvidenceId] = Field(default_factory=list)
 

@@ -15,10 +15,11 @@ failed requests by how many more failed than the baseline's share of failed requ
 requests; both figures are stated beside the raw ones. Where there is no baseline to subtract, the raw figure counts.
 
 Failed requests and users count only where harm was seen (the impact's `services_affected`: a service whose latency
-or error metrics rose, or whose WARN/ERROR lines surged, against the baseline) or could not be looked for (no such
-metrics or lines, `harm_checked` empty): where it was looked for and not seen they are the window's ordinary failures,
-which the baseline held as well. With no harm seen and nothing moved (no series, no hypothesis), there is no shift to
-call SEV4 either, and a lone peak is noise the shift tests saw through: the severity is undetermined (None).
+or error metrics rose, or whose WARN/ERROR lines or failed root spans surged, against the baseline) or could not be
+looked for (no such metrics, lines or spans, `harm_checked` empty): where it was looked for and not seen they are
+the window's ordinary failures, which the baseline held as well. With no harm seen and nothing moved (no series, no
+hypothesis), there is no shift to call SEV4 either, and a lone peak is noise the shift tests saw through: the
+severity is undetermined (None).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ RULE = ("SEV1: peak error rate >= 20 points over its baseline, or >= 10% of requ
         "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline for >= 30 min; "
         "SEV3: error rate >= 1% and >= 2x baseline, any failed requests beyond the baseline's share or users, or "
         "latency >= 1.5x; else SEV4; "
-        "failed requests and users count only where a service's latency, errors or WARN/ERROR lines rose against "
-        "the baseline; with none and nothing moved (whatever a lone peak reached): undetermined")
+        "failed requests and users count only where a service's latency, errors, WARN/ERROR lines or failed root "
+        "spans rose against the baseline; with none and nothing moved (whatever a lone peak reached): undetermined")
 
 
 @dataclass(frozen=True)
