@@ -319,3 +319,14 @@ def test_a_one_minute_spike_inside_the_day_of_a_shift_does_not_hide_the_shift(se
     change = START + np.timedelta64(5, "D")
     assert [(s.direction, abs(found.series.t[s.start] - change) <= np.timedelta64(4, "h")) for s in found.spans] \
         == [("up", True)]
+
+
+@pytest.mark.parametrize(("seed", "per_day"), [(5, 288), (6, 24)])
+def test_a_weak_change_hours_before_the_change_point_does_not_take_the_shift_s_place(seed, per_day):
+    # the day's median rises a little, short of the bar, hours before the change: the shift is at its change point,
+    # not 16 h (seed 5, 5-minute steps) or 13 h (seed 6, hourly) early
+    ts, values = shifted_month(seed, per_day, 2.0 if per_day == 288 else 3.0)
+    found = detect_points(ts, values)
+    change = START + np.timedelta64(18, "D")
+    onsets = [found.series.t[s.start] - change for s in found.spans if s.direction == "up"]
+    assert onsets[0] >= -np.timedelta64(2, "h"), onsets

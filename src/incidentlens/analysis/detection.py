@@ -284,8 +284,10 @@ def with_level_shifts(weighed: list[Span], shifts: list[Span], bar: float, neede
     recovery, not a new incident. A shift whose change point lies in a run in the same direction lends that run its
     strength when larger; one that only overlaps a run that opens on its own adds nothing (that run reports it);
     any other is a run of its own. Only runs sustained for `needed` ns count: a shorter one (a one-minute spike
-    inside the shift's day) could not carry the shift into a window."""
+    inside the shift's day) could not carry the shift into a window. Of shifts in the same direction that overlap,
+    the strongest stands (a weak change a few hours before the change point does not take its place)."""
     merged = list(weighed)
+    added: list[Span] = []
     opened: Span | None = None
     for shift in sorted(shifts, key=lambda s: s.start):
         if opened is not None and opened.direction != shift.direction and \
@@ -302,8 +304,18 @@ def with_level_shifts(weighed: list[Span], shifts: list[Span], bar: float, neede
             if shift.strength > merged[holding[0]].strength:
                 merged[holding[0]] = replace(merged[holding[0]], strength=shift.strength, evidence=shift.evidence)
         elif not any(merged[i].strength >= bar for i in same):
-            merged.append(shift)
-    return sorted(merged, key=lambda s: s.start)
+            added = _strongest(added, shift)
+    return sorted(merged + added, key=lambda s: s.start)
+
+
+def _strongest(added: list[Span], shift: Span) -> list[Span]:
+    """The shifts kept so far with `shift` joined in: in place of those it overlaps in its direction when stronger
+    than all of them, else not at all."""
+    rivals = [other for other in added if other.direction == shift.direction
+              and other.start <= shift.end and shift.start <= other.end]
+    if any(other.strength >= shift.strength for other in rivals):
+        return added
+    return [other for other in added if other not in rivals] + [shift]
 
 
 def unusable_reason(series: PreparedSeries, settings: RobustSettings) -> str | None:
