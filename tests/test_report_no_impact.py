@@ -75,3 +75,19 @@ def test_a_lone_latency_peak_where_nothing_moved_does_not_set_a_severity():
     pm = build_postmortem(analysis)
     assert pm.severity is None  # was SEV3, "because latency >= 1.5x baseline"
     assert "no impact was measured" in pm.summary.text
+
+
+def test_a_series_the_detector_found_is_named_though_no_service_s_tests_showed_anything():
+    # one metric of one series (a single-column csv: service 'global') opened the window, and the before/after
+    # tests have no service to test: the review names what moved instead of "nothing moved"
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["series"] = analysis["detection"]["series"][:1]
+    analysis["hypotheses"] = []
+    analysis["verdict"] = {"status": "inconclusive", "services": [],
+                           "reason": "No single root cause found: no service moved beyond its baseline's noise"}
+    pm = build_postmortem(analysis)
+    assert pm.title == "No single root cause found: db-proxy/pool_in_use moved"  # was "nothing moved beyond ..."
+    assert pm.runbook[0].startswith("Look at db-proxy/pool_in_use around the window")
+    assert pm.action_items[0].description.startswith("Look at db-proxy/pool_in_use around the window")
+    assert ("No single root cause could be named from this data: db-proxy/pool_in_use moved, and no service's "
+            "before/after tests showed why") in pm.lessons.went_wrong

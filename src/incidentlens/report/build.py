@@ -56,6 +56,9 @@ NOTHING_MOVED = "nothing moved beyond its baseline's noise"
 #: what to do first when nothing moved: the data does not hold what the alert (or page) saw
 CHECK_THE_ALERT = ("Check what raised the alert against this data before acting: no service's metrics, WARN/ERROR "
                    "lines or traced requests moved beyond their baseline's noise after the start")
+#: what to do first when a series left its baseline but no service's before/after tests showed anything
+LOOK_AT_SERIES = ("Look at {} around the window, in the service's own metrics, logs and traces, before acting: the "
+                  "detector found a shift there, but no service's before/after tests showed why")
 NARRATIVE_SECTIONS = ("summary", "impact", "root_cause", "detection", "response", "recovery", "lessons")
 #: what a given start (`--onset at`) may have been; the review cannot tell which
 GIVEN_START = "an alert, an injection or a page"
@@ -283,6 +286,12 @@ class _Builder:
         return self.contenders or [s.service for s in self.verdict.services[:3]]
 
     @property
+    def series_only(self) -> list[str]:
+        """With no service in the verdict, the series detection found moving (`global/rps`), up to three: what moved
+        though no service's before/after tests showed anything; otherwise none."""
+        return [] if self.verdict is None or self.verdict.services else [s.series for s in self.detection_series[:3]]
+
+    @property
     def subject(self) -> str:
         """Whom the action items and runbook are about: the root cause's service, or with no single root cause the
         leads (`api-gateway, payments and db-proxy`)."""
@@ -327,7 +336,7 @@ class _Builder:
         services = self.leads if self.inconclusive else [self.service]
         if self.inconclusive:
             steps[0] = (f"Find which of {', '.join(services)} moved first, each in its own metrics, logs and traces "
-                        "(the review lists what each showed)" if services else CHECK_THE_ALERT)
+                        "(the review lists what each showed)" if services else self._nothing_to_order())
             steps = [step if not step.startswith("Mitigate:") else
                      "Mitigate the service shown to have moved first: revert its latest change or scale it out"
                      for step in steps]
@@ -359,7 +368,7 @@ class _Builder:
         if self.inconclusive and self.contenders:
             return f"No single root cause found: the evidence is split between {_and(self.contenders)}"
         if self.inconclusive:
-            shown = [s.service for s in self.verdict.services[:3]]
+            shown = [s.service for s in self.verdict.services[:3]] or self.series_only
             return f"No single root cause found: {', '.join(shown) + ' moved' if shown else NOTHING_MOVED}"
         label = playbook(self.kind).label
         unknown = playbook_kind(self.kind) == "unknown"
@@ -687,6 +696,10 @@ class _Builder:
             return "response"
         return "other"
 
+    def _nothing_to_order(self) -> str:
+        """The first step with no service to order: look at the series that moved, or check the alert when none did."""
+        return LOOK_AT_SERIES.format(_and(self.series_only)) if self.series_only else CHECK_THE_ALERT
+
     def _action_items(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
         items = mitigations_for(self.kind, self.subject, cited)
@@ -695,7 +708,7 @@ class _Builder:
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
                 description=f"Find which of {self.subject} moved first, in its own metrics, logs and traces, before "
                             "reverting or scaling any of them: the data names no single root cause" + self._cut_hint()
-                if self.verdict.services else CHECK_THE_ALERT)
+                if self.verdict.services else self._nothing_to_order())
         trigger_is_change = self.trigger_on_path and self.trigger.kind in ("deploy", "config", "config_change",
                                                                            "release")
         if trigger_is_change and playbook_kind(self.kind) != "bad_deploy" and self.trigger.service:
@@ -728,7 +741,9 @@ class _Builder:
             wrong.append(f"No single root cause could be named from this data: {self.subject} moved, and nothing in "
                          "it says which one led or why")
         elif self.inconclusive:
-            wrong.append(f"No single root cause could be named from this data: {NOTHING_MOVED}")
+            moved = (f"{_and(self.series_only)} moved, and no service's before/after tests showed why"
+                     if self.series_only else NOTHING_MOVED)
+            wrong.append(f"No single root cause could be named from this data: {moved}")
         if self.trigger_on_path:
             wrong.append(f"{self.trigger.description} reached production and set off the incident")
         if self.confirmed and playbook_kind(self.kind) != "unknown":
