@@ -4,6 +4,7 @@ requests by how many more failed than the baseline's share predicts, each stated
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from incidentlens.analysis import analyze
 from incidentlens.report import build_postmortem
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.report.schema import Postmortem
+from incidentlens.report.severity import CHANCE_Z
 from incidentlens.telemetry import load_telemetry
 from test_analyze_bad_input import write_logs, write_metrics
 
@@ -64,3 +66,10 @@ def test_failed_requests_count_as_the_excess_over_the_baselines_share_beside_the
     assert (f"{impact.failed_excess:,} more requests at api failed than the baseline's 6.0% predicts "
             f"({impact.requests_failed:,} of {impact.requests_total:,} failed, 6.0%)") in text
     assert f"| Requests failed beyond the baseline's share | {impact.failed_excess:,} |" in render_markdown(pm)
+
+
+def test_an_excess_of_failed_requests_chance_could_give_sets_no_severity(tmp_path: Path):
+    # 522 more failures than the baseline's 6.0% predicts, of about 43,000 expected: 2.5 Poisson σ, chance
+    pm = chronic_errors_day(tmp_path, errors_in_window=0.06)
+    assert 0 < pm.impact.failed_excess < CHANCE_Z * math.sqrt(0.06 * pm.impact.requests_total)
+    assert pm.severity_rule.startswith("SEV3 because latency >= 1.5x baseline")  # was "requests failed beyond ..."

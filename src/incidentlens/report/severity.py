@@ -13,6 +13,9 @@ Severity rests on what the incident changed, not on the system's normal state: t
 the peak less the same series' baseline (a service that always fails 6% of its requests is not SEV2 for it), and
 failed requests by how many more failed than the baseline's share of failed requests predicts for the window's
 requests; both figures are stated beside the raw ones. Where there is no baseline to subtract, the raw figure counts.
+An excess chance alone could give does not count: it must pass `CHANCE_Z` times the Poisson spread of the failures
+the baseline's share predicts (one-sided p < 0.001; a real count of requests is at least that noisy), so a day's
+ordinary failures, a few hundred more or less in tens of thousands, are not "requests failed beyond the baseline".
 
 Failed requests and users count only where harm was seen (the impact's `services_affected`: a service whose latency
 or error metrics rose, or whose WARN/ERROR lines or failed root spans surged, against the baseline) or could not be
@@ -24,15 +27,21 @@ severity is undetermined (None).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from incidentlens.report import formatting as fmt
 from incidentlens.report.schema import Impact, Severity
 
+#: failed requests beyond the baseline's share count only past this many Poisson standard deviations of the failures
+#: it predicts (one-sided p < 0.001)
+CHANCE_Z = 3.09
+
 RULE = ("SEV1: peak error rate >= 20 points over its baseline, or >= 10% of requests failed beyond the baseline's "
         "share of failed requests, or >= 10,000 users; "
         "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline for >= 30 min; "
-        "SEV3: error rate >= 1% and >= 2x baseline, any failed requests beyond the baseline's share or users, or "
+        "SEV3: error rate >= 1% and >= 2x baseline, any failed requests beyond the baseline's share (past "
+        f"{CHANCE_Z:g} Poisson σ of what it predicts) or users, or "
         "latency >= 1.5x; else SEV4; "
         "failed requests and users count only where a service's latency, errors, WARN/ERROR lines or failed root "
         "spans rose against the baseline; with none and nothing moved (whatever a lone peak reached): undetermined")
@@ -69,10 +78,20 @@ def _figures(impact: Impact, harm_seen: bool) -> _Figures:
     lat = impact.peak_latency
     latency_ratio = lat.value / lat.baseline if lat and lat.baseline else None
     rise = None if err is None else err.value - (err.baseline or 0.0)
-    excess = impact.failed_excess
+    excess = impact.failed_excess if beyond_chance(impact) else None
     failed = excess / impact.requests_total if harm_seen and excess is not None and impact.requests_total else None
     return _Figures(err.value if err else None, err.baseline if err else None, rise,
                     failed, impact.users_affected if harm_seen else None, latency_ratio, impact.duration_minutes)
+
+
+def beyond_chance(impact: Impact) -> bool:
+    """Whether the failed requests beyond the baseline's share are more than chance gives: past `CHANCE_Z` Poisson
+    standard deviations of the failures that share predicts for the window's requests (with no baseline share, the
+    raw count stands)."""
+    if impact.failed_excess is None or impact.baseline_failed_share is None or not impact.requests_total:
+        return True
+    expected = impact.baseline_failed_share * impact.requests_total
+    return impact.failed_excess > CHANCE_Z * math.sqrt(max(expected, 1.0))
 
 
 def _level(f: _Figures) -> tuple[Severity, str]:
