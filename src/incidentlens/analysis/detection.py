@@ -118,8 +118,8 @@ def detect_points(
     runs_any = with_scan_evidence(runs_any, score, settings.scan_steps, rho)
     needed = _min_sustained_ns(series, settings)
     floor = length_bar(len(series.y), settings)
-    weighed = weigh_against_history(runs_any, score, settings, floor)
-    shifts = level_shift_runs(series, score, scale, rho, base.profile, settings, floor)
+    weighed = weigh_against_history(runs_any, settings, floor)
+    shifts = level_shift_runs(series, scale, rho, base.profile, settings, floor)
     weighed = with_level_shifts(weighed, shifts, settings.open_threshold, needed)
     candidates = [span for span in weighed if span.sustained_ns >= needed]
     spans = [span for span in candidates if span.strength >= settings.open_threshold]
@@ -208,8 +208,7 @@ def run_size(span: Span) -> float:
     return span.evidence if span.evidence > 0 else abs(span.shift)
 
 
-def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: RobustSettings,
-                          floor: float) -> list[Span]:
+def weigh_against_history(candidates: list[Span], settings: RobustSettings, floor: float) -> list[Span]:
     """Each run's strength: its size measured against the bar where it starts, scaled to the opening threshold
     (strength >= open_threshold opens a window). Per scan window (`Span.scales`; its peak without a scan), the bar
     is `floor` (`length_bar`), raised to `history_factor` x the `history_rank`-th largest size of the series'
@@ -234,7 +233,7 @@ def weigh_against_history(candidates: list[Span], score: np.ndarray, settings: R
     return weighed
 
 
-def level_shift_runs(series: PreparedSeries, score: np.ndarray, scale: float | np.ndarray, rho: float,
+def level_shift_runs(series: PreparedSeries, scale: float | np.ndarray, rho: float,
                      profile: np.ndarray | None, settings: RobustSettings, floor: float) -> list[Span]:
     """Level shifts the smoother follows (a level held for days is the baseline after a few hours): per period p
     of `shift_periods`, the median of the p points after each point minus the median of the p before it (of the
@@ -260,7 +259,7 @@ def level_shift_runs(series: PreparedSeries, score: np.ndarray, scale: float | n
         shifts = [_shift(change / spread, sign, int(a), int(b), h, levels * sigma, change, step)
                   for sign in (1.0, -1.0) for a, b in zip(*runs(sign * change / spread >= settings.extend_threshold),
                                                            strict=True)]
-        found += weigh_against_history(shifts, score, settings, floor)
+        found += weigh_against_history(shifts, settings, floor)
     return found
 
 
