@@ -233,6 +233,9 @@ def weigh_against_history(candidates: list[Span], settings: RobustSettings, floo
     return weighed
 
 
+MIN_SHIFT_STEPS = 4  # a median of fewer points is no level
+
+
 def level_shift_runs(series: PreparedSeries, scale: float | np.ndarray, rho: float,
                      profile: np.ndarray | None, settings: RobustSettings, floor: float) -> list[Span]:
     """Level shifts the smoother follows (a level held for days is the baseline after a few hours): per period p
@@ -261,9 +264,6 @@ def level_shift_runs(series: PreparedSeries, scale: float | np.ndarray, rho: flo
                                                            strict=True)]
         found += weigh_against_history(shifts, settings, floor)
     return found
-
-
-MIN_SHIFT_STEPS = 4  # a median of fewer points is no level
 
 
 def _shift(z: np.ndarray, sign: float, first: int, last: int, period: int, levels: np.ndarray, change: np.ndarray,

@@ -467,8 +467,8 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
         key = (edge["caller"], edge["callee"])
         changed[key] = _edge_wait(edge, float(edge["wait_before"]) if history else typical,
                                   "history" if history else "peers")
-        lowered[key] = _edge_wait(edge, typical, "peers") if history and _delayed(
-            _edge_wait({**edge, "wait_after": edge["wait_before"]}, typical, "peers")) else changed[key]
+        delayed_before = history and _past_bar(_longer_by(float(edge["wait_before"]), typical))
+        lowered[key] = _edge_wait(edge, typical, "peers") if delayed_before else changed[key]
     per_service = _per_service(changed, directions)
     if peers == "lower" and not any(_delayed(wait) for wait in per_service.values()):
         changed = lowered
@@ -480,12 +480,21 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
 
 def _edge_wait(edge: dict[str, Any], before: float, baseline: str) -> dict[str, Any]:
     after = float(edge["wait_after"])
-    return {"shift": math.log1p(after) - math.log1p(before), "before": before, "after": after, "baseline": baseline,
+    return {"shift": _longer_by(after, before), "before": before, "after": after, "baseline": baseline,
             "onset": edge["first_after"]}
 
 
+def _longer_by(after_ms: float, before_ms: float) -> float:
+    """How much longer one time is than another, on the log scale the bar is set on: ln((1 + after) / (1 + before))."""
+    return math.log1p(after_ms) - math.log1p(before_ms)
+
+
+def _past_bar(shift: float) -> bool:
+    return WAIT_WEIGHT * shift >= SIGNIFICANT_STRENGTH
+
+
 def _delayed(wait: dict[str, Any]) -> bool:
-    return WAIT_WEIGHT * wait["shift"] >= SIGNIFICANT_STRENGTH
+    return _past_bar(wait["shift"])
 
 
 def _per_service(waits: dict[tuple[str, str], dict[str, Any]], directions: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -537,7 +546,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s = signals.setdefault(row["service"], TraceSignal(service=row["service"]))
         s.own_p90_before_ms = round(float(row["p90_before"]), 3)
         s.own_p90_after_ms = round(float(row["p90_after"]), 3)
-        s.own_time_shift = round(math.log1p(s.own_p90_after_ms) - math.log1p(s.own_p90_before_ms), 4)
+        s.own_time_shift = round(_longer_by(s.own_p90_after_ms, s.own_p90_before_ms), 4)
         s.own_tail_z = round(tail_z(row["tail_before"], row["spans_before"], row["tail_after"], row["spans_after"]), 3)
     edges_sql = wait_sql(window, baseline)
     edges = store.fetch(edges_sql).to_pylist()
