@@ -60,6 +60,8 @@ def test_users_services_and_regions_affected(store: DuckStore) -> None:
     impact = estimate_impact(store, WINDOW, BASELINE).impact
 
     assert impact.users_affected == 7
+    # each half hour of the baseline has three WARN lines, a line every ten minutes, for three different users
+    assert (impact.users_baseline, impact.users_excess) == (3, 4)
     assert impact.services_affected == ["db", "api-gateway"]  # db by its errors, api-gateway by its error ratio
     assert impact.regions_affected == ["eu-west"]
 

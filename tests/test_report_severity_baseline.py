@@ -1,13 +1,17 @@
 """Severity rests on what the incident changed, not on the system's normal state: a service that always fails 6% of
-its requests is not SEV2 for it; its error rate counts by its rise over the same series' baseline, and its failed
-requests by how many more failed than the baseline's share predicts, each stated beside the raw figure."""
+its requests is not SEV2 for it; its error rate counts by its rise over the same series' baseline, its failed
+requests by how many more failed than the baseline's share predicts, and its users by how many more saw errors than
+the baseline had in as long, each stated beside the raw figure."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 
 from incidentlens.analysis import analyze
@@ -16,12 +20,20 @@ from incidentlens.report.render_markdown import render_markdown
 from incidentlens.report.schema import Postmortem
 from incidentlens.report.severity import CHANCE_Z
 from incidentlens.telemetry import load_telemetry
-from test_analyze_bad_input import write_logs, write_metrics
+from test_analyze_bad_input import START, write_logs, write_metrics
 
 
-def chronic_errors_day(path: Path, errors_in_window: float) -> Postmortem:
-    """12 h at 200 requests/s with 6% of them failing all day; from 06:40 for an hour CPU saturates, latency rises
-    from 150 to 250 ms and the error ratio goes to `errors_in_window`."""
+def chronic_errors_day(path: Path, errors_in_window: float, users_per_minute: tuple[int, int] | None = None
+                       ) -> Postmortem:
+    return build_postmortem(chronic_errors_analysis(path, errors_in_window, users_per_minute))
+
+
+def chronic_errors_analysis(path: Path, errors_in_window: float, users_per_minute: tuple[int, int] | None = None
+                            ) -> dict[str, Any]:
+    """analysis.json of 12 h at 200 requests/s with 6% of them failing all day; from 06:40 for an hour CPU
+    saturates, latency rises from 150 to 250 ms and the error ratio goes to `errors_in_window`. `users_per_minute`:
+    (all day, in that hour) ERROR lines a minute, each for a user drawn from 200,000, instead of one INFO line a
+    minute."""
     minutes = np.arange(720)
     rng = np.random.default_rng(11)
     hot = (minutes >= 400) & (minutes < 460)
@@ -29,9 +41,21 @@ def chronic_errors_day(path: Path, errors_in_window: float) -> Postmortem:
               "cpu_utilization": 0.4 + rng.normal(0, 0.01, 720) + hot * 0.5,
               "error_ratio": np.where(hot, errors_in_window, 0.06) + rng.normal(0, 0.003, 720),
               "latency_p95_ms": 150 + rng.normal(0, 5, 720) + hot * 100}
-    store = load_telemetry(metrics=write_metrics(path / "m.csv", minutes, values),
-                           logs=write_logs(path / "l.csv", minutes))
-    return build_postmortem(analyze(store))
+    logs = (write_logs(path / "l.csv", minutes) if users_per_minute is None
+            else write_user_errors(path / "l.csv", np.where(hot, users_per_minute[1], users_per_minute[0])))
+    store = load_telemetry(metrics=write_metrics(path / "m.csv", minutes, values), logs=logs)
+    return analyze(store).to_dict()
+
+
+def write_user_errors(path: Path, per_minute: np.ndarray) -> Path:
+    """`per_minute[m]` ERROR lines in minute m, spread over it, each with a user id drawn from 200,000."""
+    rng = np.random.default_rng(12)
+    seconds = np.concatenate([m * 60 + np.sort(rng.integers(0, 60, n)) for m, n in enumerate(per_minute)])
+    ts = np.datetime_as_string(START + seconds.astype("timedelta64[s]"), unit="s")
+    pacsv.write_csv(pa.table({"ts": [t + "Z" for t in ts], "service": ["api"] * len(ts),
+                              "level": ["ERROR"] * len(ts), "message": ["GET /items 500"] * len(ts),
+                              "user_id": [f"u{u}" for u in rng.integers(0, 200_000, len(ts))]}), path)
+    return path
 
 
 def test_a_chronic_error_rate_the_incident_did_not_change_does_not_make_it_sev2(tmp_path: Path):
@@ -73,3 +97,40 @@ def test_an_excess_of_failed_requests_chance_could_give_sets_no_severity(tmp_pat
     pm = chronic_errors_day(tmp_path, errors_in_window=0.06)
     assert 0 < pm.impact.failed_excess < CHANCE_Z * math.sqrt(0.06 * pm.impact.requests_total)
     assert pm.severity_rule.startswith("SEV3 because latency >= 1.5x baseline")  # was "requests failed beyond ..."
+
+
+def test_users_who_see_errors_every_hour_do_not_make_an_ordinary_hour_sev2(tmp_path: Path):
+    # 40 users a minute hit an error all day: about 2,400 distinct users in any hour, the incident's included
+    pm = chronic_errors_day(tmp_path, errors_in_window=0.06, users_per_minute=(40, 40))
+    impact = pm.impact
+    assert impact.users_affected > 1_000, "the raw count alone would have said SEV2"
+    assert impact.users_baseline == pytest.approx(impact.users_affected, rel=0.05)
+    assert impact.users_excess < CHANCE_Z * math.sqrt(impact.users_baseline)
+    assert pm.severity == "SEV3"  # was SEV2, "because >= 1,000 users affected"
+    assert pm.severity_rule.startswith("SEV3 because latency >= 1.5x baseline")
+    assert (f"{impact.users_excess:,} more users affected than the baseline's {impact.users_baseline:,.0f} for a "
+            f"window this long ({impact.users_affected:,} on WARN/ERROR lines)") in impact.narrative.text
+    assert f"| Users affected beyond the baseline's | {impact.users_excess:,} |" in render_markdown(pm)
+
+
+def test_a_rise_in_users_seeing_errors_still_makes_it_sev2_with_both_counts_stated(tmp_path: Path):
+    pm = chronic_errors_day(tmp_path, errors_in_window=0.06, users_per_minute=(40, 120))
+    impact = pm.impact
+    assert 1_000 <= impact.users_excess < 10_000 and impact.users_baseline > 1_000
+    assert pm.severity == "SEV2"
+    assert pm.severity_rule.startswith(
+        f"SEV2 because >= 1,000 users affected beyond the baseline's ({impact.users_excess:,} more users affected "
+        f"than the baseline's {impact.users_baseline:,.0f} for a window this long ({impact.users_affected:,} on "
+        "WARN/ERROR lines))")
+    assert pm.grounding.issues == []
+
+
+def test_users_with_no_baseline_to_compare_against_are_called_raw_and_set_no_level(tmp_path: Path):
+    analysis = chronic_errors_analysis(tmp_path, errors_in_window=0.06, users_per_minute=(40, 120))
+    for key in ("users_baseline", "users_excess"):
+        del analysis["impact"][key]  # an analysis.json written before users had a baseline
+    pm = build_postmortem(analysis)
+    assert pm.impact.users_affected > 1_000
+    assert pm.severity == "SEV3"  # was SEV2 on the raw count
+    assert (f"{pm.impact.users_affected:,} users on WARN/ERROR lines (a raw count: no baseline to compare against)"
+            in pm.impact.narrative.text)

@@ -9,7 +9,12 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   lines for failures.
 - the baseline's share of failed requests, counted the same way over the baseline: what the window's requests would
   have lost had nothing happened (a service that always fails 6% of its requests fails 6% in the window too).
-- users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window.
+- users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window; the
+  baseline's users are the same count per slice of the baseline as long as the window (cut back from its end; a
+  baseline shorter than the window is one slice, scaled up to the window's length), averaged over the slices in
+  which any line was logged: a service whose users see errors every hour has that many in any hour. Beyond it are the
+  window's users less that mean (`users_excess`); a user may come back in every hour, so the baseline's distinct
+  users are not scaled down from a whole day.
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
   `SURGE_RATIO` times the baseline's (per minute the logs cover, `periods.logged_minutes`: logs that cover a minute
   of a day-long metrics baseline must not make every steady error line a surge), and a Bonferroni-corrected
@@ -30,7 +35,7 @@ Rules (each number's evidence repeats its rule and carries its SQL):
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -98,6 +103,8 @@ class Impact(BaseModel):
     baseline_failed_share: float | None = None  # failed / requests in the baseline, counted the same way
     requests_failed_excess: int | None = None  # failed beyond the baseline's share of the window's requests
     users_affected: int | None = None
+    users_baseline: float | None = None  # distinct users the baseline has per span of the window's length
+    users_excess: int | None = None  # users_affected beyond users_baseline
     services_affected: list[str] = []
     regions_affected: list[str] = []
     peak_latency: Peak | None = None
@@ -141,6 +148,10 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     if log_columns:
         impact.harm_checked.append("WARN/ERROR lines")
         impact.users_affected, surging = _log_impact(store, window, baseline, log_columns, evidence)
+        user = _user_column(log_columns)
+        if impact.users_affected is not None and user is not None:
+            impact.users_baseline, impact.users_excess = _baseline_users(
+                store, window, baseline, user, impact.users_affected, evidence)
         impact.services_affected = _merge(surging.get("service", []), shifted)
         impact.regions_affected = surging.get("region", [])
     else:
@@ -447,7 +458,7 @@ def _log_impact(
     region = next((c for c in columns if REGION_COLUMN.match(c)), None)
     if region is not None:
         dims["region"] = region
-    user = next((c for c in columns if USER_COLUMN.match(c)), None)
+    user = _user_column(columns)
     if not dims and user is None:
         return None, {}
     sql = _problem_counts_sql(window, baseline, list(dims.values()), user)
@@ -476,6 +487,41 @@ def _log_impact(
                      f"{MAX_P_VALUE:g} / values compared"},
         ))
     return users, found
+
+
+def _user_column(columns: list[str]) -> str | None:
+    return next((c for c in columns if USER_COLUMN.match(c)), None)
+
+
+def _baseline_users(
+    store: Any, window: Span, baseline: Span, user: str, users: int, evidence: list[Evidence]
+) -> tuple[float | None, int | None]:
+    """(distinct users on WARN/ERROR/FATAL lines the baseline has per span of the window's length, the window's
+    `users` beyond that): the mean over the baseline's whole slices of that length (cut back from its end) in which
+    any line was logged; a baseline shorter than the window is one slice, scaled to the window's length. (None, None):
+    no line was logged in the baseline."""
+    length = min(span_minutes(window), span_minutes(baseline)) * 60
+    slices = int(span_minutes(baseline) * 60 // length)
+    origin = (baseline[1].replace(tzinfo=None) - datetime(1970, 1, 1)).total_seconds() - slices * length
+    sql = f"""SELECT CAST(floor((epoch(ts) - {origin!r}) / {length!r}) AS BIGINT) AS slice,
+       count(DISTINCT CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN {quote_ident(user)} END) AS users
+FROM logs WHERE {in_span('ts', baseline)}
+GROUP BY slice"""
+    counts = [int(r["users"]) for r in store.fetch(sql).to_pylist() if r["slice"] is not None and r["slice"] >= 0]
+    if not counts:
+        return None, None
+    expected = round(float(np.mean(counts)) * span_minutes(window) * 60 / length, 1)
+    excess = max(0, round(users - expected))
+    slices_said = f"{len(counts)} slice{'s' if len(counts) > 1 else ''}"
+    evidence.append(Evidence.make(
+        "impact", f"{expected:g} distinct users on WARN/ERROR/FATAL lines per {span_minutes(window):g} min of the "
+                  f"baseline (mean of {slices_said}): {excess} more in the window", sql,
+        {"users_baseline": expected, "users_excess": excess, "slices": len(counts), "column": user,
+         "rule": "distinct users on WARN/ERROR/FATAL lines per slice of the baseline as long as the window (cut back "
+                 "from the baseline's end; a shorter baseline is one slice, scaled to the window's length), mean "
+                 "over the slices in which any line was logged; users beyond = the window's users - this mean"},
+    ))
+    return expected, excess
 
 
 def _problem_counts_sql(window: Span, baseline: Span, columns: list[str], user: str | None) -> str:

@@ -48,7 +48,7 @@ from incidentlens.report.schema import (
     Window,
     pick,
 )
-from incidentlens.report.severity import RULE, derive_severity, harm, no_harm
+from incidentlens.report.severity import RULE, derive_severity, harm, no_harm, users_words
 
 CONFIRMED_CONFIDENCE = 0.5
 #: what an inconclusive verdict with no service showing anything found
@@ -397,6 +397,8 @@ class _Builder:
             baseline_failed_share=raw.get("baseline_failed_share"),
             failed_excess=raw.get("requests_failed_excess", failed),  # all failed where the analysis predates it
             users_affected=raw.get("users_affected"),
+            users_baseline=raw.get("users_baseline"),
+            users_excess=raw.get("users_excess"),
             services_affected=_named_services(raw.get("services_affected") or []),
             regions_affected=list(raw.get("regions_affected") or []),
             peak_latency=_peak(raw.get("peak_latency")),
@@ -936,7 +938,8 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
 
 
 def _impact_line(impact: Impact, severity: str | None) -> str:
-    """The impact's figures in one line; users on WARN/ERROR lines are `affected` only where harm was seen."""
+    """The impact's figures in one line; users on WARN/ERROR lines are `affected` only where harm was seen, and then
+    those beyond the baseline's."""
     parts = []
     if impact.peak_error_rate:
         e = impact.peak_error_rate
@@ -962,8 +965,7 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
         parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window (whether they failed is not "
                      "recorded in the data)")
     if impact.users_affected is not None:
-        parts.append(f"{fmt.num(impact.users_affected)} users affected" if harm(impact, severity) == "seen"
-                     else f"{fmt.num(impact.users_affected)} users on WARN/ERROR lines")
+        parts.append(users_words(impact, affected=harm(impact, severity) == "seen"))
     return "; ".join(parts) or "no request-level impact could be measured"
 
 

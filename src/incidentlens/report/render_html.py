@@ -92,7 +92,9 @@ def _cards(pm: Postmortem) -> list[_Card]:
                            f"{fmt.pct(impact.failed_share)} of {fmt.num(impact.requests_total)}{beyond}"
                            if impact.requests_total else ""))
     if impact and impact.users_affected is not None:
-        cards.append(_Card("Users affected", fmt.num(impact.users_affected), "distinct user ids"))
+        beyond = ("no baseline: a raw count" if impact.users_baseline is None else
+                  f"{fmt.num(impact.users_excess)} beyond the baseline's {fmt.num(impact.users_baseline)}")
+        cards.append(_Card("Users affected", fmt.num(impact.users_affected), f"distinct user ids; {beyond}"))
     if impact and impact.services_affected:
         cards.append(_Card("Services affected", str(len(impact.services_affected)),
                            ", ".join(impact.services_affected[:3]) + ("…" if len(impact.services_affected) > 3
@@ -136,7 +138,11 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
     elif impact.requests_total is not None:
         rows.append(_ImpactRow(f"Requests failed{_counted_at(impact)}", "not recorded in the data"))
     if impact.users_affected is not None:
-        rows.append(_ImpactRow("Users affected", fmt.num(impact.users_affected)))
+        usual = impact.users_baseline
+        rows.append(_ImpactRow("Users affected", fmt.num(impact.users_affected),
+                               "no baseline" if usual is None else fmt.num(usual)))
+        if usual is not None:
+            rows.append(_ImpactRow("Users affected beyond the baseline's", fmt.num(impact.users_excess)))
     if impact.services_affected:
         rows.append(_ImpactRow("Services affected", ", ".join(impact.services_affected)))
     if impact.regions_affected:

@@ -74,6 +74,12 @@ class Impact(_Model):
                                                         "predicts for the window's requests (requests_failed where "
                                                         "the baseline's share is unknown); severity reads this")
     users_affected: int | None = Field(None, description="distinct user ids in failing requests, when logs carry them")
+    users_baseline: float | None = Field(None, description="distinct user ids on WARN/ERROR lines the baseline has per "
+                                                           "span of the window's length: what the window would have "
+                                                           "had had nothing happened")
+    users_excess: int | None = Field(None, description="users_affected beyond users_baseline (None where there is no "
+                                                       "baseline: then the raw count sets no severity); severity "
+                                                       "reads this")
     services_affected: list[str] = Field(default_factory=list)
     regions_affected: list[str] = Field(default_factory=list)
     peak_latency: Peak | None = None

@@ -2,7 +2,7 @@
 
 The first level whose any condition holds wins:
 
-| level | error rate over baseline | failed requests beyond baseline share | users | latency vs baseline |
+| level | error rate over baseline | failed requests beyond baseline's share | users beyond baseline's | latency / baseline |
 |---|---|---|---|---|
 | SEV1 | >= 20 points | >= 10% of requests | >= 10,000 | |
 | SEV2 | >= 5 points | >= 1% of requests | >= 1,000 | >= 3x for >= 30 min |
@@ -12,10 +12,14 @@ The first level whose any condition holds wins:
 Severity rests on what the incident changed, not on the system's normal state: the error rate counts by its rise,
 the peak less the same series' baseline (a service that always fails 6% of its requests is not SEV2 for it), and
 failed requests by how many more failed than the baseline's share of failed requests predicts for the window's
-requests; both figures are stated beside the raw ones. Where there is no baseline to subtract, the raw figure counts.
-An excess chance alone could give does not count: it must pass `CHANCE_Z` times the Poisson spread of the failures
-the baseline's share predicts (one-sided p < 0.001; a real count of requests is at least that noisy), so a day's
-ordinary failures, a few hundred more or less in tens of thousands, are not "requests failed beyond the baseline".
+requests, and users by how many more saw WARN/ERROR lines than the baseline had in a span of the window's length
+(`impact.users_baseline`: a service whose users see errors every hour has that many in any hour); each figure is
+stated beside the raw one. Where there is no baseline to subtract, the raw error rate and failed requests count, but
+not users: a raw count of users on WARN/ERROR lines says nothing of what the incident changed, so it sets no level
+and the review calls it raw. An excess chance alone could give does not count: it must pass `CHANCE_Z` times the
+Poisson spread of the failures (users) the baseline predicts (one-sided p < 0.001; a real count of requests is at
+least that noisy), so a day's ordinary failures, a few hundred more or less in tens of thousands, are not "requests
+failed beyond the baseline".
 
 Failed requests and users count only where harm was seen (the impact's `services_affected`: a service whose latency
 or error metrics rose, or whose WARN/ERROR lines or failed root spans surged, against the baseline) or could not be
@@ -33,16 +37,18 @@ from dataclasses import dataclass
 from incidentlens.report import formatting as fmt
 from incidentlens.report.schema import Impact, Severity
 
-#: failed requests beyond the baseline's share count only past this many Poisson standard deviations of the failures
-#: it predicts (one-sided p < 0.001)
+#: failed requests (users) beyond the baseline's count only past this many Poisson standard deviations of the failures
+#: (users) it predicts (one-sided p < 0.001)
 CHANCE_Z = 3.09
 
 RULE = ("SEV1: peak error rate >= 20 points over its baseline, or >= 10% of requests failed beyond the baseline's "
-        "share of failed requests, or >= 10,000 users; "
+        "share of failed requests, or >= 10,000 users beyond the baseline's; "
         "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline for >= 30 min; "
-        "SEV3: error rate >= 1% and >= 2x baseline, any failed requests beyond the baseline's share (past "
-        f"{CHANCE_Z:g} Poisson σ of what it predicts) or users, or "
+        "SEV3: error rate >= 1% and >= 2x baseline, any failed requests beyond the baseline's share or users beyond "
+        f"its (past {CHANCE_Z:g} Poisson σ of what it predicts), or "
         "latency >= 1.5x; else SEV4; "
+        "users are those on WARN/ERROR lines less the baseline's per span of the window's length, and with no "
+        "baseline count for no level; "
         "failed requests and users count only where a service's latency, errors, WARN/ERROR lines or failed root "
         "spans rose against the baseline; with none and nothing moved (whatever a lone peak reached): undetermined")
 
@@ -53,7 +59,7 @@ class _Figures:
     error_baseline: float | None
     error_rise: float | None  # the peak less its baseline; the peak where there is no baseline
     failed_share: float | None  # failed requests beyond the baseline's share, as a share of the window's
-    users: int | None
+    users: int | None  # users beyond the baseline's, past chance; None with no baseline
     latency_ratio: float | None
     minutes: float | None
 
@@ -81,7 +87,7 @@ def _figures(impact: Impact, harm_seen: bool) -> _Figures:
     excess = impact.failed_excess if beyond_chance(impact) else None
     failed = excess / impact.requests_total if harm_seen and excess is not None and impact.requests_total else None
     return _Figures(err.value if err else None, err.baseline if err else None, rise,
-                    failed, impact.users_affected if harm_seen else None, latency_ratio, impact.duration_minutes)
+                    failed, counted_users(impact) if harm_seen else None, latency_ratio, impact.duration_minutes)
 
 
 def beyond_chance(impact: Impact) -> bool:
@@ -94,6 +100,16 @@ def beyond_chance(impact: Impact) -> bool:
     return impact.failed_excess > CHANCE_Z * math.sqrt(max(expected, 1.0))
 
 
+def counted_users(impact: Impact) -> int | None:
+    """The users severity counts: those beyond the baseline's, when more than chance gives (past `CHANCE_Z` Poisson
+    standard deviations of the users it predicts); None with no baseline, where the raw count sets no level."""
+    if impact.users_excess is None or impact.users_baseline is None:
+        return None
+    if impact.users_excess <= CHANCE_Z * math.sqrt(max(impact.users_baseline, 1.0)):
+        return None
+    return impact.users_excess
+
+
 def _level(f: _Figures) -> tuple[Severity, str]:
     def at_least(value: float | None, floor: float) -> bool:
         return value is not None and value >= floor
@@ -102,15 +118,15 @@ def _level(f: _Figures) -> tuple[Severity, str]:
     checks: list[tuple[Severity, bool, str]] = [
         ("SEV1", at_least(f.error_rise, 0.20), "peak error rate >= 20 points over its baseline"),
         ("SEV1", at_least(f.failed_share, 0.10), ">= 10% of requests failed beyond the baseline's share"),
-        ("SEV1", at_least(f.users, 10_000), ">= 10,000 users affected"),
+        ("SEV1", at_least(f.users, 10_000), ">= 10,000 users affected beyond the baseline's"),
         ("SEV2", at_least(f.error_rise, 0.05), "peak error rate >= 5 points over its baseline"),
         ("SEV2", at_least(f.failed_share, 0.01), ">= 1% of requests failed beyond the baseline's share"),
-        ("SEV2", at_least(f.users, 1_000), ">= 1,000 users affected"),
+        ("SEV2", at_least(f.users, 1_000), ">= 1,000 users affected beyond the baseline's"),
         ("SEV2", at_least(f.latency_ratio, 3.0) and long_enough, "latency >= 3x baseline for >= 30 min"),
         ("SEV3", at_least(f.error_rate, 0.01) and (f.error_baseline is None or f.error_rate >= 2 * f.error_baseline),
          "peak error rate >= 1% and >= 2x baseline"),
         ("SEV3", at_least(f.failed_share, 1e-12), "requests failed beyond the baseline's share"),
-        ("SEV3", at_least(f.users, 1), "users affected"),
+        ("SEV3", at_least(f.users, 1), "users affected beyond the baseline's"),
         ("SEV3", at_least(f.latency_ratio, 1.5), "latency >= 1.5x baseline"),
     ]
     return next(((level, why) for level, hit, why in checks if hit),
@@ -126,6 +142,8 @@ def _decided_by(impact: Impact, why: str) -> str:
         return f" ({fmt.series_name(err.service, err.metric)} {fmt.pct(err.value)} against {before})"
     if "requests failed" in why and impact.failed_excess is not None:
         return f" ({failed_words(impact)})"
+    if "users" in why:
+        return f" ({users_words(impact, affected=True)})"
     return ""
 
 
@@ -138,6 +156,20 @@ def failed_words(impact: Impact) -> str:
         return f"{raw}; no baseline share to compare against"
     return (f"{raw}; {fmt.num(impact.failed_excess)} more than the baseline's "
             f"{fmt.pct(impact.baseline_failed_share)} predicts")
+
+
+def users_words(impact: Impact, affected: bool) -> str:
+    """Users on WARN/ERROR lines, raw and beyond the baseline's (`affected`: where harm was seen): `1,400 more users
+    affected than the baseline's 1,100 for a window this long (2,500 on WARN/ERROR lines)`; with no baseline, the raw
+    count called raw."""
+    raw = f"{fmt.num(impact.users_affected)} users on WARN/ERROR lines"
+    if impact.users_baseline is None:
+        return f"{raw} (a raw count: no baseline to compare against)"
+    usual = f"the baseline's {fmt.num(impact.users_baseline)} for a window this long"
+    if not affected:
+        return f"{raw} against {usual}"
+    return (f"{fmt.num(impact.users_excess)} more users affected than {usual} "
+            f"({fmt.num(impact.users_affected)} on WARN/ERROR lines)")
 
 
 def shows_harm(impact: Impact) -> bool:
