@@ -36,7 +36,7 @@ def test_a_given_start_where_nothing_moved_has_no_severity_and_claims_no_degrada
     assert ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose against the "
             "baseline, and nothing moved beyond its baseline's noise (checked: 4 metric series, 1 services' logs)"
             in summary)
-    assert quiet_day.impact.narrative.text.startswith("No impact measured:")
+    assert quiet_day.impact.narrative.text.startswith("No impact was measured:")
 
 
 def test_where_nothing_moved_the_title_and_first_steps_name_no_service(quiet_day):
@@ -46,10 +46,20 @@ def test_where_nothing_moved_the_title_and_first_steps_name_no_service(quiet_day
     assert "Find which of  moved first" not in render_markdown(quiet_day)
 
 
+def test_the_summary_the_impact_section_and_the_headline_say_no_impact_in_the_same_words(quiet_day):
+    said = ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose against the "
+            "baseline")
+    opening = said[0].upper() + said[1:]
+    headline = [line for line in executive_summary(quiet_day) if line.startswith(opening)]
+    assert said in quiet_day.summary.text and quiet_day.impact.narrative.text.startswith(opening) and headline
+    for text in (quiet_day.summary.text, quiet_day.impact.narrative.text, headline[0]):
+        assert ". In the window, " in text
+
+
 def test_the_headline_and_the_rendered_review_say_undetermined(quiet_day):
     lines = executive_summary(quiet_day)
     assert lines[0].startswith("Severity undetermined, no impact measured (draft): ")
-    assert any(line.startswith("Impact: none measured, no service's") for line in lines)
+    assert any(line.startswith("No impact was measured: no service's") for line in lines)
     assert "| **Severity** | undetermined (no impact measured) |" in render_markdown(quiet_day)
 
 

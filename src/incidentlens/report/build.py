@@ -118,10 +118,8 @@ def executive_summary(pm: Postmortem) -> list[str]:
         lines.append(f"When: {fmt.when(pm.incident_window.start)}{start} to "
                      f"{fmt.when(pm.incident_window.end)}{duration}")
     if pm.impact:
-        shown = harm(pm.impact, pm.severity)
-        said = {"seen": "", "peak": f"no sustained impact ({no_harm(pm.impact)}), only at its peak: ",
-                "none": f"none measured, {no_harm(pm.impact)}; in the window "}[shown]
-        lines.append(f"Impact: {said}{_impact_line(pm.impact, pm.severity)}")
+        said, line = no_impact_words(pm.impact, pm.severity), _impact_line(pm.impact, pm.severity)
+        lines.append(_capitalized(said + line) if said else f"Impact: {line}")
     if pm.root_cause:
         rc = pm.root_cause
         confirmed = is_confirmed(rc)
@@ -410,11 +408,9 @@ class _Builder:
         self.severity = derive_severity(impact, moved=self.moved)
         text = _impact_text(impact, self.severity[0], examined=self.start_name if self.onset_given else None,
                             ongoing=self.ongoing)
-        shown = harm(impact, self.severity[0])
-        if shown != "seen":
-            lead = "No impact measured" if shown == "none" else "No sustained impact measured"
-            text = (f"{lead}: {no_harm(impact)}{self._checked_words()}. "
-                    f"{'In the window' if shown == 'none' else 'Only at its peak'}, {text[0].lower()}{text[1:]}")
+        said = no_impact_words(impact, self.severity[0], self._checked_words())
+        if said:
+            text = _capitalized(said) + text[0].lower() + text[1:]
         impact.narrative = self._narrate("impact", text)
         return impact
 
@@ -447,16 +443,12 @@ class _Builder:
         """`payments degraded: <impact>.`, or where no harm was seen, that none was measured (or only at a peak) and
         what was checked."""
         level = self.severity[0]
-        shown = harm(impact, level)
-        if shown == "seen":
-            services = ", ".join(impact.services_affected) or self.service
-            return f"{services} degraded: {_impact_line(impact, level)}."
-        if shown == "peak":
-            return (f"no sustained impact was measured: {no_harm(impact)}{self._checked_words()}; only at its peak, "
-                    f"{_impact_line(impact, level)}.")
         moved = "" if self.moved else ", and nothing moved beyond its baseline's noise"
-        return (f"no impact was measured: {no_harm(impact)}{moved}{self._checked_words()}. In the window, "
-                f"{_impact_line(impact, level)}.")
+        said = no_impact_words(impact, level, moved + self._checked_words())
+        if said:
+            return f"{said}{_impact_line(impact, level)}."
+        services = ", ".join(impact.services_affected) or self.service
+        return f"{services} degraded: {_impact_line(impact, level)}."
 
     def _checked_words(self) -> str:
         """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at."""
@@ -921,8 +913,7 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
     """The impact in prose; `examined`: the start the window ran from (`the given start`, `the alert time`) to the
     end of what was examined, so its length is not the incident's duration; `ongoing`: the detected window runs to the
     end of the data, so its length is the least the incident lasted."""
-    line = _impact_line(impact, severity)
-    parts = [line[0].upper() + line[1:] + "."]
+    parts = [_capitalized(_impact_line(impact, severity)) + "."]
     if impact.services_affected:
         parts.append(f"Services affected: {', '.join(impact.services_affected)}.")
     if impact.regions_affected:
@@ -935,6 +926,23 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
     elif impact.duration_minutes:
         parts.append(f"The incident lasted {fmt.minutes(impact.duration_minutes)}.")
     return " ".join(parts)
+
+
+def no_impact_words(impact: Impact, severity: str | None, checked: str = "") -> str:
+    """Where no harm was seen, what introduces the impact's figures: that no impact (no sustained impact, where a peak
+    still reached SEV3 or worse) was measured, what was checked and not seen (`checked` adds to it), and where the
+    figures that follow were seen: `no impact was measured: no service's ... rose against the baseline. In the
+    window, `. Empty where harm was seen. The summary, the impact section and the executive summary all word it so."""
+    shown = harm(impact, severity)
+    if shown == "seen":
+        return ""
+    if shown == "none":
+        return f"no impact was measured: {no_harm(impact)}{checked}. In the window, "
+    return f"no sustained impact was measured: {no_harm(impact)}{checked}. Only at its peak, "
+
+
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _impact_line(impact: Impact, severity: str | None) -> str:

@@ -2,11 +2,11 @@
 
 The first level whose any condition holds wins:
 
-| level | error rate over baseline | failed requests beyond baseline's share | users beyond baseline's | latency / baseline |
+| level | error rate over baseline | failed requests beyond baseline share | users beyond baseline | latency |
 |---|---|---|---|---|
 | SEV1 | >= 20 points | >= 10% of requests | >= 10,000 | |
-| SEV2 | >= 5 points | >= 1% of requests | >= 1,000 | >= 3x for >= 30 min |
-| SEV3 | peak >= 1% and >= 2x baseline | any | any | >= 1.5x |
+| SEV2 | >= 5 points | >= 1% of requests | >= 1,000 | >= 3x baseline for >= 30 min |
+| SEV3 | peak >= 1% and >= 2x baseline | any | any | >= 1.5x baseline |
 | SEV4 | otherwise: a measurable shift with no user-visible impact in the data | | | |
 
 Severity rests on what the incident changed, not on the system's normal state: the error rate counts by its rise,
