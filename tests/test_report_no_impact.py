@@ -12,7 +12,9 @@ import pytest
 
 from incidentlens.analysis import analyze
 from incidentlens.report import build_postmortem, executive_summary
+from incidentlens.report.build import _Builder
 from incidentlens.report.render_markdown import render_markdown
+from incidentlens.report.schema import GeneratedBy
 from test_analyze_bad_input import quiet_store, traffic_surge
 from test_report_data import pool_exhaustion_analysis
 
@@ -101,3 +103,12 @@ def test_a_series_the_detector_found_is_named_though_no_service_s_tests_showed_a
     assert pm.action_items[0].description.startswith("Look at db-proxy/pool_in_use around the window")
     assert ("No single root cause could be named from this data: db-proxy/pool_in_use moved, and no service's "
             "before/after tests showed why") in pm.lessons.went_wrong
+
+
+def test_the_severity_is_the_same_whichever_section_is_written_first():
+    analysis = pool_exhaustion_analysis()
+    builder = _Builder(analysis, {}, GeneratedBy())
+    summary = builder._summary_text(builder.measured)  # before the impact section, which used to set the severity
+    pm = build_postmortem(analysis)
+    assert (pm.severity, pm.severity_rule) == builder.severity
+    assert pm.summary.text == summary

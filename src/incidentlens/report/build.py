@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from incidentlens.report.schema import (
     Recovery,
     RootCause,
     ServiceShowing,
+    Severity,
     TimelineEntry,
     Trigger,
     Verdict,
@@ -192,8 +194,8 @@ class _Builder:
         self.inconclusive = self.verdict is not None and self.verdict.status == "inconclusive"
 
     def build(self) -> Postmortem:
-        impact = self._impact()
         severity, severity_rule = self.severity
+        impact = self._impact()
         root_cause = self._root_cause()
         if self.trigger:
             self.trigger.on_failing_path = self.trigger_on_path
@@ -383,10 +385,12 @@ class _Builder:
             title += f" after {self.trigger.description}"
         return title + (" (mechanism undetermined)" if unknown else "")
 
-    def _impact(self) -> Impact:
+    @cached_property
+    def measured(self) -> Impact:
+        """The impact's figures, as the analysis measured them (its narrative is `_impact`'s)."""
         raw = self.data.get("impact") or {}
         total, failed = raw.get("requests_total"), raw.get("requests_failed")
-        impact = Impact(
+        return Impact(
             duration_minutes=raw.get("duration_minutes", _span_minutes(self.window.start, self.window.end)),
             requests_total=total,
             requests_failed=failed,
@@ -405,14 +409,21 @@ class _Builder:
             narrative=Narrative(text=""),
             evidence=list(raw.get("evidence") or []),
         )
-        self.severity = derive_severity(impact, moved=self.moved)
-        text = _impact_text(impact, self.severity[0], examined=self.start_name if self.onset_given else None,
+
+    @cached_property
+    def severity(self) -> tuple[Severity | None, str]:
+        """The severity and the rule that decided it, from the measured impact and whether anything moved."""
+        return derive_severity(self.measured, moved=self.moved)
+
+    def _impact(self) -> Impact:
+        """The measured impact with its narrative."""
+        impact, level = self.measured, self.severity[0]
+        text = _impact_text(impact, level, examined=self.start_name if self.onset_given else None,
                             ongoing=self.ongoing)
-        said = no_impact_words(impact, self.severity[0], self._checked_words())
+        said = no_impact_words(impact, level, self._checked_words())
         if said:
             text = _capitalized(said) + text[0].lower() + text[1:]
-        impact.narrative = self._narrate("impact", text)
-        return impact
+        return impact.model_copy(update={"narrative": self._narrate("impact", text)})
 
     def _summary_text(self, impact: Impact) -> str:
         if self.onset_given:
