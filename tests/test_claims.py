@@ -244,6 +244,21 @@ def test_runbook_steps_name_the_service_they_are_for(kind: str) -> None:
     assert any("db-proxy" in step for step in runbook_for(kind, "db-proxy", []))
 
 
+def test_memory_already_near_its_limit_before_the_start_is_said_to_have_been(tmp_path: Path) -> None:
+    # OnlineBoutique 16:13, a wrong return value injected into adservice: its memory, at 87% of its limit all day,
+    # reached 96%; the mechanism names memory near its limit, and says it was near it before the start as well
+    ads = {**quiet("ads"), "MemoryUsageRate(%)": (87.0, 96.0, 0.05)}
+    analysis = analysed(tmp_path, {"ads": ads, "api": quiet("api")})
+    top = analysis["hypotheses"][0]
+
+    assert (top["service"], top["kind"]) == ("ads", "oom_restart_loop")
+    assert "seen: MemoryUsageRate(%) from 87 to 96.1 (+10%, 96% of its limit, already 87% before the start)" in \
+        top["mechanism"]
+    assert top["mechanism"].endswith("no restart or out-of-memory line seen")
+    review = build_postmortem(analysis)
+    assert "already 87% before the start" in review.root_cause.narrative.text and review.grounding.issues == []
+
+
 def test_a_large_cpu_rise_short_of_its_limit_is_set_aside_without_being_called_small(tmp_path: Path) -> None:
     # OnlineBoutique 13:45: CPU from 0.49% to 56% of its limit names no saturation, and is no small change either
     mail = {**quiet("mail"), "CpuUsageRate(%)": (0.49, 56.2, 0.05)}

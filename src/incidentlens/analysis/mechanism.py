@@ -260,7 +260,8 @@ def full_scale(shift: MetricShift) -> float | None:
 
 def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
     """Whether a shift is large enough in practice to name a mechanism by `rule`, and the change in words:
-    `near_limit` a utilisation at `NEAR_LIMIT` of its scale or more (and not past `PAST_LIMIT` of it);
+    `near_limit` a utilisation at `NEAR_LIMIT` of its scale or more (and not past `PAST_LIMIT` of it; one already
+    that near before the start says so: `96% of its limit, already 87% before the start`);
     `near_limit_or_doubled` that, or an amount with no known limit at least doubled; `fell_a_fifth` a ratio down by
     `MATERIAL_DROP` of its scale; `doubled` at least twice the baseline (or up from zero); `events_seen` a count up
     by at least one (a restart seen)."""
@@ -284,7 +285,8 @@ def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
     share = peak / scale
     if share > PAST_LIMIT:
         return False, f"{said(f'{share:.0%}: past its scale')}, so not a share of a hard limit"
-    return share >= NEAR_LIMIT, said(f"{share:.0%} of its limit")
+    already = f", already {before / scale:.0%} before the start" if before / scale >= NEAR_LIMIT else ""
+    return share >= NEAR_LIMIT, said(f"{share:.0%} of its limit{already}")
 
 
 def describe_change(before: float, after: float, note: str = "") -> str:
