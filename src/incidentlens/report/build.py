@@ -711,8 +711,9 @@ class _Builder:
         if self.inconclusive:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
-                description=f"Find which of {self.subject} moved first, in its own metrics, logs and traces, before "
-                            "reverting or scaling any of them: the data names no single root cause" + self._cut_hint()
+                description=f"Find which of {self.subject} moved first, each in its own metrics, logs and traces, "
+                            "before reverting or scaling any of them: the data names no single root cause"
+                            + self._cut_hint()
                 if self.verdict.services else self._nothing_to_order())
         trigger_is_change = self.trigger_on_path and self.trigger.kind in ("deploy", "config", "config_change",
                                                                            "release")

@@ -221,7 +221,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         ),
         (
             "Confirm: {service} shows the first and largest shift in errors or latency",
-            "Check recent changes to {service} and its dependencies (deploys, config, traffic)",
+            "Check recent changes to {service} and to downstream dependencies (deploys, config, traffic)",
             "Mitigate: revert the latest change or scale {service} out",
             "Verify: error rate and latency back to baseline",
         ),
