@@ -22,8 +22,10 @@ from incidentlens.analysis.detection import (
     settings_for,
     window_mean_spread,
 )
+from incidentlens.analysis import analyze
 from incidentlens.cli import app
 from incidentlens.errors import InputError
+from incidentlens.report import build_postmortem
 from incidentlens.telemetry import load_telemetry
 
 START = np.datetime64("2024-05-01T00:00", "ns")
@@ -138,6 +140,59 @@ def test_a_month_without_a_shift_opens_no_window_from_the_day_s_median(per_day):
     for seed in (3, 4, 5):
         ts, values = shifted_month(seed, per_day, 0.0)
         assert detect_points(ts, values).spans == []
+
+
+def raised(seed: int, hours: np.ndarray, from_day: int = 18, until_day: int = 99) -> tuple[np.ndarray, np.ndarray]:
+    """Values at `hours` since START: a daily cycle, noise of σ 1, and the level 3 higher from `from_day` until
+    `until_day` (by default to the end of the data)."""
+    rng = np.random.default_rng(seed)
+    higher = (hours >= from_day * 24) & (hours < until_day * 24)
+    values = 50 + 10 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 1, len(hours)) + 3.0 * higher
+    return START + (hours * 3600).astype("timedelta64[s]"), values
+
+
+def write_series(path: Path, ts: np.ndarray, values: np.ndarray) -> Path:
+    pacsv.write_csv(pa.table({"ts": ts, "service": ["api"] * len(ts), "metric": ["latency_ms"] * len(ts),
+                              "value": values}), path)
+    return path
+
+
+def test_a_level_still_held_when_the_data_ends_is_an_incident_under_way_not_a_recovered_one(tmp_path):
+    # a month of hours, 3 σ higher from day 18 to the last hour: the window was one day long ("recovered" on day
+    # 19, with the level still up to the end of the data); it now runs to the end of the data
+    ts, values = raised(2, np.arange(30 * 24))
+    store = load_telemetry(metrics=str(write_series(tmp_path / "m.csv", ts, values)))
+    window = detect(store).window
+    assert abs(np.datetime64(window.start) - (START + np.timedelta64(18, "D"))) <= np.timedelta64(4, "h")
+    assert np.datetime64(window.end) == ts[-1] + np.timedelta64(1, "h")  # one step past the last sample
+    pm = build_postmortem(analyze(store))
+    assert pm.recovery.recovered_at is None
+    assert "still under way when the data ends" in pm.recovery.narrative.text
+    assert "lasted at least" in pm.impact.narrative.text
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_level_that_returns_ends_its_window_where_it_returns(seed):
+    # 3 σ higher on days 18-21 (hourly) and back on day 22: the window ends at the return, not a day after the
+    # change point
+    ts, values = raised(seed, np.arange(30 * 24), until_day=22)
+    found = detect_points(ts, values)
+    shift = next(span for span in found.spans if span.held_end is not None)
+    assert abs(found.series.t[shift.held_end] - (START + np.timedelta64(22, "D"))) <= np.timedelta64(3, "h")
+
+
+@pytest.mark.parametrize("seed", [1, 3, 6])
+def test_a_day_is_a_day_of_time_on_a_series_sampled_coarser_in_its_past(seed):
+    # hourly for 24 days (history kept coarse), then every 5 minutes for 4: the series' step is 5 minutes, so a
+    # day counted in steps (288) was 12 days of its hourly part, and a spike 4 days after a level shift fell in
+    # the shift's "day" and hid it; a day of time keeps both
+    hours = np.concatenate((np.arange(24 * 24), 24 * 24 + np.arange(4 * 288) / 12))
+    ts, values = raised(seed, hours, from_day=12)
+    values[(hours >= 16 * 24) & (hours < 16 * 24 + 2)] += 15  # two hours on day 16
+    found = detect_points(ts, values)
+    onsets = [(found.series.t[s.start] - (START + np.timedelta64(12, "D"))) / np.timedelta64(1, "h")
+              for s in found.spans if s.direction == "up"]
+    assert any(abs(onset) <= 12 for onset in onsets) and 96 in onsets, onsets
 
 
 DAY = datetime(2024, 5, 1)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.linalg import LinAlgError, solveh_banded
+from scipy.ndimage import median_filter
 
 MAX_BINS = 3000
 DAY_NS = 86_400 * 10**9
@@ -258,3 +259,60 @@ def _sliding_median(y: np.ndarray, window: int) -> np.ndarray:
     tail = 2 * np.median(y[-anchor:]) - y[-2:-half - 2:-1]
     padded = np.concatenate((head, y, tail))
     return np.median(sliding_window_view(padded, 2 * half + 1), axis=1)
+
+
+PERIOD_BINS = 288  # a period's median is taken over at most this many bins in time (of 5 minutes for a day)
+
+
+@dataclass(frozen=True)
+class PeriodMedians:
+    """The median of a series over the period of time before and after each of a grid of times (`edges`): for
+    edge e, `before` over [e - period, e) and `after` over [e, e + period); NaN where either period holds fewer
+    points than asked for. Jittered timestamps or a gap change how many points a period holds, not its time."""
+
+    edges: np.ndarray  # ns
+    before: np.ndarray
+    after: np.ndarray
+    points: np.ndarray  # how many points the period after each edge holds
+
+
+def period_medians(t_ns: np.ndarray, y: np.ndarray, period_ns: int, step_ns: int, min_points: int) -> PeriodMedians:
+    """Medians over the period before and after each edge of bins of time of at least one step (at most
+    PERIOD_BINS to a period): each bin's median, a bin with no points taking the level interpolated between its
+    neighbours, then the median of a period's bins, as `rolling_median` does with blocks of points. The edges
+    start one period after the first point and end one period before the last bin's end. `t_ns` sorted."""
+    width = step_ns * max(1, period_ns // step_ns // PERIOD_BINS)
+    per_period = max(1, round(period_ns / width))
+    bins = (t_ns - t_ns[0]) // width
+    count = np.bincount(bins)
+    if len(count) < 2 * per_period:
+        return PeriodMedians(*(np.zeros(0) for _ in range(4)))
+    medians = _medians_by_bin(bins, y, count)
+    totals = np.concatenate(([0], np.cumsum(count)))
+    points = totals[per_period:] - totals[:-per_period]  # points in bins j .. j + per_period - 1
+    level = median_filter(medians, size=per_period, mode="nearest")[per_period // 2:][:len(points)]
+    edges = np.arange(per_period, len(count) - per_period + 1)
+    enough = np.minimum(points[edges], points[edges - per_period]) >= min_points
+    return PeriodMedians(edges=t_ns[0] + edges * width, before=np.where(enough, level[edges - per_period], np.nan),
+                         after=np.where(enough, level[edges], np.nan), points=points[edges])
+
+
+def _medians_by_bin(bins: np.ndarray, y: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The median of each bin's points (`bins` sorted, `count` points a bin); an empty bin interpolated."""
+    if (count[:-1] == count[0]).all():  # evenly sampled: a reshape, no sort
+        cut = (len(count) - 1) * int(count[0])
+        return np.append(np.median(y[:cut].reshape(len(count) - 1, -1), axis=1), np.median(y[cut:]))
+    sorted_y = y[np.lexsort((y, bins))]
+    first = np.concatenate(([0], np.cumsum(count)[:-1]))
+    held = count > 0
+    medians = np.zeros(len(count))
+    medians[held] = (sorted_y[(first + (count - 1) // 2)[held]] + sorted_y[(first + count // 2)[held]]) / 2
+    return _interpolated(medians, count)
+
+
+def _interpolated(medians: np.ndarray, count: np.ndarray) -> np.ndarray:
+    held = count > 0
+    if held.all():
+        return medians
+    where = np.arange(len(count))
+    return np.interp(where, where[held], medians[held])

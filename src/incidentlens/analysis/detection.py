@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from incidentlens.analysis.baseline import fit_baseline, robust_scale, rolling_median
+from incidentlens.analysis.baseline import PeriodMedians, fit_baseline, period_medians, robust_scale
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import sql_in
 from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
@@ -120,7 +120,7 @@ def detect_points(
     floor = length_bar(len(series.y), settings)
     weighed = weigh_against_history(runs_any, settings, floor)
     shifts = level_shift_runs(series, scale, rho, base.profile, settings, floor)
-    weighed = with_level_shifts(weighed, shifts, settings.open_threshold, needed)
+    weighed = with_level_shifts(weighed, shifts, settings.open_threshold, needed, len(series.y) - 1)
     candidates = [span for span in weighed if span.sustained_ns >= needed]
     spans = [span for span in candidates if span.strength >= settings.open_threshold]
     near_miss = None if spans else _near_miss(weighed, score, series, base.expected, settings, needed, floor)
@@ -233,78 +233,116 @@ def weigh_against_history(candidates: list[Span], settings: RobustSettings, floo
     return weighed
 
 
-MIN_SHIFT_STEPS = 4  # a median of fewer points is no level
+MIN_SHIFT_STEPS = 4  # a median of fewer points is no level: a period needs this many steps, and this many points
 
 
 def level_shift_runs(series: PreparedSeries, scale: float | np.ndarray, rho: float,
                      profile: np.ndarray | None, settings: RobustSettings, floor: float) -> list[Span]:
     """Level shifts the smoother follows (a level held for days is the baseline after a few hours): per period p
-    of `shift_periods`, the median of the p points after each point minus the median of the p before it (of the
-    series less its time-of-day or time-of-week profile, when the baseline has one), in robust σ of the points, as
-    a z against the larger of the standard error such a difference has in residuals as correlated as the series'
-    own (`mean_sd`, x sqrt(π) for a difference of two medians) and the robust spread of that difference over the
-    series (slower structure, as for window means); each run past the extend threshold is weighed against the
-    series' own earlier runs at that period (`weigh_against_history`). A shift starts at its largest change (the
-    change point) and lasts p; its baseline and peak value are the levels before and after."""
-    n, step = len(series.y), series.step_ns
+    of `shift_periods` (a span of time, not of points: `baseline.period_medians`, so jittered timestamps and gaps
+    give the same answer), the median of the series over the time p after each moment minus its median over the
+    time p before it (of the series less its time-of-day or time-of-week profile, when the baseline has one), in
+    robust σ of the points, as a z against the larger of the standard error such a difference has in residuals as
+    correlated as the series' own (`mean_sd` over the points a period holds, x sqrt(π) for a difference of two
+    medians) and the robust spread of that difference over the series (slower structure, as for window means);
+    each run past the extend threshold is weighed against the series' own earlier runs at that period
+    (`weigh_against_history`). A shift starts at the first point at or after its largest change (the change
+    point) and lasts p; its baseline and peak value are the levels before and after. Series shorter than four
+    periods, and periods of fewer than MIN_SHIFT_STEPS steps, have none; a change needs MIN_SHIFT_STEPS points in
+    each period."""
+    step = series.step_ns
+    t_ns = series.t.astype(np.int64)
     level = series.y if profile is None else series.y - profile  # less its time-of-day (or week) profile
     sigma = float(np.median(scale))
     found: list[Span] = []
     for period in settings.shift_periods:
-        h = _ns(period) // step if step > 0 else 0
-        if h < MIN_SHIFT_STEPS or 4 * h > n:
+        period_ns = _ns(period)
+        if step <= 0 or period_ns < MIN_SHIFT_STEPS * step or t_ns[-1] - t_ns[0] + step < 4 * period_ns:
             continue
-        levels = rolling_median(level, h) / sigma  # centred: levels[i + h // 2], the median of points i..i+h-1
-        after, before = levels[h + h // 2:n - h + h // 2 + 1], levels[h // 2:n - 2 * h + h // 2 + 1]
-        change = np.zeros(n)
-        change[h:n - h + 1] = after - before
-        spread = max(math.sqrt(math.pi) * mean_sd(h, rho), robust_scale(change[h:n - h + 1]))
-        shifts = [_shift(change / spread, sign, int(a), int(b), h, levels * sigma, change, step)
-                  for sign in (1.0, -1.0) for a, b in zip(*runs(sign * change / spread >= settings.extend_threshold),
-                                                           strict=True)]
+        medians = period_medians(t_ns, level, period_ns, step, MIN_SHIFT_STEPS)
+        change = (medians.after - medians.before) / sigma
+        measured = ~np.isnan(change)
+        if not measured.any():
+            continue
+        points = int(np.median(medians.points[measured]))
+        spread = max(math.sqrt(math.pi) * mean_sd(points, rho), robust_scale(change[measured]))
+        z = np.where(measured, change, 0.0) / spread
+        shifts = [_shift(t_ns, sign * z[a:b + 1], medians, int(a), period_ns, sigma)
+                  for sign in (1.0, -1.0) for a, b in zip(*runs(sign * z >= settings.extend_threshold), strict=True)]
         found += weigh_against_history(shifts, settings, floor)
     return found
 
 
-def _shift(z: np.ndarray, sign: float, first: int, last: int, period: int, levels: np.ndarray, change: np.ndarray,
-           step_ns: int) -> Span:
-    """One level shift from a run of its change z (indices first..last): at its largest change, lasting `period`."""
-    at = first + int(np.argmax(sign * z[first:last + 1]))
-    end = min(at + period - 1, len(z) - 1)
-    return Span(start=at, end=end, peak=at, direction="up" if sign > 0 else "down",
-                baseline=float(levels[at - period + period // 2]), peak_value=float(levels[at + period // 2]),
-                shift=float(change[at]), strong_points=end - at + 1, sustained_ns=period * step_ns,
-                scales=(float(sign * z[at]),))
+def _shift(t_ns: np.ndarray, z: np.ndarray, medians: PeriodMedians, first: int, period_ns: int,
+           sigma: float) -> Span:
+    """One level shift from a run of its change z (`z`, from edge `first`, signed so the change is positive):
+    from the first point at or after its largest change, through the last point of the period after it."""
+    edge = first + int(np.argmax(z))
+    at_ns = int(medians.edges[edge])
+    start = int(np.searchsorted(t_ns, at_ns))
+    end = max(start, int(np.searchsorted(t_ns, at_ns + period_ns)) - 1)
+    change = float(medians.after[edge] - medians.before[edge])
+    return Span(start=start, end=end, peak=start, direction="up" if change > 0 else "down",
+                baseline=float(medians.before[edge]), peak_value=float(medians.after[edge]),
+                shift=change / sigma, strong_points=end - start + 1,
+                sustained_ns=period_ns, scales=(float(z[edge - first]),))
 
 
-def with_level_shifts(weighed: list[Span], shifts: list[Span], bar: float, needed: int) -> list[Span]:
-    """The runs with the level shifts joined in, in time order. A shift back to the level before the last shift
-    that opened a window (its level after nearer that shift's level before than its level after) is that shift's
-    recovery, not a new incident. A shift whose change point lies in a run in the same direction lends that run its
-    strength when larger; one that only overlaps a run that opens on its own adds nothing (that run reports it);
-    any other is a run of its own. Only runs sustained for `needed` ns count: a shorter one (a one-minute spike
-    inside the shift's day) could not carry the shift into a window. Of shifts in the same direction that overlap,
-    the strongest stands (a weak change a few hours before the change point does not take its place)."""
+def with_level_shifts(weighed: list[Span], shifts: list[Span], bar: float, needed: int, last: int) -> list[Span]:
+    """The runs with the level shifts joined in, in time order. A shift that opens a window holds until its level
+    ends (`held_shifts`: its recovery, the next shift that opens the other way, or `last`, the series' last point),
+    and so does the run it joins (`Span.held_end`); a recovery is not a new incident. A shift whose change point
+    lies in a run in the same direction lends that run its strength when larger; one that only overlaps a run that
+    opens on its own adds nothing (that run reports it); any other is a run of its own. Only runs sustained for
+    `needed` ns count: a shorter one (a one-minute spike inside the shift's day) could not carry the shift into a
+    window. Of shifts in the same direction that overlap, the strongest stands (a weak change a few hours before
+    the change point does not take its place). Overlaps are over a shift's period after its change point, not
+    over the time its level held, so an incident later in that time stays an incident of its own."""
     merged = list(weighed)
     added: list[Span] = []
-    opened: Span | None = None
-    for shift in sorted(shifts, key=lambda s: s.start):
-        if opened is not None and opened.direction != shift.direction and \
-                abs(shift.peak_value - opened.baseline) < abs(shift.peak_value - opened.peak_value):
-            opened = None
-            continue
-        if shift.strength >= bar:
-            opened = shift
+    for shift in held_shifts(shifts, bar, last):
         same = [i for i, run in enumerate(merged)
                 if run.direction == shift.direction and run.sustained_ns >= needed
                 and run.start <= shift.end and shift.start <= run.end]
         holding = [i for i in same if merged[i].start <= shift.start]
+        for i in same if shift.held_end is not None else []:
+            merged[i] = replace(merged[i], held_end=max(merged[i].end, merged[i].held_end or 0, shift.held_end))
         if holding:
             if shift.strength > merged[holding[0]].strength:
                 merged[holding[0]] = replace(merged[holding[0]], strength=shift.strength, evidence=shift.evidence)
         elif not any(merged[i].strength >= bar for i in same):
             added = _strongest(added, shift)
     return sorted(merged + added, key=lambda s: s.start)
+
+
+def held_shifts(shifts: list[Span], bar: float, last: int) -> list[Span]:
+    """The shifts in time order less the recoveries, each that opens a window (strength >= `bar`) with the last
+    point its level held (`held_end`). A shift back to the level before the ones that opened (its level after
+    within half their change of the level before them) is their recovery: their level held to the point before it.
+    A shift that opens the other way without returning ends it too; one that opens the same way adds to it, and
+    the level before both holds until the later one's ends. A level that never ends holds to `last`."""
+    kept: list[Span] = []
+    holding: list[int] = []  # indices into `kept` of opened shifts, one direction, whose level still holds
+
+    def end_at(point: int) -> None:
+        for i in holding:
+            kept[i] = replace(kept[i], held_end=max(kept[i].start, point))
+        holding.clear()
+
+    for shift in sorted(shifts, key=lambda s: s.start):
+        top = kept[holding[-1]] if holding else None
+        before = kept[holding[0]].baseline if holding else 0.0
+        if top is not None and top.direction != shift.direction and \
+                abs(shift.peak_value - before) < abs(top.peak_value - before) / 2:
+            end_at(shift.start - 1)
+            continue
+        if shift.strength >= bar:
+            if top is not None and top.direction != shift.direction:
+                end_at(shift.start - 1)
+            holding.append(len(kept))
+        kept.append(shift)
+    end_at(last)
+    return kept
 
 
 def _strongest(added: list[Span], shift: Span) -> list[Span]:
@@ -782,8 +820,16 @@ def _timed(name: str, detection: SeriesDetection, span: Span) -> tuple[int, int,
     return int(t[span.start].astype(np.int64)), end, name, span
 
 
+def _held_end_ns(detection: SeriesDetection, span: Span, end_ns: int) -> int:
+    """The exclusive end of a span's window: of a level shift, one step after the last point its level held."""
+    if span.held_end is None:
+        return end_ns
+    return int(detection.series.t[span.held_end].astype(np.int64)) + detection.series.step_ns
+
+
 def _window(group: list[tuple[int, int, str, Span]], detections: dict[str, SeriesDetection]) -> IncidentWindow:
-    """An incident window from the spans of one group: per series its strongest span and earliest onset."""
+    """An incident window from the spans of one group: per series its strongest span and earliest onset; it ends
+    where the last of them ends, a level shift where its level ended (`Span.held_end`)."""
     strongest: dict[str, Span] = {}
     onset: dict[str, int] = {}
     for start_ns, _, name, span in group:
@@ -800,7 +846,7 @@ def _window(group: list[tuple[int, int, str, Span]], detections: dict[str, Serie
     top = shifts[0]
     return IncidentWindow(
         start=_ns_to_datetime(min(g[0] for g in group)),
-        end=_ns_to_datetime(max(g[1] for g in group)),
+        end=_ns_to_datetime(max(_held_end_ns(detections[name], span, end) for _, end, name, span in group)),
         peak=top.peak_at,
         severity=float(sum(min(abs(s.shift), SHIFT_CAP) for s in shifts)),
         series=shifts,
@@ -808,11 +854,12 @@ def _window(group: list[tuple[int, int, str, Span]], detections: dict[str, Serie
 
 
 def _anchor(windows: list[IncidentWindow], at: datetime) -> IncidentWindow:
-    """The window containing `at`, else the nearest one (distance to its nearer edge)."""
-    def distance(window: IncidentWindow) -> timedelta:
+    """The window containing `at`, else the nearest one (distance to its nearer edge); of windows containing it
+    (an incident during a level shift that still holds), the shortest."""
+    def distance(window: IncidentWindow) -> tuple[timedelta, timedelta]:
         if window.start <= at <= window.end:
-            return timedelta(0)
-        return min(abs(window.start - at), abs(window.end - at))
+            return timedelta(0), window.end - window.start
+        return min(abs(window.start - at), abs(window.end - at)), timedelta(0)
     return min(windows, key=distance)
 
 

@@ -59,6 +59,7 @@ class Span:
     sustained_ns: int = 0  # how long the series stayed past the extend threshold inside the span
     scales: tuple[float, ...] = ()  # per scan window, the run's largest window-mean z (detection.with_scan_evidence)
     evidence: float = 0.0  # the one of `scales` its strength came from (where it stood out most); 0: its peak alone
+    held_end: int | None = None  # a level shift's: the last point its new level held (its window's end); None: end
 
 
 @dataclass(frozen=True)
