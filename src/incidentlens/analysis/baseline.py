@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.linalg import LinAlgError, solveh_banded
-from scipy.ndimage import median_filter
 
 MAX_BINS = 3000
 DAY_NS = 86_400 * 10**9
@@ -261,7 +260,7 @@ def _sliding_median(y: np.ndarray, window: int) -> np.ndarray:
     return np.median(sliding_window_view(padded, 2 * half + 1), axis=1)
 
 
-PERIOD_BINS = 288  # a period's median is taken over at most this many bins in time (of 5 minutes for a day)
+PERIOD_BINS = 96  # a period's median is taken over at most this many bins in time (of 15 minutes for a day)
 
 
 @dataclass(frozen=True)
@@ -290,7 +289,7 @@ def period_medians(t_ns: np.ndarray, y: np.ndarray, period_ns: int, step_ns: int
     medians = _medians_by_bin(bins, y, count)
     totals = np.concatenate(([0], np.cumsum(count)))
     points = totals[per_period:] - totals[:-per_period]  # points in bins j .. j + per_period - 1
-    level = median_filter(medians, size=per_period, mode="nearest")[per_period // 2:][:len(points)]
+    level = np.median(sliding_window_view(medians, per_period), axis=1)  # of bins j .. j + per_period - 1
     edges = np.arange(per_period, len(count) - per_period + 1)
     enough = np.minimum(points[edges], points[edges - per_period]) >= min_points
     return PeriodMedians(edges=t_ns[0] + edges * width, before=np.where(enough, level[edges - per_period], np.nan),

@@ -317,32 +317,46 @@ def with_level_shifts(weighed: list[Span], shifts: list[Span], bar: float, neede
 
 def held_shifts(shifts: list[Span], bar: float, last: int) -> list[Span]:
     """The shifts in time order less the recoveries, each that opens a window (strength >= `bar`) with the last
-    point its level held (`held_end`). A shift back to the level before the ones that opened (its level after
-    within half their change of the level before them) is their recovery: their level held to the point before it.
-    A shift that opens the other way without returning ends it too; one that opens the same way adds to it, and
-    the level before both holds until the later one's ends. A level that never ends holds to `last`."""
+    point its level held (`held_end`). A shift back to the level before the ones that opened (`_returns`) is their
+    recovery: their level held to the point before it; a stronger such shift within the period after the first (a
+    return in two steps, the first the weaker) moves the end to the point before it. A shift that
+    opens the other way without returning ends the level too; one that opens the same way adds to it, and the
+    level before both holds until the later one's ends. A level that never ends holds to `last`."""
     kept: list[Span] = []
     holding: list[int] = []  # indices into `kept` of opened shifts, one direction, whose level still holds
+    returned: tuple[list[int], Span] | None = None  # the shifts the last recovery ended, and that recovery
 
-    def end_at(point: int) -> None:
-        for i in holding:
+    def end_at(indices: list[int], point: int) -> None:
+        for i in indices:
             kept[i] = replace(kept[i], held_end=max(kept[i].start, point))
-        holding.clear()
 
     for shift in sorted(shifts, key=lambda s: s.start):
-        top = kept[holding[-1]] if holding else None
-        before = kept[holding[0]].baseline if holding else 0.0
-        if top is not None and top.direction != shift.direction and \
-                abs(shift.peak_value - before) < abs(top.peak_value - before) / 2:
-            end_at(shift.start - 1)
+        if holding and _returns(shift, [kept[i] for i in holding]):
+            end_at(holding, shift.start - 1)
+            returned, holding = (holding, shift), []
+            continue
+        if returned and shift.start <= returned[1].end and shift.strength > returned[1].strength \
+                and _returns(shift, [kept[i] for i in returned[0]]):
+            end_at(returned[0], shift.start - 1)
+            returned = (returned[0], shift)
             continue
         if shift.strength >= bar:
-            if top is not None and top.direction != shift.direction:
-                end_at(shift.start - 1)
+            returned = None
+            if holding and kept[holding[-1]].direction != shift.direction:
+                end_at(holding, shift.start - 1)
+                holding = []
             holding.append(len(kept))
         kept.append(shift)
-    end_at(last)
+    end_at(holding, last)
     return kept
+
+
+def _returns(shift: Span, opened: list[Span]) -> bool:
+    """Whether `shift` goes back to the level before the `opened` shifts (one direction, in time order): it goes
+    the other way and its level after lies within half their change of the level before the first."""
+    before = opened[0].baseline
+    return shift.direction != opened[-1].direction and \
+        abs(shift.peak_value - before) < abs(opened[-1].peak_value - before) / 2
 
 
 def _strongest(added: list[Span], shift: Span) -> list[Span]:
