@@ -142,6 +142,37 @@ def test_quiet_logs_have_no_peak_and_no_affected_users() -> None:
     assert (impact.requests_total, impact.requests_failed) == (1800, 0)
 
 
+def users_store(logs_from_minute: int, ids_from_minute: int = 0) -> DuckStore:
+    """Logs from `logs_from_minute` to 02:30: a WARN line a minute, each for a user of its own (minute m: user
+    u<m>), carrying the user id from `ids_from_minute` on; the same rate before 02:00 and after."""
+    return DuckStore(f"""
+        CREATE VIEW logs AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'api' AS service, 'WARN' AS level,
+               'slow' AS message, CASE WHEN i >= {ids_from_minute} THEN 'u' || i END AS user_id
+        FROM range({logs_from_minute}, 150) t(i)
+    """)
+
+
+def test_a_baseline_the_logs_cover_in_part_counts_its_users_over_what_they_cover() -> None:
+    # the logs begin at 01:45: the baseline's 15 logged minutes hold 15 users, 30 for the window's 30 minutes,
+    # which holds 30 as well (not 15 more: a baseline taken as two hours of users would have read half its rate)
+    impact = estimate_impact(users_store(logs_from_minute=105), WINDOW, BASELINE)
+
+    assert impact.impact.users_affected == 30
+    assert (impact.impact.users_baseline, impact.impact.users_excess) == (30, 0)
+    said = next(e.title for e in impact.evidence if "users_baseline" in e.data)
+    assert said == ("30 distinct users on WARN/ERROR/FATAL lines per 30 min: 15 in the 15 min of the baseline its "
+                    "logs cover, scaled up: 0 more in the window")
+
+
+def test_a_baseline_whose_lines_carry_no_user_id_is_no_baseline_of_users() -> None:
+    # user ids are logged from the window's start: the baseline's lines cannot say how many users saw errors
+    impact = estimate_impact(users_store(logs_from_minute=0, ids_from_minute=120), WINDOW, BASELINE).impact
+
+    assert impact.users_affected == 30
+    assert (impact.users_baseline, impact.users_excess) == (None, None)  # were (0, 30): all 30 "beyond"
+
+
 # Two latency series: `cache` was already at 900 ms for the 5 minutes before the start and creeps to 910 after it;
 # `db` is at 100 ms until the start, then climbs to 400 ms. Only db's rise is the incident's.
 ALREADY_HIGH = """

@@ -10,11 +10,13 @@ Rules (each number's evidence repeats its rule and carries its SQL):
 - the baseline's share of failed requests, counted the same way over the baseline: what the window's requests would
   have lost had nothing happened (a service that always fails 6% of its requests fails 6% in the window too).
 - users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window; the
-  baseline's users are the same count per slice of the baseline as long as the window (cut back from its end; a
-  baseline shorter than the window is one slice, scaled up to the window's length), averaged over the slices in
-  which any line was logged: a service whose users see errors every hour has that many in any hour. Beyond it are the
-  window's users less that mean (`users_excess`); a user may come back in every hour, so the baseline's distinct
-  users are not scaled down from a whole day.
+  baseline's users are the same count per slice as long as the window of the baseline the logs cover (from the
+  minute of its first line; cut back from its end), averaged over the slices in which a line carried a user id: a
+  service whose users see errors every hour has that many in any hour. A covered baseline shorter than the window is
+  one slice, scaled up to the window's length (the most it could have had: distinct users grow no faster than
+  time); one none of whose lines carries a user id has no users to compare. Beyond it are the window's users less
+  that mean (`users_excess`); a user may come back in every hour, so the baseline's distinct users are not scaled
+  down from a whole day.
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
   `SURGE_RATIO` times the baseline's (per minute the logs cover, `periods.logged_minutes`: logs that cover a minute
   of a day-long metrics baseline must not make every steady error line a surge), and a Bonferroni-corrected
@@ -497,31 +499,57 @@ def _baseline_users(
     store: Any, window: Span, baseline: Span, user: str, users: int, evidence: list[Evidence]
 ) -> tuple[float | None, int | None]:
     """(distinct users on WARN/ERROR/FATAL lines the baseline has per span of the window's length, the window's
-    `users` beyond that): the mean over the baseline's whole slices of that length (cut back from its end) in which
-    any line was logged; a baseline shorter than the window is one slice, scaled to the window's length. (None, None):
-    no line was logged in the baseline."""
-    length = min(span_minutes(window), span_minutes(baseline)) * 60
-    slices = int(span_minutes(baseline) * 60 // length)
-    origin = (baseline[1].replace(tzinfo=None) - datetime(1970, 1, 1)).total_seconds() - slices * length
+    `users` beyond that): the mean over the whole slices of that length (cut back from the baseline's end) of the
+    baseline its logs cover (from the minute of its first line) in which a line carried a user id; a covered baseline
+    shorter than the window is one slice, scaled up to the window's length. (None, None): no line of the baseline
+    carried a user id, so it cannot say how many users it had."""
+    logged = _logged_from(store, baseline, user)
+    if logged is None:
+        return None, None
+    covered = (max(baseline[0], logged), baseline[1])
+    length = min(span_minutes(window), span_minutes(covered)) * 60
+    slices = int(span_minutes(covered) * 60 // length)
+    origin = (covered[1].replace(tzinfo=None) - datetime(1970, 1, 1)).total_seconds() - slices * length
     sql = f"""SELECT CAST(floor((epoch(ts) - {origin!r}) / {length!r}) AS BIGINT) AS slice,
-       count(DISTINCT CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN {quote_ident(user)} END) AS users
-FROM logs WHERE {in_span('ts', baseline)}
+       count(DISTINCT CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN {quote_ident(user)} END) AS users,
+       count({quote_ident(user)}) AS carried
+FROM logs WHERE {in_span('ts', covered)}
 GROUP BY slice"""
-    counts = [int(r["users"]) for r in store.fetch(sql).to_pylist() if r["slice"] is not None and r["slice"] >= 0]
+    counts = [int(r["users"]) for r in store.fetch(sql).to_pylist()
+              if r["slice"] is not None and r["slice"] >= 0 and r["carried"]]
     if not counts:
         return None, None
     expected = round(float(np.mean(counts)) * span_minutes(window) * 60 / length, 1)
     excess = max(0, round(users - expected))
-    slices_said = f"{len(counts)} slice{'s' if len(counts) > 1 else ''}"
+    counted_over = _users_counted_over(counts, span_minutes(covered), span_minutes(window))
     evidence.append(Evidence.make(
-        "impact", f"{expected:g} distinct users on WARN/ERROR/FATAL lines per {span_minutes(window):g} min of the "
-                  f"baseline (mean of {slices_said}): {excess} more in the window", sql,
+        "impact", f"{expected:g} distinct users on WARN/ERROR/FATAL lines per {span_minutes(window):g} min"
+                  f"{counted_over}: {excess} more in the window", sql,
         {"users_baseline": expected, "users_excess": excess, "slices": len(counts), "column": user,
-         "rule": "distinct users on WARN/ERROR/FATAL lines per slice of the baseline as long as the window (cut back "
-                 "from the baseline's end; a shorter baseline is one slice, scaled to the window's length), mean "
-                 "over the slices in which any line was logged; users beyond = the window's users - this mean"},
+         "logged_from": iso_z(covered[0]),
+         "rule": "distinct users on WARN/ERROR/FATAL lines per slice as long as the window of the baseline the logs "
+                 "cover (from the minute of its first line; cut back from its end; a shorter one is one slice, "
+                 "scaled up to the window's length), mean over the slices in which a line carried a user id; users "
+                 "beyond = the window's users - this mean"},
     ))
     return expected, excess
+
+
+def _logged_from(store: Any, baseline: Span, user: str) -> datetime | None:
+    """The minute of the baseline's first log line; None when no line of the baseline carries a user id."""
+    row = store.fetch(f"SELECT min(ts) AS first, count({quote_ident(user)}) AS carried FROM logs "
+                      f"WHERE {in_span('ts', baseline)}").to_pylist()[0]
+    if not row["carried"] or row["first"] is None:
+        return None
+    return row["first"].replace(tzinfo=None, second=0, microsecond=0)
+
+
+def _users_counted_over(counts: list[int], covered_minutes: float, window_minutes: float) -> str:
+    """Where the baseline's users were counted: ` of the baseline (mean of 4 slices)`, or for a covered baseline
+    shorter than the window, `: 15 in the 15 min of the baseline its logs cover, scaled up`."""
+    if covered_minutes >= window_minutes:
+        return f" of the baseline (mean of {len(counts)} slice{'s' if len(counts) > 1 else ''})"
+    return f": {counts[0]} in the {round(covered_minutes, 1):g} min of the baseline its logs cover, scaled up"
 
 
 def _problem_counts_sql(window: Span, baseline: Span, columns: list[str], user: str | None) -> str:
