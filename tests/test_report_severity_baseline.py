@@ -17,8 +17,8 @@ import pytest
 from incidentlens.analysis import analyze
 from incidentlens.report import build_postmortem
 from incidentlens.report.render_markdown import render_markdown
-from incidentlens.report.schema import Postmortem
-from incidentlens.report.severity import CHANCE_Z
+from incidentlens.report.schema import Impact, Narrative, Postmortem
+from incidentlens.report.severity import CHANCE_Z, users_words
 from incidentlens.telemetry import load_telemetry
 from test_analyze_bad_input import START, write_logs, write_metrics
 
@@ -134,3 +134,14 @@ def test_users_with_no_baseline_to_compare_against_are_called_raw_and_set_no_lev
     assert pm.severity == "SEV3"  # was SEV2 on the raw count
     assert (f"{pm.impact.users_affected:,} users on WARN/ERROR lines (a raw count: no baseline to compare against)"
             in pm.impact.narrative.text)
+
+
+def test_one_user_reads_as_one_user():
+    # a quiet 5 minutes from a given start: one user on a WARN line, 2.3 in 5 minutes of the day before
+    quiet = Impact(duration_minutes=5, users_affected=1, users_baseline=2.3, users_excess=0,
+                   narrative=Narrative(text=""))
+    assert users_words(quiet, affected=False) == ("1 user on WARN/ERROR lines against the baseline's 2.3 for a window "
+                                                  "this long")  # was "1 users"
+    one_more = quiet.model_copy(update={"users_affected": 4, "users_excess": 1})
+    assert users_words(one_more, affected=True) == ("1 more user affected than the baseline's 2.3 for a window this "
+                                                    "long (4 on WARN/ERROR lines)")

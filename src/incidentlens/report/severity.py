@@ -162,14 +162,18 @@ def users_words(impact: Impact, affected: bool) -> str:
     """Users on WARN/ERROR lines, raw and beyond the baseline's (`affected`: where harm was seen): `1,400 more users
     affected than the baseline's 1,100 for a window this long (2,500 on WARN/ERROR lines)`; with no baseline, the raw
     count called raw."""
-    raw = f"{fmt.num(impact.users_affected)} users on WARN/ERROR lines"
+    raw = f"{fmt.num(impact.users_affected)} {_users(impact.users_affected)} on WARN/ERROR lines"
     if impact.users_baseline is None:
         return f"{raw} (a raw count: no baseline to compare against)"
     usual = f"the baseline's {fmt.num(impact.users_baseline)} for a window this long"
     if not affected:
         return f"{raw} against {usual}"
-    return (f"{fmt.num(impact.users_excess)} more users affected than {usual} "
+    return (f"{fmt.num(impact.users_excess)} more {_users(impact.users_excess)} affected than {usual} "
             f"({fmt.num(impact.users_affected)} on WARN/ERROR lines)")
+
+
+def _users(count: int | None) -> str:
+    return "user" if count == 1 else "users"
 
 
 def shows_harm(impact: Impact) -> bool:
