@@ -36,7 +36,7 @@ def test_a_given_start_where_nothing_moved_has_no_severity_and_claims_no_degrada
     summary = quiet_day.summary.text
     assert "degraded" not in summary
     assert ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose against the "
-            "baseline, and nothing moved beyond its baseline's noise (checked: 4 metric series, 1 services' logs)"
+            "baseline, and nothing moved beyond its baseline's noise (checked: 4 metric series, the logs of 1 service)"
             in summary)
     assert quiet_day.impact.narrative.text.startswith("No impact was measured:")
 

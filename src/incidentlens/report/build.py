@@ -464,9 +464,10 @@ class _Builder:
     def _checked_words(self) -> str:
         """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at."""
         checked = (self.data.get("verdict") or {}).get("checked") or {}
-        words = [f"{checked[key]} {what}" for key, what in (("metric_series", "metric series"),
-                                                            ("services_with_logs", "services' logs"),
-                                                            ("services_in_traces", "services' traces"))
+        words = [what.format(n=checked[key], s="" if checked[key] == 1 else "s")
+                 for key, what in (("metric_series", "{n} metric series"),
+                                   ("services_with_logs", "the logs of {n} service{s}"),
+                                   ("services_in_traces", "the traces of {n} service{s}"))
                  if checked.get(key)]
         return f" (checked: {', '.join(words)})" if words else ""
 
