@@ -122,6 +122,9 @@ def test_a_rise_in_users_seeing_errors_still_makes_it_sev2_with_both_counts_stat
         f"SEV2 because >= 1,000 users affected beyond the baseline's ({impact.users_excess:,} more users affected "
         f"than the baseline's {impact.users_baseline:,.0f} for a window this long ({impact.users_affected:,} on "
         "WARN/ERROR lines))")
+    # the rule says against what both excesses are counted (it read "users beyond its (past ...)")
+    assert ("any failed requests beyond the baseline's share or users beyond the baseline's (each past 3.09 Poisson σ "
+            "of what the baseline predicts)") in pm.severity_rule
     assert pm.grounding.issues == []
 
 

@@ -45,10 +45,10 @@ RULE = ("SEV1: peak error rate >= 20 points over its baseline, or >= 10% of requ
         "share of failed requests, or >= 10,000 users beyond the baseline's; "
         "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline for >= 30 min; "
         "SEV3: error rate >= 1% and >= 2x baseline, any failed requests beyond the baseline's share or users beyond "
-        f"its (past {CHANCE_Z:g} Poisson σ of what it predicts), or "
+        f"the baseline's (each past {CHANCE_Z:g} Poisson σ of what the baseline predicts), or "
         "latency >= 1.5x; else SEV4; "
-        "users are those on WARN/ERROR lines less the baseline's per span of the window's length, and with no "
-        "baseline count for no level; "
+        "users are those on WARN/ERROR lines less the baseline's for a window as long, and set no level where there "
+        "is no baseline; "
         "failed requests and users count only where a service's latency, errors, WARN/ERROR lines or failed root "
         "spans rose against the baseline; with none and nothing moved (whatever a lone peak reached): undetermined")
 
