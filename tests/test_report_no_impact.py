@@ -48,6 +48,16 @@ def test_where_nothing_moved_the_title_and_first_steps_name_no_service(quiet_day
     assert "Find which of  moved first" not in render_markdown(quiet_day)
 
 
+def test_where_nothing_moved_no_step_is_about_an_affected_service_or_its_hypotheses(quiet_day):
+    # the steps after the check were the unknown mechanism's, for "the affected service": "Review the leading
+    # hypotheses with the affected service's owners" of a review with none, "Mitigate the service shown to have
+    # moved first" where none moved
+    assert [a.description for a in quiet_day.action_items] == [quiet_day.runbook[0]]
+    assert len(quiet_day.runbook) == 1
+    assert "the affected service" not in render_markdown(quiet_day)
+    assert quiet_day.detection.sooner == [] and "Signals an alert could watch" not in render_markdown(quiet_day)
+
+
 def test_the_summary_the_impact_section_and_the_headline_say_no_impact_in_the_same_words(quiet_day):
     said = ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose against the "
             "baseline")

@@ -343,7 +343,7 @@ class _Builder:
         searches = [_search_step(name, t) for name in services if self.top
                     for t in [next((t for t in templates if _contributes(t) and name in (t.get("services") or [])),
                                    None)] if t]
-        return steps[:1] + searches + steps[1:]
+        return steps[:1] + searches + (steps[1:] if self.moved else [])  # nothing moved: no service to act on
 
     def _narrate(self, section: str, template_text: str) -> Narrative:
         text = (self.narrative.get(section) or "").strip()
@@ -597,7 +597,9 @@ class _Builder:
                 f"{fmt.when(first.onset)}{after(first.onset)}"]
 
     def _detection_advice(self) -> list[str]:
-        """The mechanism catalogue's detection actions for the top hypothesis."""
+        """The mechanism catalogue's detection actions for the top hypothesis; none where nothing moved."""
+        if not self.moved:
+            return []
         return [a.description for a in mitigations_for(self.kind, self.service) if a.type == "detect"]
 
     def _response_text(self) -> str:
@@ -722,7 +724,7 @@ class _Builder:
             canary = next(a for a in mitigations_for("bad_deploy", self.trigger.service, self.trigger.evidence)
                           if a.type == "prevent")
             items.insert(1, canary)
-        return items
+        return items if self.moved else items[:1]  # nothing moved: no service to act on, only the alert to check
 
     def _cut_hint(self) -> str:
         """Where to look first when the leading service's requests were cut short after a call."""
