@@ -13,6 +13,7 @@ import pytest
 from incidentlens.analysis import analyze
 from incidentlens.report import build_postmortem, executive_summary
 from incidentlens.report.build import _Builder
+from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.report.schema import GeneratedBy
 from test_analyze_bad_input import quiet_store, traffic_surge
@@ -122,3 +123,20 @@ def test_the_severity_is_the_same_whichever_section_is_written_first():
     pm = build_postmortem(analysis)
     assert (pm.severity, pm.severity_rule) == builder.severity
     assert pm.summary.text == summary
+
+
+def test_users_on_warn_lines_where_no_impact_was_measured_are_not_called_affected_in_the_tables():
+    # the prose said "5 users on WARN/ERROR lines against the baseline's 4", the tables "Users affected | 5"
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["series"], analysis["hypotheses"] = [], []
+    analysis["verdict"] = {"status": "inconclusive", "services": [],
+                           "reason": "No single root cause found: no service moved beyond its baseline's noise"}
+    analysis["impact"].update(services_affected=[], harm_checked=["WARN/ERROR lines"], peak_error_rate=None,
+                              peak_latency=None, requests_failed=None, users_affected=5, users_baseline=4.0,
+                              users_excess=1)
+    pm = build_postmortem(analysis)
+    assert pm.severity is None and "5 users on WARN/ERROR lines against the baseline's 4" in pm.summary.text
+    markdown = render_markdown(pm)
+    assert "| Users on WARN/ERROR lines | 5 | 4 |" in markdown
+    assert "| Users on WARN/ERROR lines beyond the baseline's | 1 |" in markdown
+    assert "Users affected" not in markdown and "Users affected" not in render_html(pm)

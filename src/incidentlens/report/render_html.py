@@ -18,6 +18,7 @@ from incidentlens.report.build import duration_label, suspicion
 from incidentlens.report.charts import MIN_SHADE_PX, BarChart, LineChart, bar_chart, line_chart, timeline_chart
 from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
+from incidentlens.report.severity import users_label
 
 MAX_METRIC_CHARTS = 6
 
@@ -94,7 +95,8 @@ def _cards(pm: Postmortem) -> list[_Card]:
     if impact and impact.users_affected is not None:
         beyond = ("no baseline: a raw count" if impact.users_baseline is None else
                   f"{fmt.num(impact.users_excess)} beyond the baseline's {fmt.num(impact.users_baseline)}")
-        cards.append(_Card("Users affected", fmt.num(impact.users_affected), f"distinct user ids; {beyond}"))
+        cards.append(_Card(users_label(impact, pm.severity), fmt.num(impact.users_affected),
+                           f"distinct user ids; {beyond}"))
     if impact and impact.services_affected:
         cards.append(_Card("Services affected", str(len(impact.services_affected)),
                            ", ".join(impact.services_affected[:3]) + ("…" if len(impact.services_affected) > 3
@@ -139,10 +141,11 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
         rows.append(_ImpactRow(f"Requests failed{_counted_at(impact)}", "not recorded in the data"))
     if impact.users_affected is not None:
         usual = impact.users_baseline
-        rows.append(_ImpactRow("Users affected", fmt.num(impact.users_affected),
+        label = users_label(impact, pm.severity)
+        rows.append(_ImpactRow(label, fmt.num(impact.users_affected),
                                "no baseline" if usual is None else fmt.num(usual)))
         if usual is not None:
-            rows.append(_ImpactRow("Users affected beyond the baseline's", fmt.num(impact.users_excess)))
+            rows.append(_ImpactRow(f"{label} beyond the baseline's", fmt.num(impact.users_excess)))
     if impact.services_affected:
         rows.append(_ImpactRow("Services affected", ", ".join(impact.services_affected)))
     if impact.regions_affected:

@@ -16,6 +16,7 @@ from incidentlens.report import formatting as fmt
 from incidentlens.report.build import duration_label, executive_summary, suspicion
 from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.schema import EVIDENCE_FILE, EVIDENCE_ID_PATTERN, Postmortem
+from incidentlens.report.severity import users_label
 
 # What can start markup inline: emphasis, code, links, raw HTML, table cells, strikethrough. Parentheses only matter
 # after a "]" (escaped) and intraword underscores never emphasise, so `latency_p95_ms` stays readable.
@@ -33,7 +34,7 @@ def render_markdown(pm: Postmortem) -> str:
     env.tests["evidence_id"] = lambda value: isinstance(value, str) and re.fullmatch(EVIDENCE_ID_PATTERN, value)
     env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num, measure=fmt.measure, minutes=fmt.minutes,
                        series_value=fmt.series_value, kind_label=kind_label,
-                       readable_pattern=fmt.readable_pattern, series_name=fmt.series_name)
+                       readable_pattern=fmt.readable_pattern, series_name=fmt.series_name, users_label=users_label)
     text = env.get_template("report.md.j2").render(
         pm=pm,
         evidence_file=EVIDENCE_FILE,

@@ -172,6 +172,12 @@ def users_words(impact: Impact, affected: bool) -> str:
             f"({fmt.num(impact.users_affected)} on WARN/ERROR lines)")
 
 
+def users_label(impact: Impact, severity: Severity | None) -> str:
+    """What the users figure is called in the impact tables: `Users affected` where harm was seen, else what it
+    counts, `Users on WARN/ERROR lines` (as the prose words it)."""
+    return "Users affected" if harm(impact, severity) == "seen" else "Users on WARN/ERROR lines"
+
+
 def _users(count: int | None) -> str:
     return "user" if count == 1 else "users"
 
