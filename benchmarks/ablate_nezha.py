@@ -71,6 +71,16 @@ def _specificity_strong_cues_only(service, moved, cues):
     return max(min(1.0, 2 * words), 1.0 if resource else 0.0)
 
 
+_ORIGINAL_ADD_CUT_AT = rootcause._add_cut_at
+
+
+def _largest_cut_at(callee, caller):
+    """Cuts in several callers after the same callee: the largest, not their chi-square combination."""
+    before = callee.cut_strength
+    _ORIGINAL_ADD_CUT_AT(callee, caller)
+    callee.cut_strength = max(before, caller.strength)
+
+
 #: variant -> the patches that switch its rule off
 VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "full": lambda: [],
@@ -112,6 +122,10 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "best alone at 88% (the last round's cap)": lambda: [mock.patch.object(rootcause, "MAX_MARGIN", 2.0)],
     "a call fewer stands on its own": lambda: [
         mock.patch.object(spans.TraceSignal, "cut_short", property(lambda s: False))],
+    "the callee requests now end after is no candidate": lambda: [
+        mock.patch.object(rootcause, "_add_cut_at", lambda callee, caller: None)],
+    "cuts after one callee not added up (the largest)": lambda: [
+        mock.patch.object(rootcause, "_add_cut_at", _largest_cut_at)],
 }
 
 

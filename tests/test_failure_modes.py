@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from incidentlens.analysis import analyze
+from incidentlens.analysis.verdict import NO_SINGLE_ROOT_CAUSE
 from incidentlens.report import build_postmortem
 from incidentlens.telemetry import load_telemetry
 
@@ -27,36 +28,50 @@ NETWORK_DELAY_MS = 200.0
 
 
 def _spans(path: Path, delayed: str | None, since: datetime = TRACES_FROM, delay_from: datetime = AT,
-           delayed_throughout: str | None = None, cut_after: str | None = None) -> Path:
+           delayed_throughout: str | None = None, cut_after: str | None = None, checkout: bool = False,
+           failing: str | None = None) -> Path:
     """Requests every 2 s from `since` to END: frontend root -> client span -> server span in each of five services.
     From `delay_from`, each call into `delayed` waits NETWORK_DELAY_MS more between the client span and the server
     span (the server's own time does not change); each call into `delayed_throughout` waits twice that from the
-    start. From AT, every second request ends after its call to `cut_after` (the frontend makes no call after it)."""
+    start. From AT, every second request ends after its call to `cut_after` (the frontend makes no call after it).
+    `checkout`: a checkout service serves requests too, one a second after each of the frontend's, calling catalog
+    and then shipping (cut after catalog as the frontend's are). `failing`: the service whose root spans carry an
+    error status in the requests cut short (a status column is written only then)."""
     rng = np.random.default_rng(3)
     count = int((END - since).total_seconds() // 2)
     rows: dict[str, list] = {k: [] for k in ("trace_id", "span_id", "parent_id", "service", "operation", "start_ts",
-                                             "duration_ms")}
+                                             "duration_ms", "status")}
 
-    def add(trace: str, span: str, parent: str, service: str, operation: str, start: datetime, ms: float) -> None:
-        for key, value in zip(rows, (trace, span, parent, service, operation, start, ms), strict=True):
+    def add(trace: str, span: str, parent: str, service: str, operation: str, start: datetime, ms: float,
+            status: str = "OK") -> None:
+        for key, value in zip(rows, (trace, span, parent, service, operation, start, ms, status), strict=True):
             rows[key].append(value)
 
-    for i in range(count):
-        start = since + timedelta(seconds=2 * i)
-        trace, total = f"t{i:05d}", 1.0
-        cut = cut_after is not None and start >= AT and i % 2 == 0
-        for callee, server_ms in (("cart", 1.0), ("catalog", 2.5), ("currency", 0.8), ("ads", 1.2), ("shipping", 0.9)):
+    def request(trace: str, root: str, start: datetime, calls: tuple[tuple[str, float], ...], cut: bool) -> None:
+        total = 1.0
+        for callee, server_ms in calls:
             late = 1.0 if callee == delayed and start >= delay_from else 2.0 if callee == delayed_throughout else 0.0
             wait = 1.5 + rng.uniform(0, 1) + late * NETWORK_DELAY_MS
             own = server_ms + rng.uniform(0, 0.3)
             called = start + timedelta(milliseconds=total)  # one call after the other
-            add(trace, f"{trace}-{callee}-client", f"{trace}-root", "frontend", f"{callee}/Get", called, own + wait)
+            add(trace, f"{trace}-{callee}-client", f"{trace}-root", root, f"{callee}/Get", called, own + wait)
             add(trace, f"{trace}-{callee}-server", f"{trace}-{callee}-client", callee, f"{callee}/Get",
                 called + timedelta(milliseconds=wait / 2), own)
             total += own + wait
             if cut and callee == cut_after:
                 break
-        add(trace, f"{trace}-root", "root", "frontend", "GET /", start, total + rng.uniform(0, 0.5))
+        add(trace, f"{trace}-root", "root", root, f"{root} /", start, total + rng.uniform(0, 0.5),
+            "ERROR" if cut and root == failing else "OK")
+
+    for i in range(count):
+        start = since + timedelta(seconds=2 * i)
+        cut = cut_after is not None and start >= AT and i % 2 == 0
+        request(f"t{i:05d}", "frontend", start, (("cart", 1.0), ("catalog", 2.5), ("currency", 0.8), ("ads", 1.2),
+                                                 ("shipping", 0.9)), cut)
+        if checkout:
+            request(f"c{i:05d}", "checkout", start + timedelta(seconds=1), (("catalog", 2.5), ("shipping", 0.9)), cut)
+    if failing is None:
+        del rows["status"]
     pq.write_table(pa.table(rows), path)
     return path
 
@@ -102,29 +117,57 @@ def test_a_delayed_callee_whose_own_metrics_stay_flat_is_found_from_the_wait_aro
     assert "no logs for this period" in result.sources["notes"]
 
 
-def test_requests_cut_short_after_a_call_are_not_blamed_on_the_caller_with_confidence(tmp_path: Path):
+def test_requests_cut_short_after_a_call_name_the_caller_and_the_callee_as_close(tmp_path: Path):
     # half the frontend's requests end after calling catalog: catalog returning an error or a wrong value does that
-    # as surely as a bug in the frontend, and with no status, error line or resource to tell them apart the answer is
-    # inconclusive, not the frontend at 94%
+    # as surely as a bug in the frontend, and with no status, error line or resource to tell them apart both are
+    # named, as likely as each other, and the answer is inconclusive, not the frontend at 94%
     store = load_telemetry(metrics=_metrics(tmp_path / "metrics.parquet", hot=None),
                            traces=_spans(tmp_path / "spans.parquet", delayed=None, cut_after="catalog"))
     result = analyze(store, at=AT, onset="at")
-    top = result.hypotheses[0]
-    assert top.service == "frontend" and "in 49% of its traces after the onset, 100% before" in top.mechanism
-    assert top.confidence <= 0.5
+    first, second = result.hypotheses[:2]
+    assert (first.service, second.service) == ("frontend", "catalog")
+    assert first.confidence == second.confidence <= 0.34
+    assert "in 49% of its traces after the onset, 100% before" in first.mechanism
     # where they were cut is said, and whom that points to
-    assert "requests without it that called another service, 100% called catalog catalog/Get last" in top.mechanism
+    assert "requests without it that called another service, 100% called catalog catalog/Get last" in first.mechanism
+    assert "frontend's requests now end right after calling it" in second.mechanism
     assert result.verdict.status == "inconclusive"
-    assert "its requests now end sooner, with a call fewer" in result.verdict.reason
-    assert "(catalog, the call they now end after)" in result.verdict.reason
+    assert result.verdict.reason.startswith(f"{NO_SINGLE_ROOT_CAUSE}: the evidence is spread over frontend, catalog")
+    assert result.verdict.reason.endswith("frontend's requests now end right after calling catalog, which catalog "
+                                          "returning an error or a wrong value does as surely as a failure of "
+                                          "frontend's own after the call")
     # and the review's first action starts there
-    first = build_postmortem(result).action_items[0].description
-    assert first.endswith("; start with catalog: frontend's requests now end right after calling it, as its errors "
-                          "or a wrong return would make them")
-    # ... from evidence the hypothesis cites, whose query finds that call again when re-run
-    cited = [result.evidence_by_id()[e] for e in top.supporting if e.startswith("trace-")]
+    first_action = build_postmortem(result).action_items[0].description
+    assert first_action.endswith("; start with catalog: frontend's requests now end right after calling it, as its "
+                                 "errors or a wrong return would make them")
+    # ... from evidence both hypotheses cite, whose query finds that call again when re-run
+    cited = [result.evidence_by_id()[e] for e in first.supporting if e.startswith("trace-")]
     where = next(e for e in cited if e.title.startswith("where frontend's requests"))
+    assert where.id in second.supporting
     assert store.fetch(where.query).to_pylist()[0]["last_call"] == where.data["last_call"] == "catalog catalog/Get"
+
+
+def test_a_callee_whose_error_cuts_every_callers_requests_short_is_named_first(tmp_path: Path):
+    # catalog fails every second call, and the frontend's and checkout's requests both end right after calling it:
+    # one fault in catalog explains both cuts, where the callers would need one fault each
+    store = load_telemetry(traces=_spans(tmp_path / "spans.parquet", delayed=None, cut_after="catalog", checkout=True))
+    result = analyze(store, at=AT, onset="at")
+    assert result.hypotheses[0].service == "catalog"
+    assert {h.service for h in result.hypotheses[1:]} == {"frontend", "checkout"}
+    assert "frontend's requests now end right after calling it" in result.hypotheses[0].mechanism
+    assert "checkout's requests now end right after calling it" in result.hypotheses[0].mechanism
+    assert result.verdict.status == "inconclusive"
+    assert "what points at catalog is that requests, those of checkout and frontend, now end right after calling it" \
+        in result.verdict.reason
+
+
+def test_requests_cut_short_by_the_callers_own_error_are_its_own(tmp_path: Path):
+    # the same cut, but the frontend's own spans carry the error status: what separates the two is the caller's own
+    store = load_telemetry(traces=_spans(tmp_path / "spans.parquet", delayed=None, cut_after="catalog",
+                                         failing="frontend"))
+    result = analyze(store, at=AT, onset="at")
+    assert result.hypotheses[0].service == "frontend"
+    assert result.verdict.status == "root_cause" and result.verdict.service == "frontend"
 
 
 def test_a_cpu_starved_callee_keeps_its_callers_waiting_but_is_not_called_a_network_delay(tmp_path: Path):

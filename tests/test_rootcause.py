@@ -18,6 +18,7 @@ from incidentlens.analysis.callgraph import CallGraph, infer_call_graph
 from incidentlens.analysis.mechanism import MechanismCues, mechanism_cues
 from incidentlens.analysis.rootcause import (
     ServiceSignals,
+    _explains,
     collect_signals,
     find_changes,
     rank_root_causes,
@@ -236,6 +237,28 @@ def test_a_callee_that_changed_about_as_much_as_its_caller_explains_it_one_that_
     assert not _explains(ServiceSignals(service="route", trace_strength=2.0), caller)
     # a caller whose traces did not change is explained by any callee that moved
     assert _explains(ServiceSignals(service="price", trace_strength=0.5), ServiceSignals(service="travel"))
+
+
+def _cut_after_catalog(caller: str, z: float):
+    from incidentlens.analysis.spans import TraceSignal
+
+    # the caller's requests lost the call that followed catalog's (all of them, before): they now end after catalog
+    return TraceSignal(service=caller, behaviour_shift=z, raw_shift=z, event="call currency currency/Get",
+                       share_before=1.0, share_after=0.5, onset=START + timedelta(minutes=400), last_callee="catalog",
+                       cut_evidence=f"trace-cut-{caller}")
+
+
+def test_requests_cut_short_after_a_call_make_the_callee_a_candidate_as_strong_as_the_caller():
+    signals = collect_signals([], [], {"frontend": _cut_after_catalog("frontend", 30.0)})
+    catalog = signals["catalog"]
+    assert catalog.cut_at_by == ["frontend"] and catalog.cut_strength == 30.0 and catalog.cut_at_only
+    assert catalog.onset == signals["frontend"].onset and "trace-cut-frontend" in catalog.evidence
+    # the callee shows nothing of its own that would explain the caller's change: the caller is no victim of it
+    assert not _explains(catalog, signals["frontend"])
+    # cuts in two callers after the same callee add up as independent tests: one fault there explains both
+    both = collect_signals([], [], {"frontend": _cut_after_catalog("frontend", 30.0),
+                                    "checkout": _cut_after_catalog("checkout", 7.0)})
+    assert both["catalog"].cut_strength == pytest.approx(30.81, abs=0.01)
 
 
 def _moved(service: str, metric: str, baseline: float, peak: float, shift: float = 6.0):

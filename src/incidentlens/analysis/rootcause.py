@@ -6,6 +6,11 @@ Per candidate service (one that moved: a sustained metric shift or a WARN/ERROR 
 - call direction: a service whose own callees (spans, shared trace ids, or messages naming them) also moved no
   later than it did is a victim, not a root; a service other services' errors name ("upstream db-proxy timed
   out") is blamed by them,
+- requests cut short: a caller's requests that now end right after calling a service point at both, the caller and
+  that callee (its error or wrong value cuts them there as surely as the caller's own failure after the call), with
+  the same weight; the callee shows nothing of its own that makes the caller its victim, cuts in several callers
+  after one callee add up for it, and what else each shows (errors, metrics, logs of its own) separates them; on a
+  tie the caller, whose own requests changed, comes first,
 - a trigger: a deploy or config change at the service shortly before the onset.
 Scores become confidences by a softmax that keeps room for "none of these" (they sum to less than 1): the best
 hypothesis tops out at `MAX_MARGIN` above it, and at even odds with it when all it rests on is when its service moved
@@ -111,13 +116,27 @@ class ServiceSignals(BaseModel):
     delayed: bool = False  # the wait around its calls is its strongest change (`TraceSignal.delayed`)
     cut_short: bool = False  # its strongest trace change is a call fewer of its requests made (`TraceSignal.cut_short`)
     cut_after: str | None = None  # ... and the service its requests without that call called last
+    cut_at_by: list[str] = []  # the callers whose requests were cut short right after calling it (`_add_cut_at`)
+    cut_strength: float = 0.0  # ... how far their requests changed, the cuts combined (`_add_cut_at`)
+    cut_onset: datetime | None = None  # ... the first of their traces that showed it
     moved: list[MetricShift] = []
     evidence: list[str] = []
 
     @property
     def onset(self) -> datetime | None:
-        onsets = [t for t in (self.metric_onset, self.log_onset, self.trace_onset) if t is not None]
+        onsets = [t for t in (self.metric_onset, self.log_onset, self.trace_onset, self.cut_onset) if t is not None]
         return min(onsets) if onsets else None
+
+    @property
+    def traced(self) -> float:
+        """How far the traces point at it: its own requests' change, or its callers' requests cut short right after
+        calling it, whichever is larger."""
+        return max(self.trace_strength, self.cut_strength)
+
+    @property
+    def cut_at_only(self) -> bool:
+        """Whether the traces point at it only through its callers' requests cut short after calling it."""
+        return self.cut_strength > self.trace_strength
 
 
 class Change(BaseModel):
@@ -177,12 +196,29 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             if slowed is not None:
                 s.trace_change += f", while its own work slowed too ({slowed} rose), so not its network alone"
             s.evidence.extend((trace.evidence, trace.cut_evidence))
+    for trace in (traces or {}).values():
+        if trace.significant and trace.cut_short and trace.last_callee not in (None, trace.service):
+            _add_cut_at(signals.setdefault(trace.last_callee, ServiceSignals(service=trace.last_callee)), trace)
     for s in signals.values():
         s.moved.sort(key=lambda m: -abs(m.shift))
         s.evidence = list(dict.fromkeys(e for e in s.evidence if e))
     if len(signals) > 1:
         signals.pop(GLOBAL, None)
     return signals
+
+
+def _add_cut_at(callee: ServiceSignals, caller: TraceSignal) -> None:
+    """A caller's requests now end right after calling `callee` (`TraceSignal.cut_short`): the callee's error or wrong
+    value cuts them there as surely as the caller's own failure after the call does, so the cut is evidence for the
+    callee too, as strong as for the caller. Cuts in several callers after the same callee add up as independent
+    tests of one hypothesis (the root of the sum of their squares: chi-square, a degree of freedom each): one fault
+    in the callee explains them all, where the callers would need one fault each."""
+    callee.cut_at_by.append(caller.service)
+    callee.cut_strength = round(math.hypot(callee.cut_strength, caller.strength), 4)
+    callee.cut_onset = min((t for t in (callee.cut_onset, caller.onset) if t is not None), default=None)
+    callee.evidence.extend((caller.cut_evidence, caller.evidence))
+    said = f"{caller.service}'s requests now end right after calling it ({caller.describe()})"
+    callee.trace_change = f"{callee.trace_change}; {said}" if callee.trace_change else said
 
 
 #: metrics a service's callers set (the traffic it receives and sends): a change in them alone says where load went,
@@ -225,7 +261,9 @@ def rank_root_causes(
         return Ranking(hypotheses=[], scores={}), []
     change_at = {name: _change_before(s, changes, window) for name, s in signals.items()}
     scores = {name: _score(s, signals, graph, change_at[name], cues) for name, s in signals.items()}
-    ranked = sorted(signals, key=lambda name: (-scores[name]["total"], _onset_key(signals[name]), name))
+    # on a tie the data cannot order them: a caller whose own requests changed before the callee they point at
+    ranked = sorted(signals, key=lambda name: (-scores[name]["total"], signals[name].cut_at_only,
+                                               _onset_key(signals[name]), name))
     moment = same_moment(store, baseline)
     tests = {name: precedence_test(store, signals[name], signals, graph, window, baseline, moment)
              for name in ranked[:TOP]}
@@ -282,7 +320,8 @@ def stands_on_its_own(s: ServiceSignals, kind: str, parts: dict[str, float]) -> 
     requests made (`TraceSignal.cut_short`) does not count either: it says where its requests were cut, and a callee
     that returned an error or a wrong value cuts them there as surely as its own failure does (Nezha
     OnlineBoutique's productcatalogservice faults cut the frontend's requests; its checkoutservice faults cut
-    checkoutservice's own; TrainTicket without its logs, 8 confident misses of this kind)."""
+    checkoutservice's own; TrainTicket without its logs, 8 confident misses of this kind). So that callee is a
+    hypothesis too, on the same cut (`_add_cut_at`), and does not stand on it either."""
     return (kind != UNDETERMINED or parts.get("trigger", 0.0) > 0 or parts.get("blamed", 0.0) > 0 or s.log_ratio > 0
             or (s.trace_strength >= SIGNIFICANT_STRENGTH and not s.cut_short))
 
@@ -317,7 +356,7 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
     blamed = _blame_share(s.service, signals, graph)
     blames = any(e.callee in signals for e in graph.edges if e.source == "messages" and e.caller == s.service)
     deploy = 1.0 if change else 0.0
-    strongest_trace = max(o.trace_strength for o in signals.values())
+    strongest_trace = max(o.traced for o in signals.values())
     parts = {
         "early": 3.0 * early,
         "strength": 1.5 * strength,
@@ -325,8 +364,9 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
         "blamed": 2.0 * blamed,
         "blames_other": -1.0 if blames else 0.0,
         "trigger": 1.5 * deploy,
-        # how far its requests changed, against the service whose requests changed most (0 without spans)
-        "traces": TRACE_WEIGHT * s.trace_strength / strongest_trace if strongest_trace else 0.0,
+        # how far its requests changed (or its callers' were cut short after calling it), against the service the
+        # traces point at most (0 without spans)
+        "traces": TRACE_WEIGHT * s.traced / strongest_trace if strongest_trace else 0.0,
         # without a call graph the order of onsets is the only structural clue, and it is noisy at low log
         # volumes: then a service's own words about a mechanism weigh more
         "specific": (1.5 if graph.known else 3.0) * specificity(s.service, s.moved, cues),
@@ -355,9 +395,10 @@ def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], g
 
 
 def _explains(callee: ServiceSignals, caller: ServiceSignals) -> bool:
-    """Whether the callee's move can explain the caller's: when the caller's requests changed in the traces, only a
-    callee whose own requests changed about as much or more can (the graph of the same spans traces both)."""
-    return not caller.trace_strength or callee.trace_strength >= caller.trace_strength - SAME_CHANGE_Z
+    """Whether the callee's move can explain the caller's: when the traces point at the caller, only a callee whose own
+    requests changed about as much or more can (the graph of the same spans traces both). A callee the traces point
+    at only through the caller's own requests, cut short after calling it, shows nothing of its own that could."""
+    return not caller.traced or callee.trace_strength >= caller.traced - SAME_CHANGE_Z
 
 
 def _blame_share(service: str, signals: dict[str, ServiceSignals], graph: CallGraph) -> float:
@@ -488,7 +529,7 @@ def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals],
     onsets = {name: signals[name].onset for name in involved}
     data = {
         "rule": "onset = the earliest of the log onset, the metric onset and the first trace that showed the "
-                "service's change; " + ONSET_RULE,
+                "service's change (or a caller's requests cut short right after calling it); " + ONSET_RULE,
         "log_onsets": {n: iso_seconds(signals[n].log_onset) for n in involved if signals[n].log_onset},
         "metric_onsets": {n: iso_seconds(signals[n].metric_onset) for n in involved if signals[n].metric_onset},
         "trace_onsets": {n: iso_seconds(signals[n].trace_onset) for n in involved if signals[n].trace_onset},

@@ -78,13 +78,26 @@ def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], che
     if runner_up is not None and top.confidence < STANDS_OUT * runner_up.confidence:
         close = [h.service for h in hypotheses if top.confidence < STANDS_OUT * h.confidence]
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: the evidence is spread over {', '.join(close)} "
-                                   f"({', '.join(f'{h.confidence:.0%}' for h in hypotheses if h.service in close)})")
+                                   f"({', '.join(f'{h.confidence:.0%}' for h in hypotheses if h.service in close)})"
+                                   + _cut_between(close, signals))
     if top.confidence < STANDS_OUT * unexplained:
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {_why_not_alone(top.service, signals, stands_on_its_own)}"
                                    f" ({top.confidence:.0%}, and {unexplained:.0%} that it is none of the candidates)")
     return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing, unexplained=unexplained,
                    reason=f"{top.service} stands out: {top.confidence:.0%}"
                           + (f" against {runner_up.confidence:.0%} for {runner_up.service}" if runner_up else ""))
+
+
+def _cut_between(close: list[str], signals: dict[str, ServiceSignals]) -> str:
+    """When two of the close services are a caller whose requests were cut short right after calling the other, and
+    that callee: why the traces cannot tell them apart."""
+    pair = next(((caller, s.cut_after) for caller in close if (s := signals.get(caller)) is not None and s.cut_short
+                 and s.cut_after in close), None)
+    if pair is None:
+        return ""
+    caller, callee = pair
+    return (f": {caller}'s requests now end right after calling {callee}, which {callee} returning an error or a wrong "
+            f"value does as surely as a failure of {caller}'s own after the call")
 
 
 def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_its_own: bool) -> str:
@@ -97,6 +110,12 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
         return (f"what {service} shows is that its requests now end sooner, with a call fewer; a service it calls "
                 f"before that call{callee}, returning an error or a wrong value, cuts them short as well, and nothing "
                 "else it shows (errors of its own, a resource near its limit) says the cut is its own")
+    if service in signals and signals[service].cut_at_only:
+        callers = sorted(signals[service].cut_at_by)
+        whose = f"{callers[0]}'s" if len(callers) == 1 else f"those of {', '.join(callers[:-1])} and {callers[-1]}"
+        return (f"what points at {service} is that requests, {whose}, now end right after calling it; a failure of "
+                f"the caller's own after that call cuts them there as well, and nothing {service} shows of its own "
+                "(errors, a resource near its limit) says the cut is its own")
     return (f"all {service} shows is when it moved and a shift that names no mechanism (no error surge, no change in "
             "its traces past the bar, no resource near its limit), which a fault already under way before the start "
             "would leave too")
