@@ -196,6 +196,16 @@ def test_a_day_is_a_day_of_time_on_a_series_sampled_coarser_in_its_past(seed):
     assert any(abs(onset) <= 12 for onset in onsets) and 96 in onsets, onsets
 
 
+def test_a_level_that_rose_during_a_gap_opens_no_shift_down_from_the_few_points_before_the_gap():
+    # hourly, 3 σ higher from hour 270, in a gap from hour 240 to 300: the day before the gap's start holds 4 points
+    # and 20 hours interpolated from the last of them; a median of 4 noisy points is no median of 24, and read as
+    # one it opened a level shift down at hour 236, held to the end of the data (seed 2, strength 7.8)
+    hours = np.concatenate((np.arange(240), 300 + np.arange(240)))
+    ts, values = raised(2, hours, from_day=270 / 24)
+    shifts = [span for span in detect_points(ts, values).spans if span.held_end is not None]
+    assert all(span.direction == "up" for span in shifts), [(hours[s.start], s.direction) for s in shifts]
+
+
 DAY = datetime(2024, 5, 1)
 
 

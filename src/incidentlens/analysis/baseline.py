@@ -272,7 +272,8 @@ class PeriodMedians:
     edges: np.ndarray  # ns
     before: np.ndarray
     after: np.ndarray
-    points: np.ndarray  # how many points the period after each edge holds
+    points_before: np.ndarray  # how many points the period before each edge holds
+    points_after: np.ndarray  # ... and the period after it
 
 
 def period_medians(t_ns: np.ndarray, y: np.ndarray, period_ns: int, step_ns: int, min_points: int) -> PeriodMedians:
@@ -285,7 +286,7 @@ def period_medians(t_ns: np.ndarray, y: np.ndarray, period_ns: int, step_ns: int
     bins = (t_ns - t_ns[0]) // width
     count = np.bincount(bins)
     if len(count) < 2 * per_period:
-        return PeriodMedians(*(np.zeros(0) for _ in range(4)))
+        return PeriodMedians(*(np.zeros(0) for _ in range(5)))
     medians = _medians_by_bin(bins, y, count)
     totals = np.concatenate(([0], np.cumsum(count)))
     points = totals[per_period:] - totals[:-per_period]  # points in bins j .. j + per_period - 1
@@ -293,7 +294,8 @@ def period_medians(t_ns: np.ndarray, y: np.ndarray, period_ns: int, step_ns: int
     edges = np.arange(per_period, len(count) - per_period + 1)
     enough = np.minimum(points[edges], points[edges - per_period]) >= min_points
     return PeriodMedians(edges=t_ns[0] + edges * width, before=np.where(enough, level[edges - per_period], np.nan),
-                         after=np.where(enough, level[edges], np.nan), points=points[edges])
+                         after=np.where(enough, level[edges], np.nan), points_before=points[edges - per_period],
+                         points_after=points[edges])
 
 
 def _medians_by_bin(bins: np.ndarray, y: np.ndarray, count: np.ndarray) -> np.ndarray:

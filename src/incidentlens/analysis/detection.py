@@ -243,13 +243,13 @@ def level_shift_runs(series: PreparedSeries, scale: float | np.ndarray, rho: flo
     give the same answer), the median of the series over the time p after each moment minus its median over the
     time p before it (of the series less its time-of-day or time-of-week profile, when the baseline has one), in
     robust σ of the points, as a z against the larger of the standard error such a difference has in residuals as
-    correlated as the series' own (`mean_sd` over the points a period holds, x sqrt(π) for a difference of two
-    medians) and the robust spread of that difference over the series (slower structure, as for window means);
-    each run past the extend threshold is weighed against the series' own earlier runs at that period
-    (`weigh_against_history`). A shift starts at the first point at or after its largest change (the change
-    point) and lasts p; its baseline and peak value are the levels before and after. Series shorter than four
-    periods, and periods of fewer than MIN_SHIFT_STEPS steps, have none; a change needs MIN_SHIFT_STEPS points in
-    each period."""
+    correlated as the series' own (`median_difference_sd`, over the points each period holds: a period a gap
+    leaves few points in is measured by those few) and the robust spread of that difference over the series
+    (slower structure, as for window means); each run past the extend threshold is weighed against the series'
+    own earlier runs at that period (`weigh_against_history`). A shift starts at the first point at or after its
+    largest change (the change point) and lasts p; its baseline and peak value are the levels before and after.
+    Series shorter than four periods, and periods of fewer than MIN_SHIFT_STEPS steps, have none; a change needs
+    MIN_SHIFT_STEPS points in each period."""
     step = series.step_ns
     t_ns = series.t.astype(np.int64)
     level = series.y if profile is None else series.y - profile  # less its time-of-day (or week) profile
@@ -264,13 +264,23 @@ def level_shift_runs(series: PreparedSeries, scale: float | np.ndarray, rho: flo
         measured = ~np.isnan(change)
         if not measured.any():
             continue
-        points = int(np.median(medians.points[measured]))
-        spread = max(math.sqrt(math.pi) * mean_sd(points, rho), robust_scale(change[measured]))
+        spread = np.maximum(median_difference_sd(medians, rho), robust_scale(change[measured]))
         z = np.where(measured, change, 0.0) / spread
         shifts = [_shift(t_ns, sign * z[a:b + 1], medians, int(a), period_ns, sigma)
                   for sign in (1.0, -1.0) for a, b in zip(*runs(sign * z >= settings.extend_threshold), strict=True)]
         found += weigh_against_history(shifts, settings, floor)
     return found
+
+
+def median_difference_sd(medians: PeriodMedians, rho: float) -> np.ndarray:
+    """Per edge, the standard error of the difference of its two periods' medians in unit-variance residuals with
+    lag-one correlation `rho`: each median's `mean_sd` over the points its period holds, x sqrt(π/2) for a median.
+    A period a gap leaves a few points in (the rest of its bins interpolated) measures its level from those few."""
+    sd = {int(n): mean_sd(int(n), rho) for n in np.unique(np.concatenate((medians.points_before,
+                                                                         medians.points_after))) if n > 0}
+    before = np.array([sd.get(int(n), np.inf) for n in medians.points_before])
+    after = np.array([sd.get(int(n), np.inf) for n in medians.points_after])
+    return math.sqrt(math.pi / 2) * np.hypot(before, after)
 
 
 def _shift(t_ns: np.ndarray, z: np.ndarray, medians: PeriodMedians, first: int, period_ns: int,
