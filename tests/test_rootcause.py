@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from duck_store import DuckStore
 from incidentlens.analysis.callgraph import CallGraph, infer_call_graph
 from incidentlens.analysis.mechanism import MechanismCues, mechanism_cues
 from incidentlens.analysis.rootcause import (
@@ -21,6 +22,7 @@ from incidentlens.analysis.rootcause import (
     _explains,
     collect_signals,
     find_changes,
+    precedence_test,
     rank_root_causes,
     stands_on_its_own,
 )
@@ -259,6 +261,15 @@ def test_requests_cut_short_after_a_call_make_the_callee_a_candidate_as_strong_a
     both = collect_signals([], [], {"frontend": _cut_after_catalog("frontend", 30.0),
                                     "checkout": _cut_after_catalog("checkout", 7.0)})
     assert both["catalog"].cut_strength == pytest.approx(30.81, abs=0.01)
+
+
+def test_the_precedence_test_says_where_an_onset_from_a_cut_came_from():
+    # catalog's onset is the first of frontend's traces cut short after calling it: the test's data names that
+    # source, as it names the log, metric and trace onsets (it listed none for catalog: an onset from nowhere)
+    signals = collect_signals([], [], {"frontend": _cut_after_catalog("frontend", 30.0)})
+    _, _, evidence = precedence_test(DuckStore(), signals["catalog"], signals, CallGraph(), WINDOW, BASELINE,
+                                     timedelta(minutes=1))
+    assert evidence.data["onsets"]["catalog"] == evidence.data["cut_onsets"]["catalog"] == "2024-05-01T06:40:00Z"
 
 
 def _moved(service: str, metric: str, baseline: float, peak: float, shift: float = 6.0):

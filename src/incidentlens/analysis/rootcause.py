@@ -521,8 +521,9 @@ def _precedence_outcome(service: str, own: datetime, scope: str, followers: list
 def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals], window: Span,
             baseline: Span) -> tuple[dict[str, datetime | None], str, dict[str, Any]]:
     """Each involved service's onset, as the ranking computed it once (`ServiceSignals.onset`: the earliest of its
-    WARN/ERROR surge, its metric shift and its first changed trace), so the test, the timeline and the verdict cite
-    one value; the query is the per-minute WARN/ERROR counts the log onsets come from."""
+    WARN/ERROR surge, its metric shift, its first changed trace and the first trace of a caller cut short right
+    after calling it), each with where it came from, so the test, the timeline and the verdict cite one value; the
+    query is the per-minute WARN/ERROR counts the log onsets come from."""
     sql = "-- no logs: onsets from the metric shift test (see metric_shift evidence)"
     if store.has("logs"):
         sql = log_surge_sql(window, baseline, involved)
@@ -533,6 +534,7 @@ def _onsets(store: Any, involved: list[str], signals: dict[str, ServiceSignals],
         "log_onsets": {n: iso_seconds(signals[n].log_onset) for n in involved if signals[n].log_onset},
         "metric_onsets": {n: iso_seconds(signals[n].metric_onset) for n in involved if signals[n].metric_onset},
         "trace_onsets": {n: iso_seconds(signals[n].trace_onset) for n in involved if signals[n].trace_onset},
+        "cut_onsets": {n: iso_seconds(signals[n].cut_onset) for n in involved if signals[n].cut_onset},
         "onsets": {k: iso_seconds(v) for k, v in onsets.items()},
     }
     return onsets, sql, data
