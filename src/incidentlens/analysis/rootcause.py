@@ -165,7 +165,8 @@ class Ranking(BaseModel):
 def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
                     traces: dict[str, TraceSignal] | None = None) -> dict[str, ServiceSignals]:
     """Candidate services: those with a sustained metric shift, a WARN/ERROR surge or requests that changed in the
-    traces (not `global`, if others)."""
+    traces, and the callees other services' requests now end right after calling (`_add_cut_at`); not `global`, if
+    others."""
     signals: dict[str, ServiceSignals] = {}
     for shift in shifts:
         if not shift.significant or not own_health(shift.metric):
