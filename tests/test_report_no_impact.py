@@ -22,6 +22,16 @@ from test_report_data import pool_exhaustion_analysis
 ALERT = datetime(2024, 5, 1, 6, 40)
 
 
+def nothing_moved(analysis: dict, keep_series: int = 0) -> dict:
+    """The analysis as if no service's before/after tests had moved: no hypothesis, an inconclusive verdict, and
+    only the first `keep_series` of the series the detector found."""
+    analysis["detection"]["series"] = analysis["detection"]["series"][:keep_series]
+    analysis["hypotheses"] = []
+    analysis["verdict"] = {"status": "inconclusive", "services": [],
+                           "reason": "No single root cause found: no service moved beyond its baseline's noise"}
+    return analysis
+
+
 @pytest.fixture(scope="module")
 def quiet_day(tmp_path_factory: pytest.TempPathFactory):
     """12 h of noise around a steady level (1% of requests failing all day), the start given at 06:40."""
@@ -88,10 +98,7 @@ def test_load_alone_after_a_given_start_is_a_shift_without_impact_not_sev3(tmp_p
 def test_a_lone_latency_peak_where_nothing_moved_does_not_set_a_severity():
     # nothing moved (no series, no hypothesis) and no service's latency rose over the window: a P90 six times its
     # baseline at one sample is the noise the shift tests saw through
-    analysis = pool_exhaustion_analysis()
-    analysis["detection"]["series"], analysis["hypotheses"] = [], []
-    analysis["verdict"] = {"status": "inconclusive", "services": [],
-                           "reason": "No single root cause found: no service moved beyond its baseline's noise"}
+    analysis = nothing_moved(pool_exhaustion_analysis())
     analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], peak_error_rate=None,
                               requests_failed=None, users_affected=None,
                               peak_latency={"metric": "p90_s", "value": 0.0302, "baseline": 0.00496})
@@ -103,11 +110,7 @@ def test_a_lone_latency_peak_where_nothing_moved_does_not_set_a_severity():
 def test_a_series_the_detector_found_is_named_though_no_service_s_tests_showed_anything():
     # one metric of one series (a single-column csv: service 'global') opened the window, and the before/after
     # tests have no service to test: the review names what moved instead of "nothing moved"
-    analysis = pool_exhaustion_analysis()
-    analysis["detection"]["series"] = analysis["detection"]["series"][:1]
-    analysis["hypotheses"] = []
-    analysis["verdict"] = {"status": "inconclusive", "services": [],
-                           "reason": "No single root cause found: no service moved beyond its baseline's noise"}
+    analysis = nothing_moved(pool_exhaustion_analysis(), keep_series=1)
     pm = build_postmortem(analysis)
     assert pm.title == "No single root cause found: db-proxy/pool_in_use moved"  # was "nothing moved beyond ..."
     assert pm.runbook[0].startswith("Look at db-proxy/pool_in_use around the window")
@@ -127,10 +130,7 @@ def test_the_severity_is_the_same_whichever_section_is_written_first():
 
 def test_users_on_warn_lines_where_no_impact_was_measured_are_not_called_affected_in_the_tables():
     # the prose said "5 users on WARN/ERROR lines against the baseline's 4", the tables "Users affected | 5"
-    analysis = pool_exhaustion_analysis()
-    analysis["detection"]["series"], analysis["hypotheses"] = [], []
-    analysis["verdict"] = {"status": "inconclusive", "services": [],
-                           "reason": "No single root cause found: no service moved beyond its baseline's noise"}
+    analysis = nothing_moved(pool_exhaustion_analysis())
     analysis["impact"].update(services_affected=[], harm_checked=["WARN/ERROR lines"], peak_error_rate=None,
                               peak_latency=None, requests_failed=None, users_affected=5, users_baseline=4.0,
                               users_excess=1)
