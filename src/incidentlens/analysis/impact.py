@@ -574,17 +574,23 @@ def _surging(table: pa.Table, column: str, minutes_ratio: float) -> list[str]:
         return []
     window = np.array([r["window_problems"] for r in rows], dtype=float)
     expected = np.maximum(np.array([r["baseline_problems"] for r in rows], dtype=float), 0.5) * minutes_ratio
-    # one test per value: Bonferroni over the values, so a quiet service's few extra lines do not count
-    significant = poisson_at_least(window, expected) < MAX_P_VALUE / len(rows)
-    hit = (window >= SURGE_RATIO * expected) & (window >= MIN_PROBLEMS) & significant
-    order = np.argsort(-(window - expected), kind="stable")
-    return [str(rows[i][column]) for i in order if hit[i]]
+    return _surges([str(r[column]) for r in rows], window, expected)
+
+
+def _surges(names: list[str], seen: np.ndarray, expected: np.ndarray) -> list[str]:
+    """The names whose count in the window surged past what the baseline predicts (`SURGE_RATIO` x it, at least
+    `MIN_PROBLEMS`, Poisson p < `MAX_P_VALUE` over the names compared), most excess first."""
+    # one test per name: Bonferroni over the names, so a quiet service's few extra lines do not count
+    significant = poisson_at_least(seen, expected) < MAX_P_VALUE / len(names)
+    hit = (seen >= SURGE_RATIO * expected) & (seen >= MIN_PROBLEMS) & significant
+    order = np.argsort(-(seen - expected), kind="stable")
+    return [names[i] for i in order if hit[i]]
 
 
 def _failing_entries(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[str] | None:
-    """Services whose root spans failed more often in the window than in the baseline (the log lines' surge test
-    on failed requests: `SURGE_RATIO` x the baseline's failed share, >= `MIN_PROBLEMS`, Poisson p < `MAX_P_VALUE`
-    / services), most excess first; None when the baseline has no root span with an error status to compare."""
+    """Services whose root spans failed more often in the window than in the baseline (the log lines' surge test,
+    `_surges`, on failed requests against the baseline's failed share), most excess first; None when the baseline
+    has no root span with an error status to compare."""
     sql = (f"SELECT service, sum(CASE WHEN {in_span('start_ts', window)} THEN 1 ELSE 0 END) AS window_requests, "
            f"sum(CASE WHEN {in_span('start_ts', window)} AND is_error THEN 1 ELSE 0 END) AS window_failed, "
            f"sum(CASE WHEN {in_span('start_ts', baseline)} THEN 1 ELSE 0 END) AS baseline_requests, "
@@ -597,10 +603,7 @@ def _failing_entries(store: Any, window: Span, baseline: Span, evidence: list[Ev
     failed = np.array([r["window_failed"] for r in rows], dtype=float)
     share = np.array([max(float(r["baseline_failed"]), 0.5) / float(r["baseline_requests"]) for r in rows])
     expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
-    hit = (failed >= SURGE_RATIO * expected) & (failed >= MIN_PROBLEMS) & \
-        (poisson_at_least(failed, expected) < MAX_P_VALUE / len(rows))
-    order = np.argsort(-(failed - expected), kind="stable")
-    found = [str(rows[i]["service"]) for i in order if hit[i]]
+    found = _surges([str(r["service"]) for r in rows], failed, expected)
     evidence.append(Evidence.make(
         "impact", f"affected: {len(found)} services by failed root spans", sql,
         {"services_affected": found,
