@@ -50,7 +50,7 @@ from incidentlens.report.schema import (
     Window,
     pick,
 )
-from incidentlens.report.severity import RULE, derive_severity, harm, no_harm, users_words
+from incidentlens.report.severity import RULE, derive_severity, failed_count, harm, no_harm, users_words
 
 CONFIRMED_CONFIDENCE = 0.5
 #: what an inconclusive verdict with no service showing anything found
@@ -974,17 +974,14 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
         parts.append(f"latency ({fmt.series_name(lat.service, lat.metric)}) peaked at "
                      f"{fmt.measure(lat.metric, lat.value)}"
                      + (f" against {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""))
+    at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
     if impact.requests_failed is not None and impact.requests_total:
-        at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
-        raw = (f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} failed, "
-               f"{fmt.pct(impact.failed_share)}")
         parts.append(f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} requests{at} failed "
                      f"({fmt.pct(impact.failed_share)}; no baseline share to compare against)"
                      if impact.baseline_failed_share is None else
                      f"{fmt.num(impact.failed_excess)} more requests{at} failed than the baseline's "
-                     f"{fmt.pct(impact.baseline_failed_share)} predicts ({raw})")
+                     f"{fmt.pct(impact.baseline_failed_share)} predicts ({failed_count(impact)})")
     elif impact.requests_total:
-        at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
         parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window (whether they failed is not "
                      "recorded in the data)")
     if impact.users_affected is not None:

@@ -150,12 +150,17 @@ def _decided_by(impact: Impact, why: str) -> str:
 def failed_words(impact: Impact) -> str:
     """Failed requests, raw and beyond the baseline's share: `52,000 of 720,000 failed, 7.2%; 9,000 more than the
     baseline's 6.0% predicts`."""
-    raw = (f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} failed, "
-           f"{fmt.pct(impact.failed_share)}")
+    raw = failed_count(impact)
     if impact.baseline_failed_share is None:
         return f"{raw}; no baseline share to compare against"
     return (f"{raw}; {fmt.num(impact.failed_excess)} more than the baseline's "
             f"{fmt.pct(impact.baseline_failed_share)} predicts")
+
+
+def failed_count(impact: Impact) -> str:
+    """Failed requests as counted: `52,000 of 720,000 failed, 7.2%`."""
+    return (f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} failed, "
+            f"{fmt.pct(impact.failed_share)}")
 
 
 def users_words(impact: Impact, affected: bool) -> str:
