@@ -171,6 +171,22 @@ def test_a_level_still_held_when_the_data_ends_is_an_incident_under_way_not_a_re
     assert "lasted at least" in pm.impact.narrative.text
 
 
+@pytest.mark.parametrize("seed", [2, 3, 6])
+def test_at_inside_a_held_level_and_a_later_incident_takes_the_incident_not_the_level(tmp_path, seed):
+    # a level held from day 18 to the end, and three hours far higher on day 24: --at in those hours lies in both
+    # windows, and the one an on-call engineer asks about is the shorter, the incident inside the level
+    hours = np.arange(30 * 24)
+    ts, values = raised(seed, hours)
+    values[(hours >= 24 * 24) & (hours < 24 * 24 + 3)] += 15
+    store = load_telemetry(metrics=str(write_series(tmp_path / "m.csv", ts, values)))
+    day_24 = datetime(2024, 5, 25)
+    level = next(w for w in detect(store).windows if w.start < day_24 - timedelta(days=5))
+    assert level.end > day_24 + timedelta(days=5)  # held to the end of the data, so it contains --at
+    chosen = detect(store, at=day_24 + timedelta(hours=1))
+    assert (chosen.window.start, chosen.window.end) == (day_24, day_24 + timedelta(hours=3))
+    assert chosen.evidence[0].data["chosen_by"] == "the window containing --at 2024-05-25T01:00:00Z"
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_level_that_returns_ends_its_window_where_it_returns(seed):
     # 3 σ higher on days 18-21 (hourly) and back on day 22: the window ends at the return (within the hours a
