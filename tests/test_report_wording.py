@@ -81,3 +81,15 @@ def test_a_low_confidence_root_cause_is_suspected_in_both_renderings(tmp_path):
     paths = write_reports(build_postmortem(analysis), tmp_path)
     assert "(confidence 45%; suspected: confidence under 50%)" in paths["markdown"].read_text()
     assert "suspected: confidence under 50%" in paths["html"].read_text()
+
+
+def test_a_network_delay_is_named_in_the_title_and_met_with_network_actions():
+    analysis = pool_exhaustion_analysis()
+    analysis["trigger"] = None
+    analysis["hypotheses"][0].update(kind="network_delay", mechanism="db-proxy's calls were delayed on the network "
+                                                                     "while its own work kept its pace")
+    pm = build_postmortem(analysis)
+    assert pm.title == "Network delay in db-proxy"  # not "Failure in db-proxy (mechanism undetermined)"
+    assert "The most likely cause is network delay in db-proxy" in pm.summary.text
+    first = pm.action_items[0].description
+    assert first.startswith("Move db-proxy off the network path") and "scale" not in first

@@ -2,9 +2,9 @@
 
 Action items and runbook steps come from here, chosen by the root cause's kind and filled in with its service,
 never written from nothing. One playbook per mechanism the analysis names (connection-pool exhaustion, cache-miss
-storm, bad deploy, region outage, memory exhaustion, provider throttling, CPU saturation) and one for a cause it
-could not pin down. A step may give an example of what the logs say, as a quoted phrase in parentheses; it stays
-only when the data's log text holds it (a runbook cites only strings that exist in the data).
+storm, bad deploy, region outage, memory exhaustion, provider throttling, CPU saturation, network delay) and one for a
+cause it could not pin down. A step may give an example of what the logs say, as a quoted phrase in parentheses; it
+stays only when the data's log text holds it (a runbook cites only strings that exist in the data).
 """
 
 from __future__ import annotations
@@ -206,6 +206,31 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         ),
     ),
     Playbook(
+        "network_delay", "network delay",
+        (
+            _Action("mitigate", "P1", "24 hours",
+                    "Move {service} off the network path that delays calls into it: reschedule its pods onto other "
+                    "nodes or drain the node they share, and look there for packet loss, retransmits or a "
+                    "traffic-shaping rule"),
+            _Action("prevent", "P2", "2 weeks",
+                    "Give the calls into {service} timeouts and bounded retries so that a slow network path fails "
+                    "fast instead of holding its callers' requests"),
+            _Action("detect", "P2", "1 week",
+                    "Alert on how long {service}'s callers wait around each call beyond its own server time (the "
+                    "callers' client latency less its server latency)", "SRE"),
+            _Action("process", "P2", "2 weeks",
+                    "Review the network path into {service} (node, network plugin, service-mesh sidecar) with the "
+                    "platform team", "SRE"),
+        ),
+        (
+            "Confirm: {service}'s callers wait longer around each call into it while its own server time stays flat",
+            "Check the network path into {service}: its node's interface and network plugin, the sidecar proxy, "
+            "and traffic-shaping rules (tc qdisc)",
+            "Mitigate: reschedule {service}'s pods onto healthy nodes or drain the node they share",
+            "Verify: the callers' wait around calls into {service} back to baseline",
+        ),
+    ),
+    Playbook(
         "unknown", "a failure of undetermined mechanism",
         (
             _Action("mitigate", "P1", "24 hours",
@@ -235,6 +260,7 @@ _KIND_KEYWORDS = (
     ("cpu_saturation", ("cpu", "saturat")),
     ("provider_throttling", ("throttl", "rate_limit", "quota", "429", "provider")),
     ("region_outage", ("region", "zone", "datacenter")),
+    ("network_delay", ("network", "packet")),
     ("bad_deploy", ("deploy", "release", "rollout", "config", "version")),
 )
 
