@@ -312,3 +312,12 @@ def test_root_spans_failing_as_often_as_before_the_start_are_the_window_s_ordina
     assert impact.requests_failed == 45
     assert impact.harm_checked == ["latency and error metrics", "failed root spans"]
     assert impact.services_affected == []
+
+
+def test_logs_with_no_line_in_the_window_count_no_requests_and_check_no_lines() -> None:
+    # the logs stop before the window (a gap, as on an OnlineBoutique day): that is no evidence that nothing failed
+    gap = LOGS.replace("range(9000)", "range(7000)")
+    impact = estimate_impact(DuckStore(gap), WINDOW, BASELINE).impact
+    assert impact.requests_total is None and impact.requests_failed is None  # not "0 requests, 0 failed"
+    assert "WARN/ERROR lines" not in impact.harm_checked
+    assert impact.peak_error_rate is None

@@ -47,8 +47,8 @@ def test_a_given_start_where_nothing_moved_has_no_severity_and_claims_no_degrada
     summary = quiet_day.summary.text
     assert "degraded" not in summary
     assert ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose against the "
-            "baseline, and nothing moved beyond its baseline's noise (checked: 4 metric series, the logs of 1 service)"
-            in summary)
+            "baseline, and nothing moved beyond its baseline's noise (checked: 4 metric series, the logs of 1 service; "
+            "no traces for this period)" in summary)
     assert quiet_day.impact.narrative.text.startswith("No impact was measured:")
 
 
@@ -140,3 +140,23 @@ def test_users_on_warn_lines_where_no_impact_was_measured_are_not_called_affecte
     assert "| Users on WARN/ERROR lines | 5 | 4 |" in markdown
     assert "| Users on WARN/ERROR lines beyond the baseline's | 1 |" in markdown
     assert "Users affected" not in markdown and "Users affected" not in render_html(pm)
+
+
+def test_sources_with_no_row_in_the_window_are_said_missing_not_checked():
+    # an OnlineBoutique fault with no log or trace minute in its window: "checked: the logs of 10 services" read as
+    # if the logs had been looked at and were quiet
+    analysis = nothing_moved(pool_exhaustion_analysis())
+    analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], peak_error_rate=None,
+                              peak_latency=None, requests_failed=None, users_affected=None)
+    analysis["verdict"]["checked"] = {"metric_series": 195, "services_with_logs": 10, "services_in_traces": 0}
+    analysis["sources"] = {"used": ["metrics"], "missing": ["logs", "traces"],
+                           "notes": ["no logs for this period", "no traces for this period"]}
+    summary = build_postmortem(analysis).summary.text
+    assert "(checked: 195 metric series; no logs or traces for this period)" in summary
+    assert "the logs of 10 services" not in summary
+
+
+def test_a_missing_source_is_said_where_harm_was_seen_too():
+    analysis = pool_exhaustion_analysis()
+    analysis["sources"] = {"used": ["metrics", "logs"], "missing": ["traces"], "notes": ["no traces for this period"]}
+    assert "No traces for this period." in build_postmortem(analysis).summary.text

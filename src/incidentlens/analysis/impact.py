@@ -132,7 +132,8 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
         impact.peak_latency, impact.peak_error_rate = peaks.get("latency"), peaks.get("error")
     if series.get("latency") or series.get("error"):
         impact.harm_checked.append("latency and error metrics")
-    log_columns = _log_columns(store) if store.has("logs") else []
+    # logs with no line in the window count nothing there: not 0 requests, 0 failed, nor WARN/ERROR lines checked
+    log_columns = _log_columns(store) if store.has("logs") and _has_lines(store, window) else []
     spans = ("spans", None)
     counted = _requests(store, window, baseline, spans, series, evidence) if store.has("spans") else None
     failing = _failing_entries(store, window, baseline, evidence) if counted and counted[1] is not None else None
@@ -413,6 +414,11 @@ SELECT avg(rate) AS mean_rate, avg(rate * ratio) AS mean_failed_rate, count(rate
 
 def _log_columns(store: Any) -> list[str]:
     return store.fetch("SELECT * FROM logs LIMIT 0").schema.names
+
+
+def _has_lines(store: Any, window: Span) -> bool:
+    """Whether the logs hold any line in the window (a gap in the logs is no evidence of quiet)."""
+    return bool(store.fetch(f"SELECT 1 AS hit FROM logs WHERE {in_span('ts', window)} LIMIT 1").num_rows)
 
 
 def _log_error_peak(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> Peak | None:

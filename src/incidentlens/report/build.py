@@ -459,17 +459,28 @@ class _Builder:
         if said:
             return f"{said}{_impact_line(impact, level)}."
         services = ", ".join(impact.services_affected) or self.service
-        return f"{services} degraded: {_impact_line(impact, level)}."
+        missing = f" {_capitalized(self._missing_words())}." if self._missing_words() else ""
+        return f"{services} degraded: {_impact_line(impact, level)}.{missing}"
 
     def _checked_words(self) -> str:
-        """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at."""
+        """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at; a source
+        with no row in the window was not looked at there, and is said missing (`; no traces for this period`)."""
         checked = (self.data.get("verdict") or {}).get("checked") or {}
+        missing = set((self.data.get("sources") or {}).get("missing") or [])
         words = [what.format(n=checked[key], s="" if checked[key] == 1 else "s")
-                 for key, what in (("metric_series", "{n} metric series"),
-                                   ("services_with_logs", "the logs of {n} service{s}"),
-                                   ("services_in_traces", "the traces of {n} service{s}"))
-                 if checked.get(key)]
-        return f" (checked: {', '.join(words)})" if words else ""
+                 for key, source, what in (("metric_series", "metrics", "{n} metric series"),
+                                           ("services_with_logs", "logs", "the logs of {n} service{s}"),
+                                           ("services_in_traces", "traces", "the traces of {n} service{s}"))
+                 if checked.get(key) and source not in missing]
+        said = [f"checked: {', '.join(words)}"] if words else []
+        said += [self._missing_words()] if self._missing_words() else []
+        return f" ({'; '.join(said)})" if said else ""
+
+    def _missing_words(self) -> str:
+        """`no logs or traces for this period`: the sources with no row in the window (`analysis.sources`), which
+        nothing in the review rests on; empty when every source had rows (or an older analysis says nothing)."""
+        missing = (self.data.get("sources") or {}).get("missing") or []
+        return f"no {_or(missing)} for this period" if missing else ""
 
     def _what_services_showed(self) -> str:
         """`api-gateway from 14:53:06 UTC: ...; db-proxy from ...`: each candidate's onset and what moved."""
@@ -918,6 +929,11 @@ def _named_services(services: list[str]) -> list[str]:
 def _and(names: list[str]) -> str:
     """`a`, `a and b`, `a, b and c`."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _or(names: list[str]) -> str:
+    """`a`, `a or b`, `a, b or c`."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _span_minutes(start: dt.datetime, end: dt.datetime) -> float:
