@@ -76,7 +76,8 @@ def test_memory_near_its_limit_is_named_out_of_memory_but_no_restart_is_claimed_
     assert top["mechanism"].endswith("no restart or out-of-memory line seen")
     assert "(+77%, 98% of its limit)" in top["mechanism"]  # one pair of parentheses
     review = build_postmortem(analysis)
-    assert review.title == "Memory exhaustion in news"
+    assert review.title == "Memory near its limit in news"  # what was seen; no kill or restart is in the data
+    assert review.root_cause.kind == "memory_near_limit"  # the executive summary's "Root cause:" line says the same
     assert "restart loop" not in review.summary.text and "restarted repeatedly" not in review.summary.text
 
 

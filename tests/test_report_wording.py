@@ -93,3 +93,29 @@ def test_a_network_delay_is_named_in_the_title_and_met_with_network_actions():
     assert "The most likely cause is network delay in db-proxy" in pm.summary.text
     first = pm.action_items[0].description
     assert first.startswith("Move db-proxy off the network path") and "scale" not in first
+
+
+def test_memory_near_its_limit_with_no_restart_seen_does_not_call_for_a_bigger_limit():
+    # adservice (OnlineBoutique 16:13): memory from 87% to 96% of its limit, no restart or out-of-memory line; the
+    # review said "Memory exhaustion in adservice" and "[P0] Raise adservice's memory limit"
+    analysis = pool_exhaustion_analysis()
+    analysis["trigger"] = None
+    analysis["hypotheses"][0].update(
+        kind="oom_restart_loop", mechanism="db-proxy ran its memory near its limit, where an out-of-memory kill "
+        "restarts it and drops in-flight requests; seen: mem_pct from 87.1 to 95.9 (+10%, 96% of its limit, already "
+        "87% before the start); no restart or out-of-memory line seen")
+    pm = build_postmortem(analysis)
+    assert pm.title == "Memory near its limit in db-proxy"
+    first = pm.action_items[0]
+    assert first.priority == "P1" and first.description.startswith("Check db-proxy's pods for out-of-memory kills")
+    assert not any(a.description.startswith("Raise") for a in pm.action_items)
+
+
+def test_memory_exhaustion_with_a_restart_seen_keeps_its_playbook():
+    analysis = pool_exhaustion_analysis()
+    analysis["trigger"] = None
+    analysis["hypotheses"][0].update(kind="oom_restart_loop", mechanism="db-proxy exhausted its memory and restarted "
+                                                                         "repeatedly, dropping in-flight requests")
+    pm = build_postmortem(analysis)
+    assert pm.title == "Memory exhaustion in db-proxy"
+    assert pm.action_items[0].description.startswith("Raise db-proxy's memory limit")

@@ -36,6 +36,9 @@ KINDS = (
     "undetermined",
 )
 UNDETERMINED = "undetermined"
+#: what an out-of-memory kind resting on memory near its limit alone says (`Classification.restart_seen` false): the
+#: review then acts on memory near its limit, not on restarts nobody saw
+NO_RESTART_SEEN = "no restart or out-of-memory line seen"
 
 #: words in WARN/ERROR lines that point at a mechanism (RE2 syntax: runs in DuckDB and ClickHouse alike)
 LOG_CUES: dict[str, str] = {
@@ -326,7 +329,7 @@ def mechanism_sentence(service: str, classification: Classification, trigger: di
     if classification.seen:
         sentence += f"; seen: {'; '.join(classification.seen[:2])}"
     if template == "memory_near_limit":
-        sentence += "; no restart or out-of-memory line seen"
+        sentence += f"; {NO_RESTART_SEEN}"
     if classification.too_small:
         # "not enough", not "too small": a CPU from 0.5% to 56% of its limit is a large rise, but not saturation
         sentence += f"; set aside as not enough to name it: {'; '.join(classification.too_small[:3])}"

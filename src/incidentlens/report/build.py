@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW
+from incidentlens.analysis.mechanism import NO_RESTART_SEEN
 from incidentlens.analysis.rootcause import GLOBAL
 from incidentlens.analysis.verdict import STANDS_OUT
 from incidentlens.errors import InputError
@@ -244,7 +245,13 @@ class _Builder:
 
     @property
     def kind(self) -> str:
-        return self.top.kind if self.top and not self.inconclusive else "unknown"
+        """The root cause's kind as the catalogue acts on it; memory exhaustion resting on memory near its limit
+        alone (no restart seen) is that, not restarts nobody saw."""
+        if not self.top or self.inconclusive:
+            return "unknown"
+        if playbook_kind(self.top.kind) == "oom_restart_loop" and NO_RESTART_SEEN in self.top.mechanism:
+            return "memory_near_limit"
+        return self.top.kind
 
     @property
     def confirmed(self) -> bool:
@@ -495,10 +502,10 @@ class _Builder:
         test = f" Test: {fmt.sentence(top.test)}" if top.test else ""
         verdict = {True: " It passed.", False: " It did not pass."}.get(top.test_passed, " It was undecided."
                                                                        if top.test else "")
-        template = (f"{top.service}: {playbook(top.kind).label}. {fmt.sentence(top.mechanism)}{test}{verdict} "
+        template = (f"{top.service}: {playbook(self.kind).label}. {fmt.sentence(top.mechanism)}{test}{verdict} "
                     f"Confidence {fmt.pct(top.confidence, 0)}, from {len(top.supporting)} supporting and "
                     f"{len(top.contradicting)} contradicting findings.")
-        return RootCause(service=top.service, kind=top.kind, mechanism=top.mechanism, confidence=top.confidence,
+        return RootCause(service=top.service, kind=self.kind, mechanism=top.mechanism, confidence=top.confidence,
                          evidence=top.supporting, test=top.test, test_passed=top.test_passed,
                          narrative=self._narrate("root_cause", template))
 

@@ -2,9 +2,10 @@
 
 Action items and runbook steps come from here, chosen by the root cause's kind and filled in with its service,
 never written from nothing. One playbook per mechanism the analysis names (connection-pool exhaustion, cache-miss
-storm, bad deploy, region outage, memory exhaustion, provider throttling, CPU saturation, network delay) and one for a
-cause it could not pin down. A step may give an example of what the logs say, as a quoted phrase in parentheses; it
-stays only when the data's log text holds it (a runbook cites only strings that exist in the data).
+storm, bad deploy, region outage, memory exhaustion or memory near its limit with no restart seen, provider
+throttling, CPU saturation, network delay) and one for a cause it could not pin down. A step may give an example of
+what the logs say, as a quoted phrase in parentheses; it stays only when the data's log text holds it (a runbook
+cites only strings that exist in the data).
 """
 
 from __future__ import annotations
@@ -160,6 +161,27 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
             "Capture a heap profile from one instance before it is killed",
             "Mitigate: roll back a recent {service} deploy if one precedes the onset; else raise limits or scale out",
             "Verify: no restarts and memory flat under load",
+        ),
+    ),
+    Playbook(
+        # an out-of-memory kind resting on memory near its limit alone (`mechanism.NO_RESTART_SEEN`): no kill or
+        # restart is in the data, so raising the limit is not yet called for
+        "memory_near_limit", "memory near its limit",
+        (
+            _Action("mitigate", "P1", "24 hours",
+                    "Check {service}'s pods for out-of-memory kills and restarts (none is in this data) before "
+                    "raising its memory limit; raise it, or add replicas, if they restart or memory keeps climbing"),
+            _Action("prevent", "P2", "2 weeks",
+                    "Find what holds {service}'s memory near its limit from a heap profile under production load; "
+                    "bound caches and queues by size"),
+            _Action("detect", "P1", "1 week",
+                    "Alert on {service} memory approaching its limit and on its restarts (OOMKilled)", "SRE"),
+        ),
+        (
+            "Confirm: {service}'s memory near its limit in the window, and whether it was already there before it",
+            "Check {service}'s pod events for out-of-memory kills (OOMKilled) and restarts",
+            "Mitigate only if it restarts or its memory keeps climbing: raise its limit or scale it out",
+            "Verify: memory flat below its limit and latency back to baseline",
         ),
     ),
     Playbook(
