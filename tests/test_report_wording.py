@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from incidentlens.report import build_postmortem, executive_summary, runbook_checklist, write_reports
 from incidentlens.report.playbooks import kind_label, playbook
+from incidentlens.report.render_markdown import render_markdown
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis
 
 
@@ -119,3 +120,17 @@ def test_memory_exhaustion_with_a_restart_seen_keeps_its_playbook():
     pm = build_postmortem(analysis)
     assert pm.title == "Memory exhaustion in db-proxy"
     assert pm.action_items[0].description.startswith("Raise db-proxy's memory limit")
+
+
+def test_a_surging_template_says_its_rate_against_the_baseline_not_only_its_counts():
+    # TrainTicket 11:36: "surging ... (30 in the incident, 103 before)" read as a fall; the 3 h baseline is longer
+    analysis = pool_exhaustion_analysis()
+    counts = {"status": "surging", "count_window": 30, "count_baseline": 103, "rate_ratio": 4.152}
+    analysis["templates"][0].update(counts)
+    next(e for e in analysis["evidence"] if e["id"] == analysis["templates"][0]["evidence"])["data"].update(counts)
+    pm = build_postmortem(analysis)
+    factor = next(f.description for f in pm.contributing_factors if "log template" in f.description)
+    assert factor.endswith("(30 lines in the incident, 103 before it: 4.2x the baseline's rate)")
+    heading = "**T1** surging in db-proxy, payments: 30 lines in the incident, 103 before it: 4.2x the baseline's rate"
+    assert heading in render_markdown(pm)
+    assert pm.grounding.issues == []  # the ratio is the template evidence's

@@ -522,8 +522,7 @@ class _Builder:
         factors += [
             ContributingFactor(
                 description=f"{t.get('status', 'surging')} log template in {', '.join(t.get('services') or [])}: "
-                            f"'{t['template']}' ({t.get('count_window')} in the incident, "
-                            f"{t.get('count_baseline')} before)",
+                            f"'{t['template']}' ({_counts_of(t)})",
                 evidence=[t["evidence"]] if t.get("evidence") else [])
             for t in [t for t in self.data.get("templates") or [] if _contributes(t)][:3]
         ]
@@ -936,6 +935,13 @@ def _named_services(services: list[str]) -> list[str]:
 def _and(names: list[str]) -> str:
     """`a`, `a and b`, `a, b and c`."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _counts_of(template: dict[str, Any]) -> str:
+    """A template's lines in the incident and before it, with the rate ratio (`fmt.template_counts`); a malformed
+    count is the schema's error, naming its field."""
+    checked = LogTemplate.model_validate(pick(LogTemplate, template))
+    return fmt.template_counts(checked.count_window, checked.count_baseline, checked.rate_ratio)
 
 
 def _or(names: list[str]) -> str:

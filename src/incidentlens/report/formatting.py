@@ -111,3 +111,10 @@ def readable_pattern(template: str) -> str:
     text = _MASKED_ID.sub("", _MASK_RUN.sub("<*>", template))
     text = re.sub(r"^\s*<\*>\s+", "", text)
     return " ".join(text.split()) or template
+
+
+def template_counts(window: int, baseline: int, rate_ratio: float | None) -> str:
+    """`30 lines in the incident, 103 before it: 4.2x the baseline's rate`: a baseline longer than the window holds
+    more lines though the rate rose, so the counts alone can read as a fall; the rate ratio says which way it went."""
+    said = f"{num(window)} lines in the incident, {num(baseline)} before it"
+    return said + (f": {rate_ratio:.1f}x the baseline's rate" if rate_ratio is not None and baseline else "")

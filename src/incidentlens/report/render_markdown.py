@@ -34,7 +34,8 @@ def render_markdown(pm: Postmortem) -> str:
     env.tests["evidence_id"] = lambda value: isinstance(value, str) and re.fullmatch(EVIDENCE_ID_PATTERN, value)
     env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num, measure=fmt.measure, minutes=fmt.minutes,
                        series_value=fmt.series_value, kind_label=kind_label,
-                       readable_pattern=fmt.readable_pattern, series_name=fmt.series_name, users_label=users_label)
+                       readable_pattern=fmt.readable_pattern, series_name=fmt.series_name, users_label=users_label,
+                       template_counts=fmt.template_counts)
     text = env.get_template("report.md.j2").render(
         pm=pm,
         evidence_file=EVIDENCE_FILE,

@@ -216,6 +216,8 @@ class LogTemplate(_Model):
     status: str | None = None
     count_window: int = 0
     count_baseline: int = 0
+    rate_ratio: float | None = Field(None, description="its lines a minute in the incident over the baseline's (None: "
+                                                       "none before)")
     first_seen: UtcTime | None = None
     services: list[str] = Field(default_factory=list)
     samples: list[str] = Field(default_factory=list)
