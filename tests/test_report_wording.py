@@ -134,3 +134,15 @@ def test_a_surging_template_says_its_rate_against_the_baseline_not_only_its_coun
     heading = "**T1** surging in db-proxy, payments: 30 lines in the incident, 103 before it: 4.2x the baseline's rate"
     assert heading in render_markdown(pm)
     assert pm.grounding.issues == []  # the ratio is the template evidence's
+
+
+def test_an_alert_signal_seconds_after_a_given_start_is_said_in_seconds_and_a_fall_has_a_low_not_a_peak():
+    # OnlineBoutique 12:01: "currencyservice/PodWorkload(Ops) (baseline 29.8 ops, peak 16.3 ops) would have fired
+    # ..., 0.1 minutes after the given start"
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["detector"] = "known onset"
+    analysis["incident_window"]["start"] = "2024-05-01T10:11:57Z"
+    analysis["detection"]["series"][0].update(direction="down", baseline=22.0, peak=5.0)
+    first = build_postmortem(analysis).detection.sooner[0]
+    assert first.startswith("An alert on db-proxy/pool_in_use (baseline 22, low 5) would have fired at its onset")
+    assert first.endswith(", 3 s after the given start")

@@ -588,8 +588,12 @@ class _Builder:
         ]
 
     def _after_start(self, moment: dt.datetime) -> str:
-        lag = _span_minutes(self.window.start, moment)
-        return f", {fmt.minutes(lag)} after {self.start_name}" if lag > 0 else f", at {self.start_name}"
+        """`, 3 s after the given start`: a lag under a minute and a half in seconds (`0.1 minutes` read as a typo)."""
+        seconds = (fmt.utc(moment) - fmt.utc(self.window.start)).total_seconds()
+        if seconds < 0.5:
+            return f", at {self.start_name}"
+        lag = f"{seconds:.0f} s" if seconds < 90 else fmt.minutes(seconds / 60)
+        return f", {lag} after {self.start_name}"
 
     def _sooner(self, detected_at: dt.datetime | None) -> list[str]:
         """Signals in the data that moved before the detector fired, and the catalogue's detection advice."""
@@ -609,7 +613,8 @@ class _Builder:
         if not onsets:
             return []
         first = min(onsets, key=lambda s: s.onset)
-        return [f"An alert on {first.series} (baseline {fmt.series_value(first.series, first.baseline)}, peak "
+        extreme = "low" if first.direction == "down" else "peak"  # a series that fell has no peak to speak of
+        return [f"An alert on {first.series} (baseline {fmt.series_value(first.series, first.baseline)}, {extreme} "
                 f"{fmt.series_value(first.series, first.peak)}) would have fired at its onset, "
                 f"{fmt.when(first.onset)}{after(first.onset)}"]
 
