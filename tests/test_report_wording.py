@@ -146,3 +146,13 @@ def test_an_alert_signal_seconds_after_a_given_start_is_said_in_seconds_and_a_fa
     first = build_postmortem(analysis).detection.sooner[0]
     assert first.startswith("An alert on db-proxy/pool_in_use (baseline 22, low 5) would have fired at its onset")
     assert first.endswith(", 3 s after the given start")
+
+
+def test_the_share_of_error_log_lines_is_not_called_an_error_rate():
+    # TrainTicket 09:34: "error rate (log_error_ratio) peaked at 6.2%" read as 6.2% of requests failing
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"]["peak_error_rate"].update(metric="log_error_ratio", service="all", value=0.062, baseline=0.011)
+    pm = build_postmortem(analysis)
+    assert "the share of ERROR/FATAL log lines peaked at 6.2% against 1.1% before" in pm.summary.text
+    assert "log_error_ratio" not in pm.summary.text + pm.impact.narrative.text + pm.severity_rule
+    assert "| Peak share of ERROR/FATAL log lines | 6.2% | 1.1% |" in render_markdown(pm)

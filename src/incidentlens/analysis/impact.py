@@ -97,6 +97,9 @@ class Peak(BaseModel):
     at: UtcTime
 
 
+#: the metric name of the worst minute's share of ERROR/FATAL log lines, the peak error rate where no error metric is
+LOG_ERROR_SHARE = "log_error_ratio"
+
 class Impact(BaseModel):
     duration_minutes: int
     requests_total: int | None = None
@@ -442,7 +445,7 @@ GROUP BY minute"""
     worst = max(minutes, key=lambda r: (r["errors"] / r["lines"], -r["minute"]))
     if worst["errors"] / worst["lines"] <= base["errors"] / base["lines"]:
         return None  # no minute worse than the baseline: nothing to call a peak
-    peak = Peak(metric="log_error_ratio", service="all", value=float(worst["errors"] / worst["lines"]),
+    peak = Peak(metric=LOG_ERROR_SHARE, service="all", value=float(worst["errors"] / worst["lines"]),
                 baseline=float(base["errors"] / base["lines"]),
                 at=window[0] + timedelta(minutes=int(worst["minute"])))
     evidence.append(Evidence.make(

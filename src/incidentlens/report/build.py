@@ -1000,7 +1000,7 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
     parts = []
     if impact.peak_error_rate:
         e = impact.peak_error_rate
-        parts.append(f"error rate ({fmt.series_name(e.service, e.metric)}) peaked at {fmt.pct(e.value)}"
+        parts.append(f"{fmt.error_rate_name(e.service, e.metric)} peaked at {fmt.pct(e.value)}"
                      + (f" against {fmt.pct(e.baseline)} before" if e.baseline is not None
                         else " (no baseline to compare against)"))
     if impact.peak_latency:

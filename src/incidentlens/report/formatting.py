@@ -6,6 +6,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from incidentlens.analysis.impact import LOG_ERROR_SHARE
+
 
 def utc(value: Any) -> dt.datetime | None:
     """An ISO text or datetime as an aware UTC datetime; naive means UTC."""
@@ -73,6 +75,14 @@ def unit_of(metric: str) -> str | None:
 def series_name(service: str | None, metric: str) -> str:
     """`service/metric`, or the metric alone when there is no real service (wide metrics: `global`)."""
     return f"{service}/{metric}" if service and service not in ("global", "all") else metric
+
+
+def error_rate_name(service: str | None, metric: str, article: str = "the ") -> str:
+    """What a peak error rate is a rate of: `error rate (api/error_ratio)`, or for the share of ERROR/FATAL log lines
+    (no error metric) that, not an "error rate", which reads as failed requests."""
+    if metric == LOG_ERROR_SHARE:
+        return f"{article}share of ERROR/FATAL log lines"
+    return f"error rate ({series_name(service, metric)})"
 
 
 def measure(metric: str, value: float | None) -> str:

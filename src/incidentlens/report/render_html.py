@@ -12,6 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from incidentlens.analysis.impact import LOG_ERROR_SHARE
 from incidentlens.analysis.series import key_series, overview_names
 from incidentlens.report import formatting as fmt
 from incidentlens.report.build import duration_label, suspicion
@@ -79,7 +80,8 @@ def _cards(pm: Postmortem) -> list[_Card]:
                            f"from {fmt.when(pm.incident_window.start, clock=True)}" if pm.incident_window else ""))
     if impact and impact.peak_error_rate:
         e = impact.peak_error_rate
-        cards.append(_Card("Peak error rate", fmt.pct(e.value),
+        name = "Peak error rate" if e.metric != LOG_ERROR_SHARE else "Peak share of ERROR/FATAL lines"
+        cards.append(_Card(name, fmt.pct(e.value),
                            f"baseline {fmt.pct(e.baseline)}" if e.baseline is not None else e.metric))
     if impact and impact.peak_latency:
         lat = impact.peak_latency
@@ -121,7 +123,7 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
     if impact.peak_error_rate:
         e = impact.peak_error_rate
         at = f" at {fmt.when(e.at, clock=True)}" if e.at else ""
-        rows.append(_ImpactRow(f"Peak error rate ({fmt.series_name(e.service, e.metric)}){at}", fmt.pct(e.value),
+        rows.append(_ImpactRow(f"Peak {fmt.error_rate_name(e.service, e.metric, '')}{at}", fmt.pct(e.value),
                                fmt.pct(e.baseline)))
     if impact.peak_latency:
         lat = impact.peak_latency

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from incidentlens.analysis.impact import LOG_ERROR_SHARE
 from incidentlens.report import formatting as fmt
 from incidentlens.report.schema import Impact, Severity
 
@@ -139,7 +140,8 @@ def _decided_by(impact: Impact, why: str) -> str:
     err = impact.peak_error_rate
     if why.startswith("peak error rate") and err is not None:
         before = "no baseline" if err.baseline is None else f"{fmt.pct(err.baseline)} before"
-        return f" ({fmt.series_name(err.service, err.metric)} {fmt.pct(err.value)} against {before})"
+        name = fmt.series_name(err.service, err.metric) if err.metric != LOG_ERROR_SHARE else "ERROR/FATAL lines"
+        return f" ({name} {fmt.pct(err.value)} against {before})"
     if "requests failed" in why and impact.failed_excess is not None:
         return f" ({failed_words(impact)})"
     if "users" in why:
