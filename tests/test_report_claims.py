@@ -118,3 +118,16 @@ def test_a_test_that_cannot_fail_passes_nothing(tmp_path: Path):
     pm = build_postmortem(analysis)
     assert "It passed" not in pm.root_cause.narrative.text
     assert not any("passed its falsification test" in line for line in pm.lessons.went_well)
+
+
+def test_with_no_close_hypotheses_the_title_names_the_first_to_move_and_their_teams_own_the_actions():
+    # TrainTicket 08:52: the title "ts-admin-user-service, ts-delivery-service, ts-inside-payment-service moved" sat
+    # over a root-cause section about ts-seat-service; the owner read "... and ts-inside-payment-service team"
+    analysis = split_between_db_proxy_and_payments()
+    analysis["hypotheses"] = analysis["hypotheses"][:1]
+    pm = build_postmortem(analysis)
+    assert pm.title == "No single root cause found: api-gateway, db-proxy, payments moved first"
+    owners = {a.owner for a in pm.action_items}
+    assert "api-gateway, db-proxy and payments teams" in owners
+    assert "api-gateway, db-proxy and payments team" not in owners
+    assert any("with the owners of api-gateway, db-proxy and payments" in a.description for a in pm.action_items)

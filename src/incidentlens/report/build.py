@@ -375,8 +375,11 @@ class _Builder:
         if self.inconclusive and self.contenders:
             return f"No single root cause found: the evidence is split between {_and(self.contenders)}"
         if self.inconclusive:
-            shown = [s.service for s in self.verdict.services[:3]] or self.series_only
-            return f"No single root cause found: {', '.join(shown) + ' moved' if shown else NOTHING_MOVED}"
+            # the first services to move, not the hypotheses: "moved first" says which list this is
+            services = [s.service for s in self.verdict.services[:3]]
+            moved = f"{', '.join(services)} moved first" if services else (
+                f"{', '.join(self.series_only)} moved" if self.series_only else NOTHING_MOVED)
+            return f"No single root cause found: {moved}"
         label = playbook(self.kind).label
         unknown = playbook_kind(self.kind) == "unknown"
         if unknown:

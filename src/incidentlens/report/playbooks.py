@@ -264,7 +264,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
             _Action("detect", "P2", "1 week",
                     "Alert on {service} error rate and latency against their baseline band", "SRE"),
             _Action("process", "P2", "2 weeks",
-                    "Review the leading hypotheses with {service}'s owners and confirm or refute them"),
+                    "Review the leading hypotheses with the owners of {service} and confirm or refute them"),
         ),
         (
             "Confirm: {service} shows the first and largest shift in errors or latency",
@@ -307,10 +307,13 @@ def kind_label(kind: str | None) -> str:
 
 
 def mitigations_for(kind: str | None, service: str, evidence: list[str] | None = None) -> list[ActionItem]:
-    """Action items for a root cause of `kind` in `service`, citing `evidence` ids when given."""
+    """Action items for a root cause of `kind` in `service` (or in several: `a, b and c`, whose teams own them),
+    citing `evidence` ids when given."""
+    several = " and " in service
     return [
         ActionItem(type=a.type, description=a.description.format(service=service),
-                   owner=a.owner.format(service=service), priority=a.priority, eta=a.eta,
+                   owner=a.owner.format(service=service) + ("s" if several and a.owner.endswith(" team") else ""),
+                   priority=a.priority, eta=a.eta,
                    evidence=list(evidence or []))
         for a in playbook(kind).actions
     ]
