@@ -131,3 +131,10 @@ def test_with_no_close_hypotheses_the_title_names_the_first_to_move_and_their_te
     assert "api-gateway, db-proxy and payments teams" in owners
     assert "api-gateway, db-proxy and payments team" not in owners
     assert any("with the owners of api-gateway, db-proxy and payments" in a.description for a in pm.action_items)
+
+
+def test_with_no_root_cause_retained_no_hypothesis_is_called_not_retained_as_it():
+    # TrainTicket 10:04: "Hypothesis #2 (not retained as the root cause): ts-travel2-service" under a title that
+    # already says the evidence is split between ts-travel-service and ts-travel2-service
+    factors = build_postmortem(split_between_db_proxy_and_payments()).contributing_factors
+    assert not any("not retained as the root cause" in f.description for f in factors)

@@ -156,3 +156,16 @@ def test_the_share_of_error_log_lines_is_not_called_an_error_rate():
     assert "the share of ERROR/FATAL log lines peaked at 6.2% against 1.1% before" in pm.summary.text
     assert "log_error_ratio" not in pm.summary.text + pm.impact.narrative.text + pm.severity_rule
     assert "| Peak share of ERROR/FATAL log lines | 6.2% | 1.1% |" in render_markdown(pm)
+
+
+def test_a_contributor_under_another_name_is_one_factor_not_three():
+    # TrainTicket 11:36: service=ts-travel2-service, PodName=ts-travel2-service-5c66d57d58-6mp2b and
+    # Node=33.33.33.167 each "held 9.5% of WARN/ERROR/FATAL lines ... (15.7x lift)": the same lines three times
+    analysis = pool_exhaustion_analysis()
+    region = analysis["contributors"][0]
+    analysis["contributors"] += [{**region, "dimension": "node", "value": "10.0.0.4", "evidence": None},
+                                 {**region, "dimension": "service", "value": "db-proxy", "window_share": 0.5}]
+    factors = [f.description for f in build_postmortem(analysis).contributing_factors]
+    assert factors[0].startswith("region=eu-west (also node=10.0.0.4: the same lines) held 91.0% of problem events")
+    assert factors[1].startswith("service=db-proxy held 50.0%")  # other shares: other lines, a factor of its own
+    assert not any(f.startswith("node=") for f in factors)

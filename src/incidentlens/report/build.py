@@ -515,12 +515,12 @@ class _Builder:
     def _contributing_factors(self) -> list[ContributingFactor]:
         factors = [
             ContributingFactor(
-                description=f"{c['dimension']}={c['value']} held {fmt.pct(c['window_share'])} of "
+                description=f"{c['dimension']}={c['value']}{_also(same)} held {fmt.pct(c['window_share'])} of "
                             f"{self._population(c, 'window')} against {fmt.pct(c['baseline_share'])} of "
                             f"{self._population(c, 'baseline')} ({_ratio(c.get('lift'), c['baseline_share'])})",
-                evidence=[c["evidence"]] if c.get("evidence") else [])
-            for c in self.data.get("contributors") or [] if {"dimension", "value", "window_share",
-                                                              "baseline_share"} <= c.keys()
+                evidence=[e["evidence"] for e in [c, *same] if e.get("evidence")])
+            for c, same in _same_lines([c for c in self.data.get("contributors") or []
+                                        if {"dimension", "value", "window_share", "baseline_share"} <= c.keys()])
         ]
         factors += [
             ContributingFactor(
@@ -529,10 +529,11 @@ class _Builder:
                 evidence=[t["evidence"]] if t.get("evidence") else [])
             for t in [t for t in self.data.get("templates") or [] if _contributes(t)][:3]
         ]
-        factors += [ContributingFactor(description=f"Hypothesis #{h.rank} (not retained as the root cause): "
-                                                   f"{h.service} {h.kind.replace('_', ' ')}",
-                                       evidence=h.supporting)
-                    for h in self.hypotheses[1:3] if h.confidence >= 0.3]
+        if not self.inconclusive:  # with no root cause retained the split is the verdict, said already
+            factors += [ContributingFactor(description=f"Hypothesis #{h.rank} (not retained as the root cause): "
+                                                       f"{h.service} {h.kind.replace('_', ' ')}",
+                                           evidence=h.supporting)
+                        for h in self.hypotheses[1:3] if h.confidence >= 0.3]
         return factors
 
     def _detection(self) -> Detection:
@@ -943,6 +944,25 @@ def _named_services(services: list[str]) -> list[str]:
 def _and(names: list[str]) -> str:
     """`a`, `a and b`, `a, b and c`."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _same_lines(contributors: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Each contributor with the later ones that hold the same shares before and in the incident: the same lines
+    under another name (a service, its one pod, the node it runs on), said once, not as three factors."""
+    grouped: dict[tuple[Any, Any], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for c in contributors:
+        key = (c["window_share"], c["baseline_share"])
+        if key in grouped:
+            grouped[key][1].append(c)
+        else:
+            grouped[key] = (c, [])
+    return list(grouped.values())
+
+
+def _also(same: list[dict[str, Any]]) -> str:
+    """` (also PodName=api-7f9c, Node=10.0.0.4: the same lines)`, or nothing."""
+    named = ", ".join(f"{c['dimension']}={c['value']}" for c in same)
+    return f" (also {named}: the same lines)" if same else ""
 
 
 def _counts_of(template: dict[str, Any]) -> str:
