@@ -285,7 +285,7 @@ def test_the_demo_contributors_say_what_their_shares_are_of(demo_page: Page):
 
 def test_the_demo_runbook_starts_from_what_each_service_showed(demo_page: Page):
     steps = demo_page.evaluate("[...document.querySelectorAll('#runbook li')].map(li => li.textContent)")
-    assert steps[0].startswith("Find which of api-gateway, payments, db-proxy moved first")
+    assert steps[0].startswith("Find which of api-gateway, payments and db-proxy moved first")
     assert any(step.startswith("Search db-proxy's logs for lines matching 'db pool exhausted: <*> connections")
                for step in steps)
     assert not any("timeout acquiring connection" in step for step in steps)  # a text the demo's logs never hold

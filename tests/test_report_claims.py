@@ -138,3 +138,15 @@ def test_with_no_root_cause_retained_no_hypothesis_is_called_not_retained_as_it(
     # already says the evidence is split between ts-travel-service and ts-travel2-service
     factors = build_postmortem(split_between_db_proxy_and_payments()).contributing_factors
     assert not any("not retained as the root cause" in f.description for f in factors)
+
+
+def test_with_one_service_moved_the_first_step_asks_whether_it_led_not_which_of_one():
+    # OnlineBoutique 14:30 without traces: "Find which of recommendationservice moved first"
+    analysis = split_between_db_proxy_and_payments()
+    analysis["hypotheses"] = analysis["hypotheses"][:1]
+    analysis["verdict"]["services"] = analysis["verdict"]["services"][1:2]
+    pm = build_postmortem(analysis)
+    assert pm.action_items[0].description.startswith(
+        "Check whether db-proxy moved first or followed a cause this data does not show, in its own metrics")
+    assert pm.runbook[0].startswith("Check whether db-proxy moved first")
+    assert not any("which of db-proxy" in text for text in [*pm.runbook, *(a.description for a in pm.action_items)])

@@ -342,8 +342,8 @@ class _Builder:
         steps = runbook_for(self.kind, self.subject, log_text_of(templates))
         services = self.leads if self.inconclusive else [self.service]
         if self.inconclusive:
-            steps[0] = (f"Find which of {', '.join(services)} moved first, each in its own metrics, logs and traces "
-                        "(the review lists what each showed)" if services else self._nothing_to_order())
+            steps[0] = (f"{_which_first(services)} (the review lists what {'it' if len(services) == 1 else 'each'} "
+                        "showed)" if services else self._nothing_to_order())
             steps = [step if not step.startswith("Mitigate:") else
                      "Mitigate the service shown to have moved first: revert its latest change or scale it out"
                      for step in steps]
@@ -740,8 +740,8 @@ class _Builder:
         if self.inconclusive:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
-                description=f"Find which of {self.subject} moved first, each in its own metrics, logs and traces, "
-                            "before reverting or scaling any of them: the data names no single root cause"
+                description=f"{_which_first(self.leads)}, before reverting or scaling "
+                            f"{'it' if len(self.leads) == 1 else 'any of them'}: the data names no single root cause"
                             + self._cut_hint()
                 if self.verdict.services else self._nothing_to_order())
         trigger_is_change = self.trigger_on_path and self.trigger.kind in ("deploy", "config", "config_change",
@@ -944,6 +944,15 @@ def _named_services(services: list[str]) -> list[str]:
 def _and(names: list[str]) -> str:
     """`a`, `a and b`, `a, b and c`."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _which_first(services: list[str]) -> str:
+    """`Find which of a, b and c moved first, each in its own metrics, logs and traces`; with one service, whether it
+    led at all: `Check whether a moved first or followed a cause this data does not show, in its own ...`."""
+    where = "in its own metrics, logs and traces"
+    if len(services) == 1:
+        return f"Check whether {services[0]} moved first or followed a cause this data does not show, {where}"
+    return f"Find which of {_and(services)} moved first, each {where}"
 
 
 def _same_lines(contributors: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
