@@ -160,3 +160,10 @@ def test_a_missing_source_is_said_where_harm_was_seen_too():
     analysis = pool_exhaustion_analysis()
     analysis["sources"] = {"used": ["metrics", "logs"], "missing": ["traces"], "notes": ["no traces for this period"]}
     assert "No traces for this period." in build_postmortem(analysis).summary.text
+
+
+def test_no_service_affected_is_said_in_the_impact_table_not_left_blank():
+    # "| Services affected |  | |" on every review where no service's latency, errors or WARN/ERROR lines rose
+    analysis = nothing_moved(pool_exhaustion_analysis())
+    analysis["impact"]["services_affected"] = []
+    assert "| Services affected | none measured | |" in render_markdown(build_postmortem(analysis))
