@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from incidentlens.analysis import analyze
+from incidentlens.analysis.mechanism import describe_change
 from incidentlens.analysis.rootcause import _demote_failed
 from incidentlens.report import build_postmortem
 from incidentlens.report.playbooks import runbook_for
@@ -269,3 +270,11 @@ def test_a_large_cpu_rise_short_of_its_limit_is_set_aside_without_being_called_s
 
     assert (top["service"], top["kind"]) == ("mail", "undetermined")
     assert "56% of its limit" in top["mechanism"] and "too small" not in top["mechanism"]
+
+
+def test_a_rise_of_ten_times_or_more_is_said_in_words_not_as_a_seven_digit_percentage():
+    # TrainTicket 08:52: "PodClientLatencyP99(s) from 0.00492 to 286 (+5804778%)"
+    assert describe_change(0.00492, 286) == "from 0.00492 to 286 (over a thousandfold)"
+    assert describe_change(0.0105, 0.226) == "from 0.0105 to 0.226 (over tenfold)"
+    assert describe_change(3, 29.9) == "from 3 to 29.9 (+897%)"
+    assert describe_change(44051, 23272) == "from 44,051 to 23,272 (-47%)"

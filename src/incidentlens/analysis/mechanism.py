@@ -296,10 +296,23 @@ def describe_change(before: float, after: float, note: str = "") -> str:
     """`from 1.45 to 1.58 (+9%)`: a move in words with its relative size, and `note` in the same parentheses
     (`from 55 to 97 (+77%, 97% of its limit)`)."""
     text = f"from {_number(before)} to {_number(after)}"
-    notes = [f"{(after - before) / abs(before):+.0%}"] if before else []
+    notes = [_relative(before, after)] if before else []
     if note:
         notes.append(note)
     return f"{text} ({', '.join(notes)})" if notes else text
+
+
+#: a rise at least this many times its start is said in words (`over a hundredfold`): `+5804778%` reads as noise
+FOLDS = ((1000, "over a thousandfold"), (100, "over a hundredfold"), (10, "over tenfold"))
+
+
+def _relative(before: float, after: float) -> str:
+    """`+9%`, `-47%`, or for a rise of ten times or more its order in words."""
+    if before > 0:
+        said = next((words for times, words in FOLDS if after >= times * before), None)
+        if said:
+            return said
+    return f"{(after - before) / abs(before):+.0%}"
 
 
 def _number(value: float) -> str:
