@@ -131,7 +131,7 @@ def test_an_own_time_shift_the_tail_test_does_not_carry_is_not_given_as_a_change
     store = load_telemetry(traces=_quiet_calls(tmp_path, [12.0, 11.0, 150.0, 13.0, 10.0, 12.0]))
     window, baseline, _ = known_periods(store, AT)
     signals, evidence = trace_signals(store, window, baseline)
-    assert signals["cancel"].describe() == ("its own span time p90 went from 15.21 to 136.3 ms, on too few of its "
+    assert signals["cancel"].describe() == ("its own span time p90 went from 15.2 to 136 ms, on too few of its "
                                             "spans to count (tail test z 0.634, short of 2.5)")
     own = next(e for e in evidence if e.title.startswith("own span time p90"))
     assert own.title.endswith("not carried by the tail test")
@@ -157,7 +157,7 @@ def test_a_quiet_service_whose_every_call_slowed_is_a_suspect(tmp_path: Path):
     signals, evidence = trace_signals(store, window, baseline)
     cancel = signals["cancel"]
     assert cancel.own_tail_z > 2.5 and cancel.significant
-    assert cancel.describe() == "its own span time p90 went from 15.21 to 75 ms"
+    assert cancel.describe() == "its own span time p90 went from 15.2 to 75 ms"
     own = next(e for e in evidence if e.title.startswith("own span time p90"))
     assert own.title == "own span time p90 by service: cancel 15.21 -> 75 ms" and own.data["services"][0]["counted"]
 
@@ -481,3 +481,4 @@ def test_a_history_already_delayed_is_held_against_the_other_calls():
     waits = wait_shifts([*others, _edge("web", "cart", 60.0, 61.0)])
     assert waits["cart"]["baseline"] == "peers"
     assert WAIT_WEIGHT * waits["cart"]["shift"] >= SIGNIFICANT_STRENGTH
+
