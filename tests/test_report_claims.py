@@ -150,3 +150,10 @@ def test_with_one_service_moved_the_first_step_asks_whether_it_led_not_which_of_
         "Check whether db-proxy moved first or followed a cause this data does not show, in its own metrics")
     assert pm.runbook[0].startswith("Check whether db-proxy moved first")
     assert not any("which of db-proxy" in text for text in [*pm.runbook, *(a.description for a in pm.action_items)])
+
+
+def test_with_no_root_cause_the_runbook_does_not_scale_out_a_service_nobody_named():
+    runbook = build_postmortem(split_between_db_proxy_and_payments()).runbook
+    assert not any("scale it out" in step for step in runbook)
+    assert any(step.startswith("Mitigate the service shown to have moved first: revert its latest change or take")
+               for step in runbook)

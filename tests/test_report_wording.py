@@ -169,3 +169,14 @@ def test_a_contributor_under_another_name_is_one_factor_not_three():
     assert factors[0].startswith("region=eu-west (also node=10.0.0.4: the same lines) held 91.0% of problem events")
     assert factors[1].startswith("service=db-proxy held 50.0%")  # other shares: other lines, a factor of its own
     assert not any(f.startswith("node=") for f in factors)
+
+
+def test_a_failure_of_undetermined_mechanism_is_not_met_by_scaling_out():
+    # TrainTicket 09:34 (exceptions in traces): "Revert ...; otherwise scale it out" would add replicas that fail alike
+    analysis = pool_exhaustion_analysis()
+    analysis["trigger"] = None
+    analysis["hypotheses"][0].update(kind="undetermined", mechanism="db-proxy changed")
+    pm = build_postmortem(analysis)
+    assert "take the instances that show the change out of rotation" in pm.action_items[0].description
+    assert not any("scale it out" in text or "scale db-proxy out" in text
+                   for text in [*pm.runbook, *(a.description for a in pm.action_items)])

@@ -345,7 +345,8 @@ class _Builder:
             steps[0] = (f"{_which_first(services)} (the review lists what {'it' if len(services) == 1 else 'each'} "
                         "showed)" if services else self._nothing_to_order())
             steps = [step if not step.startswith("Mitigate:") else
-                     "Mitigate the service shown to have moved first: revert its latest change or scale it out"
+                     "Mitigate the service shown to have moved first: revert its latest change or take its affected "
+                     "instances out of rotation"
                      for step in steps]
         searches = [_search_step(name, t) for name in services if self.top
                     for t in [next((t for t in templates if _contributes(t) and name in (t.get("services") or [])),

@@ -256,8 +256,9 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         "unknown", "a failure of undetermined mechanism",
         (
             _Action("mitigate", "P1", "24 hours",
-                    "Revert the latest change to {service} if one precedes the onset; otherwise scale it out while "
-                    "the cause is investigated"),
+                    "Revert the latest change to {service} if one precedes the onset; otherwise take the instances "
+                    "that show the change out of rotation (or restart them) while the cause is investigated: adding "
+                    "replicas helps only a service short of capacity, which nothing here shows"),
             _Action("prevent", "P2", "2 weeks",
                     "Add the telemetry that would have named the cause: per-dependency error and latency metrics "
                     "for {service}"),
@@ -269,7 +270,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         (
             "Confirm: {service} shows the first and largest shift in errors or latency",
             "Check recent changes to {service} and to downstream dependencies (deploys, config, traffic)",
-            "Mitigate: revert the latest change or scale {service} out",
+            "Mitigate: revert the latest change to {service}, or take its affected instances out of rotation",
             "Verify: error rate and latency back to baseline",
         ),
     ),
