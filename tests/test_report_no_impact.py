@@ -167,3 +167,17 @@ def test_no_service_affected_is_said_in_the_impact_table_not_left_blank():
     analysis = nothing_moved(pool_exhaustion_analysis())
     analysis["impact"]["services_affected"] = []
     assert "| Services affected | none measured | |" in render_markdown(build_postmortem(analysis))
+
+
+def test_an_undetermined_change_with_no_sustained_harm_is_not_titled_a_failure():
+    # OnlineBoutique 12:27: "Failure in checkoutservice (mechanism undetermined)" over "No sustained impact was
+    # measured": its own span time rose, and no service's latency, errors or WARN/ERROR lines did
+    analysis = pool_exhaustion_analysis()
+    analysis["trigger"] = None
+    analysis["hypotheses"][0].update(kind="undetermined", mechanism="db-proxy changed")
+    analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], peak_error_rate=None,
+                              requests_failed=None, users_affected=None)
+    pm = build_postmortem(analysis)
+    assert pm.title == "Change in db-proxy (mechanism undetermined)"
+    analysis["impact"]["services_affected"] = ["db-proxy"]  # harm seen: a failure
+    assert build_postmortem(analysis).title == "Failure in db-proxy (mechanism undetermined)"

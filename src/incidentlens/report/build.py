@@ -383,7 +383,10 @@ class _Builder:
             return f"No single root cause found: {moved}"
         label = playbook(self.kind).label
         unknown = playbook_kind(self.kind) == "unknown"
-        if unknown:
+        if unknown and harm(self.measured, self.severity[0]) != "seen":
+            # no service's latency, errors or WARN/ERROR lines rose: a change, not a failure the data shows
+            title = f"{'Change' if self.confirmed else 'Suspected change'} in {self.service}"
+        elif unknown:
             title = f"{'Failure' if self.confirmed else 'Suspected failure'} in {self.service}"
         elif self.confirmed:
             title = f"{label[0].upper()}{label[1:]} in {self.service}"
