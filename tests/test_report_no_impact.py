@@ -181,3 +181,14 @@ def test_an_undetermined_change_with_no_sustained_harm_is_not_titled_a_failure()
     assert pm.title == "Change in db-proxy (mechanism undetermined)"
     analysis["impact"]["services_affected"] = ["db-proxy"]  # harm seen: a failure
     assert build_postmortem(analysis).title == "Failure in db-proxy (mechanism undetermined)"
+
+
+def test_where_nothing_moved_and_logs_and_traces_are_missing_the_first_step_says_what_could_not_show():
+    # OnlineBoutique 13:54 (a network delay at emailservice, no log or trace minute in the window): "no service's
+    # metrics, WARN/ERROR lines or traced requests moved" claimed lines and requests nobody could see
+    analysis = nothing_moved(pool_exhaustion_analysis())
+    analysis["sources"] = {"used": ["metrics"], "missing": ["logs", "traces"]}
+    first = build_postmortem(analysis).action_items[0].description
+    assert first == ("Check what raised the alert against this data before acting: no service's metrics moved beyond "
+                     "their baseline's noise after the start, and with no logs or traces for this period a fault seen "
+                     "only in requests (a delay, errors, wrong answers) cannot show here")

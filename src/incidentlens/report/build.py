@@ -59,6 +59,10 @@ NOTHING_MOVED = "nothing moved beyond its baseline's noise"
 #: what to do first when nothing moved: the data does not hold what the alert (or page) saw
 CHECK_THE_ALERT = ("Check what raised the alert against this data before acting: no service's metrics, WARN/ERROR "
                    "lines or traced requests moved beyond their baseline's noise after the start")
+#: ... where a source held no row in the window: what was checked, and what its absence cannot show
+CHECK_THE_ALERT_WITHOUT = ("Check what raised the alert against this data before acting: no service's {checked} moved "
+                           "beyond their baseline's noise after the start, and with {missing} a fault seen only in "
+                           "requests (a delay, errors, wrong answers) cannot show here")
 #: what to do first when a series left its baseline but no service's before/after tests showed anything
 LOOK_AT_SERIES = ("Look at {} around the window, in the service's own metrics, logs and traces, before acting: the "
                   "detector found a shift there, but no service's before/after tests showed why")
@@ -736,7 +740,14 @@ class _Builder:
 
     def _nothing_to_order(self) -> str:
         """The first step with no service to order: look at the series that moved, or check the alert when none did."""
-        return LOOK_AT_SERIES.format(_and(self.series_only)) if self.series_only else CHECK_THE_ALERT
+        if self.series_only:
+            return LOOK_AT_SERIES.format(_and(self.series_only))
+        missing = set((self.data.get("sources") or {}).get("missing") or [])
+        checked = [what for source, what in (("metrics", "metrics"), ("logs", "WARN/ERROR lines"),
+                                             ("traces", "traced requests")) if source not in missing]
+        if not missing or not checked:
+            return CHECK_THE_ALERT
+        return CHECK_THE_ALERT_WITHOUT.format(checked=_or(checked), missing=self._missing_words())
 
     def _action_items(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
