@@ -110,6 +110,8 @@ def test_memory_near_its_limit_with_no_restart_seen_does_not_call_for_a_bigger_l
     first = pm.action_items[0]
     assert first.priority == "P1" and first.description.startswith("Check db-proxy's pods for out-of-memory kills")
     assert not any(a.description.startswith("Raise") for a in pm.action_items)
+    assert pm.hypotheses[0].kind == "memory_near_limit"  # the hypotheses table says what the title says
+    assert not any("guard" in line for line in pm.lessons.went_wrong)  # nothing got past a guard
 
 
 def test_memory_exhaustion_with_a_restart_seen_keeps_its_playbook():

@@ -249,13 +249,8 @@ class _Builder:
 
     @property
     def kind(self) -> str:
-        """The root cause's kind as the catalogue acts on it; memory exhaustion resting on memory near its limit
-        alone (no restart seen) is that, not restarts nobody saw."""
-        if not self.top or self.inconclusive:
-            return "unknown"
-        if playbook_kind(self.top.kind) == "oom_restart_loop" and NO_RESTART_SEEN in self.top.mechanism:
-            return "memory_near_limit"
-        return self.top.kind
+        """The root cause's kind as the catalogue acts on it (the hypotheses' kinds as `_acted_kind` names them)."""
+        return self.top.kind if self.top and not self.inconclusive else "unknown"
 
     @property
     def confirmed(self) -> bool:
@@ -796,8 +791,9 @@ class _Builder:
             wrong.append(f"No single root cause could be named from this data: {moved}")
         if self.trigger_on_path:
             wrong.append(f"{self.trigger.description} reached production and set off the incident")
-        if self.confirmed and playbook_kind(self.kind) != "unknown":
-            # the data shows the failure got through, not what guards the service had
+        if self.confirmed and playbook_kind(self.kind) not in ("unknown", "memory_near_limit", "network_delay"):
+            # the data shows the failure got through, not what guards the service had (memory near its limit and a
+            # network delay got through nothing a guard would stop)
             wrong.append(f"Nothing in the data shows a guard in {self.top.service} that stopped "
                          f"{playbook(self.kind).phrase}")
         if self.onset_given:
@@ -880,8 +876,17 @@ def read_analysis(path: str | Path) -> dict[str, Any]:
 
 def _ranked_hypotheses(raw: list[dict[str, Any]]) -> list[Hypothesis]:
     ordered = sorted(raw, key=lambda h: -float(h.get("confidence") or 0))
-    return [Hypothesis(rank=i, **{k: v for k, v in h.items() if k in Hypothesis.model_fields})
+    return [Hypothesis(rank=i, **{**{k: v for k, v in h.items() if k in Hypothesis.model_fields},
+                                  "kind": _acted_kind(h.get("kind"), h.get("mechanism"))})
             for i, h in enumerate(ordered, start=1)]
+
+
+def _acted_kind(kind: Any, mechanism: Any) -> Any:
+    """A hypothesis' kind as the review names and acts on it: memory exhaustion resting on memory near its limit
+    alone (`mechanism.NO_RESTART_SEEN`) is that, not restarts nobody saw."""
+    if playbook_kind(kind) == "oom_restart_loop" and NO_RESTART_SEEN in str(mechanism or ""):
+        return "memory_near_limit"
+    return kind
 
 
 def _search_step(service: str, template: dict[str, Any]) -> str:
