@@ -179,6 +179,10 @@ def test_an_undetermined_change_with_no_sustained_harm_is_not_titled_a_failure()
                               requests_failed=None, users_affected=None)
     pm = build_postmortem(analysis)
     assert pm.title == "Change in db-proxy (mechanism undetermined)"
+    assert "The most likely cause is a change of undetermined mechanism in db-proxy" in pm.summary.text
+    assert pm.root_cause.narrative.text.startswith("db-proxy: a change of undetermined mechanism.")
+    assert any(line.startswith("Root cause: a change of undetermined mechanism in db-proxy")
+               for line in executive_summary(pm))
     analysis["impact"]["services_affected"] = ["db-proxy"]  # harm seen: a failure
     assert build_postmortem(analysis).title == "Failure in db-proxy (mechanism undetermined)"
 

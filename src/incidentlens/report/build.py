@@ -131,7 +131,7 @@ def executive_summary(pm: Postmortem) -> list[str]:
         rc = pm.root_cause
         confirmed = is_confirmed(rc)
         caveat = "; its falsification test failed" if rc.test_passed is False else ""
-        lines.append(f"{'Root cause' if confirmed else 'Suspected cause'}: {playbook(rc.kind).label} in {rc.service} "
+        lines.append(f"{'Root cause' if confirmed else 'Suspected cause'}: {root_cause_label(pm)} in {rc.service} "
                      f"(confidence {fmt.pct(rc.confidence, 0)}{caveat})")
     if pm.trigger:
         label = "Trigger" if pm.trigger.on_failing_path else "Preceding change (not on the failing path)"
@@ -146,6 +146,20 @@ def executive_summary(pm: Postmortem) -> list[str]:
         lines.append(f"Detected: {fmt.when(pm.detection.detected_at)} by the {detector} detector")
     lines += [f"Next [{a.priority}] {a.description} ({a.owner}, {a.eta})" for a in pm.action_items[:3]]
     return lines[:10]
+
+
+def cause_label(kind: str | None, harmed: bool, phrase: bool = False) -> str:
+    """The root cause's mechanism in words (`database connection pool exhaustion`, `a bad deploy` as a `phrase`);
+    of undetermined mechanism where no harm was seen, `a change`, not `a failure`, of it."""
+    if playbook_kind(kind) == "unknown" and not harmed:
+        return "a change of undetermined mechanism"
+    return playbook(kind).phrase if phrase else playbook(kind).label
+
+
+def root_cause_label(pm: Postmortem) -> str:
+    """`cause_label` of a written review's root cause (its impact and severity say whether harm was seen)."""
+    kind = pm.root_cause.kind if pm.root_cause else None
+    return cause_label(kind, pm.impact is None or harm(pm.impact, pm.severity) == "seen")
 
 
 def duration_label(pm: Postmortem) -> str:
@@ -382,7 +396,7 @@ class _Builder:
             return f"No single root cause found: {moved}"
         label = playbook(self.kind).label
         unknown = playbook_kind(self.kind) == "unknown"
-        if unknown and harm(self.measured, self.severity[0]) != "seen":
+        if unknown and not self.harmed:
             # no service's latency, errors or WARN/ERROR lines rose: a change, not a failure the data shows
             title = f"{'Change' if self.confirmed else 'Suspected change'} in {self.service}"
         elif unknown:
@@ -423,6 +437,12 @@ class _Builder:
             evidence=list(raw.get("evidence") or []),
         )
 
+    @property
+    def harmed(self) -> bool:
+        """Whether the window shows harm (a service's latency, errors or WARN/ERROR lines rose): else what the top
+        hypothesis explains is a change, not a failure."""
+        return harm(self.measured, self.severity[0]) == "seen"
+
     @cached_property
     def severity(self) -> tuple[Severity | None, str]:
         """The severity and the rule that decided it, from the measured impact and whether anything moved."""
@@ -452,7 +472,7 @@ class _Builder:
         elif self.top:
             lead = ("The most likely cause is" if self.confirmed
                     else "The leading hypothesis, which the data does not confirm, is")
-            parts.append(f"{lead} {playbook(self.kind).phrase} in {self.top.service} "
+            parts.append(f"{lead} {cause_label(self.kind, self.harmed, phrase=True)} in {self.top.service} "
                          f"(confidence {fmt.pct(self.top.confidence, 0)}): {fmt.sentence(self.top.mechanism)}")
         if self.trigger:
             when = f" at {fmt.when(self.trigger.t)}" if self.trigger.t else ""
@@ -508,7 +528,8 @@ class _Builder:
         test = f" Test: {fmt.sentence(top.test)}" if top.test else ""
         verdict = {True: " It passed.", False: " It did not pass."}.get(top.test_passed, " It was undecided."
                                                                        if top.test else "")
-        template = (f"{top.service}: {playbook(self.kind).label}. {fmt.sentence(top.mechanism)}{test}{verdict} "
+        label = cause_label(self.kind, self.harmed)
+        template = (f"{top.service}: {label}. {fmt.sentence(top.mechanism)}{test}{verdict} "
                     f"Confidence {fmt.pct(top.confidence, 0)}, from {len(top.supporting)} supporting and "
                     f"{len(top.contradicting)} contradicting findings.")
         return RootCause(service=top.service, kind=self.kind, mechanism=top.mechanism, confidence=top.confidence,

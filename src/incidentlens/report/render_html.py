@@ -15,9 +15,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from incidentlens.analysis.impact import LOG_ERROR_SHARE
 from incidentlens.analysis.series import key_series, overview_names
 from incidentlens.report import formatting as fmt
-from incidentlens.report.build import duration_label, suspicion
+from incidentlens.report.build import duration_label, root_cause_label, suspicion
 from incidentlens.report.charts import MIN_SHADE_PX, BarChart, LineChart, bar_chart, line_chart, timeline_chart
-from incidentlens.report.playbooks import kind_label, playbook
+from incidentlens.report.playbooks import kind_label
 from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
 from incidentlens.report.severity import users_label
 
@@ -56,7 +56,7 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
         impact_rows=_impact_rows(pm),
         line_charts=line_charts,
         charts_note=charts_note,
-        root_cause_label=playbook(pm.root_cause.kind).label if pm.root_cause else "",
+        root_cause_label=root_cause_label(pm) if pm.root_cause else "",
         contributor_chart=_contributor_chart(pm),
         populations=_contributor_populations(pm),
         template_chart=_template_chart(pm),
