@@ -178,6 +178,18 @@ def test_a_shift_that_names_no_mechanism_is_no_better_than_none_of_these(tmp_pat
     assert build_postmortem(analysis).root_cause is None
 
 
+def test_what_a_lone_shift_did_not_show_is_said_only_of_the_sources_there(tmp_path: Path) -> None:
+    # OnlineBoutique 14:30 without traces: "no error surge, no change in its traces past the bar" with no log line or
+    # span in the window to show either
+    slow = {**quiet("search"), "latency_p95_ms": (120.0, 900.0, 3.0)}
+    analysis = analysed(tmp_path, {"search": slow, "api": quiet("api"), "web": quiet("web")})
+    reason = analysis["verdict"]["reason"]
+    assert ("(no logs in the window to show errors, no traces in the window to show its requests, no resource near "
+            "its limit)") in reason
+    checked = analysis["verdict"]["checked"]
+    assert checked["services_with_logs"] == checked["services_in_traces"] == 0
+
+
 def test_a_named_mechanism_stands_out_yet_short_of_certainty(tmp_path: Path) -> None:
     # the same slow service with its CPU at its limit: named, at what such hypotheses were right (on the Nezha days,
     # 46 of the 47 stated at 90% or more: 96%), and short of certainty

@@ -181,8 +181,9 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     ranking = evidence.add(
         rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes)
     )
-    verdict = decide(ranking.hypotheses, signals, checked_counts(shifts, surges, traces), ranking.unexplained,
-                     ranking.stands_on_its_own)
+    sources = data_sources(store, window, baseline)
+    verdict = decide(ranking.hypotheses, signals, checked_counts(shifts, surges, traces, sources["missing"]),
+                     ranking.unexplained, ranking.stands_on_its_own)
     timeline = build_timeline(store, window, baseline, templates=templates, service_onsets=verdict.onsets(),
                               **detection_inputs(detection))
     evidence.extend(timeline.evidence)
@@ -193,7 +194,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
         baseline_window={**_span_dict(baseline), "rule": rule},
         peak=result["peak"],
         detection=result["detection"],
-        sources=data_sources(store, window, baseline),
+        sources=sources,
         hypotheses=ranking.hypotheses,
         verdict=verdict,
         contributors=[c.model_dump(mode="json") for c in contributors],

@@ -12,6 +12,7 @@ the evidence instead of a confident guess.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -81,7 +82,8 @@ def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], che
                                    f"({', '.join(f'{h.confidence:.0%}' for h in hypotheses if h.service in close)})"
                                    + _cut_between(close, signals))
     if top.confidence < STANDS_OUT * unexplained:
-        return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {_why_not_alone(top.service, signals, stands_on_its_own)}"
+        why = _why_not_alone(top.service, signals, stands_on_its_own, checked)
+        return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {why}"
                                    f" ({top.confidence:.0%}, and {unexplained:.0%} that it is none of the candidates)")
     return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing, unexplained=unexplained,
                    reason=f"{top.service} stands out: {top.confidence:.0%}"
@@ -100,8 +102,10 @@ def _cut_between(close: list[str], signals: dict[str, ServiceSignals]) -> str:
             f"value does as surely as a failure of {caller}'s own after the call")
 
 
-def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_its_own: bool) -> str:
-    """Why the best hypothesis does not stand out from none of the candidates, in words."""
+def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_its_own: bool,
+                   checked: dict[str, int]) -> str:
+    """Why the best hypothesis does not stand out from none of the candidates, in words; what it did not show is said
+    only of the sources `checked` (logs or traces with no line in the window showed nothing either way)."""
     if stands_on_its_own:
         return f"{service} does not stand out from none of the candidates"
     if service in signals and signals[service].cut_short:
@@ -116,9 +120,11 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
         return (f"what points at {service} is that requests, {whose}, now end right after calling it; a failure of "
                 f"the caller's own after that call cuts them there as well, and nothing {service} shows of its own "
                 "(errors, a resource near its limit) says the cut is its own")
-    return (f"all {service} shows is when it moved and a shift that names no mechanism (no error surge, no change in "
-            "its traces past the bar, no resource near its limit), which a fault already under way before the start "
-            "would leave too")
+    unseen = ("no error surge" if checked.get("services_with_logs") else "no logs in the window to show errors",
+              "no change in its traces past the bar" if checked.get("services_in_traces")
+              else "no traces in the window to show its requests", "no resource near its limit")
+    return (f"all {service} shows is when it moved and a shift that names no mechanism ({', '.join(unseen)}), which a "
+            "fault already under way before the start would leave too")
 
 
 def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]:
@@ -155,6 +161,9 @@ def _showed(s: ServiceSignals) -> list[str]:
     return items
 
 
-def checked_counts(shifts: list[Any], surges: list[Any], traces: dict[str, Any]) -> dict[str, int]:
-    """What the before/after tests looked at: metric series, services' logs, services in the traces."""
-    return {"metric_series": len(shifts), "services_with_logs": len(surges), "services_in_traces": len(traces)}
+def checked_counts(shifts: list[Any], surges: list[Any], traces: dict[str, Any],
+                   missing: Sequence[str] = ()) -> dict[str, int]:
+    """What the before/after tests looked at: metric series, services' logs, services in the traces; a source
+    `missing` from the window (`sources.data_sources`) was not looked at there, whatever its baseline held."""
+    return {"metric_series": len(shifts), "services_with_logs": 0 if "logs" in missing else len(surges),
+            "services_in_traces": 0 if "traces" in missing else len(traces)}
