@@ -149,6 +149,9 @@ def test_with_one_service_moved_the_first_step_asks_whether_it_led_not_which_of_
     assert pm.action_items[0].description.startswith(
         "Check whether db-proxy moved first or followed a cause this data does not show, in its own metrics")
     assert pm.runbook[0].startswith("Check whether db-proxy moved first")
+    assert pm.title == "No single root cause found: db-proxy moved"  # not "moved first": first of one
+    assert ("No single root cause could be named from this data: db-proxy moved, and nothing in it says whether it "
+            "led or why") in pm.lessons.went_wrong
     assert not any("which of db-proxy" in text for text in [*pm.runbook, *(a.description for a in pm.action_items)])
 
 

@@ -391,7 +391,8 @@ class _Builder:
         if self.inconclusive:
             # the first services to move, not the hypotheses: "moved first" says which list this is
             services = [s.service for s in self.verdict.services[:3]]
-            moved = f"{', '.join(services)} moved first" if services else (
+            first = " first" if len(services) > 1 else ""  # one service that moved is no order
+            moved = f"{', '.join(services)} moved{first}" if services else (
                 f"{', '.join(self.series_only)} moved" if self.series_only else NOTHING_MOVED)
             return f"No single root cause found: {moved}"
         label = playbook(self.kind).label
@@ -804,8 +805,9 @@ class _Builder:
         if new_problems and not self.inconclusive:
             well.append("Logs named the failure directly: new error templates appeared with the onset")
         if self.inconclusive and self.verdict.services:
+            led = "whether it led" if len(self.leads) == 1 else "which one led"
             wrong.append(f"No single root cause could be named from this data: {self.subject} moved, and nothing in "
-                         "it says which one led or why")
+                         f"it says {led} or why")
         elif self.inconclusive:
             moved = (f"{_and(self.series_only)} moved, and no service's before/after tests showed why"
                      if self.series_only else NOTHING_MOVED)
