@@ -321,3 +321,12 @@ def test_logs_with_no_line_in_the_window_count_no_requests_and_check_no_lines() 
     assert impact.requests_total is None and impact.requests_failed is None  # not "0 requests, 0 failed"
     assert "WARN/ERROR lines" not in impact.harm_checked
     assert impact.peak_error_rate is None
+
+
+def test_the_lines_of_a_logger_that_is_no_front_door_are_not_counted_as_requests() -> None:
+    # TrainTicket without traces or a request-rate metric: "0 of 666 requests at ts-seat-service failed" counted the
+    # busiest logger's lines; with a front door named (api-gateway) its lines still stand in for requests
+    no_front_door = LOGS.replace("['api-gateway', 'db']", "['seat', 'db']")
+    impact = estimate_impact(DuckStore(no_front_door), WINDOW, BASELINE).impact
+    assert impact.requests_total is None and impact.entry_service is None
+    assert estimate_impact(DuckStore(LOGS), WINDOW, BASELINE).impact.entry_service == "api-gateway"

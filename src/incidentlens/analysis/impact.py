@@ -6,7 +6,8 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   the entry service: a service whose name marks it as the front door (gateway, frontend, edge, ingress, api, web),
   else the busiest one; a request-rate metric (per second) times the window's seconds, failed = mean(rate x error
   ratio) x seconds. Without such metrics, log lines of the entry service stand in for requests and its ERROR/FATAL
-  lines for failures.
+  lines for failures, only where a service is named as the front door: the busiest logger's lines are no count of
+  requests (TrainTicket without traces: 666 lines of ts-seat-service were "666 requests, 0 failed").
 - the baseline's share of failed requests, counted the same way over the baseline: what the window's requests would
   have lost had nothing happened (a service that always fails 6% of its requests fails 6% in the window too).
 - users affected: distinct values of the logs' user id column on WARN/ERROR/FATAL lines in the window; the
@@ -321,6 +322,8 @@ def _entry_service(
     if not rates:
         return None
     named = [r for r in rates if r["service"] is not None and ENTRY_SERVICE.search(str(r["service"]))]
+    if source == "logs" and not named:
+        return None  # the busiest logger's lines are no count of requests unless requests enter there
     busiest = max(named or rates, key=lambda r: r["rate"] or 0)
     return source, busiest["service"]
 
