@@ -13,6 +13,7 @@ Needs ../shared/datasets/nezha-trainticket and nezha-onlineboutique.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,9 +77,13 @@ _ORIGINAL_ADD_CUT_AT = rootcause._add_cut_at
 
 def _largest_cut_at(callee, caller):
     """Cuts in several callers after the same callee: the largest, not their chi-square combination."""
-    before = callee.cut_strength
     _ORIGINAL_ADD_CUT_AT(callee, caller)
-    callee.cut_strength = max(before, caller.strength)
+    callee.cut_strength = max(callee.cut_at_by.values())
+
+
+def _root_sum_of_squares(zs):
+    """The last round's combination of cuts: the root of the sum of their squares, which grows with every cut."""
+    return round(math.sqrt(sum(z * z for z in zs)), 4)
 
 
 #: variant -> the patches that switch its rule off
@@ -126,6 +131,12 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(rootcause, "_add_cut_at", lambda callee, caller: None)],
     "cuts after one callee not added up (the largest)": lambda: [
         mock.patch.object(rootcause, "_add_cut_at", _largest_cut_at)],
+    "cuts after one callee added as the root of their squares": lambda: [
+        mock.patch.object(rootcause, "combined_z", _root_sum_of_squares)],
+    "a callee gets the whole cut, wherever the new cuts end": lambda: [
+        mock.patch.object(rootcause, "_callee_share", lambda caller: 1.0)],
+    "a callee known only by cuts is no victim of its own callees": lambda: [
+        mock.patch.object(rootcause, "_fails_on_its_own", lambda s: False)],
 }
 
 

@@ -7,6 +7,7 @@ them. Per-pod metrics every minute for three hours: CPU, memory, server latency.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -159,6 +160,21 @@ def test_a_callee_whose_error_cuts_every_callers_requests_short_is_named_first(t
     assert result.verdict.status == "inconclusive"
     assert "what points at catalog is that requests, those of checkout and frontend, now end right after calling it" \
         in result.verdict.reason
+
+
+def test_a_callee_known_only_by_a_cut_gets_the_mechanism_its_callers_lines_say_of_it(tmp_path: Path):
+    # the frontend logs "upstream catalog: too many connections" as its requests are cut short after calling catalog,
+    # which has no metric or line of its own: its name is read in the frontend's lines as a candidate's is, so the
+    # lines are about catalog, and they name a mechanism there
+    lines = [{"ts": (AT + timedelta(seconds=4 * i)).isoformat(), "service": "frontend", "level": "ERROR",
+              "message": "upstream catalog: too many connections"} for i in range(40)]
+    lines += [{"ts": (START + timedelta(minutes=i)).isoformat(), "service": "frontend", "level": "INFO",
+               "message": "served /"} for i in range(180)]
+    logs = tmp_path / "logs.jsonl"
+    logs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    store = load_telemetry(traces=_spans(tmp_path / "spans.parquet", delayed=None, cut_after="catalog"), logs=logs)
+    top = analyze(store, at=AT, onset="at").hypotheses[0]
+    assert (top.service, top.kind) == ("catalog", "connection_pool_exhaustion")
 
 
 def test_requests_cut_short_by_the_callers_own_error_are_its_own(tmp_path: Path):

@@ -241,26 +241,44 @@ def test_a_callee_that_changed_about_as_much_as_its_caller_explains_it_one_that_
     assert _explains(ServiceSignals(service="price", trace_strength=0.5), ServiceSignals(service="travel"))
 
 
-def _cut_after_catalog(caller: str, z: float):
+def _cut_after_catalog(caller: str, z: float, catalog_share: float = 1.0):
     from incidentlens.analysis.spans import TraceSignal
 
-    # the caller's requests lost the call that followed catalog's (all of them, before): they now end after catalog
+    # the caller's requests lost the call that followed catalog's (all of them, before): they now end after catalog,
+    # `catalog_share` of them (the rest after other calls)
     return TraceSignal(service=caller, behaviour_shift=z, raw_shift=z, event="call currency currency/Get",
                        share_before=1.0, share_after=0.5, onset=START + timedelta(minutes=400), last_callee="catalog",
-                       cut_evidence=f"trace-cut-{caller}")
+                       last_callee_share=catalog_share, cut_evidence=f"trace-cut-{caller}")
 
 
 def test_requests_cut_short_after_a_call_make_the_callee_a_candidate_as_strong_as_the_caller():
     signals = collect_signals([], [], {"frontend": _cut_after_catalog("frontend", 30.0)})
     catalog = signals["catalog"]
-    assert catalog.cut_at_by == ["frontend"] and catalog.cut_strength == 30.0 and catalog.cut_at_only
+    assert catalog.cut_at_by == {"frontend": 30.0} and catalog.cut_strength == 30.0 and catalog.cut_at_only
     assert catalog.onset == signals["frontend"].onset and "trace-cut-frontend" in catalog.evidence
     # the callee shows nothing of its own that would explain the caller's change: the caller is no victim of it
     assert not _explains(catalog, signals["frontend"])
     # cuts in two callers after the same callee add up as independent tests: one fault there explains both
     both = collect_signals([], [], {"frontend": _cut_after_catalog("frontend", 30.0),
                                     "checkout": _cut_after_catalog("checkout", 7.0)})
-    assert both["catalog"].cut_strength == pytest.approx(30.81, abs=0.01)
+    assert both["catalog"].cut_strength == pytest.approx(30.69, abs=0.01)
+
+
+def test_a_callee_only_some_of_the_cut_requests_called_last_gets_that_share_of_the_cut():
+    # of the frontend's requests cut short, a quarter ended right after calling catalog, the rest after other calls
+    signals = collect_signals([], [], {"frontend": _cut_after_catalog("frontend", 30.0, catalog_share=0.25)})
+    assert signals["catalog"].cut_strength == 7.5 and signals["frontend"].trace_strength == 30.0
+
+
+def test_cuts_in_several_callers_add_up_past_chance_only():
+    from incidentlens.analysis.rootcause import combined_z
+
+    assert combined_z([4.0]) == 4.0  # one caller's cut is its own strength
+    # two cuts at the candidate bar are stronger together, but by less than the root of their squares (3.54)
+    assert combined_z([2.5, 2.5]) == pytest.approx(3.10, abs=0.01)
+    # cuts of the size chance makes do not add up to a candidate, however many callers show one
+    assert combined_z([1.0] * 3) < 1.0 and combined_z([1.5] * 8) < 2.5
+    assert combined_z([40.0, 40.0]) == pytest.approx(56.49, abs=0.01)  # past float's range of p-values
 
 
 def test_the_precedence_test_says_where_an_onset_from_a_cut_came_from():
@@ -356,3 +374,30 @@ def test_own_work_is_cpu_or_server_latency_by_the_names_users_have_not_a_limit_a
     # when the wait is on its own calls to others, its server latency holds that wait: only its CPU says more work
     assert own_work_slowed([_moved("cart", "PodServerLatencyP90(s)", 1, 9)], server_latency=False) is None
     assert own_work_slowed([_moved("cart", "CpuUsageRate(%)", 1, 9)], server_latency=False) == "CpuUsageRate(%)"
+
+
+def test_a_callee_known_only_by_a_cut_gives_way_to_its_own_callee_that_failed_on_its_own():
+    from incidentlens.analysis.callgraph import CallEdge
+
+    # frontend's requests now end right after calling checkout (z 10), and checkout shows nothing of its own; but
+    # payment, which checkout calls, logs errors and its requests changed (z 5) from the same moment: checkout's bad
+    # answer is payment's passed up, so the cut points through checkout at payment
+    signals = collect_signals([], [], {"frontend": _cut_after_catalog("frontend", 10.0)})
+    signals["payment"] = ServiceSignals(service="payment", trace_strength=5.0, log_ratio=8.0,
+                                        log_onset=START + timedelta(minutes=400))
+    signals = {("checkout" if name == "catalog" else name): s.model_copy(update={"service": "checkout"})
+               if name == "catalog" else s for name, s in signals.items()}
+    graph = CallGraph(edges=[CallEdge(caller="frontend", callee="checkout", weight=10, source="spans"),
+                             CallEdge(caller="checkout", callee="payment", weight=10, source="spans")])
+    ranking, _ = rank_root_causes(DuckStore(), WINDOW, BASELINE, signals, graph, MechanismCues(), [], [])
+    order = [h.service for h in ranking.hypotheses]
+    assert order[0] == "payment", order
+    assert ranking.scores["checkout"]["not_victim"] == 0.0
+
+
+def test_a_callee_few_of_the_new_cuts_end_after_is_a_candidate_only_past_the_bar_its_callers_passed():
+    # half of the frontend's new cuts end after catalog: z 4 is 2 for catalog, short of the candidate bar 2.5
+    assert "catalog" not in collect_signals([], [], {"frontend": _cut_after_catalog("frontend", 4.0, 0.5)})
+    # three callers' such cuts together pass it (chi-square 12 on 3 degrees of freedom: z 2.68)
+    three = {caller: _cut_after_catalog(caller, 4.0, 0.5) for caller in ("frontend", "checkout", "recommend")}
+    assert collect_signals([], [], three)["catalog"].cut_strength == pytest.approx(2.68, abs=0.01)

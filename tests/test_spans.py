@@ -25,6 +25,7 @@ from incidentlens.analysis.spans import (
     WAIT_WEIGHT,
     TraceSignal,
     adjusted_z,
+    cut_callee_share,
     last_call_sql,
     tail_z,
     trace_signals,
@@ -425,28 +426,57 @@ def test_a_rise_within_the_only_request_kind_after_the_onset_is_not_hidden_by_ki
     assert signals["web"].share_before < 0.2 < 0.4 < signals["web"].share_after
 
 
+def _web_calls(path: Path, calls: dict[str, list[tuple[str, str | None, int]]],
+               before: dict[str, list[tuple[str, str | None, int]]] | None = None) -> Path:
+    """One web request per trace just after AT (those of `before` ten minutes before it), calling each (callee,
+    operation, ms after it began) it lists."""
+    rows: dict[str, list] = {k: [] for k in ("trace_id", "span_id", "parent_id", "service", "operation", "start_ts",
+                                             "duration_ms")}
+    begun = [(AT + timedelta(seconds=1), calls), (AT - timedelta(minutes=10), before or {})]
+    for at, traces in begun:
+        for trace, made in traces.items():
+            for row in ((trace, f"{trace}-root", None, "web", "GET /", at, 20.0),
+                        *((trace, f"{trace}-{i}", f"{trace}-root", callee, op, at + timedelta(milliseconds=ms), 1.0)
+                          for i, (callee, op, ms) in enumerate(made))):
+                for key, value in zip(rows, row, strict=True):
+                    rows[key].append(value)
+    pq.write_table(pa.table(rows), path)
+    return path
+
+
+def _where(found: list[dict]) -> dict:
+    return {key: found[0][key] for key in ("callee", "last_call", "requests", "cut_requests")}
+
+
 def test_where_requests_were_cut_is_read_through_quotes_unnamed_operations_and_simultaneous_calls(tmp_path: Path):
     # after AT, four of web's five requests no longer call pay: two end after a call to cart whose span names no
     # operation, one after "it's" get 'x', one after two calls begun at the same moment (the first name is taken)
-    calls = {"t1": [("it's", "get 'x'", 0)], "t2": [("it's", "get 'x'", 0), ("cart", None, 5)],
-             "t3": [("cart", None, 5)], "t4": [("b", "y", 3), ("a", "z", 3)],
-             "t5": [("cart", None, 1), ("pay", "go", 2)]}
-    rows: dict[str, list] = {k: [] for k in ("trace_id", "span_id", "parent_id", "service", "operation", "start_ts",
-                                             "duration_ms")}
-    for trace, made in calls.items():
-        for row in ((trace, f"{trace}-root", None, "web", "GET /", AT + timedelta(seconds=1), 20.0),
-                    *((trace, f"{trace}-{i}", f"{trace}-root", callee, op, AT + timedelta(seconds=1, milliseconds=ms),
-                       1.0) for i, (callee, op, ms) in enumerate(made))):
-            for key, value in zip(rows, row, strict=True):
-                rows[key].append(value)
-    pq.write_table(pa.table(rows), tmp_path / "spans.parquet")
-    store = load_telemetry(traces=tmp_path / "spans.parquet")
+    store = load_telemetry(traces=_web_calls(tmp_path / "spans.parquet", {
+        "t1": [("it's", "get 'x'", 0)], "t2": [("it's", "get 'x'", 0), ("cart", None, 5)], "t3": [("cart", None, 5)],
+        "t4": [("b", "y", 3), ("a", "z", 3)], "t5": [("cart", None, 1), ("pay", "go", 2)]}))
 
-    found = store.fetch(last_call_sql((AT, END), "web", "call pay go")).to_pylist()
-    assert found == [{"callee": "cart", "last_call": "cart", "requests": 2, "cut_requests": 4}]
+    found = store.fetch(last_call_sql((AT, END), (START, AT), "web", "call pay go")).to_pylist()
+    assert _where(found) == {"callee": "cart", "last_call": "cart", "requests": 2, "cut_requests": 4}
     # t3, t4 and t5 lack the quoted call, each last calling another: of equal counts the first name, a z (not b y)
-    found = store.fetch(last_call_sql((AT, END), "web", "call it's get 'x'")).to_pylist()
-    assert found == [{"callee": "a", "last_call": "a z", "requests": 1, "cut_requests": 3}]
+    found = store.fetch(last_call_sql((AT, END), (START, AT), "web", "call it's get 'x'")).to_pylist()
+    assert _where(found) == {"callee": "a", "last_call": "a z", "requests": 1, "cut_requests": 3}
+
+
+def test_requests_were_cut_after_the_service_that_holds_the_new_cuts_whatever_the_operation(tmp_path: Path):
+    # before AT, half of web's requests ended after cart add without calling pay; after it half still do, and a
+    # third more end after inv (by two operations) without pay: the new cuts are all after inv, though cart add is
+    # the commonest last call of the requests without pay
+    store = load_telemetry(traces=_web_calls(tmp_path / "spans.parquet", {
+        "a1": [("cart", "add", 1), ("pay", "go", 2)], "a2": [("cart", "add", 1)], "a3": [("cart", "add", 1)],
+        "a4": [("cart", "add", 1)], "a5": [("inv", "get", 1)], "a6": [("inv", "put", 1)]}, before={
+        "b1": [("cart", "add", 1), ("pay", "go", 2)], "b2": [("cart", "add", 1), ("pay", "go", 2)],
+        "b3": [("cart", "add", 1)], "b4": [("cart", "add", 1)]}))
+    found = store.fetch(last_call_sql((AT, END), (START, AT), "web", "call pay go")).to_pylist()
+    assert _where(found) == {"callee": "inv", "last_call": "inv get", "requests": 1, "cut_requests": 5}
+    assert cut_callee_share(found[0]) == pytest.approx(1.0)
+    # without the requests before AT, cart holds three of the five cut requests, inv two
+    only_after = store.fetch(last_call_sql((AT, END), (AT, AT), "web", "call pay go")).to_pylist()
+    assert _where(only_after)["callee"] == "cart" and cut_callee_share(only_after[0]) == pytest.approx(0.6)
 
 
 def test_a_change_that_is_as_much_a_delay_as_a_call_fewer_is_told_as_the_delay_throughout():

@@ -174,7 +174,8 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     templates = _templates(store, window, baseline, evidence)
     impact = estimate_impact(store, window, baseline)
     evidence.extend(impact.evidence)
-    services = sorted({s.service for s in shifts} | {s.service for s in surges} - {GLOBAL})
+    # every service that moved or that the traces point at, a callee known only by its callers' cut requests too
+    services = sorted(({s.service for s in shifts} | {s.service for s in surges} | set(signals)) - {GLOBAL})
     cues = evidence.add(mechanism_cues(store, window, services))
     graph = evidence.add(infer_call_graph(store, window, baseline, cues.named, cues.evidence))
     changes = evidence.add(find_changes(store, window, baseline))

@@ -29,6 +29,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from scipy.special import gammaln, ndtri_exp
+from scipy.stats import chi2
 
 from incidentlens.analysis.anchored import metric_step
 from incidentlens.analysis.callgraph import CallGraph
@@ -116,8 +118,9 @@ class ServiceSignals(BaseModel):
     delayed: bool = False  # the wait around its calls is its strongest change (`TraceSignal.delayed`)
     cut_short: bool = False  # its strongest trace change is a call fewer of its requests made (`TraceSignal.cut_short`)
     cut_after: str | None = None  # ... and the service its requests without that call called last
-    cut_at_by: list[str] = []  # the callers whose requests were cut short right after calling it (`_add_cut_at`)
-    cut_strength: float = 0.0  # ... how far their requests changed, the cuts combined (`_add_cut_at`)
+    cut_at_by: dict[str, float] = {}  # the callers whose requests were cut short right after calling it, each with
+    # its cut's strength for it (`_add_cut_at`)
+    cut_strength: float = 0.0  # ... their cuts combined (`combined_z`)
     cut_onset: datetime | None = None  # ... the first of their traces that showed it
     moved: list[MetricShift] = []
     evidence: list[str] = []
@@ -197,9 +200,15 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             if slowed is not None:
                 s.trace_change += f", while its own work slowed too ({slowed} rose), so not its network alone"
             s.evidence.extend((trace.evidence, trace.cut_evidence))
+    cut: dict[str, list[TraceSignal]] = {}
     for trace in (traces or {}).values():
         if trace.significant and trace.cut_short and trace.last_callee not in (None, trace.service):
-            _add_cut_at(signals.setdefault(trace.last_callee, ServiceSignals(service=trace.last_callee)), trace)
+            cut.setdefault(trace.last_callee, []).append(trace)
+    for callee, callers in cut.items():
+        # a callee known only by the cuts is a candidate on the bar its callers passed: their share of the cuts
+        if callee in signals or combined_z([c.raw_shift * _callee_share(c) for c in callers]) >= SIGNIFICANT_STRENGTH:
+            for caller in callers:
+                _add_cut_at(signals.setdefault(callee, ServiceSignals(service=callee)), caller)
     for s in signals.values():
         s.moved.sort(key=lambda m: -abs(m.shift))
         s.evidence = list(dict.fromkeys(e for e in s.evidence if e))
@@ -211,15 +220,35 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
 def _add_cut_at(callee: ServiceSignals, caller: TraceSignal) -> None:
     """A caller's requests now end right after calling `callee` (`TraceSignal.cut_short`): the callee's error or wrong
     value cuts them there as surely as the caller's own failure after the call does, so the cut is evidence for the
-    callee too, as strong as for the caller. Cuts in several callers after the same callee add up as independent
-    tests of one hypothesis (the root of the sum of their squares: chi-square, a degree of freedom each): one fault
-    in the callee explains them all, where the callers would need one fault each."""
-    callee.cut_at_by.append(caller.service)
-    callee.cut_strength = round(math.hypot(callee.cut_strength, caller.strength), 4)
+    callee too, for its share of the caller's new cuts (`spans.cut_callee_share`): as strong as for the caller when
+    they all end after it, a fraction of it when the rest end after other calls. Cuts in
+    several callers after the same callee are independent tests of one hypothesis, combined as such
+    (`combined_z`): one fault in the callee explains them all, where the callers would need one fault each."""
+    callee.cut_at_by = {**callee.cut_at_by, caller.service: round(caller.strength * _callee_share(caller), 4)}
+    callee.cut_strength = combined_z(list(callee.cut_at_by.values()))
     callee.cut_onset = min((t for t in (callee.cut_onset, caller.onset) if t is not None), default=None)
     callee.evidence.extend((caller.cut_evidence, caller.evidence))
     said = f"{caller.service}'s requests now end right after calling it ({caller.describe()})"
     callee.trace_change = f"{callee.trace_change}; {said}" if callee.trace_change else said
+
+
+def _callee_share(caller: TraceSignal) -> float:
+    """The share of the caller's new cuts that end after the callee it names (`spans.cut_callee_share`)."""
+    return caller.last_callee_share if caller.last_callee_share is not None else 1.0
+
+
+def combined_z(zs: list[float]) -> float:
+    """Independent z's of one hypothesis as one z: their squares sum to a chi-square with a degree of freedom each
+    under chance, and its tail is read back as the (two-sided) z of that p-value. One z is itself; strong ones add
+    up (30 and 7 make 30.7), chance ones do not (two of 2.5 make 3.1, three of 1 make 0.9, one of 2.5 and one of 1
+    make 2.2): a degree of freedom costs what chance alone would add."""
+    if not zs:
+        return 0.0
+    total, freedom = sum(z * z for z in zs), len(zs) / 2
+    log_p = float(chi2.logsf(total, len(zs)))
+    if not math.isfinite(log_p):  # past float's range: the tail's leading term, exact to a part in 1e5 out there
+        log_p = (freedom - 1) * math.log(total / 2) - total / 2 - float(gammaln(freedom))
+    return round(max(0.0, -float(ndtri_exp(log_p - math.log(2)))), 4)
 
 
 #: metrics a service's callers set (the traffic it receives and sends): a change in them alone says where load went,
@@ -358,6 +387,7 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
     blames = any(e.callee in signals for e in graph.edges if e.source == "messages" and e.caller == s.service)
     deploy = 1.0 if change else 0.0
     strongest_trace = max(o.traced for o in signals.values())
+    traced = max(s.traced, _passed_down(s, signals, graph))
     parts = {
         "early": 3.0 * early,
         "strength": 1.5 * strength,
@@ -367,7 +397,7 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
         "trigger": 1.5 * deploy,
         # how far its requests changed (or its callers' were cut short after calling it), against the service the
         # traces point at most (0 without spans)
-        "traces": TRACE_WEIGHT * s.traced / strongest_trace if strongest_trace else 0.0,
+        "traces": TRACE_WEIGHT * traced / strongest_trace if strongest_trace else 0.0,
         # without a call graph the order of onsets is the only structural clue, and it is noisy at low log
         # volumes: then a service's own words about a mechanism weigh more
         "specific": (1.5 if graph.known else 3.0) * specificity(s.service, s.moved, cues),
@@ -398,8 +428,26 @@ def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], g
 def _explains(callee: ServiceSignals, caller: ServiceSignals) -> bool:
     """Whether the callee's move can explain the caller's: when the traces point at the caller, only a callee whose own
     requests changed about as much or more can (the graph of the same spans traces both). A callee the traces point
-    at only through the caller's own requests, cut short after calling it, shows nothing of its own that could."""
+    at only through the caller's own requests, cut short after calling it, shows nothing of its own that could. A
+    caller the traces point at only that way shows nothing of its own either: its error or wrong value may be a
+    callee's passed up, and any callee that failed on its own (`_fails_on_its_own`) explains it."""
+    if caller.cut_at_only:
+        return _fails_on_its_own(callee)
     return not caller.traced or callee.trace_strength >= caller.traced - SAME_CHANGE_Z
+
+
+def _fails_on_its_own(s: ServiceSignals) -> bool:
+    """Whether a service shows a failure of its own: a WARN/ERROR surge, or its own requests changed past the bar
+    (not only its callers' requests cut after calling it)."""
+    return s.log_ratio > 0 or (s.trace_strength >= SIGNIFICANT_STRENGTH and not s.cut_at_only)
+
+
+def _passed_down(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph) -> float:
+    """The strongest cut at a service known only through its callers' requests cut after calling it, which `s`, a
+    callee of that service that failed on its own no later, explains (`_earlier_downstream`): the requests were cut
+    where the bad answer came from, and it came from deeper."""
+    return max((o.cut_strength for o in signals.values() if o.cut_at_only and o.service != s.service
+                and s.service in _earlier_downstream(o, signals, graph)), default=0.0)
 
 
 def _blame_share(service: str, signals: dict[str, ServiceSignals], graph: CallGraph) -> float:

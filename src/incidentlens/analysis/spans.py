@@ -116,6 +116,7 @@ class TraceSignal(BaseModel):
     last_call: str | None = None  # when `cut_short`: the call its requests without the lost one made last
     last_callee: str | None = None  # ... the service that call went to
     last_call_share: float | None = None  # ... the share of those requests whose last call it was
+    last_callee_share: float | None = None  # ... the share of the new cuts that service holds (`cut_callee_share`)
     cut_requests: int = 0  # ... how many such requests after the onset
     cut_evidence: str = ""  # ... the evidence whose query (`last_call_sql`) finds that call
     evidence: str = ""
@@ -558,56 +559,87 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.wait_explained_by, s.wait_both_ways = wait.get("explained_by"), wait["both_ways"]
         if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
             s.onset = wait["onset"]
-    cuts = [cut for signal in signals.values() if (cut := _where_cut(store, window, signal)) is not None]
+    cuts = [cut for signal in signals.values() if (cut := _where_cut(store, window, baseline, signal)) is not None]
     evidence = _evidence(signals, events, events_sql, times, times_sql)
     evidence.extend(_wait_evidence(signals, edges, edges_sql))
     return signals, evidence + cuts
 
 
-def _where_cut(store: Any, window: Span, signal: TraceSignal) -> Evidence | None:
+def _where_cut(store: Any, window: Span, baseline: Span, signal: TraceSignal) -> Evidence | None:
     """For a service whose requests were cut short (`TraceSignal.cut_short`): the call its requests after the onset
-    without the lost call made last (where they were cut), into the signal, and the evidence whose query finds it
+    without the lost call made last (where they were cut), into the signal, with the share of the requests newly
+    without it that newly end after that call's service (`cut_callee_share`), and the evidence whose query finds it
     (the behaviour evidence's query does not, so its rows do not carry it)."""
     if not signal.cut_short or signal.event is None:
         return None
-    sql = last_call_sql(window, signal.service, signal.event)
+    sql = last_call_sql(window, baseline, signal.service, signal.event)
     found = store.fetch(sql).to_pylist()
     if not found:
         return None
-    last_call: str = found[0]["last_call"]
-    requests, cut_requests = int(found[0]["requests"]), int(found[0]["cut_requests"])
+    row = found[0]
+    last_call: str = row["last_call"]
+    requests, cut_requests = int(row["requests"]), int(row["cut_requests"])
     share = round(requests / cut_requests, 4)
-    signal.last_call, signal.last_callee = last_call, found[0]["callee"]
+    signal.last_call, signal.last_callee = last_call, row["callee"]
     signal.cut_requests, signal.last_call_share = cut_requests, share
+    signal.last_callee_share = round(cut_callee_share(row), 4)
     item = Evidence.make("trace", f"where {signal.service}'s requests without {_short(signal.event)} were cut: "
                                   f"after {_short(last_call)} ({share:.0%} of {cut_requests})", sql,
                          {"service": signal.service, "lost_call": signal.event, "last_call": last_call,
-                          "requests": requests, "cut_requests": cut_requests, "last_call_share": share})
+                          "requests": requests, "cut_requests": cut_requests, "last_call_share": share,
+                          "callee_share_of_the_new_cuts": signal.last_callee_share})
     signal.cut_evidence = item.id
     return item
 
 
-def last_call_sql(window: Span, service: str, event: str) -> str:
+def cut_callee_share(row: dict[str, Any]) -> float:
+    """Of a service's requests newly without a call, the share that newly end after the callee `last_call_sql` found
+    (per request, after the onset less before it): where the new cuts happened, not the requests that never made
+    that call (their last call was elsewhere before too). All the requests without it when none did before."""
+    after, before = int(row["traces_after"]), int(row["traces_before"])
+    def rate(count: str) -> float:
+        return int(row[count]) / after - (int(row[f"{count}_before"]) / before if before else 0.0)
+    new_cuts = rate("cut_requests")
+    if new_cuts <= 0:
+        return int(row["callee_requests"]) / int(row["cut_requests"])
+    return min(1.0, max(0.0, rate("callee_requests") / new_cuts))
+
+
+def last_call_sql(window: Span, baseline: Span, service: str, event: str) -> str:
     """The call (callee and operation) that `service`'s requests begun in the window without the call `event` made
-    last, with how many such requests there were: where a request that ends early was cut."""
+    last, with how many such requests there were and how many called that callee last (by any operation), each
+    after the onset and before it (the baseline's requests), and how many requests that called another service
+    each period holds: where a request that ends early was cut. The callee whose share of the requests grew the
+    most comes first, then its commonest call."""
     return f"""WITH begun AS (
-    SELECT trace_id FROM spans GROUP BY trace_id HAVING {in_span('min(start_ts)', window)}
+    SELECT trace_id, {in_span('min(start_ts)', window)} AS after FROM spans GROUP BY trace_id
+    HAVING {in_span('min(start_ts)', window)} OR {in_span('min(start_ts)', baseline)}
 ), calls AS (
-    -- only the window's traces are joined: the hour before holds most of the spans
-    SELECT parent.trace_id, child.service AS callee,
+    SELECT parent.trace_id, begun.after, child.service AS callee,
            coalesce(child.service || ' ' || child.operation, child.service) AS call, child.start_ts
     FROM begun JOIN spans AS parent ON parent.trace_id = begun.trace_id
     JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
     WHERE parent.service = {sql_str(service)} AND child.service <> parent.service
-), cut AS (
-    SELECT trace_id FROM calls GROUP BY trace_id
-    HAVING NOT bool_or('call ' || call = {sql_str(event)})
+), requests AS (
+    SELECT trace_id, bool_or(after) AS after, NOT bool_or('call ' || call = {sql_str(event)}) AS cut
+    FROM calls GROUP BY trace_id
 ), last AS (
-    SELECT callee, call FROM calls JOIN cut USING (trace_id)
+    SELECT callee, call, requests.after FROM calls JOIN requests USING (trace_id) WHERE cut
     QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_ts DESC, call) = 1
+), counted AS (
+    SELECT callee, call AS last_call, count(*) FILTER (WHERE after) AS requests,
+           sum(count(*) FILTER (WHERE after)) OVER () AS cut_requests,
+           sum(count(*) FILTER (WHERE after)) OVER (PARTITION BY callee) AS callee_requests,
+           sum(count(*) FILTER (WHERE NOT after)) OVER () AS cut_requests_before,
+           sum(count(*) FILTER (WHERE NOT after)) OVER (PARTITION BY callee) AS callee_requests_before
+    FROM last GROUP BY callee, last_call
+), totals AS (
+    SELECT count(*) FILTER (WHERE after) AS traces_after, count(*) FILTER (WHERE NOT after) AS traces_before
+    FROM requests
 )
-SELECT callee, call AS last_call, count(*) AS requests, sum(count(*)) OVER () AS cut_requests
-FROM last GROUP BY callee, call ORDER BY requests DESC, call LIMIT 1"""
+SELECT counted.*, traces_after, traces_before FROM counted, totals WHERE requests > 0
+ORDER BY callee_requests / traces_after - coalesce(callee_requests_before / nullif(traces_before, 0), 0) DESC,
+         requests DESC, last_call LIMIT 1"""
 
 
 def _most_surprising_per_service(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
