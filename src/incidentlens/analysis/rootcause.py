@@ -7,10 +7,12 @@ Per candidate service (one that moved: a sustained metric shift or a WARN/ERROR 
   later than it did is a victim, not a root; a service other services' errors name ("upstream db-proxy timed
   out") is blamed by them,
 - requests cut short: a caller's requests that now end right after calling a service point at both, the caller and
-  that callee (its error or wrong value cuts them there as surely as the caller's own failure after the call), with
-  the same weight; the callee shows nothing of its own that makes the caller its victim, cuts in several callers
-  after one callee add up for it, and what else each shows (errors, metrics, logs of its own) separates them; on a
-  tie the caller, whose own requests changed, comes first,
+  that callee (its error or wrong value cuts them there as surely as the caller's own failure after the call), the
+  callee for its share of the new cuts; the callee shows nothing of its own that makes the caller its victim, cuts
+  in several callers after one callee combine for it as independent tests, and what else each shows (errors,
+  metrics, logs of its own) separates them; on a tie the caller, whose own requests changed, comes first; a callee
+  known only by cuts gives way to a callee of its own that failed on its own no later (the bad answer came from
+  deeper),
 - a trigger: a deploy or config change at the service shortly before the onset.
 Scores become confidences by a softmax that keeps room for "none of these" (they sum to less than 1): the best
 hypothesis tops out at `MAX_MARGIN` above it, and at even odds with it when all it rests on is when its service moved
