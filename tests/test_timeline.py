@@ -87,8 +87,32 @@ def test_given_service_onsets_are_the_ones_listed(store: DuckStore) -> None:
                       ["metric_shift-0000abcd"])]
 
 
-def test_detection_template_peak_and_recovery(timeline) -> None:
-    events = {e.event: e.t for e in timeline.entries}
+def test_a_service_that_moved_has_one_row_and_only_the_earliest_row_is_first(timeline) -> None:
+    # db and api moved (their WARN/ERROR surges): the series detection flagged in them add no row of their own
+    services = [e.event for e in timeline.entries if "move" in e.event or "anomal" in e.event]
+
+    assert [event.split(" (")[0] for event in services] == ["first to move: db", "api moves"]
+
+
+def test_flagged_series_are_one_row_per_service_that_did_not_move(store: DuckStore) -> None:
+    onsets = [("cache/hit_ratio", datetime(2024, 5, 1, 1, 57)), ("db/p95_ms", datetime(2024, 5, 1, 2, 1)),
+              ("cache/evictions", datetime(2024, 5, 1, 2, 2)), ("api/error_ratio", datetime(2024, 5, 1, 2, 4))]
+    moves = [ServiceOnset(service="db", t=datetime(2024, 5, 1, 1, 58), sign="db/p95_ms from 20 to 900",
+                          evidence=["metric_shift-0000abcd"])]
+
+    timeline = build_timeline(store, WINDOW, BASELINE, onsets=onsets, data_end=DATA_END, service_onsets=moves)
+
+    rows = [(e.t, e.event) for e in timeline.entries if "move" in e.event or "anomal" in e.event]
+    assert rows == [(datetime(2024, 5, 1, 1, 57), "first anomalous point: cache/hit_ratio"),
+                    (datetime(2024, 5, 1, 1, 58), "db moves (db/p95_ms from 20 to 900)"),
+                    (datetime(2024, 5, 1, 2, 4), "api/error_ratio becomes anomalous")]
+
+
+def test_detection_template_peak_and_recovery(store: DuckStore, timeline) -> None:
+    flagged = build_timeline(store, WINDOW, BASELINE, service_onsets=[], data_end=DATA_END,
+                             onsets=[("api/error_ratio", datetime(2024, 5, 1, 2, 4)),
+                                     ("db/p95_ms", datetime(2024, 5, 1, 2, 1))])
+    events = {e.event: e.t for e in timeline.entries} | {e.event: e.t for e in flagged.entries}
 
     assert events["first anomalous point: db/p95_ms"] == datetime(2024, 5, 1, 2, 1)
     assert events["api/error_ratio becomes anomalous"] == datetime(2024, 5, 1, 2, 4)

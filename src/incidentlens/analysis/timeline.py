@@ -1,9 +1,10 @@
 """The incident's timeline, from the data: each entry is a time the data gives and the evidence it came from.
 
-Entries: the first anomalous point and the next series' onsets (from detection), deploys and config changes from
-the `events` view near the window, the first line of each top log template, when each service started to move (in
-order, this shows how the failure propagated: the one onset per service that the ranking's tests and the verdict
-cite), the peak, and the recovery (the window's end, when the data goes on after it).
+Entries: deploys and config changes from the `events` view near the window, the first line of each top log
+template, one row per service in time order (when it started to move: the one onset per service that the ranking's
+tests and the verdict cite; else the first of its series detection flagged), only the earliest labelled first, so
+the rows show how the failure propagated; the peak, and the recovery (the window's end, when the data goes on after
+it).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from incidentlens.analysis.templates import LogTemplate
 
 #: deploys and config changes this long before the window count as near it
 EVENT_LEAD = timedelta(hours=1)
-#: series onsets listed (the first one is the first anomalous point)
+#: flagged series listed: one per service with no move of its own, the first flagged
 MAX_ONSETS = 5
 MAX_TEMPLATES = 5
 MAX_EVENTS = 20
@@ -73,7 +74,6 @@ def build_timeline(
     window, baseline = check_periods(window, baseline)
     timeline = Timeline()
     detection_ids = list(detection_evidence) or [_window_evidence(window, timeline)]
-    _add_detection(timeline, window, onsets, peak, detection_ids)
     for template in list(templates)[:MAX_TEMPLATES]:
         # a new template's first line may precede the detected window; a surging one existed before
         first = template.first_seen_overall if template.status == "new" else template.first_seen
@@ -87,7 +87,9 @@ def build_timeline(
         _add_events(timeline, store, window)
     if service_onsets is None and store.has("logs"):
         service_onsets = _surge_onsets(store, window, baseline, timeline)
-    _add_service_onsets(timeline, service_onsets or [])
+    _add_onsets(timeline, onsets, service_onsets or [], detection_ids)
+    if peak is not None:
+        timeline.entries.append(TimelineEntry(t=peak, event="peak of the incident", evidence=detection_ids))
     if data_end is None:
         data_range = store.time_range()
         data_end = data_range[1] if data_range else None
@@ -118,19 +120,6 @@ def _window_evidence(window: Span, timeline: Timeline) -> str:
     return item.id
 
 
-def _add_detection(
-    timeline: Timeline, window: Span, onsets: Sequence[tuple[str, datetime]], peak: datetime | None, ids: list[str]
-) -> None:
-    ordered = sorted(onsets, key=lambda pair: pair[1])
-    first_of_series = list(dict.fromkeys(series for series, _ in ordered))[:MAX_ONSETS]
-    onset_of = {series: t for series, t in reversed(ordered)}
-    for rank, series in enumerate(first_of_series):
-        label = f"first anomalous point: {series}" if rank == 0 else f"{series} becomes anomalous"
-        timeline.entries.append(TimelineEntry(t=onset_of[series], event=label, evidence=ids))
-    if peak is not None:
-        timeline.entries.append(TimelineEntry(t=peak, event="peak of the incident", evidence=ids))
-
-
 def _add_events(timeline: Timeline, store: Any, window: Span) -> None:
     near = (window[0] - EVENT_LEAD, window[1])
     sql = (
@@ -154,12 +143,27 @@ def _surge_onsets(store: Any, window: Span, baseline: Span, timeline: Timeline) 
             for s in surges if s.significant]
 
 
-def _add_service_onsets(timeline: Timeline, onsets: Sequence[ServiceOnset]) -> None:
-    """`first to move: db (...)`, then `db-proxy moves (...)`, in time order."""
-    ordered = sorted(onsets, key=lambda o: (o.t, o.service))[:MAX_SERVICES]
-    for rank, onset in enumerate(ordered):
-        label = f"first to move: {onset.service}" if rank == 0 else f"{onset.service} moves"
-        timeline.entries.append(TimelineEntry(t=onset.t, event=f"{label} ({onset.sign})", evidence=onset.evidence))
+def _add_onsets(timeline: Timeline, onsets: Sequence[tuple[str, datetime]], service_onsets: Sequence[ServiceOnset],
+                ids: list[str]) -> None:
+    """One row per service, in time order: when it started to move (`service_onsets`), else its first series the
+    detector flagged (`onsets`); only the earliest row is labelled first: `first to move: db (...)` or
+    `first anomalous point: db/p95_ms`, then `api moves (...)` or `api/error_ratio becomes anomalous`."""
+    moves = sorted(service_onsets, key=lambda o: (o.t, o.service))[:MAX_SERVICES]
+    moved = {o.service for o in moves}
+    flagged: dict[str, tuple[str, datetime]] = {}
+    for series, t in sorted(onsets, key=lambda pair: pair[1]):
+        service = series.split("/")[0]
+        if service not in moved and service not in flagged:
+            flagged[service] = (series, t)
+    # at the same time a service's move comes before another's flagged series (its sign says why it moved)
+    rows = [(o.t, 0, o) for o in moves] + [(t, 1, series) for series, t in list(flagged.values())[:MAX_ONSETS]]
+    for rank, (t, _, row) in enumerate(sorted(rows, key=lambda r: (r[0], r[1]))):
+        if isinstance(row, ServiceOnset):
+            label = f"first to move: {row.service}" if rank == 0 else f"{row.service} moves"
+            timeline.entries.append(TimelineEntry(t=t, event=f"{label} ({row.sign})", evidence=row.evidence))
+        else:
+            label = f"first anomalous point: {row}" if rank == 0 else f"{row} becomes anomalous"
+            timeline.entries.append(TimelineEntry(t=t, event=label, evidence=ids))
 
 
 def _add_recovery(timeline: Timeline, window: Span, data_end: datetime, ids: list[str]) -> None:
