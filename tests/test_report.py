@@ -266,7 +266,7 @@ def test_minutes_read_as_english(minutes, text):
     assert fmt.minutes(minutes) == text
 
 
-def test_a_new_template_of_info_lines_alone_is_no_contributing_factor(analysis):
+def test_info_lines_alone_new_or_surging_are_no_contributing_factor(analysis):
     def factors() -> list[str]:
         return [f.description for f in build_postmortem(analysis).contributing_factors]
 
@@ -274,8 +274,8 @@ def test_a_new_template_of_info_lines_alone_is_no_contributing_factor(analysis):
     assert any("Timeout acquiring connection" in f for f in factors())
     analysis["templates"][0]["count_problems_window"] = 0  # a request type the baseline did not happen to hold
     assert not any("Timeout acquiring connection" in f for f in factors())
-    analysis["templates"][0]["status"] = "surging"  # INFO lines at many times their rate: a retry storm, say
-    assert any("Timeout acquiring connection" in f for f in factors())
+    analysis["templates"][0]["status"] = "surging"  # more INFO lines, payments logged as the traffic rose: context
+    assert not any("Timeout acquiring connection" in f for f in factors())
 
 
 def test_the_runbook_searches_for_lines_that_mark_the_failure_not_a_new_info_line(analysis):

@@ -1099,13 +1099,14 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
 
 
 def _contributes(template: dict[str, Any]) -> bool:
-    """Whether a log template counts as a contributing factor: its lines include WARN/ERROR/FATAL ones, or it
-    surged. A new template of INFO lines alone is a request type the baseline's minutes did not happen to hold, not
-    a cause; it stays in the review's list of templates."""
+    """Whether a log template counts as a contributing factor: its lines include WARN/ERROR/FATAL ones. INFO lines
+    alone, new or surging, are a request type the baseline's minutes did not happen to hold or more of the traffic
+    the incident brought (payments logged as they go through), not by themselves a cause; they stay in the review's
+    list of templates."""
     if not template.get("template"):
         return False
     problems = template.get("count_problems_window")
-    return template.get("status") == "surging" or problems is None or problems > 0
+    return problems is None or problems > 0
 
 
 def _ratio(lift: float | None, baseline_share: float) -> str:
