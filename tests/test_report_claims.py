@@ -40,6 +40,14 @@ def test_with_the_evidence_spread_the_title_and_first_action_name_the_close_hypo
     assert pm.action_items[0].description.startswith("Find which of db-proxy and payments moved first")
 
 
+def test_with_no_single_root_cause_the_alert_advice_names_whom_the_detect_action_names():
+    pm = build_postmortem(split_between_db_proxy_and_payments())
+
+    detect = next(a.description for a in pm.action_items if a.type == "detect")
+    assert detect == "Alert on db-proxy and payments error rate and latency against their baseline band"
+    assert detect in pm.detection.sooner  # was "Alert on db-proxy ...", the top hypothesis alone
+
+
 def test_what_each_service_showed_is_one_markdown_list_item_each():
     text = render_markdown(build_postmortem(split_between_db_proxy_and_payments()))
     for name in ("api-gateway", "db-proxy", "payments"):

@@ -648,10 +648,11 @@ class _Builder:
                 f"{fmt.when(first.onset)}{after(first.onset)}"]
 
     def _detection_advice(self) -> list[str]:
-        """The mechanism catalogue's detection actions for the top hypothesis; none where nothing moved."""
+        """The mechanism catalogue's detection actions for the action items' subject (the root cause's service, or
+        with no single root cause the leads); none where nothing moved."""
         if not self.moved:
             return []
-        return [a.description for a in mitigations_for(self.kind, self.service) if a.type == "detect"]
+        return [a.description for a in mitigations_for(self.kind, self.subject) if a.type == "detect"]
 
     def _response_text(self) -> str:
         actions = [e for e in self._events() if e[0] >= self.window.start]
