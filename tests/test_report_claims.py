@@ -48,6 +48,22 @@ def test_with_no_single_root_cause_the_alert_advice_names_whom_the_detect_action
     assert detect in pm.detection.sooner  # was "Alert on db-proxy ...", the top hypothesis alone
 
 
+def test_telemetry_asked_for_is_only_what_the_metrics_lack():
+    def asked(analysis: dict) -> list[str]:
+        return [a.description for a in build_postmortem(analysis).action_items
+                if a.description.startswith("Add the telemetry")]
+
+    analysis = split_between_db_proxy_and_payments()
+    assert asked(analysis) == ["Add the telemetry that would have named the cause: per-dependency error and latency "
+                               "metrics for db-proxy and payments"]
+    series = analysis["detection"]["series"]
+    series.append({**series[0], "series": "payments/PodClientLatencyP90(s)"})  # each pod's latency to its callees
+    assert asked(analysis) == ["Add the telemetry that would have named the cause: per-dependency error metrics for "
+                               "db-proxy and payments"]
+    series.append({**series[0], "series": "payments/client_error_ratio"})
+    assert asked(analysis) == []
+
+
 def test_what_each_service_showed_is_one_markdown_list_item_each():
     text = render_markdown(build_postmortem(split_between_db_proxy_and_payments()))
     for name in ("api-gateway", "db-proxy", "payments"):

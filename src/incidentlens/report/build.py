@@ -24,7 +24,14 @@ from incidentlens.analysis.verdict import STANDS_OUT
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
 from incidentlens.report.grounding import Facts, check_grounding
-from incidentlens.report.playbooks import log_text_of, mitigations_for, playbook, playbook_kind, runbook_for
+from incidentlens.report.playbooks import (
+    CALL_MEASURES,
+    log_text_of,
+    mitigations_for,
+    playbook,
+    playbook_kind,
+    runbook_for,
+)
 from incidentlens.report.schema import (
     ActionItem,
     ContributingFactor,
@@ -260,6 +267,13 @@ class _Builder:
     def moved(self) -> bool:
         """Whether anything moved in the window: a metric series, or a service with a hypothesis."""
         return bool(self.detection_series or self.hypotheses)
+
+    @property
+    def call_measures(self) -> set[str]:
+        """What the data's metrics already measure of the calls between services (`playbooks.CALL_MEASURES`): a
+        client or server latency or error series that moved (`PodClientLatencyP90(s)`, `client_errors`)."""
+        metrics = [s.series.split("/", 1)[-1].lower() for s in self.detection_series]
+        return {m for m in CALL_MEASURES for name in metrics if re.search(rf"(client|server).*{m}", name)}
 
     @property
     def kind(self) -> str:
@@ -769,7 +783,7 @@ class _Builder:
 
     def _action_items(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
-        items = mitigations_for(self.kind, self.subject, cited)
+        items = mitigations_for(self.kind, self.subject, cited, measured=self.call_measures)
         if self.inconclusive:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,

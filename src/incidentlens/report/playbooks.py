@@ -11,7 +11,7 @@ cites only strings that exist in the data).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from incidentlens.report.schema import ActionItem, ActionType, Priority
@@ -41,6 +41,8 @@ class Playbook:
         return f"{'an' if self.label[0] in 'aeiou' else 'a'} {self.label}"
 
 
+#: what a service's calls to its dependencies can be measured by, in the order an action names them
+CALL_MEASURES = ("error", "latency")
 #: the kinds whose label is a countable noun and so takes an article in a sentence
 _COUNTABLE = frozenset({"cache_miss_storm", "bad_deploy", "region_outage"})
 
@@ -260,8 +262,8 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
                     "that show the change out of rotation (or restart them) while the cause is investigated: adding "
                     "replicas helps only a service short of capacity, which nothing here shows"),
             _Action("prevent", "P2", "2 weeks",
-                    "Add the telemetry that would have named the cause: per-dependency error and latency metrics "
-                    "for {service}"),
+                    "Add the telemetry that would have named the cause: per-dependency {missing} metrics for "
+                    "{service}"),
             _Action("detect", "P2", "1 week",
                     "Alert on {service} error rate and latency against their baseline band", "SRE"),
             _Action("process", "P2", "2 weeks",
@@ -307,16 +309,19 @@ def kind_label(kind: str | None) -> str:
     return kind.replace("_", " ") if kind and kind != "unknown" else "undetermined"
 
 
-def mitigations_for(kind: str | None, service: str, evidence: list[str] | None = None) -> list[ActionItem]:
+def mitigations_for(kind: str | None, service: str, evidence: list[str] | None = None, *,
+                    measured: Collection[str] = ()) -> list[ActionItem]:
     """Action items for a root cause of `kind` in `service` (or in several: `a, b and c`, whose teams own them),
-    citing `evidence` ids when given."""
+    citing `evidence` ids when given. `measured`: what the data already measures of each call ('error',
+    'latency'); an action that asks for telemetry asks only for the rest, and is left out when nothing is missing."""
     several = " and " in service
+    missing = " and ".join(m for m in CALL_MEASURES if m not in measured)
     return [
-        ActionItem(type=a.type, description=a.description.format(service=service),
+        ActionItem(type=a.type, description=a.description.format(service=service, missing=missing),
                    owner=a.owner.format(service=service) + ("s" if several and a.owner.endswith(" team") else ""),
                    priority=a.priority, eta=a.eta,
                    evidence=list(evidence or []))
-        for a in playbook(kind).actions
+        for a in playbook(kind).actions if missing or "{missing}" not in a.description
     ]
 
 
