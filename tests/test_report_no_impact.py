@@ -183,6 +183,9 @@ def test_an_undetermined_change_with_no_sustained_harm_is_not_titled_a_failure()
     assert pm.root_cause.narrative.text.startswith("db-proxy: a change of undetermined mechanism.")
     assert any(line.startswith("Root cause: a change of undetermined mechanism in db-proxy")
                for line in executive_summary(pm))
+    # the Markdown root-cause section said "a failure of undetermined mechanism" under that title; the HTML did not
+    assert "**db-proxy: a change of undetermined mechanism** (confidence" in render_markdown(pm)
+    assert "db-proxy · a change of undetermined mechanism" in render_html(pm)
     analysis["impact"]["services_affected"] = ["db-proxy"]  # harm seen: a failure
     assert build_postmortem(analysis).title == "Failure in db-proxy (mechanism undetermined)"
 

@@ -13,8 +13,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from incidentlens.report import formatting as fmt
-from incidentlens.report.build import duration_label, executive_summary, suspicion
-from incidentlens.report.playbooks import kind_label, playbook
+from incidentlens.report.build import duration_label, executive_summary, root_cause_label, suspicion
+from incidentlens.report.playbooks import kind_label
 from incidentlens.report.schema import EVIDENCE_FILE, EVIDENCE_ID_PATTERN, Postmortem
 from incidentlens.report.severity import users_label
 
@@ -42,7 +42,7 @@ def render_markdown(pm: Postmortem) -> str:
         headline=executive_summary(pm),
         duration_label=duration_label(pm),
         suspected=suspicion(pm.root_cause) if pm.root_cause else None,
-        root_cause_label=playbook(pm.root_cause.kind).label if pm.root_cause else "",
+        root_cause_label=root_cause_label(pm) if pm.root_cause else "",
     )
     return re.sub(r"\n{3,}", "\n\n", text)
 
