@@ -22,8 +22,6 @@ from typing import Protocol
 
 import duckdb
 import pyarrow as pa
-import sqlglot
-import sqlglot.expressions as exp
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import quote
@@ -251,7 +249,11 @@ def _is_small_text(source: Source) -> bool:
 
 
 def _tables_read(sql: str) -> set[str]:
-    """The tables and views a query reads (CTE names excluded); unparseable SQL reads 'everything'."""
+    """The tables and views a query reads (CTE names excluded); unparseable SQL reads 'everything'. (Only a store
+    with a `logs_backend` asks: sqlglot is imported here, not at every start-up.)"""
+    import sqlglot
+    import sqlglot.expressions as exp
+
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
     except sqlglot.errors.ParseError:
