@@ -133,6 +133,8 @@ def detect_format(
         parsed = con.execute(f"SELECT count({to_utc_sql(present, fmt)}) FROM {table}").fetchone()[0]
         if parsed / nonempty > best[1]:
             best = (fmt, parsed / nonempty)
+        if parsed == nonempty:
+            break  # no later format can parse more (the slashed formats' strptime is the costliest to try)
     return best
 
 
