@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel
 
+from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
@@ -173,12 +173,15 @@ def contrast_sql(dimensions: list[str], window: Span, baseline: Span) -> str:
 
 def _choose_populations(counts: pa.Table, first_dimension: str) -> dict[str, Any]:
     """Window: its problem lines (every line if it has none). Baseline: its problem lines when there are enough."""
-    in_set = pc.equal(counts[f"g__{first_dimension}"], 0)
-    totals = counts.filter(in_set).group_by(["period", "problem"]).aggregate([("n", "sum")]).to_pylist()
-    total = {(r["period"], int(r["problem"])): int(r["n_sum"]) for r in totals}
-    window_problems, baseline_problems = total.get(("window", 1), 0), total.get(("baseline", 1), 0)
-    window_all = window_problems + total.get(("window", 0), 0)
-    baseline_all = baseline_problems + total.get(("baseline", 0), 0)
+    in_set = _in_grouping_set(counts, first_dimension)
+    period, problem, n = arrays.texts(counts["period"]), arrays.ints(counts["problem"]), arrays.ints(counts["n"])
+
+    def total(side: str, problems: int) -> int:
+        return int(n[in_set & (period == side) & (problem == problems)].sum())
+
+    window_problems, baseline_problems = total("window", 1), total("baseline", 1)
+    window_all = window_problems + total("window", 0)
+    baseline_all = baseline_problems + total("baseline", 0)
     window_focus = window_problems > 0
     baseline_focus = window_focus and baseline_problems >= MIN_BASELINE_PROBLEMS
     levels = "/".join(PROBLEM_LEVELS)
@@ -201,9 +204,9 @@ def _score(counts: pa.Table, dimensions: list[str], populations: dict[str, Any])
     in_baseline = _population_mask(counts, "baseline", populations["baseline_problems_only"])
     rows: list[dict[str, Any]] = []
     for dimension in dimensions:
-        in_set = pc.equal(counts[f"g__{dimension}"], 0)
-        window_counts = _counts_by_value(counts.filter(pc.and_(in_set, in_window)), dimension)
-        baseline_counts = _counts_by_value(counts.filter(pc.and_(in_set, in_baseline)), dimension)
+        in_set = _in_grouping_set(counts, dimension)
+        window_counts = _counts_by_value(counts, in_set & in_window, dimension)
+        baseline_counts = _counts_by_value(counts, in_set & in_baseline, dimension)
         values = sorted(set(window_counts) | set(baseline_counts))
         x1 = np.array([window_counts.get(v, 0) for v in values], dtype=float)
         x2 = np.array([baseline_counts.get(v, 0) for v in values], dtype=float)
@@ -228,16 +231,24 @@ def _score(counts: pa.Table, dimensions: list[str], populations: dict[str, Any])
     return rows
 
 
-def _population_mask(counts: pa.Table, period: str, problems_only: bool) -> pa.ChunkedArray:
-    mask = pc.equal(counts["period"], period)
-    return pc.and_(mask, pc.equal(counts["problem"], 1)) if problems_only else mask
+def _in_grouping_set(counts: pa.Table, dimension: str) -> np.ndarray:
+    """The rows of the grouping set of `dimension` (its GROUPING() is 0)."""
+    return arrays.ints(counts[f"g__{dimension}"]) == 0
 
 
-def _counts_by_value(rows: pa.Table, dimension: str) -> dict[str, int]:
-    """Count per value of one dimension (problem and other lines summed); NULL values are not contributors."""
-    summed = rows.group_by(dimension).aggregate([("n", "sum")])
-    return {v: int(n) for v, n in zip(summed[dimension].to_pylist(), summed["n_sum"].to_pylist(), strict=True)
-            if v is not None}
+def _population_mask(counts: pa.Table, period: str, problems_only: bool) -> np.ndarray:
+    mask = arrays.texts(counts["period"]) == period
+    return mask & (arrays.ints(counts["problem"]) == 1) if problems_only else mask
+
+
+def _counts_by_value(counts: pa.Table, rows: np.ndarray, dimension: str) -> dict[str, int]:
+    """Count per value of one dimension over the `rows` (a mask; problem and other lines summed); NULL values are
+    not contributors."""
+    summed: dict[str, int] = {}
+    for value, n in zip(arrays.texts(counts[dimension])[rows], arrays.ints(counts["n"])[rows], strict=True):
+        if value is not None:
+            summed[value] = summed.get(value, 0) + int(n)
+    return summed
 
 
 def two_proportion_p(x1: np.ndarray, n1: int, x2: np.ndarray, n2: int) -> np.ndarray:

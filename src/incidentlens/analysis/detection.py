@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
+from incidentlens.analysis import arrays
 from incidentlens.analysis.baseline import PeriodMedians, fit_baseline, period_medians, robust_scale
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import sql_in
@@ -689,27 +690,16 @@ def _read_series(store: Any, sql: str) -> list[_Series]:
     if table.num_rows == 0:
         return []
     names = table.column("series").combine_chunks().dictionary_encode()
-    codes = _numbers(names.indices, pa.int64())
-    t = _numbers(table.column("ts").cast(pa.timestamp("ns")), pa.int64()).view("datetime64[ns]")
-    y = _numbers(table.column("value"), pa.float64())
-    rows = _numbers(table.column("n_rows"), pa.int64())
+    codes = arrays.ints(names.indices)
+    t = arrays.ints(table.column("ts").cast(pa.timestamp("ns"))).view("datetime64[ns]")
+    y = arrays.floats(table.column("value"))
+    rows = arrays.ints(table.column("n_rows"))
     bounds = np.concatenate(([0], np.flatnonzero(np.diff(codes)) + 1, [len(codes)]))
     dictionary = names.dictionary.to_pylist()
     return [
         _Series(name=dictionary[codes[a]], t=t[a:b], y=y[a:b], duplicates=int((rows[a:b] > 1).sum()))
         for a, b in itertools.pairwise(bounds)
     ]
-
-
-def _numbers(column: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> np.ndarray:
-    """A numeric arrow column without nulls as numpy, read from its buffer: pyarrow's own to_numpy (and its
-    compute functions taking a Python scalar) import pandas, a second of start-up for a command that needs none."""
-    array = column.cast(kind)
-    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    if array.null_count:
-        raise ValueError("_numbers: the query must not return nulls")
-    dtype = np.int64 if kind == pa.int64() else np.float64
-    return np.frombuffer(array.buffers()[1], dtype=dtype)[array.offset:array.offset + len(array)]
 
 
 def _check_metric_names(metrics: list[str], all_series: list[_Series]) -> None:

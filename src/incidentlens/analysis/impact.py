@@ -45,6 +45,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
 
+from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
     ERROR_LEVELS,
@@ -203,10 +204,10 @@ def _metric_peaks(
     table = table.filter(table["median_z"].is_valid())  # series with no point in the window have no shift
     if table.num_rows == 0:
         return [], {}
-    service, metric = (table[name].to_numpy(zero_copy_only=False) for name in ("service", "metric"))
-    peak_shift = table["max_z"].to_numpy(zero_copy_only=False)
+    service, metric = (arrays.texts(table[name]) for name in ("service", "metric"))
+    peak_shift = arrays.floats(table["max_z"])
     # affected means a sustained rise (the window median), not one noisy maximum
-    typical_shift = table["median_z"].to_numpy(zero_copy_only=False)
+    typical_shift = arrays.floats(table["median_z"])
     peak, baseline_median, at = (table[name].to_pylist() for name in ("up_peak", "baseline", "up_peak_at"))
     before = _pre_start_levels(store, window, watched)
     changed = np.array([_rose(peak[i], before.get((str(service[i]), str(metric[i]))), baseline_median[i])

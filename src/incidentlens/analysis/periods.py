@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import PlainSerializer
 
+from incidentlens.analysis import arrays
 from incidentlens.errors import InputError
 from incidentlens.telemetry import sql_ts
 
@@ -95,8 +96,8 @@ def logged_minutes(store: Any, window: Span, baseline: Span) -> tuple[float, flo
     logged = store.fetch(logged_minutes_sql(window, baseline))
     if logged.num_rows == 0:
         return span_minutes(window), span_minutes(baseline)
-    minute = logged["minute"].to_numpy().astype(float)
-    side = np.asarray(logged["side"].to_pylist(), dtype=object)
+    minute = arrays.floats(logged["minute"])
+    side = arrays.texts(logged["side"])
     first = min(logged["first_line"].to_pylist())
 
     def covered(name: str, span: Span) -> float:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from incidentlens.analysis import arrays
 from incidentlens.analysis.periods import sql_in
 from incidentlens.telemetry import sql_ts
 
@@ -43,9 +44,9 @@ def key_series(store: Any, names: Sequence[str], window: tuple[datetime, datetim
         GROUP BY 1, 2
         ORDER BY 1, 2
     """)
-    all_names = table.column("name").to_numpy(zero_copy_only=False)
-    all_t = table.column("t").to_numpy().astype("datetime64[us]")
-    all_values = table.column("value").to_numpy(zero_copy_only=False).astype(float)
+    all_names = arrays.texts(table.column("name"))
+    all_t = arrays.times(table.column("t"))
+    all_values = arrays.floats(table.column("value"))
     present = set(np.unique(all_names).tolist())
     return [MetricSeries(name, all_t[all_names == name], all_values[all_names == name])
             for name in names if name in present]

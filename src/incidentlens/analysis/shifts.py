@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
 
+from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
@@ -344,17 +345,18 @@ class _MinuteGrid:
         minutes = np.arange(first_minute, np.datetime64(end, "us") + MINUTE, MINUTE)
         names = np.asarray(table["service"].to_pylist(), dtype=object)
         service_names, service_idx = np.unique(names, return_inverse=True)
-        minute_idx = table["minute"].to_numpy(zero_copy_only=False).astype(np.int64) + before
+        minute_idx = arrays.ints(table["minute"]) + before
         keep = (minute_idx >= 0) & (minute_idx < len(minutes))
         cells = service_idx[keep], minute_idx[keep]
 
-        def dense(column: str, fill: Any, dtype: str) -> np.ndarray:
-            matrix = np.full((len(service_names), len(minutes)), fill, dtype=dtype)
-            matrix[cells] = table[column].to_numpy(zero_copy_only=False).astype(dtype)[keep]
+        def dense(values: np.ndarray, fill: Any) -> np.ndarray:
+            matrix = np.full((len(service_names), len(minutes)), fill, dtype=values.dtype)
+            matrix[cells] = values[keep]
             return matrix
 
-        return cls([str(s) for s in service_names], minutes, dense("lines", 0.0, "float64"),
-                   dense("problems", 0.0, "float64"), dense("first_problem", np.datetime64("NaT"), "datetime64[us]"))
+        return cls([str(s) for s in service_names], minutes, dense(arrays.floats(table["lines"]), 0.0),
+                   dense(arrays.floats(table["problems"]), 0.0),
+                   dense(arrays.times(table["first_problem"]), np.datetime64("NaT")))
 
     def logged_minutes(self, span: Span) -> int:
         """Minutes of the span in which any service logged: logs that start late or come in pieces (a few files

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from drain3.drain import Drain
 from pydantic import BaseModel
 
+from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.masking import MASK, masked_sql
 from incidentlens.analysis.periods import (
@@ -87,10 +88,10 @@ def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20)
     if groups.num_rows == 0:
         return TemplateResult()
     masked = pc.unique(groups["masked"])
-    masked_of_row = pc.index_in(groups["masked"], masked).to_numpy()
-    weights = np.bincount(masked_of_row, weights=groups["n"].to_numpy().astype(float), minlength=len(masked))
+    masked_of_row = arrays.ints(pc.index_in(groups["masked"], masked))
+    weights = np.bincount(masked_of_row, weights=arrays.floats(groups["n"]), minlength=len(masked))
     template_of_masked, templates = mine_templates(masked, weights)
-    groups = groups.append_column("template_id", pa.array(np.asarray(template_of_masked)[masked_of_row]))
+    groups = groups.append_column("template_id", arrays.int64_array(np.asarray(template_of_masked)[masked_of_row]))
     minutes = logged_minutes(store, window, baseline)
     stats = _template_stats(groups, len(templates), window, baseline, minutes)
     reported = _reported(stats, limit)
@@ -196,16 +197,16 @@ def _template_stats(groups: pa.Table, count: int, window: Span, baseline: Span,
                     minutes: tuple[float, float]) -> dict[str, np.ndarray]:
     """Per template: counts per period, window problems, first times, rate ratio (per logged minute: `minutes` of
     the window and of the baseline), Poisson p-value."""
-    ids = groups["template_id"].to_numpy()
-    n = groups["n"].to_numpy().astype(float)
-    period = groups["period"].to_numpy(zero_copy_only=False)
+    ids = arrays.ints(groups["template_id"])
+    n = arrays.floats(groups["n"])
+    period = arrays.texts(groups["period"])
 
     def total(mask: np.ndarray, weights: np.ndarray = n) -> np.ndarray:
         return np.bincount(ids[mask], weights=weights[mask], minlength=count)
 
     is_window, is_baseline = period == "window", period == "baseline"
     window_count, baseline_count = total(is_window), total(is_baseline)
-    first_seen = groups["first_seen"].to_numpy().astype("datetime64[us]")
+    first_seen = arrays.times(groups["first_seen"])
     never = np.datetime64("9999-12-31T00:00:00", "us")
     first_overall = np.full(count, never)
     np.minimum.at(first_overall, ids, first_seen)
@@ -219,7 +220,7 @@ def _template_stats(groups: pa.Table, count: int, window: Span, baseline: Span,
     return {
         "window": window_count,
         "baseline": baseline_count,
-        "problems": total(is_window, groups["problems"].to_numpy().astype(float)),
+        "problems": total(is_window, arrays.floats(groups["problems"])),
         "first_window": first_window,
         "first_overall": first_overall,
         # new: never seen before the trouble began (the baseline's end; a detected window can start late)
@@ -252,9 +253,8 @@ def _reported(stats: dict[str, np.ndarray], limit: int) -> list[int]:
 def _describe(
     template_id: int, template: str, stats: dict[str, np.ndarray], groups: pa.Table, sql: str, window: Span
 ) -> tuple[LogTemplate, Evidence]:
-    rows = groups.filter(
-        pc.and_(pc.equal(groups["template_id"], template_id), pc.equal(groups["period"], "window"))
-    ).sort_by("first_seen")
+    in_window = (arrays.ints(groups["template_id"]) == template_id) & (arrays.texts(groups["period"]) == "window")
+    rows = groups.filter(arrays.bool_array(in_window)).sort_by("first_seen")
     services = list(dict.fromkeys(rows["service"].to_pylist()))
     samples = list(dict.fromkeys(rows["first_line"].to_pylist() + rows["last_line"].to_pylist()))[:SAMPLES]
     variants = list(dict.fromkeys(rows["masked"].to_pylist()))
