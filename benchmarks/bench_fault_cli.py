@@ -14,10 +14,13 @@ cuts the metrics to the hour around the fault as `incidentlens eval nezha` does.
 `*_metric.csv` plus `front_service.csv` (the per-pod files and the front end's; OnlineBoutique's `dependency.csv`
 is a call list with no time column). Prints each fault's wall seconds and the process's CPU seconds, then the
 median and the worst per day. `--log-history MIN` (first; default 60, as `incidentlens eval nezha`): the minutes of
-the day's log and trace files before the fault's own given too; 0, the fault's own three minutes alone. Needs
+the day's log and trace files before the fault's own given too; 0, the fault's own three minutes alone.
+`--against SRC` (first): each fault is also run with the package from another source tree (e.g. `src` of a
+`git worktree` of an older commit) on its PYTHONPATH, the two runs side by side in alternating order, so a busy
+shared machine slows both alike; both medians are printed, and whether the labelled service's rank agrees. Needs
 ../shared/datasets/nezha-*.
 
-    .venv/bin/python benchmarks/bench_fault_cli.py [--log-history MIN] [faults per day] [nezha-trainticket ...]
+    .venv/bin/python benchmarks/bench_fault_cli.py [--against SRC] [--log-history MIN] [faults per day] [system ...]
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from incidentlens.telemetry.logfields import service_of_pod
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 ARGS = sys.argv[1:]
+AGAINST = ARGS[1] if ARGS[:1] == ["--against"] else None
+ARGS = ARGS[2:] if ARGS[:1] == ["--against"] else ARGS
 LOG_HISTORY = int(ARGS[1]) if ARGS[:1] == ["--log-history"] else 60
 ARGS = ARGS[2:] if ARGS[:1] == ["--log-history"] else ARGS
 SYSTEMS = tuple(ARGS[1:]) or ("nezha-trainticket", "nezha-onlineboutique")
@@ -79,11 +84,12 @@ def command(day_dir: Path, at: datetime, out: Path) -> list[str]:
     return args
 
 
-def run(args: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds of the child, exit code)."""
+def run(args: list[str], src: str | None = None) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of the child, exit code); `src`: the package's source tree to run instead."""
+    env = {**os.environ, "PYTHONPATH": src} if src else None
     before = os.times()
     started = time.perf_counter()
-    done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False, env=env)
     wall = time.perf_counter() - started
     after = os.times()
     if done.returncode:
@@ -100,13 +106,19 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="incidentlens-bench-fault-") as scratch:
         for day_dir in days:
-            walls, cpus, ranks = [], [], []
-            for at, service in faults_of(day_dir)[:limit]:
+            walls, cpus, ranks, other_walls, agree = [], [], [], [], 0
+            for k, (at, service) in enumerate(faults_of(day_dir)[:limit]):
                 out = Path(scratch) / f"{at:%H%M%S}"
+                if AGAINST and k % 2:  # the other tree first on every second fault
+                    other_walls.append(run(command(day_dir, at, out / "against"), AGAINST)[0])
                 wall, cpu, code = run(command(day_dir, at, out))
+                if AGAINST and not k % 2:
+                    other_walls.append(run(command(day_dir, at, out / "against"), AGAINST)[0])
                 ranks.append(rank_of(service, out))
+                agree += AGAINST is not None and rank_of(service, out / "against") == ranks[-1]
                 print(f"  {day_dir.parts[-3]} {at:%Y-%m-%d %H:%M:%S}  {wall:.1f} s (cpu {cpu:.1f} s)  {service} rank "
-                      f"{ranks[-1]}" + (f"  exit {code}" if code else ""), flush=True)
+                      f"{ranks[-1]}" + (f"  exit {code}" if code else "")
+                      + (f"  (against: {other_walls[-1]:.1f} s)" if AGAINST else ""), flush=True)
                 walls.append(wall)
                 cpus.append(cpu)
             top1 = sum(rank == 1 for rank in ranks)
@@ -114,6 +126,10 @@ def main() -> None:
             print(f"{day_dir.parts[-3]} {day_dir.name}: {len(walls)} faults, seconds per fault median "
                   f"{statistics.median(walls):.1f}, worst {max(walls):.1f} (cpu median {statistics.median(cpus):.1f}); "
                   f"top-1 {top1}/{len(ranks)}, top-3 {top3}/{len(ranks)}; log history {LOG_HISTORY} min", flush=True)
+            if AGAINST:
+                print(f"  against {AGAINST}, side by side: median {statistics.median(other_walls):.1f}, worst "
+                      f"{max(other_walls):.1f}; the labelled service's rank the same on {agree}/{len(ranks)} faults; "
+                      f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":
