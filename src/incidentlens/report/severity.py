@@ -69,8 +69,8 @@ def derive_severity(impact: Impact, moved: bool = True) -> tuple[Severity | None
     """The severity level and the rule, with the figures that decided it; `moved`: whether anything moved in the
     window (a metric series, a hypothesis). None: undetermined, no impact measured and nothing moved."""
     harm_seen = shows_harm(impact)
-    level, why = _level(_figures(impact, harm_seen))
-    why += _decided_by(impact, why)
+    level, why, figure = _level(_figures(impact, harm_seen))
+    why += _decided_by(impact, figure)
     if not harm_seen and not moved:  # a lone peak where nothing moved is noise the shift tests saw through
         return None, (f"undetermined: no impact measured ({no_harm(impact)}) and nothing moved beyond its baseline's "
                       f"noise (rule: {RULE})")
@@ -111,40 +111,42 @@ def counted_users(impact: Impact) -> int | None:
     return impact.users_excess
 
 
-def _level(f: _Figures) -> tuple[Severity, str]:
+def _level(f: _Figures) -> tuple[Severity, str, str | None]:
+    """The first level whose condition holds, its reason, and which figure decided it (`error`, `failed`, `users`,
+    `latency`; None for SEV4)."""
     def at_least(value: float | None, floor: float) -> bool:
         return value is not None and value >= floor
 
     long_enough = at_least(f.minutes, 30)
-    checks: list[tuple[Severity, bool, str]] = [
-        ("SEV1", at_least(f.error_rise, 0.20), "peak error rate >= 20 points over its baseline"),
-        ("SEV1", at_least(f.failed_share, 0.10), ">= 10% of requests failed beyond the baseline's share"),
-        ("SEV1", at_least(f.users, 10_000), ">= 10,000 users affected beyond the baseline's"),
-        ("SEV2", at_least(f.error_rise, 0.05), "peak error rate >= 5 points over its baseline"),
-        ("SEV2", at_least(f.failed_share, 0.01), ">= 1% of requests failed beyond the baseline's share"),
-        ("SEV2", at_least(f.users, 1_000), ">= 1,000 users affected beyond the baseline's"),
-        ("SEV2", at_least(f.latency_ratio, 3.0) and long_enough, "latency >= 3x baseline for >= 30 min"),
+    checks: list[tuple[Severity, bool, str, str]] = [
+        ("SEV1", at_least(f.error_rise, 0.20), "peak error rate >= 20 points over its baseline", "error"),
+        ("SEV1", at_least(f.failed_share, 0.10), ">= 10% of requests failed beyond the baseline's share", "failed"),
+        ("SEV1", at_least(f.users, 10_000), ">= 10,000 users affected beyond the baseline's", "users"),
+        ("SEV2", at_least(f.error_rise, 0.05), "peak error rate >= 5 points over its baseline", "error"),
+        ("SEV2", at_least(f.failed_share, 0.01), ">= 1% of requests failed beyond the baseline's share", "failed"),
+        ("SEV2", at_least(f.users, 1_000), ">= 1,000 users affected beyond the baseline's", "users"),
+        ("SEV2", at_least(f.latency_ratio, 3.0) and long_enough, "latency >= 3x baseline for >= 30 min", "latency"),
         ("SEV3", at_least(f.error_rate, 0.01) and (f.error_baseline is None or f.error_rate >= 2 * f.error_baseline),
-         "peak error rate >= 1% and >= 2x baseline"),
-        ("SEV3", at_least(f.failed_share, 1e-12), "requests failed beyond the baseline's share"),
-        ("SEV3", at_least(f.users, 1), "users affected beyond the baseline's"),
-        ("SEV3", at_least(f.latency_ratio, 1.5), "latency >= 1.5x baseline"),
+         "peak error rate >= 1% and >= 2x baseline", "error"),
+        ("SEV3", at_least(f.failed_share, 1e-12), "requests failed beyond the baseline's share", "failed"),
+        ("SEV3", at_least(f.users, 1), "users affected beyond the baseline's", "users"),
+        ("SEV3", at_least(f.latency_ratio, 1.5), "latency >= 1.5x baseline", "latency"),
     ]
-    return next(((level, why) for level, hit, why in checks if hit),
-                ("SEV4", "no user-visible impact reached the SEV3 floor"))
+    return next(((level, why, figure) for level, hit, why, figure in checks if hit),
+                ("SEV4", "no user-visible impact reached the SEV3 floor", None))
 
 
-def _decided_by(impact: Impact, why: str) -> str:
-    """The figures behind an error-rate or failed-request reason, raw beside the rise: ` (api/error_ratio 7.1%
+def _decided_by(impact: Impact, figure: str | None) -> str:
+    """The figures behind an error-rate, failed-request or users reason, raw beside the rise: ` (api/error_ratio 7.1%
     against 6.2% before)`."""
     err = impact.peak_error_rate
-    if why.startswith("peak error rate") and err is not None:
+    if figure == "error" and err is not None:
         before = "no baseline" if err.baseline is None else f"{fmt.pct(err.baseline)} before"
         name = fmt.series_name(err.service, err.metric) if err.metric != LOG_ERROR_SHARE else "ERROR/FATAL lines"
         return f" ({name} {fmt.pct(err.value)} against {before})"
-    if "requests failed" in why and impact.failed_excess is not None:
+    if figure == "failed" and impact.failed_excess is not None:
         return f" ({failed_words(impact)})"
-    if "users" in why:
+    if figure == "users":
         return f" ({users_words(impact, affected=True)})"
     return ""
 
