@@ -507,28 +507,33 @@ class _Builder:
         if said:
             return f"{said}{_impact_line(impact, level)}."
         services = ", ".join(impact.services_affected) or self.service
-        missing = f" {_capitalized(self._missing_words())}." if self._missing_words() else ""
+        missing = f" {_capitalized(self._missing_words())}." if self.missing_sources else ""
         return f"{services} degraded: {_impact_line(impact, level)}.{missing}"
 
     def _checked_words(self) -> str:
         """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at; a source
         with no row in the window was not looked at there, and is said missing (`; no traces for this period`)."""
         checked = (self.data.get("verdict") or {}).get("checked") or {}
-        missing = set((self.data.get("sources") or {}).get("missing") or [])
         words = [what.format(n=checked[key], s="" if checked[key] == 1 else "s")
                  for key, source, what in (("metric_series", "metrics", "{n} metric series"),
                                            ("services_with_logs", "logs", "the logs of {n} service{s}"),
                                            ("services_in_traces", "traces", "the traces of {n} service{s}"))
-                 if checked.get(key) and source not in missing]
+                 if checked.get(key) and source not in self.missing_sources]
         said = [f"checked: {', '.join(words)}"] if words else []
-        said += [self._missing_words()] if self._missing_words() else []
+        said += [self._missing_words()] if self.missing_sources else []
         return f" ({'; '.join(said)})" if said else ""
 
+    @property
+    def missing_sources(self) -> list[str]:
+        """The sources with no row in the window (`analysis.sources.missing`); none when an older analysis says
+        nothing."""
+        return (self.data.get("sources") or {}).get("missing") or []
+
     def _missing_words(self) -> str:
-        """`no logs or traces for this period`: the sources with no row in the window (`analysis.sources`), which
-        nothing in the review rests on; empty when every source had rows (or an older analysis says nothing)."""
-        missing = (self.data.get("sources") or {}).get("missing") or []
-        return f"no {_or(missing)} for this period" if missing else ""
+        """`no logs or traces for this period`: the sources with no row in the window, which nothing in the review
+        rests on; empty when every source had rows."""
+        missing = self.missing_sources
+        return f"no {_and(missing, 'or')} for this period" if missing else ""
 
     def _what_services_showed(self) -> str:
         """`api-gateway from 14:53:06 UTC: ...; db-proxy from ...`: each candidate's onset and what moved."""
@@ -774,12 +779,11 @@ class _Builder:
         """The first step with no service to order: look at the series that moved, or check the alert when none did."""
         if self.series_only:
             return LOOK_AT_SERIES.format(_and(self.series_only))
-        missing = set((self.data.get("sources") or {}).get("missing") or [])
         checked = [what for source, what in (("metrics", "metrics"), ("logs", "WARN/ERROR lines"),
-                                             ("traces", "traced requests")) if source not in missing]
-        if not missing or not checked:
+                                             ("traces", "traced requests")) if source not in self.missing_sources]
+        if not self.missing_sources or not checked:
             return CHECK_THE_ALERT
-        return CHECK_THE_ALERT_WITHOUT.format(checked=_or(checked), missing=self._missing_words())
+        return CHECK_THE_ALERT_WITHOUT.format(checked=_and(checked, "or"), missing=self._missing_words())
 
     def _action_items(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
@@ -999,9 +1003,9 @@ def _named_services(services: list[str]) -> list[str]:
     return named or list(services)
 
 
-def _and(names: list[str]) -> str:
-    """`a`, `a and b`, `a, b and c`."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+def _and(names: list[str], word: str = "and") -> str:
+    """`a`, `a and b`, `a, b and c` (or another `word`: `a, b or c`)."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
 
 
 def _which_first(services: list[str]) -> str:
@@ -1037,11 +1041,6 @@ def _counts_of(template: dict[str, Any]) -> str:
     count is the schema's error, naming its field."""
     checked = LogTemplate.model_validate(pick(LogTemplate, template))
     return fmt.template_counts(checked.count_window, checked.count_baseline, checked.rate_ratio)
-
-
-def _or(names: list[str]) -> str:
-    """`a`, `a or b`, `a, b or c`."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _span_minutes(start: dt.datetime, end: dt.datetime) -> float:
