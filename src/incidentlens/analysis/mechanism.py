@@ -295,7 +295,7 @@ def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
 def describe_change(before: float, after: float, note: str = "") -> str:
     """`from 1.45 to 1.58 (+9%)`: a move in words with its relative size, and `note` in the same parentheses
     (`from 55 to 97 (+77%, 97% of its limit)`)."""
-    text = f"from {_number(before)} to {_number(after)}"
+    text = f"from {three_figures(before)} to {three_figures(after)}"
     notes = [_relative(before, after)] if before else []
     if note:
         notes.append(note)
@@ -315,7 +315,9 @@ def _relative(before: float, after: float) -> str:
     return f"{(after - before) / abs(before):+.0%}"
 
 
-def _number(value: float) -> str:
+def three_figures(value: float) -> str:
+    """A measured value to three significant figures, as a reader compares them (`101.329` -> `101`, `6.479` ->
+    `6.48`), thousands in full (`12,345`)."""
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 

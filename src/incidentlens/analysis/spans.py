@@ -56,7 +56,7 @@ from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.masking import masked_sql
-from incidentlens.analysis.mechanism import named_service_sql
+from incidentlens.analysis.mechanism import named_service_sql, three_figures
 from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
@@ -169,13 +169,14 @@ class TraceSignal(BaseModel):
                 "each of its calls beyond the callee's server time, on every callee")
             # both ways: the other direction than the one measured (the larger) waited longer too
             other = "its own calls to others" if self.wait_direction == "in" else "its callers on the calls into it"
-            wait = (f"{calls} {_ms(self.wait_after_ms)} ms around {around} (median; {_ms(self.wait_before_ms)} ms "
-                    f"{before})" + (f", and {other} waited longer too" if self.wait_both_ways else ""))
+            wait = (f"{calls} {three_figures(self.wait_after_ms)} ms around {around} (median; "
+                    f"{three_figures(self.wait_before_ms)} ms {before})"
+                    + (f", and {other} waited longer too" if self.wait_both_ways else ""))
             return f"{wait}: the delay lies between the services, on its network" if network else wait
         if self.own_time_shift > 0 and own_time >= max(self.behaviour_shift, self.raw_shift) \
                 and self.own_p90_after_ms is not None:
-            said = (f"its own span time p90 went from {_ms(self.own_p90_before_ms)} to {_ms(self.own_p90_after_ms)} "
-                    "ms")
+            said = (f"its own span time p90 went from {three_figures(self.own_p90_before_ms)} to "
+                    f"{three_figures(self.own_p90_after_ms)} ms")
             return said if own_time > 0 else (f"{said}, on too few of its spans to count (tail test z "
                                               f"{self.own_tail_z:g}, short of {SIGNIFICANT_STRENGTH:g})")
         if self.event is None or self.share_before is None or self.share_after is None:
@@ -736,11 +737,6 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 4)
     return iso_z(value) if isinstance(value, datetime) else value
-
-
-def _ms(value: float) -> str:
-    """Milliseconds to three significant figures, as a reader compares them (`101.329` -> `101`, `6.479` -> `6.48`)."""
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def _short(event: str, width: int = 80) -> str:
