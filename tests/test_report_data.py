@@ -128,6 +128,14 @@ def pool_exhaustion_analysis() -> dict[str, Any]:
     })
 
 
+def top_cause_analysis(kind: str, mechanism: str) -> dict[str, Any]:
+    """`pool_exhaustion_analysis` with no trigger and its top hypothesis (db-proxy) of another kind and mechanism."""
+    analysis = pool_exhaustion_analysis()
+    analysis["trigger"] = None
+    analysis["hypotheses"][0].update(kind=kind, mechanism=mechanism)
+    return analysis
+
+
 def no_incident_analysis() -> dict[str, Any]:
     checked = Evidence.make("detection", "Robust detector over 6 series", "robust level-shift detector",
                             {"series_checked": 6, "anomalous": 0})

@@ -17,7 +17,7 @@ from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.report.schema import GeneratedBy
 from test_analyze_bad_input import quiet_store, traffic_surge
-from test_report_data import pool_exhaustion_analysis
+from test_report_data import pool_exhaustion_analysis, top_cause_analysis
 
 ALERT = datetime(2024, 5, 1, 6, 40)
 
@@ -172,9 +172,7 @@ def test_no_service_affected_is_said_in_the_impact_table_not_left_blank():
 def test_an_undetermined_change_with_no_sustained_harm_is_not_titled_a_failure():
     # OnlineBoutique 12:27: "Failure in checkoutservice (mechanism undetermined)" over "No sustained impact was
     # measured": its own span time rose, and no service's latency, errors or WARN/ERROR lines did
-    analysis = pool_exhaustion_analysis()
-    analysis["trigger"] = None
-    analysis["hypotheses"][0].update(kind="undetermined", mechanism="db-proxy changed")
+    analysis = top_cause_analysis("undetermined", "db-proxy changed")
     analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], peak_error_rate=None,
                               requests_failed=None, users_affected=None)
     pm = build_postmortem(analysis)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from incidentlens.report import build_postmortem, executive_summary, runbook_checklist, write_reports
 from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.render_markdown import render_markdown
-from test_report_data import no_incident_analysis, pool_exhaustion_analysis
+from test_report_data import no_incident_analysis, pool_exhaustion_analysis, top_cause_analysis
 
 
 def test_countable_mechanisms_take_an_article_in_a_sentence():
@@ -85,10 +85,8 @@ def test_a_low_confidence_root_cause_is_suspected_in_both_renderings(tmp_path):
 
 
 def test_a_network_delay_is_named_in_the_title_and_met_with_network_actions():
-    analysis = pool_exhaustion_analysis()
-    analysis["trigger"] = None
-    analysis["hypotheses"][0].update(kind="network_delay", mechanism="db-proxy's calls were delayed on the network "
-                                                                     "while its own work kept its pace")
+    analysis = top_cause_analysis("network_delay", "db-proxy's calls were delayed on the network while its own "
+                                                   "work kept its pace")
     pm = build_postmortem(analysis)
     assert pm.title == "Network delay in db-proxy"  # not "Failure in db-proxy (mechanism undetermined)"
     assert "The most likely cause is network delay in db-proxy" in pm.summary.text
@@ -99,12 +97,10 @@ def test_a_network_delay_is_named_in_the_title_and_met_with_network_actions():
 def test_memory_near_its_limit_with_no_restart_seen_does_not_call_for_a_bigger_limit():
     # adservice (OnlineBoutique 16:13): memory from 87% to 96% of its limit, no restart or out-of-memory line; the
     # review said "Memory exhaustion in adservice" and "[P0] Raise adservice's memory limit"
-    analysis = pool_exhaustion_analysis()
-    analysis["trigger"] = None
-    analysis["hypotheses"][0].update(
-        kind="oom_restart_loop", mechanism="db-proxy ran its memory near its limit, where an out-of-memory kill "
-        "restarts it and drops in-flight requests; seen: mem_pct from 87.1 to 95.9 (+10%, 96% of its limit, already "
-        "87% before the start); no restart or out-of-memory line seen")
+    analysis = top_cause_analysis(
+        "oom_restart_loop", "db-proxy ran its memory near its limit, where an out-of-memory kill restarts it and drops "
+        "in-flight requests; seen: mem_pct from 87.1 to 95.9 (+10%, 96% of its limit, already 87% before the start); "
+        "no restart or out-of-memory line seen")
     pm = build_postmortem(analysis)
     assert pm.title == "Memory near its limit in db-proxy"
     first = pm.action_items[0]
@@ -115,10 +111,8 @@ def test_memory_near_its_limit_with_no_restart_seen_does_not_call_for_a_bigger_l
 
 
 def test_memory_exhaustion_with_a_restart_seen_keeps_its_playbook():
-    analysis = pool_exhaustion_analysis()
-    analysis["trigger"] = None
-    analysis["hypotheses"][0].update(kind="oom_restart_loop", mechanism="db-proxy exhausted its memory and restarted "
-                                                                         "repeatedly, dropping in-flight requests")
+    analysis = top_cause_analysis("oom_restart_loop", "db-proxy exhausted its memory and restarted repeatedly, "
+                                                      "dropping in-flight requests")
     pm = build_postmortem(analysis)
     assert pm.title == "Memory exhaustion in db-proxy"
     assert pm.action_items[0].description.startswith("Raise db-proxy's memory limit")
@@ -175,9 +169,7 @@ def test_a_contributor_under_another_name_is_one_factor_not_three():
 
 def test_a_failure_of_undetermined_mechanism_is_not_met_by_scaling_out():
     # TrainTicket 09:34 (exceptions in traces): "Revert ...; otherwise scale it out" would add replicas that fail alike
-    analysis = pool_exhaustion_analysis()
-    analysis["trigger"] = None
-    analysis["hypotheses"][0].update(kind="undetermined", mechanism="db-proxy changed")
+    analysis = top_cause_analysis("undetermined", "db-proxy changed")
     pm = build_postmortem(analysis)
     assert "take the instances that show the change out of rotation" in pm.action_items[0].description
     assert not any("scale it out" in text or "scale db-proxy out" in text
