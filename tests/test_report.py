@@ -170,7 +170,7 @@ def test_action_items_and_runbook_come_from_the_root_cause_playbook(analysis):
 ])
 def test_every_mechanism_has_a_playbook(kind, expected):
     assert playbook_kind(kind) == expected
-    items = mitigations_for(kind, "orders")
+    items = mitigations_for(kind, ["orders"])
     assert {"mitigate", "detect"} <= {a.type for a in items}
     assert all("orders" in a.description for a in items)
 

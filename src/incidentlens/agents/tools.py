@@ -268,7 +268,7 @@ def propose_mitigations(ctx: InvestigationContext) -> tuple[dict[str, Any], dict
     top = findings.hypotheses[0] if findings.hypotheses else None
     kind, service = (top.kind, top.service) if top else ("unknown", _first_service(ctx))
     evidence = top.supporting if top else []
-    actions = [a.model_dump(mode="json") for a in mitigations_for(kind, service, evidence)]
+    actions = [a.model_dump(mode="json") for a in mitigations_for(kind, [service], evidence)]
     # the runbook and owners go to the review from the playbook; the coordinator needs what will be done, by priority
     payload = {"for": {"service": service, "kind": kind},
                "actions": pick(actions, ("priority", "type", "description")),

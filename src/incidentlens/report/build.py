@@ -326,12 +326,15 @@ class _Builder:
         return [] if self.verdict is None or self.verdict.services else [s.series for s in self.detection_series[:3]]
 
     @property
-    def subject(self) -> str:
+    def subjects(self) -> list[str]:
         """Whom the action items and runbook are about: the root cause's service, or with no single root cause the
-        leads (`api-gateway, payments and db-proxy`)."""
-        if not self.inconclusive or not self.leads:
-            return self.service
-        return _and(self.leads)
+        leads."""
+        return self.leads if self.inconclusive and self.leads else [self.service]
+
+    @property
+    def subject(self) -> str:
+        """The subjects as words: `api-gateway, payments and db-proxy`."""
+        return fmt.listed(self.subjects)
 
     @property
     def peak(self) -> dt.datetime | None:
@@ -401,7 +404,7 @@ class _Builder:
 
     def _title(self) -> str:
         if self.inconclusive and self.contenders:
-            return f"No single root cause found: the evidence is split between {_and(self.contenders)}"
+            return f"No single root cause found: the evidence is split between {fmt.listed(self.contenders)}"
         if self.inconclusive:
             # the first services to move, not the hypotheses: "moved first" says which list this is
             services = [s.service for s in self.verdict.services[:3]]
@@ -533,7 +536,7 @@ class _Builder:
         """`no logs or traces for this period`: the sources with no row in the window, which nothing in the review
         rests on; empty when every source had rows."""
         missing = self.missing_sources
-        return f"no {_and(missing, 'or')} for this period" if missing else ""
+        return f"no {fmt.listed(missing, 'or')} for this period" if missing else ""
 
     def _what_services_showed(self) -> str:
         """`api-gateway from 14:53:06 UTC: ...; db-proxy from ...`: each candidate's onset and what moved."""
@@ -671,7 +674,7 @@ class _Builder:
         with no single root cause the leads); none where nothing moved."""
         if not self.moved:
             return []
-        return [a.description for a in mitigations_for(self.kind, self.subject) if a.type == "detect"]
+        return [a.description for a in mitigations_for(self.kind, self.subjects) if a.type == "detect"]
 
     def _response_text(self) -> str:
         actions = [e for e in self._events() if e[0] >= self.window.start]
@@ -778,16 +781,16 @@ class _Builder:
     def _nothing_to_order(self) -> str:
         """The first step with no service to order: look at the series that moved, or check the alert when none did."""
         if self.series_only:
-            return LOOK_AT_SERIES.format(_and(self.series_only))
+            return LOOK_AT_SERIES.format(fmt.listed(self.series_only))
         checked = [what for source, what in (("metrics", "metrics"), ("logs", "WARN/ERROR lines"),
                                              ("traces", "traced requests")) if source not in self.missing_sources]
         if not self.missing_sources or not checked:
             return CHECK_THE_ALERT
-        return CHECK_THE_ALERT_WITHOUT.format(checked=_and(checked, "or"), missing=self._missing_words())
+        return CHECK_THE_ALERT_WITHOUT.format(checked=fmt.listed(checked, "or"), missing=self._missing_words())
 
     def _action_items(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
-        items = mitigations_for(self.kind, self.subject, cited, measured=self.call_measures)
+        items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures)
         if self.inconclusive:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
@@ -798,7 +801,7 @@ class _Builder:
         trigger_is_change = self.trigger_on_path and self.trigger.kind in ("deploy", "config", "config_change",
                                                                            "release")
         if trigger_is_change and playbook_kind(self.kind) != "bad_deploy" and self.trigger.service:
-            canary = next(a for a in mitigations_for("bad_deploy", self.trigger.service, self.trigger.evidence)
+            canary = next(a for a in mitigations_for("bad_deploy", [self.trigger.service], self.trigger.evidence)
                           if a.type == "prevent")
             items.insert(1, canary)
         return items if self.moved else items[:1]  # nothing moved: no service to act on, only the alert to check
@@ -828,7 +831,7 @@ class _Builder:
             wrong.append(f"No single root cause could be named from this data: {self.subject} moved, and nothing in "
                          f"it says {led} or why")
         elif self.inconclusive:
-            moved = (f"{_and(self.series_only)} moved, and no service's before/after tests showed why"
+            moved = (f"{fmt.listed(self.series_only)} moved, and no service's before/after tests showed why"
                      if self.series_only else NOTHING_MOVED)
             wrong.append(f"No single root cause could be named from this data: {moved}")
         if self.trigger_on_path:
@@ -1003,18 +1006,13 @@ def _named_services(services: list[str]) -> list[str]:
     return named or list(services)
 
 
-def _and(names: list[str], word: str = "and") -> str:
-    """`a`, `a and b`, `a, b and c` (or another `word`: `a, b or c`)."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
-
-
 def _which_first(services: list[str]) -> str:
     """`Find which of a, b and c moved first, each in its own metrics, logs and traces`; with one service, whether it
     led at all: `Check whether a moved first or followed a cause this data does not show, in its own ...`."""
     where = "in its own metrics, logs and traces"
     if len(services) == 1:
         return f"Check whether {services[0]} moved first or followed a cause this data does not show, {where}"
-    return f"Find which of {_and(services)} moved first, each {where}"
+    return f"Find which of {fmt.listed(services)} moved first, each {where}"
 
 
 def _same_lines(contributors: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:

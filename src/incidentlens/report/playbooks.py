@@ -14,6 +14,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from incidentlens.report.formatting import listed
 from incidentlens.report.schema import ActionItem, ActionType, Priority
 
 
@@ -309,12 +310,13 @@ def kind_label(kind: str | None) -> str:
     return kind.replace("_", " ") if kind and kind != "unknown" else "undetermined"
 
 
-def mitigations_for(kind: str | None, service: str, evidence: list[str] | None = None, *,
+def mitigations_for(kind: str | None, services: Sequence[str], evidence: list[str] | None = None, *,
                     measured: Collection[str] = ()) -> list[ActionItem]:
-    """Action items for a root cause of `kind` in `service` (or in several: `a, b and c`, whose teams own them),
-    citing `evidence` ids when given. `measured`: what the data already measures of each call ('error',
-    'latency'); an action that asks for telemetry asks only for the rest, and is left out when nothing is missing."""
-    several = " and " in service
+    """Action items for a root cause of `kind` in `services` (one, or several whose teams own them), citing
+    `evidence` ids when given. `measured`: what the data already measures of each call ('error', 'latency'); an
+    action that asks for telemetry asks only for the rest, and is left out when nothing is missing."""
+    service = listed(services)
+    several = len(services) > 1
     missing = " and ".join(m for m in CALL_MEASURES if m not in measured)
     return [
         ActionItem(type=a.type, description=a.description.format(service=service, missing=missing),
