@@ -144,11 +144,11 @@ def test_users_on_warn_lines_where_no_impact_was_measured_are_not_called_affecte
 
 def test_sources_with_no_row_in_the_window_are_said_missing_not_checked():
     # an OnlineBoutique fault with no log or trace minute in its window: "checked: the logs of 10 services" read as
-    # if the logs had been looked at and were quiet
+    # if the logs had been looked at and were quiet (the verdict counts no service of a missing source)
     analysis = nothing_moved(pool_exhaustion_analysis())
     analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], peak_error_rate=None,
                               peak_latency=None, requests_failed=None, users_affected=None)
-    analysis["verdict"]["checked"] = {"metric_series": 195, "services_with_logs": 10, "services_in_traces": 0}
+    analysis["verdict"]["checked"] = {"metric_series": 195, "services_with_logs": 0, "services_in_traces": 0}
     analysis["sources"] = {"used": ["metrics"], "missing": ["logs", "traces"],
                            "notes": ["no logs for this period", "no traces for this period"]}
     summary = build_postmortem(analysis).summary.text

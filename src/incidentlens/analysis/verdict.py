@@ -165,5 +165,7 @@ def checked_counts(shifts: list[Any], surges: list[Any], traces: dict[str, Any],
                    missing: Sequence[str] = ()) -> dict[str, int]:
     """What the before/after tests looked at: metric series, services' logs, services in the traces; a source
     `missing` from the window (`sources.data_sources`) was not looked at there, whatever its baseline held."""
-    return {"metric_series": len(shifts), "services_with_logs": 0 if "logs" in missing else len(surges),
-            "services_in_traces": 0 if "traces" in missing else len(traces)}
+    looked = {source: source not in missing for source in ("metrics", "logs", "traces")}
+    return {"metric_series": len(shifts) if looked["metrics"] else 0,
+            "services_with_logs": len(surges) if looked["logs"] else 0,
+            "services_in_traces": len(traces) if looked["traces"] else 0}

@@ -514,14 +514,15 @@ class _Builder:
         return f"{services} degraded: {_impact_line(impact, level)}.{missing}"
 
     def _checked_words(self) -> str:
-        """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at; a source
-        with no row in the window was not looked at there, and is said missing (`; no traces for this period`)."""
+        """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at (the
+        verdict counts none of a source with no row in the window); such a source is said missing (`; no traces for
+        this period`)."""
         checked = (self.data.get("verdict") or {}).get("checked") or {}
         words = [what.format(n=checked[key], s="" if checked[key] == 1 else "s")
-                 for key, source, what in (("metric_series", "metrics", "{n} metric series"),
-                                           ("services_with_logs", "logs", "the logs of {n} service{s}"),
-                                           ("services_in_traces", "traces", "the traces of {n} service{s}"))
-                 if checked.get(key) and source not in self.missing_sources]
+                 for key, what in (("metric_series", "{n} metric series"),
+                                   ("services_with_logs", "the logs of {n} service{s}"),
+                                   ("services_in_traces", "the traces of {n} service{s}"))
+                 if checked.get(key)]
         said = [f"checked: {', '.join(words)}"] if words else []
         said += [self._missing_words()] if self.missing_sources else []
         return f" ({'; '.join(said)})" if said else ""
