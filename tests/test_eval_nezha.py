@@ -51,8 +51,23 @@ def test_the_day_has_28_labelled_faults_in_utc(nezha: Path):
     assert {f.kind for f in faults} == {"exception", "return", "cpu_contention"}
     first = faults[0]
     # inject_time is UTC; inject_timestamp (1674953044) would say 00:44, eight hours off.
-    assert first.inject_time == datetime(2023, 1, 29, 8, 43, 4)
+    assert first.inject_time == datetime(2023, 1, 29, 8, 43, 4) and first.clock == "inject_time"
     assert first.service == "ts-contacts-service"
+
+
+def test_labels_in_local_time_are_timed_by_the_timestamp_whose_minute_has_the_files(nezha: Path, tmp_path: Path):
+    # a day whose inject_time is in the cluster's local time (UTC+8) and inject_timestamp in UTC: the minute files,
+    # named in UTC, exist only at the timestamp's minute
+    plain = _plain_csv_day(nezha, tmp_path, ["08_43", "08_44", "08_45"])
+    labels = plain / "rca_data" / DAY / f"{DAY}-fault_list.json"
+    labels.write_text(json.dumps({"16": [{"inject_time": "2023-01-29 16:43:04", "inject_timestamp": "1674981784",
+                                          "inject_pod": "ts-contacts-service-866bd68c97-xcqfx",
+                                          "inject_type": "return"}]}))
+    fault = load_faults(plain)[0]
+    assert (fault.inject_time, fault.clock) == (datetime(2023, 1, 29, 8, 43, 4), "inject_timestamp")
+    score = evaluate_nezha(plain, limit=1).faults[0]
+    assert score.rank == 1
+    assert score.note == "timed by inject_timestamp: no log or trace minute at inject_time"
 
 
 def test_a_fault_is_covered_by_the_minute_before_and_two_after(nezha: Path):

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ class NezhaFault:
     """One labelled injection."""
 
     inject_time: datetime
+    clock: str  # the label field `inject_time` was read from: "inject_time", or "inject_timestamp" (`injection_time`)
     pod: str
     service: str
     kind: str
@@ -158,30 +159,54 @@ def rca_dir(data: Path, day: str) -> Path:
 
 
 def load_faults(data: Path, day: str | None = None) -> list[NezhaFault]:
-    """The labelled faults of `day` (every day found when None) in time order. `inject_time` is UTC (on one
-    TrainTicket day `inject_timestamp` is ~8 h off it)."""
+    """The labelled faults of `day` (every day found when None) in time order, each at its `inject_time` (UTC on
+    the shared days; on one TrainTicket day `inject_timestamp` is ~8 h off it), or at `inject_timestamp` when only
+    that time has the fault's own log or trace minute (`injection_time`)."""
     faults: list[NezhaFault] = []
     for name in [day] if day else find_days(data):
-        labels = rca_dir(data, name) / f"{name}{LABELS_SUFFIX}"
+        day_dir = rca_dir(data, name)
+        labels = day_dir / f"{name}{LABELS_SUFFIX}"
         if not labels.is_file():
             raise InputError(f"{labels}: not found (--day {name}: days found: {', '.join(find_days(data))})")
         try:
             by_hour = json.loads(labels.read_text())
             faults.extend(
-                NezhaFault(datetime.fromisoformat(item["inject_time"]), item["inject_pod"],
-                           service_of_pod(item["inject_pod"]), item["inject_type"], name)
+                NezhaFault(*injection_time(item, day_dir), item["inject_pod"], service_of_pod(item["inject_pod"]),
+                           item["inject_type"], name)
                 for items in by_hour.values() for item in items
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError) as err:
             raise InputError(f"{labels}: not a Nezha fault list ({type(err).__name__}: {err})") from None
     return sorted(faults, key=lambda f: f.inject_time)
+
+
+def injection_time(item: dict[str, Any], day_dir: Path) -> tuple[datetime, str]:
+    """When a labelled fault was injected, and which label field says so. `inject_time` unless none of the log and
+    trace files a fault then would be given exists while one of `inject_timestamp`'s (read as UTC) does: the two
+    disagree by hours on some days, and the minute files, named in UTC, show which clock the day's labels keep."""
+    stated = datetime.fromisoformat(item["inject_time"])
+    if "inject_timestamp" not in item or _has_minute_files(day_dir, stated):
+        return stated, "inject_time"
+    stamped = datetime.fromtimestamp(int(item["inject_timestamp"]), tz=UTC).replace(tzinfo=None)
+    return (stamped, "inject_timestamp") if _has_minute_files(day_dir, stamped) else (stated, "inject_time")
+
+
+def _has_minute_files(day_dir: Path, moment: datetime) -> bool:
+    """Whether a log or trace file of its own minutes (`fault_files`) would be given to a fault injected then."""
+    return any(files_around(day_dir, moment).values())
 
 
 def fault_files(day_dir: Path, fault: NezhaFault,
                 minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION) -> dict[str, list[Path]]:
     """The log and trace files that cover the fault: the minute before it to two minutes after (`minutes`: which
     of the files, counted from the injection's minute)."""
-    minute = fault.inject_time.replace(second=0, microsecond=0)
+    return files_around(day_dir, fault.inject_time, minutes)
+
+
+def files_around(day_dir: Path, moment: datetime,
+                 minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION) -> dict[str, list[Path]]:
+    """The log and trace files of `minutes` counted from the minute of `moment`."""
+    minute = moment.replace(second=0, microsecond=0)
     names = [f"{minute + timedelta(minutes=k):%H_%M}" for k in minutes]
     files = {role: [minute_file(day_dir / folder, f"{name}{kind}") for name in names] for role, folder, kind in ROLES}
     return {role: [p for p in paths if p is not None] for role, paths in files.items()}
@@ -524,7 +549,8 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: R
     rank = ranked.index(fault.service) + 1 if fault.service in ranked else None
     own = fault_files(day_dir, fault)
     missing = [f"no {role[:-1]} file for its minutes" for role, _, _ in ROLES if role not in without and not own[role]]
-    notes = [n for n in (ranking.note, *missing, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
+    clock = [f"timed by {fault.clock}: no log or trace minute at inject_time"] if fault.clock != "inject_time" else []
+    notes = [n for n in (*clock, ranking.note, *missing, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
     return FaultScore(
         inject_time=fault.inject_time.isoformat() + "Z", service=fault.service, kind=fault.kind, day=fault.day,
         ranked=ranked[:5],
