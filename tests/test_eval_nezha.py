@@ -219,6 +219,12 @@ def test_the_null_check_counts_false_leads_where_no_fault_is_yet(nezha: Path):
     assert found["mean_candidates"] == sum(len(r["candidates"]) for r in found["per_run"]) / 3
     # measured on all 28: 1.3 false leads per run; a handful at most on these three
     assert found["mean_candidates"] <= 3 and 0 <= found["mean_largest_corrected_z"] < 4
+    # the analysis there states a confidence in its best hypothesis, every one a false lead
+    stated = found["stated"]
+    assert stated["mean_confidence"] == pytest.approx(sum(r["confidence"] for r in found["per_run"]) / 3, abs=1e-4)
+    assert stated["root_cause_named"] == sum(r["verdict"] == "root_cause" for r in found["per_run"])
+    assert stated["at_least"]["50%"] >= stated["at_least"]["70%"] >= stated["at_least"]["90%"]
+    assert all(r["top"] is None or r["confidence"] > 0 for r in found["per_run"])
 
 
 def test_the_analysis_ranker_reports_how_well_its_confidences_are_calibrated(nezha: Path):

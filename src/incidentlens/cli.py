@@ -972,7 +972,8 @@ def eval_nezha_command(
                                                                           "three minutes alone).")] = 60,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
     null: Annotated[bool, typer.Option("--null", help="Instead: the span signals' false leads at a pseudo-onset 30 s "
-                                                      "before each fault, where nothing has happened yet.")] = False,
+                                                      "before each fault, where nothing has happened yet, and the "
+                                                      "confidence the analysis states there.")] = False,
     without: Annotated[
         list[Source] | None, typer.Option("--without", help="Leave this source out, as a user without it would run "
                                                             "(repeatable).")
@@ -1006,6 +1007,10 @@ def eval_nezha_command(
         console.print(f"{found['runs']} pseudo-onsets (no fault yet): {found['mean_candidates']:.2f} services per run "
                       f"past the candidate bar on their span events, {found['runs_with_any']} runs with any; mean "
                       f"largest corrected z {found['mean_largest_corrected_z']:.2f}", highlight=False)
+        stated = found["stated"]
+        console.print(f"the analysis there (every lead false): mean stated confidence {stated['mean_confidence']:.0%}, "
+                      f"a root cause named in {stated['root_cause_named']} runs, at least 90% in "
+                      f"{stated['at_least']['90%']}", highlight=False)
         return
 
     with Progress(console=console, transient=True, disable=as_json) as progress:

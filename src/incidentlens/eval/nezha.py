@@ -437,6 +437,9 @@ class NullRun:
     pseudo_onset: str
     candidates: list[str]
     largest_corrected_z: float
+    top: str | None = None  # the analysis' best hypothesis there (`analyze --at T --onset at`): a false lead
+    confidence: float = 0.0  # ... the confidence it states (0 when it names none)
+    verdict: str | None = None  # ... and the verdict: `root_cause` there names a service where nothing happened
 
 
 def null_calibration(data: Path, limit: int | None = None, day: str | None = None, reference: bool = False,
@@ -446,7 +449,9 @@ def null_calibration(data: Path, limit: int | None = None, day: str | None = Non
     logs and traces up to that minute (`log_history` of the day's files before it, the day's reference minute when
     `reference`, and the minute before the fault; no logs when `without` names them), and the services
     whose span signals (events, own time, the wait on their calls) make them candidates there. Fewer is better; none
-    would be perfect."""
+    would be perfect. Each run's analysis at the pseudo-onset (`analyze --at T --onset at` on those logs and traces)
+    gives the confidence it states in its best hypothesis, every one a false lead: how sure the tool is of chance."""
+    from incidentlens.analysis import analyze
     from incidentlens.analysis.anchored import known_periods
     from incidentlens.analysis.spans import trace_signals
 
@@ -465,10 +470,14 @@ def null_calibration(data: Path, limit: int | None = None, day: str | None = Non
         at = fault.inject_time.replace(second=0, microsecond=0) - NULL_LEAD
         window, baseline, _ = known_periods(store, at)
         signals, _ = trace_signals(store, window, baseline)
+        result = analyze(store, at=at, onset="at")
+        top = result.hypotheses[0] if result.hypotheses else None
         runs.append(NullRun(
             pseudo_onset=at.isoformat() + "Z",
             candidates=sorted(name for name, s in signals.items() if s.significant),
             largest_corrected_z=round(max((s.behaviour_shift for s in signals.values()), default=0.0), 3),
+            top=top.service if top else None, confidence=top.confidence if top else 0.0,
+            verdict=result.verdict.status if result.verdict else None,
         ))
         if progress:
             progress(number, len(faults), runs[-1])
@@ -478,8 +487,18 @@ def null_calibration(data: Path, limit: int | None = None, day: str | None = Non
         "mean_candidates": sum(len(r.candidates) for r in runs) / count if count else 0.0,
         "runs_with_any": sum(1 for r in runs if r.candidates),
         "mean_largest_corrected_z": sum(r.largest_corrected_z for r in runs) / count if count else 0.0,
+        "stated": null_confidences(runs),
         "per_run": [asdict(r) for r in runs],
     }
+
+
+def null_confidences(runs: Sequence[NullRun]) -> dict[str, Any]:
+    """How sure the analysis is of chance: the mean confidence its best hypothesis states at the pseudo-onsets (no
+    hypothesis states 0), how many name a root cause there, and how many state at least 50%, 70% and 90%."""
+    count = len(runs)
+    return {"mean_confidence": round(sum(r.confidence for r in runs) / count, 4) if count else 0.0,
+            "root_cause_named": sum(1 for r in runs if r.verdict == "root_cause"),
+            "at_least": {f"{bar:.0%}": sum(1 for r in runs if r.confidence >= bar) for bar in (0.5, 0.7, 0.9)}}
 
 
 def evaluate_nezha(
