@@ -7,6 +7,9 @@ confidences are recomputed for each cap `rootcause.MAX_MARGIN` on a grid (the ra
 dataset and cap: the log loss (smooth: it chooses the cap) and the ECE (`eval.calibration`, what the README reports).
 Then, per dataset, the cap that minimises its log loss and the ECE it gives on the other two. TrainTicket with its
 fault-free reference minute (`--reference`: a cleaner baseline, the same faults) is shown beside them, not left out.
+Every cap is scored with the share of it a best hypothesis resting on one test gets (`rootcause.support`) and, beside
+it, with the full cap for every such one (the rule left out); the pseudo-onsets with no fault of both days (`eval nezha
+--null`), where every lead is false, show how much confidence each states on chance (mean, runs at 90% or more).
 
     .venv/bin/python benchmarks/calibrate_nezha.py
 
@@ -27,7 +30,7 @@ import numpy as np
 
 from incidentlens.analysis import pipeline, rootcause
 from incidentlens.eval.calibration import calibration
-from incidentlens.eval.nezha import evaluate_nezha
+from incidentlens.eval.nezha import evaluate_nezha, null_calibration
 from incidentlens.eval.scenarios import evaluate_scenarios
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -43,13 +46,15 @@ class Scored:
     totals: list[float]
     top: list[tuple[str, float]]
     standing: bool
+    support: float
     truth: str | None = None
 
-    def pairs(self, cap: float) -> list[tuple[float, bool]]:
-        """(confidence, right) of the top three with the cap `cap` (as `rank_root_causes` computes them)."""
+    def pairs(self, cap: float, one_test: bool = True) -> list[tuple[float, bool]]:
+        """(confidence, right) of the top three with the cap `cap` (as `rank_root_causes` computes them); without
+        `one_test`, the full cap for a best hypothesis resting on one test too."""
         if not self.top:
             return []
-        margin = cap if self.standing else rootcause.THIN_MARGIN
+        margin = cap * (self.support if one_test else 1.0) if self.standing else rootcause.THIN_MARGIN
         none_of_these = max(rootcause.NONE_OF_THESE, max(self.totals) - margin)
         norm = sum(math.exp(t) for t in self.totals) + math.exp(none_of_these)
         return [(round(math.exp(total) / norm, 3), service == self.truth) for service, total in self.top]
@@ -64,7 +69,7 @@ def recording(into: list[Scored]) -> Iterator[None]:
         ranking, evidence = original(*args, **kwargs)
         top = [(h.service, ranking.scores[h.service]["total"]) for h in ranking.hypotheses]
         into.append(Scored(totals=[s["total"] for s in ranking.scores.values()], top=top,
-                           standing=ranking.stands_on_its_own))
+                           standing=ranking.stands_on_its_own, support=ranking.support))
         return ranking, evidence
 
     with mock.patch.object(pipeline, "rank_root_causes", rank):
@@ -83,6 +88,14 @@ def nezha_rankings(data: Path, reference: bool = False) -> list[Scored]:
     with recording(kept):
         evaluate_nezha(data, progress=label, reference=reference)
     return labelled
+
+
+def null_rankings(data: Path) -> list[Scored]:
+    """The rankings at the pseudo-onsets with no fault (`null_calibration`): no service is the truth."""
+    kept: list[Scored] = []
+    with recording(kept):
+        null_calibration(data)
+    return kept
 
 
 def scenario_rankings() -> list[Scored]:
@@ -114,20 +127,37 @@ def main() -> None:
     sets["scenarios"] = scenario_rankings()
     shaping = list(sets)
     sets["TrainTicket --reference"] = nezha_rankings(NEZHA["TrainTicket"], reference=True)
+    chance = {f"{name} --null": null_rankings(data) for name, data in NEZHA.items()}
+    for name, scored in sets.items():  # the caps and the share move confidences only, never the ranking
+        first = sum(1 for r in scored if r.top and r.top[0][0] == r.truth)
+        print(f"{name}: top-1 {first}, top-3 {sum(1 for r in scored if r.truth in [s for s, _ in r.top])} "
+              f"of {len(scored)} ranked")
+    for one_test in (True, False):
+        print(f"\n{'with' if one_test else 'WITHOUT'} the share for a best hypothesis resting on one test")
+        table(sets, chance, shaping, one_test)
 
+
+def table(sets: dict[str, list[Scored]], chance: dict[str, list[Scored]], shaping: list[str], one_test: bool) -> None:
     def pairs(name: str, cap: float) -> list[tuple[float, bool]]:
-        return [p for scored in sets[name] for p in scored.pairs(cap)]
+        return [p for scored in sets[name] for p in scored.pairs(cap, one_test)]
 
-    print("| cap | " + " | ".join(f"{name} ECE / log loss" for name in sets) + " |")
-    print("|---|" + "---|" * len(sets))
+    def stated(name: str, cap: float) -> str:
+        tops = [scored.pairs(cap, one_test)[0][0] if scored.top else 0.0 for scored in chance[name]]
+        return f"{np.mean(tops):.3f} / {sum(c >= 0.9 for c in tops)} of {len(tops)}"
+
+    print("| cap | " + " | ".join(f"{name} ECE / log loss" for name in sets)
+          + " | " + " | ".join(f"{name} mean stated / at 90%+" for name in chance) + " |")
+    print("|---|" + "---|" * (len(sets) + len(chance)))
     for cap in CAPS:
         cells = [f"{calibration(pairs(name, cap)).ece:.3f} / {log_loss(pairs(name, cap)):.3f}" for name in sets]
+        cells += [stated(name, cap) for name in chance]
         print(f"| {cap:g}{' (shipped)' if cap == rootcause.MAX_MARGIN else ''} | " + " | ".join(cells) + " |")
-    print("\nleave one out: the cap shaped on one (least log loss), the ECE on the others")
-    for shaped in shaping:
-        cap = min(CAPS, key=lambda c: log_loss(pairs(shaped, c)))
-        scored = ", ".join(f"{name} {calibration(pairs(name, cap)).ece:.3f}" for name in shaping if name != shaped)
-        print(f"  shaped on {shaped}: cap {cap:g}; {scored}")
+    print("\nleave one out: the cap shaped on the others (least log loss), the ECE and log loss on the one left out")
+    for held in shaping:
+        others = [name for name in shaping if name != held]
+        cap = min(CAPS, key=lambda c: log_loss([p for name in others for p in pairs(name, c)]))
+        print(f"  shaped on {' + '.join(others)}: cap {cap:g}; {held} ECE {calibration(pairs(held, cap)).ece:.3f}, "
+              f"log loss {log_loss(pairs(held, cap)):.3f}")
 
 
 if __name__ == "__main__":

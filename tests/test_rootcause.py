@@ -18,6 +18,7 @@ from duck_store import DuckStore
 from incidentlens.analysis.callgraph import CallGraph, infer_call_graph
 from incidentlens.analysis.mechanism import MechanismCues, mechanism_cues
 from incidentlens.analysis.rootcause import (
+    Ranking,
     ServiceSignals,
     _explains,
     collect_signals,
@@ -27,6 +28,7 @@ from incidentlens.analysis.rootcause import (
     stands_on_its_own,
 )
 from incidentlens.analysis.shifts import log_surges, metric_shifts, surges_from_counts
+from incidentlens.analysis.verdict import Verdict, decide
 from incidentlens.telemetry import load_telemetry
 
 START = datetime(2024, 5, 1)
@@ -326,6 +328,39 @@ def test_a_hypothesis_stands_on_its_own_only_with_more_than_its_timing_and_a_shi
     assert stands_on_its_own(seat.model_copy(update={"log_ratio": 4.0}), "undetermined", {})  # its errors surged
     assert stands_on_its_own(seat, "cpu_saturation", {})  # a named mechanism
     assert stands_on_its_own(seat, "undetermined", {"trigger": 1.5})  # a deploy just before it
+
+
+def _rank_alone(tmp_path: Path, **seen: object) -> tuple[Ranking, Verdict]:
+    """checkout, the only service that moved, showing `seen` (its trace change, errors ...) an hour into a quiet day."""
+    onset = START + timedelta(hours=5)
+    rows = ["ts,service,metric,value"] + [f"{(START + timedelta(minutes=k)).isoformat()}Z,checkout,cpu,{k % 3}"
+                                          for k in range(600)]
+    (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
+    signals = {"checkout": ServiceSignals(service="checkout", trace_onset=onset, **seen)}
+    ranking, _ = rank_root_causes(load_telemetry(metrics=tmp_path / "metrics.csv"), (onset, onset + timedelta(hours=1)),
+                                  (START, onset), signals, CallGraph(), MechanismCues(), [], [])
+    return ranking, decide(ranking.hypotheses, signals, {"services_in_traces": 10}, ranking.unexplained,
+                           ranking.stands_on_its_own, ranking.support)
+
+
+def test_a_lone_candidate_on_one_trace_change_near_the_bar_gets_a_modest_confidence(tmp_path: Path):
+    # Nezha OnlineBoutique 12:27: checkoutservice's own span time, 3.4 against the bar of 2.5, the only service that
+    # moved, another service's fault; pseudo-onsets with no fault give such lone leads up to 3.9
+    ranking, verdict = _rank_alone(tmp_path, trace_strength=3.4)
+    assert ranking.support == pytest.approx(0.36)  # 0.9 past the bar of 2.5: 36% of the way to twice the bar
+    assert 0.6 < ranking.hypotheses[0].confidence < 0.8 and ranking.unexplained > 0.2
+    # at 2.8 it does not stand out from none of these: the verdict names no root cause, and says why
+    ranking, verdict = _rank_alone(tmp_path, trace_strength=2.8)
+    assert ranking.hypotheses[0].confidence < 2 * ranking.unexplained and verdict.status == "inconclusive"
+    assert "all that points at checkout is one test" in verdict.reason and "no other service moved" in verdict.reason
+
+
+def test_a_lone_candidate_keeps_the_full_confidence_on_a_strong_change_or_a_second_source(tmp_path: Path):
+    strong, verdict = _rank_alone(tmp_path, trace_strength=6.0)  # past twice the bar
+    assert strong.support == 1.0 and strong.hypotheses[0].confidence > 0.95 and verdict.status == "root_cause"
+    # its own WARN/ERROR lines surged too: two sources, whatever the trace change's size
+    both, _ = _rank_alone(tmp_path, trace_strength=3.4, log_ratio=8.0, log_onset=START + timedelta(hours=5))
+    assert both.support == 1.0 and both.hypotheses[0].confidence == strong.hypotheses[0].confidence
 
 
 def _two_services_an_hour_apart(tmp_path: Path, step: timedelta):

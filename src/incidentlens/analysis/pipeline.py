@@ -184,7 +184,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     )
     sources = data_sources(store, window, baseline)
     verdict = decide(ranking.hypotheses, signals, checked_counts(shifts, surges, traces, sources["missing"]),
-                     ranking.unexplained, ranking.stands_on_its_own)
+                     ranking.unexplained, ranking.stands_on_its_own, ranking.support)
     timeline = build_timeline(store, window, baseline, templates=templates, service_onsets=verdict.onsets(),
                               **detection_inputs(detection))
     evidence.extend(timeline.evidence)

@@ -15,8 +15,9 @@ Per candidate service (one that moved: a sustained metric shift or a WARN/ERROR 
   deeper),
 - a trigger: a deploy or config change at the service shortly before the onset.
 Scores become confidences by a softmax that keeps room for "none of these" (they sum to less than 1): the best
-hypothesis tops out at `MAX_MARGIN` above it, and at even odds with it when all it rests on is when its service moved
-and a shift that names no mechanism (`stands_on_its_own`).
+hypothesis tops out at `MAX_MARGIN` above it, at even odds with it when all it rests on is when its service moved
+and a shift that names no mechanism (`stands_on_its_own`), and in between when it rests on one test alone, the only
+candidate on its trace change, by how far that change is past the candidate bar (`support`).
 Each of the top three hypotheses gets a precedence test, run as SQL: if the service were the cause, its onset
 would precede those of the services that depend on it. A failed test is evidence against: it costs its hypothesis
 `FAILED_TEST_COST` and never leaves it above a hypothesis whose test did not fail, so the headline is the
@@ -65,6 +66,12 @@ MAX_MARGIN = 3.25
 #: ... or minus this when the best hypothesis does not stand on its own (`stands_on_its_own`): then the data cannot
 #: say it is likelier than none of these, and the verdict names no root cause
 THIN_MARGIN = 0.0
+#: ... and between the two when the evidence is one test: a best hypothesis that is the only candidate and rests on
+#: its trace change alone (`rests_on_one_test`) gets the share of MAX_MARGIN of how far that change is past the
+#: candidate bar, a bar's width past it (twice the bar) for all of it (`support`). At the bar a lead is what the bar
+#: lets through by chance, even odds with none of these as THIN_MARGIN; pseudo-onsets with no fault (`eval nezha
+#: --null`) put such lone leads up to 3.9 on the traces of both Nezha days, the faults' own lone leads 6.9 and more
+#: (and Nezha OnlineBoutique 12:27's checkoutservice, another service's fault, 3.4)
 #: weight of the span-derived signals (the most changed service's requests score this much)
 TRACE_WEIGHT = 6.0
 #: two services' trace strengths (z-like) closer than this are the same change within sampling noise (a z has
@@ -164,6 +171,7 @@ class Ranking(BaseModel):
     trigger: dict[str, Any] | None = None  # the change at the top hypothesis' service shortly before its onset
     unexplained: float = 0.0  # the confidence left to "none of these"
     stands_on_its_own: bool = True  # whether the top hypothesis does (`stands_on_its_own`)
+    support: float = 1.0  # the share of MAX_MARGIN its evidence allows it over none of these (`support`)
 
 
 def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
@@ -305,8 +313,9 @@ def rank_root_causes(
     kinds = {name: _classification(name, signals[name], cues, contributors, triggers[name]) for name in ranked[:TOP]}
     top = ranked[0]
     standing = stands_on_its_own(signals[top], kinds[top].kind, scores[top])
+    share = support(signals[top], kinds[top].kind, scores[top], len(signals))
     totals = [scores[name]["total"] for name in ranked]
-    none_of_these = max(NONE_OF_THESE, max(totals) - (MAX_MARGIN if standing else THIN_MARGIN))
+    none_of_these = max(NONE_OF_THESE, max(totals) - (MAX_MARGIN * share if standing else THIN_MARGIN))
     norm = sum(math.exp(t) for t in totals) + math.exp(none_of_these)
     hypotheses: list[Hypothesis] = []
     evidence: list[Evidence] = []
@@ -330,7 +339,8 @@ def rank_root_causes(
             )
         )
     return Ranking(hypotheses=hypotheses, scores=scores, trigger=triggers[top],
-                   unexplained=round(math.exp(none_of_these) / norm, 3), stands_on_its_own=standing), evidence
+                   unexplained=round(math.exp(none_of_these) / norm, 3), stands_on_its_own=standing,
+                   support=share), evidence
 
 
 def _classification(name: str, s: ServiceSignals, cues: MechanismCues, contributors: list[Any],
@@ -357,6 +367,26 @@ def stands_on_its_own(s: ServiceSignals, kind: str, parts: dict[str, float]) -> 
     hypothesis too, on the same cut (`_add_cut_at`), and does not stand on it either."""
     return (kind != UNDETERMINED or parts.get("trigger", 0.0) > 0 or parts.get("blamed", 0.0) > 0 or s.log_ratio > 0
             or (s.trace_strength >= SIGNIFICANT_STRENGTH and not s.cut_short))
+
+
+def rests_on_one_test(s: ServiceSignals, kind: str, parts: dict[str, float], candidates: int) -> bool:
+    """Whether a hypothesis that stands on its own does so on one test: its service is the only candidate (no other
+    service moved, so nothing else says a fault is under way) and its trace change past the bar is all it shows (no
+    metric shift, no WARN/ERROR surge, no trigger, no blame, no mechanism but the network delay its traces name).
+    Chance passes one of the many tests made (every traced service's events, own time and waits) in a fair share of
+    pseudo-onsets with no fault (`eval nezha --null`)."""
+    return (candidates == 1 and kind in (UNDETERMINED, NETWORK_DELAY) and not s.moved and s.log_ratio <= 0
+            and parts.get("trigger", 0.0) <= 0 and parts.get("blamed", 0.0) <= 0
+            and s.trace_strength >= SIGNIFICANT_STRENGTH and not s.cut_short)
+
+
+def support(s: ServiceSignals, kind: str, parts: dict[str, float], candidates: int) -> float:
+    """The share of `MAX_MARGIN` the best hypothesis' evidence allows it over none of these: all of it, unless it
+    rests on one test (`rests_on_one_test`); then how far its trace change is past the candidate bar, in bars: none
+    at the bar (a lead chance lets through), all of it from twice the bar."""
+    if not rests_on_one_test(s, kind, parts, candidates):
+        return 1.0
+    return round(min(1.0, (s.trace_strength - SIGNIFICANT_STRENGTH) / SIGNIFICANT_STRENGTH), 4)
 
 
 def _demote_failed(ranked: list[str], scores: dict[str, dict[str, float]],

@@ -5,7 +5,8 @@ root cause only when it stands out: its confidence at least `STANDS_OUT` times t
 left to "none of these", and its own test not failed. Otherwise the answer is `inconclusive` — no single root cause
 found — with the reason (nothing moved beyond the baseline's noise; the support is spread over several services; the
 best does not stand out from none of these, as when all it rests on is when its service moved and a shift that names
-no mechanism; every candidate failed its test), what was checked, and what each service showed, so the reader sees
+no mechanism, or one trace change not far past the bar in the only service that moved; every candidate failed its
+test), what was checked, and what each service showed, so the reader sees
 the evidence instead of a confident guess.
 """
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 from incidentlens.analysis.mechanism import describe_change
 from incidentlens.analysis.periods import UtcTime
 from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
+from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH
 from incidentlens.analysis.timeline import ServiceOnset
 
 #: the headline stands out when its confidence is at least this many times the next hypothesis' and none of these'
@@ -62,10 +64,11 @@ class Verdict(BaseModel):
 
 
 def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], checked: dict[str, int],
-           unexplained: float = 0.0, stands_on_its_own: bool = True) -> Verdict:
+           unexplained: float = 0.0, stands_on_its_own: bool = True, support: float = 1.0) -> Verdict:
     """The verdict on the ranked hypotheses (best first) and the candidates' signals; `unexplained`: the confidence
-    left to none of these, and whether the best hypothesis rests on more than its timing and a shift
-    (`rootcause.stands_on_its_own`)."""
+    left to none of these, whether the best hypothesis rests on more than its timing and a shift
+    (`rootcause.stands_on_its_own`), and the share of the full margin its evidence allows it (`rootcause.support`:
+    below 1 when it rests on one test)."""
     showing = services_showing(signals)
     if not hypotheses:
         return Verdict(status=INCONCLUSIVE, checked=checked, services=showing,
@@ -82,7 +85,7 @@ def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], che
                                    f"({', '.join(f'{h.confidence:.0%}' for h in hypotheses if h.service in close)})"
                                    + _cut_between(close, signals))
     if top.confidence < STANDS_OUT * unexplained:
-        why = _why_not_alone(top.service, signals, stands_on_its_own, checked)
+        why = _why_not_alone(top.service, signals, stands_on_its_own, checked, support)
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {why}"
                                    f" ({top.confidence:.0%}, and {unexplained:.0%} that it is none of the candidates)")
     return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing, unexplained=unexplained,
@@ -103,9 +106,14 @@ def _cut_between(close: list[str], signals: dict[str, ServiceSignals]) -> str:
 
 
 def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_its_own: bool,
-                   checked: dict[str, int]) -> str:
+                   checked: dict[str, int], support: float = 1.0) -> str:
     """Why the best hypothesis does not stand out from none of the candidates, in words; what it did not show is said
     only of the sources `checked` (logs or traces with no line in the window showed nothing either way)."""
+    if stands_on_its_own and support < 1 and service in signals:
+        return (f"all that points at {service} is one test, its change in the traces ("
+                f"{signals[service].trace_change or 'its requests changed'}: strength "
+                f"{signals[service].trace_strength:.2g} against the candidate bar {SIGNIFICANT_STRENGTH:g}), and no "
+                "other service moved; chance passes one of the many tests made about that far")
     if stands_on_its_own:
         return f"{service} does not stand out from none of the candidates"
     if service in signals and signals[service].cut_short:
