@@ -1,11 +1,11 @@
-"""Calibration of the root-cause confidences, leaving one dataset out: the margin over "none of these" shaped on one
-of the Nezha days or the scenarios, scored on the other two.
+"""Calibration of the root-cause confidences, leaving one dataset out: the margin over "none of these" shaped on two
+of the Nezha days and the scenarios, scored on the third.
 
 Every fault of both Nezha days (as `incidentlens eval nezha --data DIR`, no reference minute) and the scenarios at
 seeds 1-10 (as `incidentlens eval scenarios --seeds 1-10`) are ranked once; each ranking's scores are kept, and the
 confidences are recomputed for each cap `rootcause.MAX_MARGIN` on a grid (the ranking does not depend on it). Per
 dataset and cap: the log loss (smooth: it chooses the cap) and the ECE (`eval.calibration`, what the README reports).
-Then, per dataset, the cap that minimises its log loss and the ECE it gives on the other two. TrainTicket with its
+Then, per dataset left out, the cap that minimises the other two's log loss and the ECE and log loss it gives there. TrainTicket with its
 fault-free reference minute (`--reference`: a cleaner baseline, the same faults) is shown beside them, not left out.
 Every cap is scored with the share of it a best hypothesis resting on one test gets (`rootcause.support`) and, beside
 it, with the full cap for every such one (the rule left out); the pseudo-onsets with no fault of both days (`eval nezha

@@ -70,8 +70,9 @@ THIN_MARGIN = 0.0
 #: its trace change alone (`rests_on_one_test`) gets the share of MAX_MARGIN of how far that change is past the
 #: candidate bar, a bar's width past it (twice the bar) for all of it (`support`). At the bar a lead is what the bar
 #: lets through by chance, even odds with none of these as THIN_MARGIN; pseudo-onsets with no fault (`eval nezha
-#: --null`) put such lone leads up to 3.9 on the traces of both Nezha days, the faults' own lone leads 6.9 and more
-#: (and Nezha OnlineBoutique 12:27's checkoutservice, another service's fault, 3.4)
+#: --null`) put such lone leads up to 3.9 on the traces of both Nezha days (beyond it only minutes after a fault of the
+#: same service), the faults' own lone leads 6.9 and more (and Nezha OnlineBoutique 12:27's checkoutservice, another
+#: service's fault, 3.4)
 #: weight of the span-derived signals (the most changed service's requests score this much)
 TRACE_WEIGHT = 6.0
 #: two services' trace strengths (z-like) closer than this are the same change within sampling noise (a z has
