@@ -5,8 +5,9 @@ Every fault of both Nezha days (as `incidentlens eval nezha --data DIR`, no refe
 seeds 1-10 (as `incidentlens eval scenarios --seeds 1-10`) are ranked once; each ranking's scores are kept, and the
 confidences are recomputed for each cap `rootcause.MAX_MARGIN` on a grid (the ranking does not depend on it). Per
 dataset and cap: the log loss (smooth: it chooses the cap) and the ECE (`eval.calibration`, what the README reports).
-Then, per dataset left out, the cap that minimises the other two's log loss and the ECE and log loss it gives there. TrainTicket with its
-fault-free reference minute (`--reference`: a cleaner baseline, the same faults) is shown beside them, not left out.
+Then, per dataset left out, the cap that minimises the other two's log loss and the ECE and log loss it gives there.
+TrainTicket with its fault-free reference minute (`--reference`: a cleaner baseline, the same faults) is shown beside
+them, not left out.
 Every cap is scored with the share of it a best hypothesis resting on one test gets (`rootcause.support`) and, beside
 it, with the full cap for every such one (the rule left out); the pseudo-onsets with no fault of both days (`eval nezha
 --null`), where every lead is false, show how much confidence each states on chance (mean, runs at 90% or more).
