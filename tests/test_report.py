@@ -68,7 +68,7 @@ def test_severity_follows_the_stated_rule(analysis):
     analysis["impact"]["peak_error_rate"]["value"] = 0.31
     pm = build_postmortem(analysis)
     assert pm.severity == "SEV1"
-    assert "peak error rate >= 20 points over its baseline (error_ratio 31.0% against 0.4% before)" in pm.severity_rule
+    assert "error rate >= 20 points over its baseline (error_ratio 31.0% against 0.4% before)" in pm.severity_rule
 
 
 def test_every_timeline_entry_cites_evidence_in_the_appendix(analysis):

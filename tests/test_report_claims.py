@@ -100,20 +100,47 @@ def test_an_incident_still_under_way_when_the_data_ends_is_not_called_recovered(
     assert told.grounded_by == "template" and "still under way when the data ends" in told.rejected[0]
 
 
-def test_a_peak_without_a_sustained_rise_is_not_called_degradation():
+def test_a_peak_without_a_sustained_rise_is_not_called_degradation_nor_sets_a_severity():
     analysis = pool_exhaustion_analysis()
     # latency twice its baseline at one point, but no service's latency or errors rose over the window
     analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], requests_failed=0,
                               peak_error_rate=None, users_affected=None,
-                              peak_latency={"metric": "p95_ms", "value": 360.0, "baseline": 180.0})
+                              peak_latency={"metric": "p95_ms", "value": 360.0, "baseline": 180.0, "typical": 190.0,
+                                            "at": "2024-05-01T10:05:00Z"})
     pm = build_postmortem(analysis)
-    assert pm.severity == "SEV3" and "latency >= 1.5x baseline" in pm.severity_rule
+    assert pm.severity == "SEV4"  # was SEV3, "latency >= 1.5x baseline", from one sample
+    assert pm.severity_rule.startswith(
+        "SEV4 because no user-visible impact reached the SEV3 floor (no service's latency and error metrics rose "
+        "against the baseline); a single peak, not sustained: latency (p95_ms) 360 ms at 10:05 UTC against 180 ms "
+        "before, 190 ms over the window")
     assert "degraded" not in pm.summary.text
     said = "no sustained impact was measured: no service's latency and error metrics rose against the baseline"
     assert f"{said}. Only at its peak, latency (p95_ms) peaked at 360 ms against 180 ms" in pm.summary.text
     assert pm.impact.narrative.text.startswith(f"N{said[1:]}")
     assert any(line.startswith(f"N{said[1:]}. Only at its peak, latency (p95_ms) peaked at 360 ms")
                for line in executive_summary(pm))
+
+
+def test_severity_reads_the_window_s_typical_latency_not_its_peak():
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(peak_error_rate=None, requests_failed=0, users_affected=None,
+                              peak_latency={"metric": "p95_ms", "value": 2450.0, "baseline": 180.0, "typical": 300.0})
+    pm = build_postmortem(analysis)
+    assert pm.severity == "SEV3"  # 300 ms held: 1.7x; the peak's 13.6x over 38 min was SEV2
+    assert pm.severity_rule.startswith("SEV3 because latency >= 1.5x baseline (p95_ms 300 ms over the window, peak "
+                                       "2,450 ms, against 180 ms before); a single peak, not sustained")
+
+
+def test_a_share_of_error_log_lines_sets_sev3_at_most():
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(peak_latency=None, requests_failed=None, requests_total=None, users_affected=None,
+                              peak_error_rate={"metric": "log_error_ratio", "service": "all", "value": 0.4,
+                                               "baseline": 0.01, "typical": 0.3})
+    pm = build_postmortem(analysis)
+    assert pm.severity == "SEV3"  # was SEV1: 39 points over its baseline, of log lines, not requests
+    assert pm.severity_rule.startswith(
+        "SEV3 because ERROR/FATAL lines >= 1% of all lines and >= 2x baseline (log lines, not failed requests: SEV3 "
+        "at most) (ERROR/FATAL lines 30.0% over the window, peak 40.0%, against 1.0% before)")
 
 
 def test_the_lessons_say_the_data_shows_no_guard_not_that_there_was_none():
@@ -184,3 +211,15 @@ def test_with_no_root_cause_the_runbook_does_not_scale_out_a_service_nobody_name
     assert not any("scale it out" in step for step in runbook)
     assert any(step.startswith("Mitigate the service shown to have moved first: revert its latest change or take")
                for step in runbook)
+
+
+def test_a_latency_percentile_the_traces_do_not_bear_out_is_said_so_in_the_impact():
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"]["not_borne_out"] = [
+        {"service": "payments", "metric": "client_p99_ms", "peak": 286000.0, "traced_calls": 60, "longest_ms": 4.31,
+         "borne_out": False, "evidence": "trace-00000000"},
+        {"service": "payments", "metric": "client_p95_ms", "peak": 228000.0, "traced_calls": 60, "longest_ms": 4.31,
+         "borne_out": False, "evidence": "trace-00000000"}]
+    pm = build_postmortem(analysis)
+    assert ("Not counted as latency, percentiles the traces do not bear out: payments/client_p99_ms at 286,000 ms "
+            "(its 60 traced calls took at most 4.31 ms).") in pm.impact.narrative.text

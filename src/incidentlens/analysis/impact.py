@@ -62,6 +62,7 @@ from incidentlens.analysis.periods import (
     sql_in,
     sql_str,
 )
+from incidentlens.analysis.plausibility import TraceCheck, check_percentiles
 from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
 from incidentlens.analysis.tails import poisson_at_least
 from incidentlens.telemetry import sql_ts
@@ -97,6 +98,9 @@ class Peak(BaseModel):
     value: float
     baseline: float
     at: UtcTime
+    #: the window's typical level, what held rather than one sample: the series' window median, or for the share of
+    #: ERROR/FATAL lines the whole window's share (its whole minutes)
+    typical: float | None = None
 
 
 #: the metric name of the worst minute's share of ERROR/FATAL log lines, the peak error rate where no error metric is
@@ -117,6 +121,7 @@ class Impact(BaseModel):
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
     harm_checked: list[str] = []  # what could mark a service affected: latency/error metrics, root spans, log lines
+    not_borne_out: list[TraceCheck] = []  # latency percentiles left out: peaks the traced calls do not bear out
     evidence: list[str] = []
 
 
@@ -133,7 +138,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     series = _metric_catalogue(store, window, baseline) if store.has("metrics") else {}
     shifted: list[str] = []
     if series:
-        shifted, peaks = _metric_peaks(store, window, baseline, series, evidence)
+        shifted, peaks, impact.not_borne_out = _metric_peaks(store, window, baseline, series, evidence)
         impact.peak_latency, impact.peak_error_rate = peaks.get("latency"), peaks.get("error")
     if series.get("latency") or series.get("error"):
         impact.harm_checked.append("latency and error metrics")
@@ -194,24 +199,32 @@ def _metric_catalogue(store: Any, window: Span, baseline: Span) -> dict[str, lis
 
 def _metric_peaks(
     store: Any, window: Span, baseline: Span, series: dict[str, list[str]], evidence: list[Evidence]
-) -> tuple[list[str], dict[str, Peak]]:
-    """Services whose latency/error metrics shifted up, and the worst latency and error series at their peak."""
+) -> tuple[list[str], dict[str, Peak], list[TraceCheck]]:
+    """Services whose latency/error metrics shifted up, the worst latency and error series at their peak, and the
+    latency percentiles left out of both: peaks the traced calls do not bear out (`plausibility`)."""
     watched = series["latency"] + series["error"]
     if not watched:
-        return [], {}
+        return [], {}, []
     sql = metric_shift_sql(window, baseline, metrics=watched, noise_floor=IMPACT_NOISE_FLOOR)
     table = store.fetch(sql)
     table = table.filter(table["median_z"].is_valid())  # series with no point in the window have no shift
     if table.num_rows == 0:
-        return [], {}
+        return [], {}, []
     service, metric = (arrays.texts(table[name]) for name in ("service", "metric"))
     peak_shift = arrays.floats(table["max_z"])
     # affected means a sustained rise (the window median), not one noisy maximum
     typical_shift = arrays.floats(table["median_z"])
-    peak, baseline_median, at = (table[name].to_pylist() for name in ("up_peak", "baseline", "up_peak_at"))
+    peak, baseline_median, at, median = (table[name].to_pylist()
+                                         for name in ("up_peak", "baseline", "up_peak_at", "window_median"))
     before = _pre_start_levels(store, window, watched)
     changed = np.array([_rose(peak[i], before.get((str(service[i]), str(metric[i]))), baseline_median[i])
                         for i in range(table.num_rows)], dtype=bool)
+    latency = np.flatnonzero(changed & np.isin(metric, series["latency"]))
+    checks, checked = check_percentiles(store, window, [(str(service[i]), str(metric[i]), peak[i]) for i in latency])
+    evidence.extend(checked)
+    unsupported = [c for c in checks if c.borne_out is False]
+    left_out = {(c.service, c.metric) for c in unsupported}
+    changed &= np.array([(str(service[i]), str(metric[i])) not in left_out for i in range(table.num_rows)], dtype=bool)
     order = np.argsort(-typical_shift, kind="stable")
     shifted = list(dict.fromkeys(str(service[i]) for i in order if typical_shift[i] >= METRIC_SHIFT and changed[i]))
     already = sorted({f"{service[i]}/{metric[i]}" for i in range(table.num_rows) if not changed[i]
@@ -226,7 +239,7 @@ def _metric_peaks(
             continue
         i = candidates[np.argmax(peak_shift[candidates])]
         peaks[role] = Peak(metric=str(metric[i]), service=str(service[i]), value=float(peak[i]),
-                           baseline=float(baseline_median[i]), at=at[i])
+                           baseline=float(baseline_median[i]), at=at[i], typical=float(median[i]))
     evidence.append(Evidence.make(
         "impact",
         "peak latency and error rate against baseline; services whose latency/error metrics shifted up",
@@ -236,14 +249,16 @@ def _metric_peaks(
             "peak_error_rate": peaks["error"].model_dump(mode="json") if "error" in peaks else None,
             "services_shifted": shifted,
             "high_before_the_start": already[:20],
+            "not_borne_out": [c.series for c in unsupported][:20],
             "rule": f"peak = window max of the series with the largest (max - baseline median) / robust scale; "
+            "typical = its window median; "
             f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}; "
             f"robust scale = {robust_scale_rule(IMPACT_NOISE_FLOOR)}; a series counts only when its window max "
             f"rises above its max in the {PRE_START.total_seconds() / 60:g} min before the start by "
-            f"{IMPACT_NOISE_FLOOR:.0%}",
+            f"{IMPACT_NOISE_FLOOR:.0%}, and a latency percentile only where the traced calls bear it out",
         },
     ))
-    return shifted, peaks
+    return shifted, peaks, unsupported
 
 
 def _pre_start_levels(store: Any, window: Span, metrics: list[str]) -> dict[tuple[str, str], float]:
@@ -449,9 +464,11 @@ GROUP BY minute"""
     worst = max(minutes, key=lambda r: (r["errors"] / r["lines"], -r["minute"]))
     if worst["errors"] / worst["lines"] <= base["errors"] / base["lines"]:
         return None  # no minute worse than the baseline: nothing to call a peak
+    whole_minutes = [r for r in rows if r["minute"] is not None and r["minute"] < whole]
     peak = Peak(metric=LOG_ERROR_SHARE, service="all", value=float(worst["errors"] / worst["lines"]),
                 baseline=float(base["errors"] / base["lines"]),
-                at=window[0] + timedelta(minutes=int(worst["minute"])))
+                at=window[0] + timedelta(minutes=int(worst["minute"])),
+                typical=sum(r["errors"] for r in whole_minutes) / sum(r["lines"] for r in whole_minutes))
     evidence.append(Evidence.make(
         "impact", f"peak share of ERROR/FATAL log lines: {peak.value:.1%} in the minute from {peak.at:%H:%M:%S} vs "
                   f"{peak.baseline:.1%}",
@@ -459,7 +476,7 @@ GROUP BY minute"""
         {"peak_error_rate": peak.model_dump(mode="json"),
          "rule": f"no error-ratio metric: ERROR/FATAL lines / all lines per whole minute from the window's start "
                  f"(minutes with >= {MIN_LINES_PER_MINUTE} lines; a window under a minute is one), baseline over "
-                 "the whole baseline"},
+                 "the whole baseline; typical: over all the window's whole minutes"},
     ))
     return peak
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import Span
 from incidentlens.analysis.shifts import MetricShift
+from incidentlens.analysis.units import three_figures
 from incidentlens.telemetry import sql_ts
 
 KINDS = (
@@ -292,6 +293,19 @@ def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
     return share >= NEAR_LIMIT, said(f"{share:.0%} of its limit{already}")
 
 
+def shift_words(moved: list[MetricShift]) -> list[str]:
+    """Each shift in words (`p99_ms from 120 to 2,400 (over tenfold)`); a run of latency percentiles the traced calls
+    do not bear out is followed once by what the traces show: `...: percentiles the traces do not bear out (its 60
+    traced calls took at most 4.31 ms)`."""
+    items = [f"{m.metric} {describe_change(m.baseline, m.peak)}" for m in moved]
+    for i, m in enumerate(moved):
+        if m.not_borne_out and (i + 1 == len(moved) or moved[i + 1].not_borne_out != m.not_borne_out):
+            run = next(j for j in range(i, -1, -1) if j == 0 or moved[j - 1].not_borne_out != m.not_borne_out)
+            what = "a percentile" if run == i else "percentiles"
+            items[i] += f": {what} the traces do not bear out ({m.not_borne_out})"
+    return items
+
+
 def describe_change(before: float, after: float, note: str = "") -> str:
     """`from 1.45 to 1.58 (+9%)`: a move in words with its relative size, and `note` in the same parentheses
     (`from 55 to 97 (+77%, 97% of its limit)`)."""
@@ -315,12 +329,6 @@ def _relative(before: float, after: float) -> str:
     return f"{(after - before) / abs(before):+.0%}"
 
 
-def three_figures(value: float) -> str:
-    """A measured value to three significant figures, as a reader compares them (`101.329` -> `101`, `6.479` ->
-    `6.48`), thousands in full (`12,345`)."""
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
 def specificity(service: str, shifts: list[MetricShift], cues: MechanismCues) -> float:
     """0..1: how much a service's own signals name a mechanism (pool, cache, memory, throttling, CPU) rather than
     a generic symptom (timeouts, 5xx). Causes tend to be specific; their callers' symptoms generic. A resource
@@ -334,7 +342,7 @@ def specificity(service: str, shifts: list[MetricShift], cues: MechanismCues) ->
 def mechanism_sentence(service: str, classification: Classification, trigger: dict[str, Any] | None,
                        moved: list[MetricShift]) -> str:
     trigger_text = f" ({trigger['description']})" if trigger and trigger.get("description") else ""
-    moved_text = f" ({'; '.join(f'{m.metric} {describe_change(m.baseline, m.peak)}' for m in moved[:2])})" \
+    moved_text = f" ({'; '.join(shift_words(moved[:2]))})" \
         if moved else ""
     template = "memory_near_limit" if classification.kind == "oom_restart_loop" and not classification.restart_seen \
         else classification.kind

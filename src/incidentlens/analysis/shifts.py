@@ -30,6 +30,7 @@ from incidentlens.analysis.periods import (
     sql_in,
     sql_str,
 )
+from incidentlens.analysis.plausibility import check_percentiles
 from incidentlens.telemetry import sql_ts
 
 #: robust z beyond which a point counts as shifted
@@ -56,6 +57,9 @@ class MetricShift(BaseModel):
     peak_shift: float
     onset: UtcTime | None
     evidence: str
+    #: a latency percentile whose peak the traced calls do not bear out: what they show (`its 40 traced calls took at
+    #: most 4.31 ms`, `plausibility.TraceCheck.words`); None when they do, or could not say
+    not_borne_out: str | None = None
 
     @property
     def series(self) -> str:
@@ -157,7 +161,7 @@ def metric_shifts(store: Any, window: Span, baseline: Span) -> tuple[list[Metric
         return [], []
     rows = store.fetch(metric_shift_sql(window, baseline)).to_pylist()
     shifts = [_shift_from_row(row) for row in rows if row["median_z"] is not None]
-    evidence: list[Evidence] = []
+    evidence = _check_against_traces(store, window, shifts)
     by_service: dict[str, list[MetricShift]] = {}
     for shift in shifts:
         by_service.setdefault(shift.service, []).append(shift)
@@ -176,6 +180,17 @@ def metric_shifts(store: Any, window: Span, baseline: Span) -> tuple[list[Metric
             s.evidence = item.id
     shifts.sort(key=lambda s: -abs(s.shift))
     return shifts, evidence
+
+
+def _check_against_traces(store: Any, window: Span, shifts: list[MetricShift]) -> list[Evidence]:
+    """Mark the latency percentiles that rose to a peak the traced calls do not bear out
+    (`plausibility.check_percentiles`); the check's evidence."""
+    rose = [s for s in shifts if s.significant and s.direction == "up"]
+    checks, evidence = check_percentiles(store, window, [(s.service, s.metric, s.peak) for s in rose])
+    unsupported = {c.series: c.words() for c in checks if c.borne_out is False}
+    for shift in rose:
+        shift.not_borne_out = unsupported.get(shift.series)
+    return evidence
 
 
 def _shift_from_row(row: dict[str, Any]) -> MetricShift:
@@ -205,6 +220,7 @@ def _shift_data(shift: MetricShift) -> dict[str, Any]:
         "window_median": round(shift.window_median, 4),
         "peak": round(shift.peak, 4),
         "shift": round(shift.shift, 2),
+        **({"not_borne_out": shift.not_borne_out} if shift.not_borne_out else {}),
         "peak_shift": round(shift.peak_shift, 2),
         "onset": iso_seconds(shift.onset),
     }

@@ -56,7 +56,7 @@ from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.masking import masked_sql
-from incidentlens.analysis.mechanism import named_service_sql, three_figures
+from incidentlens.analysis.mechanism import named_service_sql
 from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
@@ -67,6 +67,7 @@ from incidentlens.analysis.periods import (
     quote_ident,
     sql_str,
 )
+from incidentlens.analysis.units import three_figures
 from incidentlens.telemetry.columns import normalise
 
 #: traces a service needs on each side before its event shares are compared

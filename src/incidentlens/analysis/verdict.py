@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from incidentlens.analysis.mechanism import describe_change
+from incidentlens.analysis.mechanism import shift_words
 from incidentlens.analysis.periods import UtcTime
 from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
 from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH
@@ -152,7 +152,7 @@ def onset_sign(s: ServiceSignals) -> str:
         return _log_words(s.log_ratio)
     if s.onset == s.metric_onset:
         first = next((m for m in s.moved if m.onset == s.metric_onset), s.moved[0] if s.moved else None)
-        return f"{first.metric} {describe_change(first.baseline, first.peak)}" if first else "a metric shifted"
+        return shift_words([first])[0] if first else "a metric shifted"
     return f"in the traces, {s.trace_change}" if s.trace_change else "its requests changed in the traces"
 
 
@@ -161,7 +161,7 @@ def _log_words(ratio: float) -> str:
 
 
 def _showed(s: ServiceSignals) -> list[str]:
-    items = [f"{m.metric} {describe_change(m.baseline, m.peak)}" for m in s.moved[:3]]
+    items = shift_words(s.moved[:3])
     if s.log_ratio:
         items.append(_log_words(s.log_ratio))
     if s.trace_change:

@@ -46,6 +46,7 @@ from incidentlens.report.schema import (
     Lessons,
     LogTemplate,
     Narrative,
+    NotBorneOut,
     Peak,
     Postmortem,
     Recovery,
@@ -450,6 +451,7 @@ class _Builder:
             regions_affected=list(raw.get("regions_affected") or []),
             peak_latency=_peak(raw.get("peak_latency")),
             peak_error_rate=_peak(raw.get("peak_error_rate")),
+            not_borne_out=[NotBorneOut.model_validate(pick(NotBorneOut, c)) for c in raw.get("not_borne_out") or []],
             harm_checked=list(raw.get("harm_checked") or []),
             narrative=Narrative(text=""),
             evidence=list(raw.get("evidence") or []),
@@ -661,7 +663,8 @@ class _Builder:
 
     def _first_series_alert(self, after: Callable[[dt.datetime], str]) -> list[str]:
         """An alert on the series that moved first, fired at its onset (`after` words its lag, if any)."""
-        onsets = [s for s in self.detection_series if s.onset]
+        unsupported = {c.series for c in self.measured.not_borne_out}  # no alert on what no call bore out
+        onsets = [s for s in self.detection_series if s.onset and s.series not in unsupported]
         if not onsets:
             return []
         first = min(onsets, key=lambda s: s.onset)
@@ -1055,6 +1058,8 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
         parts.append(f"Services affected: {', '.join(impact.services_affected)}.")
     if impact.regions_affected:
         parts.append(f"Regions affected: {', '.join(impact.regions_affected)}.")
+    if impact.not_borne_out:
+        parts.append(not_borne_out_words(impact.not_borne_out))
     if impact.duration_minutes and examined:
         parts.append(f"The window examined from {examined} lasts {fmt.minutes(impact.duration_minutes)}.")
     elif impact.duration_minutes and ongoing:
@@ -1063,6 +1068,20 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
     elif impact.duration_minutes:
         parts.append(f"The incident lasted {fmt.minutes(impact.duration_minutes)}.")
     return " ".join(parts)
+
+
+def not_borne_out_words(checks: list[NotBorneOut], most: int = 3) -> str:
+    """The latency percentiles left out of the impact, each service's highest: `Not counted as latency, percentiles
+    the traces do not bear out: ts-a/p99(s) at 286 s (its 60 traced calls took at most 4.31 ms).`"""
+    highest: dict[str, NotBorneOut] = {}
+    for check in checks:
+        if check.service not in highest or check.peak > highest[check.service].peak:
+            highest[check.service] = check
+    shown = sorted(highest.values(), key=lambda c: -c.peak)
+    listed = "; ".join(f"{c.series} at {fmt.measure(c.metric, c.peak)} (its {c.traced_calls} traced calls took at most "
+                       f"{fmt.num(c.longest_ms)} ms)" for c in shown[:most])
+    more = f"; and {len(shown) - most} more services'" if len(shown) > most else ""
+    return f"Not counted as latency, percentiles the traces do not bear out: {listed}{more}."
 
 
 def no_impact_words(impact: Impact, severity: str | None, checked: str = "") -> str:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from incidentlens.analysis.impact import LOG_ERROR_SHARE
+from incidentlens.analysis.units import unit_of
 
 
 def utc(value: Any) -> dt.datetime | None:
@@ -52,25 +53,6 @@ def num(value: float | None) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
-# the unit a metric's name carries: `p95_ms`, `latency_seconds`, `PodClientLatencyP99(s)`, `MemoryUsage(Mi)`
-_UNIT_IN_PARENS = re.compile(r"\(([^()]{1,8})\)$")
-_UNIT_SUFFIXES = {"ms": "ms", "s": "s", "seconds": "s", "sec": "s", "bytes": "bytes", "pct": "%", "percent": "%",
-                  "rps": "req/s", "qps": "req/s"}
-
-
-def unit_of(metric: str) -> str | None:
-    """The unit a metric's name states (ms, s, bytes, %, req/s, Mi, ...), or None when it states none."""
-    found = _UNIT_IN_PARENS.search(metric)
-    if found:
-        return found[1]
-    suffix = re.split(r"[_\-.]", metric.lower())[-1]
-    if suffix in _UNIT_SUFFIXES:
-        return _UNIT_SUFFIXES[suffix]
-    if metric.lower() in _UNIT_SUFFIXES:
-        return _UNIT_SUFFIXES[metric.lower()]
-    return None
 
 
 def series_name(service: str | None, metric: str) -> str:

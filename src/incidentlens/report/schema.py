@@ -58,6 +58,23 @@ class Peak(_Model):
     value: float
     baseline: float | None = None
     at: UtcTime | None = None
+    typical: float | None = Field(None, description="the window's typical level (the series' window median; the "
+                                  "whole window's share of ERROR/FATAL lines): what severity reads, the peak being "
+                                  "one sample")
+
+
+class NotBorneOut(_Model):
+    """A latency percentile whose peak the traced calls do not bear out: left out of the impact and severity."""
+
+    service: str
+    metric: str
+    peak: float
+    traced_calls: int
+    longest_ms: float | None = None
+
+    @property
+    def series(self) -> str:
+        return f"{self.service}/{self.metric}"
 
 
 class Impact(_Model):
@@ -84,6 +101,9 @@ class Impact(_Model):
     regions_affected: list[str] = Field(default_factory=list)
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
+    not_borne_out: list[NotBorneOut] = Field(default_factory=list, description="latency percentiles whose peak is "
+                                             "more than tenfold the longest of the service's traced calls: not "
+                                             "counted as latency")
     harm_checked: list[str] = Field(default_factory=list, description="what could mark a service affected in this "
                                     "data (latency and error metrics, failed root spans, WARN/ERROR lines); with none "
                                     "affected, failed requests and users are the window's ordinary ones, not the "

@@ -5,13 +5,22 @@ The first level whose any condition holds wins:
 | level | error rate over baseline | failed requests beyond baseline share | users beyond baseline | latency |
 |---|---|---|---|---|
 | SEV1 | >= 20 points | >= 10% of requests | >= 10,000 | |
-| SEV2 | >= 5 points | >= 1% of requests | >= 1,000 | >= 3x baseline for >= 30 min |
-| SEV3 | peak >= 1% and >= 2x baseline | any | any | >= 1.5x baseline |
+| SEV2 | >= 5 points | >= 1% of requests | >= 1,000 | >= 3x baseline over a window >= 30 min |
+| SEV3 | >= 1% and >= 2x baseline (ERROR/FATAL lines: the same, of all lines) | any | any | >= 1.5x baseline |
 | SEV4 | otherwise: a measurable shift with no user-visible impact in the data | | | |
 
+Severity rests on sustained, user-facing harm. The error rate and latency are read at the window's typical level
+(`Peak.typical`: the series' window median; for the share of ERROR/FATAL lines, the whole window's share), not at
+its peak: one sample of a percentile at 1.7x its baseline is not an incident's severity, and the reason says when a
+single peak reached a floor the typical level did not ("a single peak, not sustained: ..."). They count only where
+harm was seen (below), as failed requests and users do. A share of ERROR/FATAL log lines (the error rate where no
+error metric is) sets SEV3 at most: a log line is not a failed request, and a service that logs more when it
+struggles (or a chatty one that goes quiet) moves the share with no request failing; SEV2 and SEV1 need failed
+requests, users or an error metric.
+
 Severity rests on what the incident changed, not on the system's normal state: the error rate counts by its rise,
-the peak less the same series' baseline (a service that always fails 6% of its requests is not SEV2 for it), and
-failed requests by how many more failed than the baseline's share of failed requests predicts for the window's
+the typical level less the same series' baseline (a service that always fails 6% of its requests is not SEV2 for it),
+and failed requests by how many more failed than the baseline's share of failed requests predicts for the window's
 requests, and users by how many more saw WARN/ERROR lines than the baseline had in a span of the window's length
 (`impact.users_baseline`: a service whose users see errors every hour has that many in any hour); each figure is
 stated beside the raw one. Where there is no baseline to subtract, the raw error rate and failed requests count, but
@@ -21,44 +30,50 @@ Poisson spread of the failures (users) the baseline predicts (one-sided p < 0.00
 least that noisy), so a day's ordinary failures, a few hundred more or less in tens of thousands, are not "requests
 failed beyond the baseline".
 
-Failed requests and users count only where harm was seen (the impact's `services_affected`: a service whose latency
-or error metrics rose, or whose WARN/ERROR lines or failed root spans surged, against the baseline) or could not be
-looked for (no such metrics, lines or spans, `harm_checked` empty): where it was looked for and not seen they are
-the window's ordinary failures, which the baseline held as well. With no harm seen and nothing moved (no series, no
-hypothesis), there is no shift to call SEV4 either, and a lone peak is noise the shift tests saw through: the
-severity is undetermined (None).
+Error rate, latency, failed requests and users count only where harm was seen (the impact's `services_affected`: a
+service whose latency or error metrics rose over the window, or whose WARN/ERROR lines or failed root spans surged,
+against the baseline) or could not be looked for (no such metrics, lines or spans, `harm_checked` empty): where it
+was looked for and not seen they are the window's ordinary failures, or a peak, which the baseline held as well. With
+no harm seen and nothing moved (no series, no hypothesis), there is no shift to call SEV4 either, and a lone peak is
+noise the shift tests saw through: the severity is undetermined (None).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from incidentlens.analysis.impact import LOG_ERROR_SHARE
 from incidentlens.report import formatting as fmt
-from incidentlens.report.schema import Impact, Severity
+from incidentlens.report.schema import Impact, Peak, Severity
 
 #: failed requests (users) beyond the baseline's count only past this many Poisson standard deviations of the failures
 #: (users) it predicts (one-sided p < 0.001)
 CHANCE_Z = 3.09
 
-RULE = ("SEV1: peak error rate >= 20 points over its baseline, or >= 10% of requests failed beyond the baseline's "
+RULE = ("SEV1: error rate >= 20 points over its baseline, or >= 10% of requests failed beyond the baseline's "
         "share of failed requests, or >= 10,000 users beyond the baseline's; "
-        "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline for >= 30 min; "
-        "SEV3: error rate >= 1% and >= 2x baseline, any failed requests beyond the baseline's share or users beyond "
-        f"the baseline's (each past {CHANCE_Z:g} Poisson σ of what the baseline predicts), or "
-        "latency >= 1.5x; else SEV4; "
+        "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline over a window >= 30 min; "
+        "SEV3: error rate (or share of ERROR/FATAL lines) >= 1% and >= 2x baseline, any failed requests beyond the "
+        f"baseline's share or users beyond the baseline's (each past {CHANCE_Z:g} Poisson σ of what the baseline "
+        "predicts), or latency >= 1.5x; else SEV4; "
+        "error rate and latency at the window's typical level (its median; a single peak sets no level), the share "
+        "of ERROR/FATAL lines SEV3 at most (a log line is not a failed request); "
         "users are those on WARN/ERROR lines less the baseline's for a window as long, and set no level where there "
         "is no baseline; "
-        "failed requests and users count only where a service's latency, errors, WARN/ERROR lines or failed root "
-        "spans rose against the baseline; with none and nothing moved (whatever a lone peak reached): undetermined")
+        "error rate, latency, failed requests and users count only where a service's latency, errors, WARN/ERROR "
+        "lines or failed root spans rose against the baseline; with none and nothing moved (whatever a lone peak "
+        "reached): undetermined")
 
 
 @dataclass(frozen=True)
 class _Figures:
     error_rate: float | None
     error_baseline: float | None
-    error_rise: float | None  # the peak less its baseline; the peak where there is no baseline
+    error_rise: float | None  # the error rate less its baseline; the rate where there is no baseline
+    from_lines: bool  # the error rate is the share of ERROR/FATAL log lines, not of requests: SEV3 at most
     failed_share: float | None  # failed requests beyond the baseline's share, as a share of the window's
     users: int | None  # users beyond the baseline's, past chance; None with no baseline
     latency_ratio: float | None
@@ -76,19 +91,47 @@ def derive_severity(impact: Impact, moved: bool = True) -> tuple[Severity | None
                       f"noise (rule: {RULE})")
     if level == "SEV4" and not harm_seen:
         why += f" ({no_harm(impact)})"
+    peak = single_peak(impact, level)
+    if peak:
+        why += f"; {peak}"
     return level, f"{level} because {why} (rule: {RULE})"
 
 
-def _figures(impact: Impact, harm_seen: bool) -> _Figures:
-    """The figures the rule reads; failed requests and users only where harm was seen (or not looked for)."""
-    err = impact.peak_error_rate
-    lat = impact.peak_latency
-    latency_ratio = lat.value / lat.baseline if lat and lat.baseline else None
-    rise = None if err is None else err.value - (err.baseline or 0.0)
+def _figures(impact: Impact, harm_seen: bool, peaks: bool = False) -> _Figures:
+    """The figures the rule reads: the error rate and latency at the window's typical level (`peaks`: at their peak,
+    to tell a single peak), and all but the peaks only where harm was seen (or not looked for)."""
+    err = impact.peak_error_rate if harm_seen or peaks else None
+    lat = impact.peak_latency if harm_seen or peaks else None
+    rate = None if err is None else err.value if peaks or err.typical is None else err.typical
+    slow = None if lat is None else lat.value if peaks or lat.typical is None else lat.typical
+    latency_ratio = slow / lat.baseline if lat and slow is not None and lat.baseline else None
+    rise = None if err is None or rate is None else rate - (err.baseline or 0.0)
     excess = impact.failed_excess if beyond_chance(impact) else None
     failed = excess / impact.requests_total if harm_seen and excess is not None and impact.requests_total else None
-    return _Figures(err.value if err else None, err.baseline if err else None, rise,
+    return _Figures(rate, err.baseline if err else None, rise, err is not None and err.metric == LOG_ERROR_SHARE,
                     failed, counted_users(impact) if harm_seen else None, latency_ratio, impact.duration_minutes)
+
+
+def single_peak(impact: Impact, level: Severity) -> str | None:
+    """Where the error rate's or latency's peak alone would set a worse level than `level`: that it is one peak, in
+    words, with the typical level beside it (`a single peak, not sustained: latency (api/p95_ms) 360 ms at 10:05
+    UTC against 180 ms before, 190 ms over the window`)."""
+    worse, _, figure = _level(_figures(impact, harm_seen=False, peaks=True))
+    if figure not in ("error", "latency") or _RANK[worse] >= _RANK[level]:
+        return None
+    peak = impact.peak_error_rate if figure == "error" else impact.peak_latency
+    if peak is None:
+        return None
+    name = (fmt.error_rate_name(peak.service, peak.metric, "") if figure == "error"
+            else f"latency ({fmt.series_name(peak.service, peak.metric)})")
+    value = fmt.pct if figure == "error" else functools.partial(fmt.measure, peak.metric)
+    at = f" at {fmt.when(fmt.utc(peak.at), clock=True)}" if peak.at else ""
+    before = "" if peak.baseline is None else f" against {value(peak.baseline)} before"
+    typical = "" if peak.typical is None else f", {value(peak.typical)} over the window"
+    return f"a single peak, not sustained: {name} {value(peak.value)}{at}{before}{typical}"
+
+
+_RANK: dict[Severity, int] = {"SEV1": 1, "SEV2": 2, "SEV3": 3, "SEV4": 4}
 
 
 def beyond_chance(impact: Impact) -> bool:
@@ -118,16 +161,22 @@ def _level(f: _Figures) -> tuple[Severity, str, str | None]:
         return value is not None and value >= floor
 
     long_enough = at_least(f.minutes, 30)
+    requests = not f.from_lines  # an error rate of requests; the share of ERROR/FATAL lines sets SEV3 at most
+    doubled = f.error_baseline is None or (f.error_rate is not None and f.error_rate >= 2 * f.error_baseline)
     checks: list[tuple[Severity, bool, str, str]] = [
-        ("SEV1", at_least(f.error_rise, 0.20), "peak error rate >= 20 points over its baseline", "error"),
+        ("SEV1", requests and at_least(f.error_rise, 0.20), "error rate >= 20 points over its baseline", "error"),
         ("SEV1", at_least(f.failed_share, 0.10), ">= 10% of requests failed beyond the baseline's share", "failed"),
         ("SEV1", at_least(f.users, 10_000), ">= 10,000 users affected beyond the baseline's", "users"),
-        ("SEV2", at_least(f.error_rise, 0.05), "peak error rate >= 5 points over its baseline", "error"),
+        ("SEV2", requests and at_least(f.error_rise, 0.05), "error rate >= 5 points over its baseline", "error"),
         ("SEV2", at_least(f.failed_share, 0.01), ">= 1% of requests failed beyond the baseline's share", "failed"),
         ("SEV2", at_least(f.users, 1_000), ">= 1,000 users affected beyond the baseline's", "users"),
-        ("SEV2", at_least(f.latency_ratio, 3.0) and long_enough, "latency >= 3x baseline for >= 30 min", "latency"),
-        ("SEV3", at_least(f.error_rate, 0.01) and (f.error_baseline is None or f.error_rate >= 2 * f.error_baseline),
-         "peak error rate >= 1% and >= 2x baseline", "error"),
+        ("SEV2", at_least(f.latency_ratio, 3.0) and long_enough, "latency >= 3x baseline over a window >= 30 min",
+         "latency"),
+        ("SEV3", requests and at_least(f.error_rate, 0.01) and doubled, "error rate >= 1% and >= 2x baseline",
+         "error"),
+        ("SEV3", f.from_lines and at_least(f.error_rate, 0.01) and doubled,
+         "ERROR/FATAL lines >= 1% of all lines and >= 2x baseline (log lines, not failed requests: SEV3 at most)",
+         "error"),
         ("SEV3", at_least(f.failed_share, 1e-12), "requests failed beyond the baseline's share", "failed"),
         ("SEV3", at_least(f.users, 1), "users affected beyond the baseline's", "users"),
         ("SEV3", at_least(f.latency_ratio, 1.5), "latency >= 1.5x baseline", "latency"),
@@ -137,18 +186,29 @@ def _level(f: _Figures) -> tuple[Severity, str, str | None]:
 
 
 def _decided_by(impact: Impact, figure: str | None) -> str:
-    """The figures behind an error-rate, failed-request or users reason, raw beside the rise: ` (api/error_ratio 7.1%
-    against 6.2% before)`."""
-    err = impact.peak_error_rate
+    """The figures behind a reason, the window's typical level beside the baseline (and the peak): ` (api/error_ratio
+    7.1% over the window, peak 9.0%, against 6.2% before)`, ` (api/p95_ms 540 ms over the window, peak 610 ms,
+    against 180 ms before)`."""
+    err, lat = impact.peak_error_rate, impact.peak_latency
     if figure == "error" and err is not None:
-        before = "no baseline" if err.baseline is None else f"{fmt.pct(err.baseline)} before"
         name = fmt.series_name(err.service, err.metric) if err.metric != LOG_ERROR_SHARE else "ERROR/FATAL lines"
-        return f" ({name} {fmt.pct(err.value)} against {before})"
+        return f" ({name} {_typical_words(err, fmt.pct)})"
+    if figure == "latency" and lat is not None:
+        return (f" ({fmt.series_name(lat.service, lat.metric)} "
+                f"{_typical_words(lat, functools.partial(fmt.measure, lat.metric))})")
     if figure == "failed" and impact.failed_excess is not None:
         return f" ({failed_words(impact)})"
     if figure == "users":
         return f" ({users_words(impact, affected=True)})"
     return ""
+
+
+def _typical_words(peak: Peak, value: Callable[[float], str]) -> str:
+    """`7.1% over the window, peak 9.0%, against 6.2% before` (the peak alone where there is no typical level)."""
+    before = "no baseline" if peak.baseline is None else f"{value(peak.baseline)} before"
+    if peak.typical is None:
+        return f"{value(peak.value)} against {before}"
+    return f"{value(peak.typical)} over the window, peak {value(peak.value)}, against {before}"
 
 
 def failed_words(impact: Impact) -> str:
@@ -205,7 +265,7 @@ def no_harm(impact: Impact) -> str:
 
 def harm(impact: Impact, severity: Severity | None) -> str:
     """What the window shows of harm: `seen` (a service affected, or nothing here could show one), `peak` (none
-    sustained, but a peak reached SEV3 or worse) or `none` (no impact measured)."""
+    sustained, but a single peak reached the SEV3 floor) or `none` (no impact measured)."""
     if shows_harm(impact):
         return "seen"
-    return "none" if severity in (None, "SEV4") else "peak"
+    return "peak" if severity is not None and single_peak(impact, severity) else "none"

@@ -1,0 +1,36 @@
+"""The unit a metric's name carries: `p95_ms`, `latency_seconds`, `PodClientLatencyP99(s)`, `MemoryUsage(Mi)`."""
+
+from __future__ import annotations
+
+import re
+
+_UNIT_IN_PARENS = re.compile(r"\(([^()]{1,8})\)$")
+_UNIT_SUFFIXES = {"ms": "ms", "s": "s", "seconds": "s", "sec": "s", "bytes": "bytes", "pct": "%", "percent": "%",
+                  "rps": "req/s", "qps": "req/s"}
+#: milliseconds in one of a time unit (what a span's duration is counted in)
+MS_PER_UNIT = {"ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001, "min": 60_000.0}
+
+
+def unit_of(metric: str) -> str | None:
+    """The unit a metric's name states (ms, s, bytes, %, req/s, Mi, ...), or None when it states none."""
+    found = _UNIT_IN_PARENS.search(metric)
+    if found:
+        return found[1]
+    suffix = re.split(r"[_\-.]", metric.lower())[-1]
+    if suffix in _UNIT_SUFFIXES:
+        return _UNIT_SUFFIXES[suffix]
+    if metric.lower() in _UNIT_SUFFIXES:
+        return _UNIT_SUFFIXES[metric.lower()]
+    return None
+
+
+def in_ms(metric: str, value: float) -> float | None:
+    """A value of a time metric in milliseconds, by the unit its name states; None for no time unit."""
+    per = MS_PER_UNIT.get(unit_of(metric) or "")
+    return None if per is None else value * per
+
+
+def three_figures(value: float) -> str:
+    """A measured value to three significant figures, as a reader compares them (`101.329` -> `101`, `6.479` ->
+    `6.48`), thousands in full (`12,345`)."""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"

@@ -1,0 +1,69 @@
+"""Latency percentiles set against the traced calls they summarise: a peak no call came near is not latency harm."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from duck_store import DuckStore
+from incidentlens.analysis.impact import estimate_impact
+from incidentlens.analysis.mechanism import shift_words
+from incidentlens.analysis.shifts import metric_shifts
+
+BASELINE = (datetime(2024, 5, 1, 0, 0), datetime(2024, 5, 1, 2, 0))
+WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
+
+# From 02:00 checkout's client-side p99 reads 30 s (a histogram's top bucket over a handful of samples) and cart's
+# p95 rises from 20 to 80 ms.
+METRICS = """
+    CREATE VIEW metrics AS
+    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
+           CAST(CASE WHEN i < 120 THEN 20 + i % 3
+                     WHEN service = 'checkout' THEN 30000 + i % 3
+                     ELSE 80 + i % 3 END AS DOUBLE) AS value
+    FROM range(150) t(i), (VALUES ('checkout', 'client_latency_p99_ms'), ('cart', 'p95_ms')) s(service, metric)
+"""
+
+
+def spans(per_minute: int) -> str:
+    """`per_minute` checkout requests a minute, 15 ms each, each calling cart (10 ms; 90 ms from 02:00)."""
+    return f"""
+    CREATE VIEW spans AS
+    SELECT 't' || i AS trace_id, 'c' || i AS span_id, CAST(NULL AS VARCHAR) AS parent_id, 'checkout' AS service,
+           'POST /checkout' AS operation,
+           TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i * 60 // {per_minute}) AS start_ts,
+           15.0 AS duration_ms, false AS is_error
+    FROM range(150 * {per_minute}) t(i)
+    UNION ALL
+    SELECT 't' || i, 'k' || i, 'c' || i, 'cart', 'GetCart',
+           TIMESTAMP '2024-05-01 00:00:01' + to_seconds(i * 60 // {per_minute}),
+           CASE WHEN i >= 120 * {per_minute} THEN 90.0 ELSE 10.0 END, false
+    FROM range(150 * {per_minute}) t(i)
+"""
+
+
+def test_a_percentile_far_beyond_every_traced_call_is_said_to_be_one_the_traces_do_not_bear_out() -> None:
+    shifts, evidence = metric_shifts(DuckStore(METRICS, spans(per_minute=2)), WINDOW, BASELINE)
+    client = next(s for s in shifts if s.service == "checkout")
+    # 140 traced calls from 5 min before the window (70 of checkout's own, 70 to cart), none longer than 90 ms
+    assert client.not_borne_out == "its 140 traced calls took at most 90 ms"
+    assert shift_words([client]) == ["client_latency_p99_ms from 21 to 30,002 (over a thousandfold): a percentile "
+                                     "the traces do not bear out (its 140 traced calls took at most 90 ms)"]
+    assert next(s for s in shifts if s.service == "cart").not_borne_out is None  # 80 ms: its calls took 90
+    check = next(e for e in evidence if e.kind == "trace")
+    assert check.data["not_borne_out"] == ["checkout/client_latency_p99_ms"]
+
+
+def test_a_percentile_the_traces_do_not_bear_out_is_no_impact() -> None:
+    impact = estimate_impact(DuckStore(METRICS, spans(per_minute=2)), WINDOW, BASELINE).impact
+    assert impact.services_affected == ["cart"]  # was ["checkout", "cart"]
+    assert impact.peak_latency is not None and impact.peak_latency.service == "cart"
+    assert [(c.series, c.traced_calls, c.longest_ms) for c in impact.not_borne_out] == [
+        ("checkout/client_latency_p99_ms", 140, 90.0)]
+
+
+def test_with_too_few_traced_calls_to_check_a_percentile_stands_as_measured() -> None:
+    few = spans(per_minute=2).replace("range(150 * 2)", "range(240, 248)")  # 8 calls, all in the window
+    shifts, _ = metric_shifts(DuckStore(METRICS, few), WINDOW, BASELINE)
+    assert next(s for s in shifts if s.service == "checkout").not_borne_out is None
+    impact = estimate_impact(DuckStore(METRICS, few), WINDOW, BASELINE).impact
+    assert impact.services_affected == ["checkout", "cart"] and impact.not_borne_out == []
