@@ -9,12 +9,14 @@ import pyarrow as pa
 
 
 class DuckStore:
-    """The slice of the telemetry store that analysis uses: `has(view)`, `fetch(sql)` (every query is kept in
-    `queries`, to count scans) and `time_range()` of the logs; built from CREATE VIEW statements or a connection."""
+    """The slice of the telemetry store that analysis uses: `has(view)`, `fetch(sql)` and `hold(sql)` (every query
+    run is kept in `queries`, to count scans) and `time_range()` of the logs; built from CREATE VIEW statements or a
+    connection."""
 
     def __init__(self, *views: str, con: duckdb.DuckDBPyConnection | None = None) -> None:
         self.con = con or duckdb.connect()
         self.queries: list[str] = []
+        self.held: dict[str, str] = {}
         for view in views:
             self.con.execute(view)
 
@@ -24,6 +26,14 @@ class DuckStore:
     def fetch(self, sql: str) -> pa.Table:
         self.queries.append(sql)
         return self.con.sql(sql).to_arrow_table()
+
+    def hold(self, sql: str) -> str:
+        """The query's result as a table, computed on the first call (as `TelemetryStore.hold`)."""
+        if sql not in self.held:
+            self.queries.append(sql)
+            self.held[sql] = f"_held_{len(self.held)}"
+            self.con.execute(f"CREATE OR REPLACE TABLE {self.held[sql]} AS {sql}")
+        return self.held[sql]
 
     def time_range(self) -> tuple[datetime, datetime]:
         return self.con.sql("SELECT min(ts), max(ts) FROM logs").fetchall()[0]

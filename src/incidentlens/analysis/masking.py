@@ -1,14 +1,17 @@
 """Pre-masking of log messages in SQL: the variable parts of a line (ids, addresses, numbers) become `<*>`.
 
 Masking in the database lets it GROUP BY the masked text, so Drain3 only ever sees distinct masked messages.
-One regular expression with alternatives, applied in one pass (RE2 in DuckDB and ClickHouse alike).
+One regular expression with alternatives, applied in one pass (RE2 in DuckDB and ClickHouse alike). It is the
+costly part of every query that templates lines, so the analysis masks each distinct message of a span once
+(`masks_relation`) and its queries join the lines to that.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from incidentlens.analysis.periods import quote_ident
+from incidentlens.analysis.periods import Span, in_span, quote_ident
 
 #: what a variable becomes; Drain3's own parameter token, so Drain treats it as a wildcard
 MASK = "<*>"
@@ -72,6 +75,19 @@ def masked_sql(column: str = "message") -> str:
     quoted = f"regexp_replace({first_line}, {_literal(KEYED_QUOTE)}, '\\1{MASK}', 'g')"
     variables = f"regexp_replace({quoted}, {_literal(VARIABLE_PATTERN)}, '{MASK}', 'g')"
     return f"substr(regexp_replace({variables}, {_literal(ADJACENT_MASKS)}, '{MASK}', 'g'), 1, {MAX_TEMPLATE_CHARS})"
+
+
+def masks_relation(store: Any, span: Span) -> str:
+    """A relation `(raw, masked)`: each distinct message of the logs within `span` with its masked text, for a query
+    to join its lines to (`LEFT JOIN <it> AS masks ON message = masks.raw`). In DuckDB it is computed once per store
+    and span and held as a table (`store.hold`) that the templates and the per-trace events both join; for logs a
+    query backend serves (ClickHouse) it is the subquery itself, pushed down with the query that reads it."""
+    sql = (f"SELECT message AS raw, {masked_sql('message')} AS masked FROM (SELECT DISTINCT message FROM logs "
+           f"WHERE message IS NOT NULL AND {in_span('ts', span)}) AS m")
+    backend = getattr(store, "logs_backend", None)
+    if backend is not None and "logs" in backend.views:
+        return f"({sql})"
+    return str(store.hold(sql))
 
 
 def mask(text: str) -> str:

@@ -55,11 +55,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.masking import masked_sql
+from incidentlens.analysis.masking import masked_sql, masks_relation
 from incidentlens.analysis.mechanism import named_service_sql
 from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
+    covering,
     in_span,
     iso_z,
     logged_minutes_sql,
@@ -200,13 +201,16 @@ def log_trace_column(store: Any) -> str | None:
     return next((c for c in store.columns("logs") if normalise(c) == "traceid"), None)
 
 
-def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str]) -> str:
+def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str],
+                     masks: str) -> str:
     """Per service and family (problem events, the rest): the event whose share of the service's traces moved most
     within request kinds (Mantel-Haenszel z; with `DISPERSION_MINUTES` or more before the onset, no larger than its
     change against the typical minute there), with the number of events tested in the family.
 
     `services`: the known service names; a request in which the service logged a problem naming one it calls ("No
-    instances available for ts-basic-service") reports that callee's trouble and is left out of its own."""
+    instances available for ts-basic-service") reports that callee's trouble and is left out of its own. `masks`:
+    the relation a log line looks its template up in (`masking.masks_relation` over the two spans; a line it lacks
+    is masked on its own), unread when `log_trace` is None."""
     levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
     events = [
         "SELECT DISTINCT caller AS service, trace_id, 'call ' || callee || ' ' || operation AS event, "
@@ -220,9 +224,10 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
         named = f"CASE WHEN level IN ({levels}) THEN {named_service_sql(services)} END" if services else "NULL"
         log_ctes = f"""
 ), log_lines AS (
-    SELECT service, {quote_ident(log_trace)} AS trace_id, {masked_sql()} AS template, level IN ({levels}) AS problem,
-           {named} AS named
-    FROM logs WHERE {quote_ident(log_trace)} IS NOT NULL AND service IS NOT NULL
+    SELECT service, {quote_ident(log_trace)} AS trace_id, coalesce(masks.masked, {masked_sql()}) AS template,
+           level IN ({levels}) AS problem, {named} AS named
+    FROM logs LEFT JOIN {masks} AS masks ON logs.message = masks.raw
+    WHERE {quote_ident(log_trace)} IS NOT NULL AND service IS NOT NULL
       AND ({in_span('ts', (baseline[0], window[1]))})"""
         deflected = ("SELECT DISTINCT service, trace_id FROM log_lines\n"
                      "    WHERE problem AND (service, named) IN (SELECT caller, callee FROM calls)")
@@ -538,7 +543,9 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
     if not store.has("spans"):
         return {}, []
     services = store.fetch("SELECT DISTINCT service FROM spans WHERE service IS NOT NULL").column(0).to_pylist()
-    events_sql = trace_events_sql(window, baseline, log_trace_column(store), services)
+    log_trace = log_trace_column(store)
+    masks = masks_relation(store, covering(window, baseline)) if log_trace is not None else ""
+    events_sql = trace_events_sql(window, baseline, log_trace, services, masks)
     rows = store.fetch(events_sql).to_pylist()
     for row in rows:
         row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"]), one_sided=row["problem"]), 3)

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.masking import MASK, masked_sql
+from incidentlens.analysis.masking import MASK, masked_sql, masks_relation
 from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
@@ -83,7 +83,7 @@ class TemplateResult(BaseModel):
 def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20) -> TemplateResult:
     """Templates new or surging in the window against the baseline, in reading order (see `_reported`)."""
     window, baseline = check_periods(window, baseline)
-    sql = template_counts_sql(window, baseline)
+    sql = template_counts_sql(window, baseline, masks_relation(store, covering(window, baseline)))
     groups = store.fetch(sql)
     if groups.num_rows == 0:
         return TemplateResult()
@@ -105,14 +105,13 @@ def find_templates(store: Any, window: Span, baseline: Span, *, limit: int = 20)
     return result
 
 
-def template_counts_sql(window: Span, baseline: Span) -> str:
+def template_counts_sql(window: Span, baseline: Span, masks: str) -> str:
     """One scan from the first to the last of the two spans (`other` is the stretch between them): lines per
     (masked message, service, period) with problems, first time and two real lines.
 
-    The regular expression is the costly part and a message repeats many times, so the distinct messages of the
-    range are masked once (a cheap second pass) and each line looks its masked text up. A line whose message the
-    lookup lacks (a view that is not deterministic, e.g. one generating ids) is masked on its own."""
-    lines_in_range = f"FROM logs WHERE message IS NOT NULL AND {in_span('ts', covering(window, baseline))}"
+    The regular expression is the costly part and a message repeats many times, so each line looks its masked text
+    up in `masks` (`masking.masks_relation` over the same range: its distinct messages masked once). A line whose
+    message the lookup lacks (a view that is not deterministic, e.g. one generating ids) is masked on its own."""
     return f"""SELECT masked, service, period, count(*) AS n,
        sum(CASE WHEN level IN {sql_in(PROBLEM_LEVELS)} THEN 1 ELSE 0 END) AS problems,
        min(ts) AS first_seen, arg_min(message, ts) AS first_line, arg_max(message, ts) AS last_line
@@ -122,11 +121,9 @@ FROM (
         SELECT message, service, level, ts,
                CASE WHEN {in_span('ts', window)} THEN 'window'
                     WHEN {in_span('ts', baseline)} THEN 'baseline' ELSE 'other' END AS period
-        {lines_in_range}
+        FROM logs WHERE message IS NOT NULL AND {in_span('ts', covering(window, baseline))}
     ) AS lines
-    LEFT JOIN (
-        SELECT message AS raw, {masked_sql("message")} AS masked FROM (SELECT DISTINCT message {lines_in_range}) AS m
-    ) AS masks ON lines.message = masks.raw
+    LEFT JOIN {masks} AS masks ON lines.message = masks.raw
 ) AS masked_lines
 GROUP BY masked, service, period"""
 

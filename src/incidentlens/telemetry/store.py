@@ -10,10 +10,15 @@ Extension points for other sources:
   query results), canonicalised exactly like a file.
 - `store.logs_backend`: a `QueryBackend` (e.g. ClickHouse) that answers queries over the views it lists; `fetch`
   sends a query there when every table it reads is one of those views, otherwise runs it in DuckDB.
+
+`store.hold(sql)` keeps a costly relation that several queries read (the masked log messages) as a table, computed
+once per set of sources.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -69,6 +74,8 @@ class TelemetryStore:
     _parts: dict[str, list[str]] = field(default_factory=dict)
     _source_columns: set[str] = field(default_factory=set)
     _ranges: dict[str, tuple[datetime, datetime]] | None = None
+    _held: set[str] = field(default_factory=set)
+    _hold_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new cursor on the store's database (one per query or thread), its session in UTC."""
@@ -95,6 +102,22 @@ class TelemetryStore:
         if self.logs_backend is not None and _tables_read(sql) <= self.logs_backend.views:
             return self.logs_backend.fetch(sql)
         return self.cursor().sql(sql).to_arrow_table()
+
+    def hold(self, sql: str) -> str:
+        """The name of a table holding the result of `sql` (a DuckDB query over the views), computed on the first
+        call and reused by every later one until a source is added: for a costly relation that several queries join
+        (the masked log messages), so that each does not compute it again. The name is `_held_` and a hash of the
+        query, so the same query is held once."""
+        name = "_held_" + hashlib.sha1(sql.encode()).hexdigest()[:12]
+        with self._hold_lock:
+            if name not in self._held:
+                cursor = self.cursor()
+                try:
+                    cursor.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
+                finally:
+                    cursor.close()
+                self._held.add(name)
+        return name
 
     def time_range(self) -> tuple[datetime, datetime] | None:
         """(first, last) time over every view, naive UTC; None when the store is empty."""
@@ -211,6 +234,7 @@ class TelemetryStore:
             if raw:
                 self._drop_tables(raw)
         self._ranges = None
+        self._held.clear()  # held results read the views as they were: the next hold computes them again
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM {quote(p)}" for p in parts)
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {union}")
 
