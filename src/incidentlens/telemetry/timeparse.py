@@ -66,9 +66,12 @@ def is_integer_type(sql_type: str) -> bool:
 
 
 def try_cast_text(text_sql: str, sql_type: str) -> str:
-    """TRY_CAST of a text column; the trim also stops DuckDB 2.0 from pushing the cast into read_csv as a strict
+    """TRY_CAST of a text column, spaces around the value allowed: the text as it is first (DuckDB's cast skips
+    ASCII whitespace itself), then trimmed (trim also strips Unicode spaces) where that fails, so the trim, most of
+    the cost of reading a day of metric files, runs on the few values that need it; the value is the trimmed cast's
+    either way. No bare cast of the column is left at the top: DuckDB 2.0 pushes one into read_csv as a strict
     CAST, which fails the whole query on the first bad value (duckdb/duckdb#23818)."""
-    return f"TRY_CAST(trim({text_sql}) AS {sql_type})"
+    return f"coalesce(TRY_CAST({text_sql} AS {sql_type}), TRY_CAST(trim({text_sql}) AS {sql_type}))"
 
 
 def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
