@@ -27,11 +27,11 @@ class DuckStore:
         self.queries.append(sql)
         return self.con.sql(sql).to_arrow_table()
 
-    def hold(self, sql: str) -> str:
+    def hold(self, sql: str, label: str) -> str:
         """The query's result as a table, computed on the first call (as `TelemetryStore.hold`)."""
         if sql not in self.held:
             self.queries.append(sql)
-            self.held[sql] = f"_held_{len(self.held)}"
+            self.held[sql] = f"{label}_{len(self.held)}"
             self.con.execute(f"CREATE OR REPLACE TABLE {self.held[sql]} AS {sql}")
         return self.held[sql]
 

@@ -196,7 +196,9 @@ def test_call_graph_from_spans_follows_parent_to_child(tmp_path):
     graph, evidence = infer_call_graph(store, WINDOW, BASELINE)
     assert {(e.caller, e.callee, e.weight) for e in graph.edges} == {("gateway", "payments", 2), ("payments", "db", 1)}
     assert graph.downstream("gateway") == {"payments", "db"}
-    assert evidence[0].kind == "trace" and "FROM spans" in evidence[0].query
+    # the evidence reads the spans joined to their parents, held in the store, and runs there again
+    assert evidence[0].kind == "trace" and "FROM span_links_" in evidence[0].query
+    assert store.fetch(evidence[0].query).num_rows == 2
 
 
 def test_call_graph_from_logs_sharing_a_trace_id_orders_services_in_time(tmp_path):

@@ -176,13 +176,14 @@ def test_the_first_time_candidate_that_parses_is_used(tmp_path: Path) -> None:
 def test_a_held_query_is_computed_once_and_again_after_a_source_is_added(tmp_path: Path) -> None:
     first = write_csv(tmp_path / "a.csv", "ts,message", ["2024-05-01T10:00:00Z,one", "2024-05-01T10:01:00Z,two"])
     store = load_telemetry(logs=first)
-    held = store.hold("SELECT count(*) AS n FROM logs")
+    held = store.hold("SELECT count(*) AS n FROM logs", "lines")
     store.con.execute(f"INSERT INTO {held} VALUES (99)")  # a second hold reads the table, not the logs
 
-    assert store.hold("SELECT count(*) AS n FROM logs") == held
+    assert held.startswith("lines_") and store.hold("SELECT count(*) AS n FROM logs", "lines") == held
     assert sorted(store.fetch(f"SELECT n FROM {held}").column(0).to_pylist()) == [2, 99]
     store.add_files("logs", write_csv(tmp_path / "b.csv", "ts,message", ["2024-05-01T10:02:00Z,three"]))
-    assert store.fetch(f"SELECT n FROM {store.hold('SELECT count(*) AS n FROM logs')}").column(0).to_pylist() == [3]
+    again = store.hold("SELECT count(*) AS n FROM logs", "lines")
+    assert store.fetch(f"SELECT n FROM {again}").column(0).to_pylist() == [3]
 
 
 def test_sql_ts_inlines_a_utc_timestamp_literal() -> None:

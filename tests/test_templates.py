@@ -99,7 +99,7 @@ def test_each_message_is_masked_once_however_many_queries_read_the_masks(pool_ex
     # logs cover
     masking, counts, minutes, again, _ = store.queries
     assert masking.startswith("SELECT message AS raw") and "regexp_replace" in masking
-    assert counts == again and "LEFT JOIN _held_0 AS masks" in counts
+    assert counts == again and "LEFT JOIN masked_messages_0 AS masks" in counts
     assert "regexp_replace" not in minutes
 
 

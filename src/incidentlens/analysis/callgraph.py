@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import Span
+from incidentlens.analysis.spans import span_links
 from incidentlens.telemetry import sql_ts
 
 #: traces sampled for the log-based graph: enough to see every edge, bounded so the join stays cheap
@@ -64,11 +65,12 @@ class CallGraph(BaseModel):
         return bool(self.edges)
 
 
-def spans_edges_sql() -> str:
-    return """SELECT parent.service AS caller, child.service AS callee, count(*) AS calls
-FROM spans child JOIN spans parent ON child.parent_id = parent.span_id AND child.trace_id = parent.trace_id
-WHERE child.service IS NOT NULL AND parent.service IS NOT NULL AND child.service <> parent.service
-GROUP BY parent.service, child.service
+def spans_edges_sql(links: str) -> str:
+    """Calls per (caller, callee) from `links`, the spans joined to their parents (`spans.span_links`): a span whose
+    parent is another service's is a call."""
+    return f"""SELECT parent_service AS caller, service AS callee, count(*) AS calls
+FROM {links} WHERE service <> parent_service
+GROUP BY parent_service, service
 ORDER BY calls DESC"""
 
 
@@ -97,7 +99,8 @@ def infer_call_graph(store: Any, window: Span, baseline: Span, named: Sequence[t
     evidence: list[Evidence] = []
     edges: list[CallEdge] = []
     if store.has("spans"):
-        edges = _edges(store, spans_edges_sql(), "spans", evidence, "call graph from spans (parent -> child)")
+        edges = _edges(store, spans_edges_sql(span_links(store)), "spans", evidence,
+                       "call graph from spans (parent -> child)")
     if not edges and store.has("logs") and "trace_id" in _columns(store, "logs"):
         # a clean stretch just before the window: normal call order, not the incident's retries and timeouts
         span = (max(baseline[0], baseline[1] - TRACE_LOOKBACK), baseline[1])

@@ -87,7 +87,7 @@ def masks_relation(store: Any, span: Span) -> str:
     backend = getattr(store, "logs_backend", None)
     if backend is not None and "logs" in backend.views:
         return f"({sql})"
-    return str(store.hold(sql))
+    return str(store.hold(sql, "masked_messages"))
 
 
 def mask(text: str) -> str:

@@ -191,6 +191,20 @@ class TraceSignal(BaseModel):
         return said
 
 
+#: every span with its parent span's service, start and duration (NULL for a root or a parent not in the data)
+SPAN_LINKS_SQL = """SELECT child.trace_id, child.service, child.operation, child.duration_ms,
+       parent.service AS parent_service, parent.start_ts AS parent_start, parent.duration_ms AS parent_ms
+FROM spans AS child
+LEFT JOIN spans AS parent ON parent.trace_id = child.trace_id AND parent.span_id = child.parent_id"""
+
+
+def span_links(store: Any) -> str:
+    """The table of `SPAN_LINKS_SQL`: the join of each span to its parent, the costly part of reading spans, run once
+    per store (`store.hold`) for the request kinds and calls of the per-trace events, the waits around calls and the
+    call graph. A call is a link whose parent is another service's span (`service <> parent_service`)."""
+    return str(store.hold(SPAN_LINKS_SQL, "span_links"))
+
+
 def log_trace_column(store: Any) -> str | None:
     """The logs' trace id column (`trace_id`, `TraceID`, `traceId` ...), if the logs have one and can be joined to the
     spans: logs a query backend serves (ClickHouse) are queried there on their own, so their lines are read by the
@@ -202,13 +216,14 @@ def log_trace_column(store: Any) -> str | None:
 
 
 def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str],
-                     masks: str) -> str:
+                     links: str, masks: str) -> str:
     """Per service and family (problem events, the rest): the event whose share of the service's traces moved most
     within request kinds (Mantel-Haenszel z; with `DISPERSION_MINUTES` or more before the onset, no larger than its
     change against the typical minute there), with the number of events tested in the family.
 
     `services`: the known service names; a request in which the service logged a problem naming one it calls ("No
-    instances available for ts-basic-service") reports that callee's trouble and is left out of its own. `masks`:
+    instances available for ts-basic-service") reports that callee's trouble and is left out of its own. `links`:
+    the spans joined to their parents (`span_links`). `masks`:
     the relation a log line looks its template up in (`masking.masks_relation` over the two spans; a line it lacks
     is masked on its own), unread when `log_trace` is None."""
     levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
@@ -256,13 +271,11 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     WHERE {in_span('started', window)} OR {in_span('started', baseline)}
 ), entries AS (
     -- the operations by which each service was entered in each trace (a span whose parent is another service's)
-    SELECT DISTINCT span.service, span.trace_id, span.operation
-    FROM spans AS span LEFT JOIN spans AS parent ON parent.trace_id = span.trace_id AND parent.span_id = span.parent_id
-    WHERE span.service IS NOT NULL AND parent.service IS DISTINCT FROM span.service
+    SELECT DISTINCT service, trace_id, operation FROM {links}
+    WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service
 ), calls AS (
-    SELECT parent.service AS caller, child.service AS callee, parent.trace_id, child.operation
-    FROM spans AS parent JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
-    WHERE child.service <> parent.service{log_ctes}
+    SELECT parent_service AS caller, service AS callee, trace_id, operation FROM {links}
+    WHERE service <> parent_service{log_ctes}
 ), deflected AS (
     -- requests in which the service logged a problem naming a service it calls ("No instances available for X"):
     -- it reports X's trouble there, so these requests do not show its own behaviour
@@ -433,15 +446,15 @@ def tail_z(tail_before: float, spans_before: int, tail_after: float, spans_after
     return (tail_after / spans_after - tail_before / spans_before) / spread
 
 
-def wait_sql(window: Span, baseline: Span) -> str:
+def wait_sql(window: Span, baseline: Span, links: str) -> str:
     """Per call edge (caller, callee): the median wait around the calls (the caller's span minus the callee's server
-    span under it) before and after, with the number of calls on each side and the first call after."""
+    span under it) before and after, with the number of calls on each side and the first call after; `links`: the
+    spans joined to their parents (`span_links`)."""
     return f"""WITH calls AS (
-    SELECT parent.service AS caller, child.service AS callee, {in_span('parent.start_ts', window)} AS after,
-           parent.start_ts, greatest(parent.duration_ms - child.duration_ms, 0) AS wait_ms
-    FROM spans AS parent JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
-    WHERE child.service <> parent.service
-      AND ({in_span('parent.start_ts', window)} OR {in_span('parent.start_ts', baseline)})
+    SELECT parent_service AS caller, service AS callee, {in_span('parent_start', window)} AS after,
+           parent_start AS start_ts, greatest(parent_ms - duration_ms, 0) AS wait_ms
+    FROM {links}
+    WHERE service <> parent_service AND ({in_span('parent_start', window)} OR {in_span('parent_start', baseline)})
 )
 SELECT caller, callee, count(*) FILTER (WHERE NOT after) AS calls_before, count(*) FILTER (WHERE after) AS calls_after,
        median(wait_ms) FILTER (WHERE NOT after) AS wait_before, median(wait_ms) FILTER (WHERE after) AS wait_after,
@@ -545,7 +558,8 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
     services = store.fetch("SELECT DISTINCT service FROM spans WHERE service IS NOT NULL").column(0).to_pylist()
     log_trace = log_trace_column(store)
     masks = masks_relation(store, covering(window, baseline)) if log_trace is not None else ""
-    events_sql = trace_events_sql(window, baseline, log_trace, services, masks)
+    links = span_links(store)
+    events_sql = trace_events_sql(window, baseline, log_trace, services, links, masks)
     rows = store.fetch(events_sql).to_pylist()
     for row in rows:
         row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"]), one_sided=row["problem"]), 3)
@@ -559,7 +573,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.own_p90_after_ms = round(float(row["p90_after"]), 3)
         s.own_time_shift = round(_longer_by(s.own_p90_after_ms, s.own_p90_before_ms), 4)
         s.own_tail_z = round(tail_z(row["tail_before"], row["spans_before"], row["tail_after"], row["spans_after"]), 3)
-    edges_sql = wait_sql(window, baseline)
+    edges_sql = wait_sql(window, baseline, links)
     edges = store.fetch(edges_sql).to_pylist()
     for service, wait in wait_shifts(edges).items():
         s = signals.setdefault(service, TraceSignal(service=service))

@@ -11,8 +11,8 @@ Extension points for other sources:
 - `store.logs_backend`: a `QueryBackend` (e.g. ClickHouse) that answers queries over the views it lists; `fetch`
   sends a query there when every table it reads is one of those views, otherwise runs it in DuckDB.
 
-`store.hold(sql)` keeps a costly relation that several queries read (the masked log messages) as a table, computed
-once per set of sources.
+`store.hold(sql, label)` keeps a costly relation that several queries read (the masked log messages, the spans
+joined to their parents) as a table, computed once per set of sources.
 """
 
 from __future__ import annotations
@@ -103,12 +103,13 @@ class TelemetryStore:
             return self.logs_backend.fetch(sql)
         return self.cursor().sql(sql).to_arrow_table()
 
-    def hold(self, sql: str) -> str:
+    def hold(self, sql: str, label: str) -> str:
         """The name of a table holding the result of `sql` (a DuckDB query over the views), computed on the first
         call and reused by every later one until a source is added: for a costly relation that several queries join
-        (the masked log messages), so that each does not compute it again. The name is `_held_` and a hash of the
-        query, so the same query is held once."""
-        name = "_held_" + hashlib.sha1(sql.encode()).hexdigest()[:12]
+        (the masked log messages, the spans joined to their parents), so that each does not compute it again. The
+        name is `label` and a hash of the query (`span_links_1f3a9c0d`), so the same query is held once and a query
+        that reads the table says what it holds."""
+        name = f"{label}_{hashlib.sha1(sql.encode()).hexdigest()[:8]}"
         with self._hold_lock:
             if name not in self._held:
                 cursor = self.cursor()
