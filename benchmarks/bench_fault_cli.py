@@ -17,8 +17,8 @@ median and the worst per day. `--log-history MIN` (first; default 60, as `incide
 the day's log and trace files before the fault's own given too; 0, the fault's own three minutes alone.
 `--against SRC` (first): each fault is also run with the package from another source tree (e.g. `src` of a
 `git worktree` of an older commit) on its PYTHONPATH, the two runs side by side in alternating order, so a busy
-shared machine slows both alike; both medians are printed, and whether the labelled service's rank agrees. Needs
-../shared/datasets/nezha-*.
+shared machine slows both alike; both medians (wall and CPU) are printed, and whether the labelled service's rank
+agrees. Needs ../shared/datasets/nezha-*.
 
     .venv/bin/python benchmarks/bench_fault_cli.py [--against SRC] [--log-history MIN] [faults per day] [system ...]
 """
@@ -106,19 +106,20 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="incidentlens-bench-fault-") as scratch:
         for day_dir in days:
-            walls, cpus, ranks, other_walls, agree = [], [], [], [], 0
+            walls, cpus, ranks, others, agree = [], [], [], [], 0
             for k, (at, service) in enumerate(faults_of(day_dir)[:limit]):
                 out = Path(scratch) / f"{at:%H%M%S}"
                 if AGAINST and k % 2:  # the other tree first on every second fault
-                    other_walls.append(run(command(day_dir, at, out / "against"), AGAINST)[0])
+                    others.append(run(command(day_dir, at, out / "against"), AGAINST)[:2])
                 wall, cpu, code = run(command(day_dir, at, out))
                 if AGAINST and not k % 2:
-                    other_walls.append(run(command(day_dir, at, out / "against"), AGAINST)[0])
+                    others.append(run(command(day_dir, at, out / "against"), AGAINST)[:2])
                 ranks.append(rank_of(service, out))
                 agree += AGAINST is not None and rank_of(service, out / "against") == ranks[-1]
                 print(f"  {day_dir.parts[-3]} {at:%Y-%m-%d %H:%M:%S}  {wall:.1f} s (cpu {cpu:.1f} s)  {service} rank "
                       f"{ranks[-1]}" + (f"  exit {code}" if code else "")
-                      + (f"  (against: {other_walls[-1]:.1f} s)" if AGAINST else ""), flush=True)
+                      + (f"  (against: {others[-1][0]:.1f} s, cpu {others[-1][1]:.1f} s)" if AGAINST else ""),
+                      flush=True)
                 walls.append(wall)
                 cpus.append(cpu)
             top1 = sum(rank == 1 for rank in ranks)
@@ -127,9 +128,11 @@ def main() -> None:
                   f"{statistics.median(walls):.1f}, worst {max(walls):.1f} (cpu median {statistics.median(cpus):.1f}); "
                   f"top-1 {top1}/{len(ranks)}, top-3 {top3}/{len(ranks)}; log history {LOG_HISTORY} min", flush=True)
             if AGAINST:
+                other_walls, other_cpus = zip(*others, strict=True)
                 print(f"  against {AGAINST}, side by side: median {statistics.median(other_walls):.1f}, worst "
-                      f"{max(other_walls):.1f}; the labelled service's rank the same on {agree}/{len(ranks)} faults; "
-                      f"load average {os.getloadavg()[0]:.1f}", flush=True)
+                      f"{max(other_walls):.1f} (cpu median {statistics.median(other_cpus):.1f}); the labelled "
+                      f"service's rank the same on {agree}/{len(ranks)} faults; load average "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":
