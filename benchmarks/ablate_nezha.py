@@ -5,7 +5,9 @@ Each variant switches off one rule of the ranking and scores every fault of each
 the hour before them, an hour of metrics).
 A rule is kept when it helps on more than one system, or helps on one and costs nothing on the other.
 
-    .venv/bin/python benchmarks/ablate_nezha.py [variant ...]     # all variants when none is named
+    .venv/bin/python benchmarks/ablate_nezha.py [--without SOURCE] [variant ...]     # all variants when none is named
+
+`--without traces` (or logs, metrics) scores each fault without that source, as `eval nezha --without` does.
 
 Needs ../shared/datasets/nezha-trainticket and nezha-onlineboutique.
 """
@@ -86,6 +88,11 @@ def _root_sum_of_squares(zs):
     return round(math.sqrt(sum(z * z for z in zs)), 4)
 
 
+def _surge_by_ratio(surge: shifts.LogSurge) -> bool:
+    """The last round's surge: three times the baseline's rate and five lines, however likely by chance."""
+    return surge.onset is not None and surge.ratio >= 3.0 and surge.window_problems >= shifts.MIN_SURGE_LINES
+
+
 #: variant -> the patches that switch its rule off
 VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "full": lambda: [],
@@ -137,6 +144,13 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(rootcause, "_callee_share", lambda caller: 1.0)],
     "a callee known only by cuts is no victim of its own callees": lambda: [
         mock.patch.object(rootcause, "_fails_on_its_own", lambda s: False)],
+    # a WARN/ERROR surge: made by its z past chance (`shifts.surge_z`), weighed against the strongest surge
+    "a surge made by its rate ratio (x3), not its z": lambda: [
+        mock.patch.object(shifts.LogSurge, "significant", property(_surge_by_ratio))],
+    "a surge weighed by its rate ratio (the last round's)": lambda: [
+        mock.patch.object(rootcause, "surge_part", lambda s, signals: min(1.0, math.log10(1 + s.log_ratio) / 2))],
+    "a surge's z against the metrics' cap (z / 30)": lambda: [
+        mock.patch.object(rootcause, "surge_part", lambda s, signals: min(s.log_z, shifts.Z_CAP) / shifts.Z_CAP)],
 }
 
 
@@ -152,12 +166,24 @@ def applied(variant: str) -> Iterator[None]:
             patch.stop()
 
 
+def _without(args: list[str]) -> list[str]:
+    """The source named after `--without`, both taken out of `args`."""
+    if "--without" not in args:
+        return []
+    at = args.index("--without")
+    source = args[at + 1]
+    del args[at:at + 2]
+    return [source]
+
+
 def main() -> None:
     missing = [str(path) for path in SYSTEMS.values() if not path.is_dir()]
     if missing:
         print(f"skipped: {', '.join(missing)} not found")
         return
-    variants = sys.argv[1:] or list(VARIANTS)
+    args = sys.argv[1:]
+    without = _without(args)
+    variants = args or list(VARIANTS)
     print("| variant | " + " | ".join(f"{name} top-1 | {name} top-3 | {name} ECE" for name in SYSTEMS)
           + " | by type (top-1) |")
     print("|---|" + "---|---|---|" * len(SYSTEMS) + "---|")
@@ -165,7 +191,7 @@ def main() -> None:
         cells, types = [], []
         with applied(variant):
             for name, data in SYSTEMS.items():
-                report = evaluate_nezha(data)
+                report = evaluate_nezha(data, without=without)
                 summary = report.summary()
                 faults = summary["faults"]
                 cells += [f"{summary['top1_count']}/{faults}", f"{summary['top3_count']}/{faults}",

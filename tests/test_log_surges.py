@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from incidentlens.analysis.shifts import log_surges
+from incidentlens.analysis.shifts import SHIFT_THRESHOLD, log_surges, surge_z
 from incidentlens.telemetry import load_telemetry
 
 AT = datetime(2024, 5, 1, 10, 45, 10)  # the known onset, 10 s into a calendar minute
@@ -45,3 +46,16 @@ def test_errors_that_begin_seconds_before_a_known_onset_in_its_minute_are_not_co
     surge = _surge(_store(tmp_path, errors), "travel")
     assert surge.significant
     assert surge.baseline_per_minute <= 1.0 and surge.ratio >= 5
+
+
+def test_a_surge_is_the_exact_test_of_two_rates_so_the_baseline_s_length_counts():
+    """20 ERROR lines in 3 minutes after none: past chance after a quiet hour, not after a single quiet minute (the
+    baseline's rate is itself only a guess then); a rate that held is no surge."""
+    def z(window: int, baseline: int, baseline_minutes: int) -> float:
+        return float(surge_z(np.array([window], float), 3, np.array([baseline], float), baseline_minutes)[0])
+
+    assert z(20, 0, 60) > 10
+    assert z(20, 0, 1) < SHIFT_THRESHOLD
+    assert z(6, 120, 60) == 0.0  # 2 a minute before and after
+    # the same doubling: past chance at 40 a minute, not at 2
+    assert z(240, 2400, 60) > SHIFT_THRESHOLD > z(12, 120, 60)

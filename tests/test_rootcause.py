@@ -420,7 +420,7 @@ def test_a_callee_known_only_by_a_cut_gives_way_to_its_own_callee_that_failed_on
     # payment, which checkout calls, logs errors and its requests changed (z 5) from the same moment: checkout's bad
     # answer is payment's passed up, so the cut points through checkout at payment
     signals = collect_signals([], [], {"frontend": _cut_after_catalog("frontend", 10.0)})
-    signals["payment"] = ServiceSignals(service="payment", trace_strength=5.0, log_ratio=8.0,
+    signals["payment"] = ServiceSignals(service="payment", trace_strength=5.0, log_ratio=8.0, log_z=6.0,
                                         log_onset=START + timedelta(minutes=400))
     signals = {("checkout" if name == "catalog" else name): s.model_copy(update={"service": "checkout"})
                if name == "catalog" else s for name, s in signals.items()}
@@ -438,3 +438,41 @@ def test_a_callee_few_of_the_new_cuts_end_after_is_a_candidate_only_past_the_bar
     # three callers' such cuts together pass it (chi-square 12 on 3 degrees of freedom: z 2.68)
     three = {caller: _cut_after_catalog(caller, 4.0, 0.5) for caller in ("frontend", "checkout", "recommend")}
     assert collect_signals([], [], three)["catalog"].cut_strength == pytest.approx(2.68, abs=0.01)
+
+
+def _surge(service: str, per_minute_before: float, lines: int):
+    """`lines` WARN/ERROR lines in 3 minutes after an hour at `per_minute_before`, as `shifts.surges_from_counts`
+    reads them."""
+    from incidentlens.analysis.shifts import LogSurge, surge_z
+
+    z = float(surge_z(np.array([lines], float), 3, np.array([per_minute_before * 60]), 60)[0])
+    at = START + timedelta(minutes=400)
+    return LogSurge(service=service, baseline_per_minute=per_minute_before, window_per_minute=lines / 3,
+                    window_problems=lines, ratio=round(lines / 3 / max(per_minute_before, 1 / 60), 2), z=z, onset=at,
+                    first_problem=at, evidence="")
+
+
+def _scores(signals):
+    from incidentlens.analysis.rootcause import _score
+
+    return {name: _score(s, signals, CallGraph(), None, MechanismCues())["total"] for name, s in signals.items()}
+
+
+def test_errors_past_chance_outrank_a_noisy_latency_shift_whatever_their_rate_ratio():
+    """Nezha TrainTicket 09:21, without traces: basic's ERROR lines rose from 5.7 to 17 a minute (x3, z 6.5 by the
+    exact test of two rates), while config's only change was a p99 latency 22 robust sigmas off its median (a
+    percentile of a handful of requests). The count's z is exact, the percentile's heavy-tailed: each source is
+    weighed against its own strongest, and the surge wins, as a clean surge from none does."""
+    latency = _moved("config", "PodClientLatencyP99(s)", 0.05, 27.9, shift=22.2)
+    for errors in (_surge("basic", 5.7, 52), _surge("contacts", 0.0, 20)):
+        assert errors.significant
+        scores = _scores(collect_signals([latency], [errors]))
+        assert scores[errors.service] > scores["config"]
+
+
+def test_a_surge_is_its_z_past_chance_not_its_rate_ratio():
+    # two a minute to nearly six: x2.8, but 11 more lines in 3 minutes than an hour's rate allows (z 3.4) ...
+    assert _surge("verify", 2.0, 17).significant
+    # ... where 20 lines after a single quiet minute are x6.7 and could still be that minute's luck
+    lucky = _surge("contacts", 0.0, 20).model_copy(update={"z": 2.73})
+    assert not lucky.significant

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
+from scipy.special import betainc, ndtri
 
 from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
@@ -80,15 +81,22 @@ class LogSurge(BaseModel):
     window_per_minute: float
     window_problems: int
     ratio: float
+    z: float = 0.0  # how far the window's problem lines are past the baseline's rate (`surge_z`)
     onset: datetime | None
     first_problem: datetime | None
     evidence: str
 
     @property
     def significant(self) -> bool:
-        return self.onset is not None and self.ratio >= 3.0 and self.window_problems >= 5
+        """A sustained rise past chance: an onset, at least `MIN_SURGE_LINES` lines, and a z (`surge_z`) past the bar a
+        metric's shift has to pass (`SHIFT_THRESHOLD`)."""
+        return self.onset is not None and self.z >= SHIFT_THRESHOLD and self.window_problems >= MIN_SURGE_LINES
 
 
+#: the largest z a shift or a surge counts for in the ranking: past it, all are certain alike
+Z_CAP = 30.0
+#: the fewest WARN/ERROR lines in the window that make a surge
+MIN_SURGE_LINES = 5
 #: a series' scale is at least its baseline's `RANGE_TAIL`..1-`RANGE_TAIL` quantile range over this many sigmas (the
 #: width of that range for normal noise): a series flat at one value with rare spikes (quantised latency buckets) is
 #: not shifted by one more spike. (A 5% tail moved only one OnlineBoutique fault and no TrainTicket one: not kept.)
@@ -296,6 +304,8 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
     has_onset, onset_offset = cusum_onsets(grid.problems[:, onset_from:stop], base_rate)
     onset_index = onset_from + onset_offset
     ratio = window_rate / np.maximum(base_rate, 1.0 / base_minutes)
+    base_counts = grid.problems[:, grid.logged(baseline)]
+    z = surge_z(window_counts.sum(axis=1), max(1, stop - start), base_counts.sum(axis=1), base_minutes)
     rows = np.arange(len(grid.services))
     first = grid.first_problem[rows, onset_index]
     surges = [
@@ -305,6 +315,7 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
             window_per_minute=round(float(window_rate[i]), 4),
             window_problems=int(window_counts[i].sum()),
             ratio=round(float(ratio[i]), 2),
+            z=round(float(z[i]), 2),
             onset=grid.minutes[onset_index[i]].astype("datetime64[us]").item() if has_onset[i] else None,
             first_problem=first[i].astype("datetime64[us]").item() if has_onset[i] and not np.isnat(first[i]) else None,
             evidence="",
@@ -312,6 +323,20 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
         for i, service in enumerate(grid.services)
     ]
     return sorted(surges, key=lambda s: -s.ratio)
+
+
+def surge_z(window: np.ndarray, window_minutes: int, baseline: np.ndarray, baseline_minutes: int) -> np.ndarray:
+    """Per service, how far its window's problem lines are past its baseline's rate: the one-sided z (normal
+    quantile) of the exact test of two Poisson rates. Given the lines of both sides, those in the window are binomial
+    with the window's share of the minutes if the rate did not change, so the baseline's own uncertainty counts: 20
+    lines in 3 minutes after none in 1 is z 2.7, after none in 60 past the cap. On the scale of a metric's robust
+    shift (sigmas past the baseline), and capped at `Z_CAP` as that is in the ranking; no lines in the window, 0."""
+    share = window_minutes / (window_minutes + baseline_minutes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # P(X >= k) for X ~ Binomial(n, share) is the regularised incomplete beta I_share(k, n - k + 1)
+        p = np.where(window > 0, betainc(np.maximum(window, 1.0), baseline + 1, share), 1.0)
+        z = -ndtri(np.clip(p, 0.0, 0.5))
+    return np.clip(np.nan_to_num(z, nan=0.0, posinf=Z_CAP), 0.0, Z_CAP)
 
 
 def cusum_onsets(counts: np.ndarray, base_rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -378,9 +403,13 @@ class _MinuteGrid:
         """Minutes of the span in which any service logged: logs that start late or come in pieces (a few files
         around an alert, a reference minute from hours before) must not make the baseline's rate look lower than
         it was."""
+        return max(1, int(self.logged(span).sum()))
+
+    def logged(self, span: Span) -> np.ndarray:
+        """The columns of the span's minutes in which any service logged (all of them when none did)."""
         inside = (self.minutes > np.datetime64(span[0], "us") - MINUTE) & (self.minutes < np.datetime64(span[1], "us"))
-        logged = int((inside & (self.lines.sum(axis=0) > 0)).sum())
-        return max(1, logged if logged else int(inside.sum()))
+        logged = inside & (self.lines.sum(axis=0) > 0)
+        return logged if logged.any() else inside
 
     def index(self, t: datetime) -> int:
         return int(np.clip((np.datetime64(t, "us") - self.minutes[0]) // MINUTE, 0, len(self.minutes) - 1))
