@@ -144,13 +144,9 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(rootcause, "_callee_share", lambda caller: 1.0)],
     "a callee known only by cuts is no victim of its own callees": lambda: [
         mock.patch.object(rootcause, "_fails_on_its_own", lambda s: False)],
-    # a WARN/ERROR surge: made by its z past chance (`shifts.surge_z`), weighed against the strongest surge
+    # a WARN/ERROR surge is made by its z past chance (`shifts.surge_z`)
     "a surge made by its rate ratio (x3), not its z": lambda: [
         mock.patch.object(shifts.LogSurge, "significant", property(_surge_by_ratio))],
-    "a surge weighed by its rate ratio (the last round's)": lambda: [
-        mock.patch.object(rootcause, "surge_part", lambda s, signals: min(1.0, math.log10(1 + s.log_ratio) / 2))],
-    "a surge's z against the metrics' cap (z / 30)": lambda: [
-        mock.patch.object(rootcause, "surge_part", lambda s, signals: min(s.log_z, shifts.Z_CAP) / shifts.Z_CAP)],
 }
 
 

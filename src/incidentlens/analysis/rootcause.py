@@ -2,7 +2,8 @@
 
 Per candidate service (one that moved: a sustained metric shift or a WARN/ERROR surge) the ranking weighs
 - earliness: its onset against the earliest onset of all candidates (callers fail after their callees),
-- strength: how far its metrics moved (BARO's robust shift) and how much its error rate rose,
+- strength: how far its metrics moved (BARO's robust shift) and how much its error rate rose (a surge counts only
+  past chance: `shifts.surge_z`),
 - call direction: a service whose own callees (spans, shared trace ids, or messages naming them) also moved no
   later than it did is a victim, not a root; a service other services' errors name ("upstream db-proxy timed
   out") is blamed by them,
@@ -121,7 +122,6 @@ class ServiceSignals(BaseModel):
     log_onset: datetime | None = None
     metric_strength: float = 0.0
     log_ratio: float = 0.0
-    log_z: float = 0.0  # how far its WARN/ERROR lines passed their baseline rate (`shifts.surge_z`)
     trace_strength: float = 0.0  # how far its requests changed in the traces (`spans.TraceSignal.strength`)
     trace_onset: datetime | None = None  # the first trace that showed the change
     trace_change: str | None = None  # the change in words (`TraceSignal.describe`)
@@ -194,7 +194,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
         if not surge.significant:
             continue
         s = signals.setdefault(surge.service, ServiceSignals(service=surge.service))
-        s.log_ratio, s.log_z = surge.ratio, surge.z
+        s.log_ratio = surge.ratio
         s.log_onset = surge.first_problem or surge.onset
         s.evidence.append(surge.evidence)
     for trace in (traces or {}).values():
@@ -416,7 +416,7 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
     early = 0.0
     if s.onset is not None and earliest is not None:
         early = math.exp(-(s.onset - earliest).total_seconds() / 60 / EARLINESS_MINUTES)
-    strength = 0.5 * s.metric_strength / Z_CAP + 0.5 * surge_part(s, signals)
+    strength = 0.5 * s.metric_strength / Z_CAP + 0.5 * min(1.0, math.log10(1 + s.log_ratio) / 2)
     victim = bool(_earlier_downstream(s, signals, graph))
     blamed = _blame_share(s.service, signals, graph)
     blames = any(e.callee in signals for e in graph.edges if e.source == "messages" and e.caller == s.service)
@@ -439,17 +439,6 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
     }
     parts["total"] = round(sum(parts.values()), 4)
     return {k: round(v, 4) for k, v in parts.items()}
-
-
-def surge_part(s: ServiceSignals, signals: dict[str, ServiceSignals]) -> float:
-    """Its WARN/ERROR surge's z (`shifts.surge_z`) against the largest of the candidates', as the traces' part is
-    against the strongest trace change. Both a count's z and a metric's robust shift are sigmas, but not alike: the
-    count's is an exact test (a clean surge from none is 10 and more), the metric's is of a heavy-tailed noise (a
-    percentile of a handful of requests moves 20 sigmas and more by chance), so each source is weighed against its
-    own strongest. (Against the metrics' cap instead, z / 30: Nezha TrainTicket without traces 5 of 28 first where
-    this has 6, 7 in the top three where this has 8; the last round's rate ratio, log10(1 + ratio) / 2: 6 and 7.)"""
-    strongest = max(o.log_z for o in signals.values())
-    return s.log_z / strongest if strongest else 0.0
 
 
 def _mechanism(name: str, classification: Classification, trigger: dict[str, Any] | None, s: ServiceSignals) -> str:

@@ -5,8 +5,9 @@ inter-quartile range, floored by the 1%-99% range and by a noise floor relative 
 many robust standard deviations away from normal"; the onset is the first point of a sustained run (three points in
 a row) beyond the threshold. `metric_shift_sql` is the one query for it: the root-cause ranking, the known-onset
 window and impact (with its own noise floor) all read their metric shifts from it. The log test does the same for
-each service's WARN/ERROR lines per minute against the baseline's Poisson rate. Both run as one aggregate query each;
-numpy does the rest.
+each service's WARN/ERROR lines: the window's count against the baseline's by the exact test of two Poisson rates
+(`surge_z`), a surge when past the same bar as a metric's shift, and an onset by CUSUM on the lines per minute.
+Both run as one aggregate query each; numpy does the rest.
 """
 
 from __future__ import annotations
@@ -269,7 +270,8 @@ def fetch_log_counts(store: Any, window: Span, baseline: Span) -> pa.Table | Non
 
 def log_surges(store: Any, window: Span, baseline: Span,
                counts: pa.Table | None = None) -> tuple[list[LogSurge], list[Evidence]]:
-    """Each service's WARN/ERROR surge in the window: rate ratio against the baseline and onset (by CUSUM).
+    """Each service's WARN/ERROR surge in the window: rate ratio and z (`surge_z`) against the baseline, and onset
+    (by CUSUM).
     `counts`: the result of `fetch_log_counts`, if already fetched."""
     if counts is None:
         counts = fetch_log_counts(store, window, baseline)
@@ -362,6 +364,7 @@ def _surge_data(surge: LogSurge) -> dict[str, Any]:
         "window_per_minute": surge.window_per_minute,
         "window_problems": surge.window_problems,
         "ratio": surge.ratio,
+        "z": surge.z,
         "onset": iso_seconds(surge.onset),
         "first_problem": iso_seconds(surge.first_problem),
     }
