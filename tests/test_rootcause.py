@@ -475,3 +475,20 @@ def test_a_surge_is_its_z_past_chance_not_its_rate_ratio():
     # ... where 20 lines after a single quiet minute are x6.7 and could still be that minute's luck
     lucky = _surge("contacts", 0.0, 20).model_copy(update={"z": 2.73})
     assert not lucky.significant
+
+
+def test_blame_from_other_services_lines_counts_as_far_as_their_number_carries_it():
+    from incidentlens.analysis.callgraph import CallEdge
+    from incidentlens.analysis.rootcause import _blame_share
+
+    signals = {name: ServiceSignals(service=name) for name in ("api", "food", "db")}
+
+    def blame(lines: int) -> float:
+        return _blame_share("food", signals, CallGraph(edges=[CallEdge(caller="api", callee="food", weight=lines,
+                                                                       source="messages")]))
+
+    # one WARN line of api's naming food is a share of 1 by the count alone; it carries about a fifth of that
+    assert blame(1) == pytest.approx(0.21, abs=0.01)
+    # twenty such lines, and none naming another service, carry most of it
+    assert blame(20) == pytest.approx(0.84, abs=0.01)
+    assert blame(0) == 0.0

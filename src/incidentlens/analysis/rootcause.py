@@ -486,10 +486,20 @@ def _passed_down(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: C
 
 
 def _blame_share(service: str, signals: dict[str, ServiceSignals], graph: CallGraph) -> float:
-    """The share of problem lines naming another moved service that name this one."""
+    """The share of problem lines naming another moved service that name this one, as far as their number carries it:
+    the lower end of its 95% Wilson interval (one line naming it is a share of 1 by chance as often as not, twenty
+    are not)."""
     naming = [e for e in graph.edges if e.source == "messages" and e.caller in signals]
-    total = sum(e.weight for e in naming)
-    return sum(e.weight for e in naming if e.callee == service) / total if total else 0.0
+    return wilson_lower(sum(e.weight for e in naming if e.callee == service), sum(e.weight for e in naming))
+
+
+def wilson_lower(hits: float, n: float, z: float = 1.96) -> float:
+    """The lower end of the Wilson score interval of the share `hits / n` (0 when `n` is 0)."""
+    if n <= 0:
+        return 0.0
+    share, spread = hits / n, z * z / n
+    centre = share + spread / 2
+    return max(0.0, (centre - z * math.sqrt(share * (1 - share) / n + spread / (4 * n))) / (1 + spread))
 
 
 def _change_before(s: ServiceSignals, changes: list[Change], window: Span) -> Change | None:
