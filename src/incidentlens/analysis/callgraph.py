@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.links import span_links
 from incidentlens.analysis.periods import Span
-from incidentlens.analysis.spans import span_links
 from incidentlens.telemetry import sql_ts
 
 #: traces sampled for the log-based graph: enough to see every edge, bounded so the join stays cheap
@@ -66,7 +66,7 @@ class CallGraph(BaseModel):
 
 
 def spans_edges_sql(links: str) -> str:
-    """Calls per (caller, callee) from `links`, the spans joined to their parents (`spans.span_links`): a span whose
+    """Calls per (caller, callee) from `links`, the spans joined to their parents (`links.span_links`): a span whose
     parent is another service's is a call."""
     return f"""SELECT parent_service AS caller, service AS callee, count(*) AS calls
 FROM {links} WHERE service <> parent_service

@@ -23,7 +23,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import Span, in_span
+from incidentlens.analysis.links import span_links
+from incidentlens.analysis.periods import Span, in_span, sql_in
 from incidentlens.analysis.units import in_ms, three_figures
 
 #: a latency metric named for a percentile: `p99_ms`, `latency_p95`, `PodClientLatencyP99(s)`
@@ -62,18 +63,15 @@ def is_latency_percentile(metric: str) -> bool:
     return bool(PERCENTILE.search(metric) and LATENCY_NAME.search(metric)) and in_ms(metric, 1.0) is not None
 
 
-def traced_calls_sql(span: Span, services: list[str]) -> str:
-    """Per service, its spans and the spans of its calls (another service's span whose parent is one of its own)
-    started in `span`: how many and the longest."""
-    names = ", ".join("'" + s.replace("'", "''") + "'" for s in services)
-    return f"""WITH s AS (
-    SELECT span_id, parent_id, service, duration_ms FROM spans WHERE {in_span('start_ts', span)}
-)
-SELECT service, count(duration_ms) AS calls, max(duration_ms) AS longest_ms FROM (
-    SELECT service, duration_ms FROM s WHERE service IN ({names})
+def traced_calls_sql(span: Span, services: list[str], links: str) -> str:
+    """Per service, its spans and the spans of its calls (another service's span whose parent is one of its own) that
+    started in `span`: how many and the longest. `links`: the spans joined to their parents (`links.span_links`)."""
+    return f"""SELECT service, count(duration_ms) AS calls, max(duration_ms) AS longest_ms FROM (
+    SELECT service, duration_ms FROM spans WHERE service IN {sql_in(services)} AND {in_span('start_ts', span)}
     UNION ALL
-    SELECT parent.service, child.duration_ms FROM s AS child JOIN s AS parent ON child.parent_id = parent.span_id
-    WHERE parent.service IN ({names}) AND child.service IS DISTINCT FROM parent.service
+    SELECT parent_service AS service, duration_ms FROM {links}
+    WHERE parent_service IN {sql_in(services)} AND service IS DISTINCT FROM parent_service
+      AND {in_span('start_ts', span)} AND {in_span('parent_start', span)}
 ) AS calls
 GROUP BY service"""
 
@@ -86,7 +84,7 @@ def check_percentiles(store: Any, window: Span, peaks: list[tuple[str, str, floa
     if not wanted or not store.has("spans"):
         return [], []
     span = (window[0] - LOOKBACK, window[1])
-    sql = traced_calls_sql(span, sorted({service for service, _, _ in wanted}))
+    sql = traced_calls_sql(span, sorted({service for service, _, _ in wanted}), span_links(store))
     traced = {str(r["service"]): (int(r["calls"]), r["longest_ms"]) for r in store.fetch(sql).to_pylist()}
     rows = []
     for service, metric, peak in wanted:

@@ -55,6 +55,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.links import span_links
 from incidentlens.analysis.masking import masked_sql, masks_relation
 from incidentlens.analysis.mechanism import named_service_sql
 from incidentlens.analysis.periods import (
@@ -189,20 +190,6 @@ class TraceSignal(BaseModel):
             said += (f"; of the {self.cut_requests} requests without it that called another service, "
                      f"{self.last_call_share:.0%} called {_short(self.last_call, 120)} last")
         return said
-
-
-#: every span with its parent span's service, start and duration (NULL for a root or a parent not in the data)
-SPAN_LINKS_SQL = """SELECT child.trace_id, child.service, child.operation, child.duration_ms,
-       parent.service AS parent_service, parent.start_ts AS parent_start, parent.duration_ms AS parent_ms
-FROM spans AS child
-LEFT JOIN spans AS parent ON parent.trace_id = child.trace_id AND parent.span_id = child.parent_id"""
-
-
-def span_links(store: Any) -> str:
-    """The table of `SPAN_LINKS_SQL`: the join of each span to its parent, the costly part of reading spans, run once
-    per store (`store.hold`) for the request kinds and calls of the per-trace events, the waits around calls and the
-    call graph. A call is a link whose parent is another service's span (`service <> parent_service`)."""
-    return str(store.hold(SPAN_LINKS_SQL, "span_links"))
 
 
 def log_trace_column(store: Any) -> str | None:
