@@ -202,14 +202,11 @@ def _score(counts: pa.Table, dimensions: list[str], populations: dict[str, Any])
         return []
     in_window = _population_mask(counts, "window", populations["window_problems_only"])
     in_baseline = _population_mask(counts, "baseline", populations["baseline_problems_only"])
+    lines = arrays.floats(counts["n"])
     rows: list[dict[str, Any]] = []
     for dimension in dimensions:
-        in_set = _in_grouping_set(counts, dimension)
-        window_counts = _counts_by_value(counts, in_set & in_window, dimension)
-        baseline_counts = _counts_by_value(counts, in_set & in_baseline, dimension)
-        values = sorted(set(window_counts) | set(baseline_counts))
-        x1 = np.array([window_counts.get(v, 0) for v in values], dtype=float)
-        x2 = np.array([baseline_counts.get(v, 0) for v in values], dtype=float)
+        values, x1, x2 = _counts_by_value(counts[dimension], _in_grouping_set(counts, dimension), lines,
+                                          in_window, in_baseline)
         p1, p2 = x1 / n_window, x2 / n_baseline
         lift = p1 / np.maximum(p2, 0.5 / n_baseline)
         rows.extend(
@@ -241,14 +238,15 @@ def _population_mask(counts: pa.Table, period: str, problems_only: bool) -> np.n
     return mask & (arrays.ints(counts["problem"]) == 1) if problems_only else mask
 
 
-def _counts_by_value(counts: pa.Table, rows: np.ndarray, dimension: str) -> dict[str, int]:
-    """Count per value of one dimension over the `rows` (a mask; problem and other lines summed); NULL values are
-    not contributors."""
-    summed: dict[str, int] = {}
-    for value, n in zip(arrays.texts(counts[dimension])[rows], arrays.ints(counts["n"])[rows], strict=True):
-        if value is not None:
-            summed[value] = summed.get(value, 0) + int(n)
-    return summed
+def _counts_by_value(column: pa.ChunkedArray, in_set: np.ndarray, lines: np.ndarray, in_window: np.ndarray,
+                     in_baseline: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A dimension's values seen in either population (sorted) and their lines in the window's and in the baseline's
+    (problem and other lines summed), over its grouping set's rows (`in_set`); NULL values are not contributors."""
+    values = arrays.texts(column)
+    keep = in_set & (in_window | in_baseline) & ~np.equal(values, None)
+    keys, index = np.unique(values[keep], return_inverse=True)
+    return (keys, np.bincount(index, weights=(lines * in_window)[keep], minlength=len(keys)),
+            np.bincount(index, weights=(lines * in_baseline)[keep], minlength=len(keys)))
 
 
 def two_proportion_p(x1: np.ndarray, n1: int, x2: np.ndarray, n2: int) -> np.ndarray:
