@@ -124,7 +124,7 @@ def single_peak(impact: Impact, level: Severity) -> str | None:
         return None
     name = (fmt.error_rate_name(peak.service, peak.metric, "") if figure == "error"
             else f"latency ({fmt.series_name(peak.service, peak.metric)})")
-    value = fmt.pct if figure == "error" else functools.partial(fmt.measure, peak.metric)
+    value = _writer(figure, peak)
     at = f" at {fmt.when(fmt.utc(peak.at), clock=True)}" if peak.at else ""
     before = "" if peak.baseline is None else f" against {value(peak.baseline)} before"
     typical = "" if peak.typical is None else f", {value(peak.typical)} over the window"
@@ -192,15 +192,21 @@ def _decided_by(impact: Impact, figure: str | None) -> str:
     err, lat = impact.peak_error_rate, impact.peak_latency
     if figure == "error" and err is not None:
         name = fmt.series_name(err.service, err.metric) if err.metric != LOG_ERROR_SHARE else "ERROR/FATAL lines"
-        return f" ({name} {_typical_words(err, fmt.pct)})"
+        return f" ({name} {_typical_words(err, _writer(figure, err))})"
     if figure == "latency" and lat is not None:
         return (f" ({fmt.series_name(lat.service, lat.metric)} "
-                f"{_typical_words(lat, functools.partial(fmt.measure, lat.metric))})")
+                f"{_typical_words(lat, _writer(figure, lat))})")
     if figure == "failed" and impact.failed_excess is not None:
         return f" ({failed_words(impact)})"
     if figure == "users":
         return f" ({users_words(impact, affected=True)})"
     return ""
+
+
+def _writer(figure: str, peak: Peak) -> Callable[[float], str]:
+    """How a value of the deciding figure's series is written: an error rate as a percentage, a latency in its
+    metric's unit."""
+    return fmt.pct if figure == "error" else functools.partial(fmt.measure, peak.metric)
 
 
 def _typical_words(peak: Peak, value: Callable[[float], str]) -> str:
