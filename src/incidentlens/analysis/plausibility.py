@@ -54,8 +54,13 @@ class TraceCheck(BaseModel):
         return f"{self.service}/{self.metric}"
 
     def words(self) -> str:
-        """What the traces show of it: `its 40 traced calls took at most 4.31 ms`."""
-        return f"its {self.traced_calls} traced calls took at most {three_figures(self.longest_ms or 0.0)} ms"
+        """What the traces show of it (`traced_calls_words`)."""
+        return traced_calls_words(self.traced_calls, self.longest_ms)
+
+
+def traced_calls_words(calls: int, longest_ms: float | None) -> str:
+    """What the traces show of a percentile's calls: `its 40 traced calls took at most 4.31 ms`."""
+    return f"its {calls} traced calls took at most {three_figures(longest_ms or 0.0)} ms"
 
 
 def is_latency_percentile(metric: str) -> bool:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW
 from incidentlens.analysis.mechanism import NO_RESTART_SEEN
+from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.rootcause import GLOBAL
 from incidentlens.analysis.verdict import STANDS_OUT
 from incidentlens.errors import InputError
@@ -1078,8 +1079,8 @@ def not_borne_out_words(checks: list[NotBorneOut], most: int = 3) -> str:
         if check.service not in highest or check.peak > highest[check.service].peak:
             highest[check.service] = check
     shown = sorted(highest.values(), key=lambda c: -c.peak)
-    listed = "; ".join(f"{c.series} at {fmt.measure(c.metric, c.peak)} (its {c.traced_calls} traced calls took at most "
-                       f"{fmt.num(c.longest_ms)} ms)" for c in shown[:most])
+    listed = "; ".join(f"{c.series} at {fmt.measure(c.metric, c.peak)} "
+                       f"({traced_calls_words(c.traced_calls, c.longest_ms)})" for c in shown[:most])
     more = f"; and {len(shown) - most} more services'" if len(shown) > most else ""
     return f"Not counted as latency, percentiles the traces do not bear out: {listed}{more}."
 
