@@ -290,3 +290,13 @@ def test_a_rise_of_ten_times_or_more_is_said_in_words_not_as_a_seven_digit_perce
     assert describe_change(0.0105, 0.226) == "from 0.0105 to 0.226 (over tenfold)"
     assert describe_change(3, 29.9) == "from 3 to 29.9 (+897%)"
     assert describe_change(44051, 23272) == "from 44,051 to 23,272 (-47%)"
+
+
+def test_a_hosts_metric_is_said_to_be_the_hosts_not_the_services_own(tmp_path: Path) -> None:
+    # TrainTicket 10:12: "ts-travel-service changed (NodeNetworkReceiveBytes from 63,884 to 129,085)", a move every
+    # service on that machine showed alike
+    travel = {**quiet("travel"), "NodeNetworkReceiveBytes": (63884.0, 129085.0, 500.0)}
+    top = analysed(tmp_path, {"travel": travel, "api": quiet("api")})["hypotheses"][0]
+
+    assert top["service"] == "travel"
+    assert top["mechanism"].startswith("travel changed (its host's NodeNetworkReceiveBytes from 63,")

@@ -296,14 +296,20 @@ def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
 def shift_words(moved: list[MetricShift]) -> list[str]:
     """Each shift in words (`p99_ms from 120 to 2,400 (over tenfold)`); a run of latency percentiles the traced calls
     do not bear out is followed once by what the traces show: `...: percentiles the traces do not bear out (its 60
-    traced calls took at most 4.31 ms)`."""
-    items = [f"{m.metric} {describe_change(m.baseline, m.peak)}" for m in moved]
+    traced calls took at most 4.31 ms)`. A host's metric is said to be the host's (`its host's NodeCpuUsageRate(%) from
+    ...`): every service on that machine shows the same move, which the bare name would credit to this one."""
+    items = [f"{host_words(m.metric)}{m.metric} {describe_change(m.baseline, m.peak)}" for m in moved]
     for i, m in enumerate(moved):
         if m.not_borne_out and (i + 1 == len(moved) or moved[i + 1].not_borne_out != m.not_borne_out):
             run = next(j for j in range(i, -1, -1) if j == 0 or moved[j - 1].not_borne_out != m.not_borne_out)
             what = "a percentile" if run == i else "percentiles"
             items[i] += f": {what} the traces do not bear out ({m.not_borne_out})"
     return items
+
+
+def host_words(metric: str) -> str:
+    """`its host's ` before a host's metric (`node_...`, `NodeCpuUsageRate(%)`), else nothing."""
+    return "its host's " if re.search(HOST_METRIC, metric) else ""
 
 
 def describe_change(before: float, after: float, note: str = "") -> str:
