@@ -501,6 +501,12 @@ def _print_calibration(found: object) -> None:
         console.print(f"  {line}", markup=False)
 
 
+def _print_set_aside(lines: list[str]) -> None:
+    """What an evaluation set aside (a label it could not read, data left out), one warning line each on stderr."""
+    for line in lines:
+        warnings_console.print(Text(f"warning: set aside: {line}", style="yellow"), highlight=False, soft_wrap=True)
+
+
 def _rate(value: float | None, fmt: str = "{:.0%}") -> str:
     return "-" if value is None else fmt.format(value)
 
@@ -1004,9 +1010,11 @@ def eval_nezha_command(
         if as_json:
             _print_json(found)
             return
-        console.print(f"{found['runs']} pseudo-onsets (no fault yet): {found['mean_candidates']:.2f} services per run "
-                      f"past the candidate bar on their span events, {found['runs_with_any']} runs with any; mean "
-                      f"largest corrected z {found['mean_largest_corrected_z']:.2f}", highlight=False)
+        _print_set_aside(found["set_aside"])
+        console.print(f"{found['runs']} pseudo-onsets (no fault yet; {found['faults'] - found['runs']} of "
+                      f"{found['faults']} faults have no trace minute there): {found['mean_candidates']:.2f} services "
+                      f"per run past the candidate bar on their span events, {found['runs_with_any']} runs with any; "
+                      f"mean largest corrected z {found['mean_largest_corrected_z']:.2f}", highlight=False)
         stated = found["stated"]
         console.print(f"the analysis there (every lead false): mean stated confidence {stated['mean_confidence']:.0%}, "
                       f"a root cause named in {stated['root_cause_named']} runs, at least 90% in "
@@ -1039,6 +1047,11 @@ def eval_nezha_command(
                       f"{scores['top3']:.1%} ({scores['top3_count']})", f"{scores['mean_seconds']:.1f}",
                       ", ".join(f"{kind} {count}" for kind, count in scores["mechanisms"].items()))
     console.print(table)
+    if summary["notes"]:
+        console.print("faults scored with a note (each fault's in --json): "
+                      + ", ".join(f"{note} {count}" for note, count in summary["notes"].items()), markup=False,
+                      soft_wrap=True)
+    _print_set_aside(summary["set_aside"])
     _print_calibration(report.calibration())
 
 

@@ -102,11 +102,17 @@ class NezhaReport:
     faults: list[FaultScore] = field(default_factory=list)
     without: list[str] = field(default_factory=list)  # the sources left out
     alert_after: float | None = None  # seconds after each injection of the alert time, when analysed as an alert
+    set_aside: list[str] = field(default_factory=list)  # labels that could not be read, metric data left out: why
 
     def summary(self) -> dict[str, Any]:
         return {"ranker": self.ranker, "without": self.without, "alert_after": self.alert_after,
                 **_scores(self.faults), "by_type": self.by_type(),
-                "by_day": self.by_day(), "paper": PAPER, "calibration": self.calibration().model_dump()}
+                "by_day": self.by_day(), "paper": PAPER, "calibration": self.calibration().model_dump(),
+                "notes": self.note_counts(), "set_aside": self.set_aside}
+
+    def note_counts(self) -> dict[str, int]:
+        """How many faults were scored with each kind of note (what a fault lacked, how it was timed)."""
+        return dict(Counter(part.split(":")[0] for f in self.faults if f.note for part in f.note.split("; ")))
 
     def calibration(self) -> Calibration:
         """Of the hypotheses stated at about X% confidence, the share naming the injected service."""
@@ -159,36 +165,73 @@ def rca_dir(data: Path, day: str) -> Path:
 
 
 def load_faults(data: Path, day: str | None = None) -> list[NezhaFault]:
+    """The labelled faults of `day` (every day found when None) in time order (`read_labels`)."""
+    return read_labels(data, day).faults
+
+
+@dataclass
+class Labels:
+    """The labelled faults in time order, and each label set aside (unreadable), with its file and why."""
+
+    faults: list[NezhaFault] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)
+
+
+def read_labels(data: Path, day: str | None = None) -> Labels:
     """The labelled faults of `day` (every day found when None) in time order, each at its `inject_time` (UTC on
     the shared days; on one TrainTicket day `inject_timestamp` is ~8 h off it), or at `inject_timestamp` when only
-    that time has the fault's own log or trace minute (`injection_time`)."""
-    faults: list[NezhaFault] = []
+    that time has the fault's own log or trace minute (`injection_time`). A label that cannot be read (a field
+    missing, a time that does not parse) is set aside and said, not the whole file; a file that is not a fault
+    list (`{"HH": [fault, ...]}`, or one list of faults) is an InputError."""
+    labels = Labels()
     for name in [day] if day else find_days(data):
         day_dir = rca_dir(data, name)
-        labels = day_dir / f"{name}{LABELS_SUFFIX}"
-        if not labels.is_file():
-            raise InputError(f"{labels}: not found (--day {name}: days found: {', '.join(find_days(data))})")
+        path = day_dir / f"{name}{LABELS_SUFFIX}"
+        if not path.is_file():
+            raise InputError(f"{path}: not found (--day {name}: days found: {', '.join(find_days(data))})")
         try:
-            by_hour = json.loads(labels.read_text())
-            faults.extend(
-                NezhaFault(*injection_time(item, day_dir), item["inject_pod"], service_of_pod(item["inject_pod"]),
-                           item["inject_type"], name)
-                for items in by_hour.values() for item in items
-            )
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError) as err:
-            raise InputError(f"{labels}: not a Nezha fault list ({type(err).__name__}: {err})") from None
-    return sorted(faults, key=lambda f: f.inject_time)
+            listed = json.loads(path.read_text())
+        except (ValueError, OSError) as err:
+            raise InputError(f"{path}: not a Nezha fault list ({type(err).__name__}: {err})") from None
+        if not isinstance(listed, dict | list):
+            raise InputError(f"{path}: not a Nezha fault list (expected {{\"HH\": [fault, ...]}})")
+        for hour, items in listed.items() if isinstance(listed, dict) else [("", listed)]:
+            _read_hour(labels, path, hour, items, day_dir)
+    labels.faults.sort(key=lambda f: f.inject_time)
+    return labels
+
+
+def _read_hour(labels: Labels, path: Path, hour: str, items: Any, day_dir: Path) -> None:
+    """One hour's faults into `labels`; a fault that cannot be read is set aside, with why."""
+    where = f"{path.name}{f' hour {hour}' if hour else ''}"
+    if not isinstance(items, list):
+        labels.set_aside.append(f"{where}: not a list of faults")
+        return
+    for number, item in enumerate(items, start=1):
+        try:
+            pod = str(item["inject_pod"])
+            labels.faults.append(NezhaFault(*injection_time(item, day_dir), pod, service_of_pod(pod),
+                                            str(item["inject_type"]), day_dir.name))
+        except KeyError as err:
+            labels.set_aside.append(f"{where} fault {number}: no {err}")
+        except (ValueError, TypeError, OverflowError) as err:
+            labels.set_aside.append(f"{where} fault {number}: {type(err).__name__}: {err}")
 
 
 def injection_time(item: dict[str, Any], day_dir: Path) -> tuple[datetime, str]:
     """When a labelled fault was injected, and which label field says so. `inject_time` unless none of the log and
     trace files a fault then would be given exists while one of `inject_timestamp`'s (read as UTC) does: the two
-    disagree by hours on some days, and the minute files, named in UTC, show which clock the day's labels keep."""
-    stated = datetime.fromisoformat(item["inject_time"])
+    disagree by hours on some days, and the minute files, named in UTC, show which clock the day's labels keep.
+    A time with a zone (`2022-08-22T10:40:30Z`) is taken in UTC."""
+    stated = _naive_utc(datetime.fromisoformat(str(item["inject_time"])))
     if "inject_timestamp" not in item or _has_minute_files(day_dir, stated):
         return stated, "inject_time"
-    stamped = datetime.fromtimestamp(int(item["inject_timestamp"]), tz=UTC).replace(tzinfo=None)
+    stamped = datetime.fromtimestamp(float(item["inject_timestamp"]), tz=UTC).replace(tzinfo=None)
     return (stamped, "inject_timestamp") if _has_minute_files(day_dir, stamped) else (stated, "inject_time")
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _has_minute_files(day_dir: Path, moment: datetime) -> bool:
@@ -269,29 +312,36 @@ def _file_minute(name: str, day: datetime) -> datetime | None:
 
 
 class MetricsCut:
-    """The day's per-pod metrics read once; `around(fault)` writes the fault's slice as canonical Parquet."""
+    """The day's per-pod metrics read once; `around(fault)` writes the fault's slice as canonical Parquet. A day
+    without per-pod metric files has none to give (`missing` says so): its faults are ranked on the rest."""
 
     def __init__(self, day_dir: Path, scratch: Path, history: timedelta = METRIC_HISTORY) -> None:
         pods = sorted((day_dir / "metric").glob(f"*{POD_METRIC_SUFFIX}"))
-        if not pods:
-            raise InputError(f"{day_dir / 'metric'}: no per-pod metric files (<pod>{POD_METRIC_SUFFIX})")
         scratch.mkdir(parents=True, exist_ok=True)
         self.scratch = scratch
         self.history = history
+        self.day: Path | None = None
+        self.missing = None if pods else f"no per-pod metric files (metric/<pod>{POD_METRIC_SUFFIX})"
+        self.warnings: list[str] = []  # what the day's metric files had that was left out (an empty file, NaNs)
+        if not pods:
+            return
         self.day = scratch / "metrics-day.parquet"
         store = load_telemetry(metrics=[str(p) for p in pods])
+        self.warnings = [*store.warnings, *(rejected.note() for rejected in store.rejected)]
         store.cursor().execute(
             f"COPY (SELECT ts, service, metric, value FROM metrics ORDER BY ts) TO '{self.day}' (FORMAT parquet)"
         )
 
-    def around(self, moment: datetime) -> Path:
+    def around(self, moment: datetime) -> Path | None:
+        """The metrics of `history` before `moment` to a few minutes after; None when the day has none there."""
+        if self.day is None:
+            return None
         path = self.scratch / f"metrics-{moment:%H%M%S}.parquet"
         start, end = sql_ts(moment - self.history), sql_ts(moment + METRIC_FUTURE)
-        load = load_telemetry(metrics=self.day)
-        load.cursor().execute(
-            f"COPY (SELECT * FROM metrics WHERE ts >= {start} AND ts < {end}) TO '{path}' (FORMAT parquet)"
-        )
-        return path
+        cut = load_telemetry(metrics=self.day).cursor()
+        cut.execute(f"COPY (SELECT * FROM metrics WHERE ts >= {start} AND ts < {end}) TO '{path}' (FORMAT parquet)")
+        rows = cut.execute(f"SELECT count(*) FROM '{path}'").fetchone()
+        return path if rows and rows[0] else None
 
 
 def analysis_ranker(store: TelemetryStore, at: datetime, onset: str = "at") -> Ranking:
@@ -459,7 +509,8 @@ def null_calibration(data: Path, limit: int | None = None, day: str | None = Non
     if "traces" in without:
         raise InputError("--null --without traces: the check reads the span signals, which need the traces")
     runs: list[NullRun] = []
-    faults = load_faults(data, day)[:limit]
+    labels = read_labels(data, day)
+    faults = labels.faults[:limit]
     for number, fault in enumerate(faults, start=1):
         # the files up to the injection's minute
         if not fault_files(rca_dir(data, fault.day), fault, minutes=(0,))["traces"]:
@@ -483,6 +534,8 @@ def null_calibration(data: Path, limit: int | None = None, day: str | None = Non
             progress(number, len(faults), runs[-1])
     count = len(runs)
     return {
+        "faults": len(faults),  # a fault with no trace minute at its pseudo-onset has no run
+        "set_aside": labels.set_aside,
         "runs": count,
         "mean_candidates": sum(len(r.candidates) for r in runs) / count if count else 0.0,
         "runs_with_any": sum(1 for r in runs if r.candidates),
@@ -529,19 +582,25 @@ def evaluate_nezha(
             raise InputError("--alert-after: only with --ranker analysis (the signals ranker detects nothing)")
         rank = functools.partial(_at_alert, delay=alert_after)
     _check_sources(without)
-    every = load_faults(data, day)
-    faults = [f for f in every if not kinds or f.kind in kinds][:limit]
+    labels = read_labels(data, day)
+    faults = [f for f in labels.faults if not kinds or f.kind in kinds][:limit]
+    if not labels.faults:
+        raise InputError(f"{data / 'rca_data'}: no faults listed in {'--day ' + day if day else 'any day'}'s "
+                         f"<day>{LABELS_SUFFIX}{'; ' + labels.set_aside[0] if labels.set_aside else ''}")
     if not faults:
-        types = ", ".join(sorted({f.kind for f in every}))
+        types = ", ".join(sorted({f.kind for f in labels.faults}))
         raise InputError(f"--kind {', '.join(kinds or [])}: no such faults (types: {types})")
     report = NezhaReport(ranker=ranker, without=sorted(set(without)),
-                         alert_after=None if alert_after is None else alert_after.total_seconds())
+                         alert_after=None if alert_after is None else alert_after.total_seconds(),
+                         set_aside=list(labels.set_aside))
     with tempfile.TemporaryDirectory(prefix="incidentlens-nezha-") as scratch:
-        cuts: dict[str, MetricsCut] = {}
+        cuts: dict[str, MetricsCut | None] = {}
         for number, fault in enumerate(faults, start=1):
             folder = rca_dir(data, fault.day)
             if fault.day not in cuts:  # one day's metrics at a time: the last day's cut is no longer needed
-                cuts = {fault.day: MetricsCut(folder, Path(scratch) / fault.day, history)}
+                cut = None if "metrics" in without else MetricsCut(folder, Path(scratch) / fault.day, history)
+                cuts = {fault.day: cut}
+                report.set_aside.extend(f"{fault.day}: {note}" for note in (cut.warnings if cut else []))
             score = score_fault(folder, fault, cuts[fault.day], rank, reference, log_history, without)
             report.faults.append(score)
             if progress:
@@ -554,20 +613,31 @@ def _at_alert(store: TelemetryStore, inject_time: datetime, delay: timedelta) ->
     return analysis_ranker(store, inject_time + delay, onset="detect")
 
 
-def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: Ranker,
+def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut | None, ranker: Ranker,
                 reference: bool = False, log_history: timedelta = LOG_HISTORY,
                 without: Sequence[str] = ()) -> FaultScore:
+    """Rank one fault's services (`metrics` None: without metrics). What the fault lacked (metrics around it, its
+    own log or trace minutes, a file that could not be read) is said in its note."""
     started = time.perf_counter()
     inputs = _leave_out(fault_inputs(day_dir, fault, reference=reference, history=log_history), without)
-    store, skipped = fault_store(inputs, None if "metrics" in without else metrics.around(fault.inject_time))
+    metrics = None if "metrics" in without else metrics
+    cut = metrics.around(fault.inject_time) if metrics else None
     try:
-        ranking = ranker(store, fault.inject_time)
-    except Exception as err:  # one fault's crash is that fault's result, reported; the other faults still run
-        ranking = Ranking([], note=f"ranker failed: {type(err).__name__}: {' '.join(str(err).split())[:200]}")
+        store, skipped = fault_store(inputs, cut)
+    except InputError as err:  # nothing around the fault could be read: it ranks nothing, and says why
+        store, skipped = None, []
+        ranking = Ranking([], note=f"nothing to rank on: {_one_line(err)}")
+    if store is not None:
+        try:
+            ranking = ranker(store, fault.inject_time)
+        except Exception as err:  # one fault's crash is that fault's result, reported; the other faults still run
+            ranking = Ranking([], note=f"ranker failed: {type(err).__name__}: {_one_line(err)}")
     ranked = ranking.services
     rank = ranked.index(fault.service) + 1 if fault.service in ranked else None
     own = fault_files(day_dir, fault)
     missing = [f"no {role[:-1]} file for its minutes" for role, _, _ in ROLES if role not in without and not own[role]]
+    if metrics and cut is None:
+        missing.append(metrics.missing or "no metric sample in the hour around it")
     clock = [f"timed by {fault.clock}: no log or trace minute at inject_time"] if fault.clock != "inject_time" else []
     notes = [n for n in (*clock, ranking.note, *missing, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
     return FaultScore(
@@ -577,6 +647,10 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut, ranker: R
         confidences=ranking.confidences[:5],
         mechanism=ranking.mechanisms[rank - 1] if rank is not None and rank <= len(ranking.mechanisms) else None,
     )
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())[:200]
 
 
 def _check_sources(without: Sequence[str]) -> None:
@@ -594,9 +668,11 @@ def _leave_out(files: dict[str, list[Path]], without: Sequence[str]) -> dict[str
 
 
 def fault_store(files: dict[str, list[Path]], metrics: Path | None = None) -> tuple[TelemetryStore, list[Path]]:
-    """The fault's store; a file the loader refuses (the day has a truncated log) is left out and reported."""
+    """The fault's store; a file the loader refuses (the day has a truncated log) or leaves out (no bytes) is left
+    out and reported."""
     try:
-        return load_telemetry(metrics=metrics, logs=files["logs"] or None, traces=files["traces"] or None), []
+        store = load_telemetry(metrics=metrics, logs=files["logs"] or None, traces=files["traces"] or None)
+        return store, [path for paths in files.values() for path in paths if not path.stat().st_size]
     except InputError:
         readable = {role: [p for p in paths if _readable(role, p)] for role, paths in files.items()}
         skipped = [p for role, paths in files.items() for p in paths if p not in readable[role]]

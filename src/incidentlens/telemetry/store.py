@@ -33,7 +33,7 @@ from incidentlens.telemetry.columns import quote
 from incidentlens.telemetry.files import PathsArg, RejectedRows, Source, resolve_paths, sources_for
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, read_text_log
-from incidentlens.telemetry.views import EmptySourceError, build_select
+from incidentlens.telemetry.views import NO_ROWS, EmptySourceError, build_select
 
 VIEWS = ("metrics", "logs", "spans", "events")
 #: Text sources (CSV, JSON lines) up to this many bytes of text are parsed once, at load, into an in-memory table:
@@ -142,8 +142,10 @@ class TelemetryStore:
         """Add files (a path, a glob, or a list of them) to a canonical view; `text` says what plain-text logs
         cannot (the year of year-less times, the service)."""
         files = resolve_paths(paths)
-        empty: list[EmptySourceError] = []
-        for source in sources_for(files):
+        # a file of no bytes (a gzip stream never written) is as empty as a CSV file with only a header
+        blank = [path for path in files if not path.stat().st_size]
+        empty = [EmptySourceError(f"{path}: {NO_ROWS}") for path in blank]
+        for source in sources_for(path for path in files if path not in blank):
             try:
                 if source.fmt == "text":
                     self._add_text_logs(view, source, text)

@@ -63,6 +63,10 @@ _ERROR_STATUSES = "'ERROR', 'STATUS_CODE_ERROR', 'TRUE', 'FAIL', 'FAILED', 'FAIL
 _OK_STATUSES = "'OK', 'UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_UNSET', 'FALSE', 'SUCCESS'"
 
 
+#: what an EmptySourceError says of its file
+NO_ROWS = "no rows (the file is empty or has only a header)"
+
+
 class EmptySourceError(InputError):
     """A source with no rows: an error alone, a warning beside files that have rows."""
 
@@ -250,7 +254,7 @@ def _sample(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     except duckdb.Error as err:
         raise _read_failure(source, err) from None
     if con.execute(f"SELECT count(*) FROM {_SAMPLE}").fetchone()[0] == 0:
-        raise EmptySourceError(f"{source.label}: no rows (the file is empty or has only a header)")
+        raise EmptySourceError(f"{source.label}: {NO_ROWS}")
 
 
 def _read_failure(source: Source, err: duckdb.Error) -> Exception:
@@ -577,7 +581,7 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     except duckdb.Error as err:
         raise _read_failure(c.source, err) from None
     if total == 0:
-        raise EmptySourceError(f"{c.source.label}: no rows (the file is empty or has only a header)")
+        raise EmptySourceError(f"{c.source.label}: {NO_ROWS}")
     if bad:
         file, row, value = locate_first(con, c.source, bad_time, column)
         raise InputError(

@@ -1,0 +1,150 @@
+"""`eval nezha` and `analyze` on days in Nezha's layout that vary as an unseen day may: several days in one folder,
+fault types and pod names not seen before, labels and files missing, empty or cut short. Generated days only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cli_process import assert_one_line_error, run_cli
+from incidentlens.eval.nezha import evaluate_nezha, null_calibration, read_labels
+from incidentlens.telemetry import load_telemetry
+from incidentlens.telemetry.views import NO_ROWS
+from nezha_days import PODS, label, write_day
+
+DAY, OTHER_DAY = "2022-08-22", "2022-08-23"
+CART_FAULT = label(f"{DAY} 10:20:30", PODS["cartservice"], "cpu_contention")
+
+
+@pytest.fixture(scope="module")
+def one_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("nezha-day")
+    write_day(root, DAY, [CART_FAULT])
+    return root
+
+
+@pytest.fixture
+def copy(one_day: Path, tmp_path: Path) -> Path:
+    """A copy of the generated day to change."""
+    shutil.copytree(one_day, tmp_path / "data")
+    return tmp_path / "data"
+
+
+def _labels(data: Path) -> Path:
+    return data / "rca_data" / DAY / f"{DAY}-fault_list.json"
+
+
+def test_every_day_in_the_folder_is_scored_with_figures_per_day_and_overall(tmp_path: Path):
+    write_day(tmp_path, DAY, [CART_FAULT])
+    write_day(tmp_path, OTHER_DAY, [label(f"{OTHER_DAY} 10:22:10", PODS["adservice"], "network_delay")])
+    summary = evaluate_nezha(tmp_path).summary()
+    assert summary["faults"] == 2 and summary["top1_count"] == 2
+    assert {day: scores["faults"] for day, scores in summary["by_day"].items()} == {DAY: 1, OTHER_DAY: 1}
+    table = run_cli("eval", "nezha", "--data", str(tmp_path))
+    assert table.returncode == 0, table.stderr
+    rows = [line.split()[:2] for line in table.stdout.splitlines()]
+    assert [row for row in rows if row and row[0] in (DAY, OTHER_DAY, "all")] == [[DAY, "1"], [OTHER_DAY, "1"],
+                                                                                   ["all", "2"]]
+
+
+def test_a_fault_type_not_seen_before_is_scored_under_its_own_type(copy: Path):
+    _labels(copy).write_text(json.dumps({"10": [{**CART_FAULT, "inject_type": "memory_leak"}]}))
+    report = evaluate_nezha(copy)
+    assert list(report.by_type()) == ["memory_leak"] and report.faults[0].rank == 1
+
+
+def test_a_pod_named_without_its_replica_set_is_its_own_service(copy: Path):
+    _labels(copy).write_text(json.dumps({"10": [{**CART_FAULT, "inject_pod": "cartservice"}]}))
+    score = evaluate_nezha(copy).faults[0]
+    assert (score.service, score.rank) == ("cartservice", 1)
+
+
+def test_an_hour_with_no_faults_adds_none_and_a_list_with_none_at_all_is_refused(copy: Path):
+    _labels(copy).write_text(json.dumps({"09": [], "10": [CART_FAULT], "11": []}))
+    assert evaluate_nezha(copy).summary()["faults"] == 1
+    _labels(copy).write_text(json.dumps({"09": [], "10": []}))
+    assert_one_line_error(run_cli("eval", "nezha", "--data", str(copy)), "rca_data", "no faults listed")
+
+
+def test_one_list_of_faults_without_hours_is_read_too(copy: Path):
+    _labels(copy).write_text(json.dumps([CART_FAULT]))
+    assert [f.service for f in read_labels(copy).faults] == ["cartservice"]
+
+
+def test_a_label_that_cannot_be_read_is_set_aside_and_said(copy: Path):
+    unnamed = {key: value for key, value in CART_FAULT.items() if key != "inject_type"}
+    _labels(copy).write_text(json.dumps({"10": [CART_FAULT, unnamed], "11": None}))
+    report = evaluate_nezha(copy)
+    assert len(report.faults) == 1
+    assert report.set_aside == [f"{DAY}-fault_list.json hour 10 fault 2: no 'inject_type'",
+                                f"{DAY}-fault_list.json hour 11: not a list of faults"]
+    table = run_cli("eval", "nezha", "--data", str(copy))
+    assert table.returncode == 0 and "Traceback" not in table.stderr
+    assert f"warning: set aside: {DAY}-fault_list.json hour 10 fault 2: no 'inject_type'" in table.stderr
+
+
+def test_an_injection_time_with_a_zone_is_read_in_utc(copy: Path):
+    _labels(copy).write_text(json.dumps({"18": [{**CART_FAULT, "inject_time": "2022-08-22T18:20:30+08:00"}]}))
+    score = evaluate_nezha(copy).faults[0]
+    assert (score.inject_time, score.rank, score.note) == ("2022-08-22T10:20:30Z", 1, None)
+
+
+def test_a_fault_without_log_or_trace_minutes_is_scored_and_says_so(copy: Path):
+    for folder in ("log", "trace"):
+        for minute in ("10_20", "10_21", "10_22"):
+            next((copy / "rca_data" / DAY / folder).glob(f"{minute}_*")).unlink()
+    score = evaluate_nezha(copy).faults[0]
+    assert score.rank == 1  # from its CPU and the hour of traces before
+    assert score.note == "no log file for its minutes; no trace file for its minutes"
+
+
+def test_a_day_without_metric_files_is_ranked_on_its_logs_and_traces_and_says_so(copy: Path):
+    shutil.rmtree(copy / "rca_data" / DAY / "metric")
+    score = evaluate_nezha(copy).faults[0]
+    assert score.rank == 1 and score.note == "no per-pod metric files (metric/<pod>_metric.csv)"
+
+
+def test_a_fault_after_the_metrics_end_is_scored_and_says_so(copy: Path):
+    for path in (copy / "rca_data" / DAY / "metric").glob("*_metric.csv"):
+        path.write_text("".join(path.read_text().splitlines(keepends=True)[:12]))  # 10:00 to 10:10
+    score = evaluate_nezha(copy, history=timedelta(minutes=5)).faults[0]  # metrics of 10:15:30 on
+    assert score.note == "no metric sample in the hour around it" and score.rank == 1
+
+
+def test_a_metric_file_without_a_column_keeps_the_others_metrics(copy: Path):
+    path = copy / "rca_data" / DAY / "metric" / f"{PODS['adservice']}_metric.csv"
+    lines = [line.split(",") for line in path.read_text().splitlines()]
+    path.write_text("\n".join(",".join(cells[:4] + cells[5:]) for cells in lines) + "\n")  # no CpuUsageRate(%)
+    metrics = load_telemetry(metrics=str(copy / "rca_data" / DAY / "metric" / "*_metric.csv"))
+    counts = metrics.fetch("SELECT service, count(DISTINCT metric) AS n FROM metrics GROUP BY ALL").to_pylist()
+    assert {row["service"]: row["n"] for row in counts} == {"frontend": 8, "cartservice": 8, "adservice": 7}
+    assert evaluate_nezha(copy).faults[0].rank == 1
+
+
+def test_an_empty_gzip_minute_is_left_out_and_named(copy: Path):
+    day = copy / "rca_data" / DAY
+    (day / "log" / "10_21_log.csv.gz").write_bytes(b"")  # a stream never written: no gzip header at all
+    assert evaluate_nezha(copy).faults[0].note == "unreadable, left out: 10_21_log.csv.gz"
+    out = copy / "out"
+    result = run_cli("analyze", "--at", "2022-08-22T10:20:30Z", "--onset", "at", "--out", str(out),
+                     "--metrics", str(day / "metric" / "*_metric.csv"),
+                     "--logs", str(day / "log" / "10_21_log.csv.gz"), "--logs", str(day / "log" / "10_22_log.csv.gz"),
+                     "--traces", str(day / "trace" / "10_21_trace.csv.gz"))
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {day / 'log' / '10_21_log.csv.gz'}: {NO_ROWS}, left out" in result.stderr
+    only_empty = run_cli("analyze", "--at", "2022-08-22T10:20:30Z", "--out", str(out),
+                         "--logs", str(day / "log" / "10_21_log.csv.gz"))
+    assert_one_line_error(only_empty, "10_21_log.csv.gz", "no rows")
+
+
+def test_the_null_check_counts_the_faults_it_has_no_pseudo_onset_for_and_the_labels_it_set_aside(copy: Path):
+    unnamed = {key: value for key, value in CART_FAULT.items() if key != "inject_pod"}
+    _labels(copy).write_text(json.dumps({"10": [CART_FAULT, unnamed]}))
+    (copy / "rca_data" / DAY / "trace" / "10_20_trace.csv.gz").unlink()  # the minute before the fault's
+    found = null_calibration(copy)
+    assert (found["faults"], found["runs"]) == (1, 0)
+    assert found["set_aside"] == [f"{DAY}-fault_list.json hour 10 fault 2: no 'inject_pod'"]
