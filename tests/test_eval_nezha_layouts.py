@@ -3,6 +3,7 @@ fault types and pod names not seen before, labels and files missing, empty or cu
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from datetime import timedelta
@@ -148,3 +149,24 @@ def test_the_null_check_counts_the_faults_it_has_no_pseudo_onset_for_and_the_lab
     found = null_calibration(copy)
     assert (found["faults"], found["runs"]) == (1, 0)
     assert found["set_aside"] == [f"{DAY}-fault_list.json hour 10 fault 2: no 'inject_pod'"]
+
+
+def test_a_day_folder_without_its_fault_list_is_said_not_scored(copy: Path):
+    (copy / "rca_data" / "2022-08-24" / "metric").mkdir(parents=True)  # metrics, but no 2022-08-24-fault_list.json
+    labels = read_labels(copy)
+    assert len(labels.faults) == 1
+    assert labels.set_aside == ["rca_data/2022-08-24: no 2022-08-24-fault_list.json, not scored"]
+
+
+def test_a_fault_list_saved_with_a_byte_order_mark_is_read(copy: Path):
+    _labels(copy).write_text(json.dumps({"10": [CART_FAULT]}), encoding="utf-8-sig")
+    assert [f.service for f in read_labels(copy).faults] == ["cartservice"]
+
+
+def test_gzipped_per_pod_metric_files_are_read_as_plain_ones(copy: Path):
+    for path in (copy / "rca_data" / DAY / "metric").glob("*_metric.csv"):
+        with gzip.open(f"{path}.gz", "wt") as packed:
+            packed.write(path.read_text())
+        path.unlink()
+    score = evaluate_nezha(copy).faults[0]
+    assert score.rank == 1 and score.note is None

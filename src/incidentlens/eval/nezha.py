@@ -36,7 +36,7 @@ PAPER = {"trainticket": {"top1": 0.867, "top3": 0.978}, "onlineboutique": {"top1
 LABELS_SUFFIX = "-fault_list.json"
 #: the shared TrainTicket day, for callers that name it (`rca_dir(data, fault.day)` serves any day)
 DAY = "2023-01-29"
-POD_METRIC_SUFFIX = "_metric.csv"
+POD_METRIC_SUFFIX = "_metric.csv"  # gzipped too (`_metric.csv.gz`), as the log and trace minutes may be
 # Log/trace files are one minute each and named for the minute they end at: HH_MM holds [HH:MM-1, HH:MM), so the
 # files of the injection's minute and the next two cover a minute before it to two minutes after.
 FILE_MINUTES_FROM_INJECTION = (0, 1, 2)
@@ -159,6 +159,12 @@ def find_days(data: Path) -> list[str]:
     return days
 
 
+def _unlabelled_days(data: Path) -> list[str]:
+    """The folders under `data/rca_data` with no fault list of their own name (a day that cannot be scored)."""
+    folders = (path for path in (data / "rca_data").iterdir() if path.is_dir())
+    return sorted(path.name for path in folders if not (path / f"{path.name}{LABELS_SUFFIX}").is_file())
+
+
 def rca_dir(data: Path, day: str) -> Path:
     """Where one day's labels, metrics, logs and traces are."""
     return data / "rca_data" / day
@@ -183,14 +189,16 @@ def read_labels(data: Path, day: str | None = None) -> Labels:
     that time has the fault's own log or trace minute (`injection_time`). A label that cannot be read (a field
     missing, a time that does not parse) is set aside and said, not the whole file; a file that is not a fault
     list (`{"HH": [fault, ...]}`, or one list of faults) is an InputError."""
-    labels = Labels()
-    for name in [day] if day else find_days(data):
+    days = [day] if day else find_days(data)
+    labels = Labels(set_aside=[] if day else [f"rca_data/{name}: no {name}{LABELS_SUFFIX}, not scored"
+                                              for name in _unlabelled_days(data)])
+    for name in days:
         day_dir = rca_dir(data, name)
         path = day_dir / f"{name}{LABELS_SUFFIX}"
         if not path.is_file():
             raise InputError(f"{path}: not found (--day {name}: days found: {', '.join(find_days(data))})")
         try:
-            listed = json.loads(path.read_text())
+            listed = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark, as some editors write
         except (ValueError, OSError) as err:
             raise InputError(f"{path}: not a Nezha fault list ({type(err).__name__}: {err})") from None
         if not isinstance(listed, dict | list):
@@ -316,7 +324,8 @@ class MetricsCut:
     without per-pod metric files has none to give (`missing` says so): its faults are ranked on the rest."""
 
     def __init__(self, day_dir: Path, scratch: Path, history: timedelta = METRIC_HISTORY) -> None:
-        pods = sorted((day_dir / "metric").glob(f"*{POD_METRIC_SUFFIX}"))
+        folder = day_dir / "metric"
+        pods = sorted(path for suffix in ("", ".gz") for path in folder.glob(f"*{POD_METRIC_SUFFIX}{suffix}"))
         scratch.mkdir(parents=True, exist_ok=True)
         self.scratch = scratch
         self.history = history
