@@ -330,3 +330,22 @@ def test_the_lines_of_a_logger_that_is_no_front_door_are_not_counted_as_requests
     impact = estimate_impact(DuckStore(no_front_door), WINDOW, BASELINE).impact
     assert impact.requests_total is None and impact.entry_service is None
     assert estimate_impact(DuckStore(LOGS), WINDOW, BASELINE).impact.entry_service == "api-gateway"
+
+
+# recs serves in 10 ms, but for five minutes an hour before the start (an earlier fault) and from the start on it
+# takes 2.3 s
+REPEATED_FAULT = """
+    CREATE VIEW metrics AS
+    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'recs' AS service, 'p95_ms' AS metric,
+           CAST(CASE WHEN i >= 120 OR i BETWEEN 60 AND 64 THEN 2300 ELSE 10 + i % 3 END AS DOUBLE) AS value
+    FROM range(150) t(i)
+"""
+
+
+def test_a_latency_held_far_above_its_median_is_harm_though_an_earlier_fault_in_the_baseline_went_as_high() -> None:
+    # OnlineBoutique 15:21: recommendationservice's p95 from 0.025 to 2.3 s through the window, "no service's
+    # latency rose" because its 15:12 fault widened the baseline's quantile range
+    impact = estimate_impact(DuckStore(REPEATED_FAULT), WINDOW, BASELINE).impact
+
+    assert impact.services_affected == ["recs"]
+    assert impact.peak_latency is not None and impact.peak_latency.typical == 2300.0

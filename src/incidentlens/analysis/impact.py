@@ -21,11 +21,17 @@ Rules (each number's evidence repeats its rule and carries its SQL):
 - a service or region is affected when its WARN/ERROR/FATAL lines per minute in the window are at least
   `SURGE_RATIO` times the baseline's (per minute the logs cover, `periods.logged_minutes`: logs that cover a minute
   of a day-long metrics baseline must not make every steady error line a surge), and a Bonferroni-corrected
-  Poisson test agrees; or, for services, when one
-  of its latency or error metrics' window median shifted up by at least `METRIC_SHIFT` robust standard deviations
-  (`shifts.metric_shift_sql`, with the noise floor `IMPACT_NOISE_FLOOR`), or its root spans failed `SURGE_RATIO`
-  times as often as in the baseline by the same test (`_failing_entries`).
-- peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum;
+  Poisson test agrees; or, for services, when one of its latency or error metrics' window median shifted up by at
+  least `METRIC_SHIFT` robust standard deviations (`shifts.metric_shift_sql`, with the noise floor
+  `IMPACT_NOISE_FLOOR`); or when each of two or more values of a latency it served (not `CLIENT_SIDE`: a client's
+  percentile can sit at its histogram's top bucket) is at least `SLOWER` times its baseline median and
+  `METRIC_SHIFT` deviations past it on a scale without the quantile range (that range keeps a spiky series from
+  passing for a moved one, but holds any earlier fault in the baseline, and a latency held at 94 times its median
+  through the window is harm however high an earlier fault took it; each value, not the median, which one spike
+  carries in a window of two or three); or its root spans failed `SURGE_RATIO` times as often as in the baseline by
+  the same test (`_failing_entries`).
+- peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum,
+  among those that mark their service affected when any does (what held, not a lone spike beside it);
   the latency requests were served with when such a series rose, not a service's wait as a client on its own calls
   (`CLIENT_SIDE`: that is its callees' latency, and a client-side percentile can hold outliers of seconds to hours
   the requests did not see); without an error metric, the worst whole minute's share of ERROR/FATAL log lines
@@ -85,6 +91,8 @@ MAX_P_VALUE = 1e-3
 MIN_LINES_PER_MINUTE = 10
 #: a latency or error metric shifted up this many robust standard deviations marks its service affected
 METRIC_SHIFT = 5.0
+#: a latency held at this many times its baseline median through the window is harm (SEV3's latency floor)
+SLOWER = 1.5
 #: impact counts harm: a change under 5% of the baseline is one robust standard deviation at most, however flat the
 #: series was before (the root-cause tests credit any series with 2%)
 IMPACT_NOISE_FLOOR = 0.05
@@ -225,16 +233,21 @@ def _metric_peaks(
     unsupported = [c for c in checks if c.borne_out is False]
     left_out = {(c.service, c.metric) for c in unsupported}
     changed &= np.array([(str(service[i]), str(metric[i])) not in left_out for i in range(table.num_rows)], dtype=bool)
+    served = np.array([not CLIENT_SIDE.search(str(m)) for m in metric], dtype=bool)
+    slower = np.isin(metric, series["latency"]) & served & _held_at_least(table, SLOWER) \
+        & (arrays.floats(table["least_z_iqr"]) >= METRIC_SHIFT)
+    affected = changed & ((typical_shift >= METRIC_SHIFT) | slower)
     order = np.argsort(-typical_shift, kind="stable")
-    shifted = list(dict.fromkeys(str(service[i]) for i in order if typical_shift[i] >= METRIC_SHIFT and changed[i]))
+    shifted = list(dict.fromkeys(str(service[i]) for i in order if affected[i]))
     already = sorted({f"{service[i]}/{metric[i]}" for i in range(table.num_rows) if not changed[i]
                       and _rose(before.get((str(service[i]), str(metric[i]))), baseline_median[i])})
     peaks: dict[str, Peak] = {}
-    served = np.array([not CLIENT_SIDE.search(str(m)) for m in metric], dtype=bool)
     for role in ("latency", "error"):
         candidates = np.flatnonzero(np.isin(metric, series[role]) & changed)
         if role == "latency" and (candidates.size and served[candidates].any()):
             candidates = candidates[served[candidates]]
+        if affected[candidates].any():  # the worst of what held through the window, not a lone spike elsewhere
+            candidates = candidates[affected[candidates]]
         if len(candidates) == 0:
             continue
         i = candidates[np.argmax(peak_shift[candidates])]
@@ -250,15 +263,26 @@ def _metric_peaks(
             "services_shifted": shifted,
             "high_before_the_start": already[:20],
             "not_borne_out": [c.series for c in unsupported][:20],
-            "rule": f"peak = window max of the series with the largest (max - baseline median) / robust scale; "
+            "rule": "peak = window max of the series with the largest (max - baseline median) / robust scale, of "
+            "those that mark a service affected when any does; "
             "typical = its window median; "
-            f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}; "
+            f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}, "
+            f"or for a latency it served when every window value (two or more) is >= {SLOWER:g}x the baseline "
+            f"median and >= {METRIC_SHIFT:g} deviations past it on a scale without the quantile range; "
             f"robust scale = {robust_scale_rule(IMPACT_NOISE_FLOOR)}; a series counts only when its window max "
             f"rises above its max in the {PRE_START.total_seconds() / 60:g} min before the start by "
             f"{IMPACT_NOISE_FLOOR:.0%}, and a latency percentile only where the traced calls bear it out",
         },
     ))
     return shifted, peaks, unsupported
+
+
+def _held_at_least(table: pa.Table, times: float) -> np.ndarray:
+    """Per series of a `metric_shift_sql` table, whether its window holds two values or more, each at least `times`
+    its (positive) baseline median: one value is a peak, not a level held."""
+    now, before = arrays.floats(table["window_min"]), arrays.floats(table["baseline"])
+    with np.errstate(invalid="ignore"):
+        return (before > 0) & (now >= times * before) & (arrays.floats(table["window_points"]) >= 2)
 
 
 def _pre_start_levels(store: Any, window: Span, metrics: list[str]) -> dict[tuple[str, str], float]:

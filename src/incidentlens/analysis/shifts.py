@@ -121,7 +121,9 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
                      noise_floor: float = NOISE_FLOOR) -> str:
     """The BARO-style before/after query over the metrics view, for every series (or one service's, or the named
     metrics'): per series the baseline median, the window's median, extreme (z, value, time) each way, and onsets.
-    z = (value - baseline median) / `robust_scale_rule(noise_floor)`."""
+    z = (value - baseline median) / `robust_scale_rule(noise_floor)`; `least_z_iqr` is the window's least z on a
+    scale without the quantile range (which an earlier fault in the baseline widens), `window_min` its least value,
+    `window_points` how many it has."""
     only = f" AND service = {sql_str(service)}" if service else ""
     only += f" AND metric IN {sql_in(metrics)}" if metrics else ""
     t = SHIFT_THRESHOLD
@@ -142,7 +144,9 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
 ), scored AS (
     SELECT p.service, p.metric, p.ts, p.value, b.base_median,
            (p.value - b.base_median) / greatest(b.base_iqr / 1.349, b.base_range / {RANGE_SIGMAS},
-                                                abs(b.base_median) * {noise_floor:g}, 1e-6) AS z
+                                                abs(b.base_median) * {noise_floor:g}, 1e-6) AS z,
+           (p.value - b.base_median) / greatest(b.base_iqr / 1.349, abs(b.base_median) * {noise_floor:g}, 1e-6)
+               AS z_iqr
     FROM points p JOIN base b ON p.service = b.service AND p.metric = b.metric
 ), runs AS (
     SELECT *,
@@ -153,7 +157,8 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
 )
 SELECT service, metric, any_value(base_median) AS baseline,
        median(value) FILTER (WHERE ts >= {w0}) AS window_median,
-       median(z) FILTER (WHERE ts >= {w0}) AS median_z,
+       median(z) FILTER (WHERE ts >= {w0}) AS median_z, min(z_iqr) FILTER (WHERE ts >= {w0}) AS least_z_iqr,
+       min(value) FILTER (WHERE ts >= {w0}) AS window_min, count(*) FILTER (WHERE ts >= {w0}) AS window_points,
        max(z) FILTER (WHERE ts >= {w0}) AS max_z, min(z) FILTER (WHERE ts >= {w0}) AS min_z,
        arg_max(value, z) FILTER (WHERE ts >= {w0}) AS up_peak, arg_max(ts, z) FILTER (WHERE ts >= {w0}) AS up_peak_at,
        arg_min(value, z) FILTER (WHERE ts >= {w0}) AS down_peak,

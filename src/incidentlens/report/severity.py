@@ -45,7 +45,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from incidentlens.analysis.impact import LOG_ERROR_SHARE
+from incidentlens.analysis.impact import LOG_ERROR_SHARE, SLOWER
 from incidentlens.report import formatting as fmt
 from incidentlens.report.schema import Impact, Peak, Severity
 
@@ -179,7 +179,7 @@ def _level(f: _Figures) -> tuple[Severity, str, str | None]:
          "error"),
         ("SEV3", at_least(f.failed_share, 1e-12), "requests failed beyond the baseline's share", "failed"),
         ("SEV3", at_least(f.users, 1), "users affected beyond the baseline's", "users"),
-        ("SEV3", at_least(f.latency_ratio, 1.5), "latency >= 1.5x baseline", "latency"),
+        ("SEV3", at_least(f.latency_ratio, SLOWER), f"latency >= {SLOWER:g}x baseline", "latency"),
     ]
     return next(((level, why, figure) for level, hit, why, figure in checks if hit),
                 ("SEV4", "no user-visible impact reached the SEV3 floor", None))
