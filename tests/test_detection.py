@@ -224,3 +224,19 @@ def test_over_several_weeks_a_weekly_pattern_is_learned_and_a_weekday_as_quiet_a
     y[wednesday:wednesday + 8] = 40 + rng.normal(0, 2, 8)
     found = detect_points(minutes(hours, step_minutes=60), y)
     assert [(s.start, s.end, s.direction) for s in found.spans] == [(wednesday, wednesday + 7, "down")]
+
+
+@pytest.mark.parametrize("step_minutes", [60, 5])
+def test_bursts_the_series_has_about_daily_are_its_tail_not_incidents(step_minutes):
+    per_hour = 60 // step_minutes
+    y = np.random.default_rng(3).normal(0, 1, 20 * 24 * per_hour)
+    incident = 310  # hours in
+    for hour in [h for h in range(20, 470, 25) if abs(h - incident) > 20]:  # an hour at 8 sigma about once a day
+        y[hour * per_hour:(hour + 1) * per_hour] += 8
+    y[incident * per_hour:(incident + 4) * per_hour] += 12  # four hours at 12 sigma, once
+    ts = minutes(len(y), step_minutes=step_minutes)
+    found = detect_points(ts, y)
+    assert [s.start // per_hour for s in found.spans] == [incident]
+    # the history bar alone lets the first three bursts through: it has no earlier ones to go by
+    history_only = detect_points(ts, y, settings=RobustSettings(tail_alarms_per_day=0))
+    assert [s.start // per_hour for s in history_only.spans] == [20, 45, 70, incident]

@@ -156,8 +156,8 @@ Detector = Annotated[DetectorName, typer.Option("--detector", help="robust, or s
 Sensitivity = Annotated[
     str | None, typer.Option("--sensitivity", metavar="LEVEL", help="low, medium (default) or high, or the opening "
                              "bar itself in robust σ (medium = 5, high = 4, low = 7): how far from its baseline a "
-                             "series must move to open a window; the bar over the series' own earlier peaks moves "
-                             "in proportion.")
+                             "series must move to open a window; the bars over the series' own earlier and usual "
+                             "peaks move in proportion.")
 ]
 Onset = Annotated[OnsetMode, typer.Option("--onset", help="detect: the detected incident containing or nearest --at "
                                           "(none found or explainable there: --at is taken as the start, and the "

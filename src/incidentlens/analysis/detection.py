@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from incidentlens.analysis import arrays
 from incidentlens.analysis.baseline import PeriodMedians, fit_baseline, period_medians, robust_scale
 from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.extremes import BlockTail, block_tail, blocks_of
 from incidentlens.analysis.periods import sql_in
 from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
 from incidentlens.analysis.seed_zscore import seed_points
@@ -58,6 +59,8 @@ class RobustSettings:
     bar_points: int = 8000  # open_threshold is the bar of a series this long; see length_bar
     scan_steps: tuple[int, ...] = (1, 2, 4, 8, 16)  # window means (in steps) a run's evidence is measured over
     shift_periods: tuple[timedelta, ...] = (timedelta(days=1),)  # level shifts: median after vs before
+    tail_alarms_per_day: float = 0.3  # open only past the series' own tail at this rate (extremes.py); 0: off
+    tail_factor: float = 1.0  # ... times this (moved with the opening bar by --sensitivity, as history_factor)
 
 
 DEFAULT_SETTINGS = RobustSettings()
@@ -69,8 +72,8 @@ MAX_OPENING_BAR = 30.0  # the normal tail past about 38 σ is below the smallest
 
 def settings_for(sensitivity: str | float | None) -> RobustSettings:
     """The settings for a `--sensitivity` (low, medium, high, or the opening bar itself as a number): the opening
-    bar, and the history bar's factor scaled by the same ratio to the default (high: 1.04 x the third-largest earlier
-    peak instead of 1.3 x)."""
+    bar, and the history bar's and the tail bar's factors scaled by the same ratio to the default (high: 1.04 x the
+    third-largest earlier peak instead of 1.3 x, 0.8 x the tail bar)."""
     if sensitivity is None:
         return DEFAULT_SETTINGS
     if isinstance(sensitivity, str) and sensitivity in SENSITIVITY:
@@ -85,7 +88,8 @@ def settings_for(sensitivity: str | float | None) -> RobustSettings:
             raise InputError(f"--sensitivity {bar:g}: the opening bar must be above "
                              f"{DEFAULT_SETTINGS.extend_threshold:g} robust σ and at most {MAX_OPENING_BAR:g}")
     ratio = bar / DEFAULT_SETTINGS.open_threshold
-    return replace(DEFAULT_SETTINGS, open_threshold=bar, history_factor=DEFAULT_SETTINGS.history_factor * ratio)
+    return replace(DEFAULT_SETTINGS, open_threshold=bar, history_factor=DEFAULT_SETTINGS.history_factor * ratio,
+                   tail_factor=DEFAULT_SETTINGS.tail_factor * ratio)
 
 
 def detect_points(
@@ -116,10 +120,11 @@ def detect_points(
     score = (series.y - base.expected) / scale
     runs_any = find_runs(score, series, base.expected, settings)
     rho = lag_one_correlation(score)
-    runs_any = with_scan_evidence(runs_any, score, settings.scan_steps, rho)
+    scans = scan_scores(score, settings.scan_steps, rho)
+    runs_any = with_scan_evidence(runs_any, scans)
     needed = _min_sustained_ns(series, settings)
     floor = length_bar(len(series.y), settings)
-    weighed = weigh_against_history(runs_any, settings, floor)
+    weighed = weigh_against_history(runs_any, settings, floor, tail_bars(t_ns, series.step_ns, scans, settings))
     shifts = level_shift_runs(series, scale, rho, base.profile, settings, floor)
     weighed = with_level_shifts(weighed, shifts, settings.open_threshold, needed, len(series.y) - 1)
     candidates = [span for span in weighed if span.sustained_ns >= needed]
@@ -143,19 +148,34 @@ def length_bar(points: int, settings: RobustSettings) -> float:
     return max(-NormalDist().inv_cdf(min(tail, 0.5)), settings.extend_threshold + 0.5)
 
 
-def with_scan_evidence(spans: list[Span], score: np.ndarray, steps: tuple[int, ...], rho: float) -> list[Span]:
-    """Each run's scan evidence (`Span.scales`): per window length w of `steps`, the largest z of a w-point mean of
-    the score over the windows that overlap it (a scan statistic). A shift held for several points is stronger
-    evidence than its peak alone: the mean of w points has a smaller standard deviation, by how much depends on how
-    correlated the residuals are (`rho`, their lag-one correlation: `window_mean_spread`)."""
-    if not spans:
-        return spans
+def scan_scores(score: np.ndarray, steps: tuple[int, ...], rho: float) -> dict[int, np.ndarray]:
+    """Per window length w of `steps` (those the series is long enough for), the z of the w-point mean of the
+    score ending at each point (0 where fewer than w points came before). A shift held for several points is
+    stronger evidence than its peak alone: the mean of w points has a smaller standard deviation, by how much
+    depends on how correlated the residuals are (`rho`, their lag-one correlation: `window_mean_spread`)."""
     scans: dict[int, np.ndarray] = {}
     for w in steps:
         if w <= len(score):
             means = _trailing_means(score, w)
             scans[w] = means / window_mean_spread(means[w - 1:], w, rho)
+    return scans
+
+
+def with_scan_evidence(spans: list[Span], scans: dict[int, np.ndarray]) -> list[Span]:
+    """Each run's scan evidence (`Span.scales`): per window length of `scans` (`scan_scores`), the largest z of a
+    window mean over the windows that overlap it (a scan statistic)."""
     return [replace(span, scales=_run_scales(span, scans)) for span in spans]
+
+
+def tail_bars(t_ns: np.ndarray, step_ns: int, scans: dict[int, np.ndarray],
+              settings: RobustSettings) -> dict[tuple[int, str], BlockTail]:
+    """Per scan window (its index in `scans`) and direction, the tail of the series' own window-mean z per hour
+    (`extremes.BlockTail`); empty when the series is too short for a tail or `tail_alarms_per_day` is 0."""
+    blocks = blocks_of(t_ns, step_ns, settings.tail_alarms_per_day)
+    if blocks is None:
+        return {}
+    return {(index, direction): block_tail(blocks, sign * z, w - 1)
+            for index, (w, z) in enumerate(scans.items()) for sign, direction in ((1.0, "up"), (-1.0, "down"))}
 
 
 def window_mean_spread(means: np.ndarray, window: int, rho: float) -> float:
@@ -209,14 +229,20 @@ def run_size(span: Span) -> float:
     return span.evidence if span.evidence > 0 else abs(span.shift)
 
 
-def weigh_against_history(candidates: list[Span], settings: RobustSettings, floor: float) -> list[Span]:
+def weigh_against_history(candidates: list[Span], settings: RobustSettings, floor: float,
+                          tails: dict[tuple[int, str], BlockTail] | None = None) -> list[Span]:
     """Each run's strength: its size measured against the bar where it starts, scaled to the opening threshold
     (strength >= open_threshold opens a window). Per scan window (`Span.scales`; its peak without a scan), the bar
     is `floor` (`length_bar`), raised to `history_factor` x the `history_rank`-th largest size of the series'
     earlier runs at that window: what a heavy-tailed series has already done several times, it will do again, so
     only what comes close to that is news, and an incident seen once or twice before does not hide the next one.
     The history is kept per window length, so one-point spikes set the bar for one-point peaks, not for a shift held
-    for hours. The strength is the best over the windows (`Span.evidence` the size it came from)."""
+    for hours. On a series of 200 hours or more (`tails`, from `tail_bars`), the bar is also at least
+    `tail_factor` x the value the series' own hourly peaks at that window and in that direction pass
+    `tail_alarms_per_day` times a day (a Generalized Pareto fit to their tail, without the hours the run touches:
+    `extremes.BlockTail`): a burst the series has about daily is its ordinary behaviour even before three of them
+    are history, and hourly and five-minute data give the same bar. The strength is the best over the windows
+    (`Span.evidence` the size it came from)."""
     heaps: dict[int, list[float]] = {}  # per scan window, a min-heap of the `history_rank` largest earlier sizes
     weighed = []
     for span in sorted(candidates, key=lambda s: s.start):
@@ -225,6 +251,10 @@ def weigh_against_history(candidates: list[Span], settings: RobustSettings, floo
             largest = heaps.setdefault(window, [])
             record = largest[0] if len(largest) == settings.history_rank else 0.0
             bar = max(floor, settings.history_factor * record)
+            if tails and (window, span.direction) in tails:
+                steps = settings.scan_steps[window]  # the run's blocks and those of the window means overlapping it
+                tail = tails[(window, span.direction)].bar(span.start - steps, span.end + steps)
+                bar = max(bar, settings.tail_factor * tail)
             best = max(best, (size * settings.open_threshold / bar, size))
             if len(largest) < settings.history_rank:
                 heapq.heappush(largest, size)
@@ -454,7 +484,7 @@ def _near_miss(weighed: list[Span], score: np.ndarray, series: PreparedSeries, e
     shortfalls = []
     if best.strength < settings.open_threshold:
         bar = run_size(best) * settings.open_threshold / best.strength
-        raised = " (the series' own earlier peaks raised it)" if bar > floor * (1 + 1e-9) else ""
+        raised = " (the series' own peaks raised it)" if bar > floor * (1 + 1e-9) else ""
         shortfalls.append(f"{_size_text(best, settings)} is under the {bar:.1f} σ bar{raised}")
     if best.sustained_ns < needed_ns:
         shortfalls.append(f"it lasted {_duration_text(best.sustained_ns)}, under the {_duration_text(needed_ns)} "
