@@ -512,3 +512,38 @@ def test_a_history_already_delayed_is_held_against_the_other_calls():
     assert waits["cart"]["baseline"] == "peers"
     assert WAIT_WEIGHT * waits["cart"]["shift"] >= SIGNIFICANT_STRENGTH
 
+
+
+def _priced_requests(tmp_path: Path) -> Path:
+    """spans.jsonl and logs.jsonl of web -> price, a request every 10 s: price logs "query price for train type T"
+    in half of the requests, T one of six train types (a value the masking keeps: a word); web logs "request served"
+    in every one. From AT price stops quoting prices: the statement is gone whatever the train type."""
+    rng = np.random.default_rng(7)
+    types = ["ZhiDa", "DongCheOne", "GaoTieOne", "GaoTieTwo", "TeKuai", "KuaiSu"]
+    spans, logs = [], []
+    for i in range(int((END - START) / STEP)):
+        start = START + STEP * i
+        at = start.isoformat() + "Z"
+        spans.append({"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web",
+                      "operation": "GET /trips", "start": at, "duration_ms": 20.0})
+        spans.append({"trace_id": f"t{i}", "span_id": f"p{i}", "parent_id": f"w{i}", "service": "price",
+                      "operation": "GET /price", "start": at, "duration_ms": 5.0})
+        logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served", "trace_id": f"t{i}"})
+        if start < AT and rng.random() < 0.5:
+            logs.append({"ts": at, "service": "price", "level": "INFO",
+                         "message": f"query price for train type {rng.choice(types)}", "trace_id": f"t{i}"})
+    for name, rows in (("spans", spans), ("logs", logs)):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return tmp_path
+
+
+def test_a_statement_that_stops_is_one_change_whatever_value_each_of_its_lines_carried(tmp_path: Path):
+    folder = _priced_requests(tmp_path)
+    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    signals, _ = trace_signals(store, window, baseline)
+    # each train type's line alone fell from about 8% of the requests to none: no surprise in six minutes; the
+    # statement (Drain's template over its lines) fell from half of them
+    price = signals["price"]
+    assert price.significant and price.event is not None and "train type <*>" in price.event
+    assert price.share_before > 0.4 and price.share_after == 0

@@ -54,6 +54,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.links import span_links
 from incidentlens.analysis.masking import masked_sql, masks_relation
@@ -69,6 +70,7 @@ from incidentlens.analysis.periods import (
     quote_ident,
     sql_str,
 )
+from incidentlens.analysis.templates import DRAIN_SIMILARITY, mine_templates
 from incidentlens.analysis.units import three_figures
 from incidentlens.telemetry.columns import normalise
 
@@ -203,7 +205,7 @@ def log_trace_column(store: Any) -> str | None:
 
 
 def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str],
-                     links: str, masks: str) -> str:
+                     links: str, masks: str, statements: str | None = None) -> str:
     """Per service and family (problem events, the rest): the event whose share of the service's traces moved most
     within request kinds (Mantel-Haenszel z; with `DISPERSION_MINUTES` or more before the onset, no larger than its
     change against the typical minute there), with the number of events tested in the family.
@@ -223,12 +225,17 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     log_ctes = ""
     deflected = "SELECT NULL AS service, NULL AS trace_id WHERE FALSE"
     if log_trace is not None:
+        template = f"coalesce(masks.masked, {masked_sql()})"
+        statement_join = ""
+        if statements is not None:
+            template = f"coalesce(statements.template, {template})"
+            statement_join = f"\n    LEFT JOIN {statements} AS statements ON masks.masked = statements.masked"
         named = f"CASE WHEN level IN ({levels}) THEN {named_service_sql(services)} END" if services else "NULL"
         log_ctes = f"""
 ), log_lines AS (
-    SELECT service, {quote_ident(log_trace)} AS trace_id, coalesce(masks.masked, {masked_sql()}) AS template,
+    SELECT service, {quote_ident(log_trace)} AS trace_id, {template} AS template,
            level IN ({levels}) AS problem, {named} AS named
-    FROM logs LEFT JOIN {masks} AS masks ON logs.message = masks.raw
+    FROM logs LEFT JOIN {masks} AS masks ON logs.message = masks.raw{statement_join}
     WHERE {quote_ident(log_trace)} IS NOT NULL AND service IS NOT NULL
       AND ({in_span('ts', (baseline[0], window[1]))})"""
         deflected = ("SELECT DISTINCT service, trace_id FROM log_lines\n"
@@ -546,7 +553,8 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
     log_trace = log_trace_column(store)
     masks = masks_relation(store, covering(window, baseline)) if log_trace is not None else ""
     links = span_links(store)
-    events_sql = trace_events_sql(window, baseline, log_trace, services, links, masks)
+    statements = statements_relation(store, masks, covering(window, baseline)) if log_trace is not None else None
+    events_sql = trace_events_sql(window, baseline, log_trace, services, links, masks, statements)
     rows = store.fetch(events_sql).to_pylist()
     for row in rows:
         row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"]), one_sided=row["problem"]), 3)
@@ -573,6 +581,21 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
     evidence = _evidence(signals, events, events_sql, times, times_sql)
     evidence.extend(_wait_evidence(signals, edges, edges_sql))
     return signals, evidence + cuts
+
+
+def statements_relation(store: Any, masks: str, span: Span) -> str | None:
+    """A table `(masked, template)`: each masked message of the span with its log statement, Drain's template over
+    the near-identical masked messages (`DRAIN_SIMILARITY`), so that a value the masking keeps (a train type) does
+    not split one statement into an event per value."""
+    counted = store.fetch(f"SELECT masks.masked, count(*) AS n FROM logs JOIN {masks} AS masks "
+                          f"ON logs.message = masks.raw WHERE {in_span('ts', span)} GROUP BY masks.masked")
+    if counted.num_rows == 0:
+        return None
+    template_of, templates = mine_templates(counted["masked"], arrays.floats(counted["n"]),
+                                            similarity=DRAIN_SIMILARITY)
+    rows = ", ".join(f"({sql_str(m)}, {sql_str(templates[t])})"
+                     for m, t in zip(counted["masked"].to_pylist(), template_of, strict=True))
+    return str(store.hold(f"SELECT * FROM (VALUES {rows}) AS t(masked, template)", "log_statements"))
 
 
 def _where_cut(store: Any, window: Span, baseline: Span, signal: TraceSignal) -> Evidence | None:
