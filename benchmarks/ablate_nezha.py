@@ -101,6 +101,8 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(nezha, "earlier_files", lambda day_dir, fault, history: {"logs": [], "traces": []})],
     "log lines over every trace, logged or not": lambda: [
         mock.patch.object(spans, "_logged_sql", lambda window, baseline: "TRUE")],
+    "per-trace log events by masked line, not by statement (Drain)": lambda: [
+        mock.patch.object(spans, "statements_relation", lambda store, masks, span: None)],
     "a line's template is the whole masked line": lambda: [
         mock.patch.object(masking, "MAX_TEMPLATE_CHARS", masking.MAX_MESSAGE_CHARS)],
     "no typical minute (the pooled share alone)": lambda: [mock.patch.object(spans, "DISPERSION_MINUTES", 10**6)],
