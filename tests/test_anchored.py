@@ -67,7 +67,7 @@ def test_a_known_onset_window_ends_where_the_shortest_source_ends(tmp_path):
     window, baseline, _ = known_periods(store, at)
     assert window == (at, day + timedelta(hours=10, minutes=2, seconds=55) + timedelta(seconds=1))
     assert baseline == (day, at)  # every sample before the alert, metrics from midnight on
-    detection, _, _ = known_onset_detection(store, at)
+    detection, *_ = known_onset_detection(store, at)
     assert detection.evidence[0].data["window_rule"] == WINDOW_RULE
     assert detection.evidence[0].data["window_end"] == "the end of the data"
 
@@ -81,7 +81,7 @@ def test_a_known_onset_window_over_metrics_alone_says_it_ends_after_five_samples
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
     store = load_telemetry(metrics=tmp_path / "metrics.jsonl")
     at = day + timedelta(hours=9, minutes=30)
-    detection, _, _ = known_onset_detection(store, at)
+    detection, *_ = known_onset_detection(store, at)
     assert detection.window.end == at + timedelta(minutes=5, seconds=1)
     assert detection.evidence[0].data["window_end"].startswith("5 metric samples after the start")
     pm = build_postmortem(analyze(store, at=at, onset="at"))

@@ -105,16 +105,18 @@ def metric_step(store: Any, span: Span) -> timedelta | None:
     return timedelta(seconds=float(row["step"])) if row["step"] else None
 
 
-def known_onset_detection(store: Any, at: datetime,
-                          undetected: str | None = None) -> tuple[DetectionResult, Span, str]:
+def known_onset_detection(
+    store: Any, at: datetime, undetected: str | None = None
+) -> tuple[DetectionResult, Span, str, tuple[list[MetricShift], list[Evidence]]]:
     """The incident as the caller knows it, as a detection result: window `[at, end]`, the metric series that moved
-    in it against everything before `at` (strongest first), and the baseline with its rule.
+    in it against everything before `at` (strongest first), the baseline with its rule, and the metric shifts it
+    read (`metric_shifts` over that window and baseline, so that explaining the window need not read them again).
 
     `detected` is true even when no metric moved: the caller says there is an incident (logs or traces may hold
     it). `undetected`: why detection found no window to explain at `at`, when `at` is taken as the start for that
     reason (an alert time, `--onset detect`) rather than given as the start (`--onset at`)."""
     window, baseline, rule = known_periods(store, at)
-    shifts, _ = metric_shifts(store, window, baseline)
+    shifts, shift_evidence = metric_shifts(store, window, baseline)
     moved = [s for s in shifts if s.significant]
     series = [_series_shift(s, at) for s in moved]
     peak = max(moved, key=lambda s: abs(s.peak_shift)).peak_at if moved else None
@@ -138,7 +140,7 @@ def known_onset_detection(store: Any, at: datetime,
         detector=KNOWN_ONSET, detected=True, window=incident, baseline_window=baseline, windows=[incident],
         series_checked=len(shifts), evidence=[evidence], undetected=undetected,
     )
-    return detection, baseline, rule
+    return detection, baseline, rule, (shifts, shift_evidence)
 
 
 def _series_shift(shift: MetricShift, at: datetime) -> SeriesShift:

@@ -132,21 +132,23 @@ def _from_known_onset(store: Any, at: datetime, undetected: str | None = None,
     detector's result and records, whose `detection` evidence stays cited, and which stands as the answer when
     nothing after `at` can be explained either). The user says something happened at `at`: the before/after
     contrasts of every source still speak where no detector window could."""
-    known, baseline, rule = known_onset_detection(store, at, undetected)
+    known, baseline, rule, shifts = known_onset_detection(store, at, undetected)
     evidence = _Ledger(known.evidence)
     if detected is not None:
         evidence.extend([e for e in detected[1].items if e.kind == "detection"])
-    outcome = explain_window(store, known, evidence, given_baseline=(baseline, rule))
+    outcome = explain_window(store, known, evidence, given_baseline=(baseline, rule), shifts=shifts)
     if isinstance(outcome, AnalysisResult):
         return outcome
     return _not_detected(known if detected is None else detected[0], evidence, reason=outcome)
 
 
 def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
-                   given_baseline: tuple[Span, str] | None = None) -> AnalysisResult | str:
+                   given_baseline: tuple[Span, str] | None = None,
+                   shifts: tuple[list[MetricShift], list[Evidence]] | None = None) -> AnalysisResult | str:
     """Explain the detection's window; or say why it is not an incident to explain (no baseline, load only).
     `given_baseline`: (span, rule) of a known onset's baseline; the window is then trusted as an incident, unless
-    its start was only taken from an alert time (`detection.undetected`): then load without harm is still none."""
+    its start was only taken from an alert time (`detection.undetected`): then load without harm is still none.
+    `shifts`: `metric_shifts` over the window and the given baseline, when the caller has read them already."""
     incident = detection.window
     if incident is None:
         return detection.reason or "no incident window"
@@ -157,7 +159,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
         baseline, rule = given_baseline
     if baseline is None:
         return rule
-    shifts = evidence.add(metric_shifts(store, window, baseline))
+    shifts = evidence.add(shifts if shifts is not None else metric_shifts(store, window, baseline))
     log_counts = fetch_log_counts(store, window, baseline)
     surges = evidence.add(log_surges(store, window, baseline, log_counts))
     # a start the user gave is an incident's; one taken from an alert time says where to look, not that anything hurt
