@@ -81,6 +81,31 @@ def test_bad_metric_values_are_kept_as_null_and_counted(tmp_path: Path) -> None:
     assert store.warnings == [f"{path}: column 'p95_ms': 1 rows not numeric, kept as NULL"]
 
 
+def test_metric_values_read_as_numbers_are_the_values_their_text_casts_to(tmp_path: Path) -> None:
+    # a CSV metric column is read as DOUBLE by the CSV reader: the same numbers the text would be cast to
+    values = ["1.5", " 2", "1_000", "1e3", "", "NaN", "-0.25"]
+    path = write_csv(tmp_path / "metrics.csv", "ts,p95_ms",
+                     [f'{iso(T0 + timedelta(minutes=i))},"{v}"' for i, v in enumerate(values)])
+    store = load_telemetry(metrics=path)
+    assert [r["value"] for r in rows(store, "SELECT value FROM metrics ORDER BY ts")] == [
+        1.5, 2.0, 1000.0, 1000.0, None, None, -0.25]
+    assert store.warnings == [f"{path}: column 'p95_ms': 1 values not finite (NaN, Infinity or beyond +-1e+150), "
+                              "left out"]
+
+
+def test_a_bad_metric_value_past_the_sample_is_still_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the sample saw numbers only, so the column is read as numbers; the CSV reader cannot take "oops" and the
+    # source is read as text instead, where the value is counted
+    monkeypatch.setattr(views, "SAMPLE_ROWS", 10)
+    values = [str(i) for i in range(20)]
+    values[16] = "oops"
+    path = write_csv(tmp_path / "metrics.csv", "ts,p95_ms",
+                     [f"{iso(T0 + timedelta(minutes=i))},{v}" for i, v in enumerate(values)])
+    store = load_telemetry(metrics=path)
+    assert rows(store, "SELECT count(*) AS n, count(value) AS numbers FROM metrics") == [{"n": 20, "numbers": 19}]
+    assert store.warnings == [f"{path}: column 'p95_ms': 1 rows not numeric, kept as NULL"]
+
+
 # --- time formats ------------------------------------------------------------------------------------------------
 
 EPOCH = T0.replace(tzinfo=UTC).timestamp()

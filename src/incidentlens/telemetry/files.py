@@ -86,6 +86,7 @@ class Source:
     fmt: str = "table"
     table: str | None = None
     text_columns: tuple[str, ...] = ()  # columns or JSON fields, all read as VARCHAR (filled by `with_schema`)
+    number_columns: frozenset[str] = frozenset()  # CSV: those of them read as DOUBLE instead (metric values)
     delimiter: str = ","
     skip_malformed: bool = False  # CSV: skip (counted) malformed lines instead of failing
 
@@ -106,7 +107,8 @@ class Source:
 def reader_sql(source: Source, extra_options: str = "") -> str:
     """The DuckDB table function reading the source's files; text columns already known skip re-sniffing."""
     file_list = _file_list(source.files)
-    columns = "{" + ", ".join(f"{literal(n)}: 'VARCHAR'" for n in source.text_columns) + "}"
+    columns = "{" + ", ".join(f"{literal(n)}: '{'DOUBLE' if n in source.number_columns else 'VARCHAR'}'"
+                              for n in source.text_columns) + "}"
     if source.fmt == "csv" and source.text_columns:
         # Files of one group share a header, so one header read (in `with_schema`) serves every query and file.
         # DuckDB's parallel CSV reader loses good rows after a malformed one, so skipping is single-threaded.

@@ -102,6 +102,7 @@ class Canonical:
     used: set[str] = field(default_factory=set)
     checks: dict[str, str] = field(default_factory=dict)  # column -> condition of a value not fitting its type
     nonfinite: dict[str, str] = field(default_factory=dict)  # metric value column -> condition of NaN or +-Infinity
+    values: set[str] = field(default_factory=set)  # the metric value columns (read only as DOUBLE)
     time_column: str | None = None
     time_sql: str | None = None
     time_format: TimeFormat | None = None
@@ -183,7 +184,8 @@ def build_select(
     malformed lines); warnings about kept bad values are appended, and unreadable lines set aside to `rejected`.
 
     `raw_table`: read the files once into tables of that name (`<raw_table>`, `<raw_table>_1`, ...), and sample,
-    validate and select from them instead of parsing the files for each step; the caller drops them."""
+    validate and select from them instead of parsing the files for each step (a CSV metrics source is sampled from
+    its files, which decides the columns read as numbers: `_read_metrics_once`); the caller drops them."""
     set_aside = rejected if rejected is not None else []
     try:
         source = with_schema(con, source)
@@ -192,13 +194,13 @@ def build_select(
             raise read_error(source, err) from None
         source = _without_bad_json(con, source, warnings, set_aside)
     try:
-        return [_build(con, _read_once(con, source, raw_table), view, mapping, warnings)]
+        return [_build(con, source, view, mapping, warnings, raw_table)]
     except _Malformed as malformed:
         if malformed.source.fmt != "csv":
             clean = _without_bad_json(con, malformed.source, warnings, set_aside)
             return [_build(con, clean, view, mapping, warnings)]
         parts, warning, lines = split_malformed(con, malformed.source, malformed.error)
-        built = [_build(con, _read_once(con, part, raw_table and f"{raw_table}_{i}"), view, mapping, warnings)
+        built = [_build(con, part, view, mapping, warnings, raw_table and f"{raw_table}_{i}")
                  for i, part in enumerate(parts, 1)]
         warnings.append(warning)
         set_aside.extend(lines)
@@ -214,6 +216,31 @@ def _read_once(con: duckdb.DuckDBPyConnection, source: Source, table: str | None
     except duckdb.Error as err:
         raise _read_failure(source, err) from None
     return replace(source, table=quote(table))
+
+
+def _read_metrics_once(
+    con: duckdb.DuckDBPyConnection, source: Source, table: str, columns: Columns, mapping: dict[str, str]
+) -> tuple[Source, Columns]:
+    """A CSV metrics source read into `table` (sampled from its files), its metric value columns as DOUBLE.
+
+    The CSV reader takes a value as a number exactly as TRY_CAST does, or fails; then the source is read as text
+    as any other, and the values that are no number are counted. Parsing each value once, as it is read, saves
+    casting it again in every later pass (the validation, the canonical rows)."""
+    probe = Canonical(source, columns)
+    try:
+        _metrics(con, probe, mapping)
+    except InputError:
+        probe.values.clear()  # raised again, from the same sample, by the canonical select
+    if probe.values:
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM "
+                        f"{replace(source, number_columns=frozenset(probe.values)).from_sql}")
+            numeric = {name: cast for name, cast in columns.numeric.items() if name not in probe.values}
+            typed = Columns({**columns.types, **dict.fromkeys(probe.values, "DOUBLE")}, numeric)
+            return replace(source, table=quote(table)), typed
+        except duckdb.Error:
+            pass  # a value that is no number, or a malformed line: the text read counts or reports it
+    return _read_once(con, source, table), columns
 
 
 def _without_bad_json(
@@ -234,10 +261,16 @@ class _Malformed(Exception):
 
 
 def _build(
-    con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str]
+    con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str],
+    raw_table: str | None = None,
 ) -> Built:
-    _sample(con, source)
-    columns = _profile(con, source)
+    if raw_table is not None and view == "metrics" and source.fmt == "csv" and not source.skip_malformed:
+        _sample(con, source)  # from the files: the sample decides which columns to read as numbers
+        source, columns = _read_metrics_once(con, source, raw_table, _profile(con, source), mapping)
+    else:
+        source = _read_once(con, source, raw_table)
+        _sample(con, source)
+        columns = _profile(con, source)
     canonical = Canonical(source, columns)
     {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events}[view](con, canonical, mapping)
     canonical.add_rest()
@@ -372,6 +405,7 @@ def _finite_value(c: Canonical, column: str) -> str:
     number = c.columns.number_sql(column, "DOUBLE")
     usable = f"abs({number}) <= {MAX_METRIC_MAGNITUDE:g}"
     c.nonfinite[column] = f"NOT ({usable})"
+    c.values.add(column)
     return f"CASE WHEN {usable} THEN {number} END"
 
 
