@@ -81,8 +81,11 @@ def test_bad_metric_values_are_kept_as_null_and_counted(tmp_path: Path) -> None:
     assert store.warnings == [f"{path}: column 'p95_ms': 1 rows not numeric, kept as NULL"]
 
 
-def test_metric_values_read_as_numbers_are_the_values_their_text_casts_to(tmp_path: Path) -> None:
-    # a CSV metric column is read as DOUBLE by the CSV reader: the same numbers the text would be cast to
+def test_metric_values_read_as_numbers_are_the_values_their_text_casts_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a CSV metric column past the sample is read as DOUBLE by the CSV reader: the numbers its text casts to
+    monkeypatch.setattr(views, "SAMPLE_ROWS", 3)
     values = ["1.5", " 2", "1_000", "1e3", "", "NaN", "-0.25"]
     path = write_csv(tmp_path / "metrics.csv", "ts,p95_ms",
                      [f'{iso(T0 + timedelta(minutes=i))},"{v}"' for i, v in enumerate(values)])

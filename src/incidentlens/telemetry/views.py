@@ -219,13 +219,18 @@ def _read_once(con: duckdb.DuckDBPyConnection, source: Source, table: str | None
 
 
 def _read_metrics_once(
-    con: duckdb.DuckDBPyConnection, source: Source, table: str, columns: Columns, mapping: dict[str, str]
+    con: duckdb.DuckDBPyConnection, source: Source, table: str, columns: Columns, mapping: dict[str, str],
+    whole: bool,
 ) -> tuple[Source, Columns]:
     """A CSV metrics source read into `table` (sampled from its files), its metric value columns as DOUBLE.
 
     The CSV reader takes a value as a number exactly as TRY_CAST does, or fails; then the source is read as text
     as any other, and the values that are no number are counted. Parsing each value once, as it is read, saves
-    casting it again in every later pass (the validation, the canonical rows)."""
+    casting it again in every later pass (the validation, the canonical rows). `whole`: the sample holds every
+    row, and is kept as the rows instead (as text: casting that few costs less than reading them again)."""
+    if whole:
+        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM {_SAMPLE}")
+        return replace(source, table=quote(table)), columns
     probe = Canonical(source, columns)
     try:
         _metrics(con, probe, mapping)
@@ -265,8 +270,8 @@ def _build(
     raw_table: str | None = None,
 ) -> Built:
     if raw_table is not None and view == "metrics" and source.fmt == "csv" and not source.skip_malformed:
-        _sample(con, source)  # from the files: the sample decides which columns to read as numbers
-        source, columns = _read_metrics_once(con, source, raw_table, _profile(con, source), mapping)
+        whole = _sample(con, source) < SAMPLE_ROWS  # from the files: it decides which columns to read as numbers
+        source, columns = _read_metrics_once(con, source, raw_table, _profile(con, source), mapping, whole)
     else:
         source = _read_once(con, source, raw_table)
         _sample(con, source)
@@ -281,13 +286,16 @@ def _build(
     return Built(canonical.select_sql(keep_missing_times=keep), tuple(columns.types))
 
 
-def _sample(con: duckdb.DuckDBPyConnection, source: Source) -> None:
+def _sample(con: duckdb.DuckDBPyConnection, source: Source) -> int:
+    """The source's first `SAMPLE_ROWS` rows as the sample table; returns how many there are."""
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_SAMPLE} AS SELECT * FROM {source.from_sql} LIMIT {SAMPLE_ROWS}")
     except duckdb.Error as err:
         raise _read_failure(source, err) from None
-    if con.execute(f"SELECT count(*) FROM {_SAMPLE}").fetchone()[0] == 0:
+    rows = con.execute(f"SELECT count(*) FROM {_SAMPLE}").fetchone()[0]
+    if rows == 0:
         raise EmptySourceError(f"{source.label}: {NO_ROWS}")
+    return rows
 
 
 def _read_failure(source: Source, err: duckdb.Error) -> Exception:
