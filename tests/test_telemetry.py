@@ -71,14 +71,22 @@ def test_long_metrics_keep_service_metric_value_and_label_columns(tmp_path: Path
     ]
 
 
-def test_bad_metric_values_are_kept_as_null_and_counted(tmp_path: Path) -> None:
+def twenty_values_one_bad(tmp_path: Path) -> Path:
+    """A minute's p95_ms for 20 minutes, the 17th "oops"."""
     values = [str(i) for i in range(20)]
     values[16] = "oops"
-    path = write_csv(tmp_path / "metrics.csv", "ts,p95_ms",
+    return write_csv(tmp_path / "metrics.csv", "ts,p95_ms",
                      [f"{iso(T0 + timedelta(minutes=i))},{v}" for i, v in enumerate(values)])
+
+
+def assert_one_bad_value_counted(path: Path) -> None:
     store = load_telemetry(metrics=path)
     assert rows(store, "SELECT count(*) AS n, count(value) AS numbers FROM metrics") == [{"n": 20, "numbers": 19}]
     assert store.warnings == [f"{path}: column 'p95_ms': 1 rows not numeric, kept as NULL"]
+
+
+def test_bad_metric_values_are_kept_as_null_and_counted(tmp_path: Path) -> None:
+    assert_one_bad_value_counted(twenty_values_one_bad(tmp_path))
 
 
 def test_metric_values_read_as_numbers_are_the_values_their_text_casts_to(
@@ -100,13 +108,7 @@ def test_a_bad_metric_value_past_the_sample_is_still_counted(tmp_path: Path, mon
     # the sample saw numbers only, so the column is read as numbers; the CSV reader cannot take "oops" and the
     # source is read as text instead, where the value is counted
     monkeypatch.setattr(views, "SAMPLE_ROWS", 10)
-    values = [str(i) for i in range(20)]
-    values[16] = "oops"
-    path = write_csv(tmp_path / "metrics.csv", "ts,p95_ms",
-                     [f"{iso(T0 + timedelta(minutes=i))},{v}" for i, v in enumerate(values)])
-    store = load_telemetry(metrics=path)
-    assert rows(store, "SELECT count(*) AS n, count(value) AS numbers FROM metrics") == [{"n": 20, "numbers": 19}]
-    assert store.warnings == [f"{path}: column 'p95_ms': 1 rows not numeric, kept as NULL"]
+    assert_one_bad_value_counted(twenty_values_one_bad(tmp_path))
 
 
 # --- time formats ------------------------------------------------------------------------------------------------
