@@ -492,3 +492,22 @@ def test_blame_from_other_services_lines_counts_as_far_as_their_number_carries_i
     # twenty such lines, and none naming another service, carry most of it
     assert blame(20) == pytest.approx(0.84, abs=0.01)
     assert blame(0) == 0.0
+
+
+def test_a_call_graph_with_tied_edges_lists_them_in_one_order_so_its_evidence_id_is_the_same_every_run():
+    # gateway calls eight services once a request each: every edge has as many calls
+    callees = ["zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu"]
+    spans = DuckStore(f"""
+        CREATE VIEW spans AS
+        SELECT 't' || i AS trace_id, 'g' || i AS span_id, CAST(NULL AS VARCHAR) AS parent_id,
+               'gateway' AS service, 'GET /' AS operation, TIMESTAMP '2024-05-01 06:00:00' + to_seconds(i) AS start_ts,
+               20.0 AS duration_ms, false AS is_error
+        FROM range(300) t(i)
+        UNION ALL
+        SELECT 't' || i, c || i, 'g' || i, c, 'call', TIMESTAMP '2024-05-01 06:00:00' + to_seconds(i), 5.0, false
+        FROM range(300) t(i), (SELECT unnest({callees}) AS c)
+    """)
+    graph, evidence = infer_call_graph(spans, WINDOW, BASELINE)
+
+    assert [e.callee for e in graph.edges] == sorted(callees)
+    assert evidence[0].data["edges"][:2] == [["gateway", "eta", 300], ["gateway", "iota", 300]]

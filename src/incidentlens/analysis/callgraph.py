@@ -71,7 +71,7 @@ def spans_edges_sql(links: str) -> str:
     return f"""SELECT parent_service AS caller, service AS callee, count(*) AS calls
 FROM {links} WHERE service <> parent_service
 GROUP BY parent_service, service
-ORDER BY calls DESC"""
+ORDER BY calls DESC, caller, callee"""
 
 
 def trace_logs_edges_sql(span: Span) -> str:
@@ -82,12 +82,13 @@ def trace_logs_edges_sql(span: Span) -> str:
     WHERE ts >= {sql_ts(span[0])} AND ts <= {sql_ts(span[1])} AND trace_id IS NOT NULL AND service IS NOT NULL
     GROUP BY trace_id, service
 ), shared AS (
-    SELECT trace_id FROM per_trace GROUP BY trace_id HAVING count(*) > 1 LIMIT {TRACE_SAMPLE}
+    SELECT trace_id FROM per_trace GROUP BY trace_id HAVING count(*) > 1 ORDER BY trace_id LIMIT {TRACE_SAMPLE}
 )
 SELECT a.service AS caller, b.service AS callee, count(*) AS calls
 FROM per_trace a JOIN per_trace b ON a.trace_id = b.trace_id
 WHERE a.trace_id IN (SELECT trace_id FROM shared) AND a.first_ts < b.first_ts AND a.service <> b.service
-GROUP BY a.service, b.service"""
+GROUP BY a.service, b.service
+ORDER BY calls DESC, caller, callee"""
 
 
 def infer_call_graph(store: Any, window: Span, baseline: Span, named: Sequence[tuple[str, str, int]] = (),

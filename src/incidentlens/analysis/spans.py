@@ -367,7 +367,7 @@ FROM scored
 -- a problem that stops is recovery, not a fault
 WHERE NOT (problem AND z < 0)
 QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, event) = 1
-ORDER BY abs(z) DESC, service"""
+ORDER BY abs(z) DESC, service, problem DESC"""
 
 
 def _logged_sql(window: Span, baseline: Span) -> str:
@@ -588,7 +588,8 @@ def statements_relation(store: Any, masks: str, span: Span) -> str | None:
     the near-identical masked messages (`DRAIN_SIMILARITY`), so that a value the masking keeps (a train type) does
     not split one statement into an event per value."""
     counted = store.fetch(f"SELECT masks.masked, count(*) AS n FROM logs JOIN {masks} AS masks "
-                          f"ON logs.message = masks.raw WHERE {in_span('ts', span)} GROUP BY masks.masked")
+                          f"ON logs.message = masks.raw WHERE {in_span('ts', span)} GROUP BY masks.masked "
+                          "ORDER BY masks.masked")  # one order, so one query text and one evidence id per input
     if counted.num_rows == 0:
         return None
     template_of, templates = mine_templates(counted["masked"], arrays.floats(counted["n"]),
@@ -677,9 +678,9 @@ ORDER BY callee_requests / traces_after - coalesce(callee_requests_before / null
 
 def _most_surprising_per_service(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per service, the row of the family (problem events, the rest) whose event is the more surprising after the
-    correction; most surprising service first."""
+    correction (on a tie, the problem events'); most surprising service first."""
     chosen: dict[str, dict[str, Any]] = {}
-    for row in sorted(rows, key=lambda r: (-r["adjusted_z"], r["service"])):
+    for row in sorted(rows, key=lambda r: (-r["adjusted_z"], r["service"], not r["problem"])):
         chosen.setdefault(row["service"], row)
     return list(chosen.values())
 
