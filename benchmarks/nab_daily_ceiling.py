@@ -1,0 +1,72 @@
+"""How many NAB windows any detector that alarms on a day's distance from its series' median could find at 1 day.
+
+NAB resampled to one point a day as `incidentlens eval nab --cadence 1d` does it (`eval.nab.resample`: the mean of
+each UTC day; a labelled window becomes the days it touches). For each labelled window: does its most extreme daily
+mean (distance from the series' median) lie beyond every daily mean outside the windows after the probationary
+15%? If so, some threshold on that distance, chosen per series with the labels in hand, finds it with no false
+alarm; if not, no such threshold does. Printed per half (`eval.nab.split_of`): the windows so findable, and the
+event F1 they would give at precision 1 (an upper bound for that family of detectors; it says nothing of detectors
+reading the 5-minute data inside each day, which a daily series does not have).
+
+    .venv/bin/python benchmarks/nab_daily_ceiling.py [NAB dir, default ../shared/datasets/nab]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from incidentlens.eval.nab import (
+    CADENCES,
+    HALVES,
+    PROBATIONARY_FRACTION,
+    load_labels,
+    load_series,
+    resample,
+    split_of,
+)
+
+DATA = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/datasets/nab"
+
+
+def findable(days: np.ndarray, means: np.ndarray, windows: np.ndarray) -> tuple[int, int]:
+    """(windows whose most extreme daily mean is beyond every mean outside the windows, windows with a scored day)."""
+    scored = np.arange(len(days)) >= int(PROBATIONARY_FRACTION * len(days))
+    distance = np.abs(means - np.nanmedian(means))
+    inside = np.zeros(len(days), dtype=bool)
+    for start, end in windows:
+        inside |= (days >= start) & (days <= end)
+    outside = distance[scored & ~inside & np.isfinite(distance)]
+    bar = outside.max() if outside.size else -np.inf
+    found = counted = 0
+    for start, end in windows:
+        mine = distance[scored & (days >= start) & (days <= end) & np.isfinite(distance)]
+        counted += bool(mine.size)  # a window wholly in the probationary days is not scored
+        found += bool(mine.size and mine.max() > bar)
+    return found, counted
+
+
+def main() -> None:
+    if not (DATA / "labels" / "combined_windows.json").is_file():
+        print(f"skipped: NAB not found at {DATA}")
+        return
+    labels = load_labels(DATA)
+    halves = split_of(labels)
+    totals = {half: [0, 0] for half in HALVES}
+    for key, windows in labels.items():
+        ts, values = load_series(DATA / "data" / key)
+        days, means, mapped = resample(ts, values, windows, CADENCES["1d"])
+        found, scored = findable(days, means, mapped)
+        totals[halves[key]][0] += found
+        totals[halves[key]][1] += scored
+    for half, (found, scored) in totals.items():
+        recall = found / scored if scored else 0.0
+        best_f1 = 2 * recall / (1 + recall) if recall else 0.0
+        print(f"{half}: {found} of {scored} windows findable from daily means; recall at most {recall:.2f}, "
+              f"event F1 at most {best_f1:.2f}")
+
+
+if __name__ == "__main__":
+    main()
