@@ -102,7 +102,6 @@ class Canonical:
     used: set[str] = field(default_factory=set)
     checks: dict[str, str] = field(default_factory=dict)  # column -> condition of a value not fitting its type
     nonfinite: dict[str, str] = field(default_factory=dict)  # metric value column -> condition of NaN or +-Infinity
-    values: set[str] = field(default_factory=set)  # the metric value columns (read only as DOUBLE)
     time_column: str | None = None
     time_sql: str | None = None
     time_format: TimeFormat | None = None
@@ -234,14 +233,15 @@ def _read_metrics_once(
     probe = Canonical(source, columns)
     try:
         _metrics(con, probe, mapping)
+        values = frozenset(probe.nonfinite)  # the metric value columns: each has its check of NaN and Infinity
     except InputError:
-        probe.values.clear()  # raised again, from the same sample, by the canonical select
-    if probe.values:
+        values = frozenset()  # raised again, from the same sample, by the canonical select
+    if values:
         try:
             con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM "
-                        f"{replace(source, number_columns=frozenset(probe.values)).from_sql}")
-            numeric = {name: cast for name, cast in columns.numeric.items() if name not in probe.values}
-            typed = Columns({**columns.types, **dict.fromkeys(probe.values, "DOUBLE")}, numeric)
+                        f"{replace(source, number_columns=values).from_sql}")
+            numeric = {name: cast for name, cast in columns.numeric.items() if name not in values}
+            typed = Columns({**columns.types, **dict.fromkeys(values, "DOUBLE")}, numeric)
             return replace(source, table=quote(table)), typed
         except duckdb.Error:
             pass  # a value that is no number, or a malformed line: the text read counts or reports it
@@ -413,7 +413,6 @@ def _finite_value(c: Canonical, column: str) -> str:
     number = c.columns.number_sql(column, "DOUBLE")
     usable = f"abs({number}) <= {MAX_METRIC_MAGNITUDE:g}"
     c.nonfinite[column] = f"NOT ({usable})"
-    c.values.add(column)
     return f"CASE WHEN {usable} THEN {number} END"
 
 
