@@ -58,7 +58,7 @@ RULE = ("SEV1: error rate >= 20 points over its baseline, or >= 10% of requests 
         "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline over a window >= 30 min; "
         "SEV3: error rate (or share of ERROR/FATAL lines) >= 1% and >= 2x baseline, any failed requests beyond the "
         f"baseline's share or users beyond the baseline's (each past {CHANCE_Z:g} Poisson σ of what the baseline "
-        "predicts), or latency >= 1.5x; else SEV4; "
+        f"predicts), or latency >= {SLOWER:g}x; else SEV4; "
         "error rate and latency at the window's typical level (its median; a single peak sets no level), the share "
         "of ERROR/FATAL lines SEV3 at most (a log line is not a failed request); "
         "users are those on WARN/ERROR lines less the baseline's for a window as long, and set no level where there "
