@@ -288,30 +288,49 @@ def test_a_line_written_less_often_per_request_is_a_behaviour_change_though_ever
     assert not signals["station"].significant
 
 
+def _requests() -> list[tuple[int, datetime, str]]:
+    """Web's requests, one every STEP over START..END: (number, start, start as ISO text)."""
+    starts = [START + STEP * i for i in range(int((END - START) / STEP))]
+    return [(i, start, start.isoformat() + "Z") for i, start in enumerate(starts)]
+
+
+def _root(i: int, at: str, operation: str) -> dict[str, object]:
+    """Request `i`'s span at web, 20 ms."""
+    return {"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web", "operation": operation,
+            "start": at, "duration_ms": 20.0}
+
+
+def _call(i: int, at: str, service: str, operation: str) -> dict[str, object]:
+    """Request `i`'s call from web to `service`, 5 ms."""
+    return {"trace_id": f"t{i}", "span_id": f"{service[0]}{i}", "parent_id": f"w{i}", "service": service,
+            "operation": operation, "start": at, "duration_ms": 5.0}
+
+
+def _written(folder: Path, **rows: list[dict[str, object]]) -> Path:
+    """Each list of rows as `<name>.jsonl` in `folder`."""
+    for name, items in rows.items():
+        (folder / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in items) + "\n")
+    return folder
+
+
 def _web_requests(tmp_path: Path, *, cart_share_before: float, cart_share_after: float,
                   unreachable_after: float = 0.0) -> Path:
     """spans.jsonl and logs.jsonl of web -> cart: a "GET /cart" request always calls cart, a "GET /home" never. From
     AT, `unreachable_after` of the cart requests find no cart instance: web logs an ERROR naming cart, calls nothing."""
     rng = np.random.default_rng(11)
     spans, logs = [], []
-    for i in range(int((END - START) / STEP)):
-        start = START + STEP * i
+    for i, start, at in _requests():
         after = start >= AT
         cart = rng.random() < (cart_share_after if after else cart_share_before)
         unreachable = cart and after and rng.random() < unreachable_after
-        at = start.isoformat() + "Z"
-        spans.append({"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web",
-                      "operation": "GET /cart" if cart else "GET /home", "start": at, "duration_ms": 20.0})
+        spans.append(_root(i, at, "GET /cart" if cart else "GET /home"))
         logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served", "trace_id": f"t{i}"})
         if unreachable:
             logs.append({"ts": at, "service": "web", "level": "ERROR", "trace_id": f"t{i}",
                          "message": "Request processing failed: No instances available for cart"})
         elif cart:
-            spans.append({"trace_id": f"t{i}", "span_id": f"c{i}", "parent_id": f"w{i}", "service": "cart",
-                          "operation": "GET /items", "start": at, "duration_ms": 5.0})
-    for name, rows in (("spans", spans), ("logs", logs)):
-        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return tmp_path
+            spans.append(_call(i, at, "cart", "GET /items"))
+    return _written(tmp_path, spans=spans, logs=logs)
 
 
 def test_more_requests_of_a_kind_that_always_calls_a_service_is_not_a_behaviour_change(tmp_path: Path):
@@ -357,20 +376,14 @@ def _cart_hour(tmp_path: Path, *, cart_share: Callable[[int], float], logged_fro
     request from `logged_from` on (the log file may begin later than the spans)."""
     rng = np.random.default_rng(5)
     spans, logs = [], []
-    for i in range(int((END - START) / STEP)):
-        start = START + STEP * i
-        at = start.isoformat() + "Z"
-        spans.append({"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web",
-                      "operation": "GET /", "start": at, "duration_ms": 20.0})
+    for i, start, at in _requests():
+        spans.append(_root(i, at, "GET /"))
         if rng.random() < cart_share(int((start - START).total_seconds() // 60)):
-            spans.append({"trace_id": f"t{i}", "span_id": f"c{i}", "parent_id": f"w{i}", "service": "cart",
-                          "operation": "GET /items", "start": at, "duration_ms": 5.0})
+            spans.append(_call(i, at, "cart", "GET /items"))
         if start >= logged_from:
             logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served",
                          "trace_id": f"t{i}"})
-    for name, rows in (("spans", spans), ("logs", logs)):
-        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return tmp_path
+    return _written(tmp_path, spans=spans, logs=logs)
 
 
 def test_a_line_is_not_new_because_the_logs_begin_later_than_the_traces(tmp_path: Path):
@@ -412,13 +425,10 @@ def test_a_rise_within_the_only_request_kind_after_the_onset_is_not_hidden_by_ki
         kind = "GET /a" if start >= AT or i % 2 == 0 else "GET /b"
         share = 0.45 if start >= AT else 0.1 if kind == "GET /a" else 0.9
         at = start.isoformat() + "Z"
-        spans.append({"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web",
-                      "operation": kind, "start": at, "duration_ms": 20.0})
+        spans.append(_root(i, at, kind))
         if rng.random() < share:
-            spans.append({"trace_id": f"t{i}", "span_id": f"c{i}", "parent_id": f"w{i}", "service": "cart",
-                          "operation": "GET /items", "start": at, "duration_ms": 5.0})
-    (tmp_path / "spans.jsonl").write_text("\n".join(json.dumps(r) for r in spans) + "\n")
-    store = load_telemetry(traces=tmp_path / "spans.jsonl")
+            spans.append(_call(i, at, "cart", "GET /items"))
+    store = load_telemetry(traces=_written(tmp_path, spans=spans) / "spans.jsonl")
     window, baseline, _ = known_periods(store, AT)
     signals, _ = trace_signals(store, window, baseline)
     # the typical minute is taken over GET /a alone (with both kinds pooled, about 50%, it would hide the rise)
@@ -521,20 +531,13 @@ def _priced_requests(tmp_path: Path) -> Path:
     rng = np.random.default_rng(7)
     types = ["ZhiDa", "DongCheOne", "GaoTieOne", "GaoTieTwo", "TeKuai", "KuaiSu"]
     spans, logs = [], []
-    for i in range(int((END - START) / STEP)):
-        start = START + STEP * i
-        at = start.isoformat() + "Z"
-        spans.append({"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web",
-                      "operation": "GET /trips", "start": at, "duration_ms": 20.0})
-        spans.append({"trace_id": f"t{i}", "span_id": f"p{i}", "parent_id": f"w{i}", "service": "price",
-                      "operation": "GET /price", "start": at, "duration_ms": 5.0})
+    for i, start, at in _requests():
+        spans.extend([_root(i, at, "GET /trips"), _call(i, at, "price", "GET /price")])
         logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served", "trace_id": f"t{i}"})
         if start < AT and rng.random() < 0.5:
             logs.append({"ts": at, "service": "price", "level": "INFO",
                          "message": f"query price for train type {rng.choice(types)}", "trace_id": f"t{i}"})
-    for name, rows in (("spans", spans), ("logs", logs)):
-        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return tmp_path
+    return _written(tmp_path, spans=spans, logs=logs)
 
 
 def test_a_statement_that_stops_is_one_change_whatever_value_each_of_its_lines_carried(tmp_path: Path):
