@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from incidentlens.analysis import analyze
+from incidentlens.analysis import analyze, spans
 from incidentlens.analysis.anchored import known_periods
 from incidentlens.analysis.spans import (
     SIGNIFICANT_STRENGTH,
@@ -28,6 +28,7 @@ from incidentlens.analysis.spans import (
     cut_callee_share,
     last_call_sql,
     tail_z,
+    trace_events_sql,
     trace_signals,
     wait_shifts,
 )
@@ -596,3 +597,10 @@ def test_a_callee_whose_errors_lie_in_its_callers_failed_requests_explains_them(
     folder = _food_and_trips(tmp_path, travel_fails_in="food")
     result = analyze(load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl"), at=AT, onset="at")
     assert result.hypotheses[0].service == "travel"
+
+
+def test_the_event_tests_read_their_settings_when_the_query_is_built(monkeypatch: pytest.MonkeyPatch):
+    # the ablations switch a rule off by setting its constant: a query text frozen at import would ignore them
+    window, baseline = (AT, END), (START, AT)
+    monkeypatch.setattr(spans, "DISPERSION_MINUTES", 987654)
+    assert ">= 987654" in trace_events_sql(window, baseline, None, ["web"], "links", "masks")

@@ -235,7 +235,7 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     the spans joined to their parents (`span_links`). `masks`:
     the relation a log line looks its template up in (`masking.masks_relation` over the two spans; a line it lacks
     is masked on its own), unread when `log_trace` is None."""
-    return _event_ctes(window, baseline, log_trace, services, links, masks, statements) + _EVENT_TESTS
+    return _event_ctes(window, baseline, log_trace, services, links, masks, statements) + _event_tests()
 
 
 def _event_ctes(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str],
@@ -324,8 +324,10 @@ def _event_ctes(window: Span, baseline: Span, log_trace: str | None, services: S
     {union}"""
 
 
-#: the tests over `_event_ctes`: per service and family, the event that moved most (`trace_events_sql`)
-_EVENT_TESTS = f"""
+def _event_tests() -> str:
+    """The tests over `_event_ctes`: per service and family, the event that moved most (`trace_events_sql`); built
+    at each call, so that the constants it reads are the current ones."""
+    return f"""
 ), counted AS (
     SELECT service, kind, event, logs_only, bool_or(problem) AS problem, bool_or(variant) AS variant,
            count(*) FILTER (WHERE NOT after) AS hits_before, count(*) FILTER (WHERE after) AS hits_after,
@@ -602,7 +604,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
     links = span_links(store)
     statements = statements_relation(store, masks, covering(window, baseline)) if log_trace is not None else None
     ctes = _event_ctes(window, baseline, log_trace, services, links, masks, statements)
-    events_sql = ctes + _EVENT_TESTS
+    events_sql = ctes + _event_tests()
     rows = store.fetch(events_sql).to_pylist()
     for row in rows:
         row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"]), one_sided=row["problem"]), 3)
@@ -641,6 +643,8 @@ def _share_changes(store: Any, ctes: str, signals: dict[str, TraceSignal]) -> Ev
         return None
     sql = shared_changes_sql(ctes, {name: str(s.event) for name, s in gained.items()})
     rows = store.fetch(sql).to_pylist()
+    if not rows:
+        return None
     for row in rows:
         s = gained[row["service"]]
         # the requests its event is new in: those after less what its share before predicts
