@@ -174,3 +174,10 @@ def test_a_failure_of_undetermined_mechanism_is_not_met_by_scaling_out():
     assert "take the instances that show the change out of rotation" in pm.action_items[0].description
     assert not any("scale it out" in text or "scale db-proxy out" in text
                    for text in [*pm.runbook, *(a.description for a in pm.action_items)])
+
+
+def test_a_unit_in_a_metric_name_keeps_its_case():
+    # OnlineBoutique 15:21: "recommendationservice/MemoryUsage(Mi) | up | 25.4 mi | 33.6 mi" (mebibytes as miles)
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["series"][0].update(series="db-proxy/MemoryUsage(Mi)", baseline=25.4, peak=33.6)
+    assert "| `db-proxy/MemoryUsage(Mi)` | up | 25.4 Mi | 33.6 Mi |" in render_markdown(build_postmortem(analysis))

@@ -79,9 +79,10 @@ def measure(metric: str, value: float | None) -> str:
 
 
 def series_value(series: str, value: float | None) -> str:
-    """A value of a `service/metric` series: ratios and rates as percentages, others with their unit."""
-    metric = series.rsplit("/", 1)[-1].lower()
-    if value is not None and any(w in metric for w in ("ratio", "error_rate")) and abs(value) <= 1:
+    """A value of a `service/metric` series: ratios and rates as percentages, others with the unit as its name
+    spells it (`MemoryUsage(Mi)` -> '33.6 Mi': lower-cased, mebibytes would read as miles)."""
+    metric = series.rsplit("/", 1)[-1]
+    if value is not None and any(w in metric.lower() for w in ("ratio", "error_rate")) and abs(value) <= 1:
         return pct(value, 2 if abs(value) < 0.01 else 1)
     return measure(metric, value)
 
