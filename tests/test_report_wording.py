@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from incidentlens.analysis.evidence import Evidence
 from incidentlens.report import build_postmortem, executive_summary, runbook_checklist, write_reports
 from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.render_markdown import render_markdown
@@ -181,3 +182,17 @@ def test_a_unit_in_a_metric_name_keeps_its_case():
     analysis = pool_exhaustion_analysis()
     analysis["detection"]["series"][0].update(series="db-proxy/MemoryUsage(Mi)", baseline=25.4, peak=33.6)
     assert "| `db-proxy/MemoryUsage(Mi)` | up | 25.4 Mi | 33.6 Mi |" in render_markdown(build_postmortem(analysis))
+
+
+def test_no_alert_is_proposed_on_a_percentile_the_traces_do_not_bear_out():
+    # TrainTicket 10:04: "An alert on ts-security-service/PodClientLatencyP99(s) (baseline 0.0245 s, peak 28.6 s)
+    # would have fired" where the root cause section says its 228 traced calls took at most 412 ms
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["detector"] = "known onset"
+    analysis["detection"]["series"][0].update(series="db-proxy/ClientLatencyP99(s)", baseline=0.0245, peak=28.6)
+    analysis["evidence"].append(Evidence.make("metric_shift", "db-proxy: ClientLatencyP99(s) up 4.7σ", "SELECT 1", {
+        "service": "db-proxy", "series": [{"metric": "ClientLatencyP99(s)", "direction": "up", "baseline": 0.0245,
+                                           "peak": 28.6, "not_borne_out": "its 228 traced calls took at most 412 ms"}]},
+    ).to_dict())
+    first = build_postmortem(analysis).detection.sooner[0]
+    assert first.startswith("An alert on payments/error_ratio (baseline 0.40%, peak 18.7%) would have fired")

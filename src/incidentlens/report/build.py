@@ -664,7 +664,8 @@ class _Builder:
 
     def _first_series_alert(self, after: Callable[[dt.datetime], str]) -> list[str]:
         """An alert on the series that moved first, fired at its onset (`after` words its lag, if any)."""
-        unsupported = {c.series for c in self.measured.not_borne_out}  # no alert on what no call bore out
+        # no alert on what no call bore out: the impact's latency percentiles, and every shift the analysis marked
+        unsupported = {c.series for c in self.measured.not_borne_out} | _not_borne_out(self.data)
         onsets = [s for s in self.detection_series if s.onset and s.series not in unsupported]
         if not onsets:
             return []
@@ -990,6 +991,14 @@ def _checked(data: dict[str, Any]) -> list[str]:
     """The data-quality notes (input lines set aside), then every piece of evidence."""
     notes = [f"data quality: {item['note']}" for item in data.get("data_quality") or []]
     return notes + [f"{ev['title']} [{ev['id']}]" for ev in data.get("evidence") or []]
+
+
+def _not_borne_out(data: dict[str, Any]) -> set[str]:
+    """Every `service/metric` whose shift the analysis marked as not borne out by the traced calls (the impact lists
+    only the latency series it would have counted: a client-side percentile can move first and be left off it)."""
+    return {f"{ev['data'].get('service')}/{s.get('metric')}" for ev in data.get("evidence") or []
+            if ev.get("kind") == "metric_shift" and isinstance(ev.get("data"), dict)
+            for s in ev["data"].get("series") or [] if isinstance(s, dict) and s.get("not_borne_out")}
 
 
 def _evidence(data: dict[str, Any]) -> list[EvidenceItem]:
