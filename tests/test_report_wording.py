@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.rootcause import ServiceSignals
+from incidentlens.analysis.shifts import MetricShift
+from incidentlens.analysis.verdict import services_showing
 from incidentlens.report import build_postmortem, executive_summary, runbook_checklist, write_reports
 from incidentlens.report.playbooks import kind_label, playbook
 from incidentlens.report.render_markdown import render_markdown
@@ -196,3 +201,23 @@ def test_no_alert_is_proposed_on_a_percentile_the_traces_do_not_bear_out():
     ).to_dict())
     first = build_postmortem(analysis).detection.sooner[0]
     assert first.startswith("An alert on payments/error_ratio (baseline 0.40%, peak 18.7%) would have fired")
+
+
+def test_a_summary_that_shortens_what_a_service_showed_keeps_what_the_traces_show_of_it():
+    # OnlineBoutique 13:10: "paymentservice from 13:10:37 UTC: PodClientLatencyP99(s) from 0.00496 to 0.242 (over
+    # tenfold); PodClientLatencyP95(s) from 0.0048 to 0.212 (over tenfold)." with no word that its 32 traced calls
+    # took at most 0.452 ms: that came after the third percentile, which the summary's first two items left out
+    at = dt.datetime(2024, 5, 1, 10, 13, tzinfo=dt.UTC)
+    traced = "its 32 traced calls took at most 0.452 ms"
+    moved = [MetricShift(service="db-proxy", metric=f"ClientLatencyP{p}(s)", direction="up", baseline=0.005,
+                         window_median=0.2, peak=0.2, peak_at=at, shift=50.0, peak_shift=50.0, onset=at, evidence="",
+                         not_borne_out=traced) for p in (99, 95, 90)]
+    signals = {"db-proxy": ServiceSignals(service="db-proxy", metric_onset=at, moved=moved,
+                                          trace_change="its own span time p90 went from 1.2 to 9.8 ms")}
+    analysis = pool_exhaustion_analysis()
+    analysis["verdict"] = {"status": "inconclusive", "service": None, "reason": "No single root cause found",
+                           "services": [s.model_dump(mode="json") for s in services_showing(signals)]}
+    summary = build_postmortem(analysis).summary.text
+    assert ("db-proxy from 2024-05-01 10:13 UTC: ClientLatencyP99(s) from 0.005 to 0.2 (over tenfold); "
+            "ClientLatencyP95(s) from 0.005 to 0.2 (over tenfold); ClientLatencyP90(s) from 0.005 to 0.2 (over "
+            f"tenfold): percentiles the traces do not bear out ({traced}); in the traces, its own span time") in summary

@@ -161,7 +161,15 @@ def _log_words(ratio: float) -> str:
 
 
 def _showed(s: ServiceSignals) -> list[str]:
-    items = shift_words(s.moved[:3])
+    """What the service showed, one item per finding; a run of percentiles the traced calls do not bear out is one
+    item, so a summary that keeps the first two items keeps what the traces show of them too."""
+    moved = s.moved[:3]
+    items: list[str] = []
+    for i, said in enumerate(shift_words(moved)):
+        if i and moved[i].not_borne_out and moved[i].not_borne_out == moved[i - 1].not_borne_out:
+            items[-1] += f"; {said}"  # the same run: what the traces show follows its last percentile
+        else:
+            items.append(said)
     if s.log_ratio:
         items.append(_log_words(s.log_ratio))
     if s.trace_change:
