@@ -409,9 +409,7 @@ class _Builder:
             return f"No single root cause found: the evidence is split between {fmt.listed(self.contenders)}"
         if self.inconclusive:
             # the first services to move, not the hypotheses: "moved first" says which list this is
-            services = [s.service for s in self.verdict.services[:3]]
-            first = " first" if len(services) > 1 else ""  # one service that moved is no order
-            moved = f"{', '.join(services)} moved{first}" if services else (
+            moved = _moved_in_order(self.verdict.services[:3]) if self.verdict.services else (
                 f"{', '.join(self.series_only)} moved" if self.series_only else NOTHING_MOVED)
             return f"No single root cause found: {moved}"
         label = playbook(self.kind).label
@@ -1018,6 +1016,18 @@ def _named_services(services: list[str]) -> list[str]:
     real service is named."""
     named = [s for s in services if s != GLOBAL]
     return named or list(services)
+
+
+def _moved_in_order(services: list[ServiceShowing]) -> str:
+    """`a and b moved first, then c`: only the services that share the earliest onset moved first (one service that
+    moved is no order, nor are services with no onset)."""
+    names = [s.service for s in services]
+    earliest = services[0].onset
+    if len(services) == 1 or earliest is None:
+        return f"{fmt.listed(names)} moved"
+    first = [s.service for s in services if s.onset == earliest]
+    later = [name for name in names if name not in first]
+    return f"{fmt.listed(first)} moved first" + (f", then {fmt.listed(later)}" if later else "")
 
 
 def _which_first(services: list[str]) -> str:
