@@ -43,8 +43,27 @@ def test_analyze_sets_the_line_aside_lists_it_and_counts_it(tmp_path: Path) -> N
         "file": str(logs), "lines": 200, "unreadable": 1, "first_line": 58,
         "note": "1 of 200 lines of logs.jsonl unreadable (line 58): see rejected/logs.jsonl.txt"}]
     review = build_postmortem(analysis)
-    assert review.checked[0] == "data quality: 1 of 200 lines of logs.jsonl unreadable (line 58): see " \
-                                "rejected/logs.jsonl.txt"
+    assert review.data_quality == ["1 of 200 lines of logs.jsonl unreadable (line 58): see rejected/logs.jsonl.txt"]
+
+
+def test_the_review_of_a_found_incident_says_which_lines_were_set_aside(tmp_path: Path) -> None:
+    day = tmp_path / "day"
+    generated = incidentlens("generate", "--scenario", "seed-tutorial", "--hours", "3", "--format", "jsonl",
+                             "--out", str(day))
+    assert generated.returncode == 0, generated.stderr
+    with (day / "logs.jsonl").open("a") as logs:
+        logs.write('{"ts": "2024-05-01T10:00:57Z", "service": "api", "msg": "cut sh\n')
+    out = tmp_path / "out"
+
+    result = incidentlens("analyze", "--metrics", str(day / "metrics.jsonl"), "--logs", str(day / "logs.jsonl"),
+                          "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert incidentlens("report", "--analysis", str(out / "analysis.json"), "--out", str(out)).returncode == 0
+
+    assert json.loads((out / "analysis.json").read_text())["detected"]
+    markdown, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "## Data quality" in markdown and "lines of logs.jsonl unreadable" in markdown
+    assert '<section id="data-quality">' in page and "lines of logs.jsonl unreadable" in page
 
 
 def test_a_command_without_out_still_says_it_on_one_stderr_line(tmp_path: Path) -> None:

@@ -251,6 +251,7 @@ class _Builder:
             lessons=self._lessons(impact),
             runbook=self._runbook(),
             checked=_checked(self.data),
+            data_quality=_data_quality(self.data),
             templates=[LogTemplate.model_validate(pick(LogTemplate, t)) for t in self.data.get("templates") or []],
             contributors=[Contributor.model_validate(pick(Contributor, {**c, "value": str(c.get("value"))}))
                           for c in self.data.get("contributors") or []],
@@ -893,7 +894,8 @@ def _no_incident(data: dict[str, Any], author: GeneratedBy) -> Postmortem:
                             narrative=Narrative(text=f"Nothing crossed the detector's threshold: {reason}"),
                             evidence=list((data.get("detection") or {}).get("evidence") or [])),
         response=Narrative(text="Not applicable: no incident."),
-        lessons=Lessons(), checked=checked, evidence=_evidence(data), generated_by=author,
+        lessons=Lessons(), checked=checked, data_quality=_data_quality(data), evidence=_evidence(data),
+        generated_by=author,
     )
     pm.grounding = validate_grounding(pm, data)
     return pm
@@ -986,9 +988,13 @@ def _grouped_skips(notes: list[str], shown: int = 6) -> list[str]:
 
 
 def _checked(data: dict[str, Any]) -> list[str]:
-    """The data-quality notes (input lines set aside), then every piece of evidence."""
-    notes = [f"data quality: {item['note']}" for item in data.get("data_quality") or []]
-    return notes + [f"{ev['title']} [{ev['id']}]" for ev in data.get("evidence") or []]
+    """Every piece of evidence."""
+    return [f"{ev['title']} [{ev['id']}]" for ev in data.get("evidence") or []]
+
+
+def _data_quality(data: dict[str, Any]) -> list[str]:
+    """The input lines set aside as unreadable, one note per file (shown whether or not an incident was found)."""
+    return [str(item["note"]) for item in data.get("data_quality") or []]
 
 
 def _not_borne_out(data: dict[str, Any]) -> set[str]:

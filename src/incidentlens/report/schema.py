@@ -318,6 +318,8 @@ class Postmortem(_Model):
     lessons: Lessons
     runbook: list[str] = Field(default_factory=list)
     checked: list[str] = Field(default_factory=list, description="what the analysis examined")
+    data_quality: list[str] = Field(default_factory=list, description="input lines set aside as unreadable, per file, "
+                                                                      "with where they are listed")
     templates: list[LogTemplate] = Field(default_factory=list, description="surging log templates with samples")
     contributors: list[Contributor] = Field(default_factory=list, description="over-represented dimensions")
     evidence: list[EvidenceItem] = Field(default_factory=list)
