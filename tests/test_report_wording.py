@@ -221,3 +221,11 @@ def test_a_summary_that_shortens_what_a_service_showed_keeps_what_the_traces_sho
     assert ("db-proxy from 2024-05-01 10:13 UTC: ClientLatencyP99(s) from 0.005 to 0.2 (over tenfold); "
             "ClientLatencyP95(s) from 0.005 to 0.2 (over tenfold); ClientLatencyP90(s) from 0.005 to 0.2 (over "
             f"tenfold): percentiles the traces do not bear out ({traced}); in the traces, its own span time") in summary
+
+
+def test_the_findings_for_a_root_cause_are_counted_apart_from_its_test_whatever_its_outcome():
+    analysis = pool_exhaustion_analysis()  # a metric shift and a template for db-proxy, and its test
+    analysis["hypotheses"][0]["test_passed"] = None
+    text = build_postmortem(analysis).root_cause.narrative.text
+    # an undecided test is not a finding for the cause: the review says it was undecided, and counts the two others
+    assert "It was undecided. Confidence 82%, from 2 supporting and 0 contradicting findings besides the test." in text

@@ -555,9 +555,11 @@ class _Builder:
         verdict = {True: " It passed.", False: " It did not pass."}.get(top.test_passed, " It was undecided."
                                                                        if top.test else "")
         label = cause_label(self.kind, self.harmed)
+        # the test is said above, passed or not: counted among the findings, an undecided one read as support
+        findings, against = (_besides_tests(top.supporting), _besides_tests(top.contradicting))
         template = (f"{top.service}: {label}. {fmt.sentence(top.mechanism)}{test}{verdict} "
-                    f"Confidence {fmt.pct(top.confidence, 0)}, from {len(top.supporting)} supporting and "
-                    f"{len(top.contradicting)} contradicting findings.")
+                    f"Confidence {fmt.pct(top.confidence, 0)}, from {len(findings)} supporting and "
+                    f"{len(against)} contradicting findings besides the test.")
         return RootCause(service=top.service, kind=self.kind, mechanism=top.mechanism, confidence=top.confidence,
                          evidence=top.supporting, test=top.test, test_passed=top.test_passed,
                          narrative=self._narrate("root_cause", template))
@@ -985,6 +987,11 @@ def _grouped_skips(notes: list[str], shown: int = 6) -> list[str]:
              + (f" and {len(names) - shown} more" if len(names) > shown else "") if len(names) > 1
              else f"{names[0]}: skipped: {why}" for why, names in skipped.items()]
     return lines + others[:10]
+
+
+def _besides_tests(evidence_ids: list[str]) -> list[str]:
+    """The evidence ids that are not a hypothesis' test (`Evidence.make` names an id by its kind)."""
+    return [e for e in evidence_ids if not e.startswith("hypothesis_test-")]
 
 
 def _checked(data: dict[str, Any]) -> list[str]:
