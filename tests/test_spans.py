@@ -604,3 +604,29 @@ def test_the_event_tests_read_their_settings_when_the_query_is_built(monkeypatch
     window, baseline = (AT, END), (START, AT)
     monkeypatch.setattr(spans, "DISPERSION_MINUTES", 987654)
     assert ">= 987654" in trace_events_sql(window, baseline, None, ["web"], "links", "masks")
+
+
+def _code_checks(tmp_path: Path) -> Path:
+    """spans.jsonl and logs.jsonl of web -> verify: verify writes "<time> INFO VerifyCodeServiceImpl
+    [verifyCode][Code not found]" (its time and level in its text, as many loggers write them) in every other
+    request; from AT the same words at ERROR in every request."""
+    spans, logs = [], []
+    for i, start, at in _requests():
+        spans.extend([_root(i, at, "POST /login"), _call(i, at, "verify", "GET /verify")])
+        level = "ERROR" if start >= AT else "INFO" if i % 2 else None
+        if level:
+            line = f"{start:%H:%M:%S}.{i % 1000:03d} {level} VerifyCodeServiceImpl [verifyCode][Code not found]"
+            logs.append({"ts": at, "service": "verify", "level": level, "trace_id": f"t{i}", "message": line})
+    return _written(tmp_path, spans=spans, logs=logs)
+
+
+def test_a_line_written_at_a_new_level_is_a_statement_of_its_own(tmp_path: Path):
+    folder = _code_checks(tmp_path)
+    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    signals, _ = trace_signals(store, window, baseline)
+    # alike but for their level, the lines would be one Drain template; a statement writes at one level, so the
+    # ERROR line is new in every request, not the INFO line written in half of them before
+    verify = signals["verify"]
+    assert verify.event == "log <*> ERROR VerifyCodeServiceImpl [verifyCode][Code not found]"
+    assert verify.share_before == 0 and verify.share_after == 1

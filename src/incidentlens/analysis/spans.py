@@ -57,6 +57,7 @@ from datetime import datetime
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from incidentlens.analysis import arrays
@@ -666,17 +667,27 @@ def _share_changes(store: Any, ctes: str, signals: dict[str, TraceSignal]) -> Ev
 
 def statements_relation(store: Any, masks: str, span: Span) -> str | None:
     """A table `(masked, template)`: each masked message of the span with its log statement, Drain's template over
-    the near-identical masked messages (`DRAIN_SIMILARITY`), so that a value the masking keeps (a train type) does
-    not split one statement into an event per value."""
-    counted = store.fetch(f"SELECT masks.masked, count(*) AS n FROM logs JOIN {masks} AS masks "
-                          f"ON logs.message = masks.raw WHERE {in_span('ts', span)} GROUP BY masks.masked "
-                          "ORDER BY masks.masked")  # one order, so one query text and one evidence id per input
+    the near-identical masked messages (`DRAIN_SIMILARITY`) of one level, so that a value the masking keeps (a train
+    type) does not split one statement into an event per value. A statement writes at one level: Drain at this
+    similarity would merge a WARN line with the INFO line beside it in the code ("[verifyCode][Get image code warn]
+    [Code not found]"), an error that appears into a line that was always there."""
+    counted = store.fetch(
+        "SELECT masked, first(level ORDER BY n DESC, level) AS level, sum(n) AS n FROM (\n"
+        f"    SELECT masks.masked, coalesce(upper(level), '') AS level, count(*) AS n FROM logs JOIN {masks} AS masks "
+        f"ON logs.message = masks.raw WHERE {in_span('ts', span)} GROUP BY ALL)\n"
+        "GROUP BY masked ORDER BY masked")  # one order, so one query text and one evidence id per input
     if counted.num_rows == 0:
         return None
-    template_of, templates = mine_templates(counted["masked"], arrays.floats(counted["n"]),
-                                            similarity=DRAIN_SIMILARITY)
-    rows = ", ".join(f"({sql_str(m)}, {sql_str(templates[t])})"
-                     for m, t in zip(counted["masked"].to_pylist(), template_of, strict=True))
+    masked, levels = counted["masked"].to_pylist(), np.array(counted["level"].to_pylist(), dtype=object)
+    weights = arrays.floats(counted["n"])
+    template: list[str] = [""] * len(masked)
+    for level in sorted(set(levels)):
+        mine = np.flatnonzero(levels == level)
+        template_of, templates = mine_templates(counted["masked"].take(mine), weights[mine],
+                                                similarity=DRAIN_SIMILARITY)
+        for row, t in zip(mine, template_of, strict=True):
+            template[row] = templates[t]
+    rows = ", ".join(f"({sql_str(m)}, {sql_str(t)})" for m, t in zip(masked, template, strict=True))
     return str(store.hold(f"SELECT * FROM (VALUES {rows}) AS t(masked, template)", "log_statements"))
 
 
