@@ -9,7 +9,7 @@ from incidentlens.analysis.rootcause import ServiceSignals
 from incidentlens.analysis.shifts import MetricShift
 from incidentlens.analysis.verdict import services_showing
 from incidentlens.report import build_postmortem, executive_summary, runbook_checklist, write_reports
-from incidentlens.report.playbooks import kind_label, playbook
+from incidentlens.report.playbooks import kind_label, playbook, runbook_for
 from incidentlens.report.render_markdown import render_markdown
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis, top_cause_analysis
 
@@ -229,3 +229,10 @@ def test_the_findings_for_a_root_cause_are_counted_apart_from_its_test_whatever_
     text = build_postmortem(analysis).root_cause.narrative.text
     # an undecided test is not a finding for the cause: the review says it was undecided, and counts the two others
     assert "It was undecided. Confidence 82%, from 2 supporting and 0 contradicting findings besides the test." in text
+
+
+def test_the_runbook_of_an_undetermined_failure_confirms_what_the_service_showed_not_only_errors_or_latency():
+    # a service named for a line its requests newly wrote showed no shift in errors or latency to confirm
+    confirm = runbook_for("undetermined", "seat")[0]
+    assert confirm.startswith("Confirm: seat changed first and most, in what the review says it showed")
+    assert "the log lines and calls of its requests" in confirm

@@ -271,7 +271,8 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
                     "Review the leading hypotheses with the owners of {service} and confirm or refute them"),
         ),
         (
-            "Confirm: {service} shows the first and largest shift in errors or latency",
+            "Confirm: {service} changed first and most, in what the review says it showed (its errors, its latency, or "
+            "the log lines and calls of its requests)",
             "Check recent changes to {service} and to downstream dependencies (deploys, config, traffic)",
             "Mitigate: revert the latest change to {service}, or take its affected instances out of rotation",
             "Verify: error rate and latency back to baseline",
