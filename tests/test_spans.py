@@ -553,11 +553,12 @@ def test_a_statement_that_stops_is_one_change_whatever_value_each_of_its_lines_c
     assert price.share_before > 0.4 and price.share_after == 0
 
 
-def _food_and_trips(tmp_path: Path, *, travel_fails_in: str) -> Path:
+def _food_and_trips(tmp_path: Path, *, travel_fails_in: str, travel_level: str = "ERROR") -> Path:
     """spans.jsonl and logs.jsonl of web's two kinds of request, in turn: "GET /food" calls food, which calls travel;
-    "GET /trips" calls travel. From AT travel logs an ERROR in half of the requests of the kind `travel_fails_in`
-    names: "trips", and from AT + 50 s food logs an ERROR in every one of its requests; or "food", and food logs
-    one in each request where travel did (travel's failure passed up)."""
+    "GET /trips" calls travel. From AT travel logs an ERROR in requests of the kind `travel_fails_in` names:
+    "trips", in nine of ten of them, and from AT + 50 s food logs an ERROR in every one of its requests; or "food",
+    in half of them, and food logs one in each request where travel did (travel's failure passed up). Travel's
+    line is at `travel_level`."""
     rng = np.random.default_rng(5)
     spans, logs = [], []
     for i, start, at in _requests():
@@ -570,9 +571,10 @@ def _food_and_trips(tmp_path: Path, *, travel_fails_in: str) -> Path:
         else:
             spans.append(_call(i, at, "travel", "GET /trips"))
         logs.append({"ts": at, "service": "travel", "level": "INFO", "message": "trip looked up", "trace_id": f"t{i}"})
-        travel_failed = start >= AT and (travel_fails_in == "food") == food and rng.random() < 0.5
+        share = 0.5 if travel_fails_in == "food" else 0.9
+        travel_failed = start >= AT and (travel_fails_in == "food") == food and rng.random() < share
         if travel_failed:
-            logs.append({"ts": at, "service": "travel", "level": "ERROR", "trace_id": f"t{i}",
+            logs.append({"ts": at, "service": "travel", "level": travel_level, "trace_id": f"t{i}",
                          "message": "Servlet.service() threw exception: request processing failed"})
         food_failed = travel_failed if travel_fails_in == "food" else start >= AT + timedelta(seconds=50)
         if food and food_failed:
@@ -590,6 +592,16 @@ def test_a_callee_whose_errors_lie_in_other_requests_does_not_explain_its_caller
     assert shared.id in result.hypotheses[0].supporting
     food_with_travel = next(p for p in shared.data["pairs"] if p["service"] == "food")
     assert food_with_travel["shared"] == 0 and food_with_travel["share"] == 0.0
+
+
+def test_only_a_callees_new_problem_is_looked_for_in_its_callers_changed_requests(tmp_path: Path):
+    # travel's new line is no problem: its failure, if any, could show in food's requests some other way
+    folder = _food_and_trips(tmp_path, travel_fails_in="trips", travel_level="INFO")
+    result = analyze(load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl"), at=AT, onset="at")
+    shared = next(e for e in result.evidence if e.title.startswith("changes shared between services' requests"))
+    food_with_travel = next(p for p in shared.data["pairs"] if p["service"] == "food")
+    assert food_with_travel["shared"] == 0 and not food_with_travel["counted"]
+    assert shared.id not in result.hypotheses[0].supporting
 
 
 def test_a_callee_whose_errors_lie_in_its_callers_failed_requests_explains_them(tmp_path: Path):

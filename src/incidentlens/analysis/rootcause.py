@@ -524,8 +524,7 @@ def _onset_key(s: ServiceSignals) -> datetime:
 
 def _set_apart(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph) -> bool:
     """Whether a service it calls also gained a new event, but not in the requests its own new event is in."""
-    return any(signals[d].shared_with and s.shared_with.get(d, 1.0) < EXPLAINS_SHARE
-               for d in graph.downstream(s.service) if d in signals)
+    return any(s.shared_with.get(d, 1.0) < EXPLAINS_SHARE for d in graph.downstream(s.service) if d in signals)
 
 
 def _evidence_for_and_against(s: ServiceSignals, classification: Classification, graph: CallGraph, test_id: str,

@@ -42,7 +42,7 @@ Two measures, each one aggregate query over the canonical views:
 
 - **shared changes**: when two services' requests each gained an event, how many of the requests one's event is new
   in show the other's too (`shared_changes_sql`): a failure passed up from a callee shows in the requests it passed
-  through.
+  through (looked for only where the callee's new event is a problem).
 
 The call direction (a caller whose callee moved no later is its victim, not its cause, when the callee's change can
 explain its own, in the requests they share) is the ranking's (`rootcause.py`, with the call graph from the same
@@ -113,6 +113,7 @@ class TraceSignal(BaseModel):
     behaviour_shift: float = 0.0  # the largest per-trace event z, corrected for the events tested (`adjusted_z`)
     raw_shift: float = 0.0  # the largest z over all its events, before the correction
     event: str | None = None  # the event behind it ("log <template>" or "call <service> <operation>")
+    problem: bool = False  # ... a problem event: a WARN/ERROR line or an error status
     share_before: float | None = None
     share_after: float | None = None
     onset: datetime | None = None  # the first trace in the window that showed the change
@@ -411,11 +412,14 @@ def shared_changes_sql(ctes: str, changed: dict[str, str]) -> str:
     rows = ", ".join(f"({sql_str(service)}, {sql_str(event)})" for service, event in sorted(changed.items()))
     return f"""{ctes}
 ), changed AS (
-    SELECT DISTINCT service, trace_id FROM events JOIN (VALUES {rows}) AS chosen(service, event) USING (service, event)
+    SELECT DISTINCT service, trace_id, logged, logs_only
+    FROM events JOIN (VALUES {rows}) AS chosen(service, event) USING (service, event)
     JOIN kinds USING (service, trace_id) JOIN sides USING (trace_id) WHERE after AND (logged OR NOT logs_only)
 )
+-- a log line the other service wrote can show only in a request begun while the logs were written
 SELECT this.service, other.service AS other, count(*) AS requests, count(theirs.trace_id) AS shared
-FROM changed AS this JOIN (SELECT DISTINCT service FROM changed) AS other ON other.service <> this.service
+FROM changed AS this JOIN (SELECT DISTINCT service, logs_only FROM changed) AS other
+    ON other.service <> this.service AND (this.logged OR NOT other.logs_only)
 LEFT JOIN changed AS theirs ON theirs.service = other.service AND theirs.trace_id = this.trace_id
 GROUP BY this.service, other.service ORDER BY this.service, other"""
 
@@ -638,7 +642,10 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
 def _share_changes(store: Any, ctes: str, signals: dict[str, TraceSignal]) -> Evidence | None:
     """Fills `TraceSignal.shared_with` for the candidates whose requests gained an event, with the evidence that
     counts it: a callee's failure shows in the requests its callers' changed in, so a caller whose new event lies in
-    requests where its callee's does not changed for another reason (the ranking's `_explains`)."""
+    requests where its callee's does not changed for another reason (the ranking's `_explains`). Only a failure is
+    looked for there: an other service whose new event is no problem (an INFO line, a call) may have failed in a
+    way that shows otherwise, and a pair counted over fewer than `MIN_TRACES` new requests decides nothing; both
+    are left out of `shared_with` (the evidence lists them)."""
     gained = {name: s for name, s in signals.items() if s.significant and s.gained_event}
     if len(gained) < 2:
         return None
@@ -649,19 +656,26 @@ def _share_changes(store: Any, ctes: str, signals: dict[str, TraceSignal]) -> Ev
     for row in rows:
         s = gained[row["service"]]
         # the requests its event is new in: those after less what its share before predicts
-        new_requests = max(int(row["requests"]) * (1 - float(s.share_before or 0.0) / float(s.share_after or 1.0)), 1.0)
+        new_requests = int(row["requests"]) * (1 - float(s.share_before or 0.0) / float(s.share_after or 1.0))
         row["new_requests"] = round(new_requests, 2)
-        row["share"] = s.shared_with[row["other"]] = round(min(1.0, int(row["shared"]) / new_requests), 4)
-    apart = [row for row in rows if row["share"] < EXPLAINS_SHARE]
-    title = (f"changes shared between services' requests: {apart[0]['service']}'s new event shows in requests "
-             f"without {apart[0]['other']}'s" if apart else "changes shared between services' requests")
+        row["share"] = round(min(1.0, int(row["shared"]) / max(new_requests, 1.0)), 4)
+        row["counted"] = gained[row["other"]].problem and new_requests >= MIN_TRACES
+        if row["counted"]:
+            s.shared_with[row["other"]] = row["share"]
+    apart = [row for row in rows if row["counted"] and row["share"] < EXPLAINS_SHARE]
+    title = (f"changes shared between services' requests: {apart[0]['service']}'s new event and "
+             f"{apart[0]['other']}'s lie in different requests" if apart else
+             "changes shared between services' requests")
     item = Evidence.make("trace", title, sql, {
         "rule": "per pair of services whose requests gained an event, of the first's requests after the onset that "
                 "show its event (requests), how many show the second's too (shared), against the requests its event "
-                "is new in (new_requests: those less what its share before predicts); a callee whose event shows in "
-                f"fewer than {EXPLAINS_SHARE:.0%} of them does not explain its caller's change", "pairs": rows})
+                "is new in (new_requests: those less what its share before predicts); counted when the second's "
+                f"event is a problem (a WARN/ERROR line, an error status) and {MIN_TRACES} or more requests are new: "
+                f"a callee whose problem shows in fewer than {EXPLAINS_SHARE:.0%} of them does not explain its "
+                "caller's change", "pairs": rows})
     for row in rows:
-        gained[row["service"]].shared_evidence = item.id
+        if row["counted"]:
+            gained[row["service"]].shared_evidence = item.id
     return item
 
 
@@ -781,6 +795,7 @@ def _behaviour(row: dict[str, Any]) -> TraceSignal:
     return TraceSignal(
         service=row["service"], traces_before=row["traces_before"], traces_after=row["traces_after"],
         behaviour_shift=row["adjusted_z"], raw_shift=round(float(row["largest_z"]), 3), event=row["event"],
+        problem=bool(row["problem"]),
         share_before=round(float(row["share_before"]), 4), share_after=round(float(row["share_after"]), 4),
         onset=row["onset"],
     )
