@@ -314,6 +314,13 @@ def _written(folder: Path, **rows: list[dict[str, object]]) -> Path:
     return folder
 
 
+def _signals_at_onset(folder: Path) -> dict[str, TraceSignal]:
+    """The trace signals of `folder`'s spans.jsonl and logs.jsonl with AT as the onset."""
+    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    return trace_signals(store, window, baseline)[0]
+
+
 def _web_requests(tmp_path: Path, *, cart_share_before: float, cart_share_after: float,
                   unreachable_after: float = 0.0) -> Path:
     """spans.jsonl and logs.jsonl of web -> cart: a "GET /cart" request always calls cart, a "GET /home" never. From
@@ -337,25 +344,20 @@ def _web_requests(tmp_path: Path, *, cart_share_before: float, cart_share_after:
 def test_more_requests_of_a_kind_that_always_calls_a_service_is_not_a_behaviour_change(tmp_path: Path):
     # the traffic moves from 20% to 80% cart requests; each kind of request does what it always did
     folder = _web_requests(tmp_path, cart_share_before=0.2, cart_share_after=0.8)
-    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
-    window, baseline, _ = known_periods(store, AT)
-    signals, _ = trace_signals(store, window, baseline)
+    signals = _signals_at_onset(folder)
     assert not signals["web"].significant and signals["web"].raw_shift < 1
 
 
 def test_requests_in_which_a_service_reports_its_callees_trouble_are_not_its_own_change(tmp_path: Path):
     # from AT, half of web's cart requests log "No instances available for cart" and call nothing: cart's trouble
     folder = _web_requests(tmp_path, cart_share_before=0.5, cart_share_after=0.5, unreachable_after=0.5)
-    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
-    window, baseline, _ = known_periods(store, AT)
-    signals, _ = trace_signals(store, window, baseline)
+    signals = _signals_at_onset(folder)
     assert not signals["web"].significant
     # the same requests, without the line that names cart, are web's own change: it stopped calling cart
     logs = [json.loads(line) for line in (folder / "logs.jsonl").read_text().splitlines()]
     silent = [r for r in logs if r["level"] != "ERROR"]
     (folder / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in silent) + "\n")
-    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
-    signals, _ = trace_signals(store, window, baseline)
+    signals = _signals_at_onset(folder)
     assert signals["web"].significant and signals["web"].event == "call cart GET /items"
 
 
@@ -390,9 +392,7 @@ def _cart_hour(tmp_path: Path, *, cart_share: Callable[[int], float], logged_fro
 def test_a_line_is_not_new_because_the_logs_begin_later_than_the_traces(tmp_path: Path):
     # twenty minutes of traces before the onset, but the log file holds only the minute before it and after
     folder = _cart_hour(tmp_path, cart_share=lambda minute: 0.5, logged_from=AT - timedelta(minutes=1))
-    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
-    window, baseline, _ = known_periods(store, AT)
-    signals, _ = trace_signals(store, window, baseline)
+    signals = _signals_at_onset(folder)
     # every request still logs its line: the traces of the unlogged minutes did not lack it, they went unlogged
     assert not signals["web"].significant
 
@@ -543,9 +543,7 @@ def _priced_requests(tmp_path: Path) -> Path:
 
 def test_a_statement_that_stops_is_one_change_whatever_value_each_of_its_lines_carried(tmp_path: Path):
     folder = _priced_requests(tmp_path)
-    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
-    window, baseline, _ = known_periods(store, AT)
-    signals, _ = trace_signals(store, window, baseline)
+    signals = _signals_at_onset(folder)
     # each train type's line alone fell from about 8% of the requests to none: no surprise in six minutes; the
     # statement (Drain's template over its lines) fell from half of them
     price = signals["price"]
@@ -634,9 +632,7 @@ def _code_checks(tmp_path: Path) -> Path:
 
 def test_a_line_written_at_a_new_level_is_a_statement_of_its_own(tmp_path: Path):
     folder = _code_checks(tmp_path)
-    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
-    window, baseline, _ = known_periods(store, AT)
-    signals, _ = trace_signals(store, window, baseline)
+    signals = _signals_at_onset(folder)
     # alike but for their level, the lines would be one Drain template; a statement writes at one level, so the
     # ERROR line is new in every request, not the INFO line written in half of them before
     verify = signals["verify"]
