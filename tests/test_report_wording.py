@@ -236,3 +236,12 @@ def test_the_runbook_of_an_undetermined_failure_confirms_what_the_service_showed
     confirm = runbook_for("undetermined", "seat")[0]
     assert confirm.startswith("Confirm: seat changed first and most, in what the review says it showed")
     assert "the log lines and calls of its requests" in confirm
+
+
+def test_a_review_with_no_hypothesis_says_so_instead_of_an_empty_table(tmp_path):
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"] = []  # an incident in which no service stood out
+    markdown = write_reports(build_postmortem(analysis), tmp_path)["markdown"].read_text()
+    hypotheses = markdown.split("## Hypotheses\n", 1)[1].split("\n## ", 1)[0]
+    assert "| # | Service |" not in hypotheses
+    assert hypotheses.strip() == "None: no service moved beyond its baseline's noise enough to be a candidate."
