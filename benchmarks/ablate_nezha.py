@@ -103,8 +103,6 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(spans, "_logged_sql", lambda window, baseline: "TRUE")],
     "per-trace log events by masked line, not by statement (Drain)": lambda: [
         mock.patch.object(spans, "statements_relation", lambda store, masks, span: None)],
-    "a callee explains its caller whichever requests each changed in": lambda: [
-        mock.patch.object(rootcause, "EXPLAINS_SHARE", 0.0)],
     "a line's template is the whole masked line": lambda: [
         mock.patch.object(masking, "MAX_TEMPLATE_CHARS", masking.MAX_MESSAGE_CHARS)],
     "no typical minute (the pooled share alone)": lambda: [mock.patch.object(spans, "DISPERSION_MINUTES", 10**6)],

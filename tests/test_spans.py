@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from incidentlens.analysis import analyze, spans
+from incidentlens.analysis import analyze
 from incidentlens.analysis.anchored import known_periods
 from incidentlens.analysis.spans import (
     SIGNIFICANT_STRENGTH,
@@ -28,7 +28,6 @@ from incidentlens.analysis.spans import (
     cut_callee_share,
     last_call_sql,
     tail_z,
-    trace_events_sql,
     trace_signals,
     wait_shifts,
 )
@@ -549,71 +548,6 @@ def test_a_statement_that_stops_is_one_change_whatever_value_each_of_its_lines_c
     price = signals["price"]
     assert price.significant and price.event is not None and "train type <*>" in price.event
     assert price.share_before > 0.4 and price.share_after == 0
-
-
-def _food_and_trips(tmp_path: Path, *, travel_fails_in: str, travel_level: str = "ERROR") -> Path:
-    """spans.jsonl and logs.jsonl of web's two kinds of request, in turn: "GET /food" calls food, which calls travel;
-    "GET /trips" calls travel. From AT travel logs an ERROR in requests of the kind `travel_fails_in` names:
-    "trips", in nine of ten of them, and from AT + 50 s food logs an ERROR in every one of its requests; or "food",
-    in half of them, and food logs one in each request where travel did (travel's failure passed up). Travel's
-    line is at `travel_level`."""
-    rng = np.random.default_rng(5)
-    spans, logs = [], []
-    for i, start, at in _requests():
-        food = i % 2 == 0
-        spans.append(_root(i, at, "GET /food" if food else "GET /trips"))
-        if food:
-            spans.append(_call(i, at, "food", "GET /food"))
-            spans.append({"trace_id": f"t{i}", "span_id": f"r{i}", "parent_id": f"f{i}", "service": "travel",
-                          "operation": "GET /routes", "start": at, "duration_ms": 2.0})
-        else:
-            spans.append(_call(i, at, "travel", "GET /trips"))
-        logs.append({"ts": at, "service": "travel", "level": "INFO", "message": "trip looked up", "trace_id": f"t{i}"})
-        share = 0.5 if travel_fails_in == "food" else 0.9
-        travel_failed = start >= AT and (travel_fails_in == "food") == food and rng.random() < share
-        if travel_failed:
-            logs.append({"ts": at, "service": "travel", "level": travel_level, "trace_id": f"t{i}",
-                         "message": "Servlet.service() threw exception: request processing failed"})
-        food_failed = travel_failed if travel_fails_in == "food" else start >= AT + timedelta(seconds=50)
-        if food and food_failed:
-            logs.append({"ts": at, "service": "food", "level": "ERROR", "trace_id": f"t{i}",
-                         "message": "get food request failed"})
-    return _written(tmp_path, spans=spans, logs=logs)
-
-
-def test_a_callee_whose_errors_lie_in_other_requests_does_not_explain_its_callers_errors(tmp_path: Path):
-    # travel's errors begin first, but in web's trip requests: none of the food requests that fail shows one
-    folder = _food_and_trips(tmp_path, travel_fails_in="trips")
-    result = analyze(load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl"), at=AT, onset="at")
-    assert [h.service for h in result.hypotheses][:2] == ["food", "travel"]
-    shared = next(e for e in result.evidence if e.title.startswith("changes shared between services' requests"))
-    assert shared.id in result.hypotheses[0].supporting
-    food_with_travel = next(p for p in shared.data["pairs"] if p["service"] == "food")
-    assert food_with_travel["shared"] == 0 and food_with_travel["share"] == 0.0
-
-
-def test_only_a_callees_new_problem_is_looked_for_in_its_callers_changed_requests(tmp_path: Path):
-    # travel's new line is no problem: its failure, if any, could show in food's requests some other way
-    folder = _food_and_trips(tmp_path, travel_fails_in="trips", travel_level="INFO")
-    result = analyze(load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl"), at=AT, onset="at")
-    shared = next(e for e in result.evidence if e.title.startswith("changes shared between services' requests"))
-    food_with_travel = next(p for p in shared.data["pairs"] if p["service"] == "food")
-    assert food_with_travel["shared"] == 0 and not food_with_travel["counted"]
-    assert shared.id not in result.hypotheses[0].supporting
-
-
-def test_a_callee_whose_errors_lie_in_its_callers_failed_requests_explains_them(tmp_path: Path):
-    # the same errors, in the food requests: travel's failure is passed up to food, which fails after it
-    folder = _food_and_trips(tmp_path, travel_fails_in="food")
-    result = analyze(load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl"), at=AT, onset="at")
-    assert result.hypotheses[0].service == "travel"
-
-
-def test_the_event_tests_read_their_settings_when_the_query_is_built(monkeypatch: pytest.MonkeyPatch):
-    # the ablations switch a rule off by setting its constant: a query text frozen at import would ignore them
-    window, baseline = (AT, END), (START, AT)
-    monkeypatch.setattr(spans, "DISPERSION_MINUTES", 987654)
-    assert ">= 987654" in trace_events_sql(window, baseline, None, ["web"], "links", "masks")
 
 
 def _code_checks(tmp_path: Path) -> Path:

@@ -49,7 +49,7 @@ from incidentlens.analysis.mechanism import (
 )
 from incidentlens.analysis.periods import Span, iso_seconds
 from incidentlens.analysis.shifts import ONSET_RULE, Z_CAP, LogSurge, MetricShift, log_surge_sql
-from incidentlens.analysis.spans import EXPLAINS_SHARE, SIGNIFICANT_STRENGTH, TraceSignal
+from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH, TraceSignal
 from incidentlens.telemetry import sql_ts
 
 TOP = 3
@@ -132,8 +132,6 @@ class ServiceSignals(BaseModel):
     # its cut's strength for it (`_add_cut_at`)
     cut_strength: float = 0.0  # ... their cuts combined (`combined_z`)
     cut_onset: datetime | None = None  # ... the first of their traces that showed it
-    shared_with: dict[str, float] = {}  # when its requests gained an event: `TraceSignal.shared_with`
-    shared_evidence: str = ""  # ... and the evidence that counts it
     moved: list[MetricShift] = []
     evidence: list[str] = []
 
@@ -205,7 +203,6 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             s.trace_strength = trace.strength
             s.trace_onset = trace.onset
             s.cut_short, s.cut_after = trace.cut_short, trace.last_callee
-            s.shared_with = trace.shared_with
             # its server's latency is own work only while its own calls did not wait longer too
             waits_only_in = trace.wait_direction == "in" and not trace.wait_both_ways
             slowed = own_work_slowed(s.moved, server_latency=waits_only_in) if trace.delayed else None
@@ -214,7 +211,6 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             if slowed is not None:
                 s.trace_change += f", while its own work slowed too ({slowed} rose), so not its network alone"
             s.evidence.extend((trace.evidence, trace.cut_evidence))
-            s.shared_evidence = trace.shared_evidence
     cut: dict[str, list[TraceSignal]] = {}
     for trace in (traces or {}).values():
         if trace.significant and trace.cut_short and trace.last_callee not in (None, trace.service):
@@ -331,7 +327,7 @@ def rank_root_causes(
         evidence.append(test_evidence)
         earlier = [signals[d] for d in _earlier_downstream(s, signals, graph)]
         supporting, contradicting = _evidence_for_and_against(s, classification, graph, test_evidence.id, passed,
-                                                              earlier, _set_apart(s, signals, graph))
+                                                              earlier)
         hypotheses.append(
             Hypothesis(
                 service=name,
@@ -469,14 +465,9 @@ def _explains(callee: ServiceSignals, caller: ServiceSignals) -> bool:
     requests changed about as much or more can (the graph of the same spans traces both). A callee the traces point
     at only through the caller's own requests, cut short after calling it, shows nothing of its own that could. A
     caller the traces point at only that way shows nothing of its own either: its error or wrong value may be a
-    callee's passed up, and any callee that failed on its own (`_fails_on_its_own`) explains it. When both gained a
-    new event, the callee's must show in most of the requests the caller's is new in (`spans.EXPLAINS_SHARE`): a
-    failure passed up shows in the requests it passed through (Nezha TrainTicket 09:34: travel's errors lay in other
-    requests than food's, and food, the fault, was taken for their victim)."""
+    callee's passed up, and any callee that failed on its own (`_fails_on_its_own`) explains it."""
     if caller.cut_at_only:
         return _fails_on_its_own(callee)
-    if caller.shared_with.get(callee.service, 1.0) < EXPLAINS_SHARE:
-        return False
     return not caller.traced or callee.trace_strength >= caller.traced - SAME_CHANGE_Z
 
 
@@ -522,19 +513,11 @@ def _onset_key(s: ServiceSignals) -> datetime:
     return s.onset or datetime.max
 
 
-def _set_apart(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph) -> bool:
-    """Whether a service it calls also gained a new event, but not in the requests its own new event is in."""
-    return any(s.shared_with.get(d, 1.0) < EXPLAINS_SHARE for d in graph.downstream(s.service) if d in signals)
-
-
 def _evidence_for_and_against(s: ServiceSignals, classification: Classification, graph: CallGraph, test_id: str,
-                              passed: bool | None, earlier: list[ServiceSignals],
-                              set_apart: bool = False) -> tuple[list[str], list[str]]:
-    """For: its own shifts and surges, its mechanism cues, the call graph, a passed test, and when a callee's new
-    event lies in other requests than its own (`set_apart`), the count that shows it. Against: a failed test and
+                              passed: bool | None, earlier: list[ServiceSignals]) -> tuple[list[str], list[str]]:
+    """For: its own shifts and surges, its mechanism cues, the call graph, a passed test. Against: a failed test and
     the shifts of services it calls that moved no later than it did (the cause may lie deeper)."""
-    shared = [s.shared_evidence] if set_apart and s.shared_evidence else []
-    supporting = list(dict.fromkeys([*s.evidence, *shared, *classification.supporting]))
+    supporting = list(dict.fromkeys([*s.evidence, *classification.supporting]))
     contradicting: list[str] = []
     if graph.evidence and graph.known:
         supporting.extend(e for e in graph.evidence if e not in supporting)

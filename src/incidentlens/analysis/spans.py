@@ -40,13 +40,8 @@ Two measures, each one aggregate query over the canonical views:
   too, so a callee only it calls waits as long: a service whose delayed calls are all among another's is explained
   by that one (parsimony: one delay where it accounts for every slow call).
 
-- **shared changes**: when two services' requests each gained an event, how many of the requests one's event is new
-  in show the other's too (`shared_changes_sql`): a failure passed up from a callee shows in the requests it passed
-  through (looked for only where the callee's new event is a problem).
-
-The call direction (a caller whose callee moved no later is its victim, not its cause, when the callee's change can
-explain its own, in the requests they share) is the ranking's (`rootcause.py`, with the call graph from the same
-spans).
+The call direction (a caller whose callee moved no later is its victim, not its cause) is the ranking's
+(`rootcause.py`, with the call graph from the same spans).
 """
 
 from __future__ import annotations
@@ -97,9 +92,6 @@ EVIDENCE_ROWS = 20
 OWN_TIME_WEIGHT = 2.0
 #: the strength that makes a service a root-cause candidate
 SIGNIFICANT_STRENGTH = 2.5
-#: the share of a caller's requests that gained its new event in which a callee's new event must show too for the
-#: callee's change to explain the caller's: most of them (on both Nezha days every pair measured shares none)
-EXPLAINS_SHARE = 0.5
 #: the wait on a service's calls weighs as its own time does: both are time ratios on the same log scale
 WAIT_WEIGHT = OWN_TIME_WEIGHT
 
@@ -113,7 +105,6 @@ class TraceSignal(BaseModel):
     behaviour_shift: float = 0.0  # the largest per-trace event z, corrected for the events tested (`adjusted_z`)
     raw_shift: float = 0.0  # the largest z over all its events, before the correction
     event: str | None = None  # the event behind it ("log <template>" or "call <service> <operation>")
-    problem: bool = False  # ... a problem event: a WARN/ERROR line or an error status
     share_before: float | None = None
     share_after: float | None = None
     onset: datetime | None = None  # the first trace in the window that showed the change
@@ -134,10 +125,6 @@ class TraceSignal(BaseModel):
     last_callee_share: float | None = None  # ... the share of the new cuts that service holds (`cut_callee_share`)
     cut_requests: int = 0  # ... how many such requests after the onset
     cut_evidence: str = ""  # ... the evidence whose query (`last_call_sql`) finds that call
-    # when its change is an event its requests gained: per other service whose change is one too, the share of its
-    # new event's requests (beyond what its share before predicts) that show the other's event as well
-    shared_with: dict[str, float] = {}
-    shared_evidence: str = ""  # ... the evidence that counts it (`_share_changes`)
     evidence: str = ""
 
     @property
@@ -169,14 +156,6 @@ class TraceSignal(BaseModel):
         return (self.event is not None and self.event.startswith("call ") and self.share_before is not None
                 and self.share_after is not None and self.share_after < self.share_before
                 and max(self.own_time, WAIT_WEIGHT * self.wait_shift) < SIGNIFICANT_STRENGTH)
-
-    @property
-    def gained_event(self) -> bool:
-        """Whether its change is an event its requests gained (a new line, call or error status): its event moved
-        most and more of its requests show it after the onset than before."""
-        return (self.event is not None and self.share_before is not None and self.share_after is not None
-                and self.share_after > self.share_before
-                and self.behaviour_shift >= max(self.own_time, WAIT_WEIGHT * self.wait_shift))
 
     @property
     def delayed(self) -> bool:
@@ -237,13 +216,6 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     the spans joined to their parents (`span_links`). `masks`:
     the relation a log line looks its template up in (`masking.masks_relation` over the two spans; a line it lacks
     is masked on its own), unread when `log_trace` is None."""
-    return _event_ctes(window, baseline, log_trace, services, links, masks, statements) + _event_tests()
-
-
-def _event_ctes(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str],
-                links: str, masks: str, statements: str | None) -> str:
-    """The WITH clause of `trace_events_sql` up to `events` (each service's events per trace), `kinds` (the request
-    kinds it served per trace, its deflected requests left out) and `sides` (each trace's side of the onset)."""
     levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
     events = [
         "SELECT DISTINCT caller AS service, trace_id, 'call ' || callee || ' ' || operation AS event, "
@@ -323,13 +295,7 @@ def _event_ctes(window: Span, baseline: Span, log_trace: str | None, services: S
            min(first_trace_after) AS first_trace_after
     FROM strata GROUP BY service, logs_only
 ), events AS (
-    {union}"""
-
-
-def _event_tests() -> str:
-    """The tests over `_event_ctes`: per service and family, the event that moved most (`trace_events_sql`); built
-    at each call, so that the constants it reads are the current ones."""
-    return f"""
+    {union}
 ), counted AS (
     SELECT service, kind, event, logs_only, bool_or(problem) AS problem, bool_or(variant) AS variant,
            count(*) FILTER (WHERE NOT after) AS hits_before, count(*) FILTER (WHERE after) AS hits_after,
@@ -403,25 +369,6 @@ FROM scored
 WHERE NOT (problem AND z < 0)
 QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, event) = 1
 ORDER BY abs(z) DESC, service, problem DESC"""
-
-
-def shared_changes_sql(ctes: str, changed: dict[str, str]) -> str:
-    """Per pair of services in `changed` (service -> the event its requests gained, each event's traces as
-    `_event_ctes` finds them): of the first's requests after the onset that show its event, how many show the
-    second's too (`shared`), with how many show the first's (`requests`)."""
-    rows = ", ".join(f"({sql_str(service)}, {sql_str(event)})" for service, event in sorted(changed.items()))
-    return f"""{ctes}
-), changed AS (
-    SELECT DISTINCT service, trace_id, logged, logs_only
-    FROM events JOIN (VALUES {rows}) AS chosen(service, event) USING (service, event)
-    JOIN kinds USING (service, trace_id) JOIN sides USING (trace_id) WHERE after AND (logged OR NOT logs_only)
-)
--- a log line the other service wrote can show only in a request begun while the logs were written
-SELECT this.service, other.service AS other, count(*) AS requests, count(theirs.trace_id) AS shared
-FROM changed AS this JOIN (SELECT DISTINCT service, logs_only FROM changed) AS other
-    ON other.service <> this.service AND (this.logged OR NOT other.logs_only)
-LEFT JOIN changed AS theirs ON theirs.service = other.service AND theirs.trace_id = this.trace_id
-GROUP BY this.service, other.service ORDER BY this.service, other"""
 
 
 def _logged_sql(window: Span, baseline: Span) -> str:
@@ -608,8 +555,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
     masks = masks_relation(store, covering(window, baseline)) if log_trace is not None else ""
     links = span_links(store)
     statements = statements_relation(store, masks, covering(window, baseline)) if log_trace is not None else None
-    ctes = _event_ctes(window, baseline, log_trace, services, links, masks, statements)
-    events_sql = ctes + _event_tests()
+    events_sql = trace_events_sql(window, baseline, log_trace, services, links, masks, statements)
     rows = store.fetch(events_sql).to_pylist()
     for row in rows:
         row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"]), one_sided=row["problem"]), 3)
@@ -633,50 +579,9 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
             s.onset = wait["onset"]
     cuts = [cut for signal in signals.values() if (cut := _where_cut(store, window, baseline, signal)) is not None]
-    shared = _share_changes(store, ctes, signals)
     evidence = _evidence(signals, events, events_sql, times, times_sql)
     evidence.extend(_wait_evidence(signals, edges, edges_sql))
-    return signals, evidence + cuts + ([shared] if shared else [])
-
-
-def _share_changes(store: Any, ctes: str, signals: dict[str, TraceSignal]) -> Evidence | None:
-    """Fills `TraceSignal.shared_with` for the candidates whose requests gained an event, with the evidence that
-    counts it: a callee's failure shows in the requests its callers' changed in, so a caller whose new event lies in
-    requests where its callee's does not changed for another reason (the ranking's `_explains`). Only a failure is
-    looked for there: an other service whose new event is no problem (an INFO line, a call) may have failed in a
-    way that shows otherwise, and a pair counted over fewer than `MIN_TRACES` new requests decides nothing; both
-    are left out of `shared_with` (the evidence lists them)."""
-    gained = {name: s for name, s in signals.items() if s.significant and s.gained_event}
-    if len(gained) < 2:
-        return None
-    sql = shared_changes_sql(ctes, {name: str(s.event) for name, s in gained.items()})
-    rows = store.fetch(sql).to_pylist()
-    if not rows:
-        return None
-    for row in rows:
-        s = gained[row["service"]]
-        # the requests its event is new in: those after less what its share before predicts
-        new_requests = int(row["requests"]) * (1 - float(s.share_before or 0.0) / float(s.share_after or 1.0))
-        row["new_requests"] = round(new_requests, 2)
-        row["share"] = round(min(1.0, int(row["shared"]) / max(new_requests, 1.0)), 4)
-        row["counted"] = gained[row["other"]].problem and new_requests >= MIN_TRACES
-        if row["counted"]:
-            s.shared_with[row["other"]] = row["share"]
-    apart = [row for row in rows if row["counted"] and row["share"] < EXPLAINS_SHARE]
-    title = (f"changes shared between services' requests: {apart[0]['service']}'s new event and "
-             f"{apart[0]['other']}'s lie in different requests" if apart else
-             "changes shared between services' requests")
-    item = Evidence.make("trace", title, sql, {
-        "rule": "per pair of services whose requests gained an event, of the first's requests after the onset that "
-                "show its event (requests), how many show the second's too (shared), against the requests its event "
-                "is new in (new_requests: those less what its share before predicts); counted when the second's "
-                f"event is a problem (a WARN/ERROR line, an error status) and {MIN_TRACES} or more requests are new: "
-                f"a callee whose problem shows in fewer than {EXPLAINS_SHARE:.0%} of them does not explain its "
-                "caller's change", "pairs": rows})
-    for row in rows:
-        if row["counted"]:
-            gained[row["service"]].shared_evidence = item.id
-    return item
+    return signals, evidence + cuts
 
 
 def statements_relation(store: Any, masks: str, span: Span) -> str | None:
@@ -795,7 +700,6 @@ def _behaviour(row: dict[str, Any]) -> TraceSignal:
     return TraceSignal(
         service=row["service"], traces_before=row["traces_before"], traces_after=row["traces_after"],
         behaviour_shift=row["adjusted_z"], raw_shift=round(float(row["largest_z"]), 3), event=row["event"],
-        problem=bool(row["problem"]),
         share_before=round(float(row["share_before"]), 4), share_after=round(float(row["share_after"]), 4),
         onset=row["onset"],
     )
