@@ -556,7 +556,8 @@ class _Builder:
                                                                        if top.test else "")
         label = cause_label(self.kind, self.harmed)
         # the test is said above, passed or not: counted among the findings, an undecided one read as support
-        findings, against = (_besides_tests(top.supporting), _besides_tests(top.contradicting))
+        tests = _test_ids(self.data)
+        findings, against = ([e for e in ids if e not in tests] for ids in (top.supporting, top.contradicting))
         template = (f"{top.service}: {label}. {fmt.sentence(top.mechanism)}{test}{verdict} "
                     f"Confidence {fmt.pct(top.confidence, 0)}, from {len(findings)} supporting and "
                     f"{len(against)} contradicting findings besides the test.")
@@ -989,9 +990,9 @@ def _grouped_skips(notes: list[str], shown: int = 6) -> list[str]:
     return lines + others[:10]
 
 
-def _besides_tests(evidence_ids: list[str]) -> list[str]:
-    """The evidence ids that are not a hypothesis' test (`Evidence.make` names an id by its kind)."""
-    return [e for e in evidence_ids if not e.startswith("hypothesis_test-")]
+def _test_ids(data: dict[str, Any]) -> set[str]:
+    """The ids of the hypotheses' tests among the evidence."""
+    return {ev["id"] for ev in data.get("evidence") or [] if ev.get("kind") == "hypothesis_test"}
 
 
 def _checked(data: dict[str, Any]) -> list[str]:
