@@ -65,5 +65,19 @@ def test_with_too_few_traced_calls_to_check_a_percentile_stands_as_measured() ->
     few = spans(per_minute=2).replace("range(150 * 2)", "range(240, 248)")  # 8 calls, all in the window
     shifts, _ = metric_shifts(DuckStore(METRICS, few), WINDOW, BASELINE)
     assert next(s for s in shifts if s.service == "checkout").not_borne_out is None
+    # ... and is marked as one the traces cannot confirm, which no alert is proposed on
+    assert next(s for s in shifts if s.service == "checkout").unchecked == ("its 16 traced calls are too few to "
+                                                                            "check it")
     impact = estimate_impact(DuckStore(METRICS, few), WINDOW, BASELINE).impact
     assert impact.services_affected == ["checkout", "cart"] and impact.not_borne_out == []
+
+
+def test_a_percentile_no_traced_call_covers_is_one_the_traces_cannot_confirm_unless_there_are_no_traces() -> None:
+    # TrainTicket 08:52: ts-admin-user-service/PodClientLatencyP90(s) from 0.019 to 42 s, with not one of its calls
+    # in the traces, was the review's proposed alert
+    others = spans(per_minute=2).replace("'checkout' AS service", "'search' AS service")  # checkout is not traced
+    shifts, _ = metric_shifts(DuckStore(METRICS, others), WINDOW, BASELINE)
+    assert {s.series: s.unchecked for s in shifts if s.significant} == {
+        "checkout/client_latency_p99_ms": "no traced call covers it", "cart/p95_ms": None}
+    untraced, _ = metric_shifts(DuckStore(METRICS), WINDOW, BASELINE)
+    assert all(s.unchecked is None for s in untraced)  # no traces at all: percentiles are all the data has

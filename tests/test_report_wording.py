@@ -203,6 +203,33 @@ def test_no_alert_is_proposed_on_a_percentile_the_traces_do_not_bear_out():
     assert first.startswith("An alert on payments/error_ratio (baseline 0.40%, peak 18.7%) would have fired")
 
 
+def test_an_alert_is_proposed_on_a_service_s_own_series_the_traces_can_confirm_not_on_its_host_s():
+    # TrainTicket 08:52: "An alert on ts-admin-user-service/PodClientLatencyP90(s) (baseline 0.019 s, peak 42 s)"
+    # where no traced call covers it; TrainTicket 14:23: "An alert on ts-auth-service/NodeCpuUsageRate(%)", the CPU
+    # of the node it ran on
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["detector"] = "known onset"
+    analysis["detection"]["series"][:0] = [
+        {"series": "db-proxy/NodeCpuUsageRate(%)", "direction": "up", "baseline": 2.88, "peak": 9.32, "shift": 9.0,
+         "onset": "2024-05-01T10:12:00Z"},
+        {"series": "db-proxy/ClientLatencyP90(s)", "direction": "up", "baseline": 0.019, "peak": 42.0, "shift": 7.8,
+         "onset": "2024-05-01T10:12:00Z"}]
+    analysis["evidence"].append(Evidence.make("metric_shift", "db-proxy: ClientLatencyP90(s) up 7.8σ", "SELECT 1", {
+        "service": "db-proxy", "series": [{"metric": "ClientLatencyP90(s)", "direction": "up", "baseline": 0.019,
+                                           "peak": 42.0, "unchecked": "no traced call covers it"}]}).to_dict())
+    first = build_postmortem(analysis).detection.sooner[0]
+    assert first.startswith("An alert on db-proxy/pool_in_use (baseline 22, peak 100) would have fired")
+
+
+def test_of_series_moving_at_once_the_alert_is_proposed_on_the_symptom():
+    # TrainTicket 08:52: ts-route-plan-service/CpuUsage(m) and ts-inside-payment-service/PodServerLatencyP99(s)
+    # moved in the same second; an alert watches what the users feel
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["series"][0]["onset"] = "2024-05-01T10:15:00Z"  # with payments/error_ratio
+    first = build_postmortem(analysis).detection.sooner[0]
+    assert first.startswith("An alert on payments/error_ratio (baseline 0.40%, peak 18.7%) would have fired")
+
+
 def test_a_summary_that_shortens_what_a_service_showed_keeps_what_the_traces_show_of_it():
     # OnlineBoutique 13:10: "paymentservice from 13:10:37 UTC: PodClientLatencyP99(s) from 0.00496 to 0.242 (over
     # tenfold); PodClientLatencyP95(s) from 0.0048 to 0.212 (over tenfold)." with no word that its 32 traced calls

@@ -57,6 +57,15 @@ class TraceCheck(BaseModel):
         """What the traces show of it (`traced_calls_words`)."""
         return traced_calls_words(self.traced_calls, self.longest_ms)
 
+    def unchecked(self) -> str | None:
+        """Why the traces could not check it, in words (`no traced call covers it`, `its 5 traced calls are too few
+        to check it`); None when they did."""
+        if self.borne_out is not None:
+            return None
+        if not self.traced_calls:
+            return "no traced call covers it"
+        return f"its {self.traced_calls} traced calls are too few to check it"
+
 
 def traced_calls_words(calls: int, longest_ms: float | None) -> str:
     """What the traces show of a percentile's calls: `its 40 traced calls took at most 4.31 ms`."""

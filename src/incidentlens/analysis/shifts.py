@@ -62,6 +62,9 @@ class MetricShift(BaseModel):
     #: a latency percentile whose peak the traced calls do not bear out: what they show (`its 40 traced calls took at
     #: most 4.31 ms`, `plausibility.TraceCheck.words`); None when they do, or could not say
     not_borne_out: str | None = None
+    #: a latency percentile the traces could not check, where the data holds traces: why (`no traced call covers it`,
+    #: `plausibility.TraceCheck.unchecked`); None when they checked it, or the data holds no traces
+    unchecked: str | None = None
 
     @property
     def series(self) -> str:
@@ -197,13 +200,15 @@ def metric_shifts(store: Any, window: Span, baseline: Span) -> tuple[list[Metric
 
 
 def _check_against_traces(store: Any, window: Span, shifts: list[MetricShift]) -> list[Evidence]:
-    """Mark the latency percentiles that rose to a peak the traced calls do not bear out
-    (`plausibility.check_percentiles`); the check's evidence."""
+    """Mark the latency percentiles that rose to a peak the traced calls do not bear out, and those with too few
+    traced calls to check (`plausibility.check_percentiles`); the check's evidence."""
     rose = [s for s in shifts if s.significant and s.direction == "up"]
     checks, evidence = check_percentiles(store, window, [(s.service, s.metric, s.peak) for s in rose])
     unsupported = {c.series: c.words() for c in checks if c.borne_out is False}
+    unchecked = {c.series: c.unchecked() for c in checks}
     for shift in rose:
         shift.not_borne_out = unsupported.get(shift.series)
+        shift.unchecked = unchecked.get(shift.series)
     return evidence
 
 
@@ -235,6 +240,7 @@ def _shift_data(shift: MetricShift) -> dict[str, Any]:
         "peak": round(shift.peak, 4),
         "shift": round(shift.shift, 2),
         **({"not_borne_out": shift.not_borne_out} if shift.not_borne_out else {}),
+        **({"unchecked": shift.unchecked} if shift.unchecked else {}),
         "peak_shift": round(shift.peak_shift, 2),
         "onset": iso_seconds(shift.onset),
     }

@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW
-from incidentlens.analysis.mechanism import NO_RESTART_SEEN
+from incidentlens.analysis.impact import ERROR_RATIO, LATENCY
+from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN
 from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.rootcause import GLOBAL
 from incidentlens.analysis.verdict import STANDS_OUT
@@ -665,13 +666,18 @@ class _Builder:
         ]
 
     def _first_series_alert(self, after: Callable[[dt.datetime], str]) -> list[str]:
-        """An alert on the series that moved first, fired at its onset (`after` words its lag, if any)."""
-        # no alert on what no call bore out: the impact's latency percentiles, and every shift the analysis marked
-        unsupported = {c.series for c in self.measured.not_borne_out} | _not_borne_out(self.data)
-        onsets = [s for s in self.detection_series if s.onset and s.series not in unsupported]
-        if not onsets:
+        """An alert on the series that moved first, fired at its onset (`after` words its lag, if any): one of a
+        service's own, never a host's (`NodeCpuUsageRate(%)`: the machine it ran on, not its work); of those moving
+        at once, a latency or error rate that rose (a symptom, what its users feel), then the one that moved most."""
+        # no alert on what no call bore out, nor on a percentile no traced call could check: the impact's latency
+        # percentiles, and every shift the analysis marked
+        unsupported = {c.series for c in self.measured.not_borne_out} | _trace_caveats(self.data).keys()
+        own = [s for s in self.detection_series
+               if s.onset and s.series not in unsupported and not _is_host_series(s.series)]
+        if not own:
             return []
-        first = min(onsets, key=lambda s: s.onset)
+        first = min(own, key=lambda s: (s.onset, not (s.direction == "up" and _is_symptom(s.series)),
+                                        -abs(s.shift or 0.0)))
         extreme = "low" if first.direction == "down" else "peak"  # a series that fell has no peak to speak of
         return [f"An alert on {first.series} (baseline {fmt.series_value(first.series, first.baseline)}, {extreme} "
                 f"{fmt.series_value(first.series, first.peak)}) would have fired at its onset, "
@@ -1005,12 +1011,28 @@ def _data_quality(data: dict[str, Any]) -> list[str]:
     return [str(item["note"]) for item in data.get("data_quality") or []]
 
 
-def _not_borne_out(data: dict[str, Any]) -> set[str]:
-    """Every `service/metric` whose shift the analysis marked as not borne out by the traced calls (the impact lists
-    only the latency series it would have counted: a client-side percentile can move first and be left off it)."""
-    return {f"{ev['data'].get('service')}/{s.get('metric')}" for ev in data.get("evidence") or []
+def _trace_caveats(data: dict[str, Any]) -> dict[str, str]:
+    """Every `service/metric` whose shift the analysis marked as not borne out by the traced calls, or as a
+    percentile no traced call (or too few) could check, with what the traces show in words (the impact lists only
+    the latency series it would have counted: a client-side percentile can move first and be left off it)."""
+    return {f"{ev['data'].get('service')}/{s.get('metric')}":
+            f"a percentile the traces do not bear out ({s['not_borne_out']})" if s.get("not_borne_out")
+            else f"a percentile the traces cannot confirm ({s['unchecked']})"
+            for ev in data.get("evidence") or []
             if ev.get("kind") == "metric_shift" and isinstance(ev.get("data"), dict)
-            for s in ev["data"].get("series") or [] if isinstance(s, dict) and s.get("not_borne_out")}
+            for s in ev["data"].get("series") or []
+            if isinstance(s, dict) and (s.get("not_borne_out") or s.get("unchecked"))}
+
+
+def _is_host_series(series: str) -> bool:
+    """Whether a `service/metric` series is the host's, not the service's own (`NodeCpuUsageRate(%)`, `node_...`)."""
+    return bool(re.search(HOST_METRIC, series.rsplit("/", 1)[-1]))
+
+
+def _is_symptom(series: str) -> bool:
+    """Whether a `service/metric` series is a latency or an error rate: what the service's users feel."""
+    metric = series.rsplit("/", 1)[-1]
+    return bool(LATENCY.search(metric) or ERROR_RATIO.search(metric))
 
 
 def _evidence(data: dict[str, Any]) -> list[EvidenceItem]:
