@@ -182,6 +182,29 @@ def test_a_failure_of_undetermined_mechanism_is_not_met_by_scaling_out():
                    for text in [*pm.runbook, *(a.description for a in pm.action_items)])
 
 
+def test_a_shift_no_user_felt_with_no_change_seen_gets_no_urgent_revert():
+    # OnlineBoutique 12:27 (SEV4, no deploy or config change in the data): "[P1] Revert the latest change to
+    # checkoutservice if one precedes the onset"
+    analysis = top_cause_analysis("undetermined", "db-proxy changed")
+    analysis["impact"].update(requests_failed=None, users_affected=None, peak_error_rate=None, peak_latency=None)
+    pm = build_postmortem(analysis)
+    assert pm.severity == "SEV4"
+    first = pm.action_items[0]
+    assert (first.priority, first.type) == ("P2", "mitigate")
+    assert first.description.startswith("Look for a change to db-proxy before the onset, which the data does not "
+                                        "show, and revert it if there is one; otherwise take the instances")
+    assert [a.priority for a in pm.action_items[1:]] == ["P3", "P3", "P3"]  # the catalogue's order kept
+
+
+def test_a_change_seen_before_the_onset_is_the_one_to_revert():
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0].update(kind="undetermined", mechanism="db-proxy changed")
+    analysis["trigger"].update(service="db-proxy", description="deploy db-proxy v1.4")
+    first = build_postmortem(analysis).action_items[0]
+    assert first.priority == "P1"  # SEV2: the catalogue's priority
+    assert first.description.startswith("Revert deploy db-proxy v1.4, which preceded the onset; otherwise")
+
+
 def test_a_unit_in_a_metric_name_keeps_its_case():
     # OnlineBoutique 15:21: "recommendationservice/MemoryUsage(Mi) | up | 25.4 mi | 33.6 mi" (mebibytes as miles)
     analysis = pool_exhaustion_analysis()

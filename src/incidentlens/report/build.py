@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
@@ -28,6 +28,7 @@ from incidentlens.report import formatting as fmt
 from incidentlens.report.grounding import Facts, check_grounding
 from incidentlens.report.playbooks import (
     CALL_MEASURES,
+    REVERT_NONE_SEEN,
     log_text_of,
     mitigations_for,
     playbook,
@@ -51,6 +52,7 @@ from incidentlens.report.schema import (
     NotBorneOut,
     Peak,
     Postmortem,
+    Priority,
     Recovery,
     RootCause,
     ServiceShowing,
@@ -64,6 +66,12 @@ from incidentlens.report.schema import (
 from incidentlens.report.severity import RULE, derive_severity, failed_count, harm, no_harm, users_words
 
 CONFIRMED_CONFIDENCE = 0.5
+#: the priorities, most urgent first
+PRIORITIES: tuple[Priority, ...] = get_args(Priority)
+#: the most urgent priority an action takes at each severity: the catalogue's are for an incident that hurts users
+MOST_URGENT: dict[Severity, Priority] = {"SEV1": "P0", "SEV2": "P0", "SEV3": "P1", "SEV4": "P2"}
+#: the trigger kinds that are a change to a service (what a revert undoes)
+CHANGE_KINDS = ("deploy", "config", "config_change", "release")
 #: what an inconclusive verdict with no service showing anything found
 NOTHING_MOVED = "nothing moved beyond its baseline's noise"
 #: what to do first when nothing moved: the data does not hold what the alert (or page) saw
@@ -803,8 +811,20 @@ class _Builder:
         return CHECK_THE_ALERT_WITHOUT.format(checked=fmt.listed(checked, "or"), missing=self._missing_words())
 
     def _action_items(self) -> list[ActionItem]:
+        """The catalogue's actions for the cause, at priorities the severity calls for (`_at_severity`)."""
+        return _at_severity(self._catalogue_actions(), self.severity[0])
+
+    @property
+    def change_seen(self) -> bool:
+        """Whether the data shows a change (a deploy, a config change) to the service acted on before the onset."""
+        return (self.trigger_on_path and self.trigger.kind in CHANGE_KINDS and self.trigger.service == self.service
+                and (self.trigger.t is None or self.trigger.t <= self.window.start))
+
+    def _catalogue_actions(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
-        items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures)
+        revert = f"Revert {self.trigger.description}, which preceded the onset" if self.change_seen else (
+            REVERT_NONE_SEEN)
+        items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures, revert=revert)
         if self.inconclusive:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
@@ -812,8 +832,7 @@ class _Builder:
                             f"{'it' if len(self.leads) == 1 else 'any of them'}: the data names no single root cause"
                             + self._cut_hint()
                 if self.verdict.services else self._nothing_to_order())
-        trigger_is_change = self.trigger_on_path and self.trigger.kind in ("deploy", "config", "config_change",
-                                                                           "release")
+        trigger_is_change = self.trigger_on_path and self.trigger.kind in CHANGE_KINDS
         if trigger_is_change and playbook_kind(self.kind) != "bad_deploy" and self.trigger.service:
             canary = next(a for a in mitigations_for("bad_deploy", [self.trigger.service], self.trigger.evidence)
                           if a.type == "prevent")
@@ -885,6 +904,16 @@ def validate_grounding(pm: Postmortem, evidence: Any) -> GroundingCheck:
         statements |= {f"lessons.{part}[{i}]": text for i, text in enumerate(getattr(pm.lessons, part), 1)}
     issues = [f"{where}: {reason}" for where, text in statements.items() for reason in check_grounding(text, facts)]
     return GroundingCheck(statements=len(statements), issues=issues)
+
+
+def _at_severity(items: list[ActionItem], severity: Severity | None) -> list[ActionItem]:
+    """`items` moved down alike (their order kept) until the most urgent is no more urgent than `severity` calls for
+    (`MOST_URGENT`): a P1 revert of a SEV4, a shift no user felt, becomes P2 and what followed it P3."""
+    if severity is None or not items:
+        return items
+    down = max(0, PRIORITIES.index(MOST_URGENT[severity]) - min(PRIORITIES.index(a.priority) for a in items))
+    return [a.model_copy(update={"priority": PRIORITIES[min(len(PRIORITIES) - 1, PRIORITIES.index(a.priority) + down)]})
+            for a in items]
 
 
 def _no_incident(data: dict[str, Any], author: GeneratedBy) -> Postmortem:

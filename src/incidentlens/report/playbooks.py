@@ -44,6 +44,11 @@ class Playbook:
 
 #: what a service's calls to its dependencies can be measured by, in the order an action names them
 CALL_MEASURES = ("error", "latency")
+#: the first step for a failure of undetermined mechanism, where nothing says whether a change preceded the onset
+REVERT_IF_ANY = "Revert the latest change to {service} if one precedes the onset"
+#: ... where the data holds no change to the service before the onset: none to revert until one is found
+REVERT_NONE_SEEN = ("Look for a change to {service} before the onset, which the data does not show, and revert it if "
+                    "there is one")
 #: the kinds whose label is a countable noun and so takes an article in a sentence
 _COUNTABLE = frozenset({"cache_miss_storm", "bad_deploy", "region_outage"})
 
@@ -259,9 +264,9 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         "unknown", "a failure of undetermined mechanism",
         (
             _Action("mitigate", "P1", "24 hours",
-                    "Revert the latest change to {service} if one precedes the onset; otherwise take the instances "
-                    "that show the change out of rotation (or restart them) while the cause is investigated: adding "
-                    "replicas helps only a service short of capacity, which nothing here shows"),
+                    "{revert}; otherwise take the instances that show the change out of rotation (or restart them) "
+                    "while the cause is investigated: adding replicas helps only a service short of capacity, "
+                    "which nothing here shows"),
             _Action("prevent", "P2", "2 weeks",
                     "Add the telemetry that would have named the cause: per-dependency {missing} metrics for "
                     "{service}"),
@@ -312,15 +317,17 @@ def kind_label(kind: str | None) -> str:
 
 
 def mitigations_for(kind: str | None, services: Sequence[str], evidence: list[str] | None = None, *,
-                    measured: Collection[str] = ()) -> list[ActionItem]:
+                    measured: Collection[str] = (), revert: str = REVERT_IF_ANY) -> list[ActionItem]:
     """Action items for a root cause of `kind` in `services` (one, or several whose teams own them), citing
     `evidence` ids when given. `measured`: what the data already measures of each call ('error', 'latency'); an
-    action that asks for telemetry asks only for the rest, and is left out when nothing is missing."""
+    action that asks for telemetry asks only for the rest, and is left out when nothing is missing. `revert`: what
+    an undetermined failure's first step says of a change to revert (`REVERT_NONE_SEEN` where the data shows none)."""
     service = listed(services)
     several = len(services) > 1
     missing = " and ".join(m for m in CALL_MEASURES if m not in measured)
+    words = {"service": service, "missing": missing, "revert": revert.format(service=service)}
     return [
-        ActionItem(type=a.type, description=a.description.format(service=service, missing=missing),
+        ActionItem(type=a.type, description=a.description.format(**words),
                    owner=a.owner.format(service=service) + ("s" if several and a.owner.endswith(" team") else ""),
                    priority=a.priority, eta=a.eta,
                    evidence=list(evidence or []))
