@@ -205,6 +205,37 @@ def test_a_change_seen_before_the_onset_is_the_one_to_revert():
     assert first.description.startswith("Revert deploy db-proxy v1.4, which preceded the onset; otherwise")
 
 
+def test_the_peak_of_the_incident_names_the_series_that_peaked_and_its_value():
+    # TrainTicket 14:23: "peak of the incident", with no word of what peaked or how high
+    analysis = pool_exhaustion_analysis()
+    analysis["timeline"] = [e for e in analysis["timeline"] if e["event"] != "peak error ratio in payments"]
+    for series in analysis["detection"]["series"]:
+        series["peak_at"] = "2024-05-01T10:41:00Z" if series["series"] != "db-proxy/pool_in_use" else None
+    pm = build_postmortem(analysis)
+    peak = next(e for e in pm.timeline if e.phase == "peak")
+    # of the two that peaked then, the one that moved most
+    assert peak.event == "peak of the incident: payments/error_ratio at 18.7% (baseline 0.40%)"
+    assert pm.grounding.issues == []
+
+
+def test_a_peak_set_by_a_percentile_the_traces_do_not_bear_out_says_so_and_no_peak_named_is_left_out():
+    # TrainTicket 08:52: its peak was set by ts-verification-code-service/PodClientLatencyP99(s) at 286 s, whose 60
+    # traced calls took at most 4.31 ms
+    analysis = pool_exhaustion_analysis()
+    analysis["timeline"][-1]["event"] = "peak of the incident"  # as the analysis writes it
+    analysis["detection"]["series"][2].update(series="api-gateway/ClientLatencyP99(s)", baseline=0.00492, peak=285.6,
+                                              peak_at="2024-05-01T10:41:00Z")
+    analysis["evidence"].append(Evidence.make("metric_shift", "api-gateway: ClientLatencyP99(s) up", "SELECT 1", {
+        "service": "api-gateway", "series": [{"metric": "ClientLatencyP99(s)", "direction": "up", "peak": 285.6,
+                                              "not_borne_out": "its 60 traced calls took at most 4.31 ms"}]},
+    ).to_dict())
+    peak = next(e for e in build_postmortem(analysis).timeline if e.phase == "peak")
+    assert peak.event == ("peak of the incident: api-gateway/ClientLatencyP99(s) at 286 s (baseline 0.00492 s); a "
+                          "percentile the traces do not bear out (its 60 traced calls took at most 4.31 ms)")
+    analysis["detection"]["series"][2]["peak_at"] = None  # no series peaked then: nothing to name
+    assert not any("peak of the incident" in e.event for e in build_postmortem(analysis).timeline)
+
+
 def test_a_unit_in_a_metric_name_keeps_its_case():
     # OnlineBoutique 15:21: "recommendationservice/MemoryUsage(Mi) | up | 25.4 mi | 33.6 mi" (mebibytes as miles)
     analysis = pool_exhaustion_analysis()

@@ -70,6 +70,8 @@ CONFIRMED_CONFIDENCE = 0.5
 PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 #: the most urgent priority an action takes at each severity: the catalogue's are for an incident that hurts users
 MOST_URGENT: dict[Severity, Priority] = {"SEV1": "P0", "SEV2": "P0", "SEV3": "P1", "SEV4": "P2"}
+#: the timeline's row for the incident's peak, as the analysis writes it (the review adds which series peaked)
+PEAK_EVENT = "peak of the incident"
 #: the trigger kinds that are a change to a service (what a revert undoes)
 CHANGE_KINDS = ("deploy", "config", "config_change", "release")
 #: what an inconclusive verdict with no service showing anything found
@@ -754,7 +756,11 @@ class _Builder:
             if not self.ongoing:
                 landmarks.append((self.window.end, "metrics back within their baseline band (incident window closes)",
                                   detection_evidence))
-        landmarks.append((self.peak, "peak of the incident", detection_evidence))
+        peak = self._peak_event()
+        entries = [(when, peak or "", ids) if event == PEAK_EVENT else (when, event, ids)
+                   for when, event, ids in entries if event != PEAK_EVENT or peak]
+        if peak:
+            landmarks.append((self.peak, peak, detection_evidence))
         if self.trigger:
             landmarks.append((self.trigger.t, f"trigger: {self.trigger.description}", self.trigger.evidence))
         # the analysis's own entry for a landmark may carry sub-second digits the landmark's time lacks
@@ -766,12 +772,35 @@ class _Builder:
         return [TimelineEntry(t=when, event=event, phase=self._phase(when, event), evidence=evidence)
                 for when, _, event, evidence in sorted(ranked, key=lambda e: (e[0], e[1]))]
 
+    def _peak_event(self) -> str | None:
+        """The peak's row: `peak of the incident: api/p95_ms at 2,450 ms (baseline 180 ms)`, the series detection saw
+        peak then (of several, the one that moved most), with what the traces show of a percentile they do not bear
+        out or cannot confirm, or that a host's series is the host's; None when no series peaked then."""
+        if self.peak is None:
+            return None
+        at = self.peak.replace(microsecond=0)
+        peaked = [s for s in self.detection_series if s.peak_at and s.peak_at.replace(microsecond=0) == at
+                  and s.peak is not None]
+        if not peaked:
+            return None
+        caveats = _trace_caveats(self.data) | {c.series: f"a percentile the traces do not bear out "
+                                                         f"({traced_calls_words(c.traced_calls, c.longest_ms)})"
+                                               for c in self.measured.not_borne_out}
+        top = max(peaked, key=lambda s: abs(s.shift or 0.0))
+        service = top.series.rpartition("/")[0]
+        if _is_host_series(top.series) and service:
+            caveats[top.series] = f"the host's, not {service}'s own"
+        level = "down to" if top.direction == "down" else "at"
+        caveat = f"; {caveats[top.series]}" if top.series in caveats else ""
+        return (f"{PEAK_EVENT}: {top.series} {level} {fmt.series_value(top.series, top.peak)} (baseline "
+                f"{fmt.series_value(top.series, top.baseline)}){caveat}")
+
     def _given_start_entries(self, entries: list[_Entry], evidence: list[str]) -> tuple[list[_Entry], list[_Entry]]:
         """With a given start: the analysis's entries less those that assume a detected window (its close read as a
         recovery, a peak put at the start when no metric moved), and the start and end of the examined window."""
         kept = [(when, event, ids) for when, event, ids in entries
                 if not event.startswith(DETECTED_END_EVENTS)
-                and not (event == "peak of the incident" and self.peak is None)]
+                and not (event == PEAK_EVENT and self.peak is None)]
         start = (f"{ALERT_TIME} taken as the incident's start; no incident window detected there" if self.at_alert
                  else f"incident start given ({GIVEN_START}); not detected by IncidentLens")
         bounds = [(self.window.start, start, evidence),
