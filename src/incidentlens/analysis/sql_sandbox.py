@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -590,12 +591,16 @@ def _copy_catalog(source: duckdb.DuckDBPyConnection, target: Path) -> list[str]:
         views = cursor.execute(
             "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY view_oid"
         ).fetchall()
-        sandbox = duckdb.connect(str(target))
+        # the tables stream into the file within DuckDB (a busy hour of logs is millions of rows: no copy in Python)
+        alias = f"sandbox_{uuid.uuid4().hex}"
+        cursor.execute(f"ATTACH '{str(target).replace(chr(39), chr(39) * 2)}' AS {alias}")
         try:
             for (name,) in tables:
-                sandbox.register("_source_table", cursor.sql(f'SELECT * FROM "{name}"').to_arrow_table())
-                sandbox.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _source_table')
-                sandbox.unregister("_source_table")
+                cursor.execute(f'CREATE TABLE {alias}."{name}" AS SELECT * FROM "{name}"')
+        finally:
+            cursor.execute(f"DETACH {alias}")
+        sandbox = duckdb.connect(str(target))
+        try:
             for _name, view_sql in views:
                 sandbox.execute(re.sub(r"^\s*CREATE\s+(TEMP|TEMPORARY)\s+VIEW", "CREATE VIEW", view_sql, flags=re.I))
         finally:

@@ -2,8 +2,9 @@
 
 Each input (a file, a glob, a list) becomes one or more *sources* (files of one format and header); each source
 becomes a canonical view `_<view>_<n>` and the public view (`metrics`, `logs`, `spans`, `events`) is their
-`UNION ALL BY NAME`. Parquet is read in place (a time filter reaches its row groups); text files (CSV, JSON) up
-to `CACHED_TEXT_BYTES` are parsed once, at load, into an in-memory table; larger ones are read in place.
+`UNION ALL BY NAME`. Parquet is read in place (a time filter reaches its row groups); text files (CSV, JSON) are
+parsed once, at load, into a table, whatever their size: read in place, every query would parse them again. A
+table that outgrows DuckDB's memory limit spills to a private temporary directory (`utc_connection`).
 
 Extension points for other sources:
 - `store.add_arrow(view, table, label)` makes a view from an Arrow table (copied into DuckDB, e.g. Prometheus
@@ -18,6 +19,9 @@ joined to their parents) as a table, computed once per set of sources.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -36,13 +40,8 @@ from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, read_text_l
 from incidentlens.telemetry.views import NO_ROWS, EmptySourceError, build_select
 
 VIEWS = ("metrics", "logs", "spans", "events")
-#: Text sources (CSV, JSON lines) up to this many bytes of text are parsed once, at load, into an in-memory table:
-#: every query would otherwise parse them again (about 0.2 s a query for a day of per-pod metric files), while a
-#: Parquet scan or a table answers a time filter from its row groups. Larger text sources stay read in place.
-CACHED_TEXT_BYTES = 256 * 2**20
-#: a gzipped file's text, estimated from its size on disk
-GZIP_RATIO = 8
 _TEXT_FORMATS = ("csv", "json", "jsonl")
+_SPILL_DIRECTORIES = itertools.count()
 _TIME_COLUMN = {"metrics": "ts", "logs": "ts", "spans": "start_ts", "events": "ts"}
 
 
@@ -55,8 +54,11 @@ class QueryBackend(Protocol):
 
 
 def utc_connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB whose session time zone is UTC (naive ISO times are read as UTC)."""
-    con = duckdb.connect(":memory:")
+    """An in-memory DuckDB whose session time zone is UTC (naive ISO times are read as UTC), spilling what outgrows
+    its memory limit to a directory of its own under the system's temporary directory (DuckDB's default is `.tmp`
+    in the working directory), which DuckDB makes when it first spills and removes when it closes."""
+    spill = Path(tempfile.gettempdir()) / f"incidentlens-duckdb-{os.getpid()}-{next(_SPILL_DIRECTORIES)}"
+    con = duckdb.connect(":memory:", config={"temp_directory": str(spill)})
     con.execute("SET GLOBAL TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     return con
@@ -218,7 +220,7 @@ class TelemetryStore:
     def _add_source(self, view: str, source: Source, mapping: dict[str, str]) -> None:
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r}; views are {', '.join(VIEWS)}")
-        raw = f"_{view}_raw" if _is_small_text(source) else None
+        raw = f"_{view}_raw" if _is_text(source) else None
         try:
             selects = build_select(self.con, source, view, mapping, self.warnings, raw_table=raw,
                                    rejected=self.rejected)
@@ -266,13 +268,9 @@ def load_telemetry(
     return store
 
 
-def _is_small_text(source: Source) -> bool:
-    """Whether a source is text files (CSV, JSON) small enough to hold in memory (`CACHED_TEXT_BYTES`)."""
-    if source.fmt not in _TEXT_FORMATS or not source.files:
-        return False
-    text_bytes = sum(path.stat().st_size * (GZIP_RATIO if path.suffix in (".gz", ".gzip") else 1)
-                     for path in source.files)
-    return text_bytes <= CACHED_TEXT_BYTES
+def _is_text(source: Source) -> bool:
+    """Whether a source is text files (CSV, JSON), which are parsed once, at load, into a table."""
+    return source.fmt in _TEXT_FORMATS and bool(source.files)
 
 
 def _tables_read(sql: str) -> set[str]:
