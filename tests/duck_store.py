@@ -9,9 +9,9 @@ import pyarrow as pa
 
 
 class DuckStore:
-    """The slice of the telemetry store that analysis uses: `has(view)`, `fetch(sql)` and `hold(sql)` (every query
-    run is kept in `queries`, to count scans) and `time_range()` of the logs; built from CREATE VIEW statements or a
-    connection."""
+    """The slice of the telemetry store that analysis uses: `has(view)`, `columns(view)`, `fetch(sql)` and `hold(sql)`
+    (every query run is kept in `queries`, to count scans) and `time_range()` of the logs; built from CREATE VIEW
+    statements or a connection."""
 
     def __init__(self, *views: str, con: duckdb.DuckDBPyConnection | None = None) -> None:
         self.con = con or duckdb.connect()
@@ -22,6 +22,9 @@ class DuckStore:
 
     def has(self, view: str) -> bool:
         return view in {row[0] for row in self.con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+
+    def columns(self, view: str) -> list[str]:
+        return self.fetch(f"SELECT * FROM {view} LIMIT 0").column_names
 
     def fetch(self, sql: str) -> pa.Table:
         self.queries.append(sql)

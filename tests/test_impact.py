@@ -296,7 +296,7 @@ FLAT_METRICS = """
 
 def test_root_spans_failing_from_the_start_mark_their_service_affected_and_count_toward_severity() -> None:
     impact = estimate_impact(DuckStore(FLAT_METRICS, SPANS), WINDOW, BASELINE).impact
-    assert impact.harm_checked == ["latency and error metrics", "failed root spans"]
+    assert impact.harm_checked == ["latency and error metrics", "failed traced requests"]
     assert impact.services_affected == ["edge-proxy"]  # 45 of 180 failed in the window, none in the baseline
     assert (impact.requests_failed, impact.requests_failed_excess) == (45, 45)
     report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
@@ -310,7 +310,7 @@ def test_root_spans_failing_as_often_as_before_the_start_are_the_window_s_ordina
     all_day = SPANS.replace("i >= 720 AND i % 4 = 0 AS is_error", "i % 4 = 0 AS is_error")
     impact = estimate_impact(DuckStore(FLAT_METRICS, all_day), WINDOW, BASELINE).impact
     assert impact.requests_failed == 45
-    assert impact.harm_checked == ["latency and error metrics", "failed root spans"]
+    assert impact.harm_checked == ["latency and error metrics", "failed traced requests"]
     assert impact.services_affected == []
 
 
@@ -349,3 +349,58 @@ def test_a_latency_held_far_above_its_median_is_harm_though_an_earlier_fault_in_
 
     assert impact.services_affected == ["recs"]
     assert impact.peak_latency is not None and impact.peak_latency.typical == 2300.0
+
+
+# A request every 10 s enters at gateway, which calls food; no span carries a status (as Nezha's traces). food writes
+# one line in each request's trace: an ERROR when its food list lookup fails (one request in 40 before the start, those
+# `NEW` picks after it), an ERROR when it finds no stores (those `OLD` picks, on both sides), else a WARN, so its
+# WARN/ERROR lines per minute do not change.
+TRACED = """
+    CREATE VIEW spans AS
+    SELECT 't' || i AS trace_id, 's' || i || service AS span_id,
+           CASE service WHEN 'food' THEN 's' || i || 'gateway' END AS parent_id, service, 'GET /food' AS operation,
+           TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i * 10) AS start_ts, 12.0 AS duration_ms,
+           CAST(NULL AS BOOLEAN) AS is_error
+    FROM range(900) t(i), (VALUES ('gateway'), ('food')) s(service)
+"""
+TRACED_LOGS = """
+    CREATE VIEW logs AS
+    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i * 10) AS ts, 'food' AS service, 't' || i AS trace_id,
+           CASE WHEN lookup OR OLD THEN 'ERROR' ELSE 'WARN' END AS level,
+           CASE WHEN lookup THEN 'food list lookup failed for ' || i WHEN OLD THEN 'no stores for ' || i
+                ELSE 'slow food query ' || i END AS message
+    FROM (SELECT i, (i < 720 AND i % 40 = 0) OR (i >= 720 AND NEW) AS lookup FROM range(900) t(i))
+"""
+
+
+def _traced(new: str, old: str = "FALSE") -> DuckStore:
+    return DuckStore(TRACED, TRACED_LOGS.replace("NEW", new).replace("OLD", old))
+
+
+def test_a_service_whose_traced_requests_fail_from_the_start_is_affected() -> None:
+    # TrainTicket 09:34: ts-food-service failed 7 of its 9 traced requests after the onset with a new ERROR line,
+    # which 5 of its 149 requests before had, and neither a metric nor its WARN/ERROR lines per minute counted it
+    result = estimate_impact(_traced("i % 4 = 0"), WINDOW, BASELINE)
+
+    assert result.impact.harm_checked == ["failed traced requests", "WARN/ERROR lines"]
+    assert result.impact.services_affected == ["food"]
+    cited = next(e for e in result.evidence if "failed traced requests" in e.title)
+    assert cited.title == ("affected: 1 services by failed traced requests: food 45 of 180 requests failed with an "
+                           "ERROR line: food list lookup failed for <*>, 18 of 720 before")
+
+
+def test_a_new_way_of_failing_counts_though_an_earlier_fault_fills_the_baseline_with_another() -> None:
+    # TrainTicket 09:34 again: 91 of food's 149 requests before the onset failed with 'foodStoresListResult is null'
+    # (earlier faults): all failures together went from 61% to 78%, the new one from 3% to 78%. Here 3 in 5 requests
+    # find no stores on both sides: 70% failed after the start against 60% before, the lookup 25% against 2.5%
+    impact = estimate_impact(_traced("i % 4 = 0", old="i % 5 < 3"), WINDOW, BASELINE).impact
+
+    assert impact.services_affected == ["food"]
+
+
+def test_traced_requests_failing_as_often_as_before_or_too_few_to_tell_mark_no_service() -> None:
+    as_before = estimate_impact(_traced("i % 40 = 0"), WINDOW, BASELINE).impact  # 5 of 180, 18 of 720 before
+    four = estimate_impact(_traced("i IN (720, 721, 722, 723)"), WINDOW, BASELINE).impact  # under MIN_PROBLEMS
+
+    assert as_before.services_affected == [] and four.services_affected == []
+    assert "failed traced requests" in as_before.harm_checked

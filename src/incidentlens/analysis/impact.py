@@ -28,8 +28,10 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   `METRIC_SHIFT` deviations past it on a scale without the quantile range (that range keeps a spiky series from
   passing for a moved one, but holds any earlier fault in the baseline, and a latency held at 94 times its median
   through the window is harm however high an earlier fault took it; each value, not the median, which one spike
-  carries in a window of two or three); or its root spans failed `SURGE_RATIO` times as often as in the baseline by
-  the same test (`_failing_entries`).
+  carries in a window of two or three); or its traced requests (the traces in which it was called) failed in one way
+  (an error status on an operation, an ERROR/FATAL line of a template in the trace) `SURGE_RATIO` times as often as
+  in its baseline by the same test (`_failing_requests`): per way, since a baseline holding an earlier fault of the
+  same service hides a new failure among the old ones.
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum,
   among those that mark their service affected when any does (what held, not a lone spike beside it);
   the latency requests were served with when such a series rose, not a service's wait as a client on its own calls
@@ -53,15 +55,19 @@ from pydantic import BaseModel
 
 from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
+from incidentlens.analysis.links import span_links
+from incidentlens.analysis.masking import masked_sql
 from incidentlens.analysis.periods import (
     ERROR_LEVELS,
     PROBLEM_LEVELS,
     Span,
     UtcTime,
     check_periods,
+    covering,
     in_span,
     iso_z,
     logged_minutes,
+    logged_minutes_sql,
     minute_from_sql,
     quote_ident,
     span_minutes,
@@ -70,6 +76,7 @@ from incidentlens.analysis.periods import (
 )
 from incidentlens.analysis.plausibility import TraceCheck, check_percentiles
 from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
+from incidentlens.analysis.spans import log_trace_column
 from incidentlens.analysis.tails import poisson_at_least
 from incidentlens.telemetry import sql_ts
 
@@ -128,7 +135,7 @@ class Impact(BaseModel):
     regions_affected: list[str] = []
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
-    harm_checked: list[str] = []  # what could mark a service affected: latency/error metrics, root spans, log lines
+    harm_checked: list[str] = []  # what could mark a service affected: latency/error metrics, traces, log lines
     not_borne_out: list[TraceCheck] = []  # latency percentiles left out: peaks the traced calls do not bear out
     evidence: list[str] = []
 
@@ -154,9 +161,9 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     log_columns = _log_columns(store) if store.has("logs") and _has_lines(store, window) else []
     spans = ("spans", None)
     counted = _requests(store, window, baseline, spans, series, evidence) if store.has("spans") else None
-    failing = _failing_entries(store, window, baseline, evidence) if counted and counted[1] is not None else None
+    failing = _failing_requests(store, window, baseline, evidence) if store.has("spans") else None
     if failing is not None:
-        impact.harm_checked.append("failed root spans")
+        impact.harm_checked.append("failed traced requests")
         shifted = _merge(shifted, failing)
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
@@ -641,30 +648,98 @@ def _surges(names: list[str], seen: np.ndarray, expected: np.ndarray) -> list[st
     return [names[i] for i in order if hit[i]]
 
 
-def _failing_entries(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[str] | None:
-    """Services whose root spans failed more often in the window than in the baseline (the log lines' surge test,
-    `_surges`, on failed requests against the baseline's failed share), most excess first; None when the baseline
-    has no root span with an error status to compare."""
-    sql = (f"SELECT service, sum(CASE WHEN {in_span('start_ts', window)} THEN 1 ELSE 0 END) AS window_requests, "
-           f"sum(CASE WHEN {in_span('start_ts', window)} AND is_error THEN 1 ELSE 0 END) AS window_failed, "
-           f"sum(CASE WHEN {in_span('start_ts', baseline)} THEN 1 ELSE 0 END) AS baseline_requests, "
-           f"sum(CASE WHEN {in_span('start_ts', baseline)} AND is_error THEN 1 ELSE 0 END) AS baseline_failed "
-           f"FROM spans WHERE parent_id IS NULL AND is_error IS NOT NULL "
-           f"AND (({in_span('start_ts', window)}) OR ({in_span('start_ts', baseline)})) GROUP BY service")
-    rows = [r for r in store.fetch(sql).to_pylist() if r["baseline_requests"] and r["window_requests"]]
-    if not rows:
+def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[str] | None:
+    """Services whose traced requests failed in one way more often in the window than in the baseline (the log lines'
+    surge test, `_surges`, on the requests failed that way against the service's own baseline share of them), most
+    excess first; None when nothing in the data could show a request fail (no span with an error status, no log
+    line with a trace id).
+
+    A service's requests are the traces in which it was called (a span whose parent is another service's, or none),
+    each at its first such span; a request failed in a way when the service gave one of those spans an error status
+    (a way per operation) or wrote an ERROR/FATAL line of a template in the trace (a way per template): the per-trace
+    problem events of `spans.trace_events_sql`; all ways together are tested too (the evidence names a way where it
+    tests as strong). Per way, not only all failures together: a baseline that holds an earlier fault of the same
+    service (TrainTicket's food service failed 91 of 149 requests in the hour before 09:34, with 'foodStoresListResult
+    is null') hides a new failure in 7 of its 9 requests after it. Where log lines count, only the requests begun
+    while logs were written do: a request in a minute no log file covers went unlogged, it did not succeed."""
+    log_trace = log_trace_column(store)
+    statuses = store.fetch(f"SELECT count(is_error) AS recorded FROM spans WHERE "
+                           f"{in_span('start_ts', covering(window, baseline))}").to_pylist()[0]["recorded"]
+    if log_trace is None and not statuses:
         return None
+    sql = _failing_requests_sql(window, baseline, span_links(store), log_trace)
+    rows = [r for r in store.fetch(sql).to_pylist() if r["baseline_requests"] and r["window_requests"]]
     failed = np.array([r["window_failed"] for r in rows], dtype=float)
     share = np.array([max(float(r["baseline_failed"]), 0.5) / float(r["baseline_requests"]) for r in rows])
     expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
-    found = _surges([str(r["service"]) for r in rows], failed, expected)
+    ways = [rows[int(i)] for i in _surges([str(i) for i in range(len(rows))], failed, expected)] if rows else []
+    found = list(dict.fromkeys(str(r["service"]) for r in ways))
+    worst = [next(r for r in ways if r["service"] == name) for name in found]
+    said = "; ".join(_failed_words(r) for r in worst[:3])
     evidence.append(Evidence.make(
-        "impact", f"affected: {len(found)} services by failed root spans", sql,
+        "impact", f"affected: {len(found)} services by failed traced requests" + (f": {said}" if said else ""), sql,
         {"services_affected": found,
-         "rule": f"failed root spans in the window >= {SURGE_RATIO:g}x the baseline's failed share of them, >= "
-                 f"{MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / services compared"},
+         "failed": [{k: r[k] for k in ("service", "way", "window_requests", "window_failed", "baseline_requests",
+                                       "baseline_failed")} for r in worst],
+         "rule": "a service's requests: the traces in which another service (or none) called it; failed in a way: it "
+                 "gave such a span of an operation an error status, or wrote an ERROR/FATAL line of a template in "
+                 "the trace" + (" (requests begun while logs were written)" if log_trace is not None else "")
+                 + f"; per way and all ways together, failed in the window >= {SURGE_RATIO:g}x the baseline's failed "
+                   f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared"},
     ))
     return found
+
+
+def _failed_words(row: dict[str, Any]) -> str:
+    """`ts-food-service 7 of 9 requests failed with an ERROR line: ..., 5 of 149 before` (all ways together: `7 of 9
+    requests failed, ...`)."""
+    way = "" if row["way"] is None else f" with {_short(str(row['way']))}"
+    return (f"{row['service']} {row['window_failed']} of {row['window_requests']} requests failed{way}, "
+            f"{row['baseline_failed']} of {row['baseline_requests']} before")
+
+
+def _short(text: str, width: int = 160) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _failing_requests_sql(window: Span, baseline: Span, links: str, log_trace: str | None) -> str:
+    """Per service and way of failing, and for all ways together (way NULL): its requests, and those that failed that
+    way, in the window and in the baseline (`_failing_requests`)."""
+    failures = ["SELECT DISTINCT child.service, child.trace_id, 'an error status on ' || coalesce(child.operation, "
+                "'its spans') AS way FROM spans AS child LEFT JOIN spans AS parent "
+                "ON parent.trace_id = child.trace_id AND parent.span_id = child.parent_id "
+                "WHERE child.is_error AND parent.service IS DISTINCT FROM child.service"]
+    logged = "TRUE"
+    if log_trace is not None:
+        failures.append(f"SELECT DISTINCT service, {quote_ident(log_trace)} AS trace_id, "
+                        f"'an ERROR line: ' || {masked_sql()} AS way FROM logs "
+                        f"WHERE level IN {sql_in(ERROR_LEVELS)} AND {quote_ident(log_trace)} IS NOT NULL "
+                        f"AND {in_span('ts', covering(window, baseline))}")
+        minutes = logged_minutes_sql(window, baseline)
+        logged = (f"started >= (SELECT min(first_line) FROM ({minutes})) AND "
+                  f"{minute_from_sql('started', window[0])} IN (SELECT minute FROM ({minutes}))")
+    union = "\n    UNION\n    ".join(failures)
+    return f"""WITH requests AS (
+    SELECT service, trace_id, min(start_ts) AS started FROM {links}
+    WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service
+    GROUP BY service, trace_id
+), sides AS (
+    SELECT service, trace_id, {in_span('started', window)} AS after FROM requests
+    WHERE (({in_span('started', window)}) OR ({in_span('started', baseline)})) AND {logged}
+), totals AS (
+    SELECT service, count(*) FILTER (WHERE after) AS window_requests,
+           count(*) FILTER (WHERE NOT after) AS baseline_requests
+    FROM sides GROUP BY service
+), failed AS (
+    {union}
+)
+-- per way, and all ways together (way NULL): a request that failed in two ways is one failed request
+SELECT service, way, any_value(window_requests) AS window_requests,
+       count(DISTINCT trace_id) FILTER (WHERE after) AS window_failed,
+       any_value(baseline_requests) AS baseline_requests,
+       count(DISTINCT trace_id) FILTER (WHERE NOT after) AS baseline_failed
+FROM sides JOIN failed USING (service, trace_id) JOIN totals USING (service)
+GROUP BY GROUPING SETS ((service, way), (service)) ORDER BY service, way NULLS LAST"""
 
 
 def _merge(first: list[str], second: list[str]) -> list[str]:
