@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from incidentlens.analysis.mechanism import shift_words
 from incidentlens.analysis.periods import UtcTime
 from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
+from incidentlens.analysis.shifts import MetricShift
 from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH
 from incidentlens.analysis.timeline import ServiceOnset
 
@@ -161,20 +162,35 @@ def _log_words(ratio: float) -> str:
 
 
 def _showed(s: ServiceSignals) -> list[str]:
-    """What the service showed, one item per finding; a run of percentiles the traced calls do not bear out is one
-    item, so a summary that keeps the first two items keeps what the traces show of them too."""
-    moved = s.moved[:3]
-    items: list[str] = []
+    """What the service showed, one item per finding, what moved at its onset first (the bullet that gives the onset
+    names the signal that moved then); a finding that moved later says when (`then at 13:11:28 UTC: ...`). A run of
+    percentiles the traced calls do not bear out is one item, so a summary that keeps the first two items keeps what
+    the traces show of them too."""
+    moved = sorted(_at_onset_first(s.moved, s.metric_onset)[:3], key=lambda m: _later(m.onset, s.onset))
+    found: list[tuple[datetime | None, str]] = []
     for i, said in enumerate(shift_words(moved)):
         if i and moved[i].not_borne_out and moved[i].not_borne_out == moved[i - 1].not_borne_out:
-            items[-1] += f"; {said}"  # the same run: what the traces show follows its last percentile
+            found[-1] = (found[-1][0], f"{found[-1][1]}; {said}")  # the same run: what the traces show follows it
         else:
-            items.append(said)
+            found.append((moved[i].onset, said))
     if s.log_ratio:
-        items.append(_log_words(s.log_ratio))
+        found.append((s.log_onset, _log_words(s.log_ratio)))
     if s.trace_change:
-        items.append(f"in the traces, {s.trace_change}")
-    return items
+        traced = [t for t in (s.trace_onset, s.cut_onset) if t is not None]
+        found.append((min(traced, default=None), f"in the traces, {s.trace_change}"))
+    found.sort(key=lambda item: _later(item[0], s.onset))  # stable: findings at the onset keep their order
+    return [f"then at {t:%H:%M:%S} UTC: {said}" if _later(t, s.onset) else said for t, said in found]
+
+
+def _at_onset_first(moved: list[MetricShift], onset: datetime | None) -> list[MetricShift]:
+    """The shifts with the first one that moved at the metric onset (`onset_sign`'s) ahead of the others."""
+    first = next((m for m in moved if onset is not None and m.onset == onset), None)
+    return moved if first is None else [first, *(m for m in moved if m is not first)]
+
+
+def _later(t: datetime | None, onset: datetime | None) -> bool:
+    """Whether a finding moved a whole second or more after the service's onset (none: at it)."""
+    return t is not None and onset is not None and t.replace(microsecond=0) > onset.replace(microsecond=0)
 
 
 def checked_counts(shifts: list[Any], surges: list[Any], traces: dict[str, Any],

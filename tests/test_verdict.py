@@ -1,0 +1,44 @@
+"""What each service showed, as the review's bullets give it: the signal that moved at its onset first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from incidentlens.analysis.rootcause import ServiceSignals
+from incidentlens.analysis.shifts import MetricShift
+from incidentlens.analysis.verdict import services_showing
+
+CUT = datetime(2022, 8, 23, 13, 10, 37, 400000, tzinfo=UTC)
+LATER = datetime(2022, 8, 23, 13, 11, 28, tzinfo=UTC)
+
+
+def _latency(onset: datetime) -> MetricShift:
+    return MetricShift(service="paymentservice", metric="PodClientLatencyP99(s)", direction="up", baseline=0.00496,
+                       window_median=0.242, peak=0.242, peak_at=onset, shift=56.1, peak_shift=56.1, onset=onset,
+                       evidence="metric_shift-1")
+
+
+def test_a_service_s_findings_start_with_what_moved_at_its_onset_and_say_when_the_others_moved() -> None:
+    # OnlineBoutique 13:10: "paymentservice from 13:10:37 UTC: PodClientLatencyP99(s) from 0.00496 to 0.242 ...;
+    # in the traces, checkoutservice's requests now end right after calling it": the latency moved at 13:11:28
+    payment = ServiceSignals(service="paymentservice", metric_onset=LATER, cut_onset=CUT, moved=[_latency(LATER)],
+                             trace_change="checkoutservice's requests now end right after calling it")
+
+    showing = services_showing({"paymentservice": payment})[0]
+
+    assert showing.onset == CUT.replace(microsecond=0)
+    assert showing.showed == ["in the traces, checkoutservice's requests now end right after calling it",
+                              "then at 13:11:28 UTC: PodClientLatencyP99(s) from 0.00496 to 0.242 (over tenfold)"]
+    assert showing.sign == showing.showed[0]
+
+
+def test_findings_that_moved_at_the_onset_keep_their_order_and_say_no_time() -> None:
+    cpu = _latency(CUT).model_copy(update={"metric": "CpuUsage(m)", "onset": LATER})
+    api = ServiceSignals(service="api", metric_onset=CUT, log_onset=CUT, log_ratio=4.0,
+                         moved=[cpu, _latency(CUT)])  # the CPU shifted most, but the latency moved first
+
+    showed = services_showing({"api": api})[0].showed
+
+    assert showed == ["PodClientLatencyP99(s) from 0.00496 to 0.242 (over tenfold)",
+                      "WARN/ERROR lines at 4x their baseline rate",
+                      "then at 13:11:28 UTC: CpuUsage(m) from 0.00496 to 0.242 (over tenfold)"]
