@@ -296,7 +296,7 @@ FLAT_METRICS = """
 
 def test_root_spans_failing_from_the_start_mark_their_service_affected_and_count_toward_severity() -> None:
     impact = estimate_impact(DuckStore(FLAT_METRICS, SPANS), WINDOW, BASELINE).impact
-    assert impact.harm_checked == ["latency and error metrics", "failed traced requests"]
+    assert impact.harm_checked == ["latency and error metrics", "failed or cut-short traced requests"]
     assert impact.services_affected == ["edge-proxy"]  # 45 of 180 failed in the window, none in the baseline
     assert (impact.requests_failed, impact.requests_failed_excess) == (45, 45)
     report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
@@ -310,7 +310,7 @@ def test_root_spans_failing_as_often_as_before_the_start_are_the_window_s_ordina
     all_day = SPANS.replace("i >= 720 AND i % 4 = 0 AS is_error", "i % 4 = 0 AS is_error")
     impact = estimate_impact(DuckStore(FLAT_METRICS, all_day), WINDOW, BASELINE).impact
     assert impact.requests_failed == 45
-    assert impact.harm_checked == ["latency and error metrics", "failed traced requests"]
+    assert impact.harm_checked == ["latency and error metrics", "failed or cut-short traced requests"]
     assert impact.services_affected == []
 
 
@@ -382,11 +382,11 @@ def test_a_service_whose_traced_requests_fail_from_the_start_is_affected() -> No
     # which 5 of its 149 requests before had, and neither a metric nor its WARN/ERROR lines per minute counted it
     result = estimate_impact(_traced("i % 4 = 0"), WINDOW, BASELINE)
 
-    assert result.impact.harm_checked == ["failed traced requests", "WARN/ERROR lines"]
+    assert result.impact.harm_checked == ["failed or cut-short traced requests", "WARN/ERROR lines"]
     assert result.impact.services_affected == ["food"]
-    cited = next(e for e in result.evidence if "failed traced requests" in e.title)
-    assert cited.title == ("affected: 1 services by failed traced requests: food 45 of 180 requests failed with an "
-                           "ERROR line: food list lookup failed for <*>, 18 of 720 before")
+    cited = next(e for e in result.evidence if "failed or cut-short traced requests" in e.title)
+    assert cited.title == ("affected: 1 services by failed or cut-short traced requests: food 45 of 180 requests "
+                           "failed with an ERROR line: food list lookup failed for <*>, 18 of 720 before")
 
 
 def test_a_new_way_of_failing_counts_though_an_earlier_fault_fills_the_baseline_with_another() -> None:
@@ -403,4 +403,41 @@ def test_traced_requests_failing_as_often_as_before_or_too_few_to_tell_mark_no_s
     four = estimate_impact(_traced("i IN (720, 721, 722, 723)"), WINDOW, BASELINE).impact  # under MIN_PROBLEMS
 
     assert as_before.services_affected == [] and four.services_affected == []
-    assert "failed traced requests" in as_before.harm_checked
+    assert "failed or cut-short traced requests" in as_before.harm_checked
+
+
+# Every 10 s checkout is entered by PlaceOrder, which calls payment, then cart to empty it; from the start on `CUT`
+# picks the orders that end after payment. One request in ten is a GetQuote, which calls neither; `QUOTES` picks the
+# extra GetQuotes after the start. No status, no logs: only the calls show what the requests did.
+ORDERS = """
+    CREATE VIEW spans AS
+    SELECT 't' || i AS trace_id, 't' || i || service AS span_id,
+           CASE WHEN service <> 'checkout' THEN 't' || i || 'checkout' END AS parent_id, service,
+           CASE service WHEN 'payment' THEN 'Charge' WHEN 'cart' THEN 'EmptyCart'
+                ELSE CASE WHEN ordered THEN 'PlaceOrder' ELSE 'GetQuote' END END AS operation,
+           TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i * 10) AS start_ts, 12.0 AS duration_ms,
+           CAST(NULL AS BOOLEAN) AS is_error
+    FROM (SELECT i, i % 10 <> 9 AND NOT (i >= 720 AND QUOTES) AS ordered FROM range(900) t(i)),
+         (VALUES ('checkout'), ('payment'), ('cart')) s(service)
+    WHERE service = 'checkout' OR (ordered AND NOT (service = 'cart' AND i >= 720 AND CUT))
+"""
+
+
+def test_requests_cut_short_with_no_error_to_show_it_mark_their_service_affected() -> None:
+    # OnlineBoutique 13:10: 16 of checkoutservice's 17 PlaceOrder requests ended without calling cartservice's
+    # EmptyCart, 4 of 259 before, and nothing else counted it
+    cut = DuckStore(ORDERS.replace("QUOTES", "FALSE").replace("CUT", "i % 4 = 0"))
+    result = estimate_impact(cut, WINDOW, BASELINE)
+
+    assert result.impact.services_affected == ["checkout"]
+    cited = next(e for e in result.evidence if "cut-short" in e.title)
+    assert cited.title == ("affected: 1 services by failed or cut-short traced requests: checkout 45 of 162 PlaceOrder "
+                           "requests ended without calling cart EmptyCart, 0 of 648 before")
+
+
+def test_more_requests_of_a_kind_that_never_made_the_call_cut_nothing_short() -> None:
+    # after the start every other request is a GetQuote, which never calls cart: 55% of checkout's requests lack the
+    # call against 10% before, but every PlaceOrder still makes it
+    mix = DuckStore(ORDERS.replace("QUOTES", "i % 2 = 0").replace("CUT", "FALSE"))
+
+    assert estimate_impact(mix, WINDOW, BASELINE).impact.services_affected == []

@@ -29,9 +29,10 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   passing for a moved one, but holds any earlier fault in the baseline, and a latency held at 94 times its median
   through the window is harm however high an earlier fault took it; each value, not the median, which one spike
   carries in a window of two or three); or its traced requests (the traces in which it was called) failed in one way
-  (an error status on an operation, an ERROR/FATAL line of a template in the trace) `SURGE_RATIO` times as often as
-  in its baseline by the same test (`_failing_requests`): per way, since a baseline holding an earlier fault of the
-  same service hides a new failure among the old ones.
+  (an error status on an operation, an ERROR/FATAL line of a template in the trace, or cut short: ended without a
+  call that requests of their kind made before) `SURGE_RATIO` times as often as in its baseline by the same test
+  (`_failing_requests`): per way, since a baseline holding an earlier fault of the same service hides a new failure
+  among the old ones.
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum,
   among those that mark their service affected when any does (what held, not a lone spike beside it);
   the latency requests were served with when such a series rose, not a service's wait as a client on its own calls
@@ -161,10 +162,9 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     log_columns = _log_columns(store) if store.has("logs") and _has_lines(store, window) else []
     spans = ("spans", None)
     counted = _requests(store, window, baseline, spans, series, evidence) if store.has("spans") else None
-    failing = _failing_requests(store, window, baseline, evidence) if store.has("spans") else None
-    if failing is not None:
-        impact.harm_checked.append("failed traced requests")
-        shifted = _merge(shifted, failing)
+    if store.has("spans"):
+        impact.harm_checked.append("failed or cut-short traced requests")
+        shifted = _merge(shifted, _failing_requests(store, window, baseline, evidence))
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
         counted = _requests(store, window, baseline, entry, series, evidence)
@@ -648,11 +648,10 @@ def _surges(names: list[str], seen: np.ndarray, expected: np.ndarray) -> list[st
     return [names[i] for i in order if hit[i]]
 
 
-def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[str] | None:
+def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[str]:
     """Services whose traced requests failed in one way more often in the window than in the baseline (the log lines'
-    surge test, `_surges`, on the requests failed that way against the service's own baseline share of them), most
-    excess first; None when nothing in the data could show a request fail (no span with an error status, no log
-    line with a trace id).
+    surge test, `_surges`, on the requests failed that way against the service's own baseline share of them, over
+    all the ways compared), most excess first.
 
     A service's requests are the traces in which it was called (a span whose parent is another service's, or none),
     each at its first such span; a request failed in a way when the service gave one of those spans an error status
@@ -661,14 +660,17 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
     tests as strong). Per way, not only all failures together: a baseline that holds an earlier fault of the same
     service (TrainTicket's food service failed 91 of 149 requests in the hour before 09:34, with 'foodStoresListResult
     is null') hides a new failure in 7 of its 9 requests after it. Where log lines count, only the requests begun
-    while logs were written do: a request in a minute no log file covers went unlogged, it did not succeed."""
-    log_trace = log_trace_column(store)
-    statuses = store.fetch(f"SELECT count(is_error) AS recorded FROM spans WHERE "
-                           f"{in_span('start_ts', covering(window, baseline))}").to_pylist()[0]["recorded"]
-    if log_trace is None and not statuses:
-        return None
-    sql = _failing_requests_sql(window, baseline, span_links(store), log_trace)
-    rows = [r for r in store.fetch(sql).to_pylist() if r["baseline_requests"] and r["window_requests"]]
+    while logs were written do: a request in a minute no log file covers went unlogged, it did not succeed.
+
+    A request cut short fails too, though no status or line says so (`spans.TraceSignal.cut_short`): a way is a call
+    the requests of one kind (the operations that entered the service) made before the start, and one of them that
+    ended without it failed that way (OnlineBoutique 13:10: 16 of checkoutservice's 17 PlaceOrder requests ended
+    without calling cartservice's EmptyCart, 4 of 259 before, with no error status or line to show it)."""
+    links = span_links(store)
+    sql = _failing_requests_sql(window, baseline, links, log_trace_column(store))
+    cut_sql = _cut_requests_sql(window, baseline, links)
+    rows = [r for r in store.fetch(sql).to_pylist() + store.fetch(cut_sql).to_pylist()
+            if r["baseline_requests"] and r["window_requests"]]
     failed = np.array([r["window_failed"] for r in rows], dtype=float)
     share = np.array([max(float(r["baseline_failed"]), 0.5) / float(r["baseline_requests"]) for r in rows])
     expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
@@ -677,24 +679,29 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
     worst = [next(r for r in ways if r["service"] == name) for name in found]
     said = "; ".join(_failed_words(r) for r in worst[:3])
     evidence.append(Evidence.make(
-        "impact", f"affected: {len(found)} services by failed traced requests" + (f": {said}" if said else ""), sql,
+        "impact", f"affected: {len(found)} services by failed or cut-short traced requests"
+                  + (f": {said}" if said else ""), f"{sql};\n{cut_sql}",
         {"services_affected": found,
-         "failed": [{k: r[k] for k in ("service", "way", "window_requests", "window_failed", "baseline_requests",
-                                       "baseline_failed")} for r in worst],
+         "failed": [{k: r[k] for k in ("service", "way", "kind", "window_requests", "window_failed",
+                                       "baseline_requests", "baseline_failed")} for r in worst],
          "rule": "a service's requests: the traces in which another service (or none) called it; failed in a way: it "
                  "gave such a span of an operation an error status, or wrote an ERROR/FATAL line of a template in "
-                 "the trace" + (" (requests begun while logs were written)" if log_trace is not None else "")
-                 + f"; per way and all ways together, failed in the window >= {SURGE_RATIO:g}x the baseline's failed "
-                   f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared"},
+                 "the trace (counted over the requests begun while logs were written), or, of the requests of one "
+                 "kind (the operations that entered it), ended without a call that kind made before the start; per "
+                 f"way and all error ways together, failed in the window >= {SURGE_RATIO:g}x the baseline's failed "
+                 f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared"},
     ))
     return found
 
 
 def _failed_words(row: dict[str, Any]) -> str:
     """`ts-food-service 7 of 9 requests failed with an ERROR line: ..., 5 of 149 before` (all ways together: `7 of 9
-    requests failed, ...`)."""
-    way = "" if row["way"] is None else f" with {_short(str(row['way']))}"
-    return (f"{row['service']} {row['window_failed']} of {row['window_requests']} requests failed{way}, "
+    requests failed, ...`; cut short: `checkoutservice 16 of 17 PlaceOrder requests ended without calling ...`)."""
+    if row["kind"] is not None:
+        done = f"{_short(str(row['kind']), 80)} requests ended without calling {_short(str(row['way']), 80)}"
+    else:
+        done = "requests failed" + ("" if row["way"] is None else f" with {_short(str(row['way']))}")
+    return (f"{row['service']} {row['window_failed']} of {row['window_requests']} {done}, "
             f"{row['baseline_failed']} of {row['baseline_requests']} before")
 
 
@@ -734,12 +741,41 @@ def _failing_requests_sql(window: Span, baseline: Span, links: str, log_trace: s
     {union}
 )
 -- per way, and all ways together (way NULL): a request that failed in two ways is one failed request
-SELECT service, way, any_value(window_requests) AS window_requests,
+SELECT service, way, CAST(NULL AS VARCHAR) AS kind, any_value(window_requests) AS window_requests,
        count(DISTINCT trace_id) FILTER (WHERE after) AS window_failed,
        any_value(baseline_requests) AS baseline_requests,
        count(DISTINCT trace_id) FILTER (WHERE NOT after) AS baseline_failed
 FROM sides JOIN failed USING (service, trace_id) JOIN totals USING (service)
 GROUP BY GROUPING SETS ((service, way), (service)) ORDER BY service, way NULLS LAST"""
+
+
+def _cut_requests_sql(window: Span, baseline: Span, links: str) -> str:
+    """Per service, kind of request (the operations that entered it, as `spans.trace_events_sql` stratifies them)
+    and call its requests of that kind made before the start: its requests of the kind, and those that ended without
+    the call, in the window and in the baseline (`_failing_requests`)."""
+    either = f"({in_span('started', window)}) OR ({in_span('started', baseline)})"
+    return f"""WITH requests AS (
+    SELECT service, trace_id, min(start_ts) AS started,
+           string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, '')) AS kind
+    FROM {links} WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service
+    GROUP BY service, trace_id
+), sides AS (
+    SELECT service, trace_id, kind, {in_span('started', window)} AS after FROM requests WHERE {either}
+), calls AS (
+    SELECT DISTINCT parent_service AS service, trace_id, service || ' ' || coalesce(operation, '') AS callee
+    FROM {links} WHERE service <> parent_service
+), totals AS (
+    SELECT service, kind, count(*) FILTER (WHERE after) AS window_requests,
+           count(*) FILTER (WHERE NOT after) AS baseline_requests
+    FROM sides GROUP BY service, kind
+)
+SELECT service, callee AS way, kind, any_value(window_requests) AS window_requests,
+       any_value(window_requests) - count(*) FILTER (WHERE after) AS window_failed,
+       any_value(baseline_requests) AS baseline_requests,
+       any_value(baseline_requests) - count(*) FILTER (WHERE NOT after) AS baseline_failed
+FROM sides JOIN calls USING (service, trace_id) JOIN totals USING (service, kind)
+GROUP BY service, kind, callee HAVING count(*) FILTER (WHERE NOT after) > 0
+ORDER BY service, kind, callee"""
 
 
 def _merge(first: list[str], second: list[str]) -> list[str]:

@@ -105,7 +105,8 @@ class Impact(_Model):
                                              "more than tenfold the longest of the service's traced calls: not "
                                              "counted as latency")
     harm_checked: list[str] = Field(default_factory=list, description="what could mark a service affected in this "
-                                    "data (latency and error metrics, failed traced requests, WARN/ERROR lines); with "
+                                    "data (latency and error metrics, failed or cut-short traced requests, WARN/ERROR "
+                                    "lines); with "
                                     "none affected, failed requests and users are the window's ordinary ones, not the "
                                     "incident's")
     narrative: Narrative

@@ -31,11 +31,11 @@ least that noisy), so a day's ordinary failures, a few hundred more or less in t
 failed beyond the baseline".
 
 Error rate, latency, failed requests and users count only where harm was seen (the impact's `services_affected`: a
-service whose latency or error metrics rose over the window, or whose WARN/ERROR lines or traced requests failed in one
-way surged, against the baseline) or could not be looked for (no such metrics, lines or spans, `harm_checked` empty):
-where it was looked for and not seen they are the window's ordinary failures, or a peak, which the baseline held as
-well. With no harm seen and nothing moved (no series, no hypothesis), there is no shift to call SEV4 either, and a
-lone peak is noise the shift tests saw through: the severity is undetermined (None).
+service whose latency or error metrics rose over the window, or whose WARN/ERROR lines or traced requests failed (or
+were cut short) in one way surged, against the baseline) or could not be looked for (no such metrics, lines or spans,
+`harm_checked` empty): where it was looked for and not seen they are the window's ordinary failures, or a peak, which
+the baseline held as well. With no harm seen and nothing moved (no series, no hypothesis), there is no shift to call
+SEV4 either, and a lone peak is noise the shift tests saw through: the severity is undetermined (None).
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ RULE = ("SEV1: error rate >= 20 points over its baseline, or >= 10% of requests 
         "users are those on WARN/ERROR lines less the baseline's for a window as long, and set no level where there "
         "is no baseline; "
         "error rate, latency, failed requests and users count only where a service's latency, errors, WARN/ERROR "
-        "lines or failed traced requests rose against the baseline; with none and nothing moved (whatever a lone peak "
-        "reached): undetermined")
+        "lines or failed or cut-short traced requests rose against the baseline; with none and nothing moved "
+        "(whatever a lone peak reached): undetermined")
 
 
 @dataclass(frozen=True)
