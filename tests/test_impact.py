@@ -441,3 +441,21 @@ def test_more_requests_of_a_kind_that_never_made_the_call_cut_nothing_short() ->
     mix = DuckStore(ORDERS.replace("QUOTES", "i % 2 = 0").replace("CUT", "FALSE"))
 
     assert estimate_impact(mix, WINDOW, BASELINE).impact.services_affected == []
+
+
+def test_traced_requests_failing_set_sev3_and_the_reason_says_whose_and_how() -> None:
+    # checkout's orders end short (harm seen), and with no metric or log line to read the severity said "no
+    # user-visible impact reached the SEV3 floor"; OnlineBoutique 13:10 read its SEV3 off currencyservice's latency,
+    # which nothing marked affected, where what showed the harm was checkoutservice's cut orders
+    cut = DuckStore(ORDERS.replace("QUOTES", "FALSE").replace("CUT", "i % 4 = 0"))
+    impact = estimate_impact(cut, WINDOW, BASELINE).impact
+    report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
+                                 narrative=Narrative(text=""))
+
+    level, why = derive_severity(report_impact)
+
+    assert level == "SEV3"
+    assert why.split(" (rule")[0] == (
+        "SEV3 because a service's traced requests failed beyond its baseline's share (its requests, not the users': "
+        "SEV3 at most) (checkout: 45 of 162 PlaceOrder requests ended without calling cart EmptyCart, 0 of 648 "
+        "before)")

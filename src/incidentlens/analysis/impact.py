@@ -122,6 +122,20 @@ class Peak(BaseModel):
 #: the metric name of the worst minute's share of ERROR/FATAL log lines, the peak error rate where no error metric is
 LOG_ERROR_SHARE = "log_error_ratio"
 
+
+class TracedFailure(BaseModel):
+    """A service's traced requests that failed in one way beyond its baseline's share (`_failing_requests`)."""
+
+    service: str
+    way: str | None  # an error status on an operation, an ERROR line's template, the call a cut request lacked; None:
+    # all the ways together
+    kind: str | None = None  # cut short: the kind of request (its entry operations) that ended without the call
+    window_requests: int
+    window_failed: int
+    baseline_requests: int
+    baseline_failed: int
+
+
 class Impact(BaseModel):
     duration_minutes: int
     requests_total: int | None = None
@@ -133,6 +147,7 @@ class Impact(BaseModel):
     users_baseline: float | None = None  # distinct users the baseline has per span of the window's length
     users_excess: int | None = None  # users_affected beyond users_baseline
     services_affected: list[str] = []
+    traced_failures: list[TracedFailure] = []  # per service affected by its traced requests, the way that marked it
     regions_affected: list[str] = []
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
@@ -164,7 +179,8 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     counted = _requests(store, window, baseline, spans, series, evidence) if store.has("spans") else None
     if store.has("spans"):
         impact.harm_checked.append("failed or cut-short traced requests")
-        shifted = _merge(shifted, _failing_requests(store, window, baseline, evidence))
+        impact.traced_failures = _failing_requests(store, window, baseline, evidence)
+        shifted = _merge(shifted, [f.service for f in impact.traced_failures])
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
         counted = _requests(store, window, baseline, entry, series, evidence)
@@ -648,10 +664,10 @@ def _surges(names: list[str], seen: np.ndarray, expected: np.ndarray) -> list[st
     return [names[i] for i in order if hit[i]]
 
 
-def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[str]:
+def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[TracedFailure]:
     """Services whose traced requests failed in one way more often in the window than in the baseline (the log lines'
     surge test, `_surges`, on the requests failed that way against the service's own baseline share of them, over
-    all the ways compared), most excess first.
+    all the ways compared), most excess first, each with the way that failed most beyond the baseline.
 
     A service's requests are the traces in which it was called (a span whose parent is another service's, or none),
     each at its first such span; a request failed in a way when the service gave one of those spans an error status
@@ -691,7 +707,7 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
                  f"way and all error ways together, failed in the window >= {SURGE_RATIO:g}x the baseline's failed "
                  f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared"},
     ))
-    return found
+    return [TracedFailure.model_validate(r) for r in worst]
 
 
 def _failed_words(row: dict[str, Any]) -> str:

@@ -58,6 +58,7 @@ from incidentlens.report.schema import (
     ServiceShowing,
     Severity,
     TimelineEntry,
+    TracedFailure,
     Trigger,
     Verdict,
     Window,
@@ -459,6 +460,8 @@ class _Builder:
             users_baseline=raw.get("users_baseline"),
             users_excess=raw.get("users_excess"),
             services_affected=_named_services(raw.get("services_affected") or []),
+            traced_failures=[TracedFailure.model_validate(pick(TracedFailure, f))
+                             for f in raw.get("traced_failures") or []],
             regions_affected=list(raw.get("regions_affected") or []),
             peak_latency=_peak(raw.get("peak_latency")),
             peak_error_rate=_peak(raw.get("peak_error_rate")),

@@ -77,6 +77,21 @@ class NotBorneOut(_Model):
         return f"{self.service}/{self.metric}"
 
 
+class TracedFailure(_Model):
+    """A service's traced requests that failed in one way beyond its baseline's share: an error status on an
+    operation, an ERROR line of a template, or (`kind`) requests of that kind that ended without a call they made
+    before the start."""
+
+    service: str
+    way: str | None = Field(None, description="how they failed; None: in any way")
+    kind: str | None = Field(None, description="cut short: the kind of request (its entry operations); `way` is the "
+                                               "call it ended without")
+    window_requests: int
+    window_failed: int
+    baseline_requests: int
+    baseline_failed: int
+
+
 class Impact(_Model):
     duration_minutes: float | None = None
     requests_total: int | None = Field(None, description="requests in the incident window")
@@ -98,6 +113,9 @@ class Impact(_Model):
                                                        "baseline: then the raw count sets no severity); severity "
                                                        "reads this")
     services_affected: list[str] = Field(default_factory=list)
+    traced_failures: list[TracedFailure] = Field(default_factory=list, description="per service its traced requests "
+                                                 "mark affected, the way they failed most beyond its baseline's share; "
+                                                 "sets SEV3 at most (a service's requests are not the users')")
     regions_affected: list[str] = Field(default_factory=list)
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
@@ -106,9 +124,8 @@ class Impact(_Model):
                                              "counted as latency")
     harm_checked: list[str] = Field(default_factory=list, description="what could mark a service affected in this "
                                     "data (latency and error metrics, failed or cut-short traced requests, WARN/ERROR "
-                                    "lines); with "
-                                    "none affected, failed requests and users are the window's ordinary ones, not the "
-                                    "incident's")
+                                    "lines); with none affected, failed requests and users are the window's ordinary "
+                                    "ones, not the incident's")
     narrative: Narrative
     evidence: list[EvidenceId] = Field(default_factory=list)
 

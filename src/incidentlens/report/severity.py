@@ -16,7 +16,9 @@ single peak reached a floor the typical level did not ("a single peak, not susta
 harm was seen (below), as failed requests and users do. A share of ERROR/FATAL log lines (the error rate where no
 error metric is) sets SEV3 at most: a log line is not a failed request, and a service that logs more when it
 struggles (or a chatty one that goes quiet) moves the share with no request failing; SEV2 and SEV1 need failed
-requests, users or an error metric.
+requests, users or an error metric. A service's traced requests that failed (or were cut short) in one way beyond
+its baseline's share (`Impact.traced_failures`) set SEV3 at most too: they are failed requests, but the service's,
+not the users' at the front door, and no share of those.
 
 Severity rests on what the incident changed, not on the system's normal state: the error rate counts by its rise,
 the typical level less the same series' baseline (a service that always fails 6% of its requests is not SEV2 for it),
@@ -47,7 +49,7 @@ from dataclasses import dataclass
 
 from incidentlens.analysis.impact import LOG_ERROR_SHARE, SLOWER
 from incidentlens.report import formatting as fmt
-from incidentlens.report.schema import Impact, Peak, Severity
+from incidentlens.report.schema import Impact, Peak, Severity, TracedFailure
 
 #: failed requests (users) beyond the baseline's count only past this many Poisson standard deviations of the failures
 #: (users) it predicts (one-sided p < 0.001)
@@ -58,7 +60,8 @@ RULE = ("SEV1: error rate >= 20 points over its baseline, or >= 10% of requests 
         "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline over a window >= 30 min; "
         "SEV3: error rate (or share of ERROR/FATAL lines) >= 1% and >= 2x baseline, any failed requests beyond the "
         f"baseline's share or users beyond the baseline's (each past {CHANCE_Z:g} Poisson σ of what the baseline "
-        f"predicts), or latency >= {SLOWER:g}x; else SEV4; "
+        "predicts), a service's traced requests failed in one way beyond its baseline's share (SEV3 at most: its "
+        f"requests, not the users'), or latency >= {SLOWER:g}x; else SEV4; "
         "error rate and latency at the window's typical level (its median; a single peak sets no level), the share "
         "of ERROR/FATAL lines SEV3 at most (a log line is not a failed request); "
         "users are those on WARN/ERROR lines less the baseline's for a window as long, and set no level where there "
@@ -76,6 +79,7 @@ class _Figures:
     from_lines: bool  # the error rate is the share of ERROR/FATAL log lines, not of requests: SEV3 at most
     failed_share: float | None  # failed requests beyond the baseline's share, as a share of the window's
     users: int | None  # users beyond the baseline's, past chance; None with no baseline
+    traced: bool  # a service's traced requests failed in one way beyond its baseline's share: SEV3 at most
     latency_ratio: float | None
     minutes: float | None
 
@@ -109,7 +113,8 @@ def _figures(impact: Impact, harm_seen: bool, peaks: bool = False) -> _Figures:
     excess = impact.failed_excess if beyond_chance(impact) else None
     failed = excess / impact.requests_total if harm_seen and excess is not None and impact.requests_total else None
     return _Figures(rate, err.baseline if err else None, rise, err is not None and err.metric == LOG_ERROR_SHARE,
-                    failed, counted_users(impact) if harm_seen else None, latency_ratio, impact.duration_minutes)
+                    failed, counted_users(impact) if harm_seen else None, harm_seen and bool(impact.traced_failures),
+                    latency_ratio, impact.duration_minutes)
 
 
 def single_peak(impact: Impact, level: Severity) -> str | None:
@@ -155,8 +160,8 @@ def counted_users(impact: Impact) -> int | None:
 
 
 def _level(f: _Figures) -> tuple[Severity, str, str | None]:
-    """The first level whose condition holds, its reason, and which figure decided it (`error`, `failed`, `users`,
-    `latency`; None for SEV4)."""
+    """The first level whose condition holds, its reason, and which figure decided it (`error`, `failed`, `traced`,
+    `users`, `latency`; None for SEV4)."""
     def at_least(value: float | None, floor: float) -> bool:
         return value is not None and value >= floor
 
@@ -178,6 +183,8 @@ def _level(f: _Figures) -> tuple[Severity, str, str | None]:
          "ERROR/FATAL lines >= 1% of all lines and >= 2x baseline (log lines, not failed requests: SEV3 at most)",
          "error"),
         ("SEV3", at_least(f.failed_share, 1e-12), "requests failed beyond the baseline's share", "failed"),
+        ("SEV3", f.traced, "a service's traced requests failed beyond its baseline's share (its requests, not the "
+         "users': SEV3 at most)", "traced"),
         ("SEV3", at_least(f.users, 1), "users affected beyond the baseline's", "users"),
         ("SEV3", at_least(f.latency_ratio, SLOWER), f"latency >= {SLOWER:g}x baseline", "latency"),
     ]
@@ -200,7 +207,20 @@ def _decided_by(impact: Impact, figure: str | None) -> str:
         return f" ({failed_words(impact)})"
     if figure == "users":
         return f" ({users_words(impact, affected=True)})"
+    if figure == "traced" and impact.traced_failures:
+        return f" ({traced_words(impact.traced_failures[0])})"
     return ""
+
+
+def traced_words(failure: TracedFailure) -> str:
+    """`checkoutservice: 16 of 17 PlaceOrder requests ended without calling cartservice EmptyCart, 4 of 259 before`;
+    `ts-food-service: 7 of 9 requests failed with an ERROR line: ..., 5 of 149 before`."""
+    if failure.kind is not None:
+        done = f"{failure.kind} requests ended without calling {failure.way}"
+    else:
+        done = "requests failed" + ("" if failure.way is None else f" with {failure.way}")
+    return (f"{failure.service}: {fmt.num(failure.window_failed)} of {fmt.num(failure.window_requests)} {done}, "
+            f"{fmt.num(failure.baseline_failed)} of {fmt.num(failure.baseline_requests)} before")
 
 
 def _writer(figure: str, peak: Peak) -> Callable[[float], str]:
