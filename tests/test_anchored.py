@@ -10,9 +10,10 @@ import numpy as np
 import pyarrow as pa
 
 from incidentlens.analysis import analyze
-from incidentlens.analysis.anchored import WINDOW_RULE, known_onset_detection, known_periods
+from incidentlens.analysis.anchored import WINDOW_RULE, incident_peak, known_onset_detection, known_periods
 from incidentlens.analysis.baseline import _whittaker
 from incidentlens.analysis.mechanism import mechanism_cues
+from incidentlens.analysis.shifts import MetricShift
 from incidentlens.report import build_postmortem
 from incidentlens.telemetry import load_telemetry
 
@@ -87,3 +88,22 @@ def test_a_known_onset_window_over_metrics_alone_says_it_ends_after_five_samples
     pm = build_postmortem(analyze(store, at=at, onset="at"))
     assert "5 metric samples after the start" in pm.recovery.narrative.text
     assert "the end of the data" not in pm.recovery.narrative.text
+
+
+def _shift(metric: str, peak_shift: float, peak_at: datetime, **flags: str) -> MetricShift:
+    return MetricShift(service="api", metric=metric, direction="up", baseline=1.0, window_median=2.0, peak=3.0,
+                       peak_at=peak_at, shift=peak_shift / 2, peak_shift=peak_shift, onset=peak_at, evidence="e",
+                       **flags)
+
+
+def test_the_incident_peaks_when_a_series_the_traces_bear_out_peaked():
+    # TrainTicket 08:52: the peak was a client's p99 at 286 s, whose 60 traced calls took at most 4.31 ms
+    at = datetime(2024, 5, 1, 10)
+    cpu = _shift("cpu", 8.0, at + timedelta(minutes=3))
+    contradicted = _shift("ClientLatencyP99(s)", 900.0, at + timedelta(minutes=1),
+                          not_borne_out="its 60 traced calls took at most 4.31 ms")
+    uncovered = _shift("ClientLatencyP90(s)", 400.0, at + timedelta(minutes=2), unchecked="no traced call covers it")
+    assert incident_peak([contradicted, uncovered, cpu]) == at + timedelta(minutes=3)
+    assert incident_peak([contradicted, uncovered]) == at + timedelta(minutes=2)
+    assert incident_peak([contradicted]) == at + timedelta(minutes=1)
+    assert incident_peak([]) is None
