@@ -4,12 +4,14 @@ is still one error line and exit code 2."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from incidentlens.report import build_postmortem
+from incidentlens.telemetry.textlogs import utf8_copy
 
 
 def incidentlens(*args: str) -> subprocess.CompletedProcess:
@@ -86,3 +88,40 @@ def test_a_mostly_garbage_file_is_one_error_line_and_exit_code_2(tmp_path: Path)
     assert result.returncode == 2
     assert result.stderr == (f"error: {logs}: cannot read as JSON lines: 9 of 10 lines unreadable "
                              "(line 2: not valid JSON)\n")
+
+
+def test_a_log_line_with_bytes_that_are_not_utf8_is_kept_whatever_the_format(tmp_path: Path) -> None:
+    # one Latin-1 word or binary payload made DuckDB refuse the whole file (CSV) or crash the run (text, JSON lines)
+    bad = "caf\xe9 \xff".encode("latin-1")
+    files = {
+        "api.log": b"2024-05-01 10:00:00 INFO ok\n2024-05-01 10:01:00 ERROR " + bad
+                   + b"\n2024-05-01 10:02:00 INFO ok\n",
+        "logs.csv": b"ts,service,level,message\n2024-05-01T10:00:00Z,api,INFO,ok\n"
+                    b"2024-05-01T10:01:00Z,api,ERROR," + bad + b"\n2024-05-01T10:02:00Z,api,INFO,ok\n",
+        "logs.jsonl": b'{"ts": "2024-05-01T10:00:00Z", "service": "api", "msg": "ok"}\n'
+                      b'{"ts": "2024-05-01T10:01:00Z", "service": "api", "msg": "' + bad + b'"}\n',
+    }
+    for name, content in files.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        out = tmp_path / f"out-{name}"
+
+        result = incidentlens("analyze", "--logs", str(path), "--out", str(out))
+
+        assert result.returncode == 0, result.stderr
+        line = 2 if name != "logs.csv" else 3
+        assert (f"warning: {path}: 2 byte sequence(s) that are not UTF-8, the first on line {line}, read as U+FFFD "
+                "(the lines are kept)") in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_utf8_copy_keeps_a_character_cut_by_a_chunk_boundary_and_counts_what_it_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "big.log.gz"
+    text = "a" * ((1 << 20) - 1) + "é\n" + "line two \udcff ok\n"  # é straddles the first 1 MiB read
+    with gzip.open(path, "wb") as handle:
+        handle.write(text.encode("utf-8", errors="surrogateescape"))
+
+    copy = utf8_copy(path, tmp_path)
+
+    assert copy.path.read_text(encoding="utf-8") == text.replace("\udcff", "\ufffd")
+    assert (copy.replaced, copy.first_line) == (1, 2)

@@ -36,7 +36,7 @@ from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import quote
 from incidentlens.telemetry.files import PathsArg, RejectedRows, Source, resolve_paths, sources_for
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
-from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, read_text_log
+from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, not_utf8, read_text_log, utf8_copy
 from incidentlens.telemetry.views import NO_ROWS, EmptySourceError, build_select
 
 VIEWS = ("metrics", "logs", "spans", "events")
@@ -78,6 +78,7 @@ class TelemetryStore:
     _ranges: dict[str, tuple[datetime, datetime]] | None = None
     _held: set[str] = field(default_factory=set)
     _hold_lock: threading.Lock = field(default_factory=threading.Lock)
+    _scratch: tempfile.TemporaryDirectory[str] | None = None  # UTF-8 copies of files that are not (`_as_utf8`)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new cursor on the store's database (one per query or thread), its session in UTC."""
@@ -181,7 +182,12 @@ class TelemetryStore:
             return
         for path in source.files:
             table = f"_logs_text_{len(self._parts.get(view, []))}"
-            fmt = read_text_log(self.con, path, table, options)
+            try:
+                fmt = read_text_log(self.con, path, table, options)
+            except duckdb.Error as err:
+                if not not_utf8(err):
+                    raise
+                fmt = read_text_log(self.con, self._as_utf8(path), table, options, label=path)
             entries, untimed = self.con.execute(
                 f"SELECT count(*), count(*) FILTER (ts IS NULL) FROM {quote(table)}").fetchone()
             if fmt is UNKNOWN:
@@ -210,6 +216,17 @@ class TelemetryStore:
         for (name,) in names:
             self.con.execute(f"DROP TABLE {quote(name)}")
 
+    def _as_utf8(self, path: Path) -> Path:
+        """`path` as UTF-8 text, its bytes that are not replaced by U+FFFD and counted in a warning: a reader
+        refuses the whole file for one such line (Latin-1 text, a binary payload in a log message), which would
+        lose every other line of it. The copy lives as long as the store."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="incidentlens-utf8-")
+        copy = utf8_copy(path, Path(self._scratch.name))
+        if copy.replaced:
+            self.warnings.append(copy.note(path))
+        return copy.path
+
     def check_mapping(self, mapping: dict[str, str]) -> None:
         """Every `--map role=column` must name a column of some loaded source (a typo is not silently ignored)."""
         known = {c.lower() for c in self._source_columns}
@@ -222,8 +239,15 @@ class TelemetryStore:
             raise ValueError(f"unknown view {view!r}; views are {', '.join(VIEWS)}")
         raw = f"_{view}_raw" if _is_text(source) else None
         try:
-            selects = build_select(self.con, source, view, mapping, self.warnings, raw_table=raw,
-                                   rejected=self.rejected)
+            try:
+                selects = build_select(self.con, source, view, mapping, self.warnings, raw_table=raw,
+                                       rejected=self.rejected)
+            except (InputError, duckdb.Error) as err:
+                if not (raw and not_utf8(err)):
+                    raise
+                source = replace(source, files=tuple(self._as_utf8(path) for path in source.files))
+                selects = build_select(self.con, source, view, mapping, self.warnings, raw_table=raw,
+                                       rejected=self.rejected)
             parts = self._parts.setdefault(view, [])
             for built in selects:
                 self._source_columns.update(built.columns)

@@ -18,6 +18,7 @@ field, else the file name (a Kubernetes container log's: its pod's service).
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import re
 from dataclasses import dataclass
@@ -182,25 +183,27 @@ def detect_line_format(lines: list[str]) -> LineFormat:
 
 
 def read_text_log(
-    con: duckdb.DuckDBPyConnection, path: Path, table: str, options: TextLogOptions | None = None
+    con: duckdb.DuckDBPyConnection, path: Path, table: str, options: TextLogOptions | None = None,
+    label: Path | None = None,
 ) -> LineFormat:
-    """Parse one plain-text log file into the DuckDB table `table`; returns the format it was read as.
+    """Parse one plain-text log file into the DuckDB table `table`; returns the format it was read as. `label`: the
+    file the user gave, when `path` is a copy of it (its `file` column, and the service a file name says).
 
     One scan splits every non-blank line into its header fields and message (`{table}_lines`, only the columns
     used); the entries are then built from it and the line table dropped."""
-    options = options or TextLogOptions()
+    options, named = options or TextLogOptions(), label or path
     sample = sample_lines(path)
     fmt = detect_line_format(sample)
     lines = f"{table}_lines"
     con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample)}")
     has_continuations = con.execute(f"SELECT count(*) FILTER (NOT start) FROM {quote(lines)}").fetchone()[0] > 0
     columns = {
-        "ts": _time_sql(con, lines, fmt, path, options) if fmt.times else "CAST(NULL AS TIMESTAMP)",
-        "service": _service_sql(fmt, path, options),
+        "ts": _time_sql(con, lines, fmt, named, options) if fmt.times else "CAST(NULL AS TIMESTAMP)",
+        "service": _service_sql(fmt, named, options),
         "level": _level_sql(fmt),
         "message": "message",
         "logger": "logger",
-        "file": literal(str(path)),
+        "file": literal(str(named)),
         "line": "line",
         "host": "host",
     }
@@ -379,6 +382,69 @@ def _level_sql(fmt: LineFormat) -> str:
         fields.append(f"CASE WHEN {status} >= 500 THEN 'ERROR' WHEN {status} >= 400 THEN 'WARN' "
                       f"WHEN {status} IS NOT NULL THEN 'INFO' END")
     return f"coalesce({', '.join([*fields, from_text])})"
+
+
+#: how DuckDB's readers say a file holds bytes that are not UTF-8 (CSV, JSON)
+_NOT_UTF8 = ("Invalid unicode", "invalid UTF-8")
+
+
+def not_utf8(err: Exception) -> bool:
+    """Whether a reader failed on bytes that are not UTF-8: a Latin-1 name, a binary payload in one log line."""
+    return any(marker in str(err) for marker in _NOT_UTF8)
+
+
+@dataclass(frozen=True)
+class Utf8Copy:
+    """A text file rewritten as UTF-8: where, and what was replaced (`replaced` byte sequences, the first on
+    `first_line`, 1-based)."""
+
+    path: Path
+    replaced: int
+    first_line: int
+
+    def note(self, original: Path) -> str:
+        return (f"{original}: {self.replaced} byte sequence(s) that are not UTF-8, the first on line "
+                f"{self.first_line}, read as U+FFFD (the lines are kept)")
+
+
+def utf8_copy(path: Path, folder: Path) -> Utf8Copy:
+    """`path` (gzipped or not) as plain UTF-8 text in `folder`, each byte sequence that is not UTF-8 replaced by
+    U+FFFD, so a reader that refuses the file reads every line of it. Streams in 1 MiB chunks."""
+    target = folder / f"{len(list(folder.iterdir()))}-{path.name.removesuffix('.gz')}"
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    replaced, first_line, newlines = 0, 0, 0
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as source, open(target, "w", encoding="utf-8", newline="") as out:
+        while chunk := source.read(1 << 20):
+            text, bad, offset = _decode_replacing(decoder, chunk)
+            if bad and not replaced:
+                first_line = newlines + chunk[:offset].count(b"\n") + 1
+            replaced += bad
+            newlines += chunk.count(b"\n")
+            out.write(text)
+        text, bad, _ = _decode_replacing(decoder, b"", final=True)
+        replaced, first_line = replaced + bad, first_line or (newlines + 1 if bad else 0)
+        out.write(text)
+    return Utf8Copy(target, replaced, first_line)
+
+
+def _decode_replacing(decoder: codecs.IncrementalDecoder, chunk: bytes,
+                      final: bool = False) -> tuple[str, int, int]:
+    """(text, byte sequences replaced, offset of the first in `chunk`): `chunk` decoded, resuming after each bad
+    sequence with U+FFFD in its place."""
+    parts, bad, first = [], 0, 0
+    while True:
+        try:
+            parts.append(decoder.decode(chunk, final))
+            return "".join(parts), bad, first
+        except UnicodeDecodeError as err:
+            # the decoder's own buffered bytes come first: an offset before 0 is the previous chunk's tail
+            start, end = max(err.start - len(err.object) + len(chunk), 0), err.end - len(err.object) + len(chunk)
+            parts.append(err.object[:err.start].decode("utf-8") + "\ufffd")
+            first = first if bad else start
+            bad += 1
+            decoder.reset()
+            chunk = chunk[max(end, 0):]
 
 
 def is_gzip(path: Path) -> bool:
