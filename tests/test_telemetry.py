@@ -435,6 +435,17 @@ def test_span_duration_comes_from_end_minus_start_without_a_duration_column(tmp_
     assert rows(load_telemetry(traces=path), "SELECT duration_ms FROM spans") == [{"duration_ms": 1500.0}]
 
 
+def test_a_span_whose_end_does_not_parse_keeps_no_duration_and_is_counted(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "spans.csv", "trace_id,span_id,start_time,end_time",
+                     [f"t,a,{iso(T0)},2024-05-01T10:00:01.5Z", f"t,b,{iso(T0)},not a time", f"t,c,{iso(T0)},"])
+    store = load_telemetry(traces=path)
+    assert rows(store, "SELECT span_id, duration_ms FROM spans ORDER BY span_id") == [
+        {"span_id": "a", "duration_ms": 1500.0}, {"span_id": "b", "duration_ms": None},
+        {"span_id": "c", "duration_ms": None}]
+    assert store.warnings == [f"{path}: column 'end_time': 1 rows whose time does not parse, their duration kept as "
+                              "NULL"]
+
+
 def test_events_view(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "events.csv", "timestamp,service,type,description,version",
                      [f"{iso(T0)},checkout,deploy,deploy v2.3.1,2.3.1"])

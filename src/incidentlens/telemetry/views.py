@@ -102,6 +102,7 @@ class Canonical:
     used: set[str] = field(default_factory=set)
     checks: dict[str, str] = field(default_factory=dict)  # column -> condition of a value not fitting its type
     nonfinite: dict[str, str] = field(default_factory=dict)  # metric value column -> condition of NaN or +-Infinity
+    unparsed_times: dict[str, str] = field(default_factory=dict)  # a time column besides the row's -> not parsed
     time_column: str | None = None
     time_sql: str | None = None
     time_format: TimeFormat | None = None
@@ -580,7 +581,9 @@ def _duration_sql(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[st
     if end is not None and c.time_format is not None:
         fmt, _ = detect_format(con, _SAMPLE, quote(end), c.columns.types[end])
         if fmt is not None:
-            return f"epoch_us({to_utc_sql(quote(end), fmt)} - {c.time_sql}) / 1000.0"
+            ended = to_utc_sql(quote(end), fmt)
+            c.unparsed_times[end] = f"nullif(trim(CAST({quote(end)} AS VARCHAR)), '') IS NOT NULL AND ({ended}) IS NULL"
+            return f"epoch_us({ended} - {c.time_sql}) / 1000.0"
     return "CAST(NULL AS DOUBLE)"
 
 
@@ -611,9 +614,8 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     column = quote(c.time_column)
     present = c.time_present_sql()
     bad_time = f"{present} AND ({c.time_sql}) IS NULL"
-    checks = list(c.checks.items())
-    nonfinite = list(c.nonfinite.items())
-    counters = "".join(f", count(*) FILTER ({condition})" for _, condition in [*checks, *nonfinite])
+    checks, nonfinite, unparsed = list(c.checks.items()), list(c.nonfinite.items()), list(c.unparsed_times.items())
+    counters = "".join(f", count(*) FILTER ({condition})" for _, condition in [*checks, *nonfinite, *unparsed])
     try:
         total, bad, missing, *bad_values = con.execute(
             f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present}))"
@@ -634,8 +636,12 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     for (name, _), count in zip(checks, bad_values[: len(checks)], strict=True):
         if count:
             warnings.append(f"{c.source.label}: column {name!r}: {count} rows not numeric, kept as NULL")
-    for (name, _), count in zip(nonfinite, bad_values[len(checks):], strict=True):
+    for (name, _), count in zip(nonfinite, bad_values[len(checks):len(checks) + len(nonfinite)], strict=True):
         if count:
             warnings.append(f"{c.source.label}: column {name!r}: {count} values not finite (NaN, Infinity or "
                             f"beyond +-{MAX_METRIC_MAGNITUDE:g}), left out")
+    for (name, _), count in zip(unparsed, bad_values[len(checks) + len(nonfinite):], strict=True):
+        if count:
+            warnings.append(f"{c.source.label}: column {name!r}: {count} rows whose time does not parse, their "
+                            "duration kept as NULL")
     return missing
