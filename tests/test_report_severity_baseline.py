@@ -17,8 +17,8 @@ import pytest
 from incidentlens.analysis import analyze
 from incidentlens.report import build_postmortem
 from incidentlens.report.render_markdown import render_markdown
-from incidentlens.report.schema import Impact, Narrative, Postmortem
-from incidentlens.report.severity import CHANCE_Z, users_words
+from incidentlens.report.schema import Impact, Narrative, Postmortem, TracedFailure
+from incidentlens.report.severity import CHANCE_Z, traced_words, users_words
 from incidentlens.telemetry import load_telemetry
 from test_analyze_bad_input import START, write_logs, write_metrics
 
@@ -150,3 +150,15 @@ def test_one_user_reads_as_one_user():
     one_more = quiet.model_copy(update={"users_affected": 4, "users_excess": 1})
     assert users_words(one_more, affected=True) == ("1 more user affected than the baseline's 2.3 for a window this "
                                                     "long (4 on WARN/ERROR lines)")
+
+
+def test_a_way_of_failing_by_an_error_line_quotes_its_pattern_without_masked_identifiers():
+    # TrainTicket 09:21: the way that marked ts-basic-service, in its severity reason
+    failure = TracedFailure(service="ts-basic-service", window_requests=64, window_failed=52, baseline_requests=564,
+                            baseline_failed=61, way="an ERROR line: <*> ERROR  f.m.s.BasicServiceImpl#<*> TraceID: <*> "
+                                                    "SpanID: <*> [getRoutesByRouteIds][Get Route By Ids Failed]")
+    assert traced_words(failure) == ("ts-basic-service: 52 of 64 requests failed with an ERROR line 'ERROR "
+                                     "f.m.s.BasicServiceImpl#<*> [getRoutesByRouteIds][Get Route By Ids Failed]', "
+                                     "61 of 564 before")
+    status = failure.model_copy(update={"way": "an error status on GET /routes"})
+    assert "failed with an error status on GET /routes, 61" in traced_words(status)

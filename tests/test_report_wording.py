@@ -9,6 +9,7 @@ from incidentlens.analysis.rootcause import ServiceSignals
 from incidentlens.analysis.shifts import MetricShift
 from incidentlens.analysis.verdict import services_showing
 from incidentlens.report import build_postmortem, executive_summary, runbook_checklist, write_reports
+from incidentlens.report.formatting import readable_quotes
 from incidentlens.report.playbooks import kind_label, playbook, runbook_for
 from incidentlens.report.render_markdown import render_markdown
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis, top_cause_analysis
@@ -326,3 +327,38 @@ def test_a_review_with_no_hypothesis_says_so_instead_of_an_empty_table(tmp_path)
     hypotheses = markdown.split("## Hypotheses\n", 1)[1].split("\n## ", 1)[0]
     assert "| # | Service |" not in hypotheses
     assert hypotheses.strip() == "None: no service moved beyond its baseline's noise enough to be a candidate."
+
+
+# TrainTicket 09:34: the traces' log event and the template's first line, as the analysis quotes them
+TRACED_LOG = ("in the traces, 'log <*> ERROR f.s.FoodServiceImpl#<*> TraceID: <*> SpanID: <*> [getAllFood][Get the "
+              "Get Food Request Failed!]' in 78% of its traces after the onset, 4% before")
+READABLE_LOG = ("in the traces, 'log ERROR f.s.FoodServiceImpl#<*> [getAllFood][Get the Get Food Request Failed!]' "
+                "in 78% of its traces after the onset, 4% before")
+
+
+def test_a_log_event_of_the_traces_reads_without_its_masked_identifiers_wherever_the_review_quotes_it():
+    analysis = top_cause_analysis("unknown", f"db-proxy changed; {TRACED_LOG}")
+    analysis["verdict"] = {"status": "root_cause", "service": "db-proxy", "reason": "db-proxy stands out",
+                           "services": [{"service": "db-proxy", "showed": [TRACED_LOG]}]}
+    analysis["timeline"].append({"t": "2024-05-01T10:05:00Z", "event": f"first to move: db-proxy ({TRACED_LOG})"})
+    pm = build_postmortem(analysis)
+    assert pm.hypotheses[0].mechanism == f"db-proxy changed; {READABLE_LOG}"
+    assert READABLE_LOG in pm.root_cause.narrative.text
+    assert pm.verdict.services[0].showed == [READABLE_LOG]
+    assert f"first to move: db-proxy ({READABLE_LOG})" in [e.event for e in pm.timeline]
+    assert "TraceID" not in render_markdown(pm).partition("## Evidence")[0]
+
+
+def test_a_templates_first_line_in_the_timeline_reads_as_its_pattern():
+    first = "first '<*>:<*>:<*> ERROR Pool TraceID: <*> exhausted' (surging log template, db-proxy)"
+    assert readable_quotes(first) == "first 'ERROR Pool exhausted' (surging log template, db-proxy)"
+    assert readable_quotes("first 'it' (the first)") == "first 'it' (the first)"  # no template quoted: as it was
+
+
+def test_a_surging_template_reads_as_its_pattern_in_the_factors_and_the_runbook():
+    analysis = pool_exhaustion_analysis()
+    analysis["templates"][0]["template"] = "<*>:<*>:<*> ERROR Pool#<*> TraceID: <*> SpanID: <*> timeout after <*> ms"
+    pm = build_postmortem(analysis)
+    readable = "'ERROR Pool#<*> timeout after <*> ms'"
+    assert readable in next(f.description for f in pm.contributing_factors if "log template" in f.description)
+    assert readable in runbook_checklist(pm)[1]

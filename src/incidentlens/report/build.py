@@ -592,7 +592,7 @@ class _Builder:
         factors += [
             ContributingFactor(
                 description=f"{t.get('status', 'surging')} log template in {', '.join(t.get('services') or [])}: "
-                            f"'{t['template']}' ({_counts_of(t)})",
+                            f"'{fmt.readable_pattern(t['template'])}' ({_counts_of(t)})",
                 evidence=[t["evidence"]] if t.get("evidence") else [])
             for t in [t for t in self.data.get("templates") or [] if _contributes(t)][:3]
         ]
@@ -652,8 +652,8 @@ class _Builder:
                          if t.get("status") == "new" and t.get("first_seen")]
         return [
             *self._first_series_alert(self._after_start),
-            *(f"A log alert on the new template '{t['template']}' would have fired at its first line, "
-              f"{fmt.when(fmt.utc(t['first_seen']))}{self._after_start(fmt.utc(t['first_seen']))}"
+            *(f"A log alert on the new template '{fmt.readable_pattern(t['template'])}' would have fired at its first "
+              f"line, {fmt.when(fmt.utc(t['first_seen']))}{self._after_start(fmt.utc(t['first_seen']))}"
               for t in new_templates[:2]),
             *self._detection_advice(),
         ]
@@ -672,7 +672,7 @@ class _Builder:
                            if t.get("first_seen") and detected_at and fmt.utc(t["first_seen"]) < detected_at]
         return [
             *self._first_series_alert(lambda _: ""),
-            *(f"A log alert on the new template '{t['template']}' (first seen "
+            *(f"A log alert on the new template '{fmt.readable_pattern(t['template'])}' (first seen "
               f"{fmt.when(fmt.utc(t['first_seen']))}) would have fired before the metrics detector"
               for t in early_templates[:2]),
             *self._detection_advice(),
@@ -747,7 +747,7 @@ class _Builder:
 
     def _timeline(self) -> list[TimelineEntry]:
         """The analysis's timeline, plus the trigger, window bounds and peak where it has no entry at that time."""
-        entries = [(fmt.utc(e["t"]), e["event"], list(e.get("evidence") or []))
+        entries = [(fmt.utc(e["t"]), fmt.readable_quotes(e["event"]), list(e.get("evidence") or []))
                    for e in self.data.get("timeline") or [] if e.get("t")]
         detection_evidence = list((self.data.get("detection") or {}).get("evidence") or [])
         given: list[_Entry] = []
@@ -998,7 +998,9 @@ def read_analysis(path: str | Path) -> dict[str, Any]:
 def _ranked_hypotheses(raw: list[dict[str, Any]]) -> list[Hypothesis]:
     ordered = sorted(raw, key=lambda h: -float(h.get("confidence") or 0))
     return [Hypothesis(rank=i, **{**{k: v for k, v in h.items() if k in Hypothesis.model_fields},
-                                  "kind": _acted_kind(h.get("kind"), h.get("mechanism"))})
+                                  "kind": _acted_kind(h.get("kind"), h.get("mechanism")),
+                                  **({"mechanism": fmt.readable_quotes(h["mechanism"])}
+                                     if isinstance(h.get("mechanism"), str) else {})})
             for i, h in enumerate(ordered, start=1)]
 
 
@@ -1013,14 +1015,21 @@ def _acted_kind(kind: Any, mechanism: Any) -> Any:
 def _search_step(service: str, template: dict[str, Any]) -> str:
     """The runbook step naming the log line that marked a service in this incident."""
     change = "appeared" if template.get("status") == "new" else "surged"
-    return f"Search {service}'s logs for lines matching '{template['template']}': they {change} with this incident"
+    return (f"Search {service}'s logs for lines matching '{fmt.readable_pattern(template['template'])}': they {change} "
+            "with this incident")
 
 
 def _verdict(raw: dict[str, Any] | None) -> Verdict | None:
     if not raw:
         return None
-    services = [ServiceShowing.model_validate(pick(ServiceShowing, s)) for s in raw.get("services") or []]
+    services = [_showing(s) for s in raw.get("services") or []]
     return Verdict.model_validate({**pick(Verdict, raw), "services": services})
+
+
+def _showing(raw: dict[str, Any]) -> ServiceShowing:
+    """What a service showed, with the log templates quoted in it written without their masked noise."""
+    showed = [fmt.readable_quotes(said) if isinstance(said, str) else said for said in raw.get("showed") or []]
+    return ServiceShowing.model_validate({**pick(ServiceShowing, raw), "showed": showed})
 
 
 def _trigger(raw: dict[str, Any] | None) -> Trigger | None:

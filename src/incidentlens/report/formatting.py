@@ -112,6 +112,22 @@ def readable_pattern(template: str) -> str:
     return " ".join(text.split()) or template
 
 
+# Where the analysis quotes a log template in its own words: a log event of the traces (`spans.TraceSignal.describe`:
+# `'log <template>' in 26% of its traces`) and a template's first line in the timeline (`first '<template>' (new log
+# template, ...)`).
+_QUOTED_TEMPLATES = (re.compile(r"(?P<lead>'log )(?P<template>.+?)(?P<tail>' in \d+% of its traces)"),
+                     re.compile(r"(?P<lead>\bfirst ')(?P<template>.+?)(?P<tail>' \(\w+ log template\b)"))
+
+
+def readable_quotes(text: str) -> str:
+    """`text` with each log template the analysis quotes in it written as `readable_pattern` writes it: `in the
+    traces, 'log <*> ERROR Foo#<*> TraceID: <*> SpanID: <*> failed' in 26% of its traces` -> `in the traces, 'log
+    ERROR Foo#<*> failed' in 26% of its traces`."""
+    for quoted in _QUOTED_TEMPLATES:
+        text = quoted.sub(lambda m: f"{m['lead']}{readable_pattern(m['template'])}{m['tail']}", text)
+    return text
+
+
 def template_counts(window: int, baseline: int, rate_ratio: float | None) -> str:
     """`30 lines in the incident, 103 before it: 4.2x the baseline's rate`: a baseline longer than the window holds
     more lines though the rate rose, so the counts alone can read as a fall; the rate ratio says which way it went."""

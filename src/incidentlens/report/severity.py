@@ -214,13 +214,20 @@ def _decided_by(impact: Impact, figure: str | None) -> str:
 
 def traced_words(failure: TracedFailure) -> str:
     """`checkoutservice: 16 of 17 PlaceOrder requests ended without calling cartservice EmptyCart, 4 of 259 before`;
-    `ts-food-service: 7 of 9 requests failed with an ERROR line: ..., 5 of 149 before`."""
+    `ts-food-service: 7 of 9 requests failed with an ERROR line 'ERROR ...', 5 of 149 before`."""
     if failure.kind is not None:
         done = f"{failure.kind} requests ended without calling {failure.way}"
     else:
-        done = "requests failed" + ("" if failure.way is None else f" with {failure.way}")
+        done = "requests failed" + ("" if failure.way is None else f" with {_way_words(failure.way)}")
     return (f"{failure.service}: {fmt.num(failure.window_failed)} of {fmt.num(failure.window_requests)} {done}, "
             f"{fmt.num(failure.baseline_failed)} of {fmt.num(failure.baseline_requests)} before")
+
+
+def _way_words(way: str) -> str:
+    """A way of failing as the review writes it: an ERROR line's template quoted without its masked noise (`an ERROR
+    line: <*> ERROR Foo#<*> TraceID: <*> failed` -> `an ERROR line 'ERROR Foo#<*> failed'`), any other way as given."""
+    level, said, template = way.partition(" line: ")
+    return f"{level} line '{fmt.readable_pattern(template)}'" if said and template else way
 
 
 def _writer(figure: str, peak: Peak) -> Callable[[float], str]:
