@@ -362,3 +362,33 @@ def test_a_surging_template_reads_as_its_pattern_in_the_factors_and_the_runbook(
     readable = "'ERROR Pool#<*> timeout after <*> ms'"
     assert readable in next(f.description for f in pm.contributing_factors if "log template" in f.description)
     assert readable in runbook_checklist(pm)[1]
+
+
+# OnlineBoutique 12:10: frontend's requests, counted but not their failures, and its traced requests cut short
+FRONTEND_CUT = {"service": "frontend", "way": "cartservice hipstershop.CartService/GetCart",
+                "kind": "hipstershop.Frontend/Recv.", "window_requests": 1121, "window_failed": 750,
+                "baseline_requests": 1165, "baseline_failed": 237}
+FOOD_FAILED = {"service": "ts-food-service", "way": "an ERROR line: <*> ERROR f.s.FoodServiceImpl#<*> TraceID: <*> "
+                                                    "[getAllFood] failed", "window_requests": 9, "window_failed": 7,
+               "baseline_requests": 149, "baseline_failed": 5}
+
+
+def test_the_impact_says_what_marked_a_service_its_traced_requests_marked_affected():
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(services_affected=["db-proxy", "ts-food-service"], traced_failures=[FOOD_FAILED])
+    assert ("Services affected: db-proxy, ts-food-service. Marked by its traced requests: ts-food-service (7 of 9 "
+            "requests failed with an ERROR line 'ERROR f.s.FoodServiceImpl#<*> [getAllFood] failed', 5 of 149 "
+            "before).") in build_postmortem(analysis).impact.narrative.text
+
+
+def test_requests_with_no_failure_count_are_said_beside_the_entry_services_traced_failures():
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(requests_total=1121, requests_failed=None, entry_service="frontend",
+                              services_affected=["frontend"], traced_failures=[FRONTEND_CUT])
+    pm = build_postmortem(analysis)
+    said = ("1,121 requests at frontend in the window (no failure count in the data; in its traces, 750 of 1,121 "
+            "hipstershop.Frontend/Recv. requests ended without calling cartservice hipstershop.CartService/GetCart, "
+            "237 of 1,165 before)")
+    assert said in pm.impact.narrative.text and said in pm.summary.text
+    assert "Marked by" not in pm.impact.narrative.text  # said once, with its requests
+    assert "whether they failed is not recorded" not in pm.impact.narrative.text

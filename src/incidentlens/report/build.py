@@ -64,7 +64,15 @@ from incidentlens.report.schema import (
     Window,
     pick,
 )
-from incidentlens.report.severity import RULE, derive_severity, failed_count, harm, no_harm, users_words
+from incidentlens.report.severity import (
+    RULE,
+    derive_severity,
+    failed_count,
+    harm,
+    no_harm,
+    traced_words,
+    users_words,
+)
 
 CONFIRMED_CONFIDENCE = 0.5
 #: the priorities, most urgent first
@@ -1181,7 +1189,7 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
     end of the data, so its length is the least the incident lasted."""
     parts = [_capitalized(_impact_line(impact, severity)) + "."]
     if impact.services_affected:
-        parts.append(f"Services affected: {', '.join(impact.services_affected)}.")
+        parts.append(f"Services affected: {', '.join(impact.services_affected)}.{_traced_failures_words(impact)}")
     if impact.regions_affected:
         parts.append(f"Regions affected: {', '.join(impact.regions_affected)}.")
     if impact.not_borne_out:
@@ -1194,6 +1202,26 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
     elif impact.duration_minutes:
         parts.append(f"The incident lasted {fmt.minutes(impact.duration_minutes)}.")
     return " ".join(parts)
+
+
+def _traced_failures_words(impact: Impact) -> str:
+    """` Marked by their traced requests: ts-food-service (7 of 9 requests failed with ..., 5 of 149 before).`: what
+    marked the services their traced requests marked affected, but for the entry service's, said with its requests
+    (`_entry_traced`); nothing when none is left."""
+    others = [f for f in impact.traced_failures if f is not _entry_traced(impact)]
+    if not others:
+        return ""
+    whose = "its" if len(others) == 1 else "their"
+    marked = [f"{f.service} ({traced_words(f, named=False)})" for f in others]
+    return f" Marked by {whose} traced requests: {fmt.listed(marked)}."
+
+
+def _entry_traced(impact: Impact) -> TracedFailure | None:
+    """The entry service's traced failure, which the impact's line says beside its requests (having no failure count
+    of them); None when the line has a count or the entry service's traced requests marked nothing."""
+    if impact.requests_failed is not None or not impact.requests_total:
+        return None
+    return next((f for f in impact.traced_failures if f.service == impact.entry_service), None)
 
 
 def not_borne_out_words(checks: list[NotBorneOut], most: int = 3) -> str:
@@ -1249,8 +1277,10 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
                      f"{fmt.num(impact.failed_excess)} more requests{at} failed than the baseline's "
                      f"{fmt.pct(impact.baseline_failed_share)} predicts ({failed_count(impact)})")
     elif impact.requests_total:
-        parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window (whether they failed is not "
-                     "recorded in the data)")
+        entry = _entry_traced(impact)
+        parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window "
+                     + ("(whether they failed is not recorded in the data)" if entry is None else
+                        f"(no failure count in the data; in its traces, {traced_words(entry, named=False)})"))
     if impact.users_affected is not None:
         parts.append(users_words(impact, affected=harm(impact, severity) == "seen"))
     return "; ".join(parts) or "no request-level impact could be measured"

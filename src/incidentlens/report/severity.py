@@ -212,14 +212,16 @@ def _decided_by(impact: Impact, figure: str | None) -> str:
     return ""
 
 
-def traced_words(failure: TracedFailure) -> str:
+def traced_words(failure: TracedFailure, named: bool = True) -> str:
     """`checkoutservice: 16 of 17 PlaceOrder requests ended without calling cartservice EmptyCart, 4 of 259 before`;
-    `ts-food-service: 7 of 9 requests failed with an ERROR line 'ERROR ...', 5 of 149 before`."""
+    `ts-food-service: 7 of 9 requests failed with an ERROR line 'ERROR ...', 5 of 149 before` (without the service's
+    name unless `named`)."""
     if failure.kind is not None:
         done = f"{failure.kind} requests ended without calling {failure.way}"
     else:
         done = "requests failed" + ("" if failure.way is None else f" with {_way_words(failure.way)}")
-    return (f"{failure.service}: {fmt.num(failure.window_failed)} of {fmt.num(failure.window_requests)} {done}, "
+    name = f"{failure.service}: " if named else ""
+    return (f"{name}{fmt.num(failure.window_failed)} of {fmt.num(failure.window_requests)} {done}, "
             f"{fmt.num(failure.baseline_failed)} of {fmt.num(failure.baseline_requests)} before")
 
 
