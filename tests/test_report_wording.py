@@ -392,3 +392,12 @@ def test_requests_with_no_failure_count_are_said_beside_the_entry_services_trace
     assert said in pm.impact.narrative.text and said in pm.summary.text
     assert "Marked by" not in pm.impact.narrative.text  # said once, with its requests
     assert "whether they failed is not recorded" not in pm.impact.narrative.text
+
+
+def test_an_undetermined_failures_runbook_reverts_only_the_change_its_action_item_names():
+    # TrainTicket 09:34: the action item looked for a change the data does not show; the runbook reverted 'the latest'
+    pm = build_postmortem(top_cause_analysis("unknown", "db-proxy changed"))
+    assert pm.action_items[0].description.startswith("Look for a change to db-proxy before the onset, which the data "
+                                                     "does not show, and revert it if there is one")
+    assert ("[ ] Mitigate: look for a change to db-proxy before the onset, which the data does not show, and revert it "
+            "if there is one, or take its affected instances out of rotation") in runbook_checklist(pm)

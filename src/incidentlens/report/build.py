@@ -392,7 +392,7 @@ class _Builder:
         first: what the next on-call searches for. With no single root cause: find which service moved first, and
         the log line that marked each."""
         templates = self.data.get("templates") or []
-        steps = runbook_for(self.kind, self.subject, log_text_of(templates))
+        steps = runbook_for(self.kind, self.subject, log_text_of(templates), revert=self._revert)
         services = self.leads if self.inconclusive else [self.service]
         if self.inconclusive:
             steps[0] = (f"{_which_first(services)} (the review lists what {'it' if len(services) == 1 else 'each'} "
@@ -860,11 +860,15 @@ class _Builder:
         return (self.trigger_on_path and self.trigger.kind in CHANGE_KINDS and self.trigger.service == self.service
                 and (self.trigger.t is None or self.trigger.t <= self.window.start))
 
+    @property
+    def _revert(self) -> str:
+        """What an undetermined failure's mitigation says of a change to revert: the one the data shows before the
+        onset, or that it shows none."""
+        return f"Revert {self.trigger.description}, which preceded the onset" if self.change_seen else REVERT_NONE_SEEN
+
     def _catalogue_actions(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
-        revert = f"Revert {self.trigger.description}, which preceded the onset" if self.change_seen else (
-            REVERT_NONE_SEEN)
-        items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures, revert=revert)
+        items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures, revert=self._revert)
         if self.inconclusive:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,

@@ -279,7 +279,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
             "Confirm: {service} changed first and most, in what the review says it showed (its errors, its latency, or "
             "the log lines and calls of its requests)",
             "Check recent changes to {service} and to downstream dependencies (deploys, config, traffic)",
-            "Mitigate: revert the latest change to {service}, or take its affected instances out of rotation",
+            "Mitigate: {revert}, or take its affected instances out of rotation",
             "Verify: error rate and latency back to baseline",
         ),
     ),
@@ -335,10 +335,13 @@ def mitigations_for(kind: str | None, services: Sequence[str], evidence: list[st
     ]
 
 
-def runbook_for(kind: str | None, service: str, log_text: Sequence[str] | None = None) -> list[str]:
+def runbook_for(kind: str | None, service: str, log_text: Sequence[str] | None = None, *,
+                revert: str = REVERT_IF_ANY) -> list[str]:
     """The runbook steps for a root cause of `kind` in `service`. `log_text`: the log templates and lines the data
-    holds; an example phrase a step quotes is dropped when none of them contains it."""
-    steps = [step.format(service=service) for step in playbook(kind).runbook]
+    holds; an example phrase a step quotes is dropped when none of them contains it. `revert`: what an undetermined
+    failure's mitigation says of a change to revert, as its action item says it (`mitigations_for`)."""
+    said = revert.format(service=service)
+    steps = [step.format(service=service, revert=said[:1].lower() + said[1:]) for step in playbook(kind).runbook]
     if log_text is None:
         return steps
     return [_EXAMPLE_PHRASE.sub(lambda m: m.group(0) if _seen(m.group(1), log_text) else "", step) for step in steps]
