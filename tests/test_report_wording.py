@@ -401,3 +401,16 @@ def test_an_undetermined_failures_runbook_reverts_only_the_change_its_action_ite
                                                      "does not show, and revert it if there is one")
     assert ("[ ] Mitigate: look for a change to db-proxy before the onset, which the data does not show, and revert it "
             "if there is one, or take its affected instances out of rotation") in runbook_checklist(pm)
+
+
+def test_a_service_moving_after_the_first_is_propagation_whatever_its_detail_says():
+    # TrainTicket 09:34: 'ts-travel2-service moves (in the traces, ... after the onset ...)' read as an onset, and
+    # the services that moved a minute later as 'other'
+    analysis = pool_exhaustion_analysis()
+    analysis["timeline"] += [
+        {"t": "2024-05-01T10:14:00Z", "event": f"payments moves ({TRACED_LOG})"},
+        {"t": "2024-05-01T10:16:00Z", "event": "api-gateway moves (p95_ms from 180 to 2,450 (over tenfold))"},
+    ]
+    phases = {e.event.partition(" (")[0]: e.phase for e in build_postmortem(analysis).timeline}
+    assert phases["payments moves"] == phases["api-gateway moves"] == "propagation"
+    assert phases["first anomalous point: db-proxy/pool_in_use"] == "onset"

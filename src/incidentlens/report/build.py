@@ -820,7 +820,9 @@ class _Builder:
         return kept, bounds
 
     def _phase(self, when: dt.datetime, event: str) -> str:
-        text = event.lower()
+        """The event's phase by its time and what it is: its head's words, not its detail's (what a service showed,
+        in parentheses, or a quoted log line say 'onset' or 'first' of their own)."""
+        text = _EVENT_DETAIL.split(event, maxsplit=1)[0].lower()
         if when < self.window.start:
             return "lead-up"
         if (self.onset_given or self.ongoing) and when >= self.window.end:
@@ -832,7 +834,7 @@ class _Builder:
         if when == self.window.start or "onset" in text or "first" in text:
             return "onset"
         # another series leaving its band after the onset is the incident spreading, not its detection
-        if "reach" in text or "propagat" in text or "spread" in text or "becomes anomalous" in text:
+        if "reach" in text or "propagat" in text or "spread" in text or text.endswith((" moves", "becomes anomalous")):
             return "propagation"
         if "detect" in text or "anomal" in text:
             return "detection"
@@ -1005,6 +1007,11 @@ def read_analysis(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "detected" not in data:
         raise InputError(f"{path}: not an analysis result (no 'detected' key); write one with `incidentlens analyze`")
     return data
+
+
+#: where a timeline event's detail starts: what a service showed (`api moves (WARN/ERROR lines at ...)`), a quoted log
+#: template (`first 'timeout after <*> ms' (new log template, api)`)
+_EVENT_DETAIL = re.compile(r" \(| '")
 
 
 def _ranked_hypotheses(raw: list[dict[str, Any]]) -> list[Hypothesis]:
