@@ -217,7 +217,7 @@ class TelemetryStore:
             self.con.execute(f"DROP TABLE {quote(name)}")
 
     def _as_utf8(self, path: Path) -> Path:
-        """`path` as UTF-8 text, its bytes that are not replaced by U+FFFD and counted in a warning: a reader
+        """`path` as UTF-8 text, its bytes that are not UTF-8 replaced by U+FFFD and counted in a warning: a reader
         refuses the whole file for one such line (Latin-1 text, a binary payload in a log message), which would
         lose every other line of it. The copy lives as long as the store."""
         if self._scratch is None:
