@@ -125,3 +125,20 @@ def test_a_utf8_copy_keeps_a_character_cut_by_a_chunk_boundary_and_counts_what_i
 
     assert copy.path.read_text(encoding="utf-8") == text.replace("\udcff", "\ufffd")
     assert (copy.replaced, copy.first_line) == (1, 2)
+
+
+def test_json_lines_that_are_not_objects_are_set_aside_not_the_whole_file_refused(tmp_path: Path) -> None:
+    lines = [json.dumps({"ts": f"2024-05-01T10:00:{i:02d}Z", "service": "api", "msg": f"req {i}"})
+             for i in range(50)]
+    lines[5], lines[9] = "[1, 2]", "42"
+    logs = tmp_path / "logs.jsonl"
+    logs.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+
+    result = incidentlens("analyze", "--logs", str(logs), "--out", str(out))
+
+    assert result.returncode == 0, result.stderr
+    listing = out / "rejected" / "logs.jsonl.txt"
+    assert result.stderr.splitlines() == [
+        f"warning: 2 of 50 lines of logs.jsonl unreadable (line 6), set aside: see {listing}"]
+    assert listing.read_text().splitlines()[1:] == ["6\tnot a JSON object\t[1, 2]", "10\tnot a JSON object\t42"]

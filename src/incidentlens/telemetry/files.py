@@ -191,6 +191,9 @@ def set_aside_bad_json(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[
     keys = [k for (k,) in con.execute(
         f"SELECT key FROM (SELECT unnest(json_keys(text)) AS key, line FROM {table}_lines WHERE good) "
         "GROUP BY key ORDER BY min(line), key").fetchall()]
+    if not keys:  # no record at all (an empty file): read as it is, to be found empty
+        con.execute(f"DROP TABLE {table}_lines")
+        return replace(source, text_columns=("json",)), rejected
     fields = ", ".join(f"json_extract_string(text, {literal(_json_pointer(k))}) AS {quote(k)}" for k in keys)
     con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {fields} FROM {table}_lines WHERE good "
                 "ORDER BY file, line")
@@ -327,9 +330,16 @@ def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
         # inputs small enough to scan in about a second are scanned whole.
         whole = sum(path.stat().st_size for path in source.files) <= JSON_FULL_SCHEMA_BYTES
         reader = reader_sql(source, ", sample_size=-1" if whole else "")
-        names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
-        return replace(source, text_columns=tuple(names))
+        described = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
+        if described == [("json", "JSON")]:
+            # DuckDB reads records that are not all objects (an array or a number on a line) as one `json` column
+            raise NotAllObjectsError(f"{source.label}: a JSON record that is not an object")
+        return replace(source, text_columns=tuple(name for name, _ in described))
     return source
+
+
+class NotAllObjectsError(Exception):
+    """JSON records that are not all objects: set the others aside as a bad line is (`set_aside_bad_json`)."""
 
 
 def read_error(source: Source, err: duckdb.Error) -> InputError:

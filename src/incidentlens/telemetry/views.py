@@ -24,6 +24,7 @@ from incidentlens.telemetry.columns import (
     quote,
 )
 from incidentlens.telemetry.files import (
+    NotAllObjectsError,
     RejectedRows,
     Source,
     is_malformed_csv,
@@ -189,6 +190,8 @@ def build_select(
     set_aside = rejected if rejected is not None else []
     try:
         source = with_schema(con, source)
+    except NotAllObjectsError:
+        source = _without_bad_json(con, source, warnings, set_aside)
     except duckdb.Error as err:
         if not is_malformed_json(source, err):
             raise read_error(source, err) from None
