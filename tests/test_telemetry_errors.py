@@ -91,6 +91,15 @@ def test_a_bad_epoch_time_is_reported_with_its_unit(tmp_path: Path) -> None:
     )
 
 
+def test_epoch_seconds_among_milliseconds_name_the_first_such_row(tmp_path: Path) -> None:
+    # read as milliseconds, 1714557660 would be a time in January 1970: no value is quietly moved decades away
+    path = write(tmp_path / "metrics.csv", "ts,rps\n1714557600000,1\n1714557660,2\n1714557720000,3\n")
+    assert load_error(metrics=path) == (
+        f"{path}: column 'ts' row 2: '1714557660' is epoch s by its size, the column read as epoch ms "
+        "(1 rows in another unit): write every time in one unit"
+    )
+
+
 def test_a_time_column_with_no_parseable_value_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.csv", "time,message\nlunch,a\n")
     assert load_error(logs=path) == f"{path}: column 'time' row 1: cannot parse 'lunch' as a time"

@@ -97,6 +97,20 @@ def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
     return f"make_timestamp(CAST(round({number} {scale}) AS BIGINT))"
 
 
+def other_unit_sql(column_sql: str, fmt: TimeFormat) -> str | None:
+    """For an epoch column, the condition of a value whose size says another unit than the column's (seconds among
+    milliseconds): read in the column's unit it would land decades away. None for other formats. Values below 1e8
+    say no unit (`_epoch_format`) and are read in the column's."""
+    if fmt.kind != "epoch":
+        return None
+    number = try_cast_text(column_sql, "DOUBLE") if fmt.text else f"CAST({column_sql} AS DOUBLE)"
+    limits = [0.0, *(limit for limit, _ in _EPOCH_UNITS)]
+    index = next(i for i, (_, unit) in enumerate(_EPOCH_UNITS) if unit == fmt.unit)
+    low, high = limits[index], limits[index + 1]
+    inside = f"abs({number}) >= {low:g}" + ("" if high == float("inf") else f" AND abs({number}) < {high:g}")
+    return f"abs({number}) >= 1e8 AND NOT ({inside})"
+
+
 def utc_naive_sql(instant_sql: str) -> str:
     """A TIMESTAMPTZ expression as the naive UTC TIMESTAMP of the same instant, whatever the session's zone.
 

@@ -44,7 +44,15 @@ from incidentlens.telemetry.logfields import (
     LOGFMT_LEVEL_PATTERN,
     POD_SUFFIX,
 )
-from incidentlens.telemetry.timeparse import TimeFormat, detect_format, is_numeric_type, to_utc_sql, try_cast_text
+from incidentlens.telemetry.timeparse import (
+    TimeFormat,
+    detect_format,
+    epoch_unit,
+    is_numeric_type,
+    other_unit_sql,
+    to_utc_sql,
+    try_cast_text,
+)
 
 SAMPLE_ROWS = 10_000
 # A text column is numeric when more than this share of its non-empty sampled values are numbers (the rest
@@ -634,6 +642,7 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
             f"{file}: column {c.time_column!r} row {row}: cannot parse {value!r} as a time "
             f"(the column's other values read as {c.time_format.describe()})"
         )
+    _refuse_mixed_epoch_units(con, c)
     if missing and c.source.fmt != "text":
         warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing} rows have no time, left out")
     for (name, _), count in zip(checks, bad_values[: len(checks)], strict=True):
@@ -648,3 +657,19 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
             warnings.append(f"{c.source.label}: column {name!r}: {count} rows whose time does not parse, their "
                             "duration kept as NULL")
     return missing
+
+
+def _refuse_mixed_epoch_units(con: duckdb.DuckDBPyConnection, c: Canonical) -> None:
+    """An epoch time column whose values are not all of one unit (seconds among milliseconds) is an InputError
+    naming the first row of another unit: read in the column's unit, its time would land decades away."""
+    other_unit = other_unit_sql(quote(c.time_column), c.time_format)
+    if other_unit is None:
+        return
+    mixed = con.execute(f"SELECT count(*) FILTER ({other_unit}) FROM {c.source.from_sql}").fetchone()[0]
+    if mixed:
+        file, row, value = locate_first(con, c.source, other_unit, quote(c.time_column))
+        raise InputError(
+            f"{file}: column {c.time_column!r} row {row}: {value!r} is epoch {epoch_unit(abs(float(value)))} by "
+            f"its size, the column read as {c.time_format.describe()} ({mixed} rows in another unit): "
+            "write every time in one unit"
+        )
