@@ -100,6 +100,15 @@ def test_epoch_seconds_among_milliseconds_name_the_first_such_row(tmp_path: Path
     )
 
 
+@pytest.mark.parametrize("when", ["99999-01-01T00:00:00Z", "1500-01-01T00:00:00Z"])
+def test_a_time_no_analysis_can_hold_names_its_row(tmp_path: Path, when: str) -> None:
+    # the analysis' nanosecond timestamps end in 2262 and start in 1677: such a time ended in a traceback
+    path = write(tmp_path / "metrics.csv", f"ts,rps\n2024-05-01T00:00:00Z,1\n{when},2\n")
+    assert load_error(metrics=path) == (
+        f"{path}: column 'ts' row 2: '{when}' is a time outside the years 1678-2261 (1 such rows)"
+    )
+
+
 def test_a_time_column_with_no_parseable_value_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.csv", "time,message\nlunch,a\n")
     assert load_error(logs=path) == f"{path}: column 'time' row 1: cannot parse 'lunch' as a time"

@@ -22,6 +22,8 @@ _GO_SUFFIX = r"' ([+-][0-9]{2}:?[0-9]{2}) [A-Za-z]+( m=[-+][0-9.]+)?$'"
 # Web server access logs: `01/May/2024:10:00:00 +0000`; and year-first slashed dates, read as UTC.
 _CLF = "%d/%b/%Y:%H:%M:%S %z"
 _SLASHED = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y/%m/%d %H:%M', '%Y/%m/%d']"
+# The times a nanosecond timestamp (the analysis' arrays) holds, in whole years: a time outside is refused at load.
+EARLIEST, LATEST = datetime(1678, 1, 1), datetime(2262, 1, 1)
 TEMPORAL_TYPES = ("TIMESTAMP", "DATE")
 # Zoned instants, e.g. Parquet `timestamp[ms, tz=UTC]`; pandas writes `timestamp[ns, tz=...]`: TIMESTAMPTZ_NS.
 ZONED_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")

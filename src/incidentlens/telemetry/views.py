@@ -45,11 +45,14 @@ from incidentlens.telemetry.logfields import (
     POD_SUFFIX,
 )
 from incidentlens.telemetry.timeparse import (
+    EARLIEST,
+    LATEST,
     TimeFormat,
     detect_format,
     epoch_unit,
     is_numeric_type,
     other_unit_sql,
+    sql_ts,
     to_utc_sql,
     try_cast_text,
 )
@@ -626,11 +629,13 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     present = c.time_present_sql()
     bad_time = f"{present} AND ({c.time_sql}) IS NULL"
     checks, nonfinite, unparsed = list(c.checks.items()), list(c.nonfinite.items()), list(c.unparsed_times.items())
+    outside = _outside_sql(c.time_sql)
+    other_unit = other_unit_sql(column, c.time_format) or "false"
     counters = "".join(f", count(*) FILTER ({condition})" for _, condition in [*checks, *nonfinite, *unparsed])
     try:
-        total, bad, missing, *bad_values = con.execute(
-            f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present}))"
-            f"{counters} FROM {c.source.from_sql}"
+        total, bad, missing, out_of_range, mixed, *bad_values = con.execute(
+            f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present})), "
+            f"count(*) FILTER ({outside}), count(*) FILTER ({other_unit}){counters} FROM {c.source.from_sql}"
         ).fetchone()
     except duckdb.Error as err:
         raise _read_failure(c.source, err) from None
@@ -642,7 +647,19 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
             f"{file}: column {c.time_column!r} row {row}: cannot parse {value!r} as a time "
             f"(the column's other values read as {c.time_format.describe()})"
         )
-    _refuse_mixed_epoch_units(con, c)
+    if mixed:
+        file, row, value = locate_first(con, c.source, other_unit, column)
+        raise InputError(
+            f"{file}: column {c.time_column!r} row {row}: {value!r} is epoch {epoch_unit(abs(float(value)))} by "
+            f"its size, the column read as {c.time_format.describe()} ({mixed} rows in another unit): "
+            "write every time in one unit"
+        )
+    if out_of_range:
+        file, row, value = locate_first(con, c.source, outside, column)
+        raise InputError(
+            f"{file}: column {c.time_column!r} row {row}: {value!r} is a time outside the years "
+            f"{EARLIEST.year}-{LATEST.year - 1} ({out_of_range} such rows)"
+        )
     if missing and c.source.fmt != "text":
         warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing} rows have no time, left out")
     for (name, _), count in zip(checks, bad_values[: len(checks)], strict=True):
@@ -659,17 +676,6 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     return missing
 
 
-def _refuse_mixed_epoch_units(con: duckdb.DuckDBPyConnection, c: Canonical) -> None:
-    """An epoch time column whose values are not all of one unit (seconds among milliseconds) is an InputError
-    naming the first row of another unit: read in the column's unit, its time would land decades away."""
-    other_unit = other_unit_sql(quote(c.time_column), c.time_format)
-    if other_unit is None:
-        return
-    mixed = con.execute(f"SELECT count(*) FILTER ({other_unit}) FROM {c.source.from_sql}").fetchone()[0]
-    if mixed:
-        file, row, value = locate_first(con, c.source, other_unit, quote(c.time_column))
-        raise InputError(
-            f"{file}: column {c.time_column!r} row {row}: {value!r} is epoch {epoch_unit(abs(float(value)))} by "
-            f"its size, the column read as {c.time_format.describe()} ({mixed} rows in another unit): "
-            "write every time in one unit"
-        )
+def _outside_sql(time_sql: str) -> str:
+    """The condition of a parsed time outside what a nanosecond timestamp holds (the analysis' arrays)."""
+    return f"NOT (({time_sql}) >= {sql_ts(EARLIEST)} AND ({time_sql}) < {sql_ts(LATEST)})"
