@@ -109,6 +109,15 @@ def test_a_time_no_analysis_can_hold_names_its_row(tmp_path: Path, when: str) ->
     )
 
 
+@pytest.mark.parametrize("value", ["9000000000000000", "9e15", "1e300"])
+def test_an_epoch_time_too_large_for_its_unit_names_its_row(tmp_path: Path, value: str) -> None:
+    # multiplied to microseconds it overflowed, and the whole file was 'cannot read as CSV' with no row
+    path = write(tmp_path / "metrics.csv", f"ts,rps\n1714521600,1\n{value},2\n1714521720,3\n")
+    assert load_error(metrics=path) == (
+        f"{path}: column 'ts' row 2: cannot parse '{value}' as a time (the column's other values read as epoch s)"
+    )
+
+
 def test_a_time_column_with_no_parseable_value_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.csv", "time,message\nlunch,a\n")
     assert load_error(logs=path) == f"{path}: column 'time' row 1: cannot parse 'lunch' as a time"
