@@ -45,3 +45,12 @@ def test_a_bad_map_option_is_one_error_line(tmp_path: Path) -> None:
     result = incidentlens("sql", "SELECT 1", "--logs", str(logs), "--map", "when")
     assert (result.returncode, result.stderr) == (2, "error: --map 'when': expected role=column, e.g. --map "
                                                       "time=when\n")
+
+
+def test_a_role_mapped_twice_is_one_error_line(tmp_path: Path) -> None:
+    # the second --map time=... quietly replaced the first
+    logs = tmp_path / "logs.csv"
+    logs.write_text(LOGS)
+    result = incidentlens("sql", "SELECT 1", "--logs", str(logs), "--map", "time=ts", "--map", "time=level")
+    assert (result.returncode, result.stderr) == (
+        2, "error: --map 'time=level': role 'time' is already mapped to 'ts'; one column per role\n")

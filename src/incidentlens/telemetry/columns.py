@@ -104,5 +104,8 @@ def parse_mapping(items: Iterable[str] | None) -> dict[str, str]:
             raise InputError(f"--map {item!r}: expected role=column, e.g. --map time=when")
         if role not in CANDIDATES:
             raise InputError(f"--map {item!r}: unknown role {role!r}; roles are {', '.join(ROLES)}")
+        if mapping.get(role, column) != column:
+            raise InputError(f"--map {item!r}: role {role!r} is already mapped to {mapping[role]!r}; "
+                             "one column per role")
         mapping[role] = column
     return mapping
