@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from incidentlens.cli import app
@@ -63,3 +64,11 @@ def test_unknown_format_exits_2_with_one_line(tmp_path):
     assert completed.returncode == 2
     assert completed.stderr == ("error: Invalid value for '--format': Value error, 'xml' is not one of 'csv', "
                                 "'parquet', 'jsonl'. (see incidentlens generate --help)\n")
+
+
+@pytest.mark.parametrize("hours", ["nan", "inf", "1e12"])
+def test_hours_no_grid_can_hold_exit_2_with_one_line(tmp_path, hours):
+    # nan and inf ended in a traceback converting to minutes, 1e12 in numpy's 437 TiB allocation
+    completed = _run_cli("generate", "--scenario", "seed-tutorial", "--out", str(tmp_path), f"--hours={hours}")
+    assert completed.returncode == 2
+    assert completed.stderr == f"error: --hours {float(hours)}: the time range must be 1 to 8784 hours (a year)\n"

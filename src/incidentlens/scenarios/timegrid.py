@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from incidentlens.errors import InputError
 
 RANGE_START = datetime(2024, 5, 1, tzinfo=UTC)
 MINUTE_MS = 60_000
+MAX_HOURS = 366 * 24
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class TimeGrid:
 
     @classmethod
     def for_hours(cls, hours: float) -> TimeGrid:
+        if not math.isfinite(hours) or hours > MAX_HOURS:
+            raise InputError(f"--hours {hours}: the time range must be 1 to {MAX_HOURS} hours (a year)")
         minutes = round(hours * 60)
         if minutes < 60:
             raise InputError(f"--hours {hours}: the time range must be at least 1 hour")
