@@ -142,3 +142,20 @@ def test_json_lines_that_are_not_objects_are_set_aside_not_the_whole_file_refuse
     assert result.stderr.splitlines() == [
         f"warning: 2 of 50 lines of logs.jsonl unreadable (line 6), set aside: see {listing}"]
     assert listing.read_text().splitlines()[1:] == ["6\tnot a JSON object\t[1, 2]", "10\tnot a JSON object\t42"]
+
+
+def test_a_ragged_csv_line_is_said_on_one_stderr_line(tmp_path: Path) -> None:
+    rows = [f"2024-05-01T10:00:{i:02d}Z,api,req {i}" for i in range(50)]
+    rows[8] = "2024-05-01T10:00:08Z,api,req 8,extra"
+    logs = tmp_path / "logs.csv"
+    logs.write_text("ts,service,msg\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+
+    result = incidentlens("analyze", "--logs", str(logs), "--out", str(out))
+
+    assert result.returncode == 0, result.stderr
+    listing = out / "rejected" / "logs.csv.txt"
+    # a second line, 'malformed lines set aside; the first: ...', said the same again
+    assert result.stderr.splitlines() == [
+        f"warning: 1 of 50 lines of logs.csv unreadable (line 10), set aside: see {listing}"]
+    assert listing.read_text().splitlines()[1].startswith("10\tExpected Number of Columns: 3 Found: 4")

@@ -131,9 +131,9 @@ def is_malformed_csv(source: Source, err: duckdb.Error) -> bool:
 
 def split_malformed(
     con: duckdb.DuckDBPyConnection, source: Source, err: duckdb.Error
-) -> tuple[list[Source], str, list[RejectedRows]]:
+) -> tuple[list[Source], list[RejectedRows]]:
     """The source as parts that read: its clean files as before, the files with malformed lines skipping them
-    (single-threaded, see `reader_sql`); the warning counting the lines set aside, and those lines per file.
+    (single-threaded, see `reader_sql`); and the lines set aside, per file.
 
     Lines set aside are real-world noise, e.g. a log line cut short. A file with more than MAX_UNREADABLE_SHARE of
     its lines lost is not the CSV it looks like (an unterminated quote swallows the rest of a file), and that is an
@@ -160,8 +160,7 @@ def split_malformed(
     clean = tuple(path for path in source.files if path not in bad_files)
     parts = [replace(source, files=clean)] if clean else []
     parts.append(replace(tolerant, files=tuple(bad_files)))
-    count = sum(len(r.rows) for r in set_aside)
-    return parts, f"{source.label}: {count} malformed lines set aside; the first: {first}", set_aside
+    return parts, set_aside
 
 
 def _rejected_lines(con: duckdb.DuckDBPyConnection, tolerant: Source) -> list[tuple[str, int, str, str]]:

@@ -213,11 +213,10 @@ def build_select(
         if malformed.source.fmt != "csv":
             clean = _without_bad_json(con, malformed.source, warnings, set_aside)
             return [_build(con, clean, view, mapping, warnings)]
-        parts, warning, lines = split_malformed(con, malformed.source, malformed.error)
+        parts, lines = split_malformed(con, malformed.source, malformed.error)
         built = [_build(con, part, view, mapping, warnings, raw_table and f"{raw_table}_{i}")
                  for i, part in enumerate(parts, 1)]
-        warnings.append(warning)
-        set_aside.extend(lines)
+        _set_aside(lines, warnings, set_aside)
         return built
 
 
@@ -267,9 +266,14 @@ def _without_bad_json(
     con: duckdb.DuckDBPyConnection, source: Source, warnings: list[str], rejected: list[RejectedRows]
 ) -> Source:
     clean, lines = set_aside_bad_json(con, source)
+    _set_aside(lines, warnings, rejected)
+    return clean
+
+
+def _set_aside(lines: list[RejectedRows], warnings: list[str], rejected: list[RejectedRows]) -> None:
+    """Each file's lines set aside, listed, and counted in one warning (which the CLI says with the listing)."""
     rejected.extend(lines)
     warnings.extend(f"{r.file}: {r.note()}, set aside" for r in lines)
-    return clean
 
 
 class _Malformed(Exception):
