@@ -233,3 +233,12 @@ def test_a_latency_percentile_the_traces_do_not_bear_out_is_said_so_in_the_impac
     pm = build_postmortem(analysis)
     assert ("Not counted as latency, percentiles the traces do not bear out: payments/client_p99_ms at 286,000 ms "
             "(its 60 traced calls took at most 4.31 ms).") in pm.impact.narrative.text
+
+
+def test_a_recovery_is_called_lucky_only_where_events_could_have_recorded_an_intervention():
+    # TrainTicket and OnlineBoutique reviews said "recovered without a recorded intervention" with no events given
+    analysis = pool_exhaustion_analysis()
+    analysis["sources"] = {"used": ["metrics", "logs"], "missing": ["traces"], "events_given": False}
+    assert "The system recovered without a recorded intervention" not in build_postmortem(analysis).lessons.got_lucky
+    analysis["sources"]["events_given"] = True
+    assert "The system recovered without a recorded intervention" in build_postmortem(analysis).lessons.got_lucky

@@ -16,7 +16,9 @@ SOURCES = {"metrics": ("metrics", "ts"), "logs": ("logs", "ts"), "traces": ("spa
 
 def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
     """`used`: the sources with rows in the window; `missing`: the others; per source the rows in the window and in
-    the baseline; `notes`: what is missing, in words ("no logs for this period", "no traces before the onset")."""
+    the baseline; `notes`: what is missing, in words ("no logs for this period", "no traces before the onset");
+    `events_given`: whether any deploy, config or operator events were given, without which no intervention could
+    have been recorded."""
     rows: dict[str, dict[str, int]] = {}
     for name, (view, column) in SOURCES.items():
         if not store.has(view):
@@ -30,4 +32,4 @@ def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
     notes = [f"no {name} for this period" for name in missing]
     notes += [f"no {name} before the onset: compared with the rest of the window only" for name in used
               if not rows[name]["baseline_rows"]]
-    return {"used": used, "missing": missing, "rows": rows, "notes": notes}
+    return {"used": used, "missing": missing, "rows": rows, "notes": notes, "events_given": store.has("events")}

@@ -928,7 +928,9 @@ class _Builder:
             wrong.append("No page or alert is recorded in the data: nobody can be shown to have been notified")
         if impact.regions_affected and len(impact.regions_affected) == 1:
             lucky.append(f"The failure stayed in one region ({impact.regions_affected[0]})")
-        no_intervention = not self._events() or all(t < self.window.start for t, _, _ in self._events())
+        # without any events given, no intervention could have been recorded: that none was is not known
+        events_given = bool((self.data.get("sources") or {}).get("events_given"))
+        no_intervention = events_given and all(t < self.window.start for t, _, _ in self._events())
         if no_intervention and not self.onset_given and not self.ongoing:  # neither window end is a recovery
             lucky.append("The system recovered without a recorded intervention")
         lessons = Lessons(went_well=well, went_wrong=wrong, got_lucky=lucky)
