@@ -28,16 +28,21 @@ def logs_with_one_cut_line(tmp_path: Path) -> Path:
     return path
 
 
+def set_aside_by_analyze(logs: Path, out: Path) -> tuple[list[str], Path]:
+    """`analyze --logs` through the CLI, which must succeed: its stderr lines, and where it listed the lines set
+    aside."""
+    result = incidentlens("analyze", "--logs", str(logs), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return result.stderr.splitlines(), out / "rejected" / f"{logs.name}.txt"
+
+
 def test_analyze_sets_the_line_aside_lists_it_and_counts_it(tmp_path: Path) -> None:
     logs = logs_with_one_cut_line(tmp_path)
     out = tmp_path / "out"
 
-    result = incidentlens("analyze", "--logs", str(logs), "--out", str(out))
+    stderr, listing = set_aside_by_analyze(logs, out)
 
-    assert result.returncode == 0, result.stderr
-    listing = out / "rejected" / "logs.jsonl.txt"
-    assert result.stderr.splitlines() == [
-        f"warning: 1 of 200 lines of logs.jsonl unreadable (line 58), set aside: see {listing}"]
+    assert stderr == [f"warning: 1 of 200 lines of logs.jsonl unreadable (line 58), set aside: see {listing}"]
     assert listing.read_text().splitlines()[1:] == ['58\tnot valid JSON\t{"ts": "2024-05-01T10:00:57Z", '
                                                     '"service": "api", "msg": "cut sh']
     analysis = json.loads((out / "analysis.json").read_text())
@@ -133,14 +138,10 @@ def test_json_lines_that_are_not_objects_are_set_aside_not_the_whole_file_refuse
     lines[5], lines[9] = "[1, 2]", "42"
     logs = tmp_path / "logs.jsonl"
     logs.write_text("\n".join(lines) + "\n")
-    out = tmp_path / "out"
 
-    result = incidentlens("analyze", "--logs", str(logs), "--out", str(out))
+    stderr, listing = set_aside_by_analyze(logs, tmp_path / "out")
 
-    assert result.returncode == 0, result.stderr
-    listing = out / "rejected" / "logs.jsonl.txt"
-    assert result.stderr.splitlines() == [
-        f"warning: 2 of 50 lines of logs.jsonl unreadable (line 6), set aside: see {listing}"]
+    assert stderr == [f"warning: 2 of 50 lines of logs.jsonl unreadable (line 6), set aside: see {listing}"]
     assert listing.read_text().splitlines()[1:] == ["6\tnot a JSON object\t[1, 2]", "10\tnot a JSON object\t42"]
 
 
@@ -149,13 +150,9 @@ def test_a_ragged_csv_line_is_said_on_one_stderr_line(tmp_path: Path) -> None:
     rows[8] = "2024-05-01T10:00:08Z,api,req 8,extra"
     logs = tmp_path / "logs.csv"
     logs.write_text("ts,service,msg\n" + "\n".join(rows) + "\n")
-    out = tmp_path / "out"
 
-    result = incidentlens("analyze", "--logs", str(logs), "--out", str(out))
+    stderr, listing = set_aside_by_analyze(logs, tmp_path / "out")
 
-    assert result.returncode == 0, result.stderr
-    listing = out / "rejected" / "logs.csv.txt"
     # a second line, 'malformed lines set aside; the first: ...', said the same again
-    assert result.stderr.splitlines() == [
-        f"warning: 1 of 50 lines of logs.csv unreadable (line 10), set aside: see {listing}"]
+    assert stderr == [f"warning: 1 of 50 lines of logs.csv unreadable (line 10), set aside: see {listing}"]
     assert listing.read_text().splitlines()[1].startswith("10\tExpected Number of Columns: 3 Found: 4")
