@@ -446,6 +446,20 @@ def test_a_span_whose_end_does_not_parse_keeps_no_duration_and_is_counted(tmp_pa
                               "NULL"]
 
 
+def test_a_negative_span_duration_is_kept_as_null_and_counted(tmp_path: Path) -> None:
+    # an end before the start, or a clock stepped back, would enter the latencies as a negative time
+    ended = write_csv(tmp_path / "ended.csv", "trace_id,span_id,start_time,end_time",
+                      [f"t,a,{iso(T0)},2024-05-01T10:00:01Z", f"t,b,{iso(T0)},2024-05-01T09:59:59Z"])
+    timed = write_csv(tmp_path / "timed.csv", "trace_id,span_id,start_time,duration_ms",
+                      [f"t,a,{iso(T0)},12", f"t,b,{iso(T0)},-3"])
+    for path, column in ((ended, "end_time"), (timed, "duration_ms")):
+        store = load_telemetry(traces=path)
+        assert rows(store, "SELECT span_id, duration_ms FROM spans ORDER BY span_id")[1] == {
+            "span_id": "b", "duration_ms": None}
+        assert store.warnings == [f"{path}: column {column!r}: 1 rows with a negative duration (an end before the "
+                                  "start), their duration kept as NULL"]
+
+
 def test_events_view(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "events.csv", "timestamp,service,type,description,version",
                      [f"{iso(T0)},checkout,deploy,deploy v2.3.1,2.3.1"])

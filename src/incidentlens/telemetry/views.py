@@ -114,7 +114,8 @@ class Canonical:
     used: set[str] = field(default_factory=set)
     checks: dict[str, str] = field(default_factory=dict)  # column -> condition of a value not fitting its type
     nonfinite: dict[str, str] = field(default_factory=dict)  # metric value column -> condition of NaN or +-Infinity
-    unparsed_times: dict[str, str] = field(default_factory=dict)  # a time column besides the row's -> not parsed
+    # a span's duration left NULL: (column, condition, the rows in words), e.g. an end time that does not parse
+    bad_durations: list[tuple[str, str, str]] = field(default_factory=list)
     time_column: str | None = None
     time_sql: str | None = None
     time_format: TimeFormat | None = None
@@ -594,15 +595,22 @@ def _duration_sql(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[st
         if duration in c.columns.numeric:
             c.checks[duration] = _not_a_number(duration, "DOUBLE")
         per_ms = {"ns": 1e6, "us": 1e3, "ms": 1.0, "s": 1e-3}[duration_unit(duration)]
-        return f"{c.columns.number_sql(duration, 'DOUBLE')} / {per_ms}"
+        return _not_negative(c, duration, f"{c.columns.number_sql(duration, 'DOUBLE')} / {per_ms}")
     end = find_column(names, "end", mapping, exclude=c.used)
     if end is not None and c.time_format is not None:
         fmt, _ = detect_format(con, _SAMPLE, quote(end), c.columns.types[end])
         if fmt is not None:
             ended = to_utc_sql(quote(end), fmt)
-            c.unparsed_times[end] = f"nullif(trim(CAST({quote(end)} AS VARCHAR)), '') IS NOT NULL AND ({ended}) IS NULL"
-            return f"epoch_us({ended} - {c.time_sql}) / 1000.0"
+            c.bad_durations.append((end, f"nullif(trim(CAST({quote(end)} AS VARCHAR)), '') IS NOT NULL "
+                                         f"AND ({ended}) IS NULL", "whose time does not parse"))
+            return _not_negative(c, end, f"epoch_us({ended} - {c.time_sql}) / 1000.0")
     return "CAST(NULL AS DOUBLE)"
+
+
+def _not_negative(c: Canonical, column: str, duration_sql: str) -> str:
+    """A span's duration, NULL where it is negative (an end before the start, a clock stepped back), counted."""
+    c.bad_durations.append((column, f"({duration_sql}) < 0", "with a negative duration (an end before the start)"))
+    return f"CASE WHEN ({duration_sql}) >= 0 THEN {duration_sql} END"
 
 
 def _is_error_sql(column: str) -> str:
@@ -632,10 +640,11 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     column = quote(c.time_column)
     present = c.time_present_sql()
     bad_time = f"{present} AND ({c.time_sql}) IS NULL"
-    checks, nonfinite, unparsed = list(c.checks.items()), list(c.nonfinite.items()), list(c.unparsed_times.items())
+    checks, nonfinite, durations = list(c.checks.items()), list(c.nonfinite.items()), c.bad_durations
     outside = _outside_sql(c.time_sql)
     other_unit = other_unit_sql(column, c.time_format) or "false"
-    counters = "".join(f", count(*) FILTER ({condition})" for _, condition in [*checks, *nonfinite, *unparsed])
+    conditions = [condition for _, condition in [*checks, *nonfinite]] + [condition for _, condition, _ in durations]
+    counters = "".join(f", count(*) FILTER ({condition})" for condition in conditions)
     try:
         total, bad, missing, out_of_range, mixed, *bad_values = con.execute(
             f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present})), "
@@ -673,10 +682,9 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
         if count:
             warnings.append(f"{c.source.label}: column {name!r}: {count} values not finite (NaN, Infinity or "
                             f"beyond +-{MAX_METRIC_MAGNITUDE:g}), left out")
-    for (name, _), count in zip(unparsed, bad_values[len(checks) + len(nonfinite):], strict=True):
+    for (name, _, rows), count in zip(durations, bad_values[len(checks) + len(nonfinite):], strict=True):
         if count:
-            warnings.append(f"{c.source.label}: column {name!r}: {count} rows whose time does not parse, their "
-                            "duration kept as NULL")
+            warnings.append(f"{c.source.label}: column {name!r}: {count} rows {rows}, their duration kept as NULL")
     return missing
 
 
