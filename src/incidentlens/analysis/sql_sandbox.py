@@ -53,6 +53,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
+from incidentlens.analysis.periods import sql_str
 from incidentlens.errors import InputError
 
 DEFAULT_ROW_CAP = 200
@@ -593,7 +594,7 @@ def _copy_catalog(source: duckdb.DuckDBPyConnection, target: Path) -> list[str]:
         ).fetchall()
         # the tables stream into the file within DuckDB (a busy hour of logs is millions of rows: no copy in Python)
         alias = f"sandbox_{uuid.uuid4().hex}"
-        cursor.execute(f"ATTACH '{str(target).replace(chr(39), chr(39) * 2)}' AS {alias}")
+        cursor.execute(f"ATTACH {sql_str(str(target))} AS {alias}")
         try:
             for (name,) in tables:
                 cursor.execute(f'CREATE TABLE {alias}."{name}" AS SELECT * FROM "{name}"')
