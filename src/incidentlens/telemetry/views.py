@@ -640,11 +640,15 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     column = quote(c.time_column)
     present = c.time_present_sql()
     bad_time = f"{present} AND ({c.time_sql}) IS NULL"
-    checks, nonfinite, durations = list(c.checks.items()), list(c.nonfinite.items()), c.bad_durations
     outside = _outside_sql(c.time_sql)
     other_unit = other_unit_sql(column, c.time_format) or "false"
-    conditions = [condition for _, condition in [*checks, *nonfinite]] + [condition for _, condition, _ in durations]
-    counters = "".join(f", count(*) FILTER ({condition})" for condition in conditions)
+    # each kept-but-bad value: its condition, its column, and the warning's words after the count
+    not_finite = f"values not finite (NaN, Infinity or beyond +-{MAX_METRIC_MAGNITUDE:g}), left out"
+    counted = [(condition, name, "rows not numeric, kept as NULL") for name, condition in c.checks.items()]
+    counted += [(condition, name, not_finite) for name, condition in c.nonfinite.items()]
+    counted += [(condition, name, f"rows {rows}, their duration kept as NULL")
+                for name, condition, rows in c.bad_durations]
+    counters = "".join(f", count(*) FILTER ({condition})" for condition, _, _ in counted)
     try:
         total, bad, missing, out_of_range, mixed, *bad_values = con.execute(
             f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present})), "
@@ -675,16 +679,8 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
         )
     if missing and c.source.fmt != "text":
         warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing} rows have no time, left out")
-    for (name, _), count in zip(checks, bad_values[: len(checks)], strict=True):
-        if count:
-            warnings.append(f"{c.source.label}: column {name!r}: {count} rows not numeric, kept as NULL")
-    for (name, _), count in zip(nonfinite, bad_values[len(checks):len(checks) + len(nonfinite)], strict=True):
-        if count:
-            warnings.append(f"{c.source.label}: column {name!r}: {count} values not finite (NaN, Infinity or "
-                            f"beyond +-{MAX_METRIC_MAGNITUDE:g}), left out")
-    for (name, _, rows), count in zip(durations, bad_values[len(checks) + len(nonfinite):], strict=True):
-        if count:
-            warnings.append(f"{c.source.label}: column {name!r}: {count} rows {rows}, their duration kept as NULL")
+    warnings.extend(f"{c.source.label}: column {name!r}: {count} {words}"
+                    for (_, name, words), count in zip(counted, bad_values, strict=True) if count)
     return missing
 
 
