@@ -216,6 +216,19 @@ def test_a_held_query_is_computed_once_and_again_after_a_source_is_added(tmp_pat
     assert store.fetch(f"SELECT n FROM {again}").column(0).to_pylist() == [3]
 
 
+def test_rows_made_in_python_are_held_once_under_a_name_of_their_content(tmp_path: Path) -> None:
+    store = load_telemetry(logs=write_csv(tmp_path / "a.csv", "ts,message", ["2024-05-01T10:00:00Z,it's one"]))
+    rows = pa.table({"masked": ["it's <*>", "two"], "template": ["it's <*>", "<*>"]})
+    held = store.hold_table(rows, "statements")
+    store.con.execute(f"INSERT INTO {held} VALUES ('three', 'x')")  # a second hold of the same rows reads the table
+
+    assert held.startswith("statements_") and store.hold_table(rows, "statements") == held
+    assert store.fetch(f"SELECT * FROM {held} ORDER BY masked").to_pylist() == [
+        {"masked": "it's <*>", "template": "it's <*>"}, {"masked": "three", "template": "x"},
+        {"masked": "two", "template": "<*>"}]
+    assert store.hold_table(rows.slice(0, 1), "statements") != held
+
+
 def test_sql_ts_inlines_a_utc_timestamp_literal() -> None:
     assert sql_ts(T0) == "TIMESTAMP '2024-05-01 10:00:00'"
     assert sql_ts(datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))) == sql_ts(T0)

@@ -53,6 +53,7 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel
 
 from incidentlens.analysis import arrays
@@ -606,8 +607,8 @@ def statements_relation(store: Any, masks: str, span: Span) -> str | None:
                                                 similarity=DRAIN_SIMILARITY)
         for row, t in zip(mine, template_of, strict=True):
             template[row] = templates[t]
-    rows = ", ".join(f"({sql_str(m)}, {sql_str(t)})" for m, t in zip(masked, template, strict=True))
-    return str(store.hold(f"SELECT * FROM (VALUES {rows}) AS t(masked, template)", "log_statements"))
+    rows = pa.table({"masked": pa.array(masked, pa.string()), "template": pa.array(template, pa.string())})
+    return str(store.hold_table(rows, "log_statements"))
 
 
 def _where_cut(store: Any, window: Span, baseline: Span, signal: TraceSignal) -> Evidence | None:
