@@ -459,3 +459,67 @@ def test_traced_requests_failing_set_sev3_and_the_reason_says_whose_and_how() ->
         "SEV3 because a service's traced requests failed beyond its baseline's share (its requests, not the users': "
         "SEV3 at most) (checkout: 45 of 162 PlaceOrder requests ended without calling cart EmptyCart, 0 of 648 "
         "before)")
+
+
+def _front(success: str, spans_failing: str | None = None) -> DuckStore:
+    """`Frontend`'s SuccessRate(%) a minute (`success`, an SQL expression of the minute i; the window from i = 120),
+    with `frontend`'s traced requests, one each 10 s, failing where `spans_failing` holds (no traces: None)."""
+    views = [f"""
+        CREATE VIEW metrics AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'Frontend' AS service,
+               'SuccessRate(%)' AS metric, CAST({success} AS DOUBLE) AS value
+        FROM range(150) t(i)
+    """]
+    if spans_failing is not None:
+        views.append(SPANS.replace("'edge-proxy'", "'frontend'").replace("i >= 720 AND i % 4 = 0", spans_failing))
+    return DuckStore(*views)
+
+
+def test_a_success_rate_that_falls_is_read_as_an_error_rate_and_sets_severity() -> None:
+    # OnlineBoutique 14:47: the front door's SuccessRate(%) from 100 to 18.3, and the review stayed SEV3
+    impact = estimate_impact(_front("CASE WHEN i >= 120 THEN 20 ELSE 100 - (i % 3) * 0.1 END"), WINDOW,
+                             BASELINE).impact
+    peak = impact.peak_error_rate
+    assert peak is not None and (peak.service, peak.metric) == ("Frontend", "100% - SuccessRate(%)")
+    assert (peak.typical, peak.baseline) == (pytest.approx(0.8), pytest.approx(0.001))
+    assert impact.services_affected == ["Frontend"]
+    report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
+                                 narrative=Narrative(text=""))
+    assert derive_severity(report_impact)[1].startswith("SEV1 because error rate >= 20 points over its baseline")
+
+
+def test_a_success_rate_of_0_is_all_failing_only_where_the_requests_show_it() -> None:
+    # TrainTicket's front end reads SuccessRate(%) 0 all day (no requests counted): a 0 with no requests to show
+    # failing, or with traced requests that succeed, is no reading, not 100% failed
+    stops = "CASE WHEN i >= 120 THEN 0 ELSE 100 - (i % 3) * 0.1 END"
+    for store in (_front("0"), _front(stops), _front(stops, spans_failing="FALSE")):
+        impact = estimate_impact(store, WINDOW, BASELINE).impact
+        assert (impact.peak_error_rate, impact.services_affected) == (None, [])
+    failing = estimate_impact(_front(stops, spans_failing="i >= 720"), WINDOW, BASELINE).impact
+    assert failing.peak_error_rate is not None and failing.peak_error_rate.typical == 1.0
+    assert "Frontend" in failing.services_affected
+
+
+def test_the_peak_latency_is_of_a_service_something_marked_affected() -> None:
+    # OnlineBoutique 12:10: "latency (shippingservice/PodServerLatencyP99(s)) peaked at 0.00795 s" where nothing
+    # marked shippingservice, and its window median was its baseline's: one spike, not the incident's latency
+    spikes = """
+        CREATE VIEW metrics AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
+               CAST(CASE WHEN metric = 'error_ratio' THEN (CASE WHEN i >= 120 THEN 0.2 ELSE 0.01 END)
+                         WHEN i = 140 THEN (CASE service WHEN 'shipping' THEN 1000 ELSE 300 END)
+                         ELSE 100 + i % 5 END AS DOUBLE) AS value
+        FROM range(150) t(i),
+             (VALUES ('api', 'p99_ms'), ('api', 'error_ratio'), ('shipping', 'p99_ms')) s(service, metric)
+    """
+    impact = estimate_impact(DuckStore(spikes), WINDOW, BASELINE).impact
+    assert impact.services_affected == ["api"]  # by its error ratio
+    assert impact.peak_latency is not None and (impact.peak_latency.service, impact.peak_latency.value) == ("api", 300)
+    # the front door's latency is what the users wait for (TrainTicket 10:12: Frontend/LatencyP50(s) 0.25 s against
+    # 0.133 s, its traces entering at ts-gateway-service)
+    front = estimate_impact(DuckStore(spikes.replace("'shipping'", "'frontend'")), WINDOW, BASELINE).impact.peak_latency
+    assert front is not None and (front.service, front.value) == ("frontend", 1000)
+    # with nothing marked, the window's largest stands, which the review words as no impact measured
+    unmarked = estimate_impact(DuckStore(spikes.replace("THEN 0.2 ELSE", "THEN 0.01 ELSE")), WINDOW, BASELINE).impact
+    assert unmarked.services_affected == []
+    assert unmarked.peak_latency is not None and unmarked.peak_latency.service == "shipping"

@@ -87,6 +87,15 @@ LATENCY = re.compile(r"latency|duration|response_time|(^|_)p\d{2,3}(_|$)|_ms$", 
 #: a latency a service measures as a client of others (`http_client_request_duration_seconds`,
 #: `PodClientLatencyP99(s)`, `grpc_client_handling_seconds`)
 CLIENT_SIDE = re.compile(r"client", re.IGNORECASE)
+#: a success (availability) rate, read as an error rate: its failed share, 1 - it (a percentage divided by 100 first)
+SUCCESS_RATIO = re.compile(r"success\w*?(ratio|rate|pct|percent)", re.IGNORECASE)
+#: what a success rate's failed share is called (`SuccessRate(%)` -> `100% - SuccessRate(%)`)
+FAILED_OF = "100% - "
+#: a success rate of 0 is a reading (all failed) only where the service's requests of the time it covers show it:
+#: its traced requests in this stretch before the sample, half or more failed (or, with none traced, a request rate
+#: above 0 at the sample). Many exporters write 0 for 0/0, a minute with no requests (TrainTicket's front end reads 0
+#: all day), which is no failure; Nezha samples each minute, over the minute before
+READING_SPAN = timedelta(minutes=1)
 ENTRY_SERVICE = re.compile(r"gateway|frontend|front-end|front_end|edge|ingress|(^|[-_])(api|web)([-_]|$)", re.I)
 USER_COLUMN = re.compile(r"^(user|customer|account|client)([-_ ]?id)?$", re.IGNORECASE)
 REGION_COLUMN = re.compile(r"^(region|zone|availability_zone|az|datacenter|dc|location)$", re.IGNORECASE)
@@ -167,11 +176,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     impact = Impact(duration_minutes=round(span_minutes(window)))
     evidence = [_duration_evidence(window)]
     series = _metric_catalogue(store, window, baseline) if store.has("metrics") else {}
-    shifted: list[str] = []
-    if series:
-        shifted, peaks, impact.not_borne_out = _metric_peaks(store, window, baseline, series, evidence)
-        impact.peak_latency, impact.peak_error_rate = peaks.get("latency"), peaks.get("error")
-    if series.get("latency") or series.get("error"):
+    if series.get("latency") or series.get("error") or series.get("success"):
         impact.harm_checked.append("latency and error metrics")
     # logs with no line in the window count nothing there: not 0 requests, 0 failed, nor WARN/ERROR lines checked
     log_columns = _log_columns(store) if store.has("logs") and _has_lines(store, window) else []
@@ -180,15 +185,13 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     if store.has("spans"):
         impact.harm_checked.append("failed or cut-short traced requests")
         impact.traced_failures = _failing_requests(store, window, baseline, evidence)
-        shifted = _merge(shifted, [f.service for f in impact.traced_failures])
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
         counted = _requests(store, window, baseline, entry, series, evidence)
     if counted:
         (impact.requests_total, impact.requests_failed, impact.entry_service, impact.baseline_failed_share,
          impact.requests_failed_excess) = counted
-    if log_columns and impact.peak_error_rate is None:
-        impact.peak_error_rate = _log_error_peak(store, window, baseline, evidence)
+    surging: dict[str, list[str]] = {}
     if log_columns:
         impact.harm_checked.append("WARN/ERROR lines")
         impact.users_affected, surging = _log_impact(store, window, baseline, log_columns, evidence)
@@ -196,10 +199,18 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
         if impact.users_affected is not None and user is not None:
             impact.users_baseline, impact.users_excess = _baseline_users(
                 store, window, baseline, user, impact.users_affected, evidence)
-        impact.services_affected = _merge(surging.get("service", []), shifted)
         impact.regions_affected = surging.get("region", [])
-    else:
-        impact.services_affected = shifted
+    # the services the metrics' peaks may come from where none of their own marks a service affected
+    elsewhere = [*surging.get("service", []), *(f.service for f in impact.traced_failures)]
+    shifted: list[str] = []
+    if series:
+        shifted, peaks, impact.not_borne_out = _metric_peaks(store, window, baseline, series,
+                                                             (elsewhere, entry_names(impact.entry_service)), evidence)
+        impact.peak_latency, impact.peak_error_rate = peaks.get("latency"), peaks.get("error")
+    if log_columns and impact.peak_error_rate is None:
+        impact.peak_error_rate = _log_error_peak(store, window, baseline, evidence)
+    shifted = _merge(shifted, [f.service for f in impact.traced_failures])
+    impact.services_affected = _merge(surging.get("service", []), shifted)
     impact.evidence = [e.id for e in evidence]
     return ImpactResult(impact=impact, evidence=evidence)
 
@@ -224,19 +235,32 @@ def _metric_catalogue(store: Any, window: Span, baseline: Span) -> dict[str, lis
     names = [str(m) for m in store.fetch(sql)["metric"].to_pylist() if m is not None]
     return {
         role: sorted(n for n in names if pattern.search(n))
-        for role, pattern in (("request_rate", REQUEST_RATE), ("error", ERROR_RATIO), ("latency", LATENCY))
+        for role, pattern in (("request_rate", REQUEST_RATE), ("error", ERROR_RATIO), ("latency", LATENCY),
+                              ("success", SUCCESS_RATIO))
     }
 
 
 def _metric_peaks(
-    store: Any, window: Span, baseline: Span, series: dict[str, list[str]], evidence: list[Evidence]
+    store: Any, window: Span, baseline: Span, series: dict[str, list[str]], elsewhere: tuple[list[str], list[str]],
+    evidence: list[Evidence],
 ) -> tuple[list[str], dict[str, Peak], list[TraceCheck]]:
     """Services whose latency/error metrics shifted up, the worst latency and error series at their peak, and the
-    latency percentiles left out of both: peaks the traced calls do not bear out (`plausibility`)."""
+    latency percentiles left out of both: peaks the traced calls do not bear out (`plausibility`). A peak is of a
+    series that marks its service affected when any does; else of a service affected otherwise (by its metrics of
+    the other role, or by what `elsewhere` holds first: the services their WARN/ERROR lines or traced requests
+    marked) or of the entry service (`elsewhere`'s second: where requests were counted; or named as the front door,
+    `ENTRY_SERVICE`: TrainTicket's front-end metric file names it `Frontend`, its traces `ts-gateway-service`), names
+    compared without case
+    (`Frontend` of a metric file is the traces' `frontend`); none else: a peak of a service nothing marked is not the
+    incident's. Where nothing marked any service, the peaks are the window's largest (the review words them as what
+    the window holds, no impact measured)."""
+    failed_shares = [FAILED_OF + name for name in series.get("success", [])]
+    series = {**series, "error": series["error"] + failed_shares}
     watched = series["latency"] + series["error"]
     if not watched:
         return [], {}, []
-    sql = metric_shift_sql(window, baseline, metrics=watched, noise_floor=IMPACT_NOISE_FLOOR)
+    source = _read_success_sql(store, series) if failed_shares else "metrics"
+    sql = metric_shift_sql(window, baseline, metrics=watched, noise_floor=IMPACT_NOISE_FLOOR, source=source)
     table = store.fetch(sql)
     table = table.filter(table["median_z"].is_valid())  # series with no point in the window have no shift
     if table.num_rows == 0:
@@ -247,7 +271,7 @@ def _metric_peaks(
     typical_shift = arrays.floats(table["median_z"])
     peak, baseline_median, at, median = (table[name].to_pylist()
                                          for name in ("up_peak", "baseline", "up_peak_at", "window_median"))
-    before = _pre_start_levels(store, window, watched)
+    before = _pre_start_levels(store, window, watched, source)
     changed = np.array([_rose(peak[i], before.get((str(service[i]), str(metric[i]))), baseline_median[i])
                         for i in range(table.num_rows)], dtype=bool)
     latency = np.flatnonzero(changed & np.isin(metric, series["latency"]))
@@ -265,12 +289,17 @@ def _metric_peaks(
     already = sorted({f"{service[i]}/{metric[i]}" for i in range(table.num_rows) if not changed[i]
                       and _rose(before.get((str(service[i]), str(metric[i]))), baseline_median[i])})
     peaks: dict[str, Peak] = {}
+    marked = {name.lower() for name in [*shifted, *elsewhere[0]]}
+    front = [*elsewhere[1], *(str(s) for s in set(service) if ENTRY_SERVICE.search(str(s)))]
+    marked |= {name.lower() for name in front} if marked else set()
     for role in ("latency", "error"):
         candidates = np.flatnonzero(np.isin(metric, series[role]) & changed)
         if role == "latency" and (candidates.size and served[candidates].any()):
             candidates = candidates[served[candidates]]
         if affected[candidates].any():  # the worst of what held through the window, not a lone spike elsewhere
             candidates = candidates[affected[candidates]]
+        elif marked:
+            candidates = candidates[[str(service[i]).lower() in marked for i in candidates]]
         if len(candidates) == 0:
             continue
         i = candidates[np.argmax(peak_shift[candidates])]
@@ -287,8 +316,14 @@ def _metric_peaks(
             "high_before_the_start": already[:20],
             "not_borne_out": [c.series for c in unsupported][:20],
             "rule": "peak = window max of the series with the largest (max - baseline median) / robust scale, of "
-            "those that mark a service affected when any does; "
+            "those that mark a service affected when any does, else of those of a service affected otherwise (its "
+            "other metrics, WARN/ERROR lines, traced requests, or the entry service, where requests were counted or "
+            "named as the front door; names compared without case), "
+            "else none (where no service is marked: of all); "
             "typical = its window median; "
+            f"a success rate counts as an error rate, 1 - it (named '{FAILED_OF}' + it), a 0 only where the "
+            f"service's traced requests in the {READING_SPAN.total_seconds():g} s before it, half or more failed "
+            "(with none traced, a request rate above 0) show requests all failing, else it is no reading; "
             f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}, "
             f"or for a latency it served when every window value (two or more) is >= {SLOWER:g}x the baseline "
             f"median and >= {METRIC_SHIFT:g} deviations past it on a scale without the quantile range; "
@@ -300,6 +335,11 @@ def _metric_peaks(
     return shifted, peaks, unsupported
 
 
+def entry_names(entry: str | None) -> list[str]:
+    """The services `_requests` counted at (`frontend`; with traces, the root spans' busiest: `a, b, c and more`)."""
+    return [] if entry is None else entry.removesuffix(" and more").split(", ")
+
+
 def _held_at_least(table: pa.Table, times: float) -> np.ndarray:
     """Per series of a `metric_shift_sql` table, whether its window holds two values or more, each at least `times`
     its (positive) baseline median: one value is a peak, not a level held."""
@@ -308,10 +348,33 @@ def _held_at_least(table: pa.Table, times: float) -> np.ndarray:
         return (before > 0) & (now >= times * before) & (arrays.floats(table["window_points"]) >= 2)
 
 
-def _pre_start_levels(store: Any, window: Span, metrics: list[str]) -> dict[tuple[str, str], float]:
-    """Each watched series' maximum in the `PRE_START` before the window starts."""
+def _read_success_sql(store: Any, series: dict[str, list[str]]) -> str:
+    """The metrics view with each success rate read as an error rate (`metric_shift_sql`'s `source`): its failed
+    share, named `FAILED_OF` + its name, 1 - its value (a series that goes above 1 is a percentage: divided by 100
+    first), a 0 kept only where the requests show all failing (`READING_SPAN`: else it is a minute with no requests,
+    not one in which all failed)."""
+    names = sql_in(series["success"])
+    traced = ("(SELECT count(*) FROM spans AS s WHERE lower(s.service) = lower(m.service) AND s.start_ts <= m.ts "
+              f"AND s.start_ts > m.ts - INTERVAL {int(READING_SPAN.total_seconds())} SECOND{{}})")
+    rated = "FALSE"
+    if series["request_rate"]:
+        rated = (f"EXISTS (SELECT 1 FROM metrics AS r WHERE r.service = m.service AND r.ts = m.ts "
+                 f"AND r.metric IN {sql_in(series['request_rate'])} AND r.value > 0)")
+    failing = rated
+    if store.has("spans"):
+        requests, failed = traced.format(""), traced.format(" AND s.is_error")
+        failing = f"CASE WHEN {requests} > 0 THEN 2 * {failed} >= {requests} ELSE {rated} END"
+    return f"""(SELECT ts, service, metric, value FROM metrics WHERE metric NOT IN {names}
+UNION ALL
+SELECT ts, service, {sql_str(FAILED_OF)} || metric AS metric,
+       1 - value / CASE WHEN max(value) OVER (PARTITION BY service, metric) > 1 THEN 100 ELSE 1 END AS value
+FROM metrics AS m WHERE metric IN {names} AND isfinite(value) AND (value > 0 OR {failing})) AS metrics"""
+
+
+def _pre_start_levels(store: Any, window: Span, metrics: list[str], source: str) -> dict[tuple[str, str], float]:
+    """Each watched series' maximum in the `PRE_START` before the window starts (`source`: as `_read_success_sql`)."""
     before = (window[0] - PRE_START, window[0])
-    sql = (f"SELECT service, metric, max(value) AS level FROM metrics WHERE {in_span('ts', before)} "
+    sql = (f"SELECT service, metric, max(value) AS level FROM {source} WHERE {in_span('ts', before)} "
            f"AND metric IN {sql_in(metrics)} AND isfinite(value) GROUP BY service, metric")
     return {(str(r["service"]), str(r["metric"])): float(r["level"]) for r in store.fetch(sql).to_pylist()}
 

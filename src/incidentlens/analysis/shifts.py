@@ -121,12 +121,13 @@ def robust_scale_rule(noise_floor: float = NOISE_FLOOR) -> str:
 
 
 def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *, metrics: list[str] | None = None,
-                     noise_floor: float = NOISE_FLOOR) -> str:
+                     noise_floor: float = NOISE_FLOOR, source: str = "metrics") -> str:
     """The BARO-style before/after query over the metrics view, for every series (or one service's, or the named
     metrics'): per series the baseline median, the window's median, extreme (z, value, time) each way, and onsets.
     z = (value - baseline median) / `robust_scale_rule(noise_floor)`; `least_z_iqr` is the window's least z on a
     scale without the quantile range (which an earlier fault in the baseline widens), `window_min` its least value,
-    `window_points` how many it has."""
+    `window_points` how many it has. `source`: the metrics view, or a query of the same columns standing in for it
+    (`impact`'s success rates read as failed shares)."""
     only = f" AND service = {sql_str(service)}" if service else ""
     only += f" AND metric IN {sql_in(metrics)}" if metrics else ""
     t = SHIFT_THRESHOLD
@@ -136,12 +137,12 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
            quantile_cont(value, 0.75) - quantile_cont(value, 0.25) AS base_iqr,
            quantile_cont(value, {1 - RANGE_TAIL}) - quantile_cont(value, {RANGE_TAIL}) AS base_range,
            count(*) AS base_points
-    FROM metrics
+    FROM {source}
     WHERE ts >= {sql_ts(baseline[0])} AND ts < {sql_ts(baseline[1])} AND isfinite(value){only}
     GROUP BY service, metric
 ), points AS (
     SELECT service, metric, ts, avg(value) AS value
-    FROM metrics
+    FROM {source}
     WHERE ts >= {sql_ts(onset_search_start(window, baseline))} AND ts <= {w1} AND isfinite(value){only}
     GROUP BY service, metric, ts
 ), scored AS (
