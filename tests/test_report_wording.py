@@ -414,3 +414,48 @@ def test_a_service_moving_after_the_first_is_propagation_whatever_its_detail_say
     phases = {e.event.partition(" (")[0]: e.phase for e in build_postmortem(analysis).timeline}
     assert phases["payments moves"] == phases["api-gateway moves"] == "propagation"
     assert phases["first anomalous point: db-proxy/pool_in_use"] == "onset"
+
+
+def test_no_alert_is_proposed_on_a_resource_used_near_idle():
+    # TrainTicket 09:21: "An alert on ts-admin-route-service/CpuUsage(m) (baseline 4.31 m, peak 13.4 m)", 2.7% of
+    # its 500-millicore limit (its CpuUsageRate(%) from 0.861% to 2.67%), first moved before the symptom
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["detector"] = "known onset"
+    analysis["detection"]["series"][:0] = [
+        {"series": f"db-proxy/{metric}", "direction": "up", "baseline": before, "peak": peak, "shift": 9.0,
+         "onset": "2024-05-01T10:11:00Z"}
+        for metric, before, peak in (("CpuUsage(m)", 4.31, 13.4), ("CpuUsageRate(%)", 0.861, 2.67))]
+    first = build_postmortem(analysis).detection.sooner[0]
+    assert first.startswith("An alert on db-proxy/pool_in_use (baseline 22, peak 100) would have fired")
+
+
+def test_an_alert_is_proposed_on_a_resource_that_rose_to_a_tenth_of_its_limit_or_more():
+    # OnlineBoutique 13:45: emailservice/CpuUsageRate(%) from 0.51% to 86.1% moved first: that is its work
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["detector"] = "known onset"
+    analysis["detection"]["series"][:0] = [
+        {"series": f"db-proxy/{metric}", "direction": "up", "baseline": before, "peak": peak, "shift": 9.0,
+         "onset": "2024-05-01T10:11:00Z"}
+        for metric, before, peak in (("CpuUsage(m)", 0.1, 17.2), ("CpuUsageRate(%)", 0.51, 86.1))]
+    first = build_postmortem(analysis).detection.sooner[0]
+    assert first.startswith("An alert on db-proxy/CpuUsage(m) (baseline 0.1 m, peak 17.2 m) would have fired")
+
+
+def test_a_service_named_in_two_cases_is_written_once_in_lower_case():
+    # OnlineBoutique 12:10: the front-end metric file names it `Frontend`, the spans `frontend`; the review said
+    # "currencyservice and frontend moved first, then Frontend"; the gRPC method hipstershop.Frontend/Recv. stays
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"]["services_affected"] = ["DB-Proxy", "db-proxy", "payments"]
+    analysis["hypotheses"][0]["mechanism"] += "; in the traces, 'hipstershop.DB-Proxy/Recv.' calls fewer"
+    analysis["detection"]["series"][0]["series"] = "DB-Proxy/pool_in_use"
+    pm = build_postmortem(analysis)
+    assert pm.impact is not None and pm.impact.services_affected == ["db-proxy", "payments"]
+    assert pm.detection.series[0].series == "db-proxy/pool_in_use"
+    text = render_markdown(pm)
+    assert "DB-Proxy/" not in text.replace("hipstershop.DB-Proxy/Recv.", "")
+    assert "hipstershop.DB-Proxy/Recv." in text
+    # OnlineBoutique 12:27: only the requests were counted at `frontend`, and the error rate was `Frontend`'s
+    analysis["impact"].update(services_affected=["DB-Proxy"], entry_service="db-proxy")
+    assert build_postmortem(analysis).impact.services_affected == ["db-proxy"]
+    analysis["evidence"][0]["query"] = "SELECT * FROM metrics WHERE service = 'DB-Proxy'"
+    assert build_postmortem(analysis).evidence[0].query.endswith("'DB-Proxy'")  # a query runs as written

@@ -255,10 +255,16 @@ def _metric_cues(service: str, shifts: list[MetricShift]) -> list[tuple[MetricSh
 
 def full_scale(shift: MetricShift) -> float | None:
     """100 for a percentage, 1 for a ratio (100 if its values run past 1.5), None for an amount with no limit."""
-    if re.search(PERCENT_NAME, shift.metric):
+    return limit_scale(shift.metric, shift.baseline, shift.peak)
+
+
+def limit_scale(metric: str, *values: float) -> float | None:
+    """A metric's full scale as a share of a limit, from its name and `values`: 100 for a percentage, 1 for a ratio
+    (100 if its values run past 1.5), None for an amount with no limit."""
+    if re.search(PERCENT_NAME, metric):
         return 100.0
-    if re.search(RATIO_NAME, shift.metric):
-        return 1.0 if max(abs(shift.baseline), abs(shift.peak)) <= 1.5 else 100.0
+    if re.search(RATIO_NAME, metric):
+        return 1.0 if max(abs(v) for v in values) <= 1.5 else 100.0
     return None
 
 

@@ -19,13 +19,14 @@ from pydantic import ValidationError
 
 from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW
 from incidentlens.analysis.impact import ERROR_RATIO, LATENCY
-from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN
+from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_scale
 from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.rootcause import GLOBAL
 from incidentlens.analysis.verdict import STANDS_OUT
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
 from incidentlens.report.grounding import Facts, check_grounding
+from incidentlens.report.names import one_name_per_service
 from incidentlens.report.playbooks import (
     CALL_MEASURES,
     REVERT_NONE_SEEN,
@@ -75,6 +76,12 @@ from incidentlens.report.severity import (
 )
 
 CONFIRMED_CONFIDENCE = 0.5
+#: a resource (CPU, memory) used under this share of its limit is near idle, and an alert on it is noise: it would
+#: fire on ordinary work with nine tenths of the resource to spare (TrainTicket's pods run 4 to 13 millicores of a
+#: 500-millicore limit when a fault moves them: 1% to 3%), where a capacity alert watches for the limit coming near
+IDLE_SHARE = 0.1
+#: the resources whose use is a share of a limit: its name's word for it (`CpuUsage(m)`, `MemoryUsageRate(%)`)
+RESOURCE = re.compile(r"cpu|mem", re.IGNORECASE)
 #: the priorities, most urgent first
 PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 #: the most urgent priority an action takes at each severity: the catalogue's are for an incident that hurts users
@@ -124,7 +131,7 @@ def build_postmortem(analysis: Any, narrative: Mapping[str, str] | None = None,
     number or time the evidence does not hold is written by template instead and lists the reasons. A malformed
     analysis raises InputError naming `source` and the field.
     """
-    data = _as_dict(analysis)
+    data = one_name_per_service(_as_dict(analysis))
     author = GeneratedBy.model_validate(generated_by or {})
     try:
         if not data.get("detected"):
@@ -688,13 +695,15 @@ class _Builder:
 
     def _first_series_alert(self, after: Callable[[dt.datetime], str]) -> list[str]:
         """An alert on the series that moved first, fired at its onset (`after` words its lag, if any): one of a
-        service's own, never a host's (`NodeCpuUsageRate(%)`: the machine it ran on, not its work); of those moving
+        service's own, never a host's (`NodeCpuUsageRate(%)`: the machine it ran on, not its work), nor a resource
+        used near idle (`_near_idle`); of those moving
         at once, a latency or error rate that rose (a symptom, what its users feel), then the one that moved most."""
         # no alert on what no call bore out, nor on a percentile no traced call could check: the impact's latency
         # percentiles, and every shift the analysis marked
         unsupported = {c.series for c in self.measured.not_borne_out} | _trace_caveats(self.data).keys()
         own = [s for s in self.detection_series
-               if s.onset and s.series not in unsupported and not _is_host_series(s.series)]
+               if s.onset and s.series not in unsupported and not _is_host_series(s.series)
+               and not _near_idle(s, self.detection_series)]
         if not own:
             return []
         first = min(own, key=lambda s: (s.onset, not (s.direction == "up" and _is_symptom(s.series)),
@@ -1120,6 +1129,29 @@ def _is_host_series(series: str) -> bool:
     return bool(re.search(HOST_METRIC, series.rsplit("/", 1)[-1]))
 
 
+def _near_idle(series: DetectionSeries, moved: list[DetectionSeries]) -> bool:
+    """Whether `series` is a resource's use (`RESOURCE`) that stayed under `IDLE_SHARE` of its limit, before and at
+    its peak: read from the series itself where it is a share of its limit (a percentage, a ratio), else from the
+    same service's share of the same resource that moved with it (`CpuUsageRate(%)` for `CpuUsage(m)`). An amount
+    with no share beside it cannot be judged, and is kept."""
+    service, _, metric = series.series.rpartition("/")
+    resource = RESOURCE.search(metric)
+    if resource is None:
+        return False
+    shares = [s for s in [series, *moved] if s.series.rpartition("/")[0] == service and not _is_host_series(s.series)
+              and resource[0].lower() in s.series.rpartition("/")[2].lower() and _limit_scale(s) is not None]
+    if not shares:
+        return False
+    share = shares[0]
+    level = max(abs(share.baseline or 0.0), abs(share.peak or 0.0))
+    return level < IDLE_SHARE * (_limit_scale(share) or 0.0)
+
+
+def _limit_scale(series: DetectionSeries) -> float | None:
+    """The full scale of a share of a limit (`mechanism.limit_scale`); None for an amount."""
+    return limit_scale(series.series.rpartition("/")[2], series.baseline or 0.0, series.peak or 0.0)
+
+
 def _is_symptom(series: str) -> bool:
     """Whether a `service/metric` series is a latency or an error rate: what the service's users feel."""
     metric = series.rsplit("/", 1)[-1]
@@ -1142,7 +1174,7 @@ def _named_services(services: list[str]) -> list[str]:
     """The affected services a reader can act on: `global` (the placeholder service of wide metrics) only when no
     real service is named."""
     named = [s for s in services if s != GLOBAL]
-    return named or list(services)
+    return list(dict.fromkeys(named or services))
 
 
 def _moved_in_order(services: list[ServiceShowing]) -> str:

@@ -88,7 +88,8 @@ def series_value(series: str, value: float | None) -> str:
 
 
 def listed(names: Sequence[str], word: str = "and") -> str:
-    """`a`, `a and b`, `a, b and c` (or another `word`: `a, b or c`)."""
+    """`a`, `a and b`, `a, b and c` (or another `word`: `a, b or c`); a name given twice is said once."""
+    names = list(dict.fromkeys(names))
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
 
 
