@@ -473,6 +473,34 @@ def test_a_negative_span_duration_is_kept_as_null_and_counted(tmp_path: Path) ->
                                   "start), their duration kept as NULL"]
 
 
+
+def test_a_span_longer_than_a_day_and_the_whole_file_or_not_finite_keeps_no_duration_and_is_counted(
+        tmp_path: Path) -> None:
+    # 1e300 ms, NaN, and 25 h in a file whose spans start within 2 h would enter the latencies as they are
+    path = write_csv(tmp_path / "spans.csv", "trace_id,span_id,start_time,duration_ms", [
+        f"t,a,{iso(T0)},12", f"t,b,{iso(T0)},1e300", f"t,c,{iso(T0)},nan", f"t,d,{iso(T0)},90000000",
+        f"t,e,{iso(T0 + timedelta(hours=2))},3600000"])
+    store = load_telemetry(traces=path)
+    assert rows(store, "SELECT span_id, duration_ms FROM spans ORDER BY span_id") == [
+        {"span_id": "a", "duration_ms": 12.0}, {"span_id": "b", "duration_ms": None},
+        {"span_id": "c", "duration_ms": None}, {"span_id": "d", "duration_ms": None},
+        {"span_id": "e", "duration_ms": 3_600_000.0}]  # an hour-long span is rare, not impossible
+    assert store.warnings == [f"{path}: column 'duration_ms': 3 rows with a duration not finite or past 24 h (longer "
+                              "than a day and the spans' whole time range), their duration kept as NULL"]
+
+
+def test_a_span_file_covering_days_keeps_a_span_as_long_as_its_range(tmp_path: Path) -> None:
+    # a batch job's span may last days when the file covers them: the bar is the file's range, not a fixed day
+    path = write_csv(tmp_path / "spans.csv", "trace_id,span_id,start_time,end_time", [
+        f"t,a,{iso(T0)},{iso(T0 + timedelta(days=3))}", f"t,b,{iso(T0 + timedelta(days=3))},"
+        f"{iso(T0 + timedelta(days=3, seconds=1))}", f"t,c,{iso(T0)},{iso(T0 + timedelta(days=4))}"])
+    store = load_telemetry(traces=path)
+    assert rows(store, "SELECT span_id, duration_ms FROM spans ORDER BY span_id") == [
+        {"span_id": "a", "duration_ms": 3 * 86_400_000.0}, {"span_id": "b", "duration_ms": 1000.0},
+        {"span_id": "c", "duration_ms": None}]
+    assert store.warnings == [f"{path}: column 'end_time': 1 rows with a duration not finite or past 72 h (longer "
+                              "than a day and the spans' whole time range), their duration kept as NULL"]
+
 def test_events_view(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "events.csv", "timestamp,service,type,description,version",
                      [f"{iso(T0)},checkout,deploy,deploy v2.3.1,2.3.1"])

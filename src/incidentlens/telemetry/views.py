@@ -64,6 +64,9 @@ NUMERIC_SHARE = 0.5
 # Metric values beyond this magnitude are treated like NaN and Infinity: their square (any variance) overflows a
 # double, so no statistic can use them; no real gauge or counter comes near it.
 MAX_METRIC_MAGNITUDE = 1e150
+# No request lasts a day: a span's duration past both this and the spans' whole time range (first start to last) is
+# a bad value (1e300, a unit misread), counted and kept as NULL like a negative one.
+LONGEST_SPAN_MS = 86_400_000.0
 _SAMPLE = "_incidentlens_sample"
 _LAYER, _LAYER_TIME = "_incidentlens_layer", "_incidentlens_ts"
 
@@ -595,7 +598,7 @@ def _duration_sql(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[st
         if duration in c.columns.numeric:
             c.checks[duration] = _not_a_number(duration, "DOUBLE")
         per_ms = {"ns": 1e6, "us": 1e3, "ms": 1.0, "s": 1e-3}[duration_unit(duration)]
-        return _not_negative(c, duration, f"{c.columns.number_sql(duration, 'DOUBLE')} / {per_ms}")
+        return _plausible(con, c, duration, f"{c.columns.number_sql(duration, 'DOUBLE')} / {per_ms}")
     end = find_column(names, "end", mapping, exclude=c.used)
     if end is not None and c.time_format is not None:
         fmt, _ = detect_format(con, _SAMPLE, quote(end), c.columns.types[end])
@@ -603,14 +606,32 @@ def _duration_sql(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[st
             ended = to_utc_sql(quote(end), fmt)
             c.bad_durations.append((end, f"nullif(trim(CAST({quote(end)} AS VARCHAR)), '') IS NOT NULL "
                                          f"AND ({ended}) IS NULL", "whose time does not parse"))
-            return _not_negative(c, end, f"epoch_us({ended} - {c.time_sql}) / 1000.0")
+            return _plausible(con, c, end, f"epoch_us({ended} - {c.time_sql}) / 1000.0")
     return "CAST(NULL AS DOUBLE)"
 
 
-def _not_negative(c: Canonical, column: str, duration_sql: str) -> str:
-    """A span's duration, NULL where it is negative (an end before the start, a clock stepped back), counted."""
+def _plausible(con: duckdb.DuckDBPyConnection, c: Canonical, column: str, duration_sql: str) -> str:
+    """A span's duration, NULL where it is negative (an end before the start, a clock stepped back), not finite,
+    or longer than a day and the spans' whole time range (`LONGEST_SPAN_MS`); each kind counted."""
+    longest = max(_start_range_ms(con, c), LONGEST_SPAN_MS)
     c.bad_durations.append((column, f"({duration_sql}) < 0", "with a negative duration (an end before the start)"))
-    return f"CASE WHEN ({duration_sql}) >= 0 THEN {duration_sql} END"
+    # NOT (d <= longest): DuckDB orders NaN above every number, so NaN and Infinity are counted here too
+    c.bad_durations.append((column, f"NOT (({duration_sql}) <= {longest!r})",
+                            f"with a duration not finite or past {longest / 3_600_000:g} h (longer than a day and "
+                            "the spans' whole time range)"))
+    return f"CASE WHEN ({duration_sql}) BETWEEN 0 AND {longest!r} THEN {duration_sql} END"
+
+
+def _start_range_ms(con: duckdb.DuckDBPyConnection, c: Canonical) -> float:
+    """Milliseconds from the source's first span start to its last (times outside the years held are left to
+    `_validate`, which names them)."""
+    inside = f"NOT ({_outside_sql('t')})"
+    try:
+        first, last = con.execute(f"SELECT min(t) FILTER ({inside}), max(t) FILTER ({inside}) "
+                                  f"FROM (SELECT {c.time_sql} AS t FROM {c.source.from_sql})").fetchone()
+    except duckdb.Error as err:
+        raise _read_failure(c.source, err) from None
+    return (last - first).total_seconds() * 1000.0 if first is not None else 0.0
 
 
 def _is_error_sql(column: str) -> str:
