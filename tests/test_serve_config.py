@@ -114,3 +114,10 @@ def test_a_missing_notification_url_variable_is_named(monkeypatch: pytest.Monkey
     settings = build_settings(None, {"metrics": ["m.csv"], "notifications": [{"url_env": "NOT_SET_ANYWHERE"}]})
     with pytest.raises(InputError, match="environment variable NOT_SET_ANYWHERE is not set"):
         settings.notifications[0].resolved_url()
+
+
+def test_the_server_refuses_an_llm_url_no_investigation_could_reach() -> None:
+    # refused at start, not at every alert; a well-formed URL is not probed (the model server may start later)
+    with pytest.raises(InputError, match=r"--llm-url localhost:11434/v1: expected an http:// or https:// URL"):
+        check_serve_settings(build_settings(None, {"metrics": ["m.csv"], "llm_url": "localhost:11434/v1"}))
+    check_serve_settings(build_settings(None, {"metrics": ["m.csv"], "llm_url": "http://127.0.0.1:9/v1"}))

@@ -3,13 +3,16 @@ report or trace ever shows it."""
 
 from __future__ import annotations
 
+import re
+import socket
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from cli_process import assert_one_line_error, run_cli
 from fake_openai import FakeOpenAI, replay_planner
-from incidentlens.agents.brains import BrainChoice
+from incidentlens.agents.brains import BrainChoice, check_endpoint
 from incidentlens.cli import app
 from incidentlens.errors import InputError
 from incidentlens.telemetry.prometheus import PrometheusClient
@@ -50,3 +53,38 @@ def test_investigate_over_an_llm_url_with_a_key_prints_and_writes_none_of_it(sce
     assert "api_key=***" in result.output and KEY not in result.output
     for path in tmp_path.iterdir():
         assert KEY not in path.read_text(), path.name
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_llm_url_fails_before_any_analysis_and_shows_no_key(scenario_dir, tmp_path: Path) -> None:
+    tutorial = scenario_dir("seed-tutorial")
+    url = f"http://me:{KEY}@127.0.0.1:{closed_port()}/v1?api_key={KEY}"
+    result = run_cli("investigate", "--metrics", str(tutorial / "metrics.csv"), "--llm-url", url,
+                     "--out", str(tmp_path))
+    line = assert_one_line_error(result, "--llm-url http://127.0.0.1:", "/v1?api_key=***: unreachable",
+                                 "Connection refused", "use --llm offline")
+    assert KEY not in result.stdout + result.stderr, line
+    assert list(tmp_path.iterdir()) == []  # no review written: it stopped before reading the data
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("localhost:11434/v1", "expected an http:// or https:// URL"),
+    ("http://localhost:abc/v1", "not a URL (Invalid port: 'abc')"),
+    (f"ftp://me:{KEY}@host/v1", "--llm-url ftp://host/v1: expected an http:// or https:// URL"),
+])
+def test_a_malformed_llm_url_is_refused_up_front(url: str, words: str) -> None:
+    with pytest.raises(InputError, match=re.escape(words)) as refused:
+        check_endpoint(BrainChoice("openai-compatible", "m", url), timeout_s=1.0)
+    assert KEY not in str(refused.value)
+
+
+def test_an_llm_url_that_answers_at_all_passes_the_check() -> None:
+    # a server without GET /models (the fake answers 501) is still a server: the investigation handles its replies
+    with FakeOpenAI(replay_planner) as fake:
+        check_endpoint(BrainChoice("openai-compatible", "m", fake.url), timeout_s=1.0)

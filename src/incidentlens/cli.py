@@ -696,7 +696,7 @@ def investigate_command(
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
     """Investigate with the agent team (coordinator, profiler, writer) and write the incident review."""
-    from incidentlens.agents.brains import ModelBudget, RetryPolicy, resolve_brain
+    from incidentlens.agents.brains import ModelBudget, RetryPolicy, check_endpoint, resolve_brain
     from incidentlens.analysis.anchored import check_onset
     from incidentlens.analysis.detection import parse_time, settings_for
     from incidentlens.outfiles import output_dir
@@ -706,9 +706,11 @@ def investigate_command(
     settings_for(sensitivity)
     out = output_dir(out)
     budget = ModelBudget(max_tokens=llm_max_tokens, context_tokens=llm_context)
-    if require_llm and resolve_brain(llm.value, model, llm_url).llm == "offline":
+    brain = resolve_brain(llm.value, model, llm_url)
+    if require_llm and brain.llm == "offline":
         _exit_no_model("--require-llm: no model to use (--llm offline, or auto with neither OPENAI_API_KEY nor "
                        "--llm-url)")
+    check_endpoint(brain, llm_timeout)  # before any data is read
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out)
     result = _investigate_and_report(store, out, as_json=as_json, llm=llm.value, model=model, llm_url=llm_url,

@@ -31,7 +31,7 @@ from haystack.utils import Secret
 from incidentlens.agents.budget import fit_context
 from incidentlens.agents.planner import OfflinePlanner
 from incidentlens.agents.wire import MALFORMED_ARGUMENTS
-from incidentlens.errors import InputError
+from incidentlens.errors import InputError, SourceError
 from incidentlens.urls import redact_url
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 LLM_CHOICES = ("auto", "offline", "openai", "openai-compatible")
 DEFAULT_MODEL = "gpt-4o-mini"
 DUMMY_KEY = "not-needed"
+# The up-front check of --llm-url: seconds per attempt (at most the request timeout), and attempts.
+PROBE_TIMEOUT_S = 10.0
+PROBE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,49 @@ class BrainChoice:
     def describe(self) -> str:
         if self.llm == "offline":
             return "offline (deterministic planner, no model)"
-        # a URL may carry credentials (http://user:token@host, ?api_key=...): they are never printed
-        where = f" at {redact_url(httpx.URL(self.url).copy_with(userinfo=b''))}" if self.url else ""
+        where = f" at {shown_url(self.url)}" if self.url else ""
         return f"{self.llm} ({self.model}{where})"
+
+
+def shown_url(url: str) -> str:
+    """`url` for a message: a URL may carry credentials (http://user:token@host, ?api_key=...), never printed."""
+    try:
+        return redact_url(httpx.URL(url).copy_with(userinfo=b""))
+    except httpx.InvalidURL:
+        return redact_url(url)
+
+
+def parse_llm_url(text: str) -> httpx.URL:
+    """--llm-url as a URL, refused (InputError) when it is no http(s) URL."""
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as err:
+        raise InputError(f"--llm-url {shown_url(text)}: not a URL ({err})") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InputError(f"--llm-url {shown_url(text)}: expected an http:// or https:// URL, e.g. "
+                         "http://localhost:11434/v1")
+    return url
+
+
+def check_endpoint(choice: BrainChoice, timeout_s: float, transport: httpx.BaseTransport | None = None) -> None:
+    """Fail fast on a --llm-url that is no http(s) URL (InputError) or that nothing answers (SourceError), before
+    any analysis: a GET of its `/models`, `PROBE_ATTEMPTS` tries with backoff. Any HTTP answer will do (a server
+    without that route still answers); a model that fails later is the investigation's to handle."""
+    if choice.url is None:
+        return
+    url = parse_llm_url(choice.url)
+    problem = ""
+    with httpx.Client(timeout=min(timeout_s, PROBE_TIMEOUT_S), transport=transport) as client:
+        for attempt in range(PROBE_ATTEMPTS):
+            if attempt:
+                time.sleep(0.5 * 2 ** (attempt - 1))
+            try:
+                client.get(url.join(url.path.rstrip("/") + "/models"))
+                return
+            except httpx.TransportError as err:
+                problem = f"{type(err).__name__}: {err}".replace("\n", " ")
+    raise SourceError(f"--llm-url {shown_url(choice.url)}: unreachable ({problem}) after {PROBE_ATTEMPTS} attempts; "
+                      "start the server or use --llm offline")
 
 
 def resolve_brain(llm: str, model: str | None, llm_url: str | None, env: dict[str, str] | None = None) -> BrainChoice:

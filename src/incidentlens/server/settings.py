@@ -169,5 +169,9 @@ def check_serve_settings(settings: ServeSettings) -> None:
     if not settings.sources.given():
         raise InputError("serve: no telemetry given: pass --metrics/--logs/--traces files, --prometheus URL or "
                          "--logs clickhouse://... (or [sources] in --config)")
+    if settings.llm_url:
+        from incidentlens.agents.brains import parse_llm_url  # Haystack: imported when the server runs anyway
+
+        parse_llm_url(settings.llm_url)  # a URL no investigation could reach: refused now, not at every alert
     if settings.token is None and settings.host not in LOOPBACK:
         raise InputError(f"serve: --host {settings.host} without a token: pass --token or set {TOKEN_ENV}")
