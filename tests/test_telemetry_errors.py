@@ -209,3 +209,24 @@ def test_an_unterminated_quote_is_an_error_not_a_lost_file(tmp_path: Path) -> No
     rows[100] = '2024-05-01T10:01:40Z,api,"cut short'  # swallows every later line into one quoted value
     path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + "\n")
     assert load_error(logs=path).startswith(f"{path}: cannot read as CSV: line 102: Value with unterminated quote")
+
+
+@pytest.mark.parametrize(("kind", "header", "row", "name", "columns"), [
+    ("metrics", "ts,service,p95_ms,p95_ms", "2024-05-01,api,1,2", "p95_ms", "3 and 4"),  # two series, one name
+    ("logs", "ts,service,message,level,Message", "2024-05-01,api,hello,INFO,x", "Message", "3 and 5"),
+    ("metrics", "time,time,rps", "2024-05-01,2024-05-02,1", "time", "1 and 2"),
+])
+def test_a_column_read_for_a_role_given_twice_in_the_header_is_refused(
+        tmp_path: Path, kind: str, header: str, row: str, name: str, columns: str) -> None:
+    # which of the two is meant cannot be told: the reader named the second `<name>_1` silently
+    path = write(tmp_path / f"{kind}.csv", f"{header}\n{row}\n")
+    assert load_error(**{kind: path}) == (f"{path}: column {name!r} appears twice in the header (columns {columns}), "
+                                          "and IncidentLens reads it: rename one")
+
+
+def test_a_column_given_twice_that_no_role_reads_is_kept_with_a_warning(tmp_path: Path) -> None:
+    path = write(tmp_path / "logs.csv", "ts,service,message,pod,pod\n2024-05-01,api,hello,a,b\n")
+    store = load_telemetry(logs=path)
+    assert store.fetch("SELECT pod, pod_1 FROM logs").to_pylist() == [{"pod": "a", "pod_1": "b"}]
+    assert store.warnings == [f"{path}: column 'pod' appears twice in the header (columns 4 and 5): the second is "
+                              "kept as 'pod_1'"]

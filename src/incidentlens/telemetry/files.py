@@ -89,6 +89,8 @@ class Source:
     number_columns: frozenset[str] = frozenset()  # CSV: those of them read as DOUBLE instead (metric values)
     delimiter: str = ","
     skip_malformed: bool = False  # CSV: skip (counted) malformed lines instead of failing
+    # CSV: a header name given twice, (the name its repeat is read as, the name, both 1-based columns)
+    repeated: tuple[tuple[str, str, int, int], ...] = ()
 
     @property
     def format_name(self) -> str:
@@ -322,8 +324,8 @@ def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
     if source.table is not None:
         return source
     if source.fmt == "csv":
-        delimiter, names = csv_header(_first_line(source.files[0]))
-        return replace(source, delimiter=delimiter, text_columns=names)
+        delimiter, names, repeated = csv_header(_first_line(source.files[0]))
+        return replace(source, delimiter=delimiter, text_columns=names, repeated=repeated)
     if source.fmt in ("json", "jsonl"):
         # DuckDB finds JSON fields in the first 20,480 records; a field first seen later would be left out, so
         # inputs small enough to scan in about a second are scanned whole.
@@ -378,19 +380,24 @@ def locate_first(
     return source.label, 0, None
 
 
-def csv_header(line: str) -> tuple[str, tuple[str, ...]]:
-    """(delimiter, column names) of a CSV header line; blank names become `column<i>`, repeats get `_<n>`."""
+def csv_header(line: str) -> tuple[str, tuple[str, ...], tuple[tuple[str, str, int, int], ...]]:
+    """(delimiter, column names, repeats) of a CSV header line; blank names become `column<i>`, a name given again
+    (in any case) gets `_<n>`, and is a repeat: (that name, the name, the first's column, its column), 1-based."""
     delimiter = max(_DELIMITERS, key=line.count)
     fields = next(csv.reader([line.lstrip("\ufeff")], delimiter=delimiter), [])
     names: list[str] = []
-    for i, name in enumerate(fields):
-        name = name.strip() or f"column{i}"
+    repeated = []
+    for i, field in enumerate(fields):
+        name = field.strip() or f"column{i}"
+        lowered = [known.lower() for known in names]
+        if name.lower() in lowered:
+            repeated.append((name, lowered.index(name.lower()) + 1, i + 1))
         base, n = name, 0
-        while name.lower() in (known.lower() for known in names):
+        while name.lower() in lowered:
             n += 1
             name = f"{base}_{n}"
         names.append(name)
-    return delimiter, tuple(names)
+    return delimiter, tuple(names), tuple((names[i - 1], name, first, i) for name, first, i in repeated)
 
 
 def _file_list(paths: Sequence[Path]) -> str:

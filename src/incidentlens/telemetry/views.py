@@ -302,11 +302,24 @@ def _build(
     canonical = Canonical(source, columns)
     {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events}[view](con, canonical, mapping)
     canonical.add_rest()
+    _check_repeats(canonical, warnings)
     missing = _validate(con, canonical, warnings)
     con.execute(f"DROP TABLE IF EXISTS {_SAMPLE}")
     # A plain-text log keeps its entries without a time (an unknown line format): templates still read them.
     keep = missing == 0 or source.fmt == "text"
     return Built(canonical.select_sql(keep_missing_times=keep), tuple(columns.types))
+
+
+def _check_repeats(c: Canonical, warnings: list[str]) -> None:
+    """A CSV header giving a name twice: an InputError when either column is read for a role (time, service, a
+    metric, ...: which one is meant cannot be told), else a warning saying the name the repeat is kept as."""
+    # names are compared in lower case, as DuckDB does (the first `Message` and a repeated `message`)
+    read = " ".join([*c.exprs.values(), *(expr for layer in c.layers for expr in layer.values())]).lower()
+    for kept_as, name, first, column in c.source.repeated:
+        where = f"{c.source.label}: column {name!r} appears twice in the header (columns {first} and {column})"
+        if quote(kept_as).lower() in read or quote(name).lower() in read:
+            raise InputError(f"{where}, and IncidentLens reads it: rename one")
+        warnings.append(f"{where}: the second is kept as {kept_as!r}")
 
 
 def _sample(con: duckdb.DuckDBPyConnection, source: Source) -> int:
