@@ -230,3 +230,25 @@ def test_a_column_given_twice_that_no_role_reads_is_kept_with_a_warning(tmp_path
     assert store.fetch("SELECT pod, pod_1 FROM logs").to_pylist() == [{"pod": "a", "pod_1": "b"}]
     assert store.warnings == [f"{path}: column 'pod' appears twice in the header (columns 4 and 5): the second is "
                               "kept as 'pod_1'"]
+
+
+def test_metrics_whose_numbers_have_decimal_commas_say_so(tmp_path: Path) -> None:
+    # a spreadsheet export in a decimal-comma locale: ';' between fields, ',' before the decimals
+    path = write(tmp_path / "metrics.csv", "time;service;latency_ms\n2024-05-01T10:00:00Z;api;12,5\n"
+                                           "2024-05-01T10:01:00Z;api;1.013,25\n")
+    assert load_error(metrics=path).endswith("; column 'latency_ms' is no number (written with a decimal comma, e.g. "
+                                             "'1.013,25': write a decimal point)")
+
+
+def test_a_column_with_decimal_commas_beside_numbers_is_named_in_a_warning(tmp_path: Path) -> None:
+    mostly = write(tmp_path / "mostly.csv", "time;service;latency_ms;rps\n2024-05-01T10:00:00Z;api;12,5;3\n"
+                                            "2024-05-01T10:01:00Z;api;13,5;4\n2024-05-01T10:02:00Z;api;14;5\n")
+    store = load_telemetry(metrics=mostly)  # kept as text, so no latency series: said, not silently dropped
+    assert store.fetch("SELECT DISTINCT metric FROM metrics").to_pylist() == [{"metric": "rps"}]
+    assert store.warnings == [f"{mostly}: column 'latency_ms': read as text, not as numbers (written with a decimal "
+                              "comma, e.g. '12,5': write a decimal point)"]
+    few = write(tmp_path / "few.csv", "time;service;latency_ms\n2024-05-01T10:00:00Z;api;12,5\n"
+                                      "2024-05-01T10:01:00Z;api;13\n2024-05-01T10:02:00Z;api;14\n")
+    assert load_telemetry(metrics=few).warnings == [
+        f"{few}: column 'latency_ms': 1 rows not numeric (written with a decimal comma, e.g. '12,5': write a decimal "
+        "point), kept as NULL"]

@@ -92,6 +92,13 @@ class Columns:
 
     types: dict[str, str]
     numeric: dict[str, str] = field(default_factory=dict)  # text columns holding numbers -> BIGINT or DOUBLE
+    # text columns with numbers written with a decimal comma (`12,5`) -> one of them; not read as numbers
+    decimal_comma: dict[str, str] = field(default_factory=dict)
+
+    def comma_hint(self, column: str) -> str:
+        """Words for a message about `column` when some of its values have a decimal comma, else empty."""
+        example = self.decimal_comma.get(column)
+        return f" (written with a decimal comma, e.g. {example!r}: write a decimal point)" if example else ""
 
     def is_number(self, column: str) -> bool:
         return is_numeric_type(self.types[column]) or column in self.numeric
@@ -303,6 +310,8 @@ def _build(
     {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events}[view](con, canonical, mapping)
     canonical.add_rest()
     _check_repeats(canonical, warnings)
+    warnings.extend(f"{source.label}: column {name!r}: read as text, not as numbers{columns.comma_hint(name)}"
+                    for name in columns.decimal_comma if not columns.is_number(name))
     missing = _validate(con, canonical, warnings)
     con.execute(f"DROP TABLE IF EXISTS {_SAMPLE}")
     # A plain-text log keeps its entries without a time (an unknown line format): templates still read them.
@@ -351,15 +360,23 @@ def _profile(con: duckdb.DuckDBPyConnection, source: Source) -> Columns:
         return columns
     aggregates = ", ".join(
         f"count(nullif(trim({quote(c)}), '')), count({try_cast_text(quote(c), 'DOUBLE')}), "
-        f"count(*) FILTER ({_is_integer_text(c)})"
+        f"count(*) FILTER ({_is_integer_text(c)}), count(*) FILTER ({_decimal_comma(c)}), "
+        f"min(trim({quote(c)})) FILTER ({_decimal_comma(c)})"
         for c in text
     )
     counts = con.execute(f"SELECT {aggregates} FROM {_SAMPLE}").fetchone()
     for i, column in enumerate(text):
-        nonempty, doubles, bigints = counts[3 * i: 3 * i + 3]
+        nonempty, doubles, bigints, commas, example = counts[5 * i: 5 * i + 5]
         if nonempty and doubles > NUMERIC_SHARE * nonempty:
             columns.numeric[column] = "BIGINT" if bigints == doubles else "DOUBLE"
+        if commas and doubles + commas > NUMERIC_SHARE * nonempty:
+            columns.decimal_comma[column] = example
     return columns
+
+
+def _decimal_comma(column: str) -> str:
+    """The condition of a value that is a number with a decimal comma (`12,5`, `-0,25`; `1.234,5`)."""
+    return f"regexp_full_match(trim({quote(column)}), '[-+]?([0-9]{{1,3}}(\\.[0-9]{{3}})+|[0-9]*),[0-9]+')"
 
 
 def _not_a_number(column: str, cast: str) -> str:
@@ -429,9 +446,10 @@ def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, st
     service_like = set(candidate_columns(names, "service", mapping))
     wide = [n for n in names if c.columns.is_number(n) and n not in time_like | service_like | c.used]
     if not wide:
+        commas = "".join(f"; column {n!r} is no number{c.columns.comma_hint(n)}" for n in c.columns.decimal_comma)
         raise InputError(
             f"{c.source.label}: no metric columns: expected numeric columns (wide form) or metric and value "
-            "columns (long form); use --map metric=COLUMN --map value=COLUMN"
+            f"columns (long form); use --map metric=COLUMN --map value=COLUMN{commas}"
         )
     c.exprs["metric"] = "[" + ", ".join(literal(n) for n in wide) + "]"
     c.exprs["value"] = "[" + ", ".join(_finite_value(c, n) for n in wide) + "]"
@@ -678,7 +696,8 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     other_unit = other_unit_sql(column, c.time_format) or "false"
     # each kept-but-bad value: its condition, its column, and the warning's words after the count
     not_finite = f"values not finite (NaN, Infinity or beyond +-{MAX_METRIC_MAGNITUDE:g}), left out"
-    counted = [(condition, name, "rows not numeric, kept as NULL") for name, condition in c.checks.items()]
+    counted = [(condition, name, f"rows not numeric{c.columns.comma_hint(name)}, kept as NULL")
+               for name, condition in c.checks.items()]
     counted += [(condition, name, not_finite) for name, condition in c.nonfinite.items()]
     counted += [(condition, name, f"rows {rows}, their duration kept as NULL")
                 for name, condition, rows in c.bad_durations]
