@@ -192,16 +192,19 @@ def test_what_a_series_already_did_three_times_is_not_news():
     assert [s.peak for s in without_history.spans] == [500, 1000, 1500, 2000, 3000]
 
 
-def test_one_million_points_take_well_under_a_second():
+def test_one_million_points_take_about_a_second_of_cpu():
     rng = np.random.default_rng(0)
+    detect_points(minutes(1000), rng.normal(0, 1, 1000))  # first-call costs (lazy imports) are not the series'
     y = rng.normal(0, 1, 1_000_000)
     y[600_000:600_500] += 10
     ts = START + np.arange(len(y)).astype("timedelta64[s]")
-    began = time.perf_counter()
+    # The process's CPU time, not the wall clock: other processes on a busy box (load 6 on 2 cores: 2.4 s of wall)
+    # take the wall, not this. About 0.5 s idle (benchmarks/bench_detect.py), 0.9-1.2 s at load 6 (shared caches).
+    began = time.process_time()
     found = detect_points(ts, y)
-    elapsed = time.perf_counter() - began
+    cpu = time.process_time() - began
     assert any(s.start <= 600_000 <= s.end for s in found.spans)
-    assert elapsed < 3.0  # about 0.5 s on an idle core (benchmarks/bench_detect.py); headroom for a busy CI box
+    assert cpu < 3.0
 
 
 def test_a_shorter_series_has_a_lower_bar_and_a_longer_one_a_higher():
