@@ -132,6 +132,21 @@ def test_a_utf8_copy_keeps_a_character_cut_by_a_chunk_boundary_and_counts_what_i
     assert (copy.replaced, copy.first_line) == (1, 2)
 
 
+def test_utf8_copies_of_files_named_alike_never_overwrite_each_other_or_a_file_in_the_folder(
+        tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "1-app.log").write_text("someone else's\n")  # numbering copies by the folder's size would take this
+    copies = []
+    for day in ("mon", "tue"):
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "app.log").write_bytes(f"{day} caf\xe9\n".encode("latin-1"))
+        copies.append(utf8_copy(tmp_path / day / "app.log", scratch))
+    assert [c.path.read_text(encoding="utf-8") for c in copies] == ["mon caf\ufffd\n", "tue caf\ufffd\n"]
+    assert all(c.path.parent == scratch and c.path.name.endswith("-app.log") for c in copies)
+    assert (scratch / "1-app.log").read_text() == "someone else's\n"
+
+
 def test_json_lines_that_are_not_objects_are_set_aside_not_the_whole_file_refused(tmp_path: Path) -> None:
     lines = [json.dumps({"ts": f"2024-05-01T10:00:{i:02d}Z", "service": "api", "msg": f"req {i}"})
              for i in range(50)]

@@ -38,7 +38,7 @@ from incidentlens.telemetry.columns import quote
 from incidentlens.telemetry.files import PathsArg, RejectedRows, Source, resolve_paths, sources_for
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, not_utf8, read_text_log, utf8_copy
-from incidentlens.telemetry.views import NO_ROWS, EmptySourceError, build_select
+from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, build_select
 
 VIEWS = ("metrics", "logs", "spans", "events")
 _TEXT_FORMATS = ("csv", "json", "jsonl")
@@ -256,16 +256,17 @@ class TelemetryStore:
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r}; views are {', '.join(VIEWS)}")
         raw = f"_{view}_raw" if _is_text(source) else None
+
+        def build(read: Source) -> list[Built]:
+            return build_select(self.con, read, view, mapping, self.warnings, raw_table=raw, rejected=self.rejected)
+
         try:
             try:
-                selects = build_select(self.con, source, view, mapping, self.warnings, raw_table=raw,
-                                       rejected=self.rejected)
+                selects = build(source)
             except (InputError, duckdb.Error) as err:
                 if not (raw and not_utf8(err)):
                     raise
-                source = replace(source, files=tuple(self._as_utf8(path) for path in source.files))
-                selects = build_select(self.con, source, view, mapping, self.warnings, raw_table=raw,
-                                       rejected=self.rejected)
+                selects = build(replace(source, files=tuple(self._as_utf8(path) for path in source.files)))
             parts = self._parts.setdefault(view, [])
             for built in selects:
                 self._source_columns.update(built.columns)

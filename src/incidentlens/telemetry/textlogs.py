@@ -21,6 +21,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -410,11 +411,13 @@ class Utf8Copy:
 def utf8_copy(path: Path, folder: Path) -> Utf8Copy:
     """`path` (gzipped or not) as plain UTF-8 text in `folder`, each byte sequence that is not UTF-8 replaced by
     U+FFFD, so a reader that refuses the file reads every line of it. Streams in 1 MiB chunks."""
-    target = folder / f"{len(list(folder.iterdir()))}-{path.name.removesuffix('.gz')}"
+    # a name of its own (mkstemp creates it, so no other copy or file in `folder` is overwritten), ending as the
+    # file's name does
+    handle, target = tempfile.mkstemp(suffix=f"-{path.name.removesuffix('.gz')}", dir=folder)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     replaced, first_line, newlines = 0, 0, 0
     opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rb") as source, open(target, "w", encoding="utf-8", newline="") as out:
+    with opener(path, "rb") as source, open(handle, "w", encoding="utf-8", newline="") as out:
         while chunk := source.read(1 << 20):
             text, bad, offset = _decode_replacing(decoder, chunk)
             if bad and not replaced:
@@ -425,7 +428,7 @@ def utf8_copy(path: Path, folder: Path) -> Utf8Copy:
         text, bad, _ = _decode_replacing(decoder, b"", final=True)
         replaced, first_line = replaced + bad, first_line or (newlines + 1 if bad else 0)
         out.write(text)
-    return Utf8Copy(target, replaced, first_line)
+    return Utf8Copy(Path(target), replaced, first_line)
 
 
 def _decode_replacing(decoder: codecs.IncrementalDecoder, chunk: bytes,
