@@ -63,6 +63,23 @@ def test_a_malformed_analysis_names_the_field():
         build_postmortem(analysis, source="analysis.json")
 
 
+@pytest.mark.parametrize(("confidence", "message"), [
+    (float("nan"), "Input should be a finite number"), (1e308, "Input should be less than or equal to 1")])
+def test_a_confidence_that_is_no_share_names_the_field(confidence: float, message: str) -> None:
+    # an edited analysis.json: the review printed 'nan%' or 'inf%' (and numpy's overflow warning on stderr)
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0]["confidence"] = confidence
+    with pytest.raises(InputError, match=rf"^analysis\.json: field 'confidence': {message}"):
+        build_postmortem(analysis, source="analysis.json")
+
+
+def test_detected_must_be_true_or_false() -> None:
+    analysis = pool_exhaustion_analysis()
+    analysis["detected"] = "no"  # a non-empty string: it was read as true, and a review written
+    with pytest.raises(InputError, match=r"^analysis\.json: field 'detected': expected true or false, not 'no'$"):
+        build_postmortem(analysis, source="analysis.json")
+
+
 def test_a_change_off_the_failing_path_is_not_called_the_trigger():
     analysis = pool_exhaustion_analysis()
     analysis["trigger"].update(service="search", description="deploy search v3.29.0")

@@ -133,6 +133,8 @@ def build_postmortem(analysis: Any, narrative: Mapping[str, str] | None = None,
     """
     data = one_name_per_service(_as_dict(analysis))
     author = GeneratedBy.model_validate(generated_by or {})
+    if not isinstance(data.get("detected", False), bool):  # "no" would read as true
+        raise InputError(f"{source}: field 'detected': expected true or false, not {data['detected']!r}")
     try:
         if not data.get("detected"):
             return _no_incident(data, author)

@@ -135,7 +135,7 @@ class Hypothesis(_Model):
     service: str
     kind: str
     mechanism: str
-    confidence: float
+    confidence: float = Field(ge=0.0, le=1.0, allow_inf_nan=False, description="a share, 0 to 1")
     supporting: list[EvidenceId] = Field(default_factory=list)
     contradicting: list[EvidenceId] = Field(default_factory=list)
     test: str | None = None
