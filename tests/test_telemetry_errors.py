@@ -161,6 +161,14 @@ def test_a_mostly_garbage_json_lines_file_is_refused(tmp_path: Path) -> None:
                                      "(line 2: not valid JSON)")
 
 
+@pytest.mark.parametrize("lines", ["[1, 2, 3]\n[4, 5, 6]\n", "1\n2\n"])
+def test_json_lines_of_arrays_or_numbers_alone_are_refused_as_not_objects(tmp_path: Path, lines: str) -> None:
+    # DuckDB types such a file's one `json` column BIGINT[] or BIGINT: it was read, and found to have no time column
+    path = write(tmp_path / "metrics.jsonl", lines)
+    assert load_error(metrics=path) == (f"{path}: cannot read as JSON lines: 2 of 2 lines unreadable "
+                                        "(line 1: not a JSON object)")
+
+
 def test_one_broken_json_line_is_set_aside_with_its_line_number(tmp_path: Path) -> None:
     lines = [f'{{"ts": "2024-05-01T10:{i // 60:02d}:{i % 60:02d}Z", "msg": "req {i}", "ms": {i}}}' for i in range(200)]
     lines[57] = '{"ts": "2024-05-01T10:00:57Z", "msg": "cut sh'

@@ -332,8 +332,10 @@ def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
         whole = sum(path.stat().st_size for path in source.files) <= JSON_FULL_SCHEMA_BYTES
         reader = reader_sql(source, ", sample_size=-1" if whole else "")
         described = [(row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
-        if described == [("json", "JSON")]:
-            # DuckDB reads records that are not all objects (an array or a number on a line) as one `json` column
+        if [name for name, _ in described] == ["json"]:
+            # DuckDB reads records that are not all objects (an array or a number on a line) as one `json` column,
+            # typed JSON, or BIGINT[] when every line is an array of numbers (objects of one key `json` are
+            # scanned as lines too, and kept whole)
             raise NotAllObjectsError(f"{source.label}: a JSON record that is not an object")
         return replace(source, text_columns=tuple(name for name, _ in described))
     return source
