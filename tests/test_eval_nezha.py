@@ -276,3 +276,14 @@ def test_the_cli_table_names_the_mechanism_found_per_fault_type(boutique: Path):
     assert "mechanism named" in ran.output
     assert [line.split()[-2:] for line in ran.output.splitlines() if line.split()[:1] == ["network_delay"]] == \
         [["network_delay", "2"]]
+
+
+@pytest.mark.parametrize(("option", "value", "words"), [
+    ("--limit", "-3", "greater than or equal to 1"),  # a slice [:-3]: every fault but the last three, scored
+    ("--limit", "0", "greater than or equal to 1"),
+    ("--history", "-5", "greater than or equal to 0"),  # minutes of metrics before each fault
+])
+def test_a_negative_fault_limit_or_history_is_refused_before_anything_runs(
+        tmp_path: Path, option: str, value: str, words: str) -> None:
+    ran = run_cli("eval", "nezha", "--data", str(tmp_path), option, value)
+    assert_one_line_error(ran, f"Invalid value for '{option}'", words)

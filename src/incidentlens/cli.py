@@ -968,12 +968,13 @@ def eval_nezha_command(
     kind: Annotated[
         list[FaultKind] | None, typer.Option("--kind", help="Only faults of this type (repeatable).")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N faults.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N faults.")] = None,
     reference: Annotated[bool, typer.Option("--reference", help="Also give each fault the day's fault-free "
                                                                 "reference minutes before it (construct_data/).")
                          ] = False,
-    history: Annotated[int, typer.Option("--history", help="Minutes of metrics before each fault (1440: the whole "
-                                                           "day before it, earlier faults included).")] = 60,
+    history: Annotated[int, typer.Option("--history", min=0, help="Minutes of metrics before each fault (1440: the "
+                                                                  "whole day before it, earlier faults included).")
+                       ] = 60,
     log_history: Annotated[int, typer.Option("--log-history", min=0, help="Minutes of the day's log and trace files "
                                                                           "before each fault's own (earlier faults' "
                                                                           "minutes included; 0: the fault's own "
