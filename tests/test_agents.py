@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from haystack import component
@@ -10,6 +11,7 @@ from haystack.components.agents import Agent
 from haystack.dataclasses import ChatMessage, ToolCall
 from haystack.tools import Tool
 
+from cli_process import assert_one_line_error, run_cli
 from incidentlens.agents.brains import BrainHealth, ResilientChatGenerator, RetryPolicy, resolve_brain
 from incidentlens.agents.planner import COORDINATOR_RUNBOOK, OfflinePlanner, next_move
 from incidentlens.agents.team import merge_unique
@@ -271,3 +273,19 @@ def test_concurrent_runs_each_record_only_their_own_steps(tmp_path):
     with ThreadPoolExecutor(4) as pool:
         traces = list(pool.map(run, [f"run-{i}" for i in range(8)]))
     assert all([line["tool"] for line in lines] == ["rank_root_causes", None] for lines in traces)
+
+
+@pytest.mark.parametrize("seconds", [-1.0, 0.0, float("nan"), float("inf")])
+def test_a_request_timeout_that_is_no_positive_number_is_refused(seconds: float) -> None:
+    # the socket refused these with a traceback (ValueError: Timeout value out of range / Invalid value NaN)
+    with pytest.raises(InputError, match=r"^--llm-timeout [-a-z0-9.]+: must be a number of seconds above 0 and at "
+                                         r"most 3600$"):
+        RetryPolicy(timeout_s=seconds)
+
+
+def test_investigate_with_no_steps_to_take_is_refused(tmp_path: Path) -> None:
+    # --max-steps 0 or below ran no tool at all and wrote an empty review, exit 0
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("ts,rps\n2024-05-01T10:00:00Z,1\n")
+    ran = run_cli("investigate", "--metrics", str(metrics), "--max-steps", "0", "--out", str(tmp_path / "out"))
+    assert_one_line_error(ran, "Invalid value for '--max-steps'", "greater than or equal to 1")

@@ -688,7 +688,7 @@ def investigate_command(
                                               "review is still written.", rich_help_panel=_MODEL)] = False,
     out: Annotated[Path, typer.Option("--out", help="Directory for report.json/.md/.html, evidence.json and "
                                       "trace.jsonl.")] = Path("."),
-    max_steps: Annotated[int, typer.Option("--max-steps", help="Step budget of the coordinator agent.")] = 30,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Step budget of the coordinator agent.")] = 30,
     year: LogYear = None,
     service: LogService = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json instead of the summary.")] = False,
@@ -706,16 +706,17 @@ def investigate_command(
     settings_for(sensitivity)
     out = output_dir(out)
     budget = ModelBudget(max_tokens=llm_max_tokens, context_tokens=llm_context)
+    retry = RetryPolicy(timeout_s=llm_timeout)
     brain = resolve_brain(llm.value, model, llm_url)
     if require_llm and brain.llm == "offline":
         _exit_no_model("--require-llm: no model to use (--llm offline, or auto with neither OPENAI_API_KEY nor "
                        "--llm-url)")
-    check_endpoint(brain, llm_timeout)  # before any data is read
+    check_endpoint(brain, retry.timeout_s)  # before any data is read
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out)
     result = _investigate_and_report(store, out, as_json=as_json, llm=llm.value, model=model, llm_url=llm_url,
                                      max_steps=max_steps, at=anchor, onset=onset.value, budget=budget,
-                                     retry=RetryPolicy(timeout_s=llm_timeout), sensitivity=sensitivity)
+                                     retry=retry, sensitivity=sensitivity)
     if require_llm and result.generated_by.get("degraded"):
         _exit_no_model(f"--require-llm: the model could not be used: {result.degraded_reason}")
 

@@ -42,6 +42,8 @@ DUMMY_KEY = "not-needed"
 # The up-front check of --llm-url: seconds per attempt (at most the request timeout), and attempts.
 PROBE_TIMEOUT_S = 10.0
 PROBE_ATTEMPTS = 3
+# The longest --llm-timeout: an hour per request
+MAX_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,12 @@ class RetryPolicy:
     backoff_s: float = 1.0
     max_backoff_s: float = 8.0
     timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        # NaN passes any range check but this one; the socket refuses it (and 0 or less) with a traceback
+        if not 0 < self.timeout_s <= MAX_TIMEOUT_S:
+            raise InputError(f"--llm-timeout {self.timeout_s:g}: must be a number of seconds above 0 and at most "
+                             f"{MAX_TIMEOUT_S:g}")
 
     def delay(self, attempt: int) -> float:
         return min(self.backoff_s * 2**attempt, self.max_backoff_s)
