@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 from incidentlens.telemetry.textlogs import TextLogOptions, detect_line_format, file_service
 
@@ -215,3 +216,21 @@ def test_journald_json_export_reads_without_options(tmp_path: Path) -> None:
          "message": "upstream timed out"},
         {"ts": datetime(2024, 5, 1, 10, 0, 1), "service": "sshd", "level": "INFO",
          "message": "Accepted publickey for deploy"}]
+
+
+def test_a_log_line_holding_a_nul_byte_is_kept_not_the_whole_file_refused(tmp_path: Path) -> None:
+    # a binary payload logged in one message: the file was refused as binary ("line 51: not text (a NUL byte)")
+    path = tmp_path / "app.log"
+    lines = [f"2024-05-01T10:{m:02d}:00Z INFO api request {m} served".encode() for m in range(50)]
+    path.write_bytes(b"\n".join([*lines, b"2024-05-01T10:50:00Z ERROR api payload \x00\x01 rejected"]) + b"\n")
+    store = load_telemetry(logs=path)
+    assert store.fetch("SELECT count(*) AS n, count(*) FILTER (level = 'ERROR') AS errors FROM logs").to_pylist() == [
+        {"n": 51, "errors": 1}]
+
+
+def test_a_binary_file_given_as_logs_is_still_refused(tmp_path: Path) -> None:
+    path = tmp_path / "core.log"
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\n" * 3 + b"2024-05-01T10:00:00Z INFO api text\n")
+    with pytest.raises(InputError, match=r"core\.log: line 1: not text \(3 of the first 4 lines hold a NUL byte\): "
+                                         r"a binary file\?$"):
+        load_telemetry(logs=path)

@@ -35,6 +35,9 @@ from incidentlens.telemetry.timeparse import utc_naive_sql
 
 #: lines read to choose a file's format
 SAMPLE_LINES = 2000
+# A file is binary, not text, when more than this share of its sampled lines hold a NUL byte; a few such lines (a
+# binary payload logged in a message) are kept as text
+BINARY_SHARE = 0.5
 #: a format is taken when it matches this share of the sample's non-blank lines (or the first line and a few)
 MIN_FORMAT_SHARE = 0.3
 MIN_SHARE_FROM_FIRST_LINE = 0.05
@@ -276,9 +279,10 @@ def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
             raw = [handle.readline(1 << 16) for _ in range(count)]
     except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot read: {err}") from None
-    for number, line in enumerate(raw, 1):
-        if b"\x00" in line:
-            raise InputError(f"{path}: line {number}: not text (a NUL byte): a binary file?")
+    nul, read = [number for number, line in enumerate(raw, 1) if b"\x00" in line], sum(1 for line in raw if line)
+    if len(nul) > BINARY_SHARE * read:
+        raise InputError(f"{path}: line {nul[0]}: not text ({len(nul)} of the first {read} lines hold a NUL byte): "
+                         "a binary file?")
     return [line.decode("utf-8", errors="replace").rstrip("\r\n") for line in raw if line]
 
 
