@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from incidentlens.errors import InputError
@@ -228,16 +231,16 @@ def test_a_column_read_for_a_role_given_twice_in_the_header_is_refused(
         tmp_path: Path, kind: str, header: str, row: str, name: str, columns: str) -> None:
     # which of the two is meant cannot be told: the reader named the second `<name>_1` silently
     path = write(tmp_path / f"{kind}.csv", f"{header}\n{row}\n")
-    assert load_error(**{kind: path}) == (f"{path}: column {name!r} appears twice in the header (columns {columns}), "
-                                          "and IncidentLens reads it: rename one")
+    assert load_error(**{kind: path}) == (f"{path}: two columns are named {name!r} (columns {columns}), "
+                                          "and IncidentLens reads one: rename one")
 
 
 def test_a_column_given_twice_that_no_role_reads_is_kept_with_a_warning(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.csv", "ts,service,message,pod,pod\n2024-05-01,api,hello,a,b\n")
     store = load_telemetry(logs=path)
     assert store.fetch("SELECT pod, pod_1 FROM logs").to_pylist() == [{"pod": "a", "pod_1": "b"}]
-    assert store.warnings == [f"{path}: column 'pod' appears twice in the header (columns 4 and 5): the second is "
-                              "kept as 'pod_1'"]
+    assert store.warnings == [f"{path}: two columns are named 'pod' (columns 4 and 5): the second is kept as "
+                              "'pod_1'"]
 
 
 def test_metrics_whose_numbers_have_decimal_commas_say_so(tmp_path: Path) -> None:
@@ -260,3 +263,13 @@ def test_a_column_with_decimal_commas_beside_numbers_is_named_in_a_warning(tmp_p
     assert load_telemetry(metrics=few).warnings == [
         f"{few}: column 'latency_ms': 1 rows not numeric (written with a decimal comma, e.g. '12,5': write a decimal "
         "point), kept as NULL"]
+
+
+def test_a_parquet_file_naming_a_metric_column_twice_is_refused(tmp_path: Path) -> None:
+    # pyarrow writes such a schema; DuckDB read the second as another series, `p95_ms_1`
+    path = tmp_path / "metrics.parquet"
+    table = pa.Table.from_arrays([pa.array([datetime(2024, 5, 1, 10)]), pa.array([1.0]), pa.array([2.0])],
+                                 names=["ts", "p95_ms", "p95_ms"])
+    pq.write_table(table, path)
+    assert load_error(metrics=path) == (f"{path}: two columns are named 'p95_ms' (columns 2 and 3), and IncidentLens "
+                                        "reads one: rename one")

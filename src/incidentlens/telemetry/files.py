@@ -338,7 +338,20 @@ def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
             # scanned as lines too, and kept whole)
             raise NotAllObjectsError(f"{source.label}: a JSON record that is not an object")
         return replace(source, text_columns=tuple(name for name, _ in described))
+    if source.fmt == "parquet":
+        return replace(source, repeated=_parquet_repeats(source.files[0]))
     return source
+
+
+def _parquet_repeats(path: Path) -> tuple[tuple[str, str, int, int], ...]:
+    """The column names a Parquet file gives twice (see `unique_names`), from its footer."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return unique_names(pq.read_schema(path).names)[1]
+    except (OSError, pa.ArrowException):
+        return ()  # an unreadable file: DuckDB's reader says what is wrong with it
 
 
 class NotAllObjectsError(Exception):
@@ -383,14 +396,20 @@ def locate_first(
 
 
 def csv_header(line: str) -> tuple[str, tuple[str, ...], tuple[tuple[str, str, int, int], ...]]:
-    """(delimiter, column names, repeats) of a CSV header line; blank names become `column<i>`, a name given again
-    (in any case) gets `_<n>`, and is a repeat: (that name, the name, the first's column, its column), 1-based."""
+    """(delimiter, column names, repeats) of a CSV header line; blank names become `column<i>` (see
+    `unique_names` for repeats)."""
     delimiter = max(_DELIMITERS, key=line.count)
     fields = next(csv.reader([line.lstrip("\ufeff")], delimiter=delimiter), [])
+    names, repeated = unique_names([field.strip() or f"column{i}" for i, field in enumerate(fields)])
+    return delimiter, names, repeated
+
+
+def unique_names(fields: Sequence[str]) -> tuple[tuple[str, ...], tuple[tuple[str, str, int, int], ...]]:
+    """The names as a reader takes them, and the repeats: a name given again (in any case) gets `_<n>`, as DuckDB
+    names it, and is a repeat: (that name, the name, the first's column, its column), 1-based."""
     names: list[str] = []
     repeated = []
-    for i, field in enumerate(fields):
-        name = field.strip() or f"column{i}"
+    for i, name in enumerate(fields):
         lowered = [known.lower() for known in names]
         if name.lower() in lowered:
             repeated.append((name, lowered.index(name.lower()) + 1, i + 1))
@@ -399,7 +418,7 @@ def csv_header(line: str) -> tuple[str, tuple[str, ...], tuple[tuple[str, str, i
             n += 1
             name = f"{base}_{n}"
         names.append(name)
-    return delimiter, tuple(names), tuple((names[i - 1], name, first, i) for name, first, i in repeated)
+    return tuple(names), tuple((names[i - 1], name, first, i) for name, first, i in repeated)
 
 
 def _file_list(paths: Sequence[Path]) -> str:

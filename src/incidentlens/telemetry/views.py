@@ -320,14 +320,15 @@ def _build(
 
 
 def _check_repeats(c: Canonical, warnings: list[str]) -> None:
-    """A CSV header giving a name twice: an InputError when either column is read for a role (time, service, a
-    metric, ...: which one is meant cannot be told), else a warning saying the name the repeat is kept as."""
+    """A CSV header or Parquet schema giving a name twice: an InputError when either column is read for a role
+    (time, service, a metric, ...: which one is meant cannot be told), else a warning saying what the repeat is kept
+    as."""
     # names are compared in lower case, as DuckDB does (the first `Message` and a repeated `message`)
     read = " ".join([*c.exprs.values(), *(expr for layer in c.layers for expr in layer.values())]).lower()
     for kept_as, name, first, column in c.source.repeated:
-        where = f"{c.source.label}: column {name!r} appears twice in the header (columns {first} and {column})"
+        where = f"{c.source.label}: two columns are named {name!r} (columns {first} and {column})"
         if quote(kept_as).lower() in read or quote(name).lower() in read:
-            raise InputError(f"{where}, and IncidentLens reads it: rename one")
+            raise InputError(f"{where}, and IncidentLens reads one: rename one")
         warnings.append(f"{where}: the second is kept as {kept_as!r}")
 
 
