@@ -78,6 +78,25 @@ class RejectedRows:
 
 
 @dataclass(frozen=True)
+class Repeat:
+    """A column name given again, in any case: as the reader names the repeat (`message_1`), as the source spells
+    both, and where both are (1-based columns; 0 for JSON keys, which have no place)."""
+
+    kept_as: str
+    name: str
+    first_name: str
+    column: int = 0
+    first: int = 0
+
+    def describe(self) -> str:
+        """`two columns are named 'p95' (columns 3 and 4)`, `two keys are named 'Message' and 'message'`."""
+        names = repr(self.name) if self.name == self.first_name else f"{self.first_name!r} and {self.name!r}"
+        if not self.column:
+            return f"two keys are named {names}"
+        return f"two columns are named {names} (columns {self.first} and {self.column})"
+
+
+@dataclass(frozen=True)
 class Source:
     """One relation to canonicalise: files of one format and shape, or an in-database table, named for messages."""
 
@@ -89,8 +108,7 @@ class Source:
     number_columns: frozenset[str] = frozenset()  # CSV: those of them read as DOUBLE instead (metric values)
     delimiter: str = ","
     skip_malformed: bool = False  # CSV: skip (counted) malformed lines instead of failing
-    # CSV: a header name given twice, (the name its repeat is read as, the name, both 1-based columns)
-    repeated: tuple[tuple[str, str, int, int], ...] = ()
+    repeated: tuple[Repeat, ...] = ()  # CSV, Parquet, JSON read line by line: names given twice
 
     @property
     def format_name(self) -> str:
@@ -121,9 +139,12 @@ def reader_sql(source: Source, extra_options: str = "") -> str:
         return f"read_csv({file_list}, all_varchar=true, header=true)"
     if source.fmt == "parquet":
         return f"read_parquet({file_list}, union_by_name=true)"
-    json_format = "newline_delimited" if source.fmt == "jsonl" else "auto"
     typed = f", columns={columns}" if source.text_columns else ""
-    return f"read_json({file_list}, format='{json_format}', union_by_name=true{typed}{extra_options})"
+    return f"read_json({file_list}, format='{_json_format(source)}', union_by_name=true{typed}{extra_options})"
+
+
+def _json_format(source: Source) -> str:
+    return "newline_delimited" if source.fmt == "jsonl" else "auto"
 
 
 def is_malformed_csv(source: Source, err: duckdb.Error) -> bool:
@@ -195,11 +216,13 @@ def set_aside_bad_json(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[
     if not keys:  # no record at all (an empty file): read as it is, to be found empty
         con.execute(f"DROP TABLE {table}_lines")
         return replace(source, text_columns=("json",)), rejected
-    fields = ", ".join(f"json_extract_string(text, {literal(_json_pointer(k))}) AS {quote(k)}" for k in keys)
+    names, repeated = unique_names(keys, placed=False)
+    fields = ", ".join(f"json_extract_string(text, {literal(_json_pointer(k))}) AS {quote(name)}"
+                       for k, name in zip(keys, names, strict=True))
     con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {fields} FROM {table}_lines WHERE good "
                 "ORDER BY file, line")
     con.execute(f"DROP TABLE {table}_lines")
-    return replace(source, table=table, text_columns=tuple(keys)), rejected
+    return replace(source, table=table, text_columns=names, repeated=repeated), rejected
 
 
 def scan_json_lines(con: duckdb.DuckDBPyConnection, files: Sequence[Path], table: str, what: str) -> list[RejectedRows]:
@@ -337,13 +360,15 @@ def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
             # typed JSON, or BIGINT[] when every line is an array of numbers (objects of one key `json` are
             # scanned as lines too, and kept whole)
             raise NotAllObjectsError(f"{source.label}: a JSON record that is not an object")
-        return replace(source, text_columns=tuple(name for name, _ in described))
+        names = tuple(name for name, _ in described)
+        _check_keys_alike(con, source, names)
+        return replace(source, text_columns=names)
     if source.fmt == "parquet":
         return replace(source, repeated=_parquet_repeats(source.files[0]))
     return source
 
 
-def _parquet_repeats(path: Path) -> tuple[tuple[str, str, int, int], ...]:
+def _parquet_repeats(path: Path) -> tuple[Repeat, ...]:
     """The column names a Parquet file gives twice (see `unique_names`), from its footer."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -354,8 +379,30 @@ def _parquet_repeats(path: Path) -> tuple[tuple[str, str, int, int], ...]:
         return ()  # an unreadable file: DuckDB's reader says what is wrong with it
 
 
+def _check_keys_alike(con: duckdb.DuckDBPyConnection, source: Source, names: Sequence[str]) -> None:
+    """JSON keys that differ only in case (`Message`, `message`) are one column to DuckDB's reader: it names the
+    second `message_1`, a key no record has, and reads its values as NULL. A name so suffixed sends for the records'
+    own keys (in the first 20,480 records); two alike send the source to be read line by line (`KeysAlikeError`)."""
+    lowered = {name.lower() for name in names}
+    if not any(re.sub(r"_\d+$", "", name).lower() in lowered - {name.lower()} for name in names):
+        return
+    keys = [key for (key,) in con.execute(
+        f"SELECT DISTINCT unnest(json_keys(json)) FROM (SELECT json FROM read_json_objects("
+        f"{_file_list(source.files)}, format='{_json_format(source)}') LIMIT 20480)").fetchall()]
+    _, repeated = unique_names(keys, placed=False)
+    if repeated and source.fmt == "json":  # a JSON document, not lines: no reading it line by line
+        raise InputError(f"{source.label}: {repeated[0].describe()}, which its reader takes for one: rename one")
+    if repeated:
+        raise KeysAlikeError(f"{source.label}: {repeated[0].describe()}")
+
+
 class NotAllObjectsError(Exception):
     """JSON records that are not all objects: set the others aside as a bad line is (`set_aside_bad_json`)."""
+
+
+class KeysAlikeError(NotAllObjectsError):
+    """JSON keys that differ only in case: read line by line as well (`set_aside_bad_json`), where each is a column
+    of its own, a repeat as `files.unique_names` names it (`Source.repeated`)."""
 
 
 def read_error(source: Source, err: duckdb.Error) -> InputError:
@@ -395,7 +442,7 @@ def locate_first(
     return source.label, 0, None
 
 
-def csv_header(line: str) -> tuple[str, tuple[str, ...], tuple[tuple[str, str, int, int], ...]]:
+def csv_header(line: str) -> tuple[str, tuple[str, ...], tuple[Repeat, ...]]:
     """(delimiter, column names, repeats) of a CSV header line; blank names become `column<i>` (see
     `unique_names` for repeats)."""
     delimiter = max(_DELIMITERS, key=line.count)
@@ -404,21 +451,22 @@ def csv_header(line: str) -> tuple[str, tuple[str, ...], tuple[tuple[str, str, i
     return delimiter, names, repeated
 
 
-def unique_names(fields: Sequence[str]) -> tuple[tuple[str, ...], tuple[tuple[str, str, int, int], ...]]:
+def unique_names(fields: Sequence[str], placed: bool = True) -> tuple[tuple[str, ...], tuple[Repeat, ...]]:
     """The names as a reader takes them, and the repeats: a name given again (in any case) gets `_<n>`, as DuckDB
-    names it, and is a repeat: (that name, the name, the first's column, its column), 1-based."""
+    names it (`placed`: the repeats say their columns)."""
     names: list[str] = []
     repeated = []
     for i, name in enumerate(fields):
         lowered = [known.lower() for known in names]
-        if name.lower() in lowered:
-            repeated.append((name, lowered.index(name.lower()) + 1, i + 1))
-        base, n = name, 0
-        while name.lower() in lowered:
+        kept_as, n = name, 0
+        while kept_as.lower() in lowered:
             n += 1
-            name = f"{base}_{n}"
-        names.append(name)
-    return tuple(names), tuple((names[i - 1], name, first, i) for name, first, i in repeated)
+            kept_as = f"{name}_{n}"
+        if n:
+            first = lowered.index(name.lower())
+            repeated.append(Repeat(kept_as, name, fields[first], *((i + 1, first + 1) if placed else ())))
+        names.append(kept_as)
+    return tuple(names), tuple(repeated)
 
 
 def _file_list(paths: Sequence[Path]) -> str:

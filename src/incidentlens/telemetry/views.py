@@ -325,11 +325,11 @@ def _check_repeats(c: Canonical, warnings: list[str]) -> None:
     as."""
     # names are compared in lower case, as DuckDB does (the first `Message` and a repeated `message`)
     read = " ".join([*c.exprs.values(), *(expr for layer in c.layers for expr in layer.values())]).lower()
-    for kept_as, name, first, column in c.source.repeated:
-        where = f"{c.source.label}: two columns are named {name!r} (columns {first} and {column})"
-        if quote(kept_as).lower() in read or quote(name).lower() in read:
+    for repeat in c.source.repeated:
+        where = f"{c.source.label}: {repeat.describe()}"
+        if quote(repeat.kept_as).lower() in read or quote(repeat.name).lower() in read:
             raise InputError(f"{where}, and IncidentLens reads one: rename one")
-        warnings.append(f"{where}: the second is kept as {kept_as!r}")
+        warnings.append(f"{where}: the second is kept as {repeat.kept_as!r}")
 
 
 def _sample(con: duckdb.DuckDBPyConnection, source: Source) -> int:
