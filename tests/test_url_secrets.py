@@ -15,6 +15,7 @@ from fake_openai import FakeOpenAI, replay_planner
 from incidentlens.agents.brains import BrainChoice, check_endpoint
 from incidentlens.cli import app
 from incidentlens.errors import InputError
+from incidentlens.telemetry.clickhouse import ClickHouseTarget
 from incidentlens.telemetry.prometheus import PrometheusClient
 from incidentlens.urls import redact_url
 
@@ -88,3 +89,14 @@ def test_an_llm_url_that_answers_at_all_passes_the_check() -> None:
     # a server without GET /models (the fake answers 501) is still a server: the investigation handles its replies
     with FakeOpenAI(replay_planner) as fake:
         check_endpoint(BrainChoice("openai-compatible", "m", fake.url), timeout_s=1.0)
+
+
+def test_a_port_that_is_no_number_is_one_line_without_the_key() -> None:
+    # urllib and httpx raised ValueError / InvalidURL from deep inside: a traceback
+    with pytest.raises(InputError, match=r"^clickhouse://reader:\*\*\*@ch:abc/prod\.t: the port is no number") as bad:
+        ClickHouseTarget.parse(f"clickhouse://reader:{KEY}@ch:abc/prod.t")
+    assert KEY not in str(bad.value)
+    with pytest.raises(InputError, match=r"^--prometheus http://me:\*\*\*@prom:abc/\?token=\*\*\*: not a URL "
+                                         r"\(Invalid port: 'abc'\)$") as bad:
+        PrometheusClient(f"http://me:{KEY}@prom:abc/?token={KEY}")
+    assert KEY not in str(bad.value)

@@ -64,9 +64,13 @@ class ClickHouseTarget:
         if not parts.hostname or not database or not table:
             raise InputError(f"{redact(url)}: expected clickhouse://user:pass@host:8123/db.table")
         secure = parts.scheme == "clickhouses"
+        try:
+            port = parts.port or (8443 if secure else 8123)
+        except ValueError:  # urllib reads the port only when asked: `host:abc`, `host:99999`
+            raise InputError(f"{redact(url)}: the port is no number from 1 to 65535") from None
         password = unquote(parts.password) if parts.password else os.environ.get("CLICKHOUSE_PASSWORD", "")
         return cls(
-            host=parts.hostname, port=parts.port or (8443 if secure else 8123),
+            host=parts.hostname, port=port,
             user=unquote(parts.username or "default"), password=password,
             database=database, table=table, secure=secure,
         )

@@ -103,9 +103,12 @@ class PrometheusClient:
         self.retries = retries
         self.backoff = backoff
         auth = auth or PrometheusAuth()
-        self._http = httpx.Client(
-            base_url=self.url, headers=auth.headers(), auth=auth.basic(), timeout=timeout, transport=transport
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self.url, headers=auth.headers(), auth=auth.basic(), timeout=timeout, transport=transport
+            )
+        except httpx.InvalidURL as err:  # `host:abc`: a port that is no number
+            raise InputError(f"--prometheus {self.shown_url}: not a URL ({err})") from None
 
     def close(self) -> None:
         self._http.close()
