@@ -200,6 +200,17 @@ def test_loghub_systems_read_without_options_and_group_like_the_ground_truth(dat
     assert all(s.grouping_accuracy > 0.95 for s in report.systems)
 
 
+@pytest.mark.parametrize("similarity", [2.0, -1.0, 0.0, float("nan")])
+def test_a_drain_similarity_that_is_no_share_is_refused_before_any_system_is_read(tmp_path: Path,
+                                                                                  similarity: float) -> None:
+    # it ran on every system and scored whatever Drain made of a threshold no share of tokens can meet
+    from incidentlens.eval.templates import evaluate_templates
+
+    with pytest.raises(InputError, match=r"^--similarity [-a-z0-9.]+: Drain's similarity threshold must be above 0 "
+                                         r"and at most 1$"):
+        evaluate_templates(tmp_path, similarity=similarity)
+
+
 def test_journald_json_export_reads_without_options(tmp_path: Path) -> None:
     import json
 

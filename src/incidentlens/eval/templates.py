@@ -69,6 +69,8 @@ def loghub_systems(data: Path) -> list[str]:
 def evaluate_templates(data: Path, systems: list[str] | None = None,
                        similarity: float = MINING_SIMILARITY) -> TemplateReport:
     """Grouping accuracy of the mined templates for each system (all of `data`'s by default)."""
+    if not 0 < similarity <= 1:  # a share of a line's tokens; NaN fails this too
+        raise InputError(f"--similarity {similarity:g}: Drain's similarity threshold must be above 0 and at most 1")
     report = TemplateReport(similarity=similarity)
     for system in systems or loghub_systems(data):
         folder = data / system
