@@ -245,3 +245,19 @@ def test_a_binary_file_given_as_logs_is_still_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"core\.log: line 1: not text \(3 of the first 4 lines hold a NUL byte\): "
                                          r"a binary file\?$"):
         load_telemetry(logs=path)
+
+
+def test_a_log_line_dated_outside_the_years_held_names_its_file_line(tmp_path: Path) -> None:
+    # locating it read the .log file again with the JSON reader: a DuckDB traceback
+    path = write(tmp_path / "app.log", "2024-05-01T10:00:00Z INFO api up\n"
+                                       "  a continuation\n1500-01-01T00:00:00Z INFO api old\n")
+    with pytest.raises(InputError, match=r"app\.log: column 'ts' row 3: '1500-01-01 00:00:00' is a time outside the "
+                                         r"years 1678-2261 \(1 such rows\)$"):
+        load_telemetry(logs=path)
+
+
+@pytest.mark.parametrize("year", [0, 1, 2262, -5])
+def test_a_year_no_time_stamp_can_hold_is_refused(year: int) -> None:
+    # 0 was taken for no year (the file's), 1 and 2262 crashed, -5 left every entry without a time
+    with pytest.raises(InputError, match=rf"^--year {year}: must be from 1678 to 2261"):
+        TextLogOptions(year=year)

@@ -14,6 +14,7 @@ import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -423,8 +424,9 @@ def locate_first(
     con: duckdb.DuckDBPyConnection, source: Source, condition_sql: str, value_sql: str
 ) -> tuple[str, int, object]:
     """(file, 1-based data row, value) of the first row matching `condition_sql`; the error path, so it rescans
-    the files (not a table the rows were read into)."""
-    if source.files:
+    the files (not a table the rows were read into), but for a plain-text log's or an OTLP file's table, which is all
+    there is to read (no reader takes the file as rows): there a text entry's row is its file line."""
+    if source.files and source.fmt not in ("text", "otlp"):
         source = replace(source, table=None)
     candidates = [source] if len(source.files) <= 1 else [source.for_file(path) for path in source.files]
     if len(source.files) > 1:
@@ -432,13 +434,15 @@ def locate_first(
         hit = con.execute(f"SELECT filename FROM {source.from_sql} WHERE {condition_sql} LIMIT 1").fetchone()
         if hit and Path(hit[0]) in source.files:
             candidates = [source.for_file(Path(hit[0]))]
+    number = "line" if source.fmt == "text" else "row_number() OVER ()"
     for single in candidates:
         row = con.execute(
-            f"SELECT rn, value FROM (SELECT row_number() OVER () AS rn, {value_sql} AS value, * "
+            f"SELECT rn, value FROM (SELECT {number} AS rn, {value_sql} AS value, * "
             f"FROM {single.from_sql}) WHERE {condition_sql} ORDER BY rn LIMIT 1"
         ).fetchone()
         if row:
-            return single.label, row[0], row[1]
+            # a typed time as it reads, not as Python's repr (`datetime.datetime(1500, 1, 1, 0, 0)`)
+            return single.label, row[0], str(row[1]) if isinstance(row[1], datetime) else row[1]
     return source.label, 0, None
 
 

@@ -31,7 +31,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import json_object_sql, literal, quote
 from incidentlens.telemetry.logfields import LEVEL_WORD_PATTERN, service_of_pod
-from incidentlens.telemetry.timeparse import utc_naive_sql
+from incidentlens.telemetry.timeparse import EARLIEST, LATEST, utc_naive_sql
 
 #: lines read to choose a file's format
 SAMPLE_LINES = 2000
@@ -166,6 +166,11 @@ class TextLogOptions:
 
     year: int | None = None
     service: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.year is not None and not EARLIEST.year <= self.year < LATEST.year:
+            raise InputError(f"--year {self.year}: must be from {EARLIEST.year} to {LATEST.year - 1} (the years a "
+                             "time stamp of the analysis holds)")
 
 
 def detect_line_format(lines: list[str]) -> LineFormat:
@@ -324,7 +329,7 @@ def _time_sql(con: duckdb.DuckDBPyConnection, table: str, fmt: LineFormat, path:
               options: TextLogOptions) -> str:
     """The entry's time as naive UTC: the candidate time format that parses most of the file's first times."""
     modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    year = options.year or modified.year
+    year = modified.year if options.year is None else options.year
     ts = "replace(ts, ',', '.')"
     candidates = [_parse_sql(ts, pattern, year, modified) for pattern in fmt.times]
     if len(candidates) == 1:
