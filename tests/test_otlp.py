@@ -108,3 +108,16 @@ def test_a_broken_otlp_line_is_set_aside_and_a_misplaced_file_named(tmp_path: Pa
     with pytest.raises(InputError, match=r"traces.json: holds OpenTelemetry spans \(resourceSpans\): pass it with "
                                          r"--traces"):
         load_telemetry(logs=path)
+
+
+@pytest.mark.parametrize(("document", "shape"), [
+    ({"resourceSpans": {"x": 1}}, 'Expected ARRAY, but got OBJECT: {"x":1}'),
+    ({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": "none"}]}]},
+     'Expected ARRAY, but got VARCHAR: "none"'),
+])
+def test_an_otlp_field_of_another_shape_is_one_line(tmp_path: Path, document: dict, shape: str) -> None:
+    # a list in OTLP given as an object or a string: DuckDB's ConversionException was a traceback
+    path = write_lines(tmp_path / "spans.json", [document])
+    with pytest.raises(InputError) as refused:
+        load_telemetry(traces=path)
+    assert str(refused.value) == f"{path}: cannot read as OTLP JSON: {shape}"

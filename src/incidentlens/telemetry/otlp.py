@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import quote
 from incidentlens.telemetry.files import RejectedRows, scan_json_lines
 from incidentlens.telemetry.textlogs import is_gzip
@@ -51,8 +52,13 @@ def read_otlp(con: duckdb.DuckDBPyConnection, path: Path, view: str, table: str)
     lines = f"{table}_lines"
     rejected = scan_json_lines(con, [path], lines, "OTLP JSON")
     select = {"spans": _spans_sql, "logs": _logs_sql, "metrics": _metrics_sql}[view](lines)
-    con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {select}")
-    con.execute(f"DROP TABLE {lines}")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {select}")
+    except duckdb.ConversionException as err:  # a field of another shape: `"resourceSpans": {...}`, not a list
+        reason = re.sub(r"^Conversion Error: ", "", str(err).splitlines()[0])
+        raise InputError(f"{path}: cannot read as OTLP JSON: {reason[:200]}") from None
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {lines}")
     return rejected
 
 
