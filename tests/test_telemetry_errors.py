@@ -286,3 +286,10 @@ def test_json_keys_that_differ_only_in_case_are_read_each_and_checked_as_a_repea
     read = write(tmp_path / "read.jsonl", lines)  # no service key: the pod names the service
     assert load_error(logs=read) == (f"{read}: two keys are named 'Pod' and 'pod', and IncidentLens reads one: "
                                      "rename one")
+
+
+def test_an_excel_delimiter_hint_above_the_header_is_named(tmp_path: Path) -> None:
+    # a European Excel export starts `sep=;`: read as the header, every line after it was "unreadable"
+    path = write(tmp_path / "metrics.csv", "sep=;\r\ntime;service;p95_ms\r\n2024-05-01 10:00:00;api;12\r\n")
+    assert load_error(metrics=path) == (f"{path}: line 1 'sep=;' is Excel's delimiter hint, not a header: delete "
+                                        "that line")

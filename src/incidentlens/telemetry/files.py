@@ -348,7 +348,11 @@ def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
     if source.table is not None:
         return source
     if source.fmt == "csv":
-        delimiter, names, repeated = csv_header(_first_line(source.files[0]))
+        header = _first_line(source.files[0])
+        if re.fullmatch(r"sep=.", header, flags=re.IGNORECASE):
+            raise InputError(f"{source.label}: line 1 {header!r} is Excel's delimiter hint, not a header: delete that "
+                             "line")
+        delimiter, names, repeated = csv_header(header)
         return replace(source, delimiter=delimiter, text_columns=names, repeated=repeated)
     if source.fmt in ("json", "jsonl"):
         # DuckDB finds JSON fields in the first 20,480 records; a field first seen later would be left out, so
