@@ -293,3 +293,12 @@ def test_an_excel_delimiter_hint_above_the_header_is_named(tmp_path: Path) -> No
     path = write(tmp_path / "metrics.csv", "sep=;\r\ntime;service;p95_ms\r\n2024-05-01 10:00:00;api;12\r\n")
     assert load_error(metrics=path) == (f"{path}: line 1 'sep=;' is Excel's delimiter hint, not a header: delete "
                                         "that line")
+
+
+@pytest.mark.parametrize("spelling", ["null", "None", "NaN", "NaT", "N/A", "-"])
+def test_a_time_spelt_as_none_is_left_out_and_counted_like_an_empty_one(tmp_path: Path, spelling: str) -> None:
+    # what pandas or Python write for a missing time: one such row refused the whole file ("cannot parse 'NaT'")
+    path = write(tmp_path / "logs.csv", f"ts,service,message\n2024-05-01T10:00:00Z,api,up\n{spelling},api,lost\n")
+    store = load_telemetry(logs=path)
+    assert store.fetch("SELECT message FROM logs").to_pylist() == [{"message": "up"}]
+    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out"]

@@ -67,6 +67,10 @@ MAX_METRIC_MAGNITUDE = 1e150
 # No request lasts a day: a span's duration past both this and the spans' whole time range (first start to last) is
 # a bad value (1e300, a unit misread), counted and kept as NULL like a negative one.
 LONGEST_SPAN_MS = 86_400_000.0
+# A text time spelt so is no time (left out and counted, as an empty one is), not a time that does not parse (an
+# error): what pandas, Python and spreadsheets write for a missing value.
+NO_TIME_SPELLINGS = ("", "null", "none", "nan", "nat", "n/a", "-")
+_NO_TIME = ", ".join(literal(spelling) for spelling in NO_TIME_SPELLINGS)
 _SAMPLE = "_incidentlens_sample"
 _LAYER, _LAYER_TIME = "_incidentlens_layer", "_incidentlens_ts"
 
@@ -153,11 +157,12 @@ class Canonical:
                 self.checks[column] = _not_a_number(column, self.columns.numeric[column])
 
     def time_present_sql(self) -> str:
-        """The condition of a source row having a time: non-NULL in a typed column, non-empty in a text one."""
+        """The condition of a source row having a time: non-NULL in a typed column, in a text one neither empty nor
+        a spelling of none (`NO_TIME_SPELLINGS`)."""
         column = quote(self.time_column)
         if self.time_format.typed:
             return f"{column} IS NOT NULL"
-        return f"nullif(trim(CAST({column} AS VARCHAR)), '') IS NOT NULL"
+        return f"coalesce(lower(trim(CAST({column} AS VARCHAR))), '') NOT IN ({_NO_TIME})"
 
     def select_sql(self, keep_missing_times: bool) -> str:
         items = {**self.exprs, **self.rest}
