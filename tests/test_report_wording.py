@@ -416,28 +416,28 @@ def test_a_service_moving_after_the_first_is_propagation_whatever_its_detail_say
     assert phases["first anomalous point: db-proxy/pool_in_use"] == "onset"
 
 
-def test_no_alert_is_proposed_on_a_resource_used_near_idle():
-    # TrainTicket 09:21: "An alert on ts-admin-route-service/CpuUsage(m) (baseline 4.31 m, peak 13.4 m)", 2.7% of
-    # its 500-millicore limit (its CpuUsageRate(%) from 0.861% to 2.67%), first moved before the symptom
+def first_alert_proposed_with_cpu(millicores: tuple[float, float], percent: tuple[float, float]) -> str:
+    """The review's first proposed alert when db-proxy's CPU (in millicores, and as a share of its limit) moved from
+    the first to the second value before the symptom."""
     analysis = pool_exhaustion_analysis()
     analysis["detection"]["detector"] = "known onset"
     analysis["detection"]["series"][:0] = [
         {"series": f"db-proxy/{metric}", "direction": "up", "baseline": before, "peak": peak, "shift": 9.0,
          "onset": "2024-05-01T10:11:00Z"}
-        for metric, before, peak in (("CpuUsage(m)", 4.31, 13.4), ("CpuUsageRate(%)", 0.861, 2.67))]
-    first = build_postmortem(analysis).detection.sooner[0]
+        for metric, (before, peak) in (("CpuUsage(m)", millicores), ("CpuUsageRate(%)", percent))]
+    return build_postmortem(analysis).detection.sooner[0]
+
+
+def test_no_alert_is_proposed_on_a_resource_used_near_idle():
+    # TrainTicket 09:21: "An alert on ts-admin-route-service/CpuUsage(m) (baseline 4.31 m, peak 13.4 m)", 2.7% of
+    # its 500-millicore limit (its CpuUsageRate(%) from 0.861% to 2.67%), first moved before the symptom
+    first = first_alert_proposed_with_cpu(millicores=(4.31, 13.4), percent=(0.861, 2.67))
     assert first.startswith("An alert on db-proxy/pool_in_use (baseline 22, peak 100) would have fired")
 
 
 def test_an_alert_is_proposed_on_a_resource_that_rose_to_a_tenth_of_its_limit_or_more():
     # OnlineBoutique 13:45: emailservice/CpuUsageRate(%) from 0.51% to 86.1% moved first: that is its work
-    analysis = pool_exhaustion_analysis()
-    analysis["detection"]["detector"] = "known onset"
-    analysis["detection"]["series"][:0] = [
-        {"series": f"db-proxy/{metric}", "direction": "up", "baseline": before, "peak": peak, "shift": 9.0,
-         "onset": "2024-05-01T10:11:00Z"}
-        for metric, before, peak in (("CpuUsage(m)", 0.1, 17.2), ("CpuUsageRate(%)", 0.51, 86.1))]
-    first = build_postmortem(analysis).detection.sooner[0]
+    first = first_alert_proposed_with_cpu(millicores=(0.1, 17.2), percent=(0.51, 86.1))
     assert first.startswith("An alert on db-proxy/CpuUsage(m) (baseline 0.1 m, peak 17.2 m) would have fired")
 
 
