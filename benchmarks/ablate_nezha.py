@@ -128,8 +128,6 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(shifts, "log_surge_sql", _calendar_surge_sql),
         mock.patch.object(shifts._MinuteGrid, "build", classmethod(_calendar_grid))],
     "traffic counters make suspects": lambda: [mock.patch.object(rootcause, "own_health", lambda metric: True)],
-    "a percentile the traces do not bear out makes suspects": lambda: [mock.patch.object(
-        rootcause, "makes_suspect", lambda shift: shift.significant and rootcause.own_health(shift.metric))],
     "CPU at its limit not a mechanism": lambda: [
         mock.patch.object(rootcause, "specificity", _specificity_strong_cues_only)],
     # calibration only: the ranking (top-1/top-3) is the same, the stated confidences are not (ECE)

@@ -183,7 +183,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
     others."""
     signals: dict[str, ServiceSignals] = {}
     for shift in shifts:
-        if not makes_suspect(shift):
+        if not shift.significant or not own_health(shift.metric):
             continue
         s = signals.setdefault(shift.service, ServiceSignals(service=shift.service))
         s.moved.append(shift)
@@ -268,13 +268,6 @@ def combined_z(zs: list[float]) -> float:
 #: not what broke
 DEMAND_METRIC = re.compile(
     r"(?i)network|bytes|receive|transmit|workload|(^|[_.])ops\b|rps|qps|requests?(_|$)|throughput")
-
-
-def makes_suspect(shift: MetricShift) -> bool:
-    """Whether a metric shift makes its service a candidate: past the bar, of the service's own health
-    (`own_health`), and not a latency percentile whose peak the service's traced calls do not bear out
-    (`plausibility`): the review says such a peak is no latency anyone waited, so it cannot name a cause either."""
-    return shift.significant and own_health(shift.metric) and shift.not_borne_out is None
 
 
 def own_work_slowed(moved: list[MetricShift], server_latency: bool = True) -> str | None:
