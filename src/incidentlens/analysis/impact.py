@@ -205,7 +205,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     shifted: list[str] = []
     if series:
         shifted, peaks, impact.not_borne_out = _metric_peaks(store, window, baseline, series,
-                                                             (elsewhere, entry_names(impact.entry_service)), evidence)
+                                                             elsewhere, entry_names(impact.entry_service), evidence)
         impact.peak_latency, impact.peak_error_rate = peaks.get("latency"), peaks.get("error")
     if log_columns and impact.peak_error_rate is None:
         impact.peak_error_rate = _log_error_peak(store, window, baseline, evidence)
@@ -241,14 +241,14 @@ def _metric_catalogue(store: Any, window: Span, baseline: Span) -> dict[str, lis
 
 
 def _metric_peaks(
-    store: Any, window: Span, baseline: Span, series: dict[str, list[str]], elsewhere: tuple[list[str], list[str]],
-    evidence: list[Evidence],
+    store: Any, window: Span, baseline: Span, series: dict[str, list[str]], elsewhere: list[str],
+    entry: list[str], evidence: list[Evidence],
 ) -> tuple[list[str], dict[str, Peak], list[TraceCheck]]:
     """Services whose latency/error metrics shifted up, the worst latency and error series at their peak, and the
     latency percentiles left out of both: peaks the traced calls do not bear out (`plausibility`). A peak is of a
     series that marks its service affected when any does; else of a service affected otherwise (by its metrics of
-    the other role, or by what `elsewhere` holds first: the services their WARN/ERROR lines or traced requests
-    marked) or of the entry service (`elsewhere`'s second: where requests were counted; or named as the front door,
+    the other role, or by `elsewhere`: the services their WARN/ERROR lines or traced requests marked) or of the
+    entry service (`entry`: where requests were counted; or named as the front door,
     `ENTRY_SERVICE`: TrainTicket's front-end metric file names it `Frontend`, its traces `ts-gateway-service`), names
     compared without case
     (`Frontend` of a metric file is the traces' `frontend`); none else: a peak of a service nothing marked is not the
@@ -289,8 +289,8 @@ def _metric_peaks(
     already = sorted({f"{service[i]}/{metric[i]}" for i in range(table.num_rows) if not changed[i]
                       and _rose(before.get((str(service[i]), str(metric[i]))), baseline_median[i])})
     peaks: dict[str, Peak] = {}
-    marked = {name.lower() for name in [*shifted, *elsewhere[0]]}
-    front = [*elsewhere[1], *(str(s) for s in set(service) if ENTRY_SERVICE.search(str(s)))]
+    marked = {name.lower() for name in [*shifted, *elsewhere]}
+    front = [*entry, *(str(s) for s in set(service) if ENTRY_SERVICE.search(str(s)))]
     marked |= {name.lower() for name in front} if marked else set()
     for role in ("latency", "error"):
         candidates = np.flatnonzero(np.isin(metric, series[role]) & changed)
