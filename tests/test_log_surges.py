@@ -17,15 +17,16 @@ LOGS_FROM = datetime(2024, 5, 1, 10, 44, 0)
 LOGS_TO = datetime(2024, 5, 1, 10, 47, 0)
 
 
-def _store(tmp_path: Path, lines: list[tuple[datetime, str, str]]):
-    """Each service logs an INFO line every 2 s from LOGS_FROM to LOGS_TO, plus `lines` (time, service, level)."""
+def _store(tmp_path: Path, lines: list[tuple[datetime, str, str]], busier_from: datetime | None = None):
+    """Each service logs an INFO line every 2 s from LOGS_FROM to LOGS_TO (every 0.5 s from `busier_from` on: four
+    times the traffic), plus `lines` (time, service, level)."""
     rows: dict[str, list] = {"ts": [], "service": [], "level": [], "message": []}
     t = LOGS_FROM
     while t < LOGS_TO:
         for service in ("travel", "price", "verify"):
             rows["ts"].append(t), rows["service"].append(service), rows["level"].append("INFO")
             rows["message"].append("request served")
-        t += timedelta(seconds=2)
+        t += timedelta(seconds=0.5 if busier_from and t >= busier_from else 2)
     for ts, service, level in lines:
         rows["ts"].append(ts), rows["service"].append(service), rows["level"].append(level)
         rows["message"].append(f"{level.lower()} while serving the request")
@@ -40,9 +41,9 @@ def _surge(store, service: str):
 
 
 def test_errors_that_begin_seconds_before_a_known_onset_in_its_minute_are_not_counted_as_baseline(tmp_path):
-    """The errors start at 10:45:08 and run every 8 s; the onset given is 10:45:10. Counting calendar minutes would
+    """The errors start at 10:45:08 and run every 4 s; the onset given is 10:45:10. Counting calendar minutes would
     put the whole 10:45 minute, errors and all, into the baseline; minutes counted from the onset do not."""
-    errors = [(AT - timedelta(seconds=2) + timedelta(seconds=8 * i), "travel", "ERROR") for i in range(14)]
+    errors = [(AT - timedelta(seconds=2) + timedelta(seconds=4 * i), "travel", "ERROR") for i in range(28)]
     surge = _surge(_store(tmp_path, errors), "travel")
     assert surge.significant
     assert surge.baseline_per_minute <= 1.0 and surge.ratio >= 5
@@ -59,3 +60,24 @@ def test_a_surge_is_the_exact_test_of_two_rates_so_the_baseline_s_length_counts(
     assert z(6, 120, 60) == 0.0  # 2 a minute before and after
     # the same doubling: past chance at 40 a minute, not at 2
     assert z(240, 2400, 60) > SHIFT_THRESHOLD > z(12, 120, 60)
+
+
+
+def _warnings(every_s: float, start: datetime, end: datetime) -> list[tuple[datetime, str, str]]:
+    """A WARN line of travel's every `every_s` seconds from `start` to `end`."""
+    count = int((end - start).total_seconds() / every_s)
+    return [(start + timedelta(seconds=every_s * i), "travel", "WARN") for i in range(count)]
+
+
+def test_warnings_that_rise_with_the_traffic_are_no_surge(tmp_path):
+    """Four times the requests from the onset, and a warning every 8th request line before and after: four times
+    the warnings a minute, but no more of them per request. A surge is a rise in how often a service fails, so its
+    ordinary lines are the exposure, as requests are an error rate's; the warnings' share rising with the same
+    traffic is a surge."""
+    steady_share = _warnings(16.0, LOGS_FROM, AT) + _warnings(4.0, AT, LOGS_TO)
+    surge = _surge(_store(tmp_path, steady_share, busier_from=AT), "travel")
+    assert surge.ratio >= 3 and not surge.significant
+
+    (tmp_path / "more").mkdir()
+    more_often = _warnings(16.0, LOGS_FROM, AT) + _warnings(1.0, AT, LOGS_TO)
+    assert _surge(_store(tmp_path / "more", more_often, busier_from=AT), "travel").significant

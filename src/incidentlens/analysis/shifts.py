@@ -6,7 +6,8 @@ many robust standard deviations away from normal"; the onset is the first point 
 a row) beyond the threshold. `metric_shift_sql` is the one query for it: the root-cause ranking, the known-onset
 window and impact (with its own noise floor) all read their metric shifts from it. The log test does the same for
 each service's WARN/ERROR lines: the window's count against the baseline's by the exact test of two Poisson rates
-(`surge_z`), a surge when past the same bar as a metric's shift, and an onset by CUSUM on the lines per minute.
+(`surge_z`), per minute and per ordinary line of the service (its traffic: more requests write more warnings too),
+a surge when both pass the same bar as a metric's shift, and an onset by CUSUM on the lines per minute.
 Both run as one aggregate query each; numpy does the rest.
 """
 
@@ -85,7 +86,8 @@ class LogSurge(BaseModel):
     window_per_minute: float
     window_problems: int
     ratio: float
-    z: float = 0.0  # how far the window's problem lines are past the baseline's rate (`surge_z`)
+    z: float = 0.0  # how far the window's problem lines are past the baseline's rate, per minute and per ordinary
+    # line (`surge_z`, `_beyond_its_traffic`): the smaller
     onset: datetime | None
     first_problem: datetime | None
     evidence: str
@@ -320,6 +322,7 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
     ratio = window_rate / np.maximum(base_rate, 1.0 / base_minutes)
     base_counts = grid.problems[:, grid.logged(baseline)]
     z = surge_z(window_counts.sum(axis=1), max(1, stop - start), base_counts.sum(axis=1), base_minutes)
+    z = np.minimum(z, _beyond_its_traffic(grid, window_counts, start, stop, baseline))
     rows = np.arange(len(grid.services))
     first = grid.first_problem[rows, onset_index]
     surges = [
@@ -337,6 +340,22 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
         for i, service in enumerate(grid.services)
     ]
     return sorted(surges, key=lambda s: -s.ratio)
+
+
+def _beyond_its_traffic(grid: _MinuteGrid, window_counts: np.ndarray, start: int, stop: int,
+                        baseline: Span) -> np.ndarray:
+    """Per service, the surge's z with its ordinary lines (all but WARN/ERROR/FATAL) as the exposure instead of the
+    minutes: problem lines per ordinary line, window against baseline. A service that serves more requests writes
+    more of every line, its warnings too; that is traffic, not a change in how it fails (an error rate is errors per
+    request, not per minute). Where the baseline holds no ordinary line of the service there is nothing to hold its
+    traffic against, and the minutes' test stands alone (inf here)."""
+    ordinary = grid.lines - grid.problems
+    base_ordinary = ordinary[:, grid.logged(baseline)].sum(axis=1)
+    window_ordinary = ordinary[:, start:stop].sum(axis=1)
+    base_problems = grid.problems[:, grid.logged(baseline)].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = surge_z(window_counts.sum(axis=1), window_ordinary, base_problems, np.maximum(base_ordinary, 1.0))
+    return np.where(base_ordinary > 0, z, np.inf)
 
 
 def surge_z(window: np.ndarray, window_minutes: int, baseline: np.ndarray, baseline_minutes: int) -> np.ndarray:
