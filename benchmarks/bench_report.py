@@ -1,8 +1,8 @@
 """The incident review over every generated scenario: does the real analysis render, grounded, in reasonable time?
 
 For each scenario (seed 1): generate, analyze, build the postmortem, write JSON/Markdown/HTML with charts, and
-print the build and render times, the statements the grounding validator checked and any it rejected, the
-severity, whether the root cause matches the truth, and the size of report.html.
+print the build and render times, the statements the grounding validator checked and any it rejected, the evidence
+ids cited but not held, the severity, whether the root cause matches the truth, and the size of report.html.
 
     .venv/bin/python benchmarks/bench_report.py [seed]
 """
@@ -37,6 +37,7 @@ def run(name: str, seed: int, root: Path) -> dict[str, object]:
         "scenario": name, "detected": pm.detected, "severity": pm.severity or "-",
         "root cause ok": "no truth" if expected is None else str(expected == found),
         "statements": pm.grounding.statements, "ungrounded": len(pm.grounding.issues),
+        "missing evidence": len(pm.grounding.missing_evidence),
         "build ms": round((built - started) * 1000), "write ms": round((rendered - built) * 1000),
         "html KB": round(written["html"].stat().st_size / 1024),
     }
@@ -52,7 +53,9 @@ def main() -> None:
     for row in rows:
         print("  ".join(f"{row[c]!s:>{widths[c]}}" for c in columns))
     issues = sum(int(row["ungrounded"]) for row in rows)
-    print(f"\n{len(rows)} scenarios, seed {seed}: {issues} ungrounded statements")
+    missing = sum(int(row["missing evidence"]) for row in rows)
+    print(f"\n{len(rows)} scenarios, seed {seed}: {issues} ungrounded statements, {missing} evidence ids cited but "
+          "not held")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pyarrow.csv as pacsv
 import pytest
 from typer.testing import CliRunner
 
+from cli_process import run_cli
 from incidentlens.cli import app
 from incidentlens.errors import InputError
 from incidentlens.report import build_postmortem, check_grounding, write_reports
@@ -117,3 +118,24 @@ def test_review_of_a_real_analysis_of_a_generated_pool_exhaustion(scenario_dir, 
     html = paths["html"].read_text()
     assert html.count('<figure class="chart">') >= 3
     assert "No incident detected" not in html
+
+
+def test_evidence_cited_but_not_in_the_analysis_is_named_not_linked(tmp_path):
+    # an edited analysis.json: the review linked to anchors its evidence section never wrote
+    analysis = pool_exhaustion_analysis()
+    gone = {"metric_shift-d39457bc", "template-c67c60e6"}
+    analysis["evidence"] = [e for e in analysis["evidence"] if e["id"] not in gone]
+    path = tmp_path / "analysis.json"
+    path.write_text(json.dumps(analysis))
+    completed = run_cli("report", "--analysis", str(path), "--out", str(tmp_path / "out"))
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr.strip().splitlines() == [
+        f"warning: {path}: 2 evidence ids cited but not present: metric_shift-d39457bc, template-c67c60e6"]
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    html = (tmp_path / "out" / "report.html").read_text()
+    for missing in gone:
+        assert f"(#{missing})" not in markdown and f'href="#{missing}"' not in html
+        assert f"`{missing}` _(missing)_" in markdown and f"{missing} (missing)" in html
+    assert "(#impact-7ddefa3c)" in markdown and 'href="#impact-7ddefa3c"' in html  # what is held stays linked
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["grounding"]["missing_evidence"] == ["metric_shift-d39457bc", "template-c67c60e6"]

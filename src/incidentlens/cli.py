@@ -644,6 +644,7 @@ def report_command(
 
     out = output_dir(out)
     pm = build_postmortem(read_analysis(analysis), source=str(analysis))
+    _warn_missing_evidence(pm, str(analysis))
     store = _open_store(metrics, logs, traces, events, mapping) if metrics or logs or traces or events else None
     paths = write_reports(pm, out, store=store)
     if as_json:
@@ -768,6 +769,7 @@ def _investigate_and_report(store: object, out: Path, as_json: bool = False, **o
     out = output_dir(out)
     with console.status("investigating: coordinator, profiler, writer", spinner="dots"):
         result = investigate(store, trace_path=out / "trace.jsonl", **options)
+    _warn_missing_evidence(result.postmortem, "the investigation")
     paths = write_reports(result.postmortem, out, store=store)
     if as_json:
         _print_json(result.postmortem.to_dict())
@@ -802,6 +804,15 @@ def _investigate_and_report(store: object, out: Path, as_json: bool = False, **o
 def _print_json(data: object) -> None:
     """A command's result as JSON on stdout, nothing else (progress and notes go to stderr or are not printed)."""
     print(json.dumps(data, indent=2, default=str))
+
+
+def _warn_missing_evidence(pm: Any, source: str) -> None:
+    """One line on stderr naming the evidence ids the review cites but does not hold (it shows them unlinked)."""
+    missing = pm.grounding.missing_evidence
+    if missing:
+        ids = "ids" if len(missing) > 1 else "id"
+        warnings_console.print(Text(f"warning: {source}: {len(missing)} evidence {ids} cited but not present: "
+                                    f"{', '.join(missing)}", style="yellow"), highlight=False, soft_wrap=True)
 
 
 def _print_note(text: str) -> None:

@@ -952,7 +952,8 @@ class _Builder:
 
 
 def validate_grounding(pm: Postmortem, evidence: Any) -> GroundingCheck:
-    """Check every statement of the review (prose, timeline, findings, lessons) against the evidence."""
+    """Check every statement of the review (prose, timeline, findings, lessons) against the evidence, and every
+    evidence id it cites against the evidence it holds."""
     facts = evidence if isinstance(evidence, Facts) else Facts(evidence)
     statements = {"title": pm.title}
     statements |= {f"{name}": n.text for name, n in pm.narratives().items() if n.text}
@@ -962,7 +963,9 @@ def validate_grounding(pm: Postmortem, evidence: Any) -> GroundingCheck:
     for part in ("went_well", "went_wrong", "got_lucky"):
         statements |= {f"lessons.{part}[{i}]": text for i, text in enumerate(getattr(pm.lessons, part), 1)}
     issues = [f"{where}: {reason}" for where, text in statements.items() for reason in check_grounding(text, facts)]
-    return GroundingCheck(statements=len(statements), issues=issues)
+    held = {e.id for e in pm.evidence}
+    missing = [cited for cited in pm.cited_evidence() if cited not in held]
+    return GroundingCheck(statements=len(statements), issues=issues, missing_evidence=missing)
 
 
 def _at_severity(items: list[ActionItem], severity: Severity | None) -> list[ActionItem]:

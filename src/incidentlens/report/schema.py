@@ -287,6 +287,8 @@ class GroundingCheck(_Model):
 
     statements: int = Field(0, description="statements whose numbers and times were checked against the evidence")
     issues: list[str] = Field(default_factory=list, description="'<where>: <reason>' for each unsupported figure")
+    missing_evidence: list[str] = Field(default_factory=list, description="evidence ids the review cites that its "
+                                        "evidence does not hold (an edited analysis.json): shown, never linked")
 
 
 class TokenCount(_Model):
@@ -354,6 +356,30 @@ class Postmortem(_Model):
                  "response": self.response, "recovery": self.recovery and self.recovery.narrative,
                  "lessons": self.lessons.narrative}
         return {name: narrative for name, narrative in found.items() if narrative is not None}
+
+    def cited_evidence(self) -> list[str]:
+        """The evidence ids the sections cite (findings, hypotheses, timeline, actions, ...), each once, in order."""
+        return list(dict.fromkeys(_cited(self.model_dump(mode="json", exclude={"evidence"}))))
+
+
+#: the fields that cite evidence by id
+_CITING = ("evidence", "supporting", "contradicting")
+
+
+def _cited(node: Any) -> list[str]:
+    if isinstance(node, list):
+        return [cited for item in node for cited in _cited(item)]
+    if not isinstance(node, dict):
+        return []
+    ids = []
+    for key, value in node.items():
+        if key in _CITING and isinstance(value, str):
+            ids.append(value)
+        elif key in _CITING and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            ids.extend(value)
+        else:
+            ids.extend(_cited(value))
+    return ids
 
 
 def pick(model: type[BaseModel], raw: dict[str, Any]) -> dict[str, Any]:
