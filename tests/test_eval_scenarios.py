@@ -7,6 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from cli_process import assert_one_line_error, run_cli
 from incidentlens.cli import app
 from incidentlens.errors import InputError
 from incidentlens.eval.calibration import calibration
@@ -94,6 +95,22 @@ def test_seeds_parse_as_ranges_and_lists(text, seeds):
 def test_bad_seeds_are_one_line_errors(text):
     with pytest.raises(InputError, match="--seeds"):
         parse_seeds(text)
+
+
+def test_overlapping_ranges_count_once_against_the_cap():
+    assert len(parse_seeds("1-1000,500-1000")) == 1000
+    with pytest.raises(InputError, match=r"1001 seeds; at most 1000"):
+        parse_seeds("1-600,401-1001")
+
+
+@pytest.mark.parametrize(("seeds", "message"), [
+    ("1-1000000", "error: --seeds '1-1000000': 1000000 seeds; at most 1000 in one run"),
+    ("5-1", "error: --seeds '5-1': the range 5-1 runs backwards; write it low to high, 1-5"),
+    ("a-b", "error: --seeds 'a-b': expected seeds like 1-10, 3 or 1,4,7"),
+    ("", "error: --seeds '': expected seeds like 1-10, 3 or 1,4,7"),
+])
+def test_cli_refuses_too_many_or_malformed_seeds_before_running_any(seeds, message):
+    assert assert_one_line_error(run_cli("eval", "scenarios", "--seeds", seeds, timeout=30)) == message
 
 
 def test_cli_evaluates_a_small_subset_as_json():

@@ -449,7 +449,8 @@ def _print_analysis(analysis: dict) -> None:
 
 @eval_app.command("scenarios")
 def eval_scenarios_command(
-    seeds: Annotated[str, typer.Option("--seeds", help="Seeds: a range like 1-10, or 1,4,7.")] = "1-10",
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds: a range like 1-10, or 1,4,7; at most 1000 (a seed "
+                                       "runs every scenario).")] = "1-10",
     scenario: Annotated[
         list[str] | None, typer.Option("--scenario", help="Only these scenarios (repeatable; default: all).")
     ] = None,
