@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_process import assert_one_line_error, run_cli
 from incidentlens.errors import InputError
 from incidentlens.server.settings import build_settings, check_serve_settings
 
@@ -121,3 +122,54 @@ def test_the_server_refuses_an_llm_url_no_investigation_could_reach() -> None:
     with pytest.raises(InputError, match=r"--llm-url localhost:11434/v1: expected an http:// or https:// URL"):
         check_serve_settings(build_settings(None, {"metrics": ["m.csv"], "llm_url": "localhost:11434/v1"}))
     check_serve_settings(build_settings(None, {"metrics": ["m.csv"], "llm_url": "http://127.0.0.1:9/v1"}))
+
+
+@pytest.mark.parametrize(("target", "env", "message"), [
+    ({"name": "oncall", "url_env": "NOT_SET_ANYWHERE"}, None,
+     "serve: notification 'oncall': environment variable NOT_SET_ANYWHERE is not set"),
+    ({"name": "oncall", "url_env": "HOOK_URL"}, "ftp://s3cret-token@hooks.example/T0",
+     "serve: notification 'oncall': environment variable HOOK_URL is not an http:// or https:// URL with a host"),
+    ({"name": "oncall", "url_env": "HOOK_URL"}, "hooks.example/s3cret-token",
+     "serve: notification 'oncall': environment variable HOOK_URL is not an http:// or https:// URL with a host"),
+    ({"name": "pager", "url": "https:///s3cret-token"}, None,
+     "serve: notification 'pager': its url is not an http:// or https:// URL with a host"),
+    ({"name": "pager", "url": "https://hooks.example:port/s3cret-token"}, None,
+     "serve: notification 'pager': its url is not an http:// or https:// URL with a host"),
+])
+def test_a_notification_no_delivery_could_send_is_refused_at_start(
+        monkeypatch: pytest.MonkeyPatch, target: dict, env: str | None, message: str) -> None:
+    # found before at the first review, and only in the state DB; the URL (a secret) is never in the message
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    if env is not None:
+        monkeypatch.setenv("HOOK_URL", env)
+    settings = build_settings(None, {"metrics": ["m.csv"], "notifications": [target]})
+    with pytest.raises(InputError) as caught:
+        check_serve_settings(settings)
+    assert str(caught.value) == message
+
+
+def test_two_notifications_of_one_name_are_refused() -> None:
+    # deliveries find their target by name: the second (here both unnamed, "webhook") posted to the first's URL
+    twins = [{"url": "https://a.example/hook"}, {"url": "https://b.example/hook"}]
+    with pytest.raises(InputError, match=r"^serve: notification 'webhook' is named twice"):
+        check_serve_settings(build_settings(None, {"metrics": ["m.csv"], "notifications": twins}))
+
+
+def test_notifications_with_web_urls_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_URL", "https://hooks.slack.example/T0/B0/x\n")  # a trailing newline, as `$(cat f)` keeps
+    targets = [{"name": "oncall", "kind": "slack", "url_env": "HOOK_URL"}, {"name": "pager", "url": "http://[::1]:9/h"}]
+    settings = build_settings(None, {"metrics": ["m.csv"], "notifications": targets})
+    check_serve_settings(settings)
+    assert settings.notifications[0].resolved_url() == "https://hooks.slack.example/T0/B0/x"
+
+
+def test_serve_with_an_unset_notification_variable_is_one_line_and_exit_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    config = tmp_path / "serve.toml"
+    config.write_text('[[notifications]]\nname = "oncall"\nkind = "slack"\nurl_env = "NOT_SET_ANYWHERE"\n')
+    result = run_cli("serve", "--config", str(config), "--metrics", "m.csv", "--state", str(tmp_path / "state"),
+                     "--port", "0", timeout=60)
+    assert assert_one_line_error(result) == (
+        "error: serve: notification 'oncall': environment variable NOT_SET_ANYWHERE is not set")
+    assert not (tmp_path / "state").exists()  # refused before anything was written

@@ -30,6 +30,7 @@ import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -84,7 +85,7 @@ class NotificationTarget(_Strict):
         return self
 
     def resolved_url(self) -> str:
-        url = self.url or os.environ.get(self.url_env or "", "")
+        url = (self.url or os.environ.get(self.url_env or "", "")).strip()
         if not url:
             raise InputError(f"notification {self.name!r}: environment variable {self.url_env} is not set")
         return url
@@ -175,3 +176,29 @@ def check_serve_settings(settings: ServeSettings) -> None:
         parse_llm_url(settings.llm_url)  # a URL no investigation could reach: refused now, not at every alert
     if settings.token is None and settings.host not in LOOPBACK:
         raise InputError(f"serve: --host {settings.host} without a token: pass --token or set {TOKEN_ENV}")
+    names = [target.name for target in settings.notifications]
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:  # deliveries find their target by name: the second would post to the first's URL
+        raise InputError(f"serve: notification {twice!r} is named twice: give each notification a name of its own")
+    for target in settings.notifications:
+        check_notification(target)
+
+
+def check_notification(target: NotificationTarget) -> None:
+    """Refuse at start a notification no delivery could send (found otherwise at the first review, and only in the
+    state DB). The message names the target and its variable, never the URL: a webhook URL is a secret."""
+    where = f"serve: notification {target.name!r}"
+    if not target.url and not os.environ.get(target.url_env or ""):
+        raise InputError(f"{where}: environment variable {target.url_env} is not set")
+    holder = "its url" if target.url else f"environment variable {target.url_env}"
+    if not _web_url(target.resolved_url()):
+        raise InputError(f"{where}: {holder} is not an http:// or https:// URL with a host")
+
+
+def _web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        port_readable = parts.port is None or parts.port >= 0  # reading the port raises on one that is no number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port_readable
