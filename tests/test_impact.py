@@ -488,6 +488,22 @@ def test_a_success_rate_that_falls_is_read_as_an_error_rate_and_sets_severity() 
     assert derive_severity(report_impact)[1].startswith("SEV1 because error rate >= 20 points over its baseline")
 
 
+def test_an_error_rate_held_at_the_sev3_floor_is_harm_though_an_earlier_fault_in_the_baseline_went_higher() -> None:
+    # OnlineBoutique 16:13: the front door failed 13-17% of its requests for three minutes against 0% before, "a
+    # single peak, not sustained" and SEV4, because its 12:10 fault (half its requests failing) widened the baseline's
+    # quantile range; as a latency held at 1.5x, every value at 1% and 2x the baseline median or more is harm
+    earlier_fault = "WHEN i BETWEEN 60 AND 69 THEN 50 ELSE 100 END"
+    held = estimate_impact(_front(f"CASE WHEN i >= 120 THEN 85 {earlier_fault}"), WINDOW, BASELINE).impact
+    assert held.services_affected == ["Frontend"]
+    report_impact = ReportImpact(**held.model_dump(exclude={"evidence", "requests_failed_excess"}),
+                                 narrative=Narrative(text=""))
+    assert derive_severity(report_impact)[1].startswith("SEV2 because error rate >= 5 points over its baseline")
+    # one minute at 15% is a peak, and 0.5% held is under the floor: neither marks the front door
+    for window in ("i = 125 THEN 85", "i >= 120 THEN 99.5"):
+        impact = estimate_impact(_front(f"CASE WHEN {window} {earlier_fault}"), WINDOW, BASELINE).impact
+        assert impact.services_affected == [], window
+
+
 def test_a_success_rate_of_0_is_all_failing_only_where_the_requests_show_it() -> None:
     # TrainTicket's front end reads SuccessRate(%) 0 all day (no requests counted): a 0 with no requests to show
     # failing, or with traced requests that succeed, is no reading, not 100% failed

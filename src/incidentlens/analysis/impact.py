@@ -28,11 +28,13 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   `METRIC_SHIFT` deviations past it on a scale without the quantile range (that range keeps a spiky series from
   passing for a moved one, but holds any earlier fault in the baseline, and a latency held at 94 times its median
   through the window is harm however high an earlier fault took it; each value, not the median, which one spike
-  carries in a window of two or three); or its traced requests (the traces in which it was called) failed in one way
-  (an error status on an operation, an ERROR/FATAL line of a template in the trace, or cut short: ended without a
-  call that requests of their kind made before) `SURGE_RATIO` times as often as in its baseline by the same test
-  (`_failing_requests`): per way, since a baseline holding an earlier fault of the same service hides a new failure
-  among the old ones.
+  carries in a window of two or three); or when each of two or more values of an error rate is at least `FAILING`
+  times its baseline median and `FAILING_FLOOR`, and `METRIC_SHIFT` deviations past it on that scale (SEV3's
+  error-rate floor, held: the front door failing 15% of its requests against 0% is harm however many an earlier
+  fault failed); or its traced requests (the traces in which it was called) failed in one way (an error status on
+  an operation, an ERROR/FATAL line of a template in the trace, or cut short: ended without a call that requests of
+  their kind made before) `SURGE_RATIO` times as often as in its baseline by the same test (`_failing_requests`):
+  per way, since a baseline holding an earlier fault of the same service hides a new failure among the old ones.
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum,
   among those that mark their service affected when any does (what held, not a lone spike beside it);
   the latency requests were served with when such a series rose, not a service's wait as a client on its own calls
@@ -110,6 +112,10 @@ MIN_LINES_PER_MINUTE = 10
 METRIC_SHIFT = 5.0
 #: a latency held at this many times its baseline median through the window is harm (SEV3's latency floor)
 SLOWER = 1.5
+#: an error rate held at this many times its baseline median, and at `FAILING_FLOOR` at least, through the window is
+#: harm (SEV3's error-rate floor)
+FAILING = 2.0
+FAILING_FLOOR = 0.01
 #: impact counts harm: a change under 5% of the baseline is one robust standard deviation at most, however flat the
 #: series was before (the root-cause tests credit any series with 2%)
 IMPACT_NOISE_FLOOR = 0.05
@@ -281,9 +287,10 @@ def _metric_peaks(
     left_out = {(c.service, c.metric) for c in unsupported}
     changed &= np.array([(str(service[i]), str(metric[i])) not in left_out for i in range(table.num_rows)], dtype=bool)
     served = np.array([not CLIENT_SIDE.search(str(m)) for m in metric], dtype=bool)
-    slower = np.isin(metric, series["latency"]) & served & _held_at_least(table, SLOWER) \
-        & (arrays.floats(table["least_z_iqr"]) >= METRIC_SHIFT)
-    affected = changed & ((typical_shift >= METRIC_SHIFT) | slower)
+    past_its_spread = arrays.floats(table["least_z_iqr"]) >= METRIC_SHIFT
+    slower = np.isin(metric, series["latency"]) & served & _held_at_least(table, SLOWER) & past_its_spread
+    failing = np.isin(metric, series["error"]) & _held_at_least(table, FAILING, FAILING_FLOOR) & past_its_spread
+    affected = changed & ((typical_shift >= METRIC_SHIFT) | slower | failing)
     order = np.argsort(-typical_shift, kind="stable")
     shifted = list(dict.fromkeys(str(service[i]) for i in order if affected[i]))
     already = sorted({f"{service[i]}/{metric[i]}" for i in range(table.num_rows) if not changed[i]
@@ -326,7 +333,8 @@ def _metric_peaks(
             "(with none traced, a request rate above 0) show requests all failing, else it is no reading; "
             f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}, "
             f"or for a latency it served when every window value (two or more) is >= {SLOWER:g}x the baseline "
-            f"median and >= {METRIC_SHIFT:g} deviations past it on a scale without the quantile range; "
+            f"median (for an error rate, >= {FAILING:g}x and >= {FAILING_FLOOR:.0%}) and >= {METRIC_SHIFT:g} "
+            "deviations past it on a scale without the quantile range; "
             f"robust scale = {robust_scale_rule(IMPACT_NOISE_FLOOR)}; a series counts only when its window max "
             f"rises above its max in the {PRE_START.total_seconds() / 60:g} min before the start by "
             f"{IMPACT_NOISE_FLOOR:.0%}, and a latency percentile only where the traced calls bear it out",
@@ -340,12 +348,14 @@ def entry_names(entry: str | None) -> list[str]:
     return [] if entry is None else entry.removesuffix(" and more").split(", ")
 
 
-def _held_at_least(table: pa.Table, times: float) -> np.ndarray:
+def _held_at_least(table: pa.Table, times: float, floor: float | None = None) -> np.ndarray:
     """Per series of a `metric_shift_sql` table, whether its window holds two values or more, each at least `times`
-    its (positive) baseline median: one value is a peak, not a level held."""
+    its baseline median: one value is a peak, not a level held. The baseline median must be positive, unless a
+    `floor` every value must reach is given (an error rate's baseline is often 0)."""
     now, before = arrays.floats(table["window_min"]), arrays.floats(table["baseline"])
     with np.errstate(invalid="ignore"):
-        return (before > 0) & (now >= times * before) & (arrays.floats(table["window_points"]) >= 2)
+        based = before > 0 if floor is None else (before >= 0) & (now >= floor)
+        return based & (now >= times * before) & (arrays.floats(table["window_points"]) >= 2)
 
 
 def _read_success_sql(store: Any, series: dict[str, list[str]]) -> str:

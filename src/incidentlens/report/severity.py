@@ -47,7 +47,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from incidentlens.analysis.impact import LOG_ERROR_SHARE, SLOWER
+from incidentlens.analysis.impact import FAILING, FAILING_FLOOR, LOG_ERROR_SHARE, SLOWER
 from incidentlens.report import formatting as fmt
 from incidentlens.report.schema import Impact, Peak, Severity, TracedFailure
 
@@ -58,10 +58,10 @@ CHANCE_Z = 3.09
 RULE = ("SEV1: error rate >= 20 points over its baseline, or >= 10% of requests failed beyond the baseline's "
         "share of failed requests, or >= 10,000 users beyond the baseline's; "
         "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline over a window >= 30 min; "
-        "SEV3: error rate (or share of ERROR/FATAL lines) >= 1% and >= 2x baseline, any failed requests beyond the "
-        f"baseline's share or users beyond the baseline's (each past {CHANCE_Z:g} Poisson σ of what the baseline "
-        "predicts), a service's traced requests failed in one way beyond its baseline's share (SEV3 at most: its "
-        f"requests, not the users'), or latency >= {SLOWER:g}x; else SEV4; "
+        f"SEV3: error rate (or share of ERROR/FATAL lines) >= {FAILING_FLOOR:.0%} and >= {FAILING:g}x baseline, any "
+        f"failed requests beyond the baseline's share or users beyond the baseline's (each past {CHANCE_Z:g} Poisson "
+        "σ of what the baseline predicts), a service's traced requests failed in one way beyond its baseline's share "
+        f"(SEV3 at most: its requests, not the users'), or latency >= {SLOWER:g}x; else SEV4; "
         "error rate and latency at the window's typical level (its median; a single peak sets no level), the share "
         "of ERROR/FATAL lines SEV3 at most (a log line is not a failed request); "
         "users are those on WARN/ERROR lines less the baseline's for a window as long, and set no level where there "
@@ -167,7 +167,7 @@ def _level(f: _Figures) -> tuple[Severity, str, str | None]:
 
     long_enough = at_least(f.minutes, 30)
     requests = not f.from_lines  # an error rate of requests; the share of ERROR/FATAL lines sets SEV3 at most
-    doubled = f.error_baseline is None or (f.error_rate is not None and f.error_rate >= 2 * f.error_baseline)
+    doubled = f.error_baseline is None or (f.error_rate is not None and f.error_rate >= FAILING * f.error_baseline)
     checks: list[tuple[Severity, bool, str, str]] = [
         ("SEV1", requests and at_least(f.error_rise, 0.20), "error rate >= 20 points over its baseline", "error"),
         ("SEV1", at_least(f.failed_share, 0.10), ">= 10% of requests failed beyond the baseline's share", "failed"),
@@ -177,11 +177,11 @@ def _level(f: _Figures) -> tuple[Severity, str, str | None]:
         ("SEV2", at_least(f.users, 1_000), ">= 1,000 users affected beyond the baseline's", "users"),
         ("SEV2", at_least(f.latency_ratio, 3.0) and long_enough, "latency >= 3x baseline over a window >= 30 min",
          "latency"),
-        ("SEV3", requests and at_least(f.error_rate, 0.01) and doubled, "error rate >= 1% and >= 2x baseline",
-         "error"),
-        ("SEV3", f.from_lines and at_least(f.error_rate, 0.01) and doubled,
-         "ERROR/FATAL lines >= 1% of all lines and >= 2x baseline (log lines, not failed requests: SEV3 at most)",
-         "error"),
+        ("SEV3", requests and at_least(f.error_rate, FAILING_FLOOR) and doubled,
+         f"error rate >= {FAILING_FLOOR:.0%} and >= {FAILING:g}x baseline", "error"),
+        ("SEV3", f.from_lines and at_least(f.error_rate, FAILING_FLOOR) and doubled,
+         f"ERROR/FATAL lines >= {FAILING_FLOOR:.0%} of all lines and >= {FAILING:g}x baseline (log lines, not failed "
+         "requests: SEV3 at most)", "error"),
         ("SEV3", at_least(f.failed_share, 1e-12), "requests failed beyond the baseline's share", "failed"),
         ("SEV3", f.traced, "a service's traced requests failed beyond its baseline's share (its requests, not the "
          "users': SEV3 at most)", "traced"),
