@@ -48,7 +48,7 @@ _ORIGINAL_WAIT_SHIFTS = spans.wait_shifts
 def _typical_wait_always(edges, directions=("in", "out"), peers="lower", parsimony=True):
     """Every call against the lower of its history and the typical wait, whether or not any call changed."""
     typical = sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2] if edges else 0.0
-    lowered = [{**e, "wait_before": min(e["wait_before"], typical)} if e["calls_before"] >= spans.MIN_SPANS else e
+    lowered = [{**e, "wait_before": min(e["wait_before"], typical)} if e["history"] else e
                for e in edges]
     return _ORIGINAL_WAIT_SHIFTS(lowered, directions, peers, parsimony)
 _ORIGINAL_GRID = shifts._MinuteGrid.build.__func__

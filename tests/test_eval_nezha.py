@@ -192,8 +192,8 @@ def test_a_source_left_out_is_not_in_the_store_the_ranker_reads(nezha: Path, tmp
 
 def test_leaving_out_every_source_or_an_unknown_one_is_refused(nezha: Path):
     with pytest.raises(InputError, match="nothing would be left to rank on"):
-        evaluate_nezha(nezha, without=["metrics", "logs", "traces"])
-    with pytest.raises(InputError, match=r"--without spans: expected one of metrics, logs, traces"):
+        evaluate_nezha(nezha, without=["metrics", "logs", "traces", "calls"])
+    with pytest.raises(InputError, match=r"--without spans: expected one of metrics, logs, traces, calls"):
         evaluate_nezha(nezha, without=["spans"])
 
 

@@ -21,6 +21,7 @@ import pytest
 from incidentlens.analysis import analyze
 from incidentlens.analysis.anchored import known_periods
 from incidentlens.analysis.spans import (
+    MIN_SPANS,
     SIGNIFICANT_STRENGTH,
     WAIT_WEIGHT,
     TraceSignal,
@@ -503,7 +504,8 @@ def test_a_change_that_is_as_much_a_delay_as_a_call_fewer_is_told_as_the_delay_t
 
 def _edge(caller: str, callee: str, before_ms: float, after_ms: float, calls: int = 20) -> dict:
     return {"caller": caller, "callee": callee, "calls_before": calls, "calls_after": calls,
-            "wait_before": before_ms, "wait_after": after_ms, "first_after": datetime(2023, 1, 29, 8, 52)}
+            "wait_before": before_ms, "wait_after": after_ms, "first_after": datetime(2023, 1, 29, 8, 52),
+            "history": calls >= MIN_SPANS, "source": "spans"}
 
 
 def test_an_ordinary_history_is_not_swapped_for_the_other_calls_typical_wait():

@@ -61,7 +61,7 @@ CadenceName = _choices("CadenceName", ("native", "1h", "1d"))
 FileFormat = _choices("FileFormat", ("csv", "parquet", "jsonl"))
 NezhaRanker = _choices("NezhaRanker", ("analysis", "signals"))
 FaultKind = _choices("FaultKind", ("exception", "return", "cpu_contention", "cpu_consumed", "network_delay"))
-Source = _choices("Source", ("metrics", "logs", "traces"))
+Source = _choices("Source", ("metrics", "logs", "traces", "calls"))
 
 
 def _placeholder(param: Any, ctx: Any) -> str | None:
@@ -134,6 +134,9 @@ LogFiles = Annotated[
 ]
 TraceFiles = Annotated[list[str] | None, typer.Option("--traces", metavar="PATH", help="Span file(s) or glob "
                                                       "(repeatable).")]
+CallFiles = Annotated[list[str] | None, typer.Option("--calls", metavar="PATH", help="Per-call-edge latency file(s) "
+                                                     "or glob (repeatable): time, caller, callee, side "
+                                                     "(client|server), latency; as a service mesh reports it.")]
 EventFiles = Annotated[list[str] | None, typer.Option("--events", metavar="PATH", help="Deploy/config event file(s) "
                                                       "or glob (repeatable).")]
 ColumnMap = Annotated[
@@ -185,7 +188,7 @@ def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_t
 def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[str] | None,
                 events: list[str] | None, mapping: list[str] | None, at: object = None,
                 prometheus: object = None, year: int | None = None, service: str | None = None,
-                out: Path | None = None) -> object:
+                out: Path | None = None, calls: list[str] | None = None) -> object:
     """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store).
 
     Unreadable lines the store set aside are said on stderr, one line per file, and listed in
@@ -197,7 +200,7 @@ def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[
 
     store = open_store(metrics=metrics or None, logs=logs or None, traces=traces or None, events=events or None,
                        mapping=parse_mapping(mapping), prometheus=prometheus, at=at,
-                       text=TextLogOptions(year=year, service=service))
+                       text=TextLogOptions(year=year, service=service), calls=calls or None)
     rejected_notes = {f"{rejected.file}: {rejected.note()}, set aside" for rejected in store.rejected}
     for warning in store.warnings:  # bad values set aside at load: counted, and the count shown
         if warning in rejected_notes:
@@ -384,6 +387,7 @@ def analyze_command(
     logs: LogFiles = None,
     traces: TraceFiles = None,
     events: EventFiles = None,
+    calls: CallFiles = None,
     at: AlertTime = None,
     onset: Onset = OnsetMode.detect,
     out: Annotated[Path, typer.Option("--out", help="Directory to write analysis.json into.")] = Path("."),
@@ -405,7 +409,7 @@ def analyze_command(
     settings_for(sensitivity)  # a bad value stops here, before any file is read
     out = output_dir(out)  # before the analysis, not after it
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out, calls)
     with console.status("analyzing", spinner="dots"):
         result = analyze(store, at=anchor, detector=detector.value, onset=onset.value, sensitivity=sensitivity)
     text = json.dumps(result.to_dict(), indent=2)
@@ -663,6 +667,7 @@ def investigate_command(
     logs: LogFiles = None,
     traces: TraceFiles = None,
     events: EventFiles = None,
+    calls: CallFiles = None,
     at: AlertTime = None,
     onset: Onset = OnsetMode.detect,
     sensitivity: Sensitivity = None,
@@ -715,7 +720,7 @@ def investigate_command(
                        "--llm-url)")
     check_endpoint(brain, retry.timeout_s)  # before any data is read
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out, calls)
     result = _investigate_and_report(store, out, as_json=as_json, llm=llm.value, model=model, llm_url=llm_url,
                                      max_steps=max_steps, at=anchor, onset=onset.value, budget=budget,
                                      retry=retry, sensitivity=sensitivity)

@@ -125,6 +125,7 @@ class ServiceSignals(BaseModel):
     trace_strength: float = 0.0  # how far its requests changed in the traces (`spans.TraceSignal.strength`)
     trace_onset: datetime | None = None  # the first trace that showed the change
     trace_change: str | None = None  # the change in words (`TraceSignal.describe`)
+    trace_where: str = "the traces"  # ... where it was seen (`TraceSignal.measured_in`)
     delayed: bool = False  # the wait around its calls is its strongest change (`TraceSignal.delayed`)
     cut_short: bool = False  # its strongest trace change is a call fewer of its requests made (`TraceSignal.cut_short`)
     cut_after: str | None = None  # ... and the service its requests without that call called last
@@ -207,7 +208,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             waits_only_in = trace.wait_direction == "in" and not trace.wait_both_ways
             slowed = own_work_slowed(s.moved, server_latency=waits_only_in) if trace.delayed else None
             s.delayed = trace.delayed and slowed is None
-            s.trace_change = trace.describe(network=slowed is None)
+            s.trace_change, s.trace_where = trace.describe(network=slowed is None), trace.measured_in
             if slowed is not None:
                 s.trace_change += f", while its own work slowed too ({slowed} rose), so not its network alone"
             s.evidence.extend((trace.evidence, trace.cut_evidence))
@@ -442,12 +443,12 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
 
 
 def _mechanism(name: str, classification: Classification, trigger: dict[str, Any] | None, s: ServiceSignals) -> str:
-    """The mechanism in one sentence, with the change the traces showed."""
+    """The mechanism in one sentence, with the change the traces (or call metrics) showed."""
     if classification.kind == NETWORK_DELAY:
         sentence = f"{name}'s calls were delayed on the network while its own work kept its pace"
     else:
         sentence = mechanism_sentence(name, classification, trigger, s.moved)
-    return f"{sentence}; in the traces, {s.trace_change}" if s.trace_change else sentence
+    return f"{sentence}; in {s.trace_where}, {s.trace_change}" if s.trace_change else sentence
 
 
 def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph) -> list[str]:

@@ -12,6 +12,8 @@ from incidentlens.analysis.periods import Span, in_span
 
 #: the sources the root cause reads, with the view and its time column
 SOURCES = {"metrics": ("metrics", "ts"), "logs": ("logs", "ts"), "traces": ("spans", "start_ts")}
+#: ... and those it reads when given, whose absence is no gap to report (most systems have no per-call metrics)
+GIVEN_ONLY = {"call metrics": ("calls", "ts")}
 
 
 def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
@@ -20,15 +22,16 @@ def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
     `events_given`: whether any deploy, config or operator events were given, without which no intervention could
     have been recorded."""
     rows: dict[str, dict[str, int]] = {}
-    for name, (view, column) in SOURCES.items():
+    sources = {**SOURCES, **{name: read for name, read in GIVEN_ONLY.items() if store.has(read[0])}}
+    for name, (view, column) in sources.items():
         if not store.has(view):
             continue
         counts = store.fetch(f"SELECT count(*) FILTER (WHERE {in_span(column, window)}) AS window_rows, "
                              f"count(*) FILTER (WHERE {in_span(column, baseline)}) AS baseline_rows "
                              f"FROM {view}").to_pylist()[0]
         rows[name] = {key: int(value or 0) for key, value in counts.items()}
-    used = [name for name in SOURCES if rows.get(name, {}).get("window_rows")]
-    missing = [name for name in SOURCES if name not in used]
+    used = [name for name in sources if rows.get(name, {}).get("window_rows")]
+    missing = [name for name in sources if name not in used]
     notes = [f"no {name} for this period" for name in missing]
     notes += [f"no {name} before the onset: compared with the rest of the window only" for name in used
               if not rows[name]["baseline_rows"]]

@@ -57,6 +57,8 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from incidentlens.analysis import arrays
+from incidentlens.analysis.callmetrics import BEFORE_QUANTILE, calls_wait_sql
+from incidentlens.analysis.callmetrics import SOURCE as CALL_METRICS
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.links import span_links
 from incidentlens.analysis.masking import masked_sql, masks_relation
@@ -95,6 +97,8 @@ OWN_TIME_WEIGHT = 2.0
 SIGNIFICANT_STRENGTH = 2.5
 #: the wait on a service's calls weighs as its own time does: both are time ratios on the same log scale
 WAIT_WEIGHT = OWN_TIME_WEIGHT
+#: the sources of waits, finest first: spans measure each call; call metrics, a minute's percentiles
+FINEST_FIRST = ("spans", CALL_METRICS)
 
 
 class TraceSignal(BaseModel):
@@ -120,6 +124,7 @@ class TraceSignal(BaseModel):
     wait_direction: str | None = None  # "in": the calls into it waited longer; "out": its calls to others did
     wait_explained_by: str | None = None  # the service whose delayed calls include all of its own (a delay there)
     wait_both_ways: bool = False  # the calls into it and its calls to others both waited longer, past the bar
+    wait_source: str | None = None  # what measured the wait: "spans", or "call metrics" (`callmetrics.SOURCE`)
     last_call: str | None = None  # when `cut_short`: the call its requests without the lost one made last
     last_callee: str | None = None  # ... the service that call went to
     last_call_share: float | None = None  # ... the share of those requests whose last call it was
@@ -164,6 +169,12 @@ class TraceSignal(BaseModel):
         wait = WAIT_WEIGHT * self.wait_shift
         return wait >= SIGNIFICANT_STRENGTH and wait >= max(self.behaviour_shift, self.own_time)
 
+    @property
+    def measured_in(self) -> str:
+        """Where the change `describe` names was seen: "the call metrics" for a wait only they measured, else "the
+        traces"."""
+        return "the call metrics" if self.delayed and self.wait_source == CALL_METRICS else "the traces"
+
     def describe(self, network: bool = True) -> str:
         """The change in words: the longer wait on its calls (read as a delay on its network unless `network` is
         False), the slower own work (said not to count when the tail test does not carry it), or the event whose
@@ -176,8 +187,13 @@ class TraceSignal(BaseModel):
                 "each of its calls beyond the callee's server time, on every callee")
             # both ways: the other direction than the one measured (the larger) waited longer too
             other = "its own calls to others" if self.wait_direction == "in" else "its callers on the calls into it"
-            wait = (f"{calls} {three_figures(self.wait_after_ms)} ms around {around} (median; "
-                    f"{three_figures(self.wait_before_ms)} ms {before})"
+            median, level = "median", f"{three_figures(self.wait_before_ms)} ms {before}"
+            if self.wait_source == CALL_METRICS:
+                median = "median over minutes of call metrics, the client side's latency less the server side's"
+                if self.wait_baseline == "history":
+                    level = (f"at most {three_figures(self.wait_before_ms)} ms in {BEFORE_QUANTILE:.0%} of the "
+                             "minutes before")
+            wait = (f"{calls} {three_figures(self.wait_after_ms)} ms around {around} ({median}; {level})"
                     + (f", and {other} waited longer too" if self.wait_both_ways else ""))
             return f"{wait}: the delay lies between the services, on its network" if network else wait
         if self.own_time_shift > 0 and own_time >= max(self.behaviour_shift, self.raw_shift) \
@@ -444,9 +460,10 @@ def tail_z(tail_before: float, spans_before: int, tail_after: float, spans_after
 
 def wait_sql(window: Span, baseline: Span, links: str) -> str:
     """Per call edge (caller, callee): the median wait around the calls (the caller's span minus the callee's server
-    span under it) before and after, with the number of calls on each side and the first call after; `links`: the
-    spans joined to their parents (`span_links`)."""
-    return f"""WITH calls AS (
+    span under it) before and after, with the number of calls on each side, the first call after and whether the
+    calls before are enough (`MIN_SPANS`) to be its history; `links`: the spans joined to their parents
+    (`span_links`)."""
+    return f"""WITH edge_calls AS (
     SELECT parent_service AS caller, service AS callee, {in_span('parent_start', window)} AS after,
            parent_start AS start_ts, greatest(parent_ms - duration_ms, 0) AS wait_ms
     FROM {links}
@@ -454,17 +471,24 @@ def wait_sql(window: Span, baseline: Span, links: str) -> str:
 )
 SELECT caller, callee, count(*) FILTER (WHERE NOT after) AS calls_before, count(*) FILTER (WHERE after) AS calls_after,
        median(wait_ms) FILTER (WHERE NOT after) AS wait_before, median(wait_ms) FILTER (WHERE after) AS wait_after,
-       min(start_ts) FILTER (WHERE after) AS first_after
-FROM calls GROUP BY caller, callee HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS}
+       min(start_ts) FILTER (WHERE after) AS first_after, count(*) FILTER (WHERE NOT after) >= {MIN_SPANS} AS history,
+       'spans' AS source
+FROM edge_calls GROUP BY caller, callee HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS}
 ORDER BY callee, caller"""
+
+
+def traced_edges_sql(window: Span, links: str) -> str:
+    """The call edges (caller, callee) with a span in the window; `links`: the spans joined to their parents."""
+    return f"""SELECT DISTINCT parent_service AS caller, service AS callee FROM {links}
+WHERE service <> parent_service AND {in_span('parent_start', window)}"""
 
 
 def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", "out"),
                 peers: str = "lower", parsimony: bool = True) -> dict[str, dict[str, Any]]:
     """Per service, the wait shift of its calls. Each call edge is held against its own calls before the onset (when
-    it has `MIN_SPANS` of them; else against the system's typical wait, the lower median over the edges): a delay
-    that began at the onset. Only when no service's calls changed so, an edge whose history itself stands out from the
-    typical wait past the bar is held against the typical wait: a delay already under way before the onset (an
+    it has enough of them, its `history`; else against the system's typical wait, the lower median over the edges):
+    a delay that began at the onset. Only when no service's calls changed so, an edge whose history itself stands out
+    from the typical wait past the bar is held against the typical wait: a delay already under way before the onset (an
     earlier incident still going, a fault injected again) has become its history but still stands out from the other
     calls (an ordinary history is no such delay: a call that waited as the others did is held against it alone); an
     alert is about what changed, so a delay that did comes first. A delay on a service's network slows every edge
@@ -479,7 +503,7 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
     changed: dict[tuple[str, str], dict[str, Any]] = {}
     lowered: dict[tuple[str, str], dict[str, Any]] = {}
     for edge in edges:
-        history = edge["calls_before"] >= MIN_SPANS
+        history = bool(edge["history"])
         if not history and peers == "never":
             continue
         key = (edge["caller"], edge["callee"])
@@ -499,7 +523,7 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
 def _edge_wait(edge: dict[str, Any], before: float, baseline: str) -> dict[str, Any]:
     after = float(edge["wait_after"])
     return {"shift": _longer_by(after, before), "before": before, "after": after, "baseline": baseline,
-            "onset": edge["first_after"]}
+            "onset": edge["first_after"], "source": edge["source"]}
 
 
 def _longer_by(after_ms: float, before_ms: float) -> float:
@@ -517,12 +541,14 @@ def _delayed(wait: dict[str, Any]) -> bool:
 
 def _per_service(waits: dict[tuple[str, str], dict[str, Any]], directions: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per service, the smallest edge shift into it, or out of it when that is larger; `both_ways` when each
-    direction alone is delayed (a delay on its network slows its calls both ways)."""
+    direction alone is delayed (a delay on its network slows its calls both ways). Each direction's edges are those
+    of the finest source that measures any (`FINEST_FIRST`): the smallest shift over edges of unlike precision
+    would be set by the coarser one's noise."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for (caller, callee), wait in waits.items():
         for service, direction in ((callee, "in"), (caller, "out")):
             current = found.get((service, direction))
-            if direction in directions and (current is None or wait["shift"] < current["shift"]):
+            if direction in directions and (current is None or _finest_smallest(wait) < _finest_smallest(current)):
                 found[(service, direction)] = {**wait, "direction": direction}
     per_service: dict[str, dict[str, Any]] = {}
     for (service, _), wait in sorted(found.items(), key=lambda item: item[0][1]):  # "in" before "out"
@@ -531,6 +557,10 @@ def _per_service(waits: dict[tuple[str, str], dict[str, Any]], directions: Seque
     for service, wait in per_service.items():
         wait["both_ways"] = all((service, d) in found and _delayed(found[(service, d)]) for d in ("in", "out"))
     return per_service
+
+
+def _finest_smallest(wait: dict[str, Any]) -> tuple[int, float]:
+    return FINEST_FIRST.index(wait["source"]), wait["shift"]
 
 
 def _explain_by_parsimony(per_service: dict[str, dict[str, Any]], delayed: set[tuple[str, str]]) -> None:
@@ -548,20 +578,45 @@ def _explain_by_parsimony(per_service: dict[str, dict[str, Any]], delayed: set[t
 
 
 def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, TraceSignal], list[Evidence]]:
-    """Each traced service's behaviour and own-time shift, with one `trace` evidence for each measure."""
-    if not store.has("spans"):
-        return {}, []
+    """Each traced service's behaviour and own-time shift, with one `trace` evidence for each measure; and the wait
+    around its calls, from the spans or, on the edges they do not show, from call metrics (`callmetrics`)."""
+    signals: dict[str, TraceSignal] = {}
+    evidence: list[Evidence] = []
+    waits: list[tuple[list[dict[str, Any]], str]] = []  # (edges, the query) of each source of waits
+    traced: set[tuple[str, str]] = set()
+    if store.has("spans"):
+        links = span_links(store)
+        evidence = _span_signals(store, window, baseline, links, signals)
+        edges_sql = wait_sql(window, baseline, links)
+        waits.append((store.fetch(edges_sql).to_pylist(), edges_sql))
+        traced = {(row["caller"], row["callee"]) for row in store.fetch(traced_edges_sql(window, links)).to_pylist()}
+    if store.has("calls"):
+        # An edge with spans in the window is theirs, measured call by call (or, with too few calls, not at all):
+        # a minute's wait from call metrics is the difference of two histogram percentiles, far coarser. Call
+        # metrics fill the edges no span shows.
+        calls_sql = calls_wait_sql(window, baseline)
+        waits.append(([e for e in store.fetch(calls_sql).to_pylist() if (e["caller"], e["callee"]) not in traced],
+                      calls_sql))
+    _add_waits(signals, [edge for edges, _ in waits for edge in edges])
+    cuts = [cut for signal in signals.values() if (cut := _where_cut(store, window, baseline, signal)) is not None]
+    for edges, sql in waits:
+        evidence.extend(_wait_evidence(signals, edges, sql))
+    return signals, evidence + cuts
+
+
+def _span_signals(store: Any, window: Span, baseline: Span, links: str,
+                  signals: dict[str, TraceSignal]) -> list[Evidence]:
+    """Each traced service's behaviour and own-time shift into `signals`; returns their evidence."""
     services = store.fetch("SELECT DISTINCT service FROM spans WHERE service IS NOT NULL").column(0).to_pylist()
     log_trace = log_trace_column(store)
     masks = masks_relation(store, covering(window, baseline)) if log_trace is not None else ""
-    links = span_links(store)
     statements = statements_relation(store, masks, covering(window, baseline)) if log_trace is not None else None
     events_sql = trace_events_sql(window, baseline, log_trace, services, links, masks, statements)
     rows = store.fetch(events_sql).to_pylist()
     for row in rows:
         row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"]), one_sided=row["problem"]), 3)
     events = _most_surprising_per_service(rows)
-    signals = {row["service"]: _behaviour(row) for row in events}
+    signals.update({row["service"]: _behaviour(row) for row in events})
     times_sql = own_time_sql(window, baseline)
     times = store.fetch(times_sql).to_pylist()
     for row in times:
@@ -570,19 +625,20 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         s.own_p90_after_ms = round(float(row["p90_after"]), 3)
         s.own_time_shift = round(_longer_by(s.own_p90_after_ms, s.own_p90_before_ms), 4)
         s.own_tail_z = round(tail_z(row["tail_before"], row["spans_before"], row["tail_after"], row["spans_after"]), 3)
-    edges_sql = wait_sql(window, baseline, links)
-    edges = store.fetch(edges_sql).to_pylist()
+    return _evidence(signals, events, events_sql, times, times_sql)
+
+
+def _add_waits(signals: dict[str, TraceSignal], edges: list[dict[str, Any]]) -> None:
+    """The wait shift of each service's calls (`wait_shifts`, over the edges of every source at once) into its
+    signal; a service known by no other measure gets a signal carrying only the wait."""
     for service, wait in wait_shifts(edges).items():
         s = signals.setdefault(service, TraceSignal(service=service))
         s.wait_before_ms, s.wait_after_ms = round(wait["before"], 3), round(wait["after"], 3)
         s.wait_shift, s.wait_baseline, s.wait_direction = round(wait["shift"], 4), wait["baseline"], wait["direction"]
         s.wait_explained_by, s.wait_both_ways = wait.get("explained_by"), wait["both_ways"]
+        s.wait_source = wait["source"]
         if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
             s.onset = wait["onset"]
-    cuts = [cut for signal in signals.values() if (cut := _where_cut(store, window, baseline, signal)) is not None]
-    evidence = _evidence(signals, events, events_sql, times, times_sql)
-    evidence.extend(_wait_evidence(signals, edges, edges_sql))
-    return signals, evidence + cuts
 
 
 def statements_relation(store: Any, masks: str, span: Span) -> str | None:
@@ -751,20 +807,34 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
     return items
 
 
+#: per source of waits: the evidence's kind, how its title names the wait, and its rule's words for the wait
+_WAIT_WORDS = {
+    "spans": ("trace", "caller's span minus the callee's server span",
+              "the median wait (caller's span minus the callee's server span), after against the calls before"),
+    CALL_METRICS: ("calls", "per-minute call metrics, the client side's latency less the server side's",
+                   "the median over minutes of the wait (the client side's latency less the server side's in the "
+                   "same minute, each side's median over the minute), after against the minutes before"),
+}
+
+
 def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]], sql: str) -> list[Evidence]:
-    waited = sorted((s for s in signals.values() if s.wait_after_ms is not None), key=lambda s: -s.wait_shift)
+    """The evidence of the waits one source measured (`edges`, from the query `sql`), cited by the services whose
+    wait it gave."""
+    source = edges[0]["source"] if edges else None
+    waited = sorted((s for s in signals.values() if s.wait_after_ms is not None and s.wait_source == source),
+                    key=lambda s: -s.wait_shift)
     if not waited:
         return []
     top = waited[0]
+    kind, measured, rule = _WAIT_WORDS[source]
     item = Evidence.make(
-        "trace", f"wait around calls by service: {top.service} {top.wait_before_ms:g} -> {top.wait_after_ms:g} ms "
-                 "(median, caller's span minus the callee's server span)", sql,
-        {"rule": "per call edge, the median wait (caller's span minus the callee's server span), after against the "
-                 "calls before (the system's typical wait, the lower median over the edges, when an edge has too "
-                 "few), and against the lower of the two only when no service's calls changed so; a service's shift "
-                 "is the smallest over the edges into it, or over the edges out of it when larger; a service whose "
-                 "delayed calls are all among another's is explained by that one (explained_by); both_ways: the edges "
-                 "into it and out of it were each delayed",
+        kind, f"wait around calls by service: {top.service} {top.wait_before_ms:g} -> {top.wait_after_ms:g} ms "
+              f"(median, {measured})", sql,
+        {"rule": f"per call edge, {rule} (the system's typical wait, the lower median over the edges, when an edge "
+                 "has too few), and against the lower of the two only when no service's calls changed so; a service's "
+                 "shift is the smallest over the edges into it, or over the edges out of it when larger; a service "
+                 "whose delayed calls are all among another's is explained by that one (explained_by); both_ways: "
+                 "the edges into it and out of it were each delayed",
          "services": [{"service": s.service, "wait_before_ms": s.wait_before_ms, "wait_after_ms": s.wait_after_ms,
                        "shift": s.wait_shift, "baseline": s.wait_baseline, "direction": s.wait_direction,
                        "explained_by": s.wait_explained_by, "both_ways": s.wait_both_ways}

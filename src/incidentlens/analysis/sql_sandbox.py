@@ -58,7 +58,7 @@ from incidentlens.errors import InputError
 
 DEFAULT_ROW_CAP = 200
 DEFAULT_TIMEOUT_S = 5.0
-CANONICAL_VIEWS = ("metrics", "logs", "spans", "events")
+CANONICAL_VIEWS = ("metrics", "logs", "spans", "events", "calls")
 #: a query longer than this is refused before it is parsed
 MAX_QUERY_CHARS = 100_000
 #: how long a worker may take to answer after DuckDB was interrupted at the time limit, before it is killed

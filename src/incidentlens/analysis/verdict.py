@@ -111,7 +111,7 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
     """Why the best hypothesis does not stand out from none of the candidates, in words; what it did not show is said
     only of the sources `checked` (logs or traces with no line in the window showed nothing either way)."""
     if stands_on_its_own and support < 1 and service in signals:
-        return (f"all that points at {service} is one test, its change in the traces ("
+        return (f"all that points at {service} is one test, its change in {signals[service].trace_where} ("
                 f"{signals[service].trace_change or 'its requests changed'}: strength "
                 f"{signals[service].trace_strength:.2g} against the candidate bar {SIGNIFICANT_STRENGTH:g}), and no "
                 "other service moved; chance passes one of the many tests made about that far")
@@ -154,7 +154,7 @@ def onset_sign(s: ServiceSignals) -> str:
     if s.onset == s.metric_onset:
         first = next((m for m in s.moved if m.onset == s.metric_onset), s.moved[0] if s.moved else None)
         return shift_words([first])[0] if first else "a metric shifted"
-    return f"in the traces, {s.trace_change}" if s.trace_change else "its requests changed in the traces"
+    return f"in {s.trace_where}, {s.trace_change}" if s.trace_change else "its requests changed in the traces"
 
 
 def _log_words(ratio: float) -> str:
@@ -177,7 +177,7 @@ def _showed(s: ServiceSignals) -> list[str]:
         found.append((s.log_onset, _log_words(s.log_ratio)))
     if s.trace_change:
         traced = [t for t in (s.trace_onset, s.cut_onset) if t is not None]
-        found.append((min(traced, default=None), f"in the traces, {s.trace_change}"))
+        found.append((min(traced, default=None), f"in {s.trace_where}, {s.trace_change}"))
     found.sort(key=lambda item: _later(item[0], s.onset))  # stable: findings at the onset keep their order
     return [f"then at {t:%H:%M:%S} UTC: {said}" if _later(t, s.onset) else said for t, said in found]
 

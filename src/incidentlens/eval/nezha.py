@@ -26,9 +26,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from incidentlens.errors import InputError
 from incidentlens.eval.calibration import Calibration, calibration
 from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
+from incidentlens.telemetry.columns import literal
 from incidentlens.telemetry.logfields import service_of_pod
 
 # The paper's figures per system (45 TrainTicket faults on two days, 56 OnlineBoutique faults on two), for the table.
@@ -45,7 +48,12 @@ ROLES = (("logs", "log", "_log"), ("traces", "trace", "_trace"))
 #: a minute's file is `HH_MM_log` / `HH_MM_trace` with one of these, gzipped first (when a minute has both, that one)
 MINUTE_FILE_SUFFIXES = (".csv.gz", ".csv")
 #: the sources a run can leave out (`--without`), to score the ranking on what a user without them has
-SOURCES = ("metrics", "logs", "traces")
+SOURCES = ("metrics", "logs", "traces", "calls")
+#: the day's per-call-edge p50 latency (seconds), one column `<caller>_<callee>` per edge and a row per minute, as the
+#: caller's side measured it and as the callee's did; `dependency.csv` (`Source,Target,...`) lists the call pairs,
+#: which split the column names (a service name may itself hold `_`)
+CALL_LATENCY_FILES = (("client", "source_50.csv"), ("server", "destination_50.csv"))
+CALL_PAIRS_FILE = "dependency.csv"
 METRIC_HISTORY = timedelta(minutes=60)
 #: the day's log and trace files of this long before the fault's own are given too (earlier faults' minutes
 #: included), as a user with a log store has the hour before an alert
@@ -353,6 +361,66 @@ class MetricsCut:
         return path if rows and rows[0] else None
 
 
+class CallsCut:
+    """The day's per-edge call latency (`CALL_LATENCY_FILES`) turned once into the long `calls` table (time, caller,
+    callee, side, latency); `around(moment)` writes the fault's slice as MetricsCut does. A day without those files
+    has none (`day` None)."""
+
+    def __init__(self, day_dir: Path, scratch: Path, history: timedelta = METRIC_HISTORY) -> None:
+        folder = day_dir / "metric"
+        files = [(side, folder / name) for side, name in CALL_LATENCY_FILES]
+        pairs = folder / CALL_PAIRS_FILE
+        self.scratch, self.history = scratch, history
+        self.day: Path | None = None
+        self.warnings: list[str] = []  # the columns naming no call pair, left out
+        if not all(path.is_file() for path in (pairs, *(path for _, path in files))):
+            return
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.day = scratch / "calls-day.parquet"
+        con = duckdb.connect()
+        try:
+            self._write_day(con, pairs, files)
+        except duckdb.Error as err:  # a file not in the layout: the day's faults are ranked without call metrics
+            self.day = None
+            self.warnings.append(f"{folder}: call latency files not read ({' '.join(str(err).split())[:160]}), "
+                                 "left out")
+        finally:
+            con.close()
+
+    def _write_day(self, con: duckdb.DuckDBPyConnection, pairs: Path, files: list[tuple[str, Path]]) -> None:
+        """Unpivot each side's file, its column names split into caller and callee by the listed pairs."""
+        con.execute(f"CREATE TABLE pairs AS SELECT DISTINCT Source || '_' || Target AS edge, Source AS caller, "
+                    f"Target AS callee FROM read_csv({literal(str(pairs))}, all_varchar = true)")
+        known = {row[0] for row in con.execute("SELECT edge FROM pairs").fetchall()}
+        sides = []
+        for side, path in files:
+            wide = f"read_csv({literal(str(path))}, all_varchar = true)"
+            names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {wide}").fetchall()]
+            unknown = [name for name in names if name not in known | {"time", "timestamp"}]
+            if unknown:
+                self.warnings.append(f"{path}: {len(unknown)} column(s) naming no call pair of {CALL_PAIRS_FILE} "
+                                     f"({', '.join(unknown[:3])}), left out")
+            # the epoch seconds of `timestamp`, not `time` (Go's time.String(), with a monotonic clock reading)
+            sides.append(f"""SELECT ts, caller, callee, {literal(side)} AS side, latency_s FROM (
+    UNPIVOT (SELECT make_timestamp(CAST("timestamp" AS BIGINT) * 1000000) AS ts,
+                    TRY_CAST(COLUMNS(* EXCLUDE (time, "timestamp")) AS DOUBLE) FROM {wide})
+    ON COLUMNS(* EXCLUDE (ts)) INTO NAME edge VALUE latency_s) JOIN pairs USING (edge)""")
+        con.execute(f"COPY ({' UNION ALL '.join(sides)} ORDER BY ts) TO {literal(str(self.day))} (FORMAT parquet)")
+
+    def around(self, moment: datetime) -> Path | None:
+        """The calls of `history` before `moment` to a few minutes after; None when the day has none there."""
+        if self.day is None:
+            return None
+        path = self.scratch / f"calls-{moment:%H%M%S}.parquet"
+        start, end = sql_ts(moment - self.history), sql_ts(moment + METRIC_FUTURE)
+        con = duckdb.connect()
+        con.execute(f"COPY (SELECT * FROM {literal(str(self.day))} WHERE ts >= {start} AND ts < {end}) "
+                    f"TO {literal(str(path))} (FORMAT parquet)")
+        rows = con.execute(f"SELECT count(*) FROM {literal(str(path))}").fetchone()
+        con.close()
+        return path if rows and rows[0] else None
+
+
 def analysis_ranker(store: TelemetryStore, at: datetime, onset: str = "at") -> Ranking:
     """The services in the order `analyze` ranks them as root cause, `at` the incident's known start (its top
     three hypotheses: a service ranked lower counts as not found); `onset="detect"`: `at` an alert time, the
@@ -603,14 +671,17 @@ def evaluate_nezha(
                          alert_after=None if alert_after is None else alert_after.total_seconds(),
                          set_aside=list(labels.set_aside))
     with tempfile.TemporaryDirectory(prefix="incidentlens-nezha-") as scratch:
-        cuts: dict[str, MetricsCut | None] = {}
+        cuts: dict[str, tuple[MetricsCut | None, CallsCut | None]] = {}
         for number, fault in enumerate(faults, start=1):
             folder = rca_dir(data, fault.day)
             if fault.day not in cuts:  # one day's metrics at a time: the last day's cut is no longer needed
                 cut = None if "metrics" in without else MetricsCut(folder, Path(scratch) / fault.day, history)
-                cuts = {fault.day: cut}
-                report.set_aside.extend(f"{fault.day}: {note}" for note in (cut.warnings if cut else []))
-            score = score_fault(folder, fault, cuts[fault.day], rank, reference, log_history, without)
+                calls = None if "calls" in without else CallsCut(folder, Path(scratch) / fault.day, history)
+                cuts = {fault.day: (cut, calls)}
+                report.set_aside.extend(f"{fault.day}: {note}" for made in (cut, calls) if made
+                                        for note in made.warnings)
+            score = score_fault(folder, fault, cuts[fault.day][0], rank, reference, log_history, without,
+                                calls=cuts[fault.day][1])
             report.faults.append(score)
             if progress:
                 progress(number, len(faults), score)
@@ -624,15 +695,17 @@ def _at_alert(store: TelemetryStore, inject_time: datetime, delay: timedelta) ->
 
 def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut | None, ranker: Ranker,
                 reference: bool = False, log_history: timedelta = LOG_HISTORY,
-                without: Sequence[str] = ()) -> FaultScore:
-    """Rank one fault's services (`metrics` None: without metrics). What the fault lacked (metrics around it, its
-    own log or trace minutes, a file that could not be read) is said in its note."""
+                without: Sequence[str] = (), calls: CallsCut | None = None) -> FaultScore:
+    """Rank one fault's services (`metrics` None: without metrics; `calls`: the day's call latency, if it has any).
+    What the fault lacked (metrics around it, its own log or trace minutes, a file that could not be read) is said in
+    its note."""
     started = time.perf_counter()
     inputs = _leave_out(fault_inputs(day_dir, fault, reference=reference, history=log_history), without)
     metrics = None if "metrics" in without else metrics
     cut = metrics.around(fault.inject_time) if metrics else None
+    calls_cut = calls.around(fault.inject_time) if calls and "calls" not in without else None
     try:
-        store, skipped = fault_store(inputs, cut)
+        store, skipped = fault_store(inputs, cut, calls_cut)
     except InputError as err:  # nothing around the fault could be read: it ranks nothing, and says why
         store, skipped = None, []
         ranking = Ranking([], note=f"nothing to rank on: {_one_line(err)}")
@@ -676,16 +749,19 @@ def _leave_out(files: dict[str, list[Path]], without: Sequence[str]) -> dict[str
     return {role: [] if role in without else paths for role, paths in files.items()}
 
 
-def fault_store(files: dict[str, list[Path]], metrics: Path | None = None) -> tuple[TelemetryStore, list[Path]]:
-    """The fault's store; a file the loader refuses (the day has a truncated log) or leaves out (no bytes) is left
-    out and reported."""
+def fault_store(files: dict[str, list[Path]], metrics: Path | None = None,
+                calls: Path | None = None) -> tuple[TelemetryStore, list[Path]]:
+    """The fault's store (`calls`: its cut of the day's call latency); a file the loader refuses (the day has a
+    truncated log) or leaves out (no bytes) is left out and reported."""
     try:
-        store = load_telemetry(metrics=metrics, logs=files["logs"] or None, traces=files["traces"] or None)
+        store = load_telemetry(metrics=metrics, logs=files["logs"] or None, traces=files["traces"] or None,
+                               calls=calls)
         return store, [path for paths in files.values() for path in paths if not path.stat().st_size]
     except InputError:
         readable = {role: [p for p in paths if _readable(role, p)] for role, paths in files.items()}
         skipped = [p for role, paths in files.items() for p in paths if p not in readable[role]]
-        store = load_telemetry(metrics=metrics, logs=readable["logs"] or None, traces=readable["traces"] or None)
+        store = load_telemetry(metrics=metrics, logs=readable["logs"] or None, traces=readable["traces"] or None,
+                               calls=calls)
         return store, skipped
 
 

@@ -36,6 +36,16 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "status": ("status", "statuscode", "otelstatuscode", "error", "iserror", "haserror"),
     "kind": ("kind", "type", "eventtype", "event", "category", "action"),
     "description": ("description", "desc", "details", "summary", "message", "msg", "text", "body"),
+    # per-call-edge latency (`calls`), as a service mesh reports it (Istio's source_workload/destination_workload and
+    # reporter, Linkerd's outbound/inbound)
+    "caller": ("caller", "source", "sourceworkload", "sourceservice", "sourceapp", "client"),
+    "callee": ("callee", "destination", "destinationworkload", "destinationservice", "destinationapp", "target",
+               "server"),
+    "side": ("side", "reporter", "direction"),
+    "latency": (
+        "latencyms", "latency", "latencys", "latencyseconds", "latencyus", "durationms", "durationmilliseconds",
+        "durationseconds", "duration", "p50", "value",
+    ),
 }
 ROLES: tuple[str, ...] = tuple(CANDIDATES)
 

@@ -48,14 +48,15 @@ def open_store(
     prometheus: PrometheusOptions | None = None,
     at: datetime | None = None,
     text: TextLogOptions | None = None,
+    calls: PathsArg = None,
 ) -> TelemetryStore:
     """Files, a `clickhouse://` logs URL and a Prometheus server -> one TelemetryStore; `text` is what plain-text
-    logs cannot say (the year of year-less times, the service)."""
+    logs cannot say (the year of year-less times, the service); `calls`: per-call-edge latency files."""
     clickhouse_url, log_files = split_clickhouse(logs)
-    has_files = any(_given(p) for p in (metrics, log_files, traces, events))
+    has_files = any(_given(p) for p in (metrics, log_files, traces, events, calls))
     if has_files:
         store = load_telemetry(metrics=metrics, logs=log_files, traces=traces, events=events, mapping=mapping,
-                               text=text)
+                               text=text, calls=calls)
     elif clickhouse_url or prometheus:
         store = TelemetryStore()
     else:

@@ -1,7 +1,7 @@
 """The canonical telemetry store: DuckDB views over the user's files, and `fetch` as the one query path.
 
 Each input (a file, a glob, a list) becomes one or more *sources* (files of one format and header); each source
-becomes a canonical view `_<view>_<n>` and the public view (`metrics`, `logs`, `spans`, `events`) is their
+becomes a canonical view `_<view>_<n>` and the public view (`metrics`, `logs`, `spans`, `events`, `calls`) is their
 `UNION ALL BY NAME`. Parquet is read in place (a time filter reaches its row groups); text files (CSV, JSON) are
 parsed once, at load, into a table, whatever their size: read in place, every query would parse them again. A
 table that outgrows DuckDB's memory limit spills to a private temporary directory (`utc_connection`).
@@ -40,10 +40,10 @@ from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, not_utf8, read_text_log, utf8_copy
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, build_select
 
-VIEWS = ("metrics", "logs", "spans", "events")
+VIEWS = ("metrics", "logs", "spans", "events", "calls")
 _TEXT_FORMATS = ("csv", "json", "jsonl")
 _SPILL_DIRECTORIES = itertools.count()
-_TIME_COLUMN = {"metrics": "ts", "logs": "ts", "spans": "start_ts", "events": "ts"}
+_TIME_COLUMN = {"metrics": "ts", "logs": "ts", "spans": "start_ts", "events": "ts", "calls": "ts"}
 
 
 class QueryBackend(Protocol):
@@ -294,12 +294,14 @@ def load_telemetry(
     events: PathsArg = None,
     mapping: dict[str, str] | None = None,
     text: TextLogOptions | None = None,
+    calls: PathsArg = None,
 ) -> TelemetryStore:
-    """Files -> a TelemetryStore with canonical views; each argument is a path, a glob, or a list of them.
+    """Files -> a TelemetryStore with canonical views; each argument is a path, a glob, or a list of them (`calls`:
+    per-call-edge latency per interval, as a service mesh reports it).
 
     Validates eagerly: a missing or unreadable file, no time column or an unparseable time raise InputError now.
     """
-    inputs = {"metrics": metrics, "logs": logs, "spans": traces, "events": events}
+    inputs = {"metrics": metrics, "logs": logs, "spans": traces, "events": events, "calls": calls}
     if all(paths is None or (isinstance(paths, Sequence) and not isinstance(paths, str) and not paths)
            for paths in inputs.values()):
         raise InputError("no telemetry given: pass metrics and/or logs files")

@@ -1,4 +1,4 @@
-"""One source -> the SELECT of a canonical view (metrics, logs, spans, events), validated eagerly.
+"""One source -> the SELECT of a canonical view (metrics, logs, spans, events, calls), validated eagerly.
 
 A small sample decides the column roles, the time format and which text columns are numbers; one aggregate query
 over the whole source then validates the time column and counts values that do not fit their column's type. Bad
@@ -78,6 +78,11 @@ _LEVEL_MAP = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in LEVEL
 _DURATION_SUFFIXES = {
     "ns": ("nano", "ns"), "us": ("micro", "us"), "ms": ("milli", "ms"), "s": ("sec", "s"),
 }
+#: what each spelling of a call's side says: the caller's side reports the client latency (Istio's
+#: `reporter="source"`, Linkerd's outbound), the callee's the server latency
+_SIDES = {"client": "client", "source": "client", "outbound": "client",
+          "server": "server", "destination": "server", "inbound": "server"}
+_SIDE_MAP = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in _SIDES.items()) + "}"
 _ERROR_STATUSES = "'ERROR', 'STATUS_CODE_ERROR', 'TRUE', 'FAIL', 'FAILED', 'FAILURE'"
 _OK_STATUSES = "'OK', 'UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_UNSET', 'FALSE', 'SUCCESS'"
 
@@ -130,6 +135,8 @@ class Canonical:
     nonfinite: dict[str, str] = field(default_factory=dict)  # metric value column -> condition of NaN or +-Infinity
     # a span's duration left NULL: (column, condition, the rows in words), e.g. an end time that does not parse
     bad_durations: list[tuple[str, str, str]] = field(default_factory=list)
+    # other values left NULL: (column, condition, the words after the count), e.g. a call's side that is no side
+    bad_values: list[tuple[str, str, str]] = field(default_factory=list)
     time_column: str | None = None
     time_sql: str | None = None
     time_format: TimeFormat | None = None
@@ -312,7 +319,8 @@ def _build(
         _sample(con, source)
         columns = _profile(con, source)
     canonical = Canonical(source, columns)
-    {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events}[view](con, canonical, mapping)
+    {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events, "calls": _calls}[view](
+        con, canonical, mapping)
     canonical.add_rest()
     _check_repeats(canonical, warnings)
     warnings.extend(f"{source.label}: column {name!r}: read as text, not as numbers{columns.comma_hint(name)}"
@@ -617,14 +625,14 @@ def _parent_sql(column: str) -> str:
            f"THEN NULL ELSE {text} END"
 
 
-def duration_unit(column: str) -> str:
-    """The unit of a duration column by its name's suffix; a bare `duration` is microseconds (Zipkin, Jaeger,
-    Nezha)."""
+def duration_unit(column: str, bare: str = "us") -> str:
+    """The unit of a duration column by its name's suffix; a name without one is `bare`: a span's `duration` is
+    microseconds (Zipkin, Jaeger, Nezha)."""
     suffix = re.sub(r"^(duration|elapsed|latency|took)", "", normalise(column))
     for unit, spellings in _DURATION_SUFFIXES.items():
         if suffix.startswith(spellings):
             return unit
-    return "us"
+    return bare
 
 
 def _duration_sql(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> str:
@@ -681,6 +689,38 @@ def _is_error_sql(column: str) -> str:
             f"WHEN {code} IS NOT NULL THEN {code} = 2 OR {code} >= 500 ELSE NULL END")
 
 
+def _calls(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
+    """Per-call-edge latency per interval, long form: time, caller, callee, side (client|server) and latency."""
+    _choose_time(con, c, "time", mapping)
+    names = list(c.columns.types)
+    found: dict[str, str] = {}
+    for role in ("caller", "callee", "side", "latency"):
+        column = find_column(names, role, mapping, exclude=c.used | set(found.values()))
+        if column is None or (role == "latency" and not c.columns.is_number(column)):
+            looked = ", ".join(CANDIDATES[role])
+            what = "numeric latency" if role == "latency" else role
+            raise InputError(f"{c.source.label}: no {what} column (looked for {looked}); use --map {role}=COLUMN")
+        found[role] = column
+    c.used.update(found.values())
+    c.exprs["ts"] = c.time_sql
+    c.exprs["caller"] = f"CAST({quote(found['caller'])} AS VARCHAR)"
+    c.exprs["callee"] = f"CAST({quote(found['callee'])} AS VARCHAR)"
+    said = f"lower(trim(CAST({quote(found['side'])} AS VARCHAR)))"
+    c.exprs["side"] = f"{_SIDE_MAP}[{said}]"
+    c.bad_values.append((found["side"], f"nullif({said}, '') IS NOT NULL AND {_SIDE_MAP}[{said}] IS NULL",
+                         f"rows whose side is none of {', '.join(_SIDES)}, kept as NULL (not used)"))
+    latency = found["latency"]
+    if latency in c.columns.numeric:
+        c.checks[latency] = _not_a_number(latency, "DOUBLE")
+    # a latency named without a unit is in milliseconds, Istio's (istio_request_duration_milliseconds)
+    per_ms = {"ns": 1e6, "us": 1e3, "ms": 1.0, "s": 1e-3}[duration_unit(latency, bare="ms")]
+    value = f"{c.columns.number_sql(latency, 'DOUBLE')} / {per_ms}"
+    c.bad_values.append((latency, f"NOT (({value}) BETWEEN 0 AND {LONGEST_SPAN_MS!r})",
+                         f"rows with a latency negative, not finite or past {LONGEST_SPAN_MS / 3_600_000:g} h, "
+                         "kept as NULL"))
+    c.exprs["latency_ms"] = f"CASE WHEN ({value}) BETWEEN 0 AND {LONGEST_SPAN_MS!r} THEN {value} END"
+
+
 def _events(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
     _choose_time(con, c, "time", mapping)
     names = list(c.columns.types)
@@ -707,6 +747,7 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     counted += [(condition, name, not_finite) for name, condition in c.nonfinite.items()]
     counted += [(condition, name, f"rows {rows}, their duration kept as NULL")
                 for name, condition, rows in c.bad_durations]
+    counted += [(condition, name, words) for name, condition, words in c.bad_values]
     counters = "".join(f", count(*) FILTER ({condition})" for condition, _, _ in counted)
     try:
         total, bad, missing, out_of_range, mixed, *bad_values = con.execute(
