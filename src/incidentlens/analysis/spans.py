@@ -99,6 +99,12 @@ SIGNIFICANT_STRENGTH = 2.5
 WAIT_WEIGHT = OWN_TIME_WEIGHT
 #: the sources of waits, finest first: spans measure each call; call metrics, a minute's percentiles
 FINEST_FIRST = ("spans", CALL_METRICS)
+#: the sources whose waits can be held against the other calls' typical wait (`wait_shifts`): a span's wait is one
+#: call's; a minute's wait from call metrics is two histogram percentiles apart, as coarse as the latency is long, so
+#: a slow edge stands out from the others by its buckets alone (OnlineBoutique's frontend -> checkoutservice, p50s
+#: ~0.25 s apart at 1.5 s, held against the typical wait made checkoutservice a 87-91% network delay in 6 faults of
+#: other services): such an edge is held against its own history only, and without one it has no measure
+PEER_COMPARABLE = ("spans",)
 
 
 class TraceSignal(BaseModel):
@@ -487,29 +493,31 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
                 peers: str = "lower", parsimony: bool = True) -> dict[str, dict[str, Any]]:
     """Per service, the wait shift of its calls. Each call edge is held against its own calls before the onset (when
     it has enough of them, its `history`; else against the system's typical wait, the lower median over the edges):
-    a delay that began at the onset. Only when no service's calls changed so, an edge whose history itself stands out
-    from the typical wait past the bar is held against the typical wait: a delay already under way before the onset (an
-    earlier incident still going, a fault injected again) has become its history but still stands out from the other
-    calls (an ordinary history is no such delay: a call that waited as the others did is held against it alone); an
-    alert is about what changed, so a delay that did comes first. A delay on a service's network slows every edge
-    into it (or, when it is a caller only, every edge out of it), so a service scores the smallest shift over its
-    callers' edges, or over its callees' when that is larger. The delay slows its calls out too, so a callee it alone
-    calls waits as long: the service whose delayed calls, in and out, include all of another's explains that one
-    (`_explain_by_parsimony`). (`directions`, `peers` — "missing" for the typical wait only on edges with no history,
-    "never" for none — and `parsimony` are for ablations.)"""
+    a delay that began at the onset. Only when no service's calls changed so, an edge whose history itself stands
+    out from the typical wait past the bar is held against the typical wait: a delay already under way before the
+    onset (an earlier incident still going, a fault injected again) has become its history but still stands out from
+    the other calls (an ordinary history is no such delay: a call that waited as the others did is held against it
+    alone); an alert is about what changed, so a delay that did comes first. (The typical wait: `PEER_COMPARABLE`
+    edges only.) A delay on a service's network slows every edge into it (or, when it is a caller only, every edge
+    out of it), so a service scores the smallest shift over its callers' edges, or over its callees' when that is
+    larger. The delay slows its calls out too, so a callee it alone calls waits as long: the service whose delayed
+    calls, in and out, include all of another's explains that one (`_explain_by_parsimony`). (`directions`, `peers`
+    — "missing" for the typical wait only on edges with no history, "never" for none — and `parsimony` are for
+    ablations.)"""
     if not edges:
         return {}
-    typical = float(sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2])  # the lower median
+    comparable = sorted(e["wait_after"] for e in edges if e["source"] in PEER_COMPARABLE)
+    typical = float(comparable[(len(comparable) - 1) // 2]) if comparable else 0.0  # the lower median
     changed: dict[tuple[str, str], dict[str, Any]] = {}
     lowered: dict[tuple[str, str], dict[str, Any]] = {}
     for edge in edges:
-        history = bool(edge["history"])
-        if not history and peers == "never":
+        history, peered = bool(edge["history"]), edge["source"] in PEER_COMPARABLE
+        if not history and (peers == "never" or not peered):
             continue
         key = (edge["caller"], edge["callee"])
         changed[key] = _edge_wait(edge, float(edge["wait_before"]) if history else typical,
                                   "history" if history else "peers")
-        delayed_before = history and _past_bar(_longer_by(float(edge["wait_before"]), typical))
+        delayed_before = history and peered and _past_bar(_longer_by(float(edge["wait_before"]), typical))
         lowered[key] = _edge_wait(edge, typical, "peers") if delayed_before else changed[key]
     per_service = _per_service(changed, directions)
     if peers == "lower" and not any(_delayed(wait) for wait in per_service.values()):
