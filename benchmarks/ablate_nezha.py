@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from incidentlens.analysis import masking, mechanism, rootcause, shifts, spans
+from incidentlens.analysis import callmetrics, masking, mechanism, rootcause, shifts, spans
 from incidentlens.eval import nezha
 from incidentlens.eval.nezha import evaluate_nezha
 
@@ -117,6 +117,12 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "typical wait always": lambda: [mock.patch.object(spans, "wait_shifts", _typical_wait_always)],
     "typical wait only without history": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers="missing"))],
+    # call metrics (OnlineBoutique only: TrainTicket's day has none; `calls_overlay_trainticket.py` for its topology)
+    "call metrics: the minutes before at their median, not their p90": lambda: [
+        mock.patch.object(callmetrics, "BEFORE_QUANTILE", 0.5)],
+    "call metrics from 2 minutes a side, not 3": lambda: [mock.patch.object(callmetrics, "MIN_INTERVALS", 2)],
+    "call metrics held against the typical wait too": lambda: [
+        mock.patch.object(spans, "PEER_COMPARABLE", ("spans", callmetrics.SOURCE))],
     "client spans in own time": lambda: [mock.patch.object(spans, "own_time_sql", _own_time_with_client_spans)],
     "a delay named while its own work slowed": lambda: [
         mock.patch.object(rootcause, "own_work_slowed", lambda moved, server_latency=True: None)],

@@ -46,6 +46,8 @@ def main() -> None:
                        "calls": _before(calls.around(at), end, Path(scratch) / "calls.parquet")}
             if sources["metrics"] is None:
                 continue
+            if at < _first_time(sources["metrics"]):
+                continue  # the day's first fault: no data that long before it
             for name, given in (("metrics", {"metrics": sources["metrics"]}), ("metrics + calls", sources)):
                 result = analyze(load_telemetry(**given), at=at, onset="at")
                 top = result.hypotheses[0] if result.hypotheses else None
@@ -59,6 +61,11 @@ def main() -> None:
               f"root cause named {sum(v == 'root_cause' for _, _, v in runs)}, at >= 50/70/90%: "
               f"{'/'.join(str(sum(c >= bar for c, _, _ in runs)) for bar in (0.5, 0.7, 0.9))}, "
               f"network delay named {sum(k == 'network_delay' for _, k, _ in runs)}")
+
+
+def _first_time(path: Path) -> object:
+    with duckdb.connect() as con:
+        return con.execute(f"SELECT min(ts) FROM '{path}'").fetchone()[0]
 
 
 def _before(path: Path | None, end: object, out: Path) -> Path | None:

@@ -34,7 +34,8 @@ DAY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nezha-train
 ATS = (datetime(2023, 1, 29, 10, 49), datetime(2023, 1, 29, 11, 35))
 #: the metrics before AT (the day's, from its first sample), as a user's Prometheus keeps them
 METRIC_HISTORY = timedelta(hours=3)
-_SPEC = importlib.util.spec_from_file_location("overlay_delay", Path(__file__).with_name("overlay_delay_trainticket.py"))
+_SPEC = importlib.util.spec_from_file_location("overlay_delay",
+                                               Path(__file__).with_name("overlay_delay_trainticket.py"))
 _OVERLAY = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(_OVERLAY)
 SERVICE = _OVERLAY.SERVICE

@@ -57,7 +57,7 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from incidentlens.analysis import arrays
-from incidentlens.analysis.callmetrics import BEFORE_QUANTILE, calls_wait_sql
+from incidentlens.analysis.callmetrics import BEFORE_QUANTILE, MIN_INTERVALS, calls_wait_sql
 from incidentlens.analysis.callmetrics import SOURCE as CALL_METRICS
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.links import span_links
@@ -815,13 +815,18 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
     return items
 
 
-#: per source of waits: the evidence's kind, how its title names the wait, and its rule's words for the wait
+#: per source of waits: the evidence's kind, how its title names the wait, and its rule's words for the edges' wait
 _WAIT_WORDS = {
     "spans": ("trace", "caller's span minus the callee's server span",
-              "the median wait (caller's span minus the callee's server span), after against the calls before"),
+              "the median wait (caller's span minus the callee's server span), after against the calls before (the "
+              "system's typical wait, the lower median over the edges, when an edge has too few), and against the "
+              "lower of the two only when no service's calls changed so"),
     CALL_METRICS: ("calls", "per-minute call metrics, the client side's latency less the server side's",
-                   "the median over minutes of the wait (the client side's latency less the server side's in the "
-                   "same minute, each side's median over the minute), after against the minutes before"),
+                   "the wait of each minute (the client side's latency less the server side's in that minute, each "
+                   "side's median over the minute), their median after against their p90 before; an edge with "
+                   f"fewer than {MIN_INTERVALS} minutes on either side has no measure, and none is held against the "
+                   "other edges' typical wait (a slow edge's percentiles are coarse); an edge with spans in the "
+                   "window is theirs"),
 }
 
 
@@ -838,9 +843,8 @@ def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]],
     item = Evidence.make(
         kind, f"wait around calls by service: {top.service} {top.wait_before_ms:g} -> {top.wait_after_ms:g} ms "
               f"(median, {measured})", sql,
-        {"rule": f"per call edge, {rule} (the system's typical wait, the lower median over the edges, when an edge "
-                 "has too few), and against the lower of the two only when no service's calls changed so; a service's "
-                 "shift is the smallest over the edges into it, or over the edges out of it when larger; a service "
+        {"rule": f"per call edge, {rule}; a service's shift is the smallest over the edges into it, or over the "
+                 "edges out of it when larger (of the finest source that measures them); a service "
                  "whose delayed calls are all among another's is explained by that one (explained_by); both_ways: "
                  "the edges into it and out of it were each delayed",
          "services": [{"service": s.service, "wait_before_ms": s.wait_before_ms, "wait_after_ms": s.wait_after_ms,
