@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from cli_process import assert_one_line_error, run_cli
+from incidentlens.agents import investigate
 from incidentlens.analysis import analyze
 from incidentlens.eval.nezha import CallsCut, evaluate_nezha
 from incidentlens.telemetry import load_telemetry
@@ -90,6 +91,17 @@ def test_a_callee_delayed_on_the_network_is_found_in_call_metrics_alone(tmp_path
     cited = [e for e in result.evidence if e.id in top.supporting and e.kind == "calls"]
     assert cited and "FROM calls" in cited[0].query
     assert result.sources["used"] == ["metrics", "call metrics"]
+
+
+def test_investigate_reads_call_metrics_into_the_review(tmp_path: Path):
+    store = load_telemetry(metrics=_write_metrics(tmp_path / "metrics.csv"),
+                           calls=_write_calls(tmp_path / "calls.csv", "cart", 300.0, 0.0))
+    result = investigate(store, llm="offline", at=AT, onset="at")
+    loaded = [line for line in result.trace if line.get("tool") == "load_inputs"]
+    assert loaded and loaded[0]["error"] is None  # the view has no service column: the called services are counted
+    review = result.postmortem
+    assert review.root_cause is not None and review.root_cause.service == "cart"
+    assert "in the call metrics" in review.root_cause.mechanism
 
 
 def test_a_callee_slow_on_both_sides_is_no_network_delay(tmp_path: Path):

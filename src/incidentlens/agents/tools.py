@@ -101,8 +101,9 @@ def load_inputs(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[str, An
     views: dict[str, Any] = {}
     for view in store.views:
         time_column = "start_ts" if view == "spans" else "ts"
+        service = "callee" if view == "calls" else "service"  # call metrics: the services called
         row = store.fetch(
-            f"SELECT count(*) AS rows, count(DISTINCT service) AS services, min({time_column}) AS first, "
+            f"SELECT count(*) AS rows, count(DISTINCT {service}) AS services, min({time_column}) AS first, "
             f"max({time_column}) AS last FROM {view}"
         ).to_pylist()[0]
         views[view] = row
@@ -355,7 +356,8 @@ TOOL_SPECS: dict[str, ToolSpec] = {
                  detect_incident_window, ("incident_window", "evidence")),
         ToolSpec("sql_investigate",
                  "Run ONE read-only SQL SELECT (DuckDB dialect) over the views metrics(ts, service, metric, value), "
-                 "logs(ts, service, level, message, ...), spans, events. Aggregate; rows are capped.",
+                 "logs(ts, service, level, message, ...), spans, events, calls(ts, caller, callee, side, "
+                 "latency_ms) when given. Aggregate; rows are capped.",
                  {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
                  sql_investigate),
         ToolSpec("log_pattern_scan", "Per service: WARN/ERROR log volume in the window against the baseline.",
