@@ -135,6 +135,14 @@ def test_the_server_refuses_an_llm_url_no_investigation_could_reach() -> None:
      "serve: notification 'pager': its url is not an http:// or https:// URL with a host"),
     ({"name": "pager", "url": "https://hooks.example:port/s3cret-token"}, None,
      "serve: notification 'pager': its url is not an http:// or https:// URL with a host"),
+    ({"name": "oncall", "url_env": "HOOK_URL"}, " \n",
+     "serve: notification 'oncall': environment variable HOOK_URL is blank"),
+    ({"name": "pager", "url": "  "}, None, "serve: notification 'pager': its url is blank"),
+    # two lines of a file in one variable: urlsplit would read one URL with the second glued to its path
+    ({"name": "oncall", "url_env": "HOOK_URL"}, "https://hooks.example/s3cret-token\nhttps://hooks.example/other",
+     "serve: notification 'oncall': environment variable HOOK_URL holds a space, line break or control character"),
+    ({"name": "pager", "url": "https://hooks example/s3cret-token"}, None,
+     "serve: notification 'pager': its url holds a space, line break or control character"),
 ])
 def test_a_notification_no_delivery_could_send_is_refused_at_start(
         monkeypatch: pytest.MonkeyPatch, target: dict, env: str | None, message: str) -> None:

@@ -26,6 +26,7 @@ The bearer token comes from `--token` or the environment (`INCIDENTLENS_TOKEN`),
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -184,14 +185,24 @@ def check_serve_settings(settings: ServeSettings) -> None:
         check_notification(target)
 
 
+#: what a URL never holds unescaped: whitespace (two lines of a file read into one variable) and control characters
+INSIDE_A_URL_NEVER = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 def check_notification(target: NotificationTarget) -> None:
     """Refuse at start a notification no delivery could send (found otherwise at the first review, and only in the
     state DB). The message names the target and its variable, never the URL: a webhook URL is a secret."""
     where = f"serve: notification {target.name!r}"
-    if not target.url and not os.environ.get(target.url_env or ""):
+    given = target.url or os.environ.get(target.url_env or "")
+    if given is None:
         raise InputError(f"{where}: environment variable {target.url_env} is not set")
     holder = "its url" if target.url else f"environment variable {target.url_env}"
-    if not _web_url(target.resolved_url()):
+    url = given.strip()
+    if not url:
+        raise InputError(f"{where}: {holder} is blank")
+    if INSIDE_A_URL_NEVER.search(url):  # urlsplit drops tabs and line breaks and keeps spaces: no check after
+        raise InputError(f"{where}: {holder} holds a space, line break or control character")
+    if not _web_url(url):
         raise InputError(f"{where}: {holder} is not an http:// or https:// URL with a host")
 
 
