@@ -62,7 +62,6 @@ def test_a_surge_is_the_exact_test_of_two_rates_so_the_baseline_s_length_counts(
     assert z(240, 2400, 60) > SHIFT_THRESHOLD > z(12, 120, 60)
 
 
-
 def _warnings(every_s: float, start: datetime, end: datetime) -> list[tuple[datetime, str, str]]:
     """A WARN line of travel's every `every_s` seconds from `start` to `end`."""
     count = int((end - start).total_seconds() / every_s)
@@ -81,3 +80,14 @@ def test_warnings_that_rise_with_the_traffic_are_no_surge(tmp_path):
     (tmp_path / "more").mkdir()
     more_often = _warnings(16.0, LOGS_FROM, AT) + _warnings(1.0, AT, LOGS_TO)
     assert _surge(_store(tmp_path / "more", more_often, busier_from=AT), "travel").significant
+
+
+
+def test_a_service_with_no_ordinary_line_before_is_tested_per_minute_alone(tmp_path):
+    """A batch job logged only its errors before the onset, one a minute; from it, it logs its work too, and an error
+    every 6 s. With no ordinary line before there is nothing to hold its traffic against (its share of problem lines
+    cannot be compared), so the per-minute test stands alone: ten times the errors a minute is a surge."""
+    before = [(LOGS_FROM + timedelta(seconds=60 * i), "batch", "ERROR") for i in range(2)]
+    after = [(AT + timedelta(seconds=3 * i), "batch", "ERROR" if i % 2 else "INFO") for i in range(36)]
+    surge = _surge(_store(tmp_path, before + after), "batch")
+    assert surge.ratio >= 5 and surge.significant

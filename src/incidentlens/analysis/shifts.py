@@ -353,15 +353,16 @@ def _beyond_its_traffic(grid: _MinuteGrid, window_counts: np.ndarray, start: int
     base_ordinary = ordinary[:, grid.logged(baseline)].sum(axis=1)
     window_ordinary = ordinary[:, start:stop].sum(axis=1)
     base_problems = grid.problems[:, grid.logged(baseline)].sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = surge_z(window_counts.sum(axis=1), window_ordinary, base_problems, np.maximum(base_ordinary, 1.0))
+    z = surge_z(window_counts.sum(axis=1), window_ordinary, base_problems, np.maximum(base_ordinary, 1.0))
     return np.where(base_ordinary > 0, z, np.inf)
 
 
-def surge_z(window: np.ndarray, window_minutes: int, baseline: np.ndarray, baseline_minutes: int) -> np.ndarray:
+def surge_z(window: np.ndarray, window_minutes: float | np.ndarray, baseline: np.ndarray,
+            baseline_minutes: float | np.ndarray) -> np.ndarray:
     """Per service, how far its window's problem lines are past its baseline's rate: the one-sided z (normal
     quantile) of the exact test of two Poisson rates. Given the lines of both sides, those in the window are binomial
-    with the window's share of the minutes if the rate did not change, so the baseline's own uncertainty counts: 20
+    with the window's share of the minutes (or of any exposure given per service in their place: the ordinary lines,
+    `_beyond_its_traffic`) if the rate did not change, so the baseline's own uncertainty counts: 20
     lines in 3 minutes after none in 1 is z 2.7, after none in 60 past the cap. On the scale of a metric's robust
     shift (sigmas past the baseline), and capped at `Z_CAP` as that is in the ranking; no lines in the window, 0."""
     share = window_minutes / (window_minutes + baseline_minutes)
