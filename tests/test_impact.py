@@ -539,3 +539,22 @@ def test_the_peak_latency_is_of_a_service_something_marked_affected() -> None:
     unmarked = estimate_impact(DuckStore(spikes.replace("THEN 0.2 ELSE", "THEN 0.01 ELSE")), WINDOW, BASELINE).impact
     assert unmarked.services_affected == []
     assert unmarked.peak_latency is not None and unmarked.peak_latency.service == "shipping"
+
+
+def test_an_error_rate_named_a_percentage_is_read_in_percent_though_it_stays_under_1() -> None:
+    # `http_error_pct` from 0.2 to 0.6 is 0.2% -> 0.6% of requests failing: SEV3 at most (under 1%, SEV4), not
+    # "60.6% over the window" and SEV1, as it read when only a value above 1 said "percent"
+    store = DuckStore("""
+        CREATE VIEW metrics AS
+        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'checkout' AS service, metric,
+               CAST(CASE WHEN metric = 'rps' THEN 50
+                         WHEN i >= 120 THEN 0.6 ELSE 0.2 + (i % 3) * 0.001 END AS DOUBLE) AS value
+        FROM range(150) t(i), (VALUES ('rps'), ('http_error_pct')) m(metric)
+    """)
+    impact = estimate_impact(store, WINDOW, BASELINE).impact
+    peak = impact.peak_error_rate
+    assert peak is not None and peak.typical == pytest.approx(0.006)
+    assert impact.requests_failed == round(50 * 0.006 * 30 * 60)
+    report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
+                                 narrative=Narrative(text=""))
+    assert derive_severity(report_impact)[0] not in ("SEV1", "SEV2")

@@ -91,6 +91,9 @@ LATENCY = re.compile(r"latency|duration|response_time|(^|_)p\d{2,3}(_|$)|_ms$", 
 CLIENT_SIDE = re.compile(r"client", re.IGNORECASE)
 #: a success (availability) rate, read as an error rate: its failed share, 1 - it (a percentage divided by 100 first)
 SUCCESS_RATIO = re.compile(r"success\w*?(ratio|rate|pct|percent)", re.IGNORECASE)
+#: a rate whose name says it is a percentage (`http_error_pct`, `error_rate_percent`): read divided by 100, whatever
+#: its values (an error rate going from 0.2% to 0.6% never passes 1, so its values cannot tell)
+PERCENT_NAME = re.compile(r"pct|percent|%", re.IGNORECASE)
 #: what a success rate's failed share is called (`SuccessRate(%)` -> `100% - SuccessRate(%)`)
 FAILED_OF = "100% - "
 #: a success rate of 0 is a reading (all failed) only where the service's requests of the time it covers show it:
@@ -265,7 +268,8 @@ def _metric_peaks(
     watched = series["latency"] + series["error"]
     if not watched:
         return [], {}, []
-    source = _read_success_sql(store, series) if failed_shares else "metrics"
+    in_percent = [name for name in series["error"] if PERCENT_NAME.search(name) and name not in failed_shares]
+    source = _read_rates_sql(store, series, in_percent) if failed_shares or in_percent else "metrics"
     sql = metric_shift_sql(window, baseline, metrics=watched, noise_floor=IMPACT_NOISE_FLOOR, source=source)
     table = store.fetch(sql)
     table = table.filter(table["median_z"].is_valid())  # series with no point in the window have no shift
@@ -358,12 +362,14 @@ def _held_at_least(table: pa.Table, times: float, floor: float | None = None) ->
         return based & (now >= times * before) & (arrays.floats(table["window_points"]) >= 2)
 
 
-def _read_success_sql(store: Any, series: dict[str, list[str]]) -> str:
-    """The metrics view with each success rate read as an error rate (`metric_shift_sql`'s `source`): its failed
-    share, named `FAILED_OF` + its name, 1 - its value (a series that goes above 1 is a percentage: divided by 100
-    first), a 0 kept only where the requests show all failing (`READING_SPAN`: else it is a minute with no requests,
-    not one in which all failed)."""
-    names = sql_in(series["success"])
+def _read_rates_sql(store: Any, series: dict[str, list[str]], in_percent: list[str]) -> str:
+    """The metrics view with every rate read as a fraction (`metric_shift_sql`'s `source`): each error rate of
+    `in_percent` (its name says percent) divided by 100, and each success rate read as an error rate: its failed
+    share, named `FAILED_OF` + its name, 1 - its value (a series named a percentage, or that goes above 1, divided by
+    100 first), a 0 kept only where the requests show all failing (`READING_SPAN`: else it is a minute with no
+    requests, not one in which all failed)."""
+    names = sql_in(series["success"] or [""])
+    percents = sql_in(in_percent or [""])
     traced = ("(SELECT count(*) FROM spans AS s WHERE lower(s.service) = lower(m.service) AND s.start_ts <= m.ts "
               f"AND s.start_ts > m.ts - INTERVAL {int(READING_SPAN.total_seconds())} SECOND{{}})")
     rated = "FALSE"
@@ -374,15 +380,22 @@ def _read_success_sql(store: Any, series: dict[str, list[str]]) -> str:
     if store.has("spans"):
         requests, failed = traced.format(""), traced.format(" AND s.is_error")
         failing = f"CASE WHEN {requests} > 0 THEN 2 * {failed} >= {requests} ELSE {rated} END"
-    return f"""(SELECT ts, service, metric, value FROM metrics WHERE metric NOT IN {names}
+    return f"""(SELECT ts, service, metric, CASE WHEN metric IN {percents} THEN value / 100 ELSE value END AS value
+FROM metrics WHERE metric NOT IN {names}
 UNION ALL
 SELECT ts, service, {sql_str(FAILED_OF)} || metric AS metric,
-       1 - value / CASE WHEN max(value) OVER (PARTITION BY service, metric) > 1 THEN 100 ELSE 1 END AS value
+       1 - value / CASE WHEN {_percent_sql("metric")} OR max(value) OVER (PARTITION BY service, metric) > 1
+                        THEN 100 ELSE 1 END AS value
 FROM metrics AS m WHERE metric IN {names} AND isfinite(value) AND (value > 0 OR {failing})) AS metrics"""
 
 
+def _percent_sql(column: str) -> str:
+    """Whether a metric's name says it is a percentage (`PERCENT_NAME`), in SQL."""
+    return f"regexp_matches({column}, {sql_str(PERCENT_NAME.pattern)}, 'i')"
+
+
 def _pre_start_levels(store: Any, window: Span, metrics: list[str], source: str) -> dict[tuple[str, str], float]:
-    """Each watched series' maximum in the `PRE_START` before the window starts (`source`: as `_read_success_sql`)."""
+    """Each watched series' maximum in the `PRE_START` before the window starts (`source`: as `_read_rates_sql`)."""
     before = (window[0] - PRE_START, window[0])
     sql = (f"SELECT service, metric, max(value) AS level FROM {source} WHERE {in_span('ts', before)} "
            f"AND metric IN {sql_in(metrics)} AND isfinite(value) GROUP BY service, metric")
@@ -535,11 +548,13 @@ def _count_requests(
 
 
 def _request_metrics_sql(window: Span, service: str, series: dict[str, list[str]]) -> str:
-    """Rate and error ratio paired per timestamp at one service; a percentage ratio (max > 1) is divided by 100."""
+    """Rate and error ratio paired per timestamp at one service; a percentage ratio (named so, or with a value
+    above 1) is divided by 100."""
     rate = series["request_rate"][0]
     errors = series["error"]
     ratio = (
-        f"max(CASE WHEN metric IN {sql_in(errors)} THEN value END)" if errors else "CAST(NULL AS DOUBLE)"
+        f"max(CASE WHEN metric IN {sql_in(errors)} THEN value / CASE WHEN {_percent_sql('metric')} THEN 100 ELSE 1 END "
+        "END)" if errors else "CAST(NULL AS DOUBLE)"
     )
     return f"""WITH points AS (
     SELECT ts, max(CASE WHEN metric = {sql_str(rate)} THEN value END) AS rate, {ratio} AS ratio
