@@ -91,7 +91,8 @@ def test_seeds_parse_as_ranges_and_lists(text, seeds):
     assert parse_seeds(text) == seeds
 
 
-@pytest.mark.parametrize("text", ["", "a-b", "5-1", "1-"])
+# a number too long for int() (Python's limit on digits) and digits of another script are refused as well
+@pytest.mark.parametrize("text", ["", "a-b", "5-1", "1-", "1-" + "9" * 5000, "\u0661-\u0663"])
 def test_bad_seeds_are_one_line_errors(text):
     with pytest.raises(InputError, match="--seeds"):
         parse_seeds(text)
@@ -106,8 +107,8 @@ def test_overlapping_ranges_count_once_against_the_cap():
 @pytest.mark.parametrize(("seeds", "message"), [
     ("1-1000000", "error: --seeds '1-1000000': 1000000 seeds; at most 1000 in one run"),
     ("5-1", "error: --seeds '5-1': the range 5-1 runs backwards; write it low to high, 1-5"),
-    ("a-b", "error: --seeds 'a-b': expected seeds like 1-10, 3 or 1,4,7"),
-    ("", "error: --seeds '': expected seeds like 1-10, 3 or 1,4,7"),
+    ("a-b", "error: --seeds 'a-b': expected seeds like 1-10, 3 or 1,4,7 (whole numbers under 10^9)"),
+    ("", "error: --seeds '': expected seeds like 1-10, 3 or 1,4,7 (whole numbers under 10^9)"),
 ])
 def test_cli_refuses_too_many_or_malformed_seeds_before_running_any(seeds, message):
     assert assert_one_line_error(run_cli("eval", "scenarios", "--seeds", seeds, timeout=30)) == message

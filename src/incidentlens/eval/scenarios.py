@@ -84,9 +84,10 @@ def parse_seeds(text: str) -> list[int]:
     """`1-10`, `3`, `1,4,7` or `1-3,8` -> sorted seeds, at most `MAX_SEEDS` of them."""
     ranges: list[tuple[int, int]] = []
     for part in (p.strip() for p in text.split(",")):
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        # ASCII digits only, and few enough that int() never meets Python's limit on digits (a traceback)
+        match = re.fullmatch(r"([0-9]{1,9})(?:-([0-9]{1,9}))?", part)
         if not match:
-            raise InputError(f"--seeds '{text}': expected seeds like 1-10, 3 or 1,4,7")
+            raise InputError(f"--seeds '{text}': expected seeds like 1-10, 3 or 1,4,7 (whole numbers under 10^9)")
         low, high = int(match[1]), int(match[2] or match[1])
         if low > high:
             raise InputError(f"--seeds '{text}': the range {part} runs backwards; write it low to high, {high}-{low}")
