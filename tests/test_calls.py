@@ -159,3 +159,17 @@ def test_eval_nezha_ranks_a_delay_only_the_call_metrics_show_and_not_without_the
     found = evaluate_nezha(data).faults[0]
     assert (found.rank, found.mechanism) == (1, "network_delay")
     assert evaluate_nezha(data, without=["calls"]).faults[0].rank is None
+
+
+def test_serve_and_mcp_read_call_metrics_as_analyze_does(tmp_path: Path):
+    """`serve --calls` (or `calls` under [sources] in its config) and `mcp --calls` open the same calls view: the
+    server investigates an alert over what `analyze --calls` reads."""
+    from incidentlens.server.settings import Sources, build_settings, check_serve_settings
+
+    calls = str(_write_calls(tmp_path / "calls.csv", slow="cart", client_extra_ms=400, server_extra_ms=0))
+    settings = build_settings(None, {"calls": [calls], "metrics": None, "token": None})
+    check_serve_settings(settings)  # call metrics alone are telemetry enough to start on
+    assert settings.sources.calls == [calls]
+    store = Sources(calls=[calls]).open()
+    assert "calls" in store.views
+    assert store.fetch("SELECT count(DISTINCT callee) AS n FROM calls").to_pylist() == [{"n": 2}]

@@ -899,6 +899,7 @@ def serve_command(
     logs: LogFiles = None,
     traces: TraceFiles = None,
     events: EventFiles = None,
+    calls: CallFiles = None,
     mapping: ColumnMap = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_user: PromUser = None,
     prom_step: PromStep = None,
@@ -937,7 +938,7 @@ def serve_command(
     from incidentlens.server.settings import build_settings, check_serve_settings
 
     settings = build_settings(config, {
-        "metrics": metrics, "logs": logs, "traces": traces, "events": events, "map": mapping,
+        "metrics": metrics, "logs": logs, "traces": traces, "events": events, "calls": calls, "map": mapping,
         "prometheus": prometheus, "promql": promql, "prom_user": prom_user, "prom_step": prom_step, "host": host,
         "port": port, "state": state, "token": token, "workers": workers, "queue_size": queue_size, "llm": llm,
         "model": model, "llm_url": llm_url, "public_url": public_url})
@@ -955,6 +956,7 @@ def mcp_command(
     logs: LogFiles = None,
     traces: TraceFiles = None,
     events: EventFiles = None,
+    calls: CallFiles = None,
     mapping: ColumnMap = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_user: PromUser = None,
     prom_step: PromStep = None,
@@ -967,8 +969,8 @@ def mcp_command(
     from incidentlens.server.state import StateDB
 
     sources = Sources(metrics=metrics or [], logs=logs or [], traces=traces or [], events=events or [],
-                      map=mapping or [], prometheus=prometheus, promql=promql or [], prom_user=prom_user,
-                      prom_step=prom_step)
+                      calls=calls or [], map=mapping or [], prometheus=prometheus, promql=promql or [],
+                      prom_user=prom_user, prom_step=prom_step)
     build_mcp(sources, StateDB(state) if state else None).run()  # stdout is the protocol: nothing else prints
 
 

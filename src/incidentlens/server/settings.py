@@ -51,6 +51,7 @@ class Sources(_Strict):
     logs: list[str] = Field(default_factory=list)
     traces: list[str] = Field(default_factory=list)
     events: list[str] = Field(default_factory=list)
+    calls: list[str] = Field(default_factory=list, description="per-call-edge latency files, as --calls")
     map: list[str] = Field(default_factory=list, description="ROLE=COLUMN, as --map")
     prometheus: str | None = None
     promql: list[str] = Field(default_factory=list)
@@ -58,7 +59,7 @@ class Sources(_Strict):
     prom_step: int | None = None
 
     def given(self) -> bool:
-        return bool(self.metrics or self.logs or self.traces or self.events or self.prometheus)
+        return bool(self.metrics or self.logs or self.traces or self.events or self.calls or self.prometheus)
 
     def open(self, at: datetime | None = None) -> Any:
         """A TelemetryStore over these sources, as `incidentlens analyze` opens it (Prometheus pulled around `at`)."""
@@ -68,7 +69,8 @@ class Sources(_Strict):
         prometheus = PrometheusOptions(url=self.prometheus, promql=tuple(self.promql), user=self.prom_user,
                                        step=self.prom_step) if self.prometheus else None
         return open_store(metrics=self.metrics or None, logs=self.logs or None, traces=self.traces or None,
-                          events=self.events or None, mapping=parse_mapping(self.map), prometheus=prometheus, at=at)
+                          events=self.events or None, mapping=parse_mapping(self.map), prometheus=prometheus, at=at,
+                          calls=self.calls or None)
 
 
 class NotificationTarget(_Strict):
