@@ -315,14 +315,15 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
     start, stop = grid.index(window[0]), grid.index(window[1]) + 1
     onset_from = grid.index(onset_search_start(window, baseline))
     base_rate = grid.problems[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
-    window_counts = grid.problems[:, start:stop]
-    window_rate = window_counts.sum(axis=1) / max(1, stop - start)
+    window_problems = grid.problems[:, start:stop].sum(axis=1)
+    window_rate = window_problems / max(1, stop - start)
     has_onset, onset_offset = cusum_onsets(grid.problems[:, onset_from:stop], base_rate)
     onset_index = onset_from + onset_offset
     ratio = window_rate / np.maximum(base_rate, 1.0 / base_minutes)
-    base_counts = grid.problems[:, grid.logged(baseline)]
-    z = surge_z(window_counts.sum(axis=1), max(1, stop - start), base_counts.sum(axis=1), base_minutes)
-    z = np.minimum(z, _beyond_its_traffic(grid, window_counts, start, stop, baseline))
+    base_logged = grid.logged(baseline)
+    base_problems = grid.problems[:, base_logged].sum(axis=1)
+    z = surge_z(window_problems, max(1, stop - start), base_problems, base_minutes)
+    z = np.minimum(z, _beyond_its_traffic(grid, window_problems, base_problems, slice(start, stop), base_logged))
     rows = np.arange(len(grid.services))
     first = grid.first_problem[rows, onset_index]
     surges = [
@@ -330,7 +331,7 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
             service=service,
             baseline_per_minute=round(float(base_rate[i]), 4),
             window_per_minute=round(float(window_rate[i]), 4),
-            window_problems=int(window_counts[i].sum()),
+            window_problems=int(window_problems[i]),
             ratio=round(float(ratio[i]), 2),
             z=round(float(z[i]), 2),
             onset=grid.minutes[onset_index[i]].astype("datetime64[us]").item() if has_onset[i] else None,
@@ -342,18 +343,17 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
     return sorted(surges, key=lambda s: -s.ratio)
 
 
-def _beyond_its_traffic(grid: _MinuteGrid, window_counts: np.ndarray, start: int, stop: int,
-                        baseline: Span) -> np.ndarray:
+def _beyond_its_traffic(grid: _MinuteGrid, window_problems: np.ndarray, base_problems: np.ndarray,
+                        window_columns: slice, base_columns: np.ndarray) -> np.ndarray:
     """Per service, the surge's z with its ordinary lines (all but WARN/ERROR/FATAL) as the exposure instead of the
     minutes: problem lines per ordinary line, window against baseline. A service that serves more requests writes
     more of every line, its warnings too; that is traffic, not a change in how it fails (an error rate is errors per
     request, not per minute). Where the baseline holds no ordinary line of the service there is nothing to hold its
     traffic against, and the minutes' test stands alone (inf here)."""
     ordinary = grid.lines - grid.problems
-    base_ordinary = ordinary[:, grid.logged(baseline)].sum(axis=1)
-    window_ordinary = ordinary[:, start:stop].sum(axis=1)
-    base_problems = grid.problems[:, grid.logged(baseline)].sum(axis=1)
-    z = surge_z(window_counts.sum(axis=1), window_ordinary, base_problems, np.maximum(base_ordinary, 1.0))
+    base_ordinary = ordinary[:, base_columns].sum(axis=1)
+    z = surge_z(window_problems, ordinary[:, window_columns].sum(axis=1), base_problems,
+                np.maximum(base_ordinary, 1.0))
     return np.where(base_ordinary > 0, z, np.inf)
 
 
