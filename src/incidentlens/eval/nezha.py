@@ -351,14 +351,8 @@ class MetricsCut:
 
     def around(self, moment: datetime) -> Path | None:
         """The metrics of `history` before `moment` to a few minutes after; None when the day has none there."""
-        if self.day is None:
-            return None
-        path = self.scratch / f"metrics-{moment:%H%M%S}.parquet"
-        start, end = sql_ts(moment - self.history), sql_ts(moment + METRIC_FUTURE)
-        cut = load_telemetry(metrics=self.day).cursor()
-        cut.execute(f"COPY (SELECT * FROM metrics WHERE ts >= {start} AND ts < {end}) TO '{path}' (FORMAT parquet)")
-        rows = cut.execute(f"SELECT count(*) FROM '{path}'").fetchone()
-        return path if rows and rows[0] else None
+        return None if self.day is None else _slice_around(self.day, self.scratch / f"metrics-{moment:%H%M%S}.parquet",
+                                                          moment, self.history)
 
 
 class CallsCut:
@@ -409,16 +403,22 @@ class CallsCut:
 
     def around(self, moment: datetime) -> Path | None:
         """The calls of `history` before `moment` to a few minutes after; None when the day has none there."""
-        if self.day is None:
-            return None
-        path = self.scratch / f"calls-{moment:%H%M%S}.parquet"
-        start, end = sql_ts(moment - self.history), sql_ts(moment + METRIC_FUTURE)
-        con = duckdb.connect()
-        con.execute(f"COPY (SELECT * FROM {literal(str(self.day))} WHERE ts >= {start} AND ts < {end}) "
+        return None if self.day is None else _slice_around(self.day, self.scratch / f"calls-{moment:%H%M%S}.parquet",
+                                                          moment, self.history)
+
+
+def _slice_around(day: Path, path: Path, moment: datetime, history: timedelta) -> Path | None:
+    """The rows of a day's canonical Parquet (a `ts` column) from `history` before `moment` to `METRIC_FUTURE` after
+    it, written to `path`; None when there are none."""
+    start, end = sql_ts(moment - history), sql_ts(moment + METRIC_FUTURE)
+    con = duckdb.connect()
+    try:
+        con.execute(f"COPY (SELECT * FROM {literal(str(day))} WHERE ts >= {start} AND ts < {end}) "
                     f"TO {literal(str(path))} (FORMAT parquet)")
         rows = con.execute(f"SELECT count(*) FROM {literal(str(path))}").fetchone()
+    finally:
         con.close()
-        return path if rows and rows[0] else None
+    return path if rows and rows[0] else None
 
 
 def analysis_ranker(store: TelemetryStore, at: datetime, onset: str = "at") -> Ranking:
