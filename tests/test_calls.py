@@ -14,6 +14,7 @@ import pytest
 from cli_process import assert_one_line_error, run_cli
 from incidentlens.agents import investigate
 from incidentlens.analysis import analyze
+from incidentlens.analysis.callgraph import infer_call_graph
 from incidentlens.eval.nezha import CallsCut, evaluate_nezha
 from incidentlens.telemetry import load_telemetry
 
@@ -173,3 +174,38 @@ def test_serve_and_mcp_read_call_metrics_as_analyze_does(tmp_path: Path):
     store = Sources(calls=[calls]).open()
     assert "calls" in store.views
     assert store.fetch("SELECT count(DISTINCT callee) AS n FROM calls").to_pylist() == [{"n": 2}]
+
+
+def _write_slow_callee(metrics_path: Path, calls_path: Path) -> tuple[Path, Path]:
+    """api calls store; from AT store takes 300 ms longer in its own work. api waits on it, so api's latency rises
+    by as much in the same minute: both services' latency moves at once, and both sides of the edge rise together."""
+    with metrics_path.open("w", newline="") as metrics, calls_path.open("w", newline="") as calls:
+        out, edge = csv.writer(metrics), csv.writer(calls)
+        out.writerow(["ts", "service", "metric", "value"])
+        edge.writerow(["ts", "caller", "callee", "side", "latency_ms"])
+        for k, t in enumerate(_minutes()):
+            extra = 300.0 if t >= AT else 0.0
+            store_ms, api_ms = 20.0 + k % 3 + extra, 30.0 + (k + 1) % 3 + extra
+            stamp = f"{t:%Y-%m-%dT%H:%M:%S}Z"
+            out.writerows([[stamp, "api", "latency_ms", api_ms], [stamp, "store", "latency_ms", store_ms]])
+            edge.writerows([[stamp, "api", "store", "client", store_ms + 1.0],
+                            [stamp, "api", "store", "server", store_ms]])
+    return metrics_path, calls_path
+
+
+def test_call_metrics_give_the_call_graph_and_the_callee_whose_slowness_its_caller_felt_comes_first(
+        tmp_path: Path):
+    metrics, calls = _write_slow_callee(tmp_path / "metrics.csv", tmp_path / "calls.csv")
+    store = load_telemetry(metrics=metrics, calls=calls)
+    graph, evidence = infer_call_graph(store, (AT, END), (START, AT))
+    assert [(e.caller, e.callee, e.source) for e in graph.edges] == [("api", "store", "calls")]
+    # the evidence names the edges and its query runs on the store again
+    assert evidence[0].kind == "calls" and graph.evidence == [evidence[0].id]
+    assert store.fetch(evidence[0].query).to_pylist() == [{"caller": "api", "callee": "store", "calls": 126}]
+    # both moved at once; the graph says api waits on store, so store explains api and not the other way round
+    result = analyze(store, at=AT, onset="at")
+    assert [h.service for h in result.hypotheses[:2]] == ["store", "api"]
+    graph_ids = {e.id for e in result.evidence if e.title.startswith("call graph from call metrics")}
+    assert graph_ids & set(result.hypotheses[0].supporting)
+    # without the call metrics nothing orders them, and the caller comes first on its name
+    assert analyze(load_telemetry(metrics=metrics), at=AT, onset="at").hypotheses[0].service == "api"

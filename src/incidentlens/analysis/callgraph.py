@@ -1,10 +1,12 @@
-"""Who calls whom: the service call graph, from spans, from logs sharing a trace id, or from log messages.
+"""Who calls whom: the service call graph, from spans, call metrics, logs sharing a trace id, or log messages.
 
-Root-cause ranking needs the call direction because callers fail after their callees. Three sources, best first:
-spans (a child span of another service is a call to it), logs of several services sharing a trace id (the service
+Root-cause ranking needs the call direction because callers fail after their callees. The sources, best first:
+spans (a child span of another service is a call to it), call metrics (the `calls` view: a service mesh's latency
+per call edge and interval names its caller and callee), logs of several services sharing a trace id (the service
 that logs first in a trace is upstream of those that log later), and WARN/ERROR messages that name another service
-("upstream db-proxy timed out"). Every edge keeps the source that gave it.
-"""
+("upstream db-proxy timed out"). Call metrics add the edges the spans do not show (a service whose spans are
+missing still calls and is called); logs sharing a trace id are read only when neither measures any edge, as their
+direction is inferred from order, not measured. Every edge keeps the source that gave it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.links import span_links
-from incidentlens.analysis.periods import Span
+from incidentlens.analysis.periods import Span, covering, in_span
 from incidentlens.telemetry import sql_ts
 
 #: traces sampled for the log-based graph: enough to see every edge, bounded so the join stays cheap
@@ -29,7 +31,7 @@ class CallEdge(BaseModel):
     caller: str
     callee: str
     weight: int
-    source: str  # spans | trace_logs | messages
+    source: str  # spans | calls | trace_logs | messages
 
 
 class CallGraph(BaseModel):
@@ -91,9 +93,19 @@ GROUP BY a.service, b.service
 ORDER BY calls DESC, caller, callee"""
 
 
+def calls_edges_sql(span: Span) -> str:
+    """Per (caller, callee) of the `calls` view, the intervals with a latency measured over `span` (either side)."""
+    return f"""SELECT caller, callee, count(DISTINCT ts) AS calls
+FROM calls
+WHERE {in_span('ts', span)} AND caller <> callee AND latency_ms IS NOT NULL
+GROUP BY caller, callee
+ORDER BY calls DESC, caller, callee"""
+
+
 def infer_call_graph(store: Any, window: Span, baseline: Span, named: Sequence[tuple[str, str, int]] = (),
                      named_evidence: str | None = None) -> tuple[CallGraph, list[Evidence]]:
-    """The call graph from the best source available, with the evidence of each source used.
+    """The call graph from spans and call metrics (or, with neither, logs sharing a trace id), with the evidence of
+    each source used.
 
     `named`: (logging service, named service, lines) from the window's WARN/ERROR lines (mechanism cues), whose
     evidence id is `named_evidence`; they add the edges the other sources do not know."""
@@ -102,6 +114,8 @@ def infer_call_graph(store: Any, window: Span, baseline: Span, named: Sequence[t
     if store.has("spans"):
         edges = _edges(store, spans_edges_sql(span_links(store)), "spans", evidence,
                        "call graph from spans (parent -> child)")
+    if store.has("calls"):
+        edges += _calls_edges(store, covering(window, baseline), edges, evidence)
     if not edges and store.has("logs") and "trace_id" in _columns(store, "logs"):
         # a clean stretch just before the window: normal call order, not the incident's retries and timeouts
         span = (max(baseline[0], baseline[1] - TRACE_LOOKBACK), baseline[1])
@@ -120,6 +134,19 @@ def infer_call_graph(store: Any, window: Span, baseline: Span, named: Sequence[t
     return CallGraph(edges=edges + from_messages, evidence=ids), evidence
 
 
+def _calls_edges(store: Any, span: Span, traced: list[CallEdge], evidence: list[Evidence]) -> list[CallEdge]:
+    """The call edges the call metrics measured over `span` that the spans (`traced`) do not show: a service whose
+    calls no span records (not instrumented, or its spans not propagated) still calls, and its callers still wait
+    on it."""
+    sql = calls_edges_sql(span)
+    known = {(e.caller, e.callee) for e in traced}
+    edges = [e for e in _edges(store, sql, "calls", [], "") if (e.caller, e.callee) not in known]
+    if edges:
+        title = "call graph from call metrics" + (", the edges no span shows" if traced else "")
+        evidence.append(_edge_evidence(sql, edges, title, kind="calls"))
+    return edges
+
+
 def _edges(store: Any, sql: str, source: str, evidence: list[Evidence], title: str) -> list[CallEdge]:
     rows = store.fetch(sql).to_pylist()
     edges = [CallEdge(caller=r["caller"], callee=r["callee"], weight=int(r["calls"]), source=source) for r in rows]
@@ -134,10 +161,10 @@ def _dominant_direction(edges: list[CallEdge]) -> list[CallEdge]:
     return [e for e in edges if e.weight >= 2 * weight.get((e.callee, e.caller), 0) and e.weight >= 3]
 
 
-def _edge_evidence(sql: str, edges: list[CallEdge], title: str) -> Evidence:
+def _edge_evidence(sql: str, edges: list[CallEdge], title: str, kind: str = "trace") -> Evidence:
     top = sorted(edges, key=lambda e: -e.weight)
     data = {"edges": [[e.caller, e.callee, e.weight] for e in top[:20]], "cut": max(0, len(top) - 20)}
-    return Evidence.make("trace", f"{title}: {len(edges)} edges", sql, data)
+    return Evidence.make(kind, f"{title}: {len(edges)} edges", sql, data)
 
 
 def _columns(store: Any, view: str) -> list[str]:
