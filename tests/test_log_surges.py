@@ -91,3 +91,21 @@ def test_a_service_with_no_ordinary_line_before_is_tested_per_minute_alone(tmp_p
     after = [(AT + timedelta(seconds=3 * i), "batch", "ERROR" if i % 2 else "INFO") for i in range(36)]
     surge = _surge(_store(tmp_path, before + after), "batch")
     assert surge.ratio >= 5 and surge.significant
+
+
+def test_a_window_counts_the_minutes_it_holds_and_no_line_at_its_end(tmp_path):
+    """travel warns every 30 s from 5 minutes before the onset on, steadily: 2 a minute before and after. A window of
+    3 whole minutes holds 3 of them (a window's end is exclusive, so the warning stamped at its end is not in it); one
+    of 3.5 minutes holds 4, its last in part (7 warnings)."""
+    warnings = [(AT + timedelta(seconds=30 * i), "travel", "WARN") for i in range(-10, 12)]
+    store = _store(tmp_path, warnings)
+    baseline = (AT - timedelta(minutes=5), AT)
+
+    def per_minute(window_minutes: float) -> float:
+        surges, _ = log_surges(store, (AT, AT + timedelta(minutes=window_minutes)), baseline)
+        (travel,) = (s for s in surges if s.service == "travel")
+        assert travel.baseline_per_minute == 2.0
+        return travel.window_per_minute
+
+    assert per_minute(3) == 2.0
+    assert per_minute(3.5) == 7 / 4

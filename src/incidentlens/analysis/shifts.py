@@ -28,6 +28,7 @@ from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
     Span,
     UtcTime,
+    in_span,
     iso_seconds,
     minute_from_sql,
     sql_in,
@@ -262,7 +263,7 @@ def log_surge_sql(window: Span, baseline: Span, services: list[str] | None = Non
        count(*) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS problems,
        min(ts) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS first_problem
 FROM logs
-WHERE ts >= {sql_ts(baseline[0])} AND ts <= {sql_ts(window[1])} AND service IS NOT NULL{only}
+WHERE {in_span('ts', (baseline[0], window[1]))} AND service IS NOT NULL{only}
 GROUP BY service, {minute}"""
 
 
@@ -312,7 +313,8 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
         return []
     grid = _MinuteGrid.build(table, baseline[0], window[1], origin=window[0])
     base_minutes = grid.logged_minutes(baseline)
-    start, stop = grid.index(window[0]), grid.index(window[1]) + 1
+    start = grid.index(window[0])
+    stop = max(start + 1, grid.end_index(window[1]))  # a window under a minute is one
     onset_from = grid.index(onset_search_start(window, baseline))
     base_rate = grid.problems[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
     window_problems = grid.problems[:, start:stop].sum(axis=1)
@@ -448,6 +450,12 @@ class _MinuteGrid:
 
     def index(self, t: datetime) -> int:
         return int(np.clip((np.datetime64(t, "us") - self.minutes[0]) // MINUTE, 0, len(self.minutes) - 1))
+
+    def end_index(self, end: datetime) -> int:
+        """The column after the last minute that holds time before `end` (a window's end is exclusive): a window
+        from 10:00 to 10:05 holds 5 minutes, one to 10:05:30 six (its last one in part)."""
+        minutes_to_end = -((self.minutes[0] - np.datetime64(end, "us")) // MINUTE)  # rounded up
+        return int(np.clip(minutes_to_end, 0, len(self.minutes)))
 
 
 MINUTE = np.timedelta64(60_000_000, "us")
