@@ -144,7 +144,7 @@ def test_the_server_refuses_an_llm_url_no_investigation_could_reach() -> None:
     ({"name": "pager", "url": "https://hooks example/s3cret-token"}, None,
      "serve: notification 'pager': its url holds a space, line break or control character"),
 ])
-def test_a_notification_no_delivery_could_send_is_refused_at_start(
+def test_a_notification_no_delivery_could_send_is_refused_at_start_as_every_send_refuses_it(
         monkeypatch: pytest.MonkeyPatch, target: dict, env: str | None, message: str) -> None:
     # found before at the first review, and only in the state DB; the URL (a secret) is never in the message
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
@@ -154,6 +154,11 @@ def test_a_notification_no_delivery_could_send_is_refused_at_start(
     with pytest.raises(InputError) as caught:
         check_serve_settings(settings)
     assert str(caught.value) == message
+    # a send reads the URL the same way, so what passed the check is what is posted to, and a failure is recorded
+    # with the same line
+    with pytest.raises(InputError) as at_send:
+        settings.notifications[0].resolved_url()
+    assert f"serve: {at_send.value}" == message
 
 
 def test_two_notifications_of_one_name_are_refused() -> None:

@@ -73,6 +73,10 @@ class Sources(_Strict):
                           calls=self.calls or None)
 
 
+#: what a URL never holds unescaped: whitespace (two lines of a file read into one variable) and control characters
+INSIDE_A_URL_NEVER = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 class NotificationTarget(_Strict):
     """An outbound webhook called when a review is done."""
 
@@ -88,9 +92,22 @@ class NotificationTarget(_Strict):
         return self
 
     def resolved_url(self) -> str:
-        url = (self.url or os.environ.get(self.url_env or "", "")).strip()
+        """The URL to post to: `url`, else the environment variable `url_env`, stripped. InputError when it is unset,
+        blank or no http(s) URL with a host, naming the notification and where its URL comes from, never the URL (a
+        webhook URL is a secret). The check at start (`check_notification`) and every send read it here, so they
+        cannot disagree."""
+        where = f"notification {self.name!r}"
+        given = self.url or os.environ.get(self.url_env or "")
+        if given is None:
+            raise InputError(f"{where}: environment variable {self.url_env} is not set")
+        holder = "its url" if self.url else f"environment variable {self.url_env}"
+        url = given.strip()
         if not url:
-            raise InputError(f"notification {self.name!r}: environment variable {self.url_env} is not set")
+            raise InputError(f"{where}: {holder} is blank")
+        if INSIDE_A_URL_NEVER.search(url):  # urlsplit drops tabs and line breaks and keeps spaces: no check after
+            raise InputError(f"{where}: {holder} holds a space, line break or control character")
+        if not _web_url(url):
+            raise InputError(f"{where}: {holder} is not an http:// or https:// URL with a host")
         return url
 
 
@@ -187,25 +204,13 @@ def check_serve_settings(settings: ServeSettings) -> None:
         check_notification(target)
 
 
-#: what a URL never holds unescaped: whitespace (two lines of a file read into one variable) and control characters
-INSIDE_A_URL_NEVER = re.compile(r"[\s\x00-\x1f\x7f]")
-
-
 def check_notification(target: NotificationTarget) -> None:
     """Refuse at start a notification no delivery could send (found otherwise at the first review, and only in the
-    state DB). The message names the target and its variable, never the URL: a webhook URL is a secret."""
-    where = f"serve: notification {target.name!r}"
-    given = target.url or os.environ.get(target.url_env or "")
-    if given is None:
-        raise InputError(f"{where}: environment variable {target.url_env} is not set")
-    holder = "its url" if target.url else f"environment variable {target.url_env}"
-    url = given.strip()
-    if not url:
-        raise InputError(f"{where}: {holder} is blank")
-    if INSIDE_A_URL_NEVER.search(url):  # urlsplit drops tabs and line breaks and keeps spaces: no check after
-        raise InputError(f"{where}: {holder} holds a space, line break or control character")
-    if not _web_url(url):
-        raise InputError(f"{where}: {holder} is not an http:// or https:// URL with a host")
+    state DB), by resolving its URL as every send does."""
+    try:
+        target.resolved_url()
+    except InputError as err:
+        raise InputError(f"serve: {err}") from None
 
 
 def _web_url(url: str) -> bool:
