@@ -12,7 +12,11 @@ analysis.json. Each fault's rank of the labelled service (the injected pod witho
 analysis.json's hypotheses is printed too, with top-1 and top-3 per day: the accuracy of this path, where nothing
 cuts the metrics to the hour around the fault as `incidentlens eval nezha` does. The metric glob is
 `*_metric.csv` plus `front_service.csv` (the per-pod files and the front end's; OnlineBoutique's `dependency.csv`
-is a call list with no time column). Prints each fault's wall seconds and the process's CPU seconds, then the
+is a call list with no time column). A day with per-edge call latency (OnlineBoutique's wide `source_50.csv` and
+`destination_50.csv`, one column per call pair of `dependency.csv`) has it given as `--calls`, in the long `calls`
+layout the CLI reads (time, caller, callee, side, latency): the file a user would write from them once, here written
+once per day by `eval nezha`'s own conversion (`CallsCut`), the whole day of it, as the metrics are; not timed, as
+the user's one step before. Prints each fault's wall seconds and the process's CPU seconds, then the
 median and the worst per day. `--log-history MIN` (first; default 60, as `incidentlens eval nezha`): the minutes of
 the day's log and trace files before the fault's own given too; 0, the fault's own three minutes alone.
 `--against SRC` (first): each fault is also run with the package from another source tree (e.g. `src` of a
@@ -35,7 +39,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from incidentlens.eval.nezha import ROLES, minute_file
+from incidentlens.eval.nezha import ROLES, CallsCut, minute_file
 from incidentlens.telemetry.logfields import service_of_pod
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -68,14 +72,16 @@ def rank_of(service: str, out: Path) -> int | None:
     return ranked.index(service) + 1 if service in ranked else None
 
 
-def command(day_dir: Path, at: datetime, out: Path) -> list[str]:
-    """The CLI call a user would make for the fault at `at`."""
+def command(day_dir: Path, at: datetime, out: Path, calls: Path | None = None) -> list[str]:
+    """The CLI call a user would make for the fault at `at` (`calls`: the day's call latency in the long layout)."""
     minute = at.replace(second=0)
     names = [f"{minute + timedelta(minutes=k):%H_%M}" for k in FILE_MINUTES]
     args = [str(Path(sys.executable).parent / "incidentlens"), "analyze", "--at", f"{at.isoformat()}Z",
             "--onset", "at", "--json", "--out", str(out)]
     for glob in METRIC_GLOBS:
         args += ["--metrics", str(day_dir / "metric" / glob)]
+    if calls is not None:
+        args += ["--calls", str(calls)]
     for option, (_, folder, kind) in zip(("--logs", "--traces"), ROLES, strict=True):
         for name in names:
             path = minute_file(day_dir / folder, f"{name}{kind}")  # gzipped or plain
@@ -107,13 +113,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="incidentlens-bench-fault-") as scratch:
         for day_dir in days:
             walls, cpus, ranks, others, agree = [], [], [], [], 0
+            calls = CallsCut(day_dir, Path(scratch) / day_dir.name).day
             for k, (at, service) in enumerate(faults_of(day_dir)[:limit]):
                 out = Path(scratch) / f"{at:%H%M%S}"
                 if AGAINST and k % 2:  # the other tree first on every second fault
-                    others.append(run(command(day_dir, at, out / "against"), AGAINST)[:2])
-                wall, cpu, code = run(command(day_dir, at, out))
+                    others.append(run(command(day_dir, at, out / "against", calls), AGAINST)[:2])
+                wall, cpu, code = run(command(day_dir, at, out, calls))
                 if AGAINST and not k % 2:
-                    others.append(run(command(day_dir, at, out / "against"), AGAINST)[:2])
+                    others.append(run(command(day_dir, at, out / "against", calls), AGAINST)[:2])
                 ranks.append(rank_of(service, out))
                 agree += AGAINST is not None and rank_of(service, out / "against") == ranks[-1]
                 print(f"  {day_dir.parts[-3]} {at:%Y-%m-%d %H:%M:%S}  {wall:.1f} s (cpu {cpu:.1f} s)  {service} rank "
@@ -126,7 +133,8 @@ def main() -> None:
             top3 = sum(rank is not None and rank <= 3 for rank in ranks)
             print(f"{day_dir.parts[-3]} {day_dir.name}: {len(walls)} faults, seconds per fault median "
                   f"{statistics.median(walls):.1f}, worst {max(walls):.1f} (cpu median {statistics.median(cpus):.1f}); "
-                  f"top-1 {top1}/{len(ranks)}, top-3 {top3}/{len(ranks)}; log history {LOG_HISTORY} min", flush=True)
+                  f"top-1 {top1}/{len(ranks)}, top-3 {top3}/{len(ranks)}; log history {LOG_HISTORY} min"
+                  + ("; call latency given" if calls else ""), flush=True)
             if AGAINST:
                 other_walls, other_cpus = zip(*others, strict=True)
                 print(f"  against {AGAINST}, side by side: median {statistics.median(other_walls):.1f}, worst "
