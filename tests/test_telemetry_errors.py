@@ -138,6 +138,18 @@ def test_no_time_column_says_what_was_looked_for(tmp_path: Path) -> None:
     assert message.endswith("use --map time=COLUMN")
 
 
+def test_a_table_with_no_time_beside_time_series_is_left_out_with_a_warning(tmp_path: Path) -> None:
+    # `metric/*.csv` of a Nezha day matches its list of call pairs too
+    write(tmp_path / "cart_metric.csv", "Time,PodName,CpuUsage(m)\n2024-05-01T10:00:00Z,cart-5f6585d649-fnmft,1.5\n")
+    pairs = write(tmp_path / "dependency.csv", "Source,Target,Weight\nfrontend,cart,1\n")
+    store = load_telemetry(metrics=str(tmp_path / "*.csv"))
+    assert store.fetch("SELECT service, metric, value FROM metrics").to_pylist() == [
+        {"service": "cart", "metric": "CpuUsage(m)", "value": 1.5}]
+    assert len(store.warnings) == 1 and store.warnings[0].startswith(f"{pairs}: no time column (looked for ts, ")
+    assert store.warnings[0].endswith("use --map time=COLUMN, left out")
+    assert load_error(metrics=pairs).startswith(f"{pairs}: no time column")  # alone, it is an error
+
+
 def test_logs_without_a_message_column(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.csv", "ts,service\n2024-05-01,api\n")
     assert load_error(logs=path).startswith(f"{path}: no message column (looked for message, msg")

@@ -38,7 +38,7 @@ from incidentlens.telemetry.columns import quote
 from incidentlens.telemetry.files import PathsArg, RejectedRows, Source, resolve_paths, sources_for
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, not_utf8, read_text_log, utf8_copy
-from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, build_select
+from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
 
 VIEWS = ("metrics", "logs", "spans", "events", "calls")
 _TEXT_FORMATS = ("csv", "json", "jsonl")
@@ -165,7 +165,7 @@ class TelemetryStore:
         files = resolve_paths(paths)
         # a file of no bytes (a gzip stream never written) is as empty as a CSV file with only a header
         blank = [path for path in files if not path.stat().st_size]
-        empty = [EmptySourceError(f"{path}: {NO_ROWS}") for path in blank]
+        empty: list[InputError] = [EmptySourceError(f"{path}: {NO_ROWS}") for path in blank]
         for source in sources_for(path for path in files if path not in blank):
             try:
                 if source.fmt == "text":
@@ -174,11 +174,12 @@ class TelemetryStore:
                     self._add_otlp(view, source)
                 else:
                     self._add_source(view, source, mapping or {})
-            except EmptySourceError as err:
+            except (EmptySourceError, UntimedSourceError) as err:
                 empty.append(err)
         if empty and not self.has(view):
             raise empty[0]
-        # An empty file beside others with rows (a quiet minute's log file) is left out, not fatal.
+        # An empty file beside others with rows (a quiet minute's log file), or a table with no time beside time
+        # series (a list of call pairs matched by `metric/*.csv`), is left out, not fatal.
         self.warnings.extend(f"{err}, left out" for err in empty)
         self.paths.extend(f for f in files if f not in self.paths)
 

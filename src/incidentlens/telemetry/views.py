@@ -95,6 +95,11 @@ class EmptySourceError(InputError):
     """A source with no rows: an error alone, a warning beside files that have rows."""
 
 
+class UntimedSourceError(InputError):
+    """A source with no time column: an error alone, left out with a warning beside files that have one (a glob
+    such as `metric/*.csv` that also matches a table of call pairs)."""
+
+
 @dataclass
 class Columns:
     """What the sample says about a source's columns."""
@@ -410,7 +415,7 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
     candidates = candidate_columns(names, role, mapping)
     if not candidates:
         looked = ", ".join(CANDIDATES[role])
-        raise InputError(f"{c.source.label}: no time column (looked for {looked}); use --map {role}=COLUMN")
+        raise UntimedSourceError(f"{c.source.label}: no time column (looked for {looked}); use --map {role}=COLUMN")
     best: tuple[str, TimeFormat | None, float] = (candidates[0], None, 0.0)
     for column in candidates:
         fmt, share = detect_format(con, _SAMPLE, quote(column), c.columns.types[column])
