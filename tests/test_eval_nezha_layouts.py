@@ -170,3 +170,135 @@ def test_gzipped_per_pod_metric_files_are_read_as_plain_ones(copy: Path):
         path.unlink()
     score = evaluate_nezha(copy).faults[0]
     assert score.rank == 1 and score.note is None
+
+
+def _day(data: Path) -> Path:
+    return data / "rca_data" / DAY
+
+
+def test_minute_files_plain_and_gzipped_in_one_folder_are_read_alike(one_day: Path, copy: Path):
+    for folder in ("log", "trace"):
+        for packed in sorted((_day(copy) / folder).glob("*.csv.gz"))[::2]:  # every other minute as plain .csv
+            packed.with_suffix("").write_bytes(gzip.decompress(packed.read_bytes()))
+            packed.unlink()
+    mixed, whole = evaluate_nezha(copy).faults[0], evaluate_nezha(one_day).faults[0]
+    assert (mixed.rank, mixed.ranked, mixed.confidences, mixed.note) == (1, whole.ranked, whole.confidences, None)
+
+
+@pytest.mark.parametrize("absent", [("log",), ("trace",), ("log", "trace")])
+def test_a_day_without_its_log_or_trace_folder_is_ranked_on_the_rest_and_says_so(copy: Path, absent: tuple[str]):
+    for folder in absent:
+        shutil.rmtree(_day(copy) / folder)
+    report = evaluate_nezha(copy)
+    roles = {"log": "logs", "trace": "traces"}
+    assert report.set_aside == [f"{DAY}: no {folder}/ folder, its faults ranked without {roles[folder]}"
+                                for folder in absent]
+    score = report.faults[0]
+    assert score.rank == 1  # from its CPU
+    assert score.note == "; ".join(f"no {folder} file for its minutes" for folder in absent)
+
+
+def test_empty_log_and_trace_folders_leave_each_fault_its_metrics(copy: Path):
+    for folder in ("log", "trace"):
+        shutil.rmtree(_day(copy) / folder)
+        (_day(copy) / folder).mkdir()
+    score = evaluate_nezha(copy).faults[0]
+    assert (score.rank, score.note) == (1, "no log file for its minutes; no trace file for its minutes")
+
+
+def test_a_fault_on_a_pod_without_a_metric_file_is_scored_and_says_so(copy: Path):
+    _labels(copy).write_text(json.dumps({"10": [{**CART_FAULT, "inject_pod": "redis-cart-5b7d8c8c9f-x2k8q"}]}))
+    score = evaluate_nezha(copy).faults[0]
+    assert (score.service, score.rank) == ("redis-cart", None)  # nothing of it to rank: not found, and why
+    assert score.note == "no metric file for redis-cart-5b7d8c8c9f-x2k8q (metric/<pod>_metric.csv)"
+
+
+TWIN = "cartservice-579f59597d-q8zkp"
+
+
+def _second_replica(day: Path) -> None:
+    """A second pod of cartservice: its own metric file (the first pod's rows, named for it, 300 ms later), and every
+    other of the first pod's log lines and spans moved to it."""
+    first = day / "metric" / f"{PODS['cartservice']}_metric.csv"
+    (day / "metric" / f"{TWIN}_metric.csv").write_text(
+        first.read_text().replace(PODS["cartservice"], TWIN).replace(".196000455 +0000", ".496000455 +0000"))
+    for path in [*(day / "log").glob("*.csv.gz"), *(day / "trace").glob("*.csv.gz")]:
+        lines = gzip.decompress(path.read_bytes()).decode().splitlines(keepends=True)
+        pod_lines = [n for n, line in enumerate(lines) if f",{PODS['cartservice']}," in line]
+        for n in pod_lines[::2]:
+            lines[n] = lines[n].replace(f",{PODS['cartservice']},", f",{TWIN},")
+        path.write_bytes(gzip.compress("".join(lines).encode()))
+
+
+def test_two_replicas_of_a_service_are_that_one_service(copy: Path):
+    day = _day(copy)
+    _second_replica(day)
+    store = load_telemetry(metrics=str(day / "metric" / "*_metric.csv"), logs=str(day / "log" / "10_2*"),
+                           traces=str(day / "trace" / "10_2*"))
+    for view in ("metrics", "logs", "spans"):
+        services = store.fetch(f"SELECT DISTINCT service FROM {view} ORDER BY 1").column("service").to_pylist()
+        assert services == ["adservice", "cartservice", "frontend"][view == "logs":], view  # ads log nothing
+    score = evaluate_nezha(copy).faults[0]
+    assert (score.service, score.rank, score.note) == ("cartservice", 1, None)
+
+
+def test_inject_timestamp_off_by_hours_is_not_used_while_inject_time_has_the_minutes(copy: Path):
+    eight_hours_off = str(int(CART_FAULT["inject_timestamp"]) + 8 * 3600)
+    _labels(copy).write_text(json.dumps({"10": [{**CART_FAULT, "inject_timestamp": eight_hours_off}]}))
+    score = evaluate_nezha(copy).faults[0]
+    assert (score.inject_time, score.rank, score.note) == ("2022-08-22T10:20:30Z", 1, None)
+    local_time = {**CART_FAULT, "inject_time": "2022-08-22 18:20:30"}  # UTC+8: no minute files then
+    _labels(copy).write_text(json.dumps({"18": [local_time]}))
+    score = evaluate_nezha(copy).faults[0]
+    assert (score.inject_time, score.rank) == ("2022-08-22T10:20:30Z", 1)
+    assert score.note == "timed by inject_timestamp: no log or trace minute at inject_time"
+
+
+def test_data_may_be_given_as_the_rca_data_folder_or_one_day_s_folder(tmp_path: Path):
+    write_day(tmp_path, DAY, [CART_FAULT])
+    write_day(tmp_path, OTHER_DAY, [label(f"{OTHER_DAY} 10:22:10", PODS["adservice"], "network_delay")])
+    assert [f.day for f in evaluate_nezha(tmp_path / "rca_data").faults] == [DAY, OTHER_DAY]
+    assert [f.day for f in evaluate_nezha(tmp_path / "rca_data" / OTHER_DAY).faults] == [OTHER_DAY]
+    unknown = run_cli("eval", "nezha", "--data", str(tmp_path), "--day", "2022-08-30")
+    assert_one_line_error(unknown, "--day 2022-08-30", f"days found: {DAY}, {OTHER_DAY}")
+
+
+def test_reference_minutes_asked_of_a_dataset_without_construct_data_are_said_missing(copy: Path):
+    report = evaluate_nezha(copy, reference=True)
+    assert report.faults[0].rank == 1
+    assert report.set_aside == [f"{DAY}: no construct_data/{DAY}/ folder, its faults ranked without the reference "
+                                "minutes"]
+
+
+def test_kind_selects_a_fault_type_not_seen_before_and_refuses_a_misspelt_one(copy: Path):
+    _labels(copy).write_text(json.dumps({"10": [{**CART_FAULT, "inject_type": "memory"}]}))
+    ran = run_cli("eval", "nezha", "--data", str(copy), "--kind", "memory", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["by_type"]["memory"]["top1_count"] == 1
+    misspelt = run_cli("eval", "nezha", "--data", str(copy), "--kind", "memory", "--kind", "memroy")
+    assert_one_line_error(misspelt, "--kind memroy: no such faults (types: memory)")
+
+
+def test_malformed_rows_of_a_metric_file_are_set_aside_and_counted_once(copy: Path):
+    path = _day(copy) / "metric" / f"{PODS['adservice']}_metric.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[5] = "garbage,row\n"  # too few fields
+    path.write_text("".join(lines))
+    report = evaluate_nezha(copy)
+    assert report.faults[0].rank == 1
+    rows = len(lines) - 1  # the header is not counted
+    assert report.set_aside == [f"{DAY}: {path}: 1 of {rows} lines of {path.name} unreadable (line 6), set aside"]
+
+
+def test_analyze_on_every_csv_of_a_metric_folder_leaves_out_the_list_of_call_pairs(copy: Path):
+    metric = _day(copy) / "metric"
+    (metric / "dependency.csv").write_text("Source,Target,Weight\nfrontend,cartservice,1\nfrontend,adservice,1\n")
+    for name in ("source_50.csv", "destination_50.csv"):  # the day's per-edge p50 latency, a column per edge
+        (metric / name).write_text("time,timestamp,frontend_cartservice,frontend_adservice\n" + "".join(
+            f"2022-08-22 10:{m:02d}:28.66 +0000 UTC m=+0.66,{1661162428 + 60 * m},0.004,0.001\n" for m in range(30)))
+    result = run_cli("analyze", "--at", "2022-08-22T10:20:30Z", "--onset", "at", "--out", str(copy / "out"),
+                     "--metrics", str(metric / "*.csv"), "--traces", str(_day(copy) / "trace" / "*"))
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {metric / 'dependency.csv'}: no time column" in result.stderr
+    top = json.loads((copy / "out" / "analysis.json").read_text())["hypotheses"][0]
+    assert top["service"] == "cartservice"

@@ -60,7 +60,6 @@ DetectorName = _choices("DetectorName", ("robust", "seed-zscore"))
 CadenceName = _choices("CadenceName", ("native", "1h", "1d"))
 FileFormat = _choices("FileFormat", ("csv", "parquet", "jsonl"))
 NezhaRanker = _choices("NezhaRanker", ("analysis", "signals"))
-FaultKind = _choices("FaultKind", ("exception", "return", "cpu_contention", "cpu_consumed", "network_delay"))
 Source = _choices("Source", ("metrics", "logs", "traces", "calls"))
 
 
@@ -977,7 +976,8 @@ def mcp_command(
 @eval_app.command("nezha")
 def eval_nezha_command(
     data: Annotated[Path, typer.Option("--data", help="A Nezha dataset directory (rca_data/DAY/, construct_data/): "
-                                                      "nezha-trainticket or nezha-onlineboutique.")
+                                                      "nezha-trainticket or nezha-onlineboutique; or its rca_data/ "
+                                                      "folder, or one day's folder (that day alone).")
                     ] = Path("../shared/datasets/nezha-trainticket"),
     day: Annotated[str | None, typer.Option("--day", help="Only this day (rca_data/DAY/); every day found when "
                                                           "not given.")] = None,
@@ -986,7 +986,8 @@ def eval_nezha_command(
                                                    "signals (generic before/after contrasts fused by rank).")
     ] = NezhaRanker.analysis,
     kind: Annotated[
-        list[FaultKind] | None, typer.Option("--kind", help="Only faults of this type (repeatable).")
+        list[str] | None, typer.Option("--kind", help="Only faults of this type (repeatable): an inject_type of "
+                                                      "the labels, e.g. cpu_contention, network_delay, exception.")
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N faults.")] = None,
     reference: Annotated[bool, typer.Option("--reference", help="Also give each fault the day's fault-free "
@@ -1046,7 +1047,7 @@ def eval_nezha_command(
 
     with Progress(console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task("scoring faults", total=None)
-        report = evaluate_nezha(data, ranker=ranker.value, kinds=[k.value for k in kind] if kind else None, limit=limit,
+        report = evaluate_nezha(data, ranker=ranker.value, kinds=kind or None, limit=limit,
                                 day=day, reference=reference, history=timedelta(minutes=history),
                                 log_history=timedelta(minutes=log_history), without=left_out,
                                 alert_after=None if alert_after is None else timedelta(seconds=alert_after),

@@ -167,6 +167,20 @@ def find_days(data: Path) -> list[str]:
     return days
 
 
+def dataset_dir(data: Path, day: str | None = None) -> tuple[Path, str | None]:
+    """The dataset directory (the one holding `rca_data/`) and the day to score, for `data` given as that directory,
+    as its `rca_data/` folder, or as one day's folder (`rca_data/<day>/`: that day alone)."""
+    if (data / "rca_data").is_dir() or not data.is_dir():
+        return data, day
+    if data.name == "rca_data":
+        return data.parent, day
+    if data.parent.name == "rca_data" and (data / f"{data.name}{LABELS_SUFFIX}").is_file():
+        if day and day != data.name:
+            raise InputError(f"--day {day}: --data {data} is the folder of day {data.name} alone")
+        return data.parent.parent, data.name
+    return data, day
+
+
 def _unlabelled_days(data: Path) -> list[str]:
     """The folders under `data/rca_data` with no fault list of their own name (a day that cannot be scored)."""
     folders = (path for path in (data / "rca_data").iterdir() if path.is_dir())
@@ -340,11 +354,13 @@ class MetricsCut:
         self.day: Path | None = None
         self.missing = None if pods else f"no per-pod metric files (metric/<pod>{POD_METRIC_SUFFIX})"
         self.warnings: list[str] = []  # what the day's metric files had that was left out (an empty file, NaNs)
+        #: the services with a per-pod metric file (`<pod>_metric.csv`: its pod name's service)
+        self.services = {service_of_pod(path.name.split(POD_METRIC_SUFFIX)[0]) for path in pods}
         if not pods:
             return
         self.day = scratch / "metrics-day.parquet"
         store = load_telemetry(metrics=[str(p) for p in pods])
-        self.warnings = [*store.warnings, *(rejected.note() for rejected in store.rejected)]
+        self.warnings = list(store.warnings)  # unreadable lines set aside are among them, counted per file
         store.cursor().execute(
             f"COPY (SELECT ts, service, metric, value FROM metrics ORDER BY ts) TO '{self.day}' (FORMAT parquet)"
         )
@@ -585,6 +601,7 @@ def null_calibration(data: Path, limit: int | None = None, day: str | None = Non
     _check_sources(without)
     if "traces" in without:
         raise InputError("--null --without traces: the check reads the span signals, which need the traces")
+    data, day = dataset_dir(data, day)
     runs: list[NullRun] = []
     labels = read_labels(data, day)
     faults = labels.faults[:limit]
@@ -659,14 +676,16 @@ def evaluate_nezha(
             raise InputError("--alert-after: only with --ranker analysis (the signals ranker detects nothing)")
         rank = functools.partial(_at_alert, delay=alert_after)
     _check_sources(without)
+    data, day = dataset_dir(data, day)
     labels = read_labels(data, day)
     faults = [f for f in labels.faults if not kinds or f.kind in kinds][:limit]
     if not labels.faults:
         raise InputError(f"{data / 'rca_data'}: no faults listed in {'--day ' + day if day else 'any day'}'s "
                          f"<day>{LABELS_SUFFIX}{'; ' + labels.set_aside[0] if labels.set_aside else ''}")
-    if not faults:
-        types = ", ".join(sorted({f.kind for f in labels.faults}))
-        raise InputError(f"--kind {', '.join(kinds or [])}: no such faults (types: {types})")
+    types = sorted({f.kind for f in labels.faults})
+    unknown = [kind for kind in kinds or [] if kind not in types]  # a misspelt type is said, not scored as none
+    if unknown or not faults:
+        raise InputError(f"--kind {', '.join(unknown or kinds or [])}: no such faults (types: {', '.join(types)})")
     report = NezhaReport(ranker=ranker, without=sorted(set(without)),
                          alert_after=None if alert_after is None else alert_after.total_seconds(),
                          set_aside=list(labels.set_aside))
@@ -680,12 +699,24 @@ def evaluate_nezha(
                 cuts = {fault.day: (cut, calls)}
                 report.set_aside.extend(f"{fault.day}: {note}" for made in (cut, calls) if made
                                         for note in made.warnings)
+                report.set_aside.extend(absent_folders(data, fault.day, reference, without))
             score = score_fault(folder, fault, cuts[fault.day][0], rank, reference, log_history, without,
                                 calls=cuts[fault.day][1])
             report.faults.append(score)
             if progress:
                 progress(number, len(faults), score)
     return report
+
+
+def absent_folders(data: Path, day: str, reference: bool = False, without: Sequence[str] = ()) -> list[str]:
+    """What a day lacks of the layout, once per day: its `log/` or `trace/` folder (each fault's note says it has
+    no file of that kind), and its fault-free reference minutes (`construct_data/<day>/`) when `reference`."""
+    folder = rca_dir(data, day)
+    notes = [f"{day}: no {name}/ folder, its faults ranked without {role}" for role, name, _ in ROLES
+             if role not in without and not (folder / name).is_dir()]
+    if reference and not (data / "construct_data" / day).is_dir():
+        notes.append(f"{day}: no construct_data/{day}/ folder, its faults ranked without the reference minutes")
+    return notes
 
 
 def _at_alert(store: TelemetryStore, inject_time: datetime, delay: timedelta) -> Ranking:
@@ -720,6 +751,8 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut | None, ra
     missing = [f"no {role[:-1]} file for its minutes" for role, _, _ in ROLES if role not in without and not own[role]]
     if metrics and cut is None:
         missing.append(metrics.missing or "no metric sample in the hour around it")
+    elif metrics and fault.service not in metrics.services:
+        missing.append(f"no metric file for {fault.pod} (metric/<pod>{POD_METRIC_SUFFIX})")
     clock = [f"timed by {fault.clock}: no log or trace minute at inject_time"] if fault.clock != "inject_time" else []
     notes = [n for n in (*clock, ranking.note, *missing, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
     return FaultScore(
