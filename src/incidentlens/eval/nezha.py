@@ -354,8 +354,8 @@ class MetricsCut:
         self.day: Path | None = None
         self.missing = None if pods else f"no per-pod metric files (metric/<pod>{POD_METRIC_SUFFIX})"
         self.warnings: list[str] = []  # what the day's metric files had that was left out (an empty file, NaNs)
-        #: the services with a per-pod metric file (`<pod>_metric.csv`: its pod name's service)
-        self.services = {service_of_pod(path.name.split(POD_METRIC_SUFFIX)[0]) for path in pods}
+        #: how many pods of each service have a metric file (`<pod>_metric.csv`: its pod name's service)
+        self.pods = Counter(service_of_pod(path.name.split(POD_METRIC_SUFFIX)[0]) for path in pods)
         if not pods:
             return
         self.day = scratch / "metrics-day.parquet"
@@ -751,8 +751,11 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut | None, ra
     missing = [f"no {role[:-1]} file for its minutes" for role, _, _ in ROLES if role not in without and not own[role]]
     if metrics and cut is None:
         missing.append(metrics.missing or "no metric sample in the hour around it")
-    elif metrics and fault.service not in metrics.services:
+    elif metrics and not metrics.pods[fault.service]:
         missing.append(f"no metric file for {fault.pod} (metric/<pod>{POD_METRIC_SUFFIX})")
+    elif metrics and metrics.pods[fault.service] > 1:  # their samples interleave: one pod's change reads diluted
+        missing.append(f"{metrics.pods[fault.service]} pods of {fault.service} in metric/, read as one series per "
+                       "metric")
     clock = [f"timed by {fault.clock}: no log or trace minute at inject_time"] if fault.clock != "inject_time" else []
     notes = [n for n in (*clock, ranking.note, *missing, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
     return FaultScore(
