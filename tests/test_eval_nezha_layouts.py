@@ -210,7 +210,7 @@ def test_a_fault_on_a_pod_without_a_metric_file_is_scored_and_says_so(copy: Path
     _labels(copy).write_text(json.dumps({"10": [{**CART_FAULT, "inject_pod": "redis-cart-5b7d8c8c9f-x2k8q"}]}))
     score = evaluate_nezha(copy).faults[0]
     assert (score.service, score.rank) == ("redis-cart", None)  # nothing of it to rank: not found, and why
-    assert score.note == "no metric file for redis-cart-5b7d8c8c9f-x2k8q (metric/<pod>_metric.csv)"
+    assert score.note == "no metric file for its pod: redis-cart-5b7d8c8c9f-x2k8q (metric/<pod>_metric.csv)"
 
 
 TWIN = "cartservice-579f59597d-q8zkp"
@@ -240,7 +240,7 @@ def test_two_replicas_of_a_service_are_that_one_service(copy: Path):
         assert services == ["adservice", "cartservice", "frontend"][view == "logs":], view  # ads log nothing
     score = evaluate_nezha(copy).faults[0]
     assert (score.service, score.rank) == ("cartservice", 1)
-    assert score.note == "2 pods of cartservice in metric/, read as one series per metric"
+    assert score.note == "metric files of several pods: 2 of cartservice, read as one series per metric"
 
 
 def test_inject_timestamp_off_by_hours_is_not_used_while_inject_time_has_the_minutes(copy: Path):

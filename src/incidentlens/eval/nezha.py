@@ -752,10 +752,10 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut | None, ra
     if metrics and cut is None:
         missing.append(metrics.missing or "no metric sample in the hour around it")
     elif metrics and not metrics.pods[fault.service]:
-        missing.append(f"no metric file for {fault.pod} (metric/<pod>{POD_METRIC_SUFFIX})")
+        missing.append(f"no metric file for its pod: {fault.pod} (metric/<pod>{POD_METRIC_SUFFIX})")
     elif metrics and metrics.pods[fault.service] > 1:  # their samples interleave: one pod's change reads diluted
-        missing.append(f"{metrics.pods[fault.service]} pods of {fault.service} in metric/, read as one series per "
-                       "metric")
+        missing.append(f"metric files of several pods: {metrics.pods[fault.service]} of {fault.service}, read as "
+                       "one series per metric")
     clock = [f"timed by {fault.clock}: no log or trace minute at inject_time"] if fault.clock != "inject_time" else []
     notes = [n for n in (*clock, ranking.note, *missing, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
     return FaultScore(
