@@ -90,6 +90,22 @@ def test_a_known_onset_window_over_metrics_alone_says_it_ends_after_five_samples
     assert "the end of the data" not in pm.recovery.narrative.text
 
 
+def test_a_day_of_call_metrics_ending_before_the_metrics_still_bounds_the_window_at_five_samples(tmp_path):
+    # a mesh's call latency for the day, its last minute read a second before the metrics' (OnlineBoutique's
+    # files): the calls are the shortest source, and a day of them is no more the incident's than a day of metrics
+    day = datetime(2024, 5, 1)
+    metrics = [{"ts": (day + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
+                "value": 20.0 + (m % 7)} for m in range(1440)]
+    calls = [{"ts": (day + timedelta(minutes=m, seconds=-1)).isoformat() + "Z", "caller": "api", "callee": "db",
+              "side": side, "latency_ms": 5.0 + (m % 3)} for m in range(1, 1440) for side in ("client", "server")]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    (tmp_path / "calls.jsonl").write_text("\n".join(json.dumps(r) for r in calls) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", calls=tmp_path / "calls.jsonl")
+    at = day + timedelta(hours=9, minutes=30)
+    window, _, _ = known_periods(store, at)
+    assert window == (at, at + timedelta(minutes=5, seconds=1))
+
+
 def _shift(metric: str, peak_shift: float, peak_at: datetime, **flags: str) -> MetricShift:
     return MetricShift(service="api", metric=metric, direction="up", baseline=1.0, window_median=2.0, peak=3.0,
                        peak_at=peak_at, shift=peak_shift / 2, peak_shift=peak_shift, onset=peak_at, evidence="e",

@@ -28,13 +28,15 @@ ONSETS = ("detect", "at")
 KNOWN_ONSET = "known onset"
 #: the window runs to the end of the shortest source that runs past the onset, at most this long
 MAX_WINDOW = timedelta(hours=6)
-#: ... and when the metrics are that source, over this many of their samples (5 min of one-minute metrics, 5 h of
-#: hourly ones): the change the alert is about, not whatever the rest of a day of metrics went on to hold
+#: ... and when the metrics (or call metrics) are that source, over this many of their samples (5 min of one-minute
+#: metrics, 5 h of hourly ones): the change the alert is about, not whatever the rest of a day went on to hold
 METRIC_WINDOW_STEPS = 5
+#: the sources that hold a value per series and step (a day of them runs on past the incident), and their series
+AGGREGATE_SERIES = {"metrics": "service, metric", "calls": "caller, callee, side"}
 #: the window's rule, in the detection evidence
-WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, logs, spans) that runs past it, "
-               f"at most {METRIC_WINDOW_STEPS} metric samples when the metrics are that source and at most "
-               f"{MAX_WINDOW.total_seconds() / 3600:g} h")
+WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, call metrics, logs, spans) that "
+               f"runs past it, at most {METRIC_WINDOW_STEPS} metric samples when the metrics or call metrics are "
+               f"that source and at most {MAX_WINDOW.total_seconds() / 3600:g} h")
 #: the baseline is the data before the onset, at most this much of it
 MAX_BASELINE = timedelta(hours=24)
 #: a window end is exclusive: one step past the last sample
@@ -67,8 +69,11 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
         raise InputError(f"--at {iso_z(at)}: outside the data ({iso_z(data_start)} .. {iso_z(data_end)}); with "
                          "--onset at it must lie after the data's first sample")
     end = _covered_end(ranges, at, data_end)
-    if "metrics" in ranges and end >= ranges["metrics"][1]:
-        step = metric_step(store, (max(data_start, at - MAX_BASELINE), at))
+    aggregates = [view for view in AGGREGATE_SERIES if view in ranges and end >= ranges[view][1]]
+    if aggregates:
+        # the metrics' own step where there are metrics (a mesh's call metrics are scraped alike)
+        view = "metrics" if "metrics" in ranges else aggregates[0]
+        step = metric_step(store, (max(data_start, at - MAX_BASELINE), at), view)
         end = min(end, at + METRIC_WINDOW_STEPS * step) if step else end
     window = (at, min(end + END_STEP, at + MAX_WINDOW))
     start = max(data_start, at - MAX_BASELINE)
@@ -96,11 +101,13 @@ def _covered_end(ranges: dict[str, tuple[datetime, datetime]], at: datetime, dat
     return min(ends) if ends else data_end
 
 
-def metric_step(store: Any, span: Span) -> timedelta | None:
-    """The metrics' typical sampling step in `span`: the median over series of each one's mean gap."""
+def metric_step(store: Any, span: Span, view: str = "metrics") -> timedelta | None:
+    """The typical sampling step in `span` of the metrics (or of another `AGGREGATE_SERIES` view): the median over
+    series of each one's mean gap."""
     row = store.fetch(f"""SELECT median(seconds / (samples - 1)) AS step FROM (
-    SELECT epoch(max(ts)) - epoch(min(ts)) AS seconds, count(DISTINCT ts) AS samples FROM metrics
-    WHERE ts >= {sql_ts(span[0])} AND ts < {sql_ts(span[1])} GROUP BY service, metric HAVING count(DISTINCT ts) > 1
+    SELECT epoch(max(ts)) - epoch(min(ts)) AS seconds, count(DISTINCT ts) AS samples FROM {view}
+    WHERE ts >= {sql_ts(span[0])} AND ts < {sql_ts(span[1])} GROUP BY {AGGREGATE_SERIES[view]}
+    HAVING count(DISTINCT ts) > 1
 )""").to_pylist()[0]
     return timedelta(seconds=float(row["step"])) if row["step"] else None
 
