@@ -6,7 +6,7 @@ the detector's windows into one that starts with the data)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from cli_process import assert_one_line_error, run_cli
 from incidentlens.analysis import analyze
+from incidentlens.analysis.pipeline import ALERT_LOOKBACK
 from incidentlens.cli import app
 from incidentlens.eval.nezha import evaluate_nezha
 from incidentlens.report import build_postmortem, executive_summary
+from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.telemetry import load_telemetry
 from test_analyze_bad_input import quiet_store, traffic_surge
@@ -86,6 +88,44 @@ def test_an_alert_on_a_quiet_day_names_nothing(tmp_path: Path):
     assert result.reason.startswith("no incident window detected at 2024-05-01T06:40:00Z and nothing moved after it")
     titles = [e.title for e in result.evidence]
     assert any("2024-05-01T06:40:00Z taken as the start" in t for t in titles), "what was tried is cited"
+
+
+@pytest.fixture(scope="module")
+def after_a_burst(tmp_path_factory: pytest.TempPathFactory):
+    # payment fails for two minutes from AT and recovers as the alert (held for two minutes) fires: nothing moved
+    # after the alert time itself
+    spans, logs = _system(tmp_path_factory.mktemp("burst"), recovers_at=AT + timedelta(minutes=2))
+    return analyze(load_telemetry(traces=spans, logs=logs), at=AT + timedelta(minutes=2))
+
+
+def test_where_nothing_moved_after_the_alert_time_the_start_is_the_first_minute_before_it_that_did(after_a_burst):
+    assert after_a_burst.detected
+    assert after_a_burst.incident_window["start"] == "2024-05-01T10:21:00Z"
+    assert after_a_burst.detection["alert_at"] == "2024-05-01T10:22:00Z"
+    assert after_a_burst.hypotheses[0].service == "payment"
+    titles = [e.title for e in after_a_burst.evidence if e.kind == "detection"]
+    assert any("2024-05-01T10:21:00Z taken as the start, 1 min before the alert time 2024-05-01T10:22:00Z" in t
+               for t in titles)
+
+
+def test_the_review_says_the_start_lies_before_the_alert_time(after_a_burst):
+    pm = build_postmortem(after_a_burst)
+    assert pm.detection.alert_at == datetime(2024, 5, 1, 10, 22, tzinfo=UTC)
+    assert pm.summary.text.startswith("From 2024-05-01 10:21 UTC, 1 min before the alert time, to ")
+    assert any(line.startswith("Start: 1 min before the alert time given (--at, or an alert's startsAt: "
+                               "2024-05-01 10:22 UTC)") for line in executive_summary(pm))
+    assert "Nothing moved after the alert time itself" in pm.detection.narrative.text
+    assert pm.timeline[0].event.startswith("1 min before the alert time taken as the incident's start")
+    assert "| **Examined (from 1 min before the alert time)** |" in render_markdown(pm)
+    assert "Start (before the alert)" in render_html(pm)
+    assert pm.grounding.issues == []
+
+
+def test_a_start_is_looked_for_no_further_back_than_the_lookback(tmp_path: Path):
+    # noise all day and nothing else: neither the alert time nor any of the minutes before it shows a change
+    result = analyze(quiet_store(tmp_path), at=datetime(2024, 5, 1, 6, 40))
+    assert result.detected is False
+    assert result.reason.endswith(f"nor after any of the {ALERT_LOOKBACK.total_seconds() / 60:g} minutes before it")
 
 
 def test_the_review_says_the_start_is_the_at_time_and_why_nothing_was_detected(at_alert):

@@ -41,12 +41,12 @@ END = AT + timedelta(minutes=6)
 STEP = timedelta(seconds=10)
 
 
-def _system(tmp_path: Path) -> tuple[Path, Path]:
-    """spans.parquet and logs.parquet of the three services, the failure starting at AT in payment."""
+def _system(tmp_path: Path, recovers_at: datetime = END) -> tuple[Path, Path]:
+    """spans.parquet and logs.parquet of the three services, the failure in payment from AT to `recovers_at`."""
     rng = np.random.default_rng(7)
     count = int((END - START) / STEP)
     starts = np.datetime64(START, "ms") + (np.arange(count) * STEP.total_seconds() * 1000).astype("timedelta64[ms]")
-    failing = starts >= np.datetime64(AT, "ms")
+    failing = (starts >= np.datetime64(AT, "ms")) & (starts < np.datetime64(recovers_at, "ms"))
     payment_ms = np.where(failing, 60.0, 5.0) + rng.uniform(0, 1, count)
     order_ms = payment_ms + 8.0 + rng.uniform(0, 1, count)
     gateway_ms = order_ms + 3.0 + rng.uniform(0, 1, count)

@@ -121,7 +121,8 @@ def detect_incident_window(ctx: InvestigationContext, at: str | None = None) -> 
     found = ctx.findings()
     detection = found.detection or {}
     payload = {
-        **_onset_note(ctx, at if ignored else None, detection.get("undetected")),
+        **_onset_note(ctx, at if ignored else None, detection.get("undetected"),
+                      (found.incident_window or {}).get("start") if detection.get("alert_at") else None),
         "detected": found.detected,
         "reason": found.reason,
         "incident_window": found.incident_window,
@@ -135,8 +136,14 @@ def detect_incident_window(ctx: InvestigationContext, at: str | None = None) -> 
 
 
 def _onset_note(ctx: InvestigationContext, ignored_at: str | None,
-                undetected: str | None = None) -> dict[str, Any]:
-    """How the window's start was found, said to the model (and why its own `at` was not used, if it sent one)."""
+                undetected: str | None = None, before_alert: str | None = None) -> dict[str, Any]:
+    """How the window's start was found, said to the model (and why its own `at` was not used, if it sent one).
+    `before_alert`: the window's start, when it was taken before the alert time (nothing moved after that)."""
+    if undetected and before_alert:
+        return {"onset": "before the at time", "start_given": compact(ctx.at),
+                "note": f"no incident window was detected at this time ({undetected}) and nothing moved after it: "
+                        f"the window runs from {before_alert}, the first minute before it at which something did, "
+                        f"to {_window_end(ctx)}"}
     if undetected:
         return {"onset": "the at time", "start_given": compact(ctx.at),
                 "note": f"no incident window was detected at this time ({undetected}): the window runs from it to "

@@ -113,7 +113,7 @@ def metric_step(store: Any, span: Span, view: str = "metrics") -> timedelta | No
 
 
 def known_onset_detection(
-    store: Any, at: datetime, undetected: str | None = None
+    store: Any, at: datetime, undetected: str | None = None, alert_at: datetime | None = None
 ) -> tuple[DetectionResult, Span, str, tuple[list[MetricShift], list[Evidence]]]:
     """The incident as the caller knows it, as a detection result: window `[at, end]`, the metric series that moved
     in it against everything before `at` (strongest first), the baseline with its rule, and the metric shifts it
@@ -121,7 +121,8 @@ def known_onset_detection(
 
     `detected` is true even when no metric moved: the caller says there is an incident (logs or traces may hold
     it). `undetected`: why detection found no window to explain at `at`, when `at` is taken as the start for that
-    reason (an alert time, `--onset detect`) rather than given as the start (`--onset at`)."""
+    reason (an alert time, `--onset detect`) rather than given as the start (`--onset at`); `alert_at`: that alert
+    time, when `at` is a minute before it (nothing moved after the alert time itself)."""
     window, baseline, rule = known_periods(store, at)
     shifts, shift_evidence = metric_shifts(store, window, baseline)
     moved = [s for s in shifts if s.significant]
@@ -131,7 +132,9 @@ def known_onset_detection(
                               severity=round(sum(min(abs(s.shift), 50.0) for s in moved), 3), series=series)
     sql = metric_shift_sql(window, baseline) if store.has("metrics") else "-- no metrics: the window is the known onset"
     start = (f"the incident starts at {iso_z(at)} (given)" if undetected is None
-             else f"{iso_z(at)} taken as the start (the alert time given: no window detected there)")
+             else f"{iso_z(at)} taken as the start (the alert time given: no window detected there)" if alert_at is None
+             else f"{iso_z(at)} taken as the start, {minutes_before(at, alert_at)} before the alert time "
+                  f"{iso_z(alert_at)} (no window detected there, and nothing moved after it)")
     evidence = Evidence.make(
         "detection",
         f"{KNOWN_ONSET}: {start}; {len(series)} series moved after it",
@@ -145,9 +148,14 @@ def known_onset_detection(
     )
     detection = DetectionResult(
         detector=KNOWN_ONSET, detected=True, window=incident, baseline_window=baseline, windows=[incident],
-        series_checked=len(shifts), evidence=[evidence], undetected=undetected,
+        series_checked=len(shifts), evidence=[evidence], undetected=undetected, alert_at=alert_at,
     )
     return detection, baseline, rule, (shifts, shift_evidence)
+
+
+def minutes_before(start: datetime, alert_at: datetime) -> str:
+    """How long before the alert time a start taken before it lies, in words ("2 min")."""
+    return f"{(alert_at - start).total_seconds() / 60:g} min"
 
 
 def incident_peak(moved: list[MetricShift]) -> datetime | None:

@@ -554,6 +554,8 @@ class DetectionResult(BaseModel):
     sensitivity: str | None = None
     #: with a known onset taken from --at because no window could be detected or explained there: why not
     undetected: str | None = None
+    #: the alert time, when the start was taken before it (nothing moved after the alert time itself)
+    alert_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The `detected`, `reason`, `incident_window`, `baseline_window`, `peak` and `detection` blocks of
@@ -578,6 +580,7 @@ class DetectionResult(BaseModel):
                 "sensitivity": self.sensitivity,
                 "closest_miss": self.closest_miss,
                 "undetected": self.undetected,
+                "alert_at": iso_z(self.alert_at) if self.alert_at else None,
                 "notes": self.notes,
                 "evidence": [e.id for e in self.evidence],
             },

@@ -38,6 +38,10 @@ BASELINE_MIN_LENGTH = timedelta(hours=2)
 BASELINE_SHORTEST = timedelta(minutes=20)
 #: detected windows examined, most severe first, when the first ones turn out to be load without harm
 MAX_WINDOWS_TRIED = 3
+#: how far before an alert time the start is looked for, minute by minute, when nothing moved after the alert time
+#: itself: an alerting rule fires only after its condition has held (Prometheus' `for:`, commonly 1-5 minutes)
+ALERT_LOOKBACK = timedelta(minutes=5)
+ALERT_STEP = timedelta(minutes=1)
 
 KEYS = ("detected", "reason", "incident_window", "baseline_window", "peak", "detection", "hypotheses", "verdict",
         "contributors", "templates", "impact", "trigger", "timeline", "data_quality", "evidence", "sources")
@@ -82,8 +86,9 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust", on
     `onset="at"`: `at` is the incident's known start (an alert, an injection): the window is [at, end of the
     shortest source] and the baseline everything before it (`anchored.py`); nothing is detected or set aside.
     `onset="detect"` with `at` (an alert time): where no window can be detected or explained there, `at` is taken
-    as the start (`detection.undetected` says why) when it lies in the data and `start_at_alert`; False when `at`
-    is not the user's (a model's pick of where to look), which only steers detection.
+    as the start (`detection.undetected` says why) when it lies in the data and `start_at_alert` (False when `at` is
+    not the user's: a model's pick of where to look, which only steers detection); where nothing moved after it,
+    the first minute before it at which something did (`_from_alert_time`; `detection.alert_at` is then set).
     `sensitivity`: the detector's (`detection.settings_for`; None: medium).
     `data_quality` lists the input lines the store could not read and set aside."""
     result = _analyze(store, at, detector, onset, sensitivity, start_at_alert)
@@ -101,8 +106,7 @@ def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensiti
     take_start = at is not None and start_at_alert and can_start_at(store, at)
     if not detection.detected or detection.window is None:
         if take_start:
-            return _from_known_onset(store, at, undetected=detection.reason or "no incident window",
-                                     detected=(detection, evidence))
+            return _from_alert_time(store, at, detection.reason or "no incident window", (detection, evidence))
         return _not_detected(detection, evidence)
     candidates = [detection.window]
     if at is None:
@@ -120,19 +124,42 @@ def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensiti
             {"window": {"start": _iso(found.start), "end": _iso(found.end)}, "reason": outcome},
         )])
     if take_start:
-        return _from_known_onset(store, at, undetected=f"the window found there was set aside: {reasons[0]}",
-                                 detected=(detection, evidence))
+        return _from_alert_time(store, at, f"the window found there was set aside: {reasons[0]}",
+                                (detection, evidence))
     return _not_detected(detection, evidence, reason=reasons[0])
 
 
+def _from_alert_time(store: Any, at: datetime, undetected: str,
+                     detected: tuple[DetectionResult, _Ledger]) -> AnalysisResult:
+    """The analysis from the alert time `at` as the start; where nothing after it can be explained, from each minute
+    before it in turn (up to `ALERT_LOOKBACK`, within the data): the incident began before its alert fired, and the
+    first start walking back at which something moved is taken."""
+    first = _from_known_onset(store, at, undetected=undetected, detected=detected)
+    if first.detected:
+        return first
+    tried = 0
+    for minutes in range(1, int(ALERT_LOOKBACK / ALERT_STEP) + 1):
+        start = at - minutes * ALERT_STEP
+        if not can_start_at(store, start):
+            break
+        tried = minutes
+        earlier = _from_known_onset(store, start, undetected=undetected, detected=detected, alert_at=at)
+        if earlier.detected:
+            return earlier
+    if not tried:
+        return first
+    return first.model_copy(update={"reason": f"{first.reason}; nor after any of the {tried} minutes before it"})
+
+
 def _from_known_onset(store: Any, at: datetime, undetected: str | None = None,
-                      detected: tuple[DetectionResult, _Ledger] | None = None) -> AnalysisResult:
+                      detected: tuple[DetectionResult, _Ledger] | None = None,
+                      alert_at: datetime | None = None) -> AnalysisResult:
     """The analysis from `at` as the incident's start (`anchored.py`): given (`--onset at`), or taken from the
     alert time because detection found no window to explain there (`undetected` says why; `detected`: the
     detector's result and records, whose `detection` evidence stays cited, and which stands as the answer when
     nothing after `at` can be explained either). The user says something happened at `at`: the before/after
     contrasts of every source still speak where no detector window could."""
-    known, baseline, rule, shifts = known_onset_detection(store, at, undetected)
+    known, baseline, rule, shifts = known_onset_detection(store, at, undetected, alert_at)
     evidence = _Ledger(known.evidence)
     if detected is not None:
         evidence.extend([e for e in detected[1].items if e.kind == "detection"])

@@ -159,7 +159,7 @@ def executive_summary(pm: Postmortem) -> list[str]:
         what = " examined" if given else ", still under way when the data ends" if ongoing else ""
         duration = (f" ({fmt.minutes(pm.impact.duration_minutes)}{what})"
                     if pm.impact and pm.impact.duration_minutes else "")
-        start = (" (the alert time)" if pm.detection.undetected else " (start given)") if given else ""
+        start = f" ({start_label(pm)})" if given else ""
         lines.append(f"When: {fmt.when(pm.incident_window.start)}{start} to "
                      f"{fmt.when(pm.incident_window.end)}{duration}")
     if pm.impact:
@@ -174,7 +174,12 @@ def executive_summary(pm: Postmortem) -> list[str]:
     if pm.trigger:
         label = "Trigger" if pm.trigger.on_failing_path else "Preceding change (not on the failing path)"
         lines.append(f"{label}: {pm.trigger.description}" + (f" at {fmt.when(pm.trigger.t)}" if pm.trigger.t else ""))
-    if given and pm.detection.undetected:
+    if given and pm.detection.undetected and pm.detection.alert_at and pm.incident_window:
+        lines.append(f"Start: {before_alert(pm)} the alert time given (--at, or an alert's startsAt: "
+                     f"{fmt.when(pm.detection.alert_at)}); no incident window detected there "
+                     f"({pm.detection.undetected}) and nothing moved after it: the first minute before it at which "
+                     "something did")
+    elif given and pm.detection.undetected:
         lines.append(f"Start: the alert time given (--at, or an alert's startsAt); no incident window detected there "
                      f"({pm.detection.undetected})")
     elif given:
@@ -205,7 +210,21 @@ def duration_label(pm: Postmortem) -> str:
     window runs to the end of the data, which need not be the incident's end)."""
     if pm.detection.onset != "given":
         return "Duration"
-    return "Examined (from the alert time)" if pm.detection.undetected else "Examined (start given)"
+    return f"Examined (from {start_label(pm)})" if pm.detection.undetected else "Examined (start given)"
+
+
+def start_label(pm: Postmortem) -> str:
+    """What a given start is: the start given, the alert time, or a time before the alert time."""
+    if not pm.detection.undetected:
+        return "start given"
+    return f"{before_alert(pm)} the alert time" if pm.detection.alert_at and pm.incident_window else "the alert time"
+
+
+def before_alert(pm: Postmortem) -> str:
+    """How long before the alert time a start taken before it lies ("2 min before")."""
+    assert pm.detection.alert_at is not None and pm.incident_window is not None
+    minutes = (pm.detection.alert_at - pm.incident_window.start).total_seconds() / 60
+    return f"{minutes:g} min before"
 
 
 def is_confirmed(cause: RootCause | Hypothesis) -> bool:
@@ -290,10 +309,19 @@ class _Builder:
         pm.grounding = validate_grounding(pm, self.facts)
         return pm
 
+    @cached_property
+    def alert_start(self) -> str:
+        """The start taken from an alert time, in words: the alert time, or the first minute before it at which
+        something moved, nothing having moved after it ("1 min before the alert time")."""
+        alert_at = fmt.utc((self.data.get("detection") or {}).get("alert_at"))
+        if alert_at is None:
+            return ALERT_TIME
+        return f"{(alert_at - fmt.utc(self.window.start)).total_seconds() / 60:g} min before {ALERT_TIME}"
+
     @property
     def start_name(self) -> str:
         """What the window's start is called in prose: the alert time it was taken from, or the given start."""
-        return ALERT_TIME if self.at_alert else "the given start"
+        return self.alert_start if self.at_alert else "the given start"
 
     @property
     def moved(self) -> bool:
@@ -640,11 +668,16 @@ class _Builder:
         """The detection section when the caller gave the start: nothing was detected, so there is no detection time
         and no time to detect; what the data shows is which series moved after the start."""
         raw = self.data.get("detection") or {}
-        undetected = raw.get("undetected")
-        detection = Detection(onset="given", detector=raw.get("detector"), undetected=undetected,
+        undetected, alert_at = raw.get("undetected"), raw.get("alert_at")
+        detection = Detection(onset="given", detector=raw.get("detector"), undetected=undetected, alert_at=alert_at,
                               series=self.detection_series, sooner=self._alert_candidates(),
                               narrative=Narrative(text=""), evidence=list(raw.get("evidence") or []))
-        if undetected:
+        if undetected and detection.alert_at:
+            given = (f"IncidentLens detected no incident window at the alert time ({fmt.when(detection.alert_at)}): "
+                     f"{undetected}. Nothing moved after the alert time itself, so the start is taken at the first "
+                     f"minute before it at which something did, {fmt.when(self.window.start)}; time to detect is "
+                     "not something this data shows.")
+        elif undetected:
             given = (f"IncidentLens detected no incident window at the alert time ({fmt.when(self.window.start)}): "
                      f"{undetected}. That alert time is taken as the start; time to detect is not something this "
                      "data shows.")
@@ -734,7 +767,7 @@ class _Builder:
     def _recovery(self) -> Recovery:
         end = self.window.end
         if self.onset_given:
-            start = f"the start taken from {ALERT_TIME}" if self.at_alert else "a given start"
+            start = f"the start taken at {self.alert_start}" if self.at_alert else "a given start"
             return Recovery(narrative=self._narrate(
                 "recovery", f"Not measured: with {start} the window runs to {fmt.when(end)} "
                             f"({self.window_end_reason}) and IncidentLens does not look for the incident's end, so "
@@ -823,8 +856,9 @@ class _Builder:
         kept = [(when, event, ids) for when, event, ids in entries
                 if not event.startswith(DETECTED_END_EVENTS)
                 and not (event == PEAK_EVENT and self.peak is None)]
-        start = (f"{ALERT_TIME} taken as the incident's start; no incident window detected there" if self.at_alert
-                 else f"incident start given ({GIVEN_START}); not detected by IncidentLens")
+        start = (f"{self.alert_start} taken as the incident's start; no incident window detected there"
+                 + ("" if self.alert_start == ALERT_TIME else f" and nothing moved after {ALERT_TIME}")
+                 if self.at_alert else f"incident start given ({GIVEN_START}); not detected by IncidentLens")
         bounds = [(self.window.start, start, evidence),
                   (self.window.end, f"end of the examined window ({self.window_end_reason}); recovery not assessed",
                    evidence)]
@@ -932,7 +966,7 @@ class _Builder:
             wrong.append(f"Nothing in the data shows a guard in {self.top.service} that stopped "
                          f"{playbook(self.kind).phrase}")
         if self.onset_given:
-            start = f"the start is {ALERT_TIME}" if self.at_alert else f"the start was given ({GIVEN_START})"
+            start = f"the start is {self.alert_start}" if self.at_alert else f"the start was given ({GIVEN_START})"
             wrong.append(f"Time to detect cannot be measured: {start}, not found in the data, and no page or "
                          "acknowledgement is recorded in it")
         else:

@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from incidentlens.analysis.impact import LOG_ERROR_SHARE
 from incidentlens.analysis.series import key_series, overview_names
 from incidentlens.report import formatting as fmt
-from incidentlens.report.build import duration_label, root_cause_label, suspicion
+from incidentlens.report.build import duration_label, root_cause_label, start_label, suspicion
 from incidentlens.report.charts import MIN_SHADE_PX, BarChart, LineChart, bar_chart, line_chart, timeline_chart
 from incidentlens.report.playbooks import kind_label
 from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
@@ -104,8 +104,11 @@ def _cards(pm: Postmortem) -> list[_Card]:
                            ", ".join(impact.services_affected[:3]) + ("…" if len(impact.services_affected) > 3
                                                                       else "")))
     if pm.detection.onset == "given" and pm.incident_window and pm.detection.undetected:
-        cards.append(_Card("Start (alert time)", fmt.when(pm.incident_window.start, clock=True),
-                           "no incident window detected there"))
+        before = pm.detection.alert_at is not None
+        cards.append(_Card("Start (before the alert)" if before else "Start (alert time)",
+                           fmt.when(pm.incident_window.start, clock=True),
+                           f"{start_label(pm)}: nothing moved after the alert" if before
+                           else "no incident window detected there"))
     elif pm.detection.onset == "given" and pm.incident_window:
         cards.append(_Card("Start (given)", fmt.when(pm.incident_window.start, clock=True),
                            "alert, injection or page; not detected"))
