@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jsonschema
@@ -158,6 +158,17 @@ def test_a_model_over_http_that_asks_for_another_start_still_gets_the_given_one(
     assert result.postmortem.incident_window.start.replace(tzinfo=None) == AT
     assert result.postmortem.detection.onset == "given"
     assert result.postmortem.root_cause.service == "payment"
+
+
+def test_the_model_is_told_when_the_start_was_taken_before_the_alert_time(tmp_path: Path):
+    # payment fails for two minutes and recovers as the alert fires: nothing moved after the alert time itself
+    spans, logs = _system(tmp_path, recovers_at=AT + timedelta(minutes=2))
+    ctx = InvestigationContext(load_telemetry(traces=spans, logs=logs), at=AT + timedelta(minutes=2),
+                               onset="detect")
+    payload, _ = detect_incident_window(ctx)
+    assert payload["onset"] == "before the at time"
+    assert "the window runs from 2024-05-01T10:21:00Z, the first minute before it at which something did" in (
+        payload["note"])
 
 
 def test_a_shortened_templates_result_still_hands_the_specialists_their_facts():
