@@ -66,7 +66,7 @@ def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
         log templates, impact, timeline and every piece of evidence with the query that produced it. `at`: an alert
         time (ISO-8601); onset "detect" finds the incident containing or nearest to it (none there: the alert time
         is taken as the start unless only load, or nothing, moved after it, and where nothing did, the first minute
-        before it that moved, up to 5; `detection.undetected` says why, `detection.alert_at` when it was before), "at"
+        before it that moved, up to 2; `detection.undetected` says why, `detection.alert_at` when it was before), "at"
         takes it as the start. `sensitivity`: low, medium (default), high, or the opening bar in robust σ."""
         from incidentlens.analysis import analyze as run_analysis
         from incidentlens.analysis.detection import settings_for
