@@ -45,13 +45,7 @@ def main() -> None:
     delay_ms = float(args[0]) if args else 30.0
     count = int(args[1]) if len(args) > 1 else 20
     con = duckdb.connect()
-    con.execute(f"CREATE TABLE base AS SELECT * FROM read_csv('{_CALLS.DAY}/trace/*_trace.csv.gz', header=true, "
-                "all_varchar=true)")
-    services = [row[0] for row in con.execute(f"""
-        SELECT {SERVICE.format('c.PodName')} AS service, count(*) FROM base AS p JOIN base AS c
-            ON c.TraceID = p.TraceID AND c.ParentID = p.SpanID
-        WHERE {SERVICE.format('c.PodName')} <> {SERVICE.format('p.PodName')}
-        GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()][:count]
+    services = _CALLS.most_called(con, count)
     first = {"shipped": 0, "fallback": 0}
     runs = 0
     with tempfile.TemporaryDirectory(prefix="incidentlens-calls-gap-") as scratch:

@@ -59,6 +59,17 @@ def call_metrics(con: duckdb.DuckDBPyConnection, spans: str, out: Path) -> None:
 ) TO '{out}' (FORMAT parquet)""")
 
 
+def most_called(con: duckdb.DuckDBPyConnection, count: int) -> list[str]:
+    """The day's spans loaded as table `base`, and its `count` most called services."""
+    con.execute(f"CREATE TABLE base AS SELECT * FROM read_csv('{DAY}/trace/*_trace.csv.gz', header=true, "
+                "all_varchar=true)")
+    return [row[0] for row in con.execute(f"""
+        SELECT {SERVICE.format('c.PodName')} AS service, count(*) FROM base AS p JOIN base AS c
+            ON c.TraceID = p.TraceID AND c.ParentID = p.SpanID
+        WHERE {SERVICE.format('c.PodName')} <> {SERVICE.format('p.PodName')}
+        GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()][:count]
+
+
 def main() -> None:
     if not DAY.is_dir():
         print(f"skipped: {DAY} not found")
@@ -67,13 +78,7 @@ def main() -> None:
     delay_ms = float(args[0]) if args else 30.0
     count = int(args[1]) if len(args) > 1 else 20
     con = duckdb.connect()
-    con.execute(f"CREATE TABLE base AS SELECT * FROM read_csv('{DAY}/trace/*_trace.csv.gz', header=true, "
-                "all_varchar=true)")
-    services = [row[0] for row in con.execute(f"""
-        SELECT {SERVICE.format('c.PodName')} AS service, count(*) FROM base AS p JOIN base AS c
-            ON c.TraceID = p.TraceID AND c.ParentID = p.SpanID
-        WHERE {SERVICE.format('c.PodName')} <> {SERVICE.format('p.PodName')}
-        GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()][:count]
+    services = most_called(con, count)
     first = runs = 0
     with tempfile.TemporaryDirectory(prefix="incidentlens-calls-overlay-") as scratch:
         metrics = MetricsCut(DAY, Path(scratch) / "metrics", METRIC_HISTORY)
