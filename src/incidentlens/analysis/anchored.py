@@ -122,7 +122,7 @@ def known_onset_detection(
     `detected` is true even when no metric moved: the caller says there is an incident (logs or traces may hold
     it). `undetected`: why detection found no window to explain at `at`, when `at` is taken as the start for that
     reason (an alert time, `--onset detect`) rather than given as the start (`--onset at`); `alert_at`: that alert
-    time, when `at` is a minute before it (nothing moved after the alert time itself)."""
+    time, when `at` lies minutes before it (nothing moved after the alert time itself)."""
     window, baseline, rule = known_periods(store, at)
     shifts, shift_evidence = metric_shifts(store, window, baseline)
     moved = [s for s in shifts if s.significant]
