@@ -128,6 +128,16 @@ def test_a_start_is_looked_for_no_further_back_than_the_lookback(tmp_path: Path)
     assert result.reason.endswith(f"nor after any of the {ALERT_LOOKBACK.total_seconds() / 60:g} minutes before it")
 
 
+def test_a_start_is_not_looked_for_where_too_little_data_lies_before_it(tmp_path: Path):
+    # a quiet day alerting at its third minute: a start at its first would hold one sample of baseline, against
+    # which hours of noise move
+    result = analyze(quiet_store(tmp_path), at=datetime(2024, 5, 1, 0, 3))
+    assert result.detected is False
+    assert result.detection["alert_at"] is None
+    assert result.reason.endswith("nothing moved after it: no service's metric series, WARN/ERROR lines or traced "
+                                  "requests shifted against the data before it"), "no minute before it was tried"
+
+
 def test_the_review_says_the_start_is_the_at_time_and_why_nothing_was_detected(at_alert):
     pm = build_postmortem(at_alert)
     assert pm.detection.onset == "given" and "no metrics" in pm.detection.undetected

@@ -140,9 +140,12 @@ def _from_alert_time(store: Any, at: datetime, undetected: str,
     if first.detected:
         return first
     tried = 0
+    data_start, _ = store.time_range()
     for minutes in range(1, int(ALERT_LOOKBACK / ALERT_STEP) + 1):
         start = at - minutes * ALERT_STEP
-        if not can_start_at(store, start):
+        # a start before the alert needs data before it to compare with: against a baseline of one sample, hours of
+        # noise moved (a quiet day's alert at its third minute was an incident from its first)
+        if not can_start_at(store, start) or start - data_start < BASELINE_SHORTEST:
             break
         tried = minutes
         earlier = _from_known_onset(store, start, undetected=undetected, detected=detected, alert_at=at)
