@@ -138,6 +138,13 @@ def test_a_start_is_not_looked_for_where_too_little_data_lies_before_it(tmp_path
                                   "requests shifted against the data before it"), "no minute before it was tried"
 
 
+def test_one_minute_tried_before_the_alert_time_is_said_so(tmp_path: Path):
+    # an alert 21 minutes into a quiet day: only its 20th minute leaves enough data before it to be tried
+    result = analyze(quiet_store(tmp_path), at=datetime(2024, 5, 1, 0, 21))
+    assert result.detected is False
+    assert result.reason.endswith("; nor after the minute before it")
+
+
 def test_the_review_says_the_start_is_the_at_time_and_why_nothing_was_detected(at_alert):
     pm = build_postmortem(at_alert)
     assert pm.detection.onset == "given" and "no metrics" in pm.detection.undetected

@@ -153,7 +153,8 @@ def _from_alert_time(store: Any, at: datetime, undetected: str,
             return earlier
     if not tried:
         return first
-    return first.model_copy(update={"reason": f"{first.reason}; nor after any of the {tried} minutes before it"})
+    tried_before = "the minute before it" if tried == 1 else f"any of the {tried} minutes before it"
+    return first.model_copy(update={"reason": f"{first.reason}; nor after {tried_before}"})
 
 
 def _from_known_onset(store: Any, at: datetime, undetected: str | None = None,
