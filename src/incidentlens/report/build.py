@@ -17,7 +17,7 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW
+from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW, minutes_before
 from incidentlens.analysis.impact import ERROR_RATIO, LATENCY
 from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_scale
 from incidentlens.analysis.plausibility import traced_calls_words
@@ -223,8 +223,7 @@ def start_label(pm: Postmortem) -> str:
 def before_alert(pm: Postmortem) -> str:
     """How long before the alert time a start taken before it lies ("2 min before")."""
     assert pm.detection.alert_at is not None and pm.incident_window is not None
-    minutes = (pm.detection.alert_at - pm.incident_window.start).total_seconds() / 60
-    return f"{minutes:g} min before"
+    return f"{minutes_before(pm.incident_window.start, pm.detection.alert_at)} before"
 
 
 def is_confirmed(cause: RootCause | Hypothesis) -> bool:
@@ -316,7 +315,7 @@ class _Builder:
         alert_at = fmt.utc((self.data.get("detection") or {}).get("alert_at"))
         if alert_at is None:
             return ALERT_TIME
-        return f"{(alert_at - fmt.utc(self.window.start)).total_seconds() / 60:g} min before {ALERT_TIME}"
+        return f"{minutes_before(fmt.utc(self.window.start), alert_at)} before {ALERT_TIME}"
 
     @property
     def start_name(self) -> str:
