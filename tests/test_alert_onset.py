@@ -114,7 +114,10 @@ def test_the_review_says_the_start_lies_before_the_alert_time(after_a_burst):
     assert pm.summary.text.startswith("From 2024-05-01 10:21 UTC, 1 min before the alert time, to ")
     assert any(line.startswith("Start: 1 min before the alert time given (--at, or an alert's startsAt: "
                                "2024-05-01 10:22 UTC)") for line in executive_summary(pm))
-    assert "Nothing moved after the alert time itself" in pm.detection.narrative.text
+    assert "Nothing after the alert time itself could be explained" in pm.detection.narrative.text
+    # the attempt at the alert time, which found nothing to explain, is cited beside the start taken before it
+    cited = {e.id: e.title for e in after_a_burst.evidence if e.id in after_a_burst.detection["evidence"]}
+    assert any("2024-05-01T10:22:00Z taken as the start (the alert time given" in t for t in cited.values())
     assert pm.timeline[0].event.startswith("1 min before the alert time taken as the incident's start")
     assert "| **Examined (from 1 min before the alert time)** |" in render_markdown(pm)
     assert "Start (before the alert)" in render_html(pm)

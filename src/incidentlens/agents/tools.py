@@ -138,12 +138,13 @@ def detect_incident_window(ctx: InvestigationContext, at: str | None = None) -> 
 def _onset_note(ctx: InvestigationContext, ignored_at: str | None,
                 undetected: str | None = None, before_alert: str | None = None) -> dict[str, Any]:
     """How the window's start was found, said to the model (and why its own `at` was not used, if it sent one).
-    `before_alert`: the window's start, when it was taken before the alert time (nothing moved after that)."""
+    `before_alert`: the window's start, when it was taken before the alert time (nothing after that could be
+    explained)."""
     if undetected and before_alert:
         return {"onset": "before the at time", "start_given": compact(ctx.at),
-                "note": f"no incident window was detected at this time ({undetected}) and nothing moved after it: "
-                        f"the window runs from {before_alert}, the first minute before it at which something did, "
-                        f"to {_window_end(ctx)}"}
+                "note": f"no incident window was detected at this time ({undetected}) and nothing after it could be "
+                        f"explained (nothing moved, or only load): the window runs from {before_alert}, the first "
+                        f"minute before it at which something did, to {_window_end(ctx)}"}
     if undetected:
         return {"onset": "the at time", "start_given": compact(ctx.at),
                 "note": f"no incident window was detected at this time ({undetected}): the window runs from it to "

@@ -122,7 +122,7 @@ def known_onset_detection(
     `detected` is true even when no metric moved: the caller says there is an incident (logs or traces may hold
     it). `undetected`: why detection found no window to explain at `at`, when `at` is taken as the start for that
     reason (an alert time, `--onset detect`) rather than given as the start (`--onset at`); `alert_at`: that alert
-    time, when `at` lies minutes before it (nothing moved after the alert time itself)."""
+    time, when `at` lies minutes before it (nothing after the alert time itself could be explained)."""
     window, baseline, rule = known_periods(store, at)
     shifts, shift_evidence = metric_shifts(store, window, baseline)
     moved = [s for s in shifts if s.significant]
@@ -134,7 +134,7 @@ def known_onset_detection(
     start = (f"the incident starts at {iso_z(at)} (given)" if undetected is None
              else f"{iso_z(at)} taken as the start (the alert time given: no window detected there)" if alert_at is None
              else f"{iso_z(at)} taken as the start, {minutes_before(at, alert_at)} before the alert time "
-                  f"{iso_z(alert_at)} (no window detected there, and nothing moved after it)")
+                  f"{iso_z(alert_at)} (no window detected there, and nothing after it could be explained)")
     evidence = Evidence.make(
         "detection",
         f"{KNOWN_ONSET}: {start}; {len(series)} series moved after it",

@@ -554,7 +554,7 @@ class DetectionResult(BaseModel):
     sensitivity: str | None = None
     #: with a known onset taken from --at because no window could be detected or explained there: why not
     undetected: str | None = None
-    #: the alert time, when the start was taken before it (nothing moved after the alert time itself)
+    #: the alert time, when the start was taken before it (nothing after the alert time itself could be explained)
     alert_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:

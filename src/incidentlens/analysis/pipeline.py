@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from incidentlens.analysis.anchored import can_start_at, check_onset, known_onset_detection
+from incidentlens.analysis.anchored import KNOWN_ONSET, can_start_at, check_onset, known_onset_detection
 from incidentlens.analysis.callgraph import infer_call_graph
 from incidentlens.analysis.contrast import contrast_logs
 from incidentlens.analysis.detection import DetectionResult, detect
@@ -38,10 +38,11 @@ BASELINE_MIN_LENGTH = timedelta(hours=2)
 BASELINE_SHORTEST = timedelta(minutes=20)
 #: detected windows examined, most severe first, when the first ones turn out to be load without harm
 MAX_WINDOWS_TRIED = 3
-#: how far before an alert time the start is looked for, minute by minute, when nothing moved after the alert time
-#: itself: an alerting rule fires only after its condition has held for its `for:` and the next evaluation (every
-#: minute by default). Each minute tried is one more chance for noise to pass the bars: 5 named a root cause on 2 of
-#: 20 alert times on quiet generated days and 3 of 32 before OnlineBoutique's faults, 2 on none (docs/root-cause.md)
+#: how far before an alert time the start is looked for, minute by minute, when nothing after the alert time itself
+#: could be explained (nothing moved, or only load): an alerting rule fires only after its condition has held for
+#: its `for:` and the next evaluation (every minute by default). Each minute tried is one more chance for noise to
+#: pass the bars: 5 named a root cause on 2 of 20 alert times on quiet generated days and 3 of 32 before
+#: OnlineBoutique's faults, 2 on none (docs/root-cause.md)
 ALERT_LOOKBACK = timedelta(minutes=2)
 ALERT_STEP = timedelta(minutes=1)
 
@@ -89,8 +90,9 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust", on
     shortest source] and the baseline everything before it (`anchored.py`); nothing is detected or set aside.
     `onset="detect"` with `at` (an alert time): where no window can be detected or explained there, `at` is taken
     as the start (`detection.undetected` says why) when it lies in the data and `start_at_alert` (False when `at` is
-    not the user's: a model's pick of where to look, which only steers detection); where nothing moved after it,
-    the first minute before it at which something did (`_from_alert_time`; `detection.alert_at` is then set).
+    not the user's: a model's pick of where to look, which only steers detection); where nothing after it can be
+    explained, the first minute before it at which something can (`_from_alert_time`; `detection.alert_at` is then
+    set, and the attempt at the alert time stays cited).
     `sensitivity`: the detector's (`detection.settings_for`; None: medium).
     `data_quality` lists the input lines the store could not read and set aside."""
     result = _analyze(store, at, detector, onset, sensitivity, start_at_alert)
@@ -135,7 +137,7 @@ def _from_alert_time(store: Any, at: datetime, undetected: str,
                      detected: tuple[DetectionResult, _Ledger]) -> AnalysisResult:
     """The analysis from the alert time `at` as the start; where nothing after it can be explained, from each minute
     before it in turn (up to `ALERT_LOOKBACK`, within the data): the incident began before its alert fired, and the
-    first start walking back at which something moved is taken."""
+    first start walking back at which something can be explained is taken, citing the attempt at the alert time."""
     first = _from_known_onset(store, at, undetected=undetected, detected=detected)
     if first.detected:
         return first
@@ -150,11 +152,21 @@ def _from_alert_time(store: Any, at: datetime, undetected: str,
         tried = minutes
         earlier = _from_known_onset(store, start, undetected=undetected, detected=detected, alert_at=at)
         if earlier.detected:
-            return earlier
+            return _citing_attempt(earlier, first)
     if not tried:
         return first
     tried_before = "the minute before it" if tried == 1 else f"any of the {tried} minutes before it"
     return first.model_copy(update={"reason": f"{first.reason}; nor after {tried_before}"})
+
+
+def _citing_attempt(result: AnalysisResult, attempt: AnalysisResult) -> AnalysisResult:
+    """`result`, a start taken before the alert time, citing beside its own detection evidence the attempt at the
+    alert time (its known-onset record: what moved after the alert time, and so why nothing there was explained)."""
+    held = {e.id for e in result.evidence}
+    tried = [e for e in attempt.evidence
+             if e.kind == "detection" and e.title.startswith(f"{KNOWN_ONSET}:") and e.id not in held]
+    detection = {**result.detection, "evidence": [*result.detection["evidence"], *(e.id for e in tried)]}
+    return result.model_copy(update={"evidence": [*result.evidence, *tried], "detection": detection})
 
 
 def _from_known_onset(store: Any, at: datetime, undetected: str | None = None,

@@ -177,8 +177,8 @@ def executive_summary(pm: Postmortem) -> list[str]:
     if given and pm.detection.undetected and pm.detection.alert_at and pm.incident_window:
         lines.append(f"Start: {before_alert(pm)} the alert time given (--at, or an alert's startsAt: "
                      f"{fmt.when(pm.detection.alert_at)}); no incident window detected there "
-                     f"({pm.detection.undetected}) and nothing moved after it: the first minute before it at which "
-                     "something did")
+                     f"({pm.detection.undetected}) and nothing after it could be explained: the first minute before "
+                     "it at which something could")
     elif given and pm.detection.undetected:
         lines.append(f"Start: the alert time given (--at, or an alert's startsAt); no incident window detected there "
                      f"({pm.detection.undetected})")
@@ -673,9 +673,9 @@ class _Builder:
                               narrative=Narrative(text=""), evidence=list(raw.get("evidence") or []))
         if undetected and detection.alert_at:
             given = (f"IncidentLens detected no incident window at the alert time ({fmt.when(detection.alert_at)}): "
-                     f"{undetected}. Nothing moved after the alert time itself, so the start is taken at the first "
-                     f"minute before it at which something did, {fmt.when(self.window.start)}; time to detect is "
-                     "not something this data shows.")
+                     f"{undetected}. Nothing after the alert time itself could be explained, so the start is taken "
+                     f"at the first minute before it at which something could, {fmt.when(self.window.start)}; time "
+                     "to detect is not something this data shows.")
         elif undetected:
             given = (f"IncidentLens detected no incident window at the alert time ({fmt.when(self.window.start)}): "
                      f"{undetected}. That alert time is taken as the start; time to detect is not something this "
@@ -856,7 +856,7 @@ class _Builder:
                 if not event.startswith(DETECTED_END_EVENTS)
                 and not (event == PEAK_EVENT and self.peak is None)]
         start = (f"{self.alert_start} taken as the incident's start; no incident window detected there"
-                 + ("" if self.alert_start == ALERT_TIME else f" and nothing moved after {ALERT_TIME}")
+                 + ("" if self.alert_start == ALERT_TIME else f" and nothing after {ALERT_TIME} could be explained")
                  if self.at_alert else f"incident start given ({GIVEN_START}); not detected by IncidentLens")
         bounds = [(self.window.start, start, evidence),
                   (self.window.end, f"end of the examined window ({self.window_end_reason}); recovery not assessed",

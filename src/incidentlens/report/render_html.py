@@ -107,7 +107,7 @@ def _cards(pm: Postmortem) -> list[_Card]:
         before = pm.detection.alert_at is not None
         cards.append(_Card("Start (before the alert)" if before else "Start (alert time)",
                            fmt.when(pm.incident_window.start, clock=True),
-                           f"{start_label(pm)}: nothing moved after the alert" if before
+                           f"{start_label(pm)}: nothing after the alert could be explained" if before
                            else "no incident window detected there"))
     elif pm.detection.onset == "given" and pm.incident_window:
         cards.append(_Card("Start (given)", fmt.when(pm.incident_window.start, clock=True),

@@ -210,7 +210,8 @@ class Detection(_Model):
     detector: str | None = None
     undetected: str | None = Field(None, description="when the start is the --at time because no incident window "
                                                      "could be detected or explained there (`--onset detect`): why")
-    alert_at: UtcTime | None = Field(None, description="the alert time, when nothing moved after it and the start was "
+    alert_at: UtcTime | None = Field(None, description="the alert time, when nothing after it could be explained "
+                                                       "(nothing moved, or only load) and the start was "
                                                        "taken at the first minute before it at which something did")
     detected_at: UtcTime | None = Field(None, description="first anomalous point the detector flagged")
     time_to_detect_minutes: float | None = Field(None, description="from the incident start to detected_at")
