@@ -106,6 +106,18 @@ def test_a_day_of_call_metrics_ending_before_the_metrics_still_bounds_the_window
     assert window == (at, at + timedelta(minutes=5, seconds=1))
 
 
+def test_a_start_at_the_datas_second_sample_still_bounds_the_window_at_five_samples(tmp_path):
+    # one sample before the start gives no step to read there: the series' step after it bounds the window
+    day = datetime(2024, 5, 1)
+    metrics = [{"ts": (day + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
+                "value": 20.0 + (m % 7)} for m in range(1440)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.jsonl")
+    at = day + timedelta(minutes=1)
+    window, _, _ = known_periods(store, at)
+    assert window == (at, at + timedelta(minutes=5, seconds=1))
+
+
 def _shift(metric: str, peak_shift: float, peak_at: datetime, **flags: str) -> MetricShift:
     return MetricShift(service="api", metric=metric, direction="up", baseline=1.0, window_median=2.0, peak=3.0,
                        peak_at=peak_at, shift=peak_shift / 2, peak_shift=peak_shift, onset=peak_at, evidence="e",

@@ -73,7 +73,10 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
     if aggregates:
         # the metrics' own step where there are metrics (a mesh's call metrics are scraped alike)
         view = "metrics" if "metrics" in ranges else aggregates[0]
-        step = metric_step(store, (max(data_start, at - MAX_BASELINE), at), view)
+        # the step is the series', read after the start too where too few samples lie before it (a start at the
+        # data's second sample left the window at its longest, hours of noise after it)
+        step = (metric_step(store, (max(data_start, at - MAX_BASELINE), at), view)
+                or metric_step(store, (data_start, end + END_STEP), view))
         end = min(end, at + METRIC_WINDOW_STEPS * step) if step else end
     window = (at, min(end + END_STEP, at + MAX_WINDOW))
     start = max(data_start, at - MAX_BASELINE)
