@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -73,15 +74,23 @@ def test_a_known_onset_window_ends_where_the_shortest_source_ends(tmp_path):
     assert detection.evidence[0].data["window_end"] == "the end of the data"
 
 
+DAY = datetime(2024, 5, 1)
+
+
+def _metrics_day(tmp_path) -> Path:
+    """A day of one-minute metrics of one series that never moves past its noise."""
+    metrics = [{"ts": (DAY + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
+                "value": 20.0 + (m % 7)} for m in range(1440)]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    return path
+
+
 def test_a_known_onset_window_over_metrics_alone_says_it_ends_after_five_samples(tmp_path):
     # a day of metrics alone, the start at 09:30: the window is five samples, not the rest of the day, and the
     # review's end of the examined window says so rather than "the end of the data"
-    day = datetime(2024, 5, 1)
-    metrics = [{"ts": (day + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
-                "value": 20.0 + (m % 7)} for m in range(1440)]
-    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
-    store = load_telemetry(metrics=tmp_path / "metrics.jsonl")
-    at = day + timedelta(hours=9, minutes=30)
+    store = load_telemetry(metrics=_metrics_day(tmp_path))
+    at = DAY + timedelta(hours=9, minutes=30)
     detection, *_ = known_onset_detection(store, at)
     assert detection.window.end == at + timedelta(minutes=5, seconds=1)
     assert detection.evidence[0].data["window_end"].startswith("5 metric samples after the start")
@@ -93,27 +102,19 @@ def test_a_known_onset_window_over_metrics_alone_says_it_ends_after_five_samples
 def test_a_day_of_call_metrics_ending_before_the_metrics_still_bounds_the_window_at_five_samples(tmp_path):
     # a mesh's call latency for the day, its last minute read a second before the metrics' (OnlineBoutique's
     # files): the calls are the shortest source, and a day of them is no more the incident's than a day of metrics
-    day = datetime(2024, 5, 1)
-    metrics = [{"ts": (day + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
-                "value": 20.0 + (m % 7)} for m in range(1440)]
-    calls = [{"ts": (day + timedelta(minutes=m, seconds=-1)).isoformat() + "Z", "caller": "api", "callee": "db",
+    calls = [{"ts": (DAY + timedelta(minutes=m, seconds=-1)).isoformat() + "Z", "caller": "api", "callee": "db",
               "side": side, "latency_ms": 5.0 + (m % 3)} for m in range(1, 1440) for side in ("client", "server")]
-    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
     (tmp_path / "calls.jsonl").write_text("\n".join(json.dumps(r) for r in calls) + "\n")
-    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", calls=tmp_path / "calls.jsonl")
-    at = day + timedelta(hours=9, minutes=30)
+    store = load_telemetry(metrics=_metrics_day(tmp_path), calls=tmp_path / "calls.jsonl")
+    at = DAY + timedelta(hours=9, minutes=30)
     window, _, _ = known_periods(store, at)
     assert window == (at, at + timedelta(minutes=5, seconds=1))
 
 
 def test_a_start_at_the_datas_second_sample_still_bounds_the_window_at_five_samples(tmp_path):
     # one sample before the start gives no step to read there: the series' step after it bounds the window
-    day = datetime(2024, 5, 1)
-    metrics = [{"ts": (day + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
-                "value": 20.0 + (m % 7)} for m in range(1440)]
-    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
-    store = load_telemetry(metrics=tmp_path / "metrics.jsonl")
-    at = day + timedelta(minutes=1)
+    store = load_telemetry(metrics=_metrics_day(tmp_path))
+    at = DAY + timedelta(minutes=1)
     window, _, _ = known_periods(store, at)
     assert window == (at, at + timedelta(minutes=5, seconds=1))
 
