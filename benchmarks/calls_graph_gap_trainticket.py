@@ -11,7 +11,6 @@ shows (as shipped), and beside it with them read only when the spans give no edg
 from __future__ import annotations
 
 import importlib.util
-import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -41,9 +40,7 @@ def main() -> None:
     if not _CALLS.DAY.is_dir():
         print(f"skipped: {_CALLS.DAY} not found")
         return
-    args = sys.argv[1:]
-    delay_ms = float(args[0]) if args else 30.0
-    count = int(args[1]) if len(args) > 1 else 20
+    delay_ms, count = _CALLS.arguments()
     con = duckdb.connect()
     services = _CALLS.most_called(con, count)
     first = {"shipped": 0, "fallback": 0}

@@ -59,6 +59,12 @@ def call_metrics(con: duckdb.DuckDBPyConnection, spans: str, out: Path) -> None:
 ) TO '{out}' (FORMAT parquet)""")
 
 
+def arguments() -> tuple[float, int]:
+    """[DELAY_MS] [SERVICES] from the command line: 30 ms into each of the 20 most called services by default."""
+    args = sys.argv[1:]
+    return float(args[0]) if args else 30.0, int(args[1]) if len(args) > 1 else 20
+
+
 def most_called(con: duckdb.DuckDBPyConnection, count: int) -> list[str]:
     """The day's spans loaded as table `base`, and its `count` most called services."""
     con.execute(f"CREATE TABLE base AS SELECT * FROM read_csv('{DAY}/trace/*_trace.csv.gz', header=true, "
@@ -74,9 +80,7 @@ def main() -> None:
     if not DAY.is_dir():
         print(f"skipped: {DAY} not found")
         return
-    args = sys.argv[1:]
-    delay_ms = float(args[0]) if args else 30.0
-    count = int(args[1]) if len(args) > 1 else 20
+    delay_ms, count = arguments()
     con = duckdb.connect()
     services = most_called(con, count)
     first = runs = 0
