@@ -175,7 +175,7 @@ def executive_summary(pm: Postmortem) -> list[str]:
         label = "Trigger" if pm.trigger.on_failing_path else "Preceding change (not on the failing path)"
         lines.append(f"{label}: {pm.trigger.description}" + (f" at {fmt.when(pm.trigger.t)}" if pm.trigger.t else ""))
     if given and pm.detection.undetected and pm.detection.alert_at and pm.incident_window:
-        lines.append(f"Start: {before_alert(pm)} the alert time given (--at, or an alert's startsAt: "
+        lines.append(f"Start: {start_label(pm)} given (--at, or an alert's startsAt: "
                      f"{fmt.when(pm.detection.alert_at)}); no incident window detected there "
                      f"({pm.detection.undetected}) and nothing after it could be explained: the first minute before "
                      "it at which something could")
@@ -217,13 +217,9 @@ def start_label(pm: Postmortem) -> str:
     """What a given start is: the start given, the alert time, or a time before the alert time."""
     if not pm.detection.undetected:
         return "start given"
-    return f"{before_alert(pm)} the alert time" if pm.detection.alert_at and pm.incident_window else "the alert time"
-
-
-def before_alert(pm: Postmortem) -> str:
-    """How long before the alert time a start taken before it lies ("2 min before")."""
-    assert pm.detection.alert_at is not None and pm.incident_window is not None
-    return f"{minutes_before(pm.incident_window.start, pm.detection.alert_at)} before"
+    if pm.detection.alert_at is None or pm.incident_window is None:
+        return "the alert time"
+    return f"{minutes_before(pm.incident_window.start, pm.detection.alert_at)} before the alert time"
 
 
 def is_confirmed(cause: RootCause | Hypothesis) -> bool:
@@ -311,7 +307,7 @@ class _Builder:
     @cached_property
     def alert_start(self) -> str:
         """The start taken from an alert time, in words: the alert time, or the first minute before it at which
-        something moved, nothing having moved after it ("1 min before the alert time")."""
+        something could be explained, nothing after it having been ("1 min before the alert time")."""
         alert_at = fmt.utc((self.data.get("detection") or {}).get("alert_at"))
         if alert_at is None:
             return ALERT_TIME
