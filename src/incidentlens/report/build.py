@@ -218,8 +218,13 @@ def start_label(pm: Postmortem) -> str:
     if not pm.detection.undetected:
         return "start given"
     if pm.detection.alert_at is None or pm.incident_window is None:
-        return "the alert time"
-    return f"{minutes_before(pm.incident_window.start, pm.detection.alert_at)} before the alert time"
+        return ALERT_TIME
+    return alert_start_words(pm.incident_window.start, pm.detection.alert_at)
+
+
+def alert_start_words(start: dt.datetime, alert_at: dt.datetime) -> str:
+    """A start taken before the alert time, in words: "1 min before the alert time"."""
+    return f"{minutes_before(start, alert_at)} before {ALERT_TIME}"
 
 
 def is_confirmed(cause: RootCause | Hypothesis) -> bool:
@@ -311,7 +316,7 @@ class _Builder:
         alert_at = fmt.utc((self.data.get("detection") or {}).get("alert_at"))
         if alert_at is None:
             return ALERT_TIME
-        return f"{minutes_before(fmt.utc(self.window.start), alert_at)} before {ALERT_TIME}"
+        return alert_start_words(fmt.utc(self.window.start), alert_at)
 
     @property
     def start_name(self) -> str:
