@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from incidentlens.analysis.shifts import SHIFT_THRESHOLD, log_surges, surge_z
 from incidentlens.telemetry import load_telemetry
@@ -84,19 +85,21 @@ def test_warnings_that_rise_with_the_traffic_are_no_surge(tmp_path):
 
 
 def test_a_service_with_no_ordinary_line_before_is_tested_per_minute_alone(tmp_path):
-    """A batch job logged only its errors before the onset, one a minute; from it, it logs its work too, and an error
-    every 6 s. With no ordinary line before there is nothing to hold its traffic against (its share of problem lines
-    cannot be compared), so the per-minute test stands alone: ten times the errors a minute is a surge."""
+    """A batch job logged only its errors before the onset, two in the 70 s the logs hold; from it, it logs its work
+    too, and an error every 4 s. With no ordinary line before there is nothing to hold its traffic against (its share
+    of problem lines cannot be compared), so the per-minute test stands alone: eight times the errors a minute is a
+    surge."""
     before = [(LOGS_FROM + timedelta(seconds=60 * i), "batch", "ERROR") for i in range(2)]
-    after = [(AT + timedelta(seconds=3 * i), "batch", "ERROR" if i % 2 else "INFO") for i in range(36)]
+    after = [(AT + timedelta(seconds=2 * i), "batch", "ERROR" if i % 2 else "INFO") for i in range(54)]
     surge = _surge(_store(tmp_path, before + after), "batch")
-    assert surge.ratio >= 5 and surge.significant
+    assert surge.baseline_per_minute == pytest.approx(2 / (70 / 60), abs=1e-3)
+    assert surge.ratio >= 8 and surge.significant
 
 
 def test_a_window_counts_the_minutes_it_holds_and_no_line_at_its_end(tmp_path):
     """travel warns every 30 s from 5 minutes before the onset on, steadily: 2 a minute before and after. A window of
-    3 whole minutes holds 3 of them (a window's end is exclusive, so the warning stamped at its end is not in it); one
-    of 3.5 minutes holds 4, its last in part (7 warnings)."""
+    3 whole minutes holds 6 warnings (a window's end is exclusive, so the warning stamped at its end is not in it); one
+    of 3.5 minutes holds 7 in 3.5 minutes, its last minute in part: the same rate."""
     warnings = [(AT + timedelta(seconds=30 * i), "travel", "WARN") for i in range(-10, 12)]
     store = _store(tmp_path, warnings)
     baseline = (AT - timedelta(minutes=5), AT)
@@ -108,4 +111,19 @@ def test_a_window_counts_the_minutes_it_holds_and_no_line_at_its_end(tmp_path):
         return travel.window_per_minute
 
     assert per_minute(3) == 2.0
-    assert per_minute(3.5) == 7 / 4
+    assert per_minute(3.5) == 2.0
+
+
+def test_logs_that_begin_seconds_before_the_onset_count_only_the_seconds_they_hold(tmp_path):
+    """The log file begins 19 s before the onset (the metrics' hour began long before), and order warns every half
+    second, steadily, before and after. The baseline holds 19 s of logs, not the minute around them: the same rate on
+    both sides is no surge (counted as a whole minute, the 38 warnings before looked like a third of the rate)."""
+    first = AT - timedelta(seconds=19)
+    warnings = [first + timedelta(seconds=0.5 * i) for i in range(118)]  # to 40 s after the onset
+    path = tmp_path / "logs.parquet"
+    pq.write_table(pa.table({"ts": warnings, "service": ["order"] * len(warnings), "level": ["WARN"] * len(warnings),
+                             "message": ["order not found"] * len(warnings)}), path)
+    surges, _ = log_surges(load_telemetry(logs=[path]), (AT, AT + timedelta(seconds=40)), (AT - timedelta(hours=1), AT))
+    (order,) = surges
+    assert order.baseline_per_minute == pytest.approx(120, rel=0.03)
+    assert order.ratio == pytest.approx(1, abs=0.05) and not order.significant

@@ -229,6 +229,7 @@ def test_logs_that_start_late_in_the_baseline_do_not_fake_a_surge():
         "lines": [10] * len(minutes),
         "problems": [2] * len(minutes),
         "first_problem": pa.array(_minute_ts(minutes)).cast(pa.timestamp("us")),
+        "first_line": pa.array(_minute_ts(minutes)).cast(pa.timestamp("us")),
     })
     (surge,) = surges_from_counts(counts, WINDOW, BASELINE)
     assert surge.baseline_per_minute == 2.0

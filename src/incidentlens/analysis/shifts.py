@@ -31,6 +31,7 @@ from incidentlens.analysis.periods import (
     in_span,
     iso_seconds,
     minute_from_sql,
+    span_minutes,
     sql_in,
     sql_str,
 )
@@ -251,7 +252,8 @@ def _shift_data(shift: MetricShift) -> dict[str, Any]:
 
 
 def log_surge_sql(window: Span, baseline: Span, services: list[str] | None = None) -> str:
-    """Per service and minute: all lines, WARN/ERROR/FATAL lines, and the first problem line's time. `minute`
+    """Per service and minute: all lines, WARN/ERROR/FATAL lines, the first problem line's time and the first line's.
+    `minute`
     counts whole minutes from the window's start (negative before it), so no minute holds lines from both sides of
     it (a calendar minute that straddles an onset at 10:45:10 would put the incident's first lines into the
     baseline); plain arithmetic on epoch seconds, which reads the same pushed down to ClickHouse."""
@@ -261,7 +263,7 @@ def log_surge_sql(window: Span, baseline: Span, services: list[str] | None = Non
     minute = minute_from_sql("ts", window[0])
     return f"""SELECT service, {minute} AS minute, count(*) AS lines,
        count(*) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS problems,
-       min(ts) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS first_problem
+       min(ts) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS first_problem, min(ts) AS first_line
 FROM logs
 WHERE {in_span('ts', (baseline[0], window[1]))} AND service IS NOT NULL{only}
 GROUP BY service, {minute}"""
@@ -312,19 +314,20 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
     if table.num_rows == 0:
         return []
     grid = _MinuteGrid.build(table, baseline[0], window[1], origin=window[0])
-    base_minutes = grid.logged_minutes(baseline)
+    base_minutes = grid.covered_minutes(baseline)
     start = grid.index(window[0])
     stop = max(start + 1, grid.end_index(window[1]))  # a window under a minute is one
+    window_minutes = grid.covered_minutes(window)
     onset_from = grid.index(onset_search_start(window, baseline))
     base_rate = grid.problems[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
     window_problems = grid.problems[:, start:stop].sum(axis=1)
-    window_rate = window_problems / max(1, stop - start)
+    window_rate = window_problems / window_minutes
     has_onset, onset_offset = cusum_onsets(grid.problems[:, onset_from:stop], base_rate)
     onset_index = onset_from + onset_offset
     ratio = window_rate / np.maximum(base_rate, 1.0 / base_minutes)
     base_logged = grid.logged(baseline)
     base_problems = grid.problems[:, base_logged].sum(axis=1)
-    z = surge_z(window_problems, max(1, stop - start), base_problems, base_minutes)
+    z = surge_z(window_problems, window_minutes, base_problems, base_minutes)
     z = np.minimum(z, _beyond_its_traffic(grid, window_problems, base_problems, slice(start, stop), base_logged))
     rows = np.arange(len(grid.services))
     first = grid.first_problem[rows, onset_index]
@@ -408,12 +411,13 @@ class _MinuteGrid:
     """Dense service x minute matrices from the sparse per-minute aggregate (minutes with no lines are zero)."""
 
     def __init__(self, services: list[str], minutes: np.ndarray, lines: np.ndarray, problems: np.ndarray,
-                 first_problem: np.ndarray):
+                 first_problem: np.ndarray, first_line: np.datetime64):
         self.services = services
         self.minutes = minutes
         self.lines = lines
         self.problems = problems
         self.first_problem = first_problem
+        self.first_line = first_line  # the first line of all
 
     @classmethod
     def build(cls, table: pa.Table, start: datetime, end: datetime, origin: datetime) -> _MinuteGrid:
@@ -432,15 +436,25 @@ class _MinuteGrid:
             matrix[cells] = values[keep]
             return matrix
 
+        first_lines = arrays.times(table["first_line"])
         return cls([str(s) for s in service_names], minutes, dense(arrays.floats(table["lines"]), 0.0),
                    dense(arrays.floats(table["problems"]), 0.0),
-                   dense(arrays.times(table["first_problem"]), np.datetime64("NaT")))
+                   dense(arrays.times(table["first_problem"]), np.datetime64("NaT")),
+                   first_lines.min() if len(first_lines) else np.datetime64("NaT"))
 
-    def logged_minutes(self, span: Span) -> int:
-        """Minutes of the span in which any service logged: logs that start late or come in pieces (a few files
-        around an alert, a reference minute from hours before) must not make the baseline's rate look lower than
-        it was."""
-        return max(1, int(self.logged(span).sum()))
+    def covered_minutes(self, span: Span) -> float:
+        """Minutes of the span the logs cover, as `periods.logged_minutes` counts them: its minutes in which any
+        service logged, each cut to the span and from the logs' first line on (logs that start late or come in
+        pieces, a few files around an alert or a reference minute from hours before, must not make the baseline's
+        rate look lower than it was; a file that begins 41 s into the baseline's last minute holds 19 s of it, not
+        a minute); the span's length when no line was logged in it."""
+        start = np.datetime64(span[0], "us")
+        if not np.isnat(self.first_line):
+            start = max(start, self.first_line)
+        columns = self.minutes[self.logged(span)]
+        covered = np.clip(np.minimum(columns + MINUTE, np.datetime64(span[1], "us")) - np.maximum(columns, start),
+                          np.timedelta64(0, "us"), None).sum() / MINUTE
+        return float(covered) or span_minutes(span)
 
     def logged(self, span: Span) -> np.ndarray:
         """The columns of the span's minutes in which any service logged (all of them when none did)."""
