@@ -366,6 +366,18 @@ def test_a_lone_candidate_keeps_the_full_confidence_on_a_strong_change_or_a_seco
     assert both.support == 1.0 and both.hypotheses[0].confidence == strong.hypotheses[0].confidence
 
 
+def test_a_lone_candidate_on_its_warnings_alone_near_the_bar_is_not_named(tmp_path: Path):
+    # Nezha TrainTicket with the fault's own minute of logs alone, 30 s before a fault: ts-order-service's warnings,
+    # which come in bursts, 41 in 39 s against about one in the 21 s before (z 3.0 against the bar of 3): named at 96%
+    ranking, verdict = _rank_alone(tmp_path, log_ratio=21.0, log_z=3.02, log_onset=START + timedelta(hours=5))
+    assert ranking.support == pytest.approx(0.0067)
+    assert ranking.hypotheses[0].confidence < 2 * ranking.unexplained and verdict.status == "inconclusive"
+    assert "its WARN/ERROR lines (x21 their rate before: z 3 against the bar 3)" in verdict.reason
+    # a surge far past the bar stands alone as before
+    strong, verdict = _rank_alone(tmp_path, log_ratio=21.0, log_z=8.0, log_onset=START + timedelta(hours=5))
+    assert strong.support == 1.0 and strong.hypotheses[0].confidence > 0.85 and verdict.status == "root_cause"
+
+
 def _two_services_an_hour_apart(tmp_path: Path, step: timedelta):
     """api moved an hour after cache, on metrics sampled every `step`; api's move is the larger."""
     onset = START + timedelta(days=5)

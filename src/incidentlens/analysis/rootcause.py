@@ -48,7 +48,14 @@ from incidentlens.analysis.mechanism import (
     specificity,
 )
 from incidentlens.analysis.periods import Span, iso_seconds
-from incidentlens.analysis.shifts import ONSET_RULE, Z_CAP, LogSurge, MetricShift, log_surge_sql
+from incidentlens.analysis.shifts import (
+    ONSET_RULE,
+    SHIFT_THRESHOLD,
+    Z_CAP,
+    LogSurge,
+    MetricShift,
+    log_surge_sql,
+)
 from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH, TraceSignal
 from incidentlens.telemetry import sql_ts
 
@@ -122,6 +129,7 @@ class ServiceSignals(BaseModel):
     log_onset: datetime | None = None
     metric_strength: float = 0.0
     log_ratio: float = 0.0
+    log_z: float = 0.0  # how far its WARN/ERROR surge is past chance (`LogSurge.z`)
     trace_strength: float = 0.0  # how far its requests changed in the traces (`spans.TraceSignal.strength`)
     trace_onset: datetime | None = None  # the first trace that showed the change
     trace_change: str | None = None  # the change in words (`TraceSignal.describe`)
@@ -195,7 +203,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
         if not surge.significant:
             continue
         s = signals.setdefault(surge.service, ServiceSignals(service=surge.service))
-        s.log_ratio = surge.ratio
+        s.log_ratio, s.log_z = surge.ratio, surge.z
         s.log_onset = surge.first_problem or surge.onset
         s.evidence.append(surge.evidence)
     for trace in (traces or {}).values():
@@ -374,22 +382,25 @@ def stands_on_its_own(s: ServiceSignals, kind: str, parts: dict[str, float]) -> 
 
 def rests_on_one_test(s: ServiceSignals, kind: str, parts: dict[str, float], candidates: int) -> bool:
     """Whether a hypothesis that stands on its own does so on one test: its service is the only candidate (no other
-    service moved, so nothing else says a fault is under way) and its trace change past the bar is all it shows (no
-    metric shift, no WARN/ERROR surge, no trigger, no blame, no mechanism but the network delay its traces name).
-    Chance passes one of the many tests made (every traced service's events, own time and waits) in a fair share of
-    pseudo-onsets with no fault (`eval nezha --null`)."""
-    return (candidates == 1 and kind in (UNDETERMINED, NETWORK_DELAY) and not s.moved and s.log_ratio <= 0
-            and parts.get("trigger", 0.0) <= 0 and parts.get("blamed", 0.0) <= 0
-            and s.trace_strength >= SIGNIFICANT_STRENGTH and not s.cut_short)
+    service moved, so nothing else says a fault is under way) and one change past its bar is all it shows, either
+    its trace change or its WARN/ERROR surge (no metric shift, no trigger, no blame, no mechanism but the network
+    delay its traces name). Chance passes one of the many tests made (every traced service's events, own time and
+    waits; every service's problem lines) in a fair share of pseudo-onsets with no fault (`eval nezha --null`): a
+    service that writes its warnings in bursts passes the surge test against a baseline of a few seconds."""
+    traced = s.trace_strength >= SIGNIFICANT_STRENGTH and not s.cut_short
+    surged = s.log_ratio > 0
+    return (candidates == 1 and kind in (UNDETERMINED, NETWORK_DELAY) and not s.moved and traced != surged
+            and parts.get("trigger", 0.0) <= 0 and parts.get("blamed", 0.0) <= 0)
 
 
 def support(s: ServiceSignals, kind: str, parts: dict[str, float], candidates: int) -> float:
     """The share of `MAX_MARGIN` the best hypothesis' evidence allows it over none of these: all of it, unless it
-    rests on one test (`rests_on_one_test`); then how far its trace change is past the candidate bar, in bars: none
-    at the bar (a lead chance lets through), all of it from twice the bar."""
+    rests on one test (`rests_on_one_test`); then how far that test's change (its trace change or its surge) is past
+    its bar, in bars: none at the bar (a lead chance lets through), all of it from twice the bar."""
     if not rests_on_one_test(s, kind, parts, candidates):
         return 1.0
-    return round(min(1.0, (s.trace_strength - SIGNIFICANT_STRENGTH) / SIGNIFICANT_STRENGTH), 4)
+    strength, bar = (s.log_z, SHIFT_THRESHOLD) if s.log_ratio > 0 else (s.trace_strength, SIGNIFICANT_STRENGTH)
+    return round(min(1.0, (strength - bar) / bar), 4)
 
 
 def _demote_failed(ranked: list[str], scores: dict[str, dict[str, float]],

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from incidentlens.analysis.mechanism import shift_words
 from incidentlens.analysis.periods import UtcTime
 from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
-from incidentlens.analysis.shifts import MetricShift
+from incidentlens.analysis.shifts import SHIFT_THRESHOLD, MetricShift
 from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH
 from incidentlens.analysis.timeline import ServiceOnset
 
@@ -111,10 +111,8 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
     """Why the best hypothesis does not stand out from none of the candidates, in words; what it did not show is said
     only of the sources `checked` (logs or traces with no line in the window showed nothing either way)."""
     if stands_on_its_own and support < 1 and service in signals:
-        return (f"all that points at {service} is one test, its change in {signals[service].trace_where} ("
-                f"{signals[service].trace_change or 'its requests changed'}: strength "
-                f"{signals[service].trace_strength:.2g} against the candidate bar {SIGNIFICANT_STRENGTH:g}), and no "
-                "other service moved; chance passes one of the many tests made about that far")
+        return (f"all that points at {service} is one test, {_the_one_test(signals[service])}, and no other service "
+                "moved; chance passes one of the many tests made about that far")
     if stands_on_its_own:
         return f"{service} does not stand out from none of the candidates"
     if service in signals and signals[service].cut_short:
@@ -135,6 +133,15 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
     return (f"all {service} shows is when it moved and a shift that names no mechanism ({', '.join(unseen)}), which a "
             "fault already under way before the start would leave too")
 
+
+
+def _the_one_test(s: ServiceSignals) -> str:
+    """The one test a lone lead rests on (`rootcause.rests_on_one_test`), with its size against its bar."""
+    if s.log_ratio > 0:
+        return (f"its WARN/ERROR lines (x{s.log_ratio:.2g} their rate before: z {s.log_z:.2g} against the bar "
+                f"{SHIFT_THRESHOLD:g})")
+    return (f"its change in {s.trace_where} ({s.trace_change or 'its requests changed'}: strength "
+            f"{s.trace_strength:.2g} against the candidate bar {SIGNIFICANT_STRENGTH:g})")
 
 def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]:
     """What each candidate showed, earliest first."""
