@@ -225,6 +225,12 @@ def test_the_null_check_counts_false_leads_where_no_fault_is_yet(nezha: Path):
     assert stated["root_cause_named"] == sum(r["verdict"] == "root_cause" for r in found["per_run"])
     assert stated["at_least"]["50%"] >= stated["at_least"]["70%"] >= stated["at_least"]["90%"]
     assert all(r["top"] is None or r["confidence"] > 0 for r in found["per_run"])
+    # a fault can show before its label: the runs naming the service injected next are counted apart too
+    assert [r["injected_next"] for r in found["per_run"]] == ["ts-contacts-service"] * 3
+    named_next = [r for r in found["per_run"] if r["verdict"] == "root_cause" and r["top"] == r["injected_next"]]
+    assert stated["naming_the_service_injected_next"] == len(named_next)
+    assert stated["others_root_cause_named"] == stated["root_cause_named"] - len(named_next)
+    assert stated["others_at_least"]["90%"] <= stated["at_least"]["90%"]
 
 
 def test_the_analysis_ranker_reports_how_well_its_confidences_are_calibrated(nezha: Path):

@@ -1002,8 +1002,9 @@ def eval_nezha_command(
                                                                           "three minutes alone).")] = 60,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
     null: Annotated[bool, typer.Option("--null", help="Instead: the span signals' false leads at a pseudo-onset 30 s "
-                                                      "before each fault, where nothing has happened yet, and the "
-                                                      "confidence the analysis states there.")] = False,
+                                                      "before each fault's minute, where no fault is labelled yet, "
+                                                      "and the confidence the analysis states there (the runs "
+                                                      "naming the service injected next counted apart).")] = False,
     without: Annotated[
         list[Source] | None, typer.Option("--without", help="Leave this source out, as a user without it would run "
                                                             "(repeatable).")
@@ -1035,14 +1036,17 @@ def eval_nezha_command(
             _print_json(found)
             return
         _print_set_aside(found["set_aside"])
-        console.print(f"{found['runs']} pseudo-onsets (no fault yet; {found['faults'] - found['runs']} of "
+        console.print(f"{found['runs']} pseudo-onsets (no fault labelled yet; {found['faults'] - found['runs']} of "
                       f"{found['faults']} faults have no trace minute there): {found['mean_candidates']:.2f} services "
                       f"per run past the candidate bar on their span events, {found['runs_with_any']} runs with any; "
                       f"mean largest corrected z {found['mean_largest_corrected_z']:.2f}", highlight=False)
         stated = found["stated"]
-        console.print(f"the analysis there (every lead false): mean stated confidence {stated['mean_confidence']:.0%}, "
-                      f"a root cause named in {stated['root_cause_named']} runs, at least 90% in "
-                      f"{stated['at_least']['90%']}", highlight=False)
+        console.print(f"the analysis there: mean stated confidence {stated['mean_confidence']:.0%}, a root cause "
+                      f"named in {stated['root_cause_named']} runs, at least 90% in {stated['at_least']['90%']}; "
+                      f"{stated['naming_the_service_injected_next']} of them name the service injected under a "
+                      f"minute later (a fault seen before its label, or chance); the others: a root cause named in "
+                      f"{stated['others_root_cause_named']}, at least 90% in {stated['others_at_least']['90%']}",
+                      highlight=False)
         return
 
     with Progress(console=console, transient=True, disable=as_json) as progress:
