@@ -19,6 +19,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
@@ -88,6 +89,14 @@ def _root_sum_of_squares(zs):
     return round(math.sqrt(sum(z * z for z in zs)), 4)
 
 
+_ORIGINAL_EARLIER_DOWNSTREAM = rootcause._earlier_downstream
+
+
+def _victim_within_a_minute(s, signals, graph, sample):
+    """The last round's victim rule: a callee up to a fixed minute after its caller moved no later, at any step."""
+    return _ORIGINAL_EARLIER_DOWNSTREAM(s, signals, graph, timedelta(minutes=1) / rootcause.SAME_SAMPLE_STEPS)
+
+
 def _surge_by_ratio(surge: shifts.LogSurge) -> bool:
     """The last round's surge: three times the baseline's rate and five lines, however likely by chance."""
     return surge.onset is not None and surge.ratio >= 3.0 and surge.window_problems >= shifts.MIN_SURGE_LINES
@@ -150,6 +159,12 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
         mock.patch.object(rootcause, "combined_z", _root_sum_of_squares)],
     "a callee gets the whole cut, wherever the new cuts end": lambda: [
         mock.patch.object(rootcause, "_callee_share", lambda caller: 1.0)],
+    "a callee up to a minute after its caller makes it a victim (not the same sample)": lambda: [
+        mock.patch.object(rootcause, "_earlier_downstream", _victim_within_a_minute)],
+    "a callee up to a moment after its caller makes it a victim (1.5 samples)": lambda: [
+        mock.patch.object(rootcause, "SAME_SAMPLE_STEPS", rootcause.SAME_MOMENT_STEPS)],
+    "a callee a moment before its caller makes it a victim, not one in its sample": lambda: [
+        mock.patch.object(rootcause, "SAME_SAMPLE_STEPS", -rootcause.SAME_MOMENT_STEPS)],
     "a callee known only by cuts is no victim of its own callees": lambda: [
         mock.patch.object(rootcause, "_fails_on_its_own", lambda s: False)],
     # a WARN/ERROR surge is made by its z past chance (`shifts.surge_z`)

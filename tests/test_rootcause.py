@@ -406,6 +406,54 @@ def test_on_minute_metrics_an_hour_earlier_refutes_the_later_service(tmp_path: P
     assert "cache moved 60 min earlier" in by_minute.test
 
 
+def _caller_and_callee(tmp_path: Path, step: timedelta, callee_after: timedelta) -> Ranking:
+    """web calls cart (call metrics give the edge); both moved on metrics sampled every `step`, cart `callee_after`
+    web did (negative: before it)."""
+    from incidentlens.analysis.callgraph import CallEdge
+
+    onset = START + timedelta(days=5)
+    rows = ["ts,service,metric,value"]
+    for k in range(int(timedelta(days=6) / step)):
+        stamp = f"{(START + k * step).isoformat()}Z"
+        rows += [f"{stamp},web,latency_ms,{100 + (k % 3)}", f"{stamp},cart,latency_ms,{50 + (k % 2)}"]
+    (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
+    signals = {"web": ServiceSignals(service="web", metric_onset=onset, metric_strength=10.0, evidence=["web-shift"]),
+               "cart": ServiceSignals(service="cart", metric_onset=onset + callee_after, metric_strength=10.0,
+                                      evidence=["cart-shift"])}
+    graph = CallGraph(edges=[CallEdge(caller="web", callee="cart", weight=10, source="calls")])
+    store = load_telemetry(metrics=tmp_path / "metrics.csv")
+    ranking, _ = rank_root_causes(store, (onset, onset + timedelta(hours=12)), (START, onset), signals, graph,
+                                  MechanismCues(), [], [])
+    return ranking
+
+
+def test_a_callee_that_moved_in_its_callers_metric_sample_makes_the_caller_its_victim(tmp_path: Path):
+    # one-minute metrics: cart's shift 20 s after web's is the same sample, no later to the data
+    ranking = _caller_and_callee(tmp_path, timedelta(minutes=1), timedelta(seconds=20))
+    assert ranking.scores["web"]["not_victim"] == 0.0 and ranking.scores["cart"]["not_victim"] == 1.5
+    assert ranking.hypotheses[0].service == "cart"
+    web = next(h for h in ranking.hypotheses if h.service == "web")
+    assert "cart-shift" in web.contradicting  # the cause may lie deeper
+    # a callee that moved samples before it, all the more
+    earlier = _caller_and_callee(tmp_path, timedelta(minutes=1), -timedelta(minutes=3))
+    assert earlier.scores["web"]["not_victim"] == 0.0
+
+
+def test_a_callee_one_sample_later_does_not_make_its_caller_a_victim_whatever_the_scrape_jitter(tmp_path: Path):
+    # Nezha OnlineBoutique 12:01 and 13:02 (without traces): callees a 60 s sample after their caller, 59.7 to
+    # 60.3 s; a fixed minute made the caller a victim of some of them and not of others
+    for after in (59.7, 60.3):
+        ranking = _caller_and_callee(tmp_path, timedelta(minutes=1), timedelta(seconds=after))
+        assert ranking.scores["web"]["not_victim"] == 1.5, after
+        web = next(h for h in ranking.hypotheses if h.service == "web")
+        assert "cart-shift" not in web.contradicting
+    # the sample is the data's: on hourly metrics 20 minutes after is the same sample, 70 minutes is not
+    hourly = _caller_and_callee(tmp_path, timedelta(hours=1), timedelta(minutes=20))
+    assert hourly.scores["web"]["not_victim"] == 0.0
+    hourly = _caller_and_callee(tmp_path, timedelta(hours=1), timedelta(minutes=70))
+    assert hourly.scores["web"]["not_victim"] == 1.5
+
+
 def test_own_work_is_cpu_or_server_latency_by_the_names_users_have_not_a_limit_a_client_or_the_host():
     """A network delay leaves a service's own work flat; these names say its own work rose."""
     from incidentlens.analysis.rootcause import own_work_slowed
@@ -468,7 +516,8 @@ def _surge(service: str, per_minute_before: float, lines: int):
 def _scores(signals):
     from incidentlens.analysis.rootcause import _score
 
-    return {name: _score(s, signals, CallGraph(), None, MechanismCues())["total"] for name, s in signals.items()}
+    return {name: _score(s, signals, CallGraph(), None, MechanismCues(), timedelta(minutes=1))["total"]
+            for name, s in signals.items()}
 
 
 def test_a_clean_error_surge_from_none_outranks_a_noisy_latency_shift():

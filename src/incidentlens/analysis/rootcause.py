@@ -91,8 +91,14 @@ FAILED_TEST_COST = 1.0
 #: onsets closer than this many samples are one moment to the data, which cannot order them: two changes in the same
 #: step can show one sample apart (one step plus the scrape jitter); a test is refuted only by a larger gap
 SAME_MOMENT_STEPS = 1.5
-#: ... counted in the metrics' step, and never finer than the per-minute counts log onsets come from (`same_moment`)
+#: ... counted in the metrics' step, and never finer than the per-minute counts log onsets come from (`onset_sample`)
 LOG_COUNT_STEP = timedelta(minutes=1)
+#: a callee's onset at most this many samples after its caller's is in the same sample: no later, to the data, so
+#: the caller is its victim (`_earlier_downstream`); one sample later is later. Half a sample is where rounding to the
+#: sample puts it: a fixed minute decided a callee one 60 s sample later by the scrape jitter (Nezha OnlineBoutique
+#: without traces: at 12:01 the frontend's callees 59.7 s after it made it their victim, those 60.3 s after did not;
+#: at 13:02 checkoutservice's 60.05 and 60.15 s after did not)
+SAME_SAMPLE_STEPS = 0.5
 #: the kind of a service whose strongest change is the wait around its calls (`spans.TraceSignal.delayed`) while its
 #: own work stayed flat
 NETWORK_DELAY = "network_delay"
@@ -312,11 +318,12 @@ def rank_root_causes(
     if not signals:
         return Ranking(hypotheses=[], scores={}), []
     change_at = {name: _change_before(s, changes, window) for name, s in signals.items()}
-    scores = {name: _score(s, signals, graph, change_at[name], cues) for name, s in signals.items()}
+    sample = onset_sample(store, baseline)
+    scores = {name: _score(s, signals, graph, change_at[name], cues, sample) for name, s in signals.items()}
     # on a tie the data cannot order them: a caller whose own requests changed before the callee they point at
     ranked = sorted(signals, key=lambda name: (-scores[name]["total"], signals[name].cut_at_only,
                                                _onset_key(signals[name]), name))
-    moment = same_moment(store, baseline)
+    moment = SAME_MOMENT_STEPS * sample
     tests = {name: precedence_test(store, signals[name], signals, graph, window, baseline, moment)
              for name in ranked[:TOP]}
     ranked = _demote_failed(ranked, scores, {name: passed for name, (_, passed, _) in tests.items()})
@@ -334,7 +341,7 @@ def rank_root_causes(
         s, classification, trigger = signals[name], kinds[name], triggers[name]
         test, passed, test_evidence = tests[name]
         evidence.append(test_evidence)
-        earlier = [signals[d] for d in _earlier_downstream(s, signals, graph)]
+        earlier = [signals[d] for d in _earlier_downstream(s, signals, graph, sample)]
         supporting, contradicting = _evidence_for_and_against(s, classification, graph, test_evidence.id, passed,
                                                               earlier)
         hypotheses.append(
@@ -422,19 +429,19 @@ def _demote_failed(ranked: list[str], scores: dict[str, dict[str, float]],
 
 
 def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph,
-           change: Change | None, cues: MechanismCues) -> dict[str, float]:
+           change: Change | None, cues: MechanismCues, sample: timedelta) -> dict[str, float]:
     onsets = [o.onset for o in signals.values() if o.onset is not None]
     earliest = min(onsets) if onsets else None
     early = 0.0
     if s.onset is not None and earliest is not None:
         early = math.exp(-(s.onset - earliest).total_seconds() / 60 / EARLINESS_MINUTES)
     strength = 0.5 * s.metric_strength / Z_CAP + 0.5 * min(1.0, math.log10(1 + s.log_ratio) / 2)
-    victim = bool(_earlier_downstream(s, signals, graph))
+    victim = bool(_earlier_downstream(s, signals, graph, sample))
     blamed = _blame_share(s.service, signals, graph)
     blames = any(e.callee in signals for e in graph.edges if e.source == "messages" and e.caller == s.service)
     deploy = 1.0 if change else 0.0
     strongest_trace = max(o.traced for o in signals.values())
-    traced = max(s.traced, _passed_down(s, signals, graph))
+    traced = max(s.traced, _passed_down(s, signals, graph, sample))
     parts = {
         "early": 3.0 * early,
         "strength": 1.5 * strength,
@@ -462,13 +469,14 @@ def _mechanism(name: str, classification: Classification, trigger: dict[str, Any
     return f"{sentence}; in {s.trace_where}, {s.trace_change}" if s.trace_change else sentence
 
 
-def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph) -> list[str]:
-    """Services `s` calls (directly or not) that also moved, no later than a minute after `s` did, and that can
-    explain its move (`_explains`)."""
+def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph,
+                        sample: timedelta) -> list[str]:
+    """Services `s` calls (directly or not) that also moved, no later than `s` did to the data (before it or in the
+    same `sample`, `SAME_SAMPLE_STEPS`), and that can explain its move (`_explains`)."""
     moved = [d for d in graph.downstream(s.service) if d in signals and _explains(signals[d], s)]
     if s.onset is None:
         return moved
-    limit = s.onset + timedelta(minutes=1)
+    limit = s.onset + SAME_SAMPLE_STEPS * sample
     return [d for d in moved if signals[d].onset is not None and signals[d].onset <= limit]
 
 
@@ -489,12 +497,12 @@ def _fails_on_its_own(s: ServiceSignals) -> bool:
     return s.log_ratio > 0 or (s.trace_strength >= SIGNIFICANT_STRENGTH and not s.cut_at_only)
 
 
-def _passed_down(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph) -> float:
+def _passed_down(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph, sample: timedelta) -> float:
     """The strongest cut at a service known only through its callers' requests cut after calling it, which `s`, a
     callee of that service that failed on its own no later, explains (`_earlier_downstream`): the requests were cut
     where the bad answer came from, and it came from deeper."""
     return max((o.cut_strength for o in signals.values() if o.cut_at_only and o.service != s.service
-                and s.service in _earlier_downstream(o, signals, graph)), default=0.0)
+                and s.service in _earlier_downstream(o, signals, graph, sample)), default=0.0)
 
 
 def _blame_share(service: str, signals: dict[str, ServiceSignals], graph: CallGraph) -> float:
@@ -539,12 +547,12 @@ def _evidence_for_and_against(s: ServiceSignals, classification: Classification,
     return supporting, contradicting
 
 
-def same_moment(store: Any, baseline: Span) -> timedelta:
-    """How close two onsets can be and still be one moment to the data: `SAME_MOMENT_STEPS` samples of the metrics'
-    step in the baseline, or of the per-minute log counts when that is coarser (90 s on one-minute data, 90 min on
-    hourly metrics)."""
+def onset_sample(store: Any, baseline: Span) -> timedelta:
+    """The sample onsets are placed at: the metrics' step in the baseline, or the per-minute log counts' when that is
+    coarser (a minute on one-minute data, an hour on hourly metrics). Two onsets `SAME_MOMENT_STEPS` of it apart are
+    one moment to the data (90 s on one-minute data, 90 min on hourly metrics)."""
     step = metric_step(store, baseline) if store.has("metrics") else None
-    return SAME_MOMENT_STEPS * max(step or LOG_COUNT_STEP, LOG_COUNT_STEP)
+    return max(step or LOG_COUNT_STEP, LOG_COUNT_STEP)
 
 
 def precedence_test(
@@ -558,7 +566,7 @@ def precedence_test(
 ) -> tuple[str, bool | None, Evidence]:
     """If `s` were the cause, the services depending on it would move after it and none of the services it calls
     would move before it. Run it on the data (onsets by SQL); say what happened. Onsets closer than `moment`
-    (`same_moment`) order nothing."""
+    (`onset_sample`) order nothing."""
     callers = sorted(d for d in graph.upstream(s.service) if d in signals) if graph.known else []
     callees = sorted(d for d in graph.downstream(s.service) if d in signals) if graph.known else []
     scope = "its callers" if callers else "the other services that moved"
