@@ -97,7 +97,9 @@ LOG_COUNT_STEP = timedelta(minutes=1)
 #: the caller is its victim (`_earlier_downstream`); one sample later is later. Half a sample is where rounding to the
 #: sample puts it: a fixed minute decided a callee one 60 s sample later by the scrape jitter (Nezha OnlineBoutique
 #: without traces: at 12:01 the frontend's callees 59.7 s after it made it their victim, those 60.3 s after did not;
-#: at 13:02 checkoutservice's 60.05 and 60.15 s after did not)
+#: at 13:02 checkoutservice's 60.05 and 60.15 s after did not). A tie in the sample is not left at nothing: on both
+#: Nezha days a callee in its caller's sample was the root in 32 of 36 such pairs, one a sample later in 1 of 17
+#: (a fault shows in its callers in the sample it shows in itself; docs/root-cause.md)
 SAME_SAMPLE_STEPS = 0.5
 #: the kind of a service whose strongest change is the wait around its calls (`spans.TraceSignal.delayed`) while its
 #: own work stayed flat
