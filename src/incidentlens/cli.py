@@ -1043,8 +1043,8 @@ def eval_nezha_command(
         stated = found["stated"]
         console.print(f"the analysis there: mean stated confidence {stated['mean_confidence']:.0%}, a root cause "
                       f"named in {stated['root_cause_named']} runs, at least 90% in {stated['at_least']['90%']}; "
-                      f"{stated['naming_the_service_injected_next']} of them name the service injected under a "
-                      f"minute later (a fault seen before its label, or chance); the others: a root cause named in "
+                      f"{stated['naming_the_service_injected_next']} of them name the service injected 30-90 s "
+                      f"later (a fault seen before its label, or chance); the others: a root cause named in "
                       f"{stated['others_root_cause_named']}, at least 90% in {stated['others_at_least']['90%']}",
                       highlight=False)
         return

@@ -253,9 +253,8 @@ def _shift_data(shift: MetricShift) -> dict[str, Any]:
 
 def log_surge_sql(window: Span, baseline: Span, services: list[str] | None = None) -> str:
     """Per service and minute: all lines, WARN/ERROR/FATAL lines, the first problem line's time and the first line's.
-    `minute`
-    counts whole minutes from the window's start (negative before it), so no minute holds lines from both sides of
-    it (a calendar minute that straddles an onset at 10:45:10 would put the incident's first lines into the
+    `minute` counts whole minutes from the window's start (negative before it), so no minute holds lines from both
+    sides of it (a calendar minute that straddles an onset at 10:45:10 would put the incident's first lines into the
     baseline); plain arithmetic on epoch seconds, which reads the same pushed down to ClickHouse."""
     only = ""
     if services:

@@ -583,7 +583,7 @@ class NullRun:
     top: str | None = None  # the analysis' best hypothesis there (`analyze --at T --onset at`): a false lead
     confidence: float = 0.0  # ... the confidence it states (0 when it names none)
     verdict: str | None = None  # ... and the verdict: `root_cause` there names a service where no fault is labelled
-    # the service injected next, under a minute after the pseudo-onset: a fault's effects can begin before its
+    # the service injected next, 30-90 s after the pseudo-onset: a fault's effects can begin before its
     # label (TrainTicket's 09:21:39 wrong return: ts-basic-service's "Get Route By Ids Failed" from 09:20:40 on), so
     # a lead naming it may be that fault seen early, not chance
     injected_next: str = ""
