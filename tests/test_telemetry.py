@@ -63,7 +63,7 @@ def test_long_metrics_keep_service_metric_value_and_label_columns(tmp_path: Path
         f"{iso(T0)},api,eu,rps,10", f"{iso(T0)},db,us,rps,5", f"{iso(T0 + timedelta(minutes=1))},api,eu,p95_ms,250.5",
     ])
     store = load_telemetry(metrics=path)
-    assert store.columns("metrics") == ["ts", "service", "metric", "value", "region"]
+    assert store.columns("metrics") == ["ts", "service", "metric", "value", "pod", "region"]
     assert rows(store, "SELECT service, metric, value, region FROM metrics ORDER BY ts, service") == [
         {"service": "api", "metric": "rps", "value": 10.0, "region": "eu"},
         {"service": "db", "metric": "rps", "value": 5.0, "region": "us"},
@@ -560,7 +560,7 @@ def test_an_arrow_table_becomes_a_canonical_view() -> None:
                       "value": [1.0], "instance": ["host:9090"]})
     store.add_arrow("metrics", table, "prometheus up")
     assert rows(store, "SELECT * FROM metrics") == [
-        {"ts": T0, "service": "api", "metric": "up", "value": 1.0, "instance": "host:9090"}]
+        {"ts": T0, "service": "api", "metric": "up", "value": 1.0, "pod": None, "instance": "host:9090"}]
 
 
 def test_an_arrow_table_with_bad_times_is_named_by_its_label() -> None:

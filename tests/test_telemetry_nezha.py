@@ -24,8 +24,9 @@ def test_a_nezha_pod_metric_file(nezha: Path) -> None:
     path = nezha / "metric" / "ts-contacts-service-866bd68c97-xcqfx_metric.csv"
     first_time = path.read_text().splitlines()[1].split(",")[0]  # "2023-01-29 08:41:09.858280123 +0000 UTC m=+..."
     store = load_telemetry(metrics=path)
-    assert store.columns("metrics")[:4] == ["ts", "service", "metric", "value"]
-    assert "PodName" in store.columns("metrics")
+    assert store.columns("metrics")[:5] == ["ts", "service", "metric", "value", "pod"]  # `PodName`, as `pod`
+    assert store.fetch("SELECT DISTINCT pod FROM metrics").column("pod").to_pylist() == [
+        "ts-contacts-service-866bd68c97-xcqfx"]
     summary = store.fetch(
         "SELECT DISTINCT service, min(ts) OVER () AS first, count(DISTINCT metric) OVER () AS metrics FROM metrics"
     ).to_pylist()

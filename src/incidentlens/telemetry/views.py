@@ -15,6 +15,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import (
     CANDIDATES,
+    POD_COLUMNS,
     candidate_columns,
     find_column,
     is_pod_column,
@@ -447,11 +448,30 @@ def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...]
     return text
 
 
+def _pod_column(c: Canonical, mapping: dict[str, str]) -> str | None:
+    """The column naming the pod a metric row is of: the service column when it holds pod names, else a pod column
+    beside it (`pod`, `pod_name`, `k8s.pod.name`, ...); None when the source names no pod."""
+    names = list(c.columns.types)
+    service = find_column(names, "service", mapping)
+    if service is not None and is_pod_column(service) and not c.columns.is_number(service):
+        return service
+    return next((n for n in names if normalise(n) in POD_COLUMNS and not c.columns.is_number(n)), None)
+
+
 def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
     _choose_time(con, c, "time", mapping)
     names = list(c.columns.types)
     c.exprs["ts"] = c.time_sql
     c.exprs["service"] = _service_sql(c, mapping)
+    pod = _pod_column(c, mapping)
+    _metric_values(c, mapping, names)
+    # Each pod's samples stay apart (the analysis reads one series per pod), while the service stays the unit.
+    c.exprs["pod"] = f"CAST({quote(pod)} AS VARCHAR)" if pod else "CAST(NULL AS VARCHAR)"
+    c.used.update({pod} if pod else set())
+
+
+def _metric_values(c: Canonical, mapping: dict[str, str], names: list[str]) -> None:
+    """The metric and value expressions: long form (a metric and a value column), else wide (unpivoted)."""
     metric = find_column(names, "metric", mapping)
     value = find_column(names, "value", mapping)
     if metric and value and c.columns.is_number(value) and not c.columns.is_number(metric):
