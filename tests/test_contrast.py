@@ -39,7 +39,8 @@ def region_outage() -> DuckStore:
     """)
     con.execute("""
         CREATE VIEW metrics AS
-        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
+        SELECT CAST(NULL AS VARCHAR) AS pod,
+               TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
                CASE WHEN service = 'db' AND metric = 'p95_ms' AND i >= 120 THEN 900 + i % 7
                     WHEN metric = 'p95_ms' THEN 100 + i % 9 ELSE 50 + i % 5 END AS value
         FROM range(150) t(i), (VALUES ('api'), ('db'), ('web')) s(service), (VALUES ('p95_ms'), ('rps')) m(metric)
@@ -103,7 +104,8 @@ def test_flat_baseline_does_not_explode() -> None:
     con = duckdb.connect()
     con.execute("""
         CREATE VIEW metrics AS
-        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'svc' AS service, 'cpu' AS metric,
+        SELECT CAST(NULL AS VARCHAR) AS pod,
+               TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'svc' AS service, 'cpu' AS metric,
                CASE WHEN i >= 120 THEN 51.0 ELSE 50.0 END AS value
         FROM range(150) t(i)
     """)

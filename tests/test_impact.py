@@ -17,7 +17,8 @@ WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
 
 METRICS = """
     CREATE VIEW metrics AS
-    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
+    SELECT CAST(NULL AS VARCHAR) AS pod,
+           TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
            CAST(CASE
                WHEN metric = 'rps' THEN CASE service WHEN 'api-gateway' THEN 10 ELSE 30 END
                WHEN metric = 'error_ratio' AND service = 'api-gateway' AND i >= 120 THEN 0.2
@@ -89,7 +90,8 @@ def test_the_peak_evidence_reruns_to_the_peak_and_states_its_scale(store: DuckSt
 def test_a_small_rise_on_a_flat_series_is_not_impact() -> None:
     flat = DuckStore("""
         CREATE VIEW metrics AS
-        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, 'p95_ms' AS metric,
+        SELECT CAST(NULL AS VARCHAR) AS pod,
+               TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, 'p95_ms' AS metric,
                CAST(CASE WHEN i < 120 THEN 100 WHEN service = 'db' THEN 160 ELSE 110 END AS DOUBLE) AS value
         FROM range(150) t(i), (VALUES ('api'), ('db')) s(service)
     """)
@@ -177,7 +179,8 @@ def test_a_baseline_whose_lines_carry_no_user_id_is_no_baseline_of_users() -> No
 # `db` is at 100 ms until the start, then climbs to 400 ms. Only db's rise is the incident's.
 ALREADY_HIGH = """
     CREATE VIEW metrics AS
-    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, 'p95_ms' AS metric,
+    SELECT CAST(NULL AS VARCHAR) AS pod,
+           TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, 'p95_ms' AS metric,
            CAST(CASE
                WHEN service = 'cache' AND i >= 115 THEN 900 + CASE WHEN i >= 120 THEN 10 ELSE 0 END
                WHEN service = 'db' AND i >= 120 THEN 400
@@ -273,7 +276,8 @@ def test_the_peak_latency_is_the_one_requests_were_served_with_not_a_clients_wai
     # percentile's quirk): the peak the users saw is db's server latency
     metrics = DuckStore("""
         CREATE VIEW metrics AS
-        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
+        SELECT CAST(NULL AS VARCHAR) AS pod,
+               TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
                CAST(CASE WHEN metric = 'client_latency_p99_s' THEN (CASE WHEN i = 140 THEN 3456 ELSE 0.2 END)
                          WHEN i >= 120 THEN 0.2 ELSE 0.1 + (i % 3) * 0.001 END AS DOUBLE) AS value
         FROM range(150) t(i),
@@ -287,7 +291,8 @@ def test_the_peak_latency_is_the_one_requests_were_served_with_not_a_clients_wai
 # edge-proxy's latency and error ratio flat all day: only its root spans show the failures
 FLAT_METRICS = """
     CREATE VIEW metrics AS
-    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'edge-proxy' AS service, metric,
+    SELECT CAST(NULL AS VARCHAR) AS pod,
+           TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'edge-proxy' AS service, metric,
            CAST(CASE metric WHEN 'rps' THEN 10 WHEN 'error_ratio' THEN 0.01 + (i % 3) * 0.001 ELSE 100 + i % 5 END
                 AS DOUBLE) AS value
     FROM range(150) t(i), (VALUES ('rps'), ('error_ratio'), ('p95_ms')) m(metric)
@@ -336,7 +341,8 @@ def test_the_lines_of_a_logger_that_is_no_front_door_are_not_counted_as_requests
 # takes 2.3 s
 REPEATED_FAULT = """
     CREATE VIEW metrics AS
-    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'recs' AS service, 'p95_ms' AS metric,
+    SELECT CAST(NULL AS VARCHAR) AS pod,
+           TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'recs' AS service, 'p95_ms' AS metric,
            CAST(CASE WHEN i >= 120 OR i BETWEEN 60 AND 64 THEN 2300 ELSE 10 + i % 3 END AS DOUBLE) AS value
     FROM range(150) t(i)
 """
@@ -466,7 +472,8 @@ def _front(success: str, spans_failing: str | None = None) -> DuckStore:
     with `frontend`'s traced requests, one each 10 s, failing where `spans_failing` holds (no traces: None)."""
     views = [f"""
         CREATE VIEW metrics AS
-        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'Frontend' AS service,
+        SELECT CAST(NULL AS VARCHAR) AS pod,
+               TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'Frontend' AS service,
                'SuccessRate(%)' AS metric, CAST({success} AS DOUBLE) AS value
         FROM range(150) t(i)
     """]
@@ -521,7 +528,8 @@ def test_the_peak_latency_is_of_a_service_something_marked_affected() -> None:
     # marked shippingservice, and its window median was its baseline's: one spike, not the incident's latency
     spikes = """
         CREATE VIEW metrics AS
-        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
+        SELECT CAST(NULL AS VARCHAR) AS pod,
+               TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service, metric,
                CAST(CASE WHEN metric = 'error_ratio' THEN (CASE WHEN i >= 120 THEN 0.2 ELSE 0.01 END)
                          WHEN i = 140 THEN (CASE service WHEN 'shipping' THEN 1000 ELSE 300 END)
                          ELSE 100 + i % 5 END AS DOUBLE) AS value
@@ -546,7 +554,8 @@ def test_an_error_rate_named_a_percentage_is_read_in_percent_though_it_stays_und
     # "60.6% over the window" and SEV1, as it read when only a value above 1 said "percent"
     store = DuckStore("""
         CREATE VIEW metrics AS
-        SELECT TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'checkout' AS service, metric,
+        SELECT CAST(NULL AS VARCHAR) AS pod,
+               TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'checkout' AS service, metric,
                CAST(CASE WHEN metric = 'rps' THEN 50
                          WHEN i >= 120 THEN 0.6 ELSE 0.2 + (i % 3) * 0.001 END AS DOUBLE) AS value
         FROM range(150) t(i), (VALUES ('rps'), ('http_error_pct')) m(metric)

@@ -32,7 +32,7 @@ MAX_WINDOW = timedelta(hours=6)
 #: metrics, 5 h of hourly ones): the change the alert is about, not whatever the rest of a day went on to hold
 METRIC_WINDOW_STEPS = 5
 #: the sources that hold a value per series and step (a day of them runs on past the incident), and their series
-AGGREGATE_SERIES = {"metrics": "service, metric", "calls": "caller, callee, side"}
+AGGREGATE_SERIES = {"metrics": "service, pod, metric", "calls": "caller, callee, side"}
 #: the window's rule, in the detection evidence
 WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, call metrics, logs, spans) that "
                f"runs past it, at most {METRIC_WINDOW_STEPS} metric samples when the metrics or call metrics are "

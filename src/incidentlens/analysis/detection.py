@@ -622,15 +622,15 @@ def _round(value: float) -> float:
 
 
 def series_sql(metrics: list[str] | None = None) -> str:
-    """The one query that reads every series: one row per series and timestamp (duplicates averaged; no value,
-    or only NaN, as NaN)."""
+    """The one query that reads every series: one row per series, pod (where the metrics name pods: each pod's
+    samples are a series of their own) and timestamp (duplicates averaged; no value, or only NaN, as NaN)."""
     where = ""
     if metrics:
         where = f"WHERE metric IN {sql_in(metrics)} "
     return (
-        "SELECT service || '/' || metric AS series, ts, "
+        "SELECT service || '/' || metric AS series, coalesce(pod, '') AS pod, ts, "
         "coalesce(avg(value) FILTER (WHERE NOT isnan(value)), CAST('NaN' AS DOUBLE)) AS value, count(*) AS n_rows "
-        f"FROM metrics {where}GROUP BY ALL ORDER BY series, ts"
+        f"FROM metrics {where}GROUP BY ALL ORDER BY series, pod, ts"
     )
 
 
@@ -640,6 +640,7 @@ class _Series:
     t: np.ndarray
     y: np.ndarray
     duplicates: int
+    pod: str = ""  # the pod whose samples these are, where the metrics name pods
 
 
 def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = None,
@@ -664,8 +665,8 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
         _check_metric_names(metrics, all_series)
     if not all_series:
         return _nothing(detector, "the metrics view has no rows", sql, [], 0)
-    detections = {s.name: detect_series(s.t, s.y, detector=detector, at=at, sensitivity=sensitivity)
-                  for s in all_series}
+    all_series, detections = _most_changed_pods(
+        [(s, detect_series(s.t, s.y, detector=detector, at=at, sensitivity=sensitivity)) for s in all_series])
     notes = _cleaning_notes(all_series, detections)
     lone_bar = lone_series_bar(len(detections), settings)
     if detector == "seed-zscore":
@@ -723,16 +724,38 @@ def _read_series(store: Any, sql: str) -> list[_Series]:
     if table.num_rows == 0:
         return []
     names = table.column("series").combine_chunks().dictionary_encode()
-    codes = arrays.ints(names.indices)
+    pods = table.column("pod").combine_chunks().dictionary_encode()
+    codes, pod_codes = arrays.ints(names.indices), arrays.ints(pods.indices)
     t = arrays.ints(table.column("ts").cast(pa.timestamp("ns"))).view("datetime64[ns]")
     y = arrays.floats(table.column("value"))
     rows = arrays.ints(table.column("n_rows"))
-    bounds = np.concatenate(([0], np.flatnonzero(np.diff(codes)) + 1, [len(codes)]))
-    dictionary = names.dictionary.to_pylist()
+    changes = (np.diff(codes) != 0) | (np.diff(pod_codes) != 0)
+    bounds = np.concatenate(([0], np.flatnonzero(changes) + 1, [len(codes)]))
+    dictionary, pod_names = names.dictionary.to_pylist(), pods.dictionary.to_pylist()
     return [
-        _Series(name=dictionary[codes[a]], t=t[a:b], y=y[a:b], duplicates=int((rows[a:b] > 1).sum()))
+        _Series(name=dictionary[codes[a]], t=t[a:b], y=y[a:b], duplicates=int((rows[a:b] > 1).sum()),
+                pod=pod_names[pod_codes[a]])
         for a, b in itertools.pairwise(bounds)
     ]
+
+
+def _most_changed_pods(
+    detected: list[tuple[_Series, SeriesDetection]],
+) -> tuple[list[_Series], dict[str, SeriesDetection]]:
+    """One detection per `service/metric`: of a service's several pods, the one whose strongest span stands out most
+    (the first pod when none has a span). One bad replica then shows undiluted by its healthy twin, and the windows
+    count a service's metric once, however many pods report it."""
+    chosen: dict[str, tuple[_Series, SeriesDetection]] = {}
+    for source, detection in detected:
+        held = chosen.get(source.name)
+        if held is None or _standing_out(detection) > _standing_out(held[1]):
+            chosen[source.name] = (source, detection)
+    return [source for source, _ in chosen.values()], {name: d for name, (_, d) in chosen.items()}
+
+
+def _standing_out(detection: SeriesDetection) -> float:
+    """How far a series' strongest span stands out (0 without one)."""
+    return max((max(span.strength, abs(span.shift)) for span in detection.spans), default=0.0)
 
 
 def _check_metric_names(metrics: list[str], all_series: list[_Series]) -> None:

@@ -375,15 +375,17 @@ def _read_rates_sql(store: Any, series: dict[str, list[str]], in_percent: list[s
     rated = "FALSE"
     if series["request_rate"]:
         rated = (f"EXISTS (SELECT 1 FROM metrics AS r WHERE r.service = m.service AND r.ts = m.ts "
-                 f"AND r.metric IN {sql_in(series['request_rate'])} AND r.value > 0)")
+                 f"AND r.pod IS NOT DISTINCT FROM m.pod AND r.metric IN {sql_in(series['request_rate'])} "
+                 "AND r.value > 0)")
     failing = rated
     if store.has("spans"):
         requests, failed = traced.format(""), traced.format(" AND s.is_error")
         failing = f"CASE WHEN {requests} > 0 THEN 2 * {failed} >= {requests} ELSE {rated} END"
-    return f"""(SELECT ts, service, metric, CASE WHEN metric IN {percents} THEN value / 100 ELSE value END AS value
+    return f"""(SELECT ts, service, pod, metric,
+       CASE WHEN metric IN {percents} THEN value / 100 ELSE value END AS value
 FROM metrics WHERE metric NOT IN {names}
 UNION ALL
-SELECT ts, service, {sql_str(FAILED_OF)} || metric AS metric,
+SELECT ts, service, pod, {sql_str(FAILED_OF)} || metric AS metric,
        1 - value / CASE WHEN {_percent_sql("metric")} OR max(value) OVER (PARTITION BY service, metric) > 1
                         THEN 100 ELSE 1 END AS value
 FROM metrics AS m WHERE metric IN {names} AND isfinite(value) AND (value > 0 OR {failing})) AS metrics"""

@@ -68,10 +68,19 @@ class MetricShift(BaseModel):
     #: a latency percentile the traces could not check, where the data holds traces: why (`no traced call covers it`,
     #: `plausibility.TraceCheck.unchecked`); None when they checked it, or the data holds no traces
     unchecked: str | None = None
+    #: the pod whose series this is, where the metrics name pods: of a service's several pods, the one that moved most
+    pod: str | None = None
+    #: how many of the service's pods have this metric in the window (one series each)
+    pods: int = 1
 
     @property
     def series(self) -> str:
         return f"{self.service}/{self.metric}"
+
+    @property
+    def on_pod(self) -> str:
+        """` on pod X` where the service has several pods (which one moved), else nothing: one pod is the service."""
+        return f" on pod {self.pod}" if self.pod and self.pods > 1 else ""
 
     @property
     def significant(self) -> bool:
@@ -131,39 +140,44 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
     z = (value - baseline median) / `robust_scale_rule(noise_floor)`; `least_z_iqr` is the window's least z on a
     scale without the quantile range (which an earlier fault in the baseline widens), `window_min` its least value,
     `window_points` how many it has. `source`: the metrics view, or a query of the same columns standing in for it
-    (`impact`'s success rates read as failed shares)."""
+    (`impact`'s success rates read as failed shares).
+
+    A series is one pod's where the metrics name pods: each pod is scored against its own baseline, and the row of a
+    service's metric is its most changed pod's (the largest |median z| in the window; `pod` names it, `pods` counts
+    the pods with a point there). Two replicas' samples read as one series would interleave, and one bad replica
+    would be diluted by its healthy twin; a change of the whole service moves every pod, so it still shows."""
     only = f" AND service = {sql_str(service)}" if service else ""
     only += f" AND metric IN {sql_in(metrics)}" if metrics else ""
     t = SHIFT_THRESHOLD
     w0, w1 = sql_ts(window[0]), sql_ts(window[1])
     return f"""WITH base AS (
-    SELECT service, metric, median(value) AS base_median,
+    SELECT service, pod, metric, median(value) AS base_median,
            quantile_cont(value, 0.75) - quantile_cont(value, 0.25) AS base_iqr,
            quantile_cont(value, {1 - RANGE_TAIL}) - quantile_cont(value, {RANGE_TAIL}) AS base_range,
            count(*) AS base_points
     FROM {source}
     WHERE ts >= {sql_ts(baseline[0])} AND ts < {sql_ts(baseline[1])} AND isfinite(value){only}
-    GROUP BY service, metric
+    GROUP BY service, pod, metric
 ), points AS (
-    SELECT service, metric, ts, avg(value) AS value
+    SELECT service, pod, metric, ts, avg(value) AS value
     FROM {source}
     WHERE ts >= {sql_ts(onset_search_start(window, baseline))} AND ts <= {w1} AND isfinite(value){only}
-    GROUP BY service, metric, ts
+    GROUP BY service, pod, metric, ts
 ), scored AS (
-    SELECT p.service, p.metric, p.ts, p.value, b.base_median,
+    SELECT p.service, p.pod, p.metric, p.ts, p.value, b.base_median,
            (p.value - b.base_median) / greatest(b.base_iqr / 1.349, b.base_range / {RANGE_SIGMAS},
                                                 abs(b.base_median) * {noise_floor:g}, 1e-6) AS z,
            (p.value - b.base_median) / greatest(b.base_iqr / 1.349, abs(b.base_median) * {noise_floor:g}, 1e-6)
                AS z_iqr
-    FROM points p JOIN base b ON p.service = b.service AND p.metric = b.metric
+    FROM points p JOIN base b ON p.service = b.service AND p.pod IS NOT DISTINCT FROM b.pod AND p.metric = b.metric
 ), runs AS (
     SELECT *,
            min(CASE WHEN z > {t} THEN 1 ELSE 0 END) OVER next3 = 1 AS up_run,
            min(CASE WHEN z < -{t} THEN 1 ELSE 0 END) OVER next3 = 1 AS down_run
     FROM scored
-    WINDOW next3 AS (PARTITION BY service, metric ORDER BY ts ROWS BETWEEN CURRENT ROW AND 2 FOLLOWING)
-)
-SELECT service, metric, any_value(base_median) AS baseline,
+    WINDOW next3 AS (PARTITION BY service, pod, metric ORDER BY ts ROWS BETWEEN CURRENT ROW AND 2 FOLLOWING)
+), per_pod AS (
+SELECT service, pod, metric, any_value(base_median) AS baseline,
        median(value) FILTER (WHERE ts >= {w0}) AS window_median,
        median(z) FILTER (WHERE ts >= {w0}) AS median_z, min(z_iqr) FILTER (WHERE ts >= {w0}) AS least_z_iqr,
        min(value) FILTER (WHERE ts >= {w0}) AS window_min, count(*) FILTER (WHERE ts >= {w0}) AS window_points,
@@ -173,7 +187,15 @@ SELECT service, metric, any_value(base_median) AS baseline,
        arg_min(ts, z) FILTER (WHERE ts >= {w0}) AS down_peak_at,
        min(ts) FILTER (WHERE up_run) AS up_onset, min(ts) FILTER (WHERE down_run) AS down_onset
 FROM runs
-GROUP BY service, metric
+GROUP BY service, pod, metric
+)
+SELECT * EXCLUDE (pod_rank) FROM (
+    SELECT *, count(median_z) OVER per_series AS pods,
+           row_number() OVER (per_series ORDER BY abs(median_z) DESC NULLS LAST, pod) AS pod_rank
+    FROM per_pod
+    WINDOW per_series AS (PARTITION BY service, metric)
+)
+WHERE pod_rank = 1
 ORDER BY service, metric"""
 
 
@@ -193,7 +215,7 @@ def metric_shifts(store: Any, window: Span, baseline: Span) -> tuple[list[Metric
             continue
         item = Evidence.make(
             "metric_shift",
-            f"{service}: {', '.join(f'{s.metric} {s.direction} {abs(s.shift):.1f}σ' for s in moved[:4])}",
+            f"{service}: {', '.join(f'{s.metric} {s.direction} {abs(s.shift):.1f}σ{s.on_pod}' for s in moved[:4])}",
             metric_shift_sql(window, baseline, service),
             {"service": service, "series": [_shift_data(s) for s in moved[:20]], "cut": max(0, len(moved) - 20)},
         )
@@ -233,6 +255,8 @@ def _shift_from_row(row: dict[str, Any]) -> MetricShift:
         peak_shift=round(peak_shift, 3),
         onset=row["up_onset"] if up else row["down_onset"],
         evidence="",
+        pod=row.get("pod"),
+        pods=max(1, row.get("pods") or 1),
     )
 
 
@@ -248,6 +272,7 @@ def _shift_data(shift: MetricShift) -> dict[str, Any]:
         **({"unchecked": shift.unchecked} if shift.unchecked else {}),
         "peak_shift": round(shift.peak_shift, 2),
         "onset": iso_seconds(shift.onset),
+        **({"pod": shift.pod, "pods": shift.pods} if shift.on_pod else {}),
     }
 
 

@@ -362,7 +362,7 @@ class MetricsCut:
         store = load_telemetry(metrics=[str(p) for p in pods])
         self.warnings = list(store.warnings)  # unreadable lines set aside are among them, counted per file
         store.cursor().execute(
-            f"COPY (SELECT ts, service, metric, value FROM metrics ORDER BY ts) TO '{self.day}' (FORMAT parquet)"
+            f"COPY (SELECT ts, service, metric, value, pod FROM metrics ORDER BY ts) TO '{self.day}' (FORMAT parquet)"
         )
 
     def around(self, moment: datetime) -> Path | None:
@@ -771,9 +771,6 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut | None, ra
         missing.append(metrics.missing or "no metric sample in the hour around it")
     elif metrics and not metrics.pods[fault.service]:
         missing.append(f"no metric file for its pod: {fault.pod} (metric/<pod>{POD_METRIC_SUFFIX})")
-    elif metrics and metrics.pods[fault.service] > 1:  # their samples interleave: one pod's change reads diluted
-        missing.append(f"metric files of several pods: {metrics.pods[fault.service]} of {fault.service}, read as "
-                       "one series per metric")
     clock = [f"timed by {fault.clock}: no log or trace minute at inject_time"] if fault.clock != "inject_time" else []
     notes = [n for n in (*clock, ranking.note, *missing, *(f"unreadable, left out: {p.name}" for p in skipped)) if n]
     return FaultScore(

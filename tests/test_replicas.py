@@ -1,0 +1,83 @@
+"""A service with several pods (replicas): each pod's samples are one series, and the service, the unit a hypothesis
+names, is read by its most changed pod. Generated metrics only."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from incidentlens.analysis import analyze
+from incidentlens.analysis.shifts import metric_shifts
+from incidentlens.telemetry import load_telemetry
+
+START = datetime(2024, 5, 1, 10, 0)
+ONSET = START + timedelta(minutes=50)
+MINUTES = 60
+# Replicas run at their own levels (one holds more connections than the other): read as one series, their
+# samples alternate between the two levels.
+CART = ("cart-7d4b9c6f5d-a1b2c", "cart-7d4b9c6f5d-x9y8z")
+PODS = {CART[0]: 20.0, CART[1]: 45.0, "ads-5f6585d649-fnmft": 30.0, "web-579b9bff58-t2dbm": 25.0}
+
+
+def _write(path: Path, pods: dict[str, float], surge: dict[str, float]) -> Path:
+    """One row per pod and minute (`ts,pod,cpu,memory`), each pod sampled at its own second; `surge`: a pod's CPU
+    times that factor from ONSET on."""
+    rng = np.random.default_rng(7)
+    lines = ["ts,pod,cpu,memory"]
+    for n, (pod, level) in enumerate(pods.items()):
+        for minute in range(MINUTES):
+            at = START + timedelta(minutes=minute, seconds=5 + 20 * n)
+            factor = surge.get(pod, 1.0) if at >= ONSET else 1.0
+            cpu = level * factor * (1 + rng.normal(0, 0.04))
+            memory = 300 * (1 + rng.normal(0, 0.01)) * (1.08 if pod.startswith("ads") and at >= ONSET else 1.0)
+            lines.append(f"{at:%Y-%m-%d %H:%M:%S},{pod},{cpu:.3f},{memory:.2f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _ranked(path: Path) -> list[str]:
+    result = analyze(load_telemetry(metrics=str(path)), at=ONSET, onset="at")
+    return [h.service for h in result.hypotheses]
+
+
+def test_one_replica_s_cpu_surge_ranks_its_service_first_and_the_evidence_names_the_pod(tmp_path: Path):
+    path = _write(tmp_path / "metrics.csv", PODS, surge={CART[0]: 1.8})
+    assert _ranked(path)[0] == "cart"
+    store = load_telemetry(metrics=str(path))
+    shifts, evidence = metric_shifts(store, (ONSET, START + timedelta(minutes=MINUTES)), (START, ONSET))
+    cpu = next(s for s in shifts if s.series == "cart/cpu")
+    assert (cpu.pod, cpu.pods, cpu.direction) == (CART[0], 2, "up")
+    cart = next(e for e in evidence if e.data.get("service") == "cart")
+    assert f"cpu up {cpu.shift:.1f}σ on pod {CART[0]}" in cart.title
+
+
+def test_an_alert_minutes_into_one_replica_s_surge_ranks_its_service_first(tmp_path: Path):
+    """The onset detected at an alert time: detection too reads each pod's samples as one series."""
+    path = _write(tmp_path / "metrics.csv", PODS, surge={CART[0]: 1.8})
+    result = analyze(load_telemetry(metrics=str(path)), at=ONSET + timedelta(minutes=5), onset="detect")
+    assert result.hypotheses[0].service == "cart"
+
+
+def test_a_change_of_the_whole_service_moves_every_pod_and_still_shows(tmp_path: Path):
+    path = _write(tmp_path / "metrics.csv", PODS, surge={CART[0]: 1.8, CART[1]: 1.8})
+    assert _ranked(path)[0] == "cart"
+
+
+@pytest.mark.parametrize("column", ["service", "pod"])
+def test_one_pod_per_service_reads_as_before_and_names_no_pod(tmp_path: Path, column: str):
+    """A pod column of one pod per service gives the same series and shifts as a service column."""
+    pods = {pod: level for pod, level in PODS.items() if pod != CART[1]}
+    path = _write(tmp_path / "metrics.csv", pods, surge={CART[0]: 1.8})
+    if column == "service":
+        text = path.read_text()
+        for pod in pods:
+            text = text.replace(pod, pod.split("-")[0])
+        path.write_text(text.replace("ts,pod,", "ts,service,"))
+    store = load_telemetry(metrics=str(path))
+    shifts, evidence = metric_shifts(store, (ONSET, START + timedelta(minutes=MINUTES)), (START, ONSET))
+    assert all(s.pods == 1 and s.on_pod == "" for s in shifts)
+    assert "on pod" not in " ".join(e.title for e in evidence)
+    assert _ranked(path)[0] == "cart"
