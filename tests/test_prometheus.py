@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from incidentlens.cli import app
 from incidentlens.errors import InputError, SourceError
-from incidentlens.telemetry import load_telemetry
+from incidentlens.telemetry import TelemetryStore, load_telemetry
 from incidentlens.telemetry.prometheus import (
     MAX_POINTS_PER_SERIES,
     PrometheusAuth,
@@ -70,7 +70,7 @@ def test_discovered_series_come_back_as_canonical_metrics(prom: PromServer, sour
     with PrometheusClient(prom.url) as client:
         pulled = fetch_metrics(client, START, START + timedelta(minutes=MINUTES - 1))
 
-    assert pulled.schema.names == ["ts", "service", "metric", "value"]
+    assert pulled.schema.names == ["ts", "service", "metric", "value", "pod"]
     con = duckdb.connect()
     con.register("pulled", pulled)
     con.register("source", source_metrics)
@@ -252,3 +252,23 @@ def test_the_cli_says_in_one_line_when_prometheus_is_unreachable(tmp_path: Path)
     assert completed.stderr.startswith("error: Prometheus at http://127.0.0.1:")
     assert "unreachable" in completed.stderr
     assert completed.stderr.count("\n") == 1
+
+
+class _TwoReplicas:
+    """A Prometheus answering one query with a series per pod of one service."""
+
+    def query_range(self, query: str, start: datetime, end: datetime, step: int) -> list[dict]:
+        return [{"metric": {"app": "cart", "pod": pod, "instance": "10.0.0.1:8080"},
+                 "values": [[START.replace(tzinfo=UTC).timestamp() + 60 * i, str(level)] for i in range(3)]}
+                for pod, level in (("cart-7d4b9c6f5d-a1b2c", 0.2), ("cart-7d4b9c6f5d-x9y8z", 0.5))]
+
+
+def test_a_series_pod_label_is_its_pod_and_leaves_the_metric_its_name():
+    pulled = fetch_metrics(_TwoReplicas(), START, START + timedelta(minutes=2), queries={"cpu": "cpu"},
+                           discover=False, step=60)
+    store = TelemetryStore()
+    store.add_arrow("metrics", pulled, "prometheus cpu")
+    rows = store.fetch("SELECT service, metric, pod, count(*) AS n FROM metrics GROUP BY ALL ORDER BY pod")
+    assert rows.to_pylist() == [
+        {"service": "cart", "metric": "cpu", "pod": "cart-7d4b9c6f5d-a1b2c", "n": 3},
+        {"service": "cart", "metric": "cpu", "pod": "cart-7d4b9c6f5d-x9y8z", "n": 3}]

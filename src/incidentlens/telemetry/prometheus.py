@@ -1,8 +1,10 @@
 """Prometheus as a metrics source: discover or query series over a range and return the canonical metrics table.
 
-The result is an arrow table `ts TIMESTAMP (naive UTC), service VARCHAR, metric VARCHAR, value DOUBLE` that the
-store registers as the `metrics` view. Series are either discovered (every series carrying a `service`, `app` or
-`job` label over the range) or given as named PromQL queries (`--promql NAME=QUERY`).
+The result is an arrow table `ts TIMESTAMP (naive UTC), service VARCHAR, metric VARCHAR, value DOUBLE, pod
+VARCHAR` that the store registers as the `metrics` view (`pod` from a series' pod label, NULL without one: each
+replica's samples are a series of their own, and its metric keeps its name). Series are either discovered (every
+series carrying a `service`, `app` or `job` label over the range) or given as named PromQL queries
+(`--promql NAME=QUERY`).
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ MAX_POINTS_PER_SERIES = 11_000
 DEFAULT_MIN_STEP_SECONDS = 60
 # Labels that name the service a series belongs to, most specific first (`job` is usually the scrape job).
 SERVICE_LABELS = ("service", "app", "job")
+# Labels that name the pod (replica) a series is of, as Kubernetes service discovery and kube-state-metrics write it.
+POD_LABELS = ("pod", "pod_name", "kubernetes_pod_name", "k8s_pod_name")
 # Labels that identify where a series was scraped from rather than what it measures.
-TARGET_LABELS = frozenset({"__name__", "instance", *SERVICE_LABELS})
+TARGET_LABELS = frozenset({"__name__", "instance", *SERVICE_LABELS, *POD_LABELS})
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 METRICS_SCHEMA = pa.schema(
-    [("ts", pa.timestamp("ms")), ("service", pa.string()), ("metric", pa.string()), ("value", pa.float64())]
+    [("ts", pa.timestamp("ms")), ("service", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
+     ("pod", pa.string())]
 )
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _QUERY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_:./-]*$")
@@ -239,6 +244,7 @@ def _matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
     points = np.concatenate(series_points) if series_points else np.empty((0, 2))
     services = np.repeat(np.array([_service_of(item["metric"]) for item in result], dtype=object), lengths)
     metrics = np.repeat(np.array([_metric_of(item["metric"], name) for item in result], dtype=object), lengths)
+    pods = np.repeat(np.array([_pod_of(item["metric"]) for item in result], dtype=object), lengths)
     millis = np.round(points[:, 0] * 1000).astype("int64")
     return pa.table(
         {
@@ -246,6 +252,7 @@ def _matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
             "service": pa.array(services, type=pa.string()),
             "metric": pa.array(metrics, type=pa.string()),
             "value": pa.array(points[:, 1], type=pa.float64()),
+            "pod": pa.array(pods, type=pa.string()),
         },
         schema=METRICS_SCHEMA,
     )
@@ -253,6 +260,10 @@ def _matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
 
 def _service_of(labels: Mapping[str, str]) -> str:
     return next((labels[label] for label in SERVICE_LABELS if labels.get(label)), "global")
+
+
+def _pod_of(labels: Mapping[str, str]) -> str | None:
+    return next((labels[label] for label in POD_LABELS if labels.get(label)), None)
 
 
 def _metric_of(labels: Mapping[str, str], name: str) -> str:
