@@ -11,6 +11,8 @@ import pytest
 
 from incidentlens.analysis import analyze
 from incidentlens.analysis.shifts import metric_shifts
+from incidentlens.report import build_postmortem
+from incidentlens.report.render_html import _line_charts
 from incidentlens.telemetry import load_telemetry
 
 START = datetime(2024, 5, 1, 10, 0)
@@ -52,6 +54,23 @@ def test_one_replica_s_cpu_surge_ranks_its_service_first_and_the_evidence_names_
     assert (cpu.pod, cpu.pods, cpu.direction) == (CART[0], 2, "up")
     cart = next(e for e in evidence if e.data.get("service") == "cart")
     assert f"cpu up {cpu.shift:.1f}σ on pod {CART[0]}" in cart.title
+
+
+def test_the_review_names_the_service_and_charts_the_pod_that_moved(tmp_path: Path):
+    """The hypothesis names the service; the moved series says its pod, and its chart is of that pod's samples
+    (the baseline and markers drawn on it are that pod's)."""
+    store = load_telemetry(metrics=str(_write(tmp_path / "metrics.csv", PODS, surge={CART[0]: 1.8})))
+    pm = build_postmortem(analyze(store, at=ONSET, onset="at"))
+    assert pm.root_cause is None or pm.root_cause.service == "cart"
+    assert pm.hypotheses[0].service == "cart"
+    cpu = next(s for s in pm.detection.series if s.series == "cart/cpu")
+    assert cpu.pod == CART[0]
+    assert all(s.pod is None for s in pm.detection.series if not s.series.startswith("cart/"))
+    charts, _ = _line_charts(pm, store)
+    chart = next(c for c in charts if "cart/cpu" in c.title)
+    assert f"cart/cpu on pod {CART[0]}" in chart.title
+    assert f"cart/cpu on pod {CART[0]}" in pm.detection.narrative.text
+    assert pm.grounding.issues == []  # a pod's name states no number
 
 
 def test_an_alert_minutes_into_one_replica_s_surge_ranks_its_service_first(tmp_path: Path):

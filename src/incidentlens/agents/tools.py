@@ -363,7 +363,8 @@ TOOL_SPECS: dict[str, ToolSpec] = {
                  {"type": "object", "properties": {"at": {"type": "string", "description": "ISO-8601 UTC time"}}},
                  detect_incident_window, ("incident_window", "evidence")),
         ToolSpec("sql_investigate",
-                 "Run ONE read-only SQL SELECT (DuckDB dialect) over the views metrics(ts, service, metric, value), "
+                 "Run ONE read-only SQL SELECT (DuckDB dialect) over the views metrics(ts, service, metric, value, "
+                 "pod: a replica's name, or NULL; each pod's samples are a series of their own), "
                  "logs(ts, service, level, message, ...), spans, events, calls(ts, caller, callee, side, "
                  "latency_ms) when given. Aggregate; rows are capped.",
                  {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},

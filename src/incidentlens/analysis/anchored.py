@@ -176,4 +176,5 @@ def _series_shift(shift: MetricShift, at: datetime) -> SeriesShift:
     """A before/after shift as a detection series; an onset found in the margin before `at` counts from `at`."""
     onset = max(shift.onset or at, at)
     return SeriesShift(series=shift.series, direction=shift.direction, baseline=shift.baseline, peak=shift.peak,
-                       shift=shift.shift, onset=onset, peak_at=shift.peak_at or onset)
+                       shift=shift.shift, onset=onset, peak_at=shift.peak_at or onset,
+                       pod=shift.pod if shift.on_pod else None)

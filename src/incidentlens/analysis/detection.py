@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
@@ -530,6 +531,7 @@ class SeriesShift(BaseModel):
     shift: float
     onset: datetime
     peak_at: datetime
+    pod: str | None = None  # the pod that moved, where the service has several (each pod's samples a series)
 
 
 class IncidentWindow(BaseModel):
@@ -608,7 +610,7 @@ def iso_z(moment: datetime) -> str:
 def _shift_dict(shift: SeriesShift) -> dict[str, Any]:
     return {"series": shift.series, "direction": shift.direction, "baseline": _round(shift.baseline),
             "peak": _round(shift.peak), "shift": round(shift.shift, 2), "onset": iso_z(shift.onset),
-            "peak_at": iso_z(shift.peak_at)}
+            "peak_at": iso_z(shift.peak_at), **({"pod": shift.pod} if shift.pod else {})}
 
 
 def _window_summary(window: IncidentWindow) -> dict[str, Any]:
@@ -665,6 +667,7 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
         _check_metric_names(metrics, all_series)
     if not all_series:
         return _nothing(detector, "the metrics view has no rows", sql, [], 0)
+    several = Counter(s.name for s in all_series)
     all_series, detections = _most_changed_pods(
         [(s, detect_series(s.t, s.y, detector=detector, at=at, sensitivity=sensitivity)) for s in all_series])
     notes = _cleaning_notes(all_series, detections)
@@ -673,6 +676,7 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
         windows = _seed_windows(detections)
     else:
         windows = _robust_windows(detections, _merge_gap_ns(detections, settings), lone_bar)
+    windows = _naming_pods(windows, {s.name: s.pod for s in all_series if several[s.name] > 1})
     if not windows:
         miss = closest_miss(detections, lone_bar, settings) if detector == "robust" else None
         return _nothing(detector, _why_nothing(detections, lone_bar), sql, notes, len(all_series), miss,
@@ -751,6 +755,14 @@ def _most_changed_pods(
         if held is None or _standing_out(detection) > _standing_out(held[1]):
             chosen[source.name] = (source, detection)
     return [source for source, _ in chosen.values()], {name: d for name, (_, d) in chosen.items()}
+
+
+def _naming_pods(windows: list[IncidentWindow], pods: dict[str, str]) -> list[IncidentWindow]:
+    """Each moved series with the pod that moved, where its service has several pods (`pods`: name -> pod)."""
+    if not pods:
+        return windows
+    return [w.model_copy(update={"series": [s.model_copy(update={"pod": pods.get(s.series)}) for s in w.series]})
+            for w in windows]
 
 
 def _standing_out(detection: SeriesDetection) -> float:

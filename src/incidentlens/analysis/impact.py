@@ -49,6 +49,7 @@ Rules (each number's evidence repeats its rule and carries its SQL):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -282,7 +283,8 @@ def _metric_peaks(
     peak, baseline_median, at, median = (table[name].to_pylist()
                                          for name in ("up_peak", "baseline", "up_peak_at", "window_median"))
     before = _pre_start_levels(store, window, watched, source)
-    changed = np.array([_rose(peak[i], before.get((str(service[i]), str(metric[i]))), baseline_median[i])
+    pod = table["pod"].to_pylist()
+    changed = np.array([_rose(peak[i], before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])
                         for i in range(table.num_rows)], dtype=bool)
     latency = np.flatnonzero(changed & np.isin(metric, series["latency"]))
     checks, checked = check_percentiles(store, window, [(str(service[i]), str(metric[i]), peak[i]) for i in latency])
@@ -298,7 +300,7 @@ def _metric_peaks(
     order = np.argsort(-typical_shift, kind="stable")
     shifted = list(dict.fromkeys(str(service[i]) for i in order if affected[i]))
     already = sorted({f"{service[i]}/{metric[i]}" for i in range(table.num_rows) if not changed[i]
-                      and _rose(before.get((str(service[i]), str(metric[i]))), baseline_median[i])})
+                      and _rose(before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])})
     peaks: dict[str, Peak] = {}
     marked = {name.lower() for name in [*shifted, *elsewhere]}
     front = [*entry, *(str(s) for s in set(service) if ENTRY_SERVICE.search(str(s)))]
@@ -396,42 +398,47 @@ def _percent_sql(column: str) -> str:
     return f"regexp_matches({column}, {sql_str(PERCENT_NAME.pattern)}, 'i')"
 
 
-def _pre_start_levels(store: Any, window: Span, metrics: list[str], source: str) -> dict[tuple[str, str], float]:
-    """Each watched series' maximum in the `PRE_START` before the window starts (`source`: as `_read_rates_sql`)."""
+def _pre_start_levels(store: Any, window: Span, metrics: list[str],
+                      source: str) -> dict[tuple[str, str | None, str], float]:
+    """Each watched series' maximum in the `PRE_START` before the window starts (`source`: as `_read_rates_sql`),
+    by service, pod and metric: a pod's rise is measured against its own level, not its busier twin's."""
     before = (window[0] - PRE_START, window[0])
-    sql = (f"SELECT service, metric, max(value) AS level FROM {source} WHERE {in_span('ts', before)} "
-           f"AND metric IN {sql_in(metrics)} AND isfinite(value) GROUP BY service, metric")
-    return {(str(r["service"]), str(r["metric"])): float(r["level"]) for r in store.fetch(sql).to_pylist()}
+    sql = (f"SELECT service, pod, metric, max(value) AS level FROM {source} WHERE {in_span('ts', before)} "
+           f"AND metric IN {sql_in(metrics)} AND isfinite(value) GROUP BY service, pod, metric")
+    return {(str(r["service"]), r["pod"], str(r["metric"])): float(r["level"]) for r in store.fetch(sql).to_pylist()}
 
 
-def moved_after_start(store: Any, window: Span, series: list[tuple[str, str, str, float | None]]) -> set[str]:
+def moved_after_start(store: Any, window: Span, series: list[tuple[str, str, str, float | None]],
+                      pods: Mapping[str, str] | None = None) -> set[str]:
     """Of `series` ((service, metric, direction "up"|"down", baseline median)), the `service/metric` names whose
     window extreme went past their own level in the `PRE_START` before the start (see `_rose`): what the incident
-    changed, not what was already high (or low) when it began."""
+    changed, not what was already high (or low) when it began. Each pod against its own level; `pods`: by name, the
+    pod a series is of where its service has several (the one that moved), else any of its pods will do."""
     if not series or not store.has("metrics"):
         return set()
     before = (window[0] - PRE_START, window[0])
     names = sorted({f"{service}/{metric}" for service, metric, _, _ in series})
     pre, during = in_span("ts", before), in_span("ts", window)
-    sql = f"""SELECT service || '/' || metric AS name,
+    sql = f"""SELECT service || '/' || metric AS name, pod,
        max(value) FILTER (WHERE {pre}) AS pre_max, min(value) FILTER (WHERE {pre}) AS pre_min,
        max(value) FILTER (WHERE {during}) AS top, min(value) FILTER (WHERE {during}) AS bottom
 FROM metrics WHERE ts >= {sql_ts(before[0])} AND ts < {sql_ts(window[1])} AND isfinite(value)
   AND service || '/' || metric IN {sql_in(names)}
-GROUP BY 1"""
-    rows = {r["name"]: r for r in store.fetch(sql).to_pylist()}
+GROUP BY 1, 2"""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in store.fetch(sql).to_pylist():
+        if not (pods or {}).get(row["name"]) or row["pod"] == pods[row["name"]]:
+            rows.setdefault(row["name"], []).append(row)
     moved = set()
     for service, metric, direction, base in series:
-        row = rows.get(f"{service}/{metric}")
-        if row is None:
-            continue
-        if direction == "down":  # a fall is a rise of the negated series
-            flip = None if base is None else -base
-            went = _rose(_negated(row["bottom"]), _negated(row["pre_min"]), flip)
-        else:
-            went = _rose(row["top"], row["pre_max"], base)
-        if went:
-            moved.add(f"{service}/{metric}")
+        for row in rows.get(f"{service}/{metric}", []):
+            if direction == "down":  # a fall is a rise of the negated series
+                flip = None if base is None else -base
+                went = _rose(_negated(row["bottom"]), _negated(row["pre_min"]), flip)
+            else:
+                went = _rose(row["top"], row["pre_max"], base)
+            if went:
+                moved.add(f"{service}/{metric}")
     return moved
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from incidentlens.analysis import arrays
-from incidentlens.analysis.periods import sql_in
+from incidentlens.analysis.periods import sql_in, sql_str
 from incidentlens.telemetry import sql_ts
 
 
@@ -25,13 +25,17 @@ class MetricSeries:
 
 
 def key_series(store: Any, names: Sequence[str], window: tuple[datetime, datetime],
-               max_points: int = 240) -> list[MetricSeries]:
-    """The named `service/metric` series over `window`, averaged into at most `max_points` equal time buckets.
+               max_points: int = 240, pods: Mapping[str, str] | None = None) -> list[MetricSeries]:
+    """The named `service/metric` series over `window`, averaged into at most `max_points` equal time buckets;
+    `pods`: the one pod to read of a series whose service has several (the one that moved), by name.
 
     Series are returned in the order of `names`; a name the store does not hold is left out.
     """
     if not names or not store.has("metrics"):
         return []
+    pinned = {name: pod for name, pod in (pods or {}).items() if name in names}
+    only = "".join(f" AND (service || '/' || metric <> {sql_str(name)} OR pod = {sql_str(pod)})"
+                   for name, pod in pinned.items())
     start, end = (_naive_utc(w) for w in window)
     bucket_s = max(1, math.ceil((end - start).total_seconds() / max(1, max_points)))
     table = store.fetch(f"""
@@ -40,7 +44,7 @@ def key_series(store: Any, names: Sequence[str], window: tuple[datetime, datetim
                avg(value) AS value
         FROM metrics
         WHERE ts >= {sql_ts(start)} AND ts < {sql_ts(end)} AND value IS NOT NULL
-          AND service || '/' || metric IN {sql_in(list(names))}
+          AND service || '/' || metric IN {sql_in(list(names))}{only}
         GROUP BY 1, 2
         ORDER BY 1, 2
     """)

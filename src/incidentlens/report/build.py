@@ -686,7 +686,7 @@ class _Builder:
                      "IncidentLens did not detect it, and time to detect is not something this data shows.")
         onsets = sorted((s for s in self.detection_series if s.onset), key=lambda s: s.onset)
         if onsets:
-            listed = ", ".join(s.series for s in onsets[:3])
+            listed = ", ".join(_on_pod(s) for s in onsets[:3])
             moved = (f" Against the data before the start, {len(self.detection_series)} metric series moved after "
                      f"it ({listed}); the first at {fmt.when(onsets[0].onset)}.")
         else:
@@ -744,7 +744,7 @@ class _Builder:
         first = min(own, key=lambda s: (s.onset, not (s.direction == "up" and _is_symptom(s.series)),
                                         -abs(s.shift or 0.0)))
         extreme = "low" if first.direction == "down" else "peak"  # a series that fell has no peak to speak of
-        return [f"An alert on {first.series} (baseline {fmt.series_value(first.series, first.baseline)}, {extreme} "
+        return [f"An alert on {_on_pod(first)} (baseline {fmt.series_value(first.series, first.baseline)}, {extreme} "
                 f"{fmt.series_value(first.series, first.peak)}) would have fired at its onset, "
                 f"{fmt.when(first.onset)}{after(first.onset)}"]
 
@@ -1161,6 +1161,12 @@ def _trace_caveats(data: dict[str, Any]) -> dict[str, str]:
             if ev.get("kind") == "metric_shift" and isinstance(ev.get("data"), dict)
             for s in ev["data"].get("series") or []
             if isinstance(s, dict) and (s.get("not_borne_out") or s.get("unchecked"))}
+
+
+def _on_pod(series: DetectionSeries) -> str:
+    """`cart/cpu`, or `cart/cpu on pod cart-7d4b9c6f5d-a1b2c` where the service has several pods (its figures are
+    that pod's)."""
+    return series.series + (f" on pod {series.pod}" if series.pod else "")
 
 
 def _is_host_series(series: str) -> bool:

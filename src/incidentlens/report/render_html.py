@@ -172,7 +172,9 @@ def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     window = (pm.incident_window.start, pm.incident_window.end)
     view = _view(window)
     picked = key_metrics(pm, store)
-    series = {s.name: s for s in key_series(store, [name for name, _ in picked], view)}
+    # of a service with several pods, the chart is of the pod that moved (as its baseline and markers are)
+    pods = {s.series: s.pod for s in pm.detection.series if s.pod}
+    series = {s.name: s for s in key_series(store, [name for name, _ in picked], view, pods=pods)}
     if not series:
         return [], "The metrics hold none of the series that moved."
     detected = {s.series: s for s in pm.detection.series}
@@ -182,10 +184,10 @@ def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
             continue
         markers = _markers(pm, detected.get(name), window)
         baseline = detected[name].baseline if name in detected else None
-        title, unit = _chart_title(name, role)
+        title, unit = _chart_title(name, role, pods.get(name))
         chart = line_chart(series[name], window, view, markers, baseline, title=title, unit=unit)
         if chart.shade_x is None or chart.shade_width < MIN_SHADE_PX:
-            chart.zoom, chart.zoom_note = _zoom(store, name, window, markers, baseline, title, unit)
+            chart.zoom, chart.zoom_note = _zoom(store, name, window, markers, baseline, title, unit, pods)
         charts.append(chart)
     return charts, ""
 
@@ -200,7 +202,7 @@ def key_metrics(pm: Postmortem, store: Any) -> list[tuple[str, str]]:
     window = (_naive(pm.incident_window.start), _naive(pm.incident_window.end))
     candidates = [s for s in pm.detection.series if "/" in s.series]
     changed = moved_after_start(store, window, [(*s.series.rsplit("/", 1), s.direction or "up", s.baseline)
-                                                for s in candidates])
+                                                for s in candidates], {s.series: s.pod for s in candidates if s.pod})
     moved = sorted((s for s in pm.detection.series if s.series in changed or "/" not in s.series),
                    key=lambda s: -abs(s.shift or 0))
     picked: dict[str, str] = {}
@@ -234,12 +236,12 @@ def _strongest_series(store: Any, service: str, pm: Postmortem, prefer_felt: boo
     return [f"{r['service']}/{r['metric']}" for r in rows[:2]]
 
 
-def _chart_title(name: str, role: str) -> tuple[str, str | None]:
+def _chart_title(name: str, role: str, pod: str | None = None) -> tuple[str, str | None]:
     service, _, metric = name.rpartition("/")
     unit = fmt.unit_of(metric)
     if unit is None and any(w in metric.lower() for w in ("ratio", "error_rate")):
         unit = "%"
-    shown = fmt.series_name(service, metric)
+    shown = fmt.series_name(service, metric) + (f" on pod {pod}" if pod else "")
     return f"{role}: {shown}" + (f" ({unit})" if unit and f"({unit})" not in metric else ""), unit
 
 
@@ -259,11 +261,12 @@ def _markers(pm: Postmortem, series: Any, window: tuple[dt.datetime, dt.datetime
 
 
 def _zoom(store: Any, name: str, window: tuple[dt.datetime, dt.datetime], markers: dict[str, dt.datetime | None],
-          baseline: float | None, title: str, unit: str | None) -> tuple[LineChart | None, str]:
-    """The same series around a short window, on a scale where the window is wide enough to read."""
+          baseline: float | None, title: str, unit: str | None,
+          pods: dict[str, str]) -> tuple[LineChart | None, str]:
+    """The same series (of the same pod) around a short window, on a scale where the window is wide enough to read."""
     span = max(window[1] - window[0], dt.timedelta(minutes=1))
     view = (window[0] - 2 * span, window[1] + 2 * span)
-    found = key_series(store, [name], view, max_points=120)
+    found = key_series(store, [name], view, max_points=120, pods=pods)
     if not found or found[0].t.size < 2:
         return None, ""
     note = f"zoom: the {fmt.minutes((window[1] - window[0]).total_seconds() / 60)} window with twice as long around it"

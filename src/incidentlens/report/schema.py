@@ -200,6 +200,8 @@ class DetectionSeries(_Model):
     shift: float | None = None
     onset: UtcTime | None = None
     peak_at: UtcTime | None = None
+    pod: str | None = Field(None, description="the pod whose series moved, where the service has several (each "
+                                              "pod's samples are a series of their own); null otherwise")
 
 
 class Detection(_Model):
