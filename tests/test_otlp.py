@@ -97,6 +97,23 @@ def test_otlp_metrics_read_gauges_sums_and_histogram_counts(tmp_path: Path) -> N
                     {"service": "payments", "metric": "queue.depth", "value": 7.0}]
 
 
+def test_otlp_metrics_of_two_pods_of_a_service_keep_each_pod(tmp_path: Path) -> None:
+    """The resource's `k8s.pod.name` is the pod: two replicas' points are two series of one service."""
+    def replica(pod: str, depth: str) -> dict:
+        attributes = [*resource("payments")["attributes"], {"key": "k8s.pod.name", "value": {"stringValue": pod}}]
+        return {"resource": {"attributes": attributes}, "scopeMetrics": [{"scope": {}, "metrics": [
+            {"name": "queue.depth", "gauge": {"dataPoints": [{"timeUnixNano": str(T0), "asInt": depth}]}}]}]}
+
+    pods = [replica("payments-5f6585d649-fnmft", "7"), replica("payments-5f6585d649-x2k8q", "9")]
+    documents = [{"resourceMetrics": pods}]
+    store = load_telemetry(metrics=write_lines(tmp_path / "metrics.json", documents))
+
+    rows = store.fetch("SELECT service, pod, value FROM metrics ORDER BY pod").to_pylist()
+
+    assert rows == [{"service": "payments", "pod": "payments-5f6585d649-fnmft", "value": 7.0},
+                    {"service": "payments", "pod": "payments-5f6585d649-x2k8q", "value": 9.0}]
+
+
 def test_a_broken_otlp_line_is_set_aside_and_a_misplaced_file_named(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "traces.json", TRACES)
     path.write_text(path.read_text() + '{"resourceSpans": [{"resource": \n')

@@ -4,7 +4,8 @@
 Spans sit under `resourceSpans -> scopeSpans -> spans`, log records under `resourceLogs -> scopeLogs ->
 logRecords`, metric points under `resourceMetrics -> scopeMetrics -> metrics -> gauge|sum|histogram ->
 dataPoints`. Ids are hex text; int64 values (the `...UnixNano` times, `asInt`) are JSON strings or numbers; enums
-(span kind, status code, severity number) are integers. The service is the resource attribute `service.name`.
+(span kind, status code, severity number) are integers. The service is the resource attribute `service.name`; a
+metric point's pod its `k8s.pod.name` (NULL without one).
 Everything is unnested in SQL over the file's lines (no Python loop over rows); a line that is not JSON is set
 aside like a broken JSON-lines row.
 """
@@ -62,20 +63,27 @@ def read_otlp(con: duckdb.DuckDBPyConnection, path: Path, view: str, table: str)
     return rejected
 
 
-def _items_sql(lines: str, resource_field: str, scope_field: str, items_field: str) -> str:
-    """One row per item (span, log record, metric) with its resource's service."""
+def _items_sql(lines: str, resource_field: str, scope_field: str, items_field: str, pod: bool = False) -> str:
+    """One row per item (span, log record, metric) with its resource's service (and `pod`: its `k8s.pod.name`, NULL
+    without one)."""
     return f"""
         WITH documents AS (SELECT line, CAST(text AS JSON) AS doc FROM {lines} WHERE good),
         resources AS (SELECT line, unnest(CAST(doc->'{resource_field}' AS JSON[])) AS r FROM documents),
         scopes AS (SELECT line, r->'resource' AS resource, unnest(CAST(r->'{scope_field}' AS JSON[])) AS s
                    FROM resources),
         items AS (SELECT line, resource, unnest(CAST(s->'{items_field}' AS JSON[])) AS x FROM scopes)
-        SELECT line, {_service_sql('resource')} AS service, x FROM items"""
+        SELECT line, {_service_sql('resource')} AS service,
+               {_attribute_sql('resource', 'k8s.pod.name') + ' AS pod, ' if pod else ''}x FROM items"""
 
 
 def _service_sql(resource: str) -> str:
-    named = f"list_filter(CAST({resource}->'attributes' AS JSON[]), lambda a: (a->>'key') = 'service.name')"
-    return f"coalesce({named}[1]->'value'->>'stringValue', 'global')"
+    return f"coalesce({_attribute_sql(resource, 'service.name')}, 'global')"
+
+
+def _attribute_sql(resource: str, key: str) -> str:
+    """A resource attribute's string value (NULL without it)."""
+    named = f"list_filter(CAST({resource}->'attributes' AS JSON[]), lambda a: (a->>'key') = '{key}')"
+    return f"{named}[1]->'value'->>'stringValue'"
 
 
 def _nanos_sql(value: str) -> str:
@@ -116,15 +124,15 @@ def _metrics_sql(lines: str) -> str:
     """Gauge and sum points as `value`; a histogram's points as `<name>.count` and `<name>.sum`."""
     number = "coalesce(TRY_CAST(p->>'asDouble' AS DOUBLE), TRY_CAST(p->>'asInt' AS DOUBLE))"
     points = f"""
-        SELECT line, service, x->>'name' AS name, unnest(CAST(coalesce(x->'gauge'->'dataPoints',
+        SELECT line, service, pod, x->>'name' AS name, unnest(CAST(coalesce(x->'gauge'->'dataPoints',
                x->'sum'->'dataPoints') AS JSON[])) AS p, 'value' AS shape
-        FROM ({_items_sql(lines, 'resourceMetrics', 'scopeMetrics', 'metrics')}) AS metrics
+        FROM ({_items_sql(lines, 'resourceMetrics', 'scopeMetrics', 'metrics', pod=True)}) AS metrics
         UNION ALL
-        SELECT line, service, x->>'name' AS name, unnest(CAST(x->'histogram'->'dataPoints' AS JSON[])) AS p,
+        SELECT line, service, pod, x->>'name' AS name, unnest(CAST(x->'histogram'->'dataPoints' AS JSON[])) AS p,
                'histogram' AS shape
-        FROM ({_items_sql(lines, 'resourceMetrics', 'scopeMetrics', 'metrics')}) AS histograms"""
+        FROM ({_items_sql(lines, 'resourceMetrics', 'scopeMetrics', 'metrics', pod=True)}) AS histograms"""
     return f"""
-        SELECT {_nanos_sql("p->>'timeUnixNano'")} AS ts, service,
+        SELECT {_nanos_sql("p->>'timeUnixNano'")} AS ts, service, pod,
                unnest(CASE WHEN shape = 'value' THEN [name] ELSE [name || '.count', name || '.sum'] END) AS metric,
                unnest(CASE WHEN shape = 'value' THEN [{number}]
                            ELSE [TRY_CAST(p->>'count' AS DOUBLE), TRY_CAST(p->>'sum' AS DOUBLE)] END) AS value
