@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from incidentlens.analysis import analyze
+from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.shifts import metric_shifts
 from incidentlens.report import build_postmortem
 from incidentlens.report.render_html import _line_charts
@@ -100,3 +101,17 @@ def test_one_pod_per_service_reads_as_before_and_names_no_pod(tmp_path: Path, co
     assert all(s.pods == 1 and s.on_pod == "" for s in shifts)
     assert "on pod" not in " ".join(e.title for e in evidence)
     assert _ranked(path)[0] == "cart"
+
+
+def test_a_service_s_requests_are_its_pods_together(tmp_path: Path):
+    """Two replicas of the front door, each serving 10 requests a second: 20 a second, not their mean."""
+    lines = ["ts,pod,requests_per_s,error_ratio"]
+    for minute in range(MINUTES):
+        for n, pod in enumerate(("web-579b9bff58-t2dbm", "web-579b9bff58-q8zkp")):
+            at = START + timedelta(minutes=minute, seconds=5 + 20 * n)
+            lines.append(f"{at:%Y-%m-%d %H:%M:%S},{pod},10,{0.2 if at >= ONSET and n == 0 else 0.01}")
+    (tmp_path / "metrics.csv").write_text("\n".join(lines) + "\n")
+    store = load_telemetry(metrics=str(tmp_path / "metrics.csv"))
+    impact = estimate_impact(store, (ONSET, START + timedelta(minutes=MINUTES)), (START, ONSET)).impact
+    assert impact.requests_total == 20 * 10 * 60  # ten minutes of both pods
+    assert impact.requests_failed == round((0.2 + 0.01) * 10 * 10 * 60)

@@ -466,9 +466,11 @@ def _entry_service(
 ) -> tuple[str, str] | None:
     """(source, service) where requests are counted: 'metrics' when a request-rate metric exists, else 'logs'."""
     if series.get("request_rate"):
+        # a service's rate is its pods' together: each pod's mean, summed
         sql = (
-            f"SELECT service, avg(value) AS rate FROM metrics WHERE {in_span('ts', baseline)} "
-            f"AND metric IN {sql_in(series['request_rate'])} GROUP BY service"
+            f"SELECT service, sum(rate) AS rate FROM (SELECT service, pod, avg(value) AS rate FROM metrics "
+            f"WHERE {in_span('ts', baseline)} AND metric IN {sql_in(series['request_rate'])} GROUP BY service, pod) "
+            "GROUP BY service"
         )
         source = "metrics"
     elif "service" in log_columns:
@@ -537,7 +539,7 @@ def _count_requests(
             rule += " (the spans record no error status: failures not counted)"
     elif source == "metrics":
         sql, rule = _request_metrics_sql(span, service, series), (
-            f"at the entry service {service}: mean(request rate/s) x {seconds:.0f} s; "
+            f"at the entry service {service}: mean(request rate/s) x {seconds:.0f} s, summed over its pods; "
             "failed = mean(rate x error ratio) x seconds"
         )
         row = store.fetch(sql).to_pylist()[0]
@@ -557,8 +559,8 @@ def _count_requests(
 
 
 def _request_metrics_sql(window: Span, service: str, series: dict[str, list[str]]) -> str:
-    """Rate and error ratio paired per timestamp at one service; a percentage ratio (named so, or with a value
-    above 1) is divided by 100."""
+    """Rate and error ratio paired per timestamp and pod at one service, each pod's means summed (two replicas serve
+    twice a pod's requests); a percentage ratio (named so, or with a value above 1) is divided by 100."""
     rate = series["request_rate"][0]
     errors = series["error"]
     ratio = (
@@ -566,13 +568,16 @@ def _request_metrics_sql(window: Span, service: str, series: dict[str, list[str]
         "END)" if errors else "CAST(NULL AS DOUBLE)"
     )
     return f"""WITH points AS (
-    SELECT ts, max(CASE WHEN metric = {sql_str(rate)} THEN value END) AS rate, {ratio} AS ratio
+    SELECT ts, pod, max(CASE WHEN metric = {sql_str(rate)} THEN value END) AS rate, {ratio} AS ratio
     FROM metrics WHERE {in_span('ts', window)} AND service = {sql_str(service)}
-    GROUP BY ts
+    GROUP BY ts, pod
 ), scaled AS (
-    SELECT rate, CASE WHEN max(ratio) OVER () > 1 THEN ratio / 100 ELSE ratio END AS ratio FROM points
+    SELECT pod, rate, CASE WHEN max(ratio) OVER () > 1 THEN ratio / 100 ELSE ratio END AS ratio FROM points
+), pods AS (
+    SELECT avg(rate) AS mean_rate, avg(rate * ratio) AS mean_failed_rate, count(rate) AS points FROM scaled
+    GROUP BY pod
 )
-SELECT avg(rate) AS mean_rate, avg(rate * ratio) AS mean_failed_rate, count(rate) AS points FROM scaled"""
+SELECT sum(mean_rate) AS mean_rate, sum(mean_failed_rate) AS mean_failed_rate, sum(points) AS points FROM pods"""
 
 
 # --------------------------------------------------------------------------------------------------- logs
