@@ -676,7 +676,7 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
         windows = _seed_windows(detections)
     else:
         windows = _robust_windows(detections, _merge_gap_ns(detections, settings), lone_bar)
-    windows = _naming_pods(windows, {s.name: s.pod for s in all_series if several[s.name] > 1})
+    windows = _naming_pods(windows, {s.name: s.pod for s in all_series if s.pod and several[s.name] > 1})
     if not windows:
         miss = closest_miss(detections, lone_bar, settings) if detector == "robust" else None
         return _nothing(detector, _why_nothing(detections, lone_bar), sql, notes, len(all_series), miss,
