@@ -57,6 +57,23 @@ def test_one_replica_s_cpu_surge_ranks_its_service_first_and_the_evidence_names_
     assert f"cpu up {cpu.shift:.1f}σ on pod {CART[0]}" in cart.title
 
 
+def test_a_replica_started_since_the_baseline_is_held_against_its_service_s(tmp_path: Path):
+    # a rollout at the onset: cart's pods are replaced by one new pod that runs at three times their CPU; it has no
+    # baseline of its own, so its samples are scored against both old pods' together
+    path = _write(tmp_path / "metrics.csv", PODS, surge={})
+    new_pod = "cart-5c8d7e6f4a-n3w4p"
+    rows = [line for line in path.read_text().splitlines()[1:]
+            if not (line.split(",")[1] in CART and line.split(",")[0] >= f"{ONSET:%Y-%m-%d %H:%M:%S}")]
+    rows += [f"{ONSET + timedelta(minutes=m, seconds=30):%Y-%m-%d %H:%M:%S},{new_pod},{96 + m % 3},300"
+             for m in range(MINUTES - 50)]
+    path.write_text("ts,pod,cpu,memory\n" + "\n".join(rows) + "\n")
+    store = load_telemetry(metrics=str(path))
+    shifts, _ = metric_shifts(store, (ONSET, START + timedelta(minutes=MINUTES)), (START, ONSET))
+    cpu = next(s for s in shifts if s.series == "cart/cpu")
+    assert (cpu.pod, cpu.direction) == (new_pod, "up") and cpu.significant
+    assert _ranked(path)[0] == "cart"
+
+
 def test_the_review_names_the_service_and_charts_the_pod_that_moved(tmp_path: Path):
     """The hypothesis names the service; the moved series says its pod, and its chart is of that pod's samples
     (the baseline and markers drawn on it are that pod's)."""

@@ -145,31 +145,41 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
     A series is one pod's where the metrics name pods: each pod is scored against its own baseline, and the row of a
     service's metric is its most changed pod's (the largest |median z| in the window; `pod` names it, `pods` counts
     the pods with a point there). Two replicas' samples read as one series would interleave, and one bad replica
-    would be diluted by its healthy twin; a change of the whole service moves every pod, so it still shows."""
+    would be diluted by its healthy twin; a change of the whole service moves every pod, so it still shows. A pod
+    with no baseline sample (started since) is scored against its service's baseline, all its pods' together."""
     only = f" AND service = {sql_str(service)}" if service else ""
     only += f" AND metric IN {sql_in(metrics)}" if metrics else ""
     t = SHIFT_THRESHOLD
     w0, w1 = sql_ts(window[0]), sql_ts(window[1])
     return f"""WITH base AS (
-    SELECT service, pod, metric, median(value) AS base_median,
+    SELECT service, pod, metric, grouping(pod) AS pooled, median(value) AS base_median,
            quantile_cont(value, 0.75) - quantile_cont(value, 0.25) AS base_iqr,
            quantile_cont(value, {1 - RANGE_TAIL}) - quantile_cont(value, {RANGE_TAIL}) AS base_range,
            count(*) AS base_points
     FROM {source}
     WHERE ts >= {sql_ts(baseline[0])} AND ts < {sql_ts(baseline[1])} AND isfinite(value){only}
-    GROUP BY service, pod, metric
+    GROUP BY GROUPING SETS ((service, pod, metric), (service, metric))
 ), points AS (
     SELECT service, pod, metric, ts, avg(value) AS value
     FROM {source}
     WHERE ts >= {sql_ts(onset_search_start(window, baseline))} AND ts <= {w1} AND isfinite(value){only}
     GROUP BY service, pod, metric, ts
+), based AS (
+    -- a pod with no baseline of its own (a replica started since: a rollout, a reschedule) is held against its
+    -- service's, all its pods' baseline samples together
+    SELECT p.*, coalesce(own.base_median, pooled.base_median) AS base_median,
+           coalesce(own.base_iqr, pooled.base_iqr) AS base_iqr,
+           coalesce(own.base_range, pooled.base_range) AS base_range
+    FROM points p
+    LEFT JOIN base own ON own.pooled = 0 AND p.service = own.service AND p.pod IS NOT DISTINCT FROM own.pod
+                          AND p.metric = own.metric
+    LEFT JOIN base pooled ON pooled.pooled = 1 AND p.service = pooled.service AND p.metric = pooled.metric
 ), scored AS (
-    SELECT p.service, p.pod, p.metric, p.ts, p.value, b.base_median,
-           (p.value - b.base_median) / greatest(b.base_iqr / 1.349, b.base_range / {RANGE_SIGMAS},
-                                                abs(b.base_median) * {noise_floor:g}, 1e-6) AS z,
-           (p.value - b.base_median) / greatest(b.base_iqr / 1.349, abs(b.base_median) * {noise_floor:g}, 1e-6)
-               AS z_iqr
-    FROM points p JOIN base b ON p.service = b.service AND p.pod IS NOT DISTINCT FROM b.pod AND p.metric = b.metric
+    SELECT service, pod, metric, ts, value, base_median,
+           (value - base_median) / greatest(base_iqr / 1.349, base_range / {RANGE_SIGMAS},
+                                            abs(base_median) * {noise_floor:g}, 1e-6) AS z,
+           (value - base_median) / greatest(base_iqr / 1.349, abs(base_median) * {noise_floor:g}, 1e-6) AS z_iqr
+    FROM based WHERE base_median IS NOT NULL
 ), runs AS (
     SELECT *,
            min(CASE WHEN z > {t} THEN 1 ELSE 0 END) OVER next3 = 1 AS up_run,
