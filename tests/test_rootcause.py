@@ -378,15 +378,21 @@ def test_a_lone_candidate_on_its_warnings_alone_near_the_bar_is_not_named(tmp_pa
     assert strong.support == 1.0 and strong.hypotheses[0].confidence > 0.85 and verdict.status == "root_cause"
 
 
-def _two_services_an_hour_apart(tmp_path: Path, step: timedelta):
-    """api moved an hour after cache, on metrics sampled every `step`; api's move is the larger."""
-    onset = START + timedelta(days=5)
+def _six_days_of_latency(tmp_path: Path, step: timedelta, slower: str, faster: str):
+    """Six days of two services' latency sampled every `step`, each flat with a little noise (`slower` ~100 ms,
+    `faster` ~50 ms)."""
     rows = ["ts,service,metric,value"]
     for k in range(int(timedelta(days=6) / step)):
         stamp = f"{(START + k * step).isoformat()}Z"
-        rows += [f"{stamp},api,latency_ms,{100 + (k % 3)}", f"{stamp},cache,latency_ms,{50 + (k % 2)}"]
+        rows += [f"{stamp},{slower},latency_ms,{100 + (k % 3)}", f"{stamp},{faster},latency_ms,{50 + (k % 2)}"]
     (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
-    store = load_telemetry(metrics=tmp_path / "metrics.csv")
+    return load_telemetry(metrics=tmp_path / "metrics.csv")
+
+
+def _two_services_an_hour_apart(tmp_path: Path, step: timedelta):
+    """api moved an hour after cache, on metrics sampled every `step`; api's move is the larger."""
+    onset = START + timedelta(days=5)
+    store = _six_days_of_latency(tmp_path, step, "api", "cache")
     signals = {"api": ServiceSignals(service="api", metric_onset=onset + timedelta(hours=1), metric_strength=30.0),
                "cache": ServiceSignals(service="cache", metric_onset=onset, metric_strength=3.0)}
     ranking, _ = rank_root_causes(store, (onset, onset + timedelta(hours=12)), (START, onset), signals, CallGraph(),
@@ -412,16 +418,11 @@ def _caller_and_callee(tmp_path: Path, step: timedelta, callee_after: timedelta)
     from incidentlens.analysis.callgraph import CallEdge
 
     onset = START + timedelta(days=5)
-    rows = ["ts,service,metric,value"]
-    for k in range(int(timedelta(days=6) / step)):
-        stamp = f"{(START + k * step).isoformat()}Z"
-        rows += [f"{stamp},web,latency_ms,{100 + (k % 3)}", f"{stamp},cart,latency_ms,{50 + (k % 2)}"]
-    (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
+    store = _six_days_of_latency(tmp_path, step, "web", "cart")
     signals = {"web": ServiceSignals(service="web", metric_onset=onset, metric_strength=10.0, evidence=["web-shift"]),
                "cart": ServiceSignals(service="cart", metric_onset=onset + callee_after, metric_strength=10.0,
                                       evidence=["cart-shift"])}
     graph = CallGraph(edges=[CallEdge(caller="web", callee="cart", weight=10, source="calls")])
-    store = load_telemetry(metrics=tmp_path / "metrics.csv")
     ranking, _ = rank_root_causes(store, (onset, onset + timedelta(hours=12)), (START, onset), signals, graph,
                                   MechanismCues(), [], [])
     return ranking
