@@ -272,3 +272,25 @@ def test_a_series_pod_label_is_its_pod_and_leaves_the_metric_its_name():
     assert rows.to_pylist() == [
         {"service": "cart", "metric": "cpu", "pod": "cart-7d4b9c6f5d-a1b2c", "n": 3},
         {"service": "cart", "metric": "cpu", "pod": "cart-7d4b9c6f5d-x9y8z", "n": 3}]
+
+
+class _TwoTargets:
+    """A Prometheus answering one query with a series per scrape target of one job, and no pod label."""
+
+    def query_range(self, query: str, start: datetime, end: datetime, step: int) -> list[dict]:
+        return [{"metric": {"job": "cart", "instance": instance},
+                 "values": [[START.replace(tzinfo=UTC).timestamp() + 60 * i, str(level)] for i in range(3)]}
+                for instance, level in (("10.0.0.1:8080", 0.2), ("10.0.0.2:8080", 0.9))]
+
+
+def test_without_a_pod_label_each_scrape_target_is_a_replica_of_its_own():
+    # at each step the two targets' samples would otherwise be averaged into one value (0.55)
+    pulled = fetch_metrics(_TwoTargets(), START, START + timedelta(minutes=2), queries={"cpu": "cpu"},
+                           discover=False, step=60)
+    store = TelemetryStore()
+    store.add_arrow("metrics", pulled, "prometheus cpu")
+    rows = store.fetch("SELECT service, metric, pod, round(avg(value), 3) AS level FROM metrics GROUP BY ALL "
+                       "ORDER BY pod")
+    assert rows.to_pylist() == [
+        {"service": "cart", "metric": "cpu", "pod": "10.0.0.1:8080", "level": 0.2},
+        {"service": "cart", "metric": "cpu", "pod": "10.0.0.2:8080", "level": 0.9}]

@@ -1,8 +1,9 @@
 """Prometheus as a metrics source: discover or query series over a range and return the canonical metrics table.
 
 The result is an arrow table `ts TIMESTAMP (naive UTC), service VARCHAR, metric VARCHAR, value DOUBLE, pod
-VARCHAR` that the store registers as the `metrics` view (`pod` from a series' pod label, NULL without one: each
-replica's samples are a series of their own, and its metric keeps its name). Series are either discovered (every
+VARCHAR` that the store registers as the `metrics` view (`pod` from a series' pod label, else its `instance`, the
+target it was scraped from; NULL without either: each replica's samples are a series of their own, and its metric keeps
+its name). Series are either discovered (every
 series carrying a `service`, `app` or `job` label over the range) or given as named PromQL queries
 (`--promql NAME=QUERY`).
 """
@@ -263,7 +264,9 @@ def _service_of(labels: Mapping[str, str]) -> str:
 
 
 def _pod_of(labels: Mapping[str, str]) -> str | None:
-    return next((labels[label] for label in POD_LABELS if labels.get(label)), None)
+    """The replica a series is of: its pod label, else the target it was scraped from (`instance`: two replicas of a
+    job outside Kubernetes are two targets, whose samples at each step would otherwise be averaged into one)."""
+    return next((labels[label] for label in (*POD_LABELS, "instance") if labels.get(label)), None)
 
 
 def _metric_of(labels: Mapping[str, str], name: str) -> str:
