@@ -132,3 +132,29 @@ def test_a_service_s_requests_are_its_pods_together(tmp_path: Path):
     impact = estimate_impact(store, (ONSET, START + timedelta(minutes=MINUTES)), (START, ONSET)).impact
     assert impact.requests_total == 20 * 10 * 60  # ten minutes of both pods
     assert impact.requests_failed == round((0.2 + 0.01) * 10 * 10 * 60)
+
+
+def test_each_replica_s_incident_is_a_window_of_its_own(tmp_path: Path):
+    # cart's pod a is slow tenfold from 10:00 to 10:08, its pod b threefold from 10:40 to 10:50: two incidents, each
+    # named by the pod that had it, and an alert at 10:42 is about the second (a twin's larger incident an hour
+    # earlier does not hide it)
+    from incidentlens.analysis.detection import detect
+
+    rng = np.random.default_rng(4)
+    start = datetime(2026, 1, 1, 9, 0)
+    lines = ["ts,service,pod,metric,value"]
+    slow = {"a": (10, start + timedelta(minutes=60), start + timedelta(minutes=68)),
+            "b": (3, start + timedelta(minutes=100), start + timedelta(minutes=110))}
+    for service in ("cart", "frontend"):
+        for pod in ("a", "b"):
+            for minute in range(120):
+                at = start + timedelta(minutes=minute)
+                factor, since, until = slow[pod] if service == "cart" else (1, at, at)
+                value = 100 * (1 + 0.03 * rng.standard_normal()) * (factor if since <= at < until else 1)
+                lines.append(f"{at:%Y-%m-%d %H:%M:%S},{service},{service}-7d4b9c6f5d-{pod}1b2c,latency_ms,{value:.3f}")
+    path = tmp_path / "metrics.csv"
+    path.write_text("\n".join(lines) + "\n")
+    found = detect(load_telemetry(metrics=str(path)), at=start + timedelta(minutes=102))
+    spans = sorted((w.start.strftime("%H:%M"), w.series[0].pod) for w in found.windows)
+    assert spans == [("10:00", "cart-7d4b9c6f5d-a1b2c"), ("10:40", "cart-7d4b9c6f5d-b1b2c")]
+    assert found.window.start.strftime("%H:%M") == "10:40" and found.window.series[0].series == "cart/latency_ms"

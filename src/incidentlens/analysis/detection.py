@@ -667,16 +667,16 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
         _check_metric_names(metrics, all_series)
     if not all_series:
         return _nothing(detector, "the metrics view has no rows", sql, [], 0)
-    several = Counter(s.name for s in all_series)
-    all_series, detections = _most_changed_pods(
-        [(s, detect_series(s.t, s.y, detector=detector, at=at, sensitivity=sensitivity)) for s in all_series])
-    notes = _cleaning_notes(all_series, detections)
+    pods = _pods_by_key(all_series)
+    detections = {_key(s, pods): detect_series(s.t, s.y, detector=detector, at=at, sensitivity=sensitivity)
+                  for s in all_series}
+    notes = _cleaning_notes(all_series, detections, pods)
     lone_bar = lone_series_bar(len(detections), settings)
     if detector == "seed-zscore":
         windows = _seed_windows(detections)
     else:
         windows = _robust_windows(detections, _merge_gap_ns(detections, settings), lone_bar)
-    windows = _naming_pods(windows, {s.name: s.pod for s in all_series if s.pod and several[s.name] > 1})
+    windows = _naming_pods(windows, pods)
     if not windows:
         miss = closest_miss(detections, lone_bar, settings) if detector == "robust" else None
         return _nothing(detector, _why_nothing(detections, lone_bar), sql, notes, len(all_series), miss,
@@ -743,31 +743,38 @@ def _read_series(store: Any, sql: str) -> list[_Series]:
     ]
 
 
-def _most_changed_pods(
-    detected: list[tuple[_Series, SeriesDetection]],
-) -> tuple[list[_Series], dict[str, SeriesDetection]]:
-    """One detection per `service/metric`: of a service's several pods, the one whose strongest span stands out most
-    (the first pod when none has a span). One bad replica then shows undiluted by its healthy twin, and the windows
-    count a service's metric once, however many pods report it."""
-    chosen: dict[str, tuple[_Series, SeriesDetection]] = {}
-    for source, detection in detected:
-        held = chosen.get(source.name)
-        if held is None or _standing_out(detection) > _standing_out(held[1]):
-            chosen[source.name] = (source, detection)
-    return [source for source, _ in chosen.values()], {name: d for name, (_, d) in chosen.items()}
+#: how a series of one of a service's several pods is told apart from its twins while windows are built
+POD_KEY = " on pod "
 
 
-def _naming_pods(windows: list[IncidentWindow], pods: dict[str, str]) -> list[IncidentWindow]:
-    """Each moved series with the pod that moved, where its service has several pods (`pods`: name -> pod)."""
+def _pods_by_key(all_series: list[_Series]) -> dict[str, tuple[str, str]]:
+    """Each series of a service with several pods, by its key (`service/metric on pod X`): (name, pod). Every pod's
+    samples are a series of their own, so one bad replica shows undiluted by its healthy twin, and a replica's
+    incident at one time is not hidden by its twin's at another."""
+    several = Counter(s.name for s in all_series)
+    return {f"{s.name}{POD_KEY}{s.pod}": (s.name, s.pod) for s in all_series if several[s.name] > 1}
+
+
+def _key(source: _Series, pods: dict[str, tuple[str, str]]) -> str:
+    key = f"{source.name}{POD_KEY}{source.pod}"
+    return key if key in pods else source.name
+
+
+def _naming_pods(windows: list[IncidentWindow], pods: dict[str, tuple[str, str]]) -> list[IncidentWindow]:
+    """Each window's moved series by its name, with the pod that moved where its service has several (of two of its
+    pods that moved in one window, the one that moved most: a service's metric counts once)."""
     if not pods:
         return windows
-    return [w.model_copy(update={"series": [s.model_copy(update={"pod": pods.get(s.series)}) for s in w.series]})
-            for w in windows]
-
-
-def _standing_out(detection: SeriesDetection) -> float:
-    """How far a series' strongest span stands out (0 without one)."""
-    return max((max(span.strength, abs(span.shift)) for span in detection.spans), default=0.0)
+    named = []
+    for window in windows:
+        kept: dict[str, SeriesShift] = {}
+        for shift in window.series:  # largest |shift| first
+            name, pod = pods.get(shift.series, (shift.series, None))
+            kept.setdefault(name, shift.model_copy(update={"series": name, "pod": pod}))
+        series = list(kept.values())
+        named.append(window.model_copy(update={
+            "series": series, "severity": float(sum(min(abs(s.shift), SHIFT_CAP) for s in series))}))
+    return sorted(named, key=lambda w: w.severity, reverse=True)
 
 
 def _check_metric_names(metrics: list[str], all_series: list[_Series]) -> None:
@@ -788,17 +795,18 @@ def detect_series(t: np.ndarray, y: np.ndarray, *, detector: str = "robust", at:
     return detect_points(t, y, reference_end=reference_end, settings=settings_for(sensitivity))
 
 
-def _cleaning_notes(all_series: list[_Series], detections: dict[str, SeriesDetection]) -> list[str]:
+def _cleaning_notes(all_series: list[_Series], detections: dict[str, SeriesDetection],
+                    pods: dict[str, tuple[str, str]]) -> list[str]:
     notes = []
     for source in all_series:
-        detection = detections[source.name]
+        detection = detections[_key(source, pods)]
         cleaning = detection.series.notes()
         if source.duplicates:
             cleaning.insert(0, f"{source.duplicates} duplicated timestamps averaged")
         if detection.score is None and detection.reason:
             cleaning.append(f"skipped: {detection.reason}")
         if cleaning:
-            notes.append(f"{source.name}: " + "; ".join(cleaning))
+            notes.append(f"{_key(source, pods)}: " + "; ".join(cleaning))
     return notes
 
 
