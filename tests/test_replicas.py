@@ -134,6 +134,22 @@ def test_a_service_s_requests_are_its_pods_together(tmp_path: Path):
     assert impact.requests_failed == round((0.2 + 0.01) * 10 * 10 * 60)
 
 
+def test_a_pod_that_replaced_another_mid_window_counts_for_the_minutes_it_served(tmp_path: Path):
+    """A rollout: the front door's old pod serves 10 requests a second until 4 minutes after the onset, the new one
+    from then on. Ten minutes of 10 a second, not twice that (each pod's mean over the window, summed)."""
+    pods = ("web-579b9bff58-t2dbm", "web-6c9d8e7f5a-n3w4p")
+    lines = ["ts,pod,requests_per_s,error_ratio"]
+    for minute in range(MINUTES):
+        at = START + timedelta(minutes=minute, seconds=5)
+        pod = pods[0] if at < ONSET + timedelta(minutes=4) else pods[1]
+        lines.append(f"{at:%Y-%m-%d %H:%M:%S},{pod},10,{0.2 if at >= ONSET else 0.01}")
+    (tmp_path / "metrics.csv").write_text("\n".join(lines) + "\n")
+    store = load_telemetry(metrics=str(tmp_path / "metrics.csv"))
+    impact = estimate_impact(store, (ONSET, START + timedelta(minutes=MINUTES)), (START, ONSET)).impact
+    assert impact.requests_total == 10 * 10 * 60
+    assert impact.requests_failed == round(0.2 * 10 * 10 * 60)
+
+
 def test_each_replica_s_incident_is_a_window_of_its_own(tmp_path: Path):
     # cart's pod a is slow tenfold from 10:00 to 10:08, its pod b threefold from 10:40 to 10:50: two incidents, each
     # named by the pod that had it, and an alert at 10:42 is about the second (a twin's larger incident an hour

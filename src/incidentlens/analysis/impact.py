@@ -466,11 +466,11 @@ def _entry_service(
 ) -> tuple[str, str] | None:
     """(source, service) where requests are counted: 'metrics' when a request-rate metric exists, else 'logs'."""
     if series.get("request_rate"):
-        # a service's rate is its pods' together: each pod's mean, summed
+        # a service's rate is its pods' together, summed step by step (`_over_pods_sql`)
         sql = (
-            f"SELECT service, sum(rate) AS rate FROM (SELECT service, pod, avg(value) AS rate FROM metrics "
-            f"WHERE {in_span('ts', baseline)} AND metric IN {sql_in(series['request_rate'])} GROUP BY service, pod) "
-            "GROUP BY service"
+            f"WITH rows AS (SELECT service, pod, ts, value AS rate, CAST(NULL AS DOUBLE) AS failed_rate FROM metrics "
+            f"WHERE {in_span('ts', baseline)} AND metric IN {sql_in(series['request_rate'])}), "
+            f"{_over_pods_sql('rows', 'service')} SELECT service, avg(rate) AS rate FROM steps GROUP BY service"
         )
         source = "metrics"
     elif "service" in log_columns:
@@ -539,7 +539,8 @@ def _count_requests(
             rule += " (the spans record no error status: failures not counted)"
     elif source == "metrics":
         sql, rule = _request_metrics_sql(span, service, series), (
-            f"at the entry service {service}: mean(request rate/s) x {seconds:.0f} s, summed over its pods; "
+            f"at the entry service {service}: mean(request rate/s, summed over its pods at each step) x "
+            f"{seconds:.0f} s; "
             "failed = mean(rate x error ratio) x seconds"
         )
         row = store.fetch(sql).to_pylist()[0]
@@ -559,8 +560,8 @@ def _count_requests(
 
 
 def _request_metrics_sql(window: Span, service: str, series: dict[str, list[str]]) -> str:
-    """Rate and error ratio paired per timestamp and pod at one service, each pod's means summed (two replicas serve
-    twice a pod's requests); a percentage ratio (named so, or with a value above 1) is divided by 100."""
+    """Rate and error ratio paired per timestamp and pod at one service, summed over its pods step by step
+    (`_over_pods_sql`); a percentage ratio (named so, or with a value above 1) is divided by 100."""
     rate = series["request_rate"][0]
     errors = series["error"]
     ratio = (
@@ -572,12 +573,30 @@ def _request_metrics_sql(window: Span, service: str, series: dict[str, list[str]
     FROM metrics WHERE {in_span('ts', window)} AND service = {sql_str(service)}
     GROUP BY ts, pod
 ), scaled AS (
-    SELECT pod, rate, CASE WHEN max(ratio) OVER () > 1 THEN ratio / 100 ELSE ratio END AS ratio FROM points
-), pods AS (
-    SELECT avg(rate) AS mean_rate, avg(rate * ratio) AS mean_failed_rate, count(rate) AS points FROM scaled
-    GROUP BY pod
-)
-SELECT sum(mean_rate) AS mean_rate, sum(mean_failed_rate) AS mean_failed_rate, sum(points) AS points FROM pods"""
+    SELECT ts, pod, rate, rate * CASE WHEN max(ratio) OVER () > 1 THEN ratio / 100 ELSE ratio END AS failed_rate
+    FROM points
+), {_over_pods_sql("scaled", "")}
+SELECT avg(rate) AS mean_rate, avg(failed_rate) AS mean_failed_rate, (SELECT count(rate) FROM scaled) AS points
+FROM steps"""
+
+
+def _over_pods_sql(rows: str, by: str) -> str:
+    """CTEs `step` and `steps` over `rows` (ts, pod, rate, failed_rate[, `by`]): each pod's rate averaged in steps of
+    the data's own sampling step (the median over pods of each one's mean gap), then summed over the pods per step:
+    two replicas serve twice a pod's requests, while a pod that replaced another mid-window (a rollout) counts only
+    for the steps it served (a sum of each pod's mean over the whole window counted both for all of it)."""
+    group = f"{by}, " if by else ""
+    return f"""step AS (
+    SELECT greatest(1, median(gap)) AS seconds FROM (
+        SELECT (epoch(max(ts)) - epoch(min(ts))) / (count(*) - 1) AS gap FROM {rows}
+        WHERE rate IS NOT NULL GROUP BY {group}pod HAVING count(*) > 1)
+), per_pod AS (
+    SELECT {group}pod, floor(epoch(ts) / (SELECT seconds FROM step)) AS bucket, avg(rate) AS rate,
+           avg(failed_rate) AS failed_rate
+    FROM {rows} WHERE rate IS NOT NULL GROUP BY ALL
+), steps AS (
+    SELECT {group}bucket, sum(rate) AS rate, sum(failed_rate) AS failed_rate FROM per_pod GROUP BY ALL
+)"""
 
 
 # --------------------------------------------------------------------------------------------------- logs
