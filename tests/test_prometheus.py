@@ -294,3 +294,23 @@ def test_without_a_pod_label_each_scrape_target_is_a_replica_of_its_own():
     assert rows.to_pylist() == [
         {"service": "cart", "metric": "cpu", "pod": "10.0.0.1:8080", "level": 0.2},
         {"service": "cart", "metric": "cpu", "pod": "10.0.0.2:8080", "level": 0.9}]
+
+
+class _KubeStateMetrics:
+    """kube-state-metrics' readiness of two workloads' pods, scraped by its own job."""
+
+    def query_range(self, query: str, start: datetime, end: datetime, step: int) -> list[dict]:
+        return [{"metric": {"job": "kube-state-metrics", "pod": pod, "namespace": "shop", "condition": "true"},
+                 "values": [[START.replace(tzinfo=UTC).timestamp() + 60 * i, "1"] for i in range(3)]}
+                for pod in ("cart-7d4b9c6f5d-a1b2c", "checkout-5c8d7e6f4a-n3w4p")]
+
+
+def test_a_pod_label_names_the_service_a_series_of_another_job_is_about():
+    # without a service or app label the job is only who scraped it: each pod's readiness is its own service's
+    pulled = fetch_metrics(_KubeStateMetrics(), START, START + timedelta(minutes=2),
+                           queries={"ready": "kube_pod_status_ready"}, discover=False, step=60)
+    store = TelemetryStore()
+    store.add_arrow("metrics", pulled, "prometheus ready")
+    rows = store.fetch("SELECT DISTINCT service, pod FROM metrics ORDER BY service")
+    assert rows.to_pylist() == [{"service": "cart", "pod": "cart-7d4b9c6f5d-a1b2c"},
+                                {"service": "checkout", "pod": "checkout-5c8d7e6f4a-n3w4p"}]

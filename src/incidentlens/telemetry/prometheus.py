@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from incidentlens.errors import InputError, SourceError
+from incidentlens.telemetry.logfields import service_of_pod
 from incidentlens.urls import redact_url
 
 # Prometheus refuses a query_range that would return more than 11,000 points per series.
@@ -260,7 +261,12 @@ def _matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
 
 
 def _service_of(labels: Mapping[str, str]) -> str:
-    return next((labels[label] for label in SERVICE_LABELS if labels.get(label)), "global")
+    """The series' `service` or `app` label; else the service of its pod (the pod name without its replica-set
+    suffix), since a `job` is the scrape job, and kube-state-metrics' or cAdvisor's series of another workload's pod
+    are about that workload; else its `job`; else `global`."""
+    named = next((labels[label] for label in SERVICE_LABELS[:-1] if labels.get(label)), None)
+    pod = next((labels[label] for label in POD_LABELS if labels.get(label)), None)
+    return named or (service_of_pod(pod) if pod else None) or labels.get("job") or "global"
 
 
 def _pod_of(labels: Mapping[str, str]) -> str | None:
