@@ -174,3 +174,18 @@ def test_each_replica_s_incident_is_a_window_of_its_own(tmp_path: Path):
     spans = sorted((w.start.strftime("%H:%M"), w.series[0].pod) for w in found.windows)
     assert spans == [("10:00", "cart-7d4b9c6f5d-a1b2c"), ("10:40", "cart-7d4b9c6f5d-b1b2c")]
     assert found.window.start.strftime("%H:%M") == "10:40" and found.window.series[0].series == "cart/latency_ms"
+
+
+def test_without_a_pod_column_an_instance_column_tells_the_replicas_apart(tmp_path: Path):
+    path = _write(tmp_path / "metrics.csv", PODS, surge={CART[0]: 1.8})
+    lines = path.read_text().splitlines()
+    rows = ["ts,service,instance,cpu,memory"] + [
+        f"{ts},{pod.rsplit('-', 2)[0]},10.0.0.{n}:8080,{cpu},{memory}"
+        for n, (ts, pod, cpu, memory) in ((list(PODS).index(line.split(",")[1]), line.split(","))
+                                          for line in lines[1:])]
+    path.write_text("\n".join(rows) + "\n")
+    store = load_telemetry(metrics=str(path))
+    shifts, _ = metric_shifts(store, (ONSET, START + timedelta(minutes=MINUTES)), (START, ONSET))
+    cpu = next(s for s in shifts if s.series == "cart/cpu")
+    assert (cpu.pod, cpu.pods, cpu.direction) == ("10.0.0.0:8080", 2, "up")
+    assert _ranked(path)[0] == "cart"

@@ -372,7 +372,7 @@ def test_a_lone_candidate_on_its_warnings_alone_near_the_bar_is_not_named(tmp_pa
     ranking, verdict = _rank_alone(tmp_path, log_ratio=21.0, log_z=3.02, log_onset=START + timedelta(hours=5))
     assert ranking.support == pytest.approx(0.0067)
     assert ranking.hypotheses[0].confidence < 2 * ranking.unexplained and verdict.status == "inconclusive"
-    assert "its WARN/ERROR lines (x21 their rate before: z 3 against the bar 3)" in verdict.reason
+    assert "its WARN/ERROR lines (x21 their rate before: z 3.02 against the bar 3)" in verdict.reason
     # a surge far past the bar stands alone as before
     strong, verdict = _rank_alone(tmp_path, log_ratio=21.0, log_z=8.0, log_onset=START + timedelta(hours=5))
     assert strong.support == 1.0 and strong.hypotheses[0].confidence > 0.85 and verdict.status == "root_cause"

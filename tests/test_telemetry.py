@@ -560,7 +560,7 @@ def test_an_arrow_table_becomes_a_canonical_view() -> None:
                       "value": [1.0], "instance": ["host:9090"]})
     store.add_arrow("metrics", table, "prometheus up")
     assert rows(store, "SELECT * FROM metrics") == [
-        {"ts": T0, "service": "api", "metric": "up", "value": 1.0, "pod": None, "instance": "host:9090"}]
+        {"ts": T0, "service": "api", "metric": "up", "value": 1.0, "pod": "host:9090", "instance": "host:9090"}]
 
 
 def test_an_arrow_table_with_bad_times_is_named_by_its_label() -> None:

@@ -348,7 +348,11 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
     if table.num_rows == 0:
         return []
     grid = _MinuteGrid.build(table, baseline[0], window[1], origin=window[0])
-    base_minutes = grid.covered_minutes(baseline)
+    # the baseline's lines are counted by whole minute column (counted from the window's start), so its time is too:
+    # to the end of its last column (a detected window's baseline ends off the grid), never into the window
+    columns = grid.minutes[grid.minutes < np.datetime64(baseline[1], "us")]
+    base_end = min(window[0], (columns[-1] + MINUTE).astype(datetime)) if len(columns) else baseline[1]
+    base_minutes = grid.covered_minutes((baseline[0], base_end))
     start = grid.index(window[0])
     stop = max(start + 1, grid.end_index(window[1]))  # a window under a minute is one
     window_minutes = grid.covered_minutes(window)

@@ -134,14 +134,14 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
             "fault already under way before the start would leave too")
 
 
-
 def _the_one_test(s: ServiceSignals) -> str:
     """The one test a lone lead rests on (`rootcause.rests_on_one_test`), with its size against its bar."""
     if s.log_ratio > 0:
-        return (f"its WARN/ERROR lines (x{s.log_ratio:.2g} their rate before: z {s.log_z:.2g} against the bar "
-                f"{SHIFT_THRESHOLD:g})")
+        ratio = f"{s.log_ratio:,.0f}" if s.log_ratio >= 10 else f"{s.log_ratio:.2g}"
+        return f"its WARN/ERROR lines (x{ratio} their rate before: z {s.log_z:.2f} against the bar {SHIFT_THRESHOLD:g})"
     return (f"its change in {s.trace_where} ({s.trace_change or 'its requests changed'}: strength "
             f"{s.trace_strength:.2g} against the candidate bar {SIGNIFICANT_STRENGTH:g})")
+
 
 def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]:
     """What each candidate showed, earliest first."""

@@ -450,12 +450,15 @@ def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...]
 
 def _pod_column(c: Canonical, mapping: dict[str, str]) -> str | None:
     """The column naming the pod a metric row is of: the service column when it holds pod names, else a pod column
-    beside it (`pod`, `pod_name`, `k8s.pod.name`, ...); None when the source names no pod."""
+    beside it (`pod`, `pod_name`, `k8s.pod.name`, ...), else an `instance` column; None when the source names none."""
     names = list(c.columns.types)
     service = find_column(names, "service", mapping)
     if service is not None and is_pod_column(service) and not c.columns.is_number(service):
         return service
-    return next((n for n in names if normalise(n) in POD_COLUMNS and not c.columns.is_number(n)), None)
+    pods = [n for n in names if normalise(n) in POD_COLUMNS and not c.columns.is_number(n)]
+    # a scrape target (`instance`) tells replicas apart where nothing names a pod, as in Prometheus
+    return next(iter(pods), None) or next((n for n in names if normalise(n) == "instance"
+                                          and not c.columns.is_number(n)), None)
 
 
 def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
@@ -467,7 +470,7 @@ def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, st
     _metric_values(c, mapping, names)
     # Each pod's samples stay apart (the analysis reads one series per pod), while the service stays the unit.
     c.exprs["pod"] = f"CAST({quote(pod)} AS VARCHAR)" if pod else "CAST(NULL AS VARCHAR)"
-    c.used.update({pod} if pod else set())
+    c.used.update({pod} if pod and normalise(pod) != "instance" else set())  # an instance column stays too
 
 
 def _metric_values(c: Canonical, mapping: dict[str, str], names: list[str]) -> None:
