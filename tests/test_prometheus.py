@@ -254,41 +254,39 @@ def test_the_cli_says_in_one_line_when_prometheus_is_unreachable(tmp_path: Path)
     assert completed.stderr.count("\n") == 1
 
 
-class _TwoReplicas:
-    """A Prometheus answering one query with a series per pod of one service."""
+class _Series:
+    """A Prometheus answering any query with these series (labels, level), three samples a minute apart each."""
+
+    def __init__(self, *series: tuple[dict[str, str], float]):
+        self.series = series
 
     def query_range(self, query: str, start: datetime, end: datetime, step: int) -> list[dict]:
-        return [{"metric": {"app": "cart", "pod": pod, "instance": "10.0.0.1:8080"},
+        return [{"metric": labels,
                  "values": [[START.replace(tzinfo=UTC).timestamp() + 60 * i, str(level)] for i in range(3)]}
-                for pod, level in (("cart-7d4b9c6f5d-a1b2c", 0.2), ("cart-7d4b9c6f5d-x9y8z", 0.5))]
+                for labels, level in self.series]
+
+
+def _pulled(prometheus: _Series) -> TelemetryStore:
+    pulled = fetch_metrics(prometheus, START, START + timedelta(minutes=2), queries={"cpu": "cpu"}, discover=False,
+                           step=60)
+    store = TelemetryStore()
+    store.add_arrow("metrics", pulled, "prometheus cpu")
+    return store
 
 
 def test_a_series_pod_label_is_its_pod_and_leaves_the_metric_its_name():
-    pulled = fetch_metrics(_TwoReplicas(), START, START + timedelta(minutes=2), queries={"cpu": "cpu"},
-                           discover=False, step=60)
-    store = TelemetryStore()
-    store.add_arrow("metrics", pulled, "prometheus cpu")
+    store = _pulled(_Series(({"app": "cart", "pod": "cart-7d4b9c6f5d-a1b2c", "instance": "10.0.0.1:8080"}, 0.2),
+                            ({"app": "cart", "pod": "cart-7d4b9c6f5d-x9y8z", "instance": "10.0.0.1:8080"}, 0.5)))
     rows = store.fetch("SELECT service, metric, pod, count(*) AS n FROM metrics GROUP BY ALL ORDER BY pod")
     assert rows.to_pylist() == [
         {"service": "cart", "metric": "cpu", "pod": "cart-7d4b9c6f5d-a1b2c", "n": 3},
         {"service": "cart", "metric": "cpu", "pod": "cart-7d4b9c6f5d-x9y8z", "n": 3}]
 
 
-class _TwoTargets:
-    """A Prometheus answering one query with a series per scrape target of one job, and no pod label."""
-
-    def query_range(self, query: str, start: datetime, end: datetime, step: int) -> list[dict]:
-        return [{"metric": {"job": "cart", "instance": instance},
-                 "values": [[START.replace(tzinfo=UTC).timestamp() + 60 * i, str(level)] for i in range(3)]}
-                for instance, level in (("10.0.0.1:8080", 0.2), ("10.0.0.2:8080", 0.9))]
-
-
 def test_without_a_pod_label_each_scrape_target_is_a_replica_of_its_own():
     # at each step the two targets' samples would otherwise be averaged into one value (0.55)
-    pulled = fetch_metrics(_TwoTargets(), START, START + timedelta(minutes=2), queries={"cpu": "cpu"},
-                           discover=False, step=60)
-    store = TelemetryStore()
-    store.add_arrow("metrics", pulled, "prometheus cpu")
+    store = _pulled(_Series(({"job": "cart", "instance": "10.0.0.1:8080"}, 0.2),
+                            ({"job": "cart", "instance": "10.0.0.2:8080"}, 0.9)))
     rows = store.fetch("SELECT service, metric, pod, round(avg(value), 3) AS level FROM metrics GROUP BY ALL "
                        "ORDER BY pod")
     assert rows.to_pylist() == [
@@ -296,21 +294,12 @@ def test_without_a_pod_label_each_scrape_target_is_a_replica_of_its_own():
         {"service": "cart", "metric": "cpu", "pod": "10.0.0.2:8080", "level": 0.9}]
 
 
-class _KubeStateMetrics:
-    """kube-state-metrics' readiness of two workloads' pods, scraped by its own job."""
-
-    def query_range(self, query: str, start: datetime, end: datetime, step: int) -> list[dict]:
-        return [{"metric": {"job": "kube-state-metrics", "pod": pod, "namespace": "shop", "condition": "true"},
-                 "values": [[START.replace(tzinfo=UTC).timestamp() + 60 * i, "1"] for i in range(3)]}
-                for pod in ("cart-7d4b9c6f5d-a1b2c", "checkout-5c8d7e6f4a-n3w4p")]
-
-
 def test_a_pod_label_names_the_service_a_series_of_another_job_is_about():
-    # without a service or app label the job is only who scraped it: each pod's readiness is its own service's
-    pulled = fetch_metrics(_KubeStateMetrics(), START, START + timedelta(minutes=2),
-                           queries={"ready": "kube_pod_status_ready"}, discover=False, step=60)
-    store = TelemetryStore()
-    store.add_arrow("metrics", pulled, "prometheus ready")
+    # kube-state-metrics' readiness of two workloads' pods: without a service or app label the job is only who
+    # scraped it, and each pod's readiness is its own service's
+    ready = {"job": "kube-state-metrics", "namespace": "shop", "condition": "true"}
+    store = _pulled(_Series(({**ready, "pod": "cart-7d4b9c6f5d-a1b2c"}, 1.0),
+                            ({**ready, "pod": "checkout-5c8d7e6f4a-n3w4p"}, 1.0)))
     rows = store.fetch("SELECT DISTINCT service, pod FROM metrics ORDER BY service")
     assert rows.to_pylist() == [{"service": "cart", "pod": "cart-7d4b9c6f5d-a1b2c"},
                                 {"service": "checkout", "pod": "checkout-5c8d7e6f4a-n3w4p"}]
