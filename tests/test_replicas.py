@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from incidentlens.analysis import analyze
 from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.shifts import metric_shifts
 from incidentlens.report import build_postmortem
-from incidentlens.report.render_html import _line_charts
+from incidentlens.report.render_html import _line_charts, _strongest_series
 from incidentlens.telemetry import load_telemetry
 
 START = datetime(2024, 5, 1, 10, 0)
@@ -189,3 +190,12 @@ def test_without_a_pod_column_an_instance_column_tells_the_replicas_apart(tmp_pa
     cpu = next(s for s in shifts if s.series == "cart/cpu")
     assert (cpu.pod, cpu.pods, cpu.direction) == ("10.0.0.0:8080", 2, "up")
     assert _ranked(path)[0] == "cart"
+
+
+def test_a_service_s_strongest_series_is_charted_on_the_pod_that_moved(tmp_path: Path):
+    # the root cause's chart when none of its series crossed the detection's bar: the series that shifted most, on
+    # the pod that moved, not the two pods' average
+    path = _write(tmp_path / "metrics.csv", PODS, surge={CART[0]: 1.8})
+    pm = SimpleNamespace(incident_window=SimpleNamespace(start=ONSET, end=START + timedelta(minutes=MINUTES)),
+                         baseline_window=SimpleNamespace(start=START, end=ONSET))
+    assert _strongest_series(load_telemetry(metrics=str(path)), "cart", pm)[0] == ("cart/cpu", CART[0])

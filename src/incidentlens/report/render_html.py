@@ -173,13 +173,13 @@ def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     view = _view(window)
     picked = key_metrics(pm, store)
     # of a service with several pods, the chart is of the pod that moved (as its baseline and markers are)
-    pods = {s.series: s.pod for s in pm.detection.series if s.pod}
-    series = {s.name: s for s in key_series(store, [name for name, _ in picked], view, pods=pods)}
+    pods = {**{name: pod for name, _, pod in picked if pod}, **{s.series: s.pod for s in pm.detection.series if s.pod}}
+    series = {s.name: s for s in key_series(store, [name for name, _, _ in picked], view, pods=pods)}
     if not series:
         return [], "The metrics hold none of the series that moved."
     detected = {s.series: s for s in pm.detection.series}
     charts = []
-    for name, role in picked:
+    for name, role, _ in picked:
         if name not in series:
             continue
         markers = _markers(pm, detected.get(name), window)
@@ -192,9 +192,10 @@ def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     return charts, ""
 
 
-def key_metrics(pm: Postmortem, store: Any) -> list[tuple[str, str]]:
-    """The series to chart, each with why: the root cause's, the entry service's, then the others that moved most
-    after the start (strongest shift first), at most `MAX_METRIC_CHARTS`."""
+def key_metrics(pm: Postmortem, store: Any) -> list[tuple[str, str, str | None]]:
+    """The series to chart, each with why and the pod that moved where its service has several (else None): the root
+    cause's, the entry service's, then the others that moved most after the start (strongest shift first), at most
+    `MAX_METRIC_CHARTS`."""
     from incidentlens.analysis.impact import moved_after_start
 
     if not store.has("metrics"):
@@ -205,23 +206,25 @@ def key_metrics(pm: Postmortem, store: Any) -> list[tuple[str, str]]:
                                                 for s in candidates], {s.series: s.pod for s in candidates if s.pod})
     moved = sorted((s for s in pm.detection.series if s.series in changed or "/" not in s.series),
                    key=lambda s: -abs(s.shift or 0))
-    picked: dict[str, str] = {}
+    picked: dict[str, tuple[str, str | None]] = {}
     focus = [(pm.root_cause.service, "root cause", 2)] if pm.root_cause else []
     entry = (pm.impact.entry_service or "").split(",")[0].strip() if pm.impact else ""
     if entry and entry not in ("global", "all"):
         focus.append((entry, "entry service", 1))
     for service, role, count in focus:
-        own = [s.series for s in moved if s.series.rsplit("/", 1)[0] == service]
-        for name in (own or _strongest_series(store, service, pm, prefer_felt=role == "entry service"))[:count]:
-            picked.setdefault(name, role)
+        own = [(s.series, s.pod) for s in moved if s.series.rsplit("/", 1)[0] == service]
+        for name, pod in (own or _strongest_series(store, service, pm, prefer_felt=role == "entry service"))[:count]:
+            picked.setdefault(name, (role, pod))
     for s in moved:
-        picked.setdefault(s.series, "moved most")
-    return list(picked.items())[:MAX_METRIC_CHARTS]
+        picked.setdefault(s.series, ("moved most", s.pod))
+    return [(name, role, pod) for name, (role, pod) in picked.items()][:MAX_METRIC_CHARTS]
 
 
-def _strongest_series(store: Any, service: str, pm: Postmortem, prefer_felt: bool = False) -> list[str]:
-    """A service's series that shifted most in the incident (the detection lists only what crossed its bar); with
-    `prefer_felt`, its latency and error series first: what the service's callers feel."""
+def _strongest_series(store: Any, service: str, pm: Postmortem,
+                      prefer_felt: bool = False) -> list[tuple[str, str | None]]:
+    """A service's series that shifted most in the incident (the detection lists only what crossed its bar), each
+    with its most changed pod where it has several; with `prefer_felt`, its latency and error series first: what the
+    service's callers feel."""
     from incidentlens.analysis.impact import ERROR_RATIO, LATENCY
     from incidentlens.analysis.shifts import metric_shift_sql
 
@@ -233,7 +236,7 @@ def _strongest_series(store: Any, service: str, pm: Postmortem, prefer_felt: boo
             if r["median_z"] is not None]
     rows.sort(key=lambda r: (not (prefer_felt and (LATENCY.search(r["metric"]) or ERROR_RATIO.search(r["metric"]))),
                              -max(abs(r["max_z"] or 0), abs(r["min_z"] or 0))))
-    return [f"{r['service']}/{r['metric']}" for r in rows[:2]]
+    return [(f"{r['service']}/{r['metric']}", r["pod"] if (r.get("pods") or 1) > 1 else None) for r in rows[:2]]
 
 
 def _chart_title(name: str, role: str, pod: str | None = None) -> tuple[str, str | None]:
