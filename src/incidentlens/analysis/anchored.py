@@ -18,7 +18,7 @@ from typing import Any
 
 from incidentlens.analysis.detection import DetectionResult, IncidentWindow, SeriesShift, iso_z
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import Span
+from incidentlens.analysis.periods import Span, sampling_step_sql
 from incidentlens.analysis.shifts import MetricShift, metric_shift_sql, metric_shifts
 from incidentlens.errors import InputError
 from incidentlens.telemetry import sql_ts
@@ -107,11 +107,8 @@ def _covered_end(ranges: dict[str, tuple[datetime, datetime]], at: datetime, dat
 def metric_step(store: Any, span: Span, view: str = "metrics") -> timedelta | None:
     """The typical sampling step in `span` of the metrics (or of another `AGGREGATE_SERIES` view): the median over
     series of each one's mean gap."""
-    row = store.fetch(f"""SELECT median(seconds / (samples - 1)) AS step FROM (
-    SELECT epoch(max(ts)) - epoch(min(ts)) AS seconds, count(DISTINCT ts) AS samples FROM {view}
-    WHERE ts >= {sql_ts(span[0])} AND ts < {sql_ts(span[1])} GROUP BY {AGGREGATE_SERIES[view]}
-    HAVING count(DISTINCT ts) > 1
-)""").to_pylist()[0]
+    rows = f"(SELECT * FROM {view} WHERE ts >= {sql_ts(span[0])} AND ts < {sql_ts(span[1])})"
+    row = store.fetch(sampling_step_sql(rows, AGGREGATE_SERIES[view])).to_pylist()[0]
     return timedelta(seconds=float(row["step"])) if row["step"] else None
 
 

@@ -74,6 +74,7 @@ from incidentlens.analysis.periods import (
     logged_minutes_sql,
     minute_from_sql,
     quote_ident,
+    sampling_step_sql,
     span_minutes,
     sql_in,
     sql_str,
@@ -582,14 +583,13 @@ FROM steps"""
 
 def _over_pods_sql(rows: str, by: str) -> str:
     """CTEs `step` and `steps` over `rows` (ts, pod, rate, failed_rate[, `by`]): each pod's rate averaged in steps of
-    the data's own sampling step (the median over pods of each one's mean gap), then summed over the pods per step:
+    the data's own sampling step (`periods.sampling_step_sql` over the pods), then summed over the pods per step:
     two replicas serve twice a pod's requests, while a pod that replaced another mid-window (a rollout) counts only
     for the steps it served (a sum of each pod's mean over the whole window counted both for all of it)."""
     group = f"{by}, " if by else ""
+    rated = f"(SELECT * FROM {rows} WHERE rate IS NOT NULL)"
     return f"""step AS (
-    SELECT greatest(1, median(gap)) AS seconds FROM (
-        SELECT (epoch(max(ts)) - epoch(min(ts))) / (count(*) - 1) AS gap FROM {rows}
-        WHERE rate IS NOT NULL GROUP BY {group}pod HAVING count(*) > 1)
+    SELECT greatest(1, step) AS seconds FROM ({sampling_step_sql(rated, f"{group}pod")})
 ), per_pod AS (
     SELECT {group}pod, floor(epoch(ts) / (SELECT seconds FROM step)) AS bucket, avg(rate) AS rate,
            avg(failed_rate) AS failed_rate

@@ -67,6 +67,16 @@ def minute_from_sql(column: str, origin: datetime) -> str:
     return f"CAST(floor((epoch({column}) - {start!r}) / 60) AS BIGINT)"
 
 
+def sampling_step_sql(rows: str, series: str) -> str:
+    """SQL: the typical sampling step, in seconds, of the series (`series`: the columns that tell them apart) in
+    `rows` (a relation with `ts`): the median over series of each one's mean gap between distinct timestamps (NULL
+    when none has two)."""
+    return f"""SELECT median(seconds / (samples - 1)) AS step FROM (
+    SELECT epoch(max(ts)) - epoch(min(ts)) AS seconds, count(DISTINCT ts) AS samples FROM {rows}
+    GROUP BY {series} HAVING count(DISTINCT ts) > 1
+)"""
+
+
 def covering(window: Span, baseline: Span) -> Span:
     """From the first to the last of the two spans."""
     return min(window[0], baseline[0]), max(window[1], baseline[1])

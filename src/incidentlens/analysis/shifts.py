@@ -357,14 +357,14 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
     stop = max(start + 1, grid.end_index(window[1]))  # a window under a minute is one
     window_minutes = grid.covered_minutes(window)
     onset_from = grid.index(onset_search_start(window, baseline))
-    base_rate = grid.problems[:, grid.minutes < np.datetime64(baseline[1])].sum(axis=1) / base_minutes
+    base_logged = grid.logged(baseline)
+    base_problems = grid.problems[:, base_logged].sum(axis=1)  # a column with problem lines is a logged one
+    base_rate = base_problems / base_minutes
     window_problems = grid.problems[:, start:stop].sum(axis=1)
     window_rate = window_problems / window_minutes
     has_onset, onset_offset = cusum_onsets(grid.problems[:, onset_from:stop], base_rate)
     onset_index = onset_from + onset_offset
     ratio = window_rate / np.maximum(base_rate, 1.0 / base_minutes)
-    base_logged = grid.logged(baseline)
-    base_problems = grid.problems[:, base_logged].sum(axis=1)
     z = surge_z(window_problems, window_minutes, base_problems, base_minutes)
     z = np.minimum(z, _beyond_its_traffic(grid, window_problems, base_problems, slice(start, stop), base_logged))
     rows = np.arange(len(grid.services))
