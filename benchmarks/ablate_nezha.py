@@ -126,6 +126,9 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "typical wait always": lambda: [mock.patch.object(spans, "wait_shifts", _typical_wait_always)],
     "typical wait only without history": lambda: [
         mock.patch.object(spans, "wait_shifts", functools.partial(spans.wait_shifts, peers="missing"))],
+    "a wait counted without the rank test": lambda: [mock.patch.object(spans, "rank_test_z", lambda waits: None)],
+    "a lone lead's share by its trace change's size, not how sure it is": lambda: [
+        mock.patch.object(spans.TraceSignal, "sureness", property(lambda s: s.strength))],
     # call metrics (OnlineBoutique only: TrainTicket's day has none; `calls_overlay_trainticket.py` for its topology)
     "call metrics: the minutes before at their median, not their p90": lambda: [
         mock.patch.object(callmetrics, "BEFORE_QUANTILE", 0.5)],

@@ -366,6 +366,16 @@ def test_a_lone_candidate_keeps_the_full_confidence_on_a_strong_change_or_a_seco
     assert both.support == 1.0 and both.hypotheses[0].confidence == strong.hypotheses[0].confidence
 
 
+def test_a_lone_candidate_on_a_large_wait_over_a_handful_of_calls_is_as_sure_as_the_calls(tmp_path: Path):
+    # Nezha TrainTicket 11:19:59 with one minute's files (10 s after the start): six calls into ts-route-service, the
+    # median wait 2 -> 109 ms (strength 7.2), but three of them near the 230 ms a few calls before took too: the
+    # rank test's z 2.62 is all that is sure, and chance passes one of the many tests made that far
+    ranking, verdict = _rank_alone(tmp_path, trace_strength=7.2, trace_sureness=2.62)
+    assert ranking.support == pytest.approx(0.048)
+    assert ranking.hypotheses[0].confidence < 0.6 and verdict.status == "inconclusive"
+    assert "strength 7.2, sure to z 2.62 against the candidate bar 2.5" in verdict.reason
+
+
 def test_a_lone_candidate_on_its_warnings_alone_near_the_bar_is_not_named(tmp_path: Path):
     # Nezha TrainTicket with the fault's own minute of logs alone, 30 s before a fault: ts-order-service's warnings,
     # which come in bursts, 41 in 39 s against about one in the 21 s before (z 3.0 against the bar of 3): named at 96%

@@ -20,7 +20,9 @@ import pytest
 
 from incidentlens.analysis import analyze
 from incidentlens.analysis.anchored import known_periods
+from incidentlens.analysis.callmetrics import SOURCE as CALL_METRICS
 from incidentlens.analysis.spans import (
+    CALL_WAITS,
     MIN_SPANS,
     SIGNIFICANT_STRENGTH,
     WAIT_WEIGHT,
@@ -524,6 +526,60 @@ def test_a_history_already_delayed_is_held_against_the_other_calls():
     assert waits["cart"]["baseline"] == "peers"
     assert WAIT_WEIGHT * waits["cart"]["shift"] >= SIGNIFICANT_STRENGTH
 
+
+
+def _calls(caller: str, callee: str, before_ms: list[float], after_ms: list[float]) -> dict:
+    """One call edge as `wait_sql` gives it, with each call's wait."""
+    return {**_edge(caller, callee, float(np.median(before_ms)) if before_ms else 0.0, float(np.median(after_ms))),
+            "calls_before": len(before_ms), "calls_after": len(after_ms), "history": len(before_ms) >= MIN_SPANS,
+            CALL_WAITS[0]: before_ms, CALL_WAITS[1]: after_ms}
+
+
+# TrainTicket's ts-seat-service -> ts-order-service over the 33 s before a fault and the 24 s after it (10:56:45, one
+# minute's files): a few calls always wait 20-30 ms (a GC pause, a retry)
+ORDER_BEFORE = [4.7, 2.6, 19.3, 2.7, 21.1, 2.6, 4.8, 2.7, 3.4, 2.5, 4.6, 2.7, 27.7, 3.0]
+
+
+def test_a_median_of_a_handful_of_calls_is_no_delay_unless_the_rank_test_carries_it():
+    # three of six calls after at 24-30 ms put the median at 18 ms (x4.6), but the history has such calls too: the
+    # six rank above the fourteen before no more surely than z 2.3
+    waits = wait_shifts([_calls("seat", "order", ORDER_BEFORE, [12.0, 4.6, 5.2, 27.0, 29.7, 24.0])])
+    assert WAIT_WEIGHT * waits["order"]["shift"] >= SIGNIFICANT_STRENGTH
+    assert waits["order"]["z"] < SIGNIFICANT_STRENGTH
+    signal = TraceSignal(service="order", wait_shift=waits["order"]["shift"], wait_z=waits["order"]["z"])
+    assert signal.wait == 0.0 and not signal.delayed and not signal.significant
+
+
+def test_a_delay_on_every_call_is_carried_by_the_rank_test():
+    # six calls, each slower than every call before: as sure as six calls can be (z 4.1)
+    waits = wait_shifts([_calls("seat", "order", ORDER_BEFORE, [34.0, 33.1, 35.2, 38.8, 39.4, 38.1])])
+    assert waits["order"]["z"] >= SIGNIFICANT_STRENGTH
+    signal = TraceSignal(service="order", wait_shift=waits["order"]["shift"], wait_z=waits["order"]["z"])
+    assert signal.delayed and signal.sureness == waits["order"]["z"] < signal.strength
+
+
+def test_the_rank_test_pools_the_callers_of_a_delayed_service():
+    # each caller's five calls alone fall short of the bar; a delay on the callee's network slows them all
+    before, after = [2.0, 2.1, 1.9, 2.2, 2.0], [40.0, 41.0, 1.0, 42.0, 40.5]
+    alone = wait_shifts([_calls("web", "cart", before, after)])["cart"]["z"]
+    pooled = wait_shifts([_calls(caller, "cart", before, after) for caller in ("web", "checkout", "api")])
+    assert alone < SIGNIFICANT_STRENGTH <= pooled["cart"]["z"]
+
+
+def test_calls_held_against_the_typical_wait_rank_against_the_other_calls():
+    # cancel's calls have no history: five calls slower than every other call in the window are a delay; five among
+    # the others' spread are not, however their median compares with the typical wait
+    others = [_calls("web", f"svc{i}", [3.0] * 20, list(np.linspace(2.0, 30.0, 20))) for i in range(4)]
+    slow = wait_shifts([*others, _calls("cancel", "order", [], [34.4, 32.0, 35.1, 33.3, 36.0])])
+    spread = wait_shifts([*others, _calls("cancel", "order", [], [29.0, 27.0, 12.0, 25.0, 28.0])])
+    assert slow["cancel"]["baseline"] == spread["cancel"]["baseline"] == "peers"
+    assert slow["cancel"]["z"] >= SIGNIFICANT_STRENGTH > spread["cancel"]["z"]
+
+
+def test_waits_from_call_metrics_have_no_calls_to_test():
+    waits = wait_shifts([{**_edge("web", "cart", 3.0, 60.0), "source": CALL_METRICS}])
+    assert waits["cart"]["z"] is None
+    assert TraceSignal(service="cart", wait_shift=waits["cart"]["shift"], wait_source=CALL_METRICS).delayed
 
 
 def _priced_requests(tmp_path: Path) -> Path:

@@ -139,6 +139,7 @@ class ServiceSignals(BaseModel):
     log_ratio: float = 0.0
     log_z: float = 0.0  # how far its WARN/ERROR surge is past chance (`LogSurge.z`)
     trace_strength: float = 0.0  # how far its requests changed in the traces (`spans.TraceSignal.strength`)
+    trace_sureness: float | None = None  # ... how surely past chance (`spans.TraceSignal.sureness`); None: as strong
     trace_onset: datetime | None = None  # the first trace that showed the change
     trace_change: str | None = None  # the change in words (`TraceSignal.describe`)
     trace_where: str = "the traces"  # ... where it was seen (`TraceSignal.measured_in`)
@@ -217,7 +218,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
     for trace in (traces or {}).values():
         if trace.significant:
             s = signals.setdefault(trace.service, ServiceSignals(service=trace.service))
-            s.trace_strength = trace.strength
+            s.trace_strength, s.trace_sureness = trace.strength, trace.sureness
             s.trace_onset = trace.onset
             s.cut_short, s.cut_after = trace.cut_short, trace.last_callee
             # its server's latency is own work only while its own calls did not wait longer too
@@ -404,11 +405,13 @@ def rests_on_one_test(s: ServiceSignals, kind: str, parts: dict[str, float], can
 
 def support(s: ServiceSignals, kind: str, parts: dict[str, float], candidates: int) -> float:
     """The share of `MAX_MARGIN` the best hypothesis' evidence allows it over none of these: all of it, unless it
-    rests on one test (`rests_on_one_test`); then how far that test's change (its trace change or its surge) is past
-    its bar, in bars: none at the bar (a lead chance lets through), all of it from twice the bar."""
+    rests on one test (`rests_on_one_test`); then how far that test's change (its trace change, as surely as its
+    count test carries it, or its surge) is past its bar, in bars: none at the bar (a lead chance lets through), all
+    of it from twice the bar."""
     if not rests_on_one_test(s, kind, parts, candidates):
         return 1.0
-    strength, bar = (s.log_z, SHIFT_THRESHOLD) if s.log_ratio > 0 else (s.trace_strength, SIGNIFICANT_STRENGTH)
+    sureness = s.trace_strength if s.trace_sureness is None else s.trace_sureness
+    strength, bar = (s.log_z, SHIFT_THRESHOLD) if s.log_ratio > 0 else (sureness, SIGNIFICANT_STRENGTH)
     return round(min(1.0, (strength - bar) / bar), 4)
 
 

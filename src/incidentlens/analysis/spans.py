@@ -30,11 +30,15 @@ Two measures, each one aggregate query over the canonical views:
   a network delay on the service shows on the calls of every caller into it while its own time stays flat. The
   service's shift is the smallest over its callers (a caller whose own network is slow slows only its own calls),
   or over its callees when that is larger (a delayed caller with no callers of its own: its calls to everyone).
+  The shift counts only when the rank test carries it (`rank_test_z`: the Mann-Whitney count of the calls after
+  against the calls before, pooled over the edges, past the candidate bar): the median of six calls is three of
+  them, and a history with a few slow calls (a GC pause, a retry) puts such calls after the onset too.
   A call with too few samples before the onset (a missing trace minute) is held against the system's typical wait
-  (the lower median over all calls in the window); and when no service's calls changed against their own history,
-  a call whose history itself stands out from the typical wait (past the candidate bar) is held against the typical
-  wait: a delay already under way before the onset (an earlier incident still going, the same fault injected again)
-  has become the call's own history, but still stands out from the other calls. A history like the other calls' is
+  (the lower median over all calls in the window; its calls are ranked against the other calls there); and when no
+  service's calls changed against their own history, a call whose history itself stands out from the typical wait
+  (past the candidate bar) is held against the typical wait: a delay already under way before the onset (an earlier
+  incident still going, the same fault injected again) has become the call's own history, but still stands out
+  from the other calls. A history like the other calls' is
   no earlier delay, and the call is held against it alone. A change comes first: a delay still going on one service
   must not take the place of the one that began at the alert. A delay on a service's network slows its calls out
   too, so a callee only it calls waits as long: a service whose delayed calls are all among another's is explained
@@ -97,6 +101,8 @@ OWN_TIME_WEIGHT = 2.0
 SIGNIFICANT_STRENGTH = 2.5
 #: the wait on a service's calls weighs as its own time does: both are time ratios on the same log scale
 WAIT_WEIGHT = OWN_TIME_WEIGHT
+#: the columns of one call edge's waits, call by call, before and after the onset (spans only; `_rank_test`)
+CALL_WAITS = ("waits_before", "waits_after")
 #: the sources of waits, finest first: spans measure each call; call metrics, a minute's percentiles
 FINEST_FIRST = ("spans", CALL_METRICS)
 #: the sources whose waits can be held against the other calls' typical wait (`wait_shifts`): a span's wait is one
@@ -131,6 +137,7 @@ class TraceSignal(BaseModel):
     wait_explained_by: str | None = None  # the service whose delayed calls include all of its own (a delay there)
     wait_both_ways: bool = False  # the calls into it and its calls to others both waited longer, past the bar
     wait_source: str | None = None  # what measured the wait: "spans", or "call metrics" (`callmetrics.SOURCE`)
+    wait_z: float | None = None  # how surely its calls after the onset wait longer (`rank_test_z`); None: untested
     last_call: str | None = None  # when `cut_short`: the call its requests without the lost one made last
     last_callee: str | None = None  # ... the service that call went to
     last_call_share: float | None = None  # ... the share of those requests whose last call it was
@@ -146,18 +153,36 @@ class TraceSignal(BaseModel):
         return OWN_TIME_WEIGHT * self.own_time_shift if self.own_tail_z >= SIGNIFICANT_STRENGTH else 0.0
 
     @property
+    def wait(self) -> float:
+        """The weighted wait shift, counted only when the rank test carries it (`rank_test_z`): the median of a
+        handful of calls is one or two of them. Call metrics give a minute's percentiles, no single calls to test,
+        and count as measured."""
+        carried = self.wait_z is None or self.wait_z >= SIGNIFICANT_STRENGTH
+        return WAIT_WEIGHT * self.wait_shift if carried else 0.0
+
+    @property
     def strength(self) -> float:
         """How far the service's requests changed: the largest of the behaviour z and the weighted own-time and
         wait shifts."""
-        return max(self.behaviour_shift, self.own_time, WAIT_WEIGHT * self.wait_shift)
+        return max(self.behaviour_shift, self.own_time, self.wait)
+
+    @property
+    def sureness(self) -> float:
+        """How surely its strongest change is past chance, on the candidate bar's scale: a weighted time shift is
+        no surer than the test that carries it (the rank test for a wait, the tail test for own time), so
+        a median of six calls moved x36 is as sure as the six calls are; an event's share change is its z."""
+        if self.wait > 0 and self.strength == self.wait and self.wait_z is not None:
+            return min(self.wait, self.wait_z)
+        if self.own_time > 0 and self.strength == self.own_time:
+            return min(self.own_time, self.own_tail_z)
+        return self.strength
 
     @property
     def significant(self) -> bool:
         """Whether the service is a root-cause candidate: an event moved by the uncorrected bar, or its own time or
         the wait on its calls did (the correction orders the candidates; the call graph and the other signals weigh
         in on each)."""
-        return max(self.raw_shift, self.own_time,
-                   WAIT_WEIGHT * self.wait_shift) >= SIGNIFICANT_STRENGTH
+        return max(self.raw_shift, self.own_time, self.wait) >= SIGNIFICANT_STRENGTH
 
     @property
     def cut_short(self) -> bool:
@@ -167,13 +192,12 @@ class TraceSignal(BaseModel):
         were cut, not that the cut is its own."""
         return (self.event is not None and self.event.startswith("call ") and self.share_before is not None
                 and self.share_after is not None and self.share_after < self.share_before
-                and max(self.own_time, WAIT_WEIGHT * self.wait_shift) < SIGNIFICANT_STRENGTH)
+                and max(self.own_time, self.wait) < SIGNIFICANT_STRENGTH)
 
     @property
     def delayed(self) -> bool:
         """Whether the wait around its calls is its strongest change, past the candidate bar: a network delay."""
-        wait = WAIT_WEIGHT * self.wait_shift
-        return wait >= SIGNIFICANT_STRENGTH and wait >= max(self.behaviour_shift, self.own_time)
+        return self.wait >= SIGNIFICANT_STRENGTH and self.wait >= max(self.behaviour_shift, self.own_time)
 
     @property
     def measured_in(self) -> str:
@@ -466,9 +490,9 @@ def tail_z(tail_before: float, spans_before: int, tail_after: float, spans_after
 
 def wait_sql(window: Span, baseline: Span, links: str) -> str:
     """Per call edge (caller, callee): the median wait around the calls (the caller's span minus the callee's server
-    span under it) before and after, with the number of calls on each side, the first call after and whether the
-    calls before are enough (`MIN_SPANS`) to be its history; `links`: the spans joined to their parents
-    (`span_links`)."""
+    span under it) before and after, with the number of calls on each side, the first call after, whether the
+    calls before are enough (`MIN_SPANS`) to be its history, and each call's wait on each side (`CALL_WAITS`, for
+    the rank test); `links`: the spans joined to their parents (`span_links`)."""
     return f"""WITH edge_calls AS (
     SELECT parent_service AS caller, service AS callee, {in_span('parent_start', window)} AS after,
            parent_start AS start_ts, greatest(parent_ms - duration_ms, 0) AS wait_ms
@@ -478,7 +502,8 @@ def wait_sql(window: Span, baseline: Span, links: str) -> str:
 SELECT caller, callee, count(*) FILTER (WHERE NOT after) AS calls_before, count(*) FILTER (WHERE after) AS calls_after,
        median(wait_ms) FILTER (WHERE NOT after) AS wait_before, median(wait_ms) FILTER (WHERE after) AS wait_after,
        min(start_ts) FILTER (WHERE after) AS first_after, count(*) FILTER (WHERE NOT after) >= {MIN_SPANS} AS history,
-       'spans' AS source
+       'spans' AS source, list(wait_ms) FILTER (WHERE NOT after) AS {CALL_WAITS[0]},
+       list(wait_ms) FILTER (WHERE after) AS {CALL_WAITS[1]}
 FROM edge_calls GROUP BY caller, callee HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS}
 ORDER BY callee, caller"""
 
@@ -515,12 +540,14 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
         if not history and (peers == "never" or not peered):
             continue
         key = (edge["caller"], edge["callee"])
-        changed[key] = _edge_wait(edge, float(edge["wait_before"]) if history else typical,
-                                  "history" if history else "peers")
+        own = np.sort(np.asarray(edge.get(CALL_WAITS[0]) or [], dtype=float))
+        changed[key] = (_edge_wait(edge, float(edge["wait_before"]), "history", own) if history
+                        else _edge_wait(edge, typical, "peers", _other_calls(edges, edge)))
         delayed_before = history and peered and _past_bar(_longer_by(float(edge["wait_before"]), typical))
-        lowered[key] = _edge_wait(edge, typical, "peers") if delayed_before else changed[key]
+        lowered[key] = (_edge_wait(edge, typical, "peers", _other_calls(edges, edge)) if delayed_before
+                        else changed[key])
     per_service = _per_service(changed, directions)
-    if peers == "lower" and not any(_delayed(wait) for wait in per_service.values()):
+    if peers == "lower" and not any(_carried(wait) for wait in per_service.values()):
         changed = lowered
         per_service = _per_service(lowered, directions)
     if parsimony:
@@ -528,10 +555,47 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
     return per_service
 
 
-def _edge_wait(edge: dict[str, Any], before: float, baseline: str) -> dict[str, Any]:
+def _other_calls(edges: list[dict[str, Any]], edge: dict[str, Any]) -> np.ndarray:
+    """The waits of the other edges' calls in the window (those the typical wait is taken over), sorted: what an
+    edge held against the typical wait is ranked against."""
+    others = [np.asarray(e.get(CALL_WAITS[1]) or [], dtype=float) for e in edges
+              if e is not edge and e["source"] in PEER_COMPARABLE]
+    return np.sort(np.concatenate(others)) if others else np.array([])
+
+
+def _edge_wait(edge: dict[str, Any], before: float, baseline: str, reference: np.ndarray) -> dict[str, Any]:
     after = float(edge["wait_after"])
     return {"shift": _longer_by(after, before), "before": before, "after": after, "baseline": baseline,
-            "onset": edge["first_after"], "source": edge["source"]}
+            "onset": edge["first_after"], "source": edge["source"],
+            "test": _rank_test(edge.get(CALL_WAITS[1]), reference)}
+
+
+def _rank_test(after_ms: Any, reference: np.ndarray) -> tuple[float, float] | None:
+    """One call edge's part of the rank test: how far the Mann-Whitney count of its calls after the onset (each call
+    after counted against each call of `reference` it outlasted, a tie half) exceeds what chance gives, and that
+    count's variance. `reference`: its own calls before the onset, sorted, or when it is held against the typical
+    wait, the other edges' calls in the window. A rank test reads how far the calls moved, not only to which side of
+    a median: six calls past every call before are sure, as six calls past half of them are not. None without calls
+    to test (call metrics give a minute's percentiles)."""
+    if after_ms is None or reference.size == 0:
+        return None if after_ms is None else (0.0, 0.0)
+    after = np.asarray(after_ms, dtype=float)
+    below = np.searchsorted(reference, after, side="left")
+    at_or_below = np.searchsorted(reference, after, side="right")
+    outlasted = float(below.sum() + 0.5 * (at_or_below - below).sum())
+    n_after, n_ref = after.size, reference.size
+    return outlasted - n_after * n_ref / 2, n_after * n_ref * (n_after + n_ref + 1) / 12
+
+
+def rank_test_z(waits: Sequence[dict[str, Any]]) -> float | None:
+    """How surely the calls of these edges waited longer after the onset than their reference: their rank tests
+    (`_rank_test`) pooled over the edges as strata (the sum of the excesses over the root of the sum of the
+    variances). None when a source measured no single calls."""
+    tests = [wait["test"] for wait in waits]
+    if any(test is None for test in tests):
+        return None
+    variance = sum(v for _, v in tests)
+    return sum(excess for excess, _ in tests) / math.sqrt(variance) if variance > 0 else 0.0
 
 
 def _longer_by(after_ms: float, before_ms: float) -> float:
@@ -547,28 +611,42 @@ def _delayed(wait: dict[str, Any]) -> bool:
     return _past_bar(wait["shift"])
 
 
+def _carried(wait: dict[str, Any]) -> bool:
+    """A service's wait delayed past the bar, and its rank test carrying it (or none possible: call metrics)."""
+    return _past_bar(_counted(wait)[0])
+
+
 def _per_service(waits: dict[tuple[str, str], dict[str, Any]], directions: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per service, the smallest edge shift into it, or out of it when that is larger; `both_ways` when each
-    direction alone is delayed (a delay on its network slows its calls both ways). Each direction's edges are those
-    of the finest source that measures any (`FINEST_FIRST`): the smallest shift over edges of unlike precision
-    would be set by the coarser one's noise."""
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+    """Per service, the smallest edge shift into it, or out of it when that counts for more (`_counted`), with the
+    rank test over the direction's edges (`z`, `rank_test_z`); `both_ways` when each direction alone is delayed
+    and carried (a delay on its network slows its calls both ways). Each direction's edges are those of the finest
+    source that measures any (`FINEST_FIRST`): the smallest shift over edges of unlike precision would be set by the
+    coarser one's noise."""
+    edges: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for (caller, callee), wait in waits.items():
         for service, direction in ((callee, "in"), (caller, "out")):
-            current = found.get((service, direction))
-            if direction in directions and (current is None or _finest_smallest(wait) < _finest_smallest(current)):
-                found[(service, direction)] = {**wait, "direction": direction}
+            if direction in directions:
+                edges.setdefault((service, direction), []).append(wait)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for (service, direction), mine in edges.items():
+        finest = min(FINEST_FIRST.index(wait["source"]) for wait in mine)
+        measured = [wait for wait in mine if FINEST_FIRST.index(wait["source"]) == finest]
+        smallest = min(measured, key=lambda wait: wait["shift"])
+        found[(service, direction)] = {**smallest, "direction": direction, "z": rank_test_z(measured)}
     per_service: dict[str, dict[str, Any]] = {}
     for (service, _), wait in sorted(found.items(), key=lambda item: item[0][1]):  # "in" before "out"
-        if service not in per_service or wait["shift"] > per_service[service]["shift"]:
+        if service not in per_service or _counted(wait) > _counted(per_service[service]):
             per_service[service] = wait
     for service, wait in per_service.items():
-        wait["both_ways"] = all((service, d) in found and _delayed(found[(service, d)]) for d in ("in", "out"))
+        wait["both_ways"] = all((service, d) in found and _carried(found[(service, d)]) for d in ("in", "out"))
     return per_service
 
 
-def _finest_smallest(wait: dict[str, Any]) -> tuple[int, float]:
-    return FINEST_FIRST.index(wait["source"]), wait["shift"]
+def _counted(wait: dict[str, Any]) -> tuple[float, float]:
+    """What a direction's wait counts for: its shift where the rank test carries it, else nothing (its shift
+    breaks the tie)."""
+    untested_or_carried = wait["z"] is None or wait["z"] >= SIGNIFICANT_STRENGTH
+    return (wait["shift"] if untested_or_carried else 0.0), wait["shift"]
 
 
 def _explain_by_parsimony(per_service: dict[str, dict[str, Any]], delayed: set[tuple[str, str]]) -> None:
@@ -578,7 +656,7 @@ def _explain_by_parsimony(per_service: dict[str, dict[str, Any]], delayed: set[t
     touching = {service: {edge for edge in delayed if service in edge} for service in per_service}
     for service, wait in per_service.items():
         mine = touching[service]
-        if not mine or not _delayed(wait):
+        if not mine or not _carried(wait):
             continue
         wider = next((other for other, theirs in touching.items() if other != service and mine < theirs), None)
         if wider is not None:
@@ -644,8 +722,8 @@ def _add_waits(signals: dict[str, TraceSignal], edges: list[dict[str, Any]]) -> 
         s.wait_before_ms, s.wait_after_ms = round(wait["before"], 3), round(wait["after"], 3)
         s.wait_shift, s.wait_baseline, s.wait_direction = round(wait["shift"], 4), wait["baseline"], wait["direction"]
         s.wait_explained_by, s.wait_both_ways = wait.get("explained_by"), wait["both_ways"]
-        s.wait_source = wait["source"]
-        if s.onset is None or WAIT_WEIGHT * s.wait_shift > s.behaviour_shift:
+        s.wait_source, s.wait_z = wait["source"], None if wait["z"] is None else round(wait["z"], 3)
+        if s.onset is None or s.wait > s.behaviour_shift:
             s.onset = wait["onset"]
 
 
@@ -820,7 +898,10 @@ _WAIT_WORDS = {
     "spans": ("trace", "caller's span minus the callee's server span",
               "the median wait (caller's span minus the callee's server span), after against the calls before (the "
               "system's typical wait, the lower median over the edges, when an edge has too few), and against the "
-              "lower of the two only when no service's calls changed so"),
+              "lower of the two only when no service's calls changed so); a service's shift counts when the "
+              "rank test over its edges carries it (rank_test_z: per edge, the Mann-Whitney count of its calls "
+              "after against its calls before, or against the other edges' calls when held against the typical "
+              "wait; pooled over the edges)"),
     CALL_METRICS: ("calls", "per-minute call metrics, the client side's latency less the server side's",
                    "the wait of each minute (the client side's latency less the server side's in that minute, each "
                    "side's median over the minute), their median after against their p90 before; an edge with "
@@ -844,18 +925,19 @@ def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]],
         kind, f"wait around calls by service: {top.service} {top.wait_before_ms:g} -> {top.wait_after_ms:g} ms "
               f"(median, {measured})", sql,
         {"rule": f"per call edge, {rule}; a service's shift is the smallest over the edges into it, or over the "
-                 "edges out of it when larger (of the finest source that measures them); a service "
+                 "edges out of it when it counts for more (of the finest source that measures them); a service "
                  "whose delayed calls are all among another's is explained by that one (explained_by); both_ways: "
                  "the edges into it and out of it were each delayed",
          "services": [{"service": s.service, "wait_before_ms": s.wait_before_ms, "wait_after_ms": s.wait_after_ms,
                        "shift": s.wait_shift, "baseline": s.wait_baseline, "direction": s.wait_direction,
-                       "explained_by": s.wait_explained_by, "both_ways": s.wait_both_ways}
+                       "explained_by": s.wait_explained_by, "both_ways": s.wait_both_ways,
+                       "rank_test_z": s.wait_z, "counted": s.wait > 0}
                       for s in waited[:EVIDENCE_ROWS]],
-         "edges": [{k: _json_value(v) for k, v in e.items()} for e in edges[:EVIDENCE_ROWS]],
+         "edges": [{k: _json_value(v) for k, v in e.items() if k not in CALL_WAITS} for e in edges[:EVIDENCE_ROWS]],
          "cut": max(0, len(edges) - EVIDENCE_ROWS)},
     )
     for s in waited:
-        if WAIT_WEIGHT * s.wait_shift >= max(s.behaviour_shift, s.own_time) or not s.evidence:
+        if s.wait >= max(s.behaviour_shift, s.own_time) or not s.evidence:
             s.evidence = item.id
     return [item]
 

@@ -139,8 +139,10 @@ def _the_one_test(s: ServiceSignals) -> str:
     if s.log_ratio > 0:
         ratio = f"{s.log_ratio:,.0f}" if s.log_ratio >= 10 else f"{s.log_ratio:.2g}"
         return f"its WARN/ERROR lines (x{ratio} their rate before: z {s.log_z:.2f} against the bar {SHIFT_THRESHOLD:g})"
+    sureness = s.trace_strength if s.trace_sureness is None else s.trace_sureness
+    sure = f", sure to z {sureness:.2f}" if sureness < s.trace_strength else ""
     return (f"its change in {s.trace_where} ({s.trace_change or 'its requests changed'}: strength "
-            f"{s.trace_strength:.2g} against the candidate bar {SIGNIFICANT_STRENGTH:g})")
+            f"{s.trace_strength:.2g}{sure} against the candidate bar {SIGNIFICANT_STRENGTH:g})")
 
 
 def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]:
