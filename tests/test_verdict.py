@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from incidentlens.analysis.rootcause import ServiceSignals
+from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
 from incidentlens.analysis.shifts import MetricShift
-from incidentlens.analysis.verdict import services_showing
+from incidentlens.analysis.verdict import decide, services_showing
 
 CUT = datetime(2022, 8, 23, 13, 10, 37, 400000, tzinfo=UTC)
 LATER = datetime(2022, 8, 23, 13, 11, 28, tzinfo=UTC)
@@ -42,3 +42,21 @@ def test_findings_that_moved_at_the_onset_keep_their_order_and_say_no_time() -> 
     assert showed == ["PodClientLatencyP99(s) from 0.00496 to 0.242 (over tenfold)",
                       "WARN/ERROR lines at 4x their baseline rate",
                       "then at 13:11:28 UTC: CpuUsage(m) from 0.00496 to 0.242 (over tenfold)"]
+
+
+def _lead(service: str, confidence: float) -> Hypothesis:
+    return Hypothesis(service=service, kind="undetermined", mechanism="", confidence=confidence, supporting=[],
+                      contradicting=[], test="", test_passed=True)
+
+
+def test_a_lead_twice_the_next_is_no_root_cause_while_it_is_less_likely_than_not() -> None:
+    # Nezha TrainTicket 08:43 with one minute's files: the services on one host share its network counter, which
+    # rose a hundredfold; order leads at 9%, twice avatar's 4%, the rest spread over twenty services like avatar
+    leads = [_lead("order", 0.09), _lead("avatar", 0.043)] + [_lead(f"svc{i}", 0.04) for i in range(20)]
+    verdict = decide(leads, {}, {}, unexplained=0.04)
+    assert verdict.status == "inconclusive"
+    assert verdict.reason.endswith("order leads at 9%, less likely than the 21 other candidates and none of these "
+                                   "together")
+    # the same lead at 92% is named
+    named = decide([_lead("order", 0.92), _lead("avatar", 0.04)], {}, {}, unexplained=0.04)
+    assert named.status == "root_cause" and named.service == "order"

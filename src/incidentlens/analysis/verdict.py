@@ -2,7 +2,8 @@
 
 The headline is the best-supported hypothesis that survived its test (`rootcause._demote_failed`). It is called the
 root cause only when it stands out: its confidence at least `STANDS_OUT` times the next hypothesis' and the confidence
-left to "none of these", and its own test not failed. Otherwise the answer is `inconclusive` — no single root cause
+left to "none of these", over half (a lead at 9% over twenty candidates that share one host's metrics is twice the
+next but still a guess), and its own test not failed. Otherwise the answer is `inconclusive` — no single root cause
 found — with the reason (nothing moved beyond the baseline's noise; the support is spread over several services; the
 best does not stand out from none of these, as when all it rests on is when its service moved and a shift that names
 no mechanism, or one trace change not far past the bar in the only service that moved; every candidate failed its
@@ -28,6 +29,8 @@ from incidentlens.analysis.timeline import ServiceOnset
 
 #: the headline stands out when its confidence is at least this many times the next hypothesis' and none of these'
 STANDS_OUT = 2.0
+#: the headline is more likely than all the other answers together only above this confidence
+MORE_LIKELY_THAN_NOT = 0.5
 #: services listed with what they showed
 MAX_SERVICES = 10
 ROOT_CAUSE, INCONCLUSIVE = "root_cause", "inconclusive"
@@ -53,7 +56,8 @@ class Verdict(BaseModel):
     service: str | None = None
     reason: str
     rule: str = (f"root cause: the best hypothesis' test did not fail and its confidence is at least {STANDS_OUT:g}x "
-                 "the next one's and that left to none of these; otherwise inconclusive")
+                 "the next one's and that left to none of these, and over half (more likely than all the other "
+                 "answers together); otherwise inconclusive")
     unexplained: float | None = None  # the confidence left to "none of these"
     checked: dict[str, int] = {}
     services: list[ServiceShowing] = []
@@ -89,6 +93,9 @@ def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], che
         why = _why_not_alone(top.service, signals, stands_on_its_own, checked, support)
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {why}"
                                    f" ({top.confidence:.0%}, and {unexplained:.0%} that it is none of the candidates)")
+    if top.confidence <= MORE_LIKELY_THAN_NOT:
+        return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {top.service} leads at {top.confidence:.0%}, less likely "
+                                   f"than the {len(hypotheses) - 1} other candidates and none of these together")
     return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing, unexplained=unexplained,
                    reason=f"{top.service} stands out: {top.confidence:.0%}"
                           + (f" against {runner_up.confidence:.0%} for {runner_up.service}" if runner_up else ""))
