@@ -107,7 +107,7 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "full": lambda: [],
     # the hour of logs and traces before each fault, and the three rules that read a long baseline right
     "the fault's own three minutes alone (--log-history 0)": lambda: [
-        mock.patch.object(nezha, "earlier_files", lambda day_dir, fault, history: {"logs": [], "traces": []})],
+        mock.patch.object(nezha, "earlier_files", lambda day_dir, fault, history, first=0: {"logs": [], "traces": []})],
     "log lines over every trace, logged or not": lambda: [
         mock.patch.object(spans, "_logged_sql", lambda window, baseline: "TRUE")],
     "per-trace log events by masked line, not by statement (Drain)": lambda: [

@@ -77,6 +77,15 @@ def test_a_fault_is_covered_by_the_minute_before_and_two_after(nezha: Path):
     assert [p.name for p in files["traces"]] == ["08_43_trace.csv.gz", "08_44_trace.csv.gz", "08_45_trace.csv.gz"]
 
 
+def test_the_one_file_holding_the_injection_follows_the_hour_before_it_without_a_gap(nezha: Path):
+    fault = load_faults(nezha)[1]  # 08:52:06: 08_53 holds 08:52:09-08:53:08 (a file holds the minute before its name)
+    alone = fault_inputs(nezha / "rca_data" / DAY, fault, minutes=(1,), history=timedelta(0))
+    assert [p.name for p in alone["logs"]] == ["08_53_log.csv.gz"]
+    hour = fault_inputs(nezha / "rca_data" / DAY, fault, minutes=(1,), history=timedelta(minutes=60))
+    assert [p.name for p in hour["traces"]] == ["08_43_trace.csv.gz", "08_44_trace.csv.gz", "08_45_trace.csv.gz",
+                                                "08_52_trace.csv.gz", "08_53_trace.csv.gz"]
+
+
 def _plain_csv_day(nezha: Path, root: Path, minutes: list[str]) -> Path:
     """The shared day's labels and metrics beside these log and trace minutes as plain `.csv`, as Nezha's own
     repository ships them (the shared copy gzips them)."""

@@ -323,3 +323,31 @@ def test_analyze_on_every_csv_of_a_metric_folder_leaves_out_the_list_of_call_pai
     assert f"warning: {metric / 'dependency.csv'}: no time column" in result.stderr
     top = json.loads((copy / "out" / "analysis.json").read_text())["hypotheses"][0]
     assert top["service"] == "cartservice"
+
+
+def test_one_minute_file_holding_the_injection_is_scored_as_a_user_who_hands_over_the_alerts_minute(copy: Path):
+    # the cart fault at 10:20:30 lies in the file named 10_21 (a file holds the minute before its name)
+    report = evaluate_nezha(copy, fault_minutes=(1,), log_history=timedelta(0))
+    assert report.summary()["fault_minutes"] == [1]
+    ran = run_cli("eval", "nezha", "--data", str(copy), "--fault-minutes", "1", "--log-history", "0", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["fault_minutes"] == [1]
+    assert json.loads(ran.stdout)["per_fault"][0]["inject_time"] == report.faults[0].inject_time
+
+
+def test_the_scores_count_the_root_causes_the_verdict_named_and_those_named_wrong(copy: Path):
+    summary = evaluate_nezha(copy).summary()
+    assert summary["named"] == 1 and summary["named_wrong"] == 0  # cart, found first at 96%
+    table = run_cli("eval", "nezha", "--data", str(copy))
+    assert "a root cause named (the verdict) for 1 of 1 faults, 0 of them the wrong service" in table.stdout
+
+
+@pytest.mark.parametrize("minutes", ["x", "1,,2", "90"])
+def test_fault_minutes_that_are_not_minutes_near_the_injection_are_refused_in_one_line(copy: Path, minutes: str):
+    assert_one_line_error(run_cli("eval", "nezha", "--data", str(copy), "--fault-minutes", minutes),
+                          f"--fault-minutes {minutes}: expected minutes counted from the injection's")
+
+
+def test_the_null_check_refuses_other_fault_minutes(copy: Path):
+    assert_one_line_error(run_cli("eval", "nezha", "--data", str(copy), "--null", "--fault-minutes", "1"),
+                          "--null and --fault-minutes")

@@ -1000,6 +1000,13 @@ def eval_nezha_command(
                                                                           "before each fault's own (earlier faults' "
                                                                           "minutes included; 0: the fault's own "
                                                                           "three minutes alone).")] = 60,
+    fault_minutes: Annotated[str, typer.Option("--fault-minutes", help="Which of each fault's own minute files, "
+                                                                       "counted from the injection's minute "
+                                                                       "(comma-separated; a file holds the minute "
+                                                                       "before its name): 0,1,2 the minute before "
+                                                                       "to two after; 1 the one file holding the "
+                                                                       "injection, as a user who hands over the "
+                                                                       "alert's minute.")] = "0,1,2",
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
     null: Annotated[bool, typer.Option("--null", help="Instead: the span signals' false leads at a pseudo-onset 30 s "
                                                       "before each fault's minute, where no fault is labelled yet, "
@@ -1024,8 +1031,11 @@ def eval_nezha_command(
     from incidentlens.eval.nezha import evaluate_nezha, null_calibration
 
     left_out = [source.value for source in without or []]
+    minutes = _fault_minutes(fault_minutes)
     if null and alert_after is not None:
         raise InputError("--null and --alert-after: the pseudo-onsets are not alerts; use one or the other")
+    if null and fault_minutes != "0,1,2":
+        raise InputError("--null and --fault-minutes: a pseudo-onset's files are those up to the injection's minute")
     if null:
         with Progress(console=console, transient=True, disable=as_json) as progress:
             task = progress.add_task("pseudo-onsets", total=None)
@@ -1055,6 +1065,7 @@ def eval_nezha_command(
                                 day=day, reference=reference, history=timedelta(minutes=history),
                                 log_history=timedelta(minutes=log_history), without=left_out,
                                 alert_after=None if alert_after is None else timedelta(seconds=alert_after),
+                                fault_minutes=minutes,
                                 progress=lambda done, total, _: progress.update(task, completed=done, total=total))
     if as_json:
         _print_json(report.to_dict())
@@ -1066,8 +1077,8 @@ def eval_nezha_command(
                   caption=f"ranker {ranker.value}{' with the reference minutes' if reference else ''}"
                           f"{''.join(f', without {source}' for source in left_out)}"
                           f"{f', an alert {alert_after} s after each injection' if alert_after is not None else ''}"
-                          f"; logs and traces "
-                          f"of {log_history} min before each fault's own; Nezha (paper): {papers}")
+                          f"; logs and traces of {log_history} min before each fault's own "
+                          f"(its minute files {fault_minutes}); Nezha (paper): {papers}")
     rows = [*summary["by_type"].items(), *(summary["by_day"].items() if len(summary["by_day"]) > 1 else []),
             ("all", summary)]
     for name, scores in rows:
@@ -1075,12 +1086,28 @@ def eval_nezha_command(
                       f"{scores['top3']:.1%} ({scores['top3_count']})", f"{scores['mean_seconds']:.1f}",
                       ", ".join(f"{kind} {count}" for kind, count in scores["mechanisms"].items()))
     console.print(table)
+    if ranker is NezhaRanker.analysis:
+        console.print(f"a root cause named (the verdict) for {summary['named']} of {summary['faults']} faults, "
+                      f"{summary['named_wrong']} of them the wrong service; the others inconclusive",
+                      highlight=False)
     if summary["notes"]:
         console.print("faults scored with a note (each fault's in --json): "
                       + ", ".join(f"{note} {count}" for note, count in summary["notes"].items()), markup=False,
                       soft_wrap=True)
     _print_set_aside(summary["set_aside"])
     _print_calibration(report.calibration())
+
+
+def _fault_minutes(text: str) -> tuple[int, ...]:
+    """`--fault-minutes 0,1,2` -> (0, 1, 2): minutes counted from the injection's, each within an hour of it."""
+    try:
+        minutes = tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        minutes = ()
+    if not minutes or not all(-60 <= m <= 60 for m in minutes):
+        raise InputError(f"--fault-minutes {text}: expected minutes counted from the injection's, within an hour of "
+                         "it, e.g. 1 or 0,1,2")
+    return minutes
 
 
 def main() -> None:

@@ -69,6 +69,7 @@ class Ranking:
     note: str | None = None
     confidences: list[float] = field(default_factory=list)  # each service's stated confidence, when the ranker has one
     mechanisms: list[str] = field(default_factory=list)  # each service's mechanism (kind), when the ranker names one
+    verdict: str | None = None  # "root_cause" (the first service named) or "inconclusive"; None: the ranker gives none
 
 
 Ranker = Callable[[TelemetryStore, datetime], Ranking]
@@ -100,6 +101,7 @@ class FaultScore:
     note: str | None = None
     confidences: list[float] = field(default_factory=list)
     mechanism: str | None = None  # the kind named for the injected service, when it is ranked and the ranker names one
+    verdict: str | None = None  # the review's verdict (`Ranking.verdict`): a root cause named, or inconclusive
 
 
 @dataclass
@@ -110,10 +112,12 @@ class NezhaReport:
     faults: list[FaultScore] = field(default_factory=list)
     without: list[str] = field(default_factory=list)  # the sources left out
     alert_after: float | None = None  # seconds after each injection of the alert time, when analysed as an alert
+    fault_minutes: list[int] = field(default_factory=lambda: list(FILE_MINUTES_FROM_INJECTION))  # its own files
     set_aside: list[str] = field(default_factory=list)  # labels that could not be read, metric data left out: why
 
     def summary(self) -> dict[str, Any]:
         return {"ranker": self.ranker, "without": self.without, "alert_after": self.alert_after,
+                "fault_minutes": self.fault_minutes,
                 **_scores(self.faults), "by_type": self.by_type(),
                 "by_day": self.by_day(), "paper": PAPER, "calibration": self.calibration().model_dump(),
                 "notes": self.note_counts(), "set_aside": self.set_aside}
@@ -152,6 +156,9 @@ def _scores(faults: Sequence[FaultScore]) -> dict[str, Any]:
         "top3_count": top3,
         "mean_seconds": sum(seconds) / count if count else 0.0,
         "max_seconds": max(seconds, default=0.0),
+        # the answers a reader acts on: a root cause the verdict named, and how many of those were another service
+        "named": sum(1 for f in faults if f.verdict == "root_cause"),
+        "named_wrong": sum(1 for f in faults if f.verdict == "root_cause" and f.rank != 1),
         # the mechanism named for the injected service where it was ranked first (does a CPU fault read as one?)
         "mechanisms": dict(sorted(Counter(f.mechanism for f in faults if f.rank == 1 and f.mechanism).items())),
     }
@@ -291,13 +298,20 @@ def minute_file(folder: Path, stem: str) -> Path | None:
                  if (folder / f"{stem}{suffix}").is_file()), None)
 
 
-def reference_files(reference_dir: Path, fault: NezhaFault) -> dict[str, list[Path]]:
+def reference_files(reference_dir: Path, fault: NezhaFault, first: int = 0) -> dict[str, list[Path]]:
     """The fault-free log and trace minutes of the same day (`construct_data/`) that end before the fault's own
-    files begin: more history for the baseline, the way a user keeps yesterday's or the last hour's telemetry."""
-    first_covered = fault.inject_time.replace(second=0, microsecond=0) - timedelta(minutes=1)
+    files begin (`first`: its first file, counted from the injection's minute): more history for the baseline, the
+    way a user keeps yesterday's or the last hour's telemetry."""
+    begins = own_files_begin(fault, first)
     return {role: [path for path, ends in _minute_files(reference_dir / folder, kind, fault.inject_time)
-                   if ends <= first_covered]
+                   if ends <= begins]
             for role, folder, kind in ROLES}
+
+
+def own_files_begin(fault: NezhaFault, first: int = 0) -> datetime:
+    """When the fault's own files begin, the first of them `first` minutes from the injection's (a file holds the
+    minute before the one it is named for)."""
+    return fault.inject_time.replace(second=0, microsecond=0) + timedelta(minutes=first - 1)
 
 
 def fault_inputs(day_dir: Path, fault: NezhaFault, minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION,
@@ -306,16 +320,18 @@ def fault_inputs(day_dir: Path, fault: NezhaFault, minutes: Sequence[int] = FILE
     faults' minutes and all) and the day's fault-free reference minutes when `reference` (a user who keeps some
     quiet telemetry of the same day)."""
     files = fault_files(day_dir, fault, minutes)
-    earlier = earlier_files(day_dir, fault, history)
-    quiet = reference_files(day_dir.parent.parent / "construct_data" / day_dir.name, fault) if reference else {}
+    earlier = earlier_files(day_dir, fault, history, first=min(minutes))
+    quiet = (reference_files(day_dir.parent.parent / "construct_data" / day_dir.name, fault, first=min(minutes))
+             if reference else {})
     return {role: _unique_paths([*quiet.get(role, []), *earlier[role], *paths]) for role, paths in files.items()}
 
 
-def earlier_files(day_dir: Path, fault: NezhaFault, history: timedelta) -> dict[str, list[Path]]:
-    """The day's log and trace files that end within `history` before the fault's own files begin."""
-    first_covered = fault.inject_time.replace(second=0, microsecond=0) - timedelta(minutes=1)
+def earlier_files(day_dir: Path, fault: NezhaFault, history: timedelta, first: int = 0) -> dict[str, list[Path]]:
+    """The day's log and trace files that end within `history` before the fault's own files begin (`first`: its
+    first file, counted from the injection's minute)."""
+    begins = own_files_begin(fault, first)
     return {role: [path for path, ends in _minute_files(day_dir / folder, kind, fault.inject_time)
-                   if first_covered - history < ends <= first_covered]
+                   if begins - history < ends <= begins]
             for role, folder, kind in ROLES}
 
 
@@ -446,7 +462,8 @@ def analysis_ranker(store: TelemetryStore, at: datetime, onset: str = "at") -> R
     result = analyze(store, at=at, onset=onset)
     return Ranking(_unique(h.service for h in result.hypotheses), note=result.reason,
                    confidences=[h.confidence for h in result.hypotheses],
-                   mechanisms=[h.kind for h in result.hypotheses])
+                   mechanisms=[h.kind for h in result.hypotheses],
+                   verdict=result.verdict.status if result.verdict else None)
 
 
 def signals_ranker(store: TelemetryStore, at: datetime) -> Ranking:
@@ -678,6 +695,7 @@ def evaluate_nezha(
     log_history: timedelta = LOG_HISTORY,
     without: Sequence[str] = (),
     alert_after: timedelta | None = None,
+    fault_minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION,
 ) -> NezhaReport:
     """Rank every fault's services and score against the labels: the faults of `day` (every day found when None),
     with the day's fault-free reference minutes as extra history when `reference`, `history` of metrics before
@@ -685,7 +703,9 @@ def evaluate_nezha(
     `log_history` of the day's log and trace files before the fault's own (zero: its own three minutes alone), and
     none of the sources in `without` (`SOURCES`). `alert_after`: analyse each fault as an alert this long after the
     injection, the incident detected at it (`analyze --at T`, as the Alertmanager service runs it), not at the
-    injection time as its known start."""
+    injection time as its known start. `fault_minutes`: which of the fault's own minute files, counted from the
+    injection's minute (`fault_files`; (1,): the one file that holds the injection, as a user who hands over the
+    minute of the alert)."""
     if ranker not in RANKERS:
         raise InputError(f"--ranker {ranker}: expected one of {', '.join(RANKERS)}")
     rank = RANKERS[ranker]
@@ -706,7 +726,7 @@ def evaluate_nezha(
         raise InputError(f"--kind {', '.join(unknown or kinds or [])}: no such faults (types: {', '.join(types)})")
     report = NezhaReport(ranker=ranker, without=sorted(set(without)),
                          alert_after=None if alert_after is None else alert_after.total_seconds(),
-                         set_aside=list(labels.set_aside))
+                         fault_minutes=list(fault_minutes), set_aside=list(labels.set_aside))
     with tempfile.TemporaryDirectory(prefix="incidentlens-nezha-") as scratch:
         cuts: dict[str, tuple[MetricsCut | None, CallsCut | None]] = {}
         for number, fault in enumerate(faults, start=1):
@@ -719,7 +739,7 @@ def evaluate_nezha(
                                         for note in made.warnings)
                 report.set_aside.extend(absent_folders(data, fault.day, reference, without))
             score = score_fault(folder, fault, cuts[fault.day][0], rank, reference, log_history, without,
-                                calls=cuts[fault.day][1])
+                                calls=cuts[fault.day][1], minutes=fault_minutes)
             report.faults.append(score)
             if progress:
                 progress(number, len(faults), score)
@@ -744,12 +764,13 @@ def _at_alert(store: TelemetryStore, inject_time: datetime, delay: timedelta) ->
 
 def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut | None, ranker: Ranker,
                 reference: bool = False, log_history: timedelta = LOG_HISTORY,
-                without: Sequence[str] = (), calls: CallsCut | None = None) -> FaultScore:
-    """Rank one fault's services (`metrics` None: without metrics; `calls`: the day's call latency, if it has any).
-    What the fault lacked (metrics around it, its own log or trace minutes, a file that could not be read) is said in
-    its note."""
+                without: Sequence[str] = (), calls: CallsCut | None = None,
+                minutes: Sequence[int] = FILE_MINUTES_FROM_INJECTION) -> FaultScore:
+    """Rank one fault's services (`metrics` None: without metrics; `calls`: the day's call latency, if it has any;
+    `minutes`: which of its own minute files, `fault_files`). What the fault lacked (metrics around it, its own log
+    or trace minutes, a file that could not be read) is said in its note."""
     started = time.perf_counter()
-    inputs = _leave_out(fault_inputs(day_dir, fault, reference=reference, history=log_history), without)
+    inputs = _leave_out(fault_inputs(day_dir, fault, minutes, reference=reference, history=log_history), without)
     metrics = None if "metrics" in without else metrics
     cut = metrics.around(fault.inject_time) if metrics else None
     calls_cut = calls.around(fault.inject_time) if calls and "calls" not in without else None
@@ -765,7 +786,7 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut | None, ra
             ranking = Ranking([], note=f"ranker failed: {type(err).__name__}: {_one_line(err)}")
     ranked = ranking.services
     rank = ranked.index(fault.service) + 1 if fault.service in ranked else None
-    own = fault_files(day_dir, fault)
+    own = fault_files(day_dir, fault, minutes)
     missing = [f"no {role[:-1]} file for its minutes" for role, _, _ in ROLES if role not in without and not own[role]]
     if metrics and cut is None:
         missing.append(metrics.missing or "no metric sample in the hour around it")
@@ -779,6 +800,7 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut | None, ra
         rank=rank, seconds=round(time.perf_counter() - started, 2), note="; ".join(notes) or None,
         confidences=ranking.confidences[:5],
         mechanism=ranking.mechanisms[rank - 1] if rank is not None and rank <= len(ranking.mechanisms) else None,
+        verdict=ranking.verdict,
     )
 
 
