@@ -99,6 +99,28 @@ def test_a_known_onset_window_over_metrics_alone_says_it_ends_after_five_samples
     assert "the end of the data" not in pm.recovery.narrative.text
 
 
+def _logs_until(tmp_path, end: datetime) -> Path:
+    """Log lines every 5 s from 10:00 to `end`, as a minute's export around an alert holds them."""
+    start = DAY + timedelta(hours=10)
+    logs = [{"ts": (start + timedelta(seconds=s)).isoformat() + "Z", "service": "api", "level": "INFO",
+             "message": "request served"} for s in range(0, int((end - start).total_seconds()) + 1, 5)]
+    path = tmp_path / "logs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in logs) + "\n")
+    return path
+
+
+def test_a_window_under_a_minute_is_stated_in_seconds_not_as_zero_minutes(tmp_path):
+    # a day of metrics beside a minute of logs whose last line is 25 s after the given start (Nezha's minute files,
+    # the injection at 10:56:45 and the file's last line at 10:57:08): the review said "0 minutes examined"
+    at = DAY + timedelta(hours=10, seconds=45)
+    store = load_telemetry(metrics=_metrics_day(tmp_path), logs=_logs_until(tmp_path, at + timedelta(seconds=25)))
+    result = analyze(store, at=at, onset="at")
+    assert 0 < result.impact["duration_minutes"] < 1
+    pm = build_postmortem(result)
+    assert "(26 s examined)" in pm.summary.text  # to the last line, and the second the window's end holds it
+    assert "0 minutes" not in pm.summary.text
+
+
 def test_a_day_of_call_metrics_ending_before_the_metrics_still_bounds_the_window_at_five_samples(tmp_path):
     # a mesh's call latency for the day, its last minute read a second before the metrics' (OnlineBoutique's
     # files): the calls are the shortest source, and a day of them is no more the incident's than a day of metrics

@@ -494,7 +494,8 @@ class _Builder:
         raw = self.data.get("impact") or {}
         total, failed = raw.get("requests_total"), raw.get("requests_failed")
         return Impact(
-            duration_minutes=raw.get("duration_minutes", _span_minutes(self.window.start, self.window.end)),
+            # an analysis written before a window under a minute kept its fraction says 0
+            duration_minutes=raw.get("duration_minutes") or _span_minutes(self.window.start, self.window.end),
             requests_total=total,
             requests_failed=failed,
             entry_service=raw.get("entry_service"),
