@@ -71,7 +71,8 @@ def test_a_known_onset_window_ends_where_the_shortest_source_ends(tmp_path):
     assert baseline == (day, at)  # every sample before the alert, metrics from midnight on
     detection, *_ = known_onset_detection(store, at)
     assert detection.evidence[0].data["window_rule"] == WINDOW_RULE
-    assert detection.evidence[0].data["window_end"] == "the end of the data"
+    # named, not "the end of the data": the metrics run on for the rest of the day
+    assert detection.evidence[0].data["window_end"] == "the end of the logs, the shortest source"
 
 
 DAY = datetime(2024, 5, 1)
@@ -118,6 +119,7 @@ def test_a_window_under_a_minute_is_stated_in_seconds_not_as_zero_minutes(tmp_pa
     assert 0 < result.impact["duration_minutes"] < 1
     pm = build_postmortem(result)
     assert "(26 s examined)" in pm.summary.text  # to the last line, and the second the window's end holds it
+    assert "the end of the logs, the shortest source (26 s examined)" in pm.summary.text
     assert "0 minutes" not in pm.summary.text
 
 

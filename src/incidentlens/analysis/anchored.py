@@ -37,6 +37,8 @@ AGGREGATE_SERIES = {"metrics": "service, pod, metric", "calls": "caller, callee,
 WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, call metrics, logs, spans) that "
                f"runs past it, at most {METRIC_WINDOW_STEPS} metric samples when the metrics or call metrics are "
                f"that source and at most {MAX_WINDOW.total_seconds() / 3600:g} h")
+#: each view as a reader calls the source
+SOURCE_WORDS = {"metrics": "metrics", "logs": "logs", "spans": "traces", "calls": "call metrics"}
 #: the baseline is the data before the onset, at most this much of it
 MAX_BASELINE = timedelta(hours=24)
 #: a window end is exclusive: one step past the last sample
@@ -92,8 +94,16 @@ def window_end(store: Any, window: Span) -> str:
     at, end = window
     if end - at >= MAX_WINDOW:
         return f"{MAX_WINDOW.total_seconds() / 3600:g} h after the start, the longest window examined"
-    if end - END_STEP < _covered_end(store.view_ranges(), at, store.time_range()[1]):
+    ranges = store.view_ranges()
+    if end - END_STEP < _covered_end(ranges, at, store.time_range()[1]):
         return f"{METRIC_WINDOW_STEPS} metric samples after the start, the longest window the metrics alone give"
+    # the sources that end where the window does, while others run on (a day of metrics beside a minute of logs
+    # and traces): "the end of the data" would say there was nothing after it
+    spoken = {view: SOURCE_WORDS.get(view, view) for view, (_, last) in ranges.items() if view != "events"}
+    ending = [word for view, word in spoken.items() if at <= ranges[view][1] < end]
+    if ending and len(ending) < len(spoken):
+        names = ending[0] if len(ending) == 1 else f"{', '.join(ending[:-1])} and {ending[-1]}"
+        return f"the end of the {names}, the shortest source{'s' if len(ending) > 1 else ''}"
     return "the end of the data"
 
 
