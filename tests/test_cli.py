@@ -1,7 +1,9 @@
 """The command line's own contract: help, version, and one-line errors."""
 
+import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 
 from typer.testing import CliRunner
 
@@ -101,3 +103,24 @@ def test_an_investigation_with_no_incident_prints_no_tool_failure_noise(tmp_path
     assert completed.returncode == 0, completed.stderr
     assert "No incident detected" in completed.stdout
     assert "Failed to invoke Tool" not in completed.stdout + completed.stderr
+
+
+def test_analyze_prints_the_verdict_the_window_length_and_what_the_sources_lacked(tmp_path):
+    # a day of steady metrics beside 25 s of logs after a given start: the summary said neither that no single root
+    # cause was found (the table alone), nor how short the window was, nor that there were no traces
+    day = datetime(2024, 5, 1)
+    at = day + timedelta(hours=10, seconds=45)
+    metrics = [{"ts": (day + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
+                "value": 20.0 + (m % 7)} for m in range(1440)]
+    logs = [{"ts": (day + timedelta(hours=10, seconds=s)).isoformat() + "Z", "service": "api", "level": "INFO",
+             "message": "request served"} for s in range(0, 71, 5)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in logs) + "\n")
+    result = runner.invoke(app, ["analyze", "--metrics", str(tmp_path / "metrics.jsonl"), "--logs",
+                                 str(tmp_path / "logs.jsonl"), "--at", at.isoformat() + "Z", "--onset", "at",
+                                 "--out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "(26 s, to the end of the logs, the shortest source)" in result.output
+    assert "No single root cause found: no service moved beyond its baseline's noise" in result.output
+    assert "note: no traces for this period" in result.output
+    assert "root-cause hypotheses" not in result.output  # no empty table

@@ -425,16 +425,19 @@ def _print_analysis(analysis: dict) -> None:
         console.print(f"[bold]no incident found[/bold]: {escape(str(analysis['reason']))}")
         return
     window, baseline = analysis["incident_window"], analysis["baseline_window"]
-    console.print(f"[bold]incident[/bold] {window['start']} .. {window['end']}  peak {analysis['peak']}")
+    console.print(f"[bold]incident[/bold] {window['start']} .. {window['end']} ({_window_length(analysis)})  "
+                  f"peak {analysis['peak']}", highlight=False)
     console.print(f"[dim]baseline {baseline['start']} .. {baseline['end']} ({baseline.get('rule', '')})[/dim]")
     # Service names, descriptions, dimension values and templates are the user's data: escaped, never markup.
     rows = [[str(rank), h["service"], h["kind"], f"{h['confidence']:.0%}",
              {True: "passed", False: "failed", None: "-"}[h["test_passed"]]]
             for rank, h in enumerate(analysis["hypotheses"], 1)]
-    console.print(fitted_table([Col("#", NUMBER), Col("service"), Col("kind"), Col("confidence", NUMBER),
-                                Col("test")], rows, console.width, title="root-cause hypotheses"))
+    if rows:
+        console.print(fitted_table([Col("#", NUMBER), Col("service"), Col("kind"), Col("confidence", NUMBER),
+                                    Col("test")], rows, console.width, title="root-cause hypotheses"))
     for hypothesis in analysis["hypotheses"][:1]:
         _print_data(f"  {hypothesis['mechanism']}\n  test: {hypothesis['test']}")
+    _print_verdict(analysis)
     if analysis["trigger"]:
         trigger = analysis["trigger"]
         console.print(f"[bold]trigger[/bold] {trigger['t']} {escape(str(trigger['kind']))} "
@@ -448,6 +451,31 @@ def _print_analysis(analysis: dict) -> None:
         console.print(f"[bold]{template['status']}[/bold] x{template['count_window']} {escape(template['template'])}",
                       highlight=False)
     console.print(f"[dim]{len(analysis['evidence'])} pieces of evidence, each with its query[/dim]")
+
+
+def _window_length(analysis: dict) -> str:
+    """`24 s`, `144 min`, and with a given start where its window ends (`the end of the logs and traces, the
+    shortest sources`): a minute of logs beside a day of metrics is 24 s examined, not the day."""
+    from incidentlens.analysis.detection import parse_time
+
+    window = analysis["incident_window"]
+    seconds = (parse_time(window["end"]) - parse_time(window["start"])).total_seconds()
+    length = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    cited = set(analysis["detection"].get("evidence") or [])
+    ends = [e["data"]["window_end"] for e in analysis["evidence"]
+            if e["id"] in cited and isinstance(e.get("data"), dict) and e["data"].get("window_end")]
+    return f"{length}, to {ends[0]}" if ends else length
+
+
+def _print_verdict(analysis: dict) -> None:
+    """The verdict in one line, whether the table's first row is the root cause or only the likeliest of several
+    ("No single root cause found: ..."), then what the sources lacked ("no logs for this period")."""
+    verdict = analysis.get("verdict") or {}
+    if verdict.get("reason"):
+        named = verdict.get("status") == "root_cause"
+        _print_data(f"{'root cause: ' if named else ''}{verdict['reason']}")
+    for note in (analysis.get("sources") or {}).get("notes") or []:
+        console.print(Text(f"note: {note}", style="dim"))
 
 
 @eval_app.command("scenarios")
