@@ -65,9 +65,10 @@ def test_an_alert_after_the_data_is_not_taken_as_the_start(system: tuple[Path, P
     result = runner.invoke(app, ["analyze", "--traces", str(spans), "--logs", str(logs), "--at",
                                  "2024-05-02T10:20:00Z", "--json", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    analysis = json.loads(result.output)
+    analysis = json.loads(result.stdout)
     assert analysis["detected"] is False and "no metrics" in analysis["reason"]
     assert analysis["detection"]["undetected"] is None
+    assert "warning: --at 2024-05-02T10:20:00Z lies outside the data" in result.stderr  # said, on stderr
 
 
 def test_an_alert_in_a_surge_of_demand_without_harm_is_not_made_an_incident(tmp_path: Path):

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from typer.testing import CliRunner
 
+from cli_process import run_cli
 from incidentlens import __version__
 from incidentlens.cli import app
 from incidentlens.errors import InputError
@@ -124,3 +125,31 @@ def test_analyze_prints_the_verdict_the_window_length_and_what_the_sources_lacke
     assert "No single root cause found: no service moved beyond its baseline's noise" in result.output
     assert "note: no traces for this period" in result.output
     assert "root-cause hypotheses" not in result.output  # no empty table
+
+
+def _steady_day(tmp_path) -> str:
+    day = datetime(2024, 5, 1)
+    rows = [{"ts": (day + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
+             "value": 20.0 + (m % 7) + (30.0 if 600 <= m < 640 else 0.0)} for m in range(1440)]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return str(path)
+
+
+def test_an_alert_time_outside_the_data_is_said_not_silently_replaced_by_the_nearest_window(tmp_path):
+    # NAB's machine temperature (Dec 2013 - Feb 2014) with --at 2015-01-01: the last window was listed and explained
+    # as the alert's without a word (not an error: an alert can come after an export that lags it)
+    metrics = _steady_day(tmp_path)
+    for command in (["detect"], ["analyze", "--out", str(tmp_path)]):
+        result = run_cli(*command, "--metrics", metrics, "--at", "2024-06-01T00:00:00Z")
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.splitlines() == [
+            "warning: --at 2024-06-01T00:00:00Z lies outside the data (2024-05-01T00:00:00Z .. 2024-05-01T23:59:00Z):"
+            " nothing at that time can be seen, only what is nearest it"]
+
+
+def test_detect_says_the_window_it_chose_does_not_contain_the_alert_time(tmp_path):
+    result = runner.invoke(app, ["detect", "--metrics", _steady_day(tmp_path), "--at", "2024-05-01T15:00:00Z"],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "the window nearest --at 2024-05-01T15:00:00Z (none contains it)" in result.output

@@ -27,6 +27,8 @@ from incidentlens import __version__
 from incidentlens.errors import IncidentLensError, InputError
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from incidentlens.analysis.detection import DetectionResult
 
 app = typer.Typer(
@@ -212,7 +214,21 @@ def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[
             where = f": see {listing}"
         warnings_console.print(Text(f"warning: {rejected.note()}, set aside{where}", style="yellow"),
                                highlight=False, soft_wrap=True)
+    if at is not None:
+        _warn_alert_outside(store, at)
     return store
+
+
+def _warn_alert_outside(store: Any, at: dt.datetime) -> None:
+    """Say so when --at lies outside the data's time range: the window nearest it, perhaps months away, is what
+    is listed and explained. Not an error: an alert can come after an export that lags it."""
+    from incidentlens.analysis.detection import iso_z
+
+    span = store.time_range()
+    if span is not None and not span[0] <= at <= span[1]:
+        warnings_console.print(Text(f"warning: --at {iso_z(at)} lies outside the data ({iso_z(span[0])} .. "
+                                    f"{iso_z(span[1])}): nothing at that time can be seen, only what is nearest it",
+                                    style="yellow"), highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -322,7 +338,8 @@ def _print_detection(result: DetectionResult) -> None:
         baseline = result.baseline_window
         compared = f"baseline {iso_z(baseline[0])} .. {iso_z(baseline[1])}" if baseline else "no baseline period"
         others = len(result.windows) - 1
-        console.print(f"* incident window ({result.detector}); {compared}"
+        chosen = result.evidence[0].data.get("chosen_by") if result.evidence else None
+        console.print(f"* incident window ({result.detector}){f', {chosen}' if chosen else ''}; {compared}"
                       + (f"; {others} other window(s) listed, most severe first" if others else ""))
     for note in result.notes:
         console.print(Text(f"note: {note}", style="dim"))

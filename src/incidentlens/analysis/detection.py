@@ -707,7 +707,7 @@ def _chosen_by(at: datetime | None, chosen: IncidentWindow) -> str:
         return "the most severe window"
     if chosen.start <= at <= chosen.end:
         return f"the window containing --at {iso_z(at)}"
-    return f"the window nearest --at {iso_z(at)}"
+    return f"the window nearest --at {iso_z(at)} (none contains it)"
 
 
 def _sensitivity_text(sensitivity: str | float | None, settings: RobustSettings) -> str:
