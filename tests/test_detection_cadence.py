@@ -287,9 +287,24 @@ def test_a_quiet_day_says_what_came_closest_and_how_to_ask_for_more(tmp_path):
     # a lower bar clears the size, not the duration: still one minute, still no incident
     assert not high["detected"]
     assert high["detection"]["closest_miss"]["why_short"] == "it lasted 60 s, under the 5 min a window needs"
+    # already at high, it is not told to ask for high
+    assert high["detection"]["closest_miss"]["ask_for_more"].startswith("--sensitivity <σ> under the 4 σ given, "
+                                                                        "and above 3")
     assert high["detection"]["sensitivity"].startswith("high: opening bar 4 robust σ for a series of 8,000 points")
     # the history bar moves with it (1.3 x 4 / 5), and a run must clear both bars
     assert "raised to 1.04 x the least of the series' 3 largest earlier peaks" in high["detection"]["sensitivity"]
+
+
+def test_a_closest_miss_under_3_sigma_says_no_bar_opens_a_window_on_it(tmp_path):
+    # NAB's art_daily_small_noise: "it stayed under the 3 σ a window needs to open", then "ask for --sensitivity
+    # high (opening bar 4 σ)", which cannot open one either
+    bounded = 100 + np.random.default_rng(1).uniform(-4, 4, 1440)  # noise with no tail: nothing past 2 σ
+    path = write_day(tmp_path / "m.csv", {"api/latency_ms": bounded})
+    miss = json.loads(CliRunner().invoke(app, ["detect", "--metrics", str(path), "--json"]).output)[
+        "detection"]["closest_miss"]
+    assert miss["strength"] < 3
+    assert miss["why_short"] == "it stayed under 3 σ, where a run begins; a window opens at 4.7 σ"
+    assert miss["ask_for_more"] == "no --sensitivity opens a window on it: every opening bar is above 3 σ"
 
 
 def test_analyze_takes_the_sensitivity_too_and_its_closest_miss_says_so(tmp_path):

@@ -480,7 +480,9 @@ def _near_miss(weighed: list[Span], score: np.ndarray, series: PreparedSeries, e
     if not weighed:
         peak = int(np.argmax(np.abs(score)))
         span = _span(peak, peak, "up" if score[peak] > 0 else "down", score, series, expected, 0, 0)
-        return NearMiss(span, f"it stayed under the {settings.extend_threshold:g} σ a window needs to open")
+        # the 3 σ is where a run begins (and what keeps a window open), not the bar that opens one
+        return NearMiss(span, f"it stayed under {settings.extend_threshold:g} σ, where a run begins; a window opens "
+                              f"at {floor:.1f} σ")
     best = max(weighed, key=lambda span: span.strength)
     shortfalls = []
     if best.strength < settings.open_threshold:
@@ -1001,10 +1003,21 @@ def closest_miss(detections: dict[str, SeriesDetection], lone_bar: float,
         "series": name, "start": iso_z(_to_datetime(t[span.start])), "end": iso_z(_ns_to_datetime(end)),
         "peak_at": iso_z(_to_datetime(t[span.peak])), "direction": span.direction,
         "baseline": _round(span.baseline), "peak": _round(span.peak_value), "shift": round(span.shift, 2),
-        "strength": round(span.strength, 2), "why_short": why,
-        "ask_for_more": "--sensitivity high (detect, analyze, investigate; opening bar "
-                        f"{SENSITIVITY['high']:g} σ) or --sensitivity <σ> lowers the bars",
+        "strength": round(span.strength, 2), "why_short": why, "ask_for_more": _ask_for_more(span, settings),
     }
+
+
+def _ask_for_more(span: Span, settings: RobustSettings) -> str:
+    """How to lower the bars from where they are: `--sensitivity high` only while the bar is above high's (a user
+    already at high was told to ask for high), and nothing where no opening bar could be met."""
+    extend = DEFAULT_SETTINGS.extend_threshold
+    if span.strength < extend:
+        return f"no --sensitivity opens a window on it: every opening bar is above {extend:g} σ"
+    if settings.open_threshold > SENSITIVITY["high"]:
+        return (f"--sensitivity high (detect, analyze, investigate; opening bar {SENSITIVITY['high']:g} σ) or "
+                "--sensitivity <σ> lowers the bars")
+    return (f"--sensitivity <σ> under the {settings.open_threshold:g} σ given, and above {extend:g} (detect, analyze, "
+            "investigate), lowers the bars further")
 
 
 def _nothing(detector: str, reason: str, sql: str, notes: list[str], checked: int,
