@@ -174,6 +174,22 @@ def test_a_template_is_shown_with_its_representative_line_then_its_pattern(tmp_p
     assert '<span class="mono">WARN Pool timeout after &lt;*&gt; ms</span>' in html
 
 
+def test_a_representative_line_of_thousands_of_characters_is_cut_saying_how_much(tmp_path):
+    # TrainTicket's order-other service logs a whole ticket list in one line (about 10,000 characters): the review
+    # quoted all of it, in the Markdown and the HTML alike
+    analysis = pool_exhaustion_analysis()
+    tickets = ", ".join(f"Ticket(seatNo={n}, startStation=shanghai, destStation=nanjing)" for n in range(200))
+    line = f"18:56:50.657 INFO o.s.OrderOtherServiceImpl#67 [getSoldTickets][Left ticket info][{tickets}]"
+    analysis["templates"][0]["samples"] = [line]
+    written = write_reports(build_postmortem(analysis), tmp_path)
+    markdown, html = written["markdown"].read_text(), written["html"].read_text()
+    shown = f"{line[:400]} … ({len(line) - 400:,} more characters in the evidence)"
+    assert f"```text\n{shown}\n```" in markdown
+    assert f'<pre class="sample" title="a representative line from the data">{shown}</pre>' in html
+    assert line[:500] not in markdown + html
+    assert line in written["json"].read_text()  # report.json keeps it whole
+
+
 @pytest.mark.parametrize(("template", "readable"), [
     ("<*>:<*>:<*> WARN o.s.Orders#<*> TraceID: <*> SpanID: <*> [seat from date: <*>-<*>-<*> <*>:<*>:<*>]",
      "WARN o.s.Orders#<*> [seat from date: <*>]"),

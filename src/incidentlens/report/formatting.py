@@ -107,6 +107,18 @@ _MASK_RUN = re.compile(r"<\*>(?:[ :.\-]{1,2}<\*>)+")
 _MASKED_ID = re.compile(r"\s*\b(\w*(?:ID|Id|_id|uuid|UUID))\s*[:=]\s*<\*>")
 
 
+#: a sample log line is quoted up to this many characters; the whole line is in the evidence
+SAMPLE_CHARS = 400
+
+
+def sample_line(line: str) -> str:
+    """A sample log line as the review quotes it: a line of thousands of characters (a ticket list dumped into one
+    message) cut at `SAMPLE_CHARS`, saying how much was left out."""
+    if len(line) <= SAMPLE_CHARS:
+        return line
+    return f"{line[:SAMPLE_CHARS]} … ({len(line) - SAMPLE_CHARS:,} more characters in the evidence)"
+
+
 def readable_pattern(template: str) -> str:
     """A log template without its masked noise: runs of `<*>` folded into one, masked identifiers and a leading
     masked timestamp dropped (`<*>:<*>:<*> WARN Foo TraceID: <*> failed after <*> ms` -> `WARN Foo failed after <*>
