@@ -153,3 +153,15 @@ def test_detect_says_the_window_it_chose_does_not_contain_the_alert_time(tmp_pat
                            env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "the window nearest --at 2024-05-01T15:00:00Z (none contains it)" in result.output
+
+
+def test_analyze_of_logs_alone_says_how_to_give_the_start(tmp_path):
+    # the README's `journalctl -o json ... && incidentlens analyze --logs journal.json` answered "no incident found:
+    # no metrics were loaded" and nothing more
+    logs = tmp_path / "app.log"
+    logs.write_text("2024-05-01T10:00:17Z ERROR payments timeout after 3000ms\n"
+                    "2024-05-01T10:00:18Z INFO payments charged\n")
+    result = runner.invoke(app, ["analyze", "--logs", str(logs), "--out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "no incident found: no metrics were loaded" in result.output
+    assert "logs or traces alone are explained from a start you give: --at TIME --onset at" in result.output

@@ -518,6 +518,8 @@ def _duration_text(ns: int) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 DETECTORS = ("robust", "seed-zscore")
+#: why nothing was detected where no metrics were given (logs or traces alone need their start given)
+NO_METRICS = "no metrics were loaded: detection needs a metrics source"
 MIN_AGREEING_SERIES = 2  # a window one series alone moved needs a higher bar when many series were checked
 SHIFT_CAP = 50.0  # one enormous score should not outweigh many series moving together
 SERIES_CAP = 20  # evidence lists at most this many series
@@ -663,7 +665,7 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
     settings = settings_for(sensitivity)
     sql = series_sql(metrics)
     if not store.has("metrics"):
-        return _nothing(detector, "no metrics were loaded: detection needs a metrics source", sql, [], 0)
+        return _nothing(detector, NO_METRICS, sql, [], 0)
     all_series = _read_series(store, sql)
     if metrics:
         _check_metric_names(metrics, all_series)
