@@ -107,6 +107,20 @@ def test_a_lone_latency_peak_where_nothing_moved_does_not_set_a_severity():
     assert "no impact was measured" in pm.summary.text
 
 
+def test_a_latency_under_its_baseline_in_the_window_is_not_said_to_have_peaked():
+    # TrainTicket 10:56:45, 24 s after the start: "latency (ts-basic-service/PodServerLatencyP90(s)) peaked at
+    # 0.16 s against 0.325 s"
+    analysis = nothing_moved(pool_exhaustion_analysis())
+    analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], peak_error_rate=None,
+                              requests_failed=None, users_affected=None,
+                              peak_latency={"service": "basic", "metric": "p90_s", "value": 0.16, "baseline": 0.325})
+    pm = build_postmortem(analysis)
+    said = "latency (basic/p90_s) stayed under its baseline, at most 0.16 s against 0.325 s"
+    assert said in pm.summary.text and said in pm.impact.narrative.text
+    assert "peaked at 0.16" not in pm.summary.text
+    assert pm.grounding.issues == []
+
+
 def test_a_series_the_detector_found_is_named_though_no_service_s_tests_showed_anything():
     # one metric of one series (a single-column csv: service 'global') opened the window, and the before/after
     # tests have no service to test: the review names what moved instead of "nothing moved"

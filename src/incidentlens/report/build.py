@@ -1346,18 +1346,24 @@ def _capitalized(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _peaked(value: float, baseline: float | None) -> str:
+    """`peaked at`, or `stayed under its baseline, at most` where the window's highest value is not above the
+    baseline's (a latency at 0.16 s against 0.325 s before did not peak)."""
+    return "stayed under its baseline, at most" if baseline is not None and value <= baseline else "peaked at"
+
+
 def _impact_line(impact: Impact, severity: str | None) -> str:
     """The impact's figures in one line; users on WARN/ERROR lines are `affected` only where harm was seen, and then
     those beyond the baseline's."""
     parts = []
     if impact.peak_error_rate:
         e = impact.peak_error_rate
-        parts.append(f"{fmt.error_rate_name(e.service, e.metric)} peaked at {fmt.pct(e.value)}"
+        parts.append(f"{fmt.error_rate_name(e.service, e.metric)} {_peaked(e.value, e.baseline)} {fmt.pct(e.value)}"
                      + (f" against {fmt.pct(e.baseline)} before" if e.baseline is not None
                         else " (no baseline to compare against)"))
     if impact.peak_latency:
         lat = impact.peak_latency
-        parts.append(f"latency ({fmt.series_name(lat.service, lat.metric)}) peaked at "
+        parts.append(f"latency ({fmt.series_name(lat.service, lat.metric)}) {_peaked(lat.value, lat.baseline)} "
                      f"{fmt.measure(lat.metric, lat.value)}"
                      + (f" against {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""))
     at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
