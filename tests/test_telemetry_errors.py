@@ -214,6 +214,13 @@ def test_a_mapping_to_an_absent_column_is_an_error(tmp_path: Path) -> None:
     assert load_error(logs=path, mapping={"message": "text"}) == f"--map message=text: no column 'text' in {path}"
 
 
+def test_a_time_mapping_to_an_absent_column_names_it_not_the_usual_names(tmp_path: Path) -> None:
+    # it said "no time column (looked for ts, time, ...); use --map time=COLUMN" to a user who had given one
+    path = write(tmp_path / "metrics.csv", "when,service,metric,value\n2024-05-01T00:00:00Z,api,lat,1\n")
+    assert load_error(metrics=path, mapping={"time": "nosuch"}) == (
+        f"{path}: no column 'nosuch' (--map time=nosuch); its columns: when, service, metric, value")
+
+
 def test_a_few_malformed_csv_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     rows = [f"2024-05-01T10:{m // 60:02d}:{m % 60:02d}Z,api,line {m}" for m in range(300)]
     rows[150] = "2024-05-01T10:02:30Z,api,line 150 cut2024-05-01T10:02:30Z,api,x"  # two log lines run together

@@ -414,6 +414,10 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
     """Pick the first time candidate that parses the whole sample (else the one parsing most) and its format."""
     names = list(c.columns.types)
     candidates = candidate_columns(names, role, mapping)
+    if not candidates and role in mapping:
+        # the column the user named is not there: "use --map time=COLUMN" would tell them to do what they did
+        raise UntimedSourceError(f"{c.source.label}: no column {mapping[role]!r} (--map {role}={mapping[role]}); "
+                                 f"its columns: {', '.join(names)}")
     if not candidates:
         looked = ", ".join(CANDIDATES[role])
         raise UntimedSourceError(f"{c.source.label}: no time column (looked for {looked}); use --map {role}=COLUMN")
