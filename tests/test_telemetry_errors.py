@@ -241,6 +241,19 @@ def test_an_unterminated_quote_is_an_error_not_a_lost_file(tmp_path: Path) -> No
     assert load_error(logs=path).startswith(f"{path}: cannot read as CSV: line 102: Value with unterminated quote")
 
 
+def test_a_last_line_cut_short_inside_a_quote_is_set_aside_not_the_whole_file(tmp_path: Path) -> None:
+    # a log file copied while it was written: its last line stops inside a quoted message. DuckDB skips that line
+    # without listing it among its rejects, and the file was refused for it
+    rows = [f"2024-05-01T10:{m // 60:02d}:{m % 60:02d}Z,api,line {m}" for m in range(300)]
+    cut = '2024-05-01T10:05:00Z,api,"timeout calling db: conn'
+    path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + "\n" + cut)
+    store = load_telemetry(logs=path)
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 300}]
+    assert store.warnings == [f"{path}: 1 of 301 lines of logs.csv unreadable (line 302), set aside"]
+    [rejected] = store.rejected
+    assert rejected.rows == ((302, "Value with unterminated quote found.", cut),)
+
+
 @pytest.mark.parametrize(("kind", "header", "row", "names"), [
     ("metrics", "ts,service,p95_ms,p95_ms", "2024-05-01,api,1,2", "'p95_ms' (columns 3 and 4)"),  # two series
     ("logs", "ts,service,message,level,Message", "2024-05-01,api,hello,INFO,x",

@@ -165,7 +165,7 @@ def split_malformed(
     one rejected line where a broken quote may have swallowed many.
     """
     tolerant = replace(source, skip_malformed=True)
-    rejected = _rejected_lines(con, tolerant)
+    rejected = _rejected_lines(con, tolerant) or _skipped_unlisted(con, source, tolerant, err)
     if not rejected:
         raise read_error(source, err)
     file, line, reason, _ = rejected[0]
@@ -185,6 +185,32 @@ def split_malformed(
     parts = [replace(source, files=clean)] if clean else []
     parts.append(replace(tolerant, files=tuple(bad_files)))
     return parts, set_aside
+
+
+def _skipped_unlisted(
+    con: duckdb.DuckDBPyConnection, source: Source, tolerant: Source, err: duckdb.Error
+) -> list[tuple[str, int, str, str]]:
+    """The line DuckDB skips without listing it among its rejects: an unterminated quote, as in a last line cut
+    short while the file was written. (file, line, reason, text) from the error, in the one file whose rows read fall
+    short of its lines; nothing when that is not one file."""
+    located = re.search(r"CSV Error on Line: (\d+)", str(err))
+    if located is None:
+        return []
+    short = [path for path in source.files
+             if con.execute(f"SELECT count(*) FROM {replace(tolerant, files=(path,)).from_sql}").fetchall()[0][0]
+             < _data_lines(path)]
+    if len(short) != 1:
+        return []
+    line = int(located.group(1))
+    reason = str(read_error(source.for_file(short[0]), err)).split(f"line {line}: ", 1)[-1]
+    return [(str(short[0]), line, reason, _file_line(short[0], line))]
+
+
+def _file_line(path: Path, number: int) -> str:
+    """The text of the file's line `number` (1-based, the header is line 1)."""
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        return next(itertools.islice(handle, number - 1, None), "").rstrip("\n")
 
 
 def _rejected_lines(con: duckdb.DuckDBPyConnection, tolerant: Source) -> list[tuple[str, int, str, str]]:
