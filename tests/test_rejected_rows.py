@@ -156,7 +156,9 @@ def test_json_lines_that_are_not_objects_are_set_aside_not_the_whole_file_refuse
 
     stderr, listing = set_aside_by_analyze(logs, tmp_path / "out")
 
-    assert stderr == [f"warning: 2 of 50 lines of logs.jsonl unreadable (line 6), set aside: see {listing}"]
+    # "(line 6)" read as if line 6 were the only one
+    assert stderr == [f"warning: 2 of 50 lines of logs.jsonl unreadable (the first on line 6), set aside: see "
+                      f"{listing}"]
     assert listing.read_text().splitlines()[1:] == ["6\tnot a JSON object\t[1, 2]", "10\tnot a JSON object\t42"]
 
 

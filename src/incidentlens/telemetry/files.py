@@ -60,8 +60,9 @@ class RejectedRows:
         return self.rows[0][0]
 
     def note(self) -> str:
-        """`1 of 200 lines of logs.jsonl unreadable (line 58)`."""
-        return f"{len(self.rows)} of {self.lines} lines of {Path(self.file).name} unreadable (line {self.first_line})"
+        """`1 of 200 lines of logs.jsonl unreadable (line 58)`; of several, `(the first on line 6)`."""
+        where = f"line {self.first_line}" if len(self.rows) == 1 else f"the first on line {self.first_line}"
+        return f"{len(self.rows)} of {self.lines} lines of {Path(self.file).name} unreadable ({where})"
 
     @property
     def listing_name(self) -> str:
