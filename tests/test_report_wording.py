@@ -174,6 +174,22 @@ def test_a_contributor_under_another_name_is_one_factor_not_three():
     assert not any(f.startswith("node=") for f in factors)
 
 
+def test_a_contributors_share_says_how_many_lines_it_is_of():
+    # TrainTicket 10:56:45, 24 s after the start: "Node=33.33.33.155 held 54.2% of WARN/ERROR/FATAL lines in the
+    # incident window" was 13 lines of 24
+    analysis = pool_exhaustion_analysis()
+    contributor = analysis["contributors"][0]
+    contributor.update(window_share=13 / 24, baseline_share=66 / 642, lift=5.27, window_count=13, baseline_count=66)
+    cited = next(e for e in analysis["evidence"] if e["id"] == contributor["evidence"])
+    cited["data"].update(contributor, window_population="WARN/ERROR/FATAL lines in the incident window",
+                         window_total=24, baseline_population="all lines in the baseline", baseline_total=642)
+    pm = build_postmortem(analysis)
+    assert pm.contributing_factors[0].description == (
+        "region=eu-west held 13 of the 24 WARN/ERROR/FATAL lines in the incident window (54.2%) against 66 of the "
+        "642 lines in the baseline (10.3%; 5.3x lift)")
+    assert pm.grounding.issues == []
+
+
 def test_a_failure_of_undetermined_mechanism_is_not_met_by_scaling_out():
     # TrainTicket 09:34 (exceptions in traces): "Revert ...; otherwise scale it out" would add replicas that fail alike
     analysis = top_cause_analysis("undetermined", "db-proxy changed")

@@ -424,6 +424,18 @@ class _Builder:
         named = (cited.get("data") or {}).get(f"{period}_population")
         return named or ("problem events in the incident" if period == "window" else "problem events before it")
 
+    def _held(self, contributor: dict[str, Any], period: str, lift: str | None = None) -> str:
+        """`13 of the 24 WARN/ERROR/FATAL lines in the incident window (54.2%)`: a share with the lines it is of, so
+        that 54% of 24 lines does not read like 54% of thousands; the share alone where the evidence has no counts.
+        `lift` joins the parenthesis (`(10.3%; 5.3x lift)`)."""
+        share, population = fmt.pct(contributor[f"{period}_share"]), self._population(contributor, period)
+        cited = next((e for e in self.data.get("evidence") or [] if e.get("id") == contributor.get("evidence")), {})
+        count, total = contributor.get(f"{period}_count"), (cited.get("data") or {}).get(f"{period}_total")
+        if count is None or not total:
+            return f"{share} of {population}" + (f" ({lift})" if lift else "")
+        return (f"{fmt.num(count)} of the {fmt.num(total)} {population.removeprefix('all ')} "
+                f"({share}{f'; {lift}' if lift else ''})")
+
     def _runbook(self) -> list[str]:
         """The catalogue's steps for the cause, with the log line that marked it in this incident right after the
         first: what the next on-call searches for. With no single root cause: find which service moved first, and
@@ -628,9 +640,8 @@ class _Builder:
     def _contributing_factors(self) -> list[ContributingFactor]:
         factors = [
             ContributingFactor(
-                description=f"{c['dimension']}={c['value']}{_also(same)} held {fmt.pct(c['window_share'])} of "
-                            f"{self._population(c, 'window')} against {fmt.pct(c['baseline_share'])} of "
-                            f"{self._population(c, 'baseline')} ({_ratio(c.get('lift'), c['baseline_share'])})",
+                description=f"{c['dimension']}={c['value']}{_also(same)} held {self._held(c, 'window')} against "
+                            f"{self._held(c, 'baseline', _ratio(c.get('lift'), c['baseline_share']))}",
                 evidence=[e["evidence"] for e in [c, *same] if e.get("evidence")])
             for c, same in _same_lines([c for c in self.data.get("contributors") or []
                                         if {"dimension", "value", "window_share", "baseline_share"} <= c.keys()])
