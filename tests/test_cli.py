@@ -165,3 +165,15 @@ def test_analyze_of_logs_alone_says_how_to_give_the_start(tmp_path):
     assert result.exit_code == 0, result.output
     assert "no incident found: no metrics were loaded" in result.output
     assert "logs or traces alone are explained from a start you give: --at TIME --onset at" in result.output
+
+
+def test_a_given_start_over_logs_without_times_says_so_in_the_users_words(tmp_path):
+    # "error: --at: the store holds no data" for a log whose line format was not recognised (its lines have no time)
+    logs = tmp_path / "weird.log"
+    logs.write_text("hello world\nfoo bar 12\nbaz\n")
+    result = run_cli("analyze", "--logs", str(logs), "--at", "2024-05-01T00:00:00Z", "--onset", "at", "--out",
+                     str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == ("error: --at: no row of the sources given has a time to place it among "
+                                              "(a plain-text log in a format not recognised has none)")
+    assert "store" not in result.stderr

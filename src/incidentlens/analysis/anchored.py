@@ -65,7 +65,8 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
     """(window, baseline, the baseline's rule) for an incident known to start at `at`."""
     ranges, span = store.view_ranges(), store.time_range()
     if span is None:
-        raise InputError("--at: the store holds no data")
+        raise InputError("--at: no row of the sources given has a time to place it among (a plain-text log in a "
+                         "format not recognised has none)")
     data_start, data_end = span
     if not can_start_at(store, at):
         raise InputError(f"--at {iso_z(at)}: outside the data ({iso_z(data_start)} .. {iso_z(data_end)}); with "
