@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -117,6 +118,9 @@ def test_eval_nab_cli_prints_the_nab_score_and_json(datasets, tmp_path):
     table = runner.invoke(app, ["eval", "nab", "--data", str(nab), "--cadence", "native"])
     assert table.exit_code == 0, table.output
     assert "held-out" in table.output and "reward_low_FP" in table.output and "seed-zscore" in table.output
+    # at 80 columns the event table cut every cell ("0.7…" for an F1): columns give way, figures stay whole
+    assert "…" not in table.output
+    assert re.search(r"native\s+robust\s+held-out\s+\d+/\d+\s+\d\.\d{3}\s+\d\.\d{3}\s+\d\.\d{3}", table.output)
     as_json = runner.invoke(app, ["eval", "nab", "--data", str(nab), "--json", "--detector", "robust",
                                   "--cadence", "native", "--cadence", "1h"])
     assert as_json.exit_code == 0, as_json.output
