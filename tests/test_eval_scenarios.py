@@ -134,6 +134,16 @@ def test_cli_prints_a_table():
     assert "seed-tutorial" in result.output and "IoU" in result.output
 
 
+def test_cli_table_at_80_columns_cuts_no_figure():
+    # every header and a kind of "100%" were cut ("ru…", "10…"): the time per run gives way instead
+    args = ["eval", "scenarios", "--seeds", "1", "--scenario", "provider-throttling", "--logs", "20000"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert "provider-throttling     1  1.000   100%   100%  100%     100%      0       0" in result.output
+    assert "s/run left out to fit 80 columns" in result.output
+
+
 def test_cli_unknown_scenario_is_a_one_line_error():
     result = CliRunner().invoke(app, ["eval", "scenarios", "--scenario", "nope"])
     assert result.exit_code != 0
