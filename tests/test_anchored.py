@@ -123,6 +123,16 @@ def test_a_window_under_a_minute_is_stated_in_seconds_not_as_zero_minutes(tmp_pa
     assert "0 minutes" not in pm.summary.text
 
 
+def test_a_window_holding_one_sample_of_each_metric_says_so(tmp_path):
+    # TrainTicket 10:56:45 with its one minute file: 24 s after the start hold one sample of each one-minute series,
+    # and nothing said that a metric's shift rested on one value
+    at = DAY + timedelta(hours=10, seconds=45)
+    note = "one sample of each metric series in the window: a metric's shift there rests on one value"
+    for logs_after, said in ((timedelta(seconds=25), True), (timedelta(minutes=2), False)):
+        store = load_telemetry(metrics=_metrics_day(tmp_path), logs=_logs_until(tmp_path, at + logs_after))
+        assert (note in analyze(store, at=at, onset="at").sources["notes"]) is said
+
+
 def test_a_day_of_call_metrics_ending_before_the_metrics_still_bounds_the_window_at_five_samples(tmp_path):
     # a mesh's call latency for the day, its last minute read a second before the metrics' (OnlineBoutique's
     # files): the calls are the shortest source, and a day of them is no more the incident's than a day of metrics

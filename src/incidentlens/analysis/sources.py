@@ -35,4 +35,14 @@ def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
     notes = [f"no {name} for this period" for name in missing]
     notes += [f"no {name} before the onset: compared with the rest of the window only" for name in used
               if not rows[name]["baseline_rows"]]
+    if "metrics" in used and _one_sample_each(store, window):
+        notes.append("one sample of each metric series in the window: a metric's shift there rests on one value")
     return {"used": used, "missing": missing, "rows": rows, "notes": notes, "events_given": store.has("events")}
+
+
+def _one_sample_each(store: Any, window: Span) -> bool:
+    """Whether no metric series has more than one sample in the window (a given start 24 s before the end of a
+    minute of logs, beside one-minute metrics)."""
+    row = store.fetch(f"SELECT count(*) AS samples, count(DISTINCT (service, metric, pod)) AS series FROM metrics "
+                      f"WHERE {in_span('ts', window)}").to_pylist()[0]
+    return 0 < row["samples"] <= row["series"]
