@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -279,8 +280,9 @@ def test_the_demo_contributors_say_what_their_shares_are_of(demo_page: Page):
     factors = demo_page.evaluate("[...document.querySelectorAll('#root-cause li')].map(li => li.textContent)")
     timeout = next(f for f in factors if f.startswith("error_kind=timeout held"))
     # the baseline holds too few problem lines to compare against, so the contrast took all its lines: say so
-    assert "of WARN/ERROR/FATAL lines in the incident window against" in timeout
-    assert "of all lines in the baseline" in timeout
+    assert re.search(r"held [\d,]+ of the [\d,]+ WARN/ERROR/FATAL lines in the incident window \([\d.]+%\) against",
+                     timeout)
+    assert re.search(r"against [\d,]+ of all [\d,]+ lines in the baseline", timeout)
 
 
 def test_the_demo_runbook_starts_from_what_each_service_showed(demo_page: Page):

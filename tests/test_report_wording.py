@@ -185,7 +185,7 @@ def test_a_contributors_share_says_how_many_lines_it_is_of():
                          window_total=24, baseline_population="all lines in the baseline", baseline_total=642)
     pm = build_postmortem(analysis)
     assert pm.contributing_factors[0].description == (
-        "region=eu-west held 13 of the 24 WARN/ERROR/FATAL lines in the incident window (54.2%) against 66 of the "
+        "region=eu-west held 13 of the 24 WARN/ERROR/FATAL lines in the incident window (54.2%) against 66 of all "
         "642 lines in the baseline (10.3%; 5.3x lift)")
     assert pm.grounding.issues == []
 

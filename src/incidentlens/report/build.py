@@ -433,8 +433,10 @@ class _Builder:
         count, total = contributor.get(f"{period}_count"), (cited.get("data") or {}).get(f"{period}_total")
         if count is None or not total:
             return f"{share} of {population}" + (f" ({lift})" if lift else "")
-        return (f"{fmt.num(count)} of the {fmt.num(total)} {population.removeprefix('all ')} "
-                f"({share}{f'; {lift}' if lift else ''})")
+        # "of all 642 lines in the baseline": the baseline's share may be of every line, not its problem lines
+        of = f"all {fmt.num(total)} {population.removeprefix('all ')}" if population.startswith("all ") else \
+            f"the {fmt.num(total)} {population}"
+        return f"{fmt.num(count)} of {of} ({share}{f'; {lift}' if lift else ''})"
 
     def _runbook(self) -> list[str]:
         """The catalogue's steps for the cause, with the log line that marked it in this incident right after the
