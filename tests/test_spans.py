@@ -17,10 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from scipy.stats import mannwhitneyu
 
 from incidentlens.analysis import analyze
 from incidentlens.analysis.anchored import known_periods
 from incidentlens.analysis.callmetrics import SOURCE as CALL_METRICS
+from incidentlens.analysis.links import span_links
 from incidentlens.analysis.spans import (
     CALL_WAITS,
     MIN_SPANS,
@@ -33,6 +35,7 @@ from incidentlens.analysis.spans import (
     tail_z,
     trace_signals,
     wait_shifts,
+    wait_sql,
 )
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
@@ -574,6 +577,54 @@ def test_calls_held_against_the_typical_wait_rank_against_the_other_calls():
     spread = wait_shifts([*others, _calls("cancel", "order", [], [29.0, 27.0, 12.0, 25.0, 28.0])])
     assert slow["cancel"]["baseline"] == spread["cancel"]["baseline"] == "peers"
     assert slow["cancel"]["z"] >= SIGNIFICANT_STRENGTH > spread["cancel"]["z"]
+
+
+def _calls_with_unmeasured(tmp_path: Path, unmeasured_after: int) -> Path:
+    """`api` calls `cancel` every 30 s, each call waiting 2 ms before AT and 3 ms after; the first `unmeasured_after`
+    calls after AT have a callee span ending before it starts (a clock stepped back: no duration)."""
+    rows = []
+    for i in range(52):
+        start, after = AT + timedelta(seconds=30 * (i - 40)), i >= 40
+        own = -5.0 if after and i - 40 < unmeasured_after else 10.0
+        rows += [
+            {"trace_id": f"t{i}", "span_id": f"a{i}", "parent_id": "", "service": "api", "operation": "POST /cancel",
+             "start": start.isoformat() + "Z", "duration_ms": 10.0 + (3.0 if after else 2.0)},
+            {"trace_id": f"t{i}", "span_id": f"c{i}", "parent_id": f"a{i}", "service": "cancel",
+             "operation": "cancel", "start": start.isoformat() + "Z", "duration_ms": own},
+        ]
+    path = tmp_path / "spans.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _wait_edges(spans: Path) -> list[dict]:
+    store = load_telemetry(traces=spans)
+    window, baseline, _ = known_periods(store, AT)
+    return store.fetch(wait_sql(window, baseline, span_links(store))).to_pylist()
+
+
+def test_a_call_with_no_duration_has_no_wait_to_rank(tmp_path: Path):
+    # six of twelve calls after have no duration: the median and the rank test see the six measured calls, not six
+    # more that waited 0 ms
+    [edge] = _wait_edges(_calls_with_unmeasured(tmp_path, 6))
+    assert edge["calls_after"] == len(edge[CALL_WAITS[1]]) == 6
+    assert all(wait is not None for wait in edge[CALL_WAITS[0]] + edge[CALL_WAITS[1]])
+    # every call after unmeasured: the edge has no calls after to measure
+    assert _wait_edges(_calls_with_unmeasured(tmp_path, 12)) == []
+
+
+def test_calls_held_against_the_typical_wait_count_against_the_other_edges_calls_alone():
+    # whole milliseconds, so many ties: the count is Mann-Whitney's U against the other edges' calls, ties a half
+    rng = np.random.default_rng(7)
+    edges = [_calls("web", f"svc{i}", [], [float(w) for w in rng.integers(1, 9, 30 + i)]) for i in range(4)]
+    waits = wait_shifts(edges, parsimony=False)
+    for i, edge in enumerate(edges):
+        after = edge[CALL_WAITS[1]]
+        others = [w for other in edges if other is not edge for w in other[CALL_WAITS[1]]]
+        u = mannwhitneyu(after, others, method="asymptotic").statistic
+        excess, variance = waits[f"svc{i}"]["test"]
+        assert excess == pytest.approx(u - len(after) * len(others) / 2)
+        assert variance == pytest.approx(len(after) * len(others) * (len(after) + len(others) + 1) / 12)
 
 
 def test_waits_from_call_metrics_have_no_calls_to_test():

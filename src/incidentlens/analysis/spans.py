@@ -498,6 +498,9 @@ def wait_sql(window: Span, baseline: Span, links: str) -> str:
            parent_start AS start_ts, greatest(parent_ms - duration_ms, 0) AS wait_ms
     FROM {links}
     WHERE service <> parent_service AND ({in_span('parent_start', window)} OR {in_span('parent_start', baseline)})
+      -- a call whose span or its parent's has no duration (the loader's NULL: negative, not finite) has no wait to
+      -- measure; greatest() skips a NULL, so it would count as a call that waited 0 ms
+      AND parent_ms IS NOT NULL AND duration_ms IS NOT NULL
 )
 SELECT caller, callee, count(*) FILTER (WHERE NOT after) AS calls_before, count(*) FILTER (WHERE after) AS calls_after,
        median(wait_ms) FILTER (WHERE NOT after) AS wait_before, median(wait_ms) FILTER (WHERE after) AS wait_after,
@@ -533,6 +536,7 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
         return {}
     comparable = sorted(e["wait_after"] for e in edges if e["source"] in PEER_COMPARABLE)
     typical = float(comparable[(len(comparable) - 1) // 2]) if comparable else 0.0  # the lower median
+    window_calls = _window_calls(edges)
     changed: dict[tuple[str, str], dict[str, Any]] = {}
     lowered: dict[tuple[str, str], dict[str, Any]] = {}
     for edge in edges:
@@ -542,9 +546,9 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
         key = (edge["caller"], edge["callee"])
         own = np.sort(np.asarray(edge.get(CALL_WAITS[0]) or [], dtype=float))
         changed[key] = (_edge_wait(edge, float(edge["wait_before"]), "history", own) if history
-                        else _edge_wait(edge, typical, "peers", _other_calls(edges, edge)))
+                        else _edge_wait(edge, typical, "peers", window_calls))
         delayed_before = history and peered and _past_bar(_longer_by(float(edge["wait_before"]), typical))
-        lowered[key] = (_edge_wait(edge, typical, "peers", _other_calls(edges, edge)) if delayed_before
+        lowered[key] = (_edge_wait(edge, typical, "peers", window_calls) if delayed_before
                         else changed[key])
     per_service = _per_service(changed, directions)
     if peers == "lower" and not any(_carried(wait) for wait in per_service.values()):
@@ -555,35 +559,39 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
     return per_service
 
 
-def _other_calls(edges: list[dict[str, Any]], edge: dict[str, Any]) -> np.ndarray:
-    """The waits of the other edges' calls in the window (those the typical wait is taken over), sorted: what an
-    edge held against the typical wait is ranked against."""
-    others = [np.asarray(e.get(CALL_WAITS[1]) or [], dtype=float) for e in edges
-              if e is not edge and e["source"] in PEER_COMPARABLE]
-    return np.sort(np.concatenate(others)) if others else np.array([])
+def _window_calls(edges: list[dict[str, Any]]) -> np.ndarray:
+    """The waits of every call in the window on the edges the typical wait is taken over, sorted once: an edge held
+    against the typical wait is ranked against the other edges' calls among them (`_rank_test`)."""
+    calls = [np.asarray(e.get(CALL_WAITS[1]) or [], dtype=float) for e in edges if e["source"] in PEER_COMPARABLE]
+    return np.sort(np.concatenate(calls)) if calls else np.array([])
 
 
 def _edge_wait(edge: dict[str, Any], before: float, baseline: str, reference: np.ndarray) -> dict[str, Any]:
     after = float(edge["wait_after"])
     return {"shift": _longer_by(after, before), "before": before, "after": after, "baseline": baseline,
             "onset": edge["first_after"], "source": edge["source"],
-            "test": _rank_test(edge.get(CALL_WAITS[1]), reference)}
+            "test": _rank_test(edge.get(CALL_WAITS[1]), reference, among=baseline == "peers")}
 
 
-def _rank_test(after_ms: Any, reference: np.ndarray) -> tuple[float, float] | None:
+def _rank_test(after_ms: Any, reference: np.ndarray, among: bool = False) -> tuple[float, float] | None:
     """One call edge's part of the rank test: how far the Mann-Whitney count of its calls after the onset (each call
     after counted against each call of `reference` it outlasted, a tie half) exceeds what chance gives, and that
     count's variance. `reference`: its own calls before the onset, sorted, or when it is held against the typical
-    wait, the other edges' calls in the window. A rank test reads how far the calls moved, not only to which side of
-    a median: six calls past every call before are sure, as six calls past half of them are not. None without calls
-    to test (call metrics give a minute's percentiles)."""
-    if after_ms is None or reference.size == 0:
-        return None if after_ms is None else (0.0, 0.0)
+    wait (`among`), the window's calls (`_window_calls`), its own among them: those are taken out (against each
+    other its calls outlast exactly half the pairs), which leaves it ranked against the other edges' calls without
+    sorting them again for each edge. A rank test reads how far the calls moved, not only to which side of a median:
+    six calls past every call before are sure, as six calls past half of them are not. None without calls to test
+    (call metrics give a minute's percentiles)."""
+    if after_ms is None:
+        return None
     after = np.asarray(after_ms, dtype=float)
+    n_after = after.size
+    n_ref = reference.size - (n_after if among else 0)
+    if n_ref <= 0:
+        return 0.0, 0.0
     below = np.searchsorted(reference, after, side="left")
     at_or_below = np.searchsorted(reference, after, side="right")
-    outlasted = float(below.sum() + 0.5 * (at_or_below - below).sum())
-    n_after, n_ref = after.size, reference.size
+    outlasted = float(below.sum() + 0.5 * (at_or_below - below).sum()) - (n_after * n_after / 2 if among else 0.0)
     return outlasted - n_after * n_ref / 2, n_after * n_ref * (n_after + n_ref + 1) / 12
 
 
