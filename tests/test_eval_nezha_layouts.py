@@ -351,3 +351,8 @@ def test_fault_minutes_that_are_not_minutes_near_the_injection_are_refused_in_on
 def test_the_null_check_refuses_other_fault_minutes(copy: Path):
     assert_one_line_error(run_cli("eval", "nezha", "--data", str(copy), "--null", "--fault-minutes", "1"),
                           "--null and --fault-minutes")
+
+
+def test_the_null_check_takes_the_default_fault_minutes_however_written(copy: Path):
+    ran = run_cli("eval", "nezha", "--data", str(copy), "--null", "--fault-minutes", "2,1,0,1", "--json")
+    assert ran.returncode == 0, ran.stderr

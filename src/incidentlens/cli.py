@@ -1077,13 +1077,13 @@ def eval_nezha_command(
 
     from rich.progress import Progress
 
-    from incidentlens.eval.nezha import evaluate_nezha, null_calibration
+    from incidentlens.eval.nezha import FILE_MINUTES_FROM_INJECTION, evaluate_nezha, null_calibration
 
     left_out = [source.value for source in without or []]
     minutes = _fault_minutes(fault_minutes)
     if null and alert_after is not None:
         raise InputError("--null and --alert-after: the pseudo-onsets are not alerts; use one or the other")
-    if null and fault_minutes != "0,1,2":
+    if null and minutes != FILE_MINUTES_FROM_INJECTION:
         raise InputError("--null and --fault-minutes: a pseudo-onset's files are those up to the injection's minute")
     if null:
         with Progress(console=console, transient=True, disable=as_json) as progress:
@@ -1127,7 +1127,7 @@ def eval_nezha_command(
                           f"{''.join(f', without {source}' for source in left_out)}"
                           f"{f', an alert {alert_after} s after each injection' if alert_after is not None else ''}"
                           f"; logs and traces of {log_history} min before each fault's own "
-                          f"(its minute files {fault_minutes}); Nezha (paper): {papers}")
+                          f"(its minute files {','.join(map(str, minutes))}); Nezha (paper): {papers}")
     rows = [*summary["by_type"].items(), *(summary["by_day"].items() if len(summary["by_day"]) > 1 else []),
             ("all", summary)]
     for name, scores in rows:
