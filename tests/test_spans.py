@@ -554,9 +554,10 @@ def test_a_median_of_a_handful_of_calls_is_no_delay_unless_the_rank_test_carries
 
 
 def test_a_delay_on_every_call_is_carried_by_the_rank_test():
-    # six calls, each slower than every call before: as sure as six calls can be (z 4.1)
+    # six calls, each slower than every one of the fourteen before: as sure as six calls against fourteen can be
+    # (z 3.46, the root of 3 * 6 * 14 / 21; against ever more calls before, at most the root of 18, 4.24)
     waits = wait_shifts([_calls("seat", "order", ORDER_BEFORE, [34.0, 33.1, 35.2, 38.8, 39.4, 38.1])])
-    assert waits["order"]["z"] >= SIGNIFICANT_STRENGTH
+    assert waits["order"]["z"] == pytest.approx(math.sqrt(3 * 6 * 14 / 21))
     signal = TraceSignal(service="order", wait_shift=waits["order"]["shift"], wait_z=waits["order"]["z"])
     assert signal.delayed and signal.sureness == waits["order"]["z"] < signal.strength
 
