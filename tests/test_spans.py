@@ -628,6 +628,14 @@ def test_calls_held_against_the_typical_wait_count_against_the_other_edges_calls
         assert variance == pytest.approx(len(after) * len(others) * (len(after) + len(others) + 1) / 12)
 
 
+def test_a_second_change_does_not_make_a_service_less_sure():
+    # its requests changed at z 4.9 (corrected), and the wait on its calls rose further (5.0) but over few calls
+    # (the rank test's z 2.6): the event alone makes it as sure, and the wait takes nothing from that
+    alone = TraceSignal(service="order", behaviour_shift=4.9, raw_shift=5.5)
+    both = alone.model_copy(update={"wait_shift": 2.5, "wait_z": 2.6})
+    assert both.strength == 5.0 and both.sureness == alone.sureness == 4.9
+
+
 def test_waits_from_call_metrics_have_no_calls_to_test():
     waits = wait_shifts([{**_edge("web", "cart", 3.0, 60.0), "source": CALL_METRICS}])
     assert waits["cart"]["z"] is None

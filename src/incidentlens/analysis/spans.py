@@ -168,14 +168,13 @@ class TraceSignal(BaseModel):
 
     @property
     def sureness(self) -> float:
-        """How surely its strongest change is past chance, on the candidate bar's scale: a weighted time shift is
-        no surer than the test that carries it (the rank test for a wait, the tail test for own time), so
-        a median of six calls moved x36 is as sure as the six calls are; an event's share change is its z."""
-        if self.wait > 0 and self.strength == self.wait and self.wait_z is not None:
-            return min(self.wait, self.wait_z)
-        if self.own_time > 0 and self.strength == self.own_time:
-            return min(self.own_time, self.own_tail_z)
-        return self.strength
+        """How surely its changes are past chance, on the candidate bar's scale: the surest of them. A weighted time
+        shift is no surer than the test that carries it (the rank test for a wait, the tail test for own time), so a
+        median of six calls moved x36 is as sure as the six calls are; an event's share change is its z. The
+        surest, not the strongest: a wait just carried beside an event at z 4.9 leaves the service as sure as the
+        event alone makes it."""
+        wait = self.wait if self.wait_z is None else min(self.wait, self.wait_z)
+        return max(self.behaviour_shift, min(self.own_time, self.own_tail_z), wait)
 
     @property
     def significant(self) -> bool:
