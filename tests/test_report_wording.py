@@ -87,8 +87,8 @@ def test_a_low_confidence_root_cause_is_suspected_in_both_renderings(tmp_path):
     analysis = pool_exhaustion_analysis()
     analysis["hypotheses"][0]["confidence"] = 0.45  # its test passed, but the data cannot single it out
     paths = write_reports(build_postmortem(analysis), tmp_path)
-    assert "(confidence 45%; suspected: confidence under 50%)" in paths["markdown"].read_text()
-    assert "suspected: confidence under 50%" in paths["html"].read_text()
+    assert "(confidence 45%; suspected: confidence not over 50%)" in paths["markdown"].read_text()
+    assert "suspected: confidence not over 50%" in paths["html"].read_text()
 
 
 def test_a_network_delay_is_named_in_the_title_and_met_with_network_actions():

@@ -55,7 +55,7 @@ def test_a_lead_twice_the_next_is_no_root_cause_while_it_is_less_likely_than_not
     leads = [_lead("order", 0.09), _lead("avatar", 0.043)] + [_lead(f"svc{i}", 0.04) for i in range(20)]
     verdict = decide(leads, {}, {}, unexplained=0.04)
     assert verdict.status == "inconclusive"
-    assert verdict.reason.endswith("order leads at 9%, less likely than the 21 other candidates and none of these "
+    assert verdict.reason.endswith("order leads at 9%, no more likely than the 21 other candidates and none of these "
                                    "together")
     # the same lead at 92% is named
     named = decide([_lead("order", 0.92), _lead("avatar", 0.04)], {}, {}, unexplained=0.04)

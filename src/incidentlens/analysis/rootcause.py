@@ -165,6 +165,11 @@ class ServiceSignals(BaseModel):
         return max(self.trace_strength, self.cut_strength)
 
     @property
+    def traced_surely(self) -> float:
+        """How surely its own requests' change is past chance (`trace_sureness`; as strong when not given)."""
+        return self.trace_strength if self.trace_sureness is None else self.trace_sureness
+
+    @property
     def cut_at_only(self) -> bool:
         """Whether the traces point at it only through its callers' requests cut short after calling it."""
         return self.cut_strength > self.trace_strength
@@ -410,8 +415,7 @@ def support(s: ServiceSignals, kind: str, parts: dict[str, float], candidates: i
     of it from twice the bar."""
     if not rests_on_one_test(s, kind, parts, candidates):
         return 1.0
-    sureness = s.trace_strength if s.trace_sureness is None else s.trace_sureness
-    strength, bar = (s.log_z, SHIFT_THRESHOLD) if s.log_ratio > 0 else (sureness, SIGNIFICANT_STRENGTH)
+    strength, bar = (s.log_z, SHIFT_THRESHOLD) if s.log_ratio > 0 else (s.traced_surely, SIGNIFICANT_STRENGTH)
     return round(min(1.0, (strength - bar) / bar), 4)
 
 

@@ -922,8 +922,9 @@ def _wait_evidence(signals: dict[str, TraceSignal], edges: list[dict[str, Any]],
     """The evidence of the waits one source measured (`edges`, from the query `sql`), cited by the services whose
     wait it gave."""
     source = edges[0]["source"] if edges else None
+    # the waits that count first: the headline names a service whose wait the rank test carries
     waited = sorted((s for s in signals.values() if s.wait_after_ms is not None and s.wait_source == source),
-                    key=lambda s: -s.wait_shift)
+                    key=lambda s: (-s.wait, -s.wait_shift))
     if not waited:
         return []
     top = waited[0]

@@ -94,8 +94,9 @@ def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], che
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {why}"
                                    f" ({top.confidence:.0%}, and {unexplained:.0%} that it is none of the candidates)")
     if top.confidence <= MORE_LIKELY_THAN_NOT:
-        return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {top.service} leads at {top.confidence:.0%}, less likely "
-                                   f"than the {len(hypotheses) - 1} other candidates and none of these together")
+        others = len({h.service for h in hypotheses} - {top.service})
+        return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {top.service} leads at {top.confidence:.0%}, no more "
+                                   f"likely than the {others} other candidates and none of these together")
     return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing, unexplained=unexplained,
                    reason=f"{top.service} stands out: {top.confidence:.0%}"
                           + (f" against {runner_up.confidence:.0%} for {runner_up.service}" if runner_up else ""))
@@ -146,8 +147,7 @@ def _the_one_test(s: ServiceSignals) -> str:
     if s.log_ratio > 0:
         ratio = f"{s.log_ratio:,.0f}" if s.log_ratio >= 10 else f"{s.log_ratio:.2g}"
         return f"its WARN/ERROR lines (x{ratio} their rate before: z {s.log_z:.2f} against the bar {SHIFT_THRESHOLD:g})"
-    sureness = s.trace_strength if s.trace_sureness is None else s.trace_sureness
-    sure = f", sure to z {sureness:.2f}" if sureness < s.trace_strength else ""
+    sure = f", sure to z {s.traced_surely:.2f}" if s.traced_surely < s.trace_strength else ""
     return (f"its change in {s.trace_where} ({s.trace_change or 'its requests changed'}: strength "
             f"{s.trace_strength:.2g}{sure} against the candidate bar {SIGNIFICANT_STRENGTH:g})")
 

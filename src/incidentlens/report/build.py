@@ -22,7 +22,7 @@ from incidentlens.analysis.impact import ERROR_RATIO, LATENCY
 from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_scale
 from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.rootcause import GLOBAL
-from incidentlens.analysis.verdict import STANDS_OUT
+from incidentlens.analysis.verdict import MORE_LIKELY_THAN_NOT, STANDS_OUT
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
 from incidentlens.report.grounding import Facts, check_grounding
@@ -75,7 +75,6 @@ from incidentlens.report.severity import (
     users_words,
 )
 
-CONFIRMED_CONFIDENCE = 0.5
 #: a resource (CPU, memory) used under this share of its limit is near idle, and an alert on it is noise: it would
 #: fire on ordinary work with nine tenths of the resource to spare (TrainTicket's pods run 4 to 13 millicores of a
 #: 500-millicore limit when a fault moves them: 1% to 3%), where a capacity alert watches for the limit coming near
@@ -228,7 +227,8 @@ def alert_start_words(start: dt.datetime, alert_at: dt.datetime) -> str:
 
 
 def is_confirmed(cause: RootCause | Hypothesis) -> bool:
-    """Whether a cause earns the name root cause: its test did not fail and its confidence is >= 50%."""
+    """Whether a cause earns the name root cause: its test did not fail and it is more likely than not (the
+    verdict's bar, `MORE_LIKELY_THAN_NOT`)."""
     return suspicion(cause) is None
 
 
@@ -236,8 +236,8 @@ def suspicion(cause: RootCause | Hypothesis) -> str | None:
     """Why a cause is only suspected, in words (None: it earns the name root cause)."""
     if cause.test_passed is False:
         return "its falsification test failed"
-    if cause.confidence < CONFIRMED_CONFIDENCE:
-        return "confidence under 50%"
+    if cause.confidence <= MORE_LIKELY_THAN_NOT:
+        return f"confidence not over {MORE_LIKELY_THAN_NOT:.0%}"
     return None
 
 
