@@ -60,6 +60,12 @@ def span_minutes(span: Span) -> float:
     return (span[1] - span[0]).total_seconds() / 60.0
 
 
+def minutes_within(minute_starts: np.ndarray, start: float, end: float) -> float:
+    """How much of the minutes beginning at `minute_starts` lies within [start, end), all in minutes on one scale:
+    the time logged minutes cover of a span (`logged_minutes`, the log surges' `_MinuteGrid.covered_minutes`)."""
+    return float(np.clip(np.minimum(minute_starts + 1, end) - np.maximum(minute_starts, start), 0, None).sum())
+
+
 def minute_from_sql(column: str, origin: datetime) -> str:
     """SQL: whole minutes from `origin` to `column` (negative before it), so no minute holds lines from both sides
     of an onset at `origin`; plain arithmetic on epoch seconds, which reads the same pushed down to ClickHouse."""
@@ -113,7 +119,7 @@ def logged_minutes(store: Any, window: Span, baseline: Span) -> tuple[float, flo
     def covered(name: str, span: Span) -> float:
         start, end = span_minutes((window[0], max(span[0], first))), span_minutes((window[0], span[1]))
         mine = minute[side == name]
-        return float(np.clip(np.minimum(mine + 1, end) - np.maximum(mine, start), 0, None).sum()) or span_minutes(span)
+        return minutes_within(mine, start, end) or span_minutes(span)
 
     return covered("window", window), covered("baseline", baseline)
 

@@ -31,6 +31,7 @@ from incidentlens.analysis.periods import (
     in_span,
     iso_seconds,
     minute_from_sql,
+    minutes_within,
     span_minutes,
     sql_in,
     sql_str,
@@ -486,13 +487,11 @@ class _MinuteGrid:
         pieces, a few files around an alert or a reference minute from hours before, must not make the baseline's
         rate look lower than it was; a file that begins 41 s into the baseline's last minute holds 19 s of it, not
         a minute); the span's length when no line was logged in it."""
-        start = np.datetime64(span[0], "us")
-        if not np.isnat(self.first_line):
-            start = max(start, self.first_line)
-        columns = self.minutes[self.logged(span)]
-        covered = np.clip(np.minimum(columns + MINUTE, np.datetime64(span[1], "us")) - np.maximum(columns, start),
-                          np.timedelta64(0, "us"), None).sum() / MINUTE
-        return float(covered) or span_minutes(span)
+        origin = np.datetime64(span[0], "us")
+        start = origin if np.isnat(self.first_line) else max(origin, self.first_line)
+        columns = (self.minutes[self.logged(span)] - origin) / MINUTE
+        return (minutes_within(columns, (start - origin) / MINUTE, (np.datetime64(span[1], "us") - origin) / MINUTE)
+                or span_minutes(span))
 
     def logged(self, span: Span) -> np.ndarray:
         """The columns of the span's minutes in which any service logged (all of them when none did)."""
