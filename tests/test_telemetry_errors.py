@@ -334,3 +334,12 @@ def test_a_time_spelt_as_none_is_left_out_and_counted_like_an_empty_one(tmp_path
     store = load_telemetry(logs=path)
     assert store.fetch("SELECT message FROM logs").to_pylist() == [{"message": "up"}]
     assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out"]
+
+
+def test_a_step_index_is_not_taken_for_epoch_times(tmp_path: Path) -> None:
+    # Yahoo's A1 series number their hours 1, 2, 3, ...: read as epoch seconds they would all fall on 1 January 1970
+    path = write(tmp_path / "series.csv", "timestamp,value\n1,10\n2,11\n3,10\n")
+    assert load_error(metrics=path) == (
+        f"{path}: column 'timestamp' row 1: cannot parse '1' as a time (a number under 1e8 is read as a counter "
+        "or a step index, not as epoch seconds: write the times)"
+    )

@@ -410,6 +410,17 @@ def _is_integer_text(column: str) -> str:
     return f"regexp_full_match(trim({quote(column)}), '[-+]?[0-9]{{1,18}}')"
 
 
+def _why_not_epoch(value: str) -> str:
+    """Why a column of small numbers (a step index 1, 2, 3, ...) is not read as epoch times, for its message."""
+    try:
+        small = abs(float(value)) < 1e8
+    except ValueError:
+        small = False
+    if not small:
+        return ""
+    return " (a number under 1e8 is read as a counter or a step index, not as epoch seconds: write the times)"
+
+
 def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mapping: dict[str, str]) -> None:
     """Pick the first time candidate that parses the whole sample (else the one parsing most) and its format."""
     names = list(c.columns.types)
@@ -435,7 +446,8 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
         file, row, value = locate_first(con, c.source, present, quote(column))
         if value is None:
             raise InputError(f"{c.source.label}: column {column!r}: no time values (every row is empty)")
-        raise InputError(f"{file}: column {column!r} row {row}: cannot parse {value!r} as a time")
+        why = _why_not_epoch(value)
+        raise InputError(f"{file}: column {column!r} row {row}: cannot parse {value!r} as a time{why}")
     c.time_column, c.time_format = column, fmt
     c.time_sql = to_utc_sql(quote(column), fmt)
     c.used.add(column)
