@@ -383,11 +383,22 @@ def test_a_mapped_column_must_exist(chdb: object, pushed_down: ClickHouseLogs):
         ClickHouseLogs(chdb_runner(chdb), "incidents.app_logs", "chdb incidents.app_logs", mapping={"time": "when"})
 
 
-def test_an_unparseable_time_names_the_value(chdb: object):
+def test_a_row_whose_time_does_not_parse_is_left_out_and_counted(chdb: object):
     chdb.query("CREATE TABLE incidents.bad_time (ts String, message String) ENGINE = Memory")
-    chdb.query("INSERT INTO incidents.bad_time VALUES ('2024-05-01 10:00:00', 'ok'), ('yesterday-ish', 'bad')")
-    with pytest.raises(InputError, match=r"column 'ts': cannot parse 'yesterday-ish' as a time"):
-        ClickHouseLogs(chdb_runner(chdb), "incidents.bad_time", "chdb incidents.bad_time")
+    chdb.query("INSERT INTO incidents.bad_time VALUES ('2024-05-01 10:00:00', 'ok'), ('yesterday-ish', 'bad'), "
+               "('2024-05-01 10:01:00', 'ok too')")
+    logs = ClickHouseLogs(chdb_runner(chdb), "incidents.bad_time", "chdb incidents.bad_time")
+    assert logs.warnings == ["chdb incidents.bad_time: column 'ts': 1 rows with a bad time left out; one of them: "
+                             "cannot parse 'yesterday-ish' as a time"]
+    assert logs.fetch("SELECT message FROM logs ORDER BY ts").column("message").to_pylist() == ["ok", "ok too"]
+
+
+def test_a_time_column_mostly_unparseable_is_refused(chdb: object):
+    chdb.query("CREATE TABLE incidents.bad_times (ts String, message String) ENGINE = Memory")
+    chdb.query("INSERT INTO incidents.bad_times VALUES ('2024-05-01 10:00:00', 'ok'), ('yesterday-ish', 'bad'), "
+               "('yesterday-ish', 'bad')")
+    with pytest.raises(InputError, match=r"column 'ts': cannot parse 'yesterday-ish' as a time; 2 of the 3 timed"):
+        ClickHouseLogs(chdb_runner(chdb), "incidents.bad_times", "chdb incidents.bad_times")
 
 
 def test_a_query_clickhouse_rejects_is_one_line(pushed_down: ClickHouseLogs):

@@ -565,7 +565,7 @@ def test_an_arrow_table_becomes_a_canonical_view() -> None:
 
 def test_an_arrow_table_with_bad_times_is_named_by_its_label() -> None:
     store = TelemetryStore()
-    table = pa.table({"ts": ["2024-05-01T10:00:00Z", "later"], "metric": ["up", "up"], "value": [1.0, 0.0]})
+    table = pa.table({"ts": ["2024-05-01T10:00:00Z", "later", "soon"], "metric": ["up"] * 3, "value": [1.0, 0.0, 0.0]})
     with pytest.raises(InputError, match=r"^prometheus up: column 'ts' row 2: cannot parse 'later' as a time"):
         store.add_arrow("metrics", table, "prometheus up")
 

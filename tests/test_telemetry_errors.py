@@ -63,62 +63,79 @@ def test_an_empty_gzip_file_is_named(tmp_path: Path) -> None:
     assert load_error(logs=path).startswith(f"{path}: ")
 
 
-def test_an_unparseable_time_names_file_column_row_and_value(tmp_path: Path) -> None:
+def test_a_row_whose_time_does_not_parse_is_left_out_and_counted(tmp_path: Path) -> None:
     rows = [f"2024-05-01T10:{m:02d}:00Z,{m}" for m in range(20)]
     rows[16] = "2024-13-45,16"
     path = write(tmp_path / "metrics.csv", "ts,rps\n" + "\n".join(rows) + "\n")
+    store = load_telemetry(metrics=path)
+    assert store.warnings == [
+        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 17: cannot parse '2024-13-45' as a "
+        "time (the column's other values read as ISO-8601 text)"
+    ]
+    values = [row[0] for row in store.con.execute("SELECT value FROM metrics ORDER BY ts").fetchall()]
+    assert values == [m for m in range(20) if m != 16]
+
+
+def test_a_time_column_mostly_unparseable_is_refused_naming_the_first(tmp_path: Path) -> None:
+    # most times bad: not the format it looks like, and leaving them out would lose most of the file
+    path = write(tmp_path / "metrics.csv", "ts,rps\n2024-05-01T10:00:00Z,1\n2024-05-01T10:01:00Z,2\n"
+                                           "2024-05-01T10:02:00Z,3\n10h03,4\n10h04,5\n10h05,6\n10h06,7\n")
     assert load_error(metrics=path) == (
-        f"{path}: column 'ts' row 17: cannot parse '2024-13-45' as a time "
-        "(the column's other values read as ISO-8601 text)"
+        f"{path}: column 'ts' row 4: cannot parse '10h03' as a time (the column's other values read as ISO-8601 "
+        "text); 4 of the 7 timed rows so: not the time format it looks like"
     )
 
 
-def test_an_unparseable_time_in_one_of_many_files_names_that_file(tmp_path: Path) -> None:
+def test_a_bad_time_in_one_of_many_files_names_that_file(tmp_path: Path) -> None:
     good = write(tmp_path / "a.csv.gz", "ts,rps\n2024-05-01T10:00:00Z,1\n2024-05-01T10:01:00Z,2\n")
     bad = write(tmp_path / "b.csv.gz", "ts,rps\n2024-05-01T10:02:00Z,3\nyesterday,4\n")
-    message = load_error(metrics=[good, bad])
-    assert message.startswith(f"{bad}: column 'ts' row 2: cannot parse 'yesterday' as a time")
+    (warning,) = load_telemetry(metrics=[good, bad]).warnings
+    assert f"1 rows with a bad time left out; the first, {bad} row 2: cannot parse 'yesterday' as a time" in warning
 
 
 def test_the_bad_file_is_found_even_with_a_column_called_filename(tmp_path: Path) -> None:
     good = write(tmp_path / "a.csv", "ts,filename,rps\n2024-05-01T10:00:00Z,x.log,1\n")
     bad = write(tmp_path / "b.csv", "ts,filename,rps\n2024-05-01T10:02:00Z,y.log,3\nnever,z.log,4\n")
-    assert load_error(metrics=[good, bad]).startswith(f"{bad}: column 'ts' row 2: cannot parse 'never'")
+    (warning,) = load_telemetry(metrics=[good, bad]).warnings
+    assert f"the first, {bad} row 2: cannot parse 'never'" in warning
 
 
 def test_a_bad_epoch_time_is_reported_with_its_unit(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.jsonl", '{"ts": 1714557600000, "msg": "a"}\n{"ts": "soon", "msg": "b"}\n'
                                           '{"ts": 1714557660000, "msg": "c"}\n')
-    assert load_error(logs=path) == (
-        f"{path}: column 'ts' row 2: cannot parse 'soon' as a time (the column's other values read as epoch ms)"
-    )
+    assert load_telemetry(logs=path).warnings == [
+        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: cannot parse 'soon' as a time "
+        "(the column's other values read as epoch ms)"
+    ]
 
 
 def test_epoch_seconds_among_milliseconds_name_the_first_such_row(tmp_path: Path) -> None:
     # read as milliseconds, 1714557660 would be a time in January 1970: no value is quietly moved decades away
     path = write(tmp_path / "metrics.csv", "ts,rps\n1714557600000,1\n1714557660,2\n1714557720000,3\n")
-    assert load_error(metrics=path) == (
-        f"{path}: column 'ts' row 2: '1714557660' is epoch s by its size, the column read as epoch ms "
-        "(1 rows in another unit): write every time in one unit"
-    )
+    assert load_telemetry(metrics=path).warnings == [
+        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: '1714557660' is epoch s by its "
+        "size, the column read as epoch ms"
+    ]
 
 
 @pytest.mark.parametrize("when", ["99999-01-01T00:00:00Z", "1500-01-01T00:00:00Z"])
 def test_a_time_no_analysis_can_hold_names_its_row(tmp_path: Path, when: str) -> None:
     # the analysis' nanosecond timestamps end in 2262 and start in 1677: such a time ended in a traceback
-    path = write(tmp_path / "metrics.csv", f"ts,rps\n2024-05-01T00:00:00Z,1\n{when},2\n")
-    assert load_error(metrics=path) == (
-        f"{path}: column 'ts' row 2: '{when}' is a time outside the years 1678-2261 (1 such rows)"
-    )
+    path = write(tmp_path / "metrics.csv", f"ts,rps\n2024-05-01T00:00:00Z,1\n{when},2\n2024-05-01T00:01:00Z,3\n")
+    assert load_telemetry(metrics=path).warnings == [
+        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: '{when}' is a time outside the "
+        "years 1678-2261"
+    ]
 
 
 @pytest.mark.parametrize("value", ["9000000000000000", "9e15", "1e300"])
 def test_an_epoch_time_too_large_for_its_unit_names_its_row(tmp_path: Path, value: str) -> None:
     # multiplied to microseconds it overflowed, and the whole file was 'cannot read as CSV' with no row
     path = write(tmp_path / "metrics.csv", f"ts,rps\n1714521600,1\n{value},2\n1714521720,3\n")
-    assert load_error(metrics=path) == (
-        f"{path}: column 'ts' row 2: cannot parse '{value}' as a time (the column's other values read as epoch s)"
-    )
+    assert load_telemetry(metrics=path).warnings == [
+        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: cannot parse '{value}' as a time "
+        "(the column's other values read as epoch s)"
+    ]
 
 
 def test_a_time_column_with_no_parseable_value_is_named(tmp_path: Path) -> None:

@@ -247,13 +247,16 @@ def test_a_binary_file_given_as_logs_is_still_refused(tmp_path: Path) -> None:
         load_telemetry(logs=path)
 
 
-def test_a_log_line_dated_outside_the_years_held_names_its_file_line(tmp_path: Path) -> None:
+def test_a_log_line_dated_outside_the_years_held_is_left_out_naming_its_file_line(tmp_path: Path) -> None:
     # locating it read the .log file again with the JSON reader: a DuckDB traceback
     path = write(tmp_path / "app.log", "2024-05-01T10:00:00Z INFO api up\n"
-                                       "  a continuation\n1500-01-01T00:00:00Z INFO api old\n")
-    with pytest.raises(InputError, match=r"app\.log: column 'ts' row 3: '1500-01-01 00:00:00' is a time outside the "
-                                         r"years 1678-2261 \(1 such rows\)$"):
-        load_telemetry(logs=path)
+                                       "  a continuation\n1500-01-01T00:00:00Z INFO api old\n"
+                                       "2024-05-01T10:01:00Z INFO api still up\n")
+    store = load_telemetry(logs=path)
+    assert store.warnings == [f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 3: "
+                              "'1500-01-01 00:00:00' is a time outside the years 1678-2261"]
+    assert [m for (m,) in store.con.execute("SELECT message FROM logs ORDER BY ts").fetchall()] == [
+        "api up\n  a continuation", "api still up"]
 
 
 @pytest.mark.parametrize("year", [0, 1, 2262, -5])

@@ -266,23 +266,29 @@ class ClickHouseLogs:
         return value or 0.0
 
     def _check_times(self) -> list[str]:
-        """One pass: a time that does not parse is an error naming it; rows without a time are left out, counted."""
+        """One pass: rows without a time, or with one that does not parse, are left out (the canonical SELECT keeps
+        only rows with a time) and counted; a table where the bad times are more than half the timed rows is not
+        the time format it looks like, an error naming one."""
         column = self.roles["time"]
         raw = f"src.{quote_identifier(column)}"
         missing = f"(isNull({raw}) OR trimBoth(toString({raw})) = '')"
         bad = f"(NOT {missing} AND isNull({self._time_expr()}))"
         counts = self._run(
-            f"SELECT countIf({missing}) AS missing, countIf({bad}) AS bad, anyIf(toString({raw}), {bad}) AS example "
-            f"FROM {self.table} AS src"
+            f"SELECT count() AS total, countIf({missing}) AS missing, countIf({bad}) AS bad, "
+            f"anyIf(toString({raw}), {bad}) AS example FROM {self.table} AS src"
         ).to_pylist()[0]
+        timed = counts["total"] - counts["missing"]
+        said = f"cannot parse {counts['example']!r} as a time"
+        if 2 * counts["bad"] > timed:
+            raise InputError(f"{self.source}: column {column!r}: {said}; {counts['bad']} of the {timed} timed rows "
+                             "so: not the time format it looks like")
+        warnings = []
         if counts["bad"]:
-            raise InputError(
-                f"{self.source}: column {column!r}: cannot parse {counts['example']!r} as a time "
-                f"({counts['bad']} rows like it)"
-            )
+            warnings.append(f"{self.source}: column {column!r}: {counts['bad']} rows with a bad time left out; "
+                            f"one of them: {said}")
         if counts["missing"]:
-            return [f"{self.source}: column {column!r}: {counts['missing']} rows have no time, left out"]
-        return []
+            warnings.append(f"{self.source}: column {column!r}: {counts['missing']} rows have no time, left out")
+        return warnings
 
     def _expected_schema(self, sql: str) -> pa.Schema:
         try:

@@ -177,11 +177,13 @@ class Canonical:
             return f"{column} IS NOT NULL"
         return f"coalesce(lower(trim(CAST({column} AS VARCHAR))), '') NOT IN ({_NO_TIME})"
 
-    def select_sql(self, keep_missing_times: bool) -> str:
+    def select_sql(self, keep_missing_times: bool, left_out: list[str]) -> str:
+        """The canonical SELECT; `left_out`: the conditions of source rows with a bad time (validated, counted)."""
         items = {**self.exprs, **self.rest}
         # On the source column, not on the canonical time: a filter there would stop DuckDB pushing the caller's
-        # time range into a Parquet scan. Every present time parses (validated), so both leave out the same rows.
-        where = "" if keep_missing_times else f" WHERE {self.time_present_sql()}"
+        # time range into a Parquet scan. Where no time is bad (the rule), both leave out the same rows.
+        conditions = ([] if keep_missing_times else [self.time_present_sql()]) + [f"NOT ({c})" for c in left_out]
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         source = f"{self.source.from_sql}{where}"
         if self.layers:
             source = self._layered_source(source)
@@ -331,11 +333,12 @@ def _build(
     _check_repeats(canonical, warnings)
     warnings.extend(f"{source.label}: column {name!r}: read as text, not as numbers{columns.comma_hint(name)}"
                     for name in columns.decimal_comma if not columns.is_number(name))
-    missing = _validate(con, canonical, warnings)
+    missing, bad_times = _validate(con, canonical, warnings)
     con.execute(f"DROP TABLE IF EXISTS {_SAMPLE}")
     # A plain-text log keeps its entries without a time (an unknown line format): templates still read them.
     keep = missing == 0 or source.fmt == "text"
-    return Built(canonical.select_sql(keep_missing_times=keep), tuple(columns.types))
+    sql = canonical.select_sql(keep_missing_times=keep, left_out=bad_times)
+    return Built(sql, tuple(columns.types))
 
 
 def _check_repeats(c: Canonical, warnings: list[str]) -> None:
@@ -777,13 +780,28 @@ def _events(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str
             c.used.add(column)
 
 
-def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str]) -> int:
-    """One pass over the whole source: bad times raise, other bad values become warnings; returns missing times."""
+@dataclass(frozen=True)
+class _TimeDefect:
+    """Rows whose time is present but unusable: its condition, how many, and the words for one of them."""
+
+    condition: str
+    rows: int
+    says: str  # e.g. "cannot parse {value!r} as a time" with {value} for the first such row's value
+
+
+def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str]) -> tuple[int, list[str]]:
+    """One pass over the whole source: rows without a time, and rows whose time does not parse, is in another
+    epoch unit than the column's or lies outside what the analysis can hold, are left out and counted in a warning
+    naming the first (a whole file is refused only when such rows are half or more of its timed rows: then it is
+    not the format it looks like); other bad values become warnings. Returns the rows without a time and the
+    conditions of the rows left out for a bad one."""
     column = quote(c.time_column)
     present = c.time_present_sql()
     bad_time = f"{present} AND ({c.time_sql}) IS NULL"
-    outside = _outside_sql(c.time_sql)
-    other_unit = other_unit_sql(column, c.time_format) or "false"
+    # a value too large for any unit does not parse, and one in another unit often lands outside the years:
+    # each row is counted once, under the first of the three that it is
+    other_unit = f"(NOT ({bad_time}) AND coalesce({other_unit_sql(column, c.time_format) or 'false'}, false))"
+    outside = f"{present} AND ({c.time_sql}) IS NOT NULL AND NOT {other_unit} AND {_outside_sql(c.time_sql)}"
     # each kept-but-bad value: its condition, its column, and the warning's words after the count
     not_finite = f"values not finite (NaN, Infinity or beyond +-{MAX_METRIC_MAGNITUDE:g}), left out"
     counted = [(condition, name, f"rows not numeric{c.columns.comma_hint(name)}, kept as NULL")
@@ -802,30 +820,38 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
         raise _read_failure(c.source, err) from None
     if total == 0:
         raise EmptySourceError(f"{c.source.label}: {NO_ROWS}")
-    if bad:
-        file, row, value = locate_first(con, c.source, bad_time, column)
-        raise InputError(
-            f"{file}: column {c.time_column!r} row {row}: cannot parse {value!r} as a time "
-            f"(the column's other values read as {c.time_format.describe()})"
-        )
-    if mixed:
-        file, row, value = locate_first(con, c.source, other_unit, column)
-        raise InputError(
-            f"{file}: column {c.time_column!r} row {row}: {value!r} is epoch {epoch_unit(abs(float(value)))} by "
-            f"its size, the column read as {c.time_format.describe()} ({mixed} rows in another unit): "
-            "write every time in one unit"
-        )
-    if out_of_range:
-        file, row, value = locate_first(con, c.source, outside, column)
-        raise InputError(
-            f"{file}: column {c.time_column!r} row {row}: {value!r} is a time outside the years "
-            f"{EARLIEST.year}-{LATEST.year - 1} ({out_of_range} such rows)"
-        )
+    defects = [
+        _TimeDefect(bad_time, bad, f"cannot parse {{value!r}} as a time (the column's other values read as "
+                                   f"{c.time_format.describe()})"),
+        _TimeDefect(other_unit, mixed, f"{{value!r}} is epoch {{unit}} by its size, the column read as "
+                                       f"{c.time_format.describe()}"),
+        _TimeDefect(outside, out_of_range, f"{{value!r}} is a time outside the years {EARLIEST.year}-"
+                                           f"{LATEST.year - 1}"),
+    ]
+    defects = [defect for defect in defects if defect.rows]
+    unusable = sum(defect.rows for defect in defects)
+    for defect in defects:
+        file, row, value = locate_first(con, c.source, defect.condition, column)
+        said = defect.says.format(value=value, unit=_unit_of(value))
+        if 2 * unusable > total - missing:
+            raise InputError(f"{file}: column {c.time_column!r} row {row}: {said}; {unusable} of the "
+                             f"{total - missing} timed rows so: not the time format it looks like")
+        first = f"row {row}" if file == c.source.label else f"{file} row {row}"
+        warnings.append(f"{c.source.label}: column {c.time_column!r}: {defect.rows} rows with a bad time left out; "
+                        f"the first, {first}: {said}")
     if missing and c.source.fmt != "text":
         warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing} rows have no time, left out")
     warnings.extend(f"{c.source.label}: column {name!r}: {count} {words}"
                     for (_, name, words), count in zip(counted, bad_values, strict=True) if count)
-    return missing
+    return missing, [defect.condition for defect in defects]
+
+
+def _unit_of(value: object) -> str:
+    """The epoch unit a written number's size says (empty for a value that is no number)."""
+    try:
+        return epoch_unit(abs(float(str(value))))
+    except ValueError:
+        return ""
 
 
 def _outside_sql(time_sql: str) -> str:
