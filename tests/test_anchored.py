@@ -170,3 +170,22 @@ def test_the_incident_peaks_when_a_series_the_traces_bear_out_peaked():
     assert incident_peak([contradicted, uncovered]) == at + timedelta(minutes=2)
     assert incident_peak([contradicted]) == at + timedelta(minutes=1)
     assert incident_peak([]) is None
+
+
+def test_a_window_ending_within_a_second_is_written_to_the_next_whole_second(tmp_path):
+    # the last log line at 10:00:20.457: the window ends one step past it, 10:00:21.457, and analysis.json wrote
+    # 10:00:21, cut to the second, an end before the metric sample at 10:00:21 that the window holds
+    last = DAY + timedelta(hours=10, seconds=20, milliseconds=457)
+    logs = [{"ts": t.isoformat() + "Z", "service": "api", "level": "INFO", "message": "request served"}
+            for t in (DAY + timedelta(hours=10), last)]
+    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in logs) + "\n")
+    metrics = [{"ts": (DAY + timedelta(hours=10, seconds=s)).isoformat() + "Z", "service": "api",
+                "metric": "latency_ms", "value": 20.0} for s in range(0, 30, 3)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
+
+    written = analyze(store, at=DAY + timedelta(hours=10, seconds=5), onset="at").to_dict()
+
+    assert written["incident_window"] == {"start": "2024-05-01T10:00:05Z", "end": "2024-05-01T10:00:22Z"}
+    detection = next(e for e in written["evidence"] if e["kind"] == "detection")
+    assert detection["data"]["window"]["end"] == "2024-05-01T10:00:22Z"

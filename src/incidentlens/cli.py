@@ -314,6 +314,7 @@ def detect_command(
 
 def _print_detection(result: DetectionResult) -> None:
     from incidentlens.analysis.detection import iso_z
+    from incidentlens.analysis.periods import iso_end
 
     if not result.detected:
         _print_data(f"no incident found ({result.detector}): {result.reason}")
@@ -330,7 +331,7 @@ def _print_detection(result: DetectionResult) -> None:
             if len(window.series) > 4:
                 moved += f" (+{len(window.series) - 4} more)"
             minutes = (window.end - window.start).total_seconds() / 60
-            rows.append(["*" if window == result.window else "", iso_z(window.start), iso_z(window.end),
+            rows.append(["*" if window == result.window else "", iso_z(window.start), iso_end(window.end),
                          f"{minutes:.0f}", iso_z(window.peak), f"{window.severity:.1f}", moved])
         console.print(fitted_table([Col(""), Col("start", TIME), Col("end", TIME), Col("minutes", NUMBER),
                                     Col("peak", TIME, drop=2), Col("severity", NUMBER, drop=1),

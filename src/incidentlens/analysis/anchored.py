@@ -18,7 +18,7 @@ from typing import Any
 
 from incidentlens.analysis.detection import DetectionResult, IncidentWindow, SeriesShift, iso_z
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import Span, sampling_step_sql
+from incidentlens.analysis.periods import Span, iso_end, sampling_step_sql
 from incidentlens.analysis.shifts import MetricShift, metric_shift_sql, metric_shifts
 from incidentlens.errors import InputError
 from incidentlens.telemetry import sql_ts
@@ -150,7 +150,7 @@ def known_onset_detection(
         "detection",
         f"{KNOWN_ONSET}: {start}; {len(series)} series moved after it",
         sql,
-        {"window": {"start": iso_z(window[0]), "end": iso_z(window[1])}, "window_rule": WINDOW_RULE,
+        {"window": {"start": iso_z(window[0]), "end": iso_end(window[1])}, "window_rule": WINDOW_RULE,
          "window_end": window_end(store, window),
          "baseline_rule": rule, **({"undetected": undetected} if undetected else {}),
          "series": [{"series": s.series, "direction": s.direction, "shift": round(s.shift, 2),

@@ -36,7 +36,7 @@ from incidentlens.analysis import arrays
 from incidentlens.analysis.baseline import PeriodMedians, fit_baseline, period_medians, robust_scale
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.extremes import BlockTail, block_tail, blocks_of
-from incidentlens.analysis.periods import sql_in
+from incidentlens.analysis.periods import iso_end, sql_in
 from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
 from incidentlens.analysis.seed_zscore import seed_points
 from incidentlens.errors import InputError
@@ -570,7 +570,7 @@ class DetectionResult(BaseModel):
         return {
             "detected": self.detected,
             "reason": self.reason,
-            "incident_window": {"start": iso_z(window.start), "end": iso_z(window.end)} if window else None,
+            "incident_window": {"start": iso_z(window.start), "end": iso_end(window.end)} if window else None,
             "baseline_window": (
                 {"start": iso_z(self.baseline_window[0]), "end": iso_z(self.baseline_window[1])}
                 if self.baseline_window else None
@@ -618,7 +618,7 @@ def _shift_dict(shift: SeriesShift) -> dict[str, Any]:
 
 
 def _window_summary(window: IncidentWindow) -> dict[str, Any]:
-    return {"start": iso_z(window.start), "end": iso_z(window.end), "peak": iso_z(window.peak),
+    return {"start": iso_z(window.start), "end": iso_end(window.end), "peak": iso_z(window.peak),
             "severity": round(window.severity, 2), "series": [s.series for s in window.series][:SERIES_CAP],
             "moved": [_shift_dict(s) for s in window.series[:SERIES_CAP]]}
 
@@ -692,10 +692,10 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
     others = [_window_summary(w) for w in windows if w is not chosen][:SERIES_CAP]
     evidence = Evidence.make(
         "detection",
-        f"{detector}: {len(chosen.series)} series moved between {iso_z(chosen.start)} and {iso_z(chosen.end)}"
+        f"{detector}: {len(chosen.series)} series moved between {iso_z(chosen.start)} and {iso_end(chosen.end)}"
         + (f"; {len(windows) - 1} other window(s) in the range" if len(windows) > 1 else ""),
         sql,
-        {"window": {"start": iso_z(chosen.start), "end": iso_z(chosen.end), "peak": iso_z(chosen.peak)},
+        {"window": {"start": iso_z(chosen.start), "end": iso_end(chosen.end), "peak": iso_z(chosen.peak)},
          "severity": round(chosen.severity, 2), "series": [_shift_dict(s) for s in chosen.series[:SERIES_CAP]],
          "series_cut": max(0, len(chosen.series) - SERIES_CAP), "windows_found": len(windows),
          "other_windows": others, "chosen_by": _chosen_by(at, chosen),
@@ -1002,7 +1002,7 @@ def closest_miss(detections: dict[str, SeriesDetection], lone_bar: float,
     t = found.series.t
     end = int(t[span.end].astype(np.int64)) + found.series.step_ns
     return {
-        "series": name, "start": iso_z(_to_datetime(t[span.start])), "end": iso_z(_ns_to_datetime(end)),
+        "series": name, "start": iso_z(_to_datetime(t[span.start])), "end": iso_end(_ns_to_datetime(end)),
         "peak_at": iso_z(_to_datetime(t[span.peak])), "direction": span.direction,
         "baseline": _round(span.baseline), "peak": _round(span.peak_value), "shift": round(span.shift, 2),
         "strength": round(span.strength, 2), "why_short": why, "ask_for_more": _ask_for_more(span, settings),

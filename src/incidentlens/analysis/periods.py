@@ -6,7 +6,7 @@ half-open (`start <= ts < end`), and write portable SQL over the canonical views
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import numpy as np
@@ -32,6 +32,14 @@ def iso_z(moment: datetime) -> str:
 def iso_seconds(moment: datetime | None) -> str | None:
     """`iso_z` to the whole second, the way evidence data writes times; None when there is no time (no onset)."""
     return None if moment is None else iso_z(moment.replace(microsecond=0))
+
+
+def iso_end(moment: datetime) -> str:
+    """A window's (exclusive) end to the whole second, rounded up: a window ending at 09:26:07.457 is written
+    09:26:08, so the span written still holds every sample it held (09:26:07, cut to the second, would end before
+    the sample at 09:26:07.2)."""
+    whole = moment.replace(microsecond=0)
+    return iso_z(whole if whole == moment else whole + timedelta(seconds=1))
 
 
 #: a datetime that serialises to JSON as ISO-8601 UTC with `Z`

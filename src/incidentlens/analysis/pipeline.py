@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 from incidentlens.analysis.anchored import KNOWN_ONSET, can_start_at, check_onset, known_onset_detection
 from incidentlens.analysis.callgraph import infer_call_graph
 from incidentlens.analysis.contrast import contrast_logs
-from incidentlens.analysis.detection import DetectionResult, detect
+from incidentlens.analysis.detection import DetectionResult, detect, iso_z
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import mechanism_cues
-from incidentlens.analysis.periods import Span
+from incidentlens.analysis.periods import Span, iso_end
 from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_changes, rank_root_causes
 from incidentlens.analysis.shifts import LogSurge, MetricShift, fetch_log_counts, log_surges, metric_shifts
 from incidentlens.analysis.sources import data_sources
@@ -123,9 +123,9 @@ def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensiti
             return outcome
         reasons.append(outcome)
         evidence.extend([Evidence.make(
-            "detection", f"window {_iso(found.start)} .. {_iso(found.end)} set aside: {outcome}",
+            "detection", f"window {iso_z(found.start)} .. {iso_end(found.end)} set aside: {outcome}",
             "the pipeline's check of a detected window (see the detection evidence for its series query)",
-            {"window": {"start": _iso(found.start), "end": _iso(found.end)}, "reason": outcome},
+            {"window": {"start": iso_z(found.start), "end": iso_end(found.end)}, "reason": outcome},
         )])
     if take_start:
         return _from_alert_time(store, at, f"the window found there was set aside: {reasons[0]}",
@@ -215,7 +215,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
         return load_only
     signals = collect_signals(shifts, surges, traces)
     if detection.undetected and not signals:  # the alert time was taken as the start, and nothing answers it
-        return (f"no incident window detected at {_iso(incident.start)} and nothing moved after it: no service's "
+        return (f"no incident window detected at {iso_z(incident.start)} and nothing moved after it: no service's "
                 "metric series, WARN/ERROR lines or traced requests shifted against the data before it")
     contributors = _contributors(store, window, baseline, evidence)
     templates = _templates(store, window, baseline, evidence)
@@ -350,11 +350,7 @@ class _Ledger:
 
 
 def _span_dict(span: Span) -> dict[str, str]:
-    return {"start": _iso(span[0]), "end": _iso(span[1])}
-
-
-def _iso(t: datetime) -> str:
-    return t.replace(microsecond=0).isoformat() + "Z"
+    return {"start": iso_z(span[0]), "end": iso_z(span[1])}
 
 
 def _minutes(delta: timedelta) -> str:
