@@ -16,6 +16,8 @@ from incidentlens.analysis.baseline import _whittaker
 from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.shifts import MetricShift
 from incidentlens.report import build_postmortem
+from incidentlens.report.formatting import minutes
+from incidentlens.report.render_markdown import render_markdown
 from incidentlens.telemetry import load_telemetry
 
 
@@ -121,6 +123,22 @@ def test_a_window_under_a_minute_is_stated_in_seconds_not_as_zero_minutes(tmp_pa
     assert "(26 s examined)" in pm.summary.text  # to the last line, and the second the window's end holds it
     assert "the end of the logs, the shortest source (26 s examined)" in pm.summary.text
     assert "0 minutes" not in pm.summary.text
+
+
+def test_a_window_of_81_seconds_is_said_as_81_s_not_as_one_minute(tmp_path):
+    # a given start 81 s before the logs' end: its length was rounded to whole minutes ("1 minute examined")
+    at = DAY + timedelta(hours=10, seconds=45)
+    store = load_telemetry(metrics=_metrics_day(tmp_path), logs=_logs_until(tmp_path, at + timedelta(seconds=82)))
+    pm = build_postmortem(analyze(store, at=at, onset="at"))
+    assert "the end of the logs, the shortest source (81 s examined)" in pm.summary.text
+    assert "1 minute" not in pm.summary.text
+    assert render_markdown(pm).count("| **Examined (start given)** | 81 s |") == 1
+
+
+def test_durations_under_two_minutes_are_in_seconds_and_longer_ones_in_minutes():
+    assert [minutes(m) for m in (0.4, 1.0, 83 / 60, 2.0, 29.6, 144.0)] == [
+        "24 s", "60 s", "83 s", "2 minutes", "29.6 minutes", "144 minutes"]
+    assert [minutes(m, short=True) for m in (83 / 60, 2.5, 144.0)] == ["83 s", "2.5 min", "2h 24m"]
 
 
 def test_a_window_holding_one_sample_of_each_metric_says_so(tmp_path):

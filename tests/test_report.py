@@ -260,7 +260,7 @@ def test_a_share_from_an_empty_baseline_has_no_lift(analysis):
     assert "against 0.0% of" in factor and "none in the baseline" in factor and "36.0x" not in factor
 
 
-@pytest.mark.parametrize(("minutes", "text"), [(1, "1 minute"), (2, "2 minutes"), (1.5, "1.5 minutes"),
+@pytest.mark.parametrize(("minutes", "text"), [(1, "60 s"), (2, "2 minutes"), (1.5, "90 s"), (2.5, "2.5 minutes"),
                                                (0, "0 minutes")])
 def test_minutes_read_as_english(minutes, text):
     assert fmt.minutes(minutes) == text

@@ -315,6 +315,7 @@ def detect_command(
 def _print_detection(result: DetectionResult) -> None:
     from incidentlens.analysis.detection import iso_z
     from incidentlens.analysis.periods import iso_end
+    from incidentlens.report import formatting
 
     if not result.detected:
         _print_data(f"no incident found ({result.detector}): {result.reason}")
@@ -330,10 +331,10 @@ def _print_detection(result: DetectionResult) -> None:
             moved = ", ".join(f"{s.series} {s.direction} {s.shift:+.1f}" for s in window.series[:4])
             if len(window.series) > 4:
                 moved += f" (+{len(window.series) - 4} more)"
-            minutes = (window.end - window.start).total_seconds() / 60
+            length = formatting.minutes((window.end - window.start).total_seconds() / 60, short=True)
             rows.append(["*" if window == result.window else "", iso_z(window.start), iso_end(window.end),
-                         f"{minutes:.0f}", iso_z(window.peak), f"{window.severity:.1f}", moved])
-        console.print(fitted_table([Col(""), Col("start", TIME), Col("end", TIME), Col("minutes", NUMBER),
+                         length, iso_z(window.peak), f"{window.severity:.1f}", moved])
+        console.print(fitted_table([Col(""), Col("start", TIME), Col("end", TIME), Col("length", NUMBER),
                                     Col("peak", TIME, drop=2), Col("severity", NUMBER, drop=1),
                                     Col("series moved (robust shift)")], rows, console.width))
         baseline = result.baseline_window
@@ -476,13 +477,17 @@ def _print_analysis(analysis: dict) -> None:
 
 
 def _window_length(analysis: dict) -> str:
-    """`24 s`, `144 min`, and with a given start where its window ends (`the end of the logs and traces, the
-    shortest sources`): a minute of logs beside a day of metrics is 24 s examined, not the day."""
+    """`24 s`, `83 s`, `2h 24m` (the review's duration, `formatting.minutes`), and with a given start where its
+    window ends (`the end of the logs and traces, the shortest sources`): a minute of logs beside a day of metrics is
+    24 s examined, not the day."""
     from incidentlens.analysis.detection import parse_time
+    from incidentlens.report import formatting
 
     window = analysis["incident_window"]
-    seconds = (parse_time(window["end"]) - parse_time(window["start"])).total_seconds()
-    length = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    # the impact's length is the window's own; the times written are to the second, the end rounded up
+    minutes = ((analysis.get("impact") or {}).get("duration_minutes")
+               or (parse_time(window["end"]) - parse_time(window["start"])).total_seconds() / 60)
+    length = formatting.minutes(minutes, short=True)
     cited = set(analysis["detection"].get("evidence") or [])
     ends = [e["data"]["window_end"] for e in analysis["evidence"]
             if e["id"] in cited and isinstance(e.get("data"), dict) and e["data"].get("window_end")]

@@ -157,7 +157,7 @@ class TracedFailure(BaseModel):
 
 
 class Impact(BaseModel):
-    duration_minutes: float  # whole minutes; a window under a minute keeps its fraction (0.41), not 0
+    duration_minutes: float  # to the thousandth: 83 s is 1.383, not 1 (the review writes it as `83 s`)
     requests_total: int | None = None
     requests_failed: int | None = None
     entry_service: str | None = None  # where requests were counted
@@ -184,7 +184,7 @@ class ImpactResult(BaseModel):
 def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     """The `impact` block of analysis.json, each number with its evidence."""
     window, baseline = check_periods(window, baseline)
-    impact = Impact(duration_minutes=_whole_minutes(span_minutes(window)))
+    impact = Impact(duration_minutes=round(span_minutes(window), 3))
     evidence = [_duration_evidence(window)]
     series = _metric_catalogue(store, window, baseline) if store.has("metrics") else {}
     if series.get("latency") or series.get("error") or series.get("success"):
@@ -224,12 +224,6 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     impact.services_affected = _merge(surging.get("service", []), shifted)
     impact.evidence = [e.id for e in evidence]
     return ImpactResult(impact=impact, evidence=evidence)
-
-
-def _whole_minutes(minutes: float) -> float:
-    """The window's length in whole minutes, as the review states it; under a minute (a given start 24 s before
-    the end of the logs) its fraction, which rounded would say nothing was examined."""
-    return round(minutes) if minutes >= 1 else round(minutes, 3)
 
 
 def _duration_evidence(window: Span) -> Evidence:

@@ -29,10 +29,11 @@ def when(moment: dt.datetime | None, clock: bool = False) -> str:
 
 
 def minutes(value: float | None, short: bool = False) -> str:
-    """`144 minutes`, `2h 24m` (`short`); under a minute in seconds (`24 s`), not `0 minutes`."""
+    """`144 minutes`, `2h 24m` (`short`); under two minutes in seconds (`24 s`, `83 s`), not `0 minutes` or
+    `1 minute`."""
     if value is None:
         return "unknown"
-    if 0 < value < 1:
+    if 0 < value < 2:
         return f"{round(value * 60)} s"
     whole = round(value)
     if short and whole >= 120 and abs(value - whole) < 0.05:
