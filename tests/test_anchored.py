@@ -17,6 +17,7 @@ from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.shifts import MetricShift
 from incidentlens.report import build_postmortem
 from incidentlens.report.formatting import minutes
+from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.telemetry import load_telemetry
 
@@ -207,3 +208,24 @@ def test_a_window_ending_within_a_second_is_written_to_the_next_whole_second(tmp
     assert written["incident_window"] == {"start": "2024-05-01T10:00:05Z", "end": "2024-05-01T10:00:22Z"}
     detection = next(e for e in written["evidence"] if e["kind"] == "detection")
     assert detection["data"]["window"]["end"] == "2024-05-01T10:00:22Z"
+
+
+def test_the_review_lists_the_sources_read_and_what_they_lacked(tmp_path):
+    # logs that end before the given start and a metric value that is not a number: analyze printed "note: no logs
+    # for this period" and the value set aside, and the review said neither (a missing source read as a quiet one)
+    at = DAY + timedelta(hours=10, seconds=45)
+    values = [f"{(DAY + timedelta(minutes=m)).isoformat()}Z,api,latency_ms,{'n/a' if m == 7 else 20 + m % 7}"
+              for m in range(720)]
+    (tmp_path / "metrics.csv").write_text("\n".join(["ts,service,metric,value", *values]) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.csv", logs=_logs_until(tmp_path, at - timedelta(seconds=10)))
+    pm = build_postmortem(analyze(store, at=at, onset="at"))
+
+    assert pm.to_dict()["sources"]["missing"] == ["logs", "traces"]
+    sources = render_markdown(pm).split("## Sources\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert sources == [
+        "- Read: metrics (5 rows in the window, 601 before it)",
+        "- no logs for this period",
+        "- no traces for this period",
+        f"- set aside when read: {tmp_path / 'metrics.csv'}: column 'value': 1 rows not numeric, kept as NULL",
+    ]
+    assert "<li>no logs for this period</li>" in render_html(pm)

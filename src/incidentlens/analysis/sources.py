@@ -19,8 +19,9 @@ GIVEN_ONLY = {"call metrics": ("calls", "ts")}
 def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
     """`used`: the sources with rows in the window; `missing`: the others; per source the rows in the window and in
     the baseline; `notes`: what is missing, in words ("no logs for this period", "no traces before the onset");
-    `events_given`: whether any deploy, config or operator events were given, without which no intervention could
-    have been recorded."""
+    `left_out`: the values and entries the store set aside at load (`store.warnings`: non-finite values, entries
+    with no time), which analyze prints and the review must show too; `events_given`: whether any deploy, config or
+    operator events were given, without which no intervention could have been recorded."""
     rows: dict[str, dict[str, int]] = {}
     sources = {**SOURCES, **{name: read for name, read in GIVEN_ONLY.items() if store.has(read[0])}}
     for name, (view, column) in sources.items():
@@ -37,7 +38,8 @@ def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
               if not rows[name]["baseline_rows"]]
     if "metrics" in used and _one_sample_each(store, window):
         notes.append("one sample of each metric series in the window: a metric's shift there rests on one value")
-    return {"used": used, "missing": missing, "rows": rows, "notes": notes, "events_given": store.has("events")}
+    return {"used": used, "missing": missing, "rows": rows, "notes": notes,
+            "left_out": list(getattr(store, "warnings", [])), "events_given": store.has("events")}
 
 
 def _one_sample_each(store: Any, window: Span) -> bool:

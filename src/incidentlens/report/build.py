@@ -58,6 +58,7 @@ from incidentlens.report.schema import (
     RootCause,
     ServiceShowing,
     Severity,
+    Sources,
     TimelineEntry,
     TracedFailure,
     Trigger,
@@ -212,6 +213,17 @@ def duration_label(pm: Postmortem) -> str:
     return f"Examined (from {start_label(pm)})" if pm.detection.undetected else "Examined (start given)"
 
 
+def source_lines(pm: Postmortem) -> list[str]:
+    """The review's Sources section: the sources read, each with its rows in the window and before it, then what they
+    lacked, in the analysis's words ("no logs for this period"): a missing source is not a quiet one."""
+    if pm.sources is None:
+        return []
+    read = [f"{name} ({fmt.num(rows.window_rows)} rows in the window, {fmt.num(rows.baseline_rows)} before it)"
+            if (rows := pm.sources.rows.get(name)) else name for name in pm.sources.used]
+    return [f"Read: {', '.join(read)}" if read else "Read: no source had a row in the window", *pm.sources.notes,
+            *(f"set aside when read: {note}" for note in pm.sources.left_out)]
+
+
 def start_label(pm: Postmortem) -> str:
     """What a given start is: the start given, the alert time, or a time before the alert time."""
     if not pm.detection.undetected:
@@ -298,6 +310,7 @@ class _Builder:
             action_items=self._action_items(),
             lessons=self._lessons(impact),
             runbook=self._runbook(),
+            sources=_sources(self.data),
             checked=_checked(self.data),
             data_quality=_data_quality(self.data),
             templates=[LogTemplate.model_validate(pick(LogTemplate, t)) for t in self.data.get("templates") or []],
@@ -1157,6 +1170,12 @@ def _test_ids(data: dict[str, Any]) -> set[str]:
 def _checked(data: dict[str, Any]) -> list[str]:
     """Every piece of evidence."""
     return [f"{ev['title']} [{ev['id']}]" for ev in data.get("evidence") or []]
+
+
+def _sources(data: dict[str, Any]) -> Sources | None:
+    """Which sources the analysis read and what they lacked (`analysis.sources`); None when it does not say."""
+    raw = data.get("sources")
+    return Sources.model_validate(pick(Sources, raw)) if isinstance(raw, dict) else None
 
 
 def _data_quality(data: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from incidentlens.analysis.impact import LOG_ERROR_SHARE
 from incidentlens.analysis.series import key_series, overview_names
 from incidentlens.report import formatting as fmt
-from incidentlens.report.build import duration_label, root_cause_label, start_label, suspicion
+from incidentlens.report.build import duration_label, root_cause_label, source_lines, start_label, suspicion
 from incidentlens.report.charts import MIN_SHADE_PX, BarChart, LineChart, bar_chart, line_chart, timeline_chart
 from incidentlens.report.playbooks import kind_label
 from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
@@ -52,6 +52,7 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
         evidence_file=EVIDENCE_FILE,
         duration=fmt.minutes(pm.impact.duration_minutes) if pm.impact else "",
         duration_label=duration_label(pm),
+        sources=source_lines(pm),
         cards=_cards(pm) if pm.detected else [],
         impact_rows=_impact_rows(pm),
         line_charts=line_charts,

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from incidentlens.report import formatting as fmt
-from incidentlens.report.build import duration_label, executive_summary, root_cause_label, suspicion
+from incidentlens.report.build import duration_label, executive_summary, root_cause_label, source_lines, suspicion
 from incidentlens.report.playbooks import kind_label
 from incidentlens.report.schema import EVIDENCE_FILE, EVIDENCE_ID_PATTERN, Postmortem
 from incidentlens.report.severity import users_label
@@ -41,6 +41,7 @@ def render_markdown(pm: Postmortem) -> str:
         evidence_file=EVIDENCE_FILE,
         headline=executive_summary(pm),
         duration_label=duration_label(pm),
+        sources=source_lines(pm),
         suspected=suspicion(pm.root_cause) if pm.root_cause else None,
         root_cause_label=root_cause_label(pm) if pm.root_cause else "",
     )

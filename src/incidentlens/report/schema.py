@@ -204,6 +204,27 @@ class DetectionSeries(_Model):
                                               "pod's samples are a series of their own); null otherwise")
 
 
+class SourceRows(_Model):
+    window_rows: int = Field(description="rows in the incident window")
+    baseline_rows: int = Field(description="rows in the baseline")
+
+
+class Sources(_Model):
+    """Which telemetry the analysis read for the window, and what it lacked: a source with no row there is no
+    evidence of calm, and a reader must know which checks could not run."""
+
+    used: list[str] = Field(default_factory=list, description="the sources with rows in the incident window")
+    missing: list[str] = Field(default_factory=list, description="the sources with no row in the window: nothing in "
+                                                                 "the review rests on them")
+    rows: dict[str, SourceRows] = Field(default_factory=dict, description="per source, its rows in the window and "
+                                                                          "in the baseline")
+    notes: list[str] = Field(default_factory=list, description="what the sources lacked, in words ('no logs for "
+                                                               "this period', 'no traces before the onset: ...')")
+    left_out: list[str] = Field(default_factory=list, description="values and entries set aside when the sources "
+                                                                   "were read (non-finite values, entries with no "
+                                                                   "time), one line per column or file")
+
+
 class Detection(_Model):
     onset: Literal["detected", "given"] = Field(
         "detected", description="how the incident's start was found: detected in the data, or given by the caller "
@@ -342,6 +363,8 @@ class Postmortem(_Model):
     action_items: list[ActionItem] = Field(default_factory=list)
     lessons: Lessons
     runbook: list[str] = Field(default_factory=list)
+    sources: Sources | None = Field(None, description="which telemetry held data in the window and before it; "
+                                                      "none when the analysis does not say (no window explained)")
     checked: list[str] = Field(default_factory=list, description="what the analysis examined")
     data_quality: list[str] = Field(default_factory=list, description="input lines set aside as unreadable, per file, "
                                                                       "with where they are listed")
