@@ -229,3 +229,14 @@ def test_the_review_lists_the_sources_read_and_what_they_lacked(tmp_path):
         f"- set aside when read: {tmp_path / 'metrics.csv'}: column 'value': 1 rows not numeric, kept as NULL",
     ]
     assert "<li>no logs for this period</li>" in render_html(pm)
+
+
+def test_a_window_between_two_metric_samples_says_it_holds_none_not_that_nothing_moved(tmp_path):
+    # 20 s of logs from a given start at 10:00:05, beside one-minute metrics: no metric sample falls in the window,
+    # and the charts said "The metrics hold none of the series that moved", as if the metrics had been seen quiet
+    at = DAY + timedelta(hours=10, seconds=5)
+    store = load_telemetry(metrics=_metrics_day(tmp_path), logs=_logs_until(tmp_path, at + timedelta(seconds=20)))
+    html = render_html(build_postmortem(analyze(store, at=at, onset="at")), store)
+    assert ("No metric samples in the window (metrics every 60 s): the metrics cannot show whether anything moved "
+            "in it.") in html
+    assert "none of the series that moved" not in html

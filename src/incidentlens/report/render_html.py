@@ -165,9 +165,13 @@ def _counted_at(impact: Any) -> str:
     return f" (at {entry})" if entry and entry not in ("global", "all") else ""
 
 
+#: why there are no metric charts when the review was written without the metrics
+NO_METRICS_GIVEN = "Metric charts need the metrics: pass --metrics to `incidentlens report`."
+
+
 def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
-    if store is None:
-        return [], "Metric charts need the metrics: pass --metrics to `incidentlens report`."
+    if store is None or not store.has("metrics"):
+        return [], NO_METRICS_GIVEN
     if not pm.detected or pm.incident_window is None:
         return _overview_charts(store), "The metrics hold no error or latency series to show."
     window = (pm.incident_window.start, pm.incident_window.end)
@@ -177,7 +181,7 @@ def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     pods = {**{name: pod for name, _, pod in picked if pod}, **{s.series: s.pod for s in pm.detection.series if s.pod}}
     series = {s.name: s for s in key_series(store, [name for name, _, _ in picked], view, pods=pods)}
     if not series:
-        return [], "The metrics hold none of the series that moved."
+        return [], _nothing_to_chart(store, (_naive(window[0]), _naive(window[1])))
     detected = {s.series: s for s in pm.detection.series}
     charts = []
     for name, role, _ in picked:
@@ -275,6 +279,20 @@ def _zoom(store: Any, name: str, window: tuple[dt.datetime, dt.datetime], marker
         return None, ""
     note = f"zoom: the {fmt.minutes((window[1] - window[0]).total_seconds() / 60)} window with twice as long around it"
     return line_chart(found[0], window, view, markers, baseline, title=title, unit=unit), note
+
+
+def _nothing_to_chart(store: Any, window: tuple[dt.datetime, dt.datetime]) -> str:
+    """Why no series that moved is charted: none did, or the metrics hold no sample in the window at all (a given
+    start 20 s before the end of a minute of logs, beside one-minute metrics), where nothing could be seen to move."""
+    from incidentlens.analysis.anchored import metric_step
+    from incidentlens.analysis.periods import in_span
+
+    samples = store.fetch(f"SELECT count(*) AS n FROM metrics WHERE {in_span('ts', window)}").to_pylist()[0]["n"]
+    if samples:
+        return "The metrics hold none of the series that moved."
+    step = metric_step(store, _view(window))
+    every = f" (metrics every {fmt.minutes(step.total_seconds() / 60)})" if step else ""
+    return f"No metric samples in the window{every}: the metrics cannot show whether anything moved in it."
 
 
 def _naive(moment: dt.datetime) -> dt.datetime:
