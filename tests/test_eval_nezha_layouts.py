@@ -342,6 +342,17 @@ def test_the_scores_count_the_root_causes_the_verdict_named_and_those_named_wron
     assert "a root cause named (the verdict) for 1 of 1 faults, 0 of them the wrong service" in table.stdout
 
 
+def test_a_ranker_that_gives_no_verdict_counts_no_root_causes_named(copy: Path):
+    # the signals ranker orders services and states no verdict: its "named 0, named wrong 0" read as a ranker that
+    # never named a root cause, which it cannot do
+    report = evaluate_nezha(copy, ranker="signals").to_dict()
+    assert (report["named"], report["named_wrong"]) == (None, None)
+    assert all(scores["named"] is None for scores in report["by_type"].values())
+    table = run_cli("eval", "nezha", "--data", str(copy), "--ranker", "signals")
+    assert table.returncode == 0, table.stderr
+    assert "a root cause named" not in table.stdout
+
+
 @pytest.mark.parametrize("minutes", ["x", "1,,2", "90"])
 def test_fault_minutes_that_are_not_minutes_near_the_injection_are_refused_in_one_line(copy: Path, minutes: str):
     assert_one_line_error(run_cli("eval", "nezha", "--data", str(copy), "--fault-minutes", minutes),

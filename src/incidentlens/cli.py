@@ -1141,7 +1141,7 @@ def eval_nezha_command(
                       f"{scores['top3']:.1%} ({scores['top3_count']})", f"{scores['mean_seconds']:.1f}",
                       ", ".join(f"{kind} {count}" for kind, count in scores["mechanisms"].items()))
     console.print(table)
-    if ranker is NezhaRanker.analysis:
+    if summary["named"] is not None:  # a ranker that states no verdict names no root cause to count
         console.print(f"a root cause named (the verdict) for {summary['named']} of {summary['faults']} faults, "
                       f"{summary['named_wrong']} of them the wrong service; the others inconclusive",
                       highlight=False)

@@ -118,7 +118,7 @@ class NezhaReport:
     def summary(self) -> dict[str, Any]:
         return {"ranker": self.ranker, "without": self.without, "alert_after": self.alert_after,
                 "fault_minutes": self.fault_minutes,
-                **_scores(self.faults), "by_type": self.by_type(),
+                **_scores(self.faults, self.verdicts), "by_type": self.by_type(),
                 "by_day": self.by_day(), "paper": PAPER, "calibration": self.calibration().model_dump(),
                 "notes": self.note_counts(), "set_aside": self.set_aside}
 
@@ -131,19 +131,26 @@ class NezhaReport:
         return calibration((confidence, service == f.service) for f in self.faults
                            for confidence, service in zip(f.confidences, f.ranked, strict=False))
 
+    @property
+    def verdicts(self) -> bool:
+        """Whether the ranker states a verdict, so that the root causes it named can be counted."""
+        return self.ranker in VERDICT_RANKERS
+
     def by_day(self) -> dict[str, dict[str, Any]]:
         days = sorted({f.day for f in self.faults})
-        return {day: _scores([f for f in self.faults if f.day == day]) for day in days}
+        return {day: _scores([f for f in self.faults if f.day == day], self.verdicts) for day in days}
 
     def by_type(self) -> dict[str, dict[str, Any]]:
         kinds = sorted({f.kind for f in self.faults})
-        return {kind: _scores([f for f in self.faults if f.kind == kind]) for kind in kinds}
+        return {kind: _scores([f for f in self.faults if f.kind == kind], self.verdicts) for kind in kinds}
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.summary(), "per_fault": [asdict(f) for f in self.faults]}
 
 
-def _scores(faults: Sequence[FaultScore]) -> dict[str, Any]:
+def _scores(faults: Sequence[FaultScore], verdicts: bool) -> dict[str, Any]:
+    """Top-1/top-3, time per fault, the root causes the verdict named (None when the ranker states no verdict:
+    `verdicts`) and the mechanisms named."""
     count = len(faults)
     top1 = sum(1 for f in faults if f.rank == 1)
     top3 = sum(1 for f in faults if f.rank is not None and f.rank <= 3)
@@ -157,8 +164,8 @@ def _scores(faults: Sequence[FaultScore]) -> dict[str, Any]:
         "mean_seconds": sum(seconds) / count if count else 0.0,
         "max_seconds": max(seconds, default=0.0),
         # the answers a reader acts on: a root cause the verdict named, and how many of those were another service
-        "named": sum(1 for f in faults if f.verdict == "root_cause"),
-        "named_wrong": sum(1 for f in faults if f.verdict == "root_cause" and f.rank != 1),
+        "named": sum(1 for f in faults if f.verdict == "root_cause") if verdicts else None,
+        "named_wrong": sum(1 for f in faults if f.verdict == "root_cause" and f.rank != 1) if verdicts else None,
         # the mechanism named for the injected service where it was ranked first (does a CPU fault read as one?)
         "mechanisms": dict(sorted(Counter(f.mechanism for f in faults if f.rank == 1 and f.mechanism).items())),
     }
@@ -585,6 +592,8 @@ def _cpu_saturation(store: TelemetryStore, at: datetime) -> dict[str, float]:
 
 
 RANKERS: dict[str, Ranker] = {"analysis": analysis_ranker, "signals": signals_ranker}
+#: the rankers that state a verdict (a root cause named, or inconclusive): the others' scores count none named
+VERDICT_RANKERS = ("analysis",)
 
 #: the null check's pseudo-onset: this long before each injection's minute, where no fault is labelled yet
 NULL_LEAD = timedelta(seconds=30)
