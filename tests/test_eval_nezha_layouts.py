@@ -359,6 +359,15 @@ def test_fault_minutes_that_are_not_minutes_near_the_injection_are_refused_in_on
                           f"--fault-minutes {minutes}: expected minutes counted from the injection's")
 
 
+@pytest.mark.parametrize("minutes", ["0", "-2,-1,0"])
+def test_fault_minutes_with_no_file_holding_the_injection_or_after_it_are_refused_in_one_line(copy: Path,
+                                                                                                minutes: str):
+    # a file holds the minute before its name: 0 is the minute before the injection's, so these files end before
+    # the fault began, and every fault was scored on telemetry from before it
+    assert_one_line_error(run_cli("eval", "nezha", "--data", str(copy), "--fault-minutes", minutes),
+                          f"--fault-minutes {minutes}: none of these files holds the injection or anything after it")
+
+
 def test_the_null_check_refuses_other_fault_minutes(copy: Path):
     assert_one_line_error(run_cli("eval", "nezha", "--data", str(copy), "--null", "--fault-minutes", "1"),
                           "--null and --fault-minutes")

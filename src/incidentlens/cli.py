@@ -1061,7 +1061,8 @@ def eval_nezha_command(
                                                                        "before its name): 0,1,2 the minute before "
                                                                        "to two after; 1 the one file holding the "
                                                                        "injection, as a user who hands over the "
-                                                                       "alert's minute.")] = "0,1,2",
+                                                                       "alert's minute; at least one of them 1 or "
+                                                                       "later.")] = "0,1,2",
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores and each fault's ranking as JSON.")] = False,
     null: Annotated[bool, typer.Option("--null", help="Instead: the span signals' false leads at a pseudo-onset 30 s "
                                                       "before each fault's minute, where no fault is labelled yet, "
@@ -1162,6 +1163,9 @@ def _fault_minutes(text: str) -> tuple[int, ...]:
     if not minutes or not all(-60 <= m <= 60 for m in minutes):
         raise InputError(f"--fault-minutes {text}: expected minutes counted from the injection's, within an hour of "
                          "it, e.g. 1 or 0,1,2")
+    if max(minutes) < 1:  # a file holds the minute before its name: minute 1's file holds the injection
+        raise InputError(f"--fault-minutes {text}: none of these files holds the injection or anything after it (a "
+                         "file holds the minute before its name, so 1 is the injection's own); e.g. 1 or 0,1,2")
     return minutes
 
 
