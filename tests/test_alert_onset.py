@@ -138,8 +138,18 @@ def test_a_start_is_not_looked_for_where_too_little_data_lies_before_it(tmp_path
     result = analyze(quiet_store(tmp_path), at=datetime(2024, 5, 1, 0, 3))
     assert result.detected is False
     assert result.detection["alert_at"] is None
-    assert result.reason.endswith("nothing moved after it: no service's metric series, WARN/ERROR lines or traced "
-                                  "requests shifted against the data before it"), "no minute before it was tried"
+    assert result.reason.endswith("nothing moved after it: no service's metric series or WARN/ERROR lines shifted "
+                                  "against the data before it (no traces for this period)"), \
+        "no minute before it was tried"
+
+
+def test_nothing_moved_names_only_the_sources_that_held_data(tmp_path: Path):
+    # metrics and logs, no traces (as Nezha OnlineBoutique 12:27:23 with its traces and metrics has no log file):
+    # "no service's metric series, WARN/ERROR lines or traced requests shifted" said the traces had been seen quiet
+    result = analyze(quiet_store(tmp_path), at=datetime(2024, 5, 1, 6, 40))
+    assert ("no service's metric series or WARN/ERROR lines shifted against the data before it (no traces for this "
+            "period)") in result.reason
+    assert "traced requests" not in result.reason
 
 
 def test_one_minute_tried_before_the_alert_time_is_said_so(tmp_path: Path):

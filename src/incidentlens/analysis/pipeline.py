@@ -215,8 +215,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
         return load_only
     signals = collect_signals(shifts, surges, traces)
     if detection.undetected and not signals:  # the alert time was taken as the start, and nothing answers it
-        return (f"no incident window detected at {iso_z(incident.start)} and nothing moved after it: no service's "
-                "metric series, WARN/ERROR lines or traced requests shifted against the data before it")
+        return _nothing_moved(store, incident.start, window, baseline)
     contributors = _contributors(store, window, baseline, evidence)
     templates = _templates(store, window, baseline, evidence)
     impact = estimate_impact(store, window, baseline)
@@ -347,6 +346,23 @@ class _Ledger:
         result, items = pair
         self.extend(items)
         return result
+
+
+#: what each source could have shown moving, as `_nothing_moved` says it
+SEEN_MOVING = {"metrics": "metric series", "logs": "WARN/ERROR lines", "traces": "traced requests"}
+
+
+def _nothing_moved(store: Any, start: datetime, window: Span, baseline: Span) -> str:
+    """Why an alert time taken as the start explains nothing, naming only the sources that held data after it: a
+    source not given, or with no row there, was not seen quiet ("... traced requests shifted ...; no logs for this
+    period")."""
+    sources = data_sources(store, window, baseline)
+    seen = [words for name, words in SEEN_MOVING.items() if name in sources["used"]]
+    moved = (f"no service's {', '.join(seen[:-1])}{' or ' if len(seen) > 1 else ''}{seen[-1]} shifted against the "
+             "data before it" if seen else "no source held data after it")
+    missing = [f"no {name} for this period" for name in SEEN_MOVING if name in sources["missing"]]
+    return (f"no incident window detected at {iso_z(start)} and nothing moved after it: {moved}"
+            + (f" ({'; '.join(missing)})" if missing and seen else ""))
 
 
 def _span_dict(span: Span) -> dict[str, str]:
