@@ -98,7 +98,10 @@ CHECK_THE_ALERT = ("Check what raised the alert against this data before acting:
 #: ... where a source held no row in the window: what was checked, and what its absence cannot show
 CHECK_THE_ALERT_WITHOUT = ("Check what raised the alert against this data before acting: no service's {checked} moved "
                            "beyond their baseline's noise after the start, and with {missing} a fault seen only in "
-                           "requests (a delay, errors, wrong answers) cannot show here")
+                           "{hidden} cannot show here")
+#: ... what a fault shows in one source alone, which that source's absence hides
+SEEN_ONLY_IN = {"metrics": "resource use (CPU, memory, restarts)", "logs": "log lines (errors or exceptions logged)",
+                "traces": "requests (a delay, errors, wrong answers)"}
 #: what to do first when a series left its baseline but no service's before/after tests showed anything
 LOOK_AT_SERIES = ("Look at {} around the window, in the service's own metrics, logs and traces, before acting: the "
                   "detector found a shift there, but no service's before/after tests showed why")
@@ -922,7 +925,9 @@ class _Builder:
                                              ("traces", "traced requests")) if source not in self.missing_sources]
         if not self.missing_sources or not checked:
             return CHECK_THE_ALERT
-        return CHECK_THE_ALERT_WITHOUT.format(checked=fmt.listed(checked, "or"), missing=self._missing_words())
+        hidden = [SEEN_ONLY_IN[source] for source in SEEN_ONLY_IN if source in self.missing_sources]
+        return CHECK_THE_ALERT_WITHOUT.format(checked=fmt.listed(checked, "or"), missing=self._missing_words(),
+                                              hidden=fmt.listed(hidden, "or"))
 
     def _action_items(self) -> list[ActionItem]:
         """The catalogue's actions for the cause, at priorities the severity calls for (`_at_severity`)."""
