@@ -94,6 +94,18 @@ def test_a_service_that_moved_has_one_row_and_only_the_earliest_row_is_first(tim
     assert [event.split(" (")[0] for event in services] == ["first to move: db", "api moves"]
 
 
+def test_services_that_moved_at_the_same_time_are_none_of_them_first(store: DuckStore) -> None:
+    # TrainTicket 10:56:45 with its one minute file: three services' host metrics moved at the one sample at 10:57:09,
+    # and the timeline called the first in alphabetical order "first to move"
+    at = datetime(2024, 5, 1, 1, 58)
+    onsets = [ServiceOnset(service=name, t=at, sign=f"{name}/cpu up", evidence=["metric_shift-0000abcd"])
+              for name in ("cancel", "order", "route")]
+    timeline = build_timeline(store, WINDOW, BASELINE, data_end=DATA_END, service_onsets=onsets)
+
+    moves = [e.event for e in timeline.entries if "move" in e.event]
+    assert moves == ["cancel moves (cancel/cpu up)", "order moves (order/cpu up)", "route moves (route/cpu up)"]
+
+
 def test_flagged_series_are_one_row_per_service_that_did_not_move(store: DuckStore) -> None:
     onsets = [("cache/hit_ratio", datetime(2024, 5, 1, 1, 57)), ("db/p95_ms", datetime(2024, 5, 1, 2, 1)),
               ("cache/evictions", datetime(2024, 5, 1, 2, 2)), ("api/error_ratio", datetime(2024, 5, 1, 2, 4))]

@@ -147,7 +147,9 @@ def _add_onsets(timeline: Timeline, onsets: Sequence[tuple[str, datetime]], serv
                 ids: list[str]) -> None:
     """One row per service, in time order: when it started to move (`service_onsets`), else its first series the
     detector flagged (`onsets`); only the earliest row is labelled first: `first to move: db (...)` or
-    `first anomalous point: db/p95_ms`, then `api moves (...)` or `api/error_ratio becomes anomalous`."""
+    `first anomalous point: db/p95_ms`, then `api moves (...)` or `api/error_ratio becomes anomalous`; none when
+    several share the earliest time (three services' one-minute metrics moving at the same sample: the data cannot
+    say which came first)."""
     moves = sorted(service_onsets, key=lambda o: (o.t, o.service))[:MAX_SERVICES]
     moved = {o.service for o in moves}
     flagged: dict[str, tuple[str, datetime]] = {}
@@ -157,12 +159,15 @@ def _add_onsets(timeline: Timeline, onsets: Sequence[tuple[str, datetime]], serv
             flagged[service] = (series, t)
     # at the same time a service's move comes before another's flagged series (its sign says why it moved)
     rows = [(o.t, 0, o) for o in moves] + [(t, 1, series) for series, t in list(flagged.values())[:MAX_ONSETS]]
-    for rank, (t, _, row) in enumerate(sorted(rows, key=lambda r: (r[0], r[1]))):
+    rows.sort(key=lambda r: (r[0], r[1]))
+    alone = len(rows) < 2 or rows[1][0] > rows[0][0]
+    for rank, (t, _, row) in enumerate(rows):
+        first = rank == 0 and alone
         if isinstance(row, ServiceOnset):
-            label = f"first to move: {row.service}" if rank == 0 else f"{row.service} moves"
+            label = f"first to move: {row.service}" if first else f"{row.service} moves"
             timeline.entries.append(TimelineEntry(t=t, event=f"{label} ({row.sign})", evidence=row.evidence))
         else:
-            label = f"first anomalous point: {row}" if rank == 0 else f"{row} becomes anomalous"
+            label = f"first anomalous point: {row}" if first else f"{row} becomes anomalous"
             timeline.entries.append(TimelineEntry(t=t, event=label, evidence=ids))
 
 
