@@ -47,11 +47,16 @@ _ORIGINAL_WAIT_SHIFTS = spans.wait_shifts
 
 
 def _typical_wait_always(edges, directions=("in", "out"), peers="lower", parsimony=True):
-    """Every call against the lower of its history and the typical wait, whether or not any call changed."""
-    typical = sorted(e["wait_after"] for e in edges)[(len(edges) - 1) // 2] if edges else 0.0
-    lowered = [{**e, "wait_before": min(e["wait_before"], typical)} if e["history"] else e
-               for e in edges]
-    return _ORIGINAL_WAIT_SHIFTS(lowered, directions, peers, parsimony)
+    """Every call edge against the lower of its history and the typical wait, whether or not any call changed: an
+    edge whose history waited longer than the typical wait is held against the typical wait as an edge with no
+    history is, its shift and its rank test both (among the other edges' calls). Lowering its median before alone,
+    as this variant did, left the rank test against its own calls before (`spans._rank_test`)."""
+    comparable = sorted(e["wait_after"] for e in edges if e["source"] in spans.PEER_COMPARABLE)
+    typical = comparable[(len(comparable) - 1) // 2] if comparable else 0.0  # as wait_shifts takes it
+    held = [{**e, "history": False}
+            if e["history"] and e["source"] in spans.PEER_COMPARABLE and e["wait_before"] > typical else e
+            for e in edges]
+    return _ORIGINAL_WAIT_SHIFTS(held, directions, peers, parsimony)
 _ORIGINAL_GRID = shifts._MinuteGrid.build.__func__
 _ORIGINAL_SURGE_SQL = shifts.log_surge_sql
 
