@@ -83,6 +83,7 @@ from incidentlens.analysis.plausibility import TraceCheck, check_percentiles
 from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
 from incidentlens.analysis.spans import log_trace_column
 from incidentlens.analysis.tails import poisson_at_least
+from incidentlens.analysis.units import LOG_ERROR_SHARE
 from incidentlens.telemetry import sql_ts
 
 REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
@@ -137,10 +138,6 @@ class Peak(BaseModel):
     #: the window's typical level, what held rather than one sample: the series' window median, or for the share of
     #: ERROR/FATAL lines the whole window's share (its whole minutes)
     typical: float | None = None
-
-
-#: the metric name of the worst minute's share of ERROR/FATAL log lines, the peak error rate where no error metric is
-LOG_ERROR_SHARE = "log_error_ratio"
 
 
 class TracedFailure(BaseModel):

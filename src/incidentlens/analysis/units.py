@@ -7,6 +7,9 @@ import re
 _UNIT_IN_PARENS = re.compile(r"\(([^()]{1,8})\)$")
 _UNIT_SUFFIXES = {"ms": "ms", "s": "s", "seconds": "s", "sec": "s", "bytes": "bytes", "pct": "%", "percent": "%",
                   "rps": "req/s", "qps": "req/s"}
+#: the metric name of the worst minute's share of ERROR/FATAL log lines, the peak error rate where no error metric is
+#: (impact.py); a share, so its unit is %
+LOG_ERROR_SHARE = "log_error_ratio"
 #: milliseconds in one of a time unit (what a span's duration is counted in)
 MS_PER_UNIT = {"ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001, "min": 60_000.0}
 

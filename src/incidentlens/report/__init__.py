@@ -1,20 +1,27 @@
-"""The incident review: schema, grounding check, builder and renderers (see docs/architecture.md, "Report")."""
+"""The incident review: schema, grounding check, builder and renderers (see docs/architecture.md, "Report").
 
-from incidentlens.report.build import build_postmortem, executive_summary, read_analysis, runbook_checklist
-from incidentlens.report.grounding import check_grounding
-from incidentlens.report.playbooks import mitigations_for
-from incidentlens.report.schema import ActionItem, Postmortem, postmortem_json_schema
-from incidentlens.report.write import write_reports
+The names below load on first use, so `incidentlens.report.formatting` (which `detect`'s table uses for durations)
+does not bring the builders and the template engine into a command that renders no review."""
 
-__all__ = [
-    "ActionItem",
-    "Postmortem",
-    "build_postmortem",
-    "check_grounding",
-    "executive_summary",
-    "mitigations_for",
-    "postmortem_json_schema",
-    "read_analysis",
-    "runbook_checklist",
-    "write_reports",
-]
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "ActionItem": "schema",
+    "Postmortem": "schema",
+    "build_postmortem": "build",
+    "check_grounding": "grounding",
+    "executive_summary": "build",
+    "mitigations_for": "playbooks",
+    "postmortem_json_schema": "schema",
+    "read_analysis": "build",
+    "runbook_checklist": "build",
+    "write_reports": "write",
+}
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'incidentlens.report' has no attribute {name!r}")
+    return getattr(import_module(f"incidentlens.report.{_HOMES[name]}"), name)

@@ -7,8 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from incidentlens.analysis.impact import LOG_ERROR_SHARE
-from incidentlens.analysis.units import unit_of
+from incidentlens.analysis.units import LOG_ERROR_SHARE, unit_of
 
 
 def utc(value: Any) -> dt.datetime | None:

@@ -12,8 +12,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from incidentlens.analysis.impact import LOG_ERROR_SHARE
 from incidentlens.analysis.series import key_series, overview_names
+from incidentlens.analysis.units import LOG_ERROR_SHARE
 from incidentlens.report import formatting as fmt
 from incidentlens.report.build import duration_label, root_cause_label, source_lines, start_label, suspicion
 from incidentlens.report.charts import MIN_SHADE_PX, BarChart, LineChart, bar_chart, line_chart, timeline_chart

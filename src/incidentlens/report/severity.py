@@ -47,7 +47,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from incidentlens.analysis.impact import FAILING, FAILING_FLOOR, LOG_ERROR_SHARE, SLOWER
+from incidentlens.analysis.impact import FAILING, FAILING_FLOOR, SLOWER
+from incidentlens.analysis.units import LOG_ERROR_SHARE
 from incidentlens.report import formatting as fmt
 from incidentlens.report.schema import Impact, Peak, Severity, TracedFailure
 
