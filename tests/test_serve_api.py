@@ -139,6 +139,7 @@ def test_truncated_alerts_are_recorded(client: TestClient) -> None:
     (json.dumps(notification("G", [{**alert("fp"), "fingerprint": ""}])).encode(), 422, "fingerprint"),
     (json.dumps({**notification("G", [alert("fp")]), "status": "pending"}).encode(), 422, "status"),
     (b"\xff\xfe", 400, "not JSON"),
+    (b'{"a": ' * 100_000, 400, "nested too deeply"),
 ])
 def test_a_malformed_body_gets_400_or_422_with_the_reason(client: TestClient, body: bytes, status: int,
                                                           reason: str) -> None:

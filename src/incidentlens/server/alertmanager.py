@@ -77,6 +77,8 @@ def parse_notification(body: bytes) -> Notification:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise PayloadError(400, f"the body is not JSON: {err}") from None
+    except RecursionError:  # the decoder recurses per bracket: thousands deep ends the interpreter's stack
+        raise PayloadError(400, "the body is not JSON this server reads: nested too deeply") from None
     if not isinstance(data, dict):
         raise PayloadError(422, "the body must be a JSON object (Alertmanager's webhook payload)")
     try:
