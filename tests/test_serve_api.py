@@ -122,6 +122,13 @@ def test_alerts_join_their_group_and_the_incident_closes_when_all_resolve(client
     assert client.post(WEBHOOK, json=refired).json()["opened"] == [3]  # a new episode: a new incident
 
 
+def test_alert_times_without_a_zone_are_utc(client: TestClient) -> None:
+    client.post(WEBHOOK, json=notification("G", [alert("fp", starts_at="2024-05-01T03:10:00",
+                                                     ends_at="2024-05-01T04:20:00")]))
+    [stored] = client.get("/api/v1/incidents/1").json()["alerts"]
+    assert (stored["starts_at"], stored["ends_at"]) == ("2024-05-01T03:10:00.000Z", "2024-05-01T04:20:00.000Z")
+
+
 def test_truncated_alerts_are_recorded(client: TestClient) -> None:
     client.post(WEBHOOK, json=notification("Flood", [alert("fp-1")], truncated=37))
     client.post(WEBHOOK, json=notification("Flood", [alert("fp-1")], truncated=12))
@@ -140,6 +147,8 @@ def test_truncated_alerts_are_recorded(client: TestClient) -> None:
     (json.dumps({**notification("G", [alert("fp")]), "status": "pending"}).encode(), 422, "status"),
     (b"\xff\xfe", 400, "not JSON"),
     (b'{"a": ' * 100_000, 400, "nested too deeply"),
+    (json.dumps(notification("G", [{**alert("fp"), "startsAt": "0001-01-01T00:00:00Z"}])).encode(), 422,
+     "alerts.0.startsAt"),
 ])
 def test_a_malformed_body_gets_400_or_422_with_the_reason(client: TestClient, body: bytes, status: int,
                                                           reason: str) -> None:

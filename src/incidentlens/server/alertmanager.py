@@ -34,6 +34,19 @@ class Alert(BaseModel):
     fingerprint: str = Field(min_length=1)
     generator_url: str | None = Field(default=None, alias="generatorURL")
 
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone is UTC's (Alertmanager always sends one; a hand-written sender may not)."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @field_validator("starts_at")
+    @classmethod
+    def _has_start(cls, value: datetime) -> datetime:
+        if value <= ZERO_TIME:
+            raise ValueError("the zero time (0001-01-01) is no start: an alert needs the time it began firing")
+        return value
+
     @property
     def service(self) -> str | None:
         return next((self.labels[name] for name in SERVICE_LABELS if self.labels.get(name)), None)
