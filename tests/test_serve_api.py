@@ -122,6 +122,19 @@ def test_alerts_join_their_group_and_the_incident_closes_when_all_resolve(client
     assert client.post(WEBHOOK, json=refired).json()["opened"] == [3]  # a new episode: a new incident
 
 
+def test_a_late_repeat_of_a_closed_episode_leaves_the_groups_next_episode_firing(client: TestClient) -> None:
+    """An HA Alertmanager pair or a retried delivery can bring the old episode's `resolved` after the group fired
+    again: it belongs to the old incident (same fingerprint and start), not to the new one firing."""
+    resolved = notification("HighErrorRate", [alert("fp-1", status="resolved", ends_at="2024-05-01T04:20:00Z")])
+    client.post(WEBHOOK, json=notification("HighErrorRate", [alert("fp-1")]))
+    client.post(WEBHOOK, json=resolved)
+    client.post(WEBHOOK, json=notification("HighErrorRate", [alert("fp-1", starts_at="2024-05-01T06:00:00Z")]))
+    client.post(WEBHOOK, json=resolved)  # late
+    assert [(i["id"], i["status"]) for i in incidents(client)] == [(2, "firing"), (1, "resolved")]
+    [again] = client.get("/api/v1/incidents/2").json()["alerts"]
+    assert (again["status"], again["starts_at"]) == ("firing", "2024-05-01T06:00:00.000Z")
+
+
 def test_alert_times_without_a_zone_are_utc(client: TestClient) -> None:
     client.post(WEBHOOK, json=notification("G", [alert("fp", starts_at="2024-05-01T03:10:00",
                                                      ends_at="2024-05-01T04:20:00")]))

@@ -140,13 +140,16 @@ def _open_incident(con: sqlite3.Connection, group_key: str) -> int | None:
 
 
 def _known_episode(con: sqlite3.Connection, group_key: str, alert: Alert) -> tuple[int | None, bool]:
-    """The incident already holding this alert's episode, and whether it is closed: the group's open incident with
-    its fingerprint, else a closed one with the same fingerprint and start (a late repeat, which reopens nothing)."""
+    """The incident already holding this alert's episode, and whether it is closed: one with the same fingerprint
+    and start (a late repeat into a closed one reopens nothing), else the group's open incident with the
+    fingerprint (the alert fired again while the group kept firing). The start decides first: an old episode's
+    late `resolved` must not close the alert of the group's next episode."""
+    starts_at = _iso(alert.starts_at)
     row = con.execute(
         "SELECT i.id, i.status = 'resolved' FROM alerts a JOIN incidents i ON i.id = a.incident_id "
         "WHERE a.fingerprint = ? AND i.group_key = ? AND (i.status = 'firing' OR a.starts_at = ?) "
-        "ORDER BY i.status = 'firing' DESC, i.id DESC LIMIT 1",
-        (alert.fingerprint, group_key, _iso(alert.starts_at))).fetchone()
+        "ORDER BY a.starts_at = ? DESC, i.status = 'firing' DESC, i.id DESC LIMIT 1",
+        (alert.fingerprint, group_key, starts_at, starts_at)).fetchone()
     return (None, False) if row is None else (int(row[0]), bool(row[1]))
 
 
