@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from fake_openai import FakeOpenAI, replay_planner
 from incidentlens.server.app import create_app
 from incidentlens.server.settings import ServeSettings, build_settings
+from incidentlens.server.worker import run_investigation
 from serve_helpers import ALERT_TIME, AUTH, TOKEN, alert, notification, wait_for
 
 WEBHOOK = "/api/v1/alerts/alertmanager"
@@ -248,6 +250,25 @@ def test_an_alert_is_investigated_into_a_review(tmp_path: Path, scenario_dir,
     assert investigation["summary"][0].endswith("Database connection pool exhaustion in db-proxy")
     files = settings.state / "reviews" / "1"
     assert {path.name for path in files.iterdir()} >= {"report.json", "report.md", "report.html", "trace.jsonl"}
+
+
+def test_an_alert_after_the_data_says_so_in_the_summary(tmp_path: Path, scenario_dir,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review of the window nearest an alert days after the data (an export lagging the alerts) reads like the
+    alert's own unless the summary's first line says so: the API, the UI and Slack show that summary."""
+    import incidentlens.agents
+    import incidentlens.report
+
+    monkeypatch.setattr(incidentlens.agents, "investigate", lambda store, **_: SimpleNamespace(postmortem={}))
+    monkeypatch.setattr(incidentlens.report, "write_reports", lambda *_, **__: None)
+    monkeypatch.setattr(incidentlens.report, "executive_summary", lambda _: ["SEV2 (draft): the nearest incident"])
+    settings = make_settings(tmp_path, scenario_dir("db-pool-exhaustion", hours=6, logs=5000))
+    inside = run_investigation(settings, {"at": ALERT_TIME}, tmp_path / "inside")
+    later = run_investigation(settings, {"at": "2024-05-09T03:10:00Z"}, tmp_path / "later")
+    assert inside == ["SEV2 (draft): the nearest incident"]
+    assert later[0].startswith("Note: the alert time 2024-05-09T03:10:00Z lies outside the data "
+                               "(2024-05-01T00:00:00Z .. ")
+    assert later[1:] == inside
 
 
 class Receiver:
