@@ -137,6 +137,13 @@ def test_a_late_repeat_of_a_closed_episode_leaves_the_groups_next_episode_firing
     assert (again["status"], again["starts_at"]) == ("firing", "2024-05-01T06:00:00.000Z")
 
 
+def test_an_incident_id_past_sqlites_integers_is_not_found(client: TestClient) -> None:
+    huge = 10**30
+    for path in (f"/api/v1/incidents/{huge}", f"/api/v1/incidents/{huge}/review", f"/incidents/{huge}",
+                 f"/incidents/{huge}/report.json"):
+        assert client.get(path).status_code == 404, path
+
+
 def test_alert_times_without_a_zone_are_utc(client: TestClient) -> None:
     client.post(WEBHOOK, json=notification("G", [alert("fp", starts_at="2024-05-01T03:10:00",
                                                      ends_at="2024-05-01T04:20:00")]))

@@ -21,6 +21,7 @@ from incidentlens.errors import InputError
 
 DB_NAME = "incidentlens.sqlite"
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+MAX_ID = 2**63 - 1  # SQLite's largest INTEGER: a larger id in a URL is no incident, not an OverflowError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -214,6 +215,8 @@ class StateDB:
         return [_incident_row(row) for row in rows]
 
     def get_incident(self, incident_id: int) -> dict[str, Any] | None:
+        if not 0 < incident_id <= MAX_ID:
+            return None
         rows = self.query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
         if not rows:
             return None
@@ -229,6 +232,8 @@ class StateDB:
 
     def review_path(self, incident_id: int, name: str) -> Path | None:
         """A finished review's file (report.json, report.html, report.md), None until the review is done."""
+        if not 0 < incident_id <= MAX_ID:
+            return None
         rows = self.query("SELECT review_dir FROM investigations WHERE incident_id = ? AND state = ?",
                           (incident_id, DONE))
         if not rows:
