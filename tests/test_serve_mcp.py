@@ -52,6 +52,8 @@ def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
                 "bad_sensitivity": await client.call_tool("detect", {"sensitivity": "extreme"}),
                 "low": structured(await client.call_tool("detect", {"sensitivity": "low"})),
                 "no_state": await client.call_tool("list_incidents", {}),
+                "no_query": await client.call_tool("sql", {}),
+                "wrong_type": await client.call_tool("detect", {"metrics": "error_ratio"}),
             }
 
     found = anyio.run(session)
@@ -65,6 +67,8 @@ def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
     assert found["bad_sensitivity"].is_error and "--sensitivity 'extreme'" in found["bad_sensitivity"].content[0].text
     assert found["low"]["detection"]["sensitivity"].startswith("low: opening bar 7 robust σ")
     assert found["no_state"].is_error and "--state" in found["no_state"].content[0].text
+    assert found["no_query"].content[0].text == "Error executing tool sql: query: Field required"
+    assert found["wrong_type"].content[0].text == "Error executing tool detect: metrics: Input should be a valid list"
 
 
 def test_mcp_over_http_on_the_server_needs_the_token_and_reads_the_incidents(data: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
+from pydantic import ValidationError
 
 from incidentlens import __version__
 from incidentlens.errors import IncidentLensError
@@ -40,9 +41,26 @@ def _user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _OneLineErrors(MCPServer):
+    """The SDK's server, but arguments that fail the tool's schema get one line naming each field
+    (`limit: Input should be a valid integer ...`), as every other tool error, not pydantic's report of several
+    lines with a documentation link."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as err:
+            cause = err.__cause__
+            if not isinstance(cause, ValidationError):
+                raise
+            reasons = "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
+                                for error in cause.errors()[:5])
+            raise ToolError(f"Error executing tool {name}: {reasons}") from cause
+
+
 def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
     """The MCP server over `sources` (telemetry) and `state` (incidents and reviews; None: those two tools say so)."""
-    mcp = MCPServer(name="incidentlens", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
+    mcp = _OneLineErrors(name="incidentlens", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
 
     def _time(at: str | None) -> Any:
         from incidentlens.analysis.detection import parse_time
