@@ -97,6 +97,14 @@ def test_a_firing_group_opens_one_incident_and_repeats_open_no_more(client: Test
     assert detail["investigation"]["service"] == "checkout"
 
 
+def test_the_investigation_starts_at_the_groups_earliest_alert(client: TestClient) -> None:
+    """Alertmanager lists a group's alerts by their labels, not by time: the first to fire is the earliest start."""
+    client.post(WEBHOOK, json=notification("HighErrorRate", [alert("fp-1", starts_at="2024-05-01T03:12:00Z"),
+                                                             alert("fp-2", service="payments")]))
+    investigation = client.get("/api/v1/incidents/1").json()["investigation"]
+    assert (investigation["at"], investigation["service"]) == (f"{ALERT_TIME[:-1]}.000Z", "payments")
+
+
 def test_alerts_join_their_group_and_the_incident_closes_when_all_resolve(client: TestClient) -> None:
     client.post(WEBHOOK, json=notification("HighErrorRate", [alert("fp-1")]))
     client.post(WEBHOOK, json=notification("HighErrorRate", [alert("fp-1"), alert("fp-2", service="payments")]))

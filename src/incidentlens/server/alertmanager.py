@@ -118,7 +118,9 @@ def ingest(state: StateDB, note: Notification) -> dict[str, Any]:
     touched: set[int] = set()
     with state.transaction() as con:
         open_id = _open_incident(con, note.group_key)
-        for alert in note.alerts:
+        # Earliest first: a new incident's investigation starts at the first alert to fire, and Alertmanager lists a
+        # group's alerts by their labels, not by time.
+        for alert in sorted(note.alerts, key=lambda alert: alert.starts_at):
             incident_id, closed = _known_episode(con, note.group_key, alert)
             if incident_id is None:
                 if open_id is None:
