@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from fake_openai import FakeOpenAI, replay_planner
 from incidentlens.server.app import create_app
+from incidentlens.server.notify import message
 from incidentlens.server.settings import ServeSettings, build_settings
 from incidentlens.server.worker import run_investigation
 from serve_helpers import ALERT_TIME, AUTH, TOKEN, alert, notification, wait_for
@@ -358,3 +359,13 @@ def test_workers_set_how_many_investigations_run_at_once(tmp_path: Path, runner:
         runner.release.set()
         wait_for(lambda: {i["investigation"]["state"] for i in incidents(client)} == {"done"})
     assert len(runner.jobs) == 3
+
+
+def test_slack_text_from_alerts_is_escaped_as_slack_asks() -> None:
+    """An annotation's `<`, `>` and `&` are Slack's control characters: `<!channel>` in a summary would page the
+    whole channel, `<x|y>` would make a link. Only the review's own link stays one."""
+    incident = {"id": 1, "title": "HighLatency on checkout: p95 > 2s for <!channel> & <http://evil.example|docs>"}
+    text = message("slack", incident, ["latency < 5 s & rising"], "https://lens.example/incidents/1")["text"]
+    assert text == ("*IncidentLens review: HighLatency on checkout: p95 &gt; 2s for &lt;!channel&gt; &amp; "
+                    "&lt;http://evil.example|docs&gt;*\nlatency &lt; 5 s &amp; rising\n"
+                    "<https://lens.example/incidents/1|Open the review>")

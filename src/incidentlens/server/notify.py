@@ -22,12 +22,18 @@ logger = logging.getLogger(__name__)
 def message(kind: str, incident: dict[str, Any], summary: list[str], link: str) -> dict[str, Any]:
     """The POST body: Slack's `{"text": ...}` (mrkdwn) or the generic form with every field separate."""
     if kind == "slack":
-        lines = "\n".join(summary[:10])
-        return {"text": f"*IncidentLens review: {incident['title']}*\n{lines}\n<{link}|Open the review>"}
+        title, lines = _slack_escaped(incident["title"]), "\n".join(_slack_escaped(line) for line in summary[:10])
+        return {"text": f"*IncidentLens review: {title}*\n{lines}\n<{link}|Open the review>"}
     return {"event": "review.done", "incident": {key: incident.get(key) for key in (
             "id", "title", "status", "source", "group_key", "opened_at", "resolved_at")},
             "summary": summary, "link": link, "review_json": f"{link.rsplit('/incidents/', 1)[0]}/api/v1/incidents/"
                                                              f"{incident['id']}/review"}
+
+
+def _slack_escaped(text: str) -> str:
+    """Text from alerts and reviews as Slack shows it literally: `&`, `<`, `>` are its control characters (a
+    `<!channel>` in an annotation would notify the whole channel)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def deliver(state: StateDB, settings: ServeSettings, delivery: dict[str, Any], stop: threading.Event) -> str:
