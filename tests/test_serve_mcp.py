@@ -17,6 +17,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from cli_process import assert_one_line_error, run_cli
 from serve_helpers import AUTH, alert, notification, running_server, source_args, wait_for
 
 TOOLS = {"analyze", "detect", "sql", "templates", "list_incidents", "get_review"}
@@ -69,6 +70,13 @@ def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
     assert found["no_state"].is_error and "--state" in found["no_state"].content[0].text
     assert found["no_query"].content[0].text == "Error executing tool sql: query: Field required"
     assert found["wrong_type"].content[0].text == "Error executing tool detect: metrics: Input should be a valid list"
+
+
+def test_mcp_refuses_a_state_directory_with_no_state(tmp_path: Path) -> None:
+    """A mistyped --state is said at once, not answered with an empty incident list from a state made there."""
+    result = run_cli("mcp", "--metrics", "m.csv", "--state", str(tmp_path / "typo"))
+    assert_one_line_error(result, f"--state {tmp_path / 'typo'}: no IncidentLens state here")
+    assert not (tmp_path / "typo").exists()
 
 
 def test_mcp_over_http_on_the_server_needs_the_token_and_reads_the_incidents(data: Path, tmp_path: Path) -> None:

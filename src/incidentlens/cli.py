@@ -1025,7 +1025,7 @@ def mcp_command(
     sources = Sources(metrics=metrics or [], logs=logs or [], traces=traces or [], events=events or [],
                       calls=calls or [], map=mapping or [], prometheus=prometheus, promql=promql or [],
                       prom_user=prom_user, prom_step=prom_step)
-    build_mcp(sources, StateDB(state) if state else None).run()  # stdout is the protocol: nothing else prints
+    build_mcp(sources, StateDB.existing(state) if state else None).run()  # stdout is the protocol: nothing else prints
 
 
 @eval_app.command("nezha")

@@ -113,6 +113,15 @@ class StateDB:
             raise InputError(f"--state {self.path}: not a usable SQLite state file ({err})") from err
         self._lock = threading.RLock()
 
+    @classmethod
+    def existing(cls, state_dir: Path) -> StateDB:
+        """The state a server keeps in `state_dir`, for a reader (`incidentlens mcp --state`): InputError when there
+        is none, rather than a new empty one made in a mistyped directory that then lists no incidents."""
+        if not (Path(state_dir) / DB_NAME).is_file():
+            raise InputError(f"--state {state_dir}: no IncidentLens state here ({DB_NAME} not found); give the "
+                             "directory `incidentlens serve --state` uses")
+        return cls(state_dir)
+
     def checkpoint(self) -> None:
         """Copy the log's committed pages into the database file. PASSIVE, on a connection of its own: it never
         blocks a writer, and a reader only keeps it from finishing (the next call goes on)."""
