@@ -52,6 +52,7 @@ def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
                 "bad_at": await client.call_tool("detect", {"at": "teatime"}),
                 "bad_sensitivity": await client.call_tool("detect", {"sensitivity": "extreme"}),
                 "low": structured(await client.call_tool("detect", {"sensitivity": "low"})),
+                "late": structured(await client.call_tool("detect", {"at": "2024-05-09T03:10:00Z"})),
                 "no_state": await client.call_tool("list_incidents", {}),
                 "no_query": await client.call_tool("sql", {}),
                 "wrong_type": await client.call_tool("detect", {"metrics": "error_ratio"}),
@@ -67,6 +68,8 @@ def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
     assert found["bad_at"].is_error and "at 'teatime': cannot parse as a time" in found["bad_at"].content[0].text
     assert found["bad_sensitivity"].is_error and "--sensitivity 'extreme'" in found["bad_sensitivity"].content[0].text
     assert found["low"]["detection"]["sensitivity"].startswith("low: opening bar 7 robust σ")
+    assert "note" not in found["analysis"] and "note" not in found["low"]
+    assert found["late"]["note"].startswith("the alert time 2024-05-09T03:10:00Z lies outside the data (2024-05-01")
     assert found["no_state"].is_error and "--state" in found["no_state"].content[0].text
     assert found["no_query"].content[0].text == "Error executing tool sql: query: Field required"
     assert found["wrong_type"].content[0].text == "Error executing tool detect: metrics: Input should be a valid list"

@@ -21,6 +21,7 @@ from incidentlens import __version__
 from incidentlens.errors import IncidentLensError
 from incidentlens.server.settings import Sources
 from incidentlens.server.state import StateDB
+from incidentlens.server.worker import outside_data
 
 INSTRUCTIONS = ("IncidentLens finds incidents in metrics, logs and traces and explains them with evidence. Start with "
                 "list_incidents or detect, then analyze (the window, root-cause hypotheses with their tests, "
@@ -72,6 +73,11 @@ def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
             raise ToolError("no telemetry configured: start the server with --metrics/--logs/--traces/--prometheus")
         return sources.open(at)
 
+    def _noted(answer: dict[str, Any], store: Any, at: Any) -> dict[str, Any]:
+        """`note` says when `at` lies outside the data: the answer is then about what is nearest it."""
+        note = outside_data(store, at) if at is not None else None
+        return {"note": f"{note}; this answer is about what is nearest it", **answer} if note else answer
+
     def _state() -> StateDB:
         if state is None:
             raise ToolError("no incidents here: start with --state DIR (the directory `incidentlens serve` uses)")
@@ -91,7 +97,8 @@ def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
 
         anchor = _time(at)
         settings_for(sensitivity)
-        return run_analysis(_store(anchor), at=anchor, onset=onset, sensitivity=sensitivity).to_dict()
+        store = _store(anchor)
+        return _noted(run_analysis(store, at=anchor, onset=onset, sensitivity=sensitivity).to_dict(), store, anchor)
 
     @mcp.tool(annotations=READ_ONLY)
     @_user_errors
@@ -105,7 +112,9 @@ def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
 
         anchor = _time(at)
         settings_for(sensitivity)
-        return run_detect(_store(anchor), metrics=metrics or None, at=anchor, sensitivity=sensitivity).to_dict()
+        store = _store(anchor)
+        return _noted(run_detect(store, metrics=metrics or None, at=anchor, sensitivity=sensitivity).to_dict(), store,
+                      anchor)
 
     @mcp.tool(annotations=READ_ONLY)
     @_user_errors
@@ -125,9 +134,10 @@ def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
         from incidentlens.analysis import analyze as run_analysis
 
         anchor = _time(at)
-        result = run_analysis(_store(anchor), at=anchor).to_dict()
-        return {"incident_window": result["incident_window"], "baseline_window": result["baseline_window"],
-                "templates": result["templates"]}
+        store = _store(anchor)
+        result = run_analysis(store, at=anchor).to_dict()
+        return _noted({"incident_window": result["incident_window"], "baseline_window": result["baseline_window"],
+                       "templates": result["templates"]}, store, anchor)
 
     @mcp.tool(annotations=READ_ONLY)
     def list_incidents(limit: int = 50) -> dict[str, Any]:

@@ -45,21 +45,21 @@ def run_investigation(settings: ServeSettings, job: dict[str, Any], out: Path) -
                          max_steps=settings.max_steps, at=at, trace_path=out / "trace.jsonl",
                          service_hint=job.get("service"))
     write_reports(result.postmortem, out, store=store)
-    note = outside_data_note(store, at)
-    return [note, *executive_summary(result.postmortem)] if note else executive_summary(result.postmortem)
+    summary = executive_summary(result.postmortem)
+    note = outside_data(store, at)  # first: the review is of the window nearest it, perhaps days away
+    return [f"Note: {note}; this review is of what is nearest it", *summary] if note else summary
 
 
-def outside_data_note(store: Any, at: datetime) -> str | None:
-    """The summary's first line when the alert's time lies outside the data (an export that lags the alerts): the
-    review is of the window nearest it, perhaps days away, and the on-call engineer must not read it as this
-    alert's (the CLI says it on stderr, which a server has no reader of)."""
+def outside_data(store: Any, at: datetime) -> str | None:
+    """What the CLI warns on stderr when the alert time lies outside the data (an export that lags the alerts),
+    for the faces with no reader of stderr: the review's summary, the MCP tools' answers. None inside the data."""
     from incidentlens.analysis.detection import iso_z
 
     span = store.time_range()
     if span is None or span[0] <= at <= span[1]:
         return None
-    return (f"Note: the alert time {iso_z(at)} lies outside the data ({iso_z(span[0])} .. {iso_z(span[1])}): "
-            "nothing at that time could be seen; this review is of what is nearest it")
+    return (f"the alert time {iso_z(at)} lies outside the data ({iso_z(span[0])} .. {iso_z(span[1])}): nothing at "
+            "that time could be seen")
 
 
 Runner = Callable[[ServeSettings, dict[str, Any], Path], list[str]]
