@@ -160,6 +160,17 @@ def test_alert_times_without_a_zone_are_utc(client: TestClient) -> None:
     assert (stored["starts_at"], stored["ends_at"]) == ("2024-05-01T03:10:00.000Z", "2024-05-01T04:20:00.000Z")
 
 
+def test_a_group_still_firing_keeps_its_incident_open_when_the_alerts_shown_resolved(client: TestClient) -> None:
+    """With `max_alerts`, Alertmanager shows the first alerts by labels: those shown can all be resolved while the
+    group, past the truncation, still fires (its `status`)."""
+    client.post(WEBHOOK, json=notification("Flood", [alert("fp-1")], truncated=3))
+    shown_resolved = notification("Flood", [alert("fp-1", status="resolved")], truncated=3)
+    client.post(WEBHOOK, json={**shown_resolved, "status": "firing"})
+    assert client.get("/api/v1/incidents/1").json()["status"] == "firing"
+    client.post(WEBHOOK, json=shown_resolved)
+    assert client.get("/api/v1/incidents/1").json()["status"] == "resolved"
+
+
 def test_truncated_alerts_are_recorded(client: TestClient) -> None:
     client.post(WEBHOOK, json=notification("Flood", [alert("fp-1")], truncated=37))
     client.post(WEBHOOK, json=notification("Flood", [alert("fp-1")], truncated=12))

@@ -190,6 +190,8 @@ def _refresh_incident(con: sqlite3.Connection, incident_id: int, note: Notificat
                          (incident_id,)).fetchone()[0]
     con.execute("UPDATE incidents SET notifications = notifications + 1, updated_at = ?, "
                 "truncated_alerts = max(truncated_alerts, ?) WHERE id = ?", (stamp, note.truncated_alerts, incident_id))
-    if not firing:  # a closed incident stays closed: the group's next firing is a new incident
+    # A closed incident stays closed: the group's next firing is a new incident. With alerts left out (`max_alerts`)
+    # those shown can all be resolved while the group still fires: its status says so.
+    if not firing and (note.status == "resolved" or not note.truncated_alerts):
         con.execute("UPDATE incidents SET status = 'resolved', resolved_at = coalesce(resolved_at, ?) WHERE id = ?",
                     (stamp, incident_id))
