@@ -3,6 +3,7 @@ options win; the token never comes from a file; unsafe or useless set-ups are re
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,18 @@ def test_the_server_refuses_an_llm_url_no_investigation_could_reach() -> None:
     with pytest.raises(InputError, match=r"--llm-url localhost:11434/v1: expected an http:// or https:// URL"):
         check_serve_settings(build_settings(None, {"metrics": ["m.csv"], "llm_url": "localhost:11434/v1"}))
     check_serve_settings(build_settings(None, {"metrics": ["m.csv"], "llm_url": "http://127.0.0.1:9/v1"}))
+
+
+@pytest.mark.parametrize(("brain", "message"), [
+    ({"llm": "openai"}, "--llm openai: OPENAI_API_KEY is not set"),
+    ({"llm": "openai-compatible"}, "--llm openai-compatible: --llm-url is required"),
+    ({"llm": "gpt-4o"}, "--llm: unknown brain 'gpt-4o'"),  # the file's llm is a string
+])
+def test_the_server_refuses_a_brain_no_investigation_could_use(monkeypatch: pytest.MonkeyPatch, brain: dict[str, str],
+                                                               message: str) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # refused at start, not as every alert's failure
+    with pytest.raises(InputError, match=re.escape(message)):
+        check_serve_settings(build_settings(None, {"metrics": ["m.csv"], **brain}))
 
 
 @pytest.mark.parametrize(("target", "env", "message"), [

@@ -190,10 +190,14 @@ def check_serve_settings(settings: ServeSettings) -> None:
     if not settings.sources.given():
         raise InputError("serve: no telemetry given: pass --metrics/--logs/--traces files, --prometheus URL or "
                          "--logs clickhouse://... (or [sources] in --config)")
-    if settings.llm_url:
-        from incidentlens.agents.brains import parse_llm_url  # Haystack: imported when the server runs anyway
+    if settings.llm not in ("auto", "offline") or settings.llm_url:  # else no brain to check, nor Haystack to load
+        from incidentlens.agents.brains import parse_llm_url, resolve_brain
 
-        parse_llm_url(settings.llm_url)  # a URL no investigation could reach: refused now, not at every alert
+        # A brain or URL no investigation could use (no key, no URL, a misspelt name): refused now, not at every
+        # alert.
+        resolve_brain(settings.llm, settings.model, settings.llm_url)
+        if settings.llm_url:
+            parse_llm_url(settings.llm_url)
     if settings.token is None and settings.host not in LOOPBACK:
         raise InputError(f"serve: --host {settings.host} without a token: pass --token or set {TOKEN_ENV}")
     names = [target.name for target in settings.notifications]
