@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from incidentlens.analysis.detection import LOG_PROBLEMS_SQL
 from incidentlens.analysis.periods import logged_minutes_sql
 from incidentlens.analysis.shifts import log_surge_sql
 from incidentlens.errors import InputError, SourceError
@@ -74,6 +75,7 @@ ANALYSIS_QUERIES = {
     "the minutes the logs cover, window and baseline, from an onset 10 s into a minute": logged_minutes_sql(
         (datetime(2024, 5, 1, 15, 0, 10), datetime(2024, 5, 1, 17, 30)),
         (datetime(2024, 5, 1, 10, 0), datetime(2024, 5, 1, 15, 0, 10))),
+    "each service's problem lines per minute, as detection reads them": LOG_PROBLEMS_SQL,
     "a message search": """
         SELECT service, count(*) AS n FROM logs
         WHERE message ILIKE '%timeout%' OR regexp_matches(message, 'pool|exhaust') GROUP BY service ORDER BY service""",

@@ -217,3 +217,55 @@ def test_detect_cli_rejects_a_bad_time_in_one_line(scenario_dir):
     result = CliRunner().invoke(app, ["detect", "--metrics", metrics, "--at", "yesterday"])
     assert result.exit_code != 0
     assert str(result.exception) == "--at 'yesterday': cannot parse as a time (use ISO-8601, e.g. 2024-05-01T16:00:00Z)"
+
+
+def write_logs(path: Path, bursts: dict[str, tuple[int, int, int]]) -> Path:
+    """A day of INFO lines from three services (one every 20 s each, a WARN now and then), plus `service -> (start
+    minute, minutes, ERROR lines a minute)` bursts."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for minute in range(MINUTES):
+        for service in ("checkout", "payments", "search"):
+            for second in (0, 20, 40):
+                level = "WARN" if rng.random() < 0.01 else "INFO"
+                rows.append((DAY_START + timedelta(minutes=minute, seconds=second), service, level, "request served"))
+    for service, (start, minutes, per_minute) in bursts.items():
+        rows += [(DAY_START + timedelta(minutes=start + m, seconds=60 * i / per_minute), service, "ERROR",
+                  "payment provider timeout") for m in range(minutes) for i in range(per_minute)]
+    ts, service, level, message = zip(*rows, strict=True)
+    pacsv.write_csv(pa.table({"ts": ts, "service": service, "level": level, "message": message}), path)
+    return path
+
+
+def test_an_incident_only_the_logs_show_is_found_from_each_services_problem_lines(tmp_path):
+    metrics = write_long_metrics(tmp_path / "m.csv", {f"svc{i}/latency_ms": quiet(i) for i in range(3)})
+    logs = write_logs(tmp_path / "logs.csv", {"checkout": (600, 12, 40)})
+    result = detect(load_telemetry(metrics=str(metrics), logs=str(logs)))
+    assert result.detected
+    assert (result.window.start, result.window.end) == (DAY_START + timedelta(minutes=600),
+                                                        DAY_START + timedelta(minutes=612))
+    (moved,) = result.window.series
+    assert moved.series == "checkout/log_problem_lines" and moved.peak == 40 and moved.baseline < 1
+    assert result.notes[0].startswith("no metric series moved (or none were given): the window is where services' "
+                                      "problem lines (WARN/ERROR/FATAL) per minute moved")
+    assert "FROM logs" in result.evidence[0].query
+
+
+def test_logs_alone_find_their_incident(tmp_path):
+    logs = write_logs(tmp_path / "logs.csv", {"payments": (300, 8, 25)})
+    result = detect(load_telemetry(logs=str(logs)))
+    assert result.detected and result.window.start == DAY_START + timedelta(minutes=300)
+    assert [s.series for s in result.window.series] == ["payments/log_problem_lines"]
+
+
+def test_a_short_burst_of_errors_or_a_metric_incident_leaves_the_logs_unread(tmp_path):
+    quiet_metrics = write_long_metrics(tmp_path / "quiet.csv", {f"svc{i}/latency_ms": quiet(i) for i in range(3)})
+    blip = write_logs(tmp_path / "blip.csv", {"checkout": (600, 2, 10)})  # two minutes: not an incident
+    assert not detect(load_telemetry(metrics=str(quiet_metrics), logs=str(blip))).detected
+    moved = write_long_metrics(tmp_path / "moved.csv", {"checkout/latency_ms": shifted(1, 900, 960, 40),
+                                                        "payments/latency_ms": shifted(2, 905, 960, 40)})
+    burst = write_logs(tmp_path / "burst.csv", {"checkout": (600, 12, 40)})
+    result = detect(load_telemetry(metrics=str(moved), logs=str(burst)))
+    # the metrics' incident, not the logs': the problem lines are read only where no metric series moved
+    assert result.window.start == DAY_START + timedelta(minutes=900)
+    assert all("log_problem_lines" not in s.series for w in result.windows for s in w.series)

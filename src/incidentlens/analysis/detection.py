@@ -36,8 +36,16 @@ from incidentlens.analysis import arrays
 from incidentlens.analysis.baseline import PeriodMedians, fit_baseline, period_medians, robust_scale
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.extremes import BlockTail, block_tail, blocks_of
-from incidentlens.analysis.periods import iso_end, sql_in
-from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
+from incidentlens.analysis.periods import PROBLEM_LEVELS, iso_end, sql_in
+from incidentlens.analysis.points import (
+    NS_PER_MINUTE,
+    NearMiss,
+    PreparedSeries,
+    SeriesDetection,
+    Span,
+    prepare_series,
+    runs,
+)
 from incidentlens.analysis.seed_zscore import seed_points
 from incidentlens.errors import InputError
 
@@ -62,6 +70,7 @@ class RobustSettings:
     shift_periods: tuple[timedelta, ...] = (timedelta(days=1),)  # level shifts: median after vs before
     tail_alarms_per_day: float = 0.3  # open only past the series' own tail at this rate (extremes.py); 0: off
     tail_factor: float = 1.0  # ... times this (moved with the opening bar by --sensitivity, as history_factor)
+    min_scale: float = 0.0  # the noise scale's floor: 1 for counts made Poisson-stable (`anscombe`), else none
 
 
 DEFAULT_SETTINGS = RobustSettings()
@@ -115,7 +124,7 @@ def detect_points(
         reference = t_ns < np.datetime64(reference_end, "ns").astype(np.int64)
     smoothness_ns = max(_ns(settings.smoothness), settings.smoothness_steps * series.step_ns)
     base = fit_baseline(t_ns, series.y, smoothness_ns, reference, seasonal=settings.seasonal)
-    scale = max(base.scale, _scale_floor(series.y))
+    scale = max(base.scale, _scale_floor(series.y), settings.min_scale)
     if base.spread is not None:
         scale = scale * base.spread
     score = (series.y - base.expected) / scale
@@ -664,23 +673,21 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
         raise InputError(f"unknown detector '{detector}': choose one of {', '.join(DETECTORS)}")
     settings = settings_for(sensitivity)
     sql = series_sql(metrics)
-    if not store.has("metrics"):
-        return _nothing(detector, NO_METRICS, sql, [], 0)
-    all_series = _read_series(store, sql)
+    all_series = _read_series(store, sql) if store.has("metrics") else []
     if metrics:
         _check_metric_names(metrics, all_series)
+    run = _Run.of(all_series, detector, at, sensitivity, settings)
+    if not run.windows and detector == "robust" and not metrics and store.has("logs"):
+        # an incident seen only in the logs (no metrics given, or none moved) is still found: the same detector
+        # over each service's problem lines per minute; only then, so a metric window is never moved by them
+        log_series = _log_problem_series(store)
+        logged = _Run.of_counts(log_series, at, settings)
+        if logged.windows:
+            sql, all_series, run = LOG_PROBLEMS_SQL, log_series, logged
+            run.notes.insert(0, LOG_PROBLEMS_NOTE)
     if not all_series:
-        return _nothing(detector, "the metrics view has no rows", sql, [], 0)
-    pods = _pods_by_key(all_series)
-    detections = {_key(s, pods): detect_series(s.t, s.y, detector=detector, at=at, sensitivity=sensitivity)
-                  for s in all_series}
-    notes = _cleaning_notes(all_series, detections, pods)
-    lone_bar = lone_series_bar(len(detections), settings)
-    if detector == "seed-zscore":
-        windows = _seed_windows(detections)
-    else:
-        windows = _robust_windows(detections, _merge_gap_ns(detections, settings), lone_bar)
-    windows = _naming_pods(windows, pods)
+        return _nothing(detector, "the metrics view has no rows" if store.has("metrics") else NO_METRICS, sql, [], 0)
+    detections, notes, lone_bar, windows = run.detections, run.notes, run.lone_bar, run.windows
     if not windows:
         miss = closest_miss(detections, lone_bar, settings) if detector == "robust" else None
         return _nothing(detector, _why_nothing(detections, lone_bar), sql, notes, len(all_series), miss,
@@ -704,6 +711,97 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
     return DetectionResult(detector=detector, detected=True, window=chosen, baseline_window=baseline_window,
                            windows=windows, series_checked=len(all_series), notes=notes, evidence=[evidence],
                            sensitivity=_sensitivity_text(sensitivity, settings))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The detector over a set of series: each series' detection (by key), the cleaning notes, the lone-series bar
+    and the windows found, most severe first."""
+
+    detections: dict[str, SeriesDetection]
+    notes: list[str]
+    lone_bar: float
+    windows: list[IncidentWindow]
+
+    @classmethod
+    def of(cls, all_series: list[_Series], detector: str, at: datetime | None, sensitivity: str | float | None,
+           settings: RobustSettings) -> _Run:
+        pods = _pods_by_key(all_series)
+        detections = {_key(s, pods): detect_series(s.t, s.y, detector=detector, at=at, sensitivity=sensitivity)
+                      for s in all_series}
+        return cls.of_detections(all_series, detections, detector, settings)
+
+    @classmethod
+    def of_counts(cls, all_series: list[_Series], at: datetime | None, settings: RobustSettings) -> _Run:
+        """The robust detector over counts per step: on their Anscombe transform, whose noise is about 1 wherever
+        the counts are Poisson, so a scale of at least 1 (a series of mostly zeros has a robust spread of 0, and
+        then any one line would be thousands of σ); each span's baseline and peak given back as counts."""
+        counted = replace(settings, min_scale=1.0)
+        reference_end = np.datetime64(at, "ns") if at is not None else None
+        detections = {}
+        for s in all_series:
+            found = detect_points(s.t, anscombe(s.y), reference_end=reference_end, settings=counted)
+            detections[s.name] = replace(found, spans=[_as_counts(span) for span in found.spans],
+                                         candidates=[_as_counts(span) for span in found.candidates])
+        return cls.of_detections(all_series, detections, "robust", counted)
+
+    @classmethod
+    def of_detections(cls, all_series: list[_Series], detections: dict[str, SeriesDetection], detector: str,
+                      settings: RobustSettings) -> _Run:
+        pods = _pods_by_key(all_series)
+        lone_bar = lone_series_bar(len(detections), settings)
+        if not detections:
+            windows = []
+        elif detector == "seed-zscore":
+            windows = _seed_windows(detections)
+        else:
+            windows = _robust_windows(detections, _merge_gap_ns(detections, settings), lone_bar)
+        return cls(detections, _cleaning_notes(all_series, detections, pods), lone_bar, _naming_pods(windows, pods))
+
+
+#: the series of a service's WARN/ERROR/FATAL log lines: their count per minute
+LOG_PROBLEMS = "log_problem_lines"
+LOG_PROBLEMS_SQL = (
+    f"SELECT coalesce(service, 'global') AS service, date_trunc('minute', ts) AS minute, "
+    f"count(*) FILTER (WHERE level IN {sql_in(PROBLEM_LEVELS)}) AS problems "
+    "FROM logs WHERE ts IS NOT NULL GROUP BY ALL ORDER BY service, minute"
+)
+LOG_PROBLEMS_NOTE = (f"no metric series moved (or none were given): the window is where services' problem lines "
+                     f"({'/'.join(PROBLEM_LEVELS)}) per minute moved, each a series `service/{LOG_PROBLEMS}`")
+
+
+def anscombe(counts: np.ndarray) -> np.ndarray:
+    """2 sqrt(x + 3/8): a Poisson count's variance-stabilising transform (its standard deviation about 1)."""
+    return 2 * np.sqrt(np.maximum(counts, 0) + 0.375)
+
+
+def _from_anscombe(value: float) -> float:
+    return max((value / 2) ** 2 - 0.375, 0.0)
+
+
+def _as_counts(span: Span) -> Span:
+    return replace(span, baseline=_from_anscombe(span.baseline), peak_value=_from_anscombe(span.peak_value))
+
+
+def _log_problem_series(store: Any) -> list[_Series]:
+    """Each service with a problem line, its count of them in every minute from the logs' first to their last (0
+    where it logged none, or nothing)."""
+    table = store.fetch(LOG_PROBLEMS_SQL)
+    if table.num_rows == 0:
+        return []
+    minutes = arrays.ints(table.column("minute").cast(pa.timestamp("ns")))
+    problems = arrays.floats(table.column("problems").cast(pa.float64()))
+    services = np.array(table.column("service").to_pylist(), dtype=object)
+    first = int(minutes.min())
+    slot = (minutes - first) // NS_PER_MINUTE
+    grid = (first + np.arange(int(slot.max()) + 1) * NS_PER_MINUTE).view("datetime64[ns]")
+    series = []
+    for service in sorted({str(s) for s in services[problems > 0]}):  # one array per service, not per row
+        mine = services == service
+        counts = np.zeros(len(grid))
+        np.add.at(counts, slot[mine], problems[mine])
+        series.append(_Series(name=f"{service}/{LOG_PROBLEMS}", t=grid, y=counts, duplicates=0))
+    return series
 
 
 def _chosen_by(at: datetime | None, chosen: IncidentWindow) -> str:
