@@ -119,8 +119,8 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
     """Why the best hypothesis does not stand out from none of the candidates, in words; what it did not show is said
     only of the sources `checked` (logs or traces with no line in the window showed nothing either way)."""
     if stands_on_its_own and support < 1 and service in signals:
-        return (f"all that points at {service} is one test, {_the_one_test(signals[service])}, and no other service "
-                "moved; chance passes one of the many tests made about that far")
+        return (f"all that points at {service} is one test, {_the_one_test(signals[service])}; chance passes one of "
+                "the many tests made about that far")
     if stands_on_its_own:
         return f"{service} does not stand out from none of the candidates"
     if service in signals and signals[service].cut_short:
