@@ -353,6 +353,15 @@ def test_a_time_spelt_as_none_is_left_out_and_counted_like_an_empty_one(tmp_path
     assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out"]
 
 
+def test_a_missing_epoch_time_spelt_nan_is_counted_once_as_missing(tmp_path: Path) -> None:
+    # 'NaN' casts to a double larger than any unit's bound: it was also taken for epoch of another unit (a traceback)
+    rows = "".join(f"{1714521600 + 60 * m},{m}\n" for m in range(4))
+    path = write(tmp_path / "metrics.csv", f"ts,rps\n{rows}NaN,9\n")
+    store = load_telemetry(metrics=path)
+    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out"]
+    assert store.fetch("SELECT count(*) AS n FROM metrics").to_pylist() == [{"n": 4}]
+
+
 def test_a_step_index_is_not_taken_for_epoch_times(tmp_path: Path) -> None:
     # Yahoo's A1 series number their hours 1, 2, 3, ...: read as epoch seconds they would all fall on 1 January 1970
     path = write(tmp_path / "series.csv", "timestamp,value\n1,10\n2,11\n3,10\n")

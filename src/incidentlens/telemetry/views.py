@@ -800,7 +800,8 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     bad_time = f"{present} AND ({c.time_sql}) IS NULL"
     # a value too large for any unit does not parse, and one in another unit often lands outside the years:
     # each row is counted once, under the first of the three that it is
-    other_unit = f"(NOT ({bad_time}) AND coalesce({other_unit_sql(column, c.time_format) or 'false'}, false))"
+    unit_differs = other_unit_sql(column, c.time_format) or "false"
+    other_unit = f"({present} AND NOT ({bad_time}) AND coalesce({unit_differs}, false))"
     outside = f"{present} AND ({c.time_sql}) IS NOT NULL AND NOT {other_unit} AND {_outside_sql(c.time_sql)}"
     # each kept-but-bad value: its condition, its column, and the warning's words after the count
     not_finite = f"values not finite (NaN, Infinity or beyond +-{MAX_METRIC_MAGNITUDE:g}), left out"
