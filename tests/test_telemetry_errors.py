@@ -128,7 +128,7 @@ def test_a_time_no_analysis_can_hold_names_its_row(tmp_path: Path, when: str) ->
     ]
 
 
-@pytest.mark.parametrize("value", ["9000000000000000", "9e15", "1e300"])
+@pytest.mark.parametrize("value", ["9000000000000000", "9e15", "1e300", "inf", "-Infinity"])
 def test_an_epoch_time_too_large_for_its_unit_names_its_row(tmp_path: Path, value: str) -> None:
     # multiplied to microseconds it overflowed, and the whole file was 'cannot read as CSV' with no row
     path = write(tmp_path / "metrics.csv", f"ts,rps\n1714521600,1\n{value},2\n1714521720,3\n")
@@ -136,6 +136,16 @@ def test_an_epoch_time_too_large_for_its_unit_names_its_row(tmp_path: Path, valu
         f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: cannot parse '{value}' as a time "
         "(the column's other values read as epoch s)"
     ]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_parquet_epoch_time_not_finite_is_left_out_and_counted(tmp_path: Path, value: float) -> None:
+    path = tmp_path / "metrics.parquet"
+    pq.write_table(pa.table({"ts": [1714521600.0, value, 1714521720.0], "rps": [1, 2, 3]}), path)
+    store = load_telemetry(metrics=path)
+    (warning,) = store.warnings
+    assert warning.startswith(f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: ")
+    assert store.fetch("SELECT count(*) AS n FROM metrics").to_pylist() == [{"n": 2}]
 
 
 def test_a_time_column_with_no_parseable_value_is_named(tmp_path: Path) -> None:

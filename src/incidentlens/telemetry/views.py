@@ -7,6 +7,7 @@ times are an error naming file, column, row and value; other bad values are kept
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 
@@ -848,11 +849,12 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
 
 
 def _unit_of(value: object) -> str:
-    """The epoch unit a written number's size says (empty for a value that is no number)."""
+    """The epoch unit a written number's size says (empty for a value that is no finite number)."""
     try:
-        return epoch_unit(abs(float(str(value))))
+        number = abs(float(str(value)))
     except ValueError:
         return ""
+    return epoch_unit(number) if math.isfinite(number) else ""
 
 
 def _outside_sql(time_sql: str) -> str:
