@@ -793,7 +793,7 @@ class _TimeDefect:
 def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str]) -> tuple[int, list[str]]:
     """One pass over the whole source: rows without a time, and rows whose time does not parse, is in another
     epoch unit than the column's or lies outside what the analysis can hold, are left out and counted in a warning
-    naming the first (a whole file is refused only when such rows are half or more of its timed rows: then it is
+    naming the first (a whole file is refused only when such rows are more than half its timed rows: then it is
     not the format it looks like); other bad values become warnings. Returns the rows without a time and the
     conditions of the rows left out for a bad one."""
     column = quote(c.time_column)
