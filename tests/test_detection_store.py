@@ -12,7 +12,7 @@ import pyarrow.csv as pacsv
 import pytest
 from typer.testing import CliRunner
 
-from incidentlens.analysis.detection import detect
+from incidentlens.analysis.detection import LOGS_QUIET, detect
 from incidentlens.cli import app
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
@@ -269,3 +269,11 @@ def test_a_short_burst_of_errors_or_a_metric_incident_leaves_the_logs_unread(tmp
     # the metrics' incident, not the logs': the problem lines are read only where no metric series moved
     assert result.window.start == DAY_START + timedelta(minutes=900)
     assert all("log_problem_lines" not in s.series for w in result.windows for s in w.series)
+
+
+def test_quiet_logs_alone_say_their_problem_lines_were_read(tmp_path):
+    # it said "no metrics were loaded: detection needs a metrics source" though the logs had been read for a window
+    result = detect(load_telemetry(logs=str(write_logs(tmp_path / "logs.csv", {}))))
+    assert not result.detected
+    assert result.reason == LOGS_QUIET
+    assert result.series_checked == 3 and "FROM logs" in result.evidence[0].query

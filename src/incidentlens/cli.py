@@ -440,11 +440,11 @@ def analyze_command(
 
 
 def _print_analysis(analysis: dict) -> None:
-    from incidentlens.analysis.detection import NO_METRICS
+    from incidentlens.analysis.detection import LOGS_QUIET, NO_METRICS
 
     if not analysis["detected"]:
         console.print(f"[bold]no incident found[/bold]: {escape(str(analysis['reason']))}")
-        if analysis["reason"] == NO_METRICS:
+        if analysis["reason"] in (NO_METRICS, LOGS_QUIET):
             _print_data("logs or traces alone are explained from a start you give: --at TIME --onset at")
         return
     window, baseline = analysis["incident_window"], analysis["baseline_window"]

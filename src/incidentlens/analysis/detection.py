@@ -529,6 +529,8 @@ def _duration_text(ns: int) -> str:
 DETECTORS = ("robust", "seed-zscore")
 #: why nothing was detected where no metrics were given (logs or traces alone need their start given)
 NO_METRICS = "no metrics were loaded: detection needs a metrics source"
+LOGS_QUIET = ("no metrics were loaded, and no service's WARN/ERROR/FATAL lines per minute moved: without metrics, "
+              "detection finds only a surge of them")
 MIN_AGREEING_SERIES = 2  # a window one series alone moved needs a higher bar when many series were checked
 SHIFT_CAP = 50.0  # one enormous score should not outweigh many series moving together
 SERIES_CAP = 20  # evidence lists at most this many series
@@ -677,6 +679,7 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
     if metrics:
         _check_metric_names(metrics, all_series)
     run = _Run.of(all_series, detector, at, sensitivity, settings)
+    log_series = None
     if not run.windows and detector == "robust" and not metrics and store.has("logs"):
         # an incident seen only in the logs (no metrics given, or none moved) is still found: the same detector
         # over each service's problem lines per minute; only then, so a metric window is never moved by them
@@ -686,7 +689,11 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
             sql, all_series, run = LOG_PROBLEMS_SQL, log_series, logged
             run.notes.insert(0, LOG_PROBLEMS_NOTE)
     if not all_series:
-        return _nothing(detector, "the metrics view has no rows" if store.has("metrics") else NO_METRICS, sql, [], 0)
+        if store.has("metrics"):
+            return _nothing(detector, "the metrics view has no rows", sql, [], 0)
+        if log_series is not None:
+            return _nothing(detector, LOGS_QUIET, LOG_PROBLEMS_SQL, [], len(log_series))
+        return _nothing(detector, NO_METRICS, sql, [], 0)
     detections, notes, lone_bar, windows = run.detections, run.notes, run.lone_bar, run.windows
     if not windows:
         miss = closest_miss(detections, lone_bar, settings) if detector == "robust" else None
