@@ -12,7 +12,7 @@ import pyarrow.csv as pacsv
 import pytest
 from typer.testing import CliRunner
 
-from incidentlens.analysis.detection import LOGS_QUIET, detect
+from incidentlens.analysis.detection import LOGS_QUIET, NO_METRICS, detect
 from incidentlens.cli import app
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
@@ -277,3 +277,9 @@ def test_quiet_logs_alone_say_their_problem_lines_were_read(tmp_path):
     assert not result.detected
     assert result.reason == LOGS_QUIET
     assert result.series_checked == 3 and "FROM logs" in result.evidence[0].query
+
+
+def test_a_metric_asked_for_without_metrics_says_none_were_loaded(tmp_path):
+    # as before the logs were read: not "no series for metric latency_ms", which reads as a misspelt name
+    result = detect(load_telemetry(logs=str(write_logs(tmp_path / "logs.csv", {}))), metrics=["latency_ms"])
+    assert not result.detected and result.reason == NO_METRICS

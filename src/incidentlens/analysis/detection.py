@@ -676,7 +676,7 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
     settings = settings_for(sensitivity)
     sql = series_sql(metrics)
     all_series = _read_series(store, sql) if store.has("metrics") else []
-    if metrics:
+    if metrics and store.has("metrics"):
         _check_metric_names(metrics, all_series)
     run = _Run.of(all_series, detector, at, sensitivity, settings)
     log_series = None
