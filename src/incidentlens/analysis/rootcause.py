@@ -74,9 +74,9 @@ MAX_MARGIN = 3.25
 #: ... or minus this when the best hypothesis does not stand on its own (`stands_on_its_own`): then the data cannot
 #: say it is likelier than none of these, and the verdict names no root cause
 THIN_MARGIN = 0.0
-#: ... and between the two when the evidence is one test: a best hypothesis that is the only candidate and rests on
-#: its trace change alone (`rests_on_one_test`) gets the share of MAX_MARGIN of how far that change is past the
-#: candidate bar, a bar's width past it (twice the bar) for all of it (`support`). At the bar a lead is what the bar
+#: ... and between the two when the evidence is one test: a best hypothesis that rests on its trace change or its
+#: WARN/ERROR surge alone, whoever else moved (`rests_on_one_test`), gets the share of MAX_MARGIN of how far that change
+#: is past its bar, a bar's width past it (twice the bar) for all of it (`support`). At the bar a lead is what the bar
 #: lets through by chance, even odds with none of these as THIN_MARGIN; pseudo-onsets with no fault (`eval nezha
 #: --null`) put such lone leads up to 3.9 on the traces of both Nezha days (beyond it only minutes after a fault of the
 #: same service), the faults' own lone leads 6.9 and more (and Nezha OnlineBoutique 12:27's checkoutservice, another
