@@ -223,7 +223,7 @@ def test_the_review_lists_the_sources_read_and_what_they_lacked(tmp_path):
     assert pm.to_dict()["sources"]["missing"] == ["logs", "traces"]
     sources = render_markdown(pm).split("## Sources\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert sources == [
-        "- Read: metrics (5 rows in the window, 601 before it)",
+        "- Read: metrics (5 rows in the window, 601 in the baseline)",
         "- no logs for this period",
         "- no traces for this period",
         f"- set aside when read: {tmp_path / 'metrics.csv'}: column 'value': 1 rows not numeric, kept as NULL",

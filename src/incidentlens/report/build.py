@@ -217,11 +217,11 @@ def duration_label(pm: Postmortem) -> str:
 
 
 def source_lines(pm: Postmortem) -> list[str]:
-    """The review's Sources section: the sources read, each with its rows in the window and before it, then what they
-    lacked, in the analysis's words ("no logs for this period"): a missing source is not a quiet one."""
+    """The review's Sources section: the sources read, each with its rows in the window and in the baseline, then
+    what they lacked, in the analysis's words ("no logs for this period"): a missing source is not a quiet one."""
     if pm.sources is None:
         return []
-    read = [f"{name} ({fmt.num(rows.window_rows)} rows in the window, {fmt.num(rows.baseline_rows)} before it)"
+    read = [f"{name} ({fmt.num(rows.window_rows)} rows in the window, {fmt.num(rows.baseline_rows)} in the baseline)"
             if (rows := pm.sources.rows.get(name)) else name for name in pm.sources.used]
     return [f"Read: {', '.join(read)}" if read else "Read: no source had a row in the window", *pm.sources.notes,
             *(f"set aside when read: {note}" for note in pm.sources.left_out)]
