@@ -12,7 +12,7 @@ import pytest
 
 from incidentlens.analysis import analyze
 from incidentlens.report import build_postmortem, executive_summary
-from incidentlens.report.build import _Builder
+from incidentlens.report.build import CHECK_THE_ALERT, _Builder
 from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.report.schema import GeneratedBy
@@ -223,3 +223,10 @@ def test_where_nothing_moved_and_the_logs_are_missing_the_first_step_says_a_logg
     first = build_postmortem(analysis).action_items[0].description
     assert first.endswith("and with no logs for this period a fault seen only in log lines (errors or exceptions "
                           "logged) cannot show here")
+
+
+def test_where_nothing_moved_and_only_the_call_metrics_are_missing_the_first_step_is_the_plain_check():
+    # call metrics hold no fault the metrics, logs and traces cannot: it said "a fault seen only in  cannot show here"
+    analysis = nothing_moved(pool_exhaustion_analysis())
+    analysis["sources"] = {"used": ["metrics", "logs", "traces"], "missing": ["call metrics"]}
+    assert build_postmortem(analysis).action_items[0].description == CHECK_THE_ALERT

@@ -923,9 +923,9 @@ class _Builder:
             return LOOK_AT_SERIES.format(fmt.listed(self.series_only))
         checked = [what for source, what in (("metrics", "metrics"), ("logs", "WARN/ERROR lines"),
                                              ("traces", "traced requests")) if source not in self.missing_sources]
-        if not self.missing_sources or not checked:
-            return CHECK_THE_ALERT
         hidden = [SEEN_ONLY_IN[source] for source in SEEN_ONLY_IN if source in self.missing_sources]
+        if not hidden or not checked:  # nothing missing, or only call metrics, which show no fault of their own
+            return CHECK_THE_ALERT
         return CHECK_THE_ALERT_WITHOUT.format(checked=fmt.listed(checked, "or"), missing=self._missing_words(),
                                               hidden=fmt.listed(hidden, "or"))
 
