@@ -283,3 +283,20 @@ def test_a_metric_asked_for_without_metrics_says_none_were_loaded(tmp_path):
     # as before the logs were read: not "no series for metric latency_ms", which reads as a misspelt name
     result = detect(load_telemetry(logs=str(write_logs(tmp_path / "logs.csv", {}))), metrics=["latency_ms"])
     assert not result.detected and result.reason == NO_METRICS
+
+
+def test_a_stray_log_line_long_before_costs_one_point_not_a_day_of_quiet_minutes(tmp_path):
+    logs = write_logs(tmp_path / "logs.csv", {"payments": (300, 8, 25)})
+    with logs.open("a") as out:  # one ERROR a day early: a minute with no line at all is a gap, not a quiet minute
+        out.write(f"{(DAY_START - timedelta(days=1)).isoformat()},payments,ERROR,disk full\n")
+    result = detect(load_telemetry(logs=str(logs)))
+    assert result.detected and result.window.start == DAY_START + timedelta(minutes=300)
+
+
+def test_a_window_only_the_logs_show_is_not_set_aside_as_load(tmp_path):
+    from incidentlens.analysis import analyze
+
+    metrics = write_long_metrics(tmp_path / "m.csv", {"checkout/latency_ms": quiet(1), "checkout/rps": quiet(2)})
+    logs = write_logs(tmp_path / "logs.csv", {"checkout": (600, 12, 40)})
+    result = analyze(load_telemetry(metrics=str(metrics), logs=str(logs)))
+    assert result.detected and result.hypotheses[0].service == "checkout"

@@ -38,7 +38,6 @@ from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.extremes import BlockTail, block_tail, blocks_of
 from incidentlens.analysis.periods import PROBLEM_LEVELS, iso_end, sql_in
 from incidentlens.analysis.points import (
-    NS_PER_MINUTE,
     NearMiss,
     PreparedSeries,
     SeriesDetection,
@@ -791,17 +790,17 @@ def _as_counts(span: Span) -> Span:
 
 
 def _log_problem_series(store: Any) -> list[_Series]:
-    """Each service with a problem line, its count of them in every minute from the logs' first to their last (0
-    where it logged none, or nothing)."""
+    """Each service with a problem line, its count of them in every minute the logs hold a line of any service's (0
+    where it logged none): a minute with no line at all is a gap, not a quiet minute, so a stray line a year early
+    costs one point, not a year of them."""
     table = store.fetch(LOG_PROBLEMS_SQL)
     if table.num_rows == 0:
         return []
     minutes = arrays.ints(table.column("minute").cast(pa.timestamp("ns")))
     problems = arrays.floats(table.column("problems").cast(pa.float64()))
     services = np.array(table.column("service").to_pylist(), dtype=object)
-    first = int(minutes.min())
-    slot = (minutes - first) // NS_PER_MINUTE
-    grid = (first + np.arange(int(slot.max()) + 1) * NS_PER_MINUTE).view("datetime64[ns]")
+    held, slot = np.unique(minutes, return_inverse=True)
+    grid = held.view("datetime64[ns]")
     series = []
     for service in sorted({str(s) for s in services[problems > 0]}):  # one array per service, not per row
         mine = services == service

@@ -293,8 +293,9 @@ def _load_without_harm(detection: DetectionResult, shifts: list[MetricShift], su
             "this is demand, not an incident")
 
 
-#: metric names that show harm to users: errors, latency, restarts up; success or availability down
-HARM = re.compile(r"(?i)err|fail|5xx|latency|p9\d|_ms$|duration|timeout|restart|success|availab|apdex")
+#: metric names that show harm to users: errors (and the logs' problem lines, `detection.LOG_PROBLEMS`), latency,
+#: restarts up; success or availability down
+HARM = re.compile(r"(?i)err|fail|5xx|latency|p9\d|_ms$|duration|timeout|restart|success|availab|apdex|problem")
 HARM_DOWN = re.compile(r"(?i)success|availab|apdex")
 
 
