@@ -300,3 +300,11 @@ def test_a_window_only_the_logs_show_is_not_set_aside_as_load(tmp_path):
     logs = write_logs(tmp_path / "logs.csv", {"checkout": (600, 12, 40)})
     result = analyze(load_telemetry(metrics=str(metrics), logs=str(logs)))
     assert result.detected and result.hypotheses[0].service == "checkout"
+
+
+def test_a_quiet_day_with_logs_says_the_logs_were_read_too(tmp_path):
+    metrics = write_long_metrics(tmp_path / "m.csv", {f"svc{i}/latency_ms": quiet(i) for i in range(3)})
+    result = detect(load_telemetry(metrics=str(metrics), logs=str(write_logs(tmp_path / "logs.csv", {}))))
+    assert not result.detected
+    assert result.notes[-1] == ("the logs too: 3 services' WARN/ERROR/FATAL lines per minute (log_problem_lines), "
+                                "none moved")

@@ -687,6 +687,8 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
         if logged.windows:
             sql, all_series, run = LOG_PROBLEMS_SQL, log_series, logged
             run.notes.insert(0, LOG_PROBLEMS_NOTE)
+        else:  # the logs were read too: a review of no incident says so, not only the metric series checked
+            run.notes.append(_logs_read_note(len(log_series)))
     if not all_series:
         if store.has("metrics"):
             return _nothing(detector, "the metrics view has no rows", sql, [], 0)
@@ -774,6 +776,13 @@ LOG_PROBLEMS_SQL = (
 )
 LOG_PROBLEMS_NOTE = (f"no metric series moved (or none were given): the window is where services' problem lines "
                      f"({'/'.join(PROBLEM_LEVELS)}) per minute moved, each a series `service/{LOG_PROBLEMS}`")
+
+
+def _logs_read_note(services: int) -> str:
+    if not services:
+        return "the logs too, which hold no WARN/ERROR/FATAL line"
+    whose = "1 service's" if services == 1 else f"{services} services'"
+    return f"the logs too: {whose} WARN/ERROR/FATAL lines per minute ({LOG_PROBLEMS}), none moved"
 
 
 def anscombe(counts: np.ndarray) -> np.ndarray:
