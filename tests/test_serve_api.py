@@ -200,6 +200,18 @@ def test_a_malformed_body_gets_400_or_422_with_the_reason(client: TestClient, bo
     assert incidents(client) == []
 
 
+def test_a_body_past_the_cap_gets_413_before_it_is_read_whole(client: TestClient,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("incidentlens.server.app.MAX_BODY_BYTES", 1000)
+    body = json.dumps(notification("Big", [alert(f"fp-{i}") for i in range(40)])).encode()
+    response = client.post(WEBHOOK, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "the body is over" in response.json()["detail"]
+    chunked = client.post(WEBHOOK, content=iter([body[:600], body[600:]]),  # no Content-Length: counted as read
+                          headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413
+    assert incidents(client) == []
+
+
 def test_a_manual_start_queues_an_investigation_and_a_full_queue_says_429(tmp_path: Path,
                                                                          runner: GatedRunner) -> None:
     settings = make_settings(tmp_path, queue_size=2)

@@ -75,6 +75,10 @@ class Notification(BaseModel):
         return value
 
 
+#: the largest webhook body read: 5,000 alerts with their labels and annotations are about 12 MB
+MAX_BODY_BYTES = 64 * 2**20
+
+
 class PayloadError(ValueError):
     """A body that is not an Alertmanager notification; the message says why, for the 400/422 answer."""
 

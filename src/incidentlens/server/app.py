@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from incidentlens import __version__
 from incidentlens.errors import InputError
-from incidentlens.server.alertmanager import PayloadError, ingest, parse_notification
+from incidentlens.server.alertmanager import MAX_BODY_BYTES, PayloadError, ingest, parse_notification
 from incidentlens.server.mcp_tools import build_mcp
 from incidentlens.server.settings import ServeSettings
 from incidentlens.server.state import DONE, StateDB
@@ -75,6 +75,22 @@ class BearerGuard:
             await _unauthorized()(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+async def _capped_body(request: Request) -> bytes:
+    """The request body, read up to `MAX_BODY_BYTES`; past it PayloadError(413), before the rest is held in memory."""
+    too_large = PayloadError(413, f"the body is over {MAX_BODY_BYTES // 2**20} MiB; Alertmanager's max_alerts "
+                                  "caps a group's alerts")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _unauthorized() -> JSONResponse:
@@ -125,7 +141,8 @@ def create_app(settings: ServeSettings, runner: Runner = investigate_in_child) -
         if not api_ok(request):
             return _unauthorized()
         try:
-            note = parse_notification(await request.body())
+            # parsed off the event loop: a group of thousands of alerts takes seconds, and /healthz must not wait
+            note = await run_in_threadpool(parse_notification, await _capped_body(request))
         except PayloadError as err:
             return JSONResponse({"detail": err.reason}, status_code=err.status)
         outcome = await run_in_threadpool(ingest, state, note)  # committed before the answer
