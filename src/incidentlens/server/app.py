@@ -141,8 +141,7 @@ def create_app(settings: ServeSettings, runner: Runner = investigate_in_child) -
         if not api_ok(request):
             return _unauthorized()
         try:
-            # parsed off the event loop: a group of thousands of alerts takes seconds, and /healthz must not wait
-            note = await run_in_threadpool(parse_notification, await _capped_body(request))
+            note = parse_notification(await _capped_body(request))
         except PayloadError as err:
             return JSONResponse({"detail": err.reason}, status_code=err.status)
         outcome = await run_in_threadpool(ingest, state, note)  # committed before the answer
