@@ -20,6 +20,8 @@ from incidentlens.analysis.detection import DetectionResult, IncidentWindow, Ser
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import Span, iso_end, sampling_step_sql
 from incidentlens.analysis.shifts import MetricShift, metric_shift_sql, metric_shifts
+from incidentlens.analysis.sources import GIVEN_ONLY, SOURCES
+from incidentlens.analysis.words import listed
 from incidentlens.errors import InputError
 from incidentlens.telemetry import sql_ts
 
@@ -37,8 +39,8 @@ AGGREGATE_SERIES = {"metrics": "service, pod, metric", "calls": "caller, callee,
 WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, call metrics, logs, spans) that "
                f"runs past it, at most {METRIC_WINDOW_STEPS} metric samples when the metrics or call metrics are "
                f"that source and at most {MAX_WINDOW.total_seconds() / 3600:g} h")
-#: each view as a reader calls the source
-SOURCE_WORDS = {"metrics": "metrics", "logs": "logs", "spans": "traces", "calls": "call metrics"}
+#: each view as a reader calls the source (`sources.SOURCES`: spans are traces)
+SOURCE_WORDS = {view: name for name, (view, _) in {**SOURCES, **GIVEN_ONLY}.items()}
 #: the baseline is the data before the onset, at most this much of it
 MAX_BASELINE = timedelta(hours=24)
 #: a window end is exclusive: one step past the last sample
@@ -103,8 +105,7 @@ def window_end(store: Any, window: Span) -> str:
     spoken = {view: SOURCE_WORDS.get(view, view) for view, (_, last) in ranges.items() if view != "events"}
     ending = [word for view, word in spoken.items() if at <= ranges[view][1] < end]
     if ending and len(ending) < len(spoken):
-        names = ending[0] if len(ending) == 1 else f"{', '.join(ending[:-1])} and {ending[-1]}"
-        return f"the end of the {names}, the shortest source{'s' if len(ending) > 1 else ''}"
+        return f"the end of the {listed(ending)}, the shortest source{'s' if len(ending) > 1 else ''}"
     return "the end of the data"
 
 

@@ -37,14 +37,7 @@ from incidentlens.analysis.baseline import PeriodMedians, fit_baseline, period_m
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.extremes import BlockTail, block_tail, blocks_of
 from incidentlens.analysis.periods import PROBLEM_LEVELS, iso_end, sql_in
-from incidentlens.analysis.points import (
-    NearMiss,
-    PreparedSeries,
-    SeriesDetection,
-    Span,
-    prepare_series,
-    runs,
-)
+from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
 from incidentlens.analysis.seed_zscore import seed_points
 from incidentlens.errors import InputError
 
@@ -737,7 +730,7 @@ class _Run:
         pods = _pods_by_key(all_series)
         detections = {_key(s, pods): detect_series(s.t, s.y, detector=detector, at=at, sensitivity=sensitivity)
                       for s in all_series}
-        return cls.of_detections(all_series, detections, detector, settings)
+        return cls.of_detections(all_series, pods, detections, detector, settings)
 
     @classmethod
     def of_counts(cls, all_series: list[_Series], at: datetime | None, settings: RobustSettings) -> _Run:
@@ -751,12 +744,11 @@ class _Run:
             found = detect_points(s.t, anscombe(s.y), reference_end=reference_end, settings=counted)
             detections[s.name] = replace(found, spans=[_as_counts(span) for span in found.spans],
                                          candidates=[_as_counts(span) for span in found.candidates])
-        return cls.of_detections(all_series, detections, "robust", counted)
+        return cls.of_detections(all_series, {}, detections, "robust", counted)  # one series a service: no pods
 
     @classmethod
-    def of_detections(cls, all_series: list[_Series], detections: dict[str, SeriesDetection], detector: str,
-                      settings: RobustSettings) -> _Run:
-        pods = _pods_by_key(all_series)
+    def of_detections(cls, all_series: list[_Series], pods: dict[str, tuple[str, str]],
+                      detections: dict[str, SeriesDetection], detector: str, settings: RobustSettings) -> _Run:
         lone_bar = lone_series_bar(len(detections), settings)
         if not detections:
             windows = []

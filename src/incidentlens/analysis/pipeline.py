@@ -29,6 +29,7 @@ from incidentlens.analysis.spans import TraceSignal, trace_signals
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
 from incidentlens.analysis.verdict import Verdict, checked_counts, decide
+from incidentlens.analysis.words import listed
 
 #: the baseline ends this long before the first anomalous point, so a slow start does not leak into it
 BASELINE_MARGIN = timedelta(minutes=15)
@@ -359,8 +360,8 @@ def _nothing_moved(store: Any, start: datetime, window: Span, baseline: Span) ->
     period")."""
     sources = data_sources(store, window, baseline)
     seen = [words for name, words in SEEN_MOVING.items() if name in sources["used"]]
-    moved = (f"no service's {', '.join(seen[:-1])}{' or ' if len(seen) > 1 else ''}{seen[-1]} shifted against the "
-             "data before it" if seen else "no source held data after it")
+    moved = f"no service's {listed(seen, 'or')} shifted against the data before it" if seen else \
+        "no source held data after it"
     missing = [f"no {name} for this period" for name in SEEN_MOVING if name in sources["missing"]]
     return (f"no incident window detected at {iso_z(start)} and nothing moved after it: {moved}"
             + (f" ({'; '.join(missing)})" if missing and seen else ""))

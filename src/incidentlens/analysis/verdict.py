@@ -26,6 +26,7 @@ from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
 from incidentlens.analysis.shifts import SHIFT_THRESHOLD, MetricShift
 from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH
 from incidentlens.analysis.timeline import ServiceOnset
+from incidentlens.analysis.words import listed
 
 #: the headline stands out when its confidence is at least this many times the next hypothesis' and none of these'
 STANDS_OUT = 2.0
@@ -131,7 +132,7 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
                 "else it shows (errors of its own, a resource near its limit) says the cut is its own")
     if service in signals and signals[service].cut_at_only:
         callers = sorted(signals[service].cut_at_by)
-        whose = f"{callers[0]}'s" if len(callers) == 1 else f"those of {', '.join(callers[:-1])} and {callers[-1]}"
+        whose = f"{callers[0]}'s" if len(callers) == 1 else f"those of {listed(callers)}"
         return (f"what points at {service} is that requests, {whose}, now end right after calling it; a failure of "
                 f"the caller's own after that call cuts them there as well, and nothing {service} shows of its own "
                 "(errors, a resource near its limit) says the cut is its own")

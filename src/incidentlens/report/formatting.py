@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
 from typing import Any
 
 from incidentlens.analysis.units import LOG_ERROR_SHARE, unit_of
+from incidentlens.analysis.words import listed as listed  # the review says lists as the analysis does
 
 
 def utc(value: Any) -> dt.datetime | None:
@@ -88,12 +88,6 @@ def series_value(series: str, value: float | None) -> str:
     if value is not None and any(w in metric.lower() for w in ("ratio", "error_rate")) and abs(value) <= 1:
         return pct(value, 2 if abs(value) < 0.01 else 1)
     return measure(metric, value)
-
-
-def listed(names: Sequence[str], word: str = "and") -> str:
-    """`a`, `a and b`, `a, b and c` (or another `word`: `a, b or c`); a name given twice is said once."""
-    names = list(dict.fromkeys(names))
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
 
 
 def sentence(text: str) -> str:

@@ -1,0 +1,11 @@
+"""Lists of names as a sentence says them, for the analysis' reasons and the review alike."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def listed(names: Sequence[str], word: str = "and") -> str:
+    """`a`, `a and b`, `a, b and c` (or another `word`: `a, b or c`); a name given twice is said once."""
+    names = list(dict.fromkeys(names))
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
