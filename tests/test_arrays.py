@@ -16,6 +16,7 @@ import pytest
 
 from cli_process import SRC
 from incidentlens.analysis import arrays
+from nezha_days import PODS, label, write_day
 
 
 def _result(sql: str):
@@ -55,6 +56,21 @@ def test_texts_and_masks_round_trip():
     kept = table.filter(arrays.bool_array(arrays.ints(table["n"]) != 2))
     assert kept["s"].to_pylist() == ["a", "b"]
     assert arrays.int64_array(np.array([4, 5])).to_pylist() == [4, 5]
+    assert arrays.string_array(["héllo", "", "b"]).to_pylist() == ["héllo", "", "b"]
+    assert arrays.string_array([]).to_pylist() == []
+
+
+def _imported_by_analyze(out: Path, *inputs: str) -> str:
+    """`analyze --onset at` over `inputs` in a fresh process: what it imported of pandas, scipy.stats and
+    scipy.linalg."""
+    probe = ("import sys\nfrom incidentlens.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print('imported:', sorted(m for m in ('pandas', 'scipy.stats', 'scipy.linalg') if m in sys.modules))")
+    command = [sys.executable, "-c", probe, "analyze", *inputs, "--onset", "at", "--json", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)},
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "analysis.json").is_file()
+    return done.stdout
 
 
 def test_analyze_with_a_known_onset_imports_neither_pandas_nor_scipy_stats_nor_linalg(scenario_dir, tmp_path: Path):
@@ -63,12 +79,18 @@ def test_analyze_with_a_known_onset_imports_neither_pandas_nor_scipy_stats_nor_l
     them."""
     directory = scenario_dir("seed-tutorial", seed=1, fmt="csv")
     start = json.loads((directory / "truth.json").read_text())["window"]["start"]
-    probe = ("import sys\nfrom incidentlens.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
-             "print('imported:', sorted(m for m in ('pandas', 'scipy.stats', 'scipy.linalg') if m in sys.modules))")
-    done = subprocess.run(
-        [sys.executable, "-c", probe, "analyze", "--metrics", str(directory / "metrics.csv"), "--logs",
-         str(directory / "logs.csv"), "--at", start, "--onset", "at", "--json", "--out", str(tmp_path)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "analysis.json").is_file()
-    assert "imported: []" in done.stdout, done.stdout[-500:]
+    printed = _imported_by_analyze(tmp_path, "--metrics", str(directory / "metrics.csv"), "--logs",
+                                   str(directory / "logs.csv"), "--at", start)
+    assert "imported: []" in printed, printed[-500:]
+
+
+def test_analyze_with_traces_and_their_logs_imports_no_pandas_either(tmp_path: Path):
+    """The traces' log lines are grouped into statements (`spans.statements_relation`), whose table is built from
+    Python strings: through the buffers too."""
+    day = write_day(tmp_path / "data", "2022-08-22", [label("2022-08-22 10:20:30", PODS["adservice"], "cpu")])
+    minutes = [f"10_{minute}" for minute in range(11, 24)]
+    printed = _imported_by_analyze(
+        tmp_path / "out", "--at", "2022-08-22T10:20:30Z", "--metrics", str(day / "metric" / "*_metric.csv"),
+        *(arg for minute in minutes for arg in ("--logs", str(day / "log" / f"{minute}_log.csv.gz"))),
+        *(arg for minute in minutes for arg in ("--traces", str(day / "trace" / f"{minute}_trace.csv.gz"))))
+    assert "imported: []" in printed, printed[-500:]

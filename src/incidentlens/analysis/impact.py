@@ -268,7 +268,8 @@ def _metric_peaks(
     if not watched:
         return [], {}, []
     in_percent = [name for name in series["error"] if PERCENT_NAME.search(name) and name not in failed_shares]
-    source = _read_rates_sql(store, series, in_percent) if failed_shares or in_percent else "metrics"
+    reads = (min(baseline[0], window[0] - PRE_START), window[1])
+    source = _read_rates_sql(store, series, in_percent, reads) if failed_shares or in_percent else "metrics"
     sql = metric_shift_sql(window, baseline, metrics=watched, noise_floor=IMPACT_NOISE_FLOOR, source=source)
     table = store.fetch(sql)
     table = table.filter(table["median_z"].is_valid())  # series with no point in the window have no shift
@@ -362,12 +363,13 @@ def _held_at_least(table: pa.Table, times: float, floor: float | None = None) ->
         return based & (now >= times * before) & (arrays.floats(table["window_points"]) >= 2)
 
 
-def _read_rates_sql(store: Any, series: dict[str, list[str]], in_percent: list[str]) -> str:
-    """The metrics view with every rate read as a fraction (`metric_shift_sql`'s `source`): each error rate of
-    `in_percent` (its name says percent) divided by 100, and each success rate read as an error rate: its failed
-    share, named `FAILED_OF` + its name, 1 - its value (a series named a percentage, or that goes above 1, divided by
-    100 first), a 0 kept only where the requests show all failing (`READING_SPAN`: else it is a minute with no
-    requests, not one in which all failed)."""
+def _read_rates_sql(store: Any, series: dict[str, list[str]], in_percent: list[str], reads: Span) -> str:
+    """The metrics view over `reads` (from the baseline's start to the window's end, both included) with every
+    rate read as a fraction (`metric_shift_sql`'s `source`): each error rate of `in_percent` (its name says percent)
+    divided by 100, and each success rate read as an error rate: its failed share, named `FAILED_OF` + its name,
+    1 - its value (a series named a percentage, or that goes above 1 in `reads`, divided by 100 first), a 0 kept only
+    where the requests show all failing (`READING_SPAN`: else it is a minute with no requests, not one in which all
+    failed). The span is cut first: the scale's window function would otherwise read every row of the day."""
     names = sql_in(series["success"] or [""])
     percents = sql_in(in_percent or [""])
     traced = ("(SELECT count(*) FROM spans AS s WHERE lower(s.service) = lower(m.service) AND s.start_ts <= m.ts "
@@ -381,14 +383,15 @@ def _read_rates_sql(store: Any, series: dict[str, list[str]], in_percent: list[s
     if store.has("spans"):
         requests, failed = traced.format(""), traced.format(" AND s.is_error")
         failing = f"CASE WHEN {requests} > 0 THEN 2 * {failed} >= {requests} ELSE {rated} END"
+    span = f"ts >= {sql_ts(reads[0])} AND ts <= {sql_ts(reads[1])}"
     return f"""(SELECT ts, service, pod, metric,
        CASE WHEN metric IN {percents} THEN value / 100 ELSE value END AS value
-FROM metrics WHERE metric NOT IN {names}
+FROM metrics WHERE metric NOT IN {names} AND {span}
 UNION ALL
 SELECT ts, service, pod, {sql_str(FAILED_OF)} || metric AS metric,
        1 - value / CASE WHEN {_percent_sql("metric")} OR max(value) OVER (PARTITION BY service, metric) > 1
                         THEN 100 ELSE 1 END AS value
-FROM metrics AS m WHERE metric IN {names} AND isfinite(value) AND (value > 0 OR {failing})) AS metrics"""
+FROM metrics AS m WHERE metric IN {names} AND {span} AND isfinite(value) AND (value > 0 OR {failing})) AS metrics"""
 
 
 def _percent_sql(column: str) -> str:

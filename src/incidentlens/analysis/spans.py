@@ -747,16 +747,16 @@ def statements_relation(store: Any, masks: str, span: Span) -> str | None:
         "GROUP BY masked ORDER BY masked")  # one order, so one query text and one evidence id per input
     if counted.num_rows == 0:
         return None
-    masked, levels = counted["masked"].to_pylist(), np.array(counted["level"].to_pylist(), dtype=object)
+    levels = np.array(counted["level"].to_pylist(), dtype=object)
     weights = arrays.floats(counted["n"])
-    template: list[str] = [""] * len(masked)
+    template: list[str] = [""] * counted.num_rows
     for level in sorted(set(levels)):
         mine = np.flatnonzero(levels == level)
-        template_of, templates = mine_templates(counted["masked"].take(mine), weights[mine],
+        template_of, templates = mine_templates(counted["masked"].take(arrays.int64_array(mine)), weights[mine],
                                                 similarity=DRAIN_SIMILARITY)
         for row, t in zip(mine, template_of, strict=True):
             template[row] = templates[t]
-    rows = pa.table({"masked": pa.array(masked, pa.string()), "template": pa.array(template, pa.string())})
+    rows = pa.table({"masked": counted["masked"], "template": arrays.string_array(template)})
     return str(store.hold_table(rows, "log_statements"))
 
 
