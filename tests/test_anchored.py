@@ -70,12 +70,36 @@ def test_a_known_onset_window_ends_where_the_shortest_source_ends(tmp_path):
     store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
 
     window, baseline, _ = known_periods(store, at)
-    assert window == (at, day + timedelta(hours=10, minutes=2, seconds=55) + timedelta(seconds=1))
+    # to the logs' last line at 10:02:55, and on to the metric sample taken at 10:03: it measures the minute before
+    # it, all but 5 s of it covered by the logs
+    assert window == (at, day + timedelta(hours=10, minutes=3, seconds=1))
     assert baseline == (day, at)  # every sample before the alert, metrics from midnight on
     detection, *_ = known_onset_detection(store, at)
     assert detection.evidence[0].data["window_rule"] == WINDOW_RULE
     # named, not "the end of the data": the metrics run on for the rest of the day
-    assert detection.evidence[0].data["window_end"] == "the end of the logs, the shortest source"
+    assert detection.evidence[0].data["window_end"] == (
+        "the end of the logs, the shortest source, and the metric samples taken within half a step after it, which "
+        "measure the stretch before them")
+
+
+def test_a_metric_sample_taken_just_after_the_logs_end_is_in_the_window_and_one_taken_later_is_not(tmp_path):
+    # Nezha's layout: a minute's log file ends at 13:33:00, the pod's CPU is sampled at 13:33:09 (the minute before
+    # it, the first at its limit), and the sample at 13:34:09 measures a minute the logs do not cover
+    day = datetime(2024, 5, 1)
+    at = day + timedelta(hours=13, minutes=31, seconds=54)
+    samples = [day + timedelta(hours=12, seconds=9) + timedelta(minutes=m) for m in range(120)]
+    metrics = [{"ts": t.isoformat() + "Z", "service": "contacts", "metric": "cpu_percent",
+                "value": 100.0 if t >= at + timedelta(minutes=1) else 1.0 + (t.minute % 3) / 10} for t in samples]
+    logs = [{"ts": (day + timedelta(hours=13, minutes=30, seconds=s)).isoformat() + "Z", "service": "contacts",
+             "level": "INFO", "message": "request served"} for s in range(0, 180, 5)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in logs) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
+
+    detection, *_ = known_onset_detection(store, at)
+    assert detection.window.end == day + timedelta(hours=13, minutes=33, seconds=9 + 1)
+    assert [s.series for s in detection.window.series] == ["contacts/cpu_percent"]
+    assert detection.window.series[0].onset == day + timedelta(hours=13, minutes=33, seconds=9)
 
 
 DAY = datetime(2024, 5, 1)

@@ -38,7 +38,8 @@ AGGREGATE_SERIES = {"metrics": "service, pod, metric", "calls": "caller, callee,
 #: the window's rule, in the detection evidence
 WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, call metrics, logs, spans) that "
                f"runs past it, at most {METRIC_WINDOW_STEPS} metric samples when the metrics or call metrics are "
-               f"that source and at most {MAX_WINDOW.total_seconds() / 3600:g} h")
+               f"that source, else with the metric samples taken within half a step after it (a sample measures the "
+               f"step before its time), and at most {MAX_WINDOW.total_seconds() / 3600:g} h")
 #: each view as a reader calls the source (`sources.SOURCES`: spans are traces)
 SOURCE_WORDS = {view: name for name, (view, _) in {**SOURCES, **GIVEN_ONLY}.items()}
 #: the baseline is the data before the onset, at most this much of it
@@ -83,12 +84,30 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
         step = (metric_step(store, (max(data_start, at - MAX_BASELINE), at), view)
                 or metric_step(store, (data_start, end + END_STEP), view))
         end = min(end, at + METRIC_WINDOW_STEPS * step) if step else end
+    else:
+        end = _with_closing_samples(store, ranges, (max(data_start, at - MAX_BASELINE), end))
     window = (at, min(end + END_STEP, at + MAX_WINDOW))
     start = max(data_start, at - MAX_BASELINE)
     rule = (f"known onset: every sample before {iso_z(at)}"
             + (f" (the last {MAX_BASELINE.total_seconds() / 3600:g} h)" if start > data_start else " (from the start "
                "of the data)"))
     return window, (start, at), rule
+
+
+def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime]], span: Span) -> datetime:
+    """The end of `span` (the stretch every source covers, from the baseline's start), moved on to take in the
+    metric samples that measure it: a sample stamped at t holds the step before t (a rate, an average, a
+    percentile over the scrape interval), so one stamped less than half a step after the logs and traces end
+    measures mostly what they cover (Nezha's CPU sampled 9 s after a minute's log file ends)."""
+    end = span[1]
+    if "metrics" not in ranges or ranges["metrics"][1] <= end:
+        return end
+    step = metric_step(store, span)
+    if step is None:
+        return end
+    last = store.fetch(f"SELECT max(ts) AS last FROM metrics WHERE ts > {sql_ts(end)} "
+                       f"AND ts < {sql_ts(end + step / 2)}").to_pylist()[0]["last"]
+    return last or end
 
 
 def window_end(store: Any, window: Span) -> str:
@@ -103,9 +122,12 @@ def window_end(store: Any, window: Span) -> str:
     # the sources that end where the window does, while others run on (a day of metrics beside a minute of logs
     # and traces): "the end of the data" would say there was nothing after it
     spoken = {view: SOURCE_WORDS.get(view, view) for view, (_, last) in ranges.items() if view != "events"}
-    ending = [word for view, word in spoken.items() if at <= ranges[view][1] < end]
+    ending = [view for view in spoken if at <= ranges[view][1] < end]
     if ending and len(ending) < len(spoken):
-        return f"the end of the {listed(ending)}, the shortest source{'s' if len(ending) > 1 else ''}"
+        plural = "s" if len(ending) > 1 else ""
+        closing = (", and the metric samples taken within half a step after it, which measure the stretch before them"
+                   if end - END_STEP > max(ranges[view][1] for view in ending) else "")
+        return f"the end of the {listed([spoken[view] for view in ending])}, the shortest source{plural}{closing}"
     return "the end of the data"
 
 
