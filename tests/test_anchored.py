@@ -11,7 +11,13 @@ import numpy as np
 import pyarrow as pa
 
 from incidentlens.analysis import analyze
-from incidentlens.analysis.anchored import WINDOW_RULE, incident_peak, known_onset_detection, known_periods
+from incidentlens.analysis.anchored import (
+    WINDOW_RULE,
+    incident_peak,
+    known_onset_detection,
+    known_periods,
+    outside_data,
+)
 from incidentlens.analysis.baseline import _whittaker
 from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.shifts import MetricShift
@@ -30,6 +36,20 @@ def test_a_stiff_smoother_over_a_long_mostly_weighted_out_series_stays_accurate(
     weights[[10, 900, 1500]] = 1.0
     fit = _whittaker(2 * x + 1, weights, 1e14)
     assert np.allclose(fit, 2 * x + 1)
+
+
+class _Spanning:
+    """A store double holding data from 10:00 to 11:00."""
+
+    def time_range(self) -> tuple[datetime, datetime]:
+        return datetime(2024, 5, 1, 10), datetime(2024, 5, 1, 11)
+
+
+def test_a_time_outside_the_data_is_said_with_the_datas_range_and_one_inside_it_is_not():
+    assert outside_data(_Spanning(), datetime(2024, 5, 2), "--at") == (
+        "--at 2024-05-02T00:00:00Z lies outside the data (2024-05-01T10:00:00Z .. 2024-05-01T11:00:00Z)")
+    assert outside_data(_Spanning(), datetime(2024, 5, 1, 10), "--at") is None  # the ends are inside
+    assert outside_data(_Spanning(), datetime(2024, 5, 1, 11), "--at") is None
 
 
 class _Rows:

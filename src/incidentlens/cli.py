@@ -222,12 +222,11 @@ def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[
 def _warn_alert_outside(store: Any, at: dt.datetime) -> None:
     """Say so when --at lies outside the data's time range: the window nearest it, perhaps months away, is what
     is listed and explained. Not an error: an alert can come after an export that lags it."""
-    from incidentlens.analysis.detection import iso_z
+    from incidentlens.analysis.anchored import outside_data
 
-    span = store.time_range()
-    if span is not None and not span[0] <= at <= span[1]:
-        warnings_console.print(Text(f"warning: --at {iso_z(at)} lies outside the data ({iso_z(span[0])} .. "
-                                    f"{iso_z(span[1])}): nothing at that time can be seen, only what is nearest it",
+    outside = outside_data(store, at, "--at")
+    if outside is not None:
+        warnings_console.print(Text(f"warning: {outside}: nothing at that time can be seen, only what is nearest it",
                                     style="yellow"), highlight=False, soft_wrap=True)
 
 

@@ -64,6 +64,16 @@ def can_start_at(store: Any, at: datetime) -> bool:
     return span is not None and span[0] < at <= span[1]
 
 
+def outside_data(store: Any, at: datetime, called: str) -> str | None:
+    """`<called> <at> lies outside the data (<start> .. <end>)` when `at` lies outside the data's time range (an
+    alert after an export that lags it: the window nearest it, perhaps days away, is all that can be shown), else
+    None. Not an error: each face says it its own way (the CLI on stderr, the server in the review's summary)."""
+    span = store.time_range()
+    if span is None or span[0] <= at <= span[1]:
+        return None
+    return f"{called} {iso_z(at)} lies outside the data ({iso_z(span[0])} .. {iso_z(span[1])})"
+
+
 def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
     """(window, baseline, the baseline's rule) for an incident known to start at `at`."""
     ranges, span = store.view_ranges(), store.time_range()

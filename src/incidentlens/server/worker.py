@@ -53,13 +53,10 @@ def run_investigation(settings: ServeSettings, job: dict[str, Any], out: Path) -
 def outside_data(store: Any, at: datetime) -> str | None:
     """What the CLI warns on stderr when the alert time lies outside the data (an export that lags the alerts),
     for the faces with no reader of stderr: the review's summary, the MCP tools' answers. None inside the data."""
-    from incidentlens.analysis.detection import iso_z
+    from incidentlens.analysis.anchored import outside_data as outside
 
-    span = store.time_range()
-    if span is None or span[0] <= at <= span[1]:
-        return None
-    return (f"the alert time {iso_z(at)} lies outside the data ({iso_z(span[0])} .. {iso_z(span[1])}): nothing at "
-            "that time could be seen")
+    said = outside(store, at, "the alert time")
+    return None if said is None else f"{said}: nothing at that time could be seen"
 
 
 Runner = Callable[[ServeSettings, dict[str, Any], Path], list[str]]
