@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import gzip
 import itertools
 import re
 from collections.abc import Iterable, Sequence
@@ -21,7 +20,14 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
-from incidentlens.telemetry.textlogs import UNKNOWN, detect_line_format, is_gzip, lines_sql, sample_lines
+from incidentlens.telemetry.textlogs import (
+    UNKNOWN,
+    detect_line_format,
+    lines_sql,
+    open_bytes,
+    open_text,
+    sample_lines,
+)
 
 PathLike = str | Path
 PathsArg = PathLike | Sequence[PathLike] | None
@@ -209,8 +215,7 @@ def _skipped_unlisted(
 
 def _file_line(path: Path, number: int) -> str:
     """The text of the file's line `number` (1-based, the header is line 1)."""
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+    with open_text(path) as handle:
         return next(itertools.islice(handle, number - 1, None), "").rstrip("\n")
 
 
@@ -285,9 +290,8 @@ def _json_pointer(key: str) -> str:
 
 def _data_lines(path: Path) -> int:
     """Lines after the header (a final line without a newline counts), read in chunks."""
-    opener = gzip.open if is_gzip(path) else open
     newlines, last = 0, b"\n"
-    with opener(path, "rb") as handle:
+    with open_bytes(path) as handle:
         while chunk := handle.read(1 << 20):
             newlines += chunk.count(b"\n")
             last = chunk[-1:]
@@ -509,9 +513,8 @@ def _file_list(paths: Sequence[Path]) -> str:
 
 
 def _first_bytes(path: Path, count: int) -> bytes:
-    opener = gzip.open if is_gzip(path) else open
     try:
-        with opener(path, "rb") as handle:
+        with open_bytes(path) as handle:
             return handle.read(count)
     except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot read: {err}") from None
@@ -519,9 +522,8 @@ def _first_bytes(path: Path, count: int) -> bytes:
 
 def _first_line(path: Path) -> str:
     """The first line of a (possibly gzipped) text file; binary or non-UTF-8 content is an InputError."""
-    opener = gzip.open if is_gzip(path) else open
     try:
-        with opener(path, "rb") as handle:
+        with open_bytes(path) as handle:
             raw = handle.readline(1 << 16)
         if b"\x00" in raw:
             raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL byte")

@@ -12,7 +12,6 @@ aside like a broken JSON-lines row.
 
 from __future__ import annotations
 
-import gzip
 import re
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import quote
 from incidentlens.telemetry.files import RejectedRows, scan_json_lines
-from incidentlens.telemetry.textlogs import is_gzip
+from incidentlens.telemetry.textlogs import open_bytes
 
 #: the top-level field of each OTLP document, by the view it feeds
 OTLP_FIELDS = {"spans": "resourceSpans", "logs": "resourceLogs", "metrics": "resourceMetrics"}
@@ -34,8 +33,7 @@ _SEVERITIES = "['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL']"
 
 def otlp_view(path: Path) -> str | None:
     """The view an OTLP JSON file feeds (spans, logs, metrics), from its first bytes; None when it is no OTLP."""
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rb") as handle:
+    with open_bytes(path) as handle:
         head = handle.read(4096)
     match = _FIRST_FIELD.match(head)
     if match is None:

@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import duckdb
 
@@ -278,9 +279,8 @@ def _level_field_position(fmt: LineFormat, sample: list[str]) -> int | None:
 
 def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
     """The first `count` lines of a (possibly gzipped) text file; binary content is an InputError."""
-    opener = gzip.open if is_gzip(path) else open
     try:
-        with opener(path, "rb") as handle:
+        with open_bytes(path) as handle:
             raw = [handle.readline(1 << 16) for _ in range(count)]
     except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot read: {err}") from None
@@ -425,8 +425,7 @@ def utf8_copy(path: Path, folder: Path) -> Utf8Copy:
     handle, target = tempfile.mkstemp(suffix=f"-{path.name.removesuffix('.gz')}", dir=folder)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     replaced, first_line, newlines = 0, 0, 0
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rb") as source, open(handle, "w", encoding="utf-8", newline="") as out:
+    with open_bytes(path) as source, open(handle, "w", encoding="utf-8", newline="") as out:
         while chunk := source.read(1 << 20):
             text, bad, offset = _decode_replacing(decoder, chunk)
             if bad and not replaced:
@@ -463,3 +462,15 @@ def is_gzip(path: Path) -> bool:
     """The file starts with gzip's magic bytes."""
     with open(path, "rb") as handle:
         return handle.read(2) == b"\x1f\x8b"
+
+
+def open_bytes(path: Path) -> IO[bytes]:
+    """`path` opened to read its bytes, gunzipped as read when it is gzipped (`is_gzip`, whatever its name)."""
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+
+
+def open_text(path: Path) -> IO[str]:
+    """`path` (gzipped or not) opened to read as UTF-8 text, each byte sequence that is not UTF-8 replaced."""
+    if is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
