@@ -208,10 +208,10 @@ def test_where_nothing_moved_and_logs_and_traces_are_missing_the_first_step_says
     analysis = nothing_moved(pool_exhaustion_analysis())
     analysis["sources"] = {"used": ["metrics"], "missing": ["logs", "traces"]}
     first = build_postmortem(analysis).action_items[0].description
-    assert first == ("Check what raised the alert against this data before acting: no service's metrics moved beyond "
-                     "their baseline's noise after the start, and with no logs or traces for this period a fault seen "
-                     "only in log lines (errors or exceptions logged) or requests (a delay, errors, wrong answers) "
-                     "cannot show here")
+    assert first == ("Check what raised the alert against this data before acting: no service's metric series "
+                     "moved beyond their baseline's noise after the start, and with no logs or traces for this period "
+                     "a fault seen only in log lines (errors or exceptions logged) or requests (a delay, errors, wrong "
+                     "answers) cannot show here")
 
 
 def test_where_nothing_moved_and_the_logs_are_missing_the_first_step_says_a_logged_fault_could_not_show():
@@ -230,3 +230,5 @@ def test_where_nothing_moved_and_only_the_call_metrics_are_missing_the_first_ste
     analysis = nothing_moved(pool_exhaustion_analysis())
     analysis["sources"] = {"used": ["metrics", "logs", "traces"], "missing": ["call metrics"]}
     assert build_postmortem(analysis).action_items[0].description == CHECK_THE_ALERT
+    # in the analysis' words for what each source could show moving (`pipeline.SEEN_MOVING`)
+    assert "no service's metric series, WARN/ERROR lines or traced requests moved" in CHECK_THE_ALERT

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW, minutes_before
 from incidentlens.analysis.impact import ERROR_RATIO, LATENCY
 from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_scale
+from incidentlens.analysis.pipeline import SEEN_MOVING
 from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.rootcause import GLOBAL
 from incidentlens.analysis.verdict import MORE_LIKELY_THAN_NOT, STANDS_OUT
@@ -93,8 +94,9 @@ CHANGE_KINDS = ("deploy", "config", "config_change", "release")
 #: what an inconclusive verdict with no service showing anything found
 NOTHING_MOVED = "nothing moved beyond its baseline's noise"
 #: what to do first when nothing moved: the data does not hold what the alert (or page) saw
-CHECK_THE_ALERT = ("Check what raised the alert against this data before acting: no service's metrics, WARN/ERROR "
-                   "lines or traced requests moved beyond their baseline's noise after the start")
+CHECK_THE_ALERT = ("Check what raised the alert against this data before acting: no service's "
+                   f"{fmt.listed(list(SEEN_MOVING.values()), 'or')} moved beyond their baseline's noise after the "
+                   "start")
 #: ... where a source held no row in the window: what was checked, and what its absence cannot show
 CHECK_THE_ALERT_WITHOUT = ("Check what raised the alert against this data before acting: no service's {checked} moved "
                            "beyond their baseline's noise after the start, and with {missing} a fault seen only in "
@@ -921,8 +923,7 @@ class _Builder:
         """The first step with no service to order: look at the series that moved, or check the alert when none did."""
         if self.series_only:
             return LOOK_AT_SERIES.format(fmt.listed(self.series_only))
-        checked = [what for source, what in (("metrics", "metrics"), ("logs", "WARN/ERROR lines"),
-                                             ("traces", "traced requests")) if source not in self.missing_sources]
+        checked = [what for source, what in SEEN_MOVING.items() if source not in self.missing_sources]
         hidden = [SEEN_ONLY_IN[source] for source in SEEN_ONLY_IN if source in self.missing_sources]
         if not hidden or not checked:  # nothing missing, or only call metrics, which show no fault of their own
             return CHECK_THE_ALERT
