@@ -21,7 +21,7 @@ from incidentlens.analysis.anchored import (
 from incidentlens.analysis.baseline import _whittaker
 from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.shifts import MetricShift
-from incidentlens.report import build_postmortem
+from incidentlens.report import build_postmortem, executive_summary
 from incidentlens.report.formatting import minutes
 from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
@@ -247,11 +247,15 @@ def test_a_window_ending_within_a_second_is_written_to_the_next_whole_second(tmp
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
     store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
 
-    written = analyze(store, at=DAY + timedelta(hours=10, seconds=5), onset="at").to_dict()
+    result = analyze(store, at=DAY + timedelta(hours=10, seconds=5), onset="at")
+    written = result.to_dict()
 
     assert written["incident_window"] == {"start": "2024-05-01T10:00:05Z", "end": "2024-05-01T10:00:22Z"}
     detection = next(e for e in written["evidence"] if e["kind"] == "detection")
     assert detection["data"]["window"]["end"] == "2024-05-01T10:00:22Z"
+    # and its length is that of the window written: it said "10:00:05 to 10:00:22 (16 s examined)", 16.457 s
+    assert written["impact"]["duration_minutes"] == round(17 / 60, 3)
+    assert "to 2024-05-01 10:00:22 UTC (17 s examined)" in executive_summary(build_postmortem(result))[1]
 
 
 def test_the_review_lists_the_sources_read_and_what_they_lacked(tmp_path):

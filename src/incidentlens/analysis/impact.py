@@ -78,6 +78,7 @@ from incidentlens.analysis.periods import (
     span_minutes,
     sql_in,
     sql_str,
+    written_span,
 )
 from incidentlens.analysis.plausibility import TraceCheck, check_percentiles
 from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
@@ -181,8 +182,9 @@ class ImpactResult(BaseModel):
 def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     """The `impact` block of analysis.json, each number with its evidence."""
     window, baseline = check_periods(window, baseline)
-    impact = Impact(duration_minutes=round(span_minutes(window), 3))
-    evidence = [_duration_evidence(window)]
+    # its length is the window's as written (to the second), so it agrees with the times beside it
+    impact = Impact(duration_minutes=round(span_minutes(written_span(window)), 3))
+    evidence = [_duration_evidence(written_span(window))]
     series = _metric_catalogue(store, window, baseline) if store.has("metrics") else {}
     if series.get("latency") or series.get("error") or series.get("success"):
         impact.harm_checked.append("latency and error metrics")

@@ -38,8 +38,18 @@ def iso_end(moment: datetime) -> str:
     """A window's (exclusive) end to the whole second, rounded up: a window ending at 09:26:07.457 is written
     09:26:08, so the span written still holds every sample it held (09:26:07, cut to the second, would end before
     the sample at 09:26:07.2)."""
+    return iso_z(_second_up(moment))
+
+
+def written_span(span: Span) -> Span:
+    """A window as analysis.json writes it, its start cut to the second and its end rounded up (`iso_end`): what
+    its length is said over, so the length read beside the times written is theirs."""
+    return span[0].replace(microsecond=0), _second_up(span[1])
+
+
+def _second_up(moment: datetime) -> datetime:
     whole = moment.replace(microsecond=0)
-    return iso_z(whole if whole == moment else whole + timedelta(seconds=1))
+    return whole if whole == moment else whole + timedelta(seconds=1)
 
 
 #: a datetime that serialises to JSON as ISO-8601 UTC with `Z`
