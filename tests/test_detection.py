@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 
-from incidentlens.analysis.detection import RobustSettings, detect_points
+from incidentlens.analysis.detection import (
+    DetectionResult,
+    IncidentWindow,
+    RobustSettings,
+    SeriesShift,
+    detect_points,
+)
 from incidentlens.analysis.seed_zscore import seed_points
 
 MINUTES_PER_DAY = 1440
@@ -243,3 +250,15 @@ def test_bursts_the_series_has_about_daily_are_its_tail_not_incidents(step_minut
     # the history bar alone lets the first three bursts through: it has no earlier ones to go by
     history_only = detect_points(ts, y, settings=RobustSettings(tail_alarms_per_day=0))
     assert [s.start // per_hour for s in history_only.spans] == [20, 45, 70, incident]
+
+
+def test_a_moved_series_is_written_to_six_significant_digits_but_never_short_of_its_whole_units():
+    # TrainTicket 10:57: a host's NodeNetworkReceiveBytes at 2,973,531.03 was written 2973530 (six digits), so the
+    # review's timeline said "peak ... at 2,973,530" beside the hypotheses' "to 2,973,531" of the same value
+    at = datetime(2023, 1, 29, 10, 57, 9)
+    moved = SeriesShift(series="api/NodeNetworkReceiveBytes", direction="up", baseline=0.123456789,
+                        peak=2973531.0333, shift=4.16, onset=at, peak_at=at)
+    window = IncidentWindow(start=at, end=at + timedelta(minutes=1), peak=at, severity=4.16, series=[moved])
+    written = DetectionResult(detector="robust", detected=True, window=window).to_dict()
+    assert written["detection"]["series"][0]["peak"] == 2973531.0
+    assert written["detection"]["series"][0]["baseline"] == 0.123457

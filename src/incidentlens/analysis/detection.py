@@ -627,7 +627,9 @@ def _window_summary(window: IncidentWindow) -> dict[str, Any]:
 
 
 def _round(value: float) -> float:
-    return float(f"{value:.6g}")
+    """Six significant digits, but never short of the whole units (2,973,531.03 is 2973531, not 2973530): the
+    review writes a value of a million or more to the unit, and reads the same value elsewhere at full precision."""
+    return float(round(value)) if math.isfinite(value) and abs(value) >= 1e6 else float(f"{value:.6g}")
 
 
 def series_sql(metrics: list[str] | None = None) -> str:
