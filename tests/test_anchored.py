@@ -279,6 +279,26 @@ def test_the_review_lists_the_sources_read_and_what_they_lacked(tmp_path):
     assert "<li>no logs for this period</li>" in render_html(pm)
 
 
+def test_a_review_of_no_incident_lists_the_sources_read_and_what_was_set_aside(tmp_path):
+    # a quiet day with a value that is not a number: the review of "no incident" had no Sources section, so the
+    # value set aside at load, and that no logs or traces were read, went unsaid
+    values = [f"{(DAY + timedelta(minutes=m)).isoformat()}Z,api,latency_ms,{'n/a' if m == 7 else 20 + m % 7}"
+              for m in range(720)]
+    (tmp_path / "metrics.csv").write_text("\n".join(["ts,service,metric,value", *values]) + "\n")
+    pm = build_postmortem(analyze(load_telemetry(metrics=tmp_path / "metrics.csv")))
+
+    assert not pm.detected
+    assert pm.to_dict()["sources"]["missing"] == ["logs", "traces"]
+    sources = render_markdown(pm).split("## Sources\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert sources == [
+        "- Read: metrics",  # no window to count its rows in
+        "- no logs in the data read",
+        "- no traces in the data read",
+        f"- set aside when read: {tmp_path / 'metrics.csv'}: column 'value': 1 rows not numeric, kept as NULL",
+    ]
+    assert "<li>no logs in the data read</li>" in render_html(pm)
+
+
 def test_a_window_between_two_metric_samples_says_it_holds_none_not_that_nothing_moved(tmp_path):
     # 20 s of logs from a given start at 10:00:05, beside one-minute metrics: no metric sample falls in the window,
     # and the charts said "The metrics hold none of the series that moved", as if the metrics had been seen quiet

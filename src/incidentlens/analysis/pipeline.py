@@ -24,7 +24,7 @@ from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.periods import Span, iso_end
 from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_changes, rank_root_causes
 from incidentlens.analysis.shifts import LogSurge, MetricShift, fetch_log_counts, log_surges, metric_shifts
-from incidentlens.analysis.sources import data_sources
+from incidentlens.analysis.sources import data_sources, sources_read
 from incidentlens.analysis.spans import TraceSignal, trace_signals
 from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
@@ -112,7 +112,7 @@ def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensiti
     if not detection.detected or detection.window is None:
         if take_start:
             return _from_alert_time(store, at, detection.reason or "no incident window", (detection, evidence))
-        return _not_detected(detection, evidence)
+        return _not_detected(store, detection, evidence)
     candidates = [detection.window]
     if at is None:
         candidates += [w for w in detection.windows if w != detection.window]
@@ -131,7 +131,7 @@ def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensiti
     if take_start:
         return _from_alert_time(store, at, f"the window found there was set aside: {reasons[0]}",
                                 (detection, evidence))
-    return _not_detected(detection, evidence, reason=reasons[0])
+    return _not_detected(store, detection, evidence, reason=reasons[0])
 
 
 def _from_alert_time(store: Any, at: datetime, undetected: str,
@@ -185,7 +185,7 @@ def _from_known_onset(store: Any, at: datetime, undetected: str | None = None,
     outcome = explain_window(store, known, evidence, given_baseline=(baseline, rule), shifts=shifts)
     if isinstance(outcome, AnalysisResult):
         return outcome
-    return _not_detected(known if detected is None else detected[0], evidence, reason=outcome)
+    return _not_detected(store, known if detected is None else detected[0], evidence, reason=outcome)
 
 
 def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
@@ -322,12 +322,14 @@ def _templates(store: Any, window: Span, baseline: Span, evidence: _Ledger) -> l
     return list(result.templates)
 
 
-def _not_detected(detection: DetectionResult, evidence: _Ledger, reason: str | None = None) -> AnalysisResult:
+def _not_detected(store: Any, detection: DetectionResult, evidence: _Ledger,
+                  reason: str | None = None) -> AnalysisResult:
     result = detection.to_dict()
     return AnalysisResult(
         detected=False,
         reason=reason or detection.reason or "no incident found",
         detection=result["detection"],
+        sources=sources_read(store),
         evidence=evidence.items,
     )
 

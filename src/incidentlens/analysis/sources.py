@@ -42,6 +42,17 @@ def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
             "left_out": list(getattr(store, "warnings", [])), "events_given": store.has("events")}
 
 
+def sources_read(store: Any) -> dict[str, Any]:
+    """`data_sources` with no window to count rows in (no incident found): the sources that held rows at all, the
+    others `missing`, and what the store set aside at load; `rows` is empty."""
+    ranges = store.view_ranges()
+    sources = {**SOURCES, **{name: read for name, read in GIVEN_ONLY.items() if store.has(read[0])}}
+    used = [name for name, (view, _) in sources.items() if view in ranges]
+    missing = [name for name in sources if name not in used]
+    return {"used": used, "missing": missing, "rows": {}, "notes": [f"no {name} in the data read" for name in missing],
+            "left_out": list(getattr(store, "warnings", [])), "events_given": store.has("events")}
+
+
 def _one_sample_each(store: Any, window: Span) -> bool:
     """Whether no metric series has more than one sample in the window (a given start 24 s before the end of a
     minute of logs, beside one-minute metrics)."""

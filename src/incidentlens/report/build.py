@@ -1061,7 +1061,8 @@ def _no_incident(data: dict[str, Any], author: GeneratedBy) -> Postmortem:
                             narrative=Narrative(text=f"Nothing crossed the detector's threshold: {reason}"),
                             evidence=list((data.get("detection") or {}).get("evidence") or [])),
         response=Narrative(text="Not applicable: no incident."),
-        lessons=Lessons(), checked=checked, data_quality=_data_quality(data), evidence=_evidence(data),
+        lessons=Lessons(), sources=_sources(data), checked=checked, data_quality=_data_quality(data),
+        evidence=_evidence(data),
         generated_by=author,
     )
     pm.grounding = validate_grounding(pm, data)
