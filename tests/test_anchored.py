@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -22,9 +23,11 @@ from incidentlens.analysis.baseline import _whittaker
 from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.shifts import MetricShift
 from incidentlens.report import build_postmortem, executive_summary
+from incidentlens.report.build import SET_ASIDE_CHARS, source_lines
 from incidentlens.report.formatting import minutes
 from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
+from incidentlens.report.schema import Sources
 from incidentlens.telemetry import load_telemetry
 
 
@@ -274,7 +277,7 @@ def test_the_review_lists_the_sources_read_and_what_they_lacked(tmp_path):
         "- Read: metrics (5 rows in the window, 601 in the baseline)",
         "- no logs for this period",
         "- no traces for this period",
-        f"- set aside when read: {tmp_path / 'metrics.csv'}: column 'value': 1 rows not numeric, kept as NULL",
+        "- set aside when read: metrics.csv: column 'value': 1 rows not numeric, kept as NULL",  # the path: report.json
     ]
     assert "<li>no logs for this period</li>" in render_html(pm)
 
@@ -294,9 +297,29 @@ def test_a_review_of_no_incident_lists_the_sources_read_and_what_was_set_aside(t
         "- Read: metrics",  # no window to count its rows in
         "- no logs in the data read",
         "- no traces in the data read",
-        f"- set aside when read: {tmp_path / 'metrics.csv'}: column 'value': 1 rows not numeric, kept as NULL",
+        "- set aside when read: metrics.csv: column 'value': 1 rows not numeric, kept as NULL",  # the path: report.json
     ]
     assert "<li>no logs in the data read</li>" in render_html(pm)
+
+
+def test_the_sources_section_says_at_most_five_set_aside_notes_each_short_with_its_file_by_name():
+    # Nezha's day of metrics: six notes like "/work/shared/datasets/nezha-trainticket/rca_data/2023-01-29/metric/
+    # ts-admin-basic-info-service-5f55b6cf68-77cfw_metric.csv (and 45 more): column 'PodServerLatencyP90(s)': 13180
+    # values not finite ...", each over 250 characters; a bad time's note quotes the value, however long
+    folder = "/work/shared/datasets/nezha-trainticket/rca_data/2023-01-29/metric"
+    notes = [f"{folder}/ts-admin-basic-info-service-5f55b6cf68-77cfw_metric.csv (and 45 more): column 'P{n}(s)': "
+             f"{n} values not finite (NaN, Infinity or beyond +-1e+150), left out" for n in range(6)]
+    notes[1] = f"{folder}/a.csv: column 'ts': 3 rows with a bad time left out; the first, row 4: '{'9' * 500}'"
+    pm = SimpleNamespace(sources=Sources(used=["metrics"], left_out=notes))
+
+    lines = source_lines(pm)
+
+    assert lines[1] == ("set aside when read: ts-admin-basic-info-service-5f55b6cf68-77cfw_metric.csv (and 45 more): "
+                        "column 'P0(s)': 0 values not finite (NaN, Infinity or beyond +-1e+150), left out")
+    assert lines[2].startswith("set aside when read: a.csv: column 'ts': 3 rows with a bad time left out; the first, "
+                               "row 4: '999")
+    assert len(lines[2]) <= SET_ASIDE_CHARS + len("set aside when read: ") and lines[2].endswith("…")
+    assert lines[6:] == ["1 more note of what was set aside when read: report.json's sources.left_out lists them all"]
 
 
 def test_a_window_between_two_metric_samples_says_it_holds_none_not_that_nothing_moved(tmp_path):

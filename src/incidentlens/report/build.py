@@ -218,6 +218,11 @@ def duration_label(pm: Postmortem) -> str:
     return f"Examined (from {start_label(pm)})" if pm.detection.undetected else "Examined (start given)"
 
 
+#: the Sources section says at most this many notes of what was set aside when read, each at most this long
+SET_ASIDE_SHOWN = 5
+SET_ASIDE_CHARS = 200
+
+
 def source_lines(pm: Postmortem) -> list[str]:
     """The review's Sources section: the sources read, each with its rows in the window and in the baseline, then
     what they lacked, in the analysis's words ("no logs for this period"): a missing source is not a quiet one."""
@@ -225,8 +230,21 @@ def source_lines(pm: Postmortem) -> list[str]:
         return []
     read = [f"{name} ({fmt.num(rows.window_rows)} rows in the window, {fmt.num(rows.baseline_rows)} in the baseline)"
             if (rows := pm.sources.rows.get(name)) else name for name in pm.sources.used]
+    left_out = pm.sources.left_out
+    more = len(left_out) - SET_ASIDE_SHOWN
     return [f"Read: {', '.join(read)}" if read else "Read: no source had a row in the window", *pm.sources.notes,
-            *(f"set aside when read: {note}" for note in pm.sources.left_out)]
+            *(f"set aside when read: {_set_aside(note)}" for note in left_out[:SET_ASIDE_SHOWN]),
+            *([f"{more} more note{'s' if more > 1 else ''} of what was set aside when read: report.json's "
+               "sources.left_out lists them all"] if more > 0 else [])]
+
+
+def _set_aside(note: str) -> str:
+    """A note of what was set aside when read, as the Sources section says it: its file by name (a day's folder of
+    metrics put 90 characters of directories before each), cut at `SET_ASIDE_CHARS` (a bad time's value is quoted
+    whole); report.json's `sources.left_out` keeps it whole."""
+    where, colon, what = note.partition(": ")
+    said = f"{where.rpartition('/')[2]}{colon}{what}" if colon else note
+    return said if len(said) <= SET_ASIDE_CHARS else f"{said[:SET_ASIDE_CHARS - 1]}…"
 
 
 def start_label(pm: Postmortem) -> str:
