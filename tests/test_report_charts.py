@@ -8,11 +8,14 @@ import re
 
 import numpy as np
 
+from incidentlens.analysis import analyze
 from incidentlens.analysis.series import MetricSeries
 from incidentlens.report import build_postmortem, write_reports
 from incidentlens.report.charts import _CHAR_PX, Marker, _stagger, bar_chart, line_chart
 from incidentlens.report.formatting import measure, unit_of
-from incidentlens.report.render_html import _markers
+from incidentlens.report.render_html import _markers, render_html
+from incidentlens.telemetry import load_telemetry
+from test_detection_store import quiet, write_logs, write_long_metrics
 from test_report_data import metrics_store, pool_exhaustion_analysis
 
 
@@ -88,3 +91,15 @@ def test_a_short_window_gets_a_zoomed_panel():
     zoomed = line_chart(series, window, (window[0] - dt.timedelta(minutes=3), window[1] + dt.timedelta(minutes=3)),
                         {"start": window[0]})
     assert wide.shade_width < 40 <= zoomed.shade_width  # the hairline becomes a readable band
+
+
+def test_a_window_found_from_the_logs_alone_says_so_where_the_metric_charts_would_be(tmp_path):
+    # a burst of ERROR lines at checkout beside quiet metrics of other services: the window came from the logs'
+    # problem lines (detection's fallback), and the charts said "The metrics hold none of the series that moved"
+    metrics = write_long_metrics(tmp_path / "m.csv", {f"svc{i}/latency_ms": quiet(i) for i in range(3)})
+    logs = write_logs(tmp_path / "logs.csv", {"checkout": (600, 12, 40)})
+    store = load_telemetry(metrics=str(metrics), logs=str(logs))
+    html = render_html(build_postmortem(analyze(store)), store)
+    assert ("No metric series moved: the window was found from the logs, where the WARN/ERROR/FATAL lines per minute "
+            "of checkout moved.") in html
+    assert "none of the series that moved" not in html

@@ -181,7 +181,7 @@ def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     pods = {**{name: pod for name, _, pod in picked if pod}, **{s.series: s.pod for s in pm.detection.series if s.pod}}
     series = {s.name: s for s in key_series(store, [name for name, _, _ in picked], view, pods=pods)}
     if not series:
-        return [], _nothing_to_chart(store, (_naive(window[0]), _naive(window[1])))
+        return [], _nothing_to_chart(pm, store, (_naive(window[0]), _naive(window[1])))
     detected = {s.series: s for s in pm.detection.series}
     charts = []
     for name, role, _ in picked:
@@ -281,12 +281,18 @@ def _zoom(store: Any, name: str, window: tuple[dt.datetime, dt.datetime], marker
     return line_chart(found[0], window, view, markers, baseline, title=title, unit=unit), note
 
 
-def _nothing_to_chart(store: Any, window: tuple[dt.datetime, dt.datetime]) -> str:
-    """Why no series that moved is charted: none did, or the metrics hold no sample in the window at all (a given
-    start 20 s before the end of a minute of logs, beside one-minute metrics), where nothing could be seen to move."""
+def _nothing_to_chart(pm: Postmortem, store: Any, window: tuple[dt.datetime, dt.datetime]) -> str:
+    """Why no series that moved is charted: the window was found from the logs' problem lines (no metric series
+    moved: detection's fallback), none did, or the metrics hold no sample in the window at all (a given start 20 s
+    before the end of a minute of logs, beside one-minute metrics), where nothing could be seen to move."""
     from incidentlens.analysis.anchored import metric_step
-    from incidentlens.analysis.periods import in_span
+    from incidentlens.analysis.detection import LOG_PROBLEMS
+    from incidentlens.analysis.periods import PROBLEM_LEVELS, in_span
 
+    logged = [s.series.removesuffix(f"/{LOG_PROBLEMS}") for s in pm.detection.series]
+    if logged and all(s.series.endswith(f"/{LOG_PROBLEMS}") for s in pm.detection.series):
+        return (f"No metric series moved: the window was found from the logs, where the {'/'.join(PROBLEM_LEVELS)} "
+                f"lines per minute of {fmt.listed(logged)} moved.")
     samples = store.fetch(f"SELECT count(*) AS n FROM metrics WHERE {in_span('ts', window)}").to_pylist()[0]["n"]
     if samples:
         return "The metrics hold none of the series that moved."
