@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 
 import pytest
 
+from incidentlens.analysis import analyze
 from incidentlens.analysis.series import key_series
 from incidentlens.errors import InputError
 from incidentlens.report import Postmortem, build_postmortem, write_reports
 from incidentlens.report.formatting import readable_pattern
 from incidentlens.report.render_markdown import md_escape
+from incidentlens.telemetry import load_telemetry
 from test_report_data import END, START, metrics_store, no_incident_analysis, pool_exhaustion_analysis
 
 HOSTILE_LOG_LINE = "Request failed: <script>alert(1)</script> user=<img src=x onerror=alert(2)>"
@@ -90,6 +93,17 @@ def test_html_header_shows_severity_status_and_duration(written):
     html = written["html"].read_text()
     assert 'class="pill sev sev-SEV2"' in html
     assert "Status: draft" in html and "Duration: 54 minutes" in html
+
+
+def test_html_of_an_investigation_without_metrics_says_it_read_none_not_to_pass_them(scenario_dir, tmp_path):
+    # logs alone: "pass --metrics" would send the reader after metrics the investigation never had
+    directory = scenario_dir("seed-tutorial", seed=1, fmt="csv")
+    start = json.loads((directory / "truth.json").read_text())["window"]["start"]
+    store = load_telemetry(logs=directory / "logs.csv")
+    pm = build_postmortem(analyze(store, at=datetime.fromisoformat(start.replace("Z", "")), onset="at"))
+    html = write_reports(pm, tmp_path, store=store)["html"].read_text()
+    assert "No metric charts: the investigation read no metrics for this period." in html
+    assert "Metric charts need the metrics" not in html
 
 
 def test_html_without_metrics_says_charts_need_them(tmp_path):

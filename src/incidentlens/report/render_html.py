@@ -167,11 +167,14 @@ def _counted_at(impact: Any) -> str:
 
 #: why there are no metric charts when the review was written without the metrics
 NO_METRICS_GIVEN = "Metric charts need the metrics: pass --metrics to `incidentlens report`."
+#: ... and when the investigation itself read none for its window: passing them would not help
+NO_METRICS_READ = "No metric charts: the investigation read no metrics for this period."
 
 
 def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     if store is None or not store.has("metrics"):
-        return [], NO_METRICS_GIVEN
+        read_none = pm.sources is not None and "metrics" not in pm.sources.used
+        return [], NO_METRICS_READ if read_none else NO_METRICS_GIVEN
     if not pm.detected or pm.incident_window is None:
         return _overview_charts(store), "The metrics hold no error or latency series to show."
     window = (pm.incident_window.start, pm.incident_window.end)
