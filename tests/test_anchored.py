@@ -302,6 +302,21 @@ def test_a_review_of_no_incident_lists_the_sources_read_and_what_was_set_aside(t
     assert "<li>no logs in the data read</li>" in render_html(pm)
 
 
+def test_a_review_of_nothing_moved_after_an_alert_counts_the_rows_after_it_not_merely_the_sources_given(tmp_path):
+    # logs that end before the alert: "no logs in the data read" would be wrong (they were read); what the review
+    # must say is that none lie after the alert, where nothing moved
+    at = DAY + timedelta(hours=10, minutes=30)
+    store = load_telemetry(metrics=_metrics_day(tmp_path), logs=_logs_until(tmp_path, at - timedelta(minutes=20)))
+    pm = build_postmortem(analyze(store, at=at))
+
+    assert not pm.detected and "nothing moved after it" in pm.reason
+    sources = pm.to_dict()["sources"]
+    assert sources["used"] == ["metrics"] and sources["missing"] == ["logs", "traces"]
+    assert sources["rows"]["metrics"]["window_rows"] == 6 and sources["rows"]["logs"]["window_rows"] == 0  # 10:30-10:35
+    assert "no logs for this period" in sources["notes"]
+    assert "no logs in the data read" not in sources["notes"]
+
+
 def test_the_sources_section_says_at_most_five_set_aside_notes_each_short_with_its_file_by_name():
     # Nezha's day of metrics: six notes like "/work/shared/datasets/nezha-trainticket/rca_data/2023-01-29/metric/
     # ts-admin-basic-info-service-5f55b6cf68-77cfw_metric.csv (and 45 more): column 'PodServerLatencyP90(s)': 13180

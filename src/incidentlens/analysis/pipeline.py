@@ -185,7 +185,10 @@ def _from_known_onset(store: Any, at: datetime, undetected: str | None = None,
     outcome = explain_window(store, known, evidence, given_baseline=(baseline, rule), shifts=shifts)
     if isinstance(outcome, AnalysisResult):
         return outcome
-    return _not_detected(store, known if detected is None else detected[0], evidence, reason=outcome)
+    # what the sources held after the start and before it, not merely whether they held anything
+    examined = data_sources(store, (known.window.start, known.window.end), baseline)
+    return _not_detected(store, known if detected is None else detected[0], evidence, reason=outcome,
+                         sources=examined)
 
 
 def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
@@ -322,14 +325,16 @@ def _templates(store: Any, window: Span, baseline: Span, evidence: _Ledger) -> l
     return list(result.templates)
 
 
-def _not_detected(store: Any, detection: DetectionResult, evidence: _Ledger,
-                  reason: str | None = None) -> AnalysisResult:
+def _not_detected(store: Any, detection: DetectionResult, evidence: _Ledger, reason: str | None = None,
+                  sources: dict[str, Any] | None = None) -> AnalysisResult:
+    """No incident: `sources`, what the sources held in the stretch examined (a start given or taken from an alert
+    time), else whether they held anything at all."""
     result = detection.to_dict()
     return AnalysisResult(
         detected=False,
         reason=reason or detection.reason or "no incident found",
         detection=result["detection"],
-        sources=sources_read(store),
+        sources=sources or sources_read(store),
         evidence=evidence.items,
     )
 
