@@ -123,6 +123,10 @@ def test_a_metric_sample_taken_just_after_the_logs_end_is_in_the_window_and_one_
     assert detection.window.end == day + timedelta(hours=13, minutes=33, seconds=9 + 1)
     assert [s.series for s in detection.window.series] == ["contacts/cpu_percent"]
     assert detection.window.series[0].onset == day + timedelta(hours=13, minutes=33, seconds=9)
+    # an alert time taken as the start a minute later: most of that sample's minute lies before it, so it says
+    # nothing of a change after it, and the window ends with the logs
+    window, _, _ = known_periods(store, at + timedelta(minutes=1))
+    assert window[1] == day + timedelta(hours=13, minutes=32, seconds=55 + 1)
 
 
 DAY = datetime(2024, 5, 1)

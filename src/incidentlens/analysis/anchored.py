@@ -95,7 +95,7 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
                 or metric_step(store, (data_start, end + END_STEP), view))
         end = min(end, at + METRIC_WINDOW_STEPS * step) if step else end
     else:
-        end = _with_closing_samples(store, ranges, (max(data_start, at - MAX_BASELINE), end))
+        end = _with_closing_samples(store, ranges, at, (max(data_start, at - MAX_BASELINE), end))
     window = (at, min(end + END_STEP, at + MAX_WINDOW))
     start = max(data_start, at - MAX_BASELINE)
     rule = (f"known onset: every sample before {iso_z(at)}"
@@ -104,11 +104,14 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
     return window, (start, at), rule
 
 
-def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime]], span: Span) -> datetime:
+def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime]], at: datetime,
+                          span: Span) -> datetime:
     """The end of `span` (the stretch every source covers, from the baseline's start), moved on to take in the
-    metric samples that measure it: a sample stamped at t holds the step before t (a rate, an average, a
-    percentile over the scrape interval), so one stamped less than half a step after the logs and traces end
-    measures mostly what they cover (Nezha's CPU sampled 9 s after a minute's log file ends)."""
+    metric samples that measure the window from `at` to it: a sample stamped at t holds the step before t (a rate,
+    an average, a percentile over the scrape interval), so one stamped less than half a step after the logs and
+    traces end measures mostly what they cover (Nezha's CPU sampled 9 s after a minute's log file ends), unless
+    most of its step lies before `at` (an alert time taken as the start 54 s into that minute: the sample measures
+    mostly what came before it, and says nothing of a change after it)."""
     end = span[1]
     if "metrics" not in ranges or ranges["metrics"][1] <= end:
         return end
@@ -116,7 +119,7 @@ def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime
     if step is None:
         return end
     last = store.fetch(f"SELECT max(ts) AS last FROM metrics WHERE ts > {sql_ts(end)} "
-                       f"AND ts < {sql_ts(end + step / 2)}").to_pylist()[0]["last"]
+                       f"AND ts < {sql_ts(end + step / 2)} AND ts >= {sql_ts(at + step / 2)}").to_pylist()[0]["last"]
     return last or end
 
 
