@@ -38,8 +38,9 @@ AGGREGATE_SERIES = {"metrics": "service, pod, metric", "calls": "caller, callee,
 #: the window's rule, in the detection evidence
 WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, call metrics, logs, spans) that "
                f"runs past it, at most {METRIC_WINDOW_STEPS} metric samples when the metrics or call metrics are "
-               f"that source, else with the metric samples taken within half a step after it (a sample measures the "
-               f"step before its time), and at most {MAX_WINDOW.total_seconds() / 3600:g} h")
+               f"that source, else with the metric samples taken within half a step after it and more than half a "
+               f"step after the start (a sample measures the step before its time), and at most "
+               f"{MAX_WINDOW.total_seconds() / 3600:g} h")
 #: each view as a reader calls the source (`sources.SOURCES`: spans are traces)
 SOURCE_WORDS = {view: name for name, (view, _) in {**SOURCES, **GIVEN_ONLY}.items()}
 #: the baseline is the data before the onset, at most this much of it
