@@ -18,6 +18,7 @@ from incidentlens.analysis.anchored import (
     known_onset_detection,
     known_periods,
     outside_data,
+    window_end,
 )
 from incidentlens.analysis.baseline import _whittaker
 from incidentlens.analysis.mechanism import mechanism_cues
@@ -127,6 +128,36 @@ def test_a_metric_sample_taken_just_after_the_logs_end_is_in_the_window_and_one_
     # nothing of a change after it, and the window ends with the logs
     window, _, _ = known_periods(store, at + timedelta(minutes=1))
     assert window[1] == day + timedelta(hours=13, minutes=32, seconds=55 + 1)
+
+
+class _Ranges:
+    """A store double with each source's (first, last) time."""
+
+    def __init__(self, **ranges: tuple[datetime, datetime]) -> None:
+        self.ranges = ranges
+
+    def view_ranges(self) -> dict[str, tuple[datetime, datetime]]:
+        return dict(self.ranges)
+
+    def time_range(self) -> tuple[datetime, datetime]:
+        return min(lo for lo, _ in self.ranges.values()), max(hi for _, hi in self.ranges.values())
+
+
+def test_a_window_taking_in_a_closing_sample_names_only_the_shortest_source_as_its_end():
+    # logs to 13:33:00, traces on to 13:33:05, the metrics' closing sample at 13:33:09: the traces are not a
+    # shortest source, though they too end before the window does
+    day, at = datetime(2024, 5, 1), datetime(2024, 5, 1, 13, 31, 54)
+    store = _Ranges(metrics=(day, day + timedelta(hours=14)), logs=(day + timedelta(hours=13, minutes=30), day
+                    + timedelta(hours=13, minutes=33)), spans=(day + timedelta(hours=13, minutes=30),
+                                                               day + timedelta(hours=13, minutes=33, seconds=5)))
+    window = (at, day + timedelta(hours=13, minutes=33, seconds=10))
+    assert window_end(store, window) == (
+        "the end of the logs, the shortest source, and the metric samples taken within half a step after it, which "
+        "measure the stretch before them")
+
+
+def test_the_window_rule_says_a_closing_sample_is_taken_in_only_where_most_of_its_step_lies_after_the_start():
+    assert "where most of their step lies after the start" in WINDOW_RULE
 
 
 DAY = datetime(2024, 5, 1)

@@ -38,8 +38,8 @@ AGGREGATE_SERIES = {"metrics": "service, pod, metric", "calls": "caller, callee,
 #: the window's rule, in the detection evidence
 WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, call metrics, logs, spans) that "
                f"runs past it, at most {METRIC_WINDOW_STEPS} metric samples when the metrics or call metrics are "
-               f"that source, else with the metric samples taken within half a step after it and more than half a "
-               f"step after the start (a sample measures the step before its time), and at most "
+               f"that source, else with the metric samples taken within half a step after it where most of their "
+               f"step lies after the start (a sample measures the step before its time), and at most "
                f"{MAX_WINDOW.total_seconds() / 3600:g} h")
 #: each view as a reader calls the source (`sources.SOURCES`: spans are traces)
 SOURCE_WORDS = {view: name for name, (view, _) in {**SOURCES, **GIVEN_ONLY}.items()}
@@ -126,21 +126,25 @@ def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime
 
 def window_end(store: Any, window: Span) -> str:
     """Why a known onset's window ends where it does (`known_periods`): its longest span, the metric samples it
-    keeps when the metrics are the shortest source, or the end of the stretch every source covers."""
+    keeps when the metrics are the shortest source, or the end of the stretch every source covers (and the metric
+    samples it takes in after it, `_with_closing_samples`)."""
     at, end = window
     if end - at >= MAX_WINDOW:
         return f"{MAX_WINDOW.total_seconds() / 3600:g} h after the start, the longest window examined"
     ranges = store.view_ranges()
-    if end - END_STEP < _covered_end(ranges, at, store.time_range()[1]):
+    covered = _covered_end(ranges, at, store.time_range()[1])
+    if end - END_STEP < covered:
         return f"{METRIC_WINDOW_STEPS} metric samples after the start, the longest window the metrics alone give"
-    # the sources that end where the window does, while others run on (a day of metrics beside a minute of logs
-    # and traces): "the end of the data" would say there was nothing after it
+    # the sources that end where the stretch every source covers does, while others run on (a day of metrics beside
+    # a minute of logs and traces): "the end of the data" would say there was nothing after it. Not every source
+    # ending before the window's end: past a closing metric sample, traces that end 5 s after the logs are no
+    # shortest source
     spoken = {view: SOURCE_WORDS.get(view, view) for view, (_, last) in ranges.items() if view != "events"}
-    ending = [view for view in spoken if at <= ranges[view][1] < end]
+    ending = [view for view in spoken if at <= ranges[view][1] < covered + END_STEP]
     if ending and len(ending) < len(spoken):
         plural = "s" if len(ending) > 1 else ""
         closing = (", and the metric samples taken within half a step after it, which measure the stretch before them"
-                   if end - END_STEP > max(ranges[view][1] for view in ending) else "")
+                   if end - END_STEP > covered else "")
         return f"the end of the {listed([spoken[view] for view in ending])}, the shortest source{plural}{closing}"
     return "the end of the data"
 
