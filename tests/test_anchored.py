@@ -337,6 +337,21 @@ def test_a_review_of_no_incident_lists_the_sources_read_and_what_was_set_aside(t
     assert "<li>no logs in the data read</li>" in render_html(pm)
 
 
+def test_a_review_of_no_incident_over_logs_with_no_time_says_they_were_read_but_held_no_time(tmp_path):
+    # a plain-text log in no known line format: read (its templates work), but no line has a time; the review of
+    # no incident said "no logs in the data read" and "no source had a row in the window", with no window at all
+    (tmp_path / "app.log").write_text("hello world\nsomething failed\nanother line\n")
+    pm = build_postmortem(analyze(load_telemetry(logs=tmp_path / "app.log")))
+
+    sources = render_markdown(pm).split("## Sources\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert sources[:4] == [
+        "- Read: no source had a row with a time",
+        "- no metrics in the data read",
+        "- no logs with a time in the data read",
+        "- no traces in the data read",
+    ]
+
+
 def test_a_review_of_nothing_moved_after_an_alert_counts_the_rows_after_it_not_merely_the_sources_given(tmp_path):
     # logs that end before the alert: "no logs in the data read" would be wrong (they were read); what the review
     # must say is that none lie after the alert, where nothing moved

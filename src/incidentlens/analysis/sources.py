@@ -43,13 +43,15 @@ def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
 
 
 def sources_read(store: Any) -> dict[str, Any]:
-    """`data_sources` with no window to count rows in (no incident found): the sources that held rows at all, the
-    others `missing`, and what the store set aside at load; `rows` is empty."""
+    """`data_sources` with no window to count rows in (no incident found): the sources that held rows with a time,
+    the others `missing` (given but with no time, as a plain-text log in no known line format, or not given), and
+    what the store set aside at load; `rows` is empty."""
     ranges = store.view_ranges()
     sources = {**SOURCES, **{name: read for name, read in GIVEN_ONLY.items() if store.has(read[0])}}
     used = [name for name, (view, _) in sources.items() if view in ranges]
     missing = [name for name in sources if name not in used]
-    return {"used": used, "missing": missing, "rows": {}, "notes": [f"no {name} in the data read" for name in missing],
+    notes = [f"no {name}{' with a time' if store.has(sources[name][0]) else ''} in the data read" for name in missing]
+    return {"used": used, "missing": missing, "rows": {}, "notes": notes,
             "left_out": list(getattr(store, "warnings", [])), "events_given": store.has("events")}
 
 

@@ -232,7 +232,9 @@ def source_lines(pm: Postmortem) -> list[str]:
             if (rows := pm.sources.rows.get(name)) else name for name in pm.sources.used]
     left_out = pm.sources.left_out
     more = len(left_out) - SET_ASIDE_SHOWN
-    return [f"Read: {', '.join(read)}" if read else "Read: no source had a row in the window", *pm.sources.notes,
+    # no rows counted: no window was examined (no incident), only which sources held a row with a time at all
+    none_read = f"Read: no source had a row {'in the window' if pm.sources.rows else 'with a time'}"
+    return [f"Read: {', '.join(read)}" if read else none_read, *pm.sources.notes,
             *(f"set aside when read: {_set_aside(note)}" for note in left_out[:SET_ASIDE_SHOWN]),
             *([f"{more} more note{'s' if more > 1 else ''} of what was set aside when read: report.json's "
                "sources.left_out lists them all"] if more > 0 else [])]
