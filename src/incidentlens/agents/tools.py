@@ -161,7 +161,8 @@ def _onset_note(ctx: InvestigationContext, ignored_at: str | None,
 
 def _window_end(ctx: InvestigationContext) -> str:
     """Where a known start's window ends, as its detection evidence says (`anchored.window_end`: five metric samples
-    after the start over metrics alone, the longest window, or the end of the data)."""
+    after the start over metrics alone, the longest window, the end of the shortest source with the metric samples
+    taken in after it, or the end of the data)."""
     cited = ctx.evidence(list((ctx.findings().detection or {}).get("evidence") or []))
     return next((e.data["window_end"] for e in cited if isinstance(e.data, dict) and e.data.get("window_end")),
                 "the end of the data")
