@@ -3,8 +3,9 @@
 Detection looks for the window itself; with a known onset there is nothing to look for: the window runs from `at` to
 the end of the shortest source that runs past it (a day of metrics beside three minutes of logs and traces: the
 three minutes, where every source speaks; metrics alone: `METRIC_WINDOW_STEPS` of their samples, the change the alert
-is about and not the rest of the day), at most `MAX_WINDOW` long, and the baseline is the data before `at` (at most
-`MAX_BASELINE` of it).
+is about and not the rest of the day; logs and traces: on to the metric samples taken within half a step after they
+end, which measure the stretch before them), at most `MAX_WINDOW` long, and the baseline is the data before `at`
+(at most `MAX_BASELINE` of it).
 Short bursts of logs and traces around an alert leave too little history for detection's baseline rule (which
 ends 15 minutes before the first anomalous point); here every line before `at` counts, however little.
 `known_onset_detection` states this window in the shape of a detection result (the series that moved in it, by
