@@ -40,3 +40,7 @@ class DuckStore:
 
     def time_range(self) -> tuple[datetime, datetime]:
         return self.con.sql("SELECT min(ts), max(ts) FROM logs").fetchall()[0]
+
+    def view_ranges(self) -> dict[str, tuple[datetime, datetime]]:
+        """(first, last) time of the logs, the one view it times (as `TelemetryStore.view_ranges`)."""
+        return {"logs": self.time_range()} if self.has("logs") else {}

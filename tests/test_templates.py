@@ -132,15 +132,27 @@ def test_a_steady_template_is_not_surging_when_the_log_files_begin_seconds_befor
 
 
 def test_a_window_that_ends_seconds_into_a_minute_counts_those_seconds_not_the_minute() -> None:
-    # a retry logged once a minute for two hours, then every 15 s from the onset at 02:00 to the data's end at
-    # 02:02:10 (the window of a known onset ends at the last line): 9 lines in 2 min 10 s, four times the rate
-    # before. Counted as three whole minutes the window's rate would look three times the baseline's and no surge
+    # a retry logged once a minute for two hours, then every 15 s from the onset at 02:00, the window to 02:02:10
+    # (the logs run on after it): 9 lines in 2 min 10 s, four times the rate before. Counted as three whole minutes
+    # the window's rate would look three times the baseline's and no surge
     logs = api_errors("2024-05-01 00:00:00", "Retrying charge for order",
-                      "SELECT * FROM range(0, 7200, 60) UNION ALL SELECT * FROM range(7200, 7330, 15)")
+                      "SELECT * FROM range(0, 7200, 60) UNION ALL SELECT * FROM range(7200, 7330, 15) "
+                      "UNION ALL SELECT 7400")
     window = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 2, 10))
     [retry] = find_templates(logs, window, BASELINE).templates
     assert (retry.status, retry.count_window, retry.count_baseline) == ("surging", 9, 120)
     assert retry.rate_ratio == pytest.approx(9 / (2 + 10 / 60), abs=0.01)
+
+
+def test_a_window_that_runs_on_past_the_logs_counts_them_to_their_last_line() -> None:
+    # the window of a known onset takes in a metric sample just after the logs end (02:02:00 here, the window to
+    # 02:02:10): the 10 s after the last line hold no line to lack, and counting them would thin the window's rate
+    logs = api_errors("2024-05-01 00:00:00", "Retrying charge for order",
+                      "SELECT * FROM range(0, 7200, 60) UNION ALL SELECT * FROM range(7200, 7321, 15)")
+    window = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 2, 10))
+    [retry] = find_templates(logs, window, BASELINE).templates
+    assert (retry.status, retry.count_window, retry.count_baseline) == ("surging", 9, 120)
+    assert retry.rate_ratio == pytest.approx(9 / (2 + 1 / 60), abs=0.01)
 
 
 def test_masking_in_sql_matches_masking_in_python() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from incidentlens.analysis.detection import DetectionResult, IncidentWindow, SeriesShift, iso_z
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import Span, iso_end, sampling_step_sql
+from incidentlens.analysis.periods import END_STEP, Span, iso_end, sampling_step_sql
 from incidentlens.analysis.shifts import MetricShift, metric_shift_sql, metric_shifts
 from incidentlens.analysis.sources import GIVEN_ONLY, SOURCES
 from incidentlens.analysis.words import listed
@@ -39,15 +39,13 @@ AGGREGATE_SERIES = {"metrics": "service, pod, metric", "calls": "caller, callee,
 #: the window's rule, in the detection evidence
 WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, call metrics, logs, spans) that "
                f"runs past it, at most {METRIC_WINDOW_STEPS} metric samples when the metrics or call metrics are "
-               f"that source, else with the metric samples taken within half a step after it where most of their "
-               f"step lies after the start (a sample measures the step before its time), and at most "
+               f"that source, else with the metric samples taken within half a step after it where it lies half a "
+               f"step or more after the start (a sample measures the step before its time), and at most "
                f"{MAX_WINDOW.total_seconds() / 3600:g} h")
 #: each view as a reader calls the source (`sources.SOURCES`: spans are traces)
 SOURCE_WORDS = {view: name for name, (view, _) in {**SOURCES, **GIVEN_ONLY}.items()}
 #: the baseline is the data before the onset, at most this much of it
 MAX_BASELINE = timedelta(hours=24)
-#: a window end is exclusive: one step past the last sample
-END_STEP = timedelta(seconds=1)
 #: detection lists at most this many series
 SERIES_CAP = 20
 
@@ -111,17 +109,18 @@ def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime
     """The end of `span` (the stretch every source covers, from the baseline's start), moved on to take in the
     metric samples that measure the window from `at` to it: a sample stamped at t holds the step before t (a rate,
     an average, a percentile over the scrape interval), so one stamped less than half a step after the logs and
-    traces end measures mostly what they cover (Nezha's CPU sampled 9 s after a minute's log file ends), unless
-    most of its step lies before `at` (an alert time taken as the start 54 s into that minute: the sample measures
-    mostly what came before it, and says nothing of a change after it)."""
+    traces end measures mostly what they cover (Nezha's CPU sampled 9 s after a minute's log file ends). Only where
+    they cover half a step after `at` or more: then every such sample's step lies mostly after `at` too, whatever
+    second each series is sampled at. An alert time taken as the start 54 s into a minute is not: the sample at :09
+    measures mostly what came before the alert, and says nothing of a change after it."""
     end = span[1]
     if "metrics" not in ranges or ranges["metrics"][1] <= end:
         return end
     step = metric_step(store, span)
-    if step is None:
+    if step is None or end - at < step / 2:
         return end
     last = store.fetch(f"SELECT max(ts) AS last FROM metrics WHERE ts > {sql_ts(end)} "
-                       f"AND ts < {sql_ts(end + step / 2)} AND ts >= {sql_ts(at + step / 2)}").to_pylist()[0]["last"]
+                       f"AND ts < {sql_ts(end + step / 2)}").to_pylist()[0]["last"]
     return last or end
 
 

@@ -18,6 +18,8 @@ from incidentlens.telemetry import sql_ts
 
 Span = tuple[datetime, datetime]
 
+#: a window end is exclusive: one step past the last sample
+END_STEP = timedelta(seconds=1)
 #: log levels that mark a line as a problem (levels are normalised by the store)
 PROBLEM_LEVELS = ("WARN", "ERROR", "FATAL")
 #: log levels that mark a line as a failure
@@ -133,13 +135,18 @@ def logged_minutes(store: Any, window: Span, baseline: Span) -> tuple[float, flo
     minute = arrays.floats(logged["minute"])
     side = arrays.texts(logged["side"])
     first = min(logged["first_line"].to_pylist())
+    # ... and the window's cut where the logs themselves end: one that runs on past them (to take in a metric
+    # sample) has no line there to lack
+    logs_end = store.view_ranges().get("logs", (None, None))[1]
+    ends_inside = logs_end is not None and window[0] < logs_end + END_STEP < window[1]
+    logged_window = (window[0], logs_end + END_STEP) if ends_inside else window
 
     def covered(name: str, span: Span) -> float:
         start, end = span_minutes((window[0], max(span[0], first))), span_minutes((window[0], span[1]))
         mine = minute[side == name]
         return minutes_within(mine, start, end) or span_minutes(span)
 
-    return covered("window", window), covered("baseline", baseline)
+    return covered("window", logged_window), covered("baseline", baseline)
 
 
 def quote_ident(name: str) -> str:
