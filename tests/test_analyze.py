@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -159,3 +159,14 @@ def test_quiet_day_is_no_incident_with_a_reason(scenario_dir):
     assert analysis["detected"] is False and analysis["reason"]
     assert analysis["hypotheses"] == [] and analysis["incident_window"] is None
     assert analysis["evidence"]
+
+
+def test_a_start_with_a_time_zone_is_the_same_instant_as_naive_utc(scenario_dir):
+    # a library caller's datetime(..., tzinfo=...) raised "can't compare offset-naive and offset-aware datetimes"
+    directory = scenario_dir("seed-tutorial", seed=1, fmt="parquet")
+    store = _load(directory)
+    start = datetime.fromisoformat(_truth(directory)["window"]["start"].replace("Z", ""))
+    two_hours_east = start.replace(tzinfo=UTC).astimezone(timezone(timedelta(hours=2)))
+    zoned, naive = analyze(store, at=two_hours_east, onset="at"), analyze(store, at=start, onset="at")
+    assert zoned.incident_window == naive.incident_window
+    assert [h.service for h in zoned.hypotheses] == [h.service for h in naive.hypotheses]

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from incidentlens.analysis.anchored import check_onset
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.sql_sandbox import Budget, SqlSandbox
+from incidentlens.telemetry import naive_utc
 
 Span = tuple[datetime, datetime]
 
@@ -140,5 +141,4 @@ def _span(window: dict[str, str]) -> Span:
 
 
 def _naive(iso: str) -> datetime:
-    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return naive_utc(datetime.fromisoformat(iso.replace("Z", "+00:00")))

@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from haystack.tools import Tool
@@ -23,6 +23,7 @@ from incidentlens.agents.context import InvestigationContext
 from incidentlens.agents.wire import MALFORMED_ARGUMENTS, as_tool_data
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.errors import IncidentLensError
+from incidentlens.telemetry import naive_utc
 
 RESULT_CHAR_LIMIT = 2500
 LIST_LIMIT = 10
@@ -349,7 +350,7 @@ def _parse_time(text: Any, name: str) -> datetime:
         moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError as err:
         raise ToolError(f"argument {name!r}: cannot read {text!r} as an ISO-8601 time") from err
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
+    return naive_utc(moment)
 
 
 TOOL_SPECS: dict[str, ToolSpec] = {

@@ -30,6 +30,7 @@ from incidentlens.analysis.templates import find_templates
 from incidentlens.analysis.timeline import build_timeline, detection_inputs
 from incidentlens.analysis.verdict import Verdict, checked_counts, decide
 from incidentlens.analysis.words import listed
+from incidentlens.telemetry import naive_utc
 
 #: the baseline ends this long before the first anomalous point, so a slow start does not leak into it
 BASELINE_MARGIN = timedelta(minutes=15)
@@ -95,7 +96,9 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust", on
     explained, the first minute before it at which something can (`_from_alert_time`; `detection.alert_at` is then
     set, and the attempt at the alert time stays cited).
     `sensitivity`: the detector's (`detection.settings_for`; None: medium).
+    `at` with a zone is converted to UTC; a naive one is taken as UTC, as the store's times are.
     `data_quality` lists the input lines the store could not read and set aside."""
+    at = naive_utc(at) if at is not None else None
     result = _analyze(store, at, detector, onset, sensitivity, start_at_alert)
     result.data_quality = [r.to_dict() for r in getattr(store, "rejected", [])]
     return result

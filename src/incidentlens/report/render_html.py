@@ -20,6 +20,7 @@ from incidentlens.report.charts import MIN_SHADE_PX, BarChart, LineChart, bar_ch
 from incidentlens.report.playbooks import kind_label
 from incidentlens.report.schema import EVIDENCE_FILE, Postmortem
 from incidentlens.report.severity import users_label
+from incidentlens.telemetry import naive_utc
 
 MAX_METRIC_CHARTS = 6
 
@@ -305,7 +306,7 @@ def _nothing_to_chart(pm: Postmortem, store: Any, window: tuple[dt.datetime, dt.
 
 
 def _naive(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return naive_utc(moment)
 
 
 def _overview_charts(store: Any) -> list[LineChart]:

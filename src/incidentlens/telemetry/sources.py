@@ -18,6 +18,7 @@ from incidentlens.errors import InputError
 from incidentlens.telemetry.files import PathsArg
 from incidentlens.telemetry.store import TelemetryStore, load_telemetry
 from incidentlens.telemetry.textlogs import TextLogOptions
+from incidentlens.telemetry.timeparse import naive_utc
 from incidentlens.urls import redact_url
 
 CLICKHOUSE_SCHEMES = ("clickhouse://", "clickhouses://")
@@ -125,7 +126,7 @@ def parse_utc(text: str, option: str) -> datetime:
     except ValueError:
         example = "2024-05-01T16:00:00Z"
         raise InputError(f"{option} {text!r}: cannot parse as a time (use ISO-8601, e.g. {example})") from None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return naive_utc(moment)
 
 
 def _given(paths: PathsArg) -> bool:

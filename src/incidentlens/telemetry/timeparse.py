@@ -171,8 +171,11 @@ def _epoch_format(
     return TimeFormat("epoch", epoch_unit(magnitude), integer, text)
 
 
+def naive_utc(moment: datetime) -> datetime:
+    """A datetime as naive UTC, the store's times: one with a zone converted, a naive one taken as UTC already."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
+
+
 def sql_ts(moment: datetime) -> str:
     """A datetime as a portable SQL literal, `TIMESTAMP '2024-05-01 10:00:00'`, in UTC (naive means UTC)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return f"TIMESTAMP '{moment.isoformat(sep=' ')}'"
+    return f"TIMESTAMP '{naive_utc(moment).isoformat(sep=' ')}'"
