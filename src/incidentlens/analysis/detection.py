@@ -801,7 +801,7 @@ def _log_problem_series(store: Any) -> list[_Series]:
         return []
     minutes = arrays.ints(table.column("minute").cast(pa.timestamp("ns")))
     problems = arrays.floats(table.column("problems").cast(pa.float64()))
-    services = np.array(table.column("service").to_pylist(), dtype=object)
+    services = arrays.texts(table.column("service"))
     held, slot = np.unique(minutes, return_inverse=True)
     grid = held.view("datetime64[ns]")
     series = []

@@ -183,8 +183,9 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     """The `impact` block of analysis.json, each number with its evidence."""
     window, baseline = check_periods(window, baseline)
     # its length is the window's as written (to the second), so it agrees with the times beside it
-    impact = Impact(duration_minutes=round(span_minutes(written_span(window)), 3))
-    evidence = [_duration_evidence(written_span(window))]
+    written = written_span(window)
+    impact = Impact(duration_minutes=round(span_minutes(written), 3))
+    evidence = [_duration_evidence(written)]
     series = _metric_catalogue(store, window, baseline) if store.has("metrics") else {}
     if series.get("latency") or series.get("error") or series.get("success"):
         impact.harm_checked.append("latency and error metrics")

@@ -23,7 +23,7 @@ def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
     with no time), which analyze prints and the review must show too; `events_given`: whether any deploy, config or
     operator events were given, without which no intervention could have been recorded."""
     rows: dict[str, dict[str, int]] = {}
-    sources = {**SOURCES, **{name: read for name, read in GIVEN_ONLY.items() if store.has(read[0])}}
+    sources = _sources_given(store)
     for name, (view, column) in sources.items():
         if not store.has(view):
             continue
@@ -38,8 +38,7 @@ def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
               if not rows[name]["baseline_rows"]]
     if "metrics" in used and _one_sample_each(store, window):
         notes.append("one sample of each metric series in the window: a metric's shift there rests on one value")
-    return {"used": used, "missing": missing, "rows": rows, "notes": notes,
-            "left_out": list(getattr(store, "warnings", [])), "events_given": store.has("events")}
+    return _sources_said(store, used, missing, rows, notes)
 
 
 def sources_read(store: Any) -> dict[str, Any]:
@@ -47,11 +46,22 @@ def sources_read(store: Any) -> dict[str, Any]:
     the others `missing` (given but with no time, as a plain-text log in no known line format, or not given), and
     what the store set aside at load; `rows` is empty."""
     ranges = store.view_ranges()
-    sources = {**SOURCES, **{name: read for name, read in GIVEN_ONLY.items() if store.has(read[0])}}
+    sources = _sources_given(store)
     used = [name for name, (view, _) in sources.items() if view in ranges]
     missing = [name for name in sources if name not in used]
     notes = [f"no {name}{' with a time' if store.has(sources[name][0]) else ''} in the data read" for name in missing]
-    return {"used": used, "missing": missing, "rows": {}, "notes": notes,
+    return _sources_said(store, used, missing, {}, notes)
+
+
+def _sources_given(store: Any) -> dict[str, tuple[str, str]]:
+    """Every source a review accounts for (its view and time column): the three always, call metrics when given."""
+    return {**SOURCES, **{name: read for name, read in GIVEN_ONLY.items() if store.has(read[0])}}
+
+
+def _sources_said(store: Any, used: list[str], missing: list[str], rows: dict[str, dict[str, int]],
+                  notes: list[str]) -> dict[str, Any]:
+    """The `sources` block, with what the store set aside at load and whether events were given."""
+    return {"used": used, "missing": missing, "rows": rows, "notes": notes,
             "left_out": list(getattr(store, "warnings", [])), "events_given": store.has("events")}
 
 

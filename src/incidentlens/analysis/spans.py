@@ -747,7 +747,7 @@ def statements_relation(store: Any, masks: str, span: Span) -> str | None:
         "GROUP BY masked ORDER BY masked")  # one order, so one query text and one evidence id per input
     if counted.num_rows == 0:
         return None
-    levels = np.array(counted["level"].to_pylist(), dtype=object)
+    levels = arrays.texts(counted["level"])
     weights = arrays.floats(counted["n"])
     template: list[str] = [""] * counted.num_rows
     for level in sorted(set(levels)):

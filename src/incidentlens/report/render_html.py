@@ -185,7 +185,7 @@ def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     pods = {**{name: pod for name, _, pod in picked if pod}, **{s.series: s.pod for s in pm.detection.series if s.pod}}
     series = {s.name: s for s in key_series(store, [name for name, _, _ in picked], view, pods=pods)}
     if not series:
-        return [], _nothing_to_chart(pm, store, (_naive(window[0]), _naive(window[1])))
+        return [], _nothing_to_chart(pm, store, (naive_utc(window[0]), naive_utc(window[1])))
     detected = {s.series: s for s in pm.detection.series}
     charts = []
     for name, role, _ in picked:
@@ -209,7 +209,7 @@ def key_metrics(pm: Postmortem, store: Any) -> list[tuple[str, str, str | None]]
 
     if not store.has("metrics"):
         return []
-    window = (_naive(pm.incident_window.start), _naive(pm.incident_window.end))
+    window = (naive_utc(pm.incident_window.start), naive_utc(pm.incident_window.end))
     candidates = [s for s in pm.detection.series if "/" in s.series]
     changed = moved_after_start(store, window, [(*s.series.rsplit("/", 1), s.direction or "up", s.baseline)
                                                 for s in candidates], {s.series: s.pod for s in candidates if s.pod})
@@ -239,8 +239,8 @@ def _strongest_series(store: Any, service: str, pm: Postmortem,
 
     if pm.incident_window is None or pm.baseline_window is None:
         return []
-    window = (_naive(pm.incident_window.start), _naive(pm.incident_window.end))
-    baseline = (_naive(pm.baseline_window.start), _naive(pm.baseline_window.end))
+    window = (naive_utc(pm.incident_window.start), naive_utc(pm.incident_window.end))
+    baseline = (naive_utc(pm.baseline_window.start), naive_utc(pm.baseline_window.end))
     rows = [r for r in store.fetch(metric_shift_sql(window, baseline, service)).to_pylist()
             if r["median_z"] is not None]
     rows.sort(key=lambda r: (not (prefer_felt and (LATENCY.search(r["metric"]) or ERROR_RATIO.search(r["metric"]))),
@@ -261,7 +261,7 @@ def _markers(pm: Postmortem, series: Any, window: tuple[dt.datetime, dt.datetime
     """What a chart marks, each only where it means what it says: the start (given or detected), where this series
     itself moved when that is later, its peak (a trough when it fell), the recovery, the trigger."""
     markers: dict[str, dt.datetime | None] = {"given start" if pm.detection.onset == "given" else "start": window[0]}
-    if series is not None and series.onset and _naive(series.onset) > _naive(window[0]):
+    if series is not None and series.onset and naive_utc(series.onset) > naive_utc(window[0]):
         markers["moved"] = series.onset
     if series is not None and series.peak_at:
         markers["trough" if series.direction == "down" else "peak"] = series.peak_at
@@ -303,10 +303,6 @@ def _nothing_to_chart(pm: Postmortem, store: Any, window: tuple[dt.datetime, dt.
     step = metric_step(store, _view(window))
     every = f" (metrics every {fmt.minutes(step.total_seconds() / 60)})" if step else ""
     return f"No metric samples in the window{every}: the metrics cannot show whether anything moved in it."
-
-
-def _naive(moment: dt.datetime) -> dt.datetime:
-    return naive_utc(moment)
 
 
 def _overview_charts(store: Any) -> list[LineChart]:
