@@ -185,22 +185,26 @@ def _from_known_onset(store: Any, at: datetime, undetected: str | None = None,
     evidence = _Ledger(known.evidence)
     if detected is not None:
         evidence.extend([e for e in detected[1].items if e.kind == "detection"])
-    outcome = explain_window(store, known, evidence, given_baseline=(baseline, rule), shifts=shifts)
+    # what the sources held after the start and before it, not merely whether they held anything: the result's,
+    # explained or not, and what `_nothing_moved` names
+    examined = data_sources(store, (known.window.start, known.window.end), baseline)
+    outcome = explain_window(store, known, evidence, given_baseline=(baseline, rule), shifts=shifts,
+                             sources=examined)
     if isinstance(outcome, AnalysisResult):
         return outcome
-    # what the sources held after the start and before it, not merely whether they held anything
-    examined = data_sources(store, (known.window.start, known.window.end), baseline)
     return _not_detected(store, known if detected is None else detected[0], evidence, reason=outcome,
                          sources=examined)
 
 
 def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
                    given_baseline: tuple[Span, str] | None = None,
-                   shifts: tuple[list[MetricShift], list[Evidence]] | None = None) -> AnalysisResult | str:
+                   shifts: tuple[list[MetricShift], list[Evidence]] | None = None,
+                   sources: dict[str, Any] | None = None) -> AnalysisResult | str:
     """Explain the detection's window; or say why it is not an incident to explain (no baseline, load only).
     `given_baseline`: (span, rule) of a known onset's baseline; the window is then trusted as an incident, unless
     its start was only taken from an alert time (`detection.undetected`): then load without harm is still none.
-    `shifts`: `metric_shifts` over the window and the given baseline, when the caller has read them already."""
+    `shifts`, `sources`: `metric_shifts` and `data_sources` over the window and the given baseline, when the caller
+    has read them already."""
     incident = detection.window
     if incident is None:
         return detection.reason or "no incident window"
@@ -222,7 +226,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
         return load_only
     signals = collect_signals(shifts, surges, traces)
     if detection.undetected and not signals:  # the alert time was taken as the start, and nothing answers it
-        return _nothing_moved(store, incident.start, window, baseline)
+        return _nothing_moved(incident.start, sources if sources is not None else data_sources(store, window, baseline))
     contributors = _contributors(store, window, baseline, evidence)
     templates = _templates(store, window, baseline, evidence)
     impact = estimate_impact(store, window, baseline)
@@ -235,7 +239,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     ranking = evidence.add(
         rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes)
     )
-    sources = data_sources(store, window, baseline)
+    sources = sources if sources is not None else data_sources(store, window, baseline)
     verdict = decide(ranking.hypotheses, signals, checked_counts(shifts, surges, traces, sources["missing"]),
                      ranking.unexplained, ranking.stands_on_its_own, ranking.support)
     timeline = build_timeline(store, window, baseline, templates=templates, service_onsets=verdict.onsets(),
@@ -364,11 +368,10 @@ class _Ledger:
 SEEN_MOVING = {"metrics": "metric series", "logs": "WARN/ERROR lines", "traces": "traced requests"}
 
 
-def _nothing_moved(store: Any, start: datetime, window: Span, baseline: Span) -> str:
-    """Why an alert time taken as the start explains nothing, naming only the sources that held data after it: a
-    source not given, or with no row there, was not seen quiet ("... traced requests shifted ...; no logs for this
-    period")."""
-    sources = data_sources(store, window, baseline)
+def _nothing_moved(start: datetime, sources: dict[str, Any]) -> str:
+    """Why an alert time taken as the start explains nothing, naming only the sources that held data after it
+    (`sources`: `data_sources` over the window and baseline): a source not given, or with no row there, was not seen
+    quiet ("... traced requests shifted ...; no logs for this period")."""
     seen = [words for name, words in SEEN_MOVING.items() if name in sources["used"]]
     moved = f"no service's {listed(seen, 'or')} shifted against the data before it" if seen else \
         "no source held data after it"
