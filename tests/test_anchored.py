@@ -130,6 +130,23 @@ def test_a_metric_sample_taken_just_after_the_logs_end_is_in_the_window_and_one_
     assert window[1] == day + timedelta(hours=13, minutes=32, seconds=55 + 1)
 
 
+def test_hourly_metrics_beside_hours_of_logs_take_in_the_sample_closing_the_logs(tmp_path):
+    # a day of hourly samples, logs from 09:00 to 11:50: the last hour before the logs end holds one sample of the
+    # series, too few for a step, so the step is read from the day, and the 12:00 sample, measuring an hour the
+    # logs cover all but 10 min of, closes the window
+    day = datetime(2024, 5, 1)
+    metrics = [{"ts": (day + timedelta(hours=h)).isoformat() + "Z", "service": "api", "metric": "cpu_percent",
+                "value": 1.0} for h in range(24)]
+    logs = [{"ts": (day + timedelta(hours=9, minutes=m)).isoformat() + "Z", "service": "api", "level": "INFO",
+             "message": "request served"} for m in range(0, 171, 5)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in logs) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
+
+    window, _, _ = known_periods(store, day + timedelta(hours=10, minutes=30))
+    assert window[1] == day + timedelta(hours=12, seconds=1)
+
+
 class _Ranges:
     """A store double with each source's (first, last) time."""
 

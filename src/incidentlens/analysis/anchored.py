@@ -48,6 +48,12 @@ SOURCE_WORDS = {view: name for name, (view, _) in {**SOURCES, **GIVEN_ONLY}.item
 MAX_BASELINE = timedelta(hours=24)
 #: detection lists at most this many series
 SERIES_CAP = 20
+#: the closing samples' step is read from the metrics this long before the stretch every source covers ends, not
+#: from the day before the start (hundreds of thousands of rows read to say "one minute"): a regular series' mean
+#: gap is its step over any stretch holding two of its samples, so the step read is the day's where every series'
+#: step is at most half of this, or all share one step; where no series has two samples here (hourly metrics), the
+#: day's is read
+CLOSING_STEP_READ = timedelta(hours=1)
 
 
 def check_onset(onset: str, at: datetime | None) -> None:
@@ -116,7 +122,7 @@ def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime
     end = span[1]
     if "metrics" not in ranges or ranges["metrics"][1] <= end:
         return end
-    step = metric_step(store, span)
+    step = metric_step(store, (max(span[0], end - CLOSING_STEP_READ), end)) or metric_step(store, span)
     if step is None or end - at < step / 2:
         return end
     last = store.fetch(f"SELECT max(ts) AS last FROM metrics WHERE ts > {sql_ts(end)} "
