@@ -81,6 +81,13 @@ def test_mechanism_cue_evidence_does_not_depend_on_the_engines_group_order():
     assert first.named == second.named
 
 
+def _metrics_and_logs(tmp_path, metrics: list[dict], logs: list[dict]):
+    """A store of the metric and log records, written as JSON lines a user would give."""
+    for name, records in (("metrics", metrics), ("logs", logs)):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
+
+
 def test_a_known_onset_window_ends_where_the_shortest_source_ends(tmp_path):
     # a day of metrics beside three minutes of logs around an alert: the window is the stretch every source covers
     day = datetime(2024, 5, 1)
@@ -89,9 +96,7 @@ def test_a_known_onset_window_ends_where_the_shortest_source_ends(tmp_path):
                 "value": 20.0} for m in range(1440)]
     logs = [{"ts": (day + timedelta(hours=10, seconds=s)).isoformat() + "Z", "service": "api", "level": "INFO",
              "message": "request served"} for s in range(0, 180, 5)]
-    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
-    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in logs) + "\n")
-    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
+    store = _metrics_and_logs(tmp_path, metrics, logs)
 
     window, baseline, _ = known_periods(store, at)
     # to the logs' last line at 10:02:55, and on to the metric sample taken at 10:03: it measures the minute before
@@ -116,9 +121,7 @@ def test_a_metric_sample_taken_just_after_the_logs_end_is_in_the_window_and_one_
                 "value": 100.0 if t >= at + timedelta(minutes=1) else 1.0 + (t.minute % 3) / 10} for t in samples]
     logs = [{"ts": (day + timedelta(hours=13, minutes=30, seconds=s)).isoformat() + "Z", "service": "contacts",
              "level": "INFO", "message": "request served"} for s in range(0, 180, 5)]
-    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
-    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in logs) + "\n")
-    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
+    store = _metrics_and_logs(tmp_path, metrics, logs)
 
     detection, *_ = known_onset_detection(store, at)
     assert detection.window.end == day + timedelta(hours=13, minutes=33, seconds=9 + 1)
@@ -139,9 +142,7 @@ def test_hourly_metrics_beside_hours_of_logs_take_in_the_sample_closing_the_logs
                 "value": 1.0} for h in range(24)]
     logs = [{"ts": (day + timedelta(hours=9, minutes=m)).isoformat() + "Z", "service": "api", "level": "INFO",
              "message": "request served"} for m in range(0, 171, 5)]
-    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
-    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in logs) + "\n")
-    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
+    store = _metrics_and_logs(tmp_path, metrics, logs)
 
     window, _, _ = known_periods(store, day + timedelta(hours=10, minutes=30))
     assert window[1] == day + timedelta(hours=12, seconds=1)
@@ -374,9 +375,7 @@ def test_closing_samples_of_series_sampled_at_different_seconds_come_in_only_wit
                 "metric": "cpu_percent", "value": 1.0} for m in range(120) for name, offset in (("a", 5), ("b", 25))]
     logs = [{"ts": (day + timedelta(hours=13, minutes=30, seconds=s)).isoformat() + "Z", "service": "a",
              "level": "INFO", "message": "request served"} for s in range(0, 181, 5)]
-    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
-    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in logs) + "\n")
-    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
+    store = _metrics_and_logs(tmp_path, metrics, logs)
     logs_end = day + timedelta(hours=13, minutes=33)
 
     late, _, _ = known_periods(store, logs_end - timedelta(seconds=10))
