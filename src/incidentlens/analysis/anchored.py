@@ -48,12 +48,11 @@ SOURCE_WORDS = {view: name for name, (view, _) in {**SOURCES, **GIVEN_ONLY}.item
 MAX_BASELINE = timedelta(hours=24)
 #: detection lists at most this many series
 SERIES_CAP = 20
-#: the closing samples' step is read from the metrics this long before the stretch every source covers ends, not
-#: from the day before the start (hundreds of thousands of rows read to say "one minute"): a regular series' mean
-#: gap is its step over any stretch holding two of its samples, so the step read is the day's where every series'
-#: step is at most half of this, or all share one step; where no series has two samples here (hourly metrics), the
-#: day's is read
-CLOSING_STEP_READ = timedelta(hours=1)
+#: a span's metric step is read from its last stretch this long, not from all of it (a day of a busy system's
+#: metrics is hundreds of thousands of rows read to say "one minute"): a regular series' mean gap is its step over any
+#: stretch holding two of its samples, so the step read is the span's where every series' step is at most half of
+#: this, or all share one step; where no series has two samples there (hourly metrics), the whole span's is read
+STEP_READ = timedelta(hours=1)
 
 
 def check_onset(onset: str, at: datetime | None) -> None:
@@ -122,7 +121,7 @@ def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime
     end = span[1]
     if "metrics" not in ranges or ranges["metrics"][1] <= end:
         return end
-    step = metric_step(store, (max(span[0], end - CLOSING_STEP_READ), end)) or metric_step(store, span)
+    step = metric_step(store, span)
     if step is None or end - at < step / 2:
         return end
     last = store.fetch(f"SELECT max(ts) AS last FROM metrics WHERE ts > {sql_ts(end)} "
@@ -164,7 +163,12 @@ def _covered_end(ranges: dict[str, tuple[datetime, datetime]], at: datetime, dat
 
 def metric_step(store: Any, span: Span, view: str = "metrics") -> timedelta | None:
     """The typical sampling step in `span` of the metrics (or of another `AGGREGATE_SERIES` view): the median over
-    series of each one's mean gap."""
+    series of each one's mean gap, read from the span's last `STEP_READ` where a series has two samples there."""
+    recent = (max(span[0], span[1] - STEP_READ), span[1])
+    return _step_in(store, recent, view) or (_step_in(store, span, view) if recent != span else None)
+
+
+def _step_in(store: Any, span: Span, view: str) -> timedelta | None:
     rows = f"(SELECT * FROM {view} WHERE ts >= {sql_ts(span[0])} AND ts < {sql_ts(span[1])})"
     row = store.fetch(sampling_step_sql(rows, AGGREGATE_SERIES[view])).to_pylist()[0]
     return timedelta(seconds=float(row["step"])) if row["step"] else None
