@@ -246,19 +246,6 @@ def test_a_callee_that_changed_about_as_much_as_its_caller_explains_it_one_that_
     assert _explains(ServiceSignals(service="price", trace_strength=0.5), ServiceSignals(service="travel"))
 
 
-def test_a_callee_whose_new_errors_the_callers_requests_do_not_hold_does_not_explain_its_new_errors():
-    from incidentlens.analysis.rootcause import ServiceSignals, _explains
-
-    travel = ServiceSignals(service="travel", trace_strength=4.0, event_rose=True)
-    # food's new error rose as much in its requests that hold none of travel's new errors: a fault of its own
-    food = ServiceSignals(service="food", trace_strength=4.6, event_rose=True, apart_z={"travel": 7.9})
-    assert not _explains(travel, food)
-    # where food's errors came only in requests where travel's did too, nothing of it is left apart from them
-    assert _explains(travel, food.model_copy(update={"apart_z": {"travel": 0.0}}))
-    # a callee whose change is its time or its wait, not an event, is not judged by its events
-    assert _explains(travel.model_copy(update={"event_rose": False}), food)
-
-
 def _cut_after_catalog(caller: str, z: float, catalog_share: float = 1.0):
     from incidentlens.analysis.spans import TraceSignal
 

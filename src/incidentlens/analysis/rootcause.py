@@ -150,9 +150,6 @@ class ServiceSignals(BaseModel):
     # its cut's strength for it (`_add_cut_at`)
     cut_strength: float = 0.0  # ... their cuts combined (`combined_z`)
     cut_onset: datetime | None = None  # ... the first of their traces that showed it
-    event_rose: bool = False  # its trace change is an event that rose (`spans.TraceSignal.event_rose`)
-    apart_z: dict[str, float] = {}  # ... and how surely it rose in its requests apart from each other service's
-    # risen event (`spans.TraceSignal.apart_z`)
     moved: list[MetricShift] = []
     evidence: list[str] = []
 
@@ -236,8 +233,6 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             s.trace_change, s.trace_where = trace.describe(network=slowed is None), trace.measured_in
             if slowed is not None:
                 s.trace_change += f", while its own work slowed too ({slowed} rose), so not its network alone"
-            s.event_rose = trace.event_rose
-            s.apart_z = trace.apart_z if trace.event_rose else {}
             s.evidence.extend((trace.evidence, trace.cut_evidence))
     cut: dict[str, list[TraceSignal]] = {}
     for trace in (traces or {}).values():
@@ -504,17 +499,7 @@ def _explains(callee: ServiceSignals, caller: ServiceSignals) -> bool:
     callee's passed up, and any callee that failed on its own (`_fails_on_its_own`) explains it."""
     if caller.cut_at_only:
         return _fails_on_its_own(callee)
-    if _rose_apart(caller, callee):
-        return False
     return not caller.traced or callee.trace_strength >= caller.traced - SAME_CHANGE_Z
-
-
-def _rose_apart(caller: ServiceSignals, callee: ServiceSignals) -> bool:
-    """Whether the caller's new event rose past the candidate bar in its requests that hold none of the callee's new
-    event: a callee's error or wrong value reaches its callers in the requests it served, so a change the caller
-    shows as much without it is a fault of its own (a second one at the same time), not the callee's passed up."""
-    return (caller.event_rose and callee.event_rose
-            and caller.apart_z.get(callee.service, 0.0) >= SIGNIFICANT_STRENGTH)
 
 
 def _fails_on_its_own(s: ServiceSignals) -> bool:

@@ -45,10 +45,7 @@ Two measures, each one aggregate query over the canonical views:
   by that one (parsimony: one delay where it accounts for every slow call).
 
 The call direction (a caller whose callee moved no later is its victim, not its cause) is the ranking's
-(`rootcause.py`, with the call graph from the same spans). What it needs from the traces to apply it to events is
-measured here: where two or more services' events rose past the bar, each one's rise on its requests that hold none of
-another's risen events (`event_apart_sql`): a callee's error reaches its callers in the requests it served, so a
-caller's error that rose as much apart from them is a fault of its own.
+(`rootcause.py`, with the call graph from the same spans).
 """
 
 from __future__ import annotations
@@ -147,9 +144,6 @@ class TraceSignal(BaseModel):
     last_callee_share: float | None = None  # ... the share of the new cuts that service holds (`cut_callee_share`)
     cut_requests: int = 0  # ... how many such requests after the onset
     cut_evidence: str = ""  # ... the evidence whose query (`last_call_sql`) finds that call
-    apart_z: dict[str, float] = {}  # per other service whose event rose too: how surely its own event rose in its
-    # requests that hold none of that service's event (`event_apart_sql`)
-    apart_evidence: str = ""  # ... the evidence of those counts
     evidence: str = ""
 
     @property
@@ -198,14 +192,6 @@ class TraceSignal(BaseModel):
         return (self.event is not None and self.event.startswith("call ") and self.share_before is not None
                 and self.share_after is not None and self.share_after < self.share_before
                 and max(self.own_time, self.wait) < SIGNIFICANT_STRENGTH)
-
-    @property
-    def event_rose(self) -> bool:
-        """Whether its change is an event that rose past the candidate bar (a new error, line or call), not its own
-        time or the wait on its calls."""
-        return (self.event is not None and self.share_before is not None and self.share_after is not None
-                and self.share_after > self.share_before and self.raw_shift >= SIGNIFICANT_STRENGTH
-                and self.behaviour_shift >= max(self.own_time, self.wait))
 
     @property
     def delayed(self) -> bool:
@@ -276,23 +262,6 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     the spans joined to their parents (`span_links`). `masks`:
     the relation a log line looks its template up in (`masking.masks_relation` over the two spans; a line it lacks
     is masked on its own), unread when `log_trace` is None."""
-    ctes = _trace_events_ctes(window, baseline, log_trace, services, links, masks, statements)
-    return f"""{ctes}
-SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, share_before, share_after,
-       -- the change shows from the first trace with a new event, or from the first trace that lacks a lost one
-       CASE WHEN z > 0 THEN first_hit_after ELSE first_trace_after END AS onset, z, tested,
-       max(abs(z)) OVER (PARTITION BY service) AS largest_z
-FROM scored
--- a problem that stops is recovery, not a fault
-WHERE NOT (problem AND z < 0)
-QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, event) = 1
-ORDER BY abs(z) DESC, service, problem DESC"""
-
-
-def _trace_events_ctes(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str],
-                       links: str, masks: str, statements: str | None, only: Sequence[str] = ()) -> str:
-    """The WITH clause of `trace_events_sql`: each service's traces on each side (`sides`, `kinds`), its events in
-    them (`events`), and their tests (`scored`); the log lines of the `only` services, when given."""
     levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
     events = [
         "SELECT DISTINCT caller AS service, trace_id, 'call ' || callee || ' ' || operation AS event, "
@@ -315,7 +284,7 @@ def _trace_events_ctes(window: Span, baseline: Span, log_trace: str | None, serv
            level IN ({levels}) AS problem, {named} AS named
     FROM logs LEFT JOIN {masks} AS masks ON logs.message = masks.raw{statement_join}
     WHERE {quote_ident(log_trace)} IS NOT NULL AND service IS NOT NULL
-      AND ({in_span('ts', (baseline[0], window[1]))}){_among('service', only)}"""
+      AND ({in_span('ts', (baseline[0], window[1]))})"""
         deflected = ("SELECT DISTINCT service, trace_id FROM log_lines\n"
                      "    WHERE problem AND (service, named) IN (SELECT caller, callee FROM calls)")
         events.append("SELECT DISTINCT service, trace_id, 'log ' || template AS event, problem, FALSE AS variant, "
@@ -344,7 +313,7 @@ def _trace_events_ctes(window: Span, baseline: Span, log_trace: str | None, serv
 ), entries AS (
     -- the operations by which each service was entered in each trace (a span whose parent is another service's)
     SELECT DISTINCT service, trace_id, operation FROM {links}
-    WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service{_among('service', only)}
+    WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service
 ), calls AS (
     SELECT parent_service AS caller, service AS callee, trace_id, operation FROM {links}
     WHERE service <> parent_service{log_ctes}
@@ -436,53 +405,16 @@ def _trace_events_ctes(window: Span, baseline: Span, log_trace: str | None, serv
     FROM (SELECT *, coalesce((share_after - typical)
                              / nullif(sqrt(greatest(phi, 1) * midpoint * (1 - midpoint) / traces_after), 0), 0)
                     AS z_typical FROM tested)
-)"""
-
-
-def event_apart_sql(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str], links: str,
-                    masks: str, statements: str | None, picked: Sequence[tuple[str, str]]) -> str:
-    """For each ordered pair of the `picked` (service, event) changes: the first service's traces on each side (of
-    the request kinds its event was tested over) that hold none of the second service's risen events (any of its
-    events past the candidate bar: its error in one operation is its change as much as in another), and how many of
-    them hold the first's own event; and how many of its traces after the onset hold both. A callee's change
-    explains its caller's only in the requests it touched: a caller whose event rose as much in the requests where
-    none of the callee's did (a second fault elsewhere) is not the callee's victim (`rootcause._explains`)."""
-    ctes = _trace_events_ctes(window, baseline, log_trace, services, links, masks, statements,
-                              only=sorted({service for service, _ in picked}))
-    values = ", ".join(f"({sql_str(service)}, {sql_str(event)})" for service, event in picked)
-    return f"""{ctes}, picked(service, event) AS (
-    VALUES {values}
-), marked AS (
-    SELECT DISTINCT events.service, events.trace_id FROM events
-    JOIN picked ON events.service = picked.service AND events.event = picked.event
-), risen AS (
-    SELECT DISTINCT events.service, events.trace_id FROM events
-    JOIN scored ON events.service = scored.service AND events.event = scored.event
-    WHERE scored.z >= {SIGNIFICANT_STRENGTH}
-), own AS (
-    SELECT kinds.service, kinds.trace_id, sides.after, marked.trace_id IS NOT NULL AS hit
-    FROM kinds JOIN sides ON kinds.trace_id = sides.trace_id
-    JOIN picked ON kinds.service = picked.service
-    JOIN strata ON strata.service = kinds.service AND strata.kind = kinds.kind
-                   AND strata.logs_only = starts_with(picked.event, 'log ')
-    LEFT JOIN marked ON marked.service = kinds.service AND marked.trace_id = kinds.trace_id
-    WHERE sides.logged OR NOT strata.logs_only
 )
-SELECT own.service, other.service AS other,
-       count(*) FILTER (WHERE NOT own.after AND theirs.trace_id IS NULL) AS traces_before,
-       count(*) FILTER (WHERE NOT own.after AND own.hit AND theirs.trace_id IS NULL) AS hits_before,
-       count(*) FILTER (WHERE own.after AND theirs.trace_id IS NULL) AS traces_after,
-       count(*) FILTER (WHERE own.after AND own.hit AND theirs.trace_id IS NULL) AS hits_after,
-       count(*) FILTER (WHERE own.after AND own.hit AND theirs.trace_id IS NOT NULL) AS hits_shared
-FROM own CROSS JOIN (SELECT DISTINCT service FROM picked) AS other
-LEFT JOIN risen AS theirs ON theirs.service = other.service AND theirs.trace_id = own.trace_id
-WHERE other.service <> own.service
-GROUP BY own.service, other.service ORDER BY own.service, other.service"""
-
-
-def _among(column: str, values: Sequence[str]) -> str:
-    """` AND column IN (values)`, or nothing when no values are given."""
-    return f" AND {column} IN ({', '.join(sql_str(v) for v in values)})" if values else ""
+SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, share_before, share_after,
+       -- the change shows from the first trace with a new event, or from the first trace that lacks a lost one
+       CASE WHEN z > 0 THEN first_hit_after ELSE first_trace_after END AS onset, z, tested,
+       max(abs(z)) OVER (PARTITION BY service) AS largest_z
+FROM scored
+-- a problem that stops is recovery, not a fault
+WHERE NOT (problem AND z < 0)
+QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, event) = 1
+ORDER BY abs(z) DESC, service, problem DESC"""
 
 
 def _logged_sql(window: Span, baseline: Span) -> str:
@@ -548,18 +480,11 @@ def tail_z(tail_before: float, spans_before: int, tail_after: float, spans_after
     slowest tenth of the service's spans lies more after the onset than before, as sure as the counts on both sides
     allow (a p90 over a handful of spans is one or two of them). Only a tenth of all spans lie past that cut, so z
     has a ceiling: with as many spans on each side, it passes the candidate bar only from about 26 a side."""
-    return two_proportion_z(tail_before, spans_before, tail_after, spans_after)
-
-
-def two_proportion_z(hits_before: float, n_before: float, hits_after: float, n_after: float) -> float:
-    """The pooled two-proportion z of a share after against before (0 when a side is empty or nothing varies)."""
-    if n_before <= 0 or n_after <= 0:
-        return 0.0
-    pooled = (hits_before + hits_after) / (n_before + n_after)
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_before + 1 / n_after))
+    pooled = (tail_before + tail_after) / (spans_before + spans_after)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / spans_before + 1 / spans_after))
     if spread == 0:
         return 0.0
-    return (hits_after / n_after - hits_before / n_before) / spread
+    return (tail_after / spans_after - tail_before / spans_before) / spread
 
 
 def wait_sql(window: Span, baseline: Span, links: str) -> str:
@@ -785,12 +710,6 @@ def _span_signals(store: Any, window: Span, baseline: Span, links: str,
         row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"]), one_sided=row["problem"]), 3)
     events = _most_surprising_per_service(rows)
     signals.update({row["service"]: _behaviour(row) for row in events})
-    rose = [(row["service"], row["event"]) for row in events
-            if float(row["z"]) >= SIGNIFICANT_STRENGTH]
-    apart = None
-    if len(rose) > 1:
-        apart_sql = event_apart_sql(window, baseline, log_trace, services, links, masks, statements, rose)
-        apart = _events_apart(signals, store.fetch(apart_sql).to_pylist(), apart_sql)
     times_sql = own_time_sql(window, baseline)
     times = store.fetch(times_sql).to_pylist()
     for row in times:
@@ -799,20 +718,7 @@ def _span_signals(store: Any, window: Span, baseline: Span, links: str,
         s.own_p90_after_ms = round(float(row["p90_after"]), 3)
         s.own_time_shift = round(_longer_by(s.own_p90_after_ms, s.own_p90_before_ms), 4)
         s.own_tail_z = round(tail_z(row["tail_before"], row["spans_before"], row["tail_after"], row["spans_after"]), 3)
-    return _evidence(signals, events, events_sql, times, times_sql) + ([apart] if apart is not None else [])
-
-
-def _events_apart(signals: dict[str, TraceSignal], rows: list[dict[str, Any]], sql: str) -> Evidence:
-    """Each service's event rise measured on its requests apart from each other service's event (`event_apart_sql`)
-    into its signal's `apart_z`, as a two-proportion z; the evidence of the counts."""
-    item = Evidence.make("trace", "whether each service's new event rose in its requests apart from the others' new "
-                                  "events", sql, rows)
-    for row in rows:
-        signal = signals[row["service"]]
-        z = two_proportion_z(row["hits_before"], row["traces_before"], row["hits_after"], row["traces_after"])
-        signal.apart_z = {**signal.apart_z, row["other"]: round(z, 3)}
-        signal.apart_evidence = item.id
-    return item
+    return _evidence(signals, events, events_sql, times, times_sql)
 
 
 def _add_waits(signals: dict[str, TraceSignal], edges: list[dict[str, Any]]) -> None:
