@@ -225,8 +225,9 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     if load_only:
         return load_only
     signals = collect_signals(shifts, surges, traces)
+    sources = sources if sources is not None else data_sources(store, window, baseline)
     if detection.undetected and not signals:  # the alert time was taken as the start, and nothing answers it
-        return _nothing_moved(incident.start, sources if sources is not None else data_sources(store, window, baseline))
+        return _nothing_moved(incident.start, sources)
     contributors = _contributors(store, window, baseline, evidence)
     templates = _templates(store, window, baseline, evidence)
     impact = estimate_impact(store, window, baseline)
@@ -239,7 +240,6 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     ranking = evidence.add(
         rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes)
     )
-    sources = sources if sources is not None else data_sources(store, window, baseline)
     verdict = decide(ranking.hypotheses, signals, checked_counts(shifts, surges, traces, sources["missing"]),
                      ranking.unexplained, ranking.stands_on_its_own, ranking.support)
     timeline = build_timeline(store, window, baseline, templates=templates, service_onsets=verdict.onsets(),
