@@ -209,3 +209,40 @@ def test_call_metrics_give_the_call_graph_and_the_callee_whose_slowness_its_call
     assert graph_ids & set(result.hypotheses[0].supporting)
     # without the call metrics nothing orders them, and the caller comes first on its name
     assert analyze(load_telemetry(metrics=metrics), at=AT, onset="at").hypotheses[0].service == "api"
+
+
+def _write_waiting_caller(path: Path) -> Path:
+    """web calls rec and cat; rec calls cat. From AT cat's network delays its answers by 100 ms: the callers' side of
+    each edge into cat waits 100 ms longer, cat's own side stays flat. rec waits on cat inside its own requests, so
+    both sides of web -> rec rise by about 110 ms; their difference, each side a percentile of its own, wanders by
+    up to 20 ms as it does in a service mesh's histograms."""
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["ts", "caller", "callee", "side", "latency_ms"])
+        for k, t in enumerate(_minutes()):
+            after = t >= AT
+            stamp = f"{t:%Y-%m-%dT%H:%M:%S}Z"
+            for caller in ("web", "rec"):
+                cat = 3.2 + (k % 3) * 0.1
+                out.writerows([[stamp, caller, "cat", "client", cat + 0.4 + (100.0 if after else 0.0)],
+                               [stamp, caller, "cat", "server", cat]])
+            rec = 7.8 + (k % 2) * 0.2 + (110.0 if after else 0.0)
+            out.writerows([[stamp, "web", "rec", "client", rec + 0.3 + (5.0 + 15.0 * (k % 2) if after else 0.0)],
+                           [stamp, "web", "rec", "server", rec]])
+    return path
+
+
+def test_a_caller_slowed_by_waiting_on_a_delayed_callee_is_not_delayed_itself(tmp_path: Path):
+    """The wait on web -> rec rose (0.3 -> 5-20 ms) but by far less than rec's own time did: that is rec waiting on
+    cat, seen through two percentiles, not a delay between web and rec. The edge has no measure, so rec's one delayed
+    edge is its call to cat, which cat's delay explains."""
+    store = load_telemetry(metrics=_write_metrics(tmp_path / "metrics.csv"),
+                           calls=_write_waiting_caller(tmp_path / "calls.csv"))
+    result = analyze(store, at=AT, onset="at")
+    top = result.hypotheses[0]
+    assert (top.service, top.kind) == ("cat", "network_delay")
+    assert not any(h.service == "rec" and h.kind == "network_delay" for h in result.hypotheses)
+    waits = next(e for e in result.evidence if e.kind == "calls" and "services" in e.data)
+    rec = next(row for row in waits.data["services"] if row["service"] == "rec")
+    assert rec["explained_by"] == "cat" and not rec["both_ways"]
+    assert "nor has one where the wait rose by less than the callee's own time" in waits.data["rule"]
