@@ -29,6 +29,15 @@ def test_non_finite_values_are_counted_and_left_out(tmp_path: Path) -> None:
     assert got == [{"n": 8, "kept": 2, "total": 4.0}]
 
 
+def test_a_count_in_the_thousands_is_written_with_separators(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    path.write_text("ts,service,metric,value\n" + "".join(
+        f"2024-05-01T10:00:{i % 60:02d}Z,api,latency,{'NaN' if i % 2 else '1.5'}\n" for i in range(2500)))
+    store = load_telemetry(metrics=path)
+    assert store.warnings == [
+        f"{path}: column 'value': 1,250 values not finite (NaN, Infinity or beyond +-1e+150), left out"]
+
+
 def test_a_typed_parquet_column_and_a_wide_file_are_checked_too(tmp_path: Path) -> None:
     parquet = tmp_path / "metrics.parquet"
     pq.write_table(pa.table({"ts": pa.array(np.arange(3) * 60_000, pa.int64()).cast(pa.timestamp("ms")),

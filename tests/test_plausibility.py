@@ -54,6 +54,12 @@ def test_a_percentile_far_beyond_every_traced_call_is_said_to_be_one_the_traces_
     assert check.data["not_borne_out"] == ["checkout/client_latency_p99_ms"]
 
 
+def test_the_count_of_traced_calls_is_written_with_thousands_separators() -> None:
+    shifts, _ = metric_shifts(DuckStore(METRICS, spans(per_minute=20)), WINDOW, BASELINE)
+    client = next(s for s in shifts if s.service == "checkout")
+    assert client.not_borne_out == "its 1,400 traced calls took at most 90 ms"
+
+
 def test_a_percentile_the_traces_do_not_bear_out_is_no_impact() -> None:
     impact = estimate_impact(DuckStore(METRICS, spans(per_minute=2)), WINDOW, BASELINE).impact
     assert impact.services_affected == ["cart"]  # was ["checkout", "cart"]

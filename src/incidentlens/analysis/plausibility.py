@@ -64,12 +64,12 @@ class TraceCheck(BaseModel):
             return None
         if not self.traced_calls:
             return "no traced call covers it"
-        return f"its {self.traced_calls} traced calls are too few to check it"
+        return f"its {self.traced_calls:,} traced calls are too few to check it"
 
 
 def traced_calls_words(calls: int, longest_ms: float | None) -> str:
     """What the traces show of a percentile's calls: `its 40 traced calls took at most 4.31 ms`."""
-    return f"its {calls} traced calls took at most {three_figures(longest_ms or 0.0)} ms"
+    return f"its {calls:,} traced calls took at most {three_figures(longest_ms or 0.0)} ms"
 
 
 def is_latency_percentile(metric: str) -> bool:

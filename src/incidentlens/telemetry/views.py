@@ -836,14 +836,14 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
         file, row, value = locate_first(con, c.source, defect.condition, column)
         said = defect.says.format(value=value, unit=_unit_of(value))
         if 2 * unusable > total - missing:
-            raise InputError(f"{file}: column {c.time_column!r} row {row}: {said}; {unusable} of the "
-                             f"{total - missing} timed rows so: not the time format it looks like")
+            raise InputError(f"{file}: column {c.time_column!r} row {row}: {said}; {unusable:,} of the "
+                             f"{total - missing:,} timed rows so: not the time format it looks like")
         first = f"row {row}" if file == c.source.label else f"{file} row {row}"
-        warnings.append(f"{c.source.label}: column {c.time_column!r}: {defect.rows} rows with a bad time left out; "
+        warnings.append(f"{c.source.label}: column {c.time_column!r}: {defect.rows:,} rows with a bad time left out; "
                         f"the first, {first}: {said}")
     if missing and c.source.fmt != "text":
-        warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing} rows have no time, left out")
-    warnings.extend(f"{c.source.label}: column {name!r}: {count} {words}"
+        warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing:,} rows have no time, left out")
+    warnings.extend(f"{c.source.label}: column {name!r}: {count:,} {words}"
                     for (_, name, words), count in zip(counted, bad_values, strict=True) if count)
     return missing, [defect.condition for defect in defects]
 
