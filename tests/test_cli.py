@@ -148,6 +148,21 @@ def test_an_alert_time_outside_the_data_is_said_not_silently_replaced_by_the_nea
             " nothing at that time can be seen, only what is nearest it"]
 
 
+def test_a_known_start_after_the_data_is_one_line_saying_why_it_cannot_be_one(tmp_path):
+    # it said a warning, then "with --onset at it must lie after the data's first sample", which it did
+    metrics = _steady_day(tmp_path)
+    for command in (["analyze", "--out", str(tmp_path)], ["investigate", "--out", str(tmp_path / "review")]):
+        result = run_cli(*command, "--metrics", metrics, "--at", "2024-06-01T00:00:00Z", "--onset", "at")
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            "error: --at 2024-06-01T00:00:00Z: outside the data (2024-05-01T00:00:00Z .. 2024-05-01T23:59:00Z); with "
+            "--onset at it must not lie after the data's last sample: there is nothing after it to examine"]
+    before = run_cli("analyze", "--metrics", metrics, "--at", "2024-05-01T00:00:00Z", "--onset", "at")
+    assert before.returncode == 2
+    assert before.stderr.strip().endswith("it must lie after the data's first sample: the baseline is the data "
+                                          "before it")
+
+
 def test_detect_says_the_window_it_chose_does_not_contain_the_alert_time(tmp_path):
     result = runner.invoke(app, ["detect", "--metrics", _steady_day(tmp_path), "--at", "2024-05-01T15:00:00Z"],
                            env={"COLUMNS": "200"})

@@ -189,11 +189,12 @@ def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_t
 def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[str] | None,
                 events: list[str] | None, mapping: list[str] | None, at: object = None,
                 prometheus: object = None, year: int | None = None, service: str | None = None,
-                out: Path | None = None, calls: list[str] | None = None) -> object:
+                out: Path | None = None, calls: list[str] | None = None, onset: str = "detect") -> object:
     """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store).
 
     Unreadable lines the store set aside are said on stderr, one line per file, and listed in
-    `<out>/rejected/<file>.txt` when the command writes to a directory."""
+    `<out>/rejected/<file>.txt` when the command writes to a directory. An `at` outside the data is a warning
+    unless `onset` is "at", where the analysis refuses it in one line of its own."""
     from incidentlens.outfiles import output_dir, write_text
     from incidentlens.telemetry import parse_mapping
     from incidentlens.telemetry.sources import open_store
@@ -214,7 +215,7 @@ def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[
             where = f": see {listing}"
         warnings_console.print(Text(f"warning: {rejected.note()}, set aside{where}", style="yellow"),
                                highlight=False, soft_wrap=True)
-    if at is not None:
+    if at is not None and onset != "at":
         _warn_alert_outside(store, at)
     return store
 
@@ -426,7 +427,8 @@ def analyze_command(
     settings_for(sensitivity)  # a bad value stops here, before any file is read
     out = output_dir(out)  # before the analysis, not after it
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out, calls)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out, calls,
+                        onset.value)
     with console.status("analyzing", spinner="dots"):
         result = analyze(store, at=anchor, detector=detector.value, onset=onset.value, sensitivity=sensitivity)
     text = json.dumps(result.to_dict(), indent=2)
@@ -773,7 +775,8 @@ def investigate_command(
                        "--llm-url)")
     check_endpoint(brain, retry.timeout_s)  # before any data is read
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out, calls)
+    store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out, calls,
+                        onset.value)
     result = _investigate_and_report(store, out, as_json=as_json, llm=llm.value, model=model, llm_url=llm_url,
                                      max_steps=max_steps, at=anchor, onset=onset.value, budget=budget,
                                      retry=retry, sensitivity=sensitivity)

@@ -88,7 +88,7 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
     data_start, data_end = span
     if not can_start_at(store, at):
         raise InputError(f"--at {iso_z(at)}: outside the data ({iso_z(data_start)} .. {iso_z(data_end)}); with "
-                         "--onset at it must lie after the data's first sample")
+                         f"--onset at {_why_not_a_start(at, data_start)}")
     end = _covered_end(ranges, at, data_end)
     aggregates = [view for view in AGGREGATE_SERIES if view in ranges and end >= ranges[view][1]]
     if aggregates:
@@ -107,6 +107,13 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
             + (f" (the last {MAX_BASELINE.total_seconds() / 3600:g} h)" if start > data_start else " (from the start "
                "of the data)"))
     return window, (start, at), rule
+
+
+def _why_not_a_start(at: datetime, data_start: datetime) -> str:
+    """Why `at` cannot start a known incident: no data after it to examine, or none before it for a baseline."""
+    if at > data_start:
+        return "it must not lie after the data's last sample: there is nothing after it to examine"
+    return "it must lie after the data's first sample: the baseline is the data before it"
 
 
 def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime]], at: datetime,
