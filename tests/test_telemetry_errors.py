@@ -39,6 +39,11 @@ def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
     assert load_error(metrics=tmp_path).startswith(f"{tmp_path}: is a directory")
 
 
+def test_a_directory_given_with_its_slash_is_offered_a_glob_with_one_slash(tmp_path: Path) -> None:
+    assert load_error(metrics=f"{tmp_path}/") == (f"{tmp_path}/: is a directory; give a file or a glob such as "
+                                                  f"'{tmp_path}/*.csv'")
+
+
 def test_nothing_to_load_is_an_error() -> None:
     assert load_error() == "no telemetry given: pass metrics and/or logs files"
 
@@ -61,6 +66,20 @@ def test_an_empty_file_beside_files_with_rows_is_left_out_with_a_warning(tmp_pat
 def test_an_empty_gzip_file_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.jsonl.gz", "")
     assert load_error(logs=path).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(("name", "line", "what"), [
+    ("logs.jsonl.gz", '{{"ts": "2024-05-01T10:00:{s:02d}Z", "msg": "ok {i}"}}', "JSON lines"),
+    ("logs.csv.gz", "2024-05-01T10:00:{s:02d}Z,ok {i}", "CSV")])
+def test_a_gzip_file_cut_short_is_named_once_with_what_happened_to_it(tmp_path: Path, name: str, line: str,
+                                                                      what: str) -> None:
+    # a copy that did not finish: DuckDB's "Unexpected end of GZIP stream: <the path again>"
+    text = "ts,msg\n" * (what == "CSV") + "".join(line.format(s=i % 60, i=i) + "\n" for i in range(3000))
+    whole = gzip.compress(text.encode())
+    path = tmp_path / name
+    path.write_bytes(whole[: len(whole) // 2])
+    assert load_error(logs=path) == (f"{path}: cannot read as {what}: the gzip stream ends early: the file is cut "
+                                     "short (a copy or download that did not finish?)")
 
 
 def test_a_row_whose_time_does_not_parse_is_left_out_and_counted(tmp_path: Path) -> None:

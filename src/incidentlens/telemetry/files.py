@@ -312,7 +312,7 @@ def resolve_paths(paths: PathsArg) -> list[Path]:
                 raise InputError(f"{text}: no file matches this pattern")
             resolved.extend(matches)
         elif Path(text).is_dir():
-            raise InputError(f"{text}: is a directory; give a file or a glob such as '{text}/*.csv'")
+            raise InputError(f"{text}: is a directory; give a file or a glob such as '{Path(text) / '*.csv'}'")
         elif not Path(text).is_file():
             raise InputError(f"{text}: no such file")
         else:
@@ -452,6 +452,8 @@ def read_error(source: Source, err: duckdb.Error) -> InputError:
         before_advice = list(itertools.takewhile(lambda line: not line.startswith(_DUCKDB_ADVICE), lines[1:]))
         detail = before_advice[-1] if before_advice else ""
         reason = f"line {csv_line.group(1)}: {detail}" if detail else f"line {csv_line.group(1)}"
+    if "end of GZIP stream" in reason:  # DuckDB's words name the file again and not what happened to it
+        reason = "the gzip stream ends early: the file is cut short (a copy or download that did not finish?)"
     return InputError(f"{file}: cannot read as {source.format_name}: {reason}")
 
 
