@@ -93,6 +93,16 @@ def test_planner_only_calls_tools_it_was_given_and_then_answers():
     assert "No incident window" in final.text
 
 
+def test_writer_calls_a_test_the_data_could_not_decide_undecided_as_the_review_does():
+    # "inconclusive" is the verdict's word for no single root cause; beside "falsification test undecided" it misled
+    facts = {"hypotheses": [{"service": "pay", "kind": "network_delay", "mechanism": "calls into pay waited",
+                             "test": "pay is the only one that moved", "test_passed": None}]}
+    brief = ChatMessage.from_user(f"Draft.\n```json\n{json.dumps(facts)}\n```")
+    narrative = next_move("writer", [brief], {"draft_postmortem"}).tool_calls[0].arguments["narrative"]
+    assert narrative == {"root_cause": "calls into pay waited. Falsification test: pay is the only one that moved; "
+                                       "it was undecided."}
+
+
 def test_writer_sends_a_rejected_draft_back_once_without_the_rejected_sections():
     facts = {"hypotheses": [{"service": "db", "kind": "pool", "mechanism": "db pool ran dry for 99 minutes",
                              "test": "db moved first, by 3 min", "test_passed": True}]}

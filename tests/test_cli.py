@@ -163,6 +163,16 @@ def test_a_known_start_after_the_data_is_one_line_saying_why_it_cannot_be_one(tm
                                           "before it")
 
 
+def test_the_hypotheses_table_says_a_test_the_data_could_not_decide_is_undecided(tmp_path):
+    # one service moved, so there is nothing to order it against: the review says "undecided", the table said "-"
+    result = runner.invoke(app, ["analyze", "--metrics", _steady_day(tmp_path), "--out", str(tmp_path)],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("1 "))
+    assert row.split()[-1] == "undecided"
+    assert "nothing to order it against" in result.output
+
+
 def test_detect_says_the_window_it_chose_does_not_contain_the_alert_time(tmp_path):
     result = runner.invoke(app, ["detect", "--metrics", _steady_day(tmp_path), "--at", "2024-05-01T15:00:00Z"],
                            env={"COLUMNS": "200"})

@@ -454,7 +454,7 @@ def _print_analysis(analysis: dict) -> None:
     console.print(f"[dim]baseline {baseline['start']} .. {baseline['end']} ({baseline.get('rule', '')})[/dim]")
     # Service names, descriptions, dimension values and templates are the user's data: escaped, never markup.
     rows = [[str(rank), h["service"], h["kind"], f"{h['confidence']:.0%}",
-             {True: "passed", False: "failed", None: "-"}[h["test_passed"]]]
+             {True: "passed", False: "failed"}.get(h["test_passed"], "undecided" if h.get("test") else "-")]
             for rank, h in enumerate(analysis["hypotheses"], 1)]
     if rows:
         console.print(fitted_table([Col("#", NUMBER), Col("service"), Col("kind"), Col("confidence", NUMBER),

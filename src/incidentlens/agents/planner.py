@@ -224,7 +224,7 @@ def _narrative(t: Transcript) -> dict[str, Any]:
     top = hypotheses[0]
     text = top["mechanism"].rstrip(".") + "."
     if top.get("test"):
-        verdict = {True: "it held", False: "it failed"}.get(top.get("test_passed"), "it was inconclusive")
+        verdict = {True: "it held", False: "it failed"}.get(top.get("test_passed"), "it was undecided")
         text += f" Falsification test: {top['test']}; {verdict}."
     return {"narrative": {"root_cause": text}}
 
