@@ -198,6 +198,14 @@ def test_an_unknown_metric_name_is_an_input_error(tmp_path):
         detect(load_telemetry(metrics=str(path)), metrics=["p99"])
 
 
+def test_an_unknown_metric_name_is_answered_with_the_names_there_are(tmp_path):
+    # the README's `detect --metric p95_ms` on a generated day, whose metric is latency_p95_ms
+    path = write_long_metrics(tmp_path / "m.csv", {"api/latency_p95_ms": quiet(1), "api/error_ratio": quiet(2)})
+    with pytest.raises(InputError) as caught:
+        detect(load_telemetry(metrics=str(path)), metrics=["p95_ms"])
+    assert str(caught.value) == "metrics: no series for metric p95_ms; the metrics are error_ratio, latency_p95_ms"
+
+
 def test_detect_cli_prints_a_table_and_json(scenario_dir):
     metrics = str(scenario_dir("seed-tutorial", seed=1) / "metrics.csv")
     runner = CliRunner()

@@ -671,7 +671,7 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
     sql = series_sql(metrics)
     all_series = _read_series(store, sql) if store.has("metrics") else []
     if metrics and store.has("metrics"):
-        _check_metric_names(metrics, all_series)
+        _check_metric_names(store, metrics, all_series)
     run = _Run.of(all_series, detector, at, sensitivity, settings)
     log_series = None
     if not run.windows and detector == "robust" and not metrics and store.has("logs"):
@@ -888,11 +888,15 @@ def _naming_pods(windows: list[IncidentWindow], pods: dict[str, tuple[str, str]]
     return sorted(named, key=lambda w: w.severity, reverse=True)
 
 
-def _check_metric_names(metrics: list[str], all_series: list[_Series]) -> None:
+def _check_metric_names(store: Any, metrics: list[str], all_series: list[_Series]) -> None:
+    """A metric asked for that the data has no series of is an error naming the metrics there are (the first 10)."""
     found = {s.name.rsplit("/", 1)[-1] for s in all_series}
     missing = [m for m in metrics if m not in found]
     if missing:
-        raise InputError(f"metrics: no series for metric {', '.join(missing)}")
+        names = [row["metric"] for row in
+                 store.fetch("SELECT DISTINCT metric FROM metrics ORDER BY metric").to_pylist()]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise InputError(f"metrics: no series for metric {', '.join(missing)}; the metrics are {shown}")
 
 
 def detect_series(t: np.ndarray, y: np.ndarray, *, detector: str = "robust", at: datetime | None = None,
