@@ -184,6 +184,15 @@ def test_no_time_column_says_what_was_looked_for(tmp_path: Path) -> None:
     assert message.endswith("use --map time=COLUMN")
 
 
+def test_no_time_column_names_the_columns_there_are_to_map_one_from(tmp_path: Path) -> None:
+    path = write(tmp_path / "metrics.csv", "when_utc,service,metric,value\n2024-05-01 10:00:00,api,p95_ms,12\n")
+    assert load_error(metrics=path).endswith("; its columns: when_utc, service, metric, value; use --map time=COLUMN")
+    wide = write(tmp_path / "wide.csv", ",".join(["when"] + [f"m{i}" for i in range(20)]) + "\n"
+                 + ",".join(["2024-05-01"] + ["1"] * 20) + "\n")
+    shown = "; its columns: when, m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10 and 9 more; use --map time=COLUMN"
+    assert load_error(metrics=wide).endswith(shown)
+
+
 def test_a_table_with_no_time_beside_time_series_is_left_out_with_a_warning(tmp_path: Path) -> None:
     # `metric/*.csv` of a Nezha day matches its list of call pairs too
     write(tmp_path / "cart_metric.csv", "Time,PodName,CpuUsage(m)\n2024-05-01T10:00:00Z,cart-5f6585d649-fnmft,1.5\n")

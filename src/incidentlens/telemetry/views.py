@@ -435,7 +435,10 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
                                  f"its columns: {', '.join(names)}")
     if not candidates:
         looked = ", ".join(CANDIDATES[role])
-        raise UntimedSourceError(f"{c.source.label}: no time column (looked for {looked}); use --map {role}=COLUMN")
+        # the file's own columns, so the one to map can be picked from the line itself
+        shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+        raise UntimedSourceError(f"{c.source.label}: no time column (looked for {looked}); its columns: {shown}; "
+                                 f"use --map {role}=COLUMN")
     best: tuple[str, TimeFormat | None, float] = (candidates[0], None, 0.0)
     for column in candidates:
         fmt, share = detect_format(con, _SAMPLE, quote(column), c.columns.types[column])
