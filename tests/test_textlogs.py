@@ -191,6 +191,16 @@ def test_templates_command_writes_templates_and_the_line_each_entry_starts_on(tm
     assert lines[0]["file"] == str(log) and lines[0]["template_id"] == lines[3]["template_id"]
 
 
+def test_templates_command_writes_its_counts_with_thousands_separators_and_the_right_plural(tmp_path: Path) -> None:
+    log = write(tmp_path / "shop.log", "".join(f"2024-05-01 10:{i // 60 % 60:02d}:{i % 60:02d},000 INFO  [main] "
+                                               f"com.shop.Checkout - order {i} placed\n" for i in range(1200)))
+
+    result = incidentlens("templates", "--logs", str(log), "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 0, result.stderr
+    assert "1 template over 1,200 entries" in result.stdout
+
+
 def test_loghub_systems_read_without_options_and_group_like_the_ground_truth(datasets: Path) -> None:
     from incidentlens.eval.templates import evaluate_templates
 

@@ -601,8 +601,9 @@ def templates_command(
     ordered = mined.templates.sort_by([("count", "descending")])
     for row in ordered.slice(0, 15).to_pylist():
         _print_data(f"{row['count']:>9}  {row['template']}")
-    more = f" ({mined.templates.num_rows - 15} more in templates.csv)" if mined.templates.num_rows > 15 else ""
-    _print_data(f"{mined.templates.num_rows} templates over {mined.lines.num_rows} entries{more}")
+    more = f" ({mined.templates.num_rows - 15:,} more in templates.csv)" if mined.templates.num_rows > 15 else ""
+    found, entries = mined.templates.num_rows, mined.lines.num_rows
+    _print_data(f"{found:,} template{'s' * (found != 1)} over {entries:,} entr{'ies' if entries != 1 else 'y'}{more}")
     _print_data(f"wrote {out / 'templates.csv'}")
     _print_data(f"wrote {out / 'lines.csv'}")
 
