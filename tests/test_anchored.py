@@ -428,3 +428,26 @@ def test_a_window_between_two_metric_samples_says_it_holds_none_not_that_nothing
     assert ("No metric samples in the window (metrics every 60 s): the metrics cannot show whether anything moved "
             "in it.") in html
     assert "none of the series that moved" not in html
+
+
+def test_a_minute_of_logs_missing_across_the_given_start_is_said_among_the_sources(tmp_path):
+    # OnlineBoutique's 14_12 and 14_14 trace minutes given without 14_13: the window's rows were counted, and
+    # nothing said that its first 35 s held none
+    at = DAY + timedelta(hours=10, minutes=1, seconds=25)
+    lines = [{"ts": (DAY + timedelta(hours=10, seconds=s)).isoformat() + "Z", "service": "api", "level": "INFO",
+              "message": "request served"} for s in [*range(0, 60, 5), *range(120, 180, 5)]]  # no 10:01 minute
+    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    store = load_telemetry(metrics=_metrics_day(tmp_path), logs=tmp_path / "logs.jsonl")
+    pm = build_postmortem(analyze(store, at=at, onset="at"))
+
+    said = ("no logs from 2024-05-01T10:00:55Z to 2024-05-01T10:02:00Z (65 s, across the start): none in the "
+            "window's first 35 s")
+    assert said in pm.to_dict()["sources"]["notes"]
+    assert f"- {said}" in render_markdown(pm).split("## Sources\n", 1)[1]
+
+
+def test_logs_with_no_hole_across_the_start_add_no_note(tmp_path):
+    at = DAY + timedelta(hours=10, minutes=1, seconds=25)
+    store = load_telemetry(metrics=_metrics_day(tmp_path), logs=_logs_until(tmp_path, at + timedelta(minutes=1)))
+    notes = analyze(store, at=at, onset="at").to_dict()["sources"]["notes"]
+    assert not any("across the start" in note for note in notes)
