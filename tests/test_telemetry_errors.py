@@ -82,6 +82,13 @@ def test_a_gzip_file_cut_short_is_named_once_with_what_happened_to_it(tmp_path: 
                                      "short (a copy or download that did not finish?)")
 
 
+def test_a_plain_file_named_gz_is_said_to_be_no_gzip_data(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv.gz"
+    path.write_text("ts,service,metric,value\n2024-05-01T10:00:00Z,api,p95_ms,12\n")
+    assert load_error(metrics=path) == (f"{path}: cannot read as CSV: not gzip data, though its name ends in .gz "
+                                        "(a plain file renamed?)")
+
+
 def test_a_row_whose_time_does_not_parse_is_left_out_and_counted(tmp_path: Path) -> None:
     rows = [f"2024-05-01T10:{m:02d}:00Z,{m}" for m in range(20)]
     rows[16] = "2024-13-45,16"

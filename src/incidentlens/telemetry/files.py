@@ -452,8 +452,11 @@ def read_error(source: Source, err: duckdb.Error) -> InputError:
         before_advice = list(itertools.takewhile(lambda line: not line.startswith(_DUCKDB_ADVICE), lines[1:]))
         detail = before_advice[-1] if before_advice else ""
         reason = f"line {csv_line.group(1)}: {detail}" if detail else f"line {csv_line.group(1)}"
-    if "end of GZIP stream" in reason:  # DuckDB's words name the file again and not what happened to it
+    # DuckDB's words about gzip name the file again, and not what happened to it
+    if "end of GZIP stream" in reason:
         reason = "the gzip stream ends early: the file is cut short (a copy or download that did not finish?)"
+    elif "not a GZIP stream" in reason:
+        reason = "not gzip data, though its name ends in .gz (a plain file renamed?)"
     return InputError(f"{file}: cannot read as {source.format_name}: {reason}")
 
 
