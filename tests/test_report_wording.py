@@ -432,6 +432,22 @@ def test_a_service_moving_after_the_first_is_propagation_whatever_its_detail_say
     assert phases["first anomalous point: db-proxy/pool_in_use"] == "onset"
 
 
+def test_the_root_cause_named_moving_is_its_onset_not_propagation():
+    # TrainTicket 10:26: the review named ts-travel2-service (79%) and its timeline marked it "propagation", behind a
+    # service that moved 2 s before it
+    analysis = pool_exhaustion_analysis()
+    analysis["timeline"] += [
+        {"t": "2024-05-01T10:14:00Z", "event": "db-proxy moves (pool_in_use from 20 to 100)"},
+        {"t": "2024-05-01T10:16:00Z", "event": "api-gateway moves (p95_ms from 180 to 2,450 (over tenfold))"},
+    ]
+    phases = {e.event.partition(" (")[0]: e.phase for e in build_postmortem(analysis).timeline}
+    assert phases["db-proxy moves"] == "onset"
+    assert phases["api-gateway moves"] == "propagation"
+    analysis["hypotheses"][0]["test_passed"] = False  # others moved before it: as the data orders it
+    phases = {e.event.partition(" (")[0]: e.phase for e in build_postmortem(analysis).timeline}
+    assert phases["db-proxy moves"] == "propagation"
+
+
 def first_alert_proposed_with_cpu(millicores: tuple[float, float], percent: tuple[float, float]) -> str:
     """The review's first proposed alert when db-proxy's CPU (in millicores, and as a share of its limit) moved from
     the first to the second value before the symptom."""
