@@ -301,7 +301,7 @@ FLAT_METRICS = """
 
 def test_root_spans_failing_from_the_start_mark_their_service_affected_and_count_toward_severity() -> None:
     impact = estimate_impact(DuckStore(FLAT_METRICS, SPANS), WINDOW, BASELINE).impact
-    assert impact.harm_checked == ["latency and error metrics", "failed or cut-short traced requests"]
+    assert impact.harm_checked == ["latency and error metrics", "failed, cut-short or slowed traced requests"]
     assert impact.services_affected == ["edge-proxy"]  # 45 of 180 failed in the window, none in the baseline
     assert (impact.requests_failed, impact.requests_failed_excess) == (45, 45)
     report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
@@ -315,7 +315,7 @@ def test_root_spans_failing_as_often_as_before_the_start_are_the_window_s_ordina
     all_day = SPANS.replace("i >= 720 AND i % 4 = 0 AS is_error", "i % 4 = 0 AS is_error")
     impact = estimate_impact(DuckStore(FLAT_METRICS, all_day), WINDOW, BASELINE).impact
     assert impact.requests_failed == 45
-    assert impact.harm_checked == ["latency and error metrics", "failed or cut-short traced requests"]
+    assert impact.harm_checked == ["latency and error metrics", "failed, cut-short or slowed traced requests"]
     assert impact.services_affected == []
 
 
@@ -388,11 +388,11 @@ def test_a_service_whose_traced_requests_fail_from_the_start_is_affected() -> No
     # which 5 of its 149 requests before had, and neither a metric nor its WARN/ERROR lines per minute counted it
     result = estimate_impact(_traced("i % 4 = 0"), WINDOW, BASELINE)
 
-    assert result.impact.harm_checked == ["failed or cut-short traced requests", "WARN/ERROR lines"]
+    assert result.impact.harm_checked == ["failed, cut-short or slowed traced requests", "WARN/ERROR lines"]
     assert result.impact.services_affected == ["food"]
-    cited = next(e for e in result.evidence if "failed or cut-short traced requests" in e.title)
-    assert cited.title == ("affected: 1 services by failed or cut-short traced requests: food 45 of 180 requests "
-                           "failed with an ERROR line: food list lookup failed for <*>, 18 of 720 before")
+    cited = next(e for e in result.evidence if "failed, cut-short or slowed traced requests" in e.title)
+    assert cited.title == ("affected: 1 services by failed, cut-short or slowed traced requests: food 45 of 180 "
+                           "requests failed with an ERROR line: food list lookup failed for <*>, 18 of 720 before")
 
 
 def test_a_new_way_of_failing_counts_though_an_earlier_fault_fills_the_baseline_with_another() -> None:
@@ -409,7 +409,7 @@ def test_traced_requests_failing_as_often_as_before_or_too_few_to_tell_mark_no_s
     four = estimate_impact(_traced("i IN (720, 721, 722, 723)"), WINDOW, BASELINE).impact  # under MIN_PROBLEMS
 
     assert as_before.services_affected == [] and four.services_affected == []
-    assert "failed or cut-short traced requests" in as_before.harm_checked
+    assert "failed, cut-short or slowed traced requests" in as_before.harm_checked
 
 
 # Every 10 s checkout is entered by PlaceOrder, which calls payment, then cart to empty it; from the start on `CUT`
@@ -437,8 +437,29 @@ def test_requests_cut_short_with_no_error_to_show_it_mark_their_service_affected
 
     assert result.impact.services_affected == ["checkout"]
     cited = next(e for e in result.evidence if "cut-short" in e.title)
-    assert cited.title == ("affected: 1 services by failed or cut-short traced requests: checkout 45 of 162 PlaceOrder "
-                           "requests ended without calling cart EmptyCart, 0 of 648 before")
+    assert cited.title == ("affected: 1 services by failed, cut-short or slowed traced requests: checkout 45 of 162 "
+                           "PlaceOrder requests ended without calling cart EmptyCart, 0 of 648 before")
+
+
+def test_requests_slowed_with_no_error_or_metric_to_show_it_mark_their_service_affected() -> None:
+    # OnlineBoutique 14:12, paymentservice's network delayed: checkoutservice's PlaceOrder requests waited half a
+    # second longer on each call to it, with no status, line or metric to show it, and the review said "no sustained
+    # impact" beside a root cause whose callers waited 532 ms more on each call
+    slowed = DuckStore(ORDERS.replace("QUOTES", "FALSE").replace("CUT", "FALSE").replace(
+        "12.0 AS duration_ms", "CASE WHEN service = 'checkout' AND ordered THEN 10.0 + i % 7 "
+                               "+ CASE WHEN i >= 720 THEN 500 ELSE 0 END ELSE 12.0 END AS duration_ms"))
+    result = estimate_impact(slowed, WINDOW, BASELINE)
+
+    assert result.impact.services_affected == ["checkout"]
+    (failure,) = result.impact.traced_failures
+    assert (failure.kind, failure.slower_than_ms) == ("PlaceOrder", 16.0)
+    cited = next(e for e in result.evidence if "slowed" in e.title)
+    assert cited.title == ("affected: 1 services by failed, cut-short or slowed traced requests: checkout 162 of 162 "
+                           "PlaceOrder requests took longer than 16.0 ms (the p90 of their kind before), 0 of 648 "
+                           "before")
+    report_impact = ReportImpact(**result.impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
+                                 narrative=Narrative(text=""))
+    assert "PlaceOrder requests took longer than 16 ms, their kind's p90 before" in derive_severity(report_impact)[1]
 
 
 def test_more_requests_of_a_kind_that_never_made_the_call_cut_nothing_short() -> None:
@@ -462,8 +483,8 @@ def test_traced_requests_failing_set_sev3_and_the_reason_says_whose_and_how() ->
 
     assert level == "SEV3"
     assert why.split(" (rule")[0] == (
-        "SEV3 because a service's traced requests failed beyond its baseline's share (its requests, not the users': "
-        "SEV3 at most) (checkout: 45 of 162 PlaceOrder requests ended without calling cart EmptyCart, 0 of 648 "
+        "SEV3 because a service's traced requests failed or slowed beyond its baseline's share (its requests, not the "
+        "users': SEV3 at most) (checkout: 45 of 162 PlaceOrder requests ended without calling cart EmptyCart, 0 of 648 "
         "before)")
 
 

@@ -84,7 +84,7 @@ from incidentlens.analysis.plausibility import TraceCheck, check_percentiles
 from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
 from incidentlens.analysis.spans import log_trace_column
 from incidentlens.analysis.tails import poisson_at_least
-from incidentlens.analysis.units import LOG_ERROR_SHARE
+from incidentlens.analysis.units import LOG_ERROR_SHARE, three_figures
 from incidentlens.telemetry import sql_ts
 
 REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
@@ -128,6 +128,9 @@ FAILING_FLOOR = 0.01
 IMPACT_NOISE_FLOOR = 0.05
 #: the stretch just before the start a series' window maximum must rise above to count as changed by the incident
 PRE_START = timedelta(minutes=5)
+#: a traced request is slowed when it took longer than this share of its kind's requests before the start did: a
+#: tenth of them did then, so the surge test's `SURGE_RATIO` asks for three tenths
+SLOW_QUANTILE = 0.9
 
 
 class Peak(BaseModel):
@@ -147,7 +150,8 @@ class TracedFailure(BaseModel):
     service: str
     way: str | None  # an error status on an operation, an ERROR line's template, the call a cut request lacked; None:
     # all the ways together
-    kind: str | None = None  # cut short: the kind of request (its entry operations) that ended without the call
+    kind: str | None = None  # cut short or slowed: the kind of request (its entry operations)
+    slower_than_ms: float | None = None  # slowed: the kind's p90 before the start, which its requests took longer than
     window_requests: int
     window_failed: int
     baseline_requests: int
@@ -194,7 +198,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     spans = ("spans", None)
     counted = _requests(store, window, baseline, spans, series, evidence) if store.has("spans") else None
     if store.has("spans"):
-        impact.harm_checked.append("failed or cut-short traced requests")
+        impact.harm_checked.append("failed, cut-short or slowed traced requests")
         impact.traced_failures = _failing_requests(store, window, baseline, evidence)
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
@@ -805,12 +809,18 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
     A request cut short fails too, though no status or line says so (`spans.TraceSignal.cut_short`): a way is a call
     the requests of one kind (the operations that entered the service) made before the start, and one of them that
     ended without it failed that way (OnlineBoutique 13:10: 16 of checkoutservice's 17 PlaceOrder requests ended
-    without calling cartservice's EmptyCart, 4 of 259 before, with no error status or line to show it)."""
+    without calling cartservice's EmptyCart, 4 of 259 before, with no error status or line to show it).
+
+    A request slowed goes wrong too, though it succeeds: of one kind, one that took longer than nine in ten of its
+    kind before the start (their p90, `SLOW_QUANTILE`) did; a tenth of them did before, so the surge test asks three
+    times that share (OnlineBoutique 14:12, paymentservice's network delayed: checkoutservice's PlaceOrder requests
+    waited half a second longer on each call to it, with no status, line or metric to show it)."""
     links = span_links(store)
     sql = _failing_requests_sql(window, baseline, links, log_trace_column(store))
     cut_sql = _cut_requests_sql(window, baseline, links)
+    slow_sql = _slow_requests_sql(window, baseline, links)
     rows = [r for r in store.fetch(sql).to_pylist() + store.fetch(cut_sql).to_pylist()
-            if r["baseline_requests"] and r["window_requests"]]
+            + store.fetch(slow_sql).to_pylist() if r["baseline_requests"] and r["window_requests"]]
     failed = np.array([r["window_failed"] for r in rows], dtype=float)
     share = np.array([max(float(r["baseline_failed"]), 0.5) / float(r["baseline_requests"]) for r in rows])
     expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
@@ -819,15 +829,16 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
     worst = [next(r for r in ways if r["service"] == name) for name in found]
     said = "; ".join(_failed_words(r) for r in worst[:3])
     evidence.append(Evidence.make(
-        "impact", f"affected: {len(found)} services by failed or cut-short traced requests"
-                  + (f": {said}" if said else ""), f"{sql};\n{cut_sql}",
+        "impact", f"affected: {len(found)} services by failed, cut-short or slowed traced requests"
+                  + (f": {said}" if said else ""), f"{sql};\n{cut_sql};\n{slow_sql}",
         {"services_affected": found,
-         "failed": [{k: r[k] for k in ("service", "way", "kind", "window_requests", "window_failed",
-                                       "baseline_requests", "baseline_failed")} for r in worst],
+         "failed": [{k: r.get(k) for k in ("service", "way", "kind", "slower_than_ms", "window_requests",
+                                           "window_failed", "baseline_requests", "baseline_failed")} for r in worst],
          "rule": "a service's requests: the traces in which another service (or none) called it; failed in a way: it "
                  "gave such a span of an operation an error status, or wrote an ERROR/FATAL line of a template in "
                  "the trace (counted over the requests begun while logs were written), or, of the requests of one "
-                 "kind (the operations that entered it), ended without a call that kind made before the start; per "
+                 "kind (the operations that entered it), ended without a call that kind made before the start, or "
+                 f"took longer than the kind's p{SLOW_QUANTILE * 100:.0f} before the start; per "
                  f"way and all error ways together, failed in the window >= {SURGE_RATIO:g}x the baseline's failed "
                  f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared"},
     ))
@@ -837,7 +848,10 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
 def _failed_words(row: dict[str, Any]) -> str:
     """`ts-food-service 7 of 9 requests failed with an ERROR line: ..., 5 of 149 before` (all ways together: `7 of 9
     requests failed, ...`; cut short: `checkoutservice 16 of 17 PlaceOrder requests ended without calling ...`)."""
-    if row["kind"] is not None:
+    if row.get("slower_than_ms") is not None:
+        done = (f"{_short(str(row['kind']), 80)} requests took longer than {three_figures(row['slower_than_ms'])} ms "
+                f"(the p{SLOW_QUANTILE * 100:.0f} of their kind before)")
+    elif row["kind"] is not None:
         done = f"{_short(str(row['kind']), 80)} requests ended without calling {_short(str(row['way']), 80)}"
     else:
         done = "requests failed" + ("" if row["way"] is None else f" with {_short(str(row['way']))}")
@@ -916,6 +930,32 @@ SELECT service, callee AS way, kind, any_value(window_requests) AS window_reques
 FROM sides JOIN calls USING (service, trace_id) JOIN totals USING (service, kind)
 GROUP BY service, kind, callee HAVING count(*) FILTER (WHERE NOT after) > 0
 ORDER BY service, kind, callee"""
+
+
+def _slow_requests_sql(window: Span, baseline: Span, links: str) -> str:
+    """Per service and kind of request (its entry operations, as `_cut_requests_sql`): its requests of the kind, and
+    those that took longer than the kind's `SLOW_QUANTILE` before the start (a request's time: its longest span
+    entering the service in the trace), in the window and in the baseline (`_failing_requests`)."""
+    either = f"({in_span('started', window)}) OR ({in_span('started', baseline)})"
+    return f"""WITH requests AS (
+    SELECT service, trace_id, min(start_ts) AS started, max(duration_ms) AS took,
+           string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, '')) AS kind
+    FROM {links} WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service
+    GROUP BY service, trace_id
+), sides AS (
+    SELECT service, kind, took, {in_span('started', window)} AS after FROM requests
+    WHERE ({either}) AND took IS NOT NULL
+), cuts AS (
+    SELECT service, kind, quantile_cont(took, {SLOW_QUANTILE}) FILTER (WHERE NOT after) AS slower_than_ms
+    FROM sides GROUP BY service, kind
+)
+SELECT service, CAST(NULL AS VARCHAR) AS way, kind, slower_than_ms,
+       count(*) FILTER (WHERE after) AS window_requests,
+       count(*) FILTER (WHERE after AND took > slower_than_ms) AS window_failed,
+       count(*) FILTER (WHERE NOT after) AS baseline_requests,
+       count(*) FILTER (WHERE NOT after AND took > slower_than_ms) AS baseline_failed
+FROM sides JOIN cuts USING (service, kind) WHERE slower_than_ms IS NOT NULL
+GROUP BY service, kind, slower_than_ms ORDER BY service, kind"""
 
 
 def _merge(first: list[str], second: list[str]) -> list[str]:

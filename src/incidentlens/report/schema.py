@@ -79,13 +79,15 @@ class NotBorneOut(_Model):
 
 class TracedFailure(_Model):
     """A service's traced requests that failed in one way beyond its baseline's share: an error status on an
-    operation, an ERROR line of a template, or (`kind`) requests of that kind that ended without a call they made
-    before the start."""
+    operation, an ERROR line of a template, (`kind`) requests of that kind that ended without a call they made
+    before the start, or (`slower_than_ms`) that took longer than nine in ten of the kind did before it."""
 
     service: str
     way: str | None = Field(None, description="how they failed; None: in any way")
-    kind: str | None = Field(None, description="cut short: the kind of request (its entry operations); `way` is the "
-                                               "call it ended without")
+    kind: str | None = Field(None, description="cut short or slowed: the kind of request (its entry operations); "
+                                               "`way` is the call a cut request ended without")
+    slower_than_ms: float | None = Field(None, description="slowed: the kind's p90 before the start, which these "
+                                                           "requests took longer than")
     window_requests: int
     window_failed: int
     baseline_requests: int
@@ -123,9 +125,9 @@ class Impact(_Model):
                                              "more than tenfold the longest of the service's traced calls: not "
                                              "counted as latency")
     harm_checked: list[str] = Field(default_factory=list, description="what could mark a service affected in this "
-                                    "data (latency and error metrics, failed or cut-short traced requests, WARN/ERROR "
-                                    "lines); with none affected, failed requests and users are the window's ordinary "
-                                    "ones, not the incident's")
+                                    "data (latency and error metrics, failed, cut-short or slowed traced requests, "
+                                    "WARN/ERROR lines); with none affected, failed requests and users are the "
+                                    "window's ordinary ones, not the incident's")
     narrative: Narrative
     evidence: list[EvidenceId] = Field(default_factory=list)
 
