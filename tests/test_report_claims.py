@@ -242,3 +242,14 @@ def test_a_recovery_is_called_lucky_only_where_events_could_have_recorded_an_int
     assert "The system recovered without a recorded intervention" not in build_postmortem(analysis).lessons.got_lucky
     analysis["sources"]["events_given"] = True
     assert "The system recovered without a recorded intervention" in build_postmortem(analysis).lessons.got_lucky
+
+
+def test_a_root_cause_copied_from_a_shortened_tool_answer_is_written_from_the_evidence_instead():
+    # the offline writer tells the root cause from the facts handed over, whose long strings a tool answer cuts
+    cut = ("db-proxy ran out of database connections: requests queued for the pool and timed out, and the se... "
+           "(3 chars cut). Falsification test: if db-proxy were the cause its errors would precede payments': they "
+           "do, by 3 min; it held.")
+    told = build_postmortem(pool_exhaustion_analysis(), narrative={"root_cause": cut}).root_cause.narrative
+
+    assert told.grounded_by == "template" and "chars cut" not in told.text
+    assert told.rejected == ["'... (3 chars cut)': the text was cut short, not whole"]

@@ -125,6 +125,9 @@ _GIVEN_START_CONTRADICTIONS = re.compile(
     rf"|{_RECOVERY_CLAIM}", re.IGNORECASE)
 #: prose that has an incident still under way when the data ends recovered
 _RECOVERY_CLAIMS = re.compile(_RECOVERY_CLAIM, re.IGNORECASE)
+#: prose copied from a tool's shortened answer (`agents.tools.compact`: "... (77 chars cut)", "... 3 more cut"): its
+#: sentence stops mid-figure ("over a hundredfold, 100..."), and the count of what was cut passes for a finding
+_CUT_SHORT = re.compile(r"\.\.\.\s*\(\d+ chars cut\)|\.\.\. \d+ more cut")
 
 
 def build_postmortem(analysis: Any, narrative: Mapping[str, str] | None = None,
@@ -500,6 +503,7 @@ class _Builder:
         if not text:
             return Narrative(text=template_text, grounded_by="template")
         reasons = check_grounding(text, self.facts) + self._given_start_contradictions(text)
+        reasons += [f"'{m.group(0)}': the text was cut short, not whole" for m in _CUT_SHORT.finditer(text)]
         if self.ongoing:
             reasons += [f"'{m.group(0)}': the incident was still under way when the data ends; no recovery is in it"
                         for m in _RECOVERY_CLAIMS.finditer(text)]
