@@ -111,10 +111,10 @@ def test_a_peak_without_a_sustained_rise_is_not_called_degradation_nor_sets_a_se
     assert pm.severity == "SEV4"  # was SEV3, "latency >= 1.5x baseline", from one sample
     assert pm.severity_rule.startswith(
         "SEV4 because no user-visible impact reached the SEV3 floor (no service's latency and error metrics rose "
-        "against the baseline); a single peak, not sustained: latency (p95_ms) 360 ms at 10:05 UTC against 180 ms "
-        "before, 190 ms over the window")
+        "beyond the baseline's noise); a single peak, not sustained: latency (p95_ms) 360 ms at 10:05 UTC against "
+        "180 ms before, 190 ms over the window")
     assert "degraded" not in pm.summary.text
-    said = "no sustained impact was measured: no service's latency and error metrics rose against the baseline"
+    said = "no sustained impact was measured: no service's latency and error metrics rose beyond the baseline's noise"
     assert f"{said}. Only at its peak, latency (p95_ms) peaked at 360 ms against 180 ms" in pm.summary.text
     assert pm.impact.narrative.text.startswith(f"N{said[1:]}")
     assert any(line.startswith(f"N{said[1:]}. Only at its peak, latency (p95_ms) peaked at 360 ms")
@@ -253,3 +253,23 @@ def test_a_root_cause_copied_from_a_shortened_tool_answer_is_written_from_the_ev
 
     assert told.grounded_by == "template" and "chars cut" not in told.text
     assert told.rejected == ["'... (3 chars cut)': the text was cut short, not whole"]
+
+
+def test_a_rise_held_over_the_window_but_within_the_baseline_s_noise_is_not_called_a_single_peak():
+    analysis = pool_exhaustion_analysis()
+    # every sample of the window above the 0.0% before (0.8%, 2.2%, 4.0%), but an earlier fault in the baseline
+    # (49% errors) makes that noise: no service is marked affected
+    analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], requests_failed=0,
+                              peak_latency=None, users_affected=None,
+                              peak_error_rate={"metric": "error_ratio", "service": "frontend", "value": 0.040,
+                                               "baseline": 0.0, "typical": 0.022, "at": "2024-05-01T10:05:00Z"})
+    pm = build_postmortem(analysis)
+
+    assert pm.severity == "SEV4"
+    # was "a single peak, not sustained: ... 4.0% at 10:05 UTC against 0.0% before, 2.2% over the window"
+    assert "a single peak, not sustained" not in pm.severity_rule
+    assert ("a rise not counted as harm: error rate (frontend/error_ratio) 2.2% over the window, 4.0% at its peak at "
+            "10:05 UTC, against 0.0% before") in pm.severity_rule
+    # was "no sustained impact was measured: ... Only at its peak, error rate ..."
+    assert ("no impact was measured: no service's latency and error metrics rose beyond the baseline's noise. In the "
+            "window, error rate (frontend/error_ratio) peaked at 4.0% against 0.0% before") in pm.summary.text

@@ -43,11 +43,11 @@ def test_a_given_start_where_nothing_moved_has_no_severity_and_claims_no_degrada
     assert quiet_day.impact.requests_failed > 0, "the day's ordinary failures are still in the window"
     assert quiet_day.severity is None  # was SEV3, "because requests failed"
     assert quiet_day.severity_rule.startswith("undetermined: no impact measured (no service's latency and error "
-                                              "metrics or WARN/ERROR lines rose against the baseline)")
+                                              "metrics or WARN/ERROR lines rose beyond the baseline's noise)")
     summary = quiet_day.summary.text
     assert "degraded" not in summary
-    assert ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose against the "
-            "baseline, and nothing moved beyond its baseline's noise (checked: 4 metric series, the logs of 1 service; "
+    assert ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose beyond the "
+            "baseline's noise, nor did anything else move beyond it (checked: 4 metric series, the logs of 1 service; "
             "no traces for this period)" in summary)
     assert quiet_day.impact.narrative.text.startswith("No impact was measured:")
 
@@ -70,8 +70,8 @@ def test_where_nothing_moved_no_step_is_about_an_affected_service_or_its_hypothe
 
 
 def test_the_summary_the_impact_section_and_the_headline_say_no_impact_in_the_same_words(quiet_day):
-    said = ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose against the "
-            "baseline")
+    said = ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose beyond the "
+            "baseline's noise")
     opening = said[0].upper() + said[1:]
     headline = [line for line in executive_summary(quiet_day) if line.startswith(opening)]
     assert said in quiet_day.summary.text and quiet_day.impact.narrative.text.startswith(opening) and headline
@@ -90,7 +90,8 @@ def test_load_alone_after_a_given_start_is_a_shift_without_impact_not_sev3(tmp_p
     # requests and CPU up, errors (1% all day) and latency flat: the failures in the window are the day's own
     pm = build_postmortem(analyze(traffic_surge(tmp_path), at=ALERT, onset="at"))
     assert pm.severity == "SEV4"  # was SEV3, "because requests failed"
-    assert "no service's latency and error metrics or WARN/ERROR lines rose against the baseline" in pm.severity_rule
+    said = "no service's latency and error metrics or WARN/ERROR lines rose beyond the baseline's noise"
+    assert said in pm.severity_rule
     assert "degraded" not in pm.summary.text
     assert "users affected" not in pm.summary.text
 

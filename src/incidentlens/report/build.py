@@ -623,7 +623,7 @@ class _Builder:
         """`payments degraded: <impact>.`, or where no harm was seen, that none was measured (or only at a peak) and
         what was checked."""
         level = self.severity[0]
-        moved = "" if self.moved else ", and nothing moved beyond its baseline's noise"
+        moved = "" if self.moved else ", nor did anything else move beyond it"
         said = no_impact_words(impact, level, moved + self._checked_words())
         if said:
             return f"{said}{_impact_line(impact, level)}."
@@ -1401,7 +1401,7 @@ def not_borne_out_words(checks: list[NotBorneOut], most: int = 3) -> str:
 def no_impact_words(impact: Impact, severity: str | None, checked: str = "") -> str:
     """Where no harm was seen, what introduces the impact's figures: that no impact (no sustained impact, where a peak
     still reached SEV3 or worse) was measured, what was checked and not seen (`checked` adds to it), and where the
-    figures that follow were seen: `no impact was measured: no service's ... rose against the baseline. In the
+    figures that follow were seen: `no impact was measured: no service's ... rose beyond the baseline's noise. In the
     window, `. Empty where harm was seen. The summary, the impact section and the executive summary all word it so."""
     shown = harm(impact, severity)
     if shown == "seen":

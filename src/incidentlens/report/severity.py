@@ -69,7 +69,8 @@ RULE = ("SEV1: error rate >= 20 points over its baseline, or >= 10% of requests 
         "users are those on WARN/ERROR lines less the baseline's for a window as long, and set no level where there "
         "is no baseline; "
         "error rate, latency, failed requests and users count only where a service's latency, errors, WARN/ERROR "
-        "lines or failed, cut-short or slowed traced requests rose against the baseline; with none and nothing moved "
+        "lines or failed, cut-short or slowed traced requests rose beyond the baseline's noise; with none and "
+        "nothing moved "
         "(whatever a lone peak reached): undetermined")
 
 
@@ -122,7 +123,9 @@ def _figures(impact: Impact, harm_seen: bool, peaks: bool = False) -> _Figures:
 def single_peak(impact: Impact, level: Severity) -> str | None:
     """Where the error rate's or latency's peak alone would set a worse level than `level`: that it is one peak, in
     words, with the typical level beside it (`a single peak, not sustained: latency (api/p95_ms) 360 ms at 10:05
-    UTC against 180 ms before, 190 ms over the window`)."""
+    UTC against 180 ms before, 190 ms over the window`). Where the typical level would set it too, what kept it from
+    counting was no service's rise past the baseline's noise, not a lone peak, and the words say so (`a rise not
+    counted as harm: ... 2.2% over the window, 4.0% at its peak ...`)."""
     worse, _, figure = _level(_figures(impact, harm_seen=False, peaks=True))
     if figure not in ("error", "latency") or _RANK[worse] >= _RANK[level]:
         return None
@@ -134,8 +137,23 @@ def single_peak(impact: Impact, level: Severity) -> str | None:
     value = _writer(figure, peak)
     at = f" at {fmt.when(fmt.utc(peak.at), clock=True)}" if peak.at else ""
     before = "" if peak.baseline is None else f" against {value(peak.baseline)} before"
+    if held_at_peak_level(impact, level):
+        return (f"a rise not counted as harm: {name} {value(peak.typical)} over the window, {value(peak.value)} at "
+                f"its peak{at},{before}")
     typical = "" if peak.typical is None else f", {value(peak.typical)} over the window"
     return f"a single peak, not sustained: {name} {value(peak.value)}{at}{before}{typical}"
+
+
+def held_at_peak_level(impact: Impact, level: Severity) -> bool:
+    """Whether the error rate's and latency's typical levels (their window medians) would set a worse level than
+    `level` were harm seen: then no peak alone reached it, the window held there."""
+    def at_typical(peak: Peak | None) -> Peak | None:
+        return None if peak is None or peak.typical is None else peak.model_copy(update={"value": peak.typical})
+
+    held = impact.model_copy(update={"peak_error_rate": at_typical(impact.peak_error_rate),
+                                     "peak_latency": at_typical(impact.peak_latency)})
+    worse, _, figure = _level(_figures(held, harm_seen=False, peaks=True))
+    return figure in ("error", "latency") and _RANK[worse] < _RANK[level]
 
 
 _RANK: dict[Severity, int] = {"SEV1": 1, "SEV2": 2, "SEV3": 3, "SEV4": 4}
@@ -298,13 +316,17 @@ def shows_harm(impact: Impact) -> bool:
 
 def no_harm(impact: Impact) -> str:
     """What was checked for harm and not seen, in words: `no service's latency and error metrics or WARN/ERROR lines
-    rose against the baseline`."""
-    return f"no service's {' or '.join(impact.harm_checked)} rose against the baseline"
+    rose beyond the baseline's noise` (a rise within it may still be figured beside: the error rate at 2.2% against
+    0.0% before the start is one, where the baseline held an earlier fault's 49%)."""
+    return f"no service's {' or '.join(impact.harm_checked)} rose beyond the baseline's noise"
 
 
 def harm(impact: Impact, severity: Severity | None) -> str:
     """What the window shows of harm: `seen` (a service affected, or nothing here could show one), `peak` (none
-    sustained, but a single peak reached the SEV3 floor) or `none` (no impact measured)."""
+    sustained, but a single peak reached the SEV3 floor) or `none` (no impact measured, whatever the window's
+    typical level reached)."""
     if shows_harm(impact):
         return "seen"
-    return "peak" if severity is not None and single_peak(impact, severity) else "none"
+    if severity is None or not single_peak(impact, severity) or held_at_peak_level(impact, severity):
+        return "none"
+    return "peak"
