@@ -7,6 +7,7 @@ from datetime import datetime
 from duck_store import DuckStore
 from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import shift_words
+from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.shifts import metric_shifts
 
 BASELINE = (datetime(2024, 5, 1, 0, 0), datetime(2024, 5, 1, 2, 0))
@@ -88,3 +89,8 @@ def test_a_percentile_no_traced_call_covers_is_one_the_traces_cannot_confirm_unl
         "checkout/client_latency_p99_ms": "no traced call covers it", "cart/p95_ms": None}
     untraced, _ = metric_shifts(DuckStore(METRICS), WINDOW, BASELINE)
     assert all(s.unchecked is None for s in untraced)  # no traces at all: percentiles are all the data has
+
+
+def test_a_count_of_traced_calls_is_written_with_thousands_separators() -> None:
+    # OnlineBoutique 12:27: "its 26754 traced calls took at most 87.6 ms", beside "1,073 requests" in the same review
+    assert traced_calls_words(26754, 87.6) == "its 26,754 traced calls took at most 87.6 ms"
