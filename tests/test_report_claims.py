@@ -159,12 +159,13 @@ def test_a_failure_of_undetermined_mechanism_below_the_bar_is_titled_suspected()
 
 
 def test_a_test_that_cannot_fail_passes_nothing(tmp_path: Path):
-    # db alone moves: "it is the only one that moved" orders nothing, so the review does not call its test passed
+    # db alone moves: "it is the only service whose change the tests count" orders nothing, so the review does not
+    # call its test passed; and it says only that (it was "the only one that moved", beside other series that rose)
     db = {"latency_p95_ms": (120.0, 2500.0, 3.0), "error_ratio": (0.01, 0.4, 0.001),
           "db_pool_utilization": (0.4, 1.0, 0.01)}
     analysis = analysed(tmp_path, {"db": db, "api": quiet("api"), "web": quiet("web")})
     top = analysis["hypotheses"][0]
-    assert top["service"] == "db" and "the only one that moved" in top["test"]
+    assert top["service"] == "db" and "it is the only service whose change the tests count" in top["test"]
     assert top["test_passed"] is None  # was True
     pm = build_postmortem(analysis)
     assert "It passed" not in pm.root_cause.narrative.text
