@@ -274,3 +274,32 @@ def test_a_rise_held_over_the_window_but_within_the_baseline_s_noise_is_not_call
     # was "no sustained impact was measured: ... Only at its peak, error rate ..."
     assert ("no impact was measured: no service's latency and error metrics rose beyond the baseline's noise. In the "
             "window, error rate (frontend/error_ratio) peaked at 4.0% against 0.0% before") in pm.summary.text
+
+
+def test_the_root_cause_says_how_sure_it_is_and_what_would_change_it():
+    # TrainTicket 09:34: "Root cause: ... ts-travel-service (confidence 58%)", its test undecided, and nothing said of
+    # the 42% left or of what would overturn it; ts-food-service (18%) was the fault
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0].update(confidence=0.58, test_passed=None)
+    analysis["hypotheses"][1].update(confidence=0.18)
+    analysis["verdict"] = {**analysis.get("verdict", {}), "status": "root_cause", "service": "db-proxy",
+                           "reason": "db-proxy stands out: 58% against 18% for payments", "unexplained": 0.11}
+    test_id = next(e for e in analysis["evidence"] if e["kind"] == "hypothesis_test")["id"]
+    assert test_id in analysis["hypotheses"][0]["supporting"]
+    test = next(e for e in analysis["evidence"] if e["id"] == test_id)["data"]
+    test.update(prediction="db-proxy moves before its callers",
+                onsets={"db-proxy": "2024-05-01T10:10:00Z", "payments": "2024-05-01T10:10:30Z"})
+    pm = build_postmortem(analysis)
+
+    assert pm.root_cause.certainty == (
+        "How sure: 58% (the next hypothesis, payments, 18%; 11% that it is none of the candidates). What would "
+        "change it: evidence against its test's prediction, that db-proxy moves before its callers, which this data "
+        "could not decide.")
+    assert f"\n\n{pm.root_cause.certainty}\n" in render_markdown(pm)  # a paragraph of its own
+    assert not pm.grounding.issues
+
+    # OnlineBoutique 12:27: checkoutservice alone counted, so its test had nothing to order it against
+    test["onsets"] = {"db-proxy": "2024-05-01T10:10:00Z"}
+    assert build_postmortem(analysis).root_cause.certainty.endswith(
+        "What would change it: another service's change, which the tests here did not count, found to start before "
+        "db-proxy's.")

@@ -679,7 +679,30 @@ class _Builder:
                     f"{len(against)} contradicting findings besides the test.")
         return RootCause(service=top.service, kind=self.kind, mechanism=top.mechanism, confidence=top.confidence,
                          evidence=top.supporting, test=top.test, test_passed=top.test_passed,
-                         narrative=self._narrate("root_cause", template))
+                         narrative=self._narrate("root_cause", template), certainty=self._certainty(top, tests))
+
+    def _certainty(self, top: Hypothesis, tests: set[str]) -> str:
+        """How sure the review is and what would change it: `How sure: 58% (the next hypothesis, ts-food-service,
+        18%; 11% that it is none of the candidates). What would change it: evidence against its test's prediction,
+        that ts-travel-service moves before its callers, which this data could not decide.` A next hypothesis at 0%
+        is not named; a test with no other service to order says what would give it one."""
+        rest = [f"the next hypothesis, {h.service}, {fmt.pct(h.confidence, 0)}" for h in self.hypotheses[1:2]
+                if round(h.confidence, 2) > 0]
+        unexplained = (self.data.get("verdict") or {}).get("unexplained")
+        if unexplained:
+            rest.append(f"{fmt.pct(unexplained, 0)} that it is none of the candidates")
+        said = f"How sure: {fmt.pct(top.confidence, 0)}" + (f" ({'; '.join(rest)})." if rest else ".")
+        test = next((ev.get("data") or {} for ev in self.data.get("evidence") or []
+                     if ev.get("id") in tests and ev.get("id") in top.supporting + top.contradicting), {})
+        if top.test_passed is False or not test.get("prediction"):
+            return said
+        if len(test.get("onsets") or {}) < 2:  # nothing to order it against
+            return (f"{said} What would change it: another service's change, which the tests here did not count, "
+                    f"found to start before {top.service}'s.")
+        decided = "this data bore out" if top.test_passed else "this data could not decide"
+        said += (f" What would change it: evidence against its test's prediction, that {test['prediction']}, "
+                 f"which {decided}.")
+        return said
 
     def _contributing_factors(self) -> list[ContributingFactor]:
         factors = [
@@ -1054,6 +1077,8 @@ def validate_grounding(pm: Postmortem, evidence: Any) -> GroundingCheck:
     facts = evidence if isinstance(evidence, Facts) else Facts(evidence)
     statements = {"title": pm.title}
     statements |= {f"{name}": n.text for name, n in pm.narratives().items() if n.text}
+    if pm.root_cause and pm.root_cause.certainty:
+        statements["root_cause.certainty"] = pm.root_cause.certainty
     statements |= {f"timeline[{i}]": f"{fmt.when(e.t)} {e.event}" for i, e in enumerate(pm.timeline, 1)}
     statements |= {f"contributing_factors[{i}]": f.description for i, f in enumerate(pm.contributing_factors, 1)}
     statements |= {f"detection.sooner[{i}]": text for i, text in enumerate(pm.detection.sooner, 1)}

@@ -177,6 +177,9 @@ class RootCause(_Model):
     test: str | None = None
     test_passed: bool | None = None
     narrative: Narrative
+    #: how sure the review is and what would change it, in words: the confidence against the rest (none of the
+    #: candidates, the next hypothesis) and the prediction of its test ("" in an older report)
+    certainty: str = ""
 
 
 class Trigger(_Model):
