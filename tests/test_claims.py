@@ -300,3 +300,16 @@ def test_a_hosts_metric_is_said_to_be_the_hosts_not_the_services_own(tmp_path: P
 
     assert top["service"] == "travel"
     assert top["mechanism"].startswith("travel changed (its host's NodeNetworkReceiveBytes from 63,")
+
+
+def test_cpu_saturation_claims_no_slower_callers_the_data_does_not_show(tmp_path: Path) -> None:
+    # only busy's CPU moved: nobody's latency rose (TrainTicket 14:49 said "requests queued and latency rose for its
+    # callers" where only ts-food-service's own latency had)
+    busy = {**quiet("busy"), "cpu_utilization": (0.2, 0.95, 0.01)}
+    analysis = analysed(tmp_path, {"busy": busy, "api": quiet("api")})
+
+    top = analysis["hypotheses"][0]
+    assert (top["service"], top["kind"]) == ("busy", "cpu_saturation")
+    assert top["mechanism"].startswith("busy saturated its CPU, where requests queue and slow down, its callers' "
+                                       "with them; seen: cpu_utilization")
+    assert "latency rose" not in top["mechanism"]

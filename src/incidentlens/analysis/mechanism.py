@@ -91,7 +91,8 @@ MECHANISMS: dict[str, str] = {
     "in-flight requests",
     "provider_throttling": "{s}'s calls to a third-party provider were throttled, failing only the requests that "
     "depend on it",
-    "cpu_saturation": "{s} saturated its CPU: requests queued and latency rose for its callers",
+    # what saturation does, not what was seen: its callers' latency is not measured here ("seen:" follows)
+    "cpu_saturation": "{s} saturated its CPU, where requests queue and slow down, its callers' with them",
     UNDETERMINED: "{s} changed{moved}; no change large enough to name a mechanism (a resource near its limit, a "
     "restart, throttling, mechanism words in its errors)",
 }
