@@ -145,13 +145,15 @@ def test_an_own_time_shift_the_tail_test_does_not_carry_is_not_given_as_a_change
     store = load_telemetry(traces=_quiet_calls(tmp_path, [12.0, 11.0, 150.0, 13.0, 10.0, 12.0]))
     window, baseline, _ = known_periods(store, AT)
     signals, evidence = trace_signals(store, window, baseline)
-    assert signals["cancel"].describe() == ("its own span time p90 went from 15.2 to 136 ms, on too few of its "
-                                            "spans to count (tail test z 0.634, short of 2.5)")
+    assert signals["cancel"].describe() == ("its own span time p90 went from 15.2 to 136 ms (past the p90 of its "
+                                            "spans before and after together: 10% of them before, 17% after), on "
+                                            "too few of its spans to count (tail test z 0.634, short of 2.5)")
     own = next(e for e in evidence if e.title.startswith("own span time p90"))
     assert own.title.endswith("not carried by the tail test")
     assert own.data["services"] == [{
         "service": "cancel", "p90_before_ms": 15.21, "p90_after_ms": 136.3, "shift": 2.1365,
-        "spans_past_pooled_p90": [4, 2], "spans": [40, 12], "tail_z": 0.634, "counted": False}]
+        "spans_past_pooled_p90": [4, 2], "spans": [40, 12],
+        "share_past_pooled_p90": [0.1, 0.167], "tail_z": 0.634, "counted": False}]
 
 
 def test_two_slow_calls_are_no_new_tail_when_the_usual_calls_all_took_the_same_time(tmp_path: Path):
@@ -171,7 +173,8 @@ def test_a_quiet_service_whose_every_call_slowed_is_a_suspect(tmp_path: Path):
     signals, evidence = trace_signals(store, window, baseline)
     cancel = signals["cancel"]
     assert cancel.own_tail_z > 2.5 and cancel.significant
-    assert cancel.describe() == "its own span time p90 went from 15.2 to 75 ms"
+    assert cancel.describe() == ("its own span time p90 went from 15.2 to 75 ms (past the p90 of its spans before and "
+                                 "after together: 0% of them before, 50% after)")
     own = next(e for e in evidence if e.title.startswith("own span time p90"))
     assert own.title == "own span time p90 by service: cancel 15.21 -> 75 ms" and own.data["services"][0]["counted"]
 
