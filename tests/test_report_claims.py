@@ -303,3 +303,16 @@ def test_the_root_cause_says_how_sure_it_is_and_what_would_change_it():
     assert build_postmortem(analysis).root_cause.certainty.endswith(
         "What would change it: another service's change, which the tests here did not count, found to start before "
         "db-proxy's.")
+
+
+def test_services_that_moved_together_first_are_the_onset_not_propagation():
+    # OnlineBoutique 13:10: checkoutservice and paymentservice both moved at 13:10:37, none labelled first (the data
+    # cannot order them), and both rows read "propagation", as if reached from something earlier
+    analysis = pool_exhaustion_analysis()
+    analysis["timeline"] = [
+        {"t": "2024-05-01T10:13:00Z", "event": "db-proxy moves (pool_in_use from 0.4 to 1)", "evidence": []},
+        {"t": "2024-05-01T10:13:00Z", "event": "payments moves (error_ratio from 0.01 to 0.2)", "evidence": []},
+        {"t": "2024-05-01T10:15:00Z", "event": "api-gateway moves (error_ratio from 0.01 to 0.1)", "evidence": []}]
+    phases = {e.event.split(" ")[0]: e.phase for e in build_postmortem(analysis).timeline if " moves " in e.event}
+
+    assert phases == {"db-proxy": "onset", "payments": "onset", "api-gateway": "propagation"}

@@ -903,7 +903,8 @@ class _Builder:
         # at the same second, the given start comes first and the examined window's end last
         ranked = [(when, 1, event, ids) for when, event, ids in entries]
         ranked += [(when, 0 if i == 0 else 2, event, ids) for i, (when, event, ids) in enumerate(given)]
-        return [TimelineEntry(t=when, event=event, phase=self._phase(when, event), evidence=evidence)
+        tied = _tied_first(entries)
+        return [TimelineEntry(t=when, event=event, phase=self._phase(when, event, tied), evidence=evidence)
                 for when, _, event, evidence in sorted(ranked, key=lambda e: (e[0], e[1]))]
 
     def _peak_event(self) -> str | None:
@@ -943,9 +944,10 @@ class _Builder:
                    evidence)]
         return kept, bounds
 
-    def _phase(self, when: dt.datetime, event: str) -> str:
+    def _phase(self, when: dt.datetime, event: str, tied_first: dt.datetime | None = None) -> str:
         """The event's phase by its time and what it is: its head's words, not its detail's (what a service showed,
-        in parentheses, or a quoted log line say 'onset' or 'first' of their own)."""
+        in parentheses, or a quoted log line say 'onset' or 'first' of their own); a move at `tied_first` (the
+        earliest, shared, `_tied_first`) is the onset."""
         text = _EVENT_DETAIL.split(event, maxsplit=1)[0].lower()
         if when < self.window.start:
             return "lead-up"
@@ -955,7 +957,7 @@ class _Builder:
             return "peak"
         if when >= self.window.end or "recover" in text or "back within" in text:
             return "recovery"
-        if when == self.window.start or "onset" in text or "first" in text:
+        if when == self.window.start or "onset" in text or "first" in text or (when == tied_first and _moves(event)):
             return "onset"
         if (self.top and not self.inconclusive and self.top.test_passed is not False
                 and text.startswith(f"{self.top.service.lower()} moves")):
@@ -1151,6 +1153,21 @@ def read_analysis(path: str | Path) -> dict[str, Any]:
 #: where a timeline event's detail starts: what a service showed (`api moves (WARN/ERROR lines at ...)`), a quoted log
 #: template (`first 'timeout after <*> ms' (new log template, api)`)
 _EVENT_DETAIL = re.compile(r" \(| '")
+
+
+def _moves(event: str) -> bool:
+    """Whether a timeline event is a service's or a series' move (`api moves (...)`, `api/p95_ms becomes
+    anomalous`), not the first one's."""
+    return _EVENT_DETAIL.split(event, maxsplit=1)[0].lower().endswith((" moves", " becomes anomalous"))
+
+
+def _tied_first(entries: list[_Entry]) -> dt.datetime | None:
+    """When the first moves share the earliest time, none labelled first (the data cannot order them): that time.
+    Their rows are the onset, not propagation: nothing moved before them to spread from (OnlineBoutique 13:10,
+    checkoutservice and paymentservice at 13:10:37, both read "propagation")."""
+    if any(_EVENT_DETAIL.split(event, maxsplit=1)[0].lower().startswith("first ") for _, event, _ in entries):
+        return None
+    return min((when for when, event, _ in entries if _moves(event)), default=None)
 
 
 def _ranked_hypotheses(raw: list[dict[str, Any]]) -> list[Hypothesis]:
