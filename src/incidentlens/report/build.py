@@ -1487,7 +1487,8 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
     elif impact.requests_total:
         entry = _entry_traced(impact)
         parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window "
-                     + ("(whether they failed is not recorded in the data)" if entry is None else
+                     # a count, not whether any failed: an error rate beside it may well say some did
+                     + ("(no failure count in the data)" if entry is None else
                         f"(no failure count in the data; in its traces, {traced_words(entry, named=False)})"))
     if impact.users_affected is not None:
         parts.append(users_words(impact, affected=harm(impact, severity) == "seen"))

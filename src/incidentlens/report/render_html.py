@@ -145,7 +145,7 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
         if usual is not None:
             rows.append(_ImpactRow("Requests failed beyond the baseline's share", fmt.num(impact.failed_excess)))
     elif impact.requests_total is not None:
-        rows.append(_ImpactRow(f"Requests failed{_counted_at(impact)}", "not recorded in the data"))
+        rows.append(_ImpactRow(f"Requests failed{_counted_at(impact)}", "no count in the data"))
     if impact.users_affected is not None:
         usual = impact.users_baseline
         label = users_label(impact, pm.severity)
