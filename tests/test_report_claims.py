@@ -316,3 +316,15 @@ def test_services_that_moved_together_first_are_the_onset_not_propagation():
     phases = {e.event.split(" ")[0]: e.phase for e in build_postmortem(analysis).timeline if " moves " in e.event}
 
     assert phases == {"db-proxy": "onset", "payments": "onset", "api-gateway": "propagation"}
+
+
+def test_the_headline_s_root_cause_names_the_next_hypothesis_beside_it():
+    # TrainTicket 09:34's headline read "Root cause: ... in ts-travel-service (confidence 58%)" alone; the fault was
+    # ts-food-service's, the next hypothesis at 18%
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0].update(confidence=0.58)
+    analysis["hypotheses"][1].update(confidence=0.18)
+    lines = executive_summary(build_postmortem(analysis))
+
+    assert ("Root cause: database connection pool exhaustion in db-proxy (confidence 58%; the next hypothesis, "
+            "payments, 18%)") in lines

@@ -177,8 +177,12 @@ def executive_summary(pm: Postmortem) -> list[str]:
         rc = pm.root_cause
         confirmed = is_confirmed(rc)
         caveat = "; its falsification test failed" if rc.test_passed is False else ""
+        # the runner-up beside it: 58% reads as settled until the next one is seen (TrainTicket 09:34, the fault
+        # the 18% one's)
+        runner_up = next((f"; the next hypothesis, {h.service}, {fmt.pct(h.confidence, 0)}" for h in pm.hypotheses
+                          if h.service != rc.service and round(h.confidence, 2) > 0), "")
         lines.append(f"{'Root cause' if confirmed else 'Suspected cause'}: {root_cause_label(pm)} in {rc.service} "
-                     f"(confidence {fmt.pct(rc.confidence, 0)}{caveat})")
+                     f"(confidence {fmt.pct(rc.confidence, 0)}{caveat}{runner_up})")
     if pm.trigger:
         label = "Trigger" if pm.trigger.on_failing_path else "Preceding change (not on the failing path)"
         lines.append(f"{label}: {pm.trigger.description}" + (f" at {fmt.when(pm.trigger.t)}" if pm.trigger.t else ""))
