@@ -251,3 +251,17 @@ def test_the_model_is_told_where_a_given_start_window_over_metrics_alone_ends(tm
     payload, _ = detect_incident_window(InvestigationContext(store, at=at, onset="at"))
     assert f"the window runs from it to {five_samples}" in payload["note"]
     assert "end of the data" not in payload["note"]
+
+
+def test_the_tools_re_run_steps_over_the_window_the_analysis_used_so_no_finding_is_cited_twice(
+        system: tuple[Path, Path]):
+    # the analysis writes its window to the second; over the written one a tool's step queried a window a fraction
+    # of a second off and gave the same finding again under a new id (TrainTicket 10:26: window end 10:28:12.006
+    # read as 10:28:13, 14 of 46 evidence items twice)
+    spans, logs = system
+    at = AT + timedelta(milliseconds=250)
+    run = investigate(load_telemetry(traces=spans, logs=logs), llm="offline", at=at, onset="at")
+
+    assert run.analysis.spans[0][0] == at
+    titles = [e.title for e in run.analysis.evidence]
+    assert len(titles) == len(set(titles)), sorted(t for t in titles if titles.count(t) > 1)

@@ -16,7 +16,6 @@ from typing import Any
 from incidentlens.analysis.anchored import check_onset
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.sql_sandbox import Budget, SqlSandbox
-from incidentlens.telemetry import naive_utc
 
 Span = tuple[datetime, datetime]
 
@@ -90,10 +89,9 @@ class InvestigationContext:
 
     def spans(self) -> tuple[Span, Span] | None:
         """(incident window, baseline) as the engine chose them, or None when it found no incident."""
-        found = self.findings()
-        if not found.detected or not found.incident_window or not found.baseline_window:
-            return None
-        return _span(found.incident_window), _span(found.baseline_window)
+        # the spans the analysis used, not its written ones (to the second): a step re-run over those would give
+        # its evidence again under new ids
+        return self.findings().spans
 
     def step(self, name: str, compute: Callable[[Any, Span, Span], tuple[Any, list[Evidence]]]) -> Any:
         """An evidence-engine step over (store, window, baseline), run once; its evidence goes to the ledger."""
@@ -134,11 +132,3 @@ class InvestigationContext:
         known = {e.id for e in result.evidence}
         result.evidence.extend(e for e in list(self.ledger.values()) if e.id not in known)
         return result
-
-
-def _span(window: dict[str, str]) -> Span:
-    return _naive(window["start"]), _naive(window["end"])
-
-
-def _naive(iso: str) -> datetime:
-    return naive_utc(datetime.fromisoformat(iso.replace("Z", "+00:00")))

@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from incidentlens.analysis.anchored import KNOWN_ONSET, can_start_at, check_onset, known_onset_detection
 from incidentlens.analysis.callgraph import infer_call_graph
@@ -73,6 +73,14 @@ class AnalysisResult(BaseModel):
     # unreadable input lines set aside, per file: {file, lines, unreadable, first_line, note}
     data_quality: list[dict[str, Any]] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
+    #: (incident window, baseline) as the analysis used them, to the microsecond: the dicts above are written to the
+    #: second, and a step re-run over those would query a window a fraction of a second off, as evidence of its own
+    _spans: tuple[Span, Span] | None = PrivateAttr(default=None)
+
+    @property
+    def spans(self) -> tuple[Span, Span] | None:
+        """(incident window, baseline) exactly as the analysis examined them; None when no incident was found."""
+        return self._spans
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
@@ -246,7 +254,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
                               **detection_inputs(detection))
     evidence.extend(timeline.evidence)
     result = detection.to_dict()
-    return AnalysisResult(
+    explained = AnalysisResult(
         detected=True,
         incident_window=result["incident_window"],
         baseline_window={**_span_dict(baseline), "rule": rule},
@@ -262,6 +270,8 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
         timeline=timeline.to_list(),
         evidence=evidence.items,
     )
+    explained._spans = (window, baseline)
+    return explained
 
 
 def choose_baseline(store: Any, window: Span, first_anomalous: datetime) -> tuple[Span | None, str]:
