@@ -908,11 +908,7 @@ def _cut_requests_sql(window: Span, baseline: Span, links: str) -> str:
     and call its requests of that kind made before the start: its requests of the kind, and those that ended without
     the call, in the window and in the baseline (`_failing_requests`)."""
     either = f"({in_span('started', window)}) OR ({in_span('started', baseline)})"
-    return f"""WITH requests AS (
-    SELECT service, trace_id, min(start_ts) AS started,
-           string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, '')) AS kind
-    FROM {links} WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service
-    GROUP BY service, trace_id
+    return f"""WITH requests AS ({_kinded_requests_sql(links)}
 ), sides AS (
     SELECT service, trace_id, kind, {in_span('started', window)} AS after FROM requests WHERE {either}
 ), calls AS (
@@ -937,11 +933,7 @@ def _slow_requests_sql(window: Span, baseline: Span, links: str) -> str:
     those that took longer than the kind's `SLOW_QUANTILE` before the start (a request's time: its longest span
     entering the service in the trace), in the window and in the baseline (`_failing_requests`)."""
     either = f"({in_span('started', window)}) OR ({in_span('started', baseline)})"
-    return f"""WITH requests AS (
-    SELECT service, trace_id, min(start_ts) AS started, max(duration_ms) AS took,
-           string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, '')) AS kind
-    FROM {links} WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service
-    GROUP BY service, trace_id
+    return f"""WITH requests AS ({_kinded_requests_sql(links)}
 ), sides AS (
     SELECT service, kind, took, {in_span('started', window)} AS after FROM requests
     WHERE ({either}) AND took IS NOT NULL
@@ -956,6 +948,17 @@ SELECT service, CAST(NULL AS VARCHAR) AS way, kind, slower_than_ms,
        count(*) FILTER (WHERE NOT after AND took > slower_than_ms) AS baseline_failed
 FROM sides JOIN cuts USING (service, kind) WHERE slower_than_ms IS NOT NULL
 GROUP BY service, kind, slower_than_ms ORDER BY service, kind"""
+
+
+def _kinded_requests_sql(links: str) -> str:
+    """Each service's requests (the traces another service, or none, entered it in), with when the first began, how
+    long the longest took and its kind (the operations that entered it), for `_cut_requests_sql` and
+    `_slow_requests_sql`."""
+    return f"""
+    SELECT service, trace_id, min(start_ts) AS started, max(duration_ms) AS took,
+           string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, '')) AS kind
+    FROM {links} WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service
+    GROUP BY service, trace_id"""
 
 
 def _merge(first: list[str], second: list[str]) -> list[str]:
