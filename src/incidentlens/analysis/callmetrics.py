@@ -21,13 +21,6 @@ MIN_INTERVALS = 3
 #: a busy edge's wait wanders by a bucket from minute to minute; a delay is a wait past what nine minutes in ten
 #: before reached (the p90 the own-time measure cuts at, `spans.own_time_sql`)
 BEFORE_QUANTILE = 0.9
-#: An edge whose wait rose by less than its callee's own time (the server side) did has no measure: a minute's wait
-#: is the difference of two percentiles, and a percentile of the client side (the server's time plus the wait) is
-#: not the server's percentile plus the wait's, so once the callee's own time moves the difference moves with it, by
-#: up to the server side's change (frontend -> recommendationservice at OnlineBoutique 14:30: both sides up about
-#: 120 ms as the recommendations waited on a delayed catalogue, their difference 0.3 -> 20 ms). Most of the extra
-#: time a delay puts on an edge is outside its callee; when most is inside, the wait cannot say how much is not.
-OWN_TIME_ROSE_MORE = "the wait rose by less than the callee's own time (the server side) did"
 #: what the edges measured so are called in the evidence and the review
 SOURCE = "call metrics"
 
@@ -45,21 +38,15 @@ def calls_wait_sql(window: Span, baseline: Span) -> str:
     WHERE caller <> callee AND ({in_span('ts', window)} OR {in_span('ts', baseline)})
     GROUP BY caller, callee, minute, after
 ), waits AS (
-    SELECT caller, callee, after, first_ts, greatest(client_ms - server_ms, 0) AS wait_ms, server_ms
+    SELECT caller, callee, after, first_ts, greatest(client_ms - server_ms, 0) AS wait_ms
     FROM sides WHERE client_ms IS NOT NULL AND server_ms IS NOT NULL
-), edges AS (
-    SELECT caller, callee, count(*) FILTER (WHERE NOT after) AS minutes_before,
-           count(*) FILTER (WHERE after) AS minutes_after,
-           quantile_cont(wait_ms, {BEFORE_QUANTILE}) FILTER (WHERE NOT after) AS wait_before,
-           median(wait_ms) FILTER (WHERE after) AS wait_after,
-           min(first_ts) FILTER (WHERE after) AS first_after,
-           count(*) FILTER (WHERE NOT after) >= {MIN_INTERVALS} AS history,
-           median(server_ms) FILTER (WHERE after) - median(server_ms) FILTER (WHERE NOT after) AS server_rise
-    FROM waits GROUP BY caller, callee HAVING count(*) FILTER (WHERE after) >= {MIN_INTERVALS}
 )
-SELECT caller, callee, minutes_before, minutes_after, wait_before, wait_after, first_after, history,
+SELECT caller, callee, count(*) FILTER (WHERE NOT after) AS minutes_before,
+       count(*) FILTER (WHERE after) AS minutes_after,
+       quantile_cont(wait_ms, {BEFORE_QUANTILE}) FILTER (WHERE NOT after) AS wait_before,
+       median(wait_ms) FILTER (WHERE after) AS wait_after,
+       min(first_ts) FILTER (WHERE after) AS first_after,
+       count(*) FILTER (WHERE NOT after) >= {MIN_INTERVALS} AS history,
        '{SOURCE}' AS source
-FROM edges
--- no measure where the wait rose by less than the callee's own time did (`OWN_TIME_ROSE_MORE`)
-WHERE NOT coalesce(wait_after > wait_before AND server_rise > wait_after - wait_before, FALSE)
+FROM waits GROUP BY caller, callee HAVING count(*) FILTER (WHERE after) >= {MIN_INTERVALS}
 ORDER BY callee, caller"""

@@ -61,7 +61,7 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from incidentlens.analysis import arrays
-from incidentlens.analysis.callmetrics import BEFORE_QUANTILE, MIN_INTERVALS, OWN_TIME_ROSE_MORE, calls_wait_sql
+from incidentlens.analysis.callmetrics import BEFORE_QUANTILE, MIN_INTERVALS, calls_wait_sql
 from incidentlens.analysis.callmetrics import SOURCE as CALL_METRICS
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.links import span_links
@@ -931,8 +931,7 @@ _WAIT_WORDS = {
     CALL_METRICS: ("calls", "per-minute call metrics, the client side's latency less the server side's",
                    "the wait of each minute (the client side's latency less the server side's in that minute, each "
                    "side's median over the minute), their median after against their p90 before; an edge with "
-                   f"fewer than {MIN_INTERVALS} minutes on either side has no measure, nor has one where "
-                   f"{OWN_TIME_ROSE_MORE}, and none is held against the "
+                   f"fewer than {MIN_INTERVALS} minutes on either side has no measure, and none is held against the "
                    "other edges' typical wait (a slow edge's percentiles are coarse); an edge with spans in the "
                    "window is theirs"),
 }
