@@ -365,6 +365,19 @@ def test_a_log_event_of_the_traces_reads_without_its_masked_identifiers_wherever
     assert "TraceID" not in render_markdown(pm).partition("## Evidence")[0]
 
 
+def test_an_inconclusive_verdict_quotes_its_one_test_s_log_event_without_masked_identifiers():
+    # TrainTicket 08:52: the headline's reason quoted "'log <*> INFO s.s.SeatServiceImpl#<*> TraceID: <*> SpanID: <*>
+    # [getLeftTicketOfInterval]...'" in bold above the list of what each service showed, which read it without them
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    analysis["verdict"] = {"status": "inconclusive", "service": None,
+                           "reason": f"No single root cause found: all that points at db-proxy is one test, its change "
+                                     f"{TRACED_LOG}: strength 2.5 against the candidate bar 2.5",
+                           "services": [{"service": "db-proxy", "showed": [TRACED_LOG]}]}
+    pm = build_postmortem(analysis)
+    assert f"its change {READABLE_LOG}: strength 2.5" in pm.verdict.reason
+    assert "TraceID" not in render_markdown(pm).partition("## Evidence")[0]
+
+
 def test_a_templates_first_line_in_the_timeline_reads_as_its_pattern():
     first = "first '<*>:<*>:<*> ERROR Pool TraceID: <*> exhausted' (surging log template, db-proxy)"
     assert readable_quotes(first) == "first 'ERROR Pool exhausted' (surging log template, db-proxy)"

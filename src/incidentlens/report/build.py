@@ -1199,10 +1199,13 @@ def _search_step(service: str, template: dict[str, Any]) -> str:
 
 
 def _verdict(raw: dict[str, Any] | None) -> Verdict | None:
+    """The verdict as the review states it, with the log templates quoted in its reason and in what each service
+    showed written without their masked noise."""
     if not raw:
         return None
     services = [_showing(s) for s in raw.get("services") or []]
-    return Verdict.model_validate({**pick(Verdict, raw), "services": services})
+    reason = fmt.readable_quotes(raw["reason"]) if isinstance(raw.get("reason"), str) else raw.get("reason")
+    return Verdict.model_validate({**pick(Verdict, raw), "reason": reason, "services": services})
 
 
 def _showing(raw: dict[str, Any]) -> ServiceShowing:
