@@ -504,3 +504,24 @@ def test_a_service_named_in_two_cases_is_written_once_in_lower_case():
     assert build_postmortem(analysis).impact.services_affected == ["db-proxy"]
     analysis["evidence"][0]["query"] = "SELECT * FROM metrics WHERE service = 'DB-Proxy'"
     assert build_postmortem(analysis).evidence[0].query.endswith("'DB-Proxy'")  # a query runs as written
+
+
+def test_a_service_whose_only_change_is_its_host_s_metric_is_not_named_among_those_that_moved_first():
+    # OnlineBoutique 13:10: "No single root cause found: checkoutservice and paymentservice moved first, then
+    # emailservice", emailservice's one change its host's NodeCpuUsageRate(%) from 1.94 to 1.68, and the actions asked
+    # its team for error metrics and alerts
+    at, later = dt.datetime(2024, 5, 1, 10, 13, tzinfo=dt.UTC), dt.datetime(2024, 5, 1, 10, 14, tzinfo=dt.UTC)
+    host = MetricShift(service="mail", metric="NodeCpuUsageRate(%)", direction="down", baseline=1.94,
+                       window_median=1.68, peak=1.68, peak_at=later, shift=-4.0, peak_shift=-4.0, onset=later,
+                       evidence="")
+    signals = {"checkout": ServiceSignals(service="checkout", trace_onset=at, trace_change="a call fewer"),
+               "payment": ServiceSignals(service="payment", cut_onset=at, cut_strength=5.0,
+                                         trace_change="checkout's requests now end right after calling it"),
+               "mail": ServiceSignals(service="mail", metric_onset=later, moved=[host])}
+    analysis = pool_exhaustion_analysis()
+    analysis["verdict"] = {"status": "inconclusive", "service": None, "reason": "No single root cause found",
+                           "services": [s.model_dump(mode="json") for s in services_showing(signals)]}
+    pm = build_postmortem(analysis)
+    assert pm.title == "No single root cause found: checkout and payment moved first"
+    assert not any("mail" in a.description for a in pm.action_items)
+    assert "mail from 2024-05-01 10:14 UTC: its host's NodeCpuUsageRate(%)" in pm.summary.text  # still said

@@ -44,6 +44,19 @@ def test_findings_that_moved_at_the_onset_keep_their_order_and_say_no_time() -> 
                       "then at 13:11:28 UTC: CpuUsage(m) from 0.00496 to 0.242 (over tenfold)"]
 
 
+def test_a_service_shows_a_change_of_its_own_unless_all_it_showed_is_its_host_or_a_percentile_the_traces_deny():
+    # TrainTicket 08:52: ts-delivery-service's client p90-p99 "from 0.0046 to 20 (over a thousandfold): percentiles
+    # the traces do not bear out (its 56 traced calls took at most 26.2 ms)", nothing else
+    denied = _latency(CUT).model_copy(update={"not_borne_out": "its 56 traced calls took at most 26.2 ms"})
+    host = _latency(CUT).model_copy(update={"metric": "NodeCpuUsageRate(%)"})
+    signals = {"delivery": ServiceSignals(service="delivery", metric_onset=CUT, moved=[denied, host]),
+               "payment": ServiceSignals(service="payment", metric_onset=CUT, moved=[denied, _latency(CUT)])}
+
+    own = {s.service: s.own for s in services_showing(signals)}
+
+    assert own == {"delivery": False, "payment": True}
+
+
 def _lead(service: str, confidence: float) -> Hypothesis:
     return Hypothesis(service=service, kind="undetermined", mechanism="", confidence=confidence, supporting=[],
                       contradicting=[], test="", test_passed=True)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from incidentlens.analysis.mechanism import shift_words
+from incidentlens.analysis.mechanism import host_words, shift_words
 from incidentlens.analysis.periods import UtcTime
 from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
 from incidentlens.analysis.shifts import SHIFT_THRESHOLD, MetricShift
@@ -48,6 +48,9 @@ class ServiceShowing(BaseModel):
     showed: list[str]
     evidence: list[str]
     ends_after: str | None = None  # its requests were cut short (`ServiceSignals.cut_short`): after calling whom
+    #: whether it showed a change of its own: False when all it showed is its host's metrics (every service on that
+    #: machine shows them) and latency percentiles the traced calls do not bear out
+    own: bool = True
 
 
 class Verdict(BaseModel):
@@ -158,8 +161,15 @@ def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]
     ordered = sorted(signals.values(), key=lambda s: (s.onset or datetime.max, s.service))
     return [ServiceShowing(service=s.service, onset=s.onset.replace(microsecond=0) if s.onset else None,
                            sign=onset_sign(s), showed=_showed(s), evidence=s.evidence[:5],
-                           ends_after=s.cut_after if s.cut_short else None)
+                           ends_after=s.cut_after if s.cut_short else None, own=_shows_its_own(s))
             for s in ordered[:MAX_SERVICES]]
+
+
+def _shows_its_own(s: ServiceSignals) -> bool:
+    """Whether the service showed more than its host's metrics and percentiles the traces do not bear out: its
+    WARN/ERROR lines, its requests in the traces, or a metric of its own the traces do not contradict."""
+    own_metric = any(not m.not_borne_out and not host_words(m.metric) for m in s.moved)
+    return bool(s.log_ratio or s.trace_change or s.cut_strength or own_metric)
 
 
 def onset_sign(s: ServiceSignals) -> str:
