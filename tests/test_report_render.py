@@ -210,6 +210,11 @@ def test_a_representative_line_of_thousands_of_characters_is_cut_saying_how_much
     ("db pool exhausted: <*>/<*> connections in use, <*> waiting",
      "db pool exhausted: <*>/<*> connections in use, <*> waiting"),
     ("request_id=<*> user=<*> failed", "user=<*> failed"),
+    # TrainTicket 11:36: the masking keeps a template's first 200 characters; the quote says it goes on
+    ("<*> ERROR o.a.c.c.C.[.[.[.[dispatcherServlet]#<*> TraceID: <*> SpanID: <*> Servlet.service() for servlet "
+     "[dispatcherServlet] in context with path [] threw exception [Request processing failed; nested ",
+     "ERROR o.a.c.c.C.[.[.[.[dispatcherServlet]#<*> Servlet.service() for servlet [dispatcherServlet] in context "
+     "with path [] threw exception [Request processing failed; nested..."),
 ])
 def test_readable_pattern_drops_masked_noise_and_keeps_the_words(template, readable):
     assert readable_pattern(template) == readable

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from incidentlens.analysis.masking import MAX_TEMPLATE_CHARS
 from incidentlens.analysis.units import LOG_ERROR_SHARE, unit_of
 from incidentlens.analysis.words import listed as listed  # the review says lists as the analysis does
 
@@ -116,10 +117,12 @@ def sample_line(line: str) -> str:
 def readable_pattern(template: str) -> str:
     """A log template without its masked noise: runs of `<*>` folded into one, masked identifiers and a leading
     masked timestamp dropped (`<*>:<*>:<*> WARN Foo TraceID: <*> failed after <*> ms` -> `WARN Foo failed after <*>
-    ms`). The pattern's words stay as mined."""
+    ms`). The pattern's words stay as mined; a template the masking cut at its length (`MAX_TEMPLATE_CHARS`) ends in
+    `...`, so `... threw exception [Request processing failed; nested` does not read as the whole line."""
     text = _MASKED_ID.sub("", _MASK_RUN.sub("<*>", template))
     text = re.sub(r"^\s*<\*>\s+", "", text)
-    return " ".join(text.split()) or template
+    readable = " ".join(text.split()) or template
+    return f"{readable}..." if len(template) >= MAX_TEMPLATE_CHARS else readable
 
 
 # Where the analysis quotes a log template in its own words: a log event of the traces (`spans.TraceSignal.describe`:
