@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
-from incidentlens.analysis.shifts import MetricShift
+from incidentlens.analysis.shifts import MetricShift, shift_title
 from incidentlens.analysis.verdict import decide, services_showing
 
 CUT = datetime(2022, 8, 23, 13, 10, 37, 400000, tzinfo=UTC)
@@ -73,3 +73,12 @@ def test_a_lead_twice_the_next_is_no_root_cause_while_it_is_less_likely_than_not
     # the same lead at 92% is named
     named = decide([_lead("order", 0.92), _lead("avatar", 0.04)], {}, {}, unexplained=0.04)
     assert named.status == "root_cause" and named.service == "order"
+
+
+def test_a_series_that_moved_at_its_peak_alone_is_titled_by_its_peak_not_by_a_median_that_did_not_move() -> None:
+    # TrainTicket 08:52: "ts-config-service: PodServerLatencyP90(s) up 0.0σ, ..." for a p90 whose peak was 42σ out
+    peak_only = _latency(CUT).model_copy(update={"service": "config", "shift": 0.0, "peak_shift": 42.39})
+    moved = _latency(CUT).model_copy(update={"service": "config", "metric": "CpuUsage(m)", "shift": 6593.6})
+
+    assert shift_title("config", [moved, peak_only]) == (
+        "config: CpuUsage(m) up 6,593.6σ, PodClientLatencyP99(s) up 42.4σ at its peak (0.0σ typical)")

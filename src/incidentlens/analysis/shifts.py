@@ -225,9 +225,7 @@ def metric_shifts(store: Any, window: Span, baseline: Span) -> tuple[list[Metric
         if not moved:
             continue
         item = Evidence.make(
-            "metric_shift",
-            f"{service}: {', '.join(f'{s.metric} {s.direction} {abs(s.shift):.1f}σ{s.on_pod}' for s in moved[:4])}",
-            metric_shift_sql(window, baseline, service),
+            "metric_shift", shift_title(service, moved), metric_shift_sql(window, baseline, service),
             {"service": service, "series": [_shift_data(s) for s in moved[:20]], "cut": max(0, len(moved) - 20)},
         )
         evidence.append(item)
@@ -235,6 +233,18 @@ def metric_shifts(store: Any, window: Span, baseline: Span) -> tuple[list[Metric
             s.evidence = item.id
     shifts.sort(key=lambda s: -abs(s.shift))
     return shifts, evidence
+
+
+def shift_title(service: str, moved: list[MetricShift]) -> str:
+    """`api: p99_ms up 12.3σ, cpu up 8.1σ at its peak (0.4σ typical)`: each series' shift (its window median's), or,
+    where only its peak moved that far (`MetricShift.significant`), the peak's with the median's beside it: a series
+    listed as moved "up 0.0σ" reads as one that did not move."""
+    def sigmas(s: MetricShift) -> str:
+        if abs(s.shift) >= SHIFT_THRESHOLD:
+            return f"{abs(s.shift):,.1f}σ"
+        return f"{abs(s.peak_shift):,.1f}σ at its peak ({abs(s.shift):,.1f}σ typical)"
+
+    return f"{service}: {', '.join(f'{s.metric} {s.direction} {sigmas(s)}{s.on_pod}' for s in moved[:4])}"
 
 
 def _check_against_traces(store: Any, window: Span, shifts: list[MetricShift]) -> list[Evidence]:
