@@ -139,6 +139,7 @@ class TraceSignal(BaseModel):
     wait_direction: str | None = None  # "in": the calls into it waited longer; "out": its calls to others did
     wait_explained_by: str | None = None  # the service whose delayed calls include all of its own (a delay there)
     wait_both_ways: bool = False  # the calls into it and its calls to others both waited longer, past the bar
+    wait_peers: list[str] = []  # the services at the other end of the calls measured in `wait_direction`
     wait_source: str | None = None  # what measured the wait: "spans", or "call metrics" (`callmetrics.SOURCE`)
     wait_z: float | None = None  # how surely its calls after the onset wait longer (`rank_test_z`); None: untested
     last_call: str | None = None  # when `cut_short`: the call its requests without the lost one made last
@@ -214,6 +215,14 @@ class TraceSignal(BaseModel):
         return (self.own_time_shift > 0 and self.own_time >= max(self.behaviour_shift, self.raw_shift)
                 and self.own_p90_after_ms is not None)
 
+    def _on_callees(self) -> str:
+        """Which of its calls out a delay was measured on: `on every callee`, or `on its one callee, b` where it
+        calls one service, whose own network that one edge could be as well (OnlineBoutique 14:30 without traces:
+        recommendationservice "on every callee", its one callee productcatalogservice, the service delayed)."""
+        if len(self.wait_peers) == 1:
+            return f"on its one callee, {self.wait_peers[0]}"
+        return "on every callee"
+
     def describe(self, network: bool = True) -> str:
         """The change in words: the longer wait on its calls (read as a delay on its network unless `network` is
         False), the slower own work (said not to count when the tail test does not carry it), or the event whose
@@ -223,7 +232,7 @@ class TraceSignal(BaseModel):
             before = "before" if self.wait_baseline == "history" else "typical of the other calls"
             calls = "its callers waited" if self.wait_direction == "in" else "it waited"
             around = "each call into it beyond its own server time" if self.wait_direction == "in" else (
-                "each of its calls beyond the callee's server time, on every callee")
+                f"each of its calls beyond the callee's server time, {self._on_callees()}")
             # both ways: the other direction than the one measured (the larger) waited longer too
             other = "its own calls to others" if self.wait_direction == "in" else "its callers on the calls into it"
             median, level = "median", f"{three_figures(self.wait_before_ms)} ms {before}"
@@ -642,17 +651,19 @@ def _per_service(waits: dict[tuple[str, str], dict[str, Any]], directions: Seque
     and carried (a delay on its network slows its calls both ways). Each direction's edges are those of the finest
     source that measures any (`FINEST_FIRST`): the smallest shift over edges of unlike precision would be set by the
     coarser one's noise."""
-    edges: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    edges: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for (caller, callee), wait in waits.items():
-        for service, direction in ((callee, "in"), (caller, "out")):
+        for service, direction, other in ((callee, "in", caller), (caller, "out", callee)):
             if direction in directions:
-                edges.setdefault((service, direction), []).append(wait)
+                edges.setdefault((service, direction), []).append((other, wait))
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for (service, direction), mine in edges.items():
-        finest = min(FINEST_FIRST.index(wait["source"]) for wait in mine)
-        measured = [wait for wait in mine if FINEST_FIRST.index(wait["source"]) == finest]
-        smallest = min(measured, key=lambda wait: wait["shift"])
-        found[(service, direction)] = {**smallest, "direction": direction, "z": rank_test_z(measured)}
+        finest = min(FINEST_FIRST.index(wait["source"]) for _, wait in mine)
+        measured = [(other, wait) for other, wait in mine if FINEST_FIRST.index(wait["source"]) == finest]
+        smallest = min((wait for _, wait in measured), key=lambda wait: wait["shift"])
+        found[(service, direction)] = {**smallest, "direction": direction,
+                                       "z": rank_test_z([wait for _, wait in measured]),
+                                       "peers": sorted({other for other, _ in measured})}
     per_service: dict[str, dict[str, Any]] = {}
     for (service, _), wait in sorted(found.items(), key=lambda item: item[0][1]):  # "in" before "out"
         if service not in per_service or _counted(wait) > _counted(per_service[service]):
@@ -744,6 +755,7 @@ def _add_waits(signals: dict[str, TraceSignal], edges: list[dict[str, Any]]) -> 
         s.wait_before_ms, s.wait_after_ms = round(wait["before"], 3), round(wait["after"], 3)
         s.wait_shift, s.wait_baseline, s.wait_direction = round(wait["shift"], 4), wait["baseline"], wait["direction"]
         s.wait_explained_by, s.wait_both_ways = wait.get("explained_by"), wait["both_ways"]
+        s.wait_peers = list(wait.get("peers") or [])
         s.wait_source, s.wait_z = wait["source"], None if wait["z"] is None else round(wait["z"], 3)
         if s.onset is None or s.wait > s.behaviour_shift:
             s.onset = wait["onset"]
