@@ -525,3 +525,16 @@ def test_a_service_whose_only_change_is_its_host_s_metric_is_not_named_among_tho
     assert pm.title == "No single root cause found: checkout and payment moved first"
     assert not any("mail" in a.description for a in pm.action_items)
     assert "mail from 2024-05-01 10:14 UTC: its host's NodeCpuUsageRate(%)" in pm.summary.text  # still said
+
+
+def test_a_log_template_first_seen_after_a_service_moved_is_propagation_not_the_onset():
+    # TrainTicket 08:52: "first 'INFO i.c.InsidePaymentController#<*> [pay]...' (surging log template,
+    # ts-inside-payment-service)" at 08:52:13 read "onset" below four services that moved from 08:52:09
+    analysis = pool_exhaustion_analysis()
+    analysis["timeline"] += [
+        {"t": "2024-05-01T10:14:00Z", "event": "payments moves (error_ratio from 0.01 to 0.2)"},
+        {"t": "2024-05-01T10:15:00Z", "event": "first 'charge retried' (surging log template, payments)"},
+    ]
+    phases = {e.event.partition(" (")[0]: e.phase for e in build_postmortem(analysis).timeline}
+    assert phases["first 'charge retried'"] == "propagation"
+    assert phases["first anomalous point: db-proxy/pool_in_use"] == "onset"

@@ -917,8 +917,8 @@ class _Builder:
         # at the same second, the given start comes first and the examined window's end last
         ranked = [(when, 1, event, ids) for when, event, ids in entries]
         ranked += [(when, 0 if i == 0 else 2, event, ids) for i, (when, event, ids) in enumerate(given)]
-        tied = _tied_first(entries)
-        return [TimelineEntry(t=when, event=event, phase=self._phase(when, event, tied), evidence=evidence)
+        tied, moved = _tied_first(entries), _first_move(entries)
+        return [TimelineEntry(t=when, event=event, phase=self._phase(when, event, tied, moved), evidence=evidence)
                 for when, _, event, evidence in sorted(ranked, key=lambda e: (e[0], e[1]))]
 
     def _peak_event(self) -> str | None:
@@ -958,10 +958,12 @@ class _Builder:
                    evidence)]
         return kept, bounds
 
-    def _phase(self, when: dt.datetime, event: str, tied_first: dt.datetime | None = None) -> str:
+    def _phase(self, when: dt.datetime, event: str, tied_first: dt.datetime | None = None,
+               first_move: dt.datetime | None = None) -> str:
         """The event's phase by its time and what it is: its head's words, not its detail's (what a service showed,
         in parentheses, or a quoted log line say 'onset' or 'first' of their own); a move at `tied_first` (the
-        earliest, shared, `_tied_first`) is the onset."""
+        earliest, shared, `_tied_first`) is the onset; a log template's first line after `first_move` (the first
+        service or series to move, `_first_move`) is the incident spreading, as a service moving then is."""
         text = _EVENT_DETAIL.split(event, maxsplit=1)[0].lower()
         if when < self.window.start:
             return "lead-up"
@@ -971,6 +973,8 @@ class _Builder:
             return "peak"
         if when >= self.window.end or "recover" in text or "back within" in text:
             return "recovery"
+        if text == "first" and first_move is not None and when > max(first_move, self.window.start):
+            return "propagation"
         if when == self.window.start or "onset" in text or "first" in text or (when == tied_first and _moves(event)):
             return "onset"
         if (self.top and not self.inconclusive and self.top.test_passed is not False
@@ -1173,6 +1177,17 @@ def _moves(event: str) -> bool:
     """Whether a timeline event is a service's or a series' move (`api moves (...)`, `api/p95_ms becomes
     anomalous`), not the first one's."""
     return _EVENT_DETAIL.split(event, maxsplit=1)[0].lower().endswith((" moves", " becomes anomalous"))
+
+
+def _first_move(entries: list[_Entry]) -> dt.datetime | None:
+    """When the first service or series moved (`first to move: api ...`, `api moves ...`, `first anomalous point:
+    ...`): a log template's first line after it came with the incident under way, not at its onset (TrainTicket
+    08:52: a payment line surging from 08:52:13 read "onset" below four services that moved from 08:52:09)."""
+    return min((when for when, event, _ in entries if _moves(event) or event.lower().startswith(_FIRST_MOVES)),
+               default=None)
+
+
+_FIRST_MOVES = ("first to move:", "first anomalous point:")
 
 
 def _tied_first(entries: list[_Entry]) -> dt.datetime | None:
