@@ -94,3 +94,13 @@ def test_a_percentile_no_traced_call_covers_is_one_the_traces_cannot_confirm_unl
 def test_a_count_of_traced_calls_is_written_with_thousands_separators() -> None:
     # OnlineBoutique 12:27: "its 26754 traced calls took at most 87.6 ms", beside "1,073 requests" in the same review
     assert traced_calls_words(26754, 87.6) == "its 26,754 traced calls took at most 87.6 ms"
+
+
+def test_a_percentile_no_traced_call_covers_says_so_wherever_its_move_is_written() -> None:
+    # TrainTicket 08:52: "ts-admin-user-service from 08:52:09 UTC: PodClientLatencyP90(s) from 0.019 to 156 (over a
+    # thousandfold)", no call of it traced, beside the same 156 s of a service the traces showed took 4.31 ms
+    others = spans(per_minute=2).replace("'checkout' AS service", "'search' AS service")  # checkout is not traced
+    shifts, _ = metric_shifts(DuckStore(METRICS, others), WINDOW, BASELINE)
+    client = next(s for s in shifts if s.service == "checkout")
+    assert shift_words([client]) == ["client_latency_p99_ms from 21 to 30,002 (over a thousandfold): a percentile "
+                                     "the traces cannot confirm (no traced call covers it)"]

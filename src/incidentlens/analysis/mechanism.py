@@ -302,16 +302,28 @@ def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
 
 def shift_words(moved: list[MetricShift]) -> list[str]:
     """Each shift in words (`p99_ms from 120 to 2,400 (over tenfold)`); a run of latency percentiles the traced calls
-    do not bear out is followed once by what the traces show: `...: percentiles the traces do not bear out (its 60
-    traced calls took at most 4.31 ms)`. A host's metric is said to be the host's (`its host's NodeCpuUsageRate(%) from
-    ...`): every service on that machine shows the same move, which the bare name would credit to this one."""
+    do not bear out (or cannot confirm) is followed once by what the traces show (`trace_caveat`): `...: percentiles
+    the traces do not bear out (its 60 traced calls took at most 4.31 ms)`. A host's metric is said to be the host's
+    (`its host's NodeCpuUsageRate(%) from ...`): every service on that machine shows the same move, which the bare
+    name would credit to this one."""
     items = [f"{host_words(m.metric)}{m.metric} {describe_change(m.baseline, m.peak)}" for m in moved]
     for i, m in enumerate(moved):
-        if m.not_borne_out and (i + 1 == len(moved) or moved[i + 1].not_borne_out != m.not_borne_out):
-            run = next(j for j in range(i, -1, -1) if j == 0 or moved[j - 1].not_borne_out != m.not_borne_out)
+        caveat = trace_caveat(m)
+        if caveat and (i + 1 == len(moved) or trace_caveat(moved[i + 1]) != caveat):
+            run = next(j for j in range(i, -1, -1) if j == 0 or trace_caveat(moved[j - 1]) != caveat)
             what = "a percentile" if run == i else "percentiles"
-            items[i] += f": {what} the traces do not bear out ({m.not_borne_out})"
+            items[i] += f": {what} {caveat}"
     return items
+
+
+def trace_caveat(m: MetricShift) -> str | None:
+    """What the traces say of a latency percentile, where they do not stand behind it: `the traces do not bear out
+    (its 60 traced calls took at most 4.31 ms)`, or `the traces cannot confirm (no traced call covers it)` (TrainTicket
+    08:52: ts-admin-user-service's client p90 "from 0.019 to 156 (over a thousandfold)", no call of it traced, beside
+    the same 156 s of a service whose calls the traces do show); None when they bear it out or hold no spans."""
+    if m.not_borne_out:
+        return f"the traces do not bear out ({m.not_borne_out})"
+    return f"the traces cannot confirm ({m.unchecked})" if m.unchecked else None
 
 
 def host_words(metric: str) -> str:

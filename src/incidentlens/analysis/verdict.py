@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from incidentlens.analysis.mechanism import host_words, shift_words
+from incidentlens.analysis.mechanism import host_words, shift_words, trace_caveat
 from incidentlens.analysis.periods import UtcTime
 from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
 from incidentlens.analysis.shifts import SHIFT_THRESHOLD, MetricShift
@@ -196,7 +196,7 @@ def _showed(s: ServiceSignals) -> list[str]:
     moved = sorted(_at_onset_first(s.moved, s.metric_onset)[:3], key=lambda m: _later(m.onset, s.onset))
     found: list[tuple[datetime | None, str]] = []
     for i, said in enumerate(shift_words(moved)):
-        if i and moved[i].not_borne_out and moved[i].not_borne_out == moved[i - 1].not_borne_out:
+        if i and trace_caveat(moved[i]) and trace_caveat(moved[i]) == trace_caveat(moved[i - 1]):
             found[-1] = (found[-1][0], f"{found[-1][1]}; {said}")  # the same run: what the traces show follows it
         else:
             found.append((moved[i].onset, said))
