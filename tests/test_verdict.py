@@ -49,12 +49,14 @@ def test_a_service_shows_a_change_of_its_own_unless_all_it_showed_is_its_host_or
     # the traces do not bear out (its 56 traced calls took at most 26.2 ms)", nothing else
     denied = _latency(CUT).model_copy(update={"not_borne_out": "its 56 traced calls took at most 26.2 ms"})
     host = _latency(CUT).model_copy(update={"metric": "NodeCpuUsageRate(%)"})
+    untraced = _latency(CUT).model_copy(update={"unchecked": "no traced call covers it"})  # ts-admin-user-service's
     signals = {"delivery": ServiceSignals(service="delivery", metric_onset=CUT, moved=[denied, host]),
+               "admin": ServiceSignals(service="admin", metric_onset=CUT, moved=[untraced]),
                "payment": ServiceSignals(service="payment", metric_onset=CUT, moved=[denied, _latency(CUT)])}
 
     own = {s.service: s.own for s in services_showing(signals)}
 
-    assert own == {"delivery": False, "payment": True}
+    assert own == {"admin": False, "delivery": False, "payment": True}
 
 
 def _lead(service: str, confidence: float) -> Hypothesis:

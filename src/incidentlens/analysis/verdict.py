@@ -49,7 +49,7 @@ class ServiceShowing(BaseModel):
     evidence: list[str]
     ends_after: str | None = None  # its requests were cut short (`ServiceSignals.cut_short`): after calling whom
     #: whether it showed a change of its own: False when all it showed is its host's metrics (every service on that
-    #: machine shows them) and latency percentiles the traced calls do not bear out
+    #: machine shows them) and latency percentiles the traced calls do not bear out or cannot confirm
     own: bool = True
 
 
@@ -166,9 +166,10 @@ def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]
 
 
 def _shows_its_own(s: ServiceSignals) -> bool:
-    """Whether the service showed more than its host's metrics and percentiles the traces do not bear out: its
-    WARN/ERROR lines, its requests in the traces, or a metric of its own the traces do not contradict."""
-    own_metric = any(not m.not_borne_out and not host_words(m.metric) for m in s.moved)
+    """Whether the service showed more than its host's metrics and percentiles the traces do not bear out or cannot
+    confirm (`trace_caveat`): its WARN/ERROR lines, its requests in the traces, or a metric of its own the traces
+    stand behind or do not measure."""
+    own_metric = any(not trace_caveat(m) and not host_words(m.metric) for m in s.moved)
     return bool(s.log_ratio or s.trace_change or s.cut_strength or own_metric)
 
 

@@ -428,8 +428,9 @@ class _Builder:
     def movers(self) -> list[ServiceShowing]:
         """The verdict's services that showed a change of their own (`verdict.services[].own` in analysis.json), in
         the order they moved: not a service whose host's metrics moved, nor one whose only change is a latency
-        percentile its traced calls do not bear out (OnlineBoutique 13:10 named emailservice, its host's CPU from
-        1.94% to 1.68%, beside the two whose requests were cut short). Every listed service when none did."""
+        percentile its traced calls do not bear out or cannot confirm (OnlineBoutique 13:10 named emailservice, its
+        host's CPU from 1.94% to 1.68%, beside the two whose requests were cut short). Every listed service when none
+        did."""
         own = {s.get("service"): s.get("own", True) for s in (self.data.get("verdict") or {}).get("services") or []}
         services = self.verdict.services if self.verdict else []
         return [s for s in services if own.get(s.service, True)] or services
