@@ -538,3 +538,24 @@ def test_a_log_template_first_seen_after_a_service_moved_is_propagation_not_the_
     phases = {e.event.partition(" (")[0]: e.phase for e in build_postmortem(analysis).timeline}
     assert phases["first 'charge retried'"] == "propagation"
     assert phases["first anomalous point: db-proxy/pool_in_use"] == "onset"
+
+
+def test_the_headline_orders_the_services_by_when_each_showed_a_change_of_its_own():
+    # TrainTicket 08:52: ts-verification-code-service "moved first" by a client p90 the traces do not bear out, two
+    # minutes before its own server latency moved; ts-seat-service's traces had changed in between
+    at, later = dt.datetime(2024, 5, 1, 10, 13, tzinfo=dt.UTC), dt.datetime(2024, 5, 1, 10, 15, tzinfo=dt.UTC)
+
+    def shift(metric: str, onset: dt.datetime, denied: str | None = None) -> MetricShift:
+        return MetricShift(service="verify", metric=metric, direction="up", baseline=0.005, window_median=0.2,
+                           peak=0.2, peak_at=onset, shift=50.0, peak_shift=50.0, onset=onset, evidence="",
+                           not_borne_out=denied)
+
+    moved = [shift("ClientLatencyP90(s)", at, "its 60 traced calls took at most 4.31 ms"),
+             shift("ServerLatencyP99(s)", later)]
+    signals = {"verify": ServiceSignals(service="verify", metric_onset=at, moved=moved),
+               "seat": ServiceSignals(service="seat", trace_onset=at + dt.timedelta(seconds=50),
+                                      trace_change="a log line in 9% of its traces")}
+    analysis = pool_exhaustion_analysis()
+    analysis["verdict"] = {"status": "inconclusive", "service": None, "reason": "No single root cause found",
+                           "services": [s.model_dump(mode="json") for s in services_showing(signals)]}
+    assert build_postmortem(analysis).title == "No single root cause found: seat moved first, then verify"

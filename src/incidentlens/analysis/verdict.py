@@ -51,6 +51,9 @@ class ServiceShowing(BaseModel):
     #: whether it showed a change of its own: False when all it showed is its host's metrics (every service on that
     #: machine shows them) and latency percentiles the traced calls do not bear out or cannot confirm
     own: bool = True
+    #: when it first showed a change of its own (None: none, or none timed): what an order of the services that moved
+    #: reads, where its `onset` was a percentile the traces do not bear out or its host's metric
+    own_onset: UtcTime | None = None
 
 
 class Verdict(BaseModel):
@@ -161,16 +164,31 @@ def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]
     ordered = sorted(signals.values(), key=lambda s: (s.onset or datetime.max, s.service))
     return [ServiceShowing(service=s.service, onset=s.onset.replace(microsecond=0) if s.onset else None,
                            sign=onset_sign(s), showed=_showed(s), evidence=s.evidence[:5],
-                           ends_after=s.cut_after if s.cut_short else None, own=_shows_its_own(s))
+                           ends_after=s.cut_after if s.cut_short else None, own=_shows_its_own(s),
+                           own_onset=_own_onset(s))
             for s in ordered[:MAX_SERVICES]]
+
+
+def _own_metrics(s: ServiceSignals) -> list[MetricShift]:
+    """Its shifts but its host's metrics and the percentiles the traces do not bear out or cannot confirm
+    (`trace_caveat`)."""
+    return [m for m in s.moved if not trace_caveat(m) and not host_words(m.metric)]
 
 
 def _shows_its_own(s: ServiceSignals) -> bool:
     """Whether the service showed more than its host's metrics and percentiles the traces do not bear out or cannot
-    confirm (`trace_caveat`): its WARN/ERROR lines, its requests in the traces, or a metric of its own the traces
-    stand behind or do not measure."""
-    own_metric = any(not trace_caveat(m) and not host_words(m.metric) for m in s.moved)
-    return bool(s.log_ratio or s.trace_change or s.cut_strength or own_metric)
+    confirm: its WARN/ERROR lines, its requests in the traces, or a metric of its own the traces stand behind or do
+    not measure."""
+    return bool(s.log_ratio or s.trace_change or s.cut_strength or _own_metrics(s))
+
+
+def _own_onset(s: ServiceSignals) -> datetime | None:
+    """When the first of its own changes (`_shows_its_own`) began, to the second; None when none is timed."""
+    times = [m.onset for m in _own_metrics(s)]
+    times += [s.log_onset] if s.log_ratio else []
+    times += [s.trace_onset, s.cut_onset] if s.trace_change else [s.cut_onset] if s.cut_strength else []
+    timed = [t for t in times if t is not None]
+    return min(timed).replace(microsecond=0) if timed else None
 
 
 def onset_sign(s: ServiceSignals) -> str:
