@@ -301,6 +301,19 @@ def test_of_series_moving_at_once_the_alert_is_proposed_on_the_symptom():
     assert first.startswith("An alert on payments/error_ratio (baseline 0.40%, peak 18.7%) would have fired")
 
 
+def test_no_alert_is_proposed_on_demand_or_on_a_service_the_review_does_not_implicate():
+    # TrainTicket 09:34 and 11:36: "An alert on ts-wait-order-service/SyscallWrite (baseline 60, peak 336) would have
+    # fired at its onset", a service named nowhere else; 08:52: on ts-route-plan-service/NetworkReceiveBytes
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["series"][:0] = [
+        {"series": "wait-order/SyscallWrite", "direction": "up", "baseline": 60.0, "peak": 336.0, "shift": 50.0,
+         "onset": "2024-05-01T10:10:00Z"},
+        {"series": "db-proxy/NetworkReceiveBytes", "direction": "up", "baseline": 936.0, "peak": 1311.0,
+         "shift": 50.0, "onset": "2024-05-01T10:11:00Z"}]
+    first = build_postmortem(analysis).detection.sooner[0]
+    assert first.startswith("An alert on db-proxy/pool_in_use (baseline 22, peak 100) would have fired")
+
+
 def test_a_summary_that_shortens_what_a_service_showed_keeps_what_the_traces_show_of_it():
     # OnlineBoutique 13:10: "paymentservice from 13:10:37 UTC: PodClientLatencyP99(s) from 0.00496 to 0.242 (over
     # tenfold); PodClientLatencyP95(s) from 0.0048 to 0.212 (over tenfold)." with no word that its 32 traced calls

@@ -22,7 +22,7 @@ from incidentlens.analysis.impact import ERROR_RATIO, LATENCY
 from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_scale
 from incidentlens.analysis.pipeline import SEEN_MOVING
 from incidentlens.analysis.plausibility import traced_calls_words
-from incidentlens.analysis.rootcause import GLOBAL
+from incidentlens.analysis.rootcause import GLOBAL, own_health
 from incidentlens.analysis.verdict import MORE_LIKELY_THAN_NOT, STANDS_OUT
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
@@ -832,14 +832,17 @@ class _Builder:
     def _first_series_alert(self, after: Callable[[dt.datetime], str]) -> list[str]:
         """An alert on the series that moved first, fired at its onset (`after` words its lag, if any): one of a
         service's own, never a host's (`NodeCpuUsageRate(%)`: the machine it ran on, not its work), nor a resource
-        used near idle (`_near_idle`); of those moving
+        used near idle (`_near_idle`), nor the demand its callers set (`rootcause.own_health`: bytes received, an
+        operation count), and of a service the review implicates (`_implicated`); of those moving
         at once, a latency or error rate that rose (a symptom, what its users feel), then the one that moved most."""
         # no alert on what no call bore out, nor on a percentile no traced call could check: the impact's latency
         # percentiles, and every shift the analysis marked
         unsupported = {c.series for c in self.measured.not_borne_out} | _trace_caveats(self.data).keys()
+        implicated = self._implicated()
         own = [s for s in self.detection_series
                if s.onset and s.series not in unsupported and not _is_host_series(s.series)
-               and not _near_idle(s, self.detection_series)]
+               and not _near_idle(s, self.detection_series) and own_health(s.series.rsplit("/", 1)[-1])
+               and (not implicated or s.series.rpartition("/")[0].lower() in implicated)]
         if not own:
             return []
         first = min(own, key=lambda s: (s.onset, not (s.direction == "up" and _is_symptom(s.series)),
@@ -848,6 +851,15 @@ class _Builder:
         return [f"An alert on {_on_pod(first)} (baseline {fmt.series_value(first.series, first.baseline)}, {extreme} "
                 f"{fmt.series_value(first.series, first.peak)}) would have fired at its onset, "
                 f"{fmt.when(first.onset)}{after(first.onset)}"]
+
+    def _implicated(self) -> set[str]:
+        """The services a proposed alert may watch, in lower case: the root cause's (or the leads'), the affected
+        ones and the catch-all of metrics with no service (`global`); empty where the review names none. A series
+        that moved first elsewhere says nothing of this incident (TrainTicket 09:34 and 11:36 proposed
+        ts-wait-order-service/SyscallWrite, moving 51 s and 4 s after either start, named nowhere else)."""
+        affected = (self.data.get("impact") or {}).get("services_affected") or []
+        named = [*(self.subjects if self.top or (self.verdict and self.verdict.services) else []), *affected]
+        return {name.lower() for name in named} | {GLOBAL} if named else set()
 
     def _detection_advice(self) -> list[str]:
         """The mechanism catalogue's detection actions for the action items' subject (the root cause's service, or
