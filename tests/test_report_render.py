@@ -10,9 +10,10 @@ import pytest
 
 from incidentlens.analysis import analyze
 from incidentlens.analysis.series import key_series
+from incidentlens.analysis.units import three_figures
 from incidentlens.errors import InputError
 from incidentlens.report import Postmortem, build_postmortem, write_reports
-from incidentlens.report.formatting import readable_pattern
+from incidentlens.report.formatting import num, readable_pattern
 from incidentlens.report.render_markdown import md_escape
 from incidentlens.telemetry import load_telemetry
 from test_report_data import END, START, metrics_store, no_incident_analysis, pool_exhaustion_analysis
@@ -218,3 +219,10 @@ def test_a_representative_line_of_thousands_of_characters_is_cut_saying_how_much
 ])
 def test_readable_pattern_drops_masked_noise_and_keeps_the_words(template, readable):
     assert readable_pattern(template) == readable
+
+
+def test_one_value_computed_two_ways_reads_the_same_in_every_section():
+    # TrainTicket 08:52: ts-auth-service's p99 baseline read 0.249 s in the impact and 0.248 s in the detection
+    # table and the timeline: the impact's median came back as 0.24850000000000003, the detector's as 0.2485
+    assert num(0.24850000000000003) == num(0.2485) == three_figures(0.24850000000000003) == three_figures(0.2485)
+    assert num(6.479) == "6.48" and three_figures(101.329) == "101"

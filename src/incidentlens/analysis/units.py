@@ -35,5 +35,13 @@ def in_ms(metric: str, value: float) -> float | None:
 
 def three_figures(value: float) -> str:
     """A measured value to three significant figures, as a reader compares them (`101.329` -> `101`, `6.479` ->
-    `6.48`), thousands in full (`12,345`)."""
+    `6.48`), thousands in full (`12,345`); rounded from its first twelve figures (`settled`)."""
+    value = settled(value)
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def settled(value: float) -> float:
+    """`value` to twelve significant figures: one value computed two ways (0.2485 and 0.24850000000000003, a
+    median and the same median through another query) rounds alike to three (0.248), not 0.248 in one section of a
+    review and 0.249 in the next (TrainTicket 08:52's ts-auth-service p99 baseline)."""
+    return float(f"{value:.12g}")

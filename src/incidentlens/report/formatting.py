@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from incidentlens.analysis.masking import MAX_TEMPLATE_CHARS
-from incidentlens.analysis.units import LOG_ERROR_SHARE, unit_of
+from incidentlens.analysis.units import LOG_ERROR_SHARE, settled, unit_of
 from incidentlens.analysis.words import listed as listed  # the review says lists as the analysis does
 
 
@@ -56,6 +56,7 @@ def num(value: float | None) -> str:
         return "n/a"
     if float(value).is_integer():
         return f"{int(value):,}"
+    value = settled(value)
     return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
