@@ -328,3 +328,19 @@ def test_the_headline_s_root_cause_names_the_next_hypothesis_beside_it():
 
     assert ("Root cause: database connection pool exhaustion in db-proxy (confidence 58%; the next hypothesis, "
             "payments, 18%)") in lines
+
+
+def test_the_front_door_whose_failures_set_the_severity_is_among_the_services_affected():
+    # OnlineBoutique 15:04: SEV1 for the front door failing 74.2% of its requests over the window (0.0% before), and
+    # "Services affected: currencyservice, checkoutservice": the impact's test set it aside, its baseline holding
+    # earlier faults' 46-79%
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(services_affected=["checkout"], peak_latency=None, requests_failed=None,
+                              users_affected=None, peak_error_rate={
+                                  "metric": "error_ratio", "service": "frontend", "value": 0.763, "baseline": 0.0,
+                                  "typical": 0.742, "at": "2024-05-01T10:41:00Z"})
+    pm = build_postmortem(analysis)
+    assert pm.impact.services_affected == ["checkout", "frontend"]
+    assert ("Marked by its error rate or latency over the window: frontend (error rate (frontend/error_ratio) 74.2% "
+            "over the window, peak 76.3%, against 0.0% before).") in pm.impact.narrative.text
+    assert pm.severity == "SEV1"

@@ -72,6 +72,7 @@ from incidentlens.report.severity import (
     derive_severity,
     failed_count,
     harm,
+    held_at_floor,
     no_harm,
     traced_words,
     users_words,
@@ -571,7 +572,7 @@ class _Builder:
         """The impact's figures, as the analysis measured them (its narrative is `_impact`'s)."""
         raw = self.data.get("impact") or {}
         total, failed = raw.get("requests_total"), raw.get("requests_failed")
-        return Impact(
+        impact = Impact(
             # an analysis written before a window under a minute kept its fraction says 0
             duration_minutes=raw.get("duration_minutes") or _span_minutes(self.window.start, self.window.end),
             requests_total=total,
@@ -594,6 +595,9 @@ class _Builder:
             narrative=Narrative(text=""),
             evidence=list(raw.get("evidence") or []),
         )
+        listed = {name.lower() for name in impact.services_affected}
+        held = [service for service, _ in held_at_floor(impact) if service.lower() not in listed]
+        return impact.model_copy(update={"services_affected": list(dict.fromkeys([*impact.services_affected, *held]))})
 
     @property
     def harmed(self) -> bool:
@@ -1461,13 +1465,18 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
 def _traced_failures_words(impact: Impact) -> str:
     """` Marked by their traced requests: ts-food-service (7 of 9 requests failed with ..., 5 of 149 before).`: what
     marked the services their traced requests marked affected, but for the entry service's, said with its requests
-    (`_entry_traced`); nothing when none is left."""
+    (`_entry_traced`), then the services whose error rate or latency held at the severity's floor
+    (`severity.held_at_floor`); nothing when none is left."""
     others = [f for f in impact.traced_failures if f is not _entry_traced(impact)]
+    traced = {f.service.lower() for f in impact.traced_failures}
+    held = [f"{service} ({said})" for service, said in held_at_floor(impact) if service.lower() not in traced]
+    words = (f" Marked by {'its' if len(held) == 1 else 'their'} error rate or latency over the window: "
+             f"{fmt.listed(held)}." if held else "")
     if not others:
-        return ""
+        return words
     whose = "its" if len(others) == 1 else "their"
     marked = [f"{f.service} ({traced_words(f, named=False)})" for f in others]
-    return f" Marked by {whose} traced requests: {fmt.listed(marked)}."
+    return f" Marked by {whose} traced requests: {fmt.listed(marked)}.{words}"
 
 
 def _entry_traced(impact: Impact) -> TracedFailure | None:

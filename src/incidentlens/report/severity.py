@@ -314,6 +314,26 @@ def shows_harm(impact: Impact) -> bool:
     return bool(impact.services_affected) or not impact.harm_checked
 
 
+def held_at_floor(impact: Impact) -> list[tuple[str, str]]:
+    """Where harm was seen, the services whose error rate or latency, as the severity reads them (the window's
+    median), held at SEV3's floor (an error rate >= `FAILING_FLOOR` and >= `FAILING`x its baseline; a latency >=
+    `SLOWER`x), each with it in words: they count for the severity, so they are affected, though the impact's own
+    test left them out where the baseline held an earlier fault's failures (OnlineBoutique 15:04: SEV1 for the
+    front door failing 74.2% of its requests, 0.0% before, and only currencyservice and checkoutservice affected)."""
+    if not impact.services_affected:
+        return []
+    held = []
+    err, lat = impact.peak_error_rate, impact.peak_latency
+    if (err and err.service and err.typical is not None and err.metric != LOG_ERROR_SHARE
+            and err.typical >= max(FAILING_FLOOR, FAILING * (err.baseline or 0.0))):
+        held.append((err.service, f"{fmt.error_rate_name(err.service, err.metric, '')} "
+                                  f"{_typical_words(err, _writer('error', err))}"))
+    if lat and lat.service and lat.typical is not None and lat.baseline and lat.typical >= SLOWER * lat.baseline:
+        held.append((lat.service, f"latency ({fmt.series_name(lat.service, lat.metric)}) "
+                                  f"{_typical_words(lat, _writer('latency', lat))}"))
+    return held
+
+
 def no_harm(impact: Impact) -> str:
     """What was checked for harm and not seen, in words: `no service's latency and error metrics or WARN/ERROR lines
     rose beyond the baseline's noise` (a rise within it may still be figured beside: the error rate at 2.2% against
