@@ -344,3 +344,6 @@ def test_the_front_door_whose_failures_set_the_severity_is_among_the_services_af
     assert ("Marked by its error rate or latency over the window: frontend (error rate (frontend/error_ratio) 74.2% "
             "over the window, peak 76.3%, against 0.0% before).") in pm.impact.narrative.text
     assert pm.severity == "SEV1"
+    # the error rate of wide metrics, which name no service (the demo's), adds none
+    analysis["impact"]["peak_error_rate"]["service"] = "global"
+    assert build_postmortem(analysis).impact.services_affected == ["checkout"]

@@ -322,7 +322,7 @@ def held_at_floor(impact: Impact) -> list[tuple[str, str]]:
     front door failing 74.2% of its requests, 0.0% before, and only currencyservice and checkoutservice affected)."""
     if not impact.services_affected:
         return []
-    held = []
+    held: list[tuple[str, str]] = []
     err, lat = impact.peak_error_rate, impact.peak_latency
     if (err and err.service and err.typical is not None and err.metric != LOG_ERROR_SHARE
             and err.typical >= max(FAILING_FLOOR, FAILING * (err.baseline or 0.0))):
@@ -331,7 +331,11 @@ def held_at_floor(impact: Impact) -> list[tuple[str, str]]:
     if lat and lat.service and lat.typical is not None and lat.baseline and lat.typical >= SLOWER * lat.baseline:
         held.append((lat.service, f"latency ({fmt.series_name(lat.service, lat.metric)}) "
                                   f"{_typical_words(lat, _writer('latency', lat))}"))
-    return held
+    return [(service, said) for service, said in held if service not in NO_SERVICE]
+
+
+#: the service of metrics that name none (wide metrics' `global`, a log's `all`): no service to call affected
+NO_SERVICE = ("global", "all")
 
 
 def no_harm(impact: Impact) -> str:
