@@ -312,6 +312,14 @@ def test_no_alert_is_proposed_on_demand_or_on_a_service_the_review_does_not_impl
          "shift": 50.0, "onset": "2024-05-01T10:11:00Z"}]
     first = build_postmortem(analysis).detection.sooner[0]
     assert first.startswith("An alert on db-proxy/pool_in_use (baseline 22, peak 100) would have fired")
+    # OnlineBoutique 15:04 and 12:01: the implicated service's write syscalls falling, its p95 falling
+    analysis["detection"]["series"][:0] = [
+        {"series": "db-proxy/SyscallWrite", "direction": "down", "baseline": 33711.0, "peak": 6220.0, "shift": 50.0,
+         "onset": "2024-05-01T10:10:00Z"},
+        {"series": "db-proxy/p95_ms", "direction": "down", "baseline": 18.1, "peak": 4.97, "shift": 50.0,
+         "onset": "2024-05-01T10:10:00Z"}]
+    first = build_postmortem(analysis).detection.sooner[0]
+    assert first.startswith("An alert on db-proxy/pool_in_use (baseline 22, peak 100) would have fired")
 
 
 def test_a_summary_that_shortens_what_a_service_showed_keeps_what_the_traces_show_of_it():

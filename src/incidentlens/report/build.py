@@ -836,8 +836,8 @@ class _Builder:
     def _first_series_alert(self, after: Callable[[dt.datetime], str]) -> list[str]:
         """An alert on the series that moved first, fired at its onset (`after` words its lag, if any): one of a
         service's own, never a host's (`NodeCpuUsageRate(%)`: the machine it ran on, not its work), nor a resource
-        used near idle (`_near_idle`), nor the demand its callers set (`rootcause.own_health`: bytes received, an
-        operation count), and of a service the review implicates (`_implicated`); of those moving
+        used near idle (`_near_idle`), nor what does not watch harm (`_alertable`: demand, system calls, a latency
+        that fell), and of a service the review implicates (`_implicated`); of those moving
         at once, a latency or error rate that rose (a symptom, what its users feel), then the one that moved most."""
         # no alert on what no call bore out, nor on a percentile no traced call could check: the impact's latency
         # percentiles, and every shift the analysis marked
@@ -845,7 +845,7 @@ class _Builder:
         implicated = self._implicated()
         own = [s for s in self.detection_series
                if s.onset and s.series not in unsupported and not _is_host_series(s.series)
-               and not _near_idle(s, self.detection_series) and own_health(s.series.rsplit("/", 1)[-1])
+               and not _near_idle(s, self.detection_series) and _alertable(s)
                and (not implicated or s.series.rpartition("/")[0].lower() in implicated)]
         if not own:
             return []
@@ -1363,6 +1363,19 @@ def _near_idle(series: DetectionSeries, moved: list[DetectionSeries]) -> bool:
 def _limit_scale(series: DetectionSeries) -> float | None:
     """The full scale of a share of a limit (`mechanism.limit_scale`); None for an amount."""
     return limit_scale(series.series.rpartition("/")[2], series.baseline or 0.0, series.peak or 0.0)
+
+
+def _alertable(series: DetectionSeries) -> bool:
+    """Whether an alert on the series would watch what went wrong: not the demand a service's callers set
+    (`rootcause.own_health`: bytes received, an operation count) nor its system calls, which follow its traffic
+    (OnlineBoutique 15:04: productcatalogservice/SyscallWrite falling with the requests it failed), nor a latency or
+    error rate that fell (12:01: productcatalogservice's p95 from 0.0181 to 0.00497 s)."""
+    metric = series.series.rsplit("/", 1)[-1]
+    fell = series.direction == "down" and _is_symptom(series.series)
+    return own_health(metric) and not _SYSCALLS.search(metric) and not fell
+
+
+_SYSCALLS = re.compile(r"(?i)syscall")
 
 
 def _is_symptom(series: str) -> bool:
