@@ -211,6 +211,12 @@ def test_a_representative_line_of_thousands_of_characters_is_cut_saying_how_much
     ("db pool exhausted: <*>/<*> connections in use, <*> waiting",
      "db pool exhausted: <*>/<*> connections in use, <*> waiting"),
     ("request_id=<*> user=<*> failed", "user=<*> failed"),
+    # OnlineBoutique 13:27: 'Parse catalog successfully' and its kind, mined with their first words masked, read
+    # "Pattern: `successfully`": the masked identifiers took the message's masked words with them
+    ("TraceID: <*> SpanID: <*> <*> <*> successfully", "<*> successfully"),
+    ("TraceID: <*> SpanID: <*> <*> called with userId=<*>", "<*> called with"),
+    ("<*> INFO - TraceID: <*> SpanID: <*> Get Ads by Category <*>", "INFO - Get Ads by Category <*>"),
+    ("<*>:<*>:<*> Pool TraceID: <*> exhausted", "Pool exhausted"),
     # TrainTicket 11:36: the masking keeps a template's first 200 characters; the quote says it goes on
     ("<*> ERROR o.a.c.c.C.[.[.[.[dispatcherServlet]#<*> TraceID: <*> SpanID: <*> Servlet.service() for servlet "
      "[dispatcherServlet] in context with path [] threw exception [Request processing failed; nested ",

@@ -101,6 +101,10 @@ def sentence(text: str) -> str:
 _MASK_RUN = re.compile(r"<\*>(?:[ :.\-]{1,2}<\*>)+")
 # `TraceID: <*>`, `request_id=<*>`: an identifier's masked value says nothing about the pattern.
 _MASKED_ID = re.compile(r"\s*\b(\w*(?:ID|Id|_id|uuid|UUID))\s*[:=]\s*<\*>")
+# A masked time stamp opening the line: masked fields before its level word, or a masked clock time (`<*>:<*>`).
+# Masked words that open the message stay (`TraceID: <*> SpanID: <*> <*> <*> successfully` is `<*> successfully`).
+_LEADING_TIME = re.compile(r"^\s*(?:<\*>(?:[ :.,\-]{1,2}<\*>)*\s+(?=(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR"
+                           r"|FATAL|CRITICAL)\b)|<\*>(?:[ .,\-]{1,2}<\*>)*:<\*>(?:[ :.,\-]{1,2}<\*>)*\s+)")
 
 
 #: a sample log line is quoted up to this many characters; the whole line is in the evidence
@@ -120,8 +124,7 @@ def readable_pattern(template: str) -> str:
     masked timestamp dropped (`<*>:<*>:<*> WARN Foo TraceID: <*> failed after <*> ms` -> `WARN Foo failed after <*>
     ms`). The pattern's words stay as mined; a template the masking cut at its length (`MAX_TEMPLATE_CHARS`) ends in
     `...`, so `... threw exception [Request processing failed; nested` does not read as the whole line."""
-    text = _MASKED_ID.sub("", _MASK_RUN.sub("<*>", template))
-    text = re.sub(r"^\s*<\*>\s+", "", text)
+    text = _MASK_RUN.sub("<*>", _MASKED_ID.sub("", _LEADING_TIME.sub("", template)))
     readable = " ".join(text.split()) or template
     return f"{readable}..." if len(template) >= MAX_TEMPLATE_CHARS else readable
 
