@@ -414,3 +414,9 @@ def test_a_step_index_is_not_taken_for_epoch_times(tmp_path: Path) -> None:
         f"{path}: column 'timestamp' row 1: cannot parse '1' as a time (a number under 1e8 is read as a counter "
         "or a step index, not as epoch seconds: write the times)"
     )
+
+
+def test_a_long_form_value_column_without_numbers_is_named_with_its_first_row(tmp_path: Path) -> None:
+    path = write(tmp_path / "metrics.csv", "ts,service,metric,value\n2024-05-01T10:00:00Z,api,rps,\n"
+                                           "2024-05-01T10:01:00Z,api,rps,abc\n")
+    assert load_error(metrics=path).endswith("; column 'value' holds no numbers (row 2: 'abc')")

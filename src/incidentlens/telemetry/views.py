@@ -490,13 +490,13 @@ def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, st
     c.exprs["ts"] = c.time_sql
     c.exprs["service"] = _service_sql(c, mapping)
     pod = _pod_column(c, mapping)
-    _metric_values(c, mapping, names)
+    _metric_values(con, c, mapping, names)
     # Each pod's samples stay apart (the analysis reads one series per pod), while the service stays the unit.
     c.exprs["pod"] = f"CAST({quote(pod)} AS VARCHAR)" if pod else "CAST(NULL AS VARCHAR)"
     c.used.update({pod} if pod and normalise(pod) != "instance" else set())  # an instance column stays too
 
 
-def _metric_values(c: Canonical, mapping: dict[str, str], names: list[str]) -> None:
+def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str], names: list[str]) -> None:
     """The metric and value expressions: long form (a metric and a value column), else wide (unpivoted)."""
     metric = find_column(names, "metric", mapping)
     value = find_column(names, "value", mapping)
@@ -512,6 +512,8 @@ def _metric_values(c: Canonical, mapping: dict[str, str], names: list[str]) -> N
     wide = [n for n in names if c.columns.is_number(n) and n not in time_like | service_like | c.used]
     if not wide:
         commas = "".join(f"; column {n!r} is no number{c.columns.comma_hint(n)}" for n in c.columns.decimal_comma)
+        if metric and value and value not in c.columns.decimal_comma:
+            commas += _no_numbers(con, value)
         raise InputError(
             f"{c.source.label}: no metric columns: expected numeric columns (wide form) or metric and value "
             f"columns (long form); use --map metric=COLUMN --map value=COLUMN{commas}"
@@ -523,6 +525,17 @@ def _metric_values(c: Canonical, mapping: dict[str, str], names: list[str]) -> N
     for column in wide:
         if column in c.columns.numeric:
             c.checks[column] = _not_a_number(column, "DOUBLE")
+
+
+def _no_numbers(con: duckdb.DuckDBPyConnection, column: str) -> str:
+    """Words for the error about a long form's value column that holds no numbers: its first value in the sample
+    that is none, with its row."""
+    first = con.execute(
+        f"SELECT row, value FROM (SELECT row_number() OVER () AS row, trim(CAST({quote(column)} AS VARCHAR)) AS value"
+        f" FROM {_SAMPLE}) WHERE value <> '' AND TRY_CAST(value AS DOUBLE) IS NULL LIMIT 1"
+    ).fetchone()
+    where = f" (row {first[0]}: {first[1]!r})" if first else ""
+    return f"; column {column!r} holds no numbers{where}"
 
 
 def _finite_value(c: Canonical, column: str) -> str:
