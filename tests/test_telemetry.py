@@ -385,7 +385,7 @@ def test_rows_without_a_time_are_left_out_and_counted(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "logs.csv", "ts,message", [f"{iso(T0)},a", ",b", f"{iso(T0)},c"])
     store = load_telemetry(logs=path)
     assert rows(store, "SELECT message FROM logs ORDER BY message") == [{"message": "a"}, {"message": "c"}]
-    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out"]
+    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out; the first, row 2"]
 
 
 # --- spans and events ------------------------------------------------------------------------------------------------

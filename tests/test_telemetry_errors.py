@@ -395,7 +395,7 @@ def test_a_time_spelt_as_none_is_left_out_and_counted_like_an_empty_one(tmp_path
     path = write(tmp_path / "logs.csv", f"ts,service,message\n2024-05-01T10:00:00Z,api,up\n{spelling},api,lost\n")
     store = load_telemetry(logs=path)
     assert store.fetch("SELECT message FROM logs").to_pylist() == [{"message": "up"}]
-    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out"]
+    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out; the first, row 2"]
 
 
 def test_a_missing_epoch_time_spelt_nan_is_counted_once_as_missing(tmp_path: Path) -> None:
@@ -403,7 +403,7 @@ def test_a_missing_epoch_time_spelt_nan_is_counted_once_as_missing(tmp_path: Pat
     rows = "".join(f"{1714521600 + 60 * m},{m}\n" for m in range(4))
     path = write(tmp_path / "metrics.csv", f"ts,rps\n{rows}NaN,9\n")
     store = load_telemetry(metrics=path)
-    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out"]
+    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out; the first, row 5"]
     assert store.fetch("SELECT count(*) AS n FROM metrics").to_pylist() == [{"n": 4}]
 
 
@@ -420,3 +420,11 @@ def test_a_long_form_value_column_without_numbers_is_named_with_its_first_row(tm
     path = write(tmp_path / "metrics.csv", "ts,service,metric,value\n2024-05-01T10:00:00Z,api,rps,\n"
                                            "2024-05-01T10:01:00Z,api,rps,abc\n")
     assert load_error(metrics=path).endswith("; column 'value' holds no numbers (row 2: 'abc')")
+
+
+def test_a_json_line_without_its_time_is_named_by_file_and_row_among_files(tmp_path: Path) -> None:
+    first = write(tmp_path / "a.jsonl", '{"ts": "2024-05-01T10:00:00Z", "msg": "up"}\n')
+    late = write(tmp_path / "b.jsonl", '{"ts": "2024-05-01T10:01:00Z", "msg": "up"}\n{"msg": "no time"}\n')
+    store = load_telemetry(logs=str(tmp_path / "*.jsonl"))
+    assert store.warnings == [f"{first} (and 1 more): column 'ts': 1 rows have no time, left out; "
+                              f"the first, {late} row 2"]

@@ -858,7 +858,10 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
         warnings.append(f"{c.source.label}: column {c.time_column!r}: {defect.rows:,} rows with a bad time left out; "
                         f"the first, {first}: {said}")
     if missing and c.source.fmt != "text":
-        warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing:,} rows have no time, left out")
+        file, row, _ = locate_first(con, c.source, f"NOT ({present})", column)
+        first = f"row {row}" if file == c.source.label else f"{file} row {row}"
+        warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing:,} rows have no time, left out; "
+                        f"the first, {first}")
     warnings.extend(f"{c.source.label}: column {name!r}: {count:,} {words}"
                     for (_, name, words), count in zip(counted, bad_values, strict=True) if count)
     return missing, [defect.condition for defect in defects]
