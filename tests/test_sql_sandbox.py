@@ -99,6 +99,8 @@ def test_a_log_line_asking_to_drop_a_table_is_only_data(sandbox: SqlSandbox, sto
         ("SELECT 1; SELECT 2", "exactly one statement"),
         ("", "empty query"),
         ("SELEC nonsense FROM", "cannot parse"),
+        ("SELEC", "'SELEC' is no query: start it with SELECT, WITH or FROM"),  # not "only SELECT/WITH, not COLUMN"
+        ("1 + 1", "'1 + 1' is no query"),
     ],
 )
 def test_refused_forms_get_a_one_line_reason(sandbox: SqlSandbox, query: str, reason: str):

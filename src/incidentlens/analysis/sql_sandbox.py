@@ -233,6 +233,9 @@ def _check_tree(text: str, known: set[str]) -> exp.Expression:
     if len(statements) != 1:
         raise SqlRefused(f"sql: exactly one statement is allowed, got {len(statements)}")
     tree = statements[0]
+    if isinstance(tree, exp.Condition):
+        # a lone word or expression (`SELEC`, `logs`, `1+1`) parses as a column or a sum, not a statement
+        raise SqlRefused(f"sql: {text[:40]!r} is no query: start it with SELECT, WITH or FROM")
     if not isinstance(tree, exp.Query):
         raise SqlRefused(f"sql: only SELECT/WITH queries are allowed, not {_statement_name(tree)}")
     _refuse_forbidden_nodes(tree)
