@@ -72,3 +72,14 @@ def test_hours_no_grid_can_hold_exit_2_with_one_line(tmp_path, hours):
     completed = _run_cli("generate", "--scenario", "seed-tutorial", "--out", str(tmp_path), f"--hours={hours}")
     assert completed.returncode == 2
     assert completed.stderr == f"error: --hours {float(hours)}: the time range must be 1 to 8784 hours (a year)\n"
+
+
+@pytest.mark.parametrize("command", [["generate", "--scenario", "quiet", "--out", "{out}"],
+                                     ["eval", "scenarios", "--seeds", "1", "--scenario", "quiet"]])
+def test_more_log_lines_than_memory_holds_exit_2_with_one_line(tmp_path, command):
+    # 10^14 lines ended in numpy's 728 TiB allocation (a traceback); 2*10^9 in the kernel's OOM kill
+    args = [arg.format(out=tmp_path) for arg in command]
+    completed = _run_cli(*args, "--logs", "100000000000000")
+    assert completed.returncode == 2
+    assert completed.stderr == ("error: --logs 100,000,000,000,000: at most 20,000,000 log lines (each takes about "
+                                "350 bytes of memory while they are built)\n")

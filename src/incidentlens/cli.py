@@ -267,7 +267,8 @@ def generate_command(
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed writes the same files.")] = 1,
     hours: Annotated[float, typer.Option("--hours", help="Length of the time range in hours.")] = 24,
     logs: Annotated[
-        int | None, typer.Option("--logs", help="Number of log lines (default: scaled to the range).")
+        int | None,
+        typer.Option("--logs", help="Number of log lines, at most 20,000,000 (default: scaled to the range)."),
     ] = None,
     fmt: Annotated[FileFormat, typer.Option("--format", help="File format.")] = FileFormat.csv,
     as_json: AsJson = False,
@@ -514,7 +515,8 @@ def eval_scenarios_command(
         list[str] | None, typer.Option("--scenario", help="Only these scenarios (repeatable; default: all).")
     ] = None,
     logs: Annotated[
-        int | None, typer.Option("--logs", help="Log lines per scenario (default: the scenario's own).")
+        int | None,
+        typer.Option("--logs", help="Log lines per scenario, at most 20,000,000 (default: the scenario's own)."),
     ] = None,
     as_json: AsJson = False,
 ) -> None:
