@@ -120,6 +120,30 @@ def test_a_log_line_with_bytes_that_are_not_utf8_is_kept_whatever_the_format(tmp
         assert "Traceback" not in result.stderr
 
 
+def test_a_file_read_through_its_utf8_copy_is_named_by_its_own_name_in_what_was_set_aside(tmp_path: Path) -> None:
+    # the listing, the warning and data_quality named the temporary copy (`tmpq2x8-logs.jsonl`, under /tmp)
+    logs = logs_with_one_cut_line(tmp_path)
+    logs.write_bytes(logs.read_bytes().replace(b"req 3", "caf\xe9".encode("latin-1")))
+    out = tmp_path / "out"
+
+    stderr, listing = set_aside_by_analyze(logs, out)
+
+    assert stderr[1:] == [f"warning: 1 of 200 lines of logs.jsonl unreadable (line 58), set aside: see {listing}"]
+    assert listing.read_text().splitlines()[0].startswith(f"# {logs}: 1 of 200 lines of logs.jsonl unreadable")
+    assert json.loads((out / "analysis.json").read_text())["data_quality"][0]["file"] == str(logs)
+
+
+def test_a_mostly_garbage_file_read_through_its_utf8_copy_is_named_in_the_error(tmp_path: Path) -> None:
+    logs = tmp_path / "logs.jsonl"
+    logs.write_bytes('{"ts": "2024-05-01T10:00:00Z", "msg": "caf\xe9"}\nnot json\nnor this\n'.encode("latin-1"))
+
+    result = incidentlens("analyze", "--logs", str(logs), "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (f"error: {logs}: cannot read as JSON lines: 2 of 3 lines unreadable "
+                                              "(line 2: not valid JSON)")
+
+
 def test_a_utf8_copy_keeps_a_character_cut_by_a_chunk_boundary_and_counts_what_it_replaced(tmp_path: Path) -> None:
     path = tmp_path / "big.log.gz"
     text = "a" * ((1 << 20) - 1) + "é\n" + "line two \udcff ok\n"  # é straddles the first 1 MiB read

@@ -24,7 +24,7 @@ import itertools
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -246,6 +246,23 @@ class TelemetryStore:
             self.warnings.append(copy.note(path))
         return copy.path
 
+    def _naming_originals(self, copies: dict[Path, Path], read: Callable[[], list[Built]]) -> list[Built]:
+        """`read()` over UTF-8 copies, its warnings, lines set aside and errors naming each copy's original file,
+        not the temporary copy."""
+        def named(text: str) -> str:
+            for copy, original in copies.items():  # the path, then the name alone (`1 of 3 lines of a.jsonl`)
+                text = text.replace(str(copy), str(original)).replace(copy.name, original.name)
+            return text
+
+        warned, set_aside = len(self.warnings), len(self.rejected)
+        try:
+            return read()
+        except InputError as err:
+            raise type(err)(named(str(err))) from None
+        finally:
+            self.warnings[warned:] = [named(warning) for warning in self.warnings[warned:]]
+            self.rejected[set_aside:] = [replace(rows, file=named(rows.file)) for rows in self.rejected[set_aside:]]
+
     def check_mapping(self, mapping: dict[str, str]) -> None:
         """Every `--map role=column` must name a column of some loaded source (a typo is not silently ignored)."""
         known = {c.lower() for c in self._source_columns}
@@ -267,7 +284,8 @@ class TelemetryStore:
             except (InputError, duckdb.Error) as err:
                 if not (raw and not_utf8(err)):
                     raise
-                selects = build(replace(source, files=tuple(self._as_utf8(path) for path in source.files)))
+                copies = {self._as_utf8(path): path for path in source.files}
+                selects = self._naming_originals(copies, lambda: build(replace(source, files=tuple(copies))))
             parts = self._parts.setdefault(view, [])
             for built in selects:
                 self._source_columns.update(built.columns)
