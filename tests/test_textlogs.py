@@ -3,11 +3,14 @@ above, year-less times take --year or the file's year, and templates are mined f
 
 from __future__ import annotations
 
+import bz2
 import csv
 import gzip
+import lzma
 import os
 import subprocess
 import sys
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -254,6 +257,31 @@ def test_a_binary_file_given_as_logs_is_still_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\n" * 3 + b"2024-05-01T10:00:00Z INFO api text\n")
     with pytest.raises(InputError, match=r"core\.log: line 1: not text \(3 of the first 4 lines hold a NUL byte\): "
                                          r"a binary file\?$"):
+        load_telemetry(logs=path)
+
+
+@pytest.mark.parametrize(("compress", "name", "says"), [
+    (lambda data: bz2.compress(data), "app.log.bz2", "bzip2-compressed, which IncidentLens does not read: decompress "
+                                                      "it (bunzip2) or gzip it"),
+    (lambda data: lzma.compress(data), "app.log.xz", "xz-compressed, which IncidentLens does not read: decompress it "
+                                                     "(unxz) or gzip it"),
+], ids=["bzip2", "xz"])
+def test_a_file_compressed_other_than_gzip_is_named_with_how_to_read_it(tmp_path: Path, compress, name, says) -> None:
+    # was "line 1: not text (1 of the first 1 lines hold a NUL byte): a binary file?"
+    path = tmp_path / name
+    path.write_bytes(compress(b"2024-05-01T10:00:00Z INFO api request served\n" * 50))
+    for given in ({"logs": path}, {"metrics": path}):
+        with pytest.raises(InputError) as caught:
+            load_telemetry(**given)
+        assert str(caught.value) == f"{path}: {says}"
+
+
+def test_a_zip_archive_is_named_as_one(tmp_path: Path) -> None:
+    path = tmp_path / "logs.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("app.log", "2024-05-01T10:00:00Z INFO api request served\n")
+    with pytest.raises(InputError, match=r"logs\.zip: a zip archive, which IncidentLens does not read: extract it "
+                                         r"and give its files$"):
         load_telemetry(logs=path)
 
 

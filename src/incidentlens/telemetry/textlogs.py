@@ -39,6 +39,15 @@ SAMPLE_LINES = 2000
 # A file is binary, not text, when more than this share of its sampled lines hold a NUL byte; a few such lines (a
 # binary payload logged in a message) are kept as text
 BINARY_SHARE = 0.5
+# The compressed and archive formats a file may be in that are not read (gzip is): their magic bytes, their name and
+# how to make the file readable.
+_UNREAD_COMPRESSIONS = (
+    (b"BZh", "bzip2-compressed", "decompress it (bunzip2) or gzip it"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it (unxz) or gzip it"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it (unzstd) or gzip it"),
+    (b"PK\x03\x04", "a zip archive", "extract it and give its files"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "extract it and give its files"),
+)
 #: a format is taken when it matches this share of the sample's non-blank lines (or the first line and a few)
 MIN_FORMAT_SHARE = 0.3
 MIN_SHARE_FROM_FIRST_LINE = 0.05
@@ -285,6 +294,9 @@ def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
     except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot read: {err}") from None
     nul, read = [number for number, line in enumerate(raw, 1) if b"\x00" in line], sum(1 for line in raw if line)
+    for magic, name, fix in _UNREAD_COMPRESSIONS:
+        if raw[0].startswith(magic):
+            raise InputError(f"{path}: {name}, which IncidentLens does not read: {fix}")
     if len(nul) > BINARY_SHARE * read:
         raise InputError(f"{path}: line {nul[0]}: not text ({len(nul)} of the first {read} lines hold a NUL byte): "
                          "a binary file?")
