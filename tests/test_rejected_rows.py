@@ -144,6 +144,23 @@ def test_a_mostly_garbage_file_read_through_its_utf8_copy_is_named_in_the_error(
                                               "(line 2: not valid JSON)")
 
 
+def test_a_csv_line_not_utf8_beside_a_malformed_one_is_kept_and_only_the_malformed_one_set_aside(
+        tmp_path: Path) -> None:
+    # the Latin-1 line was set aside as "Invalid unicode" with the cut one; with only those two, "no rows"
+    logs = tmp_path / "logs.csv"
+    logs.write_bytes(b"ts,service,level,message\n2024-05-01T10:00:00Z,api,ERROR,caf\xe9 down\n"
+                     b"2024-05-01T10:00:30Z,api,INFO,ok\n2024-05-01T10:01:00Z,api,INFO,\"cut sh\n")
+    out = tmp_path / "out"
+
+    stderr, listing = set_aside_by_analyze(logs, out)
+
+    assert stderr == [f"warning: {logs}: 1 byte sequence(s) that are not UTF-8, the first on line 2, read as U+FFFD "
+                      "(the lines are kept)",
+                      f"warning: 1 of 3 lines of logs.csv unreadable (line 4), set aside: see {listing}"]
+    assert listing.read_text().splitlines()[1:] == ['4\tValue with unterminated quote found.\t'
+                                                    '2024-05-01T10:01:00Z,api,INFO,"cut sh']
+
+
 def test_a_utf8_copy_keeps_a_character_cut_by_a_chunk_boundary_and_counts_what_it_replaced(tmp_path: Path) -> None:
     path = tmp_path / "big.log.gz"
     text = "a" * ((1 << 20) - 1) + "é\n" + "line two \udcff ok\n"  # é straddles the first 1 MiB read

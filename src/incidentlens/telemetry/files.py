@@ -24,6 +24,7 @@ from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     detect_line_format,
     lines_sql,
+    not_utf8,
     open_bytes,
     open_text,
     sample_lines,
@@ -177,6 +178,10 @@ def split_malformed(
         raise read_error(source, err)
     file, line, reason, _ = rejected[0]
     first = f"{file}: cannot read as CSV: line {line}: {reason}"
+    for name, number, why, _ in rejected:
+        if not_utf8(why):
+            # a line with bytes that are not UTF-8 is kept (read from a UTF-8 copy), not set aside as malformed
+            raise InputError(f"{name}: cannot read as CSV: line {number}: {why}")
     bad_files = sorted({Path(path) for path, _, _, _ in rejected})
     set_aside = []
     for path in bad_files:

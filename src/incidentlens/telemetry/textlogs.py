@@ -410,8 +410,9 @@ def _level_sql(fmt: LineFormat) -> str:
 _NOT_UTF8 = ("Invalid unicode", "invalid UTF-8")
 
 
-def not_utf8(err: Exception) -> bool:
-    """Whether a reader failed on bytes that are not UTF-8: a Latin-1 name, a binary payload in one log line."""
+def not_utf8(err: Exception | str) -> bool:
+    """Whether a reader failed (or rejected a line) on bytes that are not UTF-8: a Latin-1 name, a binary payload
+    in one log line."""
     return any(marker in str(err) for marker in _NOT_UTF8)
 
 
