@@ -316,6 +316,36 @@ def test_a_last_line_cut_short_inside_a_quote_is_set_aside_not_the_whole_file(tm
     assert rejected.rows == ((302, "Value with unterminated quote found.", cut),)
 
 
+def test_lines_an_unterminated_quote_swallowed_are_counted_not_lost_in_silence(tmp_path: Path) -> None:
+    # "1 of 4 lines unreadable (line 4)": line 5 went into the quote's value, read by no one and counted by no one
+    rows = [f"2024-05-01T10:0{m}:00Z,api,line {m}" for m in range(4)]
+    rows[2] = '2024-05-01T10:02:00Z,api,"cut sh'
+    path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + "\n")
+    store = load_telemetry(logs=path)
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 2}]
+    assert store.warnings == [f"{path}: 2 of 4 lines of logs.csv unreadable (line 4; 1 more read into an "
+                              "unterminated quote's value), set aside"]
+
+
+@pytest.mark.parametrize(("row", "glue", "lines_per_row"), [
+    ("2024-05-01T10:{m:02d}:00Z,api,line {m}", "\n\n", 2),  # a blank line after each row
+    ('2024-05-01T10:{m:02d}:00Z,api,"line {m}\nat Pool.take()\nat Db.query()"', "\n", 3),  # quoted stack traces
+], ids=["blank lines", "stack traces"])
+def test_a_ragged_row_among_blank_lines_or_multi_line_values_is_set_aside_at_its_own_line(
+        tmp_path: Path, row: str, glue: str, lines_per_row: int) -> None:
+    # each blank line, or each line of a quoted stack trace, counted as a lost line: "40 of 79 lines unreadable",
+    # the file refused; and the row was listed at its record's number (line 12), not the file's line
+    rows = [row.format(m=m) for m in range(40)]
+    rows[10] = "2024-05-01T10:10:00Z,api,x,extra"
+    path = write(tmp_path / "logs.csv", "ts,service,message\n" + glue.join(rows) + "\n")
+    store = load_telemetry(logs=path)
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 39}]
+    line = 1 + 10 * lines_per_row + 1
+    [rejected] = store.rejected
+    assert (rejected.lines, rejected.rows[0][0], rejected.rows[0][2]) == (40, line, rows[10])
+    assert path.read_text().splitlines()[line - 1] == rows[10]
+
+
 @pytest.mark.parametrize(("kind", "header", "row", "names"), [
     ("metrics", "ts,service,p95_ms,p95_ms", "2024-05-01,api,1,2", "'p95_ms' (columns 3 and 4)"),  # two series
     ("logs", "ts,service,message,level,Message", "2024-05-01,api,hello,INFO,x",

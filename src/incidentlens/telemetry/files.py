@@ -46,6 +46,8 @@ _DELIMITERS = (",", "\t", ";", "|")
 JSON_FULL_SCHEMA_BYTES = 64 << 20
 #: a file with more unreadable lines than this share is refused (one error line), not read in part
 MAX_UNREADABLE_SHARE = 0.5
+# DuckDB's reason for a quote that runs to the end of the file
+_UNTERMINATED = "unterminated quote"
 _JSON_TABLES = itertools.count()
 
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
@@ -61,15 +63,23 @@ class RejectedRows:
     file: str
     lines: int
     rows: tuple[tuple[int, str, str], ...]
+    # lines lost unlisted: read into an unterminated quote's value (the reader lists only the line it starts on)
+    swallowed: int = 0
 
     @property
     def first_line(self) -> int:
         return self.rows[0][0]
 
+    @property
+    def unreadable(self) -> int:
+        return len(self.rows) + self.swallowed
+
     def note(self) -> str:
         """`1 of 200 lines of logs.jsonl unreadable (line 58)`; of several, `(the first on line 6)`."""
         where = f"line {self.first_line}" if len(self.rows) == 1 else f"the first on line {self.first_line}"
-        return f"{len(self.rows)} of {self.lines} lines of {Path(self.file).name} unreadable ({where})"
+        if self.swallowed:
+            where += f"; {self.swallowed:,} more read into an unterminated quote's value"
+        return f"{self.unreadable:,} of {self.lines:,} lines of {Path(self.file).name} unreadable ({where})"
 
     @property
     def listing_name(self) -> str:
@@ -77,7 +87,7 @@ class RejectedRows:
         return f"{Path(self.file).name}.txt"
 
     def to_dict(self) -> dict[str, object]:
-        return {"file": self.file, "lines": self.lines, "unreadable": len(self.rows), "first_line": self.first_line,
+        return {"file": self.file, "lines": self.lines, "unreadable": self.unreadable, "first_line": self.first_line,
                 "note": f"{self.note()}: see rejected/{self.listing_name}"}
 
     def listing(self) -> str:
@@ -169,8 +179,8 @@ def split_malformed(
 
     Lines set aside are real-world noise, e.g. a log line cut short. A file with more than MAX_UNREADABLE_SHARE of
     its lines lost is not the CSV it looks like (an unterminated quote swallows the rest of a file), and that is an
-    InputError naming the first bad line. Lost lines are counted against the file's newlines, since DuckDB reports
-    one rejected line where a broken quote may have swallowed many.
+    InputError naming the first bad line. Lines are counted as records (a quoted value may span lines; a blank
+    line is none), plus the lines a broken quote swallowed, since DuckDB reports one rejected line for them all.
     """
     tolerant = replace(source, skip_malformed=True)
     rejected = _rejected_lines(con, tolerant) or _skipped_unlisted(con, source, tolerant, err)
@@ -185,14 +195,16 @@ def split_malformed(
     bad_files = sorted({Path(path) for path, _, _, _ in rejected})
     set_aside = []
     for path in bad_files:
-        lines = _data_lines(path)
-        kept = con.execute(f"SELECT count(*) FROM {replace(tolerant, files=(path,)).from_sql}").fetchall()[0][0]
-        if lines - kept > MAX_UNREADABLE_SHARE * lines:
-            raise InputError(f"{first} ({lines - kept} of {lines} lines unreadable)")
         # one row per line (DuckDB may report a line twice, once per problem), its first reason
         rows = {int(n): (int(n), str(why), str(text or "")) for name, n, why, text in reversed(rejected)
                 if Path(name) == path}
-        set_aside.append(RejectedRows(str(path), lines, tuple(rows[n] for n in sorted(rows))))
+        unterminated = any(_UNTERMINATED in why for _, why, _ in rows.values())
+        lines = _records(con, replace(tolerant, files=(path,)), unterminated)
+        kept = con.execute(f"SELECT count(*) FROM {replace(tolerant, files=(path,)).from_sql}").fetchall()[0][0]
+        if lines - kept > MAX_UNREADABLE_SHARE * lines:
+            raise InputError(f"{first} ({lines - kept} of {lines} lines unreadable)")
+        set_aside.append(RejectedRows(str(path), lines, tuple(rows[n] for n in sorted(rows)),
+                                      swallowed=max(0, lines - kept - len(rows))))
     clean = tuple(path for path in source.files if path not in bad_files)
     parts = [replace(source, files=clean)] if clean else []
     parts.append(replace(tolerant, files=tuple(bad_files)))
@@ -218,6 +230,22 @@ def _skipped_unlisted(
     return [(str(short[0]), line, reason, _file_line(short[0], line))]
 
 
+def _records(con: duckdb.DuckDBPyConnection, tolerant: Source, unterminated: bool) -> int:
+    """The data records of a CSV file with malformed lines, as a lenient reader counts them (a quoted value may span
+    lines, a blank line is no record, a ragged row is one), plus, with an `unterminated` quote, the lines it swallowed:
+    it runs to the end of the file, so they are the last record's lines after its first. The file's lines after the
+    header when even the lenient reader fails."""
+    lenient = reader_sql(tolerant, ", null_padding=true, strict_mode=false")
+    try:
+        records = con.execute(f"SELECT count(*) FROM {lenient}").fetchall()[0][0]
+        last = con.execute(f"SELECT * FROM (SELECT row_number() OVER () AS _incidentlens_record, * FROM {lenient}) "
+                           "ORDER BY _incidentlens_record DESC LIMIT 1").fetchall() if unterminated else []
+    except duckdb.Error:
+        return _data_lines(tolerant.files[0])
+    swallowed = sum(str(value).rstrip("\r\n").count("\n") for value in last[0][1:] if value) if last else 0
+    return records + swallowed
+
+
 def _file_line(path: Path, number: int) -> str:
     """The text of the file's line `number` (1-based, the header is line 1)."""
     with open_text(path) as handle:
@@ -231,12 +259,34 @@ def _rejected_lines(con: duckdb.DuckDBPyConnection, tolerant: Source) -> list[tu
     try:
         # fetchall, not fetchone: DuckDB writes the rejects tables when the result is fully consumed.
         con.execute(f"SELECT count(*) FROM {reader_sql(tolerant, options)}").fetchall()
-        return con.execute(
-            f"SELECT DISTINCT s.file_path, r.line, r.error_message, r.csv_line FROM {rejects} r JOIN {scans} s "
-            "USING (scan_id, file_id) ORDER BY s.file_path, r.line"
+        found = con.execute(
+            f"SELECT DISTINCT s.file_path, r.line, r.error_message, r.csv_line, r.line_byte_position FROM {rejects} r "
+            f"JOIN {scans} s USING (scan_id, file_id) ORDER BY s.file_path, r.line"
         ).fetchall()
     finally:
         con.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {scans}")
+    # DuckDB numbers records (a quoted value spanning lines is one): each line is numbered as the file's instead
+    at = {path: _lines_at(Path(path), [position for name, _, _, _, position in found if name == path])
+          for path in {name for name, *_ in found}}
+    return [(path, at[path].get(position, line), reason, str(text or "").strip("\r\n"))
+            for path, line, reason, text, position in found]
+
+
+def _lines_at(path: Path, positions: list[int]) -> dict[int, int]:
+    """The 1-based line of the (decompressed) file holding each byte offset, in one pass over its bytes."""
+    wanted, lines = sorted(set(positions)), {}
+    newlines, start, i = 0, 0, 0
+    with open_bytes(path) as handle:
+        while i < len(wanted) and (chunk := handle.read(1 << 20)):
+            cursor = 0
+            while i < len(wanted) and wanted[i] < start + len(chunk):
+                newlines += chunk.count(b"\n", cursor, wanted[i] - start)
+                cursor = wanted[i] - start
+                lines[wanted[i]] = newlines + 1
+                i += 1
+            newlines += chunk.count(b"\n", cursor)
+            start += len(chunk)
+    return lines
 
 
 def is_malformed_json(source: Source, err: duckdb.Error) -> bool:
