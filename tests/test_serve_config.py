@@ -79,6 +79,17 @@ def test_a_yaml_config_reads_the_same(tmp_path: Path, monkeypatch: pytest.Monkey
     assert settings.notifications[0].resolved_url() == "https://hooks.slack.example/T0/B0/x"
 
 
+def test_a_source_given_as_one_path_reads_as_a_list_of_it(tmp_path: Path) -> None:
+    # `metrics = "/data/*.parquet"`, as one --metrics is given, was refused: "sources.metrics: Input should be a
+    # valid list"
+    config = tmp_path / "serve.toml"
+    config.write_text('[sources]\nmetrics = "/data/metrics/*.parquet"\nlogs = "/data/logs.csv"\n'
+                      'prometheus = "http://prometheus:9090"\n')
+    settings = build_settings(config, {})
+    assert (settings.sources.metrics, settings.sources.logs) == (["/data/metrics/*.parquet"], ["/data/logs.csv"])
+    assert settings.sources.prometheus == "http://prometheus:9090"
+
+
 @pytest.mark.parametrize(("name", "text", "message"), [
     ("a.toml", 'token = "s3cret"\n', "keep the token out of files"),
     ("a.toml", "port = \n", "not valid TOML"),

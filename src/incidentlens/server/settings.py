@@ -58,6 +58,15 @@ class Sources(_Strict):
     prom_user: str | None = None
     prom_step: int | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_path_is_a_list_of_one(cls, data: Any) -> Any:
+        """`metrics = "/data/*.parquet"` reads as the list of that one path, as one `--metrics` does."""
+        if not isinstance(data, dict):
+            return data
+        lists = ("metrics", "logs", "traces", "events", "calls", "map", "promql")
+        return {key: [value] if key in lists and isinstance(value, str) else value for key, value in data.items()}
+
     def given(self) -> bool:
         return bool(self.metrics or self.logs or self.traces or self.events or self.calls or self.prometheus)
 
