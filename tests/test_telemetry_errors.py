@@ -327,6 +327,16 @@ def test_lines_an_unterminated_quote_swallowed_are_counted_not_lost_in_silence(t
                               "unterminated quote's value), set aside"]
 
 
+def test_a_row_with_text_after_its_closing_quote_is_counted_among_all_the_file_s_lines(tmp_path: Path) -> None:
+    # as in Nezha's TrainTicket log minute 10_06: a lenient reader's count (11 records here) said "1 of 11 lines"
+    rows = [f'2024-05-01T10:{m:02d}:00Z,api,"msg {{""k"":""v {m}""}}"' for m in range(40)]
+    rows[10] = '2024-05-01T10:10:00Z,api,"msg {""k"":""v""}"tail of another] ""x""}"'
+    path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + "\n")
+    store = load_telemetry(logs=path)
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 39}]
+    assert store.warnings == [f"{path}: 1 of 40 lines of logs.csv unreadable (line 12), set aside"]
+
+
 @pytest.mark.parametrize(("row", "glue", "lines_per_row"), [
     ("2024-05-01T10:{m:02d}:00Z,api,line {m}", "\n\n", 2),  # a blank line after each row
     ('2024-05-01T10:{m:02d}:00Z,api,"line {m}\nat Pool.take()\nat Db.query()"', "\n", 3),  # quoted stack traces

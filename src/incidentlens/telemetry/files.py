@@ -46,8 +46,6 @@ _DELIMITERS = (",", "\t", ";", "|")
 JSON_FULL_SCHEMA_BYTES = 64 << 20
 #: a file with more unreadable lines than this share is refused (one error line), not read in part
 MAX_UNREADABLE_SHARE = 0.5
-# DuckDB's reason for a quote that runs to the end of the file
-_UNTERMINATED = "unterminated quote"
 _JSON_TABLES = itertools.count()
 
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
@@ -179,11 +177,13 @@ def split_malformed(
 
     Lines set aside are real-world noise, e.g. a log line cut short. A file with more than MAX_UNREADABLE_SHARE of
     its lines lost is not the CSV it looks like (an unterminated quote swallows the rest of a file), and that is an
-    InputError naming the first bad line. Lines are counted as records (a quoted value may span lines; a blank
-    line is none), plus the lines a broken quote swallowed, since DuckDB reports one rejected line for them all.
+    InputError naming the first bad line. Lines are counted as records, those read and those listed (a quoted
+    value may span lines; a blank line is none), plus the lines a quote left open swallowed, since DuckDB lists one
+    line for them all.
     """
     tolerant = replace(source, skip_malformed=True)
-    rejected = _rejected_lines(con, tolerant) or _skipped_unlisted(con, source, tolerant, err)
+    listed = _rejected_lines(con, tolerant)
+    rejected = listed or _skipped_unlisted(con, source, tolerant, err)
     if not rejected:
         raise read_error(source, err)
     file, line, reason, _ = rejected[0]
@@ -198,13 +198,13 @@ def split_malformed(
         # one row per line (DuckDB may report a line twice, once per problem), its first reason
         rows = {int(n): (int(n), str(why), str(text or "")) for name, n, why, text in reversed(rejected)
                 if Path(name) == path}
-        unterminated = any(_UNTERMINATED in why for _, why, _ in rows.values())
-        lines = _records(con, replace(tolerant, files=(path,)), unterminated)
-        kept = con.execute(f"SELECT count(*) FROM {replace(tolerant, files=(path,)).from_sql}").fetchall()[0][0]
+        one = replace(tolerant, files=(path,))
+        swallowed = 0 if listed else _swallowed(con, one)  # a quote open to the end: DuckDB lists no line
+        kept = con.execute(f"SELECT count(*) FROM {one.from_sql}").fetchall()[0][0]
+        lines = kept + len(rows) + swallowed
         if lines - kept > MAX_UNREADABLE_SHARE * lines:
             raise InputError(f"{first} ({lines - kept} of {lines} lines unreadable)")
-        set_aside.append(RejectedRows(str(path), lines, tuple(rows[n] for n in sorted(rows)),
-                                      swallowed=max(0, lines - kept - len(rows))))
+        set_aside.append(RejectedRows(str(path), lines, tuple(rows[n] for n in sorted(rows)), swallowed=swallowed))
     clean = tuple(path for path in source.files if path not in bad_files)
     parts = [replace(source, files=clean)] if clean else []
     parts.append(replace(tolerant, files=tuple(bad_files)))
@@ -230,20 +230,17 @@ def _skipped_unlisted(
     return [(str(short[0]), line, reason, _file_line(short[0], line))]
 
 
-def _records(con: duckdb.DuckDBPyConnection, tolerant: Source, unterminated: bool) -> int:
-    """The data records of a CSV file with malformed lines, as a lenient reader counts them (a quoted value may span
-    lines, a blank line is no record, a ragged row is one), plus, with an `unterminated` quote, the lines it swallowed:
-    it runs to the end of the file, so they are the last record's lines after its first. The file's lines after the
-    header when even the lenient reader fails."""
+def _swallowed(con: duckdb.DuckDBPyConnection, tolerant: Source) -> int:
+    """The lines after its first that a quote left open to the end of the file took in: the lines of the last
+    record a lenient reader reads (it reads the open quote's value to the end), which the tolerant reader drops
+    without listing them."""
     lenient = reader_sql(tolerant, ", null_padding=true, strict_mode=false")
     try:
-        records = con.execute(f"SELECT count(*) FROM {lenient}").fetchall()[0][0]
         last = con.execute(f"SELECT * FROM (SELECT row_number() OVER () AS _incidentlens_record, * FROM {lenient}) "
-                           "ORDER BY _incidentlens_record DESC LIMIT 1").fetchall() if unterminated else []
+                           "ORDER BY _incidentlens_record DESC LIMIT 1").fetchall()
     except duckdb.Error:
-        return _data_lines(tolerant.files[0])
-    swallowed = sum(str(value).rstrip("\r\n").count("\n") for value in last[0][1:] if value) if last else 0
-    return records + swallowed
+        return 0
+    return sum(str(value).rstrip("\r\n").count("\n") for value in last[0][1:] if value) if last else 0
 
 
 def _file_line(path: Path, number: int) -> str:
