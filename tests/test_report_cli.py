@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 from typer.testing import CliRunner
@@ -37,6 +39,23 @@ def test_report_command_writes_the_review_and_prints_the_summary(analysis_file, 
     assert "[ ] Confirm: db-proxy" in result.output
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.count('<figure class="chart">') == 3
+
+
+def test_report_command_given_another_day_s_metrics_says_so_instead_of_that_nothing_could_be_seen(
+        analysis_file, tmp_path):
+    # the charts said "No metric samples in the window: the metrics cannot show whether anything moved in it",
+    # beside a root cause the analysis read from its metrics
+    table = metrics_table()
+    metrics = tmp_path / "metrics.csv"
+    pacsv.write_csv(table.set_column(0, "ts", pc.add(table["ts"], pa.scalar(365 * 86_400_000_000,
+                                                                             pa.duration("us")))), metrics)
+    result = run_cli("report", "--analysis", str(analysis_file), "--metrics", str(metrics),
+                     "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    says = ("The metrics given run 2025-05-01 06:00 UTC to 2025-05-01 13:59 UTC, none of it near the incident "
+            "(2024-05-01 10:12 UTC to 2024-05-01 11:06 UTC): no chart of them can show it.")
+    assert result.stderr == f"warning: {says} Are they the metrics the analysis read?\n"
+    assert says in (tmp_path / "out" / "report.html").read_text()
 
 
 def test_report_command_without_metrics_still_writes_every_file(analysis_file, tmp_path):

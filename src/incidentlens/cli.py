@@ -704,11 +704,15 @@ def report_command(
         runbook_checklist,
         write_reports,
     )
+    from incidentlens.report.render_html import metrics_elsewhere
 
     out = output_dir(out)
     pm = build_postmortem(read_analysis(analysis), source=str(analysis))
     _warn_missing_evidence(pm, str(analysis))
     store = _open_store(metrics, logs, traces, events, mapping) if metrics or logs or traces or events else None
+    if elsewhere := metrics_elsewhere(pm, store):
+        warnings_console.print(Text(f"warning: {elsewhere} Are they the metrics the analysis read?", style="yellow"),
+                               highlight=False, soft_wrap=True)
     paths = write_reports(pm, out, store=store)
     if as_json:
         _print_json(pm.to_dict())

@@ -172,10 +172,26 @@ NO_METRICS_GIVEN = "Metric charts need the metrics: pass --metrics to `incidentl
 NO_METRICS_READ = "No metric charts: the investigation read no metrics for this period."
 
 
+def metrics_elsewhere(pm: Postmortem, store: Any) -> str | None:
+    """What to say when the metrics given to chart the review hold no sample near its window (another day's files
+    given to `incidentlens report`); None when they do, or there is no window or metrics."""
+    if store is None or not store.has("metrics") or pm.incident_window is None:
+        return None
+    span = store.view_ranges().get("metrics")
+    view = _view((naive_utc(pm.incident_window.start), naive_utc(pm.incident_window.end)))
+    if span is None or (span[1] >= view[0] and span[0] <= view[1]):
+        return None
+    return (f"The metrics given run {fmt.when(span[0])} to {fmt.when(span[1])}, none of it near the incident "
+            f"({fmt.when(pm.incident_window.start)} to {fmt.when(pm.incident_window.end)}): no chart of them can "
+            "show it.")
+
+
 def _line_charts(pm: Postmortem, store: Any) -> tuple[list[LineChart], str]:
     if store is None or not store.has("metrics"):
         read_none = pm.sources is not None and "metrics" not in pm.sources.used
         return [], NO_METRICS_READ if read_none else NO_METRICS_GIVEN
+    if elsewhere := metrics_elsewhere(pm, store):
+        return [], elsewhere
     if not pm.detected or pm.incident_window is None:
         return _overview_charts(store), "The metrics hold no error or latency series to show."
     window = (pm.incident_window.start, pm.incident_window.end)
