@@ -194,6 +194,17 @@ def test_templates_command_writes_templates_and_the_line_each_entry_starts_on(tm
     assert lines[0]["file"] == str(log) and lines[0]["template_id"] == lines[3]["template_id"]
 
 
+def test_templates_command_says_how_many_entries_had_no_message_to_mine(tmp_path: Path) -> None:
+    # "1 template over 4 entries" while the template counted 3: a JSON line without its message has none
+    lines = [f'{{"ts": "2024-05-01T10:00:0{i}Z", "msg": "order {i} placed"}}' for i in range(3)]
+    log = write(tmp_path / "shop.jsonl", "\n".join([*lines, '{"ts": "2024-05-01T10:00:09Z"}']) + "\n")
+
+    result = incidentlens("templates", "--logs", str(log), "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 0, result.stderr
+    assert "1 template over 4 entries; 1 with no message, so no template\n" in result.stdout
+
+
 def test_templates_command_writes_its_counts_with_thousands_separators_and_the_right_plural(tmp_path: Path) -> None:
     log = write(tmp_path / "shop.log", "".join(f"2024-05-01 10:{i // 60 % 60:02d}:{i % 60:02d},000 INFO  [main] "
                                                f"com.shop.Checkout - order {i} placed\n" for i in range(1200)))

@@ -605,7 +605,11 @@ def templates_command(
         _print_data(f"{row['count']:>9}  {row['template']}")
     more = f" ({mined.templates.num_rows - 15:,} more in templates.csv)" if mined.templates.num_rows > 15 else ""
     found, entries = mined.templates.num_rows, mined.lines.num_rows
-    _print_data(f"{found:,} template{'s' * (found != 1)} over {entries:,} entr{'ies' if entries != 1 else 'y'}{more}")
+    # entries with no message (a JSON line without the field, an empty CSV cell) have no template
+    bare = mined.lines["template_id"].null_count
+    none = f"; {bare:,} with no message, so no template" if bare else ""
+    _print_data(f"{found:,} template{'s' * (found != 1)} over {entries:,} entr{'ies' if entries != 1 else 'y'}"
+                f"{none}{more}")
     _print_data(f"wrote {out / 'templates.csv'}")
     _print_data(f"wrote {out / 'lines.csv'}")
 
