@@ -70,6 +70,13 @@ def test_a_value_that_is_not_a_choice_is_one_line_and_exit_2():
     assert "(see incidentlens investigate --help)" in completed.stderr
 
 
+def test_help_asks_for_the_clickhouse_password_from_the_environment_not_in_the_url():
+    # "clickhouse://user:pass@host:8123/db.table URL": a password on the command line stays in the shell's history
+    analyze = runner.invoke(app, ["analyze", "--help"], env={"COLUMNS": "200"}).output
+    assert "clickhouse://user@host:8123/db.table URL (password: env CLICKHOUSE_PASSWORD)" in analyze
+    assert "user:pass@" not in analyze
+
+
 def test_the_help_a_bad_value_points_to_is_the_subcommands_own():
     completed = run_cli("eval", "nezha", "--without", "spans")
     assert completed.returncode == 2 and completed.stderr.count("\n") == 1

@@ -131,7 +131,7 @@ MetricsFiles = Annotated[
 ]
 LogFiles = Annotated[
     list[str] | None, typer.Option("--logs", metavar="PATH", help="Log file(s) or glob (repeatable), or a "
-                                   "clickhouse://user:pass@host:8123/db.table URL.")
+                                   "clickhouse://user@host:8123/db.table URL (password: env CLICKHOUSE_PASSWORD).")
 ]
 TraceFiles = Annotated[list[str] | None, typer.Option("--traces", metavar="PATH", help="Span file(s) or glob "
                                                       "(repeatable).")]
