@@ -115,6 +115,26 @@ def test_tables_keep_whole_times_at_80_columns_when_piped(tutorial: Path):
     assert "2024-05-01T17:15:00Z" in wide.stdout and "left out" not in wide.stdout  # the peak, with room for it
 
 
+def test_a_series_name_too_long_for_80_columns_folds_with_no_character_lost(tmp_path: Path):
+    # Nezha's pod metrics: "ts-food-delivery-service" then "ientLatencyP99(s) up" on the next line, "/PodCl" lost,
+    # the header cut to "series moved (robust shi"
+    minutes = [f"2024-05-01T{m // 60:02d}:{m % 60:02d}:00Z" for m in range(600)]
+    rows = [f"{t},ts-food-delivery-service,{300.0 if 400 <= m < 430 else 1.0 + m % 7 / 100}"
+            for m, t in enumerate(minutes)]
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("ts,service,PodClientLatencyP99(s)\n" + "\n".join(rows) + "\n")
+
+    detected = run_cli("detect", "--metrics", str(metrics))
+
+    assert detected.returncode == 0, detected.stderr
+    table = detected.stdout.split("\n* incident window")[0].splitlines()
+    assert all(len(line) <= 80 for line in table)
+    at = table[0].index("series moved")
+    folded = "".join(line[at:].strip() for line in table)  # the last column's lines, joined
+    assert "series moved (robust shift)" in " ".join(line[at:].strip() for line in table[:2])
+    assert "ts-food-delivery-service/PodClientLatencyP99(s)up" in folded.replace(" ", "")
+
+
 def test_sql_keeps_whole_times_and_says_how_to_raise_the_row_cap(tutorial: Path):
     completed = run_cli("sql", "--logs", str(tutorial / "logs.csv"), "--max-rows", "5",
                         "SELECT ts, service, level, message FROM logs ORDER BY ts")

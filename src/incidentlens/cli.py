@@ -919,10 +919,15 @@ def fitted_table(columns: list[Col], rows: list[list[str]], width: int, title: s
     caption = (f"{', '.join(left_out)} left out to fit {width} columns (COLUMNS="
                f"{_min_width(columns, rows, list(range(len(columns))))} shows all)") if left_out else None
     table = Table(box=None, title=title, caption=caption, caption_justify="left", pad_edge=False)
+    # what the text columns have when every other column is whole: a text column whose longest name is wider folds
+    # within it (at its minimum width, rich cropped every folded line: 'ts-food-delivery-service' + 'ientLatency...')
+    texts = [i for i in shown if columns[i].kind == TEXT]
+    spare = width - _min_width(columns, rows, [i for i in shown if i not in texts]) - 2 * len(texts)
     for i in shown:
         column = columns[i]
         if column.kind == TEXT:
-            table.add_column(Text(column.header), overflow="fold", min_width=_text_min(column, rows, i))
+            fit = max(1, spare // len(texts))
+            table.add_column(Text(column.header), overflow="fold", min_width=min(_text_min(column, rows, i), fit))
         else:
             table.add_column(Text(column.header), no_wrap=True, justify="right" if column.kind == NUMBER else "left",
                              min_width=_longest(column, rows, i))
