@@ -83,3 +83,12 @@ def test_more_log_lines_than_memory_holds_exit_2_with_one_line(tmp_path, command
     assert completed.returncode == 2
     assert completed.stderr == ("error: --logs 100,000,000,000,000: at most 20,000,000 log lines (each takes about "
                                 "350 bytes of memory while they are built)\n")
+
+
+def test_eval_piped_prints_nothing_but_its_result(tmp_path):
+    # the progress bar, shown to no terminal, left an empty line on stdout: before the table, or alone before an error
+    refused = _run_cli("eval", "scenarios", "--seeds", "1", "--scenario", "no-such-thing")
+    assert (refused.returncode, refused.stdout) == (2, "")
+    scored = _run_cli("eval", "scenarios", "--seeds", "1", "--scenario", "quiet", "--logs", "2000")
+    assert scored.returncode == 0, scored.stderr
+    assert scored.stdout.startswith("scenario ")

@@ -528,7 +528,7 @@ def eval_scenarios_command(
 
     seed_list = parse_seeds(seeds)
     names = scenario or [name for name, _ in list_scenarios()]
-    with Progress(console=console, transient=True, disable=as_json) as progress:
+    with Progress(console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
         task = progress.add_task("scenarios", total=len(names) * len(seed_list))
 
         def advance(run: object) -> None:
@@ -1111,7 +1111,7 @@ def eval_nezha_command(
     if null and minutes != FILE_MINUTES_FROM_INJECTION:
         raise InputError("--null and --fault-minutes: a pseudo-onset's files are those up to the injection's minute")
     if null:
-        with Progress(console=console, transient=True, disable=as_json) as progress:
+        with Progress(console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
             task = progress.add_task("pseudo-onsets", total=None)
             found = null_calibration(data, limit=limit, day=day, reference=reference,
                                      log_history=timedelta(minutes=log_history), without=left_out,
@@ -1133,7 +1133,7 @@ def eval_nezha_command(
                       highlight=False)
         return
 
-    with Progress(console=console, transient=True, disable=as_json) as progress:
+    with Progress(console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
         task = progress.add_task("scoring faults", total=None)
         report = evaluate_nezha(data, ranker=ranker.value, kinds=kind or None, limit=limit,
                                 day=day, reference=reference, history=timedelta(minutes=history),
