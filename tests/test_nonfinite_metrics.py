@@ -29,6 +29,15 @@ def test_non_finite_values_are_counted_and_left_out(tmp_path: Path) -> None:
     assert got == [{"n": 8, "kept": 2, "total": 4.0}]
 
 
+def test_detection_names_a_value_left_out_when_read_as_such_not_as_a_nan_in_the_data(tmp_path: Path) -> None:
+    # "api/rps: 1 missing (NaN) values skipped" for a file that held 1e400, not a NaN
+    path = tmp_path / "metrics.csv"
+    path.write_text("ts,service,metric,value\n" + "".join(
+        f"2024-05-01T10:{m:02d}:00Z,api,rps,{'1e400' if m == 7 else 10 + m % 3}\n" for m in range(30)))
+    result = detect(load_telemetry(metrics=path))
+    assert "api/rps: 1 value missing (empty, NaN or left out when read) skipped" in result.notes
+
+
 def test_a_count_in_the_thousands_is_written_with_separators(tmp_path: Path) -> None:
     path = tmp_path / "metrics.csv"
     path.write_text("ts,service,metric,value\n" + "".join(
