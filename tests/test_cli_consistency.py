@@ -135,6 +135,24 @@ def test_a_series_name_too_long_for_80_columns_folds_with_no_character_lost(tmp_
     assert "ts-food-delivery-service/PodClientLatencyP99(s)up" in folded.replace(" ", "")
 
 
+def test_detect_says_once_what_it_says_of_many_series(tmp_path: Path):
+    # a Nezha day's pod metrics: 204 lines "note: <series>: skipped: constant series: every value is 0", one a series
+    names = [f"idle_{i}" for i in range(6)]
+    rows = [f"2024-05-01T{m // 60:02d}:{m % 60:02d}:00Z,api,{1.0 + m % 7 / 100}," + ",".join("0" for _ in names)
+            for m in range(120)]
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("ts,service,rps," + ",".join(names) + "\n" + "\n".join(rows) + "\n")
+
+    detected = run_cli("detect", "--metrics", str(metrics), columns=400)
+
+    assert detected.returncode == 0, detected.stderr
+    notes = [line for line in detected.stdout.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: 6 series: skipped: constant series: every value is 0 (api/idle_0, api/idle_1, api/idle_2 "
+                     "and 3 more; --json lists each)"]
+    listed = json.loads(run_cli("detect", "--metrics", str(metrics), "--json").stdout)["detection"]["notes"]
+    assert len([note for note in listed if "constant series" in note]) == 6
+
+
 def test_sql_keeps_whole_times_and_says_how_to_raise_the_row_cap(tutorial: Path):
     completed = run_cli("sql", "--logs", str(tutorial / "logs.csv"), "--max-rows", "5",
                         "SELECT ts, service, level, message FROM logs ORDER BY ts")

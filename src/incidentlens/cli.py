@@ -344,8 +344,27 @@ def _print_detection(result: DetectionResult) -> None:
         chosen = result.evidence[0].data.get("chosen_by") if result.evidence else None
         console.print(f"* incident window ({result.detector}){f', {chosen}' if chosen else ''}; {compared}"
                       + (f"; {others} other window(s) listed, most severe first" if others else ""))
-    for note in result.notes:
+    for note in _grouped_notes(result.notes):
         console.print(Text(f"note: {note}", style="dim"))
+
+
+def _grouped_notes(notes: list[str], listed: int = 3) -> list[str]:
+    """The notes, those that say the same of more than `listed` series (`<series>: skipped: constant series: every
+    value is 0`, of 250 of a Nezha day's 300 pod metrics) said once with how many series and the first of them."""
+    said: dict[str, list[str]] = {}
+    for note in notes:
+        series, _, text = note.partition(": ")
+        said.setdefault(text, []).append(series)
+    grouped = []
+    for note in notes:
+        series, _, text = note.partition(": ")
+        names = said[text]
+        if len(names) <= listed or not text:
+            grouped.append(note)
+        elif series == names[0]:
+            grouped.append(f"{len(names):,} series: {text} ({', '.join(names[:listed])} and "
+                           f"{len(names) - listed:,} more; --json lists each)")
+    return grouped
 
 
 @eval_app.command("nab")
