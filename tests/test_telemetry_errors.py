@@ -356,6 +356,20 @@ def test_a_ragged_row_among_blank_lines_or_multi_line_values_is_set_aside_at_its
     assert path.read_text().splitlines()[line - 1] == rows[10]
 
 
+def test_a_last_line_cut_inside_a_quote_after_stack_traces_is_listed_at_its_own_line_among_files(
+        tmp_path: Path) -> None:
+    # listed at line 42 (DuckDB's record number) with the text of line 42 ("at foo"); beside a second file with
+    # stack traces, both were taken for short and the whole load refused
+    rows = "".join(f'2024-05-01T10:{m:02d}:00Z,api,"line {m}\nat foo\nat bar"\n' for m in range(40))
+    write(tmp_path / "a.csv", "ts,service,message\n" + rows)
+    cut = write(tmp_path / "b.csv", "ts,service,message\n" + rows + '2024-05-01T11:00:00Z,api,"cut sh\n')
+    store = load_telemetry(logs=str(tmp_path / "*.csv"))
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 80}]
+    [rejected] = store.rejected
+    assert (rejected.file, rejected.rows) == (str(cut), ((122, "Value with unterminated quote found.",
+                                                          '2024-05-01T11:00:00Z,api,"cut sh'),))
+
+
 @pytest.mark.parametrize(("kind", "header", "row", "names"), [
     ("metrics", "ts,service,p95_ms,p95_ms", "2024-05-01,api,1,2", "'p95_ms' (columns 3 and 4)"),  # two series
     ("logs", "ts,service,message,level,Message", "2024-05-01,api,hello,INFO,x",

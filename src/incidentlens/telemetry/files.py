@@ -199,7 +199,8 @@ def split_malformed(
         rows = {int(n): (int(n), str(why), str(text or "")) for name, n, why, text in reversed(rejected)
                 if Path(name) == path}
         one = replace(tolerant, files=(path,))
-        swallowed = 0 if listed else _swallowed(con, one)  # a quote open to the end: DuckDB lists no line
+        # a quote open to the end (DuckDB lists no line): every line from its first on
+        swallowed = 0 if listed else _data_lines(path) + 1 - rows[min(rows)][0]
         kept = con.execute(f"SELECT count(*) FROM {one.from_sql}").fetchall()[0][0]
         lines = kept + len(rows) + swallowed
         if lines - kept > MAX_UNREADABLE_SHARE * lines:
@@ -215,19 +216,26 @@ def _skipped_unlisted(
     con: duckdb.DuckDBPyConnection, source: Source, tolerant: Source, err: duckdb.Error
 ) -> list[tuple[str, int, str, str]]:
     """The line DuckDB skips without listing it among its rejects: an unterminated quote, as in a last line cut
-    short while the file was written. (file, line, reason, text) from the error, in the one file whose rows read fall
-    short of its lines; nothing when that is not one file."""
+    short while the file was written. (file, line, reason, text) in the one file that does not read; nothing when
+    that is not one file. The quote is open to the end, so its record is the file's last: it starts on the file's
+    last line less the lines it swallowed (DuckDB's line number counts records, not a quoted value's lines)."""
     located = re.search(r"CSV Error on Line: (\d+)", str(err))
     if located is None:
         return []
-    short = [path for path in source.files
-             if con.execute(f"SELECT count(*) FROM {replace(tolerant, files=(path,)).from_sql}").fetchall()[0][0]
-             < _data_lines(path)]
+    short = [path for path in source.files if not _reads(con, replace(source, files=(path,)))]
     if len(short) != 1:
         return []
-    line = int(located.group(1))
-    reason = str(read_error(source.for_file(short[0]), err)).split(f"line {line}: ", 1)[-1]
+    reason = str(read_error(source.for_file(short[0]), err)).split(f"line {located.group(1)}: ", 1)[-1]
+    line = _data_lines(short[0]) + 1 - _swallowed(con, replace(tolerant, files=(short[0],)))
     return [(str(short[0]), line, reason, _file_line(short[0], line))]
+
+
+def _reads(con: duckdb.DuckDBPyConnection, source: Source) -> bool:
+    try:
+        con.execute(f"SELECT count(*) FROM {source.from_sql}").fetchall()
+    except duckdb.Error:
+        return False
+    return True
 
 
 def _swallowed(con: duckdb.DuckDBPyConnection, tolerant: Source) -> int:
