@@ -287,6 +287,26 @@ def test_a_file_compressed_other_than_gzip_is_named_with_how_to_read_it(tmp_path
         assert str(caught.value) == f"{path}: {says}"
 
 
+@pytest.mark.parametrize("name", ["export.csv", "export.log"])
+def test_utf16_text_as_windows_powershell_writes_it_is_named_with_how_to_convert_it(tmp_path: Path, name: str) -> None:
+    # was "cannot read as CSV: line 1: not UTF-8 text (a binary file or another encoding)", or "a binary file?"
+    path = tmp_path / name
+    path.write_bytes("ts,service,message\r\n2024-05-01T10:00:00Z,api,up\r\n".encode("utf-16"))
+    with pytest.raises(InputError) as caught:
+        load_telemetry(logs=path)
+    assert str(caught.value) == (f"{path}: UTF-16 text, which IncidentLens does not read: convert it to UTF-8 "
+                                 "(iconv -f UTF-16 -t UTF-8)")
+
+
+def test_a_bzip2_file_named_csv_is_named_as_compressed_and_a_header_spelt_alike_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(bz2.compress(b"ts,rps\n2024-05-01T10:00:00Z,1\n"))
+    with pytest.raises(InputError, match=r"metrics\.csv: bzip2-compressed, which IncidentLens does not read"):
+        load_telemetry(metrics=path)
+    path.write_text("BZh1,ts\n1,2024-05-01T10:00:00Z\n")  # "BZh" alone is no bzip2 header
+    assert load_telemetry(metrics=path).fetch("SELECT count(*) AS n FROM metrics").to_pylist() == [{"n": 1}]
+
+
 def test_a_zip_archive_is_named_as_one(tmp_path: Path) -> None:
     path = tmp_path / "logs.zip"
     with zipfile.ZipFile(path, "w") as archive:

@@ -27,6 +27,7 @@ from incidentlens.telemetry.textlogs import (
     not_utf8,
     open_bytes,
     open_text,
+    refuse_unread_format,
     sample_lines,
 )
 
@@ -590,6 +591,7 @@ def _first_line(path: Path) -> str:
     try:
         with open_bytes(path) as handle:
             raw = handle.readline(1 << 16)
+        refuse_unread_format(path, raw)
         if b"\x00" in raw:
             raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL byte")
         return raw.decode("utf-8").strip()

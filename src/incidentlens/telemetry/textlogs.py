@@ -41,13 +41,25 @@ SAMPLE_LINES = 2000
 BINARY_SHARE = 0.5
 # The compressed and archive formats a file may be in that are not read (gzip is): their magic bytes, their name and
 # how to make the file readable.
-_UNREAD_COMPRESSIONS = (
-    (b"BZh", "bzip2-compressed", "decompress it (bunzip2) or gzip it"),
+_UNREAD_FORMATS = (
+    (re.compile(rb"BZh[1-9]1AY&SY"), "bzip2-compressed", "decompress it (bunzip2) or gzip it"),  # BZh: ASCII
     (b"\xfd7zXZ\x00", "xz-compressed", "decompress it (unxz) or gzip it"),
     (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it (unzstd) or gzip it"),
     (b"PK\x03\x04", "a zip archive", "extract it and give its files"),
     (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "extract it and give its files"),
+    # Windows PowerShell 5 writes UTF-16 by default (Out-File, >)
+    (b"\xff\xfe\x00\x00", "UTF-32 text", "convert it to UTF-8 (iconv -f UTF-32 -t UTF-8)"),
+    (b"\xff\xfe", "UTF-16 text", "convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"),
+    (b"\xfe\xff", "UTF-16 text", "convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"),
 )
+
+
+def refuse_unread_format(path: Path, first: bytes) -> None:
+    """An InputError when a file's first bytes say it is compressed other than by gzip, an archive, or UTF-16/32
+    text: saying which, and how to make it readable (a reader would call it binary, or not UTF-8)."""
+    for magic, name, fix in _UNREAD_FORMATS:
+        if magic.match(first) if isinstance(magic, re.Pattern) else first.startswith(magic):
+            raise InputError(f"{path}: {name}, which IncidentLens does not read: {fix}")
 #: a format is taken when it matches this share of the sample's non-blank lines (or the first line and a few)
 MIN_FORMAT_SHARE = 0.3
 MIN_SHARE_FROM_FIRST_LINE = 0.05
@@ -294,9 +306,7 @@ def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
     except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot read: {err}") from None
     nul, read = [number for number, line in enumerate(raw, 1) if b"\x00" in line], sum(1 for line in raw if line)
-    for magic, name, fix in _UNREAD_COMPRESSIONS:
-        if raw[0].startswith(magic):
-            raise InputError(f"{path}: {name}, which IncidentLens does not read: {fix}")
+    refuse_unread_format(path, raw[0])
     if len(nul) > BINARY_SHARE * read:
         raise InputError(f"{path}: line {nul[0]}: not text ({len(nul)} of the first {read} lines hold a NUL byte): "
                          "a binary file?")
