@@ -287,11 +287,14 @@ def test_a_file_compressed_other_than_gzip_is_named_with_how_to_read_it(tmp_path
         assert str(caught.value) == f"{path}: {says}"
 
 
-@pytest.mark.parametrize("name", ["export.csv", "export.log"])
-def test_utf16_text_as_windows_powershell_writes_it_is_named_with_how_to_convert_it(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(("name", "text"), [("export.csv", "ts,service,message\r\n2024-05-01T10:00:00Z,api,up\r\n"),
+                                           ("export.log", "ts,service,message\r\n2024-05-01T10:00:00Z,api,up\r\n"),
+                                           ("short.csv", "ts,msg\n")])  # a line read to its b"\n", mid-character
+def test_utf16_text_as_windows_powershell_writes_it_is_named_with_how_to_convert_it(
+        tmp_path: Path, name: str, text: str) -> None:
     # was "cannot read as CSV: line 1: not UTF-8 text (a binary file or another encoding)", or "a binary file?"
     path = tmp_path / name
-    path.write_bytes("ts,service,message\r\n2024-05-01T10:00:00Z,api,up\r\n".encode("utf-16"))
+    path.write_bytes(text.encode("utf-16"))
     with pytest.raises(InputError) as caught:
         load_telemetry(logs=path)
     assert str(caught.value) == (f"{path}: UTF-16 text, which IncidentLens does not read: convert it to UTF-8 "

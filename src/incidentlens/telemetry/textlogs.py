@@ -47,11 +47,9 @@ _UNREAD_FORMATS = (
     (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it (unzstd) or gzip it"),
     (b"PK\x03\x04", "a zip archive", "extract it and give its files"),
     (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "extract it and give its files"),
-    # Windows PowerShell 5 writes UTF-16 by default (Out-File, >)
-    (b"\xff\xfe\x00\x00", "UTF-32 text", "convert it to UTF-8 (iconv -f UTF-32 -t UTF-8)"),
-    (b"\xff\xfe", "UTF-16 text", "convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"),
-    (b"\xfe\xff", "UTF-16 text", "convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"),
 )
+# Windows PowerShell 5 writes UTF-16 by default (Out-File, >): its byte-order marks, each with its codec
+_WIDE_TEXT = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
 
 def refuse_unread_format(path: Path, first: bytes) -> None:
@@ -60,6 +58,16 @@ def refuse_unread_format(path: Path, first: bytes) -> None:
     for magic, name, fix in _UNREAD_FORMATS:
         if magic.match(first) if isinstance(magic, re.Pattern) else first.startswith(magic):
             raise InputError(f"{path}: {name}, which IncidentLens does not read: {fix}")
+    for mark, codec in _WIDE_TEXT:
+        # text after the mark, as a header is, not any binary file that happens to start with those bytes
+        body = first[len(mark):len(mark) + 256]
+        width = 4 if "32" in codec else 2  # a line read up to its b"\n" ends mid-character
+        text = body[:len(body) - len(body) % width].decode(codec, errors="replace")
+        if first.startswith(mark) and text and sum((c.isascii() and c.isprintable()) or c in "\r\n\t"
+                                                   for c in text) >= 0.9 * len(text):
+            wide = codec.rsplit("-", 1)[0].upper()  # utf-16-le -> UTF-16
+            raise InputError(f"{path}: {wide} text, which IncidentLens does not read: convert it to UTF-8 "
+                             f"(iconv -f {wide} -t UTF-8)")
 #: a format is taken when it matches this share of the sample's non-blank lines (or the first line and a few)
 MIN_FORMAT_SHARE = 0.3
 MIN_SHARE_FROM_FIRST_LINE = 0.05
