@@ -80,6 +80,17 @@ def test_a_calls_file_without_a_latency_column_is_a_one_line_error(tmp_path: Pat
     assert_one_line_error(ran, f"{path}: no numeric latency column", "--map latency=COLUMN")
 
 
+def test_a_wide_calls_file_a_column_per_edge_is_told_how_to_lay_it_out(tmp_path: Path):
+    # Nezha's source_50.csv given as --calls: "no caller column (looked for caller, source, ...)" and nothing more
+    path = tmp_path / "source_50.csv"
+    path.write_text("time,timestamp,frontend_adservice,frontend_cartservice\n2024-05-01 10:00:00,1714557600,3.1,2.2\n")
+    metrics = _write_metrics(tmp_path / "metrics.csv")
+    ran = run_cli("analyze", "--metrics", str(metrics), "--calls", str(path), "--out", str(tmp_path / "out"))
+    assert_one_line_error(ran, f"{path}: no caller column", "its columns 'frontend_adservice', 'frontend_cartservice',"
+                          " ... look like one per call edge: write a row per time and edge instead (time, caller, "
+                          "callee, side, latency)")
+
+
 def test_a_callee_delayed_on_the_network_is_found_in_call_metrics_alone(tmp_path: Path):
     # the callers' side waits 300 ms longer for cart; cart's own server time and CPU stay flat: no spans at all
     store = load_telemetry(metrics=_write_metrics(tmp_path / "metrics.csv"),

@@ -527,6 +527,16 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
             c.checks[column] = _not_a_number(column, "DOUBLE")
 
 
+def _wide_edges_hint(c: Canonical, names: list[str]) -> str:
+    """Words for a calls file laid out wide, a numeric column per edge (`frontend_adservice`, as Nezha's
+    source_50.csv): it needs the long layout, one row per edge and time."""
+    edges = [n for n in names if "_" in n.strip("_") and c.columns.is_number(n)]
+    if len(edges) < 2:
+        return ""
+    return (f"; its columns {edges[0]!r}, {edges[1]!r}, ... look like one per call edge: write a row per time and "
+            "edge instead (time, caller, callee, side, latency)")
+
+
 def _no_numbers(con: duckdb.DuckDBPyConnection, column: str) -> str:
     """Words for the error about a long form's value column that holds no numbers: its first value in the sample
     that is none, with its row."""
@@ -763,7 +773,8 @@ def _calls(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]
         if column is None or (role == "latency" and not c.columns.is_number(column)):
             looked = ", ".join(CANDIDATES[role])
             what = "numeric latency" if role == "latency" else role
-            raise InputError(f"{c.source.label}: no {what} column (looked for {looked}); use --map {role}=COLUMN")
+            raise InputError(f"{c.source.label}: no {what} column (looked for {looked}); use --map {role}=COLUMN"
+                             f"{_wide_edges_hint(c, names) if role == 'caller' else ''}")
         found[role] = column
     c.used.update(found.values())
     c.exprs["ts"] = c.time_sql
