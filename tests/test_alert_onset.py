@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -21,7 +22,7 @@ from incidentlens.report import build_postmortem, executive_summary
 from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
 from incidentlens.telemetry import load_telemetry
-from test_analyze_bad_input import quiet_store, traffic_surge
+from test_analyze_bad_input import incident_series, quiet_store, traffic_surge, write_metrics
 from test_spans import AT, _system
 
 runner = CliRunner()
@@ -211,3 +212,23 @@ def test_a_bad_alert_delay_is_one_line_and_exit_2_with_nothing_on_stdout(tmp_pat
     ran = run_cli("eval", "nezha", "--data", str(tmp_path), "--json", "--alert-after", *value)
     assert_one_line_error(ran, *words)
     assert ran.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def after_an_earlier_incident(tmp_path_factory: pytest.TempPathFactory):
+    # inventory's latency and errors rose from 10:08 to 10:15 and came back; payment fails from AT (10:20) and the
+    # alert fires a minute later: the detector's nearest window is inventory's, over before the alert
+    folder = tmp_path_factory.mktemp("earlier-incident")
+    spans, logs = _system(folder)
+    minutes = np.arange(-60, 26)  # 09:00 .. 10:25, minutes from START (10:00)
+    metrics = write_metrics(folder / "metrics.csv", minutes + 600, incident_series(minutes, 8, 15),
+                            service="inventory")
+    return analyze(load_telemetry(metrics=metrics, traces=spans, logs=logs), at=AT + timedelta(minutes=1))
+
+
+def test_a_window_over_before_the_alert_gives_way_to_what_moved_at_the_alert(after_an_earlier_incident):
+    result = after_an_earlier_incident
+    assert result.hypotheses[0].service == "payment"
+    assert result.incident_window["start"] >= "2024-05-01T10:20:00Z"
+    titles = [e.title for e in result.evidence if e.kind == "detection"]
+    assert any("series moved between 2024-05-01T10:08" in t for t in titles), "the earlier window stays cited"

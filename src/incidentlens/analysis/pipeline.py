@@ -124,6 +124,13 @@ def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensiti
         if take_start:
             return _from_alert_time(store, at, detection.reason or "no incident window", (detection, evidence))
         return _not_detected(store, detection, evidence)
+    if take_start and detection.window.end < at:
+        # the window nearest the alert ended before it: a past incident; the alert fired on something still going
+        ended = detection.window
+        alerted = _from_alert_time(store, at, f"the window found nearest it, {iso_z(ended.start)} .. "
+                                   f"{iso_end(ended.end)}, ended before it", (detection, evidence))
+        if alerted.detected:
+            return alerted
     candidates = [detection.window]
     if at is None:
         candidates += [w for w in detection.windows if w != detection.window]
