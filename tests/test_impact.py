@@ -455,7 +455,7 @@ def test_requests_slowed_with_no_error_or_metric_to_show_it_mark_their_service_a
     assert (failure.kind, failure.slower_than_ms) == ("PlaceOrder", 16.0)
     cited = next(e for e in result.evidence if "slowed" in e.title)
     assert cited.title == ("affected: 1 services by failed, cut-short or slowed traced requests: checkout 162 of 162 "
-                           "PlaceOrder requests took longer than 16.0 ms (the p90 of their kind before), 0 of 648 "
+                           "PlaceOrder requests took longer than 16 ms (the p90 of their kind before), 0 of 648 "
                            "before")
     report_impact = ReportImpact(**result.impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
                                  narrative=Narrative(text=""))
