@@ -232,3 +232,19 @@ def test_a_window_over_before_the_alert_gives_way_to_what_moved_at_the_alert(aft
     assert result.incident_window["start"] >= "2024-05-01T10:20:00Z"
     titles = [e.title for e in result.evidence if e.kind == "detection"]
     assert any("series moved between 2024-05-01T10:08" in t for t in titles), "the earlier window stays cited"
+
+
+def test_an_alert_after_a_window_set_aside_is_tried_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # the surge (06:40-07:40, load without harm) is the window nearest an 08:00 alert, over before it: the alert time
+    # and the minutes before it are tried once, not again after the surge is set aside
+    from incidentlens.analysis import pipeline
+
+    starts: list[datetime] = []
+    tried = pipeline._from_known_onset
+    monkeypatch.setattr(pipeline, "_from_known_onset", lambda store, at, *a, **k: starts.append(at) or tried(
+        store, at, *a, **k))
+    result = analyze(traffic_surge(tmp_path), at=datetime(2024, 5, 1, 8, 0))
+    assert result.detected is False and result.reason.startswith("no incident window detected at 2024-05-01T08:00")
+    assert len(starts) == len(set(starts)) == 1 + int(ALERT_LOOKBACK / timedelta(minutes=1))
+    titles = [e.title for e in result.evidence if e.kind == "detection"]
+    assert any(t.startswith("window 2024-05-01T06:40:00Z .. 2024-05-01T07:40:00Z set aside: only load") for t in titles)

@@ -124,6 +124,7 @@ def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensiti
         if take_start:
             return _from_alert_time(store, at, detection.reason or "no incident window", (detection, evidence))
         return _not_detected(store, detection, evidence)
+    alerted: AnalysisResult | None = None
     if take_start and detection.window.end < at:
         # the window nearest the alert ended before it: a past incident; the alert fired on something still going
         ended = detection.window
@@ -146,6 +147,11 @@ def _analyze(store: Any, at: datetime | None, detector: str, onset: str, sensiti
             "the pipeline's check of a detected window (see the detection evidence for its series query)",
             {"window": {"start": iso_z(found.start), "end": iso_end(found.end)}, "reason": outcome},
         )])
+    if alerted is not None:
+        # the alert time was tried already, and nothing there explained: that answer, citing the window set aside
+        cited = _Ledger(alerted.evidence)
+        cited.extend([e for e in evidence.items if e.kind == "detection"])
+        return alerted.model_copy(update={"evidence": cited.items})
     if take_start:
         return _from_alert_time(store, at, f"the window found there was set aside: {reasons[0]}",
                                 (detection, evidence))
