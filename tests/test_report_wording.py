@@ -322,6 +322,24 @@ def test_no_alert_is_proposed_on_demand_or_on_a_service_the_review_does_not_impl
     assert first.startswith("An alert on db-proxy/pool_in_use (baseline 22, peak 100) would have fired")
 
 
+def test_an_alert_may_watch_a_service_listed_affected_by_its_error_rate_held_at_the_severity_floor():
+    # OnlineBoutique 15:04: the front door failing 74.2% of its requests over the window is listed affected (its
+    # baseline held earlier faults' failures, so the impact's own test left it out); its error rate, first to move,
+    # is what an alert watches, not a series of the root cause two minutes later
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(services_affected=["checkout"], peak_latency=None, requests_failed=None,
+                              users_affected=None, peak_error_rate={
+                                  "metric": "error_ratio", "service": "frontend", "value": 0.763, "baseline": 0.0,
+                                  "typical": 0.742, "at": "2024-05-01T10:41:00Z"})
+    analysis["detection"]["series"][:0] = [
+        {"series": "frontend/error_ratio", "direction": "up", "baseline": 0.0, "peak": 0.763, "shift": 50.0,
+         "onset": "2024-05-01T10:10:00Z"}]
+    pm = build_postmortem(analysis)
+    assert pm.impact.services_affected == ["checkout", "frontend"]
+    assert pm.detection.sooner[0].startswith("An alert on frontend/error_ratio (baseline 0.00%, peak 76.3%) would "
+                                             "have fired at its onset, 2024-05-01 10:10 UTC")
+
+
 def test_a_summary_that_shortens_what_a_service_showed_keeps_what_the_traces_show_of_it():
     # OnlineBoutique 13:10: "paymentservice from 13:10:37 UTC: PodClientLatencyP99(s) from 0.00496 to 0.242 (over
     # tenfold); PodClientLatencyP95(s) from 0.0048 to 0.212 (over tenfold)." with no word that its 32 traced calls

@@ -858,10 +858,11 @@ class _Builder:
 
     def _implicated(self) -> set[str]:
         """The services a proposed alert may watch, in lower case: the root cause's (or the leads'), the affected
-        ones and the catch-all of metrics with no service (`global`); empty where the review names none. A series
-        that moved first elsewhere says nothing of this incident (TrainTicket 09:34 and 11:36 proposed
-        ts-wait-order-service/SyscallWrite, moving 51 s and 4 s after either start, named nowhere else)."""
-        affected = (self.data.get("impact") or {}).get("services_affected") or []
+        ones as the review lists them (with those held at the severity's floor, `held_at_floor`) and the catch-all
+        of metrics with no service (`global`); empty where the review names none. A series that moved first elsewhere
+        says nothing of this incident (TrainTicket 09:34 and 11:36 proposed ts-wait-order-service/SyscallWrite,
+        moving 51 s and 4 s after either start, named nowhere else)."""
+        affected = self.measured.services_affected
         named = [*(self.subjects if self.top or (self.verdict and self.verdict.services) else []), *affected]
         return {name.lower() for name in named} | {GLOBAL} if named else set()
 
