@@ -91,6 +91,17 @@ def test_a_wide_calls_file_a_column_per_edge_is_told_how_to_lay_it_out(tmp_path:
                           "callee, side, latency)")
 
 
+def test_a_long_calls_file_with_its_own_caller_column_name_is_told_only_to_map_it(tmp_path: Path):
+    # a row per time and edge, its caller and callee columns named from_svc and to_svc: its latency_ms and
+    # status_code are no call edges, and it needs no other layout
+    path = tmp_path / "calls.csv"
+    path.write_text("timestamp,from_svc,to_svc,latency_ms,status_code\n2024-05-01T10:00:00Z,a,b,12,200\n")
+    metrics = _write_metrics(tmp_path / "metrics.csv")
+    ran = run_cli("analyze", "--metrics", str(metrics), "--calls", str(path), "--out", str(tmp_path / "out"))
+    assert_one_line_error(ran, f"{path}: no caller column", "use --map caller=COLUMN")
+    assert "call edge" not in ran.stderr
+
+
 def test_a_callee_delayed_on_the_network_is_found_in_call_metrics_alone(tmp_path: Path):
     # the callers' side waits 300 ms longer for cart; cart's own server time and CPU stay flat: no spans at all
     store = load_telemetry(metrics=_write_metrics(tmp_path / "metrics.csv"),

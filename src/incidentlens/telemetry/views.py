@@ -529,9 +529,12 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
 
 def _wide_edges_hint(c: Canonical, names: list[str]) -> str:
     """Words for a calls file laid out wide, a numeric column per edge (`frontend_adservice`, as Nezha's
-    source_50.csv): it needs the long layout, one row per edge and time."""
+    source_50.csv): it needs the long layout, one row per edge and time. Nothing where a column besides the times
+    holds text: a long layout whose caller column has a name of its own (`from_svc`) needs only `--map`, its
+    `latency_ms` and `status_code` no edges."""
+    times = set(candidate_columns(names, "time")) | {c.time_column}
     edges = [n for n in names if "_" in n.strip("_") and c.columns.is_number(n)]
-    if len(edges) < 2:
+    if len(edges) < 2 or any(not c.columns.is_number(n) for n in names if n not in times):
         return ""
     return (f"; its columns {edges[0]!r}, {edges[1]!r}, ... look like one per call edge: write a row per time and "
             "edge instead (time, caller, callee, side, latency)")
