@@ -301,6 +301,21 @@ def test_utf16_text_as_windows_powershell_writes_it_is_named_with_how_to_convert
                                  "(iconv -f UTF-16 -t UTF-8)")
 
 
+@pytest.mark.parametrize(("name", "encode", "says"), [
+    ("logs.jsonl", bz2.compress, "bzip2-compressed, which IncidentLens does not read: decompress it (bunzip2) or gzip "
+                                 "it"),
+    ("logs.json", lambda data: data.decode().encode("utf-16"), "UTF-16 text, which IncidentLens does not read: "
+                                                               "convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"),
+], ids=["bzip2", "utf16"])
+def test_a_json_lines_file_compressed_or_in_utf16_is_named_as_a_csv_is(tmp_path: Path, name, encode, says) -> None:
+    # was "cannot read as JSON lines: 3 of 3 lines unreadable (line 1: not valid JSON)"
+    path = tmp_path / name
+    path.write_bytes(encode(b'{"ts": "2024-05-01T10:00:00Z", "service": "api", "message": "up"}\n' * 20))
+    with pytest.raises(InputError) as caught:
+        load_telemetry(logs=path)
+    assert str(caught.value) == f"{path}: {says}"
+
+
 def test_a_bzip2_file_named_csv_is_named_as_compressed_and_a_header_spelt_alike_is_not(tmp_path: Path) -> None:
     path = tmp_path / "metrics.csv"
     path.write_bytes(bz2.compress(b"ts,rps\n2024-05-01T10:00:00Z,1\n"))

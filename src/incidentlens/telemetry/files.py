@@ -425,6 +425,9 @@ def sources_for(files: Iterable[Path]) -> list[Source]:
     groups: dict[tuple[str, str], list[Path]] = {}
     for path in files:
         fmt = file_format(path)
+        if fmt in ("json", "jsonl"):
+            # as a CSV's first line is checked (`_first_line`): not 'N of N lines unreadable: not valid JSON'
+            refuse_unread_format(path, _first_bytes(path, 1 << 10))
         shape = _first_line(path) if fmt == "csv" else ""
         groups.setdefault((fmt, shape), []).append(path)
     return [_source(fmt, paths) for (fmt, _), paths in groups.items()]
