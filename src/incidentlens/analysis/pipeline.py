@@ -98,9 +98,10 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust", on
     harm, the next most severe window is tried (up to three), and the skipped ones stay in the evidence.
     `onset="at"`: `at` is the incident's known start (an alert, an injection): the window is [at, end of the
     shortest source] and the baseline everything before it (`anchored.py`); nothing is detected or set aside.
-    `onset="detect"` with `at` (an alert time): where no window can be detected or explained there, `at` is taken
-    as the start (`detection.undetected` says why) when it lies in the data and `start_at_alert` (False when `at` is
-    not the user's: a model's pick of where to look, which only steers detection); where nothing after it can be
+    `onset="detect"` with `at` (an alert time): where no window can be detected or explained there, or the window
+    nearest it ended before it and what moved from it can be explained, `at` is taken as the start
+    (`detection.undetected` says why) when it lies in the data and `start_at_alert` (False when `at` is not the
+    user's: a model's pick of where to look, which only steers detection); where nothing after it can be
     explained, the first minute before it at which something can (`_from_alert_time`; `detection.alert_at` is then
     set, and the attempt at the alert time stays cited).
     `sensitivity`: the detector's (`detection.settings_for`; None: medium).
