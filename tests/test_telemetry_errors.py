@@ -482,3 +482,16 @@ def test_a_json_line_without_its_time_is_named_by_file_and_row_among_files(tmp_p
     store = load_telemetry(logs=str(tmp_path / "*.jsonl"))
     assert store.warnings == [f"{first} (and 1 more): column 'ts': 1 rows have no time, left out; "
                               f"the first, {late} row 2"]
+
+
+def test_an_unterminated_quote_before_blank_lines_at_the_end_is_listed_at_its_own_line(tmp_path: Path) -> None:
+    # a blank line after the cut line was read into the quote's value: "line 5" (its next line, 'short'), not 4
+    rows = [f"2024-05-01T10:0{m}:00Z,api,line {m}" for m in range(3)]
+    path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + '\n2024-05-01T10:03:00Z,api,"cut\n'
+                 "short\n\n")
+    store = load_telemetry(logs=path)
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 3}]
+    [rejected] = store.rejected
+    assert rejected.rows == ((5, "Value with unterminated quote found.", '2024-05-01T10:03:00Z,api,"cut'),)
+    assert store.warnings == [f"{path}: 3 of 6 lines of logs.csv unreadable (line 5; 2 more read into an "
+                              "unterminated quote's value), set aside"]

@@ -249,7 +249,7 @@ def _swallowed(con: duckdb.DuckDBPyConnection, tolerant: Source) -> int:
                            "ORDER BY _incidentlens_record DESC LIMIT 1").fetchall()
     except duckdb.Error:
         return 0
-    return sum(str(value).rstrip("\r\n").count("\n") for value in last[0][1:] if value) if last else 0
+    return sum(str(value).count("\n") for value in last[0][1:] if value) if last else 0
 
 
 def _file_line(path: Path, number: int) -> str:
