@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,15 @@ def test_mcp_refuses_a_state_directory_with_no_state(tmp_path: Path) -> None:
     result = run_cli("mcp", "--metrics", "m.csv", "--state", str(tmp_path / "typo"))
     assert_one_line_error(result, f"--state {tmp_path / 'typo'}: no IncidentLens state here")
     assert not (tmp_path / "typo").exists()
+
+
+def test_mcp_refuses_a_source_it_cannot_read_before_serving(tmp_path: Path) -> None:
+    """An empty metrics file is said at start, in the one line `analyze` says, not at the assistant's first call."""
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = run_cli("mcp", "--metrics", str(empty), stdin=subprocess.DEVNULL)
+    assert_one_line_error(result, f"{empty}: no rows")
+    assert result.stdout == ""
 
 
 def test_mcp_over_http_on_the_server_needs_the_token_and_reads_the_incidents(data: Path, tmp_path: Path) -> None:

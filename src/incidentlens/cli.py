@@ -1062,7 +1062,12 @@ def mcp_command(
     sources = Sources(metrics=metrics or [], logs=logs or [], traces=traces or [], events=events or [],
                       calls=calls or [], map=mapping or [], prometheus=prometheus, promql=promql or [],
                       prom_user=prom_user, prom_step=prom_step)
-    build_mcp(sources, StateDB.existing(state) if state else None).run()  # stdout is the protocol: nothing else prints
+    known = StateDB.existing(state) if state else None
+    if metrics or logs or traces or events or calls:
+        # A file no tool could read is refused now, as `analyze` refuses it, not at the assistant's first call;
+        # load warnings go to stderr. Prometheus is pulled per call, around its `at`.
+        _open_store(metrics, logs, traces, events, mapping, calls=calls)
+    build_mcp(sources, known).run()  # stdout is the protocol: nothing else prints
 
 
 @eval_app.command("nezha")
