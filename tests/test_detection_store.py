@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -218,6 +219,24 @@ def test_detect_cli_prints_a_table_and_json(scenario_dir):
     result = json.loads(as_json.output)
     assert result["detection"]["detector"] == "seed-zscore"
     assert result["incident_window"]["start"] == "2024-05-01T14:53:00Z"
+
+
+def test_the_seed_zscore_lists_each_run_once_with_its_peak_inside(scenario_dir):
+    """db-pool-exhaustion's flagged runs overlap across its 15 series: the longest is the window, a shorter run
+    inside it is part of it (it was listed too, 17:37-17:50 "peak 17:35"), and every window peaks inside itself."""
+    metrics = str(scenario_dir("db-pool-exhaustion", seed=7) / "metrics.csv")
+    result = detect(load_telemetry(metrics=metrics), detector="seed-zscore")
+    windows = result.windows
+    assert (windows[0].start, windows[0].end) == (datetime(2024, 5, 1, 17, 35), datetime(2024, 5, 1, 17, 48))
+    assert [w.end - w.start for w in windows] == sorted((w.end - w.start for w in windows), reverse=True)
+    for earlier, later in itertools.combinations(windows, 2):
+        assert earlier.end <= later.start or later.end <= earlier.start, (earlier, later)
+    for window in windows:
+        assert window.start <= window.peak < window.end
+        assert all(window.start <= s.onset <= s.peak_at < window.end for s in window.series)
+    table = CliRunner().invoke(app, ["detect", "--metrics", metrics, "--detector", "seed-zscore"],
+                               env={"COLUMNS": "200"})
+    assert "series moved (z-score)" in table.output and "the longest window" in table.output
 
 
 def test_detect_cli_rejects_a_bad_time_in_one_line(scenario_dir):

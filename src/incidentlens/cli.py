@@ -327,6 +327,8 @@ def _print_detection(result: DetectionResult) -> None:
                         f"{miss['baseline']:g}, {abs(miss['shift']):.1f} σ; fell short: {miss['why_short']}")
             _print_data(f"to ask for more: {miss['ask_for_more']}")
     else:
+        seed = result.detector == "seed-zscore"  # the tutorial's: z-scores, the longest run first
+        measure, order = ("z-score", "longest first") if seed else ("robust shift", "most severe first")
         rows = []
         for window in result.windows:
             moved = ", ".join(f"{s.series} {s.direction} {s.shift:+.1f}" for s in window.series[:4])
@@ -337,13 +339,13 @@ def _print_detection(result: DetectionResult) -> None:
                          length, iso_z(window.peak), f"{window.severity:.1f}", moved])
         console.print(fitted_table([Col(""), Col("start", TIME), Col("end", TIME), Col("length", NUMBER),
                                     Col("peak", TIME, drop=2), Col("severity", NUMBER, drop=1),
-                                    Col("series moved (robust shift)")], rows, console.width))
+                                    Col(f"series moved ({measure})")], rows, console.width))
         baseline = result.baseline_window
         compared = f"baseline {iso_z(baseline[0])} .. {iso_z(baseline[1])}" if baseline else "no baseline period"
         others = len(result.windows) - 1
         chosen = result.evidence[0].data.get("chosen_by") if result.evidence else None
         console.print(f"* incident window ({result.detector}){f', {chosen}' if chosen else ''}; {compared}"
-                      + (f"; {others} other window(s) listed, most severe first" if others else ""))
+                      + (f"; {others} other window(s) listed, {order}" if others else ""))
     for note in _grouped_notes(result.notes):
         console.print(Text(f"note: {note}", style="dim"))
 

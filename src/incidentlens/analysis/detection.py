@@ -38,7 +38,7 @@ from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.extremes import BlockTail, block_tail, blocks_of
 from incidentlens.analysis.periods import PROBLEM_LEVELS, iso_end, sql_in
 from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
-from incidentlens.analysis.seed_zscore import seed_points
+from incidentlens.analysis.seed_zscore import seed_points, span_within
 from incidentlens.errors import InputError
 
 
@@ -545,7 +545,7 @@ class IncidentWindow(BaseModel):
     start: datetime  # first anomalous sample
     end: datetime  # exclusive: one step after the last anomalous sample
     peak: datetime
-    severity: float  # sum over moved series of |robust shift| capped at SHIFT_CAP
+    severity: float  # sum over moved series of |robust shift| (seed-zscore: |z|) capped at SHIFT_CAP
     series: list[SeriesShift]
 
 
@@ -555,7 +555,8 @@ class DetectionResult(BaseModel):
     reason: str | None = None
     window: IncidentWindow | None = None  # the incident: the most severe window, or the one anchored by `at`
     baseline_window: tuple[datetime, datetime] | None = None
-    windows: list[IncidentWindow] = Field(default_factory=list)  # every qualifying window, most severe first
+    # every qualifying window, most severe first (seed-zscore: longest first)
+    windows: list[IncidentWindow] = Field(default_factory=list)
     series_checked: int = 0
     notes: list[str] = Field(default_factory=list)  # data cleaning and unusable series, one line each
     evidence: list[Evidence] = Field(default_factory=list)
@@ -708,7 +709,7 @@ def detect(store: Any, metrics: list[str] | None = None, at: datetime | None = N
         {"window": {"start": iso_z(chosen.start), "end": iso_end(chosen.end), "peak": iso_z(chosen.peak)},
          "severity": round(chosen.severity, 2), "series": [_shift_dict(s) for s in chosen.series[:SERIES_CAP]],
          "series_cut": max(0, len(chosen.series) - SERIES_CAP), "windows_found": len(windows),
-         "other_windows": others, "chosen_by": _chosen_by(at, chosen),
+         "other_windows": others, "chosen_by": _chosen_by(at, chosen, detector),
          "series_checked": len(all_series), "notes": notes[:SERIES_CAP]},
     )
     return DetectionResult(detector=detector, detected=True, window=chosen, baseline_window=baseline_window,
@@ -813,9 +814,9 @@ def _log_problem_series(store: Any) -> list[_Series]:
     return series
 
 
-def _chosen_by(at: datetime | None, chosen: IncidentWindow) -> str:
+def _chosen_by(at: datetime | None, chosen: IncidentWindow, detector: str) -> str:
     if at is None:
-        return "the most severe window"
+        return "the longest window" if detector == "seed-zscore" else "the most severe window"
     if chosen.start <= at <= chosen.end:
         return f"the window containing --at {iso_z(at)}"
     return f"the window nearest --at {iso_z(at)} (none contains it)"
@@ -995,24 +996,32 @@ def _merge_overlapping(groups: list[list[Timed]]) -> list[list[Timed]]:
 
 
 def _seed_windows(detections: dict[str, SeriesDetection]) -> list[IncidentWindow]:
-    """The tutorial's rule: the longest flagged run over all series is the window (every run is kept, longest
-    first); series moved are those flagged inside it."""
+    """The tutorial's rule: the longest flagged run over all series is the window. Every run that overlaps no longer
+    one is a window too, longest first (a shorter run inside a window is part of it, not a window of its own); a
+    window's series are those flagged inside it, each read over its part inside it (onset and peak there)."""
     timed = [_timed(name, d, s) for name, d in detections.items() for s in d.spans]
     by_length = sorted(timed, key=lambda item: item[1] - item[0], reverse=True)
-    windows = []
-    seen: set[tuple[int, int]] = set()
+    windows: list[IncidentWindow] = []
+    taken: list[tuple[int, int]] = []
     for longest in by_length:
-        if longest[:2] in seen:
+        start_ns, end_ns = longest[:2]
+        if any(start_ns < end and end_ns > start for start, end in taken):
             continue
-        seen.add(longest[:2])
-        group = [longest] + [item for item in timed
-                             if item[2] != longest[2] and item[0] < longest[1] and item[1] > longest[0]]
-        window = _window(group, detections)
-        windows.append(window.model_copy(update={"start": _ns_to_datetime(longest[0]),
-                                                 "end": _ns_to_datetime(longest[1])}))
+        taken.append((start_ns, end_ns))
+        group = [_timed(name, detections[name], _seed_part(detections[name], span, start_ns, end_ns))
+                 for item_start, item_end, name, span in timed if item_start < end_ns and item_end > start_ns]
+        windows.append(_window(group, detections))
         if len(windows) == SERIES_CAP:
             break
     return windows
+
+
+def _seed_part(detection: SeriesDetection, span: Span, start_ns: int, end_ns: int) -> Span:
+    """The part of a seed z-score run inside [start_ns, end_ns)."""
+    t = detection.series.t.astype(np.int64)
+    first = int(np.searchsorted(t, start_ns, side="left"))
+    last = int(np.searchsorted(t, end_ns, side="left")) - 1
+    return span_within(detection, span, first, last)
 
 
 def _timed(name: str, detection: SeriesDetection, span: Span) -> tuple[int, int, str, Span]:

@@ -46,6 +46,13 @@ def trailing_mean_std(y: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarra
     return mean + np.mean(y), np.sqrt(np.clip(var, 0, None))
 
 
+def span_within(detection: SeriesDetection, span: Span, first: int, last: int) -> Span:
+    """The part of a flagged run from point `first` to `last` (inclusive, clipped to the run): its strongest point
+    there is its peak, so a window read over that part never peaks outside it."""
+    start, end = max(span.start, first), min(span.end, last)
+    return _span(start, end, detection.score, detection.series.y, detection.baseline)
+
+
 def _span(start: int, end: int, score: np.ndarray, y: np.ndarray, mean: np.ndarray) -> Span:
     peak = start + int(np.argmax(np.abs(score[start:end + 1])))
     return Span(start=start, end=end, peak=peak, direction="up" if score[peak] > 0 else "down",
