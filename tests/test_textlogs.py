@@ -14,6 +14,8 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from incidentlens.errors import InputError
@@ -192,6 +194,33 @@ def test_templates_command_writes_templates_and_the_line_each_entry_starts_on(tm
         lines = list(csv.DictReader(handle))
     assert [int(row["line"]) for row in lines] == [1, 2, 7, 8]
     assert lines[0]["file"] == str(log) and lines[0]["template_id"] == lines[3]["template_id"]
+
+
+def test_templates_command_gives_csv_json_and_parquet_entries_their_file_and_line(tmp_path: Path) -> None:
+    # a CSV record on the line after the header and the lines the records before it span; a line set aside is
+    # counted too: "order 2 placed" is on line 6, after a message of two lines and one cut short
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write(logs / "a.csv", 'ts,service,message\n'
+                          '2024-05-01T10:00:00Z,shop,order 1 placed\n'
+                          '2024-05-01T10:00:01Z,shop,"payment failed\n  at Gateway.charge"\n'
+                          '2024-05-01T10:00:02Z,shop,"cut "short" here\n'
+                          '2024-05-01T10:00:03Z,shop,order 2 placed\n')
+    write(logs / "b.jsonl", '{"ts": "2024-05-01T10:00:04Z", "message": "order 3 placed"}\n'
+                            'not json\n'
+                            '{"ts": "2024-05-01T10:00:05Z", "message": "order 4 placed"}\n')
+    pq.write_table(pa.table({"ts": ["2024-05-01T10:00:06Z", "2024-05-01T10:00:07Z"],
+                             "message": ["order 5 placed", "order 6 placed"]}), logs / "c.parquet")
+
+    result = incidentlens("templates", "--logs", str(logs / "*"), "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "out" / "lines.csv") as handle:
+        lines = [(Path(row["file"]).name, int(row["line"])) for row in csv.DictReader(handle)]
+    assert lines == [("a.csv", 2), ("a.csv", 3), ("a.csv", 6), ("b.jsonl", 1), ("b.jsonl", 3),
+                     ("c.parquet", 1), ("c.parquet", 2)]
+    # where an entry was read is kept out of the logs view, which the analysis contrasts column by column
+    assert "file" not in load_telemetry(logs=str(logs / "*")).columns("logs")
 
 
 def test_templates_command_says_how_many_entries_had_no_message_to_mine(tmp_path: Path) -> None:

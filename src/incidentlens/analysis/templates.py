@@ -142,7 +142,9 @@ def mine_all_templates(store: Any, similarity: float = MINING_SIMILARITY) -> Min
     """Templates of every entry in the logs view, whatever its time: the distinct masked messages are counted in
     one scan, Drain3 mines them (heaviest first), and a second scan gives each entry its template id.
 
-    Entries from sources without file lines (CSV, JSON, Parquet) are numbered in view order."""
+    Each entry says where it was read: its file and line there (a CSV record's first line, a Parquet row's number;
+    `TelemetryStore.log_origins_sql`); entries not read from a file here (ClickHouse logs) are numbered in view
+    order."""
     masks = f"SELECT DISTINCT message AS raw, {masked_sql('message')} AS masked FROM logs WHERE message IS NOT NULL"
     counted = store.fetch(
         f"SELECT masked, count(*) AS n FROM logs JOIN ({masks}) AS masks ON logs.message = masks.raw "
@@ -159,14 +161,13 @@ def mine_all_templates(store: Any, similarity: float = MINING_SIMILARITY) -> Min
         "template": pa.array(templates, pa.string()),
         "count": pa.array(counts.astype(np.int64)),
     })
-    columns = set(store.columns("logs"))
-    file_sql = 'CAST("file" AS VARCHAR)' if "file" in columns else "CAST(NULL AS VARCHAR)"
-    line_sql = 'coalesce("line", row_number() OVER ())' if "line" in columns else "row_number() OVER ()"
+    origins = store.log_origins_sql() or "SELECT CAST(NULL AS VARCHAR) AS file, NULL AS line, message FROM logs"
     con = store.cursor()
     con.register("_template_of_masked", pa.table({"masked": masked, "template_id": ids}))
+    entries = f"SELECT file, CAST(coalesce(line, row_number() OVER ()) AS BIGINT) AS line, message FROM ({origins})"
     lines = con.sql(
-        f"SELECT file, line, template_id FROM (SELECT {file_sql} AS file, CAST({line_sql} AS BIGINT) AS line, "
-        f"message FROM logs) AS entries LEFT JOIN ({masks}) AS masks ON entries.message = masks.raw "
+        f"SELECT file, line, template_id FROM ({entries}) AS entries LEFT JOIN ({masks}) AS masks "
+        "ON entries.message = masks.raw "
         "LEFT JOIN _template_of_masked USING (masked) ORDER BY file NULLS LAST, line"
     ).to_arrow_table()
     return MinedTemplates(templates=template_table, lines=lines)

@@ -55,6 +55,11 @@ _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "jso
 _CSV_CONSISTENCY = 0.8
 
 
+#: a log file's row carries where it was read: its file, and its 1-based line in it (a CSV record's first line,
+#: a JSON line's own) or, where there are no lines to count (a JSON array, Parquet), its row
+ORIGIN_FILE, ORIGIN_LINE = "_incidentlens_origin_file", "_incidentlens_origin_line"
+
+
 @dataclass(frozen=True)
 class RejectedRows:
     """The lines of one file that could not be read and were set aside: (line, reason, text) each, 1-based lines."""
@@ -313,8 +318,8 @@ def set_aside_bad_json(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[
     names, repeated = unique_names(keys, placed=False)
     fields = ", ".join(f"json_extract_string(text, {literal(_json_pointer(k))}) AS {quote(name)}"
                        for k, name in zip(keys, names, strict=True))
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {fields} FROM {table}_lines WHERE good "
-                "ORDER BY file, line")
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {fields}, file AS {ORIGIN_FILE}, line AS {ORIGIN_LINE} "
+                f"FROM {table}_lines WHERE good ORDER BY file, line")
     con.execute(f"DROP TABLE {table}_lines")
     return replace(source, table=table, text_columns=names, repeated=repeated), rejected
 

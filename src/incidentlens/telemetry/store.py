@@ -34,8 +34,16 @@ import duckdb
 import pyarrow as pa
 
 from incidentlens.errors import InputError
-from incidentlens.telemetry.columns import quote
-from incidentlens.telemetry.files import PathsArg, RejectedRows, Source, resolve_paths, sources_for
+from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.files import (
+    ORIGIN_FILE,
+    ORIGIN_LINE,
+    PathsArg,
+    RejectedRows,
+    Source,
+    resolve_paths,
+    sources_for,
+)
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, not_utf8, read_text_log, utf8_copy
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
@@ -78,6 +86,7 @@ class TelemetryStore:
     _source_columns: set[str] = field(default_factory=set)
     _ranges: dict[str, tuple[datetime, datetime]] | None = None
     _held: set[str] = field(default_factory=set)
+    _origins: list[str] = field(default_factory=list)  # each logs part's entries with where they were read
     _hold_lock: threading.Lock = field(default_factory=threading.Lock)
     _scratch: tempfile.TemporaryDirectory[str] | None = None  # UTF-8 copies of files that are not (`_as_utf8`)
 
@@ -278,6 +287,7 @@ class TelemetryStore:
         def build(read: Source) -> list[Built]:
             return build_select(self.con, read, view, mapping, self.warnings, raw_table=raw, rejected=self.rejected)
 
+        copies: dict[Path, Path] = {}
         try:
             try:
                 selects = build(source)
@@ -290,12 +300,14 @@ class TelemetryStore:
             for built in selects:
                 self._source_columns.update(built.columns)
                 part = f"_{view}_{len(parts)}"
+                rows = built.sql
                 if raw:
-                    rows = quote(f"{part}_rows")
-                    self.con.execute(f"CREATE OR REPLACE TABLE {rows} AS {built.sql}")
-                    self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS SELECT * FROM {rows}")
-                else:
-                    self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS {built.sql}")
+                    rows = f"SELECT * FROM {quote(f'{part}_rows')}"
+                    self.con.execute(f"CREATE OR REPLACE TABLE {quote(f'{part}_rows')} AS {built.sql}")
+                hidden = f" EXCLUDE ({quote(ORIGIN_FILE)}, {quote(ORIGIN_LINE)})" if built.origin else ""
+                self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS SELECT *{hidden} FROM ({rows})")
+                if view == "logs":
+                    self._origins.append(_origin_sql(part, rows, built.origin, source.fmt == "text", copies))
                 parts.append(part)
         finally:
             if raw:
@@ -304,6 +316,36 @@ class TelemetryStore:
         self._held.clear()  # held results read the views as they were: the next hold computes them again
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM {quote(p)}" for p in parts)
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {union}")
+        if view == "logs":
+            self.con.execute(f"CREATE OR REPLACE VIEW {LOG_ORIGINS} AS {' UNION ALL BY NAME '.join(self._origins)}")
+
+    def log_origins_sql(self) -> str | None:
+        """`SELECT file, line, message`: every entry of the logs view (in its parts' order) with the file it was
+        read from and its line there (1-based; a CSV record's first line, a Parquet or JSON-array row's number),
+        NULL for an entry not read from a file here; None when no logs were loaded here (ClickHouse holds them)."""
+        if not self._origins:
+            return None
+        return (f"SELECT CAST({quote(ORIGIN_FILE)} AS VARCHAR) AS file, CAST({quote(ORIGIN_LINE)} AS BIGINT) AS line, "
+                f"message FROM {LOG_ORIGINS}")
+
+
+#: the logs view with where each entry was read, for `incidentlens templates` (`log_origins_sql`)
+LOG_ORIGINS = "_logs_origins"
+
+
+def _origin_sql(part: str, rows: str, origin: bool, text: bool, copies: dict[Path, Path]) -> str:
+    """A logs part's entries with where they were read: a file source's hidden columns (a UTF-8 copy's named as
+    its original), a plain-text log's own file and line, else none (NULL in the union)."""
+    if origin and copies:
+        named = " ".join(f"WHEN {literal(str(copy))} THEN {literal(str(original))}"
+                         for copy, original in copies.items())
+        renamed = f"CASE {quote(ORIGIN_FILE)} {named} END AS {quote(ORIGIN_FILE)}"
+        return f"SELECT * REPLACE ({renamed}) FROM ({rows})"
+    if origin:
+        return f"SELECT * FROM ({rows})"
+    if text:
+        return f'SELECT *, "file" AS {quote(ORIGIN_FILE)}, "line" AS {quote(ORIGIN_LINE)} FROM {quote(part)}'
+    return f"SELECT * FROM {quote(part)}"
 
 
 def load_telemetry(

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 import duckdb
+import pyarrow as pa
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import (
@@ -26,6 +27,8 @@ from incidentlens.telemetry.columns import (
     quote,
 )
 from incidentlens.telemetry.files import (
+    ORIGIN_FILE,
+    ORIGIN_LINE,
     NotAllObjectsError,
     RejectedRows,
     Source,
@@ -163,7 +166,7 @@ class Canonical:
         holding numbers are cast, and their bad values checked."""
         taken = {name.lower() for name in self.exprs}
         for column in self.columns.types:
-            if column in self.used:
+            if column in self.used or column in _ORIGIN:
                 continue
             name = column if column.lower() not in taken else f"source_{column}"
             self.rest[name] = self.columns.number_sql(column) if column in self.columns.numeric else quote(column)
@@ -218,6 +221,7 @@ class Built:
 
     sql: str
     columns: tuple[str, ...]
+    origin: bool = False  # its rows say where they were read (`ORIGIN_FILE`, `ORIGIN_LINE`), hidden from the view
 
 
 def build_select(
@@ -248,19 +252,88 @@ def build_select(
         parts, lines = split_malformed(con, malformed.source, malformed.error)
         built = [_build(con, part, view, mapping, warnings, raw_table and f"{raw_table}_{i}")
                  for i, part in enumerate(parts, 1)]
+        if view == "logs" and raw_table:  # the last part reads the files with the lines set aside
+            _count_skipped_lines(con, quote(f"{raw_table}_{len(parts)}"), lines)
         _set_aside(lines, warnings, set_aside)
         return built
 
 
-def _read_once(con: duckdb.DuckDBPyConnection, source: Source, table: str | None) -> Source:
-    """The source's rows as read into `table` (None: the source as it is, read on every query)."""
+def _read_once(con: duckdb.DuckDBPyConnection, source: Source, table: str | None, numbered: bool = False) -> Source:
+    """The source's rows as read into `table` (None: the source as it is, read on every query); `numbered`: each
+    row with its file and its number in it (`_numbered_sql`)."""
     if table is None:
         return source
+    rows = _numbered_sql(con, source) if numbered else f"SELECT * FROM {source.from_sql}"
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM {source.from_sql}")
+        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {rows}")
     except duckdb.Error as err:
         raise _read_failure(source, err) from None
+    if numbered and source.fmt == "csv":
+        _count_spanned_lines(con, quote(table))
     return replace(source, table=quote(table))
+
+
+_ORIGIN = (ORIGIN_FILE, ORIGIN_LINE)
+
+
+def _numbered_sql(con: duckdb.DuckDBPyConnection, source: Source) -> str:
+    """The SELECT of the source's rows in file order, each with its file and line (`ORIGIN_FILE`, `ORIGIN_LINE`),
+    numbered as read (DuckDB keeps the files' order; a CSV record on the line after the header and the records
+    before it, `_count_spanned_lines` adds the lines their quoted values span). A table that has them (the good
+    lines of a JSON file with bad ones, `set_aside_bad_json`) keeps its own."""
+    if source.table is not None and ORIGIN_LINE in _columns_of(con, source.table):
+        return f"SELECT * FROM {source.table}"
+    file_sql = literal(str(source.files[0])) if len(source.files) == 1 else "filename"
+    read = f"SELECT *, {file_sql} AS {ORIGIN_FILE}, row_number() OVER () AS _incidentlens_read FROM {source.from_sql}"
+    first = 1 if source.fmt == "csv" else 0  # a CSV file's header line
+    line = f"_incidentlens_read + {first}"
+    if len(source.files) > 1:
+        line = f"_incidentlens_read - min(_incidentlens_read) OVER (PARTITION BY {ORIGIN_FILE}) + {first + 1}"
+    return f"SELECT * EXCLUDE (_incidentlens_read), {line} AS {ORIGIN_LINE} FROM ({read})"
+
+
+def _count_spanned_lines(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A CSV record whose quoted values span lines (a stack trace in a message) moves every later record of its
+    file down by the newlines in them: the lines of `table` (`_numbered_sql`) moved so, in one pass when any value
+    holds a newline (one cheap scan says whether any does)."""
+    texts = [quote(c) for c, kind in _column_types(con, table) if kind == "VARCHAR" and c not in _ORIGIN]
+    if not texts or not con.execute(
+            f"SELECT bool_or({' OR '.join(f'contains({c}, chr(10))' for c in texts)}) FROM {table}").fetchone()[0]:
+        return
+    newlines = " + ".join(f"coalesce(length({c}) - length(replace({c}, chr(10), '')), 0)" for c in texts)
+    before = (f"coalesce(sum({newlines}) OVER (PARTITION BY {ORIGIN_FILE} ORDER BY {ORIGIN_LINE} "
+              "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)")
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * REPLACE ({ORIGIN_LINE} + {before} AS {ORIGIN_LINE}) "
+                f"FROM {table} ORDER BY {ORIGIN_FILE}, {ORIGIN_LINE}")
+
+
+def _count_skipped_lines(con: duckdb.DuckDBPyConnection, table: str, rejected: list[RejectedRows]) -> None:
+    """The lines of `table` (`_numbered_sql`, read past malformed lines) moved down by the lines set aside before
+    each: a set-aside line L, the i-th of its file, has L - i good lines before it, so it precedes every good line
+    numbered past that (an ASOF join finds the last such, whose i is the shift)."""
+    before: dict[tuple[str, int], int] = {}
+    for rows in rejected:
+        for i, (line, _, _) in enumerate(rows.rows, 1):
+            before[(rows.file, line - i)] = i  # lines set aside one after another: the last of them counts
+    skipped = pa.table({"file": [file for file, _ in before], "good": [good for _, good in before],
+                        "shift": list(before.values())})
+    con.register("_incidentlens_skipped", skipped)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT t.* REPLACE "
+                    f"(t.{ORIGIN_LINE} + coalesce(s.shift, 0) AS {ORIGIN_LINE}) "
+                    f"FROM {table} AS t ASOF LEFT JOIN _incidentlens_skipped AS s "
+                    f"ON t.{ORIGIN_FILE} = s.file AND t.{ORIGIN_LINE} > s.good "
+                    f"ORDER BY t.{ORIGIN_FILE}, t.{ORIGIN_LINE}")
+    finally:
+        con.unregister("_incidentlens_skipped")
+
+
+def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    return [(row[0], str(row[1]).upper()) for row in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def _columns_of(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, ...]:
+    return tuple(name for name, _ in _column_types(con, table))
 
 
 def _read_metrics_once(
@@ -324,7 +397,7 @@ def _build(
         whole = _sample(con, source) < SAMPLE_ROWS  # from the files: it decides which columns to read as numbers
         source, columns = _read_metrics_once(con, source, raw_table, _profile(con, source), mapping, whole)
     else:
-        source = _read_once(con, source, raw_table)
+        source = _read_once(con, source, raw_table, numbered=view == "logs" and bool(source.files))
         _sample(con, source)
         columns = _profile(con, source)
     canonical = Canonical(source, columns)
@@ -339,7 +412,8 @@ def _build(
     # A plain-text log keeps its entries without a time (an unknown line format): templates still read them.
     keep = missing == 0 or source.fmt == "text"
     sql = canonical.select_sql(keep_missing_times=keep, left_out=bad_times)
-    return Built(sql, tuple(columns.types))
+    return Built(sql, tuple(name for name in columns.types if name not in _ORIGIN),
+                 origin=ORIGIN_LINE in canonical.exprs)
 
 
 def _check_repeats(c: Canonical, warnings: list[str]) -> None:
@@ -563,6 +637,7 @@ def _finite_value(c: Canonical, column: str) -> str:
 
 def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> None:
     _choose_time(con, c, "time", mapping)
+    origin = _origin(c)  # first: a Parquet row's number is read in the layer over the files
     names = list(c.columns.types)
     message = find_column(names, "message", mapping, exclude=c.used)
     if message is None:
@@ -585,7 +660,23 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
         # A level column comes first; a JSON line whose column is empty still has its own.
         c.exprs["level"] = f"coalesce({c.exprs['level']}, CASE WHEN {json_object_sql(line)} THEN {said} END)"
     c.exprs["message"] = message_sql
+    c.exprs.update(origin)
     c.used.update({message} | ({level} if level else set()))
+
+
+def _origin(c: Canonical) -> dict[str, str]:
+    """Where an entry read from a CSV, JSON or Parquet file was read (`ORIGIN_FILE`, `ORIGIN_LINE`), as a
+    plain-text log's entries have their `file` and `line`: a text file's rows carry theirs from the read
+    (`_numbered_sql`); a Parquet row is numbered in its file by the reader (`file_row_number`, 1-based here), in the
+    layer over the files, where the reader's columns are. The store keeps them out of the public view (the file is
+    no attribute of the entry's service, so not a contrast dimension): `TelemetryStore.log_origins_sql`."""
+    if ORIGIN_LINE in c.columns.types:
+        return {ORIGIN_FILE: quote(ORIGIN_FILE), ORIGIN_LINE: quote(ORIGIN_LINE)}
+    if c.source.fmt == "parquet" and c.source.files and c.source.table is None:
+        one = literal(str(c.source.files[0])) if len(c.source.files) == 1 else "filename"
+        file, line = c.computed({ORIGIN_FILE: one, ORIGIN_LINE: "file_row_number + 1"})
+        return {ORIGIN_FILE: file, ORIGIN_LINE: line}
+    return {}
 
 
 def _said_level_sql(message_sql: str, level_field_sql: str | None) -> str:
