@@ -286,10 +286,12 @@ def _numbered_sql(con: duckdb.DuckDBPyConnection, source: Source) -> str:
     file_sql = literal(str(source.files[0])) if len(source.files) == 1 else "filename"
     read = f"SELECT *, {file_sql} AS {ORIGIN_FILE}, row_number() OVER () AS _incidentlens_read FROM {source.from_sql}"
     first = 1 if source.fmt == "csv" else 0  # a CSV file's header line
-    line = f"_incidentlens_read + {first}"
-    if len(source.files) > 1:
-        line = f"_incidentlens_read - min(_incidentlens_read) OVER (PARTITION BY {ORIGIN_FILE}) + {first + 1}"
-    return f"SELECT * EXCLUDE (_incidentlens_read), {line} AS {ORIGIN_LINE} FROM ({read})"
+    if len(source.files) == 1:
+        return f"SELECT * EXCLUDE (_incidentlens_read), _incidentlens_read + {first} AS {ORIGIN_LINE} FROM ({read})"
+    # the window over each file's rows gives them back in another order: sorted back to the files' own
+    line = f"_incidentlens_read - min(_incidentlens_read) OVER (PARTITION BY {ORIGIN_FILE}) + {first + 1}"
+    return (f"SELECT * EXCLUDE (_incidentlens_read), {line} AS {ORIGIN_LINE} FROM ({read}) "
+            "ORDER BY _incidentlens_read")
 
 
 def _count_spanned_lines(con: duckdb.DuckDBPyConnection, table: str) -> None:
