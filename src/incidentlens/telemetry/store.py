@@ -304,10 +304,11 @@ class TelemetryStore:
                 if raw:
                     rows = f"SELECT * FROM {quote(f'{part}_rows')}"
                     self.con.execute(f"CREATE OR REPLACE TABLE {quote(f'{part}_rows')} AS {built.sql}")
-                hidden = f" EXCLUDE ({quote(ORIGIN_FILE)}, {quote(ORIGIN_LINE)})" if built.origin else ""
+                kept = (ORIGIN_LINE,) if built.origin_file else (ORIGIN_FILE, ORIGIN_LINE)
+                hidden = f" EXCLUDE ({', '.join(map(quote, kept))})" if built.origin else ""
                 self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS SELECT *{hidden} FROM ({rows})")
                 if view == "logs":
-                    self._origins.append(_origin_sql(part, rows, built.origin, source.fmt == "text", copies))
+                    self._origins.append(_origin_sql(part, rows, built, source.fmt == "text", copies))
                 parts.append(part)
         finally:
             if raw:
@@ -333,15 +334,17 @@ class TelemetryStore:
 LOG_ORIGINS = "_logs_origins"
 
 
-def _origin_sql(part: str, rows: str, origin: bool, text: bool, copies: dict[Path, Path]) -> str:
-    """A logs part's entries with where they were read: a file source's hidden columns (a UTF-8 copy's named as
-    its original), a plain-text log's own file and line, else none (NULL in the union)."""
-    if origin and copies:
-        named = " ".join(f"WHEN {literal(str(copy))} THEN {literal(str(original))}"
-                         for copy, original in copies.items())
-        renamed = f"CASE {quote(ORIGIN_FILE)} {named} END AS {quote(ORIGIN_FILE)}"
-        return f"SELECT * REPLACE ({renamed}) FROM ({rows})"
-    if origin:
+def _origin_sql(part: str, rows: str, built: Built, text: bool, copies: dict[Path, Path]) -> str:
+    """A logs part's entries with where they were read: a file source's hidden columns (of one file, its name; a
+    UTF-8 copy's named as its original), a plain-text log's own file and line, else none (NULL in the union)."""
+    named = {str(copy): str(original) for copy, original in copies.items()}
+    if built.origin and built.origin_file:
+        one = literal(named.get(built.origin_file, built.origin_file))
+        return f"SELECT *, {one} AS {quote(ORIGIN_FILE)} FROM ({rows})"
+    if built.origin and named:
+        cases = " ".join(f"WHEN {literal(copy)} THEN {literal(original)}" for copy, original in named.items())
+        return f"SELECT * REPLACE (CASE {quote(ORIGIN_FILE)} {cases} END AS {quote(ORIGIN_FILE)}) FROM ({rows})"
+    if built.origin:
         return f"SELECT * FROM ({rows})"
     if text:
         return f'SELECT *, "file" AS {quote(ORIGIN_FILE)}, "line" AS {quote(ORIGIN_LINE)} FROM {quote(part)}'

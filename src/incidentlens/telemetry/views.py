@@ -222,6 +222,7 @@ class Built:
     sql: str
     columns: tuple[str, ...]
     origin: bool = False  # its rows say where they were read (`ORIGIN_FILE`, `ORIGIN_LINE`), hidden from the view
+    origin_file: str | None = None  # the one file its rows were read from, where they do not say it
 
 
 def build_select(
@@ -277,20 +278,20 @@ _ORIGIN = (ORIGIN_FILE, ORIGIN_LINE)
 
 
 def _numbered_sql(con: duckdb.DuckDBPyConnection, source: Source) -> str:
-    """The SELECT of the source's rows in file order, each with its file and line (`ORIGIN_FILE`, `ORIGIN_LINE`),
-    numbered as read (DuckDB keeps the files' order; a CSV record on the line after the header and the records
-    before it, `_count_spanned_lines` adds the lines their quoted values span). A table that has them (the good
-    lines of a JSON file with bad ones, `set_aside_bad_json`) keeps its own."""
+    """The SELECT of the source's rows in file order, each with its line (`ORIGIN_LINE`) and, of several files,
+    its file (`ORIGIN_FILE`; of one, the view names it: a column of one value costs memory in every row), numbered
+    as read (DuckDB keeps the files' order; a CSV record on the line after the header and the records before it,
+    `_count_spanned_lines` adds the lines their quoted values span). A table that has them (the good lines of a JSON
+    file with bad ones, `set_aside_bad_json`) keeps its own."""
     if source.table is not None and ORIGIN_LINE in _columns_of(con, source.table):
         return f"SELECT * FROM {source.table}"
-    file_sql = literal(str(source.files[0])) if len(source.files) == 1 else "filename"
-    read = f"SELECT *, {file_sql} AS {ORIGIN_FILE}, row_number() OVER () AS _incidentlens_read FROM {source.from_sql}"
     first = 1 if source.fmt == "csv" else 0  # a CSV file's header line
     if len(source.files) == 1:
-        return f"SELECT * EXCLUDE (_incidentlens_read), _incidentlens_read + {first} AS {ORIGIN_LINE} FROM ({read})"
+        return f"SELECT *, CAST(row_number() OVER () + {first} AS INTEGER) AS {ORIGIN_LINE} FROM {source.from_sql}"
+    read = f"SELECT *, filename AS {ORIGIN_FILE}, row_number() OVER () AS _incidentlens_read FROM {source.from_sql}"
     # the window over each file's rows gives them back in another order: sorted back to the files' own
     line = f"_incidentlens_read - min(_incidentlens_read) OVER (PARTITION BY {ORIGIN_FILE}) + {first + 1}"
-    return (f"SELECT * EXCLUDE (_incidentlens_read), {line} AS {ORIGIN_LINE} FROM ({read}) "
+    return (f"SELECT * EXCLUDE (_incidentlens_read), CAST({line} AS INTEGER) AS {ORIGIN_LINE} FROM ({read}) "
             "ORDER BY _incidentlens_read")
 
 
@@ -298,15 +299,18 @@ def _count_spanned_lines(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """A CSV record whose quoted values span lines (a stack trace in a message) moves every later record of its
     file down by the newlines in them: the lines of `table` (`_numbered_sql`) moved so, in one pass when any value
     holds a newline (one cheap scan says whether any does)."""
-    texts = [quote(c) for c, kind in _column_types(con, table) if kind == "VARCHAR" and c not in _ORIGIN]
+    types = _column_types(con, table)
+    texts = [quote(c) for c, kind in types if kind == "VARCHAR" and c not in _ORIGIN]
     if not texts or not con.execute(
             f"SELECT bool_or({' OR '.join(f'contains({c}, chr(10))' for c in texts)}) FROM {table}").fetchone()[0]:
         return
     newlines = " + ".join(f"coalesce(length({c}) - length(replace({c}, chr(10), '')), 0)" for c in texts)
-    before = (f"coalesce(sum({newlines}) OVER (PARTITION BY {ORIGIN_FILE} ORDER BY {ORIGIN_LINE} "
+    files = f"{ORIGIN_FILE}, " if ORIGIN_FILE in dict(types) else ""  # several files: each its own lines
+    partition = f"PARTITION BY {files[:-2]} " if files else ""
+    before = (f"coalesce(sum({newlines}) OVER ({partition}ORDER BY {ORIGIN_LINE} "
               "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)")
     con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * REPLACE ({ORIGIN_LINE} + {before} AS {ORIGIN_LINE}) "
-                f"FROM {table} ORDER BY {ORIGIN_FILE}, {ORIGIN_LINE}")
+                f"FROM {table} ORDER BY {files}{ORIGIN_LINE}")
 
 
 def _count_skipped_lines(con: duckdb.DuckDBPyConnection, table: str, rejected: list[RejectedRows]) -> None:
@@ -319,13 +323,14 @@ def _count_skipped_lines(con: duckdb.DuckDBPyConnection, table: str, rejected: l
             before[(rows.file, line - i)] = i  # lines set aside one after another: the last of them counts
     skipped = pa.table({"file": [file for file, _ in before], "good": [good for _, good in before],
                         "shift": list(before.values())})
+    several = ORIGIN_FILE in _columns_of(con, table)  # else the one file all the lines set aside are of
+    same_file, files = (f"t.{ORIGIN_FILE} = s.file AND ", f"t.{ORIGIN_FILE}, ") if several else ("", "")
     con.register("_incidentlens_skipped", skipped)
     try:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT t.* REPLACE "
                     f"(t.{ORIGIN_LINE} + coalesce(s.shift, 0) AS {ORIGIN_LINE}) "
                     f"FROM {table} AS t ASOF LEFT JOIN _incidentlens_skipped AS s "
-                    f"ON t.{ORIGIN_FILE} = s.file AND t.{ORIGIN_LINE} > s.good "
-                    f"ORDER BY t.{ORIGIN_FILE}, t.{ORIGIN_LINE}")
+                    f"ON {same_file}t.{ORIGIN_LINE} > s.good ORDER BY {files}t.{ORIGIN_LINE}")
     finally:
         con.unregister("_incidentlens_skipped")
 
@@ -414,8 +419,9 @@ def _build(
     # A plain-text log keeps its entries without a time (an unknown line format): templates still read them.
     keep = missing == 0 or source.fmt == "text"
     sql = canonical.select_sql(keep_missing_times=keep, left_out=bad_times)
+    one_file = str(source.files[0]) if ORIGIN_FILE not in canonical.exprs and source.files else None
     return Built(sql, tuple(name for name in columns.types if name not in _ORIGIN),
-                 origin=ORIGIN_LINE in canonical.exprs)
+                 origin=ORIGIN_LINE in canonical.exprs, origin_file=one_file)
 
 
 def _check_repeats(c: Canonical, warnings: list[str]) -> None:
@@ -672,8 +678,8 @@ def _origin(c: Canonical) -> dict[str, str]:
     (`_numbered_sql`); a Parquet row is numbered in its file by the reader (`file_row_number`, 1-based here), in the
     layer over the files, where the reader's columns are. The store keeps them out of the public view (the file is
     no attribute of the entry's service, so not a contrast dimension): `TelemetryStore.log_origins_sql`."""
-    if ORIGIN_LINE in c.columns.types:
-        return {ORIGIN_FILE: quote(ORIGIN_FILE), ORIGIN_LINE: quote(ORIGIN_LINE)}
+    if ORIGIN_LINE in c.columns.types:  # of one file, the store names it (`Built.origin_file`)
+        return {name: quote(name) for name in _ORIGIN if name in c.columns.types}
     if c.source.fmt == "parquet" and c.source.files and c.source.table is None:
         one = literal(str(c.source.files[0])) if len(c.source.files) == 1 else "filename"
         file, line = c.computed({ORIGIN_FILE: one, ORIGIN_LINE: "file_row_number + 1"})
