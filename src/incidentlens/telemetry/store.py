@@ -343,7 +343,8 @@ def _origin_sql(part: str, rows: str, built: Built, text: bool, copies: dict[Pat
         return f"SELECT *, {one} AS {quote(ORIGIN_FILE)} FROM ({rows})"
     if built.origin and named:
         cases = " ".join(f"WHEN {literal(copy)} THEN {literal(original)}" for copy, original in named.items())
-        return f"SELECT * REPLACE (CASE {quote(ORIGIN_FILE)} {cases} END AS {quote(ORIGIN_FILE)}) FROM ({rows})"
+        renamed = f"CASE {quote(ORIGIN_FILE)} {cases} ELSE {quote(ORIGIN_FILE)} END AS {quote(ORIGIN_FILE)}"
+        return f"SELECT * REPLACE ({renamed}) FROM ({rows})"
     if built.origin:
         return f"SELECT * FROM ({rows})"
     if text:
