@@ -357,6 +357,16 @@ def test_a_pod_name_maps_to_its_service(tmp_path: Path, pod: str, service: str) 
     assert rows(store, "SELECT service, pod FROM logs") == [{"service": service, "pod": pod}]
 
 
+def test_several_log_files_read_in_their_order_row_for_row(tmp_path: Path) -> None:
+    # each file's rows are numbered as read (for `templates`' lines.csv); the view keeps the files' order
+    for k in range(3):
+        write_csv(tmp_path / f"minute{k}.csv", "ts,service,message",
+                  [f"{iso(T0 + timedelta(minutes=k, seconds=i / 100))},api,line {k} {i}" for i in range(2000)])
+    store = load_telemetry(logs=str(tmp_path / "minute*.csv"))
+    assert store.fetch("SELECT message FROM logs").column("message").to_pylist() == [
+        f"line {k} {i}" for k in range(3) for i in range(2000)]
+
+
 def test_log_rest_columns_are_typed_and_bad_numbers_counted(tmp_path: Path) -> None:
     latencies = ["12", "15", "n/a", "9"]
     path = write_csv(tmp_path / "logs.csv", "ts,service,message,latency_ms,region",
