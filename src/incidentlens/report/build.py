@@ -1552,7 +1552,7 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
         parts.append(f"latency ({fmt.series_name(lat.service, lat.metric)}) {_peaked(lat.value, lat.baseline)} "
                      f"{fmt.measure(lat.metric, lat.value)}"
                      + (f" against {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""))
-    at = f" at {impact.entry_service}" if impact.entry_service not in (None, "global", "all") else ""
+    at = f" at {impact.entry_service}" if fmt.names_service(impact.entry_service) else ""
     if impact.requests_failed is not None and impact.requests_total:
         parts.append(f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} requests{at} failed "
                      f"({fmt.pct(impact.failed_share)}; no baseline share to compare against)"

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from incidentlens.analysis.masking import MAX_TEMPLATE_CHARS
-from incidentlens.analysis.units import LOG_ERROR_SHARE, settled, unit_of
+from incidentlens.analysis.units import LOG_ERROR_SHARE, three_figures, unit_of
 from incidentlens.analysis.words import listed as listed  # the review says lists as the analysis does
 
 
@@ -52,17 +52,26 @@ def pct(fraction: float | None, decimals: int = 1) -> str:
 
 
 def num(value: float | None) -> str:
+    """A count in full (`12,345`), any other value as the analysis writes it (`three_figures`)."""
     if value is None:
         return "n/a"
     if float(value).is_integer():
         return f"{int(value):,}"
-    value = settled(value)
-    return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return three_figures(value)
+
+
+#: the service of data that names none (wide metrics' `global`, a log's `all`): no service to name
+NO_SERVICE = ("global", "all")
+
+
+def names_service(service: str | None) -> bool:
+    """Whether `service` is a real service, not the catch-all of data that names none (`NO_SERVICE`)."""
+    return bool(service) and service not in NO_SERVICE
 
 
 def series_name(service: str | None, metric: str) -> str:
     """`service/metric`, or the metric alone when there is no real service (wide metrics: `global`)."""
-    return f"{service}/{metric}" if service and service not in ("global", "all") else metric
+    return f"{service}/{metric}" if names_service(service) else metric
 
 
 def error_rate_name(service: str | None, metric: str, article: str = "the ") -> str:

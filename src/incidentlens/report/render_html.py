@@ -163,7 +163,7 @@ def _impact_rows(pm: Postmortem) -> list[_ImpactRow]:
 def _counted_at(impact: Any) -> str:
     """Where requests were counted, for a label: ' (at ts-gateway-service)'; nothing for wide metrics' `global`."""
     entry = impact.entry_service
-    return f" (at {entry})" if entry and entry not in ("global", "all") else ""
+    return f" (at {entry})" if fmt.names_service(entry) else ""
 
 
 #: why there are no metric charts when the review was written without the metrics
@@ -234,7 +234,7 @@ def key_metrics(pm: Postmortem, store: Any) -> list[tuple[str, str, str | None]]
     picked: dict[str, tuple[str, str | None]] = {}
     focus = [(pm.root_cause.service, "root cause", 2)] if pm.root_cause else []
     entry = (pm.impact.entry_service or "").split(",")[0].strip() if pm.impact else ""
-    if entry and entry not in ("global", "all"):
+    if fmt.names_service(entry):
         focus.append((entry, "entry service", 1))
     for service, role, count in focus:
         own = [(s.series, s.pod) for s in moved if s.series.rsplit("/", 1)[0] == service]

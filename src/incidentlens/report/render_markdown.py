@@ -35,7 +35,8 @@ def render_markdown(pm: Postmortem) -> str:
     env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num, measure=fmt.measure, minutes=fmt.minutes,
                        series_value=fmt.series_value, kind_label=kind_label, sample_line=fmt.sample_line,
                        readable_pattern=fmt.readable_pattern, series_name=fmt.series_name, users_label=users_label,
-                       template_counts=fmt.template_counts, error_rate_name=fmt.error_rate_name)
+                       template_counts=fmt.template_counts, error_rate_name=fmt.error_rate_name,
+                       names_service=fmt.names_service)
     text = env.get_template("report.md.j2").render(
         pm=pm,
         evidence_file=EVIDENCE_FILE,

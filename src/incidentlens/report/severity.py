@@ -331,11 +331,7 @@ def held_at_floor(impact: Impact) -> list[tuple[str, str]]:
     if lat and lat.service and lat.typical is not None and lat.baseline and lat.typical >= SLOWER * lat.baseline:
         held.append((lat.service, f"latency ({fmt.series_name(lat.service, lat.metric)}) "
                                   f"{_typical_words(lat, _writer('latency', lat))}"))
-    return [(service, said) for service, said in held if service not in NO_SERVICE]
-
-
-#: the service of metrics that name none (wide metrics' `global`, a log's `all`): no service to call affected
-NO_SERVICE = ("global", "all")
+    return [(service, said) for service, said in held if fmt.names_service(service)]
 
 
 def no_harm(impact: Impact) -> str:
