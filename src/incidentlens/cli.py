@@ -29,6 +29,8 @@ from incidentlens.errors import IncidentLensError, InputError
 if TYPE_CHECKING:
     import datetime as dt
 
+    from rich.progress import Progress
+
     from incidentlens.analysis.detection import DetectionResult
 
 app = typer.Typer(
@@ -542,14 +544,12 @@ def eval_scenarios_command(
     as_json: AsJson = False,
 ) -> None:
     """Analyze every generated scenario over several seeds: window IoU, root cause top-1/top-3, false incidents."""
-    from rich.progress import Progress
-
     from incidentlens.eval.scenarios import evaluate_scenarios, parse_seeds
     from incidentlens.scenarios import list_scenarios
 
     seed_list = parse_seeds(seeds)
     names = scenario or [name for name, _ in list_scenarios()]
-    with Progress(console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
+    with _progress(as_json) as progress:
         task = progress.add_task("scenarios", total=len(names) * len(seed_list))
 
         def advance(run: object) -> None:
@@ -977,6 +977,14 @@ def _all_times(rows: list[list[str]], i: int) -> bool:
     return bool(values) and all(_TIME_VALUE.match(value) for value in values)
 
 
+def _progress(as_json: bool) -> Progress:
+    """A progress bar on the terminal, none under --json or where the output goes to a file or a pipe (its lines
+    would come before the data)."""
+    from rich.progress import Progress
+
+    return Progress(console=console, transient=True, disable=as_json or not console.is_terminal)
+
+
 def _print_data(text: str) -> None:
     """Print a line carrying data (log text, service names, an error's words) verbatim: rich markup would eat a
     `[bold]` in it and fail on a `[/x]`."""
@@ -1126,8 +1134,6 @@ def eval_nezha_command(
     """Root-cause ranking on Nezha's fault days: top-1/top-3 overall, per fault type and per day, seconds per fault."""
     from datetime import timedelta
 
-    from rich.progress import Progress
-
     from incidentlens.eval.nezha import FILE_MINUTES_FROM_INJECTION, evaluate_nezha, null_calibration
 
     left_out = [source.value for source in without or []]
@@ -1137,7 +1143,7 @@ def eval_nezha_command(
     if null and minutes != FILE_MINUTES_FROM_INJECTION:
         raise InputError("--null and --fault-minutes: a pseudo-onset's files are those up to the injection's minute")
     if null:
-        with Progress(console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
+        with _progress(as_json) as progress:
             task = progress.add_task("pseudo-onsets", total=None)
             found = null_calibration(data, limit=limit, day=day, reference=reference,
                                      log_history=timedelta(minutes=log_history), without=left_out,
@@ -1159,7 +1165,7 @@ def eval_nezha_command(
                       highlight=False)
         return
 
-    with Progress(console=console, transient=True, disable=as_json or not console.is_terminal) as progress:
+    with _progress(as_json) as progress:
         task = progress.add_task("scoring faults", total=None)
         report = evaluate_nezha(data, ranker=ranker.value, kinds=kind or None, limit=limit,
                                 day=day, reference=reference, history=timedelta(minutes=history),
