@@ -41,13 +41,13 @@ SAMPLE_LINES = 2000
 BINARY_SHARE = 0.5
 # The compressed and archive formats a file may be in that are not read (gzip is): their magic bytes, their name and
 # how to make the file readable.
-_UNREAD_FORMATS = (
-    (re.compile(rb"BZh[1-9]1AY&SY"), "bzip2-compressed", "decompress it (bunzip2) or gzip it"),  # BZh: ASCII
-    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it (unxz) or gzip it"),
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it (unzstd) or gzip it"),
-    (b"PK\x03\x04", "a zip archive", "extract it and give its files"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "extract it and give its files"),
-)
+_UNREAD_FORMATS = tuple((re.compile(magic), name, fix) for magic, name, fix in (
+    (rb"BZh[1-9]1AY&SY", "bzip2-compressed", "decompress it (bunzip2) or gzip it"),  # BZh alone: ASCII text
+    (re.escape(b"\xfd7zXZ\x00"), "xz-compressed", "decompress it (unxz) or gzip it"),
+    (re.escape(b"\x28\xb5\x2f\xfd"), "zstd-compressed", "decompress it (unzstd) or gzip it"),
+    (re.escape(b"PK\x03\x04"), "a zip archive", "extract it and give its files"),
+    (re.escape(b"7z\xbc\xaf\x27\x1c"), "a 7z archive", "extract it and give its files"),
+))
 # Windows PowerShell 5 writes UTF-16 by default (Out-File, >): its byte-order marks, each with its codec
 _WIDE_TEXT = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
@@ -56,7 +56,7 @@ def refuse_unread_format(path: Path, first: bytes) -> None:
     """An InputError when a file's first bytes say it is compressed other than by gzip, an archive, or UTF-16/32
     text: saying which, and how to make it readable (a reader would call it binary, or not UTF-8)."""
     for magic, name, fix in _UNREAD_FORMATS:
-        if magic.match(first) if isinstance(magic, re.Pattern) else first.startswith(magic):
+        if magic.match(first):
             raise InputError(f"{path}: {name}, which IncidentLens does not read: {fix}")
     for mark, codec in _WIDE_TEXT:
         # text after the mark, as a header is, not any binary file that happens to start with those bytes
