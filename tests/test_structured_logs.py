@@ -266,3 +266,23 @@ def test_analyze_from_the_command_line_finds_the_errors_a_json_field_reports(tmp
     assert analysis["verdict"]["service"] == "currencyservice"
     assert [(t["template"], t["status"], t["services"]) for t in analysis["templates"]] == [
         ("conversion failed for request <*>: upstream unavailable", "new", ["currencyservice"])]
+
+
+
+@pytest.mark.parametrize(("where", "service"), [
+    ({"service": {"name": "payments"}}, "payments"),  # an ECS encoder
+    ({"kubernetes": {"pod": {"name": "payments-7d9f8b6c5d-x2x9q"}}}, "payments"),  # a Filebeat export
+])
+def test_a_json_lines_file_with_nested_fields_reads_its_level_and_service(
+    tmp_path: Path, where: dict, service: str
+) -> None:
+    # the level and the service are fields of objects in each record, not top-level keys
+    path = tmp_path / "ecs.jsonl"
+    path.write_text("".join(json.dumps({"@timestamp": iso(T0), "log": {"level": level, "logger": "pay"}, **where,
+                                        "message": message}) + "\n"
+                            for level, message in [("error", "card declined"), ("info", "card charged")]))
+
+    assert load_telemetry(logs=path).fetch("SELECT service, level, message FROM logs").to_pylist() == [
+        {"service": service, "level": "ERROR", "message": "card declined"},
+        {"service": service, "level": "INFO", "message": "card charged"},
+    ]

@@ -77,6 +77,8 @@ LONGEST_SPAN_MS = 86_400_000.0
 NO_TIME_SPELLINGS = ("", "null", "none", "nan", "nat", "n/a", "-")
 _NO_TIME = ", ".join(literal(spelling) for spelling in NO_TIME_SPELLINGS)
 _SAMPLE = "_incidentlens_sample"
+# How deep the fields of a JSON file's nested objects are read (`kubernetes.pod.name`: 3)
+NESTED_DEPTH = 3
 _LAYER, _LAYER_TIME = "_incidentlens_layer", "_incidentlens_ts"
 
 _LEVEL_MAP = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in LEVEL_NAMES.items()) + "}"
@@ -155,6 +157,12 @@ class Canonical:
     # Helper columns computed once each, in nested SELECTs below the canonical one, for exprs that read them many
     # times (the logs' unwrapped line, its message): inline, DuckDB would compute them again at every use.
     layers: list[dict[str, str]] = field(default_factory=list)
+    # fields of JSON objects in a JSON file's columns, dotted (`log.level`) -> the SQL reading them (`_nested_fields`)
+    nested: dict[str, str] = field(default_factory=dict)
+
+    def column_sql(self, name: str) -> str:
+        """A source column, or a nested field, as SQL reads it."""
+        return self.nested.get(name) or quote(name)
 
     def computed(self, helpers: dict[str, str]) -> list[str]:
         """The helpers (name -> expr) as columns of a new layer; returns the columns as exprs read them."""
@@ -543,10 +551,10 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
 
 
 def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...] = ()) -> str:
-    column = find_column(list(c.columns.types), "service", mapping, exclude)
+    column = find_column([*c.columns.types, *c.nested], "service", mapping, exclude)
     if column is None:
         return "'global'"
-    text = f"CAST({quote(column)} AS VARCHAR)"
+    text = f"CAST({c.column_sql(column)} AS VARCHAR)"
     if is_pod_column(column):
         return f"regexp_replace({text}, {literal(POD_SUFFIX)}, '')"
     c.used.add(column)
@@ -660,16 +668,59 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
         message_sql, level_field = c.computed({"_incidentlens_message": _json_message_sql(line),
                                                "_incidentlens_level_field": _json_level_sql(line)})
     said = _said_level_sql(message_sql, level_field)
-    level = find_column(names, "level", mapping, exclude=c.used | {message})
+    c.nested = _nested_fields(con, c, exclude=c.used | {message})
+    # a column holding objects is read by its fields (`service.name`), not as JSON text (`{"name": "payments"}`)
+    objects = {name.split(".", 1)[0] for name in c.nested}
+    level = find_column([*names, *c.nested], "level", mapping, exclude=c.used | {message} | objects)
     c.exprs["ts"] = c.time_sql
-    c.exprs["service"] = _service_sql(c, mapping, exclude=(message,))
-    c.exprs["level"] = _level_sql(quote(level)) if level else said
+    c.exprs["service"] = _service_sql(c, mapping, exclude=(message, *objects))
+    c.exprs["level"] = _level_sql(c.column_sql(level)) if level else said
     if level and structured:
         # A level column comes first; a JSON line whose column is empty still has its own.
         c.exprs["level"] = f"coalesce({c.exprs['level']}, CASE WHEN {json_object_sql(line)} THEN {said} END)"
     c.exprs["message"] = message_sql
     c.exprs.update(origin)
     c.used.update({message} | ({level} if level else set()))
+
+
+def _nested_fields(con: duckdb.DuckDBPyConnection, c: Canonical, exclude: set[str]) -> dict[str, str]:
+    """The fields of the JSON objects a JSON file's records hold (ECS's `{"log": {"level": "error"}, "service":
+    {"name": "payments"}, ...}`), up to `NESTED_DEPTH` deep, by their dotted names (`log.level`, `service.name`, as
+    a dotted key is named) -> the SQL reading each as text; from the sample's keys. A name a column has is kept
+    for the column; the columns in `exclude` (the time, the message: a structured line is read by its own rules)
+    are not looked into."""
+    if c.source.fmt not in ("json", "jsonl"):
+        return {}
+    taken = {name.lower() for name in c.columns.types}
+    # (column, keys) of values that may be objects: every text column, then the fields found to hold objects
+    parents = {name: (name, ()) for name, kind in c.columns.types.items()
+               if kind.upper() == "VARCHAR" and name not in exclude}
+    fields: dict[str, str] = {}
+    for _ in range(NESTED_DEPTH):
+        if not parents:
+            break
+        reads = {name: _json_field_sql("json_extract", column, keys) for name, (column, keys) in parents.items()}
+        keys_sql = " UNION ALL ".join(
+            f"SELECT {literal(name)} AS parent, unnest(CASE WHEN {json_object_sql(f'CAST({sql} AS VARCHAR)')} "
+            f"THEN json_keys({sql}) END) AS key FROM {_SAMPLE}" for name, sql in reads.items())
+        found = con.execute(f"SELECT DISTINCT parent, key FROM ({keys_sql}) ORDER BY ALL").fetchall()
+        children = {}
+        for parent, key in found:
+            column, keys = parents[parent]
+            dotted = f"{parent}.{key}"
+            if dotted.lower() not in taken and '"' not in key and "\\" not in key:  # as a JSON path quotes it
+                fields[dotted] = _json_field_sql("json_extract_string", column, (*keys, key))
+                children[dotted] = (column, (*keys, key))
+        parents = children
+    return fields
+
+
+def _json_field_sql(function: str, column: str, keys: tuple[str, ...]) -> str:
+    """`json_extract_string("log", '$."level"')`: a field of the JSON in a column (the column itself for no keys)."""
+    if not keys:
+        return quote(column)
+    path = "$." + ".".join(f'"{key}"' for key in keys)
+    return f"{function}({quote(column)}, {literal(path)})"
 
 
 def _origin(c: Canonical) -> dict[str, str]:
