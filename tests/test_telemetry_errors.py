@@ -495,3 +495,22 @@ def test_an_unterminated_quote_before_blank_lines_at_the_end_is_listed_at_its_ow
     assert rejected.rows == ((5, "Value with unterminated quote found.", '2024-05-01T10:03:00Z,api,"cut'),)
     assert store.warnings == [f"{path}: 3 of 6 lines of logs.csv unreadable (line 5; 2 more read into an "
                               "unterminated quote's value), set aside"]
+
+
+@pytest.mark.parametrize("name", ["metrics.prom", "metrics.txt", "scrape"])
+def test_prometheus_text_exposition_is_named_with_what_to_do(tmp_path: Path, name: str) -> None:
+    # a /federate scrape or `promtool tsdb dump`: read as CSV, it was "1440 of 1441 lines unreadable"
+    path = write(tmp_path / name, '# HELP http_p95_ms p95 latency\n# TYPE http_p95_ms gauge\n'
+                 + "".join(f'http_p95_ms{{service="checkout",instance="10.0.0.1:9090"}} {120 + i}.5 '
+                           f'{1714543200000 + 60_000 * i}\n' for i in range(5)))
+
+    assert load_error(metrics=path) == (
+        f"{path}: Prometheus text exposition format, which IncidentLens reads only from a Prometheus server "
+        "(--prometheus URL): or write its samples as CSV with columns ts,service,metric,value")
+
+
+def test_a_log_of_two_word_lines_is_no_prometheus_exposition(tmp_path: Path) -> None:
+    path = write(tmp_path / "app.log", "started 1\nready 2\n")
+
+    assert load_telemetry(logs=path).fetch("SELECT message FROM logs").to_pylist() == [
+        {"message": "started 1"}, {"message": "ready 2"}]

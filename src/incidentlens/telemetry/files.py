@@ -51,6 +51,11 @@ _JSON_TABLES = itertools.count()
 
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
                  "otlp": "OTLP JSON"}
+# A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
+# `name{label="value",...} value [timestamp in ms]`
+_PROMETHEUS_LINE = re.compile(
+    r"#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?[ \t]+"
+    r"(?:[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|[-+]?Inf|NaN)(?:[ \t]+-?\d+)?[ \t]*")
 # A CSV header's delimiter repeats as often on at least this share of the lines after it.
 _CSV_CONSISTENCY = 0.8
 
@@ -433,9 +438,26 @@ def sources_for(files: Iterable[Path]) -> list[Source]:
         if fmt in ("json", "jsonl"):
             # as a CSV's first line is checked (`_first_line`): not 'N of N lines unreadable: not valid JSON'
             refuse_unread_format(path, _first_bytes(path, 1 << 10))
+        if fmt in ("csv", "text"):
+            refuse_prometheus_text(path)
         shape = _first_line(path) if fmt == "csv" else ""
         groups.setdefault((fmt, shape), []).append(path)
     return [_source(fmt, paths) for (fmt, _), paths in groups.items()]
+
+
+def refuse_prometheus_text(path: Path) -> None:
+    """An InputError for a file in Prometheus' text exposition format (a scrape, `/federate`, `promtool tsdb
+    dump`): every sampled line a sample (`name{labels} value [ms]`) or a `# HELP`/`# TYPE` comment, and a label
+    set or comment among them, so that no log line of two words is taken for one."""
+    try:
+        lines = [line for line in sample_lines(path, 50) if line.strip()]
+    except InputError:  # not text: its reader says so
+        return
+    if lines and all(_PROMETHEUS_LINE.fullmatch(line) for line in lines) and any(
+            line.startswith("#") or "{" in line for line in lines):
+        raise InputError(f"{path}: Prometheus text exposition format, which IncidentLens reads only from a "
+                         "Prometheus server (--prometheus URL): or write its samples as CSV with columns "
+                         "ts,service,metric,value")
 
 
 def _source(fmt: str, paths: list[Path]) -> Source:
