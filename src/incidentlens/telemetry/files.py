@@ -20,6 +20,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.jaeger import starts_jaeger
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     detect_line_format,
@@ -50,7 +51,7 @@ MAX_UNREADABLE_SHARE = 0.5
 _JSON_TABLES = itertools.count()
 
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
-                 "otlp": "OTLP JSON"}
+                 "otlp": "OTLP JSON", "jaeger": "Jaeger JSON"}
 # A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
 # `name{label="value",...} value [timestamp in ms]`
 _PROMETHEUS_LINE = re.compile(
@@ -399,15 +400,22 @@ def file_format(path: Path) -> str:
         suffixes = suffixes[:-1]
     if suffixes and suffixes[-1] in _FORMATS_BY_SUFFIX:
         fmt = _FORMATS_BY_SUFFIX[suffixes[-1]]
-        return "otlp" if fmt in ("json", "jsonl") and _starts_otlp(path) else fmt
+        return _json_kind(path, fmt) if fmt in ("json", "jsonl") else fmt
     head = _first_bytes(path, 4)
     if head == b"PAR1":
         return "parquet"
     if head.lstrip()[:1] == b"{":
-        return "otlp" if _starts_otlp(path) else "jsonl"
+        return _json_kind(path, "jsonl")
     if suffixes and suffixes[-1] in _TEXT_SUFFIXES:
         return "text"
     return _sniff_text(path)
+
+
+def _json_kind(path: Path, fmt: str) -> str:
+    """otlp or jaeger for a JSON file read by its own reader (`otlp.py`, `jaeger.py`), else `fmt`."""
+    if _starts_otlp(path):
+        return "otlp"
+    return "jaeger" if starts_jaeger(_first_bytes(path, 256)) else fmt
 
 
 def _starts_otlp(path: Path) -> bool:
@@ -555,9 +563,10 @@ def locate_first(
     con: duckdb.DuckDBPyConnection, source: Source, condition_sql: str, value_sql: str
 ) -> tuple[str, int, object]:
     """(file, 1-based data row, value) of the first row matching `condition_sql`; the error path, so it rescans
-    the files (not a table the rows were read into), but for a plain-text log's or an OTLP file's table, which is all
-    there is to read (no reader takes the file as rows): there a text entry's row is its file line."""
-    if source.files and source.fmt not in ("text", "otlp"):
+    the files (not a table the rows were read into), but for a plain-text log's, an OTLP file's or a Jaeger export's
+    table, which is all there is to read (no reader takes the file as rows): there a text entry's row is its file
+    line."""
+    if source.files and source.fmt not in ("text", "otlp", "jaeger"):
         source = replace(source, table=None)
     candidates = [source] if len(source.files) <= 1 else [source.for_file(path) for path in source.files]
     if len(source.files) > 1:

@@ -44,6 +44,7 @@ from incidentlens.telemetry.files import (
     resolve_paths,
     sources_for,
 )
+from incidentlens.telemetry.jaeger import read_jaeger
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, not_utf8, read_text_log, utf8_copy
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
@@ -181,6 +182,8 @@ class TelemetryStore:
                     self._add_text_logs(view, source, text)
                 elif source.fmt == "otlp":
                     self._add_otlp(view, source)
+                elif source.fmt == "jaeger":
+                    self._add_jaeger(view, source)
                 else:
                     self._add_source(view, source, mapping or {})
             except (EmptySourceError, UntimedSourceError) as err:
@@ -236,6 +239,15 @@ class TelemetryStore:
             table = f"_{view}_otlp_{len(self._parts.get(view, []))}"
             self.rejected.extend(read_otlp(self.con, path, view, table))
             self._add_source(view, Source(str(path), (path,), fmt="otlp", table=quote(table)), {})
+
+    def _add_jaeger(self, view: str, source: Source) -> None:
+        """Each Jaeger JSON export unnested into a table of spans, then canonicalised."""
+        for path in source.files:
+            if view != "spans":
+                raise InputError(f"{path}: holds Jaeger traces: pass it with --traces")
+            table = f"_spans_jaeger_{len(self._parts.get(view, []))}"
+            read_jaeger(self.con, path, table)
+            self._add_source(view, Source(str(path), (path,), fmt="jaeger", table=quote(table)), {})
 
     def _drop_tables(self, prefix: str) -> None:
         """Drop the tables whose names start with `prefix` (a source's raw rows, once selected from)."""

@@ -1,0 +1,58 @@
+"""Jaeger's JSON trace export (the UI's "Download JSON", its query API's `/api/traces`): one document, `{"data":
+[{"traceID", "spans": [...], "processes": {...}}, ...]}`, in one line or pretty-printed -> a DuckDB table of spans.
+
+A span's service is its process's `serviceName` (`processID` into the trace's `processes`, or the span's own
+`process`); its parent the span of its first `CHILD_OF` reference (else its first reference); `startTime` and
+`duration` are microseconds; it failed when its `error` tag is true or its `otel.status_code` tag is ERROR; its
+kind is its `span.kind` tag. Everything is unnested in SQL (no Python loop over spans).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry.columns import literal, quote
+
+_FIRST_FIELDS = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{\s*"(traceID|spans|processes)"')
+
+
+def starts_jaeger(head: bytes) -> bool:
+    """A file's first bytes open a Jaeger JSON export (`{"data": [{"traceID": ...`)."""
+    return _FIRST_FIELDS.match(head) is not None
+
+
+def read_jaeger(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
+    """Unnest one Jaeger JSON export into `table` with the spans view's canonical columns."""
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {_spans_sql(path)}")
+    except duckdb.Error as err:  # not JSON, or a field of another shape (`"spans": {...}`, not a list)
+        reason = re.sub(r"^[\w ]+ Error: ", "", str(err).splitlines()[0])
+        raise InputError(f"{path}: cannot read as a Jaeger JSON export: {reason[:200]}") from None
+
+
+def _tag_sql(span: str, key: str) -> str:
+    """A span tag's value as text (NULL without it)."""
+    return f"list_filter(CAST({span}->'tags' AS JSON[]), lambda t: (t->>'key') = '{key}')[1]->>'value'"
+
+
+def _spans_sql(path: Path) -> str:
+    process = "coalesce(json_extract(processes, '$.\"' || (s->>'processID') || '\"'), s->'process')"
+    references = "CAST(s->'references' AS JSON[])"
+    parent = f"coalesce(list_filter({references}, lambda r: (r->>'refType') = 'CHILD_OF')[1], {references}[1])"
+    return f"""
+        WITH documents AS (SELECT json AS doc FROM read_json_objects({literal(str(path))}, format='auto')),
+        traces AS (SELECT unnest(CAST(doc->'data' AS JSON[])) AS t FROM documents),
+        spans AS (SELECT t->'processes' AS processes, unnest(CAST(t->'spans' AS JSON[])) AS s FROM traces)
+        SELECT lower(s->>'traceID') AS trace_id, lower(s->>'spanID') AS span_id,
+               lower({parent}->>'spanID') AS parent_id, coalesce({process}->>'serviceName', 'global') AS service,
+               s->>'operationName' AS operation,
+               make_timestamp(TRY_CAST(s->>'startTime' AS BIGINT)) AS start_ts,
+               TRY_CAST(s->>'duration' AS DOUBLE) / 1000 AS duration_ms,
+               coalesce(lower({_tag_sql('s', 'error')}) = 'true' OR upper({_tag_sql('s', 'otel.status_code')})
+                        = 'ERROR', false) AS is_error,
+               lower({_tag_sql('s', 'span.kind')}) AS span_kind
+        FROM spans"""

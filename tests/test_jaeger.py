@@ -1,0 +1,82 @@
+"""Jaeger's JSON trace export (the UI's "Download JSON", `/api/traces`) read into spans with --traces and no other
+flag, as the same spans in OTLP JSON are."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry import load_telemetry
+
+T0_US = 1714557600_000_000  # 2024-05-01T10:00:00Z in microseconds
+
+
+def jaeger_span(span_id: str, parent: str | None, name: str, start_ms: int, ms: int, process: str,
+                tags: list[dict]) -> dict:
+    references = [{"refType": "CHILD_OF", "traceID": "5b8efff798038103", "spanID": parent}] if parent else []
+    return {"traceID": "5b8efff798038103", "spanID": span_id, "operationName": name, "references": references,
+            "startTime": T0_US + start_ms * 1000, "duration": ms * 1000, "tags": tags, "processID": process,
+            "logs": [], "warnings": None}
+
+
+EXPORT = {"data": [{"traceID": "5b8efff798038103", "spans": [
+    jaeger_span("eee19b7ec3c1b174", None, "GET /checkout", 0, 250, "p1",
+                [{"key": "span.kind", "type": "string", "value": "server"},
+                 {"key": "error", "type": "bool", "value": True}]),
+    jaeger_span("eee19b7ec3c1b175", "eee19b7ec3c1b174", "charge", 10, 200, "p2",
+                [{"key": "span.kind", "type": "string", "value": "client"},
+                 {"key": "otel.status_code", "type": "string", "value": "ERROR"}]),
+    jaeger_span("eee19b7ec3c1b176", "eee19b7ec3c1b175", "db", 20, 5, "p2", []),
+], "processes": {"p1": {"serviceName": "frontend", "tags": []}, "p2": {"serviceName": "payments", "tags": []}},
+    "warnings": None}], "total": 0, "limit": 0, "offset": 0, "errors": None}
+
+
+@pytest.mark.parametrize("write", [
+    lambda path: path.write_text(json.dumps(EXPORT)),  # /api/traces
+    lambda path: path.write_text(json.dumps(EXPORT, indent=2)),  # pretty-printed
+    lambda path: path.with_suffix(".json.gz").write_bytes(gzip.compress(json.dumps(EXPORT).encode())),
+], ids=["one-line", "pretty", "gzip"])
+def test_a_jaeger_export_reads_as_spans_with_services_parents_and_errors(tmp_path: Path, write) -> None:
+    write(tmp_path / "trace.json")
+    [path] = tmp_path.iterdir()
+
+    rows = load_telemetry(traces=path).fetch(
+        "SELECT trace_id, span_id, parent_id, service, operation, start_ts, duration_ms, is_error, span_kind "
+        "FROM spans ORDER BY start_ts").to_pylist()
+
+    assert rows == [
+        {"trace_id": "5b8efff798038103", "span_id": "eee19b7ec3c1b174", "parent_id": None, "service": "frontend",
+         "operation": "GET /checkout", "start_ts": datetime(2024, 5, 1, 10, 0), "duration_ms": 250.0,
+         "is_error": True, "span_kind": "server"},
+        {"trace_id": "5b8efff798038103", "span_id": "eee19b7ec3c1b175", "parent_id": "eee19b7ec3c1b174",
+         "service": "payments", "operation": "charge", "start_ts": datetime(2024, 5, 1, 10, 0, 0, 10000),
+         "duration_ms": 200.0, "is_error": True, "span_kind": "client"},
+        {"trace_id": "5b8efff798038103", "span_id": "eee19b7ec3c1b176", "parent_id": "eee19b7ec3c1b175",
+         "service": "payments", "operation": "db", "start_ts": datetime(2024, 5, 1, 10, 0, 0, 20000),
+         "duration_ms": 5.0, "is_error": False, "span_kind": None},
+    ]
+
+
+def test_a_jaeger_export_given_as_logs_is_named(tmp_path: Path) -> None:
+    # read as JSON records it was "no time column (looked for ts, time, ...)"
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(EXPORT))
+
+    with pytest.raises(InputError) as refused:
+        load_telemetry(logs=path)
+    assert str(refused.value) == f"{path}: holds Jaeger traces: pass it with --traces"
+
+
+def test_a_jaeger_export_of_another_shape_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps({"data": [{"traceID": "ab", "spans": "none"}]}))
+
+    with pytest.raises(InputError) as refused:
+        load_telemetry(traces=path)
+    assert str(refused.value).startswith(f"{path}: cannot read as a Jaeger JSON export: ")
+    assert "\n" not in str(refused.value)
