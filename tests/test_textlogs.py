@@ -55,6 +55,32 @@ def test_an_iso_prefixed_app_log_reads_without_options(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(("text", "service"), [
+    # Go's slog TextHandler (a zone offset: read in UTC)
+    ('time=2024-05-01T12:00:00.000+02:00 level=INFO msg="server started" port=8080\n'
+     'time=2024-05-01T12:00:01.500+02:00 level=ERROR msg="query \\"users\\" timed out" service=api\n', "api"),
+    # logrus' text formatter
+    ('time="2024-05-01T10:00:00Z" level=info msg="server started" port=8080\n'
+     'time="2024-05-01T10:00:01.5Z" level=error msg="query \\"users\\" timed out" service=api\n', "api"),
+    # go-kit: the level before the time; Grafana (log15): t=, lvl=, its `eror`
+    ('level=info ts=2024-05-01T10:00:00Z caller=main.go:42 msg="server started"\n'
+     'level=error ts=2024-05-01T10:00:01.5Z caller=db.go:7 msg="query \\"users\\" timed out" app=api\n', "api"),
+    ('t=2024-05-01T10:00:00+0000 lvl=info msg="server started" logger=server\n'
+     't=2024-05-01T10:00:01.5+0000 lvl=eror msg="query \\"users\\" timed out" logger=tsdb\n', "service"),
+], ids=["slog", "logrus", "go-kit", "grafana"])
+def test_logfmt_lines_read_their_time_level_message_and_service_by_key(tmp_path: Path, text: str,
+                                                                       service: str) -> None:
+    # read as an unknown format they had no time, no level and the whole line as message
+    rows = entries(load_telemetry(logs=write(tmp_path / "service.log", text)))
+
+    assert rows == [
+        {"ts": datetime(2024, 5, 1, 10, 0), "service": "service", "level": "INFO", "message": "server started",
+         "line": 1},
+        {"ts": datetime(2024, 5, 1, 10, 0, 1, 500000), "service": service, "level": "ERROR",
+         "message": 'query "users" timed out', "line": 2},
+    ]
+
+
 def test_a_stack_trace_joins_its_entry_which_counts_once_with_the_level_of_its_first_line(tmp_path: Path) -> None:
     store = load_telemetry(logs=write(tmp_path / "shop.log", JAVA_LOG))
 

@@ -14,6 +14,8 @@ LEVEL_ALIASES = {
     "SEVERE": "ERROR", "FINE": "DEBUG", "FINER": "TRACE", "FINEST": "TRACE",
     # Serilog and .NET (Verbose, Information), zap's development panic
     "VERBOSE": "TRACE", "DPANIC": "ERROR",
+    # log15 (Grafana's logfmt lines: lvl=eror, lvl=dbug)
+    "EROR": "ERROR", "DBUG": "DEBUG",
     # one-letter levels: klog (I, W, E, F), Android logcat (V, D, I, W, E, F, A)
     "V": "TRACE", "D": "DEBUG", "I": "INFO", "W": "WARN", "E": "ERROR", "F": "FATAL", "A": "FATAL",
 }

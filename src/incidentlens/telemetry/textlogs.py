@@ -1,7 +1,7 @@
 """Plain-text log files -> a DuckDB table of log entries: `ts, service, level, message, file, line[, host]`.
 
 The line format is detected per file from a sample of its first lines (`detect_line_format`): the catalogue below
-holds ISO-8601/RFC 3339 prefixes (log4j/logback, Python's asctime, Windows CBS...), syslog (RFC 3164 and 5424),
+holds ISO-8601/RFC 3339 prefixes (log4j/logback, Python's asctime, Windows CBS...), logfmt, syslog (RFC 3164 and 5424),
 Go/klog, Android logcat, Python logging's default, nginx/Apache access and error logs, bracketed and compact times
 and epoch seconds. The format that matches most sample lines wins (ties: the more specific, listed first); a file
 no format fits still reads, one entry per line with no time.
@@ -68,6 +68,13 @@ def refuse_unread_format(path: Path, first: bytes) -> None:
             wide = codec.rsplit("-", 1)[0].upper()  # utf-16-le -> UTF-16
             raise InputError(f"{path}: {wide} text, which IncidentLens does not read: convert it to UTF-8 "
                              f"(iconv -f {wide} -t UTF-8)")
+# logfmt's keys for an entry's parts, each a regex whose first non-empty group is the value (quoted or bare)
+_LOGFMT_VALUE = r'="((?:[^"\\]|\\.)*)"|=([^\s"]+)'
+LOGFMT_KEYS = {
+    part: rf"(?:^|\s)(?:{keys})(?:{_LOGFMT_VALUE})"
+    for part, keys in (("level", "level|lvl|severity"), ("message", "msg|message"),
+                       ("app", "service|service\\.name|app|application"))
+}
 #: a format is taken when it matches this share of the sample's non-blank lines (or the first line and a few)
 MIN_FORMAT_SHARE = 0.3
 MIN_SHARE_FROM_FIRST_LINE = 0.05
@@ -99,12 +106,14 @@ class LineFormat:
     message. The header alone is matched (no trailing `.*`), so the cost does not grow with the line. `times` are
     the formats tried on `ts` (strptime patterns; `iso`; `epoch`): a pattern without a year takes the year given or
     the file's, one without a day the file's date. `status`: a regular expression giving an HTTP status from the
-    message (access logs: the level follows from it)."""
+    message (access logs: the level follows from it). `keyed`: the line is logfmt's key=value pairs, its level,
+    message and service read by their keys (`LOGFMT_KEYS`) wherever they stand."""
 
     name: str
     header: str
     times: tuple[str, ...] = ()
     status: str | None = None
+    keyed: bool = False  # key=value pairs (logfmt): level, message and service are keys anywhere in the line
 
     @property
     def pattern(self) -> str:
@@ -159,6 +168,9 @@ FORMATS: tuple[LineFormat, ...] = (
     ),
     # Kubernetes node logs (CRI: containerd, CRI-O): time, stream, full or partial line tag, the container's line
     LineFormat("cri", rf"^(?P<ts>{_ISO}) (?:stdout|stderr) [FP] ", ("iso",)),
+    # logfmt (Go's slog TextHandler, logrus, go-kit, Grafana, Heroku): the time is the value of a time key
+    LineFormat("logfmt", rf'^(?:[\w.@/-]+=(?:"(?:[^"\\]|\\.)*"|\S*) +)*?(?:time|ts|t|timestamp)="?(?P<ts>{_ISO})"?',
+               ("iso",), keyed=True),
     LineFormat("iso-8601", rf"^(?P<ts>{_ISO}){_TAIL}", ("iso",)),
     # one field before the time: a host or file name that collectors put first
     LineFormat("field-then-iso-8601", rf"^\S+ (?P<ts>{_ISO}){_TAIL}", ("iso",)),
@@ -274,6 +286,15 @@ def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str]) -> str:
         split = f"SELECT *, regexp_extract(rest, {literal(fields)}, ['head', 'level']) AS h FROM ({split}) AS s"
         msg = "CASE WHEN h.level <> '' THEN substr(rest, length(h.head) + 1) ELSE rest END"
         level = f"coalesce(nullif(h.level, ''), {level})"
+    pairs = {}
+    if fmt.keyed:
+        values = ", ".join(f"regexp_extract(text, {literal(pattern)}, ['quoted', 'bare']) AS kv_{part}"
+                           for part, pattern in LOGFMT_KEYS.items())
+        split = f"SELECT *, {values} FROM ({split}) AS keyed"
+        pairs = {part: f"coalesce(nullif(kv_{part}.quoted, ''), nullif(kv_{part}.bare, ''))" for part in LOGFMT_KEYS}
+        # a backslash-escaped quote inside a quoted value is a quote
+        msg = f"coalesce(replace({pairs['message']}, '\\\"', '\"'), {msg})"
+        level = f"coalesce({pairs['level']}, {level})"
     start = "true" if fmt is UNKNOWN else f"g.{fmt.key_group} <> ''"
     loggers = [f"nullif(g.{name}, '')" for name in ("logger", "logger_") if name in groups]
     fields = {
@@ -281,6 +302,7 @@ def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str]) -> str:
         "lvl": level,
         "logger": f"coalesce({', '.join(loggers)})" if loggers else "NULL",
         **{name: f"nullif(g.{name}, '')" for name in ("app", "host", "pri") if name in groups},
+        **({"app": pairs["app"]} if fmt.keyed else {}),
     }
     columns = ", ".join(f"{expr} AS {name}" for name, expr in fields.items())
     return (f"SELECT line, {start} AS start, {columns}, CASE WHEN {start} THEN {msg} ELSE text END AS msg "
@@ -386,7 +408,7 @@ def _service_sql(fmt: LineFormat, path: Path, options: TextLogOptions) -> str:
     if options.service:
         return literal(options.service)
     by_file = literal(file_service(path))
-    return f"coalesce(app, {by_file})" if "app" in fmt.groups else by_file
+    return f"coalesce(app, {by_file})" if "app" in fmt.groups or fmt.keyed else by_file
 
 
 def file_service(path: Path) -> str:
