@@ -81,6 +81,19 @@ def test_logfmt_lines_read_their_time_level_message_and_service_by_key(tmp_path:
     ]
 
 
+def test_kubectl_logs_of_several_pods_with_prefix_and_timestamps_name_each_pods_service(tmp_path: Path) -> None:
+    # `kubectl logs -l app=shop --prefix --timestamps`: the file's name was every line's service
+    log = write(tmp_path / "shop.log",
+                "[pod/payments-7d9f8b6c5d-x2x9q/app] 2024-05-01T10:00:00.123456789Z ERROR card declined\n"
+                "[pod/cart-0/app] 2024-05-01T10:00:01.000000000Z INFO cart saved\n")
+
+    assert entries(load_telemetry(logs=log), "ts, service, level, message") == [
+        {"ts": datetime(2024, 5, 1, 10, 0, 0, 123456), "service": "payments", "level": "ERROR",
+         "message": "card declined"},
+        {"ts": datetime(2024, 5, 1, 10, 0, 1), "service": "cart", "level": "INFO", "message": "cart saved"},
+    ]
+
+
 def test_a_stack_trace_joins_its_entry_which_counts_once_with_the_level_of_its_first_line(tmp_path: Path) -> None:
     store = load_telemetry(logs=write(tmp_path / "shop.log", JAVA_LOG))
 

@@ -13,7 +13,8 @@ lines joined. `line` is the 1-based line of the file on which the entry starts.
 
 Times without a year (syslog, logcat, klog) take `TextLogOptions.year`, else the year of the file's modification
 time; times of day alone take the modification date. The service is `TextLogOptions.service`, else the syslog app
-field, else the file name (a Kubernetes container log's: its pod's service).
+field (a logfmt line's service key, a `kubectl logs --prefix` line's pod), else the file name (a Kubernetes
+container log's: its pod's service).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import json_object_sql, literal, quote
-from incidentlens.telemetry.logfields import LEVEL_WORD_PATTERN, service_of_pod
+from incidentlens.telemetry.logfields import LEVEL_WORD_PATTERN, POD_SUFFIX, service_of_pod
 from incidentlens.telemetry.timeparse import EARLIEST, LATEST, utc_naive_sql
 
 #: lines read to choose a file's format
@@ -171,6 +172,8 @@ FORMATS: tuple[LineFormat, ...] = (
     # logfmt (Go's slog TextHandler, logrus, go-kit, Grafana, Heroku): the time is the value of a time key
     LineFormat("logfmt", rf'^(?:[\w.@/-]+=(?:"(?:[^"\\]|\\.)*"|\S*) +)*?(?:time|ts|t|timestamp)="?(?P<ts>{_ISO})"?',
                ("iso",), keyed=True),
+    # `kubectl logs --prefix --timestamps` (of several pods at once): the pod names the service
+    LineFormat("kubectl-prefix", rf"^\[pod/(?P<pod>[^/\]\s]+)/[^\]\s]*\] (?P<ts>{_ISO}){_TAIL}", ("iso",)),
     LineFormat("iso-8601", rf"^(?P<ts>{_ISO}){_TAIL}", ("iso",)),
     # one field before the time: a host or file name that collectors put first
     LineFormat("field-then-iso-8601", rf"^\S+ (?P<ts>{_ISO}){_TAIL}", ("iso",)),
@@ -301,7 +304,7 @@ def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str]) -> str:
         "ts": "g.ts" if "ts" in groups else "NULL",
         "lvl": level,
         "logger": f"coalesce({', '.join(loggers)})" if loggers else "NULL",
-        **{name: f"nullif(g.{name}, '')" for name in ("app", "host", "pri") if name in groups},
+        **{name: f"nullif(g.{name}, '')" for name in ("app", "host", "pri", "pod") if name in groups},
         **({"app": pairs["app"]} if fmt.keyed else {}),
     }
     columns = ", ".join(f"{expr} AS {name}" for name, expr in fields.items())
@@ -408,6 +411,8 @@ def _service_sql(fmt: LineFormat, path: Path, options: TextLogOptions) -> str:
     if options.service:
         return literal(options.service)
     by_file = literal(file_service(path))
+    if "pod" in fmt.groups:
+        return f"coalesce(regexp_replace(pod, {literal(POD_SUFFIX)}, ''), {by_file})"
     return f"coalesce(app, {by_file})" if "app" in fmt.groups or fmt.keyed else by_file
 
 
