@@ -303,3 +303,53 @@ def test_a_pod_label_names_the_service_a_series_of_another_job_is_about():
     rows = store.fetch("SELECT DISTINCT service, pod FROM metrics ORDER BY service")
     assert rows.to_pylist() == [{"service": "cart", "pod": "cart-7d4b9c6f5d-a1b2c"},
                                 {"service": "checkout", "pod": "checkout-5c8d7e6f4a-n3w4p"}]
+
+
+def saved_answer(path: Path, result_type: str = "matrix", status: str = "success") -> Path:
+    """What `curl -s 'http://prometheus:9090/api/v1/query_range?...' > path` saves."""
+    start = datetime(2024, 5, 1, 10, 0, tzinfo=UTC).timestamp()
+    result = [
+        {"metric": {"__name__": "http_p95_ms", "service": "checkout", "instance": "10.0.0.1:9090", "code": "200"},
+         "values": [[start + 60 * i, f"{120 + i}.5"] for i in range(3)]},
+        {"metric": {"pod": "payments-7d9f8b6c5d-x2x9q"}, "values": [[start, "0.25"]]},  # a PromQL expression
+    ]
+    path.write_text(json.dumps({"status": status, "data": {"resultType": result_type, "result": result}}))
+    return path
+
+
+def test_a_saved_query_range_answer_reads_as_metrics_as_the_server_does(tmp_path: Path) -> None:
+    # read as JSON records it was "no time column ...; use --map time=COLUMN", which no column could answer
+    store = load_telemetry(metrics=saved_answer(tmp_path / "error_ratio.json"))
+
+    rows = store.fetch("SELECT ts, service, metric, value, pod FROM metrics ORDER BY service, ts").to_pylist()
+
+    assert rows == [
+        {"ts": datetime(2024, 5, 1, 10, 0), "service": "checkout", "metric": 'http_p95_ms{code="200"}',
+         "value": 120.5, "pod": "10.0.0.1:9090"},
+        {"ts": datetime(2024, 5, 1, 10, 1), "service": "checkout", "metric": 'http_p95_ms{code="200"}',
+         "value": 121.5, "pod": "10.0.0.1:9090"},
+        {"ts": datetime(2024, 5, 1, 10, 2), "service": "checkout", "metric": 'http_p95_ms{code="200"}',
+         "value": 122.5, "pod": "10.0.0.1:9090"},
+        {"ts": datetime(2024, 5, 1, 10, 0), "service": "payments", "metric": "error_ratio", "value": 0.25,
+         "pod": "payments-7d9f8b6c5d-x2x9q"},
+    ]
+
+
+@pytest.mark.parametrize(("result_type", "status", "says"), [
+    ("vector", "success", "a Prometheus vector (one value per series), not a range of them: save the answer of "
+                          "/api/v1/query_range instead"),
+    ("matrix", "error", "a Prometheus API answer with status 'error': no data"),
+])
+def test_a_saved_answer_that_holds_no_range_is_one_line(tmp_path: Path, result_type: str, status: str,
+                                                        says: str) -> None:
+    path = saved_answer(tmp_path / "answer.json", result_type, status)
+    with pytest.raises(InputError) as refused:
+        load_telemetry(metrics=path)
+    assert str(refused.value) == f"{path}: {says}"
+
+
+def test_a_saved_answer_given_as_logs_is_named(tmp_path: Path) -> None:
+    path = saved_answer(tmp_path / "answer.json")
+    with pytest.raises(InputError) as refused:
+        load_telemetry(logs=path)
+    assert str(refused.value) == f"{path}: holds Prometheus metrics: pass it with --metrics"

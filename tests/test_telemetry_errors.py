@@ -505,8 +505,8 @@ def test_prometheus_text_exposition_is_named_with_what_to_do(tmp_path: Path, nam
                            f'{1714543200000 + 60_000 * i}\n' for i in range(5)))
 
     assert load_error(metrics=path) == (
-        f"{path}: Prometheus text exposition format, which IncidentLens reads only from a Prometheus server "
-        "(--prometheus URL): or write its samples as CSV with columns ts,service,metric,value")
+        f"{path}: Prometheus text exposition format, which IncidentLens does not read: give the server "
+        "(--prometheus URL), a saved /api/v1/query_range answer, or CSV with columns ts,service,metric,value")
 
 
 def test_a_log_of_two_word_lines_is_no_prometheus_exposition(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.jaeger import starts_jaeger
+from incidentlens.telemetry.prometheus import starts_api_answer
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     detect_line_format,
@@ -51,7 +52,8 @@ MAX_UNREADABLE_SHARE = 0.5
 _JSON_TABLES = itertools.count()
 
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
-                 "otlp": "OTLP JSON", "jaeger": "Jaeger JSON"}
+                 "otlp": "OTLP JSON", "jaeger": "Jaeger JSON",
+                 "prometheus": "Prometheus API JSON"}
 # A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
 # `name{label="value",...} value [timestamp in ms]`
 _PROMETHEUS_LINE = re.compile(
@@ -412,10 +414,14 @@ def file_format(path: Path) -> str:
 
 
 def _json_kind(path: Path, fmt: str) -> str:
-    """otlp or jaeger for a JSON file read by its own reader (`otlp.py`, `jaeger.py`), else `fmt`."""
+    """otlp, jaeger or prometheus for a JSON file read by its own reader (`otlp.py`, `jaeger.py`,
+    `prometheus.read_api_answer`), else `fmt`."""
     if _starts_otlp(path):
         return "otlp"
-    return "jaeger" if starts_jaeger(_first_bytes(path, 256)) else fmt
+    head = _first_bytes(path, 256)
+    if starts_api_answer(head):
+        return "prometheus"
+    return "jaeger" if starts_jaeger(head) else fmt
 
 
 def _starts_otlp(path: Path) -> bool:
@@ -463,8 +469,8 @@ def refuse_prometheus_text(path: Path) -> None:
         return
     if lines and all(_PROMETHEUS_LINE.fullmatch(line) for line in lines) and any(
             line.startswith("#") or "{" in line for line in lines):
-        raise InputError(f"{path}: Prometheus text exposition format, which IncidentLens reads only from a "
-                         "Prometheus server (--prometheus URL): or write its samples as CSV with columns "
+        raise InputError(f"{path}: Prometheus text exposition format, which IncidentLens does not read: give "
+                         "the server (--prometheus URL), a saved /api/v1/query_range answer, or CSV with columns "
                          "ts,service,metric,value")
 
 

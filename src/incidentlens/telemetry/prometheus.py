@@ -10,6 +10,7 @@ series carrying a `service`, `app` or `job` label over the range) or given as na
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,6 +28,7 @@ import pyarrow as pa
 
 from incidentlens.errors import InputError, SourceError
 from incidentlens.telemetry.logfields import service_of_pod
+from incidentlens.telemetry.textlogs import open_text
 from incidentlens.urls import redact_url
 
 # Prometheus refuses a query_range that would return more than 11,000 points per series.
@@ -258,6 +261,40 @@ def _matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
         },
         schema=METRICS_SCHEMA,
     )
+
+
+# A saved answer of Prometheus' HTTP API (`curl .../api/v1/query_range > metrics.json`), as its server writes it
+_API_ANSWER = re.compile(rb'^\s*\{\s*"status"\s*:\s*"\w+"\s*,\s*"data"\s*:\s*\{\s*"resultType"')
+
+
+def starts_api_answer(head: bytes) -> bool:
+    """A file's first bytes open a saved Prometheus HTTP API answer (`{"status":"success","data":{"resultType"`)."""
+    return _API_ANSWER.match(head) is not None
+
+
+def read_api_answer(path: Path) -> pa.Table:
+    """A saved `query_range` answer as canonical metrics rows, each series as `--prometheus` reads it (its service,
+    pod and metric from its labels); a series without `__name__` (a PromQL expression's) is named by the file."""
+    try:
+        with open_text(path) as handle:
+            answer = json.load(handle)
+        data = answer.get("data") or {}
+        kind, result = data.get("resultType"), list(data.get("result") or [])
+    except (ValueError, AttributeError, TypeError) as err:
+        raise InputError(f"{path}: cannot read as a Prometheus API answer: {str(err)[:200]}") from None
+    if answer.get("status") != "success":
+        raise InputError(f"{path}: a Prometheus API answer with status {answer.get('status')!r}: "
+                         f"{str(answer.get('error') or 'no data')[:200]}")
+    if kind != "matrix":
+        raise InputError(f"{path}: a Prometheus {kind} (one value per series), not a range of them: save the "
+                         "answer of /api/v1/query_range instead")
+    try:
+        tables = [_matrix_to_table([item], item["metric"].get("__name__") or path.name.split(".")[0])
+                  for item in result]
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        raise InputError(f"{path}: cannot read as a Prometheus range answer: a series of another shape "
+                         f"({type(err).__name__}: {str(err)[:100]})") from None
+    return pa.concat_tables(tables).combine_chunks() if tables else METRICS_SCHEMA.empty_table()
 
 
 def _service_of(labels: Mapping[str, str]) -> str:

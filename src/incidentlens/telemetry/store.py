@@ -46,6 +46,7 @@ from incidentlens.telemetry.files import (
 )
 from incidentlens.telemetry.jaeger import read_jaeger
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
+from incidentlens.telemetry.prometheus import read_api_answer
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, not_utf8, read_text_log, utf8_copy
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
 
@@ -184,6 +185,8 @@ class TelemetryStore:
                     self._add_otlp(view, source)
                 elif source.fmt == "jaeger":
                     self._add_jaeger(view, source)
+                elif source.fmt == "prometheus":
+                    self._add_prometheus_answers(view, source)
                 else:
                     self._add_source(view, source, mapping or {})
             except (EmptySourceError, UntimedSourceError) as err:
@@ -248,6 +251,13 @@ class TelemetryStore:
             table = f"_spans_jaeger_{len(self._parts.get(view, []))}"
             read_jaeger(self.con, path, table)
             self._add_source(view, Source(str(path), (path,), fmt="jaeger", table=quote(table)), {})
+
+    def _add_prometheus_answers(self, view: str, source: Source) -> None:
+        """Each saved Prometheus `query_range` answer read as `--prometheus` reads the server's."""
+        for path in source.files:
+            if view != "metrics":
+                raise InputError(f"{path}: holds Prometheus metrics: pass it with --metrics")
+            self.add_arrow(view, read_api_answer(path), label=str(path))
 
     def _drop_tables(self, prefix: str) -> None:
         """Drop the tables whose names start with `prefix` (a source's raw rows, once selected from)."""
