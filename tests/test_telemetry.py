@@ -58,6 +58,19 @@ def test_wide_metrics_are_unpivoted_to_long_form_with_a_global_service(tmp_path:
     assert store.warnings == []
 
 
+def test_a_wide_column_named_service_slash_metric_is_that_services_series(tmp_path: Path) -> None:
+    # one column per series, named as `detect` names a series: every one was service 'global' before
+    path = write_csv(tmp_path / "metrics.csv", "ts,payments/p95_ms,checkout/p95_ms,rps",
+                     [f"{iso(T0 + timedelta(minutes=i))},{900 + i},{120 + i},{50 + i}" for i in range(2)])
+
+    got = rows(load_telemetry(metrics=path), "SELECT service, metric, sum(value) AS total FROM metrics "
+                                             "GROUP BY ALL ORDER BY ALL")
+
+    assert got == [{"service": "checkout", "metric": "p95_ms", "total": 241.0},
+                   {"service": "global", "metric": "rps", "total": 101.0},
+                   {"service": "payments", "metric": "p95_ms", "total": 1801.0}]
+
+
 def test_long_metrics_keep_service_metric_value_and_label_columns(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "metrics.csv", "ts,service,region,metric,value", [
         f"{iso(T0)},api,eu,rps,10", f"{iso(T0)},db,us,rps,5", f"{iso(T0 + timedelta(minutes=1))},api,eu,p95_ms,250.5",

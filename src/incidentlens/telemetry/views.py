@@ -611,6 +611,12 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
     c.exprs["metric"] = "[" + ", ".join(literal(n) for n in wide) + "]"
     c.exprs["value"] = "[" + ", ".join(_finite_value(c, n) for n in wide) + "]"
     c.unnested.update({"metric", "value"})
+    if c.exprs["service"] == "'global'" and any("/" in n.strip("/") for n in wide):
+        # a column per series named as `detect` names one, `payments/p95_ms`: that service's metric
+        parts = [n.split("/", 1) if "/" in n.strip("/") else ["global", n] for n in wide]
+        c.exprs["service"] = "[" + ", ".join(literal(service) for service, _ in parts) + "]"
+        c.exprs["metric"] = "[" + ", ".join(literal(metric) for _, metric in parts) + "]"
+        c.unnested.add("service")
     c.used.update(wide)
     for column in wide:
         if column in c.columns.numeric:
