@@ -73,6 +73,17 @@ def test_otlp_spans_read_with_hex_ids_service_from_the_resource_and_error_status
     assert [(r["operation"], r["is_error"]) for r in rows[2:]] == [("db", False), ("GET /", False)]
 
 
+def test_a_pretty_printed_otlp_document_reads_as_one_per_line_does(tmp_path: Path) -> None:
+    # `jq . traces.json`, or an OTLP/HTTP request body saved: it was "8 of 8 lines unreadable (not valid JSON)"
+    path = tmp_path / "traces.json"
+    path.write_text(json.dumps(TRACES[0], indent=2))
+
+    spans = load_telemetry(traces=path).fetch("SELECT service, operation FROM spans ORDER BY start_ts").to_pylist()
+
+    assert spans == [{"service": "frontend", "operation": "GET /checkout"},
+                     {"service": "payments", "operation": "charge"}, {"service": "payments", "operation": "db"}]
+
+
 def test_otlp_logs_read_severity_body_and_trace_context(tmp_path: Path) -> None:
     store = load_telemetry(logs=write_lines(tmp_path / "logs.jsonl", LOGS))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from incidentlens.errors import InputError
-from incidentlens.telemetry.columns import quote
+from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.files import RejectedRows, scan_json_lines
 from incidentlens.telemetry.textlogs import open_bytes
 
@@ -49,7 +49,12 @@ def option_for(view: str) -> str:
 def read_otlp(con: duckdb.DuckDBPyConnection, path: Path, view: str, table: str) -> list[RejectedRows]:
     """Unnest one OTLP JSON file into `table` with the view's canonical columns; returns the lines set aside."""
     lines = f"{table}_lines"
-    rejected = scan_json_lines(con, [path], lines, "OTLP JSON")
+    try:
+        rejected = scan_json_lines(con, [path], lines, "OTLP JSON")
+    except InputError:
+        if not _read_documents(con, path, lines):
+            raise
+        rejected = []
     select = {"spans": _spans_sql, "logs": _logs_sql, "metrics": _metrics_sql}[view](lines)
     try:
         con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {select}")
@@ -59,6 +64,18 @@ def read_otlp(con: duckdb.DuckDBPyConnection, path: Path, view: str, table: str)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {lines}")
     return rejected
+
+
+def _read_documents(con: duckdb.DuckDBPyConnection, path: Path, lines: str) -> bool:
+    """A file that is JSON but not a document per line (one pretty-printed document, as `jq .` or an OTLP/HTTP
+    request body saved writes it) into `lines` as `scan_json_lines` lays them out, a document a line; False when it
+    is no JSON either."""
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {lines} AS SELECT row_number() OVER () AS line, CAST(json AS VARCHAR) "
+                    f"AS text, true AS good FROM read_json_objects({literal(str(path))}, format='auto')")
+    except duckdb.Error:
+        return False
+    return True
 
 
 def _items_sql(lines: str, resource_field: str, scope_field: str, items_field: str, pod: bool = False) -> str:
