@@ -446,6 +446,52 @@ def test_a_minute_of_logs_missing_across_the_given_start_is_said_among_the_sourc
     assert f"- {said}" in render_markdown(pm).split("## Sources\n", 1)[1]
 
 
+def test_a_stretch_of_the_window_without_logs_is_said_among_the_sources(tmp_path):
+    # an export with 15 minutes missing in the middle: the window's rows were counted, and nothing said that half
+    # of it held none
+    at, end = DAY + timedelta(hours=10), DAY + timedelta(hours=10, minutes=30)
+    kept = [DAY + timedelta(hours=9, seconds=s) for s in range(0, 3600 + 600, 5)]
+    kept += [DAY + timedelta(hours=10, seconds=s) for s in range(1500, 1800, 5)] + [end]
+    lines = [{"ts": moment.isoformat() + "Z", "service": "api", "level": "INFO", "message": "request served"}
+             for moment in kept]
+    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    store = load_telemetry(metrics=_metrics_day(tmp_path), logs=tmp_path / "logs.jsonl")
+
+    notes = analyze(store, at=at, onset="at").to_dict()["sources"]["notes"]
+
+    assert "no logs from 2024-05-01T10:09:55Z to 2024-05-01T10:25:00Z (905 s, inside the window)" in notes
+
+
+def test_logs_that_stop_before_a_detected_window_ends_say_so(tmp_path):
+    # a day of metrics with 30 minutes of latency up from 10:00, logs exported until 10:20
+    metrics = [{"ts": (DAY + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
+                "value": 20.0 + (m % 7) + (400 if 600 <= m < 630 else 0)} for m in range(1440)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
+    lines = [{"ts": (DAY + timedelta(hours=7, seconds=s)).isoformat() + "Z", "service": "api", "level": "INFO",
+              "message": "request served"} for s in range(0, 3 * 3600 + 1200, 5)]
+    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    store = load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
+
+    result = analyze(store).to_dict()
+
+    assert result["incident_window"] == {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T10:30:00Z"}
+    assert "no logs from 2024-05-01T10:19:55Z to the window's end, 2024-05-01T10:30:00Z (605 s)" in (
+        result["sources"]["notes"])
+
+
+def test_logs_sparser_than_a_minute_throughout_add_no_hole_note(tmp_path):
+    # a quiet service logging every 3 minutes: its gaps are its rhythm, not a hole
+    at, end = DAY + timedelta(hours=10), DAY + timedelta(hours=10, minutes=30)
+    lines = [{"ts": (DAY + timedelta(hours=9, minutes=m)).isoformat() + "Z", "service": "api", "level": "INFO",
+              "message": "heartbeat"} for m in range(0, 91, 3)]
+    (tmp_path / "logs.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    store = load_telemetry(metrics=_metrics_day(tmp_path), logs=tmp_path / "logs.jsonl")
+
+    notes = analyze(store, at=at, onset="at").to_dict()["sources"]["notes"]
+
+    assert not any(note.startswith("no logs from") for note in notes), (notes, end)
+
+
 def test_logs_with_no_hole_across_the_start_add_no_note(tmp_path):
     at = DAY + timedelta(hours=10, minutes=1, seconds=25)
     store = load_telemetry(metrics=_metrics_day(tmp_path), logs=_logs_until(tmp_path, at + timedelta(minutes=1)))

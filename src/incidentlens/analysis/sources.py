@@ -16,6 +16,9 @@ from incidentlens.telemetry.timeparse import sql_ts
 SOURCES = {"metrics": ("metrics", "ts"), "logs": ("logs", "ts"), "traces": ("spans", "start_ts")}
 #: ... and those it reads when given, whose absence is no gap to report (most systems have no per-call metrics)
 GIVEN_ONLY = {"call metrics": ("calls", "ts")}
+#: a stretch of the window this many times the baseline's mean spacing of rows, and `HOLE` or longer, with no log
+#: line or span is a hole in the data (an export that stops, a collector down), not a quiet service
+HOLE_SPACINGS = 10
 #: no log line or span at all for this long across the window's start is a hole in the data (a minute's file not
 #: given), which the window's first rows would otherwise hide: the rows count, the stretch they miss does not show
 HOLE = timedelta(seconds=60)
@@ -41,8 +44,10 @@ def data_sources(store: Any, window: Span, baseline: Span) -> dict[str, Any]:
     notes = [f"no {name} for this period" for name in missing]
     notes += [f"no {name} before the onset: compared with the rest of the window only" for name in used
               if not rows[name]["baseline_rows"]]
-    notes += [hole for name in used if name in ("logs", "traces") and rows[name]["baseline_rows"]
-              and (hole := _hole_at_start(store, name, window, baseline)) is not None]
+    for name in (name for name in used if name in ("logs", "traces") and rows[name]["baseline_rows"]):
+        spacing = _spacing(store, name, baseline)
+        notes += [hole for hole in (_hole_at_start(store, name, window, baseline, spacing),
+                                    _hole_in_window(store, name, window, spacing)) if hole is not None]
     if "metrics" in used and _one_sample_each(store, window):
         notes.append("one sample of each metric series in the window: a metric's shift there rests on one value")
     return _sources_said(store, used, missing, rows, notes)
@@ -80,17 +85,44 @@ def _one_sample_each(store: Any, window: Span) -> bool:
     return 0 < row["samples"] <= row["series"]
 
 
-def _hole_at_start(store: Any, name: str, window: Span, baseline: Span) -> str | None:
+def _spacing(store: Any, name: str, baseline: Span) -> timedelta:
+    """The mean time between a source's rows in the baseline, over the stretch they cover (a minute of logs before
+    a given start is as dense as it is, whatever hours of metrics the baseline spans); zero under two rows."""
+    view, column = SOURCES[name]
+    row = store.fetch(f"SELECT epoch(max({column})) - epoch(min({column})) AS spread, count(*) AS n FROM {view} "
+                      f"WHERE {in_span(column, baseline)}").to_pylist()[0]
+    return timedelta(seconds=row["spread"] / (row["n"] - 1)) if row["n"] > 1 else timedelta(0)
+
+
+def _hole_in_window(store: Any, name: str, window: Span, spacing: timedelta) -> str | None:
+    """`no logs from <a> to <b> (<n> s, inside the window)`, or `... to the window's end`, for the longest stretch
+    after the window's first row of a log or trace source with none for `HOLE_SPACINGS` times the baseline's
+    spacing and `HOLE` or longer (the window's rows count, and the minutes they miss would not show); else None."""
+    view, column = SOURCES[name]
+    end = sql_ts(window[1])
+    row = store.fetch(f"SELECT t, next FROM (SELECT t, lead(t) OVER (ORDER BY t) AS next FROM ("
+                      f"SELECT {column} AS t FROM {view} WHERE {in_span(column, window)} UNION ALL SELECT {end}"
+                      ")) WHERE next IS NOT NULL ORDER BY next - t DESC LIMIT 1").to_pylist()
+    if not row or row[0]["next"] - row[0]["t"] < max(HOLE, HOLE_SPACINGS * spacing):
+        return None
+    before, after = row[0]["t"].replace(microsecond=0), row[0]["next"].replace(microsecond=0)
+    to = f"the window's end, {iso_seconds(after)}" if row[0]["next"] == window[1] else iso_seconds(after)
+    inside = "" if row[0]["next"] == window[1] else ", inside the window"
+    return f"no {name} from {iso_seconds(before)} to {to} ({(after - before).total_seconds():.0f} s{inside})"
+
+
+def _hole_at_start(store: Any, name: str, window: Span, baseline: Span, spacing: timedelta) -> str | None:
     """`no traces from <last before> to <first after> (<n> s, across the start): none in the window's first <m> s`
-    where a log or trace source has no row for `HOLE` or longer across the window's start (OnlineBoutique's
-    14_12 and 14_14 trace minutes given without 14_13); else None."""
+    where a log or trace source has no row across the window's start, and none in its first seconds, for `HOLE` or
+    longer and `HOLE_SPACINGS` times the baseline's spacing (OnlineBoutique's 14_12 and 14_14 trace minutes given
+    without 14_13; a service logging every 3 minutes has no hole); else None."""
     view, column = SOURCES[name]
     start = sql_ts(window[0])
     row = store.fetch(f"SELECT max({column}) FILTER (WHERE {column} < {start}) AS before, "
                       f"min({column}) FILTER (WHERE {column} >= {start}) AS after FROM {view} "
                       f"WHERE {column} >= {sql_ts(baseline[0])} AND {column} < {sql_ts(window[1])}").to_pylist()[0]
     before, after = row["before"], row["after"]
-    if before is None or after is None or after - before < HOLE:
+    if before is None or after is None or after == window[0] or after - before < max(HOLE, HOLE_SPACINGS * spacing):
         return None
     # the lengths said are those between the times written, to the second
     before, after = before.replace(microsecond=0), after.replace(microsecond=0)
