@@ -336,9 +336,9 @@ def test_a_saved_query_range_answer_reads_as_metrics_as_the_server_does(tmp_path
 
 
 @pytest.mark.parametrize(("result_type", "status", "says"), [
-    ("vector", "success", "a Prometheus vector (one value per series), not a range of them: save the answer of "
-                          "/api/v1/query_range instead"),
-    ("matrix", "error", "a Prometheus API answer with status 'error': no data"),
+    ("vector", "success", "a vector answer, not a matrix one: save the answer of Prometheus' /api/v1/query_range "
+                          "instead"),
+    ("matrix", "error", "an API answer with status 'error': no data"),
 ])
 def test_a_saved_answer_that_holds_no_range_is_one_line(tmp_path: Path, result_type: str, status: str,
                                                         says: str) -> None:
@@ -353,3 +353,35 @@ def test_a_saved_answer_given_as_logs_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError) as refused:
         load_telemetry(logs=path)
     assert str(refused.value) == f"{path}: holds Prometheus metrics: pass it with --metrics"
+
+
+def saved_loki_answer(path: Path, level_label: str | None) -> Path:
+    """What `curl -s 'http://loki:3100/loki/api/v1/query_range?query={service_name="payments"}' > path` saves: the
+    newest line first, a label set per stream."""
+    start_ns = int(datetime(2024, 5, 1, 10, 0, tzinfo=UTC).timestamp()) * 10**9
+    labels = {"service_name": "payments", "pod": "payments-7d9f8b6c5d-x2x9q",
+              **({"detected_level": level_label} if level_label else {})}
+    values = [[str(start_ns + 10**9), '{"level":"error","msg":"card declined"}'],
+              [str(start_ns), "INFO card charged"]]
+    path.write_text(json.dumps({"status": "success", "data": {"resultType": "streams", "stats": {},
+                                                              "result": [{"stream": labels, "values": values}]}}))
+    return path
+
+
+@pytest.mark.parametrize(("level_label", "levels"), [
+    (None, ["INFO", "ERROR"]),  # read from each line: its level word, its JSON field
+    ("warn", ["WARN", "WARN"]),  # the stream's label, as a level column
+])
+def test_a_saved_loki_answer_reads_as_logs(tmp_path: Path, level_label: str | None, levels: list[str]) -> None:
+    # it was "holds Prometheus metrics", and before that "no time column"
+    path = saved_loki_answer(tmp_path / "loki.json", level_label)
+
+    rows = load_telemetry(logs=path).fetch("SELECT ts, service, level, message FROM logs ORDER BY ts").to_pylist()
+
+    assert rows == [
+        {"ts": datetime(2024, 5, 1, 10, 0), "service": "payments", "level": levels[0],
+         "message": "INFO card charged"},
+        {"ts": datetime(2024, 5, 1, 10, 0, 1), "service": "payments", "level": levels[1], "message": "card declined"},
+    ]
+    with pytest.raises(InputError, match="holds Loki log lines: pass it with --logs"):
+        load_telemetry(metrics=path)

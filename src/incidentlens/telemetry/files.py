@@ -21,7 +21,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.jaeger import starts_jaeger
-from incidentlens.telemetry.prometheus import starts_api_answer
+from incidentlens.telemetry.prometheus import api_answer_kind
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     detect_line_format,
@@ -53,7 +53,7 @@ _JSON_TABLES = itertools.count()
 
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
                  "otlp": "OTLP JSON", "jaeger": "Jaeger JSON",
-                 "prometheus": "Prometheus API JSON"}
+                 "prometheus": "Prometheus API JSON", "loki": "Loki API JSON"}
 # A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
 # `name{label="value",...} value [timestamp in ms]`
 _PROMETHEUS_LINE = re.compile(
@@ -414,14 +414,12 @@ def file_format(path: Path) -> str:
 
 
 def _json_kind(path: Path, fmt: str) -> str:
-    """otlp, jaeger or prometheus for a JSON file read by its own reader (`otlp.py`, `jaeger.py`,
-    `prometheus.read_api_answer`), else `fmt`."""
+    """otlp, jaeger, prometheus or loki for a JSON file read by its own reader (`otlp.py`, `jaeger.py`,
+    `prometheus.read_api_answer`, `prometheus.read_loki_answer`), else `fmt`."""
     if _starts_otlp(path):
         return "otlp"
     head = _first_bytes(path, 256)
-    if starts_api_answer(head):
-        return "prometheus"
-    return "jaeger" if starts_jaeger(head) else fmt
+    return api_answer_kind(head) or ("jaeger" if starts_jaeger(head) else fmt)
 
 
 def _starts_otlp(path: Path) -> bool:

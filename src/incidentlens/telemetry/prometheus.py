@@ -263,31 +263,76 @@ def _matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
     )
 
 
-# A saved answer of Prometheus' HTTP API (`curl .../api/v1/query_range > metrics.json`), as its server writes it
-_API_ANSWER = re.compile(rb'^\s*\{\s*"status"\s*:\s*"\w+"\s*,\s*"data"\s*:\s*\{\s*"resultType"')
+# A saved answer of Prometheus' HTTP API (`curl .../api/v1/query_range > metrics.json`), as its server writes it;
+# Loki's API answers alike, its log lines a `streams` result
+_API_ANSWER = re.compile(rb'^\s*\{\s*"status"\s*:\s*"\w+"\s*,\s*"data"\s*:\s*\{\s*"resultType"\s*:\s*"(\w*)"')
+#: labels naming a Loki stream's service, best first (Grafana Alloy and Promtail's, then Kubernetes')
+LOKI_SERVICE_LABELS = ("service_name", "service", "app", "application", "job", "container")
+LOKI_LEVEL_LABELS = ("level", "detected_level", "severity")
 
 
-def starts_api_answer(head: bytes) -> bool:
-    """A file's first bytes open a saved Prometheus HTTP API answer (`{"status":"success","data":{"resultType"`)."""
-    return _API_ANSWER.match(head) is not None
+def api_answer_kind(head: bytes) -> str | None:
+    """`prometheus` or `loki` when a file's first bytes open a saved HTTP API answer of Prometheus or Loki
+    (`{"status":"success","data":{"resultType":"matrix"`, `"streams"`); else None."""
+    match = _API_ANSWER.match(head)
+    if match is None:
+        return None
+    return "loki" if match.group(1) == b"streams" else "prometheus"
 
 
-def read_api_answer(path: Path) -> pa.Table:
-    """A saved `query_range` answer as canonical metrics rows, each series as `--prometheus` reads it (its service,
-    pod and metric from its labels); a series without `__name__` (a PromQL expression's) is named by the file."""
+def read_loki_answer(path: Path) -> pa.Table:
+    """A saved Loki `query_range` answer (`streams`: each a label set and its `[ns, line]` values) as log rows:
+    `ts`, `service` (`LOKI_SERVICE_LABELS`, else the pod's), `level` (`LOKI_LEVEL_LABELS`; where no stream has
+    one, no level column: the logs view reads it from each line) and `message`, the line; one numpy conversion per
+    stream."""
+    streams = _api_result(path, "streams", "save the answer of Loki's /loki/api/v1/query_range")
+    tables = []
+    for stream in streams:
+        try:
+            labels, values = dict(stream.get("stream") or {}), np.asarray(stream.get("values") or [], dtype=object)
+            values = values.reshape(-1, 2)
+            nanos = values[:, 0].astype(np.int64)
+        except (AttributeError, ValueError, TypeError) as err:
+            raise InputError(f"{path}: cannot read as a Loki answer: a stream of another shape "
+                             f"({type(err).__name__}: {str(err)[:100]})") from None
+        pod = next((labels[label] for label in POD_LABELS if labels.get(label)), None)
+        service = next((labels[label] for label in LOKI_SERVICE_LABELS if labels.get(label)), None)
+        level = next((labels[label] for label in LOKI_LEVEL_LABELS if labels.get(label) not in (None, "", "unknown")),
+                     None)
+        tables.append(pa.table({
+            "ts": pa.array(nanos // 1000, type=pa.int64()).cast(pa.timestamp("us")),
+            "service": pa.array([service or (service_of_pod(pod) if pod else "global")] * len(nanos), pa.string()),
+            "level": pa.array([level] * len(nanos), pa.string()),
+            "message": pa.array(values[:, 1].astype(str), pa.string()),
+        }))
+    if not tables:
+        raise InputError(f"{path}: a Loki answer with no log lines")
+    lines = pa.concat_tables(tables).combine_chunks()
+    # no stream labelled with its level: the logs view reads each line's level from its text or fields
+    return lines.drop_columns(["level"]) if lines["level"].null_count == len(lines) else lines
+
+
+def _api_result(path: Path, expected: str, instead: str) -> list[dict[str, Any]]:
+    """The `result` of a saved API answer of `expected` type; an InputError for another (or a failed) answer."""
     try:
         with open_text(path) as handle:
             answer = json.load(handle)
         data = answer.get("data") or {}
         kind, result = data.get("resultType"), list(data.get("result") or [])
     except (ValueError, AttributeError, TypeError) as err:
-        raise InputError(f"{path}: cannot read as a Prometheus API answer: {str(err)[:200]}") from None
+        raise InputError(f"{path}: cannot read as an API answer: {str(err)[:200]}") from None
     if answer.get("status") != "success":
-        raise InputError(f"{path}: a Prometheus API answer with status {answer.get('status')!r}: "
+        raise InputError(f"{path}: an API answer with status {answer.get('status')!r}: "
                          f"{str(answer.get('error') or 'no data')[:200]}")
-    if kind != "matrix":
-        raise InputError(f"{path}: a Prometheus {kind} (one value per series), not a range of them: save the "
-                         "answer of /api/v1/query_range instead")
+    if kind != expected:
+        raise InputError(f"{path}: a {kind} answer, not a {expected} one: {instead} instead")
+    return result
+
+
+def read_api_answer(path: Path) -> pa.Table:
+    """A saved `query_range` answer as canonical metrics rows, each series as `--prometheus` reads it (its service,
+    pod and metric from its labels); a series without `__name__` (a PromQL expression's) is named by the file."""
+    result = _api_result(path, "matrix", "save the answer of Prometheus' /api/v1/query_range")
     try:
         tables = [_matrix_to_table([item], item["metric"].get("__name__") or path.name.split(".")[0])
                   for item in result]

@@ -46,7 +46,7 @@ from incidentlens.telemetry.files import (
 )
 from incidentlens.telemetry.jaeger import read_jaeger
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
-from incidentlens.telemetry.prometheus import read_api_answer
+from incidentlens.telemetry.prometheus import read_api_answer, read_loki_answer
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, not_utf8, read_text_log, utf8_copy
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
 
@@ -73,6 +73,11 @@ def utc_connection() -> duckdb.DuckDBPyConnection:
     con.execute("SET GLOBAL TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     return con
+
+
+#: a saved API answer's view, what it holds in words, and its reader, by its format (`files.file_format`)
+_API_ANSWERS = {"prometheus": ("metrics", "Prometheus metrics", read_api_answer),
+                "loki": ("logs", "Loki log lines", read_loki_answer)}
 
 
 @dataclass
@@ -185,8 +190,8 @@ class TelemetryStore:
                     self._add_otlp(view, source)
                 elif source.fmt == "jaeger":
                     self._add_jaeger(view, source)
-                elif source.fmt == "prometheus":
-                    self._add_prometheus_answers(view, source)
+                elif source.fmt in ("prometheus", "loki"):
+                    self._add_api_answers(view, source)
                 else:
                     self._add_source(view, source, mapping or {})
             except (EmptySourceError, UntimedSourceError) as err:
@@ -252,12 +257,14 @@ class TelemetryStore:
             read_jaeger(self.con, path, table)
             self._add_source(view, Source(str(path), (path,), fmt="jaeger", table=quote(table)), {})
 
-    def _add_prometheus_answers(self, view: str, source: Source) -> None:
-        """Each saved Prometheus `query_range` answer read as `--prometheus` reads the server's."""
+    def _add_api_answers(self, view: str, source: Source) -> None:
+        """Each saved `query_range` answer: Prometheus' read as `--prometheus` reads the server's, Loki's log
+        lines as a logs file's."""
+        holds, what, read = _API_ANSWERS[source.fmt]
         for path in source.files:
-            if view != "metrics":
-                raise InputError(f"{path}: holds Prometheus metrics: pass it with --metrics")
-            self.add_arrow(view, read_api_answer(path), label=str(path))
+            if view != holds:
+                raise InputError(f"{path}: holds {what}: pass it with {option_for(holds)}")
+            self.add_arrow(view, read(path), label=str(path))
 
     def _drop_tables(self, prefix: str) -> None:
         """Drop the tables whose names start with `prefix` (a source's raw rows, once selected from)."""
