@@ -321,6 +321,26 @@ def test_journald_json_export_reads_without_options(tmp_path: Path) -> None:
          "message": "Accepted publickey for deploy"}]
 
 
+def test_a_journald_message_exported_as_bytes_reads_as_its_text(tmp_path: Path) -> None:
+    import json
+
+    # journalctl -o json writes a MESSAGE holding control characters (a coloured line) or bytes that are not UTF-8
+    # as an array of its bytes: it was the message "[27,91,51,49,109,...]"
+    coloured = "\x1b[31mpayment failed\x1b[0m for café".encode()
+    records = [{"__REALTIME_TIMESTAMP": "1714557600000000", "SYSLOG_IDENTIFIER": "pay", "PRIORITY": "3",
+                "MESSAGE": list(coloured)},
+               {"__REALTIME_TIMESTAMP": "1714557601000000", "SYSLOG_IDENTIFIER": "pay", "PRIORITY": "6",
+                "MESSAGE": "[1, 2] is a list in plain text"},
+               {"__REALTIME_TIMESTAMP": "1714557602000000", "SYSLOG_IDENTIFIER": "pay", "PRIORITY": "6",
+                "MESSAGE": list(b"\xff\xfe not UTF-8")}]
+    log = write(tmp_path / "journal.json", "".join(json.dumps(r) + "\n" for r in records))
+
+    messages = load_telemetry(logs=log).fetch("SELECT message FROM logs ORDER BY ts").to_pylist()
+
+    assert messages == [{"message": "payment failed for café"}, {"message": "[1, 2] is a list in plain text"},
+                        {"message": json.dumps(list(b"\xff\xfe not UTF-8"), separators=(",", ":"))}]
+
+
 def test_a_log_line_holding_a_nul_byte_is_kept_not_the_whole_file_refused(tmp_path: Path) -> None:
     # a binary payload logged in one message: the file was refused as binary ("line 51: not text (a NUL byte)")
     path = tmp_path / "app.log"

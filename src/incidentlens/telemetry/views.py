@@ -77,6 +77,8 @@ LONGEST_SPAN_MS = 86_400_000.0
 NO_TIME_SPELLINGS = ("", "null", "none", "nan", "nat", "n/a", "-")
 _NO_TIME = ", ".join(literal(spelling) for spelling in NO_TIME_SPELLINGS)
 _SAMPLE = "_incidentlens_sample"
+# A terminal's escape sequence (colour, bold): ESC [ parameters letter
+_ANSI_CODE = "\x1b" + r"\[[0-9;]*[A-Za-z]"
 # How deep the fields of a JSON file's nested objects are read (`kubernetes.pod.name`: 3)
 NESTED_DEPTH = 3
 _LAYER, _LAYER_TIME = "_incidentlens_layer", "_incidentlens_ts"
@@ -666,6 +668,8 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
         looked = ", ".join(CANDIDATES["message"])
         raise InputError(f"{c.source.label}: no message column (looked for {looked}); use --map message=COLUMN")
     line = _unwrapped_sql(con, quote(message))
+    if c.source.fmt in ("json", "jsonl"):  # a JSON array, not text that looks like one
+        line = _bytes_decoded_sql(con, line)
     structured = _sample_holds_json_objects(con, line)
     if line != _as_text(quote(message)):
         [line] = c.computed({"_incidentlens_line": line})
@@ -769,6 +773,21 @@ def _unwrapped_sql(con: duckdb.DuckDBPyConnection, column_sql: str) -> str:
         return text
     log_field = f"json_extract_string({text}, '$.log')"
     return f"CASE WHEN {is_json} THEN coalesce(regexp_replace({log_field}, '\\r?\\n$', ''), {text}) ELSE {text} END"
+
+
+def _bytes_decoded_sql(con: duckdb.DuckDBPyConnection, text_sql: str) -> str:
+    """The line with journald's byte arrays decoded, when the sample has them: `journalctl -o json` writes a
+    MESSAGE that holds control characters or is not UTF-8 as a JSON array of its bytes (`[27,91,51,49,109,...]`, an
+    application's coloured line), read as UTF-8 text without its colour codes; an array that is no such text stays
+    as written."""
+    is_array = f"(starts_with({text_sql}, '[') AND json_valid({text_sql}))"
+    hex_text = (f"list_aggregate(list_transform(CAST(CAST({text_sql} AS JSON) AS UTINYINT[]), "
+                "lambda b: printf('%02x', b)), 'string_agg', '')")
+    decoded = f"try(regexp_replace(decode(unhex({hex_text})), {literal(_ANSI_CODE)}, '', 'g'))"
+    if not con.execute(f"SELECT count(*) FILTER (CASE WHEN {is_array} THEN {decoded} IS NOT NULL END) "
+                       f"FROM {_SAMPLE}").fetchone()[0]:
+        return text_sql
+    return f"CASE WHEN {is_array} THEN coalesce({decoded}, {text_sql}) ELSE {text_sql} END"
 
 
 def _as_text(column_sql: str) -> str:
