@@ -32,6 +32,7 @@ from incidentlens.telemetry.textlogs import (
     refuse_unread_format,
     sample_lines,
 )
+from incidentlens.telemetry.zipkin import starts_zipkin
 
 PathLike = str | Path
 PathsArg = PathLike | Sequence[PathLike] | None
@@ -52,7 +53,7 @@ MAX_UNREADABLE_SHARE = 0.5
 _JSON_TABLES = itertools.count()
 
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
-                 "otlp": "OTLP JSON", "jaeger": "Jaeger JSON",
+                 "otlp": "OTLP JSON", "jaeger": "Jaeger JSON", "zipkin": "Zipkin JSON",
                  "prometheus": "Prometheus API JSON", "loki": "Loki API JSON"}
 # A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
 # `name{label="value",...} value [timestamp in ms]`
@@ -414,11 +415,13 @@ def file_format(path: Path) -> str:
 
 
 def _json_kind(path: Path, fmt: str) -> str:
-    """otlp, jaeger, prometheus or loki for a JSON file read by its own reader (`otlp.py`, `jaeger.py`,
-    `prometheus.read_api_answer`, `prometheus.read_loki_answer`), else `fmt`."""
+    """otlp, jaeger, zipkin, prometheus or loki for a JSON file read by its own reader (`otlp.py`, `jaeger.py`,
+    `zipkin.py`, `prometheus.read_api_answer`, `prometheus.read_loki_answer`), else `fmt`."""
     if _starts_otlp(path):
         return "otlp"
-    head = _first_bytes(path, 256)
+    head = _first_bytes(path, 1024)
+    if starts_zipkin(head):
+        return "zipkin"
     return api_answer_kind(head) or ("jaeger" if starts_jaeger(head) else fmt)
 
 
@@ -567,10 +570,10 @@ def locate_first(
     con: duckdb.DuckDBPyConnection, source: Source, condition_sql: str, value_sql: str
 ) -> tuple[str, int, object]:
     """(file, 1-based data row, value) of the first row matching `condition_sql`; the error path, so it rescans
-    the files (not a table the rows were read into), but for a plain-text log's, an OTLP file's or a Jaeger export's
-    table, which is all there is to read (no reader takes the file as rows): there a text entry's row is its file
-    line."""
-    if source.files and source.fmt not in ("text", "otlp", "jaeger"):
+    the files (not a table the rows were read into), but for a plain-text log's, an OTLP file's or a Jaeger or
+    Zipkin export's table, which is all there is to read (no reader takes the file as rows): there a text entry's
+    row is its file line."""
+    if source.files and source.fmt not in ("text", "otlp", "jaeger", "zipkin"):
         source = replace(source, table=None)
     candidates = [source] if len(source.files) <= 1 else [source.for_file(path) for path in source.files]
     if len(source.files) > 1:

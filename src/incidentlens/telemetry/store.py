@@ -49,6 +49,7 @@ from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read
 from incidentlens.telemetry.prometheus import read_api_answer, read_loki_answer
 from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, not_utf8, read_text_log, utf8_copy
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
+from incidentlens.telemetry.zipkin import read_zipkin
 
 VIEWS = ("metrics", "logs", "spans", "events", "calls")
 _TEXT_FORMATS = ("csv", "json", "jsonl")
@@ -188,8 +189,8 @@ class TelemetryStore:
                     self._add_text_logs(view, source, text)
                 elif source.fmt == "otlp":
                     self._add_otlp(view, source)
-                elif source.fmt == "jaeger":
-                    self._add_jaeger(view, source)
+                elif source.fmt in ("jaeger", "zipkin"):
+                    self._add_trace_export(view, source)
                 elif source.fmt in ("prometheus", "loki"):
                     self._add_api_answers(view, source)
                 else:
@@ -248,14 +249,15 @@ class TelemetryStore:
             self.rejected.extend(read_otlp(self.con, path, view, table))
             self._add_source(view, Source(str(path), (path,), fmt="otlp", table=quote(table)), {})
 
-    def _add_jaeger(self, view: str, source: Source) -> None:
-        """Each Jaeger JSON export unnested into a table of spans, then canonicalised."""
+    def _add_trace_export(self, view: str, source: Source) -> None:
+        """Each Jaeger or Zipkin JSON export unnested into a table of spans, then canonicalised."""
+        name, read = {"jaeger": ("Jaeger", read_jaeger), "zipkin": ("Zipkin", read_zipkin)}[source.fmt]
         for path in source.files:
             if view != "spans":
-                raise InputError(f"{path}: holds Jaeger traces: pass it with --traces")
-            table = f"_spans_jaeger_{len(self._parts.get(view, []))}"
-            read_jaeger(self.con, path, table)
-            self._add_source(view, Source(str(path), (path,), fmt="jaeger", table=quote(table)), {})
+                raise InputError(f"{path}: holds {name} traces: pass it with --traces")
+            table = f"_spans_{source.fmt}_{len(self._parts.get(view, []))}"
+            read(self.con, path, table)
+            self._add_source(view, Source(str(path), (path,), fmt=source.fmt, table=quote(table)), {})
 
     def _add_api_answers(self, view: str, source: Source) -> None:
         """Each saved `query_range` answer: Prometheus' read as `--prometheus` reads the server's, Loki's log

@@ -1,0 +1,53 @@
+"""Zipkin's JSON v2 spans (`/api/v2/trace/{id}`, `/api/v2/traces`, the UI's download) read into spans with --traces
+and no other flag."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry import load_telemetry
+
+T0_US = 1714557600_000_000  # 2024-05-01T10:00:00Z in microseconds
+
+TRACE = [
+    {"traceId": "5B8EFFF798038103", "id": "eee19b7ec3c1b174", "kind": "SERVER", "name": "get /checkout",
+     "timestamp": T0_US, "duration": 250_000, "localEndpoint": {"serviceName": "frontend", "ipv4": "10.0.0.7"},
+     "tags": {"http.path": "/checkout", "error": "timeout"}},
+    {"traceId": "5B8EFFF798038103", "parentId": "eee19b7ec3c1b174", "id": "eee19b7ec3c1b175", "kind": "CLIENT",
+     "name": "charge", "timestamp": T0_US + 10_000, "duration": 200_000,
+     "localEndpoint": {"serviceName": "payments"}, "remoteEndpoint": {"serviceName": "provider"}},
+]
+
+
+@pytest.mark.parametrize("document", [TRACE, [TRACE]], ids=["one-trace", "traces"])
+def test_zipkin_spans_read_with_service_parent_and_error_tag(tmp_path: Path, document: list) -> None:
+    # read as JSON records they were "no span_id column", and after --map span_id=id all of service 'global'
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(document, indent=2))
+
+    rows = load_telemetry(traces=path).fetch(
+        "SELECT trace_id, span_id, parent_id, service, operation, start_ts, duration_ms, is_error, span_kind "
+        "FROM spans ORDER BY start_ts").to_pylist()
+
+    assert rows == [
+        {"trace_id": "5b8efff798038103", "span_id": "eee19b7ec3c1b174", "parent_id": None, "service": "frontend",
+         "operation": "get /checkout", "start_ts": datetime(2024, 5, 1, 10, 0), "duration_ms": 250.0,
+         "is_error": True, "span_kind": "server"},
+        {"trace_id": "5b8efff798038103", "span_id": "eee19b7ec3c1b175", "parent_id": "eee19b7ec3c1b174",
+         "service": "payments", "operation": "charge", "start_ts": datetime(2024, 5, 1, 10, 0, 0, 10000),
+         "duration_ms": 200.0, "is_error": False, "span_kind": "client"},
+    ]
+
+
+def test_zipkin_spans_given_as_logs_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(TRACE))
+
+    with pytest.raises(InputError) as refused:
+        load_telemetry(logs=path)
+    assert str(refused.value) == f"{path}: holds Zipkin traces: pass it with --traces"
