@@ -16,9 +16,10 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 
-# `[{"traceId": ...` or `[[{"traceId": ...`, the first span's keys in any order, as long as an `id` follows soon
+# `[{"traceId": ...` (a trace's spans) or `[[{"traceId": ...` (traces), with a key only Zipkin's spans have in the
+# file's first bytes
 _OPENING = re.compile(rb'^\s*\[\s*\[?\s*\{[^\[\]]*"traceId"\s*:')
-_ZIPKIN_KEYS = re.compile(rb'"(localEndpoint|remoteEndpoint|parentId|annotations)"\s*:')
+_ZIPKIN_KEYS = re.compile(rb'"(localEndpoint|remoteEndpoint|annotations)"\s*:')
 
 
 def starts_zipkin(head: bytes) -> bool:
