@@ -47,6 +47,11 @@ METRICS = [{"resourceMetrics": [{"resource": resource("payments"), "scopeMetrics
                                       "dataPoints": [{"timeUnixNano": str(T0), "asDouble": 120.5}]}},
     {"name": "latency", "histogram": {"dataPoints": [{"timeUnixNano": str(T0), "count": "4", "sum": 1.25,
                                                       "bucketCounts": ["1", "3"], "explicitBounds": [0.5]}]}},
+    # left out without a word before
+    {"name": "rpc", "exponentialHistogram": {"dataPoints": [{"timeUnixNano": str(T0), "count": "6", "sum": 0.5,
+                                                             "scale": 2, "positive": {"bucketCounts": ["6"]}}]}},
+    {"name": "gc", "summary": {"dataPoints": [{"timeUnixNano": str(T0), "count": "3", "sum": 0.03,
+                                               "quantileValues": [{"quantile": 0.99, "value": 0.02}]}]}},
 ]}]}]}]
 
 
@@ -97,15 +102,19 @@ def test_otlp_logs_read_severity_body_and_trace_context(tmp_path: Path) -> None:
                                                                           "value": {"intValue": "42"}}]}}
 
 
-def test_otlp_metrics_read_gauges_sums_and_histogram_counts(tmp_path: Path) -> None:
+def test_otlp_metrics_read_gauges_sums_and_the_counts_of_histograms_and_summaries(tmp_path: Path) -> None:
     store = load_telemetry(metrics=write_lines(tmp_path / "metrics.json", METRICS))
 
     rows = store.fetch("SELECT service, metric, value FROM metrics ORDER BY metric").to_pylist()
 
-    assert rows == [{"service": "payments", "metric": "http.requests", "value": 120.5},
+    assert rows == [{"service": "payments", "metric": "gc.count", "value": 3.0},
+                    {"service": "payments", "metric": "gc.sum", "value": 0.03},
+                    {"service": "payments", "metric": "http.requests", "value": 120.5},
                     {"service": "payments", "metric": "latency.count", "value": 4.0},
                     {"service": "payments", "metric": "latency.sum", "value": 1.25},
-                    {"service": "payments", "metric": "queue.depth", "value": 7.0}]
+                    {"service": "payments", "metric": "queue.depth", "value": 7.0},
+                    {"service": "payments", "metric": "rpc.count", "value": 6.0},
+                    {"service": "payments", "metric": "rpc.sum", "value": 0.5}]
 
 
 def test_otlp_metrics_of_two_pods_of_a_service_keep_each_pod(tmp_path: Path) -> None:

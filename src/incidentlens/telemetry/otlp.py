@@ -2,10 +2,10 @@
 `LogsData` or `MetricsData` object per line -> a DuckDB table of spans, log records or metric points.
 
 Spans sit under `resourceSpans -> scopeSpans -> spans`, log records under `resourceLogs -> scopeLogs ->
-logRecords`, metric points under `resourceMetrics -> scopeMetrics -> metrics -> gauge|sum|histogram ->
-dataPoints`. Ids are hex text; int64 values (the `...UnixNano` times, `asInt`) are JSON strings or numbers; enums
-(span kind, status code, severity number) are integers. The service is the resource attribute `service.name`; a
-metric point's pod its `k8s.pod.name` (NULL without one).
+logRecords`, metric points under `resourceMetrics -> scopeMetrics -> metrics -> gauge|sum|histogram|
+exponentialHistogram|summary -> dataPoints`. Ids are hex text; int64 values (the `...UnixNano` times, `asInt`) are
+JSON strings or numbers; enums (span kind, status code, severity number) are integers. The service is the
+resource attribute `service.name`; a metric point's pod its `k8s.pod.name` (NULL without one).
 Everything is unnested in SQL over the file's lines (no Python loop over rows); a line that is not JSON is set
 aside like a broken JSON-lines row.
 """
@@ -136,14 +136,16 @@ def _logs_sql(lines: str) -> str:
 
 
 def _metrics_sql(lines: str) -> str:
-    """Gauge and sum points as `value`; a histogram's points as `<name>.count` and `<name>.sum`."""
+    """Gauge and sum points as `value`; a histogram's, exponential histogram's or summary's points as
+    `<name>.count` and `<name>.sum`."""
     number = "coalesce(TRY_CAST(p->>'asDouble' AS DOUBLE), TRY_CAST(p->>'asInt' AS DOUBLE))"
     points = f"""
         SELECT line, service, pod, x->>'name' AS name, unnest(CAST(coalesce(x->'gauge'->'dataPoints',
                x->'sum'->'dataPoints') AS JSON[])) AS p, 'value' AS shape
         FROM ({_items_sql(lines, 'resourceMetrics', 'scopeMetrics', 'metrics', pod=True)}) AS metrics
         UNION ALL
-        SELECT line, service, pod, x->>'name' AS name, unnest(CAST(x->'histogram'->'dataPoints' AS JSON[])) AS p,
+        SELECT line, service, pod, x->>'name' AS name, unnest(CAST(coalesce(x->'histogram'->'dataPoints',
+               x->'exponentialHistogram'->'dataPoints', x->'summary'->'dataPoints') AS JSON[])) AS p,
                'histogram' AS shape
         FROM ({_items_sql(lines, 'resourceMetrics', 'scopeMetrics', 'metrics', pod=True)}) AS histograms"""
     return f"""
