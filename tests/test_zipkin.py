@@ -51,3 +51,13 @@ def test_zipkin_spans_given_as_logs_are_named(tmp_path: Path) -> None:
     with pytest.raises(InputError) as refused:
         load_telemetry(logs=path)
     assert str(refused.value) == f"{path}: holds Zipkin traces: pass it with --traces"
+
+
+def test_a_json_array_of_log_records_with_trace_ids_is_no_zipkin_file(tmp_path: Path) -> None:
+    # a Kubernetes-enriched log record holds a traceId and annotations, but no endpoint
+    path = tmp_path / "logs.json"
+    path.write_text(json.dumps([{"ts": "2024-05-01T10:00:00Z", "traceId": "5b8efff798038103", "level": "error",
+                                 "message": "card declined", "kubernetes": {"annotations": {"team": "pay"}}}]))
+
+    assert load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist() == [
+        {"level": "ERROR", "message": "card declined"}]

@@ -19,7 +19,7 @@ from incidentlens.telemetry.columns import literal, quote
 # `[{"traceId": ...` (a trace's spans) or `[[{"traceId": ...` (traces), with a key only Zipkin's spans have in the
 # file's first bytes
 _OPENING = re.compile(rb'^\s*\[\s*\[?\s*\{[^\[\]]*"traceId"\s*:')
-_ZIPKIN_KEYS = re.compile(rb'"(localEndpoint|remoteEndpoint|annotations)"\s*:')
+_ZIPKIN_KEYS = re.compile(rb'"(localEndpoint|remoteEndpoint)"\s*:')
 
 
 def starts_zipkin(head: bytes) -> bool:
