@@ -27,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 
+from incidentlens.analysis.spans import MIN_SPANS
 from incidentlens.eval.nezha import (
     DAY,
     NULL_LEAD,
@@ -83,34 +84,37 @@ def main() -> None:
                 calls = _calls(con, service, at, outgoing)
                 runs.append((rank, ranking, calls))
                 seconds += time.perf_counter() - started
-                print(f"{at:%H:%M:%S} {service:34s} {calls:4d} calls, rank {rank}  top {_top(ranking)}  "
-                      f"{time.perf_counter() - started:.1f} s", flush=True)
+                print(f"{at:%H:%M:%S} {service:34s} busiest edge {calls:3d} calls, rank {rank}  top {_top(ranking)}"
+                      f"  {time.perf_counter() - started:.1f} s", flush=True)
     label = f"{delay_ms:g} ms{' both ways' if outgoing else ''}{', repeated' if repeat else ''}"
     print(f"{label} into each of {len(services)} services at {len(picked)} pseudo-onsets: {_summary(runs)}; "
           f"{seconds / len(runs):.1f} s a run")
 
 
 def _summary(runs: list[tuple[int | None, Ranking, int]]) -> str:
-    """First and top-3 among the runs whose service was called after the onset (one not called has nothing to
-    show), and the runs whose verdict named another service, with its confidence."""
-    seen = [rank for rank, _, calls in runs if calls]
+    """First and top-3 among the runs where the delay is measurable (an edge of the service with `MIN_SPANS` calls
+    after the onset), and the runs whose verdict named another service, with its confidence."""
+    seen = [rank for rank, _, calls in runs if calls >= MIN_SPANS]
     wrong = [f"{r.services[0]} {r.confidences[0]:.0%}" for rank, r, _ in runs
              if r.verdict == "root_cause" and rank != 1]
     return (f"first {sum(rank == 1 for rank in seen)}, top-3 {sum(rank is not None and rank <= 3 for rank in seen)} "
-            f"of the {len(seen)} called after the onset ({len(runs) - len(seen)} not called, of them first "
-            f"{sum(rank == 1 for rank, _, calls in runs if not calls)}); named wrong {len(wrong)}"
+            f"of the {len(seen)} measurable ({len(runs) - len(seen)} with under {MIN_SPANS} calls on every edge, "
+            f"of them first "
+            f"{sum(rank == 1 for rank, _, calls in runs if calls < MIN_SPANS)}); named wrong {len(wrong)}"
             f"{' (' + ', '.join(wrong) + ')' if wrong else ''}")
 
 
 def _calls(con: duckdb.DuckDBPyConnection, service: str, at: datetime, outgoing: bool) -> int:
-    """How many calls other services made into `service` from `at` on, in table `own` (`outgoing`: and it made to
-    them): the calls the delay slows."""
+    """How many calls its busiest edge carried into `service` (`outgoing`: or out of it) from `at` on, in table
+    `own`: a wait is measured on an edge with `MIN_SPANS` calls after the onset, so with fewer the delay is unseen."""
     callee, caller = _OVERLAY.SERVICE.format("c.PodName"), _OVERLAY.SERVICE.format("p.PodName")
     out_of = f"OR ({caller} = '{service}' AND {callee} <> '{service}')" if outgoing else ""
-    return con.execute(f"""SELECT count(*) FROM own AS p JOIN own AS c
+    found = con.execute(f"""SELECT count(*) FROM own AS p JOIN own AS c
         ON c.TraceID = p.TraceID AND c.ParentID = p.SpanID
         WHERE (({callee} = '{service}' AND {caller} <> '{service}') {out_of})
-          AND CAST(p.StartTimeUnixNano AS HUGEINT) >= {_CALLS._ns(at)}""").fetchone()[0]
+          AND CAST(p.StartTimeUnixNano AS HUGEINT) >= {_CALLS._ns(at)}
+        GROUP BY {caller}, {callee} ORDER BY 1 DESC LIMIT 1""").fetchone()
+    return found[0] if found else 0
 
 
 def _before(con: duckdb.DuckDBPyConnection, day: Path, fault: NezhaFault, previous: NezhaFault | None,
