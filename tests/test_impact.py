@@ -75,6 +75,7 @@ def test_peaks_against_baseline(store: DuckStore) -> None:
     assert impact.peak_latency.value == 450
     assert impact.peak_latency.baseline == 102
     assert impact.peak_latency.at == datetime(2024, 5, 1, 2, 20)
+    assert impact.peak_latency.samples == 30  # its typical level, the window median, is of a sample a minute
     assert (impact.peak_error_rate.service, impact.peak_error_rate.value) == ("api-gateway", 0.2)
 
 

@@ -100,6 +100,19 @@ def test_an_incident_still_under_way_when_the_data_ends_is_not_called_recovered(
     assert told.grounded_by == "template" and "still under way when the data ends" in told.rejected[0]
 
 
+def test_a_window_of_few_samples_says_how_many_its_typical_level_is_the_median_of():
+    # TrainTicket 13:31 read "0.242 s over the window against 0.0235 s before": the median of two samples, the first
+    # of them measuring a minute mostly before the injection
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], requests_failed=0,
+                              peak_error_rate=None, users_affected=None,
+                              peak_latency={"metric": "p95_ms", "value": 360.0, "baseline": 180.0, "typical": 190.0,
+                                            "samples": 2, "at": "2024-05-01T10:05:00Z"})
+    pm = build_postmortem(analysis)
+    assert ("a single peak, not sustained: latency (p95_ms) 360 ms at 10:05 UTC against 180 ms before, 190 ms over "
+            "the window (the median of its 2 samples)") in pm.severity_rule
+
+
 def test_a_peak_without_a_sustained_rise_is_not_called_degradation_nor_sets_a_severity():
     analysis = pool_exhaustion_analysis()
     # latency twice its baseline at one point, but no service's latency or errors rose over the window

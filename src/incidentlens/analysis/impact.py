@@ -142,6 +142,8 @@ class Peak(BaseModel):
     #: the window's typical level, what held rather than one sample: the series' window median, or for the share of
     #: ERROR/FATAL lines the whole window's share (its whole minutes)
     typical: float | None = None
+    #: how many samples of the series the window holds, whose median `typical` is (None: a share of log lines)
+    samples: int | None = None
 
 
 class TracedFailure(BaseModel):
@@ -286,8 +288,8 @@ def _metric_peaks(
     peak_shift = arrays.floats(table["max_z"])
     # affected means a sustained rise (the window median), not one noisy maximum
     typical_shift = arrays.floats(table["median_z"])
-    peak, baseline_median, at, median = (table[name].to_pylist()
-                                         for name in ("up_peak", "baseline", "up_peak_at", "window_median"))
+    peak, baseline_median, at, median, points = (table[name].to_pylist() for name in (
+        "up_peak", "baseline", "up_peak_at", "window_median", "window_points"))
     before = _pre_start_levels(store, window, watched, source)
     pod = table["pod"].to_pylist()
     changed = np.array([_rose(peak[i], before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])
@@ -323,7 +325,8 @@ def _metric_peaks(
             continue
         i = candidates[np.argmax(peak_shift[candidates])]
         peaks[role] = Peak(metric=str(metric[i]), service=str(service[i]), value=float(peak[i]),
-                           baseline=float(baseline_median[i]), at=at[i], typical=float(median[i]))
+                           baseline=float(baseline_median[i]), at=at[i], typical=float(median[i]),
+                           samples=int(points[i]))
     evidence.append(Evidence.make(
         "impact",
         "peak latency and error rate against baseline; services whose latency/error metrics shifted up",

@@ -61,6 +61,8 @@ class Peak(_Model):
     typical: float | None = Field(None, description="the window's typical level (the series' window median; the "
                                   "whole window's share of ERROR/FATAL lines): what severity reads, the peak being "
                                   "one sample")
+    samples: int | None = Field(None, description="how many samples of the series the window holds, whose median "
+                                                  "`typical` is (None: a share of ERROR/FATAL lines)")
 
 
 class NotBorneOut(_Model):

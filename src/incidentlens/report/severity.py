@@ -55,6 +55,10 @@ from incidentlens.report.schema import Impact, Peak, Severity, TracedFailure
 #: failed requests (users) beyond the baseline's count only past this many Poisson standard deviations of the failures
 #: (users) it predicts (one-sided p < 0.001)
 CHANCE_Z = 3.09
+#: a window's typical level of at most this many samples says how many: the median of two is their mean, and the
+#: first sample after the start measures a step mostly before it (TrainTicket 13:31: "0.242 s over the window", the
+#: median of two samples, one of them mostly before the injection)
+FEW_SAMPLES = 5
 
 RULE = ("SEV1: error rate >= 20 points over its baseline, or >= 10% of requests failed beyond the baseline's "
         "share of failed requests, or >= 10,000 users beyond the baseline's; "
@@ -138,9 +142,9 @@ def single_peak(impact: Impact, level: Severity) -> str | None:
     at = f" at {fmt.when(fmt.utc(peak.at), clock=True)}" if peak.at else ""
     before = "" if peak.baseline is None else f" against {value(peak.baseline)} before"
     if held_at_peak_level(impact, level):
-        return (f"a rise not counted as harm: {name} {value(peak.typical)} over the window, {value(peak.value)} at "
-                f"its peak{at},{before}")
-    typical = "" if peak.typical is None else f", {value(peak.typical)} over the window"
+        return (f"a rise not counted as harm: {name} {_over_window(peak, value)}, {value(peak.value)} at its "
+                f"peak{at},{before}")
+    typical = "" if peak.typical is None else f", {_over_window(peak, value)}"
     return f"a single peak, not sustained: {name} {value(peak.value)}{at}{before}{typical}"
 
 
@@ -265,7 +269,17 @@ def _typical_words(peak: Peak, value: Callable[[float], str]) -> str:
     before = "no baseline" if peak.baseline is None else f"{value(peak.baseline)} before"
     if peak.typical is None:
         return f"{value(peak.value)} against {before}"
-    return f"{value(peak.typical)} over the window, peak {value(peak.value)}, against {before}"
+    return f"{_over_window(peak, value)}, peak {value(peak.value)}, against {before}"
+
+
+def _over_window(peak: Peak, value: Callable[[float], str]) -> str:
+    """The window's typical level, with how many samples it is the median of where they are few (`FEW_SAMPLES`):
+    `0.242 s over the window (the median of its 2 samples)`; `7.1% over the window` (many samples, or a share of log
+    lines)."""
+    if peak.samples is None or peak.samples > FEW_SAMPLES:
+        return f"{value(peak.typical)} over the window"
+    of = "its one sample" if peak.samples == 1 else f"the median of its {fmt.num(peak.samples)} samples"
+    return f"{value(peak.typical)} over the window ({of})"
 
 
 def failed_words(impact: Impact) -> str:
