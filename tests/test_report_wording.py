@@ -340,6 +340,20 @@ def test_an_alert_may_watch_a_service_listed_affected_by_its_error_rate_held_at_
                                              "have fired at its onset, 2024-05-01 10:10 UTC")
 
 
+def test_a_service_whose_error_rate_sets_the_severity_by_its_rise_alone_is_listed_affected():
+    # the rule's one definition (`severity._level`) reads 11.0% against 6.0% before as SEV2, 5 points over the
+    # baseline though not twice it; a restated floor (>= 1% and >= 2x) left the front door out of the services the
+    # SEV2 came from
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(services_affected=["checkout"], peak_latency=None, requests_failed=None,
+                              users_affected=None, peak_error_rate={
+                                  "metric": "error_ratio", "service": "frontend", "value": 0.115, "baseline": 0.06,
+                                  "typical": 0.11, "at": "2024-05-01T10:41:00Z"})
+    pm = build_postmortem(analysis)
+    assert pm.severity == "SEV2"
+    assert pm.impact.services_affected == ["checkout", "frontend"]
+
+
 def test_a_summary_that_shortens_what_a_service_showed_keeps_what_the_traces_show_of_it():
     # OnlineBoutique 13:10: "paymentservice from 13:10:37 UTC: PodClientLatencyP99(s) from 0.00496 to 0.242 (over
     # tenfold); PodClientLatencyP95(s) from 0.0048 to 0.212 (over tenfold)." with no word that its 32 traced calls

@@ -330,22 +330,30 @@ def shows_harm(impact: Impact) -> bool:
 
 def held_at_floor(impact: Impact) -> list[tuple[str, str]]:
     """Where harm was seen, the services whose error rate or latency, as the severity reads them (the window's
-    median), held at SEV3's floor (an error rate >= `FAILING_FLOOR` and >= `FAILING`x its baseline; a latency >=
-    `SLOWER`x), each with it in words: they count for the severity, so they are affected, though the impact's own
-    test left them out where the baseline held an earlier fault's failures (OnlineBoutique 15:04: SEV1 for the
-    front door failing 74.2% of its requests, 0.0% before, and only currencyservice and checkoutservice affected)."""
+    median), alone set SEV3 or worse by the rule (`_level`: an error rate at SEV3's floor, `FAILING_FLOOR` and
+    `FAILING`x its baseline, or 5 points over it; a latency `SLOWER`x), each with it in words: they count for the
+    severity, so they are affected, though the impact's own test left them out where the baseline held an earlier
+    fault's failures (OnlineBoutique 15:04: SEV1 for the front door failing 74.2% of its requests, 0.0% before, and
+    only currencyservice and checkoutservice affected). A share of ERROR/FATAL lines names no service."""
     if not impact.services_affected:
         return []
     held: list[tuple[str, str]] = []
-    err, lat = impact.peak_error_rate, impact.peak_latency
-    if (err and err.service and err.typical is not None and err.metric != LOG_ERROR_SHARE
-            and err.typical >= max(FAILING_FLOOR, FAILING * (err.baseline or 0.0))):
-        held.append((err.service, f"{fmt.error_rate_name(err.service, err.metric, '')} "
-                                  f"{_typical_words(err, _writer('error', err))}"))
-    if lat and lat.service and lat.typical is not None and lat.baseline and lat.typical >= SLOWER * lat.baseline:
-        held.append((lat.service, f"latency ({fmt.series_name(lat.service, lat.metric)}) "
-                                  f"{_typical_words(lat, _writer('latency', lat))}"))
-    return [(service, said) for service, said in held if fmt.names_service(service)]
+    for figure, peak in (("error", impact.peak_error_rate), ("latency", impact.peak_latency)):
+        if peak and peak.typical is not None and fmt.names_service(peak.service) and _sets_a_level(impact, figure):
+            name = (fmt.error_rate_name(peak.service, peak.metric, "") if figure == "error"
+                    else f"latency ({fmt.series_name(peak.service, peak.metric)})")
+            held.append((str(peak.service), f"{name} {_typical_words(peak, _writer(figure, peak))}"))
+    return held
+
+
+def _sets_a_level(impact: Impact, figure: str) -> bool:
+    """Whether the error rate's (`figure` "error") or the latency's typical level alone sets a level by the rule,
+    every other figure left out."""
+    alone = impact.model_copy(update={
+        "peak_error_rate": impact.peak_error_rate if figure == "error" else None,
+        "peak_latency": impact.peak_latency if figure == "latency" else None,
+        "failed_excess": None, "users_excess": None, "traced_failures": []})
+    return _level(_figures(alone, harm_seen=True))[2] == figure
 
 
 def no_harm(impact: Impact) -> str:
