@@ -463,6 +463,26 @@ def test_requests_slowed_with_no_error_or_metric_to_show_it_mark_their_service_a
     assert "PlaceOrder requests took longer than 16 ms, their kind's p90 before" in derive_severity(report_impact)[1]
 
 
+def test_requests_slowed_past_a_baseline_half_of_earlier_incidents_minutes_mark_their_service_affected() -> None:
+    # OnlineBoutique 14:12 with the hour of traces: 7 of checkoutservice's 14 PlaceOrder minutes before were earlier
+    # faults' (medians 0.79-7.4 s against 0.15-0.29 s), the pooled p90 1.9 s, and the review said "no sustained
+    # impact" though its requests waited half a second longer. Here every other minute before took 2 s more
+    slowed = DuckStore(ORDERS.replace("QUOTES", "FALSE").replace("CUT", "FALSE").replace(
+        "12.0 AS duration_ms", "CASE WHEN service = 'checkout' AND ordered THEN 10.0 + i % 7 "
+                               "+ CASE WHEN i >= 720 THEN 500 WHEN i // 6 % 2 = 0 THEN 2000 ELSE 0 END "
+                               "ELSE 12.0 END AS duration_ms"))
+    result = estimate_impact(slowed, WINDOW, BASELINE)
+
+    assert result.impact.services_affected == ["checkout"]
+    (failure,) = result.impact.traced_failures
+    assert (failure.slower_than_ms, failure.baseline_minutes, failure.minutes_left_out) == (16.0, 120, 60)
+    report_impact = ReportImpact(**result.impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
+                                 narrative=Narrative(text=""))
+    assert ("162 of 162 PlaceOrder requests took longer than 16 ms, their kind's p90 before, 0 of 324 before; 60 of "
+            "the 120 minutes before left out as earlier incidents' (their typical request 1.5x the usual or slower)"
+            in derive_severity(report_impact)[1])
+
+
 def test_more_requests_of_a_kind_that_never_made_the_call_cut_nothing_short() -> None:
     # after the start every other request is a GetQuote, which never calls cart: 55% of checkout's requests lack the
     # call against 10% before, but every PlaceOrder still makes it

@@ -90,6 +90,11 @@ class TracedFailure(_Model):
                                                "`way` is the call a cut request ended without")
     slower_than_ms: float | None = Field(None, description="slowed: the kind's p90 before the start, which these "
                                                            "requests took longer than")
+    baseline_minutes: int | None = Field(None, description="slowed: the minutes before the start with requests of "
+                                                           "the kind")
+    minutes_left_out: int | None = Field(None, description="slowed: of `baseline_minutes`, those left out of the p90 "
+                                                           "and the count before as earlier incidents' (their median "
+                                                           "request 1.5x the kind's usual minute or slower)")
     window_requests: int
     window_failed: int
     baseline_requests: int

@@ -239,7 +239,7 @@ def _decided_by(impact: Impact, figure: str | None) -> str:
 def traced_words(failure: TracedFailure, named: bool = True) -> str:
     """`checkoutservice: 16 of 17 PlaceOrder requests ended without calling cartservice EmptyCart, 4 of 259 before`;
     `ts-food-service: 7 of 9 requests failed with an ERROR line 'ERROR ...', 5 of 149 before` (without the service's
-    name unless `named`)."""
+    name unless `named`); slowed requests say the minutes before left out of their count (`_left_out`)."""
     if failure.slower_than_ms is not None:
         done = f"{failure.kind} requests took longer than {fmt.num(failure.slower_than_ms)} ms, their kind's p90 before"
     elif failure.kind is not None:
@@ -248,7 +248,16 @@ def traced_words(failure: TracedFailure, named: bool = True) -> str:
         done = "requests failed" + ("" if failure.way is None else f" with {_way_words(failure.way)}")
     name = f"{failure.service}: " if named else ""
     return (f"{name}{fmt.num(failure.window_failed)} of {fmt.num(failure.window_requests)} {done}, "
-            f"{fmt.num(failure.baseline_failed)} of {fmt.num(failure.baseline_requests)} before")
+            f"{fmt.num(failure.baseline_failed)} of {fmt.num(failure.baseline_requests)} before{_left_out(failure)}")
+
+
+def _left_out(failure: TracedFailure) -> str:
+    """`; 7 of the 14 minutes before left out as earlier incidents' (their typical request 1.5x the usual or
+    slower)` where the slowed requests' count before leaves minutes out, else nothing."""
+    if not failure.minutes_left_out:
+        return ""
+    return (f"; {fmt.num(failure.minutes_left_out)} of the {fmt.num(failure.baseline_minutes)} minutes before left "
+            f"out as earlier incidents' (their typical request {SLOWER:g}x the usual or slower)")
 
 
 def _way_words(way: str) -> str:
