@@ -479,8 +479,20 @@ def test_requests_slowed_past_a_baseline_half_of_earlier_incidents_minutes_mark_
     report_impact = ReportImpact(**result.impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
                                  narrative=Narrative(text=""))
     assert ("162 of 162 PlaceOrder requests took longer than 16 ms, their kind's p90 before, 0 of 324 before; 60 of "
-            "the 120 minutes before left out as earlier incidents' (their typical request 1.5x the usual or slower)"
+            "the 120 minutes before left out as earlier incidents' (their typical request 1.5x slower or faster than "
+            "the usual)"
             in derive_severity(report_impact)[1])
+
+
+def test_minutes_of_requests_failing_fast_before_the_start_make_no_ordinary_request_slowed() -> None:
+    # OnlineBoutique before 15:21: the front door's requests failed fast in 5 of its 20 minutes (earlier faults' 6 ms
+    # against 0.1 s); taking the usual speed from the faster minutes made its ordinary requests after the start slow
+    fast = DuckStore(ORDERS.replace("QUOTES", "FALSE").replace("CUT", "FALSE").replace(
+        "12.0 AS duration_ms", "CASE WHEN service = 'checkout' AND ordered THEN CASE WHEN i < 720 AND i // 6 % 3 = 0 "
+                               "THEN 1.0 ELSE 10.0 + i % 7 END ELSE 12.0 END AS duration_ms"))
+    result = estimate_impact(fast, WINDOW, BASELINE)
+
+    assert result.impact.services_affected == []
 
 
 def test_more_requests_of_a_kind_that_never_made_the_call_cut_nothing_short() -> None:

@@ -845,8 +845,8 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
                  "the trace (counted over the requests begun while logs were written), or, of the requests of one "
                  "kind (the operations that entered it), ended without a call that kind made before the start, or "
                  f"took longer than the kind's p{SLOW_QUANTILE * 100:.0f} before the start (of the minutes before "
-                 f"it whose median request took under {SLOWER:g}x the first quartile of the minutes' medians: "
-                 "slower ones are earlier incidents'); per "
+                 f"it whose median request is within {SLOWER:g}x either way of the speed most of them ran at: the "
+                 "others are earlier incidents'); per "
                  f"way and all error ways together, failed in the window >= {SURGE_RATIO:g}x the baseline's failed "
                  f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared"},
     ))
@@ -943,25 +943,33 @@ def _slow_requests_sql(window: Span, baseline: Span, links: str) -> str:
     those that took longer than the kind's `SLOW_QUANTILE` before the start (a request's time: its longest span
     entering the service in the trace), in the window and in the baseline (`_failing_requests`).
 
-    Before the start counts only the minutes of the kind's usual speed: a minute whose median request took `SLOWER`
-    times the kind's usual minute or longer (what the impact calls a latency held at harm's level) is an earlier
-    incident's, left out (`minutes_left_out` of `baseline_minutes`). The usual minute is the first quartile of the
-    minutes' medians: an earlier fault slows requests and never speeds them, so the faster minutes hold the usual
-    even where half the baseline is earlier faults' (OnlineBoutique 14:12: 7 of checkoutservice's 14 PlaceOrder
-    minutes, their medians 0.79-7.4 s against 0.15-0.29 s, took its p90 from about 0.3 s to 1.9 s)."""
+    Before the start counts only the minutes at the kind's usual speed: the speed most of its minutes ran at (the
+    minute median with the most minute medians within `SLOWER` times of it either way; the faster on a tie), and a
+    minute whose median request took `SLOWER` times that or longer, or that over `SLOWER` (failing fast), is an
+    earlier incident's, left out (`minutes_left_out` of `baseline_minutes`). Earlier incidents slow (or speed) the
+    kind each by its own amount, so their minutes scatter while the usual speed recurs: OnlineBoutique 14:12, 7 of
+    checkoutservice's 14 PlaceOrder minutes were earlier faults' (medians 0.79-7.4 s against 0.15-0.29 s), which took
+    the p90 from about 0.3 s to 1.9 s; the front door's minutes failing fast (6 ms against 0.1 s) would make an
+    ordinary minute look slow."""
     either = f"({in_span('started', window)}) OR ({in_span('started', baseline)})"
+    near = f"b.typical BETWEEN a.typical / {SLOWER} AND a.typical * {SLOWER}"
     return f"""WITH requests AS ({_kinded_requests_sql(links)}
 ), sides AS (
     SELECT service, kind, took, date_trunc('minute', started) AS minute, {in_span('started', window)} AS after
     FROM requests WHERE ({either}) AND took IS NOT NULL
 ), minutes AS (
     SELECT service, kind, minute, median(took) AS typical FROM sides WHERE NOT after GROUP BY ALL
+), around AS (
+    SELECT a.service, a.kind, a.minute, a.typical, count(*) AS near FROM minutes AS a JOIN minutes AS b
+    ON a.service = b.service AND a.kind = b.kind AND {near} GROUP BY ALL
 ), usual AS (
-    SELECT service, kind, quantile_cont(typical, 0.25) AS usual, count(*) AS baseline_minutes
-    FROM minutes GROUP BY ALL
+    SELECT service, kind, first(typical ORDER BY near DESC, typical) AS usual,
+           (SELECT count(*) FROM minutes AS m WHERE m.service = around.service AND m.kind = around.kind)
+               AS baseline_minutes
+    FROM around GROUP BY service, kind
 ), kept AS (
     SELECT sides.* FROM sides LEFT JOIN minutes USING (service, kind, minute) LEFT JOIN usual USING (service, kind)
-    WHERE after OR typical < {SLOWER} * usual
+    WHERE after OR typical BETWEEN usual / {SLOWER} AND usual * {SLOWER}
 ), cuts AS (
     SELECT service, kind, quantile_cont(took, {SLOW_QUANTILE}) FILTER (WHERE NOT after) AS slower_than_ms,
            count(DISTINCT minute) FILTER (WHERE NOT after) AS kept_minutes

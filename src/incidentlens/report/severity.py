@@ -252,12 +252,12 @@ def traced_words(failure: TracedFailure, named: bool = True) -> str:
 
 
 def _left_out(failure: TracedFailure) -> str:
-    """`; 7 of the 14 minutes before left out as earlier incidents' (their typical request 1.5x the usual or
-    slower)` where the slowed requests' count before leaves minutes out, else nothing."""
+    """`; 7 of the 14 minutes before left out as earlier incidents' (their typical request 1.5x slower or faster than
+    the usual)` where the slowed requests' count before leaves minutes out, else nothing."""
     if not failure.minutes_left_out:
         return ""
     return (f"; {fmt.num(failure.minutes_left_out)} of the {fmt.num(failure.baseline_minutes)} minutes before left "
-            f"out as earlier incidents' (their typical request {SLOWER:g}x the usual or slower)")
+            f"out as earlier incidents' (their typical request {SLOWER:g}x slower or faster than the usual)")
 
 
 def _way_words(way: str) -> str:
