@@ -94,7 +94,8 @@ class TracedFailure(_Model):
                                                            "the kind")
     minutes_left_out: int | None = Field(None, description="slowed: of `baseline_minutes`, those left out of the p90 "
                                                            "and the count before as earlier incidents' (their median "
-                                                           "request 1.5x the kind's usual minute or slower)")
+                                                           "request 1.5x slower or faster than the speed most "
+                                                           "minutes ran at)")
     window_requests: int
     window_failed: int
     baseline_requests: int
