@@ -33,7 +33,8 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   error-rate floor, held: the front door failing 15% of its requests against 0% is harm however many an earlier
   fault failed); or its traced requests (the traces in which it was called) failed in one way (an error status on
   an operation, an ERROR/FATAL line of a template in the trace, or cut short: ended without a call that requests of
-  their kind made before) `SURGE_RATIO` times as often as in its baseline by the same test (`_failing_requests`):
+  their kind made before; or slowed past their kind's p90 of the minutes before at its usual speed,
+  `_slow_requests_sql`) `SURGE_RATIO` times as often as in its baseline by the same test (`_failing_requests`):
   per way, since a baseline holding an earlier fault of the same service hides a new failure among the old ones.
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum,
   among those that mark their service affected when any does (what held, not a lone spike beside it);
