@@ -83,13 +83,16 @@ def test_mcp_refuses_a_state_directory_with_no_state(tmp_path: Path) -> None:
     assert not (tmp_path / "typo").exists()
 
 
-def test_mcp_refuses_a_source_it_cannot_read_before_serving(tmp_path: Path) -> None:
-    """An empty metrics file is said at start, in the one line `analyze` says, not at the assistant's first call."""
+@pytest.mark.parametrize("command", [["mcp"], ["serve", "--port", "0", "--state", "state"]], ids=["mcp", "serve"])
+def test_a_source_that_cannot_be_read_is_refused_before_serving(tmp_path: Path, command: list[str]) -> None:
+    """An empty metrics file is said at start, in the one line `analyze` says, not at the assistant's first call or
+    as every alert's failed investigation (`serve` listened, then failed each one)."""
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    result = run_cli("mcp", "--metrics", str(empty), stdin=subprocess.DEVNULL)
+    result = run_cli(*command, "--metrics", str(empty), stdin=subprocess.DEVNULL, cwd=tmp_path, timeout=60)
     assert_one_line_error(result, f"{empty}: no rows")
     assert result.stdout == ""
+    assert not (tmp_path / "state").exists()  # refused before anything was written
 
 
 def test_mcp_over_http_on_the_server_needs_the_token_and_reads_the_incidents(data: Path, tmp_path: Path) -> None:

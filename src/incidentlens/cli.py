@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from incidentlens.analysis.detection import DetectionResult
+    from incidentlens.server.settings import Sources
 
 app = typer.Typer(
     name="incidentlens",
@@ -1044,6 +1045,7 @@ def serve_command(
         "port": port, "state": state, "token": token, "workers": workers, "queue_size": queue_size, "llm": llm,
         "model": model, "llm_url": llm_url, "public_url": public_url})
     check_serve_settings(settings)
+    _refuse_unreadable_sources(settings.sources)
     application = create_app(settings)
     auth = "bearer token required" if settings.token else "NO TOKEN: loopback only"
     print(f"incidentlens serve: http://{settings.host}:{settings.port} ({auth}), state {settings.state}",
@@ -1073,11 +1075,16 @@ def mcp_command(
                       calls=calls or [], map=mapping or [], prometheus=prometheus, promql=promql or [],
                       prom_user=prom_user, prom_step=prom_step)
     known = StateDB.existing(state) if state else None
-    if metrics or logs or traces or events or calls:
-        # A file no tool could read is refused now, as `analyze` refuses it, not at the assistant's first call;
-        # load warnings go to stderr. Prometheus is pulled per call, around its `at`.
-        _open_store(metrics, logs, traces, events, mapping, calls=calls)
+    _refuse_unreadable_sources(sources)
     build_mcp(sources, known).run()  # stdout is the protocol: nothing else prints
+
+
+def _refuse_unreadable_sources(sources: Sources) -> None:
+    """`serve` and `mcp`: a file no investigation or tool could read is refused at start, as `analyze` refuses it
+    (one line, exit 2), not at every alert or the assistant's first call; load warnings go to stderr. Prometheus is
+    pulled per investigation or call, around its time."""
+    if sources.metrics or sources.logs or sources.traces or sources.events or sources.calls:
+        _open_store(sources.metrics, sources.logs, sources.traces, sources.events, sources.map, calls=sources.calls)
 
 
 @eval_app.command("nezha")
