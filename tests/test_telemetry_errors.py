@@ -316,6 +316,32 @@ def test_a_last_line_cut_short_inside_a_quote_is_set_aside_not_the_whole_file(tm
     assert rejected.rows == ((302, "Value with unterminated quote found.", cut),)
 
 
+def test_a_last_line_cut_inside_a_quote_after_a_ragged_row_is_set_aside_and_counted_too(tmp_path: Path) -> None:
+    # the ragged row was listed, and then the cut line was lost in silence: "1 of 40 lines unreadable (line 12)"
+    rows = [f"2024-05-01T10:{m:02d}:00Z,api,line {m}" for m in range(40)]
+    rows[10] = "2024-05-01T10:10:00Z,api,x,extra"
+    cut = '2024-05-01T11:00:00Z,api,"timeout calling db: conn'
+    path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + "\n" + cut + "\n")
+    store = load_telemetry(logs=path)
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 39}]
+    [rejected] = store.rejected
+    assert rejected.rows == ((12, "Expected Number of Columns: 3 Found: 4", rows[10]),
+                             (42, "Value with unterminated quote found.", cut))
+    assert store.warnings == [f"{path}: 2 of 41 lines of logs.csv unreadable (the first on line 12), set aside"]
+
+
+def test_a_file_cut_inside_a_quote_beside_one_with_a_ragged_row_is_set_aside_too(tmp_path: Path) -> None:
+    # the cut file was left among the clean ones and read strictly again: a traceback (`_Malformed`)
+    rows = [f"2024-05-01T10:{m:02d}:00Z,api,line {m}" for m in range(40)]
+    ragged = write(tmp_path / "a.csv", "ts,service,message\n" + "\n".join([*rows[:10], rows[10] + ",extra",
+                                                                          *rows[11:]]) + "\n")
+    cut = write(tmp_path / "b.csv", "ts,service,message\n" + "\n".join(rows) + '\n2024-05-01T11:00:00Z,api,"cut sh\n')
+    store = load_telemetry(logs=str(tmp_path / "*.csv"))
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 79}]
+    assert store.warnings == [f"{ragged}: 1 of 40 lines of a.csv unreadable (line 12), set aside",
+                              f"{cut}: 1 of 41 lines of b.csv unreadable (line 42), set aside"]
+
+
 def test_lines_an_unterminated_quote_swallowed_are_counted_not_lost_in_silence(tmp_path: Path) -> None:
     # "1 of 4 lines unreadable (line 4)": line 5 went into the quote's value, read by no one and counted by no one
     rows = [f"2024-05-01T10:0{m}:00Z,api,line {m}" for m in range(4)]

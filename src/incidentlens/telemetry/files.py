@@ -193,12 +193,15 @@ def split_malformed(
     Lines set aside are real-world noise, e.g. a log line cut short. A file with more than MAX_UNREADABLE_SHARE of
     its lines lost is not the CSV it looks like (an unterminated quote swallows the rest of a file), and that is an
     InputError naming the first bad line. Lines are counted as records, those read and those listed (a quoted
-    value may span lines; a blank line is none), plus the lines a quote left open swallowed, since DuckDB lists one
-    line for them all.
+    value may span lines; a blank line is none), plus the lines a quote left open swallowed, since DuckDB lists none
+    of them.
     """
+    if not_utf8(err):  # the tolerant reader skips such a line unlisted: read from a UTF-8 copy instead
+        raise read_error(source, err)
     tolerant = replace(source, skip_malformed=True)
     listed = _rejected_lines(con, tolerant)
-    rejected = listed or _skipped_unlisted(con, source, tolerant, err)
+    cut = _cut_short(con, source, tolerant, listed)
+    rejected = sorted(listed + cut, key=lambda row: (row[0], row[1]))
     if not rejected:
         raise read_error(source, err)
     file, line, reason, _ = rejected[0]
@@ -213,36 +216,41 @@ def split_malformed(
         # one row per line (DuckDB may report a line twice, once per problem), its first reason
         rows = {int(n): (int(n), str(why), str(text or "")) for name, n, why, text in reversed(rejected)
                 if Path(name) == path}
-        one = replace(tolerant, files=(path,))
-        # a quote open to the end (DuckDB lists no line): every line from its first on
-        swallowed = 0 if listed else _data_lines(path) + 1 - rows[min(rows)][0]
-        kept = con.execute(f"SELECT count(*) FROM {one.from_sql}").fetchall()[0][0]
-        lines = kept + len(rows) + swallowed
-        if lines - kept > MAX_UNREADABLE_SHARE * lines:
-            raise InputError(f"{first} ({lines - kept} of {lines} lines unreadable)")
-        set_aside.append(RejectedRows(str(path), lines, tuple(rows[n] for n in sorted(rows)), swallowed=swallowed))
+        # a quote open to the end (DuckDB lists no line): the lines after the one it starts on
+        swallowed = next((_data_lines(path) + 1 - n for name, n, _, _ in cut if Path(name) == path), 0)
+        kept = con.execute(f"SELECT count(*) FROM {tolerant.for_file(path).from_sql}").fetchall()[0][0]
+        records = kept + len(rows) + swallowed
+        if records - kept > MAX_UNREADABLE_SHARE * records:
+            raise InputError(f"{first} ({records - kept} of {records} lines unreadable)")
+        set_aside.append(RejectedRows(str(path), records, tuple(rows[n] for n in sorted(rows)), swallowed=swallowed))
     clean = tuple(path for path in source.files if path not in bad_files)
     parts = [replace(source, files=clean)] if clean else []
     parts.append(replace(tolerant, files=tuple(bad_files)))
     return parts, set_aside
 
 
-def _skipped_unlisted(
-    con: duckdb.DuckDBPyConnection, source: Source, tolerant: Source, err: duckdb.Error
+#: DuckDB's reason for a quote left open, said for the record it skips without listing
+UNTERMINATED_QUOTE = "Value with unterminated quote found."
+
+
+def _cut_short(
+    con: duckdb.DuckDBPyConnection, source: Source, tolerant: Source, listed: list[tuple[str, int, str, str]]
 ) -> list[tuple[str, int, str, str]]:
-    """The line DuckDB skips without listing it among its rejects: an unterminated quote, as in a last line cut
-    short while the file was written. (file, line, reason, text) in the one file that does not read; nothing when
-    that is not one file. The quote is open to the end, so its record is the file's last: it starts on the file's
-    last line less the lines it swallowed (DuckDB's line number counts records, not a quoted value's lines)."""
-    located = re.search(r"CSV Error on Line: (\d+)", str(err))
-    if located is None:
-        return []
-    short = [path for path in source.files if not _reads(con, replace(source, files=(path,)))]
-    if len(short) != 1:
-        return []
-    reason = str(read_error(source.for_file(short[0]), err)).split(f"line {located.group(1)}: ", 1)[-1]
-    line = _data_lines(short[0]) + 1 - _swallowed(con, replace(tolerant, files=(short[0],)))
-    return [(str(short[0]), line, reason, _file_line(short[0], line))]
+    """(file, line, reason, text) of each record DuckDB skips without listing it among its rejects: one whose quote
+    is left open to the end of its file, as in a last line cut short while the file was written, whether or not
+    other records of the file were listed. Looked for in every file with a listed record, and in each of the others
+    when they do not read together."""
+    with_listed = {Path(name) for name, *_ in listed}
+    others = tuple(path for path in source.files if path not in with_listed)
+    unread = [path for path in others if not _reads(con, source.for_file(path))] \
+        if others and not _reads(con, replace(source, files=others)) else []
+    found = []
+    for path in [*sorted(with_listed), *unread]:
+        after = max((line for name, line, *_ in listed if Path(name) == path), default=0)
+        line = _open_quote_line(con, tolerant.for_file(path), after)
+        if line:
+            found.append((str(path), line, UNTERMINATED_QUOTE, _file_line(path, line)))
+    return found
 
 
 def _reads(con: duckdb.DuckDBPyConnection, source: Source) -> bool:
@@ -253,17 +261,30 @@ def _reads(con: duckdb.DuckDBPyConnection, source: Source) -> bool:
     return True
 
 
-def _swallowed(con: duckdb.DuckDBPyConnection, tolerant: Source) -> int:
-    """The lines after its first that a quote left open to the end of the file took in: the lines of the last
-    record a lenient reader reads (it reads the open quote's value to the end), which the tolerant reader drops
-    without listing them."""
+def _open_quote_line(con: duckdb.DuckDBPyConnection, tolerant: Source, after: int) -> int:
+    """The line of the one file of `tolerant` on which a record starts whose quote is left open to its end, or 0.
+
+    A lenient reader reads such a quote's value to the end of the file, so its last record is not the tolerant
+    reader's last row, and starts as many lines before the file's last as its values hold line breaks (DuckDB's
+    line numbers count records, not a quoted value's lines). A lenient reader that took a stray quote on a listed
+    line for an opening one reads from that line to the end as well: a record starting on or before the last line
+    listed (`after`) is that one's, not one cut short."""
     lenient = reader_sql(tolerant, ", null_padding=true, strict_mode=false")
     try:
-        last = con.execute(f"SELECT * FROM (SELECT row_number() OVER () AS _incidentlens_record, * FROM {lenient}) "
-                           "ORDER BY _incidentlens_record DESC LIMIT 1").fetchall()
+        last = _last_row(con, lenient)
+        if last is None or last == _last_row(con, tolerant.from_sql):
+            return 0
     except duckdb.Error:
         return 0
-    return sum(str(value).count("\n") for value in last[0][1:] if value) if last else 0
+    line = _data_lines(tolerant.files[0]) + 1 - sum(str(value).count("\n") for value in last if value)
+    return line if line > after else 0
+
+
+def _last_row(con: duckdb.DuckDBPyConnection, reader: str) -> tuple[object, ...] | None:
+    """The last row a reader reads (single-threaded readers keep the file's order)."""
+    rows = con.execute(f"SELECT * EXCLUDE (_incidentlens_record) FROM (SELECT row_number() OVER () AS "
+                       f"_incidentlens_record, * FROM {reader}) ORDER BY _incidentlens_record DESC LIMIT 1").fetchall()
+    return rows[0] if rows else None
 
 
 def _file_line(path: Path, number: int) -> str:
