@@ -308,7 +308,7 @@ def test_malformed_rows_of_a_metric_file_are_set_aside_and_counted_once(copy: Pa
     report = evaluate_nezha(copy)
     assert report.faults[0].rank == 1
     rows = len(lines) - 1  # the header is not counted
-    assert report.set_aside == [f"{DAY}: {path}: 1 of {rows} lines of {path.name} unreadable (line 6), set aside"]
+    assert report.set_aside == [f"{DAY}: {path}: 1 of {rows} records of {path.name} unreadable (line 6), set aside"]
 
 
 def test_analyze_on_every_csv_of_a_metric_folder_leaves_out_the_list_of_call_pairs(copy: Path):

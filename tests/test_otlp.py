@@ -141,7 +141,7 @@ def test_a_broken_otlp_line_is_set_aside_and_a_misplaced_file_named(tmp_path: Pa
     store = load_telemetry(traces=path)
 
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 4}]
-    assert [r.note() for r in store.rejected] == ["1 of 3 lines of traces.json unreadable (line 3)"]
+    assert [r.note() for r in store.rejected] == ["1 of 3 records of traces.json unreadable (line 3)"]
     with pytest.raises(InputError, match=r"traces.json: holds OpenTelemetry spans \(resourceSpans\): pass it with "
                                          r"--traces"):
         load_telemetry(logs=path)

@@ -42,15 +42,15 @@ def test_analyze_sets_the_line_aside_lists_it_and_counts_it(tmp_path: Path) -> N
 
     stderr, listing = set_aside_by_analyze(logs, out)
 
-    assert stderr == [f"warning: 1 of 200 lines of logs.jsonl unreadable (line 58), set aside: see {listing}"]
+    assert stderr == [f"warning: 1 of 200 records of logs.jsonl unreadable (line 58), set aside: see {listing}"]
     assert listing.read_text().splitlines()[1:] == ['58\tnot valid JSON\t{"ts": "2024-05-01T10:00:57Z", '
                                                     '"service": "api", "msg": "cut sh']
     analysis = json.loads((out / "analysis.json").read_text())
     assert analysis["data_quality"] == [{
-        "file": str(logs), "lines": 200, "unreadable": 1, "first_line": 58,
-        "note": "1 of 200 lines of logs.jsonl unreadable (line 58): see rejected/logs.jsonl.txt"}]
+        "file": str(logs), "records": 200, "unreadable": 1, "first_line": 58,
+        "note": "1 of 200 records of logs.jsonl unreadable (line 58): see rejected/logs.jsonl.txt"}]
     review = build_postmortem(analysis)
-    assert review.data_quality == ["1 of 200 lines of logs.jsonl unreadable (line 58): see rejected/logs.jsonl.txt"]
+    assert review.data_quality == ["1 of 200 records of logs.jsonl unreadable (line 58): see rejected/logs.jsonl.txt"]
 
 
 def test_the_review_of_a_found_incident_says_which_lines_were_set_aside(tmp_path: Path) -> None:
@@ -69,8 +69,8 @@ def test_the_review_of_a_found_incident_says_which_lines_were_set_aside(tmp_path
 
     assert json.loads((out / "analysis.json").read_text())["detected"]
     markdown, page = (out / "report.md").read_text(), (out / "report.html").read_text()
-    assert "## Data quality" in markdown and "lines of logs.jsonl unreadable" in markdown
-    assert '<section id="data-quality">' in page and "lines of logs.jsonl unreadable" in page
+    assert "## Data quality" in markdown and "records of logs.jsonl unreadable" in markdown
+    assert '<section id="data-quality">' in page and "records of logs.jsonl unreadable" in page
 
 
 def test_a_command_without_out_still_says_it_on_one_stderr_line(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_a_command_without_out_still_says_it_on_one_stderr_line(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == [[199]]
     assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
-        "warning: 1 of 200 lines of logs.jsonl unreadable (line 58), set aside"]
+        "warning: 1 of 200 records of logs.jsonl unreadable (line 58), set aside"]
 
 
 def test_a_mostly_garbage_file_is_one_error_line_and_exit_code_2(tmp_path: Path) -> None:
@@ -128,8 +128,8 @@ def test_a_file_read_through_its_utf8_copy_is_named_by_its_own_name_in_what_was_
 
     stderr, listing = set_aside_by_analyze(logs, out)
 
-    assert stderr[1:] == [f"warning: 1 of 200 lines of logs.jsonl unreadable (line 58), set aside: see {listing}"]
-    assert listing.read_text().splitlines()[0].startswith(f"# {logs}: 1 of 200 lines of logs.jsonl unreadable")
+    assert stderr[1:] == [f"warning: 1 of 200 records of logs.jsonl unreadable (line 58), set aside: see {listing}"]
+    assert listing.read_text().splitlines()[0].startswith(f"# {logs}: 1 of 200 records of logs.jsonl unreadable")
     assert json.loads((out / "analysis.json").read_text())["data_quality"][0]["file"] == str(logs)
 
 
@@ -156,7 +156,7 @@ def test_a_csv_line_not_utf8_beside_a_malformed_one_is_kept_and_only_the_malform
 
     assert stderr == [f"warning: {logs}: 1 byte sequence(s) that are not UTF-8, the first on line 2, read as U+FFFD "
                       "(the lines are kept)",
-                      f"warning: 1 of 3 lines of logs.csv unreadable (line 4), set aside: see {listing}"]
+                      f"warning: 1 of 3 records of logs.csv unreadable (line 4), set aside: see {listing}"]
     assert listing.read_text().splitlines()[1:] == ['4\tValue with unterminated quote found.\t'
                                                     '2024-05-01T10:01:00Z,api,INFO,"cut sh']
 
@@ -198,7 +198,7 @@ def test_json_lines_that_are_not_objects_are_set_aside_not_the_whole_file_refuse
     stderr, listing = set_aside_by_analyze(logs, tmp_path / "out")
 
     # "(line 6)" read as if line 6 were the only one
-    assert stderr == [f"warning: 2 of 50 lines of logs.jsonl unreadable (the first on line 6), set aside: see "
+    assert stderr == [f"warning: 2 of 50 records of logs.jsonl unreadable (the first on line 6), set aside: see "
                       f"{listing}"]
     assert listing.read_text().splitlines()[1:] == ["6\tnot a JSON object\t[1, 2]", "10\tnot a JSON object\t42"]
 
@@ -212,5 +212,5 @@ def test_a_ragged_csv_line_is_said_on_one_stderr_line(tmp_path: Path) -> None:
     stderr, listing = set_aside_by_analyze(logs, tmp_path / "out")
 
     # a second line, 'malformed lines set aside; the first: ...', said the same again
-    assert stderr == [f"warning: 1 of 50 lines of logs.csv unreadable (line 10), set aside: see {listing}"]
+    assert stderr == [f"warning: 1 of 50 records of logs.csv unreadable (line 10), set aside: see {listing}"]
     assert listing.read_text().splitlines()[1].startswith("10\tExpected Number of Columns: 3 Found: 4")

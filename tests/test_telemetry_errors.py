@@ -255,9 +255,9 @@ def test_one_broken_json_line_is_set_aside_with_its_line_number(tmp_path: Path) 
 
     assert store.fetch("SELECT count(*) AS n, max(ms) AS top FROM logs").to_pylist() == [{"n": 199, "top": 199}]
     [rejected] = store.rejected
-    assert rejected.note() == "1 of 200 lines of logs.jsonl unreadable (line 58)"
+    assert rejected.note() == "1 of 200 records of logs.jsonl unreadable (line 58)"
     assert rejected.rows == ((58, "not valid JSON", lines[57]),)
-    assert store.warnings == [f"{path}: 1 of 200 lines of logs.jsonl unreadable (line 58), set aside"]
+    assert store.warnings == [f"{path}: 1 of 200 records of logs.jsonl unreadable (line 58), set aside"]
 
 
 def test_a_binary_file_named_csv_is_unreadable(tmp_path: Path) -> None:
@@ -290,7 +290,7 @@ def test_a_few_malformed_csv_lines_are_skipped_and_counted(tmp_path: Path) -> No
     clean = write(tmp_path / "a.csv.gz", "ts,service,message\n2024-05-01T09:00:00Z,db,ok\n")
     store = load_telemetry(logs=[clean, bad])
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 300}]
-    assert store.warnings == [f"{bad}: 1 of 300 lines of b.csv.gz unreadable (line 152), set aside"]
+    assert store.warnings == [f"{bad}: 1 of 300 records of b.csv.gz unreadable (line 152), set aside"]
     [rejected] = store.rejected
     assert rejected.rows[0][1].startswith("Expected Number of Columns: 3")
     assert rejected.rows[0][2] == rows[150]
@@ -311,7 +311,7 @@ def test_a_last_line_cut_short_inside_a_quote_is_set_aside_not_the_whole_file(tm
     path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + "\n" + cut)
     store = load_telemetry(logs=path)
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 300}]
-    assert store.warnings == [f"{path}: 1 of 301 lines of logs.csv unreadable (line 302), set aside"]
+    assert store.warnings == [f"{path}: 1 of 301 records of logs.csv unreadable (line 302), set aside"]
     [rejected] = store.rejected
     assert rejected.rows == ((302, "Value with unterminated quote found.", cut),)
 
@@ -327,7 +327,7 @@ def test_a_last_line_cut_inside_a_quote_after_a_ragged_row_is_set_aside_and_coun
     [rejected] = store.rejected
     assert rejected.rows == ((12, "Expected Number of Columns: 3 Found: 4", rows[10]),
                              (42, "Value with unterminated quote found.", cut))
-    assert store.warnings == [f"{path}: 2 of 41 lines of logs.csv unreadable (the first on line 12), set aside"]
+    assert store.warnings == [f"{path}: 2 of 41 records of logs.csv unreadable (the first on line 12), set aside"]
 
 
 def test_a_file_cut_inside_a_quote_beside_one_with_a_ragged_row_is_set_aside_too(tmp_path: Path) -> None:
@@ -338,8 +338,8 @@ def test_a_file_cut_inside_a_quote_beside_one_with_a_ragged_row_is_set_aside_too
     cut = write(tmp_path / "b.csv", "ts,service,message\n" + "\n".join(rows) + '\n2024-05-01T11:00:00Z,api,"cut sh\n')
     store = load_telemetry(logs=str(tmp_path / "*.csv"))
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 79}]
-    assert store.warnings == [f"{ragged}: 1 of 40 lines of a.csv unreadable (line 12), set aside",
-                              f"{cut}: 1 of 41 lines of b.csv unreadable (line 42), set aside"]
+    assert store.warnings == [f"{ragged}: 1 of 40 records of a.csv unreadable (line 12), set aside",
+                              f"{cut}: 1 of 41 records of b.csv unreadable (line 42), set aside"]
 
 
 def test_lines_an_unterminated_quote_swallowed_are_counted_not_lost_in_silence(tmp_path: Path) -> None:
@@ -349,8 +349,8 @@ def test_lines_an_unterminated_quote_swallowed_are_counted_not_lost_in_silence(t
     path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + "\n")
     store = load_telemetry(logs=path)
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 2}]
-    assert store.warnings == [f"{path}: 2 of 4 lines of logs.csv unreadable (line 4; 1 more read into an "
-                              "unterminated quote's value), set aside"]
+    assert store.warnings == [f"{path}: 2 of 4 records of logs.csv unreadable (line 4; 1 more line read into an "
+                              "unterminated quote's value, each taken as a record), set aside"]
 
 
 def test_a_row_with_text_after_its_closing_quote_is_counted_among_all_the_file_s_lines(tmp_path: Path) -> None:
@@ -360,7 +360,7 @@ def test_a_row_with_text_after_its_closing_quote_is_counted_among_all_the_file_s
     path = write(tmp_path / "logs.csv", "ts,service,message\n" + "\n".join(rows) + "\n")
     store = load_telemetry(logs=path)
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 39}]
-    assert store.warnings == [f"{path}: 1 of 40 lines of logs.csv unreadable (line 12), set aside"]
+    assert store.warnings == [f"{path}: 1 of 40 records of logs.csv unreadable (line 12), set aside"]
 
 
 @pytest.mark.parametrize(("row", "glue", "lines_per_row"), [
@@ -378,8 +378,10 @@ def test_a_ragged_row_among_blank_lines_or_multi_line_values_is_set_aside_at_its
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 39}]
     line = 1 + 10 * lines_per_row + 1
     [rejected] = store.rejected
-    assert (rejected.lines, rejected.rows[0][0], rejected.rows[0][2]) == (40, line, rows[10])
+    assert (rejected.records, rejected.rows[0][0], rejected.rows[0][2]) == (40, line, rows[10])
     assert path.read_text().splitlines()[line - 1] == rows[10]
+    # 40 records, not lines, of a file of 81 or 121 lines: "1 of 40 lines of logs.csv" was untrue
+    assert rejected.note() == f"1 of 40 records of logs.csv unreadable (line {line})"
 
 
 def test_a_last_line_cut_inside_a_quote_after_stack_traces_is_listed_at_its_own_line_among_files(
@@ -519,8 +521,8 @@ def test_an_unterminated_quote_before_blank_lines_at_the_end_is_listed_at_its_ow
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 3}]
     [rejected] = store.rejected
     assert rejected.rows == ((5, "Value with unterminated quote found.", '2024-05-01T10:03:00Z,api,"cut'),)
-    assert store.warnings == [f"{path}: 3 of 6 lines of logs.csv unreadable (line 5; 2 more read into an "
-                              "unterminated quote's value), set aside"]
+    assert store.warnings == [f"{path}: 3 of 6 records of logs.csv unreadable (line 5; 2 more lines read into an "
+                              "unterminated quote's value, each taken as a record), set aside"]
 
 
 @pytest.mark.parametrize("name", ["metrics.prom", "metrics.txt", "scrape"])

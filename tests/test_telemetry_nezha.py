@@ -74,5 +74,5 @@ def test_a_nezha_log_minute_with_two_broken_quotes_counts_them_among_all_its_lin
     path = nezha / "log" / "10_06_log.csv.gz"
     store = load_telemetry(logs=path)
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 2127}]
-    assert store.warnings == [f"{path}: 2 of 2,129 lines of 10_06_log.csv.gz unreadable (the first on line 631), "
+    assert store.warnings == [f"{path}: 2 of 2,129 records of 10_06_log.csv.gz unreadable (the first on line 631), "
                               "set aside"]

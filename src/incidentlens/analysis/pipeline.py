@@ -70,7 +70,7 @@ class AnalysisResult(BaseModel):
     impact: dict[str, Any] | None = None
     trigger: dict[str, Any] | None = None
     timeline: list[dict[str, Any]] = Field(default_factory=list)
-    # unreadable input lines set aside, per file: {file, lines, unreadable, first_line, note}
+    # unreadable input records set aside, per file: {file, records, unreadable, first_line, note}
     data_quality: list[dict[str, Any]] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
     #: (incident window, baseline) as the analysis used them, to the microsecond: the dicts above are written to the
@@ -106,7 +106,7 @@ def analyze(store: Any, at: datetime | None = None, detector: str = "robust", on
     set, and the attempt at the alert time stays cited).
     `sensitivity`: the detector's (`detection.settings_for`; None: medium).
     `at` with a zone is converted to UTC; a naive one is taken as UTC, as the store's times are.
-    `data_quality` lists the input lines the store could not read and set aside."""
+    `data_quality` lists the input records the store could not read and set aside."""
     at = naive_utc(at) if at is not None else None
     result = _analyze(store, at, detector, onset, sensitivity, start_at_alert)
     result.data_quality = [r.to_dict() for r in getattr(store, "rejected", [])]

@@ -1315,7 +1315,7 @@ def _sources(data: dict[str, Any]) -> Sources | None:
 
 
 def _data_quality(data: dict[str, Any]) -> list[str]:
-    """The input lines set aside as unreadable, one note per file (shown whether or not an incident was found)."""
+    """The input records set aside as unreadable, one note per file (shown whether or not an incident was found)."""
     return [str(item["note"]) for item in data.get("data_quality") or []]
 
 

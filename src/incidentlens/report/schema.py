@@ -379,8 +379,8 @@ class Postmortem(_Model):
     sources: Sources | None = Field(None, description="which telemetry held data in the window and before it; "
                                                       "none when the analysis does not say (no window explained)")
     checked: list[str] = Field(default_factory=list, description="what the analysis examined")
-    data_quality: list[str] = Field(default_factory=list, description="input lines set aside as unreadable, per file, "
-                                                                      "with where they are listed")
+    data_quality: list[str] = Field(default_factory=list, description="input records set aside as unreadable, per "
+                                                                      "file, with where they are listed")
     templates: list[LogTemplate] = Field(default_factory=list, description="surging log templates with samples")
     contributors: list[Contributor] = Field(default_factory=list, description="over-represented dimensions")
     evidence: list[EvidenceItem] = Field(default_factory=list)

@@ -48,7 +48,7 @@ _TEXT_SUFFIXES = (".log", ".out", ".err", ".syslog", ".messages")
 _DUCKDB_ADVICE = ("Possible", "*", "file =")
 _DELIMITERS = (",", "\t", ";", "|")
 JSON_FULL_SCHEMA_BYTES = 64 << 20
-#: a file with more unreadable lines than this share is refused (one error line), not read in part
+#: a file with more unreadable records than this share is refused (one error line), not read in part
 MAX_UNREADABLE_SHARE = 0.5
 _JSON_TABLES = itertools.count()
 
@@ -71,12 +71,15 @@ ORIGIN_FILE, ORIGIN_LINE = "_incidentlens_origin_file", "_incidentlens_origin_li
 
 @dataclass(frozen=True)
 class RejectedRows:
-    """The lines of one file that could not be read and were set aside: (line, reason, text) each, 1-based lines."""
+    """The records of one file that could not be read and were set aside: (line, reason, text) each, the 1-based
+    line of the file the record starts on. A record is a JSON line, or a CSV row, whose quoted values may span lines
+    (a stack trace in a message): `records` counts them, not the file's lines."""
 
     file: str
-    lines: int
+    records: int
     rows: tuple[tuple[int, str, str], ...]
-    # lines lost unlisted: read into an unterminated quote's value (the reader lists only the line it starts on)
+    # lines lost unlisted: read into an unterminated quote's value (the reader lists only the line it starts on),
+    # each counted as a record
     swallowed: int = 0
 
     @property
@@ -88,11 +91,12 @@ class RejectedRows:
         return len(self.rows) + self.swallowed
 
     def note(self) -> str:
-        """`1 of 200 lines of logs.jsonl unreadable (line 58)`; of several, `(the first on line 6)`."""
+        """`1 of 200 records of logs.jsonl unreadable (line 58)`; of several, `(the first on line 6)`."""
         where = f"line {self.first_line}" if len(self.rows) == 1 else f"the first on line {self.first_line}"
         if self.swallowed:
-            where += f"; {self.swallowed:,} more read into an unterminated quote's value"
-        return f"{self.unreadable:,} of {self.lines:,} lines of {Path(self.file).name} unreadable ({where})"
+            lines = f"{self.swallowed:,} more line{'s' if self.swallowed > 1 else ''}"
+            where += f"; {lines} read into an unterminated quote's value, each taken as a record"
+        return f"{self.unreadable:,} of {self.records:,} records of {Path(self.file).name} unreadable ({where})"
 
     @property
     def listing_name(self) -> str:
@@ -100,12 +104,12 @@ class RejectedRows:
         return f"{Path(self.file).name}.txt"
 
     def to_dict(self) -> dict[str, object]:
-        return {"file": self.file, "lines": self.lines, "unreadable": self.unreadable, "first_line": self.first_line,
-                "note": f"{self.note()}: see rejected/{self.listing_name}"}
+        return {"file": self.file, "records": self.records, "unreadable": self.unreadable,
+                "first_line": self.first_line, "note": f"{self.note()}: see rejected/{self.listing_name}"}
 
     def listing(self) -> str:
-        """The text of `<out>/rejected/<file>.txt`: one line per set-aside line, its number, reason and text."""
-        header = f"# {self.file}: {self.note()}; each line: line number, reason, the line as read\n"
+        """The text of `<out>/rejected/<file>.txt`: one line per record set aside, its line, reason and text."""
+        header = f"# {self.file}: {self.note()}; each line: the record's line number, reason, the record as read\n"
         return header + "".join(f"{line}\t{reason}\t{text}\n" for line, reason, text in self.rows)
 
 
@@ -187,14 +191,14 @@ def is_malformed_csv(source: Source, err: duckdb.Error) -> bool:
 def split_malformed(
     con: duckdb.DuckDBPyConnection, source: Source, err: duckdb.Error
 ) -> tuple[list[Source], list[RejectedRows]]:
-    """The source as parts that read: its clean files as before, the files with malformed lines skipping them
-    (single-threaded, see `reader_sql`); and the lines set aside, per file.
+    """The source as parts that read: its clean files as before, the files with malformed records skipping them
+    (single-threaded, see `reader_sql`); and the records set aside, per file.
 
-    Lines set aside are real-world noise, e.g. a log line cut short. A file with more than MAX_UNREADABLE_SHARE of
-    its lines lost is not the CSV it looks like (an unterminated quote swallows the rest of a file), and that is an
-    InputError naming the first bad line. Lines are counted as records, those read and those listed (a quoted
-    value may span lines; a blank line is none), plus the lines a quote left open swallowed, since DuckDB lists none
-    of them.
+    Records set aside are real-world noise, e.g. a log line cut short. A file with more than MAX_UNREADABLE_SHARE of
+    its records lost is not the CSV it looks like (an unterminated quote swallows the rest of a file), and that is
+    an InputError naming the first bad line. Records are counted, those read and those listed (a quoted value may
+    span lines; a blank line is none), and each line a quote left open swallowed as one, since DuckDB lists none of
+    them.
     """
     if not_utf8(err):  # the tolerant reader skips such a line unlisted: read from a UTF-8 copy instead
         raise read_error(source, err)
@@ -221,7 +225,7 @@ def split_malformed(
         kept = con.execute(f"SELECT count(*) FROM {tolerant.for_file(path).from_sql}").fetchall()[0][0]
         records = kept + len(rows) + swallowed
         if records - kept > MAX_UNREADABLE_SHARE * records:
-            raise InputError(f"{first} ({records - kept} of {records} lines unreadable)")
+            raise InputError(f"{first} ({records - kept} of {records} records unreadable)")
         set_aside.append(RejectedRows(str(path), records, tuple(rows[n] for n in sorted(rows)), swallowed=swallowed))
     clean = tuple(path for path in source.files if path not in bad_files)
     parts = [replace(source, files=clean)] if clean else []
