@@ -262,6 +262,31 @@ def test_templates_command_gives_csv_json_and_parquet_entries_their_file_and_lin
     assert "file" not in load_telemetry(logs=str(logs / "*")).columns("logs")
 
 
+def test_templates_command_counts_blank_lines_in_the_line_each_entry_starts_on(tmp_path: Path) -> None:
+    # the readers skip a blank line without counting it: "order 2 placed" was on line 4 (and every entry after a
+    # blank line one line short), "order 4 placed" on line 2; a blank line inside a quoted value is the value's
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write(logs / "a.csv", 'ts,service,message\n'
+                          '2024-05-01T10:00:00Z,shop,order 1 placed\n'
+                          '\n'
+                          '2024-05-01T10:00:01Z,shop,"cut "short" here\n'
+                          '2024-05-01T10:00:02Z,shop,"payment failed\n\n  at Gateway.charge"\n'
+                          '\n'
+                          '\n'
+                          '2024-05-01T10:00:03Z,shop,order 2 placed\n')
+    write(logs / "b.jsonl", '{"ts": "2024-05-01T10:00:04Z", "message": "order 3 placed"}\n'
+                            '\n'
+                            '{"ts": "2024-05-01T10:00:05Z", "message": "order 4 placed"}\n')
+
+    result = incidentlens("templates", "--logs", str(logs / "*"), "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "out" / "lines.csv") as handle:
+        lines = [(Path(row["file"]).name, int(row["line"])) for row in csv.DictReader(handle)]
+    assert lines == [("a.csv", 2), ("a.csv", 5), ("a.csv", 10), ("b.jsonl", 1), ("b.jsonl", 3)]
+
+
 def test_templates_command_says_how_many_entries_had_no_message_to_mine(tmp_path: Path) -> None:
     # "1 template over 4 entries" while the template counted 3: a JSON line without its message has none
     lines = [f'{{"ts": "2024-05-01T10:00:0{i}Z", "msg": "order {i} placed"}}' for i in range(3)]

@@ -47,7 +47,14 @@ from incidentlens.telemetry.files import (
 from incidentlens.telemetry.jaeger import read_jaeger
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.prometheus import read_api_answer, read_loki_answer
-from incidentlens.telemetry.textlogs import UNKNOWN, TextLogOptions, not_utf8, read_text_log, utf8_copy
+from incidentlens.telemetry.textlogs import (
+    UNKNOWN,
+    TextLogOptions,
+    lines_sql,
+    not_utf8,
+    read_text_log,
+    utf8_copy,
+)
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
 from incidentlens.telemetry.zipkin import read_zipkin
 
@@ -95,6 +102,9 @@ class TelemetryStore:
     _ranges: dict[str, tuple[datetime, datetime]] | None = None
     _held: set[str] = field(default_factory=set)
     _origins: list[str] = field(default_factory=list)  # each logs part's entries with where they were read
+    # the logs files whose entries are numbered in read order (`Built.counted`): (the file read, its format), by name
+    _counted: dict[str, tuple[Path, str]] = field(default_factory=dict)
+    _uncounted: str | None = None  # the table of their uncounted lines, once `log_origins_sql` made it
     _hold_lock: threading.Lock = field(default_factory=threading.Lock)
     _scratch: tempfile.TemporaryDirectory[str] | None = None  # UTF-8 copies of files that are not (`_as_utf8`)
 
@@ -340,6 +350,8 @@ class TelemetryStore:
                 self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS SELECT *{hidden} FROM ({rows})")
                 if view == "logs":
                     self._origins.append(_origin_sql(part, rows, built, source.fmt == "text", copies))
+                    self._counted.update({str(copies.get(Path(read), read)): (Path(read), source.fmt)
+                                          for read in built.counted})
                 parts.append(part)
         finally:
             if raw:
@@ -350,15 +362,22 @@ class TelemetryStore:
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {union}")
         if view == "logs":
             self.con.execute(f"CREATE OR REPLACE VIEW {LOG_ORIGINS} AS {' UNION ALL BY NAME '.join(self._origins)}")
+            self._uncounted = None
 
     def log_origins_sql(self) -> str | None:
         """`SELECT file, line, message`: every entry of the logs view (in its parts' order) with the file it was
         read from and its line there (1-based; a CSV record's first line, a Parquet or JSON-array row's number),
-        NULL for an entry not read from a file here; None when no logs were loaded here (ClickHouse holds them)."""
+        NULL for an entry not read from a file here; None when no logs were loaded here (ClickHouse holds them).
+
+        A CSV or JSON-lines file's entries are numbered as read, which skips blank lines uncounted: a file that has
+        them is scanned for them here, for the one command that asks (`templates`), not at every load."""
         if not self._origins:
             return None
-        return (f"SELECT CAST({quote(ORIGIN_FILE)} AS VARCHAR) AS file, CAST({quote(ORIGIN_LINE)} AS BIGINT) AS line, "
-                f"message FROM {LOG_ORIGINS}")
+        origins = (f"SELECT CAST({quote(ORIGIN_FILE)} AS VARCHAR) AS file, CAST({quote(ORIGIN_LINE)} AS BIGINT) AS "
+                   f"line, message FROM {LOG_ORIGINS}")
+        if self._uncounted is None:
+            self._uncounted = _uncounted_lines(self.con, self._counted, self.rejected)
+        return _moved_past_uncounted(origins, self._uncounted) if self._uncounted else origins
 
 
 #: the logs view with where each entry was read, for `incidentlens templates` (`log_origins_sql`)
@@ -381,6 +400,65 @@ def _origin_sql(part: str, rows: str, built: Built, text: bool, copies: dict[Pat
     if text:
         return f'SELECT *, "file" AS {quote(ORIGIN_FILE)}, "line" AS {quote(ORIGIN_LINE)} FROM {quote(part)}'
     return f"SELECT * FROM {quote(part)}"
+
+
+def _uncounted_lines(con: duckdb.DuckDBPyConnection, counted: dict[str, tuple[Path, str]],
+                     rejected: list[RejectedRows]) -> str:
+    """The name of a table of the lines the readers skipped uncounted in `counted` (by file name: the file read and
+    its format): blank lines, in a CSV file those outside a quoted value (an even number of quotes before them on
+    the lines read: a record set aside is skipped whole, its quotes with it), with, in a file that has any, the
+    records set aside from it, which its numbering counted already (`views._count_skipped_lines`); the j-th such
+    line of its file is line `skipped`. '' when no file has a blank line."""
+    set_aside = pa.table({"file": [r.file for r in rejected if r.file in counted for _ in r.rows],
+                          "skipped": [line for r in rejected if r.file in counted for line, _, _ in r.rows]},
+                         schema=pa.schema([("file", pa.string()), ("skipped", pa.int64())]))
+    con.register("_incidentlens_set_aside", set_aside)
+    try:
+        return _blank_lines(con, counted)
+    finally:
+        con.unregister("_incidentlens_set_aside")
+
+
+def _blank_lines(con: duckdb.DuckDBPyConnection, counted: dict[str, tuple[Path, str]]) -> str:
+    """`_uncounted_lines` with the records set aside registered as `_incidentlens_set_aside` (file, skipped)."""
+    table = "_incidentlens_uncounted"
+    scans = []
+    for name, (path, fmt) in counted.items():
+        if fmt == "jsonl":
+            blank = f"SELECT line FROM ({lines_sql(path)}) WHERE text IS NULL OR trim(text) = ''"
+        else:
+            read = f"line NOT IN (SELECT skipped FROM _incidentlens_set_aside WHERE file = {literal(name)})"
+            quotes = (f"sum(CASE WHEN {read} THEN length(text) - length(replace(text, '\"', '')) END) OVER "
+                      "(ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)")
+            blank = (f"SELECT line FROM (SELECT line, text, coalesce({quotes}, 0) AS quotes FROM ({lines_sql(path)})) "
+                     "WHERE text IS NULL AND quotes % 2 = 0 AND line > 1")
+        scans.append(f"SELECT {literal(name)} AS file, line AS skipped, false AS set_aside FROM ({blank})")
+    if not scans:
+        return ""
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS {' UNION ALL '.join(scans)}")
+    if not con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]:
+        return ""
+    con.execute(f"INSERT INTO {table} SELECT file, skipped, true FROM _incidentlens_set_aside "
+                f"WHERE file IN (SELECT file FROM {table})")
+    return table
+
+
+def _moved_past_uncounted(origins: str, table: str) -> str:
+    """`origins` with each entry's line moved past the uncounted lines before it (`_uncounted_lines`). Numbered
+    as read, an entry's line is its place among the lines counted, the header's included, moved past
+    the records set aside: a set-aside line at L moved every entry numbered past L - i, the i-th of them, by i;
+    undone first (the entries numbered past L, of which i are). The j-th uncounted line at P has P - j counted
+    lines before it, so it precedes every entry whose place is past that: the last such moves it by j."""
+    nth = "row_number() OVER (PARTITION BY file ORDER BY skipped)"
+    set_aside = f"SELECT file, skipped, {nth} AS moved FROM {table} WHERE set_aside"
+    uncounted = (f"SELECT file, max(moved) AS moved, place FROM (SELECT file, {nth} AS moved, skipped - {nth} AS place "
+                 f"FROM {table}) GROUP BY file, place")
+    numbered = f"SELECT *, row_number() OVER () AS _incidentlens_entry FROM ({origins})"
+    placed = (f"SELECT o.*, o.line - coalesce(s.moved, 0) AS place FROM ({numbered}) AS o "
+              f"ASOF LEFT JOIN ({set_aside}) AS s ON o.file = s.file AND o.line > s.skipped")
+    return (f"SELECT o.file, o.place + coalesce(u.moved, 0) AS line, o.message FROM ({placed}) AS o "
+            f"ASOF LEFT JOIN ({uncounted}) AS u ON o.file = u.file AND o.place > u.place "
+            "ORDER BY o._incidentlens_entry")
 
 
 def load_telemetry(

@@ -233,6 +233,9 @@ class Built:
     columns: tuple[str, ...]
     origin: bool = False  # its rows say where they were read (`ORIGIN_FILE`, `ORIGIN_LINE`), hidden from the view
     origin_file: str | None = None  # the one file its rows were read from, where they do not say it
+    # the CSV and JSON-lines files whose rows were numbered in the order read: their readers skip blank lines
+    # uncounted (`TelemetryStore.log_origins_sql` counts them)
+    counted: tuple[str, ...] = ()
 
 
 def build_select(
@@ -287,13 +290,18 @@ def _read_once(con: duckdb.DuckDBPyConnection, source: Source, table: str | None
 _ORIGIN = (ORIGIN_FILE, ORIGIN_LINE)
 
 
+def _has_lines(con: duckdb.DuckDBPyConnection, source: Source) -> bool:
+    """The source is a table whose rows carry their own file lines (`set_aside_bad_json`)."""
+    return source.table is not None and ORIGIN_LINE in _columns_of(con, source.table)
+
+
 def _numbered_sql(con: duckdb.DuckDBPyConnection, source: Source) -> str:
     """The SELECT of the source's rows in file order, each with its line (`ORIGIN_LINE`) and, of several files,
     its file (`ORIGIN_FILE`; of one, the view names it: a column of one value costs memory in every row), numbered
     as read (DuckDB keeps the files' order; a CSV record on the line after the header and the records before it,
     `_count_spanned_lines` adds the lines their quoted values span). A table that has them (the good lines of a JSON
     file with bad ones, `set_aside_bad_json`) keeps its own."""
-    if source.table is not None and ORIGIN_LINE in _columns_of(con, source.table):
+    if _has_lines(con, source):
         return f"SELECT * FROM {source.table}"
     first = 1 if source.fmt == "csv" else 0  # a CSV file's header line
     if len(source.files) == 1:
@@ -410,11 +418,13 @@ def _build(
     con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str],
     raw_table: str | None = None,
 ) -> Built:
+    numbered = view == "logs" and bool(source.files)
+    in_order = numbered and raw_table is not None and source.fmt in ("csv", "jsonl") and not _has_lines(con, source)
     if raw_table is not None and view == "metrics" and source.fmt == "csv" and not source.skip_malformed:
         whole = _sample(con, source) < SAMPLE_ROWS  # from the files: it decides which columns to read as numbers
         source, columns = _read_metrics_once(con, source, raw_table, _profile(con, source), mapping, whole)
     else:
-        source = _read_once(con, source, raw_table, numbered=view == "logs" and bool(source.files))
+        source = _read_once(con, source, raw_table, numbered=numbered)
         _sample(con, source)
         columns = _profile(con, source)
     canonical = Canonical(source, columns)
@@ -431,7 +441,8 @@ def _build(
     sql = canonical.select_sql(keep_missing_times=keep, left_out=bad_times)
     one_file = str(source.files[0]) if ORIGIN_FILE not in canonical.exprs and source.files else None
     return Built(sql, tuple(name for name in columns.types if name not in _ORIGIN),
-                 origin=ORIGIN_LINE in canonical.exprs, origin_file=one_file)
+                 origin=ORIGIN_LINE in canonical.exprs, origin_file=one_file,
+                 counted=tuple(map(str, source.files)) if in_order else ())
 
 
 def _check_repeats(c: Canonical, warnings: list[str]) -> None:
