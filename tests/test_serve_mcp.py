@@ -95,6 +95,31 @@ def test_a_source_that_cannot_be_read_is_refused_before_serving(tmp_path: Path, 
     assert not (tmp_path / "state").exists()  # refused before anything was written
 
 
+def test_the_tools_keep_the_files_read_until_one_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each call read and validated every file again (most of a call's time on a day of telemetry); now a call reads
+    them only when one was rewritten, added or removed since."""
+    from incidentlens.server.mcp_tools import build_mcp
+    from incidentlens.server.settings import Sources
+
+    opened: list[object] = []
+    open_files = Sources.open
+    monkeypatch.setattr(Sources, "open", lambda self, at=None: opened.append(at) or open_files(self, at))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.csv").write_text("ts,service,message\n2024-05-01T10:00:00Z,api,up\n")
+    server = build_mcp(Sources(logs=[str(logs / "*.csv")]), None)
+
+    def count() -> int:
+        result = anyio.run(server.call_tool, "sql", {"query": "SELECT count(*) AS n FROM logs"})
+        return structured(result)["rows"][0][0]
+
+    assert (count(), count(), len(opened)) == (1, 1, 1)
+    (logs / "a.csv").write_text("ts,service,message\n2024-05-01T10:00:00Z,api,up\n2024-05-01T10:01:00Z,api,down\n")
+    assert (count(), count(), len(opened)) == (2, 2, 2)
+    (logs / "b.csv").write_text("ts,service,message\n2024-05-01T10:02:00Z,db,slow\n")
+    assert (count(), len(opened)) == (3, 3)
+
+
 def test_mcp_over_http_on_the_server_needs_the_token_and_reads_the_incidents(data: Path, tmp_path: Path) -> None:
     with running_server([*source_args(data), "--state", str(tmp_path / "state"), "--llm", "offline"],
                         tmp_path / "server.log") as server:

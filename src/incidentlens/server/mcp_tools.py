@@ -8,6 +8,7 @@ incidents and reviews from the server's state. Log text in the answers is data, 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -59,19 +60,40 @@ class _OneLineErrors(MCPServer):
             raise ToolError(f"Error executing tool {name}: {reasons}") from cause
 
 
+class _KeptStore:
+    """The store the tools read, opened at the first call and kept while its files are unchanged: opening it reads
+    and validates every file, most of a call's time on a day of telemetry. Each call matches the globs again and
+    compares every file's path, size and modification time with those the store was opened over; a file added,
+    removed or rewritten opens it again. Prometheus (pulled around each call's `at`) and ClickHouse are opened per
+    call, as before. Calls read the kept store at once, each through cursors of its own (`TelemetryStore.cursor`)."""
+
+    def __init__(self, sources: Sources) -> None:
+        self._sources = sources
+        self._lock = threading.Lock()  # one call opens the store; the others wait for it
+        self._files: tuple[tuple[str, int, int], ...] | None = None
+        self._store: Any = None
+
+    def open(self, at: Any) -> Any:
+        if not self._sources.given():
+            raise ToolError("no telemetry configured: start the server with --metrics/--logs/--traces/--prometheus")
+        if self._sources.pulled_per_read():
+            return self._sources.open(at)
+        with self._lock:
+            files = self._sources.file_states()
+            if files != self._files:
+                self._store, self._files = self._sources.open(), files
+            return self._store
+
+
 def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
     """The MCP server over `sources` (telemetry) and `state` (incidents and reviews; None: those two tools say so)."""
     mcp = _OneLineErrors(name="incidentlens", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
+    kept = _KeptStore(sources)
 
     def _time(at: str | None) -> Any:
         from incidentlens.analysis.detection import parse_time
 
         return parse_time(at, option="at") if at else None
-
-    def _store(at: Any) -> Any:
-        if not sources.given():
-            raise ToolError("no telemetry configured: start the server with --metrics/--logs/--traces/--prometheus")
-        return sources.open(at)
 
     def _noted(answer: dict[str, Any], store: Any, at: Any) -> dict[str, Any]:
         """`note` says when `at` lies outside the data: the answer is then about what is nearest it."""
@@ -97,7 +119,7 @@ def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
 
         anchor = _time(at)
         settings_for(sensitivity)
-        store = _store(anchor)
+        store = kept.open(anchor)
         return _noted(run_analysis(store, at=anchor, onset=onset, sensitivity=sensitivity).to_dict(), store, anchor)
 
     @mcp.tool(annotations=READ_ONLY)
@@ -112,7 +134,7 @@ def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
 
         anchor = _time(at)
         settings_for(sensitivity)
-        store = _store(anchor)
+        store = kept.open(anchor)
         return _noted(run_detect(store, metrics=metrics or None, at=anchor, sensitivity=sensitivity).to_dict(), store,
                       anchor)
 
@@ -123,7 +145,7 @@ def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
         writes, no file access, row cap and timeout)."""
         from incidentlens.analysis.sql_sandbox import SqlSandbox
 
-        with SqlSandbox(_store(None), row_cap=max(1, min(max_rows, 1000))) as sandbox:
+        with SqlSandbox(kept.open(None), row_cap=max(1, min(max_rows, 1000))) as sandbox:
             return json.loads(json.dumps(sandbox.run(query).to_dict(), default=str))
 
     @mcp.tool(annotations=READ_ONLY)
@@ -134,7 +156,7 @@ def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
         from incidentlens.analysis import analyze as run_analysis
 
         anchor = _time(at)
-        store = _store(anchor)
+        store = kept.open(anchor)
         result = run_analysis(store, at=anchor).to_dict()
         return _noted({"incident_window": result["incident_window"], "baseline_window": result["baseline_window"],
                        "templates": result["templates"]}, store, anchor)

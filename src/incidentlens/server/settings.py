@@ -70,6 +70,18 @@ class Sources(_Strict):
     def given(self) -> bool:
         return bool(self.metrics or self.logs or self.traces or self.events or self.calls or self.prometheus)
 
+    def pulled_per_read(self) -> bool:
+        """Sources read from a server rather than from files: Prometheus (pulled around a time) or ClickHouse."""
+        return bool(self.prometheus) or any(path.startswith(("clickhouse://", "clickhouses://")) for path in self.logs)
+
+    def file_states(self) -> tuple[tuple[str, int, int], ...]:
+        """Each file the sources name, globs matched now: its path, size and modification time (ns); -1 for a
+        file gone between the match and the look (opening the sources then says what is missing)."""
+        from incidentlens.telemetry.files import resolve_paths
+
+        given = (self.metrics, self.logs, self.traces, self.events, self.calls)
+        return tuple(_file_state(path) for paths in given for path in resolve_paths(paths))
+
     def open(self, at: datetime | None = None) -> Any:
         """A TelemetryStore over these sources, as `incidentlens analyze` opens it (Prometheus pulled around `at`)."""
         from incidentlens.telemetry import parse_mapping
@@ -80,6 +92,14 @@ class Sources(_Strict):
         return open_store(metrics=self.metrics or None, logs=self.logs or None, traces=self.traces or None,
                           events=self.events or None, mapping=parse_mapping(self.map), prometheus=prometheus, at=at,
                           calls=self.calls or None)
+
+
+def _file_state(path: Path) -> tuple[str, int, int]:
+    try:
+        status = path.stat()
+    except OSError:
+        return str(path), -1, -1
+    return str(path), status.st_size, status.st_mtime_ns
 
 
 #: what a URL never holds unescaped: whitespace (two lines of a file read into one variable) and control characters
