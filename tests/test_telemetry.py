@@ -622,3 +622,14 @@ def test_fetch_routes_queries_over_logs_only_to_the_logs_backend(tmp_path: Path)
         {"answered_by": "backend"}]
     assert store.fetch("SELECT count(*) AS n FROM metrics").to_pylist() == [{"n": 1}]
     assert len(backend.queries) == 1
+
+
+def test_a_wide_column_named_as_a_rate_is_no_service_of_its_own(tmp_path: Path) -> None:
+    # `req/s` is requests per second, not service 'req''s metric 's'
+    path = write_csv(tmp_path / "metrics.csv", "ts,req/s,errors/min,payments/p95_ms",
+                     [f"{iso(T0 + timedelta(minutes=i))},{50 + i},{i},{900 + i}" for i in range(2)])
+
+    got = rows(load_telemetry(metrics=path), "SELECT DISTINCT service, metric FROM metrics ORDER BY ALL")
+
+    assert got == [{"service": "global", "metric": "errors/min"}, {"service": "global", "metric": "req/s"},
+                   {"service": "payments", "metric": "p95_ms"}]

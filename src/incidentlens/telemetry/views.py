@@ -79,6 +79,8 @@ _NO_TIME = ", ".join(literal(spelling) for spelling in NO_TIME_SPELLINGS)
 _SAMPLE = "_incidentlens_sample"
 # A terminal's escape sequence (colour, bold): ESC [ parameters letter
 _ANSI_CODE = "\x1b" + r"\[[0-9;]*[A-Za-z]"
+# The time unit of a rate written in a column's name (`req/s`, `errors/min`): no `service/metric`
+_PER_TIME_UNIT = re.compile(r"(?i)[mµun]?s|sec(ond)?s?|min(ute)?s?|m|h|hrs?|hours?|d|days?")
 # How deep the fields of a JSON file's nested objects are read (`kubernetes.pod.name`: 3)
 NESTED_DEPTH = 3
 _LAYER, _LAYER_TIME = "_incidentlens_layer", "_incidentlens_ts"
@@ -624,9 +626,9 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
     c.exprs["metric"] = "[" + ", ".join(literal(n) for n in wide) + "]"
     c.exprs["value"] = "[" + ", ".join(_finite_value(c, n) for n in wide) + "]"
     c.unnested.update({"metric", "value"})
-    if c.exprs["service"] == "'global'" and any("/" in n.strip("/") for n in wide):
+    parts = [_service_and_metric(n) for n in wide]
+    if c.exprs["service"] == "'global'" and any(service != "global" for service, _ in parts):
         # a column per series named as `detect` names one, `payments/p95_ms`: that service's metric
-        parts = [n.split("/", 1) if "/" in n.strip("/") else ["global", n] for n in wide]
         c.exprs["service"] = "[" + ", ".join(literal(service) for service, _ in parts) + "]"
         c.exprs["metric"] = "[" + ", ".join(literal(metric) for _, metric in parts) + "]"
         c.unnested.add("service")
@@ -634,6 +636,15 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
     for column in wide:
         if column in c.columns.numeric:
             c.checks[column] = _not_a_number(column, "DOUBLE")
+
+
+def _service_and_metric(column: str) -> tuple[str, str]:
+    """A wide column's service and metric: `payments/p95_ms` -> (payments, p95_ms), as `detect` names a series; a
+    rate's unit (`req/s`, `errors/min`, `MB/sec`) or a name without an inner slash -> (global, the column)."""
+    if "/" not in column.strip("/"):
+        return "global", column
+    service, metric = column.split("/", 1)
+    return ("global", column) if _PER_TIME_UNIT.fullmatch(metric.strip()) else (service, metric)
 
 
 def _wide_edges_hint(c: Canonical, names: list[str]) -> str:
