@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,29 +96,83 @@ def test_a_source_that_cannot_be_read_is_refused_before_serving(tmp_path: Path, 
     assert not (tmp_path / "state").exists()  # refused before anything was written
 
 
-def test_the_tools_keep_the_files_read_until_one_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each call read and validated every file again (most of a call's time on a day of telemetry); now a call reads
-    them only when one was rewritten, added or removed since."""
+HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
+ONE = "ts,service,message\n2024-05-01T10:00:00Z,api,up\n"
+TWO = "ts,service,message\n2024-05-01T10:00:00Z,api,up\n2024-05-01T10:01:00Z,api,down\n"
+
+
+def _written(path: Path, text: str, mtime_ns: int = HOUR_AGO_NS) -> Path:
+    """`path` holding `text`, last modified at `mtime_ns` (an hour ago: not just written, see `RACY_NS`)."""
+    path.write_text(text)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+def _sql_counter(sources: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[object]]:
+    """A function counting the logs through the `sql` tool, and the list of the times it opened the sources."""
     from incidentlens.server.mcp_tools import build_mcp
     from incidentlens.server.settings import Sources
 
     opened: list[object] = []
     open_files = Sources.open
     monkeypatch.setattr(Sources, "open", lambda self, at=None: opened.append(at) or open_files(self, at))
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    (logs / "a.csv").write_text("ts,service,message\n2024-05-01T10:00:00Z,api,up\n")
-    server = build_mcp(Sources(logs=[str(logs / "*.csv")]), None)
+    server = build_mcp(sources, None)
 
     def count() -> int:
         result = anyio.run(server.call_tool, "sql", {"query": "SELECT count(*) AS n FROM logs"})
         return structured(result)["rows"][0][0]
 
+    return count, opened
+
+
+def test_the_tools_keep_the_files_read_until_one_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each call read and validated every file again (most of a call's time on a day of telemetry); now a call reads
+    them only when one was rewritten, added or removed since."""
+    from incidentlens.server.settings import Sources
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _written(logs / "a.csv", ONE)
+    count, opened = _sql_counter(Sources(logs=[str(logs / "*.csv")]), monkeypatch)
+
     assert (count(), count(), len(opened)) == (1, 1, 1)
-    (logs / "a.csv").write_text("ts,service,message\n2024-05-01T10:00:00Z,api,up\n2024-05-01T10:01:00Z,api,down\n")
+    _written(logs / "a.csv", TWO)
     assert (count(), count(), len(opened)) == (2, 2, 2)
-    (logs / "b.csv").write_text("ts,service,message\n2024-05-01T10:02:00Z,db,slow\n")
+    _written(logs / "b.csv", "ts,service,message\n2024-05-01T10:02:00Z,db,slow\n")
     assert (count(), len(opened)) == (3, 3)
+
+
+def test_a_file_copied_in_with_its_old_size_and_time_is_read_again(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cp -p` or `rsync -t` of a new version of the same size keeps the old modification time: the store kept by
+    path, size and modification time alone answered from the old file."""
+    from incidentlens.server.settings import Sources
+
+    logs = _written(tmp_path / "logs.csv", ONE.replace("up", "ok"))
+    count, opened = _sql_counter(Sources(logs=[str(logs)]), monkeypatch)
+    assert count() == 1
+    _written(tmp_path / "new.csv", ONE.replace("10:00", "10:01"))  # the new version, the same size
+    (tmp_path / "new.csv").replace(logs)
+
+    assert (count(), len(opened)) == (1, 2)
+
+
+def test_a_file_written_just_before_the_store_was_opened_is_not_kept_by_its_times(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system whose clock ticks once a second gives a file written twice in one second the same times: the
+    store opened between the writes is not kept on them."""
+    from incidentlens.server import settings
+    from incidentlens.server.settings import Sources
+
+    logs = _written(tmp_path / "logs.csv", ONE, mtime_ns=time.time_ns())
+    # the state a coarse clock gives both writes: the same size, times and inode
+    state = (str(logs), 53, logs.stat().st_mtime_ns, 1, 1)
+    monkeypatch.setattr(settings, "_file_state", lambda path: state)
+    count, _ = _sql_counter(Sources(logs=[str(logs)]), monkeypatch)
+    assert count() == 1
+    logs.write_text(TWO)
+
+    assert count() == 2
 
 
 def test_mcp_over_http_on_the_server_needs_the_token_and_reads_the_incidents(data: Path, tmp_path: Path) -> None:

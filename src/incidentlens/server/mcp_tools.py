@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -60,17 +61,24 @@ class _OneLineErrors(MCPServer):
             raise ToolError(f"Error executing tool {name}: {reasons}") from cause
 
 
+#: a file modified this close to the look at its state may be written again within the same tick of the file
+#: system's clock (1 s on HFS+ and some NFS servers, 2 s on FAT), its times and size unchanged: not kept on them
+RACY_NS = 2_000_000_000
+
+
 class _KeptStore:
     """The store the tools read, opened at the first call and kept while its files are unchanged: opening it reads
     and validates every file, most of a call's time on a day of telemetry. Each call matches the globs again and
-    compares every file's path, size and modification time with those the store was opened over; a file added,
-    removed or rewritten opens it again. Prometheus (pulled around each call's `at`) and ClickHouse are opened per
-    call, as before. Calls read the kept store at once, each through cursors of its own (`TelemetryStore.cursor`)."""
+    compares every file's path, size, modification and change times and inode with those the store was opened over;
+    a file added, removed or rewritten opens it again, as does every call while a file's modification time lies within
+    `RACY_NS` of the look that opened it (a write in the same tick would change none of them). Prometheus (pulled
+    around each call's `at`) and ClickHouse are opened per call, as before. Calls read the kept store at once, each
+    through cursors of its own (`TelemetryStore.cursor`)."""
 
     def __init__(self, sources: Sources) -> None:
         self._sources = sources
         self._lock = threading.Lock()  # one call opens the store; the others wait for it
-        self._files: tuple[tuple[str, int, int], ...] | None = None
+        self._files: tuple[tuple[str, int, int, int, int], ...] | None = None
         self._store: Any = None
 
     def open(self, at: Any) -> Any:
@@ -79,9 +87,13 @@ class _KeptStore:
         if self._sources.pulled_per_read():
             return self._sources.open(at)
         with self._lock:
+            looked = time.time_ns()
             files = self._sources.file_states()
             if files != self._files:
-                self._store, self._files = self._sources.open(), files
+                self._store = self._sources.open()
+                # a file written just before the look may be written again unseen: its state is no key to keep by
+                racy = any(mtime > looked - RACY_NS for _, _, mtime, _, _ in files)
+                self._files = None if racy else files
             return self._store
 
 

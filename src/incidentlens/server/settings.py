@@ -74,9 +74,10 @@ class Sources(_Strict):
         """Sources read from a server rather than from files: Prometheus (pulled around a time) or ClickHouse."""
         return bool(self.prometheus) or any(path.startswith(("clickhouse://", "clickhouses://")) for path in self.logs)
 
-    def file_states(self) -> tuple[tuple[str, int, int], ...]:
-        """Each file the sources name, globs matched now: its path, size and modification time (ns); -1 for a
-        file gone between the match and the look (opening the sources then says what is missing)."""
+    def file_states(self) -> tuple[tuple[str, int, int, int, int], ...]:
+        """Each file the sources name, globs matched now: its path, size, modification time, inode and change time
+        (ns; a file copied in with its old modification time, `cp -p` or `rsync -t`, has a new change time); -1s for
+        a file gone between the match and the look (opening the sources then says what is missing)."""
         from incidentlens.telemetry.files import resolve_paths
 
         given = (self.metrics, self.logs, self.traces, self.events, self.calls)
@@ -94,12 +95,12 @@ class Sources(_Strict):
                           calls=self.calls or None)
 
 
-def _file_state(path: Path) -> tuple[str, int, int]:
+def _file_state(path: Path) -> tuple[str, int, int, int, int]:
     try:
         status = path.stat()
     except OSError:
-        return str(path), -1, -1
-    return str(path), status.st_size, status.st_mtime_ns
+        return str(path), -1, -1, -1, -1
+    return str(path), status.st_size, status.st_mtime_ns, status.st_ino, status.st_ctime_ns
 
 
 #: what a URL never holds unescaped: whitespace (two lines of a file read into one variable) and control characters
