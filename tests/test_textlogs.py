@@ -81,6 +81,17 @@ def test_logfmt_lines_read_their_time_level_message_and_service_by_key(tmp_path:
     ]
 
 
+def test_a_logfmt_key_inside_a_quoted_value_is_part_of_the_value(tmp_path: Path) -> None:
+    # the level and service were read from the message's words: DEBUG, service 'auth'
+    text = ('time=2024-05-01T10:00:00Z msg="log level=debug for service=auth" level=info service=api\n'
+            'time=2024-05-01T10:00:01Z level=error msg="db down" service=api\n')
+
+    rows = entries(load_telemetry(logs=write(tmp_path / "service.log", text)))
+
+    assert [(row["service"], row["level"], row["message"]) for row in rows] == [
+        ("api", "INFO", "log level=debug for service=auth"), ("api", "ERROR", "db down")]
+
+
 def test_kubectl_logs_of_several_pods_with_prefix_and_timestamps_name_each_pods_service(tmp_path: Path) -> None:
     # `kubectl logs -l app=shop --prefix --timestamps`: the file's name was every line's service
     log = write(tmp_path / "shop.log",

@@ -69,10 +69,13 @@ def refuse_unread_format(path: Path, first: bytes) -> None:
             wide = codec.rsplit("-", 1)[0].upper()  # utf-16-le -> UTF-16
             raise InputError(f"{path}: {wide} text, which IncidentLens does not read: convert it to UTF-8 "
                              f"(iconv -f {wide} -t UTF-8)")
+# logfmt's pairs before a key, walked from the line's start, so that `level=debug` inside a quoted value (`msg="log
+# level=debug"`) is none
+_LOGFMT_BEFORE = r'^(?:[\w.@/-]+=(?:"(?:[^"\\]|\\.)*"|\S*)\s+)*?'
 # logfmt's keys for an entry's parts, each a regex whose first non-empty group is the value (quoted or bare)
 _LOGFMT_VALUE = r'="((?:[^"\\]|\\.)*)"|=([^\s"]+)'
 LOGFMT_KEYS = {
-    part: rf"(?:^|\s)(?:{keys})(?:{_LOGFMT_VALUE})"
+    part: rf"{_LOGFMT_BEFORE}(?:{keys})(?:{_LOGFMT_VALUE})"
     for part, keys in (("level", "level|lvl|severity"), ("message", "msg|message"),
                        ("app", "service|service\\.name|app|application"))
 }
@@ -170,7 +173,7 @@ FORMATS: tuple[LineFormat, ...] = (
     # Kubernetes node logs (CRI: containerd, CRI-O): time, stream, full or partial line tag, the container's line
     LineFormat("cri", rf"^(?P<ts>{_ISO}) (?:stdout|stderr) [FP] ", ("iso",)),
     # logfmt (Go's slog TextHandler, logrus, go-kit, Grafana, Heroku): the time is the value of a time key
-    LineFormat("logfmt", rf'^(?:[\w.@/-]+=(?:"(?:[^"\\]|\\.)*"|\S*) +)*?(?:time|ts|t|timestamp)="?(?P<ts>{_ISO})"?',
+    LineFormat("logfmt", rf'{_LOGFMT_BEFORE}(?:time|ts|t|timestamp)="?(?P<ts>{_ISO})"?',
                ("iso",), keyed=True),
     # `kubectl logs --prefix --timestamps` (of several pods at once): the pod names the service
     LineFormat("kubectl-prefix", rf"^\[pod/(?P<pod>[^/\]\s]+)/[^\]\s]*\] (?P<ts>{_ISO}){_TAIL}", ("iso",)),
