@@ -6,6 +6,7 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
+import json
 import lzma
 import os
 import subprocess
@@ -358,8 +359,6 @@ def test_journald_json_export_reads_without_options(tmp_path: Path) -> None:
 
 
 def test_a_journald_message_exported_as_bytes_reads_as_its_text(tmp_path: Path) -> None:
-    import json
-
     # journalctl -o json writes a MESSAGE holding control characters (a coloured line) or bytes that are not UTF-8
     # as an array of its bytes: it was the message "[27,91,51,49,109,...]"
     coloured = "\x1b[31mpayment failed\x1b[0m for café".encode()
@@ -375,6 +374,18 @@ def test_a_journald_message_exported_as_bytes_reads_as_its_text(tmp_path: Path) 
 
     assert messages == [{"message": "payment failed for café"}, {"message": "[1, 2] is a list in plain text"},
                         {"message": json.dumps(list(b"\xff\xfe not UTF-8"), separators=(",", ":"))}]
+
+
+def test_a_json_message_written_as_a_list_of_small_numbers_stays_as_written(tmp_path: Path) -> None:
+    # read into a text column, the string "[1,2,3]" is alike to journald's array of bytes: it was read as the
+    # bytes 1, 2 and 3; journald writes an array only for bytes holding a control character, beside visible text
+    records = [{"ts": "2024-05-01T10:00:00Z", "service": "api", "message": text}
+               for text in ("[1,2,3]", "[1, 2, 3]", "[72,105]")]
+    log = write(tmp_path / "app.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+
+    messages = load_telemetry(logs=log).fetch("SELECT message FROM logs ORDER BY ts").to_pylist()
+
+    assert [m["message"] for m in messages] == ["[1,2,3]", "[1, 2, 3]", "[72,105]"]
 
 
 def test_a_log_line_holding_a_nul_byte_is_kept_not_the_whole_file_refused(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ _SAMPLE = "_incidentlens_sample"
 _ANSI_CODE = "\x1b" + r"\[[0-9;]*[A-Za-z]"
 # The time unit of a rate written in a column's name (`req/s`, `errors/min`): no `service/metric`
 _PER_TIME_UNIT = re.compile(r"(?i)[mµun]?s|sec(ond)?s?|min(ute)?s?|m|h|hrs?|hours?|d|days?")
+# A control character a journald string never holds (tab and newline it does), and a character that is none
+_CONTROL, _VISIBLE = r"[\x00-\x08\x0b-\x1f\x7f]", r"[^\x00-\x1f\x7f]"
 # How deep the fields of a JSON file's nested objects are read (`kubernetes.pod.name`: 3)
 NESTED_DEPTH = 3
 _LAYER, _LAYER_TIME = "_incidentlens_layer", "_incidentlens_ts"
@@ -801,11 +803,16 @@ def _bytes_decoded_sql(con: duckdb.DuckDBPyConnection, text_sql: str) -> str:
     """The line with journald's byte arrays decoded, when the sample has them: `journalctl -o json` writes a
     MESSAGE that holds control characters or is not UTF-8 as a JSON array of its bytes (`[27,91,51,49,109,...]`, an
     application's coloured line), read as UTF-8 text without its colour codes; an array that is no such text stays
-    as written."""
+    as written. Read into a text column, an array is text like a message written `[1,2,3]`, so only bytes journald
+    would write as an array are decoded: a control character among them (else it writes the string), and text
+    beside the colour codes (`[1,2,3]` is none)."""
     is_array = f"(starts_with({text_sql}, '[') AND json_valid({text_sql}))"
     hex_text = (f"list_aggregate(list_transform(CAST(CAST({text_sql} AS JSON) AS UTINYINT[]), "
                 "lambda b: printf('%02x', b)), 'string_agg', '')")
-    decoded = f"try(regexp_replace(decode(unhex({hex_text})), {literal(_ANSI_CODE)}, '', 'g'))"
+    raw = f"try(decode(unhex({hex_text})))"
+    text = f"regexp_replace({raw}, {literal(_ANSI_CODE)}, '', 'g')"
+    decoded = (f"CASE WHEN regexp_matches({raw}, {literal(_CONTROL)}) AND regexp_matches({text}, {literal(_VISIBLE)}) "
+               f"THEN {text} END")
     if not con.execute(f"SELECT count(*) FILTER (CASE WHEN {is_array} THEN {decoded} IS NOT NULL END) "
                        f"FROM {_SAMPLE}").fetchone()[0]:
         return text_sql
