@@ -385,3 +385,20 @@ def test_a_saved_loki_answer_reads_as_logs(tmp_path: Path, level_label: str | No
     ]
     with pytest.raises(InputError, match="holds Loki log lines: pass it with --logs"):
         load_telemetry(metrics=path)
+
+
+def test_a_saved_loki_answer_with_each_lines_metadata_reads_as_logs(tmp_path: Path) -> None:
+    # Loki 3 answers a client asking for categorised labels with [ns, line, metadata]: it was "a stream of another
+    # shape"
+    answer = json.loads(saved_loki_answer(tmp_path / "loki.json", None).read_text())
+    for value in answer["data"]["result"][0]["values"]:
+        value.append({"structuredMetadata": {"trace_id": "4bf92f35"}})
+    path = tmp_path / "loki3.json"
+    path.write_text(json.dumps(answer))
+
+    rows = load_telemetry(logs=path).fetch("SELECT ts, service, message FROM logs ORDER BY ts").to_pylist()
+
+    assert rows == [
+        {"ts": datetime(2024, 5, 1, 10, 0), "service": "payments", "message": "INFO card charged"},
+        {"ts": datetime(2024, 5, 1, 10, 0, 1), "service": "payments", "message": "card declined"},
+    ]

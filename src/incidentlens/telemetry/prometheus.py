@@ -290,7 +290,8 @@ def read_loki_answer(path: Path) -> pa.Table:
     for stream in streams:
         try:
             labels, values = dict(stream.get("stream") or {}), np.asarray(stream.get("values") or [], dtype=object)
-            values = values.reshape(-1, 2)
+            # a value is [ns, line], or [ns, line, metadata] in Loki 3's answer with categorised labels
+            values = values[:, :2] if values.ndim == 2 else values.reshape(-1, 2)
             nanos = values[:, 0].astype(np.int64)
         except (AttributeError, ValueError, TypeError) as err:
             raise InputError(f"{path}: cannot read as a Loki answer: a stream of another shape "
