@@ -61,3 +61,33 @@ def test_a_json_array_of_log_records_with_trace_ids_is_no_zipkin_file(tmp_path: 
 
     assert load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist() == [
         {"level": "ERROR", "message": "card declined"}]
+
+
+def test_a_server_span_sharing_its_clients_id_is_that_clients_child(tmp_path: Path) -> None:
+    # B3 propagation (Brave, Spring Sleuth): the server half of a call reports the client's id with "shared": true.
+    # The id named two spans, so the database call under it joined both: once as the frontend's, once the orders'
+    trace = "5b8efff798038103"
+    spans = [
+        {"traceId": trace, "id": "a1", "kind": "SERVER", "name": "get /order", "timestamp": T0_US,
+         "duration": 90_000, "localEndpoint": {"serviceName": "frontend"}},
+        {"traceId": trace, "parentId": "a1", "id": "b2", "kind": "CLIENT", "name": "get", "timestamp": T0_US + 1_000,
+         "duration": 80_000, "localEndpoint": {"serviceName": "frontend"}},
+        {"traceId": trace, "parentId": "a1", "id": "b2", "kind": "SERVER", "name": "get", "shared": True,
+         "timestamp": T0_US + 2_000, "duration": 70_000, "localEndpoint": {"serviceName": "orders"}},
+        {"traceId": trace, "parentId": "b2", "id": "c3", "kind": "CLIENT", "name": "select",
+         "timestamp": T0_US + 3_000, "duration": 60_000, "localEndpoint": {"serviceName": "orders"}},
+    ]
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(spans))
+
+    links = load_telemetry(traces=path).fetch(
+        "SELECT child.service, child.span_kind, parent.service AS parent_service, parent.span_kind AS parent_kind "
+        "FROM spans AS child LEFT JOIN spans AS parent ON parent.trace_id = child.trace_id "
+        "AND parent.span_id = child.parent_id ORDER BY child.start_ts").to_pylist()
+
+    assert links == [
+        {"service": "frontend", "span_kind": "server", "parent_service": None, "parent_kind": None},
+        {"service": "frontend", "span_kind": "client", "parent_service": "frontend", "parent_kind": "server"},
+        {"service": "orders", "span_kind": "server", "parent_service": "frontend", "parent_kind": "client"},
+        {"service": "orders", "span_kind": "client", "parent_service": "orders", "parent_kind": "server"},
+    ]

@@ -2,7 +2,8 @@
 JSON array of spans, or of traces that are arrays of spans -> a DuckDB table of spans.
 
 A span's service is its `localEndpoint.serviceName`; `timestamp` and `duration` are microseconds; it failed when it
-has an `error` tag (Zipkin's rule, whatever its value); its kind is `kind` in lower case. Everything is unnested in
+has an `error` tag (Zipkin's rule, whatever its value); its kind is `kind` in lower case. A server span sharing
+its client's id (`shared`) is made that span's child (`_SHARED_SQL`). Everything is unnested in
 SQL (no Python loop over spans).
 """
 
@@ -42,10 +43,35 @@ def _spans_sql(path: Path) -> str:
     return f"""
         WITH items AS (SELECT json AS item FROM read_json_objects({literal(str(path))}, format='auto')),
         spans AS (SELECT unnest(CASE WHEN json_type(item) = 'ARRAY' THEN CAST(item AS JSON[]) ELSE [item] END) AS s
-                  FROM items)
+                  FROM items),
+        read AS (
         SELECT lower(s->>'traceId') AS trace_id, lower(s->>'id') AS span_id, lower(nullif(s->>'parentId', ''))
                AS parent_id, coalesce(s->'localEndpoint'->>'serviceName', 'global') AS service,
                s->>'name' AS operation, make_timestamp(TRY_CAST(s->>'timestamp' AS BIGINT)) AS start_ts,
                TRY_CAST(s->>'duration' AS DOUBLE) / 1000 AS duration_ms,
-               coalesce(json_exists(s, '$.tags.error'), false) AS is_error, lower(s->>'kind') AS span_kind
-        FROM spans"""
+               coalesce(json_exists(s, '$.tags.error'), false) AS is_error, lower(s->>'kind') AS span_kind,
+               coalesce(TRY_CAST(s->>'shared' AS BOOLEAN), false) AS shared
+        FROM spans)
+        {_SHARED_SQL}"""
+
+
+# A server span that shares its id with the client span that called it (`"shared": true`, B3 propagation: Brave,
+# Spring Sleuth) is the client span's child, under the id + `SHARED_SUFFIX`, and the spans its service made under
+# that id are its children: else the id names two spans, and every child of it joins both.
+SHARED_SUFFIX = "-shared"
+_SHARED_SQL = f"""
+        , twins AS (
+            SELECT trace_id, span_id, any_value(service) AS service FROM read AS server WHERE shared AND EXISTS (
+                SELECT 1 FROM read AS client WHERE NOT client.shared AND client.trace_id = server.trace_id
+                AND client.span_id = server.span_id) GROUP BY trace_id, span_id)
+        SELECT r.trace_id,
+               CASE WHEN r.shared AND own.span_id IS NOT NULL THEN r.span_id || '{SHARED_SUFFIX}' ELSE r.span_id END
+                   AS span_id,
+               CASE WHEN r.shared AND own.span_id IS NOT NULL THEN r.span_id
+                    WHEN under.span_id IS NOT NULL THEN r.parent_id || '{SHARED_SUFFIX}' ELSE r.parent_id END
+                   AS parent_id,
+               r.service, r.operation, r.start_ts, r.duration_ms, r.is_error, r.span_kind
+        FROM read AS r
+        LEFT JOIN twins AS own ON r.shared AND own.trace_id = r.trace_id AND own.span_id = r.span_id
+        LEFT JOIN twins AS under ON NOT r.shared AND under.trace_id = r.trace_id AND under.span_id = r.parent_id
+            AND under.service = r.service"""
