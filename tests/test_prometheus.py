@@ -402,3 +402,15 @@ def test_a_saved_loki_answer_with_each_lines_metadata_reads_as_logs(tmp_path: Pa
         {"ts": datetime(2024, 5, 1, 10, 0), "service": "payments", "message": "INFO card charged"},
         {"ts": datetime(2024, 5, 1, 10, 0, 1), "service": "payments", "message": "card declined"},
     ]
+
+
+def test_a_saved_error_answer_says_the_servers_error(tmp_path: Path) -> None:
+    # Prometheus' failed query has no data: it was "no time column ...; its columns: status, errorType, error"
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps({"status": "error", "errorType": "bad_data",
+                                "error": 'invalid parameter "query": 1:5: parse error'}))
+
+    with pytest.raises(InputError) as refused:
+        load_telemetry(metrics=path)
+    assert str(refused.value) == (f"{path}: an API answer with status 'error': invalid parameter \"query\": 1:5: "
+                                  "parse error")

@@ -266,6 +266,8 @@ def _matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
 # A saved answer of Prometheus' HTTP API (`curl .../api/v1/query_range > metrics.json`), as its server writes it;
 # Loki's API answers alike, its log lines a `streams` result
 _API_ANSWER = re.compile(rb'^\s*\{\s*"status"\s*:\s*"\w+"\s*,\s*"data"\s*:\s*\{\s*"resultType"\s*:\s*"(\w*)"')
+# ... and a failed one, as Prometheus writes it (no data: `{"status":"error","errorType":"bad_data","error":...}`)
+_FAILED_ANSWER = re.compile(rb'^\s*\{\s*"status"\s*:\s*"error"\s*,\s*"errorType"\s*:')
 #: labels naming a Loki stream's service, best first (Grafana Alloy and Promtail's, then Kubernetes')
 LOKI_SERVICE_LABELS = ("service_name", "service", "app", "application", "job", "container")
 LOKI_LEVEL_LABELS = ("level", "detected_level", "severity")
@@ -273,10 +275,11 @@ LOKI_LEVEL_LABELS = ("level", "detected_level", "severity")
 
 def api_answer_kind(head: bytes) -> str | None:
     """`prometheus` or `loki` when a file's first bytes open a saved HTTP API answer of Prometheus or Loki
-    (`{"status":"success","data":{"resultType":"matrix"`, `"streams"`); else None."""
+    (`{"status":"success","data":{"resultType":"matrix"`, `"streams"`; Prometheus' failed one, `{"status":"error",
+    "errorType"`, is `prometheus`, whose reader says its error); else None."""
     match = _API_ANSWER.match(head)
     if match is None:
-        return None
+        return "prometheus" if _FAILED_ANSWER.match(head) else None
     return "loki" if match.group(1) == b"streams" else "prometheus"
 
 
