@@ -540,6 +540,21 @@ def test_a_history_already_delayed_is_held_against_the_other_calls():
     assert WAIT_WEIGHT * waits["cart"]["shift"] >= SIGNIFICANT_STRENGTH
 
 
+def test_a_history_delayed_for_half_of_it_is_held_against_the_other_calls():
+    # the same service injected again: its history is the previous injection's minutes, half before it (2 ms) and
+    # half delayed (32 ms), so its median (10 ms) lies between the two: the delay after (33 ms) is under the bar
+    # against it, and the median is no further from the other calls' 4 ms than an ordinary history; the delayed part
+    # of the history stands out from them as a delay under way does
+    others = [_calls("web", f"svc{i}", [4.0] * 20, [4.0] * 20) for i in range(4)]
+    half = [2.0] * 10 + [10.0] + [32.0] * 10
+    against_history = WAIT_WEIGHT * (math.log1p(33.0) - math.log1p(float(np.median(half))))
+    median_against_others = WAIT_WEIGHT * (math.log1p(float(np.median(half))) - math.log1p(4.0))
+    assert against_history < SIGNIFICANT_STRENGTH and median_against_others < SIGNIFICANT_STRENGTH
+    waits = wait_shifts([*others, _calls("seat", "config", half, [33.0] * 20)])
+    assert waits["config"]["baseline"] == "peers"
+    assert waits["config"]["z"] >= SIGNIFICANT_STRENGTH <= WAIT_WEIGHT * waits["config"]["shift"]
+
+
 
 def _calls(caller: str, callee: str, before_ms: list[float], after_ms: list[float]) -> dict:
     """One call edge as `wait_sql` gives it, with each call's wait."""
