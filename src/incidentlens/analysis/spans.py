@@ -542,11 +542,12 @@ def wait_shifts(edges: list[dict[str, Any]], directions: Sequence[str] = ("in", 
                 peers: str = "lower", parsimony: bool = True) -> dict[str, dict[str, Any]]:
     """Per service, the wait shift of its calls. Each call edge is held against its own calls before the onset (when
     it has enough of them, its `history`; else against the system's typical wait, the lower median over the edges):
-    a delay that began at the onset. Only when no service's calls changed so, an edge whose history itself stands
-    out from the typical wait past the bar is held against the typical wait: a delay already under way before the
-    onset (an earlier incident still going, a fault injected again) has become its history but still stands out from
-    the other calls (an ordinary history is no such delay: a call that waited as the others did is held against it
-    alone); an alert is about what changed, so a delay that did comes first. (The typical wait: `PEER_COMPARABLE`
+    a delay that began at the onset. Only when no service's calls changed so, an edge whose history itself, or a
+    quarter of it (`_upper_quartile`), stands out from the typical wait past the bar is held against the typical
+    wait: a delay already under way before the onset (an earlier incident still going, a fault injected again) has
+    become its history, or part of it, but still stands out from the other calls (an ordinary history is no such
+    delay: a call that waited as the others did is held against it alone); an alert is about what changed, so a
+    delay that did comes first. (The typical wait: `PEER_COMPARABLE`
     edges only.) A delay on a service's network slows every edge into it (or, when it is a caller only, every edge
     out of it), so a service scores the smallest shift over its callers' edges, or over its callees' when that is
     larger. The delay slows its calls out too, so a callee it alone calls waits as long: the service whose delayed
