@@ -120,6 +120,11 @@ MIN_LINES_PER_MINUTE = 10
 METRIC_SHIFT = 5.0
 #: a latency held at this many times its baseline median through the window is harm (SEV3's latency floor)
 SLOWER = 1.5
+#: a minute before the start whose median traced request is within this many times the usual speed either way runs
+#: "at the usual speed" (`_slow_requests_sql`); outside it, an earlier incident's, left out of the slow bar. The same
+#: value as `SLOWER` today but its own knob: it judges which baseline minutes to trust, not what counts as harm, so
+#: moving SEV3's latency floor must not move the baseline the slowed-request count is measured against
+USUAL_SPEED_BAND = 1.5
 #: an error rate held at this many times its baseline median, and at `FAILING_FLOOR` at least, through the window is
 #: harm (SEV3's error-rate floor)
 FAILING = 2.0
@@ -846,8 +851,8 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
                  "the trace (counted over the requests begun while logs were written), or, of the requests of one "
                  "kind (the operations that entered it), ended without a call that kind made before the start, or "
                  f"took longer than the kind's p{SLOW_QUANTILE * 100:.0f} before the start (of the minutes before "
-                 f"it whose median request is within {SLOWER:g}x either way of the speed most of them ran at: the "
-                 "others are earlier incidents'); per "
+                 f"it whose median request is within {USUAL_SPEED_BAND:g}x either way of the speed most of them "
+                 "ran at: the others are earlier incidents'); per "
                  f"way and all error ways together, failed in the window >= {SURGE_RATIO:g}x the baseline's failed "
                  f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared"},
     ))
@@ -945,15 +950,15 @@ def _slow_requests_sql(window: Span, baseline: Span, links: str) -> str:
     entering the service in the trace), in the window and in the baseline (`_failing_requests`).
 
     Before the start counts only the minutes at the kind's usual speed: the speed most of its minutes ran at (the
-    minute median with the most minute medians within `SLOWER` times of it either way; the faster on a tie), and a
-    minute whose median request took `SLOWER` times that or longer, or that over `SLOWER` (failing fast), is an
-    earlier incident's, left out (`minutes_left_out` of `baseline_minutes`). Earlier incidents slow (or speed) the
+    minute median with the most minute medians within `USUAL_SPEED_BAND` times of it either way; the faster on a tie),
+    and a minute whose median request took `USUAL_SPEED_BAND` times that or longer, or that over it (failing fast), is
+    an earlier incident's, left out (`minutes_left_out` of `baseline_minutes`). Earlier incidents slow (or speed) the
     kind each by its own amount, so their minutes scatter while the usual speed recurs: OnlineBoutique 14:12, 7 of
     checkoutservice's 14 PlaceOrder minutes were earlier faults' (medians 0.79-7.4 s against 0.15-0.29 s), which took
     the p90 from about 0.3 s to 1.9 s; the front door's minutes failing fast (6 ms against 0.1 s) would make an
     ordinary minute look slow."""
     either = f"({in_span('started', window)}) OR ({in_span('started', baseline)})"
-    near = f"b.typical BETWEEN a.typical / {SLOWER} AND a.typical * {SLOWER}"
+    near = f"b.typical BETWEEN a.typical / {USUAL_SPEED_BAND} AND a.typical * {USUAL_SPEED_BAND}"
     return f"""WITH requests AS ({_kinded_requests_sql(links)}
 ), sides AS (
     SELECT service, kind, took, date_trunc('minute', started) AS minute, {in_span('started', window)} AS after
@@ -970,7 +975,7 @@ def _slow_requests_sql(window: Span, baseline: Span, links: str) -> str:
     FROM around GROUP BY service, kind
 ), kept AS (
     SELECT sides.* FROM sides LEFT JOIN minutes USING (service, kind, minute) LEFT JOIN usual USING (service, kind)
-    WHERE after OR typical BETWEEN usual / {SLOWER} AND usual * {SLOWER}
+    WHERE after OR typical BETWEEN usual / {USUAL_SPEED_BAND} AND usual * {USUAL_SPEED_BAND}
 ), cuts AS (
     SELECT service, kind, quantile_cont(took, {SLOW_QUANTILE}) FILTER (WHERE NOT after) AS slower_than_ms,
            count(DISTINCT minute) FILTER (WHERE NOT after) AS kept_minutes

@@ -47,7 +47,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from incidentlens.analysis.impact import FAILING, FAILING_FLOOR, SLOWER
+from incidentlens.analysis.impact import FAILING, FAILING_FLOOR, SLOWER, USUAL_SPEED_BAND
 from incidentlens.analysis.units import LOG_ERROR_SHARE
 from incidentlens.report import formatting as fmt
 from incidentlens.report.schema import Impact, Peak, Severity, TracedFailure
@@ -257,7 +257,7 @@ def _left_out(failure: TracedFailure) -> str:
     if not failure.minutes_left_out:
         return ""
     return (f"; {fmt.num(failure.minutes_left_out)} of the {fmt.num(failure.baseline_minutes)} minutes before left "
-            f"out as earlier incidents' (their typical request {SLOWER:g}x slower or faster than the usual)")
+            f"out as earlier incidents' (their typical request {USUAL_SPEED_BAND:g}x slower or faster than the usual)")
 
 
 def _way_words(way: str) -> str:
