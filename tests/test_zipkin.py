@@ -91,3 +91,13 @@ def test_a_server_span_sharing_its_clients_id_is_that_clients_child(tmp_path: Pa
         {"service": "orders", "span_kind": "server", "parent_service": "frontend", "parent_kind": "client"},
         {"service": "orders", "span_kind": "client", "parent_service": "orders", "parent_kind": "server"},
     ]
+
+
+def test_a_zipkin_file_cut_short_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(TRACE)[:-40])
+
+    with pytest.raises(InputError) as refused:
+        load_telemetry(traces=path)
+    assert str(refused.value).startswith(f"{path}: cannot read as Zipkin JSON: ")
+    assert "\n" not in str(refused.value)

@@ -27,11 +27,18 @@ def starts_jaeger(head: bytes) -> bool:
 
 def read_jaeger(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     """Unnest one Jaeger JSON export into `table` with the spans view's canonical columns."""
+    unnest_export(con, path, table, _spans_sql(path), "a Jaeger JSON export")
+
+
+def unnest_export(con: duckdb.DuckDBPyConnection, path: Path, table: str, select_sql: str, reading: str) -> None:
+    """`table` made from a trace export's spans (`select_sql`, Jaeger's or Zipkin's); DuckDB refusing the file (not
+    JSON, or a field of another shape: `"spans": {...}`, not a list) is one line, `<path>: cannot read as <reading>:
+    <DuckDB's reason>`."""
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {_spans_sql(path)}")
-    except duckdb.Error as err:  # not JSON, or a field of another shape (`"spans": {...}`, not a list)
+        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {select_sql}")
+    except duckdb.Error as err:
         reason = re.sub(r"^[\w ]+ Error: ", "", str(err).splitlines()[0])
-        raise InputError(f"{path}: cannot read as a Jaeger JSON export: {reason[:200]}") from None
+        raise InputError(f"{path}: cannot read as {reading}: {reason[:200]}") from None
 
 
 def _tag_sql(span: str, key: str) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from incidentlens.errors import InputError
-from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.columns import literal
+from incidentlens.telemetry.jaeger import unnest_export
 
 # `[{"traceId": ...` (a trace's spans) or `[[{"traceId": ...` (traces), with a key only Zipkin's spans have in the
 # file's first bytes
@@ -30,11 +30,7 @@ def starts_zipkin(head: bytes) -> bool:
 
 def read_zipkin(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     """Unnest one Zipkin v2 JSON file into `table` with the spans view's canonical columns."""
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {_spans_sql(path)}")
-    except duckdb.Error as err:  # not JSON, or a field of another shape
-        reason = re.sub(r"^[\w ]+ Error: ", "", str(err).splitlines()[0])
-        raise InputError(f"{path}: cannot read as Zipkin JSON: {reason[:200]}") from None
+    unnest_export(con, path, table, _spans_sql(path), "Zipkin JSON")
 
 
 def _spans_sql(path: Path) -> str:
