@@ -348,6 +348,20 @@ def test_a_saved_answer_that_holds_no_range_is_one_line(tmp_path: Path, result_t
     assert str(refused.value) == f"{path}: {says}"
 
 
+def test_a_saved_answer_whose_query_matched_nothing_says_so_in_one_line(tmp_path: Path) -> None:
+    # it was "no rows (the file is empty or has only a header)", of a file that is neither
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}))
+
+    completed = subprocess.run(
+        [sys.executable, "-c", "from incidentlens.cli import main; main()", "detect", "--metrics", str(path)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == (f"error: {path}: a Prometheus answer with no series (its query matched none over "
+                                "its range)\n")
+
+
 def test_a_saved_answer_given_as_logs_is_named(tmp_path: Path) -> None:
     path = saved_answer(tmp_path / "answer.json")
     with pytest.raises(InputError) as refused:

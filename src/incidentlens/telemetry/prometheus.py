@@ -211,7 +211,7 @@ def fetch_metrics(
     tables = [
         _matrix_to_table(client.query_range(query, start, end, step), name) for name, query in planned.items()
     ]
-    return pa.concat_tables(tables).combine_chunks() if tables else METRICS_SCHEMA.empty_table()
+    return pa.concat_tables(tables).combine_chunks()
 
 
 def discovered_queries(
@@ -337,13 +337,15 @@ def read_api_answer(path: Path) -> pa.Table:
     """A saved `query_range` answer as canonical metrics rows, each series as `--prometheus` reads it (its service,
     pod and metric from its labels); a series without `__name__` (a PromQL expression's) is named by the file."""
     result = _api_result(path, "matrix", "save the answer of Prometheus' /api/v1/query_range")
+    if not result:
+        raise InputError(f"{path}: a Prometheus answer with no series (its query matched none over its range)")
     try:
         tables = [_matrix_to_table([item], item["metric"].get("__name__") or path.name.split(".")[0])
                   for item in result]
     except (KeyError, ValueError, TypeError, AttributeError) as err:
         raise InputError(f"{path}: cannot read as a Prometheus range answer: a series of another shape "
                          f"({type(err).__name__}: {str(err)[:100]})") from None
-    return pa.concat_tables(tables).combine_chunks() if tables else METRICS_SCHEMA.empty_table()
+    return pa.concat_tables(tables).combine_chunks()
 
 
 def _service_of(labels: Mapping[str, str]) -> str:
