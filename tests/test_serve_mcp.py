@@ -108,15 +108,17 @@ def _written(path: Path, text: str, mtime_ns: int = HOUR_AGO_NS) -> Path:
     return path
 
 
-def _sql_counter(sources: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[object]]:
-    """A function counting the logs through the `sql` tool, and the list of the times it opened the sources."""
+def _sql_counter(sources: Any, monkeypatch: pytest.MonkeyPatch,
+                 at_start: Any = None) -> tuple[Any, list[object]]:
+    """A function counting the logs through the `sql` tool, and the list of the times it opened the sources
+    (`at_start`: the store the command opened at start)."""
     from incidentlens.server.mcp_tools import build_mcp
     from incidentlens.server.settings import Sources
 
     opened: list[object] = []
     open_files = Sources.open
     monkeypatch.setattr(Sources, "open", lambda self, at=None: opened.append(at) or open_files(self, at))
-    server = build_mcp(sources, None)
+    server = build_mcp(sources, None, at_start)
 
     def count() -> int:
         result = anyio.run(server.call_tool, "sql", {"query": "SELECT count(*) AS n FROM logs"})
@@ -140,6 +142,38 @@ def test_the_tools_keep_the_files_read_until_one_changes(tmp_path: Path, monkeyp
     assert (count(), count(), len(opened)) == (2, 2, 2)
     _written(logs / "b.csv", "ts,service,message\n2024-05-01T10:02:00Z,db,slow\n")
     assert (count(), len(opened)) == (3, 3)
+
+
+def test_the_store_read_at_start_is_the_tools_until_a_file_changes(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` and `mcp` read every file at start to refuse one they cannot read, then threw the store away: the
+    first call read them all again."""
+    from incidentlens.server.mcp_tools import open_noting_files
+    from incidentlens.server.settings import Sources
+
+    logs = _written(tmp_path / "logs.csv", ONE)
+    sources = Sources(logs=[str(logs)])
+    at_start = open_noting_files(sources, sources.open)
+    count, opened = _sql_counter(sources, monkeypatch, at_start)
+
+    assert (count(), count(), len(opened)) == (1, 1, 0)
+    _written(logs, TWO)
+    assert (count(), len(opened)) == (2, 1)
+
+
+def test_the_commands_hand_the_store_read_at_start_to_the_tools_but_not_one_lacking_prometheus(
+        tmp_path: Path) -> None:
+    from incidentlens.cli import _refuse_unreadable_sources
+    from incidentlens.server.settings import Sources
+
+    logs = str(_written(tmp_path / "logs.csv", ONE))
+    at_start = _refuse_unreadable_sources(Sources(logs=[logs]))
+
+    assert at_start is not None
+    assert at_start.files == Sources(logs=[logs]).file_states()
+    assert at_start.store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 1}]
+    # the check reads the files alone: the tools pull Prometheus around each call's time
+    assert _refuse_unreadable_sources(Sources(logs=[logs], prometheus="http://127.0.0.1:9")) is None
 
 
 def test_a_file_copied_in_with_its_old_size_and_time_is_read_again(tmp_path: Path,

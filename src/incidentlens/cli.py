@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from incidentlens.analysis.detection import DetectionResult
+    from incidentlens.server.mcp_tools import OpenedStore
     from incidentlens.server.settings import Sources
 
 app = typer.Typer(
@@ -1045,8 +1046,7 @@ def serve_command(
         "port": port, "state": state, "token": token, "workers": workers, "queue_size": queue_size, "llm": llm,
         "model": model, "llm_url": llm_url, "public_url": public_url})
     check_serve_settings(settings)
-    _refuse_unreadable_sources(settings.sources)
-    application = create_app(settings)
+    application = create_app(settings, opened=_refuse_unreadable_sources(settings.sources))
     auth = "bearer token required" if settings.token else "NO TOKEN: loopback only"
     print(f"incidentlens serve: http://{settings.host}:{settings.port} ({auth}), state {settings.state}",
           file=sys.stderr)
@@ -1075,16 +1075,22 @@ def mcp_command(
                       calls=calls or [], map=mapping or [], prometheus=prometheus, promql=promql or [],
                       prom_user=prom_user, prom_step=prom_step)
     known = StateDB.existing(state) if state else None
-    _refuse_unreadable_sources(sources)
-    build_mcp(sources, known).run()  # stdout is the protocol: nothing else prints
+    build_mcp(sources, known, _refuse_unreadable_sources(sources)).run()  # stdout is the protocol: nothing else prints
 
 
-def _refuse_unreadable_sources(sources: Sources) -> None:
+def _refuse_unreadable_sources(sources: Sources) -> OpenedStore | None:
     """`serve` and `mcp`: a file no investigation or tool could read is refused at start, as `analyze` refuses it
     (one line, exit 2), not at every alert or the assistant's first call; load warnings go to stderr. Prometheus is
-    pulled per investigation or call, around its time."""
-    if sources.metrics or sources.logs or sources.traces or sources.events or sources.calls:
-        _open_store(sources.metrics, sources.logs, sources.traces, sources.events, sources.map, calls=sources.calls)
+    pulled per investigation or call, around its time. The store opened over files alone is the MCP tools' (read
+    again only when a file changes), not read again at their first call; over ClickHouse logs, None (the tools open
+    theirs per call)."""
+    from incidentlens.server.mcp_tools import open_noting_files
+
+    if not (sources.metrics or sources.logs or sources.traces or sources.events or sources.calls):
+        return None
+    opened = open_noting_files(sources, lambda: _open_store(sources.metrics, sources.logs, sources.traces,
+                                                            sources.events, sources.map, calls=sources.calls))
+    return None if sources.pulled_per_read() else opened
 
 
 @eval_app.command("nezha")

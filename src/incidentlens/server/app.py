@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from incidentlens import __version__
 from incidentlens.errors import InputError
 from incidentlens.server.alertmanager import MAX_BODY_BYTES, PayloadError, ingest, parse_notification
-from incidentlens.server.mcp_tools import build_mcp
+from incidentlens.server.mcp_tools import OpenedStore, build_mcp
 from incidentlens.server.settings import ServeSettings
 from incidentlens.server.state import DONE, StateDB
 from incidentlens.server.worker import Runner, WorkerPool, investigate_in_child
@@ -98,11 +98,13 @@ def _unauthorized() -> JSONResponse:
                         headers={"WWW-Authenticate": 'Bearer realm="incidentlens"'})
 
 
-def create_app(settings: ServeSettings, runner: Runner = investigate_in_child) -> FastAPI:
-    """The application over `settings.state`; `runner` investigates one incident (tests pass a quick one)."""
+def create_app(settings: ServeSettings, runner: Runner = investigate_in_child,
+               opened: OpenedStore | None = None) -> FastAPI:
+    """The application over `settings.state`; `runner` investigates one incident (tests pass a quick one); `opened`
+    the store the start-up check read the files into, the MCP tools' until one changes."""
     state = StateDB(settings.state)
     pool = WorkerPool(settings, state, runner)
-    mcp = build_mcp(settings.sources, state)
+    mcp = build_mcp(settings.sources, state, opened)
     mcp_app = mcp.streamable_http_app(stateless_http=True, json_response=True,
                                       transport_security=TransportSecuritySettings(
                                           enable_dns_rebinding_protection=False))  # the bearer token guards it

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -66,20 +67,45 @@ class _OneLineErrors(MCPServer):
 RACY_NS = 2_000_000_000
 
 
-class _KeptStore:
-    """The store the tools read, opened at the first call and kept while its files are unchanged: opening it reads
-    and validates every file, most of a call's time on a day of telemetry. Each call matches the globs again and
-    compares every file's path, size, modification and change times and inode with those the store was opened over;
-    a file added, removed or rewritten opens it again, as does every call while a file's modification time lies within
-    `RACY_NS` of the look that opened it (a write in the same tick would change none of them). Prometheus (pulled
-    around each call's `at`) and ClickHouse are opened per call, as before. Calls read the kept store at once, each
-    through cursors of its own (`TelemetryStore.cursor`)."""
+#: a file's state as `Sources.file_states` gives it: path, size, modification time, inode, change time
+FileStates = tuple[tuple[str, int, int, int, int], ...]
 
-    def __init__(self, sources: Sources) -> None:
+
+@dataclass(frozen=True)
+class OpenedStore:
+    """A store opened over the sources' files, and their states looked at just before (None: not to be kept on
+    them, a file having been modified within `RACY_NS` of the look)."""
+
+    store: Any
+    files: FileStates | None
+
+
+def open_noting_files(sources: Sources, open_store: Callable[[], Any]) -> OpenedStore:
+    """`open_store()` (the sources' store), with the state of their files before it read them: a file rewritten
+    while it is read differs from that state at the next look, and is read again."""
+    looked = time.time_ns()
+    files = sources.file_states()
+    store = open_store()
+    # a file written just before the look may be written again unseen: its state is no key to keep by
+    racy = any(mtime > looked - RACY_NS for _, _, mtime, _, _ in files)
+    return OpenedStore(store, None if racy else files)
+
+
+class _KeptStore:
+    """The store the tools read, opened at the first call (or handed over by the command's check at start:
+    `opened`) and kept while its files are unchanged: opening it reads and validates every file, most of a call's
+    time on a day of telemetry. Each call matches the globs again and compares every file's path, size, modification
+    and change times and inode with those the store was opened over; a file added, removed or rewritten opens it
+    again, as does every call while a file's modification time lies within `RACY_NS` of the look that opened it (a
+    write in the same tick would change none of them). Prometheus (pulled around each call's `at`) and ClickHouse are
+    opened per call, as before. Calls read the kept store at once, each through cursors of its own
+    (`TelemetryStore.cursor`)."""
+
+    def __init__(self, sources: Sources, opened: OpenedStore | None = None) -> None:
         self._sources = sources
         self._lock = threading.Lock()  # one call opens the store; the others wait for it
-        self._files: tuple[tuple[str, int, int, int, int], ...] | None = None
-        self._store: Any = None
+        self._files: FileStates | None = opened.files if opened else None
+        self._store: Any = opened.store if opened else None
 
     def open(self, at: Any) -> Any:
         if not self._sources.given():
@@ -87,20 +113,17 @@ class _KeptStore:
         if self._sources.pulled_per_read():
             return self._sources.open(at)
         with self._lock:
-            looked = time.time_ns()
-            files = self._sources.file_states()
-            if files != self._files:
-                self._store = self._sources.open()
-                # a file written just before the look may be written again unseen: its state is no key to keep by
-                racy = any(mtime > looked - RACY_NS for _, _, mtime, _, _ in files)
-                self._files = None if racy else files
+            if self._sources.file_states() != self._files:
+                opened = open_noting_files(self._sources, self._sources.open)
+                self._store, self._files = opened.store, opened.files
             return self._store
 
 
-def build_mcp(sources: Sources, state: StateDB | None) -> MCPServer:
-    """The MCP server over `sources` (telemetry) and `state` (incidents and reviews; None: those two tools say so)."""
+def build_mcp(sources: Sources, state: StateDB | None, opened: OpenedStore | None = None) -> MCPServer:
+    """The MCP server over `sources` (telemetry) and `state` (incidents and reviews; None: those two tools say so);
+    `opened`: the store the command opened over the files at start, the tools' until a file changes."""
     mcp = _OneLineErrors(name="incidentlens", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
-    kept = _KeptStore(sources)
+    kept = _KeptStore(sources, opened)
 
     def _time(at: str | None) -> Any:
         from incidentlens.analysis.detection import parse_time
