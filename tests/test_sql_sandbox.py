@@ -163,3 +163,23 @@ def test_logs_kept_in_clickhouse_are_queried_there_through_the_same_checks(store
                 sandbox.run("SELECT * FROM logs JOIN metrics USING (ts)")
     finally:
         session.close()
+
+
+def test_the_sandbox_copies_the_views_and_what_they_read_not_the_analyses_held_tables(tmp_path: Path):
+    # a server explaining window after window holds each window's masked messages: every `sql` call copied them all
+    from incidentlens.analysis.sql_sandbox import _copy_catalog
+    from incidentlens.telemetry import load_telemetry
+
+    logs = tmp_path / "logs.csv"
+    logs.write_text("ts,service,level,message\n2024-05-01T10:31:00Z,api,ERROR,timeout\n"
+                    "2024-05-01T10:32:00Z,db,INFO,ok\n")
+    store = load_telemetry(logs=logs)
+    held = store.hold("SELECT service, count(*) AS n FROM logs GROUP BY service", "masked_messages")
+
+    copied = _copy_catalog(store.con, tmp_path / "sandbox.duckdb")
+
+    assert "logs" in copied
+    assert held not in copied
+    with duckdb.connect(str(tmp_path / "sandbox.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT service) FROM logs").fetchone() == (2, 2)
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [held]).fetchone() == (0,)

@@ -586,32 +586,61 @@ def _input_paths(store: Any) -> list[Path]:
 
 
 def _copy_catalog(source: duckdb.DuckDBPyConnection, target: Path) -> list[str]:
-    """Copy the store's tables (data) and views (definitions) into a new database file; return their names."""
+    """Copy into a new database file what a query may read: the canonical views (definitions) and every view and
+    table they read (data), no more; return their names. The store's other tables (the analyses' held relations,
+    `TelemetryStore.hold`: a window's masked messages, ~160k rows each on a Nezha day, more with every window a
+    long-running server explains) no query here may read, and copying them cost every `sql` call."""
     cursor = source.cursor()
     try:
-        tables = cursor.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE NOT internal ORDER BY table_oid"
-        ).fetchall()
-        views = cursor.execute(
-            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY view_oid"
-        ).fetchall()
+        tables = [name for (name,) in cursor.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE NOT internal ORDER BY table_oid").fetchall()]
+        views = dict(cursor.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY view_oid").fetchall())
+        needed = _read_by_views(cursor, views, [*tables, *views])
+        tables = [name for name in tables if name in needed]
         # the tables stream into the file within DuckDB (a busy hour of logs is millions of rows: no copy in Python)
         alias = f"sandbox_{uuid.uuid4().hex}"
         cursor.execute(f"ATTACH {sql_str(str(target))} AS {alias}")
         try:
-            for (name,) in tables:
+            for name in tables:
                 cursor.execute(f'CREATE TABLE {alias}."{name}" AS SELECT * FROM "{name}"')
         finally:
             cursor.execute(f"DETACH {alias}")
         sandbox = duckdb.connect(str(target))
         try:
-            for _name, view_sql in views:
+            for view_sql in (sql for name, sql in views.items() if name in needed):
                 sandbox.execute(re.sub(r"^\s*CREATE\s+(TEMP|TEMPORARY)\s+VIEW", "CREATE VIEW", view_sql, flags=re.I))
         finally:
             sandbox.close()
     finally:
         cursor.close()
-    return [name for (name,) in tables] + [name for name, _ in views]
+    return tables + [name for name in views if name in needed]
+
+
+_VIEW_HEAD = re.compile(r'^\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?VIEW\s+(?:"(?:[^"]|"")*"|[^\s"(]+)\s+AS\s+', re.I)
+
+
+def _read_by_views(cursor: duckdb.DuckDBPyConnection, views: dict[str, str], names: list[str]) -> set[str]:
+    """Of `names` (the catalog's tables and views), the canonical views and those they read, transitively, as
+    DuckDB's own parse of each view's query names them; a view whose query it cannot serialise counts as reading
+    them all."""
+    by_lower = {name.lower(): name for name in names}
+    needed: set[str] = set()
+    stack = [by_lower[view] for view in CANONICAL_VIEWS if view in by_lower]
+    while stack:
+        name = stack.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        if name not in views:
+            continue
+        query = _VIEW_HEAD.sub("", views[name], count=1).rstrip().rstrip(";")
+        document = json.loads(cursor.execute("SELECT json_serialize_sql(?)", [query]).fetchall()[0][0])
+        read = (names if document.get("error") else
+                [by_lower.get(str(node.get("table_name", "")).lower(), "") for node in _walk_json(document)
+                 if node.get("type") == "BASE_TABLE"])
+        stack.extend(name for name in read if name)
+    return needed
 
 
 def open_locked(database: Path, input_paths: list[Path], budget: Budget | None = None,
