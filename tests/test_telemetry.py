@@ -242,6 +242,19 @@ def test_rows_made_in_python_are_held_once_under_a_name_of_their_content(tmp_pat
     assert store.hold_table(rows.slice(0, 1), "statements") != held
 
 
+def test_held_tables_but_those_asked_for_last_are_released(tmp_path: Path) -> None:
+    # a long-running server held every window's masked messages for ever
+    store = load_telemetry(logs=write_csv(tmp_path / "a.csv", "ts,message", ["2024-05-01T10:00:00Z,one"]))
+    first, second, third = (store.hold(f"SELECT {n} AS n", "window") for n in (1, 2, 3))
+    assert store.hold("SELECT 1 AS n", "window") == first  # asked for again: now the last
+
+    assert store.release_held(keep=2) == [second]
+    tables = set(store.fetch("SELECT table_name FROM duckdb_tables()").column(0).to_pylist())
+    assert {first, third} <= tables and second not in tables
+    again = store.hold("SELECT 2 AS n", "window")  # computed again when asked for
+    assert store.fetch(f"SELECT n FROM {again}").to_pylist() == [{"n": 2}]
+
+
 def test_sql_ts_inlines_a_utc_timestamp_literal() -> None:
     assert sql_ts(T0) == "TIMESTAMP '2024-05-01 10:00:00'"
     assert sql_ts(datetime(2024, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))) == sql_ts(T0)

@@ -100,7 +100,7 @@ class TelemetryStore:
     _parts: dict[str, list[str]] = field(default_factory=dict)
     _source_columns: set[str] = field(default_factory=set)
     _ranges: dict[str, tuple[datetime, datetime]] | None = None
-    _held: set[str] = field(default_factory=set)
+    _held: dict[str, None] = field(default_factory=dict)  # the held tables, least recently asked for first
     _origins: list[str] = field(default_factory=list)  # each logs part's entries with where they were read
     # the logs files whose entries are numbered in read order (`Built.counted`): (the file read, its format), by name
     _counted: dict[str, tuple[Path, str]] = field(default_factory=dict)
@@ -142,13 +142,15 @@ class TelemetryStore:
         that reads the table says what it holds."""
         name = f"{label}_{hashlib.sha1(sql.encode()).hexdigest()[:8]}"
         with self._hold_lock:
-            if name not in self._held:
+            if name in self._held:
+                del self._held[name]  # asked for again: moved to the end, the last to be released
+            else:
                 cursor = self.cursor()
                 try:
                     cursor.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
                 finally:
                     cursor.close()
-                self._held.add(name)
+            self._held[name] = None
         return name
 
     def hold_table(self, table: pa.Table, label: str) -> str:
@@ -158,15 +160,32 @@ class TelemetryStore:
         rows = "\x1e".join("\x1f".join(map(str, column.to_pylist())) for column in table.columns)
         name = f"{label}_{hashlib.sha1(f'{table.column_names}{rows}'.encode()).hexdigest()[:8]}"
         with self._hold_lock:
-            if name not in self._held:
+            if name in self._held:
+                del self._held[name]
+            else:
                 cursor = self.cursor()
                 try:
                     cursor.register("_incidentlens_held", table)
                     cursor.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incidentlens_held")
                 finally:
                     cursor.close()
-                self._held.add(name)
+            self._held[name] = None
         return name
+
+    def release_held(self, keep: int) -> list[str]:
+        """Drop the held tables but the `keep` asked for last, and return their names: a long-running server explains
+        window after window, each holding relations of its own (a window's masked messages: ~130 MB of a Nezha day),
+        and kept them all. Only while no query that may read one runs: its name is in the query's text."""
+        with self._hold_lock:
+            dropped = list(self._held)[:max(0, len(self._held) - keep)]
+            cursor = self.cursor()
+            try:
+                for name in dropped:
+                    cursor.execute(f"DROP TABLE IF EXISTS {name}")
+                    del self._held[name]
+            finally:
+                cursor.close()
+        return dropped
 
     def time_range(self) -> tuple[datetime, datetime] | None:
         """(first, last) time over every view, naive UTC; None when the store is empty."""
