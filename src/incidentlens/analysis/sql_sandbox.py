@@ -9,10 +9,10 @@ Three walls stand between a query and harm, and a budget bounds what a query may
    text can differ between the check and the engine.
 2. **DuckDB's own parser** reads that rendering (`json_serialize_sql`): every function it would call is on an
    allow-list (`ALLOWED_FUNCTIONS`), every table it would read is a canonical view or one of the query's CTEs.
-3. **The engine**: the query runs in a worker process on its own DuckDB database (the store's view definitions
-   copied into a file re-opened read-only), with external access disabled except for the store's input files,
-   extension auto-loading off and the configuration locked: it cannot write, attach, install, load, copy, or read
-   any other file.
+3. **The engine**: the query runs in a worker process on its own DuckDB database (the canonical views and the views
+   and tables they read, copied into a file re-opened read-only), with external access disabled except for the
+   store's input files, extension auto-loading off and the configuration locked: it cannot write, attach, install,
+   load, copy, or read any other file.
 
 The budget (`Budget`): DuckDB's `memory_limit`, `max_temp_directory_size` and `threads` in the worker; a time limit
 counted from the moment the query is handed over, so it covers parsing as well as running: DuckDB is interrupted
