@@ -176,6 +176,19 @@ def test_the_commands_hand_the_store_read_at_start_to_the_tools_but_not_one_lack
     assert _refuse_unreadable_sources(Sources(logs=[logs], prometheus="http://127.0.0.1:9")) is None
 
 
+def test_clickhouse_logs_are_checked_at_start_and_no_store_is_handed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a clickhouse:// URL is no file whose state could be looked at ("no such file")
+    from incidentlens import cli
+    from incidentlens.server.settings import Sources
+
+    checked: list[object] = []
+    monkeypatch.setattr(cli, "_open_store", lambda *args, **kwargs: checked.append(args))
+    sources = Sources(logs=["clickhouse://reader@127.0.0.1:9/prod.logs"])
+
+    assert cli._refuse_unreadable_sources(sources) is None
+    assert len(checked) == 1
+
+
 def test_held_tables_are_released_only_when_no_call_is_running(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A server explaining window after window kept each window's held tables (~130 MB on a Nezha day) for ever; a

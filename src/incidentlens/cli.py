@@ -1088,9 +1088,15 @@ def _refuse_unreadable_sources(sources: Sources) -> OpenedStore | None:
 
     if not (sources.metrics or sources.logs or sources.traces or sources.events or sources.calls):
         return None
-    opened = open_noting_files(sources, lambda: _open_store(sources.metrics, sources.logs, sources.traces,
-                                                            sources.events, sources.map, calls=sources.calls))
-    return None if sources.pulled_per_read() else opened
+
+    def read() -> object:
+        return _open_store(sources.metrics, sources.logs, sources.traces, sources.events, sources.map,
+                           calls=sources.calls)
+
+    if sources.pulled_per_read():  # a clickhouse:// URL is no file to look at
+        read()
+        return None
+    return open_noting_files(sources, read)
 
 
 @eval_app.command("nezha")
