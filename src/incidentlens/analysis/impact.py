@@ -969,9 +969,8 @@ def _slow_requests_sql(window: Span, baseline: Span, links: str) -> str:
     SELECT a.service, a.kind, a.minute, a.typical, count(*) AS near FROM minutes AS a JOIN minutes AS b
     ON a.service = b.service AND a.kind = b.kind AND {near} GROUP BY ALL
 ), usual AS (
-    SELECT service, kind, first(typical ORDER BY near DESC, typical) AS usual,
-           (SELECT count(*) FROM minutes AS m WHERE m.service = around.service AND m.kind = around.kind)
-               AS baseline_minutes
+    -- `around` has one row per minute before (each is near itself): its count is theirs
+    SELECT service, kind, first(typical ORDER BY near DESC, typical) AS usual, count(*) AS baseline_minutes
     FROM around GROUP BY service, kind
 ), kept AS (
     SELECT sides.* FROM sides LEFT JOIN minutes USING (service, kind, minute) LEFT JOIN usual USING (service, kind)
