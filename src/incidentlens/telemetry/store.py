@@ -141,17 +141,7 @@ class TelemetryStore:
         name is `label` and a hash of the query (`span_links_1f3a9c0d`), so the same query is held once and a query
         that reads the table says what it holds."""
         name = f"{label}_{hashlib.sha1(sql.encode()).hexdigest()[:8]}"
-        with self._hold_lock:
-            if name in self._held:
-                del self._held[name]  # asked for again: moved to the end, the last to be released
-            else:
-                cursor = self.cursor()
-                try:
-                    cursor.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
-                finally:
-                    cursor.close()
-            self._held[name] = None
-        return name
+        return self._held_as(name, lambda cursor: cursor.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}"))
 
     def hold_table(self, table: pa.Table, label: str) -> str:
         """The name of a table holding `table` (rows made in Python, such as each log message's statement), copied
@@ -159,14 +149,23 @@ class TelemetryStore:
         Arrow, not written as a VALUES list: parsing one costs ~50 us a row, seconds for a busy hour's messages."""
         rows = "\x1e".join("\x1f".join(map(str, column.to_pylist())) for column in table.columns)
         name = f"{label}_{hashlib.sha1(f'{table.column_names}{rows}'.encode()).hexdigest()[:8]}"
+
+        def create(cursor: duckdb.DuckDBPyConnection) -> None:
+            cursor.register("_incidentlens_held", table)
+            cursor.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incidentlens_held")
+
+        return self._held_as(name, create)
+
+    def _held_as(self, name: str, create: Callable[[duckdb.DuckDBPyConnection], object]) -> str:
+        """`name`, the held table `create(cursor)` makes on the first call; asked for again, it is moved to the end
+        of `_held`, the last to be released (`release_held`)."""
         with self._hold_lock:
             if name in self._held:
                 del self._held[name]
             else:
                 cursor = self.cursor()
                 try:
-                    cursor.register("_incidentlens_held", table)
-                    cursor.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incidentlens_held")
+                    create(cursor)
                 finally:
                     cursor.close()
             self._held[name] = None
