@@ -83,10 +83,14 @@ def test_investigate_offline_runs_the_whole_team_and_writes_the_report(tutorial:
 
 
 def test_demo_writes_a_report_and_says_where_to_look(tmp_path: Path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    # on a narrow terminal too: the paths written and the command to try come each on one line, to copy whole
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")], env={"COLUMNS": "60"})
     assert result.exit_code == 0, result.output
     assert (tmp_path / "demo" / "report.html").exists() and (tmp_path / "demo" / "trace.jsonl").exists()
-    assert "report.html" in result.output
+    lines = result.output.splitlines()
+    assert f"wrote {tmp_path / 'demo' / 'report.html'}" in lines
+    hint = next(line for line in lines if line.startswith("demo data in "))
+    assert hint.endswith('"SELECT level, count(*) FROM logs GROUP BY level"')
     markdown = (tmp_path / "demo" / "report.md").read_text()
     assert len(markdown.splitlines()) <= 300  # readable in a code review: the evidence is in evidence.json
     assert "[evidence.json](evidence.json)" in markdown

@@ -463,7 +463,7 @@ def analyze_command(
         print(text)
         return
     _print_analysis(result.to_dict())
-    console.print(f"[dim]wrote {path}[/dim]")
+    _print_copyable(f"wrote {path}", style="dim")
 
 
 def _print_analysis(analysis: dict) -> None:
@@ -633,8 +633,8 @@ def templates_command(
     none = f"; {bare:,} with no message, so no template" if bare else ""
     _print_data(f"{found:,} template{'s' * (found != 1)} over {entries:,} entr{'ies' if entries != 1 else 'y'}"
                 f"{none}{more}")
-    _print_data(f"wrote {out / 'templates.csv'}")
-    _print_data(f"wrote {out / 'lines.csv'}")
+    _print_copyable(f"wrote {out / 'templates.csv'}")
+    _print_copyable(f"wrote {out / 'lines.csv'}")
 
 
 @eval_app.command("templates")
@@ -747,7 +747,7 @@ def report_command(
     for line in [*executive_summary(pm), "", *runbook_checklist(pm)]:
         _print_data(line)
     for path in paths.values():
-        _print_data(f"wrote {path}")
+        _print_copyable(f"wrote {path}")
 
 
 @app.command("investigate")
@@ -840,8 +840,8 @@ def demo_command(
     _investigate_and_report(store, out, as_json=as_json, llm="offline", model=None, llm_url=None, max_steps=30,
                             at=None)
     if not as_json:
-        _print_note(f"demo data in {out / 'data'}; try: {_self_command()} sql --metrics {paths['metrics']} "
-                    f"--logs {paths['logs']} \"SELECT level, count(*) FROM logs GROUP BY level\"")
+        _print_copyable(f"demo data in {out / 'data'}; try: {_self_command()} sql --metrics {paths['metrics']} "
+                        f"--logs {paths['logs']} \"SELECT level, count(*) FROM logs GROUP BY level\"", style="dim")
 
 
 def _self_command() -> str:
@@ -893,7 +893,7 @@ def _investigate_and_report(store: object, out: Path, as_json: bool = False, **o
             _print_data(f"  {item}")
     console.print()
     for path in [*paths.values(), out / "trace.jsonl"]:
-        _print_data(f"wrote {path}")
+        _print_copyable(f"wrote {path}")
     return result
 
 
@@ -985,6 +985,12 @@ def _progress(as_json: bool) -> Progress:
     from rich.progress import Progress
 
     return Progress(console=console, transient=True, disable=as_json or not console.is_terminal)
+
+
+def _print_copyable(text: str, style: str = "") -> None:
+    """Print a line a user copies (a path written, a command to run) verbatim and unbroken: rich would cut it with
+    newlines at the console's width, and a pasted command or path would then break; the terminal folds it instead."""
+    console.print(Text(text, style=style), highlight=False, soft_wrap=True)
 
 
 def _print_data(text: str) -> None:
