@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine with nothing but Python:
 #   make demo   creates .venv if missing, installs IncidentLens, runs the demo investigation
 #   make test   the same bootstrap plus the dev extras and system packages, then the whole test suite
+#               (on up to two cores at once, one test file a worker, so a file's fixtures are made once)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -32,7 +33,7 @@ system-deps:
 
 test: $(VENV)/.installed-dev system-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --numprocesses auto --maxprocesses 2 --dist loadfile
 
 bench: $(VENV)/.installed-dev
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

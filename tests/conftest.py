@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# pytest-xdist's workers start with COLUMNS=80; rich would freeze the CLI's width at that on import, where a test's
+# own COLUMNS (given to each invocation) must decide it, as in a serial run
+os.environ.pop("COLUMNS", None)
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
