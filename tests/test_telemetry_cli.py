@@ -39,6 +39,17 @@ def test_bad_input_is_one_error_line_and_exit_code_2(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
+def test_a_day_first_date_is_one_error_line_naming_the_formats_read(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("ts,service,metric,value\n06/12/2026 10:00:00,api,p95_ms,1\n")
+    result = incidentlens("detect", "--metrics", str(metrics))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: {metrics}: column 'ts' row 1: cannot parse '06/12/2026 10:00:00' as a "
+                                    "time (the day and month of a date written before its year could be either way "
+                                    "round and are not guessed: write the year first; times are read as ISO 8601 ")
+    assert "epoch s/ms/us/ns" in result.stderr
+
+
 def test_a_bad_map_option_is_one_error_line(tmp_path: Path) -> None:
     logs = tmp_path / "logs.csv"
     logs.write_text(LOGS)

@@ -176,7 +176,38 @@ def test_a_parquet_epoch_time_not_finite_is_left_out_and_counted(tmp_path: Path,
 
 def test_a_time_column_with_no_parseable_value_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.csv", "time,message\nlunch,a\n")
-    assert load_error(logs=path) == f"{path}: column 'time' row 1: cannot parse 'lunch' as a time"
+    assert load_error(logs=path) == (
+        f"{path}: column 'time' row 1: cannot parse 'lunch' as a time (times are read as ISO 8601 such as "
+        "2026-12-06 10:00:00 or 2026-12-06T10:00:00+01:00, yyyy/mm/dd hh:mm:ss, epoch s/ms/us/ns, Go time strings or "
+        "access-log times such as 06/Dec/2026:10:00:00 +0000)")
+
+
+@pytest.mark.parametrize("value", ["06/12/2026 10:00:00", "06.12.2026 10:00", "06-12-2026"])
+def test_a_date_written_day_first_is_refused_not_guessed(tmp_path: Path, value: str) -> None:
+    # 06/12/2026 is 6 December in Berlin and 12 June in Boston: neither is chosen for the user
+    path = write(tmp_path / "metrics.csv", f"ts,service,metric,value\n{value},api,p95_ms,1\n")
+    assert load_error(metrics=path) == (
+        f"{path}: column 'ts' row 1: cannot parse {value!r} as a time (the day and month of a date written before "
+        "its year could be either way round and are not guessed: write the year first; times are read as ISO 8601 "
+        "such as 2026-12-06 10:00:00 or 2026-12-06T10:00:00+01:00, yyyy/mm/dd hh:mm:ss, epoch s/ms/us/ns, Go time "
+        "strings or access-log times such as 06/Dec/2026:10:00:00 +0000)")
+
+
+def test_a_two_digit_year_read_as_iso_says_the_order_is_not_guessed(tmp_path: Path) -> None:
+    path = write(tmp_path / "metrics.csv", "ts,service,metric,value\n12-06-26,api,p95_ms,1\n")
+    assert load_error(metrics=path) == (
+        f"{path}: column 'ts' row 1: '12-06-26' is a time outside the years 1678-2261 (the day and month of a date "
+        "written before its year could be either way round and are not guessed: write the year first); 1 of the 1 "
+        "timed rows so: not the time format it looks like")
+
+
+def test_a_day_first_date_among_iso_times_is_counted_and_said_so(tmp_path: Path) -> None:
+    rows = "".join(f"2026-12-06T10:0{m}:00Z,api,p95_ms,1\n" for m in range(4))
+    path = write(tmp_path / "metrics.csv", f"ts,service,metric,value\n{rows}13/12/2026 10:05:00,api,p95_ms,1\n")
+    assert load_telemetry(metrics=path).warnings == [
+        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 5: cannot parse '13/12/2026 10:05:00' "
+        "as a time (the day and month of a date written before its year could be either way round and are not "
+        "guessed: write the year first; the column's other values read as ISO-8601 text)"]
 
 
 def test_an_empty_time_column_is_named(tmp_path: Path) -> None:

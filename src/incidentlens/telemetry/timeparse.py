@@ -9,6 +9,7 @@ nanoseconds, the unit detected from the magnitude.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,6 +28,11 @@ EARLIEST, LATEST = datetime(1678, 1, 1), datetime(2262, 1, 1)
 TEMPORAL_TYPES = ("TIMESTAMP", "DATE")
 # Zoned instants, e.g. Parquet `timestamp[ms, tz=UTC]`; pandas writes `timestamp[ns, tz=...]`: TIMESTAMPTZ_NS.
 ZONED_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
+#: the ways a time column may be written, for the message refusing one
+ACCEPTED_FORMATS = ("ISO 8601 such as 2026-12-06 10:00:00 or 2026-12-06T10:00:00+01:00, yyyy/mm/dd hh:mm:ss, epoch "
+                    "s/ms/us/ns, Go time strings or access-log times such as 06/Dec/2026:10:00:00 +0000")
+# A date written before its year (`06/12/2026`, `06.12.2026 10:00`, `12-06-26`): the day may come first or the month.
+_YEAR_LAST = re.compile(r"\s*[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}([ T].*)?")
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
 
@@ -51,6 +57,20 @@ class TimeFormat:
             return f"epoch {self.unit}"
         names = {"iso": "ISO-8601 text", "go": "Go time strings", "clf": "access-log times", "slashed": "yyyy/mm/dd"}
         return names.get(self.kind, "timestamps")
+
+
+def unread_time_hint(value: object) -> str:
+    """Words for a time no format reads: the formats that are read (after `year_last_hint`'s words, if any)."""
+    said = [words for words in (year_last_hint(value), f"times are read as {ACCEPTED_FORMATS}") if words]
+    return f" ({'; '.join(said)})"
+
+
+def year_last_hint(value: object) -> str:
+    """For a date written day and month (or month and day) before the year, that which is which is not guessed."""
+    if not _YEAR_LAST.fullmatch(str(value)):
+        return ""
+    return ("the day and month of a date written before its year could be either way round and are not guessed: "
+            "write the year first")
 
 
 def epoch_unit(magnitude: float) -> str:

@@ -60,6 +60,8 @@ from incidentlens.telemetry.timeparse import (
     sql_ts,
     to_utc_sql,
     try_cast_text,
+    unread_time_hint,
+    year_last_hint,
 )
 
 SAMPLE_ROWS = 10_000
@@ -560,7 +562,7 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
         file, row, value = locate_first(con, c.source, present, quote(column))
         if value is None:
             raise InputError(f"{c.source.label}: column {column!r}: no time values (every row is empty)")
-        why = _why_not_epoch(value)
+        why = _why_not_epoch(value) or unread_time_hint(value)
         raise InputError(f"{file}: column {column!r} row {row}: cannot parse {value!r} as a time{why}")
     c.time_column, c.time_format = column, fmt
     c.time_sql = to_utc_sql(quote(column), fmt)
@@ -1057,18 +1059,20 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     if total == 0:
         raise EmptySourceError(f"{c.source.label}: {NO_ROWS}")
     defects = [
-        _TimeDefect(bad_time, bad, f"cannot parse {{value!r}} as a time (the column's other values read as "
-                                   f"{c.time_format.describe()})"),
+        _TimeDefect(bad_time, bad, f"cannot parse {{value!r}} as a time ({{year_last}}the column's other values "
+                                   f"read as {c.time_format.describe()})"),
         _TimeDefect(other_unit, mixed, f"{{value!r}} is epoch {{unit}} by its size, the column read as "
                                        f"{c.time_format.describe()}"),
         _TimeDefect(outside, out_of_range, f"{{value!r}} is a time outside the years {EARLIEST.year}-"
-                                           f"{LATEST.year - 1}"),
+                                           f"{LATEST.year - 1}{{year_last_note}}"),
     ]
     defects = [defect for defect in defects if defect.rows]
     unusable = sum(defect.rows for defect in defects)
     for defect in defects:
         file, row, value = locate_first(con, c.source, defect.condition, column)
-        said = defect.says.format(value=value, unit=_unit_of(value))
+        year_last = year_last_hint(value)  # `06/12/2026`, and `12-06-26`, read as the year 12
+        said = defect.says.format(value=value, unit=_unit_of(value), year_last=year_last and f"{year_last}; ",
+                                  year_last_note=year_last and f" ({year_last})")
         if 2 * unusable > total - missing:
             raise InputError(f"{file}: column {c.time_column!r} row {row}: {said}; {unusable:,} of the "
                              f"{total - missing:,} timed rows so: not the time format it looks like")
