@@ -405,14 +405,14 @@ def test_the_sources_section_says_at_most_five_set_aside_notes_each_short_with_i
     # values not finite ...", each over 250 characters; a bad time's note quotes the value, however long
     folder = "/work/shared/datasets/nezha-trainticket/rca_data/2023-01-29/metric"
     notes = [f"{folder}/ts-admin-basic-info-service-5f55b6cf68-77cfw_metric.csv (and 45 more): column 'P{n}(s)': "
-             f"{n} values not finite (NaN, Infinity or beyond +-1e+150), left out" for n in range(6)]
+             f"{n} rows not finite (NaN, Infinity or beyond +-1e+150), kept as NULL" for n in range(6)]
     notes[1] = f"{folder}/a.csv: column 'ts': 3 rows with a bad time left out; the first, row 4: '{'9' * 500}'"
     pm = SimpleNamespace(sources=Sources(used=["metrics"], left_out=notes))
 
     lines = source_lines(pm)
 
     assert lines[1] == ("set aside when read: ts-admin-basic-info-service-5f55b6cf68-77cfw_metric.csv (and 45 more): "
-                        "column 'P0(s)': 0 values not finite (NaN, Infinity or beyond +-1e+150), left out")
+                        "column 'P0(s)': 0 rows not finite (NaN, Infinity or beyond +-1e+150), kept as NULL")
     assert lines[2].startswith("set aside when read: a.csv: column 'ts': 3 rows with a bad time left out; the first, "
                                "row 4: '999")
     assert len(lines[2]) <= SET_ASIDE_CHARS + len("set aside when read: ") and lines[2].endswith("…")

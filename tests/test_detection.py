@@ -153,7 +153,8 @@ def test_nan_values_are_skipped_and_counted():
     y[::10] = np.nan
     found = detect_points(ts, y)
     assert found.series.missing == len(y[::10])
-    assert found.series.notes()[0] == f"{len(y[::10]):,} values missing (empty, NaN or left out when read) skipped"
+    assert found.series.notes()[0] == (f"{len(y[::10]):,} values missing (empty, or kept as NULL when read: not a "
+                                       "number, or not finite) skipped")
     kept_truth = np.searchsorted(found.series.t, ts[list(truth)])
     assert iou((found.spans[0].start, found.spans[0].end), (kept_truth[0], kept_truth[1] - 1)) >= 0.9
 

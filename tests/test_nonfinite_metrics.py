@@ -1,5 +1,5 @@
-"""NaN, +-Infinity and overflowing magnitudes in metrics are bad values: counted at load, left out of every fit,
-chart and impact figure, and the incident is still found where the clean copy finds it."""
+"""NaN, +-Infinity and overflowing magnitudes in metrics are bad values: counted at load, kept as NULL (so out of
+every fit, chart and impact figure), and the incident is still found where the clean copy finds it."""
 
 from __future__ import annotations
 
@@ -24,9 +24,21 @@ def test_non_finite_values_are_counted_and_left_out(tmp_path: Path) -> None:
         f"2024-05-01T10:0{i}:00Z,api,latency,{v}\n" for i, v in enumerate(values)))
     store = load_telemetry(metrics=path)
     assert store.warnings == [
-        f"{path}: column 'value': 6 values not finite (NaN, Infinity or beyond +-1e+150), left out"]
+        f"{path}: column 'value': 6 rows not finite (NaN, Infinity or beyond +-1e+150), kept as NULL"]
     got = store.fetch("SELECT count(*) AS n, count(value) AS kept, sum(value) AS total FROM metrics").to_pylist()
     assert got == [{"n": 8, "kept": 2, "total": 4.0}]
+
+
+def test_a_nan_is_counted_among_the_rows_kept_not_again_in_a_row_left_out_for_its_time(tmp_path: Path) -> None:
+    # the row with no time and the row with a bad time are left out, and said so: their NaN was counted as well
+    path = tmp_path / "metrics.csv"
+    path.write_text("ts,service,metric,value\n2024-05-01T10:00:00Z,api,latency,NaN\n,api,latency,NaN\n"
+                    "soon,api,latency,NaN\n" + "".join(f"2024-05-01T10:0{m}:00Z,api,latency,1\n" for m in range(1, 9)))
+    store = load_telemetry(metrics=path)
+    assert store.warnings[-1] == (
+        f"{path}: column 'value': 1 rows not finite (NaN, Infinity or beyond +-1e+150), kept as NULL")
+    got = store.fetch("SELECT count(*) AS n, count(value) AS valued FROM metrics").to_pylist()
+    assert got == [{"n": 9, "valued": 8}]
 
 
 def test_detection_names_a_value_left_out_when_read_as_such_not_as_a_nan_in_the_data(tmp_path: Path) -> None:
@@ -35,7 +47,8 @@ def test_detection_names_a_value_left_out_when_read_as_such_not_as_a_nan_in_the_
     path.write_text("ts,service,metric,value\n" + "".join(
         f"2024-05-01T10:{m:02d}:00Z,api,rps,{'1e400' if m == 7 else 10 + m % 3}\n" for m in range(30)))
     result = detect(load_telemetry(metrics=path))
-    assert "api/rps: 1 value missing (empty, NaN or left out when read) skipped" in result.notes
+    said = "api/rps: 1 value missing (empty, or kept as NULL when read: not a number, or not finite) skipped"
+    assert said in result.notes
 
 
 def test_a_count_in_the_thousands_is_written_with_separators(tmp_path: Path) -> None:
@@ -44,7 +57,7 @@ def test_a_count_in_the_thousands_is_written_with_separators(tmp_path: Path) -> 
         f"2024-05-01T10:00:{i % 60:02d}Z,api,latency,{'NaN' if i % 2 else '1.5'}\n" for i in range(2500)))
     store = load_telemetry(metrics=path)
     assert store.warnings == [
-        f"{path}: column 'value': 1,250 values not finite (NaN, Infinity or beyond +-1e+150), left out"]
+        f"{path}: column 'value': 1,250 rows not finite (NaN, Infinity or beyond +-1e+150), kept as NULL"]
 
 
 def test_a_typed_parquet_column_and_a_wide_file_are_checked_too(tmp_path: Path) -> None:
@@ -52,8 +65,8 @@ def test_a_typed_parquet_column_and_a_wide_file_are_checked_too(tmp_path: Path) 
     pq.write_table(pa.table({"ts": pa.array(np.arange(3) * 60_000, pa.int64()).cast(pa.timestamp("ms")),
                              "rps": [1.0, float("nan"), float("inf")], "p95": [1.0, 2.0, 3.0]}), parquet)
     store = load_telemetry(metrics=parquet)
-    assert store.warnings == [f"{parquet}: column 'rps': 2 values not finite (NaN, Infinity or beyond +-1e+150), "
-                              "left out"]
+    assert store.warnings == [f"{parquet}: column 'rps': 2 rows not finite (NaN, Infinity or beyond +-1e+150), "
+                              "kept as NULL"]
     got = store.fetch("SELECT metric, count(value) AS kept FROM metrics GROUP BY metric ORDER BY metric").to_pylist()
     assert got == [{"metric": "p95", "kept": 3}, {"metric": "rps", "kept": 1}]
 
@@ -77,7 +90,7 @@ def test_the_incident_is_found_where_the_clean_copy_finds_it(scenario_dir, tmp_p
     spoiled = _spoiled_copy(data / "metrics.csv", tmp_path / "metrics.csv", bad)
     clean = detect(load_telemetry(metrics=data / "metrics.csv"))
     store = load_telemetry(metrics=spoiled, logs=data / "logs.csv")
-    assert "values not finite" in store.warnings[0]
+    assert "rows not finite" in store.warnings[0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not even a numpy RuntimeWarning on the way
         window = detect(store).window

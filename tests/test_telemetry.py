@@ -113,8 +113,8 @@ def test_metric_values_read_as_numbers_are_the_values_their_text_casts_to(
     store = load_telemetry(metrics=path)
     assert [r["value"] for r in rows(store, "SELECT value FROM metrics ORDER BY ts")] == [
         1.5, 2.0, 1000.0, 1000.0, None, None, -0.25]
-    assert store.warnings == [f"{path}: column 'p95_ms': 1 values not finite (NaN, Infinity or beyond +-1e+150), "
-                              "left out"]
+    assert store.warnings == [f"{path}: column 'p95_ms': 1 rows not finite (NaN, Infinity or beyond +-1e+150), "
+                              "kept as NULL"]
 
 
 def test_a_bad_metric_value_past_the_sample_is_still_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,10 +35,10 @@ def test_a_nezha_pod_metric_file(nezha: Path) -> None:
                         "first": datetime.strptime(first_time[:26], "%Y-%m-%d %H:%M:%S.%f"), "metrics": 19}]
     assert store.fetch("SELECT count(*) AS n FROM metrics WHERE abs(epoch(ts) - TimeStamp) >= 1").to_pylist() == [
         {"n": 0}]
-    # Prometheus writes NaN for a latency quantile of a minute without requests: counted and left out.
+    # Prometheus writes NaN for a latency quantile of a minute without requests: counted, kept as NULL.
     assert [w.split(": column ")[1].split(":")[0] for w in store.warnings] == [
         "'PodServerLatencyP90(s)'", "'PodServerLatencyP95(s)'", "'PodServerLatencyP99(s)'"]
-    assert all("values not finite" in w and w.endswith("left out") for w in store.warnings)
+    assert all("rows not finite" in w and w.endswith("kept as NULL") for w in store.warnings)
 
 
 def test_a_nezha_log_file(nezha: Path) -> None:

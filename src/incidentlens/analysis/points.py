@@ -37,9 +37,9 @@ class PreparedSeries:
         if self.duplicates:
             notes.append(f"{self.duplicates} duplicated timestamps averaged")
         if self.missing:
-            # NaN here: an empty value, NaN, or one left out when read (not a number, not finite, past +-1e150)
-            notes.append(f"{self.missing:,} value{'s' * (self.missing != 1)} missing (empty, NaN or left out when "
-                         "read) skipped")
+            # NaN here: an empty value, or one kept as NULL when read (not a number, not finite, past +-1e150)
+            notes.append(f"{self.missing:,} value{'s' * (self.missing != 1)} missing (empty, or kept as NULL when "
+                         "read: not a number, or not finite) skipped")
         if self.gaps:
             notes.append(f"{self.gaps} gaps longer than 3 steps")
         return notes

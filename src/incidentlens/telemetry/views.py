@@ -1040,8 +1040,9 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     unit_differs = other_unit_sql(column, c.time_format) or "false"
     other_unit = f"({present} AND NOT ({bad_time}) AND coalesce({unit_differs}, false))"
     outside = f"{present} AND ({c.time_sql}) IS NOT NULL AND NOT {other_unit} AND {_outside_sql(c.time_sql)}"
-    # each kept-but-bad value: its condition, its column, and the warning's words after the count
-    not_finite = f"values not finite (NaN, Infinity or beyond +-{MAX_METRIC_MAGNITUDE:g}), left out"
+    # each kept-but-bad value: its condition, its column, and the warning's words after the count; counted among
+    # the rows kept (a row left out for its time is counted there, not again for its value)
+    not_finite = f"rows not finite (NaN, Infinity or beyond +-{MAX_METRIC_MAGNITUDE:g}), kept as NULL"
     counted = [(condition, name, f"rows not numeric{c.columns.comma_hint(name)}, kept as NULL")
                for name, condition in c.checks.items()]
     counted += [(condition, name, not_finite) for name, condition in c.nonfinite.items()]
@@ -1054,6 +1055,15 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
             f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present})), "
             f"count(*) FILTER ({outside}), count(*) FILTER ({other_unit}){counters} FROM {c.source.from_sql}"
         ).fetchone()
+        untimed = missing if c.source.fmt != "text" else 0  # a plain-text log keeps its untimed entries
+        if any(bad_values) and bad + out_of_range + mixed + untimed:
+            # counted again among the rows kept, in a second scan only here: in the first, the time parsed once
+            # more for each value's count made loading a day of Nezha's metrics 70% slower
+            kept = f"NOT coalesce(({bad_time}) OR ({other_unit}) OR ({outside}), false)"
+            kept += f" AND {present}" if untimed else ""
+            bad_values = con.execute("SELECT " + ", ".join(
+                f"count(*) FILTER ({kept} AND ({condition}))" for condition, _, _ in counted
+            ) + f" FROM {c.source.from_sql}").fetchone()
     except duckdb.Error as err:
         raise _read_failure(c.source, err) from None
     if total == 0:
