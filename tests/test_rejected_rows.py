@@ -161,6 +161,27 @@ def test_a_csv_line_not_utf8_beside_a_malformed_one_is_kept_and_only_the_malform
                                                     '2024-05-01T10:01:00Z,api,INFO,"cut sh']
 
 
+def test_a_csv_line_not_utf8_after_a_malformed_one_is_kept_not_dropped_uncounted(tmp_path: Path) -> None:
+    # the reader skipping malformed lines checked the bytes of none of the columns a count of rows reads: the
+    # Latin-1 line was neither listed nor kept (2 of 4 entries, 1 set aside), and `templates` ended in a traceback
+    logs = tmp_path / "logs.csv"
+    logs.write_bytes(b"ts,service,level,message\n2024-05-01T10:00:00Z,api,INFO,ok\n"
+                     b"2024-05-01T10:00:30Z,api,INFO,too,many,fields\n2024-05-01T10:01:00Z,api,ERROR,caf\xe9 down\n"
+                     b"2024-05-01T10:01:30Z,api,INFO,ok\n")
+    out = tmp_path / "out"
+
+    result = incidentlens("templates", "--logs", str(logs), "--out", str(out))
+
+    assert result.returncode == 0, result.stderr
+    listing = out / "rejected" / "logs.csv.txt"
+    assert result.stderr.splitlines() == [
+        f"warning: {logs}: 1 byte sequence(s) that are not UTF-8, the first on line 4, read as U+FFFD (the lines are "
+        "kept)", f"warning: 1 of 4 records of logs.csv unreadable (line 3), set aside: see {listing}"]
+    assert "2 templates over 3 entries" in result.stdout
+    assert listing.read_text().splitlines()[1:] == [
+        "3\tExpected Number of Columns: 4 Found: 6\t2024-05-01T10:00:30Z,api,INFO,too,many,fields"]
+
+
 def test_a_utf8_copy_keeps_a_character_cut_by_a_chunk_boundary_and_counts_what_it_replaced(tmp_path: Path) -> None:
     path = tmp_path / "big.log.gz"
     text = "a" * ((1 << 20) - 1) + "é\n" + "line two \udcff ok\n"  # é straddles the first 1 MiB read

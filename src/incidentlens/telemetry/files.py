@@ -302,8 +302,10 @@ def _rejected_lines(con: duckdb.DuckDBPyConnection, tolerant: Source) -> list[tu
     rejects, scans = "_incidentlens_rejects", "_incidentlens_reject_scans"
     options = f", store_rejects=true, rejects_table='{rejects}', rejects_scan='{scans}'"
     try:
-        # fetchall, not fetchone: DuckDB writes the rejects tables when the result is fully consumed.
-        con.execute(f"SELECT count(*) FROM {reader_sql(tolerant, options)}").fetchall()
+        # fetchall, not fetchone: DuckDB writes the rejects tables when the result is fully consumed. Every column
+        # counted, not the rows: the reader checks a value's bytes are UTF-8 only in the columns read, so a count of
+        # rows skipped such a line unlisted (and the rows read from the file were one short of those counted).
+        con.execute(f"SELECT count(COLUMNS(*)) FROM {reader_sql(tolerant, options)}").fetchall()
         found = con.execute(
             f"SELECT DISTINCT s.file_path, r.line, r.error_message, r.csv_line, r.line_byte_position FROM {rejects} r "
             f"JOIN {scans} s USING (scan_id, file_id) ORDER BY s.file_path, r.line"
