@@ -156,6 +156,11 @@ LogService = Annotated[
     str | None, typer.Option("--service", help="Service of plain-text log entries (default: the syslog app field, "
                              "else the file name).")
 ]
+TimeZone = Annotated[
+    str | None, typer.Option("--timezone", metavar="NAME", help="IANA time zone (e.g. Europe/Berlin) of the files' "
+                             "times written without one (default: UTC); a time with an offset or Z keeps it. --at "
+                             "without an offset stays UTC.")
+]
 AlertTime = Annotated[
     str | None, typer.Option("--at", metavar="TIME", help="Alert time (ISO-8601): the incident containing or nearest "
                              "to it.")
@@ -193,7 +198,8 @@ def _prometheus_options(prometheus: str | None, promql: list[str] | None, prom_t
 def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[str] | None,
                 events: list[str] | None, mapping: list[str] | None, at: object = None,
                 prometheus: object = None, year: int | None = None, service: str | None = None,
-                out: Path | None = None, calls: list[str] | None = None, onset: str = "detect") -> object:
+                out: Path | None = None, calls: list[str] | None = None, onset: str = "detect",
+                timezone: str | None = None) -> object:
     """Files, `clickhouse://` logs and Prometheus metrics -> one store (see telemetry.sources.open_store).
 
     Unreadable lines the store set aside are said on stderr, one line per file, and listed in
@@ -206,7 +212,7 @@ def _open_store(metrics: list[str] | None, logs: list[str] | None, traces: list[
 
     store = open_store(metrics=metrics or None, logs=logs or None, traces=traces or None, events=events or None,
                        mapping=parse_mapping(mapping), prometheus=prometheus, at=at,
-                       text=TextLogOptions(year=year, service=service), calls=calls or None)
+                       text=TextLogOptions(year=year, service=service), calls=calls or None, timezone=timezone)
     rejected_notes = {f"{rejected.file}: {rejected.note()}, set aside" for rejected in store.rejected}
     for warning in store.warnings:  # bad values set aside at load: counted, and the count shown
         if warning in rejected_notes:
@@ -300,6 +306,7 @@ def detect_command(
     sensitivity: Sensitivity = None,
     as_json: AsJson = False,
     mapping: ColumnMap = None,
+    timezone: TimeZone = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
@@ -309,7 +316,7 @@ def detect_command(
     anchor = parse_time(at) if at else None
     settings_for(sensitivity)  # a bad value stops here, before any file is read
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
-    store = _open_store(metrics, None, None, None, mapping, anchor, remote)
+    store = _open_store(metrics, None, None, None, mapping, anchor, remote, timezone=timezone)
     result = detect(store, metrics=metric or None, at=anchor, detector=detector.value, sensitivity=sensitivity)
     if as_json:
         _print_json(result.to_dict())
@@ -441,6 +448,7 @@ def analyze_command(
     mapping: ColumnMap = None,
     year: LogYear = None,
     service: LogService = None,
+    timezone: TimeZone = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
 ) -> None:
@@ -454,7 +462,7 @@ def analyze_command(
     out = output_dir(out)  # before the analysis, not after it
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out, calls,
-                        onset.value)
+                        onset.value, timezone)
     with console.status("analyzing", spinner="dots"):
         result = analyze(store, at=anchor, detector=detector.value, onset=onset.value, sensitivity=sensitivity)
     text = json.dumps(result.to_dict(), indent=2)
@@ -604,6 +612,7 @@ def templates_command(
     mapping: ColumnMap = None,
     year: LogYear = None,
     service: LogService = None,
+    timezone: TimeZone = None,
 ) -> None:
     """Mine the log templates of every entry: writes templates.csv and lines.csv (each entry's template)."""
     import json
@@ -616,7 +625,7 @@ def templates_command(
     if not logs:
         raise InputError("templates: give --logs PATH (files or globs)")
     out = output_dir(out)
-    store = _open_store(None, logs, None, None, mapping, year=year, service=service, out=out)
+    store = _open_store(None, logs, None, None, mapping, year=year, service=service, out=out, timezone=timezone)
     mined = mine_all_templates(store)
     write_with(out / "templates.csv", lambda staged: pacsv.write_csv(mined.templates, staged))
     write_with(out / "lines.csv", lambda staged: pacsv.write_csv(mined.lines, staged))
@@ -688,12 +697,13 @@ def sql_command(
     as_json: AsJson = False,
     year: LogYear = None,
     service: LogService = None,
+    timezone: TimeZone = None,
 ) -> None:
     """Run one read-only query in the SQL sandbox (the one the agents use): no writes, no files, capped."""
     from incidentlens.analysis.sql_sandbox import Budget, SqlSandbox
 
     budget = Budget(timeout_s=timeout, row_cap=max_rows, memory_mb=memory_mb)  # checked before any data is read
-    store = _open_store(metrics, logs, traces, events, mapping, year=year, service=service)
+    store = _open_store(metrics, logs, traces, events, mapping, year=year, service=service, timezone=timezone)
     with SqlSandbox(store, budget=budget) as sandbox:
         result = sandbox.run(query)
     if as_json:
@@ -720,6 +730,7 @@ def report_command(
     traces: TraceFiles = None,
     events: EventFiles = None,
     mapping: ColumnMap = None,
+    timezone: TimeZone = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json instead of the summary.")] = False,
 ) -> None:
     """Write the incident review from an analysis.json, without agents; charts need --metrics."""
@@ -736,7 +747,8 @@ def report_command(
     out = output_dir(out)
     pm = build_postmortem(read_analysis(analysis), source=str(analysis))
     _warn_missing_evidence(pm, str(analysis))
-    store = _open_store(metrics, logs, traces, events, mapping) if metrics or logs or traces or events else None
+    given = metrics or logs or traces or events
+    store = _open_store(metrics, logs, traces, events, mapping, timezone=timezone) if given else None
     if elsewhere := metrics_elsewhere(pm, store):
         warnings_console.print(Text(f"warning: {elsewhere} Are they the metrics the analysis read?", style="yellow"),
                                highlight=False, soft_wrap=True)
@@ -787,6 +799,7 @@ def investigate_command(
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Step budget of the coordinator agent.")] = 30,
     year: LogYear = None,
     service: LogService = None,
+    timezone: TimeZone = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json instead of the summary.")] = False,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_token: PromToken = None,
     prom_user: PromUser = None, prom_start: PromStart = None, prom_end: PromEnd = None, prom_step: PromStep = None,
@@ -810,7 +823,7 @@ def investigate_command(
     check_endpoint(brain, retry.timeout_s)  # before any data is read
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, logs, traces, events, mapping, anchor, remote, year, service, out, calls,
-                        onset.value)
+                        onset.value, timezone)
     result = _investigate_and_report(store, out, as_json=as_json, llm=llm.value, model=model, llm_url=llm_url,
                                      max_steps=max_steps, at=anchor, onset=onset.value, budget=budget,
                                      retry=retry, sensitivity=sensitivity)

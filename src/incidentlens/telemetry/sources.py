@@ -50,16 +50,18 @@ def open_store(
     at: datetime | None = None,
     text: TextLogOptions | None = None,
     calls: PathsArg = None,
+    timezone: str | None = None,
 ) -> TelemetryStore:
     """Files, a `clickhouse://` logs URL and a Prometheus server -> one TelemetryStore; `text` is what plain-text
-    logs cannot say (the year of year-less times, the service); `calls`: per-call-edge latency files."""
+    logs cannot say (the year of year-less times, the service); `calls`: per-call-edge latency files; `timezone`:
+    the IANA zone of the files' times written without one (none: UTC)."""
     clickhouse_url, log_files = split_clickhouse(logs)
     has_files = any(_given(p) for p in (metrics, log_files, traces, events, calls))
     if has_files:
         store = load_telemetry(metrics=metrics, logs=log_files, traces=traces, events=events, mapping=mapping,
-                               text=text, calls=calls)
+                               text=text, calls=calls, timezone=timezone)
     elif clickhouse_url or prometheus:
-        store = TelemetryStore()
+        store = TelemetryStore(timezone=timezone)  # a zone that is none is refused even with no file to read
     else:
         raise InputError("no telemetry given: pass metrics/logs files, --prometheus URL or --logs clickhouse://...")
     if clickhouse_url:

@@ -55,6 +55,7 @@ from incidentlens.telemetry.textlogs import (
     read_text_log,
     utf8_copy,
 )
+from incidentlens.telemetry.timeparse import known_zone
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
 from incidentlens.telemetry.zipkin import read_zipkin
 
@@ -97,6 +98,8 @@ class TelemetryStore:
     warnings: list[str] = field(default_factory=list)
     rejected: list[RejectedRows] = field(default_factory=list)  # unreadable lines set aside, per file
     logs_backend: QueryBackend | None = None
+    # the IANA zone (`Europe/Berlin`) the files' times written without one are in; none: UTC (`--timezone`)
+    timezone: str | None = None
     _parts: dict[str, list[str]] = field(default_factory=dict)
     _source_columns: set[str] = field(default_factory=set)
     _ranges: dict[str, tuple[datetime, datetime]] | None = None
@@ -107,6 +110,10 @@ class TelemetryStore:
     _uncounted: str | None = None  # the table of their uncounted lines, once `log_origins_sql` made it
     _hold_lock: threading.Lock = field(default_factory=threading.Lock)
     _scratch: tempfile.TemporaryDirectory[str] | None = None  # UTF-8 copies of files that are not (`_as_utf8`)
+
+    def __post_init__(self) -> None:
+        if self.timezone is not None:
+            self.timezone = known_zone(self.con, self.timezone)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new cursor on the store's database (one per query or thread), its session in UTC."""
@@ -251,11 +258,12 @@ class TelemetryStore:
         for path in source.files:
             table = f"_logs_text_{len(self._parts.get(view, []))}"
             try:
-                fmt = read_text_log(self.con, path, table, options)
+                fmt = read_text_log(self.con, path, table, options, zone=self.timezone or "")
             except duckdb.Error as err:
                 if not not_utf8(err):
                     raise
-                fmt = read_text_log(self.con, self._as_utf8(path), table, options, label=path)
+                fmt = read_text_log(self.con, self._as_utf8(path), table, options, label=path,
+                                    zone=self.timezone or "")
             entries, untimed = self.con.execute(
                 f"SELECT count(*), count(*) FILTER (ts IS NULL) FROM {quote(table)}").fetchone()
             if fmt is UNKNOWN:
@@ -344,7 +352,8 @@ class TelemetryStore:
         raw = f"_{view}_raw" if _is_text(source) else None
 
         def build(read: Source) -> list[Built]:
-            return build_select(self.con, read, view, mapping, self.warnings, raw_table=raw, rejected=self.rejected)
+            return build_select(self.con, read, view, mapping, self.warnings, raw_table=raw, rejected=self.rejected,
+                                zone=self.timezone or "")
 
         copies: dict[Path, Path] = {}
         try:
@@ -487,9 +496,11 @@ def load_telemetry(
     mapping: dict[str, str] | None = None,
     text: TextLogOptions | None = None,
     calls: PathsArg = None,
+    timezone: str | None = None,
 ) -> TelemetryStore:
     """Files -> a TelemetryStore with canonical views; each argument is a path, a glob, or a list of them (`calls`:
-    per-call-edge latency per interval, as a service mesh reports it).
+    per-call-edge latency per interval, as a service mesh reports it; `timezone`: the IANA zone of the times written
+    without one, which are otherwise UTC).
 
     Validates eagerly: a missing or unreadable file, no time column or an unparseable time raise InputError now.
     """
@@ -497,7 +508,7 @@ def load_telemetry(
     if all(paths is None or (isinstance(paths, Sequence) and not isinstance(paths, str) and not paths)
            for paths in inputs.values()):
         raise InputError("no telemetry given: pass metrics and/or logs files")
-    store = TelemetryStore()
+    store = TelemetryStore(timezone=timezone)
     for view, paths in inputs.items():
         if paths is not None:
             store.add_files(view, paths, mapping, text)

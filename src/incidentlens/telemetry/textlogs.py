@@ -33,7 +33,14 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import json_object_sql, literal, quote
 from incidentlens.telemetry.logfields import LEVEL_WORD_PATTERN, POD_SUFFIX, service_of_pod
-from incidentlens.telemetry.timeparse import EARLIEST, LATEST, utc_naive_sql
+from incidentlens.telemetry.timeparse import (
+    EARLIEST,
+    LATEST,
+    TimeFormat,
+    local_time_sql,
+    to_utc_sql,
+    utc_naive_sql,
+)
 
 #: lines read to choose a file's format
 SAMPLE_LINES = 2000
@@ -241,10 +248,11 @@ def detect_line_format(lines: list[str]) -> LineFormat:
 
 def read_text_log(
     con: duckdb.DuckDBPyConnection, path: Path, table: str, options: TextLogOptions | None = None,
-    label: Path | None = None,
+    label: Path | None = None, zone: str = "",
 ) -> LineFormat:
     """Parse one plain-text log file into the DuckDB table `table`; returns the format it was read as. `label`: the
-    file the user gave, when `path` is a copy of it (its `file` column, and the service a file name says).
+    file the user gave, when `path` is a copy of it (its `file` column, and the service a file name says); `zone`:
+    the IANA zone of its times written without one (none: UTC).
 
     One scan splits every non-blank line into its header fields and message (`{table}_lines`, only the columns
     used); the entries are then built from it and the line table dropped."""
@@ -255,7 +263,7 @@ def read_text_log(
     con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample)}")
     has_continuations = con.execute(f"SELECT count(*) FILTER (NOT start) FROM {quote(lines)}").fetchone()[0] > 0
     columns = {
-        "ts": _time_sql(con, lines, fmt, named, options) if fmt.times else "CAST(NULL AS TIMESTAMP)",
+        "ts": _time_sql(con, lines, fmt, named, options, zone) if fmt.times else "CAST(NULL AS TIMESTAMP)",
         "service": _service_sql(fmt, named, options),
         "level": _level_sql(fmt),
         "message": "message",
@@ -384,12 +392,12 @@ def _entries_sql(lines: str, has_continuations: bool) -> str:
 
 
 def _time_sql(con: duckdb.DuckDBPyConnection, table: str, fmt: LineFormat, path: Path,
-              options: TextLogOptions) -> str:
+              options: TextLogOptions, zone: str) -> str:
     """The entry's time as naive UTC: the candidate time format that parses most of the file's first times."""
     modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     year = modified.year if options.year is None else options.year
     ts = "replace(ts, ',', '.')"
-    candidates = [_parse_sql(ts, pattern, year, modified) for pattern in fmt.times]
+    candidates = [_parse_sql(ts, pattern, year, modified, zone) for pattern in fmt.times]
     if len(candidates) == 1:
         return candidates[0]
     sample = f"(SELECT ts FROM {quote(table)} WHERE start LIMIT {SAMPLE_LINES})"
@@ -397,9 +405,9 @@ def _time_sql(con: duckdb.DuckDBPyConnection, table: str, fmt: LineFormat, path:
     return candidates[max(range(len(candidates)), key=lambda i: counts[i])]
 
 
-def _parse_sql(ts: str, pattern: str, year: int, modified: datetime) -> str:
+def _parse_sql(ts: str, pattern: str, year: int, modified: datetime, zone: str) -> str:
     if pattern == "iso":
-        return utc_naive_sql(f"TRY_CAST({ts} AS TIMESTAMPTZ)")
+        return to_utc_sql(ts, TimeFormat("iso", zone=zone)) if zone else utc_naive_sql(f"TRY_CAST({ts} AS TIMESTAMPTZ)")
     if pattern == "epoch":
         return f"make_timestamp(CAST(round(TRY_CAST({ts} AS DOUBLE) * 1000000) AS BIGINT))"
     if "%d" not in pattern:
@@ -407,7 +415,7 @@ def _parse_sql(ts: str, pattern: str, year: int, modified: datetime) -> str:
     elif "%Y" not in pattern and "%y" not in pattern:
         ts, pattern = f"'{year} ' || {ts}", f"%Y {pattern}"
     parsed = f"try_strptime({ts}, {literal(pattern)})"
-    return utc_naive_sql(parsed) if "%z" in pattern else parsed
+    return utc_naive_sql(parsed) if "%z" in pattern else local_time_sql(parsed, zone)
 
 
 def _service_sql(fmt: LineFormat, path: Path, options: TextLogOptions) -> str:

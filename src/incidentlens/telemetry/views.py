@@ -88,6 +88,9 @@ _CONTROL, _VISIBLE = r"[\x00-\x08\x0b-\x1f\x7f]", r"[^\x00-\x1f\x7f]"
 # How deep the fields of a JSON file's nested objects are read (`kubernetes.pod.name`: 3)
 NESTED_DEPTH = 3
 _LAYER, _LAYER_TIME = "_incidentlens_layer", "_incidentlens_ts"
+# The sources whose times are read as the user wrote them, so in `--timezone` where they have no zone; the tables
+# other readers make (plain-text logs, OTLP, Jaeger, Zipkin, Prometheus) hold naive UTC already.
+_ZONED_FORMATS = ("csv", "json", "jsonl", "parquet")
 
 _LEVEL_MAP = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in LEVEL_NAMES.items()) + "}"
 _DURATION_SUFFIXES = {
@@ -167,10 +170,16 @@ class Canonical:
     layers: list[dict[str, str]] = field(default_factory=list)
     # fields of JSON objects in a JSON file's columns, dotted (`log.level`) -> the SQL reading them (`_nested_fields`)
     nested: dict[str, str] = field(default_factory=dict)
+    zone: str = ""  # the IANA zone a time written without one is read in (`--timezone`); none: UTC
 
     def column_sql(self, name: str) -> str:
         """A source column, or a nested field, as SQL reads it."""
         return self.nested.get(name) or quote(name)
+
+    def in_zone(self, fmt: TimeFormat) -> TimeFormat:
+        """A time column's format reading its times written without a zone in `zone`, where the source is a file
+        read as the user wrote it (`_ZONED_FORMATS`)."""
+        return replace(fmt, zone=self.zone) if self.source.fmt in _ZONED_FORMATS else fmt
 
     def computed(self, helpers: dict[str, str]) -> list[str]:
         """The helpers (name -> expr) as columns of a new layer; returns the columns as exprs read them."""
@@ -246,14 +255,15 @@ class Built:
 
 def build_select(
     con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str],
-    raw_table: str | None = None, rejected: list[RejectedRows] | None = None,
+    raw_table: str | None = None, rejected: list[RejectedRows] | None = None, zone: str = "",
 ) -> list[Built]:
     """The validated canonical SELECT of `source` as view `view` (in parts when some of its CSV files have
     malformed lines); warnings about kept bad values are appended, and unreadable lines set aside to `rejected`.
 
     `raw_table`: read the files once into tables of that name (`<raw_table>`, `<raw_table>_1`, ...), and sample,
     validate and select from them instead of parsing the files for each step (a CSV metrics source is sampled from
-    its files, which decides the columns read as numbers: `_read_metrics_once`); the caller drops them."""
+    its files, which decides the columns read as numbers: `_read_metrics_once`); the caller drops them. `zone`: the
+    IANA zone its times written without one are in (none: UTC)."""
     set_aside = rejected if rejected is not None else []
     try:
         source = with_schema(con, source)
@@ -264,13 +274,13 @@ def build_select(
             raise read_error(source, err) from None
         source = _without_bad_json(con, source, warnings, set_aside)
     try:
-        return [_build(con, source, view, mapping, warnings, raw_table)]
+        return [_build(con, source, view, mapping, warnings, raw_table, zone)]
     except _Malformed as malformed:
         if malformed.source.fmt != "csv":
             clean = _without_bad_json(con, malformed.source, warnings, set_aside)
-            return [_build(con, clean, view, mapping, warnings)]
+            return [_build(con, clean, view, mapping, warnings, zone=zone)]
         parts, lines = split_malformed(con, malformed.source, malformed.error)
-        built = [_build(con, part, view, mapping, warnings, raw_table and f"{raw_table}_{i}")
+        built = [_build(con, part, view, mapping, warnings, raw_table and f"{raw_table}_{i}", zone)
                  for i, part in enumerate(parts, 1)]
         if view == "logs" and raw_table:  # the last part reads the files with the lines set aside
             _count_skipped_lines(con, quote(f"{raw_table}_{len(parts)}"), lines)
@@ -422,7 +432,7 @@ class _Malformed(Exception):
 
 def _build(
     con: duckdb.DuckDBPyConnection, source: Source, view: str, mapping: dict[str, str], warnings: list[str],
-    raw_table: str | None = None,
+    raw_table: str | None = None, zone: str = "",
 ) -> Built:
     numbered = view == "logs" and bool(source.files)
     in_order = numbered and raw_table is not None and source.fmt in ("csv", "jsonl") and not _has_lines(con, source)
@@ -433,7 +443,7 @@ def _build(
         source = _read_once(con, source, raw_table, numbered=numbered)
         _sample(con, source)
         columns = _profile(con, source)
-    canonical = Canonical(source, columns)
+    canonical = Canonical(source, columns, zone=zone)
     {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events, "calls": _calls}[view](
         con, canonical, mapping)
     canonical.add_rest()
@@ -564,8 +574,8 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
             raise InputError(f"{c.source.label}: column {column!r}: no time values (every row is empty)")
         why = _why_not_epoch(value) or unread_time_hint(value)
         raise InputError(f"{file}: column {column!r} row {row}: cannot parse {value!r} as a time{why}")
-    c.time_column, c.time_format = column, fmt
-    c.time_sql = to_utc_sql(quote(column), fmt)
+    c.time_column, c.time_format = column, c.in_zone(fmt)
+    c.time_sql = to_utc_sql(quote(column), c.time_format)
     c.used.add(column)
 
 
@@ -931,7 +941,7 @@ def _duration_sql(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[st
     if end is not None and c.time_format is not None:
         fmt, _ = detect_format(con, _SAMPLE, quote(end), c.columns.types[end])
         if fmt is not None:
-            ended = to_utc_sql(quote(end), fmt)
+            ended = to_utc_sql(quote(end), c.in_zone(fmt))
             c.bad_durations.append((end, f"nullif(trim(CAST({quote(end)} AS VARCHAR)), '') IS NOT NULL "
                                          f"AND ({ended}) IS NULL", "whose time does not parse"))
             return _plausible(con, c, end, f"epoch_us({ended} - {c.time_sql}) / 1000.0")

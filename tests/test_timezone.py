@@ -1,0 +1,88 @@
+"""`--timezone NAME`: a file's times written without a zone are that zone's wall clock (its summer time included),
+a time with an offset or `Z` keeps it, and a zone that is none is one error line with exit code 2."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry import load_telemetry
+
+LOGS = """ts,service,message
+2026-12-06 10:00:00,api,winter wall clock
+2026-07-06 10:00:00,api,summer wall clock
+2026-12-06T10:00:00Z,api,zulu
+2026-12-06T10:00:00+05:30,api,offset
+2026/12/06 10:00:00,api,slashed
+"""
+
+
+def times(store: object, view: str = "logs", column: str = "ts") -> list[str]:
+    return [str(row["t"]) for row in store.fetch(f"SELECT {column} AS t FROM {view}").to_pylist()]
+
+
+def test_naive_times_are_the_zones_wall_clock_and_a_written_zone_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "logs.csv"
+    path.write_text(LOGS)
+    assert times(load_telemetry(logs=path, timezone="Europe/Berlin")) == [
+        "2026-12-06 09:00:00", "2026-07-06 08:00:00", "2026-12-06 10:00:00", "2026-12-06 04:30:00",
+        "2026-12-06 09:00:00"]
+    # without the option, as before: a time without a zone is UTC
+    assert times(load_telemetry(logs=path)) == [
+        "2026-12-06 10:00:00", "2026-07-06 10:00:00", "2026-12-06 10:00:00", "2026-12-06 04:30:00",
+        "2026-12-06 10:00:00"]
+
+
+def test_a_parquet_timestamp_without_zone_and_a_plain_text_log_are_read_in_the_zone_too(tmp_path: Path) -> None:
+    parquet = tmp_path / "metrics.parquet"
+    pq.write_table(pa.table({"ts": pa.array([dt.datetime(2026, 12, 6, 10)], pa.timestamp("ms")), "rps": [1.0]}),
+                   parquet)
+    log = tmp_path / "app.log"
+    log.write_text("2026-12-06 10:00:00,123 INFO local line\n2026-12-06T10:00:01Z INFO zulu line\n")
+    store = load_telemetry(metrics=parquet, logs=log, timezone="America/New_York")
+    assert times(store, "metrics") == ["2026-12-06 15:00:00"]
+    assert times(store) == ["2026-12-06 15:00:00.123000", "2026-12-06 10:00:01"]
+
+
+def test_a_zone_is_named_as_iana_names_it_in_any_case(tmp_path: Path) -> None:
+    path = tmp_path / "logs.csv"
+    path.write_text(LOGS)
+    assert load_telemetry(logs=path, timezone="europe/berlin").timezone == "Europe/Berlin"
+
+
+def test_a_zone_that_is_none_is_refused_before_any_file_is_read(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"^--timezone 'Europe/Berln': no such time zone \(did you mean "
+                                         r"Europe/Berlin"):
+        load_telemetry(logs=tmp_path / "not-even-there.csv", timezone="Europe/Berln")
+
+
+def incidentlens(*args: str) -> subprocess.CompletedProcess:
+    code = "from incidentlens.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_the_cli_reads_local_times_in_the_zone_given(tmp_path: Path) -> None:
+    path = tmp_path / "logs.csv"
+    path.write_text(LOGS)
+    result = incidentlens("sql", "SELECT min(ts) AS first FROM logs", "--logs", str(path), "--timezone",
+                          "Europe/Berlin", "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"2026-07-06T08:00:00' in result.stdout
+
+
+@pytest.mark.parametrize("command", ["detect --metrics", "analyze --out OUT --logs", "templates --out OUT --logs"])
+def test_an_unknown_zone_is_one_error_line_and_exit_code_2(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "logs.csv"
+    path.write_text(LOGS)
+    args = [str(tmp_path / "out") if word == "OUT" else word for word in command.split()]
+    result = incidentlens(*args, str(path), "--timezone", "Mars/Olympus")
+    assert (result.returncode, result.stderr) == (
+        2, "error: --timezone 'Mars/Olympus': no such time zone; give an IANA name such as Europe/Berlin, "
+           "America/New_York or UTC\n")
