@@ -18,6 +18,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "service": (
         "service", "servicename", "app", "application", "job", "podname", "pod", "k8spodname", "kubernetespodname",
         "syslogidentifier", "systemdunit",
+        # OpenTelemetry's resource attribute as a JSON record nests it: {"resource": {"service.name": ...}}
+        "resourceservicename", "resourceattributesservicename",
     ),
     "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority"),
     "message": ("message", "msg", "body", "log", "content", "text"),

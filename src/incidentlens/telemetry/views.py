@@ -7,6 +7,7 @@ times are an error naming file, column, row and value; other bad values are kept
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -91,6 +92,7 @@ _LAYER, _LAYER_TIME = "_incidentlens_layer", "_incidentlens_ts"
 # The sources whose times are read as the user wrote them, so in `--timezone` where they have no zone; the tables
 # other readers make (plain-text logs, OTLP, Jaeger, Zipkin, Prometheus) hold naive UTC already.
 _ZONED_FORMATS = ("csv", "json", "jsonl", "parquet")
+_FIELD_TABLES = itertools.count()
 
 _LEVEL_MAP = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in LEVEL_NAMES.items()) + "}"
 _DURATION_SUFFIXES = {
@@ -442,6 +444,8 @@ def _build(
     else:
         source = _read_once(con, source, raw_table, numbered=numbered)
         _sample(con, source)
+        if view != "logs":  # the logs view reads a structured line's fields by its own rules (`_logs`)
+            source = _fields_as_columns(con, source, raw_table)
         columns = _profile(con, source)
     canonical = Canonical(source, columns, zone=zone)
     {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events, "calls": _calls}[view](
@@ -459,6 +463,30 @@ def _build(
     return Built(sql, tuple(name for name in columns.types if name not in _ORIGIN),
                  origin=ORIGIN_LINE in canonical.exprs, origin_file=one_file,
                  counted=tuple(map(str, source.files)) if in_order else ())
+
+
+def _fields_as_columns(con: duckdb.DuckDBPyConnection, source: Source, raw_table: str | None) -> Source:
+    """A JSON source whose records hold objects (`{"service": {"name": "api"}, "metric": {"name": "p95_ms",
+    "value": 12}}`, OpenTelemetry's `{"resource": {"service.name": "api"}}`) as a table with a column per field,
+    named by its dotted path (`service.name`, `metric.value`, `resource.service.name`) and found by it as a column
+    of that name would be, the objects themselves left out (`service` holding `{"name": ...}` is no service name);
+    as the logs view reads the same fields (`_nested_fields`). Other sources, and JSON without objects, as they are;
+    the table is `<raw_table>_fields` (dropped with the raw table), and the sample is taken again from it. A time
+    is not looked for in objects (as for logs): a bad one's row is found again in the files, which have no column
+    of its name."""
+    types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {_SAMPLE}").fetchall()}
+    times = {*CANDIDATES["time"], *CANDIDATES["start"], *CANDIDATES["end"]}
+    fields = {name: sql for name, sql in _nested_fields(con, source.fmt, types, exclude=set()).items()
+              if normalise(name) not in times}
+    if not fields:
+        return source
+    objects = sorted({name.split(".", 1)[0] for name in fields})
+    table = quote(f"{raw_table}_fields" if raw_table else f"_incidentlens_fields_{next(_FIELD_TABLES)}")
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE ({', '.join(map(quote, objects))}), "
+                f"{_aliased(fields)} FROM {source.from_sql}")
+    flat = replace(source, table=table)
+    _sample(con, flat)
+    return flat
 
 
 def _check_repeats(c: Canonical, warnings: list[str]) -> None:
@@ -714,7 +742,7 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
         message_sql, level_field = c.computed({"_incidentlens_message": _json_message_sql(line),
                                                "_incidentlens_level_field": _json_level_sql(line)})
     said = _said_level_sql(message_sql, level_field)
-    c.nested = _nested_fields(con, c, exclude=c.used | {message})
+    c.nested = _nested_fields(con, c.source.fmt, c.columns.types, exclude=c.used | {message})
     # a column holding objects is read by its fields (`service.name`), not as JSON text (`{"name": "payments"}`)
     objects = {name.split(".", 1)[0] for name in c.nested}
     level = find_column([*names, *c.nested], "level", mapping, exclude=c.used | {message} | objects)
@@ -729,26 +757,29 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     c.used.update({message} | ({level} if level else set()))
 
 
-def _nested_fields(con: duckdb.DuckDBPyConnection, c: Canonical, exclude: set[str]) -> dict[str, str]:
+def _nested_fields(
+    con: duckdb.DuckDBPyConnection, fmt: str, types: dict[str, str], exclude: set[str]
+) -> dict[str, str]:
     """The fields of the JSON objects a JSON file's records hold (ECS's `{"log": {"level": "error"}, "service":
     {"name": "payments"}, ...}`), up to `NESTED_DEPTH` deep, by their dotted names (`log.level`, `service.name`, as
     a dotted key is named) -> the SQL reading each as text; from the sample's keys. A name a column has is kept
     for the column; the columns in `exclude` (the time, the message: a structured line is read by its own rules)
     are not looked into."""
-    if c.source.fmt not in ("json", "jsonl"):
+    if fmt not in ("json", "jsonl"):
         return {}
-    taken = {name.lower() for name in c.columns.types}
+    taken = {name.lower() for name in types}
     # (column, keys) of values that may be objects: every text column, then the fields found to hold objects
-    parents = {name: (name, ()) for name, kind in c.columns.types.items()
-               if kind.upper() == "VARCHAR" and name not in exclude}
+    parents = {name: (name, ()) for name, kind in types.items() if kind.upper() == "VARCHAR" and name not in exclude}
     fields: dict[str, str] = {}
     for _ in range(NESTED_DEPTH):
         if not parents:
             break
         reads = {name: _json_field_sql("json_extract", column, keys) for name, (column, keys) in parents.items()}
         keys_sql = " UNION ALL ".join(
-            f"SELECT {literal(name)} AS parent, unnest(CASE WHEN {json_object_sql(f'CAST({sql} AS VARCHAR)')} "
-            f"THEN json_keys({sql}) END) AS key FROM {_SAMPLE}" for name, sql in reads.items())
+            # the CASE inside: outside, DuckDB ran json_keys on a string beside the objects (`"web"`) and failed
+            f"SELECT {literal(name)} AS parent, unnest(json_keys(CASE WHEN "
+            f"{json_object_sql(f'CAST({sql} AS VARCHAR)')} THEN {sql} END)) AS key FROM {_SAMPLE}"
+            for name, sql in reads.items())
         found = con.execute(f"SELECT DISTINCT parent, key FROM ({keys_sql}) ORDER BY ALL").fetchall()
         children = {}
         for parent, key in found:
@@ -762,11 +793,13 @@ def _nested_fields(con: duckdb.DuckDBPyConnection, c: Canonical, exclude: set[st
 
 
 def _json_field_sql(function: str, column: str, keys: tuple[str, ...]) -> str:
-    """`json_extract_string("log", '$."level"')`: a field of the JSON in a column (the column itself for no keys)."""
+    """`json_extract_string("log", '$."level"')`: a field of the JSON in a column (the column itself for no keys);
+    NULL in a row whose column holds no JSON (a string beside the objects: `"web"`, where others hold `{"name":
+    "api"}`), which json_extract would fail the whole query on."""
     if not keys:
         return quote(column)
     path = "$." + ".".join(f'"{key}"' for key in keys)
-    return f"{function}({quote(column)}, {literal(path)})"
+    return f"{function}(CASE WHEN json_valid({quote(column)}) THEN {quote(column)} END, {literal(path)})"
 
 
 def _origin(c: Canonical) -> dict[str, str]:

@@ -1,0 +1,64 @@
+"""JSON records whose fields are objects (ECS, Filebeat, OpenTelemetry's resource) are read by the fields' dotted
+names for metrics, spans and events as for logs: `{"service": {"name": "api"}}` is service `api`, not the text
+`{"name": "api"}` and not `global`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from incidentlens.telemetry import load_telemetry
+
+
+def write_lines(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def test_metrics_whose_service_and_metric_are_objects_are_read_by_their_fields(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "metrics.jsonl", [
+        {"@timestamp": f"2024-05-01T10:0{m}:00Z", "service": {"name": "api"},
+         "metric": {"name": "p95_ms", "value": 100 + m}} for m in range(3)])
+    store = load_telemetry(metrics=path)
+    assert store.warnings == []
+    assert store.fetch("SELECT service, metric, value FROM metrics ORDER BY ts").to_pylist() == [
+        {"service": "api", "metric": "p95_ms", "value": 100.0 + m} for m in range(3)]
+
+
+def test_opentelemetrys_resource_service_name_names_the_service_of_metrics_and_spans(tmp_path: Path) -> None:
+    # it was read as service `global` (the column `resource` is no service name), with no word said
+    resource = {"service.name": "checkout"}
+    metrics = write_lines(tmp_path / "metrics.jsonl", [
+        {"ts": "2024-05-01T10:00:00Z", "resource": resource, "name": "p95_ms", "value": 12}])
+    spans = write_lines(tmp_path / "spans.jsonl", [
+        {"trace_id": "t1", "span_id": "s1", "parent_id": None, "resource": resource, "name": "GET /cart",
+         "start": "2024-05-01T10:00:00Z", "duration_ms": 8}])
+    store = load_telemetry(metrics=metrics, traces=spans)
+    assert store.fetch("SELECT service, metric FROM metrics").to_pylist() == [{"service": "checkout",
+                                                                               "metric": "p95_ms"}]
+    assert store.fetch("SELECT service, operation FROM spans").to_pylist() == [{"service": "checkout",
+                                                                                "operation": "GET /cart"}]
+
+
+def test_a_column_holding_objects_and_strings_reads_the_objects_fields_and_fails_on_none(tmp_path: Path) -> None:
+    # json_extract ran on the string `"web"` and failed the whole load, logs included
+    records = [{"ts": f"2024-05-01T10:0{m}:00Z", "service": {"name": "api"} if m % 2 else "web", "message": "ok",
+                "metric": "rps", "value": m} for m in range(4)]
+    path = write_lines(tmp_path / "both.jsonl", records)
+    store = load_telemetry(metrics=path, logs=path)
+    for view in ("metrics", "logs"):
+        assert store.fetch(f"SELECT service FROM {view} ORDER BY ts").column("service").to_pylist() == [
+            None, "api", None, "api"]
+
+
+def test_a_time_inside_an_object_is_not_looked_for_and_the_error_names_the_columns(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "metrics.jsonl", [
+        {"event": {"time": "2024-05-01T10:00:00Z"}, "service": {"name": "api"}, "metric": {"name": "m", "value": 1}}])
+    code = "from incidentlens.cli import main; main()"
+    result = subprocess.run([sys.executable, "-c", code, "detect", "--metrics", str(path)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: {path}: no time column (looked for ts, time, ")
+    assert "its columns: event, metric.name, metric.value, service.name; use --map time=COLUMN" in result.stderr
