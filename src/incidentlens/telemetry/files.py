@@ -306,9 +306,12 @@ def _rejected_lines(con: duckdb.DuckDBPyConnection, tolerant: Source) -> list[tu
         # counted, not the rows: the reader checks a value's bytes are UTF-8 only in the columns read, so a count of
         # rows skipped such a line unlisted (and the rows read from the file were one short of those counted).
         con.execute(f"SELECT count(COLUMNS(*)) FROM {reader_sql(tolerant, options)}").fetchall()
+        # a line listed once per problem (a ragged one as `Found: 5`, `Found: 6`, `Found: 7` columns): the one
+        # furthest into it first, which `split_malformed` keeps, the same on every run
         found = con.execute(
-            f"SELECT DISTINCT s.file_path, r.line, r.error_message, r.csv_line, r.line_byte_position FROM {rejects} r "
-            f"JOIN {scans} s USING (scan_id, file_id) ORDER BY s.file_path, r.line"
+            f"SELECT file_path, line, error_message, csv_line, line_byte_position FROM (SELECT DISTINCT "
+            f"s.file_path, r.line, r.error_message, r.csv_line, r.line_byte_position, r.byte_position FROM {rejects} r "
+            f"JOIN {scans} s USING (scan_id, file_id)) ORDER BY file_path, line, byte_position DESC, error_message"
         ).fetchall()
     finally:
         con.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {scans}")
