@@ -474,6 +474,8 @@ def _fields_as_columns(con: duckdb.DuckDBPyConnection, source: Source, raw_table
     the table is `<raw_table>_fields` (dropped with the raw table), and the sample is taken again from it. A time
     is not looked for in objects (as for logs): a bad one's row is found again in the files, which have no column
     of its name."""
+    if source.fmt not in ("json", "jsonl"):
+        return source
     types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {_SAMPLE}").fetchall()}
     times = {*CANDIDATES["time"], *CANDIDATES["start"], *CANDIDATES["end"]}
     fields = {name: sql for name, sql in _nested_fields(con, source.fmt, types, exclude=set()).items()
