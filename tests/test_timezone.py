@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from incidentlens.analysis.detection import parse_time
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 
@@ -63,6 +64,12 @@ def test_a_zone_that_is_none_is_refused_before_any_file_is_read(tmp_path: Path) 
         load_telemetry(logs=tmp_path / "not-even-there.csv", timezone="Europe/Berln")
 
 
+def test_at_without_an_offset_is_the_zones_wall_clock_too_and_with_one_keeps_it() -> None:
+    assert parse_time("2026-12-06 11:30", zone="Europe/Berlin") == dt.datetime(2026, 12, 6, 10, 30)
+    assert parse_time("2026-12-06T11:30:00Z", zone="Europe/Berlin") == dt.datetime(2026, 12, 6, 11, 30)
+    assert parse_time("2026-12-06 11:30") == dt.datetime(2026, 12, 6, 11, 30)
+
+
 def incidentlens(*args: str) -> subprocess.CompletedProcess:
     code = "from incidentlens.cli import main; main()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
@@ -75,6 +82,17 @@ def test_the_cli_reads_local_times_in_the_zone_given(tmp_path: Path) -> None:
                           "Europe/Berlin", "--json")
     assert result.returncode == 0, result.stderr
     assert '"2026-07-06T08:00:00' in result.stdout
+
+
+def test_analyze_at_a_local_alert_time_starts_the_window_where_the_files_local_times_say(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    path.write_text("ts,service,metric,value\n" + "".join(
+        f"2026-12-06 {10 + m // 60:02d}:{m % 60:02d}:00,api,p95_ms,{100 + m % 5 + (400 if m >= 90 else 0)}\n"
+        for m in range(100)))
+    result = incidentlens("analyze", "--metrics", str(path), "--timezone", "Europe/Berlin", "--at",
+                          "2026-12-06 11:30", "--onset", "at", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"start": "2026-12-06T10:30:00Z"' in result.stdout
 
 
 @pytest.mark.parametrize("command", ["detect --metrics", "analyze --out OUT --logs", "templates --out OUT --logs"])

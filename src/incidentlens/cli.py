@@ -158,8 +158,8 @@ LogService = Annotated[
 ]
 TimeZone = Annotated[
     str | None, typer.Option("--timezone", metavar="NAME", help="IANA time zone (e.g. Europe/Berlin) of the files' "
-                             "times written without one (default: UTC); a time with an offset or Z keeps it. --at "
-                             "without an offset stays UTC.")
+                             "times written without one, and of --at without one (default: UTC); a time with an offset "
+                             "or Z keeps it.")
 ]
 AlertTime = Annotated[
     str | None, typer.Option("--at", metavar="TIME", help="Alert time (ISO-8601): the incident containing or nearest "
@@ -313,7 +313,7 @@ def detect_command(
     """Find every incident window in metrics, most severe first (or, when none, what came closest)."""
     from incidentlens.analysis.detection import detect, parse_time, settings_for
 
-    anchor = parse_time(at) if at else None
+    anchor = parse_time(at, zone=timezone or "") if at else None
     settings_for(sensitivity)  # a bad value stops here, before any file is read
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
     store = _open_store(metrics, None, None, None, mapping, anchor, remote, timezone=timezone)
@@ -457,7 +457,7 @@ def analyze_command(
     from incidentlens.analysis.detection import parse_time, settings_for
     from incidentlens.outfiles import output_dir, write_text
 
-    anchor = parse_time(at) if at else None
+    anchor = parse_time(at, zone=timezone or "") if at else None
     settings_for(sensitivity)  # a bad value stops here, before any file is read
     out = output_dir(out)  # before the analysis, not after it
     remote = _prometheus_options(prometheus, promql, prom_token, prom_user, prom_start, prom_end, prom_step)
@@ -810,7 +810,7 @@ def investigate_command(
     from incidentlens.analysis.detection import parse_time, settings_for
     from incidentlens.outfiles import output_dir
 
-    anchor = parse_time(at) if at else None
+    anchor = parse_time(at, zone=timezone or "") if at else None
     check_onset(onset.value, anchor)  # before any data is read
     settings_for(sensitivity)
     out = output_dir(out)

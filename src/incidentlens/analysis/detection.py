@@ -24,7 +24,7 @@ import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
@@ -40,6 +40,7 @@ from incidentlens.analysis.periods import PROBLEM_LEVELS, iso_end, sql_in
 from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
 from incidentlens.analysis.seed_zscore import seed_points, span_within
 from incidentlens.errors import InputError
+from incidentlens.telemetry.timeparse import wall_clock_utc
 
 
 @dataclass(frozen=True)
@@ -598,16 +599,15 @@ class DetectionResult(BaseModel):
         }
 
 
-def parse_time(text: str, option: str = "--at") -> datetime:
-    """A user's time (ISO-8601; a zone is converted, none means UTC) as naive UTC."""
+def parse_time(text: str, option: str = "--at", zone: str = "") -> datetime:
+    """A user's time (ISO-8601; a zone is converted, none means UTC, or `zone`'s wall clock: `--timezone`) as naive
+    UTC."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         example = "2024-05-01T16:00:00Z"
         raise InputError(f"{option} {text!r}: cannot parse as a time (use ISO-8601, e.g. {example})") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+    return wall_clock_utc(moment, zone)
 
 
 def iso_z(moment: datetime) -> str:

@@ -182,6 +182,16 @@ def known_zone(con: duckdb.DuckDBPyConnection, name: str) -> str:
     return found
 
 
+def wall_clock_utc(moment: datetime, zone: str) -> datetime:
+    """A naive `moment` read as the wall clock of `zone` (an IANA name, checked: `known_zone`), as naive UTC; a
+    moment with a zone, as its UTC. For a time the user types (`--at`) beside files read in that zone."""
+    if moment.tzinfo is not None or not zone:
+        return naive_utc(moment)
+    with duckdb.connect() as con:
+        found = known_zone(con, zone)
+        return con.execute("SELECT make_timestamp(epoch_us(timezone(?, ?::TIMESTAMP)))", [found, moment]).fetchone()[0]
+
+
 def detect_format(
     con: duckdb.DuckDBPyConnection, table: str, column_sql: str, sql_type: str
 ) -> tuple[TimeFormat | None, float]:
