@@ -95,7 +95,8 @@ def test_analyze_at_a_local_alert_time_starts_the_window_where_the_files_local_t
     assert '"start": "2026-12-06T10:30:00Z"' in result.stdout
 
 
-@pytest.mark.parametrize("command", ["detect --metrics", "analyze --out OUT --logs", "templates --out OUT --logs"])
+@pytest.mark.parametrize("command", ["detect --metrics", "analyze --out OUT --logs", "templates --out OUT --logs",
+                                     "mcp --logs", "serve --port 0 --state OUT --logs"])
 def test_an_unknown_zone_is_one_error_line_and_exit_code_2(tmp_path: Path, command: str) -> None:
     path = tmp_path / "logs.csv"
     path.write_text(LOGS)
@@ -104,3 +105,20 @@ def test_an_unknown_zone_is_one_error_line_and_exit_code_2(tmp_path: Path, comma
     assert (result.returncode, result.stderr) == (
         2, "error: --timezone 'Mars/Olympus': no such time zone; give an IANA name such as Europe/Berlin, "
            "America/New_York or UTC\n")
+
+
+def test_serve_and_mcp_read_the_files_in_the_zone_of_their_sources(tmp_path: Path) -> None:
+    """`timezone` under `[sources]` in serve.toml (or `--timezone`): each investigation, the MCP tools and the check
+    at start read the files as `analyze --timezone` does, and a manual start's alert time without an offset too."""
+    from incidentlens.cli import _refuse_unreadable_sources
+    from incidentlens.server.app import _parse_at
+    from incidentlens.server.settings import build_settings
+
+    logs = tmp_path / "logs.csv"
+    logs.write_text(LOGS)
+    config = tmp_path / "serve.toml"
+    config.write_text(f'[sources]\nlogs = "{logs}"\ntimezone = "Europe/Berlin"\n')
+    sources = build_settings(config, {}).sources
+    assert times(sources.open())[:2] == ["2026-12-06 09:00:00", "2026-07-06 08:00:00"]
+    assert times(_refuse_unreadable_sources(sources).store)[:2] == ["2026-12-06 09:00:00", "2026-07-06 08:00:00"]
+    assert _parse_at("2026-12-06 10:00", sources.timezone) == "2026-12-06T09:00:00Z"

@@ -1025,6 +1025,7 @@ def serve_command(
     mapping: ColumnMap = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_user: PromUser = None,
     prom_step: PromStep = None,
+    timezone: TimeZone = None,
     host: Annotated[str | None, typer.Option("--host", metavar="ADDRESS", help="Address to listen on (default "
                                              "127.0.0.1).", rich_help_panel=_SERVE)] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default 8080).", rich_help_panel=_SERVE)] = None,
@@ -1061,9 +1062,9 @@ def serve_command(
 
     settings = build_settings(config, {
         "metrics": metrics, "logs": logs, "traces": traces, "events": events, "calls": calls, "map": mapping,
-        "prometheus": prometheus, "promql": promql, "prom_user": prom_user, "prom_step": prom_step, "host": host,
-        "port": port, "state": state, "token": token, "workers": workers, "queue_size": queue_size, "llm": llm,
-        "model": model, "llm_url": llm_url, "public_url": public_url})
+        "prometheus": prometheus, "promql": promql, "prom_user": prom_user, "prom_step": prom_step,
+        "timezone": timezone, "host": host, "port": port, "state": state, "token": token, "workers": workers,
+        "queue_size": queue_size, "llm": llm, "model": model, "llm_url": llm_url, "public_url": public_url})
     check_serve_settings(settings)
     application = create_app(settings, opened=_refuse_unreadable_sources(settings.sources))
     auth = "bearer token required" if settings.token else "NO TOKEN: loopback only"
@@ -1082,6 +1083,7 @@ def mcp_command(
     mapping: ColumnMap = None,
     prometheus: PrometheusUrl = None, promql: PromQL = None, prom_user: PromUser = None,
     prom_step: PromStep = None,
+    timezone: TimeZone = None,
     state: Annotated[Path | None, typer.Option("--state", metavar="DIR", help="A `serve` state directory: adds the "
                                                "incidents and their reviews.")] = None,
 ) -> None:
@@ -1092,7 +1094,7 @@ def mcp_command(
 
     sources = Sources(metrics=metrics or [], logs=logs or [], traces=traces or [], events=events or [],
                       calls=calls or [], map=mapping or [], prometheus=prometheus, promql=promql or [],
-                      prom_user=prom_user, prom_step=prom_step)
+                      prom_user=prom_user, prom_step=prom_step, timezone=timezone)
     known = StateDB.existing(state) if state else None
     build_mcp(sources, known, _refuse_unreadable_sources(sources)).run()  # stdout is the protocol: nothing else prints
 
@@ -1110,7 +1112,7 @@ def _refuse_unreadable_sources(sources: Sources) -> OpenedStore | None:
 
     def read() -> object:
         return _open_store(sources.metrics, sources.logs, sources.traces, sources.events, sources.map,
-                           calls=sources.calls)
+                           calls=sources.calls, timezone=sources.timezone)
 
     if sources.pulled_per_read():  # a clickhouse:// URL is no file to look at
         read()

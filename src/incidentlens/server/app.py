@@ -157,7 +157,7 @@ def create_app(settings: ServeSettings, runner: Runner = investigate_in_child,
             return _unauthorized()
         try:
             start = ManualStart.model_validate_json(await request.body())
-            at = _parse_at(start.at)
+            at = _parse_at(start.at, settings.sources.timezone or "")
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "body"
@@ -255,10 +255,11 @@ def create_app(settings: ServeSettings, runner: Runner = investigate_in_child,
     return app
 
 
-def _parse_at(text: str) -> str:
+def _parse_at(text: str, zone: str) -> str:
+    """A manual start's alert time as ISO UTC (`Z`); one without an offset read in `zone` (the sources'), as `--at`."""
     from incidentlens.analysis.detection import iso_z, parse_time
 
-    moment: datetime = parse_time(text, option="at")
+    moment: datetime = parse_time(text, option="at", zone=zone)
     return iso_z(moment)
 
 

@@ -147,7 +147,7 @@ def build_mcp(sources: Sources, state: StateDB | None, opened: OpenedStore | Non
     def _time(at: str | None) -> Any:
         from incidentlens.analysis.detection import parse_time
 
-        return parse_time(at, option="at") if at else None
+        return parse_time(at, option="at", zone=sources.timezone or "") if at else None
 
     def _noted(answer: dict[str, Any], store: Any, at: Any) -> dict[str, Any]:
         """`note` says when `at` lies outside the data: the answer is then about what is nearest it."""

@@ -14,6 +14,7 @@ public_url = "http://incidentlens.example:8080"   # the link in notifications
 metrics = ["/data/metrics/*.parquet"]
 logs = ["/data/logs/*.parquet"]     # or "clickhouse://reader@ch:8123/prod.logs"
 prometheus = "http://prometheus:9090"
+timezone = "Europe/Berlin"           # the files' times written without a zone, as --timezone
 
 [[notifications]]
 name = "oncall"
@@ -57,6 +58,8 @@ class Sources(_Strict):
     promql: list[str] = Field(default_factory=list)
     prom_user: str | None = None
     prom_step: int | None = None
+    timezone: str | None = Field(default=None, description="IANA zone of the files' times written without one, and "
+                                 "of an `at` without one, as --timezone")
 
     @model_validator(mode="before")
     @classmethod
@@ -92,7 +95,7 @@ class Sources(_Strict):
                                        step=self.prom_step) if self.prometheus else None
         return open_store(metrics=self.metrics or None, logs=self.logs or None, traces=self.traces or None,
                           events=self.events or None, mapping=parse_mapping(self.map), prometheus=prometheus, at=at,
-                          calls=self.calls or None)
+                          calls=self.calls or None, timezone=self.timezone)
 
 
 def _file_state(path: Path) -> tuple[str, int, int, int, int]:
