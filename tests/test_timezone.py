@@ -122,3 +122,14 @@ def test_serve_and_mcp_read_the_files_in_the_zone_of_their_sources(tmp_path: Pat
     assert times(sources.open())[:2] == ["2026-12-06 09:00:00", "2026-07-06 08:00:00"]
     assert times(_refuse_unreadable_sources(sources).store)[:2] == ["2026-12-06 09:00:00", "2026-07-06 08:00:00"]
     assert _parse_at("2026-12-06 10:00", sources.timezone) == "2026-12-06T09:00:00Z"
+
+
+def test_a_wall_clock_the_zone_skips_is_read_an_hour_on_and_one_it_passes_twice_as_the_second(tmp_path: Path) -> None:
+    """Berlin's summer time: 02:30 on 29 March 2026 is no time there (read as 03:30 CEST), 02:30 on 25 October is
+    two (read as the second, CET); the files and `--at` agree."""
+    path = tmp_path / "logs.csv"
+    path.write_text("ts,service,message\n2026-03-29 02:30:00,api,skipped\n2026-10-25 02:30:00,api,twice\n")
+    assert times(load_telemetry(logs=path, timezone="Europe/Berlin")) == ["2026-03-29 01:30:00",
+                                                                            "2026-10-25 01:30:00"]
+    assert parse_time("2026-03-29 02:30", zone="Europe/Berlin") == dt.datetime(2026, 3, 29, 1, 30)
+    assert parse_time("2026-10-25 02:30", zone="Europe/Berlin") == dt.datetime(2026, 10, 25, 1, 30)
