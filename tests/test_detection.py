@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,3 +264,16 @@ def test_a_moved_series_is_written_to_six_significant_digits_but_never_short_of_
     written = DetectionResult(detector="robust", detected=True, window=window).to_dict()
     assert written["detection"]["series"][0]["peak"] == 2973531.0
     assert written["detection"]["series"][0]["baseline"] == 0.123457
+
+
+def test_a_metric_row_with_no_service_or_no_metric_name_is_a_series_not_a_crash(tmp_path: Path) -> None:
+    """An empty service cell (or a nested JSON `service` holding a string where other rows hold `{"name": ...}`) or
+    metric name made the series' name NULL, and detect ended in a traceback."""
+    from incidentlens.analysis.detection import detect
+    from incidentlens.telemetry import load_telemetry
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("ts,service,metric,value\n" + "".join(
+        f"2026-07-01 12:{m:02d}:00,{'api' if m % 3 else ''},{'cpu' if m % 4 else ''},{m % 5}\n" for m in range(60)))
+    # api/cpu, api/?, global/cpu and global/?
+    assert detect(load_telemetry(metrics=path)).to_dict()["detection"]["series_checked"] == 4

@@ -635,12 +635,13 @@ def _round(value: float) -> float:
 
 def series_sql(metrics: list[str] | None = None) -> str:
     """The one query that reads every series: one row per series, pod (where the metrics name pods: each pod's
-    samples are a series of their own) and timestamp (duplicates averaged; no value, or only NaN, as NaN)."""
+    samples are a series of their own) and timestamp (duplicates averaged; no value, or only NaN, as NaN); a row
+    with no service is `global`'s, as the log problems are, and one with no metric name is named `?`."""
     where = ""
     if metrics:
         where = f"WHERE metric IN {sql_in(metrics)} "
     return (
-        "SELECT service || '/' || metric AS series, coalesce(pod, '') AS pod, ts, "
+        "SELECT coalesce(service, 'global') || '/' || coalesce(metric, '?') AS series, coalesce(pod, '') AS pod, ts, "
         "coalesce(avg(value) FILTER (WHERE NOT isnan(value)), CAST('NaN' AS DOUBLE)) AS value, count(*) AS n_rows "
         f"FROM metrics {where}GROUP BY ALL ORDER BY series, pod, ts"
     )
