@@ -202,3 +202,12 @@ def test_a_given_start_over_logs_without_times_says_so_in_the_users_words(tmp_pa
     assert result.stderr.splitlines()[-1] == ("error: --at: no row of the sources given has a time to place it among "
                                               "(a plain-text log in a format not recognised has none)")
     assert "store" not in result.stderr
+
+
+def test_generate_prints_each_path_on_one_line_on_a_narrow_terminal_too(tmp_path):
+    """The paths written are copied into the next command: rich cut them at the console's width."""
+    out = tmp_path / "a-directory-name-long-enough-to-pass-the-edge-of-a-narrow-terminal"
+    result = runner.invoke(app, ["generate", "--scenario", "quiet", "--hours", "1", "--out", str(out)],
+                           env={"COLUMNS": "40"})
+    assert result.exit_code == 0, result.output
+    assert f"truth    {out / 'truth.json'}" in result.output.splitlines()

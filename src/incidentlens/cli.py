@@ -292,7 +292,7 @@ def generate_command(
         _print_json({role: str(path) for role, path in paths.items()})
         return
     for role, path in paths.items():
-        _print_data(f"{role:8} {path}")
+        _print_copyable(f"{role:8} {path}")
 
 
 @app.command("detect")
