@@ -65,3 +65,14 @@ def test_a_role_mapped_twice_is_one_error_line(tmp_path: Path) -> None:
     result = incidentlens("sql", "SELECT 1", "--logs", str(logs), "--map", "time=ts", "--map", "time=level")
     assert (result.returncode, result.stderr) == (
         2, "error: --map 'time=level': role 'time' is already mapped to 'ts'; one column per role\n")
+
+
+def test_a_plain_text_log_led_by_a_day_first_date_says_why_it_has_no_times(tmp_path: Path) -> None:
+    """Its lines were read as entries with no time, the warning not saying that the date was the reason."""
+    from incidentlens.telemetry import load_telemetry
+
+    log = tmp_path / "app.log"
+    log.write_text("\n06/12/2026 10:00:00 ERROR payment failed\n06/12/2026 10:00:01 INFO retried\n")
+    [warning] = load_telemetry(logs=log).warnings
+    assert warning.endswith("time-based analysis has no times from it); the day and month of a date written before "
+                            "its year could be either way round and are not guessed: write the year first")

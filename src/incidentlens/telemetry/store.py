@@ -53,9 +53,10 @@ from incidentlens.telemetry.textlogs import (
     lines_sql,
     not_utf8,
     read_text_log,
+    sample_lines,
     utf8_copy,
 )
-from incidentlens.telemetry.timeparse import known_zone
+from incidentlens.telemetry.timeparse import known_zone, year_last_hint
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
 from incidentlens.telemetry.zipkin import read_zipkin
 
@@ -267,8 +268,12 @@ class TelemetryStore:
             entries, untimed = self.con.execute(
                 f"SELECT count(*), count(*) FILTER (ts IS NULL) FROM {quote(table)}").fetchone()
             if fmt is UNKNOWN:
+                # a line led by `06/12/2026 10:00:00`: which is the day is not guessed, as in a time column
+                first = next((line for line in sample_lines(path, 20) if line.strip()), "")
+                said = year_last_hint(first)
+                hint = f"; {said}" if said else ""
                 self.warnings.append(f"{path}: line format not recognised: one entry per line, with no time "
-                                     "(templates work; time-based analysis has no times from it)")
+                                     f"(templates work; time-based analysis has no times from it){hint}")
             elif untimed:
                 self.warnings.append(f"{path}: {untimed} of {entries} entries ({fmt.name}) have no time that parses: "
                                      "kept, left out of time-based analysis")
