@@ -728,3 +728,67 @@ def test_a_service_told_by_its_own_span_time_cites_the_evidence_that_holds_it(tm
 
     assert signals["cancel"].describe().startswith("its own span time p90 went from")
     assert cited.title.startswith("own span time p90 by service: cancel ")
+
+
+def _store_behind_web(tmp_path: Path, *, added_ms: float = 0.0, stretch: float = 1.0,
+                      queued_ms: float = 0.0) -> Path:
+    """Web calls store every 10 s (a 2.5 ms wait around the call); store runs its own work (~0.6 ms) and two
+    database statements, spans of its own with nothing under them and no span kind, as in Nezha's files: `SELECT
+    items` ~0.4 ms, `SELECT prices` ~0.8 ms. From AT on, each statement takes `added_ms` longer (a delay on store's
+    network: web waits as long more for its answer), or store's work and statements take `stretch` times as long
+    and web waits `queued_ms` longer (a starved CPU: requests queue before store reads them)."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for i, start in enumerate(START + STEP * k for k in range(int((END - START) / STEP))):
+        late = start >= AT
+        scale, delay = (stretch, added_ms) if late else (1.0, 0.0)
+        work, items, prices = (usual * scale * rng.uniform(0.9, 1.1) for usual in (0.6, 0.4, 0.8))
+        store_ms = work + items + prices + 2 * delay
+        wait_ms = 2.5 + rng.uniform(0, 0.2) + (delay + queued_ms if late else 0.0)
+        at = start.isoformat() + "Z"
+        rows += [
+            {"trace_id": f"t{i}", "span_id": f"w{i}", "parent_id": "", "service": "web", "operation": "GET /cart",
+             "start": at, "duration_ms": store_ms + wait_ms},
+            {"trace_id": f"t{i}", "span_id": f"s{i}", "parent_id": f"w{i}", "service": "store",
+             "operation": "listItems", "start": at, "duration_ms": store_ms},
+            {"trace_id": f"t{i}", "span_id": f"i{i}", "parent_id": f"s{i}", "service": "store",
+             "operation": "SELECT items", "start": at, "duration_ms": items + delay},
+            {"trace_id": f"t{i}", "span_id": f"p{i}", "parent_id": f"s{i}", "service": "store",
+             "operation": "SELECT prices", "start": at, "duration_ms": prices + delay},
+        ]
+    path = tmp_path / "spans.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _store_signal(spans: Path) -> TraceSignal:
+    store = load_telemetry(traces=spans)
+    window, baseline, _ = known_periods(store, AT)
+    return trace_signals(store, window, baseline)[0]["store"]
+
+
+def test_database_statements_that_each_took_as_much_longer_as_the_callers_waited_are_a_network_delay(tmp_path):
+    # each statement took 30 ms longer, ~0.4 and ~0.8 ms alike, and web waited 30 ms longer for store's answer:
+    # store's own time (its statements, counted as its own work) rose more on the bar's scale than the wait, and it
+    # is the same delay on its network
+    spans = _store_behind_web(tmp_path, added_ms=30.0)
+    signal = _store_signal(spans)
+    assert signal.own_time > signal.wait >= SIGNIFICANT_STRENGTH
+    floor_gain, median_gain = signal.leaf_gain_ms
+    assert 29 < floor_gain <= median_gain < 31
+    assert signal.round_trips_waited and signal.delayed
+    assert "database statements) took about as much longer" in signal.describe()
+    top = analyze(load_telemetry(traces=spans), at=AT, onset="at").hypotheses[0]
+    assert (top.service, top.kind) == ("store", "network_delay")
+
+
+def test_work_and_statements_stretched_many_times_over_are_no_network_delay(tmp_path):
+    # store's work and statements took twenty times as long and web waited 10 ms longer: its own time rose more
+    # than the wait, and its statements gained about as much as the wait (~8 and ~15 ms), but its work around them
+    # slowed as much (0.6 -> 12 ms): its own work slowed, not its network
+    signal = _store_signal(_store_behind_web(tmp_path, stretch=20.0, queued_ms=10.0))
+    assert signal.own_time > signal.wait >= SIGNIFICANT_STRENGTH
+    assert not signal.round_trips_waited and not signal.delayed
+    # threefold, the calls waiting 4 ms longer: the statements' floor rose ~1 ms, not about 4
+    stretched = _store_signal(_store_behind_web(tmp_path, stretch=3.0, queued_ms=4.0))
+    assert stretched.leaf_gain_ms[0] < 2 and not stretched.round_trips_waited

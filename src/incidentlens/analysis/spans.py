@@ -101,6 +101,9 @@ OWN_TIME_WEIGHT = 2.0
 SIGNIFICANT_STRENGTH = 2.5
 #: the wait on a service's calls weighs as its own time does: both are time ratios on the same log scale
 WAIT_WEIGHT = OWN_TIME_WEIGHT
+#: how far the time a service's leaf spans gained may lie from the time its calls' wait gained, as a factor either
+#: way, for the two to be read as one delay on its network (`TraceSignal.round_trips_waited`)
+ROUND_TRIP_FACTOR = 2.0
 #: the columns of one call edge's waits, call by call, before and after the onset (spans only; `_rank_test`)
 CALL_WAITS = ("waits_before", "waits_after")
 #: the sources of waits, finest first: spans measure each call; call metrics, a minute's percentiles
@@ -132,6 +135,12 @@ class TraceSignal(BaseModel):
     #: the share of its spans, before and after, past the p90 of both sides together (one at it counts half): what
     #: its p90's move amounts to, where a slow mode it always had only grew (12.8 -> 75.1 ms, 9% -> 15% past it)
     own_tail_shares: tuple[float, float] | None = None
+    #: over its operations of spans with nothing under them (database statements), the least a p10 and the most a
+    #: median gained after the onset, in ms (`own_time_sql`); None without such an operation measured on both sides
+    leaf_gain_ms: tuple[float, float] | None = None
+    #: the p90 of the exclusive time of its spans with something under them (its work apart from the leaf spans),
+    #: before and after; None with too few on a side
+    work_p90_ms: tuple[float, float] | None = None
     wait_before_ms: float | None = None  # the median wait on calls into the service before (or the system's typical)
     wait_after_ms: float | None = None
     wait_shift: float = 0.0  # ln((1 + wait after) / (1 + wait before)), the smallest over its callers
@@ -199,8 +208,31 @@ class TraceSignal(BaseModel):
 
     @property
     def delayed(self) -> bool:
-        """Whether the wait around its calls is its strongest change, past the candidate bar: a network delay."""
-        return self.wait >= SIGNIFICANT_STRENGTH and self.wait >= max(self.behaviour_shift, self.own_time)
+        """Whether the wait around its calls is its strongest change, past the candidate bar: a network delay. Its
+        own time does not count against the wait when that rise is the same delay (`round_trips_waited`)."""
+        own_time = 0.0 if self.round_trips_waited else self.own_time
+        return self.wait >= SIGNIFICANT_STRENGTH and self.wait >= max(self.behaviour_shift, own_time)
+
+    @property
+    def round_trips_waited(self) -> bool:
+        """Whether its own time rose by the time its calls waited longer, on its round trips alone: every operation
+        of its spans with nothing under them (a database statement: Nezha's spans say no span kind, so such a call
+        counts as the service's own time) gained, at its p10 and its median, within `ROUND_TRIP_FACTOR` of the
+        wait's gain, its own time's p90 no more than that, and its other work (the exclusive time of its spans with
+        something under them) did not slow past the bar. A delay on its network adds the same time to each round
+        trip, its database's as its callers', whatever a statement usually takes, and leaves its work as it was;
+        slower work of its own (a starved CPU) stretches its spans unevenly, the slow ones most, leaves the floor
+        of its statements where it was (OnlineBoutique's cartservice under CPU contention: its callers waited 23 ms
+        longer, its leaf spans' p10 0.16 ms) or slows its other work too."""
+        if (self.leaf_gain_ms is None or self.work_p90_ms is None or self.wait_after_ms is None
+                or self.wait_before_ms is None):
+            return False
+        added = self.wait_after_ms - self.wait_before_ms
+        floor, median = self.leaf_gain_ms
+        own_rise = (self.own_p90_after_ms or 0.0) - (self.own_p90_before_ms or 0.0)
+        work_slowed = OWN_TIME_WEIGHT * _longer_by(self.work_p90_ms[1], self.work_p90_ms[0]) >= SIGNIFICANT_STRENGTH
+        return (added > 0 and floor >= added / ROUND_TRIP_FACTOR
+                and max(median, own_rise) <= added * ROUND_TRIP_FACTOR and not work_slowed)
 
     @property
     def measured_in(self) -> str:
@@ -243,6 +275,11 @@ class TraceSignal(BaseModel):
                              "minutes before")
             wait = (f"{calls} {three_figures(self.wait_after_ms)} ms around {around} ({median}; {level})"
                     + (f", and {other} waited longer too" if self.wait_both_ways else ""))
+            if own_time > 0 and self.round_trips_waited and self.leaf_gain_ms is not None:
+                floor_gain, median_gain = self.leaf_gain_ms
+                wait += (f"; its own spans with nothing under them (database statements) took about as much longer "
+                         f"({three_figures(floor_gain)} ms or more at their p10, at most "
+                         f"{three_figures(median_gain)} ms at their median)")
             return f"{wait}: the delay lies between the services, on its network" if network else wait
         if self.tells_own_time:
             said = (f"its own span time p90 went from {three_figures(self.own_p90_before_ms)} to "
@@ -467,16 +504,22 @@ def adjusted_z(z: float, tested: int, one_sided: bool = False) -> float:
 def own_time_sql(window: Span, baseline: Span) -> str:
     """Per service: p90 of its spans' exclusive time (duration minus the direct children's) before and after, and
     how many spans on each side ran past the p90 of both sides together (`tail_z`; one at it counts half); client
-    spans (every child in another service) are the wait on a call, not the service's work, and are left out."""
+    spans (every child in another service) are the wait on a call, not the service's work, and are left out. And
+    what its spans with nothing under them gained after the onset (`leaf_floor_gain`, `leaf_median_gain`: over its
+    operations of such spans with `MIN_SPANS` on each side, the least a p10 and the most a median grew, in ms; NULL
+    without one): a database statement or a call to something untraced is such a span, and a delay on the service's
+    network adds its time to each (`TraceSignal.round_trips_waited`); and the p90 of its other spans' exclusive time
+    before and after (`work_p90_before`, `work_p90_after`; NULL with fewer than `MIN_SPANS` on a side)."""
     return f"""WITH own AS (
-    SELECT parent.service, {in_span('parent.start_ts', window)} AS after,
+    SELECT parent.service, parent.operation, {in_span('parent.start_ts', window)} AS after,
            greatest(parent.duration_ms - coalesce(sum(child.duration_ms), 0), 0) AS own_ms,
+           count(child.span_id) = 0 AS leaf,
            count(child.span_id) > 0 AND bool_and(child.service IS DISTINCT FROM parent.service) AS client
     FROM spans AS parent
     LEFT JOIN spans AS child ON child.trace_id = parent.trace_id AND child.parent_id = parent.span_id
     WHERE parent.service IS NOT NULL
       AND ({in_span('parent.start_ts', window)} OR {in_span('parent.start_ts', baseline)})
-    GROUP BY parent.trace_id, parent.span_id, parent.service, parent.start_ts, parent.duration_ms
+    GROUP BY parent.trace_id, parent.span_id, parent.service, parent.operation, parent.start_ts, parent.duration_ms
     HAVING NOT client
 ), pooled AS (
     -- the cut is the p90 of both sides together (Mood's quantile test), not of the side before: a cut from the
@@ -487,13 +530,34 @@ def own_time_sql(window: Span, baseline: Span) -> str:
     -- service's spans can sit on it, and counting them as not past would make one slow call look like a new tail
     SELECT own.*, CASE WHEN own_ms > p90 THEN 1.0 WHEN own_ms = p90 THEN 0.5 ELSE 0.0 END::DOUBLE AS past
     FROM own JOIN pooled USING (service)
+), leaves AS (
+    -- a leaf span's exclusive time is its duration; per operation, what its p10 and median gained
+    SELECT service,
+           quantile_cont(own_ms, 0.1) FILTER (WHERE after) - quantile_cont(own_ms, 0.1) FILTER (WHERE NOT after)
+               AS floor_gain,
+           quantile_cont(own_ms, 0.5) FILTER (WHERE after) - quantile_cont(own_ms, 0.5) FILTER (WHERE NOT after)
+               AS median_gain
+    FROM own WHERE leaf GROUP BY service, operation
+    HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS} AND count(*) FILTER (WHERE NOT after) >= {MIN_SPANS}
+), gained AS (
+    SELECT service, min(floor_gain) AS leaf_floor_gain, max(median_gain) AS leaf_median_gain
+    FROM leaves GROUP BY service
+), work AS (
+    -- its own time apart from those spans: the exclusive time of its spans with something under them
+    SELECT service, quantile_cont(own_ms, 0.9) FILTER (WHERE NOT after) AS work_p90_before,
+           quantile_cont(own_ms, 0.9) FILTER (WHERE after) AS work_p90_after
+    FROM own WHERE NOT leaf GROUP BY service
+    HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS} AND count(*) FILTER (WHERE NOT after) >= {MIN_SPANS}
 )
-SELECT service, quantile_cont(own_ms, 0.9) FILTER (WHERE NOT after) AS p90_before,
-       quantile_cont(own_ms, 0.9) FILTER (WHERE after) AS p90_after,
-       count(*) FILTER (WHERE NOT after) AS spans_before, count(*) FILTER (WHERE after) AS spans_after,
-       sum(past) FILTER (WHERE NOT after) AS tail_before, sum(past) FILTER (WHERE after) AS tail_after
-FROM placed GROUP BY service
-HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS} AND count(*) FILTER (WHERE NOT after) >= {MIN_SPANS}
+SELECT times.*, gained.leaf_floor_gain, gained.leaf_median_gain, work.work_p90_before, work.work_p90_after
+FROM (
+    SELECT service, quantile_cont(own_ms, 0.9) FILTER (WHERE NOT after) AS p90_before,
+           quantile_cont(own_ms, 0.9) FILTER (WHERE after) AS p90_after,
+           count(*) FILTER (WHERE NOT after) AS spans_before, count(*) FILTER (WHERE after) AS spans_after,
+           sum(past) FILTER (WHERE NOT after) AS tail_before, sum(past) FILTER (WHERE after) AS tail_after
+    FROM placed GROUP BY service
+    HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS} AND count(*) FILTER (WHERE NOT after) >= {MIN_SPANS}
+) AS times LEFT JOIN gained USING (service) LEFT JOIN work USING (service)
 ORDER BY service"""
 
 
@@ -752,6 +816,10 @@ def _span_signals(store: Any, window: Span, baseline: Span, links: str,
         s.own_tail_z = round(tail_z(row["tail_before"], row["spans_before"], row["tail_after"], row["spans_after"]), 3)
         s.own_tail_shares = (round(row["tail_before"] / row["spans_before"], 3),
                              round(row["tail_after"] / row["spans_after"], 3))
+        if row["leaf_floor_gain"] is not None:
+            s.leaf_gain_ms = (round(float(row["leaf_floor_gain"]), 3), round(float(row["leaf_median_gain"]), 3))
+        if row["work_p90_before"] is not None:
+            s.work_p90_ms = (round(float(row["work_p90_before"]), 3), round(float(row["work_p90_after"]), 3))
     return _evidence(signals, events, events_sql, times, times_sql)
 
 
@@ -923,11 +991,13 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
             {"rule": "per service, the p90 of its spans' exclusive time after against before (client spans left "
                      "out); the shift counts only when more of its spans after than before ran past the p90 of both "
                      "sides together (spans_past_pooled_p90 of spans, before and after; one at it counts half): a "
-                     f"two-proportion z (tail_z) of at least {SIGNIFICANT_STRENGTH:g}",
+                     f"two-proportion z (tail_z) of at least {SIGNIFICANT_STRENGTH:g}; leaf_gain_ms: over its "
+                     "operations of spans with nothing under them, the least a p10 and the most a median gained",
              "services": [{"service": s.service, "p90_before_ms": s.own_p90_before_ms,
                            "p90_after_ms": s.own_p90_after_ms, "shift": s.own_time_shift,
                            **tails.get(s.service, {}), "share_past_pooled_p90": list(s.own_tail_shares or []),
-                           "tail_z": s.own_tail_z, "counted": s.own_time > 0}
+                           "tail_z": s.own_tail_z, "counted": s.own_time > 0,
+                           "leaf_gain_ms": list(s.leaf_gain_ms or [])}
                           for s in slowed[:EVIDENCE_ROWS]], "cut": max(0, len(slowed) - EVIDENCE_ROWS)},
         )
         items.append(item)
