@@ -153,7 +153,8 @@ def test_an_own_time_shift_the_tail_test_does_not_carry_is_not_given_as_a_change
     assert own.data["services"] == [{
         "service": "cancel", "p90_before_ms": 15.21, "p90_after_ms": 136.3, "shift": 2.1365,
         "spans_past_pooled_p90": [4, 2], "spans": [40, 12],
-        "share_past_pooled_p90": [0.1, 0.167], "tail_z": 0.634, "counted": False}]
+        "share_past_pooled_p90": [0.1, 0.167], "tail_z": 0.634, "counted": False,
+        "leaf_gain_ms": [-0.38, -0.85], "work_p90_ms": []}]
 
 
 def test_two_slow_calls_are_no_new_tail_when_the_usual_calls_all_took_the_same_time(tmp_path: Path):

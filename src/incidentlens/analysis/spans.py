@@ -992,12 +992,13 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
                      "out); the shift counts only when more of its spans after than before ran past the p90 of both "
                      "sides together (spans_past_pooled_p90 of spans, before and after; one at it counts half): a "
                      f"two-proportion z (tail_z) of at least {SIGNIFICANT_STRENGTH:g}; leaf_gain_ms: over its "
-                     "operations of spans with nothing under them, the least a p10 and the most a median gained",
+                     "operations of spans with nothing under them, the least a p10 and the most a median gained; "
+                     "work_p90_ms: the p90 of its other spans' exclusive time, before and after",
              "services": [{"service": s.service, "p90_before_ms": s.own_p90_before_ms,
                            "p90_after_ms": s.own_p90_after_ms, "shift": s.own_time_shift,
                            **tails.get(s.service, {}), "share_past_pooled_p90": list(s.own_tail_shares or []),
                            "tail_z": s.own_tail_z, "counted": s.own_time > 0,
-                           "leaf_gain_ms": list(s.leaf_gain_ms or [])}
+                           "leaf_gain_ms": list(s.leaf_gain_ms or []), "work_p90_ms": list(s.work_p90_ms or [])}
                           for s in slowed[:EVIDENCE_ROWS]], "cut": max(0, len(slowed) - EVIDENCE_ROWS)},
         )
         items.append(item)
