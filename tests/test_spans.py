@@ -154,7 +154,7 @@ def test_an_own_time_shift_the_tail_test_does_not_carry_is_not_given_as_a_change
         "service": "cancel", "p90_before_ms": 15.21, "p90_after_ms": 136.3, "shift": 2.1365,
         "spans_past_pooled_p90": [4, 2], "spans": [40, 12],
         "share_past_pooled_p90": [0.1, 0.167], "tail_z": 0.634, "counted": False,
-        "leaf_gain_ms": [-0.38, -0.85], "work_p90_ms": []}]
+        "leaf_gains_ms": [[-0.38, -0.85]], "work_p90_ms": []}]
 
 
 def test_two_slow_calls_are_no_new_tail_when_the_usual_calls_all_took_the_same_time(tmp_path: Path):
@@ -733,18 +733,19 @@ def test_a_service_told_by_its_own_span_time_cites_the_evidence_that_holds_it(tm
 
 def _store_behind_web(tmp_path: Path, *, added_ms: float = 0.0, stretch: float = 1.0,
                       queued_ms: float = 0.0) -> Path:
-    """Web calls store every 10 s (a 2.5 ms wait around the call); store runs its own work (~0.6 ms) and two
-    database statements, spans of its own with nothing under them and no span kind, as in Nezha's files: `SELECT
-    items` ~0.4 ms, `SELECT prices` ~0.8 ms. From AT on, each statement takes `added_ms` longer (a delay on store's
-    network: web waits as long more for its answer), or store's work and statements take `stretch` times as long
-    and web waits `queued_ms` longer (a starved CPU: requests queue before store reads them)."""
+    """Web calls store every 10 s (a 2.5 ms wait around the call); store runs its own work (~0.6 ms), two database
+    statements and a step of local work, spans of its own with nothing under them and no span kind, as in Nezha's
+    files: `SELECT items` ~0.4 ms, `SELECT prices` ~0.8 ms, `Session.merge` ~0.05 ms. From AT on, each statement
+    takes `added_ms` longer (a delay on store's network: web waits as long more for its answer; the local step does
+    not), or store's work, statements and step take `stretch` times as long and web waits `queued_ms` longer (a
+    starved CPU: requests queue before store reads them)."""
     rng = np.random.default_rng(11)
     rows = []
     for i, start in enumerate(START + STEP * k for k in range(int((END - START) / STEP))):
         late = start >= AT
         scale, delay = (stretch, added_ms) if late else (1.0, 0.0)
-        work, items, prices = (usual * scale * rng.uniform(0.9, 1.1) for usual in (0.6, 0.4, 0.8))
-        store_ms = work + items + prices + 2 * delay
+        work, items, prices, merge = (usual * scale * rng.uniform(0.9, 1.1) for usual in (0.6, 0.4, 0.8, 0.05))
+        store_ms = work + items + prices + merge + 2 * delay
         wait_ms = 2.5 + rng.uniform(0, 0.2) + (delay + queued_ms if late else 0.0)
         at = start.isoformat() + "Z"
         rows += [
@@ -756,6 +757,8 @@ def _store_behind_web(tmp_path: Path, *, added_ms: float = 0.0, stretch: float =
              "operation": "SELECT items", "start": at, "duration_ms": items + delay},
             {"trace_id": f"t{i}", "span_id": f"p{i}", "parent_id": f"s{i}", "service": "store",
              "operation": "SELECT prices", "start": at, "duration_ms": prices + delay},
+            {"trace_id": f"t{i}", "span_id": f"m{i}", "parent_id": f"s{i}", "service": "store",
+             "operation": "Session.merge", "start": at, "duration_ms": merge},
         ]
     path = tmp_path / "spans.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -771,12 +774,13 @@ def _store_signal(spans: Path) -> TraceSignal:
 def test_database_statements_that_each_took_as_much_longer_as_the_callers_waited_are_a_network_delay(tmp_path):
     # each statement took 30 ms longer, ~0.4 and ~0.8 ms alike, and web waited 30 ms longer for store's answer:
     # store's own time (its statements, counted as its own work) rose more on the bar's scale than the wait, and it
-    # is the same delay on its network
+    # is the same delay on its network; its local step (Session.merge) did not move, as local work does not
     spans = _store_behind_web(tmp_path, added_ms=30.0)
     signal = _store_signal(spans)
     assert signal.own_time > signal.wait >= SIGNIFICANT_STRENGTH
-    floor_gain, median_gain = signal.leaf_gain_ms
-    assert 29 < floor_gain <= median_gain < 31
+    items, prices, merge = signal.leaf_gains_ms  # by operation name
+    assert abs(merge[1]) < 0.1 and all(29 < gain < 31 for gain in (*items, *prices))
+    assert signal.round_trip_gains == [items, prices]
     assert signal.round_trips_waited and signal.delayed
     assert "database statements) took about as much longer" in signal.describe()
     top = analyze(load_telemetry(traces=spans), at=AT, onset="at").hypotheses[0]
@@ -792,4 +796,4 @@ def test_work_and_statements_stretched_many_times_over_are_no_network_delay(tmp_
     assert not signal.round_trips_waited and not signal.delayed
     # threefold, the calls waiting 4 ms longer: the statements' floor rose ~1 ms, not about 4
     stretched = _store_signal(_store_behind_web(tmp_path, stretch=3.0, queued_ms=4.0))
-    assert stretched.leaf_gain_ms[0] < 2 and not stretched.round_trips_waited
+    assert all(floor < 2 for floor, _ in stretched.leaf_gains_ms) and not stretched.round_trips_waited

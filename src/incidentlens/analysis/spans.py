@@ -102,7 +102,8 @@ SIGNIFICANT_STRENGTH = 2.5
 #: the wait on a service's calls weighs as its own time does: both are time ratios on the same log scale
 WAIT_WEIGHT = OWN_TIME_WEIGHT
 #: how far the time a service's leaf spans gained may lie from the time its calls' wait gained, as a factor either
-#: way, for the two to be read as one delay on its network (`TraceSignal.round_trips_waited`)
+#: way, for the two to be read as one delay on its network; a leaf operation whose median gained less than the wait's
+#: gain over it did not move (`TraceSignal.round_trips_waited`)
 ROUND_TRIP_FACTOR = 2.0
 #: the columns of one call edge's waits, call by call, before and after the onset (spans only; `_rank_test`)
 CALL_WAITS = ("waits_before", "waits_after")
@@ -135,9 +136,9 @@ class TraceSignal(BaseModel):
     #: the share of its spans, before and after, past the p90 of both sides together (one at it counts half): what
     #: its p90's move amounts to, where a slow mode it always had only grew (12.8 -> 75.1 ms, 9% -> 15% past it)
     own_tail_shares: tuple[float, float] | None = None
-    #: over its operations of spans with nothing under them (database statements), the least a p10 and the most a
-    #: median gained after the onset, in ms (`own_time_sql`); None without such an operation measured on both sides
-    leaf_gain_ms: tuple[float, float] | None = None
+    #: per operation of its spans with nothing under them (database statements) measured on both sides, what its p10
+    #: and its median gained after the onset, in ms (`own_time_sql`)
+    leaf_gains_ms: list[tuple[float, float]] = []
     #: the p90 of the exclusive time of its spans with something under them (its work apart from the leaf spans),
     #: before and after; None with too few on a side
     work_p90_ms: tuple[float, float] | None = None
@@ -215,24 +216,34 @@ class TraceSignal(BaseModel):
 
     @property
     def round_trips_waited(self) -> bool:
-        """Whether its own time rose by the time its calls waited longer, on its round trips alone: every operation
+        """Whether its own time rose by the time its calls waited longer, on its round trips alone: the operations
         of its spans with nothing under them (a database statement: Nezha's spans say no span kind, so such a call
-        counts as the service's own time) gained, at its p10 and its median, within `ROUND_TRIP_FACTOR` of the
-        wait's gain, its own time's p90 no more than that, and its other work (the exclusive time of its spans with
-        something under them) did not slow past the bar. A delay on its network adds the same time to each round
-        trip, its database's as its callers', whatever a statement usually takes, and leaves its work as it was;
-        slower work of its own (a starved CPU) stretches its spans unevenly, the slow ones most, leaves the floor
-        of its statements where it was (OnlineBoutique's cartservice under CPU contention: its callers waited 23 ms
-        longer, its leaf spans' p10 0.16 ms) or slows its other work too."""
-        if (self.leaf_gain_ms is None or self.work_p90_ms is None or self.wait_after_ms is None
-                or self.wait_before_ms is None):
+        counts as the service's own time) that moved (`round_trip_gains`) each gained, at its p10 and its median,
+        within `ROUND_TRIP_FACTOR` of the wait's gain; its own time's p90 rose no more than that, and its other work
+        (the exclusive time of its spans with something under them) did not slow past the bar. A delay on its
+        network adds the same time to each round trip, its database's as its callers', whatever a statement usually
+        takes, and leaves its work as it was, a leaf span of local work too (Hibernate's `Session.merge`); slower
+        work of its own (a starved CPU) stretches its spans unevenly, the slow ones most, leaves the floor of its
+        statements where it was (OnlineBoutique's cartservice under CPU contention: its callers waited 23 ms longer,
+        a leaf operation's median 98 ms and its p10 0.16 ms) or slows its other work too."""
+        moved = self.round_trip_gains
+        if not moved or self.work_p90_ms is None or self.wait_after_ms is None or self.wait_before_ms is None:
             return False
         added = self.wait_after_ms - self.wait_before_ms
-        floor, median = self.leaf_gain_ms
         own_rise = (self.own_p90_after_ms or 0.0) - (self.own_p90_before_ms or 0.0)
         work_slowed = OWN_TIME_WEIGHT * _longer_by(self.work_p90_ms[1], self.work_p90_ms[0]) >= SIGNIFICANT_STRENGTH
-        return (added > 0 and floor >= added / ROUND_TRIP_FACTOR
-                and max(median, own_rise) <= added * ROUND_TRIP_FACTOR and not work_slowed)
+        return (all(floor >= added / ROUND_TRIP_FACTOR and median <= added * ROUND_TRIP_FACTOR
+                    for floor, median in moved)
+                and own_rise <= added * ROUND_TRIP_FACTOR and not work_slowed)
+
+    @property
+    def round_trip_gains(self) -> list[tuple[float, float]]:
+        """The gains (p10, median) of its leaf operations that moved: whose median gained at least the wait's gain
+        over `ROUND_TRIP_FACTOR`; none while the wait did not gain."""
+        if self.wait_after_ms is None or self.wait_before_ms is None or self.wait_after_ms <= self.wait_before_ms:
+            return []
+        added = self.wait_after_ms - self.wait_before_ms
+        return [(floor, median) for floor, median in self.leaf_gains_ms if median >= added / ROUND_TRIP_FACTOR]
 
     @property
     def measured_in(self) -> str:
@@ -275,11 +286,11 @@ class TraceSignal(BaseModel):
                              "minutes before")
             wait = (f"{calls} {three_figures(self.wait_after_ms)} ms around {around} ({median}; {level})"
                     + (f", and {other} waited longer too" if self.wait_both_ways else ""))
-            if own_time > 0 and self.round_trips_waited and self.leaf_gain_ms is not None:
-                floor_gain, median_gain = self.leaf_gain_ms
+            if own_time > 0 and self.round_trips_waited:
+                moved = self.round_trip_gains
                 wait += (f"; its own spans with nothing under them (database statements) took about as much longer "
-                         f"({three_figures(floor_gain)} ms or more at their p10, at most "
-                         f"{three_figures(median_gain)} ms at their median)")
+                         f"({three_figures(min(f for f, _ in moved))} ms or more at their p10, at most "
+                         f"{three_figures(max(m for _, m in moved))} ms at their median)")
             return f"{wait}: the delay lies between the services, on its network" if network else wait
         if self.tells_own_time:
             said = (f"its own span time p90 went from {three_figures(self.own_p90_before_ms)} to "
@@ -505,10 +516,10 @@ def own_time_sql(window: Span, baseline: Span) -> str:
     """Per service: p90 of its spans' exclusive time (duration minus the direct children's) before and after, and
     how many spans on each side ran past the p90 of both sides together (`tail_z`; one at it counts half); client
     spans (every child in another service) are the wait on a call, not the service's work, and are left out. And
-    what its spans with nothing under them gained after the onset (`leaf_floor_gain`, `leaf_median_gain`: over its
-    operations of such spans with `MIN_SPANS` on each side, the least a p10 and the most a median grew, in ms; NULL
-    without one): a database statement or a call to something untraced is such a span, and a delay on the service's
-    network adds its time to each (`TraceSignal.round_trips_waited`); and the p90 of its other spans' exclusive time
+    what its spans with nothing under them gained after the onset (`leaf_gains`: per operation of such spans with
+    `MIN_SPANS` on each side, how much its p10 and its median grew, in ms; NULL without one): a database statement
+    or a call to something untraced is such a span, and a delay on the service's network adds its time to each
+    (`TraceSignal.round_trips_waited`); and the p90 of its other spans' exclusive time
     before and after (`work_p90_before`, `work_p90_after`; NULL with fewer than `MIN_SPANS` on a side)."""
     return f"""WITH own AS (
     SELECT parent.service, parent.operation, {in_span('parent.start_ts', window)} AS after,
@@ -532,7 +543,7 @@ def own_time_sql(window: Span, baseline: Span) -> str:
     FROM own JOIN pooled USING (service)
 ), leaves AS (
     -- a leaf span's exclusive time is its duration; per operation, what its p10 and median gained
-    SELECT service,
+    SELECT service, operation,
            quantile_cont(own_ms, 0.1) FILTER (WHERE after) - quantile_cont(own_ms, 0.1) FILTER (WHERE NOT after)
                AS floor_gain,
            quantile_cont(own_ms, 0.5) FILTER (WHERE after) - quantile_cont(own_ms, 0.5) FILTER (WHERE NOT after)
@@ -540,8 +551,7 @@ def own_time_sql(window: Span, baseline: Span) -> str:
     FROM own WHERE leaf GROUP BY service, operation
     HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS} AND count(*) FILTER (WHERE NOT after) >= {MIN_SPANS}
 ), gained AS (
-    SELECT service, min(floor_gain) AS leaf_floor_gain, max(median_gain) AS leaf_median_gain
-    FROM leaves GROUP BY service
+    SELECT service, list([floor_gain, median_gain] ORDER BY operation) AS leaf_gains FROM leaves GROUP BY service
 ), work AS (
     -- its own time apart from those spans: the exclusive time of its spans with something under them
     SELECT service, quantile_cont(own_ms, 0.9) FILTER (WHERE NOT after) AS work_p90_before,
@@ -549,7 +559,7 @@ def own_time_sql(window: Span, baseline: Span) -> str:
     FROM own WHERE NOT leaf GROUP BY service
     HAVING count(*) FILTER (WHERE after) >= {MIN_SPANS} AND count(*) FILTER (WHERE NOT after) >= {MIN_SPANS}
 )
-SELECT times.*, gained.leaf_floor_gain, gained.leaf_median_gain, work.work_p90_before, work.work_p90_after
+SELECT times.*, gained.leaf_gains, work.work_p90_before, work.work_p90_after
 FROM (
     SELECT service, quantile_cont(own_ms, 0.9) FILTER (WHERE NOT after) AS p90_before,
            quantile_cont(own_ms, 0.9) FILTER (WHERE after) AS p90_after,
@@ -816,8 +826,8 @@ def _span_signals(store: Any, window: Span, baseline: Span, links: str,
         s.own_tail_z = round(tail_z(row["tail_before"], row["spans_before"], row["tail_after"], row["spans_after"]), 3)
         s.own_tail_shares = (round(row["tail_before"] / row["spans_before"], 3),
                              round(row["tail_after"] / row["spans_after"], 3))
-        if row["leaf_floor_gain"] is not None:
-            s.leaf_gain_ms = (round(float(row["leaf_floor_gain"]), 3), round(float(row["leaf_median_gain"]), 3))
+        s.leaf_gains_ms = [(round(float(floor), 3), round(float(median), 3))
+                           for floor, median in row["leaf_gains"] or []]
         if row["work_p90_before"] is not None:
             s.work_p90_ms = (round(float(row["work_p90_before"]), 3), round(float(row["work_p90_after"]), 3))
     return _evidence(signals, events, events_sql, times, times_sql)
@@ -991,14 +1001,15 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
             {"rule": "per service, the p90 of its spans' exclusive time after against before (client spans left "
                      "out); the shift counts only when more of its spans after than before ran past the p90 of both "
                      "sides together (spans_past_pooled_p90 of spans, before and after; one at it counts half): a "
-                     f"two-proportion z (tail_z) of at least {SIGNIFICANT_STRENGTH:g}; leaf_gain_ms: over its "
-                     "operations of spans with nothing under them, the least a p10 and the most a median gained; "
+                     f"two-proportion z (tail_z) of at least {SIGNIFICANT_STRENGTH:g}; leaf_gains_ms: per "
+                     "operation of its spans with nothing under them, what its p10 and its median gained; "
                      "work_p90_ms: the p90 of its other spans' exclusive time, before and after",
              "services": [{"service": s.service, "p90_before_ms": s.own_p90_before_ms,
                            "p90_after_ms": s.own_p90_after_ms, "shift": s.own_time_shift,
                            **tails.get(s.service, {}), "share_past_pooled_p90": list(s.own_tail_shares or []),
                            "tail_z": s.own_tail_z, "counted": s.own_time > 0,
-                           "leaf_gain_ms": list(s.leaf_gain_ms or []), "work_p90_ms": list(s.work_p90_ms or [])}
+                           "leaf_gains_ms": [list(g) for g in s.leaf_gains_ms],
+                           "work_p90_ms": list(s.work_p90_ms or [])}
                           for s in slowed[:EVIDENCE_ROWS]], "cut": max(0, len(slowed) - EVIDENCE_ROWS)},
         )
         items.append(item)
