@@ -290,10 +290,10 @@ class TraceSignal(BaseModel):
             wait = (f"{calls} {three_figures(self.wait_after_ms)} ms around {around} ({median}; {level})"
                     + (f", and {other} waited longer too" if self.wait_both_ways else ""))
             if own_time > 0 and self.round_trips_waited:
-                moved = self.round_trip_gains
+                gains = [three_figures(g) for g in (min(map(min, self.round_trip_gains)),
+                                                    max(map(max, self.round_trip_gains)))]
                 wait += (f"; its own spans with nothing under them (database statements) took about as much longer "
-                         f"({three_figures(min(f for f, _ in moved))} ms or more at their p10, at most "
-                         f"{three_figures(max(m for _, m in moved))} ms at their median)")
+                         f"({' to '.join(dict.fromkeys(gains))} ms at their p10 and median)")
             return f"{wait}: the delay lies between the services, on its network" if network else wait
         if self.tells_own_time:
             said = (f"its own span time p90 went from {three_figures(self.own_p90_before_ms)} to "
