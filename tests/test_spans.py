@@ -32,6 +32,7 @@ from incidentlens.analysis.spans import (
     adjusted_z,
     cut_callee_share,
     last_call_sql,
+    own_time_sql,
     tail_z,
     trace_signals,
     wait_shifts,
@@ -188,6 +189,22 @@ def test_a_third_of_a_quiet_service_calls_slowed_far_past_anything_before_is_a_s
     window, baseline, _ = known_periods(store, AT)
     cancel = trace_signals(store, window, baseline)[0]["cancel"]
     assert cancel.own_tail_z > 2.5 and cancel.significant
+
+
+def test_a_span_written_twice_by_overlapping_export_files_is_one_span(tmp_path: Path):
+    # Nezha's TrainTicket day has minute files that repeat the minute before (08_53's every span is in 08_52 too):
+    # the second file here holds the last twenty spans of the first again. Read as one span each, the calls, waits
+    # and own times are those of the first file alone; kept twice, each call would join both copies of its caller
+    spans = _quiet_calls(tmp_path, [60.0, 75.0, 68.0], calls_db=True)
+    retried = tmp_path / "spans-retried.jsonl"
+    retried.write_text("".join(spans.read_text().splitlines(keepends=True)[-20:]))
+    once, twice = load_telemetry(traces=spans), load_telemetry(traces=[spans, retried])
+    window, baseline, _ = known_periods(once, AT)
+    assert known_periods(twice, AT)[:2] == (window, baseline)
+    for read in (lambda store: own_time_sql(window, baseline),
+                 lambda store: wait_sql(window, baseline, span_links(store))):
+        assert twice.fetch(read(twice)) == once.fetch(read(once))
+    assert twice.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 52 * 4}]
 
 
 def test_the_tail_test_counts_spans_past_the_slowest_tenth_of_both_sides():
