@@ -406,19 +406,21 @@ def test_one_new_error_line_outweighs_the_largest_of_many_wandering_info_lines()
     assert adjusted_z(40.0, tested=50) == pytest.approx((1600 - 2 * math.log(100)) ** 0.5)
 
 
-def _cart_hour(tmp_path: Path, *, cart_share: Callable[[int], float], logged_from: datetime = START) -> Path:
+def _cart_hour(tmp_path: Path, *, cart_share: Callable[[int], float], logged_from: datetime = START,
+               log_clock: timedelta = timedelta(0)) -> Path:
     """spans.jsonl and logs.jsonl of web -> cart over START..END, a request every 10 s; `cart_share(minute)` is the
     share of web's requests that call cart in that minute (counted from START); web logs "request served" in every
-    request from `logged_from` on (the log file may begin later than the spans)."""
+    request from `logged_from` on (the log file may begin later than the spans), stamped `log_clock` after the
+    request began (a log clock ahead of the spans'), the file ending at END as the spans do."""
     rng = np.random.default_rng(5)
     spans, logs = [], []
     for i, start, at in _requests():
         spans.append(_root(i, at, "GET /"))
         if rng.random() < cart_share(int((start - START).total_seconds() // 60)):
             spans.append(_call(i, at, "cart", "GET /items"))
-        if start >= logged_from:
-            logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served",
-                         "trace_id": f"t{i}"})
+        if logged_from <= start and start + log_clock < END:
+            logs.append({"ts": (start + log_clock).isoformat() + "Z", "service": "web", "level": "INFO",
+                         "message": "request served", "trace_id": f"t{i}"})
     return _written(tmp_path, spans=spans, logs=logs)
 
 
@@ -427,6 +429,15 @@ def test_a_line_is_not_new_because_the_logs_begin_later_than_the_traces(tmp_path
     folder = _cart_hour(tmp_path, cart_share=lambda minute: 0.5, logged_from=AT - timedelta(minutes=1))
     signals = _signals_at_onset(folder)
     # every request still logs its line: the traces of the unlogged minutes did not lack it, they went unlogged
+    assert not signals["web"].significant
+
+
+def test_a_line_is_not_lost_because_the_logs_clock_runs_ahead_of_the_spans(tmp_path: Path):
+    # the logs' clock 30 s ahead: every line is stamped 30 s after its request began, so the requests of the last
+    # 30 s before the files end wrote lines no file holds
+    folder = _cart_hour(tmp_path, cart_share=lambda minute: 0.5, log_clock=timedelta(seconds=30))
+    signals = _signals_at_onset(folder)
+    # those requests went unlogged, they did not stop writing the line
     assert not signals["web"].significant
 
 

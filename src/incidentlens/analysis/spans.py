@@ -374,7 +374,7 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
             "    FROM log_lines GROUP BY service, trace_id, template)"
         )
     union = "\n    UNION ALL ".join(events)
-    logged = _logged_sql(window, baseline) if log_trace is not None else "TRUE"
+    logged = _logged_sql(window, baseline, log_trace) if log_trace is not None else "TRUE"
     # the scopes events are counted over: every trace, and the logged ones when log lines are events
     scopes = "(VALUES (FALSE), (TRUE))" if log_trace is not None else "(VALUES (FALSE))"
     return f"""WITH traces AS (
@@ -490,13 +490,22 @@ QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, e
 ORDER BY abs(z) DESC, service, problem DESC"""
 
 
-def _logged_sql(window: Span, baseline: Span) -> str:
+def _logged_sql(window: Span, baseline: Span, log_trace: str) -> str:
     """SQL over a trace's `started`: true when the trace began while logs were being written, in a minute (counted
-    from the window's start, as the log rates count them) in which any line was logged, and not before the logs'
-    first line. Logs that cover less than the traces (a file for the alert's minute beside an hour of spans) say
-    nothing about the traces of the minutes they miss."""
+    from the window's start, as the log rates count them) in which any line was logged, and between the logs' first
+    and last line, on the logs' clock: a trace's start moved by the median lag of the traces' first lines after
+    their starts (a log clock 10 s ahead of the spans' puts every line 10 s after its request began, and the
+    requests of the logs' last 10 s wrote lines no file holds). Logs that cover less than the traces (a file for
+    the alert's minute beside an hour of spans) say nothing about the traces of the minutes they miss."""
     logged = logged_minutes_sql(window, baseline)
-    return (f"(started >= (SELECT min(first_line) FROM ({logged})) AND "
+    span = covering(window, baseline)
+    trace = quote_ident(log_trace)
+    firsts = (f"SELECT {trace} AS trace_id, min(ts) AS first FROM logs WHERE {trace} IS NOT NULL AND "
+              f"{in_span('ts', span)} GROUP BY {trace}")
+    lag = f"SELECT median(epoch(first) - epoch(started)) FROM ({firsts}) AS f JOIN traces USING (trace_id)"
+    moved = f"(started + to_microseconds(CAST(1e6 * coalesce(({lag}), 0) AS BIGINT)))"
+    return (f"({moved} >= (SELECT min(first_line) FROM ({logged})) AND "
+            f"{moved} <= (SELECT max(ts) FROM logs WHERE {in_span('ts', span)}) AND "
             f"{minute_from_sql('started', window[0])} IN (SELECT minute FROM ({logged})))")
 
 
