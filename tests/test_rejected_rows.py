@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from cli_helpers import incidentlens
 from incidentlens.report import build_postmortem
 from incidentlens.telemetry.textlogs import utf8_copy
-
-
-def incidentlens(*args: str) -> subprocess.CompletedProcess:
-    code = "from incidentlens.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
 
 
 def logs_with_one_cut_line(tmp_path: Path) -> Path:

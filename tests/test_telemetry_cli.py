@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from cli_helpers import incidentlens
 
 LOGS = """when,component,text,latency_ms
 2024-05-01T10:00:00Z,api,GET /a,12
 2024-05-01T10:00:01Z,db,slow query,n/a
 2024-05-01T10:00:02Z,api,GET /b,15
 """
-
-
-def incidentlens(*args: str) -> subprocess.CompletedProcess:
-    """Run the real console entry point (cli.main), as a user would."""
-    code = "from incidentlens.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_map_options_name_the_columns(tmp_path: Path) -> None:

@@ -9,8 +9,6 @@ import gzip
 import json
 import lzma
 import os
-import subprocess
-import sys
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from cli_helpers import incidentlens
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 from incidentlens.telemetry.textlogs import TextLogOptions, detect_line_format, file_service
@@ -224,11 +223,6 @@ def test_format_detection_tolerates_continuations_and_needs_a_real_share() -> No
     assert detect_line_format(["free text", "more text", "1714557600 once"]).name == "epoch-seconds"
     assert detect_line_format(["free text"] * 20 + ["1714557600 once"]).name == "unknown"
     assert file_service(Path("/var/log/payments.log.1.gz")) == "payments"
-
-
-def incidentlens(*args: str) -> subprocess.CompletedProcess:
-    code = "from incidentlens.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_templates_command_writes_templates_and_the_line_each_entry_starts_on(tmp_path: Path) -> None:

@@ -4,14 +4,13 @@ a time with an offset or `Z` keeps it, and a zone that is none is one error line
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from cli_helpers import incidentlens
 from incidentlens.analysis.detection import parse_time
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
@@ -68,11 +67,6 @@ def test_at_without_an_offset_is_the_zones_wall_clock_too_and_with_one_keeps_it(
     assert parse_time("2026-12-06 11:30", zone="Europe/Berlin") == dt.datetime(2026, 12, 6, 10, 30)
     assert parse_time("2026-12-06T11:30:00Z", zone="Europe/Berlin") == dt.datetime(2026, 12, 6, 11, 30)
     assert parse_time("2026-12-06 11:30") == dt.datetime(2026, 12, 6, 11, 30)
-
-
-def incidentlens(*args: str) -> subprocess.CompletedProcess:
-    code = "from incidentlens.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_the_cli_reads_local_times_in_the_zone_given(tmp_path: Path) -> None:
