@@ -292,8 +292,8 @@ class TraceSignal(BaseModel):
             if own_time > 0 and self.round_trips_waited:
                 gains = [three_figures(g) for g in (min(map(min, self.round_trip_gains)),
                                                     max(map(max, self.round_trip_gains)))]
-                wait += (f"; its own spans with nothing under them (database statements) took about as much longer "
-                         f"({' to '.join(dict.fromkeys(gains))} ms at their p10 and median)")
+                wait += (f"; its own spans with nothing under them (calls such as database statements) took about "
+                         f"as much longer ({' to '.join(dict.fromkeys(gains))} ms at their p10 and median)")
             return f"{wait}: the delay lies between the services, on its network" if network else wait
         if self.tells_own_time:
             said = (f"its own span time p90 went from {three_figures(self.own_p90_before_ms)} to "
