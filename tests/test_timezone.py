@@ -101,6 +101,13 @@ def test_an_unknown_zone_is_one_error_line_and_exit_code_2(tmp_path: Path, comma
            "America/New_York or UTC\n")
 
 
+def test_report_refuses_an_unknown_zone_though_it_is_given_no_file_to_read_in_it(tmp_path: Path) -> None:
+    result = incidentlens("report", "--analysis", str(tmp_path / "analysis.json"), "--out", str(tmp_path / "out"),
+                          "--timezone", "Europe/Berln")
+    assert result.returncode == 2 and result.stderr.startswith("error: --timezone 'Europe/Berln': no such time zone")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_serve_and_mcp_read_the_files_in_the_zone_of_their_sources(tmp_path: Path) -> None:
     """`timezone` under `[sources]` in serve.toml (or `--timezone`): each investigation, the MCP tools and the check
     at start read the files as `analyze --timezone` does, and a manual start's alert time without an offset too."""

@@ -743,7 +743,10 @@ def report_command(
         write_reports,
     )
     from incidentlens.report.render_html import metrics_elsewhere
+    from incidentlens.telemetry.timeparse import checked_zone
 
+    if timezone:  # checked though no file may be given to read in it: a misspelt zone is said, not ignored
+        checked_zone(timezone)
     out = output_dir(out)
     pm = build_postmortem(read_analysis(analysis), source=str(analysis))
     _warn_missing_evidence(pm, str(analysis))

@@ -182,6 +182,12 @@ def known_zone(con: duckdb.DuckDBPyConnection, name: str) -> str:
     return found
 
 
+def checked_zone(name: str) -> str:
+    """`known_zone` where no store is open: a zone given to a command that may read no file in it."""
+    with duckdb.connect() as con:
+        return known_zone(con, name)
+
+
 def wall_clock_utc(moment: datetime, zone: str) -> datetime:
     """A naive `moment` read as the wall clock of `zone` (an IANA name, checked: `known_zone`), as naive UTC; a
     moment with a zone, as its UTC. For a time the user types (`--at`) beside files read in that zone."""
