@@ -16,6 +16,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,16 +81,23 @@ def report(label: str, timed: dict[str, list[tuple[float, Any]]]) -> None:
               + ("every answer the same" if same else "ANSWERS DIFFER"))
 
 
-def main() -> None:
-    days = sorted(d for d in (DATASETS / SYSTEM / "rca_data").glob("*") if d.is_dir())
+def run_on_first_day(system: str, against: str | None, headline: str, session: Callable[..., Awaitable[Any]],
+                     report: Callable[[str, Any], None]) -> None:
+    """Run `session(day, src)` on `system`'s first Nezha day with this tree, then with the package of `against` if
+    given, `report` printing each; a note and nothing else when no day is there."""
+    days = sorted(d for d in (DATASETS / system / "rca_data").glob("*") if d.is_dir())
     if not days:
-        print(f"skipped: no Nezha day under {DATASETS / SYSTEM}")
+        print(f"skipped: no Nezha day under {DATASETS / system}")
         return
-    day = days[0]
-    print(f"{SYSTEM} {day.name}: {ROUNDS} rounds of sql, detect, analyze; seconds per call (wall)")
-    report("this tree", anyio.run(session, day, None))
-    if AGAINST:
-        report("against  ", anyio.run(session, day, AGAINST))
+    print(f"{system} {days[0].name}: {headline}")
+    report("this tree", anyio.run(session, days[0], None))
+    if against:
+        report("against  ", anyio.run(session, days[0], against))
+
+
+def main() -> None:
+    run_on_first_day(SYSTEM, AGAINST, f"{ROUNDS} rounds of sql, detect, analyze; seconds per call (wall)", session,
+                     report)
 
 
 if __name__ == "__main__":

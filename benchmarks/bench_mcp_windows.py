@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anyio
-from bench_mcp_calls import DATASETS, sources
+from bench_mcp_calls import run_on_first_day, sources
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -80,15 +79,8 @@ def report(label: str, rows: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
-    days = sorted(d for d in (DATASETS / SYSTEM / "rca_data").glob("*") if d.is_dir())
-    if not days:
-        print(f"skipped: no Nezha day under {DATASETS / SYSTEM}")
-        return
-    day = days[0]
-    print(f"{SYSTEM} {day.name}: analyze at each of the first {FAULTS} faults, each followed by sql")
-    report("this tree", anyio.run(session, day, None))
-    if AGAINST:
-        report("against  ", anyio.run(session, day, AGAINST))
+    run_on_first_day(SYSTEM, AGAINST, f"analyze at each of the first {FAULTS} faults, each followed by sql", session,
+                     report)
 
 
 if __name__ == "__main__":
