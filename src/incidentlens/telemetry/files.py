@@ -19,9 +19,9 @@ from pathlib import Path
 import duckdb
 
 from incidentlens.errors import InputError
+from incidentlens.telemetry.apianswers import api_answer_kind
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.jaeger import starts_jaeger
-from incidentlens.telemetry.prometheus import api_answer_kind
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     detect_line_format,
@@ -446,7 +446,7 @@ def file_format(path: Path) -> str:
 
 def _json_kind(path: Path, fmt: str) -> str:
     """otlp, jaeger, zipkin, prometheus or loki for a JSON file read by its own reader (`otlp.py`, `jaeger.py`,
-    `zipkin.py`, `prometheus.read_api_answer`, `prometheus.read_loki_answer`), else `fmt`."""
+    `zipkin.py`, `apianswers.read_api_answer`, `apianswers.read_loki_answer`), else `fmt`."""
     if _starts_otlp(path):
         return "otlp"
     head = _first_bytes(path, 1024)

@@ -10,7 +10,6 @@ series carrying a `service`, `app` or `job` label over the range) or given as na
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -18,34 +17,21 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import numpy as np
 import pyarrow as pa
 
 from incidentlens.errors import InputError, SourceError
-from incidentlens.telemetry.logfields import service_of_pod
-from incidentlens.telemetry.textlogs import open_text
+from incidentlens.telemetry.apianswers import SERVICE_LABELS, matrix_to_table
 from incidentlens.urls import redact_url
 
 # Prometheus refuses a query_range that would return more than 11,000 points per series.
 MAX_POINTS_PER_SERIES = 11_000
 # The step never goes below one minute by default: finer steps only repeat a 15-60 s scrape through the lookback.
 DEFAULT_MIN_STEP_SECONDS = 60
-# Labels that name the service a series belongs to, most specific first (`job` is usually the scrape job).
-SERVICE_LABELS = ("service", "app", "job")
-# Labels that name the pod (replica) a series is of, as Kubernetes service discovery and kube-state-metrics write it.
-POD_LABELS = ("pod", "pod_name", "kubernetes_pod_name", "k8s_pod_name")
-# Labels that identify where a series was scraped from rather than what it measures.
-TARGET_LABELS = frozenset({"__name__", "instance", *SERVICE_LABELS, *POD_LABELS})
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
-METRICS_SCHEMA = pa.schema(
-    [("ts", pa.timestamp("ms")), ("service", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
-     ("pod", pa.string())]
-)
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _QUERY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_:./-]*$")
 
@@ -209,7 +195,7 @@ def fetch_metrics(
             f"{start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC (give --promql NAME=QUERY or another range)"
         )
     tables = [
-        _matrix_to_table(client.query_range(query, start, end, step), name) for name, query in planned.items()
+        matrix_to_table(client.query_range(query, start, end, step), name) for name, query in planned.items()
     ]
     return pa.concat_tables(tables).combine_chunks()
 
@@ -238,138 +224,6 @@ def discovered_queries(
         else:
             plan[name] = name
     return plan
-
-
-def _matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
-    """Flatten a query_range matrix into canonical rows; one numpy conversion per series, none per point."""
-    if not result:
-        return METRICS_SCHEMA.empty_table()
-    series_points = [np.asarray(item.get("values") or [], dtype=np.float64).reshape(-1, 2) for item in result]
-    lengths = np.array([len(points) for points in series_points])
-    points = np.concatenate(series_points) if series_points else np.empty((0, 2))
-    services = np.repeat(np.array([_service_of(item["metric"]) for item in result], dtype=object), lengths)
-    metrics = np.repeat(np.array([_metric_of(item["metric"], name) for item in result], dtype=object), lengths)
-    pods = np.repeat(np.array([_pod_of(item["metric"]) for item in result], dtype=object), lengths)
-    millis = np.round(points[:, 0] * 1000).astype("int64")
-    return pa.table(
-        {
-            "ts": pa.array(millis, type=pa.int64()).cast(pa.timestamp("ms")),
-            "service": pa.array(services, type=pa.string()),
-            "metric": pa.array(metrics, type=pa.string()),
-            "value": pa.array(points[:, 1], type=pa.float64()),
-            "pod": pa.array(pods, type=pa.string()),
-        },
-        schema=METRICS_SCHEMA,
-    )
-
-
-# A saved answer of Prometheus' HTTP API (`curl .../api/v1/query_range > metrics.json`), as its server writes it;
-# Loki's API answers alike, its log lines a `streams` result
-_API_ANSWER = re.compile(rb'^\s*\{\s*"status"\s*:\s*"\w+"\s*,\s*"data"\s*:\s*\{\s*"resultType"\s*:\s*"(\w*)"')
-# ... and a failed one, as Prometheus writes it (no data: `{"status":"error","errorType":"bad_data","error":...}`)
-_FAILED_ANSWER = re.compile(rb'^\s*\{\s*"status"\s*:\s*"error"\s*,\s*"errorType"\s*:')
-#: labels naming a Loki stream's service, best first (Grafana Alloy and Promtail's, then Kubernetes')
-LOKI_SERVICE_LABELS = ("service_name", "service", "app", "application", "job", "container")
-LOKI_LEVEL_LABELS = ("level", "detected_level", "severity")
-
-
-def api_answer_kind(head: bytes) -> str | None:
-    """`prometheus` or `loki` when a file's first bytes open a saved HTTP API answer of Prometheus or Loki
-    (`{"status":"success","data":{"resultType":"matrix"`, `"streams"`; Prometheus' failed one, `{"status":"error",
-    "errorType"`, is `prometheus`, whose reader says its error); else None."""
-    match = _API_ANSWER.match(head)
-    if match is None:
-        return "prometheus" if _FAILED_ANSWER.match(head) else None
-    return "loki" if match.group(1) == b"streams" else "prometheus"
-
-
-def read_loki_answer(path: Path) -> pa.Table:
-    """A saved Loki `query_range` answer (`streams`: each a label set and its `[ns, line]` values) as log rows:
-    `ts`, `service` (`LOKI_SERVICE_LABELS`, else the pod's), `level` (`LOKI_LEVEL_LABELS`; where no stream has
-    one, no level column: the logs view reads it from each line) and `message`, the line; one numpy conversion per
-    stream."""
-    streams = _api_result(path, "streams", "save the answer of Loki's /loki/api/v1/query_range")
-    tables = []
-    for stream in streams:
-        try:
-            labels, values = dict(stream.get("stream") or {}), np.asarray(stream.get("values") or [], dtype=object)
-            # a value is [ns, line], or [ns, line, metadata] in Loki 3's answer with categorised labels
-            values = values[:, :2] if values.ndim == 2 else values.reshape(-1, 2)
-            nanos = values[:, 0].astype(np.int64)
-        except (AttributeError, ValueError, TypeError) as err:
-            raise InputError(f"{path}: cannot read as a Loki answer: a stream of another shape "
-                             f"({type(err).__name__}: {str(err)[:100]})") from None
-        pod = next((labels[label] for label in POD_LABELS if labels.get(label)), None)
-        service = next((labels[label] for label in LOKI_SERVICE_LABELS if labels.get(label)), None)
-        level = next((labels[label] for label in LOKI_LEVEL_LABELS if labels.get(label) not in (None, "", "unknown")),
-                     None)
-        tables.append(pa.table({
-            "ts": pa.array(nanos // 1000, type=pa.int64()).cast(pa.timestamp("us")),
-            "service": pa.array([service or (service_of_pod(pod) if pod else "global")] * len(nanos), pa.string()),
-            "level": pa.array([level] * len(nanos), pa.string()),
-            "message": pa.array(values[:, 1].astype(str), pa.string()),
-        }))
-    if not tables:
-        raise InputError(f"{path}: a Loki answer with no log lines")
-    lines = pa.concat_tables(tables).combine_chunks()
-    # no stream labelled with its level: the logs view reads each line's level from its text or fields
-    return lines.drop_columns(["level"]) if lines["level"].null_count == len(lines) else lines
-
-
-def _api_result(path: Path, expected: str, instead: str) -> list[dict[str, Any]]:
-    """The `result` of a saved API answer of `expected` type; an InputError for another (or a failed) answer."""
-    try:
-        with open_text(path) as handle:
-            answer = json.load(handle)
-        data = answer.get("data") or {}
-        kind, result = data.get("resultType"), list(data.get("result") or [])
-    except (ValueError, AttributeError, TypeError) as err:
-        raise InputError(f"{path}: cannot read as an API answer: {str(err)[:200]}") from None
-    if answer.get("status") != "success":
-        raise InputError(f"{path}: an API answer with status {answer.get('status')!r}: "
-                         f"{str(answer.get('error') or 'no data')[:200]}")
-    if kind != expected:
-        raise InputError(f"{path}: a {kind} answer, not a {expected} one: {instead} instead")
-    return result
-
-
-def read_api_answer(path: Path) -> pa.Table:
-    """A saved `query_range` answer as canonical metrics rows, each series as `--prometheus` reads it (its service,
-    pod and metric from its labels); a series without `__name__` (a PromQL expression's) is named by the file."""
-    result = _api_result(path, "matrix", "save the answer of Prometheus' /api/v1/query_range")
-    if not result:
-        raise InputError(f"{path}: a Prometheus answer with no series (its query matched none over its range)")
-    try:
-        tables = [_matrix_to_table([item], item["metric"].get("__name__") or path.name.split(".")[0])
-                  for item in result]
-    except (KeyError, ValueError, TypeError, AttributeError) as err:
-        raise InputError(f"{path}: cannot read as a Prometheus range answer: a series of another shape "
-                         f"({type(err).__name__}: {str(err)[:100]})") from None
-    return pa.concat_tables(tables).combine_chunks()
-
-
-def _service_of(labels: Mapping[str, str]) -> str:
-    """The series' `service` or `app` label; else the service of its pod (the pod name without its replica-set
-    suffix), since a `job` is the scrape job, and kube-state-metrics' or cAdvisor's series of another workload's pod
-    are about that workload; else its `job`; else `global`."""
-    named = next((labels[label] for label in SERVICE_LABELS[:-1] if labels.get(label)), None)
-    pod = next((labels[label] for label in POD_LABELS if labels.get(label)), None)
-    return named or (service_of_pod(pod) if pod else None) or labels.get("job") or "global"
-
-
-def _pod_of(labels: Mapping[str, str]) -> str | None:
-    """The replica a series is of: its pod label, else the target it was scraped from (`instance`: two replicas of a
-    job outside Kubernetes are two targets, whose samples at each step would otherwise be averaged into one)."""
-    return next((labels[label] for label in (*POD_LABELS, "instance") if labels.get(label)), None)
-
-
-def _metric_of(labels: Mapping[str, str], name: str) -> str:
-    """The query's name, plus the labels that tell its series apart (e.g. `http_requests:rate{code="500"}`)."""
-    extra = {k: v for k, v in labels.items() if k not in TARGET_LABELS}
-    if not extra:
-        return name
-    inner = ",".join(f'{k}="{v}"' for k, v in sorted(extra.items()))
-    return f"{name}{{{inner}}}"
 
 
 def default_range(at: datetime | None, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:

@@ -34,6 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from incidentlens.errors import InputError
+from incidentlens.telemetry.apianswers import read_api_answer, read_loki_answer
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.files import (
     ORIGIN_FILE,
@@ -46,7 +47,6 @@ from incidentlens.telemetry.files import (
 )
 from incidentlens.telemetry.jaeger import read_jaeger
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
-from incidentlens.telemetry.prometheus import read_api_answer, read_loki_answer
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     TextLogOptions,
