@@ -69,6 +69,8 @@ SAMPLE_ROWS = 10_000
 # A text column is numeric when more than this share of its non-empty sampled values are numbers (the rest
 # become NULL and are counted).
 NUMERIC_SHARE = 0.5
+# A sampled text value longer than this (in bytes) is no number, nor one with a decimal comma (`_short_values`).
+LONGEST_NUMBER_TEXT = 64
 # Metric values beyond this magnitude are treated like NaN and Infinity: their square (any variance) overflows a
 # double, so no statistic can use them; no real gauge or counter comes near it.
 MAX_METRIC_MAGNITUDE = 1e150
@@ -531,13 +533,8 @@ def _profile(con: duckdb.DuckDBPyConnection, source: Source) -> Columns:
     text = [c for c, t in types.items() if t.upper() == "VARCHAR"]
     if not text:
         return columns
-    aggregates = ", ".join(
-        f"count(nullif(trim({quote(c)}), '')), count({try_cast_text(quote(c), 'DOUBLE')}), "
-        f"count(*) FILTER ({_is_integer_text(c)}), count(*) FILTER ({_decimal_comma(c)}), "
-        f"min(trim({quote(c)})) FILTER ({_decimal_comma(c)})"
-        for c in text
-    )
-    counts = con.execute(f"SELECT {aggregates} FROM {_SAMPLE}").fetchone()
+    aggregates = ", ".join(_number_counts(c) for c in text)
+    counts = con.execute(f"SELECT {aggregates} FROM ({_short_values(text)})").fetchone()
     for i, column in enumerate(text):
         nonempty, doubles, bigints, commas, example = counts[5 * i: 5 * i + 5]
         if nonempty and doubles > NUMERIC_SHARE * nonempty:
@@ -545,6 +542,29 @@ def _profile(con: duckdb.DuckDBPyConnection, source: Source) -> Columns:
         if commas and doubles + commas > NUMERIC_SHARE * nonempty:
             columns.decimal_comma[column] = example
     return columns
+
+
+def _number_counts(column: str) -> str:
+    """The aggregates `_profile` reads of a text column over `_short_values`: its non-empty values, those that are
+    numbers, integers, numbers with a decimal comma, and the least of those."""
+    written, short = quote(column), _short(column)
+    return (f"count({written}) - count({quote(short)}) + count(nullif(trim({quote(short)}), '')), "
+            f"count({try_cast_text(quote(short), 'DOUBLE')}), count(*) FILTER ({_is_integer_text(short)}), "
+            f"count(*) FILTER ({_decimal_comma(short)}), min(trim({quote(short)})) FILTER ({_decimal_comma(short)})")
+
+
+def _short_values(columns: list[str]) -> str:
+    """The sample's text columns, each beside its values of at most `LONGEST_NUMBER_TEXT` bytes (`_short`; a
+    longer one NULL there): a log message's column then costs its length once, not a cast and three regular
+    expressions (DuckDB evaluates a CASE branch on its own rows only)."""
+    return (f"SELECT {', '.join(quote(c) for c in columns)}, "
+            + ", ".join(f"CASE WHEN strlen({quote(c)}) <= {LONGEST_NUMBER_TEXT} THEN {quote(c)} END AS "
+                        f"{quote(_short(c))}" for c in columns)
+            + f" FROM {_SAMPLE}")
+
+
+def _short(column: str) -> str:
+    return f"_incidentlens_short {column}"
 
 
 def _decimal_comma(column: str) -> str:
