@@ -124,6 +124,18 @@ def test_a_bad_metric_value_past_the_sample_is_still_counted(tmp_path: Path, mon
     assert_one_bad_value_counted(twenty_values_one_bad(tmp_path))
 
 
+def test_per_pod_metric_files_are_held_in_time_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a day of per-pod files reads as one pod's day after another's; held in time order, a query of an hour reads
+    # the blocks of rows of that hour, not every block
+    monkeypatch.setattr(views, "SAMPLE_ROWS", 3)
+    for pod in ("cart-1", "shop-1"):
+        write_csv(tmp_path / f"{pod}_metric.csv", "ts,pod,cpu",
+                  [f"{iso(T0 + timedelta(minutes=i))},{pod},{i}" for i in range(5)])
+    store = load_telemetry(metrics=str(tmp_path / "*_metric.csv"))
+    held = [r["ts"] for r in rows(store, "SELECT ts FROM metrics")]  # as stored: no ORDER BY
+    assert held == sorted(held) and len(held) == 10
+
+
 # --- time formats ------------------------------------------------------------------------------------------------
 
 EPOCH = T0.replace(tzinfo=UTC).timestamp()
