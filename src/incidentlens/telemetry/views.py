@@ -1101,13 +1101,12 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     not the format it looks like); other bad values become warnings. Returns the rows without a time and the
     conditions of the rows left out for a bad one."""
     column = quote(c.time_column)
-    present = c.time_present_sql()
-    bad_time = f"{present} AND ({c.time_sql}) IS NULL"
-    # a value too large for any unit does not parse, and one in another unit often lands outside the years:
-    # each row is counted once, under the first of the three that it is
     unit_differs = other_unit_sql(column, c.time_format) or "false"
-    other_unit = f"({present} AND NOT ({bad_time}) AND coalesce({unit_differs}, false))"
-    outside = f"{present} AND ({c.time_sql}) IS NOT NULL AND NOT {other_unit} AND {_outside_sql(c.time_sql)}"
+    bad_time, other_unit, outside = _time_defects(c.time_sql, c.time_present_sql(), unit_differs)
+    # counted over the rows with their time parsed and its presence decided once, not once for each condition
+    timed = (f"(SELECT *, {c.time_sql} AS {_PARSED}, {c.time_present_sql()} AS {_PRESENT} "
+             f"FROM {c.source.from_sql})")
+    counted_bad, counted_other, counted_outside = _time_defects(_PARSED, _PRESENT, unit_differs)
     # each kept-but-bad value: its condition, its column, and the warning's words after the count; counted among
     # the rows kept (a row left out for its time is counted there, not again for its value)
     not_finite = f"rows not finite (NaN, Infinity or beyond +-{MAX_METRIC_MAGNITUDE:g}), kept as NULL"
@@ -1120,18 +1119,18 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     counters = "".join(f", count(*) FILTER ({condition})" for condition, _, _ in counted)
     try:
         total, bad, missing, out_of_range, mixed, *bad_values = con.execute(
-            f"SELECT count(*), count(*) FILTER ({bad_time}), count(*) FILTER (NOT ({present})), "
-            f"count(*) FILTER ({outside}), count(*) FILTER ({other_unit}){counters} FROM {c.source.from_sql}"
+            f"SELECT count(*), count(*) FILTER ({counted_bad}), count(*) FILTER (NOT {_PRESENT}), "
+            f"count(*) FILTER ({counted_outside}), count(*) FILTER ({counted_other}){counters} FROM {timed}"
         ).fetchone()
         untimed = missing if c.source.fmt != "text" else 0  # a plain-text log keeps its untimed entries
         if any(bad_values) and bad + out_of_range + mixed + untimed:
             # counted again among the rows kept, in a second scan only here: in the first, the time parsed once
             # more for each value's count made loading a day of Nezha's metrics 70% slower
-            kept = f"NOT coalesce(({bad_time}) OR ({other_unit}) OR ({outside}), false)"
-            kept += f" AND {present}" if untimed else ""
+            kept = f"NOT coalesce(({counted_bad}) OR ({counted_other}) OR ({counted_outside}), false)"
+            kept += f" AND {_PRESENT}" if untimed else ""
             bad_values = con.execute("SELECT " + ", ".join(
                 f"count(*) FILTER ({kept} AND ({condition}))" for condition, _, _ in counted
-            ) + f" FROM {c.source.from_sql}").fetchone()
+            ) + f" FROM {timed}").fetchone()
     except duckdb.Error as err:
         raise _read_failure(c.source, err) from None
     if total == 0:
@@ -1158,13 +1157,27 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
         warnings.append(f"{c.source.label}: column {c.time_column!r}: {defect.rows:,} rows with a bad time left out; "
                         f"the first, {first}: {said}")
     if missing and c.source.fmt != "text":
-        file, row, _ = locate_first(con, c.source, f"NOT ({present})", column)
+        file, row, _ = locate_first(con, c.source, f"NOT ({c.time_present_sql()})", column)
         first = f"row {row}" if file == c.source.label else f"{file} row {row}"
         warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing:,} rows have no time, left out; "
                         f"the first, {first}")
     warnings.extend(f"{c.source.label}: column {name!r}: {count:,} {words}"
                     for (_, name, words), count in zip(counted, bad_values, strict=True) if count)
     return missing, [defect.condition for defect in defects]
+
+
+_PARSED, _PRESENT = quote("_incidentlens_parsed_time"), quote("_incidentlens_time_present")
+
+
+def _time_defects(time_sql: str, present_sql: str, unit_differs: str) -> tuple[str, str, str]:
+    """The conditions of a row whose time does not parse, is in another epoch unit than the column's, or lies
+    outside the years the analysis holds, over its parsed time and whether it has one (a value too large for any
+    unit does not parse, and one in another unit often lands outside the years: each row is under the first of the
+    three that it is)."""
+    bad_time = f"{present_sql} AND ({time_sql}) IS NULL"
+    other_unit = f"({present_sql} AND NOT ({bad_time}) AND coalesce({unit_differs}, false))"
+    outside = f"{present_sql} AND ({time_sql}) IS NOT NULL AND NOT {other_unit} AND {_outside_sql(time_sql)}"
+    return bad_time, other_unit, outside
 
 
 def _unit_of(value: object) -> str:
