@@ -134,13 +134,13 @@ def main() -> None:
             print(f"{day_dir.parts[-3]} {day_dir.name}: {len(walls)} faults, seconds per fault median "
                   f"{statistics.median(walls):.1f}, worst {max(walls):.1f} (cpu median {statistics.median(cpus):.1f}); "
                   f"top-1 {top1}/{len(ranks)}, top-3 {top3}/{len(ranks)}; log history {LOG_HISTORY} min"
-                  + ("; call latency given" if calls else ""), flush=True)
+                  + ("; call latency given" if calls else "") + f"; load average {os.getloadavg()[0]:.1f}",
+                  flush=True)
             if AGAINST:
                 other_walls, other_cpus = zip(*others, strict=True)
                 print(f"  against {AGAINST}, side by side: median {statistics.median(other_walls):.1f}, worst "
                       f"{max(other_walls):.1f} (cpu median {statistics.median(other_cpus):.1f}); the labelled "
-                      f"service's rank the same on {agree}/{len(ranks)} faults; load average "
-                      f"{os.getloadavg()[0]:.1f}", flush=True)
+                      f"service's rank the same on {agree}/{len(ranks)} faults", flush=True)
 
 
 if __name__ == "__main__":
