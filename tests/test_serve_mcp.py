@@ -144,6 +144,33 @@ def test_the_tools_keep_the_files_read_until_one_changes(tmp_path: Path, monkeyp
     assert (count(), len(opened)) == (3, 3)
 
 
+def test_the_sql_tool_keeps_its_sandbox_until_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each `sql` call copied the whole store into a sandbox of its own (~3 s a Nezha day); now the copy is kept
+    with the store, each call capping its rows as it asks, and a changed file gets a new one."""
+    from incidentlens.analysis import sql_sandbox
+    from incidentlens.server.mcp_tools import build_mcp
+    from incidentlens.server.settings import Sources
+
+    copies: list[Path] = []
+    copy = sql_sandbox._copy_catalog
+    monkeypatch.setattr(sql_sandbox, "_copy_catalog", lambda con, path: copies.append(path) or copy(con, path))
+    logs = _written(tmp_path / "logs.csv", TWO)
+    server = build_mcp(Sources(logs=[str(logs)]), None)
+
+    def messages(max_rows: int) -> dict[str, Any]:
+        query = {"query": "SELECT message FROM logs ORDER BY ts", "max_rows": max_rows}
+        return structured(anyio.run(server.call_tool, "sql", query))
+
+    one, both = messages(1), messages(5)
+    assert (one["rows"], one["truncated"]) == ([["up"]], "only the first 1 rows are shown")
+    assert both["rows"] == [["up"], ["down"]] and "truncated" not in both
+    assert len(copies) == 1
+    _written(logs, ONE)
+    assert messages(5)["rows"] == [["up"]]
+    assert len(copies) == 2
+    assert not copies[0].exists()  # the first sandbox closed once no call read its store
+
+
 def test_the_store_read_at_start_is_the_tools_until_a_file_changes(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """`serve` and `mcp` read every file at start to refuse one they cannot read, then threw the store away: the

@@ -390,16 +390,18 @@ class SqlSandbox:
         self._worker: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
-    def run(self, sql: str) -> SandboxResult:
-        """Check and run one query; raise SqlRefused (one line) for anything not allowed, failing or over budget."""
+    def run(self, sql: str, row_cap: int | None = None) -> SandboxResult:
+        """Check and run one query; raise SqlRefused (one line) for anything not allowed, failing or over budget.
+        `row_cap`: this query's, at most the sandbox's (a sandbox kept for many callers, each with its own)."""
         check_length(sql)  # before the query travels to the worker
+        cap = min(row_cap or self.row_cap, self.row_cap)
         with self._lock:
-            answer = self._ask({"sql": sql})
+            answer = self._ask({"sql": sql, "row_cap": cap})
         if "refused" in answer:
             raise SqlRefused(answer["refused"])
         if "remote" in answer:
-            return self._run_remote(sql)
-        return SandboxResult(sql=sql.strip(), row_cap=self.row_cap, result_bytes=self.budget.result_bytes,
+            return self._run_remote(sql, cap)
+        return SandboxResult(sql=sql.strip(), row_cap=cap, result_bytes=self.budget.result_bytes,
                              **answer["result"])
 
     def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -473,20 +475,20 @@ class SqlSandbox:
             with contextlib.suppress(OSError):
                 stream.close()
 
-    def _run_remote(self, sql: str) -> SandboxResult:
+    def _run_remote(self, sql: str, row_cap: int) -> SandboxResult:
         """Logs kept in a remote backend (ClickHouse): the checked query is pushed down, capped by an outer LIMIT."""
         started = time.perf_counter()
         try:
-            table = self._backend.fetch(f"SELECT * FROM ({sql.strip().rstrip(';')}) AS q LIMIT {self.row_cap + 1}")
+            table = self._backend.fetch(f"SELECT * FROM ({sql.strip().rstrip(';')}) AS q LIMIT {row_cap + 1}")
         except Exception as err:
             raise SqlRefused(f"sql: {one_line(err)}") from err
         rows = [[json_safe(v) for v in row.values()] for row in table.to_pylist()]
-        kept, cut_by = cap_rows(rows, self.row_cap, self.budget.result_bytes)
+        kept, cut_by = cap_rows(rows, row_cap, self.budget.result_bytes)
         if cut_by == "bytes" and not kept:
             raise SqlRefused(over_budget_message(self.budget.result_bytes))
         return SandboxResult(
             sql=sql.strip(), columns=table.column_names, rows=kept, truncated=cut_by is not None,
-            elapsed_ms=round((time.perf_counter() - started) * 1000, 1), row_cap=self.row_cap, cut_by=cut_by,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 1), row_cap=row_cap, cut_by=cut_by,
             result_bytes=self.budget.result_bytes,
         )
 

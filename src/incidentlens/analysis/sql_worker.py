@@ -1,11 +1,12 @@
 """The SQL sandbox's worker process: `python -m incidentlens.analysis.sql_worker CONFIG_JSON`.
 
 It opens the sandbox database locked and within its budget, says `{"ready": true}`, then answers one JSON line per
-request line on stdin (`{"sql": ...}`): `{"result": ...}`, `{"refused": "sql: ..."}` or `{"remote": true}` (the
-query reads only views kept in a remote store: the parent runs it there). The time limit starts when a request
-arrives, so it covers the checks as well as the run; DuckDB is interrupted at the limit, and the parent kills a
-worker that does not answer soon after. It exits when stdin closes (its parent closed it or died). (No
-PR_SET_PDEATHSIG: Linux sends it when the parent *thread* ends, and the agents start the sandbox in a tool thread.)
+request line on stdin (`{"sql": ..., "row_cap": N}`, the cap at most the budget's): `{"result": ...}`,
+`{"refused": "sql: ..."}` or `{"remote": true}` (the query reads only views kept in a remote store: the parent runs
+it there). The time limit starts when a request arrives, so it covers the checks as well as the run; DuckDB is
+interrupted at the limit, and the parent kills a worker that does not answer soon after. It exits when stdin closes
+(its parent closed it or died). (No PR_SET_PDEATHSIG: Linux sends it when the parent *thread* ends, and the agents
+start the sandbox in a tool thread.)
 """
 
 from __future__ import annotations
@@ -49,21 +50,23 @@ def main() -> None:
     worker.handle("SELECT 1 AS warm_up", timeout_s=60)
     _answer({"ready": True})
     for line in sys.stdin:
-        _answer(worker.handle(json.loads(line)["sql"]))
+        request = json.loads(line)
+        _answer(worker.handle(request["sql"], row_cap=request.get("row_cap")))
 
 
 class Worker:
     def __init__(self, con: duckdb.DuckDBPyConnection, budget: Budget, tables: list[str], remote: list[str]) -> None:
         self.con, self.budget, self.tables, self.remote = con, budget, tables, set(remote)
 
-    def handle(self, sql: str, timeout_s: float | None = None) -> dict[str, Any]:
-        """One request's answer; never raises (a failure is a one-line refusal, and the worker goes on)."""
+    def handle(self, sql: str, timeout_s: float | None = None, row_cap: int | None = None) -> dict[str, Any]:
+        """One request's answer; never raises (a failure is a one-line refusal, and the worker goes on).
+        `row_cap`: this query's, at most the budget's."""
         started = time.perf_counter()
         cursor = self.con.cursor()
         timer = threading.Timer(timeout_s or self.budget.timeout_s, cursor.interrupt)
         timer.start()
         try:
-            return self._checked_run(cursor, sql, started)
+            return self._checked_run(cursor, sql, started, min(row_cap or self.budget.row_cap, self.budget.row_cap))
         except SqlRefused as refused:
             return {"refused": str(refused)}
         except MemoryError:
@@ -82,7 +85,8 @@ class Worker:
             return self._over_memory(err)
         return f"sql: {one_line(err)}"
 
-    def _checked_run(self, cursor: duckdb.DuckDBPyConnection, sql: str, started: float) -> dict[str, Any]:
+    def _checked_run(self, cursor: duckdb.DuckDBPyConnection, sql: str, started: float,
+                     row_cap: int) -> dict[str, Any]:
         tree = check_query(sql, self.tables)
         ctes = cte_references(tree)
         read = {t.name.lower() for t in tree.find_all(exp.Table) if id(t) not in ctes and t.name}
@@ -94,14 +98,14 @@ class Worker:
         text = canonical_sql(tree)
         check_engine_reading(self.con, text, self.tables)
         reader = cursor.sql(text).to_arrow_reader(_BATCH_ROWS)
-        rows, cut_by = cap_rows(self._first_rows(reader), self.budget.row_cap, self.budget.result_bytes)
+        rows, cut_by = cap_rows(self._first_rows(reader, row_cap), row_cap, self.budget.result_bytes)
         if cut_by == "bytes" and not rows:
             raise SqlRefused(over_budget_message(self.budget.result_bytes))
         elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         return {"result": {"columns": list(reader.schema.names), "rows": rows, "truncated": cut_by is not None,
                            "cut_by": cut_by, "elapsed_ms": elapsed_ms}}
 
-    def _first_rows(self, reader: Any) -> list[list[Any]]:
+    def _first_rows(self, reader: Any, row_cap: int) -> list[list[Any]]:
         """JSON-safe rows from the stream until one past either cap (only these rows are ever converted)."""
         rows: list[list[Any]] = []
         used = 0
@@ -109,7 +113,7 @@ class Worker:
             for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
                 rows.append([json_safe(v) for v in row])
                 used += len(json.dumps(rows[-1], default=str))
-                if len(rows) > self.budget.row_cap or used > self.budget.result_bytes:
+                if len(rows) > row_cap or used > self.budget.result_bytes:
                     return rows
         return rows
 

@@ -71,6 +71,8 @@ HELD_KEPT = 4
 #: a file modified this close to the look at its state may be written again within the same tick of the file
 #: system's clock (1 s on HFS+ and some NFS servers, 2 s on FAT), its times and size unchanged: not kept on them
 RACY_NS = 2_000_000_000
+#: the most rows the `sql` tool gives; its kept sandbox is made with this cap, and each call asks for its own
+SQL_MAX_ROWS = 1000
 
 
 #: a file's state as `Sources.file_states` gives it: path, size, modification time, inode, change time
@@ -105,7 +107,7 @@ class _KeptStore:
     again, as does every call while a file's modification time lies within `RACY_NS` of the look that opened it (a
     write in the same tick would change none of them). Prometheus (pulled around each call's `at`) and ClickHouse are
     opened per call, as before. Calls read the kept store at once, each through cursors of its own
-    (`TelemetryStore.cursor`)."""
+    (`TelemetryStore.cursor`). The `sql` tool's sandbox is kept with the store (`sandbox`)."""
 
     def __init__(self, sources: Sources, opened: OpenedStore | None = None) -> None:
         self._sources = sources
@@ -113,6 +115,9 @@ class _KeptStore:
         self._files: FileStates | None = opened.files if opened else None
         self._store: Any = opened.store if opened else None
         self._calls = 0  # calls reading the kept store now
+        self._sandbox_lock = threading.Lock()  # one call copies the store into the sandbox; other tools go on
+        self._sandbox: Any = None  # the kept store's SQL sandbox, made at the first `sql` call
+        self._stale: list[Any] = []  # sandboxes of a store opened again, closed when no call reads the old one
 
     @contextmanager
     def reading(self, at: Any) -> Iterator[Any]:
@@ -127,6 +132,9 @@ class _KeptStore:
             if self._sources.file_states() != self._files:
                 opened = open_noting_files(self._sources, self._sources.open)
                 self._store, self._files = opened.store, opened.files
+                with self._sandbox_lock:
+                    self._stale += [self._sandbox] if self._sandbox is not None else []
+                    self._sandbox = None
             store = self._store
             self._calls += 1
         try:
@@ -136,6 +144,28 @@ class _KeptStore:
                 self._calls -= 1
                 if not self._calls:
                     store.release_held(HELD_KEPT)
+                    stale, self._stale = self._stale, []
+                    for sandbox in stale:
+                        sandbox.close()
+
+    @contextmanager
+    def sandbox(self) -> Iterator[Any]:
+        """The SQL sandbox for one `sql` call. Over the kept store, made at the first call and kept with it: copying
+        a day of telemetry into a sandbox takes seconds (a Nezha day ~3 s), each query a fraction of one; a store
+        opened again over changed files gets a sandbox of its own, the old one closed once no call reads it. Over a
+        store pulled per call (Prometheus, ClickHouse), a sandbox of its own, closed after it."""
+        from incidentlens.analysis.sql_sandbox import SqlSandbox
+
+        with self.reading(None) as store:
+            with self._sandbox_lock:  # the store may have been opened again since this call's read began
+                if self._sandbox is None and store is self._store:
+                    self._sandbox = SqlSandbox(store, row_cap=SQL_MAX_ROWS)
+                kept = self._sandbox if store is self._store else None
+            if kept is not None:
+                yield kept
+                return
+            with SqlSandbox(store, row_cap=SQL_MAX_ROWS) as own:
+                yield own
 
 
 def build_mcp(sources: Sources, state: StateDB | None, opened: OpenedStore | None = None) -> MCPServer:
@@ -198,10 +228,9 @@ def build_mcp(sources: Sources, state: StateDB | None, opened: OpenedStore | Non
     def sql(query: str, max_rows: int = 200) -> dict[str, Any]:
         """Run one read-only SELECT/WITH query over the views metrics, logs, spans, events in the SQL sandbox (no
         writes, no file access, row cap and timeout)."""
-        from incidentlens.analysis.sql_sandbox import SqlSandbox
-
-        with kept.reading(None) as store, SqlSandbox(store, row_cap=max(1, min(max_rows, 1000))) as sandbox:
-            return json.loads(json.dumps(sandbox.run(query).to_dict(), default=str))
+        with kept.sandbox() as sandbox:
+            answer = sandbox.run(query, row_cap=max(1, min(max_rows, SQL_MAX_ROWS)))
+            return json.loads(json.dumps(answer.to_dict(), default=str))
 
     @mcp.tool(annotations=READ_ONLY)
     @_user_errors
