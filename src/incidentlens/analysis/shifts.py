@@ -181,12 +181,20 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
                                             abs(base_median) * {noise_floor:g}, 1e-6) AS z,
            (value - base_median) / greatest(base_iqr / 1.349, abs(base_median) * {noise_floor:g}, 1e-6) AS z_iqr
     FROM based WHERE base_median IS NOT NULL
-), runs AS (
-    SELECT *,
-           min(CASE WHEN z > {t} THEN 1 ELSE 0 END) OVER next3 = 1 AS up_run,
-           min(CASE WHEN z < -{t} THEN 1 ELSE 0 END) OVER next3 = 1 AS down_run
+), flagged AS (
+    SELECT *, {{'service': service, 'pod': pod, 'metric': metric}} AS series,
+           CASE WHEN z > {t} THEN 1 ELSE 0 END AS up, CASE WHEN z < -{t} THEN 1 ELSE 0 END AS down
     FROM scored
-    WINDOW next3 AS (PARTITION BY service, pod, metric ORDER BY ts ROWS BETWEEN CURRENT ROW AND 2 FOLLOWING)
+), runs AS (
+    -- a run: the point and the next two of its series (as many as it has) all past the bar. Over all series in one
+    -- order, not partitioned by series: DuckDB's partitioned window cost ~0.15 s for 2,500 points in 900 series
+    SELECT * EXCLUDE (series, up, down),
+           up = 1 AND (lead(series, 1) OVER o IS DISTINCT FROM series OR lead(up, 1) OVER o = 1)
+                  AND (lead(series, 2) OVER o IS DISTINCT FROM series OR lead(up, 2) OVER o = 1) AS up_run,
+           down = 1 AND (lead(series, 1) OVER o IS DISTINCT FROM series OR lead(down, 1) OVER o = 1)
+                    AND (lead(series, 2) OVER o IS DISTINCT FROM series OR lead(down, 2) OVER o = 1) AS down_run
+    FROM flagged
+    WINDOW o AS (ORDER BY service, pod, metric, ts)
 ), per_pod AS (
 SELECT service, pod, metric, any_value(base_median) AS baseline,
        median(value) FILTER (WHERE ts >= {w0}) AS window_median,
