@@ -116,6 +116,27 @@ def test_flat_baseline_does_not_explode() -> None:
     assert not shift.significant
 
 
+def test_a_shift_starts_at_its_first_run_of_three_points_or_of_what_its_series_has_left() -> None:
+    # `a` rises for the last two minutes of the data (a run its end cuts short still counts); `b` has one stray point
+    # past the bar, then a run from 02:10; `c` has one point past the bar at its very end, beside `b`'s in the
+    # order of the query: runs are not read across series
+    con = duckdb.connect()
+    con.execute("""
+        CREATE VIEW metrics AS
+        SELECT CAST(NULL AS VARCHAR) AS pod, TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, service,
+               'cpu' AS metric,
+               CASE WHEN (service = 'a' AND i >= 148) OR (service = 'b' AND (i = 121 OR i BETWEEN 130 AND 132))
+                         OR (service = 'c' AND i = 149) THEN 80.0
+                    ELSE 50.0 + i % 3 END AS value
+        FROM range(150) t(i), (VALUES ('a'), ('b'), ('c')) s(service)
+    """)
+    shifts = {s.service: s for s in metric_shifts(DuckStore(con=con), WINDOW, BASELINE)[0]}
+
+    assert shifts["a"].onset == datetime(2024, 5, 1, 2, 28)
+    assert shifts["b"].onset == datetime(2024, 5, 1, 2, 10)
+    assert shifts["c"].onset == datetime(2024, 5, 1, 2, 29)
+
+
 def test_contributors_and_moved_series_cite_evidence_that_is_returned(region_outage: DuckStore) -> None:
     logs = contrast_logs(region_outage, WINDOW, BASELINE)
     shifts, shift_evidence = metric_shifts(region_outage, WINDOW, BASELINE)
