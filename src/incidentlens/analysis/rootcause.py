@@ -47,7 +47,7 @@ from incidentlens.analysis.mechanism import (
     mechanism_sentence,
     specificity,
 )
-from incidentlens.analysis.periods import Span, iso_seconds
+from incidentlens.analysis.periods import Span, UtcTime, iso_seconds
 from incidentlens.analysis.shifts import (
     ONSET_RULE,
     SHIFT_THRESHOLD,
@@ -118,6 +118,24 @@ TRIGGER_LOOKBACK = timedelta(hours=3)
 TRIGGER_SLACK = timedelta(minutes=2)
 
 
+class BurstEnded(BaseModel):
+    """A hypothesis whose service's every change counted was a WARN/ERROR burst that ended in the window
+    (`LogSurge.ended`): from its first problem line to the end of its last minute past the bar, its lines back at
+    their usual rate for `quiet_minutes` since, to the window's end (or the logs' last minute in it)."""
+
+    start: UtcTime
+    end: UtcTime
+    ratio: float
+    quiet_minutes: float
+    evidence: str
+
+    def words(self) -> str:
+        """`WARN/ERROR lines at 57.4x their usual rate from 14:59:01 to 15:01:00 UTC, back to usual since (3 min to the
+        window's end)`."""
+        return (f"WARN/ERROR lines at {self.ratio:.3g}x their usual rate from {self.start:%H:%M:%S} to "
+                f"{self.end:%H:%M:%S} UTC, back to usual since ({self.quiet_minutes:.2g} min to the window's end)")
+
+
 class Hypothesis(BaseModel):
     service: str
     kind: str
@@ -127,6 +145,9 @@ class Hypothesis(BaseModel):
     contradicting: list[str]
     test: str
     test_passed: bool | None
+    #: its service's change was a burst that ended in the window (`BurstEnded`); None when it lasts to the end, or
+    #: the service showed more than its WARN/ERROR lines
+    ended: BurstEnded | None = None
 
 
 class ServiceSignals(BaseModel):
@@ -138,6 +159,8 @@ class ServiceSignals(BaseModel):
     metric_strength: float = 0.0
     log_ratio: float = 0.0
     log_z: float = 0.0  # how far its WARN/ERROR surge is past chance (`LogSurge.z`)
+    log_ended: datetime | None = None  # where that surge ended in the window (`LogSurge.ended`)
+    log_quiet: float = 0.0  # ... and the minutes since that its lines are back at their usual rate
     trace_strength: float = 0.0  # how far its requests changed in the traces (`spans.TraceSignal.strength`)
     trace_sureness: float | None = None  # ... how surely past chance (`spans.TraceSignal.sureness`); None: as strong
     trace_onset: datetime | None = None  # the first trace that showed the change
@@ -157,6 +180,14 @@ class ServiceSignals(BaseModel):
     def onset(self) -> datetime | None:
         onsets = [t for t in (self.metric_onset, self.log_onset, self.trace_onset, self.cut_onset) if t is not None]
         return min(onsets) if onsets else None
+
+    def ended(self) -> BurstEnded | None:
+        """Its change as a burst that ended, where its WARN/ERROR surge is all it showed and that ended
+        (`LogSurge.ended`); None otherwise (a metric or a trace change may still be under way)."""
+        if self.log_ended is None or self.log_onset is None or self.moved or self.trace_change or self.cut_strength:
+            return None
+        return BurstEnded(start=self.log_onset.replace(microsecond=0), end=self.log_ended, ratio=self.log_ratio,
+                          quiet_minutes=self.log_quiet, evidence=self.evidence[0] if self.evidence else "")
 
     @property
     def traced(self) -> float:
@@ -219,6 +250,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
         s = signals.setdefault(surge.service, ServiceSignals(service=surge.service))
         s.log_ratio, s.log_z = surge.ratio, surge.z
         s.log_onset = surge.first_problem or surge.onset
+        s.log_ended, s.log_quiet = surge.ended, surge.quiet_minutes
         s.evidence.append(surge.evidence)
     for trace in (traces or {}).values():
         if trace.significant:
@@ -362,6 +394,7 @@ def rank_root_causes(
                 contradicting=contradicting,
                 test=test,
                 test_passed=passed,
+                ended=s.ended(),
             )
         )
     return Ranking(hypotheses=hypotheses, scores=scores, trigger=triggers[top],
@@ -472,11 +505,14 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
 
 
 def _mechanism(name: str, classification: Classification, trigger: dict[str, Any] | None, s: ServiceSignals) -> str:
-    """The mechanism in one sentence, with the change the traces (or call metrics) showed."""
+    """The mechanism in one sentence, with the change the traces (or call metrics) showed, or the burst that ended."""
     if classification.kind == NETWORK_DELAY:
         sentence = f"{name}'s calls were delayed on the network while its own work kept its pace"
     else:
         sentence = mechanism_sentence(name, classification, trigger, s.moved)
+    ended = s.ended()
+    if ended:
+        return f"{sentence}; its {ended.words()}: a burst that ended"
     return f"{sentence}; in {s.trace_where}, {s.trace_change}" if s.trace_change else sentence
 
 

@@ -103,6 +103,11 @@ class LogSurge(BaseModel):
     onset: datetime | None
     first_problem: datetime | None
     evidence: str
+    #: a burst that ended in the window (`burst_ends`): the end of its last minute past the bar, the lines since
+    #: back at their usual rate; None when the surge lasts to the window's end (or the logs cannot tell)
+    ended: datetime | None = None
+    #: ... and how long the logs show them back at their usual rate, to the window's end or the logs' last minute
+    quiet_minutes: float = 0.0
 
     @property
     def significant(self) -> bool:
@@ -120,6 +125,9 @@ MIN_SURGE_LINES = 5
 #: not shifted by one more spike. (A 5% tail moved only one OnlineBoutique fault and no TrainTicket one: not kept.)
 RANGE_TAIL = 0.01
 RANGE_SIGMAS = 4.65
+#: the fewest of the log test's minutes a surge's lines must be back at their usual rate, to the window's end, for
+#: it to be a burst that ended (and never fewer than the burst lasted): one quiet minute is as likely a lull
+QUIET_MINUTES = 2
 
 
 def onset_search_start(window: Span, baseline: Span) -> datetime:
@@ -388,6 +396,7 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
     z = np.minimum(z, _beyond_its_traffic(grid, window_problems, base_problems, slice(start, stop), base_logged))
     rows = np.arange(len(grid.services))
     first = grid.first_problem[rows, onset_index]
+    ends, quiet = burst_ends(grid, window, np.maximum(onset_index, start), stop, base_problems, base_minutes)
     surges = [
         LogSurge(
             service=service,
@@ -399,10 +408,42 @@ def surges_from_counts(table: pa.Table, window: Span, baseline: Span) -> list[Lo
             onset=grid.minutes[onset_index[i]].astype("datetime64[us]").item() if has_onset[i] else None,
             first_problem=first[i].astype("datetime64[us]").item() if has_onset[i] and not np.isnat(first[i]) else None,
             evidence="",
+            ended=ends[i].astype("datetime64[us]").item() if has_onset[i] and not np.isnat(ends[i]) else None,
+            quiet_minutes=round(float(quiet[i]), 2) if has_onset[i] else 0.0,
         )
         for i, service in enumerate(grid.services)
     ]
     return sorted(surges, key=lambda s: -s.ratio)
+
+
+def burst_ends(grid: _MinuteGrid, window: Span, first: np.ndarray, stop: int, base_problems: np.ndarray,
+               base_minutes: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per service, where its surge ended within the window (NaT where it did not) and how many minutes since its
+    lines have been back at their usual rate. A minute is past the bar when its own lines are (`surge_z` against the
+    baseline's rate, the bar a surge passes); the burst ends with the last such minute from the service's onset
+    (`first`, a column) on, when the lines after it up to the logs' last minute in the window are no surge by the
+    same test, every one of those minutes held lines of some service (a minute with none is the logs' gap or end,
+    not quiet), and they last `QUIET_MINUTES` and as long as the burst did: a surge that ends in the window's last
+    minute, or whose pause is shorter than itself, may still be under way."""
+    columns = np.arange(len(grid.minutes))
+    starts = np.maximum(grid.minutes, np.datetime64(window[0], "us"))
+    ends_at = np.minimum(grid.minutes + MINUTE, np.datetime64(window[1], "us"))
+    length = np.clip((ends_at - starts) / MINUTE, 0.0, None)
+    inside = (columns < stop) & (length > 0)
+    z = surge_z(grid.problems, np.maximum(length, 1e-9), base_problems[:, None], base_minutes)
+    past = (z >= SHIFT_THRESHOLD) & inside & (columns >= first[:, None])
+    logged = grid.lines.sum(axis=0) > 0
+    last_logged = int(columns[inside & logged].max()) if (inside & logged).any() else -1
+    last_past = np.where(past.any(axis=1), columns.max() - np.argmax(past[:, ::-1], axis=1), -1)
+    after = (columns[None, :] > last_past[:, None]) & (columns <= last_logged)
+    quiet_minutes = (after * length).sum(axis=1)
+    quiet = surge_z((grid.problems * after).sum(axis=1), np.maximum(quiet_minutes, 1e-9), base_problems,
+                    base_minutes) < SHIFT_THRESHOLD
+    gapless = ~(after & ~logged).any(axis=1)
+    ended_at = grid.minutes[np.maximum(last_past, 0)] + MINUTE
+    burst = (ended_at - grid.minutes[np.clip(first, 0, len(columns) - 1)]) / MINUTE
+    ended = (last_past >= 0) & quiet & gapless & (quiet_minutes >= np.maximum(QUIET_MINUTES, burst))
+    return np.where(ended, ended_at, np.datetime64("NaT")), np.where(ended, quiet_minutes, 0.0)
 
 
 def _beyond_its_traffic(grid: _MinuteGrid, window_problems: np.ndarray, base_problems: np.ndarray,
@@ -461,6 +502,7 @@ def _surge_data(surge: LogSurge) -> dict[str, Any]:
         "z": surge.z,
         "onset": iso_seconds(surge.onset),
         "first_problem": iso_seconds(surge.first_problem),
+        **({"ended": iso_seconds(surge.ended), "quiet_minutes": surge.quiet_minutes} if surge.ended else {}),
     }
 
 
