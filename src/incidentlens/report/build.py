@@ -22,7 +22,7 @@ from incidentlens.analysis.impact import ERROR_RATIO, LATENCY
 from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_scale
 from incidentlens.analysis.pipeline import SEEN_MOVING
 from incidentlens.analysis.plausibility import traced_calls_words
-from incidentlens.analysis.rootcause import GLOBAL, own_health
+from incidentlens.analysis.rootcause import GLOBAL, BurstEnded, own_health
 from incidentlens.analysis.verdict import MORE_LIKELY_THAN_NOT, STANDS_OUT
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
@@ -313,6 +313,8 @@ class _Builder:
                                                     for e in data.get("timeline") or [])
         # no hypothesis stands out: the review names no root cause and says what each service showed
         self.inconclusive = self.verdict is not None and self.verdict.status == "inconclusive"
+        # every hypothesis' change was a burst that ended in the window: the top one's, else None
+        self.over = _burst_over(data.get("hypotheses") or [])
 
     def build(self) -> Postmortem:
         severity, severity_rule = self.severity
@@ -542,6 +544,10 @@ class _Builder:
                 "detected nor whether it recovered" for m in _GIVEN_START_CONTRADICTIONS.finditer(text)]
 
     def _title(self) -> str:
+        title = self._title_words()
+        return f"{title}: a burst that ended at {fmt.when(self.over.end)}" if self.over else title
+
+    def _title_words(self) -> str:
         if self.inconclusive and self.contenders:
             return f"No single root cause found: the evidence is split between {fmt.listed(self.contenders)}"
         if self.inconclusive:
@@ -608,7 +614,11 @@ class _Builder:
     @cached_property
     def severity(self) -> tuple[Severity | None, str]:
         """The severity and the rule that decided it, from the measured impact and whether anything moved."""
-        return derive_severity(self.measured, moved=self.moved)
+        level, rule = derive_severity(self.measured, moved=self.moved)
+        if self.over and level:
+            rule += (f"; what moved was a burst that ended at {fmt.when(self.over.end)}: the level is what it changed, "
+                     "and the actions are a step less urgent than it calls for, nothing being under way to stop")
+        return level, rule
 
     def _impact(self) -> Impact:
         """The measured impact with its narrative."""
@@ -618,6 +628,9 @@ class _Builder:
         said = no_impact_words(impact, level, self._checked_words())
         if said:
             text = _capitalized(said) + text[0].lower() + text[1:]
+        if self.over:
+            text += (f" What moved, {self.top.service}'s {self.over.words()}, was a burst that ended: what was "
+                     "measured here is not an impact still under way.")
         return impact.model_copy(update={"narrative": self._narrate("impact", text)})
 
     def _summary_text(self, impact: Impact) -> str:
@@ -655,7 +668,8 @@ class _Builder:
             return f"{said}{_impact_line(impact, level)}."
         services = ", ".join(impact.services_affected) or self.service
         missing = f" {_capitalized(self._missing_words())}." if self.missing_sources else ""
-        return f"{services} degraded: {_impact_line(impact, level)}.{missing}"
+        over = f" in a burst that ended at {fmt.when(self.over.end)}" if self.over else ""
+        return f"{services} degraded{over}: {_impact_line(impact, level)}.{missing}"
 
     def _checked_words(self) -> str:
         """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at (the
@@ -884,6 +898,13 @@ class _Builder:
 
     def _recovery(self) -> Recovery:
         end = self.window.end
+        if self.over:
+            minutes = _span_minutes(self.window.start, self.over.end)
+            return Recovery(recovered_at=self.over.end, time_to_recover_minutes=minutes, narrative=self._narrate(
+                "recovery", f"{self.top.service}'s WARN/ERROR lines, all it showed, were back at their usual rate at "
+                            f"{fmt.when(self.over.end)}, {fmt.minutes(minutes)} after the start, and stayed there for "
+                            f"the {fmt.minutes(self.over.quiet_minutes)} to {fmt.when(end)} ({self.window_end_reason}):"
+                            " a burst that ended, not an incident still under way."))
         if self.onset_given:
             start = f"the start taken at {self.alert_start}" if self.at_alert else "a given start"
             return Recovery(narrative=self._narrate(
@@ -942,6 +963,9 @@ class _Builder:
         # at the same second, the given start comes first and the examined window's end last
         ranked = [(when, 1, event, ids) for when, event, ids in entries]
         ranked += [(when, 0 if i == 0 else 2, event, ids) for i, (when, event, ids) in enumerate(given)]
+        if self.over:
+            ranked.append((self.over.end, 1, f"recovery: {self.top.service}'s WARN/ERROR lines back at their usual "
+                                             "rate (a burst that ended)", [self.over.evidence]))
         tied, moved = _tied_first(entries), _first_move(entries)
         return [TimelineEntry(t=when, event=event, phase=self._phase(when, event, tied, moved), evidence=evidence)
                 for when, _, event, evidence in sorted(ranked, key=lambda e: (e[0], e[1]))]
@@ -979,8 +1003,8 @@ class _Builder:
                  + ("" if self.alert_start == ALERT_TIME else f" and nothing after {ALERT_TIME} could be explained")
                  if self.at_alert else f"incident start given ({GIVEN_START}); not detected by IncidentLens")
         bounds = [(self.window.start, start, evidence),
-                  (self.window.end, f"end of the examined window ({self.window_end_reason}); recovery not assessed",
-                   evidence)]
+                  (self.window.end, f"end of the examined window ({self.window_end_reason})"
+                                    + ("" if self.over else "; recovery not assessed"), evidence)]
         return kept, bounds
 
     def _phase(self, when: dt.datetime, event: str, tied_first: dt.datetime | None = None,
@@ -1030,7 +1054,7 @@ class _Builder:
 
     def _action_items(self) -> list[ActionItem]:
         """The catalogue's actions for the cause, at priorities the severity calls for (`_at_severity`)."""
-        return _at_severity(self._catalogue_actions(), self.severity[0])
+        return _at_severity(self._catalogue_actions(), self.severity[0], over=self.over is not None)
 
     @property
     def change_seen(self) -> bool:
@@ -1059,7 +1083,16 @@ class _Builder:
             canary = next(a for a in mitigations_for("bad_deploy", [self.trigger.service], self.trigger.evidence)
                           if a.type == "prevent")
             items.insert(1, canary)
+        if self.over:
+            items = [self._should_it_recur(a) if a.type == "mitigate" else a for a in items]
         return items if self.moved else items[:1]  # nothing moved: no service to act on, only the alert to check
+
+    def _should_it_recur(self, action: ActionItem) -> ActionItem:
+        """A mitigation of a burst that ended (`BurstEnded`): nothing is under way to stop, so it is what to do should
+        the burst recur."""
+        what = action.description[0].lower() + action.description[1:]
+        return action.model_copy(update={"description": f"The burst ended at {fmt.when(self.over.end)}: should "
+                                                        f"{self.top.service}'s WARN/ERROR lines surge again, {what}"})
 
     def _cut_hint(self) -> str:
         """Where to look first when the leading service's requests were cut short after a call."""
@@ -1135,12 +1168,14 @@ def validate_grounding(pm: Postmortem, evidence: Any) -> GroundingCheck:
     return GroundingCheck(statements=len(statements), issues=issues, missing_evidence=missing)
 
 
-def _at_severity(items: list[ActionItem], severity: Severity | None) -> list[ActionItem]:
+def _at_severity(items: list[ActionItem], severity: Severity | None, over: bool = False) -> list[ActionItem]:
     """`items` moved down alike (their order kept) until the most urgent is no more urgent than `severity` calls for
-    (`MOST_URGENT`): a P1 revert of a SEV4, a shift no user felt, becomes P2 and what followed it P3."""
+    (`MOST_URGENT`): a P1 revert of a SEV4, a shift no user felt, becomes P2 and what followed it P3; `over`: what
+    moved was a burst that ended (`BurstEnded`), one step further: nothing is still under way to stop."""
     if severity is None or not items:
         return items
-    down = max(0, PRIORITIES.index(MOST_URGENT[severity]) - min(PRIORITIES.index(a.priority) for a in items))
+    most_urgent = PRIORITIES.index(MOST_URGENT[severity]) + (1 if over else 0)
+    down = max(0, most_urgent - min(PRIORITIES.index(a.priority) for a in items))
     return [a.model_copy(update={"priority": PRIORITIES[min(len(PRIORITIES) - 1, PRIORITIES.index(a.priority) + down)]})
             for a in items]
 
@@ -1222,6 +1257,15 @@ def _tied_first(entries: list[_Entry]) -> dt.datetime | None:
     if any(_EVENT_DETAIL.split(event, maxsplit=1)[0].lower().startswith("first ") for _, event, _ in entries):
         return None
     return min((when for when, event, _ in entries if _moves(event)), default=None)
+
+
+def _burst_over(raw: list[dict[str, Any]]) -> BurstEnded | None:
+    """The best hypothesis' burst that ended (`Hypothesis.ended`) where every hypothesis' change was one: then nothing
+    that moved is still under way; None otherwise."""
+    ordered = sorted(raw, key=lambda h: -float(h.get("confidence") or 0))
+    if not ordered or not all(h.get("ended") for h in ordered):
+        return None
+    return BurstEnded.model_validate(ordered[0]["ended"])
 
 
 def _ranked_hypotheses(raw: list[dict[str, Any]]) -> list[Hypothesis]:
