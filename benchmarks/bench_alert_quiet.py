@@ -34,15 +34,16 @@ LEAD = timedelta(seconds=90)
 
 def outcome(store: object, at: datetime) -> str:
     """'no incident', 'a detector window' (one the detector found and explained), or the alert time taken as the
-    start: 'taken: root cause X' / 'taken: inconclusive'."""
+    start: 'taken: root cause X' (', a burst that ended' where the review says it was one) / 'taken: inconclusive'."""
     result = analyze(store, at=at)
     if not result.detected:
         return "no incident"
     if result.detection.get("detector") != KNOWN_ONSET:
         return "a detector window"
     verdict = result.verdict
-    return f"taken: root cause {verdict.service}" if verdict and verdict.status == "root_cause" else \
-        "taken: inconclusive"
+    if not verdict or verdict.status != "root_cause":
+        return "taken: inconclusive"
+    return f"taken: root cause {verdict.service}" + (", a burst that ended" if result.hypotheses[0].ended else "")
 
 
 def generated(seeds: int, scratch: Path) -> Iterator[tuple[str, str]]:
@@ -85,8 +86,10 @@ def main() -> None:
     for where, seen in counts.items():
         taken = sum(n for what, n in seen.items() if what.startswith("taken"))
         named = sum(n for what, n in seen.items() if what.startswith("taken: root cause"))
+        ended = sum(n for what, n in seen.items() if what.endswith("a burst that ended"))
         print(f"{where}: {sum(seen.values())} alert times; no incident {seen['no incident']}, taken as the start "
-              f"{taken} (a root cause named {named}), a detector window {seen['a detector window']}")
+              f"{taken} (a root cause named {named}, said to be a burst that ended {ended}), a detector window "
+              f"{seen['a detector window']}")
 
 
 if __name__ == "__main__":
