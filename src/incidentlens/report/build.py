@@ -901,8 +901,8 @@ class _Builder:
         if self.over:
             minutes = _span_minutes(self.window.start, self.over.end)
             return Recovery(recovered_at=self.over.end, time_to_recover_minutes=minutes, narrative=self._narrate(
-                "recovery", f"{self.top.service}'s WARN/ERROR lines, the one change of its the tests counted, were "
-                            "back at their usual rate at "
+                "recovery", f"{self.top.service}'s WARN/ERROR lines, the only change in it that the tests counted, "
+                            "were back at their usual rate at "
                             f"{fmt.when(self.over.end)}, {fmt.minutes(minutes)} after the start, and stayed there for "
                             f"the {fmt.minutes(self.over.quiet_minutes)} to {fmt.when(end)} ({self.window_end_reason}):"
                             " a burst that ended, not an incident still under way."))
