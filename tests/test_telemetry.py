@@ -124,6 +124,17 @@ def test_a_bad_metric_value_past_the_sample_is_still_counted(tmp_path: Path, mon
     assert_one_bad_value_counted(twenty_values_one_bad(tmp_path))
 
 
+def test_a_fixed_width_metric_column_padded_past_64_bytes_is_still_numbers(tmp_path: Path) -> None:
+    # a fixed-width export pads every cell to its width: a blank cell of 80 spaces is empty, not text, and a
+    # right-aligned number is a number, however long its padding
+    cells = [" " * 80 if i % 3 else f"{50 + i:>80}" for i in range(9)]
+    path = write_csv(tmp_path / "metrics.csv", "ts,cpu", [f"{iso(T0 + timedelta(minutes=i))},{cell}"
+                                                          for i, cell in enumerate(cells)])
+    store = load_telemetry(metrics=path)
+    assert [r["value"] for r in rows(store, "SELECT value FROM metrics ORDER BY ts")] == [
+        50.0, None, None, 53.0, None, None, 56.0, None, None]
+
+
 def test_per_pod_metric_files_are_held_in_time_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a day of per-pod files reads as one pod's day after another's; held in time order, a query of an hour reads
     # the blocks of rows of that hour, not every block

@@ -69,7 +69,8 @@ SAMPLE_ROWS = 10_000
 # A text column is numeric when more than this share of its non-empty sampled values are numbers (the rest
 # become NULL and are counted).
 NUMERIC_SHARE = 0.5
-# A sampled text value longer than this (in bytes) is no number, nor one with a decimal comma (`_short_values`).
+# A sampled text value longer than this (in bytes) once trimmed is no number, nor one with a decimal comma
+# (`_short_values`).
 LONGEST_NUMBER_TEXT = 64
 # Metric values beyond this magnitude are treated like NaN and Infinity: their square (any variance) overflows a
 # double, so no statistic can use them; no real gauge or counter comes near it.
@@ -559,11 +560,19 @@ def _number_counts(column: str) -> str:
 def _short_values(columns: list[str]) -> str:
     """The sample's text columns, each beside its values of at most `LONGEST_NUMBER_TEXT` bytes (`_short`; a
     longer one NULL there): a log message's column then costs its length once, not a cast and three regular
-    expressions (DuckDB evaluates a CASE branch on its own rows only)."""
+    expressions (DuckDB evaluates a CASE branch on its own rows only). A longer value starting or ending with a
+    space is trimmed first (a fixed-width export's padded cell: blank, or a right-aligned number); trimming every
+    long value would cost a message column most of what the length saves."""
     return (f"SELECT {', '.join(quote(c) for c in columns)}, "
-            + ", ".join(f"CASE WHEN strlen({quote(c)}) <= {LONGEST_NUMBER_TEXT} THEN {quote(c)} END AS "
-                        f"{quote(_short(c))}" for c in columns)
+            + ", ".join(f"{_short_sql(quote(c))} AS {quote(_short(c))}" for c in columns)
             + f" FROM {_SAMPLE}")
+
+
+def _short_sql(value: str) -> str:
+    trimmed = f"trim({value})"
+    return (f"CASE WHEN strlen({value}) <= {LONGEST_NUMBER_TEXT} THEN {value} "
+            f"WHEN ({value} LIKE ' %' OR {value} LIKE '% ') AND strlen({trimmed}) <= {LONGEST_NUMBER_TEXT} "
+            f"THEN {trimmed} END")
 
 
 def _short(column: str) -> str:
