@@ -171,6 +171,36 @@ def test_the_sql_tool_keeps_its_sandbox_until_a_file_changes(tmp_path: Path, mon
     assert not copies[0].exists()  # the first sandbox closed once no call read its store
 
 
+def test_sigterm_removes_the_sql_tools_kept_sandbox(tmp_path: Path) -> None:
+    """The `sql` tool's sandbox (a copy of the telemetry) is kept while the server runs; it is made in a tool's
+    worker thread, where no signal handler can be set, so the server sets them at start: a SIGTERM'd server leaves
+    no copy behind in the temporary directory."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    logs = _written(tmp_path / "logs.csv", TWO)
+    env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    server = subprocess.Popen([sys.executable, "-c", "from incidentlens.cli import main; main()", "mcp", "--logs",
+                               str(logs)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+    def ask(message: dict[str, Any]) -> dict[str, Any] | None:
+        server.stdin.write(json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\n")
+        server.stdin.flush()
+        return json.loads(server.stdout.readline()) if "id" in message else None
+
+    try:
+        ask({"id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                                          "clientInfo": {"name": "test", "version": "1"}}})
+        ask({"method": "notifications/initialized"})
+        answer = ask({"id": 2, "method": "tools/call", "params": {"name": "sql", "arguments": {
+            "query": "SELECT count(*) AS n FROM logs"}}})
+        assert json.loads(answer["result"]["content"][0]["text"])["rows"] == [[2]]
+        assert [p.name[:len("incidentlens-sql-")] for p in temp.iterdir()] == ["incidentlens-sql-"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert list(temp.iterdir()) == []
+
+
 def test_the_store_read_at_start_is_the_tools_until_a_file_changes(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """`serve` and `mcp` read every file at start to refuse one they cannot read, then threw the store away: the

@@ -379,7 +379,7 @@ class SqlSandbox:
         self._remote = sorted(set(getattr(self._backend, "views", ()) or ()))
         self._dir = Path(tempfile.mkdtemp(prefix="incidentlens-sql-"))
         _LIVE.add(self)
-        _install_cleanup()
+        install_cleanup()
         try:
             copied = _copy_catalog(store.con, self._dir / "sandbox.duckdb")
             self._inputs = [str(p) for p in _input_paths(store)]
@@ -547,17 +547,19 @@ def _rss_mb(pid: int) -> float:
 
 # Sandboxes alive in this process: their files go at exit and on SIGTERM/SIGHUP, not only on a clean close().
 _LIVE: weakref.WeakSet[SqlSandbox] = weakref.WeakSet()
-_CLEANUP_INSTALLED = False
+_CLEANUP_INSTALLED = {"exit": False, "signals": False}
 
 
-def _install_cleanup() -> None:
-    global _CLEANUP_INSTALLED
-    if _CLEANUP_INSTALLED:
+def install_cleanup() -> None:
+    """The sandboxes closed (their files removed) at exit, and at SIGTERM/SIGHUP where those have no handler yet.
+    Python sets signal handlers from the main thread only: a program making its sandboxes in other threads (the MCP
+    server's tools run in worker threads) calls this from the main thread first."""
+    if not _CLEANUP_INSTALLED["exit"]:
+        _CLEANUP_INSTALLED["exit"] = True
+        atexit.register(_close_all)
+    if _CLEANUP_INSTALLED["signals"] or threading.current_thread() is not threading.main_thread():
         return
-    _CLEANUP_INSTALLED = True
-    atexit.register(_close_all)
-    if threading.current_thread() is not threading.main_thread():
-        return
+    _CLEANUP_INSTALLED["signals"] = True
     for signum in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(signum) is signal.SIG_DFL:
             signal.signal(signum, _on_signal)

@@ -171,8 +171,11 @@ class _KeptStore:
 def build_mcp(sources: Sources, state: StateDB | None, opened: OpenedStore | None = None) -> MCPServer:
     """The MCP server over `sources` (telemetry) and `state` (incidents and reviews; None: those two tools say so);
     `opened`: the store the command opened over the files at start, the tools' until a file changes."""
+    from incidentlens.analysis.sql_sandbox import install_cleanup
+
     mcp = _OneLineErrors(name="incidentlens", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
     kept = _KeptStore(sources, opened)
+    install_cleanup()  # the `sql` tool's kept sandbox, made in a tool's thread, removed at SIGTERM too
 
     def _time(at: str | None) -> Any:
         from incidentlens.analysis.detection import parse_time
