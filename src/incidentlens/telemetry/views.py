@@ -403,11 +403,11 @@ def _read_metrics_once(
         values = frozenset()  # raised again, from the same sample, by the canonical select
     if values:
         try:
-            # in time order: a day of per-pod files is each pod's day after another's, so every block of the
-            # canonical rows spans the day; ordered, a query of an hour reads the blocks of that hour alone
-            in_time = f" ORDER BY {probe.time_sql}" if probe.time_sql else ""
+            # in time order (the probe's time: `_metrics` chose one, or raised): a day of per-pod files is each
+            # pod's day after another's, so every block of the canonical rows spans the day; ordered, a query of an
+            # hour reads the blocks of that hour alone
             con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM "
-                        f"{replace(source, number_columns=values).from_sql}{in_time}")
+                        f"{replace(source, number_columns=values).from_sql} ORDER BY {probe.time_sql}")
             numeric = {name: cast for name, cast in columns.numeric.items() if name not in values}
             typed = Columns({**columns.types, **dict.fromkeys(values, "DOUBLE")}, numeric)
             return replace(source, table=quote(table)), typed
