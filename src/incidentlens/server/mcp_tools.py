@@ -140,13 +140,14 @@ class _KeptStore:
         try:
             yield store
         finally:
+            stale: list[Any] = []
             with self._lock:
                 self._calls -= 1
                 if not self._calls:
                     store.release_held(HELD_KEPT)
                     stale, self._stale = self._stale, []
-                    for sandbox in stale:
-                        sandbox.close()
+            for sandbox in stale:  # unlocked: a close waits for its worker and deletes its copy, seconds on a day
+                sandbox.close()
 
     @contextmanager
     def sandbox(self) -> Iterator[Any]:
