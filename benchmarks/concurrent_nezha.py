@@ -9,8 +9,12 @@ stretches' requests, in traces of their own: a change in one service's requests 
 touch is a second fault, not the callee's error passed up.
 
 Reported per system: the pairs whose best hypothesis is A's or B's service, those with both in the top three, the
-root causes named and of those the wrong ones (neither A's nor B's service), and how often the best hypothesis stated
-80% or more while the other fault's service was not in the top three (one fault named for sure, the other hidden).
+root causes named and of those the wrong ones (neither A's nor B's service), how often the best hypothesis stated
+80% or more while the other fault's service was not in the top three (one fault named for sure, the other hidden) and
+in how many of those B's own injection lies in the hour of A's logs and traces before A (B's service already failing
+in A's baseline, so its overlaid minutes are no change), the pairs where the other fault's service is named a second,
+independent suspect beside the first (`verdict.second`) and those where a second suspect is neither fault's service,
+and how often the best stated 80% or more without the other named as a second suspect.
 
     .venv/bin/python benchmarks/concurrent_nezha.py [--data DIR]... [--offset 30] [--json OUT]
 """
@@ -90,21 +94,33 @@ def run_pair(data: Path, a: nezha.NezhaFault, b: nezha.NezhaFault, offset: timed
     result = analyze(store, at=a.inject_time, onset="at")
     ranked = [h.service for h in result.hypotheses]
     named = result.verdict.service if result.verdict and result.verdict.status == "root_cause" else None
+    second = result.verdict.second if result.verdict else None
     return {"a": f"{a.inject_time:%H:%M} {a.service} {a.kind}", "b": f"{b.inject_time:%H:%M} {b.service} {b.kind}",
             "ranked": ranked, "confidences": [h.confidence for h in result.hypotheses],
             "a_rank": ranked.index(a.service) + 1 if a.service in ranked else None,
-            "b_rank": ranked.index(b.service) + 1 if b.service in ranked else None, "named": named,
+            "b_rank": ranked.index(b.service) + 1 if b.service in ranked else None, "named": named, "second": second,
+            # B's own injection in the hour of A's logs and traces before A: B's service failing in A's baseline
+            "b_in_a_history": timedelta(0) < a.inject_time - b.inject_time <= nezha.LOG_HISTORY,
             "named_wrong": named is not None and named not in (a.service, b.service)}
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     first = sum(1 for r in rows if r["a_rank"] == 1 or r["b_rank"] == 1)
     both = sum(1 for r in rows if r["a_rank"] and r["b_rank"])
-    hidden = sum(1 for r in rows if r["confidences"] and r["confidences"][0] >= CONFIDENT
-                 and not (r["a_rank"] and r["b_rank"]))
+    hidden = [r for r in rows if r["confidences"] and r["confidences"][0] >= CONFIDENT
+              and not (r["a_rank"] and r["b_rank"])]
+    faults = [{r["a"].split()[1], r["b"].split()[1]} for r in rows]
+    # the other fault's service named as a second, independent suspect beside the first (`verdict.second`)
+    second = [r for r, pair in zip(rows, faults, strict=True) if r["second"] in pair and r["ranked"][0] in pair]
     return {"pairs": len(rows), "top1_either": first, "both_in_top3": both,
             "named": sum(1 for r in rows if r["named"]), "named_wrong": sum(1 for r in rows if r["named_wrong"]),
-            "confident_with_the_other_hidden": hidden}
+            "confident_with_the_other_hidden": len(hidden),
+            "of_them_b_in_a_history": sum(1 for r in hidden if r["b_in_a_history"]),
+            "second_named": len(second),
+            "second_wrong": sum(1 for r, pair in zip(rows, faults, strict=True)
+                                if r["second"] and r["second"] not in pair),
+            "confident_without_the_other_as_second": sum(
+                1 for r in rows if r["confidences"] and r["confidences"][0] >= CONFIDENT and r not in second)}
 
 
 def main(argv: list[str] | None = None) -> None:

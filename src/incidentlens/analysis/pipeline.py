@@ -263,7 +263,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
         rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes)
     )
     verdict = decide(ranking.hypotheses, signals, checked_counts(shifts, surges, traces, sources["missing"]),
-                     ranking.unexplained, ranking.stands_on_its_own, ranking.support)
+                     ranking.unexplained, ranking.stands_on_its_own, ranking.support, ranking.second)
     timeline = build_timeline(store, window, baseline, templates=templates, service_onsets=verdict.onsets(),
                               **detection_inputs(detection))
     evidence.extend(timeline.evidence)

@@ -101,6 +101,11 @@ LOG_COUNT_STEP = timedelta(minutes=1)
 #: Nezha days a callee in its caller's sample was the root in 32 of 36 such pairs, one a sample later in 1 of 17
 #: (a fault shows in its callers in the sample it shows in itself; docs/root-cause.md)
 SAME_SAMPLE_STEPS = 0.5
+#: the verdict's bars (`verdict.decide`): a lead stands out when its confidence is at least this many times the next
+#: hypothesis' and none of these' ...
+STANDS_OUT = 2.0
+#: ... and it is more likely than all the other answers together only above this confidence
+MORE_LIKELY_THAN_NOT = 0.5
 #: the kind of a service whose strongest change is the wait around its calls (`spans.TraceSignal.delayed`) while its
 #: own work stayed flat
 NETWORK_DELAY = "network_delay"
@@ -148,6 +153,8 @@ class Hypothesis(BaseModel):
     #: its service's change was a burst that ended in the window (`BurstEnded`); None when it lasts to the end, or
     #: the service showed more than its WARN/ERROR lines
     ended: BurstEnded | None = None
+    #: a second, independent suspect (`independent_second`): why the best hypothesis does not explain it
+    independent: str | None = None
 
 
 class ServiceSignals(BaseModel):
@@ -228,6 +235,7 @@ class Ranking(BaseModel):
     unexplained: float = 0.0  # the confidence left to "none of these"
     stands_on_its_own: bool = True  # whether the top hypothesis does (`stands_on_its_own`)
     support: float = 1.0  # the share of MAX_MARGIN its evidence allows it over none of these (`support`)
+    second: str | None = None  # a second, independent suspect (`independent_second`), listed second
 
 
 def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
@@ -370,11 +378,21 @@ def rank_root_causes(
     triggers = {name: change_at[name].as_trigger() if change_at[name] else None for name in ranked[:TOP]}
     kinds = {name: _classification(name, signals[name], cues, contributors, triggers[name]) for name in ranked[:TOP]}
     top = ranked[0]
+    second = independent_second(store, (window, baseline, sample), (ranked, scores), signals, graph,
+                                (cues, contributors, change_at))
+    if second is not None:
+        name, total, test, _ = second
+        tests[name] = test
+        triggers[name] = change_at[name].as_trigger() if change_at[name] else None
+        kinds[name] = _classification(name, signals[name], cues, contributors, triggers[name])
+        # scored against what the best hypothesis does not explain, never above it: the first stays first
+        scores[name] = {**scores[name], "independent": round(min(total, scores[top]["total"]) - scores[name]["total"],
+                                                              4)}
+        scores[name]["total"] = round(min(total, scores[top]["total"]), 4)
+        ranked = [top, name, *(n for n in ranked[1:] if n != name)]
     standing = stands_on_its_own(signals[top], kinds[top].kind, scores[top])
     share = support(signals[top], kinds[top].kind, scores[top])
-    totals = [scores[name]["total"] for name in ranked]
-    none_of_these = max(NONE_OF_THESE, max(totals) - (MAX_MARGIN * share if standing else THIN_MARGIN))
-    norm = sum(math.exp(t) for t in totals) + math.exp(none_of_these)
+    confidences, unexplained = softmax_confidences({name: scores[name]["total"] for name in ranked}, standing, share)
     hypotheses: list[Hypothesis] = []
     evidence: list[Evidence] = []
     for name in ranked[:TOP]:
@@ -389,17 +407,99 @@ def rank_root_causes(
                 service=name,
                 kind=classification.kind,
                 mechanism=_mechanism(name, classification, trigger, s),
-                confidence=round(math.exp(scores[name]["total"]) / norm, 3),
+                confidence=confidences[name],
                 supporting=supporting,
                 contradicting=contradicting,
                 test=test,
                 test_passed=passed,
                 ended=s.ended(),
+                independent=second[3] if second is not None and name == second[0] else None,
             )
         )
-    return Ranking(hypotheses=hypotheses, scores=scores, trigger=triggers[top],
-                   unexplained=round(math.exp(none_of_these) / norm, 3), stands_on_its_own=standing,
-                   support=share), evidence
+    return Ranking(hypotheses=hypotheses, scores=scores, trigger=triggers[top], unexplained=unexplained,
+                   stands_on_its_own=standing, support=share,
+                   second=second[0] if second is not None else None), evidence
+
+
+def softmax_confidences(totals: dict[str, float], standing: bool, share: float) -> tuple[dict[str, float], float]:
+    """Each scored service's confidence, and that left to none of these: a softmax over the scores and none of these,
+    whose score is never less than the best's minus `MAX_MARGIN` (its `share`, `support`, when the best stands on its
+    own; `THIN_MARGIN` when it does not)."""
+    none_of_these = max(NONE_OF_THESE, max(totals.values()) - (MAX_MARGIN * share if standing else THIN_MARGIN))
+    norm = sum(math.exp(t) for t in totals.values()) + math.exp(none_of_these)
+    return ({name: round(math.exp(t) / norm, 3) for name, t in totals.items()},
+            round(math.exp(none_of_these) / norm, 3))
+
+
+def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
+                       ranking: tuple[list[str], dict[str, dict[str, float]]], signals: dict[str, ServiceSignals],
+                       graph: CallGraph,
+                       context: tuple[MechanismCues, list[Any], dict[str, Change | None]],
+                       ) -> tuple[str, float, Any, str] | None:
+    """A second service that moved on its own beside the best hypothesis, and that the best does not explain: two
+    faults at once, not one fault and its victims. Set aside the best and what the call graph ties to it as cause or
+    victim (`_tied_to`); among the rest, ranked as the ranking ranks them all (`_score`, the same rules), the lead is
+    a second suspect when the verdict's bars would name it a root cause there (it stands out from the next and from
+    none of these, over half, its precedence test among them not failed) and its change is a failure of its own
+    (`_own_failure`), which a service on a call path with the best must show, since the best's failure reaches it
+    as a wait, a cut or a shift that names no mechanism. Returns (service, its score there, its test there, why it
+    is independent in words) or None. `spans`: the window, the baseline and the onsets' sample (`onset_sample`);
+    `context`: the mechanism cues, the log contrast's contributors and each service's change before it."""
+    (window, baseline, sample), (ranked, scores), (cues, contributors, change_at) = spans, ranking, context
+    top = ranked[0]
+    if scores[top].get("failed_test"):
+        return None
+    tied = _tied_to(top, signals, graph, sample)
+    rest = {name: s for name, s in signals.items() if name not in tied}
+    if not rest:
+        return None
+    own = {name: _score(s, rest, graph, change_at[name], cues, sample) for name, s in rest.items()}
+    order = sorted(rest, key=lambda name: (-own[name]["total"], rest[name].cut_at_only, _onset_key(rest[name]), name))
+    lead, s = order[0], rest[order[0]]
+    trigger = change_at[lead].as_trigger() if change_at[lead] else None
+    kind = _classification(lead, s, cues, contributors, trigger).kind
+    on_path = lead in graph.upstream(top) | graph.downstream(top)
+    if (on_path and not _own_failure(s, kind)) or not stands_on_its_own(s, kind, own[lead]):
+        return None
+    confidences, unexplained = softmax_confidences({name: own[name]["total"] for name in order},
+                                                   True, support(s, kind, own[lead]))
+    runner_up = confidences[order[1]] if len(order) > 1 else 0.0
+    mine = confidences[lead]
+    if mine < STANDS_OUT * max(runner_up, unexplained) or mine <= MORE_LIKELY_THAN_NOT:
+        return None
+    test = precedence_test(store, s, rest, graph, window, baseline, SAME_MOMENT_STEPS * sample)
+    if test[1] is False:
+        return None
+    why = (f"{_own_failure_words(s, kind)}, which {top} does not explain: "
+           + (f"it is on a call path with {top}, but neither moved as the other's cause or victim" if on_path
+              else f"the calls the data shows link it to {top} neither way"))
+    return lead, own[lead]["total"], test, why
+
+
+def _tied_to(top: str, signals: dict[str, ServiceSignals], graph: CallGraph, sample: timedelta) -> set[str]:
+    """The best hypothesis' service, the services it explains (whose calls reach it and which moved no earlier than
+    it to the data: `_earlier_downstream`, the ranking's victim rule) and those that could explain it."""
+    victims = {name for name, s in signals.items() if top in _earlier_downstream(s, signals, graph, sample)}
+    return {top, *victims, *_earlier_downstream(signals[top], signals, graph, sample)}
+
+
+def _own_failure(s: ServiceSignals, kind: str) -> bool:
+    """Whether a service's change is a failure of its own kind, not another's reaching it: a named mechanism (its CPU,
+    memory, pool ... ; not a delay on its network), its own WARN/ERROR surge, or its own requests changed past the
+    bar otherwise than by waiting longer on calls or ending after one."""
+    return (kind not in (UNDETERMINED, NETWORK_DELAY) or s.log_ratio > 0
+            or (s.trace_strength >= SIGNIFICANT_STRENGTH and not s.cut_short and not s.delayed))
+
+
+def _own_failure_words(s: ServiceSignals, kind: str) -> str:
+    """What a second suspect showed of its own, in words."""
+    if kind not in (UNDETERMINED, NETWORK_DELAY):
+        return f"its own {kind.replace('_', ' ')}"
+    if s.log_ratio > 0:
+        return f"its own WARN/ERROR lines (x{s.log_ratio:.3g} their rate before)"
+    if s.trace_change and s.trace_strength >= SIGNIFICANT_STRENGTH:
+        return f"its own requests changed ({s.trace_change})"
+    return "a change of its own"
 
 
 def _classification(name: str, s: ServiceSignals, cues: MechanismCues, contributors: list[Any],

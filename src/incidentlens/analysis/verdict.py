@@ -22,16 +22,13 @@ from pydantic import BaseModel
 
 from incidentlens.analysis.mechanism import host_words, shift_words, trace_caveat
 from incidentlens.analysis.periods import UtcTime
-from incidentlens.analysis.rootcause import Hypothesis, ServiceSignals
+from incidentlens.analysis.rootcause import MORE_LIKELY_THAN_NOT, STANDS_OUT, Hypothesis, ServiceSignals
 from incidentlens.analysis.shifts import SHIFT_THRESHOLD, MetricShift
 from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH
 from incidentlens.analysis.timeline import ServiceOnset
 from incidentlens.analysis.words import listed
 
-#: the headline stands out when its confidence is at least this many times the next hypothesis' and none of these'
-STANDS_OUT = 2.0
-#: the headline is more likely than all the other answers together only above this confidence
-MORE_LIKELY_THAN_NOT = 0.5
+__all__ = ["MORE_LIKELY_THAN_NOT", "STANDS_OUT", "Verdict", "decide"]  # the bars are the ranking's (`rootcause`)
 #: services listed with what they showed
 MAX_SERVICES = 10
 ROOT_CAUSE, INCONCLUSIVE = "root_cause", "inconclusive"
@@ -66,6 +63,9 @@ class Verdict(BaseModel):
                  "the next one's and that left to none of these, and over half (more likely than all the other "
                  "answers together); otherwise inconclusive")
     unexplained: float | None = None  # the confidence left to "none of these"
+    #: a second, independent suspect (`rootcause.independent_second`): a service that moved on its own beside the
+    #: best hypothesis, which the best does not explain (two faults at once)
+    second: str | None = None
     checked: dict[str, int] = {}
     services: list[ServiceShowing] = []
 
@@ -76,20 +76,25 @@ class Verdict(BaseModel):
 
 
 def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], checked: dict[str, int],
-           unexplained: float = 0.0, stands_on_its_own: bool = True, support: float = 1.0) -> Verdict:
+           unexplained: float = 0.0, stands_on_its_own: bool = True, support: float = 1.0,
+           second: str | None = None) -> Verdict:
     """The verdict on the ranked hypotheses (best first) and the candidates' signals; `unexplained`: the confidence
     left to none of these, whether the best hypothesis rests on more than its timing and a shift
     (`rootcause.stands_on_its_own`), and the share of the full margin its evidence allows it (`rootcause.support`:
-    below 1 when it rests on one test)."""
+    below 1 when it rests on one test). `second`: a second, independent suspect (`rootcause.independent_second`),
+    not an alternative to the best but a fault beside it: the best is weighed against the other answers, and is
+    more likely than they are together, with the second's confidence set aside."""
     showing = services_showing(signals)
     if not hypotheses:
         return Verdict(status=INCONCLUSIVE, checked=checked, services=showing,
                        reason=f"{NO_SINGLE_ROOT_CAUSE}: no service moved beyond its baseline's noise")
+    beside = next((h for h in hypotheses if h.service == second), None)
     inconclusive = functools.partial(Verdict, status=INCONCLUSIVE, checked=checked, services=showing,
-                                     unexplained=unexplained)
+                                     unexplained=unexplained, second=second)
     top = hypotheses[0]
     if top.test_passed is False:
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: every candidate failed its falsification test")
+    hypotheses = [h for h in hypotheses if h is not beside]
     runner_up = hypotheses[1] if len(hypotheses) > 1 else None
     if runner_up is not None and top.confidence < STANDS_OUT * runner_up.confidence:
         close = [h.service for h in hypotheses if top.confidence < STANDS_OUT * h.confidence]
@@ -100,13 +105,23 @@ def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], che
         why = _why_not_alone(top.service, signals, stands_on_its_own, checked, support)
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {why}"
                                    f" ({top.confidence:.0%}, and {unexplained:.0%} that it is none of the candidates)")
-    if top.confidence <= MORE_LIKELY_THAN_NOT:
+    if top.confidence <= MORE_LIKELY_THAN_NOT * (1 - (beside.confidence if beside else 0.0)):
         others = len({h.service for h in hypotheses} - {top.service})
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {top.service} leads at {top.confidence:.0%}, no more "
-                                   f"likely than the {others} other candidates and none of these together")
+                                   f"likely than the {others} other candidates and none of these together"
+                                   + (f" ({beside.service}'s {beside.confidence:.0%} set aside: {_beside(beside)})"
+                                      if beside else ""))
     return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing, unexplained=unexplained,
+                   second=second,
                    reason=f"{top.service} stands out: {top.confidence:.0%}"
-                          + (f" against {runner_up.confidence:.0%} for {runner_up.service}" if runner_up else ""))
+                          + (f" against {runner_up.confidence:.0%} for {runner_up.service}" if runner_up else "")
+                          + (f"; beside it, {beside.service} ({beside.confidence:.0%}) is a second, independent "
+                             f"suspect: {_beside(beside)}" if beside else ""))
+
+
+def _beside(second: Hypothesis) -> str:
+    """Why a second suspect is one (`Hypothesis.independent`), or that it is."""
+    return second.independent or "a change of its own that the first does not explain"
 
 
 def _cut_between(close: list[str], signals: dict[str, ServiceSignals]) -> str:
