@@ -612,3 +612,24 @@ def test_the_headline_orders_the_services_by_when_each_showed_a_change_of_its_ow
     analysis["verdict"] = {"status": "inconclusive", "service": None, "reason": "No single root cause found",
                            "services": [s.model_dump(mode="json") for s in services_showing(signals)]}
     assert build_postmortem(analysis).title == "No single root cause found: seat moved first, then verify"
+
+
+def test_a_second_independent_suspect_is_named_in_the_summary_the_certainty_and_the_factors():
+    # two faults at once: payments moved on its own beside db-proxy, which does not explain it
+    analysis = pool_exhaustion_analysis()
+    analysis["hypotheses"][0]["confidence"] = 0.52
+    analysis["hypotheses"][1].update(confidence=0.4, independent="its own WARN/ERROR lines (x8 their rate before), "
+                                     "which db-proxy does not explain: the calls the data shows link it to db-proxy "
+                                     "neither way")
+    analysis["verdict"] = {"status": "root_cause", "service": "db-proxy", "second": "payments", "services": [],
+                           "reason": "db-proxy stands out: 52%; beside it, payments (40%) is a second, independent "
+                                     "suspect"}
+    pm = build_postmortem(analysis)
+    assert ("A second, independent suspect: payments (confidence 40%), its own WARN/ERROR lines (x8 their rate "
+            "before), which db-proxy does not explain") in pm.summary.text
+    assert "two things moved" in pm.summary.text
+    assert "(a second, independent suspect, payments, 40%" in pm.root_cause.certainty
+    assert any(f.description.startswith("Second, independent suspect (hypothesis #2): payments")
+               for f in pm.contributing_factors)
+    assert not any("not retained as the root cause" in f.description for f in pm.contributing_factors)
+    assert pm.grounding.issues == []

@@ -603,3 +603,58 @@ def test_a_call_graph_with_tied_edges_lists_them_in_one_order_so_its_evidence_id
 
     assert [e.callee for e in graph.edges] == sorted(callees)
     assert evidence[0].data["edges"][:2] == [["gateway", "eta", 300], ["gateway", "iota", 300]]
+
+
+def _two_faults_day(tmp_path: Path, signals: dict[str, ServiceSignals], edges: list[tuple[str, str]]):
+    """`signals` an hour into a quiet day of metrics, with the calls `edges` (caller, callee) the spans show; the
+    ranking and its verdict."""
+    from incidentlens.analysis.callgraph import CallEdge
+
+    onset = START + timedelta(hours=5)
+    rows = ["ts,service,metric,value"] + [f"{(START + timedelta(minutes=k)).isoformat()}Z,{name},cpu,{k % 3}"
+                                          for k in range(600) for name in signals]
+    (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
+    graph = CallGraph(edges=[CallEdge(caller=a, callee=b, weight=50, source="spans") for a, b in edges])
+    ranking, _ = rank_root_causes(load_telemetry(metrics=tmp_path / "metrics.csv"), (onset, onset + timedelta(hours=1)),
+                                  (START, onset), signals, graph, MechanismCues(), [], [])
+    verdict = decide(ranking.hypotheses, signals, {"services_in_traces": 10, "services_with_logs": 10},
+                     ranking.unexplained, ranking.stands_on_its_own, ranking.support, ranking.second)
+    return ranking, verdict
+
+
+def _failing(service: str, after: timedelta, errors: float, trace: float) -> ServiceSignals:
+    """A service whose own WARN/ERROR lines surged (`errors` times their rate) and whose requests changed (`trace`),
+    `after` the first onset."""
+    onset = START + timedelta(hours=5) + after
+    return ServiceSignals(service=service, log_onset=onset, log_ratio=errors, log_z=12.0, trace_onset=onset,
+                          trace_strength=trace, evidence=[f"{service}-errors"])
+
+
+def test_two_independent_faults_are_both_named_and_the_first_is_no_longer_sure_alone(tmp_path: Path):
+    # cart fails and web, which calls it, shows it; 30 s later search, which neither calls nor is called by them,
+    # fails on its own with errors of its own, a weaker change than cart's
+    one = {"cart": _failing("cart", timedelta(0), 40.0, 12.0), "web": _failing("web", timedelta(seconds=5), 5.0, 11.5)}
+    alone, _ = _two_faults_day(tmp_path, one, [("web", "cart"), ("web", "search")])
+    assert alone.second is None and alone.hypotheses[0].confidence > 0.8
+    both = {**one, "search": _failing("search", timedelta(seconds=30), 8.0, 5.0)}
+    ranking, verdict = _two_faults_day(tmp_path, both, [("web", "cart"), ("api", "search")])
+    assert [h.service for h in ranking.hypotheses[:2]] == ["cart", "search"] and ranking.second == "search"
+    assert ranking.scores["search"]["independent"] > 0  # scored among what cart does not explain
+    assert "which cart does not explain" in ranking.hypotheses[1].independent
+    assert ranking.hypotheses[0].confidence < 0.6 and ranking.hypotheses[1].confidence > 0.3
+    assert verdict.status == "root_cause" and verdict.service == "cart" and verdict.second == "search"
+    assert "search (" in verdict.reason and "second, independent suspect" in verdict.reason
+
+
+def test_one_fault_and_what_it_propagates_to_name_one_suspect(tmp_path: Path):
+    # cart fails; web, its caller, errs and slows after it (cart's failure passed up), and db, which cart calls, moved
+    # later with a latency shift that names no mechanism
+    signals = {"cart": _failing("cart", timedelta(0), 40.0, 12.0), "web": _failing("web", timedelta(seconds=5), 5.0, 11.5),
+               "db": ServiceSignals(service="db", metric_onset=START + timedelta(hours=5, seconds=40),
+                                    metric_strength=6.0, moved=[_moved("db", "latency_ms", 5.0, 9.0)])}
+    ranking, verdict = _two_faults_day(tmp_path, signals, [("web", "cart"), ("cart", "db")])
+    assert ranking.hypotheses[0].service == "cart" and ranking.second is None and verdict.second is None
+    assert all(h.independent is None for h in ranking.hypotheses) and ranking.hypotheses[0].confidence > 0.8
+    # the same web failing on its own errors well before cart moved is not cart's victim, but a caller on cart's
+    # path that fails first is what the ranking weighs as its cause: still one suspect on top, never two
+    assert verdict.status == "root_cause"

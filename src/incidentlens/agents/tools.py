@@ -231,8 +231,8 @@ def rank_root_causes(ctx: InvestigationContext) -> tuple[dict[str, Any], dict[st
     hypotheses = [h.model_dump(mode="json") for h in ctx.findings().hypotheses]
     ids = list(dict.fromkeys(i for h in hypotheses for i in h["supporting"] + h["contradicting"]))
     note = {} if hypotheses else {"note": "no service moved enough to be a candidate"}
-    shown = pick(hypotheses, ("service", "kind", "confidence", "mechanism", "test", "test_passed", "supporting",
-                              "contradicting"), limit=3)
+    shown = pick(hypotheses, ("service", "kind", "confidence", "mechanism", "test", "test_passed", "independent",
+                              "supporting", "contradicting"), limit=3)
     return {"hypotheses": shown, **note, "evidence": ids}, {"hypotheses": hypotheses, "evidence": ids}
 
 

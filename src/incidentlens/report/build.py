@@ -649,6 +649,8 @@ class _Builder:
                     else "The leading hypothesis, which the data does not confirm, is")
             parts.append(f"{lead} {cause_label(self.kind, self.harmed, phrase=True)} in {self.top.service} "
                          f"(confidence {fmt.pct(self.top.confidence, 0)}): {fmt.sentence(self.top.mechanism)}")
+        if self.second:
+            parts.append(self._second_words(self.second))
         if self.trigger:
             when = f" at {fmt.when(self.trigger.t)}" if self.trigger.t else ""
             if self.trigger_on_path:
@@ -703,6 +705,22 @@ class _Builder:
             f"{s.service}{f' from {fmt.when(s.onset)}' if s.onset else ''}: {'; '.join(s.showed[:2]) or 'moved'}."
             for s in self.verdict.services[:5])
 
+    @property
+    def second(self) -> Hypothesis | None:
+        """A second, independent suspect (`verdict.second`): a service that moved on its own beside the first, which
+        the first does not explain; None when there is none."""
+        name = self.verdict.second if self.verdict else None
+        return next((h for h in self.hypotheses[1:] if h.service == name), None)
+
+    @staticmethod
+    def _second_words(second: Hypothesis) -> str:
+        """`A second, independent suspect: ts-food-service (confidence 41%), its own WARN/ERROR lines ...`: two things
+        broke, and neither confidence is that of one cause of everything."""
+        why = f", {second.independent}" if second.independent else ""
+        return (f"A second, independent suspect: {second.service} (confidence {fmt.pct(second.confidence, 0)})"
+                f"{why}; two things moved, so each confidence is that of one of two suspects, not of one cause of "
+                "everything.")
+
     def _root_cause(self) -> RootCause | None:
         if not self.top or self.inconclusive:
             return None
@@ -726,8 +744,8 @@ class _Builder:
         18%; 11% that it is none of the candidates). What would change it: evidence against its test's prediction,
         that ts-travel-service moves before its callers, which this data could not decide.` A next hypothesis at 0%
         is not named; a test with no other service to order says what would give it one."""
-        rest = [f"the next hypothesis, {h.service}, {fmt.pct(h.confidence, 0)}" for h in self.hypotheses[1:2]
-                if round(h.confidence, 2) > 0]
+        rest = [f"{'a second, independent suspect' if h is self.second else 'the next hypothesis'}, {h.service}, "
+                f"{fmt.pct(h.confidence, 0)}" for h in self.hypotheses[1:2] if round(h.confidence, 2) > 0]
         unexplained = (self.data.get("verdict") or {}).get("unexplained")
         if unexplained:
             rest.append(f"{fmt.pct(unexplained, 0)} that it is none of the candidates")
@@ -760,11 +778,17 @@ class _Builder:
                 evidence=[t["evidence"]] if t.get("evidence") else [])
             for t in [t for t in self.data.get("templates") or [] if _contributes(t)][:3]
         ]
+        if self.second:  # a fault of its own beside the first, whatever the verdict
+            factors.append(ContributingFactor(description=f"Second, independent suspect (hypothesis "
+                                                          f"#{self.second.rank}): {self.second.service} "
+                                                          f"{self.second.kind.replace('_', ' ')}, "
+                                                          f"{self.second.independent or 'a change of its own'}",
+                                              evidence=self.second.supporting))
         if not self.inconclusive:  # with no root cause retained the split is the verdict, said already
             factors += [ContributingFactor(description=f"Hypothesis #{h.rank} (not retained as the root cause): "
                                                        f"{h.service} {h.kind.replace('_', ' ')}",
                                            evidence=h.supporting)
-                        for h in self.hypotheses[1:3] if h.confidence >= 0.3]
+                        for h in self.hypotheses[1:3] if h.confidence >= 0.3 and h is not self.second]
         return factors
 
     def _detection(self) -> Detection:

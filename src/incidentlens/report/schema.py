@@ -150,6 +150,8 @@ class Hypothesis(_Model):
     contradicting: list[EvidenceId] = Field(default_factory=list)
     test: str | None = None
     test_passed: bool | None = None
+    independent: str | None = Field(default=None, description="A second, independent suspect: why the first "
+                                    "hypothesis does not explain it (two faults at once)")
 
 
 class ServiceShowing(_Model):
@@ -171,6 +173,8 @@ class Verdict(_Model):
     service: str | None = None
     reason: str
     rule: str = ""
+    second: str | None = Field(default=None, description="A second, independent suspect beside the first: a service "
+                               "that moved on its own, which the first does not explain")
     services: list[ServiceShowing] = Field(default_factory=list)
 
 
