@@ -338,6 +338,7 @@ def test_one_minute_file_holding_the_injection_is_scored_as_a_user_who_hands_ove
 def test_the_scores_count_the_root_causes_the_verdict_named_and_those_named_wrong(copy: Path):
     summary = evaluate_nezha(copy).summary()
     assert summary["named"] == 1 and summary["named_wrong"] == 0  # cart, found first at 96%
+    assert summary["second_suspects"] == 0  # one fault: no second, independent suspect beside it
     table = run_cli("eval", "nezha", "--data", str(copy))
     assert "a root cause named (the verdict) for 1 of 1 faults, 0 of them the wrong service" in table.stdout
 
@@ -346,7 +347,7 @@ def test_a_ranker_that_gives_no_verdict_counts_no_root_causes_named(copy: Path):
     # the signals ranker orders services and states no verdict: its "named 0, named wrong 0" read as a ranker that
     # never named a root cause, which it cannot do
     report = evaluate_nezha(copy, ranker="signals").to_dict()
-    assert (report["named"], report["named_wrong"]) == (None, None)
+    assert (report["named"], report["named_wrong"], report["second_suspects"]) == (None, None, None)
     assert all(scores["named"] is None for scores in report["by_type"].values())
     table = run_cli("eval", "nezha", "--data", str(copy), "--ranker", "signals")
     assert table.returncode == 0, table.stderr

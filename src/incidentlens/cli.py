@@ -1237,8 +1237,9 @@ def eval_nezha_command(
     console.print(table)
     if summary["named"] is not None:  # a ranker that states no verdict names no root cause to count
         console.print(f"a root cause named (the verdict) for {summary['named']} of {summary['faults']} faults, "
-                      f"{summary['named_wrong']} of them the wrong service; the others inconclusive",
-                      highlight=False)
+                      f"{summary['named_wrong']} of them the wrong service; the others inconclusive"
+                      + (f"; a second, independent suspect named beside the first for {summary['second_suspects']}"
+                         if summary.get("second_suspects") else ""), highlight=False)
     if summary["notes"]:
         console.print("faults scored with a note (each fault's in --json): "
                       + ", ".join(f"{note} {count}" for note, count in summary["notes"].items()), markup=False,

@@ -70,6 +70,7 @@ class Ranking:
     confidences: list[float] = field(default_factory=list)  # each service's stated confidence, when the ranker has one
     mechanisms: list[str] = field(default_factory=list)  # each service's mechanism (kind), when the ranker names one
     verdict: str | None = None  # "root_cause" (the first service named) or "inconclusive"; None: the ranker gives none
+    second: str | None = None  # a second, independent suspect the verdict names beside the first (`verdict.second`)
 
 
 Ranker = Callable[[TelemetryStore, datetime], Ranking]
@@ -102,6 +103,7 @@ class FaultScore:
     confidences: list[float] = field(default_factory=list)
     mechanism: str | None = None  # the kind named for the injected service, when it is ranked and the ranker names one
     verdict: str | None = None  # the review's verdict (`Ranking.verdict`): a root cause named, or inconclusive
+    second: str | None = None  # a second, independent suspect named beside the first (`Ranking.second`)
 
 
 @dataclass
@@ -166,6 +168,8 @@ def _scores(faults: Sequence[FaultScore], verdicts: bool) -> dict[str, Any]:
         # the answers a reader acts on: a root cause the verdict named, and how many of those were another service
         "named": sum(1 for f in faults if f.verdict == "root_cause") if verdicts else None,
         "named_wrong": sum(1 for f in faults if f.verdict == "root_cause" and f.rank != 1) if verdicts else None,
+        # a second, independent suspect named beside the first: on a day of one fault at a time, a false one
+        "second_suspects": sum(1 for f in faults if f.second) if verdicts else None,
         # the mechanism named for the injected service where it was ranked first (does a CPU fault read as one?)
         "mechanisms": dict(sorted(Counter(f.mechanism for f in faults if f.rank == 1 and f.mechanism).items())),
     }
@@ -470,7 +474,8 @@ def analysis_ranker(store: TelemetryStore, at: datetime, onset: str = "at") -> R
     return Ranking(_unique(h.service for h in result.hypotheses), note=result.reason,
                    confidences=[h.confidence for h in result.hypotheses],
                    mechanisms=[h.kind for h in result.hypotheses],
-                   verdict=result.verdict.status if result.verdict else None)
+                   verdict=result.verdict.status if result.verdict else None,
+                   second=result.verdict.second if result.verdict else None)
 
 
 def signals_ranker(store: TelemetryStore, at: datetime) -> Ranking:
@@ -810,6 +815,7 @@ def score_fault(day_dir: Path, fault: NezhaFault, metrics: MetricsCut | None, ra
         confidences=ranking.confidences[:5],
         mechanism=ranking.mechanisms[rank - 1] if rank is not None and rank <= len(ranking.mechanisms) else None,
         verdict=ranking.verdict,
+        second=ranking.second,
     )
 
 
