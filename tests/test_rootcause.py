@@ -649,7 +649,8 @@ def test_two_independent_faults_are_both_named_and_the_first_is_no_longer_sure_a
 def test_one_fault_and_what_it_propagates_to_name_one_suspect(tmp_path: Path):
     # cart fails; web, its caller, errs and slows after it (cart's failure passed up), and db, which cart calls, moved
     # later with a latency shift that names no mechanism
-    signals = {"cart": _failing("cart", timedelta(0), 40.0, 12.0), "web": _failing("web", timedelta(seconds=5), 5.0, 11.5),
+    signals = {"cart": _failing("cart", timedelta(0), 40.0, 12.0),
+               "web": _failing("web", timedelta(seconds=5), 5.0, 11.5),
                "db": ServiceSignals(service="db", metric_onset=START + timedelta(hours=5, seconds=40),
                                     metric_strength=6.0, moved=[_moved("db", "latency_ms", 5.0, 9.0)])}
     ranking, verdict = _two_faults_day(tmp_path, signals, [("web", "cart"), ("cart", "db")])

@@ -441,10 +441,12 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     victim (`_tied_to`); among the rest, ranked as the ranking ranks them all (`_score`, the same rules), the lead is
     a second suspect when the verdict's bars would name it a root cause there (it stands out from the next and from
     none of these, over half, its precedence test among them not failed) and its change is a failure of its own
-    (`_own_failure`), which a service on a call path with the best must show, since the best's failure reaches it
-    as a wait, a cut or a shift that names no mechanism. Returns (service, its score there, its test there, why it
-    is independent in words) or None. `spans`: the window, the baseline and the onsets' sample (`onset_sample`);
-    `context`: the mechanism cues, the log contrast's contributors and each service's change before it."""
+    (`_own_failure`): the best's failure reaches other services as a wait, a cut or a shift that names no mechanism,
+    and not only along the call graph's paths (a caller slowed by one callee shows a longer wait around its calls to
+    the others, the generated Nezha day's frontend around adservice while cartservice was slow). Returns (service,
+    its score there, its test there, why it is independent in words) or None. `spans`: the window, the baseline
+    and the onsets' sample (`onset_sample`); `context`: the mechanism cues, the log contrast's contributors and each
+    service's change before it."""
     (window, baseline, sample), (ranked, scores), (cues, contributors, change_at) = spans, ranking, context
     top = ranked[0]
     if scores[top].get("failed_test"):
@@ -458,8 +460,7 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     lead, s = order[0], rest[order[0]]
     trigger = change_at[lead].as_trigger() if change_at[lead] else None
     kind = _classification(lead, s, cues, contributors, trigger).kind
-    on_path = lead in graph.upstream(top) | graph.downstream(top)
-    if (on_path and not _own_failure(s, kind)) or not stands_on_its_own(s, kind, own[lead]):
+    if not _own_failure(s, kind):
         return None
     confidences, unexplained = softmax_confidences({name: own[name]["total"] for name in order},
                                                    True, support(s, kind, own[lead]))
@@ -470,6 +471,7 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     test = precedence_test(store, s, rest, graph, window, baseline, SAME_MOMENT_STEPS * sample)
     if test[1] is False:
         return None
+    on_path = lead in graph.upstream(top) | graph.downstream(top)
     why = (f"{_own_failure_words(s, kind)}, which {top} does not explain: "
            + (f"it is on a call path with {top}, but neither moved as the other's cause or victim" if on_path
               else f"the calls the data shows link it to {top} neither way"))
@@ -485,8 +487,8 @@ def _tied_to(top: str, signals: dict[str, ServiceSignals], graph: CallGraph, sam
 
 def _own_failure(s: ServiceSignals, kind: str) -> bool:
     """Whether a service's change is a failure of its own kind, not another's reaching it: a named mechanism (its CPU,
-    memory, pool ... ; not a delay on its network), its own WARN/ERROR surge, or its own requests changed past the
-    bar otherwise than by waiting longer on calls or ending after one."""
+    memory, pool ... ; not a delay on its network, which its callers' spans measure), its own WARN/ERROR surge, or its
+    own requests changed past the bar otherwise than by a wait around calls into it or ending after a call."""
     return (kind not in (UNDETERMINED, NETWORK_DELAY) or s.log_ratio > 0
             or (s.trace_strength >= SIGNIFICANT_STRENGTH and not s.cut_short and not s.delayed))
 
