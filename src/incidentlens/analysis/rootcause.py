@@ -182,6 +182,9 @@ class ServiceSignals(BaseModel):
     cut_onset: datetime | None = None  # ... the first of their traces that showed it
     moved: list[MetricShift] = []
     evidence: list[str] = []
+    #: the demand it receives rose (a significant rise of a metric its callers set, `DEMAND_METRIC`): load sent to it
+    #: from elsewhere, which a failure elsewhere can send (a cache that misses sends its reads on)
+    demand_rose: bool = False
 
     @property
     def onset(self) -> datetime | None:
@@ -284,6 +287,8 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             for caller in callers:
                 _add_cut_at(signals.setdefault(callee, ServiceSignals(service=callee)), caller)
     for s in signals.values():
+        s.demand_rose = any(m.service == s.service and m.significant and m.direction == "up"
+                            and not own_health(m.metric) for m in shifts)
         s.moved.sort(key=lambda m: -abs(m.shift))
         s.evidence = list(dict.fromkeys(e for e in s.evidence if e))
     if len(signals) > 1:
@@ -443,7 +448,9 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     none of these, over half, its precedence test among them not failed) and its change is a failure of its own
     (`_own_failure`): the best's failure reaches other services as a wait, a cut or a shift that names no mechanism,
     and not only along the call graph's paths (a caller slowed by one callee shows a longer wait around its calls to
-    the others, the generated Nezha day's frontend around adservice while cartservice was slow). Returns (service,
+    the others, the generated Nezha day's frontend around adservice while cartservice was slow), and the demand it
+    receives did not rise (`ServiceSignals.demand_rose`: load sent from elsewhere, which a failure elsewhere sends, as
+    a cache that misses sends its reads to the database, the generated `cache-miss-storm`'s db-proxy). Returns (service,
     its score there, its test there, why it is independent in words) or None. `spans`: the window, the baseline
     and the onsets' sample (`onset_sample`); `context`: the mechanism cues, the log contrast's contributors and each
     service's change before it."""
@@ -460,7 +467,7 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     lead, s = order[0], rest[order[0]]
     trigger = change_at[lead].as_trigger() if change_at[lead] else None
     kind = _classification(lead, s, cues, contributors, trigger).kind
-    if not _own_failure(s, kind):
+    if not _own_failure(s, kind) or s.demand_rose:
         return None
     confidences, unexplained = softmax_confidences({name: own[name]["total"] for name in order},
                                                    True, support(s, kind, own[lead]))
