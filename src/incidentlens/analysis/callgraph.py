@@ -62,6 +62,10 @@ class CallGraph(BaseModel):
             seen |= frontier
         return seen
 
+    def services(self) -> set[str]:
+        """Every service on the graph, as a caller or a callee."""
+        return {e.caller for e in self.edges} | {e.callee for e in self.edges}
+
     @property
     def known(self) -> bool:
         return bool(self.edges)

@@ -443,7 +443,9 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
                        ) -> tuple[str, float, Any, str] | None:
     """A second service that moved on its own beside the best hypothesis, and that the best does not explain: two
     faults at once, not one fault and its victims. Set aside the best and what the call graph ties to it as cause or
-    victim (`_tied_to`); among the rest, ranked as the ranking ranks them all (`_score`, the same rules), the lead is
+    victim (`_tied_to`; both must be on the graph: without the calls, whether two services are tied is unknown, as
+    on the generated `seed-tutorial`, whose three services' errors rise together with no call between them seen);
+    among the rest, ranked as the ranking ranks them all (`_score`, the same rules), the lead is
     a second suspect when the verdict's bars would name it a root cause there (it stands out from the next and from
     none of these, over half, its precedence test among them not failed) and its change is a failure of its own
     (`_own_failure`): the best's failure reaches other services as a wait, a cut or a shift that names no mechanism,
@@ -456,7 +458,8 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     service's change before it."""
     (window, baseline, sample), (ranked, scores), (cues, contributors, change_at) = spans, ranking, context
     top = ranked[0]
-    if scores[top].get("failed_test"):
+    # that two services are not tied is read from the calls the data shows: without both on the call graph, unknown
+    if scores[top].get("failed_test") or not {top} <= graph.services():
         return None
     tied = _tied_to(top, signals, graph, sample)
     rest = {name: s for name, s in signals.items() if name not in tied}
@@ -467,7 +470,7 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     lead, s = order[0], rest[order[0]]
     trigger = change_at[lead].as_trigger() if change_at[lead] else None
     kind = _classification(lead, s, cues, contributors, trigger).kind
-    if not _own_failure(s, kind) or s.demand_rose:
+    if lead not in graph.services() or not _own_failure(s, kind) or s.demand_rose:
         return None
     confidences, unexplained = softmax_confidences({name: own[name]["total"] for name in order},
                                                    True, support(s, kind, own[lead]))
