@@ -659,3 +659,17 @@ def test_one_fault_and_what_it_propagates_to_name_one_suspect(tmp_path: Path):
     # the same web failing on its own errors well before cart moved is not cart's victim, but a caller on cart's
     # path that fails first is what the ranking weighs as its cause: still one suspect on top, never two
     assert verdict.status == "root_cause"
+
+
+def test_a_failure_that_load_from_elsewhere_or_unknown_calls_can_explain_is_no_second_suspect(tmp_path: Path):
+    # the second fault of the first test, search, but its received traffic rose with it (a cache that misses sends
+    # its reads on), or with no call the data shows for it: nothing says the first did not cause it
+    one = {"cart": _failing("cart", timedelta(0), 40.0, 12.0), "web": _failing("web", timedelta(seconds=5), 5.0, 11.5)}
+    search = _failing("search", timedelta(seconds=30), 8.0, 5.0)
+    named, _ = _two_faults_day(tmp_path, {**one, "search": search}, [("web", "cart"), ("api", "search")])
+    assert named.second == "search"
+    loaded, _ = _two_faults_day(tmp_path, {**one, "search": search.model_copy(update={"demand_rose": True})},
+                                [("web", "cart"), ("api", "search")])
+    off_graph, _ = _two_faults_day(tmp_path, {**one, "search": search}, [("web", "cart")])
+    assert loaded.second is None and off_graph.second is None
+    assert loaded.hypotheses[0].confidence > 0.8 and off_graph.hypotheses[0].confidence > 0.8
