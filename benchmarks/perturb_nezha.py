@@ -6,11 +6,13 @@ CLI itself, in a subprocess). Every variant is seeded: the same copy on every ru
 
 - `sample50`, `sample20`: traces head-sampled, whole traces kept whose TraceID hashes into 50% (20%); the logs keep
   their lines (and the TraceIDs of dropped traces).
-- `skew+2s`, `skew-2s`: every span's start and end 2 s later (earlier) than the logs, metrics and labels say.
-- `metrics+15s`: every metric file's times (`Time`, `TimeStamp`; the call latency's `time`, `timestamp`) 15 s later.
-- `missing30`: a seeded 30% of the pods' `<pod>_metric.csv` files removed (the labelled pods neither spared nor
-  aimed at).
-- `thin50`: a seeded 50% of the log lines dropped.
+- `skew+2s`, `skew-2s`, `skew+30s`, `skew-30s`: every span's start and end 2 s (30 s) later (earlier) than the logs,
+  metrics and labels say.
+- `metrics+15s`, `metrics+30s`: every metric file's times (`Time`, `TimeStamp`; the call latency's `time`,
+  `timestamp`) 15 s (30 s) later.
+- `missing30`, `missing20`: a seeded 30% (20%) of the pods' `<pod>_metric.csv` files removed (the labelled pods
+  neither spared nor aimed at; the 20% are among the 30%).
+- `thin50`, `thin20`: a seeded 50% (20%) of the log lines kept.
 - `sample50+skew2s`: `sample50` and `skew+2s` together.
 
 A shifted span stays in the minute file it was in (a skewed tracer would name a few of them a minute later).
@@ -70,6 +72,11 @@ VARIANTS = (
     Variant("missing30", pods_missing=0.3),
     Variant("thin50", log_keep=0.5),
     Variant("sample50+skew2s", trace_keep=0.5, trace_shift_s=2),
+    Variant("skew+30s", trace_shift_s=30),
+    Variant("skew-30s", trace_shift_s=-30),
+    Variant("metrics+30s", metric_shift_s=30),
+    Variant("missing20", pods_missing=0.2),
+    Variant("thin20", log_keep=0.2),
 )
 
 
