@@ -33,6 +33,7 @@ from incidentlens.analysis.spans import (
     cut_callee_share,
     last_call_sql,
     own_time_sql,
+    span_clock_offset,
     tail_z,
     trace_signals,
     wait_shifts,
@@ -450,6 +451,29 @@ def test_a_line_is_not_lost_because_the_logs_clock_runs_ahead_of_the_spans(tmp_p
     signals = _signals_at_onset(folder)
     # those requests went unlogged, they did not stop writing the line
     assert not signals["web"].significant
+
+
+def test_a_tracers_clock_ahead_of_the_logs_is_read_on_the_logs_clock(tmp_path: Path):
+    # the tracer's clock 30 s ahead of the logs' (and the alert's): each request's line is stamped 30 s before its
+    # spans begin, which no request on one clock does. web starts calling cart 30 s after AT on the logs' clock, a
+    # minute after it on the spans'
+    folder = _cart_hour(tmp_path, cart_share=lambda minute: 0.8 if minute >= 21 else 0.0,
+                        log_clock=-timedelta(seconds=30))
+    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    assert span_clock_offset(store, window, baseline) == timedelta(seconds=30)
+
+    web = trace_signals(store, window, baseline)[0]["web"]
+
+    # the change's onset on the logs' clock, where the precedence tests meet the logs' and metrics' onsets
+    assert web.significant and web.onset == AT + timedelta(seconds=30)
+
+
+def test_a_line_logged_within_its_request_says_the_clocks_agree(tmp_path: Path):
+    folder = _cart_hour(tmp_path, cart_share=lambda minute: 0.5, log_clock=timedelta(milliseconds=5))
+    store = load_telemetry(traces=folder / "spans.jsonl", logs=folder / "logs.jsonl")
+    window, baseline, _ = known_periods(store, AT)
+    assert span_clock_offset(store, window, baseline) == timedelta(0)
 
 
 def test_a_call_share_back_to_its_usual_level_after_a_few_disturbed_minutes_is_no_change(tmp_path: Path):

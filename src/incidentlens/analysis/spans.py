@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
@@ -790,17 +790,28 @@ def _explain_by_parsimony(per_service: dict[str, dict[str, Any]], delayed: set[t
 
 def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, TraceSignal], list[Evidence]]:
     """Each traced service's behaviour and own-time shift, with one `trace` evidence for each measure; and the wait
-    around its calls, from the spans or, on the edges they do not show, from call metrics (`callmetrics`)."""
+    around its calls, from the spans or, on the edges they do not show, from call metrics (`callmetrics`). The spans
+    are read on their own clock where it is off the logs' (`span_clock_offset`): their window and baseline moved by
+    the offset, and the onsets they give moved back, to meet the logs' and metrics' in the precedence tests."""
     signals: dict[str, TraceSignal] = {}
     evidence: list[Evidence] = []
     waits: list[tuple[list[dict[str, Any]], str]] = []  # (edges, the query) of each source of waits
     traced: set[tuple[str, str]] = set()
+    on_spans = window, baseline
     if store.has("spans"):
+        offset = span_clock_offset(store, window, baseline)
+        on_spans = (window[0] + offset, window[1] + offset), (baseline[0] + offset, baseline[1] + offset)
         links = span_links(store)
-        evidence = _span_signals(store, window, baseline, links, signals)
-        edges_sql = wait_sql(window, baseline, links)
-        waits.append((store.fetch(edges_sql).to_pylist(), edges_sql))
-        traced = {(row["caller"], row["callee"]) for row in store.fetch(traced_edges_sql(window, links)).to_pylist()}
+        evidence = _span_signals(store, *on_spans, links, signals)
+        for signal in signals.values():
+            signal.onset = signal.onset and signal.onset - offset
+        edges_sql = wait_sql(*on_spans, links)
+        edges = store.fetch(edges_sql).to_pylist()
+        for edge in edges:
+            edge["first_after"] = edge["first_after"] and edge["first_after"] - offset
+        waits.append((edges, edges_sql))
+        traced = {(row["caller"], row["callee"])
+                  for row in store.fetch(traced_edges_sql(on_spans[0], links)).to_pylist()}
     if store.has("calls"):
         # An edge with spans in the window is theirs, measured call by call (or, with too few calls, not at all):
         # a minute's wait from call metrics is the difference of two histogram percentiles, far coarser. Call
@@ -809,10 +820,37 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         waits.append(([e for e in store.fetch(calls_sql).to_pylist() if (e["caller"], e["callee"]) not in traced],
                       calls_sql))
     _add_waits(signals, [edge for edges, _ in waits for edge in edges])
-    cuts = [cut for signal in signals.values() if (cut := _where_cut(store, window, baseline, signal)) is not None]
+    cuts = [cut for signal in signals.values() if (cut := _where_cut(store, *on_spans, signal)) is not None]
     for edges, sql in waits:
         evidence.extend(_wait_evidence(signals, edges, sql))
     return signals, evidence + cuts
+
+
+def span_clock_offset(store: Any, window: Span, baseline: Span) -> timedelta:
+    """How far the spans' clock runs ahead of the logs' (zero where it does not, or the logs carry no trace ids): the
+    median lag of a trace's first log line after its first span's start, where that lag is impossible on one clock:
+    before the request began, or past its usual length (the median trace's, first span start to last span end). On
+    one clock the first line comes within the request (the shared TrainTicket day: 7 ms, p10-p90 5-14 ms); a
+    tracer's clock 30 s ahead makes it -30 s. Returned as the time to add to the logs' clock for the spans'."""
+    log_trace = log_trace_column(store)
+    if log_trace is None:
+        return timedelta(0)
+    trace = quote_ident(log_trace)
+    span = covering(window, baseline)
+    row = store.fetch(f"""WITH firsts AS (
+    SELECT {trace} AS trace_id, min(ts) AS first FROM logs WHERE {trace} IS NOT NULL AND {in_span('ts', span)}
+    GROUP BY {trace}
+), traces AS (
+    SELECT trace_id, min(start_ts) AS started,
+           max(start_ts + to_microseconds(CAST(1000 * coalesce(duration_ms, 0) AS BIGINT))) AS ended
+    FROM spans GROUP BY trace_id
+)
+SELECT median(epoch(first) - epoch(started)) AS lag, median(epoch(ended) - epoch(started)) AS usual
+FROM firsts JOIN traces USING (trace_id)""").to_pylist()[0]
+    lag, usual = row["lag"], row["usual"]
+    if lag is None or 0 <= lag <= max(usual or 0.0, 0.0):
+        return timedelta(0)
+    return -timedelta(seconds=lag)
 
 
 def _span_signals(store: Any, window: Span, baseline: Span, links: str,
