@@ -325,7 +325,8 @@ def log_trace_column(store: Any) -> str | None:
 
 
 def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, services: Sequence[str],
-                     links: str, masks: str, statements: str | None = None) -> str:
+                     links: str, masks: str, statements: str | None = None,
+                     spans_offset: timedelta = timedelta(0)) -> str:
     """Per service and family (problem events, the rest): the event whose share of the service's traces moved most
     within request kinds (Mantel-Haenszel z; with `DISPERSION_MINUTES` or more before the onset, no larger than its
     change against the typical minute there), with the number of events tested in the family.
@@ -374,15 +375,17 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
             "    FROM log_lines GROUP BY service, trace_id, template)"
         )
     union = "\n    UNION ALL ".join(events)
-    logged = _logged_sql(window, baseline, log_trace) if log_trace is not None else "TRUE"
+    logged = _logged_sql(window, baseline, log_trace, spans_offset) if log_trace is not None else "TRUE"
+    # the traces' starts are on the spans' clock (`span_clock_offset`), the log lines' on the logs' own
+    on_spans, before_on_spans = _moved(window, spans_offset), _moved(baseline, spans_offset)
     # the scopes events are counted over: every trace, and the logged ones when log lines are events
     scopes = "(VALUES (FALSE), (TRUE))" if log_trace is not None else "(VALUES (FALSE))"
     return f"""WITH traces AS (
     SELECT trace_id, min(start_ts) AS started FROM spans GROUP BY trace_id
 ), sides AS (
-    SELECT trace_id, started, {in_span('started', window)} AS after, {logged} AS logged,
-           {minute_from_sql('started', window[0])} AS minute FROM traces
-    WHERE {in_span('started', window)} OR {in_span('started', baseline)}
+    SELECT trace_id, started, {in_span('started', on_spans)} AS after, {logged} AS logged,
+           {minute_from_sql('started', on_spans[0])} AS minute FROM traces
+    WHERE {in_span('started', on_spans)} OR {in_span('started', before_on_spans)}
 ), entries AS (
     -- the operations by which each service was entered in each trace (a span whose parent is another service's)
     SELECT DISTINCT service, trace_id, operation FROM {links}
@@ -490,7 +493,11 @@ QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, e
 ORDER BY abs(z) DESC, service, problem DESC"""
 
 
-def _logged_sql(window: Span, baseline: Span, log_trace: str) -> str:
+def _moved(span: Span, offset: timedelta) -> Span:
+    return span[0] + offset, span[1] + offset
+
+
+def _logged_sql(window: Span, baseline: Span, log_trace: str, spans_offset: timedelta = timedelta(0)) -> str:
     """SQL over a trace's `started`: true when the trace began while logs were being written, in a minute (counted
     from the window's start, as the log rates count them) in which any line was logged, and between the logs' first
     and last line, on the logs' clock: a trace's start moved by the median lag of the traces' first lines after
@@ -506,7 +513,7 @@ def _logged_sql(window: Span, baseline: Span, log_trace: str) -> str:
     moved = f"(started + to_microseconds(CAST(1e6 * coalesce(({lag}), 0) AS BIGINT)))"
     return (f"({moved} >= (SELECT min(first_line) FROM ({logged})) AND "
             f"{moved} <= (SELECT max(ts) FROM logs WHERE {in_span('ts', span)}) AND "
-            f"{minute_from_sql('started', window[0])} IN (SELECT minute FROM ({logged})))")
+            f"{minute_from_sql('started', window[0] + spans_offset)} IN (SELECT minute FROM ({logged})))")
 
 
 def adjusted_z(z: float, tested: int, one_sided: bool = False) -> float:
@@ -800,9 +807,9 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
     on_spans = window, baseline
     if store.has("spans"):
         offset = span_clock_offset(store, window, baseline)
-        on_spans = (window[0] + offset, window[1] + offset), (baseline[0] + offset, baseline[1] + offset)
+        on_spans = _moved(window, offset), _moved(baseline, offset)
         links = span_links(store)
-        evidence = _span_signals(store, *on_spans, links, signals)
+        evidence = _span_signals(store, window, baseline, links, signals, offset)
         for signal in signals.values():
             signal.onset = signal.onset and signal.onset - offset
         edges_sql = wait_sql(*on_spans, links)
@@ -853,20 +860,21 @@ FROM firsts JOIN traces USING (trace_id)""").to_pylist()[0]
     return -timedelta(seconds=lag)
 
 
-def _span_signals(store: Any, window: Span, baseline: Span, links: str,
-                  signals: dict[str, TraceSignal]) -> list[Evidence]:
-    """Each traced service's behaviour and own-time shift into `signals`; returns their evidence."""
+def _span_signals(store: Any, window: Span, baseline: Span, links: str, signals: dict[str, TraceSignal],
+                  offset: timedelta = timedelta(0)) -> list[Evidence]:
+    """Each traced service's behaviour and own-time shift into `signals`; returns their evidence. `window` and
+    `baseline` on the logs' clock, the spans read `offset` later (`span_clock_offset`)."""
     services = store.fetch("SELECT DISTINCT service FROM spans WHERE service IS NOT NULL").column(0).to_pylist()
     log_trace = log_trace_column(store)
     masks = masks_relation(store, covering(window, baseline)) if log_trace is not None else ""
     statements = statements_relation(store, masks, covering(window, baseline)) if log_trace is not None else None
-    events_sql = trace_events_sql(window, baseline, log_trace, services, links, masks, statements)
+    events_sql = trace_events_sql(window, baseline, log_trace, services, links, masks, statements, offset)
     rows = store.fetch(events_sql).to_pylist()
     for row in rows:
         row["adjusted_z"] = round(adjusted_z(float(row["z"]), int(row["tested"]), one_sided=row["problem"]), 3)
     events = _most_surprising_per_service(rows)
     signals.update({row["service"]: _behaviour(row) for row in events})
-    times_sql = own_time_sql(window, baseline)
+    times_sql = own_time_sql(_moved(window, offset), _moved(baseline, offset))
     times = store.fetch(times_sql).to_pylist()
     for row in times:
         s = signals.setdefault(row["service"], TraceSignal(service=row["service"]))
