@@ -114,7 +114,7 @@ VARIANTS: dict[str, Callable[[], list[mock._patch]]] = {
     "the fault's own three minutes alone (--log-history 0)": lambda: [
         mock.patch.object(nezha, "earlier_files", lambda day_dir, fault, history, first=0: {"logs": [], "traces": []})],
     "log lines over every trace, logged or not": lambda: [
-        mock.patch.object(spans, "_logged_sql", lambda window, baseline: "TRUE")],
+        mock.patch.object(spans, "_logged_sql", lambda *_: "TRUE")],
     "per-trace log events by masked line, not by statement (Drain)": lambda: [
         mock.patch.object(spans, "statements_relation", lambda store, masks, span: None)],
     "a line's template is the whole masked line": lambda: [
