@@ -391,9 +391,9 @@ def rank_root_causes(
         triggers[name] = change_at[name].as_trigger() if change_at[name] else None
         kinds[name] = _classification(name, signals[name], cues, contributors, triggers[name])
         # scored against what the best hypothesis does not explain, never above it: the first stays first
-        scores[name] = {**scores[name], "independent": round(min(total, scores[top]["total"]) - scores[name]["total"],
-                                                              4)}
-        scores[name]["total"] = round(min(total, scores[top]["total"]), 4)
+        beside = min(total, scores[top]["total"])
+        scores[name] = {**scores[name], "independent": round(beside - scores[name]["total"], 4),
+                        "total": round(beside, 4)}
         ranked = [top, name, *(n for n in ranked[1:] if n != name)]
     standing = stands_on_its_own(signals[top], kinds[top].kind, scores[top])
     share = support(signals[top], kinds[top].kind, scores[top])
