@@ -497,6 +497,13 @@ def _moved(span: Span, offset: timedelta) -> Span:
     return span[0] + offset, span[1] + offset
 
 
+def _first_lines_sql(log_trace: str, span: Span) -> str:
+    """Each trace's first log line's time in `span` (`trace_id`, `first`), on the logs' clock."""
+    trace = quote_ident(log_trace)
+    return (f"SELECT {trace} AS trace_id, min(ts) AS first FROM logs WHERE {trace} IS NOT NULL AND "
+            f"{in_span('ts', span)} GROUP BY {trace}")
+
+
 def _logged_sql(window: Span, baseline: Span, log_trace: str, spans_offset: timedelta = timedelta(0)) -> str:
     """SQL over a trace's `started`: true when the trace began while logs were being written, in a minute (counted
     from the window's start, as the log rates count them) in which any line was logged, and between the logs' first
@@ -506,10 +513,8 @@ def _logged_sql(window: Span, baseline: Span, log_trace: str, spans_offset: time
     the alert's minute beside an hour of spans) say nothing about the traces of the minutes they miss."""
     logged = logged_minutes_sql(window, baseline)
     span = covering(window, baseline)
-    trace = quote_ident(log_trace)
-    firsts = (f"SELECT {trace} AS trace_id, min(ts) AS first FROM logs WHERE {trace} IS NOT NULL AND "
-              f"{in_span('ts', span)} GROUP BY {trace}")
-    lag = f"SELECT median(epoch(first) - epoch(started)) FROM ({firsts}) AS f JOIN traces USING (trace_id)"
+    lag = (f"SELECT median(epoch(first) - epoch(started)) FROM ({_first_lines_sql(log_trace, span)}) AS f "
+           "JOIN traces USING (trace_id)")
     moved = f"(started + to_microseconds(CAST(1e6 * coalesce(({lag}), 0) AS BIGINT)))"
     return (f"({moved} >= (SELECT min(first_line) FROM ({logged})) AND "
             f"{moved} <= (SELECT max(ts) FROM logs WHERE {in_span('ts', span)}) AND "
@@ -842,11 +847,8 @@ def span_clock_offset(store: Any, window: Span, baseline: Span) -> timedelta:
     log_trace = log_trace_column(store)
     if log_trace is None:
         return timedelta(0)
-    trace = quote_ident(log_trace)
-    span = covering(window, baseline)
     row = store.fetch(f"""WITH firsts AS (
-    SELECT {trace} AS trace_id, min(ts) AS first FROM logs WHERE {trace} IS NOT NULL AND {in_span('ts', span)}
-    GROUP BY {trace}
+    {_first_lines_sql(log_trace, covering(window, baseline))}
 ), traces AS (
     SELECT trace_id, min(start_ts) AS started,
            max(start_ts + to_microseconds(CAST(1000 * coalesce(duration_ms, 0) AS BIGINT))) AS ended
