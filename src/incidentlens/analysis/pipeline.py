@@ -9,6 +9,7 @@ trigger -> root-cause ranking with tests -> timeline. `AnalysisResult.to_dict()`
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -238,11 +239,18 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     if baseline is None:
         return rule
     shifts = evidence.add(shifts if shifts is not None else metric_shifts(store, window, baseline))
-    log_counts = fetch_log_counts(store, window, baseline)
-    surges = evidence.add(log_surges(store, window, baseline, log_counts))
     # a start the user gave is an incident's; one taken from an alert time says where to look, not that anything hurt
-    traces = evidence.add(trace_signals(store, window, baseline))
     trusted = given_baseline is not None and not detection.undetected
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        # The traces are read beside the logs (and, for a window explained whatever moved, what its logs hold and
+        # what it cost): DuckDB answers without holding the GIL, and one query after another left the second core
+        # idle through much of each. Their evidence is recorded in the order it always was.
+        concurrent = getattr(store, "reads_concurrently", False)
+        traced = beside.submit(trace_signals, store, window, baseline) if concurrent else None
+        log_counts = fetch_log_counts(store, window, baseline)
+        surges = evidence.add(log_surges(store, window, baseline, log_counts))
+        read_ahead = _window_reads(store, window, baseline) if trusted and concurrent else None
+        traces = evidence.add(traced.result() if traced is not None else trace_signals(store, window, baseline))
     load_only = None if trusted else _load_without_harm(detection, shifts, surges, traces)
     if load_only:
         return load_only
@@ -250,10 +258,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     sources = sources if sources is not None else data_sources(store, window, baseline)
     if detection.undetected and not signals:  # the alert time was taken as the start, and nothing answers it
         return _nothing_moved(incident.start, sources)
-    contributors = _contributors(store, window, baseline, evidence)
-    templates = _templates(store, window, baseline, evidence)
-    impact = estimate_impact(store, window, baseline)
-    evidence.extend(impact.evidence)
+    contributors, templates, impact = evidence.add(read_ahead or _window_reads(store, window, baseline))
     # every service that moved or that the traces point at, a callee known only by its callers' cut requests too
     services = sorted(({s.service for s in shifts} | {s.service for s in surges} | set(signals)) - {GLOBAL})
     cues = evidence.add(mechanism_cues(store, window, services))
@@ -340,20 +345,15 @@ def _harmful(metric: str, direction: str) -> bool:
     return (direction == "down") == bool(HARM_DOWN.search(metric))
 
 
-def _contributors(store: Any, window: Span, baseline: Span, evidence: _Ledger) -> list[Any]:
-    if not store.has("logs"):
-        return []
-    result = contrast_logs(store, window, baseline)
-    evidence.extend(result.evidence)
-    return list(result.contributors)
-
-
-def _templates(store: Any, window: Span, baseline: Span, evidence: _Ledger) -> list[Any]:
-    if not store.has("logs"):
-        return []
-    result = find_templates(store, window, baseline)
-    evidence.extend(result.evidence)
-    return list(result.templates)
+def _window_reads(store: Any, window: Span, baseline: Span) -> tuple[tuple[list[Any], list[Any], Any], list[Evidence]]:
+    """(the window's log contributors, its log templates, its impact) and their evidence, in that order."""
+    contributors = contrast_logs(store, window, baseline) if store.has("logs") else None
+    templates = find_templates(store, window, baseline) if store.has("logs") else None
+    impact = estimate_impact(store, window, baseline)
+    evidence = [*(contributors.evidence if contributors else []), *(templates.evidence if templates else []),
+                *impact.evidence]
+    return (list(contributors.contributors) if contributors else [], list(templates.templates) if templates else [],
+            impact), evidence
 
 
 def _not_detected(store: Any, detection: DetectionResult, evidence: _Ledger, reason: str | None = None,

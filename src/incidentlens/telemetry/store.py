@@ -25,6 +25,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -110,7 +111,8 @@ class TelemetryStore:
     _counted: dict[str, tuple[Path, str]] = field(default_factory=dict)
     _uncounted: str | None = None  # the table of their uncounted lines, once `log_origins_sql` made it
     _hold_lock: threading.Lock = field(default_factory=threading.Lock)
-    _scratch: tempfile.TemporaryDirectory[str] | None = None  # UTF-8 copies of files that are not (`_as_utf8`)
+    # UTF-8 copies of files that are not (`_as_utf8`): this store's, then those of the stores that read its views
+    _scratches: list[tempfile.TemporaryDirectory[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.timezone is not None:
@@ -121,6 +123,12 @@ class TelemetryStore:
         cursor = self.con.cursor()
         cursor.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         return cursor
+
+    @property
+    def reads_concurrently(self) -> bool:
+        """Whether queries may run from several threads at once: each on a cursor of its own, unless a view is
+        pushed down to a `logs_backend` (a ClickHouse client's session takes one query at a time)."""
+        return self.logs_backend is None
 
     def has(self, view: str) -> bool:
         return view in self._parts or (self.logs_backend is not None and view in self.logs_backend.views)
@@ -240,6 +248,19 @@ class TelemetryStore:
         self.warnings.extend(f"{err}, left out" for err in empty)
         self.paths.extend(f for f in files if f not in self.paths)
 
+    def _take_views(self, reader: TelemetryStore) -> None:
+        """Take in the views `reader` read into this store's database (`_add_views_at_once`): what they hold, where
+        their rows came from, its warnings and lines set aside."""
+        self._parts.update(reader._parts)
+        self._origins.extend(reader._origins)
+        self._counted.update(reader._counted)
+        self._source_columns.update(reader._source_columns)
+        self._scratches.extend(reader._scratches)
+        self.warnings.extend(reader.warnings)
+        self.rejected.extend(reader.rejected)
+        self.paths.extend(path for path in reader.paths if path not in self.paths)
+        self._ranges = None
+
     def add_arrow(self, view: str, table: pa.Table, label: str, mapping: dict[str, str] | None = None) -> None:
         """Add an Arrow table (e.g. a Prometheus query result) to a canonical view; `label` names it in messages."""
         name = f"_{view}_arrow_{len(self._parts.get(view, []))}"
@@ -320,9 +341,9 @@ class TelemetryStore:
         """`path` as UTF-8 text, its bytes that are not UTF-8 replaced by U+FFFD and counted in a warning: a reader
         refuses the whole file for one such line (Latin-1 text, a binary payload in a log message), which would
         lose every other line of it. The copy lives as long as the store."""
-        if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="incidentlens-utf8-")
-        copy = utf8_copy(path, Path(self._scratch.name))
+        if not self._scratches:
+            self._scratches.append(tempfile.TemporaryDirectory(prefix="incidentlens-utf8-"))
+        copy = utf8_copy(path, Path(self._scratches[0].name))
         if copy.replaced:
             self.warnings.append(copy.note(path))
         return copy.path
@@ -514,11 +535,30 @@ def load_telemetry(
            for paths in inputs.values()):
         raise InputError("no telemetry given: pass metrics and/or logs files")
     store = TelemetryStore(timezone=timezone)
-    for view, paths in inputs.items():
-        if paths is not None:
-            store.add_files(view, paths, mapping, text)
+    _add_views_at_once(store, {view: paths for view, paths in inputs.items() if paths is not None}, mapping, text)
     store.check_mapping(mapping or {})
     return store
+
+
+def _add_views_at_once(store: TelemetryStore, files: dict[str, PathsArg], mapping: dict[str, str] | None,
+                       text: TextLogOptions | None) -> None:
+    """`store.add_files` for each view of a new store, the views read at once: each by a store of its own, on a
+    cursor of `store`'s database, in a thread of its own, then taken in, in view order, so the warnings, the lines
+    set aside and the first error are those of reading one view after another. DuckDB reads without holding the GIL,
+    and much of a view's read uses one core (a gzip stream, rows numbered in file order, the Python between queries):
+    read one after another, a day's metrics, an hour's logs and its traces kept the second core idle."""
+    readers = {view: TelemetryStore(con=store.con.cursor(), timezone=store.timezone) for view in files}
+    try:
+        with ThreadPoolExecutor(max_workers=len(files) or 1) as pool:
+            reads = [pool.submit(readers[view].add_files, view, paths, mapping, text) for view, paths in files.items()]
+        for read in reads:
+            read.result()
+    finally:
+        for reader in readers.values():
+            reader.con.close()
+            store._take_views(reader)
+
+
 
 
 def _kept_rows(view: str, built: Built) -> str:

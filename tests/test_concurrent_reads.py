@@ -1,0 +1,79 @@
+"""Reading at once what does not depend on each other: the views of a load, and the traces beside the logs in an
+analysis. Either way the store and the analysis must hold exactly what reading one thing after another gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from incidentlens.analysis import analyze
+from incidentlens.errors import InputError
+from incidentlens.telemetry import load_telemetry
+from incidentlens.telemetry.store import TelemetryStore
+from test_spans import AT, _system
+
+
+def _flawed_files(tmp_path: Path) -> dict[str, Path]:
+    """A metrics file with a value that is no number, a logs file with a Latin-1 byte (read through a UTF-8 copy)
+    and a cut line (set aside), and a traces file: each view with something to warn about or set aside."""
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("ts,service,metric,value\n" + "".join(
+        f"2024-05-01T10:{m:02d}:00Z,api,latency_ms,{'n/a' if m == 7 else 20 + m}\n" for m in range(30)))
+    logs = tmp_path / "logs.csv"
+    logs.write_bytes(b"ts,service,level,message\n" + b"".join(
+        f"2024-05-01T10:{m:02d}:30Z,api,INFO,served {m}\n".encode() for m in range(30))
+        + b"2024-05-01T10:30:00Z,api,ERROR,caf\xe9 down\n2024-05-01T10:31:00Z,api,INFO,\"cut sh\n")
+    traces = tmp_path / "spans.jsonl"
+    traces.write_text("".join(json.dumps({
+        "trace_id": f"t{m}", "span_id": f"s{m}", "service": "api", "operation": "GET /",
+        "start_ts": f"2024-05-01T10:{m:02d}:10Z", "duration_ms": 12.5}) + "\n" for m in range(30)))
+    return {"metrics": metrics, "logs": logs, "spans": traces}
+
+
+def _one_after_another(files: dict[str, Path]) -> TelemetryStore:
+    store = TelemetryStore()
+    for view, path in files.items():
+        store.add_files(view, path)
+    return store
+
+
+def _held(store: TelemetryStore) -> dict[str, object]:
+    """Everything a later step reads of a store: its views' rows, warnings, lines set aside and the logs' origins."""
+    views = {view: store.fetch(f"SELECT * FROM {view}").to_pylist() for view in store.views}
+    origins = store.fetch(f"SELECT * FROM ({store.log_origins_sql()}) ORDER BY file, line").to_pylist()
+    return {"views": views, "warnings": store.warnings, "rejected": store.rejected, "origins": origins,
+            "paths": store.paths}
+
+
+def test_views_read_at_once_hold_what_reading_them_one_after_another_holds(tmp_path: Path) -> None:
+    files = _flawed_files(tmp_path)
+
+    at_once = load_telemetry(metrics=files["metrics"], logs=files["logs"], traces=files["spans"])
+
+    held = _held(at_once)
+    assert held == _held(_one_after_another(files))
+    # each view had its say, in the order the views are read: metrics' value before the logs' byte and cut line
+    assert [w.split(":", 1)[0] for w in at_once.warnings] == [str(files["metrics"])] + [str(files["logs"])] * 2
+    assert [r.file for r in at_once.rejected] == [str(files["logs"])]
+
+
+def test_the_first_error_is_the_first_views_as_read_one_after_another(tmp_path: Path) -> None:
+    metrics, logs = tmp_path / "metrics.csv", tmp_path / "logs.csv"
+    metrics.write_text("service,value\napi,1\n")
+    logs.write_text("service,message\napi,hello\n")
+
+    with pytest.raises(InputError, match=r"metrics\.csv"):
+        load_telemetry(metrics=metrics, logs=logs)
+
+
+def test_an_analysis_reading_the_traces_beside_the_logs_says_what_one_after_another_says(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spans, logs = _system(tmp_path)
+    beside = analyze(load_telemetry(traces=spans, logs=logs), at=AT, onset="at").model_dump(mode="json")
+
+    monkeypatch.setattr(TelemetryStore, "reads_concurrently", property(lambda store: False))
+    after = analyze(load_telemetry(traces=spans, logs=logs), at=AT, onset="at").model_dump(mode="json")
+
+    assert beside["hypotheses"] and beside == after
