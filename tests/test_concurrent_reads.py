@@ -40,8 +40,9 @@ def _one_after_another(files: dict[str, Path]) -> TelemetryStore:
 
 
 def _held(store: TelemetryStore) -> dict[str, object]:
-    """Everything a later step reads of a store: its views' rows, warnings, lines set aside and the logs' origins."""
-    views = {view: store.fetch(f"SELECT * FROM {view}").to_pylist() for view in store.views}
+    """Everything a later step reads of a store: its views' rows (in no order: a view has none, the spans' are
+    distinct rows), warnings, lines set aside and the logs' origins."""
+    views = {view: sorted(map(repr, store.fetch(f"SELECT * FROM {view}").to_pylist())) for view in store.views}
     origins = store.fetch(f"SELECT * FROM ({store.log_origins_sql()}) ORDER BY file, line").to_pylist()
     return {"views": views, "warnings": store.warnings, "rejected": store.rejected, "origins": origins,
             "paths": store.paths}
