@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
 from cli_helpers import incidentlens
 
 LOGS = """when,component,text,latency_ms
@@ -70,3 +74,51 @@ def test_a_plain_text_log_led_by_a_day_first_date_says_why_it_has_no_times(tmp_p
     [warning] = load_telemetry(logs=log).warnings
     assert warning.endswith("time-based analysis has no times from it); the day and month of a date written before "
                             "its year could be either way round and are not guessed: write the year first")
+
+
+def write_epoch_parquet(path: Path, times: list[int], kind: pa.DataType) -> Path:
+    """Long metrics in Parquet, their times integer epoch numbers of the column's type."""
+    rows = len(times)
+    pq.write_table(pa.table({"ts": pa.array(times, kind), "service": ["api"] * rows, "metric": ["p95_ms"] * rows,
+                             "value": [12.0] * rows}), path)
+    return path
+
+
+@pytest.mark.parametrize(("times", "kind", "first", "unit"), [
+    ([1714521600 + 60 * i for i in range(9)] + [9_000_000_000_000_000], pa.int64(), "9000000000000000", "s"),
+    ([1714521600_000 + 60_000 * i for i in range(9)] + [1714522140_000_000_000], pa.int64(), "1714522140000000000",
+     "ms"),
+    ([1714521600 + 60 * i for i in range(9)] + [10**19], pa.uint64(), "10000000000000000000", "s"),
+], ids=["9e15 among seconds", "nanoseconds among milliseconds", "10**19 among seconds, uint64"])
+def test_a_parquet_epoch_time_too_large_for_its_unit_is_left_out_and_counted(
+        tmp_path: Path, times: list[int], kind: pa.DataType, first: str, unit: str) -> None:
+    # multiplied to microseconds it overflowed: 'cannot read as Parquet: Overflow in multiplication of INT64', no
+    # column or row, where the same value in a CSV file is a time that does not parse, its row set aside
+    metrics = write_epoch_parquet(tmp_path / "metrics.parquet", times, kind)
+    result = incidentlens("sql", "SELECT count(*) AS n FROM metrics", "--metrics", str(metrics), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rows"] == [[9]]
+    assert result.stderr == (f"warning: {metrics}: column 'ts': 1 rows with a bad time left out; the first, row 10: "
+                             f"cannot parse {first} as a time (the column's other values read as epoch {unit})\n")
+
+
+def test_a_parquet_epoch_column_too_large_for_any_unit_is_one_error_line(tmp_path: Path) -> None:
+    metrics = write_epoch_parquet(tmp_path / "metrics.parquet", [10**19 + i for i in range(5)], pa.uint64())
+    result = incidentlens("analyze", "--metrics", str(metrics), "--out", str(tmp_path))
+    assert (result.returncode, result.stderr) == (
+        2, f"error: {metrics}: column 'ts' row 1: cannot parse 10000000000000000000 as a time (the column's other "
+           "values read as epoch ns); 5 of the 5 timed rows so: not the time format it looks like\n")
+
+
+def test_a_parquet_span_end_too_large_for_its_unit_leaves_that_duration_out(tmp_path: Path) -> None:
+    starts = [1714521600_000 + 1000 * i for i in range(10)]
+    ends = [start + 50 for start in starts[:-1]] + [starts[-1] * 1_000_000]  # nanoseconds among milliseconds
+    spans = tmp_path / "spans.parquet"
+    pq.write_table(pa.table({"trace_id": [f"t{i}" for i in range(10)], "span_id": [f"s{i}" for i in range(10)],
+                             "service": ["api"] * 10, "start_time": starts, "end_time": ends}), spans)
+    result = incidentlens("sql", "SELECT count(*) AS n, count(duration_ms) AS timed FROM spans", "--traces", str(spans),
+                          "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rows"] == [[10, 9]]
+    assert result.stderr == (f"warning: {spans}: column 'end_time': 1 rows whose time does not parse, their duration "
+                             "kept as NULL\n")

@@ -10,7 +10,7 @@ milliseconds, microseconds or nanoseconds, the unit detected from the magnitude.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import duckdb
@@ -21,6 +21,8 @@ from incidentlens.telemetry.columns import literal
 # Epoch magnitudes: 1e11 s is year 5138, 1e11 ms is 1973, so a value's size says its unit for any real date.
 _EPOCH_UNITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"), (float("inf"), "ns"))
 _MICROS_PER_UNIT = {"s": "* 1000000", "ms": "* 1000", "us": "", "ns": "// 1000"}
+# The microseconds a TIMESTAMP holds (DuckDB's make_timestamp refuses others: a BIGINT's ends are +-infinity)
+_TIMESTAMP_MICROS = (-9223372022400000000, 9223372036854775806)
 _GO_SUFFIX = r"' ([+-][0-9]{2}:?[0-9]{2}) [A-Za-z]+( m=[-+][0-9.]+)?$'"
 
 # Web server access logs: `01/May/2024:10:00:00 +0000`; and year-first slashed dates, read as UTC.
@@ -52,6 +54,7 @@ class TimeFormat:
     integer: bool = True
     text: bool = True  # epoch numbers written as text (CSV, JSON) rather than a numeric column
     zone: str = ""  # the IANA zone a time written without one is read in (`--timezone`); none: UTC
+    checked: bool = False  # a typed epoch column with numbers past its unit's `epoch_bounds`: each value checked
 
     @property
     def typed(self) -> bool:
@@ -83,6 +86,31 @@ def year_last_hint(value: object) -> str:
 def epoch_unit(magnitude: float) -> str:
     """The epoch unit (s, ms, us, ns) of a typical absolute value."""
     return next(unit for limit, unit in _EPOCH_UNITS if magnitude < limit)
+
+
+def epoch_bounds(unit: str) -> tuple[int, int]:
+    """The least and greatest integer epoch number in `unit` that `to_utc_sql` turns into a time (its microseconds
+    in a BIGINT and in what a TIMESTAMP holds); nanoseconds are divided, so any BIGINT is one."""
+    if unit == "ns":
+        return -(2**63), 2**63 - 1
+    per = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+    low, high = _TIMESTAMP_MICROS
+    return -(-low // per), high // per
+
+
+def checked_if_past_bounds(
+    con: duckdb.DuckDBPyConnection, from_sql: str, column_sql: str, fmt: TimeFormat
+) -> TimeFormat:
+    """A typed integer epoch column (Parquet) `checked` when any value of the whole source is past its unit's
+    `epoch_bounds` (10**19 among seconds, nanoseconds among milliseconds): each value is then NULL past them, a
+    time that does not parse, as in a CSV file, not an overflow failing the whole read. Where every value is
+    within them (the rule), unchecked: its scans are the cheapest and a time filter prunes a Parquet file's row
+    groups. The least and greatest value come from a Parquet file's statistics, without reading the column."""
+    if fmt.kind != "epoch" or fmt.text or not fmt.integer:
+        return fmt
+    least, greatest = con.execute(f"SELECT min({column_sql}), max({column_sql}) FROM {from_sql}").fetchone()
+    low, high = epoch_bounds(fmt.unit)
+    return fmt if least is None or (low <= least and greatest <= high) else replace(fmt, checked=True)
 
 
 def is_numeric_type(sql_type: str) -> bool:
@@ -127,9 +155,13 @@ def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
     number_type = "BIGINT" if fmt.integer else "DOUBLE"
     number = try_cast_text(column_sql, number_type) if fmt.text else f"CAST({column_sql} AS {number_type})"
     # A written value too large for its unit (9e15 among seconds) is NULL, an unparseable time, not an overflow
-    # failing the whole read. (Not on a typed column: the cast costs its scans a third more.)
+    # failing the whole read. (A typed column's values are checked only where one is past its unit's bounds:
+    # `checked_if_past_bounds`.)
     if fmt.integer and fmt.text and scale.startswith("*"):
         return f"make_timestamp(TRY_CAST(CAST({number} AS HUGEINT) {scale} AS BIGINT))"
+    if fmt.integer and fmt.checked:
+        low, high = epoch_bounds(fmt.unit)
+        return f"make_timestamp(CASE WHEN {column_sql} BETWEEN {low} AND {high} THEN {number} {scale} END)"
     if fmt.integer:
         return f"make_timestamp({number} {scale})"
     return f"make_timestamp(TRY_CAST(round({number} {scale}) AS BIGINT))"

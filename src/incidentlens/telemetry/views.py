@@ -54,6 +54,7 @@ from incidentlens.telemetry.timeparse import (
     EARLIEST,
     LATEST,
     TimeFormat,
+    checked_if_past_bounds,
     detect_format,
     epoch_unit,
     is_numeric_type,
@@ -636,9 +637,18 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
             raise InputError(f"{c.source.label}: column {column!r}: no time values (every row is empty)")
         why = _why_not_epoch(value) or unread_time_hint(value)
         raise InputError(f"{file}: column {column!r} row {row}: cannot parse {value!r} as a time{why}")
-    c.time_column, c.time_format = column, c.in_zone(fmt)
+    c.time_column, c.time_format = column, _checked(con, c.source, column, c.in_zone(fmt))
     c.time_sql = to_utc_sql(quote(column), c.time_format)
     c.used.add(column)
+
+
+def _checked(con: duckdb.DuckDBPyConnection, source: Source, column: str, fmt: TimeFormat) -> TimeFormat:
+    """A time column's format, checking each value where some are past its epoch unit's bounds
+    (`checked_if_past_bounds`)."""
+    try:
+        return checked_if_past_bounds(con, source.from_sql, quote(column), fmt)
+    except duckdb.Error as err:
+        raise _read_failure(source, err) from None
 
 
 def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...] = ()) -> str:
@@ -1008,7 +1018,7 @@ def _duration_sql(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[st
     if end is not None and c.time_format is not None:
         fmt, _ = detect_format(con, _SAMPLE, quote(end), c.columns.types[end])
         if fmt is not None:
-            ended = to_utc_sql(quote(end), c.in_zone(fmt))
+            ended = to_utc_sql(quote(end), _checked(con, c.source, end, c.in_zone(fmt)))
             c.bad_durations.append((end, f"nullif(trim(CAST({quote(end)} AS VARCHAR)), '') IS NOT NULL "
                                          f"AND ({ended}) IS NULL", "whose time does not parse"))
             return _plausible(con, c, end, f"epoch_us({ended} - {c.time_sql}) / 1000.0")
