@@ -122,3 +122,21 @@ def test_a_parquet_span_end_too_large_for_its_unit_leaves_that_duration_out(tmp_
     assert json.loads(result.stdout)["rows"] == [[10, 9]]
     assert result.stderr == (f"warning: {spans}: column 'end_time': 1 rows whose time does not parse, their duration "
                              "kept as NULL\n")
+
+
+@pytest.mark.parametrize("pad", ["\t", "\u00a0"], ids=["tabs", "no-break spaces"])
+def test_numbers_padded_past_64_bytes_with_tabs_or_no_break_spaces_are_still_numbers(tmp_path: Path, pad: str) -> None:
+    # padded so, a number was no number to the profile: in the wide form the metric was silently not one, in the
+    # long form the file was refused, "column 'value' holds no numbers"
+    cells = [pad * 70 + str(50 + i) for i in range(9)]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("ts,cpu,errors\n" + "".join(f"2024-05-01T10:0{i}:00Z,{cell},{i % 2}\n"
+                                                for i, cell in enumerate(cells)))
+    long = tmp_path / "long.csv"
+    long.write_text("ts,service,metric,value\n" + "".join(f"2024-05-01T10:0{i}:00Z,api,cpu,{cell}\n"
+                                                          for i, cell in enumerate(cells)))
+    for metrics in (wide, long):
+        result = incidentlens("sql", "SELECT sum(value) AS total FROM metrics WHERE metric = 'cpu'", "--metrics",
+                              str(metrics), "--json")
+        assert (result.returncode, result.stderr) == (0, ""), metrics.name
+        assert json.loads(result.stdout)["rows"] == [[sum(range(50, 59))]], metrics.name
