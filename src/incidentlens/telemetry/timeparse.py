@@ -21,7 +21,8 @@ from incidentlens.telemetry.columns import literal
 # Epoch magnitudes: 1e11 s is year 5138, 1e11 ms is 1973, so a value's size says its unit for any real date.
 _EPOCH_UNITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"), (float("inf"), "ns"))
 _MICROS_PER_UNIT = {"s": "* 1000000", "ms": "* 1000", "us": "", "ns": "// 1000"}
-# The microseconds a TIMESTAMP holds (DuckDB's make_timestamp refuses others: a BIGINT's ends are +-infinity)
+# The microseconds a TIMESTAMP holds, 290309 BC to 294247 (past them DuckDB's make_timestamp fails, on a BIGINT's
+# ends, +-infinity to it, or makes a time no cast can write)
 _TIMESTAMP_MICROS = (-9223372022400000000, 9223372036854775806)
 _GO_SUFFIX = r"' ([+-][0-9]{2}:?[0-9]{2}) [A-Za-z]+( m=[-+][0-9.]+)?$'"
 
