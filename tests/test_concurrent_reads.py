@@ -78,3 +78,31 @@ def test_an_analysis_reading_the_traces_beside_the_logs_says_what_one_after_anot
     after = analyze(load_telemetry(traces=spans, logs=logs), at=AT, onset="at").model_dump(mode="json")
 
     assert beside["hypotheses"] and beside == after
+
+
+def test_log_files_read_at_once_keep_each_entrys_own_file_and_line(tmp_path: Path) -> None:
+    # three minute files: the second with a stack trace in a quoted message (two lines, one record), the third with
+    # a line of too many fields (set aside): every entry is found at the line it starts on in its own file
+    files = []
+    for k in range(3):
+        lines = ["ts,service,level,message"]
+        for i in range(4):
+            trace = "\nat Stack.trace" if (k, i) == (1, 1) else ""
+            lines.append(f'2024-05-01T10:0{k}:{10 * i:02d}Z,api,INFO,"msg f{k} r{i}{trace}"')
+        if k == 2:
+            lines.insert(2, "2024-05-01T10:02:05Z,api,INFO,too,many,fields")
+        path = tmp_path / f"logs-{k}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        files.append(path)
+
+    store = load_telemetry(logs=files)
+
+    origins = store.fetch(f"SELECT file, line, message FROM ({store.log_origins_sql()})").to_pylist()
+    found = {row["message"].split("\n")[0]: (Path(row["file"]).name, row["line"]) for row in origins}
+    expected = {}
+    for path in files:
+        for number, text in enumerate(path.read_text().splitlines(), 1):
+            if "msg" in text:
+                expected[text.split('"')[1]] = (path.name, number)
+    assert found == expected and len(expected) == 12
+    assert [(r.file, [row[0] for row in r.rows]) for r in store.rejected] == [(str(files[2]), [3])]

@@ -330,11 +330,24 @@ def _numbered_sql(con: duckdb.DuckDBPyConnection, source: Source) -> str:
     first = 1 if source.fmt == "csv" else 0  # a CSV file's header line
     if len(source.files) == 1:
         return f"SELECT *, CAST(row_number() OVER () + {first} AS INTEGER) AS {ORIGIN_LINE} FROM {source.from_sql}"
+    if source.fmt == "csv" and source.text_columns:
+        return _numbered_each_sql(source, first)
     read = f"SELECT *, filename AS {ORIGIN_FILE}, row_number() OVER () AS _incidentlens_read FROM {source.from_sql}"
     # the window over each file's rows gives them back in another order: sorted back to the files' own
     line = f"_incidentlens_read - min(_incidentlens_read) OVER (PARTITION BY {ORIGIN_FILE}) + {first + 1}"
     return (f"SELECT * EXCLUDE (_incidentlens_read), CAST({line} AS INTEGER) AS {ORIGIN_LINE} FROM ({read}) "
             "ORDER BY _incidentlens_read")
+
+
+def _numbered_each_sql(source: Source, first: int) -> str:
+    """`_numbered_sql` of several CSV files of one header: each file numbered by a read of its own, the reads in
+    one UNION ALL, which DuckDB runs at once on its threads (one window over every file's rows, partitioned by
+    file, ran on one: an hour's 24 log minute files 0.6 s, 0.35 s so), then put back in the files' order."""
+    reads = " UNION ALL ".join(
+        f"SELECT *, {literal(str(path))} AS {ORIGIN_FILE}, {k} AS _incidentlens_file, "
+        f"CAST(row_number() OVER () + {first} AS INTEGER) AS {ORIGIN_LINE} FROM {source.for_file(path).from_sql}"
+        for k, path in enumerate(source.files))
+    return f"SELECT * EXCLUDE (_incidentlens_file) FROM ({reads}) ORDER BY _incidentlens_file, {ORIGIN_LINE}"
 
 
 def _count_spanned_lines(con: duckdb.DuckDBPyConnection, table: str) -> None:
