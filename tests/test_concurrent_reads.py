@@ -4,6 +4,9 @@ analysis. Either way the store and the analysis must hold exactly what reading o
 from __future__ import annotations
 
 import json
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +70,31 @@ def test_the_first_error_is_the_first_views_as_read_one_after_another(tmp_path: 
 
     with pytest.raises(InputError, match=r"metrics\.csv"):
         load_telemetry(metrics=metrics, logs=logs)
+
+
+def test_ctrl_c_during_a_load_stops_every_views_read_and_is_raised_as_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = _flawed_files(tmp_path)
+    read = TelemetryStore.add_files
+
+    def add_files(self: TelemetryStore, view: str, *args: object) -> None:
+        if view == "logs":  # Ctrl-C pressed while the logs are read: a long query (~5 s uninterrupted), then the rest
+            self.con.execute("SET threads = 1")
+            threading.Timer(0.2, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()
+            self.con.execute("SELECT count(*) FROM range(500_000_000) AS t(i) WHERE i % 7 = 3").fetchall()
+        read(self, view, *args)
+
+    monkeypatch.setattr(TelemetryStore, "add_files", add_files)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    threads, started = set(threading.enumerate()), time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            load_telemetry(metrics=files["metrics"], logs=files["logs"], traces=files["spans"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    # the logs' read was interrupted, not waited for (nor its connection closed under it: 'connection is busy')
+    assert time.perf_counter() - started < 3
+    assert not [thread for thread in set(threading.enumerate()) - threads if thread.name.startswith("ThreadPool")]
 
 
 def test_an_analysis_reading_the_traces_beside_the_logs_says_what_one_after_another_says(

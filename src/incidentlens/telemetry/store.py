@@ -25,7 +25,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -548,17 +548,30 @@ def _add_views_at_once(store: TelemetryStore, files: dict[str, PathsArg], mappin
     and much of a view's read uses one core (a gzip stream, rows numbered in file order, the Python between queries):
     read one after another, a day's metrics, an hour's logs and its traces kept the second core idle."""
     readers = {view: TelemetryStore(con=store.con.cursor(), timezone=store.timezone) for view in files}
+    reads: list[tuple[Future[None], duckdb.DuckDBPyConnection]] = []
     try:
         with ThreadPoolExecutor(max_workers=len(files) or 1) as pool:
-            reads = [pool.submit(readers[view].add_files, view, paths, mapping, text) for view, paths in files.items()]
-        for read in reads:
-            read.result()
+            try:
+                for view, paths in files.items():
+                    reads.append((pool.submit(readers[view].add_files, view, paths, mapping, text), readers[view].con))
+                for read, _ in reads:
+                    read.result()
+            finally:
+                _stop_reads(reads)
     finally:
         for reader in readers.values():
             reader.con.close()
             store._take_views(reader)
 
 
+def _stop_reads(reads: list[tuple[Future[None], duckdb.DuckDBPyConnection]]) -> None:
+    """Interrupt each read still running, on its connection, until it ends: after a view's error, which the later
+    views' cannot change, or Ctrl-C (which only the main thread hears; waited for, a load went on to its end, and
+    its connections were closed while in use). An interrupt stops the query running, not the next: a read runs many."""
+    while running := [con for read, con in reads if not read.done()]:
+        for con in running:
+            con.interrupt()
+        wait([read for read, _ in reads], timeout=0.05)
 
 
 def _kept_rows(view: str, built: Built) -> str:
