@@ -231,6 +231,17 @@ def test_no_time_column_names_the_columns_there_are_to_map_one_from(tmp_path: Pa
     assert load_error(metrics=wide).endswith(shown)
 
 
+def test_no_time_column_in_logs_names_the_files_columns_not_where_their_rows_were_read(tmp_path: Path) -> None:
+    # a logs file's rows carry their line (and, of several files, their file) in hidden columns: they were listed
+    # among "its columns" to map the time from ('service, message, _incidentlens_origin_line')
+    path = write(tmp_path / "a.csv", "service,message\napi,hello\n")
+    write(tmp_path / "b.csv", "service,message\napi,bye\n")
+    assert load_error(logs=path).endswith("; its columns: service, message; use --map time=COLUMN")
+    assert load_error(logs=str(tmp_path / "*.csv")).endswith("; its columns: service, message; use --map time=COLUMN")
+    assert load_error(logs=path, mapping={"time": "when"}).endswith(
+        "no column 'when' (--map time=when); its columns: service, message")
+
+
 def test_a_table_with_no_time_beside_time_series_is_left_out_with_a_warning(tmp_path: Path) -> None:
     # `metric/*.csv` of a Nezha day matches its list of call pairs too
     write(tmp_path / "cart_metric.csv", "Time,PodName,CpuUsage(m)\n2024-05-01T10:00:00Z,cart-5f6585d649-fnmft,1.5\n")

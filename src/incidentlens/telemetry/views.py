@@ -629,7 +629,7 @@ def _why_not_epoch(value: str) -> str:
 
 def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mapping: dict[str, str]) -> None:
     """Pick the first time candidate that parses the whole sample (else the one parsing most) and its format."""
-    names = list(c.columns.types)
+    names = [name for name in c.columns.types if name not in _ORIGIN]  # the file's own: not where rows were read
     candidates = candidate_columns(names, role, mapping)
     if not candidates and role in mapping:
         # the column the user named is not there: "use --map time=COLUMN" would tell them to do what they did
