@@ -547,7 +547,9 @@ def own_time_sql(window: Span, baseline: Span) -> str:
     before and after (`work_p90_before`, `work_p90_after`; NULL with fewer than `MIN_SPANS` on a side)."""
     return f"""WITH own AS (
     SELECT parent.service, parent.operation, {in_span('parent.start_ts', window)} AS after,
-           greatest(parent.duration_ms - coalesce(sum(child.duration_ms), 0), 0) AS own_ms,
+           -- the children's time summed in whole nanoseconds: a sum of doubles depends on the order the threads
+           -- add them in, and its last bits moved a p90 across a rounding (1.02 or 1.021 ms, run to run)
+           greatest(parent.duration_ms - coalesce(sum(round(child.duration_ms * 1e6)::BIGINT), 0) / 1e6, 0) AS own_ms,
            count(child.span_id) = 0 AS leaf,
            count(child.span_id) > 0 AND bool_and(child.service IS DISTINCT FROM parent.service) AS client
     FROM spans AS parent
