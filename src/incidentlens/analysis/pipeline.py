@@ -346,10 +346,11 @@ def _harmful(metric: str, direction: str) -> bool:
 
 
 def _window_reads(store: Any, window: Span, baseline: Span) -> tuple[tuple[list[Any], list[Any], Any], list[Evidence]]:
-    """(the window's log contributors, its log templates, its impact) and their evidence, in that order."""
+    """(the window's log contributors, its log templates, its impact) and their evidence, in that order. The impact
+    is read first: beside `trace_signals`, the templates wait for the masked log messages it is making."""
+    impact = estimate_impact(store, window, baseline)
     contributors = contrast_logs(store, window, baseline) if store.has("logs") else None
     templates = find_templates(store, window, baseline) if store.has("logs") else None
-    impact = estimate_impact(store, window, baseline)
     evidence = [*(contributors.evidence if contributors else []), *(templates.evidence if templates else []),
                 *impact.evidence]
     return (list(contributors.contributors) if contributors else [], list(templates.templates) if templates else [],
