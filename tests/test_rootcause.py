@@ -16,7 +16,7 @@ import pytest
 
 from duck_store import DuckStore
 from incidentlens.analysis.callgraph import CallGraph, infer_call_graph
-from incidentlens.analysis.mechanism import MechanismCues, mechanism_cues
+from incidentlens.analysis.mechanism import MechanismCues, mechanism_cues, named_service_sql
 from incidentlens.analysis.rootcause import (
     Ranking,
     ServiceSignals,
@@ -122,6 +122,15 @@ def test_mechanism_words_count_for_the_service_a_line_is_about(store):
     cues, _ = mechanism_cues(store, WINDOW, ["db", "gateway", "payments"])
     assert cues.share("db", "connection_pool_exhaustion") > 0.5  # its own pool timeouts, and lines blaming it
     assert cues.share("gateway", "connection_pool_exhaustion") == 0
+
+
+def test_the_pattern_naming_services_is_the_same_whatever_order_they_come_in():
+    # services arrive in the order an unordered query returned them: names of one length must not keep that order,
+    # or the query (and its evidence id) differs from run to run
+    one = named_service_sql(["ts-seat-service", "ts-user-service", "ts-seat"])
+    other = named_service_sql(["ts-user-service", "ts-seat", "ts-seat-service"])
+    assert one == other
+    assert "(ts\\-seat\\-service|ts\\-user\\-service|ts\\-seat)" in one  # the longest first, then alphabetically
 
 
 def _rank(store):

@@ -145,7 +145,9 @@ def named_service_sql(services: Sequence[str]) -> str:
     plain English ("connection checkout timed out")."""
     if not services:
         return "''"
-    names = "|".join(re.escape(s) for s in sorted(services, key=len, reverse=True))
+    # the longest first, so that a name is not matched by a shorter one it begins with; names of one length
+    # alphabetically, so that the query (and its evidence id) is the same whatever order the services come in
+    names = "|".join(re.escape(s) for s in sorted(services, key=lambda s: (-len(s), s)))
     lead = "(?:^|: |(?i:upstream|downstream|service|backend|provider|dependency|to|from|for|calling|via) )"
     pattern = f"{lead}({names})(?:[^A-Za-z0-9_/-]|$)".replace("'", "''")
     return f"regexp_extract(message, '{pattern}', 1)"
