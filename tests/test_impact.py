@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import duckdb
 import pytest
 
 from duck_store import DuckStore
-from incidentlens.analysis.impact import estimate_impact
+from incidentlens.analysis.impact import _over_pods_sql, estimate_impact
 from incidentlens.report.schema import Impact as ReportImpact
 from incidentlens.report.schema import Narrative
 from incidentlens.report.severity import derive_severity
@@ -621,3 +622,16 @@ def test_an_error_rate_named_a_percentage_is_read_in_percent_though_it_stays_und
     report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
                                  narrative=Narrative(text=""))
     assert derive_severity(report_impact)[0] not in ("SEV1", "SEV2")
+
+
+def test_a_services_rate_summed_over_its_pods_is_the_same_whatever_order_the_pods_come_in() -> None:
+    # 0.1 + 0.2 + 0.3 requests/s on three pods: added in the order the rows come, 0.6000000000000001 or 0.6, and the
+    # threads bring them in any order; added in the order of their values, one sum whatever the order
+    def summed(rates: list[float]) -> float:
+        rows = ", ".join(f"(TIMESTAMP '2024-05-01 00:00:00' + to_minutes({m}), 'p{rate}', {rate}, NULL)"
+                         for rate in rates for m in range(2))
+        sql = (f"WITH rows(ts, pod, rate, failed_rate) AS (VALUES {rows}), {_over_pods_sql('rows', '')} "
+               "SELECT rate FROM steps ORDER BY bucket LIMIT 1")
+        return duckdb.connect().execute(sql).fetchall()[0][0]
+
+    assert summed([0.1, 0.2, 0.3]) == summed([0.3, 0.2, 0.1])

@@ -489,7 +489,8 @@ def _entry_service(
         sql = (
             f"WITH rows AS (SELECT service, pod, ts, value AS rate, CAST(NULL AS DOUBLE) AS failed_rate FROM metrics "
             f"WHERE {in_span('ts', baseline)} AND metric IN {sql_in(series['request_rate'])}), "
-            f"{_over_pods_sql('rows', 'service')} SELECT service, avg(rate) AS rate FROM steps GROUP BY service"
+            f"{_over_pods_sql('rows', 'service')} SELECT service, avg(rate ORDER BY rate) AS rate FROM steps "
+            "GROUP BY service"
         )
         source = "metrics"
     elif "service" in log_columns:
@@ -595,7 +596,8 @@ def _request_metrics_sql(window: Span, service: str, series: dict[str, list[str]
     SELECT ts, pod, rate, rate * CASE WHEN max(ratio) OVER () > 1 THEN ratio / 100 ELSE ratio END AS failed_rate
     FROM points
 ), {_over_pods_sql("scaled", "")}
-SELECT avg(rate) AS mean_rate, avg(failed_rate) AS mean_failed_rate, (SELECT count(rate) FROM scaled) AS points
+SELECT avg(rate ORDER BY rate) AS mean_rate, avg(failed_rate ORDER BY failed_rate) AS mean_failed_rate,
+       (SELECT count(rate) FROM scaled) AS points
 FROM steps"""
 
 
@@ -603,17 +605,19 @@ def _over_pods_sql(rows: str, by: str) -> str:
     """CTEs `step` and `steps` over `rows` (ts, pod, rate, failed_rate[, `by`]): each pod's rate averaged in steps of
     the data's own sampling step (`periods.sampling_step_sql` over the pods), then summed over the pods per step:
     two replicas serve twice a pod's requests, while a pod that replaced another mid-window (a rollout) counts only
-    for the steps it served (a sum of each pod's mean over the whole window counted both for all of it)."""
+    for the steps it served (a sum of each pod's mean over the whole window counted both for all of it). Rates are
+    added in the order of their values: in the order the threads reach them, the last bits would vary run to run."""
     group = f"{by}, " if by else ""
     rated = f"(SELECT * FROM {rows} WHERE rate IS NOT NULL)"
     return f"""step AS (
     SELECT greatest(1, step) AS seconds FROM ({sampling_step_sql(rated, f"{group}pod")})
 ), per_pod AS (
-    SELECT {group}pod, floor(epoch(ts) / (SELECT seconds FROM step)) AS bucket, avg(rate) AS rate,
-           avg(failed_rate) AS failed_rate
+    SELECT {group}pod, floor(epoch(ts) / (SELECT seconds FROM step)) AS bucket, avg(rate ORDER BY rate) AS rate,
+           avg(failed_rate ORDER BY failed_rate) AS failed_rate
     FROM {rows} WHERE rate IS NOT NULL GROUP BY ALL
 ), steps AS (
-    SELECT {group}bucket, sum(rate) AS rate, sum(failed_rate) AS failed_rate FROM per_pod GROUP BY ALL
+    SELECT {group}bucket, sum(rate ORDER BY rate) AS rate, sum(failed_rate ORDER BY failed_rate) AS failed_rate
+    FROM per_pod GROUP BY ALL
 )"""
 
 

@@ -427,11 +427,12 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     GROUP BY service, kind, event, logs_only
 ), stratified AS (
     -- Mantel-Haenszel: within each request kind, the hits after against what the kind's pooled share predicts
-    -- (strata hold two requests or more: one on each side)
+    -- (strata hold two requests or more: one on each side). The doubles are added kind by kind in one order: in the
+    -- order the threads reach them, their last bits, and the evidence id, would vary from run to run
     SELECT service, event, logs_only, bool_or(problem) AS problem, bool_or(variant) AS variant,
            sum(hits_before) AS hits_before, sum(hits_after) AS hits_after, min(first_hit_after) AS first_hit_after,
-           sum(hits_after - hits * n_after / n) AS excess,
-           sum(hits * (n - hits) * n_before * n_after / (n * n * (n - 1))) AS variance
+           sum(hits_after - hits * n_after / n ORDER BY kind) AS excess,
+           sum(hits * (n - hits) * n_before * n_after / (n * n * (n - 1)) ORDER BY kind) AS variance
     FROM (SELECT *, hits_before + hits_after AS hits, n_before + n_after AS n FROM counted JOIN strata
           USING (service, kind, logs_only))
     GROUP BY service, event, logs_only
