@@ -209,9 +209,11 @@ SELECT service, pod, metric, any_value(base_median) AS baseline,
        median(z) FILTER (WHERE ts >= {w0}) AS median_z, min(z_iqr) FILTER (WHERE ts >= {w0}) AS least_z_iqr,
        min(value) FILTER (WHERE ts >= {w0}) AS window_min, count(*) FILTER (WHERE ts >= {w0}) AS window_points,
        max(z) FILTER (WHERE ts >= {w0}) AS max_z, min(z) FILTER (WHERE ts >= {w0}) AS min_z,
-       arg_max(value, z) FILTER (WHERE ts >= {w0}) AS up_peak, arg_max(ts, z) FILTER (WHERE ts >= {w0}) AS up_peak_at,
+       -- a peak reached more than once is its first time: which of the tied points the threads keep varies
+       arg_max(value, z) FILTER (WHERE ts >= {w0}) AS up_peak,
+       arg_max(ts, [z, -epoch(ts)]) FILTER (WHERE ts >= {w0} AND z IS NOT NULL) AS up_peak_at,
        arg_min(value, z) FILTER (WHERE ts >= {w0}) AS down_peak,
-       arg_min(ts, z) FILTER (WHERE ts >= {w0}) AS down_peak_at,
+       arg_min(ts, [z, epoch(ts)]) FILTER (WHERE ts >= {w0} AND z IS NOT NULL) AS down_peak_at,
        min(ts) FILTER (WHERE up_run) AS up_onset, min(ts) FILTER (WHERE down_run) AS down_onset
 FROM runs
 GROUP BY service, pod, metric
