@@ -15,11 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from duck_store import DuckStore
-from incidentlens.analysis.callgraph import CallGraph, infer_call_graph
+from incidentlens.analysis.callgraph import CallEdge, CallGraph, infer_call_graph
 from incidentlens.analysis.mechanism import MechanismCues, mechanism_cues, named_service_sql
 from incidentlens.analysis.rootcause import (
     Ranking,
     ServiceSignals,
+    _earlier_downstream,
     _explains,
     collect_signals,
     find_changes,
@@ -122,6 +123,15 @@ def test_mechanism_words_count_for_the_service_a_line_is_about(store):
     cues, _ = mechanism_cues(store, WINDOW, ["db", "gateway", "payments"])
     assert cues.share("db", "connection_pool_exhaustion") > 0.5  # its own pool timeouts, and lines blaming it
     assert cues.share("gateway", "connection_pool_exhaustion") == 0
+
+
+def test_the_services_that_may_explain_a_caller_come_in_name_order_not_a_sets():
+    # a set of names iterates in an order of the process's string hashing: the evidence against a hypothesis listed
+    # its callees' shifts in another order from run to run
+    callees = ["db", "cache", "queue", "search", "mail", "auth"]
+    graph = CallGraph(edges=[CallEdge(caller="api", callee=c, weight=10, source="spans") for c in callees])
+    signals = {name: ServiceSignals(service=name) for name in ["api", *callees]}
+    assert _earlier_downstream(signals["api"], signals, graph, timedelta(minutes=1)) == sorted(callees)
 
 
 def test_the_pattern_naming_services_is_the_same_whatever_order_they_come_in():

@@ -631,8 +631,9 @@ def _mechanism(name: str, classification: Classification, trigger: dict[str, Any
 def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGraph,
                         sample: timedelta) -> list[str]:
     """Services `s` calls (directly or not) that also moved, no later than `s` did to the data (before it or in the
-    same `sample`, `SAME_SAMPLE_STEPS`), and that can explain its move (`_explains`)."""
-    moved = [d for d in graph.downstream(s.service) if d in signals and _explains(signals[d], s)]
+    same `sample`, `SAME_SAMPLE_STEPS`), and that can explain its move (`_explains`), by name (a set's order is
+    the process's string hashing, different from run to run)."""
+    moved = [d for d in sorted(graph.downstream(s.service)) if d in signals and _explains(signals[d], s)]
     if s.onset is None:
         return moved
     limit = s.onset + SAME_SAMPLE_STEPS * sample
