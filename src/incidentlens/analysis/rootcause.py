@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 from scipy.special import chdtrc, gammaln, ndtri_exp
@@ -386,12 +386,10 @@ def rank_root_causes(
     second = independent_second(store, (window, baseline, sample), (ranked, scores), signals, graph,
                                 (cues, contributors, change_at))
     if second is not None:
-        name, total, test, _ = second
-        tests[name] = test
-        triggers[name] = change_at[name].as_trigger() if change_at[name] else None
-        kinds[name] = _classification(name, signals[name], cues, contributors, triggers[name])
+        name = second.service
+        tests[name], triggers[name], kinds[name] = second.test, second.trigger, second.classification
         # scored against what the best hypothesis does not explain, never above it: the first stays first
-        beside = min(total, scores[top]["total"])
+        beside = min(second.total, scores[top]["total"])
         scores[name] = {**scores[name], "independent": round(beside - scores[name]["total"], 4),
                         "total": round(beside, 4)}
         ranked = [top, name, *(n for n in ranked[1:] if n != name)]
@@ -418,12 +416,12 @@ def rank_root_causes(
                 test=test,
                 test_passed=passed,
                 ended=s.ended(),
-                independent=second[3] if second is not None and name == second[0] else None,
+                independent=second.why if second is not None and name == second.service else None,
             )
         )
     return Ranking(hypotheses=hypotheses, scores=scores, trigger=triggers[top], unexplained=unexplained,
                    stands_on_its_own=standing, support=share,
-                   second=second[0] if second is not None else None), evidence
+                   second=second.service if second is not None else None), evidence
 
 
 def softmax_confidences(totals: dict[str, float], standing: bool, share: float) -> tuple[dict[str, float], float]:
@@ -436,11 +434,23 @@ def softmax_confidences(totals: dict[str, float], standing: bool, share: float) 
             round(math.exp(none_of_these) / norm, 3))
 
 
+class SecondSuspect(NamedTuple):
+    """A second, independent suspect (`independent_second`): its score, precedence test, trigger and mechanism
+    among the services the best hypothesis does not explain, and why it is independent, in words."""
+
+    service: str
+    total: float
+    test: Any
+    trigger: dict[str, Any] | None
+    classification: Classification
+    why: str
+
+
 def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
                        ranking: tuple[list[str], dict[str, dict[str, float]]], signals: dict[str, ServiceSignals],
                        graph: CallGraph,
                        context: tuple[MechanismCues, list[Any], dict[str, Change | None]],
-                       ) -> tuple[str, float, Any, str] | None:
+                       ) -> SecondSuspect | None:
     """A second service that moved on its own beside the best hypothesis, and that the best does not explain: two
     faults at once, not one fault and its victims. Set aside the best and what the call graph ties to it as cause or
     victim (`_tied_to`; both must be on the graph: without the calls, whether two services are tied is unknown, as
@@ -452,10 +462,10 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     and not only along the call graph's paths (a caller slowed by one callee shows a longer wait around its calls to
     the others, the generated Nezha day's frontend around adservice while cartservice was slow), and the demand it
     receives did not rise (`ServiceSignals.demand_rose`: load sent from elsewhere, which a failure elsewhere sends, as
-    a cache that misses sends its reads to the database, the generated `cache-miss-storm`'s db-proxy). Returns (service,
-    its score there, its test there, why it is independent in words) or None. `spans`: the window, the baseline
-    and the onsets' sample (`onset_sample`); `context`: the mechanism cues, the log contrast's contributors and each
-    service's change before it."""
+    a cache that misses sends its reads to the database, the generated `cache-miss-storm`'s db-proxy). Returns the
+    suspect with its score, test, trigger and mechanism there and why it is independent in words, or None.
+    `spans`: the window, the baseline and the onsets' sample (`onset_sample`); `context`: the mechanism cues, the log
+    contrast's contributors and each service's change before it."""
     (window, baseline, sample), (ranked, scores), (cues, contributors, change_at) = spans, ranking, context
     top = ranked[0]
     # that two services are not tied is read from the calls the data shows: without both on the call graph, unknown
@@ -469,7 +479,8 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     order = sorted(rest, key=lambda name: (-own[name]["total"], rest[name].cut_at_only, _onset_key(rest[name]), name))
     lead, s = order[0], rest[order[0]]
     trigger = change_at[lead].as_trigger() if change_at[lead] else None
-    kind = _classification(lead, s, cues, contributors, trigger).kind
+    classification = _classification(lead, s, cues, contributors, trigger)
+    kind = classification.kind
     if lead not in graph.services() or not _own_failure(s, kind) or s.demand_rose:
         return None
     confidences, unexplained = softmax_confidences({name: own[name]["total"] for name in order},
@@ -485,7 +496,7 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     why = (f"{_own_failure_words(s, kind)}, which {top} does not explain: "
            + (f"it is on a call path with {top}, but neither moved as the other's cause or victim" if on_path
               else f"the calls the data shows link it to {top} neither way"))
-    return lead, own[lead]["total"], test, why
+    return SecondSuspect(lead, own[lead]["total"], test, trigger, classification, why)
 
 
 def _tied_to(top: str, signals: dict[str, ServiceSignals], graph: CallGraph, sample: timedelta) -> set[str]:
