@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from incidentlens.analysis import analyze
+from incidentlens.analysis import analyze, pipeline
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 from incidentlens.telemetry.store import TelemetryStore
@@ -106,6 +106,37 @@ def test_an_analysis_reading_the_traces_beside_the_logs_says_what_one_after_anot
     after = analyze(load_telemetry(traces=spans, logs=logs), at=AT, onset="at").model_dump(mode="json")
 
     assert beside["hypotheses"] and beside == after
+
+
+def test_ctrl_c_during_an_analysis_stops_the_traces_reads_beside_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spans, logs = _system(tmp_path)
+    store = load_telemetry(traces=spans, logs=logs)
+    traces_read = pipeline.trace_signals
+
+    def slow_trace_signals(store: TelemetryStore, *args: object) -> object:
+        # reads that would take ~5 s each, one after another, as the traces' many queries run
+        for _ in range(3):
+            store.fetch("SELECT count(*) FROM range(600_000_000) AS t(i) WHERE i % 7 = 3")
+        return traces_read(store, *args)
+
+    def log_counts_then_ctrl_c(*args: object) -> object:
+        threading.Timer(0.3, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()
+        time.sleep(2)  # Ctrl-C pressed while the main thread works beside the traces' reads
+        raise AssertionError("Ctrl-C did not arrive")
+
+    monkeypatch.setattr(pipeline, "trace_signals", slow_trace_signals)
+    monkeypatch.setattr(pipeline, "fetch_log_counts", log_counts_then_ctrl_c)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    threads, started = set(threading.enumerate()), time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            analyze(store, at=AT, onset="at")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    # the traces' reads were interrupted one after another, not waited for
+    assert time.perf_counter() - started < 3
+    assert not [thread for thread in set(threading.enumerate()) - threads if thread.name.startswith("ThreadPool")]
 
 
 def test_log_files_read_at_once_keep_each_entrys_own_file_and_line(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ trigger -> root-cause ranking with tests -> timeline. `AnalysisResult.to_dict()`
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -247,10 +247,14 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
         # idle through much of each. Their evidence is recorded in the order it always was.
         concurrent = getattr(store, "reads_concurrently", False)
         traced = beside.submit(trace_signals, store, window, baseline) if concurrent else None
-        log_counts = fetch_log_counts(store, window, baseline)
-        surges = evidence.add(log_surges(store, window, baseline, log_counts))
-        read_ahead = _window_reads(store, window, baseline) if trusted and concurrent else None
-        traces = evidence.add(traced.result() if traced is not None else trace_signals(store, window, baseline))
+        try:
+            log_counts = fetch_log_counts(store, window, baseline)
+            surges = evidence.add(log_surges(store, window, baseline, log_counts))
+            read_ahead = _window_reads(store, window, baseline) if trusted and concurrent else None
+            traces = evidence.add(traced.result() if traced is not None else trace_signals(store, window, baseline))
+        except BaseException:
+            _stop(store, traced)
+            raise
     load_only = None if trusted else _load_without_harm(detection, shifts, surges, traces)
     if load_only:
         return load_only
@@ -343,6 +347,15 @@ def _harmful(metric: str, direction: str) -> bool:
     if not HARM.search(metric):
         return False
     return (direction == "down") == bool(HARM_DOWN.search(metric))
+
+
+def _stop(store: Any, beside: Future[Any] | None) -> None:
+    """Interrupt the queries run `beside` the main thread's until it ends: Ctrl-C (or an error) in the main thread
+    stops its own query alone, and the executor waited for the traces' reads to end (about 3 s of a Nezha hour). An
+    interrupt stops the query running, not the next: the reads are many."""
+    while beside is not None and not beside.done():
+        store.interrupt_queries()
+        wait([beside], timeout=0.05)
 
 
 def _window_reads(store: Any, window: Span, baseline: Span) -> tuple[tuple[list[Any], list[Any], Any], list[Evidence]]:

@@ -24,8 +24,9 @@ import itertools
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -113,6 +114,7 @@ class TelemetryStore:
     _hold_lock: threading.Lock = field(default_factory=threading.Lock)
     # UTF-8 copies of files that are not (`_as_utf8`): this store's, then those of the stores that read its views
     _scratches: list[tempfile.TemporaryDirectory[str]] = field(default_factory=list)
+    _running: set[duckdb.DuckDBPyConnection] = field(default_factory=set)  # the cursors of the queries running
 
     def __post_init__(self) -> None:
         if self.timezone is not None:
@@ -148,7 +150,25 @@ class TelemetryStore:
         """Run a query over the canonical views and return its result (pushed down to `logs_backend` if it can)."""
         if self.logs_backend is not None and _tables_read(sql) <= self.logs_backend.views:
             return self.logs_backend.fetch(sql)
-        return self.cursor().sql(sql).to_arrow_table()
+        with self._query_cursor() as cursor:
+            return cursor.sql(sql).to_arrow_table()
+
+    @contextmanager
+    def _query_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for one query, known to `interrupt_queries` while it runs, closed after."""
+        cursor = self.cursor()
+        self._running.add(cursor)
+        try:
+            yield cursor
+        finally:
+            self._running.discard(cursor)
+            cursor.close()
+
+    def interrupt_queries(self) -> None:
+        """Interrupt every query running on this store's cursors, from any thread: each raises where it runs. Ctrl-C
+        reaches the main thread's query alone; one run beside it (`pipeline.explain_window`) went on to its end."""
+        for cursor in list(self._running):
+            cursor.interrupt()
 
     def hold(self, sql: str, label: str) -> str:
         """The name of a table holding the result of `sql` (a DuckDB query over the views), computed on the first
@@ -179,11 +199,8 @@ class TelemetryStore:
             if name in self._held:
                 del self._held[name]
             else:
-                cursor = self.cursor()
-                try:
+                with self._query_cursor() as cursor:
                     create(cursor)
-                finally:
-                    cursor.close()
             self._held[name] = None
         return name
 
