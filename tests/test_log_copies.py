@@ -23,9 +23,9 @@ def test_lines_a_later_file_holds_again_are_counted_once_and_said(tmp_path: Path
     store = load_telemetry(logs=[first, second])
 
     assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 18  # 3 minutes of 6 lines
-    assert [w for w in store.warnings if "already read" in w] == [
-        f"{second}: 6 log lines already read from {first} (the same time, fields and message: files whose times "
-        "overlap), counted once"]
+    assert [w for w in store.warnings if "held again" in w] == [
+        f"{first} (and 1 more): 6 log lines a later file held again (the same time, fields and message: files whose "
+        f"times overlap), counted once: 6 of {second} already in {first}"]
     # the line kept is the first file's, at its own line there
     origins = store.fetch(f"SELECT file, line FROM ({store.log_origins_sql()}) WHERE message = 'served request 1.0'")
     assert origins.to_pylist() == [{"file": str(first), "line": 8}]
@@ -40,4 +40,4 @@ def test_a_line_repeated_within_one_file_or_changed_in_another_is_kept(tmp_path:
     store = load_telemetry(logs=[first, second])
 
     assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 12 + 2 + 6 + 1
-    assert not [w for w in store.warnings if "already read" in w]
+    assert not [w for w in store.warnings if "held again" in w]

@@ -453,13 +453,15 @@ class TelemetryStore:
                   f"(SELECT ts FROM {table} GROUP BY ts HAVING count(DISTINCT {file}) > 1)")
         copies = (f"SELECT id, file, first_file FROM (SELECT id, file, first(file ORDER BY id) OVER (PARTITION BY "
                   f"{content}) AS first_file FROM ({shared})) WHERE file <> first_file")
-        dropped, later, first = self.con.execute(
-            f"SELECT count(*), arg_min(file, id), arg_min(first_file, id) FROM ({copies})").fetchone()
-        if not dropped:
+        pairs = self.con.execute(f"SELECT file, first_file, count(*) AS n FROM ({copies}) GROUP BY ALL "
+                                 "ORDER BY min(id)").fetchall()
+        if not pairs:
             return
         self.con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT id FROM ({copies}))")
-        self.warnings.append(f"{later}: {dropped:,} log lines already read from {first} (the same time, fields and "
-                             "message: files whose times overlap), counted once")
+        listed = "; ".join(f"{n:,} of {later} already in {first}" for later, first, n in pairs[:3])
+        more = f"; and {len(pairs) - 3} more files" if len(pairs) > 3 else ""
+        self.warnings.append(f"{source.label}: {sum(n for *_, n in pairs):,} log lines a later file held again (the "
+                             f"same time, fields and message: files whose times overlap), counted once: {listed}{more}")
 
     def log_origins_sql(self) -> str | None:
         """`SELECT file, line, message`: every entry of the logs view (in its parts' order) with the file it was
