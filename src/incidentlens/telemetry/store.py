@@ -415,8 +415,6 @@ class TelemetryStore:
                 if raw:
                     rows = f"SELECT * FROM {quote(f'{part}_rows')}"
                     self.con.execute(f"CREATE OR REPLACE TABLE {quote(f'{part}_rows')} AS {_kept_rows(view, built)}")
-                    if view == "logs" and built.origin and not built.origin_file:
-                        self._drop_copies(quote(f"{part}_rows"), source)
                 kept = (ORIGIN_LINE,) if built.origin_file else (ORIGIN_FILE, ORIGIN_LINE)
                 hidden = f" EXCLUDE ({', '.join(map(quote, kept))})" if built.origin else ""
                 self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS SELECT *{hidden} FROM ({rows})")
@@ -435,33 +433,6 @@ class TelemetryStore:
         if view == "logs":
             self.con.execute(f"CREATE OR REPLACE VIEW {LOG_ORIGINS} AS {' UNION ALL BY NAME '.join(self._origins)}")
             self._uncounted = None
-
-    def _drop_copies(self, table: str, source: Source) -> None:
-        """Drop from `table` (a logs part's rows read from several files) each line a later file holds again: the
-        same time, fields and message in files whose times overlap (an export re-run over a stretch already written,
-        Nezha's minute files of one minute twice) is one line written once; counted twice, that stretch logged twice
-        as much. A line repeated within one file is kept: a service may write the same line twice at once."""
-        content = ", ".join(quote(name) for name, *_ in self.con.execute(f"DESCRIBE {table}").fetchall()
-                            if name not in (ORIGIN_FILE, ORIGIN_LINE))
-        file = quote(ORIGIN_FILE)
-        spans = f"SELECT {file} AS file, min(ts) AS first, max(ts) AS last FROM {table} GROUP BY {file}"
-        if not self.con.execute(f"SELECT count(*) FROM ({spans}) AS a JOIN ({spans}) AS b ON a.file < b.file "
-                                "AND a.first <= b.last AND b.first <= a.last").fetchone()[0]:
-            return  # files one after another (a minute each, a day each) hold no line twice
-        # only a line at a time some other file also has a line at can be a copy: the window below runs on those
-        shared = (f"SELECT rowid AS id, {file} AS file, {content} FROM {table} WHERE ts IN "
-                  f"(SELECT ts FROM {table} GROUP BY ts HAVING count(DISTINCT {file}) > 1)")
-        copies = (f"SELECT id, file, first_file FROM (SELECT id, file, first(file ORDER BY id) OVER (PARTITION BY "
-                  f"{content}) AS first_file FROM ({shared})) WHERE file <> first_file")
-        pairs = self.con.execute(f"SELECT file, first_file, count(*) AS n FROM ({copies}) GROUP BY ALL "
-                                 "ORDER BY min(id)").fetchall()
-        if not pairs:
-            return
-        self.con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT id FROM ({copies}))")
-        listed = "; ".join(f"{n:,} of {later} already in {first}" for later, first, n in pairs[:3])
-        more = f"; and {len(pairs) - 3} more files" if len(pairs) > 3 else ""
-        self.warnings.append(f"{source.label}: {sum(n for *_, n in pairs):,} log lines a later file held again (the "
-                             f"same time, fields and message: files whose times overlap), counted once: {listed}{more}")
 
     def log_origins_sql(self) -> str | None:
         """`SELECT file, line, message`: every entry of the logs view (in its parts' order) with the file it was
