@@ -80,3 +80,14 @@ def test_a_jaeger_export_of_another_shape_is_one_line(tmp_path: Path) -> None:
         load_telemetry(traces=path)
     assert str(refused.value).startswith(f"{path}: cannot read as a Jaeger JSON export: ")
     assert "\n" not in str(refused.value)
+
+
+def test_a_jaeger_span_starting_at_a_bigint_end_is_left_out_and_counted(tmp_path: Path) -> None:
+    # 'cannot read as a Jaeger JSON export: Timestamp microseconds out of range' for the whole file before
+    export = json.loads(json.dumps(EXPORT))
+    export["data"][0]["spans"][2]["startTime"] = 9223372036854775807
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(export))
+    store = load_telemetry(traces=path)
+    assert store.warnings == [f"{path}: column 'start_ts': 1 rows have no time, left out; the first, row 3"]
+    assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 2}]

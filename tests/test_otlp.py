@@ -158,3 +158,14 @@ def test_an_otlp_field_of_another_shape_is_one_line(tmp_path: Path, document: di
     with pytest.raises(InputError) as refused:
         load_telemetry(traces=path)
     assert str(refused.value) == f"{path}: cannot read as OTLP JSON: {shape}"
+
+
+def test_an_otlp_span_past_what_a_timestamp_holds_is_left_out_and_counted(tmp_path: Path) -> None:
+    # its microseconds a BIGINT's end: 'cannot read as OTLP JSON: Timestamp microseconds out of range' before
+    late = span("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203332", "", "GET /", 0, 1, 2, 0)
+    late["startTimeUnixNano"] = "9223372036854775807000"
+    document = {"resourceSpans": [{"resource": resource("frontend"), "scopeSpans": [{"scope": {}, "spans": [late]}]}]}
+    path = write_lines(tmp_path / "traces.json", [*TRACES, document])
+    store = load_telemetry(traces=path)
+    assert store.warnings == [f"{path}: column 'start_ts': 1 rows have no time, left out; the first, row 5"]
+    assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 4}]

@@ -140,3 +140,13 @@ def test_numbers_padded_past_64_bytes_with_tabs_or_no_break_spaces_are_still_num
                               str(metrics), "--json")
         assert (result.returncode, result.stderr) == (0, ""), metrics.name
         assert json.loads(result.stdout)["rows"] == [[sum(range(50, 59))]], metrics.name
+
+
+def test_a_json_epoch_column_of_bigint_ends_only_is_one_error_line(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(f'{{"ts": {t}, "service": "api", "metric": "p95_ms", "value": 12.0}}\n'
+                               for t in (9223372036854775807, -9223372036854775807, 9223372036854775807)))
+    result = incidentlens("analyze", "--metrics", str(metrics), "--out", str(tmp_path))
+    assert (result.returncode, result.stderr) == (
+        2, f"error: {metrics}: column 'ts' row 1: '9223372036854775807' is a time outside the years 1678-2261; 3 of "
+           "the 3 timed rows so: not the time format it looks like\n")

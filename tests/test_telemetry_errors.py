@@ -164,6 +164,24 @@ def test_an_epoch_time_too_large_for_its_unit_names_its_row(tmp_path: Path, valu
     ]
 
 
+@pytest.mark.parametrize("value", ["9223372036854775807", "-9223372036854775807"])
+@pytest.mark.parametrize("name", ["metrics.csv", "metrics.jsonl"])
+def test_a_bigint_end_among_epoch_microseconds_names_its_row(tmp_path: Path, name: str, value: str) -> None:
+    # a BIGINT's end is +-infinity to make_timestamp, which failed the whole file: 'cannot read as CSV: Timestamp
+    # microseconds out of range', no column or row. The last time, padded past 18 bytes, is read after the test.
+    rows = [("1714521600000000", 0), (value, 1), ('"  1714521720000000  "', 2)]
+    text = ("ts,rps\n" + "".join(f"{ts},{rps}\n" for ts, rps in rows) if name.endswith(".csv")
+            else "".join(f'{{"ts": {ts}, "rps": {rps}}}\n' for ts, rps in rows))
+    path = write(tmp_path / name, text)
+    store = load_telemetry(metrics=path)
+    assert store.warnings == [
+        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: cannot parse '{value}' as a time "
+        "(the column's other values read as epoch us)"
+    ]
+    assert store.fetch("SELECT value, ts FROM metrics ORDER BY ts").to_pylist() == [
+        {"value": 0.0, "ts": datetime(2024, 5, 1)}, {"value": 2.0, "ts": datetime(2024, 5, 1, 0, 2)}]
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_a_parquet_epoch_time_not_finite_is_left_out_and_counted(tmp_path: Path, value: float) -> None:
     path = tmp_path / "metrics.parquet"

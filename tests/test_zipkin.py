@@ -101,3 +101,12 @@ def test_a_zipkin_file_cut_short_is_one_line(tmp_path: Path) -> None:
         load_telemetry(traces=path)
     assert str(refused.value).startswith(f"{path}: cannot read as Zipkin JSON: ")
     assert "\n" not in str(refused.value)
+
+
+def test_a_zipkin_span_starting_at_a_bigint_end_is_left_out_and_counted(tmp_path: Path) -> None:
+    # 'cannot read as Zipkin JSON: Timestamp microseconds out of range' for the whole file before
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps([TRACE[0], {**TRACE[1], "timestamp": -9223372036854775807}]))
+    store = load_telemetry(traces=path)
+    assert store.warnings == [f"{path}: column 'start_ts': 1 rows have no time, left out; the first, row 2"]
+    assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 1}]

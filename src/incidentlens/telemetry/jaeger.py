@@ -16,6 +16,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.timeparse import micros_time_sql
 
 _FIRST_FIELDS = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{\s*"(traceID|spans|processes)"')
 
@@ -57,7 +58,7 @@ def _spans_sql(path: Path) -> str:
         SELECT lower(s->>'traceID') AS trace_id, lower(s->>'spanID') AS span_id,
                lower({parent}->>'spanID') AS parent_id, coalesce({process}->>'serviceName', 'global') AS service,
                s->>'operationName' AS operation,
-               make_timestamp(TRY_CAST(s->>'startTime' AS BIGINT)) AS start_ts,
+               {micros_time_sql("TRY_CAST(s->>'startTime' AS BIGINT)")} AS start_ts,
                TRY_CAST(s->>'duration' AS DOUBLE) / 1000 AS duration_ms,
                coalesce(lower({_tag_sql('s', 'error')}) = 'true' OR upper({_tag_sql('s', 'otel.status_code')})
                         = 'ERROR', false) AS is_error,

@@ -21,6 +21,7 @@ from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.files import RejectedRows, scan_json_lines
 from incidentlens.telemetry.textlogs import open_bytes
+from incidentlens.telemetry.timeparse import micros_time_sql
 
 #: the top-level field of each OTLP document, by the view it feeds
 OTLP_FIELDS = {"spans": "resourceSpans", "logs": "resourceLogs", "metrics": "resourceMetrics"}
@@ -102,8 +103,9 @@ def _attribute_sql(resource: str, key: str) -> str:
 
 
 def _nanos_sql(value: str) -> str:
-    """An int64 of nanoseconds since the epoch (JSON string or number) as a naive UTC timestamp; 0 is none."""
-    return f"make_timestamp(CAST(nullif(TRY_CAST({value} AS HUGEINT), 0) // 1000 AS BIGINT))"
+    """An int64 of nanoseconds since the epoch (JSON string or number) as a naive UTC timestamp; 0 is none, and so
+    is one past what a timestamp holds (`micros_time_sql`)."""
+    return micros_time_sql(f"TRY_CAST(nullif(TRY_CAST({value} AS HUGEINT), 0) // 1000 AS BIGINT)")
 
 
 def _spans_sql(lines: str) -> str:

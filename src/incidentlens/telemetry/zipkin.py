@@ -16,6 +16,7 @@ import duckdb
 
 from incidentlens.telemetry.columns import literal
 from incidentlens.telemetry.jaeger import unnest_export
+from incidentlens.telemetry.timeparse import micros_time_sql
 
 # `[{"traceId": ...` (a trace's spans) or `[[{"traceId": ...` (traces), with a key only Zipkin's spans have in the
 # file's first bytes
@@ -43,7 +44,7 @@ def _spans_sql(path: Path) -> str:
         read AS (
         SELECT lower(s->>'traceId') AS trace_id, lower(s->>'id') AS span_id, lower(nullif(s->>'parentId', ''))
                AS parent_id, coalesce(s->'localEndpoint'->>'serviceName', 'global') AS service,
-               s->>'name' AS operation, make_timestamp(TRY_CAST(s->>'timestamp' AS BIGINT)) AS start_ts,
+               s->>'name' AS operation, {micros_time_sql("TRY_CAST(s->>'timestamp' AS BIGINT)")} AS start_ts,
                TRY_CAST(s->>'duration' AS DOUBLE) / 1000 AS duration_ms,
                coalesce(json_exists(s, '$.tags.error'), false) AS is_error, lower(s->>'kind') AS span_kind,
                coalesce(TRY_CAST(s->>'shared' AS BOOLEAN), false) AS shared
