@@ -150,3 +150,24 @@ def test_a_json_epoch_column_of_bigint_ends_only_is_one_error_line(tmp_path: Pat
     assert (result.returncode, result.stderr) == (
         2, f"error: {metrics}: column 'ts' row 1: '9223372036854775807' is a time outside the years 1678-2261; 3 of "
            "the 3 timed rows so: not the time format it looks like\n")
+
+
+@pytest.mark.parametrize(("outer", "inner", "numbers"), [
+    ("\u00a0", "\t", True),  # trim takes the no-break spaces, then the cast skips the tabs
+    ("\t", "\u00a0", False),  # the cast skips the tabs, then stops at a no-break space; trim stops at a tab
+], ids=["no-break spaces outside tabs", "tabs outside no-break spaces"])
+@pytest.mark.parametrize("repeat", [1, 35], ids=["short", "past 64 bytes"])
+def test_a_padded_number_is_one_to_the_profile_exactly_where_its_cast_reads_one(
+        tmp_path: Path, outer: str, inner: str, numbers: bool, repeat: int) -> None:
+    # past 64 bytes the profile trimmed any mix of padding, so took tabs outside no-break spaces for numbers, which
+    # the cast then refused: a metric of no values, "column 'cpu': 9 rows not numeric, kept as NULL"
+    from incidentlens.telemetry import load_telemetry
+
+    cells = [outer * repeat + inner + f"{50 + i}.5" + inner + outer * repeat for i in range(9)]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("ts,cpu,errors\n" + "".join(f"2024-05-01T10:0{i}:00Z,{cell},{i % 2}\n"
+                                                for i, cell in enumerate(cells)))
+    store = load_telemetry(metrics=wide)
+    assert store.warnings == []
+    counts = store.fetch("SELECT metric, count(value) AS n FROM metrics GROUP BY metric ORDER BY metric").to_pylist()
+    assert counts == [{"metric": "cpu", "n": 9}] * numbers + [{"metric": "errors", "n": 9}]

@@ -73,7 +73,8 @@ NUMERIC_SHARE = 0.5
 # A sampled text value longer than this (in bytes) once trimmed is no number, nor one with a decimal comma
 # (`_short_values`).
 LONGEST_NUMBER_TEXT = 64
-# What a number's cast skips around it (`try_cast_text`): ASCII whitespace (DuckDB's cast) and Unicode spaces (trim)
+# What a number's cast skips around it (`try_cast_text`): ASCII whitespace (DuckDB's cast) and Unicode spaces (trim),
+# though not every mix: ASCII whitespace outside Unicode spaces (`\t\u00a012.5`) it refuses
 _NUMBER_PADDING = "\t\n\x0b\x0c\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
 # Metric values beyond this magnitude are treated like NaN and Infinity: their square (any variance) overflows a
 # double, so no statistic can use them; no real gauge or counter comes near it.
@@ -577,9 +578,11 @@ def _short_values(columns: list[str]) -> str:
     """The sample's text columns, each beside its values of at most `LONGEST_NUMBER_TEXT` bytes (`_short`; a
     longer one NULL there): a log message's column then costs its length once, not a cast and three regular
     expressions (DuckDB evaluates a CASE branch on its own rows only). A longer value starting or ending with what
-    a number's cast skips (`_NUMBER_PADDING`: spaces, tabs, no-break spaces) is trimmed of it first (a fixed-width
-    export's padded cell: blank, or a right-aligned number); trimming every long value would cost a message column
-    most of what the length saves."""
+    a number's cast skips (`_NUMBER_PADDING`: spaces, tabs, no-break spaces) is kept whole where it is no longer
+    once trimmed of that (a fixed-width export's padded cell: blank, or a right-aligned number): counted as it is
+    written, the profile takes for a number what the cast will read as one, and no other (a mix of tabs outside
+    no-break spaces the cast refuses). Testing every long value so would cost a message column most of what the
+    length saves."""
     return (f"SELECT {', '.join(quote(c) for c in columns)}, "
             + ", ".join(f"{_short_sql(quote(c))} AS {quote(_short(c))}" for c in columns)
             + f" FROM {_SAMPLE}")
@@ -593,7 +596,7 @@ def _short_sql(value: str) -> str:
     either_end = [literal(f"^[{_NUMBER_PADDING}]"), literal(f"[{_NUMBER_PADDING}]$")]
     padded = "(" + " OR ".join(f"regexp_matches({value}, {end})" for end in either_end) + ")"
     return (f"CASE WHEN strlen({value}) <= {LONGEST_NUMBER_TEXT} THEN {value} "
-            f"WHEN {padded} AND strlen({trimmed}) <= {LONGEST_NUMBER_TEXT} THEN {trimmed} END")
+            f"WHEN {padded} AND strlen({trimmed}) <= {LONGEST_NUMBER_TEXT} THEN {value} END")
 
 
 def _short(column: str) -> str:
