@@ -31,6 +31,7 @@ from incidentlens.report.names import one_name_per_service
 from incidentlens.report.playbooks import (
     CALL_MEASURES,
     REVERT_NONE_SEEN,
+    REVERT_NOT_GIVEN,
     log_text_of,
     mitigations_for,
     playbook,
@@ -1090,8 +1091,17 @@ class _Builder:
     @property
     def _revert(self) -> str:
         """What an undetermined failure's mitigation says of a change to revert: the one the data shows before the
-        onset, or that it shows none."""
-        return f"Revert {self.trigger.description}, which preceded the onset" if self.change_seen else REVERT_NONE_SEEN
+        onset, that it shows none, or that no events were given to show one."""
+        if self.change_seen:
+            return f"Revert {self.trigger.description}, which preceded the onset"
+        return REVERT_NOT_GIVEN if self.events_given is False else REVERT_NONE_SEEN
+
+    @property
+    def events_given(self) -> bool | None:
+        """Whether deploy, config or operator events were given (`analysis.sources.events_given`); None where the
+        analysis does not say."""
+        given = (self.data.get("sources") or {}).get("events_given")
+        return None if given is None else bool(given)
 
     def _catalogue_actions(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
@@ -1163,8 +1173,7 @@ class _Builder:
         if impact.regions_affected and len(impact.regions_affected) == 1:
             lucky.append(f"The failure stayed in one region ({impact.regions_affected[0]})")
         # without any events given, no intervention could have been recorded: that none was is not known
-        events_given = bool((self.data.get("sources") or {}).get("events_given"))
-        no_intervention = events_given and all(t < self.window.start for t, _, _ in self._events())
+        no_intervention = bool(self.events_given) and all(t < self.window.start for t, _, _ in self._events())
         if no_intervention and not self.onset_given and not self.ongoing:  # neither window end is a recovery
             lucky.append("The system recovered without a recorded intervention")
         lessons = Lessons(went_well=well, went_wrong=wrong, got_lucky=lucky)

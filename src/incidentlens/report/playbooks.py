@@ -49,6 +49,9 @@ REVERT_IF_ANY = "Revert the latest change to {service} if one precedes the onset
 #: ... where the data holds no change to the service before the onset: none to revert until one is found
 REVERT_NONE_SEEN = ("Look for a change to {service} before the onset, which the data does not show, and revert it if "
                     "there is one")
+#: ... where no deploy or config events were given at all: the data could not have shown one
+REVERT_NOT_GIVEN = ("Look for a change to {service} before the onset (no deploy or config events were given to show "
+                    "one) and revert it if there is one")
 #: the kinds whose label is a countable noun and so takes an article in a sentence
 _COUNTABLE = frozenset({"cache_miss_storm", "bad_deploy", "region_outage"})
 

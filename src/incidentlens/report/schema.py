@@ -240,6 +240,9 @@ class Sources(_Model):
     left_out: list[str] = Field(default_factory=list, description="values and entries set aside when the sources "
                                                                    "were read (non-finite values, entries with no "
                                                                    "time), one line per column or file")
+    events_given: bool | None = Field(None, description="whether any deploy, config or operator events were given: "
+                                                        "without them a trigger could not be looked for (None: the "
+                                                        "analysis does not say)")
 
 
 class Detection(_Model):
