@@ -31,3 +31,41 @@ def test_with_events_given_and_none_before_the_onset_the_review_says_the_data_sh
     pm = build_postmortem(analysis)
     assert "The data shows no deploy, config change or other event that set it off." in render_markdown(pm)
     assert "which the data does not show" in pm.action_items[0].description
+
+
+def test_a_move_that_is_no_change_of_the_services_own_is_neither_the_onset_nor_the_incident_spreading():
+    # TrainTicket 10:20: "onset | first to move: ts-rebook-service (PodClientLatencyP90(s) ...: a percentile the
+    # traces cannot confirm ...)" above a headline whose own changes start with ts-travel-service 37 s later;
+    # OnlineBoutique 13:10: "propagation | emailservice moves (its host's NodeCpuUsageRate(%) from 1.94 to 1.68)"
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    host = "cache moves (its host's NodeCpuUsageRate(%) from 1.94 to 1.68 (-13%))"
+    percentile = ("first to move: search (client_p90_ms from 4.4 to 20,000 (over a thousandfold): a percentile the "
+                  "traces cannot confirm (no traced call covers it))")
+    analysis["timeline"][1:1] = [{"t": "2024-05-01T10:12:00Z", "event": percentile, "evidence": []},
+                                 {"t": "2024-05-01T10:20:00Z", "event": host, "evidence": []}]
+    analysis["verdict"] = {"status": "root_cause", "service": "db-proxy", "reason": "db-proxy stands out",
+                           "services": [{"service": "search", "own": False, "onset": "2024-05-01T10:12:00Z"},
+                                        {"service": "db-proxy", "own": True, "own_onset": "2024-05-01T10:12:00Z",
+                                         "onset": "2024-05-01T10:12:00Z"},
+                                        {"service": "cache", "own": False, "onset": "2024-05-01T10:20:00Z"}]}
+    rows = {row.event: row.phase for row in build_postmortem(analysis).timeline}
+    assert rows[host] == "other"
+    assert rows[percentile.removeprefix("first to move: ").replace("search (", "search moves (", 1)] == "other"
+    assert not any(event.startswith("first to move: search") for event in rows)
+    assert rows["first anomalous point: db-proxy/pool_in_use"] == "onset"
+
+
+def test_a_services_rows_before_its_own_change_are_not_its_onset():
+    # TrainTicket 08:52: ts-verification-code-service's client p90, which its 50 traced calls deny, at 08:52:10,
+    # two minutes before its own change (its server latency, 08:54:10)
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    before = ("payments moves (client_p90_ms from 4.2 to 156,000 (over a thousandfold): a percentile the traces do "
+              "not bear out)")
+    own = "payments moves (p95_ms from 180 to 900 (+400%))"
+    analysis["timeline"][1:1] = [{"t": "2024-05-01T10:14:00Z", "event": before, "evidence": []},
+                                 {"t": "2024-05-01T10:16:00Z", "event": own, "evidence": []}]
+    analysis["verdict"] = {"status": "root_cause", "service": "db-proxy", "reason": "db-proxy stands out",
+                           "services": [{"service": "payments", "own": True, "own_onset": "2024-05-01T10:16:00Z",
+                                         "onset": "2024-05-01T10:14:00Z"}]}
+    rows = {row.event: row.phase for row in build_postmortem(analysis).timeline}
+    assert rows[before] == "other" and rows[own] == "propagation"

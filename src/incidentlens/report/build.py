@@ -993,8 +993,33 @@ class _Builder:
             ranked.append((self.over.end, 1, f"recovery: {self.top.service}'s WARN/ERROR lines back at their usual "
                                              "rate (a burst that ended)", [self.over.evidence]))
         tied, moved = _tied_first(entries), _first_move(entries)
-        return [TimelineEntry(t=when, event=event, phase=self._phase(when, event, tied, moved), evidence=evidence)
+        return [self._not_its_own(when, event, evidence)
+                or TimelineEntry(t=when, event=event, phase=self._phase(when, event, tied, moved), evidence=evidence)
                 for when, _, event, evidence in sorted(ranked, key=lambda e: (e[0], e[1]))]
+
+    def _not_its_own(self, when: dt.datetime, event: str, evidence: list[str]) -> TimelineEntry | None:
+        """A service's move that is no change of its own (`verdict.services[].own`: only its host's metrics, or a
+        latency percentile its traced calls do not bear out or cannot confirm; or before its own change,
+        `own_onset`) as a row of phase `other`, worded as a move, not the first: the incident's onset or its
+        spreading is what the headline's own changes say, not these (TrainTicket 10:20's "onset: first to move:
+        ts-rebook-service (PodClientLatencyP90(s) from 0.0044 to 20 ...: a percentile the traces cannot confirm)"
+        above a headline naming ts-travel-service; OnlineBoutique 13:10's "propagation: emailservice moves (its
+        host's NodeCpuUsageRate(%) from 1.94 to 1.68 (-13%))"). None for any other row."""
+        head = event.removeprefix("first to move: ")
+        service, _, detail = head.partition(" (")
+        service = service.removesuffix(" moves")
+        own = self._own_changes.get(service)
+        if not detail or own is None or (own[0] and (own[1] is None or when >= own[1])):
+            return None
+        return TimelineEntry(t=when, event=f"{service} moves ({detail}", phase="other", evidence=evidence)
+
+    @cached_property
+    def _own_changes(self) -> dict[str, tuple[bool, dt.datetime | None]]:
+        """Per service of the verdict: whether it showed a change of its own, and from when (`own`, `own_onset`);
+        a service an older analysis says nothing of is taken as its own."""
+        services = (self.data.get("verdict") or {}).get("services") or []
+        return {s["service"]: (bool(s.get("own", True)), fmt.utc(s["own_onset"]) if s.get("own_onset") else None)
+                for s in services if s.get("service")}
 
     def _peak_event(self) -> str | None:
         """The peak's row: `peak of the incident: api/p95_ms at 2,450 ms (baseline 180 ms)`, the series detection saw
