@@ -69,3 +69,62 @@ def test_a_services_rows_before_its_own_change_are_not_its_onset():
                                          "onset": "2024-05-01T10:14:00Z"}]}
     rows = {row.event: row.phase for row in build_postmortem(analysis).timeline}
     assert rows[before] == "other" and rows[own] == "propagation"
+
+
+def test_the_incidents_peak_is_not_a_series_the_review_itself_discounts():
+    # OnlineBoutique 13:10: "peak | peak of the incident: paymentservice/PodClientLatencyP99(s) at 0.242 s ...; a
+    # percentile the traces do not bear out", beside an impact whose peak is the front door failing 5.9%
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    analysis["detection"]["series"] = [
+        {"series": "payments/client_p99_ms", "direction": "up", "baseline": 5.0, "peak": 286000.0, "shift": 90.0,
+         "onset": "2024-05-01T10:14:00Z", "peak_at": iso_peak()},
+        {"series": "db-proxy/pool_in_use", "direction": "up", "baseline": 22.0, "peak": 100.0, "shift": 41.3,
+         "onset": "2024-05-01T10:12:00Z", "peak_at": "2024-05-01T10:30:00Z"}]
+    analysis["impact"]["not_borne_out"] = [{"service": "payments", "metric": "client_p99_ms", "peak": 286000.0,
+                                            "traced_calls": 60, "longest_ms": 4.31}]
+    analysis["impact"]["peak_error_rate"]["at"] = "2024-05-01T10:30:00Z"
+    analysis["timeline"][-1]["event"] = "peak of the incident"  # as the analysis writes it
+    pm = build_postmortem(analysis)
+    peaks = [row for row in pm.timeline if row.event.startswith("peak of the incident")]
+    assert [row.event for row in peaks] == ["peak of the incident: error rate (error_ratio) at 18.7% (baseline 0.4%)"]
+    assert fmt_time(peaks[0].t) == fmt_time(pm.peak) == "2024-05-01 10:30"
+    assert not any("client_p99_ms at" in row.event for row in pm.timeline)
+
+
+def test_a_peak_the_review_does_not_discount_stays_the_series_detection_saw():
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    analysis["detection"]["series"][0]["peak_at"] = iso_peak()
+    analysis["timeline"][-1]["event"] = "peak of the incident"  # as the analysis writes it
+    pm = build_postmortem(analysis)
+    assert [row.event for row in pm.timeline if row.event.startswith("peak of the incident")] == [
+        "peak of the incident: db-proxy/pool_in_use at 100 (baseline 22)"]
+
+
+def iso_peak() -> str:
+    """The fixture's peak (`analysis.peak`), as analysis.json writes a time."""
+    return top_cause_analysis("unknown", "")["peak"]
+
+
+def fmt_time(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def test_a_share_of_error_lines_is_the_peak_only_where_no_metric_measured_one_and_says_its_minute():
+    # TrainTicket 09:34: the peak moved off a percentile no traced call covers; the impact's latency comes before a
+    # share of ERROR/FATAL log lines, which counts no failed request
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    analysis["detection"]["series"] = [
+        {"series": "payments/client_p99_ms", "direction": "up", "baseline": 5.0, "peak": 286000.0, "shift": 90.0,
+         "onset": "2024-05-01T10:14:00Z", "peak_at": iso_peak()}]
+    analysis["impact"]["not_borne_out"] = [{"service": "payments", "metric": "client_p99_ms", "peak": 286000.0,
+                                            "traced_calls": 60, "longest_ms": 4.31}]
+    analysis["impact"]["peak_error_rate"] = {"metric": "log_error_ratio", "service": "all", "value": 0.062,
+                                             "baseline": 0.011, "at": "2024-05-01T10:13:00Z"}
+    analysis["impact"]["peak_latency"]["at"] = "2024-05-01T10:20:00Z"
+    analysis["timeline"][-1]["event"] = "peak of the incident"
+    rows = [row for row in build_postmortem(analysis).timeline if row.event.startswith("peak of the incident")]
+    assert [row.event for row in rows] == ["peak of the incident: latency (p95_ms) at 2,450 ms (baseline 180 ms)"]
+    analysis["impact"]["peak_latency"] = None
+    rows = [row for row in build_postmortem(analysis).timeline if row.event.startswith("peak of the incident")]
+    assert [row.event for row in rows] == ["peak of the incident: the share of ERROR/FATAL log lines at 6.2% in the "
+                                           "minute from then (baseline 1.1%)"]

@@ -23,6 +23,7 @@ from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_
 from incidentlens.analysis.pipeline import SEEN_MOVING
 from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.rootcause import GLOBAL, BurstEnded, own_health
+from incidentlens.analysis.units import LOG_ERROR_SHARE
 from incidentlens.analysis.verdict import MORE_LIKELY_THAN_NOT, STANDS_OUT
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
@@ -465,8 +466,14 @@ class _Builder:
 
     @property
     def peak(self) -> dt.datetime | None:
-        """The incident's peak; with a given start and no metric series moving there is none to report (the analysis
-        puts it at the start)."""
+        """The incident's peak: the time of the timeline's peak row (`_peak_row`), else the analysis's; with a given
+        start and no metric series moving there is none to report (the analysis puts it at the start)."""
+        row = self._peak_row
+        return row[0] if row else self._detected_peak
+
+    @property
+    def _detected_peak(self) -> dt.datetime | None:
+        """When the series detection saw moving peaked (`analysis.peak`); None with a given start and no series."""
         if self.onset_given and not self.detection_series:
             return None
         return fmt.utc(self.data.get("peak"))
@@ -976,11 +983,13 @@ class _Builder:
             if not self.ongoing:
                 landmarks.append((self.window.end, "metrics back within their baseline band (incident window closes)",
                                   detection_evidence))
-        peak = self._peak_event()
-        entries = [(when, peak or "", ids) if event == PEAK_EVENT else (when, event, ids)
-                   for when, event, ids in entries if event != PEAK_EVENT or peak]
-        if peak:
-            landmarks.append((self.peak, peak, detection_evidence))
+        row = self._peak_row
+        # the analysis's own peak row is at the time detection saw, which the impact's peak may have replaced
+        kept = row is not None and row[0] == self._detected_peak
+        entries = [(when, row[1], ids) if event == PEAK_EVENT else (when, event, ids)
+                   for when, event, ids in entries if event != PEAK_EVENT or kept]
+        if row:
+            landmarks.append((row[0], row[1], detection_evidence if kept else self._impact_peak_evidence))
         if self.trigger:
             landmarks.append((self.trigger.t, f"trigger: {self.trigger.description}", self.trigger.evidence))
         # the analysis's own entry for a landmark may carry sub-second digits the landmark's time lacks
@@ -1021,13 +1030,19 @@ class _Builder:
         return {s["service"]: (bool(s.get("own", True)), fmt.utc(s["own_onset"]) if s.get("own_onset") else None)
                 for s in services if s.get("service")}
 
-    def _peak_event(self) -> str | None:
-        """The peak's row: `peak of the incident: api/p95_ms at 2,450 ms (baseline 180 ms)`, the series detection saw
-        peak then (of several, the one that moved most), with what the traces show of a percentile they do not bear
-        out or cannot confirm, or that a host's series is the host's; None when no series peaked then."""
-        if self.peak is None:
+    @cached_property
+    def _peak_row(self) -> tuple[dt.datetime, str] | None:
+        """The peak's row, its time and words: `peak of the incident: api/p95_ms at 2,450 ms (baseline 180 ms)`, the
+        series detection saw peak then (of several, the one that moved most); where that series is one the review
+        itself discounts (a percentile the traces do not bear out or cannot confirm, a host's series), the impact's
+        peak instead, the figure the Impact section and the severity read (OnlineBoutique 13:10 named as the
+        incident's peak paymentservice's client p99 of 0.242 s, "a percentile the traces do not bear out", beside
+        an impact of the front door failing 5.9%); with no impact peak, the series with what the traces show of it.
+        None when no series peaked then."""
+        detected = self._detected_peak
+        if detected is None:
             return None
-        at = self.peak.replace(microsecond=0)
+        at = detected.replace(microsecond=0)
         peaked = [s for s in self.detection_series if s.peak_at and s.peak_at.replace(microsecond=0) == at
                   and s.peak is not None]
         if not peaked:
@@ -1039,17 +1054,47 @@ class _Builder:
         service = top.series.rpartition("/")[0]
         if _is_host_series(top.series) and service:
             caveats[top.series] = f"the host's, not {service}'s own"
+        instead = self._impact_peak_row() if top.series in caveats else None
+        if instead:
+            return instead
         level = "down to" if top.direction == "down" else "at"
         caveat = f"; {caveats[top.series]}" if top.series in caveats else ""
-        return (f"{PEAK_EVENT}: {top.series} {level} {fmt.series_value(top.series, top.peak)} (baseline "
-                f"{fmt.series_value(top.series, top.baseline)}){caveat}")
+        return detected, (f"{PEAK_EVENT}: {top.series} {level} {fmt.series_value(top.series, top.peak)} (baseline "
+                          f"{fmt.series_value(top.series, top.baseline)}){caveat}")
+
+    def _impact_peak_row(self) -> tuple[dt.datetime, str] | None:
+        """The impact's peak as the timeline's peak row: its error rate's where a metric measured one (failures
+        before slowness), else its latency's, else its share of ERROR/FATAL log lines' (a minute's, which counts no
+        failed request); None when it has none with a time."""
+        impact = self.measured
+        e, lat = impact.peak_error_rate, impact.peak_latency
+        if e and e.at and e.metric != LOG_ERROR_SHARE:
+            return e.at, (f"{PEAK_EVENT}: {fmt.error_rate_name(e.service, e.metric)} at {fmt.pct(e.value)}"
+                          + (f" (baseline {fmt.pct(e.baseline)})" if e.baseline is not None else ""))
+        if lat and lat.at:
+            return lat.at, (f"{PEAK_EVENT}: latency ({fmt.series_name(lat.service, lat.metric)}) at "
+                            f"{fmt.measure(lat.metric, lat.value)}"
+                            + (f" (baseline {fmt.measure(lat.metric, lat.baseline)})" if lat.baseline is not None
+                               else ""))
+        if e and e.at:
+            return e.at, (f"{PEAK_EVENT}: {fmt.error_rate_name(e.service, e.metric)} at {fmt.pct(e.value)} in the "
+                          "minute from then" + (f" (baseline {fmt.pct(e.baseline)})" if e.baseline is not None else ""))
+        return None
+
+    @property
+    def _impact_peak_evidence(self) -> list[str]:
+        """The impact's evidence of its peaks (the items titled so), else all of it."""
+        ids = set(self.measured.evidence)
+        peaks = [ev["id"] for ev in self.data.get("evidence") or []
+                 if ev.get("id") in ids and str(ev.get("title", "")).startswith("peak")]
+        return peaks or list(self.measured.evidence)
 
     def _given_start_entries(self, entries: list[_Entry], evidence: list[str]) -> tuple[list[_Entry], list[_Entry]]:
         """With a given start: the analysis's entries less those that assume a detected window (its close read as a
         recovery, a peak put at the start when no metric moved), and the start and end of the examined window."""
         kept = [(when, event, ids) for when, event, ids in entries
                 if not event.startswith(DETECTED_END_EVENTS)
-                and not (event == PEAK_EVENT and self.peak is None)]
+                and not (event == PEAK_EVENT and self._detected_peak is None)]
         start = (f"{self.alert_start} taken as the incident's start; no incident window detected there"
                  + ("" if self.alert_start == ALERT_TIME else f" and nothing after {ALERT_TIME} could be explained")
                  if self.at_alert else f"incident start given ({GIVEN_START}); not detected by IncidentLens")
