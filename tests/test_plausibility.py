@@ -104,3 +104,13 @@ def test_a_percentile_no_traced_call_covers_says_so_wherever_its_move_is_written
     client = next(s for s in shifts if s.service == "checkout")
     assert shift_words([client]) == ["client_latency_p99_ms from 21 to 30,002 (over a thousandfold): a percentile "
                                      "the traces cannot confirm (no traced call covers it)"]
+
+
+def test_the_impact_says_which_series_marked_each_service_and_that_the_traces_cannot_confirm_a_percentile() -> None:
+    # TrainTicket 08:52 listed ts-admin-user-service affected, said nowhere why: its client p90, 0.019 -> 42 s over
+    # the window, which no traced call covers
+    others = spans(per_minute=2).replace("'checkout' AS service", "'search' AS service")  # checkout is not traced
+    impact = estimate_impact(DuckStore(METRICS, others), WINDOW, BASELINE).impact
+    marks = {m.service: (m.metric, m.typical, m.baseline, m.samples, m.unchecked) for m in impact.metric_marks}
+    assert marks == {"checkout": ("client_latency_p99_ms", 30001.0, 21.0, 30, "no traced call covers it"),
+                     "cart": ("p95_ms", 81.0, 21.0, 30, None)}

@@ -128,3 +128,34 @@ def test_a_share_of_error_lines_is_the_peak_only_where_no_metric_measured_one_an
     rows = [row for row in build_postmortem(analysis).timeline if row.event.startswith("peak of the incident")]
     assert [row.event for row in rows] == ["peak of the incident: the share of ERROR/FATAL log lines at 6.2% in the "
                                            "minute from then (baseline 1.1%)"]
+
+
+def test_every_service_affected_is_said_with_what_marked_it():
+    # TrainTicket 08:52: "Services affected: ts-preserve-service, ts-preserve-other-service, ts-auth-service,
+    # ts-admin-user-service", two of them said why; ts-admin-user-service on a client p90 no traced call covers
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    analysis["impact"].update(
+        services_affected=["db-proxy", "payments", "api-gateway"], lines_marked=["payments"],
+        metric_marks=[{"service": "api-gateway", "metric": "client_p90_ms", "typical": 42000.0, "baseline": 19.0,
+                       "samples": 3, "unchecked": "no traced call covers it"},
+                      {"service": "db-proxy", "metric": "p95_ms", "typical": 900.0, "baseline": 180.0,
+                       "samples": 1}])
+    text = build_postmortem(analysis).impact.narrative.text
+    assert ("Marked by its WARN/ERROR lines (at 3x the baseline's rate or more, past chance): payments. Marked by "
+            "their latency or error metrics over the window: db-proxy (p95_ms 900 ms over the window (its one "
+            "sample), against 180 ms before) and api-gateway (client_p90_ms 42,000 ms over the window (the median of "
+            "its 3 samples), against 19 ms before: a percentile the traces cannot confirm (no traced call covers "
+            "it)).") in text
+
+
+def test_a_service_whose_error_rate_and_latency_both_held_is_named_once():
+    # bad-deploy, seed 3: "Marked by their error rate or latency over the window: inventory (error rate ...) and
+    # inventory (latency ...)"
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    analysis["impact"].update(services_affected=["db-proxy"], requests_total=None, requests_failed=None,
+                              users_affected=None)
+    analysis["impact"]["peak_error_rate"].update(service="db-proxy", typical=0.18)
+    analysis["impact"]["peak_latency"].update(service="db-proxy", typical=2000.0)
+    text = build_postmortem(analysis).impact.narrative.text
+    assert "Marked by its error rate or latency over the window: db-proxy (error rate" in text
+    assert text.count("db-proxy (") == 1

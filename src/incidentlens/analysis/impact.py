@@ -152,6 +152,20 @@ class Peak(BaseModel):
     samples: int | None = None
 
 
+class MetricMark(BaseModel):
+    """The series that marked a service affected by its latency or error metrics (`_metric_peaks`): of those that
+    did, one the traces confirm or need not (not a latency percentile), else the one held furthest past its noise.
+    `unchecked` says why the traced calls could not check a percentile (too few, or none): a reader must know the
+    service's mark rests on a figure nothing else bears out."""
+
+    service: str
+    metric: str
+    typical: float  # the window's median
+    baseline: float  # the baseline's median
+    samples: int  # the window's samples, whose median `typical` is
+    unchecked: str | None = None  # `TraceCheck.unchecked`: `no traced call covers it`; None: checked, or no percentile
+
+
 class TracedFailure(BaseModel):
     """A service's traced requests that failed in one way beyond its baseline's share (`_failing_requests`)."""
 
@@ -179,6 +193,8 @@ class Impact(BaseModel):
     users_baseline: float | None = None  # distinct users the baseline has per span of the window's length
     users_excess: int | None = None  # users_affected beyond users_baseline
     services_affected: list[str] = []
+    lines_marked: list[str] = []  # the services affected by their WARN/ERROR lines' surge (`_log_impact`)
+    metric_marks: list[MetricMark] = []  # per service affected by its latency or error metrics, the series that did
     traced_failures: list[TracedFailure] = []  # per service affected by its traced requests, the way that marked it
     regions_affected: list[str] = []
     peak_latency: Peak | None = None
@@ -228,9 +244,11 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     # the services the metrics' peaks may come from where none of their own marks a service affected
     elsewhere = [*surging.get("service", []), *(f.service for f in impact.traced_failures)]
     shifted: list[str] = []
+    impact.lines_marked = surging.get("service", [])
     if series:
-        shifted, peaks, impact.not_borne_out = _metric_peaks(store, window, baseline, series,
-                                                             elsewhere, entry_names(impact.entry_service), evidence)
+        impact.metric_marks, peaks, impact.not_borne_out = _metric_peaks(
+            store, window, baseline, series, elsewhere, entry_names(impact.entry_service), evidence)
+        shifted = [mark.service for mark in impact.metric_marks]
         impact.peak_latency, impact.peak_error_rate = peaks.get("latency"), peaks.get("error")
     if log_columns and impact.peak_error_rate is None:
         impact.peak_error_rate = _log_error_peak(store, window, baseline, evidence)
@@ -268,17 +286,16 @@ def _metric_catalogue(store: Any, window: Span, baseline: Span) -> dict[str, lis
 def _metric_peaks(
     store: Any, window: Span, baseline: Span, series: dict[str, list[str]], elsewhere: list[str],
     entry: list[str], evidence: list[Evidence],
-) -> tuple[list[str], dict[str, Peak], list[TraceCheck]]:
-    """Services whose latency/error metrics shifted up, the worst latency and error series at their peak, and the
-    latency percentiles left out of both: peaks the traced calls do not bear out (`plausibility`). A peak is of a
-    series that marks its service affected when any does; else of a service affected otherwise (by its metrics of
-    the other role, or by `elsewhere`: the services their WARN/ERROR lines or traced requests marked) or of the
-    entry service (`entry`: where requests were counted; or named as the front door,
+) -> tuple[list[MetricMark], dict[str, Peak], list[TraceCheck]]:
+    """Services whose latency/error metrics shifted up (each with the series that marked it), the worst latency and
+    error series at their peak, and the latency percentiles left out of both: peaks the traced calls do not bear out
+    (`plausibility`). A peak is of a series that marks its service affected when any does; else of a service affected
+    otherwise (by its metrics of the other role, or by `elsewhere`: the services their WARN/ERROR lines or traced
+    requests marked) or of the entry service (`entry`: where requests were counted; or named as the front door,
     `ENTRY_SERVICE`: TrainTicket's front-end metric file names it `Frontend`, its traces `ts-gateway-service`), names
-    compared without case
-    (`Frontend` of a metric file is the traces' `frontend`); none else: a peak of a service nothing marked is not the
-    incident's. Where nothing marked any service, the peaks are the window's largest (the review words them as what
-    the window holds, no impact measured)."""
+    compared without case (`Frontend` of a metric file is the traces' `frontend`); none else: a peak of a service
+    nothing marked is not the incident's. Where nothing marked any service, the peaks are the window's largest (the
+    review words them as what the window holds, no impact measured)."""
     failed_shares = [FAILED_OF + name for name in series.get("success", [])]
     series = {**series, "error": series["error"] + failed_shares}
     watched = series["latency"] + series["error"]
@@ -315,6 +332,13 @@ def _metric_peaks(
     affected = changed & ((typical_shift >= METRIC_SHIFT) | slower | failing)
     order = np.argsort(-typical_shift, kind="stable")
     shifted = list(dict.fromkeys(str(service[i]) for i in order if affected[i]))
+    unchecked = {(c.service, c.metric): c for c in checks if c.borne_out is None}
+    # per service, a marking series the traces confirm or need not first, in the order above
+    marking = sorted((i for i in order if affected[i]),
+                     key=lambda i: (str(service[i]), (str(service[i]), str(metric[i])) in unchecked))
+    firsts = {str(service[i]): i for i in reversed(marking)}
+    marks = [_mark(str(name), str(metric[firsts[name]]), median[firsts[name]], baseline_median[firsts[name]],
+                   points[firsts[name]], unchecked.get((name, str(metric[firsts[name]])))) for name in shifted]
     already = sorted({f"{service[i]}/{metric[i]}" for i in range(table.num_rows) if not changed[i]
                       and _rose(before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])})
     peaks: dict[str, Peak] = {}
@@ -343,6 +367,7 @@ def _metric_peaks(
             "peak_latency": peaks["latency"].model_dump(mode="json") if "latency" in peaks else None,
             "peak_error_rate": peaks["error"].model_dump(mode="json") if "error" in peaks else None,
             "services_shifted": shifted,
+            "marked_by": [mark.model_dump(mode="json") for mark in marks],
             "high_before_the_start": already[:20],
             "not_borne_out": [c.series for c in unsupported][:20],
             "rule": "peak = window max of the series with the largest (max - baseline median) / robust scale, of "
@@ -363,7 +388,14 @@ def _metric_peaks(
             f"{IMPACT_NOISE_FLOOR:.0%}, and a latency percentile only where the traced calls bear it out",
         },
     ))
-    return shifted, peaks, unsupported
+    return marks, peaks, unsupported
+
+
+def _mark(service: str, metric: str, typical: float, baseline: float, samples: int,
+          unchecked: TraceCheck | None) -> MetricMark:
+    """A service's `MetricMark`, with what the traces hold of a percentile they could not check."""
+    return MetricMark(service=service, metric=metric, typical=float(typical), baseline=float(baseline),
+                      samples=int(samples), unchecked=unchecked.unchecked() if unchecked else None)
 
 
 def entry_names(entry: str | None) -> list[str]:

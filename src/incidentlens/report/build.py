@@ -11,14 +11,14 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Mapping
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW, minutes_before
-from incidentlens.analysis.impact import ERROR_RATIO, LATENCY
+from incidentlens.analysis.impact import ERROR_RATIO, FAILED_OF, LATENCY, SURGE_RATIO
 from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_scale
 from incidentlens.analysis.pipeline import SEEN_MOVING
 from incidentlens.analysis.plausibility import traced_calls_words
@@ -52,6 +52,7 @@ from incidentlens.report.schema import (
     Impact,
     Lessons,
     LogTemplate,
+    MetricMark,
     Narrative,
     NotBorneOut,
     Peak,
@@ -601,6 +602,8 @@ class _Builder:
             services_affected=_named_services(raw.get("services_affected") or []),
             traced_failures=[TracedFailure.model_validate(pick(TracedFailure, f))
                              for f in raw.get("traced_failures") or []],
+            lines_marked=list(raw.get("lines_marked") or []),
+            metric_marks=[MetricMark.model_validate(pick(MetricMark, m)) for m in raw.get("metric_marks") or []],
             regions_affected=list(raw.get("regions_affected") or []),
             peak_latency=_peak(raw.get("peak_latency")),
             peak_error_rate=_peak(raw.get("peak_error_rate")),
@@ -1628,17 +1631,51 @@ def _traced_failures_words(impact: Impact) -> str:
     """` Marked by their traced requests: ts-food-service (7 of 9 requests failed with ..., 5 of 149 before).`: what
     marked the services their traced requests marked affected, but for the entry service's, said with its requests
     (`_entry_traced`), then the services whose error rate or latency held at the severity's floor
-    (`severity.held_at_floor`); nothing when none is left."""
+    (`severity.held_at_floor`), then what marked the others (`_other_marks_words`); nothing when none is left."""
     others = [f for f in impact.traced_failures if f is not _entry_traced(impact)]
     traced = {f.service.lower() for f in impact.traced_failures}
-    held = [f"{service} ({said})" for service, said in held_at_floor(impact) if service.lower() not in traced]
+    said: dict[str, list[str]] = {}  # a service whose error rate and latency both held is named once
+    for service, words in held_at_floor(impact):
+        if service.lower() not in traced:
+            said.setdefault(service, []).append(words)
+    held = [f"{service} ({'; '.join(words)})" for service, words in said.items()]
     words = (f" Marked by {'its' if len(held) == 1 else 'their'} error rate or latency over the window: "
              f"{fmt.listed(held)}." if held else "")
+    words += _other_marks_words(impact, traced | {service.lower() for service in said})
     if not others:
         return words
     whose = "its" if len(others) == 1 else "their"
     marked = [f"{f.service} ({traced_words(f, named=False)})" for f in others]
     return f" Marked by {whose} traced requests: {fmt.listed(marked)}.{words}"
+
+
+def _other_marks_words(impact: Impact, explained: set[str]) -> str:
+    """What marked the services affected that `explained` (names in lower case) leaves: a surge of their WARN/ERROR
+    lines, or a latency or error series of theirs held past its noise, said with its figures and, for a percentile
+    the traced calls could not check, so (TrainTicket 08:52 listed ts-admin-user-service affected, said nowhere why:
+    its client p90 from 0.019 to 156 s, which no traced call covers)."""
+    left = [name for name in impact.services_affected if name.lower() not in explained]
+    lines = [name for name in left if name.lower() in {s.lower() for s in impact.lines_marked}]
+    marks = {m.service.lower(): m for m in impact.metric_marks}
+    metrics = [_mark_words(marks[name.lower()], name) for name in left
+               if name not in lines and name.lower() in marks]
+    words = (f" Marked by {'its' if len(lines) == 1 else 'their'} WARN/ERROR lines (at {SURGE_RATIO:g}x the "
+             f"baseline's rate or more, past chance): {fmt.listed(lines)}." if lines else "")
+    if metrics:
+        words += (f" Marked by {'its' if len(metrics) == 1 else 'their'} latency or error metrics over the window: "
+                  f"{fmt.listed(metrics)}.")
+    return words
+
+
+def _mark_words(mark: MetricMark, name: str) -> str:
+    """`ts-a (PodClientLatencyP90(s) 150 s over the window (the median of its 2 samples), against 0.019 s before: a
+    percentile the traces cannot confirm (no traced call covers it))`."""
+    error = ERROR_RATIO.search(mark.metric) or mark.metric.startswith(FAILED_OF)
+    value = fmt.pct if error else partial(fmt.measure, mark.metric)
+    median = "its one sample" if mark.samples == 1 else f"the median of its {mark.samples} samples"
+    unconfirmed = f": a percentile the traces cannot confirm ({mark.unchecked})" if mark.unchecked else ""
+    return (f"{name} ({mark.metric} {value(mark.typical)} over the window ({median}), against "
+            f"{value(mark.baseline)} before{unconfirmed})")
 
 
 def _entry_traced(impact: Impact) -> TracedFailure | None:

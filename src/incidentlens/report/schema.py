@@ -79,6 +79,19 @@ class NotBorneOut(_Model):
         return f"{self.service}/{self.metric}"
 
 
+class MetricMark(_Model):
+    """The series that marked a service affected by its latency or error metrics: the window's median against the
+    baseline's, and where it is a latency percentile the traced calls could not check, how many they hold."""
+
+    service: str
+    metric: str
+    typical: float = Field(description="the series' median over the window")
+    baseline: float = Field(description="its median before the start")
+    samples: int = Field(description="the window's samples of it")
+    unchecked: str | None = Field(None, description="a percentile the traced calls could not check: why ('no traced "
+                                                    "call covers it'); None: checked, or no percentile")
+
+
 class TracedFailure(_Model):
     """A service's traced requests that failed in one way beyond its baseline's share: an error status on an
     operation, an ERROR line of a template, (`kind`) requests of that kind that ended without a call they made
@@ -123,6 +136,10 @@ class Impact(_Model):
                                                        "baseline: then the raw count sets no severity); severity "
                                                        "reads this")
     services_affected: list[str] = Field(default_factory=list)
+    lines_marked: list[str] = Field(default_factory=list, description="the services affected by a surge of their "
+                                    "WARN/ERROR lines")
+    metric_marks: list[MetricMark] = Field(default_factory=list, description="per service affected by its latency "
+                                           "or error metrics, the series that marked it")
     traced_failures: list[TracedFailure] = Field(default_factory=list, description="per service its traced requests "
                                                  "mark affected, the way they failed most beyond its baseline's share; "
                                                  "sets SEV3 at most (a service's requests are not the users')")
