@@ -159,3 +159,20 @@ def test_a_service_whose_error_rate_and_latency_both_held_is_named_once():
     text = build_postmortem(analysis).impact.narrative.text
     assert "Marked by its error rate or latency over the window: db-proxy (error rate" in text
     assert text.count("db-proxy (") == 1
+
+
+def test_a_rollback_the_data_records_is_not_asked_for_again():
+    # bad-deploy, seed 3: "P0 | Roll inventory back to the last known-good release ... | immediately" where the
+    # Response section read "17:11 UTC inventory rollback rollback inventory to v1.3.6 (from v1.3.7)"
+    analysis = top_cause_analysis("bad_deploy", "a change to db-proxy shortly before the onset introduced failures")
+    rollback = {"ts": "2024-05-01T10:50:00Z", "service": "db-proxy", "kind": "rollback",
+                "description": "rollback db-proxy to v4.1.0"}
+    analysis["evidence"].append({"id": "event-0000aaaa", "kind": "event", "title": "rollback", "query": "SELECT 1",
+                                 "data": [rollback]})
+    mitigation = next(a for a in build_postmortem(analysis).action_items if a.type == "mitigate")
+    assert mitigation.description == ("Keep db-proxy on the release it was rolled back to (rollback db-proxy to "
+                                      "v4.1.0, at 2024-05-01 10:50 UTC, as the data records) and hold further "
+                                      "rollouts until a fix is verified")
+    rollback["service"] = "payments"  # another service's rollback leaves the root cause's to do
+    mitigation = next(a for a in build_postmortem(analysis).action_items if a.type == "mitigate")
+    assert mitigation.description.startswith("Roll db-proxy back to the last known-good release")

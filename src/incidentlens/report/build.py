@@ -1193,7 +1193,30 @@ class _Builder:
             items.insert(1, canary)
         if self.over:
             items = [self._should_it_recur(a) if a.type == "mitigate" else a for a in items]
+        rolled_back = self._rolled_back() if playbook_kind(self.kind) == "bad_deploy" else None
+        if rolled_back:
+            items = [self._done_already(a, *rolled_back) if a.type == "mitigate" else a for a in items]
         return items if self.moved else items[:1]  # nothing moved: no service to act on, only the alert to check
+
+    def _rolled_back(self) -> tuple[dt.datetime, str] | None:
+        """The rollback of the root cause's service the data records after the incident began (an event of kind
+        `rollback`), its time and words; None when none is recorded."""
+        for ev in self.data.get("evidence") or []:
+            rows = ev.get("data") if isinstance(ev.get("data"), list) else [ev.get("data")]
+            for row in rows if ev.get("kind") == "event" else []:
+                when = fmt.utc(row.get("ts") or row.get("t")) if isinstance(row, dict) else None
+                if (when and when >= self.window.start and str(row.get("kind", "")).lower() == "rollback"
+                        and row.get("service") == self.service):
+                    return when, str(row.get("description") or f"rollback {self.service}")
+        return None
+
+    def _done_already(self, action: ActionItem, when: dt.datetime, what: str) -> ActionItem:
+        """A bad deploy's rollback the data records as done (seed 3's bad-deploy day asked, P0 "immediately", to roll
+        inventory back, where its Response section read "17:11 UTC inventory rollback rollback inventory to v1.3.6"):
+        what remains is to keep it there."""
+        return action.model_copy(update={"description": (
+            f"Keep {self.service} on the release it was rolled back to ({what}, at {fmt.when(when)}, as the data "
+            "records) and hold further rollouts until a fix is verified")})
 
     def _should_it_recur(self, action: ActionItem) -> ActionItem:
         """A mitigation of a burst that ended (`BurstEnded`): nothing is under way to stop, so it is what to do should
