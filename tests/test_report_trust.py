@@ -6,6 +6,7 @@ from __future__ import annotations
 from incidentlens.report import build_postmortem
 from incidentlens.report.build import runbook_checklist
 from incidentlens.report.render_markdown import render_markdown
+from test_report_claims import split_between_db_proxy_and_payments
 from test_report_data import top_cause_analysis
 
 
@@ -176,3 +177,39 @@ def test_a_rollback_the_data_records_is_not_asked_for_again():
     rollback["service"] = "payments"  # another service's rollback leaves the root cause's to do
     mitigation = next(a for a in build_postmortem(analysis).action_items if a.type == "mitigate")
     assert mitigation.description.startswith("Roll db-proxy back to the last known-good release")
+
+
+def test_with_no_single_root_cause_the_lesson_does_not_deny_the_order_the_headline_gives():
+    # TrainTicket 08:52: the title "ts-seat-service moved first, then ts-train-service and ts-auth-service" above
+    # the lesson "nothing in it says which one led"
+    pm = build_postmortem(split_between_db_proxy_and_payments())
+    assert any("nothing in it says which one set off the others or why" in text for text in pm.lessons.went_wrong)
+    assert not any("which one led" in text for text in pm.lessons.went_wrong)
+
+
+def test_a_service_named_with_its_mechanism_undetermined_asks_for_telemetry_that_would_name_the_mechanism():
+    # TrainTicket 10:20: ts-travel-service at 96%, and "Add the telemetry that would have named the cause"
+    def telemetry(analysis: dict) -> str:
+        return next(a.description for a in build_postmortem(analysis).action_items
+                    if a.description.startswith("Add the telemetry"))
+
+    assert telemetry(top_cause_analysis("unknown", "db-proxy changed")).startswith(
+        "Add the telemetry that would have named its mechanism:")
+    assert telemetry(split_between_db_proxy_and_payments()).startswith(
+        "Add the telemetry that would have named the cause:")
+
+
+def test_a_change_that_harmed_nothing_measured_is_watched_not_taken_out_of_rotation():
+    # OnlineBoutique 12:27: "No impact was measured" above "[P2] ... otherwise take the instances that show the
+    # change out of rotation (or restart them)"
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    analysis["impact"].update(services_affected=[], requests_failed=None, users_affected=None,
+                              harm_checked=["latency and error metrics"])
+    pm = build_postmortem(analysis)
+    assert "No sustained impact was measured" in pm.impact.narrative.text and pm.title.startswith("Change in")
+    assert pm.action_items[0].description == (
+        "Look for a change to db-proxy before the onset, which the data does not show, and revert it if there is "
+        "one; nothing measured here harmed requests, so watch db-proxy rather than take its instances out of "
+        "rotation while the change is investigated")
+    harmed = build_postmortem(top_cause_analysis("unknown", "db-proxy changed")).action_items[0]
+    assert "take the instances that show the change out of rotation" in harmed.description

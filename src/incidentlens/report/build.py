@@ -33,6 +33,7 @@ from incidentlens.report.playbooks import (
     CALL_MEASURES,
     REVERT_NONE_SEEN,
     REVERT_NOT_GIVEN,
+    UNHARMED_MITIGATION,
     log_text_of,
     mitigations_for,
     playbook,
@@ -524,8 +525,8 @@ class _Builder:
             steps[0] = (f"{_which_first(services)} (the review lists what {'it' if len(services) == 1 else 'each'} "
                         "showed)" if services else self._nothing_to_order())
             steps = [step if not step.startswith("Mitigate:") else
-                     "Mitigate the service shown to have moved first: revert its latest change or take its affected "
-                     "instances out of rotation"
+                     "Mitigate the service shown to have moved first: look for a change to it before the onset and "
+                     "revert it if there is one, or take its affected instances out of rotation"
                      for step in steps]
         searches = [_search_step(name, t) for name in services if self.top
                     for t in [next((t for t in templates if _contributes(t) and name in (t.get("services") or [])),
@@ -1178,7 +1179,13 @@ class _Builder:
 
     def _catalogue_actions(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
-        items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures, revert=self._revert)
+        items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures, revert=self._revert,
+                                named="its mechanism" if self.confirmed else "the cause")
+        if playbook_kind(self.kind) == "unknown" and not self.inconclusive and not self.harmed:
+            # OnlineBoutique 12:27: "No impact was measured" above "take the instances that show the change out of
+            # rotation (or restart them)"
+            items[0] = items[0].model_copy(update={"description": UNHARMED_MITIGATION.format(
+                revert=self._revert.format(service=self.service), service=self.service)})
         if self.inconclusive:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
@@ -1246,7 +1253,8 @@ class _Builder:
         if new_problems and not self.inconclusive:
             well.append("Logs named the failure directly: new error templates appeared with the onset")
         if self.inconclusive and self.verdict.services:
-            led = "whether it led" if len(self.leads) == 1 else "which one led"
+            # "led" read as "moved first", which the headline says of one of them
+            led = "whether it led" if len(self.leads) == 1 else "which one set off the others"
             wrong.append(f"No single root cause could be named from this data: {self.subject} moved, and nothing in "
                          f"it says {led} or why")
         elif self.inconclusive:

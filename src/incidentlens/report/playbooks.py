@@ -52,6 +52,9 @@ REVERT_NONE_SEEN = ("Look for a change to {service} before the onset, which the 
 #: ... where no deploy or config events were given at all: the data could not have shown one
 REVERT_NOT_GIVEN = ("Look for a change to {service} before the onset (no deploy or config events were given to show "
                     "one) and revert it if there is one")
+#: an undetermined change's first step where nothing measured was harmed: no instance to take out of rotation
+UNHARMED_MITIGATION = ("{revert}; nothing measured here harmed requests, so watch {service} rather than take its "
+                       "instances out of rotation while the change is investigated")
 #: the kinds whose label is a countable noun and so takes an article in a sentence
 _COUNTABLE = frozenset({"cache_miss_storm", "bad_deploy", "region_outage"})
 
@@ -271,7 +274,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
                     "while the cause is investigated: adding replicas helps only a service short of capacity, "
                     "which nothing here shows"),
             _Action("prevent", "P2", "2 weeks",
-                    "Add the telemetry that would have named the cause: per-dependency {missing} metrics for "
+                    "Add the telemetry that would have named {named}: per-dependency {missing} metrics for "
                     "{service}"),
             _Action("detect", "P2", "1 week",
                     "Alert on {service} error rate and latency against their baseline band", "SRE"),
@@ -320,15 +323,18 @@ def kind_label(kind: str | None) -> str:
 
 
 def mitigations_for(kind: str | None, services: Sequence[str], evidence: list[str] | None = None, *,
-                    measured: Collection[str] = (), revert: str = REVERT_IF_ANY) -> list[ActionItem]:
+                    measured: Collection[str] = (), revert: str = REVERT_IF_ANY,
+                    named: str = "the cause") -> list[ActionItem]:
     """Action items for a root cause of `kind` in `services` (one, or several whose teams own them), citing
     `evidence` ids when given. `measured`: what the data already measures of each call ('error', 'latency'); an
     action that asks for telemetry asks only for the rest, and is left out when nothing is missing. `revert`: what
-    an undetermined failure's first step says of a change to revert (`REVERT_NONE_SEEN` where the data shows none)."""
+    an undetermined failure's first step says of a change to revert (`REVERT_NONE_SEEN` where the data shows none).
+    `named`: what the telemetry an undetermined failure asks for would have named (`its mechanism` where the data
+    named the service)."""
     service = listed(services)
     several = len(services) > 1
     missing = " and ".join(m for m in CALL_MEASURES if m not in measured)
-    words = {"service": service, "missing": missing, "revert": revert.format(service=service)}
+    words = {"service": service, "missing": missing, "revert": revert.format(service=service), "named": named}
     return [
         ActionItem(type=a.type, description=a.description.format(**words),
                    owner=a.owner.format(service=service) + ("s" if several and a.owner.endswith(" team") else ""),
