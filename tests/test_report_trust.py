@@ -213,3 +213,15 @@ def test_a_change_that_harmed_nothing_measured_is_watched_not_taken_out_of_rotat
         "rotation while the change is investigated")
     harmed = build_postmortem(top_cause_analysis("unknown", "db-proxy changed")).action_items[0]
     assert "take the instances that show the change out of rotation" in harmed.description
+
+
+def test_with_no_logs_in_the_window_no_contributing_factor_is_not_said_to_be_none_found():
+    # OnlineBoutique 14:12 (no logs for this period): "Contributing factors: none found in the data", where they are
+    # looked for in the log lines alone
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    analysis.update(contributors=[], templates=[], hypotheses=analysis["hypotheses"][:1])
+    analysis["sources"] = {"used": ["metrics", "traces"], "missing": ["logs"], "events_given": False}
+    assert ("- none found in the data: they are looked for in the log lines, and the data holds no logs for this "
+            "period") in render_markdown(build_postmortem(analysis))
+    analysis["sources"] = {"used": ["metrics", "traces", "logs"], "missing": [], "events_given": False}
+    assert "- none found in the data\n" in render_markdown(build_postmortem(analysis))
