@@ -225,3 +225,14 @@ def test_with_no_logs_in_the_window_no_contributing_factor_is_not_said_to_be_non
             "period") in render_markdown(build_postmortem(analysis))
     analysis["sources"] = {"used": ["metrics", "traces", "logs"], "missing": [], "events_given": False}
     assert "- none found in the data\n" in render_markdown(build_postmortem(analysis))
+
+
+def test_an_inconclusive_summary_says_first_what_the_services_that_changed_of_their_own_showed():
+    # TrainTicket 08:52: the summary's first four services moved only by percentiles the traces deny or cannot
+    # confirm; ts-seat-service, which the headline names first, came fifth
+    analysis = split_between_db_proxy_and_payments()
+    analysis["verdict"]["services"][0].update(own=False, showed=["its host's cpu from 2% to 3%"])
+    analysis["verdict"]["services"][1].update(own=True, own_onset="2024-05-01T10:11:00Z")
+    analysis["verdict"]["services"][2].update(own=True, own_onset="2024-05-01T10:12:00Z")
+    summary = build_postmortem(analysis).summary.text
+    assert summary.index("db-proxy from") < summary.index("payments from") < summary.index("api-gateway from")

@@ -712,10 +712,15 @@ class _Builder:
         return f"no {fmt.listed(missing, 'or')} for this period" if missing else ""
 
     def _what_services_showed(self) -> str:
-        """`api-gateway from 14:53:06 UTC: ...; db-proxy from ...`: each candidate's onset and what moved."""
+        """`api-gateway from 14:53:06 UTC: ...; db-proxy from ...`: each candidate's onset and what moved, those that
+        showed a change of their own (`movers`, in the headline's order) first: TrainTicket 08:52's summary gave its
+        first four of five to services whose only change was a percentile the traces deny or cannot confirm, and
+        ts-seat-service, which its headline names first, last."""
+        own = self.movers
+        shown = [*own, *(s for s in self.verdict.services if s.service not in {m.service for m in own})][:5]
         return " ".join(
             f"{s.service}{f' from {fmt.when(s.onset)}' if s.onset else ''}: {'; '.join(s.showed[:2]) or 'moved'}."
-            for s in self.verdict.services[:5])
+            for s in shown)
 
     @property
     def second(self) -> Hypothesis | None:
