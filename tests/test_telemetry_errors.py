@@ -395,7 +395,9 @@ def test_a_file_cut_inside_a_quote_beside_one_with_a_ragged_row_is_set_aside_too
     rows = [f"2024-05-01T10:{m:02d}:00Z,api,line {m}" for m in range(40)]
     ragged = write(tmp_path / "a.csv", "ts,service,message\n" + "\n".join([*rows[:10], rows[10] + ",extra",
                                                                           *rows[11:]]) + "\n")
-    cut = write(tmp_path / "b.csv", "ts,service,message\n" + "\n".join(rows) + '\n2024-05-01T11:00:00Z,api,"cut sh\n')
+    # another service's file (the same lines twice would be a copy, read once: tests/test_log_copies.py)
+    other = [row.replace(",api,", ",web,") for row in rows]
+    cut = write(tmp_path / "b.csv", "ts,service,message\n" + "\n".join(other) + '\n2024-05-01T11:00:00Z,api,"cut sh\n')
     store = load_telemetry(logs=str(tmp_path / "*.csv"))
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 79}]
     assert store.warnings == [f"{ragged}: 1 of 40 records of a.csv unreadable (line 12), set aside",

@@ -415,6 +415,8 @@ class TelemetryStore:
                 if raw:
                     rows = f"SELECT * FROM {quote(f'{part}_rows')}"
                     self.con.execute(f"CREATE OR REPLACE TABLE {quote(f'{part}_rows')} AS {_kept_rows(view, built)}")
+                    if view == "logs" and built.origin and not built.origin_file:
+                        self._drop_copies(quote(f"{part}_rows"), source)
                 kept = (ORIGIN_LINE,) if built.origin_file else (ORIGIN_FILE, ORIGIN_LINE)
                 hidden = f" EXCLUDE ({', '.join(map(quote, kept))})" if built.origin else ""
                 self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS SELECT *{hidden} FROM ({rows})")
@@ -433,6 +435,55 @@ class TelemetryStore:
         if view == "logs":
             self.con.execute(f"CREATE OR REPLACE VIEW {LOG_ORIGINS} AS {' UNION ALL BY NAME '.join(self._origins)}")
             self._uncounted = None
+
+    def _drop_copies(self, table: str, source: Source) -> None:
+        """Drop from `table` (a logs part's rows read from several files) the lines a later file copies from an
+        earlier one: an export re-run over a stretch already written (Nezha's TrainTicket day writes one log minute
+        into two files), which counted twice would log that stretch twice as much. A later file copies an earlier one
+        when, of its lines at the times both files have lines at, most are the earlier file's (the same time, fields
+        and message); its lines that are, are dropped. Files that only share a line here and there (two pods' files
+        with no pod column, each writing the same health check in the same second) copy nothing: each keeps its
+        lines, as a file keeps a line it repeats (a service may write one line twice at once)."""
+        file = quote(ORIGIN_FILE)
+        spans = f"SELECT {file} AS file, min(ts) AS first, max(ts) AS last FROM {table} GROUP BY {file}"
+        if not self.con.execute(f"SELECT count(*) FROM ({spans}) AS a JOIN ({spans}) AS b ON a.file < b.file "
+                                "AND a.first <= b.last AND b.first <= a.last").fetchone()[0]:
+            return  # files one after another (a minute each, a day each) hold no line twice
+        content = ", ".join(quote(name) for name, *_ in self.con.execute(f"DESCRIBE {table}").fetchall()
+                            if name not in (ORIGIN_FILE, ORIGIN_LINE))
+        keyed = "_incidentlens_keyed"  # the lines at times some other file has lines at: all a copy can be
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {keyed} AS SELECT id, file, ts, h, dense_rank() OVER (ORDER BY first) AS "
+            f"place FROM (SELECT rowid AS id, {file} AS file, ts, hash({content}) AS h, min(rowid) OVER (PARTITION "
+            f"BY {file}) AS first FROM {table} WHERE ts IN (SELECT ts FROM {table} GROUP BY ts HAVING "
+            f"count(DISTINCT {file}) > 1))")
+        try:
+            pairs = self._copied_pairs(keyed)
+            if pairs:
+                self.con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT id FROM ({_copies_sql(keyed)}))")
+        finally:
+            self.con.execute(f"DROP TABLE IF EXISTS {keyed}; DROP TABLE IF EXISTS _incidentlens_copied")
+        if pairs:
+            listed = "; ".join(f"{n:,} of {later} already in {earlier}" for later, earlier, n in pairs[:3])
+            more = f"; and {len(pairs) - 3} more files" if len(pairs) > 3 else ""
+            self.warnings.append(f"{source.label}: {sum(n for *_, n in pairs):,} log lines a later file copied from "
+                                 f"an earlier one (the same time, fields and message: files whose times overlap), "
+                                 f"counted once: {listed}{more}")
+
+    def _copied_pairs(self, keyed: str) -> list[tuple[str, str, int]]:
+        """(later file, earlier file, lines copied) of each pair where the later copies the earlier (`_drop_copies`):
+        of the later's lines at times both have lines at, more than half are the earlier's. Registers the pairs as
+        `_incidentlens_copied` for `_copies_sql`."""
+        times = f"SELECT file, place, ts, count(*) AS n FROM {keyed} GROUP BY ALL"
+        shared = (f"SELECT a.file AS earlier, b.file AS later, sum(b.n) AS shared FROM ({times}) AS a JOIN ({times}) "
+                  "AS b ON a.ts = b.ts AND a.place < b.place GROUP BY ALL")
+        lines = f"SELECT DISTINCT file, place, ts, h FROM {keyed}"
+        matched = (f"SELECT a.file AS earlier, b.file AS later, count(*) AS matched FROM ({lines}) AS a JOIN {keyed} "
+                   "AS b ON a.ts = b.ts AND a.h = b.h AND a.place < b.place GROUP BY ALL")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_copied AS SELECT earlier, later FROM ({shared}) "
+                         f"JOIN ({matched}) USING (earlier, later) WHERE 2 * matched > shared")
+        return self.con.execute(f"SELECT later, earlier, count(*) AS n FROM ({_copies_sql(keyed)}) GROUP BY ALL "
+                                "ORDER BY min(id)").fetchall()
 
     def log_origins_sql(self) -> str | None:
         """`SELECT file, line, message`: every entry of the logs view (in its parts' order) with the file it was
@@ -589,6 +640,15 @@ def _stop_reads(reads: list[tuple[Future[None], duckdb.DuckDBPyConnection]]) -> 
         for con in running:
             con.interrupt()
         wait([read for read, _ in reads], timeout=0.05)
+
+
+def _copies_sql(keyed: str) -> str:
+    """(id, later, earlier) of each line of `keyed` (`TelemetryStore._drop_copies`) that a file copied from an
+    earlier one (`_incidentlens_copied`), with the first such file."""
+    return (f"SELECT b.id, b.file AS later, arg_min(a.file, a.place) AS earlier FROM {keyed} AS b JOIN "
+            f"(SELECT DISTINCT file, place, ts, h FROM {keyed}) AS a ON a.ts = b.ts AND a.h = b.h "
+            "AND a.place < b.place JOIN _incidentlens_copied AS c ON c.earlier = a.file AND c.later = b.file "
+            "GROUP BY b.id, b.file")
 
 
 def _kept_rows(view: str, built: Built) -> str:

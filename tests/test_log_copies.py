@@ -1,0 +1,62 @@
+"""A log file that copies a stretch of an earlier one (an export re-run over it) adds no lines: those it copied are
+counted once, and said so. Files that only share a line here and there keep every line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from incidentlens.telemetry import load_telemetry
+
+
+def _minute_file(path: Path, minutes: range, extra: list[str] | None = None) -> Path:
+    """`ts,service,level,message` lines every 10 s over `minutes` of 10:00, then `extra` lines."""
+    lines = [f"2024-05-01T10:{m:02d}:{s:02d}Z,api,INFO,served request {m}.{s}"
+             for m in minutes for s in range(0, 60, 10)]
+    path.write_text("ts,service,level,message\n" + "\n".join([*lines, *(extra or [])]) + "\n")
+    return path
+
+
+def test_lines_a_later_file_copies_from_an_earlier_one_are_counted_once_and_said(tmp_path: Path) -> None:
+    # minute files as Nezha writes them: the second repeats the first's last minute, line for line
+    first = _minute_file(tmp_path / "10_00_log.csv", range(0, 2))
+    second = _minute_file(tmp_path / "10_01_log.csv", range(1, 3))
+
+    store = load_telemetry(logs=[first, second])
+
+    assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 18  # 3 minutes of 6 lines
+    assert [w for w in store.warnings if "copied" in w] == [
+        f"{first} (and 1 more): 6 log lines a later file copied from an earlier one (the same time, fields and "
+        f"message: files whose times overlap), counted once: 6 of {second} already in {first}"]
+    # the line kept is the first file's, at its own line there
+    origins = store.fetch(f"SELECT file, line FROM ({store.log_origins_sql()}) WHERE message = 'served request 1.0'")
+    assert origins.to_pylist() == [{"file": str(first), "line": 8}]
+
+
+def test_a_line_repeated_within_one_file_or_changed_in_another_is_kept(tmp_path: Path) -> None:
+    # a service may write one line twice at once; a line of the same time with another message is another line
+    twice = "2024-05-01T10:01:30Z,api,ERROR,connection refused"
+    first = _minute_file(tmp_path / "a.csv", range(0, 2), extra=[twice, twice])
+    second = _minute_file(tmp_path / "b.csv", range(3, 4), extra=["2024-05-01T10:01:30Z,api,ERROR,connection reset"])
+
+    store = load_telemetry(logs=[first, second])
+
+    assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 12 + 2 + 6 + 1
+    assert not [w for w in store.warnings if "copied" in w]
+
+
+def test_two_pods_files_that_share_a_health_check_each_keep_every_line(tmp_path: Path) -> None:
+    # per-pod files with no pod column: at each second both log a request of their own, and at some the same check
+    def pod(name: str) -> Path:
+        lines = [f"2024-05-01T10:00:{s:02d}Z,api,INFO,{'GET /health 200' if s % 20 == 0 else f'served {name} {s}'}"
+                 for s in range(0, 60, 5)]
+        return write_lines(tmp_path / f"{name}.csv", lines)
+
+    store = load_telemetry(logs=[pod("a"), pod("b")])
+
+    assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 24
+    assert not [w for w in store.warnings if "copied" in w]
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("ts,service,level,message\n" + "\n".join(lines) + "\n")
+    return path
