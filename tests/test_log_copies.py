@@ -60,3 +60,17 @@ def test_two_pods_files_that_share_a_health_check_each_keep_every_line(tmp_path:
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("ts,service,level,message\n" + "\n".join(lines) + "\n")
     return path
+
+
+def test_the_copies_of_files_read_as_utf8_are_named_as_their_originals(tmp_path: Path) -> None:
+    # a Latin-1 byte in the first file: both are read from UTF-8 copies, which the warning must not name
+    first = _minute_file(tmp_path / "10_00_log.csv", range(0, 2))
+    first.write_bytes(first.read_bytes() + b"2024-05-01T10:00:05Z,api,INFO,caf\xe9\n")
+    second = _minute_file(tmp_path / "10_01_log.csv", range(1, 3))
+
+    store = load_telemetry(logs=[first, second])
+
+    assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 19
+    assert [w for w in store.warnings if "copied" in w] == [
+        f"{first} (and 1 more): 6 log lines a later file copied from an earlier one (the same time, fields and "
+        f"message: files whose times overlap), counted once: 6 of {second} already in {first}"]

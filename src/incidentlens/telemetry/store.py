@@ -416,7 +416,7 @@ class TelemetryStore:
                     rows = f"SELECT * FROM {quote(f'{part}_rows')}"
                     self.con.execute(f"CREATE OR REPLACE TABLE {quote(f'{part}_rows')} AS {_kept_rows(view, built)}")
                     if view == "logs" and built.origin and not built.origin_file:
-                        self._drop_copies(quote(f"{part}_rows"), source)
+                        self._drop_copies(quote(f"{part}_rows"), source, copies)
                 kept = (ORIGIN_LINE,) if built.origin_file else (ORIGIN_FILE, ORIGIN_LINE)
                 hidden = f" EXCLUDE ({', '.join(map(quote, kept))})" if built.origin else ""
                 self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS SELECT *{hidden} FROM ({rows})")
@@ -436,14 +436,15 @@ class TelemetryStore:
             self.con.execute(f"CREATE OR REPLACE VIEW {LOG_ORIGINS} AS {' UNION ALL BY NAME '.join(self._origins)}")
             self._uncounted = None
 
-    def _drop_copies(self, table: str, source: Source) -> None:
+    def _drop_copies(self, table: str, source: Source, copies: dict[Path, Path]) -> None:
         """Drop from `table` (a logs part's rows read from several files) the lines a later file copies from an
         earlier one: an export re-run over a stretch already written (Nezha's TrainTicket day writes one log minute
         into two files), which counted twice would log that stretch twice as much. A later file copies an earlier one
         when, of its lines at the times both files have lines at, most are the earlier file's (the same time, fields
         and message); its lines that are, are dropped. Files that only share a line here and there (two pods' files
         with no pod column, each writing the same health check in the same second) copy nothing: each keeps its
-        lines, as a file keeps a line it repeats (a service may write one line twice at once)."""
+        lines, as a file keeps a line it repeats (a service may write one line twice at once). The warning names
+        each UTF-8 copy read (`copies`) as its original file."""
         file = quote(ORIGIN_FILE)
         spans = f"SELECT {file} AS file, min(ts) AS first, max(ts) AS last FROM {table} GROUP BY {file}"
         if not self.con.execute(f"SELECT count(*) FROM ({spans}) AS a JOIN ({spans}) AS b ON a.file < b.file "
@@ -464,7 +465,9 @@ class TelemetryStore:
         finally:
             self.con.execute(f"DROP TABLE IF EXISTS {keyed}; DROP TABLE IF EXISTS _incidentlens_copied")
         if pairs:
-            listed = "; ".join(f"{n:,} of {later} already in {earlier}" for later, earlier, n in pairs[:3])
+            named = {str(copy): str(original) for copy, original in copies.items()}
+            listed = "; ".join(f"{n:,} of {named.get(later, later)} already in {named.get(earlier, earlier)}"
+                               for later, earlier, n in pairs[:3])
             more = f"; and {len(pairs) - 3} more files" if len(pairs) > 3 else ""
             self.warnings.append(f"{source.label}: {sum(n for *_, n in pairs):,} log lines a later file copied from "
                                  f"an earlier one (the same time, fields and message: files whose times overlap), "
