@@ -452,12 +452,15 @@ class TelemetryStore:
             return  # files one after another (a minute each, a day each) hold no line twice
         content = ", ".join(quote(name) for name, *_ in self.con.execute(f"DESCRIBE {table}").fetchall()
                             if name not in (ORIGIN_FILE, ORIGIN_LINE))
-        keyed = "_incidentlens_keyed"  # the lines at times some other file has lines at: all a copy can be
+        # the lines at times some other file has lines at (all a copy can be), each with its occurrence in its file
+        # (`h` the line, `k` its k-th time there): a later file's k-th is a copy only of an earlier file's k-th, so
+        # a line the later holds more often than the earlier (a second the earlier was cut within) keeps the extra
+        keyed = "_incidentlens_keyed"
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {keyed} AS SELECT id, file, ts, h, dense_rank() OVER (ORDER BY first) AS "
-            f"place FROM (SELECT rowid AS id, {file} AS file, ts, hash({content}) AS h, min(rowid) OVER (PARTITION "
-            f"BY {file}) AS first FROM {table} WHERE ts IN (SELECT ts FROM {table} GROUP BY ts HAVING "
-            f"count(DISTINCT {file}) > 1))")
+            f"CREATE OR REPLACE TEMP TABLE {keyed} AS SELECT id, file, ts, h, row_number() OVER (PARTITION BY file, "
+            f"ts, h ORDER BY id) AS k, dense_rank() OVER (ORDER BY first) AS place FROM (SELECT rowid AS id, {file} "
+            f"AS file, ts, hash({content}) AS h, min(rowid) OVER (PARTITION BY {file}) AS first FROM {table} WHERE ts "
+            f"IN (SELECT ts FROM {table} GROUP BY ts HAVING count(DISTINCT {file}) > 1))")
         try:
             pairs = self._copied_pairs(keyed)
             if pairs:
@@ -480,9 +483,8 @@ class TelemetryStore:
         times = f"SELECT file, place, ts, count(*) AS n FROM {keyed} GROUP BY ALL"
         shared = (f"SELECT a.file AS earlier, b.file AS later, sum(b.n) AS shared FROM ({times}) AS a JOIN ({times}) "
                   "AS b ON a.ts = b.ts AND a.place < b.place GROUP BY ALL")
-        lines = f"SELECT DISTINCT file, place, ts, h FROM {keyed}"
-        matched = (f"SELECT a.file AS earlier, b.file AS later, count(*) AS matched FROM ({lines}) AS a JOIN {keyed} "
-                   "AS b ON a.ts = b.ts AND a.h = b.h AND a.place < b.place GROUP BY ALL")
+        matched = (f"SELECT a.file AS earlier, b.file AS later, count(*) AS matched FROM {keyed} AS a JOIN {keyed} "
+                   "AS b ON a.ts = b.ts AND a.h = b.h AND a.k = b.k AND a.place < b.place GROUP BY ALL")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_copied AS SELECT earlier, later FROM ({shared}) "
                          f"JOIN ({matched}) USING (earlier, later) WHERE 2 * matched > shared")
         return self.con.execute(f"SELECT later, earlier, count(*) AS n FROM ({_copies_sql(keyed)}) GROUP BY ALL "
@@ -648,10 +650,9 @@ def _stop_reads(reads: list[tuple[Future[None], duckdb.DuckDBPyConnection]]) -> 
 def _copies_sql(keyed: str) -> str:
     """(id, later, earlier) of each line of `keyed` (`TelemetryStore._drop_copies`) that a file copied from an
     earlier one (`_incidentlens_copied`), with the first such file."""
-    return (f"SELECT b.id, b.file AS later, arg_min(a.file, a.place) AS earlier FROM {keyed} AS b JOIN "
-            f"(SELECT DISTINCT file, place, ts, h FROM {keyed}) AS a ON a.ts = b.ts AND a.h = b.h "
-            "AND a.place < b.place JOIN _incidentlens_copied AS c ON c.earlier = a.file AND c.later = b.file "
-            "GROUP BY b.id, b.file")
+    return (f"SELECT b.id, b.file AS later, arg_min(a.file, a.place) AS earlier FROM {keyed} AS b JOIN {keyed} "
+            "AS a ON a.ts = b.ts AND a.h = b.h AND a.k = b.k AND a.place < b.place JOIN _incidentlens_copied AS c "
+            "ON c.earlier = a.file AND c.later = b.file GROUP BY b.id, b.file")
 
 
 def _kept_rows(view: str, built: Built) -> str:
