@@ -88,3 +88,19 @@ def test_a_copy_that_holds_a_line_more_often_than_the_earlier_file_keeps_the_ext
     assert refused["n"][0].as_py() == 2
     assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 18 + 2
     assert next(w for w in store.warnings if "copied" in w).endswith(f"counted once: 7 of {second} already in {first}")
+
+
+def test_a_copy_of_a_file_with_a_line_set_aside_is_found_all_the_same(tmp_path: Path) -> None:
+    # a file with a malformed line is read apart from the clean ones (skipping it): its copy is still a copy
+    first = _minute_file(tmp_path / "10_00_log.csv", range(0, 2),
+                         extra=["2024-05-01T10:01:55Z,api,INFO,served,one field too many"])
+    second = _minute_file(tmp_path / "10_01_log.csv", range(1, 3))
+
+    store = load_telemetry(logs=[first, second])
+
+    assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 18
+    assert [w for w in store.warnings if "copied" in w] == [
+        f"{first} (and 1 more): 6 log lines a later file copied from an earlier one (the same time, fields and "
+        f"message: files whose times overlap), counted once: 6 of {second} already in {first}"]
+    origins = store.fetch(f"SELECT file, line FROM ({store.log_origins_sql()}) WHERE message = 'served request 1.0'")
+    assert origins.to_pylist() == [{"file": str(first), "line": 8}]

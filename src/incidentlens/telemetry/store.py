@@ -408,6 +408,7 @@ class TelemetryStore:
                 copies = {self._as_utf8(path): path for path in source.files}
                 selects = self._naming_originals(copies, lambda: build(replace(source, files=tuple(copies))))
             parts = self._parts.setdefault(view, [])
+            numbered: list[tuple[str, Built]] = []  # the logs parts whose rows say their file and line
             for built in selects:
                 self._source_columns.update(built.columns)
                 part = f"_{view}_{len(parts)}"
@@ -415,8 +416,8 @@ class TelemetryStore:
                 if raw:
                     rows = f"SELECT * FROM {quote(f'{part}_rows')}"
                     self.con.execute(f"CREATE OR REPLACE TABLE {quote(f'{part}_rows')} AS {_kept_rows(view, built)}")
-                    if view == "logs" and built.origin and not built.origin_file:
-                        self._drop_copies(quote(f"{part}_rows"), source, copies)
+                    if view == "logs" and built.origin:
+                        numbered.append((quote(f"{part}_rows"), built))
                 kept = (ORIGIN_LINE,) if built.origin_file else (ORIGIN_FILE, ORIGIN_LINE)
                 hidden = f" EXCLUDE ({', '.join(map(quote, kept))})" if built.origin else ""
                 self.con.execute(f"CREATE OR REPLACE VIEW {quote(part)} AS SELECT *{hidden} FROM ({rows})")
@@ -425,6 +426,8 @@ class TelemetryStore:
                     self._counted.update({str(copies.get(Path(read), read)): (Path(read), source.fmt)
                                           for read in built.counted})
                 parts.append(part)
+            if len(source.files) > 1 and numbered:
+                self._drop_copies(numbered, [str(path) for path in copies or source.files], source.label, copies)
         finally:
             if raw:
                 self._drop_tables(raw)
@@ -436,50 +439,75 @@ class TelemetryStore:
             self.con.execute(f"CREATE OR REPLACE VIEW {LOG_ORIGINS} AS {' UNION ALL BY NAME '.join(self._origins)}")
             self._uncounted = None
 
-    def _drop_copies(self, table: str, source: Source, copies: dict[Path, Path]) -> None:
-        """Drop from `table` (a logs part's rows read from several files) the lines a later file copies from an
-        earlier one: an export re-run over a stretch already written (Nezha's TrainTicket day writes one log minute
-        into two files), which counted twice would log that stretch twice as much. A later file copies an earlier one
-        when, of its lines at the times both files have lines at, most are the earlier file's (the same time, fields
-        and message); its lines that are, are dropped. Files that only share a line here and there (two pods' files
-        with no pod column, each writing the same health check in the same second) copy nothing: each keeps its
-        lines, as a file keeps a line it repeats (a service may write one line twice at once). The warning names
-        each UTF-8 copy read (`copies`) as its original file."""
-        file = quote(ORIGIN_FILE)
-        spans = f"SELECT {file} AS file, min(ts) AS first, max(ts) AS last FROM {table} GROUP BY {file}"
+    def _drop_copies(self, parts: list[tuple[str, Built]], files: list[str], label: str,
+                     copies: dict[Path, Path]) -> None:
+        """Drop from the rows of a logs source (`parts`: each part's table and select, its files with malformed lines
+        read apart from the others, `views.build_select`) the lines a later file (of `files`, in the order read)
+        copies from an earlier one: an export re-run over a stretch already written (Nezha's TrainTicket day writes
+        one log minute into two files), which counted twice would log that stretch twice as much. A later file
+        copies an earlier one when, of its lines at the times both files have lines at, most are the earlier file's
+        (the same time, fields and message); its lines that are, are dropped. Files that only share a line here and
+        there (two pods' files with no pod column, each writing the same health check in the same second) copy
+        nothing: each keeps its lines, as a file keeps a line it repeats (a service may write one line twice at
+        once). The warning names each UTF-8 copy read (`copies`) as its original file."""
+        plain = " UNION ALL ".join(f"SELECT {_file_sql(built)} AS file, ts FROM {table}" for table, built in parts)
+        spans = f"SELECT file, min(ts) AS first, max(ts) AS last FROM ({plain}) GROUP BY file"
         if not self.con.execute(f"SELECT count(*) FROM ({spans}) AS a JOIN ({spans}) AS b ON a.file < b.file "
                                 "AND a.first <= b.last AND b.first <= a.last").fetchone()[0]:
             return  # files one after another (a minute each, a day each) hold no line twice
-        content = ", ".join(quote(name) for name, *_ in self.con.execute(f"DESCRIBE {table}").fetchall()
-                            if name not in (ORIGIN_FILE, ORIGIN_LINE))
         # the lines at times some other file has lines at (all a copy can be), each with its occurrence in its file
         # (`h` the line, `k` its k-th time there): a later file's k-th is a copy only of an earlier file's k-th, so
         # a line the later holds more often than the earlier (a second the earlier was cut within) keeps the extra
-        keyed = "_incidentlens_keyed"
+        keyed, shared = "_incidentlens_keyed", "_incidentlens_shared"
+        order = f"[{', '.join(map(literal, files))}]"  # an earlier file is one read first
+        lines = " UNION ALL ".join(
+            f"SELECT {p} AS p, rowid AS id, {_file_sql(built)} AS file, ts, hash({content}) AS h FROM {table} "
+            f"WHERE ts IN (SELECT ts FROM {shared})" for p, (table, built), content in self._contents(parts))
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {keyed} AS SELECT id, file, ts, h, row_number() OVER (PARTITION BY file, "
-            f"ts, h ORDER BY id) AS k, dense_rank() OVER (ORDER BY first) AS place FROM (SELECT rowid AS id, {file} "
-            f"AS file, ts, hash({content}) AS h, min(rowid) OVER (PARTITION BY {file}) AS first FROM {table} WHERE ts "
-            f"IN (SELECT ts FROM {table} GROUP BY ts HAVING count(DISTINCT {file}) > 1))")
+            f"CREATE OR REPLACE TEMP TABLE {shared} AS SELECT ts FROM ({plain}) GROUP BY ts "
+            "HAVING count(DISTINCT file) > 1")
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {keyed} AS SELECT p, id, file, ts, h, row_number() OVER (PARTITION BY "
+            f"file, ts, h ORDER BY p, id) AS k, dense_rank() OVER (ORDER BY list_position({order}, file), p, first) "
+            f"AS place FROM (SELECT *, min(id) OVER (PARTITION BY p, file) AS first FROM ({lines}))")
         try:
             pairs = self._copied_pairs(keyed)
-            if pairs:
-                self.con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT id FROM ({_copies_sql(keyed)}))")
+            for p, (table, _) in enumerate(parts if pairs else []):
+                self.con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT id FROM _incidentlens_copies "
+                                 f"WHERE p = {p})")
         finally:
-            self.con.execute(f"DROP TABLE IF EXISTS {keyed}; DROP TABLE IF EXISTS _incidentlens_copied")
+            self.con.execute(f"DROP TABLE IF EXISTS {keyed}; DROP TABLE IF EXISTS {shared}; "
+                             "DROP TABLE IF EXISTS _incidentlens_copied; DROP TABLE IF EXISTS _incidentlens_copies")
         if pairs:
             named = {str(copy): str(original) for copy, original in copies.items()}
             listed = "; ".join(f"{n:,} of {named.get(later, later)} already in {named.get(earlier, earlier)}"
                                for later, earlier, n in pairs[:3])
             more = f"; and {len(pairs) - 3} more files" if len(pairs) > 3 else ""
-            self.warnings.append(f"{source.label}: {sum(n for *_, n in pairs):,} log lines a later file copied from "
+            self.warnings.append(f"{label}: {sum(n for *_, n in pairs):,} log lines a later file copied from "
                                  f"an earlier one (the same time, fields and message: files whose times overlap), "
                                  f"counted once: {listed}{more}")
+
+    def _contents(self, parts: list[tuple[str, Built]]) -> list[tuple[int, tuple[str, Built], str]]:
+        """(index, part, the columns a line's content is hashed from) of each part (`_drop_copies`): every column
+        but where it was read, in one order; a column a part lacks is NULL there, and one the parts read as types
+        of their own is compared as text (a file's column of numbers and another's of words)."""
+        described = [{name: kind for name, kind, *_ in self.con.execute(f"DESCRIBE {table}").fetchall()
+                      if name not in (ORIGIN_FILE, ORIGIN_LINE)} for table, _ in parts]
+        names = list(dict.fromkeys(name for columns in described for name in columns))
+        kinds = {name: {columns.get(name) for columns in described} for name in names}
+
+        def column(name: str, columns: dict[str, str]) -> str:
+            if len(kinds[name]) == 1:
+                return quote(name)
+            return f"CAST({quote(name)} AS VARCHAR)" if name in columns else "CAST(NULL AS VARCHAR)"
+
+        return [(p, part, ", ".join(column(name, columns) for name in names))
+                for p, (part, columns) in enumerate(zip(parts, described, strict=True))]
 
     def _copied_pairs(self, keyed: str) -> list[tuple[str, str, int]]:
         """(later file, earlier file, lines copied) of each pair where the later copies the earlier (`_drop_copies`):
         of the later's lines at times both have lines at, more than half are the earlier's. Registers the pairs as
-        `_incidentlens_copied` for `_copies_sql`."""
+        `_incidentlens_copied`, and the lines copied as `_incidentlens_copies`."""
         times = f"SELECT file, place, ts, count(*) AS n FROM {keyed} GROUP BY ALL"
         shared = (f"SELECT a.file AS earlier, b.file AS later, sum(b.n) AS shared FROM ({times}) AS a JOIN ({times}) "
                   "AS b ON a.ts = b.ts AND a.place < b.place GROUP BY ALL")
@@ -487,8 +515,9 @@ class TelemetryStore:
                    "AS b ON a.ts = b.ts AND a.h = b.h AND a.k = b.k AND a.place < b.place GROUP BY ALL")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_copied AS SELECT earlier, later FROM ({shared}) "
                          f"JOIN ({matched}) USING (earlier, later) WHERE 2 * matched > shared")
-        return self.con.execute(f"SELECT later, earlier, count(*) AS n FROM ({_copies_sql(keyed)}) GROUP BY ALL "
-                                "ORDER BY min(id)").fetchall()
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_copies AS {_copies_sql(keyed)}")
+        return self.con.execute("SELECT later, earlier, count(*) AS n FROM _incidentlens_copies GROUP BY ALL "
+                                "ORDER BY min(place), min(p), min(id)").fetchall()
 
     def log_origins_sql(self) -> str | None:
         """`SELECT file, line, message`: every entry of the logs view (in its parts' order) with the file it was
@@ -648,11 +677,17 @@ def _stop_reads(reads: list[tuple[Future[None], duckdb.DuckDBPyConnection]]) -> 
 
 
 def _copies_sql(keyed: str) -> str:
-    """(id, later, earlier) of each line of `keyed` (`TelemetryStore._drop_copies`) that a file copied from an
-    earlier one (`_incidentlens_copied`), with the first such file."""
-    return (f"SELECT b.id, b.file AS later, arg_min(a.file, a.place) AS earlier FROM {keyed} AS b JOIN {keyed} "
-            "AS a ON a.ts = b.ts AND a.h = b.h AND a.k = b.k AND a.place < b.place JOIN _incidentlens_copied AS c "
-            "ON c.earlier = a.file AND c.later = b.file GROUP BY b.id, b.file")
+    """(part, id, later, earlier) of each line of `keyed` (`TelemetryStore._drop_copies`) that a file copied from
+    an earlier one (`_incidentlens_copied`), with the first such file."""
+    return (f"SELECT b.p, b.id, b.place, b.file AS later, arg_min(a.file, a.place) AS earlier FROM {keyed} AS b "
+            f"JOIN {keyed} AS a ON a.ts = b.ts AND a.h = b.h AND a.k = b.k AND a.place < b.place "
+            "JOIN _incidentlens_copied AS c ON c.earlier = a.file AND c.later = b.file GROUP BY b.p, b.id, b.place, "
+            "b.file")
+
+
+def _file_sql(built: Built) -> str:
+    """The file a logs part's row was read from: its column, or the part's one file."""
+    return literal(built.origin_file) if built.origin_file else quote(ORIGIN_FILE)
 
 
 def _kept_rows(view: str, built: Built) -> str:
