@@ -104,3 +104,18 @@ def test_a_copy_of_a_file_with_a_line_set_aside_is_found_all_the_same(tmp_path: 
         f"message: files whose times overlap), counted once: 6 of {second} already in {first}"]
     origins = store.fetch(f"SELECT file, line FROM ({store.log_origins_sql()}) WHERE message = 'served request 1.0'")
     assert origins.to_pylist() == [{"file": str(first), "line": 8}]
+
+
+def test_a_column_named_rowid_does_not_stand_for_the_lines_dropped(tmp_path: Path) -> None:
+    # an export of a database table with its `rowid`: every line's is 7, and a copied line's 7 was every line's
+    def export(name: str, minutes: range) -> Path:
+        lines = [f"2024-05-01T10:{m:02d}:{s:02d}Z,api,INFO,served {m}.{s},7" for m in minutes for s in range(0, 60, 10)]
+        path = tmp_path / name
+        path.write_text("ts,service,level,message,rowid\n" + "\n".join(lines) + "\n")
+        return path
+
+    store = load_telemetry(logs=[export("a.csv", range(0, 2)), export("b.csv", range(1, 3))])
+
+    assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 18
+    copied = next(w for w in store.warnings if "copied" in w)
+    assert copied.endswith(f"6 of {tmp_path / 'b.csv'} already in {tmp_path / 'a.csv'}")

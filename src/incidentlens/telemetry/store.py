@@ -457,24 +457,25 @@ class TelemetryStore:
             return  # files one after another (a minute each, a day each) hold no line twice
         # the lines at times some other file has lines at (all a copy can be), each with its occurrence in its file
         # (`h` the line, `k` its k-th time there): a later file's k-th is a copy only of an earlier file's k-th, so
-        # a line the later holds more often than the earlier (a second the earlier was cut within) keeps the extra
+        # a line the later holds more often than the earlier (a second the earlier was cut within) keeps the extra.
+        # A line is known by its file and line there, not the table's rowid: a source's column may be named so
         keyed, shared = "_incidentlens_keyed", "_incidentlens_shared"
         order = f"[{', '.join(map(literal, files))}]"  # an earlier file is one read first
         lines = " UNION ALL ".join(
-            f"SELECT {p} AS p, rowid AS id, {_file_sql(built)} AS file, ts, hash({content}) AS h FROM {table} "
-            f"WHERE ts IN (SELECT ts FROM {shared})" for p, (table, built), content in self._contents(parts))
+            f"SELECT {p} AS p, {quote(ORIGIN_LINE)} AS line, {_file_sql(built)} AS file, ts, hash({content}) AS h "
+            f"FROM {table} WHERE ts IN (SELECT ts FROM {shared})"
+            for p, (table, built), content in self._contents(parts))
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {shared} AS SELECT ts FROM ({plain}) GROUP BY ts "
             "HAVING count(DISTINCT file) > 1")
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {keyed} AS SELECT p, id, file, ts, h, row_number() OVER (PARTITION BY "
-            f"file, ts, h ORDER BY p, id) AS k, dense_rank() OVER (ORDER BY list_position({order}, file), p, first) "
-            f"AS place FROM (SELECT *, min(id) OVER (PARTITION BY p, file) AS first FROM ({lines}))")
+            f"CREATE OR REPLACE TEMP TABLE {keyed} AS SELECT *, row_number() OVER (PARTITION BY file, ts, h ORDER BY "
+            f"line) AS k, dense_rank() OVER (ORDER BY list_position({order}, file), p, file) AS place FROM ({lines})")
         try:
             pairs = self._copied_pairs(keyed)
-            for p, (table, _) in enumerate(parts if pairs else []):
-                self.con.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT id FROM _incidentlens_copies "
-                                 f"WHERE p = {p})")
+            for p, (table, built) in enumerate(parts if pairs else []):
+                self.con.execute(f"DELETE FROM {table} USING _incidentlens_copies AS c WHERE c.p = {p} AND c.line = "
+                                 f"{table}.{quote(ORIGIN_LINE)} AND c.later = {_file_sql(built)}")
         finally:
             self.con.execute(f"DROP TABLE IF EXISTS {keyed}; DROP TABLE IF EXISTS {shared}; "
                              "DROP TABLE IF EXISTS _incidentlens_copied; DROP TABLE IF EXISTS _incidentlens_copies")
@@ -517,7 +518,7 @@ class TelemetryStore:
                          f"JOIN ({matched}) USING (earlier, later) WHERE 2 * matched > shared")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_copies AS {_copies_sql(keyed)}")
         return self.con.execute("SELECT later, earlier, count(*) AS n FROM _incidentlens_copies GROUP BY ALL "
-                                "ORDER BY min(place), min(p), min(id)").fetchall()
+                                "ORDER BY min(place)").fetchall()
 
     def log_origins_sql(self) -> str | None:
         """`SELECT file, line, message`: every entry of the logs view (in its parts' order) with the file it was
@@ -677,11 +678,11 @@ def _stop_reads(reads: list[tuple[Future[None], duckdb.DuckDBPyConnection]]) -> 
 
 
 def _copies_sql(keyed: str) -> str:
-    """(part, id, later, earlier) of each line of `keyed` (`TelemetryStore._drop_copies`) that a file copied from
-    an earlier one (`_incidentlens_copied`), with the first such file."""
-    return (f"SELECT b.p, b.id, b.place, b.file AS later, arg_min(a.file, a.place) AS earlier FROM {keyed} AS b "
+    """(part, line, place, later, earlier) of each line of `keyed` (`TelemetryStore._drop_copies`) that a file
+    copied from an earlier one (`_incidentlens_copied`), with the first such file."""
+    return (f"SELECT b.p, b.line, b.place, b.file AS later, arg_min(a.file, a.place) AS earlier FROM {keyed} AS b "
             f"JOIN {keyed} AS a ON a.ts = b.ts AND a.h = b.h AND a.k = b.k AND a.place < b.place "
-            "JOIN _incidentlens_copied AS c ON c.earlier = a.file AND c.later = b.file GROUP BY b.p, b.id, b.place, "
+            "JOIN _incidentlens_copied AS c ON c.earlier = a.file AND c.later = b.file GROUP BY b.p, b.line, b.place, "
             "b.file")
 
 
