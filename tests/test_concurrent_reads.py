@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from incidentlens.analysis import analyze, pipeline
@@ -137,6 +138,55 @@ def test_ctrl_c_during_an_analysis_stops_the_traces_reads_beside_it(
     # the traces' reads were interrupted one after another, not waited for
     assert time.perf_counter() - started < 3
     assert not [thread for thread in set(threading.enumerate()) - threads if thread.name.startswith("ThreadPool")]
+
+
+def test_an_analysis_stopped_by_an_error_leaves_another_calls_query_on_the_store_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a server's calls read one store at once: one analysis failing interrupts its own traces' reads, not a query
+    # another call runs on the same store
+    spans, logs = _system(tmp_path)
+    store = load_telemetry(traces=spans, logs=logs)
+    slow = "SELECT count(*) AS n FROM range(150_000_000) AS t(i) WHERE i % 7 = 3"
+    answers: list[object] = []
+    other = threading.Thread(target=lambda: answers.append(store.fetch(slow)["n"][0].as_py()))
+
+    def slow_trace_signals(store: TelemetryStore, *args: object) -> object:
+        store.fetch(slow)
+        raise AssertionError("the traces' read was not interrupted")
+
+    def log_counts_failing(*args: object) -> object:
+        time.sleep(0.3)  # both slow queries running
+        raise RuntimeError("the logs could not be read")
+
+    monkeypatch.setattr(pipeline, "trace_signals", slow_trace_signals)
+    monkeypatch.setattr(pipeline, "fetch_log_counts", log_counts_failing)
+    other.start()
+    try:
+        with pytest.raises(RuntimeError, match="the logs could not be read"):
+            analyze(store, at=AT, onset="at")
+    finally:
+        other.join()
+    assert answers == [150_000_000 // 7 + (150_000_000 % 7 > 3)]
+
+
+def test_interrupting_a_threads_queries_as_they_end_is_no_error() -> None:
+    # a query's cursor is closed as it ends: an interrupt reaching for it just then must not fail on a closed cursor
+    store = TelemetryStore()
+    interrupted: list[Exception] = []
+
+    def many_queries() -> None:
+        for _ in range(300):
+            try:
+                store.fetch("SELECT 1")
+            except duckdb.InterruptException as err:
+                interrupted.append(err)
+
+    reader = threading.Thread(target=many_queries)
+    reader.start()
+    while reader.is_alive():
+        store.interrupt_queries(reader.ident or 0)
+    reader.join()
+    assert interrupted  # the interrupts did reach queries
 
 
 def test_log_files_read_at_once_keep_each_entrys_own_file_and_line(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ trigger -> root-cause ranking with tests -> timeline. `AnalysisResult.to_dict()`
 from __future__ import annotations
 
 import re
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
@@ -241,7 +242,8 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     shifts = evidence.add(shifts if shifts is not None else metric_shifts(store, window, baseline))
     # a start the user gave is an incident's; one taken from an alert time says where to look, not that anything hurt
     trusted = given_baseline is not None and not detection.undetected
-    with ThreadPoolExecutor(max_workers=1) as beside:
+    beside_thread: list[int] = []  # the thread the traces are read in, whose queries alone an error interrupts
+    with ThreadPoolExecutor(max_workers=1, initializer=lambda: beside_thread.append(threading.get_ident())) as beside:
         # The traces are read beside the logs (and, for a window explained whatever moved, what its logs hold and
         # what it cost): DuckDB answers without holding the GIL, and one query after another left the second core
         # idle through much of each. Their evidence is recorded in the order it always was.
@@ -253,7 +255,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
             read_ahead = _window_reads(store, window, baseline) if trusted and concurrent else None
             traces = evidence.add(traced.result() if traced is not None else trace_signals(store, window, baseline))
         except BaseException:
-            _stop(store, traced)
+            _stop(store, traced, beside_thread)
             raise
     load_only = None if trusted else _load_without_harm(detection, shifts, surges, traces)
     if load_only:
@@ -349,12 +351,13 @@ def _harmful(metric: str, direction: str) -> bool:
     return (direction == "down") == bool(HARM_DOWN.search(metric))
 
 
-def _stop(store: Any, beside: Future[Any] | None) -> None:
-    """Interrupt the queries run `beside` the main thread's until it ends: Ctrl-C (or an error) in the main thread
-    stops its own query alone, and the executor waited for the traces' reads to end (about 3 s of a Nezha hour). An
-    interrupt stops the query running, not the next: the reads are many."""
+def _stop(store: Any, beside: Future[Any] | None, threads: list[int]) -> None:
+    """Interrupt the queries run `beside` the main thread's (in `threads`) until it ends: Ctrl-C (or an error) in the
+    main thread stops its own query alone, and the executor waited for the traces' reads to end (about 3 s of a Nezha
+    hour). An interrupt stops the query running, not the next: the reads are many."""
     while beside is not None and not beside.done():
-        store.interrupt_queries()
+        for thread in threads:
+            store.interrupt_queries(thread)
         wait([beside], timeout=0.05)
 
 

@@ -114,7 +114,10 @@ class TelemetryStore:
     _hold_lock: threading.Lock = field(default_factory=threading.Lock)
     # UTF-8 copies of files that are not (`_as_utf8`): this store's, then those of the stores that read its views
     _scratches: list[tempfile.TemporaryDirectory[str]] = field(default_factory=list)
-    _running: set[duckdb.DuckDBPyConnection] = field(default_factory=set)  # the cursors of the queries running
+    # the cursors of the queries running, each with the thread running it; the lock keeps a cursor from being closed
+    # while `interrupt_queries` interrupts it (a closed cursor refuses: 'Connection already closed!')
+    _running: dict[duckdb.DuckDBPyConnection, int] = field(default_factory=dict)
+    _running_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         if self.timezone is not None:
@@ -157,18 +160,24 @@ class TelemetryStore:
     def _query_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor for one query, known to `interrupt_queries` while it runs, closed after."""
         cursor = self.cursor()
-        self._running.add(cursor)
+        with self._running_lock:
+            self._running[cursor] = threading.get_ident()
         try:
             yield cursor
         finally:
-            self._running.discard(cursor)
-            cursor.close()
+            with self._running_lock:
+                del self._running[cursor]
+                cursor.close()
 
-    def interrupt_queries(self) -> None:
-        """Interrupt every query running on this store's cursors, from any thread: each raises where it runs. Ctrl-C
-        reaches the main thread's query alone; one run beside it (`pipeline.explain_window`) went on to its end."""
-        for cursor in list(self._running):
-            cursor.interrupt()
+    def interrupt_queries(self, thread: int) -> None:
+        """Interrupt the query `thread` (a `threading.get_ident()`) runs on this store's cursors, if any, from any
+        thread: it raises where it runs. Ctrl-C reaches the main thread's query alone; one run beside it
+        (`pipeline.explain_window`) went on to its end. Another thread's queries run on: a server's calls read one
+        store at once, and one call's error is not another's."""
+        with self._running_lock:
+            for cursor, runner in self._running.items():
+                if runner == thread:
+                    cursor.interrupt()
 
     def hold(self, sql: str, label: str) -> str:
         """The name of a table holding the result of `sql` (a DuckDB query over the views), computed on the first
