@@ -487,7 +487,8 @@ class TelemetryStore:
                                  f"{table}.{quote(ORIGIN_LINE)} AND c.later = {_file_sql(built)}")
         finally:
             self.con.execute(f"DROP TABLE IF EXISTS {keyed}; DROP TABLE IF EXISTS {shared}; "
-                             "DROP TABLE IF EXISTS _incidentlens_copied; DROP TABLE IF EXISTS _incidentlens_copies")
+                             "DROP TABLE IF EXISTS _incidentlens_copied; DROP TABLE IF EXISTS _incidentlens_copies; "
+                             "DROP TABLE IF EXISTS _incidentlens_sets")
         if pairs:
             named = {str(copy): str(original) for copy, original in copies.items()}
             listed = "; ".join(f"{n:,} of {named.get(later, later)} already in {named.get(earlier, earlier)}"
@@ -517,10 +518,16 @@ class TelemetryStore:
     def _copied_pairs(self, keyed: str) -> list[tuple[str, str, int]]:
         """(later file, earlier file, lines copied) of each pair where the later copies the earlier (`_drop_copies`):
         of the later's lines at times both have lines at, more than half are the earlier's. Registers the pairs as
-        `_incidentlens_copied`, and the lines copied as `_incidentlens_copies`."""
+        `_incidentlens_copied`, and the lines copied as `_incidentlens_copies` (`_incidentlens_sets` on the way)."""
         times = f"SELECT file, place, ts, count(*) AS n FROM {keyed} GROUP BY ALL"
-        shared = (f"SELECT a.file AS earlier, b.file AS later, sum(b.n) AS shared FROM ({times}) AS a JOIN ({times}) "
-                  "AS b ON a.ts = b.ts AND a.place < b.place GROUP BY ALL")
+        # each file's lines summed over the times the same files have lines at (`files`: which), and a pair's
+        # shared lines over those sums, not joined time by time: per-pod files with a line every second share
+        # their files at every time (50 files of 20k seconds: 24.5M rows joined, 4.5 s; one set of files here)
+        sets = f"SELECT ts, dense_rank() OVER (ORDER BY list(place ORDER BY place)) AS files FROM ({times}) GROUP BY ts"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_sets AS SELECT t.file, t.place, s.files, "
+                         f"sum(t.n) AS n FROM ({times}) AS t JOIN ({sets}) AS s USING (ts) GROUP BY ALL")
+        shared = ("SELECT a.file AS earlier, b.file AS later, sum(b.n) AS shared FROM _incidentlens_sets AS a "
+                  "JOIN _incidentlens_sets AS b ON a.files = b.files AND a.place < b.place GROUP BY ALL")
         matched = (f"SELECT a.file AS earlier, b.file AS later, count(*) AS matched FROM {keyed} AS a JOIN {keyed} "
                    "AS b ON a.ts = b.ts AND a.h = b.h AND a.k = b.k AND a.place < b.place GROUP BY ALL")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_copied AS SELECT earlier, later FROM ({shared}) "
