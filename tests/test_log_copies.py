@@ -76,20 +76,6 @@ def test_the_copies_of_files_read_as_utf8_are_named_as_their_originals(tmp_path:
         f"message: files whose times overlap), counted once: 6 of {second} already in {first}"]
 
 
-def test_a_copy_that_holds_a_line_more_often_than_the_earlier_file_keeps_the_extra_ones(tmp_path: Path) -> None:
-    # the first file was cut within 10:01:30, having written the line once; the second holds that second whole
-    once = "2024-05-01T10:01:30Z,api,ERROR,connection refused"
-    first = _minute_file(tmp_path / "10_00_log.csv", range(0, 2), extra=[once])
-    second = _minute_file(tmp_path / "10_01_log.csv", range(1, 3), extra=[once, once])
-
-    store = load_telemetry(logs=[first, second])
-
-    refused = store.fetch("SELECT count(*) AS n FROM logs WHERE message = 'connection refused'")
-    assert refused["n"][0].as_py() == 2
-    assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 18 + 2
-    assert next(w for w in store.warnings if "copied" in w).endswith(f"counted once: 7 of {second} already in {first}")
-
-
 def test_a_copy_of_a_file_with_a_line_set_aside_is_found_all_the_same(tmp_path: Path) -> None:
     # a file with a malformed line is read apart from the clean ones (skipping it): its copy is still a copy
     first = _minute_file(tmp_path / "10_00_log.csv", range(0, 2),

@@ -464,10 +464,8 @@ class TelemetryStore:
         if not self.con.execute(f"SELECT count(*) FROM ({spans}) AS a JOIN ({spans}) AS b ON a.file < b.file "
                                 "AND a.first <= b.last AND b.first <= a.last").fetchone()[0]:
             return  # files one after another (a minute each, a day each) hold no line twice
-        # the lines at times some other file has lines at (all a copy can be), each with its occurrence in its file
-        # (`h` the line, `k` its k-th time there): a later file's k-th is a copy only of an earlier file's k-th, so
-        # a line the later holds more often than the earlier (a second the earlier was cut within) keeps the extra.
-        # A line is known by its file and line there, not the table's rowid: a source's column may be named so
+        # the lines at times some other file has lines at: all a copy can be. A line is known by its file and line
+        # there, not the table's rowid: a source's column may be named so
         keyed, shared = "_incidentlens_keyed", "_incidentlens_shared"
         order = f"[{', '.join(map(literal, files))}]"  # an earlier file is one read first
         lines = " UNION ALL ".join(
@@ -478,8 +476,8 @@ class TelemetryStore:
             f"CREATE OR REPLACE TEMP TABLE {shared} AS SELECT ts FROM ({plain}) GROUP BY ts "
             "HAVING count(DISTINCT file) > 1")
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {keyed} AS SELECT *, row_number() OVER (PARTITION BY file, ts, h ORDER BY "
-            f"line) AS k, dense_rank() OVER (ORDER BY list_position({order}, file), p, file) AS place FROM ({lines})")
+            f"CREATE OR REPLACE TEMP TABLE {keyed} AS SELECT *, dense_rank() OVER (ORDER BY list_position({order}, "
+            f"file), p, file) AS place FROM ({lines})")
         try:
             pairs = self._copied_pairs(keyed)
             for p, (table, built) in enumerate(parts if pairs else []):
@@ -528,8 +526,9 @@ class TelemetryStore:
                          f"sum(t.n) AS n FROM ({times}) AS t JOIN ({sets}) AS s USING (ts) GROUP BY ALL")
         shared = ("SELECT a.file AS earlier, b.file AS later, sum(b.n) AS shared FROM _incidentlens_sets AS a "
                   "JOIN _incidentlens_sets AS b ON a.files = b.files AND a.place < b.place GROUP BY ALL")
-        matched = (f"SELECT a.file AS earlier, b.file AS later, count(*) AS matched FROM {keyed} AS a JOIN {keyed} "
-                   "AS b ON a.ts = b.ts AND a.h = b.h AND a.k = b.k AND a.place < b.place GROUP BY ALL")
+        lines = f"SELECT DISTINCT file, place, ts, h FROM {keyed}"
+        matched = (f"SELECT a.file AS earlier, b.file AS later, count(*) AS matched FROM ({lines}) AS a JOIN {keyed} "
+                   "AS b ON a.ts = b.ts AND a.h = b.h AND a.place < b.place GROUP BY ALL")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_copied AS SELECT earlier, later FROM ({shared}) "
                          f"JOIN ({matched}) USING (earlier, later) WHERE 2 * matched > shared")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_copies AS {_copies_sql(keyed)}")
@@ -697,9 +696,9 @@ def _copies_sql(keyed: str) -> str:
     """(part, line, place, later, earlier) of each line of `keyed` (`TelemetryStore._drop_copies`) that a file
     copied from an earlier one (`_incidentlens_copied`), with the first such file."""
     return (f"SELECT b.p, b.line, b.place, b.file AS later, arg_min(a.file, a.place) AS earlier FROM {keyed} AS b "
-            f"JOIN {keyed} AS a ON a.ts = b.ts AND a.h = b.h AND a.k = b.k AND a.place < b.place "
-            "JOIN _incidentlens_copied AS c ON c.earlier = a.file AND c.later = b.file GROUP BY b.p, b.line, b.place, "
-            "b.file")
+            f"JOIN (SELECT DISTINCT file, place, ts, h FROM {keyed}) AS a ON a.ts = b.ts AND a.h = b.h "
+            "AND a.place < b.place JOIN _incidentlens_copied AS c ON c.earlier = a.file AND c.later = b.file "
+            "GROUP BY b.p, b.line, b.place, b.file")
 
 
 def _file_sql(built: Built) -> str:
