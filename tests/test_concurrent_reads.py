@@ -7,6 +7,7 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -73,6 +74,19 @@ def test_the_first_error_is_the_first_views_as_read_one_after_another(tmp_path: 
         load_telemetry(metrics=metrics, logs=logs)
 
 
+def _stopped_by_ctrl_c_within(seconds: float, call: Callable[[], object]) -> None:
+    """`call()`, during which Ctrl-C is pressed, raises it within `seconds`, leaving no reading thread behind."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    threads, started = set(threading.enumerate()), time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert time.perf_counter() - started < seconds
+    assert not [thread for thread in set(threading.enumerate()) - threads if thread.name.startswith("ThreadPool")]
+
+
 def test_ctrl_c_during_a_load_stops_every_views_read_and_is_raised_as_it_is(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = _flawed_files(tmp_path)
@@ -86,16 +100,9 @@ def test_ctrl_c_during_a_load_stops_every_views_read_and_is_raised_as_it_is(
         read(self, view, *args)
 
     monkeypatch.setattr(TelemetryStore, "add_files", add_files)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    threads, started = set(threading.enumerate()), time.perf_counter()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            load_telemetry(metrics=files["metrics"], logs=files["logs"], traces=files["spans"])
-    finally:
-        signal.signal(signal.SIGINT, previous)
     # the logs' read was interrupted, not waited for (nor its connection closed under it: 'connection is busy')
-    assert time.perf_counter() - started < 3
-    assert not [thread for thread in set(threading.enumerate()) - threads if thread.name.startswith("ThreadPool")]
+    _stopped_by_ctrl_c_within(3, lambda: load_telemetry(metrics=files["metrics"], logs=files["logs"],
+                                                        traces=files["spans"]))
 
 
 def test_an_analysis_reading_the_traces_beside_the_logs_says_what_one_after_another_says(
@@ -128,16 +135,8 @@ def test_ctrl_c_during_an_analysis_stops_the_traces_reads_beside_it(
 
     monkeypatch.setattr(pipeline, "trace_signals", slow_trace_signals)
     monkeypatch.setattr(pipeline, "fetch_log_counts", log_counts_then_ctrl_c)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    threads, started = set(threading.enumerate()), time.perf_counter()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            analyze(store, at=AT, onset="at")
-    finally:
-        signal.signal(signal.SIGINT, previous)
     # the traces' reads were interrupted one after another, not waited for
-    assert time.perf_counter() - started < 3
-    assert not [thread for thread in set(threading.enumerate()) - threads if thread.name.startswith("ThreadPool")]
+    _stopped_by_ctrl_c_within(3, lambda: analyze(store, at=AT, onset="at"))
 
 
 def test_an_analysis_stopped_by_an_error_leaves_another_calls_query_on_the_store_running(

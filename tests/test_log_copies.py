@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from incidentlens.telemetry import load_telemetry
+from incidentlens.telemetry.store import TelemetryStore
 
 
 def _minute_file(path: Path, minutes: range, extra: list[str] | None = None) -> Path:
@@ -16,6 +17,16 @@ def _minute_file(path: Path, minutes: range, extra: list[str] | None = None) -> 
     return path
 
 
+def _copied(store: TelemetryStore) -> list[str]:
+    return [w for w in store.warnings if "copied" in w]
+
+
+def _six_copied(first: Path, second: Path) -> str:
+    """The warning for `second` copying the 6 lines of a minute `first` holds too."""
+    return (f"{first} (and 1 more): 6 log lines a later file copied from an earlier one (the same time, fields and "
+            f"message: files whose times overlap), counted once: 6 of {second} already in {first}")
+
+
 def test_lines_a_later_file_copies_from_an_earlier_one_are_counted_once_and_said(tmp_path: Path) -> None:
     # minute files as Nezha writes them: the second repeats the first's last minute, line for line
     first = _minute_file(tmp_path / "10_00_log.csv", range(0, 2))
@@ -24,9 +35,7 @@ def test_lines_a_later_file_copies_from_an_earlier_one_are_counted_once_and_said
     store = load_telemetry(logs=[first, second])
 
     assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 18  # 3 minutes of 6 lines
-    assert [w for w in store.warnings if "copied" in w] == [
-        f"{first} (and 1 more): 6 log lines a later file copied from an earlier one (the same time, fields and "
-        f"message: files whose times overlap), counted once: 6 of {second} already in {first}"]
+    assert _copied(store) == [_six_copied(first, second)]
     # the line kept is the first file's, at its own line there
     origins = store.fetch(f"SELECT file, line FROM ({store.log_origins_sql()}) WHERE message = 'served request 1.0'")
     assert origins.to_pylist() == [{"file": str(first), "line": 8}]
@@ -41,7 +50,7 @@ def test_a_line_repeated_within_one_file_or_changed_in_another_is_kept(tmp_path:
     store = load_telemetry(logs=[first, second])
 
     assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 12 + 2 + 6 + 1
-    assert not [w for w in store.warnings if "copied" in w]
+    assert not _copied(store)
 
 
 def test_two_pods_files_that_share_a_health_check_each_keep_every_line(tmp_path: Path) -> None:
@@ -54,7 +63,7 @@ def test_two_pods_files_that_share_a_health_check_each_keep_every_line(tmp_path:
     store = load_telemetry(logs=[pod("a"), pod("b")])
 
     assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 24
-    assert not [w for w in store.warnings if "copied" in w]
+    assert not _copied(store)
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
@@ -71,9 +80,7 @@ def test_the_copies_of_files_read_as_utf8_are_named_as_their_originals(tmp_path:
     store = load_telemetry(logs=[first, second])
 
     assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 19
-    assert [w for w in store.warnings if "copied" in w] == [
-        f"{first} (and 1 more): 6 log lines a later file copied from an earlier one (the same time, fields and "
-        f"message: files whose times overlap), counted once: 6 of {second} already in {first}"]
+    assert _copied(store) == [_six_copied(first, second)]
 
 
 def test_a_copy_of_a_file_with_a_line_set_aside_is_found_all_the_same(tmp_path: Path) -> None:
@@ -85,9 +92,7 @@ def test_a_copy_of_a_file_with_a_line_set_aside_is_found_all_the_same(tmp_path: 
     store = load_telemetry(logs=[first, second])
 
     assert store.fetch("SELECT count(*) AS n FROM logs")["n"][0].as_py() == 18
-    assert [w for w in store.warnings if "copied" in w] == [
-        f"{first} (and 1 more): 6 log lines a later file copied from an earlier one (the same time, fields and "
-        f"message: files whose times overlap), counted once: 6 of {second} already in {first}"]
+    assert _copied(store) == [_six_copied(first, second)]
     origins = store.fetch(f"SELECT file, line FROM ({store.log_origins_sql()}) WHERE message = 'served request 1.0'")
     assert origins.to_pylist() == [{"file": str(first), "line": 8}]
 
