@@ -578,6 +578,19 @@ def test_a_success_rate_of_0_is_all_failing_only_where_the_requests_show_it() ->
     assert "Frontend" in failing.services_affected
 
 
+def test_a_success_rate_below_0_is_no_reading_whatever_the_requests() -> None:
+    # an exporter's -1 for "no data" beside a request rate above 0 read as 101% of the requests failing: SEV1
+    metrics = """
+        CREATE VIEW metrics AS
+        SELECT CAST(NULL AS VARCHAR) AS pod, TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts,
+               'Frontend' AS service, metric,
+               CAST(CASE WHEN metric = 'request_rate' THEN 50 WHEN i >= 120 THEN -1 ELSE 100 END AS DOUBLE) AS value
+        FROM range(150) t(i), (VALUES ('SuccessRate(%)'), ('request_rate')) m(metric)
+    """
+    impact = estimate_impact(DuckStore(metrics), WINDOW, BASELINE).impact
+    assert (impact.peak_error_rate, impact.services_affected) == (None, [])
+
+
 def test_the_peak_latency_is_of_a_service_something_marked_affected() -> None:
     # OnlineBoutique 12:10: "latency (shippingservice/PodServerLatencyP99(s)) peaked at 0.00795 s" where nothing
     # marked shippingservice, and its window median was its baseline's: one spike, not the incident's latency

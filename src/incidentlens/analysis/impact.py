@@ -419,7 +419,8 @@ def _read_rates_sql(store: Any, series: dict[str, list[str]], in_percent: list[s
     divided by 100, and each success rate read as an error rate: its failed share, named `FAILED_OF` + its name,
     1 - its value (a series named a percentage, or that goes above 1 in `reads`, divided by 100 first), a 0 kept only
     where the requests show all failing (`READING_SPAN`: else it is a minute with no requests, not one in which all
-    failed). The span is cut first: the scale's window function would otherwise read every row of the day."""
+    failed), and one below 0 never (an exporter's -1 for no data: beside requests it read as 101% failing). The
+    span is cut first: the scale's window function would otherwise read every row of the day."""
     names = sql_in(series["success"] or [""])
     percents = sql_in(in_percent or [""])
     span = _between_sql("ts", reads)
@@ -440,7 +441,7 @@ SELECT m.ts, m.service, m.pod, {sql_str(FAILED_OF)} || m.metric AS metric,
        1 - m.value / CASE WHEN {_percent_sql("m.metric")} OR max(m.value) OVER (PARTITION BY m.service, m.metric) > 1
                           THEN 100 ELSE 1 END AS value
 FROM metrics AS m{traced}
-WHERE m.metric IN {names} AND {_between_sql("m.ts", reads)} AND isfinite(m.value)
+WHERE m.metric IN {names} AND {_between_sql("m.ts", reads)} AND isfinite(m.value) AND m.value >= 0
   AND (m.value > 0 OR {failing})) AS metrics"""
 
 
