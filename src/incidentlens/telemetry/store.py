@@ -486,7 +486,7 @@ class TelemetryStore:
         finally:
             self.con.execute(f"DROP TABLE IF EXISTS {keyed}; DROP TABLE IF EXISTS {shared}; "
                              "DROP TABLE IF EXISTS _incidentlens_copied; DROP TABLE IF EXISTS _incidentlens_copies; "
-                             "DROP TABLE IF EXISTS _incidentlens_sets")
+                             "DROP TABLE IF EXISTS _incidentlens_sets; DROP TABLE IF EXISTS _incidentlens_matches")
         if pairs:
             named = {str(copy): str(original) for copy, original in copies.items()}
             listed = "; ".join(f"{n:,} of {named.get(later, later)} already in {named.get(earlier, earlier)}"
@@ -516,7 +516,8 @@ class TelemetryStore:
     def _copied_pairs(self, keyed: str) -> list[tuple[str, str, int]]:
         """(later file, earlier file, lines copied) of each pair where the later copies the earlier (`_drop_copies`):
         of the later's lines at times both have lines at, more than half are the earlier's. Registers the pairs as
-        `_incidentlens_copied`, and the lines copied as `_incidentlens_copies` (`_incidentlens_sets` on the way)."""
+        `_incidentlens_copied`, and the lines copied as `_incidentlens_copies` (`_incidentlens_sets` and
+        `_incidentlens_matches` on the way)."""
         times = f"SELECT file, place, ts, count(*) AS n FROM {keyed} GROUP BY ALL"
         # each file's lines summed over the times the same files have lines at (`files`: which), and a pair's
         # shared lines over those sums, not joined time by time: per-pod files with a line every second share
@@ -526,12 +527,14 @@ class TelemetryStore:
                          f"sum(t.n) AS n FROM ({times}) AS t JOIN ({sets}) AS s USING (ts) GROUP BY ALL")
         shared = ("SELECT a.file AS earlier, b.file AS later, sum(b.n) AS shared FROM _incidentlens_sets AS a "
                   "JOIN _incidentlens_sets AS b ON a.files = b.files AND a.place < b.place GROUP BY ALL")
-        lines = f"SELECT DISTINCT file, place, ts, h FROM {keyed}"
-        matched = (f"SELECT a.file AS earlier, b.file AS later, count(*) AS matched FROM ({lines}) AS a JOIN {keyed} "
-                   "AS b ON a.ts = b.ts AND a.h = b.h AND a.place < b.place GROUP BY ALL")
+        # each line matched with every earlier file holding it (the same time and content), once for both uses
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_matches AS {_matches_sql(keyed)}")
+        matched = "SELECT earlier, later, count(*) AS matched FROM _incidentlens_matches GROUP BY ALL"
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_copied AS SELECT earlier, later FROM ({shared}) "
                          f"JOIN ({matched}) USING (earlier, later) WHERE 2 * matched > shared")
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _incidentlens_copies AS {_copies_sql(keyed)}")
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _incidentlens_copies AS SELECT m.p, m.line, m.place, m.later, "
+                         "arg_min(m.earlier, m.earlier_place) AS earlier FROM _incidentlens_matches AS m JOIN "
+                         "_incidentlens_copied AS c USING (earlier, later) GROUP BY m.p, m.line, m.place, m.later")
         return self.con.execute("SELECT later, earlier, count(*) AS n FROM _incidentlens_copies GROUP BY ALL "
                                 "ORDER BY min(place)").fetchall()
 
@@ -692,13 +695,12 @@ def _stop_reads(reads: list[tuple[Future[None], duckdb.DuckDBPyConnection]]) -> 
         wait([read for read, _ in reads], timeout=0.05)
 
 
-def _copies_sql(keyed: str) -> str:
-    """(part, line, place, later, earlier) of each line of `keyed` (`TelemetryStore._drop_copies`) that a file
-    copied from an earlier one (`_incidentlens_copied`), with the first such file."""
-    return (f"SELECT b.p, b.line, b.place, b.file AS later, arg_min(a.file, a.place) AS earlier FROM {keyed} AS b "
-            f"JOIN (SELECT DISTINCT file, place, ts, h FROM {keyed}) AS a ON a.ts = b.ts AND a.h = b.h "
-            "AND a.place < b.place JOIN _incidentlens_copied AS c ON c.earlier = a.file AND c.later = b.file "
-            "GROUP BY b.p, b.line, b.place, b.file")
+def _matches_sql(keyed: str) -> str:
+    """(part, line, place, later, earlier, earlier_place) of each line of `keyed` (`TelemetryStore._drop_copies`)
+    with each earlier file that holds a line of the same time and content."""
+    return (f"SELECT b.p, b.line, b.place, b.file AS later, a.file AS earlier, a.place AS earlier_place FROM {keyed} "
+            f"AS b JOIN (SELECT DISTINCT file, place, ts, h FROM {keyed}) AS a ON a.ts = b.ts AND a.h = b.h "
+            "AND a.place < b.place")
 
 
 def _file_sql(built: Built) -> str:
