@@ -439,14 +439,14 @@ class _Builder:
         13:10 named emailservice, its host's CPU from 1.94% to 1.68%, beside the two whose requests were cut short;
         TrainTicket 08:52 had ts-verification-code-service move first by a client p90 its 60 traced calls took at
         most 4.31 ms of, two minutes before its own server latency moved). Every listed service when none did."""
-        raw = {s.get("service"): s for s in (self.data.get("verdict") or {}).get("services") or []}
+        changes = self._own_changes
         services = self.verdict.services if self.verdict else []
-        own = [s for s in services if raw.get(s.service, {}).get("own", True)]
+        own = [s for s in services if changes.get(s.service, (True, None))[0]]
         if not own:
             return services
         # ordered by when each showed its own change, which the headline's "moved first" reads
-        timed = [s.model_copy(update={"onset": fmt.utc(raw[s.service]["own_onset"])})
-                 if raw.get(s.service, {}).get("own_onset") else s for s in own]
+        timed = [s.model_copy(update={"onset": onset}) if (onset := changes.get(s.service, (True, None))[1]) else s
+                 for s in own]
         return sorted(timed, key=lambda s: (s.onset is None, s.onset or dt.datetime.min.replace(tzinfo=dt.UTC)))
 
     @property
