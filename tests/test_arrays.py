@@ -94,3 +94,17 @@ def test_analyze_with_traces_and_their_logs_imports_no_pandas_either(tmp_path: P
         *(arg for minute in minutes for arg in ("--logs", str(day / "log" / f"{minute}_log.csv.gz"))),
         *(arg for minute in minutes for arg in ("--traces", str(day / "trace" / f"{minute}_trace.csv.gz"))))
     assert "imported: []" in printed, printed[-500:]
+
+
+def test_analyze_of_logs_with_a_malformed_line_imports_no_pandas_either(scenario_dir, tmp_path: Path):
+    """The lines set aside move the later lines' numbers (`views._count_skipped_lines`): the shifts go to DuckDB as
+    query parameters, not as a table built from Python values."""
+    directory = scenario_dir("seed-tutorial", seed=1, fmt="csv")
+    start = json.loads((directory / "truth.json").read_text())["window"]["start"]
+    header, *lines = (directory / "logs.csv").read_text().splitlines()
+    lines.insert(len(lines) // 2, lines[len(lines) // 2] + "," + lines[len(lines) // 2])  # two lines run together
+    logs = tmp_path / "logs.csv"
+    logs.write_text("\n".join([header, *lines]) + "\n")
+    printed = _imported_by_analyze(tmp_path / "out", "--metrics", str(directory / "metrics.csv"), "--logs", str(logs),
+                                   "--at", start)
+    assert "imported: []" in printed, printed[-500:]

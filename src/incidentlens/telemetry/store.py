@@ -583,18 +583,19 @@ def _uncounted_lines(con: duckdb.DuckDBPyConnection, counted: dict[str, tuple[Pa
     the lines read: a record set aside is skipped whole, its quotes with it), with, in a file that has any, the
     records set aside from it, which its numbering counted already (`views._count_skipped_lines`); the j-th such
     line of its file is line `skipped`. '' when no file has a blank line."""
-    set_aside = pa.table({"file": [r.file for r in rejected if r.file in counted for _ in r.rows],
-                          "skipped": [line for r in rejected if r.file in counted for line, _, _ in r.rows]},
-                         schema=pa.schema([("file", pa.string()), ("skipped", pa.int64())]))
-    con.register("_incidentlens_set_aside", set_aside)
+    # a table from query parameters, not a registered pyarrow table: building one from Python values imports pandas
+    con.execute("CREATE OR REPLACE TEMP TABLE _incidentlens_set_aside AS "
+                "SELECT unnest($files::VARCHAR[]) AS file, unnest($skipped::BIGINT[]) AS skipped",
+                {"files": [r.file for r in rejected if r.file in counted for _ in r.rows],
+                 "skipped": [line for r in rejected if r.file in counted for line, _, _ in r.rows]})
     try:
         return _blank_lines(con, counted)
     finally:
-        con.unregister("_incidentlens_set_aside")
+        con.execute("DROP TABLE _incidentlens_set_aside")
 
 
 def _blank_lines(con: duckdb.DuckDBPyConnection, counted: dict[str, tuple[Path, str]]) -> str:
-    """`_uncounted_lines` with the records set aside registered as `_incidentlens_set_aside` (file, skipped)."""
+    """`_uncounted_lines` with the records set aside in the table `_incidentlens_set_aside` (file, skipped)."""
     table = "_incidentlens_uncounted"
     scans = []
     for name, (path, fmt) in counted.items():
