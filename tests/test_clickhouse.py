@@ -403,6 +403,41 @@ def test_a_time_column_mostly_unparseable_is_refused(chdb: object):
         ClickHouseLogs(chdb_runner(chdb), "incidents.bad_times", "chdb incidents.bad_times")
 
 
+def epoch_logs(chdb: object, table: str, column_type: str, times: list[object]) -> ClickHouseLogs:
+    chdb.query(f"CREATE TABLE incidents.{table} (ts {column_type}, message String) ENGINE = Memory")
+    rows = ", ".join(f"({time}, 'line {i}')" for i, time in enumerate(times))
+    chdb.query(f"INSERT INTO incidents.{table} VALUES {rows}")
+    return ClickHouseLogs(chdb_runner(chdb), f"incidents.{table}", f"chdb incidents.{table}")
+
+
+def test_one_epoch_value_past_its_unit_is_left_out_not_the_whole_column_read_in_nanoseconds(chdb: object):
+    # the unit was the largest value's: a BIGINT's end among seconds read every row in nanoseconds, in 1970, and
+    # no row was counted
+    seconds = [1714557600 + 60 * i for i in range(5)]
+    logs = epoch_logs(chdb, "epoch_end", "Int64", [*seconds, 9223372036854775807])
+    assert logs.fetch("SELECT min(ts) AS first FROM logs").column("first").to_pylist() == [datetime(2024, 5, 1, 10)]
+    assert logs.fetch("SELECT count(*) AS n FROM logs").column("n").to_pylist() == [5]
+    assert logs.warnings == ["chdb incidents.epoch_end: column 'ts': 1 rows with a bad time left out; one of them: "
+                             "'9223372036854775807' is epoch ns by its size, the column read as epoch s"]
+
+
+def test_epoch_seconds_outside_the_years_held_are_left_out_and_counted(chdb: object):
+    # 1e10 s is the year 2286, past what the analysis' nanosecond times hold: it was read as that time and kept
+    logs = epoch_logs(chdb, "epoch_years", "Float64", [1714557600.5, 1714557660.25, 1714557720, 10_000_000_000])
+    assert logs.fetch("SELECT count(*) AS n FROM logs").column("n").to_pylist() == [3]
+    assert logs.warnings == ["chdb incidents.epoch_years: column 'ts': 1 rows with a bad time left out; one of them: "
+                             "'10000000000' is a time outside the years 1678-2261"]
+
+
+def test_the_unit_is_the_typical_values_as_in_files(chdb: object):
+    # milliseconds, with one row in seconds: read in milliseconds, the row in seconds left out and counted
+    millis = [1714557600000 + 60_000 * i for i in range(4)]
+    logs = epoch_logs(chdb, "epoch_millis", "UInt64", [*millis, 1714557600])
+    assert logs.fetch("SELECT max(ts) AS last FROM logs").column("last").to_pylist() == [datetime(2024, 5, 1, 10, 3)]
+    assert logs.warnings == ["chdb incidents.epoch_millis: column 'ts': 1 rows with a bad time left out; one of them: "
+                             "'1714557600' is epoch s by its size, the column read as epoch ms"]
+
+
 def test_a_query_clickhouse_rejects_is_one_line(pushed_down: ClickHouseLogs):
     # DuckDB has hamming(); ClickHouse does not.
     with pytest.raises(SourceError, match=r"^ClickHouse chdb incidents.app_logs: .*hamming") as raised:

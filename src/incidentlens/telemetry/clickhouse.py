@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 import duckdb
@@ -31,6 +32,7 @@ from incidentlens.telemetry.logfields import (
     LOGFMT_LEVEL_PATTERN,
     POD_SUFFIX,
 )
+from incidentlens.telemetry.timeparse import EARLIEST, EPOCH_UNITS, LATEST, TimeFormat, other_unit_sql, written_unit
 from incidentlens.telemetry.views import SAMPLE_ROWS
 from incidentlens.urls import redact_url
 
@@ -156,6 +158,7 @@ class ClickHouseLogs:
         self.columns = self._describe()
         self.roles = detect_roles(self.columns, mapping or {}, source)
         self.wrapped, self.structured = self._sample_lines()
+        self.time = self._time_reading()
         self.canonical_sql = self._canonical_sql()
         self.warnings = self._check_times()
         self._shape = _empty_canonical_table(
@@ -213,7 +216,7 @@ class ClickHouseLogs:
             layers.append({MESSAGE: _message_expr(line), LEVEL_FIELD: _level_field_expr(line)})
             message, level_field = f"src.{MESSAGE}", f"src.{LEVEL_FIELD}"
         select = {
-            "ts": self._time_expr(),
+            "ts": self.time.sql(),
             "service": _service_expr(roles.get("service")),
             "level": _level_expr(roles.get("level"), message, level_field, line),
             "message": message,
@@ -247,45 +250,60 @@ class ClickHouseLogs:
             for column in self.columns if column not in consumed
         }
 
-    def _time_expr(self) -> str:
+    def _time_reading(self) -> _TimeReading:
         column = self.roles["time"]
         quoted = f"src.{quote_identifier(column)}"
         kind = base_type(self.columns[column])
         if kind.startswith(("DateTime", "Date")):
-            return f"toDateTime64({quoted}, 6, 'UTC')"
+            return _TimeReading(quoted, f"toDateTime64({quoted}, 6, 'UTC')")
         if kind.startswith("String"):
             # Go's time.Time.String() (`2023-01-29 08:41:09.85 +0000 UTC m=+0.93`) parses once its tail is cut.
             go_tail = string_literal(GO_TIME_TAIL)
-            return f"parseDateTime64BestEffortOrNull(replaceRegexpOne({quoted}, {go_tail}, ''), 6, 'UTC')"
+            return _TimeReading(quoted,
+                                f"parseDateTime64BestEffortOrNull(replaceRegexpOne({quoted}, {go_tail}, ''), 6, 'UTC')")
         if kind.startswith(("Int", "UInt", "Float", "Decimal")):
-            return _epoch_expr(quoted, self._largest(quoted))
+            return _epoch_reading(quoted, self._epoch_unit(quoted))
         raise InputError(f"{self.source}: column '{column}' ({self.columns[column]}) cannot be read as a time")
 
-    def _largest(self, quoted: str) -> float:
-        value = self._run(f"SELECT toFloat64(max({quoted})) AS m FROM {self.table} AS src").column("m")[0].as_py()
-        return value or 0.0
+    def _epoch_unit(self, quoted: str) -> str:
+        """The epoch unit of the column's median size, as for files (`timeparse.epoch_unit`): from how many values
+        lie in each unit's range, an exact median in one pass (ClickHouse's `median` samples). Not the largest
+        value's: one value past its unit (a BIGINT's end) would read the whole column in nanoseconds, in 1970."""
+        size = f"abs(toFloat64({quoted}))"
+        limits = [limit for limit, _ in EPOCH_UNITS[:-1]]
+        bucket = f"multiIf({', '.join(f'{size} < {limit:g}, {i}' for i, limit in enumerate(limits))}, {len(limits)})"
+        counts = self._run(f"SELECT {bucket} AS unit, count() AS n FROM {self.table} AS src "
+                           f"WHERE isFinite(toFloat64({quoted})) GROUP BY unit ORDER BY unit").to_pylist()
+        half, seen = sum(row["n"] for row in counts) / 2, 0
+        for row in counts:
+            seen += row["n"]
+            if seen > half:
+                return EPOCH_UNITS[row["unit"]][1]
+        return "s"  # no number at all: every row is without a time, and the check says so
 
     def _check_times(self) -> list[str]:
-        """One pass: rows without a time, or with one that does not parse, are left out (the canonical SELECT keeps
-        only rows with a time) and counted; a table where the bad times are more than half the timed rows is not
+        """One pass: rows without a time, or with one that does not parse, is in another epoch unit than the
+        column's or lies outside the years the analysis holds, are left out (the canonical SELECT keeps only rows
+        with a time) and counted, as for files; a table where such times are more than half the timed rows is not
         the time format it looks like, an error naming one."""
-        column = self.roles["time"]
-        raw = f"src.{quote_identifier(column)}"
-        missing = f"(isNull({raw}) OR trimBoth(toString({raw})) = '')"
-        bad = f"(NOT {missing} AND isNull({self._time_expr()}))"
+        column, time = self.roles["time"], self.time
+        missing = f"(isNull({time.raw}) OR trimBoth(toString({time.raw})) = '')"
+        defects = time.defects(missing)
         counts = self._run(
-            f"SELECT count() AS total, countIf({missing}) AS missing, countIf({bad}) AS bad, "
-            f"anyIf(toString({raw}), {bad}) AS example FROM {self.table} AS src"
+            f"SELECT count() AS total, countIf({missing}) AS missing"
+            + "".join(f", countIf({condition}) AS n{i}, anyIf(toString({time.raw}), {condition}) AS e{i}"
+                      for i, (condition, _) in enumerate(defects))
+            + f" FROM {self.table} AS src"
         ).to_pylist()[0]
         timed = counts["total"] - counts["missing"]
-        said = f"cannot parse {counts['example']!r} as a time"
-        if 2 * counts["bad"] > timed:
-            raise InputError(f"{self.source}: column {column!r}: {said}; {counts['bad']} of the {timed} timed rows "
+        found = [(counts[f"n{i}"], says.format(value=counts[f"e{i}"], unit=written_unit(counts[f"e{i}"])))
+                 for i, (_, says) in enumerate(defects) if counts[f"n{i}"]]
+        unusable = sum(rows for rows, _ in found)
+        if 2 * unusable > timed:
+            raise InputError(f"{self.source}: column {column!r}: {found[0][1]}; {unusable} of the {timed} timed rows "
                              "so: not the time format it looks like")
-        warnings = []
-        if counts["bad"]:
-            warnings.append(f"{self.source}: column {column!r}: {counts['bad']} rows with a bad time left out; "
-                            f"one of them: {said}")
+        warnings = [f"{self.source}: column {column!r}: {rows} rows with a bad time left out; one of them: {said}"
+                    for rows, said in found]
         if counts["missing"]:
             warnings.append(f"{self.source}: column {column!r}: {counts['missing']} rows have no time, left out")
         return warnings
@@ -339,15 +357,63 @@ def _service_expr(column: str | None) -> str:
     return f"replaceRegexpOne({text}, {string_literal(POD_SUFFIX)}, '')" if is_pod_column(column) else text
 
 
-def _epoch_expr(quoted: str, largest: float) -> str:
-    """Epoch seconds, ms, us or ns, told apart by magnitude as for files."""
-    if largest > 1e17:
-        return f"toDateTime64(fromUnixTimestamp64Nano(toInt64({quoted}), 'UTC'), 6, 'UTC')"
-    if largest > 1e14:
-        return f"toDateTime64(fromUnixTimestamp64Micro(toInt64({quoted}), 'UTC'), 6, 'UTC')"
-    if largest > 1e11:
-        return f"toDateTime64(fromUnixTimestamp64Milli(toInt64({quoted}), 'UTC'), 6, 'UTC')"
-    return f"toDateTime64(toFloat64({quoted}), 6, 'UTC')"
+def _epoch_reading(quoted: str, unit: str) -> _TimeReading:
+    """Epoch numbers in `unit`: a value whose size says another unit, or outside the years, is no time (checked on
+    the number: ClickHouse clamps a time past its range to the range's end)."""
+    number = f"toFloat64({quoted})"
+    parsed = {
+        "s": f"toDateTime64({number}, 6, 'UTC')",
+        "ms": f"toDateTime64(fromUnixTimestamp64Milli(toInt64({quoted}), 'UTC'), 6, 'UTC')",
+        "us": f"toDateTime64(fromUnixTimestamp64Micro(toInt64({quoted}), 'UTC'), 6, 'UTC')",
+        "ns": f"toDateTime64(fromUnixTimestamp64Nano(toInt64({quoted}), 'UTC'), 6, 'UTC')",
+    }[unit]
+    seconds = f"{number} / {_PER_SECOND[unit]:g}"
+    inside = f"({seconds} >= {_epoch_seconds(EARLIEST)} AND {seconds} < {_epoch_seconds(LATEST)})"
+    other = other_unit_sql(quoted, TimeFormat("epoch", unit, text=False))
+    return _TimeReading(quoted, f"if(isFinite({number}), {parsed}, NULL)", inside, other, unit)
+
+
+_PER_SECOND = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def _epoch_seconds(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=UTC).timestamp())
+
+
+@dataclass(frozen=True)
+class _TimeReading:
+    """How the time column becomes a time: `parsed` (NULL where it does not parse), with, for epoch numbers, the
+    condition of a value in the years the analysis holds (`inside`; else the parsed time's) and of one whose size
+    says another unit than the column's `unit` (`other_unit`)."""
+
+    raw: str
+    parsed: str
+    inside: str = ""
+    other_unit: str | None = None
+    unit: str = ""
+
+    def inside_sql(self) -> str:
+        return self.inside or (f"({self.parsed} >= toDateTime64({string_literal(str(EARLIEST))}, 6, 'UTC') AND "
+                               f"{self.parsed} < toDateTime64({string_literal(str(LATEST))}, 6, 'UTC'))")
+
+    def sql(self) -> str:
+        """The time, NULL where it is none (`defects`)."""
+        return f"if({self.inside_sql()}{self._same_unit()}, {self.parsed}, NULL)"
+
+    def defects(self, missing: str) -> list[tuple[str, str]]:
+        """(condition, words with `{value}` and `{unit}`) of each kind of bad time, a row under the first it is:
+        one that does not parse, is in another unit, or lies outside the years."""
+        bad = f"(NOT {missing} AND isNull({self.parsed}))"
+        found = [(bad, "cannot parse {value!r} as a time")]
+        if self.other_unit:
+            other = f"(NOT {missing} AND NOT {bad} AND coalesce({self.other_unit}, false))"
+            found.append((other, f"{{value!r}} is epoch {{unit}} by its size, the column read as epoch {self.unit}"))
+        outside = f"(NOT {missing} AND NOT {bad}{self._same_unit()} AND NOT coalesce({self.inside_sql()}, false))"
+        found.append((outside, f"{{value!r}} is a time outside the years {EARLIEST.year}-{LATEST.year - 1}"))
+        return found
+
+    def _same_unit(self) -> str:
+        return f" AND NOT coalesce({self.other_unit}, false)" if self.other_unit else ""
 
 
 def _aliased(exprs: Mapping[str, str]) -> str:

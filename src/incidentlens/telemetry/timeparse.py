@@ -9,6 +9,7 @@ milliseconds, microseconds or nanoseconds, the unit detected from the magnitude.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal
 
 # Epoch magnitudes: 1e11 s is year 5138, 1e11 ms is 1973, so a value's size says its unit for any real date.
-_EPOCH_UNITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"), (float("inf"), "ns"))
+EPOCH_UNITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"), (float("inf"), "ns"))
 _MICROS_PER_UNIT = {"s": "* 1000000", "ms": "* 1000", "us": "", "ns": "// 1000"}
 # The microseconds a TIMESTAMP holds, 290309 BC to 294247 (past them DuckDB's make_timestamp fails, on a BIGINT's
 # ends, +-infinity to it, or makes a time no cast can write)
@@ -86,7 +87,16 @@ def year_last_hint(value: object) -> str:
 
 def epoch_unit(magnitude: float) -> str:
     """The epoch unit (s, ms, us, ns) of a typical absolute value."""
-    return next(unit for limit, unit in _EPOCH_UNITS if magnitude < limit)
+    return next(unit for limit, unit in EPOCH_UNITS if magnitude < limit)
+
+
+def written_unit(value: object) -> str:
+    """The epoch unit a written number's size says (empty for a value that is no finite number)."""
+    try:
+        number = abs(float(str(value)))
+    except ValueError:
+        return ""
+    return epoch_unit(number) if math.isfinite(number) else ""
 
 
 def epoch_bounds(unit: str) -> tuple[int, int]:
@@ -188,8 +198,8 @@ def other_unit_sql(column_sql: str, fmt: TimeFormat) -> str | None:
     if fmt.kind != "epoch":
         return None
     number = try_cast_text(column_sql, "DOUBLE") if fmt.text else f"CAST({column_sql} AS DOUBLE)"
-    limits = [0.0, *(limit for limit, _ in _EPOCH_UNITS)]
-    index = next(i for i, (_, unit) in enumerate(_EPOCH_UNITS) if unit == fmt.unit)
+    limits = [0.0, *(limit for limit, _ in EPOCH_UNITS)]
+    index = next(i for i, (_, unit) in enumerate(EPOCH_UNITS) if unit == fmt.unit)
     low, high = limits[index], limits[index + 1]
     inside = f"abs({number}) >= {low:g}" + ("" if high == float("inf") else f" AND abs({number}) < {high:g}")
     return f"abs({number}) >= 1e8 AND NOT ({inside})"

@@ -8,7 +8,6 @@ times are an error naming file, column, row and value; other bad values are kept
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from dataclasses import dataclass, field, replace
 
@@ -55,13 +54,13 @@ from incidentlens.telemetry.timeparse import (
     TimeFormat,
     checked_if_past_bounds,
     detect_format,
-    epoch_unit,
     is_numeric_type,
     other_unit_sql,
     sql_ts,
     to_utc_sql,
     try_cast_text,
     unread_time_hint,
+    written_unit,
     year_last_hint,
 )
 
@@ -1189,7 +1188,7 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     for defect in defects:
         file, row, value = locate_first(con, c.source, defect.condition, column)
         year_last = year_last_hint(value)  # `06/12/2026`, and `12-06-26`, read as the year 12
-        said = defect.says.format(value=value, unit=_unit_of(value), year_last=year_last and f"{year_last}; ",
+        said = defect.says.format(value=value, unit=written_unit(value), year_last=year_last and f"{year_last}; ",
                                   year_last_note=year_last and f" ({year_last})")
         if 2 * unusable > total - missing:
             raise InputError(f"{file}: column {c.time_column!r} row {row}: {said}; {unusable:,} of the "
@@ -1219,15 +1218,6 @@ def _time_defects(time_sql: str, present_sql: str, unit_differs: str) -> tuple[s
     other_unit = f"({present_sql} AND NOT ({bad_time}) AND coalesce({unit_differs}, false))"
     outside = f"{present_sql} AND ({time_sql}) IS NOT NULL AND NOT {other_unit} AND {_outside_sql(time_sql)}"
     return bad_time, other_unit, outside
-
-
-def _unit_of(value: object) -> str:
-    """The epoch unit a written number's size says (empty for a value that is no finite number)."""
-    try:
-        number = abs(float(str(value)))
-    except ValueError:
-        return ""
-    return epoch_unit(number) if math.isfinite(number) else ""
 
 
 def _outside_sql(time_sql: str) -> str:
