@@ -403,7 +403,24 @@ def test_a_time_column_mostly_unparseable_is_refused(chdb: object):
         ClickHouseLogs(chdb_runner(chdb), "incidents.bad_times", "chdb incidents.bad_times")
 
 
+def test_a_time_filter_reads_only_its_granules_of_a_table_ordered_by_time(chdb: object):
+    # the time column was exposed through toDateTime64(...), which hid it from the filter: every granule was read
+    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
+    chdb.query("CREATE TABLE incidents.ordered (ts DateTime64(9, 'Europe/Berlin'), message String) ENGINE = MergeTree "
+               "ORDER BY ts SETTINGS index_granularity = 1024")
+    chdb.query("INSERT INTO incidents.ordered SELECT toDateTime64('2024-05-01 00:00:00', 9, 'UTC') + "
+               "toIntervalSecond(number), 'line' FROM numbers(200000)")
+    logs = ClickHouseLogs(chdb_runner(chdb), "incidents.ordered", "chdb incidents.ordered")
+    sql = ("SELECT count(*) AS n, min(date_trunc('hour', ts)) AS hour FROM logs "
+           "WHERE ts >= TIMESTAMP '2024-05-01 10:00:00' AND ts < TIMESTAMP '2024-05-01 10:10:00'")
+    plan = chdb.query("EXPLAIN indexes = 1 " + to_clickhouse(sql, {"logs": logs.canonical_sql}), "TSV").bytes().decode()
+    read, total = [line.split(":")[1] for line in plan.splitlines() if "Granules" in line][-1].split("/")
+    assert int(read) == 1 and int(total) > 100  # ten minutes of 200,000 seconds: one granule of 1,024 rows
+    assert logs.fetch(sql).to_pylist() == [{"n": 600, "hour": datetime(2024, 5, 1, 10)}]  # hours of UTC
+
+
 def epoch_logs(chdb: object, table: str, column_type: str, times: list[object]) -> ClickHouseLogs:
+    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
     chdb.query(f"CREATE TABLE incidents.{table} (ts {column_type}, message String) ENGINE = Memory")
     rows = ", ".join(f"({time}, 'line {i}')" for i, time in enumerate(times))
     chdb.query(f"INSERT INTO incidents.{table} VALUES {rows}")

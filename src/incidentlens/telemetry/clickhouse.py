@@ -216,14 +216,15 @@ class ClickHouseLogs:
             layers.append({MESSAGE: _message_expr(line), LEVEL_FIELD: _level_field_expr(line)})
             message, level_field = f"src.{MESSAGE}", f"src.{LEVEL_FIELD}"
         select = {
-            "ts": self.time.sql(),
+            "ts": self.time.parsed,
             "service": _service_expr(roles.get("service")),
             "level": _level_expr(roles.get("level"), message, level_field, line),
             "message": message,
         }
         for name, column in self.rest_columns().items():
             select[name] = f"src.{quote_identifier(column)}"
-        return f"SELECT {_aliased(select)} FROM {self._layered(layers)} AS src WHERE ts IS NOT NULL"
+        return (f"SELECT {_aliased(select)} FROM {self._layered(layers)} AS src "
+                f"WHERE ts IS NOT NULL AND {self.time.valid()}")
 
     def _layered(self, layers: list[dict[str, str]]) -> str:
         """The table under subqueries adding the helper columns, layer by layer."""
@@ -254,7 +255,12 @@ class ClickHouseLogs:
         column = self.roles["time"]
         quoted = f"src.{quote_identifier(column)}"
         kind = base_type(self.columns[column])
-        if kind.startswith(("DateTime", "Date")):
+        if kind.startswith("DateTime"):
+            # the column itself, its zone set to UTC (for the functions that read one: a truncation to the hour):
+            # a conversion (toDateTime64) hid it from a time filter, and ClickHouse read every granule of a table
+            # ordered by time, where this reads only the filter's
+            return _TimeReading(quoted, f"toTimeZone({quoted}, 'UTC')")
+        if kind.startswith("Date"):
             return _TimeReading(quoted, f"toDateTime64({quoted}, 6, 'UTC')")
         if kind.startswith("String"):
             # Go's time.Time.String() (`2023-01-29 08:41:09.85 +0000 UTC m=+0.93`) parses once its tail is cut.
@@ -396,9 +402,10 @@ class _TimeReading:
         return self.inside or (f"({self.parsed} >= toDateTime64({string_literal(str(EARLIEST))}, 6, 'UTC') AND "
                                f"{self.parsed} < toDateTime64({string_literal(str(LATEST))}, 6, 'UTC'))")
 
-    def sql(self) -> str:
-        """The time, NULL where it is none (`defects`)."""
-        return f"if({self.inside_sql()}{self._same_unit()}, {self.parsed}, NULL)"
+    def valid(self) -> str:
+        """The condition of a row whose parsed time is one (`defects`): in the canonical SELECT's WHERE, not a
+        NULL time in its column, which would hide the column from a time filter as a conversion does."""
+        return f"coalesce({self.inside_sql()}{self._same_unit()}, false)"
 
     def defects(self, missing: str) -> list[tuple[str, str]]:
         """(condition, words with `{value}` and `{unit}`) of each kind of bad time, a row under the first it is:
