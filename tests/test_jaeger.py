@@ -62,6 +62,32 @@ def test_a_jaeger_export_reads_as_spans_with_services_parents_and_errors(tmp_pat
     ]
 
 
+def tag(key: str, value: str) -> dict:
+    return {"key": key, "type": "string", "value": value}
+
+
+def test_a_jaeger_call_to_an_untraced_database_has_the_database_inferred_under_it(tmp_path: Path) -> None:
+    # the "db" span of payments, a client span naming its database, has nothing under it; the "charge" call has
+    db = jaeger_span("eee19b7ec3c1b176", "eee19b7ec3c1b175", "db", 20, 5, "p2",
+                     [tag("span.kind", "client"), tag("db.system", "postgresql"), tag("db.name", "payments")])
+    charge = EXPORT["data"][0]["spans"][1]
+    charge = {**charge, "tags": [*charge["tags"], tag("peer.service", "payments")]}
+    export = {"data": [{**EXPORT["data"][0], "spans": [EXPORT["data"][0]["spans"][0], charge, db]}]}
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(export))
+
+    rows = load_telemetry(traces=path).fetch(
+        "SELECT span_id, parent_id, service, operation, duration_ms, peer, inferred FROM spans "
+        "ORDER BY start_ts, inferred").to_pylist()
+
+    assert [(r["service"], r["peer"], r["inferred"]) for r in rows] == [
+        ("frontend", None, False), ("payments", "payments", False), ("payments", "postgresql payments", False),
+        ("postgresql payments", None, True)]
+    assert rows[-1] == {"span_id": "eee19b7ec3c1b176-peer", "parent_id": "eee19b7ec3c1b176",
+                        "service": "postgresql payments", "operation": "db", "duration_ms": 5.0, "peer": None,
+                        "inferred": True}
+
+
 def test_a_jaeger_export_given_as_logs_is_named(tmp_path: Path) -> None:
     # read as JSON records it was "no time column (looked for ts, time, ...)"
     path = tmp_path / "trace.json"

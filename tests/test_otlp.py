@@ -78,6 +78,40 @@ def test_otlp_spans_read_with_hex_ids_service_from_the_resource_and_error_status
     assert [(r["operation"], r["is_error"]) for r in rows[2:]] == [("db", False), ("GET /", False)]
 
 
+def attribute(key: str, value: str | int) -> dict:
+    return {"key": key, "value": {"intValue": str(value)} if isinstance(value, int) else {"stringValue": value}}
+
+
+@pytest.mark.parametrize(("kind", "attributes", "peer"), [
+    (3, {"peer.service": "billing", "db.system": "postgresql"}, "billing"),
+    (3, {"db.system": "postgresql", "db.name": "orders", "server.address": "db-1"}, "postgresql orders"),
+    (3, {"db.system.name": "redis", "db.namespace": "0"}, "redis 0"),
+    (3, {"db.system": "mysql"}, "mysql"),
+    (3, {"server.address": "api.stripe.com", "server.port": 443}, "api.stripe.com"),
+    (3, {"net.peer.name": "ldap.corp"}, "ldap.corp"),
+    (3, {"network.peer.address": "10.0.0.9", "network.peer.port": 6379}, "10.0.0.9:6379"),
+    (3, {"url.full": "https://user@api.example.com:8443/v1/pay?x=1"}, "api.example.com"),
+    (3, {"http.host": "legacy.example.com:8080"}, "legacy.example.com"),
+    (3, {"rpc.service": "inventory.Stock"}, "inventory.Stock"),
+    (4, {"messaging.system": "kafka"}, "kafka"),
+    (3, {"messaging.system": "kafka"}, None),  # a client span's messaging system names no peer: a producer's does
+    (2, {"peer.service": "billing"}, None),  # a server span calls no one
+], ids=["peer.service", "db.system+db.name", "db.system.name+db.namespace", "db.system", "server.address",
+        "net.peer.name", "address+port", "url.full", "http.host", "rpc.service", "producer", "client-messaging",
+        "server"])
+def test_a_calls_peer_is_named_by_its_attributes_in_the_semantic_conventions_order(
+        tmp_path: Path, kind: int, attributes: dict, peer: str | None) -> None:
+    call = {**span("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b175", "", "call", 0, 10, kind, 0),
+            "attributes": [attribute(key, value) for key, value in attributes.items()]}
+    traces = [{"resourceSpans": [{"resource": resource("orders"), "scopeSpans": [{"scope": {}, "spans": [call]}]}]}]
+
+    rows = load_telemetry(traces=write_lines(tmp_path / "traces.json", traces)).fetch(
+        "SELECT service, peer, inferred FROM spans ORDER BY inferred").to_pylist()
+
+    inferred = [{"service": peer, "peer": None, "inferred": True}] if peer else []
+    assert rows == [{"service": "orders", "peer": peer, "inferred": False}, *inferred]
+
+
 def test_a_pretty_printed_otlp_document_reads_as_one_per_line_does(tmp_path: Path) -> None:
     # `jq . traces.json`, or an OTLP/HTTP request body saved: it was "8 of 8 lines unreadable (not valid JSON)"
     path = tmp_path / "traces.json"

@@ -32,7 +32,7 @@ def test_zipkin_spans_read_with_service_parent_and_error_tag(tmp_path: Path, doc
 
     rows = load_telemetry(traces=path).fetch(
         "SELECT trace_id, span_id, parent_id, service, operation, start_ts, duration_ms, is_error, span_kind "
-        "FROM spans ORDER BY start_ts").to_pylist()
+        "FROM spans WHERE NOT inferred ORDER BY start_ts").to_pylist()
 
     assert rows == [
         {"trace_id": "5b8efff798038103", "span_id": "eee19b7ec3c1b174", "parent_id": None, "service": "frontend",
@@ -41,6 +41,28 @@ def test_zipkin_spans_read_with_service_parent_and_error_tag(tmp_path: Path, doc
         {"trace_id": "5b8efff798038103", "span_id": "eee19b7ec3c1b175", "parent_id": "eee19b7ec3c1b174",
          "service": "payments", "operation": "charge", "start_ts": datetime(2024, 5, 1, 10, 0, 0, 10000),
          "duration_ms": 200.0, "is_error": False, "span_kind": "client"},
+    ]
+
+
+@pytest.mark.parametrize(("remote", "tags", "peer"), [
+    ({"serviceName": "provider", "ipv4": "10.0.0.9", "port": 443}, {"peer.service": "other"}, "provider"),
+    ({"ipv4": "10.0.0.9", "port": 5432}, {"db.system": "postgresql", "db.name": "orders"}, "postgresql orders"),
+    ({"ipv4": "10.0.0.9", "port": 5432}, {}, "10.0.0.9:5432"),
+], ids=["remote-service", "database-tags", "remote-address"])
+def test_a_zipkin_call_with_nothing_traced_under_it_has_its_peer_inferred_under_it(
+        tmp_path: Path, remote: dict, tags: dict, peer: str) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps([TRACE[0], {**TRACE[1], "remoteEndpoint": remote, "tags": tags}]))
+
+    rows = load_telemetry(traces=path).fetch(
+        "SELECT span_id, parent_id, service, operation, duration_ms, span_kind, peer, inferred FROM spans "
+        "ORDER BY start_ts, inferred").to_pylist()
+
+    assert rows[1:] == [
+        {"span_id": "eee19b7ec3c1b175", "parent_id": "eee19b7ec3c1b174", "service": "payments", "operation": "charge",
+         "duration_ms": 200.0, "span_kind": "client", "peer": peer, "inferred": False},
+        {"span_id": "eee19b7ec3c1b175-peer", "parent_id": "eee19b7ec3c1b175", "service": peer, "operation": "charge",
+         "duration_ms": 200.0, "span_kind": "server", "peer": None, "inferred": True},
     ]
 
 
@@ -65,13 +87,14 @@ def test_a_json_array_of_log_records_with_trace_ids_is_no_zipkin_file(tmp_path: 
 
 def test_a_server_span_sharing_its_clients_id_is_that_clients_child(tmp_path: Path) -> None:
     # B3 propagation (Brave, Spring Sleuth): the server half of a call reports the client's id with "shared": true.
-    # The id named two spans, so the database call under it joined both: once as the frontend's, once the orders'
+    # The id named two spans, so the database call under it joined both: once as the frontend's, once the orders'.
+    # The client span names its peer, but a span was traced under it: nothing is inferred there
     trace = "5b8efff798038103"
     spans = [
         {"traceId": trace, "id": "a1", "kind": "SERVER", "name": "get /order", "timestamp": T0_US,
          "duration": 90_000, "localEndpoint": {"serviceName": "frontend"}},
         {"traceId": trace, "parentId": "a1", "id": "b2", "kind": "CLIENT", "name": "get", "timestamp": T0_US + 1_000,
-         "duration": 80_000, "localEndpoint": {"serviceName": "frontend"}},
+         "duration": 80_000, "localEndpoint": {"serviceName": "frontend"}, "remoteEndpoint": {"serviceName": "orders"}},
         {"traceId": trace, "parentId": "a1", "id": "b2", "kind": "SERVER", "name": "get", "shared": True,
          "timestamp": T0_US + 2_000, "duration": 70_000, "localEndpoint": {"serviceName": "orders"}},
         {"traceId": trace, "parentId": "b2", "id": "c3", "kind": "CLIENT", "name": "select",

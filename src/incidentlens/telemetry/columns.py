@@ -36,6 +36,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         "elapsed", "elapsedms",
     ),
     "status": ("status", "statuscode", "otelstatuscode", "error", "iserror", "haserror"),
+    # the service on the far side of a client span (OpenTelemetry's `peer.service`; the trace readers' `peer`)
+    "peer": ("peer", "peerservice"),
     "kind": ("kind", "type", "eventtype", "event", "category", "action"),
     "description": ("description", "desc", "details", "summary", "message", "msg", "text", "body"),
     # per-call-edge latency (`calls`), as a service mesh reports it (Istio's source_workload/destination_workload and

@@ -4,7 +4,8 @@
 A span's service is its process's `serviceName` (`processID` into the trace's `processes`, or the span's own
 `process`); its parent the span of its first `CHILD_OF` reference (else its first reference); `startTime` and
 `duration` are microseconds; it failed when its `error` tag is true or its `otel.status_code` tag is ERROR; its
-kind is its `span.kind` tag. Everything is unnested in SQL (no Python loop over spans).
+kind is its `span.kind` tag, a client or producer span's `peer` the service its tags name on the far side
+(`peers.peer_sql`). Everything is unnested in SQL (no Python loop over spans).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.peers import peer_sql
 from incidentlens.telemetry.timeparse import micros_time_sql
 
 _FIRST_FIELDS = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{\s*"(traceID|spans|processes)"')
@@ -51,6 +53,7 @@ def _spans_sql(path: Path) -> str:
     process = "coalesce(json_extract(processes, '$.\"' || (s->>'processID') || '\"'), s->'process')"
     references = "CAST(s->'references' AS JSON[])"
     parent = f"coalesce(list_filter({references}, lambda r: (r->>'refType') = 'CHILD_OF')[1], {references}[1])"
+    kind = f"lower({_tag_sql('s', 'span.kind')})"
     return f"""
         WITH documents AS (SELECT json AS doc FROM read_json_objects({literal(str(path))}, format='auto')),
         traces AS (SELECT unnest(CAST(doc->'data' AS JSON[])) AS t FROM documents),
@@ -62,5 +65,5 @@ def _spans_sql(path: Path) -> str:
                TRY_CAST(s->>'duration' AS DOUBLE) / 1000 AS duration_ms,
                coalesce(lower({_tag_sql('s', 'error')}) = 'true' OR upper({_tag_sql('s', 'otel.status_code')})
                         = 'ERROR', false) AS is_error,
-               lower({_tag_sql('s', 'span.kind')}) AS span_kind
+               {kind} AS span_kind, {peer_sql(lambda key: _tag_sql('s', key), kind)} AS peer
         FROM spans"""

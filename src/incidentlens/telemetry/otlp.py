@@ -5,7 +5,8 @@ Spans sit under `resourceSpans -> scopeSpans -> spans`, log records under `resou
 logRecords`, metric points under `resourceMetrics -> scopeMetrics -> metrics -> gauge|sum|histogram|
 exponentialHistogram|summary -> dataPoints`. Ids are hex text; int64 values (the `...UnixNano` times, `asInt`) are
 JSON strings or numbers; enums (span kind, status code, severity number) are integers. The service is the
-resource attribute `service.name`; a metric point's pod its `k8s.pod.name` (NULL without one).
+resource attribute `service.name`; a metric point's pod its `k8s.pod.name` (NULL without one). A client or
+producer span's `peer` is the service its attributes name on the far side (`peers.peer_sql`).
 Everything is unnested in SQL over the file's lines (no Python loop over rows); a line that is not JSON is set
 aside like a broken JSON-lines row.
 """
@@ -20,6 +21,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.files import RejectedRows, scan_json_lines
+from incidentlens.telemetry.peers import peer_sql
 from incidentlens.telemetry.textlogs import open_bytes
 from incidentlens.telemetry.timeparse import micros_time_sql
 
@@ -102,6 +104,12 @@ def _attribute_sql(resource: str, key: str) -> str:
     return f"{named}[1]->'value'->>'stringValue'"
 
 
+def _span_attribute_sql(key: str) -> str:
+    """A span attribute's value as text, whatever its type (a port is an `intValue`); NULL without it."""
+    value = f"list_filter(CAST(x->'attributes' AS JSON[]), lambda a: (a->>'key') = '{key}')[1]->'value'"
+    return f"coalesce({value}->>'stringValue', {value}->>'intValue', {value}->>'doubleValue')"
+
+
 def _nanos_sql(value: str) -> str:
     """An int64 of nanoseconds since the epoch (JSON string or number) as a naive UTC timestamp; 0 is none, and so
     is one past what a timestamp holds (`micros_time_sql`)."""
@@ -111,15 +119,16 @@ def _nanos_sql(value: str) -> str:
 def _spans_sql(lines: str) -> str:
     start, end = "x->>'startTimeUnixNano'", "x->>'endTimeUnixNano'"
     code = "(x->'status'->>'code')"
-    kind = "TRY_CAST(x->>'kind' AS INTEGER)"
+    number = "TRY_CAST(x->>'kind' AS INTEGER)"
+    kind = f"coalesce({_SPAN_KINDS}[{number} + 1], lower(replace(x->>'kind', 'SPAN_KIND_', '')))"
     return f"""
         SELECT lower(x->>'traceId') AS trace_id, lower(x->>'spanId') AS span_id,
                lower(nullif(x->>'parentSpanId', '')) AS parent_id, service, x->>'name' AS operation,
                {_nanos_sql(start)} AS start_ts,
                (TRY_CAST({end} AS HUGEINT) - TRY_CAST({start} AS HUGEINT)) / 1e6 AS duration_ms,
                {code} IN ('2', 'STATUS_CODE_ERROR') AS is_error,
-               coalesce({_SPAN_KINDS}[{kind} + 1], lower(replace(x->>'kind', 'SPAN_KIND_', ''))) AS span_kind,
-               nullif(x->'status'->>'message', '') AS status_message
+               {kind} AS span_kind, nullif(x->'status'->>'message', '') AS status_message,
+               {peer_sql(_span_attribute_sql, kind)} AS peer
         FROM ({_items_sql(lines, 'resourceSpans', 'scopeSpans', 'spans')}) AS spans
         ORDER BY line"""
 

@@ -49,6 +49,7 @@ from incidentlens.telemetry.files import (
 )
 from incidentlens.telemetry.jaeger import read_jaeger
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
+from incidentlens.telemetry.peers import inferred_spans_sql
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     TextLogOptions,
@@ -65,6 +66,8 @@ from incidentlens.telemetry.zipkin import read_zipkin
 VIEWS = ("metrics", "logs", "spans", "events", "calls")
 _TEXT_FORMATS = ("csv", "json", "jsonl")
 _SPILL_DIRECTORIES = itertools.count()
+#: the table of the server spans inferred under calls to an untraced peer, which the spans view reads
+INFERRED_SPANS = "_spans_inferred"
 _TIME_COLUMN = {"metrics": "ts", "logs": "ts", "spans": "start_ts", "events": "ts", "calls": "ts"}
 
 
@@ -443,10 +446,21 @@ class TelemetryStore:
         self._ranges = None
         self._held.clear()  # held results read the views as they were: the next hold computes them again
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM {quote(p)}" for p in parts)
+        if view == "spans":
+            union = self._with_inferred_spans(union)
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {union}")
         if view == "logs":
             self.con.execute(f"CREATE OR REPLACE VIEW {LOG_ORIGINS} AS {' UNION ALL BY NAME '.join(self._origins)}")
             self._uncounted = None
+
+    def _with_inferred_spans(self, spans: str) -> str:
+        """The spans read and, under each call to a peer with nothing traced under it, the server span inferred there
+        (`peers.inferred_spans_sql`), made once into a table as the sources are read (not again at every query)."""
+        self.con.execute(f"DROP TABLE IF EXISTS {INFERRED_SPANS}")
+        if not self.con.execute(f"SELECT 1 FROM ({spans}) WHERE peer IS NOT NULL LIMIT 1").fetchall():
+            return spans
+        self.con.execute(f"CREATE TABLE {INFERRED_SPANS} AS {inferred_spans_sql(f'({spans})')}")
+        return f"{spans} UNION ALL BY NAME SELECT * FROM {INFERRED_SPANS}"
 
     def _drop_copies(self, parts: list[tuple[str, Built]], files: list[str], label: str,
                      copies: dict[Path, Path]) -> None:

@@ -1007,7 +1007,10 @@ def _spans(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]
     c.exprs["duration_ms"] = _duration_sql(con, c, mapping)
     status = find_column(names, "status", mapping, exclude=c.used)
     c.exprs["is_error"] = _is_error_sql(status) if status else "CAST(NULL AS BOOLEAN)"
-    c.used.update(x for x in (parent, operation, status) if x)
+    peer = find_column(names, "peer", mapping, exclude=c.used)
+    c.exprs["peer"] = f"nullif(trim(CAST({quote(peer)} AS VARCHAR)), '')" if peer else "CAST(NULL AS VARCHAR)"
+    c.exprs["inferred"] = "false"  # a span read; the store adds those inferred under calls to a peer
+    c.used.update(x for x in (parent, operation, status, peer) if x)
 
 
 def _parent_sql(column: str) -> str:

@@ -2,7 +2,9 @@
 JSON array of spans, or of traces that are arrays of spans -> a DuckDB table of spans.
 
 A span's service is its `localEndpoint.serviceName`; `timestamp` and `duration` are microseconds; it failed when it
-has an `error` tag (Zipkin's rule, whatever its value); its kind is `kind` in lower case. A server span sharing
+has an `error` tag (Zipkin's rule, whatever its value); its kind is `kind` in lower case; a client or producer
+span's `peer` its `remoteEndpoint.serviceName`, else the service its tags name (`peers.peer_sql`), else the remote
+endpoint's address and port. A server span sharing
 its client's id (`shared`) is made that span's child (`_SHARED_SQL`). Everything is unnested in
 SQL (no Python loop over spans).
 """
@@ -16,6 +18,7 @@ import duckdb
 
 from incidentlens.telemetry.columns import literal
 from incidentlens.telemetry.jaeger import unnest_export
+from incidentlens.telemetry.peers import peer_sql
 from incidentlens.telemetry.timeparse import micros_time_sql
 
 # `[{"traceId": ...` (a trace's spans) or `[[{"traceId": ...` (traces), with a key only Zipkin's spans have in the
@@ -34,6 +37,20 @@ def read_zipkin(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     unnest_export(con, path, table, _spans_sql(path), "Zipkin JSON")
 
 
+def _tag_sql(key: str) -> str:
+    """A span tag's value (Zipkin's tags are an object of strings); NULL without it."""
+    path = literal(f'$."{key}"')
+    return f"(s->'tags'->>{path})"
+
+
+def _peer_sql() -> str:
+    remote = "s->'remoteEndpoint'"
+    port = f"coalesce(':' || ({remote}->>'port'), '')"
+    addresses = [f"nullif({remote}->>'{ip}', '') || {port}" for ip in ("ipv4", "ipv6")]
+    named = [f"nullif({remote}->>'serviceName', '')"]
+    return peer_sql(_tag_sql, "lower(s->>'kind')", named=named, addressed=addresses)
+
+
 def _spans_sql(path: Path) -> str:
     # the file's list, read an element a row: spans (/api/v2/trace/{id}) or traces, each a list of spans
     # (/api/v2/traces)
@@ -47,7 +64,7 @@ def _spans_sql(path: Path) -> str:
                s->>'name' AS operation, {micros_time_sql("TRY_CAST(s->>'timestamp' AS BIGINT)")} AS start_ts,
                TRY_CAST(s->>'duration' AS DOUBLE) / 1000 AS duration_ms,
                coalesce(json_exists(s, '$.tags.error'), false) AS is_error, lower(s->>'kind') AS span_kind,
-               coalesce(TRY_CAST(s->>'shared' AS BOOLEAN), false) AS shared
+               {_peer_sql()} AS peer, coalesce(TRY_CAST(s->>'shared' AS BOOLEAN), false) AS shared
         FROM spans)
         {_SHARED_SQL}"""
 
@@ -67,7 +84,7 @@ _SHARED_SQL = f"""
                CASE WHEN r.shared AND own.span_id IS NOT NULL THEN r.span_id
                     WHEN under.span_id IS NOT NULL THEN r.parent_id || '{SHARED_SUFFIX}' ELSE r.parent_id END
                    AS parent_id,
-               r.service, r.operation, r.start_ts, r.duration_ms, r.is_error, r.span_kind
+               r.service, r.operation, r.start_ts, r.duration_ms, r.is_error, r.span_kind, r.peer
         FROM read AS r
         LEFT JOIN twins AS own ON r.shared AND own.trace_id = r.trace_id AND own.span_id = r.span_id
         LEFT JOIN twins AS under ON NOT r.shared AND under.trace_id = r.trace_id AND under.span_id = r.parent_id
