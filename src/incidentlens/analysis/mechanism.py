@@ -98,6 +98,14 @@ MECHANISMS: dict[str, str] = {
 }
 
 
+#: the mechanism of a dependency nothing traced (`spans.TraceSignal.untraced`) that its callers' words did not name:
+#: what it did is not in the data, which holds only its callers' calls to it
+UNTRACED = ("{s} is untraced, seen from its callers' client spans: it has no metrics or logs of its own here, so "
+            "its mechanism is undetermined (its callers' problem lines named none)")
+#: ... and added to a mechanism its callers' words named
+UNTRACED_NOTE = "{s} is untraced, seen from its callers' client spans"
+
+
 class MechanismCues(BaseModel):
     """WARN/ERROR word counts in the window, by mechanism, attributed to the service a line is about: the service
     it names ("payment-provider responded 429" is about payment-provider), else the service that logged it."""

@@ -41,6 +41,8 @@ from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.mechanism import (
     HOST_METRIC,
     UNDETERMINED,
+    UNTRACED,
+    UNTRACED_NOTE,
     Classification,
     MechanismCues,
     classify,
@@ -185,6 +187,8 @@ class ServiceSignals(BaseModel):
     #: the demand it receives rose (a significant rise of a metric its callers set, `DEMAND_METRIC`): load sent to it
     #: from elsewhere, which a failure elsewhere can send (a cache that misses sends its reads on)
     demand_rose: bool = False
+    #: a dependency nothing traced, seen from its callers' client spans alone (`TraceSignal.untraced`)
+    untraced: bool = False
 
     @property
     def onset(self) -> datetime | None:
@@ -286,7 +290,9 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
         if callee in signals or combined_z([c.raw_shift * _callee_share(c) for c in callers]) >= SIGNIFICANT_STRENGTH:
             for caller in callers:
                 _add_cut_at(signals.setdefault(callee, ServiceSignals(service=callee)), caller)
+    untraced = {name for name, trace in (traces or {}).items() if trace.untraced}
     for s in signals.values():
+        s.untraced = s.service in untraced
         s.demand_rose = any(m.service == s.service and m.significant and m.direction == "up"
                             and not own_health(m.metric) for m in shifts)
         s.moved.sort(key=lambda m: -abs(m.shift))
@@ -631,8 +637,12 @@ def _mechanism(name: str, classification: Classification, trigger: dict[str, Any
     """The mechanism in one sentence, with the change the traces (or call metrics) showed, or the burst that ended."""
     if classification.kind == NETWORK_DELAY:
         sentence = f"{name}'s calls were delayed on the network while its own work kept its pace"
+    elif s.untraced and classification.kind == UNDETERMINED:
+        sentence = UNTRACED.format(s=name)
     else:
         sentence = mechanism_sentence(name, classification, trigger, s.moved)
+        if s.untraced:
+            sentence += f"; {UNTRACED_NOTE.format(s=name)}"
     ended = s.ended()
     if ended:
         return f"{sentence}; its {ended.words()}: a burst that ended"

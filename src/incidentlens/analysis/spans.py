@@ -161,6 +161,9 @@ class TraceSignal(BaseModel):
     last_callee_share: float | None = None  # ... the share of the new cuts that service holds (`cut_callee_share`)
     cut_requests: int = 0  # ... how many such requests after the onset
     cut_evidence: str = ""  # ... the evidence whose query (`last_call_sql`) finds that call
+    #: whether it is a dependency nothing traced, known only by its callers' calls to it: every span of it is one
+    #: inferred under a client span naming it (`peers.inferred_spans_sql`), so its "own time" is their calls' time
+    untraced: bool = False
     evidence: str = ""
 
     @property
@@ -296,11 +299,13 @@ class TraceSignal(BaseModel):
                          f"as much longer ({' to '.join(dict.fromkeys(gains))} ms at their p10 and median)")
             return f"{wait}: the delay lies between the services, on its network" if network else wait
         if self.tells_own_time:
-            said = (f"its own span time p90 went from {three_figures(self.own_p90_before_ms)} to "
+            whose, spans = ("the time its callers' client spans took on their calls to it (it is untraced)",
+                            "those calls") if self.untraced else ("its own span time", "its spans")
+            said = (f"{whose} p90 went from {three_figures(self.own_p90_before_ms)} to "
                     f"{three_figures(self.own_p90_after_ms)} ms")
             if self.own_tail_shares is not None:
                 before, after = self.own_tail_shares
-                said += (f" (past the p90 of its spans before and after together: {before:.0%} of them before, "
+                said += (f" (past the p90 of {spans} before and after together: {before:.0%} of them before, "
                          f"{after:.0%} after)")
             return said if own_time > 0 else (f"{said}, on too few of its spans to count (tail test z "
                                               f"{self.own_tail_z:g}, short of {SIGNIFICANT_STRENGTH:g})")
@@ -835,10 +840,26 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         waits.append(([e for e in store.fetch(calls_sql).to_pylist() if (e["caller"], e["callee"]) not in traced],
                       calls_sql))
     _add_waits(signals, [edge for edges, _ in waits for edge in edges])
+    for service in untraced_services(store) if store.has("spans") else ():
+        if service in signals:
+            signals[service].untraced = True
     cuts = [cut for signal in signals.values() if (cut := _where_cut(store, *on_spans, signal)) is not None]
     for edges, sql in waits:
         evidence.extend(_wait_evidence(signals, edges, sql))
     return signals, evidence + cuts
+
+
+def untraced_services(store: Any) -> list[str]:
+    """The services whose every span was inferred under a client span naming them (`peers.inferred_spans_sql`):
+    dependencies nothing traced, seen from their callers' client spans alone."""
+    inferred = [row["service"] for row in store.fetch(
+        "SELECT DISTINCT service FROM spans WHERE inferred ORDER BY service").to_pylist()]
+    if not inferred:  # the usual case, and a scan of no span: `inferred` is a constant false in every source read
+        return []
+    names = ", ".join(sql_str(name) for name in inferred)
+    return [row["service"] for row in store.fetch(
+        f"SELECT service FROM spans WHERE service IN ({names}) GROUP BY service HAVING bool_and(inferred) "
+        "ORDER BY service").to_pylist()]
 
 
 def span_clock_offset(store: Any, window: Span, baseline: Span) -> timedelta:

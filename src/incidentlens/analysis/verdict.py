@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from incidentlens.analysis.mechanism import host_words, shift_words, trace_caveat
+from incidentlens.analysis.mechanism import UNTRACED_NOTE, host_words, shift_words, trace_caveat
 from incidentlens.analysis.periods import UtcTime
 from incidentlens.analysis.rootcause import MORE_LIKELY_THAN_NOT, STANDS_OUT, Hypothesis, ServiceSignals
 from incidentlens.analysis.shifts import SHIFT_THRESHOLD, MetricShift
@@ -159,7 +159,9 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
                 "(errors, a resource near its limit) says the cut is its own")
     unseen = ("no error surge" if checked.get("services_with_logs") else "no logs in the window to show errors",
               "no change in its traces past the bar" if checked.get("services_in_traces")
-              else "no traces in the window to show its requests", "no resource near its limit")
+              else "no traces in the window to show its requests",
+              UNTRACED_NOTE.format(s="it") + ", with no metrics of its own" if service in signals
+              and signals[service].untraced else "no resource near its limit")
     return (f"all {service} shows is when it moved and a shift that names no mechanism ({', '.join(unseen)}), which a "
             "fault already under way before the start would leave too")
 

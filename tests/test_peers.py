@@ -1,0 +1,96 @@
+"""A call to a dependency nothing traced (a database, a cache, an external API) shows only as its caller's client
+span: the service its attributes name on the far side gets a server span inferred under it, so its time is its own,
+not its caller's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from incidentlens.cli import app
+from incidentlens.telemetry import load_telemetry
+from test_otlp import attribute, resource, span, write_lines
+
+ONSET = "2024-05-01T11:00:00Z"  # an hour after the first request (test_otlp's T0)
+DATABASE = [attribute("db.system", "postgresql"), attribute("db.name", "orders")]
+
+
+def checkout_orders_database(path: Path, statement_attributes: list[dict], call_attributes: list[dict] = ()) -> Path:
+    """checkout -> orders -> orders' statements (CLIENT spans with `statement_attributes`, nothing traced under
+    them): a request every 10 s for 70 min; from the 60th minute the statements take ten times as long, while
+    orders' other work (its server span less the statement) keeps its pace. `call_attributes`: those of checkout's
+    client span calling orders."""
+    rng = np.random.default_rng(7)
+    checkout, orders = [], []
+    for second in range(0, 4200, 10):
+        statement = int(rng.integers(4, 9)) * (10 if second >= 3600 else 1)
+        work = int(rng.integers(3, 8))
+        trace, at = f"{second:032x}", second * 1000
+        ids = [f"{second:012x}{n:04x}" for n in range(4)]
+        checkout += [span(trace, ids[0], "", "POST /checkout", at, work + statement + 4, 2, 0),
+                     {**span(trace, ids[1], ids[0], "GET /orders", at + 1, work + statement + 2, 3, 0),
+                      "attributes": list(call_attributes)}]
+        orders += [span(trace, ids[2], ids[1], "GET /orders", at + 2, work + statement, 2, 0),
+                   {**span(trace, ids[3], ids[2], "SELECT orders", at + 2 + work, statement, 3, 0),
+                    "attributes": statement_attributes}]
+    return write_lines(path, [{"resourceSpans": [{"resource": resource(name), "scopeSpans": [{"scope": {},
+                                                                                             "spans": spans}]}]}
+                              for name, spans in (("checkout", checkout), ("orders", orders))])
+
+
+def analyze_traces(spans: Path, out: Path) -> dict:
+    ran = CliRunner().invoke(app, ["analyze", "--at", ONSET, "--onset", "at", "--traces", str(spans), "--json",
+                                   "--out", str(out)])
+    assert ran.exit_code == 0, ran.output
+    return json.loads(ran.output)
+
+
+def test_a_slower_untraced_database_is_named_not_the_service_that_calls_it(tmp_path: Path) -> None:
+    # before: "orders: its own span time p90 went from 7.2 to 79 ms" (the statements counted as its own work)
+    analysis = analyze_traces(checkout_orders_database(tmp_path / "spans.json", DATABASE), tmp_path)
+
+    [first, *others] = analysis["hypotheses"]
+    assert first["service"] == "postgresql orders"
+    assert "orders" not in [h["service"] for h in others]
+    # it has no metrics or logs of its own: what it did stays undetermined, and the review says how it was seen
+    assert first["kind"] == "undetermined"
+    assert first["mechanism"].startswith("postgresql orders is untraced, seen from its callers' client spans: it has "
+                                         "no metrics or logs of its own here")
+    assert "the time its callers' client spans took on their calls to it (it is untraced) p90" in first["mechanism"]
+
+
+def test_a_statement_that_names_no_peer_stays_the_callers_own_time(tmp_path: Path) -> None:
+    # no db.system (no attribute naming the far side): nothing is inferred, and orders' own time rose as before;
+    # checkout's call names orders, but orders' server span is under it: nothing is inferred there either
+    spans = checkout_orders_database(tmp_path / "spans.json", [attribute("db.statement", "SELECT * FROM orders")],
+                                     call_attributes=[attribute("peer.service", "orders")])
+
+    assert load_telemetry(traces=spans).fetch(
+        "SELECT service, span_kind, peer, count(*) AS spans FROM spans GROUP BY ALL ORDER BY ALL").to_pylist() == [
+        {"service": "checkout", "span_kind": "client", "peer": "orders", "spans": 420},
+        {"service": "checkout", "span_kind": "server", "peer": None, "spans": 420},
+        {"service": "orders", "span_kind": "client", "peer": None, "spans": 420},
+        {"service": "orders", "span_kind": "server", "peer": None, "spans": 420},
+    ]
+    assert analyze_traces(spans, tmp_path)["hypotheses"][0]["service"] == "orders"
+
+
+@pytest.mark.parametrize("column", ["peer.service", "peer_service"])
+def test_a_span_file_with_a_peer_service_column_has_its_untraced_peers_inferred(tmp_path: Path, column: str) -> None:
+    path = tmp_path / "spans.csv"
+    path.write_text(f"trace_id,span_id,parent_id,service,operation,start,duration_ms,{column}\n"
+                    "t1,a,,orders,GET /orders,2024-05-01T10:00:00Z,12,\n"
+                    "t1,b,a,orders,GET,2024-05-01T10:00:00.002Z,9,redis\n"
+                    "t1,c,a,orders,charge,2024-05-01T10:00:00.003Z,5,payments\n"
+                    "t1,d,c,payments,charge,2024-05-01T10:00:00.004Z,4,\n")
+
+    rows = load_telemetry(traces=path).fetch(
+        "SELECT span_id, parent_id, service, duration_ms, inferred FROM spans ORDER BY span_id").to_pylist()
+
+    assert [r for r in rows if r["inferred"]] == [
+        {"span_id": "b-peer", "parent_id": "b", "service": "redis", "duration_ms": 9.0, "inferred": True}]
+    assert len(rows) == 5
