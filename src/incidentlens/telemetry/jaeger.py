@@ -17,7 +17,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
-from incidentlens.telemetry.peers import peer_sql
+from incidentlens.telemetry.peers import listed_attribute_sql, listed_attributes_sql, peer_sql
 from incidentlens.telemetry.timeparse import micros_time_sql
 
 _FIRST_FIELDS = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{\s*"(traceID|spans|processes)"')
@@ -53,11 +53,13 @@ def _spans_sql(path: Path) -> str:
     process = "coalesce(json_extract(processes, '$.\"' || (s->>'processID') || '\"'), s->'process')"
     references = "CAST(s->'references' AS JSON[])"
     parent = f"coalesce(list_filter({references}, lambda r: (r->>'refType') = 'CHILD_OF')[1], {references}[1])"
-    kind = f"lower({_tag_sql('s', 'span.kind')})"
+    attributes = listed_attributes_sql("s->'tags'", "a->>'key'", "a->>'value'", "span_kind")
     return f"""
         WITH documents AS (SELECT json AS doc FROM read_json_objects({literal(str(path))}, format='auto')),
         traces AS (SELECT unnest(CAST(doc->'data' AS JSON[])) AS t FROM documents),
-        spans AS (SELECT t->'processes' AS processes, unnest(CAST(t->'spans' AS JSON[])) AS s FROM traces)
+        spans AS (SELECT t->'processes' AS processes, unnest(CAST(t->'spans' AS JSON[])) AS s FROM traces),
+        kinds AS (SELECT *, lower({_tag_sql('s', 'span.kind')}) AS span_kind FROM spans),
+        calls AS (SELECT *, {attributes} AS attributes FROM kinds)
         SELECT lower(s->>'traceID') AS trace_id, lower(s->>'spanID') AS span_id,
                lower({parent}->>'spanID') AS parent_id, coalesce({process}->>'serviceName', 'global') AS service,
                s->>'operationName' AS operation,
@@ -65,5 +67,5 @@ def _spans_sql(path: Path) -> str:
                TRY_CAST(s->>'duration' AS DOUBLE) / 1000 AS duration_ms,
                coalesce(lower({_tag_sql('s', 'error')}) = 'true' OR upper({_tag_sql('s', 'otel.status_code')})
                         = 'ERROR', false) AS is_error,
-               {kind} AS span_kind, {peer_sql(lambda key: _tag_sql('s', key), kind)} AS peer
-        FROM spans"""
+               span_kind, {peer_sql(listed_attribute_sql('attributes'), 'span_kind')} AS peer
+        FROM calls"""

@@ -21,7 +21,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.files import RejectedRows, scan_json_lines
-from incidentlens.telemetry.peers import peer_sql
+from incidentlens.telemetry.peers import listed_attribute_sql, listed_attributes_sql, peer_sql
 from incidentlens.telemetry.textlogs import open_bytes
 from incidentlens.telemetry.timeparse import micros_time_sql
 
@@ -104,12 +104,6 @@ def _attribute_sql(resource: str, key: str) -> str:
     return f"{named}[1]->'value'->>'stringValue'"
 
 
-def _span_attribute_sql(key: str) -> str:
-    """A span attribute's value as text, whatever its type (a port is an `intValue`); NULL without it."""
-    value = f"list_filter(CAST(x->'attributes' AS JSON[]), lambda a: (a->>'key') = '{key}')[1]->'value'"
-    return f"coalesce({value}->>'stringValue', {value}->>'intValue', {value}->>'doubleValue')"
-
-
 def _nanos_sql(value: str) -> str:
     """An int64 of nanoseconds since the epoch (JSON string or number) as a naive UTC timestamp; 0 is none, and so
     is one past what a timestamp holds (`micros_time_sql`)."""
@@ -121,15 +115,20 @@ def _spans_sql(lines: str) -> str:
     code = "(x->'status'->>'code')"
     number = "TRY_CAST(x->>'kind' AS INTEGER)"
     kind = f"coalesce({_SPAN_KINDS}[{number} + 1], lower(replace(x->>'kind', 'SPAN_KIND_', '')))"
+    # an attribute's value as text, whatever its type (a port is an `intValue`)
+    value = "coalesce(a->'value'->>'stringValue', a->'value'->>'intValue', a->'value'->>'doubleValue')"
+    attributes = listed_attributes_sql("x->'attributes'", "a->>'key'", value, "span_kind")
     return f"""
         SELECT lower(x->>'traceId') AS trace_id, lower(x->>'spanId') AS span_id,
                lower(nullif(x->>'parentSpanId', '')) AS parent_id, service, x->>'name' AS operation,
                {_nanos_sql(start)} AS start_ts,
                (TRY_CAST({end} AS HUGEINT) - TRY_CAST({start} AS HUGEINT)) / 1e6 AS duration_ms,
                {code} IN ('2', 'STATUS_CODE_ERROR') AS is_error,
-               {kind} AS span_kind, nullif(x->'status'->>'message', '') AS status_message,
-               {peer_sql(_span_attribute_sql, kind)} AS peer
-        FROM ({_items_sql(lines, 'resourceSpans', 'scopeSpans', 'spans')}) AS spans
+               span_kind, nullif(x->'status'->>'message', '') AS status_message,
+               {peer_sql(listed_attribute_sql('attributes'), 'span_kind')} AS peer
+        FROM (SELECT *, {attributes} AS attributes
+              FROM (SELECT *, {kind} AS span_kind
+                    FROM ({_items_sql(lines, 'resourceSpans', 'scopeSpans', 'spans')}) AS items) AS kinds) AS spans
         ORDER BY line"""
 
 

@@ -18,7 +18,7 @@ import duckdb
 
 from incidentlens.telemetry.columns import literal
 from incidentlens.telemetry.jaeger import unnest_export
-from incidentlens.telemetry.peers import peer_sql
+from incidentlens.telemetry.peers import calling_sql, peer_sql
 from incidentlens.telemetry.timeparse import micros_time_sql
 
 # `[{"traceId": ...` (a trace's spans) or `[[{"traceId": ...` (traces), with a key only Zipkin's spans have in the
@@ -38,9 +38,9 @@ def read_zipkin(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
 
 
 def _tag_sql(key: str) -> str:
-    """A span tag's value (Zipkin's tags are an object of strings); NULL without it."""
+    """A calling span's tag (Zipkin's tags are an object of strings, `tags` here); NULL without it."""
     path = literal(f'$."{key}"')
-    return f"(s->'tags'->>{path})"
+    return f"(tags->>{path})"
 
 
 def _peer_sql() -> str:
@@ -48,7 +48,7 @@ def _peer_sql() -> str:
     port = f"coalesce(':' || ({remote}->>'port'), '')"
     addresses = [f"nullif({remote}->>'{ip}', '') || {port}" for ip in ("ipv4", "ipv6")]
     named = [f"nullif({remote}->>'serviceName', '')"]
-    return peer_sql(_tag_sql, "lower(s->>'kind')", named=named, addressed=addresses)
+    return peer_sql(_tag_sql, "span_kind", named=named, addressed=addresses)
 
 
 def _spans_sql(path: Path) -> str:
@@ -58,14 +58,17 @@ def _spans_sql(path: Path) -> str:
         WITH items AS (SELECT json AS item FROM read_json_objects({literal(str(path))}, format='auto')),
         spans AS (SELECT unnest(CASE WHEN json_type(item) = 'ARRAY' THEN CAST(item AS JSON[]) ELSE [item] END) AS s
                   FROM items),
+        -- a calling span's tags taken out once: each tag looked for in them, not in the whole span again
+        kinds AS (SELECT s, lower(s->>'kind') AS span_kind FROM spans),
+        calls AS (SELECT *, CASE WHEN {calling_sql('span_kind')} THEN s->'tags' END AS tags FROM kinds),
         read AS (
         SELECT lower(s->>'traceId') AS trace_id, lower(s->>'id') AS span_id, lower(nullif(s->>'parentId', ''))
                AS parent_id, coalesce(s->'localEndpoint'->>'serviceName', 'global') AS service,
                s->>'name' AS operation, {micros_time_sql("TRY_CAST(s->>'timestamp' AS BIGINT)")} AS start_ts,
                TRY_CAST(s->>'duration' AS DOUBLE) / 1000 AS duration_ms,
-               coalesce(json_exists(s, '$.tags.error'), false) AS is_error, lower(s->>'kind') AS span_kind,
+               coalesce(json_exists(s, '$.tags.error'), false) AS is_error, span_kind,
                {_peer_sql()} AS peer, coalesce(TRY_CAST(s->>'shared' AS BOOLEAN), false) AS shared
-        FROM spans)
+        FROM calls)
         {_SHARED_SQL}"""
 
 
