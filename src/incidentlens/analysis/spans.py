@@ -24,10 +24,13 @@ Two measures, each one aggregate query over the canonical views:
   all run in another service) is left out: its exclusive time is the wait around the call, not the caller's work.
   The shift counts only when the tail test carries it (`tail_z`, Mood's test at the p90: more of its spans after
   than before lie past the p90 of both sides together, past the candidate bar): on a quiet service the p90 is one
-  or two spans, and one slow call is not a slower service. A span with nothing under it may be a call all the same
-  (a database statement; no span kind says so): where the ones that moved each gained about what the wait on the
-  service's calls gained and its other work did not slow, its own time rose on its round trips and is that delay
-  (`TraceSignal.round_trips_waited`).
+  or two spans, and one slow call is not a slower service. A client span that names the service on its far side and
+  has nothing traced under it (a call to a database, a cache, an API: its `peer`) has that peer's server span
+  inferred under it in the spans view (`telemetry.peers`): it is a client span like the others, and the peer's time
+  is the peer's own, a service of its own that is `untraced` (seen from its callers' client spans alone). A span
+  with nothing under it and no peer may be a call all the same (a database statement; Nezha's spans say no span
+  kind): where the ones that moved each gained about what the wait on the service's calls gained and its other work
+  did not slow, its own time rose on its round trips and is that delay (`TraceSignal.round_trips_waited`).
 - **wait on its calls**: for each call into the service, the caller's client span's duration minus the service's
   server span's (the time on the network and in queues around the call), median after against before per caller;
   a network delay on the service shows on the calls of every caller into it while its own time stays flat. The

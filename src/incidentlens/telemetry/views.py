@@ -1008,9 +1008,24 @@ def _spans(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]
     status = find_column(names, "status", mapping, exclude=c.used)
     c.exprs["is_error"] = _is_error_sql(status) if status else "CAST(NULL AS BOOLEAN)"
     peer = find_column(names, "peer", mapping, exclude=c.used)
-    c.exprs["peer"] = f"nullif(trim(CAST({quote(peer)} AS VARCHAR)), '')" if peer else "CAST(NULL AS VARCHAR)"
+    c.exprs["peer"] = _peer_sql(peer, [name for name in names if name not in c.used])
     c.exprs["inferred"] = "false"  # a span read; the store adds those inferred under calls to a peer
     c.used.update(x for x in (parent, operation, status, peer) if x)
+
+
+def _peer_sql(peer: str | None, names: list[str]) -> str:
+    """A span's peer from its file's columns: its peer column (`peer.service`, `peer`), else the database its
+    `db.system.name`/`db.system` column names, with `db.namespace`/`db.name` where there is one (`postgresql orders`:
+    `peers.peer_sql`'s rule; a database span is a client span), else NULL. The database columns stay in the view."""
+    def text(column: str | None) -> str | None:
+        return f"nullif(trim(CAST({quote(column)} AS VARCHAR)), '')" if column else None
+
+    by_key = {normalise(name): name for name in reversed(names)}  # the first of names alike
+    database = text(by_key.get("dbsystemname") or by_key.get("dbsystem"))
+    namespace = text(by_key.get("dbnamespace") or by_key.get("dbname"))
+    named = [text(peer), database and f"{database} || coalesce(' ' || {namespace}, '')" if namespace else database]
+    present = [sql for sql in named if sql]
+    return f"coalesce({', '.join(present)})" if present else "CAST(NULL AS VARCHAR)"
 
 
 def _parent_sql(column: str) -> str:
