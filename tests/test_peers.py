@@ -113,3 +113,16 @@ def test_a_span_file_with_db_system_and_db_name_columns_names_the_database_its_s
         {"service": "orders", "peer": "redis", "inferred": False, "db.system": "redis"},
         {"service": "redis", "peer": None, "inferred": True, "db.system": None},
     ]
+
+
+def test_a_lead_on_an_untraced_dependency_is_not_said_to_have_no_resource_near_its_limit() -> None:
+    from incidentlens.analysis.rootcause import ServiceSignals
+    from incidentlens.analysis.verdict import _why_not_alone
+
+    signals = {"redis": ServiceSignals(service="redis", untraced=True)}
+    checked = {"services_with_logs": 3, "services_in_traces": 4}
+
+    reason = _why_not_alone("redis", signals, stands_on_its_own=False, checked=checked)
+
+    assert "no resource near its limit" not in reason
+    assert "it is untraced, seen from its callers' client spans, with no metrics of its own" in reason
