@@ -96,6 +96,21 @@ def test_a_span_file_with_a_peer_service_column_has_its_untraced_peers_inferred(
     assert len(rows) == 5
 
 
+def test_a_traced_service_whose_span_is_missing_under_a_call_gets_none_inferred(tmp_path: Path) -> None:
+    # payments is traced: its span missing under one call (sampled, lost, or its context not passed on) does not
+    # make it untraced, and a span inferred there would count the network around that call as its own time
+    path = tmp_path / "spans.csv"
+    path.write_text("trace_id,span_id,parent_id,service,operation,start,duration_ms,peer.service\n"
+                    "t1,a,,orders,POST /orders,2024-05-01T10:00:00Z,12,\n"
+                    "t1,b,a,orders,charge,2024-05-01T10:00:00.003Z,5,payments\n"
+                    "t1,c,b,payments,charge,2024-05-01T10:00:00.004Z,4,\n"
+                    "t2,d,,orders,POST /orders,2024-05-01T10:00:01Z,12,\n"
+                    "t2,e,d,orders,charge,2024-05-01T10:00:01.003Z,9,payments\n")
+
+    assert load_telemetry(traces=path).fetch("SELECT count(*) AS n FROM spans WHERE inferred").to_pylist() == [
+        {"n": 0}]
+
+
 def test_a_span_file_with_db_system_and_db_name_columns_names_the_database_its_statements_call(tmp_path: Path):
     path = tmp_path / "spans.csv"
     path.write_text("trace_id,span_id,parent_id,service,operation,start,duration_ms,db.system,db.name\n"

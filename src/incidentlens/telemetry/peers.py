@@ -80,11 +80,15 @@ def peer_sql(attribute: Callable[[str], str], kind_sql: str, named: Sequence[str
 
 def inferred_spans_sql(spans: str) -> str:
     """Under each span of `spans` (a relation with the spans view's columns) that names a peer and has no child
-    span, a server span of the peer: same trace, start, duration, operation and error status, `inferred` true."""
+    span, a server span of the peer: same trace, start, duration, operation and error status, `inferred` true. Not
+    for a peer that has spans of its own: a traced service whose span is missing under a call (sampled, lost, or in
+    a trace of its own where the context was not passed on) is not untraced, and a span inferred there would count
+    the network around the call as its own time."""
     return f"""SELECT call.trace_id, call.span_id || '{INFERRED_SUFFIX}' AS span_id, call.span_id AS parent_id,
        call.peer AS service, call.operation, call.start_ts, call.duration_ms, call.is_error,
        'server' AS span_kind, CAST(NULL AS VARCHAR) AS peer, true AS inferred
 FROM {spans} AS call
 WHERE call.peer IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM {spans} AS traced WHERE traced.service = call.peer)
   AND NOT EXISTS (SELECT 1 FROM {spans} AS child WHERE child.trace_id = call.trace_id
                   AND child.parent_id = call.span_id)"""
