@@ -30,6 +30,7 @@ from incidentlens.telemetry.textlogs import (
     open_bytes,
     open_text,
     refuse_unread_format,
+    refused_line,
     sample_lines,
 )
 from incidentlens.telemetry.zipkin import starts_zipkin
@@ -371,7 +372,11 @@ def scan_json_lines(con: duckdb.DuckDBPyConnection, files: Sequence[Path], table
         f"SELECT {literal(str(path))} AS file, line, text FROM ({lines_sql(path)}) AS lines "
         "WHERE length(trim(text)) > 0" for path in files)
     is_object = "CASE WHEN json_valid(text) THEN json_type(text) = 'OBJECT' ELSE false END"
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file, line, text, {is_object} AS good FROM ({scans})")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file, line, text, {is_object} AS good FROM ({scans})")
+    except duckdb.InvalidInputException as err:
+        file = re.search(r"^\s*file = (.*)$", str(err), re.MULTILINE)  # which of the files holds the line
+        raise refused_line(err, Path(file.group(1)) if file else files[0]) or err from None
     rejected = []
     for path in files:
         total, bad = con.execute(f"SELECT count(*), count(*) FILTER (NOT good) FROM {table} "

@@ -44,6 +44,9 @@ from incidentlens.telemetry.timeparse import (
 
 #: lines read to choose a file's format
 SAMPLE_LINES = 2000
+#: the longest line a log, JSON-lines or OTLP file may hold; DuckDB's reader refuses a longer one (its default,
+#: 16 MiB, is less than one OTLP export batch written as a line can be); a longer line is an InputError
+MAX_LINE_BYTES = 1 << 30
 # A file is binary, not text, when more than this share of its sampled lines hold a NUL byte; a few such lines (a
 # binary payload logged in a message) are kept as text
 BINARY_SHARE = 0.5
@@ -260,7 +263,10 @@ def read_text_log(
     sample = sample_lines(path)
     fmt = detect_line_format(sample)
     lines = f"{table}_lines"
-    con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample)}")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample)}")
+    except duckdb.InvalidInputException as err:
+        raise refused_line(err, named) or err from None
     has_continuations = con.execute(f"SELECT count(*) FILTER (NOT start) FROM {quote(lines)}").fetchone()[0] > 0
     columns = {
         "ts": _time_sql(con, lines, fmt, named, options, zone) if fmt.times else "CAST(NULL AS TIMESTAMP)",
@@ -359,11 +365,24 @@ def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
 
 def lines_sql(path: Path) -> str:
     """`SELECT line, text`: every line of the file with its 1-based number; a blank line is NULL (kept, so numbers
-    stay right)."""
+    stay right). A line past `MAX_LINE_BYTES` fails the query (`refused_line`)."""
     # One VARCHAR column, no quote or escape character, a delimiter that text does not hold: each line is a row.
     reader = (f"read_csv({literal(str(path))}, columns={{'text': 'VARCHAR'}}, header=false, auto_detect=false, "
-              "delim='\\x01', quote='', escape='', strict_mode=false, null_padding=true, max_line_size=16777216)")
+              "delim='\\x01', quote='', escape='', strict_mode=false, null_padding=true, "
+              f"max_line_size={MAX_LINE_BYTES})")
     return f"SELECT row_number() OVER () AS line, text FROM {reader}"
+
+
+def refused_line(err: duckdb.Error, path: Path) -> InputError | None:
+    """The one-line error for a line of `path` longer than `MAX_LINE_BYTES` (`lines_sql`), None for another error."""
+    said = str(err)
+    if "Maximum line size" not in said:
+        return None
+    line = re.search(r"Error on Line: (\d+)", said)
+    size = re.search(r"Actual Size:\s*(\d+)", said)
+    where = f"line {line.group(1)}" if line else "a line"
+    how_long = f" ({int(size.group(1)):,} bytes)" if size else ""
+    return InputError(f"{path}: {where} is longer than the {MAX_LINE_BYTES:,} bytes a line may be{how_long}")
 
 
 def _entries_sql(lines: str, has_continuations: bool) -> str:
