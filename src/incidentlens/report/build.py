@@ -889,7 +889,7 @@ class _Builder:
         ]
 
     def _first_series_alert(self, after: Callable[[dt.datetime], str]) -> list[str]:
-        """An alert on the series that moved first, fired at its onset (`after` words its lag, if any): one of a
+        """An alert on the series that moved first, from its onset (`after` words its lag, if any): one of a
         service's own, never a host's (`NodeCpuUsageRate(%)`: the machine it ran on, not its work), nor a resource
         used near idle (`_near_idle`), nor what does not watch harm (`_alertable`: demand, system calls, a latency
         that fell), and of a service the review implicates (`_implicated`); of those moving
@@ -907,9 +907,12 @@ class _Builder:
         first = min(own, key=lambda s: (s.onset, not (s.direction == "up" and _is_symptom(s.series)),
                                         -abs(s.shift or 0.0)))
         extreme = "low" if first.direction == "down" else "peak"  # a series that fell has no peak to speak of
+        # the onset is where it moved past its baseline's noise, not where an alert's threshold would be crossed:
+        # no threshold is set here, so the line says the earliest such an alert could fire, not when it would have
         return [f"An alert on {_on_pod(first)} (baseline {fmt.series_value(first.series, first.baseline)}, {extreme} "
-                f"{fmt.series_value(first.series, first.peak)}) would have fired at its onset, "
-                f"{fmt.when(first.onset)}{after(first.onset)}"]
+                f"{fmt.series_value(first.series, first.peak)}) could have fired from its onset, "
+                f"{fmt.when(first.onset)}{after(first.onset)}, when it moved past its baseline's noise; how much "
+                "later depends on the threshold chosen"]
 
     def _implicated(self) -> set[str]:
         """The services a proposed alert may watch, in lower case: the root cause's (or the leads'), the affected
