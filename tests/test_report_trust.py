@@ -247,3 +247,22 @@ def test_an_alert_on_the_first_series_says_the_earliest_it_could_fire_not_that_i
     assert "would have fired" not in alert
     assert "could have fired from its onset, 2024-05-01 10:" in alert
     assert alert.endswith("when it moved past its baseline's noise; how much later depends on the threshold chosen")
+
+
+def test_the_inconclusive_title_orders_no_services_whose_onsets_the_data_cannot_order():
+    # TrainTicket 08:52: "No single root cause found: ts-seat-service moved first, then ts-train-service and
+    # ts-auth-service", 14 s and 73 s apart where the precedence tests call onsets within 90 s one moment (one-minute
+    # data), ts-seat-service's one change at the candidate bar, which chance passes at 50%
+    analysis = split_between_db_proxy_and_payments()
+    analysis["hypotheses"] = analysis["hypotheses"][:1]
+    for showing, onset in zip(analysis["verdict"]["services"], ("10:10:00", "10:10:14", "10:11:13"), strict=True):
+        showing["onset"] = f"2024-05-01T{onset}Z"
+    analysis["evidence"].append({"id": "hypothesis_test-0001", "kind": "hypothesis_test", "title": "if db-proxy ...",
+                                 "query": "SELECT 1", "data": {"passed": None, "same_moment_seconds": 90.0}})
+    pm = build_postmortem(analysis)
+    assert pm.title == ("No single root cause found: api-gateway, db-proxy and payments moved, too close together for "
+                        "the data to order")
+    # a service past the data's moment after the first is later to it
+    analysis["verdict"]["services"][2]["onset"] = "2024-05-01T10:11:40Z"
+    assert build_postmortem(analysis).title == ("No single root cause found: api-gateway and db-proxy moved first, "
+                                                "then payments")

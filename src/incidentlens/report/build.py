@@ -449,6 +449,15 @@ class _Builder:
                  for s in own]
         return sorted(timed, key=lambda s: (s.onset is None, s.onset or dt.datetime.min.replace(tzinfo=dt.UTC)))
 
+    @cached_property
+    def same_moment(self) -> dt.timedelta | None:
+        """How close two onsets are one moment to the data, which cannot order them (the precedence tests'
+        `same_moment_seconds`: one and a half samples); None where no test says."""
+        seconds = [float(ev["data"]["same_moment_seconds"]) for ev in self.data.get("evidence") or []
+                   if ev.get("kind") == "hypothesis_test" and isinstance(ev.get("data"), dict)
+                   and isinstance(ev["data"].get("same_moment_seconds"), int | float)]
+        return dt.timedelta(seconds=max(seconds)) if seconds else None
+
     @property
     def series_only(self) -> list[str]:
         """With no service in the verdict, the series detection found moving (`global/rps`), up to three: what moved
@@ -562,7 +571,7 @@ class _Builder:
             return f"No single root cause found: the evidence is split between {fmt.listed(self.contenders)}"
         if self.inconclusive:
             # the first services to move, not the hypotheses: "moved first" says which list this is
-            moved = _moved_in_order(self.movers[:3]) if self.verdict.services else (
+            moved = _moved_in_order(self.movers[:3], self.same_moment) if self.verdict.services else (
                 f"{', '.join(self.series_only)} moved" if self.series_only else NOTHING_MOVED)
             return f"No single root cause found: {moved}"
         label = playbook(self.kind).label
@@ -1594,16 +1603,23 @@ def _named_services(services: list[str]) -> list[str]:
     return list(dict.fromkeys(named or services))
 
 
-def _moved_in_order(services: list[ServiceShowing]) -> str:
-    """`a and b moved first, then c`: only the services that share the earliest onset moved first (one service that
-    moved is no order, nor are services with no onset)."""
+def _moved_in_order(services: list[ServiceShowing], moment: dt.timedelta | None = None) -> str:
+    """`a and b moved first, then c`: only the services whose onsets lie within `moment` of the earliest moved first
+    (`same_moment`: onsets closer are one moment to the data; with none known, those sharing the earliest onset);
+    with every one of them that close, `a, b and c moved, too close together for the data to order` (TrainTicket
+    08:52 read "ts-seat-service moved first, then ts-train-service and ts-auth-service", 14 s and 73 s apart on
+    one-minute data, the first a change chance passes at 50%). One service that moved is no order, nor are services
+    with no onset."""
     names = [s.service for s in services]
     earliest = services[0].onset
     if len(services) == 1 or earliest is None:
         return f"{fmt.listed(names)} moved"
-    first = [s.service for s in services if s.onset == earliest]
+    close = moment or dt.timedelta(0)
+    first = [s.service for s in services if s.onset is not None and s.onset - earliest <= close]
     later = [name for name in names if name not in first]
-    return f"{fmt.listed(first)} moved first" + (f", then {fmt.listed(later)}" if later else "")
+    if not later:
+        return f"{fmt.listed(first)} moved, too close together for the data to order"
+    return f"{fmt.listed(first)} moved first, then {fmt.listed(later)}"
 
 
 def _which_first(services: list[str]) -> str:
