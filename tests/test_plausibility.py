@@ -114,3 +114,13 @@ def test_the_impact_says_which_series_marked_each_service_and_that_the_traces_ca
     marks = {m.service: (m.metric, m.typical, m.baseline, m.samples, m.unchecked) for m in impact.metric_marks}
     assert marks == {"checkout": ("client_latency_p99_ms", 30001.0, 21.0, 30, "no traced call covers it"),
                      "cart": ("p95_ms", 81.0, 21.0, 30, None)}
+
+
+def test_a_percentiles_service_is_found_in_the_traces_whatever_the_case_of_its_name() -> None:
+    # OnlineBoutique 16:05: "frontend's latency rose by a percentile the traces cannot confirm (no traced call covers
+    # it)" beside "922 requests at frontend": the front-end metric file names it `Frontend`, the traces `frontend`
+    upper = spans(per_minute=2).replace("'checkout' AS service", "'Checkout' AS service")
+    shifts, _ = metric_shifts(DuckStore(METRICS, upper), WINDOW, BASELINE)
+    client = next(s for s in shifts if s.service == "checkout")
+    assert client.unchecked is None
+    assert client.not_borne_out == "its 140 traced calls took at most 90 ms"  # as named in lower case
