@@ -266,3 +266,56 @@ def test_the_inconclusive_title_orders_no_services_whose_onsets_the_data_cannot_
     analysis["verdict"]["services"][2]["onset"] = "2024-05-01T10:11:40Z"
     assert build_postmortem(analysis).title == ("No single root cause found: api-gateway and db-proxy moved first, "
                                                 "then payments")
+
+
+def _marked_by_an_unconfirmed_percentile(analysis: dict) -> dict:
+    """`analysis` with api-gateway affected by its client p90 alone, which no traced call covers."""
+    analysis["impact"]["metric_marks"] = [{"service": "api-gateway", "metric": "client_p90_ms", "typical": 42000.0,
+                                           "baseline": 19.0, "samples": 3, "unchecked": "no traced call covers it"}]
+    return analysis
+
+
+def test_the_summary_does_not_call_degraded_a_service_whose_one_mark_is_a_percentile_the_traces_cannot_confirm():
+    # TrainTicket 08:52: "ts-auth-service, ts-admin-user-service, ts-preserve-other-service, ts-preserve-service
+    # degraded", ts-admin-user-service on a client p90 of 42 s that no traced call covers
+    analysis = _marked_by_an_unconfirmed_percentile(top_cause_analysis("unknown", "db-proxy changed"))
+    analysis["impact"].update(services_affected=["db-proxy", "payments", "api-gateway"],
+                              lines_marked=["db-proxy", "payments"])
+    summary = build_postmortem(analysis).summary.text
+    assert ("db-proxy, payments degraded, and api-gateway's latency rose by a percentile the traces cannot confirm: "
+            in summary)
+
+
+def test_a_severity_resting_on_a_percentile_the_traces_cannot_confirm_says_so_and_what_it_would_be_without():
+    # OnlineBoutique 14:21: "SEV3 because latency >= 1.5x baseline (paymentservice/PodServerLatencyP99(s) 0.146 s
+    # ...)" and "paymentservice degraded", a percentile its 19 traced calls are too few to check, said nowhere
+    analysis = _marked_by_an_unconfirmed_percentile(top_cause_analysis("unknown", "db-proxy changed"))
+    analysis["impact"].update(services_affected=["api-gateway"], peak_error_rate=None, requests_failed=None,
+                              users_affected=None, duration_minutes=5)
+    analysis["impact"]["peak_latency"].update(service="api-gateway", metric="client_p90_ms", value=45000.0,
+                                              typical=42000.0, baseline=19.0, samples=3)
+    pm = build_postmortem(analysis)
+    assert pm.severity == "SEV3"  # of the servers' percentiles the traces could check, 379 of 382 held
+    assert pm.severity_rule.startswith(
+        "SEV3 because latency >= 1.5x baseline (api-gateway/client_p90_ms 42,000 ms over the window (the median of its "
+        "3 samples), peak 45,000 ms, against 19 ms before): a percentile the traces cannot confirm (no traced call "
+        "covers it), the one figure this level rests on (without it, SEV4)")
+    assert ("api-gateway's latency rose by a percentile the traces cannot confirm (no traced call covers it): latency "
+            "(api-gateway/client_p90_ms) peaked at 45,000 ms") in pm.summary.text
+    assert "degraded" not in pm.summary.text
+    assert ("api-gateway (latency (api-gateway/client_p90_ms) 42,000 ms over the window (the median of its 3 "
+            "samples), peak 45,000 ms, against 19 ms before: a percentile the traces cannot confirm (no traced call "
+            "covers it))") in pm.impact.narrative.text
+
+
+def test_the_runbook_watches_a_change_that_harmed_nothing_measured_as_its_action_does():
+    # OnlineBoutique 12:27: "[P2] ... nothing measured here harmed requests, so watch checkoutservice rather than take
+    # its instances out of rotation" above the runbook's "Mitigate: ..., or take its affected instances out of rotation"
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"])
+    pm = build_postmortem(analysis)
+    assert "watch db-proxy rather than take its instances out of rotation" in pm.action_items[0].description
+    mitigate = next(step for step in pm.runbook if step.startswith("Mitigate:"))
+    assert "out of rotation" not in mitigate.replace("rather than take its instances out of rotation", "")
+    assert mitigate.endswith("so watch db-proxy rather than take its instances out of rotation while the change is "
+                             "investigated")

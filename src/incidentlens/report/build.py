@@ -79,6 +79,8 @@ from incidentlens.report.severity import (
     held_at_floor,
     no_harm,
     traced_words,
+    unconfirmed_only,
+    unconfirmed_peak,
     users_words,
 )
 
@@ -537,6 +539,12 @@ class _Builder:
                      "Mitigate the service shown to have moved first: look for a change to it before the onset and "
                      "revert it if there is one, or take its affected instances out of rotation"
                      for step in steps]
+        elif self.unharmed_change:
+            # OnlineBoutique 12:27: the action said to watch checkoutservice, nothing measured having been harmed,
+            # and the runbook below it to take its affected instances out of rotation
+            watch = self._watch_words()
+            steps = [f"Mitigate: {watch[:1].lower()}{watch[1:]}" if step.startswith("Mitigate:") else step
+                     for step in steps]
         searches = [_search_step(name, t) for name in services if self.top
                     for t in [next((t for t in templates if _contributes(t) and name in (t.get("services") or [])),
                                    None)] if t]
@@ -689,10 +697,9 @@ class _Builder:
         said = no_impact_words(impact, level, moved + self._checked_words())
         if said:
             return f"{said}{_impact_line(impact, level)}."
-        services = ", ".join(impact.services_affected) or self.service
         missing = f" {_capitalized(self._missing_words())}." if self.missing_sources else ""
         over = f" in a burst that ended at {fmt.when(self.over.end)}" if self.over else ""
-        return f"{services} degraded{over}: {_impact_line(impact, level)}.{missing}"
+        return f"{_degraded_words(impact, self.service)}{over}: {_impact_line(impact, level)}.{missing}"
 
     def _checked_words(self) -> str:
         """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at (the
@@ -1194,15 +1201,23 @@ class _Builder:
         given = (self.data.get("sources") or {}).get("events_given")
         return None if given is None else bool(given)
 
+    @property
+    def unharmed_change(self) -> bool:
+        """Whether the review names a change of undetermined mechanism that harmed nothing measured: its service is
+        watched, not taken out of rotation (`UNHARMED_MITIGATION`)."""
+        return playbook_kind(self.kind) == "unknown" and not self.inconclusive and not self.harmed
+
+    def _watch_words(self) -> str:
+        return UNHARMED_MITIGATION.format(revert=self._revert.format(service=self.service), service=self.service)
+
     def _catalogue_actions(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
         items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures, revert=self._revert,
                                 named="its mechanism" if self.confirmed else "the cause")
-        if playbook_kind(self.kind) == "unknown" and not self.inconclusive and not self.harmed:
+        if self.unharmed_change:
             # OnlineBoutique 12:27: "No impact was measured" above "take the instances that show the change out of
             # rotation (or restart them)"
-            items[0] = items[0].model_copy(update={"description": UNHARMED_MITIGATION.format(
-                revert=self._revert.format(service=self.service), service=self.service)})
+            items[0] = items[0].model_copy(update={"description": self._watch_words()})
         if self.inconclusive:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
@@ -1659,6 +1674,26 @@ def _counts_of(template: dict[str, Any]) -> str:
 
 def _span_minutes(start: dt.datetime, end: dt.datetime) -> float:
     return round((fmt.utc(end) - fmt.utc(start)).total_seconds() / 60, 1)
+
+
+def _degraded_words(impact: Impact, service: str) -> str:
+    """`a, b degraded`, but for the services whose one mark is a latency percentile the traces cannot confirm
+    (`severity.unconfirmed_only`), said so: `a degraded, and c's latency rose by a percentile the traces cannot
+    confirm`; with no other, `c's latency rose by a percentile the traces cannot confirm (no traced call covers it)`
+    (TrainTicket 08:52 called ts-admin-user-service degraded on its client p90 alone, which no traced call covers:
+    of the client-side percentiles the traces could check on that day, they denied 187 and bore out 149)."""
+    unconfirmed = unconfirmed_only(impact)
+    degraded = [name for name in impact.services_affected if name not in unconfirmed]
+    if not unconfirmed:
+        return f"{', '.join(degraded) or service} degraded"
+    marks = {m.service.lower(): m.unchecked for m in impact.metric_marks}
+    why = marks.get(unconfirmed[0].lower()) or unconfirmed_peak(impact)
+    whose = fmt.listed([name + "'s" for name in unconfirmed])
+    rose = (f"{whose} latency rose by a percentile the traces cannot confirm" if len(unconfirmed) == 1
+            else f"{whose} latency rose by percentiles the traces cannot confirm")
+    if not degraded:
+        return rose + (f" ({why})" if len(unconfirmed) == 1 and why else "")
+    return f"{', '.join(degraded)} degraded, and {rose}"
 
 
 def _impact_text(impact: Impact, severity: str | None, examined: str | None = None, ongoing: bool = False) -> str:
