@@ -319,3 +319,24 @@ def test_the_runbook_watches_a_change_that_harmed_nothing_measured_as_its_action
     assert "out of rotation" not in mitigate.replace("rather than take its instances out of rotation", "")
     assert mitigate.endswith("so watch db-proxy rather than take its instances out of rotation while the change is "
                              "investigated")
+
+
+def test_the_timeline_calls_no_service_first_to_move_where_the_data_cannot_order_the_next_after_it():
+    # TrainTicket 14:23: "onset | first to move: ts-verification-code-service" and, 27 s later, "propagation |
+    # ts-inside-payment-service moves", where the precedence tests call onsets within 90 s one moment; the root
+    # cause's own test: "they start within 2 min of it (ts-auth-service 27 s later), which the data cannot order"
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    first = "first to move: db-proxy (pool_in_use from 22 to 100 (+355%))"
+    then = "payments moves (p95_ms from 180 to 900 (+400%))"
+    analysis["timeline"][1:2] = [{"t": "2024-05-01T10:12:30Z", "event": first, "evidence": []},
+                                 {"t": "2024-05-01T10:12:57Z", "event": then, "evidence": []}]
+    analysis["evidence"].append({"id": "hypothesis_test-0002", "kind": "hypothesis_test", "title": "if db-proxy ...",
+                                 "query": "SELECT 1", "data": {"passed": None, "same_moment_seconds": 90.0}})
+    rows = {row.event: row.phase for row in build_postmortem(analysis).timeline}
+    assert rows["db-proxy moves (pool_in_use from 22 to 100 (+355%))"] == "onset"
+    assert rows[then] == "onset"  # was "propagation": the data cannot say it came after
+    assert not any(event.startswith("first to move") for event in rows)
+    # past the moment, the first stands alone and what follows is the incident spreading
+    analysis["timeline"][2]["t"] = "2024-05-01T10:14:30Z"
+    rows = {row.event: row.phase for row in build_postmortem(analysis).timeline}
+    assert rows[first] == "onset" and rows[then] == "propagation"

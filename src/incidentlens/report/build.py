@@ -1023,16 +1023,30 @@ class _Builder:
         # the analysis's own entry for a landmark may carry sub-second digits the landmark's time lacks
         covered = {when for when, _, _ in entries} | {event for _, event, _ in entries}
         entries += [mark for mark in landmarks if mark[0] and not {mark[0], mark[1]} & covered]
+        entries, unordered = self._unordered_first(entries)
         # at the same second, the given start comes first and the examined window's end last
         ranked = [(when, 1, event, ids) for when, event, ids in entries]
         ranked += [(when, 0 if i == 0 else 2, event, ids) for i, (when, event, ids) in enumerate(given)]
         if self.over:
             ranked.append((self.over.end, 1, f"recovery: {self.top.service}'s WARN/ERROR lines back at their usual "
                                              "rate (a burst that ended)", [self.over.evidence]))
-        tied, moved = _tied_first(entries), _first_move(entries)
+        tied, moved = unordered or _tied_first(entries), _first_move(entries)
         return [self._not_its_own(when, event, evidence)
                 or TimelineEntry(t=when, event=event, phase=self._phase(when, event, tied, moved), evidence=evidence)
                 for when, _, event, evidence in sorted(ranked, key=lambda e: (e[0], e[1]))]
+
+    def _unordered_first(self, entries: list[_Entry]) -> tuple[list[_Entry], dt.datetime | None]:
+        """The rows with none called first to move where another service's own change follows the first within the
+        data's same moment (`same_moment`, which the precedence tests call one moment: TrainTicket 14:23's "first to
+        move: ts-verification-code-service" above ts-inside-payment-service 27 s later, which its own test says the
+        data cannot order), and the time of the first such change, whose moment is the onset; the rows as they are
+        and None where the first stands alone or no moment is known."""
+        moment = self.same_moment
+        own = sorted(when for when, event, ids in entries  # services' moves, not series flagged beside them
+                     if _service_move(event) and self._not_its_own(when, event, ids) is None)
+        if moment is None or len(own) < 2 or own[1] - own[0] > moment:
+            return entries, None
+        return [(when, _a_move(event), ids) for when, event, ids in entries], own[0]
 
     def _not_its_own(self, when: dt.datetime, event: str, evidence: list[str]) -> TimelineEntry | None:
         """A service's move that is no change of its own (`verdict.services[].own`: only its host's metrics, or a
@@ -1131,6 +1145,13 @@ class _Builder:
                                     + ("" if self.over else "; recovery not assessed"), evidence)]
         return kept, bounds
 
+    def _at_onset(self, when: dt.datetime, event: str, tied_first: dt.datetime | None) -> bool:
+        """Whether a move is at `tied_first`, the earliest time of moves none is first of, or within the data's same
+        moment after it (`_unordered_first`): what the data cannot order after the first is no spreading from it."""
+        if tied_first is None or not _moves(event):
+            return False
+        return tied_first <= when <= tied_first + (self.same_moment or dt.timedelta(0))
+
     def _phase(self, when: dt.datetime, event: str, tied_first: dt.datetime | None = None,
                first_move: dt.datetime | None = None) -> str:
         """The event's phase by its time and what it is: its head's words, not its detail's (what a service showed,
@@ -1148,7 +1169,7 @@ class _Builder:
             return "recovery"
         if text == "first" and first_move is not None and when > max(first_move, self.window.start):
             return "propagation"
-        if when == self.window.start or "onset" in text or "first" in text or (when == tied_first and _moves(event)):
+        if when == self.window.start or "onset" in text or "first" in text or self._at_onset(when, event, tied_first):
             return "onset"
         if (self.top and not self.inconclusive and self.top.test_passed is not False
                 and text.startswith(f"{self.top.service.lower()} moves")):
@@ -1418,6 +1439,21 @@ def _first_move(entries: list[_Entry]) -> dt.datetime | None:
 
 
 _FIRST_MOVES = ("first to move:", "first anomalous point:")
+_FIRST_TO_MOVE = "first to move: "
+
+
+def _service_move(event: str) -> bool:
+    """Whether a timeline event is a service's move (`first to move: api (...)`, `api moves (...)`)."""
+    head, sep, _ = event.removeprefix(_FIRST_TO_MOVE).partition(" (")
+    return bool(sep) and (event.startswith(_FIRST_TO_MOVE) or head.endswith(" moves"))
+
+
+def _a_move(event: str) -> str:
+    """`first to move: api (...)` as `api moves (...)`; any other event as it is."""
+    if not event.startswith(_FIRST_TO_MOVE):
+        return event
+    service, sep, detail = event.removeprefix(_FIRST_TO_MOVE).partition(" (")
+    return f"{service} moves{sep}{detail}"
 
 
 def _tied_first(entries: list[_Entry]) -> dt.datetime | None:
