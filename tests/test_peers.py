@@ -74,6 +74,8 @@ def test_a_call_to_an_untraced_dependency_has_no_wait_measured_around_it(tmp_pat
     analysis = analyze_traces(spans, tmp_path)
 
     assert [h["service"] for h in analysis["hypotheses"]] == ["postgresql orders"]
+    # its onset is still the first call into it after the alert's, as a traced callee's is
+    assert analysis["timeline"][0]["event"].startswith("first to move: postgresql orders")
 
 
 def test_a_statement_that_names_no_peer_stays_the_callers_own_time(tmp_path: Path) -> None:

@@ -618,14 +618,11 @@ def tail_z(tail_before: float, spans_before: int, tail_after: float, spans_after
     return (tail_after / spans_after - tail_before / spans_before) / spread
 
 
-def wait_sql(window: Span, baseline: Span, links: str, untraced: Sequence[str] = ()) -> str:
+def wait_sql(window: Span, baseline: Span, links: str) -> str:
     """Per call edge (caller, callee): the median wait around the calls (the caller's span minus the callee's server
     span under it) before and after, with the number of calls on each side, the first call after, whether the
     calls before are enough (`MIN_SPANS`) to be its history, and each call's wait on each side (`CALL_WAITS`, for
-    the rank test); `links`: the spans joined to their parents (`span_links`). Not into an `untraced` service
-    (`untraced_services`): its span is inferred as long as the call, so the wait around it is 0 by construction, not
-    measured, and counted it made 0 ms the typical wait that every other call stood out from."""
-    measured = f"\n      AND service NOT IN ({', '.join(map(sql_str, untraced))})" if untraced else ""
+    the rank test); `links`: the spans joined to their parents (`span_links`)."""
     return f"""WITH edge_calls AS (
     SELECT parent_service AS caller, service AS callee, {in_span('parent_start', window)} AS after,
            parent_start AS start_ts, greatest(parent_ms - duration_ms, 0) AS wait_ms
@@ -633,7 +630,7 @@ def wait_sql(window: Span, baseline: Span, links: str, untraced: Sequence[str] =
     WHERE service <> parent_service AND ({in_span('parent_start', window)} OR {in_span('parent_start', baseline)})
       -- a call whose span or its parent's has no duration (the loader's NULL: negative, not finite) has no wait to
       -- measure; greatest() skips a NULL, so it would count as a call that waited 0 ms
-      AND parent_ms IS NOT NULL AND duration_ms IS NOT NULL{measured}
+      AND parent_ms IS NOT NULL AND duration_ms IS NOT NULL
 )
 SELECT caller, callee, count(*) FILTER (WHERE NOT after) AS calls_before, count(*) FILTER (WHERE after) AS calls_after,
        median(wait_ms) FILTER (WHERE NOT after) AS wait_before, median(wait_ms) FILTER (WHERE after) AS wait_after,
@@ -825,6 +822,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
     traced: set[tuple[str, str]] = set()
     on_spans = window, baseline
     untraced = untraced_services(store) if store.has("spans") else []
+    span_edges: list[dict[str, Any]] = []
     if store.has("spans"):
         offset = span_clock_offset(store, window, baseline)
         on_spans = _moved(window, offset), _moved(baseline, offset)
@@ -832,8 +830,8 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         evidence = _span_signals(store, window, baseline, links, signals, offset)
         for signal in signals.values():
             signal.onset = signal.onset and signal.onset - offset
-        edges_sql = wait_sql(*on_spans, links, untraced)
-        edges = store.fetch(edges_sql).to_pylist()
+        edges_sql = wait_sql(*on_spans, links)
+        edges = span_edges = store.fetch(edges_sql).to_pylist()
         for edge in edges:
             edge["first_after"] = edge["first_after"] and edge["first_after"] - offset
         waits.append((edges, edges_sql))
@@ -846,14 +844,24 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         calls_sql = calls_wait_sql(window, baseline)
         waits.append(([e for e in store.fetch(calls_sql).to_pylist() if (e["caller"], e["callee"]) not in traced],
                       calls_sql))
-    _add_waits(signals, [edge for edges, _ in waits for edge in edges])
+    # the wait around a call into an untraced service is 0 by construction (its span was inferred as long as the
+    # call), not measured: counted, it made 0 ms the typical wait every other call stood out from, and it set the
+    # smallest wait on its callers' calls out
+    _add_waits(signals, [edge for edges, _ in waits for edge in edges if edge["callee"] not in untraced])
     for service in untraced:
         if service in signals:
             signals[service].untraced = True
+            signals[service].onset = signals[service].onset or _first_call(service, span_edges)
     cuts = [cut for signal in signals.values() if (cut := _where_cut(store, *on_spans, signal)) is not None]
     for edges, sql in waits:
         evidence.extend(_wait_evidence(signals, edges, sql))
     return signals, evidence + cuts
+
+
+def _first_call(service: str, edges: list[dict[str, Any]]) -> datetime | None:
+    """The first call into `service` after the onset, over `edges` (`wait_sql`'s): a callee's onset where nothing
+    else gave one, as `_add_waits` gives a traced callee's."""
+    return min((e["first_after"] for e in edges if e["callee"] == service and e["first_after"]), default=None)
 
 
 def untraced_services(store: Any) -> list[str]:
