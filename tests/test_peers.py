@@ -78,6 +78,24 @@ def test_a_call_to_an_untraced_dependency_has_no_wait_measured_around_it(tmp_pat
     assert analysis["timeline"][0]["event"].startswith("first to move: postgresql orders")
 
 
+def test_an_untraced_dependency_with_metrics_of_its_own_is_not_said_to_have_none(tmp_path: Path) -> None:
+    # the database's exporter gave a series of its own, which stayed flat: the review said "it has no metrics or
+    # logs of its own here" all the same
+    spans = checkout_orders_database(tmp_path / "spans.json", DATABASE)
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("ts,service,metric,value\n" + "".join(
+        f"2024-05-01T{10 + minute // 60:02d}:{minute % 60:02d}:00Z,postgresql orders,connections,{40 + minute % 3}\n"
+        for minute in range(70)))
+
+    ran = CliRunner().invoke(app, ["analyze", "--at", ONSET, "--onset", "at", "--traces", str(spans), "--metrics",
+                                   str(metrics), "--json", "--out", str(tmp_path)])
+
+    [first, *_] = json.loads(ran.output)["hypotheses"]
+    assert first["service"] == "postgresql orders"
+    assert "no metrics or logs of its own" not in first["mechanism"]
+    assert "postgresql orders is untraced, seen from its callers' client spans" in first["mechanism"]
+
+
 def test_a_statement_that_names_no_peer_stays_the_callers_own_time(tmp_path: Path) -> None:
     # no db.system (no attribute naming the far side): nothing is inferred, and orders' own time rose as before;
     # checkout's call names orders, but orders' server span is under it: nothing is inferred there either

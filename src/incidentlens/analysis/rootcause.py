@@ -189,6 +189,8 @@ class ServiceSignals(BaseModel):
     demand_rose: bool = False
     #: a dependency nothing traced, seen from its callers' client spans alone (`TraceSignal.untraced`)
     untraced: bool = False
+    #: metrics or logs of its own were read (a series tested, log lines counted), moved or not
+    observed: bool = False
 
     @property
     def onset(self) -> datetime | None:
@@ -291,8 +293,9 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             for caller in callers:
                 _add_cut_at(signals.setdefault(callee, ServiceSignals(service=callee)), caller)
     untraced = {name for name, trace in (traces or {}).items() if trace.untraced}
+    observed = {shift.service for shift in shifts} | {surge.service for surge in surges}
     for s in signals.values():
-        s.untraced = s.service in untraced
+        s.untraced, s.observed = s.service in untraced, s.service in observed
         s.demand_rose = any(m.service == s.service and m.significant and m.direction == "up"
                             and not own_health(m.metric) for m in shifts)
         s.moved.sort(key=lambda m: -abs(m.shift))
@@ -637,7 +640,7 @@ def _mechanism(name: str, classification: Classification, trigger: dict[str, Any
     """The mechanism in one sentence, with the change the traces (or call metrics) showed, or the burst that ended."""
     if classification.kind == NETWORK_DELAY:
         sentence = f"{name}'s calls were delayed on the network while its own work kept its pace"
-    elif s.untraced and classification.kind == UNDETERMINED:
+    elif s.untraced and not s.observed and classification.kind == UNDETERMINED:
         sentence = UNTRACED.format(s=name)
     else:
         sentence = mechanism_sentence(name, classification, trigger, s.moved)

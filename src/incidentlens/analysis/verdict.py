@@ -161,7 +161,7 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
               "no change in its traces past the bar" if checked.get("services_in_traces")
               else "no traces in the window to show its requests",
               UNTRACED_NOTE.format(s="it") + ", with no metrics of its own" if service in signals
-              and signals[service].untraced else "no resource near its limit")
+              and signals[service].untraced and not signals[service].observed else "no resource near its limit")
     return (f"all {service} shows is when it moved and a shift that names no mechanism ({', '.join(unseen)}), which a "
             "fault already under way before the start would leave too")
 
