@@ -96,9 +96,10 @@ def attribute(key: str, value: str | int) -> dict:
     (4, {"messaging.system": "kafka"}, "kafka"),
     (3, {"messaging.system": "kafka"}, None),  # a client span's messaging system names no peer: a producer's does
     (2, {"peer.service": "billing"}, None),  # a server span calls no one
+    (3, {"peer.service": "  ", "db.system": "postgresql"}, "postgresql"),  # a blank attribute names no peer " "
 ], ids=["peer.service", "db.system+db.name", "db.system.name+db.namespace", "db.system", "server.address",
         "net.peer.name", "address+port", "url.full", "http.host", "rpc.service", "producer", "client-messaging",
-        "server"])
+        "server", "blank"])
 def test_a_calls_peer_is_named_by_its_attributes_in_the_semantic_conventions_order(
         tmp_path: Path, kind: int, attributes: dict, peer: str | None) -> None:
     call = {**span("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b175", "", "call", 0, 10, kind, 0),

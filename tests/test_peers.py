@@ -144,6 +144,21 @@ def test_a_traced_service_whose_span_is_missing_under_a_call_gets_none_inferred(
         {"n": 0}]
 
 
+def test_a_span_file_whose_kind_column_says_server_infers_nothing_under_its_peer_column(tmp_path: Path) -> None:
+    # a server span naming its caller in peer.service (as Jaeger's clients once tagged it): nothing is called there,
+    # and a span inferred under it made its own work its caller's
+    path = tmp_path / "spans.csv"
+    path.write_text("trace_id,span_id,parent_id,service,operation,start,duration_ms,span.kind,peer.service\n"
+                    "t1,a,,orders,GET /orders,2024-05-01T10:00:00Z,12,SPAN_KIND_SERVER,web\n"
+                    "t1,b,a,orders,GET,2024-05-01T10:00:00.002Z,9,client,redis\n"
+                    "t1,c,a,orders,render,2024-05-01T10:00:00.003Z,2,,templates\n")
+
+    rows = load_telemetry(traces=path).fetch("SELECT span_id, peer FROM spans WHERE NOT inferred ORDER BY span_id")
+
+    assert rows.to_pylist() == [{"span_id": "a", "peer": None}, {"span_id": "b", "peer": "redis"},
+                                {"span_id": "c", "peer": "templates"}]  # no kind written: a peer is a peer
+
+
 def test_a_span_file_with_db_system_and_db_name_columns_names_the_database_its_statements_call(tmp_path: Path):
     path = tmp_path / "spans.csv"
     path.write_text("trace_id,span_id,parent_id,service,operation,start,duration_ms,db.system,db.name\n"

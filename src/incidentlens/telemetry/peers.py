@@ -46,7 +46,7 @@ def listed_attribute_sql(attributes: str) -> Callable[[str], str]:
 
 def _first(attribute: Callable[[str], str], *keys: str) -> str:
     """The first of the attributes present and not empty."""
-    return f"coalesce({', '.join(f'nullif({attribute(key)}, {chr(39) * 2})' for key in keys)})"
+    return f"coalesce({', '.join(f'nullif(trim({attribute(key)}), {chr(39) * 2})' for key in keys)})"
 
 
 def _host(url_sql: str) -> str:

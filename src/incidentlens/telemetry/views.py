@@ -1025,7 +1025,19 @@ def _peer_sql(peer: str | None, names: list[str]) -> str:
     namespace = text(by_key.get("dbnamespace") or by_key.get("dbname"))
     named = [text(peer), database and f"{database} || coalesce(' ' || {namespace}, '')" if namespace else database]
     present = [sql for sql in named if sql]
-    return f"coalesce({', '.join(present)})" if present else "CAST(NULL AS VARCHAR)"
+    if not present:
+        return "CAST(NULL AS VARCHAR)"
+    kind = by_key.get("spankind") or by_key.get("kind")
+    if kind is None:
+        return f"coalesce({', '.join(present)})"
+    # a span its kind column says is no call (a server span naming its caller, as Jaeger's clients once tagged
+    # it) names no peer: one inferred under it would make its own work its caller's
+    written = f"replace(lower(trim(CAST({quote(kind)} AS VARCHAR))), 'span_kind_', '')"
+    return f"CASE WHEN {written} IN {_NOT_CALLING_KINDS} THEN NULL ELSE coalesce({', '.join(present)}) END"
+
+
+#: span kinds whose far side is no service the span calls, as words and as OTLP's numbers (internal, server, consumer)
+_NOT_CALLING_KINDS = "('internal', 'server', 'consumer', '1', '2', '5')"
 
 
 def _parent_sql(column: str) -> str:

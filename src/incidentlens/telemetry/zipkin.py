@@ -46,8 +46,8 @@ def _tag_sql(key: str) -> str:
 def _peer_sql() -> str:
     remote = "s->'remoteEndpoint'"
     port = f"coalesce(':' || ({remote}->>'port'), '')"
-    addresses = [f"nullif({remote}->>'{ip}', '') || {port}" for ip in ("ipv4", "ipv6")]
-    named = [f"nullif({remote}->>'serviceName', '')"]
+    addresses = [f"nullif(trim({remote}->>'{ip}'), '') || {port}" for ip in ("ipv4", "ipv6")]
+    named = [f"nullif(trim({remote}->>'serviceName'), '')"]
     return peer_sql(_tag_sql, "span_kind", named=named, addressed=addresses)
 
 
