@@ -48,6 +48,7 @@ from incidentlens.analysis.mechanism import (
     classify,
     mechanism_sentence,
     specificity,
+    trace_caveat,
 )
 from incidentlens.analysis.periods import Span, UtcTime, iso_seconds
 from incidentlens.analysis.shifts import (
@@ -281,7 +282,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             s.delayed = trace.delayed and slowed is None
             s.trace_change, s.trace_where = trace.describe(network=slowed is None), trace.measured_in
             if slowed is not None:
-                s.trace_change += f", while its own work slowed too ({slowed} rose), so not its network alone"
+                s.trace_change += own_work_words(s.moved, server_latency=waits_only_in)
             s.evidence.extend((trace.evidence, trace.cut_evidence))
     cut: dict[str, list[TraceSignal]] = {}
     for trace in (traces or {}).values():
@@ -353,10 +354,33 @@ def own_work_slowed(moved: list[MetricShift], server_latency: bool = True) -> st
     keeps its callers waiting beyond its server spans (requests queue before it reads them), but its CPU or its
     server's latency rises with it. Without `server_latency` only its CPU counts: when the wait is (also) on its own
     calls to others, its server's latency holds that wait and rises with a delay on its network too."""
+    rose = _own_work_rises(moved, server_latency)
+    return rose[0].metric if rose else None
+
+
+def own_work_words(moved: list[MetricShift], server_latency: bool = True) -> str:
+    """What says a service's own work slowed beside the wait around its calls (`own_work_slowed`), in words: `, while
+    its own work slowed too (CpuUsageRate(%) rose), so not its network alone`, of the largest rise the traces do not
+    deny or leave unconfirmed (`trace_caveat`); where every such rise is a percentile they deny or cannot confirm,
+    what was seen and no more (OnlineBoutique 14:21 read "its own work slowed too (PodServerLatencyP99(s) rose)" of
+    a p99 its 19 traced calls are too few to check): `, while its server's PodServerLatencyP99(s) rose: a percentile
+    the traces cannot confirm (...), so not its network alone if that rise holds`. Empty when none rose."""
+    rose = _own_work_rises(moved, server_latency)
+    sure = [m for m in rose if trace_caveat(m) is None]
+    if sure:
+        return f", while its own work slowed too ({sure[0].metric} rose), so not its network alone"
+    if not rose:
+        return ""
+    return (f", while its server's {rose[0].metric} rose: a percentile {trace_caveat(rose[0])}, so not its network "
+            "alone if that rise holds")
+
+
+def _own_work_rises(moved: list[MetricShift], server_latency: bool) -> list[MetricShift]:
+    """The service's metrics of its own work that rose (`own_work_slowed`), the most shifted first."""
     rose = [m for m in moved if m.direction == "up"
             and (CPU_METRIC.search(m.metric) or (server_latency and SERVER_LATENCY_METRIC.search(m.metric)))
             and not NOT_OWN_WORK_METRIC.search(m.metric) and not re.search(HOST_METRIC, m.metric)]
-    return max(rose, key=lambda m: abs(m.shift)).metric if rose else None
+    return sorted(rose, key=lambda m: -abs(m.shift))
 
 
 def own_health(metric: str) -> bool:
