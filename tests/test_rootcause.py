@@ -523,6 +523,31 @@ def test_own_work_is_cpu_or_server_latency_by_the_names_users_have_not_a_limit_a
     assert own_work_slowed([_moved("cart", "CpuUsageRate(%)", 1, 9)], server_latency=False) == "CpuUsageRate(%)"
 
 
+def test_a_wait_around_calls_is_not_said_to_be_own_work_on_a_percentile_the_traces_cannot_confirm():
+    """OnlineBoutique 14:21: paymentservice's callers waited longer around its calls; its server p99 shifted most but
+    its 19 traced calls are too few to check it, and its CPU rose too."""
+    from incidentlens.analysis.spans import TraceSignal
+
+    waited = TraceSignal(service="pay", wait_shift=4.0, wait_before_ms=7.85, wait_after_ms=49.0, wait_direction="in")
+    assert waited.delayed
+    unchecked = "its 19 traced calls are too few to check it"
+    p99 = _moved("pay", "PodServerLatencyP99(s)", 0.005, 0.242, shift=1423.0).model_copy(
+        update={"unchecked": unchecked})
+    cpu = _moved("pay", "CpuUsageRate(%)", 0.327, 92.3, shift=514.9)
+
+    # the CPU the traces do not contradict says its own work rose, not the percentile
+    pay = collect_signals([p99, cpu], [], {"pay": waited})["pay"]
+    assert pay.trace_change.endswith(", while its own work slowed too (CpuUsageRate(%) rose), so not its network alone")
+    assert not pay.delayed
+    # with the percentile alone, what was seen, and that the reading rests on it; the kind is kept (not a delay)
+    pay = collect_signals([p99], [], {"pay": waited})["pay"]
+    assert "own work slowed" not in pay.trace_change
+    assert pay.trace_change.endswith(
+        f", while its server's PodServerLatencyP99(s) rose: a percentile the traces cannot confirm ({unchecked}), so "
+        "not its network alone if that rise holds")
+    assert not pay.delayed
+
+
 def test_a_callee_known_only_by_a_cut_gives_way_to_its_own_callee_that_failed_on_its_own():
     from incidentlens.analysis.callgraph import CallEdge
 

@@ -84,3 +84,23 @@ def test_a_series_that_moved_at_its_peak_alone_is_titled_by_its_peak_not_by_a_me
 
     assert shift_title("config", [moved, peak_only]) == (
         "config: CpuUsage(m) up 6,593.6σ, PodClientLatencyP99(s) up 42.4σ at its peak (0.0σ typical)")
+
+
+def test_a_service_s_onset_names_its_own_change_before_a_percentile_the_traces_cannot_confirm() -> None:
+    # OnlineBoutique 14:21: paymentservice's server p99 shifted most, but its 19 traced calls are too few to check it;
+    # its CPU, the change its hypothesis rests on, moved at the same sample
+    p99 = _latency(CUT).model_copy(update={"metric": "PodServerLatencyP99(s)", "shift": 1423.0,
+                                           "unchecked": "its 19 traced calls are too few to check it"})
+    cpu = _latency(CUT).model_copy(update={"metric": "CpuUsageRate(%)", "baseline": 0.327, "window_median": 92.3,
+                                           "peak": 92.3, "shift": 514.9})
+    payment = ServiceSignals(service="paymentservice", metric_onset=CUT, moved=[p99, cpu])
+
+    showing = services_showing({"paymentservice": payment})[0]
+
+    assert showing.sign == "CpuUsageRate(%) from 0.327 to 92.3 (over a hundredfold)"
+    assert showing.showed[0] == showing.sign
+    # with nothing of its own at the onset, the percentile is named, with what the traces say of it
+    alone = payment.model_copy(update={"moved": [p99]})
+    assert services_showing({"paymentservice": alone})[0].sign == (
+        "PodServerLatencyP99(s) from 0.00496 to 0.242 (over tenfold): a percentile the traces cannot confirm "
+        "(its 19 traced calls are too few to check it)")
