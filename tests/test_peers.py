@@ -65,6 +65,24 @@ def test_a_slower_untraced_database_is_named_not_the_service_that_calls_it(tmp_p
     assert "the time its callers' client spans took on their calls to it (it is untraced) p90" in first["mechanism"]
 
 
+def test_the_review_of_an_untraced_cause_looks_at_the_dependency_not_its_instances(tmp_path: Path) -> None:
+    # before: "take the instances that show the change out of rotation (or restart them)", and "per-dependency
+    # error metrics for postgresql orders": it has no instances here, and what would name its mechanism is its own
+    analysis = analyze_traces(checkout_orders_database(tmp_path / "spans.json", DATABASE), tmp_path / "analysis")
+    assert analysis["hypotheses"][0]["untraced"] is True
+    ran = CliRunner().invoke(app, ["report", "--analysis", str(tmp_path / "analysis" / "analysis.json"),
+                                   "--out", str(tmp_path / "review")])
+    assert ran.exit_code == 0, ran.output
+    review = json.loads((tmp_path / "review" / "report.json").read_text())
+
+    actions = [item["description"] for item in review["action_items"]]
+    assert "look at postgresql orders itself, which nothing here traces" in actions[0]
+    assert any(action.startswith("Trace postgresql orders or export its own metrics") for action in actions)
+    steps = " ".join(review["runbook"])
+    assert "out of rotation" not in " ".join(actions) + steps and "restart" not in " ".join(actions) + steps
+    assert "look at postgresql orders itself" in steps
+
+
 def test_a_call_to_an_untraced_dependency_has_no_wait_measured_around_it(tmp_path: Path) -> None:
     # the span inferred under a call is as long as the call: the wait around it is 0 by construction, not measured.
     # Taken as one, it made 0 ms the system's typical wait, and checkout's steady 6 ms around its calls to orders

@@ -158,6 +158,8 @@ class Hypothesis(BaseModel):
     ended: BurstEnded | None = None
     #: a second, independent suspect (`independent_second`): why the best hypothesis does not explain it
     independent: str | None = None
+    #: its service has no spans of its own: a dependency seen from its callers' client spans alone (`spans.untraced`)
+    untraced: bool = False
 
 
 class ServiceSignals(BaseModel):
@@ -450,6 +452,7 @@ def rank_root_causes(
                 test_passed=passed,
                 ended=s.ended(),
                 independent=second.why if second is not None and name == second.service else None,
+                untraced=s.untraced,
             )
         )
     return Ranking(hypotheses=hypotheses, scores=scores, trigger=triggers[top], unexplained=unexplained,

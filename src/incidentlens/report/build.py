@@ -34,6 +34,8 @@ from incidentlens.report.playbooks import (
     REVERT_NONE_SEEN,
     REVERT_NOT_GIVEN,
     UNHARMED_MITIGATION,
+    UNTRACED_MITIGATION,
+    UNTRACED_TELEMETRY,
     log_text_of,
     mitigations_for,
     playbook,
@@ -539,10 +541,10 @@ class _Builder:
                      "Mitigate the service shown to have moved first: look for a change to it before the onset and "
                      "revert it if there is one, or take its affected instances out of rotation"
                      for step in steps]
-        elif self.unharmed_change:
+        elif self.untraced_cause or self.unharmed_change:
             # OnlineBoutique 12:27: the action said to watch checkoutservice, nothing measured having been harmed,
             # and the runbook below it to take its affected instances out of rotation
-            watch = self._watch_words()
+            watch = self._untraced_words() if self.untraced_cause else self._watch_words()
             steps = [f"Mitigate: {watch[:1].lower()}{watch[1:]}" if step.startswith("Mitigate:") else step
                      for step in steps]
         searches = [_search_step(name, t) for name in services if self.top
@@ -1228,6 +1230,17 @@ class _Builder:
         watched, not taken out of rotation (`UNHARMED_MITIGATION`)."""
         return playbook_kind(self.kind) == "unknown" and not self.inconclusive and not self.harmed
 
+    @property
+    def untraced_cause(self) -> bool:
+        """Whether the review names a cause of undetermined mechanism that nothing traces (`hypotheses[].untraced`):
+        its actions look at the dependency itself, which has no instances here to take out of rotation."""
+        return (playbook_kind(self.kind) == "unknown" and not self.inconclusive and self.top is not None
+                and any(h.get("untraced") and h.get("service") == self.top.service
+                        for h in self.data.get("hypotheses") or []))
+
+    def _untraced_words(self) -> str:
+        return UNTRACED_MITIGATION.format(revert=self._revert.format(service=self.service), service=self.service)
+
     def _watch_words(self) -> str:
         return UNHARMED_MITIGATION.format(revert=self._revert.format(service=self.service), service=self.service)
 
@@ -1235,7 +1248,13 @@ class _Builder:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
         items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures, revert=self._revert,
                                 named="its mechanism" if self.confirmed else "the cause")
-        if self.unharmed_change:
+        if self.untraced_cause:
+            # a database seen only in its callers' calls: it has no instances here to take out of rotation, and the
+            # telemetry that would name its mechanism is its own, not more metrics of the calls into it
+            telemetry = UNTRACED_TELEMETRY.format(service=self.service)
+            items = [item.model_copy(update={"description": self._untraced_words() if i == 0 else telemetry})
+                     if i == 0 or item.type == "prevent" else item for i, item in enumerate(items)]
+        elif self.unharmed_change:
             # OnlineBoutique 12:27: "No impact was measured" above "take the instances that show the change out of
             # rotation (or restart them)"
             items[0] = items[0].model_copy(update={"description": self._watch_words()})

@@ -55,6 +55,14 @@ REVERT_NOT_GIVEN = ("Look for a change to {service} before the onset (no deploy 
 #: an undetermined change's first step where nothing measured was harmed: no instance to take out of rotation
 UNHARMED_MITIGATION = ("{revert}; nothing measured here harmed requests, so watch {service} rather than take its "
                        "instances out of rotation while the change is investigated")
+#: the first action on a root cause nothing traces (a database, a cache, an external API seen only from its callers'
+#: client spans), whose mechanism the data cannot name: it has no instances here to take out of rotation or restart
+UNTRACED_MITIGATION = ("{revert}; look at {service} itself, which nothing here traces (its own metrics and logs: slow "
+                       "queries, locks, connections, load, or its provider's status), and bound the calls into it "
+                       "with timeouts while the cause is investigated")
+#: ... and what would have named its mechanism
+UNTRACED_TELEMETRY = ("Trace {service} or export its own metrics (a database exporter, the client library's pool "
+                      "metrics), so that its own time can be told from the network and the queueing around the calls")
 #: the kinds whose label is a countable noun and so takes an article in a sentence
 _COUNTABLE = frozenset({"cache_miss_storm", "bad_deploy", "region_outage"})
 
