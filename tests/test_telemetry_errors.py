@@ -404,6 +404,27 @@ def test_a_file_cut_inside_a_quote_beside_one_with_a_ragged_row_is_set_aside_too
                               f"{cut}: 1 of 41 records of b.csv unreadable (line 42), set aside"]
 
 
+@pytest.mark.parametrize("ragged", [("c",), ("b", "d")])
+def test_ragged_lines_in_some_of_many_files_are_set_aside_each_at_its_own_line(
+        tmp_path: Path, ragged: tuple[str, ...]) -> None:
+    # the malformed lines are looked for in the file the reader's error names first (`views._file_named`); with a
+    # second such file, in every file: either way each is listed at its line and every kept line keeps its own
+    paths = {}
+    for name in "abcde":
+        rows = [f"2024-05-01T10:{m:02d}:00Z,{name}-svc,line {m} of {name}" for m in range(30)]
+        if name in ragged:
+            rows[12] += ",extra"
+        paths[name] = write(tmp_path / f"{name}.csv.gz", "ts,service,message\n" + "\n".join(rows) + "\n")
+    store = load_telemetry(logs=list(paths.values()))
+    assert store.warnings == [f"{paths[name]}: 1 of 30 records of {name}.csv.gz unreadable (line 14), set aside"
+                              for name in ragged]
+    origins = store.fetch(f"SELECT file, line, message FROM ({store.log_origins_sql()})").to_pylist()
+    assert len(origins) == 5 * 30 - len(ragged)
+    for row in origins:
+        assert gzip.decompress(Path(row["file"]).read_bytes()).decode().splitlines()[row["line"] - 1].endswith(
+            f",{row['message']}")
+
+
 def test_lines_an_unterminated_quote_swallowed_are_counted_not_lost_in_silence(tmp_path: Path) -> None:
     # "1 of 4 lines unreadable (line 4)": line 5 went into the quote's value, read by no one and counted by no one
     rows = [f"2024-05-01T10:0{m}:00Z,api,line {m}" for m in range(4)]

@@ -190,10 +190,12 @@ def is_malformed_csv(source: Source, err: duckdb.Error) -> bool:
 
 
 def split_malformed(
-    con: duckdb.DuckDBPyConnection, source: Source, err: duckdb.Error
+    con: duckdb.DuckDBPyConnection, source: Source, err: duckdb.Error, suspects: tuple[Path, ...] = ()
 ) -> tuple[list[Source], list[RejectedRows]]:
     """The source as parts that read: its clean files as before, the files with malformed records skipping them
-    (single-threaded, see `reader_sql`); and the records set aside, per file.
+    (single-threaded, see `reader_sql`); and the records set aside, per file. `suspects`: the files to look for
+    malformed records in (none: every file); the others are taken to read, which the caller must check by reading
+    them (the clean part), as the parts are otherwise not those of every file looked at.
 
     Records set aside are real-world noise, e.g. a log line cut short. A file with more than MAX_UNREADABLE_SHARE of
     its records lost is not the CSV it looks like (an unterminated quote swallows the rest of a file), and that is
@@ -204,8 +206,9 @@ def split_malformed(
     if not_utf8(err):  # the tolerant reader skips such a line unlisted: read from a UTF-8 copy instead
         raise read_error(source, err)
     tolerant = replace(source, skip_malformed=True)
-    listed = _rejected_lines(con, tolerant)
-    cut = _cut_short(con, source, tolerant, listed)
+    looked_at = replace(source, files=suspects) if suspects else source
+    listed = _rejected_lines(con, replace(looked_at, skip_malformed=True))
+    cut = _cut_short(con, looked_at, replace(looked_at, skip_malformed=True), listed)
     rejected = sorted(listed + cut, key=lambda row: (row[0], row[1]))
     if not rejected:
         raise read_error(source, err)
