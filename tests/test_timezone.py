@@ -13,7 +13,7 @@ import pytest
 from cli_helpers import incidentlens
 from incidentlens.analysis.detection import parse_time
 from incidentlens.errors import InputError
-from incidentlens.telemetry import load_telemetry
+from incidentlens.telemetry import load_telemetry, views
 
 LOGS = """ts,service,message
 2026-12-06 10:00:00,api,winter wall clock
@@ -76,6 +76,17 @@ def test_the_cli_reads_local_times_in_the_zone_given(tmp_path: Path) -> None:
                           "Europe/Berlin", "--json")
     assert result.returncode == 0, result.stderr
     assert '"2026-07-06T08:00:00' in result.stdout
+
+
+def test_a_metric_day_longer_than_its_sample_reads_its_naive_times_in_the_zone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a CSV metric day past the sample is probed for its value columns first (`views._read_metrics_once`), and the
+    # time the probe found is reused: in the zone given, not as the probe, which knows none, would read it
+    monkeypatch.setattr(views, "SAMPLE_ROWS", 5)
+    path = tmp_path / "metrics.csv"
+    path.write_text("time,service,p95_ms\n" + "".join(f"2026-12-06 10:{m:02d}:00,api,{m}\n" for m in range(20)))
+    ts = times(load_telemetry(metrics=path, timezone="Europe/Berlin"), "metrics")
+    assert (ts[0], ts[-1], len(ts)) == ("2026-12-06 09:00:00", "2026-12-06 09:19:00", 20)
 
 
 def test_analyze_at_a_local_alert_time_starts_the_window_where_the_files_local_times_say(tmp_path: Path) -> None:

@@ -171,6 +171,10 @@ class Canonical:
     time_column: str | None = None
     time_sql: str | None = None
     time_format: TimeFormat | None = None
+    # the time column (a span's start) and its format as the sample holds them (before `in_zone`), once
+    # `_choose_time` found them, or given: a CSV metric day's probe, which decides its value columns, found them on
+    # the same sample (`_read_metrics_once`)
+    found_time: tuple[str, TimeFormat] | None = None
     rest: dict[str, str] = field(default_factory=dict)
     unnested: set[str] = field(default_factory=set)  # exprs that are lists, one row per element (wide metrics)
     # Helper columns computed once each, in nested SELECTs below the canonical one, for exprs that read them many
@@ -431,8 +435,9 @@ def _columns_of(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, ...]:
 def _read_metrics_once(
     con: duckdb.DuckDBPyConnection, source: Source, table: str, columns: Columns, mapping: dict[str, str],
     whole: bool,
-) -> tuple[Source, Columns]:
-    """A CSV metrics source read into `table` (sampled from its files), its metric value columns as DOUBLE.
+) -> tuple[Source, Columns, tuple[str, TimeFormat] | None]:
+    """A CSV metrics source read into `table` (sampled from its files), its metric value columns as DOUBLE, and
+    the time column and format the sample was found to hold (None: to be looked for again).
 
     The CSV reader takes a value as a number exactly as TRY_CAST does, or fails; then the source is read as text
     as any other, and the values that are no number are counted. Parsing each value once, as it is read, saves
@@ -440,7 +445,7 @@ def _read_metrics_once(
     row, and is kept as the rows instead (as text: casting that few costs less than reading them again)."""
     if whole:
         con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * FROM {_SAMPLE}")
-        return replace(source, table=quote(table)), columns
+        return replace(source, table=quote(table)), columns, None
     probe = Canonical(source, columns)
     try:
         _metrics(con, probe, mapping)
@@ -456,10 +461,11 @@ def _read_metrics_once(
                         f"{replace(source, number_columns=values).from_sql} ORDER BY {probe.time_sql}")
             numeric = {name: cast for name, cast in columns.numeric.items() if name not in values}
             typed = Columns({**columns.types, **dict.fromkeys(values, "DOUBLE")}, numeric)
-            return replace(source, table=quote(table)), typed
+            # the probe's time, found on the same sample (its time candidates are no value column: the same text)
+            return replace(source, table=quote(table)), typed, probe.found_time
         except duckdb.Error:
             pass  # a value that is no number, or a malformed line: the text read counts or reports it
-    return _read_once(con, source, table), columns
+    return _read_once(con, source, table), columns, None
 
 
 def _without_bad_json(
@@ -492,14 +498,14 @@ def _build(
     in_order = numbered and raw_table is not None and source.fmt in ("csv", "jsonl") and not _has_lines(con, source)
     if raw_table is not None and view == "metrics" and source.fmt == "csv" and not source.skip_malformed:
         whole = _sample(con, source) < SAMPLE_ROWS  # from the files: it decides which columns to read as numbers
-        source, columns = _read_metrics_once(con, source, raw_table, _profile(con, source), mapping, whole)
+        source, columns, time = _read_metrics_once(con, source, raw_table, _profile(con, source), mapping, whole)
     else:
         source = _read_once(con, source, raw_table, numbered=numbered)
         _sample(con, source)
         if view != "logs":  # the logs view reads a structured line's fields by its own rules (`_logs`)
             source = _fields_as_columns(con, source, raw_table)
-        columns = _profile(con, source)
-    canonical = Canonical(source, columns, zone=zone)
+        columns, time = _profile(con, source), None
+    canonical = Canonical(source, columns, zone=zone, found_time=time)
     {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events, "calls": _calls}[view](
         con, canonical, mapping)
     canonical.add_rest()
@@ -660,7 +666,19 @@ def _why_not_epoch(value: str) -> str:
 
 
 def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mapping: dict[str, str]) -> None:
-    """Pick the first time candidate that parses the whole sample (else the one parsing most) and its format."""
+    """Pick the first time candidate that parses the whole sample (else the one parsing most) and its format (as
+    found already, if it was: `Canonical.found_time`)."""
+    if c.found_time is None:
+        c.found_time = _found_time(con, c, role, mapping)
+    column, fmt = c.found_time
+    c.time_column, c.time_format = column, _checked(con, c.source, column, c.in_zone(fmt))
+    c.time_sql = to_utc_sql(quote(column), c.time_format)
+    c.used.add(column)
+
+
+def _found_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str,
+                mapping: dict[str, str]) -> tuple[str, TimeFormat]:
+    """`_choose_time`'s column and format, from the sample; an InputError where none parses."""
     names = [name for name in c.columns.types if name not in _ORIGIN]  # the file's own: not where rows were read
     candidates = candidate_columns(names, role, mapping)
     if not candidates and role in mapping:
@@ -689,9 +707,7 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
             raise InputError(f"{c.source.label}: column {column!r}: no time values (every row is empty)")
         why = _why_not_epoch(value) or unread_time_hint(value)
         raise InputError(f"{file}: column {column!r} row {row}: cannot parse {value!r} as a time{why}")
-    c.time_column, c.time_format = column, _checked(con, c.source, column, c.in_zone(fmt))
-    c.time_sql = to_utc_sql(quote(column), c.time_format)
-    c.used.add(column)
+    return column, fmt
 
 
 def _checked(con: duckdb.DuckDBPyConnection, source: Source, column: str, fmt: TimeFormat) -> TimeFormat:
