@@ -414,14 +414,15 @@ def test_ragged_lines_in_some_of_many_files_are_set_aside_each_at_its_own_line(
         rows = [f"2024-05-01T10:{m:02d}:00Z,{name}-svc,line {m} of {name}" for m in range(30)]
         if name in ragged:
             rows[12] += ",extra"
-        paths[name] = write(tmp_path / f"{name}.csv", "ts,service,message\n" + "\n".join(rows) + "\n")
+        paths[name] = write(tmp_path / f"{name}.csv.gz", "ts,service,message\n" + "\n".join(rows) + "\n")
     store = load_telemetry(logs=list(paths.values()))
-    assert store.warnings == [f"{paths[name]}: 1 of 30 records of {name}.csv unreadable (line 14), set aside"
+    assert store.warnings == [f"{paths[name]}: 1 of 30 records of {name}.csv.gz unreadable (line 14), set aside"
                               for name in ragged]
     origins = store.fetch(f"SELECT file, line, message FROM ({store.log_origins_sql()})").to_pylist()
     assert len(origins) == 5 * 30 - len(ragged)
     for row in origins:
-        assert Path(row["file"]).read_text().splitlines()[row["line"] - 1].endswith(f",{row['message']}")
+        assert gzip.decompress(Path(row["file"]).read_bytes()).decode().splitlines()[row["line"] - 1].endswith(
+            f",{row['message']}")
 
 
 def test_lines_an_unterminated_quote_swallowed_are_counted_not_lost_in_silence(tmp_path: Path) -> None:
