@@ -542,8 +542,9 @@ class _Builder:
                      "revert it if there is one, or take its affected instances out of rotation"
                      for step in steps]
         elif self.untraced_cause or self.unharmed_change:
-            # OnlineBoutique 12:27: the action said to watch checkoutservice, nothing measured having been harmed,
-            # and the runbook below it to take its affected instances out of rotation
+            # the runbook's mitigation says what the first action says: OnlineBoutique 12:27's action said to watch
+            # checkoutservice, nothing measured having been harmed, and the runbook to take its instances out of
+            # rotation; an untraced database has no instances here at all
             watch = self._untraced_words() if self.untraced_cause else self._watch_words()
             steps = [f"Mitigate: {watch[:1].lower()}{watch[1:]}" if step.startswith("Mitigate:") else step
                      for step in steps]
