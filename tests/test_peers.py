@@ -81,6 +81,9 @@ def test_the_review_of_an_untraced_cause_looks_at_the_dependency_not_its_instanc
     steps = " ".join(review["runbook"])
     assert "out of rotation" not in " ".join(actions) + steps and "restart" not in " ".join(actions) + steps
     assert "look at postgresql orders itself" in steps
+    # its "requests" are the calls into it as its callers timed them
+    assert ("postgresql orders (untraced, the calls into it as its callers timed them: 60 of 60 SELECT orders "
+            "requests took longer than") in review["impact"]["narrative"]["text"]
 
 
 def test_a_call_to_an_untraced_dependency_has_no_wait_measured_around_it(tmp_path: Path) -> None:

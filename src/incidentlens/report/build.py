@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, get_args
@@ -656,7 +656,7 @@ class _Builder:
         """The measured impact with its narrative."""
         impact, level = self.measured, self.severity[0]
         text = _impact_text(impact, level, examined=self.start_name if self.onset_given else None,
-                            ongoing=self.ongoing)
+                            ongoing=self.ongoing, untraced=self.untraced_services)
         said = no_impact_words(impact, level, self._checked_words())
         if said:
             text = _capitalized(said) + text[0].lower() + text[1:]
@@ -1239,6 +1239,11 @@ class _Builder:
                 and any(h.get("untraced") and h.get("service") == self.top.service
                         for h in self.data.get("hypotheses") or []))
 
+    @property
+    def untraced_services(self) -> set[str]:
+        """The services (lower case) the hypotheses say are seen only in their callers' calls."""
+        return {str(h.get("service")).lower() for h in self.data.get("hypotheses") or [] if h.get("untraced")}
+
     def _untraced_words(self) -> str:
         return UNTRACED_MITIGATION.format(revert=self._revert.format(service=self.service), service=self.service)
 
@@ -1752,13 +1757,16 @@ def _degraded_words(impact: Impact, service: str) -> str:
     return f"{', '.join(degraded)} degraded, and {rose}"
 
 
-def _impact_text(impact: Impact, severity: str | None, examined: str | None = None, ongoing: bool = False) -> str:
+def _impact_text(impact: Impact, severity: str | None, examined: str | None = None, ongoing: bool = False,
+                 untraced: Collection[str] = ()) -> str:
     """The impact in prose; `examined`: the start the window ran from (`the given start`, `the alert time`) to the
     end of what was examined, so its length is not the incident's duration; `ongoing`: the detected window runs to the
-    end of the data, so its length is the least the incident lasted."""
+    end of the data, so its length is the least the incident lasted; `untraced`: services (lower case) seen only in
+    their callers' calls (`hypotheses[].untraced`)."""
     parts = [_capitalized(_impact_line(impact, severity)) + "."]
     if impact.services_affected:
-        parts.append(f"Services affected: {', '.join(impact.services_affected)}.{_traced_failures_words(impact)}")
+        parts.append(f"Services affected: {', '.join(impact.services_affected)}."
+                     f"{_traced_failures_words(impact, untraced)}")
     if impact.regions_affected:
         parts.append(f"Regions affected: {', '.join(impact.regions_affected)}.")
     if impact.not_borne_out:
@@ -1773,11 +1781,12 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
     return " ".join(parts)
 
 
-def _traced_failures_words(impact: Impact) -> str:
+def _traced_failures_words(impact: Impact, untraced: Collection[str] = ()) -> str:
     """` Marked by their traced requests: ts-food-service (7 of 9 requests failed with ..., 5 of 149 before).`: what
     marked the services their traced requests marked affected, but for the entry service's, said with its requests
     (`_entry_traced`), then the services whose error rate or latency held at the severity's floor
-    (`severity.held_at_floor`), then what marked the others (`_other_marks_words`); nothing when none is left."""
+    (`severity.held_at_floor`), then what marked the others (`_other_marks_words`); nothing when none is left. An
+    `untraced` service's requests are the calls into it as its callers timed them, and said so."""
     others = [f for f in impact.traced_failures if f is not _entry_traced(impact)]
     traced = {f.service.lower() for f in impact.traced_failures}
     said: dict[str, list[str]] = {}  # a service whose error rate and latency both held is named once
@@ -1791,7 +1800,9 @@ def _traced_failures_words(impact: Impact) -> str:
     if not others:
         return words
     whose = "its" if len(others) == 1 else "their"
-    marked = [f"{f.service} ({traced_words(f, named=False)})" for f in others]
+    seen_by_callers = "untraced, the calls into it as its callers timed them: "
+    marked = [f"{f.service} ({seen_by_callers if f.service.lower() in untraced else ''}{traced_words(f, named=False)})"
+              for f in others]
     return f" Marked by {whose} traced requests: {fmt.listed(marked)}.{words}"
 
 
