@@ -378,8 +378,8 @@ def scan_json_lines(con: duckdb.DuckDBPyConnection, files: Sequence[Path], table
     try:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file, line, text, {is_object} AS good FROM ({scans})")
     except duckdb.InvalidInputException as err:
-        file = re.search(r"^\s*file = (.*)$", str(err), re.MULTILINE)  # which of the files holds the line
-        raise refused_line(err, Path(file.group(1)) if file else files[0]) or err from None
+        file = error_file(err)  # which of the files holds the line
+        raise refused_line(err, Path(file) if file else files[0]) or err from None
     rejected = []
     for path in files:
         total, bad = con.execute(f"SELECT count(*), count(*) FILTER (NOT good) FROM {table} "
@@ -585,10 +585,16 @@ class KeysAlikeError(NotAllObjectsError):
     of its own, a repeat as `files.unique_names` names it (`Source.repeated`)."""
 
 
+def error_file(err: duckdb.Error) -> str | None:
+    """The file a DuckDB reader's error names (its `file = <path>` line), if it names one."""
+    return next((line.split("=", 1)[1].strip() for line in str(err).splitlines()
+                 if line.strip().startswith("file =")), None)
+
+
 def read_error(source: Source, err: duckdb.Error) -> InputError:
     """A DuckDB reader failure as one line naming the file (and, for CSV, the line and what was wrong with it)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    file = next((line.split("=", 1)[1].strip() for line in lines if line.startswith("file =")), source.label)
+    file = error_file(err) or source.label
     reason = re.sub(r"^[A-Za-z ]*Error: ", "", lines[0]) if lines else type(err).__name__
     csv_line = re.match(r"CSV Error on Line: (\d+)", reason)
     if csv_line:

@@ -54,6 +54,12 @@ def _host(url_sql: str) -> str:
     return f"nullif(regexp_extract({url_sql}, '^(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?:[^@/]*@)?([^/:?#]+)', 1), '')"
 
 
+def database_sql(system_sql: str, namespace_sql: str | None) -> str:
+    """The name of the database a statement calls: its system, with its namespace where there is one
+    (`postgresql orders`); NULL without a system."""
+    return f"{system_sql} || coalesce(' ' || {namespace_sql}, '')" if namespace_sql else system_sql
+
+
 def peer_sql(attribute: Callable[[str], str], kind_sql: str, named: Sequence[str] = (),
              addressed: Sequence[str] = ()) -> str:
     """The peer of a client or producer span (NULL for another kind, or no attribute naming it): `attribute(key)`
@@ -67,7 +73,7 @@ def peer_sql(attribute: Callable[[str], str], kind_sql: str, named: Sequence[str
     names = [
         *named,
         _first(attribute, "peer.service"),
-        f"{database} || coalesce(' ' || {namespace}, '')",
+        database_sql(database, namespace),
         _first(attribute, "server.address", "net.peer.name"),
         f"{address} || coalesce(':' || {port}, '')",
         *addressed,

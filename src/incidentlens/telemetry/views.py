@@ -32,6 +32,7 @@ from incidentlens.telemetry.files import (
     NotAllObjectsError,
     RejectedRows,
     Source,
+    error_file,
     is_malformed_csv,
     is_malformed_json,
     locate_first,
@@ -49,6 +50,7 @@ from incidentlens.telemetry.logfields import (
     LOGFMT_LEVEL_PATTERN,
     POD_SUFFIX,
 )
+from incidentlens.telemetry.peers import database_sql
 from incidentlens.telemetry.timeparse import (
     EARLIEST,
     LATEST,
@@ -325,8 +327,7 @@ def _file_named(source: Source, error: duckdb.Error) -> Path | None:
     malformed line stopped the read. Looked for there first, the files' lines are not all read twice more, by a
     tolerant reader listing the lines it skips and by a strict one (~0.4 s CPU of an hour of Nezha log minutes
     with one such line)."""
-    said = next((line.split("=", 1)[1].strip() for line in str(error).splitlines()
-                 if line.strip().startswith("file =")), None)
+    said = error_file(error)
     return next((path for path in source.files if str(path) == said), None) if len(source.files) > 1 else None
 
 
@@ -1070,7 +1071,7 @@ def _peer_sql(peer: str | None, names: list[str]) -> str:
     by_key = {normalise(name): name for name in reversed(names)}  # the first of names alike
     database = text(by_key.get("dbsystemname") or by_key.get("dbsystem"))
     namespace = text(by_key.get("dbnamespace") or by_key.get("dbname"))
-    named = [text(peer), database and f"{database} || coalesce(' ' || {namespace}, '')" if namespace else database]
+    named = [text(peer), database and database_sql(database, namespace)]
     present = [sql for sql in named if sql]
     if not present:
         return "CAST(NULL AS VARCHAR)"
