@@ -459,19 +459,16 @@ class TelemetryStore:
         return " UNION ALL BY NAME ".join(f"SELECT * FROM {quote(p)}" for p in self._parts[view])
 
     def _infer_spans(self) -> None:
-        """The spans view made again with the spans inferred under calls to untraced peers, once all its sources of
-        a load are read: inferred after each source (an OTLP, Jaeger or Zipkin file is one) over all read so far,
-        forty OTLP files of 3,000 spans took 21 s of CPU to load instead of 7."""
-        self.con.execute(f"CREATE OR REPLACE VIEW spans AS {self._with_inferred_spans(self._union('spans'))}")
-
-    def _with_inferred_spans(self, spans: str) -> str:
-        """The spans read and, under each call to a peer with nothing traced under it, the server span inferred there
-        (`peers.inferred_spans_sql`), made once into a table as the sources are read (not again at every query)."""
+        """The spans view made again with, under each call to a peer with nothing traced under it, the server span
+        inferred there (`peers.inferred_spans_sql`), made once into a table (not again at every query) once all the
+        view's sources of a load are read: inferred after each source (an OTLP, Jaeger or Zipkin file is one) over
+        all read so far, forty OTLP files of 3,000 spans took 21 s of CPU to load instead of 7."""
+        spans = self._union("spans")
         self.con.execute(f"DROP TABLE IF EXISTS {INFERRED_SPANS}")
         if not self.con.execute(f"SELECT 1 FROM ({spans}) WHERE peer IS NOT NULL LIMIT 1").fetchall():
-            return spans
+            return  # the view `_add_source` made holds them all
         self.con.execute(f"CREATE TABLE {INFERRED_SPANS} AS {inferred_spans_sql(f'({spans})')}")
-        return f"{spans} UNION ALL BY NAME SELECT * FROM {INFERRED_SPANS}"
+        self.con.execute(f"CREATE OR REPLACE VIEW spans AS {spans} UNION ALL BY NAME SELECT * FROM {INFERRED_SPANS}")
 
     def _drop_copies(self, parts: list[tuple[str, Built]], files: list[str], label: str,
                      copies: dict[Path, Path]) -> None:
