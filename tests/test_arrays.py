@@ -1,4 +1,4 @@
-"""Arrow query results to numpy through the buffers (`analysis.arrays`), and what that buys: no pandas import."""
+"""Arrow query results to numpy through the buffers (`telemetry.arrays`), and what that buys: no pandas import."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import os
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from cli_process import SRC
-from incidentlens.analysis import arrays
+from incidentlens.telemetry import arrays
 from nezha_days import PODS, label, write_day
 
 
@@ -108,3 +108,28 @@ def test_analyze_of_logs_with_a_malformed_line_imports_no_pandas_either(scenario
     printed = _imported_by_analyze(tmp_path / "out", "--metrics", str(directory / "metrics.csv"), "--logs", str(logs),
                                    "--at", start)
     assert "imported: []" in printed, printed[-500:]
+
+
+def test_analyze_of_saved_prometheus_and_loki_answers_imports_no_pandas_either(tmp_path: Path):
+    """A saved query_range answer's series and a Loki answer's lines are built into Arrow tables through the buffers
+    (`arrays.time_array`, `repeated_strings`, ...): `pa.array` would import pandas."""
+    start = datetime(2024, 5, 1, 10, 0, tzinfo=UTC).timestamp()
+    latency = [[start + 60 * i, str(120 + (400 if i >= 40 else i % 3))] for i in range(50)]
+    metrics = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"__name__": "http_p95_ms", "service": "checkout", "pod": "checkout-5c8d7e6f4a-n3w4p"},
+         "values": latency},
+        {"metric": {"__name__": "http_p95_ms", "service": "cart"}, "values": [[t, "20"] for t, _ in latency]}]}}
+    lines = [[str(int((start + 30 * i) * 1e9)), "timeout calling payments" if i >= 80 else "order placed"]
+             for i in range(100)]
+    logs = {"status": "success", "data": {"resultType": "streams", "result": [
+        {"stream": {"service_name": "checkout", "level": "error"}, "values": lines[80:]},
+        {"stream": {"service_name": "checkout"}, "values": lines[:80]}]}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "logs.json").write_text(json.dumps(logs))
+    at = datetime.fromtimestamp(start + 60 * 40, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    printed = _imported_by_analyze(tmp_path / "out", "--metrics", str(tmp_path / "metrics.json"), "--logs",
+                                   str(tmp_path / "logs.json"), "--at", at)
+
+    assert "imported: []" in printed, printed[-500:]
+    assert json.loads((tmp_path / "out" / "analysis.json").read_text())["hypotheses"][0]["service"] == "checkout"

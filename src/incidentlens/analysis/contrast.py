@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
 
-from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
@@ -29,6 +28,7 @@ from incidentlens.analysis.periods import (
     sql_in,
 )
 from incidentlens.analysis.tails import normal_sf
+from incidentlens.telemetry import arrays
 
 #: `trace_id`, `user-id`, `TraceID`, `spanId`, `request_uuid`: identifiers, never categories
 ID_NAME = re.compile(r"(?:^|[_\-. ])(?:id|ID|Id|uuid|UUID|guid|GUID)$|[a-z0-9](?:ID|Id|UUID|Uuid)$")

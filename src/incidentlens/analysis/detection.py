@@ -32,7 +32,6 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from incidentlens.analysis import arrays
 from incidentlens.analysis.baseline import PeriodMedians, fit_baseline, period_medians, robust_scale
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.extremes import BlockTail, block_tail, blocks_of
@@ -40,6 +39,7 @@ from incidentlens.analysis.periods import PROBLEM_LEVELS, iso_end, sql_in
 from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
 from incidentlens.analysis.seed_zscore import seed_points, span_within
 from incidentlens.errors import InputError
+from incidentlens.telemetry import arrays
 from incidentlens.telemetry.timeparse import wall_clock_utc
 
 

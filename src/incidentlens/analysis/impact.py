@@ -58,7 +58,6 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
 
-from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.links import span_links
 from incidentlens.analysis.masking import masked_sql
@@ -86,7 +85,7 @@ from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
 from incidentlens.analysis.spans import log_trace_column
 from incidentlens.analysis.tails import poisson_at_least
 from incidentlens.analysis.units import LOG_ERROR_SHARE, three_figures
-from incidentlens.telemetry import sql_ts
+from incidentlens.telemetry import arrays, sql_ts
 
 REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
 ERROR_RATIO = re.compile(r"err\w*_(ratio|rate|pct|percent)|fail\w*_(ratio|rate)", re.IGNORECASE)

@@ -12,9 +12,8 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import PlainSerializer
 
-from incidentlens.analysis import arrays
 from incidentlens.errors import InputError
-from incidentlens.telemetry import sql_ts
+from incidentlens.telemetry import arrays, sql_ts
 
 Span = tuple[datetime, datetime]
 

@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from incidentlens.analysis import arrays
 from incidentlens.analysis.periods import sql_in, sql_str
-from incidentlens.telemetry import sql_ts
+from incidentlens.telemetry import arrays, sql_ts
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import pyarrow as pa
 from pydantic import BaseModel
 from scipy.special import betainc, ndtri
 
-from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
     PROBLEM_LEVELS,
@@ -37,7 +36,7 @@ from incidentlens.analysis.periods import (
     sql_str,
 )
 from incidentlens.analysis.plausibility import check_percentiles
-from incidentlens.telemetry import sql_ts
+from incidentlens.telemetry import arrays, sql_ts
 
 #: robust z beyond which a point counts as shifted
 SHIFT_THRESHOLD = 3.0

@@ -66,7 +66,6 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
 
-from incidentlens.analysis import arrays
 from incidentlens.analysis.callmetrics import BEFORE_QUANTILE, MIN_INTERVALS, calls_wait_sql
 from incidentlens.analysis.callmetrics import SOURCE as CALL_METRICS
 from incidentlens.analysis.evidence import Evidence
@@ -86,6 +85,7 @@ from incidentlens.analysis.periods import (
 )
 from incidentlens.analysis.templates import DRAIN_SIMILARITY, mine_templates
 from incidentlens.analysis.units import three_figures
+from incidentlens.telemetry import arrays
 from incidentlens.telemetry.columns import normalise
 
 #: traces a service needs on each side before its event shares are compared

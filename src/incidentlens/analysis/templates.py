@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 from drain3.drain import Drain
 from pydantic import BaseModel
 
-from incidentlens.analysis import arrays
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.masking import MASK, masked_sql, masks_relation
 from incidentlens.analysis.periods import (
@@ -35,6 +34,7 @@ from incidentlens.analysis.periods import (
     sql_str,
 )
 from incidentlens.analysis.tails import poisson_at_least
+from incidentlens.telemetry import arrays
 
 #: a surging template's window rate is at least this many times its baseline rate ...
 SURGE_RATIO = 3.0

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from incidentlens.errors import InputError
+from incidentlens.telemetry import arrays
 from incidentlens.telemetry.logfields import service_of_pod
 from incidentlens.telemetry.textlogs import open_text
 
@@ -38,17 +39,14 @@ def matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
     series_points = [np.asarray(item.get("values") or [], dtype=np.float64).reshape(-1, 2) for item in result]
     lengths = np.array([len(points) for points in series_points])
     points = np.concatenate(series_points) if series_points else np.empty((0, 2))
-    services = np.repeat(np.array([_service_of(item["metric"]) for item in result], dtype=object), lengths)
-    metrics = np.repeat(np.array([_metric_of(item["metric"], name) for item in result], dtype=object), lengths)
-    pods = np.repeat(np.array([_pod_of(item["metric"]) for item in result], dtype=object), lengths)
-    millis = np.round(points[:, 0] * 1000).astype("int64")
+    # built through the Arrow buffers: `pa.array` imports pandas, about 0.3 s of a CLI run that needs none
     return pa.table(
         {
-            "ts": pa.array(millis, type=pa.int64()).cast(pa.timestamp("ms")),
-            "service": pa.array(services, type=pa.string()),
-            "metric": pa.array(metrics, type=pa.string()),
-            "value": pa.array(points[:, 1], type=pa.float64()),
-            "pod": pa.array(pods, type=pa.string()),
+            "ts": arrays.time_array(np.round(points[:, 0] * 1000), "ms"),
+            "service": arrays.repeated_strings([_service_of(item["metric"]) for item in result], lengths),
+            "metric": arrays.repeated_strings([_metric_of(item["metric"], name) for item in result], lengths),
+            "value": arrays.float_array(points[:, 1]),
+            "pod": arrays.repeated_strings([_pod_of(item["metric"]) for item in result], lengths),
         },
         schema=METRICS_SCHEMA,
     )
@@ -94,11 +92,12 @@ def read_loki_answer(path: Path) -> pa.Table:
         service = next((labels[label] for label in LOKI_SERVICE_LABELS if labels.get(label)), None)
         level = next((labels[label] for label in LOKI_LEVEL_LABELS if labels.get(label) not in (None, "", "unknown")),
                      None)
+        lines = np.array([len(nanos)])
         tables.append(pa.table({
-            "ts": pa.array(nanos // 1000, type=pa.int64()).cast(pa.timestamp("us")),
-            "service": pa.array([service or (service_of_pod(pod) if pod else "global")] * len(nanos), pa.string()),
-            "level": pa.array([level] * len(nanos), pa.string()),
-            "message": pa.array(values[:, 1].astype(str), pa.string()),
+            "ts": arrays.time_array(nanos // 1000, "us"),
+            "service": arrays.repeated_strings([service or (service_of_pod(pod) if pod else "global")], lines),
+            "level": arrays.repeated_strings([level], lines),
+            "message": arrays.string_array(values[:, 1].astype(str).tolist()),
         }))
     if not tables:
         raise InputError(f"{path}: a Loki answer with no log lines")

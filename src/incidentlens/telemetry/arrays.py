@@ -52,13 +52,36 @@ def bool_array(mask: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(bits)])
 
 
-def string_array(values: list[str]) -> pa.Array:
-    """Python strings as an Arrow string array (no NULL), through its offsets and UTF-8 data buffers."""
-    encoded = [value.encode() for value in values]
+def float_array(values: np.ndarray) -> pa.Array:
+    """Numbers as an Arrow float64 array (NaN stays NaN, not NULL)."""
+    data = np.ascontiguousarray(values, dtype=np.float64)
+    return pa.Array.from_buffers(pa.float64(), len(data), [None, pa.py_buffer(data)])
+
+
+def time_array(values: np.ndarray, unit: str) -> pa.Array:
+    """Integer times since the epoch in `unit` ('ms', 'us') as an Arrow timestamp array (no NULL)."""
+    data = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.timestamp(unit), len(data), [None, pa.py_buffer(data)])
+
+
+def string_array(values: list[str | None]) -> pa.Array:
+    """Python strings as an Arrow string array (None: NULL), through its validity, offsets and UTF-8 data buffers."""
+    encoded = [b"" if value is None else value.encode() for value in values]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum([len(data) for data in encoded], out=offsets[1:])
-    return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets),
-                                                             pa.py_buffer(b"".join(encoded))])
+    missing = [value is None for value in values]
+    validity = pa.py_buffer(np.packbits(np.logical_not(missing), bitorder="little")) if any(missing) else None
+    return pa.Array.from_buffers(pa.string(), len(encoded), [validity, pa.py_buffer(offsets),
+                                                             pa.py_buffer(b"".join(encoded))],
+                                 null_count=sum(missing))
+
+
+def repeated_strings(values: list[str | None], counts: np.ndarray) -> pa.Array:
+    """Each of `values` `counts` times over, in order, as an Arrow string array (None: NULL): one string per value
+    encoded, not one per row (a series' labels beside each of its points)."""
+    indices = np.repeat(np.arange(len(values), dtype=np.int32), counts)
+    positions = pa.Array.from_buffers(pa.int32(), len(indices), [None, pa.py_buffer(indices)])
+    return pa.DictionaryArray.from_arrays(positions, string_array(values)).cast(pa.string())
 
 
 def _flat(array: pa.Array | pa.ChunkedArray) -> pa.Array:
