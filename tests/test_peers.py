@@ -58,6 +58,12 @@ def test_a_slower_untraced_database_is_named_not_the_service_that_calls_it(tmp_p
     [first, *others] = analysis["hypotheses"]
     assert first["service"] == "postgresql orders"
     assert "orders" not in [h["service"] for h in others]
+    # its evidence says whose time that is: the calls into it, as nothing traces it
+    own = next(e for e in analysis["evidence"] if e["title"].startswith("own span time p90 by service"))
+    assert own["title"].startswith("own span time p90 by service: postgresql orders (untraced: its callers' calls "
+                                   "to it) ")
+    assert own["data"]["services"][0] == {**own["data"]["services"][0], "service": "postgresql orders",
+                                          "untraced": True}
     # it has no metrics or logs of its own: what it did stays undetermined, and the review says how it was seen
     assert first["kind"] == "undetermined"
     assert first["mechanism"].startswith("postgresql orders is untraced, seen from its callers' client spans: it has "

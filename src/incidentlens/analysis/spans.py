@@ -57,7 +57,7 @@ The call direction (a caller whose callee moved no later is its victim, not its 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from statistics import NormalDist
 from typing import Any
@@ -827,7 +827,7 @@ def trace_signals(store: Any, window: Span, baseline: Span) -> tuple[dict[str, T
         offset = span_clock_offset(store, window, baseline)
         on_spans = _moved(window, offset), _moved(baseline, offset)
         links = span_links(store)
-        evidence = _span_signals(store, window, baseline, links, signals, offset)
+        evidence = _span_signals(store, window, baseline, links, signals, offset, untraced)
         for signal in signals.values():
             signal.onset = signal.onset and signal.onset - offset
         edges_sql = wait_sql(*on_spans, links)
@@ -897,9 +897,10 @@ FROM firsts JOIN traces USING (trace_id)""").to_pylist()[0]
 
 
 def _span_signals(store: Any, window: Span, baseline: Span, links: str, signals: dict[str, TraceSignal],
-                  offset: timedelta = timedelta(0)) -> list[Evidence]:
+                  offset: timedelta = timedelta(0), untraced: Collection[str] = ()) -> list[Evidence]:
     """Each traced service's behaviour and own-time shift into `signals`; returns their evidence. `window` and
-    `baseline` on the logs' clock, the spans read `offset` later (`span_clock_offset`)."""
+    `baseline` on the logs' clock, the spans read `offset` later (`span_clock_offset`); `untraced`: the services
+    whose spans were inferred under their callers' calls (`untraced_services`), whose time is those calls'."""
     services = store.fetch("SELECT DISTINCT service FROM spans WHERE service IS NOT NULL").column(0).to_pylist()
     log_trace = log_trace_column(store)
     masks = masks_relation(store, covering(window, baseline)) if log_trace is not None else ""
@@ -924,6 +925,7 @@ def _span_signals(store: Any, window: Span, baseline: Span, links: str, signals:
                            for floor, median in row["leaf_gains"] or []]
         if row["work_p90_before"] is not None:
             s.work_p90_ms = (round(float(row["work_p90_before"]), 3), round(float(row["work_p90_after"]), 3))
+        s.untraced = s.service in untraced
     return _evidence(signals, events, events_sql, times, times_sql)
 
 
@@ -1089,8 +1091,9 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
     if slowed:
         top = slowed[0]
         counted = "" if top.own_time > 0 else ", not carried by the tail test"
+        whose = f"{top.service} (untraced: its callers' calls to it)" if top.untraced else top.service
         item = Evidence.make(
-            "trace", f"own span time p90 by service: {top.service} {top.own_p90_before_ms:g} -> "
+            "trace", f"own span time p90 by service: {whose} {top.own_p90_before_ms:g} -> "
                      f"{top.own_p90_after_ms:g} ms{counted}", times_sql,
             {"rule": "per service, the p90 of its spans' exclusive time after against before (client spans left "
                      "out); the shift counts only when more of its spans after than before ran past the p90 of both "
@@ -1098,8 +1101,9 @@ def _evidence(signals: dict[str, TraceSignal], events: list[dict[str, Any]], eve
                      f"two-proportion z (tail_z) of at least {SIGNIFICANT_STRENGTH:g}; leaf_gains_ms: per "
                      "operation of its spans with nothing under them, what its p10 and its median gained; "
                      "work_p90_ms: the p90 of its other spans' exclusive time, before and after",
-             "services": [{"service": s.service, "p90_before_ms": s.own_p90_before_ms,
-                           "p90_after_ms": s.own_p90_after_ms, "shift": s.own_time_shift,
+             "services": [{"service": s.service, **({"untraced": True} if s.untraced else {}),
+                           "p90_before_ms": s.own_p90_before_ms, "p90_after_ms": s.own_p90_after_ms,
+                           "shift": s.own_time_shift,
                            **tails.get(s.service, {}), "share_past_pooled_p90": list(s.own_tail_shares or []),
                            "tail_z": s.own_tail_z, "counted": s.own_time > 0,
                            "leaf_gains_ms": [list(g) for g in s.leaf_gains_ms],
