@@ -237,3 +237,23 @@ def test_spans_in_several_files_have_their_peers_inferred_once_over_all_of_them(
 
     assert spans == [{"n": 420}]  # under the statements: orders, whose calls name it, is traced
     assert len(inferred) == 1
+
+
+def test_an_otlp_export_retried_into_a_second_file_is_read_once(tmp_path: Path) -> None:
+    # a collector that retries an export writes the same spans into the next file: each OTLP file is a source of its
+    # own, and each span the two hold was read twice, its calls joined to both copies and a second database span
+    # inferred under each statement
+    spans = checkout_orders_database(tmp_path / "spans.json", DATABASE)
+    retried = tmp_path / "spans-retried.json"
+    retried.write_text(spans.read_text().splitlines(keepends=True)[1])  # orders' spans again
+
+    once, twice = load_telemetry(traces=spans), load_telemetry(traces=[spans, retried])
+
+    count = "SELECT count(*) AS spans, count(*) FILTER (WHERE inferred) AS inferred FROM spans"
+    assert twice.fetch(count).to_pylist() == once.fetch(count).to_pylist() == [{"spans": 2100, "inferred": 420}]
+    assert twice.warnings == ["spans given twice: 840 spans another trace file holds too (the same trace, span, "
+                              "times and attributes), counted once"]
+    both = CliRunner().invoke(app, ["analyze", "--at", ONSET, "--onset", "at", "--traces", str(spans), "--traces",
+                                    str(retried), "--json", "--out", str(tmp_path / "both")])
+    assert both.exit_code == 0, both.output
+    assert json.loads(both.stdout)["hypotheses"] == analyze_traces(spans, tmp_path / "once")["hypotheses"]

@@ -68,6 +68,10 @@ _TEXT_FORMATS = ("csv", "json", "jsonl")
 _SPILL_DIRECTORIES = itertools.count()
 #: the table of the server spans inferred under calls to an untraced peer, which the spans view reads
 INFERRED_SPANS = "_spans_inferred"
+#: the table of the spans of every source, each span two of them hold once (made only where there are such spans)
+UNIQUE_SPANS = "_spans_unique"
+#: the start of the warning that counts the spans two sources both hold
+SPANS_GIVEN_TWICE = "spans given twice"
 _TIME_COLUMN = {"metrics": "ts", "logs": "ts", "spans": "start_ts", "events": "ts", "calls": "ts"}
 
 
@@ -463,12 +467,36 @@ class TelemetryStore:
         inferred there (`peers.inferred_spans_sql`), made once into a table (not again at every query) once all the
         view's sources of a load are read: inferred after each source (an OTLP, Jaeger or Zipkin file is one) over
         all read so far, forty OTLP files of 3,000 spans took 21 s of CPU to load instead of 7."""
-        spans = self._union("spans")
+        spans = self._unique_spans()
         self.con.execute(f"DROP TABLE IF EXISTS {INFERRED_SPANS}")
         if not self.con.execute(f"SELECT 1 FROM ({spans}) WHERE peer IS NOT NULL LIMIT 1").fetchall():
-            return  # the view `_add_source` made holds them all
+            self.con.execute(f"CREATE OR REPLACE VIEW spans AS {spans}")
+            return
         self.con.execute(f"CREATE TABLE {INFERRED_SPANS} AS {inferred_spans_sql(f'({spans})')}")
         self.con.execute(f"CREATE OR REPLACE VIEW spans AS {spans} UNION ALL BY NAME SELECT * FROM {INFERRED_SPANS}")
+
+    def _unique_spans(self) -> str:
+        """The SELECT of the spans of every source read, a span two sources both hold (the same row in two OTLP,
+        Jaeger or Zipkin files, as a collector's retried or overlapping exports write it) once, as `_kept_rows` keeps
+        one source's: kept twice, each of its children would join both copies, and a span inferred under it would be
+        inferred twice. Those spans are made into a table, and counted in a warning, only where there are any."""
+        spans = self._union("spans")
+        self.con.execute(f"DROP TABLE IF EXISTS {UNIQUE_SPANS}")
+        self.warnings[:] = [w for w in self.warnings if not w.startswith(SPANS_GIVEN_TWICE)]
+        if len(self._parts["spans"]) < 2:
+            return spans
+        # a span given twice gives its trace and span id twice: where none is, no row is looked at whole
+        given, ids = self.con.execute(f"SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM ({spans})").fetchone()
+        if given == ids:
+            return spans
+        self.con.execute(f"CREATE TABLE {UNIQUE_SPANS} AS SELECT DISTINCT * FROM ({spans})")
+        unique = self.con.execute(f"SELECT count(*) FROM {UNIQUE_SPANS}").fetchone()[0]
+        if given == unique:  # ids given twice, each time with other times or attributes: not one span written twice
+            self.con.execute(f"DROP TABLE {UNIQUE_SPANS}")
+            return spans
+        self.warnings.append(f"{SPANS_GIVEN_TWICE}: {given - unique:,} spans another trace file holds too (the same "
+                             "trace, span, times and attributes), counted once")
+        return f"SELECT * FROM {UNIQUE_SPANS}"
 
     def _drop_copies(self, parts: list[tuple[str, Built]], files: list[str], label: str,
                      copies: dict[Path, Path]) -> None:
