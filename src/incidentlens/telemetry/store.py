@@ -463,37 +463,40 @@ class TelemetryStore:
         return " UNION ALL BY NAME ".join(f"SELECT * FROM {quote(p)}" for p in self._parts[view])
 
     def _infer_spans(self) -> None:
-        """The spans view made again with, under each call to a peer with nothing traced under it, the server span
-        inferred there (`peers.inferred_spans_sql`), made once into a table (not again at every query) once all the
-        view's sources of a load are read: inferred after each source (an OTLP, Jaeger or Zipkin file is one) over
-        all read so far, forty OTLP files of 3,000 spans took 21 s of CPU to load instead of 7."""
-        spans = self._unique_spans()
+        """The spans view made again, once all the view's sources of a load are read: each span two sources hold
+        once (`_unique_spans`), and under each call to a peer with nothing traced under it the server span inferred
+        there (`peers.inferred_spans_sql`), made once into a table (not again at every query). Inferred after each
+        source (an OTLP, Jaeger or Zipkin file is one) over all read so far, forty OTLP files of 3,000 spans took 21 s
+        of CPU to load instead of 7."""
+        unique = self._unique_spans()
+        spans = unique or self._union("spans")
         self.con.execute(f"DROP TABLE IF EXISTS {INFERRED_SPANS}")
-        if not self.con.execute(f"SELECT 1 FROM ({spans}) WHERE peer IS NOT NULL LIMIT 1").fetchall():
-            self.con.execute(f"CREATE OR REPLACE VIEW spans AS {spans}")
-            return
-        self.con.execute(f"CREATE TABLE {INFERRED_SPANS} AS {inferred_spans_sql(f'({spans})')}")
-        self.con.execute(f"CREATE OR REPLACE VIEW spans AS {spans} UNION ALL BY NAME SELECT * FROM {INFERRED_SPANS}")
+        if self.con.execute(f"SELECT 1 FROM ({spans}) WHERE peer IS NOT NULL LIMIT 1").fetchall():
+            self.con.execute(f"CREATE TABLE {INFERRED_SPANS} AS {inferred_spans_sql(f'({spans})')}")
+            self.con.execute(f"CREATE OR REPLACE VIEW spans AS {spans} UNION ALL BY NAME "
+                             f"SELECT * FROM {INFERRED_SPANS}")
+        elif unique:
+            self.con.execute(f"CREATE OR REPLACE VIEW spans AS {unique}")
 
-    def _unique_spans(self) -> str:
-        """The SELECT of the spans of every source read, a span two sources both hold (the same row in two OTLP,
+    def _unique_spans(self) -> str | None:
+        """The SELECT of the spans of every source read with each span two sources hold (the same row in two OTLP,
         Jaeger or Zipkin files, as a collector's retried or overlapping exports write it) once, as `_kept_rows` keeps
-        one source's: kept twice, each of its children would join both copies, and a span inferred under it would be
-        inferred twice. Those spans are made into a table, and counted in a warning, only where there are any."""
+        one source's, made into a table and counted in a warning; None where no span is given twice. Kept twice,
+        each of its children would join both copies, and a span inferred under it would be inferred twice."""
         spans = self._union("spans")
         self.con.execute(f"DROP TABLE IF EXISTS {UNIQUE_SPANS}")
         self.warnings[:] = [w for w in self.warnings if not w.startswith(SPANS_GIVEN_TWICE)]
         if len(self._parts["spans"]) < 2:
-            return spans
+            return None
         # a span given twice gives its trace and span id twice: where none is, no row is looked at whole
         given, ids = self.con.execute(f"SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM ({spans})").fetchone()
         if given == ids:
-            return spans
+            return None
         self.con.execute(f"CREATE TABLE {UNIQUE_SPANS} AS SELECT DISTINCT * FROM ({spans})")
         unique = self.con.execute(f"SELECT count(*) FROM {UNIQUE_SPANS}").fetchone()[0]
         if given == unique:  # ids given twice, each time with other times or attributes: not one span written twice
             self.con.execute(f"DROP TABLE {UNIQUE_SPANS}")
-            return spans
+            return None
         self.warnings.append(f"{SPANS_GIVEN_TWICE}: {given - unique:,} spans another trace file holds too (the same "
                              "trace, span, times and attributes), counted once")
         return f"SELECT * FROM {UNIQUE_SPANS}"
