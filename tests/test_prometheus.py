@@ -418,13 +418,15 @@ def test_a_saved_loki_answer_with_each_lines_metadata_reads_as_logs(tmp_path: Pa
     ]
 
 
-def test_a_saved_error_answer_says_the_servers_error(tmp_path: Path) -> None:
-    # Prometheus' failed query has no data: it was "no time column ...; its columns: status, errorType, error"
+@pytest.mark.parametrize("option", ["metrics", "logs"])
+def test_a_saved_error_answer_says_the_servers_error(tmp_path: Path, option: str) -> None:
+    # Prometheus' (and Loki's) failed query has no data: it was "no time column ...; its columns: status, errorType,
+    # error", and then, of a Loki query's failure given with --logs, "holds Prometheus metrics: pass it with --metrics"
     path = tmp_path / "answer.json"
     path.write_text(json.dumps({"status": "error", "errorType": "bad_data",
                                 "error": 'invalid parameter "query": 1:5: parse error'}))
 
     with pytest.raises(InputError) as refused:
-        load_telemetry(metrics=path)
+        load_telemetry(**{option: path})
     assert str(refused.value) == (f"{path}: an API answer with status 'error': invalid parameter \"query\": 1:5: "
                                   "parse error")

@@ -64,11 +64,11 @@ LOKI_LEVEL_LABELS = ("level", "detected_level", "severity")
 
 def api_answer_kind(head: bytes) -> str | None:
     """`prometheus` or `loki` when a file's first bytes open a saved HTTP API answer of Prometheus or Loki
-    (`{"status":"success","data":{"resultType":"matrix"`, `"streams"`; Prometheus' failed one, `{"status":"error",
-    "errorType"`, is `prometheus`, whose reader says its error); else None."""
+    (`{"status":"success","data":{"resultType":"matrix"`, `"streams"`); `failed` for a failed one, `{"status":"error",
+    "errorType"`, which holds neither (`answer_failure` says its error); else None."""
     match = _API_ANSWER.match(head)
     if match is None:
-        return "prometheus" if _FAILED_ANSWER.match(head) else None
+        return "failed" if _FAILED_ANSWER.match(head) else None
     return "loki" if match.group(1) == b"streams" else "prometheus"
 
 
@@ -106,18 +106,35 @@ def read_loki_answer(path: Path) -> pa.Table:
     return lines.drop_columns(["level"]) if lines["level"].null_count == len(lines) else lines
 
 
-def _api_result(path: Path, expected: str, instead: str) -> list[dict[str, Any]]:
-    """The `result` of a saved API answer of `expected` type; an InputError for another (or a failed) answer."""
+def answer_failure(path: Path) -> InputError:
+    """The error a saved failed API answer (`{"status":"error","errorType":...,"error":...}`) says, naming the file:
+    a query that failed holds no series and no log lines, whichever option the file was given with."""
+    answer = _api_answer(path)
+    return InputError(f"{path}: an API answer with status {answer.get('status')!r}: "
+                      f"{str(answer.get('error') or 'no data')[:200]}")
+
+
+def _api_answer(path: Path) -> dict[str, Any]:
+    """A saved API answer's JSON object (its first bytes open one: `api_answer_kind`); an InputError for a file
+    that is not JSON."""
     try:
         with open_text(path) as handle:
             answer = json.load(handle)
+    except ValueError as err:
+        raise InputError(f"{path}: cannot read as an API answer: {str(err)[:200]}") from None
+    return answer
+
+
+def _api_result(path: Path, expected: str, instead: str) -> list[dict[str, Any]]:
+    """The `result` of a saved API answer of `expected` type; an InputError for another (or a failed) answer."""
+    answer = _api_answer(path)
+    if answer.get("status") != "success":
+        raise answer_failure(path)
+    try:
         data = answer.get("data") or {}
         kind, result = data.get("resultType"), list(data.get("result") or [])
-    except (ValueError, AttributeError, TypeError) as err:
+    except (AttributeError, TypeError) as err:
         raise InputError(f"{path}: cannot read as an API answer: {str(err)[:200]}") from None
-    if answer.get("status") != "success":
-        raise InputError(f"{path}: an API answer with status {answer.get('status')!r}: "
-                         f"{str(answer.get('error') or 'no data')[:200]}")
     if kind != expected:
         raise InputError(f"{path}: a {kind} answer, not a {expected} one: {instead} instead")
     return result

@@ -55,7 +55,8 @@ _JSON_TABLES = itertools.count()
 
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
                  "otlp": "OTLP JSON", "jaeger": "Jaeger JSON", "zipkin": "Zipkin JSON",
-                 "prometheus": "Prometheus API JSON", "loki": "Loki API JSON"}
+                 "prometheus": "Prometheus API JSON", "loki": "Loki API JSON",
+                 "failed": "failed API answer JSON"}
 # A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
 # `name{label="value",...} value [timestamp in ms]`
 _PROMETHEUS_LINE = re.compile(

@@ -36,7 +36,7 @@ import duckdb
 import pyarrow as pa
 
 from incidentlens.errors import InputError
-from incidentlens.telemetry.apianswers import read_api_answer, read_loki_answer
+from incidentlens.telemetry.apianswers import answer_failure, read_api_answer, read_loki_answer
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.files import (
     ORIGIN_FILE,
@@ -268,7 +268,7 @@ class TelemetryStore:
                     self._add_otlp(view, source)
                 elif source.fmt in ("jaeger", "zipkin"):
                     self._add_trace_export(view, source)
-                elif source.fmt in ("prometheus", "loki"):
+                elif source.fmt in ("prometheus", "loki", "failed"):
                     self._add_api_answers(view, source)
                 else:
                     self._add_source(view, source, mapping or {})
@@ -361,6 +361,8 @@ class TelemetryStore:
     def _add_api_answers(self, view: str, source: Source) -> None:
         """Each saved `query_range` answer: Prometheus' read as `--prometheus` reads the server's, Loki's log
         lines as a logs file's."""
+        if source.fmt == "failed":
+            raise answer_failure(source.files[0])
         holds, what, read = _API_ANSWERS[source.fmt]
         for path in source.files:
             if view != holds:
