@@ -229,3 +229,37 @@ def test_a_ragged_csv_line_is_said_on_one_stderr_line(tmp_path: Path) -> None:
     # a second line, 'malformed lines set aside; the first: ...', said the same again
     assert stderr == [f"warning: 1 of 50 records of logs.csv unreadable (line 10), set aside: see {listing}"]
     assert listing.read_text().splitlines()[1].startswith("10\tExpected Number of Columns: 3 Found: 4")
+
+
+def test_a_bad_time_in_json_lines_with_a_line_set_aside_is_named_by_its_file_line(tmp_path: Path) -> None:
+    # the first bad time was looked for by reading the file again, strictly: a traceback on the cut line
+    logs = logs_with_one_cut_line(tmp_path)
+    lines = logs.read_text().splitlines()
+    lines[80] = json.dumps({"ts": "yesterday", "service": "api", "msg": "req 80"})
+    lines[90] = json.dumps({"ts": None, "service": "api", "msg": "req 90"})
+    logs.write_text("\n".join(lines) + "\n")
+
+    stderr, listing = set_aside_by_analyze(logs, tmp_path / "out")
+
+    assert stderr == [
+        f"warning: {logs}: column 'ts': 1 rows with a bad time left out; the first, row 81: cannot parse "
+        "'yesterday' as a time (the column's other values read as ISO-8601 text)",
+        f"warning: {logs}: column 'ts': 1 rows have no time, left out; the first, row 91",
+        f"warning: 1 of 200 records of logs.jsonl unreadable (line 58), set aside: see {listing}",
+    ]
+
+
+def test_a_bad_time_in_the_second_of_two_json_lines_files_with_lines_set_aside_names_that_file(
+        tmp_path: Path) -> None:
+    first = logs_with_one_cut_line(tmp_path)
+    second = tmp_path / "logs2.jsonl"
+    lines = first.read_text().replace("2024-05-01T10:", "2024-05-01T11:").splitlines()
+    lines[120] = json.dumps({"ts": "yesterday", "service": "api", "msg": "req 120"})
+    second.write_text("\n".join(lines) + "\n")
+
+    result = incidentlens("analyze", "--logs", str(tmp_path / "logs*.jsonl"), "--out", str(tmp_path / "out"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"warning: {first} (and 1 more): column 'ts': 1 rows with a bad time left out; the first, {second} row 121: "
+        "cannot parse 'yesterday' as a time (the column's other values read as ISO-8601 text)")

@@ -617,7 +617,11 @@ def locate_first(
     """(file, 1-based data row, value) of the first row matching `condition_sql`; the error path, so it rescans
     the files (not a table the rows were read into), but for a plain-text log's, an OTLP file's or a Jaeger or
     Zipkin export's table, which is all there is to read (no reader takes the file as rows): there a text entry's
-    row is its file line."""
+    row is its file line; nor for JSON rows that carry their file and line, as the good lines of a JSON file with
+    bad ones do (`set_aside_bad_json`: the file itself reads only so)."""
+    if source.table and source.fmt in ("json", "jsonl") and ORIGIN_FILE in (
+            name for name, *_ in con.execute(f"DESCRIBE SELECT * FROM {source.table}").fetchall()):
+        return _locate_first_line(con, source, condition_sql, value_sql)
     if source.files and source.fmt not in ("text", "otlp", "jaeger", "zipkin"):
         source = replace(source, table=None)
     candidates = [source] if len(source.files) <= 1 else [source.for_file(path) for path in source.files]
@@ -636,6 +640,21 @@ def locate_first(
             # a typed time as it reads, not as Python's repr (`datetime.datetime(1500, 1, 1, 0, 0)`)
             return single.label, row[0], str(row[1]) if isinstance(row[1], datetime) else row[1]
     return source.label, 0, None
+
+
+def _locate_first_line(
+    con: duckdb.DuckDBPyConnection, source: Source, condition_sql: str, value_sql: str
+) -> tuple[str, int, object]:
+    """`locate_first` in a table of rows that carry their file and line (`ORIGIN_FILE`, `ORIGIN_LINE`): the first
+    file holding a match, and its line there."""
+    row = con.execute(
+        f"SELECT {ORIGIN_FILE}, {ORIGIN_LINE}, {value_sql} FROM {source.table} WHERE {condition_sql} "
+        f"ORDER BY list_position({_file_list(source.files)}, {ORIGIN_FILE}), {ORIGIN_LINE} LIMIT 1").fetchone()
+    if not row:
+        return source.label, 0, None
+    file, line, value = row
+    label = source.label if len(source.files) <= 1 else file
+    return label, line, str(value) if isinstance(value, datetime) else value
 
 
 def csv_header(line: str) -> tuple[str, tuple[str, ...], tuple[Repeat, ...]]:
