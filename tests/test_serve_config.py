@@ -4,6 +4,7 @@ options win; the token never comes from a file; unsafe or useless set-ups are re
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +211,19 @@ def test_serve_with_an_unset_notification_variable_is_one_line_and_exit_2(
     assert assert_one_line_error(result) == (
         "error: serve: notification 'oncall': environment variable NOT_SET_ANYWHERE is not set")
     assert not (tmp_path / "state").exists()  # refused before anything was written
+
+
+def test_a_port_already_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    # it was "incidentlens serve: http://127.0.0.1:PORT ..." as if it served, then uvicorn's "ERROR: [Errno 98] error
+    # while attempting to bind ..." and exit 3
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("ts,service,metric,value\n2024-05-01T10:00:00Z,api,p95_ms,12\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--metrics", str(metrics), "--state", str(tmp_path / "state"), "--token", "t",
+                         "--port", str(port), timeout=60)
+    assert assert_one_line_error(result) == (
+        f"error: serve: cannot listen on 127.0.0.1:{port}: address already in use (another server on that port? "
+        "give another with --port)")

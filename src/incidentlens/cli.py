@@ -5,10 +5,12 @@ Every command is thin. Errors the user can fix (IncidentLensError) become one li
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
 import shutil
+import socket
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
@@ -1069,11 +1071,29 @@ def serve_command(
         "timezone": timezone, "host": host, "port": port, "state": state, "token": token, "workers": workers,
         "queue_size": queue_size, "llm": llm, "model": model, "llm_url": llm_url, "public_url": public_url})
     check_serve_settings(settings)
+    listening = _listening_socket(settings.host, settings.port)
     application = create_app(settings, opened=_refuse_unreadable_sources(settings.sources))
     auth = "bearer token required" if settings.token else "NO TOKEN: loopback only"
     print(f"incidentlens serve: http://{settings.host}:{settings.port} ({auth}), state {settings.state}",
           file=sys.stderr)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False))
+    server.run(sockets=[listening])
+    if not server.started:  # the app's start-up failed (uvicorn has said why): as `uvicorn.run` exits then
+        sys.exit(3)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The socket `serve` listens on, bound before anything is read or written: a port in use (or an address not
+    this machine's) is one line and exit 2, not a banner saying it serves, then uvicorn's error and exit 3."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as err:
+        listening.close()
+        hint = " (another server on that port? give another with --port)" if err.errno == errno.EADDRINUSE else ""
+        raise InputError(f"serve: cannot listen on {host}:{port}: {(err.strerror or str(err)).lower()}{hint}") from None
+    return listening
 
 
 @app.command("mcp")
