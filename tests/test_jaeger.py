@@ -117,3 +117,17 @@ def test_a_jaeger_span_starting_at_a_bigint_end_is_left_out_and_counted(tmp_path
     store = load_telemetry(traces=path)
     assert store.warnings == [f"{path}: column 'start_ts': 1 rows have no time, left out; the first, row 3"]
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 2}]
+
+
+def test_a_jaeger_span_without_its_duration_is_kept_and_counted(tmp_path: Path) -> None:
+    # its duration was NULL without a word: the span was left out of every latency in silence
+    export = json.loads(json.dumps(EXPORT))
+    del export["data"][0]["spans"][2]["duration"]
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(export))
+
+    store = load_telemetry(traces=path)
+
+    assert store.warnings == [f"{path}: column 'duration_ms': 1 rows with no duration (its end time or duration "
+                              "missing, or not a number), their duration kept as NULL"]
+    assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 3}]

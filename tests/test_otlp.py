@@ -204,3 +204,20 @@ def test_an_otlp_span_past_what_a_timestamp_holds_is_left_out_and_counted(tmp_pa
     store = load_telemetry(traces=path)
     assert store.warnings == [f"{path}: column 'start_ts': 1 rows have no time, left out; the first, row 5"]
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 4}]
+
+
+def test_an_otlp_span_without_an_end_time_that_reads_is_kept_and_counted(tmp_path: Path) -> None:
+    # its duration was NULL without a word: the span was left out of every latency in silence
+    unended = span("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203332", "", "GET /", 0, 1, 2, 0)
+    garbled = span("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203333", "", "GET /", 0, 1, 2, 0)
+    del unended["endTimeUnixNano"]
+    garbled["endTimeUnixNano"] = "soon"
+    document = {"resourceSpans": [{"resource": resource("frontend"), "scopeSpans": [{"scope": {},
+                                                                                      "spans": [unended, garbled]}]}]}
+    path = write_lines(tmp_path / "traces.json", [*TRACES, document])
+
+    store = load_telemetry(traces=path)
+
+    assert store.warnings == [f"{path}: column 'duration_ms': 2 rows with no duration (its end time or duration "
+                              "missing, or not a number), their duration kept as NULL"]
+    assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 6}]

@@ -1104,6 +1104,10 @@ def duration_unit(column: str, bare: str = "us") -> str:
     return bare
 
 
+#: the span files whose readers compute each span's duration (`otlp.py`, `jaeger.py`, `zipkin.py`)
+_TRACE_EXPORTS = ("otlp", "jaeger", "zipkin")
+
+
 def _duration_sql(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]) -> str:
     names = list(c.columns.types)
     duration = find_column(names, "duration", mapping, exclude=c.used)
@@ -1111,6 +1115,9 @@ def _duration_sql(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[st
         c.used.add(duration)
         if duration in c.columns.numeric:
             c.checks[duration] = _not_a_number(duration, "DOUBLE")
+        if c.source.fmt in _TRACE_EXPORTS:  # its reader made the duration of fields every span has: one without
+            c.bad_durations.append((duration, f"{quote(duration)} IS NULL", "with no duration (its end time or "
+                                                                            "duration missing, or not a number)"))
         per_ms = {"ns": 1e6, "us": 1e3, "ms": 1.0, "s": 1e-3}[duration_unit(duration)]
         return _plausible(con, c, duration, f"{c.columns.number_sql(duration, 'DOUBLE')} / {per_ms}")
     end = find_column(names, "end", mapping, exclude=c.used)
