@@ -286,3 +286,14 @@ def test_a_json_lines_file_with_nested_fields_reads_its_level_and_service(
         {"service": service, "level": "ERROR", "message": "card declined"},
         {"service": service, "level": "INFO", "message": "card charged"},
     ]
+
+
+def test_python_json_loggers_asctime_is_the_time(tmp_path: Path) -> None:
+    # `JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")`: it was "no time column", and with
+    # --map time=asctime "cannot parse '2022-08-23 13:28:00,250' as a time"
+    path = tmp_path / "app.jsonl"
+    path.write_text(json.dumps({"asctime": "2022-08-23 13:28:00,250", "levelname": "ERROR", "name": "email",
+                                "message": "SMTP refused"}) + "\n")
+
+    assert load_telemetry(logs=path).fetch("SELECT ts, level, message FROM logs").to_pylist() == [
+        {"ts": T0 + timedelta(milliseconds=250), "level": "ERROR", "message": "SMTP refused"}]

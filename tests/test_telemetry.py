@@ -159,6 +159,9 @@ EPOCH = T0.replace(tzinfo=UTC).timestamp()
     ("2024-05-01T10:00:00.250Z", T0 + timedelta(milliseconds=250)),
     ("2024-05-01T12:00:00+02:00", T0),
     ("2024-05-01T05:00:00-0500", T0),
+    # a comma before the fraction, as ISO 8601 allows and Python's asctime and log4j write it: refused before
+    ("2024-05-01 10:00:00,250", T0 + timedelta(milliseconds=250)),
+    ("2024-05-01T12:00:00,250+02:00", T0 + timedelta(milliseconds=250)),
     ("2024-05-01 10:00:00.470514006 +0000 UTC m=+0.546675867", T0 + timedelta(microseconds=470514)),
     ("01/May/2024:12:00:00 +0200", T0),
     ("2024/05/01 10:00:00", T0),

@@ -145,3 +145,10 @@ def test_a_wall_clock_the_zone_skips_is_read_an_hour_on_and_one_it_passes_twice_
                                                                             "2026-10-25 01:30:00"]
     assert parse_time("2026-03-29 02:30", zone="Europe/Berlin") == dt.datetime(2026, 3, 29, 1, 30)
     assert parse_time("2026-10-25 02:30", zone="Europe/Berlin") == dt.datetime(2026, 10, 25, 1, 30)
+
+
+def test_a_time_with_a_decimal_comma_is_the_zones_wall_clock_too(tmp_path: Path) -> None:
+    path = tmp_path / "logs.csv"
+    path.write_text('ts,message\n"2026-12-06 10:00:00,250",naive\n"2026-12-06 10:00:00,250Z",zoned\n')
+    assert times(load_telemetry(logs=path, timezone="Europe/Berlin")) == [
+        "2026-12-06 09:00:00.250000", "2026-12-06 10:00:00.250000"]
