@@ -218,6 +218,30 @@ def test_a_csv_with_a_header_is_still_a_csv_whatever_its_suffix(tmp_path: Path) 
     assert store.fetch("SELECT service, message FROM logs").to_pylist() == [{"service": "api", "message": "hello"}]
 
 
+def test_a_csv_whose_quoted_messages_hold_its_delimiter_is_still_a_csv_whatever_its_suffix(tmp_path: Path) -> None:
+    # most of its lines had more commas than its header, so it was read as a plain-text log in silence: every line's
+    # service the file's name, its level and message one string of fields
+    rows = [["time", "service", "level", "message"],
+            ["2024-05-01T10:00:00Z", "api", "INFO", "GET /cart, 200, 12 ms"],
+            ["2024-05-01T10:00:01Z", "api", "ERROR", "upstream db, pool exhausted, gave up"],
+            ["2024-05-01T10:00:02Z", "web", "INFO", "hello"]]
+    log = tmp_path / "export.txt"
+    with log.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+
+    store = load_telemetry(logs=log)
+
+    assert store.fetch("SELECT service, level, message FROM logs ORDER BY ts").to_pylist() == [
+        {"service": service, "level": level, "message": message} for _, service, level, message in rows[1:]]
+
+
+def test_a_text_file_whose_quote_stays_open_past_the_csv_modules_field_limit_reads_as_text(tmp_path: Path) -> None:
+    log = write(tmp_path / "notes.txt", "note,kind\n" + '"' + "x" * 60_000 + "\n" + "y" * 60_000 + "\n" + "z" * 20_000
+                + "\n")
+
+    assert load_telemetry(logs=log).fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 4}]
+
+
 def test_format_detection_tolerates_continuations_and_needs_a_real_share() -> None:
     assert detect_line_format(JAVA_LOG.splitlines()).name == "iso-8601"
     assert detect_line_format(["free text", "more text", "1714557600 once"]).name == "epoch-seconds"

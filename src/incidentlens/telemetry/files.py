@@ -471,14 +471,17 @@ def _starts_otlp(path: Path) -> bool:
 
 def _sniff_text(path: Path) -> str:
     """csv when the first line reads as a header (no log line format fits it) whose delimiter recurs as often on
-    the next lines; else text (a plain-text log)."""
+    the next lines, outside quotes (a quoted message may hold it); else text (a plain-text log)."""
     lines = [line for line in sample_lines(path, 50) if line.strip()]
     if not lines or detect_line_format(lines[:1]) is not UNKNOWN:
         return "text"
     delimiter = max(_DELIMITERS, key=lines[0].count)
     fields = lines[0].count(delimiter)
     rest = lines[1:]
-    consistent = sum(1 for line in rest if line.count(delimiter) == fields)
+    try:
+        consistent = sum(1 for record in csv.reader(rest, delimiter=delimiter) if len(record) == fields + 1)
+    except csv.Error:  # a quote left open over the sample, past the csv module's field limit: no CSV of it
+        consistent = 0
     if fields and (not rest or consistent >= _CSV_CONSISTENCY * len(rest)):
         return "csv"
     return "text"
