@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from incidentlens.analysis.templates import mine_all_templates
 from incidentlens.cli import app
 from incidentlens.errors import InputError, SourceError
 from incidentlens.telemetry import TelemetryStore, load_telemetry
@@ -399,6 +400,16 @@ def test_a_saved_loki_answer_reads_as_logs(tmp_path: Path, level_label: str | No
     ]
     with pytest.raises(InputError, match="holds Loki log lines: pass it with --logs"):
         load_telemetry(metrics=path)
+
+
+def test_the_templates_of_a_saved_loki_answer_are_mined_with_each_lines_place(tmp_path: Path) -> None:
+    # `incidentlens templates --logs loki.json` failed with a traceback: its lines say no file and line of their own
+    path = saved_loki_answer(tmp_path / "loki.json", None)
+
+    mined = mine_all_templates(load_telemetry(logs=path))
+
+    assert mined.templates.column("count").to_pylist() == [1, 1]
+    assert mined.lines.select(["file", "line"]).to_pylist() == [{"file": None, "line": 1}, {"file": None, "line": 2}]
 
 
 def test_a_saved_loki_answer_with_each_lines_metadata_reads_as_logs(tmp_path: Path) -> None:

@@ -615,7 +615,7 @@ LOG_ORIGINS = "_logs_origins"
 
 def _origin_sql(part: str, rows: str, built: Built, text: bool, copies: dict[Path, Path]) -> str:
     """A logs part's entries with where they were read: a file source's hidden columns (of one file, its name; a
-    UTF-8 copy's named as its original), a plain-text log's own file and line, else none (NULL in the union)."""
+    UTF-8 copy's named as its original), a plain-text log's own file and line, else none (NULL)."""
     named = {str(copy): str(original) for copy, original in copies.items()}
     if built.origin and built.origin_file:
         one = literal(named.get(built.origin_file, built.origin_file))
@@ -628,7 +628,9 @@ def _origin_sql(part: str, rows: str, built: Built, text: bool, copies: dict[Pat
         return f"SELECT * FROM ({rows})"
     if text:
         return f'SELECT *, "file" AS {quote(ORIGIN_FILE)}, "line" AS {quote(ORIGIN_LINE)} FROM {quote(part)}'
-    return f"SELECT * FROM {quote(part)}"
+    # written, not left to the union by name: a store whose only logs are these (a saved Loki answer) has no other
+    return (f"SELECT *, CAST(NULL AS VARCHAR) AS {quote(ORIGIN_FILE)}, CAST(NULL AS BIGINT) AS {quote(ORIGIN_LINE)} "
+            f"FROM {quote(part)}")
 
 
 def _uncounted_lines(con: duckdb.DuckDBPyConnection, counted: dict[str, tuple[Path, str]],
