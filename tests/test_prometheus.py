@@ -412,6 +412,19 @@ def test_the_templates_of_a_saved_loki_answer_are_mined_with_each_lines_place(tm
     assert mined.lines.select(["file", "line"]).to_pylist() == [{"file": None, "line": 1}, {"file": None, "line": 2}]
 
 
+def test_a_saved_loki_answer_with_a_time_past_what_nanoseconds_hold_is_one_line(tmp_path: Path) -> None:
+    # an OverflowError's traceback before
+    answer = json.loads(saved_loki_answer(tmp_path / "loki.json", None).read_text())
+    answer["data"]["result"][0]["values"][0][0] = "99999999999999999999999"
+    path = tmp_path / "late.json"
+    path.write_text(json.dumps(answer))
+
+    with pytest.raises(InputError) as refused:
+        load_telemetry(logs=path)
+    assert str(refused.value) == (f"{path}: cannot read as a Loki answer: a stream of another shape (OverflowError: "
+                                  "Python int too large to convert to C long)")
+
+
 def test_a_saved_loki_answer_with_each_lines_metadata_reads_as_logs(tmp_path: Path) -> None:
     # Loki 3 answers a client asking for categorised labels with [ns, line, metadata]: it was "a stream of another
     # shape"

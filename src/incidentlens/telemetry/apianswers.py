@@ -85,7 +85,7 @@ def read_loki_answer(path: Path) -> pa.Table:
             # a value is [ns, line], or [ns, line, metadata] in Loki 3's answer with categorised labels
             values = values[:, :2] if values.ndim == 2 else values.reshape(-1, 2)
             nanos = values[:, 0].astype(np.int64)
-        except (AttributeError, ValueError, TypeError) as err:
+        except (AttributeError, ValueError, TypeError, OverflowError) as err:  # Overflow: a time past int64's ns
             raise InputError(f"{path}: cannot read as a Loki answer: a stream of another shape "
                              f"({type(err).__name__}: {str(err)[:100]})") from None
         pod = next((labels[label] for label in POD_LABELS if labels.get(label)), None)
