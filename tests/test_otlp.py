@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from incidentlens.analysis.templates import mine_all_templates
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 
@@ -221,3 +222,11 @@ def test_an_otlp_span_without_an_end_time_that_reads_is_kept_and_counted(tmp_pat
     assert store.warnings == [f"{path}: column 'duration_ms': 2 rows with no duration (its end time or duration "
                               "missing, or not a number), their duration kept as NULL"]
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 6}]
+
+
+def test_the_templates_of_otlp_logs_are_mined(tmp_path: Path) -> None:
+    # `incidentlens templates --logs logs.json` failed with a traceback: OTLP records say no line of their own
+    mined = mine_all_templates(load_telemetry(logs=write_lines(tmp_path / "logs.json", LOGS)))
+
+    assert mined.templates.column("count").to_pylist() == [1, 1]
+    assert mined.lines.column("line").to_pylist() == [1, 2]
