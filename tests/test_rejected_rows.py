@@ -263,3 +263,21 @@ def test_a_bad_time_in_the_second_of_two_json_lines_files_with_lines_set_aside_n
     assert result.stderr.splitlines()[0] == (
         f"warning: {first} (and 1 more): column 'ts': 1 rows with a bad time left out; the first, {second} row 121: "
         "cannot parse 'yesterday' as a time (the column's other values read as ISO-8601 text)")
+
+
+def test_a_bad_time_after_a_csv_line_set_aside_is_named_by_its_own_row(tmp_path: Path) -> None:
+    # the rows were counted past the lines set aside as if these were not there: 'row 20' named the row before
+    rows = [f"2024-05-01T10:00:{i:02d}Z,api,req {i}" for i in range(50)]
+    rows[8], rows[9] = "2024-05-01T10:00:08Z,api,req 8,extra", "2024-05-01T10:00:09Z,api,req 9,extra"
+    rows[20], rows[30] = "yesterday,api,req 20", ",api,req 30"
+    logs = tmp_path / "logs.csv"
+    logs.write_text("ts,service,msg\n" + "\n".join(rows) + "\n")
+
+    stderr, listing = set_aside_by_analyze(logs, tmp_path / "out")
+
+    assert stderr == [
+        f"warning: {logs}: column 'ts': 1 rows with a bad time left out; the first, row 21: cannot parse "
+        "'yesterday' as a time (the column's other values read as ISO-8601 text)",
+        f"warning: {logs}: column 'ts': 1 rows have no time, left out; the first, row 31",
+        f"warning: 2 of 50 records of logs.csv unreadable (the first on line 10), set aside: see {listing}",
+    ]

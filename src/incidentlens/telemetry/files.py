@@ -146,6 +146,7 @@ class Source:
     number_columns: frozenset[str] = frozenset()  # CSV: those of them read as DOUBLE instead (metric values)
     delimiter: str = ","
     skip_malformed: bool = False  # CSV: skip (counted) malformed lines instead of failing
+    set_aside: tuple[tuple[str, tuple[int, ...]], ...] = ()  # CSV skipping them: each file's lines set aside
     repeated: tuple[Repeat, ...] = ()  # CSV, Parquet, JSON read line by line: names given twice
 
     @property
@@ -234,7 +235,8 @@ def split_malformed(
         set_aside.append(RejectedRows(str(path), records, tuple(rows[n] for n in sorted(rows)), swallowed=swallowed))
     clean = tuple(path for path in source.files if path not in bad_files)
     parts = [replace(source, files=clean)] if clean else []
-    parts.append(replace(tolerant, files=tuple(bad_files)))
+    lines = tuple((rows.file, tuple(line for line, _, _ in rows.rows)) for rows in set_aside)
+    parts.append(replace(tolerant, files=tuple(bad_files), set_aside=lines))
     return parts, set_aside
 
 
@@ -640,9 +642,18 @@ def locate_first(
             f"FROM {single.from_sql}) WHERE {condition_sql} ORDER BY rn LIMIT 1"
         ).fetchone()
         if row:
+            skipped = dict(source.set_aside).get(str(single.files[0]), ()) if source.set_aside else ()
+            number = _record_number(row[0], skipped)
             # a typed time as it reads, not as Python's repr (`datetime.datetime(1500, 1, 1, 0, 0)`)
-            return single.label, row[0], str(row[1]) if isinstance(row[1], datetime) else row[1]
+            return single.label, number, str(row[1]) if isinstance(row[1], datetime) else row[1]
     return source.label, 0, None
+
+
+def _record_number(read: int, set_aside: Sequence[int]) -> int:
+    """The record number of a CSV file's `read`-th record read past the lines `set_aside`, which its reader skipped
+    uncounted: the i-th of them, line L (the header line 1), has L - i - 1 records read before it (where no quoted
+    value before it spans lines)."""
+    return read + sum(1 for i, line in enumerate(sorted(set_aside), 1) if read >= line - i)
 
 
 def _locate_first_line(
