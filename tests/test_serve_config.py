@@ -63,6 +63,14 @@ def test_a_toml_config_holds_every_setting_and_the_notifications(tmp_path: Path)
     assert settings.token == "from-option"
 
 
+@pytest.mark.parametrize(("host", "url"), [
+    ("0.0.0.0", "http://127.0.0.1:8080"), ("10.1.2.3", "http://10.1.2.3:8080"), ("::", "http://127.0.0.1:8080"),
+    ("::1", "http://[::1]:8080"),  # it was http://::1:8080, a link no browser opens
+])
+def test_the_links_without_a_public_url_go_to_the_address_listened_on(host: str, url: str) -> None:
+    assert build_settings(None, {"host": host, "metrics": ["m.csv"]}).base_url() == url
+
+
 def test_options_win_over_the_file(tmp_path: Path) -> None:
     config = tmp_path / "serve.toml"
     config.write_text(TOML)

@@ -1063,7 +1063,7 @@ def serve_command(
     import uvicorn
 
     from incidentlens.server.app import create_app
-    from incidentlens.server.settings import build_settings, check_serve_settings
+    from incidentlens.server.settings import build_settings, check_serve_settings, url_host
 
     settings = build_settings(config, {
         "metrics": metrics, "logs": logs, "traces": traces, "events": events, "calls": calls, "map": mapping,
@@ -1074,7 +1074,7 @@ def serve_command(
     listening = _listening_socket(settings.host, settings.port)
     application = create_app(settings, opened=_refuse_unreadable_sources(settings.sources))
     auth = "bearer token required" if settings.token else "NO TOKEN: loopback only"
-    print(f"incidentlens serve: http://{settings.host}:{settings.port} ({auth}), state {settings.state}",
+    print(f"incidentlens serve: http://{url_host(settings.host)}:{settings.port} ({auth}), state {settings.state}",
           file=sys.stderr)
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False))
     server.run(sockets=[listening])
@@ -1085,6 +1085,8 @@ def serve_command(
 def _listening_socket(host: str, port: int) -> socket.socket:
     """The socket `serve` listens on, bound before anything is read or written: a port in use (or an address not
     this machine's) is one line and exit 2, not a banner saying it serves, then uvicorn's error and exit 3."""
+    from incidentlens.server.settings import url_host
+
     listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -1092,7 +1094,8 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     except OSError as err:
         listening.close()
         hint = " (another server on that port? give another with --port)" if err.errno == errno.EADDRINUSE else ""
-        raise InputError(f"serve: cannot listen on {host}:{port}: {(err.strerror or str(err)).lower()}{hint}") from None
+        reason = (err.strerror or str(err)).lower()
+        raise InputError(f"serve: cannot listen on {url_host(host)}:{port}: {reason}{hint}") from None
     return listening
 
 

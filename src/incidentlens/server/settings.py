@@ -166,7 +166,12 @@ class ServeSettings(_Strict):
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{url_host(host)}:{self.port}"
+
+
+def url_host(host: str) -> str:
+    """A host as a URL writes it: an IPv6 address in brackets (`[::1]`)."""
+    return f"[{host}]" if ":" in host else host
 
 
 def read_config(path: Path) -> dict[str, Any]:
