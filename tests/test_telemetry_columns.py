@@ -70,6 +70,15 @@ def test_mapping_metric_and_value_selects_long_form(tmp_path: Path) -> None:
         {"service": "global", "metric": "rps", "value": 12.5}]
 
 
+def test_a_value_mapped_to_a_column_of_no_numbers_is_refused_not_read_as_wide_form(tmp_path: Path) -> None:
+    # `--map value=service` read the file in wide form, every metric of a service averaged into one series 'value'
+    path = write_jsonl(tmp_path / "metrics.jsonl", [{"ts": TIME_TEXT, "service": "api", "metric": "rps", "value": 3}])
+    with pytest.raises(InputError) as refused:
+        load_telemetry(metrics=path, mapping={"value": "service"})
+    assert str(refused.value) == (f"{path}: --map value=service: column 'service' holds no numbers (row 1: 'api'); "
+                                  "the value column is the long form's numbers (beside --map metric=COLUMN)")
+
+
 def test_mapping_span_roles(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "spans.jsonl", [{"tid": "t", "sid": "s", "up": "p", "svc": "api", "op": "GET",
                                                    "began": TIME_TEXT, "took_ms": 12, "outcome": "error"}])

@@ -767,6 +767,11 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
         if value in c.columns.numeric:
             c.checks[value] = _not_a_number(value, "DOUBLE")
         return
+    if value and mapping.get("value", "").lower() == value.lower() and not c.columns.is_number(value):
+        # the user's value column, read as no number: not a wide form that would leave it out unsaid
+        raise InputError(f"{c.source.label}: --map value={mapping['value']}: {_no_numbers(con, value)[2:]}"
+                         f"{c.columns.comma_hint(value)}; the value column is the long form's numbers (beside "
+                         "--map metric=COLUMN)")
     time_like = set(candidate_columns(names, "time"))
     service_like = set(candidate_columns(names, "service", mapping))
     wide = [n for n in names if c.columns.is_number(n) and n not in time_like | service_like | c.used]
