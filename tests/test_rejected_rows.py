@@ -281,3 +281,19 @@ def test_a_bad_time_after_a_csv_line_set_aside_is_named_by_its_own_row(tmp_path:
         f"warning: {logs}: column 'ts': 1 rows have no time, left out; the first, row 31",
         f"warning: 2 of 50 records of logs.csv unreadable (the first on line 10), set aside: see {listing}",
     ]
+
+
+def test_elements_of_a_json_array_that_are_not_objects_are_set_aside_by_their_number(tmp_path: Path) -> None:
+    # the whole file was refused, '1 of 1 lines unreadable (line 1: not a JSON object)', or pretty-printed '248 of
+    # 248 lines unreadable (line 1: not valid JSON)', of a file of valid JSON with one element of another kind
+    records: list[object] = [{"ts": f"2024-05-01T10:00:{i:02d}Z", "service": "api", "msg": f"req {i}"}
+                             for i in range(50)]
+    records[5], records[9] = 42, [1, 2]
+    logs = tmp_path / "logs.json"
+    logs.write_text(json.dumps(records, indent=2))
+
+    stderr, listing = set_aside_by_analyze(logs, tmp_path / "out")
+
+    assert stderr == [f"warning: 2 of 50 records of logs.json unreadable (the first on element 6), set aside: see "
+                      f"{listing}"]
+    assert listing.read_text().splitlines()[1:] == ["6\tnot a JSON object\t42", "10\tnot a JSON object\t[1,2]"]

@@ -83,6 +83,7 @@ class RejectedRows:
     # lines lost unlisted: read into an unterminated quote's value (the reader lists only the line it starts on),
     # each counted as a record
     swallowed: int = 0
+    unit: str = "line"  # what a row's number counts: a line, or an element of a JSON array
 
     @property
     def first_line(self) -> int:
@@ -94,7 +95,8 @@ class RejectedRows:
 
     def note(self) -> str:
         """`1 of 200 records of logs.jsonl unreadable (line 58)`; of several, `(the first on line 6)`."""
-        where = f"line {self.first_line}" if len(self.rows) == 1 else f"the first on line {self.first_line}"
+        where = f"{self.unit} {self.first_line}"
+        where = where if len(self.rows) == 1 else f"the first on {where}"
         if self.swallowed:
             lines = f"{self.swallowed:,} more line{'s' if self.swallowed > 1 else ''}"
             where += f"; {lines} read into an unterminated quote's value, each taken as a record"
@@ -111,7 +113,8 @@ class RejectedRows:
 
     def listing(self) -> str:
         """The text of `<out>/rejected/<file>.txt`: one line per record set aside, its line, reason and text."""
-        header = f"# {self.file}: {self.note()}; each line: the record's line number, reason, the record as read\n"
+        header = (f"# {self.file}: {self.note()}; each line: the record's {self.unit} number, reason, the record as "
+                  "read\n")
         return header + "".join(f"{line}\t{reason}\t{text}\n" for line, reason, text in self.rows)
 
 
@@ -354,7 +357,7 @@ def is_malformed_json(source: Source, err: duckdb.Error) -> bool:
 def set_aside_bad_json(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[Source, list[RejectedRows]]:
     """The source's good JSON lines as a table of text columns, and the lines set aside (see `scan_json_lines`)."""
     table = f"_incidentlens_json_{next(_JSON_TABLES)}"
-    rejected = scan_json_lines(con, source.files, f"{table}_lines", source.format_name)
+    rejected = scan_json_lines(con, source.files, f"{table}_lines", source.format_name, arrays=source.fmt == "json")
     keys = [k for (k,) in con.execute(
         f"SELECT key FROM (SELECT unnest(json_keys(text)) AS key, line FROM {table}_lines WHERE good) "
         "GROUP BY key ORDER BY min(line), key").fetchall()]
@@ -370,12 +373,16 @@ def set_aside_bad_json(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[
     return replace(source, table=table, text_columns=names, repeated=repeated), rejected
 
 
-def scan_json_lines(con: duckdb.DuckDBPyConnection, files: Sequence[Path], table: str, what: str) -> list[RejectedRows]:
+def scan_json_lines(con: duckdb.DuckDBPyConnection, files: Sequence[Path], table: str, what: str,
+                    arrays: bool = False) -> list[RejectedRows]:
     """Every non-blank line of the files into `table` (file, line, text, good: a JSON object) and the lines that
-    are not, per file. Each file is scanned as lines (as a plain-text log is); a file with more than
-    MAX_UNREADABLE_SHARE of its non-blank lines unreadable is an InputError naming its first bad line."""
+    are not, per file. Each file is scanned as lines (as a plain-text log is), or, with `arrays`, one that is a JSON
+    array as its elements, each numbered as a line (`_elements_sql`); a file with more than MAX_UNREADABLE_SHARE of
+    its non-blank lines unreadable is an InputError naming its first bad line."""
+    elements = {path for path in files if arrays and _is_json_array(con, path)}
     scans = " UNION ALL ".join(
-        f"SELECT {literal(str(path))} AS file, line, text FROM ({lines_sql(path)}) AS lines "
+        f"SELECT {literal(str(path))} AS file, line, text FROM "
+        f"({_elements_sql(path) if path in elements else lines_sql(path)}) AS lines "
         "WHERE length(trim(text)) > 0" for path in files)
     is_object = "CASE WHEN json_valid(text) THEN json_type(text) = 'OBJECT' ELSE false END"
     try:
@@ -392,12 +399,29 @@ def scan_json_lines(con: duckdb.DuckDBPyConnection, files: Sequence[Path], table
         rows = con.execute(
             f"SELECT line, CASE WHEN json_valid(text) THEN 'not a JSON object' ELSE 'not valid JSON' END, text "
             f"FROM {table} WHERE file = {literal(str(path))} AND NOT good ORDER BY line").fetchall()
+        unit = "element" if path in elements else "line"
         if bad > MAX_UNREADABLE_SHARE * total:
             line, reason, _ = rows[0]
-            raise InputError(f"{path}: cannot read as {what}: {bad} of {total} lines unreadable (line {line}: "
+            raise InputError(f"{path}: cannot read as {what}: {bad} of {total} {unit}s unreadable ({unit} {line}: "
                              f"{reason})")
-        rejected.append(RejectedRows(str(path), int(total), tuple((int(n), r, t) for n, r, t in rows)))
+        rejected.append(RejectedRows(str(path), int(total), tuple((int(n), r, t) for n, r, t in rows), unit=unit))
     return rejected
+
+
+def _is_json_array(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """The file is one JSON array (of whatever elements): read as its elements, not its lines."""
+    try:
+        con.execute(f"SELECT count(*) FROM read_json_objects({literal(str(path))}, format='array')").fetchone()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _elements_sql(path: Path) -> str:
+    """`SELECT line, text`: each element of a JSON array file, numbered from 1 as a JSON array's rows are, its text
+    minified (a pretty-printed element on one line of the listing)."""
+    return (f"SELECT row_number() OVER () AS line, CAST(json(json) AS VARCHAR) AS text "
+            f"FROM read_json_objects({literal(str(path))}, format='array')")
 
 
 def _json_pointer(key: str) -> str:
