@@ -131,3 +131,19 @@ def test_a_jaeger_span_without_its_duration_is_kept_and_counted(tmp_path: Path) 
     assert store.warnings == [f"{path}: column 'duration_ms': 1 rows with no duration (its end time or duration "
                               "missing, or not a number), their duration kept as NULL"]
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 3}]
+
+
+@pytest.mark.parametrize(("answer", "says"), [
+    ({"data": [], "total": 0, "limit": 0, "offset": 0, "errors": None},
+     "a Jaeger answer with no traces (its query matched none)"),
+    ({"data": None, "total": 0, "limit": 0, "offset": 0,
+      "errors": [{"code": 400, "msg": "parameter 'service' is required"}]},
+     "a Jaeger answer with errors: 400 parameter 'service' is required"),
+])
+def test_a_jaeger_answer_with_no_traces_says_why_in_one_line(tmp_path: Path, answer: dict, says: str) -> None:
+    # it was "no trace_id column (looked for traceid); use --map trace_id=COLUMN"
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(answer))
+    with pytest.raises(InputError) as refused:
+        load_telemetry(traces=path)
+    assert str(refused.value) == f"{path}: {says}"

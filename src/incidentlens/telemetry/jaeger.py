@@ -10,6 +10,7 @@ kind is its `span.kind` tag, a client or producer span's `peer` the service its 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -18,19 +19,42 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.peers import listed_attribute_sql, listed_attributes_sql, peer_sql
+from incidentlens.telemetry.textlogs import open_text
 from incidentlens.telemetry.timeparse import micros_time_sql
 
 _FIRST_FIELDS = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{\s*"(traceID|spans|processes)"')
+# The query API's answer holding no trace (`{"data": [], "total": 0, ...}`, `{"data": null, ..., "errors": [...]}`)
+_NO_TRACES = re.compile(rb'^\s*\{\s*"data"\s*:\s*(\[\s*\]|null)\s*,\s*"(total|limit|offset|errors)"\s*:')
 
 
 def starts_jaeger(head: bytes) -> bool:
-    """A file's first bytes open a Jaeger JSON export (`{"data": [{"traceID": ...`)."""
-    return _FIRST_FIELDS.match(head) is not None
+    """A file's first bytes open a Jaeger JSON export (`{"data": [{"traceID": ...`), or its query API's answer
+    holding no trace."""
+    return _FIRST_FIELDS.match(head) is not None or _NO_TRACES.match(head) is not None
 
 
 def read_jaeger(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
-    """Unnest one Jaeger JSON export into `table` with the spans view's canonical columns."""
+    """Unnest one Jaeger JSON export into `table` with the spans view's canonical columns; an answer holding no
+    trace is an InputError saying its errors, or that its query matched none."""
+    with open_text(path) as handle:
+        head = handle.read(256).encode()
+    if _NO_TRACES.match(head):
+        raise _no_traces(path)
     unnest_export(con, path, table, _spans_sql(path), "a Jaeger JSON export")
+
+
+def _no_traces(path: Path) -> InputError:
+    """Why a Jaeger answer with no trace holds none: its `errors` (`[{"code": 400, "msg": ...}]`), else none."""
+    with open_text(path) as handle:
+        try:
+            errors = json.load(handle).get("errors") or []
+        except (ValueError, AttributeError) as err:
+            return InputError(f"{path}: cannot read as a Jaeger answer: {str(err)[:200]}")
+    said = "; ".join(" ".join(str(part) for part in (error.get("code"), error.get("msg")) if part is not None)
+                     for error in errors if isinstance(error, dict))
+    if said:
+        return InputError(f"{path}: a Jaeger answer with errors: {said[:300]}")
+    return InputError(f"{path}: a Jaeger answer with no traces (its query matched none)")
 
 
 def unnest_export(con: duckdb.DuckDBPyConnection, path: Path, table: str, select_sql: str, reading: str) -> None:
