@@ -72,6 +72,15 @@ def test_a_calls_file_in_a_service_mesh_s_names_becomes_the_calls_view(tmp_path:
     assert any("'direction': 1 rows whose side is none of" in w for w in store.warnings)
 
 
+def test_sql_queries_the_calls_view_of_a_calls_file(tmp_path: Path):
+    # `incidentlens sql --calls` was "No such option: --calls", though the sandbox holds a calls view
+    path = tmp_path / "calls.csv"
+    path.write_text("time,source,destination,direction,latency_s\n2024-05-01T10:00:00Z,web,cart,outbound,0.25\n")
+    ran = run_cli("sql", "--calls", str(path), "--json", "SELECT caller, callee, side, latency_ms FROM calls")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["rows"] == [["web", "cart", "client", 250.0]]
+
+
 def test_a_calls_file_without_a_latency_column_is_a_one_line_error(tmp_path: Path):
     path = tmp_path / "calls.csv"
     path.write_text("ts,caller,callee,side,latency_ms\n2024-05-01T10:00:00Z,web,cart,client,fast\n")

@@ -684,11 +684,12 @@ def eval_templates_command(
 @app.command("sql")
 def sql_command(
     query: Annotated[str, typer.Argument(metavar="QUERY", help="One SELECT/WITH query over metrics, logs, spans, "
-                                                               "events.")],
+                                                               "events, calls.")],
     metrics: MetricsFiles = None,
     logs: LogFiles = None,
     traces: TraceFiles = None,
     events: EventFiles = None,
+    calls: CallFiles = None,
     mapping: ColumnMap = None,
     max_rows: Annotated[int, typer.Option("--max-rows", help="Row cap: rows past it are not shown (1-100000).")
                         ] = 200,
@@ -705,7 +706,8 @@ def sql_command(
     from incidentlens.analysis.sql_sandbox import Budget, SqlSandbox
 
     budget = Budget(timeout_s=timeout, row_cap=max_rows, memory_mb=memory_mb)  # checked before any data is read
-    store = _open_store(metrics, logs, traces, events, mapping, year=year, service=service, timezone=timezone)
+    store = _open_store(metrics, logs, traces, events, mapping, year=year, service=service, calls=calls,
+                        timezone=timezone)
     with SqlSandbox(store, budget=budget) as sandbox:
         result = sandbox.run(query)
     if as_json:
