@@ -35,6 +35,14 @@ def test_a_glob_matching_nothing_is_named(tmp_path: Path) -> None:
     assert load_error(logs=str(tmp_path / "*.jsonl")) == f"{tmp_path / '*.jsonl'}: no file matches this pattern"
 
 
+def test_a_file_whose_name_has_glob_characters_is_read_as_named(tmp_path: Path) -> None:
+    # a browser's or an export's copy, `logs [1].csv`: it was "no file matches this pattern", the brackets read as
+    # a character class
+    path = tmp_path / "logs [1].csv"
+    path.write_text("ts,message\n2024-05-01T10:00:00Z,hello\n")
+    assert load_telemetry(logs=str(path)).fetch("SELECT message FROM logs").to_pylist() == [{"message": "hello"}]
+
+
 def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
     assert load_error(metrics=tmp_path).startswith(f"{tmp_path}: is a directory")
 

@@ -439,14 +439,15 @@ def _data_lines(path: Path) -> int:
 
 
 def resolve_paths(paths: PathsArg) -> list[Path]:
-    """Expand globs; every plain path must exist and every glob must match, else InputError naming it."""
+    """Expand globs; every plain path must exist and every glob must match, else InputError naming it. A file of
+    the very name given is that file, whatever characters its name has (`logs [1].csv`)."""
     if paths is None:
         return []
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     resolved: list[Path] = []
     for item in items:
         text = str(item)
-        if glob.has_magic(text):
+        if glob.has_magic(text) and not Path(text).is_file():
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
             if not matches:
                 raise InputError(f"{text}: no file matches this pattern")
