@@ -363,6 +363,16 @@ def test_a_saved_answer_whose_query_matched_nothing_says_so_in_one_line(tmp_path
                                 "its range)\n")
 
 
+def test_a_saved_answer_whose_series_hold_no_samples_says_so(tmp_path: Path) -> None:
+    # it was "no rows (the file is empty or has only a header)", of a JSON answer with no header
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"__name__": "up", "service": "api"}, "values": None}]}}))
+    with pytest.raises(InputError) as refused:
+        load_telemetry(metrics=path)
+    assert str(refused.value) == f"{path}: a Prometheus answer whose 1 series hold no samples"
+
+
 def test_a_saved_answer_given_as_logs_is_named(tmp_path: Path) -> None:
     path = saved_answer(tmp_path / "answer.json")
     with pytest.raises(InputError) as refused:

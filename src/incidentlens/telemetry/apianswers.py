@@ -152,6 +152,8 @@ def read_api_answer(path: Path) -> pa.Table:
     except (KeyError, ValueError, TypeError, AttributeError) as err:
         raise InputError(f"{path}: cannot read as a Prometheus range answer: a series of another shape "
                          f"({type(err).__name__}: {str(err)[:100]})") from None
+    if not any(len(table) for table in tables):
+        raise InputError(f"{path}: a Prometheus answer whose {len(tables)} series hold no samples")
     return pa.concat_tables(tables).combine_chunks()
 
 
