@@ -147,3 +147,12 @@ def test_a_jaeger_answer_with_no_traces_says_why_in_one_line(tmp_path: Path, ans
     with pytest.raises(InputError) as refused:
         load_telemetry(traces=path)
     assert str(refused.value) == f"{path}: {says}"
+
+
+def test_a_jaeger_answer_with_no_traces_cut_short_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "trace.json"
+    path.write_text('{"data": [], "total": 0, "limit"')
+    with pytest.raises(InputError) as refused:
+        load_telemetry(traces=path)
+    assert str(refused.value) == (f"{path}: cannot read as a Jaeger answer: Expecting ':' delimiter: line 1 column 33 "
+                                  "(char 32)")
