@@ -340,3 +340,18 @@ def test_the_timeline_calls_no_service_first_to_move_where_the_data_cannot_order
     analysis["timeline"][2]["t"] = "2024-05-01T10:14:30Z"
     rows = {row.event: row.phase for row in build_postmortem(analysis).timeline}
     assert rows[first] == "onset" and rows[then] == "propagation"
+
+
+def test_a_hosts_series_row_is_neither_the_onset_nor_the_incident_spreading():
+    # TrainTicket 15:42: "15:43:09 | other | ts-config-service moves (its host's NodeCpuUsageRate(%) ...)" beside
+    # "15:43:10 | onset | ts-execute-service/NodeCpuUsageRate(%) becomes anomalous", the same node's CPU; 08:52's
+    # "onset | ts-travel2-service/NodeNetworkReceiveBytes becomes anomalous" under a root cause list that calls it
+    # "its host's"
+    analysis = top_cause_analysis("unknown", "db-proxy changed")
+    analysis["timeline"][1:1] = [{"t": "2024-05-01T10:20:00Z", "event": "cache/NodeCpuUsageRate(%) becomes anomalous",
+                                  "evidence": []},
+                                 {"t": "2024-05-01T10:21:00Z", "event": "cache/cpu_pct becomes anomalous",
+                                  "evidence": []}]
+    rows = {row.event: row.phase for row in build_postmortem(analysis).timeline}
+    assert rows["cache/NodeCpuUsageRate(%) becomes anomalous (its host's, not cache's own)"] == "other"
+    assert rows["cache/cpu_pct becomes anomalous"] == "propagation"

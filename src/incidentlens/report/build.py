@@ -1058,7 +1058,15 @@ class _Builder:
         spreading is what the headline's own changes say, not these (TrainTicket 10:20's "onset: first to move:
         ts-rebook-service (PodClientLatencyP90(s) from 0.0044 to 20 ...: a percentile the traces cannot confirm)"
         above a headline naming ts-travel-service; OnlineBoutique 13:10's "propagation: emailservice moves (its
-        host's NodeCpuUsageRate(%) from 1.94 to 1.68 (-13%))"). None for any other row."""
+        host's NodeCpuUsageRate(%) from 1.94 to 1.68 (-13%))"). A series' row (`cache/NodeCpuUsageRate(%) becomes
+        anomalous`) of its host, or of a percentile the traces deny or cannot confirm, is such a row too, saying
+        which. None for any other row."""
+        series, anomalous, rest = event.partition(" becomes anomalous")
+        if anomalous and not rest:
+            caveat = self._series_caveats.get(series) or (
+                f"its host's, not {series.rpartition('/')[0]}'s own" if _is_host_series(series) else None)
+            return TimelineEntry(t=when, event=f"{event} ({caveat})", phase="other",
+                                 evidence=evidence) if caveat else None
         head = event.removeprefix("first to move: ")
         service, _, detail = head.partition(" (")
         service = service.removesuffix(" moves")
@@ -1066,6 +1074,11 @@ class _Builder:
         if not detail or own is None or (own[0] and (own[1] is None or when >= own[1])):
             return None
         return TimelineEntry(t=when, event=f"{service} moves ({detail}", phase="other", evidence=evidence)
+
+    @cached_property
+    def _series_caveats(self) -> dict[str, str]:
+        """`_trace_caveats` of this analysis, read once for every timeline row."""
+        return _trace_caveats(self.data)
 
     @cached_property
     def _own_changes(self) -> dict[str, tuple[bool, dt.datetime | None]]:
