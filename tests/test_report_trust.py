@@ -355,3 +355,17 @@ def test_a_hosts_series_row_is_neither_the_onset_nor_the_incident_spreading():
     rows = {row.event: row.phase for row in build_postmortem(analysis).timeline}
     assert rows["cache/NodeCpuUsageRate(%) becomes anomalous (its host's, not cache's own)"] == "other"
     assert rows["cache/cpu_pct becomes anomalous"] == "propagation"
+
+
+def test_the_summary_times_what_a_service_showed_from_when_it_showed_it_not_from_its_own_later_change():
+    # TrainTicket 08:52: "ts-verification-code-service from 08:54:10 UTC: PodClientLatencyP90(s) from 0.0042 to 156
+    # ...: percentiles the traces do not bear out", the client percentiles of 08:52:10 (so its root cause bullet and
+    # timeline) under the time of its own server latency's change
+    analysis = split_between_db_proxy_and_payments()
+    payments = analysis["verdict"]["services"][2]
+    payments.update(own=True, own_onset="2024-05-01T10:14:00Z",
+                    showed=["client_p90_ms from 4.2 to 156,000 (over a thousandfold): a percentile the traces do not "
+                            "bear out", "then at 10:14:00 UTC: p99_ms from 9.9 to 4.96 (-50%)"])
+    summary = build_postmortem(analysis).summary.text
+    assert ("payments from 2024-05-01 10:12 UTC: client_p90_ms from 4.2 to 156,000 (over a thousandfold): a "
+            "percentile the traces do not bear out; then at 10:14:00 UTC: p99_ms from 9.9 to 4.96 (-50%).") in summary

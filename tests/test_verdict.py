@@ -104,3 +104,21 @@ def test_a_service_s_onset_names_its_own_change_before_a_percentile_the_traces_c
     assert services_showing({"paymentservice": alone})[0].sign == (
         "PodServerLatencyP99(s) from 0.00496 to 0.242 (over tenfold): a percentile the traces cannot confirm "
         "(its 19 traced calls are too few to check it)")
+
+
+def test_a_service_s_findings_hold_its_own_change_past_three_percentiles_the_traces_deny() -> None:
+    # TrainTicket 08:52: ts-verification-code-service's client p90, p95 and p99 (its 50 traced calls took at most
+    # 4.31 ms) filled its findings; its own change, the server p99 down at 08:54:10, the time the summary gave it
+    # ("from 08:54:10 UTC"), was in none of them
+    denied = [_latency(CUT).model_copy(update={"metric": f"PodClientLatencyP{p}(s)", "shift": 6000.0 + p,
+                                               "not_borne_out": "its 50 traced calls took at most 4.31 ms"})
+              for p in (90, 95, 99)]
+    server = _latency(LATER).model_copy(update={"metric": "PodServerLatencyP99(s)", "direction": "down",
+                                                "baseline": 0.0099, "window_median": 0.00496, "peak": 0.00496,
+                                                "shift": -24.9})
+    code = ServiceSignals(service="verification", metric_onset=CUT, moved=[*denied, server])
+
+    showing = services_showing({"verification": code})[0]
+
+    assert showing.own and showing.own_onset == LATER
+    assert showing.showed[-1] == "then at 13:11:28 UTC: PodServerLatencyP99(s) from 0.0099 to 0.00496 (-50%)"

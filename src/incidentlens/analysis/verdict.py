@@ -229,7 +229,8 @@ def _showed(s: ServiceSignals) -> list[str]:
     names the signal that moved then); a finding that moved later says when (`then at 13:11:28 UTC: ...`). A run of
     percentiles the traced calls do not bear out is one item, so a summary that keeps the first two items keeps what
     the traces show of them too."""
-    moved = sorted(_at_onset_first(s.moved, s.metric_onset)[:3], key=lambda m: _later(m.onset, s.onset))
+    moved = sorted(_with_its_own(_at_onset_first(s.moved, s.metric_onset)[:3], _own_metrics(s)),
+                   key=lambda m: _later(m.onset, s.onset))
     found: list[tuple[datetime | None, str]] = []
     for i, said in enumerate(shift_words(moved)):
         if i and trace_caveat(moved[i]) and trace_caveat(moved[i]) == trace_caveat(moved[i - 1]):
@@ -243,6 +244,15 @@ def _showed(s: ServiceSignals) -> list[str]:
         found.append((min(traced, default=None), f"in {s.trace_where}, {s.trace_change}"))
     found.sort(key=lambda item: _later(item[0], s.onset))  # stable: findings at the onset keep their order
     return [f"then at {t:%H:%M:%S} UTC: {said}" if _later(t, s.onset) else said for t, said in found]
+
+
+def _with_its_own(kept: list[MetricShift], own: list[MetricShift]) -> list[MetricShift]:
+    """The shifts kept, the last of them given up for the service's largest change of its own (`_own_metrics`) where
+    none kept is one: TrainTicket 08:52's ts-verification-code-service showed three client percentiles its traced
+    calls deny and not its server latency, the change its own onset is the time of."""
+    if not own or any(m in own for m in kept):
+        return kept
+    return [*kept[:2], own[0]]
 
 
 def _at_onset_first(moved: list[MetricShift], onset: datetime | None) -> list[MetricShift]:

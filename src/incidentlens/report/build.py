@@ -734,12 +734,15 @@ class _Builder:
         """`api-gateway from 14:53:06 UTC: ...; db-proxy from ...`: each candidate's onset and what moved, those that
         showed a change of their own (`movers`, in the headline's order) first: TrainTicket 08:52's summary gave its
         first four of five to services whose only change was a percentile the traces deny or cannot confirm, and
-        ts-seat-service, which its headline names first, last."""
+        ts-seat-service, which its headline names first, last. Each from its onset, the time its first finding
+        is of, not that of its own change (`movers` orders by it): TrainTicket 08:52 gave ts-verification-code-service's
+        client percentiles of 08:52:10 "from 08:54:10 UTC", its server latency's time."""
         own = self.movers
+        onsets = {s.service: s.onset for s in self.verdict.services}
         shown = [*own, *(s for s in self.verdict.services if s.service not in {m.service for m in own})][:5]
         return " ".join(
-            f"{s.service}{f' from {fmt.when(s.onset)}' if s.onset else ''}: {'; '.join(s.showed[:2]) or 'moved'}."
-            for s in shown)
+            f"{s.service}{f' from {fmt.when(onset)}' if (onset := onsets.get(s.service, s.onset)) else ''}: "
+            f"{'; '.join(s.showed[:2]) or 'moved'}." for s in shown)
 
     @property
     def second(self) -> Hypothesis | None:
