@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from incidentlens.report import build_postmortem
-from incidentlens.report.build import runbook_checklist
+from incidentlens.report.build import executive_summary, runbook_checklist
 from incidentlens.report.render_markdown import render_markdown
 from test_report_claims import split_between_db_proxy_and_payments
-from test_report_data import top_cause_analysis
+from test_report_data import pool_exhaustion_analysis, top_cause_analysis
 
 
 def test_with_no_events_given_the_review_says_no_trigger_could_be_looked_for_not_that_none_was_seen():
@@ -369,3 +369,24 @@ def test_the_summary_times_what_a_service_showed_from_when_it_showed_it_not_from
     summary = build_postmortem(analysis).summary.text
     assert ("payments from 2024-05-01 10:12 UTC: client_p90_ms from 4.2 to 156,000 (over a thousandfold): a "
             "percentile the traces do not bear out; then at 10:14:00 UTC: p99_ms from 9.9 to 4.96 (-50%).") in summary
+
+
+CHECKOUT_SLOWED = {"service": "checkoutservice", "way": None, "kind": "hipstershop.CheckoutService/PlaceOrder",
+                   "slower_than_ms": 444.0, "window_requests": 19, "window_failed": 19, "baseline_requests": 172,
+                   "baseline_failed": 18}
+
+
+def test_a_summary_with_no_error_rate_or_latency_says_what_marked_the_service_it_calls_degraded():
+    # OnlineBoutique 13:19: "checkoutservice degraded: 507 requests at frontend in the window (no failure count in
+    # the data)": the figure after the colon shows no degradation; its traced requests, which marked it, were said
+    # only in the impact section
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(peak_error_rate=None, peak_latency=None, requests_total=507, requests_failed=None,
+                              failed_share=None, entry_service="frontend", services_affected=["checkoutservice"],
+                              traced_failures=[CHECKOUT_SLOWED], users_affected=None)
+    pm = build_postmortem(analysis)
+    said = ("checkoutservice degraded (in its traces, 19 of 19 hipstershop.CheckoutService/PlaceOrder requests took "
+            "longer than 444 ms, their kind's p90 before, 18 of 172 before): 507 requests at frontend in the window "
+            "(no failure count in the data)")
+    assert f"{said}." in pm.summary.text
+    assert f"Impact: {said}" in executive_summary(pm)

@@ -181,7 +181,9 @@ def executive_summary(pm: Postmortem) -> list[str]:
                      f"{fmt.when(pm.incident_window.end)}{duration}")
     if pm.impact:
         said, line = no_impact_words(pm.impact, pm.severity), _impact_line(pm.impact, pm.severity)
-        lines.append(_capitalized(said + line) if said else f"Impact: {line}")
+        mark = _traced_mark(pm.impact)  # where the line alone shows no harm, what marked the service affected
+        marked = f"{_degraded_words(pm.impact, pm.impact.services_affected[0])}{mark}: " if mark else ""
+        lines.append(_capitalized(said + line) if said else f"Impact: {marked}{line}")
     if pm.root_cause:
         rc = pm.root_cause
         confirmed = is_confirmed(rc)
@@ -702,7 +704,8 @@ class _Builder:
             return f"{said}{_impact_line(impact, level)}."
         missing = f" {_capitalized(self._missing_words())}." if self.missing_sources else ""
         over = f" in a burst that ended at {fmt.when(self.over.end)}" if self.over else ""
-        return f"{_degraded_words(impact, self.service)}{over}: {_impact_line(impact, level)}.{missing}"
+        return (f"{_degraded_words(impact, self.service)}{_traced_mark(impact)}{over}: {_impact_line(impact, level)}."
+                f"{missing}")
 
     def _checked_words(self) -> str:
         """` (checked: 65 metric series, the logs of 10 services)`: what the before/after tests looked at (the
@@ -1894,6 +1897,22 @@ def _peaked(value: float, baseline: float | None) -> str:
     """`peaked at`, or `stayed under its baseline, at most` where the window's highest value is not above the
     baseline's (a latency at 0.16 s against 0.325 s before did not peak)."""
     return "stayed under its baseline, at most" if baseline is not None and value <= baseline else "peaked at"
+
+
+def _traced_mark(impact: Impact) -> str:
+    """` (in its traces, 19 of 19 PlaceOrder requests took longer than 444 ms, ...)`: what marked a service the summary
+    calls degraded, where the impact line holds no error rate, latency or failure count to show it (OnlineBoutique
+    13:19: "checkoutservice degraded: 507 requests at frontend in the window (no failure count in the data)"); else
+    nothing. The entry service's traced failure is said beside its requests already."""
+    if impact.peak_error_rate or impact.peak_latency or impact.requests_failed is not None:
+        return ""
+    entry = _entry_traced(impact)
+    failure = next((f for f in impact.traced_failures if f is not entry and f.service in impact.services_affected),
+                   None)
+    if failure is None:
+        return ""
+    its = impact.services_affected == [failure.service]
+    return f" ({'in its traces, ' if its else 'in the traces, '}{traced_words(failure, named=not its)})"
 
 
 def _impact_line(impact: Impact, severity: str | None) -> str:
