@@ -122,3 +122,11 @@ def test_a_service_s_findings_hold_its_own_change_past_three_percentiles_the_tra
 
     assert showing.own and showing.own_onset == LATER
     assert showing.showed[-1] == "then at 13:11:28 UTC: PodServerLatencyP99(s) from 0.0099 to 0.00496 (-50%)"
+
+
+def test_a_lead_no_likelier_than_none_of_the_candidates_is_named_beside_its_confidence() -> None:
+    # TrainTicket 08:52: "chance passes one of the many tests made about that far (50%, and 49% that it is none of
+    # the candidates)": the 50% read as the chance, not as ts-seat-service's confidence
+    verdict = decide([_lead("seat", 0.5)], {}, {}, unexplained=0.49)
+    assert verdict.status == "inconclusive"
+    assert verdict.reason.endswith("(seat at 50%, and 49% that it is none of the candidates)")

@@ -104,7 +104,8 @@ def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], che
     if top.confidence < STANDS_OUT * unexplained:
         why = _why_not_alone(top.service, signals, stands_on_its_own, checked, support)
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {why}"
-                                   f" ({top.confidence:.0%}, and {unexplained:.0%} that it is none of the candidates)")
+                                   f" ({top.service} at {top.confidence:.0%}, and {unexplained:.0%} that it is none "
+                                   "of the candidates)")
     if top.confidence <= MORE_LIKELY_THAN_NOT * (1 - (beside.confidence if beside else 0.0)):
         others = len({h.service for h in hypotheses} - {top.service})
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {top.service} leads at {top.confidence:.0%}, no more "
