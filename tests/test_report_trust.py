@@ -390,3 +390,26 @@ def test_a_summary_with_no_error_rate_or_latency_says_what_marked_the_service_it
             "(no failure count in the data)")
     assert f"{said}." in pm.summary.text
     assert f"Impact: {said}" in executive_summary(pm)
+
+
+def test_two_leads_one_cut_after_calling_the_other_are_one_change_to_tell_apart_not_two_moves_to_order():
+    # OnlineBoutique 13:10: "No single root cause found: checkoutservice and paymentservice moved, too close together
+    # for the data to order" and "Find which of checkoutservice and paymentservice moved first": both "moved" by one
+    # change, checkoutservice's requests ending right after calling paymentservice, which a failure of either makes
+    analysis = split_between_db_proxy_and_payments()
+    analysis["hypotheses"] = analysis["hypotheses"][:1]
+    gateway, proxy, payments = analysis["verdict"]["services"]
+    gateway.update(own=False)
+    proxy.update(ends_after="payments")
+    payments.update(onset=proxy["onset"])  # its move is the cut, seen in the same traces
+    pm = build_postmortem(analysis)
+    cut = "db-proxy's requests now end right after calling payments"
+    assert pm.title == f"No single root cause found: {cut}, and the data does not say which of the two cut them"
+    assert pm.action_items[0].description == (
+        "Find whether payments failed on db-proxy's calls (its errors, a wrong return) or db-proxy failed after them "
+        f"(its own errors after the call), before reverting or scaling either: {cut}, one change that points at both")
+    steps = runbook_checklist(pm)
+    assert steps[0].startswith("[ ] Find whether payments failed on db-proxy's calls")
+    assert any(step.startswith("[ ] Mitigate the service found to have cut them:") for step in steps)
+    assert f"No single root cause could be named from this data: {cut}, and nothing in it says which of the two cut " \
+           "them" in pm.lessons.went_wrong

@@ -438,6 +438,22 @@ class _Builder:
         return self.contenders or [s.service for s in self.movers[:3]]
 
     @property
+    def cut_pair(self) -> tuple[str, str] | None:
+        """With no single root cause and two leads, one's requests cut short right after calling the other
+        (`ends_after`) from the same moment the other moved: (caller, callee), one change that points at both, which
+        no order of their onsets can settle (OnlineBoutique 13:10: checkoutservice's requests end right after calling
+        paymentservice, both at 13:10:37, read "moved, too close together for the data to order"); else None."""
+        if not self.inconclusive or len(self.leads) != 2 or not self.verdict:
+            return None
+        showing = {s.service: s for s in self.verdict.services}
+        caller, callee = (showing.get(name) for name in self.leads)
+        if caller and callee and callee.ends_after == caller.service:
+            caller, callee = callee, caller
+        if caller is None or callee is None or caller.ends_after != callee.service or caller.onset != callee.onset:
+            return None
+        return caller.service, callee.service
+
+    @property
     def movers(self) -> list[ServiceShowing]:
         """The verdict's services that showed a change of their own (`verdict.services[].own` in analysis.json), in
         the order and from the time they showed it (`own_onset`): not a service whose host's metrics moved, nor one
@@ -537,11 +553,13 @@ class _Builder:
         steps = runbook_for(self.kind, self.subject, log_text_of(templates), revert=self._revert)
         services = self.leads if self.inconclusive else [self.service]
         if self.inconclusive:
-            steps[0] = (f"{_which_first(services)} (the review lists what {'it' if len(services) == 1 else 'each'} "
-                        "showed)" if services else self._nothing_to_order())
+            first = _which_cut(*self.cut_pair) if self.cut_pair else _which_first(services)
+            steps[0] = (f"{first} (the review lists what {'it' if len(services) == 1 else 'each'} showed)"
+                        if services else self._nothing_to_order())
+            which = "found to have cut them" if self.cut_pair else "shown to have moved first"
             steps = [step if not step.startswith("Mitigate:") else
-                     "Mitigate the service shown to have moved first: look for a change to it before the onset and "
-                     "revert it if there is one, or take its affected instances out of rotation"
+                     f"Mitigate the service {which}: look for a change to it before the onset and revert it if there "
+                     "is one, or take its affected instances out of rotation"
                      for step in steps]
         elif self.untraced_cause or self.unharmed_change:
             # the runbook's mitigation says what the first action says: OnlineBoutique 12:27's action said to watch
@@ -582,6 +600,9 @@ class _Builder:
     def _title_words(self) -> str:
         if self.inconclusive and self.contenders:
             return f"No single root cause found: the evidence is split between {fmt.listed(self.contenders)}"
+        if self.inconclusive and self.cut_pair:
+            return (f"No single root cause found: {_cut_words(*self.cut_pair)}, and the data does not say which of the "
+                    "two cut them")
         if self.inconclusive:
             # the first services to move, not the hypotheses: "moved first" says which list this is
             moved = _moved_in_order(self.movers[:3], self.same_moment) if self.verdict.services else (
@@ -1286,10 +1307,11 @@ class _Builder:
         if self.inconclusive:
             items[0] = ActionItem(
                 type="process", priority="P1", eta="24 hours", owner="SRE", evidence=cited,
-                description=f"{_which_first(self.leads)}, before reverting or scaling "
-                            f"{'it' if len(self.leads) == 1 else 'any of them'}: the data names no single root cause"
-                            + self._cut_hint()
-                if self.verdict.services else self._nothing_to_order())
+                description=(f"{_which_cut(*self.cut_pair)}, before reverting or scaling either: "
+                             f"{_cut_words(*self.cut_pair)}, one change that points at both") if self.cut_pair else
+                f"{_which_first(self.leads)}, before reverting or scaling "
+                f"{'it' if len(self.leads) == 1 else 'any of them'}: the data names no single root cause"
+                + self._cut_hint() if self.verdict.services else self._nothing_to_order())
         trigger_is_change = self.trigger_on_path and self.trigger.kind in CHANGE_KINDS
         if trigger_is_change and playbook_kind(self.kind) != "bad_deploy" and self.trigger.service:
             canary = next(a for a in mitigations_for("bad_deploy", [self.trigger.service], self.trigger.evidence)
@@ -1349,7 +1371,10 @@ class _Builder:
                         if t.get("status") == "new" and (t.get("count_problems_window") or 0) > 0]
         if new_problems and not self.inconclusive:
             well.append("Logs named the failure directly: new error templates appeared with the onset")
-        if self.inconclusive and self.verdict.services:
+        if self.inconclusive and self.cut_pair:
+            wrong.append(f"No single root cause could be named from this data: {_cut_words(*self.cut_pair)}, and "
+                         "nothing in it says which of the two cut them")
+        elif self.inconclusive and self.verdict.services:
             # "led" read as "moved first", which the headline says of one of them
             led = "whether it led" if len(self.leads) == 1 else "which one set off the others"
             wrong.append(f"No single root cause could be named from this data: {self.subject} moved, and nothing in "
@@ -1715,6 +1740,16 @@ def _moved_in_order(services: list[ServiceShowing], moment: dt.timedelta | None 
     if not later:
         return f"{fmt.listed(first)} moved, too close together for the data to order"
     return f"{fmt.listed(first)} moved first, then {fmt.listed(later)}"
+
+
+def _cut_words(caller: str, callee: str) -> str:
+    return f"{caller}'s requests now end right after calling {callee}"
+
+
+def _which_cut(caller: str, callee: str) -> str:
+    """What tells apart the two readings of a caller's requests cut short right after calling a callee."""
+    return (f"Find whether {callee} failed on {caller}'s calls (its errors, a wrong return) or {caller} failed after "
+            "them (its own errors after the call)")
 
 
 def _which_first(services: list[str]) -> str:
