@@ -22,6 +22,7 @@ from incidentlens.analysis.rootcause import (
     ServiceSignals,
     _earlier_downstream,
     _explains,
+    _precedence_outcome,
     collect_signals,
     find_changes,
     precedence_test,
@@ -717,3 +718,16 @@ def test_a_failure_that_load_from_elsewhere_or_unknown_calls_can_explain_is_no_s
     off_graph, _ = _two_faults_day(tmp_path, {**one, "search": search}, [("web", "cart")])
     assert loaded.second is None and off_graph.second is None
     assert loaded.hypotheses[0].confidence > 0.8 and off_graph.hypotheses[0].confidence > 0.8
+
+
+def test_the_precedence_tests_same_moment_is_said_as_it_is_not_rounded_to_whole_minutes():
+    # OnlineBoutique 12:35: "they start within 2 min of it (checkoutservice 0 s earlier)" where the moment the data
+    # cannot order is 90 s (one and a half one-minute samples)
+    own = datetime(2022, 8, 23, 12, 36, 28)
+    text, passed = _precedence_outcome("cartservice", own, "its callers", ["checkoutservice"],
+                                       {"checkoutservice": own}, {}, {}, timedelta(seconds=90))
+    assert passed is None
+    assert "they start within 90 s of it (checkoutservice 0 s earlier)" in text
+    later = {"checkoutservice": own + timedelta(minutes=2.5)}
+    assert "they do, by 2.5 min" in _precedence_outcome("cartservice", own, "its callers", ["checkoutservice"], later,
+                                                        {}, {}, timedelta(seconds=90))[0]
