@@ -553,7 +553,7 @@ class _Builder:
         steps = runbook_for(self.kind, self.subject, log_text_of(templates), revert=self._revert)
         services = self.leads if self.inconclusive else [self.service]
         if self.inconclusive:
-            first = _which_cut(*self.cut_pair) if self.cut_pair else _which_first(services)
+            first = _which_cut(*self.cut_pair) if self.cut_pair else _which_first(services) if services else ""
             steps[0] = (f"{first} (the review lists what {'it' if len(services) == 1 else 'each'} showed)"
                         if services else self._nothing_to_order())
             which = "found to have cut them" if self.cut_pair else "shown to have moved first"
