@@ -137,10 +137,10 @@ def test_requests_cut_short_after_a_call_name_the_caller_and_the_callee_as_close
     assert result.verdict.reason.endswith("frontend's requests now end right after calling catalog, which catalog "
                                           "returning an error or a wrong value does as surely as a failure of "
                                           "frontend's own after the call")
-    # and the review's first action starts there
+    # and the review's first action starts there: which of the two cut them, catalog first, not which moved first
     first_action = build_postmortem(result).action_items[0].description
-    assert first_action.endswith("; start with catalog: frontend's requests now end right after calling it, as its "
-                                 "errors or a wrong return would make them")
+    assert first_action.startswith("Find whether catalog failed on frontend's calls (its errors, a wrong return) or "
+                                   "frontend failed after them (its own errors after the call)")
     # ... from evidence both hypotheses cite, whose query finds that call again when re-run
     cited = [result.evidence_by_id()[e] for e in first.supporting if e.startswith("trace-")]
     where = next(e for e in cited if e.title.startswith("where frontend's requests"))
@@ -281,7 +281,7 @@ def test_a_lead_of_one_scrape_is_not_claimed_as_an_order(tmp_path: Path):
     pq.write_table(pa.concat_tables(parts), tmp_path / "metrics.parquet")
     top = analyze(load_telemetry(metrics=tmp_path / "metrics.parquet"), at=AT, onset="at").hypotheses[0]
 
-    assert "cart 1 min later), which the data cannot order" in top.test and "they do, by" not in top.test
+    assert "cart 60 s later), which the data cannot order" in top.test and "they do, by" not in top.test
     assert top.test_passed is None, "an order the data cannot tell neither refutes nor passes the test"
 
 
