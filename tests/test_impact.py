@@ -393,7 +393,7 @@ def test_a_service_whose_traced_requests_fail_from_the_start_is_affected() -> No
     assert result.impact.harm_checked == ["failed, cut-short or slowed traced requests", "WARN/ERROR lines"]
     assert result.impact.services_affected == ["food"]
     cited = next(e for e in result.evidence if "failed, cut-short or slowed traced requests" in e.title)
-    assert cited.title == ("affected: 1 services by failed, cut-short or slowed traced requests: food 45 of 180 "
+    assert cited.title == ("affected: 1 service by failed, cut-short or slowed traced requests: food 45 of 180 "
                            "requests failed with an ERROR line: food list lookup failed for <*>, 18 of 720 before")
 
 
@@ -439,7 +439,7 @@ def test_requests_cut_short_with_no_error_to_show_it_mark_their_service_affected
 
     assert result.impact.services_affected == ["checkout"]
     cited = next(e for e in result.evidence if "cut-short" in e.title)
-    assert cited.title == ("affected: 1 services by failed, cut-short or slowed traced requests: checkout 45 of 162 "
+    assert cited.title == ("affected: 1 service by failed, cut-short or slowed traced requests: checkout 45 of 162 "
                            "PlaceOrder requests ended without calling cart EmptyCart, 0 of 648 before")
 
 
@@ -456,7 +456,7 @@ def test_requests_slowed_with_no_error_or_metric_to_show_it_mark_their_service_a
     (failure,) = result.impact.traced_failures
     assert (failure.kind, failure.slower_than_ms) == ("PlaceOrder", 16.0)
     cited = next(e for e in result.evidence if "slowed" in e.title)
-    assert cited.title == ("affected: 1 services by failed, cut-short or slowed traced requests: checkout 162 of 162 "
+    assert cited.title == ("affected: 1 service by failed, cut-short or slowed traced requests: checkout 162 of 162 "
                            "PlaceOrder requests took longer than 16 ms (the p90 of their kind before), 0 of 648 "
                            "before")
     report_impact = ReportImpact(**result.impact.model_dump(exclude={"evidence", "requests_failed_excess"}),

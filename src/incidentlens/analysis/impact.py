@@ -85,6 +85,7 @@ from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
 from incidentlens.analysis.spans import log_trace_column
 from incidentlens.analysis.tails import poisson_at_least
 from incidentlens.analysis.units import LOG_ERROR_SHARE, three_figures
+from incidentlens.analysis.words import counted
 from incidentlens.telemetry import arrays, sql_ts
 
 REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
@@ -747,8 +748,8 @@ def _log_impact(
     if dims:
         evidence.append(Evidence.make(
             "impact",
-            f"affected: {len(found.get('service', []))} services, {len(found.get('region', []))} regions by "
-            "WARN/ERROR/FATAL lines",
+            f"affected: {counted(len(found.get('service', [])), 'service')}, "
+            f"{counted(len(found.get('region', [])), 'region')} by WARN/ERROR/FATAL lines",
             sql,
             {"services_affected": found.get("service"), "regions_affected": found.get("region"),
              "region_column": region,
@@ -891,7 +892,7 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
     worst = [next(r for r in ways if r["service"] == name) for name in found]
     said = "; ".join(_failed_words(r) for r in worst[:3])
     evidence.append(Evidence.make(
-        "impact", f"affected: {len(found)} services by failed, cut-short or slowed traced requests"
+        "impact", f"affected: {counted(len(found), 'service')} by failed, cut-short or slowed traced requests"
                   + (f": {said}" if said else ""), f"{sql};\n{cut_sql};\n{slow_sql}",
         {"services_affected": found,
          "failed": [{k: r.get(k) for k in ("service", "way", "kind", "slower_than_ms", "baseline_minutes",
