@@ -648,3 +648,27 @@ def test_a_services_rate_summed_over_its_pods_is_the_same_whatever_order_the_pod
         return duckdb.connect().execute(sql).fetchall()[0][0]
 
     assert summed([0.1, 0.2, 0.3]) == summed([0.3, 0.2, 0.1])
+
+
+# shop's error ratio, one sample a minute stamped at its end: 0.1% for two hours but for an earlier fault at 50% (its
+# minutes 60-69, which widen the baseline's quantile range); the incident starts 5 s before the 02:01 sample, which
+# measures mostly the minute before (0.6%), then 3-4% is held
+FIRST_SAMPLE_BEFORE = """
+    CREATE VIEW metrics AS
+    SELECT CAST(NULL AS VARCHAR) AS pod, TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'shop' AS service,
+           'error_ratio' AS metric,
+           CAST(CASE WHEN i BETWEEN 60 AND 69 THEN 0.5 WHEN i = 121 THEN 0.006 WHEN i > 121 THEN 0.03 + (i % 2) * 0.01
+                     ELSE 0.001 END AS DOUBLE) AS value
+    FROM range(127) t(i)
+"""
+
+
+def test_an_error_rate_held_from_the_first_sample_that_measures_the_window_is_harm() -> None:
+    # OnlineBoutique 12:27: frontend's errors at 0.76% in the sample 5 s after the start, then 2.2% and 4.0%, against
+    # 0% before: the level held was read from the 0.76%, under the 1% floor, and the review said no impact (SEV4)
+    start = datetime(2024, 5, 1, 2, 0, 55)
+    impact = estimate_impact(DuckStore(FIRST_SAMPLE_BEFORE), (start, datetime(2024, 5, 1, 2, 6)),
+                             (datetime(2024, 5, 1, 0, 0), start)).impact
+
+    assert impact.services_affected == ["shop"]
+    assert impact.peak_error_rate is not None and impact.peak_error_rate.value == 0.04

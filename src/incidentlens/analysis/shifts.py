@@ -142,13 +142,15 @@ def robust_scale_rule(noise_floor: float = NOISE_FLOOR) -> str:
 
 
 def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *, metrics: list[str] | None = None,
-                     noise_floor: float = NOISE_FLOOR, source: str = "metrics") -> str:
+                     noise_floor: float = NOISE_FLOOR, source: str = "metrics", held_from: datetime | None = None
+                     ) -> str:
     """The BARO-style before/after query over the metrics view, for every series (or one service's, or the named
     metrics'): per series the baseline median, the window's median, extreme (z, value, time) each way, and onsets.
-    z = (value - baseline median) / `robust_scale_rule(noise_floor)`; `least_z_iqr` is the window's least z on a
-    scale without the quantile range (which an earlier fault in the baseline widens), `window_min` its least value,
-    `window_points` how many it has. `source`: the metrics view, or a query of the same columns standing in for it
-    (`impact`'s success rates read as failed shares).
+    z = (value - baseline median) / `robust_scale_rule(noise_floor)`; `window_points` is how many values the window
+    has; from `held_from` (the window's start unless given: `impact` gives the first time a sample measures mostly
+    the window), `held_min` is the least value, `held_points` how many there are, and `least_z_iqr` the least z on a
+    scale without the quantile range (which an earlier fault in the baseline widens). `source`: the metrics view, or
+    a query of the same columns standing in for it (`impact`'s success rates read as failed shares).
 
     A series is one pod's where the metrics name pods: each pod is scored against its own baseline, and the row of a
     service's metric is its most changed pod's (the largest |median z| in the window; `pod` names it, `pods` counts
@@ -159,6 +161,7 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
     only += f" AND metric IN {sql_in(metrics)}" if metrics else ""
     t = SHIFT_THRESHOLD
     w0, w1 = sql_ts(window[0]), sql_ts(window[1])
+    h0 = sql_ts(held_from or window[0])
     return f"""WITH base AS (
     SELECT service, pod, metric, grouping(pod) AS pooled, median(value) AS base_median,
            quantile_cont(value, 0.75) - quantile_cont(value, 0.25) AS base_iqr,
@@ -205,8 +208,9 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
 ), per_pod AS (
 SELECT service, pod, metric, any_value(base_median) AS baseline,
        median(value) FILTER (WHERE ts >= {w0}) AS window_median,
-       median(z) FILTER (WHERE ts >= {w0}) AS median_z, min(z_iqr) FILTER (WHERE ts >= {w0}) AS least_z_iqr,
-       min(value) FILTER (WHERE ts >= {w0}) AS window_min, count(*) FILTER (WHERE ts >= {w0}) AS window_points,
+       median(z) FILTER (WHERE ts >= {w0}) AS median_z, min(z_iqr) FILTER (WHERE ts >= {h0}) AS least_z_iqr,
+       count(*) FILTER (WHERE ts >= {w0}) AS window_points,
+       min(value) FILTER (WHERE ts >= {h0}) AS held_min, count(*) FILTER (WHERE ts >= {h0}) AS held_points,
        max(z) FILTER (WHERE ts >= {w0}) AS max_z, min(z) FILTER (WHERE ts >= {w0}) AS min_z,
        -- a peak reached more than once is its first time: which of the tied points the threads keep varies
        arg_max(value, z) FILTER (WHERE ts >= {w0}) AS up_peak,
