@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -720,14 +721,22 @@ def _checked(con: duckdb.DuckDBPyConnection, source: Source, column: str, fmt: T
         raise _read_failure(source, err) from None
 
 
-def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...] = ()) -> str:
+def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...] = (),
+                 objects: Collection[str] = ()) -> str:
+    """The service of a row: its service column's (a pod column's without the replica suffix), else 'global'.
+    `objects`: the columns holding JSON objects, left out (`exclude`) but for their rows of a plain value (a
+    `"service": "web"` beside `"service": {"name": "api"}`, read by `service.name`), read where the column chosen
+    has none."""
     column = find_column([*c.columns.types, *c.nested], "service", mapping, exclude)
-    if column is None:
+    plain = find_column(sorted(objects), "service", mapping, [name for name in exclude if name not in objects])
+    if column is None and plain is None:
         return "'global'"
-    text = f"CAST({c.column_sql(column)} AS VARCHAR)"
-    if is_pod_column(column):
+    parts = [f"CAST({c.column_sql(name)} AS VARCHAR)" if name == column else _plain_sql(name)
+             for name in (column, plain) if name is not None]
+    text = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+    if column is not None and is_pod_column(column):
         return f"regexp_replace({text}, {literal(POD_SUFFIX)}, '')"
-    c.used.add(column)
+    c.used.update(name for name in (column, plain) if name is not None)
     return text
 
 
@@ -864,15 +873,29 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     # a column holding objects is read by its fields (`service.name`), not as JSON text (`{"name": "payments"}`)
     objects = {name.split(".", 1)[0] for name in c.nested}
     level = find_column([*names, *c.nested], "level", mapping, exclude=c.used | {message} | objects)
+    # ... and where such a column holds a plain value in a row (`"level": "ERROR"` beside one `"level": {...}`), by
+    # that value: left out, every line's level was lost with the one object's
+    plain_level = find_column(sorted(objects), "level", mapping, exclude=c.used | {message})
+    levels = [_level_sql(sql) for sql in (level and c.column_sql(level), plain_level and _plain_sql(plain_level))
+              if sql]
     c.exprs["ts"] = c.time_sql
-    c.exprs["service"] = _service_sql(c, mapping, exclude=(message, *objects))
-    c.exprs["level"] = _level_sql(c.column_sql(level)) if level else said
-    if level and structured:
+    c.exprs["service"] = _service_sql(c, mapping, exclude=(message, *objects), objects=objects)
+    c.exprs["level"] = f"coalesce({', '.join(levels)})" if levels else said
+    if levels and structured:
         # A level column comes first; a JSON line whose column is empty still has its own.
         c.exprs["level"] = f"coalesce({c.exprs['level']}, CASE WHEN {json_object_sql(line)} THEN {said} END)"
+    elif plain_level:  # a row whose level column holds an object has the level its message says
+        c.exprs["level"] = f"coalesce({c.exprs['level']}, {said})"
     c.exprs["message"] = message_sql
     c.exprs.update(origin)
-    c.used.update({message} | ({level} if level else set()))
+    c.used.update({message} | ({level} if level else set()) | ({plain_level} if plain_level else set()))
+
+
+def _plain_sql(column: str) -> str:
+    """A column that holds JSON objects in some rows (read by their fields, `_nested_fields`) where it holds a plain
+    value; NULL where it holds an object."""
+    text = f"CAST({quote(column)} AS VARCHAR)"
+    return f"CASE WHEN NOT {json_object_sql(text)} THEN {text} END"
 
 
 def _nested_fields(
