@@ -942,7 +942,7 @@ class _Builder:
         at once, a latency or error rate that rose (a symptom, what its users feel), then the one that moved most."""
         # no alert on what no call bore out, nor on a percentile no traced call could check: the impact's latency
         # percentiles, and every shift the analysis marked
-        unsupported = {c.series for c in self.measured.not_borne_out} | _trace_caveats(self.data).keys()
+        unsupported = {c.series for c in self.measured.not_borne_out} | self._series_caveats.keys()
         implicated = self._implicated()
         own = [s for s in self.detection_series
                if s.onset and s.series not in unsupported and not _is_host_series(s.series)
@@ -1104,7 +1104,7 @@ class _Builder:
 
     @cached_property
     def _series_caveats(self) -> dict[str, str]:
-        """`_trace_caveats` of this analysis, read once for every timeline row."""
+        """`_trace_caveats` of this analysis, read once for the timeline's rows, the alert and the detection."""
         return _trace_caveats(self.data)
 
     @cached_property
@@ -1132,9 +1132,9 @@ class _Builder:
                   and s.peak is not None]
         if not peaked:
             return None
-        caveats = _trace_caveats(self.data) | {c.series: f"a percentile the traces do not bear out "
-                                                         f"({traced_calls_words(c.traced_calls, c.longest_ms)})"
-                                               for c in self.measured.not_borne_out}
+        caveats = self._series_caveats | {c.series: f"a percentile the traces do not bear out "
+                                                    f"({traced_calls_words(c.traced_calls, c.longest_ms)})"
+                                          for c in self.measured.not_borne_out}
         top = max(peaked, key=lambda s: abs(s.shift or 0.0))
         service = top.series.rpartition("/")[0]
         if _is_host_series(top.series) and service:

@@ -42,8 +42,7 @@ def texts(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def int64_array(values: np.ndarray) -> pa.Array:
     """Integers as an Arrow int64 array (no NULL)."""
-    data = np.ascontiguousarray(values, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
+    return _numbers(pa.int64(), values, np.int64)
 
 
 def bool_array(mask: np.ndarray) -> pa.Array:
@@ -54,14 +53,12 @@ def bool_array(mask: np.ndarray) -> pa.Array:
 
 def float_array(values: np.ndarray) -> pa.Array:
     """Numbers as an Arrow float64 array (NaN stays NaN, not NULL)."""
-    data = np.ascontiguousarray(values, dtype=np.float64)
-    return pa.Array.from_buffers(pa.float64(), len(data), [None, pa.py_buffer(data)])
+    return _numbers(pa.float64(), values, np.float64)
 
 
 def time_array(values: np.ndarray, unit: str) -> pa.Array:
     """Integer times since the epoch in `unit` ('ms', 'us') as an Arrow timestamp array (no NULL)."""
-    data = np.ascontiguousarray(values, dtype=np.int64)
-    return pa.Array.from_buffers(pa.timestamp(unit), len(data), [None, pa.py_buffer(data)])
+    return _numbers(pa.timestamp(unit), values, np.int64)
 
 
 def string_array(values: list[str | None]) -> pa.Array:
@@ -82,6 +79,12 @@ def repeated_strings(values: list[str | None], counts: np.ndarray) -> pa.Array:
     indices = np.repeat(np.arange(len(values), dtype=np.int32), counts)
     positions = pa.Array.from_buffers(pa.int32(), len(indices), [None, pa.py_buffer(indices)])
     return pa.DictionaryArray.from_arrays(positions, string_array(values)).cast(pa.string())
+
+
+def _numbers(kind: pa.DataType, values: np.ndarray, dtype: type) -> pa.Array:
+    """`values` as an Arrow array of `kind` (no NULL), its data buffer numpy's own `dtype` values."""
+    data = np.ascontiguousarray(values, dtype=dtype)
+    return pa.Array.from_buffers(kind, len(data), [None, pa.py_buffer(data)])
 
 
 def _flat(array: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -277,7 +277,7 @@ class TelemetryStore:
         if empty and not self.has(view):
             raise empty[0]
         if view == "spans" and self.has(view):
-            self._infer_spans()
+            self._remake_spans_view()
         # An empty file beside others with rows (a quiet minute's log file), or a table with no time beside time
         # series (a list of call pairs matched by `metric/*.csv`), is left out, not fatal.
         self.warnings.extend(f"{err}, left out" for err in empty)
@@ -306,7 +306,7 @@ class TelemetryStore:
             self.con.unregister("_incidentlens_arrow")
         self._add_source(view, Source(label, table=quote(name)), mapping or {})
         if view == "spans":
-            self._infer_spans()
+            self._remake_spans_view()
 
     def _add_text_logs(self, view: str, source: Source, options: TextLogOptions | None) -> None:
         """Each plain-text log file parsed into a table of entries (see `textlogs`), then canonicalised."""
@@ -464,7 +464,7 @@ class TelemetryStore:
         """The SELECT of a view's rows: its parts' together."""
         return " UNION ALL BY NAME ".join(f"SELECT * FROM {quote(p)}" for p in self._parts[view])
 
-    def _infer_spans(self) -> None:
+    def _remake_spans_view(self) -> None:
         """The spans view made again, once all the view's sources of a load are read: each span two sources hold
         once (`_unique_spans`), and under each call to a peer with nothing traced under it the server span inferred
         there (`peers.inferred_spans_sql`), made once into a table (not again at every query). Inferred after each
