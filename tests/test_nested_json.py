@@ -25,6 +25,8 @@ def test_metrics_whose_service_and_metric_are_objects_are_read_by_their_fields(t
     assert store.warnings == []
     assert store.fetch("SELECT service, metric, value FROM metrics ORDER BY ts").to_pylist() == [
         {"service": "api", "metric": "p95_ms", "value": 100.0 + m} for m in range(3)]
+    # the objects' columns, which hold nothing else, are not kept beside their fields (as `source_service`)
+    assert store.fetch("SELECT * FROM metrics").column_names == ["ts", "service", "metric", "value", "pod"]
 
 
 def test_opentelemetrys_resource_service_name_names_the_service_of_metrics_and_spans(tmp_path: Path) -> None:
@@ -48,12 +50,21 @@ def test_a_column_holding_objects_and_strings_reads_the_objects_fields_and_fails
                 "metric": "rps", "value": m} for m in range(4)]
     path = write_lines(tmp_path / "both.jsonl", records)
     store = load_telemetry(metrics=path, logs=path)
-    # the log lines keep the plain names too (they were NULL); the metrics still lose them (the objects' columns
-    # are flattened into their fields before any role is chosen)
+    # the log lines and the metrics keep the plain names too (they were NULL: the metrics' objects were flattened
+    # into their fields, the column itself left out, before any role was chosen)
     assert store.fetch("SELECT service FROM logs ORDER BY ts").column("service").to_pylist() == [
         "web", "api", "web", "api"]
     assert store.fetch("SELECT service FROM metrics ORDER BY ts").column("service").to_pylist() == [
-        None, "api", None, "api"]
+        "web", "api", "web", "api"]
+    assert store.warnings == []
+
+
+def test_a_span_whose_service_is_an_object_in_some_records_keeps_the_plain_ones(tmp_path: Path) -> None:
+    records = [{"trace_id": "t1", "span_id": f"s{m}", "service": {"name": "api"} if m % 2 else "web",
+                "name": "GET /", "start": f"2024-05-01T10:0{m}:00Z", "duration_ms": 5} for m in range(4)]
+    store = load_telemetry(traces=write_lines(tmp_path / "spans.jsonl", records))
+    assert store.fetch("SELECT service FROM spans ORDER BY start_ts").column("service").to_pylist() == [
+        "web", "api", "web", "api"]
 
 
 def test_a_level_column_holding_one_object_keeps_every_other_lines_level(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -186,6 +185,9 @@ class Canonical:
     # fields of JSON objects in a JSON file's columns, dotted (`log.level`) -> the SQL reading them (`_nested_fields`)
     nested: dict[str, str] = field(default_factory=dict)
     zone: str = ""  # the IANA zone a time written without one is read in (`--timezone`); none: UTC
+    # columns holding JSON objects in some rows, read by their fields (`service.name`), and by their plain values
+    # (`_plain_sql`) where a row has one: `"service": "web"` beside `"service": {"name": "api"}`
+    objects: frozenset[str] = frozenset()
 
     def column_sql(self, name: str) -> str:
         """A source column, or a nested field, as SQL reads it."""
@@ -497,6 +499,7 @@ def _build(
     raw_table: str | None = None, zone: str = "",
 ) -> Built:
     numbered = view == "logs" and bool(source.files)
+    objects: frozenset[str] = frozenset()
     in_order = numbered and raw_table is not None and source.fmt in ("csv", "jsonl") and not _has_lines(con, source)
     if raw_table is not None and view == "metrics" and source.fmt == "csv" and not source.skip_malformed:
         whole = _sample(con, source) < SAMPLE_ROWS  # from the files: it decides which columns to read as numbers
@@ -505,9 +508,9 @@ def _build(
         source = _read_once(con, source, raw_table, numbered=numbered)
         _sample(con, source)
         if view != "logs":  # the logs view reads a structured line's fields by its own rules (`_logs`)
-            source = _fields_as_columns(con, source, raw_table)
+            source, objects = _fields_as_columns(con, source, raw_table)
         columns, time = _profile(con, source), None
-    canonical = Canonical(source, columns, zone=zone, found_time=time)
+    canonical = Canonical(source, columns, zone=zone, found_time=time, objects=objects)
     {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events, "calls": _calls}[view](
         con, canonical, mapping)
     canonical.add_rest()
@@ -525,30 +528,39 @@ def _build(
                  counted=tuple(map(str, source.files)) if in_order else ())
 
 
-def _fields_as_columns(con: duckdb.DuckDBPyConnection, source: Source, raw_table: str | None) -> Source:
+def _fields_as_columns(
+    con: duckdb.DuckDBPyConnection, source: Source, raw_table: str | None
+) -> tuple[Source, frozenset[str]]:
     """A JSON source whose records hold objects (`{"service": {"name": "api"}, "metric": {"name": "p95_ms",
     "value": 12}}`, OpenTelemetry's `{"resource": {"service.name": "api"}}`) as a table with a column per field,
     named by its dotted path (`service.name`, `metric.value`, `resource.service.name`) and found by it as a column
     of that name would be, the objects themselves left out (`service` holding `{"name": ...}` is no service name);
-    as the logs view reads the same fields (`_nested_fields`). Other sources, and JSON without objects, as they are;
-    the table is `<raw_table>_fields` (dropped with the raw table), and the sample is taken again from it. A time
-    is not looked for in objects (as for logs): a bad one's row is found again in the files, which have no column
-    of its name."""
+    as the logs view reads the same fields (`_nested_fields`). A column holding a plain value in some rows
+    (`"service": "web"`) stays, with those values alone: returned beside the source (`Canonical.objects`). Other
+    sources, and JSON without objects, as they are; the table is `<raw_table>_fields` (dropped with the raw table),
+    and the sample is taken again from it. A time is not looked for in objects (as for logs): a bad one's row is
+    found again in the files, which have no column of its name."""
     if source.fmt not in ("json", "jsonl"):
-        return source
+        return source, frozenset()
     types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {_SAMPLE}").fetchall()}
     times = {*CANDIDATES["time"], *CANDIDATES["start"], *CANDIDATES["end"]}
     fields = {name: sql for name, sql in _nested_fields(con, source.fmt, types, exclude=set()).items()
               if normalise(name) not in times}
     if not fields:
-        return source
+        return source, frozenset()
     objects = sorted({name.split(".", 1)[0] for name in fields})
     table = quote(f"{raw_table}_fields" if raw_table else f"_incidentlens_fields_{next(_FIELD_TABLES)}")
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * EXCLUDE ({', '.join(map(quote, objects))}), "
+    plain = {name: _plain_sql(name) for name in objects}
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * REPLACE ({_aliased(plain)}), "
                 f"{_aliased(fields)} FROM {source.from_sql}")
+    # over every row, not the sample's: a plain value first written past it is kept too
+    held = con.execute(f"SELECT {', '.join(f'count({quote(name)})' for name in objects)} FROM {table}").fetchone()
+    only_objects = [name for name, count in zip(objects, held, strict=True) if not count]
+    for name in only_objects:
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {quote(name)}")
     flat = replace(source, table=table)
     _sample(con, flat)
-    return flat
+    return flat, frozenset(objects) - set(only_objects)
 
 
 def _check_repeats(c: Canonical, warnings: list[str]) -> None:
@@ -721,14 +733,13 @@ def _checked(con: duckdb.DuckDBPyConnection, source: Source, column: str, fmt: T
         raise _read_failure(source, err) from None
 
 
-def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...] = (),
-                 objects: Collection[str] = ()) -> str:
+def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...] = ()) -> str:
     """The service of a row: its service column's (a pod column's without the replica suffix), else 'global'.
-    `objects`: the columns holding JSON objects, left out (`exclude`) but for their rows of a plain value (a
-    `"service": "web"` beside `"service": {"name": "api"}`, read by `service.name`), read where the column chosen
+    The columns holding JSON objects (`Canonical.objects`) are read by their fields, and by their rows of a plain
+    value (a `"service": "web"` beside `"service": {"name": "api"}`, read by `service.name`) where the column chosen
     has none."""
-    column = find_column([*c.columns.types, *c.nested], "service", mapping, exclude)
-    plain = find_column(sorted(objects), "service", mapping, [name for name in exclude if name not in objects])
+    column = find_column([*c.columns.types, *c.nested], "service", mapping, (*exclude, *c.objects))
+    plain = find_column(sorted(c.objects), "service", mapping, exclude)
     if column is None and plain is None:
         return "'global'"
     parts = [f"CAST({c.column_sql(name)} AS VARCHAR)" if name == column else _plain_sql(name)
@@ -871,7 +882,7 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     said = _said_level_sql(message_sql, level_field)
     c.nested = _nested_fields(con, c.source.fmt, c.columns.types, exclude=c.used | {message})
     # a column holding objects is read by its fields (`service.name`), not as JSON text (`{"name": "payments"}`)
-    objects = {name.split(".", 1)[0] for name in c.nested}
+    objects = c.objects = frozenset(name.split(".", 1)[0] for name in c.nested)
     level = find_column([*names, *c.nested], "level", mapping, exclude=c.used | {message} | objects)
     # ... and where such a column holds a plain value in a row (`"level": "ERROR"` beside one `"level": {...}`), by
     # that value: left out, every line's level was lost with the one object's
@@ -879,7 +890,7 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     levels = [_level_sql(sql) for sql in (level and c.column_sql(level), plain_level and _plain_sql(plain_level))
               if sql]
     c.exprs["ts"] = c.time_sql
-    c.exprs["service"] = _service_sql(c, mapping, exclude=(message, *objects), objects=objects)
+    c.exprs["service"] = _service_sql(c, mapping, exclude=(message,))
     c.exprs["level"] = f"coalesce({', '.join(levels)})" if levels else said
     if levels and structured:
         # A level column comes first; a JSON line whose column is empty still has its own.
