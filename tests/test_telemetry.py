@@ -320,6 +320,33 @@ def test_csv_delimiters_are_read_from_the_header(tmp_path: Path, name: str, deli
         {"service": "api", "metric": "p95_ms", "value": 1.5}]
 
 
+def test_comment_lines_above_a_csv_header_are_skipped(tmp_path: Path) -> None:
+    # they were taken for the header: 'cannot read as CSV: line 3: Expected Number of Columns: 1 Found: 4'
+    path = tmp_path / "metrics.csv.gz"
+    path.write_bytes(gzip.compress("# exported by grafana\n\n# tz=UTC\nts,service,metric,value\n"
+                                   f"{iso(T0)},api,rps,1\n".encode()))
+    store = load_telemetry(metrics=path)
+    assert rows(store, "SELECT service, metric, value FROM metrics") == [{"service": "api", "metric": "rps",
+                                                                          "value": 1.0}]
+    assert store.warnings == []
+
+
+def test_a_log_lines_origin_counts_the_comment_lines_above_the_header(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "logs.csv", "# exported by grafana\n\nts,service,message",
+                     [f"{iso(T0)},api,started", "", f"{iso(T0)},api,bad,line", f"{iso(T0)},api,ready"])
+    store = load_telemetry(logs=path)
+    assert store.warnings == [f"{path}: 1 of 3 records of logs.csv unreadable (line 6), set aside"]
+    assert store.con.execute(f"SELECT line, message FROM ({store.log_origins_sql()})").fetchall() == [
+        (4, "started"), (7, "ready")]
+
+
+def test_numpys_commented_header_is_still_the_header(tmp_path: Path) -> None:
+    # `numpy.savetxt(..., header="ts,p95_ms", delimiter=",")` writes its header as a comment above the numbers
+    path = write_csv(tmp_path / "metrics.csv", "# produced by bench.py\n# ts,p95_ms", ["1714557600,1.5"])
+    assert rows(load_telemetry(metrics=path), "SELECT metric, value FROM metrics") == [
+        {"metric": "p95_ms", "value": 1.5}]
+
+
 def test_a_json_array_file(tmp_path: Path) -> None:
     path = tmp_path / "events.json"
     path.write_text(json.dumps([{"time": iso(T0), "app": "checkout", "kind": "deploy", "description": "v2"}]))

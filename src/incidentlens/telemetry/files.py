@@ -20,7 +20,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.apianswers import api_answer_kind
-from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.columns import CANDIDATES, literal, normalise, quote
 from incidentlens.telemetry.jaeger import starts_jaeger
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
@@ -151,6 +151,7 @@ class Source:
     skip_malformed: bool = False  # CSV: skip (counted) malformed lines instead of failing
     set_aside: tuple[tuple[str, tuple[int, ...]], ...] = ()  # CSV skipping them: each file's lines set aside
     repeated: tuple[Repeat, ...] = ()  # CSV, Parquet, JSON read line by line: names given twice
+    skip: int = 0  # CSV: the comment lines (`# ...`) and blank ones above its files' header (`csv_preamble`)
 
     @property
     def format_name(self) -> str:
@@ -175,10 +176,11 @@ def reader_sql(source: Source, extra_options: str = "") -> str:
         # Files of one group share a header, so one header read (in `with_schema`) serves every query and file.
         # DuckDB's parallel CSV reader loses good rows after a malformed one, so skipping is single-threaded.
         skipping = ", ignore_errors=true, parallel=false" if source.skip_malformed else ""
+        skipping += f", skip={source.skip}" if source.skip else ""
         return (f"read_csv({file_list}, auto_detect=false, header=true, delim={literal(source.delimiter)}, "
                 f"quote='\"', escape='\"', columns={columns}{skipping}{extra_options})")
     if source.fmt == "csv":
-        return f"read_csv({file_list}, all_varchar=true, header=true)"
+        return f"read_csv({file_list}, all_varchar=true, header=true, skip={source.skip})"
     if source.fmt == "parquet":
         return f"read_parquet({file_list}, union_by_name=true)"
     typed = f", columns={columns}" if source.text_columns else ""
@@ -520,13 +522,13 @@ def sources_for(files: Iterable[Path]) -> list[Source]:
     for path in files:
         fmt = file_format(path)
         if fmt in ("json", "jsonl"):
-            # as a CSV's first line is checked (`_first_line`): not 'N of N lines unreadable: not valid JSON'
+            # as a CSV's first line is checked (`csv_preamble`): not 'N of N lines unreadable: not valid JSON'
             refuse_unread_format(path, _first_bytes(path, 1 << 10))
         if fmt in ("csv", "text"):
             refuse_prometheus_text(path)
-        shape = _first_line(path) if fmt == "csv" else ""
+        shape = csv_preamble(path) if fmt == "csv" else (0, "")
         groups.setdefault((fmt, shape), []).append(path)
-    return [_source(fmt, paths) for (fmt, _), paths in groups.items()]
+    return [_source(fmt, paths, skip) for (fmt, (skip, _)), paths in groups.items()]
 
 
 def refuse_prometheus_text(path: Path) -> None:
@@ -544,9 +546,9 @@ def refuse_prometheus_text(path: Path) -> None:
                          "ts,service,metric,value")
 
 
-def _source(fmt: str, paths: list[Path]) -> Source:
+def _source(fmt: str, paths: list[Path], skip: int) -> Source:
     label = str(paths[0]) if len(paths) == 1 else f"{paths[0]} (and {len(paths) - 1} more)"
-    return Source(label, tuple(paths), fmt)
+    return Source(label, tuple(paths), fmt, skip=skip)
 
 
 def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
@@ -554,12 +556,12 @@ def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
     if source.table is not None:
         return source
     if source.fmt == "csv":
-        header = _first_line(source.files[0])
+        skip, header = csv_preamble(source.files[0])
         if re.fullmatch(r"sep=.", header, flags=re.IGNORECASE):
             raise InputError(f"{source.label}: line 1 {header!r} is Excel's delimiter hint, not a header: delete that "
                              "line")
         delimiter, names, repeated = csv_header(header)
-        return replace(source, delimiter=delimiter, text_columns=names, repeated=repeated)
+        return replace(source, delimiter=delimiter, text_columns=names, repeated=repeated, skip=skip)
     if source.fmt in ("json", "jsonl"):
         # DuckDB finds JSON fields in the first 20,480 records; a field first seen later would be left out, so
         # inputs small enough to scan in about a second are scanned whole.
@@ -668,17 +670,17 @@ def locate_first(
         ).fetchone()
         if row:
             skipped = dict(source.set_aside).get(str(single.files[0]), ()) if source.set_aside else ()
-            number = _record_number(row[0], skipped)
+            number = _record_number(row[0], skipped, source.skip)
             # a typed time as it reads, not as Python's repr (`datetime.datetime(1500, 1, 1, 0, 0)`)
             return single.label, number, str(row[1]) if isinstance(row[1], datetime) else row[1]
     return source.label, 0, None
 
 
-def _record_number(read: int, set_aside: Sequence[int]) -> int:
+def _record_number(read: int, set_aside: Sequence[int], skip: int = 0) -> int:
     """The record number of a CSV file's `read`-th record read past the lines `set_aside`, which its reader skipped
-    uncounted: the i-th of them, line L (the header line 1), has L - i - 1 records read before it (where no quoted
-    value before it spans lines)."""
-    return read + sum(1 for i, line in enumerate(sorted(set_aside), 1) if read >= line - i)
+    uncounted: the i-th of them, line L (the header line `skip` + 1, below the comment lines skipped), has
+    L - i - 1 - `skip` records read before it (where no quoted value before it spans lines)."""
+    return read + sum(1 for i, line in enumerate(sorted(set_aside), 1) if read >= line - i - skip)
 
 
 def _locate_first_line(
@@ -735,17 +737,60 @@ def _first_bytes(path: Path, count: int) -> bytes:
         raise InputError(f"{path}: cannot read: {err}") from None
 
 
-def _first_line(path: Path) -> str:
-    """The first line of a (possibly gzipped) text file; binary or non-UTF-8 content is an InputError."""
+def csv_preamble(path: Path) -> tuple[int, str]:
+    """(lines above the header, the header line) of a CSV file: the comment lines (`# exported by ...`) above it
+    are skipped, with blank lines among them, unless the last comment names more of the columns IncidentLens looks
+    for than the line after it (numpy's `savetxt(header=...)` writes `# ts,value` above its numbers: as before,
+    that line is the header, its first name `# ts`). Binary or non-UTF-8 content is an InputError."""
+    lines = _leading_lines(path)
+    above = next((i for i, line in enumerate(lines) if not _is_preamble(line)), None)
+    if not _is_preamble(lines[0]) or above is None:
+        return 0, lines[0]
+    last = max(i for i in range(above) if lines[i])
+    if _known_names(lines[last].lstrip("\ufeff#")) > _known_names(lines[above]):
+        return last, lines[last]
+    return above, lines[above]
+
+
+#: at most this many comment and blank lines are skipped above a CSV header
+MAX_PREAMBLE_LINES = 1000
+_KNOWN_NAMES = frozenset(name for names in CANDIDATES.values() for name in names)
+
+
+def _is_preamble(line: str) -> bool:
+    return not line or line.lstrip("\ufeff").startswith("#")
+
+
+def _known_names(line: str) -> int:
+    """How many of a header line's names are those of a role (`columns.CANDIDATES`)."""
+    return sum(1 for name in csv_header(line)[1] if normalise(name) in _KNOWN_NAMES)
+
+
+def _leading_lines(path: Path) -> list[str]:
+    """The first line of a (possibly gzipped) text file and, where it is a comment (`#`), the lines after it up to
+    the first that is neither a comment nor blank (at most MAX_PREAMBLE_LINES); each stripped. Binary or non-UTF-8
+    content is an InputError."""
+    lines: list[str] = []
     try:
         with open_bytes(path) as handle:
             raw = handle.readline(1 << 16)
-        refuse_unread_format(path, raw)
+            refuse_unread_format(path, raw)
+            while True:
+                lines.append(_decoded(path, len(lines) + 1, raw))
+                if not _is_preamble(lines[0]) or not _is_preamble(lines[-1]) or len(lines) > MAX_PREAMBLE_LINES:
+                    return lines
+                raw = handle.readline(1 << 16)
+                if not raw:
+                    return lines
+    except (OSError, EOFError) as err:
+        raise InputError(f"{path}: cannot read: {err}") from None
+
+
+def _decoded(path: Path, number: int, raw: bytes) -> str:
+    try:
         if b"\x00" in raw:
             raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL byte")
         return raw.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise InputError(f"{path}: cannot read as CSV: line 1: not UTF-8 text (a binary file or another encoding)")\
-            from None
-    except (OSError, EOFError) as err:
-        raise InputError(f"{path}: cannot read: {err}") from None
+        raise InputError(f"{path}: cannot read as CSV: line {number}: not UTF-8 text (a binary file or another "
+                         "encoding)") from None

@@ -44,6 +44,7 @@ from incidentlens.telemetry.files import (
     PathsArg,
     RejectedRows,
     Source,
+    csv_preamble,
     resolve_paths,
     sources_for,
 )
@@ -662,8 +663,9 @@ def _blank_lines(con: duckdb.DuckDBPyConnection, counted: dict[str, tuple[Path, 
             read = f"line NOT IN (SELECT skipped FROM _incidentlens_set_aside WHERE file = {literal(name)})"
             quotes = (f"sum(CASE WHEN {read} THEN length(text) - length(replace(text, '\"', '')) END) OVER "
                       "(ORDER BY line ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)")
+            header = csv_preamble(path)[0] + 1  # below the comment lines its reader skipped, blank ones too
             blank = (f"SELECT line FROM (SELECT line, text, coalesce({quotes}, 0) AS quotes FROM ({lines_sql(path)})) "
-                     "WHERE text IS NULL AND quotes % 2 = 0 AND line > 1")
+                     f"WHERE text IS NULL AND quotes % 2 = 0 AND line > {header}")
         scans.append(f"SELECT {literal(name)} AS file, line AS skipped, false AS set_aside FROM ({blank})")
     if not scans:
         return ""

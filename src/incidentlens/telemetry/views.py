@@ -365,7 +365,7 @@ def _numbered_sql(con: duckdb.DuckDBPyConnection, source: Source) -> str:
     file with bad ones, `set_aside_bad_json`) keeps its own."""
     if _has_lines(con, source):
         return f"SELECT * FROM {source.table}"
-    first = 1 if source.fmt == "csv" else 0  # a CSV file's header line
+    first = 1 + source.skip if source.fmt == "csv" else 0  # a CSV file's header line, below its comment lines
     if len(source.files) == 1:
         return f"SELECT *, CAST(row_number() OVER () + {first} AS INTEGER) AS {ORIGIN_LINE} FROM {source.from_sql}"
     if source.fmt == "csv" and source.text_columns:
