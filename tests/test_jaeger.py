@@ -133,6 +133,23 @@ def test_a_jaeger_span_without_its_duration_is_kept_and_counted(tmp_path: Path) 
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 3}]
 
 
+def test_a_jaeger_span_without_a_process_or_an_id_is_kept_and_counted(tmp_path: Path) -> None:
+    # filed under service 'global' and kept without its id in silence: 'global' looked like a service of its own
+    export = json.loads(json.dumps(EXPORT))
+    del export["data"][0]["spans"][2]["processID"]
+    del export["data"][0]["spans"][1]["spanID"]
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(export))
+
+    store = load_telemetry(traces=path)
+
+    assert store.warnings == [
+        f"{path}: column 'service': 1 spans with no process (no serviceName), filed under service 'global'",
+        f"{path}: column 'span_id': 1 spans with no span ID, kept (no span can name them its parent)"]
+    assert store.fetch("SELECT service FROM spans ORDER BY start_ts").column("service").to_pylist() == [
+        "frontend", "payments", "global"]
+
+
 @pytest.mark.parametrize(("answer", "says"), [
     ({"data": [], "total": 0, "limit": 0, "offset": 0, "errors": None},
      "a Jaeger answer with no traces (its query matched none)"),

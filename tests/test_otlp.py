@@ -138,6 +138,16 @@ def test_otlp_logs_read_severity_body_and_trace_context(tmp_path: Path) -> None:
                                                                           "value": {"intValue": "42"}}]}}
 
 
+def test_otlp_log_records_whose_resource_names_no_service_are_filed_under_global_and_counted(tmp_path: Path) -> None:
+    logs = json.loads(json.dumps(LOGS))
+    logs[0]["resourceLogs"][0]["resource"] = {"attributes": [{"key": "host.name", "value": {"stringValue": "n1"}}]}
+    path = write_lines(tmp_path / "logs.jsonl", logs)
+    store = load_telemetry(logs=path)
+    assert store.warnings == [f"{path}: column 'service': 2 rows whose resource has no service.name, filed under "
+                              "service 'global'"]
+    assert store.fetch("SELECT DISTINCT service FROM logs").to_pylist() == [{"service": "global"}]
+
+
 def test_otlp_metrics_read_gauges_sums_and_the_counts_of_histograms_and_summaries(tmp_path: Path) -> None:
     store = load_telemetry(metrics=write_lines(tmp_path / "metrics.json", METRICS))
 

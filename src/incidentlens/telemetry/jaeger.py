@@ -2,10 +2,10 @@
 [{"traceID", "spans": [...], "processes": {...}}, ...]}`, in one line or pretty-printed -> a DuckDB table of spans.
 
 A span's service is its process's `serviceName` (`processID` into the trace's `processes`, or the span's own
-`process`); its parent the span of its first `CHILD_OF` reference (else its first reference); `startTime` and
-`duration` are microseconds; it failed when its `error` tag is true or its `otel.status_code` tag is ERROR; its
-kind is its `span.kind` tag, a client or producer span's `peer` the service its tags name on the far side
-(`peers.peer_sql`). Everything is unnested in SQL (no Python loop over spans).
+`process`; NULL without one: the view files it under `global`, counted); its parent the span of its first `CHILD_OF`
+reference (else its first reference); `startTime` and `duration` are microseconds; it failed when its `error` tag is
+true or its `otel.status_code` tag is ERROR; its kind is its `span.kind` tag, a client or producer span's `peer` the
+service its tags name on the far side (`peers.peer_sql`). Everything is unnested in SQL (no Python loop over spans).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _spans_sql(path: Path) -> str:
         kinds AS (SELECT *, lower({_tag_sql('s', 'span.kind')}) AS span_kind FROM spans),
         calls AS (SELECT *, {attributes} AS attributes FROM kinds)
         SELECT lower(s->>'traceID') AS trace_id, lower(s->>'spanID') AS span_id,
-               lower({parent}->>'spanID') AS parent_id, coalesce({process}->>'serviceName', 'global') AS service,
+               lower({parent}->>'spanID') AS parent_id, {process}->>'serviceName' AS service,
                s->>'operationName' AS operation,
                {micros_time_sql("TRY_CAST(s->>'startTime' AS BIGINT)")} AS start_ts,
                TRY_CAST(s->>'duration' AS DOUBLE) / 1000 AS duration_ms,

@@ -1,14 +1,14 @@
 """OpenTelemetry's OTLP JSON file format (the collector's file exporter, `otlpjsonfile`): one `TracesData`,
 `LogsData` or `MetricsData` object per line -> a DuckDB table of spans, log records or metric points.
 
-Spans sit under `resourceSpans -> scopeSpans -> spans`, log records under `resourceLogs -> scopeLogs ->
-logRecords`, metric points under `resourceMetrics -> scopeMetrics -> metrics -> gauge|sum|histogram|
-exponentialHistogram|summary -> dataPoints`. Ids are hex text; int64 values (the `...UnixNano` times, `asInt`) are
-JSON strings or numbers; enums (span kind, status code, severity number) are integers. The service is the
-resource attribute `service.name`; a metric point's pod its `k8s.pod.name` (NULL without one). A client or
-producer span's `peer` is the service its attributes name on the far side (`peers.peer_sql`).
-Everything is unnested in SQL over the file's lines (no Python loop over rows); a line that is not JSON is set
-aside like a broken JSON-lines row.
+Spans sit under `resourceSpans -> scopeSpans -> spans`, log records under `resourceLogs -> scopeLogs -> logRecords`,
+metric points under `resourceMetrics -> scopeMetrics -> metrics -> gauge|sum|histogram| exponentialHistogram|summary
+-> dataPoints`. Ids are hex text; int64 values (the `...UnixNano` times, `asInt`) are JSON strings or numbers; enums
+(span kind, status code, severity number) are integers. The service is the resource attribute `service.name` (NULL
+without one: the view files it under `global`, counted); a metric point's pod its `k8s.pod.name` (NULL without one).
+A client or producer span's `peer` is the service its attributes name on the far side (`peers.peer_sql`). Everything
+is unnested in SQL over the file's lines (no Python loop over rows); a line that is not JSON is set aside like a
+broken JSON-lines row.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ def _items_sql(lines: str, resource_field: str, scope_field: str, items_field: s
 
 
 def _service_sql(resource: str) -> str:
-    return f"coalesce({_attribute_sql(resource, 'service.name')}, 'global')"
+    """The resource's `service.name`; NULL without one (the view files it under `global`, counted)."""
+    return _attribute_sql(resource, 'service.name')
 
 
 def _attribute_sql(resource: str, key: str) -> str:

@@ -751,6 +751,21 @@ def _service_sql(c: Canonical, mapping: dict[str, str], exclude: tuple[str, ...]
     return text
 
 
+#: what a row of a trace export lacks whose reader found no service (NULL), for the warning counting them
+_NO_SERVICE = {"jaeger": "spans with no process (no serviceName)", "zipkin": "spans with no localEndpoint.serviceName",
+               "otlp": "rows whose resource has no service.name"}
+
+
+def _unnamed_filed_as_global(c: Canonical) -> None:
+    """A trace export's rows that name no service (a Jaeger span without its process) filed under `global`, as a
+    file's rows without a service column are, and counted in a warning: not taken for a service's own."""
+    if c.source.fmt in _NO_SERVICE:
+        service = c.exprs["service"]
+        c.bad_values.append(("service", f"({service}) IS NULL", f"{_NO_SERVICE[c.source.fmt]}, filed under "
+                                                                  "service 'global'"))
+        c.exprs["service"] = f"coalesce({service}, 'global')"
+
+
 def _pod_column(c: Canonical, mapping: dict[str, str]) -> str | None:
     """The column naming the pod a metric row is of: the service column when it holds pod names, else a pod column
     beside it (`pod`, `pod_name`, `k8s.pod.name`, ...), else an `instance` column; None when the source names none."""
@@ -769,6 +784,7 @@ def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, st
     names = list(c.columns.types)
     c.exprs["ts"] = c.time_sql
     c.exprs["service"] = _service_sql(c, mapping)
+    _unnamed_filed_as_global(c)
     pod = _pod_column(c, mapping)
     _metric_values(con, c, mapping, names)
     # Each pod's samples stay apart (the analysis reads one series per pod), while the service stays the unit.
@@ -891,6 +907,7 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
               if sql]
     c.exprs["ts"] = c.time_sql
     c.exprs["service"] = _service_sql(c, mapping, exclude=(message,))
+    _unnamed_filed_as_global(c)
     c.exprs["level"] = f"coalesce({', '.join(levels)})" if levels else said
     if levels and structured:
         # A level column comes first; a JSON line whose column is empty still has its own.
@@ -1089,6 +1106,11 @@ def _spans(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]
     c.exprs["span_id"] = f"CAST({quote(required['span_id'])} AS VARCHAR)"
     c.exprs["parent_id"] = _parent_sql(parent) if parent else "CAST(NULL AS VARCHAR)"
     c.exprs["service"] = _service_sql(c, mapping, exclude=tuple(c.used))
+    _unnamed_filed_as_global(c)
+    for role, words in (("trace_id", "spans with no trace ID, kept (in no trace)"),
+                        ("span_id", "spans with no span ID, kept (no span can name them its parent)")):
+        written = f"nullif(trim(CAST({quote(required[role])} AS VARCHAR)), '')"
+        c.bad_values.append((required[role], f"{written} IS NULL", words))
     c.exprs["operation"] = f"CAST({quote(operation)} AS VARCHAR)" if operation else "CAST(NULL AS VARCHAR)"
     c.exprs["start_ts"] = c.time_sql
     c.exprs["duration_ms"] = _duration_sql(con, c, mapping)

@@ -1,12 +1,12 @@
 """Zipkin's JSON v2 span list (its API's `/api/v2/traces` and `/api/v2/trace/{id}`, the UI's "Download JSON"): a
 JSON array of spans, or of traces that are arrays of spans -> a DuckDB table of spans.
 
-A span's service is its `localEndpoint.serviceName`; `timestamp` and `duration` are microseconds; it failed when it
-has an `error` tag (Zipkin's rule, whatever its value); its kind is `kind` in lower case; a client or producer
-span's `peer` its `remoteEndpoint.serviceName`, else the service its tags name (`peers.peer_sql`), else the remote
-endpoint's address and port. A server span sharing
-its client's id (`shared`) is made that span's child (`_SHARED_SQL`). Everything is unnested in
-SQL (no Python loop over spans).
+A span's service is its `localEndpoint.serviceName` (NULL without one: the view files it under `global`, counted);
+`timestamp` and `duration` are microseconds; it failed when it has an `error` tag (Zipkin's rule, whatever its
+value); its kind is `kind` in lower case; a client or producer span's `peer` its `remoteEndpoint.serviceName`, else
+the service its tags name (`peers.peer_sql`), else the remote endpoint's address and port. A server span sharing its
+client's id (`shared`) is made that span's child (`_SHARED_SQL`). Everything is unnested in SQL (no Python loop over
+spans).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _spans_sql(path: Path) -> str:
         calls AS (SELECT *, CASE WHEN {calling_sql('span_kind')} THEN s->'tags' END AS tags FROM kinds),
         read AS (
         SELECT lower(s->>'traceId') AS trace_id, lower(s->>'id') AS span_id, lower(nullif(s->>'parentId', ''))
-               AS parent_id, coalesce(s->'localEndpoint'->>'serviceName', 'global') AS service,
+               AS parent_id, s->'localEndpoint'->>'serviceName' AS service,
                s->>'name' AS operation, {micros_time_sql("TRY_CAST(s->>'timestamp' AS BIGINT)")} AS start_ts,
                TRY_CAST(s->>'duration' AS DOUBLE) / 1000 AS duration_ms,
                coalesce(json_exists(s, '$.tags.error'), false) AS is_error, span_kind,
