@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import json
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -76,17 +78,48 @@ def test_an_empty_gzip_file_is_named(tmp_path: Path) -> None:
     assert load_error(logs=path).startswith(f"{path}: ")
 
 
-@pytest.mark.parametrize(("name", "line", "what"), [
-    ("logs.jsonl.gz", '{{"ts": "2024-05-01T10:00:{s:02d}Z", "msg": "ok {i}"}}', "JSON lines"),
-    ("logs.csv.gz", "2024-05-01T10:00:{s:02d}Z,ok {i}", "CSV")])
-def test_a_gzip_file_cut_short_is_named_once_with_what_happened_to_it(tmp_path: Path, name: str, line: str,
-                                                                      what: str) -> None:
-    # a copy that did not finish: DuckDB's "Unexpected end of GZIP stream: <the path again>"
-    text = "ts,msg\n" * (what == "CSV") + "".join(line.format(s=i % 60, i=i) + "\n" for i in range(3000))
+@pytest.mark.parametrize(("name", "line"), [
+    ("logs.jsonl.gz", '{{"ts": "2024-05-01T10:00:{s:02d}Z", "msg": "ok {i}"}}'),
+    ("logs.csv.gz", "2024-05-01T10:00:{s:02d}Z,ok {i}"),
+    ("app.log.gz", "2024-05-01 10:00:{s:02d} INFO ok {i}")])
+def test_a_gzip_file_cut_short_is_read_up_to_the_cut_and_said_so(tmp_path: Path, name: str, line: str) -> None:
+    # a copy that did not finish: the whole file was refused, the lines before the cut with it
+    header = "ts,msg\n" * name.endswith(".csv.gz")
+    text = header + "".join(line.format(s=i % 60, i=i) + "\n" for i in range(3000))
     whole = gzip.compress(text.encode())
     path = tmp_path / name
     path.write_bytes(whole[: len(whole) // 2])
-    assert load_error(logs=path) == (f"{path}: cannot read as {what}: the gzip stream ends early: the file is cut "
+    before_cut = zlib.decompressobj(wbits=31).decompress(path.read_bytes())
+    lines = before_cut.count(b"\n")
+
+    store = load_telemetry(logs=path)
+
+    assert store.warnings == [f"{path}: the gzip stream ends early: the file is cut short (a copy or download that "
+                              f"did not finish?): its first {lines:,} lines read; the start of line {lines + 1:,}, "
+                              "cut off, left out"]
+    entries = lines - len(header.splitlines())
+    assert store.fetch("SELECT count(*) AS n, max(message) AS last FROM logs").to_pylist() == [
+        {"n": entries, "last": max(f"ok {i}" for i in range(entries))}]
+
+
+def test_a_gzip_file_of_two_members_with_a_latin1_byte_is_read_whole(tmp_path: Path) -> None:
+    # as `cat monday.log.gz tuesday.log.gz` writes it: its UTF-8 copy is unzipped member after member
+    first = "ts,msg\n" + "".join(f"2024-05-01T10:00:{i:02d}Z,ok {i}\n" for i in range(30))
+    second = "2024-05-01T10:01:00Z,caf\xe9 closed\n2024-05-01T10:01:01Z,ok again\n"
+    path = tmp_path / "logs.csv.gz"
+    path.write_bytes(gzip.compress(first.encode()) + gzip.compress(second.encode("latin-1")))
+    store = load_telemetry(logs=path)
+    assert store.warnings == [f"{path}: 1 byte sequence(s) that are not UTF-8, the first on line 32, read as U+FFFD "
+                              "(the lines are kept)"]
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 32}]
+
+
+def test_a_json_document_cut_short_is_named_once_with_what_happened_to_it(tmp_path: Path) -> None:
+    # a JSON document has no records to read before the cut
+    whole = gzip.compress(json.dumps([{"ts": "2024-05-01T10:00:00Z", "msg": f"ok {i}"} for i in range(3000)]).encode())
+    path = tmp_path / "logs.json.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    assert load_error(logs=path) == (f"{path}: cannot read as JSON: the gzip stream ends early: the file is cut "
                                      "short (a copy or download that did not finish?)")
 
 

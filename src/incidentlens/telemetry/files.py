@@ -23,7 +23,9 @@ from incidentlens.telemetry.apianswers import api_answer_kind
 from incidentlens.telemetry.columns import CANDIDATES, literal, normalise, quote
 from incidentlens.telemetry.jaeger import starts_jaeger
 from incidentlens.telemetry.textlogs import (
+    GZIP_CUT_SHORT,
     UNKNOWN,
+    cut_short,
     detect_line_format,
     lines_sql,
     not_utf8,
@@ -636,8 +638,8 @@ def read_error(source: Source, err: duckdb.Error) -> InputError:
         detail = before_advice[-1] if before_advice else ""
         reason = f"line {csv_line.group(1)}: {detail}" if detail else f"line {csv_line.group(1)}"
     # DuckDB's words about gzip name the file again, and not what happened to it
-    if "end of GZIP stream" in reason:
-        reason = "the gzip stream ends early: the file is cut short (a copy or download that did not finish?)"
+    if cut_short(reason):
+        reason = GZIP_CUT_SHORT
     elif "not a GZIP stream" in reason:
         reason = "not gzip data, though its name ends in .gz (a plain file renamed?)"
     return InputError(f"{file}: cannot read as {source.format_name}: {reason}")

@@ -54,6 +54,7 @@ from incidentlens.telemetry.peers import inferred_spans_sql
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     TextLogOptions,
+    cut_short,
     lines_sql,
     not_utf8,
     read_text_log,
@@ -319,8 +320,8 @@ class TelemetryStore:
             table = f"_logs_text_{len(self._parts.get(view, []))}"
             try:
                 fmt = read_text_log(self.con, path, table, options, zone=self.timezone or "")
-            except duckdb.Error as err:
-                if not not_utf8(err):
+            except (duckdb.Error, InputError) as err:
+                if not (not_utf8(err) or cut_short(err)):
                     raise
                 fmt = read_text_log(self.con, self._as_utf8(path), table, options, label=path,
                                     zone=self.timezone or "")
@@ -380,12 +381,12 @@ class TelemetryStore:
     def _as_utf8(self, path: Path) -> Path:
         """`path` as UTF-8 text, its bytes that are not UTF-8 replaced by U+FFFD and counted in a warning: a reader
         refuses the whole file for one such line (Latin-1 text, a binary payload in a log message), which would
-        lose every other line of it. The copy lives as long as the store."""
+        lose every other line of it; so too for a gzip stream cut short, whose lines before the cut are read (the
+        warning says how many). The copy lives as long as the store."""
         if not self._scratches:
             self._scratches.append(tempfile.TemporaryDirectory(prefix="incidentlens-utf8-"))
         copy = utf8_copy(path, Path(self._scratches[0].name))
-        if copy.replaced:
-            self.warnings.append(copy.note(path))
+        self.warnings.extend(copy.notes(path))
         return copy.path
 
     def _naming_originals(self, copies: dict[Path, Path], read: Callable[[], list[Built]]) -> list[Built]:
@@ -426,7 +427,8 @@ class TelemetryStore:
             try:
                 selects = build(source)
             except (InputError, duckdb.Error) as err:
-                if not (raw and not_utf8(err)):
+                # a JSON document cut short holds no records to read: the error says it is cut short
+                if not (raw and (not_utf8(err) or (cut_short(err) and source.fmt in ("csv", "jsonl")))):
                     raise
                 copies = {self._as_utf8(path): path for path in source.files}
                 selects = self._naming_originals(copies, lambda: build(replace(source, files=tuple(copies))))

@@ -23,6 +23,8 @@ import codecs
 import gzip
 import re
 import tempfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -354,8 +356,10 @@ def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
     try:
         with open_bytes(path) as handle:
             raw = [handle.readline(1 << 16) for _ in range(count)]
-    except (OSError, EOFError) as err:
+    except OSError as err:
         raise InputError(f"{path}: cannot read: {err}") from None
+    except EOFError:
+        raise InputError(f"{path}: cannot read: {GZIP_CUT_SHORT}") from None
     nul, read = [number for number, line in enumerate(raw, 1) if b"\x00" in line], sum(1 for line in raw if line)
     refuse_unread_format(path, raw[0])
     if len(nul) > BINARY_SHARE * read:
@@ -486,6 +490,17 @@ def _level_sql(fmt: LineFormat) -> str:
 _NOT_UTF8 = ("Invalid unicode", "invalid UTF-8")
 
 
+#: what IncidentLens says of a gzip stream that ends before its end marker
+GZIP_CUT_SHORT = "the gzip stream ends early: the file is cut short (a copy or download that did not finish?)"
+# ... and DuckDB's words for it
+_CUT_SHORT = ("Unexpected end of GZIP stream", GZIP_CUT_SHORT)
+
+
+def cut_short(err: Exception | str) -> bool:
+    """Whether a reader failed on a gzip stream cut short (a copy that did not finish, a log rotated mid-write)."""
+    return any(marker in str(err) for marker in _CUT_SHORT)
+
+
 def not_utf8(err: Exception | str) -> bool:
     """Whether a reader failed (or rejected a line) on bytes that are not UTF-8: a Latin-1 name, a binary payload
     in one log line."""
@@ -495,37 +510,79 @@ def not_utf8(err: Exception | str) -> bool:
 @dataclass(frozen=True)
 class Utf8Copy:
     """A text file rewritten as UTF-8: where, and what was replaced (`replaced` byte sequences, the first on
-    `first_line`, 1-based)."""
+    `first_line`, 1-based); of a gzip stream cut short, `lines` whole lines kept (`cut`), and whether part of the
+    next was read (`partial`), left out."""
 
     path: Path
     replaced: int
     first_line: int
+    cut: bool = False
+    lines: int = 0
+    partial: bool = False
 
-    def note(self, original: Path) -> str:
-        return (f"{original}: {self.replaced} byte sequence(s) that are not UTF-8, the first on line "
-                f"{self.first_line}, read as U+FFFD (the lines are kept)")
+    def notes(self, original: Path) -> list[str]:
+        """The warnings about the copy of `original`: bytes replaced, a stream cut short."""
+        said = [f"{original}: {self.replaced} byte sequence(s) that are not UTF-8, the first on line "
+                f"{self.first_line}, read as U+FFFD (the lines are kept)"] if self.replaced else []
+        if self.cut:
+            left_out = f"; the start of line {self.lines + 1:,}, cut off, left out" if self.partial else ""
+            said.append(f"{original}: {GZIP_CUT_SHORT}: its first {self.lines:,} lines read{left_out}")
+        return said
 
 
 def utf8_copy(path: Path, folder: Path) -> Utf8Copy:
     """`path` (gzipped or not) as plain UTF-8 text in `folder`, each byte sequence that is not UTF-8 replaced by
-    U+FFFD, so a reader that refuses the file reads every line of it. Streams in 1 MiB chunks."""
+    U+FFFD, so a reader that refuses the file reads every line of it; of a gzip stream cut short, its whole lines
+    before the cut (a reader refuses the whole file). Streams in 1 MiB chunks, each written up to its last line
+    break."""
     # a name of its own (mkstemp creates it, so no other copy or file in `folder` is overwritten), ending as the
     # file's name does
     handle, target = tempfile.mkstemp(suffix=f"-{path.name.removesuffix('.gz')}", dir=folder)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     replaced, first_line, newlines = 0, 0, 0
-    with open_bytes(path) as source, open(handle, "w", encoding="utf-8", newline="") as out:
-        while chunk := source.read(1 << 20):
+    chunks, pending = _Chunks(path), []  # pending: the text after the last line break written
+    with open(handle, "w", encoding="utf-8", newline="") as out:
+        for chunk in chunks:
             text, bad, offset = _decode_replacing(decoder, chunk)
             if bad and not replaced:
                 first_line = newlines + chunk[:offset].count(b"\n") + 1
             replaced += bad
             newlines += chunk.count(b"\n")
-            out.write(text)
+            end = text.rfind("\n") + 1
+            if end:
+                out.write("".join(pending) + text[:end])
+                pending = []
+            pending.append(text[end:])
+        if chunks.cut:
+            return Utf8Copy(Path(target), replaced, first_line, cut=True, lines=newlines, partial=any(pending))
         text, bad, _ = _decode_replacing(decoder, b"", final=True)
         replaced, first_line = replaced + bad, first_line or (newlines + 1 if bad else 0)
-        out.write(text)
+        out.write("".join(pending) + text)
     return Utf8Copy(Path(target), replaced, first_line)
+
+
+class _Chunks:
+    """A file's bytes in chunks, gunzipped (each of its members) where it is gzipped; `cut`, once read: its gzip
+    stream ended before its end marker, the chunks holding what it held up to there (Python's gzip reader raises
+    there, losing the chunk it was reading)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.cut = path, False
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as raw:
+            if not is_gzip(self.path):
+                while chunk := raw.read(1 << 20):
+                    yield chunk
+                return
+            unzip = zlib.decompressobj(wbits=31)
+            while data := raw.read(1 << 20):
+                while data:
+                    if unzip.eof:  # the next member of a gzip file written in parts (`cat a.gz b.gz`)
+                        unzip = zlib.decompressobj(wbits=31)
+                    yield unzip.decompress(data)
+                    data = unzip.unused_data if unzip.eof else b""
+            self.cut = not unzip.eof
 
 
 def _decode_replacing(decoder: codecs.IncrementalDecoder, chunk: bytes,
