@@ -598,6 +598,21 @@ def test_events_view(tmp_path: Path) -> None:
         {"ts": T0, "service": "checkout", "kind": "deploy", "description": "deploy v2.3.1", "version": "2.3.1"}]
 
 
+def test_an_events_file_whose_kind_and_description_are_not_found_says_which_columns_it_has(tmp_path: Path) -> None:
+    # they were NULL in silence: each event was `event` on the timeline
+    path = write_csv(tmp_path / "changes.csv", "ts,app,change,note", [f"{iso(T0)},checkout,deploy,v2.3.1"])
+    store = load_telemetry(events=path)
+    assert rows(store, "SELECT kind, description, change, note FROM events") == [
+        {"kind": None, "description": None, "change": "deploy", "note": "v2.3.1"}]
+    assert store.warnings == [
+        f"{path}: no kind or description column (looked for kind: kind, type, eventtype, event, category, action; "
+        "description: description, desc, details, summary, message, msg, text, body): its events are read without "
+        "either; its other columns: change, note; use --map kind=COLUMN --map description=COLUMN"]
+    mapped = load_telemetry(events=path, mapping={"kind": "change", "description": "note"})
+    assert rows(mapped, "SELECT kind, description FROM events") == [{"kind": "deploy", "description": "v2.3.1"}]
+    assert mapped.warnings == []
+
+
 # --- the store -------------------------------------------------------------------------------------------------------
 
 

@@ -188,6 +188,7 @@ class Canonical:
     # columns holding JSON objects in some rows, read by their fields (`service.name`), and by their plain values
     # (`_plain_sql`) where a row has one: `"service": "web"` beside `"service": {"name": "api"}`
     objects: frozenset[str] = frozenset()
+    notes: list[str] = field(default_factory=list)  # warnings about the source as a whole, not counted rows
 
     def column_sql(self, name: str) -> str:
         """A source column, or a nested field, as SQL reads it."""
@@ -514,6 +515,7 @@ def _build(
     {"metrics": _metrics, "logs": _logs, "spans": _spans, "events": _events, "calls": _calls}[view](
         con, canonical, mapping)
     canonical.add_rest()
+    warnings.extend(canonical.notes)
     _check_repeats(canonical, warnings)
     warnings.extend(f"{source.label}: column {name!r}: read as text, not as numbers{columns.comma_hint(name)}"
                     for name in columns.decimal_comma if not columns.is_number(name))
@@ -1264,11 +1266,21 @@ def _events(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str
     names = list(c.columns.types)
     c.exprs["ts"] = c.time_sql
     c.exprs["service"] = _service_sql(c, mapping)
+    missing = []
     for role in ("kind", "description"):
         column = find_column(names, role, mapping, exclude=c.used)
         c.exprs[role] = f"CAST({quote(column)} AS VARCHAR)" if column else "CAST(NULL AS VARCHAR)"
         if column:
             c.used.add(column)
+        else:
+            missing.append(role)
+    if missing:
+        # an event without them is `event` on the timeline: the file's own columns, to map the one meant
+        looked = "; ".join(f"{role}: {', '.join(CANDIDATES[role])}" for role in missing)
+        others = ", ".join(name for name in names if name not in c.used and name not in _ORIGIN) or "none"
+        c.notes.append(f"{c.source.label}: no {' or '.join(missing)} column (looked for {looked}): its events are "
+                       f"read without {'either' if len(missing) > 1 else 'one'}; its other columns: {others}; use "
+                       + " ".join(f"--map {role}=COLUMN" for role in missing))
 
 
 @dataclass(frozen=True)
