@@ -412,6 +412,20 @@ def test_a_saved_loki_answer_reads_as_logs(tmp_path: Path, level_label: str | No
         load_telemetry(metrics=path)
 
 
+def test_a_null_line_of_a_saved_loki_answer_is_no_text_and_counted(tmp_path: Path) -> None:
+    # it read as the text 'None'
+    answer = json.loads(saved_loki_answer(tmp_path / "loki.json", None).read_text())
+    answer["data"]["result"][0]["values"][1][1] = None
+    path = tmp_path / "null.json"
+    path.write_text(json.dumps(answer))
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT message FROM logs ORDER BY ts").column("message").to_pylist() == [None,
+                                                                                                   "card declined"]
+    assert store.warnings == [f"{path}: 1 of 2 log lines are null (no text), kept with no message"]
+
+
 def test_the_templates_of_a_saved_loki_answer_are_mined_with_each_lines_place(tmp_path: Path) -> None:
     # `incidentlens templates --logs loki.json` failed with a traceback: its lines say no file and line of their own
     path = saved_loki_answer(tmp_path / "loki.json", None)

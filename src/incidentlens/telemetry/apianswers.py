@@ -97,7 +97,8 @@ def read_loki_answer(path: Path) -> pa.Table:
             "ts": arrays.time_array(nanos // 1000, "us"),
             "service": arrays.repeated_strings([service or (service_of_pod(pod) if pod else "global")], lines),
             "level": arrays.repeated_strings([level], lines),
-            "message": arrays.string_array(values[:, 1].astype(str).tolist()),
+            # a null line is NULL, not the text 'None' (counted by the store)
+            "message": arrays.string_array([None if line is None else str(line) for line in values[:, 1].tolist()]),
         }))
     if not tables:
         raise InputError(f"{path}: a Loki answer with no log lines")

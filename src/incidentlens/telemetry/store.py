@@ -369,7 +369,11 @@ class TelemetryStore:
         for path in source.files:
             if view != holds:
                 raise InputError(f"{path}: holds {what}: pass it with {option_for(holds)}")
-            self.add_arrow(view, read(path), label=str(path))
+            table = read(path)
+            if "message" in table.column_names and table["message"].null_count:
+                self.warnings.append(f"{path}: {table['message'].null_count:,} of {len(table):,} log lines are null "
+                                     "(no text), kept with no message")
+            self.add_arrow(view, table, label=str(path))
 
     def _drop_tables(self, prefix: str) -> None:
         """Drop the tables whose names start with `prefix` (a source's raw rows, once selected from)."""
