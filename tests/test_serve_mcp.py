@@ -68,7 +68,9 @@ def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
     assert found["templates"]["templates"] and found["templates"]["incident_window"]["start"].startswith("2024-05-01")
     assert found["drop"].is_error and "SELECT" in found["drop"].content[0].text
     assert found["bad_at"].is_error and "at 'teatime': cannot parse as a time" in found["bad_at"].content[0].text
-    assert found["bad_sensitivity"].is_error and "--sensitivity 'extreme'" in found["bad_sensitivity"].content[0].text
+    # the tool's parameter, not the CLI's flag (`--sensitivity`)
+    assert found["bad_sensitivity"].is_error and found["bad_sensitivity"].content[0].text.startswith(
+        "Error executing tool detect: sensitivity 'extreme': use low, medium, high")
     assert found["low"]["detection"]["sensitivity"].startswith("low: opening bar 7 robust σ")
     assert "note" not in found["analysis"] and "note" not in found["low"]
     assert found["late"]["note"].startswith("the alert time 2024-05-09T03:10:00Z lies outside the data (2024-05-01")

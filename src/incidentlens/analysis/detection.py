@@ -73,10 +73,11 @@ SENSITIVITY = {"low": 7.0, "medium": 5.0, "high": 4.0}
 MAX_OPENING_BAR = 30.0  # the normal tail past about 38 σ is below the smallest float: the bars could not be set
 
 
-def settings_for(sensitivity: str | float | None) -> RobustSettings:
+def settings_for(sensitivity: str | float | None, option: str = "--sensitivity") -> RobustSettings:
     """The settings for a `--sensitivity` (low, medium, high, or the opening bar itself as a number): the opening
     bar, and the history bar's and the tail bar's factors scaled by the same ratio to the default (high: 1.04 x the
-    third-largest earlier peak instead of 1.3 x, 0.8 x the tail bar)."""
+    third-largest earlier peak instead of 1.3 x, 0.8 x the tail bar). `option`: what a bad value's error calls it
+    (an MCP tool's parameter, `sensitivity`)."""
     if sensitivity is None:
         return DEFAULT_SETTINGS
     if isinstance(sensitivity, str) and sensitivity in SENSITIVITY:
@@ -85,10 +86,10 @@ def settings_for(sensitivity: str | float | None) -> RobustSettings:
         try:
             bar = float(sensitivity)
         except ValueError:
-            raise InputError(f"--sensitivity {sensitivity!r}: use low, medium, high or a number of robust σ "
+            raise InputError(f"{option} {sensitivity!r}: use low, medium, high or a number of robust σ "
                              f"(medium = {SENSITIVITY['medium']:g})") from None
         if not DEFAULT_SETTINGS.extend_threshold < bar <= MAX_OPENING_BAR:
-            raise InputError(f"--sensitivity {bar:g}: the opening bar must be above "
+            raise InputError(f"{option} {bar:g}: the opening bar must be above "
                              f"{DEFAULT_SETTINGS.extend_threshold:g} robust σ and at most {MAX_OPENING_BAR:g}")
     ratio = bar / DEFAULT_SETTINGS.open_threshold
     return replace(DEFAULT_SETTINGS, open_threshold=bar, history_factor=DEFAULT_SETTINGS.history_factor * ratio,

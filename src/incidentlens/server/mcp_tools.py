@@ -206,7 +206,7 @@ def build_mcp(sources: Sources, state: StateDB | None, opened: OpenedStore | Non
         from incidentlens.analysis.detection import settings_for
 
         anchor = _time(at)
-        settings_for(sensitivity)
+        settings_for(sensitivity, option="sensitivity")  # a tool's parameter, not the CLI's flag
         with kept.reading(anchor) as store:
             return _noted(run_analysis(store, at=anchor, onset=onset, sensitivity=sensitivity).to_dict(), store,
                           anchor)
@@ -222,7 +222,7 @@ def build_mcp(sources: Sources, state: StateDB | None, opened: OpenedStore | Non
         from incidentlens.analysis.detection import settings_for
 
         anchor = _time(at)
-        settings_for(sensitivity)
+        settings_for(sensitivity, option="sensitivity")  # a tool's parameter, not the CLI's flag
         with kept.reading(anchor) as store:
             return _noted(run_detect(store, metrics=metrics or None, at=anchor, sensitivity=sensitivity).to_dict(),
                           store, anchor)
