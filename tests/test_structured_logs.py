@@ -288,6 +288,29 @@ def test_a_json_lines_file_with_nested_fields_reads_its_level_and_service(
     ]
 
 
+def test_a_loggers_name_is_the_service_where_no_column_names_one(tmp_path: Path) -> None:
+    # python-json-logger's `name` (the logger's: `logging.getLogger("payments.api")`) was left aside: every line's
+    # service was `global`
+    path = tmp_path / "app.jsonl"
+    path.write_text("".join(json.dumps({"asctime": f"2022-08-23 13:28:0{i},250", "levelname": "ERROR",
+                                        "name": name, "message": "SMTP refused"}) + "\n"
+                            for i, name in enumerate(["payments.api", "payments.db"])))
+    assert load_telemetry(logs=path).fetch("SELECT service FROM logs ORDER BY ts").column("service").to_pylist() == [
+        "payments.api", "payments.db"]
+
+
+@pytest.mark.parametrize(("record", "service"), [
+    ({"service": "payments", "levelname": "ERROR", "name": "payments.api"}, "payments"),  # a service column first
+    ({"level": "error", "name": "alice"}, "global"),  # a `name` without the logging record's `levelname`: a user's
+    ({"level": "error", "logger": "payments.api"}, "payments.api"),  # structlog's
+])
+def test_a_logger_name_is_read_as_the_service_only_where_it_is_one(tmp_path: Path, record: dict,
+                                                                   service: str) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_text(json.dumps({"ts": iso(T0), **record, "message": "card declined"}) + "\n")
+    assert load_telemetry(logs=path).fetch("SELECT service FROM logs").column("service").to_pylist() == [service]
+
+
 def test_python_json_loggers_asctime_is_the_time(tmp_path: Path) -> None:
     # `JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")`: it was "no time column", and with
     # --map time=asctime "cannot parse '2022-08-23 13:28:00,250' as a time"

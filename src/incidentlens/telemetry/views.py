@@ -909,6 +909,10 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
               if sql]
     c.exprs["ts"] = c.time_sql
     c.exprs["service"] = _service_sql(c, mapping, exclude=(message,))
+    logger = _logger_column(c, names) if c.exprs["service"] == "'global'" else None
+    if logger is not None:
+        c.exprs["service"] = f"coalesce(nullif(trim(CAST({quote(logger)} AS VARCHAR)), ''), 'global')"
+        c.used.add(logger)
     _unnamed_filed_as_global(c)
     c.exprs["level"] = f"coalesce({', '.join(levels)})" if levels else said
     if levels and structured:
@@ -919,6 +923,19 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     c.exprs["message"] = message_sql
     c.exprs.update(origin)
     c.used.update({message} | ({level} if level else set()) | ({plain_level} if plain_level else set()))
+
+
+#: a logger's name, the service of a log line where no column names one (`payments.api`): structlog's `logger`,
+#: logstash's `logger_name`
+_LOGGER_KEYS = ("logger", "loggername")
+
+
+def _logger_column(c: Canonical, names: list[str]) -> str | None:
+    """The column naming a log line's logger, if any: `logger`, `logger_name`, or python-json-logger's `name`
+    beside its `levelname` (the standard library's record attributes: no other `name`, a user's, say)."""
+    by_key = {normalise(name): name for name in reversed(names) if name not in c.used}
+    column = next((by_key[key] for key in _LOGGER_KEYS if key in by_key), None)
+    return column or (by_key.get("name") if "levelname" in by_key else None)
 
 
 def _plain_sql(column: str) -> str:
