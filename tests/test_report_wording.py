@@ -10,7 +10,7 @@ from incidentlens.analysis.shifts import MetricShift
 from incidentlens.analysis.verdict import services_showing
 from incidentlens.report import build_postmortem, executive_summary, runbook_checklist, write_reports
 from incidentlens.report.formatting import readable_quotes
-from incidentlens.report.playbooks import kind_label, playbook, runbook_for
+from incidentlens.report.playbooks import kind_label, mitigations_for, playbook, runbook_for
 from incidentlens.report.render_markdown import render_markdown
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis, top_cause_analysis
 
@@ -636,3 +636,14 @@ def test_a_second_independent_suspect_is_named_in_the_summary_the_certainty_and_
                for f in pm.contributing_factors)
     assert not any("not retained as the root cause" in f.description for f in pm.contributing_factors)
     assert pm.grounding.issues == []
+
+
+def test_a_services_name_ending_in_s_takes_an_apostrophe_alone() -> None:
+    # "raise payments's pool size", "payments's requests now end right after calling it"
+    steps = runbook_for("connection_pool_exhaustion", "payments")
+    actions = mitigations_for("connection_pool_exhaustion", ["payments"])
+    assert any("payments' pool size" in step for step in steps)
+    assert actions[0].description.startswith("Give payments' connection pool headroom")
+    assert not any("payments's" in text for text in [*steps, *(a.description for a in actions)])
+    assert mitigations_for("connection_pool_exhaustion", ["checkout"])[0].description.startswith(
+        "Give checkout's connection pool headroom")

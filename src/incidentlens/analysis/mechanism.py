@@ -24,6 +24,7 @@ from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import Span
 from incidentlens.analysis.shifts import MetricShift
 from incidentlens.analysis.units import three_figures
+from incidentlens.analysis.words import possessive
 from incidentlens.telemetry import sql_ts
 
 KINDS = (
@@ -80,7 +81,7 @@ RATIO_NAME = r"(?i)ratio|utili[sz]|usage_?rate|fraction|saturation"
 MECHANISMS: dict[str, str] = {
     "connection_pool_exhaustion": "{s} ran out of database connections: requests queued for the pool and timed out, "
     "and the services calling it failed behind it",
-    "cache_miss_storm": "{s}'s cache stopped absorbing reads: misses surged and pushed the load onto the backing "
+    "cache_miss_storm": "{whose} cache stopped absorbing reads: misses surged and pushed the load onto the backing "
     "store, slowing everything behind it",
     "bad_deploy": "a change to {s} shortly before the onset{trigger} introduced failures that propagated to its "
     "callers",
@@ -89,7 +90,7 @@ MECHANISMS: dict[str, str] = {
     # the same kind when only its memory near the limit was seen: the restarts are the risk, not a fact
     "memory_near_limit": "{s} ran its memory near its limit, where an out-of-memory kill restarts it and drops "
     "in-flight requests",
-    "provider_throttling": "{s}'s calls to a third-party provider were throttled, failing only the requests that "
+    "provider_throttling": "{whose} calls to a third-party provider were throttled, failing only the requests that "
     "depend on it",
     # what saturation does, not what was seen: its callers' latency is not measured here ("seen:" follows)
     "cpu_saturation": "{s} saturated its CPU, where requests queue and slow down, its callers' with them",
@@ -382,7 +383,8 @@ def mechanism_sentence(service: str, classification: Classification, trigger: di
     template = "memory_near_limit" if classification.kind == "oom_restart_loop" and not classification.restart_seen \
         else classification.kind
     sentence = MECHANISMS[template].format(
-        s=service, trigger=trigger_text, region=classification.region or "one region", moved=moved_text
+        s=service, whose=possessive(service), trigger=trigger_text, region=classification.region or "one region",
+        moved=moved_text
     )
     if classification.seen:
         sentence += f"; seen: {'; '.join(classification.seen[:2])}"

@@ -60,6 +60,7 @@ from incidentlens.analysis.shifts import (
     log_surge_sql,
 )
 from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH, TraceSignal
+from incidentlens.analysis.words import possessive
 from incidentlens.telemetry import sql_ts
 
 TOP = 3
@@ -319,7 +320,7 @@ def _add_cut_at(callee: ServiceSignals, caller: TraceSignal) -> None:
     callee.cut_strength = combined_z(list(callee.cut_at_by.values()))
     callee.cut_onset = min((t for t in (callee.cut_onset, caller.onset) if t is not None), default=None)
     callee.evidence.extend((caller.cut_evidence, caller.evidence))
-    said = f"{caller.service}'s requests now end right after calling it ({caller.describe()})"
+    said = f"{possessive(caller.service)} requests now end right after calling it ({caller.describe()})"
     callee.trace_change = f"{callee.trace_change}; {said}" if callee.trace_change else said
 
 
@@ -666,7 +667,7 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
 def _mechanism(name: str, classification: Classification, trigger: dict[str, Any] | None, s: ServiceSignals) -> str:
     """The mechanism in one sentence, with the change the traces (or call metrics) showed, or the burst that ended."""
     if classification.kind == NETWORK_DELAY:
-        sentence = f"{name}'s calls were delayed on the network while its own work kept its pace"
+        sentence = f"{possessive(name)} calls were delayed on the network while its own work kept its pace"
     elif s.untraced and not s.observed and classification.kind == UNDETERMINED:
         sentence = UNTRACED.format(s=name)
     else:

@@ -85,6 +85,7 @@ from incidentlens.analysis.periods import (
 )
 from incidentlens.analysis.templates import DRAIN_SIMILARITY, mine_templates
 from incidentlens.analysis.units import three_figures
+from incidentlens.analysis.words import possessive
 from incidentlens.telemetry import arrays
 from incidentlens.telemetry.columns import normalise
 
@@ -987,8 +988,8 @@ def _where_cut(store: Any, window: Span, baseline: Span, signal: TraceSignal) ->
     signal.last_call, signal.last_callee = last_call, row["callee"]
     signal.cut_requests, signal.last_call_share = cut_requests, share
     signal.last_callee_share = round(cut_callee_share(row), 4)
-    item = Evidence.make("trace", f"where {signal.service}'s requests without {_short(signal.event)} were cut: "
-                                  f"after {_short(last_call)} ({share:.0%} of {cut_requests})", sql,
+    item = Evidence.make("trace", f"where {possessive(signal.service)} requests without {_short(signal.event)} were "
+                                  f"cut: after {_short(last_call)} ({share:.0%} of {cut_requests})", sql,
                          {"service": signal.service, "lost_call": signal.event, "last_call": last_call,
                           "requests": requests, "cut_requests": cut_requests, "last_call_share": share,
                           "callee_share_of_the_new_cuts": signal.last_callee_share})

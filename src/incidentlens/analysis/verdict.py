@@ -26,7 +26,7 @@ from incidentlens.analysis.rootcause import MORE_LIKELY_THAN_NOT, STANDS_OUT, Hy
 from incidentlens.analysis.shifts import SHIFT_THRESHOLD, MetricShift
 from incidentlens.analysis.spans import SIGNIFICANT_STRENGTH
 from incidentlens.analysis.timeline import ServiceOnset
-from incidentlens.analysis.words import listed
+from incidentlens.analysis.words import listed, possessive
 
 __all__ = ["MORE_LIKELY_THAN_NOT", "STANDS_OUT", "Verdict", "decide"]  # the bars are the ranking's (`rootcause`)
 #: services listed with what they showed
@@ -110,8 +110,8 @@ def decide(hypotheses: list[Hypothesis], signals: dict[str, ServiceSignals], che
         others = len({h.service for h in hypotheses} - {top.service})
         return inconclusive(reason=f"{NO_SINGLE_ROOT_CAUSE}: {top.service} leads at {top.confidence:.0%}, no more "
                                    f"likely than the {others} other candidates and none of these together"
-                                   + (f" ({beside.service}'s {beside.confidence:.0%} set aside: {_beside(beside)})"
-                                      if beside else ""))
+                                   + (f" ({possessive(beside.service)} {beside.confidence:.0%} set aside: "
+                                      f"{_beside(beside)})" if beside else ""))
     return Verdict(status=ROOT_CAUSE, service=top.service, checked=checked, services=showing, unexplained=unexplained,
                    second=second,
                    reason=f"{top.service} stands out: {top.confidence:.0%}"
@@ -133,8 +133,8 @@ def _cut_between(close: list[str], signals: dict[str, ServiceSignals]) -> str:
     if pair is None:
         return ""
     caller, callee = pair
-    return (f": {caller}'s requests now end right after calling {callee}, which {callee} returning an error or a wrong "
-            f"value does as surely as a failure of {caller}'s own after the call")
+    return (f": {possessive(caller)} requests now end right after calling {callee}, which {callee} returning an "
+            f"error or a wrong value does as surely as a failure of {possessive(caller)} own after the call")
 
 
 def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_its_own: bool,
@@ -154,7 +154,7 @@ def _why_not_alone(service: str, signals: dict[str, ServiceSignals], stands_on_i
                 "else it shows (errors of its own, a resource near its limit) says the cut is its own")
     if service in signals and signals[service].cut_at_only:
         callers = sorted(signals[service].cut_at_by)
-        whose = f"{callers[0]}'s" if len(callers) == 1 else f"those of {listed(callers)}"
+        whose = possessive(callers[0]) if len(callers) == 1 else f"those of {listed(callers)}"
         return (f"what points at {service} is that requests, {whose}, now end right after calling it; a failure of "
                 f"the caller's own after that call cuts them there as well, and nothing {service} shows of its own "
                 "(errors, a resource near its limit) says the cut is its own")

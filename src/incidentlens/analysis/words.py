@@ -1,4 +1,5 @@
-"""Lists of names as a sentence says them, for the analysis' reasons and the review alike."""
+"""Lists of names, and a name's possessive, as a sentence says them, for the analysis' reasons and the review
+alike."""
 
 from __future__ import annotations
 
@@ -14,3 +15,8 @@ def listed(names: Sequence[str], word: str = "and") -> str:
 def counted(n: int, noun: str) -> str:
     """`1 service`, `0 services`, `3 services`: a count with its noun in the number it takes."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def possessive(name: str) -> str:
+    """`checkout's`, and of a name ending in s, `payments'` (not `payments's`)."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"

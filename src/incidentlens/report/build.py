@@ -684,8 +684,8 @@ class _Builder:
         if said:
             text = _capitalized(said) + text[0].lower() + text[1:]
         if self.over:
-            text += (f" What moved, {self.top.service}'s {self.over.words()}, was a burst that ended: what was "
-                     "measured here is not an impact still under way.")
+            text += (f" What moved, {fmt.possessive(self.top.service)} {self.over.words()}, was a burst that ended: "
+                     "what was measured here is not an impact still under way.")
         return impact.model_copy(update={"narrative": self._narrate("impact", text)})
 
     def _summary_text(self, impact: Impact) -> str:
@@ -819,7 +819,7 @@ class _Builder:
             return said
         if len(test.get("onsets") or {}) < 2:  # nothing to order it against
             return (f"{said} What would change it: another service's change, which the tests here did not count, "
-                    f"found to start before {top.service}'s.")
+                    f"found to start before {fmt.possessive(top.service)}.")
         decided = "this data bore out" if top.test_passed else "this data could not decide"
         said += (f" What would change it: evidence against its test's prediction, that {test['prediction']}, "
                  f"which {decided}.")
@@ -991,8 +991,8 @@ class _Builder:
         if self.over:
             minutes = _span_minutes(self.window.start, self.over.end)
             return Recovery(recovered_at=self.over.end, time_to_recover_minutes=minutes, narrative=self._narrate(
-                "recovery", f"{self.top.service}'s WARN/ERROR lines, the only change in it that the tests counted, "
-                            "were back at their usual rate at "
+                "recovery", f"{fmt.possessive(self.top.service)} WARN/ERROR lines, the only change in it that the "
+                            "tests counted, were back at their usual rate at "
                             f"{fmt.when(self.over.end)}, {fmt.minutes(minutes)} after the start, and stayed there for "
                             f"the {fmt.minutes(self.over.quiet_minutes)} to {fmt.when(end)} ({self.window_end_reason}):"
                             " a burst that ended, not an incident still under way."))
@@ -1058,8 +1058,8 @@ class _Builder:
         ranked = [(when, 1, event, ids) for when, event, ids in entries]
         ranked += [(when, 0 if i == 0 else 2, event, ids) for i, (when, event, ids) in enumerate(given)]
         if self.over:
-            ranked.append((self.over.end, 1, f"recovery: {self.top.service}'s WARN/ERROR lines back at their usual "
-                                             "rate (a burst that ended)", [self.over.evidence]))
+            ranked.append((self.over.end, 1, f"recovery: {fmt.possessive(self.top.service)} WARN/ERROR lines back at "
+                                             "their usual rate (a burst that ended)", [self.over.evidence]))
         tied, moved = unordered or _tied_first(entries), _first_move(entries)
         return [self._not_its_own(when, event, evidence)
                 or TimelineEntry(t=when, event=event, phase=self._phase(when, event, tied, moved), evidence=evidence)
@@ -1091,7 +1091,7 @@ class _Builder:
         series, anomalous, rest = event.partition(" becomes anomalous")
         if anomalous and not rest:
             caveat = self._series_caveats.get(series) or (
-                f"its host's, not {series.rpartition('/')[0]}'s own" if _is_host_series(series) else None)
+                f"its host's, not {fmt.possessive(series.rpartition('/')[0])} own" if _is_host_series(series) else None)
             return TimelineEntry(t=when, event=f"{event} ({caveat})", phase="other",
                                  evidence=evidence) if caveat else None
         head = event.removeprefix("first to move: ")
@@ -1138,7 +1138,7 @@ class _Builder:
         top = max(peaked, key=lambda s: abs(s.shift or 0.0))
         service = top.series.rpartition("/")[0]
         if _is_host_series(top.series) and service:
-            caveats[top.series] = f"the host's, not {service}'s own"
+            caveats[top.series] = f"the host's, not {fmt.possessive(service)} own"
         instead = self._impact_peak_row() if top.series in caveats else None
         if instead:
             return instead
@@ -1349,7 +1349,8 @@ class _Builder:
         the burst recur."""
         what = action.description[0].lower() + action.description[1:]
         return action.model_copy(update={"description": f"The burst ended at {fmt.when(self.over.end)}: should "
-                                                        f"{self.top.service}'s WARN/ERROR lines surge again, {what}"})
+                                                        f"{fmt.possessive(self.top.service)} WARN/ERROR lines surge "
+                                                        f"again, {what}"})
 
     def _cut_hint(self) -> str:
         """Where to look first when the leading service's requests were cut short after a call."""
@@ -1357,8 +1358,8 @@ class _Builder:
         showing = next((s for s in self.verdict.services if s.service == top), None) if self.verdict else None
         if showing is None or not showing.ends_after:
             return ""
-        return (f"; start with {showing.ends_after}: {top}'s requests now end right after calling it, as its errors "
-                "or a wrong return would make them")
+        return (f"; start with {showing.ends_after}: {fmt.possessive(top)} requests now end right after calling it, "
+                "as its errors or a wrong return would make them")
 
     def _lessons(self, impact: Impact) -> Lessons:
         well, wrong, lucky = [], [], []
@@ -1563,8 +1564,8 @@ def _acted_kind(kind: Any, mechanism: Any) -> Any:
 def _search_step(service: str, template: dict[str, Any]) -> str:
     """The runbook step naming the log line that marked a service in this incident."""
     change = "appeared" if template.get("status") == "new" else "surged"
-    return (f"Search {service}'s logs for lines matching '{fmt.readable_pattern(template['template'])}': they {change} "
-            "with this incident")
+    return (f"Search {fmt.possessive(service)} logs for lines matching "
+            f"'{fmt.readable_pattern(template['template'])}': they {change} with this incident")
 
 
 def _verdict(raw: dict[str, Any] | None) -> Verdict | None:
@@ -1743,13 +1744,13 @@ def _moved_in_order(services: list[ServiceShowing], moment: dt.timedelta | None 
 
 
 def _cut_words(caller: str, callee: str) -> str:
-    return f"{caller}'s requests now end right after calling {callee}"
+    return f"{fmt.possessive(caller)} requests now end right after calling {callee}"
 
 
 def _which_cut(caller: str, callee: str) -> str:
     """What tells apart the two readings of a caller's requests cut short right after calling a callee."""
-    return (f"Find whether {callee} failed on {caller}'s calls (its errors, a wrong return) or {caller} failed after "
-            "them (its own errors after the call)")
+    return (f"Find whether {callee} failed on {fmt.possessive(caller)} calls (its errors, a wrong return) or "
+            f"{caller} failed after them (its own errors after the call)")
 
 
 def _which_first(services: list[str]) -> str:
@@ -1803,7 +1804,7 @@ def _degraded_words(impact: Impact, service: str) -> str:
         return f"{', '.join(degraded) or service} degraded"
     marks = {m.service.lower(): m.unchecked for m in impact.metric_marks}
     why = marks.get(unconfirmed[0].lower()) or unconfirmed_peak(impact)
-    whose = fmt.listed([name + "'s" for name in unconfirmed])
+    whose = fmt.listed([fmt.possessive(name) for name in unconfirmed])
     rose = (f"{whose} latency rose by a percentile the traces cannot confirm" if len(unconfirmed) == 1
             else f"{whose} latency rose by percentiles the traces cannot confirm")
     if not degraded:

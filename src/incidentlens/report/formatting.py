@@ -9,6 +9,7 @@ from typing import Any
 from incidentlens.analysis.masking import MAX_TEMPLATE_CHARS
 from incidentlens.analysis.units import LOG_ERROR_SHARE, three_figures, unit_of
 from incidentlens.analysis.words import listed as listed  # the review says lists as the analysis does
+from incidentlens.analysis.words import possessive as possessive  # ... and a name's possessive
 
 
 def utc(value: Any) -> dt.datetime | None:

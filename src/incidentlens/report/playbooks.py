@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from incidentlens.report.formatting import listed
+from incidentlens.report.formatting import listed, possessive
 from incidentlens.report.schema import ActionItem, ActionType, Priority
 
 
@@ -72,7 +72,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         "connection_pool_exhaustion", "database connection pool exhaustion",
         (
             _Action("mitigate", "P0", "24 hours",
-                    "Give {service}'s connection pool headroom: raise its ceiling (only where the database has spare "
+                    "Give {whose} connection pool headroom: raise its ceiling (only where the database has spare "
                     "connections) or add replicas, and recycle connections held by stuck requests"),
             _Action("prevent", "P1", "2 weeks",
                     "Bound how long a request may hold a pooled connection in {service}: acquire and statement "
@@ -91,7 +91,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
             "('timeout acquiring connection')",
             "Check the database behind {service}: active sessions, long-running queries, lock waits",
             "Mitigate: cancel runaway queries, then restart stuck {service} instances one at a time",
-            "Mitigate: raise {service}'s pool size only if the database can take the extra connections",
+            "Mitigate: raise {whose} pool size only if the database can take the extra connections",
             "Verify: error rate and latency back to baseline and pool utilisation well below its ceiling",
         ),
     ),
@@ -99,13 +99,13 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         "cache_miss_storm", "cache-miss storm",
         (
             _Action("mitigate", "P0", "24 hours",
-                    "Warm {service}'s cache with the hottest keys and rate-limit the traffic that misses, to take "
+                    "Warm {whose} cache with the hottest keys and rate-limit the traffic that misses, to take "
                     "load off the backing store"),
             _Action("prevent", "P1", "2 weeks",
                     "Add request coalescing (single-flight) and jittered TTLs in {service} so expiring keys cannot "
                     "stampede the backend"),
             _Action("prevent", "P2", "1 month",
-                    "Serve stale entries while revalidating when {service}'s backend is slow"),
+                    "Serve stale entries while revalidating when {whose} backend is slow"),
             _Action("detect", "P1", "1 week",
                     "Alert on {service} cache hit ratio leaving its baseline band and on backend query-rate surges",
                     "SRE"),
@@ -129,7 +129,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
                     "Gate {service} rollouts behind a canary stage that rolls back automatically on error-rate and "
                     "latency regressions"),
             _Action("prevent", "P2", "1 month",
-                    "Add a regression test that reproduces this failure to {service}'s CI"),
+                    "Add a regression test that reproduces this failure to {whose} CI"),
             _Action("detect", "P1", "1 week",
                     "Mark deploys on dashboards and alert on an error-rate change that follows a {service} rollout",
                     "SRE"),
@@ -168,7 +168,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         "oom_restart_loop", "memory exhaustion",
         (
             _Action("mitigate", "P0", "24 hours",
-                    "Raise {service}'s memory limit for now and cap the per-request or per-batch work that drives "
+                    "Raise {whose} memory limit for now and cap the per-request or per-batch work that drives "
                     "memory growth"),
             _Action("prevent", "P1", "2 weeks",
                     "Fix the memory growth in {service} from a heap profile under production load; bound caches and "
@@ -191,17 +191,17 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         "memory_near_limit", "memory near its limit",
         (
             _Action("mitigate", "P1", "24 hours",
-                    "Check {service}'s pods for out-of-memory kills and restarts (none is in this data) before "
+                    "Check {whose} pods for out-of-memory kills and restarts (none is in this data) before "
                     "raising its memory limit; raise it, or add replicas, if they restart or memory keeps climbing"),
             _Action("prevent", "P2", "2 weeks",
-                    "Find what holds {service}'s memory near its limit from a heap profile under production load; "
+                    "Find what holds {whose} memory near its limit from a heap profile under production load; "
                     "bound caches and queues by size"),
             _Action("detect", "P1", "1 week",
                     "Alert on {service} memory approaching its limit and on its restarts (OOMKilled)", "SRE"),
         ),
         (
-            "Confirm: {service}'s memory near its limit in the window, and whether it was already there before it",
-            "Check {service}'s pod events for out-of-memory kills (OOMKilled) and restarts",
+            "Confirm: {whose} memory near its limit in the window, and whether it was already there before it",
+            "Check {whose} pod events for out-of-memory kills (OOMKilled) and restarts",
             "Mitigate only if it restarts or its memory keeps climbing: raise its limit or scale it out",
             "Verify: memory flat below its limit and latency back to baseline",
         ),
@@ -210,20 +210,20 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         "provider_throttling", "third-party provider throttling",
         (
             _Action("mitigate", "P0", "24 hours",
-                    "Cut {service}'s request rate to the provider (backoff with jitter, queueing, or degrading the "
+                    "Cut {whose} request rate to the provider (backoff with jitter, queueing, or degrading the "
                     "feature) and ask the provider for more quota"),
             _Action("prevent", "P1", "2 weeks",
-                    "Put client-side rate limiting and a circuit breaker around {service}'s provider calls"),
+                    "Put client-side rate limiting and a circuit breaker around {whose} provider calls"),
             _Action("prevent", "P2", "1 month",
-                    "Cache or batch {service}'s provider calls and evaluate a secondary provider"),
+                    "Cache or batch {whose} provider calls and evaluate a secondary provider"),
             _Action("detect", "P1", "1 week",
-                    "Alert on throttled (HTTP 429) responses to {service}'s provider calls and on quota use nearing "
+                    "Alert on throttled (HTTP 429) responses to {whose} provider calls and on quota use nearing "
                     "its limit", "SRE"),
             _Action("process", "P2", "1 month",
-                    "Review {service}'s provider quotas against its traffic forecast on a regular schedule", "SRE"),
+                    "Review {whose} provider quotas against its traffic forecast on a regular schedule", "SRE"),
         ),
         (
-            "Confirm: {service}'s provider calls return throttling responses (HTTP 429 / quota exceeded)",
+            "Confirm: {whose} provider calls return throttling responses (HTTP 429 / quota exceeded)",
             "Mitigate: lower the call rate (backoff, queue, feature flag) and contact the provider about quota",
             "Verify: throttling responses stop and dependent error rate returns to baseline",
         ),
@@ -260,17 +260,17 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
                     "Give the calls into {service} timeouts and bounded retries so that a slow network path fails "
                     "fast instead of holding its callers' requests"),
             _Action("detect", "P2", "1 week",
-                    "Alert on how long {service}'s callers wait around each call beyond its own server time (the "
+                    "Alert on how long {whose} callers wait around each call beyond its own server time (the "
                     "callers' client latency less its server latency)", "SRE"),
             _Action("process", "P2", "2 weeks",
                     "Review the network path into {service} (node, network plugin, service-mesh sidecar) with the "
                     "platform team", "SRE"),
         ),
         (
-            "Confirm: {service}'s callers wait longer around each call into it while its own server time stays flat",
+            "Confirm: {whose} callers wait longer around each call into it while its own server time stays flat",
             "Check the network path into {service}: its node's interface and network plugin, the sidecar proxy, "
             "and traffic-shaping rules (tc qdisc)",
-            "Mitigate: reschedule {service}'s pods onto healthy nodes or drain the node they share",
+            "Mitigate: reschedule {whose} pods onto healthy nodes or drain the node they share",
             "Verify: the callers' wait around calls into {service} back to baseline",
         ),
     ),
@@ -342,7 +342,8 @@ def mitigations_for(kind: str | None, services: Sequence[str], evidence: list[st
     service = listed(services)
     several = len(services) > 1
     missing = " and ".join(m for m in CALL_MEASURES if m not in measured)
-    words = {"service": service, "missing": missing, "revert": revert.format(service=service), "named": named}
+    words = {"service": service, "whose": possessive(service), "missing": missing,
+             "revert": revert.format(service=service), "named": named}
     return [
         ActionItem(type=a.type, description=a.description.format(**words),
                    owner=a.owner.format(service=service) + ("s" if several and a.owner.endswith(" team") else ""),
@@ -358,7 +359,8 @@ def runbook_for(kind: str | None, service: str, log_text: Sequence[str] | None =
     holds; an example phrase a step quotes is dropped when none of them contains it. `revert`: what an undetermined
     failure's mitigation says of a change to revert, as its action item says it (`mitigations_for`)."""
     said = revert.format(service=service)
-    steps = [step.format(service=service, revert=said[:1].lower() + said[1:]) for step in playbook(kind).runbook]
+    steps = [step.format(service=service, whose=possessive(service), revert=said[:1].lower() + said[1:])
+             for step in playbook(kind).runbook]
     if log_text is None:
         return steps
     return [_EXAMPLE_PHRASE.sub(lambda m: m.group(0) if _seen(m.group(1), log_text) else "", step) for step in steps]
