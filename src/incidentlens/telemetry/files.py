@@ -182,7 +182,8 @@ def reader_sql(source: Source, extra_options: str = "") -> str:
         return (f"read_csv({file_list}, auto_detect=false, header=true, delim={literal(source.delimiter)}, "
                 f"quote='\"', escape='\"', columns={columns}{skipping}{extra_options})")
     if source.fmt == "csv":
-        return f"read_csv({file_list}, all_varchar=true, header=true, skip={source.skip})"
+        skip = f", skip={source.skip}" if source.skip else ""
+        return f"read_csv({file_list}, all_varchar=true, header=true{skip})"
     if source.fmt == "parquet":
         return f"read_parquet({file_list}, union_by_name=true)"
     typed = f", columns={columns}" if source.text_columns else ""
