@@ -340,6 +340,13 @@ def test_a_log_lines_origin_counts_the_comment_lines_above_the_header(tmp_path: 
         (4, "started"), (7, "ready")]
 
 
+def test_a_blank_first_line_above_a_csv_header_reads_as_before(tmp_path: Path) -> None:
+    # blank lines alone are no comment block: max() of no comment line raised a traceback
+    path = write_csv(tmp_path / "metrics.csv", "\nts,service,metric,value", [f"{iso(T0)},api,rps,1"])
+    assert rows(load_telemetry(metrics=path), "SELECT service, value FROM metrics") == [{"service": "api",
+                                                                                        "value": 1.0}]
+
+
 def test_numpys_commented_header_is_still_the_header(tmp_path: Path) -> None:
     # `numpy.savetxt(..., header="ts,p95_ms", delimiter=",")` writes its header as a comment above the numbers
     path = write_csv(tmp_path / "metrics.csv", "# produced by bench.py\n# ts,p95_ms", ["1714557600,1.5"])

@@ -747,7 +747,7 @@ def csv_preamble(path: Path) -> tuple[int, str]:
     that line is the header, its first name `# ts`). Binary or non-UTF-8 content is an InputError."""
     lines = _leading_lines(path)
     above = next((i for i, line in enumerate(lines) if not _is_preamble(line)), None)
-    if not _is_preamble(lines[0]) or above is None:
+    if not _is_comment(lines[0]) or above is None:
         return 0, lines[0]
     last = max(i for i in range(above) if lines[i])
     if _known_names(lines[last].lstrip("\ufeff#")) > _known_names(lines[above]):
@@ -760,8 +760,12 @@ MAX_PREAMBLE_LINES = 1000
 _KNOWN_NAMES = frozenset(name for names in CANDIDATES.values() for name in names)
 
 
+def _is_comment(line: str) -> bool:
+    return line.lstrip("\ufeff").startswith("#")
+
+
 def _is_preamble(line: str) -> bool:
-    return not line or line.lstrip("\ufeff").startswith("#")
+    return not line or _is_comment(line)
 
 
 def _known_names(line: str) -> int:
@@ -780,7 +784,7 @@ def _leading_lines(path: Path) -> list[str]:
             refuse_unread_format(path, raw)
             while True:
                 lines.append(_decoded(path, len(lines) + 1, raw))
-                if not _is_preamble(lines[0]) or not _is_preamble(lines[-1]) or len(lines) > MAX_PREAMBLE_LINES:
+                if not _is_comment(lines[0]) or not _is_preamble(lines[-1]) or len(lines) > MAX_PREAMBLE_LINES:
                     return lines
                 raw = handle.readline(1 << 16)
                 if not raw:
