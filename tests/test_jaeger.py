@@ -150,6 +150,19 @@ def test_a_jaeger_span_without_a_process_or_an_id_is_kept_and_counted(tmp_path: 
         "frontend", "payments", "global"]
 
 
+def test_a_gzipped_jaeger_export_cut_short_says_so_in_one_line(tmp_path: Path) -> None:
+    # one document: nothing before the cut can be read, as a JSON lines file's lines can
+    export = json.loads(json.dumps(EXPORT))
+    export["data"] *= 3000
+    whole = gzip.compress(json.dumps(export).encode())
+    path = tmp_path / "trace.json.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError) as refused:
+        load_telemetry(traces=path)
+    assert str(refused.value) == (f"{path}: cannot read as a Jaeger JSON export: the gzip stream ends early: the file "
+                                  "is cut short (a copy or download that did not finish?)")
+
+
 @pytest.mark.parametrize(("answer", "says"), [
     ({"data": [], "total": 0, "limit": 0, "offset": 0, "errors": None},
      "a Jaeger answer with no traces (its query matched none)"),

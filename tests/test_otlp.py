@@ -3,7 +3,9 @@ into spans, logs and metrics with --traces/--logs/--metrics and no other flag.""
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -240,3 +242,19 @@ def test_the_templates_of_otlp_logs_are_mined(tmp_path: Path) -> None:
 
     assert mined.templates.column("count").to_pylist() == [1, 1]
     assert mined.lines.column("line").to_pylist() == [1, 2]
+
+
+def test_a_gzipped_otlp_file_cut_short_is_read_up_to_the_cut(tmp_path: Path) -> None:
+    # DuckDB's "Unexpected end of GZIP stream" ended the load in a traceback
+    whole = gzip.compress("".join(json.dumps(doc) + "\n" for doc in TRACES * 500).encode())
+    path = tmp_path / "traces.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    lines = zlib.decompressobj(wbits=31).decompress(path.read_bytes()).count(b"\n")
+
+    store = load_telemetry(traces=path)
+
+    assert store.warnings == [f"{path}: the gzip stream ends early: the file is cut short (a copy or download that "
+                              f"did not finish?): its first {lines:,} lines read; the start of line {lines + 1:,}, "
+                              "cut off, left out"]
+    # TRACES alternates a document of three spans and one of one
+    assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 4 * (lines // 2) + 3 * (lines % 2)}]

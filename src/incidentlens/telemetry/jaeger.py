@@ -19,7 +19,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.peers import listed_attribute_sql, listed_attributes_sql, peer_sql
-from incidentlens.telemetry.textlogs import open_text
+from incidentlens.telemetry.textlogs import GZIP_CUT_SHORT, cut_short, open_text
 from incidentlens.telemetry.timeparse import micros_time_sql
 
 _FIRST_FIELDS = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{\s*"(traceID|spans|processes)"')
@@ -64,7 +64,8 @@ def unnest_export(con: duckdb.DuckDBPyConnection, path: Path, table: str, select
     try:
         con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {select_sql}")
     except duckdb.Error as err:
-        reason = re.sub(r"^[\w ]+ Error: ", "", str(err).splitlines()[0])
+        # a document cut short has no spans to read before the cut: said as a CSV or JSON-lines file's would be
+        reason = GZIP_CUT_SHORT if cut_short(err) else re.sub(r"^[\w ]+ Error: ", "", str(err).splitlines()[0])
         raise InputError(f"{path}: cannot read as {reading}: {reason[:200]}") from None
 
 

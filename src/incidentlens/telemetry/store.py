@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -66,6 +66,7 @@ from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, Untim
 from incidentlens.telemetry.zipkin import read_zipkin
 
 VIEWS = ("metrics", "logs", "spans", "events", "calls")
+_Read = TypeVar("_Read")  # what a read over UTF-8 copies returns (`TelemetryStore._naming_originals`)
 _TEXT_FORMATS = ("csv", "json", "jsonl")
 _SPILL_DIRECTORIES = itertools.count()
 #: the table of the server spans inferred under calls to an untraced peer, which the spans view reads
@@ -347,8 +348,20 @@ class TelemetryStore:
                 raise InputError(f"{path}: holds OpenTelemetry {holds} ({OTLP_FIELDS[holds]}): pass it with "
                                  f"{option_for(holds)}")
             table = f"_{view}_otlp_{len(self._parts.get(view, []))}"
-            self.rejected.extend(read_otlp(self.con, path, view, table))
+            self.rejected.extend(self._read_otlp(path, view, table))
             self._add_source(view, Source(str(path), (path,), fmt="otlp", table=quote(table)), {})
+
+    def _read_otlp(self, path: Path, view: str, table: str) -> list[RejectedRows]:
+        """One OTLP JSON file unnested into `table`; its lines set aside. A gzip stream cut short is read up to the
+        cut, from its UTF-8 copy (`_as_utf8`), whose warning says so."""
+        try:
+            return read_otlp(self.con, path, view, table)
+        except duckdb.Error as err:
+            if not cut_short(err):
+                raise
+        copy = self._as_utf8(path)
+        rows = self._naming_originals({copy: path}, lambda: read_otlp(self.con, copy, view, table))
+        return [replace(lines, file=str(path)) for lines in rows]
 
     def _add_trace_export(self, view: str, source: Source) -> None:
         """Each Jaeger or Zipkin JSON export unnested into a table of spans, then canonicalised."""
@@ -393,7 +406,7 @@ class TelemetryStore:
         self.warnings.extend(copy.notes(path))
         return copy.path
 
-    def _naming_originals(self, copies: dict[Path, Path], read: Callable[[], list[Built]]) -> list[Built]:
+    def _naming_originals(self, copies: dict[Path, Path], read: Callable[[], _Read]) -> _Read:
         """`read()` over UTF-8 copies, its warnings, lines set aside and errors naming each copy's original file,
         not the temporary copy."""
         def named(text: str) -> str:
