@@ -59,6 +59,16 @@ def test_a_column_holding_objects_and_strings_reads_the_objects_fields_and_fails
     assert store.warnings == []
 
 
+def test_a_metric_name_written_as_an_object_in_some_records_keeps_the_plain_ones(tmp_path: Path) -> None:
+    # the flattened `metric.name` was read, and `"metric": "rps"` lost (NULL); then the other way round
+    records = [{"ts": f"2024-05-01T10:0{m}:00Z", "service": "api", "metric": {"name": "p95_ms"} if m % 2 else "rps",
+                "value": m} for m in range(4)]
+    store = load_telemetry(metrics=write_lines(tmp_path / "metrics.jsonl", records))
+    assert store.fetch("SELECT metric, value FROM metrics ORDER BY ts").to_pylist() == [
+        {"metric": "p95_ms" if m % 2 else "rps", "value": float(m)} for m in range(4)]
+    assert store.warnings == []
+
+
 def test_a_span_whose_service_is_an_object_in_some_records_keeps_the_plain_ones(tmp_path: Path) -> None:
     records = [{"trace_id": "t1", "span_id": f"s{m}", "service": {"name": "api"} if m % 2 else "web",
                 "name": "GET /", "start": f"2024-05-01T10:0{m}:00Z", "duration_ms": 5} for m in range(4)]

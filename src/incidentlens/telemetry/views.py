@@ -795,13 +795,16 @@ def _metrics(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, st
 
 
 def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str], names: list[str]) -> None:
-    """The metric and value expressions: long form (a metric and a value column), else wide (unpivoted)."""
-    metric = find_column(names, "metric", mapping)
+    """The metric and value expressions: long form (a metric and a value column), else wide (unpivoted). A metric
+    column holding JSON objects in some rows (`Canonical.objects`) is read by their fields, else its plain value."""
+    plain = find_column(sorted(c.objects), "metric", mapping)
+    metric = find_column(names, "metric", mapping, exclude=c.objects) or plain
     value = find_column(names, "value", mapping)
     if metric and value and c.columns.is_number(value) and not c.columns.is_number(metric):
-        c.exprs["metric"] = f"CAST({quote(metric)} AS VARCHAR)"
+        named = [f"CAST({quote(name)} AS VARCHAR)" for name in dict.fromkeys((metric, plain)) if name]
+        c.exprs["metric"] = named[0] if len(named) == 1 else f"coalesce({', '.join(named)})"
         c.exprs["value"] = _finite_value(c, value)
-        c.used.update({metric, value})
+        c.used.update({metric, value, plain} - {None})
         if value in c.columns.numeric:
             c.checks[value] = _not_a_number(value, "DOUBLE")
         return
