@@ -88,22 +88,26 @@ def _metrics_and_logs(tmp_path, metrics: list[dict], logs: list[dict]):
     return load_telemetry(metrics=tmp_path / "metrics.jsonl", logs=tmp_path / "logs.jsonl")
 
 
-def test_a_known_onset_window_ends_where_the_shortest_source_ends(tmp_path):
-    # a day of metrics beside three minutes of logs around an alert: the window is the stretch every source covers
+def _day_of_metrics_beside_three_minutes_of_logs(tmp_path):
     day = datetime(2024, 5, 1)
-    at = day + timedelta(hours=10, minutes=1)
     metrics = [{"ts": (day + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
                 "value": 20.0} for m in range(1440)]
     logs = [{"ts": (day + timedelta(hours=10, seconds=s)).isoformat() + "Z", "service": "api", "level": "INFO",
              "message": "request served"} for s in range(0, 180, 5)]
-    store = _metrics_and_logs(tmp_path, metrics, logs)
+    return _metrics_and_logs(tmp_path, metrics, logs)
 
-    window, baseline, _ = known_periods(store, at)
+
+def test_an_alert_time_taken_as_the_start_keeps_the_stretch_every_source_covers(tmp_path):
+    # the same files, 10:01 an alert time taken as the start: the window is the stretch every source covers
+    store = _day_of_metrics_beside_three_minutes_of_logs(tmp_path)
+    at = datetime(2024, 5, 1, 10, 1)
+
+    window, _, _ = known_periods(store, at, given=False)
     # to the logs' last line at 10:02:55, and on to the metric sample taken at 10:03: it measures the minute before
     # it, all but 5 s of it covered by the logs
-    assert window == (at, day + timedelta(hours=10, minutes=3, seconds=1))
-    assert baseline == (day, at)  # every sample before the alert, metrics from midnight on
-    detection, *_ = known_onset_detection(store, at)
+    assert window == (at, datetime(2024, 5, 1, 10, 3, 1))
+    detection, *_ = known_onset_detection(store, at, undetected="no incident window")
+    assert detection.window.end == window[1]
     assert detection.evidence[0].data["window_rule"] == WINDOW_RULE
     # named, not "the end of the data": the metrics run on for the rest of the day
     assert detection.evidence[0].data["window_end"] == (
@@ -123,14 +127,38 @@ def test_a_metric_sample_taken_just_after_the_logs_end_is_in_the_window_and_one_
              "level": "INFO", "message": "request served"} for s in range(0, 180, 5)]
     store = _metrics_and_logs(tmp_path, metrics, logs)
 
-    detection, *_ = known_onset_detection(store, at)
+    detection, *_ = known_onset_detection(store, at, undetected="no incident window")
     assert detection.window.end == day + timedelta(hours=13, minutes=33, seconds=9 + 1)
     assert [s.series for s in detection.window.series] == ["contacts/cpu_percent"]
     assert detection.window.series[0].onset == day + timedelta(hours=13, minutes=33, seconds=9)
     # an alert time taken as the start a minute later: most of that sample's minute lies before it, so it says
     # nothing of a change after it, and the window ends with the logs
-    window, _, _ = known_periods(store, at + timedelta(minutes=1))
+    window, _, _ = known_periods(store, at + timedelta(minutes=1), given=False)
     assert window[1] == day + timedelta(hours=13, minutes=32, seconds=55 + 1)
+
+
+def test_a_given_start_holds_the_first_metric_sample_after_it_where_the_logs_end_too_soon_to_reach_one(tmp_path):
+    # TrainTicket 13:31:54 handed over with the one minute file holding it: the logs end 6 s after the start, the
+    # pod's CPU sampled at :09 is at 100% from 13:33:09 on, and the window held no sample measuring after the start
+    day = datetime(2024, 5, 1)
+    at = day + timedelta(hours=13, minutes=31, seconds=54)
+    samples = [day + timedelta(hours=12, seconds=9) + timedelta(minutes=m) for m in range(120)]
+    metrics = [{"ts": t.isoformat() + "Z", "service": "contacts", "metric": "cpu_percent",
+                "value": 100.0 if t >= at + timedelta(minutes=1) else 1.0 + (t.minute % 3) / 10} for t in samples]
+    logs = [{"ts": (day + timedelta(hours=13, minutes=31, seconds=s)).isoformat() + "Z", "service": "contacts",
+             "level": "INFO", "message": "request served"} for s in range(0, 61, 5)]
+    store = _metrics_and_logs(tmp_path, metrics, logs)
+
+    detection, *_ = known_onset_detection(store, at)
+    assert detection.window.end == day + timedelta(hours=13, minutes=33, seconds=9 + 1)
+    assert [s.series for s in detection.window.series] == ["contacts/cpu_percent"]
+    assert detection.evidence[0].data["window_end"] == (
+        "the first metric sample that measures the time after the start: the logs end 6 s after the start and say "
+        "nothing of the rest")
+    # the same minute with the start an alert time: the stretch every source covers, and nothing in it moved
+    alerted, *_ = known_onset_detection(store, at, undetected="no incident window")
+    assert alerted.window.end == day + timedelta(hours=13, minutes=32, seconds=1)
+    assert alerted.window.series == []
 
 
 def test_hourly_metrics_beside_hours_of_logs_take_in_the_sample_closing_the_logs(tmp_path):
@@ -144,7 +172,7 @@ def test_hourly_metrics_beside_hours_of_logs_take_in_the_sample_closing_the_logs
              "message": "request served"} for m in range(0, 171, 5)]
     store = _metrics_and_logs(tmp_path, metrics, logs)
 
-    window, _, _ = known_periods(store, day + timedelta(hours=10, minutes=30))
+    window, _, _ = known_periods(store, day + timedelta(hours=10, minutes=30), given=False)
     assert window[1] == day + timedelta(hours=12, seconds=1)
 
 
@@ -169,7 +197,7 @@ def test_a_window_taking_in_a_closing_sample_names_only_the_shortest_source_as_i
                     + timedelta(hours=13, minutes=33)), spans=(day + timedelta(hours=13, minutes=30),
                                                                day + timedelta(hours=13, minutes=33, seconds=5)))
     window = (at, day + timedelta(hours=13, minutes=33, seconds=10))
-    assert window_end(store, window) == (
+    assert window_end(store, window, given=False) == (
         "the end of the logs, the shortest source, and the metric samples taken within half a step after it, which "
         "measure the stretch before them")
 
@@ -177,10 +205,10 @@ def test_a_window_taking_in_a_closing_sample_names_only_the_shortest_source_as_i
 DAY = datetime(2024, 5, 1)
 
 
-def _metrics_day(tmp_path) -> Path:
-    """A day of one-minute metrics of one series that never moves past its noise."""
+def _metrics_day(tmp_path, minutes: int = 1440) -> Path:
+    """A day's first `minutes` of one-minute metrics of one series that never moves past its noise."""
     metrics = [{"ts": (DAY + timedelta(minutes=m)).isoformat() + "Z", "service": "api", "metric": "latency_ms",
-                "value": 20.0 + (m % 7)} for m in range(1440)]
+                "value": 20.0 + (m % 7)} for m in range(minutes)]
     path = tmp_path / "metrics.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in metrics) + "\n")
     return path
@@ -210,15 +238,17 @@ def _logs_until(tmp_path, end: datetime) -> Path:
 
 
 def test_a_window_under_a_minute_is_stated_in_seconds_not_as_zero_minutes(tmp_path):
-    # a day of metrics beside a minute of logs whose last line is 25 s after the given start (Nezha's minute files,
-    # the injection at 10:56:45 and the file's last line at 10:57:08): the review said "0 minutes examined"
-    at = DAY + timedelta(hours=10, seconds=45)
+    # a day of metrics beside a minute of logs whose last line is 25 s after the given start at 10:00:15: the window
+    # runs on to the metric sample at 10:01, the first to measure mostly the time after the start (the review said
+    # "0 minutes examined" of such a window)
+    at = DAY + timedelta(hours=10, seconds=15)
     store = load_telemetry(metrics=_metrics_day(tmp_path), logs=_logs_until(tmp_path, at + timedelta(seconds=25)))
     result = analyze(store, at=at, onset="at")
     assert 0 < result.impact["duration_minutes"] < 1
     pm = build_postmortem(result)
-    assert "(26 s examined)" in pm.summary.text  # to the last line, and the second the window's end holds it
-    assert "the end of the logs, the shortest source (26 s examined)" in pm.summary.text
+    assert "(46 s examined)" in pm.summary.text  # to the sample, and the second the window's end holds it
+    assert ("the first metric sample that measures the time after the start: the logs end 25 s after the start "
+            "and say nothing of the rest (46 s examined)") in pm.summary.text
     assert "0 minutes" not in pm.summary.text
 
 
@@ -239,9 +269,9 @@ def test_durations_under_two_minutes_are_in_seconds_and_longer_ones_in_minutes()
 
 
 def test_a_window_holding_one_sample_of_each_metric_says_so(tmp_path):
-    # TrainTicket 10:56:45 with its one minute file: 24 s after the start hold one sample of each one-minute series,
+    # TrainTicket 10:56:45 with its one minute file: 24 s after the start held one sample of each one-minute series,
     # and nothing said that a metric's shift rested on one value
-    at = DAY + timedelta(hours=10, seconds=45)
+    at = DAY + timedelta(hours=10, seconds=15)
     note = "one sample of each metric series in the window: a metric's shift there rests on one value"
     for logs_after, said in ((timedelta(seconds=25), True), (timedelta(minutes=2), False)):
         store = load_telemetry(metrics=_metrics_day(tmp_path), logs=_logs_until(tmp_path, at + logs_after))
@@ -378,9 +408,9 @@ def test_closing_samples_of_series_sampled_at_different_seconds_come_in_only_wit
     store = _metrics_and_logs(tmp_path, metrics, logs)
     logs_end = day + timedelta(hours=13, minutes=33)
 
-    late, _, _ = known_periods(store, logs_end - timedelta(seconds=10))
+    late, _, _ = known_periods(store, logs_end - timedelta(seconds=10), given=False)
     assert late[1] == logs_end + timedelta(seconds=1)
-    early, _, _ = known_periods(store, logs_end - timedelta(seconds=70))
+    early, _, _ = known_periods(store, logs_end - timedelta(seconds=70), given=False)
     assert early[1] == logs_end + timedelta(seconds=25 + 1)
 
 
@@ -420,10 +450,12 @@ def test_the_sources_section_says_at_most_five_set_aside_notes_each_short_with_i
 
 
 def test_a_window_between_two_metric_samples_says_it_holds_none_not_that_nothing_moved(tmp_path):
-    # 20 s of logs from a given start at 10:00:05, beside one-minute metrics: no metric sample falls in the window,
-    # and the charts said "The metrics hold none of the series that moved", as if the metrics had been seen quiet
+    # 20 s of logs from a given start at 10:00:05, beside one-minute metrics exported up to 10:00: no metric sample
+    # falls in the window, and the charts said "The metrics hold none of the series that moved", as if the metrics
+    # had been seen quiet
     at = DAY + timedelta(hours=10, seconds=5)
-    store = load_telemetry(metrics=_metrics_day(tmp_path), logs=_logs_until(tmp_path, at + timedelta(seconds=20)))
+    store = load_telemetry(metrics=_metrics_day(tmp_path, minutes=601),
+                           logs=_logs_until(tmp_path, at + timedelta(seconds=20)))
     html = render_html(build_postmortem(analyze(store, at=at, onset="at")), store)
     assert ("No metric samples in the window (metrics every 60 s): the metrics cannot show whether anything moved "
             "in it.") in html

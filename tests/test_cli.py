@@ -121,7 +121,9 @@ def test_analyze_prints_the_verdict_the_window_length_and_what_the_sources_lacke
                                  str(tmp_path / "logs.jsonl"), "--at", at.isoformat() + "Z", "--onset", "at",
                                  "--out", str(tmp_path)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "(26 s, to the end of the logs, the shortest source)" in result.output
+    # on to the first metric sample that measures the time after the start (10:02, 76 s after it)
+    assert ("(76 s, to the first metric sample that measures the time after the start: the logs end 25 s after the "
+            "start and say nothing of the rest)") in result.output
     assert "No single root cause found: no service moved beyond its baseline's noise" in result.output
     assert "note: no traces for this period" in result.output
     assert "root-cause hypotheses" not in result.output  # no empty table

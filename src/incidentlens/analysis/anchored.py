@@ -1,11 +1,12 @@
 """A known onset: when the caller knows when the incident started (an alert, an injection, a page), trust it.
 
 Detection looks for the window itself; with a known onset there is nothing to look for: the window runs from `at` to
-the end of the shortest source that runs past it (a day of metrics beside three minutes of logs and traces: the
-three minutes, where every source speaks; metrics alone: `METRIC_WINDOW_STEPS` of their samples, the change the alert
-is about and not the rest of the day; logs and traces: on to the metric samples taken within half a step after they
-end, which measure the stretch before them), at most `MAX_WINDOW` long, and the baseline is the data before `at`
-(at most `MAX_BASELINE` of it).
+the end of the shortest source that runs past it (metrics alone: `METRIC_WINDOW_STEPS` of their samples, the change
+the alert is about and not the rest of the day; logs and traces: on to the metric samples taken within half a step
+after they end, which measure the stretch before them), at most `MAX_WINDOW` long, and the baseline is the data
+before `at` (at most `MAX_BASELINE` of it). A start the caller gives holds at least the first metric sample that
+measures the time after it, where logs and traces end too soon after it to reach one (a minute's file ending 6 s after
+the start); an alert time taken as the start keeps the stretch every source covers.
 Short bursts of logs and traces around an alert leave too little history for detection's baseline rule (which
 ends 15 minutes before the first anomalous point); here every line before `at` counts, however little.
 `known_onset_detection` states this window in the shape of a detection result (the series that moved in it, by
@@ -40,7 +41,8 @@ AGGREGATE_SERIES = {"metrics": "service, pod, metric", "calls": "caller, callee,
 WINDOW_RULE = (f"from the given start to the end of the shortest source (metrics, call metrics, logs, spans) that "
                f"runs past it, at most {METRIC_WINDOW_STEPS} metric samples when the metrics or call metrics are "
                f"that source, else with the metric samples taken within half a step after it where it lies half a "
-               f"step or more after the start (a sample measures the step before its time), and at most "
+               f"step or more after the start (a sample measures the step before its time), and, where the start "
+               f"was given, on to the first metric sample taken half a step or more after it; at most "
                f"{MAX_WINDOW.total_seconds() / 3600:g} h")
 #: each view as a reader calls the source (`sources.SOURCES`: spans are traces)
 SOURCE_WORDS = {view: name for name, (view, _) in {**SOURCES, **GIVEN_ONLY}.items()}
@@ -79,8 +81,12 @@ def outside_data(store: Any, at: datetime, called: str) -> str | None:
     return f"{called} {iso_z(at)} lies outside the data ({iso_z(span[0])} .. {iso_z(span[1])})"
 
 
-def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
-    """(window, baseline, the baseline's rule) for an incident known to start at `at`."""
+def known_periods(store: Any, at: datetime, given: bool = True) -> tuple[Span, Span, str]:
+    """(window, baseline, the baseline's rule) for an incident known to start at `at`: `given` by the caller (the
+    window holds at least the first metric sample that measures the time after it, `_first_sample_after`), or an
+    alert time taken as the start (the stretch every source covers: from an alert time the analysis walks back a
+    minute at a time until something can be explained, and a metric sample past the logs let noise be explained at
+    the alert time itself: TrainTicket at a minute after each injection, 20 of 28 right against 22)."""
     ranges, span = store.view_ranges(), store.time_range()
     if span is None:
         raise InputError("--at: no row of the sources given has a time to place it among (a plain-text log in a "
@@ -101,12 +107,30 @@ def known_periods(store: Any, at: datetime) -> tuple[Span, Span, str]:
         end = min(end, at + METRIC_WINDOW_STEPS * step) if step else end
     else:
         end = _with_closing_samples(store, ranges, at, (max(data_start, at - MAX_BASELINE), end))
+        if given:
+            end = max(end, _first_sample_after(store, ranges, at, data_start))
     window = (at, min(end + END_STEP, at + MAX_WINDOW))
     start = max(data_start, at - MAX_BASELINE)
     rule = (f"known onset: every sample before {iso_z(at)}"
             + (f" (the last {MAX_BASELINE.total_seconds() / 3600:g} h)" if start > data_start else " (from the start "
                "of the data)"))
     return window, (start, at), rule
+
+
+def _first_sample_after(store: Any, ranges: dict[str, tuple[datetime, datetime]], at: datetime,
+                        data_start: datetime) -> datetime:
+    """The first metric sample that measures mostly what came after `at` (taken half a step or more after it; a
+    sample holds the step before its time), where the metrics run that far: a given start's window holds at least
+    it, whatever the logs and traces cover (a minute's file ending 6 s after the start left the window no such
+    sample, and a CPU at 100% from the next minute on unseen). `at` when there is none."""
+    if "metrics" not in ranges or ranges["metrics"][1] <= at:
+        return at
+    step = metric_step(store, (max(data_start, at - MAX_BASELINE), at))
+    if step is None:
+        return at
+    first = store.fetch(f"SELECT min(ts) AS first FROM metrics WHERE ts >= {sql_ts(at + step / 2)} "
+                        f"AND ts < {sql_ts(at + step * 1.5)}").to_pylist()[0]["first"]
+    return first or at
 
 
 def _why_not_a_start(at: datetime, data_start: datetime) -> str:
@@ -136,10 +160,11 @@ def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime
     return last or end
 
 
-def window_end(store: Any, window: Span) -> str:
+def window_end(store: Any, window: Span, given: bool = True) -> str:
     """Why a known onset's window ends where it does (`known_periods`): its longest span, the metric samples it
-    keeps when the metrics are the shortest source, or the end of the stretch every source covers (and the metric
-    samples it takes in after it, `_with_closing_samples`)."""
+    keeps when the metrics are the shortest source, the first metric sample after a given start where the logs and
+    traces end too soon to reach one, or the end of the stretch every source covers (and the metric samples it
+    takes in after it, `_with_closing_samples`)."""
     at, end = window
     if end - at >= MAX_WINDOW:
         return f"{MAX_WINDOW.total_seconds() / 3600:g} h after the start, the longest window examined"
@@ -155,10 +180,21 @@ def window_end(store: Any, window: Span) -> str:
     ending = [view for view in spoken if at <= ranges[view][1] < covered + END_STEP]
     if ending and len(ending) < len(spoken):
         plural = "s" if len(ending) > 1 else ""
+        if given and covered < _first_sample_after(store, ranges, at, store.time_range()[0]) == end - END_STEP:
+            # every source's name is a plural noun (logs, traces, call metrics)
+            return (f"the first metric sample that measures the time after the start: the "
+                    f"{listed([spoken[view] for view in ending])} end {_after(covered - at)} after the start and say "
+                    f"nothing of the rest")
         closing = (", and the metric samples taken within half a step after it, which measure the stretch before them"
                    if end - END_STEP > covered else "")
         return f"the end of the {listed([spoken[view] for view in ending])}, the shortest source{plural}{closing}"
     return "the end of the data"
+
+
+def _after(delta: timedelta) -> str:
+    """`45 s`, `1.5 min`: how long after the start a source ends."""
+    seconds = delta.total_seconds()
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _covered_end(ranges: dict[str, tuple[datetime, datetime]], at: datetime, data_end: datetime) -> datetime:
@@ -192,7 +228,7 @@ def known_onset_detection(
     it). `undetected`: why detection found no window to explain at `at`, when `at` is taken as the start for that
     reason (an alert time, `--onset detect`) rather than given as the start (`--onset at`); `alert_at`: that alert
     time, when `at` lies minutes before it (nothing after the alert time itself could be explained)."""
-    window, baseline, rule = known_periods(store, at)
+    window, baseline, rule = known_periods(store, at, given=undetected is None)
     shifts, shift_evidence = metric_shifts(store, window, baseline)
     moved = [s for s in shifts if s.significant]
     series = [_series_shift(s, at) for s in moved]
@@ -209,7 +245,7 @@ def known_onset_detection(
         f"{KNOWN_ONSET}: {start}; {len(series)} series moved after it",
         sql,
         {"window": {"start": iso_z(window[0]), "end": iso_end(window[1])}, "window_rule": WINDOW_RULE,
-         "window_end": window_end(store, window),
+         "window_end": window_end(store, window, given=undetected is None),
          "baseline_rule": rule, **({"undetected": undetected} if undetected else {}),
          "series": [{"series": s.series, "direction": s.direction, "shift": round(s.shift, 2),
                      "onset": iso_z(s.onset)} for s in series[:SERIES_CAP]],
