@@ -555,6 +555,20 @@ def test_a_span_whose_end_does_not_parse_keeps_no_duration_and_is_counted(tmp_pa
                               "NULL"]
 
 
+def test_spans_one_file_writes_twice_are_kept_once_and_counted(tmp_path: Path) -> None:
+    # overlapping minute files (Nezha's hold 261 spans twice in an hour) or a retried export within one source: each
+    # span was kept once without a word
+    first = write_csv(tmp_path / "10_01.csv", "trace_id,span_id,start_time,duration_ms",
+                      [f"t,a,{iso(T0)},12", f"t,b,{iso(T0)},3"])
+    second = write_csv(tmp_path / "10_02.csv", "trace_id,span_id,start_time,duration_ms",
+                       [f"t,b,{iso(T0)},3", f"t,c,{iso(T0 + timedelta(minutes=1))},5"])
+    store = load_telemetry(traces=[first, second])
+    assert rows(store, "SELECT span_id FROM spans ORDER BY span_id") == [
+        {"span_id": "a"}, {"span_id": "b"}, {"span_id": "c"}]
+    assert store.warnings == [f"{first} (and 1 more): 1 spans written twice (the same trace, span, times and "
+                              "attributes; overlapping files or a retried export), counted once"]
+
+
 def test_a_negative_span_duration_is_kept_as_null_and_counted(tmp_path: Path) -> None:
     # an end before the start, or a clock stepped back, would enter the latencies as a negative time
     ended = write_csv(tmp_path / "ended.csv", "trace_id,span_id,start_time,end_time",

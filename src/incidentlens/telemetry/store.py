@@ -451,6 +451,7 @@ class TelemetryStore:
                 selects = self._naming_originals(copies, lambda: build(replace(source, files=tuple(copies))))
             parts = self._parts.setdefault(view, [])
             numbered: list[tuple[str, Built]] = []  # the logs parts whose rows say their file and line
+            copied = 0  # spans rows that repeat another of the source's, kept once (`_kept_rows`)
             for built in selects:
                 self._source_columns.update(built.columns)
                 part = f"_{view}_{len(parts)}"
@@ -458,6 +459,8 @@ class TelemetryStore:
                 if raw:
                     rows = f"SELECT * FROM {quote(f'{part}_rows')}"
                     self.con.execute(f"CREATE OR REPLACE TABLE {quote(f'{part}_rows')} AS {_kept_rows(view, built)}")
+                    if view == "spans":
+                        copied += self._rows_copied(built, quote(f"{part}_rows"))
                     if view == "logs" and built.origin:
                         numbered.append((quote(f"{part}_rows"), built))
                 kept = (ORIGIN_LINE,) if built.origin_file else (ORIGIN_FILE, ORIGIN_LINE)
@@ -470,6 +473,9 @@ class TelemetryStore:
                 parts.append(part)
             if len(source.files) > 1 and numbered:
                 self._drop_copies(numbered, [str(path) for path in copies or source.files], source.label, copies)
+            if copied:
+                self.warnings.append(f"{source.label}: {copied:,} spans written twice (the same trace, span, times and "
+                                     "attributes; overlapping files or a retried export), counted once")
         finally:
             if raw:
                 self._drop_tables(raw)
@@ -479,6 +485,11 @@ class TelemetryStore:
         if view == "logs":
             self.con.execute(f"CREATE OR REPLACE VIEW {LOG_ORIGINS} AS {' UNION ALL BY NAME '.join(self._origins)}")
             self._uncounted = None
+
+    def _rows_copied(self, built: Built, kept: str) -> int:
+        """How many of a part's rows (`built`) its kept table (`kept`, `_kept_rows`) holds once for twice or more."""
+        given = self.con.execute(f"SELECT count(*) FROM ({built.sql})").fetchone()[0]
+        return given - self.con.execute(f"SELECT count(*) FROM {kept}").fetchone()[0]
 
     def _union(self, view: str) -> str:
         """The SELECT of a view's rows: its parts' together."""
