@@ -53,6 +53,8 @@ def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
                 "drop": await client.call_tool("sql", {"query": "DROP TABLE logs"}),
                 "bad_at": await client.call_tool("detect", {"at": "teatime"}),
                 "bad_sensitivity": await client.call_tool("detect", {"sensitivity": "extreme"}),
+                "bad_onset": await client.call_tool("analyze", {"onset": "sometime"}),
+                "onset_without_at": await client.call_tool("analyze", {"onset": "at"}),
                 "low": structured(await client.call_tool("detect", {"sensitivity": "low"})),
                 "late": structured(await client.call_tool("detect", {"at": "2024-05-09T03:10:00Z"})),
                 "no_state": await client.call_tool("list_incidents", {}),
@@ -71,6 +73,10 @@ def test_mcp_on_stdio_offers_the_read_only_tools(data: Path) -> None:
     # the tool's parameter, not the CLI's flag (`--sensitivity`)
     assert found["bad_sensitivity"].is_error and found["bad_sensitivity"].content[0].text.startswith(
         "Error executing tool detect: sensitivity 'extreme': use low, medium, high")
+    assert found["bad_onset"].content[0].text == (
+        "Error executing tool analyze: onset sometime: expected one of detect, at")
+    assert found["onset_without_at"].content[0].text == (
+        "Error executing tool analyze: onset at needs at TIME (the incident's known start)")
     assert found["low"]["detection"]["sensitivity"].startswith("low: opening bar 7 robust σ")
     assert "note" not in found["analysis"] and "note" not in found["low"]
     assert found["late"]["note"].startswith("the alert time 2024-05-09T03:10:00Z lies outside the data (2024-05-01")

@@ -57,12 +57,14 @@ SERIES_CAP = 20
 STEP_READ = timedelta(hours=1)
 
 
-def check_onset(onset: str, at: datetime | None) -> None:
-    """Refuse an unknown onset mode, or `at` mode without a time."""
+def check_onset(onset: str, at: datetime | None, flags: bool = True) -> None:
+    """Refuse an unknown onset mode, or `at` mode without a time. `flags`: the errors name the CLI's options
+    (`--onset`, `--at`), else the parameters of an MCP tool (`onset`, `at`)."""
+    dashes = "--" if flags else ""
     if onset not in ONSETS:
-        raise InputError(f"--onset {onset}: expected one of {', '.join(ONSETS)}")
+        raise InputError(f"{dashes}onset {onset}: expected one of {', '.join(ONSETS)}")
     if onset == "at" and at is None:
-        raise InputError("--onset at needs --at TIME (the incident's known start)")
+        raise InputError(f"{dashes}onset at needs {dashes}at TIME (the incident's known start)")
 
 
 def can_start_at(store: Any, at: datetime) -> bool:

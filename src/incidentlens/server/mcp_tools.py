@@ -203,10 +203,12 @@ def build_mcp(sources: Sources, state: StateDB | None, opened: OpenedStore | Non
         before it that moved, up to 2; `detection.undetected` says why, `detection.alert_at` when it was before), "at"
         takes it as the start. `sensitivity`: low, medium (default), high, or the opening bar in robust σ."""
         from incidentlens.analysis import analyze as run_analysis
+        from incidentlens.analysis.anchored import check_onset
         from incidentlens.analysis.detection import settings_for
 
         anchor = _time(at)
         settings_for(sensitivity, option="sensitivity")  # a tool's parameter, not the CLI's flag
+        check_onset(onset, anchor, flags=False)
         with kept.reading(anchor) as store:
             return _noted(run_analysis(store, at=anchor, onset=onset, sensitivity=sensitivity).to_dict(), store,
                           anchor)
