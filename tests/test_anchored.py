@@ -115,17 +115,24 @@ def test_an_alert_time_taken_as_the_start_keeps_the_stretch_every_source_covers(
         "measure the stretch before them")
 
 
+def _cpu_contention_beside_logs(tmp_path, at: datetime, logs_from: datetime, seconds: int):
+    """Two hours of a pod's CPU sampled at :09 past each minute from 12:00, at 100% from a minute after `at`, beside
+    a log line every 5 s for `seconds` from `logs_from`."""
+    day = datetime(at.year, at.month, at.day)
+    samples = [day + timedelta(hours=12, seconds=9) + timedelta(minutes=m) for m in range(120)]
+    metrics = [{"ts": t.isoformat() + "Z", "service": "contacts", "metric": "cpu_percent",
+                "value": 100.0 if t >= at + timedelta(minutes=1) else 1.0 + (t.minute % 3) / 10} for t in samples]
+    logs = [{"ts": (logs_from + timedelta(seconds=s)).isoformat() + "Z", "service": "contacts", "level": "INFO",
+             "message": "request served"} for s in range(0, seconds, 5)]
+    return _metrics_and_logs(tmp_path, metrics, logs)
+
+
 def test_a_metric_sample_taken_just_after_the_logs_end_is_in_the_window_and_one_taken_later_is_not(tmp_path):
     # Nezha's layout: a minute's log file ends at 13:33:00, the pod's CPU is sampled at 13:33:09 (the minute before
     # it, the first at its limit), and the sample at 13:34:09 measures a minute the logs do not cover
     day = datetime(2024, 5, 1)
     at = day + timedelta(hours=13, minutes=31, seconds=54)
-    samples = [day + timedelta(hours=12, seconds=9) + timedelta(minutes=m) for m in range(120)]
-    metrics = [{"ts": t.isoformat() + "Z", "service": "contacts", "metric": "cpu_percent",
-                "value": 100.0 if t >= at + timedelta(minutes=1) else 1.0 + (t.minute % 3) / 10} for t in samples]
-    logs = [{"ts": (day + timedelta(hours=13, minutes=30, seconds=s)).isoformat() + "Z", "service": "contacts",
-             "level": "INFO", "message": "request served"} for s in range(0, 180, 5)]
-    store = _metrics_and_logs(tmp_path, metrics, logs)
+    store = _cpu_contention_beside_logs(tmp_path, at, logs_from=day + timedelta(hours=13, minutes=30), seconds=180)
 
     detection, *_ = known_onset_detection(store, at, undetected="no incident window")
     assert detection.window.end == day + timedelta(hours=13, minutes=33, seconds=9 + 1)
@@ -142,12 +149,7 @@ def test_a_given_start_holds_the_first_metric_sample_after_it_where_the_logs_end
     # pod's CPU sampled at :09 is at 100% from 13:33:09 on, and the window held no sample measuring after the start
     day = datetime(2024, 5, 1)
     at = day + timedelta(hours=13, minutes=31, seconds=54)
-    samples = [day + timedelta(hours=12, seconds=9) + timedelta(minutes=m) for m in range(120)]
-    metrics = [{"ts": t.isoformat() + "Z", "service": "contacts", "metric": "cpu_percent",
-                "value": 100.0 if t >= at + timedelta(minutes=1) else 1.0 + (t.minute % 3) / 10} for t in samples]
-    logs = [{"ts": (day + timedelta(hours=13, minutes=31, seconds=s)).isoformat() + "Z", "service": "contacts",
-             "level": "INFO", "message": "request served"} for s in range(0, 61, 5)]
-    store = _metrics_and_logs(tmp_path, metrics, logs)
+    store = _cpu_contention_beside_logs(tmp_path, at, logs_from=day + timedelta(hours=13, minutes=31), seconds=61)
 
     detection, *_ = known_onset_detection(store, at)
     assert detection.window.end == day + timedelta(hours=13, minutes=33, seconds=9 + 1)
