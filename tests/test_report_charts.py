@@ -12,8 +12,9 @@ from incidentlens.analysis import analyze
 from incidentlens.analysis.series import MetricSeries
 from incidentlens.report import build_postmortem, write_reports
 from incidentlens.report.charts import _CHAR_PX, Marker, _stagger, bar_chart, line_chart
-from incidentlens.report.formatting import measure, unit_of
+from incidentlens.report.formatting import measure, table_value, unit_of
 from incidentlens.report.render_html import _markers, render_html
+from incidentlens.report.render_markdown import render_markdown
 from incidentlens.telemetry import load_telemetry
 from test_detection_store import quiet, write_logs, write_long_metrics
 from test_report_data import metrics_store, pool_exhaustion_analysis
@@ -56,8 +57,21 @@ def test_bar_labels_are_whole_and_wrapped_and_small_shares_read_as_the_text_does
 
 def test_units_come_from_the_metric_name():
     assert [unit_of(m) for m in ("p95_ms", "PodClientLatencyP99(s)", "latency_seconds", "MemoryUsage(Mi)", "rps",
-                                 "CpuUsageRate(%)", "SyscallRead")] == ["ms", "s", "s", "Mi", "req/s", "%", None]
+                                 "CpuUsageRate(%)", "SyscallRead", "NetworkReceiveBytes", "rx_bytes")] == [
+        "ms", "s", "s", "Mi", "req/s", "%", None, "bytes", "bytes"]
     assert measure("PodClientLatencyP99(s)", 28.6) == "28.6 s"
+    assert measure("NetworkReceiveBytes", 40498.0) == "40,498 bytes"
+
+
+def test_a_table_writes_an_amount_of_bytes_in_its_binary_multiple():
+    # TrainTicket 11:04's detection table: "ts-route-service/NetworkReceiveBytes | up | 4,779 | 40,498": no unit
+    assert [table_value("ts-route-service/NetworkReceiveBytes", v) for v in (581.0, 4779.0, 40498.0, 3.5e9)] == [
+        "581 bytes", "4.67 KiB", "39.5 KiB", "3.26 GiB"]
+    assert table_value("api/p95_ms", 2450.0) == "2,450 ms"
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["series"][0].update(series="db-proxy/NetworkReceiveBytes", baseline=4779.0, peak=40498.0)
+    table = render_markdown(build_postmortem(analysis))
+    assert "| `db-proxy/NetworkReceiveBytes` | up | 4.67 KiB | 39.5 KiB |" in table
 
 
 def test_a_fall_is_marked_as_a_trough_and_a_later_onset_as_where_the_series_moved():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 _UNIT_IN_PARENS = re.compile(r"\(([^()]{1,8})\)$")
+#: a unit a camel-case name ends with (`NetworkReceiveBytes`, Nezha's)
+_CAMEL_UNITS = {re.compile(r"(?<=[a-z0-9])Bytes$"): "bytes"}
 _UNIT_SUFFIXES = {"ms": "ms", "s": "s", "seconds": "s", "sec": "s", "bytes": "bytes", "pct": "%", "percent": "%",
                   "rps": "req/s", "qps": "req/s"}
 #: the metric name of the worst minute's share of ERROR/FATAL log lines, the peak error rate where no error metric is
@@ -24,7 +26,7 @@ def unit_of(metric: str) -> str | None:
         return _UNIT_SUFFIXES[suffix]
     if metric.lower() in _UNIT_SUFFIXES:
         return _UNIT_SUFFIXES[metric.lower()]
-    return None
+    return next((unit for pattern, unit in _CAMEL_UNITS.items() if pattern.search(metric)), None)
 
 
 def in_ms(metric: str, value: float) -> float | None:

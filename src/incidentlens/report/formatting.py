@@ -102,6 +102,23 @@ def series_value(series: str, value: float | None) -> str:
     return measure(metric, value)
 
 
+#: binary multiples a table writes an amount of bytes in
+_BYTE_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB")
+
+
+def table_value(series: str, value: float | None) -> str:
+    """A value of a `service/metric` series in a table cell: as `series_value` writes it, but an amount of bytes in
+    the binary multiple that keeps it under 1,024 (`40,498` bytes -> '39.5 KiB'); prose keeps the bytes themselves,
+    the figure its evidence holds."""
+    metric = series.rsplit("/", 1)[-1]
+    if value is None or unit_of(metric) != "bytes":
+        return series_value(series, value)
+    scaled, power = float(value), 0
+    while abs(scaled) >= 1024 and power < len(_BYTE_UNITS) - 1:
+        scaled, power = scaled / 1024, power + 1
+    return f"{num(value)} bytes" if power == 0 else f"{three_figures(scaled)} {_BYTE_UNITS[power]}"
+
+
 def sentence(text: str) -> str:
     text = text.strip()
     return text if text.endswith((".", "!", "?")) else f"{text}."

@@ -45,7 +45,7 @@ def render_html(pm: Postmortem, store: Any = None) -> str:
                       autoescape=select_autoescape(["html", "html.j2"], default=True), undefined=StrictUndefined,
                       trim_blocks=False, lstrip_blocks=False)
     env.globals.update(sample_line=fmt.sample_line, when=fmt.when, pct=fmt.pct, num=fmt.num,
-                       series_value=fmt.series_value, kind_label=kind_label,
+                       table_value=fmt.table_value, kind_label=kind_label,
                        readable_pattern=fmt.readable_pattern, template_counts=fmt.template_counts)
     line_charts, charts_note = _line_charts(pm, store)
     return env.get_template("report.html.j2").render(

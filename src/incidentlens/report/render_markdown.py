@@ -33,7 +33,7 @@ def render_markdown(pm: Postmortem) -> str:
     env.filters.update(md=md_escape, code=md_code, fence=md_fence, to_json=lambda data: json.dumps(data, indent=2))
     env.tests["evidence_id"] = lambda value: isinstance(value, str) and re.fullmatch(EVIDENCE_ID_PATTERN, value)
     env.globals.update(when=fmt.when, pct=fmt.pct, num=fmt.num, measure=fmt.measure, minutes=fmt.minutes,
-                       series_value=fmt.series_value, kind_label=kind_label, sample_line=fmt.sample_line,
+                       table_value=fmt.table_value, kind_label=kind_label, sample_line=fmt.sample_line,
                        readable_pattern=fmt.readable_pattern, series_name=fmt.series_name, users_label=users_label,
                        template_counts=fmt.template_counts, error_rate_name=fmt.error_rate_name,
                        names_service=fmt.names_service)
