@@ -12,6 +12,7 @@ from incidentlens.report import build_postmortem, executive_summary, runbook_che
 from incidentlens.report.formatting import readable_quotes
 from incidentlens.report.playbooks import kind_label, mitigations_for, playbook, runbook_for
 from incidentlens.report.render_markdown import render_markdown
+from test_report_claims import split_between_db_proxy_and_payments
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis, top_cause_analysis
 
 
@@ -559,6 +560,20 @@ def test_a_service_named_in_two_cases_is_written_once_in_lower_case():
     assert build_postmortem(analysis).impact.services_affected == ["db-proxy"]
     analysis["evidence"][0]["query"] = "SELECT * FROM metrics WHERE service = 'DB-Proxy'"
     assert build_postmortem(analysis).evidence[0].query.endswith("'DB-Proxy'")  # a query runs as written
+
+
+def test_a_service_the_verdict_has_twice_in_two_cases_is_said_once_from_its_first_move():
+    # OnlineBoutique 12:01: "frontend from 12:02:28 UTC: PodClientLatencyP99(s) from 0.353 to 0.054 (-85%) ...
+    # frontend from 12:02:28 UTC: LatencyP50(s) from 0.171 to 1.55 (+807%)": `frontend`'s entry moved at 12:01:28,
+    # `Frontend`'s at 12:02:28, and the one name took the later time for both
+    analysis = split_between_db_proxy_and_payments()
+    services = analysis["verdict"]["services"]
+    services.append({"service": "DB-Proxy", "onset": "2024-05-01T10:13:30Z", "showed": ["p95_ms up at DB-Proxy"],
+                     "evidence": []})
+    text = build_postmortem(analysis).summary.text
+    assert ("db-proxy from 2024-05-01 10:11 UTC: error_ratio up at db-proxy; then at 10:13:30 UTC: p95_ms up at "
+            "db-proxy.") in text
+    assert text.count("db-proxy from") == 1
 
 
 def test_a_service_whose_only_change_is_its_host_s_metric_is_not_named_among_those_that_moved_first():

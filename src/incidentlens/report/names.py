@@ -27,7 +27,45 @@ def one_name_per_service(data: dict[str, Any]) -> dict[str, Any]:
         return data
     pattern = re.compile(r"(?<![\w.\-/])(" + "|".join(map(re.escape, sorted(renames, key=len, reverse=True)))
                          + r")(?![\w\-])")
-    return _rewrite(data, lambda text: pattern.sub(lambda m: renames[m[1]], text))
+    data = _rewrite(data, lambda text: pattern.sub(lambda m: renames[m[1]], text))
+    verdict = data.get("verdict")
+    if isinstance(verdict, dict) and verdict.get("services"):
+        data = {**data, "verdict": {**verdict, "services": _merged_showings(verdict["services"])}}
+    return data
+
+
+def _merged_showings(services: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdict's services with the entries one name now has twice made one (OnlineBoutique 12:01: `frontend`'s
+    per-pod metrics and `Frontend`'s front-end file each had an entry, and the summary said "frontend from 12:02:28
+    UTC: PodClientLatencyP99(s) ..." of the one that moved at 12:01:28, then "frontend from 12:02:28 UTC" again): at
+    the earlier entry's place and onset, what each showed in time order, a later entry's findings said with their
+    time (`then at 12:02:28 UTC: ...`, as the analysis words a finding later than its service's onset); its own change
+    where either showed one, from the earlier of their times."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for entry in services:
+        groups.setdefault(entry.get("service") or id(entry), []).append(entry)
+    return [_merged(sorted(group, key=lambda s: str(s.get("onset") or "~"))) for group in groups.values()]
+
+
+def _merged(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One service's verdict entries, earliest first, as one (`_merged_showings`)."""
+    first = entries[0]
+    if len(entries) == 1:
+        return first
+    later = [said for entry in entries[1:] for said in _later_findings(entry, first.get("onset"))]
+    owns = [e.get("own_onset") for e in entries if e.get("own", True) and e.get("own_onset")]
+    return {**first, "showed": [*(first.get("showed") or []), *later],
+            "evidence": list(dict.fromkeys(e for entry in entries for e in entry.get("evidence") or [])),
+            "ends_after": next((e["ends_after"] for e in entries if e.get("ends_after")), None),
+            "own": any(e.get("own", True) for e in entries), "own_onset": min(owns, key=str) if owns else None}
+
+
+def _later_findings(entry: dict[str, Any], onset: Any) -> list[str]:
+    """What `entry` showed, each finding said with its entry's time where that is later than `onset` and the finding
+    has none of its own."""
+    when = entry.get("onset")
+    prefix = f"then at {str(when)[11:19]} UTC: " if when and onset and str(when) > str(onset) else ""
+    return [said if not prefix or said.startswith("then at ") else prefix + said for said in entry.get("showed", [])]
 
 
 def case_renames(names: Iterable[str]) -> dict[str, str]:
