@@ -414,6 +414,53 @@ def test_traced_requests_failing_as_often_as_before_or_too_few_to_tell_mark_no_s
     assert "failed, cut-short or slowed traced requests" in as_before.harm_checked
 
 
+# The requests of `TRACED`: gateway writes a line in each, food one that says it served the list, but in those `LOST`
+# picks after the start, and in one request in three a cache miss before it (`MISSES` picks those after it). All INFO:
+# no status, no WARN or ERROR line, only the lines food no longer writes show what its requests did.
+LOGGED = """
+    CREATE VIEW logs AS
+    SELECT TIMESTAMP '2024-05-01 00:00:00' + to_seconds(i * 10) AS ts, service, 't' || i AS trace_id,
+           'INFO' AS level, message || ' ' || i AS message
+    FROM range(900) t(i), (VALUES ('gateway', 'routed'), ('food', 'served the food list'),
+                                  ('food', 'cache miss for the food list')) s(service, message)
+    WHERE service = 'gateway'
+       OR (message = 'served the food list' AND NOT (i >= 720 AND LOST))
+       OR (message LIKE 'cache miss%' AND CASE WHEN i < 720 THEN i % 3 = 0 ELSE MISSES END)
+"""
+
+
+def _logged(lost: str, misses: str = "i % 3 = 0") -> DuckStore:
+    return DuckStore(TRACED, LOGGED.replace("LOST", lost).replace("MISSES", misses))
+
+
+def test_requests_that_stop_writing_the_line_their_kind_wrote_mark_their_service_affected() -> None:
+    # TrainTicket 11:04, ts-route-service's exception: 58 of its 59 routes/byIds requests wrote no 'getRouteById'
+    # line, 60 of 488 before, with no error status or ERROR line, and the review said "no impact measured" at SEV4
+    result = estimate_impact(_logged("i % 3 > 0"), WINDOW, BASELINE)
+
+    assert result.impact.services_affected == ["food"]
+    (failure,) = result.impact.traced_failures
+    assert (failure.kind, failure.window_failed, failure.window_requests) == ("GET /food", 120, 180)
+    cited = next(e for e in result.evidence if "cut-short" in e.title)
+    assert cited.title == ("affected: 1 service by failed, cut-short or slowed traced requests: food 120 of 180 GET "
+                           "/food requests ended without writing the line 'served the food list <*>', 0 of 720 "
+                           "before")
+    report_impact = ReportImpact(**result.impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
+                                 narrative=Narrative(text=""))
+    assert derive_severity(report_impact)[0] == "SEV3"
+    assert ("food: 120 of 180 GET /food requests ended without writing the line 'served the food list <*>', 0 of 720 "
+            "before") in derive_severity(report_impact)[1]
+
+
+def test_a_line_written_in_some_requests_only_or_a_service_not_logged_in_the_window_marks_nothing() -> None:
+    # a cache miss in one request in three before and none after is no request failing; a service none of whose
+    # lines the window holds was not logged there (gateway's lines show the window was), which says nothing of it
+    no_misses = estimate_impact(_logged("FALSE", misses="FALSE"), WINDOW, BASELINE).impact
+    unlogged = estimate_impact(_logged("TRUE", misses="FALSE"), WINDOW, BASELINE).impact
+
+    assert no_misses.services_affected == [] and unlogged.services_affected == []
+
+
 # Every 10 s checkout is entered by PlaceOrder, which calls payment, then cart to empty it; from the start on `CUT`
 # picks the orders that end after payment. One request in ten is a GetQuote, which calls neither; `QUOTES` picks the
 # extra GetQuotes after the start. No status, no logs: only the calls show what the requests did.
@@ -517,9 +564,9 @@ def test_traced_requests_failing_set_sev3_and_the_reason_says_whose_and_how() ->
 
     assert level == "SEV3"
     assert why.split(" (rule")[0] == (
-        "SEV3 because a service's traced requests failed or slowed beyond its baseline's share (its requests, not the "
-        "users': SEV3 at most) (checkout: 45 of 162 PlaceOrder requests ended without calling cart EmptyCart, 0 of 648 "
-        "before)")
+        "SEV3 because a service's traced requests failed, cut short or slowed beyond its baseline's share (its "
+        "requests, not the users': SEV3 at most) (checkout: 45 of 162 PlaceOrder requests ended without calling cart "
+        "EmptyCart, 0 of 648 before)")
 
 
 def _front(success: str, spans_failing: str | None = None) -> DuckStore:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from incidentlens.analysis.units import LOG_ERROR_SHARE
 from incidentlens.report import build_postmortem
 from incidentlens.report.build import executive_summary, runbook_checklist
 from incidentlens.report.render_markdown import render_markdown
@@ -390,6 +391,32 @@ def test_a_summary_with_no_error_rate_or_latency_says_what_marked_the_service_it
             "(no failure count in the data)")
     assert f"{said}." in pm.summary.text
     assert f"Impact: {said}" in executive_summary(pm)
+
+
+def test_a_summary_whose_peaks_are_of_services_nothing_marked_says_what_marked_the_one_it_calls_degraded():
+    # TrainTicket 11:04: "ts-route-service degraded: the share of ERROR/FATAL log lines peaked at 0.9% against 0.7%
+    # before; latency (ts-gateway-service/PodServerLatencyP90(s)) peaked at 3 s against 0.467 s": neither figure is
+    # route's, nor harm; what marked it, its requests no longer writing their line, was said only in the impact
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(
+        peak_error_rate={"metric": LOG_ERROR_SHARE, "service": "all", "value": 0.009,
+                         "baseline": 0.007, "at": "2024-05-01T10:13:00Z", "typical": 0.008},
+        peak_latency={"metric": "p90_ms", "service": "frontend", "value": 3000.0, "baseline": 467.0,
+                      "at": "2024-05-01T10:13:00Z", "typical": 442.0, "samples": 3},
+        requests_total=117, requests_failed=None, failed_share=None, entry_service="frontend",
+        services_affected=["checkoutservice"], lines_marked=[], users_affected=None,
+        traced_failures=[{**CHECKOUT_SLOWED, "slower_than_ms": None, "way": "the line: <*> INFO order placed <*>",
+                          "window_failed": 18}])
+    pm = build_postmortem(analysis)
+    said = ("checkoutservice degraded (in its traces, 18 of 19 hipstershop.CheckoutService/PlaceOrder requests ended "
+            "without writing the line 'INFO order placed <*>', 18 of 172 before): the share of ERROR/FATAL log lines "
+            "peaked at 0.9% against 0.7% before")
+    assert said in pm.summary.text
+    assert any(line.startswith(f"Impact: {said}") for line in executive_summary(pm))
+    # TrainTicket 10:56: "Impact: latency (ts-route-service/PodServerLatencyP90(s)) peaked at 0.03 s against 0.0235
+    # s": a peak of the service its traced requests marked, which no metric of its marked
+    analysis["impact"]["peak_latency"].update(service="checkoutservice", value=30.0, baseline=23.5, typical=24.0)
+    assert "checkoutservice degraded (in its traces, 18 of 19" in build_postmortem(analysis).summary.text
 
 
 def test_two_leads_one_cut_after_calling_the_other_are_one_change_to_tell_apart_not_two_moves_to_order():

@@ -33,9 +33,10 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   error-rate floor, held: the front door failing 15% of its requests against 0% is harm however many an earlier
   fault failed); or its traced requests (the traces in which it was called) failed in one way (an error status on
   an operation, an ERROR/FATAL line of a template in the trace, or cut short: ended without a call that requests of
-  their kind made before; or slowed past their kind's p90 of the minutes before at its usual speed,
-  `_slow_requests_sql`) `SURGE_RATIO` times as often as in its baseline by the same test (`_failing_requests`):
-  per way, since a baseline holding an earlier fault of the same service hides a new failure among the old ones.
+  their kind made before, or without a line below WARN the service wrote in them before; or slowed past their
+  kind's p90 of the minutes before at its usual speed, `_slow_requests_sql`) `SURGE_RATIO` times as often as in its
+  baseline by the same test (`_failing_requests`): per way, since a baseline holding an earlier fault of the same
+  service hides a new failure among the old ones.
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum,
   among those that mark their service affected when any does (what held, not a lone spike beside it);
   the latency requests were served with when such a series rose, not a service's wait as a client on its own calls
@@ -135,6 +136,8 @@ FAILING_FLOOR = 0.01
 IMPACT_NOISE_FLOOR = 0.05
 #: the stretch just before the start a series' window maximum must rise above to count as changed by the incident
 PRE_START = timedelta(minutes=5)
+#: how the way of a request that lost its line starts (`_unlogged_requests_sql`): `the line: <template>`
+LOST_LINE = "the line: "
 #: a traced request is slowed when it took longer than this share of its kind's requests before the start did: a
 #: tenth of them did then, so the surge test's `SURGE_RATIO` asks for three tenths
 SLOW_QUANTILE = 0.9
@@ -171,8 +174,8 @@ class TracedFailure(BaseModel):
     """A service's traced requests that failed in one way beyond its baseline's share (`_failing_requests`)."""
 
     service: str
-    way: str | None  # an error status on an operation, an ERROR line's template, the call a cut request lacked; None:
-    # all the ways together
+    way: str | None  # an error status on an operation, an ERROR line's template, the call a cut request lacked (or
+    # `LOST_LINE` and the template of the line it lacked); None: all the ways together
     kind: str | None = None  # cut short or slowed: the kind of request (its entry operations)
     slower_than_ms: float | None = None  # slowed: the kind's p90 before the start, which its requests took longer than
     baseline_minutes: int | None = None  # slowed: the minutes before the start with requests of the kind ...
@@ -880,18 +883,22 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
     A request cut short fails too, though no status or line says so (`spans.TraceSignal.cut_short`): a way is a call
     the requests of one kind (the operations that entered the service) made before the start, and one of them that
     ended without it failed that way (OnlineBoutique 13:10: 16 of checkoutservice's 17 PlaceOrder requests ended
-    without calling cartservice's EmptyCart, 4 of 259 before, with no error status or line to show it).
+    without calling cartservice's EmptyCart, 4 of 259 before, with no error status or line to show it). So is one
+    that ended without a line the service wrote in the requests of its kind before (`_unlogged_requests_sql`).
 
     A request slowed goes wrong too, though it succeeds: of one kind, one that took longer than nine in ten of its
     kind before the start (their p90, `SLOW_QUANTILE`) did; a tenth of them did before, so the surge test asks three
     times that share (OnlineBoutique 14:12, paymentservice's network delayed: checkoutservice's PlaceOrder requests
     waited half a second longer on each call to it, with no status, line or metric to show it)."""
-    links = span_links(store)
-    sql = _failing_requests_sql(window, baseline, links, log_trace_column(store))
+    links, log_trace = span_links(store), log_trace_column(store)
+    sql = _failing_requests_sql(window, baseline, links, log_trace)
     cut_sql = _cut_requests_sql(window, baseline, links)
     slow_sql = _slow_requests_sql(window, baseline, links)
-    rows = [r for r in store.fetch(sql).to_pylist() + store.fetch(cut_sql).to_pylist()
-            + store.fetch(slow_sql).to_pylist() if r["baseline_requests"] and r["window_requests"]]
+    queries = [sql, cut_sql, slow_sql]
+    if log_trace is not None:
+        queries.append(_unlogged_requests_sql(window, baseline, links, log_trace))
+    rows = [r for query in queries for r in store.fetch(query).to_pylist()
+            if r["baseline_requests"] and r["window_requests"]]
     failed = np.array([r["window_failed"] for r in rows], dtype=float)
     share = np.array([max(float(r["baseline_failed"]), 0.5) / float(r["baseline_requests"]) for r in rows])
     expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
@@ -901,7 +908,7 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
     said = "; ".join(_failed_words(r) for r in worst[:3])
     evidence.append(Evidence.make(
         "impact", f"affected: {counted(len(found), 'service')} by failed, cut-short or slowed traced requests"
-                  + (f": {said}" if said else ""), f"{sql};\n{cut_sql};\n{slow_sql}",
+                  + (f": {said}" if said else ""), ";\n".join(queries),
         {"services_affected": found,
          "failed": [{k: r.get(k) for k in ("service", "way", "kind", "slower_than_ms", "baseline_minutes",
                                            "minutes_left_out", "window_requests", "window_failed",
@@ -910,6 +917,8 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
                  "gave such a span of an operation an error status, or wrote an ERROR/FATAL line of a template in "
                  "the trace (counted over the requests begun while logs were written), or, of the requests of one "
                  "kind (the operations that entered it), ended without a call that kind made before the start, or "
+                 "without a line of a template (below WARN) the service wrote in that kind's requests before it "
+                 "(where the service wrote lines in the window: its logs were being collected), or "
                  f"took longer than the kind's p{SLOW_QUANTILE * 100:.0f} before the start (of the minutes before "
                  f"it whose median request is within {USUAL_SPEED_BAND:g}x either way of the speed most of them "
                  "ran at: the others are earlier incidents'); per "
@@ -921,10 +930,14 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
 
 def _failed_words(row: dict[str, Any]) -> str:
     """`ts-food-service 7 of 9 requests failed with an ERROR line: ..., 5 of 149 before` (all ways together: `7 of 9
-    requests failed, ...`; cut short: `checkoutservice 16 of 17 PlaceOrder requests ended without calling ...`)."""
+    requests failed, ...`; cut short: `checkoutservice 16 of 17 PlaceOrder requests ended without calling ...`, or
+    `... ended without writing the line '...'`)."""
     if row.get("slower_than_ms") is not None:
         done = (f"{_short(str(row['kind']), 80)} requests took longer than {three_figures(row['slower_than_ms'])} ms "
                 f"(the p{SLOW_QUANTILE * 100:.0f} of their kind before)")
+    elif row["kind"] is not None and str(row["way"]).startswith(LOST_LINE):
+        done = (f"{_short(str(row['kind']), 80)} requests ended without writing the line "
+                f"'{_short(str(row['way']).removeprefix(LOST_LINE), 120)}'")
     elif row["kind"] is not None:
         done = f"{_short(str(row['kind']), 80)} requests ended without calling {_short(str(row['way']), 80)}"
     else:
@@ -1049,6 +1062,52 @@ SELECT service, CAST(NULL AS VARCHAR) AS way, kind, slower_than_ms,
        count(*) FILTER (WHERE NOT after AND took > slower_than_ms) AS baseline_failed
 FROM kept JOIN cuts USING (service, kind) JOIN usual USING (service, kind) WHERE slower_than_ms IS NOT NULL
 GROUP BY service, kind, slower_than_ms ORDER BY service, kind"""
+
+
+def _unlogged_requests_sql(window: Span, baseline: Span, links: str, log_trace: str) -> str:
+    """Per service, kind of request (its entry operations, as `_cut_requests_sql`) and template of a line below WARN
+    the service wrote in its requests of that kind before the start: its requests of the kind, and those in which it
+    did not write the line, in the window and in the baseline (`_failing_requests`). A request that stops writing its
+    success line did not get there (TrainTicket 11:04, ts-route-service's exception: 58 of its 59 routes/byIds
+    requests wrote no 'getRouteById' line, 60 of 488 before, with no error status or ERROR line to show it).
+
+    Counted only over the requests begun while logs were written (as the ERROR lines' ways), and only for a service
+    that wrote a line in the window: a service none of whose lines the window holds was not logged, which says
+    nothing of its requests. A line once in a while is no way: the surge test asks three times its baseline share
+    missing, so a line the kind wrote in two thirds of its requests before or fewer, or a kind with fewer requests
+    in the window than `MIN_PROBLEMS`, could never pass it, and is not tested (nor counted among the ways compared,
+    whose number the test's p-value bar is divided by: TrainTicket's hundreds of INFO lines that come and go would
+    have raised the bar for every other way, and taken ts-travel-service's cut requests out of 10:45's review)."""
+    trace = quote_ident(log_trace)
+    minutes = logged_minutes_sql(window, baseline)
+    logged = (f"started >= (SELECT min(first_line) FROM ({minutes})) AND "
+              f"{minute_from_sql('started', window[0])} IN (SELECT minute FROM ({minutes}))")
+    either = f"({in_span('started', window)}) OR ({in_span('started', baseline)})"
+    return f"""WITH requests AS ({_kinded_requests_sql(links)}
+), sides AS (
+    SELECT service, trace_id, kind, {in_span('started', window)} AS after FROM requests
+    WHERE ({either}) AND {logged}
+      AND service IN (SELECT service FROM logs WHERE {in_span('ts', window)})
+), lines AS (
+    SELECT DISTINCT service, {trace} AS trace_id, {sql_str(LOST_LINE)} || {masked_sql()} AS way FROM logs
+    WHERE (level IS NULL OR level NOT IN {sql_in(PROBLEM_LEVELS)}) AND {trace} IS NOT NULL
+      AND {in_span('ts', covering(window, baseline))}
+), totals AS (
+    SELECT service, kind, count(*) FILTER (WHERE after) AS window_requests,
+           count(*) FILTER (WHERE NOT after) AS baseline_requests
+    FROM sides GROUP BY service, kind
+)
+SELECT service, way, kind, any_value(window_requests) AS window_requests,
+       any_value(window_requests) - count(*) FILTER (WHERE after) AS window_failed,
+       any_value(baseline_requests) AS baseline_requests,
+       any_value(baseline_requests) - count(*) FILTER (WHERE NOT after) AS baseline_failed
+FROM sides JOIN lines USING (service, trace_id) JOIN totals USING (service, kind)
+-- only a line that could pass the surge test is tested: one the kind wrote in more than 1 - 1 / SURGE_RATIO of its
+-- requests before (else even all of them missing it after is not that many times its share), in enough requests
+GROUP BY service, kind, way
+HAVING count(*) FILTER (WHERE NOT after) > any_value(baseline_requests) * (1 - 1 / {SURGE_RATIO})
+   AND any_value(window_requests) >= {MIN_PROBLEMS}
+ORDER BY service, kind, way"""
 
 
 def _kinded_requests_sql(links: str) -> str:

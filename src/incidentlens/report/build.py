@@ -1938,9 +1938,13 @@ def _peaked(value: float, baseline: float | None) -> str:
 def _traced_mark(impact: Impact) -> str:
     """` (in its traces, 19 of 19 PlaceOrder requests took longer than 444 ms, ...)`: what marked a service the summary
     calls degraded, where the impact line holds no error rate, latency or failure count to show it (OnlineBoutique
-    13:19: "checkoutservice degraded: 507 requests at frontend in the window (no failure count in the data)"); else
-    nothing. The entry service's traced failure is said beside its requests already."""
-    if impact.peak_error_rate or impact.peak_latency or impact.requests_failed is not None:
+    13:19: "checkoutservice degraded: 507 requests at frontend in the window (no failure count in the data)"), or
+    only those of services nothing marked (TrainTicket 11:04: "ts-route-service degraded: the share of ERROR/FATAL
+    log lines peaked at 0.9% against 0.7% before; latency (ts-gateway-service/...) peaked at 3 s", a lone peak of the
+    front door's, while route's requests had stopped writing their line); else nothing. The entry service's traced
+    failure is said beside its requests already."""
+    if impact.requests_failed is not None or any(_marks_harm(impact, peak)
+                                                 for peak in (impact.peak_error_rate, impact.peak_latency)):
         return ""
     entry = _entry_traced(impact)
     failure = next((f for f in impact.traced_failures if f is not entry and f.service in impact.services_affected),
@@ -1949,6 +1953,20 @@ def _traced_mark(impact: Impact) -> str:
         return ""
     its = impact.services_affected == [failure.service]
     return f" ({'in its traces, ' if its else 'in the traces, '}{traced_words(failure, named=not its)})"
+
+
+def _marks_harm(impact: Impact, peak: Peak | None) -> bool:
+    """Whether a peak the impact line shows is of a service its latency or error metrics marked affected, or whose
+    error rate or latency held at the severity's floor (the share of ERROR/FATAL lines, of all services: where a
+    service's WARN/ERROR lines marked it). A peak of a service its traced requests alone marked shows no harm
+    (TrainTicket 10:56: "Impact: latency (ts-route-service/PodServerLatencyP90(s)) peaked at 0.03 s against 0.0235
+    s", route's requests having stopped writing their line)."""
+    if peak is None:
+        return False
+    if peak.metric == LOG_ERROR_SHARE:
+        return bool(impact.lines_marked)
+    held = {m.service.lower() for m in impact.metric_marks} | {name.lower() for name, _ in held_at_floor(impact)}
+    return (peak.service or "").lower() in held
 
 
 def _impact_line(impact: Impact, severity: str | None) -> str:

@@ -100,7 +100,8 @@ class TracedFailure(_Model):
     service: str
     way: str | None = Field(None, description="how they failed; None: in any way")
     kind: str | None = Field(None, description="cut short or slowed: the kind of request (its entry operations); "
-                                               "`way` is the call a cut request ended without")
+                                               "`way` is the call a cut request ended without, or 'the line: ' "
+                                               "and the template of the line it did not write")
     slower_than_ms: float | None = Field(None, description="slowed: the kind's p90 before the start, which these "
                                                            "requests took longer than")
     baseline_minutes: int | None = Field(None, description="slowed: the minutes before the start with requests of "

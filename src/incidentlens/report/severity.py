@@ -47,7 +47,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from incidentlens.analysis.impact import FAILING, FAILING_FLOOR, SLOWER, USUAL_SPEED_BAND
+from incidentlens.analysis.impact import FAILING, FAILING_FLOOR, LOST_LINE, SLOWER, USUAL_SPEED_BAND
 from incidentlens.analysis.units import LOG_ERROR_SHARE
 from incidentlens.report import formatting as fmt
 from incidentlens.report.schema import Impact, Peak, Severity, TracedFailure
@@ -65,8 +65,8 @@ RULE = ("SEV1: error rate >= 20 points over its baseline, or >= 10% of requests 
         "SEV2: >= 5 points, >= 1%, >= 1,000 users, or latency >= 3x baseline over a window >= 30 min; "
         f"SEV3: error rate (or share of ERROR/FATAL lines) >= {FAILING_FLOOR:.0%} and >= {FAILING:g}x baseline, any "
         f"failed requests beyond the baseline's share or users beyond the baseline's (each past {CHANCE_Z:g} Poisson "
-        "σ of what the baseline predicts), a service's traced requests failed or slowed in one way beyond its "
-        "baseline's share "
+        "σ of what the baseline predicts), a service's traced requests failed, cut short or slowed in one way "
+        "beyond its baseline's share "
         f"(SEV3 at most: its requests, not the users'), or latency >= {SLOWER:g}x; else SEV4; "
         "error rate and latency at the window's typical level (its median; a single peak sets no level), the share "
         "of ERROR/FATAL lines SEV3 at most (a log line is not a failed request); "
@@ -86,7 +86,8 @@ class _Figures:
     from_lines: bool  # the error rate is the share of ERROR/FATAL log lines, not of requests: SEV3 at most
     failed_share: float | None  # failed requests beyond the baseline's share, as a share of the window's
     users: int | None  # users beyond the baseline's, past chance; None with no baseline
-    traced: bool  # a service's traced requests failed or slowed in one way beyond its baseline's share: SEV3 at most
+    traced: bool  # a service's traced requests failed, cut short or slowed in one way beyond its baseline's share:
+    # SEV3 at most
     latency_ratio: float | None
     minutes: float | None
 
@@ -214,8 +215,8 @@ def _level(f: _Figures) -> tuple[Severity, str, str | None]:
          f"ERROR/FATAL lines >= {FAILING_FLOOR:.0%} of all lines and >= {FAILING:g}x baseline (log lines, not failed "
          "requests: SEV3 at most)", "error"),
         ("SEV3", at_least(f.failed_share, 1e-12), "requests failed beyond the baseline's share", "failed"),
-        ("SEV3", f.traced, "a service's traced requests failed or slowed beyond its baseline's share (its requests, "
-         "not the users': SEV3 at most)", "traced"),
+        ("SEV3", f.traced, "a service's traced requests failed, cut short or slowed beyond its baseline's share (its "
+         "requests, not the users': SEV3 at most)", "traced"),
         ("SEV3", at_least(f.users, 1), "users affected beyond the baseline's", "users"),
         ("SEV3", at_least(f.latency_ratio, SLOWER), f"latency >= {SLOWER:g}x baseline", "latency"),
     ]
@@ -245,10 +246,14 @@ def _decided_by(impact: Impact, figure: str | None) -> str:
 
 def traced_words(failure: TracedFailure, named: bool = True) -> str:
     """`checkoutservice: 16 of 17 PlaceOrder requests ended without calling cartservice EmptyCart, 4 of 259 before`;
+    `ts-route-service: 58 of 59 byIds requests ended without writing the line 'INFO ...', 60 of 488 before`;
     `ts-food-service: 7 of 9 requests failed with an ERROR line 'ERROR ...', 5 of 149 before` (without the service's
     name unless `named`); slowed requests say the minutes before left out of their count (`_left_out`)."""
     if failure.slower_than_ms is not None:
         done = f"{failure.kind} requests took longer than {fmt.num(failure.slower_than_ms)} ms, their kind's p90 before"
+    elif failure.kind is not None and failure.way is not None and failure.way.startswith(LOST_LINE):
+        done = (f"{failure.kind} requests ended without writing the line "
+                f"'{fmt.readable_pattern(failure.way.removeprefix(LOST_LINE))}'")
     elif failure.kind is not None:
         done = f"{failure.kind} requests ended without calling {failure.way}"
     else:
