@@ -1971,7 +1971,19 @@ def _marks_harm(impact: Impact, peak: Peak | None) -> bool:
 
 def _impact_line(impact: Impact, severity: str | None) -> str:
     """The impact's figures in one line; users on WARN/ERROR lines are `affected` only where harm was seen, and then
-    those beyond the baseline's."""
+    those beyond the baseline's. Where only a peak reached a floor (`no_impact_words` puts `Only at its peak, `
+    before the line), the counts of the window follow the peaks in a sentence of their own: a request count is no
+    peak (TrainTicket 11:04: "Only at its peak, ...; latency ... peaked at 3 s against 0.467 s; 117 requests at
+    ts-gateway-service in the window")."""
+    peaks = _peak_parts(impact)
+    counts = _count_parts(impact, severity)
+    if peaks and counts and harm(impact, severity) == "peak":
+        return f"{'; '.join(peaks)}. {_capitalized('; '.join(counts))}"
+    return "; ".join(peaks + counts) or "no request-level impact could be measured"
+
+
+def _peak_parts(impact: Impact) -> list[str]:
+    """The impact line's peaks: its error rate's and its latency's."""
     parts = []
     if impact.peak_error_rate:
         e = impact.peak_error_rate
@@ -1983,6 +1995,12 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
         parts.append(f"latency ({fmt.series_name(lat.service, lat.metric)}) {_peaked(lat.value, lat.baseline)} "
                      f"{fmt.measure(lat.metric, lat.value)}"
                      + (f" against {fmt.measure(lat.metric, lat.baseline)}" if lat.baseline is not None else ""))
+    return parts
+
+
+def _count_parts(impact: Impact, severity: str | None) -> list[str]:
+    """The impact line's counts of the window: its requests (and those failed), and its users."""
+    parts = []
     at = f" at {impact.entry_service}" if fmt.names_service(impact.entry_service) else ""
     if impact.requests_failed is not None and impact.requests_total:
         parts.append(f"{fmt.num(impact.requests_failed)} of {fmt.num(impact.requests_total)} requests{at} failed "
@@ -1998,7 +2016,7 @@ def _impact_line(impact: Impact, severity: str | None) -> str:
                         f"(no failure count in the data; in its traces, {traced_words(entry, named=False)})"))
     if impact.users_affected is not None:
         parts.append(users_words(impact, affected=harm(impact, severity) == "seen"))
-    return "; ".join(parts) or "no request-level impact could be measured"
+    return parts
 
 
 def _contributes(template: dict[str, Any]) -> bool:
