@@ -419,6 +419,19 @@ def test_a_summary_whose_peaks_are_of_services_nothing_marked_says_what_marked_t
     assert "checkoutservice degraded (in its traces, 18 of 19" in build_postmortem(analysis).summary.text
 
 
+def test_a_service_already_failing_before_the_start_is_said_so_in_the_summary_and_the_impact():
+    # TrainTicket 09:34: ts-travel-service, the leading hypothesis, failed 18 of its 76 requests in the 5 minutes
+    # before the start (30 of 475 earlier), after the 09:30 fault: a responder must not blame what began at the start
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"]["failing_before"] = [{"service": "db-proxy", "way": None, "window_requests": 76,
+                                             "window_failed": 18, "baseline_requests": 475, "baseline_failed": 30}]
+    pm = build_postmortem(analysis)
+    said = ("Already failing before the start: db-proxy (18 of its 76 traced requests in the 5 minutes before failed, "
+            "30 of 475 earlier).")
+    assert said in pm.summary.text and said in pm.impact.narrative.text
+    assert "Already failing" not in build_postmortem(pool_exhaustion_analysis()).summary.text
+
+
 def test_two_leads_one_cut_after_calling_the_other_are_one_change_to_tell_apart_not_two_moves_to_order():
     # OnlineBoutique 13:10: "No single root cause found: checkoutservice and paymentservice moved, too close together
     # for the data to order" and "Find which of checkoutservice and paymentservice moved first": both "moved" by one

@@ -200,6 +200,9 @@ class Impact(BaseModel):
     lines_marked: list[str] = []  # the services affected by their WARN/ERROR lines' surge (`_log_impact`)
     metric_marks: list[MetricMark] = []  # per service affected by its latency or error metrics, the series that did
     traced_failures: list[TracedFailure] = []  # per service affected by its traced requests, the way that marked it
+    #: per service whose traced requests already failed (all ways together) in the `PRE_START` before the start
+    #: beyond its share earlier in the baseline (`_failing_before`): its requests there, and those of the earlier
+    failing_before: list[TracedFailure] = []
     regions_affected: list[str] = []
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
@@ -230,6 +233,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     if store.has("spans"):
         impact.harm_checked.append("failed, cut-short or slowed traced requests")
         impact.traced_failures = _failing_requests(store, window, baseline, evidence)
+        impact.failing_before = _failing_before(store, window, baseline, evidence)
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
         counted = _requests(store, window, baseline, entry, series, evidence)
@@ -349,8 +353,6 @@ def _metric_peaks(
     firsts = {str(service[i]): i for i in reversed(marking)}
     marks = [_mark(str(name), str(metric[firsts[name]]), median[firsts[name]], baseline_median[firsts[name]],
                    points[firsts[name]], unchecked.get((name, str(metric[firsts[name]])))) for name in shifted]
-    already = sorted({f"{service[i]}/{metric[i]}" for i in range(table.num_rows) if not changed[i]
-                      and _rose(before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])})
     peaks: dict[str, Peak] = {}
     marked = {name.lower() for name in [*shifted, *elsewhere]}
     front = [*entry, *(str(s) for s in set(service) if ENTRY_SERVICE.search(str(s)))]
@@ -378,7 +380,6 @@ def _metric_peaks(
             "peak_error_rate": peaks["error"].model_dump(mode="json") if "error" in peaks else None,
             "services_shifted": shifted,
             "marked_by": [mark.model_dump(mode="json") for mark in marks],
-            "high_before_the_start": already[:20],
             "not_borne_out": [c.series for c in unsupported][:20],
             "rule": "peak = window max of the series with the largest (max - baseline median) / robust scale, of "
             "those that mark a service affected when any does, else of those of a service affected otherwise (its "
@@ -926,6 +927,40 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
                  f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared"},
     ))
     return [TracedFailure.model_validate(r) for r in worst]
+
+
+def _failing_before(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[TracedFailure]:
+    """Services whose traced requests were already failing before the start: in the `PRE_START` before it, their
+    requests failed (in any of `_failing_requests_sql`'s ways, all together) beyond their share earlier in the
+    baseline, by the surge test of `_failing_requests`, most excess first. A responder must not blame the change at
+    the start for them (TrainTicket 11:04: ts-travel2-service failed 12 of its 12 requests in the 5 minutes before
+    the start, 34 of 321 earlier). None where the baseline holds nothing before that stretch."""
+    before = (window[0] - PRE_START, window[0])
+    earlier = (baseline[0], before[0])
+    if earlier[1] <= earlier[0]:
+        return []
+    sql = _failing_requests_sql(before, earlier, span_links(store), log_trace_column(store))
+    rows = [r for r in store.fetch(sql).to_pylist()
+            if r["way"] is None and r["baseline_requests"] and r["window_requests"]]
+    failed = np.array([r["window_failed"] for r in rows], dtype=float)
+    share = np.array([max(float(r["baseline_failed"]), 0.5) / float(r["baseline_requests"]) for r in rows])
+    expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
+    found = [rows[int(i)] for i in _surges([str(i) for i in range(len(rows))], failed, expected)] if rows else []
+    minutes = PRE_START.total_seconds() / 60
+    said = "; ".join(f"{r['service']} {r['window_failed']} of {r['window_requests']} requests failed, "
+                     f"{r['baseline_failed']} of {r['baseline_requests']} earlier" for r in found[:3])
+    evidence.append(Evidence.make(
+        "impact", f"failing before the start: {counted(len(found), 'service')} whose traced requests failed in the "
+                  f"{minutes:g} min before it beyond their earlier share" + (f": {said}" if said else ""), sql,
+        {"services": [r["service"] for r in found], "minutes_before": minutes,
+         "failed": [{k: r[k] for k in ("service", "window_requests", "window_failed", "baseline_requests",
+                                       "baseline_failed")} for r in found],
+         "rule": f"a service's requests begun in the {minutes:g} min before the start (as `failed, cut-short or "
+                 "slowed traced requests` counts them, all ways of failing by a status or an ERROR line together) "
+                 f"failed >= {SURGE_RATIO:g}x their share earlier in the baseline, >= {MIN_PROBLEMS}, Poisson p < "
+                 f"{MAX_P_VALUE:g} / services compared"},
+    ))
+    return [TracedFailure.model_validate(r) for r in found]
 
 
 def _failed_words(row: dict[str, Any]) -> str:

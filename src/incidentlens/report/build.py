@@ -18,7 +18,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW, minutes_before
-from incidentlens.analysis.impact import ERROR_RATIO, FAILED_OF, LATENCY, SURGE_RATIO
+from incidentlens.analysis.impact import ERROR_RATIO, FAILED_OF, LATENCY, PRE_START, SURGE_RATIO
 from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_scale
 from incidentlens.analysis.pipeline import SEEN_MOVING
 from incidentlens.analysis.plausibility import traced_calls_words
@@ -646,6 +646,8 @@ class _Builder:
             services_affected=_named_services(raw.get("services_affected") or []),
             traced_failures=[TracedFailure.model_validate(pick(TracedFailure, f))
                              for f in raw.get("traced_failures") or []],
+            failing_before=[TracedFailure.model_validate(pick(TracedFailure, f))
+                            for f in raw.get("failing_before") or []],
             lines_marked=list(raw.get("lines_marked") or []),
             metric_marks=[MetricMark.model_validate(pick(MetricMark, m)) for m in raw.get("metric_marks") or []],
             regions_affected=list(raw.get("regions_affected") or []),
@@ -706,6 +708,8 @@ class _Builder:
                          f"(confidence {fmt.pct(self.top.confidence, 0)}): {fmt.sentence(self.top.mechanism)}")
         if self.second:
             parts.append(self._second_words(self.second))
+        if impact.failing_before:
+            parts.append(failing_before_words(impact))
         if self.trigger:
             when = f" at {fmt.when(self.trigger.t)}" if self.trigger.t else ""
             if self.trigger_on_path:
@@ -1824,6 +1828,8 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
                      f"{_traced_failures_words(impact, untraced)}")
     if impact.regions_affected:
         parts.append(f"Regions affected: {', '.join(impact.regions_affected)}.")
+    if impact.failing_before:
+        parts.append(failing_before_words(impact))
     if impact.not_borne_out:
         parts.append(not_borne_out_words(impact.not_borne_out))
     if impact.duration_minutes and examined:
@@ -1859,6 +1865,18 @@ def _traced_failures_words(impact: Impact, untraced: Collection[str] = ()) -> st
     marked = [f"{f.service} ({seen_by_callers if f.service.lower() in untraced else ''}{traced_words(f, named=False)})"
               for f in others]
     return f" Marked by {whose} traced requests: {fmt.listed(marked)}.{words}"
+
+
+def failing_before_words(impact: Impact) -> str:
+    """`Already failing before the start: ts-travel2-service (12 of its 12 traced requests in the 5 minutes before
+    failed, 34 of 321 earlier).`: a responder must not blame what began at the start for a failure older than it;
+    empty where none was."""
+    if not impact.failing_before:
+        return ""
+    said = [f"{f.service} ({fmt.num(f.window_failed)} of its {fmt.num(f.window_requests)} traced requests in the "
+            f"{fmt.minutes(PRE_START.total_seconds() / 60)} before failed, {fmt.num(f.baseline_failed)} of "
+            f"{fmt.num(f.baseline_requests)} earlier)" for f in impact.failing_before]
+    return f"Already failing before the start: {fmt.listed(said)}."
 
 
 def _other_marks_words(impact: Impact, explained: set[str]) -> str:

@@ -144,6 +144,11 @@ class Impact(_Model):
     traced_failures: list[TracedFailure] = Field(default_factory=list, description="per service its traced requests "
                                                  "mark affected, the way they failed most beyond its baseline's share; "
                                                  "sets SEV3 at most (a service's requests are not the users')")
+    failing_before: list[TracedFailure] = Field(default_factory=list, description="per service whose traced "
+                                                "requests were already failing in the minutes before the start "
+                                                "(all ways together) beyond its share earlier in the baseline: "
+                                                "`window_*` counts those minutes' requests, `baseline_*` the "
+                                                "earlier ones'; not the incident's harm, no severity")
     regions_affected: list[str] = Field(default_factory=list)
     peak_latency: Peak | None = None
     peak_error_rate: Peak | None = None
