@@ -424,10 +424,11 @@ def test_a_service_already_failing_before_the_start_is_said_so_in_the_summary_an
     # before the start (30 of 475 earlier), after the 09:30 fault: a responder must not blame what began at the start
     analysis = pool_exhaustion_analysis()
     analysis["impact"]["failing_before"] = [{"service": "db-proxy", "way": None, "window_requests": 76,
-                                             "window_failed": 18, "baseline_requests": 475, "baseline_failed": 30}]
+                                             "window_failed": 18, "baseline_requests": 475, "baseline_failed": 30,
+                                             "first_failed": "2024-05-01T10:08:12Z"}]
     pm = build_postmortem(analysis)
     said = ("Already failing before the start: db-proxy (18 of its 76 traced requests in the 5 minutes before failed, "
-            "30 of 475 earlier).")
+            "the first begun at 10:08:12 UTC; 30 of 475 earlier).")
     assert said in pm.summary.text and said in pm.impact.narrative.text
     assert "Already failing" not in build_postmortem(pool_exhaustion_analysis()).summary.text
 

@@ -184,6 +184,7 @@ class TracedFailure(BaseModel):
     window_failed: int
     baseline_requests: int
     baseline_failed: int
+    first_failed: UtcTime | None = None  # failed by a status or an ERROR line: when the window's first of them began
 
 
 class Impact(BaseModel):
@@ -947,14 +948,16 @@ def _failing_before(store: Any, window: Span, baseline: Span, evidence: list[Evi
     expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
     found = [rows[int(i)] for i in _surges([str(i) for i in range(len(rows))], failed, expected)] if rows else []
     minutes = PRE_START.total_seconds() / 60
-    said = "; ".join(f"{r['service']} {r['window_failed']} of {r['window_requests']} requests failed, "
-                     f"{r['baseline_failed']} of {r['baseline_requests']} earlier" for r in found[:3])
+    said = "; ".join(f"{r['service']} {r['window_failed']} of {r['window_requests']} requests failed, the first "
+                     f"begun at {iso_z(r['first_failed'])}, {r['baseline_failed']} of {r['baseline_requests']} "
+                     "earlier" for r in found[:3])
     evidence.append(Evidence.make(
         "impact", f"failing before the start: {counted(len(found), 'service')} whose traced requests failed in the "
                   f"{minutes:g} min before it beyond their earlier share" + (f": {said}" if said else ""), sql,
         {"services": [r["service"] for r in found], "minutes_before": minutes,
-         "failed": [{k: r[k] for k in ("service", "window_requests", "window_failed", "baseline_requests",
-                                       "baseline_failed")} for r in found],
+         "failed": [{**{k: r[k] for k in ("service", "window_requests", "window_failed", "baseline_requests",
+                                          "baseline_failed")}, "first_failed": iso_z(r["first_failed"])}
+                    for r in found],
          "rule": f"a service's requests begun in the {minutes:g} min before the start (as `failed, cut-short or "
                  "slowed traced requests` counts them, all ways of failing by a status or an ERROR line together) "
                  f"failed >= {SURGE_RATIO:g}x their share earlier in the baseline, >= {MIN_PROBLEMS}, Poisson p < "
@@ -1009,7 +1012,7 @@ def _failing_requests_sql(window: Span, baseline: Span, links: str, log_trace: s
     WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service
     GROUP BY service, trace_id
 ), sides AS (
-    SELECT service, trace_id, {in_span('started', window)} AS after FROM requests
+    SELECT service, trace_id, started, {in_span('started', window)} AS after FROM requests
     WHERE (({in_span('started', window)}) OR ({in_span('started', baseline)})) AND {logged}
 ), totals AS (
     SELECT service, count(*) FILTER (WHERE after) AS window_requests,
@@ -1022,7 +1025,8 @@ def _failing_requests_sql(window: Span, baseline: Span, links: str, log_trace: s
 SELECT service, way, CAST(NULL AS VARCHAR) AS kind, any_value(window_requests) AS window_requests,
        count(DISTINCT trace_id) FILTER (WHERE after) AS window_failed,
        any_value(baseline_requests) AS baseline_requests,
-       count(DISTINCT trace_id) FILTER (WHERE NOT after) AS baseline_failed
+       count(DISTINCT trace_id) FILTER (WHERE NOT after) AS baseline_failed,
+       min(started) FILTER (WHERE after) AS first_failed
 FROM sides JOIN failed USING (service, trace_id) JOIN totals USING (service)
 GROUP BY GROUPING SETS ((service, way), (service)) ORDER BY service, way NULLS LAST"""
 

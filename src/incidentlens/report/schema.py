@@ -114,6 +114,8 @@ class TracedFailure(_Model):
     window_failed: int
     baseline_requests: int
     baseline_failed: int
+    first_failed: UtcTime | None = Field(None, description="failed by an error status or an ERROR line: when the "
+                                                          "first of the window's failed requests began")
 
 
 class Impact(_Model):
