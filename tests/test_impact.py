@@ -466,6 +466,21 @@ def test_requests_that_stop_writing_the_line_their_kind_wrote_mark_their_service
             "before") in derive_severity(report_impact)[1]
 
 
+def test_a_failure_an_error_line_shows_is_said_before_a_line_the_requests_no_longer_wrote() -> None:
+    # TrainTicket 09:49: "10 of 10 ... requests ended without writing the line '...GET Code By cookieId'" was said
+    # of ts-verification-code-service, and not that 7 of them failed with an ERROR line '...[Code not found]'
+    # food's list lookup fails with an ERROR line in one request in four from the start on
+    errors = (LOGGED.replace("WHERE service = 'gateway'",
+                             "WHERE service = 'gateway' OR (message = 'no code' AND i >= 720 AND i % 4 = 0)")
+              .replace("('food', 'served the food list'),", "('food', 'served the food list'), ('food', 'no code'),")
+              .replace("'INFO' AS level", "CASE message WHEN 'no code' THEN 'ERROR' ELSE 'INFO' END AS level"))
+    logs = errors.replace("LOST", "i % 3 > 0").replace("MISSES", "FALSE")
+    impact = estimate_impact(DuckStore(TRACED, logs), WINDOW, BASELINE).impact
+
+    (failure,) = impact.traced_failures
+    assert (failure.way, failure.window_failed) == ("an ERROR line: no code <*>", 45)
+
+
 def test_a_line_written_in_some_requests_only_or_a_service_not_logged_in_the_window_marks_nothing() -> None:
     # a cache miss in one request in three before and none after is no request failing; a service none of whose
     # lines the window holds was not logged there (gateway's lines show the window was), which says nothing of it
