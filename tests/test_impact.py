@@ -423,7 +423,7 @@ def test_a_service_whose_traced_requests_failed_in_the_minutes_before_the_start_
     assert (failing.baseline_failed, failing.baseline_requests) == (18, 690)
     cited = next(e for e in old.evidence if e.title.startswith("failing before the start"))
     assert cited.title == ("failing before the start: 1 service whose traced requests failed in the 5 min before it "
-                           "beyond their earlier share: food 15 of 30 requests failed, the first begun at "
+                           "beyond their earlier share: food 15 of 30 requests failed, the earliest begun at "
                            "2024-05-01T01:55:00Z, 18 of 690 earlier")
     assert new.impact.failing_before == []  # failing from the start on is the incident's
 

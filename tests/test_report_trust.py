@@ -428,7 +428,7 @@ def test_a_service_already_failing_before_the_start_is_said_so_in_the_summary_an
                                              "first_failed": "2024-05-01T10:08:12Z"}]
     pm = build_postmortem(analysis)
     said = ("Already failing before the start: db-proxy (18 of its 76 traced requests in the 5 minutes before failed, "
-            "the first begun at 10:08:12 UTC; 30 of 475 earlier).")
+            "the earliest of them begun at 10:08:12 UTC; 30 of 475 earlier).")
     assert said in pm.summary.text and said in pm.impact.narrative.text
     assert "Already failing" not in build_postmortem(pool_exhaustion_analysis()).summary.text
 

@@ -952,7 +952,7 @@ def _failing_before(store: Any, window: Span, baseline: Span, evidence: list[Evi
     expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
     found = [rows[int(i)] for i in _surges([str(i) for i in range(len(rows))], failed, expected)] if rows else []
     minutes = PRE_START.total_seconds() / 60
-    said = "; ".join(f"{r['service']} {r['window_failed']} of {r['window_requests']} requests failed, the first "
+    said = "; ".join(f"{r['service']} {r['window_failed']} of {r['window_requests']} requests failed, the earliest "
                      f"begun at {iso_z(r['first_failed'])}, {r['baseline_failed']} of {r['baseline_requests']} "
                      "earlier" for r in found[:3])
     evidence.append(Evidence.make(

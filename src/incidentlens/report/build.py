@@ -1869,13 +1869,14 @@ def _traced_failures_words(impact: Impact, untraced: Collection[str] = ()) -> st
 
 def failing_before_words(impact: Impact) -> str:
     """`Already failing before the start: ts-basic-service (13 of its 112 traced requests in the 5 minutes before
-    failed, the first begun at 09:03:12 UTC; 0 of 277 earlier).`: a responder must not blame what began at the start
-    for a failure older than it; empty where none was."""
+    failed, the earliest of them begun at 09:03:12 UTC; 0 of 277 earlier).`: a responder must not blame what began
+    at the start for a failure older than it. The earliest of those 5 minutes, not when the failure began: it may be
+    older than they are (TrainTicket 09:25's ts-basic-service, from their first second). Empty where none was."""
     if not impact.failing_before:
         return ""
     said = [f"{f.service} ({fmt.num(f.window_failed)} of its {fmt.num(f.window_requests)} traced requests in the "
             f"{fmt.minutes(PRE_START.total_seconds() / 60)} before failed"
-            + (f", the first begun at {fmt.when(f.first_failed, clock=True)}" if f.first_failed else "")
+            + (f", the earliest of them begun at {fmt.when(f.first_failed, clock=True)}" if f.first_failed else "")
             + f"; {fmt.num(f.baseline_failed)} of {fmt.num(f.baseline_requests)} earlier)"
             for f in impact.failing_before]
     return f"Already failing before the start: {fmt.listed(said)}."
