@@ -433,6 +433,20 @@ def test_a_service_already_failing_before_the_start_is_said_so_in_the_summary_an
     assert "Already failing" not in build_postmortem(pool_exhaustion_analysis()).summary.text
 
 
+def test_no_series_moving_by_detection_s_test_is_said_beside_the_metric_the_impact_counts_held():
+    # OnlineBoutique 16:05: "No metric series moved against the data before the start" in the detection section,
+    # under a summary of "frontend degraded", its LatencyP50(s) at 0.594 s through the window against 0.134 s
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"].update(detector="known onset", series=[])
+    analysis["impact"]["metric_marks"] = [{"service": "frontend", "metric": "LatencyP50(s)", "typical": 0.594,
+                                           "baseline": 0.134, "samples": 3}]
+    said = build_postmortem(analysis).detection.narrative.text
+    assert ("No metric series moved against the data before the start. Detection's scale takes in the baseline's "
+            "1%-99% range, earlier faults' values included; the impact's held-level test leaves that range out and "
+            "counts frontend (LatencyP50(s) 0.594 s over the window (the median of its 3 samples), against 0.134 s "
+            "before).") in said
+
+
 def test_two_leads_one_cut_after_calling_the_other_are_one_change_to_tell_apart_not_two_moves_to_order():
     # OnlineBoutique 13:10: "No single root cause found: checkoutservice and paymentservice moved, too close together
     # for the data to order" and "Find which of checkoutservice and paymentservice moved first": both "moved" by one

@@ -18,11 +18,21 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW, minutes_before
-from incidentlens.analysis.impact import ERROR_RATIO, FAILED_OF, LATENCY, PRE_START, SURGE_RATIO
+from incidentlens.analysis.impact import (
+    ERROR_RATIO,
+    FAILED_OF,
+    FAILING,
+    FAILING_FLOOR,
+    LATENCY,
+    PRE_START,
+    SLOWER,
+    SURGE_RATIO,
+)
 from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_scale
 from incidentlens.analysis.pipeline import SEEN_MOVING
 from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.rootcause import GLOBAL, BurstEnded, own_health
+from incidentlens.analysis.shifts import RANGE_TAIL
 from incidentlens.analysis.units import LOG_ERROR_SHARE
 from incidentlens.analysis.verdict import MORE_LIKELY_THAN_NOT, STANDS_OUT
 from incidentlens.errors import InputError
@@ -900,10 +910,23 @@ class _Builder:
             moved = (f" Against the data before the start, {len(self.detection_series)} metric series moved after "
                      f"it ({listed}); the first at {fmt.when(onsets[0].onset)}.")
         else:
-            moved = " No metric series moved against the data before the start."
+            moved = " No metric series moved against the data before the start." + self._held_anyway()
         detection.narrative = self._narrate("detection", given + moved + " The data holds no record of a page or "
                                                                          "alert.")
         return detection
+
+    def _held_anyway(self) -> str:
+        """Where no series moved by detection's test but the impact's held-level test marked services by their
+        metrics, why both hold: ` Detection's scale takes in the baseline's 1-99% range, earlier faults' values
+        included; the impact's held-level test leaves that range out and counts frontend (LatencyP50(s) 0.594 s over
+        the window ..., against 0.134 s before).` (OnlineBoutique 16:05 said "No metric series moved" under a summary
+        of frontend degraded, its p50 at 4.4 times its baseline median through the window). Empty otherwise."""
+        marks = [mark for mark in self.measured.metric_marks if _held_level(mark)]
+        if not marks:
+            return ""
+        listed = fmt.listed([_mark_words(mark, mark.service) for mark in marks[:3]])
+        return (f" Detection's scale takes in the baseline's {RANGE_TAIL:.0%}-{1 - RANGE_TAIL:.0%} range, earlier "
+                f"faults' values included; the impact's held-level test leaves that range out and counts {listed}.")
 
     def _alert_candidates(self) -> list[str]:
         """With a given start: the first signals after it that an alert could watch, each with how long after the
@@ -1898,6 +1921,14 @@ def _other_marks_words(impact: Impact, explained: set[str]) -> str:
         words += (f" Marked by {'its' if len(metrics) == 1 else 'their'} latency or error metrics over the window: "
                   f"{fmt.listed(metrics)}.")
     return words
+
+
+def _held_level(mark: MetricMark) -> bool:
+    """Whether a metric mark's window median is at the impact's held-level floor (`impact.SLOWER` times a latency's
+    baseline median; for an error rate `impact.FAILING` times it and `impact.FAILING_FLOOR`): a mark that test set."""
+    if ERROR_RATIO.search(mark.metric) or mark.metric.startswith(FAILED_OF):
+        return mark.typical >= max(FAILING * mark.baseline, FAILING_FLOOR)
+    return mark.baseline > 0 and mark.typical >= SLOWER * mark.baseline
 
 
 def _mark_words(mark: MetricMark, name: str) -> str:
