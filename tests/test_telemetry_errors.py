@@ -123,6 +123,33 @@ def test_a_json_document_cut_short_is_named_once_with_what_happened_to_it(tmp_pa
                                      "short (a copy or download that did not finish?)")
 
 
+def test_json_lines_in_a_json_file_cut_short_are_read_up_to_the_cut(tmp_path: Path) -> None:
+    # one record a line, named .json as many exporters name it: read as the same lines named .jsonl are
+    text = "".join(json.dumps({"ts": f"2024-05-01T10:{i // 60 % 60:02d}:{i % 60:02d}Z", "msg": f"ok {i}"}) + "\n"
+                   for i in range(3000))
+    whole = gzip.compress(text.encode())
+    path = tmp_path / "logs.json.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    lines = zlib.decompressobj(wbits=31).decompress(path.read_bytes()).count(b"\n")
+
+    store = load_telemetry(logs=path)
+
+    assert store.warnings == [f"{path}: the gzip stream ends early: the file is cut short (a copy or download that "
+                              f"did not finish?): its first {lines:,} lines read; the start of line {lines + 1:,}, "
+                              "cut off, left out"]
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": lines}]
+
+
+def test_a_pretty_printed_json_document_cut_short_is_named_once_with_what_happened_to_it(tmp_path: Path) -> None:
+    # its lines before the cut are no document: the error says why, not what the lines before it lack
+    records = [{"ts": "2024-05-01T10:00:00Z", "msg": f"ok {i}"} for i in range(3000)]
+    whole = gzip.compress(json.dumps(records, indent=2).encode())
+    path = tmp_path / "logs.json.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    assert load_error(logs=path) == (f"{path}: cannot read as JSON: the gzip stream ends early: the file is cut "
+                                     "short (a copy or download that did not finish?)")
+
+
 def test_a_plain_file_named_gz_is_said_to_be_no_gzip_data(tmp_path: Path) -> None:
     path = tmp_path / "metrics.csv.gz"
     path.write_text("ts,service,metric,value\n2024-05-01T10:00:00Z,api,p95_ms,12\n")

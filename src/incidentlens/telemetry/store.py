@@ -444,11 +444,9 @@ class TelemetryStore:
             try:
                 selects = build(source)
             except (InputError, duckdb.Error) as err:
-                # a JSON document cut short holds no records to read: the error says it is cut short
-                if not (raw and (not_utf8(err) or (cut_short(err) and source.fmt in ("csv", "jsonl")))):
+                if not (raw and (not_utf8(err) or cut_short(err))):
                     raise
-                copies = {self._as_utf8(path): path for path in source.files}
-                selects = self._naming_originals(copies, lambda: build(replace(source, files=tuple(copies))))
+                copies, selects = self._from_copies(source, build, err)
             parts = self._parts.setdefault(view, [])
             numbered: list[tuple[str, Built]] = []  # the logs parts whose rows say their file and line
             copied = 0  # spans rows that repeat another of the source's, kept once (`_kept_rows`)
@@ -485,6 +483,22 @@ class TelemetryStore:
         if view == "logs":
             self.con.execute(f"CREATE OR REPLACE VIEW {LOG_ORIGINS} AS {' UNION ALL BY NAME '.join(self._origins)}")
             self._uncounted = None
+
+    def _from_copies(self, source: Source, build: Callable[[Source], list[Built]],
+                     err: InputError | duckdb.Error) -> tuple[dict[Path, Path], list[Built]]:
+        """A text source its reader refused (`err`: bytes that are not UTF-8, a gzip stream cut short) read from its
+        files' UTF-8 copies (`_as_utf8`): (each copy -> its file, the parts read). A JSON file cut short whose lines
+        before the cut are no JSON lines (a document, an array: no record before its end) is refused with `err`, which
+        says it is cut short, and none of its copies' warnings."""
+        said = len(self.warnings)
+        copies = {self._as_utf8(path): path for path in source.files}
+        try:
+            return copies, self._naming_originals(copies, lambda: build(replace(source, files=tuple(copies))))
+        except (InputError, duckdb.Error):
+            if source.fmt != "json" or not cut_short(err):
+                raise
+            del self.warnings[said:]
+            raise err from None
 
     def _rows_copied(self, built: Built, kept: str) -> int:
         """How many of a part's rows (`built`) its kept table (`kept`, `_kept_rows`) holds once for twice or more."""
