@@ -634,6 +634,16 @@ def test_an_events_file_whose_kind_and_description_are_not_found_says_which_colu
     assert mapped.warnings == []
 
 
+def test_an_events_file_with_no_other_column_to_map_is_not_told_to_map_one(tmp_path: Path) -> None:
+    # a deploy log of kinds alone: no column is left that --map could name as the description
+    path = write_csv(tmp_path / "deploys.csv", "ts,service,kind", [f"{iso(T0)},checkout,deploy"])
+    store = load_telemetry(events=path)
+    assert rows(store, "SELECT kind, description FROM events") == [{"kind": "deploy", "description": None}]
+    assert store.warnings == [
+        f"{path}: no description column (looked for description: description, desc, details, summary, message, msg, "
+        "text, body): its events are read without one (the file has no other column to map)"]
+
+
 # --- the store -------------------------------------------------------------------------------------------------------
 
 

@@ -1297,10 +1297,12 @@ def _events(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str
     if missing:
         # an event without them is `event` on the timeline: the file's own columns, to map the one meant
         looked = "; ".join(f"{role}: {', '.join(CANDIDATES[role])}" for role in missing)
-        others = ", ".join(name for name in names if name not in c.used and name not in _ORIGIN) or "none"
+        others = [name for name in names if name not in c.used and name not in _ORIGIN]
+        # no --map to advise where no column is left to name
+        hint = (f"; its other columns: {', '.join(others)}; use {' '.join(f'--map {role}=COLUMN' for role in missing)}"
+                if others else " (the file has no other column to map)")
         c.notes.append(f"{c.source.label}: no {' or '.join(missing)} column (looked for {looked}): its events are "
-                       f"read without {'either' if len(missing) > 1 else 'one'}; its other columns: {others}; use "
-                       + " ".join(f"--map {role}=COLUMN" for role in missing))
+                       f"read without {'either' if len(missing) > 1 else 'one'}{hint}")
 
 
 @dataclass(frozen=True)
