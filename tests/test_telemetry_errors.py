@@ -102,6 +102,31 @@ def test_a_gzip_file_cut_short_is_read_up_to_the_cut_and_said_so(tmp_path: Path,
         {"n": entries, "last": max(f"ok {i}" for i in range(entries))}]
 
 
+@pytest.mark.parametrize("name", ["logs.jsonl.gz", "logs.json.gz"])
+def test_a_small_json_lines_file_cut_short_is_read_up_to_the_cut_too(tmp_path: Path, name: str) -> None:
+    # less than the 1 KiB its first bytes are checked in: the check read past the cut and refused the file in
+    # Python's words ('Compressed file ended before the end-of-stream marker was reached')
+    text = "".join(f'{{"ts": "2024-05-01T10:00:{i:02d}Z", "msg": "ok {i}"}}\n' for i in range(8))
+    whole = gzip.compress(text.encode())
+    path = tmp_path / name
+    path.write_bytes(whole[:-10])  # the end marker and the last line's end cut off
+
+    store = load_telemetry(logs=path)
+
+    assert store.warnings == [f"{path}: the gzip stream ends early: the file is cut short (a copy or download that "
+                              "did not finish?): its first 7 lines read; the start of line 8, cut off, left out"]
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 7}]
+
+
+@pytest.mark.parametrize(("name", "text"), [("logs.jsonl.gz", '{"ts": "2024-05-01T10:00:00Z", "msg": "ok"}\n'),
+                                           ("logs.csv.gz", "ts,msg\n2024-05-01T10:00:00Z,ok\n")])
+def test_a_file_cut_short_in_its_gzip_header_says_so(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode())[:5])
+    assert load_error(logs=path) == (f"{path}: cannot read: the gzip stream ends early: the file is cut short (a copy "
+                                     "or download that did not finish?)")
+
+
 def test_a_gzip_file_of_two_members_with_a_latin1_byte_is_read_whole(tmp_path: Path) -> None:
     # as `cat monday.log.gz tuesday.log.gz` writes it: its UTF-8 copy is unzipped member after member
     first = "ts,msg\n" + "".join(f"2024-05-01T10:00:{i:02d}Z,ok {i}\n" for i in range(30))

@@ -733,11 +733,20 @@ def _file_list(paths: Sequence[Path]) -> str:
 
 
 def _first_bytes(path: Path, count: int) -> bytes:
+    """A (possibly gzipped) file's first `count` bytes; of a gzip stream cut short before them, those before the cut
+    (its reader reads up to the cut and says so: `read` asked past it raised, and lost what it had read); nothing
+    before the cut is an InputError."""
+    head = b""
     try:
         with open_bytes(path) as handle:
-            return handle.read(count)
-    except (OSError, EOFError) as err:
+            while len(head) < count and (chunk := handle.read1(count - len(head))):
+                head += chunk
+    except EOFError:
+        if not head:  # nothing before the cut (in its gzip header, say) to read
+            raise InputError(f"{path}: cannot read: {GZIP_CUT_SHORT}") from None
+    except OSError as err:
         raise InputError(f"{path}: cannot read: {err}") from None
+    return head
 
 
 def csv_preamble(path: Path) -> tuple[int, str]:
@@ -775,8 +784,8 @@ def _known_names(line: str) -> int:
 
 def _leading_lines(path: Path) -> list[str]:
     """The first line of a (possibly gzipped) text file and, where it is a comment (`#`), the lines after it up to
-    the first that is neither a comment nor blank (at most MAX_PREAMBLE_LINES); each stripped. Binary or non-UTF-8
-    content is an InputError."""
+    the first that is neither a comment nor blank (at most MAX_PREAMBLE_LINES), or up to a gzip stream's cut; each
+    stripped. Binary or non-UTF-8 content, or a cut before the first line ends, is an InputError."""
     lines: list[str] = []
     try:
         with open_bytes(path) as handle:
@@ -789,7 +798,11 @@ def _leading_lines(path: Path) -> list[str]:
                 raw = handle.readline(1 << 16)
                 if not raw:
                     return lines
-    except (OSError, EOFError) as err:
+    except EOFError:
+        if not lines:  # a gzip stream cut short before its first line ends: nothing to read
+            raise InputError(f"{path}: cannot read: {GZIP_CUT_SHORT}") from None
+        return lines  # the comment lines before the cut: its reader reads up to the cut and says so
+    except OSError as err:
         raise InputError(f"{path}: cannot read: {err}") from None
 
 
