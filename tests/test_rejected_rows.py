@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tracemalloc
 from pathlib import Path
 
 from cli_helpers import incidentlens
@@ -186,6 +187,24 @@ def test_a_utf8_copy_keeps_a_character_cut_by_a_chunk_boundary_and_counts_what_i
 
     assert copy.path.read_text(encoding="utf-8") == text.replace("\udcff", "\ufffd")
     assert (copy.replaced, copy.first_line) == (1, 2)
+
+
+def test_a_utf8_copy_of_a_highly_compressed_file_holds_a_few_mib_at_a_time(tmp_path: Path) -> None:
+    # one line repeated: 32 MiB in under 100 KiB of gzip, which was unzipped into memory at once
+    path = tmp_path / "heartbeat.log.gz"
+    text = b"2024-05-01 10:00:00 INFO heartbeat ok\n" * ((32 << 20) // 38) + b"caf\xe9\n"
+    path.write_bytes(gzip.compress(text, 1))
+
+    tracemalloc.start()
+    try:
+        copy = utf8_copy(path, tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 16 << 20
+    assert copy.path.stat().st_size == len(text) + 2  # the Latin-1 byte as U+FFFD, three bytes
+    assert copy.replaced == 1
 
 
 def test_utf8_copies_of_files_named_alike_never_overwrite_each_other_or_a_file_in_the_folder(

@@ -580,8 +580,11 @@ class _Chunks:
                 while data:
                     if unzip.eof:  # the next member of a gzip file written in parts (`cat a.gz b.gz`)
                         unzip = zlib.decompressobj(wbits=31)
-                    yield unzip.decompress(data)
-                    data = unzip.unused_data if unzip.eof else b""
+                    # at most 1 MiB at a time, as Python's gzip reader gave: 1 MiB of gzip holds 20 MiB of
+                    # typical log lines, and 400 MiB of one line repeated
+                    yield unzip.decompress(data, 1 << 20)
+                    data = unzip.unused_data if unzip.eof else unzip.unconsumed_tail
+            yield unzip.flush()  # what zlib held back at the last call's limit
             self.cut = not unzip.eof
 
 
