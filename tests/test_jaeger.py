@@ -163,6 +163,16 @@ def test_a_gzipped_jaeger_export_cut_short_says_so_in_one_line(tmp_path: Path) -
                                   "is cut short (a copy or download that did not finish?)")
 
 
+def test_a_small_gzipped_jaeger_export_cut_short_says_so_in_one_line_too(tmp_path: Path) -> None:
+    # under the 256 bytes its first bytes are read in: that read ran into the cut, a traceback
+    path = tmp_path / "trace.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(EXPORT).encode(), 0)[:200])
+    with pytest.raises(InputError) as refused:
+        load_telemetry(traces=path)
+    assert str(refused.value) == (f"{path}: cannot read as a Jaeger JSON export: the gzip stream ends early: the file "
+                                  "is cut short (a copy or download that did not finish?)")
+
+
 @pytest.mark.parametrize(("answer", "says"), [
     ({"data": [], "total": 0, "limit": 0, "offset": 0, "errors": None},
      "a Jaeger answer with no traces (its query matched none)"),

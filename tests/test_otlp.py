@@ -258,3 +258,16 @@ def test_a_gzipped_otlp_file_cut_short_is_read_up_to_the_cut(tmp_path: Path) -> 
                               "cut off, left out"]
     # TRACES alternates a document of three spans and one of one
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 4 * (lines // 2) + 3 * (lines % 2)}]
+
+
+def test_a_small_gzipped_otlp_file_cut_short_is_read_up_to_the_cut_too(tmp_path: Path) -> None:
+    # under the 4 KiB its first bytes are read in to find its view: that read ran into the cut, a traceback
+    whole = gzip.compress("".join(json.dumps(doc) + "\n" for doc in TRACES).encode())
+    path = tmp_path / "traces.jsonl.gz"
+    path.write_bytes(whole[:-10])  # the end marker and the second document's end cut off
+
+    store = load_telemetry(traces=path)
+
+    assert store.warnings == [f"{path}: the gzip stream ends early: the file is cut short (a copy or download that "
+                              "did not finish?): its first 1 lines read; the start of line 2, cut off, left out"]
+    assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 3}]

@@ -27,6 +27,7 @@ from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     cut_short,
     detect_line_format,
+    first_bytes,
     lines_sql,
     not_utf8,
     open_bytes,
@@ -475,7 +476,7 @@ def file_format(path: Path) -> str:
     if suffixes and suffixes[-1] in _FORMATS_BY_SUFFIX:
         fmt = _FORMATS_BY_SUFFIX[suffixes[-1]]
         return _json_kind(path, fmt) if fmt in ("json", "jsonl") else fmt
-    head = _first_bytes(path, 4)
+    head = first_bytes(path, 4)
     if head == b"PAR1":
         return "parquet"
     if head.lstrip()[:1] == b"{":
@@ -490,7 +491,7 @@ def _json_kind(path: Path, fmt: str) -> str:
     `zipkin.py`, `apianswers.read_api_answer`, `apianswers.read_loki_answer`), else `fmt`."""
     if _starts_otlp(path):
         return "otlp"
-    head = _first_bytes(path, 1024)
+    head = first_bytes(path, 1024)
     if starts_zipkin(head):
         return "zipkin"
     return api_answer_kind(head) or ("jaeger" if starts_jaeger(head) else fmt)
@@ -498,7 +499,7 @@ def _json_kind(path: Path, fmt: str) -> str:
 
 def _starts_otlp(path: Path) -> bool:
     """The file opens with an OTLP document (`{"resourceSpans": ...`): read by `otlp.py`, not as JSON records."""
-    return re.match(rb'\s*\{\s*"resource(Spans|Logs|Metrics)"', _first_bytes(path, 256)) is not None
+    return re.match(rb'\s*\{\s*"resource(Spans|Logs|Metrics)"', first_bytes(path, 256)) is not None
 
 
 def _sniff_text(path: Path) -> str:
@@ -526,7 +527,7 @@ def sources_for(files: Iterable[Path]) -> list[Source]:
         fmt = file_format(path)
         if fmt in ("json", "jsonl"):
             # as a CSV's first line is checked (`csv_preamble`): not 'N of N lines unreadable: not valid JSON'
-            refuse_unread_format(path, _first_bytes(path, 1 << 10))
+            refuse_unread_format(path, first_bytes(path, 1 << 10))
         if fmt in ("csv", "text"):
             refuse_prometheus_text(path)
         shape = csv_preamble(path) if fmt == "csv" else (0, "")
@@ -730,23 +731,6 @@ def unique_names(fields: Sequence[str], placed: bool = True) -> tuple[tuple[str,
 
 def _file_list(paths: Sequence[Path]) -> str:
     return "[" + ", ".join(literal(str(p)) for p in paths) + "]"
-
-
-def _first_bytes(path: Path, count: int) -> bytes:
-    """A (possibly gzipped) file's first `count` bytes; of a gzip stream cut short before them, those before the cut
-    (its reader reads up to the cut and says so: `read` asked past it raised, and lost what it had read); nothing
-    before the cut is an InputError."""
-    head = b""
-    try:
-        with open_bytes(path) as handle:
-            while len(head) < count and (chunk := handle.read1(count - len(head))):
-                head += chunk
-    except EOFError:
-        if not head:  # nothing before the cut (in its gzip header, say) to read
-            raise InputError(f"{path}: cannot read: {GZIP_CUT_SHORT}") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read: {err}") from None
-    return head
 
 
 def csv_preamble(path: Path) -> tuple[int, str]:

@@ -19,7 +19,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.peers import listed_attribute_sql, listed_attributes_sql, peer_sql
-from incidentlens.telemetry.textlogs import GZIP_CUT_SHORT, cut_short, open_text
+from incidentlens.telemetry.textlogs import GZIP_CUT_SHORT, cut_short, first_bytes, open_text
 from incidentlens.telemetry.timeparse import micros_time_sql
 
 _FIRST_FIELDS = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{\s*"(traceID|spans|processes)"')
@@ -36,8 +36,7 @@ def starts_jaeger(head: bytes) -> bool:
 def read_jaeger(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> None:
     """Unnest one Jaeger JSON export into `table` with the spans view's canonical columns; an answer holding no
     trace is an InputError saying its errors, or that its query matched none."""
-    with open_text(path) as handle:
-        head = handle.read(256).encode()
+    head = first_bytes(path, 256)  # of a gzip stream cut short, what it holds before the cut
     if _NO_TRACES.match(head):
         raise _no_traces(path)
     unnest_export(con, path, table, _spans_sql(path), "a Jaeger JSON export")

@@ -22,7 +22,7 @@ from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.files import RejectedRows, scan_json_lines
 from incidentlens.telemetry.peers import listed_attribute_sql, listed_attributes_sql, peer_sql
-from incidentlens.telemetry.textlogs import open_bytes
+from incidentlens.telemetry.textlogs import first_bytes
 from incidentlens.telemetry.timeparse import micros_time_sql
 
 #: the top-level field of each OTLP document, by the view it feeds
@@ -36,8 +36,7 @@ _SEVERITIES = "['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL']"
 
 def otlp_view(path: Path) -> str | None:
     """The view an OTLP JSON file feeds (spans, logs, metrics), from its first bytes; None when it is no OTLP."""
-    with open_bytes(path) as handle:
-        head = handle.read(4096)
+    head = first_bytes(path, 4096)  # of a gzip stream cut short, what it holds before the cut
     match = _FIRST_FIELD.match(head)
     if match is None:
         return None

@@ -613,6 +613,23 @@ def is_gzip(path: Path) -> bool:
         return handle.read(2) == b"\x1f\x8b"
 
 
+def first_bytes(path: Path, count: int) -> bytes:
+    """A (possibly gzipped) file's first `count` bytes; of a gzip stream cut short before them, those before the cut
+    (its reader reads up to the cut and says so: `read` asked past it raised, and lost what it had read); nothing
+    before the cut is an InputError."""
+    head = b""
+    try:
+        with open_bytes(path) as handle:
+            while len(head) < count and (chunk := handle.read1(count - len(head))):
+                head += chunk
+    except EOFError:
+        if not head:  # nothing before the cut (in its gzip header, say) to read
+            raise InputError(f"{path}: cannot read: {GZIP_CUT_SHORT}") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err}") from None
+    return head
+
+
 def open_bytes(path: Path) -> IO[bytes]:
     """`path` opened to read its bytes, gunzipped as read when it is gzipped (`is_gzip`, whatever its name)."""
     return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
