@@ -196,3 +196,14 @@ def test_a_jaeger_answer_with_no_traces_cut_short_is_one_line(tmp_path: Path) ->
         load_telemetry(traces=path)
     assert str(refused.value) == (f"{path}: cannot read as a Jaeger answer: Expecting ':' delimiter: line 1 column 33 "
                                   "(char 32)")
+
+
+def test_a_gzipped_jaeger_answer_with_no_traces_cut_short_is_one_line(tmp_path: Path) -> None:
+    # an EOFError's traceback before
+    answer = {"data": [], "total": 0, "limit": 0, "offset": 0, "errors": [{"code": 400, "msg": "bad query " * 300}]}
+    path = tmp_path / "trace.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(answer).encode())[:-10])
+    with pytest.raises(InputError) as refused:
+        load_telemetry(traces=path)
+    assert str(refused.value) == (f"{path}: cannot read as a Jaeger answer: the gzip stream ends early: the file is "
+                                  "cut short (a copy or download that did not finish?)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -447,6 +448,20 @@ def test_a_saved_loki_answer_with_a_time_past_what_nanoseconds_hold_is_one_line(
         load_telemetry(logs=path)
     assert str(refused.value) == (f"{path}: cannot read as a Loki answer: a stream of another shape (OverflowError: "
                                   "Python int too large to convert to C long)")
+
+
+def test_a_gzipped_loki_answer_cut_short_is_one_line(tmp_path: Path) -> None:
+    # one document, nothing readable before the cut: an EOFError's traceback before
+    answer = json.loads(saved_loki_answer(tmp_path / "loki.json", None).read_text())
+    answer["data"]["result"][0]["values"] *= 200
+    whole = gzip.compress(json.dumps(answer).encode())
+    path = tmp_path / "loki.json.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+
+    with pytest.raises(InputError) as refused:
+        load_telemetry(logs=path)
+    assert str(refused.value) == (f"{path}: cannot read as an API answer: the gzip stream ends early: the file is cut "
+                                  "short (a copy or download that did not finish?)")
 
 
 def test_a_saved_loki_answer_with_each_lines_metadata_reads_as_logs(tmp_path: Path) -> None:

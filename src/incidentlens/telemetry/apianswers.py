@@ -18,7 +18,7 @@ import pyarrow as pa
 from incidentlens.errors import InputError
 from incidentlens.telemetry import arrays
 from incidentlens.telemetry.logfields import service_of_pod
-from incidentlens.telemetry.textlogs import open_text
+from incidentlens.telemetry.textlogs import GZIP_CUT_SHORT, open_text
 
 # Labels that name the service a series belongs to, most specific first (`job` is usually the scrape job).
 SERVICE_LABELS = ("service", "app", "job")
@@ -123,6 +123,8 @@ def _api_answer(path: Path) -> dict[str, Any]:
             answer = json.load(handle)
     except ValueError as err:
         raise InputError(f"{path}: cannot read as an API answer: {str(err)[:200]}") from None
+    except EOFError:  # one document: nothing before the cut can be read
+        raise InputError(f"{path}: cannot read as an API answer: {GZIP_CUT_SHORT}") from None
     return answer
 
 

@@ -49,6 +49,8 @@ def _no_traces(path: Path) -> InputError:
             errors = json.load(handle).get("errors") or []
         except ValueError as err:  # cut short: its first bytes open an object (`_NO_TRACES`)
             return InputError(f"{path}: cannot read as a Jaeger answer: {str(err)[:200]}")
+        except EOFError:  # a gzip stream cut short
+            return InputError(f"{path}: cannot read as a Jaeger answer: {GZIP_CUT_SHORT}")
     said = "; ".join(" ".join(str(part) for part in (error.get("code"), error.get("msg")) if part is not None)
                      for error in errors if isinstance(error, dict))
     if said:
