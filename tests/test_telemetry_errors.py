@@ -127,6 +127,19 @@ def test_a_file_cut_short_in_its_gzip_header_says_so(tmp_path: Path, name: str, 
                                      "or download that did not finish?)")
 
 
+def test_a_small_rotated_log_cut_short_is_read_up_to_the_cut_too(tmp_path: Path) -> None:
+    # a name that says no format (`syslog.1.gz`): its lines are sampled to find one, and the sample ran into the cut
+    text = "".join(f"2024-05-01 10:00:{i:02d} INFO api request {i}\n" for i in range(8))
+    path = tmp_path / "syslog.1.gz"
+    path.write_bytes(gzip.compress(text.encode())[:-10])
+
+    store = load_telemetry(logs=path)
+
+    assert store.warnings == [f"{path}: the gzip stream ends early: the file is cut short (a copy or download that "
+                              "did not finish?): its first 7 lines read; the start of line 8, cut off, left out"]
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 7}]
+
+
 def test_a_gzip_file_of_two_members_with_a_latin1_byte_is_read_whole(tmp_path: Path) -> None:
     # as `cat monday.log.gz tuesday.log.gz` writes it: its UTF-8 copy is unzipped member after member
     first = "ts,msg\n" + "".join(f"2024-05-01T10:00:{i:02d}Z,ok {i}\n" for i in range(30))

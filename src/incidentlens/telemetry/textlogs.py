@@ -352,14 +352,19 @@ def _level_field_position(fmt: LineFormat, sample: list[str]) -> int | None:
 
 
 def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
-    """The first `count` lines of a (possibly gzipped) text file; binary content is an InputError."""
+    """The first `count` lines of a (possibly gzipped) text file, or of a gzip stream cut short before them, those
+    before the cut (its reader reads up to the cut and says so); binary content, or no line before the cut, is an
+    InputError."""
+    raw: list[bytes] = []
     try:
         with open_bytes(path) as handle:
-            raw = [handle.readline(1 << 16) for _ in range(count)]
+            while len(raw) < count:
+                raw.append(handle.readline(1 << 16))
     except OSError as err:
         raise InputError(f"{path}: cannot read: {err}") from None
     except EOFError:
-        raise InputError(f"{path}: cannot read: {GZIP_CUT_SHORT}") from None
+        if not raw:
+            raise InputError(f"{path}: cannot read: {GZIP_CUT_SHORT}") from None
     nul, read = [number for number, line in enumerate(raw, 1) if b"\x00" in line], sum(1 for line in raw if line)
     refuse_unread_format(path, raw[0])
     if len(nul) > BINARY_SHARE * read:
