@@ -311,6 +311,16 @@ def test_a_logger_name_is_read_as_the_service_only_where_it_is_one(tmp_path: Pat
     assert load_telemetry(logs=path).fetch("SELECT service FROM logs").column("service").to_pylist() == [service]
 
 
+def test_a_logger_written_as_an_object_is_read_by_its_name_not_as_json_text(tmp_path: Path) -> None:
+    # the service was the object's JSON text, '{"name":"payments.api"}', as no other column's object is read
+    path = tmp_path / "app.jsonl"
+    loggers = [{"name": "payments.api", "thread": "main"}, "payments.db", {"thread": "io"}]
+    path.write_text("".join(json.dumps({"ts": iso(T0), "level": "error", "logger": logger, "message": "declined"})
+                            + "\n" for logger in loggers))
+    assert load_telemetry(logs=path).fetch("SELECT service FROM logs").column("service").to_pylist() == [
+        "payments.api", "payments.db", "global"]
+
+
 def test_python_json_loggers_asctime_is_the_time(tmp_path: Path) -> None:
     # `JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")`: it was "no time column", and with
     # --map time=asctime "cannot parse '2022-08-23 13:28:00,250' as a time"

@@ -914,7 +914,7 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     c.exprs["service"] = _service_sql(c, mapping, exclude=(message,))
     logger = _logger_column(c, names) if c.exprs["service"] == "'global'" else None
     if logger is not None:
-        c.exprs["service"] = f"coalesce(nullif(trim(CAST({quote(logger)} AS VARCHAR)), ''), 'global')"
+        c.exprs["service"] = f"coalesce(nullif(trim({_logger_sql(c, logger)}), ''), 'global')"
         c.used.add(logger)
     _unnamed_filed_as_global(c)
     c.exprs["level"] = f"coalesce({', '.join(levels)})" if levels else said
@@ -939,6 +939,15 @@ def _logger_column(c: Canonical, names: list[str]) -> str | None:
     by_key = {normalise(name): name for name in reversed(names) if name not in c.used}
     column = next((by_key[key] for key in _LOGGER_KEYS if key in by_key), None)
     return column or (by_key.get("name") if "levelname" in by_key else None)
+
+
+def _logger_sql(c: Canonical, logger: str) -> str:
+    """A logger column's name as text: of one holding JSON objects in some lines (`Canonical.objects`), their `name`
+    field (`{"name": "payments.api"}`), else its plain value, not the object's JSON text."""
+    if logger not in c.objects:
+        return f"CAST({quote(logger)} AS VARCHAR)"
+    named = f"{logger}.name"
+    return f"coalesce({c.column_sql(named)}, {_plain_sql(logger)})" if named in c.nested else _plain_sql(logger)
 
 
 def _plain_sql(column: str) -> str:
