@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cli_helpers import incidentlens
 from incidentlens.report import build_postmortem
+from incidentlens.telemetry import load_telemetry
 from incidentlens.telemetry.textlogs import utf8_copy
 
 
@@ -300,6 +301,21 @@ def test_a_bad_time_after_a_csv_line_set_aside_is_named_by_its_own_row(tmp_path:
         f"warning: {logs}: column 'ts': 1 rows have no time, left out; the first, row 31",
         f"warning: 2 of 50 records of logs.csv unreadable (the first on line 10), set aside: see {listing}",
     ]
+
+
+def test_a_bad_time_in_the_second_of_two_csv_files_with_a_line_set_aside_names_that_file(tmp_path: Path) -> None:
+    # 'a.csv (and 1 more): ...; the first, row 3': a.csv has two rows, and b.csv went unnamed
+    header = "ts,service,msg\n"
+    (tmp_path / "a.csv").write_text(header + "2024-05-01T10:00:00Z,api,a\n2024-05-01T10:00:01Z,api,b\n")
+    second = tmp_path / "b.csv"
+    second.write_text(header + "2024-05-01T10:00:02Z,api,c\n2024-05-01T10:00:03Z,api,d,extra\n"
+                               "yesterday,api,e\n2024-05-01T10:00:04Z,api,f\n")
+
+    store = load_telemetry(logs=str(tmp_path / "*.csv"))
+
+    assert store.warnings[0] == (f"{second}: column 'ts': 1 rows with a bad time left out; the first, row 3: cannot "
+                                 "parse 'yesterday' as a time (the column's other values read as ISO-8601 text)")
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 4}]
 
 
 def test_elements_of_a_json_array_that_are_not_objects_are_set_aside_by_their_number(tmp_path: Path) -> None:

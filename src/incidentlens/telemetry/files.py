@@ -245,7 +245,8 @@ def split_malformed(
     clean = tuple(path for path in source.files if path not in bad_files)
     parts = [replace(source, files=clean)] if clean else []
     lines = tuple((rows.file, tuple(line for line, _, _ in rows.rows)) for rows in set_aside)
-    parts.append(replace(tolerant, files=tuple(bad_files), set_aside=lines))
+    # named by its own files: a bad time's row, say, is one of theirs, not of the group's first file
+    parts.append(replace(tolerant, label=files_label(bad_files), files=tuple(bad_files), set_aside=lines))
     return parts, set_aside
 
 
@@ -551,8 +552,12 @@ def refuse_prometheus_text(path: Path) -> None:
 
 
 def _source(fmt: str, paths: list[Path], skip: int) -> Source:
-    label = str(paths[0]) if len(paths) == 1 else f"{paths[0]} (and {len(paths) - 1} more)"
-    return Source(label, tuple(paths), fmt, skip=skip)
+    return Source(files_label(paths), tuple(paths), fmt, skip=skip)
+
+
+def files_label(paths: Sequence[Path]) -> str:
+    """How warnings and errors name a source of `paths`: `a.csv`, `a.csv (and 2 more)`."""
+    return str(paths[0]) if len(paths) == 1 else f"{paths[0]} (and {len(paths) - 1} more)"
 
 
 def with_schema(con: duckdb.DuckDBPyConnection, source: Source) -> Source:
