@@ -145,6 +145,19 @@ def test_common_json_log_shapes(tmp_path: Path, app_line: str, level: str, messa
         {"level": level, "message": message}]
 
 
+def test_structlogs_json_lines_are_read_by_their_event_key(tmp_path: Path) -> None:
+    # structlog's JSONRenderer writes the message as `event`: the file was refused, "no message column"
+    path = tmp_path / "app.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in (
+        {"event": "payment accepted", "level": "info", "timestamp": iso(T0), "service": "payments"},
+        {"event": "payment declined: card expired", "level": "error", "timestamp": iso(T0), "service": "payments"},
+    )) + "\n")
+
+    assert load_telemetry(logs=path).fetch("SELECT level, message FROM logs").to_pylist() == [
+        {"level": "INFO", "message": "payment accepted"},
+        {"level": "ERROR", "message": "payment declined: card expired"}]
+
+
 def test_a_json_line_without_a_message_field_is_kept_whole(tmp_path: Path) -> None:
     app_line = '{"severity":"error","http.status":503,"path":"/cart"}'
     path = tmp_path / "logs.jsonl"

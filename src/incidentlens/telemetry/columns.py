@@ -24,7 +24,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         "resourceservicename", "resourceattributesservicename",
     ),
     "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority"),
-    "message": ("message", "msg", "body", "log", "content", "text"),
+    # structlog's default key is `event`: last, where no other names the message
+    "message": ("message", "msg", "body", "log", "content", "text", "event"),
     "metric": ("metric", "metricname", "name"),
     "value": ("value", "val", "metricvalue"),
     "trace_id": ("traceid",),
