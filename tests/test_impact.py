@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from duck_store import DuckStore
-from incidentlens.analysis.impact import _over_pods_sql, estimate_impact
+from incidentlens.analysis.impact import Impact, _over_pods_sql, estimate_impact
 from incidentlens.report.schema import Impact as ReportImpact
 from incidentlens.report.schema import Narrative
 from incidentlens.report.severity import derive_severity
@@ -379,6 +379,12 @@ TRACED_LOGS = """
 """
 
 
+def _as_reported(impact: Impact) -> ReportImpact:
+    """The impact as the review's schema holds it, with no narrative yet."""
+    return ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
+                        narrative=Narrative(text=""))
+
+
 def _traced(new: str, old: str = "FALSE") -> DuckStore:
     return DuckStore(TRACED, TRACED_LOGS.replace("NEW", new).replace("OLD", old))
 
@@ -459,8 +465,7 @@ def test_requests_that_stop_writing_the_line_their_kind_wrote_mark_their_service
     assert cited.title == ("affected: 1 service by failed, cut-short or slowed traced requests: food 120 of 180 GET "
                            "/food requests ended without writing the line 'served the food list <*>', 0 of 720 "
                            "before")
-    report_impact = ReportImpact(**result.impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
-                                 narrative=Narrative(text=""))
+    report_impact = _as_reported(result.impact)
     assert derive_severity(report_impact)[0] == "SEV3"
     assert ("food: 120 of 180 GET /food requests ended without writing the line 'served the food list <*>', 0 of 720 "
             "before") in derive_severity(report_impact)[1]
@@ -535,8 +540,7 @@ def test_requests_slowed_with_no_error_or_metric_to_show_it_mark_their_service_a
     assert cited.title == ("affected: 1 service by failed, cut-short or slowed traced requests: checkout 162 of 162 "
                            "PlaceOrder requests took longer than 16 ms (the p90 of their kind before), 0 of 648 "
                            "before")
-    report_impact = ReportImpact(**result.impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
-                                 narrative=Narrative(text=""))
+    report_impact = _as_reported(result.impact)
     assert "PlaceOrder requests took longer than 16 ms, their kind's p90 before" in derive_severity(report_impact)[1]
 
 
@@ -553,8 +557,7 @@ def test_requests_slowed_past_a_baseline_half_of_earlier_incidents_minutes_mark_
     assert result.impact.services_affected == ["checkout"]
     (failure,) = result.impact.traced_failures
     assert (failure.slower_than_ms, failure.baseline_minutes, failure.minutes_left_out) == (16.0, 120, 60)
-    report_impact = ReportImpact(**result.impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
-                                 narrative=Narrative(text=""))
+    report_impact = _as_reported(result.impact)
     assert ("162 of 162 PlaceOrder requests took longer than 16 ms, their kind's p90 before, 0 of 324 before; 60 of "
             "the 120 minutes before left out as earlier incidents' (their typical request 1.5x slower or faster than "
             "the usual)"
@@ -586,8 +589,7 @@ def test_traced_requests_failing_set_sev3_and_the_reason_says_whose_and_how() ->
     # which nothing marked affected, where what showed the harm was checkoutservice's cut orders
     cut = DuckStore(ORDERS.replace("QUOTES", "FALSE").replace("CUT", "i % 4 = 0"))
     impact = estimate_impact(cut, WINDOW, BASELINE).impact
-    report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
-                                 narrative=Narrative(text=""))
+    report_impact = _as_reported(impact)
 
     level, why = derive_severity(report_impact)
 
@@ -621,8 +623,7 @@ def test_a_success_rate_that_falls_is_read_as_an_error_rate_and_sets_severity() 
     assert peak is not None and (peak.service, peak.metric) == ("Frontend", "100% - SuccessRate(%)")
     assert (peak.typical, peak.baseline) == (pytest.approx(0.8), pytest.approx(0.001))
     assert impact.services_affected == ["Frontend"]
-    report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
-                                 narrative=Narrative(text=""))
+    report_impact = _as_reported(impact)
     assert derive_severity(report_impact)[1].startswith("SEV1 because error rate >= 20 points over its baseline")
 
 
@@ -633,8 +634,7 @@ def test_an_error_rate_held_at_the_sev3_floor_is_harm_though_an_earlier_fault_in
     earlier_fault = "WHEN i BETWEEN 60 AND 69 THEN 50 ELSE 100 END"
     held = estimate_impact(_front(f"CASE WHEN i >= 120 THEN 85 {earlier_fault}"), WINDOW, BASELINE).impact
     assert held.services_affected == ["Frontend"]
-    report_impact = ReportImpact(**held.model_dump(exclude={"evidence", "requests_failed_excess"}),
-                                 narrative=Narrative(text=""))
+    report_impact = _as_reported(held)
     assert derive_severity(report_impact)[1].startswith("SEV2 because error rate >= 5 points over its baseline")
     # one minute at 15% is a peak, and 0.5% held is under the floor: neither marks the front door
     for window in ("i = 125 THEN 85", "i >= 120 THEN 99.5"):
@@ -708,8 +708,7 @@ def test_an_error_rate_named_a_percentage_is_read_in_percent_though_it_stays_und
     peak = impact.peak_error_rate
     assert peak is not None and peak.typical == pytest.approx(0.006)
     assert impact.requests_failed == round(50 * 0.006 * 30 * 60)
-    report_impact = ReportImpact(**impact.model_dump(exclude={"evidence", "requests_failed_excess"}),
-                                 narrative=Narrative(text=""))
+    report_impact = _as_reported(impact)
     assert derive_severity(report_impact)[0] not in ("SEV1", "SEV2")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cut_gzip import CUT_SHORT, write_cut_in_half
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 
@@ -154,13 +155,11 @@ def test_a_gzipped_jaeger_export_cut_short_says_so_in_one_line(tmp_path: Path) -
     # one document: nothing before the cut can be read, as a JSON lines file's lines can
     export = json.loads(json.dumps(EXPORT))
     export["data"] *= 3000
-    whole = gzip.compress(json.dumps(export).encode())
     path = tmp_path / "trace.json.gz"
-    path.write_bytes(whole[: len(whole) // 2])
+    write_cut_in_half(path, json.dumps(export))
     with pytest.raises(InputError) as refused:
         load_telemetry(traces=path)
-    assert str(refused.value) == (f"{path}: cannot read as a Jaeger JSON export: the gzip stream ends early: the file "
-                                  "is cut short (a copy or download that did not finish?)")
+    assert str(refused.value) == f"{path}: cannot read as a Jaeger JSON export: {CUT_SHORT}"
 
 
 def test_a_small_gzipped_jaeger_export_cut_short_says_so_in_one_line_too(tmp_path: Path) -> None:

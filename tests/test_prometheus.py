@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from cut_gzip import CUT_SHORT, write_cut_in_half
 from incidentlens.analysis.templates import mine_all_templates
 from incidentlens.cli import app
 from incidentlens.errors import InputError, SourceError
@@ -454,14 +454,12 @@ def test_a_gzipped_loki_answer_cut_short_is_one_line(tmp_path: Path) -> None:
     # one document, nothing readable before the cut: an EOFError's traceback before
     answer = json.loads(saved_loki_answer(tmp_path / "loki.json", None).read_text())
     answer["data"]["result"][0]["values"] *= 200
-    whole = gzip.compress(json.dumps(answer).encode())
     path = tmp_path / "loki.json.gz"
-    path.write_bytes(whole[: len(whole) // 2])
+    write_cut_in_half(path, json.dumps(answer))
 
     with pytest.raises(InputError) as refused:
         load_telemetry(logs=path)
-    assert str(refused.value) == (f"{path}: cannot read as an API answer: the gzip stream ends early: the file is cut "
-                                  "short (a copy or download that did not finish?)")
+    assert str(refused.value) == f"{path}: cannot read as an API answer: {CUT_SHORT}"
 
 
 def test_a_saved_loki_answer_with_each_lines_metadata_reads_as_logs(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from cut_gzip import CUT_SHORT, read_up_to_the_cut, write_cut_in_half
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 
@@ -86,17 +86,12 @@ def test_a_gzip_file_cut_short_is_read_up_to_the_cut_and_said_so(tmp_path: Path,
     # a copy that did not finish: the whole file was refused, the lines before the cut with it
     header = "ts,msg\n" * name.endswith(".csv.gz")
     text = header + "".join(line.format(s=i % 60, i=i) + "\n" for i in range(3000))
-    whole = gzip.compress(text.encode())
     path = tmp_path / name
-    path.write_bytes(whole[: len(whole) // 2])
-    before_cut = zlib.decompressobj(wbits=31).decompress(path.read_bytes())
-    lines = before_cut.count(b"\n")
+    lines = write_cut_in_half(path, text)
 
     store = load_telemetry(logs=path)
 
-    assert store.warnings == [f"{path}: the gzip stream ends early: the file is cut short (a copy or download that "
-                              f"did not finish?): its first {lines:,} lines read; the start of line {lines + 1:,}, "
-                              "cut off, left out"]
+    assert store.warnings == [read_up_to_the_cut(path, lines)]
     entries = lines - len(header.splitlines())
     assert store.fetch("SELECT count(*) AS n, max(message) AS last FROM logs").to_pylist() == [
         {"n": entries, "last": max(f"ok {i}" for i in range(entries))}]
@@ -154,38 +149,30 @@ def test_a_gzip_file_of_two_members_with_a_latin1_byte_is_read_whole(tmp_path: P
 
 def test_a_json_document_cut_short_is_named_once_with_what_happened_to_it(tmp_path: Path) -> None:
     # a JSON document has no records to read before the cut
-    whole = gzip.compress(json.dumps([{"ts": "2024-05-01T10:00:00Z", "msg": f"ok {i}"} for i in range(3000)]).encode())
     path = tmp_path / "logs.json.gz"
-    path.write_bytes(whole[: len(whole) // 2])
-    assert load_error(logs=path) == (f"{path}: cannot read as JSON: the gzip stream ends early: the file is cut "
-                                     "short (a copy or download that did not finish?)")
+    write_cut_in_half(path, json.dumps([{"ts": "2024-05-01T10:00:00Z", "msg": f"ok {i}"} for i in range(3000)]))
+    assert load_error(logs=path) == f"{path}: cannot read as JSON: {CUT_SHORT}"
 
 
 def test_json_lines_in_a_json_file_cut_short_are_read_up_to_the_cut(tmp_path: Path) -> None:
     # one record a line, named .json as many exporters name it: read as the same lines named .jsonl are
     text = "".join(json.dumps({"ts": f"2024-05-01T10:{i // 60 % 60:02d}:{i % 60:02d}Z", "msg": f"ok {i}"}) + "\n"
                    for i in range(3000))
-    whole = gzip.compress(text.encode())
     path = tmp_path / "logs.json.gz"
-    path.write_bytes(whole[: len(whole) // 2])
-    lines = zlib.decompressobj(wbits=31).decompress(path.read_bytes()).count(b"\n")
+    lines = write_cut_in_half(path, text)
 
     store = load_telemetry(logs=path)
 
-    assert store.warnings == [f"{path}: the gzip stream ends early: the file is cut short (a copy or download that "
-                              f"did not finish?): its first {lines:,} lines read; the start of line {lines + 1:,}, "
-                              "cut off, left out"]
+    assert store.warnings == [read_up_to_the_cut(path, lines)]
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": lines}]
 
 
 def test_a_pretty_printed_json_document_cut_short_is_named_once_with_what_happened_to_it(tmp_path: Path) -> None:
     # its lines before the cut are no document: the error says why, not what the lines before it lack
     records = [{"ts": "2024-05-01T10:00:00Z", "msg": f"ok {i}"} for i in range(3000)]
-    whole = gzip.compress(json.dumps(records, indent=2).encode())
     path = tmp_path / "logs.json.gz"
-    path.write_bytes(whole[: len(whole) // 2])
-    assert load_error(logs=path) == (f"{path}: cannot read as JSON: the gzip stream ends early: the file is cut "
-                                     "short (a copy or download that did not finish?)")
+    write_cut_in_half(path, json.dumps(records, indent=2))
+    assert load_error(logs=path) == f"{path}: cannot read as JSON: {CUT_SHORT}"
 
 
 def test_a_plain_file_named_gz_is_said_to_be_no_gzip_data(tmp_path: Path) -> None:
