@@ -69,6 +69,17 @@ def test_a_metric_name_written_as_an_object_in_some_records_keeps_the_plain_ones
     assert store.warnings == []
 
 
+def test_a_metric_value_written_as_an_object_in_some_records_is_counted_not_dropped_unsaid(tmp_path: Path) -> None:
+    # which of the object's fields is the value is not known: its rows read NULL, and nothing said so
+    records = [{"ts": f"2024-05-01T10:0{m}:00Z", "service": "api", "metric": "p95_ms",
+                "value": {"avg": m} if m % 2 else m} for m in range(4)]
+    path = write_lines(tmp_path / "metrics.jsonl", records)
+    store = load_telemetry(metrics=path)
+    assert store.fetch("SELECT value FROM metrics ORDER BY ts").column(0).to_pylist() == [0.0, None, 2.0, None]
+    assert store.warnings == [f"{path}: column 'value': 2 rows holding a JSON object, not a number, kept as NULL "
+                              "(its fields: value.avg)"]
+
+
 def test_a_span_whose_service_is_an_object_in_some_records_keeps_the_plain_ones(tmp_path: Path) -> None:
     records = [{"trace_id": "t1", "span_id": f"s{m}", "service": {"name": "api"} if m % 2 else "web",
                 "name": "GET /", "start": f"2024-05-01T10:0{m}:00Z", "duration_ms": 5} for m in range(4)]

@@ -659,6 +659,15 @@ def _decimal_comma(column: str) -> str:
     return f"regexp_full_match(trim({quote(column)}), '[-+]?([0-9]{{1,3}}(\\.[0-9]{{3}})+|[0-9]*),[0-9]+')"
 
 
+def _count_object_values(c: Canonical, value: str, fields: list[str]) -> None:
+    """Count the rows whose value column holds a JSON object (read by its fields, `fields`), not a number: kept as
+    NULL, which of its fields is the value not being known."""
+    held = " OR ".join(f"{quote(field)} IS NOT NULL" for field in fields) or "false"
+    hint = f" (its fields: {', '.join(fields)})" if fields else ""
+    c.bad_values.append((value, f"{quote(value)} IS NULL AND ({held})",
+                         f"rows holding a JSON object, not a number, kept as NULL{hint}"))
+
+
 def _not_a_number(column: str, cast: str) -> str:
     present = f"nullif(trim({quote(column)}), '') IS NOT NULL"
     if cast == "BIGINT":
@@ -807,6 +816,8 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
         c.used.update({metric, value, plain} - {None})
         if value in c.columns.numeric:
             c.checks[value] = _not_a_number(value, "DOUBLE")
+        if value in c.objects:
+            _count_object_values(c, value, [name for name in names if name.startswith(f"{value}.")])
         return
     if value and mapping.get("value", "").lower() == value.lower() and not c.columns.is_number(value):
         # the user's value column, read as no number: not a wide form that would leave it out unsaid
