@@ -901,10 +901,7 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
         queries.append(_unlogged_requests_sql(window, baseline, links, log_trace))
     rows = [r for query in queries for r in store.fetch(query).to_pylist()
             if r["baseline_requests"] and r["window_requests"]]
-    failed = np.array([r["window_failed"] for r in rows], dtype=float)
-    share = np.array([max(float(r["baseline_failed"]), 0.5) / float(r["baseline_requests"]) for r in rows])
-    expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
-    ways = [rows[int(i)] for i in _surges([str(i) for i in range(len(rows))], failed, expected)] if rows else []
+    ways = _surging_requests(rows)
     found = list(dict.fromkeys(str(r["service"]) for r in ways))
     # a service's way said is the one most beyond its baseline, but a line its requests no longer wrote only where
     # nothing says more of how they failed (TrainTicket 09:49: "7 of 10 requests failed with an ERROR line '...[Code
@@ -947,10 +944,7 @@ def _failing_before(store: Any, window: Span, baseline: Span, evidence: list[Evi
     sql = _failing_requests_sql(before, earlier, span_links(store), log_trace_column(store))
     rows = [r for r in store.fetch(sql).to_pylist()
             if r["way"] is None and r["baseline_requests"] and r["window_requests"]]
-    failed = np.array([r["window_failed"] for r in rows], dtype=float)
-    share = np.array([max(float(r["baseline_failed"]), 0.5) / float(r["baseline_requests"]) for r in rows])
-    expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
-    found = [rows[int(i)] for i in _surges([str(i) for i in range(len(rows))], failed, expected)] if rows else []
+    found = _surging_requests(rows)
     minutes = PRE_START.total_seconds() / 60
     said = "; ".join(f"{r['service']} {r['window_failed']} of {r['window_requests']} requests failed, the earliest "
                      f"begun at {iso_z(r['first_failed'])}, {r['baseline_failed']} of {r['baseline_requests']} "
@@ -968,6 +962,17 @@ def _failing_before(store: Any, window: Span, baseline: Span, evidence: list[Evi
                  f"{MAX_P_VALUE:g} / services compared"},
     ))
     return [TracedFailure.model_validate(r) for r in found]
+
+
+def _surging_requests(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows (a service's, or its way's, requests and failed requests in the window and the baseline) whose
+    failures pass the surge test against their baseline share (`_surges`), most excess first."""
+    if not rows:
+        return []
+    failed = np.array([r["window_failed"] for r in rows], dtype=float)
+    share = np.array([max(float(r["baseline_failed"]), 0.5) / float(r["baseline_requests"]) for r in rows])
+    expected = share * np.array([r["window_requests"] for r in rows], dtype=float)
+    return [rows[int(i)] for i in _surges([str(i) for i in range(len(rows))], failed, expected)]
 
 
 def _failed_words(row: dict[str, Any]) -> str:
@@ -1007,9 +1012,7 @@ def _failing_requests_sql(window: Span, baseline: Span, links: str, log_trace: s
                         f"'an ERROR line: ' || {masked_sql()} AS way FROM logs "
                         f"WHERE level IN {sql_in(ERROR_LEVELS)} AND {quote_ident(log_trace)} IS NOT NULL "
                         f"AND {in_span('ts', covering(window, baseline))}")
-        minutes = logged_minutes_sql(window, baseline)
-        logged = (f"started >= (SELECT min(first_line) FROM ({minutes})) AND "
-                  f"{minute_from_sql('started', window[0])} IN (SELECT minute FROM ({minutes}))")
+        logged = _begun_while_logged_sql(window, baseline)
     union = "\n    UNION\n    ".join(failures)
     return f"""WITH requests AS (
     SELECT service, trace_id, min(start_ts) AS started FROM {links}
@@ -1107,6 +1110,14 @@ FROM kept JOIN cuts USING (service, kind) JOIN usual USING (service, kind) WHERE
 GROUP BY service, kind, slower_than_ms ORDER BY service, kind"""
 
 
+def _begun_while_logged_sql(window: Span, baseline: Span) -> str:
+    """The condition on a request's `started` that it began while logs were written: after the logs' first line,
+    in a minute that holds lines (`logged_minutes_sql`)."""
+    minutes = logged_minutes_sql(window, baseline)
+    return (f"started >= (SELECT min(first_line) FROM ({minutes})) AND "
+            f"{minute_from_sql('started', window[0])} IN (SELECT minute FROM ({minutes}))")
+
+
 def _unlogged_requests_sql(window: Span, baseline: Span, links: str, log_trace: str) -> str:
     """Per service, kind of request (its entry operations, as `_cut_requests_sql`) and template of a line below WARN
     the service wrote in its requests of that kind before the start: its requests of the kind, and those in which it
@@ -1122,9 +1133,7 @@ def _unlogged_requests_sql(window: Span, baseline: Span, links: str, log_trace: 
     whose number the test's p-value bar is divided by: TrainTicket's hundreds of INFO lines that come and go would
     have raised the bar for every other way, and taken ts-travel-service's cut requests out of 10:45's review)."""
     trace = quote_ident(log_trace)
-    minutes = logged_minutes_sql(window, baseline)
-    logged = (f"started >= (SELECT min(first_line) FROM ({minutes})) AND "
-              f"{minute_from_sql('started', window[0])} IN (SELECT minute FROM ({minutes}))")
+    logged = _begun_while_logged_sql(window, baseline)
     either = f"({in_span('started', window)}) OR ({in_span('started', baseline)})"
     return f"""WITH requests AS ({_kinded_requests_sql(links)}
 ), sides AS (
