@@ -427,6 +427,33 @@ def test_requests_in_which_a_service_reports_its_callees_trouble_are_not_its_own
     assert signals["web"].significant and signals["web"].event == "call cart GET /items"
 
 
+def _cart_failing(tmp_path: Path, *, cart_says: bool) -> Path:
+    """spans.jsonl and logs.jsonl of web -> cart, every request calling cart. From AT, half of the requests fail at
+    cart: web logs an ERROR that names no service, and cart logs its own ERROR first when `cart_says`."""
+    rng = np.random.default_rng(3)
+    spans, logs = [], []
+    for i, start, at in _requests():
+        spans += [_root(i, at, "GET /cart"), _call(i, at, "cart", "GET /items")]
+        if start >= AT and rng.random() < 0.5:
+            if cart_says:
+                logs.append({"ts": at, "service": "cart", "level": "ERROR", "trace_id": f"t{i}",
+                             "message": "query items failed: connection reset"})
+            logs.append({"ts": at, "service": "web", "level": "ERROR", "trace_id": f"t{i}",
+                         "message": "Request processing failed: 500 Internal Server Error"})
+        logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served", "trace_id": f"t{i}"})
+    return _written(tmp_path, spans=spans, logs=logs)
+
+
+def test_an_error_in_a_request_whose_callee_failed_in_it_too_came_up_from_the_callee(tmp_path: Path):
+    # from AT cart fails half of the requests and says so; web, which called it, fails the same requests
+    signals = _signals_at_onset(_cart_failing(tmp_path, cart_says=True))
+    assert signals["cart"].significant
+    assert not signals["web"].significant
+    # the same errors at web with nothing wrong seen at cart are web's own
+    signals = _signals_at_onset(_cart_failing(tmp_path, cart_says=False))
+    assert signals["web"].significant and (signals["web"].event or "").startswith("log Request processing failed")
+
+
 def test_one_new_error_line_outweighs_the_largest_of_many_wandering_info_lines():
     # a z of 3 on the service's only problem event against a z of 3.5, the largest of its 50 other events
     assert adjusted_z(3.0, tested=1, one_sided=True) > adjusted_z(3.5, tested=50)

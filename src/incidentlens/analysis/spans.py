@@ -14,7 +14,11 @@ Two measures, each one aggregate query over the canonical views:
     calls X is not "calls X more often";
   - *deflected requests*: a request in which the service logged a problem naming a service it calls ("No instances
     available for ts-basic-service") shows that callee's trouble, not the service's own, and is left out (a bug of
-    its own that it words as trouble calling a callee is left out too: the rule trusts what the service says);
+    its own that it words as trouble calling a callee is left out too: the rule trusts what the service says), and
+    so is a request in which the service had a problem (a WARN/ERROR line, an error status) and a service it called
+    in that request had one too: on the span tree the failure came up from the callee (a caller's "Request
+    processing failed" over its callee's exception), as in the error-propagation rule of trace-based root cause
+    analysis (the deepest failing span is the origin);
   - *multiplicity*: the largest of a service's many INFO-line and call shifts is large by chance; its z is
     corrected for the events tested (weighted Bonferroni: half the error budget for its problem events, tested
     one-sided, half for the rest), so one new error line outweighs the largest of fifty wandering INFO lines. A
@@ -341,7 +345,8 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     change against the typical minute there), with the number of events tested in the family.
 
     `services`: the known service names; a request in which the service logged a problem naming one it calls ("No
-    instances available for ts-basic-service") reports that callee's trouble and is left out of its own. `links`:
+    instances available for ts-basic-service"), or had a problem while a service it called in it had one too,
+    reports that callee's trouble and is left out of its own. `links`:
     the spans joined to their parents (`span_links`). `masks`:
     the relation a log line looks its template up in (`masking.masks_relation` over the two spans; a line it lacks
     is masked on its own), unread when `log_trace` is None."""
@@ -383,6 +388,9 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
             "sum(count(*)) OVER (PARTITION BY service, trace_id)::BIGINT AS lines_in_trace\n"
             "    FROM log_lines GROUP BY service, trace_id, template)"
         )
+    problems = "SELECT DISTINCT service, trace_id FROM spans WHERE is_error AND service IS NOT NULL"
+    if log_trace is not None:
+        problems += "\n    UNION SELECT DISTINCT service, trace_id FROM log_lines WHERE problem"
     union = "\n    UNION ALL ".join(events)
     logged = _logged_sql(window, baseline, log_trace, spans_offset) if log_trace is not None else "TRUE"
     # the traces' starts are on the spans' clock (`span_clock_offset`), the log lines' on the logs' own
@@ -402,10 +410,17 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
 ), calls AS (
     SELECT parent_service AS caller, service AS callee, trace_id, operation FROM {links}
     WHERE service <> parent_service{log_ctes}
+), problems AS (
+    -- the requests in which each service had a problem: a WARN/ERROR line, an error status
+    {problems}
 ), deflected AS (
-    -- requests in which the service logged a problem naming a service it calls ("No instances available for X"):
-    -- it reports X's trouble there, so these requests do not show its own behaviour
+    -- requests in which the service logged a problem naming a service it calls ("No instances available for X"),
+    -- or had a problem where a service it called had one too: it reports X's trouble there, so these requests do
+    -- not show its own behaviour
     {deflected}
+    UNION SELECT DISTINCT mine.service, mine.trace_id FROM problems AS mine
+    JOIN calls ON calls.caller = mine.service AND calls.trace_id = mine.trace_id
+    JOIN problems AS theirs ON theirs.service = calls.callee AND theirs.trace_id = mine.trace_id
 ), kinds AS (
     -- the kind of request the service served in the trace: its entry operations
     SELECT service, trace_id, string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, ''))
