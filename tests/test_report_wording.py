@@ -562,6 +562,20 @@ def test_a_service_named_in_two_cases_is_written_once_in_lower_case():
     assert build_postmortem(analysis).evidence[0].query.endswith("'DB-Proxy'")  # a query runs as written
 
 
+def test_a_service_ranked_twice_in_two_cases_is_one_hypothesis_with_both_shares():
+    # OnlineBoutique 12:10: `frontend` (its traces) at 46% and `Frontend` (the front-end metric file) at 0% were
+    # hypotheses #1 and #3, two rows of one service once the review wrote both names `frontend`
+    analysis = pool_exhaustion_analysis()
+    second_spelling = {**analysis["hypotheses"][0], "service": "DB-Proxy", "confidence": 0.05,
+                       "mechanism": "DB-Proxy changed (pool_in_use from 22 to 100)", "supporting": ["metric-x"]}
+    analysis["hypotheses"].append(second_spelling)
+    hypotheses = build_postmortem(analysis).hypotheses
+    assert [(h.rank, h.service, round(h.confidence, 2)) for h in hypotheses] == [(1, "db-proxy", 0.87),
+                                                                                (2, "payments", 0.41)]
+    assert hypotheses[0].mechanism.startswith("db-proxy ran out of database connections")  # the likelier one's
+    assert hypotheses[0].supporting[-1] == "metric-x"
+
+
 def test_a_service_the_verdict_has_twice_in_two_cases_is_said_once_from_its_first_move():
     # OnlineBoutique 12:01: "frontend from 12:02:28 UTC: PodClientLatencyP99(s) from 0.353 to 0.054 (-85%) ...
     # frontend from 12:02:28 UTC: LatencyP50(s) from 0.171 to 1.55 (+807%)": `frontend`'s entry moved at 12:01:28,
