@@ -64,6 +64,9 @@ METRIC_CUES: list[tuple[str, str, str, float, str]] = [
     (r"^(?!.*cpu).*(throttl|429|rate_limited)", "up", "provider_throttling", 3.0, "doubled"),
     (r"cpu", "up", "cpu_saturation", 1.5, "near_limit"),
 ]
+#: a log value over-represented in the problem lines counts (as a cue, `classify`; as a contributing factor, the
+#: review) at this many times its share of them before the start (`large_contributor`)
+MIN_LIFT = 2.0
 #: a utilisation at least this share of its full scale is near its limit (saturated)
 NEAR_LIMIT = 0.8
 #: ... unless it runs past this share: a share of a hard limit cannot pass it by much, so the scale is a request or a
@@ -224,7 +227,7 @@ def classify(
                 supporting.append(cues.evidence)
     for contributor in contributors:
         for kind, pattern in LOG_CUES.items():
-            if _value(contributor, "lift", 0) >= 2 and re.search(pattern, str(_value(contributor, "value", ""))):
+            if _value(contributor, "lift", 0) >= MIN_LIFT and re.search(pattern, str(_value(contributor, "value", ""))):
                 points[kind] += 1.0
                 supporting.append(_value(contributor, "evidence", ""))
     region = _concentrated(contributors, "region")
@@ -398,16 +401,23 @@ def mechanism_sentence(service: str, classification: Classification, trigger: di
 
 def _concentrated(contributors: list[Any], dimension: str) -> Any | None:
     """The contributor that holds most of the window's problems on one dimension, if there is one."""
-    for contributor in contributors:
-        if (
-            _value(contributor, "dimension", "") == dimension
-            and _value(contributor, "window_share", 0) >= 0.7
-            # a value already common before (57% of traffic) cannot lift much: a large gain in share counts too
-            and (_value(contributor, "lift", 0) >= 1.8
-                 or _value(contributor, "window_share", 0) - _value(contributor, "baseline_share", 1) >= 0.3)
-        ):
-            return contributor
-    return None
+    return next((c for c in contributors if _value(c, "dimension", "") == dimension and holds_most(c)), None)
+
+
+def holds_most(contributor: Any) -> bool:
+    """Whether a contributor holds most of the window's problems (70%), well up on before: a value already common
+    before (57% of traffic) cannot lift much, so a large gain in share (30 points) counts as well as a 1.8x lift."""
+    share = _value(contributor, "window_share", 0)
+    return share >= 0.7 and (_value(contributor, "lift", 0) >= 1.8
+                             or share - _value(contributor, "baseline_share", 1) >= 0.3)
+
+
+def large_contributor(contributor: Any) -> bool:
+    """Whether a contributor's over-representation is large enough in practice to be a contributing factor: at the
+    lift a mechanism's cue needs (`MIN_LIFT`), or holding most of the problems as a region or version must to point
+    at an outage or a deploy (`holds_most`). A node with 71% of the problem lines against 57% before (TrainTicket
+    09:12, a 1.2x lift) is neither."""
+    return _value(contributor, "lift", 0) >= MIN_LIFT or holds_most(contributor)
 
 
 def _value(item: Any, key: str, default: Any) -> Any:

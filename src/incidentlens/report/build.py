@@ -28,7 +28,7 @@ from incidentlens.analysis.impact import (
     SLOWER,
     SURGE_RATIO,
 )
-from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, limit_scale
+from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, large_contributor, limit_scale
 from incidentlens.analysis.pipeline import SEEN_MOVING
 from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.rootcause import GLOBAL, BurstEnded, own_health
@@ -846,7 +846,8 @@ class _Builder:
                             f"{self._held(c, 'baseline', _ratio(c.get('lift'), c['baseline_share']))}",
                 evidence=[e["evidence"] for e in [c, *same] if e.get("evidence")])
             for c, same in _same_lines([c for c in self.data.get("contributors") or []
-                                        if {"dimension", "value", "window_share", "baseline_share"} <= c.keys()])
+                                        if {"dimension", "value", "window_share", "baseline_share"} <= c.keys()
+                                        and large_contributor(c)])
         ]
         factors += [
             ContributingFactor(
