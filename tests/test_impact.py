@@ -427,11 +427,27 @@ def test_a_service_whose_traced_requests_failed_in_the_minutes_before_the_start_
     (failing,) = old.impact.failing_before
     assert (failing.service, failing.window_failed, failing.window_requests) == ("food", 15, 30)
     assert (failing.baseline_failed, failing.baseline_requests) == (18, 690)
+    assert failing.failed_as_after == 15  # all of them as after the start: the same failure, going on
     cited = next(e for e in old.evidence if e.title.startswith("failing before the start"))
     assert cited.title == ("failing before the start: 1 service whose traced requests failed in the 5 min before it "
-                           "beyond their earlier share: food 15 of 30 requests failed, the earliest begun at "
-                           "2024-05-01T01:55:00Z, 18 of 690 earlier")
+                           "beyond their earlier share: food 15 of 30 requests failed, begun from "
+                           "2024-05-01T01:55:00Z to 2024-05-01T01:59:40Z, 18 of 690 earlier")
     assert new.impact.failing_before == []  # failing from the start on is the incident's
+
+
+def test_a_service_failing_before_the_start_in_another_way_than_after_it_is_told_apart() -> None:
+    # TrainTicket 09:25: ts-basic-service failed 83 of 143 requests in the 5 minutes before the start ('Get Route By
+    # Ids Failed', the 09:21 fault's, the last at 09:23:06), and 5 of 53 after it with 'catch price exception', a
+    # line none before wrote. Here food finds no stores for every other request from 01:55 to 01:57:20, then after
+    # the start its list lookups fail
+    impact = estimate_impact(_traced("i % 4 = 0", old="i BETWEEN 690 AND 704 AND i % 2 = 0"), WINDOW, BASELINE).impact
+
+    (failing,) = impact.failing_before
+    assert (failing.window_failed, failing.window_requests) == (8, 30)
+    assert (failing.first_failed, failing.last_failed) == (datetime(2024, 5, 1, 1, 55),
+                                                           datetime(2024, 5, 1, 1, 57, 20))
+    assert failing.failed_as_after == 0  # none in the way they failed after the start
+    assert [f.way for f in impact.traced_failures] == ["an ERROR line: food list lookup failed for <*>"]
 
 
 # The requests of `TRACED`: gateway writes a line in each, food one that says it served the list, but in those `LOST`

@@ -433,6 +433,25 @@ def test_a_service_already_failing_before_the_start_is_said_so_in_the_summary_an
     assert "Already failing" not in build_postmortem(pool_exhaustion_analysis()).summary.text
 
 
+def test_a_failure_before_the_start_is_told_apart_from_the_one_after_it():
+    # TrainTicket 09:25: "ts-basic-service degraded (in its traces, 5 of 53 requests failed with an ERROR line
+    # '...[catch price exception]', 0 of 671 before) ... Already failing before the start: ts-basic-service (83 of
+    # its 143 traced requests in the 5 minutes before failed, the earliest of them begun at 09:20:39 UTC; 100 of 528
+    # earlier)": the older failures, another line's, had stopped at 09:23:06, 2.5 minutes before the start
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"]["failing_before"] = [{"service": "db-proxy", "way": None, "window_requests": 143,
+                                             "window_failed": 83, "baseline_requests": 528, "baseline_failed": 100,
+                                             "first_failed": "2024-05-01T10:05:39Z",
+                                             "last_failed": "2024-05-01T10:08:06Z", "failed_as_after": 0}]
+    pm = build_postmortem(analysis)
+    said = ("Already failing before the start: db-proxy (83 of its 143 traced requests in the 5 minutes before "
+            "failed, begun from 10:05:39 to 10:08:06 UTC, none of them in the way its requests failed after the "
+            "start; 100 of 528 earlier).")
+    assert said in pm.summary.text and said in pm.impact.narrative.text
+    analysis["impact"]["failing_before"][0]["failed_as_after"] = 83  # the same failure, going on
+    assert "all of them in the way its requests failed after the start" in build_postmortem(analysis).summary.text
+
+
 def test_no_series_moving_by_detection_s_test_is_said_beside_the_metric_the_impact_counts_held():
     # OnlineBoutique 16:05: "No metric series moved against the data before the start" in the detection section,
     # under a summary of "frontend degraded", its LatencyP50(s) at 0.594 s through the window against 0.134 s

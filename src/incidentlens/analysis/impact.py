@@ -185,6 +185,10 @@ class TracedFailure(BaseModel):
     baseline_requests: int
     baseline_failed: int
     first_failed: UtcTime | None = None  # failed by a status or an ERROR line: when the window's first of them began
+    last_failed: UtcTime | None = None  # ... and its last
+    #: already failing (`Impact.failing_before`), where the service's requests failed after the start too by a status
+    #: or a line (`Impact.traced_failures`): of `window_failed`, those that failed in that way (0: in other ways)
+    failed_as_after: int | None = None
 
 
 class Impact(BaseModel):
@@ -234,7 +238,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     if store.has("spans"):
         impact.harm_checked.append("failed, cut-short or slowed traced requests")
         impact.traced_failures = _failing_requests(store, window, baseline, evidence)
-        impact.failing_before = _failing_before(store, window, baseline, evidence)
+        impact.failing_before = _failing_before(store, window, baseline, impact.traced_failures, evidence)
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
         counted = _requests(store, window, baseline, entry, series, evidence)
@@ -931,35 +935,47 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
     return [TracedFailure.model_validate(r) for r in worst]
 
 
-def _failing_before(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[TracedFailure]:
+def _failing_before(store: Any, window: Span, baseline: Span, after: list[TracedFailure],
+                    evidence: list[Evidence]) -> list[TracedFailure]:
     """Services whose traced requests were already failing before the start: in the `PRE_START` before it, their
     requests failed (in any of `_failing_requests_sql`'s ways, all together) beyond their share earlier in the
     baseline, by the surge test of `_failing_requests`, most excess first. A responder must not blame the change at
     the start for them (TrainTicket 11:04: ts-travel2-service failed 12 of its 12 requests in the 5 minutes before
-    the start, 34 of 321 earlier). None where the baseline holds nothing before that stretch."""
+    the start, 34 of 321 earlier). Each with the last of them, and where the service's requests failed after the
+    start by a status or a line (`after`), how many failed that way: TrainTicket 09:25's ts-basic-service failed 83
+    of 143 before, the last begun 2.5 minutes before the start, none with the line 5 of its 53 requests failed with
+    after it (an earlier failure over, not the same one going on). None where the baseline holds nothing before
+    that stretch."""
     before = (window[0] - PRE_START, window[0])
     earlier = (baseline[0], before[0])
     if earlier[1] <= earlier[0]:
         return []
     sql = _failing_requests_sql(before, earlier, span_links(store), log_trace_column(store))
-    rows = [r for r in store.fetch(sql).to_pylist()
-            if r["way"] is None and r["baseline_requests"] and r["window_requests"]]
+    fetched = store.fetch(sql).to_pylist()
+    rows = [r for r in fetched if r["way"] is None and r["baseline_requests"] and r["window_requests"]]
     found = _surging_requests(rows)
+    ways = {f.service: f.way for f in after if f.kind is None and f.slower_than_ms is None}  # way None: any way
+    for row in found:
+        name = row["service"]
+        row["failed_as_after"] = None if name not in ways else next(
+            (r["window_failed"] for r in fetched if r["service"] == name and r["way"] == ways[name]), 0)
     minutes = PRE_START.total_seconds() / 60
-    said = "; ".join(f"{r['service']} {r['window_failed']} of {r['window_requests']} requests failed, the earliest "
-                     f"begun at {iso_z(r['first_failed'])}, {r['baseline_failed']} of {r['baseline_requests']} "
-                     "earlier" for r in found[:3])
+    said = "; ".join(f"{r['service']} {r['window_failed']} of {r['window_requests']} requests failed, begun from "
+                     f"{iso_z(r['first_failed'])} to {iso_z(r['last_failed'])}, {r['baseline_failed']} of "
+                     f"{r['baseline_requests']} earlier" for r in found[:3])
     evidence.append(Evidence.make(
         "impact", f"failing before the start: {counted(len(found), 'service')} whose traced requests failed in the "
                   f"{minutes:g} min before it beyond their earlier share" + (f": {said}" if said else ""), sql,
         {"services": [r["service"] for r in found], "minutes_before": minutes,
          "failed": [{**{k: r[k] for k in ("service", "window_requests", "window_failed", "baseline_requests",
-                                          "baseline_failed")}, "first_failed": iso_z(r["first_failed"])}
+                                          "baseline_failed", "failed_as_after")},
+                     "first_failed": iso_z(r["first_failed"]), "last_failed": iso_z(r["last_failed"])}
                     for r in found],
          "rule": f"a service's requests begun in the {minutes:g} min before the start (as `failed, cut-short or "
                  "slowed traced requests` counts them, all ways of failing by a status or an ERROR line together) "
                  f"failed >= {SURGE_RATIO:g}x their share earlier in the baseline, >= {MIN_PROBLEMS}, Poisson p < "
-                 f"{MAX_P_VALUE:g} / services compared"},
+                 f"{MAX_P_VALUE:g} / services compared; failed_as_after: of those, the ones that failed in the way "
+                 "the service's requests after the start did (a status or a line; null: they did not fail so)"},
     ))
     return [TracedFailure.model_validate(r) for r in found]
 
@@ -1033,7 +1049,7 @@ SELECT service, way, CAST(NULL AS VARCHAR) AS kind, any_value(window_requests) A
        count(DISTINCT trace_id) FILTER (WHERE after) AS window_failed,
        any_value(baseline_requests) AS baseline_requests,
        count(DISTINCT trace_id) FILTER (WHERE NOT after) AS baseline_failed,
-       min(started) FILTER (WHERE after) AS first_failed
+       min(started) FILTER (WHERE after) AS first_failed, max(started) FILTER (WHERE after) AS last_failed
 FROM sides JOIN failed USING (service, trace_id) JOIN totals USING (service)
 GROUP BY GROUPING SETS ((service, way), (service)) ORDER BY service, way NULLS LAST"""
 

@@ -1892,18 +1892,43 @@ def _traced_failures_words(impact: Impact, untraced: Collection[str] = ()) -> st
 
 
 def failing_before_words(impact: Impact) -> str:
-    """`Already failing before the start: ts-basic-service (13 of its 112 traced requests in the 5 minutes before
-    failed, the earliest of them begun at 09:03:12 UTC; 0 of 277 earlier).`: a responder must not blame what began
-    at the start for a failure older than it. The earliest of those 5 minutes, not when the failure began: it may be
-    older than they are (TrainTicket 09:25's ts-basic-service, from their first second). Empty where none was."""
+    """`Already failing before the start: ts-basic-service (83 of its 143 traced requests in the 5 minutes before
+    failed, begun from 09:20:39 to 09:23:06 UTC, none of them in the way its requests failed after the start; 100 of
+    528 earlier).`: a responder must not blame what began at the start for a failure older than it, nor take a
+    failure after it for an older one going on (TrainTicket 09:25's ts-basic-service: its 5 of 53 failed requests
+    after the start wrote a line none before did, and the older failures had stopped 2.5 minutes before it). The
+    first and last of those 5 minutes, not when the failure began: it may be older than they are (09:25's, from
+    their first second). Empty where none was."""
     if not impact.failing_before:
         return ""
     said = [f"{f.service} ({fmt.num(f.window_failed)} of its {fmt.num(f.window_requests)} traced requests in the "
-            f"{fmt.minutes(PRE_START.total_seconds() / 60)} before failed"
-            + (f", the earliest of them begun at {fmt.when(f.first_failed, clock=True)}" if f.first_failed else "")
-            + f"; {fmt.num(f.baseline_failed)} of {fmt.num(f.baseline_requests)} earlier)"
+            f"{fmt.minutes(PRE_START.total_seconds() / 60)} before failed{_begun_words(f)}{_as_after_words(f)}; "
+            f"{fmt.num(f.baseline_failed)} of {fmt.num(f.baseline_requests)} earlier)"
             for f in impact.failing_before]
     return f"Already failing before the start: {fmt.listed(said)}."
+
+
+def _begun_words(failure: TracedFailure) -> str:
+    """`, begun from 09:20:39 to 09:23:06 UTC` (one: `, begun at ...`); the earliest alone where the analysis predates
+    the last."""
+    first, last = failure.first_failed, failure.last_failed
+    if first is None:
+        return ""
+    if last is None:
+        return f", the earliest of them begun at {fmt.when(first, clock=True)}"
+    if fmt.when(first, clock=True) == fmt.when(last, clock=True):
+        return f", begun at {fmt.when(first, clock=True)}"
+    return f", begun from {fmt.when(first, clock=True).removesuffix(' UTC')} to {fmt.when(last, clock=True)}"
+
+
+def _as_after_words(failure: TracedFailure) -> str:
+    """`, none of them in the way its requests failed after the start` (or `, 13 of them ...`: the failure after
+    the start had begun before it); empty where its requests after the start did not fail by a status or a line."""
+    if failure.failed_as_after is None:
+        return ""
+    many = "none" if failure.failed_as_after == 0 else ("all" if failure.failed_as_after == failure.window_failed
+                                                         else fmt.num(failure.failed_as_after))
+    return f", {many} of them in the way its requests failed after the start"
 
 
 def _other_marks_words(impact: Impact, explained: set[str]) -> str:

@@ -116,6 +116,11 @@ class TracedFailure(_Model):
     baseline_failed: int
     first_failed: UtcTime | None = Field(None, description="failed by an error status or an ERROR line: when the "
                                                           "first of the window's failed requests began")
+    last_failed: UtcTime | None = Field(None, description="... and when the last of them began")
+    failed_as_after: int | None = Field(None, description="already failing before the start, where the service's "
+                                                          "requests failed after it too by a status or a line: of "
+                                                          "window_failed, those that failed that way (0: in other "
+                                                          "ways)")
 
 
 class Impact(_Model):
