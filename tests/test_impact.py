@@ -355,6 +355,7 @@ def test_a_latency_held_far_above_its_median_is_harm_though_an_earlier_fault_in_
 
     assert impact.services_affected == ["recs"]
     assert impact.peak_latency is not None and impact.peak_latency.typical == 2300.0
+    assert [(m.service, m.held) for m in impact.metric_marks] == [("recs", True)]  # by the held-level test
 
 
 # A request every 10 s enters at gateway, which calls food; no span carries a status (as Nezha's traces). food writes

@@ -458,12 +458,17 @@ def test_no_series_moving_by_detection_s_test_is_said_beside_the_metric_the_impa
     analysis = pool_exhaustion_analysis()
     analysis["detection"].update(detector="known onset", series=[])
     analysis["impact"]["metric_marks"] = [{"service": "frontend", "metric": "LatencyP50(s)", "typical": 0.594,
-                                           "baseline": 0.134, "samples": 3}]
+                                           "baseline": 0.134, "samples": 3, "held": True}]
     said = build_postmortem(analysis).detection.narrative.text
     assert ("No metric series moved against the data before the start. Detection's scale takes in the baseline's "
             "1%-99% range, earlier faults' values included; the impact's held-level test leaves that range out and "
             "counts frontend (LatencyP50(s) 0.594 s over the window (the median of its 3 samples), against 0.134 s "
             "before).") in said
+    # a mark the held-level test did not set (a client's percentile, its median's shift alone) is not that test's
+    analysis["impact"]["metric_marks"][0].update(metric="PodClientLatencyP50(s)", held=False)
+    said = build_postmortem(analysis).detection.narrative.text
+    assert said.endswith("No metric series moved against the data before the start. The data holds no record of a "
+                         "page or alert.")
 
 
 def test_two_leads_one_cut_after_calling_the_other_are_one_change_to_tell_apart_not_two_moves_to_order():

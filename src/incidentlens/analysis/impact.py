@@ -168,6 +168,9 @@ class MetricMark(BaseModel):
     baseline: float  # the baseline's median
     samples: int  # the window's samples, whose median `typical` is
     unchecked: str | None = None  # `TraceCheck.unchecked`: `no traced call covers it`; None: checked, or no percentile
+    #: the held-level test marked it (every window value `SLOWER`x the baseline median for a latency the service
+    #: served, `FAILING`x and `FAILING_FLOOR` for an error rate, past its spread), not its median's shift alone
+    held: bool = False
 
 
 class TracedFailure(BaseModel):
@@ -356,8 +359,10 @@ def _metric_peaks(
     marking = sorted((i for i in order if affected[i]),
                      key=lambda i: (str(service[i]), (str(service[i]), str(metric[i])) in unchecked))
     firsts = {str(service[i]): i for i in reversed(marking)}
+    held = slower | failing
     marks = [_mark(str(name), str(metric[firsts[name]]), median[firsts[name]], baseline_median[firsts[name]],
-                   points[firsts[name]], unchecked.get((name, str(metric[firsts[name]])))) for name in shifted]
+                   points[firsts[name]], unchecked.get((name, str(metric[firsts[name]]))), bool(held[firsts[name]]))
+             for name in shifted]
     peaks: dict[str, Peak] = {}
     marked = {name.lower() for name in [*shifted, *elsewhere]}
     front = [*entry, *(str(s) for s in set(service) if ENTRY_SERVICE.search(str(s)))]
@@ -408,10 +413,10 @@ def _metric_peaks(
 
 
 def _mark(service: str, metric: str, typical: float, baseline: float, samples: int,
-          unchecked: TraceCheck | None) -> MetricMark:
+          unchecked: TraceCheck | None, held: bool) -> MetricMark:
     """A service's `MetricMark`, with what the traces hold of a percentile they could not check."""
     return MetricMark(service=service, metric=metric, typical=float(typical), baseline=float(baseline),
-                      samples=int(samples), unchecked=unchecked.unchecked() if unchecked else None)
+                      samples=int(samples), unchecked=unchecked.unchecked() if unchecked else None, held=held)
 
 
 def entry_names(entry: str | None) -> list[str]:

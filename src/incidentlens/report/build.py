@@ -21,11 +21,8 @@ from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW, minutes_befo
 from incidentlens.analysis.impact import (
     ERROR_RATIO,
     FAILED_OF,
-    FAILING,
-    FAILING_FLOOR,
     LATENCY,
     PRE_START,
-    SLOWER,
     SURGE_RATIO,
 )
 from incidentlens.analysis.mechanism import HOST_METRIC, NO_RESTART_SEEN, large_contributor, limit_scale
@@ -922,7 +919,7 @@ class _Builder:
         included; the impact's held-level test leaves that range out and counts frontend (LatencyP50(s) 0.594 s over
         the window ..., against 0.134 s before).` (OnlineBoutique 16:05 said "No metric series moved" under a summary
         of frontend degraded, its p50 at 4.4 times its baseline median through the window). Empty otherwise."""
-        marks = [mark for mark in self.measured.metric_marks if _held_level(mark)]
+        marks = [mark for mark in self.measured.metric_marks if mark.held]
         if not marks:
             return ""
         listed = fmt.listed([_mark_words(mark, mark.service) for mark in marks[:3]])
@@ -1947,14 +1944,6 @@ def _other_marks_words(impact: Impact, explained: set[str]) -> str:
         words += (f" Marked by {'its' if len(metrics) == 1 else 'their'} latency or error metrics over the window: "
                   f"{fmt.listed(metrics)}.")
     return words
-
-
-def _held_level(mark: MetricMark) -> bool:
-    """Whether a metric mark's window median is at the impact's held-level floor (`impact.SLOWER` times a latency's
-    baseline median; for an error rate `impact.FAILING` times it and `impact.FAILING_FLOOR`): a mark that test set."""
-    if ERROR_RATIO.search(mark.metric) or mark.metric.startswith(FAILED_OF):
-        return mark.typical >= max(FAILING * mark.baseline, FAILING_FLOOR)
-    return mark.baseline > 0 and mark.typical >= SLOWER * mark.baseline
 
 
 def _mark_words(mark: MetricMark, name: str) -> str:

@@ -90,6 +90,9 @@ class MetricMark(_Model):
     samples: int = Field(description="the window's samples of it")
     unchecked: str | None = Field(None, description="a percentile the traced calls could not check: why ('no traced "
                                                     "call covers it'); None: checked, or no percentile")
+    held: bool = Field(False, description="the impact's held-level test marked it (every window value at its "
+                                          "floor over the baseline median: a latency slower, an error rate failing), "
+                                          "not its median's shift alone")
 
 
 class TracedFailure(_Model):
