@@ -557,8 +557,10 @@ def test_requests_slowed_with_no_error_or_metric_to_show_it_mark_their_service_a
     assert cited.title == ("affected: 1 service by failed, cut-short or slowed traced requests: checkout 162 of 162 "
                            "PlaceOrder requests took longer than 16 ms (the p90 of their kind before), 0 of 648 "
                            "before")
+    assert (failure.window_median_ms, failure.baseline_median_ms) == (513.0, 13.0)  # how much slower
     report_impact = _as_reported(result.impact)
-    assert "PlaceOrder requests took longer than 16 ms, their kind's p90 before" in derive_severity(report_impact)[1]
+    assert ("PlaceOrder requests took longer than 16 ms, their kind's p90 before, 0 of 648 before; the kind's median "
+            "request 513 ms, 13 ms before") in derive_severity(report_impact)[1]
 
 
 def test_requests_slowed_past_a_baseline_half_of_earlier_incidents_minutes_mark_their_service_affected() -> None:
@@ -575,9 +577,9 @@ def test_requests_slowed_past_a_baseline_half_of_earlier_incidents_minutes_mark_
     (failure,) = result.impact.traced_failures
     assert (failure.slower_than_ms, failure.baseline_minutes, failure.minutes_left_out) == (16.0, 120, 60)
     report_impact = _as_reported(result.impact)
-    assert ("162 of 162 PlaceOrder requests took longer than 16 ms, their kind's p90 before, 0 of 324 before; 60 of "
-            "the 120 minutes before left out as earlier incidents' (their typical request 1.5x slower or faster than "
-            "the usual)"
+    assert ("162 of 162 PlaceOrder requests took longer than 16 ms, their kind's p90 before, 0 of 324 before; the "
+            "kind's median request 513 ms, 13 ms before; 60 of the 120 minutes before left out as earlier incidents' "
+            "(their typical request 1.5x slower or faster than the usual)"
             in derive_severity(report_impact)[1])
 
 

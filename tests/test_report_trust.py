@@ -393,6 +393,18 @@ def test_a_summary_with_no_error_rate_or_latency_says_what_marked_the_service_it
     assert f"Impact: {said}" in executive_summary(pm)
 
 
+def test_requests_slowed_past_their_p90_are_said_with_how_much_slower_the_median_one_was():
+    # OnlineBoutique 14:47: "currencyservice (80 of 148 grpc.hipstershop.CurrencyService/GetSupportedCurrencies
+    # requests took longer than 0.345 ms, their kind's p90 before, 12 of 124 before)" listed it degraded, with
+    # nothing to show its median request went from 0.273 to 0.346 ms, a tenth of a millisecond
+    analysis = pool_exhaustion_analysis()
+    slowed = {**CHECKOUT_SLOWED, "window_median_ms": 1234.5, "baseline_median_ms": 301.0}
+    analysis["impact"].update(services_affected=["checkoutservice"], traced_failures=[slowed])
+    assert ("checkoutservice (19 of 19 hipstershop.CheckoutService/PlaceOrder requests took longer than 444 ms, their "
+            "kind's p90 before, 18 of 172 before; the kind's median request 1,234 ms, 301 ms before)"
+            ) in build_postmortem(analysis).impact.narrative.text
+
+
 def test_a_summary_whose_peaks_are_of_services_nothing_marked_says_what_marked_the_one_it_calls_degraded():
     # TrainTicket 11:04: "ts-route-service degraded: the share of ERROR/FATAL log lines peaked at 0.9% against 0.7%
     # before; latency (ts-gateway-service/PodServerLatencyP90(s)) peaked at 3 s against 0.467 s": neither figure is

@@ -183,6 +183,9 @@ class TracedFailure(BaseModel):
     slower_than_ms: float | None = None  # slowed: the kind's p90 before the start, which its requests took longer than
     baseline_minutes: int | None = None  # slowed: the minutes before the start with requests of the kind ...
     minutes_left_out: int | None = None  # ... and those left out as earlier incidents' (`_slow_requests_sql`)
+    #: slowed: how long the kind's median request took in the window, and before the start (the minutes kept)
+    window_median_ms: float | None = None
+    baseline_median_ms: float | None = None
     window_requests: int
     window_failed: int
     baseline_requests: int
@@ -924,7 +927,8 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
         {"services_affected": found,
          "failed": [{k: r.get(k) for k in ("service", "way", "kind", "slower_than_ms", "baseline_minutes",
                                            "minutes_left_out", "window_requests", "window_failed",
-                                           "baseline_requests", "baseline_failed")} for r in worst],
+                                           "baseline_requests", "baseline_failed", "window_median_ms",
+                                           "baseline_median_ms")} for r in worst],
          "rule": "a service's requests: the traces in which another service (or none) called it; failed in a way: it "
                  "gave such a span of an operation an error status, or wrote an ERROR/FATAL line of a template in "
                  "the trace (counted over the requests begun while logs were written), or, of the requests of one "
@@ -1126,7 +1130,9 @@ SELECT service, CAST(NULL AS VARCHAR) AS way, kind, slower_than_ms,
        count(*) FILTER (WHERE after) AS window_requests,
        count(*) FILTER (WHERE after AND took > slower_than_ms) AS window_failed,
        count(*) FILTER (WHERE NOT after) AS baseline_requests,
-       count(*) FILTER (WHERE NOT after AND took > slower_than_ms) AS baseline_failed
+       count(*) FILTER (WHERE NOT after AND took > slower_than_ms) AS baseline_failed,
+       median(took) FILTER (WHERE after) AS window_median_ms,
+       median(took) FILTER (WHERE NOT after) AS baseline_median_ms
 FROM kept JOIN cuts USING (service, kind) JOIN usual USING (service, kind) WHERE slower_than_ms IS NOT NULL
 GROUP BY service, kind, slower_than_ms ORDER BY service, kind"""
 

@@ -113,6 +113,9 @@ class TracedFailure(_Model):
                                                            "and the count before as earlier incidents' (their median "
                                                            "request 1.5x slower or faster than the speed most "
                                                            "minutes ran at)")
+    window_median_ms: float | None = Field(None, description="slowed: how long the kind's median request took in "
+                                                             "the window")
+    baseline_median_ms: float | None = Field(None, description="... and before the start (the minutes kept)")
     window_requests: int
     window_failed: int
     baseline_requests: int
