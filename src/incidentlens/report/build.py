@@ -198,7 +198,7 @@ def executive_summary(pm: Postmortem) -> list[str]:
         # the runner-up beside it: 58% reads as settled until the next one is seen (TrainTicket 09:34, the fault
         # the 18% one's)
         runner_up = next((f"; the next hypothesis, {h.service}, {fmt.pct(h.confidence, 0)}" for h in pm.hypotheses
-                          if h.service != rc.service and round(h.confidence, 2) > 0), "")
+                          if h.service != rc.service and _reads_above_zero(h.confidence)), "")
         lines.append(f"{'Root cause' if confirmed else 'Suspected cause'}: {root_cause_label(pm)} in {rc.service} "
                      f"(confidence {fmt.pct(rc.confidence, 0)}{caveat}{runner_up})")
     if pm.trigger:
@@ -286,6 +286,13 @@ def start_label(pm: Postmortem) -> str:
 def alert_start_words(start: dt.datetime, alert_at: dt.datetime) -> str:
     """A start taken before the alert time, in words: "1 min before the alert time"."""
     return f"{minutes_before(start, alert_at)} before {ALERT_TIME}"
+
+
+def _reads_above_zero(share: float) -> bool:
+    """Whether a share reads above 0% in whole percents, as `fmt.pct(share, 0)` writes it: a next hypothesis at 0.5%
+    rounds to it (TrainTicket 11:36 said "the next hypothesis, ts-travel2-service, 0%", which a hypothesis at 0% is
+    left out not to say)."""
+    return round(share * 100) > 0
 
 
 def is_confirmed(cause: RootCause | Hypothesis) -> bool:
@@ -819,7 +826,7 @@ class _Builder:
         that ts-travel-service moves before its callers, which this data could not decide.` A next hypothesis at 0%
         is not named; a test with no other service to order says what would give it one."""
         rest = [f"{'a second, independent suspect' if h is self.second else 'the next hypothesis'}, {h.service}, "
-                f"{fmt.pct(h.confidence, 0)}" for h in self.hypotheses[1:2] if round(h.confidence, 2) > 0]
+                f"{fmt.pct(h.confidence, 0)}" for h in self.hypotheses[1:2] if _reads_above_zero(h.confidence)]
         unexplained = (self.data.get("verdict") or {}).get("unexplained")
         if unexplained:
             rest.append(f"{fmt.pct(unexplained, 0)} that it is none of the candidates")
