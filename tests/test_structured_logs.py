@@ -324,6 +324,18 @@ def test_a_logger_name_is_read_as_the_service_only_where_it_is_one(tmp_path: Pat
     assert load_telemetry(logs=path).fetch("SELECT service FROM logs").column("service").to_pylist() == [service]
 
 
+@pytest.mark.parametrize("logger", [
+    {"log": {"level": "error", "logger": "payments.api"}},  # ECS as its encoders nest it
+    {"log.level": "error", "log.logger": "payments.api"},  # ECS written with dotted keys (ecs-logging-python)
+])
+def test_an_ecs_loggers_name_is_the_service_where_no_field_names_one(tmp_path: Path, logger: dict) -> None:
+    # ECS's `log.logger` was not read: every line's service was `global`
+    path = tmp_path / "ecs.jsonl"
+    path.write_text(json.dumps({"@timestamp": iso(T0), **logger, "message": "card declined"}) + "\n")
+    assert load_telemetry(logs=path).fetch("SELECT service, level FROM logs").to_pylist() == [
+        {"service": "payments.api", "level": "ERROR"}]
+
+
 def test_a_logger_written_as_an_object_is_read_by_its_name_not_as_json_text(tmp_path: Path) -> None:
     # the service was the object's JSON text, '{"name":"payments.api"}', as no other column's object is read
     path = tmp_path / "app.jsonl"

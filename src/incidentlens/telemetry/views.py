@@ -940,14 +940,15 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
 
 
 #: a logger's name, the service of a log line where no column names one (`payments.api`): structlog's `logger`,
-#: logstash's `logger_name`
-_LOGGER_KEYS = ("logger", "loggername")
+#: logstash's `logger_name`, ECS's `log.logger` (a field of its `log` object, or a dotted key)
+_LOGGER_KEYS = ("logger", "loggername", "loglogger")
 
 
 def _logger_column(c: Canonical, names: list[str]) -> str | None:
-    """The column naming a log line's logger, if any: `logger`, `logger_name`, or python-json-logger's `name`
-    beside its `levelname` (the standard library's record attributes: no other `name`, a user's, say)."""
-    by_key = {normalise(name): name for name in reversed(names) if name not in c.used}
+    """The column (or nested field) naming a log line's logger, if any: `logger`, `logger_name`, `log.logger`, or
+    python-json-logger's `name` beside its `levelname` (the standard library's record attributes: no other `name`,
+    a user's, say)."""
+    by_key = {normalise(name): name for name in reversed([*names, *c.nested]) if name not in c.used}
     column = next((by_key[key] for key in _LOGGER_KEYS if key in by_key), None)
     return column or (by_key.get("name") if "levelname" in by_key else None)
 
@@ -956,7 +957,7 @@ def _logger_sql(c: Canonical, logger: str) -> str:
     """A logger column's name as text: of one holding JSON objects in some lines (`Canonical.objects`), their `name`
     field (`{"name": "payments.api"}`), else its plain value, not the object's JSON text."""
     if logger not in c.objects:
-        return f"CAST({quote(logger)} AS VARCHAR)"
+        return f"CAST({c.column_sql(logger)} AS VARCHAR)"
     named = f"{logger}.name"
     return f"coalesce({c.column_sql(named)}, {_plain_sql(logger)})" if named in c.nested else _plain_sql(logger)
 
