@@ -182,6 +182,33 @@ def test_a_plain_file_named_gz_is_said_to_be_no_gzip_data(tmp_path: Path) -> Non
                                         "(a plain file renamed?)")
 
 
+@pytest.mark.parametrize(("view", "name", "text"), [
+    ("metrics", "metrics.csv.gz", "ts,service,metric,value\n2024-05-01T10:00:00Z,api,p95_ms,12\n"),
+    ("logs", "app.jsonl.gz", '{"ts": "2024-05-01T10:00:00Z", "level": "error", "msg": "card declined"}\n'),
+    ("logs", "app.log.gz", "2024-05-01 10:00:00,000 ERROR card declined\n"),
+], ids=["csv", "json-lines", "plain-text"])
+def test_zero_padding_after_a_gzip_stream_is_ignored_and_said(tmp_path: Path, view: str, name: str,
+                                                                text: str) -> None:
+    # a tape or rotation tool pads the file to its block size; gzip -d reads it ("trailing zero bytes ignored"):
+    # it was refused as "not gzip data" (a plain-text log's reader stopped with a traceback)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()) + bytes(512))
+    store = load_telemetry(**{view: path})
+    assert store.fetch(f"SELECT count(*) AS n FROM {view}").column("n").to_pylist() == [1]
+    assert store.warnings == [f"{path}: 512 zero bytes after the end of its gzip stream (padding) ignored, as gzip -d "
+                              "ignores them"]
+
+
+@pytest.mark.parametrize("lines", [1, 100_000])  # read by Python's gzip reader alone; by DuckDB's, then a copy
+def test_other_bytes_after_a_gzip_stream_are_said_to_be_no_gzip_data(tmp_path: Path, lines: int) -> None:
+    path = tmp_path / "metrics.csv.gz"
+    text = "ts,service,metric,value\n" + "2024-05-01T10:00:00Z,api,p95_ms,12\n" * lines
+    path.write_bytes(gzip.compress(text.encode()) + bytes(8) + b"garbage")
+    assert load_error(metrics=path) == (f"{path}: cannot read: bytes after the end of its gzip stream are not gzip "
+                                        "data (trailing garbage, which gzip -d ignores with a warning): cut them "
+                                        "off, or give the file gunzipped")
+
+
 def test_a_row_whose_time_does_not_parse_is_left_out_and_counted(tmp_path: Path) -> None:
     rows = [f"2024-05-01T10:{m:02d}:00Z,{m}" for m in range(20)]
     rows[16] = "2024-13-45,16"

@@ -24,6 +24,7 @@ from incidentlens.telemetry.columns import CANDIDATES, literal, normalise, quote
 from incidentlens.telemetry.jaeger import starts_jaeger
 from incidentlens.telemetry.textlogs import (
     GZIP_CUT_SHORT,
+    NOT_GZIP,
     UNKNOWN,
     cut_short,
     detect_line_format,
@@ -648,7 +649,7 @@ def read_error(source: Source, err: duckdb.Error) -> InputError:
     if cut_short(reason):
         reason = GZIP_CUT_SHORT
     elif "not a GZIP stream" in reason:
-        reason = "not gzip data, though its name ends in .gz (a plain file renamed?)"
+        reason = NOT_GZIP
     return InputError(f"{file}: cannot read as {source.format_name}: {reason}")
 
 

@@ -56,7 +56,7 @@ from incidentlens.telemetry.textlogs import (
     TextLogOptions,
     cut_short,
     lines_sql,
-    not_utf8,
+    read_from_copy,
     read_text_log,
     sample_lines,
     utf8_copy,
@@ -322,7 +322,7 @@ class TelemetryStore:
             try:
                 fmt = read_text_log(self.con, path, table, options, zone=self.timezone or "")
             except (duckdb.Error, InputError) as err:
-                if not (not_utf8(err) or cut_short(err)):
+                if not read_from_copy(err, [path]):
                     raise
                 fmt = read_text_log(self.con, self._as_utf8(path), table, options, label=path,
                                     zone=self.timezone or "")
@@ -357,7 +357,7 @@ class TelemetryStore:
         try:
             return read_otlp(self.con, path, view, table)
         except duckdb.Error as err:
-            if not cut_short(err):
+            if not read_from_copy(err, [path]):
                 raise
         copy = self._as_utf8(path)
         rows = self._naming_originals({copy: path}, lambda: read_otlp(self.con, copy, view, table))
@@ -444,7 +444,7 @@ class TelemetryStore:
             try:
                 selects = build(source)
             except (InputError, duckdb.Error) as err:
-                if not (raw and (not_utf8(err) or cut_short(err))):
+                if not (raw and read_from_copy(err, source.files)):
                     raise
                 copies, selects = self._from_copies(source, build, err)
             parts = self._parts.setdefault(view, [])

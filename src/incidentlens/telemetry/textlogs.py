@@ -24,7 +24,7 @@ import gzip
 import re
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -360,6 +360,8 @@ def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
         with open_bytes(path) as handle:
             while len(raw) < count:
                 raw.append(handle.readline(1 << 16))
+    except gzip.BadGzipFile:  # after its first member: it starts as gzip (`open_bytes`)
+        raise trailing_garbage(path) from None
     except OSError as err:
         raise InputError(f"{path}: cannot read: {err}") from None
     except EOFError:
@@ -506,6 +508,20 @@ def cut_short(err: Exception | str) -> bool:
     return any(marker in str(err) for marker in _CUT_SHORT)
 
 
+#: what IncidentLens says of a file named .gz whose bytes are no gzip stream
+NOT_GZIP = "not gzip data, though its name ends in .gz (a plain file renamed?)"
+# ... and DuckDB's words for it, which it says too of a gzip stream followed by bytes that are none (zero padding)
+_NOT_GZIP = ("not a GZIP stream", NOT_GZIP)
+
+
+def read_from_copy(err: Exception | str, files: Iterable[Path]) -> bool:
+    """Whether a reader's failure on `files` is one their UTF-8 copies (`utf8_copy`) read past: bytes that are not
+    UTF-8, a gzip stream cut short, or one followed by bytes that are no gzip stream (zero padding: DuckDB reads
+    them as the next stream's header and calls the file no gzip data)."""
+    past_end = any(marker in str(err) for marker in _NOT_GZIP) and any(map(is_gzip, files))
+    return not_utf8(err) or cut_short(err) or past_end
+
+
 def not_utf8(err: Exception | str) -> bool:
     """Whether a reader failed (or rejected a line) on bytes that are not UTF-8: a Latin-1 name, a binary payload
     in one log line."""
@@ -524,11 +540,15 @@ class Utf8Copy:
     cut: bool = False
     lines: int = 0
     partial: bool = False
+    padding: int = 0  # zero bytes after the end of a gzip stream, not read
 
     def notes(self, original: Path) -> list[str]:
-        """The warnings about the copy of `original`: bytes replaced, a stream cut short."""
+        """The warnings about the copy of `original`: bytes replaced, a stream cut short, zero padding after it."""
         said = [f"{original}: {self.replaced} byte sequence(s) that are not UTF-8, the first on line "
                 f"{self.first_line}, read as U+FFFD (the lines are kept)"] if self.replaced else []
+        if self.padding:
+            said.append(f"{original}: {self.padding:,} zero bytes after the end of its gzip stream (padding) "
+                        "ignored, as gzip -d ignores them")
         if self.cut:
             left_out = f"; the start of line {self.lines + 1:,}, cut off, left out" if self.partial else ""
             said.append(f"{original}: {GZIP_CUT_SHORT}: its first {self.lines:,} lines read{left_out}")
@@ -563,16 +583,17 @@ def utf8_copy(path: Path, folder: Path) -> Utf8Copy:
         text, bad, _ = _decode_replacing(decoder, b"", final=True)
         replaced, first_line = replaced + bad, first_line or (newlines + 1 if bad else 0)
         out.write("".join(pending) + text)
-    return Utf8Copy(Path(target), replaced, first_line)
+    return Utf8Copy(Path(target), replaced, first_line, padding=chunks.padding)
 
 
 class _Chunks:
     """A file's bytes in chunks, gunzipped (each of its members) where it is gzipped; `cut`, once read: its gzip
     stream ended before its end marker, the chunks holding what it held up to there (Python's gzip reader raises
-    there, losing the chunk it was reading)."""
+    there, losing the chunk it was reading); `padding`: the zero bytes after its last member (a tape or rotation
+    tool's block padding), not read. Other bytes there, that are no gzip member, are an InputError."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self.cut = path, False
+        self.path, self.cut, self.padding = path, False, 0
 
     def __iter__(self) -> Iterator[bytes]:
         with open(self.path, "rb") as raw:
@@ -583,6 +604,9 @@ class _Chunks:
             unzip = zlib.decompressobj(wbits=31)
             while data := raw.read(1 << 20):
                 while data:
+                    if unzip.eof and not _GZIP_MAGIC.startswith(data[:2]):
+                        self.padding = self._padding(data, raw)
+                        return
                     if unzip.eof:  # the next member of a gzip file written in parts (`cat a.gz b.gz`)
                         unzip = zlib.decompressobj(wbits=31)
                     # at most 1 MiB at a time, as Python's gzip reader gave: 1 MiB of gzip holds 20 MiB of
@@ -591,6 +615,26 @@ class _Chunks:
                     data = unzip.unused_data if unzip.eof else unzip.unconsumed_tail
             yield unzip.flush()  # what zlib held back at the last call's limit
             self.cut = not unzip.eof
+
+
+    def _padding(self, data: bytes, raw: IO[bytes]) -> int:
+        """How many bytes follow the end of the gzip stream (`data`, then the rest of `raw`), all of them zero."""
+        count = 0
+        while data:
+            if data.count(0) != len(data):
+                raise trailing_garbage(self.path)
+            count += len(data)
+            data = raw.read(1 << 20)
+        return count
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def trailing_garbage(path: Path) -> InputError:
+    """The error for a gzip file whose stream is followed by bytes that are neither zero padding nor gzip data."""
+    return InputError(f"{path}: cannot read: bytes after the end of its gzip stream are not gzip data (trailing "
+                      "garbage, which gzip -d ignores with a warning): cut them off, or give the file gunzipped")
 
 
 def _decode_replacing(decoder: codecs.IncrementalDecoder, chunk: bytes,
@@ -615,7 +659,7 @@ def _decode_replacing(decoder: codecs.IncrementalDecoder, chunk: bytes,
 def is_gzip(path: Path) -> bool:
     """The file starts with gzip's magic bytes."""
     with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
+        return handle.read(2) == _GZIP_MAGIC
 
 
 def first_bytes(path: Path, count: int) -> bytes:
