@@ -73,6 +73,24 @@ def test_an_empty_file_beside_files_with_rows_is_left_out_with_a_warning(tmp_pat
     assert store.paths == [full, empty]
 
 
+@pytest.mark.parametrize("text", [
+    "# HELP http_p95_ms p95 latency\n# TYPE http_p95_ms gauge\n",  # a scrape of no sample
+    "\ufeff# ts,service,metric,value\n\n# 2024-05-01T10:00:00Z,api,p95_ms,12\n",  # every row commented out
+], ids=["scrape", "csv"])
+def test_a_file_of_comment_lines_alone_is_said_to_hold_no_data(tmp_path: Path, text: str) -> None:
+    # it was called "Prometheus text exposition format", or "no time column ...; its columns: # HELP ..."
+    path = write(tmp_path / "metrics.csv", text)
+    assert load_error(metrics=path) == f"{path}: no data: its lines are all comments (#)"
+
+
+def test_a_file_of_comment_lines_beside_files_with_rows_is_left_out_with_a_warning(tmp_path: Path) -> None:
+    write(tmp_path / "10_00.log", "2024-05-01T10:00:00Z ERROR card declined\n")
+    commented = write(tmp_path / "10_01.log", "# rotated\n")
+    store = load_telemetry(logs=str(tmp_path / "*.log"))
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 1}]
+    assert store.warnings == [f"{commented}: no data: its lines are all comments (#), left out"]
+
+
 def test_an_empty_gzip_file_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.jsonl.gz", "")
     assert load_error(logs=path).startswith(f"{path}: ")

@@ -759,6 +759,23 @@ MAX_PREAMBLE_LINES = 1000
 _KNOWN_NAMES = frozenset(name for names in CANDIDATES.values() for name in names)
 
 
+def holds_only_comments(path: Path) -> bool:
+    """Whether a (possibly gzipped) file's lines are all `#` comments or blank, one comment at least: no data (a
+    Prometheus scrape of no sample, a CSV whose rows were all commented out). Reads up to its first other line;
+    a file that cannot be read is left to its reader to name."""
+    seen, starts = False, True  # a comment seen; the next bytes start a line
+    try:
+        with open_bytes(path) as handle:
+            while raw := handle.readline(1 << 16):
+                text = raw.removeprefix(b"\xef\xbb\xbf").strip() if starts else b"#"
+                if text and not text.startswith(b"#"):
+                    return False
+                seen, starts = seen or bool(text), raw.endswith(b"\n")
+    except (OSError, EOFError):
+        return False
+    return seen
+
+
 def _is_comment(line: str) -> bool:
     return line.lstrip("\ufeff").startswith("#")
 

@@ -45,6 +45,7 @@ from incidentlens.telemetry.files import (
     RejectedRows,
     Source,
     csv_preamble,
+    holds_only_comments,
     resolve_paths,
     sources_for,
 )
@@ -260,9 +261,13 @@ class TelemetryStore:
         """Add files (a path, a glob, or a list of them) to a canonical view; `text` says what plain-text logs
         cannot (the year of year-less times, the service)."""
         files = resolve_paths(paths)
-        # a file of no bytes (a gzip stream never written) is as empty as a CSV file with only a header
+        # a file of no bytes (a gzip stream never written) is as empty as a CSV file with only a header, and one of
+        # comment lines alone (a scrape of no sample) holds no data either
         blank = [path for path in files if not path.stat().st_size]
+        commented = [path for path in files if path not in blank and holds_only_comments(path)]
         empty: list[InputError] = [EmptySourceError(f"{path}: {NO_ROWS}") for path in blank]
+        empty += [EmptySourceError(f"{path}: no data: its lines are all comments (#)") for path in commented]
+        blank += commented
         for source in sources_for(path for path in files if path not in blank):
             try:
                 if source.fmt == "text":
