@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry
 
 
@@ -78,6 +81,34 @@ def test_a_metric_value_written_as_an_object_in_some_records_is_counted_not_drop
     assert store.fetch("SELECT value FROM metrics ORDER BY ts").column(0).to_pylist() == [0.0, None, 2.0, None]
     assert store.warnings == [f"{path}: column 'value': 2 rows holding a JSON object, not a number, kept as NULL "
                               "(its fields: value.avg)"]
+
+
+def test_a_metric_value_written_as_an_object_in_every_record_is_refused_with_what_to_map(tmp_path: Path) -> None:
+    # read wide, every metric's values became one series `value.avg` (p95_ms and cpu mixed), `metric` left aside
+    records = [{"ts": f"2024-05-01T10:0{m}:00Z", "service": "api", "metric": metric, "value": {"avg": m, "max": m}}
+               for m in range(3) for metric in ("p95_ms", "cpu")]
+    path = write_lines(tmp_path / "metrics.jsonl", records)
+    with pytest.raises(InputError) as refused:
+        load_telemetry(metrics=path)
+    assert str(refused.value) == (f"{path}: column 'value' holds a JSON object, not a number, in every row (its "
+                                  "fields: value.avg, value.max): say which field is the value, e.g. --map "
+                                  "value=value.avg")
+    store = load_telemetry(metrics=path, mapping={"value": "value.max"})
+    assert store.fetch("SELECT metric, max(value) AS top FROM metrics GROUP BY metric ORDER BY metric").to_pylist() \
+        == [{"metric": "cpu", "top": 2.0}, {"metric": "p95_ms", "top": 2.0}]
+
+
+def test_a_wide_metric_written_as_an_object_in_some_records_is_counted(tmp_path: Path) -> None:
+    # its object's field is a series of its own (`p95_ms.avg`); the rows it leaves NULL in `p95_ms` went unsaid
+    records = [{"ts": f"2024-05-01T10:0{m}:00Z", "service": "api", "p95_ms": {"avg": m} if m % 2 else m}
+               for m in range(4)]
+    path = write_lines(tmp_path / "metrics.jsonl", records)
+    store = load_telemetry(metrics=path)
+    assert store.fetch("SELECT metric, value FROM metrics WHERE value IS NOT NULL ORDER BY ts").to_pylist() == [
+        {"metric": "p95_ms", "value": 0.0}, {"metric": "p95_ms.avg", "value": 1.0},
+        {"metric": "p95_ms", "value": 2.0}, {"metric": "p95_ms.avg", "value": 3.0}]
+    assert store.warnings == [f"{path}: column 'p95_ms': 2 rows holding a JSON object, not a number, kept as NULL "
+                              "(its fields, series of their own: p95_ms.avg)"]
 
 
 def test_a_span_whose_service_is_an_object_in_some_records_keeps_the_plain_ones(tmp_path: Path) -> None:

@@ -659,11 +659,12 @@ def _decimal_comma(column: str) -> str:
     return f"regexp_full_match(trim({quote(column)}), '[-+]?([0-9]{{1,3}}(\\.[0-9]{{3}})+|[0-9]*),[0-9]+')"
 
 
-def _count_object_values(c: Canonical, value: str, fields: list[str]) -> None:
-    """Count the rows whose value column holds a JSON object (read by its fields, `fields`), not a number: kept as
-    NULL, which of its fields is the value not being known."""
+def _count_object_values(c: Canonical, value: str, fields: list[str], series: bool = False) -> None:
+    """Count the rows whose value column holds a JSON object (read by its fields, `fields`; in the wide form,
+    `series`, each a series of its own), not a number: kept as NULL, which of its fields is the value not being
+    known."""
     held = " OR ".join(f"{quote(field)} IS NOT NULL" for field in fields) or "false"
-    hint = f" (its fields: {', '.join(fields)})" if fields else ""
+    hint = f" (its fields{', series of their own' if series else ''}: {', '.join(fields)})" if fields else ""
     c.bad_values.append((value, f"{quote(value)} IS NULL AND ({held})",
                          f"rows holding a JSON object, not a number, kept as NULL{hint}"))
 
@@ -819,6 +820,8 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
         if value in c.objects:
             _count_object_values(c, value, [name for name in names if name.startswith(f"{value}.")])
         return
+    if metric and not value and not c.columns.is_number(metric):
+        _refuse_object_values(c, names)
     if value and mapping.get("value", "").lower() == value.lower() and not c.columns.is_number(value):
         # the user's value column, read as no number: not a wide form that would leave it out unsaid
         raise InputError(f"{c.source.label}: --map value={mapping['value']}: {_no_numbers(con, value)[2:]}"
@@ -848,6 +851,19 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
     for column in wide:
         if column in c.columns.numeric:
             c.checks[column] = _not_a_number(column, "DOUBLE")
+        if column in c.objects:  # its object's fields are series of their own (`p95_ms.avg`)
+            _count_object_values(c, column, [name for name in names if name.startswith(f"{column}.")], series=True)
+
+
+def _refuse_object_values(c: Canonical, names: list[str]) -> None:
+    """An InputError for a long-form file (a metric column) whose value column holds a JSON object in every row
+    (`"value": {"avg": 12, "max": 30}`): read wide, each of the object's fields became one series of every metric's
+    values (`value.avg`), the metric column left aside. Which field is the value is not known: the user says."""
+    fields = [name for name in names if "." in name and normalise(name.split(".", 1)[0]) in CANDIDATES["value"]]
+    if fields:
+        column = fields[0].split(".", 1)[0]
+        raise InputError(f"{c.source.label}: column {column!r} holds a JSON object, not a number, in every row (its "
+                         f"fields: {', '.join(fields)}): say which field is the value, e.g. --map value={fields[0]}")
 
 
 def _service_and_metric(column: str) -> tuple[str, str]:
