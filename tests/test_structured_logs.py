@@ -346,6 +346,19 @@ def test_a_logger_written_as_an_object_is_read_by_its_name_not_as_json_text(tmp_
         "payments.api", "payments.db", "global"]
 
 
+@pytest.mark.parametrize(("labels", "service"), [
+    ({"app": "payments", "namespace": "shop", "level": "error"}, "payments"),
+    ({"pod": "payments-7d9f8b6c5d-x2x9q", "detected_level": "error"}, "payments"),  # the pod's service
+])
+def test_logcli_json_lines_are_read_by_their_line_and_labels(tmp_path: Path, labels: dict, service: str) -> None:
+    # `logcli query --output=jsonl`: it was "no message column"; its labels were no service or level
+    path = tmp_path / "loki.jsonl"
+    path.write_text(json.dumps({"labels": labels, "line": "card declined", "timestamp": "2022-08-23T15:28:00+02:00"})
+                    + "\n")
+    assert load_telemetry(logs=path).fetch("SELECT ts, service, level, message FROM logs").to_pylist() == [
+        {"ts": T0, "service": service, "level": "ERROR", "message": "card declined"}]
+
+
 def test_python_json_loggers_asctime_is_the_time(tmp_path: Path) -> None:
     # `JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")`: it was "no time column", and with
     # --map time=asctime "cannot parse '2022-08-23 13:28:00,250' as a time"

@@ -22,10 +22,15 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         "syslogidentifier", "systemdunit",
         # OpenTelemetry's resource attribute as a JSON record nests it: {"resource": {"service.name": ...}}
         "resourceservicename", "resourceattributesservicename",
+        # Loki's `logcli query --output=jsonl` nests its stream's labels ({"labels": {"app": ...}, "line": ...}),
+        # read as a saved Loki answer's are (`apianswers.LOKI_SERVICE_LABELS`, then the pod's)
+        "labelsservicename", "labelsservice", "labelsapp", "labelsapplication", "labelsjob", "labelscontainer",
+        "labelspod",
     ),
-    "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority"),
-    # structlog's default key is `event`: last, where no other names the message
-    "message": ("message", "msg", "body", "log", "content", "text", "event"),
+    "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority",
+              "labelslevel", "labelsdetectedlevel", "labelsseverity"),
+    # structlog's default key is `event`: last, where no other names the message but logcli's `line`
+    "message": ("message", "msg", "body", "log", "content", "text", "event", "line"),
     "metric": ("metric", "metricname", "name"),
     "value": ("value", "val", "metricvalue"),
     "trace_id": ("traceid",),
@@ -57,7 +62,7 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
 ROLES: tuple[str, ...] = tuple(CANDIDATES)
 
 # Columns holding a Kubernetes pod name: the service is the pod name without its replica-set/StatefulSet suffix.
-POD_COLUMNS = frozenset({"podname", "pod", "k8spodname", "kubernetespodname"})
+POD_COLUMNS = frozenset({"podname", "pod", "k8spodname", "kubernetespodname", "labelspod"})
 
 
 def normalise(name: str) -> str:
