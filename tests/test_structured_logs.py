@@ -359,6 +359,14 @@ def test_logcli_json_lines_are_read_by_their_line_and_labels(tmp_path: Path, lab
         {"ts": T0, "service": service, "level": "ERROR", "message": "card declined"}]
 
 
+def test_a_docker_json_file_log_read_as_is_keeps_no_line_break_in_its_messages(tmp_path: Path) -> None:
+    # `/var/lib/docker/containers/<id>/<id>-json.log`: every message ended in the line break the driver keeps
+    path = tmp_path / "0a1b-json.log"
+    path.write_text(container_line("card declined", T0) + "\n" + container_line("card charged", T0) + "\n")
+    assert load_telemetry(logs=path).fetch("SELECT message FROM logs").column("message").to_pylist() == [
+        "card declined", "card charged"]
+
+
 def test_python_json_loggers_asctime_is_the_time(tmp_path: Path) -> None:
     # `JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")`: it was "no time column", and with
     # --map time=asctime "cannot parse '2022-08-23 13:28:00,250' as a time"

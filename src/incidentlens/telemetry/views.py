@@ -920,6 +920,7 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     line = _unwrapped_sql(con, quote(message))
     if c.source.fmt in ("json", "jsonl"):  # a JSON array, not text that looks like one
         line = _bytes_decoded_sql(con, line)
+    line = _line_break_dropped_sql(con, line)
     structured = _sample_holds_json_objects(con, line)
     if line != _as_text(quote(message)):
         [line] = c.computed({"_incidentlens_line": line})
@@ -1070,6 +1071,15 @@ def _unwrapped_sql(con: duckdb.DuckDBPyConnection, column_sql: str) -> str:
         return text
     log_field = f"json_extract_string({text}, '$.log')"
     return f"CASE WHEN {is_json} THEN coalesce(regexp_replace({log_field}, '\\r?\\n$', ''), {text}) ELSE {text} END"
+
+
+def _line_break_dropped_sql(con: duckdb.DuckDBPyConnection, text_sql: str) -> str:
+    """The line without the line break a container runtime's json-file driver leaves at the end of its `log`
+    (`{"log": "card declined\\n", "stream": "stderr", ...}`, read as is or shipped by Fluent Bit), when the sample
+    has one; as `_unwrapped_sql` drops it from such a line inside a column."""
+    if not con.execute(f"SELECT count(*) FILTER (ends_with({text_sql}, chr(10))) FROM {_SAMPLE}").fetchone()[0]:
+        return text_sql
+    return f"regexp_replace({text_sql}, '\\r?\\n$', '')"
 
 
 def _bytes_decoded_sql(con: duckdb.DuckDBPyConnection, text_sql: str) -> str:
