@@ -70,6 +70,15 @@ def test_mapping_metric_and_value_selects_long_form(tmp_path: Path) -> None:
         {"service": "global", "metric": "rps", "value": 12.5}]
 
 
+def test_a_grafana_export_with_its_series_as_rows_is_read_in_long_form(tmp_path: Path) -> None:
+    # read wide, every series' values were one series 'Value' (duplicated times averaged: p95 and CPU mixed)
+    path = tmp_path / "grafana.csv"
+    path.write_text('"Series","Time","Value"\n"payments_p95","2024-05-01 10:00:00",52\n'
+                    '"cpu_seconds","2024-05-01 10:00:00",0.2\n')
+    assert load_telemetry(metrics=path).fetch("SELECT metric, value FROM metrics").to_pylist() == [
+        {"metric": "payments_p95", "value": 52.0}, {"metric": "cpu_seconds", "value": 0.2}]
+
+
 def test_a_value_mapped_to_a_column_of_no_numbers_is_refused_not_read_as_wide_form(tmp_path: Path) -> None:
     # `--map value=service` read the file in wide form, every metric of a service averaged into one series 'value'
     path = write_jsonl(tmp_path / "metrics.jsonl", [{"ts": TIME_TEXT, "service": "api", "metric": "rps", "value": 3}])

@@ -31,7 +31,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
               "labelslevel", "labelsdetectedlevel", "labelsseverity"),
     # structlog's default key is `event`: last, where no other names the message but logcli's `line`
     "message": ("message", "msg", "body", "log", "content", "text", "event", "line"),
-    "metric": ("metric", "metricname", "name"),
+    # Grafana's panel CSV with its series as rows: `"Series","Time","Value"`
+    "metric": ("metric", "metricname", "name", "series"),
     "value": ("value", "val", "metricvalue"),
     "trace_id": ("traceid",),
     "span_id": ("spanid",),
