@@ -79,6 +79,29 @@ def test_a_grafana_export_with_its_series_as_rows_is_read_in_long_form(tmp_path:
         {"metric": "payments_p95", "value": 52.0}, {"metric": "cpu_seconds", "value": 0.2}]
 
 
+UNITS = "export the values without units (Grafana: Formatted data off)"
+
+
+def test_a_metric_written_with_its_unit_is_named_not_left_aside_unsaid(tmp_path: Path) -> None:
+    # Grafana's CSV with "Formatted data" on: `checkout p95` was kept as text beside the metrics, nothing said
+    path = tmp_path / "grafana.csv"
+    path.write_text('"Time","payments p95","checkout p95"\n"2024-05-01 10:00:00",52,"20 ms"\n')
+    store = load_telemetry(metrics=path)
+    assert store.fetch("SELECT metric, value FROM metrics").to_pylist() == [{"metric": "payments p95", "value": 52.0}]
+    assert store.warnings == [f"{path}: column 'checkout p95' holds numbers written with a unit ('20 ms'), not read "
+                              f"as a metric: {UNITS}"]
+
+
+def test_metrics_all_written_with_their_units_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    # it was "no metric columns" with advice to map columns that hold no numbers either
+    path = tmp_path / "grafana.csv"
+    path.write_text('"Time","payments p95"\n"2024-05-01 10:00:00","52 ms"\n')
+    with pytest.raises(InputError) as refused:
+        load_telemetry(metrics=path)
+    assert str(refused.value).endswith(f"; column 'payments p95' holds numbers written with a unit ('52 ms'), not "
+                                       f"read as a metric: {UNITS}")
+
+
 def test_a_value_mapped_to_a_column_of_no_numbers_is_refused_not_read_as_wide_form(tmp_path: Path) -> None:
     # `--map value=service` read the file in wide form, every metric of a service averaged into one series 'value'
     path = write_jsonl(tmp_path / "metrics.jsonl", [{"ts": TIME_TEXT, "service": "api", "metric": "rps", "value": 3}])

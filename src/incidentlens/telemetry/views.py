@@ -834,6 +834,7 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
         commas = "".join(f"; column {n!r} is no number{c.columns.comma_hint(n)}" for n in c.columns.decimal_comma)
         if metric and value and value not in c.columns.decimal_comma:
             commas += _no_numbers(con, value)
+        commas += "".join(f"; {words}" for words in _with_units(con, c, names, time_like | service_like)[:1])
         raise InputError(
             f"{c.source.label}: no metric columns: expected numeric columns (wide form) or metric and value "
             f"columns (long form); use --map metric=COLUMN --map value=COLUMN{commas}"
@@ -848,6 +849,7 @@ def _metric_values(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[s
         c.exprs["metric"] = "[" + ", ".join(literal(metric) for _, metric in parts) + "]"
         c.unnested.add("service")
     c.used.update(wide)
+    c.notes.extend(f"{c.source.label}: {words}" for words in _with_units(con, c, names, time_like | service_like))
     for column in wide:
         if column in c.columns.numeric:
             c.checks[column] = _not_a_number(column, "DOUBLE")
@@ -897,6 +899,24 @@ def _no_numbers(con: duckdb.DuckDBPyConnection, column: str) -> str:
     ).fetchone()
     where = f" (row {first[0]}: {first[1]!r})" if first else ""
     return f"; column {column!r} holds no numbers{where}"
+
+
+#: a number written with its unit (`52 ms`, `12.5%`, `1.2 GiB`), as a dashboard's formatted export writes values
+_WITH_UNIT = r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*[A-Za-z%µ/]+"
+
+
+def _with_units(con: duckdb.DuckDBPyConnection, c: Canonical, names: list[str], roles: set[str]) -> list[str]:
+    """Words about each text column of a metrics file, outside the roles and those read, that holds numbers written
+    with a unit (`52 ms`: Grafana's CSV with "Formatted data" on): no number, so no wide form's metric."""
+    said = []
+    for column in (n for n in names if n not in roles | c.used and not c.columns.is_number(n)):
+        first = con.execute(
+            f"SELECT value FROM (SELECT trim(CAST({quote(column)} AS VARCHAR)) AS value FROM {_SAMPLE}) "
+            f"WHERE regexp_full_match(value, {literal(_WITH_UNIT)}) LIMIT 1").fetchone()
+        if first:
+            said.append(f"column {column!r} holds numbers written with a unit ({first[0]!r}), not read as a "
+                        "metric: export the values without units (Grafana: Formatted data off)")
+    return said
 
 
 def _finite_value(c: Canonical, column: str) -> str:
