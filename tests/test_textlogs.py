@@ -119,6 +119,23 @@ def test_a_stack_trace_joins_its_entry_which_counts_once_with_the_level_of_its_f
     assert rows[2]["level"] == "WARN", "the level word of the line, not a later ERROR in the text"
 
 
+def test_a_kubernetes_node_log_line_split_by_its_runtime_is_one_entry_as_kubectl_logs_shows_it(
+    tmp_path: Path
+) -> None:
+    # containerd writes a line past 16 KiB in parts tagged P, the last F: each part was an entry of its own, the
+    # second with no level
+    log = write(tmp_path / "0.log", "2024-05-01T10:00:00.100000000Z stdout F INFO order 1 placed\n"
+                                    "2024-05-01T10:00:01.200000000Z stderr P ERROR payment failed: cart=[sku-1, \n"
+                                    "2024-05-01T10:00:01.200000000Z stderr F sku-2]\n"
+                                    "2024-05-01T10:00:02.300000000Z stdout F INFO order 3 placed\n")
+
+    assert entries(load_telemetry(logs=log), "level, message, line") == [
+        {"level": "INFO", "message": "INFO order 1 placed", "line": 1},
+        {"level": "ERROR", "message": "ERROR payment failed: cart=[sku-1, sku-2]", "line": 2},
+        {"level": "INFO", "message": "INFO order 3 placed", "line": 4},
+    ]
+
+
 def test_syslog_takes_its_service_from_the_app_field_and_its_year_from_the_option(tmp_path: Path) -> None:
     log = write(tmp_path / "messages", "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure\n"
                                        "<11>Jun  3 09:00:00 web nginx: upstream timed out\n")

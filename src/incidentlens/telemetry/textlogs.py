@@ -131,6 +131,9 @@ class LineFormat:
     times: tuple[str, ...] = ()
     status: str | None = None
     keyed: bool = False  # key=value pairs (logfmt): level, message and service are keys anywhere in the line
+    # its `tag` group is P on a line the writer split (CRI's 16 KiB buffer): the next line goes on with it, joined
+    # with nothing between, as `kubectl logs` shows it
+    partial: bool = False
 
     @property
     def pattern(self) -> str:
@@ -184,7 +187,7 @@ FORMATS: tuple[LineFormat, ...] = (
         ("iso",),
     ),
     # Kubernetes node logs (CRI: containerd, CRI-O): time, stream, full or partial line tag, the container's line
-    LineFormat("cri", rf"^(?P<ts>{_ISO}) (?:stdout|stderr) [FP] ", ("iso",)),
+    LineFormat("cri", rf"^(?P<ts>{_ISO}) (?:stdout|stderr) (?P<tag>[FP]) ", ("iso",), partial=True),
     # logfmt (Go's slog TextHandler, logrus, go-kit, Grafana, Heroku): the time is the value of a time key
     LineFormat("logfmt", rf'{_LOGFMT_BEFORE}(?:time|ts|t|timestamp)="?(?P<ts>{_ISO})"?',
                ("iso",), keyed=True),
@@ -270,6 +273,8 @@ def read_text_log(
         con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample)}")
     except duckdb.InvalidInputException as err:
         raise refused_line(err, named) or err from None
+    if fmt.partial:
+        _continue_split_lines(con, lines)
     has_continuations = con.execute(f"SELECT count(*) FILTER (NOT start) FROM {quote(lines)}").fetchone()[0] > 0
     columns = {
         "ts": _time_sql(con, lines, fmt, named, options, zone) if fmt.times else "CAST(NULL AS TIMESTAMP)",
@@ -286,11 +291,22 @@ def read_text_log(
     if "host" not in fmt.groups:
         del columns["host"]
     select = ", ".join(f"{expr} AS {quote(name)}" for name, expr in columns.items())
-    entries = _entries_sql(lines, has_continuations)
+    entries = _entries_sql(lines, has_continuations, "''" if fmt.partial else "chr(10)")
     con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT {select} FROM ({entries}) AS entries "
                 "ORDER BY line")
     con.execute(f"DROP TABLE {quote(lines)}")
     return fmt
+
+
+def _continue_split_lines(con: duckdb.DuckDBPyConnection, lines: str) -> None:
+    """Each line after one its writer split (tagged P, `LineFormat.partial`) made a continuation of it: no entry
+    of its own, its message (after its own header) joined to that line's. Where no line is split (the rule: a line
+    past 16 KiB), nothing more is read."""
+    table = quote(lines)
+    if not con.execute(f"SELECT bool_or(tag = 'P') FROM {table}").fetchone()[0]:
+        return
+    con.execute(f"UPDATE {table} SET start = false WHERE line IN (SELECT line FROM (SELECT line, lag(tag) OVER "
+                f"(ORDER BY line) AS before FROM {table}) AS tagged WHERE before = 'P')")
 
 
 def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str]) -> str:
@@ -326,6 +342,7 @@ def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str]) -> str:
         "logger": f"coalesce({', '.join(loggers)})" if loggers else "NULL",
         **{name: f"nullif(g.{name}, '')" for name in ("app", "host", "pri", "pod") if name in groups},
         **({"app": pairs["app"]} if fmt.keyed else {}),
+        **({"tag": "g.tag"} if fmt.partial else {}),
     }
     columns = ", ".join(f"{expr} AS {name}" for name, expr in fields.items())
     return (f"SELECT line, {start} AS start, {columns}, CASE WHEN {start} THEN {msg} ELSE text END AS msg "
@@ -397,8 +414,9 @@ def refused_line(err: duckdb.Error, path: Path) -> InputError | None:
     return InputError(f"{path}: {where} is longer than the {MAX_LINE_BYTES:,} bytes a line may be{how_long}")
 
 
-def _entries_sql(lines: str, has_continuations: bool) -> str:
-    """One row per entry: its first line's number and fields, and its message (continuation lines joined).
+def _entries_sql(lines: str, has_continuations: bool, joiner: str) -> str:
+    """One row per entry: its first line's number and fields, and its message (continuation lines joined by
+    `joiner`, SQL).
 
     Continuation lines are few: each finds the entry it belongs to by an ASOF join on the line number (the last
     starting line at or before it), is joined to its entry's other continuations, and the entries take them in one
@@ -407,7 +425,7 @@ def _entries_sql(lines: str, has_continuations: bool) -> str:
     if not has_continuations:
         return f"SELECT * EXCLUDE (start, msg), msg AS message FROM {table}"
     continued = f"""
-        SELECT starts.line AS entry, string_agg(rest.msg, chr(10) ORDER BY rest.line) AS more
+        SELECT starts.line AS entry, string_agg(rest.msg, {joiner} ORDER BY rest.line) AS more
         FROM (SELECT line, msg FROM {table} WHERE NOT start) AS rest
         ASOF JOIN (SELECT line FROM {table} WHERE start) AS starts ON rest.line >= starts.line
         GROUP BY starts.line"""
@@ -417,7 +435,7 @@ def _entries_sql(lines: str, has_continuations: bool) -> str:
         WHERE NOT start AND line < (SELECT coalesce(min(line), 9223372036854775807) FROM {table} WHERE start)"""
     return f"""
         SELECT starts.* EXCLUDE (start, msg),
-               CASE WHEN more IS NULL THEN msg ELSE msg || chr(10) || more END AS message
+               CASE WHEN more IS NULL THEN msg ELSE msg || {joiner} || more END AS message
         FROM (SELECT * FROM {table} WHERE start) AS starts LEFT JOIN ({continued}) AS c ON starts.line = c.entry
         UNION ALL BY NAME {orphans}"""
 
