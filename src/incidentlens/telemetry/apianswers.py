@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry import arrays
-from incidentlens.telemetry.logfields import service_of_pod
+from incidentlens.telemetry.logfields import LOKI_LEVEL_LABELS, LOKI_SERVICE_LABELS, service_of_pod
 from incidentlens.telemetry.textlogs import GZIP_CUT_SHORT, open_text
 
 # Labels that name the service a series belongs to, most specific first (`job` is usually the scrape job).
@@ -57,9 +57,6 @@ def matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
 _API_ANSWER = re.compile(rb'^\s*\{\s*"status"\s*:\s*"\w+"\s*,\s*"data"\s*:\s*\{\s*"resultType"\s*:\s*"(\w*)"')
 # ... and a failed one, as Prometheus writes it (no data: `{"status":"error","errorType":"bad_data","error":...}`)
 _FAILED_ANSWER = re.compile(rb'^\s*\{\s*"status"\s*:\s*"error"\s*,\s*"errorType"\s*:')
-#: labels naming a Loki stream's service, best first (Grafana Alloy and Promtail's, then Kubernetes')
-LOKI_SERVICE_LABELS = ("service_name", "service", "app", "application", "job", "container")
-LOKI_LEVEL_LABELS = ("level", "detected_level", "severity")
 
 
 def api_answer_kind(head: bytes) -> str | None:

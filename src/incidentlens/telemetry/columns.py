@@ -10,6 +10,13 @@ import re
 from collections.abc import Iterable, Sequence
 
 from incidentlens.errors import InputError
+from incidentlens.telemetry.logfields import LOKI_LEVEL_LABELS, LOKI_POD_LABELS, LOKI_SERVICE_LABELS
+
+
+def normalise(name: str) -> str:
+    """`Service.Name` -> `servicename`: the form candidate names are compared in."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
 
 # Candidates in order of preference, written normalised.
 CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -23,12 +30,11 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         # OpenTelemetry's resource attribute as a JSON record nests it: {"resource": {"service.name": ...}}
         "resourceservicename", "resourceattributesservicename",
         # Loki's `logcli query --output=jsonl` nests its stream's labels ({"labels": {"app": ...}, "line": ...}),
-        # read as a saved Loki answer's are (`apianswers.LOKI_SERVICE_LABELS`, then the pod's)
-        "labelsservicename", "labelsservice", "labelsapp", "labelsapplication", "labelsjob", "labelscontainer",
-        "labelspod",
+        # read as a saved Loki answer's are (`logfields.LOKI_SERVICE_LABELS`, then the pod's)
+        *(f"labels{normalise(label)}" for label in (*LOKI_SERVICE_LABELS, *LOKI_POD_LABELS)),
     ),
     "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority",
-              "labelslevel", "labelsdetectedlevel", "labelsseverity"),
+              *(f"labels{normalise(label)}" for label in LOKI_LEVEL_LABELS)),
     # structlog's default key is `event`: last, where no other names the message but logcli's `line`
     "message": ("message", "msg", "body", "log", "content", "text", "event", "line"),
     # Grafana's panel CSV with its series as rows: `"Series","Time","Value"`
@@ -63,12 +69,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
 ROLES: tuple[str, ...] = tuple(CANDIDATES)
 
 # Columns holding a Kubernetes pod name: the service is the pod name without its replica-set/StatefulSet suffix.
-POD_COLUMNS = frozenset({"podname", "pod", "k8spodname", "kubernetespodname", "labelspod"})
-
-
-def normalise(name: str) -> str:
-    """`Service.Name` -> `servicename`: the form candidate names are compared in."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+POD_COLUMNS = frozenset({"podname", "pod", "k8spodname", "kubernetespodname",
+                         *(f"labels{label}" for label in LOKI_POD_LABELS)})
 
 
 def quote(name: str) -> str:

@@ -52,6 +52,11 @@ JSON_LEVEL_FIELDS: tuple[tuple[str, ...], ...] = (
     ("PRIORITY",),
 )
 
+#: labels naming a Loki stream's service, best first (Grafana Alloy and Promtail's, then Kubernetes'), else its pod's
+LOKI_SERVICE_LABELS = ("service_name", "service", "app", "application", "job", "container")
+LOKI_POD_LABELS = ("pod",)
+LOKI_LEVEL_LABELS = ("level", "detected_level", "severity")
+
 # A Kubernetes pod name's replica-set (`-866bd68c97-xcqfx`) or StatefulSet (`-0`) suffix: dropped, the rest is the
 # service (`ts-contacts-service-866bd68c97-xcqfx` -> `ts-contacts-service`). RE2 and ClickHouse's re2 agree on it.
 POD_SUFFIX = r"-([a-z0-9]{6,10}-[a-z0-9]{5}|[0-9]+)$"
