@@ -105,6 +105,21 @@ def test_kubectl_logs_of_several_pods_with_prefix_and_timestamps_name_each_pods_
     ]
 
 
+def test_logcli_output_names_each_lines_service_and_level_by_its_streams_labels(tmp_path: Path) -> None:
+    # `logcli query '{namespace="shop"}' > shop.log`: the file's name was every line's service, and the labels
+    # were the start of every message
+    log = write(tmp_path / "shop.log",
+                '2024-05-01T12:00:00+02:00 {app="payments", namespace="shop"}                  card declined\n'
+                '2024-05-01T12:00:01+02:00 {detected_level="warn", pod="cart-7d9f8b6c5d-x2x9q"} cart slow\n'
+                '2024-05-01T12:00:02+02:00 {}                                                   no labels left\n')
+
+    assert entries(load_telemetry(logs=log), "ts, service, level, message") == [
+        {"ts": datetime(2024, 5, 1, 10, 0, 0), "service": "payments", "level": None, "message": "card declined"},
+        {"ts": datetime(2024, 5, 1, 10, 0, 1), "service": "cart", "level": "WARN", "message": "cart slow"},
+        {"ts": datetime(2024, 5, 1, 10, 0, 2), "service": "shop", "level": None, "message": "no labels left"},
+    ]
+
+
 def test_a_stack_trace_joins_its_entry_which_counts_once_with_the_level_of_its_first_line(tmp_path: Path) -> None:
     store = load_telemetry(logs=write(tmp_path / "shop.log", JAVA_LOG))
 

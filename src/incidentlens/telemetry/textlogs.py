@@ -34,7 +34,14 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import json_object_sql, literal, quote
-from incidentlens.telemetry.logfields import LEVEL_WORD_PATTERN, POD_SUFFIX, service_of_pod
+from incidentlens.telemetry.logfields import (
+    LEVEL_WORD_PATTERN,
+    LOKI_LEVEL_LABELS,
+    LOKI_POD_LABELS,
+    LOKI_SERVICE_LABELS,
+    POD_SUFFIX,
+    service_of_pod,
+)
 from incidentlens.telemetry.timeparse import (
     EARLIEST,
     LATEST,
@@ -114,6 +121,8 @@ _TAIL = (
     rf"(?:(?P<logger>{_LOGGER})\s+\[(?:[^\]]*)\]\s+|(?P<logger_>{_LOGGER})(?:\s*:\s+|\s+-\s+))?"
 )
 _SYSLOG_APP = r"(?:(?P<app>[^\s:\[]+)(?:\[(?:\d+)\])?: )?"
+# A label of a Loki stream as logcli writes its label set (`{app="payments", pod="payments-7d9f-x2x9q"}`)
+_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
 
 
 @dataclass(frozen=True)
@@ -188,6 +197,9 @@ FORMATS: tuple[LineFormat, ...] = (
     ),
     # Kubernetes node logs (CRI: containerd, CRI-O): time, stream, full or partial line tag, the container's line
     LineFormat("cri", rf"^(?P<ts>{_ISO}) (?:stdout|stderr) (?P<tag>[FP]) ", ("iso",), partial=True),
+    # Loki's `logcli query` (its default output): time, the stream's labels padded to a width, the line; the
+    # labels name the service and level as a saved Loki answer's do
+    LineFormat("logcli", rf"^(?P<ts>{_ISO}) (?P<labels>\{{(?:{_LABEL}(?:, {_LABEL})*)?\}}) +", ("iso",)),
     # logfmt (Go's slog TextHandler, logrus, go-kit, Grafana, Heroku): the time is the value of a time key
     LineFormat("logfmt", rf'{_LOGFMT_BEFORE}(?:time|ts|t|timestamp)="?(?P<ts>{_ISO})"?',
                ("iso",), keyed=True),
@@ -340,7 +352,7 @@ def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str]) -> str:
         "ts": "g.ts" if "ts" in groups else "NULL",
         "lvl": level,
         "logger": f"coalesce({', '.join(loggers)})" if loggers else "NULL",
-        **{name: f"nullif(g.{name}, '')" for name in ("app", "host", "pri", "pod") if name in groups},
+        **{name: f"nullif(g.{name}, '')" for name in ("app", "host", "pri", "pod", "labels") if name in groups},
         **({"app": pairs["app"]} if fmt.keyed else {}),
         **({"tag": "g.tag"} if fmt.partial else {}),
     }
@@ -473,7 +485,17 @@ def _service_sql(fmt: LineFormat, path: Path, options: TextLogOptions) -> str:
     by_file = literal(file_service(path))
     if "pod" in fmt.groups:
         return f"coalesce(regexp_replace(pod, {literal(POD_SUFFIX)}, ''), {by_file})"
+    if "labels" in fmt.groups:
+        named = [_label_sql(label) for label in LOKI_SERVICE_LABELS]
+        pods = [f"regexp_replace({_label_sql(label)}, {literal(POD_SUFFIX)}, '')" for label in LOKI_POD_LABELS]
+        return f"coalesce({', '.join([*named, *pods, by_file])})"
     return f"coalesce(app, {by_file})" if "app" in fmt.groups or fmt.keyed else by_file
+
+
+def _label_sql(label: str) -> str:
+    """A label's value in a logcli line's label set (`labels`), NULL where it has none (or it is empty)."""
+    pattern = "[{ ]" + label + r'="((?:[^"\\]|\\.)*)"'
+    return f"nullif(regexp_extract(labels, {literal(pattern)}, 1), '')"
 
 
 def file_service(path: Path) -> str:
@@ -502,6 +524,8 @@ def _level_sql(fmt: LineFormat) -> str:
     word = f"nullif(regexp_extract({first_line}, {literal(LEVEL_WORD_PATTERN)}, 1), '')"
     from_text = f"CASE WHEN NOT {json_object_sql('message')} THEN {word} END"
     fields = ["lvl"]
+    if "labels" in fmt.groups:  # Loki's detected_level says `unknown` where it found none
+        fields += [f"nullif({_label_sql(label)}, 'unknown')" for label in LOKI_LEVEL_LABELS]
     if "pri" in fmt.groups:
         fields.append("CAST(TRY_CAST(pri AS INTEGER) % 8 AS VARCHAR)")
     if fmt.status:
