@@ -56,6 +56,15 @@ def test_message_column_names(tmp_path: Path, name: str) -> None:
     assert one_log(tmp_path, {"ts": TIME_TEXT, name: "disk full"})["message"] == "disk full"
 
 
+def test_a_splunk_search_exported_as_csv_reads_its_raw_events(tmp_path: Path) -> None:
+    # it was "no message column"
+    path = tmp_path / "splunk.csv"
+    path.write_text('"_time","host","source","sourcetype","_raw"\n"2024-05-01T12:00:00.000+0200","web1",'
+                    '"/var/log/payments.log","payments","2024-05-01 10:00:00 ERROR card declined"\n')
+    assert load_telemetry(logs=path).fetch("SELECT ts::VARCHAR AS ts, level, message FROM logs").to_pylist() == [
+        {"ts": "2024-05-01 10:00:00", "level": "ERROR", "message": "2024-05-01 10:00:00 ERROR card declined"}]
+
+
 def test_mapping_overrides_every_log_role(tmp_path: Path) -> None:
     record = {"ts": "not used", "when": TIME_TEXT, "component": "db", "sev": "err", "text": "boom", "msg": "x"}
     mapping = {"time": "when", "service": "component", "level": "sev", "message": "text"}

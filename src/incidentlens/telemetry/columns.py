@@ -35,8 +35,9 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     ),
     "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority",
               *(f"labels{normalise(label)}" for label in LOKI_LEVEL_LABELS)),
-    # structlog's default key is `event`: last, where no other names the message but logcli's `line`
-    "message": ("message", "msg", "body", "log", "content", "text", "event", "line"),
+    # structlog's default key is `event`: last, where no other names the message but logcli's `line` and the raw
+    # event of a Splunk search exported as CSV (`_time`, `host`, `source`, `sourcetype`, `_raw`)
+    "message": ("message", "msg", "body", "log", "content", "text", "event", "line", "raw"),
     # Grafana's panel CSV with its series as rows: `"Series","Time","Value"`
     "metric": ("metric", "metricname", "name", "series"),
     "value": ("value", "val", "metricvalue"),
