@@ -166,6 +166,10 @@ EPOCH = T0.replace(tzinfo=UTC).timestamp()
     ("01/May/2024:12:00:00 +0200", T0),
     ("2024/05/01 10:00:00", T0),
     ("2024/05/01 10:00:00.250", T0 + timedelta(milliseconds=250)),
+    # RFC 2822 (HTTP's Date, JavaScript's toUTCString) and a Kibana CSV report's: refused before
+    ("Wed, 01 May 2024 10:00:00 GMT", T0),
+    ("Wed, 1 May 2024 12:00:00 +0200", T0),
+    ("May 1, 2024 @ 10:00:00.250", T0 + timedelta(milliseconds=250)),
     (str(int(EPOCH)), T0),
     (str(EPOCH + 0.5), T0 + timedelta(milliseconds=500)),
     (str(int(EPOCH * 1e3)), T0),

@@ -334,8 +334,9 @@ def test_a_time_column_with_no_parseable_value_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.csv", "time,message\nlunch,a\n")
     assert load_error(logs=path) == (
         f"{path}: column 'time' row 1: cannot parse 'lunch' as a time (times are read as ISO 8601 such as "
-        "2026-12-06 10:00:00 or 2026-12-06T10:00:00+01:00, yyyy/mm/dd hh:mm:ss, epoch s/ms/us/ns, Go time strings or "
-        "access-log times such as 06/Dec/2026:10:00:00 +0000)")
+        "2026-12-06 10:00:00 or 2026-12-06T10:00:00+01:00, yyyy/mm/dd hh:mm:ss, epoch s/ms/us/ns, Go time strings, "
+        "access-log times such as 06/Dec/2026:10:00:00 +0000, RFC 2822 times such as Sun, 06 Dec 2026 10:00:00 GMT or "
+        "Kibana's such as Dec 6, 2026 @ 10:00:00.000)")
 
 
 @pytest.mark.parametrize("value", ["06/12/2026 10:00:00", "06.12.2026 10:00", "06-12-2026"])
@@ -346,7 +347,8 @@ def test_a_date_written_day_first_is_refused_not_guessed(tmp_path: Path, value: 
         f"{path}: column 'ts' row 1: cannot parse {value!r} as a time (the day and month of a date written before "
         "its year could be either way round and are not guessed: write the year first; times are read as ISO 8601 "
         "such as 2026-12-06 10:00:00 or 2026-12-06T10:00:00+01:00, yyyy/mm/dd hh:mm:ss, epoch s/ms/us/ns, Go time "
-        "strings or access-log times such as 06/Dec/2026:10:00:00 +0000)")
+        "strings, access-log times such as 06/Dec/2026:10:00:00 +0000, RFC 2822 times such as Sun, 06 Dec 2026 "
+        "10:00:00 GMT or Kibana's such as Dec 6, 2026 @ 10:00:00.000)")
 
 
 def test_a_two_digit_year_read_as_iso_says_the_order_is_not_guessed(tmp_path: Path) -> None:

@@ -40,6 +40,13 @@ def test_naive_times_are_the_zones_wall_clock_and_a_written_zone_is_kept(tmp_pat
         "2026-12-06 10:00:00"]
 
 
+def test_a_kibana_reports_times_are_the_zones_wall_clock(tmp_path: Path) -> None:
+    # Kibana writes a CSV report's times in the zone it was made in, without the zone
+    path = tmp_path / "logs.csv"
+    path.write_text('"@timestamp",message\n"Dec 6, 2026 @ 10:00:00.000",winter\n"Jul 6, 2026 @ 10:00:00.000",summer\n')
+    assert times(load_telemetry(logs=path, timezone="Europe/Berlin")) == ["2026-12-06 09:00:00", "2026-07-06 08:00:00"]
+
+
 def test_a_parquet_timestamp_without_zone_and_a_plain_text_log_are_read_in_the_zone_too(tmp_path: Path) -> None:
     parquet = tmp_path / "metrics.parquet"
     pq.write_table(pa.table({"ts": pa.array([dt.datetime(2026, 12, 6, 10)], pa.timestamp("ms")), "rps": [1.0]}),

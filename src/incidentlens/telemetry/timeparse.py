@@ -3,7 +3,8 @@
 Supported: native timestamp types (with or without zone), ISO-8601 text with or without a zone (a `Z` or an
 offset is converted to UTC, a naive time is read as UTC, or in the format's `zone`: `--timezone`), Go's
 `time.Time.String()` form (`2023-01-29 08:41:09.47 +0000 UTC m=+0.54`), web access-log times
-(`01/May/2024:10:00:00 +0200`), year-first slashed dates (`2024/05/01 10:00:00`), and epoch numbers in seconds,
+(`01/May/2024:10:00:00 +0200`), year-first slashed dates (`2024/05/01 10:00:00`), RFC 2822 times (`Wed, 01 May 2024
+10:00:00 GMT`), Kibana's CSV report times (`May 1, 2024 @ 10:00:00.000`), and epoch numbers in seconds,
 milliseconds, microseconds or nanoseconds, the unit detected from the magnitude.
 """
 
@@ -30,6 +31,10 @@ _GO_SUFFIX = r"' ([+-][0-9]{2}:?[0-9]{2}) [A-Za-z]+( m=[-+][0-9.]+)?$'"
 # Web server access logs: `01/May/2024:10:00:00 +0000`; and year-first slashed dates, read as UTC.
 _CLF = "%d/%b/%Y:%H:%M:%S %z"
 _SLASHED = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y/%m/%d %H:%M', '%Y/%m/%d']"
+# RFC 2822's times (email, HTTP's Date, JavaScript's toUTCString), with their zone; and a Kibana CSV report's (its
+# default dateFormat, `MMM D, YYYY @ HH:mm:ss.SSS`), written in the report's zone without it: read as UTC or --timezone
+_RFC2822 = "['%a, %d %b %Y %H:%M:%S %z', '%a, %d %b %Y %H:%M:%S %Z', '%d %b %Y %H:%M:%S %z', '%d %b %Y %H:%M:%S %Z']"
+_KIBANA = "['%b %d, %Y @ %H:%M:%S.%g', '%b %d, %Y @ %H:%M:%S']"
 # A time written with its zone: an offset or `Z` after the minutes or seconds, or a zone's name (`UTC`,
 # `Europe/Berlin`); a naive ISO time never ends in a letter, and a date alone (`2024-05-01`) has no offset.
 _ZONED_TEXT = r"'(?i)(:[0-9]{2}([.,][0-9]*)?\s*(z|[+-][0-9]{2}(:?[0-9]{2})?)|[a-z])\s*$'"
@@ -40,7 +45,8 @@ TEMPORAL_TYPES = ("TIMESTAMP", "DATE")
 ZONED_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
 #: the ways a time column may be written, for the message refusing one
 ACCEPTED_FORMATS = ("ISO 8601 such as 2026-12-06 10:00:00 or 2026-12-06T10:00:00+01:00, yyyy/mm/dd hh:mm:ss, epoch "
-                    "s/ms/us/ns, Go time strings or access-log times such as 06/Dec/2026:10:00:00 +0000")
+                    "s/ms/us/ns, Go time strings, access-log times such as 06/Dec/2026:10:00:00 +0000, RFC 2822 "
+                    "times such as Sun, 06 Dec 2026 10:00:00 GMT or Kibana's such as Dec 6, 2026 @ 10:00:00.000")
 # A date written before its year (`06/12/2026`, `06.12.2026 10:00`, `12-06-26`): the day may come first or the month.
 _YEAR_LAST = re.compile(r"\s*[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}([ T].*)?")
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
@@ -67,7 +73,8 @@ class TimeFormat:
         """How the column's times are written, for messages."""
         if self.kind == "epoch":
             return f"epoch {self.unit}"
-        names = {"iso": "ISO-8601 text", "go": "Go time strings", "clf": "access-log times", "slashed": "yyyy/mm/dd"}
+        names = {"iso": "ISO-8601 text", "go": "Go time strings", "clf": "access-log times", "slashed": "yyyy/mm/dd",
+                 "rfc2822": "RFC 2822 times", "kibana": "Kibana's times"}
         return names.get(self.kind, "timestamps")
 
 
@@ -169,6 +176,10 @@ def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
         return utc_naive_sql(f"try_strptime(trim({column_sql}), '{_CLF}')")
     if fmt.kind == "slashed":
         return local_time_sql(f"try_strptime(trim({column_sql}), {_SLASHED})", fmt.zone)
+    if fmt.kind == "rfc2822":
+        return utc_naive_sql(f"try_strptime(trim({column_sql}), {_RFC2822})")
+    if fmt.kind == "kibana":
+        return local_time_sql(f"try_strptime(trim({column_sql}), {_KIBANA})", fmt.zone)
     if fmt.kind == "go":
         stripped = f"regexp_replace({column_sql}, {_GO_SUFFIX}, '\\1')"
         return utc_naive_sql(try_cast_text(stripped, "TIMESTAMPTZ"))
@@ -289,7 +300,7 @@ def detect_format(
         fmt = _epoch_format(con, table, try_cast_text(present, "DOUBLE"), integer=as_bigint == as_double, text=True)
         return fmt, as_double / nonempty if fmt else 0.0
     best: tuple[TimeFormat | None, float] = (None, 0.0)
-    for fmt in (TimeFormat(kind) for kind in ("iso", "go", "clf", "slashed")):
+    for fmt in (TimeFormat(kind) for kind in ("iso", "go", "clf", "slashed", "rfc2822", "kibana")):
         parsed = con.execute(f"SELECT count({to_utc_sql(present, fmt)}) FROM {table}").fetchone()[0]
         if parsed / nonempty > best[1]:
             best = (fmt, parsed / nonempty)
