@@ -6,7 +6,7 @@ Every fixture is generated here: lines shaped like logrus, pino, structlog, pyth
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from incidentlens.analysis.templates import mine_all_templates
+from incidentlens.errors import InputError
 from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
 from test_telemetry import row_groups_scanned
 from test_telemetry_cli import incidentlens
@@ -365,6 +366,21 @@ def test_a_docker_json_file_log_read_as_is_keeps_no_line_break_in_its_messages(t
     path.write_text(container_line("card declined", T0) + "\n" + container_line("card charged", T0) + "\n")
     assert load_telemetry(logs=path).fetch("SELECT message FROM logs").column("message").to_pylist() == [
         "card declined", "card charged"]
+
+
+def test_a_saved_cloudwatch_logs_answer_reads_its_events(tmp_path: Path) -> None:
+    # `aws logs filter-log-events --log-group-name /shop/payments > logs.json`: it was "no time column ...; its
+    # columns: events, searchedLogStreams"
+    path = tmp_path / "logs.json"
+    events = [{"logStreamName": "payments/7d9f", "timestamp": int(T0.replace(tzinfo=UTC).timestamp() * 1000),
+               "message": "ERROR card declined", "ingestionTime": 0, "eventId": "1"}]
+    path.write_text(json.dumps({"events": events, "searchedLogStreams": []}, indent=2))
+    store = load_telemetry(logs=path)
+    assert store.fetch('SELECT ts, level, message, "logStreamName" FROM logs').to_pylist() == [
+        {"ts": T0, "level": "ERROR", "message": "ERROR card declined", "logStreamName": "payments/7d9f"}]
+    with pytest.raises(InputError) as refused:
+        load_telemetry(metrics=path)
+    assert str(refused.value) == f"{path}: holds CloudWatch log events: pass it with --logs"
 
 
 def test_python_json_loggers_asctime_is_the_time(tmp_path: Path) -> None:

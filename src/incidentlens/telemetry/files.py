@@ -60,12 +60,15 @@ _JSON_TABLES = itertools.count()
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
                  "otlp": "OTLP JSON", "jaeger": "Jaeger JSON", "zipkin": "Zipkin JSON",
                  "prometheus": "Prometheus API JSON", "loki": "Loki API JSON",
-                 "failed": "failed API answer JSON"}
+                 "failed": "failed API answer JSON", "cloudwatch": "CloudWatch Logs JSON"}
 # A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
 # `name{label="value",...} value [timestamp in ms]`
 _PROMETHEUS_LINE = re.compile(
     r"#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?[ \t]+"
     r"(?:[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|[-+]?Inf|NaN)(?:[ \t]+-?\d+)?[ \t]*")
+# A saved answer of CloudWatch Logs (`aws logs filter-log-events ... > logs.json`, `get-log-events`): its log
+# events under `events`, each with its `timestamp` (ms), `message` and, filtered, `logStreamName`
+_CLOUDWATCH_EVENTS = re.compile(rb'^\s*\{\s*"events"\s*:\s*\[')
 # A CSV header's delimiter repeats as often on at least this share of the lines after it.
 _CSV_CONSISTENCY = 0.8
 
@@ -489,13 +492,16 @@ def file_format(path: Path) -> str:
 
 
 def _json_kind(path: Path, fmt: str) -> str:
-    """otlp, jaeger, zipkin, prometheus or loki for a JSON file read by its own reader (`otlp.py`, `jaeger.py`,
-    `zipkin.py`, `apianswers.read_api_answer`, `apianswers.read_loki_answer`), else `fmt`."""
+    """otlp, jaeger, zipkin, prometheus, loki or cloudwatch for a JSON file read by its own reader (`otlp.py`,
+    `jaeger.py`, `zipkin.py`, `apianswers.read_api_answer`, `apianswers.read_loki_answer`, the store's CloudWatch
+    reader), else `fmt`."""
     if _starts_otlp(path):
         return "otlp"
     head = first_bytes(path, 1024)
     if starts_zipkin(head):
         return "zipkin"
+    if _CLOUDWATCH_EVENTS.match(head):
+        return "cloudwatch"
     return api_answer_kind(head) or ("jaeger" if starts_jaeger(head) else fmt)
 
 

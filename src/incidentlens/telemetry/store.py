@@ -46,6 +46,7 @@ from incidentlens.telemetry.files import (
     Source,
     csv_preamble,
     holds_only_comments,
+    read_error,
     resolve_paths,
     sources_for,
 )
@@ -278,6 +279,8 @@ class TelemetryStore:
                     self._add_trace_export(view, source)
                 elif source.fmt in ("prometheus", "loki", "failed"):
                     self._add_api_answers(view, source)
+                elif source.fmt == "cloudwatch":
+                    self._add_cloudwatch(view, source, mapping or {})
                 else:
                     self._add_source(view, source, mapping or {})
             except (EmptySourceError, UntimedSourceError) as err:
@@ -392,6 +395,22 @@ class TelemetryStore:
                 self.warnings.append(f"{path}: {table['message'].null_count:,} of {len(table):,} log lines are null "
                                      "(no text), kept with no message")
             self.add_arrow(view, table, label=str(path))
+
+    def _add_cloudwatch(self, view: str, source: Source, mapping: dict[str, str]) -> None:
+        """Each saved CloudWatch Logs answer: its `events`, each a log line (`timestamp` in ms, `message`,
+        `logStreamName` kept beside them), read as a JSON lines file's records are."""
+        for path in source.files:
+            if view != "logs":
+                raise InputError(f"{path}: holds CloudWatch log events: pass it with --logs")
+            table = quote(f"_logs_cloudwatch_{len(self._parts.get(view, []))}")
+            # one document, however large (DuckDB's limit for one is 16 MB)
+            reader = f"read_json({literal(str(path))}, format='unstructured', maximum_object_size={1 << 30})"
+            try:
+                self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT unnest(events, recursive := true) "
+                                 f"FROM {reader}")
+            except duckdb.Error as err:
+                raise read_error(replace(source, label=str(path)), err) from None
+            self._add_source(view, Source(str(path), (path,), fmt="cloudwatch", table=table), mapping)
 
     def _drop_tables(self, prefix: str) -> None:
         """Drop the tables whose names start with `prefix` (a source's raw rows, once selected from)."""
