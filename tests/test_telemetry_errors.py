@@ -653,6 +653,20 @@ def test_metrics_whose_numbers_have_decimal_commas_say_so(tmp_path: Path) -> Non
                                              "'1.013,25': write a decimal point)")
 
 
+@pytest.mark.parametrize(("values", "says"), [
+    # it was no word of why
+    (("1,250.5", "1,300.25"), "written with thousands separators, e.g. '1,250.5': write numbers without them"),
+    # it was "written with a decimal comma": a comma before three digits may as well separate thousands
+    (("1,250", "1,300"), "written with a comma, e.g. '1,250': a decimal comma or a thousands separator, which is not "
+                         "guessed: write a decimal point and no separators"),
+], ids=["with a decimal point", "either"])
+def test_metrics_whose_numbers_have_thousands_separators_say_so(tmp_path: Path, values: tuple[str, str],
+                                                                 says: str) -> None:
+    path = write(tmp_path / "metrics.csv", "time,service,rps\n" + "".join(
+        f'2024-05-01T10:0{i}:00Z,api,"{value}"\n' for i, value in enumerate(values)))
+    assert load_error(metrics=path).endswith(f"; column 'rps' is no number ({says})")
+
+
 def test_a_column_with_decimal_commas_beside_numbers_is_named_in_a_warning(tmp_path: Path) -> None:
     mostly = write(tmp_path / "mostly.csv", "time;service;latency_ms;rps\n2024-05-01T10:00:00Z;api;12,5;3\n"
                                             "2024-05-01T10:01:00Z;api;13,5;4\n2024-05-01T10:02:00Z;api;14;5\n")

@@ -134,13 +134,22 @@ class Columns:
 
     types: dict[str, str]
     numeric: dict[str, str] = field(default_factory=dict)  # text columns holding numbers -> BIGINT or DOUBLE
-    # text columns with numbers written with a decimal comma (`12,5`) -> one of them; not read as numbers
+    # text columns with numbers written with a comma (`12,5`, `1,000.5`, `_decimal_comma`) -> one of them; not read
+    # as numbers
     decimal_comma: dict[str, str] = field(default_factory=dict)
 
     def comma_hint(self, column: str) -> str:
-        """Words for a message about `column` when some of its values have a decimal comma, else empty."""
+        """Words for a message about `column` when some of its values are numbers written with a comma, else empty:
+        a decimal comma, thousands separators before a decimal point, or either (`1,010`: not guessed)."""
         example = self.decimal_comma.get(column)
-        return f" (written with a decimal comma, e.g. {example!r}: write a decimal point)" if example else ""
+        if not example:
+            return ""
+        if re.fullmatch(r"[-+]?[0-9,]*,[0-9]{3}\.[0-9]+", example):
+            return f" (written with thousands separators, e.g. {example!r}: write numbers without them)"
+        if re.fullmatch(r"[-+]?[0-9]{1,3}(,[0-9]{3})+", example):
+            return (f" (written with a comma, e.g. {example!r}: a decimal comma or a thousands separator, which is "
+                    "not guessed: write a decimal point and no separators)")
+        return f" (written with a decimal comma, e.g. {example!r}: write a decimal point)"
 
     def is_number(self, column: str) -> bool:
         return is_numeric_type(self.types[column]) or column in self.numeric
@@ -655,8 +664,10 @@ def _short(column: str) -> str:
 
 
 def _decimal_comma(column: str) -> str:
-    """The condition of a value that is a number with a decimal comma (`12,5`, `-0,25`; `1.234,5`)."""
-    return f"regexp_full_match(trim({quote(column)}), '[-+]?([0-9]{{1,3}}(\\.[0-9]{{3}})+|[0-9]*),[0-9]+')"
+    """The condition of a value that is a number written with a comma: a decimal comma (`12,5`, `-0,25`; `1.234,5`)
+    or thousands separators before a decimal point (`1,000.5`)."""
+    return (f"regexp_full_match(trim({quote(column)}), "
+            "'[-+]?(([0-9]{1,3}(\\.[0-9]{3})+|[0-9]*),[0-9]+|[0-9]{1,3}(,[0-9]{3})+\\.[0-9]+)')")
 
 
 def _count_object_values(c: Canonical, value: str, fields: list[str], series: bool = False) -> None:
