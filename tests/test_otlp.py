@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -120,6 +121,23 @@ def test_a_pretty_printed_otlp_document_reads_as_one_per_line_does(tmp_path: Pat
     # `jq . traces.json`, or an OTLP/HTTP request body saved: it was "8 of 8 lines unreadable (not valid JSON)"
     path = tmp_path / "traces.json"
     path.write_text(json.dumps(TRACES[0], indent=2))
+
+    spans = load_telemetry(traces=path).fetch("SELECT service, operation FROM spans ORDER BY start_ts").to_pylist()
+
+    assert spans == [{"service": "frontend", "operation": "GET /checkout"},
+                     {"service": "payments", "operation": "charge"}, {"service": "payments", "operation": "db"}]
+
+
+@pytest.mark.parametrize("answer", [
+    lambda spans: {"batches": spans},  # Tempo's /api/traces/<id>
+    lambda spans: {"trace": {"resourceSpans": spans}},  # its /api/v2/traces/<id>
+    # older Tempo and OTLP before 0.15: a resource's spans under `instrumentationLibrarySpans`
+    lambda spans: {"batches": json.loads(json.dumps(spans).replace("scopeSpans", "instrumentationLibrarySpans"))},
+], ids=["batches", "v2", "instrumentation library spans"])
+def test_a_trace_saved_from_tempo_reads_as_otlp_does(tmp_path: Path, answer: Callable[[list], dict]) -> None:
+    # it was "no trace_id column (looked for traceid)"
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(answer(TRACES[0]["resourceSpans"]), indent=2))
 
     spans = load_telemetry(traces=path).fetch("SELECT service, operation FROM spans ORDER BY start_ts").to_pylist()
 

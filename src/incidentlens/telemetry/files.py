@@ -66,6 +66,10 @@ _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "jso
 _PROMETHEUS_LINE = re.compile(
     r"#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?[ \t]+"
     r"(?:[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|[-+]?Inf|NaN)(?:[ \t]+-?\d+)?[ \t]*")
+#: Grafana Tempo's answer for a trace, OTLP's resource spans as `batches` (`/api/traces/<id>`) or under `trace`
+#: (`/api/v2/traces/<id>`)
+TEMPO_TRACE = re.compile(rb'^\s*\{\s*("batches"\s*:\s*\[\s*\{\s*"(resource|scopeSpans|instrumentationLibrarySpans)"'
+                         rb'|"trace"\s*:\s*\{\s*"resourceSpans")')
 # A saved answer of CloudWatch Logs (`aws logs filter-log-events ... > logs.json`, `get-log-events`): its log
 # events under `events`, each with its `timestamp` (ms), `message` and, filtered, `logStreamName`
 _CLOUDWATCH_EVENTS = re.compile(rb'^\s*\{\s*"events"\s*:\s*\[')
@@ -506,8 +510,10 @@ def _json_kind(path: Path, fmt: str) -> str:
 
 
 def _starts_otlp(path: Path) -> bool:
-    """The file opens with an OTLP document (`{"resourceSpans": ...`): read by `otlp.py`, not as JSON records."""
-    return re.match(rb'\s*\{\s*"resource(Spans|Logs|Metrics)"', first_bytes(path, 256)) is not None
+    """The file opens with an OTLP document (`{"resourceSpans": ...`), or Tempo's answer holding one (`TEMPO_TRACE`):
+    read by `otlp.py`, not as JSON records."""
+    head = first_bytes(path, 256)
+    return re.match(rb'\s*\{\s*"resource(Spans|Logs|Metrics)"', head) is not None or bool(TEMPO_TRACE.match(head))
 
 
 def _sniff_text(path: Path) -> str:

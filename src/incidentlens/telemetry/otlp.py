@@ -20,7 +20,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
-from incidentlens.telemetry.files import RejectedRows, scan_json_lines
+from incidentlens.telemetry.files import TEMPO_TRACE, RejectedRows, scan_json_lines
 from incidentlens.telemetry.peers import listed_attribute_sql, listed_attributes_sql, peer_sql
 from incidentlens.telemetry.textlogs import first_bytes
 from incidentlens.telemetry.timeparse import micros_time_sql
@@ -29,6 +29,10 @@ from incidentlens.telemetry.timeparse import micros_time_sql
 OTLP_FIELDS = {"spans": "resourceSpans", "logs": "resourceLogs", "metrics": "resourceMetrics"}
 _OPTIONS = {"spans": "--traces", "logs": "--logs", "metrics": "--metrics"}
 _FIRST_FIELD = re.compile(rb'^\s*\{\s*"(resourceSpans|resourceLogs|resourceMetrics)"')
+# where a document holds its resource spans, and a resource its scopes' spans (`instrumentationLibrarySpans` before
+# OTLP 0.15, as older Tempo answers write it)
+_RESOURCE_SPANS = ("resourceSpans", "batches", "trace'->'resourceSpans")
+_SCOPE_SPANS = ("scopeSpans", "instrumentationLibrarySpans")
 # SpanKind and the severity number's ranges (OTLP's enums)
 _SPAN_KINDS = "['unspecified', 'internal', 'server', 'client', 'producer', 'consumer']"
 _SEVERITIES = "['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL']"
@@ -37,6 +41,8 @@ _SEVERITIES = "['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL']"
 def otlp_view(path: Path) -> str | None:
     """The view an OTLP JSON file feeds (spans, logs, metrics), from its first bytes; None when it is no OTLP."""
     head = first_bytes(path, 4096)  # of a gzip stream cut short, what it holds before the cut
+    if TEMPO_TRACE.match(head):
+        return "spans"
     match = _FIRST_FIELD.match(head)
     if match is None:
         return None
@@ -80,13 +86,17 @@ def _read_documents(con: duckdb.DuckDBPyConnection, path: Path, lines: str) -> b
     return True
 
 
-def _items_sql(lines: str, resource_field: str, scope_field: str, items_field: str, pod: bool = False) -> str:
+def _items_sql(lines: str, resource_fields: tuple[str, ...], scope_fields: tuple[str, ...], items_field: str,
+               pod: bool = False) -> str:
     """One row per item (span, log record, metric) with its resource's service (and `pod`: its `k8s.pod.name`, NULL
-    without one)."""
+    without one); a document's resources are the first of `resource_fields` it has, a resource's scopes the first of
+    `scope_fields`."""
+    resources = ", ".join(f"doc->'{field}'" for field in resource_fields)
+    scopes = ", ".join(f"r->'{field}'" for field in scope_fields)
     return f"""
         WITH documents AS (SELECT line, CAST(text AS JSON) AS doc FROM {lines} WHERE good),
-        resources AS (SELECT line, unnest(CAST(doc->'{resource_field}' AS JSON[])) AS r FROM documents),
-        scopes AS (SELECT line, r->'resource' AS resource, unnest(CAST(r->'{scope_field}' AS JSON[])) AS s
+        resources AS (SELECT line, unnest(CAST(coalesce({resources}) AS JSON[])) AS r FROM documents),
+        scopes AS (SELECT line, r->'resource' AS resource, unnest(CAST(coalesce({scopes}) AS JSON[])) AS s
                    FROM resources),
         items AS (SELECT line, resource, unnest(CAST(s->'{items_field}' AS JSON[])) AS x FROM scopes)
         SELECT line, {_service_sql('resource')} AS service,
@@ -128,7 +138,7 @@ def _spans_sql(lines: str) -> str:
                {peer_sql(listed_attribute_sql('attributes'), 'span_kind')} AS peer
         FROM (SELECT *, {attributes} AS attributes
               FROM (SELECT *, {kind} AS span_kind
-                    FROM ({_items_sql(lines, 'resourceSpans', 'scopeSpans', 'spans')}) AS items) AS kinds) AS spans
+                    FROM ({_items_sql(lines, _RESOURCE_SPANS, _SCOPE_SPANS, 'spans')}) AS items) AS kinds) AS spans
         ORDER BY line"""
 
 
@@ -141,7 +151,7 @@ def _logs_sql(lines: str) -> str:
                coalesce(nullif(x->>'severityText', ''), {_SEVERITIES}[({number} - 1) // 4 + 1]) AS level,
                coalesce({body}->>'stringValue', CAST({body} AS VARCHAR)) AS message,
                lower(nullif(x->>'traceId', '')) AS trace_id, lower(nullif(x->>'spanId', '')) AS span_id
-        FROM ({_items_sql(lines, 'resourceLogs', 'scopeLogs', 'logRecords')}) AS records
+        FROM ({_items_sql(lines, ('resourceLogs',), ('scopeLogs',), 'logRecords')}) AS records
         ORDER BY line"""
 
 
@@ -152,12 +162,12 @@ def _metrics_sql(lines: str) -> str:
     points = f"""
         SELECT line, service, pod, x->>'name' AS name, unnest(CAST(coalesce(x->'gauge'->'dataPoints',
                x->'sum'->'dataPoints') AS JSON[])) AS p, 'value' AS shape
-        FROM ({_items_sql(lines, 'resourceMetrics', 'scopeMetrics', 'metrics', pod=True)}) AS metrics
+        FROM ({_items_sql(lines, ('resourceMetrics',), ('scopeMetrics',), 'metrics', pod=True)}) AS metrics
         UNION ALL
         SELECT line, service, pod, x->>'name' AS name, unnest(CAST(coalesce(x->'histogram'->'dataPoints',
                x->'exponentialHistogram'->'dataPoints', x->'summary'->'dataPoints') AS JSON[])) AS p,
                'histogram' AS shape
-        FROM ({_items_sql(lines, 'resourceMetrics', 'scopeMetrics', 'metrics', pod=True)}) AS histograms"""
+        FROM ({_items_sql(lines, ('resourceMetrics',), ('scopeMetrics',), 'metrics', pod=True)}) AS histograms"""
     return f"""
         SELECT {_nanos_sql("p->>'timeUnixNano'")} AS ts, service, pod,
                unnest(CASE WHEN shape = 'value' THEN [name] ELSE [name || '.count', name || '.sum'] END) AS metric,
