@@ -39,6 +39,19 @@ def test_a_log_line_past_16_mib_is_one_line_naming_the_file_and_the_line(tmp_pat
     assert str(refused.value).startswith(f"{path}: line 2 is longer than the 16,777,216 bytes a line may be (")
 
 
+def test_a_json_line_past_what_the_reader_takes_is_one_line_naming_the_file_and_the_line(tmp_path: Path) -> None:
+    # it was DuckDB's '"maximum_object_size" of 16777216 bytes exceeded while reading file ...', no line named
+    path = tmp_path / "app.jsonl"
+    path.write_text('{"ts": "2024-05-01T10:00:00Z", "msg": "start"}\n'
+                    f'{{"ts": "2024-05-01T10:00:01Z", "msg": "heap dump {"x" * (2 * PAST_16_MIB)}"}}\n')
+
+    with pytest.raises(InputError) as refused:
+        load_telemetry(logs=path)
+
+    assert str(refused.value) == (f"{path}: cannot read as JSON lines: line 2 holds {2 * PAST_16_MIB + 51:,} bytes, "
+                                  "more than the JSON reader takes in one record (16,777,216 bytes): shorten it")
+
+
 def test_the_lines_of_gzipped_log_files_are_read_without_running_out_of_memory(tmp_path: Path) -> None:
     # `templates` numbers the lines of each file (`store.log_origins_sql`); with a reader's line limit of 1 GiB,
     # DuckDB asked for a 16 GiB block for each gzipped file and two log minutes ran out of memory

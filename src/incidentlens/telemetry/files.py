@@ -24,6 +24,7 @@ from incidentlens.telemetry.columns import CANDIDATES, literal, normalise, quote
 from incidentlens.telemetry.jaeger import starts_jaeger
 from incidentlens.telemetry.textlogs import (
     GZIP_CUT_SHORT,
+    MAX_LINE_BYTES,
     NOT_GZIP,
     UNKNOWN,
     cut_short,
@@ -662,7 +663,30 @@ def read_error(source: Source, err: duckdb.Error) -> InputError:
         reason = GZIP_CUT_SHORT
     elif "not a GZIP stream" in reason:
         reason = NOT_GZIP
+    elif "maximum_object_size" in reason and source.fmt == "jsonl" and (long := _longest_line(source.files)):
+        file, reason = long
     return InputError(f"{file}: cannot read as {source.format_name}: {reason}")
+
+
+def _longest_line(files: Sequence[Path]) -> tuple[str, str] | None:
+    """(file, words) of the longest line of `files`, for DuckDB's JSON reader's refusal of a record past its
+    maximum_object_size, which names neither (it reads some such lines, so which one it stopped at is not known);
+    None where a file cannot be read. Read in chunks of at most `MAX_LINE_BYTES`."""
+    longest = (0, "", 0)  # size, file, line
+    for path in files:
+        try:
+            with open_bytes(path) as handle:
+                number, size = 1, 0
+                while chunk := handle.readline(MAX_LINE_BYTES):
+                    size += len(chunk.removesuffix(b"\n"))
+                    longest = max(longest, (size, str(path), number))
+                    if chunk.endswith(b"\n"):
+                        number, size = number + 1, 0
+        except (OSError, EOFError):
+            return None
+    size, file, number = longest
+    return file, (f"line {number:,} holds {size:,} bytes, more than the JSON reader takes in one record "
+                  f"({MAX_LINE_BYTES:,} bytes): shorten it")
 
 
 def locate_first(
