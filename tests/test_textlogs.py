@@ -134,6 +134,19 @@ def test_a_stack_trace_joins_its_entry_which_counts_once_with_the_level_of_its_f
     assert rows[2]["level"] == "WARN", "the level word of the line, not a later ERROR in the text"
 
 
+def test_docker_compose_logs_name_each_containers_service(tmp_path: Path) -> None:
+    # `docker compose logs --timestamps > stack.log`: it was "line format not recognised", no line with a time
+    log = write(tmp_path / "stack.log",
+                "payments-1      | 2024-05-01T10:00:00.123456789Z ERROR card declined\n"
+                "order-worker_2  | 2024-05-01T10:00:01.000000000Z INFO order saved\n")
+
+    assert entries(load_telemetry(logs=log), "ts, service, level, message") == [
+        {"ts": datetime(2024, 5, 1, 10, 0, 0, 123456), "service": "payments", "level": "ERROR",
+         "message": "card declined"},
+        {"ts": datetime(2024, 5, 1, 10, 0, 1), "service": "order-worker", "level": "INFO", "message": "order saved"},
+    ]
+
+
 def test_a_kubernetes_node_log_line_split_by_its_runtime_is_one_entry_as_kubectl_logs_shows_it(
     tmp_path: Path
 ) -> None:

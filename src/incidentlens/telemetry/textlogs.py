@@ -205,6 +205,10 @@ FORMATS: tuple[LineFormat, ...] = (
                ("iso",), keyed=True),
     # `kubectl logs --prefix --timestamps` (of several pods at once): the pod names the service
     LineFormat("kubectl-prefix", rf"^\[pod/(?P<pod>[^/\]\s]+)/[^\]\s]*\] (?P<ts>{_ISO}){_TAIL}", ("iso",)),
+    # `docker compose logs` (with --timestamps, or of services whose lines begin with one): the container's name
+    # (its service, `payments-1` and Compose v1's `payments_1` without the replica's number) padded to a width
+    LineFormat("docker-compose", rf"^(?P<app>[A-Za-z0-9][\w.-]*?)(?:[-_][0-9]+)? *\| (?P<ts>{_ISO}){_TAIL}",
+               ("iso",)),
     LineFormat("iso-8601", rf"^(?P<ts>{_ISO}){_TAIL}", ("iso",)),
     # one field before the time: a host or file name that collectors put first
     LineFormat("field-then-iso-8601", rf"^\S+ (?P<ts>{_ISO}){_TAIL}", ("iso",)),
