@@ -912,8 +912,11 @@ def _no_numbers(con: duckdb.DuckDBPyConnection, column: str) -> str:
     return f"; column {column!r} holds no numbers{where}"
 
 
-#: a number written with its unit (`52 ms`, `12.5%`, `1.2 GiB`), as a dashboard's formatted export writes values
-_WITH_UNIT = r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*[A-Za-z%µ/]+"
+#: a number written with its unit (`52 ms`, `12.5%`, `1.2 GiB`, `3 req/s`), as a dashboard's formatted export writes
+#: values: a unit of time, a share, a size, a rate or a thousand's suffix (`1.2 K`), not any word (`200 OK`)
+_WITH_UNIT = (r"(?i)[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*(ns|µs|us|ms|s|sec|m|min|h|hours?|d|days?|%|"
+              r"percent|[kmgtp]?i?b|bytes|[kmgt]?bps|[kmgt]?(bit|b)/s|k|mil|bil|req/s|rps|ops/s|iops|/s|/sec|/min|"
+              r"cps|[kmg]?hz)")
 
 
 def _with_units(con: duckdb.DuckDBPyConnection, c: Canonical, names: list[str], roles: set[str]) -> list[str]:
