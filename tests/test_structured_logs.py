@@ -383,6 +383,25 @@ def test_a_saved_cloudwatch_logs_answer_reads_its_events(tmp_path: Path) -> None
     assert str(refused.value) == f"{path}: holds CloudWatch log events: pass it with --logs"
 
 
+def test_google_cloud_logging_entries_read_their_payload_severity_and_resource(tmp_path: Path) -> None:
+    # `gcloud logging read --format=json`: it was "no message column"; a GKE cluster's entries hold their message in
+    # `textPayload` or, for a JSON line, `jsonPayload`, and name the container in their resource's labels
+    def entry(container: str, payload: dict) -> dict:
+        return {"insertId": container, "timestamp": iso(T0), "logName": "projects/shop/logs/stdout",
+                "resource": {"type": "k8s_container", "labels": {"container_name": container, "namespace_name": "shop",
+                                                                 "pod_name": f"{container}-7d9f8b6c5d-x2x9q"}},
+                **payload}
+
+    path = tmp_path / "entries.json"
+    path.write_text(json.dumps([
+        entry("payments", {"jsonPayload": {"message": "card declined", "orderId": 7}, "severity": "ERROR"}),
+        entry("checkout", {"textPayload": "order placed", "severity": "INFO"}),
+    ], indent=2))
+    assert load_telemetry(logs=path).fetch("SELECT service, level, message FROM logs").to_pylist() == [
+        {"service": "payments", "level": "ERROR", "message": "card declined"},
+        {"service": "checkout", "level": "INFO", "message": "order placed"}]
+
+
 def test_python_json_loggers_asctime_is_the_time(tmp_path: Path) -> None:
     # `JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")`: it was "no time column", and with
     # --map time=asctime "cannot parse '2022-08-23 13:28:00,250' as a time"

@@ -18,6 +18,10 @@ def normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+#: where a Google Cloud Logging entry holds its message, each in its own entries: text, or a JSON object (read as a
+#: structured line, its `message` field the message)
+GCP_PAYLOADS = ("textpayload", "jsonpayload")
+
 # Candidates in order of preference, written normalised.
 CANDIDATES: dict[str, tuple[str, ...]] = {
     # journald's JSON export (`journalctl -o json`): __REALTIME_TIMESTAMP, SYSLOG_IDENTIFIER or _SYSTEMD_UNIT, PRIORITY;
@@ -32,12 +36,16 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         # Loki's `logcli query --output=jsonl` nests its stream's labels ({"labels": {"app": ...}, "line": ...}),
         # read as a saved Loki answer's are (`logfields.LOKI_SERVICE_LABELS`, then the pod's)
         *(f"labels{normalise(label)}" for label in (*LOKI_SERVICE_LABELS, *LOKI_POD_LABELS)),
+        # Google Cloud Logging's entries (`gcloud logging read --format=json`): their resource's labels, a GKE
+        # container's, a Cloud Run service's, a function's, an App Engine module's, else the pod's
+        "resourcelabelscontainername", "resourcelabelsservicename", "resourcelabelsfunctionname",
+        "resourcelabelsmoduleid", "resourcelabelspodname",
     ),
     "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority",
               *(f"labels{normalise(label)}" for label in LOKI_LEVEL_LABELS)),
     # structlog's default key is `event`: last, where no other names the message but logcli's `line` and the raw
     # event of a Splunk search exported as CSV (`_time`, `host`, `source`, `sourcetype`, `_raw`)
-    "message": ("message", "msg", "body", "log", "content", "text", "event", "line", "raw"),
+    "message": ("message", "msg", "body", "log", "content", "text", "event", "line", "raw", *GCP_PAYLOADS),
     # Grafana's panel CSV with its series as rows: `"Series","Time","Value"`
     "metric": ("metric", "metricname", "name", "series"),
     "value": ("value", "val", "metricvalue"),
@@ -70,7 +78,7 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
 ROLES: tuple[str, ...] = tuple(CANDIDATES)
 
 # Columns holding a Kubernetes pod name: the service is the pod name without its replica-set/StatefulSet suffix.
-POD_COLUMNS = frozenset({"podname", "pod", "k8spodname", "kubernetespodname",
+POD_COLUMNS = frozenset({"podname", "pod", "k8spodname", "kubernetespodname", "resourcelabelspodname",
                          *(f"labels{label}" for label in LOKI_POD_LABELS)})
 
 

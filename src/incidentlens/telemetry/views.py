@@ -17,6 +17,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import (
     CANDIDATES,
+    GCP_PAYLOADS,
     POD_COLUMNS,
     candidate_columns,
     find_column,
@@ -951,7 +952,8 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     if message is None:
         looked = ", ".join(CANDIDATES["message"])
         raise InputError(f"{c.source.label}: no message column (looked for {looked}); use --map message=COLUMN")
-    line = _unwrapped_sql(con, quote(message))
+    payloads = _payloads(c, names, message)
+    line = _unwrapped_sql(con, f"coalesce({', '.join(map(quote, payloads))})" if payloads else quote(message))
     if c.source.fmt in ("json", "jsonl"):  # a JSON array, not text that looks like one
         line = _bytes_decoded_sql(con, line)
     line = _line_break_dropped_sql(con, line)
@@ -963,6 +965,7 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
         message_sql, level_field = c.computed({"_incidentlens_message": _json_message_sql(line),
                                                "_incidentlens_level_field": _json_level_sql(line)})
     said = _said_level_sql(message_sql, level_field)
+    c.used.update(payloads)
     c.nested = _nested_fields(con, c.source.fmt, c.columns.types, exclude=c.used | {message})
     # a column holding objects is read by its fields (`service.name`), not as JSON text (`{"name": "payments"}`)
     objects = c.objects = frozenset(name.split(".", 1)[0] for name in c.nested)
@@ -988,6 +991,15 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     c.exprs["message"] = message_sql
     c.exprs.update(origin)
     c.used.update({message} | ({level} if level else set()) | ({plain_level} if plain_level else set()))
+
+
+def _payloads(c: Canonical, names: list[str], message: str) -> list[str]:
+    """The columns of a Google Cloud Logging entry's message where the message column is one of them and another is
+    there too (`textPayload` in some entries, `jsonPayload` in others): each entry's, read from whichever it has;
+    else none (the message column alone)."""
+    by_key = {normalise(name): name for name in names}
+    payloads = [by_key[key] for key in GCP_PAYLOADS if key in by_key]
+    return payloads if message in payloads and len(payloads) > 1 else []
 
 
 #: a logger's name, the service of a log line where no column names one (`payments.api`): structlog's `logger`,
