@@ -65,6 +65,15 @@ def test_a_splunk_search_exported_as_csv_reads_its_raw_events(tmp_path: Path) ->
         {"ts": "2024-05-01 10:00:00", "level": "ERROR", "message": "2024-05-01 10:00:00 ERROR card declined"}]
 
 
+@pytest.mark.parametrize("message", ["LogMessage", "LogEntry"])  # ContainerLogV2's, ContainerLog's
+def test_azure_monitors_container_logs_read_their_time_and_message(tmp_path: Path, message: str) -> None:
+    # `az monitor log-analytics query ... -o json`: it was "no time column", then "no message column"
+    record = {"TimeGenerated": "2024-05-01T10:00:00.000Z", "PodName": "payments-7d9f8b6c5d-x2x9q",
+              message: "ERROR card declined", "LogSource": "stderr"}
+    assert one_log(tmp_path, record) == {"ts": "2024-05-01 10:00:00", "service": "payments", "level": "ERROR",
+                                         "message": "ERROR card declined"}
+
+
 def test_mapping_overrides_every_log_role(tmp_path: Path) -> None:
     record = {"ts": "not used", "when": TIME_TEXT, "component": "db", "sev": "err", "text": "boom", "msg": "x"}
     mapping = {"time": "when", "service": "component", "level": "sev", "message": "text"}

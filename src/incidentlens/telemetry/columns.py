@@ -25,9 +25,10 @@ GCP_PAYLOADS = ("textpayload", "jsonpayload")
 # Candidates in order of preference, written normalised.
 CANDIDATES: dict[str, tuple[str, ...]] = {
     # journald's JSON export (`journalctl -o json`): __REALTIME_TIMESTAMP, SYSLOG_IDENTIFIER or _SYSTEMD_UNIT, PRIORITY;
-    # python-json-logger's `asctime` (`2024-05-01 10:00:00,250`)
+    # python-json-logger's `asctime` (`2024-05-01 10:00:00,250`); Azure Monitor's `TimeGenerated` (`TimeGenerated
+    # [UTC]` in the portal's CSV export)
     "time": ("ts", "time", "timestamp", "datetime", "timeunixnano", "eventtime", "date", "realtimetimestamp",
-             "asctime"),
+             "asctime", "timegenerated", "timegeneratedutc"),
     "service": (
         "service", "servicename", "app", "application", "job", "podname", "pod", "k8spodname", "kubernetespodname",
         "syslogidentifier", "systemdunit",
@@ -43,9 +44,11 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     ),
     "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority",
               *(f"labels{normalise(label)}" for label in LOKI_LEVEL_LABELS)),
-    # structlog's default key is `event`: last, where no other names the message but logcli's `line` and the raw
-    # event of a Splunk search exported as CSV (`_time`, `host`, `source`, `sourcetype`, `_raw`)
-    "message": ("message", "msg", "body", "log", "content", "text", "event", "line", "raw", *GCP_PAYLOADS),
+    # structlog's default key is `event`: last, where no other names the message but logcli's `line`, the raw
+    # event of a Splunk search exported as CSV (`_time`, `host`, `source`, `sourcetype`, `_raw`), Azure Monitor's
+    # container logs' (ContainerLogV2's `LogMessage`, ContainerLog's `LogEntry`) and Google Cloud Logging's payloads
+    "message": ("message", "msg", "body", "log", "content", "text", "event", "line", "raw", "logmessage", "logentry",
+                *GCP_PAYLOADS),
     # Grafana's panel CSV with its series as rows: `"Series","Time","Value"`
     "metric": ("metric", "metricname", "name", "series"),
     "value": ("value", "val", "metricvalue"),
