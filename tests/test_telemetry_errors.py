@@ -339,10 +339,11 @@ def test_a_time_column_with_no_parseable_value_is_named(tmp_path: Path) -> None:
         "Kibana's such as Dec 6, 2026 @ 10:00:00.000)")
 
 
-@pytest.mark.parametrize("value", ["06/12/2026 10:00:00", "06.12.2026 10:00", "06-12-2026"])
+@pytest.mark.parametrize("value", ["06/12/2026 10:00:00", "06.12.2026 10:00", "06-12-2026",
+                                   "6/12/2026, 10:00:00.000 AM"])  # Azure's portal export
 def test_a_date_written_day_first_is_refused_not_guessed(tmp_path: Path, value: str) -> None:
     # 06/12/2026 is 6 December in Berlin and 12 June in Boston: neither is chosen for the user
-    path = write(tmp_path / "metrics.csv", f"ts,service,metric,value\n{value},api,p95_ms,1\n")
+    path = write(tmp_path / "metrics.csv", f'ts,service,metric,value\n"{value}",api,p95_ms,1\n')
     assert load_error(metrics=path) == (
         f"{path}: column 'ts' row 1: cannot parse {value!r} as a time (the day and month of a date written before "
         "its year could be either way round and are not guessed: write the year first; times are read as ISO 8601 "

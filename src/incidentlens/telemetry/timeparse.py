@@ -47,8 +47,9 @@ ZONED_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
 ACCEPTED_FORMATS = ("ISO 8601 such as 2026-12-06 10:00:00 or 2026-12-06T10:00:00+01:00, yyyy/mm/dd hh:mm:ss, epoch "
                     "s/ms/us/ns, Go time strings, access-log times such as 06/Dec/2026:10:00:00 +0000, RFC 2822 "
                     "times such as Sun, 06 Dec 2026 10:00:00 GMT or Kibana's such as Dec 6, 2026 @ 10:00:00.000")
-# A date written before its year (`06/12/2026`, `06.12.2026 10:00`, `12-06-26`): the day may come first or the month.
-_YEAR_LAST = re.compile(r"\s*[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}([ T].*)?")
+# A date written before its year (`06/12/2026`, `06.12.2026 10:00`, `12-06-26`; Azure's portal export, `12/6/2026,
+# 10:00:00.000 AM`): the day may come first or the month.
+_YEAR_LAST = re.compile(r"\s*[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}(,?[ T].*)?")
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
 
