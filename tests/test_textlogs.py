@@ -134,6 +134,20 @@ def test_a_stack_trace_joins_its_entry_which_counts_once_with_the_level_of_its_f
     assert rows[2]["level"] == "WARN", "the level word of the line, not a later ERROR in the text"
 
 
+def test_an_iis_log_takes_each_lines_level_from_the_status_its_fields_directive_places(tmp_path: Path) -> None:
+    # W3C extended format: a 500 was a line with no level, so no error surge could show
+    log = write(tmp_path / "u_ex240501.log",
+                "#Software: Microsoft Internet Information Services 10.0\r\n#Version: 1.0\r\n"
+                "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port c-ip sc-status time-taken\r\n"
+                "2024-05-01 10:00:00 10.0.0.5 GET /api/orders - 443 10.0.0.9 200 15\r\n"
+                "2024-05-01 10:00:01 10.0.0.5 POST /api/pay - 443 10.0.0.9 503 3012\r\n")
+
+    rows = entries(load_telemetry(logs=log), "ts, level")[3:]
+
+    assert rows == [{"ts": datetime(2024, 5, 1, 10, 0), "level": "INFO"},
+                    {"ts": datetime(2024, 5, 1, 10, 0, 1), "level": "ERROR"}]
+
+
 def test_docker_compose_logs_name_each_containers_service(tmp_path: Path) -> None:
     # `docker compose logs --timestamps > stack.log`: it was "line format not recognised", no line with a time
     log = write(tmp_path / "stack.log",

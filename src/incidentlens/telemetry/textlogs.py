@@ -25,7 +25,7 @@ import re
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -283,7 +283,7 @@ def read_text_log(
     used); the entries are then built from it and the line table dropped."""
     options, named = options or TextLogOptions(), label or path
     sample = sample_lines(path)
-    fmt = detect_line_format(sample)
+    fmt = _w3c_extended(sample, detect_line_format(sample))
     lines = f"{table}_lines"
     try:
         con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample)}")
@@ -312,6 +312,18 @@ def read_text_log(
                 "ORDER BY line")
     con.execute(f"DROP TABLE {quote(lines)}")
     return fmt
+
+
+def _w3c_extended(sample: list[str], fmt: LineFormat) -> LineFormat:
+    """A W3C extended log (IIS's: `#Fields: date time ... sc-status ...` above lines `2024-05-01 10:00:00 ... 503
+    ...`) read as ISO-8601 lines whose level follows from the status its `#Fields:` directive places, counted from
+    the line's end (the header before the message may take more than the date and time), as an access log's;
+    any other format as it is."""
+    fields = next((line.split()[1:] for line in sample if line.startswith("#Fields:")), [])
+    if fmt.name != "iso-8601" or fields[:2] != ["date", "time"] or "sc-status" not in fields:
+        return fmt
+    after = len(fields) - 1 - fields.index("sc-status")
+    return replace(fmt, name="w3c-extended", status=rf"(?:^|\s)(\d{{3}})(?:\s+\S+){{{after}}}\s*$")
 
 
 def _continue_split_lines(con: duckdb.DuckDBPyConnection, lines: str) -> None:
