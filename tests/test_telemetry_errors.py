@@ -777,6 +777,15 @@ def test_prometheus_text_exposition_is_named_with_what_to_do(tmp_path: Path, nam
         "(--prometheus URL), a saved /api/v1/query_range answer, or CSV with columns ts,service,metric,value")
 
 
+def test_a_promtool_tsdb_dump_is_named_as_prometheus_text(tmp_path: Path) -> None:
+    # its name among its labels, the line opens with a brace: it was read as JSON lines, "not valid JSON"
+    path = write(tmp_path / "dump.txt", "".join(
+        f'{{__name__="http_p95_ms", job="checkout"}} {120 + i}.5 {1714543200000 + 60_000 * i}\n' for i in range(5)))
+
+    assert load_error(metrics=path).startswith(f"{path}: Prometheus text exposition format, which IncidentLens does "
+                                               "not read")
+
+
 def test_a_log_of_two_word_lines_is_no_prometheus_exposition(tmp_path: Path) -> None:
     path = write(tmp_path / "app.log", "started 1\nready 2\n")
 

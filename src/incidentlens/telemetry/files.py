@@ -63,9 +63,10 @@ _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "jso
                  "prometheus": "Prometheus API JSON", "loki": "Loki API JSON",
                  "failed": "failed API answer JSON", "cloudwatch": "CloudWatch Logs JSON"}
 # A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
-# `name{label="value",...} value [timestamp in ms]`
+# `name{label="value",...} value [timestamp in ms]`, or its name among its labels as `promtool tsdb dump` writes it,
+# `{__name__="name", label="value"} value timestamp`
 _PROMETHEUS_LINE = re.compile(
-    r"#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?[ \t]+"
+    r"#.*|(?:[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?|\{[^}]*\})[ \t]+"
     r"(?:[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|[-+]?Inf|NaN)(?:[ \t]+-?\d+)?[ \t]*")
 #: Grafana Tempo's answer for a trace, OTLP's resource spans as `batches` (`/api/traces/<id>`) or under `trace`
 #: (`/api/v2/traces/<id>`)
@@ -543,7 +544,7 @@ def sources_for(files: Iterable[Path]) -> list[Source]:
         if fmt in ("json", "jsonl"):
             # as a CSV's first line is checked (`csv_preamble`): not 'N of N lines unreadable: not valid JSON'
             refuse_unread_format(path, first_bytes(path, 1 << 10))
-        if fmt in ("csv", "text"):
+        if fmt in ("csv", "text", "jsonl"):  # a `promtool tsdb dump` line opens with a brace
             refuse_prometheus_text(path)
         shape = csv_preamble(path) if fmt == "csv" else (0, "")
         groups.setdefault((fmt, shape), []).append(path)
