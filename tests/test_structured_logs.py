@@ -146,6 +146,22 @@ def test_common_json_log_shapes(tmp_path: Path, app_line: str, level: str, messa
         {"level": level, "message": message}]
 
 
+def test_a_serilog_compact_json_file_reads_its_time_level_message_and_source(tmp_path: Path) -> None:
+    # Serilog's file sink with CompactJsonFormatter (`.clef`): it was "no time column (looked for ...); its columns:
+    # @t, @mt, ..."; the logger (SourceContext) names the service, as logstash's logger_name does
+    path = tmp_path / "app.clef"
+    path.write_text("\n".join(json.dumps(line) for line in (
+        {"@t": "2022-08-23T13:28:00.0000000Z", "@mt": "Order {OrderId} placed", "OrderId": 7,
+         "SourceContext": "Shop.Payments"},
+        {"@t": "2022-08-23T13:28:00.0000000Z", "@mt": "Card declined for {OrderId}", "@l": "Error", "OrderId": 8,
+         "@x": "System.InvalidOperationException: declined", "SourceContext": "Shop.Payments"},
+    )) + "\n")
+
+    assert load_telemetry(logs=path).fetch("SELECT ts, service, level, message FROM logs").to_pylist() == [
+        {"ts": T0, "service": "Shop.Payments", "level": None, "message": "Order {OrderId} placed"},
+        {"ts": T0, "service": "Shop.Payments", "level": "ERROR", "message": "Card declined for {OrderId}"}]
+
+
 def test_structlogs_json_lines_are_read_by_their_event_key(tmp_path: Path) -> None:
     # structlog's JSONRenderer writes the message as `event`: the file was refused, "no message column"
     path = tmp_path / "app.jsonl"

@@ -26,9 +26,9 @@ GCP_PAYLOADS = ("textpayload", "jsonpayload")
 CANDIDATES: dict[str, tuple[str, ...]] = {
     # journald's JSON export (`journalctl -o json`): __REALTIME_TIMESTAMP, SYSLOG_IDENTIFIER or _SYSTEMD_UNIT, PRIORITY;
     # python-json-logger's `asctime` (`2024-05-01 10:00:00,250`); Azure Monitor's `TimeGenerated` (`TimeGenerated
-    # [UTC]` in the portal's CSV export)
+    # [UTC]` in the portal's CSV export); Serilog's compact JSON (CLEF: `@t`, `@m`/`@mt`, `@l`)
     "time": ("ts", "time", "timestamp", "datetime", "timeunixnano", "eventtime", "date", "realtimetimestamp",
-             "asctime", "timegenerated", "timegeneratedutc"),
+             "asctime", "timegenerated", "timegeneratedutc", "t"),
     "service": (
         "service", "servicename", "app", "application", "job", "podname", "pod", "k8spodname", "kubernetespodname",
         "syslogidentifier", "systemdunit",
@@ -43,12 +43,13 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         "resourcelabelsmoduleid", "resourcelabelspodname",
     ),
     "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority",
-              *(f"labels{normalise(label)}" for label in LOKI_LEVEL_LABELS)),
+              *(f"labels{normalise(label)}" for label in LOKI_LEVEL_LABELS), "l"),
     # structlog's default key is `event`: last, where no other names the message but logcli's `line`, the raw
     # event of a Splunk search exported as CSV (`_time`, `host`, `source`, `sourcetype`, `_raw`), Azure Monitor's
-    # container logs' (ContainerLogV2's `LogMessage`, ContainerLog's `LogEntry`) and Google Cloud Logging's payloads
+    # container logs' (ContainerLogV2's `LogMessage`, ContainerLog's `LogEntry`), Google Cloud Logging's payloads and
+    # Serilog's compact JSON's rendered message, else its template
     "message": ("message", "msg", "body", "log", "content", "text", "event", "line", "raw", "logmessage", "logentry",
-                *GCP_PAYLOADS),
+                *GCP_PAYLOADS, "m", "mt"),
     # Grafana's panel CSV with its series as rows: `"Series","Time","Value"`
     "metric": ("metric", "metricname", "name", "series"),
     "value": ("value", "val", "metricvalue"),

@@ -1003,8 +1003,9 @@ def _payloads(c: Canonical, names: list[str], message: str) -> list[str]:
 
 
 #: a logger's name, the service of a log line where no column names one (`payments.api`): structlog's `logger`,
-#: logstash's `logger_name`, ECS's `log.logger` (a field of its `log` object, or a dotted key)
-_LOGGER_KEYS = ("logger", "loggername", "loglogger")
+#: logstash's `logger_name`, ECS's `log.logger` (a field of its `log` object, or a dotted key), Serilog's
+#: `SourceContext`
+_LOGGER_KEYS = ("logger", "loggername", "loglogger", "sourcecontext")
 
 
 def _logger_column(c: Canonical, names: list[str]) -> str | None:
