@@ -454,6 +454,30 @@ def test_an_error_in_a_request_whose_callee_failed_in_it_too_came_up_from_the_ca
     assert signals["web"].significant and (signals["web"].event or "").startswith("log Request processing failed")
 
 
+def _web_failing_over_cart_warnings(tmp_path: Path) -> Path:
+    """spans.jsonl and logs.jsonl of web -> cart, every request calling cart. Cart writes a WARN in nine requests of
+    ten throughout and answers them all; from AT web fails half of its requests with an ERROR of its own."""
+    rng = np.random.default_rng(5)
+    spans, logs = [], []
+    for i, start, at in _requests():
+        spans += [_root(i, at, "GET /cart"), _call(i, at, "cart", "GET /items")]
+        if rng.random() < 0.9:
+            logs.append({"ts": at, "service": "cart", "level": "WARN", "trace_id": f"t{i}",
+                         "message": "slow query on items table"})
+        if start >= AT and rng.random() < 0.5:
+            logs.append({"ts": at, "service": "web", "level": "ERROR", "trace_id": f"t{i}",
+                         "message": "template render failed: null pointer"})
+        logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served", "trace_id": f"t{i}"})
+    return _written(tmp_path, spans=spans, logs=logs)
+
+
+def test_a_callees_routine_warning_does_not_hide_its_callers_own_new_errors(tmp_path: Path):
+    # a WARN is a callee that answered: web's new errors did not come up from cart
+    signals = _signals_at_onset(_web_failing_over_cart_warnings(tmp_path))
+    assert signals["web"].significant and (signals["web"].event or "").startswith("log template render failed")
+    assert not signals["cart"].significant
+
+
 def test_one_new_error_line_outweighs_the_largest_of_many_wandering_info_lines():
     # a z of 3 on the service's only problem event against a z of 3.5, the largest of its 50 other events
     assert adjusted_z(3.0, tested=1, one_sided=True) > adjusted_z(3.5, tested=50)

@@ -77,6 +77,7 @@ from incidentlens.analysis.links import span_links
 from incidentlens.analysis.masking import masked_sql, masks_relation
 from incidentlens.analysis.mechanism import named_service_sql
 from incidentlens.analysis.periods import (
+    ERROR_LEVELS,
     PROBLEM_LEVELS,
     Span,
     covering,
@@ -351,6 +352,7 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     the relation a log line looks its template up in (`masking.masks_relation` over the two spans; a line it lacks
     is masked on its own), unread when `log_trace` is None."""
     levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
+    error_levels = ", ".join(f"'{level}'" for level in ERROR_LEVELS)
     events = [
         "SELECT DISTINCT caller AS service, trace_id, 'call ' || callee || ' ' || operation AS event, "
         "FALSE AS problem, FALSE AS variant, FALSE AS logs_only FROM calls",
@@ -369,7 +371,7 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
         log_ctes = f"""
 ), log_lines AS (
     SELECT service, {quote_ident(log_trace)} AS trace_id, {template} AS template,
-           level IN ({levels}) AS problem, {named} AS named
+           level IN ({levels}) AS problem, level IN ({error_levels}) AS failed, {named} AS named
     FROM logs LEFT JOIN {masks} AS masks ON logs.message = masks.raw{statement_join}
     WHERE {quote_ident(log_trace)} IS NOT NULL AND service IS NOT NULL
       AND ({in_span('ts', (baseline[0], window[1]))})"""
@@ -388,9 +390,11 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
             "sum(count(*)) OVER (PARTITION BY service, trace_id)::BIGINT AS lines_in_trace\n"
             "    FROM log_lines GROUP BY service, trace_id, template)"
         )
-    problems = "SELECT DISTINCT service, trace_id FROM spans WHERE is_error AND service IS NOT NULL"
+    failures = "SELECT DISTINCT service, trace_id FROM spans WHERE is_error AND service IS NOT NULL"
+    problems = failures
     if log_trace is not None:
         problems += "\n    UNION SELECT DISTINCT service, trace_id FROM log_lines WHERE problem"
+        failures += "\n    UNION SELECT DISTINCT service, trace_id FROM log_lines WHERE failed"
     union = "\n    UNION ALL ".join(events)
     logged = _logged_sql(window, baseline, log_trace, spans_offset) if log_trace is not None else "TRUE"
     # the traces' starts are on the spans' clock (`span_clock_offset`), the log lines' on the logs' own
@@ -413,14 +417,18 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
 ), problems AS (
     -- the requests in which each service had a problem: a WARN/ERROR line, an error status
     {problems}
+), failures AS (
+    -- the requests in which each service failed: an ERROR line, an error status (a WARN is a service that answered:
+    -- a callee's routine warning is no failure its caller's error came up from)
+    {failures}
 ), deflected AS (
     -- requests in which the service logged a problem naming a service it calls ("No instances available for X"),
-    -- or had a problem where a service it called had one too: it reports X's trouble there, so these requests do
-    -- not show its own behaviour
+    -- or had a problem where a service it called failed: it reports X's trouble there, so these requests do not
+    -- show its own behaviour
     {deflected}
     UNION SELECT DISTINCT mine.service, mine.trace_id FROM problems AS mine
     JOIN calls ON calls.caller = mine.service AND calls.trace_id = mine.trace_id
-    JOIN problems AS theirs ON theirs.service = calls.callee AND theirs.trace_id = mine.trace_id
+    JOIN failures AS theirs ON theirs.service = calls.callee AND theirs.trace_id = mine.trace_id
 ), kinds AS (
     -- the kind of request the service served in the trace: its entry operations
     SELECT service, trace_id, string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, ''))
