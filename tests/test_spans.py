@@ -478,6 +478,31 @@ def test_a_callees_routine_warning_does_not_hide_its_callers_own_new_errors(tmp_
     assert not signals["cart"].significant
 
 
+def _web_failing_under_cart(tmp_path: Path) -> Path:
+    """spans.jsonl and logs.jsonl of web -> cart -> web: cart calls back web's GET /price in every request. From AT
+    web's GET /price fails half of the time with an ERROR of its own, and cart logs the 500 it got back."""
+    rng = np.random.default_rng(5)
+    spans, logs = [], []
+    for i, start, at in _requests():
+        spans += [_root(i, at, "GET /cart"), _call(i, at, "cart", "GET /items"),
+                  {"trace_id": f"t{i}", "span_id": f"p{i}", "parent_id": f"c{i}", "service": "web",
+                   "operation": "GET /price", "start": at, "duration_ms": 2.0}]
+        if start >= AT and rng.random() < 0.5:
+            logs.append({"ts": at, "service": "web", "level": "ERROR", "trace_id": f"t{i}",
+                         "message": "price lookup failed: null pointer"})
+            logs.append({"ts": at, "service": "cart", "level": "ERROR", "trace_id": f"t{i}",
+                         "message": "price call returned 500"})
+        logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served", "trace_id": f"t{i}"})
+    return _written(tmp_path, spans=spans, logs=logs)
+
+
+def test_a_service_its_callee_called_back_keeps_its_own_errors(tmp_path: Path):
+    # web and cart each call the other in every request: which failure came up from which the services do not tell,
+    # and web's own errors stay its own
+    signals = _signals_at_onset(_web_failing_under_cart(tmp_path))
+    assert signals["web"].significant and (signals["web"].event or "").startswith("log price lookup failed")
+
+
 def test_one_new_error_line_outweighs_the_largest_of_many_wandering_info_lines():
     # a z of 3 on the service's only problem event against a z of 3.5, the largest of its 50 other events
     assert adjusted_z(3.0, tested=1, one_sided=True) > adjusted_z(3.5, tested=50)

@@ -16,9 +16,10 @@ Two measures, each one aggregate query over the canonical views:
     available for ts-basic-service") shows that callee's trouble, not the service's own, and is left out (a bug of
     its own that it words as trouble calling a callee is left out too: the rule trusts what the service says), and
     so is a request in which the service had a problem (a WARN/ERROR line, an error status) and a service it called
-    in that request had one too: on the span tree the failure came up from the callee (a caller's "Request
-    processing failed" over its callee's exception), as in the error-propagation rule of trace-based root cause
-    analysis (the deepest failing span is the origin);
+    in that request failed (an ERROR line, an error status; a WARN is a callee that answered): on the span tree the
+    failure came up from the callee (a caller's "Request processing failed" over its callee's exception), as in the
+    error-propagation rule of trace-based root cause analysis (the deepest failing span is the origin). Not where
+    the callee called the service back in the request: which failure came up from which is not told there;
   - *multiplicity*: the largest of a service's many INFO-line and call shifts is large by chance; its z is
     corrected for the events tested (weighted Bonferroni: half the error budget for its problem events, tested
     one-sided, half for the rest), so one new error line outweighs the largest of fifty wandering INFO lines. A
@@ -346,8 +347,8 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     change against the typical minute there), with the number of events tested in the family.
 
     `services`: the known service names; a request in which the service logged a problem naming one it calls ("No
-    instances available for ts-basic-service"), or had a problem while a service it called in it had one too,
-    reports that callee's trouble and is left out of its own. `links`:
+    instances available for ts-basic-service"), or had a problem while a service it called in it (and that did not
+    call it back) failed, reports that callee's trouble and is left out of its own. `links`:
     the spans joined to their parents (`span_links`). `masks`:
     the relation a log line looks its template up in (`masking.masks_relation` over the two spans; a line it lacks
     is masked on its own), unread when `log_trace` is None."""
@@ -424,11 +425,14 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
 ), deflected AS (
     -- requests in which the service logged a problem naming a service it calls ("No instances available for X"),
     -- or had a problem where a service it called failed: it reports X's trouble there, so these requests do not
-    -- show its own behaviour
+    -- show its own behaviour. Not where X called it back in the request: which of the two failures came up from
+    -- the other, services alone do not tell, and each keeps its own
     {deflected}
     UNION SELECT DISTINCT mine.service, mine.trace_id FROM problems AS mine
     JOIN calls ON calls.caller = mine.service AND calls.trace_id = mine.trace_id
     JOIN failures AS theirs ON theirs.service = calls.callee AND theirs.trace_id = mine.trace_id
+    ANTI JOIN calls AS back ON back.caller = calls.callee AND back.callee = calls.caller
+        AND back.trace_id = calls.trace_id
 ), kinds AS (
     -- the kind of request the service served in the trace: its entry operations
     SELECT service, trace_id, string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, ''))
