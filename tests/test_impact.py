@@ -451,6 +451,20 @@ def test_a_service_failing_before_the_start_in_another_way_than_after_it_is_told
     assert [f.way for f in impact.traced_failures] == ["an ERROR line: food list lookup failed for <*>"]
 
 
+def test_a_failure_before_the_start_is_not_said_to_be_the_way_after_it_when_no_one_way_was() -> None:
+    # after the start food fails in two new ways, a lookup and a menu query, neither alone as far past its share as
+    # the two together: its requests "failed", in no one way. Before it, 8 of 30 found no stores: whether that is the
+    # way they failed after the start is not known, and is not said ("all of them in the way ...")
+    menu = "WHEN OLD AND i >= 720 THEN 'menu query timed out ' || i WHEN OLD THEN"
+    logs = (TRACED_LOGS.replace("WHEN OLD THEN", menu).replace("NEW", "i % 4 = 0")
+            .replace("OLD", "((i BETWEEN 690 AND 704 AND i % 2 = 0) OR (i >= 720 AND i % 4 = 1))"))
+    impact = estimate_impact(DuckStore(TRACED, logs), WINDOW, BASELINE).impact
+
+    assert [(f.service, f.way, f.window_failed) for f in impact.traced_failures] == [("food", None, 90)]
+    (failing,) = impact.failing_before
+    assert (failing.window_failed, failing.failed_as_after) == (8, None)
+
+
 # The requests of `TRACED`: gateway writes a line in each, food one that says it served the list, but in those `LOST`
 # picks after the start, and in one request in three a cache miss before it (`MISSES` picks those after it). All INFO:
 # no status, no WARN or ERROR line, only the lines food no longer writes show what its requests did.

@@ -192,8 +192,9 @@ class TracedFailure(BaseModel):
     baseline_failed: int
     first_failed: UtcTime | None = None  # failed by a status or an ERROR line: when the window's first of them began
     last_failed: UtcTime | None = None  # ... and its last
-    #: already failing (`Impact.failing_before`), where the service's requests failed after the start too by a status
-    #: or a line (`Impact.traced_failures`): of `window_failed`, those that failed in that way (0: in other ways)
+    #: already failing (`Impact.failing_before`), where the service's requests failed after the start too in one way,
+    #: by a status or a line (`Impact.traced_failures`): of `window_failed`, those that failed in that way (0: in
+    #: other ways)
     failed_as_after: int | None = None
 
 
@@ -963,7 +964,9 @@ def _failing_before(store: Any, window: Span, baseline: Span, after: list[Traced
     fetched = store.fetch(sql).to_pylist()
     rows = [r for r in fetched if r["way"] is None and r["baseline_requests"] and r["window_requests"]]
     found = _surging_requests(rows)
-    ways = {f.service: f.way for f in after if f.kind is None and f.slower_than_ms is None}  # way None: any way
+    # the one way each service's requests failed in after the start: none where the way said is all ways together
+    # (way None: together further past their share than any one), which names no way to hold the earlier ones to
+    ways = {f.service: f.way for f in after if f.way is not None and f.kind is None and f.slower_than_ms is None}
     for row in found:
         name = row["service"]
         row["failed_as_after"] = None if name not in ways else next(
@@ -984,7 +987,8 @@ def _failing_before(store: Any, window: Span, baseline: Span, after: list[Traced
                  "slowed traced requests` counts them, all ways of failing by a status or an ERROR line together) "
                  f"failed >= {SURGE_RATIO:g}x their share earlier in the baseline, >= {MIN_PROBLEMS}, Poisson p < "
                  f"{MAX_P_VALUE:g} / services compared; failed_as_after: of those, the ones that failed in the way "
-                 "the service's requests after the start did (a status or a line; null: they did not fail so)"},
+                 "the service's requests after the start did (a status or a line; null: they did not fail so, or in "
+                 "no one way)"},
     ))
     return [TracedFailure.model_validate(r) for r in found]
 

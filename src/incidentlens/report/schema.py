@@ -124,9 +124,9 @@ class TracedFailure(_Model):
                                                           "first of the window's failed requests began")
     last_failed: UtcTime | None = Field(None, description="... and when the last of them began")
     failed_as_after: int | None = Field(None, description="already failing before the start, where the service's "
-                                                          "requests failed after it too by a status or a line: of "
-                                                          "window_failed, those that failed that way (0: in other "
-                                                          "ways)")
+                                                          "requests failed after it too in one way, by a status or a "
+                                                          "line: of window_failed, those that failed that way (0: in "
+                                                          "other ways)")
 
 
 class Impact(_Model):
