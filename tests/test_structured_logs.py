@@ -184,6 +184,22 @@ def test_a_json_line_without_a_message_field_is_kept_whole(tmp_path: Path) -> No
         {"level": "ERROR", "message": app_line}]
 
 
+def test_json_records_without_a_message_are_kept_and_counted(tmp_path: Path) -> None:
+    # a health check's record with no `message`: kept with none, and no warning said so (only `templates` did)
+    path = tmp_path / "api.jsonl"
+    path.write_text("\n".join(json.dumps(record) for record in (
+        {"timestamp": iso(T0), "level": "info", "message": "order 1 placed"},
+        {"timestamp": iso(T0), "level": "info", "probe": "readiness"},
+        {"timestamp": iso(T0), "level": "info", "message": "order 2 placed"},
+    )) + "\n")
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT message FROM logs").column("message").to_pylist() == [
+        "order 1 placed", None, "order 2 placed"]
+    assert store.warnings == [f"{path}: column 'message': 1 rows empty or absent, kept with no message"]
+
+
 def test_a_json_line_without_a_level_field_has_the_level_word_of_its_message(tmp_path: Path) -> None:
     path = tmp_path / "logs.jsonl"
     path.write_text(json.dumps({"ts": iso(T0), "message": '{"msg":"WARN disk 91% full","path":"/data"}'}) + "\n")

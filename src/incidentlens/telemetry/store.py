@@ -390,11 +390,7 @@ class TelemetryStore:
         for path in source.files:
             if view != holds:
                 raise InputError(f"{path}: holds {what}: pass it with {option_for(holds)}")
-            table = read(path)
-            if "message" in table.column_names and table["message"].null_count:
-                self.warnings.append(f"{path}: {table['message'].null_count:,} of {len(table):,} log lines are null "
-                                     "(no text), kept with no message")
-            self.add_arrow(view, table, label=str(path))
+            self.add_arrow(view, read(path), label=str(path))
 
     def _add_cloudwatch(self, view: str, source: Source, mapping: dict[str, str]) -> None:
         """Each saved CloudWatch Logs answer: its `events`, each a log line (`timestamp` in ms, `message`,
