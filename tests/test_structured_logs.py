@@ -415,6 +415,21 @@ def test_a_saved_cloudwatch_logs_answer_reads_its_events(tmp_path: Path) -> None
     assert str(refused.value) == f"{path}: holds CloudWatch log events: pass it with --logs"
 
 
+def test_the_templates_of_saved_cloudwatch_answers_name_each_events_file(tmp_path: Path) -> None:
+    # lines.csv left the file of every event empty, and numbered the events of two answers as one
+    moment = int(T0.replace(tzinfo=UTC).timestamp() * 1000)
+    answers = []
+    for name in ("payments.json", "orders.json"):
+        answers.append(tmp_path / name)
+        answers[-1].write_text(json.dumps({"events": [
+            {"logStreamName": "web/1", "timestamp": moment + i, "message": f"{name} event {i}"} for i in range(2)]}))
+
+    mined = mine_all_templates(load_telemetry(logs=answers))
+
+    assert mined.lines.select(["file", "line"]).to_pylist() == [
+        {"file": str(path), "line": line} for path in sorted(answers) for line in (1, 2)]
+
+
 def test_google_cloud_logging_entries_read_their_payload_severity_and_resource(tmp_path: Path) -> None:
     # `gcloud logging read --format=json`: it was "no message column"; a GKE cluster's entries hold their message in
     # `textPayload` or, for a JSON line, `jsonPayload`, and name the container in their resource's labels

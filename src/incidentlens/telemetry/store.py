@@ -307,15 +307,17 @@ class TelemetryStore:
         self.paths.extend(path for path in reader.paths if path not in self.paths)
         self._ranges = None
 
-    def add_arrow(self, view: str, table: pa.Table, label: str, mapping: dict[str, str] | None = None) -> None:
-        """Add an Arrow table (e.g. a Prometheus query result) to a canonical view; `label` names it in messages."""
+    def add_arrow(self, view: str, table: pa.Table, label: str, mapping: dict[str, str] | None = None,
+                  file: Path | None = None) -> None:
+        """Add an Arrow table (e.g. a Prometheus query result) to a canonical view; `label` names it in messages,
+        `file` the file it was read from (a saved answer), which its log entries' places name."""
         name = f"_{view}_arrow_{len(self._parts.get(view, []))}"
         self.con.register("_incidentlens_arrow", table)
         try:
             self.con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT * FROM _incidentlens_arrow")
         finally:
             self.con.unregister("_incidentlens_arrow")
-        self._add_source(view, Source(label, table=quote(name)), mapping or {})
+        self._add_source(view, Source(label, (file,) if file else (), table=quote(name)), mapping or {})
         if view == "spans":
             self._remake_spans_view()
 
@@ -390,7 +392,7 @@ class TelemetryStore:
         for path in source.files:
             if view != holds:
                 raise InputError(f"{path}: holds {what}: pass it with {option_for(holds)}")
-            self.add_arrow(view, read(path), label=str(path))
+            self.add_arrow(view, read(path), label=str(path), file=path)
 
     def _add_cloudwatch(self, view: str, source: Source, mapping: dict[str, str]) -> None:
         """Each saved CloudWatch Logs answer: its `events`, each a log line (`timestamp` in ms, `message`,
@@ -660,7 +662,8 @@ class TelemetryStore:
 
     def log_origins_sql(self) -> str | None:
         """`SELECT file, line, message`: every entry of the logs view (in its parts' order) with the file it was
-        read from and its line there (1-based; a CSV record's first line, a Parquet or JSON-array row's number),
+        read from and its line there (1-based; a CSV record's first line, a Parquet or JSON-array row's number, a saved
+        answer's entry's number),
         NULL for an entry not read from a file here; None when no logs were loaded here (ClickHouse holds them).
 
         A CSV or JSON-lines file's entries are numbered as read, which skips blank lines uncounted: a file that has
@@ -693,9 +696,12 @@ def _origin_sql(part: str, rows: str, built: Built, text: bool, copies: dict[Pat
         return f"SELECT * FROM ({rows})"
     if text:
         return f'SELECT *, "file" AS {quote(ORIGIN_FILE)}, "line" AS {quote(ORIGIN_LINE)} FROM {quote(part)}'
-    # written, not left to the union by name: a store whose only logs are these (a saved Loki answer) has no other
-    return (f"SELECT *, CAST(NULL AS VARCHAR) AS {quote(ORIGIN_FILE)}, CAST(NULL AS BIGINT) AS {quote(ORIGIN_LINE)} "
-            f"FROM {quote(part)}")
+    # written, not left to the union by name: a store whose only logs are these (a saved Loki answer) has no other;
+    # a saved answer's entries (Loki, CloudWatch, OTLP) are of its file, numbered in the order it gives them
+    file, line = ((literal(named.get(built.origin_file, built.origin_file)), "row_number() OVER ()")
+                  if built.origin_file else ("NULL", "NULL"))
+    return (f"SELECT *, CAST({file} AS VARCHAR) AS {quote(ORIGIN_FILE)}, CAST({line} AS BIGINT) AS "
+            f"{quote(ORIGIN_LINE)} FROM {quote(part)}")
 
 
 def _uncounted_lines(con: duckdb.DuckDBPyConnection, counted: dict[str, tuple[Path, str]],
