@@ -400,6 +400,21 @@ def test_a_docker_json_file_log_read_as_is_keeps_no_line_break_in_its_messages(t
         "card declined", "card charged"]
 
 
+def test_docker_json_file_logs_read_as_is_are_each_their_containers(tmp_path: Path) -> None:
+    # `/var/lib/docker/containers/<id>/<id>-json.log` names no service: every container's lines were filed under
+    # `global`, as one. Each is its container's, by the short id `docker ps` shows.
+    web, db = "a1b2c3d4e5f6" + "0" * 52, "0f9e8d7c6b5a" + "1" * 52
+    for container, line in ((web, "GET /cart 200"), (db, "checkpoint complete")):
+        (tmp_path / container).mkdir()
+        (tmp_path / container / f"{container}-json.log").write_text(container_line(line, T0) + "\n")
+
+    store = load_telemetry(logs=str(tmp_path / "*" / "*-json.log"))
+
+    assert store.fetch("SELECT service, message FROM logs ORDER BY service").to_pylist() == [
+        {"service": "0f9e8d7c6b5a", "message": "checkpoint complete"},
+        {"service": "a1b2c3d4e5f6", "message": "GET /cart 200"}]
+
+
 def test_a_saved_cloudwatch_logs_answer_reads_its_events(tmp_path: Path) -> None:
     # `aws logs filter-log-events --log-group-name /shop/payments > logs.json`: it was "no time column ...; its
     # columns: events, searchedLogStreams"

@@ -984,6 +984,8 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     if logger is not None:
         c.exprs["service"] = f"coalesce(nullif(trim({_logger_sql(c, logger)}), ''), 'global')"
         c.used.add(logger)
+    elif c.exprs["service"] == "'global'" and (container := _container_sql(c)):
+        c.exprs["service"] = container
     _unnamed_filed_as_global(c)
     c.exprs["level"] = f"coalesce({', '.join(levels)})" if levels else said
     if levels and structured:
@@ -994,6 +996,21 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     c.exprs["message"] = message_sql
     c.exprs.update(origin)
     c.used.update({message} | ({level} if level else set()) | ({plain_level} if plain_level else set()))
+
+
+#: the log Docker's json-file driver writes of a container: `/var/lib/docker/containers/<id>/<id>-json.log`, rotated
+#: `<id>-json.log.1`, compressed `<id>-json.log.1.gz`; the id's first 12 digits are the id `docker ps` shows
+_DOCKER_JSON_LOG = r"([0-9a-f]{12})[0-9a-f]{52}-json\.log(?:\.\d+)?(?:\.gz)?$"
+
+
+def _container_sql(c: Canonical) -> str | None:
+    """The service of a Docker json-file log's lines, which name none: their container's short id, from their file's
+    name (each row's, of several files); None where a file is not named so."""
+    if not c.source.files or not all(re.search(_DOCKER_JSON_LOG, path.name) for path in c.source.files):
+        return None
+    if ORIGIN_FILE in c.columns.types:
+        return f"regexp_extract({quote(ORIGIN_FILE)}, {literal(_DOCKER_JSON_LOG)}, 1)"
+    return literal(re.search(_DOCKER_JSON_LOG, c.source.files[0].name).group(1))
 
 
 def _payloads(c: Canonical, names: list[str], message: str) -> list[str]:
