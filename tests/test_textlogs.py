@@ -142,10 +142,27 @@ def test_an_iis_log_takes_each_lines_level_from_the_status_its_fields_directive_
                 "2024-05-01 10:00:00 10.0.0.5 GET /api/orders - 443 10.0.0.9 200 15\r\n"
                 "2024-05-01 10:00:01 10.0.0.5 POST /api/pay - 443 10.0.0.9 503 3012\r\n")
 
-    rows = entries(load_telemetry(logs=log), "ts, level")[3:]
+    rows = entries(load_telemetry(logs=log), "ts, level")
 
     assert rows == [{"ts": datetime(2024, 5, 1, 10, 0), "level": "INFO"},
                     {"ts": datetime(2024, 5, 1, 10, 0, 1), "level": "ERROR"}]
+
+
+def test_an_iis_logs_directives_are_its_headers_not_entries(tmp_path: Path) -> None:
+    # IIS writes its directives again at each restart: they were entries with no time, counted in a warning, and a
+    # short file of them was 'line format not recognised'
+    directives = ("#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Date: 2024-05-01 10:00:00\n"
+                  "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port c-ip sc-status time-taken\n")
+    log = write(tmp_path / "u_ex240501.log",
+                directives + "2024-05-01 10:00:00 10.0.0.5 GET /api/orders - 443 10.0.0.9 200 15\n"
+                + directives + "2024-05-01 11:00:01 10.0.0.5 POST /api/pay - 443 10.0.0.9 503 3012\n")
+
+    store = load_telemetry(logs=log)
+
+    assert entries(store, "line, level, message") == [
+        {"line": 5, "level": "INFO", "message": "10.0.0.5 GET /api/orders - 443 10.0.0.9 200 15"},
+        {"line": 10, "level": "ERROR", "message": "10.0.0.5 POST /api/pay - 443 10.0.0.9 503 3012"}]
+    assert store.warnings == []
 
 
 def test_docker_compose_logs_name_each_containers_service(tmp_path: Path) -> None:

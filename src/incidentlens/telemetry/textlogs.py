@@ -283,7 +283,9 @@ def read_text_log(
     used); the entries are then built from it and the line table dropped."""
     options, named = options or TextLogOptions(), label or path
     sample = sample_lines(path)
-    fmt = _w3c_extended(sample, detect_line_format(sample))
+    # a W3C extended log's directives (`#Software:`, `#Fields:`, ...), at its top and again at each restart, are
+    # headers, not entries: the format is detected from its entries
+    fmt = _w3c_extended(sample, detect_line_format(_without_directives(sample)))
     lines = f"{table}_lines"
     try:
         con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample)}")
@@ -326,6 +328,13 @@ def _w3c_extended(sample: list[str], fmt: LineFormat) -> LineFormat:
     return replace(fmt, name="w3c-extended", status=rf"(?:^|\s)(\d{{3}})(?:\s+\S+){{{after}}}\s*$")
 
 
+def _without_directives(sample: list[str]) -> list[str]:
+    """The sample without a W3C extended log's directives (`#Version: 1.0`), where it has a `#Fields:` one."""
+    if not any(line.startswith("#Fields:") for line in sample):
+        return sample
+    return [line for line in sample if not line.startswith("#")]
+
+
 def _continue_split_lines(con: duckdb.DuckDBPyConnection, lines: str) -> None:
     """Each line after one its writer split (tagged P, `LineFormat.partial`) made a continuation of it: no entry
     of its own, its message (after its own header) joined to that line's. Where no line is split (the rule: a line
@@ -342,9 +351,11 @@ def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str]) -> str:
     message (the rest of the line after the header; the whole line for a continuation)."""
     groups = fmt.groups
     extract = f"regexp_extract(text, {literal(fmt.pattern)}, [{', '.join(literal(g) for g in groups)}])"
-    # Blank lines are no entries (a stack trace's blank line is dropped from its entry too).
+    # Blank lines are no entries (a stack trace's blank line is dropped from its entry too), nor a W3C extended
+    # log's directives (`_w3c_extended`).
+    entry = "length(trim(text)) > 0" + (" AND NOT starts_with(text, '#')" if fmt.name == "w3c-extended" else "")
     split = (f"SELECT line, text, g, substr(text, length(g.head) + 1) AS rest FROM (SELECT line, text, "
-             f"{extract} AS g FROM ({lines_sql(path)}) AS raw WHERE length(trim(text)) > 0) AS split")
+             f"{extract} AS g FROM ({lines_sql(path)}) AS raw WHERE {entry}) AS split")
     msg, level = "rest", "nullif(g.level, '')" if "level" in groups else "NULL"
     header = _level_field_position(fmt, sample)
     if header is not None:
