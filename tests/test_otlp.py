@@ -145,6 +145,18 @@ def test_a_trace_saved_from_tempo_reads_as_otlp_does(tmp_path: Path, answer: Cal
                      {"service": "payments", "operation": "charge"}, {"service": "payments", "operation": "db"}]
 
 
+@pytest.mark.parametrize("answer", [{"batches": []}, {"trace": {}}, {"trace": {"resourceSpans": []}},
+                                    {"resourceSpans": []}], ids=["batches", "v2", "v2 resource spans", "otlp"])
+def test_an_empty_trace_saved_from_tempo_says_it_holds_no_spans(tmp_path: Path, answer: dict) -> None:
+    # it was "no trace_id column (looked for traceid)", or "no rows (the file is empty or has only a header)"
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(answer))
+
+    with pytest.raises(InputError) as refused:
+        load_telemetry(traces=path)
+    assert str(refused.value) == f"{path}: no spans in it"
+
+
 def test_otlp_logs_read_severity_body_and_trace_context(tmp_path: Path) -> None:
     store = load_telemetry(logs=write_lines(tmp_path / "logs.jsonl", LOGS))
 

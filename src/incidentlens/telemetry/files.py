@@ -69,9 +69,9 @@ _PROMETHEUS_LINE = re.compile(
     r"#.*|(?:[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?|\{[^}]*\})[ \t]+"
     r"(?:[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|[-+]?Inf|NaN)(?:[ \t]+-?\d+)?[ \t]*")
 #: Grafana Tempo's answer for a trace, OTLP's resource spans as `batches` (`/api/traces/<id>`) or under `trace`
-#: (`/api/v2/traces/<id>`)
-TEMPO_TRACE = re.compile(rb'^\s*\{\s*("batches"\s*:\s*\[\s*\{\s*"(resource|scopeSpans|instrumentationLibrarySpans)"'
-                         rb'|"trace"\s*:\s*\{\s*"resourceSpans")')
+#: (`/api/v2/traces/<id>`); or an empty one (`{"batches": []}`, `{"trace": {}}`)
+TEMPO_TRACE = re.compile(rb'^\s*\{\s*("batches"\s*:\s*\[\s*(\{\s*"(resource|scopeSpans|instrumentationLibrarySpans)"'
+                         rb'|\])|"trace"\s*:\s*\{\s*("resourceSpans"|\}))')
 # A saved answer of CloudWatch Logs (`aws logs filter-log-events ... > logs.json`, `get-log-events`): its log
 # events under `events`, each with its `timestamp` (ms), `message` and, filtered, `logStreamName`
 _CLOUDWATCH_EVENTS = re.compile(rb'^\s*\{\s*"events"\s*:\s*\[')

@@ -75,6 +75,8 @@ _SPILL_DIRECTORIES = itertools.count()
 INFERRED_SPANS = "_spans_inferred"
 #: the table of the spans of every source, each span two of them hold once (made only where there are such spans)
 UNIQUE_SPANS = "_spans_unique"
+#: what an OTLP file holds, by the view it feeds, for the error of one that holds none
+_OTLP_ITEMS = {"spans": "spans", "logs": "log records", "metrics": "metric points"}
 #: the start of the warning that counts the spans two sources both hold
 SPANS_GIVEN_TWICE = "spans given twice"
 _TIME_COLUMN = {"metrics": "ts", "logs": "ts", "spans": "start_ts", "events": "ts", "calls": "ts"}
@@ -359,6 +361,8 @@ class TelemetryStore:
                                  f"{option_for(holds)}")
             table = f"_{view}_otlp_{len(self._parts.get(view, []))}"
             self.rejected.extend(self._read_otlp(path, view, table))
+            if not self.con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]:
+                raise EmptySourceError(f"{path}: no {_OTLP_ITEMS[view]} in it")
             self._add_source(view, Source(str(path), (path,), fmt="otlp", table=quote(table)), {})
 
     def _read_otlp(self, path: Path, view: str, table: str) -> list[RejectedRows]:
