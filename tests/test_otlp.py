@@ -157,6 +157,17 @@ def test_an_empty_trace_saved_from_tempo_says_it_holds_no_spans(tmp_path: Path, 
     assert str(refused.value) == f"{path}: no spans in it"
 
 
+def test_an_otlp_file_with_no_spans_is_left_out_and_the_files_after_it_read(tmp_path: Path) -> None:
+    # `--traces 'traces/*.json'` with a quiet minute's file first: it stopped the load, the spans after it unread
+    write_lines(tmp_path / "a.json", [{"resourceSpans": []}])
+    write_lines(tmp_path / "b.json", TRACES)
+
+    store = load_telemetry(traces=str(tmp_path / "*.json"))
+
+    assert store.fetch("SELECT count(*) AS spans FROM spans").to_pylist() == [{"spans": 4}]
+    assert store.warnings == [f"{tmp_path / 'a.json'}: no spans in it, left out"]
+
+
 def test_otlp_logs_read_severity_body_and_trace_context(tmp_path: Path) -> None:
     store = load_telemetry(logs=write_lines(tmp_path / "logs.jsonl", LOGS))
 

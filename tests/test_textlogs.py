@@ -134,6 +134,17 @@ def test_a_stack_trace_joins_its_entry_which_counts_once_with_the_level_of_its_f
     assert rows[2]["level"] == "WARN", "the level word of the line, not a later ERROR in the text"
 
 
+def test_a_log_file_of_blank_lines_is_left_out_and_the_files_after_it_read(tmp_path: Path) -> None:
+    # `--logs 'logs/*.log'` with a file of blank lines first: it stopped the load, the entries after it unread
+    write(tmp_path / "a.log", "\n\n")
+    write(tmp_path / "b.log", "2024-05-01T10:00:17Z ERROR payments timeout after 3000ms\n")
+
+    store = load_telemetry(logs=str(tmp_path / "*.log"))
+
+    assert entries(store, "service, message") == [{"service": "b", "message": "payments timeout after 3000ms"}]
+    assert f"{tmp_path / 'a.log'}: no rows (the file is empty or has only a header), left out" in store.warnings
+
+
 def test_an_iis_log_takes_each_lines_level_from_the_status_its_fields_directive_places(tmp_path: Path) -> None:
     # W3C extended format: a 500 was a line with no level, so no error surge could show
     log = write(tmp_path / "u_ex240501.log",

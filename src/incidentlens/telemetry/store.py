@@ -24,7 +24,7 @@ import itertools
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -75,6 +75,20 @@ _SPILL_DIRECTORIES = itertools.count()
 INFERRED_SPANS = "_spans_inferred"
 #: the table of the spans of every source, each span two of them hold once (made only where there are such spans)
 UNIQUE_SPANS = "_spans_unique"
+#: the formats read file by file (unnested, parsed or answered each on its own)
+_READ_BY_FILE = ("otlp", "jaeger", "zipkin", "prometheus", "loki", "failed", "cloudwatch")
+
+
+def _read_apart(view: str, sources: Iterable[Source]) -> Iterator[Source]:
+    """The sources, those of a format read file by file one file each: one with no rows is left out (a warning
+    beside files with rows, `add_files`) and the files after it still read; it stopped them."""
+    for source in sources:
+        if source.fmt in _READ_BY_FILE or (source.fmt == "text" and view == "logs"):
+            yield from (source.for_file(path) for path in source.files)
+        else:
+            yield source
+
+
 #: what an OTLP file holds, by the view it feeds, for the error of one that holds none
 _OTLP_ITEMS = {"spans": "spans", "logs": "log records", "metrics": "metric points"}
 #: the start of the warning that counts the spans two sources both hold
@@ -271,7 +285,7 @@ class TelemetryStore:
         empty: list[InputError] = [EmptySourceError(f"{path}: {NO_ROWS}") for path in blank]
         empty += [EmptySourceError(f"{path}: no data: its lines are all comments (#)") for path in commented]
         blank += commented
-        for source in sources_for(path for path in files if path not in blank):
+        for source in _read_apart(view, sources_for(path for path in files if path not in blank)):
             try:
                 if source.fmt == "text":
                     self._add_text_logs(view, source, text)
