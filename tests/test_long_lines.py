@@ -52,6 +52,30 @@ def test_a_json_line_past_what_the_reader_takes_is_one_line_naming_the_file_and_
                                   "more than the JSON reader takes in one record (16,777,216 bytes): shorten it")
 
 
+def test_a_csv_record_past_2_mb_is_read_as_a_text_logs_line_is(tmp_path: Path) -> None:
+    # DuckDB's CSV reader takes 2 MB by default: a stack trace logged whole was set aside, "Maximum line size of
+    # 2000000 bytes exceeded", while a plain-text log's line of the same may be 16 MiB
+    dump = "heap dump " + "x" * 3_000_000
+    path = tmp_path / "app.csv"
+    path.write_text(f"ts,service,message\n2024-05-01T10:00:00Z,api,start\n2024-05-01T10:00:01Z,api,{dump}\n")
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT length(message) AS n FROM logs ORDER BY ts").to_pylist() == [{"n": 5}, {"n": len(dump)}]
+    assert store.rejected == []
+
+
+def test_a_csv_record_past_16_mib_is_set_aside_saying_how_long_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "app.csv"
+    path.write_text(f"ts,service,message\n2024-05-01T10:00:00Z,api,start\n"
+                    f"2024-05-01T10:00:01Z,api,heap dump {'x' * PAST_16_MIB}\n")
+
+    [rejected] = load_telemetry(logs=path).rejected
+
+    assert [(line, reason) for line, reason, _ in rejected.rows] == [
+        (3, f"a record of {PAST_16_MIB + 35:,} bytes, longer than the 16,777,216 a record may be")]
+
+
 def test_the_lines_of_gzipped_log_files_are_read_without_running_out_of_memory(tmp_path: Path) -> None:
     # `templates` numbers the lines of each file (`store.log_origins_sql`); with a reader's line limit of 1 GiB,
     # DuckDB asked for a 16 GiB block for each gzipped file and two log minutes ran out of memory

@@ -191,14 +191,19 @@ def reader_sql(source: Source, extra_options: str = "") -> str:
         skipping = ", ignore_errors=true, parallel=false" if source.skip_malformed else ""
         skipping += f", skip={source.skip}" if source.skip else ""
         return (f"read_csv({file_list}, auto_detect=false, header=true, delim={literal(source.delimiter)}, "
-                f"quote='\"', escape='\"', columns={columns}{skipping}{extra_options})")
+                f"quote='\"', escape='\"', columns={columns}{skipping}, {_LINE_SIZE}{extra_options})")
     if source.fmt == "csv":
         skip = f", skip={source.skip}" if source.skip else ""
-        return f"read_csv({file_list}, all_varchar=true, header=true{skip})"
+        return f"read_csv({file_list}, all_varchar=true, header=true{skip}, {_LINE_SIZE})"
     if source.fmt == "parquet":
         return f"read_parquet({file_list}, union_by_name=true)"
     typed = f", columns={columns}" if source.text_columns else ""
     return f"read_json({file_list}, format='{_json_format(source)}', union_by_name=true{typed}{extra_options})"
+
+
+#: a CSV record may be as long as a plain-text log's line (a stack trace, a payload logged whole); DuckDB's default
+#: is 2 MB
+_LINE_SIZE = f"max_line_size={MAX_LINE_BYTES}"
 
 
 def _json_format(source: Source) -> str:
@@ -345,8 +350,16 @@ def _rejected_lines(con: duckdb.DuckDBPyConnection, tolerant: Source) -> list[tu
     # DuckDB numbers records (a quoted value spanning lines is one): each line is numbered as the file's instead
     at = {path: _lines_at(Path(path), [position for name, _, _, _, position in found if name == path])
           for path in {name for name, *_ in found}}
-    return [(path, at[path].get(position, line), reason, str(text or "").strip("\r\n"))
+    return [(path, at[path].get(position, line), _reason(reason), str(text or "").strip("\r\n"))
             for path, line, reason, text, position in found]
+
+
+def _reason(said: str) -> str:
+    """DuckDB's reason for rejecting a line, a record past `MAX_LINE_BYTES` in words saying how long it is."""
+    size = re.fullmatch(r"Maximum line size of \d+ bytes exceeded\. Actual Size:\s*(\d+) bytes\.", said.strip())
+    if size is None:
+        return said
+    return f"a record of {int(size.group(1)):,} bytes, longer than the {MAX_LINE_BYTES:,} a record may be"
 
 
 def _lines_at(path: Path, positions: list[int]) -> dict[int, int]:
