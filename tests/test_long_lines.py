@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from incidentlens.analysis.templates import mine_all_templates
 from incidentlens.errors import InputError
 from incidentlens.telemetry import load_telemetry, textlogs
 from test_otlp import resource, span, write_lines
@@ -70,10 +71,16 @@ def test_a_csv_record_past_16_mib_is_set_aside_saying_how_long_it_is(tmp_path: P
     path.write_text(f"ts,service,message\n2024-05-01T10:00:00Z,api,start\n"
                     f"2024-05-01T10:00:01Z,api,heap dump {'x' * PAST_16_MIB}\n")
 
-    [rejected] = load_telemetry(logs=path).rejected
+    store = load_telemetry(logs=path)
 
+    [rejected] = store.rejected
     assert [(line, reason) for line, reason, _ in rejected.rows] == [
         (3, f"a record of {PAST_16_MIB + 35:,} bytes, longer than the 16,777,216 a record may be")]
+    # numbering the file's lines for `templates` reads it again: that was a DuckDB traceback
+    with pytest.raises(InputError) as refused:
+        mine_all_templates(store)
+    assert str(refused.value) == f"{path}: line 3 is longer than the 16,777,216 bytes a line may be " \
+                                 f"({PAST_16_MIB + 35:,} bytes)"
 
 
 def test_the_lines_of_gzipped_log_files_are_read_without_running_out_of_memory(tmp_path: Path) -> None:

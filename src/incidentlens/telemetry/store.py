@@ -45,6 +45,7 @@ from incidentlens.telemetry.files import (
     RejectedRows,
     Source,
     csv_preamble,
+    error_file,
     holds_only_comments,
     read_error,
     resolve_paths,
@@ -60,6 +61,7 @@ from incidentlens.telemetry.textlogs import (
     lines_sql,
     read_from_copy,
     read_text_log,
+    refused_line,
     sample_lines,
     utf8_copy,
 )
@@ -757,7 +759,11 @@ def _blank_lines(con: duckdb.DuckDBPyConnection, counted: dict[str, tuple[Path, 
         scans.append(f"SELECT {literal(name)} AS file, line AS skipped, false AS set_aside FROM ({blank})")
     if not scans:
         return ""
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS {' UNION ALL '.join(scans)}")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS {' UNION ALL '.join(scans)}")
+    except duckdb.InvalidInputException as err:  # a record past what a line may be, set aside at the load
+        file = error_file(err)
+        raise (refused_line(err, Path(file)) if file else None) or err from None
     if not con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]:
         return ""
     con.execute(f"INSERT INTO {table} SELECT file, skipped, true FROM _incidentlens_set_aside "
