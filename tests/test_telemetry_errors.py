@@ -381,6 +381,18 @@ def test_no_time_column_says_what_was_looked_for(tmp_path: Path) -> None:
     assert message.endswith("use --map time=COLUMN")
 
 
+@pytest.mark.parametrize("under", ["logs", "items"])  # an app's export, `kubectl get events -o json`
+def test_records_under_a_list_are_named_with_how_to_give_them(tmp_path: Path, under: str) -> None:
+    # "use --map time=COLUMN": no --map names a field of the records a list holds
+    records = [{"timestamp": "2024-05-01T10:00:00Z", "message": "card declined"}]
+    path = write(tmp_path / "export.json", json.dumps({"kind": "List", under: records}))
+
+    message = load_error(logs=path)
+
+    assert message.endswith(f"its records sit under {under!r}, a list: give them one a line, e.g. "
+                            f"jq -c '.{under}[]' {path} > records.jsonl")
+
+
 def test_no_time_column_names_the_columns_there_are_to_map_one_from(tmp_path: Path) -> None:
     path = write(tmp_path / "metrics.csv", "when_utc,service,metric,value\n2024-05-01 10:00:00,api,p95_ms,12\n")
     assert load_error(metrics=path).endswith("; its columns: when_utc, service, metric, value; use --map time=COLUMN")

@@ -703,6 +703,20 @@ def _why_not_epoch(value: str) -> str:
     return " (a number under 1e8 is read as a counter or a step index, not as epoch seconds: write the times)"
 
 
+def _records_under(con: duckdb.DuckDBPyConnection, c: Canonical, names: list[str]) -> str | None:
+    """The column of a JSON file holding its records, a list of objects in every sampled row (`{"logs": [{...},
+    ...]}`, kubectl's `{"items": [...]}`), else None."""
+    if c.source.fmt not in ("json", "jsonl") or not c.source.files:
+        return None
+    texts = [name for name in names if c.columns.types[name] == "VARCHAR"]
+    lists = [f"count(*) FILTER (CASE WHEN json_valid({quote(name)}) THEN json_type({quote(name)}) = 'ARRAY' AND "
+             f"json_type({quote(name)}, '$[0]') = 'OBJECT' END)" for name in texts]
+    if not lists:
+        return None
+    total, *counts = con.execute(f"SELECT count(*), {', '.join(lists)} FROM {_SAMPLE}").fetchone()
+    return next((name for name, count in zip(texts, counts, strict=True) if count == total), None)
+
+
 def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mapping: dict[str, str]) -> None:
     """Pick the first time candidate that parses the whole sample (else the one parsing most) and its format (as
     found already, if it was: `Canonical.found_time`)."""
@@ -727,8 +741,12 @@ def _found_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str,
         looked = ", ".join(CANDIDATES[role])
         # the file's own columns, so the one to map can be picked from the line itself
         shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+        records = _records_under(con, c, names)
+        # --map cannot name a field of the records a list holds (`{"logs": [{"ts": ...}, ...]}`)
+        advice = (f"its records sit under {records!r}, a list: give them one a line, e.g. jq -c '.{records}[]' "
+                  f"{c.source.files[0]} > records.jsonl" if records else f"use --map {role}=COLUMN")
         raise UntimedSourceError(f"{c.source.label}: no time column (looked for {looked}); its columns: {shown}; "
-                                 f"use --map {role}=COLUMN")
+                                 f"{advice}")
     best: tuple[str, TimeFormat | None, float] = (candidates[0], None, 0.0)
     for column in candidates:
         fmt, share = detect_format(con, _SAMPLE, quote(column), c.columns.types[column])
