@@ -577,6 +577,31 @@ def test_requests_slowed_with_no_error_or_metric_to_show_it_mark_their_service_a
             "request 513 ms, 13 ms before") in derive_severity(report_impact)[1]
 
 
+def _charges_slowed_by(added_ms: float) -> DuckStore:
+    """`ORDERS` with checkout's requests taking 100 ms and payment's Charge about 1 ms, `added_ms` more after the
+    start."""
+    return DuckStore(ORDERS.replace("QUOTES", "FALSE").replace("CUT", "FALSE").replace(
+        "12.0 AS duration_ms", "CASE service WHEN 'checkout' THEN 100.0 WHEN 'payment' THEN 1.0 + i % 7 / 100 "
+                               f"+ CASE WHEN i >= 720 THEN {added_ms} ELSE 0 END ELSE 12.0 END AS duration_ms"))
+
+
+def test_requests_slowed_by_too_little_for_a_user_to_feel_mark_no_service_affected() -> None:
+    # OnlineBoutique 14:47 listed currencyservice affected: its GetSupportedCurrencies requests past their p90, the
+    # median one 0.35 ms against 0.273 ms, inside frontend requests of half a second. Here every Charge after the
+    # start takes 0.1 ms more, inside orders of 100 ms: under 5% of them, no harm; 10 ms more is
+    little = estimate_impact(_charges_slowed_by(0.1), WINDOW, BASELINE)
+    felt = estimate_impact(_charges_slowed_by(10.0), WINDOW, BASELINE).impact
+
+    assert little.impact.services_affected == [] and little.impact.traced_failures == []
+    (slowed,) = little.impact.slowed_too_little
+    assert (slowed.service, slowed.kind, round(slowed.added_ms or 0, 3), slowed.request_ms) == (
+        "payment", "Charge", 0.1, 100.0)
+    cited = next(e for e in little.evidence if "slowed" in e.title)
+    assert cited.title.endswith("slower, too little to matter: payment 162 of 162 Charge requests took longer than "
+                                "1.06 ms (the p90 of their kind before), 0 of 648 before")
+    assert felt.services_affected == ["payment"] and felt.slowed_too_little == []
+
+
 def test_requests_slowed_past_a_baseline_half_of_earlier_incidents_minutes_mark_their_service_affected() -> None:
     # OnlineBoutique 14:12 with the hour of traces: 7 of checkoutservice's 14 PlaceOrder minutes before were earlier
     # faults' (medians 0.79-7.4 s against 0.15-0.29 s), the pooled p90 1.9 s, and the review said "no sustained

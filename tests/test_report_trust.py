@@ -405,6 +405,25 @@ def test_requests_slowed_past_their_p90_are_said_with_how_much_slower_the_median
             ) in build_postmortem(analysis).impact.narrative.text
 
 
+def test_requests_slowed_too_little_to_matter_are_said_so_not_listed_affected():
+    # OnlineBoutique 14:47 called currencyservice degraded: its slowed requests 0.108 ms longer than its median before,
+    # inside frontend requests of 520 ms; the analysis no longer marks it, and the review says why it is not listed
+    analysis = pool_exhaustion_analysis()
+    currency = {**CHECKOUT_SLOWED, "service": "currencyservice", "kind": "GetSupportedCurrencies",
+                "slower_than_ms": 0.345, "window_requests": 148, "window_failed": 80, "baseline_requests": 124,
+                "baseline_failed": 12, "window_median_ms": 0.3505, "baseline_median_ms": 0.2725,
+                "added_ms": 0.1085, "request_ms": 520.4}
+    analysis["impact"].update(services_affected=["checkoutservice"], traced_failures=[CHECKOUT_SLOWED],
+                              slowed_too_little=[currency])
+    narrative = build_postmortem(analysis).impact.narrative.text
+
+    assert "Services affected: checkoutservice." in narrative
+    assert ("Slower, too little to matter: currencyservice (80 of 148 GetSupportedCurrencies requests took longer "
+            "than 0.345 ms, their kind's p90 before, 12 of 124 before; the kind's median request 0.35 ms, 0.273 ms "
+            "before; the slowed ones' median 0.108 ms over the kind's before, under 5% of the 520 ms the "
+            "users' requests they sat in took).") in narrative
+
+
 def test_a_summary_whose_peaks_are_of_services_nothing_marked_says_what_marked_the_one_it_calls_degraded():
     # TrainTicket 11:04: "ts-route-service degraded: the share of ERROR/FATAL log lines peaked at 0.9% against 0.7%
     # before; latency (ts-gateway-service/PodServerLatencyP90(s)) peaked at 3 s against 0.467 s": neither figure is

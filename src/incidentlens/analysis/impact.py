@@ -36,7 +36,8 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   their kind made before, or without a line below WARN the service wrote in them before; or slowed past their
   kind's p90 of the minutes before at its usual speed, `_slow_requests_sql`) `SURGE_RATIO` times as often as in its
   baseline by the same test (`_failing_requests`): per way, since a baseline holding an earlier fault of the same
-  service hides a new failure among the old ones.
+  service hides a new failure among the old ones. Slowed requests mark it only where they add `IMPACT_NOISE_FLOOR`
+  of the users' requests they sit in (their traces' root spans before the start): less, it is `slowed_too_little`.
 - peak latency / error rate: the latency (error) series with the largest robust upward shift, its window maximum,
   among those that mark their service affected when any does (what held, not a lone spike beside it);
   the latency requests were served with when such a series rose, not a service's wait as a client on its own calls
@@ -186,6 +187,11 @@ class TracedFailure(BaseModel):
     #: slowed: how long the kind's median request took in the window, and before the start (the minutes kept)
     window_median_ms: float | None = None
     baseline_median_ms: float | None = None
+    #: slowed: how much longer the window's slowed requests' median took than the kind's median before ...
+    added_ms: float | None = None
+    #: ... and the median of the requests users made before the start that the kind's requests sat in (their traces'
+    #: root spans; None: no root span in their traces)
+    request_ms: float | None = None
     window_requests: int
     window_failed: int
     baseline_requests: int
@@ -212,6 +218,9 @@ class Impact(BaseModel):
     lines_marked: list[str] = []  # the services affected by their WARN/ERROR lines' surge (`_log_impact`)
     metric_marks: list[MetricMark] = []  # per service affected by its latency or error metrics, the series that did
     traced_failures: list[TracedFailure] = []  # per service affected by its traced requests, the way that marked it
+    #: per service whose traced requests slowed past the surge test but by too little to matter (`_too_little`), and
+    #: that nothing else in them marks: not affected
+    slowed_too_little: list[TracedFailure] = []
     #: per service whose traced requests already failed (all ways together) in the `PRE_START` before the start
     #: beyond its share earlier in the baseline (`_failing_before`): its requests there, and those of the earlier
     failing_before: list[TracedFailure] = []
@@ -244,7 +253,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     counted = _requests(store, window, baseline, spans, series, evidence) if store.has("spans") else None
     if store.has("spans"):
         impact.harm_checked.append("failed, cut-short or slowed traced requests")
-        impact.traced_failures = _failing_requests(store, window, baseline, evidence)
+        impact.traced_failures, impact.slowed_too_little = _failing_requests(store, window, baseline, evidence)
         impact.failing_before = _failing_before(store, window, baseline, impact.traced_failures, evidence)
     entry = None if counted else _entry_service(series, store, window, baseline, log_columns)
     if entry is not None:
@@ -881,7 +890,8 @@ def _surges(names: list[str], seen: np.ndarray, expected: np.ndarray) -> list[st
     return [names[i] for i in order if hit[i]]
 
 
-def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[Evidence]) -> list[TracedFailure]:
+def _failing_requests(store: Any, window: Span, baseline: Span,
+                      evidence: list[Evidence]) -> tuple[list[TracedFailure], list[TracedFailure]]:
     """Services whose traced requests failed in one way more often in the window than in the baseline (the log lines'
     surge test, `_surges`, on the requests failed that way against the service's own baseline share of them, over
     all the ways compared), most excess first, each with the way that failed most beyond the baseline.
@@ -904,7 +914,9 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
     A request slowed goes wrong too, though it succeeds: of one kind, one that took longer than nine in ten of its
     kind before the start (their p90, `SLOW_QUANTILE`) did; a tenth of them did before, so the surge test asks three
     times that share (OnlineBoutique 14:12, paymentservice's network delayed: checkoutservice's PlaceOrder requests
-    waited half a second longer on each call to it, with no status, line or metric to show it)."""
+    waited half a second longer on each call to it, with no status, line or metric to show it). But only where the
+    slowdown adds `IMPACT_NOISE_FLOOR` of what the user waited for (`_too_little`): a service slowed by less is
+    returned second, not affected, unless another way marks it."""
     links, log_trace = span_links(store), log_trace_column(store)
     sql = _failing_requests_sql(window, baseline, links, log_trace)
     cut_sql = _cut_requests_sql(window, baseline, links)
@@ -914,22 +926,28 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
         queries.append(_unlogged_requests_sql(window, baseline, links, log_trace))
     rows = [r for query in queries for r in store.fetch(query).to_pylist()
             if r["baseline_requests"] and r["window_requests"]]
-    ways = _surging_requests(rows)
+    surging = _surging_requests(rows)
+    ways = [r for r in surging if not _too_little(r)]
     found = list(dict.fromkeys(str(r["service"]) for r in ways))
     # a service's way said is the one most beyond its baseline, but a line its requests no longer wrote only where
     # nothing says more of how they failed (TrainTicket 09:49: "7 of 10 requests failed with an ERROR line '...[Code
     # not found]'", not "10 of 10 ... ended without writing the line '...GET Code By cookieId'")
     worst = [min((r for r in ways if r["service"] == name), key=lambda r: str(r["way"]).startswith(LOST_LINE))
              for name in found]
+    little = [next(r for r in surging if r["service"] == name)
+              for name in dict.fromkeys(str(r["service"]) for r in surging) if name not in found]
     said = "; ".join(_failed_words(r) for r in worst[:3])
+    fields = ("service", "way", "kind", "slower_than_ms", "baseline_minutes", "minutes_left_out", "window_requests",
+              "window_failed", "baseline_requests", "baseline_failed", "window_median_ms", "baseline_median_ms",
+              "added_ms", "request_ms")
     evidence.append(Evidence.make(
         "impact", f"affected: {counted(len(found), 'service')} by failed, cut-short or slowed traced requests"
-                  + (f": {said}" if said else ""), ";\n".join(queries),
+                  + (f": {said}" if said else "")
+                  + "".join(f"; slower, too little to matter: {_failed_words(r)}" for r in little),
+        ";\n".join(queries),
         {"services_affected": found,
-         "failed": [{k: r.get(k) for k in ("service", "way", "kind", "slower_than_ms", "baseline_minutes",
-                                           "minutes_left_out", "window_requests", "window_failed",
-                                           "baseline_requests", "baseline_failed", "window_median_ms",
-                                           "baseline_median_ms")} for r in worst],
+         "failed": [{k: r.get(k) for k in fields} for r in worst],
+         "slowed_too_little": [{k: r.get(k) for k in fields} for r in little],
          "rule": "a service's requests: the traces in which another service (or none) called it; failed in a way: it "
                  "gave such a span of an operation an error status, or wrote an ERROR/FATAL line of a template in "
                  "the trace (counted over the requests begun while logs were written), or, of the requests of one "
@@ -940,9 +958,23 @@ def _failing_requests(store: Any, window: Span, baseline: Span, evidence: list[E
                  f"it whose median request is within {USUAL_SPEED_BAND:g}x either way of the speed most of them "
                  "ran at: the others are earlier incidents'); per "
                  f"way and all error ways together, failed in the window >= {SURGE_RATIO:g}x the baseline's failed "
-                 f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared"},
+                 f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared; slowed requests "
+                 "affect their service only where their median took at least "
+                 f"{IMPACT_NOISE_FLOOR:.0%} of the users' requests they sat in (their traces' root spans' median "
+                 "before the start) longer than the kind's median before: less is within what a user's request "
+                 "varies by (slowed_too_little)"},
     ))
-    return [TracedFailure.model_validate(r) for r in worst]
+    return ([TracedFailure.model_validate(r) for r in worst], [TracedFailure.model_validate(r) for r in little])
+
+
+def _too_little(row: dict[str, Any]) -> bool:
+    """Slowed requests (`_slow_requests_sql`) whose slowdown adds less than `IMPACT_NOISE_FLOOR` of the users'
+    requests they sit in took before the start: a change no larger than one robust standard deviation of what the
+    user waits for is no harm (OnlineBoutique 14:47, currencyservice's slowed GetSupportedCurrencies requests took
+    0.108 ms longer than its usual 0.273 ms, inside frontend requests of 520 ms). Where their traces hold no root
+    span, nothing says what the user waited for: they count."""
+    added, request = row.get("added_ms"), row.get("request_ms")
+    return added is not None and request is not None and float(added) < IMPACT_NOISE_FLOOR * float(request)
 
 
 def _failing_before(store: Any, window: Span, baseline: Span, after: list[TracedFailure],
@@ -1109,8 +1141,11 @@ def _slow_requests_sql(window: Span, baseline: Span, links: str) -> str:
     near = f"b.typical BETWEEN a.typical / {USUAL_SPEED_BAND} AND a.typical * {USUAL_SPEED_BAND}"
     return f"""WITH requests AS ({_kinded_requests_sql(links)}
 ), sides AS (
-    SELECT service, kind, took, date_trunc('minute', started) AS minute, {in_span('started', window)} AS after
+    SELECT service, kind, trace_id, took, date_trunc('minute', started) AS minute,
+           {in_span('started', window)} AS after
     FROM requests WHERE ({either}) AND took IS NOT NULL
+), roots AS (
+    SELECT trace_id, max(duration_ms) AS root_ms FROM spans WHERE parent_id IS NULL GROUP BY trace_id
 ), minutes AS (
     SELECT service, kind, minute, median(took) AS typical FROM sides WHERE NOT after GROUP BY ALL
 ), around AS (
@@ -1136,8 +1171,12 @@ SELECT service, CAST(NULL AS VARCHAR) AS way, kind, slower_than_ms,
        count(*) FILTER (WHERE NOT after) AS baseline_requests,
        count(*) FILTER (WHERE NOT after AND took > slower_than_ms) AS baseline_failed,
        median(took) FILTER (WHERE after) AS window_median_ms,
-       median(took) FILTER (WHERE NOT after) AS baseline_median_ms
-FROM kept JOIN cuts USING (service, kind) JOIN usual USING (service, kind) WHERE slower_than_ms IS NOT NULL
+       median(took) FILTER (WHERE NOT after) AS baseline_median_ms,
+       median(took) FILTER (WHERE after AND took > slower_than_ms) - median(took) FILTER (WHERE NOT after)
+           AS added_ms,
+       median(root_ms) FILTER (WHERE NOT after) AS request_ms
+FROM kept JOIN cuts USING (service, kind) JOIN usual USING (service, kind) LEFT JOIN roots USING (trace_id)
+WHERE slower_than_ms IS NOT NULL
 GROUP BY service, kind, slower_than_ms ORDER BY service, kind"""
 
 

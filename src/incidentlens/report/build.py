@@ -21,6 +21,7 @@ from incidentlens.analysis.anchored import KNOWN_ONSET, MAX_WINDOW, minutes_befo
 from incidentlens.analysis.impact import (
     ERROR_RATIO,
     FAILED_OF,
+    IMPACT_NOISE_FLOOR,
     LATENCY,
     PRE_START,
     SURGE_RATIO,
@@ -660,6 +661,8 @@ class _Builder:
             services_affected=_named_services(raw.get("services_affected") or []),
             traced_failures=[TracedFailure.model_validate(pick(TracedFailure, f))
                              for f in raw.get("traced_failures") or []],
+            slowed_too_little=[TracedFailure.model_validate(pick(TracedFailure, f))
+                               for f in raw.get("slowed_too_little") or []],
             failing_before=[TracedFailure.model_validate(pick(TracedFailure, f))
                             for f in raw.get("failing_before") or []],
             lines_marked=list(raw.get("lines_marked") or []),
@@ -1856,6 +1859,8 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
                      f"{_traced_failures_words(impact, untraced)}")
     if impact.regions_affected:
         parts.append(f"Regions affected: {', '.join(impact.regions_affected)}.")
+    if too_little := too_little_words(impact):
+        parts.append(too_little)
     if impact.failing_before:
         parts.append(failing_before_words(impact))
     if impact.not_borne_out:
@@ -1893,6 +1898,22 @@ def _traced_failures_words(impact: Impact, untraced: Collection[str] = ()) -> st
     marked = [f"{f.service} ({seen_by_callers if f.service.lower() in untraced else ''}{traced_words(f, named=False)})"
               for f in others]
     return f" Marked by {whose} traced requests: {fmt.listed(marked)}.{words}"
+
+
+def too_little_words(impact: Impact) -> str:
+    """`Slower, too little to matter: currencyservice (80 of 148 GetSupportedCurrencies requests took longer than
+    0.345 ms, their kind's p90 before, 12 of 124 before; the kind's median request 0.35 ms, 0.273 ms before; the
+    slowed ones' median 0.108 ms over the kind's before, under 5% of the 520 ms the users' requests they sat in
+    took).`: a service whose requests slowed past the surge
+    test by too little for a user to feel is not affected, but a reader who sees its slowed requests elsewhere must
+    know they were weighed (OnlineBoutique 14:47 called currencyservice degraded for a tenth of a millisecond). Only
+    the services nothing else marks affected; empty where none is left."""
+    affected = {name.lower() for name in impact.services_affected}
+    said = [f"{f.service} ({traced_words(f, named=False)}; the slowed ones' median "
+            f"{fmt.num(f.added_ms or 0)} ms over the kind's before, under "
+            f"{IMPACT_NOISE_FLOOR:.0%} of the {fmt.num(f.request_ms or 0)} ms the users' requests they sat in took)"
+            for f in impact.slowed_too_little if f.service.lower() not in affected]
+    return f"Slower, too little to matter: {fmt.listed(said)}." if said else ""
 
 
 def failing_before_words(impact: Impact) -> str:

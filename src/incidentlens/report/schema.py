@@ -116,6 +116,10 @@ class TracedFailure(_Model):
     window_median_ms: float | None = Field(None, description="slowed: how long the kind's median request took in "
                                                              "the window")
     baseline_median_ms: float | None = Field(None, description="... and before the start (the minutes kept)")
+    added_ms: float | None = Field(None, description="slowed: how much longer the window's slowed requests' median "
+                                                     "took than the kind's median before")
+    request_ms: float | None = Field(None, description="slowed: the median request users made before the start that "
+                                                       "the kind's requests sat in (their traces' root spans)")
     window_requests: int
     window_failed: int
     baseline_requests: int
@@ -157,6 +161,10 @@ class Impact(_Model):
     traced_failures: list[TracedFailure] = Field(default_factory=list, description="per service its traced requests "
                                                  "mark affected, the way they failed most beyond its baseline's share; "
                                                  "sets SEV3 at most (a service's requests are not the users')")
+    slowed_too_little: list[TracedFailure] = Field(default_factory=list, description="per service whose traced "
+                                                   "requests slowed past their kind's p90 more often than before, but "
+                                                   "adding under 5% of the users' requests they sat in (added_ms, "
+                                                   "request_ms): too little to matter, not affected")
     failing_before: list[TracedFailure] = Field(default_factory=list, description="per service whose traced "
                                                 "requests were already failing in the minutes before the start "
                                                 "(all ways together) beyond its share earlier in the baseline: "
