@@ -113,6 +113,25 @@ def test_a_window_of_few_samples_says_how_many_its_typical_level_is_the_median_o
             "the window (the median of its 2 samples)") in pm.severity_rule
 
 
+def test_a_window_of_one_sample_sets_no_severity_its_one_sample_is_a_single_peak():
+    # OnlineBoutique 13:10 was SEV2 for the front door's error rate at "5.9% over the window (its one sample), peak
+    # 5.9%", beside the rule "a single peak sets no level": the window's one sample is its peak
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(requests_failed=None, users_affected=None, peak_latency=None,
+                              peak_error_rate={"metric": "error_ratio", "service": "frontend", "value": 0.059,
+                                               "baseline": 0.0, "typical": 0.059, "samples": 1,
+                                               "at": "2024-05-01T10:05:00Z"})
+    pm = build_postmortem(analysis)
+    assert pm.severity == "SEV4"
+    assert pm.severity_rule.startswith(
+        "SEV4 because no user-visible impact reached the SEV3 floor; a single peak, not sustained: error rate "
+        "(frontend/error_ratio) 5.9% at 10:05 UTC against 0.0% before (the window's one sample of it)")
+    assert "a single peak, or a window of one sample, sets no level" in pm.severity_rule
+    # two samples at 5.9% held there
+    analysis["impact"]["peak_error_rate"]["samples"] = 2
+    assert build_postmortem(analysis).severity == "SEV2"
+
+
 def test_a_peak_without_a_sustained_rise_is_not_called_degradation_nor_sets_a_severity():
     analysis = pool_exhaustion_analysis()
     # latency twice its baseline at one point, but no service's latency or errors rose over the window
