@@ -599,6 +599,32 @@ def test_a_service_ranked_twice_in_two_cases_is_one_hypothesis_with_both_shares(
     assert hypotheses[0].supporting[-1] == "metric-x"
 
 
+def test_a_service_is_not_ordered_against_itself_spelt_in_another_case():
+    # OnlineBoutique 12:10: "if frontend were the cause its anomalies would precede those of the other services that
+    # moved (frontend): they start within 90 s of it (frontend 7 s later)", the second `frontend` the front-end metric
+    # file's `Frontend`; 13:27 listed it beside others: "(checkoutservice, currencyservice, emailservice, frontend)"
+    analysis = pool_exhaustion_analysis()
+    alone = ("if db-proxy were the cause its anomalies would precede those of the other services that moved "
+             "(DB-Proxy): they start within 90 s of it (DB-Proxy 7 s later), which the data cannot order: that does "
+             "not refute it")
+    analysis["hypotheses"][0].update(test=alone, test_passed=None)
+    analysis["evidence"][-1]["title"] = alone
+    analysis["hypotheses"].append({**analysis["hypotheses"][1], "service": "DB-Proxy", "confidence": 0.05})
+    pm = build_postmortem(analysis)
+
+    said = ("if db-proxy were the cause it would be the first to move: it is the only service whose change the tests "
+            "count (the other that moved was db-proxy itself, its name spelt in another case), so there is nothing to "
+            "order it against")
+    assert (pm.hypotheses[0].service, pm.hypotheses[0].test, pm.hypotheses[0].test_passed) == ("db-proxy", said, None)
+    assert next(e.title for e in pm.evidence if e.kind == "hypothesis_test") == said
+    among = alone.replace("(DB-Proxy): they start within 90 s of it (DB-Proxy", "(payments, DB-Proxy): they start "
+                          "within 90 s of it (payments")
+    analysis["hypotheses"][0]["test"] = analysis["evidence"][-1]["title"] = among
+    assert build_postmortem(analysis).hypotheses[0].test == (
+        "if db-proxy were the cause its anomalies would precede those of the other services that moved (payments): "
+        "they start within 90 s of it (payments 7 s later), which the data cannot order: that does not refute it")
+
+
 def test_a_service_the_verdict_has_twice_in_two_cases_is_said_once_from_its_first_move():
     # OnlineBoutique 12:01: "frontend from 12:02:28 UTC: PodClientLatencyP99(s) from 0.353 to 0.054 (-85%) ...
     # frontend from 12:02:28 UTC: LatencyP50(s) from 0.171 to 1.55 (+807%)": `frontend`'s entry moved at 12:01:28,

@@ -25,6 +25,7 @@ def one_name_per_service(data: dict[str, Any]) -> dict[str, Any]:
     renames = case_renames(_service_names(data))
     if not renames:
         return data
+    data = _not_ordered_against_itself(data)
     pattern = re.compile(r"(?<![\w.\-/])(" + "|".join(map(re.escape, sorted(renames, key=len, reverse=True)))
                          + r")(?![\w\-])")
     data = _rewrite(data, lambda text: pattern.sub(lambda m: renames[m[1]], text))
@@ -34,6 +35,72 @@ def one_name_per_service(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(data.get("hypotheses"), list):
         data = {**data, "hypotheses": _merged_hypotheses(data["hypotheses"])}
     return data
+
+
+#: a hypothesis' precedence test as `rootcause` words it: `if S were the cause its anomalies would precede those of
+#: the other services that moved (a, b): ...`, then how the first of them moved against it, then maybe a callee ahead
+_PRECEDES = re.compile(r"^if (?P<service>.+?) were the cause its anomalies would precede those of "
+                       r"(?P<scope>its callers|the other services that moved) \((?P<names>[^)]*)\): (?P<parts>.*)$")
+_CALLEE_AHEAD = re.compile(r"(?:^|, )(?P<ahead>but \S+, which it calls, moved .+ before it)$")
+
+
+def _not_ordered_against_itself(data: dict[str, Any]) -> dict[str, Any]:
+    """The hypotheses whose precedence test ordered their service against itself spelt in another case, and those
+    tests' evidence, told without it (OnlineBoutique 12:10: "if frontend were the cause its anomalies would precede
+    those of the other services that moved (frontend): they start within 90 s of it (frontend 7 s later)", the second
+    `frontend` the front-end metric file's `Frontend`). Where another service moved too, the other spelling leaves
+    the list; where none did, there is nothing to order it against, and the test decides nothing. Where the other
+    spelling is the one whose time the test gives, the test is left as written: its words rest on that time."""
+    told: dict[str, tuple[str, bool]] = {}
+    hypotheses = []
+    for hypothesis in data.get("hypotheses") or []:
+        retold = _without_itself(hypothesis) if isinstance(hypothesis, dict) else None
+        if retold is None:
+            hypotheses.append(hypothesis)
+            continue
+        told[hypothesis["test"]] = retold
+        text, undecided = retold
+        hypotheses.append({**hypothesis, "test": text, **({"test_passed": None} if undecided else {})})
+    if not told:
+        return data
+
+    def retold_evidence(item: Any) -> Any:
+        if not isinstance(item, dict) or item.get("kind") != "hypothesis_test" or item.get("title") not in told:
+            return item
+        text, undecided = told[item["title"]]
+        said = item.get("data")
+        return {**item, "title": text,
+                **({"data": {**said, "passed": None}} if undecided and isinstance(said, dict) else {})}
+    return {**data, "hypotheses": hypotheses, "evidence": [retold_evidence(e) for e in data.get("evidence") or []]}
+
+
+def _without_itself(hypothesis: dict[str, Any]) -> tuple[str, bool] | None:
+    """The hypothesis' test without its own service spelt in another case among those it is ordered against, and
+    whether that leaves it undecided (nothing to order against); None where it names no such spelling, or where the
+    time the test gives is that spelling's."""
+    service, test = hypothesis.get("service"), hypothesis.get("test")
+    found = _PRECEDES.match(test) if isinstance(service, str) and isinstance(test, str) else None
+    if found is None or found["service"] != service:
+        return None
+    names = found["names"].split(", ")
+    selves = [name for name in names if name != service and name.lower() == service.lower()]
+    if not selves:
+        return None
+    others = [name for name in names if name not in selves]
+    ahead = _CALLEE_AHEAD.search(found["parts"])
+    if not others and ahead:
+        return (f"if {service} were the cause none of the services it calls would move before it: "
+                f"{ahead['ahead']}"), False
+    if not others:
+        return (f"if {service} were the cause it would be the first to move: it is the only service whose change the "
+                f"tests count (the other that moved was {service} itself, its name spelt in another case), so there is "
+                "nothing to order it against"), True
+    timed = "|".join(re.escape(name) for name in selves)
+    if found["parts"].startswith("they do, by") or re.search(rf"\((?:{timed}) \S+ \S+ (?:later|earlier)\)|"
+                                                             rf"they do not, (?:{timed}) moved", found["parts"]):
+        return None
+    return (f"if {service} were the cause its anomalies would precede those of {found['scope']} ({', '.join(others)}): "
+            f"{found['parts']}"), False
 
 
 def _merged_hypotheses(hypotheses: list[Any]) -> list[Any]:
