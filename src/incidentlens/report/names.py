@@ -173,7 +173,8 @@ def _service_names(data: dict[str, Any]) -> list[str]:
     names = [h.get("service") for h in data.get("hypotheses") or []]
     names += [s.get("service") for s in (data.get("verdict") or {}).get("services") or []]
     names += list(impact.get("services_affected") or []) + entry_names(impact.get("entry_service"))
-    names += [f.get("service") for f in [*(impact.get("traced_failures") or []), *(impact.get("failing_before") or [])]]
+    names += [f.get("service") for key in ("traced_failures", "slowed_too_little", "failing_before")
+              for f in impact.get(key) or []]
     names += [(impact.get(p) or {}).get("service") for p in ("peak_latency", "peak_error_rate")]
     names += [str(s.get("series", "")).split("/", 1)[0] for s in (data.get("detection") or {}).get("series") or []]
     return [n for n in names if isinstance(n, str) and n]
