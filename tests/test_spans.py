@@ -427,21 +427,36 @@ def test_requests_in_which_a_service_reports_its_callees_trouble_are_not_its_own
     assert signals["web"].significant and signals["web"].event == "call cart GET /items"
 
 
-def _cart_failing(tmp_path: Path, *, cart_says: bool) -> Path:
-    """spans.jsonl and logs.jsonl of web -> cart, every request calling cart. From AT, half of the requests fail at
-    cart: web logs an ERROR that names no service, and cart logs its own ERROR first when `cart_says`."""
-    rng = np.random.default_rng(3)
+Problem = tuple[str, str, str]  # a request's problem line: service, level, message
+
+
+def _web_calls_cart(tmp_path: Path, problems: Callable[[bool, np.random.Generator], list[Problem]], *, seed: int,
+                    cart_calls_back: bool = False) -> Path:
+    """spans.jsonl and logs.jsonl of web -> cart, every request calling cart (and cart calling back web's GET /price
+    in it, when `cart_calls_back`). `problems(after the onset, rng)` gives each request's problem lines; web logs
+    "request served" in every request."""
+    rng = np.random.default_rng(seed)
     spans, logs = [], []
     for i, start, at in _requests():
         spans += [_root(i, at, "GET /cart"), _call(i, at, "cart", "GET /items")]
-        if start >= AT and rng.random() < 0.5:
-            if cart_says:
-                logs.append({"ts": at, "service": "cart", "level": "ERROR", "trace_id": f"t{i}",
-                             "message": "query items failed: connection reset"})
-            logs.append({"ts": at, "service": "web", "level": "ERROR", "trace_id": f"t{i}",
-                         "message": "Request processing failed: 500 Internal Server Error"})
+        if cart_calls_back:
+            spans.append({"trace_id": f"t{i}", "span_id": f"p{i}", "parent_id": f"c{i}", "service": "web",
+                          "operation": "GET /price", "start": at, "duration_ms": 2.0})
+        logs += [{"ts": at, "service": service, "level": level, "trace_id": f"t{i}", "message": message}
+                 for service, level, message in problems(start >= AT, rng)]
         logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served", "trace_id": f"t{i}"})
     return _written(tmp_path, spans=spans, logs=logs)
+
+
+def _cart_failing(tmp_path: Path, *, cart_says: bool) -> Path:
+    """From AT, half of the requests fail at cart: web logs an ERROR that names no service, and cart logs its own
+    ERROR first when `cart_says`."""
+    def problems(after: bool, rng: np.random.Generator) -> list[Problem]:
+        if not (after and rng.random() < 0.5):
+            return []
+        web = ("web", "ERROR", "Request processing failed: 500 Internal Server Error")
+        return [("cart", "ERROR", "query items failed: connection reset"), web] if cart_says else [web]
+    return _web_calls_cart(tmp_path, problems, seed=3)
 
 
 def test_an_error_in_a_request_whose_callee_failed_in_it_too_came_up_from_the_callee(tmp_path: Path):
@@ -455,20 +470,14 @@ def test_an_error_in_a_request_whose_callee_failed_in_it_too_came_up_from_the_ca
 
 
 def _web_failing_over_cart_warnings(tmp_path: Path) -> Path:
-    """spans.jsonl and logs.jsonl of web -> cart, every request calling cart. Cart writes a WARN in nine requests of
-    ten throughout and answers them all; from AT web fails half of its requests with an ERROR of its own."""
-    rng = np.random.default_rng(5)
-    spans, logs = [], []
-    for i, start, at in _requests():
-        spans += [_root(i, at, "GET /cart"), _call(i, at, "cart", "GET /items")]
-        if rng.random() < 0.9:
-            logs.append({"ts": at, "service": "cart", "level": "WARN", "trace_id": f"t{i}",
-                         "message": "slow query on items table"})
-        if start >= AT and rng.random() < 0.5:
-            logs.append({"ts": at, "service": "web", "level": "ERROR", "trace_id": f"t{i}",
-                         "message": "template render failed: null pointer"})
-        logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served", "trace_id": f"t{i}"})
-    return _written(tmp_path, spans=spans, logs=logs)
+    """Cart writes a WARN in nine requests of ten throughout and answers them all; from AT web fails half of its
+    requests with an ERROR of its own."""
+    def problems(after: bool, rng: np.random.Generator) -> list[Problem]:
+        lines = [("cart", "WARN", "slow query on items table")] if rng.random() < 0.9 else []
+        if after and rng.random() < 0.5:
+            lines.append(("web", "ERROR", "template render failed: null pointer"))
+        return lines
+    return _web_calls_cart(tmp_path, problems, seed=5)
 
 
 def test_a_callees_routine_warning_does_not_hide_its_callers_own_new_errors(tmp_path: Path):
@@ -479,21 +488,13 @@ def test_a_callees_routine_warning_does_not_hide_its_callers_own_new_errors(tmp_
 
 
 def _web_failing_under_cart(tmp_path: Path) -> Path:
-    """spans.jsonl and logs.jsonl of web -> cart -> web: cart calls back web's GET /price in every request. From AT
-    web's GET /price fails half of the time with an ERROR of its own, and cart logs the 500 it got back."""
-    rng = np.random.default_rng(5)
-    spans, logs = [], []
-    for i, start, at in _requests():
-        spans += [_root(i, at, "GET /cart"), _call(i, at, "cart", "GET /items"),
-                  {"trace_id": f"t{i}", "span_id": f"p{i}", "parent_id": f"c{i}", "service": "web",
-                   "operation": "GET /price", "start": at, "duration_ms": 2.0}]
-        if start >= AT and rng.random() < 0.5:
-            logs.append({"ts": at, "service": "web", "level": "ERROR", "trace_id": f"t{i}",
-                         "message": "price lookup failed: null pointer"})
-            logs.append({"ts": at, "service": "cart", "level": "ERROR", "trace_id": f"t{i}",
-                         "message": "price call returned 500"})
-        logs.append({"ts": at, "service": "web", "level": "INFO", "message": "request served", "trace_id": f"t{i}"})
-    return _written(tmp_path, spans=spans, logs=logs)
+    """Cart calls back web's GET /price in every request. From AT web's GET /price fails half of the time with an
+    ERROR of its own, and cart logs the 500 it got back."""
+    def problems(after: bool, rng: np.random.Generator) -> list[Problem]:
+        if not (after and rng.random() < 0.5):
+            return []
+        return [("web", "ERROR", "price lookup failed: null pointer"), ("cart", "ERROR", "price call returned 500")]
+    return _web_calls_cart(tmp_path, problems, seed=5, cart_calls_back=True)
 
 
 def test_a_service_its_callee_called_back_keeps_its_own_errors(tmp_path: Path):
