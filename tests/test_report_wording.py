@@ -175,6 +175,18 @@ def test_a_contributor_under_another_name_is_one_factor_not_three():
     assert not any(f.startswith("node=") for f in factors)
 
 
+def test_a_contributor_with_no_lift_is_judged_by_its_shares():
+    # report.json's schema allows a contributor without a lift: it made `report` refuse the file (a TypeError)
+    analysis = pool_exhaustion_analysis()
+    region = analysis["contributors"][0]
+    analysis["contributors"] += [
+        {**region, "dimension": "zone", "value": "b", "window_share": 0.75, "baseline_share": 0.4, "lift": None},
+        {**region, "dimension": "node", "value": "10.0.0.4", "window_share": 0.2, "baseline_share": 0.1, "lift": None}]
+    factors = [f.description for f in build_postmortem(analysis).contributing_factors]
+    assert factors[1].startswith("zone=b held 75.0%")  # most of the lines, 35 points more than before
+    assert not any(f.startswith("node=") for f in factors)
+
+
 def test_a_contributor_only_a_little_over_its_share_before_is_no_factor():
     # TrainTicket 09:12: "Node=33.33.33.76 held 98 of the 138 WARN/ERROR/FATAL lines in the incident window (71.0%)
     # against 791 of the 1,392 ... in the baseline (56.8%; 1.2x lift)": the node most lines came from before too

@@ -421,7 +421,7 @@ def large_contributor(contributor: Any) -> bool:
 
 
 def _value(item: Any, key: str, default: Any) -> Any:
-    """Read a field from a pydantic result or a plain dict (contrast results arrive as either)."""
-    if isinstance(item, dict):
-        return item.get(key, default)
-    return getattr(item, key, default)
+    """Read a field from a pydantic result or a plain dict (contrast results arrive as either); a field set to None
+    reads as `default` (a review's contributor may have no lift: its schema allows one)."""
+    value = item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+    return default if value is None else value
