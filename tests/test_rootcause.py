@@ -461,16 +461,23 @@ def test_on_minute_metrics_an_hour_earlier_refutes_the_later_service(tmp_path: P
     assert "cache moved 60 min earlier" in by_minute.test
 
 
-def _caller_and_callee(tmp_path: Path, step: timedelta, callee_after: timedelta) -> Ranking:
-    """web calls cart (call metrics give the edge); both moved on metrics sampled every `step`, cart `callee_after`
-    web did (negative: before it)."""
+def _shifted(service: str, metric: str, onset: datetime) -> ServiceSignals:
+    """A service whose `metric` moved from `onset` (10 robust sigma), as `collect_signals` gives it."""
+    moved = _moved(service, metric, 1, 9, shift=10.0).model_copy(update={"onset": onset, "evidence": f"{service}-shift"})
+    return ServiceSignals(service=service, metric_onset=onset, metric_strength=10.0, moved=[moved],
+                          evidence=[f"{service}-shift"])
+
+
+def _caller_and_callee(tmp_path: Path, step: timedelta, callee_after: timedelta,
+                       callee_metric: str = "latency_ms") -> Ranking:
+    """web calls cart (call metrics give the edge); both moved on metrics sampled every `step`, cart's
+    `callee_metric` `callee_after` web's latency did (negative: before it)."""
     from incidentlens.analysis.callgraph import CallEdge
 
     onset = START + timedelta(days=5)
     store = _six_days_of_latency(tmp_path, step, "web", "cart")
-    signals = {"web": ServiceSignals(service="web", metric_onset=onset, metric_strength=10.0, evidence=["web-shift"]),
-               "cart": ServiceSignals(service="cart", metric_onset=onset + callee_after, metric_strength=10.0,
-                                      evidence=["cart-shift"])}
+    signals = {"web": _shifted("web", "latency_ms", onset),
+               "cart": _shifted("cart", callee_metric, onset + callee_after)}
     graph = CallGraph(edges=[CallEdge(caller="web", callee="cart", weight=10, source="calls")])
     ranking, _ = rank_root_causes(store, (onset, onset + timedelta(hours=12)), (START, onset), signals, graph,
                                   MechanismCues(), [], [])
@@ -502,6 +509,19 @@ def test_a_callee_one_sample_later_does_not_make_its_caller_a_victim_whatever_th
     assert hourly.scores["web"]["not_victim"] == 0.0
     hourly = _caller_and_callee(tmp_path, timedelta(hours=1), timedelta(minutes=70))
     assert hourly.scores["web"]["not_victim"] == 1.5
+
+
+def test_a_callee_whose_only_move_is_its_hosts_metric_does_not_make_its_caller_a_victim(tmp_path: Path):
+    # TrainTicket 15:42 from an alert a minute later: ts-preserve-service's CPU at its limit, and the host it shares
+    # with ts-config-service, which it calls, busier for it; config's NodeCpuUsageRate(%) a second before
+    # preserve's own CPU made preserve config's victim, and no candidate at all
+    host = _caller_and_callee(tmp_path, timedelta(minutes=1), -timedelta(seconds=1), "NodeCpuUsageRate(%)")
+    assert host.scores["web"]["not_victim"] == 1.5
+    web = next(h for h in host.hypotheses if h.service == "web")
+    assert "cart-shift" not in web.contradicting
+    # a metric of the callee's own in the same sample still does
+    own = _caller_and_callee(tmp_path, timedelta(minutes=1), -timedelta(seconds=1), "CpuUsageRate(%)")
+    assert own.scores["web"]["not_victim"] == 0.0
 
 
 def test_own_work_is_cpu_or_server_latency_by_the_names_users_have_not_a_limit_a_client_or_the_host():

@@ -5,8 +5,9 @@ Per candidate service (one that moved: a sustained metric shift or a WARN/ERROR 
 - strength: how far its metrics moved (BARO's robust shift) and how much its error rate rose (a surge counts only
   past chance: `shifts.surge_z`),
 - call direction: a service whose own callees (spans, shared trace ids, or messages naming them) also moved no
-  later than it did is a victim, not a root; a service other services' errors name ("upstream db-proxy timed
-  out") is blamed by them,
+  later than it did, by a change of their own (`ServiceSignals.own_onset`: not their host's metrics, which every
+  service on that machine shows), is a victim, not a root; a service other services' errors name ("upstream
+  db-proxy timed out") is blamed by them,
 - requests cut short: a caller's requests that now end right after calling a service point at both, the caller and
   that callee (its error or wrong value cuts them there as surely as the caller's own failure after the call), the
   callee for its share of the new cuts; the callee shows nothing of its own that makes the caller its victim, cuts
@@ -208,6 +209,30 @@ class ServiceSignals(BaseModel):
             return None
         return BurstEnded(start=self.log_onset.replace(microsecond=0), end=self.log_ended, ratio=self.log_ratio,
                           quiet_minutes=self.log_quiet, evidence=self.evidence[0] if self.evidence else "")
+
+    def own_metrics(self) -> list[MetricShift]:
+        """Its shifts but its host's metrics (every service on that machine shows them) and the latency percentiles
+        the traces do not bear out or cannot confirm (`trace_caveat`)."""
+        return [m for m in self.moved if not trace_caveat(m) and not re.search(HOST_METRIC, m.metric)]
+
+    @property
+    def shows_its_own(self) -> bool:
+        """Whether it showed more than its host's metrics and percentiles the traces do not bear out or cannot
+        confirm: its WARN/ERROR lines, its requests in the traces, or a metric of its own the traces stand behind or
+        do not measure."""
+        return bool(self.log_ratio or self.trace_change or self.cut_strength or self.own_metrics())
+
+    @property
+    def own_onset(self) -> datetime | None:
+        """When the first of its own changes (`shows_its_own`) began; None when none is timed."""
+        times = [m.onset for m in self.own_metrics()]
+        times += [self.log_onset] if self.log_ratio else []
+        if self.trace_change:
+            times += [self.trace_onset, self.cut_onset]
+        elif self.cut_strength:
+            times.append(self.cut_onset)
+        timed = [t for t in times if t is not None]
+        return min(timed) if timed else None
 
     @property
     def traced(self) -> float:
@@ -689,7 +714,9 @@ def _earlier_downstream(s: ServiceSignals, signals: dict[str, ServiceSignals], g
     if s.onset is None:
         return moved
     limit = s.onset + SAME_SAMPLE_STEPS * sample
-    return [d for d in moved if signals[d].onset is not None and signals[d].onset <= limit]
+    # the callee's own change is what must come no later: its host's metrics move for every service on that machine
+    # (a caller on the same host hogging the CPU moves them), a percentile the traces deny is no change of its own
+    return [d for d in moved if signals[d].own_onset is not None and signals[d].own_onset <= limit]
 
 
 def _explains(callee: ServiceSignals, caller: ServiceSignals) -> bool:

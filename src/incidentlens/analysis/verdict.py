@@ -182,31 +182,11 @@ def services_showing(signals: dict[str, ServiceSignals]) -> list[ServiceShowing]
     ordered = sorted(signals.values(), key=lambda s: (s.onset or datetime.max, s.service))
     return [ServiceShowing(service=s.service, onset=s.onset.replace(microsecond=0) if s.onset else None,
                            sign=onset_sign(s), showed=_showed(s), evidence=s.evidence[:5],
-                           ends_after=s.cut_after if s.cut_short else None, own=_shows_its_own(s),
-                           own_onset=_own_onset(s))
+                           ends_after=s.cut_after if s.cut_short else None, own=s.shows_its_own,
+                           own_onset=s.own_onset.replace(microsecond=0) if s.own_onset else None)
             for s in ordered[:MAX_SERVICES]]
 
 
-def _own_metrics(s: ServiceSignals) -> list[MetricShift]:
-    """Its shifts but its host's metrics and the percentiles the traces do not bear out or cannot confirm
-    (`trace_caveat`)."""
-    return [m for m in s.moved if not trace_caveat(m) and not host_words(m.metric)]
-
-
-def _shows_its_own(s: ServiceSignals) -> bool:
-    """Whether the service showed more than its host's metrics and percentiles the traces do not bear out or cannot
-    confirm: its WARN/ERROR lines, its requests in the traces, or a metric of its own the traces stand behind or do
-    not measure."""
-    return bool(s.log_ratio or s.trace_change or s.cut_strength or _own_metrics(s))
-
-
-def _own_onset(s: ServiceSignals) -> datetime | None:
-    """When the first of its own changes (`_shows_its_own`) began, to the second; None when none is timed."""
-    times = [m.onset for m in _own_metrics(s)]
-    times += [s.log_onset] if s.log_ratio else []
-    times += [s.trace_onset, s.cut_onset] if s.trace_change else [s.cut_onset] if s.cut_strength else []
-    timed = [t for t in times if t is not None]
-    return min(timed).replace(microsecond=0) if timed else None
 
 
 def onset_sign(s: ServiceSignals) -> str:
@@ -230,7 +210,7 @@ def _showed(s: ServiceSignals) -> list[str]:
     names the signal that moved then); a finding that moved later says when (`then at 13:11:28 UTC: ...`). A run of
     percentiles the traced calls do not bear out is one item, so a summary that keeps the first two items keeps what
     the traces show of them too."""
-    moved = sorted(_with_its_own(_at_onset_first(s.moved, s.metric_onset)[:3], _own_metrics(s)),
+    moved = sorted(_with_its_own(_at_onset_first(s.moved, s.metric_onset)[:3], s.own_metrics()),
                    key=lambda m: _later(m.onset, s.onset))
     found: list[tuple[datetime | None, str]] = []
     for i, said in enumerate(shift_words(moved)):
@@ -248,9 +228,10 @@ def _showed(s: ServiceSignals) -> list[str]:
 
 
 def _with_its_own(kept: list[MetricShift], own: list[MetricShift]) -> list[MetricShift]:
-    """The shifts kept, the last of them given up for the service's largest change of its own (`_own_metrics`) where
-    none kept is one: TrainTicket 08:52's ts-verification-code-service showed three client percentiles its traced
-    calls deny and not its server latency, the change its own onset is the time of."""
+    """The shifts kept, the last of them given up for the service's largest change of its own
+    (`ServiceSignals.own_metrics`) where none kept is one: TrainTicket 08:52's ts-verification-code-service showed
+    three client percentiles its traced calls deny and not its server latency, the change its own onset is the time
+    of."""
     if not own or any(m in own for m in kept):
         return kept
     return [*kept[:2], own[0]]
@@ -264,9 +245,9 @@ def _at_onset_first(moved: list[MetricShift], onset: datetime | None) -> list[Me
 
 def _first_at_onset(moved: list[MetricShift], onset: datetime | None) -> MetricShift | None:
     """The shift that names what moved at the metric onset: the most shifted of those that moved then, a change of the
-    service's own (`_own_metrics`) before its host's metrics and percentiles the traces deny or cannot confirm
-    (OnlineBoutique 14:21's timeline gave paymentservice's onset as "PodServerLatencyP99(s) from 0.00496 to 0.242
-    ...: a percentile the traces cannot confirm", its 19 traced calls too few to check it, where its CPU, the
+    service's own (`ServiceSignals.own_metrics`) before its host's metrics and percentiles the traces deny or cannot
+    confirm (OnlineBoutique 14:21's timeline gave paymentservice's onset as "PodServerLatencyP99(s) from 0.00496 to
+    0.242 ...: a percentile the traces cannot confirm", its 19 traced calls too few to check it, where its CPU, the
     change its hypothesis rests on, moved at the same sample); None when none moved then."""
     at = [m for m in moved if onset is not None and m.onset == onset]
     own = [m for m in at if not trace_caveat(m) and not host_words(m.metric)]
