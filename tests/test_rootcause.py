@@ -463,7 +463,8 @@ def test_on_minute_metrics_an_hour_earlier_refutes_the_later_service(tmp_path: P
 
 def _shifted(service: str, metric: str, onset: datetime) -> ServiceSignals:
     """A service whose `metric` moved from `onset` (10 robust sigma), as `collect_signals` gives it."""
-    moved = _moved(service, metric, 1, 9, shift=10.0).model_copy(update={"onset": onset, "evidence": f"{service}-shift"})
+    moved = _moved(service, metric, 1, 9, shift=10.0).model_copy(
+        update={"onset": onset, "evidence": f"{service}-shift"})
     return ServiceSignals(service=service, metric_onset=onset, metric_strength=10.0, moved=[moved],
                           evidence=[f"{service}-shift"])
 
