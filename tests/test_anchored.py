@@ -199,7 +199,7 @@ def test_a_window_taking_in_a_closing_sample_names_only_the_shortest_source_as_i
                     + timedelta(hours=13, minutes=33)), spans=(day + timedelta(hours=13, minutes=30),
                                                                day + timedelta(hours=13, minutes=33, seconds=5)))
     window = (at, day + timedelta(hours=13, minutes=33, seconds=10))
-    assert window_end(store, window, given=False) == (
+    assert window_end(store, window, first_sample=None) == (
         "the end of the logs, the shortest source, and the metric samples taken within half a step after it, which "
         "measure the stretch before them")
 

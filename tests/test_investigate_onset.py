@@ -25,6 +25,7 @@ from incidentlens.cli import app
 from incidentlens.errors import InputError
 from incidentlens.report import build_postmortem, write_reports
 from incidentlens.telemetry import load_telemetry
+from test_anchored import _cpu_contention_beside_logs
 from test_spans import AT, _system
 
 runner = CliRunner()
@@ -265,3 +266,13 @@ def test_the_tools_re_run_steps_over_the_window_the_analysis_used_so_no_finding_
     assert run.analysis.spans[0][0] == at
     titles = [e.title for e in run.analysis.evidence]
     assert len(titles) == len(set(titles)), sorted(t for t in titles if titles.count(t) > 1)
+
+
+def test_the_model_is_told_a_given_start_window_holds_the_first_metric_sample_after_it(tmp_path: Path):
+    # the logs end 6 s after the start, and the window reaches on to the CPU sample at 13:33:09: the coordinator's
+    # brief says why it ends there, as the detection evidence does, not "the end of the logs"
+    at = datetime(2024, 5, 1, 13, 31, 54)
+    store = _cpu_contention_beside_logs(tmp_path, at, logs_from=at.replace(second=0), seconds=61)
+    brief = _brief(store, at, "at")
+    assert ("the window runs from it to the first metric sample that measures the time after the start: the logs "
+            "end 6 s after the start and say nothing of the rest") in brief

@@ -29,7 +29,7 @@ from incidentlens.agents.context import InvestigationContext
 from incidentlens.agents.planner import PLANNER_MODEL, ROLES, final_answer
 from incidentlens.agents.team import build_team
 from incidentlens.agents.trace import TraceRecorder
-from incidentlens.analysis.anchored import check_onset, known_periods, window_end
+from incidentlens.analysis.anchored import check_onset, known_window, window_end
 
 logger = logging.getLogger(__name__)
 
@@ -132,9 +132,10 @@ def _usage(llm: str, health: BrainHealth, recorder: TraceRecorder) -> dict[str, 
 def _brief(store: Any, at: datetime | None, onset: str = "detect") -> str:
     views = f"in the loaded telemetry (views: {', '.join(store.views)})"
     if onset == "at" and at is not None:
-        window, _, _ = known_periods(store, at)
+        known = known_window(store, at)
         return (f"Investigate the incident {views}. Its start is known: {at.isoformat()}Z, given by the user (an "
-                f"alert, an injection, a page), not detected; the window runs from it to {window_end(store, window)} "
+                f"alert, an injection, a page), not detected; the window runs from it to "
+                f"{window_end(store, known.window, known.first_sample)} "
                 "and the baseline is everything before it. Find the root cause with evidence, mitigations, and have "
                 "the postmortem drafted.")
     near = f" near {at.isoformat()}Z" if at else ""

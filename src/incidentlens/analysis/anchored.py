@@ -16,7 +16,7 @@ the before/after shift test) so the rest of the pipeline reads it like a detecte
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from incidentlens.analysis.detection import DetectionResult, IncidentWindow, SeriesShift, iso_z
 from incidentlens.analysis.evidence import Evidence
@@ -83,9 +83,26 @@ def outside_data(store: Any, at: datetime, called: str) -> str | None:
     return f"{called} {iso_z(at)} lies outside the data ({iso_z(span[0])} .. {iso_z(span[1])})"
 
 
+class KnownWindow(NamedTuple):
+    """A known onset's periods (`known_window`)."""
+
+    window: Span
+    baseline: Span
+    rule: str  # the baseline's
+    #: the first metric sample after a given start that the window was stretched to hold (`_first_sample_after`;
+    #: the start itself where there is none), None where it was not looked for: `window_end` says why it ends there
+    first_sample: datetime | None
+
+
 def known_periods(store: Any, at: datetime, given: bool = True) -> tuple[Span, Span, str]:
-    """(window, baseline, the baseline's rule) for an incident known to start at `at`: `given` by the caller (the
-    window holds at least the first metric sample that measures the time after it, `_first_sample_after`), or an
+    """(window, baseline, the baseline's rule) for an incident known to start at `at` (`known_window`)."""
+    window, baseline, rule, _ = known_window(store, at, given)
+    return window, baseline, rule
+
+
+def known_window(store: Any, at: datetime, given: bool = True) -> KnownWindow:
+    """The window, baseline and the baseline's rule for an incident known to start at `at`: `given` by the caller
+    (the window holds at least the first metric sample that measures the time after it, `_first_sample_after`), or an
     alert time taken as the start (the stretch every source covers: from an alert time the analysis walks back a
     minute at a time until something can be explained, and a metric sample past the logs let noise be explained at
     the alert time itself: TrainTicket at a minute after each injection, 20 of 28 right against 22)."""
@@ -97,7 +114,7 @@ def known_periods(store: Any, at: datetime, given: bool = True) -> tuple[Span, S
     if not can_start_at(store, at):
         raise InputError(f"--at {iso_z(at)}: outside the data ({iso_z(data_start)} .. {iso_z(data_end)}); with "
                          f"--onset at {_why_not_a_start(at, data_start)}")
-    end = _covered_end(ranges, at, data_end)
+    end, first_sample = _covered_end(ranges, at, data_end), None
     aggregates = [view for view in AGGREGATE_SERIES if view in ranges and end >= ranges[view][1]]
     if aggregates:
         # the metrics' own step where there are metrics (a mesh's call metrics are scraped alike)
@@ -110,13 +127,14 @@ def known_periods(store: Any, at: datetime, given: bool = True) -> tuple[Span, S
     else:
         end = _with_closing_samples(store, ranges, at, (max(data_start, at - MAX_BASELINE), end))
         if given:
-            end = max(end, _first_sample_after(store, ranges, at, data_start))
+            first_sample = _first_sample_after(store, ranges, at, data_start)
+            end = max(end, first_sample)
     window = (at, min(end + END_STEP, at + MAX_WINDOW))
     start = max(data_start, at - MAX_BASELINE)
     rule = (f"known onset: every sample before {iso_z(at)}"
             + (f" (the last {MAX_BASELINE.total_seconds() / 3600:g} h)" if start > data_start else " (from the start "
                "of the data)"))
-    return window, (start, at), rule
+    return KnownWindow(window, (start, at), rule, first_sample)
 
 
 def _first_sample_after(store: Any, ranges: dict[str, tuple[datetime, datetime]], at: datetime,
@@ -162,11 +180,11 @@ def _with_closing_samples(store: Any, ranges: dict[str, tuple[datetime, datetime
     return last or end
 
 
-def window_end(store: Any, window: Span, given: bool = True) -> str:
-    """Why a known onset's window ends where it does (`known_periods`): its longest span, the metric samples it
-    keeps when the metrics are the shortest source, the first metric sample after a given start where the logs and
-    traces end too soon to reach one, or the end of the stretch every source covers (and the metric samples it
-    takes in after it, `_with_closing_samples`)."""
+def window_end(store: Any, window: Span, first_sample: datetime | None) -> str:
+    """Why a known onset's window ends where it does (`known_window`, whose `first_sample` it takes): its longest
+    span, the metric samples it keeps when the metrics are the shortest source, the first metric sample after a given
+    start where the logs and traces end too soon to reach one, or the end of the stretch every source covers (and the
+    metric samples it takes in after it, `_with_closing_samples`)."""
     at, end = window
     if end - at >= MAX_WINDOW:
         return f"{MAX_WINDOW.total_seconds() / 3600:g} h after the start, the longest window examined"
@@ -182,7 +200,7 @@ def window_end(store: Any, window: Span, given: bool = True) -> str:
     ending = [view for view in spoken if at <= ranges[view][1] < covered + END_STEP]
     if ending and len(ending) < len(spoken):
         plural = "s" if len(ending) > 1 else ""
-        if given and covered < _first_sample_after(store, ranges, at, store.time_range()[0]) == end - END_STEP:
+        if first_sample is not None and covered < first_sample == end - END_STEP:
             # every source's name is a plural noun (logs, traces, call metrics)
             return (f"the first metric sample that measures the time after the start: the "
                     f"{listed([spoken[view] for view in ending])} end {_after(covered - at)} after the start and say "
@@ -230,7 +248,7 @@ def known_onset_detection(
     it). `undetected`: why detection found no window to explain at `at`, when `at` is taken as the start for that
     reason (an alert time, `--onset detect`) rather than given as the start (`--onset at`); `alert_at`: that alert
     time, when `at` lies minutes before it (nothing after the alert time itself could be explained)."""
-    window, baseline, rule = known_periods(store, at, given=undetected is None)
+    window, baseline, rule, first_sample = known_window(store, at, given=undetected is None)
     shifts, shift_evidence = metric_shifts(store, window, baseline)
     moved = [s for s in shifts if s.significant]
     series = [_series_shift(s, at) for s in moved]
@@ -247,7 +265,7 @@ def known_onset_detection(
         f"{KNOWN_ONSET}: {start}; {len(series)} series moved after it",
         sql,
         {"window": {"start": iso_z(window[0]), "end": iso_end(window[1])}, "window_rule": WINDOW_RULE,
-         "window_end": window_end(store, window, given=undetected is None),
+         "window_end": window_end(store, window, first_sample),
          "baseline_rule": rule, **({"undetected": undetected} if undetected else {}),
          "series": [{"series": s.series, "direction": s.direction, "shift": round(s.shift, 2),
                      "onset": iso_z(s.onset)} for s in series[:SERIES_CAP]],
