@@ -108,11 +108,7 @@ def _merged_hypotheses(hypotheses: list[Any]) -> list[Any]:
     again at 0%, the second `Frontend`'s of the front-end metric file): the likeliest one's mechanism, test and kind,
     the two spellings' confidences added (they are shares of one whole: that the service is the cause, either way
     spelt), their evidence together; an ended burst or an untraced service only where both were."""
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for hypothesis in hypotheses:
-        key = hypothesis.get("service") if isinstance(hypothesis, dict) else None
-        groups.setdefault(key if isinstance(key, str) else id(hypothesis), []).append(hypothesis)
-    return [group[0] if len(group) == 1 else _merged_hypothesis(group) for group in groups.values()]
+    return [group[0] if len(group) == 1 else _merged_hypothesis(group) for group in _by_service(hypotheses)]
 
 
 def _merged_hypothesis(group: list[dict[str, Any]]) -> dict[str, Any]:
@@ -132,10 +128,17 @@ def _merged_showings(services: list[dict[str, Any]]) -> list[dict[str, Any]]:
     the earlier entry's place and onset, what each showed in time order, a later entry's findings said with their
     time (`then at 12:02:28 UTC: ...`, as the analysis words a finding later than its service's onset); its own change
     where either showed one, from the earlier of their times."""
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for entry in services:
-        groups.setdefault(entry.get("service") or id(entry), []).append(entry)
-    return [_merged(sorted(group, key=lambda s: str(s.get("onset") or "~"))) for group in groups.values()]
+    return [_merged(sorted(group, key=lambda s: str(s.get("onset") or "~"))) for group in _by_service(services)]
+
+
+def _by_service(items: list[Any]) -> list[list[Any]]:
+    """`items` (hypotheses, verdict entries) grouped by the service they name, in the order each service first
+    appears; an item that names none (not a dict, or no service name in it) is a group of its own."""
+    groups: dict[Any, list[Any]] = {}
+    for item in items:
+        service = item.get("service") if isinstance(item, dict) else None
+        groups.setdefault(service if isinstance(service, str) and service else id(item), []).append(item)
+    return list(groups.values())
 
 
 def _merged(entries: list[dict[str, Any]]) -> dict[str, Any]:
