@@ -118,13 +118,15 @@ def derive_severity(impact: Impact, moved: bool = True) -> tuple[Severity | None
     return level, f"{level} because {why} (rule: {RULE})"
 
 
-def _figures(impact: Impact, harm_seen: bool, peaks: bool = False) -> _Figures:
-    """The figures the rule reads: the error rate and latency at the window's typical level (`peaks`: at their peak,
-    to tell a single peak), and all but the peaks only where harm was seen (or not looked for)."""
-    err = impact.peak_error_rate if harm_seen or peaks else None
-    lat = impact.peak_latency if harm_seen or peaks else None
-    rate = None if err is None else err.value if peaks else typical_level(err)
-    slow = None if lat is None else lat.value if peaks else typical_level(lat)
+def _figures(impact: Impact, harm_seen: bool, read: Callable[[Peak], float | None] | None = None) -> _Figures:
+    """The figures the rule reads: the error rate and latency at the window's typical level, and all of them only
+    where harm was seen (or not looked for). `read`: the error rate and latency read by it whether or not harm was
+    seen (`_at_peak`, `_held_level`: what a peak alone, or the level the window held, would set)."""
+    err = impact.peak_error_rate if harm_seen or read else None
+    lat = impact.peak_latency if harm_seen or read else None
+    level = read or typical_level
+    rate = None if err is None else level(err)
+    slow = None if lat is None else level(lat)
     latency_ratio = slow / lat.baseline if lat and slow is not None and lat.baseline else None
     rise = None if err is None or rate is None else rate - (err.baseline or 0.0)
     excess = impact.failed_excess if beyond_chance(impact) else None
@@ -150,10 +152,8 @@ def single_peak(impact: Impact, level: Severity) -> str | None:
     UTC against 180 ms before, 190 ms over the window`). Where the typical level would set it too, what kept it from
     counting was no service's rise past the baseline's noise, not a lone peak, and the words say so (`a rise not
     counted as harm: ... 2.2% over the window, 4.0% at its peak ...`)."""
-    worse, _, figure = _level(_figures(impact, harm_seen=False, peaks=True))
-    if figure not in ("error", "latency") or _RANK[worse] >= _RANK[level]:
-        return None
-    peak = impact.peak_error_rate if figure == "error" else impact.peak_latency
+    figure = _worse_by(impact, level, _at_peak)
+    peak = impact.peak_error_rate if figure == "error" else impact.peak_latency if figure == "latency" else None
     if peak is None:
         return None
     name = (fmt.error_rate_name(peak.service, peak.metric, "") if figure == "error"
@@ -172,14 +172,25 @@ def single_peak(impact: Impact, level: Severity) -> str | None:
 def held_at_peak_level(impact: Impact, level: Severity) -> bool:
     """Whether the error rate's and latency's typical levels (their window medians) would set a worse level than
     `level` were harm seen: then no peak alone reached it, the window held there."""
-    def at_typical(peak: Peak | None) -> Peak | None:
-        level = None if peak is None or peak.typical is None else typical_level(peak)
-        return None if peak is None or level is None else peak.model_copy(update={"value": level})
+    return _worse_by(impact, level, _held_level) is not None
 
-    held = impact.model_copy(update={"peak_error_rate": at_typical(impact.peak_error_rate),
-                                     "peak_latency": at_typical(impact.peak_latency)})
-    worse, _, figure = _level(_figures(held, harm_seen=False, peaks=True))
-    return figure in ("error", "latency") and _RANK[worse] < _RANK[level]
+
+def _worse_by(impact: Impact, level: Severity, read: Callable[[Peak], float | None]) -> str | None:
+    """Which figure, `error` or `latency`, read by `read` whether or not harm was seen, would set a worse level than
+    `level`; None where neither would."""
+    worse, _, figure = _level(_figures(impact, harm_seen=False, read=read))
+    return figure if figure in ("error", "latency") and _RANK[worse] < _RANK[level] else None
+
+
+def _at_peak(peak: Peak) -> float:
+    """A series' peak value."""
+    return peak.value
+
+
+def _held_level(peak: Peak) -> float | None:
+    """The level the window held a series at: its typical one, None where the window holds one sample of it or the
+    analysis predates the typical level (not the peak's value, as `typical_level` reads it there)."""
+    return None if peak.typical is None else typical_level(peak)
 
 
 _RANK: dict[Severity, int] = {"SEV1": 1, "SEV2": 2, "SEV3": 3, "SEV4": 4}
