@@ -34,7 +34,6 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
-from scipy.special import chdtrc, gammaln, ndtri_exp
 
 from incidentlens.analysis.anchored import metric_step
 from incidentlens.analysis.callgraph import CallGraph
@@ -361,8 +360,11 @@ def combined_z(zs: list[float]) -> float:
     make 2.2): a degree of freedom costs what chance alone would add."""
     if not zs:
         return 0.0
+    # scipy.special's chi-square tail, not scipy.stats' (half a second of importing at every analyze), imported here
+    # as `tails` imports its own
+    from scipy.special import chdtrc, gammaln, ndtri_exp
+
     total, freedom = sum(z * z for z in zs), len(zs) / 2
-    # scipy.special's chi-square tail, not scipy.stats' (half a second of importing at every analyze)
     p = float(chdtrc(len(zs), total))
     log_p = math.log(p) if p > 0 else -math.inf
     if not math.isfinite(log_p):  # past float's range: the tail's leading term, exact to a part in 1e5 out there

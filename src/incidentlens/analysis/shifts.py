@@ -20,7 +20,6 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
-from scipy.special import betainc, ndtri
 
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.periods import (
@@ -473,6 +472,8 @@ def surge_z(window: np.ndarray, window_minutes: float | np.ndarray, baseline: np
     `_beyond_its_traffic`) if the rate did not change, so the baseline's own uncertainty counts: 20
     lines in 3 minutes after none in 1 is z 2.7, after none in 60 past the cap. On the scale of a metric's robust
     shift (sigmas past the baseline), and capped at `Z_CAP` as that is in the ranking; no lines in the window, 0."""
+    from scipy.special import betainc, ndtri  # here, as `tails` imports its own
+
     share = window_minutes / (window_minutes + baseline_minutes)
     with np.errstate(divide="ignore", invalid="ignore"):
         # P(X >= k) for X ~ Binomial(n, share) is the regularised incomplete beta I_share(k, n - k + 1)
