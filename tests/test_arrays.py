@@ -60,17 +60,22 @@ def test_texts_and_masks_round_trip():
     assert arrays.string_array([]).to_pylist() == []
 
 
+def _imported_by(*args: str, modules: tuple[str, ...] = ("pandas", "scipy.stats", "scipy.linalg")) -> str:
+    """`incidentlens ARGS` in a fresh process: what it printed, then which of `modules` it imported."""
+    probe = ("import sys\nfrom incidentlens.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+             f"print('imported:', sorted(m for m in {modules!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def _imported_by_analyze(out: Path, *inputs: str) -> str:
     """`analyze --onset at` over `inputs` in a fresh process: what it imported of pandas, scipy.stats and
     scipy.linalg."""
-    probe = ("import sys\nfrom incidentlens.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
-             "print('imported:', sorted(m for m in ('pandas', 'scipy.stats', 'scipy.linalg') if m in sys.modules))")
-    command = [sys.executable, "-c", probe, "analyze", *inputs, "--onset", "at", "--json", "--out", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)},
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
+    printed = _imported_by("analyze", *inputs, "--onset", "at", "--json", "--out", str(out))
     assert (out / "analysis.json").is_file()
-    return done.stdout
+    return printed
 
 
 def test_analyze_with_a_known_onset_imports_neither_pandas_nor_scipy_stats_nor_linalg(scenario_dir, tmp_path: Path):
@@ -82,6 +87,17 @@ def test_analyze_with_a_known_onset_imports_neither_pandas_nor_scipy_stats_nor_l
     printed = _imported_by_analyze(tmp_path, "--metrics", str(directory / "metrics.csv"), "--logs",
                                    str(directory / "logs.csv"), "--at", start)
     assert "imported: []" in printed, printed[-500:]
+
+
+def test_a_review_written_from_an_analysis_imports_no_scipy_special(scenario_dir, tmp_path: Path):
+    """`report` reads no tail probability (the analysis did): scipy.special's 0.2 s import is not its to pay."""
+    directory = scenario_dir("seed-tutorial", seed=1, fmt="csv")
+    start = json.loads((directory / "truth.json").read_text())["window"]["start"]
+    _imported_by_analyze(tmp_path, "--metrics", str(directory / "metrics.csv"), "--at", start)
+    printed = _imported_by("report", "--analysis", str(tmp_path / "analysis.json"), "--out", str(tmp_path / "review"),
+                           modules=("scipy.special",))
+    assert "imported: []" in printed, printed[-500:]
+    assert (tmp_path / "review" / "report.md").is_file()
 
 
 def test_analyze_with_traces_and_their_logs_imports_no_pandas_either(tmp_path: Path):
