@@ -63,7 +63,7 @@ MAX_TP = float(scaled_sigmoid(np.array(-1.0)))
 
 
 def probation_rows(n: int) -> int:
-    return int(min(np.floor(PROBATION_FRACTION * n), PROBATION_FRACTION * 5000))
+    return int(min(np.floor(PROBATION_FRACTION * n), PROBATION_CAP_ROWS))
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ SERVICES: tuple[Service, ...] = (
     Service("db-proxy", 0.14, 900, 12, 0.0008, 0.35, 800, ("query", "transaction"), 2),
     Service("payment-provider", 0.0, 55, 380, 0.004, 0.0, 0.0, ("POST /charges",), 0, third_party=True),
 )
-SERVICE_NAMES = tuple(s.name for s in SERVICES)
 BY_NAME = {s.name: s for s in SERVICES}
 
 # (caller, callee, how much the caller depends on the callee: how strongly a fault propagates along the edge)

@@ -176,9 +176,6 @@ class ClickHouseLogs:
         expected = self._expected_schema(sql)  # DuckDB-invalid SQL fails here, before a round trip
         return _reshape(self._run(to_clickhouse(sql, {"logs": self.canonical_sql})), expected)
 
-    def references_logs(self, sql: str) -> bool:
-        return "logs" in referenced_tables(sql)
-
     def _run(self, sql: str) -> pa.Table:
         try:
             return self._run_raw(sql)

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -224,15 +224,6 @@ def discovered_queries(
         else:
             plan[name] = name
     return plan
-
-
-def default_range(at: datetime | None, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    """The range to pull: given bounds, else 24 h ending one hour after `at` (or now)."""
-    if end is None:
-        end = at + timedelta(hours=1) if at else datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    if start is None:
-        start = end - timedelta(hours=24)
-    return start, end
 
 
 def _unix(moment: datetime) -> float:
