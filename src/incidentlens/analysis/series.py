@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from incidentlens.analysis.periods import sql_in, sql_str
-from incidentlens.telemetry import arrays, sql_ts
+from incidentlens.telemetry import arrays, naive_utc, sql_ts
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def key_series(store: Any, names: Sequence[str], window: tuple[datetime, datetim
     pinned = {name: pod for name, pod in (pods or {}).items() if name in names}
     only = "".join(f" AND (service || '/' || metric <> {sql_str(name)} OR pod = {sql_str(pod)})"
                    for name, pod in pinned.items())
-    start, end = (_naive_utc(w) for w in window)
+    start, end = (naive_utc(w) for w in window)
     bucket_s = max(1, math.ceil((end - start).total_seconds() / max(1, max_points)))
     table = store.fetch(f"""
         SELECT service || '/' || metric AS name,
@@ -71,7 +71,3 @@ def overview_names(store: Any, limit: int = 4) -> list[str]:
         LIMIT {int(limit)}
     """)
     return table.column("name").to_pylist()
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -30,7 +30,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.eval.calibration import Calibration, calibration
-from incidentlens.telemetry import TelemetryStore, load_telemetry, sql_ts
+from incidentlens.telemetry import TelemetryStore, load_telemetry, naive_utc, sql_ts
 from incidentlens.telemetry.columns import literal
 from incidentlens.telemetry.logfields import service_of_pod
 
@@ -271,15 +271,11 @@ def injection_time(item: dict[str, Any], day_dir: Path) -> tuple[datetime, str]:
     trace files a fault then would be given exists while one of `inject_timestamp`'s (read as UTC) does: the two
     disagree by hours on some days, and the minute files, named in UTC, show which clock the day's labels keep.
     A time with a zone (`2022-08-22T10:40:30Z`) is taken in UTC."""
-    stated = _naive_utc(datetime.fromisoformat(str(item["inject_time"])))
+    stated = naive_utc(datetime.fromisoformat(str(item["inject_time"])))
     if "inject_timestamp" not in item or _has_minute_files(day_dir, stated):
         return stated, "inject_time"
     stamped = datetime.fromtimestamp(float(item["inject_timestamp"]), tz=UTC).replace(tzinfo=None)
     return (stamped, "inject_timestamp") if _has_minute_files(day_dir, stamped) else (stated, "inject_time")
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _has_minute_files(day_dir: Path, moment: datetime) -> bool:
