@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from incidentlens.analysis.detection import DetectionResult
+    from incidentlens.eval.nezha import NezhaReport
     from incidentlens.server.mcp_tools import OpenedStore
     from incidentlens.server.settings import Sources
 
@@ -1218,19 +1219,8 @@ def eval_nezha_command(
                                      progress=lambda done, total, _: progress.update(task, completed=done, total=total))
         if as_json:
             _print_json(found)
-            return
-        _print_set_aside(found["set_aside"])
-        console.print(f"{found['runs']} pseudo-onsets (no fault labelled yet; {found['faults'] - found['runs']} of "
-                      f"{found['faults']} faults have no trace minute there): {found['mean_candidates']:.2f} services "
-                      f"per run past the candidate bar on their span events, {found['runs_with_any']} runs with any; "
-                      f"mean largest corrected z {found['mean_largest_corrected_z']:.2f}", highlight=False)
-        stated = found["stated"]
-        console.print(f"the analysis there: mean stated confidence {stated['mean_confidence']:.0%}, a root cause "
-                      f"named in {stated['root_cause_named']} runs, at least 90% in {stated['at_least']['90%']}; "
-                      f"{stated['naming_the_service_injected_next']} of them name the service injected 30-90 s "
-                      f"later (a fault seen before its label, or chance); the others: a root cause named in "
-                      f"{stated['others_root_cause_named']}, at least 90% in {stated['others_at_least']['90%']}",
-                      highlight=False)
+        else:
+            _print_null_run(found)
         return
 
     with _progress(as_json) as progress:
@@ -1244,15 +1234,39 @@ def eval_nezha_command(
     if as_json:
         _print_json(report.to_dict())
         return
+    caption = (f"ranker {ranker.value}{' with the reference minutes' if reference else ''}"
+               f"{''.join(f', without {source}' for source in left_out)}"
+               f"{f', an alert {alert_after} s after each injection' if alert_after is not None else ''}"
+               f"; logs and traces of {log_history} min before each fault's own "
+               f"(its minute files {','.join(map(str, minutes))})")
+    _print_nezha_report(report, caption)
+
+
+def _print_null_run(found: dict[str, Any]) -> None:
+    """`eval nezha --null`'s findings in words: the span signals' false leads at the pseudo-onsets, and the
+    confidence the analysis stated there."""
+    _print_set_aside(found["set_aside"])
+    console.print(f"{found['runs']} pseudo-onsets (no fault labelled yet; {found['faults'] - found['runs']} of "
+                  f"{found['faults']} faults have no trace minute there): {found['mean_candidates']:.2f} services "
+                  f"per run past the candidate bar on their span events, {found['runs_with_any']} runs with any; "
+                  f"mean largest corrected z {found['mean_largest_corrected_z']:.2f}", highlight=False)
+    stated = found["stated"]
+    console.print(f"the analysis there: mean stated confidence {stated['mean_confidence']:.0%}, a root cause "
+                  f"named in {stated['root_cause_named']} runs, at least 90% in {stated['at_least']['90%']}; "
+                  f"{stated['naming_the_service_injected_next']} of them name the service injected 30-90 s "
+                  f"later (a fault seen before its label, or chance); the others: a root cause named in "
+                  f"{stated['others_root_cause_named']}, at least 90% in {stated['others_at_least']['90%']}",
+                  highlight=False)
+
+
+def _print_nezha_report(report: NezhaReport, caption: str) -> None:
+    """`eval nezha`'s scores as a table by fault type (and day) under `caption` (how the faults were run), with the
+    Nezha paper's figures, then the verdicts, notes, what was set aside and the calibration."""
     summary = report.summary()
     papers = "; ".join(f"{system} top-1 {p['top1']:.1%}, top-3 {p['top3']:.1%}"
                        for system, p in summary["paper"].items())
     table = Table("fault type / day", "faults", "top-1", "top-3", "s/fault", "mechanism named (top-1)", box=None,
-                  caption=f"ranker {ranker.value}{' with the reference minutes' if reference else ''}"
-                          f"{''.join(f', without {source}' for source in left_out)}"
-                          f"{f', an alert {alert_after} s after each injection' if alert_after is not None else ''}"
-                          f"; logs and traces of {log_history} min before each fault's own "
-                          f"(its minute files {','.join(map(str, minutes))}); Nezha (paper): {papers}")
+                  caption=f"{caption}; Nezha (paper): {papers}")
     rows = [*summary["by_type"].items(), *(summary["by_day"].items() if len(summary["by_day"]) > 1 else []),
             ("all", summary)]
     for name, scores in rows:
