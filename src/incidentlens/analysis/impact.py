@@ -312,6 +312,27 @@ def _metric_catalogue(store: Any, window: Span, baseline: Span) -> dict[str, lis
     }
 
 
+#: how the impact's metric evidence chose its peaks and marked services affected
+PEAK_RULE = (
+    "peak = window max of the series with the largest (max - baseline median) / robust scale, of "
+    "those that mark a service affected when any does, else of those of a service affected otherwise (its "
+    "other metrics, WARN/ERROR lines, traced requests, or the entry service, where requests were counted or "
+    "named as the front door; names compared without case), "
+    "else none (where no service is marked: of all); "
+    "typical = its window median; "
+    f"a success rate counts as an error rate, 1 - it (named '{FAILED_OF}' + it), a 0 only where the "
+    f"service's traced requests in the {READING_SPAN.total_seconds():g} s before it, half or more failed "
+    "(with none traced, a request rate above 0) show requests all failing, else it is no reading; "
+    f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}, "
+    f"or for a latency it served when every window value (two or more) is >= {SLOWER:g}x the baseline "
+    f"median (for an error rate, >= {FAILING:g}x and >= {FAILING_FLOOR:.0%}) and >= {METRIC_SHIFT:g} "
+    "deviations past it on a scale without the quantile range; "
+    f"robust scale = {robust_scale_rule(IMPACT_NOISE_FLOOR)}; a series counts only when its window max "
+    f"rises above its max in the {PRE_START.total_seconds() / 60:g} min before the start by "
+    f"{IMPACT_NOISE_FLOOR:.0%}, and a latency percentile only where the traced calls bear it out"
+)
+
+
 def _metric_peaks(
     store: Any, window: Span, baseline: Span, series: dict[str, list[str]], elsewhere: list[str],
     entry: list[str], evidence: list[Evidence],
@@ -404,22 +425,7 @@ def _metric_peaks(
             "services_shifted": shifted,
             "marked_by": [mark.model_dump(mode="json") for mark in marks],
             "not_borne_out": [c.series for c in unsupported][:20],
-            "rule": "peak = window max of the series with the largest (max - baseline median) / robust scale, of "
-            "those that mark a service affected when any does, else of those of a service affected otherwise (its "
-            "other metrics, WARN/ERROR lines, traced requests, or the entry service, where requests were counted or "
-            "named as the front door; names compared without case), "
-            "else none (where no service is marked: of all); "
-            "typical = its window median; "
-            f"a success rate counts as an error rate, 1 - it (named '{FAILED_OF}' + it), a 0 only where the "
-            f"service's traced requests in the {READING_SPAN.total_seconds():g} s before it, half or more failed "
-            "(with none traced, a request rate above 0) show requests all failing, else it is no reading; "
-            f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}, "
-            f"or for a latency it served when every window value (two or more) is >= {SLOWER:g}x the baseline "
-            f"median (for an error rate, >= {FAILING:g}x and >= {FAILING_FLOOR:.0%}) and >= {METRIC_SHIFT:g} "
-            "deviations past it on a scale without the quantile range; "
-            f"robust scale = {robust_scale_rule(IMPACT_NOISE_FLOOR)}; a series counts only when its window max "
-            f"rises above its max in the {PRE_START.total_seconds() / 60:g} min before the start by "
-            f"{IMPACT_NOISE_FLOOR:.0%}, and a latency percentile only where the traced calls bear it out",
+            "rule": PEAK_RULE,
         },
     ))
     return marks, peaks, unsupported
