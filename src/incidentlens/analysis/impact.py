@@ -896,6 +896,26 @@ def _surges(names: list[str], seen: np.ndarray, expected: np.ndarray) -> list[st
     return [names[i] for i in order if hit[i]]
 
 
+#: how the impact's traced-request evidence marks a service affected by its failed, cut-short or slowed requests
+TRACED_FAILURE_RULE = (
+    "a service's requests: the traces in which another service (or none) called it; failed in a way: it "
+    "gave such a span of an operation an error status, or wrote an ERROR/FATAL line of a template in "
+    "the trace (counted over the requests begun while logs were written), or, of the requests of one "
+    "kind (the operations that entered it), ended without a call that kind made before the start, or "
+    "without a line of a template (below WARN) the service wrote in that kind's requests before it "
+    "(where the service wrote lines in the window: its logs were being collected), or "
+    f"took longer than the kind's p{SLOW_QUANTILE * 100:.0f} before the start (of the minutes before "
+    f"it whose median request is within {USUAL_SPEED_BAND:g}x either way of the speed most of them "
+    "ran at: the others are earlier incidents'); per "
+    f"way and all error ways together, failed in the window >= {SURGE_RATIO:g}x the baseline's failed "
+    f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared; slowed requests "
+    "affect their service only where their median took at least "
+    f"{IMPACT_NOISE_FLOOR:.0%} of the users' requests they sat in (their traces' root spans' median "
+    "before the start) longer than the kind's median before: less is within what a user's request "
+    "varies by (slowed_too_little)"
+)
+
+
 def _failing_requests(store: Any, window: Span, baseline: Span,
                       evidence: list[Evidence]) -> tuple[list[TracedFailure], list[TracedFailure]]:
     """Services whose traced requests failed in one way more often in the window than in the baseline (the log lines'
@@ -954,21 +974,7 @@ def _failing_requests(store: Any, window: Span, baseline: Span,
         {"services_affected": found,
          "failed": [{k: r.get(k) for k in fields} for r in worst],
          "slowed_too_little": [{k: r.get(k) for k in fields} for r in little],
-         "rule": "a service's requests: the traces in which another service (or none) called it; failed in a way: it "
-                 "gave such a span of an operation an error status, or wrote an ERROR/FATAL line of a template in "
-                 "the trace (counted over the requests begun while logs were written), or, of the requests of one "
-                 "kind (the operations that entered it), ended without a call that kind made before the start, or "
-                 "without a line of a template (below WARN) the service wrote in that kind's requests before it "
-                 "(where the service wrote lines in the window: its logs were being collected), or "
-                 f"took longer than the kind's p{SLOW_QUANTILE * 100:.0f} before the start (of the minutes before "
-                 f"it whose median request is within {USUAL_SPEED_BAND:g}x either way of the speed most of them "
-                 "ran at: the others are earlier incidents'); per "
-                 f"way and all error ways together, failed in the window >= {SURGE_RATIO:g}x the baseline's failed "
-                 f"share, >= {MIN_PROBLEMS}, Poisson p < {MAX_P_VALUE:g} / ways compared; slowed requests "
-                 "affect their service only where their median took at least "
-                 f"{IMPACT_NOISE_FLOOR:.0%} of the users' requests they sat in (their traces' root spans' median "
-                 "before the start) longer than the kind's median before: less is within what a user's request "
-                 "varies by (slowed_too_little)"},
+         "rule": TRACED_FAILURE_RULE},
     ))
     return ([TracedFailure.model_validate(r) for r in worst], [TracedFailure.model_validate(r) for r in little])
 
