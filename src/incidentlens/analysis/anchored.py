@@ -89,8 +89,9 @@ class KnownWindow(NamedTuple):
     window: Span
     baseline: Span
     rule: str  # the baseline's
-    #: the first metric sample after a given start that the window was stretched to hold (`_first_sample_after`;
-    #: the start itself where there is none), None where it was not looked for: `window_end` says why it ends there
+    #: the first metric sample after a given start, which the window holds at least (`_first_sample_after`; the start
+    #: itself where there is none); None where it was not looked for (an alert time taken as the start, or the metrics
+    #: or call metrics the shortest source): `window_end` reads it to say why the window ends where it does
     first_sample: datetime | None
 
 
