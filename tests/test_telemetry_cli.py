@@ -171,13 +171,3 @@ def test_a_padded_number_is_one_to_the_profile_exactly_where_its_cast_reads_one(
     assert store.warnings == []
     counts = store.fetch("SELECT metric, count(value) AS n FROM metrics GROUP BY metric ORDER BY metric").to_pylist()
     assert counts == [{"metric": "cpu", "n": 9}] * numbers + [{"metric": "errors", "n": 9}]
-
-
-def test_an_analysis_writes_nothing_on_stderr_but_what_it_means_to_say(scenario_dir, tmp_path: Path) -> None:
-    # every query is fetched through DuckDB's DB-API, whose Arrow output warns of a copy of the rows: not the
-    # user's business, so a run over clean files says nothing on stderr
-    day = scenario_dir("db-pool-exhaustion", hours=2)
-    result = incidentlens("analyze", "--metrics", str(day / "metrics.csv"), "--logs", str(day / "logs.csv"),
-                          "--json", "--out", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""

@@ -24,7 +24,6 @@ import itertools
 import os
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -107,13 +106,6 @@ class QueryBackend(Protocol):
     def fetch(self, sql: str) -> pa.Table: ...
 
 
-# `fetch` runs a query once, as DuckDB's DB-API does: `cursor.sql(query).to_arrow_table()`, which DuckDB's warning
-# asks for instead, binds the query when it makes the relation and again when it runs it, over views several SELECTs
-# deep (0.11 s more CPU in the 1.0 s of a TrainTicket fault's analysis); the copy of the rows it warns of is small, an
-# analysis fetching aggregates
-warnings.filterwarnings("ignore", "Arrow output on a DB-API result makes an extra copy", UserWarning, __name__)
-
-
 def utc_connection() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB whose session time zone is UTC (naive ISO times are read as UTC), spilling what outgrows
     its memory limit to a directory of its own under the system's temporary directory (DuckDB's default is `.tmp`
@@ -192,7 +184,7 @@ class TelemetryStore:
         if self.logs_backend is not None and _tables_read(sql) <= self.logs_backend.views:
             return self.logs_backend.fetch(sql)
         with self._query_cursor() as cursor:
-            return cursor.execute(sql).to_arrow_table()
+            return cursor.sql(sql).to_arrow_table()
 
     @contextmanager
     def _query_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
