@@ -805,3 +805,26 @@ def test_an_error_rate_held_from_the_first_sample_that_measures_the_window_is_ha
 
     assert impact.services_affected == ["shop"]
     assert impact.peak_error_rate is not None and impact.peak_error_rate.value == 0.04
+
+
+# mail's server latency, one sample a minute stamped at its end: 4-5 ms for two hours, then 220 ms from 02:01 on
+ONE_SAMPLE_SLOWER = """
+    CREATE VIEW metrics AS
+    SELECT CAST(NULL AS VARCHAR) AS pod, TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'mail' AS service,
+           'p90_ms' AS metric, CAST(CASE WHEN i > 120 THEN 220 ELSE 4 + i % 2 END AS DOUBLE) AS value
+    FROM range(124) t(i)
+"""
+
+
+def test_a_window_holding_one_sample_of_a_latency_marks_no_service_affected() -> None:
+    # OnlineBoutique 13:45 said "emailservice degraded" off "PodServerLatencyP90(s) 0.22 s over the window (its one
+    # sample)": one sample is a single peak, which sets no severity level either. Two samples there are a level
+    start = datetime(2024, 5, 1, 2, 0, 30)
+    one = estimate_impact(DuckStore(ONE_SAMPLE_SLOWER), (start, datetime(2024, 5, 1, 2, 1, 10)),
+                          (datetime(2024, 5, 1, 0, 0), start)).impact
+    two = estimate_impact(DuckStore(ONE_SAMPLE_SLOWER), (start, datetime(2024, 5, 1, 2, 2, 10)),
+                          (datetime(2024, 5, 1, 0, 0), start)).impact
+
+    assert (one.services_affected, one.metric_marks) == ([], [])
+    assert one.peak_latency is not None and one.peak_latency.samples == 1  # the window's largest, no impact measured
+    assert two.services_affected == ["mail"] and [m.samples for m in two.metric_marks] == [2]

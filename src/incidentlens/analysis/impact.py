@@ -23,8 +23,9 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   of a day-long metrics baseline must not make every steady error line a surge), and a Bonferroni-corrected
   Poisson test agrees; or, for services, when one of its latency or error metrics' window median shifted up by at
   least `METRIC_SHIFT` robust standard deviations (`shifts.metric_shift_sql`, with the noise floor
-  `IMPACT_NOISE_FLOOR`); or when each of two or more values of a latency it served (not `CLIENT_SIDE`: a client's
-  percentile can sit at its histogram's top bucket) is at least `SLOWER` times its baseline median and
+  `IMPACT_NOISE_FLOOR`), a median of `LEVEL_SAMPLES` samples or more (one sample is a single peak); or when each
+  of two or more values of a latency it served (not `CLIENT_SIDE`: a client's percentile can sit at its histogram's
+  top bucket) is at least `SLOWER` times its baseline median and
   `METRIC_SHIFT` deviations past it on a scale without the quantile range (that range keeps a spiky series from
   passing for a moved one, but holds any earlier fault in the baseline, and a latency held at 94 times its median
   through the window is harm however high an earlier fault took it; each value, not the median, which one spike
@@ -132,6 +133,10 @@ USUAL_SPEED_BAND = 1.5
 #: harm (SEV3's error-rate floor)
 FAILING = 2.0
 FAILING_FLOOR = 0.01
+#: a window's median of fewer samples than this is no level held: one sample is a single peak, which marks no service
+#: affected and sets no severity level (`holds_a_level`; OnlineBoutique 13:45's emailservice was "degraded" off
+#: "PodServerLatencyP90(s) 0.22 s over the window (its one sample)")
+LEVEL_SAMPLES = 2
 #: impact counts harm: a change under 5% of the baseline is one robust standard deviation at most, however flat the
 #: series was before (the root-cause tests credit any series with 2%)
 IMPACT_NOISE_FLOOR = 0.05
@@ -323,7 +328,8 @@ PEAK_RULE = (
     f"a success rate counts as an error rate, 1 - it (named '{FAILED_OF}' + it), a 0 only where the "
     f"service's traced requests in the {READING_SPAN.total_seconds():g} s before it, half or more failed "
     "(with none traced, a request rate above 0) show requests all failing, else it is no reading; "
-    f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g}, "
+    f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g} "
+    f"over {LEVEL_SAMPLES} window samples or more (one is a single peak), "
     f"or for a latency it served when every window value (two or more) is >= {SLOWER:g}x the baseline "
     f"median (for an error rate, >= {FAILING:g}x and >= {FAILING_FLOOR:.0%}) and >= {METRIC_SHIFT:g} "
     "deviations past it on a scale without the quantile range; "
@@ -385,7 +391,8 @@ def _metric_peaks(
     past_its_spread = arrays.floats(table["least_z_iqr"]) >= METRIC_SHIFT
     slower = np.isin(metric, series["latency"]) & served & _held_at_least(table, SLOWER) & past_its_spread
     failing = np.isin(metric, series["error"]) & _held_at_least(table, FAILING, FAILING_FLOOR) & past_its_spread
-    affected = changed & ((typical_shift >= METRIC_SHIFT) | slower | failing)
+    level = np.array([holds_a_level(n) for n in points], dtype=bool)
+    affected = changed & (((typical_shift >= METRIC_SHIFT) & level) | slower | failing)
     order = np.argsort(-typical_shift, kind="stable")
     shifted = list(dict.fromkeys(str(service[i]) for i in order if affected[i]))
     unchecked = {(c.service, c.metric): c for c in checks if c.borne_out is None}
@@ -429,6 +436,12 @@ def _metric_peaks(
         },
     ))
     return marks, peaks, unsupported
+
+
+def holds_a_level(samples: int | None) -> bool:
+    """Whether a window median of `samples` values is a level the window held, not one sample: a single peak
+    (None: no count, a share of log lines over the whole window, which is a level)."""
+    return samples is None or samples >= LEVEL_SAMPLES
 
 
 def _mark(service: str, metric: str, typical: float, baseline: float, samples: int,

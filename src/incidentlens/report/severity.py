@@ -48,7 +48,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from incidentlens.analysis.impact import FAILING, FAILING_FLOOR, LOST_LINE, SLOWER, USUAL_SPEED_BAND
+from incidentlens.analysis.impact import (
+    FAILING,
+    FAILING_FLOOR,
+    LOST_LINE,
+    SLOWER,
+    USUAL_SPEED_BAND,
+    holds_a_level,
+)
 from incidentlens.analysis.units import LOG_ERROR_SHARE
 from incidentlens.report import formatting as fmt
 from incidentlens.report.schema import Impact, Peak, Severity, TracedFailure
@@ -143,7 +150,7 @@ def typical_level(peak: Peak) -> float | None:
     window (its one sample)")."""
     if peak.typical is None:
         return peak.value
-    return None if peak.samples == 1 else peak.typical
+    return peak.typical if holds_a_level(peak.samples) else None
 
 
 def single_peak(impact: Impact, level: Severity) -> str | None:
