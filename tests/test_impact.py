@@ -811,7 +811,7 @@ def test_an_error_rate_held_from_the_first_sample_that_measures_the_window_is_ha
 ONE_SAMPLE_SLOWER = """
     CREATE VIEW metrics AS
     SELECT CAST(NULL AS VARCHAR) AS pod, TIMESTAMP '2024-05-01 00:00:00' + to_minutes(i) AS ts, 'mail' AS service,
-           'p90_ms' AS metric, CAST(CASE WHEN i > 120 THEN 220 ELSE 4 + i % 2 END AS DOUBLE) AS value
+           'p90_ms' AS metric, CAST(CASE WHEN i IN (121, AFTER) THEN 220 ELSE 4 + i % 2 END AS DOUBLE) AS value
     FROM range(124) t(i)
 """
 
@@ -820,11 +820,21 @@ def test_a_window_holding_one_sample_of_a_latency_marks_no_service_affected() ->
     # OnlineBoutique 13:45 said "emailservice degraded" off "PodServerLatencyP90(s) 0.22 s over the window (its one
     # sample)": one sample is a single peak, which sets no severity level either. Two samples there are a level
     start = datetime(2024, 5, 1, 2, 0, 30)
-    one = estimate_impact(DuckStore(ONE_SAMPLE_SLOWER), (start, datetime(2024, 5, 1, 2, 1, 10)),
-                          (datetime(2024, 5, 1, 0, 0), start)).impact
-    two = estimate_impact(DuckStore(ONE_SAMPLE_SLOWER), (start, datetime(2024, 5, 1, 2, 2, 10)),
-                          (datetime(2024, 5, 1, 0, 0), start)).impact
+    baseline = (datetime(2024, 5, 1, 0, 0), start)
+    held = DuckStore(ONE_SAMPLE_SLOWER.replace("AFTER", "122"))
+    one = estimate_impact(held, (start, datetime(2024, 5, 1, 2, 1, 10)), baseline).impact
+    two = estimate_impact(held, (start, datetime(2024, 5, 1, 2, 2, 10)), baseline).impact
 
     assert (one.services_affected, one.metric_marks) == ([], [])
     assert one.peak_latency is not None and one.peak_latency.samples == 1  # the window's largest, no impact measured
     assert two.services_affected == ["mail"] and [m.samples for m in two.metric_marks] == [2]
+
+
+def test_a_window_of_two_samples_one_of_them_back_at_the_baseline_marks_no_service_affected() -> None:
+    # TrainTicket 08:58 listed ts-config-service affected by "PodServerLatencyP99(s) 0.111 s over the window (the
+    # median of its 2 samples)": 0.217 s, then 0.00496 s, its baseline. The median of two is their mean: one sample
+    start = datetime(2024, 5, 1, 2, 0, 30)
+    impact = estimate_impact(DuckStore(ONE_SAMPLE_SLOWER.replace("AFTER", "0")),
+                             (start, datetime(2024, 5, 1, 2, 2, 10)), (datetime(2024, 5, 1, 0, 0), start)).impact
+
+    assert (impact.services_affected, impact.metric_marks) == ([], [])

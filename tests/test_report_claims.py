@@ -128,8 +128,25 @@ def test_a_window_of_one_sample_sets_no_severity_its_one_sample_is_a_single_peak
         "(frontend/error_ratio) 5.9% at 10:05 UTC against 0.0% before (the window's one sample of it)")
     assert "a single peak, or a window of one sample, sets no level" in pm.severity_rule
     # two samples at 5.9% held there
-    analysis["impact"]["peak_error_rate"]["samples"] = 2
+    analysis["impact"]["peak_error_rate"].update(samples=2, second=0.059)
     assert build_postmortem(analysis).severity == "SEV2"
+
+
+def test_a_window_of_two_samples_one_back_at_the_baseline_sets_no_severity_their_median_is_one_peak():
+    # TrainTicket 14:49 was SEV3 for ts-food-service's p90 at "0.52 s over the window (the median of its 2 samples),
+    # peak 0.95 s, against 0.09 s before": the samples were 0.95 s and 0.09 s, and the median of two is their mean
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"].update(requests_failed=None, users_affected=None, peak_error_rate=None,
+                              peak_latency={"metric": "p90_ms", "service": "food", "value": 950.0, "baseline": 90.0,
+                                            "typical": 520.0, "samples": 2, "second": 90.0,
+                                            "at": "2024-05-01T10:05:00Z"})
+    pm = build_postmortem(analysis)
+    assert pm.severity == "SEV4"
+    assert ("a single peak, not sustained: latency (food/p90_ms) 950 ms at 10:05 UTC against 90 ms before, 90 ms "
+            "over the window (the lower of its 2 samples)") in pm.severity_rule
+    # both samples past 1.5x (and under 3x): a level held
+    analysis["impact"]["peak_latency"]["second"] = 200.0
+    assert build_postmortem(analysis).severity == "SEV3"
 
 
 def test_a_peak_without_a_sustained_rise_is_not_called_degradation_nor_sets_a_severity():

@@ -23,7 +23,8 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   of a day-long metrics baseline must not make every steady error line a surge), and a Bonferroni-corrected
   Poisson test agrees; or, for services, when one of its latency or error metrics' window median shifted up by at
   least `METRIC_SHIFT` robust standard deviations (`shifts.metric_shift_sql`, with the noise floor
-  `IMPACT_NOISE_FLOOR`), a median of `LEVEL_SAMPLES` samples or more (one sample is a single peak); or when each
+  `IMPACT_NOISE_FLOOR`), two of its window samples or more past that bar (one is a single peak, and the median of
+  two is their mean, which one carries); or when each
   of two or more values of a latency it served (not `CLIENT_SIDE`: a client's percentile can sit at its histogram's
   top bucket) is at least `SLOWER` times its baseline median and
   `METRIC_SHIFT` deviations past it on a scale without the quantile range (that range keeps a spiky series from
@@ -133,10 +134,6 @@ USUAL_SPEED_BAND = 1.5
 #: harm (SEV3's error-rate floor)
 FAILING = 2.0
 FAILING_FLOOR = 0.01
-#: a window's median of fewer samples than this is no level held: one sample is a single peak, which marks no service
-#: affected and sets no severity level (`holds_a_level`; OnlineBoutique 13:45's emailservice was "degraded" off
-#: "PodServerLatencyP90(s) 0.22 s over the window (its one sample)")
-LEVEL_SAMPLES = 2
 #: impact counts harm: a change under 5% of the baseline is one robust standard deviation at most, however flat the
 #: series was before (the root-cause tests credit any series with 2%)
 IMPACT_NOISE_FLOOR = 0.05
@@ -160,6 +157,8 @@ class Peak(BaseModel):
     typical: float | None = None
     #: how many samples of the series the window holds, whose median `typical` is (None: a share of log lines)
     samples: int | None = None
+    #: the window's second highest sample: a level two samples reached (None: one sample, or a share of log lines)
+    second: float | None = None
 
 
 class MetricMark(BaseModel):
@@ -329,7 +328,7 @@ PEAK_RULE = (
     f"service's traced requests in the {READING_SPAN.total_seconds():g} s before it, half or more failed "
     "(with none traced, a request rate above 0) show requests all failing, else it is no reading; "
     f"a service is affected when (window median - baseline median) / robust scale >= {METRIC_SHIFT:g} "
-    f"over {LEVEL_SAMPLES} window samples or more (one is a single peak), "
+    f"and so is the window's second highest value's (two samples reached it: one is a single peak), "
     f"or for a latency it served when every window value (two or more) is >= {SLOWER:g}x the baseline "
     f"median (for an error rate, >= {FAILING:g}x and >= {FAILING_FLOOR:.0%}) and >= {METRIC_SHIFT:g} "
     "deviations past it on a scale without the quantile range; "
@@ -375,8 +374,8 @@ def _metric_peaks(
     peak_shift = arrays.floats(table["max_z"])
     # affected means a sustained rise (the window median), not one noisy maximum
     typical_shift = arrays.floats(table["median_z"])
-    peak, baseline_median, at, median, points = (table[name].to_pylist() for name in (
-        "up_peak", "baseline", "up_peak_at", "window_median", "window_points"))
+    peak, baseline_median, at, median, points, seconds = (table[name].to_pylist() for name in (
+        "up_peak", "baseline", "up_peak_at", "window_median", "window_points", "second_value"))
     before = _pre_start_levels(store, window, watched, source)
     pod = table["pod"].to_pylist()
     changed = np.array([_rose(peak[i], before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])
@@ -391,7 +390,10 @@ def _metric_peaks(
     past_its_spread = arrays.floats(table["least_z_iqr"]) >= METRIC_SHIFT
     slower = np.isin(metric, series["latency"]) & served & _held_at_least(table, SLOWER) & past_its_spread
     failing = np.isin(metric, series["error"]) & _held_at_least(table, FAILING, FAILING_FLOOR) & past_its_spread
-    level = np.array([holds_a_level(n) for n in points], dtype=bool)
+    # a level two samples reached (`held_level`): a window of three or more whose median is past the bar has two past it
+    second = arrays.floats(table["second_z"])
+    with np.errstate(invalid="ignore"):
+        level = second >= METRIC_SHIFT
     affected = changed & (((typical_shift >= METRIC_SHIFT) & level) | slower | failing)
     order = np.argsort(-typical_shift, kind="stable")
     shifted = list(dict.fromkeys(str(service[i]) for i in order if affected[i]))
@@ -421,7 +423,7 @@ def _metric_peaks(
         i = candidates[np.argmax(peak_shift[candidates])]
         peaks[role] = Peak(metric=str(metric[i]), service=str(service[i]), value=float(peak[i]),
                            baseline=float(baseline_median[i]), at=at[i], typical=float(median[i]),
-                           samples=int(points[i]))
+                           samples=int(points[i]), second=None if seconds[i] is None else float(seconds[i]))
     evidence.append(Evidence.make(
         "impact",
         "peak latency and error rate against baseline; services whose latency/error metrics shifted up",
@@ -438,10 +440,18 @@ def _metric_peaks(
     return marks, peaks, unsupported
 
 
-def holds_a_level(samples: int | None) -> bool:
-    """Whether a window median of `samples` values is a level the window held, not one sample: a single peak
-    (None: no count, a share of log lines over the whole window, which is a level)."""
-    return samples is None or samples >= LEVEL_SAMPLES
+def held_level(median: float, samples: int | None, second: float | None) -> float | None:
+    """The level a window held of a series: its median, but no higher than its second highest sample (`second`), a
+    level two samples reached. One sample is a single peak, no level (None): OnlineBoutique 13:45's emailservice was
+    "degraded" off "PodServerLatencyP90(s) 0.22 s over the window (its one sample)"; and the median of two is their
+    mean, which one carries (TrainTicket 08:58's ts-config-service, p99 0.217 s then 0.00496 s, its baseline: "0.111 s
+    over the window (the median of its 2 samples)"). `samples` None: a share of log lines over the whole window, a
+    level; `second` None beside two samples or more: an analysis that predates it, the median."""
+    if samples is None:
+        return median
+    if samples < 2:
+        return None
+    return median if second is None else min(median, second)
 
 
 def _mark(service: str, metric: str, typical: float, baseline: float, samples: int,

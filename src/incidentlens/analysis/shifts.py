@@ -148,8 +148,9 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
     z = (value - baseline median) / `robust_scale_rule(noise_floor)`; `window_points` is how many values the window
     has; from `held_from` (the window's start unless given: `impact` gives the first time a sample measures mostly
     the window), `held_min` is the least value, `held_points` how many there are, and `least_z_iqr` the least z on a
-    scale without the quantile range (which an earlier fault in the baseline widens). `source`: the metrics view, or
-    a query of the same columns standing in for it (`impact`'s success rates read as failed shares).
+    scale without the quantile range (which an earlier fault in the baseline widens); `second_z` is the window's second
+    highest z and `second_value` its value (NULL with one value): a level two values reached. `source`: the metrics
+    view, or a query of the same columns standing in for it (`impact`'s success rates read as failed shares).
 
     A series is one pod's where the metrics name pods: each pod is scored against its own baseline, and the row of a
     service's metric is its most changed pod's (the largest |median z| in the window; `pod` names it, `pods` counts
@@ -211,6 +212,8 @@ SELECT service, pod, metric, any_value(base_median) AS baseline,
        count(*) FILTER (WHERE ts >= {w0}) AS window_points,
        min(value) FILTER (WHERE ts >= {h0}) AS held_min, count(*) FILTER (WHERE ts >= {h0}) AS held_points,
        max(z) FILTER (WHERE ts >= {w0}) AS max_z, min(z) FILTER (WHERE ts >= {w0}) AS min_z,
+       (max(z, 2) FILTER (WHERE ts >= {w0}))[2] AS second_z,
+       (max(value, 2) FILTER (WHERE ts >= {w0}))[2] AS second_value,
        -- a peak reached more than once is its first time: which of the tied points the threads keep varies
        arg_max(value, z) FILTER (WHERE ts >= {w0}) AS up_peak,
        arg_max(ts, [z, -epoch(ts)]) FILTER (WHERE ts >= {w0} AND z IS NOT NULL) AS up_peak_at,

@@ -63,6 +63,10 @@ class Peak(_Model):
                                   "one sample")
     samples: int | None = Field(None, description="how many samples of the series the window holds, whose median "
                                                   "`typical` is (None: a share of ERROR/FATAL lines)")
+    second: float | None = Field(None, description="the window's second highest sample, a level two samples reached: "
+                                                   "of two samples, the one severity reads (their median is their "
+                                                   "mean, which one carries); None: one sample, or a share of "
+                                                   "ERROR/FATAL lines")
 
 
 class NotBorneOut(_Model):

@@ -54,7 +54,7 @@ from incidentlens.analysis.impact import (
     LOST_LINE,
     SLOWER,
     USUAL_SPEED_BAND,
-    holds_a_level,
+    held_level,
 )
 from incidentlens.analysis.units import LOG_ERROR_SHARE
 from incidentlens.report import formatting as fmt
@@ -144,13 +144,15 @@ def _figures(impact: Impact, harm_seen: bool, read: Callable[[Peak], float | Non
 
 
 def typical_level(peak: Peak) -> float | None:
-    """The level the severity reads of an error rate or latency: the window's typical one (its median; the peak
-    where the analysis predates it); None where the window holds one sample of the series: that sample is a single
-    peak, which sets no level (OnlineBoutique 13:10 was SEV2 for the front door's error rate at "5.9% over the
-    window (its one sample)")."""
+    """The level the severity reads of an error rate or latency: the window's typical one (its median, no higher
+    than a level two samples reached, `impact.held_level`; the peak where the analysis predates it); None where the
+    window holds one sample of the series: that sample is a single peak, which sets no level (OnlineBoutique 13:10
+    was SEV2 for the front door's error rate at "5.9% over the window (its one sample)"). Of two samples, the lower:
+    their median is their mean, which one carries (TrainTicket 14:49 was SEV3 for ts-food-service's p90 at "0.52 s
+    over the window (the median of its 2 samples)": 0.95 s, then 0.09 s, its baseline)."""
     if peak.typical is None:
         return peak.value
-    return peak.typical if holds_a_level(peak.samples) else None
+    return held_level(peak.typical, peak.samples, peak.second)
 
 
 def single_peak(impact: Impact, level: Severity) -> str | None:
@@ -340,9 +342,13 @@ def _typical_words(peak: Peak, value: Callable[[float], str]) -> str:
 def _over_window(peak: Peak, value: Callable[[float], str]) -> str:
     """The window's typical level, with how many samples it is the median of where they are few (`FEW_SAMPLES`):
     `0.242 s over the window (the median of its 2 samples)`; `7.1% over the window` (many samples, or a share of log
-    lines)."""
+    lines); of two samples one of which carries their median, the lower, which severity reads (`typical_level`):
+    `0.00496 s over the window (the lower of its 2 samples)`."""
     if peak.samples is None or peak.samples > FEW_SAMPLES:
         return f"{value(peak.typical)} over the window"
+    level = typical_level(peak)
+    if level is not None and level < (peak.typical or 0.0):
+        return f"{value(level)} over the window (the lower of its 2 samples)"
     of = "its one sample" if peak.samples == 1 else f"the median of its {fmt.num(peak.samples)} samples"
     return f"{value(peak.typical)} over the window ({of})"
 
