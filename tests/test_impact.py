@@ -838,3 +838,15 @@ def test_a_window_of_two_samples_one_of_them_back_at_the_baseline_marks_no_servi
                              (start, datetime(2024, 5, 1, 2, 2, 10)), (datetime(2024, 5, 1, 0, 0), start)).impact
 
     assert (impact.services_affected, impact.metric_marks) == ([], [])
+
+
+def test_a_peak_in_the_windows_last_sample_is_said_to_be_there() -> None:
+    # TrainTicket 14:49: ts-food-service's p90 0.09 s, then 0.95 s as the window ended (2.2 s the minute after) was
+    # "a single peak, not sustained"; whether it held, a window that ends there does not say
+    start = datetime(2024, 5, 1, 2, 0, 30)
+    window, baseline = (start, datetime(2024, 5, 1, 2, 2, 10)), (datetime(2024, 5, 1, 0, 0), start)
+    ending = estimate_impact(DuckStore(ONE_SAMPLE_SLOWER.replace("121, AFTER", "122")), window, baseline).impact
+    ended = estimate_impact(DuckStore(ONE_SAMPLE_SLOWER.replace("AFTER", "0")), window, baseline).impact
+
+    assert ending.peak_latency is not None and ending.peak_latency.at_end  # 4 ms at 02:01, 220 ms at 02:02
+    assert ended.peak_latency is not None and not ended.peak_latency.at_end  # 220 ms at 02:01, back to 4 ms

@@ -123,9 +123,12 @@ def test_a_window_of_one_sample_sets_no_severity_its_one_sample_is_a_single_peak
                                                "at": "2024-05-01T10:05:00Z"})
     pm = build_postmortem(analysis)
     assert pm.severity == "SEV4"
+    # nor is it said to have ended: the window's one sample is its last (OnlineBoutique 13:45's emailservice p90,
+    # "a single peak, not sustained", stayed 20-900x its baseline in the four samples after the window)
     assert pm.severity_rule.startswith(
-        "SEV4 because no user-visible impact reached the SEV3 floor; a single peak, not sustained: error rate "
-        "(frontend/error_ratio) 5.9% at 10:05 UTC against 0.0% before (the window's one sample of it)")
+        "SEV4 because no user-visible impact reached the SEV3 floor; a single peak, in the window's last sample "
+        "(whether it held after, the data examined does not say): error rate (frontend/error_ratio) 5.9% at 10:05 UTC "
+        "against 0.0% before (the window's one sample of it)")
     assert "a single peak, or a window of one sample, sets no level" in pm.severity_rule
     # two samples at 5.9% held there
     analysis["impact"]["peak_error_rate"].update(samples=2, second=0.059)
@@ -144,6 +147,10 @@ def test_a_window_of_two_samples_one_back_at_the_baseline_sets_no_severity_their
     assert pm.severity == "SEV4"
     assert ("a single peak, not sustained: latency (food/p90_ms) 950 ms at 10:05 UTC against 90 ms before, 90 ms "
             "over the window (the lower of its 2 samples)") in pm.severity_rule
+    # the 0.95 s was the window's last sample (2.2 s the minute after): not said to have ended
+    analysis["impact"]["peak_latency"]["at_end"] = True
+    assert ("a single peak, in the window's last sample (whether it held after, the data examined does not say): "
+            "latency (food/p90_ms) 950 ms at 10:05 UTC") in build_postmortem(analysis).severity_rule
     # both samples past 1.5x (and under 3x): a level held
     analysis["impact"]["peak_latency"]["second"] = 200.0
     assert build_postmortem(analysis).severity == "SEV3"

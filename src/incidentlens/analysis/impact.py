@@ -159,6 +159,8 @@ class Peak(BaseModel):
     samples: int | None = None
     #: the window's second highest sample: a level two samples reached (None: one sample, or a share of log lines)
     second: float | None = None
+    #: the peak is the window's last sample: whether it held after it, the window does not say
+    at_end: bool = False
 
 
 class MetricMark(BaseModel):
@@ -374,8 +376,8 @@ def _metric_peaks(
     peak_shift = arrays.floats(table["max_z"])
     # affected means a sustained rise (the window median), not one noisy maximum
     typical_shift = arrays.floats(table["median_z"])
-    peak, baseline_median, at, median, points, seconds = (table[name].to_pylist() for name in (
-        "up_peak", "baseline", "up_peak_at", "window_median", "window_points", "second_value"))
+    peak, baseline_median, at, median, points, seconds, last = (table[name].to_pylist() for name in (
+        "up_peak", "baseline", "up_peak_at", "window_median", "window_points", "second_value", "last_at"))
     before = _pre_start_levels(store, window, watched, source)
     pod = table["pod"].to_pylist()
     changed = np.array([_rose(peak[i], before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])
@@ -423,7 +425,8 @@ def _metric_peaks(
         i = candidates[np.argmax(peak_shift[candidates])]
         peaks[role] = Peak(metric=str(metric[i]), service=str(service[i]), value=float(peak[i]),
                            baseline=float(baseline_median[i]), at=at[i], typical=float(median[i]),
-                           samples=int(points[i]), second=None if seconds[i] is None else float(seconds[i]))
+                           samples=int(points[i]), second=None if seconds[i] is None else float(seconds[i]),
+                           at_end=at[i] == last[i])
     evidence.append(Evidence.make(
         "impact",
         "peak latency and error rate against baseline; services whose latency/error metrics shifted up",

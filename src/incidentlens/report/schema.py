@@ -67,6 +67,8 @@ class Peak(_Model):
                                                    "of two samples, the one severity reads (their median is their "
                                                    "mean, which one carries); None: one sample, or a share of "
                                                    "ERROR/FATAL lines")
+    at_end: bool = Field(False, description="the peak is the window's last sample: whether it held after it, the "
+                                            "window does not say")
 
 
 class NotBorneOut(_Model):

@@ -76,8 +76,8 @@ RULE = ("SEV1: error rate >= 20 points over its baseline, or >= 10% of requests 
         "σ of what the baseline predicts), a service's traced requests failed, cut short or slowed in one way "
         "beyond its baseline's share "
         f"(SEV3 at most: its requests, not the users'), or latency >= {SLOWER:g}x; else SEV4; "
-        "error rate and latency at the window's typical level (its median; a single peak, or a window of one "
-        "sample, sets no level), the share "
+        "error rate and latency at the window's typical level (its median, no higher than two of its samples "
+        "reached; a single peak, or a window of one sample, sets no level), the share "
         "of ERROR/FATAL lines SEV3 at most (a log line is not a failed request); "
         "users are those on WARN/ERROR lines less the baseline's for a window as long, and set no level where there "
         "is no baseline; "
@@ -158,9 +158,11 @@ def typical_level(peak: Peak) -> float | None:
 def single_peak(impact: Impact, level: Severity) -> str | None:
     """Where the error rate's or latency's peak alone would set a worse level than `level`: that it is one peak, in
     words, with the typical level beside it (`a single peak, not sustained: latency (api/p95_ms) 360 ms at 10:05
-    UTC against 180 ms before, 190 ms over the window`). Where the typical level would set it too, what kept it from
-    counting was no service's rise past the baseline's noise, not a lone peak, and the words say so (`a rise not
-    counted as harm: ... 2.2% over the window, 4.0% at its peak ...`)."""
+    UTC against 180 ms before, 190 ms over the window`; a peak in the window's last sample is not said to have ended:
+    TrainTicket 14:49's ts-food-service p90, 0.09 s then 0.95 s as the window ends, 2.2 s the minute after). Where
+    the typical level would set it too, what kept it from counting was no service's rise past the baseline's noise,
+    not a lone peak, and the words say so (`a rise not counted as harm: ... 2.2% over the window, 4.0% at its peak
+    ...`)."""
     figure = _worse_by(impact, level, _at_peak)
     peak = impact.peak_error_rate if figure == "error" else impact.peak_latency if figure == "latency" else None
     if peak is None:
@@ -175,7 +177,10 @@ def single_peak(impact: Impact, level: Severity) -> str | None:
                 f"peak{at},{before}")
     typical = ("" if peak.typical is None else " (the window's one sample of it)" if peak.samples == 1
                else f", {_over_window(peak, value)}")
-    return f"a single peak, not sustained: {name} {value(peak.value)}{at}{before}{typical}"
+    # a peak in the window's last sample may be where a rise began: the window cannot say it ended
+    said = ("a single peak, in the window's last sample (whether it held after, the data examined does not say)"
+            if peak.at_end or peak.samples == 1 else "a single peak, not sustained")
+    return f"{said}: {name} {value(peak.value)}{at}{before}{typical}"
 
 
 def held_at_peak_level(impact: Impact, level: Severity) -> bool:
