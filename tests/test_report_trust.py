@@ -422,6 +422,10 @@ def test_requests_slowed_too_little_to_matter_are_said_so_not_listed_affected():
             "than 0.345 ms, their kind's p90 before, 12 of 124 before; the kind's median request 0.35 ms, 0.273 ms "
             "before; the slowed ones' median 0.108 ms over the kind's before, under 5% of the 520 ms the "
             "users' requests they sat in took).") in narrative
+    # the test reads their p90 (0.197 ms there): the words say which percentile was measured
+    currency["tail_added_ms"] = 0.1975
+    assert ("the slowed ones' median 0.108 ms and p90 0.198 ms over the kind's before, under 5% of the 520 ms"
+            ) in build_postmortem(analysis).impact.narrative.text
 
 
 def test_a_summary_whose_peaks_are_of_services_nothing_marked_says_what_marked_the_one_it_calls_degraded():

@@ -124,6 +124,9 @@ class TracedFailure(_Model):
     baseline_median_ms: float | None = Field(None, description="... and before the start (the minutes kept)")
     added_ms: float | None = Field(None, description="slowed: how much longer the window's slowed requests' median "
                                                      "took than the kind's median before")
+    tail_added_ms: float | None = Field(None, description="slowed: how much longer their p90 (the slowest tenth of "
+                                                          "them) took than the kind's median before: what the "
+                                                          "too-little-to-matter test reads")
     request_ms: float | None = Field(None, description="slowed: the median request users made before the start that "
                                                        "the kind's requests sat in (their traces' root spans)")
     window_requests: int
@@ -169,8 +172,9 @@ class Impact(_Model):
                                                  "sets SEV3 at most (a service's requests are not the users')")
     slowed_too_little: list[TracedFailure] = Field(default_factory=list, description="per service whose traced "
                                                    "requests slowed past their kind's p90 more often than before, but "
-                                                   "adding under 5% of the users' requests they sat in (added_ms, "
-                                                   "request_ms): too little to matter, not affected")
+                                                   "adding under 5% of the users' requests they sat in at their "
+                                                   "p90 (tail_added_ms, request_ms): too little to matter, not "
+                                                   "affected")
     failing_before: list[TracedFailure] = Field(default_factory=list, description="per service whose traced "
                                                 "requests were already failing in the minutes before the start "
                                                 "(all ways together) beyond its share earlier in the baseline: "
