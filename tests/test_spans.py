@@ -958,3 +958,14 @@ def test_work_and_statements_stretched_many_times_over_are_no_network_delay(tmp_
     # threefold, the calls waiting 4 ms longer: the statements' floor rose ~1 ms, not about 4
     stretched = _store_signal(_store_behind_web(tmp_path, stretch=3.0, queued_ms=4.0))
     assert all(floor < 2 for floor, _ in stretched.leaf_gains_ms) and not stretched.round_trips_waited
+
+
+def test_a_share_of_few_traces_is_said_as_their_count() -> None:
+    # TrainTicket 11:29: ts-inside-payment-service's WARN "in 14% of its traces after the onset, 5% before" was 1 of
+    # its 7 traces after (6 of 112 before): a percentage one trace moves by 14 points
+    few = TraceSignal(service="pay", traces_before=112, traces_after=7, behaviour_shift=3.0, event="log WARN unpaid",
+                      share_before=0.0536, share_after=0.1429)
+    many = few.model_copy(update={"traces_after": 70, "share_after": 0.1429})
+
+    assert few.describe() == "'log WARN unpaid' in 1 of its 7 traces after the onset, 5% before"
+    assert many.describe() == "'log WARN unpaid' in 14% of its traces after the onset, 5% before"
