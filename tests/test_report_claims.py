@@ -414,3 +414,15 @@ def test_the_front_door_whose_failures_set_the_severity_is_among_the_services_af
     # the error rate of wide metrics, which name no service (the demo's), adds none
     analysis["impact"]["peak_error_rate"]["service"] = "global"
     assert build_postmortem(analysis).impact.services_affected == ["checkout"]
+
+
+def test_a_given_starts_series_that_moved_are_counted_as_listed():
+    # OnlineBoutique 13:10: "4 metric series moved after it (paymentservice/PodClientLatencyP99(s), ..., ...)" listed
+    # three of the four, as if they were all
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["detector"] = "known onset"
+    analysis["detection"]["series"].append({"series": "cart/p95_ms", "direction": "up", "baseline": 10.0,
+                                            "peak": 30.0, "shift": 9.0, "onset": "2024-05-01T10:17:00Z"})
+    narrative = build_postmortem(analysis).detection.narrative.text
+    assert ("4 metric series moved after it (db-proxy/pool_in_use, payments/error_ratio, api-gateway/p95_ms and 1 "
+            "more); the first at") in narrative

@@ -915,6 +915,8 @@ class _Builder:
         onsets = sorted((s for s in self.detection_series if s.onset), key=lambda s: s.onset)
         if onsets:
             listed = ", ".join(_on_pod(s) for s in onsets[:3])
+            unlisted = len(self.detection_series) - len(onsets[:3])  # a count beside three names says the rest
+            listed += f" and {fmt.num(unlisted)} more" if unlisted else ""
             moved = (f" Against the data before the start, {len(self.detection_series)} metric series moved after "
                      f"it ({listed}); the first at {fmt.when(onsets[0].onset)}.")
         else:
