@@ -167,10 +167,11 @@ def test_a_peak_without_a_sustained_rise_is_not_called_degradation_nor_sets_a_se
     assert pm.severity == "SEV4"  # was SEV3, "latency >= 1.5x baseline", from one sample
     assert pm.severity_rule.startswith(
         "SEV4 because no user-visible impact reached the SEV3 floor (no service's latency and error metrics rose "
-        "beyond the baseline's noise); a single peak, not sustained: latency (p95_ms) 360 ms at 10:05 UTC against "
-        "180 ms before, 190 ms over the window")
+        "beyond the baseline's noise over the window); a single peak, not sustained: latency (p95_ms) 360 ms at 10:05 "
+        "UTC against 180 ms before, 190 ms over the window")
     assert "degraded" not in pm.summary.text
-    said = "no sustained impact was measured: no service's latency and error metrics rose beyond the baseline's noise"
+    said = ("no sustained impact was measured: no service's latency and error metrics rose beyond the baseline's noise "
+            "over the window")
     assert f"{said}. Only at its peak, latency (p95_ms) peaked at 360 ms against 180 ms" in pm.summary.text
     assert pm.impact.narrative.text.startswith(f"N{said[1:]}")
     assert any(line.startswith(f"N{said[1:]}. Only at its peak, latency (p95_ms) peaked at 360 ms")
@@ -333,8 +334,9 @@ def test_a_rise_held_over_the_window_but_within_the_baseline_s_noise_is_not_call
     assert ("a rise not counted as harm: error rate (frontend/error_ratio) 2.2% over the window, 4.0% at its peak at "
             "10:05 UTC, against 0.0% before") in pm.severity_rule
     # was "no sustained impact was measured: ... Only at its peak, error rate ..."
-    assert ("no impact was measured: no service's latency and error metrics rose beyond the baseline's noise. In the "
-            "window, error rate (frontend/error_ratio) peaked at 4.0% against 0.0% before") in pm.summary.text
+    assert ("no impact was measured: no service's latency and error metrics rose beyond the baseline's noise over the "
+            "window. In the window, error rate (frontend/error_ratio) peaked at 4.0% against 0.0% before"
+            ) in pm.summary.text
 
 
 def test_the_root_cause_says_how_sure_it_is_and_what_would_change_it():

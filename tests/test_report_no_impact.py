@@ -43,12 +43,13 @@ def test_a_given_start_where_nothing_moved_has_no_severity_and_claims_no_degrada
     assert quiet_day.impact.requests_failed > 0, "the day's ordinary failures are still in the window"
     assert quiet_day.severity is None  # was SEV3, "because requests failed"
     assert quiet_day.severity_rule.startswith("undetermined: no impact measured (no service's latency and error "
-                                              "metrics or WARN/ERROR lines rose beyond the baseline's noise)")
+                                              "metrics or WARN/ERROR lines rose beyond the baseline's noise over the "
+                                              "window)")
     summary = quiet_day.summary.text
     assert "degraded" not in summary
     assert ("no impact was measured: no service's latency and error metrics or WARN/ERROR lines rose beyond the "
-            "baseline's noise, nor did anything else move beyond it (checked: 4 metric series, the logs of 1 service; "
-            "no traces for this period)" in summary)
+            "baseline's noise over the window, nor did anything else move beyond it (checked: 4 metric series, the "
+            "logs of 1 service; no traces for this period)" in summary)
     assert quiet_day.impact.narrative.text.startswith("No impact was measured:")
 
 
@@ -90,7 +91,7 @@ def test_load_alone_after_a_given_start_is_a_shift_without_impact_not_sev3(tmp_p
     # requests and CPU up, errors (1% all day) and latency flat: the failures in the window are the day's own
     pm = build_postmortem(analyze(traffic_surge(tmp_path), at=ALERT, onset="at"))
     assert pm.severity == "SEV4"  # was SEV3, "because requests failed"
-    said = "no service's latency and error metrics or WARN/ERROR lines rose beyond the baseline's noise"
+    said = "no service's latency and error metrics or WARN/ERROR lines rose beyond the baseline's noise over the window"
     assert said in pm.severity_rule
     assert "degraded" not in pm.summary.text
     assert "users affected" not in pm.summary.text

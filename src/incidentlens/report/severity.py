@@ -472,9 +472,11 @@ def _sets_a_level(impact: Impact, figure: str) -> bool:
 
 def no_harm(impact: Impact) -> str:
     """What was checked for harm and not seen, in words: `no service's latency and error metrics or WARN/ERROR lines
-    rose beyond the baseline's noise` (a rise within it may still be figured beside: the error rate at 2.2% against
-    0.0% before the start is one, where the baseline held an earlier fault's 49%)."""
-    return f"no service's {' or '.join(impact.harm_checked)} rose beyond the baseline's noise"
+    rose beyond the baseline's noise over the window` (a rise within it may still be figured beside: the error rate
+    at 2.2% against 0.0% before the start is one, where the baseline held an earlier fault's 49%; and one sample past
+    it is a peak, not the window's: OnlineBoutique 13:45 said emailservice's latency had not risen beside its p90 at
+    0.22 s against 0.0046 s in the window's one sample)."""
+    return f"no service's {' or '.join(impact.harm_checked)} rose beyond the baseline's noise over the window"
 
 
 def harm(impact: Impact, severity: Severity | None) -> str:
