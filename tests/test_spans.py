@@ -148,8 +148,8 @@ def test_an_own_time_shift_the_tail_test_does_not_carry_is_not_given_as_a_change
     window, baseline, _ = known_periods(store, AT)
     signals, evidence = trace_signals(store, window, baseline)
     assert signals["cancel"].describe() == ("its own span time p90 went from 15.2 to 136 ms (past the p90 of its "
-                                            "spans before and after together: 10% of them before, 17% after), on "
-                                            "too few of its spans to count (tail test z 0.634, short of 2.5)")
+                                            "spans before and after together: 10% of them before, 2 of 12 after), "
+                                            "on too few of its spans to count (tail test z 0.634, short of 2.5)")
     own = next(e for e in evidence if e.title.startswith("own span time p90"))
     assert own.title.endswith("not carried by the tail test")
     assert own.data["services"] == [{
@@ -177,7 +177,7 @@ def test_a_quiet_service_whose_every_call_slowed_is_a_suspect(tmp_path: Path):
     cancel = signals["cancel"]
     assert cancel.own_tail_z > 2.5 and cancel.significant
     assert cancel.describe() == ("its own span time p90 went from 15.2 to 75 ms (past the p90 of its spans before and "
-                                 "after together: 0% of them before, 50% after)")
+                                 "after together: 0% of them before, 6 of 12 after)")  # 50% of 12: a count
     own = next(e for e in evidence if e.title.startswith("own span time p90"))
     assert own.title == "own span time p90 by service: cancel 15.21 -> 75 ms" and own.data["services"][0]["counted"]
 
@@ -967,5 +967,5 @@ def test_a_share_of_few_traces_is_said_as_their_count() -> None:
                       share_before=0.0536, share_after=0.1429)
     many = few.model_copy(update={"traces_after": 70, "share_after": 0.1429})
 
-    assert few.describe() == "'log WARN unpaid' in 1 of its 7 traces after the onset, 5% before"
+    assert few.describe() == "'log WARN unpaid' in 1 of 7 traces after the onset, 5% before"
     assert many.describe() == "'log WARN unpaid' in 14% of its traces after the onset, 5% before"

@@ -152,6 +152,7 @@ class TraceSignal(BaseModel):
     #: the share of its spans, before and after, past the p90 of both sides together (one at it counts half): what
     #: its p90's move amounts to, where a slow mode it always had only grew (12.8 -> 75.1 ms, 9% -> 15% past it)
     own_tail_shares: tuple[float, float] | None = None
+    own_spans: tuple[int, int] | None = None  # ... of how many spans, before and after
     #: per operation of its spans with nothing under them (database statements) measured on both sides, what its p10
     #: and its median gained after the onset, in ms (`own_time_sql`)
     leaf_gains_ms: list[tuple[float, float]] = []
@@ -318,26 +319,29 @@ class TraceSignal(BaseModel):
                     f"{three_figures(self.own_p90_after_ms)} ms")
             if self.own_tail_shares is not None:
                 before, after = self.own_tail_shares
-                said += (f" (past the p90 of {spans} before and after together: {before:.0%} of them before, "
-                         f"{after:.0%} after)")
+                counts = self.own_spans or (0, 0)
+                said += (f" (past the p90 of {spans} before and after together: "
+                         f"{_share_words(before, counts[0], ' of them', ' of them')} before, "
+                         f"{_share_words(after, counts[1])} after)")
             return said if own_time > 0 else (f"{said}, on too few of its spans to count (tail test z "
                                               f"{self.own_tail_z:g}, short of {SIGNIFICANT_STRENGTH:g})")
         if self.event is None or self.share_before is None or self.share_after is None:
             return "its requests changed"
-        said = (f"'{_short(self.event, 120)}' in {_share_of(self.share_after, self.traces_after, named=True)} "
-                f"after the onset, {_share_of(self.share_before, self.traces_before)} before")
+        said = (f"'{_short(self.event, 120)}' in "
+                f"{_share_words(self.share_after, self.traces_after, ' of its traces', ' traces')} after the onset, "
+                f"{_share_words(self.share_before, self.traces_before)} before")
         if self.cut_short and self.last_call is not None and self.last_call_share is not None:
             said += (f"; of the {self.cut_requests} requests without it that called another service, "
                      f"{self.last_call_share:.0%} called {_short(self.last_call, 120)} last")
         return said
 
 
-def _share_of(share: float, traces: int, named: bool = False) -> str:
-    """`49%`, or of fewer than `COUNTED_BELOW` traces the count, `1 of 7`; `named`: `49% of its traces`, `1 of its 7
-    traces`."""
-    if 0 < traces < COUNTED_BELOW:
-        return f"{round(share * traces)} of its {traces} traces" if named else f"{round(share * traces)} of {traces}"
-    return f"{share:.0%} of its traces" if named else f"{share:.0%}"
+def _share_words(share: float, count: int, whole: str = "", few: str = "") -> str:
+    """`49%` and `whole` (`49% of its traces`), or of fewer than `COUNTED_BELOW` traces (spans) the count and `few`:
+    `1 of 7 traces`; `3.5 of 8` (a span at the p90 of both sides counts half)."""
+    if 0 < count < COUNTED_BELOW:
+        return f"{round(share * count * 2) / 2:g} of {count}{few}"
+    return f"{share:.0%}{whole}"
 
 
 def log_trace_column(store: Any) -> str | None:
@@ -960,6 +964,7 @@ def _span_signals(store: Any, window: Span, baseline: Span, links: str, signals:
         s.own_tail_z = round(tail_z(row["tail_before"], row["spans_before"], row["tail_after"], row["spans_after"]), 3)
         s.own_tail_shares = (round(row["tail_before"] / row["spans_before"], 3),
                              round(row["tail_after"] / row["spans_after"], 3))
+        s.own_spans = (int(row["spans_before"]), int(row["spans_after"]))
         s.leaf_gains_ms = [(round(float(floor), 3), round(float(median), 3))
                            for floor, median in row["leaf_gains"] or []]
         if row["work_p90_before"] is not None:
