@@ -24,11 +24,10 @@ Rules (each number's evidence repeats its rule and carries its SQL):
   Poisson test agrees; or, for services, when one of its latency or error metrics' window median shifted up by at
   least `METRIC_SHIFT` robust standard deviations (`shifts.metric_shift_sql`, with the noise floor
   `IMPACT_NOISE_FLOOR`), two of its window samples or more past that bar (one is a single peak, and the median of
-  two is their mean, which one carries); or when each
-  of two or more values of a latency it served (not `CLIENT_SIDE`: a client's percentile can sit at its histogram's
-  top bucket) is at least `SLOWER` times its baseline median and
-  `METRIC_SHIFT` deviations past it on a scale without the quantile range (that range keeps a spiky series from
-  passing for a moved one, but holds any earlier fault in the baseline, and a latency held at 94 times its median
+  two is their mean, which one carries); or when each of two or more values of a latency it served (not
+  `CLIENT_SIDE`: a client's percentile can sit at its histogram's top bucket) is at least `SLOWER` times its baseline
+  median and `METRIC_SHIFT` deviations past it on a scale without the quantile range (that range keeps a spiky series
+  from passing for a moved one, but holds any earlier fault in the baseline, and a latency held at 94 times its median
   through the window is harm however high an earlier fault took it; each value, not the median, which one spike
   carries in a window of two or three); or when each of two or more values of an error rate is at least `FAILING`
   times its baseline median and `FAILING_FLOOR`, and `METRIC_SHIFT` deviations past it on that scale (SEV3's
