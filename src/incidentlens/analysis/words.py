@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from incidentlens.telemetry.words import counted as counted  # a count and its noun, said as telemetry says them
+
 
 def listed(names: Sequence[str], word: str = "and") -> str:
     """`a`, `a and b`, `a, b and c` (or another `word`: `a, b or c`); a name given twice is said once."""
     names = list(dict.fromkeys(names))
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
-
-
-def counted(n: int, noun: str) -> str:
-    """`1 service`, `0 services`, `3 services`: a count with its noun in the number it takes."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def possessive(name: str) -> str:

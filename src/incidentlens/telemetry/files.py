@@ -22,6 +22,7 @@ from incidentlens.errors import InputError
 from incidentlens.telemetry.apianswers import api_answer_kind
 from incidentlens.telemetry.columns import CANDIDATES, literal, normalise, quote
 from incidentlens.telemetry.jaeger import starts_jaeger
+from incidentlens.telemetry.kubeevents import refuse_events_yaml, starts_kube_events
 from incidentlens.telemetry.textlogs import (
     GZIP_CUT_SHORT,
     MAX_LINE_BYTES,
@@ -61,7 +62,8 @@ _JSON_TABLES = itertools.count()
 _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "json": "JSON", "text": "text log",
                  "otlp": "OTLP JSON", "jaeger": "Jaeger JSON", "zipkin": "Zipkin JSON",
                  "prometheus": "Prometheus API JSON", "loki": "Loki API JSON",
-                 "failed": "failed API answer JSON", "cloudwatch": "CloudWatch Logs JSON"}
+                 "failed": "failed API answer JSON", "cloudwatch": "CloudWatch Logs JSON",
+                 "kubeevents": "Kubernetes events JSON"}
 # A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
 # `name{label="value",...} value [timestamp in ms]`, or its name among its labels as `promtool tsdb dump` writes it,
 # `{__name__="name", label="value"} value timestamp`
@@ -511,9 +513,9 @@ def file_format(path: Path) -> str:
 
 
 def _json_kind(path: Path, fmt: str) -> str:
-    """otlp, jaeger, zipkin, prometheus, loki or cloudwatch for a JSON file read by its own reader (`otlp.py`,
-    `jaeger.py`, `zipkin.py`, `apianswers.read_api_answer`, `apianswers.read_loki_answer`, the store's CloudWatch
-    reader), else `fmt`."""
+    """otlp, jaeger, zipkin, prometheus, loki, cloudwatch or kubeevents for a JSON file read by its own reader
+    (`otlp.py`, `jaeger.py`, `zipkin.py`, `apianswers.read_api_answer`, `apianswers.read_loki_answer`, the store's
+    CloudWatch reader, `kubeevents.py`), else `fmt`."""
     if _starts_otlp(path):
         return "otlp"
     head = first_bytes(path, 1024)
@@ -521,6 +523,8 @@ def _json_kind(path: Path, fmt: str) -> str:
         return "zipkin"
     if _CLOUDWATCH_EVENTS.match(head):
         return "cloudwatch"
+    if starts_kube_events(head):
+        return "kubeevents"
     return api_answer_kind(head) or ("jaeger" if starts_jaeger(head) else fmt)
 
 
@@ -559,6 +563,8 @@ def sources_for(files: Iterable[Path]) -> list[Source]:
             refuse_unread_format(path, first_bytes(path, 1 << 10))
         if fmt in ("csv", "text", "jsonl"):  # a `promtool tsdb dump` line opens with a brace
             refuse_prometheus_text(path)
+        if fmt in ("csv", "text"):
+            refuse_events_yaml(path)
         shape = csv_preamble(path) if fmt == "csv" else (0, "")
         groups.setdefault((fmt, shape), []).append(path)
     return [_source(fmt, paths, skip) for (fmt, (skip, _)), paths in groups.items()]

@@ -60,6 +60,9 @@ LOKI_LEVEL_LABELS = ("level", "detected_level", "severity")
 # A Kubernetes pod name's replica-set (`-866bd68c97-xcqfx`) or StatefulSet (`-0`) suffix: dropped, the rest is the
 # service (`ts-contacts-service-866bd68c97-xcqfx` -> `ts-contacts-service`). RE2 and ClickHouse's re2 agree on it.
 POD_SUFFIX = r"-([a-z0-9]{6,10}-[a-z0-9]{5}|[0-9]+)$"
+# A ReplicaSet's name is its Deployment's with the pod-template hash after it (`cart-7d9f8b6c5d`): the replica-set
+# part of POD_SUFFIX alone.
+REPLICA_SET_SUFFIX = r"-[a-z0-9]{6,10}$"
 
 
 def service_of_pod(pod: str) -> str:

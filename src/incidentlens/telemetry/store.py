@@ -49,9 +49,11 @@ from incidentlens.telemetry.files import (
     holds_only_comments,
     read_error,
     resolve_paths,
+    scan_json_lines,
     sources_for,
 )
 from incidentlens.telemetry.jaeger import read_jaeger
+from incidentlens.telemetry.kubeevents import is_empty_list, is_event_list, list_items_sql, read_kube_events
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.peers import inferred_spans_sql
 from incidentlens.telemetry.textlogs import (
@@ -78,7 +80,7 @@ INFERRED_SPANS = "_spans_inferred"
 #: the table of the spans of every source, each span two of them hold once (made only where there are such spans)
 UNIQUE_SPANS = "_spans_unique"
 #: the formats read file by file (unnested, parsed or answered each on its own)
-_READ_BY_FILE = ("otlp", "jaeger", "zipkin", "prometheus", "loki", "failed", "cloudwatch")
+_READ_BY_FILE = ("otlp", "jaeger", "zipkin", "prometheus", "loki", "failed", "cloudwatch", "kubeevents")
 
 
 def _read_apart(view: str, sources: Iterable[Source]) -> Iterator[Source]:
@@ -299,6 +301,8 @@ class TelemetryStore:
                     self._add_api_answers(view, source)
                 elif source.fmt == "cloudwatch":
                     self._add_cloudwatch(view, source, mapping or {})
+                elif source.fmt == "kubeevents":
+                    self._add_kube_events(view, source)
                 else:
                     self._add_source(view, source, mapping or {})
             except (EmptySourceError, UntimedSourceError) as err:
@@ -429,6 +433,33 @@ class TelemetryStore:
             except duckdb.Error as err:
                 raise read_error(replace(source, label=str(path)), err) from None
             self._add_source(view, Source(str(path), (path,), fmt="cloudwatch", table=table), mapping)
+
+    def _add_kube_events(self, view: str, source: Source) -> None:
+        """Each file of Kubernetes events (`kubectl get events -o json`, or one a line), its events log lines
+        (`kubeevents.py`); those with no time left out and counted, the lines that are no JSON object set aside."""
+        for path in source.files:
+            if is_empty_list(path):
+                raise EmptySourceError(f"{path}: no items in it (kubectl's List of nothing)")
+            if view != "logs":
+                raise InputError(f"{path}: holds Kubernetes events, read as log lines: pass it with --logs")
+            table = f"_logs_kube_{len(self._parts.get(view, []))}"
+            try:
+                if is_event_list(path):
+                    items = list_items_sql(path)
+                else:
+                    self.rejected.extend(scan_json_lines(self.con, [path], quote(f"{table}_lines"),
+                                                         "Kubernetes events"))
+                    items = f"SELECT CAST(text AS JSON) AS item FROM {quote(f'{table}_lines')} WHERE good ORDER BY line"
+                untimed = read_kube_events(self.con, items, table)
+            except duckdb.Error as err:
+                raise read_error(replace(source, label=str(path)), err) from None
+            finally:
+                self.con.execute(f"DROP TABLE IF EXISTS {quote(f'{table}_lines')}")
+            if untimed is not None:
+                self.warnings.append(untimed.note(path))
+            if not self.con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]:
+                raise EmptySourceError(f"{path}: no events with a time in it" if untimed else f"{path}: {NO_ROWS}")
+            self._add_source(view, Source(str(path), (path,), fmt="kubeevents", table=quote(table)), {})
 
     def _drop_tables(self, prefix: str) -> None:
         """Drop the tables whose names start with `prefix` (a source's raw rows, once selected from)."""

@@ -1,0 +1,136 @@
+"""Kubernetes events as `kubectl get events -o json` writes them (one `List` document, `{"apiVersion": "v1",
+"items": [{"kind": "Event", "involvedObject": ..., ...}], "kind": "List"}`), or one event a line (`jq -c
+'.items[]'`, an event exporter) -> a DuckDB table of log lines.
+
+They are log lines, not deploy or config changes: an event's time is its `lastTimestamp`, else its `eventTime`, else
+its `firstTimestamp` (events.k8s.io/v1's `deprecatedLastTimestamp`, `eventTime`, `series.lastObservedTime`,
+`deprecatedFirstTimestamp` alike); its level is its `type` (Warning -> WARN, Normal -> INFO); its service is the
+object it is about (`involvedObject`, events.k8s.io's `regarding`): a pod's name without its replica-set suffix
+(`logfields.POD_SUFFIX`, as a pod column is read), a ReplicaSet's without its pod-template hash, any other object's
+name as it is; its message `reason: message`. Its namespace, object (`Pod/cart-7d9f8b6c5d-x2k4q`), reason, count and
+reporting component are kept beside them. An event with none of the times is left out and counted.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import duckdb
+
+from incidentlens.errors import InputError
+from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.logfields import POD_SUFFIX, REPLICA_SET_SUFFIX
+from incidentlens.telemetry.textlogs import first_bytes
+from incidentlens.telemetry.words import counted
+
+# `kubectl get events -o json`: a List whose items open with their apiVersion (kubectl writes keys sorted)
+_LIST = re.compile(rb'^\s*\{\s*"apiVersion"\s*:\s*"v1"\s*,\s*"items"\s*:\s*\[\s*\{')
+# kubectl's List of nothing (`kubectl get events -o json` where there are none): no events, whatever was asked for
+_EMPTY_LIST = re.compile(rb'^\s*\{\s*"apiVersion"\s*:\s*"v1"\s*,\s*"items"\s*:\s*\[\s*\]\s*,\s*"kind"\s*:\s*"List"')
+# one event a line: the line holds the object it is about
+_ONE_A_LINE = re.compile(rb'^\s*\{[^\n]*"(involvedObject|regarding)"\s*:\s*\{')
+# `kubectl get events -o yaml`: not read (no YAML is), said with the command that writes what is
+_YAML_LIST = re.compile(rb'^apiVersion: v1\r?\nitems:\r?\n- ')
+_YAML_EVENT = re.compile(rb'\n  kind: Event\r?\n')
+_EVENT = re.compile(rb'"kind"\s*:\s*"Event"')
+_OBJECT = re.compile(rb'"(involvedObject|regarding)"\s*:\s*\{')
+
+#: an event's time, best first: core/v1's, then events.k8s.io/v1's
+TIME_FIELDS = ("lastTimestamp", "eventTime", "firstTimestamp", "deprecatedLastTimestamp", "series.lastObservedTime",
+               "deprecatedFirstTimestamp")
+
+
+class Untimed(NamedTuple):
+    """The events of a file with none of `TIME_FIELDS`, left out: how many, of how many, and the first's number."""
+
+    count: int
+    total: int
+    first: int
+
+    def note(self, path: Path) -> str:
+        have = "has" if self.count == 1 else "have"
+        return (f"{path}: {self.count:,} of {counted(self.total, 'event')} {have} no time (no lastTimestamp, "
+                f"eventTime or firstTimestamp), left out; the first, event {self.first}")
+
+
+def starts_kube_events(head: bytes) -> bool:
+    """A file's first bytes open `kubectl get events -o json`'s List (or kubectl's empty List), or a line holding
+    one event."""
+    if _EMPTY_LIST.match(head):
+        return True
+    if _LIST.match(head):  # the object an event is about is a field only an event has
+        return _OBJECT.search(head) is not None
+    first = head.split(b"\n", 1)[0]
+    return bool(_ONE_A_LINE.match(first) and _EVENT.search(first))
+
+
+def refuse_events_yaml(path: Path) -> None:
+    """An InputError for kubectl's YAML List of events, which would read as lines of text with no time."""
+    if not first_bytes(path, 32).startswith(b"apiVersion: v1"):  # read no further into a file of another kind
+        return
+    head = first_bytes(path, 4096)
+    if _YAML_LIST.match(head) and _YAML_EVENT.search(head):
+        raise InputError(f"{path}: Kubernetes events in YAML, which IncidentLens does not read: write them as JSON "
+                         "(kubectl get events -o json)")
+
+
+def is_event_list(path: Path) -> bool:
+    """The file is kubectl's List (else one event a line)."""
+    return _LIST.match(first_bytes(path, 256)) is not None
+
+
+def is_empty_list(path: Path) -> bool:
+    """The file is kubectl's List of nothing."""
+    return _EMPTY_LIST.match(first_bytes(path, 256)) is not None
+
+
+def list_items_sql(path: Path) -> str:
+    """`SELECT item`: each event of a List file, in its order."""
+    return (f"SELECT unnest(json_extract(json, '$.items[*]')) AS item FROM read_json_objects({literal(str(path))}, "
+            f"format='unstructured', maximum_object_size={1 << 30})")
+
+
+def read_kube_events(con: duckdb.DuckDBPyConnection, items_sql: str, table: str) -> Untimed | None:
+    """The events `items_sql` selects (`item`, each one's JSON, in the file's order) into `table` (ts, service,
+    level, message, namespace, object, reason, count, component) but those with no time, counted in the answer."""
+    numbered = quote(f"{table}_numbered")
+    con.execute(f"CREATE OR REPLACE TABLE {numbered} AS SELECT row_number() OVER () AS n, item "
+                f"FROM ({items_sql})")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT {_columns_sql()} FROM {numbered} "
+                    f"WHERE {_time_sql()} IS NOT NULL ORDER BY n")
+        total, count, first = con.execute(
+            f"SELECT count(*), count(*) FILTER ({_time_sql()} IS NULL), min(n) FILTER ({_time_sql()} IS NULL) "
+            f"FROM {numbered}").fetchone()
+    finally:
+        con.execute(f"DROP TABLE {numbered}")
+    return Untimed(int(count), int(total), int(first)) if count else None
+
+
+def _field(path: str) -> str:
+    return f"nullif(json_extract_string(item, {literal('$.' + path)}), '')"
+
+
+def _time_sql() -> str:
+    return f"coalesce({', '.join(_field(name) for name in TIME_FIELDS)})"
+
+
+def _columns_sql() -> str:
+    """The log line of an event (`item`, its JSON)."""
+    kind = f"coalesce({_field('involvedObject.kind')}, {_field('regarding.kind')})"
+    name = f"coalesce({_field('involvedObject.name')}, {_field('regarding.name')})"
+    service = (f"CASE {kind} WHEN 'Pod' THEN regexp_replace({name}, {literal(POD_SUFFIX)}, '') "
+               f"WHEN 'ReplicaSet' THEN regexp_replace({name}, {literal(REPLICA_SET_SUFFIX)}, '') ELSE {name} END")
+    kind_of = _field("type")
+    level = f"CASE {kind_of} WHEN 'Warning' THEN 'WARN' WHEN 'Normal' THEN 'INFO' ELSE upper({kind_of}) END"
+    reason, text = _field("reason"), f"coalesce({_field('message')}, {_field('note')})"
+    namespace = (f"coalesce({_field('involvedObject.namespace')}, {_field('regarding.namespace')}, "
+                 f"{_field('metadata.namespace')})")
+    component = (f"coalesce({_field('source.component')}, {_field('reportingComponent')}, "
+                 f"{_field('reportingController')})")
+    count = f"TRY_CAST(coalesce({_field('count')}, {_field('series.count')}) AS BIGINT)"
+    return (f"{_time_sql()} AS ts, {service} AS service, {level} AS level, concat_ws(': ', {reason}, {text}) AS "
+            f"message, {namespace} AS namespace, concat_ws('/', {kind}, {name}) AS object, {reason} AS reason, "
+            f"{count} AS count, {component} AS component")
