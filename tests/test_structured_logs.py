@@ -464,6 +464,32 @@ def test_google_cloud_logging_entries_read_their_payload_severity_and_resource(t
         {"service": "checkout", "level": "INFO", "message": "order placed"}]
 
 
+def test_a_datadog_log_export_takes_its_level_from_its_status_column(tmp_path: Path) -> None:
+    # the Log Explorer's CSV export: its level was read from the messages' words, which hold none (every line NULL)
+    path = tmp_path / "extract.csv"
+    path.write_text('"Date","Host","Service","Status","Message"\n'
+                    '"2022-08-23T13:28:00.000Z","ip-10-0-1-5","checkout","info","GET /api/cart 200"\n'
+                    '"2022-08-23T13:28:01.000Z","ip-10-0-1-5","checkout","warn","retrying the gateway"\n'
+                    '"2022-08-23T13:28:02.000Z","ip-10-0-1-5","checkout","error","gateway timeout after 3000 ms"\n'
+                    '"2022-08-23T13:28:03.000Z","ip-10-0-1-5","checkout","critical","no gateway left"\n')
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT level FROM logs ORDER BY ts").column("level").to_pylist() == [
+        "INFO", "WARN", "ERROR", "FATAL"]
+
+
+def test_an_http_status_column_is_no_level(tmp_path: Path) -> None:
+    path = tmp_path / "access.csv"
+    path.write_text("ts,service,status,message\n"
+                    "2022-08-23T13:28:00Z,web,200,ERROR upstream reset\n"
+                    "2022-08-23T13:28:01Z,web,503,retrying\n")
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT level FROM logs ORDER BY ts").column("level").to_pylist() == ["ERROR", None]
+
+
 def test_python_json_loggers_asctime_is_the_time(tmp_path: Path) -> None:
     # `JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")`: it was "no time column", and with
     # --map time=asctime "cannot parse '2022-08-23 13:28:00,250' as a time"

@@ -24,6 +24,12 @@ NUMERIC_LEVELS = {
     "10": "TRACE", "20": "DEBUG", "30": "INFO", "40": "WARN", "50": "ERROR", "60": "FATAL",
     "0": "FATAL", "1": "FATAL", "2": "FATAL", "3": "ERROR", "4": "WARN", "5": "INFO", "6": "INFO", "7": "DEBUG",
 }
+# A log export's `Status` column (Datadog's: emergency, alert, critical, error, warn, notice, info, debug, ok) is its
+# level where no level column is found and its sampled values are these words (not an HTTP status, 200 or 503; not a
+# one-letter code)
+STATUS_LEVELS = frozenset({"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OK",
+                           *(word for word in LEVEL_ALIASES if len(word) > 1)})
+STATUS_LEVEL_SHARE = 0.9
 # Every spelling (upper-cased, trimmed) that is not already a canonical level -> its canonical level; any other
 # non-empty value is kept upper-cased, an empty one is NULL.
 LEVEL_NAMES = {**LEVEL_ALIASES, **NUMERIC_LEVELS}

@@ -50,6 +50,8 @@ from incidentlens.telemetry.logfields import (
     LEVEL_WORD_PATTERN,
     LOGFMT_LEVEL_PATTERN,
     POD_SUFFIX,
+    STATUS_LEVEL_SHARE,
+    STATUS_LEVELS,
 )
 from incidentlens.telemetry.peers import database_sql
 from incidentlens.telemetry.timeparse import (
@@ -994,6 +996,8 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     # ... and where such a column holds a plain value in a row (`"level": "ERROR"` beside one `"level": {...}`), by
     # that value: left out, every line's level was lost with the one object's
     plain_level = find_column(sorted(objects), "level", mapping, exclude=c.used | {message})
+    if level is None and plain_level is None:
+        level = _status_level(con, c, names, exclude=c.used | {message})
     levels = [_level_sql(sql) for sql in (level and c.column_sql(level), plain_level and _plain_sql(plain_level))
               if sql]
     c.exprs["ts"] = c.time_sql
@@ -1014,6 +1018,20 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     c.exprs["message"] = message_sql
     c.exprs.update(origin)
     c.used.update({message} | ({level} if level else set()) | ({plain_level} if plain_level else set()))
+
+
+def _status_level(con: duckdb.DuckDBPyConnection, c: Canonical, names: list[str], exclude: set[str]) -> str | None:
+    """A `Status` text column whose sampled values are level words (`logfields.STATUS_LEVELS`: Datadog's export),
+    the level of a log with no level column; else None (an HTTP status: 200, 503)."""
+    status = next((name for name in names if normalise(name) == "status" and name not in exclude
+                   and not c.columns.is_number(name)), None)
+    if status is None:
+        return None
+    upper = f"nullif(upper(trim(CAST({quote(status)} AS VARCHAR))), '')"
+    words = ", ".join(literal(word) for word in sorted(STATUS_LEVELS))
+    present, levels = con.execute(f"SELECT count({upper}), count(*) FILTER ({upper} IN ({words})) "
+                                  f"FROM {_SAMPLE}").fetchone()
+    return status if present and levels >= STATUS_LEVEL_SHARE * present else None
 
 
 #: the log Docker's json-file driver writes of a container: `/var/lib/docker/containers/<id>/<id>-json.log`, rotated
