@@ -358,7 +358,7 @@ def test_the_review_lists_the_sources_read_and_what_they_lacked(tmp_path):
         "- Read: metrics (5 rows in the window, 601 in the baseline)",
         "- no logs for this period",
         "- no traces for this period",
-        "- set aside when read: metrics.csv: column 'value': 1 rows not numeric, kept as NULL",  # the path: report.json
+        "- set aside when read: metrics.csv: column 'value': 1 row not numeric, kept as NULL",  # the path: report.json
     ]
     assert "<li>no logs for this period</li>" in render_html(pm)
 
@@ -378,7 +378,7 @@ def test_a_review_of_no_incident_lists_the_sources_read_and_what_was_set_aside(t
         "- Read: metrics",  # no window to count its rows in
         "- no logs in the data read",
         "- no traces in the data read",
-        "- set aside when read: metrics.csv: column 'value': 1 rows not numeric, kept as NULL",  # the path: report.json
+        "- set aside when read: metrics.csv: column 'value': 1 row not numeric, kept as NULL",  # the path: report.json
     ]
     assert "<li>no logs in the data read</li>" in render_html(pm)
 

@@ -69,7 +69,7 @@ def test_a_calls_file_in_a_service_mesh_s_names_becomes_the_calls_view(tmp_path:
     assert rows[:2] == [{"caller": "web", "callee": "cart", "side": "client", "latency_ms": 250.0},
                         {"caller": "web", "callee": "cart", "side": "server", "latency_ms": 5.0}]
     assert rows[2]["side"] is None  # neither side: kept, counted, not used
-    assert any("'direction': 1 rows whose side is none of" in w for w in store.warnings)
+    assert any("'direction': 1 row whose side is none of" in w for w in store.warnings)
 
 
 def test_sql_queries_the_calls_view_of_a_calls_file(tmp_path: Path):

@@ -390,7 +390,7 @@ def test_a_row_whose_time_does_not_parse_is_left_out_and_counted(chdb: object):
     chdb.query("INSERT INTO incidents.bad_time VALUES ('2024-05-01 10:00:00', 'ok'), ('yesterday-ish', 'bad'), "
                "('2024-05-01 10:01:00', 'ok too')")
     logs = ClickHouseLogs(chdb_runner(chdb), "incidents.bad_time", "chdb incidents.bad_time")
-    assert logs.warnings == ["chdb incidents.bad_time: column 'ts': 1 rows with a bad time left out; one of them: "
+    assert logs.warnings == ["chdb incidents.bad_time: column 'ts': 1 row with a bad time left out; one of them: "
                              "cannot parse 'yesterday-ish' as a time"]
     assert logs.fetch("SELECT message FROM logs ORDER BY ts").column("message").to_pylist() == ["ok", "ok too"]
 
@@ -434,7 +434,7 @@ def test_one_epoch_value_past_its_unit_is_left_out_not_the_whole_column_read_in_
     logs = epoch_logs(chdb, "epoch_end", "Int64", [*seconds, 9223372036854775807])
     assert logs.fetch("SELECT min(ts) AS first FROM logs").column("first").to_pylist() == [datetime(2024, 5, 1, 10)]
     assert logs.fetch("SELECT count(*) AS n FROM logs").column("n").to_pylist() == [5]
-    assert logs.warnings == ["chdb incidents.epoch_end: column 'ts': 1 rows with a bad time left out; one of them: "
+    assert logs.warnings == ["chdb incidents.epoch_end: column 'ts': 1 row with a bad time left out; one of them: "
                              "'9223372036854775807' is epoch ns by its size, the column read as epoch s"]
 
 
@@ -442,7 +442,7 @@ def test_epoch_seconds_outside_the_years_held_are_left_out_and_counted(chdb: obj
     # 1e10 s is the year 2286, past what the analysis' nanosecond times hold: it was read as that time and kept
     logs = epoch_logs(chdb, "epoch_years", "Float64", [1714557600.5, 1714557660.25, 1714557720, 10_000_000_000])
     assert logs.fetch("SELECT count(*) AS n FROM logs").column("n").to_pylist() == [3]
-    assert logs.warnings == ["chdb incidents.epoch_years: column 'ts': 1 rows with a bad time left out; one of them: "
+    assert logs.warnings == ["chdb incidents.epoch_years: column 'ts': 1 row with a bad time left out; one of them: "
                              "'10000000000' is a time outside the years 1678-2261"]
 
 
@@ -451,7 +451,7 @@ def test_the_unit_is_the_typical_values_as_in_files(chdb: object):
     millis = [1714557600000 + 60_000 * i for i in range(4)]
     logs = epoch_logs(chdb, "epoch_millis", "UInt64", [*millis, 1714557600])
     assert logs.fetch("SELECT max(ts) AS last FROM logs").column("last").to_pylist() == [datetime(2024, 5, 1, 10, 3)]
-    assert logs.warnings == ["chdb incidents.epoch_millis: column 'ts': 1 rows with a bad time left out; one of them: "
+    assert logs.warnings == ["chdb incidents.epoch_millis: column 'ts': 1 row with a bad time left out; one of them: "
                              "'1714557600' is epoch s by its size, the column read as epoch ms"]
 
 

@@ -116,7 +116,7 @@ def test_a_jaeger_span_starting_at_a_bigint_end_is_left_out_and_counted(tmp_path
     path = tmp_path / "trace.json"
     path.write_text(json.dumps(export))
     store = load_telemetry(traces=path)
-    assert store.warnings == [f"{path}: column 'start_ts': 1 rows have no time, left out; the first, row 3"]
+    assert store.warnings == [f"{path}: column 'start_ts': 1 row has no time, left out; the first, row 3"]
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 2}]
 
 
@@ -129,7 +129,7 @@ def test_a_jaeger_span_without_its_duration_is_kept_and_counted(tmp_path: Path) 
 
     store = load_telemetry(traces=path)
 
-    assert store.warnings == [f"{path}: column 'duration_ms': 1 rows with no duration (its end time or duration "
+    assert store.warnings == [f"{path}: column 'duration_ms': 1 row with no duration (its end time or duration "
                               "missing, or not a number), their duration kept as NULL"]
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 3}]
 
@@ -145,8 +145,8 @@ def test_a_jaeger_span_without_a_process_or_an_id_is_kept_and_counted(tmp_path: 
     store = load_telemetry(traces=path)
 
     assert store.warnings == [
-        f"{path}: column 'service': 1 spans with no process (no serviceName), filed under service 'global'",
-        f"{path}: column 'span_id': 1 spans with no span ID, kept (no span can name them its parent)"]
+        f"{path}: column 'service': 1 span with no process (no serviceName), filed under service 'global'",
+        f"{path}: column 'span_id': 1 span with no span ID, kept (no span can name such a span its parent)"]
     assert store.fetch("SELECT service FROM spans ORDER BY start_ts").column("service").to_pylist() == [
         "frontend", "payments", "global"]
 

@@ -36,7 +36,7 @@ def test_a_nan_is_counted_among_the_rows_kept_not_again_in_a_row_left_out_for_it
                     "soon,api,latency,NaN\n" + "".join(f"2024-05-01T10:0{m}:00Z,api,latency,1\n" for m in range(1, 9)))
     store = load_telemetry(metrics=path)
     assert store.warnings[-1] == (
-        f"{path}: column 'value': 1 rows not finite (NaN, Infinity or beyond +-1e+150), kept as NULL")
+        f"{path}: column 'value': 1 row not finite (NaN, Infinity or beyond +-1e+150), kept as NULL")
     got = store.fetch("SELECT count(*) AS n, count(value) AS valued FROM metrics").to_pylist()
     assert got == [{"n": 9, "valued": 8}]
 

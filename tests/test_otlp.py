@@ -256,7 +256,7 @@ def test_an_otlp_span_past_what_a_timestamp_holds_is_left_out_and_counted(tmp_pa
     document = {"resourceSpans": [{"resource": resource("frontend"), "scopeSpans": [{"scope": {}, "spans": [late]}]}]}
     path = write_lines(tmp_path / "traces.json", [*TRACES, document])
     store = load_telemetry(traces=path)
-    assert store.warnings == [f"{path}: column 'start_ts': 1 rows have no time, left out; the first, row 5"]
+    assert store.warnings == [f"{path}: column 'start_ts': 1 row has no time, left out; the first, row 5"]
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 4}]
 
 
@@ -309,5 +309,5 @@ def test_a_small_gzipped_otlp_file_cut_short_is_read_up_to_the_cut_too(tmp_path:
     store = load_telemetry(traces=path)
 
     assert store.warnings == [f"{path}: the gzip stream ends early: the file is cut short (a copy or download that "
-                              "did not finish?): its first 1 lines read; the start of line 2, cut off, left out"]
+                              "did not finish?): its first 1 line read; the start of line 2, cut off, left out"]
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 3}]

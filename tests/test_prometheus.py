@@ -424,7 +424,7 @@ def test_a_null_line_of_a_saved_loki_answer_is_no_text_and_counted(tmp_path: Pat
 
     assert store.fetch("SELECT message FROM logs ORDER BY ts").column("message").to_pylist() == [None,
                                                                                                    "card declined"]
-    assert store.warnings == [f"{path}: column 'message': 1 rows empty or absent, kept with no message"]
+    assert store.warnings == [f"{path}: column 'message': 1 row empty or absent, kept with no message"]
 
 
 def test_the_templates_of_a_saved_loki_answer_are_mined_with_each_lines_place(tmp_path: Path) -> None:

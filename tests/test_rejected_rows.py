@@ -262,9 +262,9 @@ def test_a_bad_time_in_json_lines_with_a_line_set_aside_is_named_by_its_file_lin
     stderr, listing = set_aside_by_analyze(logs, tmp_path / "out")
 
     assert stderr == [
-        f"warning: {logs}: column 'ts': 1 rows with a bad time left out; the first, row 81: cannot parse "
+        f"warning: {logs}: column 'ts': 1 row with a bad time left out; the first, row 81: cannot parse "
         "'yesterday' as a time (the column's other values read as ISO-8601 text)",
-        f"warning: {logs}: column 'ts': 1 rows have no time, left out; the first, row 91",
+        f"warning: {logs}: column 'ts': 1 row has no time, left out; the first, row 91",
         f"warning: 1 of 200 records of logs.jsonl unreadable (line 58), set aside: see {listing}",
     ]
 
@@ -281,7 +281,7 @@ def test_a_bad_time_in_the_second_of_two_json_lines_files_with_lines_set_aside_n
 
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == (
-        f"warning: {first} (and 1 more): column 'ts': 1 rows with a bad time left out; the first, {second} row 121: "
+        f"warning: {first} (and 1 more): column 'ts': 1 row with a bad time left out; the first, {second} row 121: "
         "cannot parse 'yesterday' as a time (the column's other values read as ISO-8601 text)")
 
 
@@ -296,9 +296,9 @@ def test_a_bad_time_after_a_csv_line_set_aside_is_named_by_its_own_row(tmp_path:
     stderr, listing = set_aside_by_analyze(logs, tmp_path / "out")
 
     assert stderr == [
-        f"warning: {logs}: column 'ts': 1 rows with a bad time left out; the first, row 21: cannot parse "
+        f"warning: {logs}: column 'ts': 1 row with a bad time left out; the first, row 21: cannot parse "
         "'yesterday' as a time (the column's other values read as ISO-8601 text)",
-        f"warning: {logs}: column 'ts': 1 rows have no time, left out; the first, row 31",
+        f"warning: {logs}: column 'ts': 1 row has no time, left out; the first, row 31",
         f"warning: 2 of 50 records of logs.csv unreadable (the first on line 10), set aside: see {listing}",
     ]
 
@@ -313,7 +313,7 @@ def test_a_bad_time_in_the_second_of_two_csv_files_with_a_line_set_aside_names_t
 
     store = load_telemetry(logs=str(tmp_path / "*.csv"))
 
-    assert store.warnings[0] == (f"{second}: column 'ts': 1 rows with a bad time left out; the first, row 3: cannot "
+    assert store.warnings[0] == (f"{second}: column 'ts': 1 row with a bad time left out; the first, row 3: cannot "
                                  "parse 'yesterday' as a time (the column's other values read as ISO-8601 text)")
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 4}]
 

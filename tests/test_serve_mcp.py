@@ -170,7 +170,7 @@ def test_the_sql_tool_keeps_its_sandbox_until_a_file_changes(tmp_path: Path, mon
         return structured(anyio.run(server.call_tool, "sql", query))
 
     one, both = messages(1), messages(5)
-    assert (one["rows"], one["truncated"]) == ([["up"]], "only the first 1 rows are shown")
+    assert (one["rows"], one["truncated"]) == ([["up"]], "only the first 1 row is shown")
     assert both["rows"] == [["up"], ["down"]] and "truncated" not in both
     assert len(copies) == 1
     _written(logs, ONE)

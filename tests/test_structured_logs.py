@@ -197,7 +197,7 @@ def test_json_records_without_a_message_are_kept_and_counted(tmp_path: Path) -> 
 
     assert store.fetch("SELECT message FROM logs").column("message").to_pylist() == [
         "order 1 placed", None, "order 2 placed"]
-    assert store.warnings == [f"{path}: column 'message': 1 rows empty or absent, kept with no message"]
+    assert store.warnings == [f"{path}: column 'message': 1 row empty or absent, kept with no message"]
 
 
 def test_a_json_line_without_a_level_field_has_the_level_word_of_its_message(tmp_path: Path) -> None:

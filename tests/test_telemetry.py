@@ -95,7 +95,7 @@ def twenty_values_one_bad(tmp_path: Path) -> Path:
 def assert_one_bad_value_counted(path: Path) -> None:
     store = load_telemetry(metrics=path)
     assert rows(store, "SELECT count(*) AS n, count(value) AS numbers FROM metrics") == [{"n": 20, "numbers": 19}]
-    assert store.warnings == [f"{path}: column 'p95_ms': 1 rows not numeric, kept as NULL"]
+    assert store.warnings == [f"{path}: column 'p95_ms': 1 row not numeric, kept as NULL"]
 
 
 def test_bad_metric_values_are_kept_as_null_and_counted(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_metric_values_read_as_numbers_are_the_values_their_text_casts_to(
     store = load_telemetry(metrics=path)
     assert [r["value"] for r in rows(store, "SELECT value FROM metrics ORDER BY ts")] == [
         1.5, 2.0, 1000.0, 1000.0, None, None, -0.25]
-    assert store.warnings == [f"{path}: column 'p95_ms': 1 rows not finite (NaN, Infinity or beyond +-1e+150), "
+    assert store.warnings == [f"{path}: column 'p95_ms': 1 row not finite (NaN, Infinity or beyond +-1e+150), "
                               "kept as NULL"]
 
 
@@ -464,7 +464,7 @@ def test_log_rest_columns_are_typed_and_bad_numbers_counted(tmp_path: Path) -> N
     store = load_telemetry(logs=path)
     assert store.columns("logs") == ["ts", "service", "level", "message", "latency_ms", "region"]
     assert rows(store, "SELECT sum(latency_ms) AS total, count(*) AS n FROM logs") == [{"total": 36, "n": 4}]
-    assert store.warnings == [f"{path}: column 'latency_ms': 1 rows not numeric, kept as NULL"]
+    assert store.warnings == [f"{path}: column 'latency_ms': 1 row not numeric, kept as NULL"]
 
 
 def test_a_decimal_makes_a_column_decimal_or_if_unseen_null_never_rounded(
@@ -478,14 +478,14 @@ def test_a_decimal_makes_a_column_decimal_or_if_unseen_null_never_rounded(
     monkeypatch.setattr(views, "SAMPLE_ROWS", 10)  # the sample sees whole numbers only: the column is BIGINT
     store = load_telemetry(logs=path)
     assert rows(store, "SELECT count(retries) AS n, max(retries) AS top FROM logs") == [{"n": 19, "top": 19}]
-    assert store.warnings == [f"{path}: column 'retries': 1 rows not numeric, kept as NULL"]
+    assert store.warnings == [f"{path}: column 'retries': 1 row not numeric, kept as NULL"]
 
 
 def test_rows_without_a_time_are_left_out_and_counted(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "logs.csv", "ts,message", [f"{iso(T0)},a", ",b", f"{iso(T0)},c"])
     store = load_telemetry(logs=path)
     assert rows(store, "SELECT message FROM logs ORDER BY message") == [{"message": "a"}, {"message": "c"}]
-    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out; the first, row 2"]
+    assert store.warnings == [f"{path}: column 'ts': 1 row has no time, left out; the first, row 2"]
 
 
 # --- spans and events ------------------------------------------------------------------------------------------------
@@ -555,7 +555,7 @@ def test_a_span_whose_end_does_not_parse_keeps_no_duration_and_is_counted(tmp_pa
     assert rows(store, "SELECT span_id, duration_ms FROM spans ORDER BY span_id") == [
         {"span_id": "a", "duration_ms": 1500.0}, {"span_id": "b", "duration_ms": None},
         {"span_id": "c", "duration_ms": None}]
-    assert store.warnings == [f"{path}: column 'end_time': 1 rows whose time does not parse, their duration kept as "
+    assert store.warnings == [f"{path}: column 'end_time': 1 row whose time does not parse, their duration kept as "
                               "NULL"]
 
 
@@ -569,7 +569,7 @@ def test_spans_one_file_writes_twice_are_kept_once_and_counted(tmp_path: Path) -
     store = load_telemetry(traces=[first, second])
     assert rows(store, "SELECT span_id FROM spans ORDER BY span_id") == [
         {"span_id": "a"}, {"span_id": "b"}, {"span_id": "c"}]
-    assert store.warnings == [f"{first} (and 1 more): 1 spans written twice (the same trace, span, times and "
+    assert store.warnings == [f"{first} (and 1 more): 1 span written twice (the same trace, span, times and "
                               "attributes; overlapping files or a retried export), counted once"]
 
 
@@ -583,7 +583,7 @@ def test_a_negative_span_duration_is_kept_as_null_and_counted(tmp_path: Path) ->
         store = load_telemetry(traces=path)
         assert rows(store, "SELECT span_id, duration_ms FROM spans ORDER BY span_id")[1] == {
             "span_id": "b", "duration_ms": None}
-        assert store.warnings == [f"{path}: column {column!r}: 1 rows with a negative duration (an end before the "
+        assert store.warnings == [f"{path}: column {column!r}: 1 row with a negative duration (an end before the "
                                   "start), their duration kept as NULL"]
 
 
@@ -612,7 +612,7 @@ def test_a_span_file_covering_days_keeps_a_span_as_long_as_its_range(tmp_path: P
     assert rows(store, "SELECT span_id, duration_ms FROM spans ORDER BY span_id") == [
         {"span_id": "a", "duration_ms": 3 * 86_400_000.0}, {"span_id": "b", "duration_ms": 1000.0},
         {"span_id": "c", "duration_ms": None}]
-    assert store.warnings == [f"{path}: column 'end_time': 1 rows with a duration not finite or past 72 h (longer "
+    assert store.warnings == [f"{path}: column 'end_time': 1 row with a duration not finite or past 72 h (longer "
                               "than a day and the spans' whole time range), their duration kept as NULL"]
 
 def test_events_view(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def test_a_parquet_epoch_time_too_large_for_its_unit_is_left_out_and_counted(
     result = incidentlens("sql", "SELECT count(*) AS n FROM metrics", "--metrics", str(metrics), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == [[9]]
-    assert result.stderr == (f"warning: {metrics}: column 'ts': 1 rows with a bad time left out; the first, row 10: "
+    assert result.stderr == (f"warning: {metrics}: column 'ts': 1 row with a bad time left out; the first, row 10: "
                              f"cannot parse {first} as a time (the column's other values read as epoch {unit})\n")
 
 
@@ -120,7 +120,7 @@ def test_a_parquet_span_end_too_large_for_its_unit_leaves_that_duration_out(tmp_
                           "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == [[10, 9]]
-    assert result.stderr == (f"warning: {spans}: column 'end_time': 1 rows whose time does not parse, their duration "
+    assert result.stderr == (f"warning: {spans}: column 'end_time': 1 row whose time does not parse, their duration "
                              "kept as NULL\n")
 
 

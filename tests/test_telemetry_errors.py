@@ -233,7 +233,7 @@ def test_a_row_whose_time_does_not_parse_is_left_out_and_counted(tmp_path: Path)
     path = write(tmp_path / "metrics.csv", "ts,rps\n" + "\n".join(rows) + "\n")
     store = load_telemetry(metrics=path)
     assert store.warnings == [
-        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 17: cannot parse '2024-13-45' as a "
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 17: cannot parse '2024-13-45' as a "
         "time (the column's other values read as ISO-8601 text)"
     ]
     values = [row[0] for row in store.con.execute("SELECT value FROM metrics ORDER BY ts").fetchall()]
@@ -254,7 +254,7 @@ def test_a_bad_time_in_one_of_many_files_names_that_file(tmp_path: Path) -> None
     good = write(tmp_path / "a.csv.gz", "ts,rps\n2024-05-01T10:00:00Z,1\n2024-05-01T10:01:00Z,2\n")
     bad = write(tmp_path / "b.csv.gz", "ts,rps\n2024-05-01T10:02:00Z,3\nyesterday,4\n")
     (warning,) = load_telemetry(metrics=[good, bad]).warnings
-    assert f"1 rows with a bad time left out; the first, {bad} row 2: cannot parse 'yesterday' as a time" in warning
+    assert f"1 row with a bad time left out; the first, {bad} row 2: cannot parse 'yesterday' as a time" in warning
 
 
 def test_the_bad_file_is_found_even_with_a_column_called_filename(tmp_path: Path) -> None:
@@ -268,7 +268,7 @@ def test_a_bad_epoch_time_is_reported_with_its_unit(tmp_path: Path) -> None:
     path = write(tmp_path / "logs.jsonl", '{"ts": 1714557600000, "msg": "a"}\n{"ts": "soon", "msg": "b"}\n'
                                           '{"ts": 1714557660000, "msg": "c"}\n')
     assert load_telemetry(logs=path).warnings == [
-        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: cannot parse 'soon' as a time "
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 2: cannot parse 'soon' as a time "
         "(the column's other values read as epoch ms)"
     ]
 
@@ -277,7 +277,7 @@ def test_epoch_seconds_among_milliseconds_name_the_first_such_row(tmp_path: Path
     # read as milliseconds, 1714557660 would be a time in January 1970: no value is quietly moved decades away
     path = write(tmp_path / "metrics.csv", "ts,rps\n1714557600000,1\n1714557660,2\n1714557720000,3\n")
     assert load_telemetry(metrics=path).warnings == [
-        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: '1714557660' is epoch s by its "
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 2: '1714557660' is epoch s by its "
         "size, the column read as epoch ms"
     ]
 
@@ -287,7 +287,7 @@ def test_a_time_no_analysis_can_hold_names_its_row(tmp_path: Path, when: str) ->
     # the analysis' nanosecond timestamps end in 2262 and start in 1677: such a time ended in a traceback
     path = write(tmp_path / "metrics.csv", f"ts,rps\n2024-05-01T00:00:00Z,1\n{when},2\n2024-05-01T00:01:00Z,3\n")
     assert load_telemetry(metrics=path).warnings == [
-        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: '{when}' is a time outside the "
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 2: '{when}' is a time outside the "
         "years 1678-2261"
     ]
 
@@ -297,7 +297,7 @@ def test_an_epoch_time_too_large_for_its_unit_names_its_row(tmp_path: Path, valu
     # multiplied to microseconds it overflowed, and the whole file was 'cannot read as CSV' with no row
     path = write(tmp_path / "metrics.csv", f"ts,rps\n1714521600,1\n{value},2\n1714521720,3\n")
     assert load_telemetry(metrics=path).warnings == [
-        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: cannot parse '{value}' as a time "
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 2: cannot parse '{value}' as a time "
         "(the column's other values read as epoch s)"
     ]
 
@@ -313,7 +313,7 @@ def test_a_bigint_end_among_epoch_microseconds_names_its_row(tmp_path: Path, nam
     path = write(tmp_path / name, text)
     store = load_telemetry(metrics=path)
     assert store.warnings == [
-        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: cannot parse '{value}' as a time "
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 2: cannot parse '{value}' as a time "
         "(the column's other values read as epoch us)"
     ]
     assert store.fetch("SELECT value, ts FROM metrics ORDER BY ts").to_pylist() == [
@@ -326,7 +326,7 @@ def test_a_parquet_epoch_time_not_finite_is_left_out_and_counted(tmp_path: Path,
     pq.write_table(pa.table({"ts": [1714521600.0, value, 1714521720.0], "rps": [1, 2, 3]}), path)
     store = load_telemetry(metrics=path)
     (warning,) = store.warnings
-    assert warning.startswith(f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 2: ")
+    assert warning.startswith(f"{path}: column 'ts': 1 row with a bad time left out; the first, row 2: ")
     assert store.fetch("SELECT count(*) AS n FROM metrics").to_pylist() == [{"n": 2}]
 
 
@@ -357,14 +357,14 @@ def test_a_two_digit_year_read_as_iso_says_the_order_is_not_guessed(tmp_path: Pa
     assert load_error(metrics=path) == (
         f"{path}: column 'ts' row 1: '12-06-26' is a time outside the years 1678-2261 (the day and month of a date "
         "written before its year could be either way round and are not guessed: write the year first); 1 of the 1 "
-        "timed rows so: not the time format it looks like")
+        "timed row so: not the time format it looks like")
 
 
 def test_a_day_first_date_among_iso_times_is_counted_and_said_so(tmp_path: Path) -> None:
     rows = "".join(f"2026-12-06T10:0{m}:00Z,api,p95_ms,1\n" for m in range(4))
     path = write(tmp_path / "metrics.csv", f"ts,service,metric,value\n{rows}13/12/2026 10:05:00,api,p95_ms,1\n")
     assert load_telemetry(metrics=path).warnings == [
-        f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 5: cannot parse '13/12/2026 10:05:00' "
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 5: cannot parse '13/12/2026 10:05:00' "
         "as a time (the day and month of a date written before its year could be either way round and are not "
         "guessed: write the year first; the column's other values read as ISO-8601 text)"]
 
@@ -690,7 +690,7 @@ def test_a_column_with_decimal_commas_beside_numbers_is_named_in_a_warning(tmp_p
     few = write(tmp_path / "few.csv", "time;service;latency_ms\n2024-05-01T10:00:00Z;api;12,5\n"
                                       "2024-05-01T10:01:00Z;api;13\n2024-05-01T10:02:00Z;api;14\n")
     assert load_telemetry(metrics=few).warnings == [
-        f"{few}: column 'latency_ms': 1 rows not numeric (written with a decimal comma, e.g. '12,5': write a decimal "
+        f"{few}: column 'latency_ms': 1 row not numeric (written with a decimal comma, e.g. '12,5': write a decimal "
         "point), kept as NULL"]
 
 
@@ -729,7 +729,7 @@ def test_a_time_spelt_as_none_is_left_out_and_counted_like_an_empty_one(tmp_path
     path = write(tmp_path / "logs.csv", f"ts,service,message\n2024-05-01T10:00:00Z,api,up\n{spelling},api,lost\n")
     store = load_telemetry(logs=path)
     assert store.fetch("SELECT message FROM logs").to_pylist() == [{"message": "up"}]
-    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out; the first, row 2"]
+    assert store.warnings == [f"{path}: column 'ts': 1 row has no time, left out; the first, row 2"]
 
 
 def test_a_missing_epoch_time_spelt_nan_is_counted_once_as_missing(tmp_path: Path) -> None:
@@ -737,7 +737,7 @@ def test_a_missing_epoch_time_spelt_nan_is_counted_once_as_missing(tmp_path: Pat
     rows = "".join(f"{1714521600 + 60 * m},{m}\n" for m in range(4))
     path = write(tmp_path / "metrics.csv", f"ts,rps\n{rows}NaN,9\n")
     store = load_telemetry(metrics=path)
-    assert store.warnings == [f"{path}: column 'ts': 1 rows have no time, left out; the first, row 5"]
+    assert store.warnings == [f"{path}: column 'ts': 1 row has no time, left out; the first, row 5"]
     assert store.fetch("SELECT count(*) AS n FROM metrics").to_pylist() == [{"n": 4}]
 
 
@@ -760,7 +760,7 @@ def test_a_json_line_without_its_time_is_named_by_file_and_row_among_files(tmp_p
     first = write(tmp_path / "a.jsonl", '{"ts": "2024-05-01T10:00:00Z", "msg": "up"}\n')
     late = write(tmp_path / "b.jsonl", '{"ts": "2024-05-01T10:01:00Z", "msg": "up"}\n{"msg": "no time"}\n')
     store = load_telemetry(logs=str(tmp_path / "*.jsonl"))
-    assert store.warnings == [f"{first} (and 1 more): column 'ts': 1 rows have no time, left out; "
+    assert store.warnings == [f"{first} (and 1 more): column 'ts': 1 row has no time, left out; "
                               f"the first, {late} row 2"]
 
 

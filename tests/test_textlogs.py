@@ -580,7 +580,7 @@ def test_a_log_line_dated_outside_the_years_held_is_left_out_naming_its_file_lin
                                        "  a continuation\n1500-01-01T00:00:00Z INFO api old\n"
                                        "2024-05-01T10:01:00Z INFO api still up\n")
     store = load_telemetry(logs=path)
-    assert store.warnings == [f"{path}: column 'ts': 1 rows with a bad time left out; the first, row 3: "
+    assert store.warnings == [f"{path}: column 'ts': 1 row with a bad time left out; the first, row 3: "
                               "'1500-01-01 00:00:00' is a time outside the years 1678-2261"]
     assert [m for (m,) in store.con.execute("SELECT message FROM logs ORDER BY ts").fetchall()] == [
         "api up\n  a continuation", "api still up"]

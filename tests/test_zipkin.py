@@ -131,5 +131,5 @@ def test_a_zipkin_span_starting_at_a_bigint_end_is_left_out_and_counted(tmp_path
     path = tmp_path / "trace.json"
     path.write_text(json.dumps([TRACE[0], {**TRACE[1], "timestamp": -9223372036854775807}]))
     store = load_telemetry(traces=path)
-    assert store.warnings == [f"{path}: column 'start_ts': 1 rows have no time, left out; the first, row 2"]
+    assert store.warnings == [f"{path}: column 'start_ts': 1 row has no time, left out; the first, row 2"]
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 1}]

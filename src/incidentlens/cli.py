@@ -26,6 +26,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperArgument, TyperOption
 
 from incidentlens import __version__
+from incidentlens.analysis.words import counted
 from incidentlens.errors import IncidentLensError, InputError
 
 if TYPE_CHECKING:
@@ -511,7 +512,8 @@ def _print_analysis(analysis: dict) -> None:
     for template in analysis["templates"][:5]:
         console.print(f"[bold]{template['status']}[/bold] x{template['count_window']} {escape(template['template'])}",
                       highlight=False)
-    console.print(f"[dim]{len(analysis['evidence'])} pieces of evidence, each with its query[/dim]")
+    evidence = counted(len(analysis["evidence"]), "piece of evidence", "pieces of evidence")
+    console.print(f"[dim]{evidence}, each with its query[/dim]")
 
 
 def _window_length(analysis: dict) -> str:
@@ -720,10 +722,10 @@ def sql_command(
     if result.cut_by == "bytes":
         _print_note(f"{result.cut_note()} (select fewer or shorter values) - {result.elapsed_ms:.0f} ms")
     elif result.truncated:
-        _print_note(f"the query returned more than {result.row_cap} rows; the first {result.row_cap} are shown "
+        _print_note(f"the query returned more than {counted(result.row_cap, 'row')}: {result.cut_note()} "
                     f"(raise --max-rows, or aggregate with GROUP BY) - {result.elapsed_ms:.0f} ms")
     else:
-        _print_note(f"{len(result.rows)} rows in {result.elapsed_ms:.0f} ms")
+        _print_note(f"{counted(len(result.rows), 'row')} in {result.elapsed_ms:.0f} ms")
 
 
 @app.command("report")

@@ -54,6 +54,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
 from incidentlens.analysis.periods import sql_str
+from incidentlens.analysis.words import counted
 from incidentlens.errors import InputError
 
 DEFAULT_ROW_CAP = 200
@@ -196,9 +197,9 @@ class SandboxResult:
         return data
 
     def cut_note(self) -> str:
-        if self.cut_by == "bytes":
-            return f"only the first {len(self.rows)} rows are shown: the result budget is {_size(self.result_bytes)}"
-        return f"only the first {self.row_cap} rows are shown"
+        shown = len(self.rows) if self.cut_by == "bytes" else self.row_cap
+        said = f"only the first {counted(shown, 'row')} {'is' if shown == 1 else 'are'} shown"
+        return f"{said}: the result budget is {_size(self.result_bytes)}" if self.cut_by == "bytes" else said
 
 
 # --- wall 1: sqlglot, by scope -----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from incidentlens.telemetry.logfields import (
 )
 from incidentlens.telemetry.timeparse import EARLIEST, EPOCH_UNITS, LATEST, TimeFormat, other_unit_sql, written_unit
 from incidentlens.telemetry.views import SAMPLE_ROWS
+from incidentlens.telemetry.words import counted, have
 from incidentlens.urls import redact_url
 
 Runner = Callable[[str], pa.Table]
@@ -303,12 +304,15 @@ class ClickHouseLogs:
                  for i, (_, says) in enumerate(defects) if counts[f"n{i}"]]
         unusable = sum(rows for rows, _ in found)
         if 2 * unusable > timed:
-            raise InputError(f"{self.source}: column {column!r}: {found[0][1]}; {unusable} of the {timed} timed rows "
-                             "so: not the time format it looks like")
-        warnings = [f"{self.source}: column {column!r}: {rows} rows with a bad time left out; one of them: {said}"
+            raise InputError(f"{self.source}: column {column!r}: {found[0][1]}; {unusable} of the "
+                             f"{counted(timed, 'timed row')} so: not the time format it looks like")
+        warnings = [f"{self.source}: column {column!r}: {counted(rows, 'row')} with a bad time left out; one of them: "
+                    f"{said}"
                     for rows, said in found]
         if counts["missing"]:
-            warnings.append(f"{self.source}: column {column!r}: {counts['missing']} rows have no time, left out")
+            missing = counts["missing"]
+            warnings.append(f"{self.source}: column {column!r}: {counted(missing, 'row')} {have(missing)} no time, "
+                            "left out")
         return warnings
 
     def _expected_schema(self, sql: str) -> pa.Schema:

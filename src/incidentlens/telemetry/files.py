@@ -39,6 +39,7 @@ from incidentlens.telemetry.textlogs import (
     refused_line,
     sample_lines,
 )
+from incidentlens.telemetry.words import counted
 from incidentlens.telemetry.zipkin import starts_zipkin
 
 PathLike = str | Path
@@ -113,9 +114,10 @@ class RejectedRows:
         where = f"{self.unit} {self.first_line}"
         where = where if len(self.rows) == 1 else f"the first on {where}"
         if self.swallowed:
-            lines = f"{self.swallowed:,} more line{'s' if self.swallowed > 1 else ''}"
+            lines = counted(self.swallowed, 'more line')
             where += f"; {lines} read into an unterminated quote's value, each taken as a record"
-        return f"{self.unreadable:,} of {self.records:,} records of {Path(self.file).name} unreadable ({where})"
+        return (f"{self.unreadable:,} of {counted(self.records, 'record')} of {Path(self.file).name} unreadable "
+                f"({where})")
 
     @property
     def listing_name(self) -> str:
@@ -257,7 +259,7 @@ def split_malformed(
         kept = con.execute(f"SELECT count(*) FROM {tolerant.for_file(path).from_sql}").fetchall()[0][0]
         records = kept + len(rows) + swallowed
         if records - kept > MAX_UNREADABLE_SHARE * records:
-            raise InputError(f"{first} ({records - kept} of {records} records unreadable)")
+            raise InputError(f"{first} ({records - kept:,} of {counted(records, 'record')} unreadable)")
         set_aside.append(RejectedRows(str(path), records, tuple(rows[n] for n in sorted(rows)), swallowed=swallowed))
     clean = tuple(path for path in source.files if path not in bad_files)
     parts = [replace(source, files=clean)] if clean else []

@@ -69,6 +69,7 @@ from incidentlens.telemetry.textlogs import (
 )
 from incidentlens.telemetry.timeparse import known_zone, year_last_hint
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
+from incidentlens.telemetry.words import counted, have
 from incidentlens.telemetry.zipkin import read_zipkin
 
 VIEWS = ("metrics", "logs", "spans", "events", "calls")
@@ -368,7 +369,8 @@ class TelemetryStore:
                 self.warnings.append(f"{path}: line format not recognised: one entry per line, with no time "
                                      f"(templates work; time-based analysis has no times from it){hint}")
             elif untimed:
-                self.warnings.append(f"{path}: {untimed} of {entries} entries ({fmt.name}) have no time that parses: "
+                self.warnings.append(f"{path}: {untimed:,} of {counted(entries, 'entry', 'entries')} ({fmt.name}) "
+                                     f"{have(untimed)} no time that parses: "
                                      "kept, left out of time-based analysis")
             self._add_source(view, Source(str(path), (path,), fmt="text", table=quote(table)), {})
 
@@ -545,8 +547,8 @@ class TelemetryStore:
             if len(source.files) > 1 and numbered:
                 self._drop_copies(numbered, [str(path) for path in copies or source.files], source.label, copies)
             if copied:
-                self.warnings.append(f"{source.label}: {copied:,} spans written twice (the same trace, span, times and "
-                                     "attributes; overlapping files or a retried export), counted once")
+                self.warnings.append(f"{source.label}: {counted(copied, 'span')} written twice (the same trace, span, "
+                                     "times and attributes; overlapping files or a retried export), counted once")
         finally:
             if raw:
                 self._drop_tables(raw)
@@ -617,8 +619,8 @@ class TelemetryStore:
         if given == unique:  # ids given twice, each time with other times or attributes: not one span written twice
             self.con.execute(f"DROP TABLE {UNIQUE_SPANS}")
             return None
-        self.warnings.append(f"{SPANS_GIVEN_TWICE}: {given - unique:,} spans another trace file holds too (the same "
-                             "trace, span, times and attributes), counted once")
+        self.warnings.append(f"{SPANS_GIVEN_TWICE}: {counted(given - unique, 'span')} another trace file holds too "
+                             "(the same trace, span, times and attributes), counted once")
         return f"SELECT * FROM {UNIQUE_SPANS}"
 
     def _drop_copies(self, parts: list[tuple[str, Built]], files: list[str], label: str,
@@ -664,7 +666,7 @@ class TelemetryStore:
             named = {str(copy): str(original) for copy, original in copies.items()}
             listed = "; ".join(f"{n:,} of {named.get(later, later)} already in {named.get(earlier, earlier)}"
                                for later, earlier, n in pairs[:3])
-            more = f"; and {len(pairs) - 3} more files" if len(pairs) > 3 else ""
+            more = f"; and {counted(len(pairs) - 3, 'more file')}" if len(pairs) > 3 else ""
             self.warnings.append(f"{label}: {sum(n for *_, n in pairs):,} log lines a later file copied from "
                                  f"an earlier one (the same time, fields and message: files whose times overlap), "
                                  f"counted once: {listed}{more}")

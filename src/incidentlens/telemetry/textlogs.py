@@ -50,6 +50,7 @@ from incidentlens.telemetry.timeparse import (
     to_utc_sql,
     utc_naive_sql,
 )
+from incidentlens.telemetry.words import counted
 
 #: lines read to choose a file's format
 SAMPLE_LINES = 2000
@@ -426,7 +427,8 @@ def sample_lines(path: Path, count: int = SAMPLE_LINES) -> list[str]:
     nul, read = [number for number, line in enumerate(raw, 1) if b"\x00" in line], sum(1 for line in raw if line)
     refuse_unread_format(path, raw[0])
     if len(nul) > BINARY_SHARE * read:
-        raise InputError(f"{path}: line {nul[0]}: not text ({len(nul)} of the first {read} lines hold a NUL byte): "
+        raise InputError(f"{path}: line {nul[0]}: not text ({len(nul)} of the first {counted(read, 'line')} "
+                         f"{'holds' if len(nul) == 1 else 'hold'} a NUL byte): "
                          "a binary file?")
     return [line.decode("utf-8", errors="replace").rstrip("\r\n") for line in raw if line]
 
@@ -620,7 +622,7 @@ class Utf8Copy:
                         "ignored, as gzip -d ignores them")
         if self.cut:
             left_out = f"; the start of line {self.lines + 1:,}, cut off, left out" if self.partial else ""
-            said.append(f"{original}: {GZIP_CUT_SHORT}: its first {self.lines:,} lines read{left_out}")
+            said.append(f"{original}: {GZIP_CUT_SHORT}: its first {counted(self.lines, 'line')} read{left_out}")
         return said
 
 

@@ -69,6 +69,7 @@ from incidentlens.telemetry.timeparse import (
     written_unit,
     year_last_hint,
 )
+from incidentlens.telemetry.words import counted, counted_words, have
 
 SAMPLE_ROWS = 10_000
 # A text column is numeric when more than this share of its non-empty sampled values are numbers (the rest
@@ -1280,7 +1281,7 @@ def _spans(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str]
     c.exprs["service"] = _service_sql(c, mapping, exclude=tuple(c.used))
     _unnamed_filed_as_global(c)
     for role, words in (("trace_id", "spans with no trace ID, kept (in no trace)"),
-                        ("span_id", "spans with no span ID, kept (no span can name them its parent)")):
+                        ("span_id", "spans with no span ID, kept (no span can name such a span its parent)")):
         written = f"nullif(trim(CAST({quote(required[role])} AS VARCHAR)), '')"
         c.bad_values.append((required[role], f"{written} IS NULL", words))
     c.exprs["operation"] = f"CAST({quote(operation)} AS VARCHAR)" if operation else "CAST(NULL AS VARCHAR)"
@@ -1480,13 +1481,13 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
     # each kept-but-bad value: its condition, its column, and the warning's words after the count; counted among
     # the rows kept (a row left out for its time is counted there, not again for its value)
     not_finite = f"rows not finite (NaN, Infinity or beyond +-{MAX_METRIC_MAGNITUDE:g}), kept as NULL"
-    counted = [(condition, name, f"rows not numeric{c.columns.comma_hint(name)}, kept as NULL")
+    value_checks = [(condition, name, f"rows not numeric{c.columns.comma_hint(name)}, kept as NULL")
                for name, condition in c.checks.items()]
-    counted += [(condition, name, not_finite) for name, condition in c.nonfinite.items()]
-    counted += [(condition, name, f"rows {rows}, their duration kept as NULL")
+    value_checks += [(condition, name, not_finite) for name, condition in c.nonfinite.items()]
+    value_checks += [(condition, name, f"rows {rows}, their duration kept as NULL")
                 for name, condition, rows in c.bad_durations]
-    counted += [(condition, name, words) for name, condition, words in c.bad_values]
-    counters = "".join(f", count(*) FILTER ({condition})" for condition, _, _ in counted)
+    value_checks += [(condition, name, words) for name, condition, words in c.bad_values]
+    counters = "".join(f", count(*) FILTER ({condition})" for condition, _, _ in value_checks)
     try:
         total, bad, missing, out_of_range, mixed, *bad_values = con.execute(
             f"SELECT count(*), count(*) FILTER ({counted_bad}), count(*) FILTER (NOT {_PRESENT}), "
@@ -1499,7 +1500,7 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
             kept = f"NOT coalesce(({counted_bad}) OR ({counted_other}) OR ({counted_outside}), false)"
             kept += f" AND {_PRESENT}" if untimed else ""
             bad_values = con.execute("SELECT " + ", ".join(
-                f"count(*) FILTER ({kept} AND ({condition}))" for condition, _, _ in counted
+                f"count(*) FILTER ({kept} AND ({condition}))" for condition, _, _ in value_checks
             ) + f" FROM {timed}").fetchone()
     except duckdb.Error as err:
         raise _read_failure(c.source, err) from None
@@ -1522,17 +1523,17 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
                                   year_last_note=year_last and f" ({year_last})")
         if 2 * unusable > total - missing:
             raise InputError(f"{file}: column {c.time_column!r} row {row}: {said}; {unusable:,} of the "
-                             f"{total - missing:,} timed rows so: not the time format it looks like")
+                             f"{counted(total - missing, 'timed row')} so: not the time format it looks like")
         first = f"row {row}" if file == c.source.label else f"{file} row {row}"
-        warnings.append(f"{c.source.label}: column {c.time_column!r}: {defect.rows:,} rows with a bad time left out; "
-                        f"the first, {first}: {said}")
+        warnings.append(f"{c.source.label}: column {c.time_column!r}: {counted(defect.rows, 'row')} with a bad time "
+                        f"left out; the first, {first}: {said}")
     if missing and c.source.fmt != "text":
         file, row, _ = locate_first(con, c.source, f"NOT ({c.time_present_sql()})", column)
         first = f"row {row}" if file == c.source.label else f"{file} row {row}"
-        warnings.append(f"{c.source.label}: column {c.time_column!r}: {missing:,} rows have no time, left out; "
-                        f"the first, {first}")
-    warnings.extend(f"{c.source.label}: column {name!r}: {count:,} {words}"
-                    for (_, name, words), count in zip(counted, bad_values, strict=True) if count)
+        warnings.append(f"{c.source.label}: column {c.time_column!r}: {counted(missing, 'row')} {have(missing)} no "
+                        f"time, left out; the first, {first}")
+    warnings.extend(f"{c.source.label}: column {name!r}: {counted_words(count, words)}"
+                    for (_, name, words), count in zip(value_checks, bad_values, strict=True) if count)
     return missing, [defect.condition for defect in defects]
 
 
