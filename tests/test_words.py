@@ -31,3 +31,12 @@ def test_the_sql_command_counts_one_row_as_one(tmp_path: Path) -> None:
     result = incidentlens("sql", "SELECT count(*) AS n FROM metrics", "--metrics", str(metrics))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].startswith("1 row in ")
+
+
+def test_a_series_of_one_point_is_said_too_short_in_the_singular(tmp_path: Path) -> None:
+    # was "too short for a baseline: 1 points, need 12"
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("ts,service,metric,value\n2024-05-01T10:00:00Z,api,p95_ms,12\n")
+    result = incidentlens("detect", "--metrics", str(metrics))
+    assert result.returncode == 0, result.stderr
+    assert "note: api/p95_ms: skipped: too short for a baseline: 1 point, need 12" in result.stdout

@@ -38,6 +38,7 @@ from incidentlens.analysis.extremes import BlockTail, block_tail, blocks_of
 from incidentlens.analysis.periods import PROBLEM_LEVELS, iso_end, sql_in
 from incidentlens.analysis.points import NearMiss, PreparedSeries, SeriesDetection, Span, prepare_series, runs
 from incidentlens.analysis.seed_zscore import seed_points, span_within
+from incidentlens.analysis.words import counted
 from incidentlens.errors import InputError
 from incidentlens.telemetry import arrays
 from incidentlens.telemetry.timeparse import wall_clock_utc
@@ -417,7 +418,7 @@ def _strongest(added: list[Span], shift: Span) -> list[Span]:
 def unusable_reason(series: PreparedSeries, settings: RobustSettings) -> str | None:
     """Why a series cannot be scored (too short for a baseline, constant), or None."""
     if len(series.y) < settings.min_points:
-        return f"too short for a baseline: {len(series.y)} points, need {settings.min_points}"
+        return f"too short for a baseline: {counted(len(series.y), 'point')}, need {settings.min_points}"
     if np.ptp(series.y) == 0:
         return f"constant series: every value is {series.y[0]:g}"
     return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from incidentlens.analysis.points import SeriesDetection, Span, prepare_series, runs
+from incidentlens.analysis.words import counted
 
 SEED_WINDOW = 75
 SEED_THRESHOLD = 3.2
@@ -21,7 +22,8 @@ def seed_points(ts: np.ndarray, values: np.ndarray) -> SeriesDetection:
     """Flag |z| > 3.2 against the trailing 75 points; every flagged run is a span."""
     series = prepare_series(ts, values)
     if len(series.y) <= SEED_WINDOW:
-        return SeriesDetection(series=series, reason=f"too short: {len(series.y)} points, need {SEED_WINDOW + 1}")
+        too_short = f"too short: {counted(len(series.y), 'point')}, need {SEED_WINDOW + 1}"
+        return SeriesDetection(series=series, reason=too_short)
     mean, std = trailing_mean_std(series.y, SEED_WINDOW)
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.where(std > 0, (series.y - mean) / std, 0.0)
