@@ -464,6 +464,20 @@ def test_google_cloud_logging_entries_read_their_payload_severity_and_resource(t
         {"service": "checkout", "level": "INFO", "message": "order placed"}]
 
 
+def test_a_coloured_container_line_reads_its_level_without_the_colour_codes(tmp_path: Path) -> None:
+    # a container's log keeps the escape codes its app wrapped the level in: every line had no level
+    path = tmp_path / "checkout.jsonl"
+    path.write_text("\n".join(container_line(f"{iso(T0 + timedelta(seconds=n))} {level} checkout: order placed",
+                                              T0 + timedelta(seconds=n))
+                              for n, level in enumerate(["\x1b[32mINFO\x1b[39m", "\x1b[31mERROR\x1b[39m"])) + "\n")
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT level, message FROM logs ORDER BY ts").to_pylist() == [
+        {"level": "INFO", "message": f"{iso(T0)} INFO checkout: order placed"},
+        {"level": "ERROR", "message": f"{iso(T0 + timedelta(seconds=1))} ERROR checkout: order placed"}]
+
+
 def test_a_datadog_log_export_takes_its_level_from_its_status_column(tmp_path: Path) -> None:
     # the Log Explorer's CSV export: its level was read from the messages' words, which hold none (every line NULL)
     path = tmp_path / "extract.csv"

@@ -591,3 +591,17 @@ def test_a_year_no_time_stamp_can_hold_is_refused(year: int) -> None:
     # 0 was taken for no year (the file's), 1 and 2262 crashed, -5 left every entry without a time
     with pytest.raises(InputError, match=rf"^--year {year}: must be from 1678 to 2261"):
         TextLogOptions(year=year)
+
+
+def test_a_coloured_log_reads_its_level_words_without_the_colour_codes(tmp_path: Path) -> None:
+    # a logger writing to a terminal (or told to force colour) wraps its level in escape codes; they read as part of
+    # the message, and no line had a level: an ERROR surge could not show
+    path = tmp_path / "api.log"
+    path.write_text("2024-05-01 10:00:00 \x1b[32mINFO\x1b[0m api: request served\n"
+                    "2024-05-01 10:00:01 \x1b[1;31mERROR\x1b[0m api: request failed: db timeout\n")
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT level, message FROM logs ORDER BY line").to_pylist() == [
+        {"level": "INFO", "message": "api: request served"},
+        {"level": "ERROR", "message": "api: request failed: db timeout"}]

@@ -35,6 +35,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import json_object_sql, literal, quote
 from incidentlens.telemetry.logfields import (
+    ANSI_CODE,
     LEVEL_WORD_PATTERN,
     LOKI_LEVEL_LABELS,
     LOKI_POD_LABELS,
@@ -284,12 +285,14 @@ def read_text_log(
     used); the entries are then built from it and the line table dropped."""
     options, named = options or TextLogOptions(), label or path
     sample = sample_lines(path)
+    coloured = any("\x1b" in line for line in sample)
+    sample = [re.sub(ANSI_CODE, "", line) for line in sample] if coloured else sample
     # a W3C extended log's directives (`#Software:`, `#Fields:`, ...), at its top and again at each restart, are
     # headers, not entries: the format is detected from its entries
     fmt = _w3c_extended(sample, detect_line_format(_without_directives(sample)))
     lines = f"{table}_lines"
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample)}")
+        con.execute(f"CREATE OR REPLACE TABLE {quote(lines)} AS {_split_lines_sql(path, fmt, sample, coloured)}")
     except duckdb.InvalidInputException as err:
         raise refused_line(err, named) or err from None
     if fmt.partial:
@@ -347,16 +350,18 @@ def _continue_split_lines(con: duckdb.DuckDBPyConnection, lines: str) -> None:
                 f"(ORDER BY line) AS before FROM {table}) AS tagged WHERE before = 'P')")
 
 
-def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str]) -> str:
+def _split_lines_sql(path: Path, fmt: LineFormat, sample: list[str], coloured: bool) -> str:
     """Every non-blank line: its number, whether it starts an entry, its header fields (text as written) and its
-    message (the rest of the line after the header; the whole line for a continuation)."""
+    message (the rest of the line after the header; the whole line for a continuation); `coloured`: without the
+    terminal colour codes (`logfields.ANSI_CODE`) the sample's lines hold."""
     groups = fmt.groups
     extract = f"regexp_extract(text, {literal(fmt.pattern)}, [{', '.join(literal(g) for g in groups)}])"
     # Blank lines are no entries (a stack trace's blank line is dropped from its entry too), nor a W3C extended
     # log's directives (`_w3c_extended`).
     entry = "length(trim(text)) > 0" + (" AND NOT starts_with(text, '#')" if fmt.name == "w3c-extended" else "")
     split = (f"SELECT line, text, g, substr(text, length(g.head) + 1) AS rest FROM (SELECT line, text, "
-             f"{extract} AS g FROM ({lines_sql(path)}) AS raw WHERE {entry}) AS split")
+             f"{extract} AS g FROM ({_plain_lines_sql(path) if coloured else lines_sql(path)}) AS raw "
+             f"WHERE {entry}) AS split")
     msg, level = "rest", "nullif(g.level, '')" if "level" in groups else "NULL"
     header = _level_field_position(fmt, sample)
     if header is not None:
@@ -441,6 +446,11 @@ def lines_sql(path: Path) -> str:
               "delim='\\x01', quote='', escape='', strict_mode=false, null_padding=true, "
               f"max_line_size={MAX_LINE_BYTES})")
     return f"SELECT row_number() OVER () AS line, text FROM {reader}"
+
+
+def _plain_lines_sql(path: Path) -> str:
+    """`lines_sql` without terminal colour codes (`logfields.ANSI_CODE`)."""
+    return f"SELECT line, regexp_replace(text, {literal(ANSI_CODE)}, '', 'g') AS text FROM ({lines_sql(path)})"
 
 
 def refused_line(err: duckdb.Error, path: Path) -> InputError | None:

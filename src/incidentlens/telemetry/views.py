@@ -43,6 +43,7 @@ from incidentlens.telemetry.files import (
     with_schema,
 )
 from incidentlens.telemetry.logfields import (
+    ANSI_CODE,
     JSON_LEVEL_FIELDS,
     JSON_MESSAGE_FIELDS,
     LEVEL_KEYS,
@@ -92,8 +93,6 @@ LONGEST_SPAN_MS = 86_400_000.0
 NO_TIME_SPELLINGS = ("", "null", "none", "nan", "nat", "n/a", "-")
 _NO_TIME = ", ".join(literal(spelling) for spelling in NO_TIME_SPELLINGS)
 _SAMPLE = "_incidentlens_sample"
-# A terminal's escape sequence (colour, bold): ESC [ parameters letter
-_ANSI_CODE = "\x1b" + r"\[[0-9;]*[A-Za-z]"
 # The time unit of a rate written in a column's name (`req/s`, `errors/min`): no `service/metric`
 _PER_TIME_UNIT = re.compile(r"(?i)[mµun]?s|sec(ond)?s?|min(ute)?s?|m|h|hrs?|hours?|d|days?")
 # A control character a journald string never holds (tab and newline it does), and a character that is none
@@ -980,7 +979,7 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     line = _unwrapped_sql(con, written)
     if c.source.fmt in ("json", "jsonl"):  # a JSON array, not text that looks like one
         line = _bytes_decoded_sql(con, line)
-    line = _line_break_dropped_sql(con, line)
+    line = _colours_dropped_sql(con, _line_break_dropped_sql(con, line))
     structured = _sample_holds_json_objects(con, line)
     if line != _as_text(quote(message)):
         [line] = c.computed({"_incidentlens_line": line})
@@ -1186,6 +1185,14 @@ def _line_break_dropped_sql(con: duckdb.DuckDBPyConnection, text_sql: str) -> st
     return f"regexp_replace({text_sql}, '\\r?\\n$', '')"
 
 
+def _colours_dropped_sql(con: duckdb.DuckDBPyConnection, text_sql: str) -> str:
+    """The line without the terminal colour codes a coloured logger writes (`\x1b[31mERROR\x1b[0m`, kept by a
+    container's log), when the sample holds one: its level word is then read, and its template mined, as shown."""
+    if not con.execute(f"SELECT count(*) FILTER (contains({text_sql}, chr(27))) FROM {_SAMPLE}").fetchone()[0]:
+        return text_sql
+    return f"regexp_replace({text_sql}, {literal(ANSI_CODE)}, '', 'g')"
+
+
 def _bytes_decoded_sql(con: duckdb.DuckDBPyConnection, text_sql: str) -> str:
     """The line with journald's byte arrays decoded, when the sample has them: `journalctl -o json` writes a
     MESSAGE that holds control characters or is not UTF-8 as a JSON array of its bytes (`[27,91,51,49,109,...]`, an
@@ -1197,7 +1204,7 @@ def _bytes_decoded_sql(con: duckdb.DuckDBPyConnection, text_sql: str) -> str:
     hex_text = (f"list_aggregate(list_transform(CAST(CAST({text_sql} AS JSON) AS UTINYINT[]), "
                 "lambda b: printf('%02x', b)), 'string_agg', '')")
     raw = f"try(decode(unhex({hex_text})))"
-    text = f"regexp_replace({raw}, {literal(_ANSI_CODE)}, '', 'g')"
+    text = f"regexp_replace({raw}, {literal(ANSI_CODE)}, '', 'g')"
     decoded = (f"CASE WHEN regexp_matches({raw}, {literal(_CONTROL)}) AND regexp_matches({text}, {literal(_VISIBLE)}) "
                f"THEN {text} END")
     if not con.execute(f"SELECT count(*) FILTER (CASE WHEN {is_array} THEN {decoded} IS NOT NULL END) "
