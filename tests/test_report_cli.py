@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -74,6 +75,35 @@ def test_a_bad_analysis_file_is_one_line_and_exit_code_2(tmp_path):
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [
         f"error: {bad}: line 1 column 19: not valid JSON (Expecting property name enclosed in double quotes)"]
+
+
+def test_an_analysis_file_as_windows_powershell_or_gzip_wrote_it_is_read(analysis_file, tmp_path):
+    # `incidentlens analyze --json > analysis.json` in Windows PowerShell 5 writes UTF-16; a kept review is often
+    # gzipped: each was a UnicodeDecodeError traceback
+    text = analysis_file.read_text()
+    wide, packed = tmp_path / "wide.json", tmp_path / "analysis.json.gz"
+    wide.write_bytes(text.encode("utf-16"))
+    packed.write_bytes(gzip.compress(text.encode()))
+    for n, given in enumerate((wide, packed)):
+        result = runner.invoke(app, ["report", "--analysis", str(given), "--out", str(tmp_path / f"out{n}")])
+        assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(("written", "says"), [
+    (b'{"detected": "\xff"}', "not UTF-8 text (byte 0xff at offset 14)"),
+    (b'\xff\xfe{"detected": false}', "not UTF-16 text, though it opens with UTF-16's byte-order mark")])
+def test_an_analysis_file_that_is_not_text_is_one_line(tmp_path, written, says):
+    bad = tmp_path / "analysis.json"
+    bad.write_bytes(written)
+    result = run_cli("report", "--analysis", str(bad), "--out", str(tmp_path / "out"))
+    assert (result.returncode, result.stderr.splitlines()) == (2, [f"error: {bad}: {says}"])
+
+
+def test_the_folder_analyze_wrote_is_answered_with_its_analysis_file(analysis_file, tmp_path):
+    # `report --analysis review/` after `analyze --out review/`: it was 'cannot read (Is a directory)'
+    result = run_cli("report", "--analysis", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert (result.returncode, result.stderr.splitlines()) == (
+        2, [f"error: {tmp_path}: is a directory; give the analysis.json in it ({analysis_file})"])
 
 
 def test_a_malformed_analysis_names_the_field():

@@ -7,6 +7,7 @@ the runbook come from the mitigation catalogue (`playbooks`), chosen by the root
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
 import re
@@ -93,6 +94,7 @@ from incidentlens.report.severity import (
     unconfirmed_peak,
     users_words,
 )
+from incidentlens.telemetry.textlogs import GZIP_CUT_SHORT, open_bytes
 
 #: a resource (CPU, memory) used under this share of its limit is near idle, and an alert on it is noise: it would
 #: fire on ordinary work with nine tenths of the resource to spare (TrainTicket's pods run 4 to 13 millicores of a
@@ -1513,17 +1515,38 @@ def _as_dict(analysis: Any) -> dict[str, Any]:
 
 
 def read_analysis(path: str | Path) -> dict[str, Any]:
-    """analysis.json as a dict; a missing or unreadable file raises InputError naming it (and the line)."""
+    """analysis.json as a dict (gzipped too; UTF-8, or UTF-16 with its byte-order mark as Windows PowerShell's `>`
+    writes `analyze --json`); a missing or unreadable file raises InputError naming it (and the line), a directory
+    one naming the analysis.json to give."""
     path = Path(path)
+    if path.is_dir():
+        inside = path / "analysis.json"
+        said = f"give the analysis.json in it ({inside})" if inside.is_file() else "give an analysis.json file"
+        raise InputError(f"{path}: is a directory; {said}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open_bytes(path) as handle:
+            data = json.loads(_analysis_text(path, handle.read()))
     except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror})") from err
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
+    except EOFError:
+        raise InputError(f"{path}: cannot read: {GZIP_CUT_SHORT}") from None
     except json.JSONDecodeError as err:
         raise InputError(f"{path}: line {err.lineno} column {err.colno}: not valid JSON ({err.msg})") from err
     if not isinstance(data, dict) or "detected" not in data:
         raise InputError(f"{path}: not an analysis result (no 'detected' key); write one with `incidentlens analyze`")
     return data
+
+
+def _analysis_text(path: Path, raw: bytes) -> str:
+    """analysis.json's bytes as text: UTF-8 (its byte-order mark dropped), UTF-16 after its byte-order mark; else an
+    InputError naming the first byte that is not UTF-8."""
+    wide = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        return raw.decode("utf-16" if wide else "utf-8-sig")
+    except UnicodeDecodeError as err:
+        said = "UTF-16 text, though it opens with UTF-16's byte-order mark" if wide else (
+            f"UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})")
+        raise InputError(f"{path}: not {said}") from None
 
 
 #: where a timeline event's detail starts: what a service showed (`api moves (WARN/ERROR lines at ...)`), a quoted log
