@@ -163,3 +163,12 @@ def test_parse_mapping_rejects_bad_items(item: str, error: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_mapping([item])
     assert str(caught.value).startswith(error)
+
+
+@pytest.mark.parametrize("header", ["Timestamp (UTC)", "time_utc", "ts_utc", "DateTime UTC"])
+def test_a_time_header_naming_its_zone_is_the_time(tmp_path: Path, header: str) -> None:
+    # a spreadsheet's or an export's header: it was "no time column (looked for ts, time, ...)"
+    path = tmp_path / "metrics.csv"
+    path.write_text(f'"{header}",service,metric,value\n{TIME_TEXT},api,rps,1\n')
+    store = load_telemetry(metrics=path)
+    assert store.fetch("SELECT ts::VARCHAR AS ts FROM metrics").to_pylist() == [{"ts": "2024-05-01 10:00:00"}]

@@ -26,9 +26,10 @@ GCP_PAYLOADS = ("textpayload", "jsonpayload")
 CANDIDATES: dict[str, tuple[str, ...]] = {
     # journald's JSON export (`journalctl -o json`): __REALTIME_TIMESTAMP, SYSLOG_IDENTIFIER or _SYSTEMD_UNIT, PRIORITY;
     # python-json-logger's `asctime` (`2024-05-01 10:00:00,250`); Azure Monitor's `TimeGenerated` (`TimeGenerated
-    # [UTC]` in the portal's CSV export); Serilog's compact JSON (CLEF: `@t`, `@m`/`@mt`, `@l`)
+    # [UTC]` in the portal's CSV export); Serilog's compact JSON (CLEF: `@t`, `@m`/`@mt`, `@l`); a spreadsheet's or
+    # export's header naming the zone (`Timestamp (UTC)`, `time_utc`)
     "time": ("ts", "time", "timestamp", "datetime", "timeunixnano", "eventtime", "date", "realtimetimestamp",
-             "asctime", "timegenerated", "timegeneratedutc", "t"),
+             "asctime", "timegenerated", "timegeneratedutc", "tsutc", "timeutc", "timestamputc", "datetimeutc", "t"),
     "service": (
         "service", "servicename", "app", "application", "job", "podname", "pod", "k8spodname", "kubernetespodname",
         "syslogidentifier", "systemdunit",
