@@ -493,6 +493,42 @@ def test_a_datadog_log_export_takes_its_level_from_its_status_column(tmp_path: P
         "INFO", "WARN", "ERROR", "FATAL"]
 
 
+def datadog_event(n: int, status: str, message: str) -> dict[str, object]:
+    """One event of Datadog's Logs API answer (/api/v2/logs/events)."""
+    return {"attributes": {"attributes": {"http": {"status_code": 200}}, "host": "ip-10-0-1-5", "message": message,
+                           "service": "checkout", "status": status, "tags": ["env:prod", "service:checkout"],
+                           "timestamp": iso(T0 + timedelta(seconds=n))},
+            "id": f"AQAAAY{n}", "type": "log"}
+
+
+def test_a_saved_datadog_logs_answer_reads_its_events_and_their_status(tmp_path: Path) -> None:
+    # `curl .../api/v2/logs/events > logs.json`: it said to give its 'data' one a line with jq, and those lines were
+    # 'no time column; its columns: id, type, attributes' (their time inside attributes, where --map cannot reach)
+    events = [datadog_event(0, "info", "order placed"), datadog_event(1, "error", "card declined")]
+    answer, lines = tmp_path / "logs.json", tmp_path / "events.jsonl"
+    answer.write_text(json.dumps({"data": events, "links": {"next": None}, "meta": {"page": {"after": None}}}))
+    lines.write_text("".join(json.dumps(event) + "\n" for event in events))
+    for path in (answer, lines):
+        store = load_telemetry(logs=path)
+        assert store.fetch("SELECT ts, service, level, message, host, tags FROM logs ORDER BY ts").to_pylist() == [
+            {"ts": T0, "service": "checkout", "level": "INFO", "message": "order placed", "host": "ip-10-0-1-5",
+             "tags": "env:prod,service:checkout"},
+            {"ts": T0 + timedelta(seconds=1), "service": "checkout", "level": "ERROR", "message": "card declined",
+             "host": "ip-10-0-1-5", "tags": "env:prod,service:checkout"}]
+    with pytest.raises(InputError) as refused:
+        load_telemetry(metrics=answer)
+    assert str(refused.value) == f"{answer}: holds Datadog log events: pass it with --logs"
+
+
+def test_a_datadog_answer_of_other_items_is_refused_saying_what_they_are(tmp_path: Path) -> None:
+    # the Events API's answer (/api/v2/events) is alike in shape: its items are no log lines
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps({"data": [{**datadog_event(0, "info", "deployed checkout 1.4"), "type": "event"}]}))
+    with pytest.raises(InputError) as refused:
+        load_telemetry(logs=path)
+    assert str(refused.value) == f"{path}: a Datadog answer holding items of type 'event', not log events (type 'log')"
+
+
 def test_an_http_status_column_is_no_level(tmp_path: Path) -> None:
     path = tmp_path / "access.csv"
     path.write_text("ts,service,status,message\n"

@@ -21,6 +21,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.apianswers import api_answer_kind
 from incidentlens.telemetry.columns import CANDIDATES, literal, normalise, quote
+from incidentlens.telemetry.datadog import starts_datadog_logs
 from incidentlens.telemetry.jaeger import starts_jaeger
 from incidentlens.telemetry.kubeevents import refuse_events_yaml, starts_kube_events
 from incidentlens.telemetry.textlogs import (
@@ -64,7 +65,7 @@ _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "jso
                  "otlp": "OTLP JSON", "jaeger": "Jaeger JSON", "zipkin": "Zipkin JSON",
                  "prometheus": "Prometheus API JSON", "loki": "Loki API JSON",
                  "failed": "failed API answer JSON", "cloudwatch": "CloudWatch Logs JSON",
-                 "kubeevents": "Kubernetes events JSON"}
+                 "kubeevents": "Kubernetes events JSON", "datadog": "Datadog Logs API JSON"}
 # A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
 # `name{label="value",...} value [timestamp in ms]`, or its name among its labels as `promtool tsdb dump` writes it,
 # `{__name__="name", label="value"} value timestamp`
@@ -515,9 +516,9 @@ def file_format(path: Path) -> str:
 
 
 def _json_kind(path: Path, fmt: str) -> str:
-    """otlp, jaeger, zipkin, prometheus, loki, cloudwatch or kubeevents for a JSON file read by its own reader
-    (`otlp.py`, `jaeger.py`, `zipkin.py`, `apianswers.read_api_answer`, `apianswers.read_loki_answer`, the store's
-    CloudWatch reader, `kubeevents.py`), else `fmt`."""
+    """otlp, jaeger, zipkin, prometheus, loki, cloudwatch, kubeevents or datadog for a JSON file read by its own
+    reader (`otlp.py`, `jaeger.py`, `zipkin.py`, `apianswers.read_api_answer`, `apianswers.read_loki_answer`, the
+    store's CloudWatch reader, `kubeevents.py`, `datadog.py`), else `fmt`."""
     if _starts_otlp(path):
         return "otlp"
     head = first_bytes(path, 1024)
@@ -527,6 +528,8 @@ def _json_kind(path: Path, fmt: str) -> str:
         return "cloudwatch"
     if starts_kube_events(head):
         return "kubeevents"
+    if starts_datadog_logs(head):
+        return "datadog"
     return api_answer_kind(head) or ("jaeger" if starts_jaeger(head) else fmt)
 
 

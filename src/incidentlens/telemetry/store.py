@@ -29,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -38,6 +39,8 @@ import pyarrow as pa
 from incidentlens.errors import InputError
 from incidentlens.telemetry.apianswers import answer_failure, read_api_answer, read_loki_answer
 from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.datadog import answer_items_sql, is_answer, other_kind
+from incidentlens.telemetry.datadog import events_sql as datadog_events_sql
 from incidentlens.telemetry.files import (
     ORIGIN_FILE,
     ORIGIN_LINE,
@@ -81,7 +84,7 @@ INFERRED_SPANS = "_spans_inferred"
 #: the table of the spans of every source, each span two of them hold once (made only where there are such spans)
 UNIQUE_SPANS = "_spans_unique"
 #: the formats read file by file (unnested, parsed or answered each on its own)
-_READ_BY_FILE = ("otlp", "jaeger", "zipkin", "prometheus", "loki", "failed", "cloudwatch", "kubeevents")
+_READ_BY_FILE = ("otlp", "jaeger", "zipkin", "prometheus", "loki", "failed", "cloudwatch", "kubeevents", "datadog")
 
 
 def _read_apart(view: str, sources: Iterable[Source]) -> Iterator[Source]:
@@ -304,6 +307,8 @@ class TelemetryStore:
                     self._add_cloudwatch(view, source, mapping or {})
                 elif source.fmt == "kubeevents":
                     self._add_kube_events(view, source)
+                elif source.fmt == "datadog":
+                    self._add_datadog(view, source, mapping or {})
                 else:
                     self._add_source(view, source, mapping or {})
             except (EmptySourceError, UntimedSourceError) as err:
@@ -445,23 +450,50 @@ class TelemetryStore:
             if view != "logs":
                 raise InputError(f"{path}: holds Kubernetes events, read as log lines: pass it with --logs")
             table = f"_logs_kube_{len(self._parts.get(view, []))}"
-            try:
-                if is_event_list(path):
-                    items = list_items_sql(path)
-                else:
-                    self.rejected.extend(scan_json_lines(self.con, [path], quote(f"{table}_lines"),
-                                                         "Kubernetes events"))
-                    items = f"SELECT CAST(text AS JSON) AS item FROM {quote(f'{table}_lines')} WHERE good ORDER BY line"
-                untimed = read_kube_events(self.con, items, table)
-            except duckdb.Error as err:
-                raise read_error(replace(source, label=str(path)), err) from None
-            finally:
-                self.con.execute(f"DROP TABLE IF EXISTS {quote(f'{table}_lines')}")
+            items = list_items_sql(path) if is_event_list(path) else None
+            untimed = self._read_json_items(source, path, table, items, "Kubernetes events",
+                                            lambda chosen, into: read_kube_events(self.con, chosen, into))
             if untimed is not None:
                 self.warnings.append(untimed.note(path))
             if not self.con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]:
                 raise EmptySourceError(f"{path}: no events with a time in it" if untimed else f"{path}: {NO_ROWS}")
             self._add_source(view, Source(str(path), (path,), fmt="kubeevents", table=quote(table)), {})
+
+    def _add_datadog(self, view: str, source: Source, mapping: dict[str, str]) -> None:
+        """Each saved Datadog Logs API answer (or its events one a line), its events log lines (`datadog.py`) read as
+        a JSON lines file's records are; the lines that are no JSON object set aside."""
+        for path in source.files:
+            if view != "logs":
+                raise InputError(f"{path}: holds Datadog log events: pass it with --logs")
+            table = f"_logs_datadog_{len(self._parts.get(view, []))}"
+            items = answer_items_sql(path) if is_answer(path) else None
+            self._read_json_items(source, path, table, items, "Datadog log events",
+                                  partial(self._create_datadog_events, path))
+            self._add_source(view, Source(str(path), (path,), fmt="datadog", table=quote(table)), mapping)
+
+    def _create_datadog_events(self, path: Path, items: str, table: str) -> None:
+        """The log events `items` selects into `table`; an InputError where one is of another type (the Events API's
+        answer is alike in shape)."""
+        kind = other_kind(self.con, items)
+        if kind is not None:
+            raise InputError(f"{path}: a Datadog answer holding items of type {kind!r}, not log events (type 'log')")
+        self.con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {datadog_events_sql(items)}")
+
+    def _read_json_items(self, source: Source, path: Path, table: str, items: str | None, what: str,
+                         read: Callable[[str, str], _Read]) -> _Read:
+        """`read(items, table)`, `items` the SELECT of a file's records (`item`, each one's JSON): as given for a
+        document holding them, else (None) each line of the file that is a JSON object, the others set aside
+        (`scan_json_lines`, as `what`); a DuckDB error is the one-line error naming the file."""
+        lines = quote(f"{table}_lines")
+        try:
+            if items is None:
+                self.rejected.extend(scan_json_lines(self.con, [path], lines, what))
+                items = f"SELECT CAST(text AS JSON) AS item FROM {lines} WHERE good ORDER BY line"
+            return read(items, table)
+        except duckdb.Error as err:
+            raise read_error(replace(source, label=str(path)), err) from None
+        finally:
+            self.con.execute(f"DROP TABLE IF EXISTS {lines}")
 
     def _drop_tables(self, prefix: str) -> None:
         """Drop the tables whose names start with `prefix` (a source's raw rows, once selected from)."""
