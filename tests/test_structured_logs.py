@@ -520,6 +520,15 @@ def test_a_saved_datadog_logs_answer_reads_its_events_and_their_status(tmp_path:
     assert str(refused.value) == f"{answer}: holds Datadog log events: pass it with --logs"
 
 
+def test_a_datadog_answer_of_no_events_says_its_query_matched_none(tmp_path: Path) -> None:
+    # it was "no time column (...); its columns: data, meta, links; use --map time=COLUMN"
+    path = tmp_path / "logs.json"
+    path.write_text(json.dumps({"data": [], "meta": {"page": {}}, "links": {}}))
+    with pytest.raises(InputError) as refused:
+        load_telemetry(logs=path)
+    assert str(refused.value) == f"{path}: no log events in it (its query matched none)"
+
+
 def test_a_datadog_answer_of_other_items_is_refused_saying_what_they_are(tmp_path: Path) -> None:
     # the Events API's answer (/api/v2/events) is alike in shape: its items are no log lines
     path = tmp_path / "events.json"

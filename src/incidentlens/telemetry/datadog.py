@@ -23,6 +23,8 @@ _ANSWER = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{')
 # as an event written by hand or by another client (`id`, `type` first)
 _EVENT = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{\s*'
                     rb'("attributes"\s*:\s*\{|"id"\s*:\s*"[^"]*"\s*,\s*"type"\s*:\s*"log")')
+# an answer holding no event (its query matched none): `{"data": [], "meta": {...}, "links": {...}}`
+_NO_EVENTS = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\]\s*,\s*"(meta|links)"\s*:')
 _LOG = re.compile(rb'"type"\s*:\s*"log"')
 _ATTRIBUTES = re.compile(rb'"attributes"\s*:\s*\{')
 _ID = re.compile(rb'"id"\s*:\s*"')
@@ -32,8 +34,8 @@ FIELDS = ("timestamp", "status", "service", "host", "message")
 
 def starts_datadog_logs(head: bytes) -> bool:
     """A file's first bytes open a Datadog Logs API answer, or a line holding one of its events."""
-    if _ANSWER.match(head):
-        return _EVENT.match(head) is not None
+    if _ANSWER.match(head) or _NO_EVENTS.match(head):
+        return _EVENT.match(head) is not None or _NO_EVENTS.match(head) is not None
     first = head.split(b"\n", 1)[0]
     return bool(first.lstrip().startswith(b"{") and _LOG.search(first) and _ATTRIBUTES.search(first)
                 and _ID.search(first))
@@ -41,7 +43,8 @@ def starts_datadog_logs(head: bytes) -> bool:
 
 def is_answer(path: Path) -> bool:
     """The file is the API's answer (else its events one a line)."""
-    return _ANSWER.match(first_bytes(path, 256)) is not None
+    head = first_bytes(path, 256)
+    return _ANSWER.match(head) is not None or _NO_EVENTS.match(head) is not None
 
 
 def answer_items_sql(path: Path) -> str:

@@ -469,6 +469,8 @@ class TelemetryStore:
             items = answer_items_sql(path) if is_answer(path) else None
             self._read_json_items(source, path, table, items, "Datadog log events",
                                   partial(self._create_datadog_events, path))
+            if not self.con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]:
+                raise EmptySourceError(f"{path}: no log events in it (its query matched none)")
             self._add_source(view, Source(str(path), (path,), fmt="datadog", table=quote(table)), mapping)
 
     def _create_datadog_events(self, path: Path, items: str, table: str) -> None:
