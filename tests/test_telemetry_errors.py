@@ -803,3 +803,14 @@ def test_a_log_of_two_word_lines_is_no_prometheus_exposition(tmp_path: Path) -> 
 
     assert load_telemetry(logs=path).fetch("SELECT message FROM logs").to_pylist() == [
         {"message": "started 1"}, {"message": "ready 2"}]
+
+
+def test_a_header_repeated_inside_the_file_is_said_to_be_one(tmp_path: Path) -> None:
+    # `cat monday.csv tuesday.csv > metrics.csv`: it was "cannot parse 'ts' as a time (the column's other values read
+    # as ISO-8601 text)"
+    header = "ts,service,metric,value\n"
+    rows = [f"2024-05-01T10:{m:02d}:00Z,api,p95_ms,{m}\n" for m in range(4)]
+    path = write(tmp_path / "metrics.csv", header + "".join(rows[:2]) + header + "".join(rows[2:]))
+    assert load_telemetry(metrics=path).warnings == [
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 3: 'ts', the header again (files "
+        "joined end to end, as cat does?)"]

@@ -1528,6 +1528,8 @@ def _validate(con: duckdb.DuckDBPyConnection, c: Canonical, warnings: list[str])
         year_last = year_last_hint(value)  # `06/12/2026`, and `12-06-26`, read as the year 12
         said = defect.says.format(value=value, unit=written_unit(value), year_last=year_last and f"{year_last}; ",
                                   year_last_note=year_last and f" ({year_last})")
+        if str(value).strip().lower() == c.time_column.lower():  # `cat a.csv b.csv > all.csv`
+            said = f"{value!r}, the header again (files joined end to end, as cat does?)"
         if 2 * unusable > total - missing:
             raise InputError(f"{file}: column {c.time_column!r} row {row}: {said}; {unusable:,} of the "
                              f"{counted(total - missing, 'timed row')} so: not the time format it looks like")
