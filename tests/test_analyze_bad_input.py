@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pytest
 from typer.testing import CliRunner
 
 from incidentlens.analysis import analyze
+from incidentlens.analysis.detection import parse_time
 from incidentlens.cli import app
 from incidentlens.telemetry import load_telemetry
 
@@ -159,3 +162,14 @@ def test_a_bigger_load_surge_does_not_hide_a_real_incident(tmp_path):
     assert result["detected"] is True
     assert result["incident_window"]["start"].startswith("2024-05-01T11:40")
     assert any("set aside: only load moved" in e["title"] for e in result["evidence"])
+
+
+@pytest.mark.parametrize("given", ["1714557600", "1714557600000", "1714557600.5"])
+def test_an_alert_time_given_as_epoch_is_read_in_the_unit_its_size_says(given: str) -> None:
+    # an alert's payload may give its time so (Datadog's last_triggered_at_epoch, ms); it was "cannot parse as a
+    # time (use ISO-8601, ...)"
+    assert parse_time(given).replace(microsecond=0) == datetime(2024, 5, 1, 10, 0, 0)
+
+
+def test_a_date_written_as_digits_is_no_epoch_time() -> None:
+    assert parse_time("20240501") == datetime(2024, 5, 1)  # ISO 8601's basic form, not 20,240,501 s after 1970

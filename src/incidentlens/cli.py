@@ -166,8 +166,8 @@ TimeZone = Annotated[
                              "or Z keeps it.")
 ]
 AlertTime = Annotated[
-    str | None, typer.Option("--at", metavar="TIME", help="Alert time (ISO-8601): the incident containing or nearest "
-                             "to it.")
+    str | None, typer.Option("--at", metavar="TIME", help="Alert time (ISO-8601, or epoch s/ms as an alert's payload "
+                             "may give it): the incident containing or nearest to it.")
 ]
 Detector = Annotated[DetectorName, typer.Option("--detector", help="robust, or seed-zscore (the original).")]
 Sensitivity = Annotated[

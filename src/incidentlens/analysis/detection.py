@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -41,7 +42,7 @@ from incidentlens.analysis.seed_zscore import seed_points, span_within
 from incidentlens.analysis.words import counted
 from incidentlens.errors import InputError
 from incidentlens.telemetry import arrays
-from incidentlens.telemetry.timeparse import wall_clock_utc
+from incidentlens.telemetry.timeparse import epoch_unit, wall_clock_utc
 
 
 @dataclass(frozen=True)
@@ -601,9 +602,18 @@ class DetectionResult(BaseModel):
         }
 
 
+#: an epoch number given for a time (`1714557600`, `1714557600123`): at least 9 digits, so no year or date is one
+_EPOCH = re.compile(r"[0-9]{9,19}(\.[0-9]+)?")
+
+
 def parse_time(text: str, option: str = "--at", zone: str = "") -> datetime:
-    """A user's time (ISO-8601; a zone is converted, none means UTC, or `zone`'s wall clock: `--timezone`) as naive
-    UTC."""
+    """A user's time (ISO-8601; a zone is converted, none means UTC, or `zone`'s wall clock: `--timezone`; or an
+    epoch number, as an alert's payload may give it, in the unit its size says, as a file's time column is read) as
+    naive UTC."""
+    if _EPOCH.fullmatch(text.strip()):
+        number = float(text)
+        per_second = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[epoch_unit(abs(number))]
+        return datetime(1970, 1, 1) + timedelta(seconds=number / per_second)
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
