@@ -137,4 +137,7 @@ def test_a_time_inside_an_object_is_not_looked_for_and_the_error_names_the_colum
                             text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: {path}: no time column (looked for ts, time, ")
-    assert "its columns: event, metric.name, metric.value, service.name; use --map time=COLUMN" in result.stderr
+    # --map cannot name a field inside an object: the error says how to lift them
+    assert result.stderr.endswith(
+        "its columns: event, metric.name, metric.value, service.name; its time, 'time', sits inside 'event', an "
+        f"object: lift its fields into each record, e.g. jq -c '. + .event' {path} > records.jsonl\n")

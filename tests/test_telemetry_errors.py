@@ -393,6 +393,20 @@ def test_records_under_a_list_are_named_with_how_to_give_them(tmp_path: Path, un
                             f"jq -c '.{under}[]' {path} > records.jsonl")
 
 
+def test_a_time_inside_an_object_is_named_with_how_to_give_the_objects(tmp_path: Path) -> None:
+    # an Elasticsearch dump (elasticdump, a _search answer's hits): "use --map time=COLUMN", which cannot name a
+    # field inside an object
+    hit = {"_index": "logs-2024.05.01", "_id": "1", "_source": {"@timestamp": "2024-05-01T10:00:00Z",
+                                                                "message": "card declined"}}
+    path = write(tmp_path / "hits.jsonl", json.dumps(hit) + "\n")
+
+    message = load_error(logs=path)
+
+    assert message.endswith("; its columns: _index, _id, _source; its time, '@timestamp', sits inside '_source', an "
+                            f"object: lift its fields into each record, e.g. jq -c '. + ._source' {path} > "
+                            "records.jsonl")
+
+
 def test_no_time_column_names_the_columns_there_are_to_map_one_from(tmp_path: Path) -> None:
     path = write(tmp_path / "metrics.csv", "when_utc,service,metric,value\n2024-05-01 10:00:00,api,p95_ms,12\n")
     assert load_error(metrics=path).endswith("; its columns: when_utc, service, metric, value; use --map time=COLUMN")

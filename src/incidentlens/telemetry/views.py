@@ -719,6 +719,24 @@ def _records_under(con: duckdb.DuckDBPyConnection, c: Canonical, names: list[str
     return next((name for name, count in zip(texts, counts, strict=True) if count == total), None)
 
 
+def _time_inside(con: duckdb.DuckDBPyConnection, c: Canonical, names: list[str], role: str) -> tuple[str, str] | None:
+    """(column, key): a JSON file's column holding an object in every sampled row, each with the same key `role` is
+    looked for by (an Elasticsearch dump's `_source.@timestamp`, Datadog's `attributes.timestamp`), else None."""
+    if c.source.fmt not in ("json", "jsonl") or not c.source.files:
+        return None
+    wanted = ", ".join(literal(name) for name in CANDIDATES[role])
+    for name in (name for name in names if c.columns.types[name] in ("VARCHAR", "JSON")):
+        column = quote(name)
+        normalised = "regexp_replace(lower(k), '[^a-z0-9]', '', 'g')"  # as `columns.normalise`
+        key = f"list_filter(json_keys({column}), lambda k: {normalised} IN ({wanted}))[1]"
+        found = f"CASE WHEN json_valid({column}) AND json_type({column}) = 'OBJECT' THEN {key} END"
+        total, timed, keys = con.execute(
+            f"SELECT count(*), count({found}), list_distinct(list({found})) FROM {_SAMPLE}").fetchone()
+        if total and timed == total and len(keys) == 1:
+            return name, keys[0]
+    return None
+
+
 def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mapping: dict[str, str]) -> None:
     """Pick the first time candidate that parses the whole sample (else the one parsing most) and its format (as
     found already, if it was: `Canonical.found_time`)."""
@@ -743,10 +761,16 @@ def _found_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str,
         looked = ", ".join(CANDIDATES[role])
         # the file's own columns, so the one to map can be picked from the line itself
         shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
-        records = _records_under(con, c, names)
-        # --map cannot name a field of the records a list holds (`{"logs": [{"ts": ...}, ...]}`)
-        advice = (f"its records sit under {records!r}, a list: give them one a line, e.g. jq -c '.{records}[]' "
-                  f"{c.source.files[0]} > records.jsonl" if records else f"use --map {role}=COLUMN")
+        records, inside = _records_under(con, c, names), _time_inside(con, c, names, role)
+        # --map cannot name a field of the records a list holds (`{"logs": [{"ts": ...}, ...]}`), nor one inside an
+        # object (`{"_source": {"@timestamp": ...}}`)
+        advice = f"use --map {role}=COLUMN"
+        if records:
+            advice = (f"its records sit under {records!r}, a list: give them one a line, e.g. jq -c '.{records}[]' "
+                      f"{c.source.files[0]} > records.jsonl")
+        elif inside:
+            advice = (f"its time, {inside[1]!r}, sits inside {inside[0]!r}, an object: lift its fields into each "
+                      f"record, e.g. jq -c '. + .{inside[0]}' {c.source.files[0]} > records.jsonl")
         raise UntimedSourceError(f"{c.source.label}: no time column (looked for {looked}); its columns: {shown}; "
                                  f"{advice}")
     best: tuple[str, TimeFormat | None, float] = (candidates[0], None, 0.0)
