@@ -40,3 +40,12 @@ def test_a_series_of_one_point_is_said_too_short_in_the_singular(tmp_path: Path)
     result = incidentlens("detect", "--metrics", str(metrics))
     assert result.returncode == 0, result.stderr
     assert "note: api/p95_ms: skipped: too short for a baseline: 1 point, need 12" in result.stdout
+
+
+def test_a_row_cap_of_one_is_said_in_the_singular(tmp_path: Path) -> None:
+    # was "the query returned more than 1 rows; the first 1 are shown"
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("ts,service,metric,value\n2024-05-01T10:00:00Z,api,p95_ms,1\n2024-05-01T10:01:00Z,api,p95_ms,2\n")
+    result = incidentlens("sql", "SELECT value FROM metrics", "--metrics", str(metrics), "--max-rows", "1")
+    assert result.returncode == 0, result.stderr
+    assert "the query returned more than 1 row; the first 1 is shown" in " ".join(result.stdout.split())

@@ -722,7 +722,8 @@ def sql_command(
     if result.cut_by == "bytes":
         _print_note(f"{result.cut_note()} (select fewer or shorter values) - {result.elapsed_ms:.0f} ms")
     elif result.truncated:
-        _print_note(f"the query returned more than {counted(result.row_cap, 'row')}: {result.cut_note()} "
+        shown = f"the first {result.row_cap} {'is' if result.row_cap == 1 else 'are'} shown"
+        _print_note(f"the query returned more than {counted(result.row_cap, 'row')}; {shown} "
                     f"(raise --max-rows, or aggregate with GROUP BY) - {result.elapsed_ms:.0f} ms")
     else:
         _print_note(f"{counted(len(result.rows), 'row')} in {result.elapsed_ms:.0f} ms")
