@@ -143,3 +143,18 @@ def test_kubectl_events_in_yaml_are_refused_saying_how_to_write_them(tmp_path: P
 
     assert str(refused.value) == (f"{path}: Kubernetes events in YAML, which IncidentLens does not read: write them "
                                   "as JSON (kubectl get events -o json)")
+
+
+@pytest.mark.parametrize("header", ["LAST SEEN   TYPE      REASON      OBJECT                      MESSAGE",
+                                    "NAMESPACE   LAST SEEN   TYPE      REASON      OBJECT          MESSAGE"])
+def test_kubectls_table_of_events_is_refused_saying_its_times_are_ages(tmp_path: Path, header: str) -> None:
+    # `kubectl get events > events.txt`: it read as lines with no time, "line format not recognised"
+    path = tmp_path / "events.txt"
+    path.write_text(f"{header}\n2m          Warning   Unhealthy   pod/cart-7d9f8b6c5d-x2k4q   Readiness probe "
+                    "failed\n")
+
+    with pytest.raises(InputError) as refused:
+        load_telemetry(logs=path)
+
+    assert str(refused.value) == (f"{path}: kubectl's table of events, whose times are ages (LAST SEEN), not times: "
+                                  "write them as JSON (kubectl get events -o json)")

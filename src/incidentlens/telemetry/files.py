@@ -23,7 +23,7 @@ from incidentlens.telemetry.apianswers import api_answer_kind
 from incidentlens.telemetry.columns import CANDIDATES, literal, normalise, quote
 from incidentlens.telemetry.datadog import starts_datadog_logs
 from incidentlens.telemetry.jaeger import starts_jaeger
-from incidentlens.telemetry.kubeevents import refuse_events_yaml, starts_kube_events
+from incidentlens.telemetry.kubeevents import refuse_unread_events, starts_kube_events
 from incidentlens.telemetry.textlogs import (
     GZIP_CUT_SHORT,
     MAX_LINE_BYTES,
@@ -569,7 +569,7 @@ def sources_for(files: Iterable[Path]) -> list[Source]:
         if fmt in ("csv", "text", "jsonl"):  # a `promtool tsdb dump` line opens with a brace
             refuse_prometheus_text(path)
         if fmt in ("csv", "text"):
-            refuse_events_yaml(path)
+            refuse_unread_events(path)
         shape = csv_preamble(path) if fmt == "csv" else (0, "")
         groups.setdefault((fmt, shape), []).append(path)
     return [_source(fmt, paths, skip) for (fmt, (skip, _)), paths in groups.items()]

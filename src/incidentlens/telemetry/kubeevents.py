@@ -34,6 +34,8 @@ _ONE_A_LINE = re.compile(rb'^\s*\{[^\n]*"(involvedObject|regarding)"\s*:\s*\{')
 # `kubectl get events -o yaml`: not read (no YAML is), said with the command that writes what is
 _YAML_LIST = re.compile(rb'^apiVersion: v1\r?\nitems:\r?\n- ')
 _YAML_EVENT = re.compile(rb'\n  kind: Event\r?\n')
+# `kubectl get events` (`-A`: its namespace first), `-o wide` alike: a table whose times are ages
+_TABLE = re.compile(rb'^(NAMESPACE\s+)?LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s')
 _EVENT = re.compile(rb'"kind"\s*:\s*"Event"')
 _OBJECT = re.compile(rb'"(involvedObject|regarding)"\s*:\s*\{')
 
@@ -66,9 +68,14 @@ def starts_kube_events(head: bytes) -> bool:
     return bool(_ONE_A_LINE.match(first) and _EVENT.search(first))
 
 
-def refuse_events_yaml(path: Path) -> None:
-    """An InputError for kubectl's YAML List of events, which would read as lines of text with no time."""
-    if not first_bytes(path, 32).startswith(b"apiVersion: v1"):  # read no further into a file of another kind
+def refuse_unread_events(path: Path) -> None:
+    """An InputError for kubectl's YAML List of events, or its table (`kubectl get events`, its times relative: `2m`
+    ago), which would read as lines of text with no time."""
+    start = first_bytes(path, 64)
+    if _TABLE.match(start):
+        raise InputError(f"{path}: kubectl's table of events, whose times are ages (LAST SEEN), not times: write "
+                         "them as JSON (kubectl get events -o json)")
+    if not start.startswith(b"apiVersion: v1"):  # read no further into a file of another kind
         return
     head = first_bytes(path, 4096)
     if _YAML_LIST.match(head) and _YAML_EVENT.search(head):
