@@ -22,7 +22,7 @@ import duckdb
 from incidentlens.errors import InputError
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.logfields import POD_SUFFIX, REPLICA_SET_SUFFIX
-from incidentlens.telemetry.textlogs import first_bytes
+from incidentlens.telemetry.textlogs import first_bytes, sample_lines
 from incidentlens.telemetry.words import counted
 
 # `kubectl get events -o json`: a List whose items open with their apiVersion (kubectl writes keys sorted)
@@ -31,11 +31,8 @@ _LIST = re.compile(rb'^\s*\{\s*"apiVersion"\s*:\s*"v1"\s*,\s*"items"\s*:\s*\[\s*
 _EMPTY_LIST = re.compile(rb'^\s*\{\s*"apiVersion"\s*:\s*"v1"\s*,\s*"items"\s*:\s*\[\s*\]\s*,\s*"kind"\s*:\s*"List"')
 # one event a line: the line holds the object it is about
 _ONE_A_LINE = re.compile(rb'^\s*\{[^\n]*"(involvedObject|regarding)"\s*:\s*\{')
-# `kubectl get events -o yaml`: not read (no YAML is), said with the command that writes what is
-_YAML_LIST = re.compile(rb'^apiVersion: v1\r?\nitems:\r?\n- ')
-_YAML_EVENT = re.compile(rb'\n  kind: Event\r?\n')
 # `kubectl get events` (`-A`: its namespace first), `-o wide` alike: a table whose times are ages
-_TABLE = re.compile(rb'^(NAMESPACE\s+)?LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s')
+_TABLE = re.compile(r"^(NAMESPACE\s+)?LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s")
 _EVENT = re.compile(rb'"kind"\s*:\s*"Event"')
 _OBJECT = re.compile(rb'"(involvedObject|regarding)"\s*:\s*\{')
 
@@ -71,14 +68,15 @@ def starts_kube_events(head: bytes) -> bool:
 def refuse_unread_events(path: Path) -> None:
     """An InputError for kubectl's YAML List of events, or its table (`kubectl get events`, its times relative: `2m`
     ago), which would read as lines of text with no time."""
-    start = first_bytes(path, 64)
-    if _TABLE.match(start):
+    try:
+        lines = sample_lines(path, 60)
+    except InputError:  # not text: its reader says so
+        return
+    if lines and _TABLE.match(lines[0]):
         raise InputError(f"{path}: kubectl's table of events, whose times are ages (LAST SEEN), not times: write "
                          "them as JSON (kubectl get events -o json)")
-    if not start.startswith(b"apiVersion: v1"):  # read no further into a file of another kind
-        return
-    head = first_bytes(path, 4096)
-    if _YAML_LIST.match(head) and _YAML_EVENT.search(head):
+    # `kubectl get events -o yaml`: not read (no YAML is), said with the command that writes what is
+    if lines[:2] == ["apiVersion: v1", "items:"] and "  kind: Event" in lines:
         raise InputError(f"{path}: Kubernetes events in YAML, which IncidentLens does not read: write them as JSON "
                          "(kubectl get events -o json)")
 
