@@ -91,6 +91,18 @@ def test_events_one_a_line_are_read_alike_and_a_broken_line_set_aside(tmp_path: 
     assert [rows.note() for rows in store.rejected] == ["1 of 5 records of events.jsonl unreadable (line 3)"]
 
 
+def test_the_lists_items_as_an_array_are_read_alike(tmp_path: Path) -> None:
+    # `kubectl get events -o json | jq '.items'`: read as records, eventTime (null but for the scheduler's) was the time
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps([event("Pulled", "pulled", last=f"2024-05-01T10:0{minute}:00Z") for minute in range(3)],
+                               indent=2))
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 3}]
+    assert store.warnings == []
+
+
 def test_events_given_as_deploys_are_refused_with_where_they_go(tmp_path: Path) -> None:
     # a product decision: an event is a line of what Kubernetes did, not a change someone made
     path = kubectl_json(tmp_path / "events.json", [event("Pulled", "pulled")])

@@ -29,6 +29,8 @@ from incidentlens.telemetry.words import counted
 _LIST = re.compile(rb'^\s*\{\s*"apiVersion"\s*:\s*"v1"\s*,\s*"items"\s*:\s*\[\s*\{')
 # kubectl's List of nothing (`kubectl get events -o json` where there are none): no events, whatever was asked for
 _EMPTY_LIST = re.compile(rb'^\s*\{\s*"apiVersion"\s*:\s*"v1"\s*,\s*"items"\s*:\s*\[\s*\]\s*,\s*"kind"\s*:\s*"List"')
+# the List's items alone, as an array (`jq '.items'`): its first element an event
+_ARRAY = re.compile(rb'^\s*\[\s*\{')
 # one event a line: the line holds the object it is about
 _ONE_A_LINE = re.compile(rb'^\s*\{[^\n]*"(involvedObject|regarding)"\s*:\s*\{')
 # `kubectl get events` (`-A`: its namespace first), `-o wide` alike: a table whose times are ages
@@ -55,12 +57,14 @@ class Untimed(NamedTuple):
 
 
 def starts_kube_events(head: bytes) -> bool:
-    """A file's first bytes open `kubectl get events -o json`'s List (or kubectl's empty List), or a line holding
-    one event."""
+    """A file's first bytes open `kubectl get events -o json`'s List (or kubectl's empty List), its items as an
+    array, or a line holding one event."""
     if _EMPTY_LIST.match(head):
         return True
     if _LIST.match(head):  # the object an event is about is a field only an event has
         return _OBJECT.search(head) is not None
+    if _ARRAY.match(head):
+        return bool(_OBJECT.search(head) and _EVENT.search(head))
     first = head.split(b"\n", 1)[0]
     return bool(_ONE_A_LINE.match(first) and _EVENT.search(first))
 
@@ -82,8 +86,9 @@ def refuse_unread_events(path: Path) -> None:
 
 
 def is_event_list(path: Path) -> bool:
-    """The file is kubectl's List (else one event a line)."""
-    return _LIST.match(first_bytes(path, 256)) is not None
+    """The file is kubectl's List or its items as an array (else one event a line)."""
+    head = first_bytes(path, 256)
+    return _LIST.match(head) is not None or _ARRAY.match(head) is not None
 
 
 def is_empty_list(path: Path) -> bool:
@@ -92,8 +97,9 @@ def is_empty_list(path: Path) -> bool:
 
 
 def list_items_sql(path: Path) -> str:
-    """`SELECT item`: each event of a List file, in its order."""
-    return (f"SELECT unnest(json_extract(json, '$.items[*]')) AS item FROM read_json_objects({literal(str(path))}, "
+    """`SELECT item`: each event of a List file (or an array of them), in its order."""
+    items = "$[*]" if _ARRAY.match(first_bytes(path, 256)) else "$.items[*]"
+    return (f"SELECT unnest(json_extract(json, '{items}')) AS item FROM read_json_objects({literal(str(path))}, "
             f"format='unstructured', maximum_object_size={1 << 30})")
 
 
