@@ -452,7 +452,7 @@ class TelemetryStore:
             table = f"_logs_kube_{len(self._parts.get(view, []))}"
             items = list_items_sql(path) if is_event_list(path) else None
             untimed = self._read_json_items(source, path, table, items, "Kubernetes events",
-                                            lambda chosen, into: read_kube_events(self.con, chosen, into))
+                                            partial(read_kube_events, self.con))
             if untimed is not None:
                 self.warnings.append(untimed.note(path))
             if not self.con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]:
