@@ -828,3 +828,12 @@ def test_a_header_repeated_inside_the_file_is_said_to_be_one(tmp_path: Path) -> 
     assert load_telemetry(metrics=path).warnings == [
         f"{path}: column 'ts': 1 row with a bad time left out; the first, row 3: 'ts', the header again (files "
         "joined end to end, as cat does?)"]
+
+
+def test_a_time_with_a_zones_abbreviation_says_it_is_not_guessed(tmp_path: Path) -> None:
+    # PDT, CEST, IST (India's, Israel's or Ireland's): it said only which formats are read
+    path = write(tmp_path / "metrics.csv", "ts,service,metric,value\n2024-05-01 10:00:00 CEST,api,p95_ms,1\n")
+    assert load_error(metrics=path).startswith(
+        f"{path}: column 'ts' row 1: cannot parse '2024-05-01 10:00:00 CEST' as a time (a zone's abbreviation (CEST) "
+        "may be several zones' and is not guessed: write its offset instead, e.g. 2026-12-06 10:00:00+01:00; times "
+        "are read as ISO 8601")

@@ -49,6 +49,7 @@ ACCEPTED_FORMATS = ("ISO 8601 such as 2026-12-06 10:00:00 or 2026-12-06T10:00:00
                     "times such as Sun, 06 Dec 2026 10:00:00 GMT or Kibana's such as Dec 6, 2026 @ 10:00:00.000")
 # A date written before its year (`06/12/2026`, `06.12.2026 10:00`, `12-06-26`; Azure's portal export, `12/6/2026,
 # 10:00:00.000 AM`): the day may come first or the month.
+_ZONE_ABBREVIATION = re.compile(r"[0-9]\s+(?!UTC$|GMT$)([A-Z]{3,5})$")
 _YEAR_LAST = re.compile(r"\s*[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}(,?[ T].*)?")
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
@@ -80,9 +81,21 @@ class TimeFormat:
 
 
 def unread_time_hint(value: object) -> str:
-    """Words for a time no format reads: the formats that are read (after `year_last_hint`'s words, if any)."""
-    said = [words for words in (year_last_hint(value), f"times are read as {ACCEPTED_FORMATS}") if words]
+    """Words for a time no format reads: the formats that are read (after `year_last_hint`'s or
+    `zone_abbreviation_hint`'s words, if any)."""
+    said = [words for words in (year_last_hint(value), zone_abbreviation_hint(value),
+                                f"times are read as {ACCEPTED_FORMATS}") if words]
     return f" ({'; '.join(said)})"
+
+
+def zone_abbreviation_hint(value: object) -> str:
+    """For a time ending in a zone's abbreviation other than UTC's and GMT's (`PDT`, `CEST`, `IST`), which several
+    zones share, so that none is guessed."""
+    found = _ZONE_ABBREVIATION.search(str(value))
+    if not found:
+        return ""
+    return (f"a zone's abbreviation ({found.group(1)}) may be several zones' and is not guessed: write its offset "
+            "instead, e.g. 2026-12-06 10:00:00+01:00")
 
 
 def year_last_hint(value: object) -> str:
