@@ -130,7 +130,7 @@ def test_a_jaeger_span_without_its_duration_is_kept_and_counted(tmp_path: Path) 
     store = load_telemetry(traces=path)
 
     assert store.warnings == [f"{path}: column 'duration_ms': 1 row with no duration (its end time or duration "
-                              "missing, or not a number), their duration kept as NULL"]
+                              "missing, or not a number), its duration kept as NULL"]
     assert store.fetch("SELECT count(*) AS n FROM spans").to_pylist() == [{"n": 3}]
 
 

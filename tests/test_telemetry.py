@@ -555,7 +555,7 @@ def test_a_span_whose_end_does_not_parse_keeps_no_duration_and_is_counted(tmp_pa
     assert rows(store, "SELECT span_id, duration_ms FROM spans ORDER BY span_id") == [
         {"span_id": "a", "duration_ms": 1500.0}, {"span_id": "b", "duration_ms": None},
         {"span_id": "c", "duration_ms": None}]
-    assert store.warnings == [f"{path}: column 'end_time': 1 row whose time does not parse, their duration kept as "
+    assert store.warnings == [f"{path}: column 'end_time': 1 row whose time does not parse, its duration kept as "
                               "NULL"]
 
 
@@ -584,7 +584,7 @@ def test_a_negative_span_duration_is_kept_as_null_and_counted(tmp_path: Path) ->
         assert rows(store, "SELECT span_id, duration_ms FROM spans ORDER BY span_id")[1] == {
             "span_id": "b", "duration_ms": None}
         assert store.warnings == [f"{path}: column {column!r}: 1 row with a negative duration (an end before the "
-                                  "start), their duration kept as NULL"]
+                                  "start), its duration kept as NULL"]
 
 
 
@@ -613,7 +613,7 @@ def test_a_span_file_covering_days_keeps_a_span_as_long_as_its_range(tmp_path: P
         {"span_id": "a", "duration_ms": 3 * 86_400_000.0}, {"span_id": "b", "duration_ms": 1000.0},
         {"span_id": "c", "duration_ms": None}]
     assert store.warnings == [f"{path}: column 'end_time': 1 row with a duration not finite or past 72 h (longer "
-                              "than a day and the spans' whole time range), their duration kept as NULL"]
+                              "than a day and the spans' whole time range), its duration kept as NULL"]
 
 def test_events_view(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "events.csv", "timestamp,service,type,description,version",

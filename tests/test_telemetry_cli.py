@@ -120,7 +120,7 @@ def test_a_parquet_span_end_too_large_for_its_unit_leaves_that_duration_out(tmp_
                           "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == [[10, 9]]
-    assert result.stderr == (f"warning: {spans}: column 'end_time': 1 row whose time does not parse, their duration "
+    assert result.stderr == (f"warning: {spans}: column 'end_time': 1 row whose time does not parse, its duration "
                              "kept as NULL\n")
 
 

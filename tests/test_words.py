@@ -49,3 +49,9 @@ def test_a_row_cap_of_one_is_said_in_the_singular(tmp_path: Path) -> None:
     result = incidentlens("sql", "SELECT value FROM metrics", "--metrics", str(metrics), "--max-rows", "1")
     assert result.returncode == 0, result.stderr
     assert "the query returned more than 1 row; the first 1 is shown" in " ".join(result.stdout.split())
+
+
+def test_their_after_a_count_of_one_is_its() -> None:
+    words = "rows whose time does not parse, their duration kept as NULL"
+    assert counted_words(1, words) == "1 row whose time does not parse, its duration kept as NULL"
+    assert counted_words(2, words) == "2 rows whose time does not parse, their duration kept as NULL"

@@ -12,9 +12,10 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
 
 def counted_words(n: int, words: str) -> str:
     """A count before words that open with their plural noun (`rows not numeric`), the noun in the number the count
-    takes: `1 row not numeric`, `3 rows not numeric`."""
+    takes, and `their` after it said `its` of one: `1 row not numeric`, `3 rows not numeric`, `1 row whose time does
+    not parse, its duration kept as NULL`."""
     noun, _, rest = words.partition(" ")
-    return f"{counted(n, noun.removesuffix('s'))} {rest}"
+    return f"{counted(n, noun.removesuffix('s'))} {rest.replace('their ', 'its ') if n == 1 else rest}"
 
 
 def have(n: int) -> str:
