@@ -159,3 +159,14 @@ def test_a_time_with_a_decimal_comma_is_the_zones_wall_clock_too(tmp_path: Path)
     path.write_text('ts,message\n"2026-12-06 10:00:00,250",naive\n"2026-12-06 10:00:00,250Z",zoned\n')
     assert times(load_telemetry(logs=path, timezone="Europe/Berlin")) == [
         "2026-12-06 09:00:00.250000", "2026-12-06 10:00:00.250000"]
+
+
+def test_javas_zoned_date_time_is_read_by_its_offset_its_bracketed_zone_id_dropped(tmp_path: Path) -> None:
+    # ZonedDateTime.toString(), as a Java service's JSON or CSV export writes it; it was 'cannot parse ... as a time'
+    path = tmp_path / "logs.csv"
+    path.write_text("ts,message\n2024-05-01T10:05:00.123+02:00[Europe/Berlin],summer\n"
+                    "2024-12-01T10:05:00Z[UTC],zulu\n2024-12-01T10:05:00-05:00[America/New_York] ,trailing space\n")
+    expected = ["2024-05-01 08:05:00.123000", "2024-12-01 10:05:00", "2024-12-01 15:05:00"]
+    assert times(load_telemetry(logs=path)) == expected
+    # the offset says the instant in any --timezone: the zone given is for times written without one
+    assert times(load_telemetry(logs=path, timezone="Asia/Tokyo")) == expected
