@@ -478,6 +478,20 @@ def test_a_coloured_container_line_reads_its_level_without_the_colour_codes(tmp_
         {"level": "ERROR", "message": f"{iso(T0 + timedelta(seconds=1))} ERROR checkout: order placed"}]
 
 
+def test_colour_codes_written_as_json_escapes_in_a_structured_line_are_dropped_too(tmp_path: Path) -> None:
+    # a JSON logger's line inside a container's: its colour codes are JSON escapes (\u001b[31m), not ESC bytes,
+    # until its fields are read; the level was '\x1b[31MERROR\x1b[0M' and the message kept the codes
+    path = tmp_path / "checkout.jsonl"
+    lines = [json.dumps({"level": "\u001b[31merror\u001b[0m", "msg": "\u001b[1mcard declined\u001b[0m"}),
+             json.dumps({"level": "info", "msg": "\u001B[1;32morder placed\u001B[0m"})]
+    path.write_text("\n".join(container_line(line, T0 + timedelta(seconds=n)) for n, line in enumerate(lines)) + "\n")
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT level, message FROM logs ORDER BY ts").to_pylist() == [
+        {"level": "ERROR", "message": "card declined"}, {"level": "INFO", "message": "order placed"}]
+
+
 def test_a_datadog_log_export_takes_its_level_from_its_status_column(tmp_path: Path) -> None:
     # the Log Explorer's CSV export: its level was read from the messages' words, which hold none (every line NULL)
     path = tmp_path / "extract.csv"

@@ -59,8 +59,9 @@ JSON_LEVEL_FIELDS: tuple[tuple[str, ...], ...] = (
 )
 
 # A terminal's escape sequence (colour, bold: ESC [ parameters letter), which a coloured logger writes around its
-# level word (`\x1b[31mERROR\x1b[0m`): dropped from a line, so its level word and template read as the text shows
-ANSI_CODE = "\x1b" + r"\[[0-9;]*[A-Za-z]"
+# level word (`\x1b[31mERROR\x1b[0m`), or the JSON escape of its ESC (`\u001b[31m`) in a JSON line not yet read
+# (a JSON logger's line inside a container's): dropped from a line, so its level word and template read as shown
+ANSI_CODE = "(\x1b|" + r"\\u001[bB])\[[0-9;]*[A-Za-z]"
 
 #: labels naming a Loki stream's service, best first (Grafana Alloy and Promtail's, then Kubernetes'), else its pod's
 LOKI_SERVICE_LABELS = ("service_name", "service", "app", "application", "job", "container")

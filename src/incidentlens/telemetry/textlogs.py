@@ -285,7 +285,7 @@ def read_text_log(
     used); the entries are then built from it and the line table dropped."""
     options, named = options or TextLogOptions(), label or path
     sample = sample_lines(path)
-    coloured = any("\x1b" in line for line in sample)
+    coloured = any(re.search(ANSI_CODE, line) for line in sample)
     sample = [re.sub(ANSI_CODE, "", line) for line in sample] if coloured else sample
     # a W3C extended log's directives (`#Software:`, `#Fields:`, ...), at its top and again at each restart, are
     # headers, not entries: the format is detected from its entries

@@ -1211,8 +1211,10 @@ def _line_break_dropped_sql(con: duckdb.DuckDBPyConnection, text_sql: str) -> st
 
 def _colours_dropped_sql(con: duckdb.DuckDBPyConnection, text_sql: str) -> str:
     """The line without the terminal colour codes a coloured logger writes (`\x1b[31mERROR\x1b[0m`, kept by a
-    container's log), when the sample holds one: its level word is then read, and its template mined, as shown."""
-    if not con.execute(f"SELECT count(*) FILTER (contains({text_sql}, chr(27))) FROM {_SAMPLE}").fetchone()[0]:
+    container's log; JSON-escaped in a JSON line), when the sample holds one: its level word is then read, and its
+    template mined, as shown."""
+    if not con.execute(f"SELECT count(*) FILTER (regexp_matches({text_sql}, {literal(ANSI_CODE)})) "
+                       f"FROM {_SAMPLE}").fetchone()[0]:
         return text_sql
     return f"regexp_replace({text_sql}, {literal(ANSI_CODE)}, '', 'g')"
 
