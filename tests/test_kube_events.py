@@ -91,6 +91,36 @@ def test_events_one_a_line_are_read_alike_and_a_broken_line_set_aside(tmp_path: 
     assert [rows.note() for rows in store.rejected] == ["1 of 5 records of events.jsonl unreadable (line 3)"]
 
 
+def test_events_one_a_line_are_said_by_their_file_line(tmp_path: Path) -> None:
+    # a blank line and a broken one above them: the event with no time was 'event 2' (its number among the good
+    # lines), the bad time 'row 3', and the entries' lines were those numbers; a bad time was a DuckDB traceback
+    lines = [json.dumps(event("Pulled", "pulled")), "", '{"kind": "Event", "involvedObj',
+             json.dumps(event("Killing", "stopping", last=None)), json.dumps(event("Started", "started", last="soon")),
+             json.dumps(event("Pulled", "pulled", last="2024-05-01T10:05:00Z"))]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    store = load_telemetry(logs=path)
+
+    assert store.warnings == [
+        f"{path}: 1 of 4 events has no time (no lastTimestamp, eventTime or firstTimestamp), left out; the first, "
+        "line 4",
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 5: cannot parse 'soon' as a time (the "
+        "column's other values read as ISO-8601 text)"]
+    assert store.fetch(f"SELECT line FROM ({store.log_origins_sql()})").column("line").to_pylist() == [1, 6]
+
+
+def test_an_event_of_a_list_with_a_bad_time_is_said_by_its_number_in_the_list(tmp_path: Path) -> None:
+    # its number among the events with a time (row 2) was said; the List's third event is the one
+    path = kubectl_json(tmp_path / "events.json", [
+        event("Pulled", "pulled"), event("Killing", "stopping", last=None), event("Started", "started", last="soon"),
+        event("Pulled", "pulled", last="2024-05-01T10:05:00Z")])
+
+    assert load_telemetry(logs=path).warnings[1] == (
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 3: cannot parse 'soon' as a time (the "
+        "column's other values read as ISO-8601 text)")
+
+
 def test_the_lists_items_as_an_array_are_read_alike(tmp_path: Path) -> None:
     # `kubectl get events -o json | jq '.items'`: read as records, eventTime (null but for the scheduler's) was the time
     path = tmp_path / "events.json"

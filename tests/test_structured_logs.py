@@ -534,6 +534,20 @@ def test_a_saved_datadog_logs_answer_reads_its_events_and_their_status(tmp_path:
     assert str(refused.value) == f"{answer}: holds Datadog log events: pass it with --logs"
 
 
+def test_a_datadog_event_with_a_bad_time_is_left_out_and_said_by_its_file_line(tmp_path: Path) -> None:
+    # it was a DuckDB traceback: the error path read the file again as JSON records, whose columns are data, meta...
+    events = [datadog_event(n, "info", "order placed") for n in range(4)]
+    events[2]["attributes"]["timestamp"] = "garbage"
+    answer, lines = tmp_path / "logs.json", tmp_path / "events.jsonl"
+    answer.write_text(json.dumps({"data": events, "links": {}, "meta": {}}, indent=2))
+    lines.write_text("".join(json.dumps(event) + "\n" + ("oops\n" if n == 0 else "") for n, event in enumerate(events)))
+    for path, where in ((answer, "row 3"), (lines, "row 4")):  # the answer's third event; the line's file line
+        store = load_telemetry(logs=path)
+        assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 3}]
+        assert store.warnings == [f"{path}: column 'timestamp': 1 row with a bad time left out; the first, {where}: "
+                                  "cannot parse 'garbage' as a time (the column's other values read as ISO-8601 text)"]
+
+
 def test_a_datadog_answer_of_no_events_says_its_query_matched_none(tmp_path: Path) -> None:
     # it was "no time column (...); its columns: data, meta, links; use --map time=COLUMN"
     path = tmp_path / "logs.json"

@@ -22,6 +22,10 @@ def normalise(name: str) -> str:
 #: structured line, its `message` field the message)
 GCP_PAYLOADS = ("textpayload", "jsonpayload")
 
+#: a log file's row carries where it was read: its file, and its 1-based line in it (a CSV record's first line,
+#: a JSON line's own) or, where there are no lines to count (a JSON array, Parquet), its row
+ORIGIN_FILE, ORIGIN_LINE = "_incidentlens_origin_file", "_incidentlens_origin_line"
+
 # Candidates in order of preference, written normalised.
 CANDIDATES: dict[str, tuple[str, ...]] = {
     # journald's JSON export (`journalctl -o json`): __REALTIME_TIMESTAMP, SYSLOG_IDENTIFIER or _SYSTEMD_UNIT, PRIORITY;

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from incidentlens.telemetry.columns import literal
+from incidentlens.telemetry.columns import ORIGIN_LINE, literal
 from incidentlens.telemetry.textlogs import first_bytes
 
 _ANSWER = re.compile(rb'^\s*\{\s*"data"\s*:\s*\[\s*\{')
@@ -61,8 +61,10 @@ def other_kind(con: duckdb.DuckDBPyConnection, items_sql: str) -> str | None:
     return row[0] if row else None
 
 
-def events_sql(items_sql: str) -> str:
-    """The log lines of the events `items_sql` selects (`item`, each one's JSON), in its order."""
+def events_sql(items_sql: str, by_line: bool) -> str:
+    """The log lines of the events `items_sql` selects (`item`, each one's JSON; `by_line`: and its file `line`, kept
+    as the entry's, `ORIGIN_LINE`), in its order."""
     fields = ", ".join(f"json_extract_string(item, {literal('$.attributes.' + name)}) AS {name}" for name in FIELDS)
     tags = "array_to_string(CAST(json_extract(item, '$.attributes.tags') AS VARCHAR[]), ',')"
-    return f"SELECT {fields}, {tags} AS tags, json_extract_string(item, '$.id') AS id FROM ({items_sql})"
+    origin = f", line AS {ORIGIN_LINE}" if by_line else ""
+    return f"SELECT {fields}, {tags} AS tags, json_extract_string(item, '$.id') AS id{origin} FROM ({items_sql})"

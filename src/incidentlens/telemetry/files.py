@@ -20,7 +20,7 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.apianswers import api_answer_kind
-from incidentlens.telemetry.columns import CANDIDATES, literal, normalise, quote
+from incidentlens.telemetry.columns import CANDIDATES, ORIGIN_FILE, ORIGIN_LINE, literal, normalise, quote
 from incidentlens.telemetry.datadog import starts_datadog_logs
 from incidentlens.telemetry.jaeger import starts_jaeger
 from incidentlens.telemetry.kubeevents import refuse_unread_events, starts_kube_events
@@ -81,11 +81,8 @@ TEMPO_TRACE = re.compile(rb'^\s*\{\s*("batches"\s*:\s*\[\s*(\{\s*"(resource|scop
 _CLOUDWATCH_EVENTS = re.compile(rb'^\s*\{\s*"events"\s*:\s*\[')
 # A CSV header's delimiter repeats as often on at least this share of the lines after it.
 _CSV_CONSISTENCY = 0.8
-
-
-#: a log file's row carries where it was read: its file, and its 1-based line in it (a CSV record's first line,
-#: a JSON line's own) or, where there are no lines to count (a JSON array, Parquet), its row
-ORIGIN_FILE, ORIGIN_LINE = "_incidentlens_origin_file", "_incidentlens_origin_line"
+# formats read into a table of their events, one a line or a document's (`kubeevents.py`, `datadog.py`)
+_READ_AS_EVENTS = ("kubeevents", "datadog")
 
 
 @dataclass(frozen=True)
@@ -722,10 +719,12 @@ def locate_first(
     Zipkin export's table, which is all there is to read (no reader takes the file as rows): there a text entry's
     row is its file line; nor for JSON rows that carry their file and line, as the good lines of a JSON file with
     bad ones do (`set_aside_bad_json`: the file itself reads only so)."""
-    if source.table and source.fmt in ("json", "jsonl") and ORIGIN_FILE in (
-            name for name, *_ in con.execute(f"DESCRIBE SELECT * FROM {source.table}").fetchall()):
+    names = [name for name, *_ in con.execute(f"DESCRIBE SELECT * FROM {source.table}").fetchall()] \
+        if source.table else []
+    if (source.fmt in ("json", "jsonl") and ORIGIN_FILE in names) or (source.fmt in _READ_AS_EVENTS
+                                                                         and ORIGIN_LINE in names):
         return _locate_first_line(con, source, condition_sql, value_sql)
-    if source.files and source.fmt not in ("text", "otlp", "jaeger", "zipkin"):
+    if source.files and source.fmt not in ("text", "otlp", "jaeger", "zipkin", *_READ_AS_EVENTS):
         source = replace(source, table=None)
     candidates = [source] if len(source.files) <= 1 else [source.for_file(path) for path in source.files]
     if len(source.files) > 1:
@@ -759,9 +758,11 @@ def _locate_first_line(
 ) -> tuple[str, int, object]:
     """`locate_first` in a table of rows that carry their file and line (`ORIGIN_FILE`, `ORIGIN_LINE`): the first
     file holding a match, and its line there."""
+    names = [name for name, *_ in con.execute(f"DESCRIBE SELECT * FROM {source.table}").fetchall()]
+    file = ORIGIN_FILE if ORIGIN_FILE in names else literal(source.label)  # of one file, its name
     row = con.execute(
-        f"SELECT {ORIGIN_FILE}, {ORIGIN_LINE}, {value_sql} FROM {source.table} WHERE {condition_sql} "
-        f"ORDER BY list_position({_file_list(source.files)}, {ORIGIN_FILE}), {ORIGIN_LINE} LIMIT 1").fetchone()
+        f"SELECT {file}, {ORIGIN_LINE}, {value_sql} FROM {source.table} WHERE {condition_sql} "
+        f"ORDER BY list_position({_file_list(source.files)}, {file}), {ORIGIN_LINE} LIMIT 1").fetchone()
     if not row:
         return source.label, 0, None
     file, line, value = row

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import duckdb
 
 from incidentlens.errors import InputError
-from incidentlens.telemetry.columns import literal, quote
+from incidentlens.telemetry.columns import ORIGIN_LINE, literal, quote
 from incidentlens.telemetry.logfields import POD_SUFFIX, REPLICA_SET_SUFFIX
 from incidentlens.telemetry.textlogs import first_bytes, sample_lines
 from incidentlens.telemetry.words import counted
@@ -44,16 +44,19 @@ TIME_FIELDS = ("lastTimestamp", "eventTime", "firstTimestamp", "deprecatedLastTi
 
 
 class Untimed(NamedTuple):
-    """The events of a file with none of `TIME_FIELDS`, left out: how many, of how many, and the first's number."""
+    """The events of a file with none of `TIME_FIELDS`, left out: how many, of how many, and where the first is (its
+    file line, one event a line; else its number in the List)."""
 
     count: int
     total: int
     first: int
+    by_line: bool
 
     def note(self, path: Path) -> str:
         have = "has" if self.count == 1 else "have"
         return (f"{path}: {self.count:,} of {counted(self.total, 'event')} {have} no time (no lastTimestamp, "
-                f"eventTime or firstTimestamp), left out; the first, event {self.first}")
+                f"eventTime or firstTimestamp), left out; the first, {'line' if self.by_line else 'event'} "
+                f"{self.first}")
 
 
 def starts_kube_events(head: bytes) -> bool:
@@ -103,21 +106,24 @@ def list_items_sql(path: Path) -> str:
             f"format='unstructured', maximum_object_size={1 << 30})")
 
 
-def read_kube_events(con: duckdb.DuckDBPyConnection, items_sql: str, table: str) -> Untimed | None:
-    """The events `items_sql` selects (`item`, each one's JSON, in the file's order) into `table` (ts, service,
-    level, message, namespace, object, reason, count, component) but those with no time, counted in the answer."""
+def read_kube_events(con: duckdb.DuckDBPyConnection, items_sql: str, table: str, by_line: bool) -> Untimed | None:
+    """The events `items_sql` selects (`item`, each one's JSON, in the file's order; `by_line`: and its file `line`)
+    into `table` (ts, service, level, message, namespace, object, reason, count, component) but those with no time,
+    counted in the answer. Each entry keeps where it was read (`ORIGIN_LINE`): its file line, or its number in the
+    List (as a JSON array's row is numbered), not its number among the events kept."""
     numbered = quote(f"{table}_numbered")
-    con.execute(f"CREATE OR REPLACE TABLE {numbered} AS SELECT row_number() OVER () AS n, item "
-                f"FROM ({items_sql})")
+    where = "line" if by_line else "row_number() OVER ()"
+    con.execute(f"CREATE OR REPLACE TABLE {numbered} AS SELECT {where} AS n, item FROM ({items_sql})")
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT {_columns_sql()} FROM {numbered} "
+        con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT {_columns_sql()}, n AS {ORIGIN_LINE} "
+                    f"FROM {numbered} "
                     f"WHERE {_time_sql()} IS NOT NULL ORDER BY n")
         total, count, first = con.execute(
             f"SELECT count(*), count(*) FILTER ({_time_sql()} IS NULL), min(n) FILTER ({_time_sql()} IS NULL) "
             f"FROM {numbered}").fetchone()
     finally:
         con.execute(f"DROP TABLE {numbered}")
-    return Untimed(int(count), int(total), int(first)) if count else None
+    return Untimed(int(count), int(total), int(first), by_line) if count else None
 
 
 def _field(path: str) -> str:

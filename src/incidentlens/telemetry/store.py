@@ -473,25 +473,27 @@ class TelemetryStore:
                 raise EmptySourceError(f"{path}: no log events in it (its query matched none)")
             self._add_source(view, Source(str(path), (path,), fmt="datadog", table=quote(table)), mapping)
 
-    def _create_datadog_events(self, path: Path, items: str, table: str) -> None:
+    def _create_datadog_events(self, path: Path, items: str, table: str, by_line: bool) -> None:
         """The log events `items` selects into `table`; an InputError where one is of another type (the Events API's
         answer is alike in shape)."""
         kind = other_kind(self.con, items)
         if kind is not None:
             raise InputError(f"{path}: a Datadog answer holding items of type {kind!r}, not log events (type 'log')")
-        self.con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {datadog_events_sql(items)}")
+        self.con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {datadog_events_sql(items, by_line)}")
 
     def _read_json_items(self, source: Source, path: Path, table: str, items: str | None, what: str,
-                         read: Callable[[str, str], _Read]) -> _Read:
-        """`read(items, table)`, `items` the SELECT of a file's records (`item`, each one's JSON): as given for a
-        document holding them, else (None) each line of the file that is a JSON object, the others set aside
-        (`scan_json_lines`, as `what`); a DuckDB error is the one-line error naming the file."""
+                         read: Callable[[str, str, bool], _Read]) -> _Read:
+        """`read(items, table, by_line)`, `items` the SELECT of a file's records (`item`, each one's JSON): as given
+        for a document holding them, else (None) each line of the file that is a JSON object, with its file `line`
+        (`by_line`), the others set aside (`scan_json_lines`, as `what`); a DuckDB error is the one-line error naming
+        the file."""
         lines = quote(f"{table}_lines")
         try:
-            if items is None:
+            by_line = items is None
+            if by_line:
                 self.rejected.extend(scan_json_lines(self.con, [path], lines, what))
-                items = f"SELECT CAST(text AS JSON) AS item FROM {lines} WHERE good ORDER BY line"
-            return read(items, table)
+                items = f"SELECT CAST(text AS JSON) AS item, line FROM {lines} WHERE good ORDER BY line"
+            return read(items, table, by_line)
         except duckdb.Error as err:
             raise read_error(replace(source, label=str(path)), err) from None
         finally:
