@@ -121,6 +121,27 @@ def test_an_event_of_a_list_with_a_bad_time_is_said_by_its_number_in_the_list(tm
         "column's other values read as ISO-8601 text)")
 
 
+def test_an_event_seen_many_times_says_how_often_since_when_in_its_one_line(tmp_path: Path) -> None:
+    # seventeen back-offs were one WARN line like a single one: the count was in a column no surge reads
+    backoff = {**event("BackOff", "Back-off restarting failed container", type_="Warning",
+                       first="2024-05-01T10:01:02Z", last="2024-05-01T10:09:00Z"), "count": 17}
+    # events.k8s.io/v1's: its count in series, its first time its eventTime, its last the series' (was its time)
+    series = {"apiVersion": "events.k8s.io/v1", "eventTime": "2024-05-01T10:02:00.000000Z", "kind": "Event",
+              "note": "Readiness probe failed", "reason": "Unhealthy", "type": "Warning",
+              "regarding": {"kind": "Pod", "name": "cart-7d9f8b6c5d-x2k4q", "namespace": "shop"},
+              "series": {"count": 4, "lastObservedTime": "2024-05-01T10:08:00.000000Z"}}
+    path = kubectl_json(tmp_path / "events.json", [backoff, series, event("Pulled", "pulled")])
+
+    rows = load_telemetry(logs=path).fetch("SELECT ts, message FROM logs ORDER BY ts").to_pylist()
+
+    assert rows == [
+        {"ts": datetime(2024, 5, 1, 10, 0), "message": "Pulled: pulled"},
+        {"ts": datetime(2024, 5, 1, 10, 8), "message": "Unhealthy: Readiness probe failed (x4 since "
+                                                       "2024-05-01T10:02:00.000000Z)"},
+        {"ts": datetime(2024, 5, 1, 10, 9), "message": "BackOff: Back-off restarting failed container (x17 since "
+                                                       "2024-05-01T10:01:02Z)"}]
+
+
 def test_the_lists_items_as_an_array_are_read_alike(tmp_path: Path) -> None:
     # `kubectl get events -o json | jq '.items'`: read as records, eventTime (null but for the scheduler's) was the time
     path = tmp_path / "events.json"

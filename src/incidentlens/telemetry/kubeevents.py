@@ -2,13 +2,14 @@
 "items": [{"kind": "Event", "involvedObject": ..., ...}], "kind": "List"}`), or one event a line (`jq -c
 '.items[]'`, an event exporter) -> a DuckDB table of log lines.
 
-They are log lines, not deploy or config changes: an event's time is its `lastTimestamp`, else its `eventTime`, else
-its `firstTimestamp` (events.k8s.io/v1's `deprecatedLastTimestamp`, `eventTime`, `series.lastObservedTime`,
-`deprecatedFirstTimestamp` alike); its level is its `type` (Warning -> WARN, Normal -> INFO); its service is the
-object it is about (`involvedObject`, events.k8s.io's `regarding`): a pod's name without its replica-set suffix
-(`logfields.POD_SUFFIX`, as a pod column is read), a ReplicaSet's without its pod-template hash, any other object's
-name as it is; its message `reason: message`. Its namespace, object (`Pod/cart-7d9f8b6c5d-x2k4q`), reason, count and
-reporting component are kept beside them. An event with none of the times is left out and counted.
+They are log lines, not deploy or config changes: an event's time is its last, `lastTimestamp` (events.k8s.io/v1's
+`deprecatedLastTimestamp`, a series' `series.lastObservedTime`), else its first, `eventTime`, `firstTimestamp`
+(`deprecatedFirstTimestamp`); one seen more than once says how often since when in its message; its level is its
+`type` (Warning -> WARN, Normal -> INFO); its service is the object it is about (`involvedObject`, events.k8s.io's
+`regarding`): a pod's name without its replica-set suffix (`logfields.POD_SUFFIX`, as a pod column is read), a
+ReplicaSet's without its pod-template hash, any other object's name as it is; its message `reason: message`. Its
+namespace, object (`Pod/cart-7d9f8b6c5d-x2k4q`), reason, count and reporting component are kept beside them. An
+event with none of the times is left out and counted.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ _TABLE = re.compile(r"^(NAMESPACE\s+)?LAST SEEN\s+TYPE\s+REASON\s+OBJECT\s")
 _EVENT = re.compile(rb'"kind"\s*:\s*"Event"')
 _OBJECT = re.compile(rb'"(involvedObject|regarding)"\s*:\s*\{')
 
-#: an event's time, best first: core/v1's, then events.k8s.io/v1's
-TIME_FIELDS = ("lastTimestamp", "eventTime", "firstTimestamp", "deprecatedLastTimestamp", "series.lastObservedTime",
+#: an event's time, best first: its last (core/v1's, events.k8s.io/v1's, a series' last), then its first
+TIME_FIELDS = ("lastTimestamp", "deprecatedLastTimestamp", "series.lastObservedTime", "eventTime", "firstTimestamp",
                "deprecatedFirstTimestamp")
 
 
@@ -148,6 +149,16 @@ def _columns_sql() -> str:
     component = (f"coalesce({_field('source.component')}, {_field('reportingComponent')}, "
                  f"{_field('reportingController')})")
     count = f"TRY_CAST(coalesce({_field('count')}, {_field('series.count')}) AS BIGINT)"
-    return (f"{_time_sql()} AS ts, {service} AS service, {level} AS level, concat_ws(': ', {reason}, {text}) AS "
+    return (f"{_time_sql()} AS ts, {service} AS service, {level} AS level, {_message_sql(reason, text, count)} AS "
             f"message, {namespace} AS namespace, concat_ws('/', {kind}, {name}) AS object, {reason} AS reason, "
             f"{count} AS count, {component} AS component")
+
+
+def _message_sql(reason: str, text: str, count: str) -> str:
+    """`reason: message`, and for an event seen more than once (its `count`, `series.count`) how often since when:
+    `BackOff: Back-off restarting failed container (x17 since 2024-05-01T10:01:02Z)`. One line stands for them all,
+    at the last time: their times in between are not in the event, so none is made up; the message says the count,
+    which the line alone would hide."""
+    first = f"coalesce({_field('firstTimestamp')}, {_field('deprecatedFirstTimestamp')}, {_field('eventTime')})"
+    times = f"CASE WHEN {count} > 1 THEN concat(' (x', {count}, coalesce(' since ' || {first}, ''), ')') ELSE '' END"
+    return f"concat(concat_ws(': ', {reason}, {text}), {times})"
