@@ -170,3 +170,20 @@ def test_javas_zoned_date_time_is_read_by_its_offset_its_bracketed_zone_id_dropp
     assert times(load_telemetry(logs=path)) == expected
     # the offset says the instant in any --timezone: the zone given is for times written without one
     assert times(load_telemetry(logs=path, timezone="Asia/Tokyo")) == expected
+
+
+def test_epoch_numbers_among_iso_times_are_read_by_their_size_and_counted(tmp_path: Path) -> None:
+    # two writers of one file: the epoch rows were left out as times that do not parse
+    path = tmp_path / "logs.csv"
+    path.write_text("ts,message\n2024-05-01T10:00:00Z,iso\n1714557660123,ms\n1714557720,seconds\n"
+                    "2024-05-01T10:03:00Z,iso\n2024-05-01T10:04:00Z,iso\n2024-05-01T10:05:00Z,iso\n123456,a counter\n")
+    expected = ["2024-05-01 10:00:00", "2024-05-01 10:01:00.123000", "2024-05-01 10:02:00", "2024-05-01 10:03:00",
+                "2024-05-01 10:04:00", "2024-05-01 10:05:00"]
+    for zone in ("", "Asia/Tokyo"):  # an epoch number is UTC whatever the zone of the text's naive times
+        store = load_telemetry(logs=path, timezone=zone or None)
+        assert times(store) == expected
+        assert store.warnings == [
+            f"{path}: column 'ts': 1 row with a bad time left out; the first, row 7: cannot parse '123456' as a "
+            "time (the column's other values read as ISO-8601 text)",
+            f"{path}: column 'ts': 2 rows hold epoch numbers among its ISO-8601 times, each read in the unit its "
+            "size says (seconds, ms, us or ns)"]
