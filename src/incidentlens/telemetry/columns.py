@@ -31,9 +31,11 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     # journald's JSON export (`journalctl -o json`): __REALTIME_TIMESTAMP, SYSLOG_IDENTIFIER or _SYSTEMD_UNIT, PRIORITY;
     # python-json-logger's `asctime` (`2024-05-01 10:00:00,250`); Azure Monitor's `TimeGenerated` (`TimeGenerated
     # [UTC]` in the portal's CSV export); Serilog's compact JSON (CLEF: `@t`, `@m`/`@mt`, `@l`); a spreadsheet's or
-    # export's header naming the zone (`Timestamp (UTC)`, `time_utc`)
+    # export's header naming the zone (`Timestamp (UTC)`, `time_utc`); a Windows event log export's `TimeCreated`
+    # (PowerShell's Get-WinEvent | ConvertTo-Json or Export-Csv)
     "time": ("ts", "time", "timestamp", "datetime", "timeunixnano", "eventtime", "date", "realtimetimestamp",
-             "asctime", "timegenerated", "timegeneratedutc", "tsutc", "timeutc", "timestamputc", "datetimeutc", "t"),
+             "asctime", "timegenerated", "timegeneratedutc", "tsutc", "timeutc", "timestamputc", "datetimeutc",
+             "timecreated", "t"),
     "service": (
         "service", "servicename", "app", "application", "job", "podname", "pod", "k8spodname", "kubernetespodname",
         "syslogidentifier", "systemdunit",
@@ -46,8 +48,11 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         # container's, a Cloud Run service's, a function's, an App Engine module's, else the pod's
         "resourcelabelscontainername", "resourcelabelsservicename", "resourcelabelsfunctionname",
         "resourcelabelsmoduleid", "resourcelabelspodname",
+        # a Windows event's source (Get-WinEvent's `ProviderName`: Service Control Manager, an application's name)
+        "providername",
     ),
-    "level": ("level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority",
+    # a Windows event's level in words (`LevelDisplayName`: Error) before its number (`Level`: 2, `WINDOWS_LEVELS`)
+    "level": ("leveldisplayname", "level", "severity", "severitytext", "lvl", "loglevel", "levelname", "priority",
               *(f"labels{normalise(label)}" for label in LOKI_LEVEL_LABELS), "l"),
     # structlog's default key is `event`: last, where no other names the message but logcli's `line`, the raw
     # event of a Splunk search exported as CSV (`_time`, `host`, `source`, `sourcetype`, `_raw`), Azure Monitor's

@@ -24,6 +24,11 @@ NUMERIC_LEVELS = {
     "10": "TRACE", "20": "DEBUG", "30": "INFO", "40": "WARN", "50": "ERROR", "60": "FATAL",
     "0": "FATAL", "1": "FATAL", "2": "FATAL", "3": "ERROR", "4": "WARN", "5": "INFO", "6": "INFO", "7": "DEBUG",
 }
+# A Windows event's `Level` number (Get-WinEvent's: 1 Critical, 2 Error, 3 Warning, 4 Information, 5 Verbose; 0 is
+# LogAlways, said as Information), read so where the export has no `LevelDisplayName`: not the syslog scale above
+WINDOWS_LEVELS = {"0": "INFO", "1": "FATAL", "2": "ERROR", "3": "WARN", "4": "INFO", "5": "TRACE"}
+#: the columns that say a file is a Windows event log export (normalised)
+WINDOWS_EVENT_COLUMNS = frozenset({"timecreated", "providername"})
 # A log export's `Status` column (Datadog's: emergency, alert, critical, error, warn, notice, info, debug, ok) is its
 # level where no level column is found and its sampled values are these words (not an HTTP status, 200 or 503; not a
 # one-letter code)

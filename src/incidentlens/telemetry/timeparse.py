@@ -4,8 +4,9 @@ Supported: native timestamp types (with or without zone), ISO-8601 text with or 
 offset is converted to UTC, a naive time is read as UTC, or in the format's `zone`: `--timezone`), Go's
 `time.Time.String()` form (`2023-01-29 08:41:09.47 +0000 UTC m=+0.54`), web access-log times
 (`01/May/2024:10:00:00 +0200`), year-first slashed dates (`2024/05/01 10:00:00`), RFC 2822 times (`Wed, 01 May 2024
-10:00:00 GMT`), Kibana's CSV report times (`May 1, 2024 @ 10:00:00.000`), and epoch numbers in seconds,
-milliseconds, microseconds or nanoseconds, the unit detected from the magnitude.
+10:00:00 GMT`), Kibana's CSV report times (`May 1, 2024 @ 10:00:00.000`), .NET's JSON dates (`/Date(1714557600000)/`,
+Windows PowerShell's ConvertTo-Json), and epoch numbers in seconds, milliseconds, microseconds or nanoseconds, the
+unit detected from the magnitude.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ _SLASHED = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y/%m/%d %H:%M', '%Y/
 # default dateFormat, `MMM D, YYYY @ HH:mm:ss.SSS`), written in the report's zone without it: read as UTC or --timezone
 _RFC2822 = "['%a, %d %b %Y %H:%M:%S %z', '%a, %d %b %Y %H:%M:%S %Z', '%d %b %Y %H:%M:%S %z', '%d %b %Y %H:%M:%S %Z']"
 _KIBANA = "['%b %d, %Y @ %H:%M:%S.%g', '%b %d, %Y @ %H:%M:%S']"
+# .NET's JSON date (`/Date(1714557900123)/`, `/Date(1714557900123+0200)/`), which Windows PowerShell's ConvertTo-Json
+# writes: epoch milliseconds (UTC; the offset after them says the writer's zone, not another instant)
+_MS_DATE = r"'^\s*/Date\(([-+]?[0-9]{1,15})([+-][0-9]{4})?\)/\s*$'"
 # A time written with its zone: an offset or `Z` after the minutes or seconds, or a zone's name (`UTC`,
 # `Europe/Berlin`), Java's zone id in brackets after either (`_ZONE_ID`); a naive ISO time never ends in a letter,
 # and a date alone (`2024-05-01`) has no offset.
@@ -80,7 +84,7 @@ class TimeFormat:
         if self.kind == "epoch":
             return f"epoch {self.unit}"
         names = {"iso": "ISO-8601 text", "go": "Go time strings", "clf": "access-log times", "slashed": "yyyy/mm/dd",
-                 "rfc2822": "RFC 2822 times", "kibana": "Kibana's times"}
+                 "rfc2822": "RFC 2822 times", "kibana": "Kibana's times", "msdate": ".NET's /Date(ms)/ times"}
         return names.get(self.kind, "timestamps")
 
 
@@ -202,6 +206,9 @@ def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
         return utc_naive_sql(f"try_strptime(trim({column_sql}), {_RFC2822})")
     if fmt.kind == "kibana":
         return local_time_sql(f"try_strptime(trim({column_sql}), {_KIBANA})", fmt.zone)
+    if fmt.kind == "msdate":
+        millis = f"TRY_CAST(regexp_extract({column_sql}, {_MS_DATE}, 1) AS BIGINT)"
+        return f"make_timestamp({millis} * 1000)"
     if fmt.kind == "go":
         stripped = f"regexp_replace({column_sql}, {_GO_SUFFIX}, '\\1')"
         return utc_naive_sql(try_cast_text(stripped, "TIMESTAMPTZ"))
@@ -340,7 +347,7 @@ def detect_format(
         fmt = _epoch_format(con, table, try_cast_text(present, "DOUBLE"), integer=as_bigint == as_double, text=True)
         return fmt, as_double / nonempty if fmt else 0.0
     best: tuple[TimeFormat | None, float] = (None, 0.0)
-    for fmt in (TimeFormat(kind) for kind in ("iso", "go", "clf", "slashed", "rfc2822", "kibana")):
+    for fmt in (TimeFormat(kind) for kind in ("iso", "go", "clf", "slashed", "rfc2822", "kibana", "msdate")):
         parsed = con.execute(f"SELECT count({to_utc_sql(present, fmt)}) FROM {table}").fetchone()[0]
         if parsed / nonempty > best[1]:
             best = (fmt, parsed / nonempty)

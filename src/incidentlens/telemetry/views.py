@@ -53,6 +53,8 @@ from incidentlens.telemetry.logfields import (
     POD_SUFFIX,
     STATUS_LEVEL_SHARE,
     STATUS_LEVELS,
+    WINDOWS_EVENT_COLUMNS,
+    WINDOWS_LEVELS,
 )
 from incidentlens.telemetry.peers import database_sql
 from incidentlens.telemetry.timeparse import (
@@ -695,6 +697,16 @@ def _is_integer_text(column: str) -> str:
     return f"regexp_full_match(trim({quote(column)}), '[-+]?[0-9]{{1,18}}')"
 
 
+def _windows_time_hint(column: str) -> str:
+    """For a Windows event export's `TimeCreated` written in the exporter's local, zoneless words (Export-Csv's
+    `5/1/2024 10:05:00 AM`): how to export it with its offset."""
+    if normalise(column) != "timecreated":
+        return ""
+    return ("; a Windows event export's TimeCreated is written in its machine's local words, without a zone: export "
+            "it with its offset, e.g. Get-WinEvent ... | Select-Object @{n='TimeCreated';e={$_.TimeCreated."
+            "ToString('o')}}, * -ExcludeProperty TimeCreated | Export-Csv events.csv")
+
+
 def _why_not_epoch(value: str) -> str:
     """Why a column of small numbers (a step index 1, 2, 3, ...) is not read as epoch times, for its message."""
     try:
@@ -803,7 +815,8 @@ def _found_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str,
         if value is None:
             raise InputError(f"{c.source.label}: column {column!r}: no time values (every row is empty)")
         why = _why_not_epoch(value) or unread_time_hint(value)
-        raise InputError(f"{file}: column {column!r} row {row}: cannot parse {value!r} as a time{why}")
+        raise InputError(f"{file}: column {column!r} row {row}: cannot parse {value!r} as a time{why}"
+                         f"{_windows_time_hint(column)}")
     return column, fmt
 
 
@@ -1039,6 +1052,8 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
         level = _status_level(con, c, names, exclude=c.used | {message})
     levels = [_level_sql(sql) for sql in (level and c.column_sql(level), plain_level and _plain_sql(plain_level))
               if sql]
+    if level is not None and _is_windows_level(names, level):
+        levels[0] = _windows_level_sql(c.column_sql(level))
     c.exprs["ts"] = c.time_sql
     c.exprs["service"] = _service_sql(c, mapping, exclude=(message,))
     logger = _logger_column(c, names) if c.exprs["service"] == "'global'" else None
@@ -1057,6 +1072,18 @@ def _logs(con: duckdb.DuckDBPyConnection, c: Canonical, mapping: dict[str, str])
     c.exprs["message"] = message_sql
     c.exprs.update(origin)
     c.used.update({message} | ({level} if level else set()) | ({plain_level} if plain_level else set()))
+
+
+def _is_windows_level(names: list[str], level: str) -> bool:
+    """The level column is a Windows event's `Level` number (`logfields.WINDOWS_LEVELS`): its name `Level` in an
+    export with `TimeCreated` and `ProviderName` (which has no `LevelDisplayName`, else that is the level)."""
+    return normalise(level) == "level" and {normalise(name) for name in names} >= WINDOWS_EVENT_COLUMNS
+
+
+def _windows_level_sql(level_sql: str) -> str:
+    """A Windows event's `Level` number as its level (2 ERROR, 4 INFO); any other value as a level column's is."""
+    windows = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in WINDOWS_LEVELS.items()) + "}"
+    return f"coalesce({windows}[trim(CAST({level_sql} AS VARCHAR))], {_level_sql(level_sql)})"
 
 
 def _status_level(con: duckdb.DuckDBPyConnection, c: Canonical, names: list[str], exclude: set[str]) -> str | None:
