@@ -187,3 +187,9 @@ def test_epoch_numbers_among_iso_times_are_read_by_their_size_and_counted(tmp_pa
             "time (the column's other values read as ISO-8601 text)",
             f"{path}: column 'ts': 2 rows hold epoch numbers among its ISO-8601 times, each read in the unit its "
             "size says (seconds, ms, us or ns)"]
+
+
+def test_at_takes_javas_zoned_date_time_as_a_column_does() -> None:
+    # an alert from a Java service: it was 'cannot parse as a time (use ISO-8601, ...)'
+    assert parse_time("2024-05-01T10:05:00.123+02:00[Europe/Berlin]") == dt.datetime(2024, 5, 1, 8, 5, 0, 123000)
+    assert parse_time("2024-05-01T10:05:00Z[UTC]", zone="Asia/Tokyo") == dt.datetime(2024, 5, 1, 10, 5)

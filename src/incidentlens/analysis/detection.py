@@ -42,7 +42,7 @@ from incidentlens.analysis.seed_zscore import seed_points, span_within
 from incidentlens.analysis.words import counted
 from incidentlens.errors import InputError
 from incidentlens.telemetry import arrays
-from incidentlens.telemetry.timeparse import epoch_unit, wall_clock_utc
+from incidentlens.telemetry.timeparse import epoch_unit, wall_clock_utc, without_zone_id
 
 
 @dataclass(frozen=True)
@@ -615,7 +615,7 @@ def parse_time(text: str, option: str = "--at", zone: str = "") -> datetime:
         per_second = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[epoch_unit(abs(number))]
         return datetime(1970, 1, 1) + timedelta(seconds=number / per_second)
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(without_zone_id(text))
     except ValueError:
         example = "2024-05-01T16:00:00Z"
         raise InputError(f"{option} {text!r}: cannot parse as a time (use ISO-8601, e.g. {example})") from None

@@ -45,7 +45,8 @@ _MS_DATE = r"'^\s*/Date\(([-+]?[0-9]{1,15})([+-][0-9]{4})?\)/\s*$'"
 _ZONED_TEXT = r"'(?i)(:[0-9]{2}([.,][0-9]*)?\s*(z|[+-][0-9]{2}(:?[0-9]{2})?)|[a-z])(\[[^\]]*\])?\s*$'"
 # Java's ZonedDateTime.toString(): the offset, then the zone's id in brackets (`+02:00[Europe/Berlin]`); the offset
 # says the instant, the id is dropped (only after an offset or `Z`: a bracketed id alone is not read).
-_ZONE_ID = r"'([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)\[[^\]]*\]\s*$'"
+ZONE_ID = r"([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)\[[^\]]*\]\s*$"
+_ZONE_ID = literal(ZONE_ID)
 # The times a nanosecond timestamp (the analysis' arrays) holds, in whole years: a time outside is refused at load.
 EARLIEST, LATEST = datetime(1678, 1, 1), datetime(2262, 1, 1)
 TEMPORAL_TYPES = ("TIMESTAMP", "DATE")
@@ -182,6 +183,11 @@ def _iso_cast(text_sql: str, sql_type: str) -> str:
     return (f"coalesce({try_cast_text(text_sql, sql_type)}, "
             f"TRY_CAST(trim(replace({text_sql}, ',', '.')) AS {sql_type}), "
             f"TRY_CAST(regexp_replace({text_sql}, {_ZONE_ID}, '\\1') AS {sql_type}))")
+
+
+def without_zone_id(text: str) -> str:
+    """A time the user typed without the zone id Java writes after its offset (`ZONE_ID`), as a column's is read."""
+    return re.sub(ZONE_ID, r"\1", text.strip())
 
 
 def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
