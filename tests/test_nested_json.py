@@ -141,3 +141,19 @@ def test_a_time_inside_an_object_is_not_looked_for_and_the_error_names_the_colum
     assert result.stderr.endswith(
         "its columns: event, metric.name, metric.value, service.name; its time, 'time', sits inside 'event', an "
         f"object: lift its fields into each record, e.g. jq -c '. + .event' {path} > records.jsonl\n")
+
+
+def test_an_elasticsearch_search_answer_saved_whole_says_where_its_records_are(tmp_path: Path) -> None:
+    # curl .../_search > logs.json: it said 'use --map time=COLUMN', which cannot name a field of hits.hits[]._source
+    hits = [{"_index": "logs-app", "_id": str(n), "_score": None,
+             "_source": {"@timestamp": f"2024-05-01T10:0{n}:00Z", "message": f"request {n}"}} for n in range(2)]
+    path = tmp_path / "logs.json"
+    path.write_text(json.dumps({"took": 3, "timed_out": False, "_shards": {"total": 1, "failed": 0},
+                                "hits": {"total": {"value": 2, "relation": "eq"}, "max_score": None, "hits": hits}},
+                               indent=2))
+    with pytest.raises(InputError) as refused:
+        load_telemetry(logs=path)
+    assert str(refused.value).endswith(
+        "its columns: took, timed_out, _shards, hits; an Elasticsearch or OpenSearch _search answer: its records sit "
+        f"in hits.hits, each under _source: give them one a line, e.g. jq -c '.hits.hits[]._source' {path} > "
+        "records.jsonl")

@@ -718,6 +718,11 @@ def _why_not_epoch(value: str) -> str:
     return " (a number under 1e8 is read as a counter or a step index, not as epoch seconds: write the times)"
 
 
+def _is_search_answer(names: list[str]) -> bool:
+    """The columns are those of an Elasticsearch or OpenSearch `_search` answer saved whole (`took`, `hits`, ...)."""
+    return {"took", "hits"} <= {name.lower() for name in names}
+
+
 def _records_under(con: duckdb.DuckDBPyConnection, c: Canonical, names: list[str]) -> str | None:
     """The column of a JSON file holding its records, a list of objects in every sampled row (`{"logs": [{...},
     ...]}`, kubectl's `{"items": [...]}`), else None."""
@@ -792,7 +797,11 @@ def _found_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str,
         # --map cannot name a field of the records a list holds (`{"logs": [{"ts": ...}, ...]}`), nor one inside an
         # object (`{"_source": {"@timestamp": ...}}`)
         advice = f"use --map {role}=COLUMN"
-        if records:
+        if _is_search_answer(names):
+            advice = ("an Elasticsearch or OpenSearch _search answer: its records sit in hits.hits, each under "
+                      "_source: give them one a line, e.g. jq -c '.hits.hits[]._source' "
+                      f"{c.source.files[0]} > records.jsonl")
+        elif records:
             advice = (f"its records sit under {records!r}, a list: give them one a line, e.g. jq -c '.{records}[]' "
                       f"{c.source.files[0]} > records.jsonl")
         elif inside:
