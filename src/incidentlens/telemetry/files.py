@@ -718,7 +718,8 @@ def locate_first(
     the files (not a table the rows were read into), but for a plain-text log's, an OTLP file's or a Jaeger or
     Zipkin export's table, which is all there is to read (no reader takes the file as rows): there a text entry's
     row is its file line; nor for JSON rows that carry their file and line, as the good lines of a JSON file with
-    bad ones do (`set_aside_bad_json`: the file itself reads only so)."""
+    bad ones do (`set_aside_bad_json`: the file itself reads only so), or their line (its number in the List or
+    answer, `_READ_AS_EVENTS`: a reader of JSON records would read the file's document, not its events)."""
     names = [name for name, *_ in con.execute(f"DESCRIBE SELECT * FROM {source.table}").fetchall()] \
         if source.table else []
     if (source.fmt in ("json", "jsonl") and ORIGIN_FILE in names) or (source.fmt in _READ_AS_EVENTS
