@@ -611,6 +611,7 @@ def parse_time(text: str, option: str = "--at", zone: str = "") -> datetime:
     epoch number, as an alert's payload may give it, in the unit its size says, as a file's time column is read) as
     naive UTC."""
     if _EPOCH.fullmatch(text.strip()):
+        _refuse_compact_date(text.strip(), option)
         number = float(text)
         per_second = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[epoch_unit(abs(number))]
         return datetime(1970, 1, 1) + timedelta(seconds=number / per_second)
@@ -620,6 +621,26 @@ def parse_time(text: str, option: str = "--at", zone: str = "") -> datetime:
         example = "2024-05-01T16:00:00Z"
         raise InputError(f"{option} {text!r}: cannot parse as a time (use ISO-8601, e.g. {example})") from None
     return wall_clock_utc(moment, zone)
+
+
+def _refuse_compact_date(text: str, option: str) -> None:
+    """Refuse digits that read as a date and time written without separators (`202405011200`, `20240501120000`, as
+    logs and file names write them) as well as an epoch number: read by their size, they were 1976 and 2611."""
+    for layout in _COMPACT_LAYOUTS.get(len(text), ()):
+        try:
+            moment = datetime.strptime(text, layout)
+        except ValueError:
+            continue
+        if not _COMPACT_YEARS[0] <= moment.year <= _COMPACT_YEARS[1]:  # 978307200000: 2001 in ms, no year 9783
+            continue
+        raise InputError(f"{option} {text!r}: reads as {moment:%Y-%m-%d %H:%M} written without separators or as an "
+                         "epoch number; write it as ISO-8601 (e.g. 2024-05-01T16:00:00Z), or an epoch in s or ms")
+
+
+#: date-times written as digits alone that an epoch number's size could also be (`_refuse_compact_date`)
+_COMPACT_LAYOUTS = {12: ("%Y%m%d%H%M",), 14: ("%Y%m%d%H%M%S",)}
+#: ... and the years such a date-time is read in: past them the digits are an epoch number only
+_COMPACT_YEARS = (1900, 2199)
 
 
 def iso_z(moment: datetime) -> str:
