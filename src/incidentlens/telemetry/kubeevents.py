@@ -101,10 +101,14 @@ def is_empty_list(path: Path) -> bool:
 
 
 def list_items_sql(path: Path) -> str:
-    """`SELECT item`: each event of a List file (or an array of them), in its order."""
-    items = "$[*]" if _ARRAY.match(first_bytes(path, 256)) else "$.items[*]"
-    return (f"SELECT unnest(json_extract(json, '{items}')) AS item FROM read_json_objects({literal(str(path))}, "
-            f"format='unstructured', maximum_object_size={1 << 30})")
+    """`SELECT item`: each event of a List file (or an array of them), in its order. Read as DuckDB's JSON reader
+    splits them, not as one document whose items are extracted after: 200,000 events (240 MB) took 23 s of CPU and
+    2 GB so (most of it the system's, copying), 0.5 s as an array, 11 s as the List's `items` column."""
+    size = f"maximum_object_size={1 << 30}"
+    if _ARRAY.match(first_bytes(path, 256)):
+        return f"SELECT json AS item FROM read_json_objects({literal(str(path))}, format='array', {size})"
+    return (f"SELECT unnest(items) AS item FROM read_json({literal(str(path))}, columns={{items: 'JSON[]'}}, "
+            f"format='unstructured', {size})")
 
 
 def read_kube_events(con: duckdb.DuckDBPyConnection, items_sql: str, table: str, by_line: bool) -> Untimed | None:
