@@ -176,14 +176,15 @@ def test_a_date_written_as_digits_is_no_epoch_time() -> None:
     assert parse_time("20240501") == datetime(2024, 5, 1)  # ISO 8601's basic form, not 20,240,501 s after 1970
 
 
-@pytest.mark.parametrize("given", ["202405011200", "20240501120000"])
+@pytest.mark.parametrize("given", ["2024050112", "202405011200", "20240501120000"])
 def test_an_alert_time_in_compact_digits_is_not_misread_as_an_epoch(given: str) -> None:
     # 2024-05-01 12:00 written without separators, as logs and file names do: read as an epoch by its size, it was
-    # 1976-05-31 (ms) and 2611-05-26 (ms), an alert time no data holds, said nowhere
+    # 2034-02-20 (s), 1976-05-31 (ms) and 2611-05-26 (ms), an alert time no data holds, said nowhere
     with pytest.raises(InputError, match=r"reads as 2024-05-01 12:00 .*ISO-8601"):
         parse_time(given)
 
 
-def test_an_epoch_in_ms_whose_digits_are_no_plausible_date_is_still_an_epoch() -> None:
-    # 12 digits, as 202405011200, but 'year 9783' is no date a user writes
+def test_an_epoch_whose_digits_are_no_plausible_date_is_still_an_epoch() -> None:
+    # 12 digits, as 202405011200, but 'year 9783' is no date a user writes; 10, as 2024050112, but 'year 1901'
     assert parse_time("978307200000") == datetime(2001, 1, 1)
+    assert parse_time("1901010100") == datetime(2030, 3, 29, 10, 21, 40)

@@ -624,8 +624,9 @@ def parse_time(text: str, option: str = "--at", zone: str = "") -> datetime:
 
 
 def _refuse_compact_date(text: str, option: str) -> None:
-    """Refuse digits that read as a date and time written without separators (`202405011200`, `20240501120000`, as
-    logs and file names write them) as well as an epoch number: read by their size, they were 1976 and 2611."""
+    """Refuse digits that read as a date and time written without separators (`2024050112`, `202405011200`,
+    `20240501120000`, as logs and file names write them) as well as an epoch number: read by their size, they were
+    2034, 1976 and 2611."""
     for layout in _COMPACT_LAYOUTS.get(len(text), ()):
         try:
             moment = datetime.strptime(text, layout)
@@ -638,9 +639,10 @@ def _refuse_compact_date(text: str, option: str) -> None:
 
 
 #: date-times written as digits alone that an epoch number's size could also be (`_refuse_compact_date`)
-_COMPACT_LAYOUTS = {12: ("%Y%m%d%H%M",), 14: ("%Y%m%d%H%M%S",)}
-#: ... and the years such a date-time is read in: past them the digits are an epoch number only
-_COMPACT_YEARS = (1900, 2199)
+_COMPACT_LAYOUTS = {10: ("%Y%m%d%H",), 12: ("%Y%m%d%H%M",), 14: ("%Y%m%d%H%M%S",)}
+#: ... and the years such a date-time is read in: past them the digits are an epoch number only (ten digits of
+#: seconds read as a date of these years from May 2033 on: 2000010100)
+_COMPACT_YEARS = (2000, 2199)
 
 
 def iso_z(moment: datetime) -> str:
