@@ -752,3 +752,18 @@ def test_the_precedence_tests_same_moment_is_said_as_it_is_not_rounded_to_whole_
     later = {"checkoutservice": own + timedelta(minutes=2.5)}
     assert "they do, by 2.5 min" in _precedence_outcome("cartservice", own, "its callers", ["checkoutservice"], later,
                                                         {}, {}, timedelta(seconds=90))[0]
+
+
+def test_a_callees_host_metric_minutes_earlier_does_not_fail_its_callers_precedence_test(tmp_path: Path):
+    # the ranking reads the order by the callee's own change (the test above); the falsification test read it by any
+    # move of the callee's, its host's metrics too, and failed the caller that the ranking had cleared
+    host = _caller_and_callee(tmp_path, timedelta(minutes=1), -timedelta(minutes=3), "NodeCpuUsageRate(%)")
+    web = next(h for h in host.hypotheses if h.service == "web")
+    assert host.scores["web"]["not_victim"] == 1.5
+    assert "which it calls, moved" not in web.test
+    assert web.test_passed is not False
+    # a metric of the callee's own as early still fails it
+    own = _caller_and_callee(tmp_path, timedelta(minutes=1), -timedelta(minutes=3), "CpuUsageRate(%)")
+    web = next(h for h in own.hypotheses if h.service == "web")
+    assert "but cart, which it calls, moved 3 min before it" in web.test
+    assert web.test_passed is False

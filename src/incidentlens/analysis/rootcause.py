@@ -817,9 +817,12 @@ def precedence_test(
     data = {"hypothesis": s.service, "prediction": f"{s.service} moves before {scope}"
             + (f" and after none of its callees ({', '.join(callees)})" if callees else ""), **data}
     own = onsets[s.service]
-    # a callee that moved first refutes it only if its change can explain this one's (the ranking's rule)
-    ahead = {d: onsets[d] for d in callees if onsets[d] is not None and own is not None
-             and own - onsets[d] > moment and _explains(signals[d], s)}
+    # a callee that moved first refutes it only by a change of its own that can explain this one's (the ranking's
+    # rule, `_earlier_downstream`): not its host's metrics, which every service on that machine shows
+    firsts = {d: signals[d].own_onset for d in callees}
+    data["callees_own_onsets"] = {d: iso_seconds(t) for d, t in firsts.items() if t is not None}
+    ahead = {d: t for d, t in firsts.items() if t is not None and own is not None
+             and own - t > moment and _explains(signals[d], s)}
     after = {d: onsets[d] for d in followers if onsets[d] is not None}
     passed: bool | None
     if own is None:
