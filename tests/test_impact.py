@@ -865,3 +865,14 @@ def test_a_peak_in_the_windows_last_sample_is_said_to_be_there() -> None:
 
     assert ending.peak_latency is not None and ending.peak_latency.at_end  # 4 ms at 02:01, 220 ms at 02:02
     assert ended.peak_latency is not None and not ended.peak_latency.at_end  # 220 ms at 02:01, back to 4 ms
+
+
+def test_a_peak_reached_again_in_the_windows_last_sample_is_said_to_be_there() -> None:
+    # 4 ms, then 220 ms in the window's last two samples: the peak's time is the first of the tied ones (02:04), and
+    # the window's last sample (02:05, 220 ms too) read as back below it: "a single peak, not sustained"
+    start = datetime(2024, 5, 1, 2, 0, 30)
+    store = DuckStore(ONE_SAMPLE_SLOWER.replace("IN (121, AFTER)", "IN (124, 125)").replace("range(124)", "range(126)"))
+    impact = estimate_impact(store, (start, datetime(2024, 5, 1, 2, 5, 10)), (datetime(2024, 5, 1, 0, 0), start)).impact
+
+    assert impact.peak_latency is not None and impact.peak_latency.value == 220
+    assert impact.peak_latency.at_end

@@ -379,7 +379,7 @@ def _metric_peaks(
     # affected means a sustained rise (the window median), not one noisy maximum
     typical_shift = arrays.floats(table["median_z"])
     peak, baseline_median, at, median, points, seconds, last = (table[name].to_pylist() for name in (
-        "up_peak", "baseline", "up_peak_at", "window_median", "window_points", "second_value", "last_at"))
+        "up_peak", "baseline", "up_peak_at", "window_median", "window_points", "second_value", "last_value"))
     before = _pre_start_levels(store, window, watched, source)
     pod = table["pod"].to_pylist()
     changed = np.array([_rose(peak[i], before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])
@@ -428,7 +428,8 @@ def _metric_peaks(
         peaks[role] = Peak(metric=str(metric[i]), service=str(service[i]), value=float(peak[i]),
                            baseline=float(baseline_median[i]), at=at[i], typical=float(median[i]),
                            samples=int(points[i]), second=None if seconds[i] is None else float(seconds[i]),
-                           at_end=at[i] == last[i])
+                           # the last sample at the peak: the peak's time is the first of tied ones
+                           at_end=last[i] is not None and last[i] >= peak[i])
     evidence.append(Evidence.make(
         "impact",
         "peak latency and error rate against baseline; services whose latency/error metrics shifted up",

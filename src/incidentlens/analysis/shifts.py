@@ -149,9 +149,10 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
     has; from `held_from` (the window's start unless given: `impact` gives the first time a sample measures mostly
     the window), `held_min` is the least value, `held_points` how many there are, and `least_z_iqr` the least z on a
     scale without the quantile range (which an earlier fault in the baseline widens); `second_z` is the window's second
-    highest z and `second_value` its value (NULL with one value): a level two values reached; `last_at` the time of its
-    last value. `source`: the metrics
-    view, or a query of the same columns standing in for it (`impact`'s success rates read as failed shares).
+    highest z and `second_value` its value (NULL with one value): a level two values reached; `last_value` its last
+    value (the peak's time is the first of tied ones: a peak reached again in the last sample is there too).
+    `source`: the metrics view, or a query of the same columns standing in for it (`impact`'s success rates read as
+    failed shares).
 
     A series is one pod's where the metrics name pods: each pod is scored against its own baseline, and the row of a
     service's metric is its most changed pod's (the largest |median z| in the window; `pod` names it, `pods` counts
@@ -214,7 +215,8 @@ SELECT service, pod, metric, any_value(base_median) AS baseline,
        min(value) FILTER (WHERE ts >= {h0}) AS held_min, count(*) FILTER (WHERE ts >= {h0}) AS held_points,
        max(z) FILTER (WHERE ts >= {w0}) AS max_z, min(z) FILTER (WHERE ts >= {w0}) AS min_z,
        (max(z, 2) FILTER (WHERE ts >= {w0}))[2] AS second_z,
-       (max(value, 2) FILTER (WHERE ts >= {w0}))[2] AS second_value, max(ts) FILTER (WHERE ts >= {w0}) AS last_at,
+       (max(value, 2) FILTER (WHERE ts >= {w0}))[2] AS second_value,
+       arg_max(value, ts) FILTER (WHERE ts >= {w0}) AS last_value,
        -- a peak reached more than once is its first time: which of the tied points the threads keep varies
        arg_max(value, z) FILTER (WHERE ts >= {w0}) AS up_peak,
        arg_max(ts, [z, -epoch(ts)]) FILTER (WHERE ts >= {w0} AND z IS NOT NULL) AS up_peak_at,
