@@ -221,3 +221,14 @@ def test_kubectls_table_of_events_is_refused_saying_its_times_are_ages(tmp_path:
 
     assert str(refused.value) == (f"{path}: kubectl's table of events, whose times are ages (LAST SEEN), not times: "
                                   "write them as JSON (kubectl get events -o json)")
+
+
+def test_an_event_whose_time_does_not_parse_is_left_out_and_its_row_named(tmp_path: Path) -> None:
+    # finding the row to name read the file as a JSON file's records, whose columns are apiVersion, items, ...:
+    # 'Binder Error: Referenced column "ts" not found', a traceback
+    path = kubectl_json(tmp_path / "events.json", [event("Pulled", "pulled"), event("Pulled", "pulled", last="soon")])
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 1}]
+    assert any("1 row with a bad time left out; the first, row 2: cannot parse 'soon'" in w for w in store.warnings)

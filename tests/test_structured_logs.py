@@ -586,3 +586,17 @@ def test_python_json_loggers_asctime_is_the_time(tmp_path: Path) -> None:
 
     assert load_telemetry(logs=path).fetch("SELECT ts, level, message FROM logs").to_pylist() == [
         {"ts": T0 + timedelta(milliseconds=250), "level": "ERROR", "message": "SMTP refused"}]
+
+
+def test_a_datadog_event_with_no_timestamp_is_left_out_and_its_row_named(tmp_path: Path) -> None:
+    # finding the row to name read the answer as a JSON file's records (data, meta): 'Binder Error: Referenced
+    # column "timestamp" not found', a traceback
+    late = datadog_event(1, "error", "card declined")
+    del late["attributes"]["timestamp"]  # type: ignore[attr-defined]
+    answer = tmp_path / "logs.json"
+    answer.write_text(json.dumps({"data": [datadog_event(0, "info", "order placed"), late], "meta": {}}))
+
+    store = load_telemetry(logs=answer)
+
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 1}]
+    assert f"{answer}: column 'timestamp': 1 row has no time, left out; the first, row 2" in store.warnings

@@ -715,8 +715,9 @@ def locate_first(
     con: duckdb.DuckDBPyConnection, source: Source, condition_sql: str, value_sql: str
 ) -> tuple[str, int, object]:
     """(file, 1-based data row, value) of the first row matching `condition_sql`; the error path, so it rescans
-    the files (not a table the rows were read into), but for a plain-text log's, an OTLP file's or a Jaeger or
-    Zipkin export's table, which is all there is to read (no reader takes the file as rows): there a text entry's
+    the files (not a table the rows were read into), but for a plain-text log's, an OTLP file's, a Jaeger or
+    Zipkin export's, Kubernetes events' or a Datadog answer's table, which is all there is to read (no reader takes
+    the file as rows: an event's bad time was 'Referenced column "ts" not found', a traceback): there a text entry's
     row is its file line; nor for JSON rows that carry their file and line, as the good lines of a JSON file with
     bad ones do (`set_aside_bad_json`: the file itself reads only so), or their line (its number in the List or
     answer, `_READ_AS_EVENTS`: a reader of JSON records would read the file's document, not its events)."""
