@@ -313,3 +313,21 @@ def test_cpu_saturation_claims_no_slower_callers_the_data_does_not_show(tmp_path
     assert top["mechanism"].startswith("busy saturated its CPU, where requests queue and slow down, its callers' "
                                        "with them; seen: cpu_utilization")
     assert "latency rose" not in top["mechanism"]
+
+
+def test_cpu_saturation_is_scaled_out_for_traffic_only_where_the_demand_on_it_rose(tmp_path: Path) -> None:
+    # the Nezha CPU faults are contention at the same traffic: their reviews said "Scale paymentservice out" and
+    # "Capacity-plan paymentservice against peak traffic" with no request rate risen
+    busy = {**quiet("search"), "latency_p95_ms": (120.0, 900.0, 3.0), "cpu_utilization": (0.2, 0.97, 0.01),
+            "requests_per_s": (50.0, 50.0, 1.0)}
+    same_traffic = build_postmortem(analysed(tmp_path, {"search": busy, "api": quiet("api"), "web": quiet("web")}))
+    busier = {**busy, "requests_per_s": (50.0, 150.0, 1.0)}
+    more_traffic = build_postmortem(analysed(tmp_path, {"search": busier, "api": quiet("api"), "web": quiet("web")}))
+
+    assert same_traffic.root_cause.kind == more_traffic.root_cause.kind == "cpu_saturation"
+    said = [*(a.description for a in same_traffic.action_items), *same_traffic.runbook]
+    assert not any("peak traffic" in text or "scale" in text.lower() for text in said)
+    assert same_traffic.action_items[0].description.startswith("Find what is spending search's CPU")
+    assert "Mitigate: stop that work, or move search's pods to less loaded nodes" in " ".join(same_traffic.runbook)
+    assert more_traffic.action_items[0].description.startswith("Scale search out")
+    assert any("against peak traffic" in a.description for a in more_traffic.action_items)

@@ -279,11 +279,12 @@ def propose_mitigations(ctx: InvestigationContext) -> tuple[dict[str, Any], dict
     top = findings.hypotheses[0] if findings.hypotheses else None
     kind, service = (top.kind, top.service) if top else ("unknown", _first_service(ctx))
     evidence = top.supporting if top else []
-    actions = [a.model_dump(mode="json") for a in mitigations_for(kind, [service], evidence)]
+    demand_rose = bool(top and top.demand_rose)
+    actions = [a.model_dump(mode="json") for a in mitigations_for(kind, [service], evidence, demand_rose=demand_rose)]
     # the runbook and owners go to the review from the playbook; the coordinator needs what will be done, by priority
     payload = {"for": {"service": service, "kind": kind},
                "actions": pick(actions, ("priority", "type", "description")),
-               "runbook_steps": len(runbook_for(kind, service))}
+               "runbook_steps": len(runbook_for(kind, service, demand_rose=demand_rose))}
     return payload, {"mitigation_plan": actions, "evidence": evidence}
 
 

@@ -161,6 +161,8 @@ class Hypothesis(BaseModel):
     independent: str | None = None
     #: its service has no spans of its own: a dependency seen from its callers' client spans alone (`spans.untraced`)
     untraced: bool = False
+    #: the demand on its service rose (`ServiceSignals.demand_rose`): what scaling it out for traffic needs
+    demand_rose: bool = False
 
 
 class ServiceSignals(BaseModel):
@@ -481,6 +483,7 @@ def rank_root_causes(
                 ended=s.ended(),
                 independent=second.why if second is not None and name == second.service else None,
                 untraced=s.untraced,
+                demand_rose=s.demand_rose,
             )
         )
     return Ranking(hypotheses=hypotheses, scores=scores, trigger=triggers[top], unexplained=unexplained,

@@ -567,7 +567,8 @@ class _Builder:
         first: what the next on-call searches for. With no single root cause: find which service moved first, and
         the log line that marked each."""
         templates = self.data.get("templates") or []
-        steps = runbook_for(self.kind, self.subject, log_text_of(templates), revert=self._revert)
+        steps = runbook_for(self.kind, self.subject, log_text_of(templates), revert=self._revert,
+                            demand_rose=self.demand_rose)
         services = self.leads if self.inconclusive else [self.service]
         if self.inconclusive:
             first = _which_cut(*self.cut_pair) if self.cut_pair else _which_first(services) if services else ""
@@ -1319,6 +1320,13 @@ class _Builder:
                         for h in self.data.get("hypotheses") or []))
 
     @property
+    def demand_rose(self) -> bool:
+        """Whether the demand on the root cause's service rose (`hypotheses[].demand_rose`): what scaling it out for
+        traffic needs (TrainTicket's and OnlineBoutique's CPU faults are contention at the same traffic)."""
+        return self.top is not None and any(h.get("demand_rose") and h.get("service") == self.top.service
+                                            for h in self.data.get("hypotheses") or [])
+
+    @property
     def untraced_services(self) -> set[str]:
         """The services (lower case) the hypotheses say are seen only in their callers' calls."""
         return {str(h.get("service")).lower() for h in self.data.get("hypotheses") or [] if h.get("untraced")}
@@ -1332,7 +1340,7 @@ class _Builder:
     def _catalogue_actions(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
         items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures, revert=self._revert,
-                                named="its mechanism" if self.confirmed else "the cause")
+                                named="its mechanism" if self.confirmed else "the cause", demand_rose=self.demand_rose)
         if self.untraced_cause:
             # a database seen only in its callers' calls: it has no instances here to take out of rotation, and the
             # telemetry that would name its mechanism is its own, not more metrics of the calls into it

@@ -299,6 +299,36 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
     ),
 )}
 
+#: CPU saturation where nothing shows the demand on the service rising (`hypotheses[].demand_rose` false): the CPU rose
+#: at the same traffic, so something else spent it (its own hot loop, a batch job, a neighbour on its node) and
+#: scaling out or planning for peak traffic answers a growth nothing measured (every Nezha CPU fault is injected
+#: contention)
+_CPU_AT_SAME_DEMAND = Playbook(
+    "cpu_saturation", "CPU saturation",
+    (
+        _Action("mitigate", "P0", "24 hours",
+                "Find what is spending {whose} CPU (a hot loop in its own code, a batch job, or another workload on "
+                "its node) and stop it; until then move its pods to less loaded nodes or raise its CPU limit: "
+                "nothing here shows the demand on it rising, so more replicas for traffic are not called for"),
+        _Action("prevent", "P1", "2 weeks",
+                "Profile {service} and, if its own code spent the CPU, remove that hot path; give it CPU requests "
+                "that keep a neighbour on its node from starving it"),
+        _Action("detect", "P1", "1 week",
+                "Alert on {service} CPU utilisation and run-queue length, which saturate before latency climbs",
+                "SRE"),
+        _Action("process", "P2", "1 month",
+                "Review how {service} shares its nodes (CPU requests and limits, co-scheduled workloads) with the "
+                "platform team", "SRE"),
+    ),
+    (
+        "Confirm: {service} CPU pinned near its limit with latency rising for its callers",
+        "Check what is spending the CPU at the same traffic: {whose} own processes (a hot loop, a batch job) or "
+        "another workload on its node",
+        "Mitigate: stop that work, or move {whose} pods to less loaded nodes or raise its CPU limit while it is found",
+        "Verify: CPU below its limit and latency back to baseline",
+    ),
+)
+
 _KIND_KEYWORDS = (
     ("connection_pool_exhaustion", ("pool", "connection")),
     ("cache_miss_storm", ("cache",)),
@@ -323,6 +353,14 @@ def playbook(kind: str | None) -> Playbook:
     return _PLAYBOOKS[playbook_kind(kind)]
 
 
+def _acting(kind: str | None, demand_rose: bool) -> Playbook:
+    """The playbook whose actions and runbook fit the evidence: CPU saturation is scaled out for traffic only where
+    the demand on the service rose (`_CPU_AT_SAME_DEMAND` otherwise)."""
+    if playbook_kind(kind) == "cpu_saturation" and not demand_rose:
+        return _CPU_AT_SAME_DEMAND
+    return playbook(kind)
+
+
 def kind_label(kind: str | None) -> str:
     """A hypothesis' kind in words: the catalogue's label when it knows the mechanism, else the kind as given."""
     if playbook_kind(kind) != "unknown":
@@ -332,13 +370,14 @@ def kind_label(kind: str | None) -> str:
 
 def mitigations_for(kind: str | None, services: Sequence[str], evidence: list[str] | None = None, *,
                     measured: Collection[str] = (), revert: str = REVERT_IF_ANY,
-                    named: str = "the cause") -> list[ActionItem]:
+                    named: str = "the cause", demand_rose: bool = False) -> list[ActionItem]:
     """Action items for a root cause of `kind` in `services` (one, or several whose teams own them), citing
     `evidence` ids when given. `measured`: what the data already measures of each call ('error', 'latency'); an
     action that asks for telemetry asks only for the rest, and is left out when nothing is missing. `revert`: what
     an undetermined failure's first step says of a change to revert (`REVERT_NONE_SEEN` where the data shows none).
     `named`: what the telemetry an undetermined failure asks for would have named (`its mechanism` where the data
-    named the service)."""
+    named the service). `demand_rose`: the demand on the service rose (`hypotheses[].demand_rose`): only then is
+    CPU saturation scaled out for traffic."""
     service = listed(services)
     several = len(services) > 1
     missing = " and ".join(m for m in CALL_MEASURES if m not in measured)
@@ -349,18 +388,19 @@ def mitigations_for(kind: str | None, services: Sequence[str], evidence: list[st
                    owner=a.owner.format(service=service) + ("s" if several and a.owner.endswith(" team") else ""),
                    priority=a.priority, eta=a.eta,
                    evidence=list(evidence or []))
-        for a in playbook(kind).actions if missing or "{missing}" not in a.description
+        for a in _acting(kind, demand_rose).actions if missing or "{missing}" not in a.description
     ]
 
 
 def runbook_for(kind: str | None, service: str, log_text: Sequence[str] | None = None, *,
-                revert: str = REVERT_IF_ANY) -> list[str]:
+                revert: str = REVERT_IF_ANY, demand_rose: bool = False) -> list[str]:
     """The runbook steps for a root cause of `kind` in `service`. `log_text`: the log templates and lines the data
     holds; an example phrase a step quotes is dropped when none of them contains it. `revert`: what an undetermined
-    failure's mitigation says of a change to revert, as its action item says it (`mitigations_for`)."""
+    failure's mitigation says of a change to revert, as its action item says it (`mitigations_for`). `demand_rose`:
+    as `mitigations_for`'s."""
     said = revert.format(service=service)
     steps = [step.format(service=service, whose=possessive(service), revert=said[:1].lower() + said[1:])
-             for step in playbook(kind).runbook]
+             for step in _acting(kind, demand_rose).runbook]
     if log_text is None:
         return steps
     return [_EXAMPLE_PHRASE.sub(lambda m: m.group(0) if _seen(m.group(1), log_text) else "", step) for step in steps]
