@@ -9,6 +9,8 @@ from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import shift_words
 from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.shifts import metric_shifts
+from incidentlens.report.build import past_window_words
+from incidentlens.report.schema import PastWindow
 
 BASELINE = (datetime(2024, 5, 1, 0, 0), datetime(2024, 5, 1, 2, 0))
 WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
@@ -125,3 +127,24 @@ def test_a_percentiles_service_is_found_in_the_traces_whatever_the_case_of_its_n
     client = next(s for s in shifts if s.service == "checkout")
     assert client.unchecked is None
     assert client.not_borne_out == "its 140 traced calls took at most 90 ms"  # as named in lower case
+
+
+def test_a_percentile_longer_than_the_window_could_hold_marks_no_service_and_is_said_left_out() -> None:
+    # TrainTicket 08:58: ts-consign-price-service was affected by a client p99 of 1,742 s (29 minutes) over a window
+    # of 117 s, no traced call covering it: a request that long began before the incident did
+    short = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 3))
+    untraced = spans(per_minute=2).replace("'checkout' AS service", "'search' AS service")
+    minutes = METRICS.replace("30000 + i % 3", "1800000 + i % 3")  # 30 minutes
+    impact = estimate_impact(DuckStore(minutes, untraced), short, BASELINE).impact
+    assert impact.services_affected == ["cart"]
+    assert impact.peak_latency is not None and impact.peak_latency.service == "cart"
+    # the window's 180 s with a one-minute step either side
+    assert [(p.service, p.metric, p.peak, p.longest_s) for p in impact.past_window] == [
+        ("checkout", "client_latency_p99_ms", 1800002.0, 300.0)]
+    assert past_window_words([PastWindow.model_validate(p.model_dump()) for p in impact.past_window]) == (
+        "Not counted as latency, percentiles longer than any request in the window could take (the window with a "
+        "metric step either side, 300 s; a request that long began before the incident): "
+        "checkout/client_latency_p99_ms at 1,800,002 ms.")
+    # 30 s fits in the window: it stands as measured, one the traces cannot confirm
+    seconds = estimate_impact(DuckStore(METRICS, untraced), short, BASELINE).impact
+    assert seconds.services_affected == ["checkout", "cart"] and seconds.past_window == []

@@ -85,7 +85,7 @@ from incidentlens.analysis.periods import (
     sql_str,
     written_span,
 )
-from incidentlens.analysis.plausibility import TraceCheck, check_percentiles
+from incidentlens.analysis.plausibility import PastWindow, TraceCheck, check_percentiles, past_the_window
 from incidentlens.analysis.shifts import metric_shift_sql, robust_scale_rule
 from incidentlens.analysis.spans import log_trace_column
 from incidentlens.analysis.tails import poisson_at_least
@@ -237,6 +237,7 @@ class Impact(BaseModel):
     peak_error_rate: Peak | None = None
     harm_checked: list[str] = []  # what could mark a service affected: latency/error metrics, traces, log lines
     not_borne_out: list[TraceCheck] = []  # latency percentiles left out: peaks the traced calls do not bear out
+    past_window: list[PastWindow] = []  # ... and peaks longer than any request in the window could take
     evidence: list[str] = []
 
 
@@ -283,7 +284,7 @@ def estimate_impact(store: Any, window: Span, baseline: Span) -> ImpactResult:
     shifted: list[str] = []
     impact.lines_marked = surging.get("service", [])
     if series:
-        impact.metric_marks, peaks, impact.not_borne_out = _metric_peaks(
+        impact.metric_marks, peaks, impact.not_borne_out, impact.past_window = _metric_peaks(
             store, window, baseline, series, elsewhere, entry_names(impact.entry_service), evidence)
         shifted = [mark.service for mark in impact.metric_marks]
         impact.peak_latency, impact.peak_error_rate = peaks.get("latency"), peaks.get("error")
@@ -338,28 +339,30 @@ PEAK_RULE = (
     "deviations past it on a scale without the quantile range; "
     f"robust scale = {robust_scale_rule(IMPACT_NOISE_FLOOR)}; a series counts only when its window max "
     f"rises above its max in the {PRE_START.total_seconds() / 60:g} min before the start by "
-    f"{IMPACT_NOISE_FLOOR:.0%}, and a latency percentile only where the traced calls bear it out"
+    f"{IMPACT_NOISE_FLOOR:.0%}, and a latency percentile only where the traced calls bear it out and its "
+    "peak is no longer than the window with a metric step either side"
 )
 
 
 def _metric_peaks(
     store: Any, window: Span, baseline: Span, series: dict[str, list[str]], elsewhere: list[str],
     entry: list[str], evidence: list[Evidence],
-) -> tuple[list[MetricMark], dict[str, Peak], list[TraceCheck]]:
+) -> tuple[list[MetricMark], dict[str, Peak], list[TraceCheck], list[PastWindow]]:
     """Services whose latency/error metrics shifted up (each with the series that marked it), the worst latency and
     error series at their peak, and the latency percentiles left out of both: peaks the traced calls do not bear out
-    (`plausibility`). A peak is of a series that marks its service affected when any does; else of a service affected
-    otherwise (by its metrics of the other role, or by `elsewhere`: the services their WARN/ERROR lines or traced
-    requests marked) or of the entry service (`entry`: where requests were counted; or named as the front door,
-    `ENTRY_SERVICE`: TrainTicket's front-end metric file names it `Frontend`, its traces `ts-gateway-service`), names
-    compared without case (`Frontend` of a metric file is the traces' `frontend`); none else: a peak of a service
-    nothing marked is not the incident's. Where nothing marked any service, the peaks are the window's largest (the
-    review words them as what the window holds, no impact measured)."""
+    (`plausibility`), and peaks longer than any request in the window could take (`past_the_window`). A peak is of a
+    series that marks its service affected when any does; else of a service affected otherwise (by its metrics of
+    the other role, or by `elsewhere`: the services their WARN/ERROR lines or traced requests marked) or of the
+    entry service (`entry`: where requests were counted; or named as the front door, `ENTRY_SERVICE`: TrainTicket's
+    front-end metric file names it `Frontend`, its traces `ts-gateway-service`), names compared without case
+    (`Frontend` of a metric file is the traces' `frontend`); none else: a peak of a service nothing marked is not
+    the incident's. Where nothing marked any service, the peaks are the window's largest (the review words them as
+    what the window holds, no impact measured)."""
     failed_shares = [FAILED_OF + name for name in series.get("success", [])]
     series = {**series, "error": series["error"] + failed_shares}
     watched = series["latency"] + series["error"]
     if not watched:
-        return [], {}, []
+        return [], {}, [], []
     in_percent = [name for name in series["error"] if PERCENT_NAME.search(name) and name not in failed_shares]
     reads = (min(baseline[0], window[0] - PRE_START), window[1])
     source = _read_rates_sql(store, series, in_percent, reads) if failed_shares or in_percent else "metrics"
@@ -373,7 +376,7 @@ def _metric_peaks(
     table = store.fetch(sql)
     table = table.filter(table["median_z"].is_valid())  # series with no point in the window have no shift
     if table.num_rows == 0:
-        return [], {}, []
+        return [], {}, [], []
     service, metric = (arrays.texts(table[name]) for name in ("service", "metric"))
     peak_shift = arrays.floats(table["max_z"])
     # affected means a sustained rise (the window median), not one noisy maximum
@@ -385,10 +388,13 @@ def _metric_peaks(
     changed = np.array([_rose(peak[i], before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])
                         for i in range(table.num_rows)], dtype=bool)
     latency = np.flatnonzero(changed & np.isin(metric, series["latency"]))
-    checks, checked = check_percentiles(store, window, [(str(service[i]), str(metric[i]), peak[i]) for i in latency])
+    rose = [(str(service[i]), str(metric[i]), peak[i]) for i in latency]
+    past = past_the_window(rose, window, step)
+    beyond = {(p.service, p.metric) for p in past}
+    checks, checked = check_percentiles(store, window, [r for r in rose if r[:2] not in beyond])
     evidence.extend(checked)
     unsupported = [c for c in checks if c.borne_out is False]
-    left_out = {(c.service, c.metric) for c in unsupported}
+    left_out = {(c.service, c.metric) for c in unsupported} | beyond
     changed &= np.array([(str(service[i]), str(metric[i])) not in left_out for i in range(table.num_rows)], dtype=bool)
     served = np.array([not CLIENT_SIDE.search(str(m)) for m in metric], dtype=bool)
     past_its_spread = arrays.floats(table["least_z_iqr"]) >= METRIC_SHIFT
@@ -440,10 +446,11 @@ def _metric_peaks(
             "services_shifted": shifted,
             "marked_by": [mark.model_dump(mode="json") for mark in marks],
             "not_borne_out": [c.series for c in unsupported][:20],
+            "past_window": [f"{p.service}/{p.metric}" for p in past][:20],
             "rule": PEAK_RULE,
         },
     ))
-    return marks, peaks, unsupported
+    return marks, peaks, unsupported, past
 
 
 def held_level(median: float, samples: int | None, second: float | None) -> float | None:

@@ -67,6 +67,27 @@ class TraceCheck(BaseModel):
         return f"its {self.traced_calls:,} traced calls are too few to check it"
 
 
+class PastWindow(BaseModel):
+    """A latency percentile whose peak is longer than any request the window holds could take (`past_the_window`)."""
+
+    service: str
+    metric: str
+    peak: float  # in the metric's unit
+    longest_s: float  # the window with a metric step either side, in seconds: the longest a request in it could take
+
+
+def past_the_window(peaks: list[tuple[str, str, float]], window: Span, step: timedelta | None) -> list[PastWindow]:
+    """The latency percentiles among `peaks` ((service, metric, peak in the window)) longer than the window with a
+    metric `step` either side (a sample holds the step before it; the window's last is read up to half a step after
+    it): a request that long began before the incident did, and whatever slowed it, the incident added at most that
+    span to it. TrainTicket 08:58's ts-consign-price-service was affected by a client p99 of 1,742 s (29 minutes)
+    inside a window of 117 s. No traces needed: the bound is the window's."""
+    longest = (window[1] - window[0] + 2 * (step or timedelta(0))).total_seconds()
+    return [PastWindow(service=service, metric=metric, peak=peak, longest_s=longest)
+            for service, metric, peak in peaks
+            if is_latency_percentile(metric) and (in_ms(metric, peak) or 0.0) > longest * 1000.0]
+
+
 def traced_calls_words(calls: int, longest_ms: float | None) -> str:
     """What the traces show of a percentile's calls: `its 40 traced calls took at most 4.31 ms`."""
     return f"its {calls:,} traced calls took at most {three_figures(longest_ms or 0.0)} ms"

@@ -67,6 +67,7 @@ from incidentlens.report.schema import (
     MetricMark,
     Narrative,
     NotBorneOut,
+    PastWindow,
     Peak,
     Postmortem,
     Priority,
@@ -674,6 +675,7 @@ class _Builder:
             peak_latency=_peak(raw.get("peak_latency")),
             peak_error_rate=_peak(raw.get("peak_error_rate")),
             not_borne_out=[NotBorneOut.model_validate(pick(NotBorneOut, c)) for c in raw.get("not_borne_out") or []],
+            past_window=[PastWindow.model_validate(pick(PastWindow, c)) for c in raw.get("past_window") or []],
             harm_checked=list(raw.get("harm_checked") or []),
             narrative=Narrative(text=""),
             evidence=list(raw.get("evidence") or []),
@@ -1898,6 +1900,8 @@ def _impact_text(impact: Impact, severity: str | None, examined: str | None = No
         parts.append(failing_before_words(impact))
     if impact.not_borne_out:
         parts.append(not_borne_out_words(impact.not_borne_out))
+    if impact.past_window:
+        parts.append(past_window_words(impact.past_window))
     if impact.duration_minutes and examined:
         parts.append(f"The window examined from {examined} lasts {fmt.minutes(impact.duration_minutes)}.")
     elif impact.duration_minutes and ongoing:
@@ -2040,6 +2044,22 @@ def not_borne_out_words(checks: list[NotBorneOut], most: int = 3) -> str:
                        f"({traced_calls_words(c.traced_calls, c.longest_ms)})" for c in shown[:most])
     more = f"; and {len(shown) - most} more services'" if len(shown) > most else ""
     return f"Not counted as latency, percentiles the traces do not bear out: {listed}{more}."
+
+
+def past_window_words(checks: list[PastWindow], most: int = 3) -> str:
+    """The latency percentiles left out of the impact for peaks longer than the window, each service's highest: `Not
+    counted as latency, percentiles longer than any request in the window could take (the window with a metric step
+    either side, 237 s; a request that long began before the incident): ts-a/PodClientLatencyP99(s) at 3,456 s.`"""
+    highest: dict[str, PastWindow] = {}
+    for check in checks:
+        if check.service not in highest or check.peak > highest[check.service].peak:
+            highest[check.service] = check
+    shown = sorted(highest.values(), key=lambda c: -c.peak)
+    listed = "; ".join(f"{c.series} at {fmt.measure(c.metric, c.peak)}" for c in shown[:most])
+    more = f"; and {len(shown) - most} more services'" if len(shown) > most else ""
+    return ("Not counted as latency, percentiles longer than any request in the window could take (the window with "
+            f"a metric step either side, {fmt.num(checks[0].longest_s)} s; a request that long began before the "
+            f"incident): {listed}{more}.")
 
 
 def no_impact_words(impact: Impact, severity: str | None, checked: str = "") -> str:

@@ -85,6 +85,20 @@ class NotBorneOut(_Model):
         return f"{self.service}/{self.metric}"
 
 
+class PastWindow(_Model):
+    """A latency percentile whose peak is longer than any request the window holds could take: left out of the
+    impact and severity."""
+
+    service: str
+    metric: str
+    peak: float
+    longest_s: float  # the window with a metric step either side
+
+    @property
+    def series(self) -> str:
+        return f"{self.service}/{self.metric}"
+
+
 class MetricMark(_Model):
     """The series that marked a service affected by its latency or error metrics: the window's median against the
     baseline's, and where it is a latency percentile the traced calls could not check, how many they hold."""
@@ -186,6 +200,9 @@ class Impact(_Model):
     not_borne_out: list[NotBorneOut] = Field(default_factory=list, description="latency percentiles whose peak is "
                                              "more than tenfold the longest of the service's traced calls: not "
                                              "counted as latency")
+    past_window: list[PastWindow] = Field(default_factory=list, description="latency percentiles whose peak is "
+                                          "longer than the window with a metric step either side (longest_s): a "
+                                          "request that long began before the incident; not counted as latency")
     harm_checked: list[str] = Field(default_factory=list, description="what could mark a service affected in this "
                                     "data (latency and error metrics, failed, cut-short or slowed traced requests, "
                                     "WARN/ERROR lines); with none affected, failed requests and users are the "
