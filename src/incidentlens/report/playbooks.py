@@ -322,8 +322,8 @@ _CPU_AT_SAME_DEMAND = Playbook(
     ),
     (
         "Confirm: {service} CPU pinned near its limit with latency rising for its callers",
-        "Check what is spending the CPU at the same traffic: {whose} own processes (a hot loop, a batch job) or "
-        "another workload on its node",
+        "Check what is spending the CPU, nothing here showing the demand on {service} rising: its own processes (a "
+        "hot loop, a batch job) or another workload on its node",
         "Mitigate: stop that work, or move {whose} pods to less loaded nodes or raise its CPU limit while it is found",
         "Verify: CPU below its limit and latency back to baseline",
     ),
