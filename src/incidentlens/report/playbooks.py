@@ -67,6 +67,13 @@ UNTRACED_TELEMETRY = ("Trace {service} or export its own metrics (a database exp
 _COUNTABLE = frozenset({"cache_miss_storm", "bad_deploy", "region_outage"})
 
 
+#: what both CPU-saturation playbooks (demand rose or not, `_acting`) alert on, confirm and verify
+_CPU_DETECT = _Action("detect", "P1", "1 week",
+                      "Alert on {service} CPU utilisation and run-queue length, which saturate before latency climbs",
+                      "SRE")
+_CPU_CONFIRM = "Confirm: {service} CPU pinned near its limit with latency rising for its callers"
+_CPU_VERIFY = "Verify: CPU below its limit and latency back to baseline"
+
 _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
     Playbook(
         "connection_pool_exhaustion", "database connection pool exhaustion",
@@ -236,17 +243,15 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
             _Action("prevent", "P1", "2 weeks",
                     "Profile {service} under production load and remove the hot path that saturated it; autoscale on "
                     "CPU and queue depth"),
-            _Action("detect", "P1", "1 week",
-                    "Alert on {service} CPU utilisation and run-queue length, which saturate before latency climbs",
-                    "SRE"),
+            _CPU_DETECT,
             _Action("process", "P2", "1 month",
                     "Capacity-plan {service} against peak traffic with a load test each quarter", "SRE"),
         ),
         (
-            "Confirm: {service} CPU pinned near its limit with latency rising for its callers",
+            _CPU_CONFIRM,
             "Check what changed: traffic mix, a deploy, a batch job sharing the hosts",
             "Mitigate: scale {service} out and shed or defer non-critical work",
-            "Verify: CPU below its limit and latency back to baseline",
+            _CPU_VERIFY,
         ),
     ),
     Playbook(
@@ -313,19 +318,17 @@ _CPU_AT_SAME_DEMAND = Playbook(
         _Action("prevent", "P1", "2 weeks",
                 "Profile {service} and, if its own code spent the CPU, remove that hot path; give it CPU requests "
                 "that keep a neighbour on its node from starving it"),
-        _Action("detect", "P1", "1 week",
-                "Alert on {service} CPU utilisation and run-queue length, which saturate before latency climbs",
-                "SRE"),
+        _CPU_DETECT,
         _Action("process", "P2", "1 month",
                 "Review how {service} shares its nodes (CPU requests and limits, co-scheduled workloads) with the "
                 "platform team", "SRE"),
     ),
     (
-        "Confirm: {service} CPU pinned near its limit with latency rising for its callers",
+        _CPU_CONFIRM,
         "Check what is spending the CPU, nothing here showing the demand on {service} rising: its own processes (a "
         "hot loop, a batch job) or another workload on its node",
         "Mitigate: stop that work, or move {whose} pods to less loaded nodes or raise its CPU limit while it is found",
-        "Verify: CPU below its limit and latency back to baseline",
+        _CPU_VERIFY,
     ),
 )
 
