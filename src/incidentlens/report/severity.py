@@ -202,9 +202,9 @@ def _at_peak(peak: Peak) -> float:
 
 
 def _held_level(peak: Peak) -> float | None:
-    """The level the window held a series at: its typical one, None where the window holds one sample of it or the
-    analysis predates the typical level (not the peak's value, as `typical_level` reads it there)."""
-    return None if peak.typical is None else typical_level(peak)
+    """The level the window held a series at (`impact.held_level`), None where the window holds one sample of it or
+    the analysis predates the typical level (not the peak's value, as `typical_level` reads it there)."""
+    return None if peak.typical is None else held_level(peak.typical, peak.samples, peak.second)
 
 
 _RANK: dict[Severity, int] = {"SEV1": 1, "SEV2": 2, "SEV3": 3, "SEV4": 4}
