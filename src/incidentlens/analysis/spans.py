@@ -346,7 +346,7 @@ class TraceSignal(BaseModel):
             return (f"{whose} p90 went from {p90s[0]} to {p90s[1]} ms (past the p90 of {spans} before and after "
                     f"together: {shares[0]} before, {shares[1]} after)")
         of = [f" of the {n}" if 0 < n < COUNTED_BELOW else "" for n in counts]
-        past = (f"{round(after * counts[1] * 2) / 2:g} of the {counts[1]} of {spans}" if of[1] else
+        past = (f"{_how_many(after, counts[1])} of the {counts[1]} of {spans}" if of[1] else
                 f"{after:.0%} of {spans}")
         return (f"{whose}: {past} after ran past the p90 of {spans} before and after together, "
                 f"{shares[0]} before (a p90 of {p90s[0]} ms{of[0]} before, {p90s[1]} ms{of[1]} after)")
@@ -356,8 +356,13 @@ def _share_words(share: float, count: int, whole: str = "", few: str = "") -> st
     """`49%` and `whole` (`49% of its traces`), or of fewer than `COUNTED_BELOW` traces (spans) the count and `few`:
     `1 of 7 traces`; `3.5 of 8` (a span at the p90 of both sides counts half)."""
     if 0 < count < COUNTED_BELOW:
-        return f"{round(share * count * 2) / 2:g} of {count}{few}"
+        return f"{_how_many(share, count)} of {count}{few}"
     return f"{share:.0%}{whole}"
+
+
+def _how_many(share: float, count: int) -> str:
+    """How many of `count` a `share` is, to the half a span at the p90 of both sides counts as: `3`, `3.5`."""
+    return f"{round(share * count * 2) / 2:g}"
 
 
 def log_trace_column(store: Any) -> str | None:
