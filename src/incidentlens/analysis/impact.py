@@ -91,7 +91,7 @@ from incidentlens.analysis.spans import log_trace_column
 from incidentlens.analysis.tails import poisson_at_least
 from incidentlens.analysis.units import LOG_ERROR_SHARE, three_figures
 from incidentlens.analysis.words import counted
-from incidentlens.telemetry import arrays, sql_ts
+from incidentlens.telemetry import arrays
 
 REQUEST_RATE = re.compile(r"rps|qps|request_rate|requests_per_s|req_rate|throughput", re.IGNORECASE)
 ERROR_RATIO = re.compile(r"err\w*_(ratio|rate|pct|percent)|fail\w*_(ratio|rate)", re.IGNORECASE)
@@ -500,7 +500,7 @@ def _read_rates_sql(store: Any, series: dict[str, list[str]], in_percent: list[s
     span is cut first: the scale's window function would otherwise read every row of the day."""
     names = sql_in(series["success"] or [""])
     percents = sql_in(in_percent or [""])
-    span = _between_sql("ts", reads)
+    span = in_span("ts", reads, end_included=True)
     rated = "FALSE"
     if series["request_rate"]:
         rated = (f"EXISTS (SELECT 1 FROM metrics AS r WHERE r.service = m.service AND r.ts = m.ts "
@@ -518,12 +518,8 @@ SELECT m.ts, m.service, m.pod, {sql_str(FAILED_OF)} || m.metric AS metric,
        1 - m.value / CASE WHEN {_percent_sql("m.metric")} OR max(m.value) OVER (PARTITION BY m.service, m.metric) > 1
                           THEN 100 ELSE 1 END AS value
 FROM metrics AS m{traced}
-WHERE m.metric IN {names} AND {_between_sql("m.ts", reads)} AND isfinite(m.value) AND m.value >= 0
+WHERE m.metric IN {names} AND {in_span("m.ts", reads, end_included=True)} AND isfinite(m.value) AND m.value >= 0
   AND (m.value > 0 OR {failing})) AS metrics"""
-
-
-def _between_sql(column: str, span: Span) -> str:
-    return f"{column} >= {sql_ts(span[0])} AND {column} <= {sql_ts(span[1])}"
 
 
 def _traced_at_zeros_sql(names: str, span: str) -> str:
@@ -566,7 +562,7 @@ def moved_after_start(store: Any, window: Span, series: list[tuple[str, str, str
     sql = f"""SELECT service || '/' || metric AS name, pod,
        max(value) FILTER (WHERE {pre}) AS pre_max, min(value) FILTER (WHERE {pre}) AS pre_min,
        max(value) FILTER (WHERE {during}) AS top, min(value) FILTER (WHERE {during}) AS bottom
-FROM metrics WHERE ts >= {sql_ts(before[0])} AND ts < {sql_ts(window[1])} AND isfinite(value)
+FROM metrics WHERE {in_span('ts', (before[0], window[1]))} AND isfinite(value)
   AND service || '/' || metric IN {sql_in(names)}
 GROUP BY 1, 2"""
     rows: dict[str, list[dict[str, Any]]] = {}

@@ -70,9 +70,11 @@ def check_periods(window: Span, baseline: Span) -> tuple[Span, Span]:
     return check_span(window, "incident window"), check_span(baseline, "baseline window")
 
 
-def in_span(column: str, span: Span) -> str:
-    """SQL predicate: `column` lies in the half-open span."""
-    return f"{column} >= {sql_ts(span[0])} AND {column} < {sql_ts(span[1])}"
+def in_span(column: str, span: Span, *, end_included: bool = False) -> str:
+    """SQL predicate: `column` lies in the half-open span; with `end_included`, in the closed span, its end too (a
+    read that must take in the sample at the window's end)."""
+    below = "<=" if end_included else "<"
+    return f"{column} >= {sql_ts(span[0])} AND {column} {below} {sql_ts(span[1])}"
 
 
 def span_minutes(span: Span) -> float:
