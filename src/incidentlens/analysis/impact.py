@@ -363,80 +363,182 @@ def _metric_peaks(
     watched = series["latency"] + series["error"]
     if not watched:
         return [], {}, [], []
+    source = _rates_source(store, window, baseline, series, failed_shares)
+    step = metric_step(store, baseline)
+    sql, table = _window_shifts(store, window, baseline, watched, source, step)
+    rose = _rose_after_pre_start(store, window, table, watched, source)
+    rose_latencies = rose & np.isin(arrays.texts(table["metric"]), series["latency"])
+    checks, past = _latencies_left_out(store, window, table, rose_latencies, step, evidence)
+    unsupported = [c for c in checks if c.borne_out is False]
+    left_out = {(c.service, c.metric) for c in unsupported} | {(p.service, p.metric) for p in past}
+    changed = rose & ~_series_named(table, left_out)
+    served = _served(table)
+    affected, held = _affected(table, series, changed, served)
+    shifted, marks = _metric_marks(table, affected, held, checks)
+    peaks = _peaks(table, series, changed, affected, served, _peak_services(table, shifted, elsewhere, entry))
+    evidence.append(_peaks_evidence(sql, peaks, shifted, marks, unsupported, past))
+    return marks, peaks, unsupported, past
+
+
+def _rates_source(store: Any, window: Span, baseline: Span, series: dict[str, list[str]],
+                  failed_shares: list[str]) -> str:
+    """What the metric shifts read (`metric_shift_sql`'s `source`): the metrics view, or where an error rate is a
+    percentage or a success rate is read as its failed share (`failed_shares`), `_read_rates_sql` over the baseline
+    and the `PRE_START` before the window (whichever begins first) to the window's end."""
     in_percent = [name for name in series["error"] if PERCENT_NAME.search(name) and name not in failed_shares]
+    if not (failed_shares or in_percent):
+        return "metrics"
     reads = (min(baseline[0], window[0] - PRE_START), window[1])
-    source = _read_rates_sql(store, series, in_percent, reads) if failed_shares or in_percent else "metrics"
+    return _read_rates_sql(store, series, in_percent, reads)
+
+
+def _window_shifts(store: Any, window: Span, baseline: Span, watched: list[str], source: str,
+                   step: timedelta | None) -> tuple[str, pa.Table]:
+    """The `metric_shift_sql` of the `watched` series read from `source` (`step`: the metrics' sampling step), and
+    its rows: the series with a point in the window (one without has no shift)."""
     # a sample holds the step before its time: one less than half a step after the start measures mostly before
     # it, and is no value the window held (OnlineBoutique 12:27's frontend errors at 0.76%, sampled 5 s after the
     # start, then 2.2% and 4.0%: the level held was said under the 1% floor, and the review said no impact)
-    step = metric_step(store, baseline)
     held_from = window[0] + step / 2 if step else None
     sql = metric_shift_sql(window, baseline, metrics=watched, noise_floor=IMPACT_NOISE_FLOOR, source=source,
                            held_from=held_from)
     table = store.fetch(sql)
-    table = table.filter(table["median_z"].is_valid())  # series with no point in the window have no shift
-    if table.num_rows == 0:
-        return [], {}, [], []
+    return sql, table.filter(table["median_z"].is_valid())
+
+
+def _rose_after_pre_start(store: Any, window: Span, table: pa.Table, watched: list[str], source: str) -> np.ndarray:
+    """Per series of a `metric_shift_sql` table, whether its window maximum rose above its own pod's level in the
+    `PRE_START` before the start (`_rose`): what the incident changed, not what was already there."""
     service, metric = (arrays.texts(table[name]) for name in ("service", "metric"))
-    peak_shift = arrays.floats(table["max_z"])
-    # affected means a sustained rise (the window median), not one noisy maximum
-    typical_shift = arrays.floats(table["median_z"])
-    peak, baseline_median, at, median, points, seconds, last = (table[name].to_pylist() for name in (
-        "up_peak", "baseline", "up_peak_at", "window_median", "window_points", "second_value", "last_value"))
+    peak, baseline_median, pod = (table[name].to_pylist() for name in ("up_peak", "baseline", "pod"))
     before = _pre_start_levels(store, window, watched, source)
-    pod = table["pod"].to_pylist()
-    changed = np.array([_rose(peak[i], before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])
-                        for i in range(table.num_rows)], dtype=bool)
-    latency = np.flatnonzero(changed & np.isin(metric, series["latency"]))
-    rose = [(str(service[i]), str(metric[i]), peak[i]) for i in latency]
-    past = past_the_window(rose, window, step)
+    return np.array([_rose(peak[i], before.get((str(service[i]), pod[i], str(metric[i]))), baseline_median[i])
+                     for i in range(table.num_rows)], dtype=bool)
+
+
+def _latencies_left_out(store: Any, window: Span, table: pa.Table, rose: np.ndarray, step: timedelta | None,
+                        evidence: list[Evidence]) -> tuple[list[TraceCheck], list[PastWindow]]:
+    """Of the latency series that `rose` (a mask over a `metric_shift_sql` table), the peaks longer than any request
+    in the window could take (`past_the_window`), and the others checked against the traced calls
+    (`check_percentiles`, whose evidence joins `evidence`)."""
+    service, metric = (arrays.texts(table[name]) for name in ("service", "metric"))
+    peak = table["up_peak"].to_pylist()
+    risen = [(str(service[i]), str(metric[i]), peak[i]) for i in np.flatnonzero(rose)]
+    past = past_the_window(risen, window, step)
     beyond = {(p.service, p.metric) for p in past}
-    checks, checked = check_percentiles(store, window, [r for r in rose if r[:2] not in beyond])
+    checks, checked = check_percentiles(store, window, [r for r in risen if r[:2] not in beyond])
     evidence.extend(checked)
-    unsupported = [c for c in checks if c.borne_out is False]
-    left_out = {(c.service, c.metric) for c in unsupported} | beyond
-    changed &= np.array([(str(service[i]), str(metric[i])) not in left_out for i in range(table.num_rows)], dtype=bool)
-    served = np.array([not CLIENT_SIDE.search(str(m)) for m in metric], dtype=bool)
+    return checks, past
+
+
+def _series_named(table: pa.Table, names: set[tuple[str, str]]) -> np.ndarray:
+    """Per series of a `metric_shift_sql` table, whether its (service, metric) is among `names`."""
+    service, metric = (arrays.texts(table[name]) for name in ("service", "metric"))
+    return np.array([(str(service[i]), str(metric[i])) in names for i in range(table.num_rows)], dtype=bool)
+
+
+def _served(table: pa.Table) -> np.ndarray:
+    """Per series of a `metric_shift_sql` table, whether it is one its service measures serving requests, not as a
+    client of others (`CLIENT_SIDE`)."""
+    return np.array([not CLIENT_SIDE.search(str(m)) for m in arrays.texts(table["metric"])], dtype=bool)
+
+
+def _affected(table: pa.Table, series: dict[str, list[str]], changed: np.ndarray,
+              served: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per series of a `metric_shift_sql` table that `changed`, whether it marks its service affected (its median
+    shifted, or the held-level test), and whether the held-level test did (`MetricMark.held`): a latency it `served`
+    held `SLOWER` times its baseline median, or an error rate `FAILING` times and at `FAILING_FLOOR`, past its
+    spread."""
+    metric = arrays.texts(table["metric"])
     past_its_spread = arrays.floats(table["least_z_iqr"]) >= METRIC_SHIFT
     slower = np.isin(metric, series["latency"]) & served & _held_at_least(table, SLOWER) & past_its_spread
     failing = np.isin(metric, series["error"]) & _held_at_least(table, FAILING, FAILING_FLOOR) & past_its_spread
-    # a level two samples reached (`held_level`): a window of three or more whose median is past the bar has two past it
+    held = slower | failing
+    # affected means a sustained rise (the window median), not one noisy maximum; and a level two samples reached
+    # (`held_level`): a window of three or more whose median is past the bar has two past it
+    typical_shift = arrays.floats(table["median_z"])
     second = arrays.floats(table["second_z"])
     with np.errstate(invalid="ignore"):
         level = second >= METRIC_SHIFT
-    affected = changed & (((typical_shift >= METRIC_SHIFT) & level) | slower | failing)
-    order = np.argsort(-typical_shift, kind="stable")
+    return changed & (((typical_shift >= METRIC_SHIFT) & level) | held), held
+
+
+def _metric_marks(table: pa.Table, affected: np.ndarray, held: np.ndarray,
+                  checks: list[TraceCheck]) -> tuple[list[str], list[MetricMark]]:
+    """The services the `affected` series of a `metric_shift_sql` table mark, the furthest shifted (by its window
+    median) first, and the series that marked each: of its own, the furthest shifted of those the traces confirm or
+    need not check, else the furthest shifted (with why the traces could not check it)."""
+    service, metric = (arrays.texts(table[name]) for name in ("service", "metric"))
+    median, baseline_median, points = (table[name].to_pylist() for name in (
+        "window_median", "baseline", "window_points"))
+    order = np.argsort(-arrays.floats(table["median_z"]), kind="stable")
     shifted = list(dict.fromkeys(str(service[i]) for i in order if affected[i]))
     unchecked = {(c.service, c.metric): c for c in checks if c.borne_out is None}
     # per service, a marking series the traces confirm or need not first, in the order above
     marking = sorted((i for i in order if affected[i]),
                      key=lambda i: (str(service[i]), (str(service[i]), str(metric[i])) in unchecked))
     firsts = {str(service[i]): i for i in reversed(marking)}
-    held = slower | failing
     marks = [_mark(str(name), str(metric[firsts[name]]), median[firsts[name]], baseline_median[firsts[name]],
                    points[firsts[name]], unchecked.get((name, str(metric[firsts[name]]))), bool(held[firsts[name]]))
              for name in shifted]
-    peaks: dict[str, Peak] = {}
+    return shifted, marks
+
+
+def _peak_services(table: pa.Table, shifted: list[str], elsewhere: list[str], entry: list[str]) -> set[str]:
+    """The services (in lower case) a peak may be of where no series marks its service affected: those the metrics
+    (`shifted`) or anything else (`elsewhere`) marked, and then the entry services too (`entry`, and those named as
+    the front door); none when nothing marked a service (a peak may then be of any)."""
     marked = {name.lower() for name in [*shifted, *elsewhere]}
-    front = [*entry, *(str(s) for s in set(service) if ENTRY_SERVICE.search(str(s)))]
+    front = [*entry, *(str(s) for s in set(arrays.texts(table["service"])) if ENTRY_SERVICE.search(str(s)))]
     marked |= {name.lower() for name in front} if marked else set()
+    return marked
+
+
+def _peaks(table: pa.Table, series: dict[str, list[str]], changed: np.ndarray, affected: np.ndarray,
+           served: np.ndarray, marked: set[str]) -> dict[str, Peak]:
+    """The latency and error series of a `metric_shift_sql` table at their peak, by role: of the role's series that
+    `changed` and are `_peak_candidates`, the one whose window maximum is furthest past its noise."""
+    service, metric = (arrays.texts(table[name]) for name in ("service", "metric"))
+    of_marked = np.array([str(s).lower() in marked for s in service], dtype=bool) if marked else None
+    peak_shift = arrays.floats(table["max_z"])
+    peaks: dict[str, Peak] = {}
     for role in ("latency", "error"):
-        candidates = np.flatnonzero(np.isin(metric, series[role]) & changed)
-        if role == "latency" and (candidates.size and served[candidates].any()):
-            candidates = candidates[served[candidates]]
-        if affected[candidates].any():  # the worst of what held through the window, not a lone spike elsewhere
-            candidates = candidates[affected[candidates]]
-        elif marked:
-            candidates = candidates[[str(service[i]).lower() in marked for i in candidates]]
-        if len(candidates) == 0:
-            continue
-        i = candidates[np.argmax(peak_shift[candidates])]
-        peaks[role] = Peak(metric=str(metric[i]), service=str(service[i]), value=float(peak[i]),
-                           baseline=float(baseline_median[i]), at=at[i], typical=float(median[i]),
-                           samples=int(points[i]), second=None if seconds[i] is None else float(seconds[i]),
-                           # the last sample at the peak: the peak's time is the first of tied ones
-                           at_end=last[i] is not None and last[i] >= peak[i])
-    evidence.append(Evidence.make(
+        of_role = np.isin(metric, series[role]) & changed
+        candidates = _peak_candidates(of_role, served if role == "latency" else None, affected, of_marked)
+        if len(candidates):
+            peaks[role] = _peak(table, int(candidates[np.argmax(peak_shift[candidates])]))
+    return peaks
+
+
+def _peak_candidates(of_role: np.ndarray, served: np.ndarray | None, affected: np.ndarray,
+                     of_marked: np.ndarray | None) -> np.ndarray:
+    """The indices of the series (`of_role`) a role's peak may be of: those `served` where any is (a latency the
+    requests were served with, not a client's wait on its callees); of them, those `affected` where any is, else
+    those of a marked service (`of_marked`; None: nothing marked, any)."""
+    candidates = np.flatnonzero(of_role)
+    if served is not None and (candidates.size and served[candidates].any()):
+        candidates = candidates[served[candidates]]
+    if affected[candidates].any():  # the worst of what held through the window, not a lone spike elsewhere
+        candidates = candidates[affected[candidates]]
+    elif of_marked is not None:
+        candidates = candidates[of_marked[candidates]]
+    return candidates
+
+
+def _peak(table: pa.Table, i: int) -> Peak:
+    """Series `i` of a `metric_shift_sql` table at its window maximum."""
+    row = table.slice(i, 1).to_pylist()[0]
+    peak, last, second = row["up_peak"], row["last_value"], row["second_value"]
+    return Peak(metric=str(row["metric"]), service=str(row["service"]), value=float(peak),
+                baseline=float(row["baseline"]), at=row["up_peak_at"], typical=float(row["window_median"]),
+                samples=int(row["window_points"]), second=None if second is None else float(second),
+                # the last sample at the peak: the peak's time is the first of tied ones
+                at_end=last is not None and last >= peak)
+
+
+def _peaks_evidence(sql: str, peaks: dict[str, Peak], shifted: list[str], marks: list[MetricMark],
+                    unsupported: list[TraceCheck], past: list[PastWindow]) -> Evidence:
+    return Evidence.make(
         "impact",
         "peak latency and error rate against baseline; services whose latency/error metrics shifted up",
         sql,
@@ -449,8 +551,7 @@ def _metric_peaks(
             "past_window": [f"{p.service}/{p.metric}" for p in past][:20],
             "rule": PEAK_RULE,
         },
-    ))
-    return marks, peaks, unsupported, past
+    )
 
 
 def held_level(median: float, samples: int | None, second: float | None) -> float | None:
