@@ -388,32 +388,151 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     the spans joined to their parents (`span_links`). `masks`:
     the relation a log line looks its template up in (`masking.masks_relation` over the two spans; a line it lacks
     is masked on its own), unread when `log_trace` is None."""
+    ctes = [*_trace_sides_ctes(window, baseline, log_trace, spans_offset), *_entries_and_calls_ctes(links)]
+    if log_trace is not None:
+        ctes.append(_log_lines_cte(window, baseline, log_trace, services, masks, statements))
+    ctes += [*_problem_ctes(log_trace is not None), *_strata_ctes(log_trace is not None),
+             *_event_count_ctes(log_trace is not None), *_dispersion_ctes(), *_scored_ctes()]
+    return "WITH " + ", ".join(f"{name} AS ({body}\n)" for name, body in ctes) + _STRONGEST_EVENTS_SQL
+
+
+#: of `trace_events_sql`'s scored events, per service and family, the one that moved most
+_STRONGEST_EVENTS_SQL = """
+SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, share_before, share_after,
+       -- the change shows from the first trace with a new event, or from the first trace that lacks a lost one
+       CASE WHEN z > 0 THEN first_hit_after ELSE first_trace_after END AS onset, z, tested,
+       max(abs(z)) OVER (PARTITION BY service) AS largest_z
+FROM scored
+-- a problem that stops is recovery, not a fault
+WHERE NOT (problem AND z < 0)
+QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, event) = 1
+ORDER BY abs(z) DESC, service, problem DESC"""
+
+
+def _trace_sides_ctes(window: Span, baseline: Span, log_trace: str | None,
+                      spans_offset: timedelta) -> list[tuple[str, str]]:
+    """`trace_events_sql`'s traces (each one's start) and their sides: after the onset or before it, whether the
+    trace began while logs were being written (`_logged_sql`; any, without log lines joined to traces), and its
+    minute from the onset."""
+    logged = _logged_sql(window, baseline, log_trace, spans_offset) if log_trace is not None else "TRUE"
+    # the traces' starts are on the spans' clock (`span_clock_offset`), the log lines' on the logs' own
+    on_spans, before_on_spans = _moved(window, spans_offset), _moved(baseline, spans_offset)
+    return [
+        ("traces", "\n    SELECT trace_id, min(start_ts) AS started FROM spans GROUP BY trace_id"),
+        ("sides", f"""
+    SELECT trace_id, started, {in_span('started', on_spans)} AS after, {logged} AS logged,
+           {minute_from_sql('started', on_spans[0])} AS minute FROM traces
+    WHERE {in_span('started', on_spans)} OR {in_span('started', before_on_spans)}"""),
+    ]
+
+
+def _entries_and_calls_ctes(links: str) -> list[tuple[str, str]]:
+    """`trace_events_sql`'s entries (the operations by which each service was entered in each trace) and calls
+    (caller, callee, trace and the callee's operation), from the spans joined to their parents (`links`)."""
+    return [
+        ("entries", f"""
+    -- the operations by which each service was entered in each trace (a span whose parent is another service's)
+    SELECT DISTINCT service, trace_id, operation FROM {links}
+    WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service"""),
+        ("calls", f"""
+    SELECT parent_service AS caller, service AS callee, trace_id, operation FROM {links}
+    WHERE service <> parent_service"""),
+    ]
+
+
+def _log_lines_cte(window: Span, baseline: Span, log_trace: str, services: Sequence[str], masks: str,
+                   statements: str | None) -> tuple[str, str]:
+    """`trace_events_sql`'s log lines of traced requests from the baseline's start to the window's end: per line its
+    service, trace, template (its log statement's where `statements` is given, else its mask's), whether it is a
+    problem (WARN and worse) or a failure (ERROR and worse), and the service a problem line names (`services`)."""
     levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
     error_levels = ", ".join(f"'{level}'" for level in ERROR_LEVELS)
+    template = f"coalesce(masks.masked, {masked_sql()})"
+    statement_join = ""
+    if statements is not None:
+        template = f"coalesce(statements.template, {template})"
+        statement_join = f"\n    LEFT JOIN {statements} AS statements ON masks.masked = statements.masked"
+    named = f"CASE WHEN level IN ({levels}) THEN {named_service_sql(services)} END" if services else "NULL"
+    return ("log_lines", f"""
+    SELECT service, {quote_ident(log_trace)} AS trace_id, {template} AS template,
+           level IN ({levels}) AS problem, level IN ({error_levels}) AS failed, {named} AS named
+    FROM logs LEFT JOIN {masks} AS masks ON logs.message = masks.raw{statement_join}
+    WHERE {quote_ident(log_trace)} IS NOT NULL AND service IS NOT NULL
+      AND ({in_span('ts', (baseline[0], window[1]))})""")
+
+
+def _problem_ctes(with_lines: bool) -> list[tuple[str, str]]:
+    """`trace_events_sql`'s requests in which each service had a problem, failed, or reported a callee's trouble
+    (deflected); by error statuses, and by log lines where they are joined to traces (`with_lines`)."""
+    failures = "SELECT DISTINCT service, trace_id FROM spans WHERE is_error AND service IS NOT NULL"
+    problems = failures
+    deflected = "SELECT NULL AS service, NULL AS trace_id WHERE FALSE"
+    if with_lines:
+        problems += "\n    UNION SELECT DISTINCT service, trace_id FROM log_lines WHERE problem"
+        failures += "\n    UNION SELECT DISTINCT service, trace_id FROM log_lines WHERE failed"
+        deflected = ("SELECT DISTINCT service, trace_id FROM log_lines\n"
+                     "    WHERE problem AND (service, named) IN (SELECT caller, callee FROM calls)")
+    return [
+        ("problems", f"""
+    -- the requests in which each service had a problem: a WARN/ERROR line, an error status
+    {problems}"""),
+        ("failures", f"""
+    -- the requests in which each service failed: an ERROR line, an error status (a WARN is a service that answered:
+    -- a callee's routine warning is no failure its caller's error came up from)
+    {failures}"""),
+        ("deflected", f"""
+    -- requests in which the service logged a problem naming a service it calls ("No instances available for X"),
+    -- or had a problem where a service it called failed: it reports X's trouble there, so these requests do not
+    -- show its own behaviour. Not where X called it back in the request: which of the two failures came up from
+    -- the other, services alone do not tell, and each keeps its own
+    {deflected}
+    UNION SELECT DISTINCT mine.service, mine.trace_id FROM problems AS mine
+    JOIN calls ON calls.caller = mine.service AND calls.trace_id = mine.trace_id
+    JOIN failures AS theirs ON theirs.service = calls.callee AND theirs.trace_id = mine.trace_id
+    ANTI JOIN calls AS back ON back.caller = calls.callee AND back.callee = calls.caller
+        AND back.trace_id = calls.trace_id"""),
+    ]
+
+
+def _strata_ctes(with_lines: bool) -> list[tuple[str, str]]:
+    """`trace_events_sql`'s request kinds (per service and trace, not deflected), the strata (the kinds seen on both
+    sides, per scope: every trace, and with log lines (`with_lines`) the logged ones) and their traces per service
+    (units)."""
+    # the scopes events are counted over: every trace, and the logged ones when log lines are events
+    scopes = "(VALUES (FALSE), (TRUE))" if with_lines else "(VALUES (FALSE))"
+    return [
+        ("kinds", """
+    -- the kind of request the service served in the trace: its entry operations
+    SELECT service, trace_id, string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, ''))
+           AS kind
+    FROM entries ANTI JOIN deflected USING (service, trace_id) GROUP BY service, trace_id"""),
+        ("strata", f"""
+    -- request kinds seen on both sides: a kind that only one side has says nothing about a change. Log lines are
+    -- counted only over the traces that began while the logs were being written (`logs_only`): a trace from a
+    -- minute no log file covers did not lack the line, it went unlogged
+    SELECT service, kind, logs_only, count(*) FILTER (WHERE NOT after) AS n_before,
+           count(*) FILTER (WHERE after) AS n_after, min(started) FILTER (WHERE after) AS first_trace_after
+    FROM kinds JOIN sides USING (trace_id) CROSS JOIN {scopes} AS scopes(logs_only)
+    WHERE logged OR NOT logs_only
+    GROUP BY service, kind, logs_only
+    HAVING count(*) FILTER (WHERE NOT after) > 0 AND count(*) FILTER (WHERE after) > 0"""),
+        ("units", """
+    SELECT service, logs_only, sum(n_before) AS traces_before, sum(n_after) AS traces_after,
+           min(first_trace_after) AS first_trace_after
+    FROM strata GROUP BY service, logs_only"""),
+    ]
+
+
+def _event_selects(with_lines: bool) -> list[str]:
+    """The events of each service's traces, one SELECT a family: the calls it made, its operations' error statuses,
+    and with log lines (`with_lines`) each line's template and its share of the service's lines in the trace."""
     events = [
         "SELECT DISTINCT caller AS service, trace_id, 'call ' || callee || ' ' || operation AS event, "
         "FALSE AS problem, FALSE AS variant, FALSE AS logs_only FROM calls",
         "SELECT DISTINCT service, trace_id, 'error ' || operation AS event, TRUE AS problem, FALSE AS variant, "
         "FALSE AS logs_only\n    FROM spans WHERE is_error AND service IS NOT NULL",
     ]
-    log_ctes = ""
-    deflected = "SELECT NULL AS service, NULL AS trace_id WHERE FALSE"
-    if log_trace is not None:
-        template = f"coalesce(masks.masked, {masked_sql()})"
-        statement_join = ""
-        if statements is not None:
-            template = f"coalesce(statements.template, {template})"
-            statement_join = f"\n    LEFT JOIN {statements} AS statements ON masks.masked = statements.masked"
-        named = f"CASE WHEN level IN ({levels}) THEN {named_service_sql(services)} END" if services else "NULL"
-        log_ctes = f"""
-), log_lines AS (
-    SELECT service, {quote_ident(log_trace)} AS trace_id, {template} AS template,
-           level IN ({levels}) AS problem, level IN ({error_levels}) AS failed, {named} AS named
-    FROM logs LEFT JOIN {masks} AS masks ON logs.message = masks.raw{statement_join}
-    WHERE {quote_ident(log_trace)} IS NOT NULL AND service IS NOT NULL
-      AND ({in_span('ts', (baseline[0], window[1]))})"""
-        deflected = ("SELECT DISTINCT service, trace_id FROM log_lines\n"
-                     "    WHERE problem AND (service, named) IN (SELECT caller, callee FROM calls)")
+    if with_lines:
         events.append("SELECT DISTINCT service, trace_id, 'log ' || template AS event, problem, FALSE AS variant, "
                       "TRUE AS logs_only FROM log_lines")
         # the line's share of the service's lines in one request, as a reduced fraction: a loop cut short writes
@@ -427,77 +546,23 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
             "sum(count(*)) OVER (PARTITION BY service, trace_id)::BIGINT AS lines_in_trace\n"
             "    FROM log_lines GROUP BY service, trace_id, template)"
         )
-    failures = "SELECT DISTINCT service, trace_id FROM spans WHERE is_error AND service IS NOT NULL"
-    problems = failures
-    if log_trace is not None:
-        problems += "\n    UNION SELECT DISTINCT service, trace_id FROM log_lines WHERE problem"
-        failures += "\n    UNION SELECT DISTINCT service, trace_id FROM log_lines WHERE failed"
-    union = "\n    UNION ALL ".join(events)
-    logged = _logged_sql(window, baseline, log_trace, spans_offset) if log_trace is not None else "TRUE"
-    # the traces' starts are on the spans' clock (`span_clock_offset`), the log lines' on the logs' own
-    on_spans, before_on_spans = _moved(window, spans_offset), _moved(baseline, spans_offset)
-    # the scopes events are counted over: every trace, and the logged ones when log lines are events
-    scopes = "(VALUES (FALSE), (TRUE))" if log_trace is not None else "(VALUES (FALSE))"
-    return f"""WITH traces AS (
-    SELECT trace_id, min(start_ts) AS started FROM spans GROUP BY trace_id
-), sides AS (
-    SELECT trace_id, started, {in_span('started', on_spans)} AS after, {logged} AS logged,
-           {minute_from_sql('started', on_spans[0])} AS minute FROM traces
-    WHERE {in_span('started', on_spans)} OR {in_span('started', before_on_spans)}
-), entries AS (
-    -- the operations by which each service was entered in each trace (a span whose parent is another service's)
-    SELECT DISTINCT service, trace_id, operation FROM {links}
-    WHERE service IS NOT NULL AND parent_service IS DISTINCT FROM service
-), calls AS (
-    SELECT parent_service AS caller, service AS callee, trace_id, operation FROM {links}
-    WHERE service <> parent_service{log_ctes}
-), problems AS (
-    -- the requests in which each service had a problem: a WARN/ERROR line, an error status
-    {problems}
-), failures AS (
-    -- the requests in which each service failed: an ERROR line, an error status (a WARN is a service that answered:
-    -- a callee's routine warning is no failure its caller's error came up from)
-    {failures}
-), deflected AS (
-    -- requests in which the service logged a problem naming a service it calls ("No instances available for X"),
-    -- or had a problem where a service it called failed: it reports X's trouble there, so these requests do not
-    -- show its own behaviour. Not where X called it back in the request: which of the two failures came up from
-    -- the other, services alone do not tell, and each keeps its own
-    {deflected}
-    UNION SELECT DISTINCT mine.service, mine.trace_id FROM problems AS mine
-    JOIN calls ON calls.caller = mine.service AND calls.trace_id = mine.trace_id
-    JOIN failures AS theirs ON theirs.service = calls.callee AND theirs.trace_id = mine.trace_id
-    ANTI JOIN calls AS back ON back.caller = calls.callee AND back.callee = calls.caller
-        AND back.trace_id = calls.trace_id
-), kinds AS (
-    -- the kind of request the service served in the trace: its entry operations
-    SELECT service, trace_id, string_agg(DISTINCT coalesce(operation, ''), ' + ' ORDER BY coalesce(operation, ''))
-           AS kind
-    FROM entries ANTI JOIN deflected USING (service, trace_id) GROUP BY service, trace_id
-), strata AS (
-    -- request kinds seen on both sides: a kind that only one side has says nothing about a change. Log lines are
-    -- counted only over the traces that began while the logs were being written (`logs_only`): a trace from a
-    -- minute no log file covers did not lack the line, it went unlogged
-    SELECT service, kind, logs_only, count(*) FILTER (WHERE NOT after) AS n_before,
-           count(*) FILTER (WHERE after) AS n_after, min(started) FILTER (WHERE after) AS first_trace_after
-    FROM kinds JOIN sides USING (trace_id) CROSS JOIN {scopes} AS scopes(logs_only)
-    WHERE logged OR NOT logs_only
-    GROUP BY service, kind, logs_only
-    HAVING count(*) FILTER (WHERE NOT after) > 0 AND count(*) FILTER (WHERE after) > 0
-), units AS (
-    SELECT service, logs_only, sum(n_before) AS traces_before, sum(n_after) AS traces_after,
-           min(first_trace_after) AS first_trace_after
-    FROM strata GROUP BY service, logs_only
-), events AS (
-    {union}
-), counted AS (
+    return events
+
+
+def _event_count_ctes(with_lines: bool) -> list[tuple[str, str]]:
+    """`trace_events_sql`'s events (`_event_selects`), their hits per kind and side (counted), and per service and
+    event pooled over the kinds (stratified: Mantel-Haenszel's excess and variance)."""
+    union = "\n    UNION ALL ".join(_event_selects(with_lines))
+    return [
+        ("events", f"\n    {union}"),
+        ("counted", """
     SELECT service, kind, event, logs_only, bool_or(problem) AS problem, bool_or(variant) AS variant,
            count(*) FILTER (WHERE NOT after) AS hits_before, count(*) FILTER (WHERE after) AS hits_after,
            min(started) FILTER (WHERE after) AS first_hit_after
     FROM (SELECT DISTINCT * FROM events) JOIN kinds USING (service, trace_id) JOIN sides USING (trace_id)
     WHERE logged OR NOT logs_only
-    GROUP BY service, kind, event, logs_only
-), stratified AS (
+    GROUP BY service, kind, event, logs_only"""),
+        ("stratified", """
     -- Mantel-Haenszel: within each request kind, the hits after against what the kind's pooled share predicts
     -- (strata hold two requests or more: one on each side). The doubles are added kind by kind in one order: in the
     -- order the threads reach them, their last bits, and the evidence id, would vary from run to run
@@ -507,27 +572,34 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
            sum(hits * (n - hits) * n_before * n_after / (n * n * (n - 1)) ORDER BY kind) AS variance
     FROM (SELECT *, hits_before + hits_after AS hits, n_before + n_after AS n FROM counted JOIN strata
           USING (service, kind, logs_only))
-    GROUP BY service, event, logs_only
-), minute_traces AS (
+    GROUP BY service, event, logs_only"""),
+    ]
+
+
+def _dispersion_ctes() -> list[tuple[str, str]]:
+    """`trace_events_sql`'s minutes before the onset (each service's traces and each event's hits in them) and, per
+    event seen in `DISPERSION_MINUTES` or more, its share in a typical minute and how overdispersed it is."""
+    return [
+        ("minute_traces", f"""
     -- each service's traces per minute before the onset, per scope, of the request kinds seen on both sides (as the
     -- share after: a kind the onset's minutes lack would move the typical share away from what they hold)
     SELECT service, logs_only, minute, count(*) AS n
     FROM kinds JOIN sides USING (trace_id) JOIN strata USING (service, kind)
     WHERE NOT after AND (logged OR NOT logs_only)
-    GROUP BY service, logs_only, minute HAVING count(*) >= {MIN_TRACES}
-), minute_hits AS (
+    GROUP BY service, logs_only, minute HAVING count(*) >= {MIN_TRACES}"""),
+        ("minute_hits", """
     SELECT service, event, logs_only, minute, count(*) AS hits
     FROM (SELECT DISTINCT service, trace_id, event, logs_only FROM events) JOIN kinds USING (service, trace_id)
     JOIN sides USING (trace_id) JOIN strata USING (service, kind, logs_only)
     WHERE NOT after AND (logged OR NOT logs_only)
-    GROUP BY service, event, logs_only, minute
-), per_minute AS (
+    GROUP BY service, event, logs_only, minute"""),
+        ("per_minute", """
     SELECT service, event, logs_only, n, coalesce(hits, 0) AS hits,
            median(coalesce(hits, 0) / n) OVER per_event AS p
     FROM (SELECT DISTINCT service, event, logs_only FROM stratified) JOIN minute_traces USING (service, logs_only)
     LEFT JOIN minute_hits USING (service, event, logs_only, minute)
-    WINDOW per_event AS (PARTITION BY service, event, logs_only)
-), dispersion AS (
+    WINDOW per_event AS (PARTITION BY service, event, logs_only)"""),
+        ("dispersion", f"""
     -- the event's share in a typical minute before the onset (the median over those minutes: an earlier incident in
     -- a few of them does not move it), and how much more the share varied from minute to minute than chance alone
     -- makes it vary (quasi-binomial: the median Pearson term over the minutes, by that of chi-square with one
@@ -536,14 +608,22 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
     SELECT service, event, logs_only, any_value(p) AS typical,
            coalesce(median(power(hits - n * p, 2) / nullif(n * p * (1 - p), 0)) / {CHI2_1_MEDIAN}, 1) AS phi
     FROM per_minute
-    GROUP BY service, event, logs_only HAVING count(*) >= {DISPERSION_MINUTES}
-), tested AS (
+    GROUP BY service, event, logs_only HAVING count(*) >= {DISPERSION_MINUTES}"""),
+    ]
+
+
+def _scored_ctes() -> list[tuple[str, str]]:
+    """`trace_events_sql`'s tests of each event with `MIN_TRACES` on both sides (tested: its pooled z, and the
+    midpoint of its share after and its typical share) and their scores (scored: the z that holds against both, and
+    the events tested per service and family)."""
+    return [
+        ("tested", f"""
     SELECT *, hits_after / traces_after AS share_after,
            CASE WHEN variance > 0 THEN excess / sqrt(variance * greatest(coalesce(phi, 1), 1)) ELSE 0 END AS z_pooled,
            (hits_after / traces_after + typical) / 2 AS midpoint
     FROM stratified JOIN units USING (service, logs_only) LEFT JOIN dispersion USING (service, event, logs_only)
-    WHERE traces_before >= {MIN_TRACES} AND traces_after >= {MIN_TRACES}
-), scored AS (
+    WHERE traces_before >= {MIN_TRACES} AND traces_after >= {MIN_TRACES}"""),
+        ("scored", """
     SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, first_hit_after,
            first_trace_after, hits_before / traces_before AS share_before, share_after,
            -- the change must hold against the baseline pooled (within request kinds) and against its typical minute
@@ -553,17 +633,8 @@ def trace_events_sql(window: Span, baseline: Span, log_trace: str | None, servic
            count(*) FILTER (WHERE NOT variant) OVER (PARTITION BY service, problem) AS tested
     FROM (SELECT *, coalesce((share_after - typical)
                              / nullif(sqrt(greatest(phi, 1) * midpoint * (1 - midpoint) / traces_after), 0), 0)
-                    AS z_typical FROM tested)
-)
-SELECT service, event, problem, hits_before, hits_after, traces_before, traces_after, share_before, share_after,
-       -- the change shows from the first trace with a new event, or from the first trace that lacks a lost one
-       CASE WHEN z > 0 THEN first_hit_after ELSE first_trace_after END AS onset, z, tested,
-       max(abs(z)) OVER (PARTITION BY service) AS largest_z
-FROM scored
--- a problem that stops is recovery, not a fault
-WHERE NOT (problem AND z < 0)
-QUALIFY row_number() OVER (PARTITION BY service, problem ORDER BY abs(z) DESC, event) = 1
-ORDER BY abs(z) DESC, service, problem DESC"""
+                    AS z_typical FROM tested)"""),
+    ]
 
 
 def _moved(span: Span, offset: timedelta) -> Span:
