@@ -87,6 +87,7 @@ from incidentlens.analysis.periods import (
     logged_minutes_sql,
     minute_from_sql,
     quote_ident,
+    sql_in,
     sql_str,
 )
 from incidentlens.analysis.templates import DRAIN_SIMILARITY, mine_templates
@@ -445,17 +446,16 @@ def _log_lines_cte(window: Span, baseline: Span, log_trace: str, services: Seque
     """`trace_events_sql`'s log lines of traced requests from the baseline's start to the window's end: per line its
     service, trace, template (its log statement's where `statements` is given, else its mask's), whether it is a
     problem (WARN and worse) or a failure (ERROR and worse), and the service a problem line names (`services`)."""
-    levels = ", ".join(f"'{level}'" for level in PROBLEM_LEVELS)
-    error_levels = ", ".join(f"'{level}'" for level in ERROR_LEVELS)
     template = f"coalesce(masks.masked, {masked_sql()})"
     statement_join = ""
     if statements is not None:
         template = f"coalesce(statements.template, {template})"
         statement_join = f"\n    LEFT JOIN {statements} AS statements ON masks.masked = statements.masked"
-    named = f"CASE WHEN level IN ({levels}) THEN {named_service_sql(services)} END" if services else "NULL"
+    problem = f"level IN {sql_in(PROBLEM_LEVELS)}"
+    named = f"CASE WHEN {problem} THEN {named_service_sql(services)} END" if services else "NULL"
     return ("log_lines", f"""
     SELECT service, {quote_ident(log_trace)} AS trace_id, {template} AS template,
-           level IN ({levels}) AS problem, level IN ({error_levels}) AS failed, {named} AS named
+           {problem} AS problem, level IN {sql_in(ERROR_LEVELS)} AS failed, {named} AS named
     FROM logs LEFT JOIN {masks} AS masks ON logs.message = masks.raw{statement_join}
     WHERE {quote_ident(log_trace)} IS NOT NULL AND service IS NOT NULL
       AND ({in_span('ts', (baseline[0], window[1]))})""")
