@@ -437,33 +437,65 @@ def rank_root_causes(
         return Ranking(hypotheses=[], scores={}), []
     change_at = {name: _change_before(s, changes, window) for name, s in signals.items()}
     sample = onset_sample(store, baseline)
-    scores = {name: _score(s, signals, graph, change_at[name], cues, sample) for name, s in signals.items()}
-    # on a tie the data cannot order them: a caller whose own requests changed before the callee they point at
-    ranked = sorted(signals, key=lambda name: (-scores[name]["total"], signals[name].cut_at_only,
-                                               _onset_key(signals[name]), name))
+    scores, ranked = _scored(signals, graph, cues, change_at, sample)
     moment = SAME_MOMENT_STEPS * sample
     tests = {name: precedence_test(store, signals[name], signals, graph, window, baseline, moment)
              for name in ranked[:TOP]}
     ranked = _demote_failed(ranked, scores, {name: passed for name, (_, passed, _) in tests.items()})
     triggers = {name: change_at[name].as_trigger() if change_at[name] else None for name in ranked[:TOP]}
     kinds = {name: _classification(name, signals[name], cues, contributors, triggers[name]) for name in ranked[:TOP]}
-    top = ranked[0]
     second = independent_second(store, (window, baseline, sample), (ranked, scores), signals, graph,
                                 (cues, contributors, change_at))
     if second is not None:
-        name = second.service
-        tests[name], triggers[name], kinds[name] = second.test, second.trigger, second.classification
-        # scored against what the best hypothesis does not explain, never above it: the first stays first
-        beside = min(second.total, scores[top]["total"])
-        scores[name] = {**scores[name], "independent": round(beside - scores[name]["total"], 4),
-                        "total": round(beside, 4)}
-        ranked = [top, name, *(n for n in ranked[1:] if n != name)]
+        ranked = _second_after_top(second, ranked, scores, (tests, triggers, kinds))
+    top = ranked[0]
     standing = stands_on_its_own(signals[top], kinds[top].kind, scores[top])
     share = support(signals[top], kinds[top].kind, scores[top])
     confidences, unexplained = softmax_confidences({name: scores[name]["total"] for name in ranked}, standing, share)
+    hypotheses, evidence = _hypotheses(ranked[:TOP], signals, graph, sample, (tests, triggers, kinds), confidences,
+                                       second)
+    return Ranking(hypotheses=hypotheses, scores=scores, trigger=triggers[top], unexplained=unexplained,
+                   stands_on_its_own=standing, support=share,
+                   second=second.service if second is not None else None), evidence
+
+
+def _scored(signals: dict[str, ServiceSignals], graph: CallGraph, cues: MechanismCues,
+            change_at: dict[str, Change | None], sample: timedelta) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Each of the `signals`' services scored against the others there (`_score`), and the services best first."""
+    scores = {name: _score(s, signals, graph, change_at[name], cues, sample) for name, s in signals.items()}
+    # on a tie the data cannot order them: a caller whose own requests changed before the callee they point at
+    ranked = sorted(signals, key=lambda name: (-scores[name]["total"], signals[name].cut_at_only,
+                                               _onset_key(signals[name]), name))
+    return scores, ranked
+
+
+#: per service of the top hypotheses: its precedence test (test, passed, evidence), its trigger, its mechanism
+_Found = tuple[dict[str, tuple[str, bool | None, Evidence]], dict[str, dict[str, Any] | None],
+               dict[str, Classification]]
+
+
+def _second_after_top(second: SecondSuspect, ranked: list[str], scores: dict[str, dict[str, float]],
+                      found: _Found) -> list[str]:
+    """The ranking with the second suspect second, and in `scores` and `found` its score (`independent`: what it
+    lost to stay below the best), test, trigger and mechanism as among what the best does not explain."""
+    tests, triggers, kinds = found
+    top, name = ranked[0], second.service
+    tests[name], triggers[name], kinds[name] = second.test, second.trigger, second.classification
+    # scored against what the best hypothesis does not explain, never above it: the first stays first
+    beside = min(second.total, scores[top]["total"])
+    scores[name] = {**scores[name], "independent": round(beside - scores[name]["total"], 4),
+                    "total": round(beside, 4)}
+    return [top, name, *(n for n in ranked[1:] if n != name)]
+
+
+def _hypotheses(named: list[str], signals: dict[str, ServiceSignals], graph: CallGraph, sample: timedelta,
+                found: _Found, confidences: dict[str, float],
+                second: SecondSuspect | None) -> tuple[list[Hypothesis], list[Evidence]]:
+    """The hypotheses of the `named` services, in order, and their tests' evidence."""
+    tests, triggers, kinds = found
     hypotheses: list[Hypothesis] = []
     evidence: list[Evidence] = []
-    for name in ranked[:TOP]:
+    for name in named:
         s, classification, trigger = signals[name], kinds[name], triggers[name]
         test, passed, test_evidence = tests[name]
         evidence.append(test_evidence)
@@ -486,9 +518,7 @@ def rank_root_causes(
                 demand_rose=s.demand_rose,
             )
         )
-    return Ranking(hypotheses=hypotheses, scores=scores, trigger=triggers[top], unexplained=unexplained,
-                   stands_on_its_own=standing, support=share,
-                   second=second.service if second is not None else None), evidence
+    return hypotheses, evidence
 
 
 def softmax_confidences(totals: dict[str, float], standing: bool, share: float) -> tuple[dict[str, float], float]:
@@ -542,8 +572,7 @@ def independent_second(store: Any, spans: tuple[Span, Span, timedelta],
     rest = {name: s for name, s in signals.items() if name not in tied}
     if not rest:
         return None
-    own = {name: _score(s, rest, graph, change_at[name], cues, sample) for name, s in rest.items()}
-    order = sorted(rest, key=lambda name: (-own[name]["total"], rest[name].cut_at_only, _onset_key(rest[name]), name))
+    own, order = _scored(rest, graph, cues, change_at, sample)
     lead, s = order[0], rest[order[0]]
     trigger = change_at[lead].as_trigger() if change_at[lead] else None
     classification = _classification(lead, s, cues, contributors, trigger)
