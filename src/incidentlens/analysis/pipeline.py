@@ -12,7 +12,7 @@ import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, PrivateAttr
 
@@ -24,7 +24,15 @@ from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import mechanism_cues
 from incidentlens.analysis.periods import Span, iso_end
-from incidentlens.analysis.rootcause import GLOBAL, Hypothesis, collect_signals, find_changes, rank_root_causes
+from incidentlens.analysis.rootcause import (
+    GLOBAL,
+    Hypothesis,
+    Ranking,
+    ServiceSignals,
+    collect_signals,
+    find_changes,
+    rank_root_causes,
+)
 from incidentlens.analysis.shifts import LogSurge, MetricShift, fetch_log_counts, log_surges, metric_shifts
 from incidentlens.analysis.sources import data_sources, sources_read
 from incidentlens.analysis.spans import TraceSignal, trace_signals
@@ -242,21 +250,7 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     shifts = evidence.add(shifts if shifts is not None else metric_shifts(store, window, baseline))
     # a start the user gave is an incident's; one taken from an alert time says where to look, not that anything hurt
     trusted = given_baseline is not None and not detection.undetected
-    beside_thread: list[int] = []  # the thread the traces are read in, whose queries alone an error interrupts
-    with ThreadPoolExecutor(max_workers=1, initializer=lambda: beside_thread.append(threading.get_ident())) as beside:
-        # The traces are read beside the logs (and, for a window explained whatever moved, what its logs hold and
-        # what it cost): DuckDB answers without holding the GIL, and one query after another left the second core
-        # idle through much of each. Their evidence is recorded in the order it always was.
-        concurrent = getattr(store, "reads_concurrently", False)
-        traced = beside.submit(trace_signals, store, window, baseline) if concurrent else None
-        try:
-            log_counts = fetch_log_counts(store, window, baseline)
-            surges = evidence.add(log_surges(store, window, baseline, log_counts))
-            read_ahead = _window_reads(store, window, baseline) if trusted and concurrent else None
-            traces = evidence.add(traced.result() if traced is not None else trace_signals(store, window, baseline))
-        except BaseException:
-            _stop(store, traced, beside_thread)
-            raise
+    surges, traces, read_ahead = _surges_beside_traces(store, window, baseline, evidence, trusted)
     load_only = None if trusted else _load_without_harm(detection, shifts, surges, traces)
     if load_only:
         return load_only
@@ -264,17 +258,30 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     sources = sources if sources is not None else data_sources(store, window, baseline)
     if detection.undetected and not signals:  # the alert time was taken as the start, and nothing answers it
         return _nothing_moved(incident.start, sources)
+    moved = _Moved(shifts, surges, traces, signals)
+    return _explained(store, detection, (window, baseline, rule), moved, sources, read_ahead, evidence)
+
+
+class _Moved(NamedTuple):
+    """What moved in the window against the baseline, by source, and the root-cause candidates' signals of it."""
+
+    shifts: list[MetricShift]
+    surges: list[LogSurge]
+    traces: dict[str, TraceSignal]
+    signals: dict[str, ServiceSignals]
+
+
+def _explained(store: Any, detection: DetectionResult, spans: tuple[Span, Span, str], moved: _Moved,
+               sources: dict[str, Any], read_ahead: _WindowReads | None, evidence: _Ledger) -> AnalysisResult:
+    """The explanation of the detection's window of what `moved` against the baseline (`spans`: the window, the
+    baseline and its rule): the window's reads (`read_ahead`, when read beside the traces), the ranking, the verdict
+    and the timeline, their evidence recorded in that order."""
+    window, baseline, rule = spans
     contributors, templates, impact = evidence.add(read_ahead or _window_reads(store, window, baseline))
-    # every service that moved or that the traces point at, a callee known only by its callers' cut requests too
-    services = sorted(({s.service for s in shifts} | {s.service for s in surges} | set(signals)) - {GLOBAL})
-    cues = evidence.add(mechanism_cues(store, window, services))
-    graph = evidence.add(infer_call_graph(store, window, baseline, cues.named, cues.evidence))
-    changes = evidence.add(find_changes(store, window, baseline))
-    ranking = evidence.add(
-        rank_root_causes(store, window, baseline, signals, graph, cues, contributors, changes)
-    )
-    verdict = decide(ranking.hypotheses, signals, checked_counts(shifts, surges, traces, sources["missing"]),
-                     ranking.unexplained, ranking.stands_on_its_own, ranking.support, ranking.second)
+    ranking = _ranking(store, window, baseline, moved, contributors, evidence)
+    checked = checked_counts(moved.shifts, moved.surges, moved.traces, sources["missing"])
+    verdict = decide(ranking.hypotheses, moved.signals, checked, ranking.unexplained, ranking.stands_on_its_own,
+                     ranking.support, ranking.second)
     timeline = build_timeline(store, window, baseline, templates=templates, service_onsets=verdict.onsets(),
                               **detection_inputs(detection))
     evidence.extend(timeline.evidence)
@@ -297,6 +304,42 @@ def explain_window(store: Any, detection: DetectionResult, evidence: _Ledger,
     )
     explained._spans = (window, baseline)
     return explained
+
+
+def _surges_beside_traces(store: Any, window: Span, baseline: Span, evidence: _Ledger, read_ahead: bool,
+                          ) -> tuple[list[LogSurge], dict[str, TraceSignal], _WindowReads | None]:
+    """The WARN/ERROR surges and the trace signals, their evidence recorded in that order; with `read_ahead` (a
+    window explained whatever moved), the window's reads too (`_window_reads`, their evidence not yet recorded),
+    else None. The traces are read in a thread beside the rest where the store reads concurrently."""
+    beside_thread: list[int] = []  # the thread the traces are read in, whose queries alone an error interrupts
+    with ThreadPoolExecutor(max_workers=1, initializer=lambda: beside_thread.append(threading.get_ident())) as beside:
+        # The traces are read beside the logs (and, for a window explained whatever moved, what its logs hold and
+        # what it cost): DuckDB answers without holding the GIL, and one query after another left the second core
+        # idle through much of each. Their evidence is recorded in the order it always was.
+        concurrent = getattr(store, "reads_concurrently", False)
+        traced = beside.submit(trace_signals, store, window, baseline) if concurrent else None
+        try:
+            log_counts = fetch_log_counts(store, window, baseline)
+            surges = evidence.add(log_surges(store, window, baseline, log_counts))
+            reads = _window_reads(store, window, baseline) if read_ahead and concurrent else None
+            traces = evidence.add(traced.result() if traced is not None else trace_signals(store, window, baseline))
+        except BaseException:
+            _stop(store, traced, beside_thread)
+            raise
+    return surges, traces, reads
+
+
+def _ranking(store: Any, window: Span, baseline: Span, moved: _Moved, contributors: list[Any],
+             evidence: _Ledger) -> Ranking:
+    """The root-cause ranking of what `moved`, with the mechanism cues, the call graph and the changes it rests on,
+    their evidence recorded in that order."""
+    # every service that moved or that the traces point at, a callee known only by its callers' cut requests too
+    services = sorted(({s.service for s in moved.shifts} | {s.service for s in moved.surges} | set(moved.signals))
+                      - {GLOBAL})
+    cues = evidence.add(mechanism_cues(store, window, services))
+    graph = evidence.add(infer_call_graph(store, window, baseline, cues.named, cues.evidence))
+    changes = evidence.add(find_changes(store, window, baseline))
+    return evidence.add(rank_root_causes(store, window, baseline, moved.signals, graph, cues, contributors, changes))
 
 
 def choose_baseline(store: Any, window: Span, first_anomalous: datetime) -> tuple[Span | None, str]:
@@ -361,7 +404,11 @@ def _stop(store: Any, beside: Future[Any] | None, threads: list[int]) -> None:
         wait([beside], timeout=0.05)
 
 
-def _window_reads(store: Any, window: Span, baseline: Span) -> tuple[tuple[list[Any], list[Any], Any], list[Evidence]]:
+#: the window's log contributors, its log templates and its impact (`ImpactResult`), and their evidence
+_WindowReads = tuple[tuple[list[Any], list[Any], Any], list[Evidence]]
+
+
+def _window_reads(store: Any, window: Span, baseline: Span) -> _WindowReads:
     """(the window's log contributors, its log templates, its impact) and their evidence, in that order. The impact
     is read first: beside `trace_signals`, the templates wait for the masked log messages it is making."""
     impact = estimate_impact(store, window, baseline)
