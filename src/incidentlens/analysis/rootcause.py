@@ -476,8 +476,9 @@ _Found = tuple[dict[str, tuple[str, bool | None, Evidence]], dict[str, dict[str,
 
 def _second_after_top(second: SecondSuspect, ranked: list[str], scores: dict[str, dict[str, float]],
                       found: _Found) -> list[str]:
-    """The ranking with the second suspect second, and in `scores` and `found` its score (`independent`: what it
-    lost to stay below the best), test, trigger and mechanism as among what the best does not explain."""
+    """The ranking with the second suspect second; in `scores` and `found`, its score, test, trigger and mechanism as
+    found among what the best does not explain (`independent`: how far that score, held no higher than the best's,
+    moved it from its score among all)."""
     tests, triggers, kinds = found
     top, name = ranked[0], second.service
     tests[name], triggers[name], kinds[name] = second.test, second.trigger, second.classification
