@@ -370,6 +370,7 @@ def _metric_peaks(
     rose_latencies = rose & np.isin(arrays.texts(table["metric"]), series["latency"])
     checks, past = _latencies_left_out(store, window, table, rose_latencies, step, evidence)
     unsupported = [c for c in checks if c.borne_out is False]
+    # a percentile the traced calls deny, or one longer than any request could take, is no change of the window's
     left_out = {(c.service, c.metric) for c in unsupported} | {(p.service, p.metric) for p in past}
     changed = rose & ~_series_named(table, left_out)
     served = _served(table)
