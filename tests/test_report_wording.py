@@ -12,7 +12,6 @@ from incidentlens.report import build_postmortem, executive_summary, runbook_che
 from incidentlens.report.formatting import readable_quotes
 from incidentlens.report.playbooks import kind_label, mitigations_for, playbook, runbook_for
 from incidentlens.report.render_markdown import render_markdown
-from test_report_claims import split_between_db_proxy_and_payments
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis, top_cause_analysis
 
 
@@ -577,78 +576,12 @@ def test_an_alert_is_proposed_on_a_resource_that_rose_to_a_tenth_of_its_limit_or
     assert first.startswith("An alert on db-proxy/CpuUsage(m) (baseline 0.1 m, peak 17.2 m) could have fired")
 
 
-def test_a_service_named_in_two_cases_is_written_once_in_lower_case():
-    # OnlineBoutique 12:10: the front-end metric file names it `Frontend`, the spans `frontend`; the review said
-    # "currencyservice and frontend moved first, then Frontend"; the gRPC method hipstershop.Frontend/Recv. stays
-    analysis = pool_exhaustion_analysis()
-    analysis["impact"]["services_affected"] = ["DB-Proxy", "db-proxy", "payments"]
-    analysis["hypotheses"][0]["mechanism"] += "; in the traces, 'hipstershop.DB-Proxy/Recv.' calls fewer"
-    analysis["detection"]["series"][0]["series"] = "DB-Proxy/pool_in_use"
-    pm = build_postmortem(analysis)
-    assert pm.impact is not None and pm.impact.services_affected == ["db-proxy", "payments"]
-    assert pm.detection.series[0].series == "db-proxy/pool_in_use"
-    text = render_markdown(pm)
-    assert "DB-Proxy/" not in text.replace("hipstershop.DB-Proxy/Recv.", "")
-    assert "hipstershop.DB-Proxy/Recv." in text
-    # OnlineBoutique 12:27: only the requests were counted at `frontend`, and the error rate was `Frontend`'s
-    analysis["impact"].update(services_affected=["DB-Proxy"], entry_service="db-proxy")
-    assert build_postmortem(analysis).impact.services_affected == ["db-proxy"]
-    analysis["evidence"][0]["query"] = "SELECT * FROM metrics WHERE service = 'DB-Proxy'"
-    assert build_postmortem(analysis).evidence[0].query.endswith("'DB-Proxy'")  # a query runs as written
 
 
-def test_a_service_ranked_twice_in_two_cases_is_one_hypothesis_with_both_shares():
-    # OnlineBoutique 12:10: `frontend` (its traces) at 46% and `Frontend` (the front-end metric file) at 0% were
-    # hypotheses #1 and #3, two rows of one service once the review wrote both names `frontend`
-    analysis = pool_exhaustion_analysis()
-    second_spelling = {**analysis["hypotheses"][0], "service": "DB-Proxy", "confidence": 0.05,
-                       "mechanism": "DB-Proxy changed (pool_in_use from 22 to 100)", "supporting": ["metric-x"]}
-    analysis["hypotheses"].append(second_spelling)
-    hypotheses = build_postmortem(analysis).hypotheses
-    assert [(h.rank, h.service, round(h.confidence, 2)) for h in hypotheses] == [(1, "db-proxy", 0.87),
-                                                                                (2, "payments", 0.41)]
-    assert hypotheses[0].mechanism.startswith("db-proxy ran out of database connections")  # the likelier one's
-    assert hypotheses[0].supporting[-1] == "metric-x"
 
 
-def test_a_service_is_not_ordered_against_itself_spelt_in_another_case():
-    # OnlineBoutique 12:10: "if frontend were the cause its anomalies would precede those of the other services that
-    # moved (frontend): they start within 90 s of it (frontend 7 s later)", the second `frontend` the front-end metric
-    # file's `Frontend`; 13:27 listed it beside others: "(checkoutservice, currencyservice, emailservice, frontend)"
-    analysis = pool_exhaustion_analysis()
-    alone = ("if db-proxy were the cause its anomalies would precede those of the other services that moved "
-             "(DB-Proxy): they start within 90 s of it (DB-Proxy 7 s later), which the data cannot order: that does "
-             "not refute it")
-    analysis["hypotheses"][0].update(test=alone, test_passed=None)
-    analysis["evidence"][-1]["title"] = alone
-    analysis["hypotheses"].append({**analysis["hypotheses"][1], "service": "DB-Proxy", "confidence": 0.05})
-    pm = build_postmortem(analysis)
-
-    said = ("if db-proxy were the cause it would be the first to move: it is the only service whose change the tests "
-            "count (the other that moved was db-proxy itself, its name spelt in another case), so there is nothing to "
-            "order it against")
-    assert (pm.hypotheses[0].service, pm.hypotheses[0].test, pm.hypotheses[0].test_passed) == ("db-proxy", said, None)
-    assert next(e.title for e in pm.evidence if e.kind == "hypothesis_test") == said
-    among = alone.replace("(DB-Proxy): they start within 90 s of it (DB-Proxy", "(payments, DB-Proxy): they start "
-                          "within 90 s of it (payments")
-    analysis["hypotheses"][0]["test"] = analysis["evidence"][-1]["title"] = among
-    assert build_postmortem(analysis).hypotheses[0].test == (
-        "if db-proxy were the cause its anomalies would precede those of the other services that moved (payments): "
-        "they start within 90 s of it (payments 7 s later), which the data cannot order: that does not refute it")
 
 
-def test_a_service_the_verdict_has_twice_in_two_cases_is_said_once_from_its_first_move():
-    # OnlineBoutique 12:01: "frontend from 12:02:28 UTC: PodClientLatencyP99(s) from 0.353 to 0.054 (-85%) ...
-    # frontend from 12:02:28 UTC: LatencyP50(s) from 0.171 to 1.55 (+807%)": `frontend`'s entry moved at 12:01:28,
-    # `Frontend`'s at 12:02:28, and the one name took the later time for both
-    analysis = split_between_db_proxy_and_payments()
-    services = analysis["verdict"]["services"]
-    services.append({"service": "DB-Proxy", "onset": "2024-05-01T10:13:30Z", "showed": ["p95_ms up at DB-Proxy"],
-                     "evidence": []})
-    text = build_postmortem(analysis).summary.text
-    assert ("db-proxy from 2024-05-01 10:11 UTC: error_ratio up at db-proxy; then at 10:13:30 UTC: p95_ms up at "
-            "db-proxy.") in text
-    assert text.count("db-proxy from") == 1
 
 
 def test_a_service_whose_only_change_is_its_host_s_metric_is_not_named_among_those_that_moved_first():

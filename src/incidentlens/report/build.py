@@ -37,7 +37,6 @@ from incidentlens.analysis.verdict import MORE_LIKELY_THAN_NOT, STANDS_OUT
 from incidentlens.errors import InputError
 from incidentlens.report import formatting as fmt
 from incidentlens.report.grounding import Facts, check_grounding
-from incidentlens.report.names import one_name_per_service
 from incidentlens.report.playbooks import (
     CALL_MEASURES,
     REVERT_NONE_SEEN,
@@ -159,7 +158,7 @@ def build_postmortem(analysis: Any, narrative: Mapping[str, str] | None = None,
     number or time the evidence does not hold is written by template instead and lists the reasons. A malformed
     analysis raises InputError naming `source` and the field.
     """
-    data = one_name_per_service(_as_dict(analysis))
+    data = _as_dict(analysis)
     author = GeneratedBy.model_validate(generated_by or {})
     if not isinstance(data.get("detected", False), bool):  # "no" would read as true
         raise InputError(f"{source}: field 'detected': expected true or false, not {data['detected']!r}")

@@ -102,6 +102,7 @@ def add_prometheus_metrics(store: TelemetryStore, options: PrometheusOptions, at
     with PrometheusClient(options.url, PrometheusAuth.from_options(options.token, options.user)) as client:
         table = fetch_metrics(client, start, end, queries=queries, discover=options.discover, step=options.step)
     store.add_arrow("metrics", table, label=f"Prometheus {redact_url(options.url)}")
+    store.one_name_per_service()
 
 
 def prometheus_range(

@@ -59,6 +59,7 @@ from incidentlens.telemetry.jaeger import read_jaeger
 from incidentlens.telemetry.kubeevents import is_empty_list, is_event_list, list_items_sql, read_kube_events
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.peers import inferred_spans_sql
+from incidentlens.telemetry.servicenames import SERVICE_COLUMNS, case_renames, renamed_sql
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     TextLogOptions,
@@ -83,6 +84,8 @@ _SPILL_DIRECTORIES = itertools.count()
 INFERRED_SPANS = "_spans_inferred"
 #: the table of the spans of every source, each span two of them hold once (made only where there are such spans)
 UNIQUE_SPANS = "_spans_unique"
+#: the start of the warning that names the services spelt in two cases (`TelemetryStore.one_name_per_service`)
+NAMED_IN_TWO_CASES = "service names that differ only in case"
 #: the formats read file by file (unnested, parsed or answered each on its own)
 _READ_BY_FILE = ("otlp", "jaeger", "zipkin", "prometheus", "loki", "failed", "cloudwatch", "kubeevents", "datadog")
 
@@ -148,6 +151,8 @@ class TelemetryStore:
     _counted: dict[str, tuple[Path, str]] = field(default_factory=dict)
     _uncounted: str | None = None  # the table of their uncounted lines, once `log_origins_sql` made it
     _hold_lock: threading.Lock = field(default_factory=threading.Lock)
+    # the service names read as another, the names one service is spelt by in two cases (`one_name_per_service`)
+    _renames: dict[str, str] = field(default_factory=dict)
     # UTF-8 copies of files that are not (`_as_utf8`): this store's, then those of the stores that read its views
     _scratches: list[tempfile.TemporaryDirectory[str]] = field(default_factory=list)
     # the cursors of the queries running, each with the thread running it; the lock keeps a cursor from being closed
@@ -616,9 +621,42 @@ class TelemetryStore:
         given = self.con.execute(f"SELECT count(*) FROM ({built.sql})").fetchone()[0]
         return given - self.con.execute(f"SELECT count(*) FROM {kept}").fetchone()[0]
 
-    def _union(self, view: str) -> str:
-        """The SELECT of a view's rows: its parts' together."""
-        return " UNION ALL BY NAME ".join(f"SELECT * FROM {quote(p)}" for p in self._parts[view])
+    def _union(self, view: str, renamed: bool = True) -> str:
+        """The SELECT of a view's rows: its parts' together, their service names read as `one_name_per_service`
+        decided unless not `renamed`."""
+        rows = " UNION ALL BY NAME ".join(f"SELECT * FROM {quote(p)}" for p in self._parts[view])
+        return renamed_sql(rows, self._service_columns(view), self._renames) if renamed and self._renames else rows
+
+    def _service_columns(self, view: str) -> list[str]:
+        """The columns of `view`'s parts that name a service (`SERVICE_COLUMNS`)."""
+        rows = self._union(view, renamed=False)
+        present = {row[0] for row in self.con.execute(f"DESCRIBE {rows}").fetchall()}
+        return [column for column in SERVICE_COLUMNS.get(view, ()) if column in present]
+
+    def one_name_per_service(self) -> None:
+        """Read the names that differ only in case (`Frontend`, `frontend`) as one service's, the lower-case one, in
+        every view (`servicenames`), and say so in a warning; a later call decides again over the views as they are
+        then. The views a `logs_backend` answers keep their names (a query there runs as written)."""
+        names: set[str] = set()
+        for view in self._parts:
+            for column in self._service_columns(view):
+                names.update(row[0] for row in self.con.execute(
+                    f"SELECT DISTINCT {quote(column)} FROM ({self._union(view, renamed=False)}) "
+                    f"WHERE {quote(column)} IS NOT NULL").fetchall())
+        renames = case_renames(names)
+        if renames == self._renames:
+            return
+        self._renames = renames
+        for view in self._parts:
+            self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {self._union(view)}")
+        if "spans" in self._parts:
+            self._remake_spans_view()
+        self._ranges = None
+        self._held.clear()
+        self.warnings[:] = [w for w in self.warnings if not w.startswith(NAMED_IN_TWO_CASES)]
+        if renames:
+            said = ", ".join(f"{name} as {renamed}" for name, renamed in renames.items())
+            self.warnings.append(f"{NAMED_IN_TWO_CASES}, read as one service's: {said}")
 
     def _remake_spans_view(self) -> None:
         """The spans view made again, once all the view's sources of a load are read: each span two sources hold
@@ -881,6 +919,7 @@ def load_telemetry(
     store = TelemetryStore(timezone=timezone)
     _add_views_at_once(store, {view: paths for view, paths in inputs.items() if paths is not None}, mapping, text)
     store.check_mapping(mapping or {})
+    store.one_name_per_service()
     return store
 
 

@@ -1,0 +1,37 @@
+"""One name per service across the sources: names that differ only in case are one service.
+
+Nezha's OnlineBoutique names its front end `Frontend` in its front-end metric file and `frontend` in its spans,
+logs and per-pod metric files. Kept apart, every reader downstream would see two services where there is one: a
+ranking with the front end twice, each spelling with half its evidence, and a review saying `frontend` and
+`Frontend` side by side. The lower-case spelling is the one kept (a Kubernetes service's or pod's name is lower case;
+a capitalised one is a display form).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from incidentlens.telemetry.columns import literal, quote
+
+#: the columns of each view that name a service
+SERVICE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "metrics": ("service",), "logs": ("service",), "spans": ("service",), "events": ("service",),
+    "calls": ("caller", "callee"),
+}
+
+
+def case_renames(names: Iterable[str]) -> dict[str, str]:
+    """{name: the lower-case name it is read as} for each name whose lower-case form is also a name:
+    `{'Frontend': 'frontend'}` from `['frontend', 'Frontend', 'cartservice']`."""
+    known = set(names)
+    return {name: name.lower() for name in sorted(known) if name != name.lower() and name.lower() in known}
+
+
+def renamed_sql(select: str, columns: Iterable[str], renames: Mapping[str, str]) -> str:
+    """`select` with each of `columns` read through `renames` (a name not among them as it is)."""
+    if not renames:
+        return select
+    cases = " ".join(f"WHEN {literal(name)} THEN {literal(renamed)}" for name, renamed in renames.items())
+    replaced = ", ".join(f"CASE {quote(column)} {cases} ELSE {quote(column)} END AS {quote(column)}"
+                         for column in columns)
+    return f"SELECT * REPLACE ({replaced}) FROM ({select})"

@@ -1,0 +1,83 @@
+"""One service, one name: sources that spell a service's name in two cases (`Frontend`, `frontend`) read as one."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cli_process import run_cli
+from incidentlens.telemetry import load_telemetry
+from incidentlens.telemetry.servicenames import case_renames
+
+T0 = datetime(2024, 5, 1, 10, 0)
+
+
+FAILING_FROM = 30  # the minute the front end starts failing half its requests
+
+
+def _front_metrics(path: Path) -> Path:
+    """The front end's success rate as its front-end metric file names it (Nezha's `front_service.csv` says
+    `Frontend`), half its requests failing from `FAILING_FROM`, and the cart's CPU, flat."""
+    lines = ["ts,service,metric,value"]
+    for minute in range(40):
+        at = f"{T0 + timedelta(minutes=minute):%Y-%m-%dT%H:%M:%S}Z"
+        success = 50 if minute >= FAILING_FROM else 100 - minute % 2 * 0.1
+        lines += [f"{at},Frontend,SuccessRate(%),{success}", f"{at},cartservice,cpu,{0.2 + minute % 3 / 100}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _front_logs(path: Path) -> Path:
+    """The front end's logs, which name it as its pods do (`frontend`): a request served every 10 s, failed from
+    `FAILING_FROM`."""
+    def entry(second: int) -> dict[str, str]:
+        failing = second >= FAILING_FROM * 60
+        return {"ts": f"{T0 + timedelta(seconds=second):%Y-%m-%dT%H:%M:%S}Z", "service": "frontend",
+                "level": "ERROR" if failing else "INFO",
+                "message": "request failed: upstream reset" if failing else "request served"}
+    path.write_text("".join(json.dumps(entry(second)) + "\n" for second in range(0, 40 * 60, 10)))
+    return path
+
+
+def test_the_lower_case_spelling_is_the_one_kept():
+    assert case_renames(["frontend", "Frontend", "cartservice", "Checkout"]) == {"Frontend": "frontend"}
+
+
+def test_a_service_spelt_in_two_cases_across_files_is_one_service_in_every_view(tmp_path: Path):
+    store = load_telemetry(metrics=_front_metrics(tmp_path / "front.csv"), logs=_front_logs(tmp_path / "logs.jsonl"))
+    assert sorted(store.fetch("SELECT DISTINCT service FROM metrics").column("service").to_pylist()) == [
+        "cartservice", "frontend"]
+    assert store.fetch("SELECT DISTINCT service FROM logs").column("service").to_pylist() == ["frontend"]
+    assert store.fetch("SELECT count(*) AS n FROM metrics WHERE service = 'frontend'").column("n")[0].as_py() == 40
+    assert ("service names that differ only in case, read as one service's: Frontend as frontend"
+            in store.warnings)
+
+
+def test_names_spelt_one_way_are_read_as_written_and_nothing_is_said(tmp_path: Path):
+    store = load_telemetry(metrics=_front_metrics(tmp_path / "front.csv"))
+    assert sorted(store.fetch("SELECT DISTINCT service FROM metrics").column("service").to_pylist()) == [
+        "Frontend", "cartservice"]
+    assert not any("differ only in case" in w for w in store.warnings)
+
+
+def test_a_call_edge_names_its_caller_and_callee_as_the_other_sources_do(tmp_path: Path):
+    calls = tmp_path / "calls.csv"
+    calls.write_text("time,source,destination,direction,latency_s\n"
+                     "2024-05-01T10:00:00Z,Frontend,CartService,outbound,0.25\n")
+    store = load_telemetry(calls=calls, logs=_front_logs(tmp_path / "logs.jsonl"))
+    assert store.fetch("SELECT caller, callee FROM calls").to_pylist() == [
+        {"caller": "frontend", "callee": "CartService"}]  # no `cartservice` is named anywhere: as written
+
+
+def test_analyze_ranks_the_front_end_once_on_both_its_files(tmp_path: Path):
+    # OnlineBoutique 12:10 with its front-end metric file given: `frontend` (its traces) and `cartservice` at 33%
+    # each, `Frontend` (the file's success rate from 100% to 54%) third at 0.1%: one service's evidence split in two
+    ran = run_cli("analyze", "--metrics", str(_front_metrics(tmp_path / "front.csv")), "--logs",
+                  str(_front_logs(tmp_path / "logs.jsonl")), "--at", "2024-05-01T10:30:00Z", "--json")
+    assert ran.returncode == 0, ran.stderr
+    analysis = json.loads(ran.stdout)
+    assert [h["service"] for h in analysis["hypotheses"]][:1] == ["frontend"]
+    assert "SuccessRate(%)" in analysis["hypotheses"][0]["mechanism"]  # the metric file's evidence is its own
+    said = "read as one service's: Frontend as frontend"
+    assert said in ran.stdout and "Frontend" not in ran.stdout.replace(said, "")
