@@ -397,6 +397,29 @@ def test_other_services_that_moved_do_not_make_a_lead_on_one_test_surer(tmp_path
     assert ranking.hypotheses[0].confidence < 0.6 and verdict.status == "inconclusive"
 
 
+def test_a_trace_change_below_the_bar_weighs_its_share_of_the_bar_not_all_the_traces_weight(tmp_path: Path):
+    # Nezha TrainTicket 15:42 from an alert a minute later: ts-gateway-service's one new call in 19% of its requests
+    # (8% before), corrected strength 1.17, the window's only trace change, took all of the traces' weight and led
+    # at 48% over ts-preserve-service's CPU at 100% of its limit
+    onset = START + timedelta(hours=5)
+    rows = ["ts,service,metric,value"] + [f"{(START + timedelta(minutes=k)).isoformat()}Z,checkout,cpu,{k % 3}"
+                                          for k in range(600)]
+    (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
+
+    def scores(gateway_strength: float) -> dict[str, dict[str, float]]:
+        signals = {"gateway": ServiceSignals(service="gateway", trace_onset=onset, trace_strength=gateway_strength),
+                   "preserve": ServiceSignals(service="preserve", metric_onset=onset, metric_strength=20.0,
+                                              moved=[_moved("preserve", "CpuUsageRate(%)", 0.65, 100.0, 81.0)])}
+        ranking, _ = rank_root_causes(load_telemetry(metrics=tmp_path / "metrics.csv"),
+                                      (onset, onset + timedelta(hours=1)), (START, onset), signals, CallGraph(),
+                                      MechanismCues(), [], [])
+        return ranking.scores
+
+    assert scores(1.17)["gateway"]["traces"] == pytest.approx(6.0 * 1.17 / 2.5, abs=1e-3)  # was the whole 6.0
+    assert scores(1.17)["gateway"]["total"] < scores(1.17)["preserve"]["total"]
+    assert scores(3.0)["gateway"]["traces"] == 6.0  # past the bar, the window's strongest takes it all
+
+
 def test_a_lone_candidate_keeps_the_full_confidence_on_a_strong_change_or_a_second_source(tmp_path: Path):
     strong, verdict = _rank_alone(tmp_path, trace_strength=6.0)  # past twice the bar
     assert strong.support == 1.0 and strong.hypotheses[0].confidence > 0.95 and verdict.status == "root_cause"

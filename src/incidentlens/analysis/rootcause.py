@@ -714,8 +714,9 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
         "blames_other": -1.0 if blames else 0.0,
         "trigger": 1.5 * deploy,
         # how far its requests changed (or its callers' were cut short after calling it), against the service the
-        # traces point at most (0 without spans)
-        "traces": TRACE_WEIGHT * traced / strongest_trace if strongest_trace else 0.0,
+        # traces point at most, or the candidate bar where that is less: a change chance makes (below the bar) is no
+        # reason to weigh a service as much as a window's real one (0 without spans)
+        "traces": TRACE_WEIGHT * traced / max(strongest_trace, SIGNIFICANT_STRENGTH),
         # without a call graph the order of onsets is the only structural clue, and it is noisy at low log
         # volumes: then a service's own words about a mechanism weigh more
         "specific": (1.5 if graph.known else 3.0) * specificity(s.service, s.moved, cues),
