@@ -19,7 +19,6 @@ from pydantic import BaseModel
 from incidentlens.analysis.evidence import Evidence
 from incidentlens.analysis.links import span_links
 from incidentlens.analysis.periods import Span, covering, in_span
-from incidentlens.telemetry import sql_ts
 
 #: traces sampled for the log-based graph: enough to see every edge, bounded so the join stays cheap
 TRACE_SAMPLE = 20000
@@ -85,7 +84,7 @@ def trace_logs_edges_sql(span: Span) -> str:
     return f"""WITH per_trace AS (
     SELECT trace_id, service, min(ts) AS first_ts
     FROM logs
-    WHERE ts >= {sql_ts(span[0])} AND ts <= {sql_ts(span[1])} AND trace_id IS NOT NULL AND service IS NOT NULL
+    WHERE {in_span('ts', span, end_included=True)} AND trace_id IS NOT NULL AND service IS NOT NULL
     GROUP BY trace_id, service
 ), shared AS (
     SELECT trace_id FROM per_trace GROUP BY trace_id HAVING count(*) > 1 ORDER BY trace_id LIMIT {TRACE_SAMPLE}

@@ -21,11 +21,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import Span
+from incidentlens.analysis.periods import PROBLEM_LEVELS, Span, in_span, sql_in
 from incidentlens.analysis.shifts import MetricShift
 from incidentlens.analysis.units import three_figures
 from incidentlens.analysis.words import possessive
-from incidentlens.telemetry import sql_ts
 
 KINDS = (
     "connection_pool_exhaustion",
@@ -145,7 +144,7 @@ def log_cues_sql(window: Span, services: list[str]) -> str:
     return f"""SELECT service, {named_service_sql(services)} AS named, count(*) AS problems,
        {counts}
 FROM logs
-WHERE ts >= {sql_ts(window[0])} AND ts <= {sql_ts(window[1])} AND level IN ('WARN', 'ERROR', 'FATAL')
+WHERE {in_span('ts', window, end_included=True)} AND level IN {sql_in(PROBLEM_LEVELS)}
   AND service IS NOT NULL
 GROUP BY ALL"""
 

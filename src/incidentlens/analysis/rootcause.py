@@ -50,7 +50,7 @@ from incidentlens.analysis.mechanism import (
     specificity,
     trace_caveat,
 )
-from incidentlens.analysis.periods import Span, UtcTime, iso_seconds
+from incidentlens.analysis.periods import Span, UtcTime, in_span, iso_seconds
 from incidentlens.analysis.shifts import (
     ONSET_RULE,
     SHIFT_THRESHOLD,
@@ -940,7 +940,7 @@ def find_changes(store: Any, window: Span, baseline: Span) -> tuple[list[Change]
     lower, upper = window[0] - TRIGGER_LOOKBACK, window[1]
     if store.has("events"):
         sql = f"""SELECT ts, service, kind, description FROM events
-WHERE ts >= {sql_ts(lower)} AND ts <= {sql_ts(upper)}
+WHERE {in_span('ts', (lower, upper), end_included=True)}
   AND NOT regexp_matches(coalesce(kind, '') || ' ' || coalesce(description, ''), '(?i)rollback|revert|rolled back')
 ORDER BY ts DESC LIMIT 50"""
         rows = store.fetch(sql).to_pylist()
@@ -953,7 +953,7 @@ ORDER BY ts DESC LIMIT 50"""
     if store.has("logs") and "version" in store.columns("logs"):
         sql = f"""SELECT service, version, min(ts) AS first_seen, count(*) AS lines
 FROM logs
-WHERE ts >= {sql_ts(baseline[0])} AND ts <= {sql_ts(upper)} AND version IS NOT NULL AND service IS NOT NULL
+WHERE {in_span('ts', (baseline[0], upper), end_included=True)} AND version IS NOT NULL AND service IS NOT NULL
 GROUP BY service, version
 HAVING min(ts) >= {sql_ts(max(lower, baseline[0] + timedelta(minutes=10)))}
 ORDER BY first_seen DESC LIMIT 50"""

@@ -162,7 +162,9 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
     only = f" AND service = {sql_str(service)}" if service else ""
     only += f" AND metric IN {sql_in(metrics)}" if metrics else ""
     t = SHIFT_THRESHOLD
-    w0, w1 = sql_ts(window[0]), sql_ts(window[1])
+    w0 = sql_ts(window[0])
+    # the points: from where onsets are searched to the window's end, the sample at its end too
+    searched = in_span('ts', (onset_search_start(window, baseline), window[1]), end_included=True)
     h0 = sql_ts(held_from or window[0])
     return f"""WITH base AS (
     SELECT service, pod, metric, grouping(pod) AS pooled, median(value) AS base_median,
@@ -175,7 +177,7 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
 ), points AS (
     SELECT service, pod, metric, ts, avg(value) AS value
     FROM {source}
-    WHERE ts >= {sql_ts(onset_search_start(window, baseline))} AND ts <= {w1} AND isfinite(value){only}
+    WHERE {searched} AND isfinite(value){only}
     GROUP BY service, pod, metric, ts
 ), based AS (
     -- a pod with no baseline of its own (a replica started since: a rollout, a reschedule) is held against its
