@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from incidentlens.analysis.detection import DetectionResult, IncidentWindow, SeriesShift, iso_z
 from incidentlens.analysis.evidence import Evidence
-from incidentlens.analysis.periods import END_STEP, Span, iso_end, sampling_step_sql
+from incidentlens.analysis.periods import END_STEP, Span, in_span, iso_end, sampling_step_sql
 from incidentlens.analysis.shifts import MetricShift, metric_shift_sql, metric_shifts
 from incidentlens.analysis.sources import GIVEN_ONLY, SOURCES
 from incidentlens.analysis.words import listed
@@ -149,8 +149,8 @@ def _first_sample_after(store: Any, ranges: dict[str, tuple[datetime, datetime]]
     step = metric_step(store, (max(data_start, at - MAX_BASELINE), at))
     if step is None:
         return at
-    first = store.fetch(f"SELECT min(ts) AS first FROM metrics WHERE ts >= {sql_ts(at + step / 2)} "
-                        f"AND ts < {sql_ts(at + step * 1.5)}").to_pylist()[0]["first"]
+    first = store.fetch("SELECT min(ts) AS first FROM metrics "
+                        f"WHERE {in_span('ts', (at + step / 2, at + step * 1.5))}").to_pylist()[0]["first"]
     return first or at
 
 
@@ -233,7 +233,7 @@ def metric_step(store: Any, span: Span, view: str = "metrics") -> timedelta | No
 
 
 def _step_in(store: Any, span: Span, view: str) -> timedelta | None:
-    rows = f"(SELECT * FROM {view} WHERE ts >= {sql_ts(span[0])} AND ts < {sql_ts(span[1])})"
+    rows = f"(SELECT * FROM {view} WHERE {in_span('ts', span)})"
     row = store.fetch(sampling_step_sql(rows, AGGREGATE_SERIES[view])).to_pylist()[0]
     return timedelta(seconds=float(row["step"])) if row["step"] else None
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from incidentlens.analysis.periods import sql_in, sql_str
+from incidentlens.analysis.periods import in_span, sql_in, sql_str
 from incidentlens.telemetry import arrays, naive_utc, sql_ts
 
 
@@ -42,7 +42,7 @@ def key_series(store: Any, names: Sequence[str], window: tuple[datetime, datetim
                time_bucket(INTERVAL '{bucket_s} seconds', ts, {sql_ts(start)}) AS t,
                avg(value) AS value
         FROM metrics
-        WHERE ts >= {sql_ts(start)} AND ts < {sql_ts(end)} AND value IS NOT NULL
+        WHERE {in_span('ts', (start, end))} AND value IS NOT NULL
           AND service || '/' || metric IN {sql_in(list(names))}{only}
         GROUP BY 1, 2
         ORDER BY 1, 2

@@ -172,7 +172,7 @@ def metric_shift_sql(window: Span, baseline: Span, service: str | None = None, *
            quantile_cont(value, {1 - RANGE_TAIL}) - quantile_cont(value, {RANGE_TAIL}) AS base_range,
            count(*) AS base_points
     FROM {source}
-    WHERE ts >= {sql_ts(baseline[0])} AND ts < {sql_ts(baseline[1])} AND isfinite(value){only}
+    WHERE {in_span('ts', baseline)} AND isfinite(value){only}
     GROUP BY GROUPING SETS ((service, pod, metric), (service, metric))
 ), points AS (
     SELECT service, pod, metric, ts, avg(value) AS value

@@ -120,7 +120,7 @@ def _hole_at_start(store: Any, name: str, window: Span, baseline: Span, spacing:
     start = sql_ts(window[0])
     row = store.fetch(f"SELECT max({column}) FILTER (WHERE {column} < {start}) AS before, "
                       f"min({column}) FILTER (WHERE {column} >= {start}) AS after FROM {view} "
-                      f"WHERE {column} >= {sql_ts(baseline[0])} AND {column} < {sql_ts(window[1])}").to_pylist()[0]
+                      f"WHERE {in_span(column, (baseline[0], window[1]))}").to_pylist()[0]
     before, after = row["before"], row["after"]
     if before is None or after is None or after == window[0] or after - before < max(HOLE, HOLE_SPACINGS * spacing):
         return None
