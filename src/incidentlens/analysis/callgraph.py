@@ -10,7 +10,7 @@ direction is inferred from order, not measured. Every edge keeps the source that
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +33,16 @@ class CallEdge(BaseModel):
     source: str  # spans | calls | trace_logs | messages
 
 
+def _reached(service: str, step: Callable[[str], set[str]]) -> set[str]:
+    """Every service `step` leads to from `service`, then from those, and on (`service` itself left out)."""
+    seen: set[str] = set()
+    frontier = {service}
+    while frontier:
+        frontier = {c for s in frontier for c in step(s)} - seen - {service}
+        seen |= frontier
+    return seen
+
+
 class CallGraph(BaseModel):
     edges: list[CallEdge] = []
     evidence: list[str] = []
@@ -45,21 +55,11 @@ class CallGraph(BaseModel):
 
     def downstream(self, service: str) -> set[str]:
         """Every service reachable from `service` along calls (its callees, their callees, ...)."""
-        seen: set[str] = set()
-        frontier = {service}
-        while frontier:
-            frontier = {c for s in frontier for c in self.callees(s)} - seen - {service}
-            seen |= frontier
-        return seen
+        return _reached(service, self.callees)
 
     def upstream(self, service: str) -> set[str]:
         """Every service that reaches `service` along calls (its callers, their callers, ...)."""
-        seen: set[str] = set()
-        frontier = {service}
-        while frontier:
-            frontier = {c for s in frontier for c in self.callers(s)} - seen - {service}
-            seen |= frontier
-        return seen
+        return _reached(service, self.callers)
 
     def services(self) -> set[str]:
         """Every service on the graph, as a caller or a callee."""
