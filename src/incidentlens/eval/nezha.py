@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 
+from incidentlens.analysis.periods import PROBLEM_LEVELS, in_span, sql_in
 from incidentlens.errors import InputError
 from incidentlens.eval.calibration import Calibration, calibration
 from incidentlens.telemetry import TelemetryStore, load_telemetry, naive_utc, sql_ts
@@ -449,10 +450,10 @@ class CallsCut:
 def _slice_around(day: Path, path: Path, moment: datetime, history: timedelta) -> Path | None:
     """The rows of a day's canonical Parquet (a `ts` column) from `history` before `moment` to `METRIC_FUTURE` after
     it, written to `path`; None when there are none."""
-    start, end = sql_ts(moment - history), sql_ts(moment + METRIC_FUTURE)
+    around = in_span("ts", (moment - history, moment + METRIC_FUTURE))
     con = duckdb.connect()
     try:
-        con.execute(f"COPY (SELECT * FROM {literal(str(day))} WHERE ts >= {start} AND ts < {end}) "
+        con.execute(f"COPY (SELECT * FROM {literal(str(day))} WHERE {around}) "
                     f"TO {literal(str(path))} (FORMAT parquet)")
         rows = con.execute(f"SELECT count(*) FROM {literal(str(path))}").fetchone()
     finally:
@@ -509,7 +510,7 @@ def _new_error_templates(store: TelemetryStore, at: datetime) -> dict[str, float
 
     return _by_service(store, f"""
         WITH lines AS (
-            SELECT service, ts >= {sql_ts(at)} AS after, level IN ('ERROR', 'WARN', 'FATAL') AS problem,
+            SELECT service, ts >= {sql_ts(at)} AS after, level IN {sql_in(PROBLEM_LEVELS)} AS problem,
                    {masked_sql()} AS template
             FROM logs
         )
@@ -582,11 +583,11 @@ def _cpu_saturation(store: TelemetryStore, at: datetime) -> dict[str, float]:
         WITH cpu AS (SELECT service, metric, ts, value FROM metrics WHERE metric ILIKE '%cpu%' AND NOT isnan(value)),
         before AS (
             SELECT service, metric, median(value) AS level, mad(value) AS spread FROM cpu
-            WHERE ts >= {sql_ts(at)} - INTERVAL 30 MINUTE AND ts < {sql_ts(at)} GROUP BY ALL
+            WHERE {in_span('ts', (at - timedelta(minutes=30), at))} GROUP BY ALL
         ),
         after AS (
             SELECT service, metric, max(value) AS peak FROM cpu
-            WHERE ts >= {sql_ts(at)} AND ts < {sql_ts(at)} + INTERVAL 3 MINUTE GROUP BY ALL
+            WHERE {in_span('ts', (at, at + timedelta(minutes=3)))} GROUP BY ALL
         )
         SELECT service, max((peak - level) / (spread + 1e-3 * abs(level) + 1e-9)) AS score
         FROM before JOIN after USING (service, metric) GROUP BY service""")
