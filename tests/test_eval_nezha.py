@@ -20,6 +20,7 @@ from incidentlens.eval.nezha import (
     evaluate_nezha,
     fault_files,
     fault_inputs,
+    fused_ranking,
     load_faults,
     rca_dir,
     reference_files,
@@ -302,3 +303,12 @@ def test_a_negative_fault_limit_or_history_is_refused_before_anything_runs(
         tmp_path: Path, option: str, value: str, words: str) -> None:
     ran = run_cli("eval", "nezha", "--data", str(tmp_path), option, value)
     assert_one_line_error(ran, f"Invalid value for '{option}'", words)
+
+
+def test_the_signals_ranker_breaks_ties_in_name_order_whatever_order_its_sums_were_added_in():
+    # OnlineBoutique 14:03:48 ranked differently run to run: template shifts of 0.5, 0.5000000000000001 and
+    # 0.49999999999999994, the same sum added in another order, ordered by their last bit
+    one = {"cart": 0.5, "ads": 0.5000000000000001, "web": 0.49999999999999994, "pay": 0.1}
+    other = {"cart": 0.49999999999999994, "ads": 0.5, "web": 0.5000000000000001, "pay": 0.1}
+    assert fused_ranking([one]) == fused_ranking([other]) == ["ads", "cart", "web", "pay"]
+    assert fused_ranking([one, {"pay": 3.0}]) == ["pay", "ads", "cart", "web"]  # 1/5 + 1/2 beats 1/2

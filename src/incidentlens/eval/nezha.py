@@ -491,12 +491,19 @@ def signals_ranker(store: TelemetryStore, at: datetime) -> Ranking:
         _exclusive_latency_shift(store, at) if store.has("spans") else {},
         _cpu_saturation(store, at) if store.has("metrics") else {},
     ]
+    ranked = fused_ranking(families)
+    return Ranking(ranked, note=None if ranked else "no logs, spans or cpu metrics around the injection")
+
+
+def fused_ranking(families: list[dict[str, float]]) -> list[str]:
+    """The services by reciprocal-rank fusion of each family's scores (1 / (2 + the 0-based rank) summed over the
+    families), scores equal to 9 decimals tied and ties in name order: a sum's last bit follows the order DuckDB
+    added its terms in (0.5, 0.5000000000000001, 0.49999999999999994), which differs from run to run."""
     fused: dict[str, float] = {}
     for scores in families:
-        for position, service in enumerate(sorted(scores, key=lambda s: -scores[s])):
+        for position, service in enumerate(sorted(scores, key=lambda s: (-round(scores[s], 9), s))):
             fused[service] = fused.get(service, 0.0) + 1.0 / (2 + position)
-    ranked = sorted(fused, key=lambda s: -fused[s])
-    return Ranking(ranked, note=None if ranked else "no logs, spans or cpu metrics around the injection")
+    return sorted(fused, key=lambda s: (-round(fused[s], 9), s))
 
 
 def _by_service(store: TelemetryStore, sql: str) -> dict[str, float]:
