@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from duck_store import DuckStore
+from incidentlens.analysis import analyze
 from incidentlens.analysis.impact import estimate_impact
 from incidentlens.analysis.mechanism import shift_words
 from incidentlens.analysis.plausibility import traced_calls_words
 from incidentlens.analysis.shifts import metric_shifts
 from incidentlens.report.build import past_window_words
 from incidentlens.report.schema import PastWindow
+from incidentlens.telemetry import load_telemetry
 
 BASELINE = (datetime(2024, 5, 1, 0, 0), datetime(2024, 5, 1, 2, 0))
 WINDOW = (datetime(2024, 5, 1, 2, 0), datetime(2024, 5, 1, 2, 30))
@@ -148,3 +151,29 @@ def test_a_percentile_longer_than_the_window_could_hold_marks_no_service_and_is_
     # 30 s fits in the window: it stands as measured, one the traces cannot confirm
     seconds = estimate_impact(DuckStore(METRICS, untraced), short, BASELINE).impact
     assert seconds.services_affected == ["checkout", "cart"] and seconds.past_window == []
+
+
+def test_a_percentile_left_out_as_longer_than_the_window_is_no_change_the_hypothesis_or_onset_quotes(
+        tmp_path: Path) -> None:
+    # TrainTicket 08:58: ts-consign-price-service "changed (PodClientLatencyP99(s) from 0.00496 to 3,456 (over a
+    # thousandfold) ...)", its onset the same, a p99 the impact left out as longer than the 236 s a request could take
+    rows = ["ts,service,metric,value"]
+    for i in range(150):  # from 02:00 checkout's client p99 reads an hour, its CPU doubles, cart's p95 quadruples
+        ts = f"{datetime(2024, 5, 1) + timedelta(minutes=i):%Y-%m-%dT%H:%M:%S}Z"
+        rows += [f"{ts},checkout,client_latency_p99_ms,{(20 if i < 120 else 3_600_000) + i % 3}",
+                 f"{ts},checkout,cpu_usage,{(30 if i < 120 else 60) + i % 3}",
+                 f"{ts},cart,p95_ms,{(20 if i < 121 else 80) + i % 3}"]
+    (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
+
+    result = analyze(load_telemetry(metrics=[str(tmp_path / "metrics.csv")]), at=datetime(2024, 5, 1, 2, 0),
+                     onset="at")
+
+    left = [(p["service"], p["metric"]) for p in result.impact["past_window"]]
+    assert left == [("checkout", "client_latency_p99_ms")]
+    checkout = next(h for h in result.hypotheses if h.service == "checkout")
+    left_out = ("client_latency_p99_ms at 3,600,002 (21 before): a percentile longer than any request in the window "
+                "could take (421 s), left out of the impact")
+    assert checkout.mechanism.startswith(f"checkout changed (cpu_usage from 31 to 62 (+100%); {left_out})")
+    showing = next(s for s in result.verdict.services if s.service == "checkout")
+    assert showing.sign == "cpu_usage from 31 to 62 (+100%)"  # was the p99 "from 21 to 3,600,002"
+    assert showing.showed == [showing.sign, left_out]

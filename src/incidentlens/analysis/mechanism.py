@@ -316,17 +316,36 @@ def practically_large(shift: MetricShift, rule: str) -> tuple[bool, str]:
 def shift_words(moved: list[MetricShift]) -> list[str]:
     """Each shift in words (`p99_ms from 120 to 2,400 (over tenfold)`); a run of latency percentiles the traced calls
     do not bear out (or cannot confirm) is followed once by what the traces show (`trace_caveat`): `...: percentiles
-    the traces do not bear out (its 60 traced calls took at most 4.31 ms)`. A host's metric is said to be the host's
+    the traces do not bear out (its 60 traced calls took at most 4.31 ms)`. A percentile the impact left out as
+    longer than the window (`MetricShift.past_window`) is said as its reading, not as a change, and its run says
+    why it was left out (`caveat`): `PodClientLatencyP99(s) at 3,456 (0.00496 before): a percentile longer than any
+    request in the window could take (236 s), left out of the impact`. A host's metric is said to be the host's
     (`its host's NodeCpuUsageRate(%) from ...`): every service on that machine shows the same move, which the bare
     name would credit to this one."""
-    items = [f"{host_words(m.metric)}{m.metric} {describe_change(m.baseline, m.peak)}" for m in moved]
+    items = [_shift_said(m) for m in moved]
     for i, m in enumerate(moved):
-        caveat = trace_caveat(m)
-        if caveat and (i + 1 == len(moved) or trace_caveat(moved[i + 1]) != caveat):
-            run = next(j for j in range(i, -1, -1) if j == 0 or trace_caveat(moved[j - 1]) != caveat)
+        said = caveat(m)
+        if said and (i + 1 == len(moved) or caveat(moved[i + 1]) != said):
+            run = next(j for j in range(i, -1, -1) if j == 0 or caveat(moved[j - 1]) != said)
             what = "a percentile" if run == i else "percentiles"
-            items[i] += f": {what} {caveat}"
+            items[i] += f": {what} {said}"
     return items
+
+
+def _shift_said(m: MetricShift) -> str:
+    if m.past_window is not None:
+        return f"{m.metric} at {three_figures(m.peak)} ({three_figures(m.baseline)} before)"
+    return f"{host_words(m.metric)}{m.metric} {describe_change(m.baseline, m.peak)}"
+
+
+def caveat(m: MetricShift) -> str | None:
+    """What the words add to a latency percentile the review does not take at its word: that the impact left it out
+    as longer than any request in the window could take (`MetricShift.past_window`), else what the traces show of it
+    (`trace_caveat`); None for any other shift."""
+    if m.past_window is not None:
+        return (f"longer than any request in the window could take ({three_figures(m.past_window)} s), left out of "
+                "the impact")
+    return trace_caveat(m)
 
 
 def trace_caveat(m: MetricShift) -> str | None:
@@ -380,8 +399,9 @@ def specificity(service: str, shifts: list[MetricShift], cues: MechanismCues) ->
 def mechanism_sentence(service: str, classification: Classification, trigger: dict[str, Any] | None,
                        moved: list[MetricShift]) -> str:
     trigger_text = f" ({trigger['description']})" if trigger and trigger.get("description") else ""
-    moved_text = f" ({'; '.join(shift_words(moved[:2]))})" \
-        if moved else ""
+    # a percentile the impact left out as longer than the window is no change to quote while another moved
+    quoted = sorted(moved, key=lambda m: m.past_window is not None)[:2]
+    moved_text = f" ({'; '.join(shift_words(quoted))})" if moved else ""
     template = "memory_near_limit" if classification.kind == "oom_restart_loop" and not classification.restart_seen \
         else classification.kind
     sentence = MECHANISMS[template].format(

@@ -33,7 +33,14 @@ from incidentlens.analysis.rootcause import (
     find_changes,
     rank_root_causes,
 )
-from incidentlens.analysis.shifts import LogSurge, MetricShift, fetch_log_counts, log_surges, metric_shifts
+from incidentlens.analysis.shifts import (
+    LogSurge,
+    MetricShift,
+    fetch_log_counts,
+    log_surges,
+    mark_past_window,
+    metric_shifts,
+)
 from incidentlens.analysis.sources import data_sources, sources_read
 from incidentlens.analysis.spans import TraceSignal, trace_signals
 from incidentlens.analysis.templates import find_templates
@@ -278,6 +285,7 @@ def _explained(store: Any, detection: DetectionResult, spans: tuple[Span, Span, 
     and the timeline, their evidence recorded in that order."""
     window, baseline, rule = spans
     contributors, templates, impact = evidence.add(read_ahead or _window_reads(store, window, baseline))
+    mark_past_window(moved.shifts, impact.impact.past_window)  # before any words quote them
     ranking = _ranking(store, window, baseline, moved, contributors, evidence)
     checked = checked_counts(moved.shifts, moved.surges, moved.traces, sources["missing"])
     verdict = decide(ranking.hypotheses, moved.signals, checked, ranking.unexplained, ranking.stands_on_its_own,

@@ -34,7 +34,7 @@ from incidentlens.analysis.periods import (
     sql_in,
     sql_str,
 )
-from incidentlens.analysis.plausibility import check_percentiles
+from incidentlens.analysis.plausibility import PastWindow, check_percentiles
 from incidentlens.telemetry import arrays, sql_ts
 
 #: robust z beyond which a point counts as shifted
@@ -67,6 +67,10 @@ class MetricShift(BaseModel):
     #: a latency percentile the traces could not check, where the data holds traces: why (`no traced call covers it`,
     #: `plausibility.TraceCheck.unchecked`); None when they checked it, or the data holds no traces
     unchecked: str | None = None
+    #: a latency percentile the impact left out for a peak longer than any request in the window could take
+    #: (`plausibility.past_the_window`): that longest, in seconds; None otherwise. Words only: the ranking reads the
+    #: traces' verdict (`not_borne_out`, `unchecked`), not this
+    past_window: float | None = None
     #: the pod whose series this is, where the metrics name pods: of a service's several pods, the one that moved most
     pod: str | None = None
     #: how many of the service's pods have this metric in the window (one series each)
@@ -286,6 +290,16 @@ def _check_against_traces(store: Any, window: Span, shifts: list[MetricShift]) -
         shift.not_borne_out = unsupported.get(shift.series)
         shift.unchecked = unchecked.get(shift.series)
     return evidence
+
+
+def mark_past_window(shifts: list[MetricShift], past: list[PastWindow]) -> None:
+    """Mark the shifts of the latency percentiles the impact left out as longer than the window (`past`), so the
+    words that quote a service's change say so: TrainTicket 08:58's hypothesis and onset gave ts-consign-price-service
+    as "changed (PodClientLatencyP99(s) from 0.00496 to 3,456 ...)", a p99 the impact set aside as longer than any
+    request in its 236 s window could take."""
+    longest = {(p.service, p.metric): p.longest_s for p in past}
+    for shift in shifts:
+        shift.past_window = longest.get((shift.service, shift.metric))
 
 
 def _shift_from_row(row: dict[str, Any]) -> MetricShift:

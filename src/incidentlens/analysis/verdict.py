@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from incidentlens.analysis.mechanism import UNTRACED_NOTE, host_words, shift_words, trace_caveat
+from incidentlens.analysis.mechanism import UNTRACED_NOTE, caveat, host_words, shift_words
 from incidentlens.analysis.periods import UtcTime
 from incidentlens.analysis.rootcause import MORE_LIKELY_THAN_NOT, STANDS_OUT, Hypothesis, ServiceSignals
 from incidentlens.analysis.shifts import SHIFT_THRESHOLD, MetricShift
@@ -214,7 +214,7 @@ def _showed(s: ServiceSignals) -> list[str]:
                    key=lambda m: _later(m.onset, s.onset))
     found: list[tuple[datetime | None, str]] = []
     for i, said in enumerate(shift_words(moved)):
-        if i and trace_caveat(moved[i]) and trace_caveat(moved[i]) == trace_caveat(moved[i - 1]):
+        if i and caveat(moved[i]) and caveat(moved[i]) == caveat(moved[i - 1]):
             found[-1] = (found[-1][0], f"{found[-1][1]}; {said}")  # the same run: what the traces show follows it
         else:
             found.append((moved[i].onset, said))
@@ -250,7 +250,7 @@ def _first_at_onset(moved: list[MetricShift], onset: datetime | None) -> MetricS
     0.242 ...: a percentile the traces cannot confirm", its 19 traced calls too few to check it, where its CPU, the
     change its hypothesis rests on, moved at the same sample); None when none moved then."""
     at = [m for m in moved if onset is not None and m.onset == onset]
-    own = [m for m in at if not trace_caveat(m) and not host_words(m.metric)]
+    own = [m for m in at if not caveat(m) and not host_words(m.metric)]
     return (own or at or [None])[0]
 
 
