@@ -753,6 +753,31 @@ def test_a_delay_on_every_call_is_carried_by_the_rank_test():
     assert signal.delayed and signal.sureness == waits["order"]["z"] < signal.strength
 
 
+def test_a_wait_s_median_over_fewer_than_twenty_calls_is_said_with_its_count():
+    # six calls after, each slower than the fourteen before: the median is one of six, said as such, as the own-time
+    # words say "3 of the 8 of its spans"; twenty calls or more are a median as said before
+    few = TraceSignal(service="order", wait_direction="in",
+                      **_wait_fields(wait_shifts([_calls("seat", "order", ORDER_BEFORE, [34.0, 33.1, 35.2, 38.8,
+                                                                                          39.4, 38.1])])["order"]))
+    assert few.describe().startswith("its callers waited 36.6 ms around each call into it beyond its own server time "
+                                     "(median over 6 calls; 3.2 ms before, over 14 calls)")
+    many = [_calls("seat", "order", [3.0] * 20, [40.0] * 25)]
+    assert "(median; 3 ms before)" in TraceSignal(service="order", wait_direction="in",
+                                                  **_wait_fields(wait_shifts(many)["order"])).describe()
+    # held against the other calls' typical wait, the level before is no median of its own calls
+    others = [_calls("web", f"svc{i}", [3.4] * 20, [3.4] * 20) for i in range(4)]
+    delayed = wait_shifts([*others, _calls("web", "cart", [60.0] * 8, [61.0] * 8)])["cart"]
+    assert delayed["baseline"] == "peers"
+    assert "(median over 8 calls; 3.4 ms typical of the other calls)" in TraceSignal(
+        service="cart", wait_direction="in", **_wait_fields(delayed)).describe()
+
+
+def _wait_fields(wait: dict) -> dict:
+    """A service's wait (`wait_shifts`) as its signal holds it."""
+    return {"wait_before_ms": wait["before"], "wait_after_ms": wait["after"], "wait_shift": wait["shift"],
+            "wait_baseline": wait["baseline"], "wait_z": wait["z"], "wait_calls": wait["calls"]}
+
+
 def test_the_rank_test_pools_the_callers_of_a_delayed_service():
     # each caller's five calls alone fall short of the bar; a delay on the callee's network slows them all
     before, after = [2.0, 2.1, 1.9, 2.2, 2.0], [40.0, 41.0, 1.0, 42.0, 40.5]

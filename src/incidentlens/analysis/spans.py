@@ -169,6 +169,9 @@ class TraceSignal(BaseModel):
     wait_both_ways: bool = False  # the calls into it and its calls to others both waited longer, past the bar
     wait_peers: list[str] = []  # the services at the other end of the calls measured in `wait_direction`
     wait_source: str | None = None  # what measured the wait: "spans", or "call metrics" (`callmetrics.SOURCE`)
+    #: how many traced calls the wait's medians are of, before (None: the typical wait, no median of its own) and after;
+    #: None from call metrics
+    wait_calls: tuple[int | None, int] | None = None
     wait_z: float | None = None  # how surely its calls after the onset wait longer (`rank_test_z`); None: untested
     last_call: str | None = None  # when `cut_short`: the call its requests without the lost one made last
     last_callee: str | None = None  # ... the service that call went to
@@ -299,7 +302,8 @@ class TraceSignal(BaseModel):
                 f"each of its calls beyond the callee's server time, {self._on_callees()}")
             # both ways: the other direction than the one measured (the larger) waited longer too
             other = "its own calls to others" if self.wait_direction == "in" else "its callers on the calls into it"
-            median, level = "median", f"{three_figures(self.wait_before_ms)} ms {before}"
+            median = " ".join(filter(None, ("median", self._few_calls(1))))
+            level = ", ".join(filter(None, (f"{three_figures(self.wait_before_ms)} ms {before}", self._few_calls(0))))
             if self.wait_source == CALL_METRICS:
                 median = "median over minutes of call metrics, the client side's latency less the server side's"
                 if self.wait_baseline == "history":
@@ -329,6 +333,13 @@ class TraceSignal(BaseModel):
                      f"{self.last_call_share:.0%} called {_short(self.last_call, 120)} last")
         return said
 
+
+    def _few_calls(self, side: int) -> str:
+        """`over 7 calls`: how few traced calls the wait's median of one side (0 before, 1 after) is of, where fewer
+        than `COUNTED_BELOW`, as the own-time words count few spans (a median of a handful of calls is one or two of
+        them); else nothing."""
+        count = self.wait_calls[side] if self.wait_calls else None
+        return f"over {count} call{'s' if count != 1 else ''}" if count is not None and count < COUNTED_BELOW else ""
 
     def _own_time_words(self, whose: str, spans: str) -> str:
         """Its own span time's p90 before and after, and the share of its spans past the p90 of both sides together;
@@ -842,8 +853,16 @@ def _window_calls(edges: list[dict[str, Any]]) -> np.ndarray:
 def _edge_wait(edge: dict[str, Any], before: float, baseline: str, reference: np.ndarray) -> dict[str, Any]:
     after = float(edge["wait_after"])
     return {"shift": _longer_by(after, before), "before": before, "after": after, "baseline": baseline,
-            "onset": edge["first_after"], "source": edge["source"],
+            "onset": edge["first_after"], "source": edge["source"], "calls": _calls(edge, baseline),
             "test": _rank_test(edge.get(CALL_WAITS[1]), reference, among=baseline == "peers")}
+
+
+def _calls(edge: dict[str, Any], baseline: str) -> tuple[int | None, int] | None:
+    """How many traced calls an edge's medians are of, before and after; before None where the edge is held against
+    the typical wait (`peers`), which is no median of its own calls. None from a source of no single calls."""
+    if "calls_after" not in edge:
+        return None
+    return (int(edge["calls_before"]) if baseline == "history" else None), int(edge["calls_after"])
 
 
 def _rank_test(after_ms: Any, reference: np.ndarray, among: bool = False) -> tuple[float, float] | None:
@@ -1075,6 +1094,7 @@ def _add_waits(signals: dict[str, TraceSignal], edges: list[dict[str, Any]]) -> 
         s.wait_explained_by, s.wait_both_ways = wait.get("explained_by"), wait["both_ways"]
         s.wait_peers = list(wait.get("peers") or [])
         s.wait_source, s.wait_z = wait["source"], None if wait["z"] is None else round(wait["z"], 3)
+        s.wait_calls = wait["calls"]
         if s.onset is None or s.wait > s.behaviour_shift:
             s.onset = wait["onset"]
 
