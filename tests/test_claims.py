@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from incidentlens.analysis import analyze
-from incidentlens.analysis.mechanism import describe_change
+from incidentlens.analysis.mechanism import NO_LOGS_TO_SHOW, describe_change
 from incidentlens.analysis.rootcause import _demote_failed
 from incidentlens.report import build_postmortem
 from incidentlens.report.playbooks import runbook_for
@@ -74,7 +74,7 @@ def test_memory_near_its_limit_is_named_out_of_memory_but_no_restart_is_claimed_
     assert top["kind"] == "oom_restart_loop"
     assert "ran its memory near its limit" in top["mechanism"] and "restarted repeatedly" not in top["mechanism"]
     assert "seen: MemoryUsageRate(%) from 55" in top["mechanism"]
-    assert top["mechanism"].endswith("no restart or out-of-memory line seen")
+    assert top["mechanism"].endswith(f"no restart or out-of-memory line seen{NO_LOGS_TO_SHOW}")  # metrics alone
     assert "(+77%, 98% of its limit)" in top["mechanism"]  # one pair of parentheses
     review = build_postmortem(analysis)
     assert review.title == "Memory near its limit in news"  # what was seen; no kill or restart is in the data
@@ -270,9 +270,25 @@ def test_memory_already_near_its_limit_before_the_start_is_said_to_have_been(tmp
     assert (top["service"], top["kind"]) == ("ads", "oom_restart_loop")
     assert "seen: MemoryUsageRate(%) from 87 to 96.1 (+10%, 96% of its limit, already 87% before the start)" in \
         top["mechanism"]
-    assert top["mechanism"].endswith("no restart or out-of-memory line seen")
+    # no log line was there to show a restart or an out-of-memory kill: "none seen" is no sign of none
+    assert top["mechanism"].endswith("no restart or out-of-memory line seen (no logs for this period, where such a "
+                                     "line would show)")
     review = build_postmortem(analysis)
     assert "already 87% before the start" in review.root_cause.narrative.text and review.grounding.issues == []
+
+
+def test_memory_near_its_limit_with_logs_that_hold_no_out_of_memory_line_says_none_was_seen(tmp_path: Path) -> None:
+    ads = {**quiet("ads"), "MemoryUsageRate(%)": (87.0, 96.0, 0.05)}
+    logs = ["ts,service,level,message"] + [f"{(START + timedelta(minutes=m)).isoformat()}Z,ads,INFO,served ad {m}"
+                                           for m in range(MINUTES)]
+    (tmp_path / "logs.csv").write_text("\n".join(logs) + "\n")
+    store = load_telemetry(metrics=write_metrics(tmp_path / "metrics.csv", {"ads": ads, "api": quiet("api")}),
+                           logs=tmp_path / "logs.csv")
+
+    top = analyze(store, at=AT, onset="at").hypotheses[0]
+
+    assert (top.service, top.kind) == ("ads", "oom_restart_loop")
+    assert top.mechanism.endswith("; no restart or out-of-memory line seen")
 
 
 def test_a_large_cpu_rise_short_of_its_limit_is_set_aside_without_being_called_small(tmp_path: Path) -> None:

@@ -40,6 +40,9 @@ UNDETERMINED = "undetermined"
 #: what an out-of-memory kind resting on memory near its limit alone says (`Classification.restart_seen` false): the
 #: review then acts on memory near its limit, not on restarts nobody saw
 NO_RESTART_SEEN = "no restart or out-of-memory line seen"
+#: ... and after it, where the window held no log lines: not seeing one there says nothing (OnlineBoutique 16:13's
+#: adservice, no log minute in its window: "no restart or out-of-memory line seen" read as none having happened)
+NO_LOGS_TO_SHOW = " (no logs for this period, where such a line would show)"
 
 #: words in WARN/ERROR lines that point at a mechanism (RE2 syntax: runs in DuckDB and ClickHouse alike)
 LOG_CUES: dict[str, str] = {
@@ -117,6 +120,7 @@ class MechanismCues(BaseModel):
     counts: dict[str, dict[str, int]] = {}
     named: list[tuple[str, str, int]] = []  # (logging service, named service, lines): who blames whom
     evidence: str | None = None
+    logs_read: bool = True  # whether the window held log lines to look in: where not, no cue is no sign of none
 
     def share(self, service: str, kind: str) -> float:
         total = self.problems.get(service, 0)
@@ -134,6 +138,8 @@ class Classification(BaseModel):
     seen: list[str] = []
     #: whether a restart or an out-of-memory line was seen (else an out-of-memory kind rests on memory alone)
     restart_seen: bool = False
+    #: whether the window held log lines to look in (`MechanismCues.logs_read`)
+    logs_read: bool = True
 
 
 def log_cues_sql(window: Span, services: list[str]) -> str:
@@ -164,15 +170,19 @@ def named_service_sql(services: Sequence[str]) -> str:
     return f"regexp_extract(message, '{pattern}', 1)"
 
 
-def mechanism_cues(store: Any, window: Span, services: list[str]) -> tuple[MechanismCues, list[Evidence]]:
+def mechanism_cues(store: Any, window: Span, services: list[str],
+                   logs_read: bool = True) -> tuple[MechanismCues, list[Evidence]]:
+    """The WARN/ERROR lines' mechanism words by service; `logs_read`: whether the window holds log lines at all
+    (`sources.data_sources`), which the cues carry so a mechanism's words do not take a line missing from no logs
+    for one that did not happen."""
     if not store.has("logs"):
-        return MechanismCues(), []
+        return MechanismCues(logs_read=False), []
     sql = log_cues_sql(window, services)
     # engines return groups in any order: sort them so the cues and their evidence id are the same everywhere
     rows = sorted(store.fetch(sql).to_pylist(), key=lambda r: (r["service"], r["named"] or ""))
     if not rows:
-        return MechanismCues(), []
-    cues = MechanismCues()
+        return MechanismCues(logs_read=logs_read), []
+    cues = MechanismCues(logs_read=logs_read)
     for row in rows:
         about = row["named"] if row["named"] and row["named"] != row["service"] else row["service"]
         cues.problems[about] = cues.problems.get(about, 0) + int(row["problems"])
@@ -250,6 +260,7 @@ def classify(
         too_small=list(dict.fromkeys(too_small)) if kind == UNDETERMINED else [],
         seen=seen.get(kind, []),
         restart_seen=restart_seen,
+        logs_read=cues.logs_read,
     )
 
 
@@ -411,7 +422,7 @@ def mechanism_sentence(service: str, classification: Classification, trigger: di
     if classification.seen:
         sentence += f"; seen: {'; '.join(classification.seen[:2])}"
     if template == "memory_near_limit":
-        sentence += f"; {NO_RESTART_SEEN}"
+        sentence += f"; {NO_RESTART_SEEN}{'' if classification.logs_read else NO_LOGS_TO_SHOW}"
     if classification.too_small:
         # "not enough", not "too small": a CPU from 0.5% to 56% of its limit is a large rise, but not saturation
         sentence += f"; set aside as not enough to name it: {'; '.join(classification.too_small[:3])}"

@@ -286,7 +286,8 @@ def _explained(store: Any, detection: DetectionResult, spans: tuple[Span, Span, 
     window, baseline, rule = spans
     contributors, templates, impact = evidence.add(read_ahead or _window_reads(store, window, baseline))
     mark_past_window(moved.shifts, impact.impact.past_window)  # before any words quote them
-    ranking = _ranking(store, window, baseline, moved, contributors, evidence)
+    ranking = _ranking(store, window, baseline, moved, contributors, evidence,
+                       logs_read="logs" not in sources["missing"])
     checked = checked_counts(moved.shifts, moved.surges, moved.traces, sources["missing"])
     verdict = decide(ranking.hypotheses, moved.signals, checked, ranking.unexplained, ranking.stands_on_its_own,
                      ranking.support, ranking.second)
@@ -338,13 +339,13 @@ def _surges_beside_traces(store: Any, window: Span, baseline: Span, evidence: _L
 
 
 def _ranking(store: Any, window: Span, baseline: Span, moved: _Moved, contributors: list[Any],
-             evidence: _Ledger) -> Ranking:
+             evidence: _Ledger, logs_read: bool = True) -> Ranking:
     """The root-cause ranking of what `moved`, with the mechanism cues, the call graph and the changes it rests on,
-    their evidence recorded in that order."""
+    their evidence recorded in that order; `logs_read`: whether the window holds log lines (`mechanism_cues`)."""
     # every service that moved or that the traces point at, a callee known only by its callers' cut requests too
     services = sorted(({s.service for s in moved.shifts} | {s.service for s in moved.surges} | set(moved.signals))
                       - {GLOBAL})
-    cues = evidence.add(mechanism_cues(store, window, services))
+    cues = evidence.add(mechanism_cues(store, window, services, logs_read))
     graph = evidence.add(infer_call_graph(store, window, baseline, cues.named, cues.evidence))
     changes = evidence.add(find_changes(store, window, baseline))
     return evidence.add(rank_root_causes(store, window, baseline, moved.signals, graph, cues, contributors, changes))
