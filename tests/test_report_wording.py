@@ -290,6 +290,28 @@ def test_a_peak_set_by_a_percentile_the_traces_do_not_bear_out_says_so_and_no_pe
     assert not any("peak of the incident" in e.event for e in build_postmortem(analysis).timeline)
 
 
+def test_a_peak_set_by_a_percentile_longer_than_the_window_says_it_was_left_out_of_the_impact():
+    # TrainTicket 10:12: "peak of the incident: ts-contacts-service/PodClientLatencyP99(s) at 1,704 s (baseline
+    # 0.00496 s); a percentile the traces do not bear out ...", a p99 the impact left out as longer than the 204 s
+    # any request in the window could take
+    analysis = pool_exhaustion_analysis()
+    analysis["timeline"][-1]["event"] = "peak of the incident"
+    analysis["detection"]["series"][2].update(series="contacts/ClientLatencyP99(s)", baseline=0.00496, peak=1704.0,
+                                              peak_at="2024-05-01T10:41:00Z")
+    analysis["evidence"].append(Evidence.make("metric_shift", "contacts: ClientLatencyP99(s) up", "SELECT 1", {
+        "service": "contacts", "series": [{"metric": "ClientLatencyP99(s)", "direction": "up", "peak": 1704.0,
+                                           "not_borne_out": "its 108 traced calls took at most 14 ms"}]},
+    ).to_dict())
+    analysis["impact"].update(peak_error_rate=None, peak_latency=None, past_window=[
+        {"service": "contacts", "metric": "ClientLatencyP99(s)", "peak": 1704.0, "longest_s": 204.0}])
+    pm = build_postmortem(analysis)
+    peak = next(e for e in pm.timeline if e.phase == "peak")
+    assert peak.event == ("peak of the incident: contacts/ClientLatencyP99(s) at 1,704 s (baseline 0.00496 s); a "
+                          "percentile longer than any request in the window could take (204 s), left out of the "
+                          "impact")
+    assert pm.grounding.issues == []
+
+
 def test_a_unit_in_a_metric_name_keeps_its_case():
     # OnlineBoutique 15:21: "recommendationservice/MemoryUsage(Mi) | up | 25.4 mi | 33.6 mi" (mebibytes as miles)
     analysis = pool_exhaustion_analysis()

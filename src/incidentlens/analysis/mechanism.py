@@ -353,10 +353,13 @@ def caveat(m: MetricShift) -> str | None:
     """What the words add to a latency percentile the review does not take at its word: that the impact left it out
     as longer than any request in the window could take (`MetricShift.past_window`), else what the traces show of it
     (`trace_caveat`); None for any other shift."""
-    if m.past_window is not None:
-        return (f"longer than any request in the window could take ({three_figures(m.past_window)} s), left out of "
-                "the impact")
-    return trace_caveat(m)
+    return past_window_caveat(m.past_window) if m.past_window is not None else trace_caveat(m)
+
+
+def past_window_caveat(longest_s: float) -> str:
+    """What is said of a latency percentile the impact left out as longer than the window, whose longest request
+    could take `longest_s`: `longer than any request in the window could take (236 s), left out of the impact`."""
+    return f"longer than any request in the window could take ({three_figures(longest_s)} s), left out of the impact"
 
 
 def trace_caveat(m: MetricShift) -> str | None:
