@@ -63,6 +63,19 @@ def test_units_come_from_the_metric_name():
     assert measure("NetworkReceiveBytes", 40498.0) == "40,498 bytes"
 
 
+def test_a_latency_whose_name_states_no_unit_is_written_as_its_raw_value_beside_its_name():
+    # a `latency` series with no unit in its name: 906 could be ms, s or a histogram's bucket index; the review says
+    # the figure and the series, not a unit the data does not give
+    analysis = pool_exhaustion_analysis()
+    analysis["impact"]["peak_latency"].update(service="db-proxy", metric="latency", value=906.0, baseline=123.0)
+    analysis["detection"]["series"][0].update(series="db-proxy/latency", baseline=123.0, peak=906.0)
+    pm = build_postmortem(analysis)
+    text = render_markdown(pm)
+    assert "latency (db-proxy/latency) peaked at 906 against 123" in pm.impact.narrative.text
+    assert "| `db-proxy/latency` | up | 123 | 906 |" in text
+    assert not re.search(r"\b(906|123) ?(ms|s|seconds)\b", text)
+
+
 def test_a_table_writes_an_amount_of_bytes_in_its_binary_multiple():
     # TrainTicket 11:04's detection table: "ts-route-service/NetworkReceiveBytes | up | 4,779 | 40,498": no unit
     assert [table_value("ts-route-service/NetworkReceiveBytes", v) for v in (581.0, 4779.0, 40498.0, 3.5e9)] == [
