@@ -977,6 +977,22 @@ def test_database_statements_that_each_took_as_much_longer_as_the_callers_waited
     assert (top.service, top.kind) == ("store", "network_delay")
 
 
+def test_a_network_delay_whose_own_work_slowed_less_says_by_how_much_not_that_it_kept_its_pace(tmp_path):
+    # OnlineBoutique 14:12: paymentservice's "calls were delayed on the network while its own work kept its pace",
+    # its own span time p90 from 0.279 to 0.343 ms, a rise its tail test carried: here web waits 300 ms longer and
+    # store's work takes 1.3 times as long
+    spans = _store_behind_web(tmp_path, stretch=1.3, queued_ms=300.0)
+    signal = _store_signal(spans)
+    assert signal.delayed and 0 < signal.own_time < signal.wait
+    top = analyze(load_telemetry(traces=spans), at=AT, onset="at").hypotheses[0]
+    assert (top.service, top.kind) == ("store", "network_delay")
+    assert top.mechanism.startswith("store's calls were delayed on the network while its own work slowed less than "
+                                    "its calls waited (its own span time p90 from 0.805 to 1.06 ms); in the traces")
+    # a delay that stretched its round trips alone leaves its work at its pace
+    delayed = analyze(load_telemetry(traces=_store_behind_web(tmp_path, added_ms=30.0)), at=AT, onset="at")
+    assert "while its own work kept its pace;" in delayed.hypotheses[0].mechanism
+
+
 def test_work_and_statements_stretched_many_times_over_are_no_network_delay(tmp_path):
     # store's work and statements took twenty times as long and web waited 10 ms longer: its own time rose more
     # than the wait, and its statements gained about as much as the wait (~8 and ~15 ms), but its work around them

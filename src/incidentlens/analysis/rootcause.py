@@ -182,6 +182,8 @@ class ServiceSignals(BaseModel):
     trace_change: str | None = None  # the change in words (`TraceSignal.describe`)
     trace_where: str = "the traces"  # ... where it was seen (`TraceSignal.measured_in`)
     delayed: bool = False  # the wait around its calls is its strongest change (`TraceSignal.delayed`)
+    #: ... and where its own time rose too, by less, that rise in words (`TraceSignal.own_slowed_words`)
+    own_slowed: str | None = None
     cut_short: bool = False  # its strongest trace change is a call fewer of its requests made (`TraceSignal.cut_short`)
     cut_after: str | None = None  # ... and the service its requests without that call called last
     cut_at_by: dict[str, float] = {}  # the callers whose requests were cut short right after calling it, each with
@@ -309,6 +311,7 @@ def collect_signals(shifts: list[MetricShift], surges: list[LogSurge],
             waits_only_in = trace.wait_direction == "in" and not trace.wait_both_ways
             slowed = own_work_slowed(s.moved, server_latency=waits_only_in) if trace.delayed else None
             s.delayed = trace.delayed and slowed is None
+            s.own_slowed = trace.own_slowed_words() if s.delayed else None
             s.trace_change, s.trace_where = trace.describe(network=slowed is None), trace.measured_in
             if slowed is not None:
                 s.trace_change += own_work_words(s.moved, server_latency=waits_only_in)
@@ -728,7 +731,8 @@ def _score(s: ServiceSignals, signals: dict[str, ServiceSignals], graph: CallGra
 def _mechanism(name: str, classification: Classification, trigger: dict[str, Any] | None, s: ServiceSignals) -> str:
     """The mechanism in one sentence, with the change the traces (or call metrics) showed, or the burst that ended."""
     if classification.kind == NETWORK_DELAY:
-        sentence = f"{possessive(name)} calls were delayed on the network while its own work kept its pace"
+        pace = (f"slowed less than its calls waited ({s.own_slowed})" if s.own_slowed else "kept its pace")
+        sentence = f"{possessive(name)} calls were delayed on the network while its own work {pace}"
     elif s.untraced and not s.observed and classification.kind == UNDETERMINED:
         sentence = UNTRACED.format(s=name)
     else:

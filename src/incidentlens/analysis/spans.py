@@ -334,6 +334,19 @@ class TraceSignal(BaseModel):
         return said
 
 
+    def own_slowed_words(self) -> str | None:
+        """Where the wait is a delay (`delayed`) but its own time rose past the bar too, less than the wait, what its
+        own time did: `its own span time p90 from 0.279 to 0.343 ms over 17 spans` (the count where fewer than
+        `COUNTED_BELOW`); None where its own time did not count, or rose by its round trips' delay alone
+        (`round_trips_waited`): its work kept its pace. OnlineBoutique 14:12's paymentservice "kept its pace" beside
+        its own p90 from 0.279 to 0.343 ms, a rise its tail test carried (z 5.4)."""
+        if not self.delayed or self.own_time <= 0 or self.round_trips_waited or self.own_p90_after_ms is None:
+            return None
+        after = (self.own_spans or (0, 0))[1]
+        few = f" over {after} span{'s' if after != 1 else ''}" if 0 < after < COUNTED_BELOW else ""
+        return (f"its own span time p90 from {three_figures(self.own_p90_before_ms or 0.0)} to "
+                f"{three_figures(self.own_p90_after_ms)} ms{few}")
+
     def _few_calls(self, side: int) -> str:
         """`over 7 calls`: how few traced calls the wait's median of one side (0 before, 1 after) is of, where fewer
         than `COUNTED_BELOW`, as the own-time words count few spans (a median of a handful of calls is one or two of
