@@ -169,8 +169,8 @@ class TraceSignal(BaseModel):
     wait_both_ways: bool = False  # the calls into it and its calls to others both waited longer, past the bar
     wait_peers: list[str] = []  # the services at the other end of the calls measured in `wait_direction`
     wait_source: str | None = None  # what measured the wait: "spans", or "call metrics" (`callmetrics.SOURCE`)
-    #: how many traced calls the wait's medians are of, before (None: the typical wait, no median of its own) and after;
-    #: None from call metrics
+    #: how many traced calls (call metrics: minutes) the wait's figures are of, before (None: the typical wait, no
+    #: figure of its own) and after
     wait_calls: tuple[int | None, int] | None = None
     wait_z: float | None = None  # how surely its calls after the onset wait longer (`rank_test_z`); None: untested
     last_call: str | None = None  # when `cut_short`: the call its requests without the lost one made last
@@ -305,10 +305,11 @@ class TraceSignal(BaseModel):
             median = " ".join(filter(None, ("median", self._few_calls(1))))
             level = ", ".join(filter(None, (f"{three_figures(self.wait_before_ms)} ms {before}", self._few_calls(0))))
             if self.wait_source == CALL_METRICS:
-                median = "median over minutes of call metrics, the client side's latency less the server side's"
+                minutes = self._minutes(1)
+                median = f"median over {minutes} of call metrics, the client side's latency less the server side's"
                 if self.wait_baseline == "history":
                     level = (f"at most {three_figures(self.wait_before_ms)} ms in {BEFORE_QUANTILE:.0%} of the "
-                             "minutes before")
+                             f"{self._minutes(0)} before")
             wait = (f"{calls} {three_figures(self.wait_after_ms)} ms around {around} ({median}; {level})"
                     + (f", and {other} waited longer too" if self.wait_both_ways else ""))
             if own_time > 0 and self.round_trips_waited:
@@ -353,6 +354,12 @@ class TraceSignal(BaseModel):
         them); else nothing."""
         count = self.wait_calls[side] if self.wait_calls else None
         return f"over {count} call{'s' if count != 1 else ''}" if count is not None and count < COUNTED_BELOW else ""
+
+    def _minutes(self, side: int) -> str:
+        """`5 minutes`: how many minutes of call metrics the wait's figure of one side (0 before, 1 after) is of;
+        `minutes` where not known (an analysis of before the count)."""
+        count = self.wait_calls[side] if self.wait_calls else None
+        return "minutes" if count is None else f"{count} minute{'s' if count != 1 else ''}"
 
     def _own_time_words(self, whose: str, spans: str) -> str:
         """Its own span time's p90 before and after, and the share of its spans past the p90 of both sides together;
@@ -871,11 +878,13 @@ def _edge_wait(edge: dict[str, Any], before: float, baseline: str, reference: np
 
 
 def _calls(edge: dict[str, Any], baseline: str) -> tuple[int | None, int] | None:
-    """How many traced calls an edge's medians are of, before and after; before None where the edge is held against
-    the typical wait (`peers`), which is no median of its own calls. None from a source of no single calls."""
-    if "calls_after" not in edge:
+    """How many traced calls (call metrics: minutes) an edge's figures are of, before and after; before None where
+    the edge is held against the typical wait (`peers`), which is no figure of its own calls. None where the edge
+    does not say."""
+    unit = "calls" if "calls_after" in edge else "minutes"
+    if f"{unit}_after" not in edge:
         return None
-    return (int(edge["calls_before"]) if baseline == "history" else None), int(edge["calls_after"])
+    return (int(edge[f"{unit}_before"]) if baseline == "history" else None), int(edge[f"{unit}_after"])
 
 
 def _rank_test(after_ms: Any, reference: np.ndarray, among: bool = False) -> tuple[float, float] | None:
