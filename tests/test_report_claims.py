@@ -426,5 +426,12 @@ def test_a_given_starts_series_that_moved_are_counted_as_listed():
     analysis["detection"]["series"].append({"series": "cart/p95_ms", "direction": "up", "baseline": 10.0,
                                             "peak": 30.0, "shift": 9.0, "onset": "2024-05-01T10:17:00Z"})
     narrative = build_postmortem(analysis).detection.narrative.text
-    assert ("4 metric series moved after it (db-proxy/pool_in_use, payments/error_ratio, api-gateway/p95_ms and 1 "
-            "more); the first at") in narrative
+    assert ("4 metric series moved after it (the first three: db-proxy/pool_in_use, payments/error_ratio, "
+            "api-gateway/p95_ms); the first at") in narrative
+    # OnlineBoutique 12:01: "94 metric series moved after it (...) and 91 more)", a figure in no evidence: its
+    # grounding said "detection: number '91' is not in the evidence"
+    analysis["detection"]["series"] += [{**analysis["detection"]["series"][-1], "series": f"svc{i}/p95_ms"}
+                                        for i in range(90)]
+    pm = build_postmortem(analysis)
+    assert "94 metric series moved after it (the first three: " in pm.detection.narrative.text
+    assert pm.grounding.issues == []
