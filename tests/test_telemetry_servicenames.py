@@ -81,3 +81,40 @@ def test_analyze_ranks_the_front_end_once_on_both_its_files(tmp_path: Path):
     assert "SuccessRate(%)" in analysis["hypotheses"][0]["mechanism"]  # the metric file's evidence is its own
     said = "read as one service's: Frontend as frontend"
     assert said in ran.stdout and "Frontend" not in ran.stdout.replace(said, "")
+
+
+def test_names_spelt_only_in_other_cases_are_read_as_the_lower_case_one():
+    # no source writes `frontend`: `Frontend` and `FRONTEND` still differ only in case, one service
+    assert case_renames(["Frontend", "FRONTEND", "cartservice"]) == {"FRONTEND": "frontend", "Frontend": "frontend"}
+
+
+def _calls_to_a_cache(path: Path, peer: str) -> Path:
+    """The front end's requests, each a server span and under it a client span to the cache its `peer` column names
+    (nothing traced there, so the cache's server span is inferred under the call)."""
+    lines = ["trace_id,span_id,parent_id,service,operation,start_ts,duration_ms,span_kind,peer"]
+    for n in range(10):
+        at = f"{T0 + timedelta(seconds=10 * n):%Y-%m-%dT%H:%M:%S}Z"
+        lines += [f"t{n},s{n},,frontend,GET /cart,{at},12,server,",
+                  f"t{n},c{n},s{n},frontend,GET cart,{at},5,client,{peer}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_peer_spelt_in_another_case_is_the_service_its_other_sources_name(tmp_path: Path):
+    # the calls name the cache `Redis`, its metric file `redis`: the span inferred under each call is `redis`'s
+    metrics = tmp_path / "redis.csv"
+    metrics.write_text("ts,service,metric,value\n" + "".join(
+        f"{T0 + timedelta(minutes=m):%Y-%m-%dT%H:%M:%S}Z,redis,cpu,0.2\n" for m in range(3)))
+    store = load_telemetry(metrics=metrics, traces=_calls_to_a_cache(tmp_path / "spans.csv", "Redis"))
+    assert store.fetch("SELECT DISTINCT service FROM spans ORDER BY service").column("service").to_pylist() == [
+        "frontend", "redis"]
+    assert store.fetch("SELECT DISTINCT peer FROM spans WHERE peer IS NOT NULL").column("peer").to_pylist() == [
+        "redis"]
+    assert "service names that differ only in case, read as one service's: Redis as redis" in store.warnings
+
+
+def test_a_call_to_a_traced_service_spelt_in_another_case_infers_no_span_under_it(tmp_path: Path):
+    # the front end's calls to itself name it `Frontend`: it is traced, so nothing is inferred under them
+    store = load_telemetry(traces=_calls_to_a_cache(tmp_path / "spans.csv", "Frontend"))
+    assert store.fetch("SELECT DISTINCT service FROM spans").column("service").to_pylist() == ["frontend"]
+    assert store.fetch("SELECT count(*) AS n FROM spans WHERE inferred").column("n")[0].as_py() == 0

@@ -9,22 +9,26 @@ a capitalised one is a display form).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from incidentlens.telemetry.columns import literal, quote
 
-#: the columns of each view that name a service
+#: the columns of each view that name a service (a span's `peer` is the service it calls, whose span is inferred
+#: under the call where nothing traced it: `peers.inferred_spans_sql`)
 SERVICE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "metrics": ("service",), "logs": ("service",), "spans": ("service",), "events": ("service",),
+    "metrics": ("service",), "logs": ("service",), "spans": ("service", "peer"), "events": ("service",),
     "calls": ("caller", "callee"),
 }
 
 
 def case_renames(names: Iterable[str]) -> dict[str, str]:
-    """{name: the lower-case name it is read as} for each name whose lower-case form is also a name:
-    `{'Frontend': 'frontend'}` from `['frontend', 'Frontend', 'cartservice']`."""
+    """{name: the lower-case name it is read as} for each name another differs from only in case:
+    `{'Frontend': 'frontend'}` from `['frontend', 'Frontend', 'cartservice']`, and from `['Frontend', 'FRONTEND']`
+    both (no source need write the lower-case one)."""
     known = set(names)
-    return {name: name.lower() for name in sorted(known) if name != name.lower() and name.lower() in known}
+    spellings = Counter(name.lower() for name in known)
+    return {name: name.lower() for name in sorted(known) if name != name.lower() and spellings[name.lower()] > 1}
 
 
 def renamed_sql(select: str, columns: Iterable[str], renames: Mapping[str, str]) -> str:
