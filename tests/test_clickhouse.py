@@ -572,3 +572,40 @@ class _refusing_server:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _front_end_in_two_cases(chdb: object, tmp_path: Path, table: str, logged: list[str]) -> tuple[Path, object]:
+    """A metric file naming the front end `frontend`, and a ClickHouse logs table naming the services `logged`."""
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("ts,service,metric,value\n" + "".join(
+        f"2024-05-01T10:0{minute}:00Z,frontend,cpu,0.2\n" for minute in range(3)))
+    (tmp_path / "logs.csv").write_text("ts,service,level,message\n" + "".join(
+        f"2024-05-01T10:00:0{n}Z,{service},INFO,served\n" for n, service in enumerate(logged)))
+    chdb.query("CREATE DATABASE IF NOT EXISTS incidents")
+    chdb.query(f"CREATE TABLE {table} ENGINE = MergeTree ORDER BY tuple() "
+               f"AS SELECT * FROM file('{tmp_path / 'logs.csv'}', CSVWithNames)")
+    return metrics, ClickHouseLogs(chdb_runner(chdb), table, f"chdb {table}")
+
+
+def test_files_name_a_service_as_the_logs_in_clickhouse_spell_it(chdb: object, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    # the metric file says `frontend`, the ClickHouse logs `Frontend`: its queries run there as written, so the
+    # files' name is read as the logs', one service either way
+    from incidentlens.telemetry import clickhouse
+    from incidentlens.telemetry.sources import open_store
+
+    metrics, backend = _front_end_in_two_cases(chdb, tmp_path, "incidents.front_logs", ["Frontend"])
+    monkeypatch.setattr(clickhouse, "connect_clickhouse_logs", lambda url, mapping=None: backend)
+    store = open_store(metrics=metrics, logs="clickhouse://reader@127.0.0.1:8123/incidents.front_logs")
+    assert store.fetch("SELECT DISTINCT service FROM metrics").column("service").to_pylist() == ["Frontend"]
+    assert "service names that differ only in case, read as one service's: frontend as Frontend" in store.warnings
+
+
+def test_names_the_logs_in_clickhouse_spell_in_two_cases_are_said_to_stay_apart(chdb: object, tmp_path: Path):
+    metrics, backend = _front_end_in_two_cases(chdb, tmp_path, "incidents.front_logs_2", ["Frontend", "frontend"])
+    store = load_telemetry(metrics=metrics)
+    store.logs_backend = backend
+    store.one_name_per_service()
+    assert store.fetch("SELECT DISTINCT service FROM metrics").column("service").to_pylist() == ["frontend"]
+    assert ("service names that differ only in case in the logs in ClickHouse, kept apart (a query there runs as "
+            "written): Frontend, frontend") in store.warnings

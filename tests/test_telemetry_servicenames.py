@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from cli_process import run_cli
 from incidentlens.telemetry import load_telemetry
@@ -118,3 +120,31 @@ def test_a_call_to_a_traced_service_spelt_in_another_case_infers_no_span_under_i
     store = load_telemetry(traces=_calls_to_a_cache(tmp_path / "spans.csv", "Frontend"))
     assert store.fetch("SELECT DISTINCT service FROM spans").column("service").to_pylist() == ["frontend"]
     assert store.fetch("SELECT count(*) AS n FROM spans WHERE inferred").column("n")[0].as_py() == 0
+
+
+class _FrontEndSeries:
+    """A Prometheus whose series name the front end `Frontend` (its `job` label): its CPU, a sample a minute."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __enter__(self) -> _FrontEndSeries:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def query_range(self, query: str, start: datetime, end: datetime, step: int) -> list[dict]:
+        samples = [[(T0 + timedelta(minutes=minute)).replace(tzinfo=UTC).timestamp(), "0.2"] for minute in range(40)]
+        return [{"metric": {"job": "Frontend", "instance": "10.0.0.1:8080"}, "values": samples}]
+
+
+def test_prometheus_series_name_the_front_end_as_the_files_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from incidentlens.telemetry import prometheus
+    from incidentlens.telemetry.sources import PrometheusOptions, open_store
+
+    monkeypatch.setattr(prometheus, "PrometheusClient", _FrontEndSeries)
+    store = open_store(logs=_front_logs(tmp_path / "logs.jsonl"), prometheus=PrometheusOptions(
+        url="http://127.0.0.1:9090", promql=["cpu=cpu"], discover=False, step=60))
+    assert store.fetch("SELECT DISTINCT service FROM metrics").column("service").to_pylist() == ["frontend"]
+    assert "service names that differ only in case, read as one service's: Frontend as frontend" in store.warnings

@@ -9,7 +9,6 @@ a capitalised one is a display form).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from incidentlens.telemetry.columns import literal, quote
@@ -22,13 +21,30 @@ SERVICE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def case_renames(names: Iterable[str]) -> dict[str, str]:
-    """{name: the lower-case name it is read as} for each name another differs from only in case:
+def case_renames(names: Iterable[str], kept: Iterable[str] = ()) -> dict[str, str]:
+    """{name: the name it is read as} for each name another differs from only in case: the lower-case one,
     `{'Frontend': 'frontend'}` from `['frontend', 'Frontend', 'cartservice']`, and from `['Frontend', 'FRONTEND']`
-    both (no source need write the lower-case one)."""
-    known = set(names)
-    spellings = Counter(name.lower() for name in known)
-    return {name: name.lower() for name in sorted(known) if name != name.lower() and spellings[name.lower()] > 1}
+    both (no source need write the lower-case one); but where one of them is among `kept` (names that cannot be read
+    otherwise: logs queried where they are stored), that one, and a name `kept` is never read as another."""
+    fixed = set(kept)
+    spellings: dict[str, list[str]] = {}
+    for name in sorted(set(names) | fixed):
+        spellings.setdefault(name.lower(), []).append(name)
+    renames = {}
+    for lower, spelt in spellings.items():
+        held = [name for name in spelt if name in fixed]
+        read_as = held[0] if len(held) == 1 else lower
+        renames.update({name: read_as for name in spelt if len(spelt) > 1 and name != read_as and name not in fixed})
+    return renames
+
+
+def kept_apart(kept: Iterable[str]) -> list[list[str]]:
+    """The names of `kept` (names that cannot be read otherwise, `case_renames`) that differ only in case, by
+    service."""
+    spellings: dict[str, list[str]] = {}
+    for name in sorted(set(kept)):
+        spellings.setdefault(name.lower(), []).append(name)
+    return [spelt for spelt in spellings.values() if len(spelt) > 1]
 
 
 def renamed_sql(select: str, columns: Iterable[str], renames: Mapping[str, str]) -> str:

@@ -72,6 +72,8 @@ def open_store(
         store.warnings.extend(backend.warnings)
     if prometheus:
         add_prometheus_metrics(store, prometheus, at)
+    if clickhouse_url or prometheus:
+        store.one_name_per_service()  # again: over the Prometheus series too, and the logs in ClickHouse
     return store
 
 
@@ -102,7 +104,6 @@ def add_prometheus_metrics(store: TelemetryStore, options: PrometheusOptions, at
     with PrometheusClient(options.url, PrometheusAuth.from_options(options.token, options.user)) as client:
         table = fetch_metrics(client, start, end, queries=queries, discover=options.discover, step=options.step)
     store.add_arrow("metrics", table, label=f"Prometheus {redact_url(options.url)}")
-    store.one_name_per_service()
 
 
 def prometheus_range(

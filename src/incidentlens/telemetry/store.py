@@ -59,7 +59,7 @@ from incidentlens.telemetry.jaeger import read_jaeger
 from incidentlens.telemetry.kubeevents import is_empty_list, is_event_list, list_items_sql, read_kube_events
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.peers import inferred_spans_sql
-from incidentlens.telemetry.servicenames import SERVICE_COLUMNS, case_renames, renamed_sql
+from incidentlens.telemetry.servicenames import SERVICE_COLUMNS, case_renames, kept_apart, renamed_sql
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     TextLogOptions,
@@ -636,14 +636,22 @@ class TelemetryStore:
     def one_name_per_service(self) -> None:
         """Read the names that differ only in case (`Frontend`, `frontend`) as one service's, the lower-case one, in
         every view (`servicenames`), and say so in a warning; a later call decides again over the views as they are
-        then. The views a `logs_backend` answers keep their names (a query there runs as written)."""
+        then. The views a `logs_backend` answers keep their names (a query there runs as written): a name the others
+        spell in another case is read as theirs, and names they spell in two cases are said to stay apart."""
         names: set[str] = set()
         for view in self._parts:
             for column in self._service_columns(view):
                 names.update(row[0] for row in self.con.execute(
                     f"SELECT DISTINCT {quote(column)} FROM ({self._union(view, renamed=False)}) "
                     f"WHERE {quote(column)} IS NOT NULL").fetchall())
-        renames = case_renames(names)
+        kept = self._backend_services() if names else []
+        renames = case_renames(names, kept)
+        self.warnings[:] = [w for w in self.warnings if not w.startswith(NAMED_IN_TWO_CASES)]
+        if renames:
+            said = ", ".join(f"{name} as {renamed}" for name, renamed in renames.items())
+            self.warnings.append(f"{NAMED_IN_TWO_CASES}, read as one service's: {said}")
+        self.warnings.extend(f"{NAMED_IN_TWO_CASES} in the logs in ClickHouse, kept apart (a query there runs as "
+                             f"written): {', '.join(spelt)}" for spelt in kept_apart(kept))
         if renames == self._renames:
             return
         self._renames = renames
@@ -653,10 +661,13 @@ class TelemetryStore:
             self._remake_spans_view()
         self._ranges = None
         self._held.clear()
-        self.warnings[:] = [w for w in self.warnings if not w.startswith(NAMED_IN_TWO_CASES)]
-        if renames:
-            said = ", ".join(f"{name} as {renamed}" for name, renamed in renames.items())
-            self.warnings.append(f"{NAMED_IN_TWO_CASES}, read as one service's: {said}")
+
+    def _backend_services(self) -> list[str]:
+        """The service names of the logs a `logs_backend` answers (none without one)."""
+        if self.logs_backend is None or "logs" not in self.logs_backend.views:
+            return []
+        named = self.logs_backend.fetch("SELECT DISTINCT service FROM logs WHERE service IS NOT NULL")
+        return [str(name) for name in named.column("service").to_pylist()]
 
     def _remake_spans_view(self) -> None:
         """The spans view made again, once all the view's sources of a load are read: each span two sources hold
