@@ -598,14 +598,6 @@ def test_an_alert_is_proposed_on_a_resource_that_rose_to_a_tenth_of_its_limit_or
     assert first.startswith("An alert on db-proxy/CpuUsage(m) (baseline 0.1 m, peak 17.2 m) could have fired")
 
 
-
-
-
-
-
-
-
-
 def test_a_service_whose_only_change_is_its_host_s_metric_is_not_named_among_those_that_moved_first():
     # OnlineBoutique 13:10: "No single root cause found: checkoutservice and paymentservice moved first, then
     # emailservice", emailservice's one change its host's NodeCpuUsageRate(%) from 1.94 to 1.68, and the actions asked
