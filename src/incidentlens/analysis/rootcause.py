@@ -85,7 +85,8 @@ THIN_MARGIN = 0.0
 #: --null`) put such lone leads up to 3.9 on the traces of both Nezha days (beyond it only minutes after a fault of the
 #: same service), the faults' own lone leads 6.9 and more (and Nezha OnlineBoutique 12:27's checkoutservice, another
 #: service's fault, 3.4)
-#: weight of the span-derived signals (the most changed service's requests score this much)
+#: weight of the span-derived signals (the most changed service's requests score this much where their change passed
+#: the candidate bar, `SIGNIFICANT_STRENGTH`; below it, their share of the bar)
 TRACE_WEIGHT = 6.0
 #: two services' trace strengths (z-like) closer than this are the same change within sampling noise (a z has
 #: standard error ~1): a callee that changed about as much as its caller explains it
