@@ -451,6 +451,15 @@ def test_the_sources_section_says_at_most_five_set_aside_notes_each_short_with_i
     assert lines[6:] == ["1 more note of what was set aside when read: report.json's sources.left_out lists them all"]
 
 
+def test_the_sources_section_says_names_read_as_one_service_s_as_read_not_set_aside():
+    # OnlineBoutique's front-end metric file with the per-pod files: "set aside when read: service names that differ
+    # only in case, read as one service's: Frontend as frontend", where nothing was set aside
+    notes = ["service names that differ only in case, read as one service's: Frontend as frontend",
+             "metrics.csv: column 'value': 1 row not numeric, kept as NULL"]
+    lines = source_lines(SimpleNamespace(sources=Sources(used=["metrics"], left_out=notes)))
+    assert lines[1:] == [f"when read: {notes[0]}", f"set aside when read: {notes[1]}"]
+
+
 def test_a_window_between_two_metric_samples_says_it_holds_none_not_that_nothing_moved(tmp_path):
     # 20 s of logs from a given start at 10:00:05, beside one-minute metrics exported up to 10:00: no metric sample
     # falls in the window, and the charts said "The metrics hold none of the series that moved", as if the metrics

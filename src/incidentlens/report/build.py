@@ -100,6 +100,7 @@ from incidentlens.report.severity import (
     unconfirmed_peak,
     users_words,
 )
+from incidentlens.telemetry.servicenames import NAMED_IN_TWO_CASES
 from incidentlens.telemetry.textlogs import GZIP_CUT_SHORT, open_bytes
 
 #: a resource (CPU, memory) used under this share of its limit is near idle, and an alert on it is noise: it would
@@ -269,9 +270,15 @@ def source_lines(pm: Postmortem) -> list[str]:
     # no rows counted: no window was examined (no incident), only which sources held a row with a time at all
     none_read = f"Read: no source had a row {'in the window' if pm.sources.rows else 'with a time'}"
     return [f"Read: {', '.join(read)}" if read else none_read, *pm.sources.notes,
-            *(f"set aside when read: {_set_aside(note)}" for note in left_out[:SET_ASIDE_SHOWN]),
+            *(f"{_read_so(note)}: {_set_aside(note)}" for note in left_out[:SET_ASIDE_SHOWN]),
             *([f"{more} more note{'s' if more > 1 else ''} of what was set aside when read: report.json's "
                "sources.left_out lists them all"] if more > 0 else [])]
+
+
+def _read_so(note: str) -> str:
+    """How the Sources section introduces a note of the store's: what it set aside, or (the names it read as one
+    service's, `servicenames.NAMED_IN_TWO_CASES`) how it read them, where nothing was set aside."""
+    return "when read" if note.startswith(NAMED_IN_TWO_CASES) else "set aside when read"
 
 
 def _set_aside(note: str) -> str:

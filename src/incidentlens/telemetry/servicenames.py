@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping
 
 from incidentlens.telemetry.columns import literal, quote
 
+#: the start of the warnings that name the services spelt in two cases (`TelemetryStore.one_name_per_service`): a
+#: note of how they were read, not of anything set aside
+NAMED_IN_TWO_CASES = "service names that differ only in case"
 #: the columns of each view that name a service (a span's `peer` is the service it calls, whose span is inferred
 #: under the call where nothing traced it: `peers.inferred_spans_sql`)
 SERVICE_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -59,7 +59,13 @@ from incidentlens.telemetry.jaeger import read_jaeger
 from incidentlens.telemetry.kubeevents import is_empty_list, is_event_list, list_items_sql, read_kube_events
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
 from incidentlens.telemetry.peers import inferred_spans_sql
-from incidentlens.telemetry.servicenames import SERVICE_COLUMNS, case_renames, kept_apart, renamed_sql
+from incidentlens.telemetry.servicenames import (
+    NAMED_IN_TWO_CASES,
+    SERVICE_COLUMNS,
+    case_renames,
+    kept_apart,
+    renamed_sql,
+)
 from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     TextLogOptions,
@@ -84,8 +90,6 @@ _SPILL_DIRECTORIES = itertools.count()
 INFERRED_SPANS = "_spans_inferred"
 #: the table of the spans of every source, each span two of them hold once (made only where there are such spans)
 UNIQUE_SPANS = "_spans_unique"
-#: the start of the warning that names the services spelt in two cases (`TelemetryStore.one_name_per_service`)
-NAMED_IN_TWO_CASES = "service names that differ only in case"
 #: the formats read file by file (unnested, parsed or answered each on its own)
 _READ_BY_FILE = ("otlp", "jaeger", "zipkin", "prometheus", "loki", "failed", "cloudwatch", "kubeevents", "datadog")
 
