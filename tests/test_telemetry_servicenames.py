@@ -148,3 +148,15 @@ def test_prometheus_series_name_the_front_end_as_the_files_do(tmp_path: Path, mo
         url="http://127.0.0.1:9090", promql=["cpu=cpu"], discover=False, step=60))
     assert store.fetch("SELECT DISTINCT service FROM metrics").column("service").to_pylist() == ["frontend"]
     assert "service names that differ only in case, read as one service's: Frontend as frontend" in store.warnings
+
+
+def test_a_service_named_global_is_not_read_as_the_rows_that_name_none(tmp_path: Path):
+    # a file with no service column files its rows under `global` (no service's own): the service `Global` of
+    # another file is a service, not those rows
+    named, unnamed = tmp_path / "named.csv", tmp_path / "unnamed.csv"
+    named.write_text("ts,service,metric,value\n2024-05-01T10:00:00Z,Global,cpu,0.2\n")
+    unnamed.write_text("ts,metric,value\n2024-05-01T10:00:00Z,queue_depth,3\n")
+    store = load_telemetry(metrics=[named, unnamed])
+    assert store.fetch("SELECT DISTINCT service FROM metrics ORDER BY service").column("service").to_pylist() == [
+        "Global", "global"]
+    assert not any("differ only in case" in w for w in store.warnings)

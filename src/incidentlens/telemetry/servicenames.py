@@ -16,6 +16,9 @@ from incidentlens.telemetry.columns import literal, quote
 #: the start of the warnings that name the services spelt in two cases (`TelemetryStore.one_name_per_service`): a
 #: note of how they were read, not of anything set aside
 NAMED_IN_TWO_CASES = "service names that differ only in case"
+#: the service the rows that name none are filed under (`views`): no service's own, so a service spelt so in another
+#: case (`Global`) is not read as it
+UNNAMED = "global"
 #: the columns of each view that name a service (a span's `peer` is the service it calls, whose span is inferred
 #: under the call where nothing traced it: `peers.inferred_spans_sql`)
 SERVICE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -28,16 +31,19 @@ def case_renames(names: Iterable[str], kept: Iterable[str] = ()) -> dict[str, st
     """{name: the name it is read as} for each name another differs from only in case: the lower-case one,
     `{'Frontend': 'frontend'}` from `['frontend', 'Frontend', 'cartservice']`, and from `['Frontend', 'FRONTEND']`
     both (no source need write the lower-case one); but where one of them is among `kept` (names that cannot be read
-    otherwise: logs queried where they are stored), that one, and a name `kept` is never read as another."""
+    otherwise: logs queried where they are stored), that one, and a name `kept` is never read as another. The names
+    spelt as `UNNAMED` in any case are left as written."""
     fixed = set(kept)
     spellings: dict[str, list[str]] = {}
     for name in sorted(set(names) | fixed):
         spellings.setdefault(name.lower(), []).append(name)
     renames = {}
     for lower, spelt in spellings.items():
+        if len(spelt) < 2 or lower == UNNAMED:
+            continue
         held = [name for name in spelt if name in fixed]
         read_as = held[0] if len(held) == 1 else lower
-        renames.update({name: read_as for name in spelt if len(spelt) > 1 and name != read_as and name not in fixed})
+        renames.update({name: read_as for name in spelt if name != read_as and name not in fixed})
     return renames
 
 
