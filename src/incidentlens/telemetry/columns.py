@@ -111,6 +111,19 @@ def json_object_sql(text_sql: str) -> str:
     return f"(starts_with({text_sql}, '{{') AND json_valid({text_sql}))"
 
 
+def _json_paths(fields: tuple[tuple[str, ...], ...]) -> str:
+    """logfields' key paths as a DuckDB list of JSON paths (`$."log"."level"`, `$."log.level"`)."""
+    return "[" + ", ".join(literal("$." + ".".join(f'"{key}"' for key in keys)) for keys in fields) + "]"
+
+
+def first_json_value_sql(line_sql: str, fields: tuple[tuple[str, ...], ...]) -> str:
+    """The first of the fields present and not empty, as text (a number as written); NULL when none is.
+
+    One parse of the line for every field (a list of paths)."""
+    values = f"json_extract_string({line_sql}, {_json_paths(fields)})"
+    return f"list_filter({values}, lambda v: v <> '')[1]"
+
+
 def find_column(
     columns: Sequence[str], role: str, mapping: dict[str, str] | None = None, exclude: Iterable[str] = ()
 ) -> str | None:

@@ -11,7 +11,7 @@ import csv
 import glob
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from incidentlens.errors import InputError
 from incidentlens.telemetry.apianswers import api_answer_kind
 from incidentlens.telemetry.columns import CANDIDATES, ORIGIN_FILE, ORIGIN_LINE, literal, normalise, quote
 from incidentlens.telemetry.datadog import starts_datadog_logs
+from incidentlens.telemetry.fluentbit import starts_fluent_bit
 from incidentlens.telemetry.jaeger import starts_jaeger
 from incidentlens.telemetry.kubeevents import refuse_unread_events, starts_kube_events
 from incidentlens.telemetry.textlogs import (
@@ -65,7 +66,8 @@ _FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "jso
                  "otlp": "OTLP JSON", "jaeger": "Jaeger JSON", "zipkin": "Zipkin JSON",
                  "prometheus": "Prometheus API JSON", "loki": "Loki API JSON",
                  "failed": "failed API answer JSON", "cloudwatch": "CloudWatch Logs JSON",
-                 "kubeevents": "Kubernetes events JSON", "datadog": "Datadog Logs API JSON"}
+                 "kubeevents": "Kubernetes events JSON", "datadog": "Datadog Logs API JSON",
+                 "fluentbit": "Fluent Bit out_file"}
 # A line of Prometheus' text exposition format: `# HELP`/`# TYPE` (or another comment), or a sample:
 # `name{label="value",...} value [timestamp in ms]`, or its name among its labels as `promtool tsdb dump` writes it,
 # `{__name__="name", label="value"} value timestamp`
@@ -81,8 +83,9 @@ TEMPO_TRACE = re.compile(rb'^\s*\{\s*("batches"\s*:\s*\[\s*(\{\s*"(resource|scop
 _CLOUDWATCH_EVENTS = re.compile(rb'^\s*\{\s*"events"\s*:\s*\[')
 # A CSV header's delimiter repeats as often on at least this share of the lines after it.
 _CSV_CONSISTENCY = 0.8
-# formats read into a table of their events, one a line or a document's (`kubeevents.py`, `datadog.py`)
-_READ_AS_EVENTS = ("kubeevents", "datadog")
+# formats read into a table of their events, one a line or a document's (`kubeevents.py`, `datadog.py`,
+# `fluentbit.py`)
+_READ_AS_EVENTS = ("kubeevents", "datadog", "fluentbit")
 
 
 @dataclass(frozen=True)
@@ -422,15 +425,23 @@ def scan_json_lines(con: duckdb.DuckDBPyConnection, files: Sequence[Path], table
     except duckdb.InvalidInputException as err:
         file = error_file(err)  # which of the files holds the line
         raise refused_line(err, Path(file) if file else files[0]) or err from None
+    reason = "CASE WHEN json_valid(text) THEN 'not a JSON object' ELSE 'not valid JSON' END"
+    return lines_set_aside(con, table, files, what, reason, elements)
+
+
+def lines_set_aside(con: duckdb.DuckDBPyConnection, table: str, files: Sequence[Path], what: str, reason_sql: str,
+                    elements: Collection[Path] = ()) -> list[RejectedRows]:
+    """Per file, the lines of `table` (`file`, `line`, `text`, `good`) that are not good, each with its reason
+    (`reason_sql`, over `text`); `elements`: the files whose lines are a JSON array's elements. A file with more than
+    MAX_UNREADABLE_SHARE of its lines not good is an InputError naming its first, read as `what`."""
     rejected = []
     for path in files:
         total, bad = con.execute(f"SELECT count(*), count(*) FILTER (NOT good) FROM {table} "
                                  f"WHERE file = {literal(str(path))}").fetchone()
         if not bad:
             continue
-        rows = con.execute(
-            f"SELECT line, CASE WHEN json_valid(text) THEN 'not a JSON object' ELSE 'not valid JSON' END, text "
-            f"FROM {table} WHERE file = {literal(str(path))} AND NOT good ORDER BY line").fetchall()
+        rows = con.execute(f"SELECT line, {reason_sql}, text FROM {table} WHERE file = {literal(str(path))} "
+                           "AND NOT good ORDER BY line").fetchall()
         unit = "element" if path in elements else "line"
         if bad > MAX_UNREADABLE_SHARE * total:
             line, reason, _ = rows[0]
@@ -495,7 +506,10 @@ def resolve_paths(paths: PathsArg) -> list[Path]:
 
 def file_format(path: Path) -> str:
     """csv, parquet, jsonl, json or text (a plain-text log), from the suffix (ignoring .gz and rotation numbers)
-    or, failing that, from the first bytes and lines."""
+    or, failing that, from the first bytes and lines; fluentbit for Fluent Bit's `out_file` lines, whatever the
+    name (its output file is named by its tag: `tail.0`, `kube.var.log.containers.<pod>_....log`)."""
+    if starts_fluent_bit(first_bytes(path, 1024)):
+        return "fluentbit"
     suffixes = [s.lower() for s in path.suffixes]
     while suffixes and (suffixes[-1] in (".gz", ".gzip") or suffixes[-1][1:].isdigit()):
         suffixes = suffixes[:-1]

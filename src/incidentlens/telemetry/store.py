@@ -50,11 +50,15 @@ from incidentlens.telemetry.files import (
     csv_preamble,
     error_file,
     holds_only_comments,
+    lines_set_aside,
     read_error,
     resolve_paths,
     scan_json_lines,
     sources_for,
 )
+from incidentlens.telemetry.fluentbit import NOT_A_RECORD as FLUENT_BIT_NOT_A_RECORD
+from incidentlens.telemetry.fluentbit import records_sql as fluent_bit_records_sql
+from incidentlens.telemetry.fluentbit import scan_sql as fluent_bit_lines_sql
 from incidentlens.telemetry.jaeger import read_jaeger
 from incidentlens.telemetry.kubeevents import is_empty_list, is_event_list, list_items_sql, read_kube_events
 from incidentlens.telemetry.otlp import OTLP_FIELDS, option_for, otlp_view, read_otlp
@@ -91,7 +95,8 @@ INFERRED_SPANS = "_spans_inferred"
 #: the table of the spans of every source, each span two of them hold once (made only where there are such spans)
 UNIQUE_SPANS = "_spans_unique"
 #: the formats read file by file (unnested, parsed or answered each on its own)
-_READ_BY_FILE = ("otlp", "jaeger", "zipkin", "prometheus", "loki", "failed", "cloudwatch", "kubeevents", "datadog")
+_READ_BY_FILE = ("otlp", "jaeger", "zipkin", "prometheus", "loki", "failed", "cloudwatch", "kubeevents", "datadog",
+                 "fluentbit")
 
 
 def _read_apart(view: str, sources: Iterable[Source]) -> Iterator[Source]:
@@ -318,6 +323,8 @@ class TelemetryStore:
                     self._add_kube_events(view, source)
                 elif source.fmt == "datadog":
                     self._add_datadog(view, source, mapping or {})
+                elif source.fmt == "fluentbit":
+                    self._add_fluent_bit(view, source, mapping or {})
                 else:
                     self._add_source(view, source, mapping or {})
             except (EmptySourceError, UntimedSourceError) as err:
@@ -489,6 +496,28 @@ class TelemetryStore:
         if kind is not None:
             raise InputError(f"{path}: a Datadog answer holding items of type {kind!r}, not log events (type 'log')")
         self.con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS {datadog_events_sql(items, by_line)}")
+
+    def _add_fluent_bit(self, view: str, source: Source, mapping: dict[str, str]) -> None:
+        """Each file of Fluent Bit's `out_file` lines, its records log lines (`fluentbit.py`) read as a JSON lines
+        file's records are; the lines that are no record set aside."""
+        for path in source.files:
+            if view != "logs":
+                raise InputError(f"{path}: holds Fluent Bit log records: pass it with --logs")
+            table = quote(f"_logs_fluentbit_{len(self._parts.get(view, []))}")
+            lines = quote(f"_logs_fluentbit_{len(self._parts.get(view, []))}_lines")
+            try:
+                self.con.execute(f"CREATE OR REPLACE TABLE {lines} AS SELECT {literal(str(path))} AS file, * "
+                                 f"FROM ({fluent_bit_lines_sql(path)})")
+                self.rejected.extend(lines_set_aside(self.con, lines, [path], source.format_name,
+                                                     literal(FLUENT_BIT_NOT_A_RECORD)))
+                self.con.execute(f"CREATE OR REPLACE TABLE {table} AS {fluent_bit_records_sql(lines)}")
+            except duckdb.Error as err:
+                raise refused_line(err, path) or read_error(replace(source, label=str(path)), err) from None
+            finally:
+                self.con.execute(f"DROP TABLE IF EXISTS {lines}")
+            if not self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
+                raise EmptySourceError(f"{path}: {NO_ROWS}")
+            self._add_source(view, Source(str(path), (path,), fmt="fluentbit", table=table), mapping)
 
     def _read_json_items(self, source: Source, path: Path, table: str, items: str | None, what: str,
                          read: Callable[[str, str, bool], _Read]) -> _Read:

@@ -559,9 +559,6 @@ def _level_sql(fmt: LineFormat) -> str:
     """The level: the format's level field, syslog's priority or an access log's status, else the first level
     word of the entry's first line; an entry that is a JSON object has its level field instead (the logs view
     reads it with its message field, as for every source)."""
-    first_line = "split_part(message, chr(10), 1)"
-    word = f"nullif(regexp_extract({first_line}, {literal(LEVEL_WORD_PATTERN)}, 1), '')"
-    from_text = f"CASE WHEN NOT {json_object_sql('message')} THEN {word} END"
     fields = ["lvl"]
     if "labels" in fmt.groups:  # Loki's detected_level says `unknown` where it found none
         fields += [f"nullif({_label_sql(label)}, 'unknown')" for label in LOKI_LEVEL_LABELS]
@@ -571,7 +568,15 @@ def _level_sql(fmt: LineFormat) -> str:
         status = f"TRY_CAST(regexp_extract(message, {literal(fmt.status)}, 1) AS INTEGER)"
         fields.append(f"CASE WHEN {status} >= 500 THEN 'ERROR' WHEN {status} >= 400 THEN 'WARN' "
                       f"WHEN {status} IS NOT NULL THEN 'INFO' END")
-    return f"coalesce({', '.join([*fields, from_text])})"
+    return f"coalesce({', '.join([*fields, said_level_sql('message')])})"
+
+
+def said_level_sql(message_sql: str) -> str:
+    """The first level word of a message's first line; NULL for a message that is a JSON object (the logs view reads
+    its level field with its message field, as for every source)."""
+    first_line = f"split_part({message_sql}, chr(10), 1)"
+    word = f"nullif(regexp_extract({first_line}, {literal(LEVEL_WORD_PATTERN)}, 1), '')"
+    return f"CASE WHEN NOT {json_object_sql(message_sql)} THEN {word} END"
 
 
 #: how DuckDB's readers say a file holds bytes that are not UTF-8 (CSV, JSON)

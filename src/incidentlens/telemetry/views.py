@@ -21,6 +21,7 @@ from incidentlens.telemetry.columns import (
     POD_COLUMNS,
     candidate_columns,
     find_column,
+    first_json_value_sql,
     is_pod_column,
     json_object_sql,
     literal,
@@ -1300,29 +1301,16 @@ def _sample_holds_json_objects(con: duckdb.DuckDBPyConnection, line_sql: str) ->
     return con.execute(f"SELECT count({holds}) FROM {_SAMPLE}").fetchone()[0] > 0
 
 
-def _json_paths(fields: tuple[tuple[str, ...], ...]) -> str:
-    """logfields' key paths as a DuckDB list of JSON paths (`$."log"."level"`, `$."log.level"`)."""
-    return "[" + ", ".join(literal("$." + ".".join(f'"{key}"' for key in keys)) for keys in fields) + "]"
-
-
-def _first_json_value_sql(line_sql: str, fields: tuple[tuple[str, ...], ...]) -> str:
-    """The first of the fields present and not empty, as text (a number as written); NULL when none is.
-
-    One parse of the line for every field (a list of paths)."""
-    values = f"json_extract_string({line_sql}, {_json_paths(fields)})"
-    return f"list_filter({values}, lambda v: v <> '')[1]"
-
-
 def _json_message_sql(line_sql: str) -> str:
     """A JSON line's message field (JSON_MESSAGE_FIELDS), else the line itself."""
-    field_value = _first_json_value_sql(line_sql, JSON_MESSAGE_FIELDS)
+    field_value = first_json_value_sql(line_sql, JSON_MESSAGE_FIELDS)
     return f"CASE WHEN {json_object_sql(line_sql)} THEN coalesce({field_value}, {line_sql}) ELSE {line_sql} END"
 
 
 def _json_level_sql(line_sql: str) -> str:
     """A JSON line's level field (JSON_LEVEL_FIELDS: text, or a number such as pino's 30), as written; NULL for
     other lines."""
-    return f"CASE WHEN {json_object_sql(line_sql)} THEN {_first_json_value_sql(line_sql, JSON_LEVEL_FIELDS)} END"
+    return f"CASE WHEN {json_object_sql(line_sql)} THEN {first_json_value_sql(line_sql, JSON_LEVEL_FIELDS)} END"
 
 
 def _level_sql(text_sql: str) -> str:
