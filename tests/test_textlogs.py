@@ -527,33 +527,14 @@ def test_a_file_compressed_other_than_gzip_is_named_with_how_to_read_it(tmp_path
         assert str(caught.value) == f"{path}: {says}"
 
 
-@pytest.mark.parametrize(("name", "text"), [("export.csv", "ts,service,message\r\n2024-05-01T10:00:00Z,api,up\r\n"),
-                                           ("export.log", "ts,service,message\r\n2024-05-01T10:00:00Z,api,up\r\n"),
-                                           ("short.csv", "ts,msg\n")])  # a line read to its b"\n", mid-character
-def test_utf16_text_as_windows_powershell_writes_it_is_named_with_how_to_convert_it(
-        tmp_path: Path, name: str, text: str) -> None:
-    # was "cannot read as CSV: line 1: not UTF-8 text (a binary file or another encoding)", or "a binary file?"
-    path = tmp_path / name
-    path.write_bytes(text.encode("utf-16"))
-    with pytest.raises(InputError) as caught:
-        load_telemetry(logs=path)
-    assert str(caught.value) == (f"{path}: UTF-16 text, which IncidentLens does not read: convert it to UTF-8 "
-                                 "(iconv -f UTF-16 -t UTF-8)")
-
-
-@pytest.mark.parametrize(("name", "encode", "says"), [
-    ("logs.jsonl", bz2.compress, "bzip2-compressed, which IncidentLens does not read: decompress it (bunzip2) or gzip "
-                                 "it"),
-    ("logs.json", lambda data: data.decode().encode("utf-16"), "UTF-16 text, which IncidentLens does not read: "
-                                                               "convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"),
-], ids=["bzip2", "utf16"])
-def test_a_json_lines_file_compressed_or_in_utf16_is_named_as_a_csv_is(tmp_path: Path, name, encode, says) -> None:
+def test_a_json_lines_file_compressed_is_named_as_a_csv_is(tmp_path: Path) -> None:
     # was "cannot read as JSON lines: 3 of 3 lines unreadable (line 1: not valid JSON)"
-    path = tmp_path / name
-    path.write_bytes(encode(b'{"ts": "2024-05-01T10:00:00Z", "service": "api", "message": "up"}\n' * 20))
+    path = tmp_path / "logs.jsonl"
+    path.write_bytes(bz2.compress(b'{"ts": "2024-05-01T10:00:00Z", "service": "api", "message": "up"}\n' * 20))
     with pytest.raises(InputError) as caught:
         load_telemetry(logs=path)
-    assert str(caught.value) == f"{path}: {says}"
+    assert str(caught.value) == (f"{path}: bzip2-compressed, which IncidentLens does not read: decompress it "
+                                 "(bunzip2) or gzip it")
 
 
 def test_a_bzip2_file_named_csv_is_named_as_compressed_and_a_header_spelt_alike_is_not(tmp_path: Path) -> None:

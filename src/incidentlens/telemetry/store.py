@@ -74,12 +74,14 @@ from incidentlens.telemetry.textlogs import (
     UNKNOWN,
     TextLogOptions,
     cut_short,
+    first_bytes,
     lines_sql,
     read_from_copy,
     read_text_log,
     refused_line,
     sample_lines,
     utf8_copy,
+    wide_text,
 )
 from incidentlens.telemetry.timeparse import known_zone, year_last_hint
 from incidentlens.telemetry.views import NO_ROWS, Built, EmptySourceError, UntimedSourceError, build_select
@@ -164,6 +166,8 @@ class TelemetryStore:
     _renames: dict[str, str] = field(default_factory=dict)
     # UTF-8 copies of files that are not (`_as_utf8`): this store's, then those of the stores that read its views
     _scratches: list[tempfile.TemporaryDirectory[str]] = field(default_factory=list)
+    # the UTF-8 copies of UTF-16 and UTF-32 files read (`_wide_copies`), each with the file given
+    _wide: dict[Path, Path] = field(default_factory=dict)
     # the cursors of the queries running, each with the thread running it; the lock keeps a cursor from being closed
     # while `interrupt_queries` interrupts it (a closed cursor refuses: 'Connection already closed!')
     _running: dict[duckdb.DuckDBPyConnection, int] = field(default_factory=dict)
@@ -307,7 +311,34 @@ class TelemetryStore:
         empty: list[InputError] = [EmptySourceError(f"{path}: {NO_ROWS}") for path in blank]
         empty += [EmptySourceError(f"{path}: no data: its lines are all comments (#)") for path in commented]
         blank += commented
-        for source in _read_apart(view, sources_for(path for path in files if path not in blank)):
+        given = [path for path in files if path not in blank]
+        wide = self._wide_copies(given)
+        originals = {copy: path for path, copy in wide.items()}
+        unread = self._naming_originals(originals, lambda: self._read_files(view, [wide.get(p, p) for p in given],
+                                                                             mapping, text))
+        empty += [type(err)(_named(originals, str(err))) for err in unread]
+        if empty and not self.has(view):
+            raise empty[0]
+        if view == "spans" and self.has(view):
+            self._remake_spans_view()
+        # An empty file beside others with rows (a quiet minute's log file), or a table with no time beside time
+        # series (a list of call pairs matched by `metric/*.csv`), is left out, not fatal.
+        self.warnings.extend(f"{err}, left out" for err in empty)
+        self.paths.extend(f for f in files if f not in self.paths)
+
+    def _wide_copies(self, files: list[Path]) -> dict[Path, Path]:
+        """Each file of UTF-16 or UTF-32 text (`wide_text`: Windows PowerShell 5's `Out-File` and `>` write UTF-16)
+        -> its UTF-8 copy (`_as_utf8`, streamed), which is read instead, named as the file in every message."""
+        wide = {path: self._as_utf8(path) for path in files if wide_text(first_bytes(path, 1 << 10))}
+        self._wide.update({copy: path for path, copy in wide.items()})
+        return wide
+
+    def _read_files(self, view: str, files: list[Path], mapping: dict[str, str] | None,
+                    text: TextLogOptions | None) -> list[InputError]:
+        """Read the files into the view, each by its format's reader; the errors of those with no rows (or no time
+        column), which are warnings beside files that have them."""
+        empty: list[InputError] = []
+        for source in _read_apart(view, sources_for(files)):
             try:
                 if source.fmt == "text":
                     self._add_text_logs(view, source, text)
@@ -329,14 +360,7 @@ class TelemetryStore:
                     self._add_source(view, source, mapping or {})
             except (EmptySourceError, UntimedSourceError) as err:
                 empty.append(err)
-        if empty and not self.has(view):
-            raise empty[0]
-        if view == "spans" and self.has(view):
-            self._remake_spans_view()
-        # An empty file beside others with rows (a quiet minute's log file), or a table with no time beside time
-        # series (a list of call pairs matched by `metric/*.csv`), is left out, not fatal.
-        self.warnings.extend(f"{err}, left out" for err in empty)
-        self.paths.extend(f for f in files if f not in self.paths)
+        return empty
 
     def _take_views(self, reader: TelemetryStore) -> None:
         """Take in the views `reader` read into this store's database (`_add_views_at_once`): what they hold, where
@@ -374,7 +398,8 @@ class TelemetryStore:
         for path in source.files:
             table = f"_logs_text_{len(self._parts.get(view, []))}"
             try:
-                fmt = read_text_log(self.con, path, table, options, zone=self.timezone or "")
+                fmt = read_text_log(self.con, path, table, options, label=self._wide.get(path),
+                                    zone=self.timezone or "")
             except (duckdb.Error, InputError) as err:
                 if not read_from_copy(err, [path]):
                     raise
@@ -559,9 +584,7 @@ class TelemetryStore:
         """`read()` over UTF-8 copies, its warnings, lines set aside and errors naming each copy's original file,
         not the temporary copy."""
         def named(text: str) -> str:
-            for copy, original in copies.items():  # the path, then the name alone (`1 of 3 lines of a.jsonl`)
-                text = text.replace(str(copy), str(original)).replace(copy.name, original.name)
-            return text
+            return _named(copies, text)
 
         warned, set_aside = len(self.warnings), len(self.rejected)
         try:
@@ -588,7 +611,7 @@ class TelemetryStore:
             return build_select(self.con, read, view, mapping, self.warnings, raw_table=raw, rejected=self.rejected,
                                 zone=self.timezone or "")
 
-        copies: dict[Path, Path] = {}
+        copies = self._wide_originals(source.files)
         try:
             try:
                 selects = build(source)
@@ -596,6 +619,7 @@ class TelemetryStore:
                 if not (raw and read_from_copy(err, source.files)):
                     raise
                 copies, selects = self._from_copies(source, build, err)
+                copies = {copy: self._wide.get(read, read) for copy, read in copies.items()}
             parts = self._parts.setdefault(view, [])
             numbered: list[tuple[str, Built]] = []  # the logs parts whose rows say their file and line
             copied = 0  # spans rows that repeat another of the source's, kept once (`_kept_rows`)
@@ -648,6 +672,12 @@ class TelemetryStore:
                 raise
             del self.warnings[said:]
             raise err from None
+
+    def _wide_originals(self, files: Sequence[Path]) -> dict[Path, Path]:
+        """Each of the files -> the file given, where one is a UTF-8 copy of a wide one (`_wide_copies`); else none."""
+        if not any(path in self._wide for path in files):
+            return {}
+        return {path: self._wide.get(path, path) for path in files}
 
     def _rows_copied(self, built: Built, kept: str) -> int:
         """How many of a part's rows (`built`) its kept table (`kept`, `_kept_rows`) holds once for twice or more."""
@@ -850,6 +880,14 @@ class TelemetryStore:
 
 #: the logs view with where each entry was read, for `incidentlens templates` (`log_origins_sql`)
 LOG_ORIGINS = "_logs_origins"
+
+
+def _named(copies: dict[Path, Path], text: str) -> str:
+    """`text` naming each copy's original file (`copies`: copy -> original), not the temporary copy: the path, then
+    the name alone (`1 of 3 lines of a.jsonl`)."""
+    for copy, original in copies.items():
+        text = text.replace(str(copy), str(original)).replace(copy.name, original.name)
+    return text
 
 
 def _origin_sql(part: str, rows: str, built: Built, text: bool, copies: dict[Path, Path]) -> str:

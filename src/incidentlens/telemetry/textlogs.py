@@ -72,25 +72,30 @@ _UNREAD_FORMATS = tuple((re.compile(magic), name, fix) for magic, name, fix in (
     (re.escape(b"7z\xbc\xaf\x27\x1c"), "a 7z archive", "extract it and give its files"),
 ))
 # Windows PowerShell 5 writes UTF-16 by default (Out-File, >): its byte-order marks, each with its codec
-_WIDE_TEXT = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_WIDE_TEXT = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe", "utf-16-le"),
+              (b"\xfe\xff", "utf-16-be"))
 
 
 def refuse_unread_format(path: Path, first: bytes) -> None:
-    """An InputError when a file's first bytes say it is compressed other than by gzip, an archive, or UTF-16/32
-    text: saying which, and how to make it readable (a reader would call it binary, or not UTF-8)."""
+    """An InputError when a file's first bytes say it is compressed other than by gzip, or an archive: saying which,
+    and how to make it readable (a reader would call it binary, or not UTF-8)."""
     for magic, name, fix in _UNREAD_FORMATS:
         if magic.match(first):
             raise InputError(f"{path}: {name}, which IncidentLens does not read: {fix}")
+
+
+def wide_text(first: bytes) -> tuple[bytes, str] | None:
+    """(byte-order mark, codec) of a file whose first bytes are UTF-16 or UTF-32 text after its byte-order mark (the
+    store reads its UTF-8 copy, `utf8_copy`), not any binary file that happens to start with those bytes; else
+    None."""
     for mark, codec in _WIDE_TEXT:
-        # text after the mark, as a header is, not any binary file that happens to start with those bytes
         body = first[len(mark):len(mark) + 256]
         width = 4 if "32" in codec else 2  # a line read up to its b"\n" ends mid-character
         text = body[:len(body) - len(body) % width].decode(codec, errors="replace")
         if first.startswith(mark) and text and sum((c.isascii() and c.isprintable()) or c in "\r\n\t"
                                                    for c in text) >= 0.9 * len(text):
-            wide = codec.rsplit("-", 1)[0].upper()  # utf-16-le -> UTF-16
-            raise InputError(f"{path}: {wide} text, which IncidentLens does not read: convert it to UTF-8 "
-                             f"(iconv -f {wide} -t UTF-8)")
+            return mark, codec
+    return None
 # logfmt's pairs before a key, walked from the line's start, so that `level=debug` inside a quoted value (`msg="log
 # level=debug"`) is none
 _LOGFMT_BEFORE = r'^(?:[\w.@/-]+=(?:"(?:[^"\\]|\\.)*"|\S*)\s+)*?'
@@ -616,9 +621,10 @@ def not_utf8(err: Exception | str) -> bool:
 
 @dataclass(frozen=True)
 class Utf8Copy:
-    """A text file rewritten as UTF-8: where, and what was replaced (`replaced` byte sequences, the first on
-    `first_line`, 1-based); of a gzip stream cut short, `lines` whole lines kept (`cut`), and whether part of the
-    next was read (`partial`), left out."""
+    """A text file rewritten as UTF-8: where, from which encoding (`encoding`: UTF-8, or UTF-16 or UTF-32 after a
+    byte-order mark), and what was replaced (`replaced` byte sequences, the first on `first_line`, 1-based); of a
+    gzip stream cut short, `lines` whole lines kept (`cut`), and whether part of the next was read (`partial`), left
+    out."""
 
     path: Path
     replaced: int
@@ -627,10 +633,11 @@ class Utf8Copy:
     lines: int = 0
     partial: bool = False
     padding: int = 0  # zero bytes after the end of a gzip stream, not read
+    encoding: str = "UTF-8"
 
     def notes(self, original: Path) -> list[str]:
         """The warnings about the copy of `original`: bytes replaced, a stream cut short, zero padding after it."""
-        said = [f"{original}: {self.replaced} byte sequence(s) that are not UTF-8, the first on line "
+        said = [f"{original}: {self.replaced} byte sequence(s) that are not {self.encoding}, the first on line "
                 f"{self.first_line}, read as U+FFFD (the lines are kept)"] if self.replaced else []
         if self.padding:
             said.append(f"{original}: {self.padding:,} zero bytes after the end of its gzip stream (padding) "
@@ -642,34 +649,39 @@ class Utf8Copy:
 
 
 def utf8_copy(path: Path, folder: Path) -> Utf8Copy:
-    """`path` (gzipped or not) as plain UTF-8 text in `folder`, each byte sequence that is not UTF-8 replaced by
-    U+FFFD, so a reader that refuses the file reads every line of it; of a gzip stream cut short, its whole lines
-    before the cut (a reader refuses the whole file). Streams in 1 MiB chunks, each written up to its last line
-    break."""
+    """`path` (gzipped or not; UTF-8, or UTF-16 or UTF-32 after a byte-order mark: `wide_text`) as plain UTF-8 text
+    in `folder`, each byte sequence that is not of its encoding replaced by U+FFFD, so a reader that refuses the file
+    reads every line of it; of a gzip stream cut short, its whole lines before the cut (a reader refuses the whole
+    file). Streams in 1 MiB chunks, each written up to its last line break."""
     # a name of its own (mkstemp creates it, so no other copy or file in `folder` is overwritten), ending as the
     # file's name does
     handle, target = tempfile.mkstemp(suffix=f"-{path.name.removesuffix('.gz')}", dir=folder)
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    mark, codec = wide_text(first_bytes(path, 1 << 10)) or (b"", "utf-8")
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
     replaced, first_line, newlines = 0, 0, 0
     chunks, pending = _Chunks(path), []  # pending: the text after the last line break written
     with open(handle, "w", encoding="utf-8", newline="") as out:
+        skip = len(mark)  # the byte-order mark, not read as text
         for chunk in chunks:
-            text, bad, offset = _decode_replacing(decoder, chunk)
+            chunk, skip = chunk[skip:], max(skip - len(chunk), 0)
+            text, bad, at = _decode_replacing(decoder, chunk)
             if bad and not replaced:
-                first_line = newlines + chunk[:offset].count(b"\n") + 1
+                first_line = newlines + text.count("\n", 0, at) + 1
             replaced += bad
-            newlines += chunk.count(b"\n")
+            newlines += text.count("\n")
             end = text.rfind("\n") + 1
             if end:
                 out.write("".join(pending) + text[:end])
                 pending = []
             pending.append(text[end:])
+        encoding = codec.rsplit("-", 1)[0].upper() if mark else "UTF-8"  # utf-16-le -> UTF-16
         if chunks.cut:
-            return Utf8Copy(Path(target), replaced, first_line, cut=True, lines=newlines, partial=any(pending))
+            return Utf8Copy(Path(target), replaced, first_line, cut=True, lines=newlines, partial=any(pending),
+                            encoding=encoding)
         text, bad, _ = _decode_replacing(decoder, b"", final=True)
         replaced, first_line = replaced + bad, first_line or (newlines + 1 if bad else 0)
         out.write("".join(pending) + text)
-    return Utf8Copy(Path(target), replaced, first_line, padding=chunks.padding)
+    return Utf8Copy(Path(target), replaced, first_line, padding=chunks.padding, encoding=encoding)
 
 
 class _Chunks:
@@ -725,7 +737,7 @@ def trailing_garbage(path: Path) -> InputError:
 
 def _decode_replacing(decoder: codecs.IncrementalDecoder, chunk: bytes,
                       final: bool = False) -> tuple[str, int, int]:
-    """(text, byte sequences replaced, offset of the first in `chunk`): `chunk` decoded, resuming after each bad
+    """(text, byte sequences replaced, where in the text the first is): `chunk` decoded, resuming after each bad
     sequence with U+FFFD in its place."""
     parts, bad, first = [], 0, 0
     while True:
@@ -734,9 +746,9 @@ def _decode_replacing(decoder: codecs.IncrementalDecoder, chunk: bytes,
             return "".join(parts), bad, first
         except UnicodeDecodeError as err:
             # the decoder's own buffered bytes come first: an offset before 0 is the previous chunk's tail
-            start, end = max(err.start - len(err.object) + len(chunk), 0), err.end - len(err.object) + len(chunk)
-            parts.append(err.object[:err.start].decode("utf-8") + "\ufffd")
-            first = first if bad else start
+            end = err.end - len(err.object) + len(chunk)
+            parts.append(err.object[:err.start].decode(err.encoding) + "\ufffd")
+            first = first if bad else sum(map(len, parts)) - 1
             bad += 1
             decoder.reset()
             chunk = chunk[max(end, 0):]
@@ -749,9 +761,9 @@ def is_gzip(path: Path) -> bool:
 
 
 def first_bytes(path: Path, count: int) -> bytes:
-    """A (possibly gzipped) file's first `count` bytes; of a gzip stream cut short before them, those before the cut
-    (its reader reads up to the cut and says so: `read` asked past it raised, and lost what it had read); nothing
-    before the cut is an InputError."""
+    """A (possibly gzipped) file's first `count` bytes; of a gzip stream cut short before them, or followed by bytes
+    that are no gzip data, those before (its reader reads up to there and says so: `read` asked past it raised, and
+    lost what it had read); nothing before is an InputError."""
     head = b""
     try:
         with open_bytes(path) as handle:
@@ -761,7 +773,8 @@ def first_bytes(path: Path, count: int) -> bytes:
         if not head:  # nothing before the cut (in its gzip header, say) to read
             raise InputError(f"{path}: cannot read: {GZIP_CUT_SHORT}") from None
     except OSError as err:
-        raise InputError(f"{path}: cannot read: {err}") from None
+        if not head:
+            raise InputError(f"{path}: cannot read: {err}") from None
     return head
 
 
