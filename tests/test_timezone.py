@@ -185,8 +185,25 @@ def test_epoch_numbers_among_iso_times_are_read_by_their_size_and_counted(tmp_pa
         assert store.warnings == [
             f"{path}: column 'ts': 1 row with a bad time left out; the first, row 7: cannot parse '123456' as a "
             "time (the column's other values read as ISO-8601 text)",
-            f"{path}: column 'ts': 2 rows hold epoch numbers among its ISO-8601 times, each read in the unit its "
+            f"{path}: column 'ts': 2 rows holding an epoch number among its ISO-8601 times, read in the unit its "
             "size says (seconds, ms, us or ns)"]
+
+
+def test_iso_times_among_epoch_numbers_are_read_as_iso_and_counted(tmp_path: Path) -> None:
+    # two writers of one file, the other way round: the ISO rows were left out as times that do not parse
+    path = tmp_path / "logs.jsonl"
+    path.write_text('{"ts": 1714557600123, "message": "ms"}\n{"ts": "2024-05-01T10:01:00Z", "message": "iso"}\n'
+                    '{"ts": "2024-05-01 12:02:00", "message": "naive"}\n{"ts": 1714557780000, "message": "ms"}\n'
+                    '{"ts": "garbage", "message": "none"}\n{"ts": 1714557900000, "message": "ms"}\n'
+                    '{"ts": 1714557960000, "message": "ms"}\n')
+    for zone, naive in (("", "2024-05-01 12:02:00"), ("Asia/Tokyo", "2024-05-01 03:02:00")):
+        store = load_telemetry(logs=path, timezone=zone or None)
+        assert times(store) == ["2024-05-01 10:00:00.123000", "2024-05-01 10:01:00", naive, "2024-05-01 10:03:00",
+                                "2024-05-01 10:05:00", "2024-05-01 10:06:00"]
+        assert store.warnings == [
+            f"{path}: column 'ts': 1 row with a bad time left out; the first, row 5: cannot parse 'garbage' as a "
+            "time (the column's other values read as epoch ms)",
+            f"{path}: column 'ts': 2 rows holding ISO-8601 text among its epoch numbers, read as such"]
 
 
 def test_at_takes_javas_zoned_date_time_as_a_column_does() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -196,14 +197,8 @@ def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
         return utc_naive_sql(f"CAST({column_sql} AS TIMESTAMPTZ)")
     if fmt.kind == "native":
         return local_time_sql(f"CAST({column_sql} AS TIMESTAMP)", fmt.zone)
-    if fmt.kind == "iso" and fmt.zone:
-        # each value by what it says: with an offset or `Z`, that instant; without, the zone's wall clock
-        return (f"coalesce(CASE WHEN regexp_matches({column_sql}, {_ZONED_TEXT}) "
-                f"THEN {utc_naive_sql(_iso_cast(column_sql, 'TIMESTAMPTZ'))} "
-                f"ELSE {local_time_sql(_iso_cast(column_sql, 'TIMESTAMP'), fmt.zone)} END, "
-                f"{_epoch_among_iso_sql(column_sql)})")
     if fmt.kind == "iso":
-        return f"coalesce({utc_naive_sql(_iso_cast(column_sql, 'TIMESTAMPTZ'))}, {_epoch_among_iso_sql(column_sql)})"
+        return f"coalesce({_iso_sql(column_sql, fmt.zone)}, {_epoch_among_iso_sql(column_sql)})"
     if fmt.kind == "clf":
         return utc_naive_sql(f"try_strptime(trim({column_sql}), '{_CLF}')")
     if fmt.kind == "slashed":
@@ -218,6 +213,31 @@ def to_utc_sql(column_sql: str, fmt: TimeFormat) -> str:
     if fmt.kind == "go":
         stripped = f"regexp_replace({column_sql}, {_GO_SUFFIX}, '\\1')"
         return utc_naive_sql(try_cast_text(stripped, "TIMESTAMPTZ"))
+    if fmt.text:
+        return f"coalesce({_epoch_sql(column_sql, fmt)}, {_iso_among_epoch_sql(column_sql, fmt.zone)})"
+    return _epoch_sql(column_sql, fmt)
+
+
+def _iso_sql(column_sql: str, zone: str, cast: Callable[[str, str], str] = _iso_cast) -> str:
+    """ISO-8601 text as a naive UTC TIMESTAMP, each value cast by `cast(text, type)`: with a `zone`, each value by
+    what it says (with an offset or `Z`, that instant; without, the zone's wall clock)."""
+    if not zone:
+        return utc_naive_sql(cast(column_sql, "TIMESTAMPTZ"))
+    return (f"CASE WHEN regexp_matches({column_sql}, {_ZONED_TEXT}) "
+            f"THEN {utc_naive_sql(cast(column_sql, 'TIMESTAMPTZ'))} "
+            f"ELSE {local_time_sql(cast(column_sql, 'TIMESTAMP'), zone)} END")
+
+
+def _iso_among_epoch_sql(text_sql: str, zone: str) -> str:
+    """ISO-8601 text among epoch numbers (a column two writers filled, one with `2024-05-01T10:00:00Z`), tried only
+    on the values the numbers' casts left NULL, by a plain cast of the text as it is: no expression shared with
+    theirs (`try_cast_text`'s trim), which DuckDB would compute for every value (5M epoch-ms times: 0.25 CPU-s without
+    this arm, 0.26 with it, 0.72 with `_iso_cast`'s casts)."""
+    return _iso_sql(text_sql, zone, cast=lambda text, sql_type: f"TRY_CAST({text} AS {sql_type})")
+
+
+def _epoch_sql(column_sql: str, fmt: TimeFormat) -> str:
+    """Epoch numbers in the format's unit as a naive UTC TIMESTAMP."""
     scale = _MICROS_PER_UNIT[fmt.unit]
     number_type = "BIGINT" if fmt.integer else "DOUBLE"
     number = try_cast_text(column_sql, number_type) if fmt.text else f"CAST({column_sql} AS {number_type})"
@@ -252,6 +272,11 @@ def _epoch_among_iso_sql(text_sql: str) -> str:
 def written_epoch_sql(text_sql: str) -> str:
     """The condition of text that is an epoch number `_epoch_among_iso_sql` reads among ISO-8601 times."""
     return f"regexp_full_match({text_sql}, '\\s*[-+]?[0-9]{{10,19}}\\s*')"
+
+
+def written_iso_sql(text_sql: str) -> str:
+    """The condition of text that is an ISO-8601 time `to_utc_sql` reads among epoch numbers."""
+    return f"({try_cast_text(text_sql, 'DOUBLE')} IS NULL AND {_iso_among_epoch_sql(text_sql, '')} IS NOT NULL)"
 
 
 def micros_time_sql(micros_sql: str, text_sql: str | None = None) -> str:

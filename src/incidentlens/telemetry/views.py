@@ -71,6 +71,7 @@ from incidentlens.telemetry.timeparse import (
     try_cast_text,
     unread_time_hint,
     written_epoch_sql,
+    written_iso_sql,
     written_unit,
     year_last_hint,
 )
@@ -765,20 +766,25 @@ def _choose_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str, mappin
     c.time_column, c.time_format = column, _checked(con, c.source, column, c.in_zone(fmt))
     c.time_sql = to_utc_sql(quote(column), c.time_format)
     c.used.add(column)
-    _epochs_among_iso_said(con, c)
+    _other_forms_said(con, c)
 
 
-def _epochs_among_iso_said(con: duckdb.DuckDBPyConnection, c: Canonical) -> None:
-    """ISO-8601 times among which some rows hold epoch numbers (two writers of one file), read by their size's
-    unit (`timeparse.to_utc_sql`), are counted in a warning, where the sample holds one: their unit is a guess the
-    user may want to check. (Counted where the sample holds none, each row of every ISO column paid a regex scan:
-    5M times 0.36 CPU-s, most of what reading them costs.)"""
-    if c.time_format.kind != "iso":
+def _other_forms_said(con: duckdb.DuckDBPyConnection, c: Canonical) -> None:
+    """A time column of one form in which some rows hold the other (two writers of one file): epoch numbers among
+    ISO-8601 text, read by their size's unit, or ISO-8601 text among epoch numbers (`timeparse.to_utc_sql`), are
+    counted in a warning, where the sample holds one: the user may want to check them. (Counted where the sample
+    holds none, each row of every ISO column paid a regex scan: 5M times 0.36 CPU-s, most of what reading them
+    costs.)"""
+    text = _as_text(quote(c.time_column))
+    if c.time_format.kind == "iso":
+        other, words = written_epoch_sql(text), ("rows holding an epoch number among its ISO-8601 times, read in the "
+                                                 "unit its size says (seconds, ms, us or ns)")
+    elif c.time_format.kind == "epoch" and c.time_format.text:
+        other, words = written_iso_sql(text), "rows holding ISO-8601 text among its epoch numbers, read as such"
+    else:
         return
-    epoch = written_epoch_sql(_as_text(quote(c.time_column)))
-    if con.execute(f"SELECT count(*) FILTER ({epoch}) FROM {_SAMPLE}").fetchone()[0]:
-        c.bad_values.append((c.time_column, epoch, "rows hold epoch numbers among its ISO-8601 times, each read in "
-                                                   "the unit its size says (seconds, ms, us or ns)"))
+    if con.execute(f"SELECT count(*) FILTER ({other}) FROM {_SAMPLE}").fetchone()[0]:
+        c.bad_values.append((c.time_column, other, words))
 
 
 def _found_time(con: duckdb.DuckDBPyConnection, c: Canonical, role: str,
