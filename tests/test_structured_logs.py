@@ -548,6 +548,22 @@ def test_a_datadog_event_with_a_bad_time_is_left_out_and_said_by_its_file_line(t
                                   "cannot parse 'garbage' as a time (the column's other values read as ISO-8601 text)"]
 
 
+def test_datadog_tags_written_as_a_string_are_read_as_a_list_is(tmp_path: Path) -> None:
+    # a pipeline's export writes them `"env:prod,service:checkout"`: the whole file was refused, "cannot read as
+    # Datadog Logs API JSON: Expected ARRAY, but got VARCHAR"
+    events = [datadog_event(n, "info", "order placed") for n in range(3)]
+    events[1]["attributes"]["tags"] = "env:prod,service:checkout"  # type: ignore[index]
+    del events[2]["attributes"]["tags"]  # type: ignore[attr-defined]
+    answer, lines = tmp_path / "logs.json", tmp_path / "events.jsonl"
+    answer.write_text(json.dumps({"data": events, "meta": {}}))
+    lines.write_text("".join(json.dumps(event) + "\n" for event in events))
+    for path in (answer, lines):
+        store = load_telemetry(logs=path)
+        assert store.fetch("SELECT tags FROM logs ORDER BY ts").column("tags").to_pylist() == [
+            "env:prod,service:checkout", "env:prod,service:checkout", None]
+        assert store.warnings == []
+
+
 def test_a_datadog_answer_of_no_events_says_its_query_matched_none(tmp_path: Path) -> None:
     # it was "no time column (...); its columns: data, meta, links; use --map time=COLUMN"
     path = tmp_path / "logs.json"

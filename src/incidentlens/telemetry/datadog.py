@@ -3,9 +3,10 @@
 "meta"}`), or its events one a line (`jq -c '.data[]'`) -> a DuckDB table of log lines.
 
 Each event's attributes are its columns (`timestamp`, `status`, `service`, `host`, `message`, its `tags` joined with
-commas, its `id`), read then as a JSON lines file's records are: its time column `timestamp`, its level its `status`
-(`views._status_level`), its service its `service`. The time and service sit inside `attributes`, where no record's
-field is looked for (`--map` cannot name one), so the generic reader found no time column in them.
+commas, or as written where they are a string, its `id`), read then as a JSON lines file's records are: its time
+column `timestamp`, its level its `status` (`views._status_level`), its service its `service`. The time and service
+sit inside `attributes`, where no record's field is looked for (`--map` cannot name one), so the generic reader found
+no time column in them.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def events_sql(items_sql: str, by_line: bool) -> str:
     """The log lines of the events `items_sql` selects (`item`, each one's JSON; `by_line`: and its file `line`, kept
     as the entry's, `ORIGIN_LINE`), in its order."""
     fields = ", ".join(f"json_extract_string(item, {literal('$.attributes.' + name)}) AS {name}" for name in FIELDS)
-    tags = "array_to_string(CAST(json_extract(item, '$.attributes.tags') AS VARCHAR[]), ',')"
+    # a list of `key:value` tags, as the API writes them, or a string of them (`"env:prod,team:payments"`), as a
+    # pipeline or a hand-made export may
+    listed = "array_to_string(CAST(json_extract(item, '$.attributes.tags') AS VARCHAR[]), ',')"
+    tags = (f"CASE WHEN json_type(item, '$.attributes.tags') = 'ARRAY' THEN {listed} "
+            "ELSE json_extract_string(item, '$.attributes.tags') END")
     origin = f", line AS {ORIGIN_LINE}" if by_line else ""
     return f"SELECT {fields}, {tags} AS tags, json_extract_string(item, '$.id') AS id{origin} FROM ({items_sql})"
