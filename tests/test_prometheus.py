@@ -452,6 +452,20 @@ def test_a_saved_loki_answer_with_a_time_past_what_nanoseconds_hold_is_one_line(
                                   "Python int too large to convert to C long)")
 
 
+def test_a_saved_loki_answers_time_before_1678_is_left_out_and_named_by_its_number(tmp_path: Path) -> None:
+    # a traceback: the error path read the answer as JSON records ('Referenced column "ts" not found')
+    answer = json.loads(saved_loki_answer(tmp_path / "loki.json", None).read_text())
+    answer["data"]["result"][0]["values"].append(["-9223372036854775000", "ERROR long ago"])
+    path = tmp_path / "early.json"
+    path.write_text(json.dumps(answer))
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 2}]
+    assert store.warnings == [f"{path}: column 'ts': 1 row with a bad time left out; the first, row 3: "
+                              "'1677-09-21 00:12:43.145225' is a time outside the years 1678-2261"]
+
+
 def test_a_gzipped_loki_answer_cut_short_is_one_line(tmp_path: Path) -> None:
     # one document, nothing readable before the cut: an EOFError's traceback before
     answer = json.loads(saved_loki_answer(tmp_path / "loki.json", None).read_text())

@@ -430,6 +430,25 @@ def test_a_saved_cloudwatch_logs_answer_reads_its_events(tmp_path: Path) -> None
     assert str(refused.value) == f"{path}: holds CloudWatch log events: pass it with --logs"
 
 
+@pytest.mark.parametrize("bad", ["garbage", 99999999999999999], ids=["a string", "too large"])
+def test_a_cloudwatch_event_with_a_bad_time_is_left_out_and_named_by_its_number(tmp_path: Path, bad) -> None:
+    # a string among the numbers made the whole answer "cannot parse '1714557600000' as a time"; a number too large
+    # for a time was a traceback (the error path read the answer as JSON records: 'Referenced column "timestamp"
+    # not found')
+    moment = int(T0.replace(tzinfo=UTC).timestamp() * 1000)
+    events = [{"logStreamName": "web/1", "timestamp": moment + i * 1000, "message": f"event {i}"} for i in range(4)]
+    events[2]["timestamp"] = bad
+    path = tmp_path / "logs.json"
+    path.write_text(json.dumps({"events": events}, indent=2))
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT message FROM logs ORDER BY ts").column("message").to_pylist() == [
+        "event 0", "event 1", "event 3"]
+    assert store.warnings == [f"{path}: column 'timestamp': 1 row with a bad time left out; the first, row 3: cannot "
+                              f"parse {str(bad)!r} as a time (the column's other values read as epoch ms)"]
+
+
 def test_the_templates_of_saved_cloudwatch_answers_name_each_events_file(tmp_path: Path) -> None:
     # lines.csv left the file of every event empty, and numbered the events of two answers as one
     moment = int(T0.replace(tzinfo=UTC).timestamp() * 1000)

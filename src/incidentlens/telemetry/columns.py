@@ -124,6 +124,11 @@ def first_json_value_sql(line_sql: str, fields: tuple[tuple[str, ...], ...]) -> 
     return f"list_filter({values}, lambda v: v <> '')[1]"
 
 
+def json_pointer(key: str) -> str:
+    """A JSON object's key as a JSON pointer (`/key`), which any key can be written as (`$."key"` cannot hold `"`)."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
 def find_column(
     columns: Sequence[str], role: str, mapping: dict[str, str] | None = None, exclude: Iterable[str] = ()
 ) -> str | None:

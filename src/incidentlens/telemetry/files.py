@@ -20,7 +20,16 @@ import duckdb
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.apianswers import api_answer_kind
-from incidentlens.telemetry.columns import CANDIDATES, ORIGIN_FILE, ORIGIN_LINE, literal, normalise, quote
+from incidentlens.telemetry.cloudwatch import starts_cloudwatch
+from incidentlens.telemetry.columns import (
+    CANDIDATES,
+    ORIGIN_FILE,
+    ORIGIN_LINE,
+    json_pointer,
+    literal,
+    normalise,
+    quote,
+)
 from incidentlens.telemetry.datadog import starts_datadog_logs
 from incidentlens.telemetry.fluentbit import starts_fluent_bit
 from incidentlens.telemetry.jaeger import starts_jaeger
@@ -78,14 +87,15 @@ _PROMETHEUS_LINE = re.compile(
 #: (`/api/v2/traces/<id>`); or an empty one (`{"batches": []}`, `{"trace": {}}`)
 TEMPO_TRACE = re.compile(rb'^\s*\{\s*("batches"\s*:\s*\[\s*(\{\s*"(resource|scopeSpans|instrumentationLibrarySpans)"'
                          rb'|\])|"trace"\s*:\s*\{\s*("resourceSpans"|\}))')
-# A saved answer of CloudWatch Logs (`aws logs filter-log-events ... > logs.json`, `get-log-events`): its log
-# events under `events`, each with its `timestamp` (ms), `message` and, filtered, `logStreamName`
-_CLOUDWATCH_EVENTS = re.compile(rb'^\s*\{\s*"events"\s*:\s*\[')
 # A CSV header's delimiter repeats as often on at least this share of the lines after it.
 _CSV_CONSISTENCY = 0.8
 # formats read into a table of their events, one a line or a document's (`kubeevents.py`, `datadog.py`,
 # `fluentbit.py`)
 _READ_AS_EVENTS = ("kubeevents", "datadog", "fluentbit")
+# formats of a file read into a table of rows, which is all there is to read them from (no reader takes the file as
+# rows): a plain-text log's entries, OTLP, Jaeger and Zipkin spans, a saved CloudWatch answer's events, a saved
+# Prometheus or Loki answer's rows (an Arrow table, `table`), and the events above
+_READ_INTO_TABLES = ("text", "otlp", "jaeger", "zipkin", "cloudwatch", "table", *_READ_AS_EVENTS)
 
 
 @dataclass(frozen=True)
@@ -400,7 +410,7 @@ def set_aside_bad_json(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[
         con.execute(f"DROP TABLE {table}_lines")
         return replace(source, text_columns=("json",)), rejected
     names, repeated = unique_names(keys, placed=False)
-    fields = ", ".join(f"json_extract_string(text, {literal(_json_pointer(k))}) AS {quote(name)}"
+    fields = ", ".join(f"json_extract_string(text, {literal(json_pointer(k))}) AS {quote(name)}"
                        for k, name in zip(keys, names, strict=True))
     con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {fields}, file AS {ORIGIN_FILE}, line AS {ORIGIN_LINE} "
                 f"FROM {table}_lines WHERE good ORDER BY file, line")
@@ -467,10 +477,6 @@ def _elements_sql(path: Path) -> str:
             f"FROM read_json_objects({literal(str(path))}, format='array')")
 
 
-def _json_pointer(key: str) -> str:
-    return "/" + key.replace("~", "~0").replace("/", "~1")
-
-
 def _data_lines(path: Path) -> int:
     """Lines after the header (a final line without a newline counts), read in chunks."""
     newlines, last = 0, b"\n"
@@ -535,7 +541,7 @@ def _json_kind(path: Path, fmt: str) -> str:
     head = first_bytes(path, 1024)
     if starts_zipkin(head):
         return "zipkin"
-    if _CLOUDWATCH_EVENTS.match(head):
+    if starts_cloudwatch(head):
         return "cloudwatch"
     if starts_kube_events(head):
         return "kubeevents"
@@ -729,18 +735,18 @@ def locate_first(
     con: duckdb.DuckDBPyConnection, source: Source, condition_sql: str, value_sql: str
 ) -> tuple[str, int, object]:
     """(file, 1-based data row, value) of the first row matching `condition_sql`; the error path, so it rescans
-    the files (not a table the rows were read into), but for a plain-text log's, an OTLP file's, a Jaeger or
-    Zipkin export's, Kubernetes events' or a Datadog answer's table, which is all there is to read (no reader takes
-    the file as rows: an event's bad time was 'Referenced column "ts" not found', a traceback): there a text entry's
-    row is its file line; nor for JSON rows that carry their file and line, as the good lines of a JSON file with
-    bad ones do (`set_aside_bad_json`: the file itself reads only so), or their line (its number in the List or
-    answer, `_READ_AS_EVENTS`: a reader of JSON records would read the file's document, not its events)."""
+    the files (not a table the rows were read into), but for a table that is all there is to read
+    (`_READ_INTO_TABLES`: no reader takes the file as rows; an event's bad time was 'Referenced column "ts" not
+    found', a traceback): there a text entry's row is its file line, a saved answer's its number in the order the
+    answer gives them; nor for JSON rows that carry their file and line, as the good lines of a JSON file with bad
+    ones do (`set_aside_bad_json`: the file itself reads only so), or their line (its number in the List or answer,
+    `_READ_AS_EVENTS`: a reader of JSON records would read the file's document, not its events)."""
     names = [name for name, *_ in con.execute(f"DESCRIBE SELECT * FROM {source.table}").fetchall()] \
         if source.table else []
     if (source.fmt in ("json", "jsonl") and ORIGIN_FILE in names) or (source.fmt in _READ_AS_EVENTS
                                                                          and ORIGIN_LINE in names):
         return _locate_first_line(con, source, condition_sql, value_sql)
-    if source.files and source.fmt not in ("text", "otlp", "jaeger", "zipkin", *_READ_AS_EVENTS):
+    if source.files and source.fmt not in _READ_INTO_TABLES:
         source = replace(source, table=None)
     candidates = [source] if len(source.files) <= 1 else [source.for_file(path) for path in source.files]
     if len(source.files) > 1:

@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from incidentlens.errors import InputError
 from incidentlens.telemetry.apianswers import answer_failure, read_api_answer, read_loki_answer
+from incidentlens.telemetry.cloudwatch import events_sql as cloudwatch_events_sql
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.datadog import answer_items_sql, is_answer, other_kind
 from incidentlens.telemetry.datadog import events_sql as datadog_events_sql
@@ -468,16 +469,13 @@ class TelemetryStore:
 
     def _add_cloudwatch(self, view: str, source: Source, mapping: dict[str, str]) -> None:
         """Each saved CloudWatch Logs answer: its `events`, each a log line (`timestamp` in ms, `message`,
-        `logStreamName` kept beside them), read as a JSON lines file's records are."""
+        `logStreamName` kept beside them), read as a JSON lines file's records are (`cloudwatch.py`)."""
         for path in source.files:
             if view != "logs":
                 raise InputError(f"{path}: holds CloudWatch log events: pass it with --logs")
             table = quote(f"_logs_cloudwatch_{len(self._parts.get(view, []))}")
-            # one document, however large (DuckDB's limit for one is 16 MB)
-            reader = f"read_json({literal(str(path))}, format='unstructured', maximum_object_size={1 << 30})"
             try:
-                self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT unnest(events, recursive := true) "
-                                 f"FROM {reader}")
+                self.con.execute(f"CREATE OR REPLACE TABLE {table} AS {cloudwatch_events_sql(self.con, path)}")
             except duckdb.Error as err:
                 raise read_error(replace(source, label=str(path)), err) from None
             self._add_source(view, Source(str(path), (path,), fmt="cloudwatch", table=table), mapping)
