@@ -337,6 +337,27 @@ def test_a_saved_query_range_answer_reads_as_metrics_as_the_server_does(tmp_path
     ]
 
 
+def test_a_saved_answers_sample_that_is_no_number_is_counted_and_named_by_its_row(tmp_path: Path) -> None:
+    # a value that is no number refused the whole answer ("a series of another shape (ValueError: could not convert
+    # string to float: 'abc')"), a time past what a timestamp holds too ("cannot read as table: Could not convert
+    # Timestamp to higher precision"), naming neither
+    answer = json.loads(saved_answer(tmp_path / "answer.json").read_text())
+    answer["data"]["result"][0]["values"][1][1] = "abc"
+    answer["data"]["result"][0]["values"][2][0] = 1e13
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(answer))
+
+    store = load_telemetry(metrics=path)
+
+    assert store.fetch("SELECT service, value FROM metrics ORDER BY service, ts").to_pylist() == [
+        {"service": "checkout", "value": 120.5}, {"service": "checkout", "value": None},
+        {"service": "payments", "value": 0.25}]
+    assert store.warnings == [
+        f"{path}: column 'value': 1 row not numeric, kept as NULL; the first, row 2: 'abc'",
+        f"{path}: column 'ts': 1 row with a bad time left out; the first, row 3: cannot parse 10000000000000.0 as a "
+        "time (the column's other values read as epoch s)"]
+
+
 @pytest.mark.parametrize(("result_type", "status", "says"), [
     ("vector", "success", "a vector answer, not a matrix one: save the answer of Prometheus' /api/v1/query_range "
                           "instead"),
@@ -439,17 +460,20 @@ def test_the_templates_of_a_saved_loki_answer_are_mined_with_each_lines_place(tm
                                                                  {"file": str(path), "line": 2}]
 
 
-def test_a_saved_loki_answer_with_a_time_past_what_nanoseconds_hold_is_one_line(tmp_path: Path) -> None:
-    # an OverflowError's traceback before
+@pytest.mark.parametrize("bad", ["99999999999999999999999", "garbage"], ids=["past nanoseconds", "no number"])
+def test_a_saved_loki_answers_bad_time_is_left_out_and_named_by_its_number(tmp_path: Path, bad: str) -> None:
+    # an OverflowError's traceback before; then the whole answer refused, "a stream of another shape (OverflowError:
+    # Python int too large to convert to C long)", naming no line
     answer = json.loads(saved_loki_answer(tmp_path / "loki.json", None).read_text())
-    answer["data"]["result"][0]["values"][0][0] = "99999999999999999999999"
+    answer["data"]["result"][0]["values"] += [[bad, "ERROR when?"], answer["data"]["result"][0]["values"][0]]
     path = tmp_path / "late.json"
     path.write_text(json.dumps(answer))
 
-    with pytest.raises(InputError) as refused:
-        load_telemetry(logs=path)
-    assert str(refused.value) == (f"{path}: cannot read as a Loki answer: a stream of another shape (OverflowError: "
-                                  "Python int too large to convert to C long)")
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 3}]
+    assert store.warnings == [f"{path}: column 'ts': 1 row with a bad time left out; the first, row 3: cannot parse "
+                              f"{bad!r} as a time (the column's other values read as epoch ns)"]
 
 
 def test_a_saved_loki_answers_time_before_1678_is_left_out_and_named_by_its_number(tmp_path: Path) -> None:
@@ -463,7 +487,7 @@ def test_a_saved_loki_answers_time_before_1678_is_left_out_and_named_by_its_numb
 
     assert store.fetch("SELECT count(*) AS n FROM logs").to_pylist() == [{"n": 2}]
     assert store.warnings == [f"{path}: column 'ts': 1 row with a bad time left out; the first, row 3: "
-                              "'1677-09-21 00:12:43.145225' is a time outside the years 1678-2261"]
+                              "'-9223372036854775000' is a time outside the years 1678-2261"]
 
 
 def test_a_gzipped_loki_answer_cut_short_is_one_line(tmp_path: Path) -> None:

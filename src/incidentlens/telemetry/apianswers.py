@@ -19,6 +19,7 @@ from incidentlens.errors import InputError
 from incidentlens.telemetry import arrays
 from incidentlens.telemetry.logfields import LOKI_LEVEL_LABELS, LOKI_SERVICE_LABELS, service_of_pod
 from incidentlens.telemetry.textlogs import GZIP_CUT_SHORT, open_text
+from incidentlens.telemetry.words import counted_words
 
 # Labels that name the service a series belongs to, most specific first (`job` is usually the scrape job).
 SERVICE_LABELS = ("service", "app", "job")
@@ -30,26 +31,55 @@ METRICS_SCHEMA = pa.schema(
     [("ts", pa.timestamp("ms")), ("service", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
      ("pod", pa.string())]
 )
+# a saved answer's rows: `ts` the epoch seconds it gives, read by the metrics view as an epoch column's (a time no
+# timestamp holds, in an answer edited by hand, is left out and named by its row there, not the whole answer refused)
+SAVED_METRICS_SCHEMA = METRICS_SCHEMA.set(0, pa.field("ts", pa.float64()))
 
 
-def matrix_to_table(result: list[dict[str, Any]], name: str) -> pa.Table:
-    """Flatten a query_range matrix into canonical rows; one numpy conversion per series, none per point."""
+def matrix_to_table(result: list[dict[str, Any]], name: str, saved: bool = False) -> pa.Table:
+    """Flatten a query_range matrix into canonical rows (`saved`: a saved answer's, `SAVED_METRICS_SCHEMA`); one
+    numpy conversion per series, none per point (but in a series holding a time or value that is no number:
+    `_points`)."""
+    schema = SAVED_METRICS_SCHEMA if saved else METRICS_SCHEMA
     if not result:
-        return METRICS_SCHEMA.empty_table()
-    series_points = [np.asarray(item.get("values") or [], dtype=np.float64).reshape(-1, 2) for item in result]
-    lengths = np.array([len(points) for points in series_points])
-    points = np.concatenate(series_points) if series_points else np.empty((0, 2))
+        return schema.empty_table()
+    series_points = [_points(item.get("values") or []) for item in result]
+    lengths = np.array([len(points) for points, _ in series_points])
+    points = np.concatenate([points for points, _ in series_points])
+    numbers = np.concatenate([numbers for _, numbers in series_points])
     # built through the Arrow buffers: `pa.array` imports pandas, about 0.3 s of a CLI run that needs none
     return pa.table(
         {
-            "ts": arrays.time_array(np.round(points[:, 0] * 1000), "ms"),
+            "ts": arrays.float_array(points[:, 0]) if saved else arrays.time_array(np.round(points[:, 0] * 1000), "ms"),
             "service": arrays.repeated_strings([_service_of(item["metric"]) for item in result], lengths),
             "metric": arrays.repeated_strings([_metric_of(item["metric"], name) for item in result], lengths),
-            "value": arrays.float_array(points[:, 1]),
+            "value": arrays.float_array(points[:, 1], valid=numbers),
             "pod": arrays.repeated_strings([_pod_of(item["metric"]) for item in result], lengths),
         },
-        schema=METRICS_SCHEMA,
+        schema=schema,
     )
+
+
+def _points(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A series' `[time, "value"]` pairs as an (n, 2) float array, and which values are numbers. In one numpy
+    conversion; where that fails (an answer edited by hand), pair by pair: a time that is no number NaN (a bad time
+    to the metrics view), a value that is none NULL (counted: `unread_values`)."""
+    try:
+        points = np.asarray(values, dtype=np.float64).reshape(-1, 2)
+        return points, np.ones(len(points), dtype=bool)
+    except (ValueError, TypeError):
+        pairs = np.asarray(values, dtype=object).reshape(-1, 2)
+    points = np.array([[_number(time), _number(value)] for time, value in pairs.tolist()],
+                      dtype=np.float64).reshape(-1, 2)
+    return points, np.array([_number(value) is not None for value in pairs[:, 1].tolist()], dtype=bool)
+
+
+def _number(text: object) -> float | None:
+    """A pair's time or value as a number (`"1.5"`, `"NaN"`, `"+Inf"`), None where it is none."""
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return None
 
 
 # A saved answer of Prometheus' HTTP API (`curl .../api/v1/query_range > metrics.json`), as its server writes it;
@@ -71,9 +101,10 @@ def api_answer_kind(head: bytes) -> str | None:
 
 def read_loki_answer(path: Path) -> pa.Table:
     """A saved Loki `query_range` answer (`streams`: each a label set and its `[ns, line]` values) as log rows:
-    `ts`, `service` (`LOKI_SERVICE_LABELS`, else the pod's), `level` (`LOKI_LEVEL_LABELS`; where no stream has
-    one, no level column: the logs view reads it from each line) and `message`, the line; one numpy conversion per
-    stream."""
+    `ts`, the nanoseconds as written (the logs view reads them as a text column's epoch numbers, so a value that is
+    no time is left out and named by its row, not the whole answer refused), `service` (`LOKI_SERVICE_LABELS`, else
+    the pod's), `level` (`LOKI_LEVEL_LABELS`; where no stream has one, no level column: the logs view reads it from
+    each line) and `message`, the line; one numpy conversion per stream."""
     streams = _api_result(path, "streams", "save the answer of Loki's /loki/api/v1/query_range")
     tables = []
     for stream in streams:
@@ -81,17 +112,16 @@ def read_loki_answer(path: Path) -> pa.Table:
             labels, values = dict(stream.get("stream") or {}), np.asarray(stream.get("values") or [], dtype=object)
             # a value is [ns, line], or [ns, line, metadata] in Loki 3's answer with categorised labels
             values = values[:, :2] if values.ndim == 2 else values.reshape(-1, 2)
-            nanos = values[:, 0].astype(np.int64)
-        except (AttributeError, ValueError, TypeError, OverflowError) as err:  # Overflow: a time past int64's ns
+        except (AttributeError, ValueError, TypeError) as err:
             raise InputError(f"{path}: cannot read as a Loki answer: a stream of another shape "
                              f"({type(err).__name__}: {str(err)[:100]})") from None
         pod = next((labels[label] for label in POD_LABELS if labels.get(label)), None)
         service = next((labels[label] for label in LOKI_SERVICE_LABELS if labels.get(label)), None)
         level = next((labels[label] for label in LOKI_LEVEL_LABELS if labels.get(label) not in (None, "", "unknown")),
                      None)
-        lines = np.array([len(nanos)])
+        lines = np.array([len(values)])
         tables.append(pa.table({
-            "ts": arrays.time_array(nanos // 1000, "us"),
+            "ts": arrays.string_array([None if nanos is None else str(nanos) for nanos in values[:, 0].tolist()]),
             "service": arrays.repeated_strings([service or (service_of_pod(pod) if pod else "global")], lines),
             "level": arrays.repeated_strings([level], lines),
             # a null line is NULL, not the text 'None' (counted by the store)
@@ -147,7 +177,7 @@ def read_api_answer(path: Path) -> pa.Table:
     if not result:
         raise InputError(f"{path}: a Prometheus answer with no series (its query matched none over its range)")
     try:
-        tables = [matrix_to_table([item], item["metric"].get("__name__") or path.name.split(".")[0])
+        tables = [matrix_to_table([item], item["metric"].get("__name__") or path.name.split(".")[0], saved=True)
                   for item in result]
     except (KeyError, ValueError, TypeError, AttributeError) as err:
         raise InputError(f"{path}: cannot read as a Prometheus range answer: a series of another shape "
@@ -155,6 +185,19 @@ def read_api_answer(path: Path) -> pa.Table:
     if not any(len(table) for table in tables):
         raise InputError(f"{path}: a Prometheus answer whose {len(tables)} series hold no samples")
     return pa.concat_tables(tables).combine_chunks()
+
+
+def unread_values(path: Path, table: pa.Table) -> list[str]:
+    """The warning counting the samples of a saved answer (read as `table`) whose value is no number, kept as NULL,
+    naming the first by its row (in the answer's order, as the metrics view numbers a bad time's); none where every
+    value is one. Only then is the answer read again, to find it."""
+    unread = table["value"].null_count
+    if not unread:
+        return []
+    values = [value for item in _api_result(path, "matrix", "") for _, value in item.get("values") or []]
+    row, value = next((n, value) for n, value in enumerate(values, 1) if _number(value) is None)
+    return [f"{path}: column 'value': {counted_words(unread, 'rows not numeric, kept as NULL')}; the first, row "
+            f"{row}: {value!r}"]
 
 
 def _service_of(labels: Mapping[str, str]) -> str:

@@ -51,9 +51,14 @@ def bool_array(mask: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(bits)])
 
 
-def float_array(values: np.ndarray) -> pa.Array:
-    """Numbers as an Arrow float64 array (NaN stays NaN, not NULL)."""
-    return _numbers(pa.float64(), values, np.float64)
+def float_array(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Numbers as an Arrow float64 array (NaN stays NaN, not NULL); `valid`: which are not NULL (none: all are)."""
+    if valid is None or valid.all():
+        return _numbers(pa.float64(), values, np.float64)
+    data = np.ascontiguousarray(values, dtype=np.float64)
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.float64(), len(data), [validity, pa.py_buffer(data)],
+                                 null_count=int(len(data) - valid.sum()))
 
 
 def time_array(values: np.ndarray, unit: str) -> pa.Array:

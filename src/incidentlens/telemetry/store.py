@@ -37,7 +37,7 @@ import duckdb
 import pyarrow as pa
 
 from incidentlens.errors import InputError
-from incidentlens.telemetry.apianswers import answer_failure, read_api_answer, read_loki_answer
+from incidentlens.telemetry.apianswers import answer_failure, read_api_answer, read_loki_answer, unread_values
 from incidentlens.telemetry.cloudwatch import events_sql as cloudwatch_events_sql
 from incidentlens.telemetry.columns import literal, quote
 from incidentlens.telemetry.datadog import answer_items_sql, is_answer, other_kind
@@ -465,7 +465,10 @@ class TelemetryStore:
         for path in source.files:
             if view != holds:
                 raise InputError(f"{path}: holds {what}: pass it with {option_for(holds)}")
-            self.add_arrow(view, read(path), label=str(path), file=path)
+            table = read(path)
+            if source.fmt == "prometheus":
+                self.warnings.extend(unread_values(path, table))
+            self.add_arrow(view, table, label=str(path), file=path)
 
     def _add_cloudwatch(self, view: str, source: Source, mapping: dict[str, str]) -> None:
         """Each saved CloudWatch Logs answer: its `events`, each a log line (`timestamp` in ms, `message`,
