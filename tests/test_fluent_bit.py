@@ -95,3 +95,17 @@ def test_out_file_lines_given_as_metrics_are_refused_saying_where_they_belong(tm
     with pytest.raises(InputError) as refused:
         load_telemetry(metrics=path)
     assert str(refused.value) == f"{path}: holds Fluent Bit log records: pass it with --logs"
+
+
+def test_bytes_that_are_not_utf8_are_read_as_u_fffd_and_counted(tmp_path: Path) -> None:
+    # the whole file was refused: "Invalid unicode (byte sequence mismatch) detected"
+    path = tmp_path / "app.log"
+    path.write_bytes(out_file_line("app.cart", T0, {"log": "order placed"}).encode()
+                     + out_file_line("app.cart", T0, {"log": "caf\u00e9 closed"}).encode().replace(b"\\u00e9", b"\xe9"))
+
+    store = load_telemetry(logs=path)
+
+    assert store.fetch("SELECT message FROM logs ORDER BY message").column("message").to_pylist() == [
+        "caf\ufffd closed", "order placed"]
+    assert store.warnings == [f"{path}: 1 byte sequence(s) that are not UTF-8, the first on line 2, read as U+FFFD "
+                              "(the lines are kept)"]

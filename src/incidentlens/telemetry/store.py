@@ -525,25 +525,37 @@ class TelemetryStore:
 
     def _add_fluent_bit(self, view: str, source: Source, mapping: dict[str, str]) -> None:
         """Each file of Fluent Bit's `out_file` lines, its records log lines (`fluentbit.py`) read as a JSON lines
-        file's records are; the lines that are no record set aside."""
+        file's records are; the lines that are no record set aside. A file its reader refuses for bytes that are not
+        UTF-8, or a gzip stream cut short, is read from its UTF-8 copy (`_as_utf8`), as a plain-text log is."""
         for path in source.files:
             if view != "logs":
                 raise InputError(f"{path}: holds Fluent Bit log records: pass it with --logs")
-            table = quote(f"_logs_fluentbit_{len(self._parts.get(view, []))}")
-            lines = quote(f"_logs_fluentbit_{len(self._parts.get(view, []))}_lines")
+            name = f"_logs_fluentbit_{len(self._parts.get(view, []))}"
             try:
-                self.con.execute(f"CREATE OR REPLACE TABLE {lines} AS SELECT {literal(str(path))} AS file, * "
-                                 f"FROM ({fluent_bit_lines_sql(path)})")
-                self.rejected.extend(lines_set_aside(self.con, lines, [path], source.format_name,
-                                                     literal(FLUENT_BIT_NOT_A_RECORD)))
-                self.con.execute(f"CREATE OR REPLACE TABLE {table} AS {fluent_bit_records_sql(lines)}")
-            except duckdb.Error as err:
-                raise refused_line(err, path) or read_error(replace(source, label=str(path)), err) from None
-            finally:
-                self.con.execute(f"DROP TABLE IF EXISTS {lines}")
-            if not self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
+                self._read_fluent_bit(path, name, source)
+            except InputError as err:
+                if not read_from_copy(err, [path]):
+                    raise
+                copy = self._as_utf8(path)
+                self._naming_originals({copy: path}, partial(self._read_fluent_bit, copy, name, source))
+            if not self.con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]:
                 raise EmptySourceError(f"{path}: {NO_ROWS}")
-            self._add_source(view, Source(str(path), (path,), fmt="fluentbit", table=table), mapping)
+            self._add_source(view, Source(str(path), (path,), fmt="fluentbit", table=quote(name)), mapping)
+
+    def _read_fluent_bit(self, path: Path, name: str, source: Source) -> None:
+        """One file of Fluent Bit's `out_file` lines into the table `name`, the lines that are no record set aside; a
+        DuckDB error the one-line error naming the file."""
+        table, lines = quote(name), quote(f"{name}_lines")
+        try:
+            self.con.execute(f"CREATE OR REPLACE TABLE {lines} AS SELECT {literal(str(path))} AS file, * "
+                             f"FROM ({fluent_bit_lines_sql(path)})")
+            self.rejected.extend(lines_set_aside(self.con, lines, [path], source.format_name,
+                                                 literal(FLUENT_BIT_NOT_A_RECORD)))
+            self.con.execute(f"CREATE OR REPLACE TABLE {table} AS {fluent_bit_records_sql(lines)}")
+        except duckdb.Error as err:
+            raise refused_line(err, path) or read_error(replace(source, label=str(path)), err) from None
+        finally:
+            self.con.execute(f"DROP TABLE IF EXISTS {lines}")
 
     def _read_json_items(self, source: Source, path: Path, table: str, items: str | None, what: str,
                          read: Callable[[str, str, bool], _Read]) -> _Read:
