@@ -513,17 +513,20 @@ def resolve_paths(paths: PathsArg) -> list[Path]:
 def file_format(path: Path) -> str:
     """csv, parquet, jsonl, json or text (a plain-text log), from the suffix (ignoring .gz and rotation numbers)
     or, failing that, from the first bytes and lines; fluentbit for Fluent Bit's `out_file` lines, whatever the
-    name (its output file is named by its tag: `tail.0`, `kube.var.log.containers.<pod>_....log`)."""
-    if starts_fluent_bit(first_bytes(path, 1024)):
-        return "fluentbit"
+    name but a CSV or Parquet one (its output file is named by its tag: `tail.0`,
+    `kube.var.log.containers.<pod>_....log`)."""
     suffixes = [s.lower() for s in path.suffixes]
     while suffixes and (suffixes[-1] in (".gz", ".gzip") or suffixes[-1][1:].isdigit()):
         suffixes = suffixes[:-1]
-    if suffixes and suffixes[-1] in _FORMATS_BY_SUFFIX:
-        fmt = _FORMATS_BY_SUFFIX[suffixes[-1]]
-        return _json_kind(path, fmt) if fmt in ("json", "jsonl") else fmt
-    head = first_bytes(path, 4)
-    if head == b"PAR1":
+    fmt = _FORMATS_BY_SUFFIX.get(suffixes[-1]) if suffixes else None
+    if fmt in ("csv", "parquet"):
+        return fmt
+    head = first_bytes(path, 1024)
+    if starts_fluent_bit(head):
+        return "fluentbit"
+    if fmt:
+        return _json_kind(path, fmt)
+    if head[:4] == b"PAR1":
         return "parquet"
     if head.lstrip()[:1] == b"{":
         return _json_kind(path, "jsonl")
