@@ -20,9 +20,12 @@ T0 = datetime(2023, 11, 14, 22, 13, 20)
 POD_TAG = "kube.var.log.containers.payments-7d9f8b6c5d-x2x9q_shop_payments-0a1b2c.log"
 
 
-def out_file_line(tag: str, at: datetime, record: dict[str, object]) -> str:
-    """One record as Fluent Bit's `file` output writes it in its default format."""
-    return f"{tag}: [{at.replace(tzinfo=UTC).timestamp():f}, {json.dumps(record, separators=(',', ':'))}]\n"
+def out_file_line(tag: str, at: datetime, record: dict[str, object], nanoseconds: bool = False) -> str:
+    """One record as Fluent Bit's `file` output writes it in its default format: its time with six decimals (`%f`),
+    or nine (its nanoseconds, as Fluent Bit 2 and later write it, and `\r\n` after it on Windows)."""
+    seconds = at.replace(tzinfo=UTC).timestamp()
+    written = f"{int(seconds)}.{round(seconds % 1 * 1e6):06d}000" if nanoseconds else f"{seconds:f}"
+    return f"{tag}: [{written}, {json.dumps(record, separators=(',', ':'))}]" + ("\r\n" if nanoseconds else "\n")
 
 
 def test_out_file_lines_are_read_as_log_lines_by_their_time_record_and_tag(tmp_path: Path) -> None:
@@ -30,7 +33,7 @@ def test_out_file_lines_are_read_as_log_lines_by_their_time_record_and_tag(tmp_p
     path = tmp_path / "tail.0"  # the file is named by its tag where `File` is not set
     path.write_text(
         out_file_line(POD_TAG, T0 + timedelta(microseconds=123456), {"log": "connected to db\n", "stream": "stdout"})
-        + out_file_line(POD_TAG, T0 + timedelta(seconds=1), {"log": "ERROR timeout talking to db\n"})
+        + out_file_line(POD_TAG, T0 + timedelta(seconds=1), {"log": "ERROR timeout talking to db\n"}, nanoseconds=True)
         + out_file_line("app.cart", T0 + timedelta(seconds=2), {"message": "cart full", "level": "warning"})
         + out_file_line("tail.0", T0 + timedelta(seconds=3), {"log": '{"msg": "card declined", "level": "error"}',
                                                               "kubernetes": {"pod_name": "checkout-0"}}))

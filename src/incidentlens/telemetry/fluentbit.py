@@ -20,7 +20,8 @@ from incidentlens.telemetry.columns import ORIGIN_LINE, first_json_value_sql, li
 from incidentlens.telemetry.logfields import JSON_LEVEL_FIELDS, JSON_MESSAGE_FIELDS, POD_SUFFIX
 from incidentlens.telemetry.textlogs import lines_sql, said_level_sql
 
-# `%s: [%f, %s]`: the tag, the time in seconds with six decimals, the record as a JSON object
+# `%s: [%f, %s]`: the tag, the time in seconds (six decimals; nine, its nanoseconds, since Fluent Bit 2; `\r\n` ends
+# the line on Windows), the record as a JSON object
 _LINE = r"^(\S+?): \[(-?\d+(?:\.\d+)?), (\{.*\})\]\s*$"
 _FIRST_LINE = re.compile(rb"^\S+?: \[-?\d+(?:\.\d+)?, \{")
 # the tail input's tag of a Kubernetes container log: its file's path with dots for slashes
