@@ -7,6 +7,7 @@ epoch seconds and the record as JSON.
 from __future__ import annotations
 
 import json
+import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -112,3 +113,20 @@ def test_bytes_that_are_not_utf8_are_read_as_u_fffd_and_counted(tmp_path: Path) 
         "caf\ufffd closed", "order placed"]
     assert store.warnings == [f"{path}: 1 byte sequence(s) that are not UTF-8, the first on line 2, read as U+FFFD "
                               "(the lines are kept)"]
+
+
+@pytest.mark.parametrize("metadata", [False, True], ids=["before 2.1", "2.1 on, with each record's metadata"])
+def test_the_msgpack_format_is_refused_naming_the_format_to_set(tmp_path: Path, metadata: bool) -> None:
+    # `Format msgpack`: each record [EventTime, {record}] (msgpack's fixext 8 of type 0, seconds and nanoseconds),
+    # since Fluent Bit 2.1 [[EventTime, {metadata}], {record}]; it was "line 1: not text ...: a binary file?"
+    time = b"\xd7\x00" + struct.pack(">II", 1700000000, 123456789)
+    record = b"\x81\xa3log\xacorder placed"  # {"log": "order placed"}
+    path = tmp_path / "app.cart"
+    path.write_bytes((b"\x92" + (b"\x92" + time + b"\x80" if metadata else time) + record) * 20)
+
+    completed = incidentlens("templates", "--logs", str(path), "--out", str(tmp_path / "out"))
+
+    assert (completed.returncode, completed.stderr.splitlines()) == (2, [
+        f"error: {path}: Fluent Bit's msgpack output (its Format msgpack), which IncidentLens does not read: leave "
+        "the file output's Format unset (its default, tag: [time, {record}] lines) or set it to plain (JSON lines), "
+        "both of which IncidentLens reads"])

@@ -62,14 +62,19 @@ MAX_LINE_BYTES = 1 << 24
 # A file is binary, not text, when more than this share of its sampled lines hold a NUL byte; a few such lines (a
 # binary payload logged in a message) are kept as text
 BINARY_SHARE = 0.5
-# The compressed and archive formats a file may be in that are not read (gzip is): their magic bytes, their name and
-# how to make the file readable.
-_UNREAD_FORMATS = tuple((re.compile(magic), name, fix) for magic, name, fix in (
+# The binary formats a file may be in that are not read: compressed other than by gzip (which is read), archives,
+# and Fluent Bit's `file` output with `Format msgpack` (each record an array of its EventTime, msgpack's fixext 8 of
+# type 0, and its map; since Fluent Bit 2.1 that time inside an array with the record's metadata): their magic bytes,
+# their name and how to make the file readable.
+_UNREAD_FORMATS = tuple((re.compile(magic, re.DOTALL), name, fix) for magic, name, fix in (
     (rb"BZh[1-9]1AY&SY", "bzip2-compressed", "decompress it (bunzip2) or gzip it"),  # BZh alone: ASCII text
     (re.escape(b"\xfd7zXZ\x00"), "xz-compressed", "decompress it (unxz) or gzip it"),
     (re.escape(b"\x28\xb5\x2f\xfd"), "zstd-compressed", "decompress it (unzstd) or gzip it"),
     (re.escape(b"PK\x03\x04"), "a zip archive", "extract it and give its files"),
     (re.escape(b"7z\xbc\xaf\x27\x1c"), "a 7z archive", "extract it and give its files"),
+    (rb"\x92\x92?\xd7\x00.{8}[\x80-\x8f\xde\xdf]", "Fluent Bit's msgpack output (its Format msgpack)",
+     "leave the file output's Format unset (its default, tag: [time, {record}] lines) or set it to plain (JSON "
+     "lines), both of which IncidentLens reads"),
 ))
 # Windows PowerShell 5 writes UTF-16 by default (Out-File, >): its byte-order marks, each with its codec
 _WIDE_TEXT = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe", "utf-16-le"),
