@@ -117,6 +117,18 @@ def test_memory_near_its_limit_with_no_restart_seen_does_not_call_for_a_bigger_l
     assert not any("guard" in line for line in pm.lessons.went_wrong)  # nothing got past a guard
 
 
+def test_memory_near_its_limit_with_no_logs_does_not_say_no_kill_is_in_the_data():
+    # adservice (OnlineBoutique 16:13), no log line in its window: "(none is in this data)" of the kills and restarts
+    # that only a log line would have shown
+    analysis = top_cause_analysis(
+        "oom_restart_loop", "db-proxy ran its memory near its limit; seen: mem_pct from 87.1 to 95.9; no restart or "
+        "out-of-memory line seen (no logs for this period, where such a line would show)")
+    analysis["sources"] = {"missing": ["logs"]}
+    first = build_postmortem(analysis).action_items[0].description
+    assert first.startswith("Check db-proxy's pods for out-of-memory kills and restarts (no logs for this period, "
+                            "where one would show) before raising its memory limit")
+
+
 def test_memory_exhaustion_with_a_restart_seen_keeps_its_playbook():
     analysis = top_cause_analysis("oom_restart_loop", "db-proxy exhausted its memory and restarted repeatedly, "
                                                       "dropping in-flight requests")

@@ -1358,7 +1358,8 @@ class _Builder:
     def _catalogue_actions(self) -> list[ActionItem]:
         cited = self.top.supporting if self.top else list((self.data.get("detection") or {}).get("evidence") or [])
         items = mitigations_for(self.kind, self.subjects, cited, measured=self.call_measures, revert=self._revert,
-                                named="its mechanism" if self.confirmed else "the cause", demand_rose=self.demand_rose)
+                                named="its mechanism" if self.confirmed else "the cause", demand_rose=self.demand_rose,
+                                logs_read="logs" not in self.missing_sources)
         if self.untraced_cause:
             # a database seen only in its callers' calls: it has no instances here to take out of rotation, and the
             # telemetry that would name its mechanism is its own, not more metrics of the calls into it

@@ -55,6 +55,10 @@ REVERT_NOT_GIVEN = ("Look for a change to {service} before the onset (no deploy 
 #: an undetermined change's first step where nothing measured was harmed: no instance to take out of rotation
 UNHARMED_MITIGATION = ("{revert}; nothing measured here harmed requests, so watch {service} rather than take its "
                        "instances out of rotation while the change is investigated")
+#: what memory near its limit's first action says of the kills and restarts it asks to check: none in the data ...
+NONE_SEEN = "none is in this data"
+#: ... or, where the period held no log lines, that none could have shown there (OnlineBoutique 16:13's adservice)
+NO_LOGS_TO_SHOW_IT = "no logs for this period, where one would show"
 #: the first action on a root cause nothing traces (a database, a cache, an external API seen only from its callers'
 #: client spans), whose mechanism the data cannot name: it has no instances here to take out of rotation or restart
 UNTRACED_MITIGATION = ("{revert}; look at {service} itself, which nothing here traces (its own metrics and logs: slow "
@@ -198,7 +202,7 @@ _PLAYBOOKS: dict[str, Playbook] = {p.kind: p for p in (
         "memory_near_limit", "memory near its limit",
         (
             _Action("mitigate", "P1", "24 hours",
-                    "Check {whose} pods for out-of-memory kills and restarts (none is in this data) before "
+                    "Check {whose} pods for out-of-memory kills and restarts ({unseen}) before "
                     "raising its memory limit; raise it, or add replicas, if they restart or memory keeps climbing"),
             _Action("prevent", "P2", "2 weeks",
                     "Find what holds {whose} memory near its limit from a heap profile under production load; "
@@ -373,19 +377,21 @@ def kind_label(kind: str | None) -> str:
 
 def mitigations_for(kind: str | None, services: Sequence[str], evidence: list[str] | None = None, *,
                     measured: Collection[str] = (), revert: str = REVERT_IF_ANY,
-                    named: str = "the cause", demand_rose: bool = False) -> list[ActionItem]:
+                    named: str = "the cause", demand_rose: bool = False, logs_read: bool = True) -> list[ActionItem]:
     """Action items for a root cause of `kind` in `services` (one, or several whose teams own them), citing
     `evidence` ids when given. `measured`: what the data already measures of each call ('error', 'latency'); an
     action that asks for telemetry asks only for the rest, and is left out when nothing is missing. `revert`: what
     an undetermined failure's first step says of a change to revert (`REVERT_NONE_SEEN` where the data shows none).
     `named`: what the telemetry an undetermined failure asks for would have named (`its mechanism` where the data
     named the service). `demand_rose`: the demand on the service rose (`hypotheses[].demand_rose`): only then is
-    CPU saturation scaled out for traffic."""
+    CPU saturation scaled out for traffic. `logs_read`: the period held log lines; where it held none, a kill or restart
+    only a log line would show is not said to be absent from the data (`NO_LOGS_TO_SHOW_IT`)."""
     service = listed(services)
     several = len(services) > 1
     missing = " and ".join(m for m in CALL_MEASURES if m not in measured)
     words = {"service": service, "whose": possessive(service), "missing": missing,
-             "revert": revert.format(service=service), "named": named}
+             "revert": revert.format(service=service), "named": named,
+             "unseen": NONE_SEEN if logs_read else NO_LOGS_TO_SHOW_IT}
     return [
         ActionItem(type=a.type, description=a.description.format(**words),
                    owner=a.owner.format(service=service) + ("s" if several and a.owner.endswith(" team") else ""),
