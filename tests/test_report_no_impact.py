@@ -80,6 +80,19 @@ def test_the_summary_the_impact_section_and_the_headline_say_no_impact_in_the_sa
         assert ". In the window, " in text
 
 
+def test_a_bare_request_count_after_the_no_impact_opening_says_in_the_window_once():
+    # OnlineBoutique 12:53: "In the window, 506 requests at frontend in the window (no failure count in the data)"
+    analysis = nothing_moved(pool_exhaustion_analysis())
+    analysis["impact"].update(services_affected=[], harm_checked=["latency and error metrics"], peak_error_rate=None,
+                              peak_latency=None, requests_total=506, requests_failed=None, users_affected=None,
+                              entry_service="frontend")
+    pm = build_postmortem(analysis)
+    said = ". In the window, 506 requests at frontend (no failure count in the data)"
+    headline = next(line for line in executive_summary(pm) if line.startswith("No impact was measured"))
+    for text in (pm.summary.text, pm.impact.narrative.text, headline):
+        assert said in text and "in the window (no failure count" not in text
+
+
 def test_the_headline_and_the_rendered_review_say_undetermined(quiet_day):
     lines = executive_summary(quiet_day)
     assert lines[0].startswith("Severity undetermined, no impact measured (draft): ")

@@ -2177,7 +2177,10 @@ def _count_parts(impact: Impact, severity: str | None) -> list[str]:
                      f"{fmt.pct(impact.baseline_failed_share)} predicts ({failed_count(impact)})")
     elif impact.requests_total:
         entry = _entry_traced(impact)
-        parts.append(f"{fmt.num(impact.requests_total)} requests{at} in the window "
+        # where no harm was seen, `no_impact_words` opened the line with "In the window, " already (OnlineBoutique
+        # 12:53: "In the window, 506 requests at frontend in the window")
+        where = "" if harm(impact, severity) == "none" else " in the window"
+        parts.append(f"{fmt.num(impact.requests_total)} requests{at}{where} "
                      # a count, not whether any failed: an error rate beside it may well say some did
                      + ("(no failure count in the data)" if entry is None else
                         f"(no failure count in the data; in its traces, {traced_words(entry, named=False)})"))
