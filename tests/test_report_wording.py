@@ -11,6 +11,7 @@ from incidentlens.analysis.verdict import services_showing
 from incidentlens.report import build_postmortem, executive_summary, runbook_checklist, write_reports
 from incidentlens.report.formatting import readable_quotes
 from incidentlens.report.playbooks import kind_label, mitigations_for, playbook, runbook_for
+from incidentlens.report.render_html import render_html
 from incidentlens.report.render_markdown import render_markdown
 from test_report_data import no_incident_analysis, pool_exhaustion_analysis, top_cause_analysis
 
@@ -322,6 +323,20 @@ def test_a_peak_set_by_a_percentile_longer_than_the_window_says_it_was_left_out_
                           "percentile longer than any request in the window could take (204 s), left out of the "
                           "impact")
     assert pm.grounding.issues == []
+
+
+def test_the_detection_table_marks_a_percentile_left_out_of_the_impact():
+    # the same p99 was listed among the series that moved with no word of it, where the timeline, the impact and
+    # the hypotheses all say the impact left it out
+    analysis = pool_exhaustion_analysis()
+    analysis["detection"]["series"][2].update(series="contacts/ClientLatencyP99(s)", baseline=0.00496, peak=1704.0)
+    analysis["impact"]["past_window"] = [
+        {"service": "contacts", "metric": "ClientLatencyP99(s)", "peak": 1704.0, "longest_s": 204.0}]
+    pm = build_postmortem(analysis)
+    said = "a percentile longer than any request in the window could take (204 s), left out of the impact"
+    assert [s.left_out for s in pm.detection.series] == [None, None, said]
+    assert f"| `contacts/ClientLatencyP99(s)` ({said}) | up |" in render_markdown(pm)
+    assert said in render_html(pm)
 
 
 def test_a_unit_in_a_metric_name_keeps_its_case():

@@ -900,7 +900,7 @@ class _Builder:
         detected_at = fmt.utc(raw.get("first_anomalous"))
         ttd = _span_minutes(self.window.start, detected_at) if detected_at else None
         detection = Detection(detector=raw.get("detector"), detected_at=detected_at, time_to_detect_minutes=ttd,
-                              series=self.detection_series, sooner=self._sooner(detected_at),
+                              series=self._detection_rows(), sooner=self._sooner(detected_at),
                               narrative=Narrative(text=""), evidence=list(raw.get("evidence") or []))
         series = ", ".join(s.series for s in self.detection_series[:3]) or "the metrics"
         how = (f"The {detection.detector or 'anomaly'} detector flagged {series}; its first anomalous point was "
@@ -909,13 +909,20 @@ class _Builder:
         detection.narrative = self._narrate("detection", how + lag + " The data holds no record of a page or alert.")
         return detection
 
+    def _detection_rows(self) -> list[DetectionSeries]:
+        """The detection table's rows, a latency percentile the impact left out as longer than the window marked so,
+        as the timeline and the hypotheses say it (it was listed among the series that moved with no word of it)."""
+        left_out = {c.series: f"a percentile {past_window_caveat(c.longest_s)}" for c in self.measured.past_window}
+        return [s.model_copy(update={"left_out": left_out[s.series]}) if s.series in left_out else s
+                for s in self.detection_series]
+
     def _given_start(self) -> Detection:
         """The detection section when the caller gave the start: nothing was detected, so there is no detection time
         and no time to detect; what the data shows is which series moved after the start."""
         raw = self.data.get("detection") or {}
         undetected, alert_at = raw.get("undetected"), raw.get("alert_at")
         detection = Detection(onset="given", detector=raw.get("detector"), undetected=undetected, alert_at=alert_at,
-                              series=self.detection_series, sooner=self._alert_candidates(),
+                              series=self._detection_rows(), sooner=self._alert_candidates(),
                               narrative=Narrative(text=""), evidence=list(raw.get("evidence") or []))
         if undetected and detection.alert_at:
             given = (f"IncidentLens detected no incident window at the alert time ({fmt.when(detection.alert_at)}): "

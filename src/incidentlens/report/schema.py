@@ -290,6 +290,9 @@ class DetectionSeries(_Model):
     peak_at: UtcTime | None = None
     pod: str | None = Field(None, description="the pod whose series moved, where the service has several (each "
                                               "pod's samples are a series of their own); null otherwise")
+    left_out: str | None = Field(None, description="a latency percentile the impact left out as longer than any "
+                                                   "request in the window could take (`impact.past_window`): why; "
+                                                   "null otherwise")
 
 
 class SourceRows(_Model):
