@@ -83,6 +83,12 @@ HOST_METRIC = r"^[Nn]ode(?=[^a-z])|(^|[_.:])node[_.:]"
 PERCENT_NAME = r"(?i)%|percent|pct"
 RATIO_NAME = r"(?i)ratio|utili[sz]|usage_?rate|fraction|saturation"
 
+#: what an undetermined mechanism's sentence says after what moved
+NO_MECHANISM = ("no change large enough to name a mechanism (a resource near its limit, a restart, throttling, "
+                "mechanism words in its errors)")
+#: the undetermined sentence's key where every metric that moved is a percentile left out of the impact
+LEFT_OUT_ONLY = "left_out_only"
+
 MECHANISMS: dict[str, str] = {
     "connection_pool_exhaustion": "{s} ran out of database connections: requests queued for the pool and timed out, "
     "and the services calling it failed behind it",
@@ -99,8 +105,10 @@ MECHANISMS: dict[str, str] = {
     "depend on it",
     # what saturation does, not what was seen: its callers' latency is not measured here ("seen:" follows)
     "cpu_saturation": "{s} saturated its CPU, where requests queue and slow down, its callers' with them",
-    UNDETERMINED: "{s} changed{moved}; no change large enough to name a mechanism (a resource near its limit, a "
-    "restart, throttling, mechanism words in its errors)",
+    UNDETERMINED: "{s} changed{moved}; " + NO_MECHANISM,
+    # ... where all that moved of its metrics is percentiles the impact left out as longer than the window: no change
+    # the review counts (TrainTicket: "X changed (PodClientLatencyP99(s) at 3,456 ...: ..., left out of the impact)")
+    LEFT_OUT_ONLY: "{whose} metrics moved only in what the impact left out{moved}; " + NO_MECHANISM,
 }
 
 
@@ -416,8 +424,7 @@ def mechanism_sentence(service: str, classification: Classification, trigger: di
     # a percentile the impact left out as longer than the window is no change to quote while another moved
     quoted = sorted(moved, key=lambda m: m.past_window is not None)[:2]
     moved_text = f" ({'; '.join(shift_words(quoted))})" if moved else ""
-    template = "memory_near_limit" if classification.kind == "oom_restart_loop" and not classification.restart_seen \
-        else classification.kind
+    template = _template(classification, moved)
     sentence = MECHANISMS[template].format(
         s=service, whose=possessive(service), trigger=trigger_text, region=classification.region or "one region",
         moved=moved_text
@@ -430,6 +437,16 @@ def mechanism_sentence(service: str, classification: Classification, trigger: di
         # "not enough", not "too small": a CPU from 0.5% to 56% of its limit is a large rise, but not saturation
         sentence += f"; set aside as not enough to name it: {'; '.join(classification.too_small[:3])}"
     return sentence
+
+
+def _template(classification: Classification, moved: list[MetricShift]) -> str:
+    """Which of `MECHANISMS` words a classification: memory near its limit where no restart was seen, and an
+    undetermined one whose metrics moved only in percentiles the impact left out as that, not as a change."""
+    if classification.kind == "oom_restart_loop" and not classification.restart_seen:
+        return "memory_near_limit"
+    if classification.kind == UNDETERMINED and moved and all(m.past_window is not None for m in moved):
+        return LEFT_OUT_ONLY
+    return classification.kind
 
 
 def _concentrated(contributors: list[Any], dimension: str) -> Any | None:
