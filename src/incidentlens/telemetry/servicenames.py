@@ -34,11 +34,8 @@ def case_renames(names: Iterable[str], kept: Iterable[str] = ()) -> dict[str, st
     otherwise: logs queried where they are stored), that one, and a name `kept` is never read as another. The names
     spelt as `UNNAMED` in any case are left as written."""
     fixed = set(kept)
-    spellings: dict[str, list[str]] = {}
-    for name in sorted(set(names) | fixed):
-        spellings.setdefault(name.lower(), []).append(name)
     renames = {}
-    for lower, spelt in spellings.items():
+    for lower, spelt in _spellings(set(names) | fixed).items():
         if len(spelt) < 2 or lower == UNNAMED:
             continue
         held = [name for name in spelt if name in fixed]
@@ -50,10 +47,15 @@ def case_renames(names: Iterable[str], kept: Iterable[str] = ()) -> dict[str, st
 def kept_apart(kept: Iterable[str]) -> list[list[str]]:
     """The names of `kept` (names that cannot be read otherwise, `case_renames`) that differ only in case, by
     service."""
+    return [spelt for spelt in _spellings(kept).values() if len(spelt) > 1]
+
+
+def _spellings(names: Iterable[str]) -> dict[str, list[str]]:
+    """{the lower-case form: the names spelt so, sorted} of `names`."""
     spellings: dict[str, list[str]] = {}
-    for name in sorted(set(kept)):
+    for name in sorted(set(names)):
         spellings.setdefault(name.lower(), []).append(name)
-    return [spelt for spelt in spellings.values() if len(spelt) > 1]
+    return spellings
 
 
 def renamed_sql(select: str, columns: Iterable[str], renames: Mapping[str, str]) -> str:

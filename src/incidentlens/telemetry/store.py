@@ -716,10 +716,11 @@ class TelemetryStore:
         spell in another case is read as theirs, and names they spell in two cases are said to stay apart."""
         names: set[str] = set()
         for view in self._parts:
-            for column in self._service_columns(view):
+            columns = ", ".join(map(quote, self._service_columns(view)))
+            if columns:  # one scan of the view for all its columns that name a service
                 names.update(row[0] for row in self.con.execute(
-                    f"SELECT DISTINCT {quote(column)} FROM ({self._union(view, renamed=False)}) "
-                    f"WHERE {quote(column)} IS NOT NULL").fetchall())
+                    f"SELECT DISTINCT name FROM (SELECT unnest([{columns}]) AS name "
+                    f"FROM ({self._union(view, renamed=False)})) WHERE name IS NOT NULL").fetchall())
         kept = self._backend_services() if names else []
         renames = case_renames(names, kept)
         self.warnings[:] = [w for w in self.warnings if not w.startswith(NAMED_IN_TWO_CASES)]
